@@ -1,0 +1,65 @@
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type { CertificateMaterial, InspectedMaterial } from "../material.js"
+
+/** PKCS#12 encryption profile. */
+export type PfxEncoding = "modern" | "legacy"
+
+export interface PfxEncodeOptions {
+  readonly encoding: PfxEncoding
+  /** PKCS#12 password; Key Vault accepts the empty password. */
+  readonly password: Redacted.Redacted<string>
+  /** Friendly name put on the leaf and key bags. */
+  readonly friendlyName?: string
+}
+
+/** The material could not be read or checked. `problems` lists every issue, never key bytes. */
+export class MaterialInvalid extends Schema.TaggedError<MaterialInvalid>()("MaterialInvalid", {
+  problems: Schema.Array(Schema.Struct({ field: Schema.String, message: Schema.String, fix: Schema.String })),
+}) {
+  override get message(): string {
+    return this.problems.map((p) => `${p.field}: ${p.message} (${p.fix})`).join("; ")
+  }
+}
+
+/** A PFX could not be built. */
+export class PfxEncodeError extends Schema.TaggedError<PfxEncodeError>()("PfxEncodeError", {
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect()),
+}) {
+  override get message(): string {
+    return this.reason
+  }
+}
+
+/** A PFX could not be read: wrong password, altered MAC, malformed, unsupported algorithm. */
+export class PfxDecodeError extends Schema.TaggedError<PfxDecodeError>()("PfxDecodeError", {
+  reason: Schema.Literals(["wrong-password", "malformed", "unsupported", "no-key", "no-certificate", "too-large"]),
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Defect()),
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/** The codec the deploy program uses for everything it needs to know about certificate material. */
+export class PfxCodec extends Context.Service<
+  PfxCodec,
+  {
+    /** Facts, chain order and checks of the material; fails only when it cannot be parsed at all. */
+    readonly inspect: (material: CertificateMaterial) => Effect.Effect<InspectedMaterial, MaterialInvalid>
+    /** Build a PFX in memory. Refuses (PfxEncodeError) to pair a key with a certificate it does not match. */
+    readonly encode: (
+      material: CertificateMaterial,
+      options: PfxEncodeOptions,
+    ) => Effect.Effect<Uint8Array, PfxEncodeError>
+    /** Read a PFX: leaf (the certificate whose key is in the file), chain, key as PKCS#8. */
+    readonly decode: (
+      bytes: Uint8Array,
+      password: Redacted.Redacted<string>,
+    ) => Effect.Effect<CertificateMaterial, PfxDecodeError>
+  }
+>()("@kvdeploy/core/PfxCodec") {}
