@@ -11,5 +11,9 @@ export const preset = {
     // Two cores: keep worker count low so subprocess-based interop tests
     // (openssl, keytool, python) do not starve each other.
     maxWorkers: 2,
+    // The JSON report lets `scripts/dev test` print one closing line for the
+    // whole workspace ("N passed, N failed").
+    reporters: ["default", "json"],
+    outputFile: { json: ".vitest-results.json" },
   },
 }
