@@ -1,0 +1,189 @@
+import { access, constants } from "node:fs/promises"
+import type { TokenCredential } from "@azure/core-auth"
+import {
+  ClientSecretCredential,
+  DefaultAzureCredential,
+  ManagedIdentityCredential,
+  WorkloadIdentityCredential,
+} from "@azure/identity"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { CredentialUnavailable } from "./CredentialUnavailable.js"
+import type { CredentialMode, CredentialSettings } from "./settings.js"
+
+/** Which credential was built and for which identity. Printable: holds no secret. */
+export interface CredentialIdentity {
+  readonly mode: CredentialMode
+  /** The @azure/identity class in use. */
+  readonly source: string
+  readonly tenantId?: string
+  readonly clientId?: string
+  /** Where the token comes from: authority host, managed identity endpoint or token file. */
+  readonly endpoint?: string
+  readonly tokenFile?: string
+}
+
+export interface ResolvedCredential {
+  readonly credential: TokenCredential
+  readonly identity: CredentialIdentity
+}
+
+const optionalEnv = (name: string) =>
+  Config.option(Config.String(name)).pipe(
+    Effect.map(Option.filter((v) => v.trim() !== "")),
+    Effect.orElseSucceed(() => Option.none<string>()),
+  )
+
+const requireVariables = Effect.fn("Credentials.requireVariables")(function* (
+  mode: CredentialMode,
+  names: ReadonlyArray<string>,
+  fix: string,
+) {
+  const values: Record<string, string> = {}
+  const missing: string[] = []
+  for (const name of names) {
+    const value = yield* optionalEnv(name)
+    if (Option.isSome(value)) values[name] = value.value
+    else missing.push(name)
+  }
+  if (missing.length > 0) {
+    return yield* new CredentialUnavailable({
+      mode,
+      reason: `missing environment variable${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`,
+      fix,
+      missing,
+    })
+  }
+  return values
+})
+
+const managedIdentityEndpoint = Effect.gen(function* () {
+  const appService = yield* optionalEnv("IDENTITY_ENDPOINT")
+  if (Option.isSome(appService)) return `App Service endpoint ${appService.value}`
+  const msiEndpoint = yield* optionalEnv("MSI_ENDPOINT")
+  if (Option.isSome(msiEndpoint)) return `MSI endpoint ${msiEndpoint.value}`
+  const imds = yield* optionalEnv("AZURE_POD_IDENTITY_AUTHORITY_HOST")
+  return `IMDS ${Option.getOrElse(imds, () => "http://169.254.169.254")}`
+})
+
+/**
+ * Build the TokenCredential for a credential mode. Environment variables are
+ * read through Effect's ConfigProvider (the process environment by default),
+ * so callers and tests choose where they come from.
+ */
+export const makeCredential = Effect.fn("Credentials.makeCredential")(function* (
+  settings: CredentialSettings,
+) {
+  const authority = {
+    authorityHost: settings.authorityHost,
+    ...(settings.disableInstanceDiscovery === true ? { disableInstanceDiscovery: true } : {}),
+  }
+  switch (settings.mode) {
+    case "client_secret": {
+      const env = yield* requireVariables(
+        "client_secret",
+        ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"],
+        "Set them in the agent's or pipeline's environment (never in the target configuration)",
+      )
+      const secret = yield* Config.Redacted("AZURE_CLIENT_SECRET").pipe(
+        Effect.mapError(
+          () =>
+            new CredentialUnavailable({
+              mode: "client_secret",
+              reason: "AZURE_CLIENT_SECRET cannot be read",
+              fix: "Set AZURE_CLIENT_SECRET in the environment",
+              missing: ["AZURE_CLIENT_SECRET"],
+            }),
+        ),
+      )
+      const tenantId = env.AZURE_TENANT_ID as string
+      const clientId = env.AZURE_CLIENT_ID as string
+      return {
+        credential: new ClientSecretCredential(tenantId, clientId, Redacted.value(secret), authority),
+        identity: {
+          mode: "client_secret",
+          source: "ClientSecretCredential",
+          tenantId,
+          clientId,
+          endpoint: settings.authorityHost,
+        },
+      } satisfies ResolvedCredential
+    }
+    case "workload_identity": {
+      const env = yield* requireVariables(
+        "workload_identity",
+        ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"],
+        "Run in a pod labelled azure.workload.identity/use=true whose service account is annotated with azure.workload.identity/client-id; the webhook sets these variables",
+      )
+      const tokenFile = env.AZURE_FEDERATED_TOKEN_FILE as string
+      yield* Effect.tryPromise({
+        try: () => access(tokenFile, constants.R_OK),
+        catch: () =>
+          new CredentialUnavailable({
+            mode: "workload_identity",
+            reason: `the federated token file ${tokenFile} (AZURE_FEDERATED_TOKEN_FILE) cannot be read`,
+            fix: "Check the projected service account token volume is mounted and readable by this user",
+            missing: [],
+          }),
+      })
+      const tenantId = env.AZURE_TENANT_ID as string
+      const clientId = env.AZURE_CLIENT_ID as string
+      return {
+        credential: new WorkloadIdentityCredential({
+          tenantId,
+          clientId,
+          tokenFilePath: tokenFile,
+          ...authority,
+        }),
+        identity: {
+          mode: "workload_identity",
+          source: "WorkloadIdentityCredential",
+          tenantId,
+          clientId,
+          tokenFile,
+          endpoint: settings.authorityHost,
+        },
+      } satisfies ResolvedCredential
+    }
+    case "managed_identity": {
+      const clientId = settings.managedIdentityClientId
+      const endpoint = yield* managedIdentityEndpoint
+      return {
+        credential:
+          clientId === undefined
+            ? new ManagedIdentityCredential()
+            : new ManagedIdentityCredential({ clientId }),
+        identity: {
+          mode: "managed_identity",
+          source:
+            clientId === undefined
+              ? "ManagedIdentityCredential (system-assigned)"
+              : "ManagedIdentityCredential (user-assigned)",
+          ...(clientId === undefined ? {} : { clientId }),
+          endpoint,
+        },
+      } satisfies ResolvedCredential
+    }
+    case "default": {
+      const tenantId = yield* optionalEnv("AZURE_TENANT_ID")
+      const clientId = settings.managedIdentityClientId
+      return {
+        credential: new DefaultAzureCredential({
+          ...authority,
+          ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
+          ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
+        }),
+        identity: {
+          mode: "default",
+          source:
+            "DefaultAzureCredential (environment, workload identity, managed identity, developer tools)",
+          ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
+          ...(clientId === undefined ? {} : { clientId }),
+          endpoint: settings.authorityHost,
+        },
+      } satisfies ResolvedCredential
+    }
+  }
+})

@@ -1,0 +1,4 @@
+export * from "./CredentialUnavailable.js"
+export * from "./credential.js"
+export * from "./probe.js"
+export * from "./settings.js"

@@ -1,0 +1,121 @@
+import * as Effect from "effect/Effect"
+import { TokenRequestFailed } from "./CredentialUnavailable.js"
+import type { ResolvedCredential } from "./credential.js"
+
+/** What a token says about the identity that got it. The token itself is never kept. */
+export interface TokenProbe {
+  readonly expiresOn: Date
+  readonly tenantId?: string
+  readonly objectId?: string
+  readonly appId?: string
+  readonly audience?: string
+}
+
+/** Key Vault's token scope for a cloud's Key Vault resource, e.g. https://vault.azure.net/.default. */
+export const keyVaultScope = (keyVaultResource: string): string =>
+  `${keyVaultResource.replace(/\/+$/, "")}/.default`
+
+const claimsOf = (token: string): Record<string, unknown> => {
+  const payload = token.split(".")[1]
+  if (payload === undefined) return {}
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"))
+    return typeof parsed === "object" && parsed !== null ? (parsed as Record<string, unknown>) : {}
+  } catch {
+    return {}
+  }
+}
+
+/** Why a token request failed, in words an operator can act on. */
+export const explainTokenFailure = (error: unknown): { reason: string; fix: string } => {
+  const name = error instanceof Error ? error.name : ""
+  const text = error instanceof Error ? error.message : String(error)
+  const code =
+    (error as { code?: unknown; cause?: { code?: unknown } } | null)?.code ??
+    (error as { cause?: { code?: unknown } } | null)?.cause?.code
+  if (
+    /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET|socket hang up|network/i.test(
+      `${String(code)} ${text}`,
+    )
+  ) {
+    return {
+      reason: "the token endpoint could not be reached",
+      fix: "Check network access to the authority host or managed identity endpoint (proxy, firewall, DNS)",
+    }
+  }
+  if (/AADSTS7000215|invalid_client|AADSTS7000222/i.test(text)) {
+    return {
+      reason: "Entra ID refused the client secret",
+      fix: "Check AZURE_CLIENT_SECRET is current and belongs to AZURE_CLIENT_ID",
+    }
+  }
+  if (/AADSTS700016|unauthorized_client|application.*not found/i.test(text)) {
+    return {
+      reason: "Entra ID does not know this client id in this tenant",
+      fix: "Check AZURE_CLIENT_ID and AZURE_TENANT_ID",
+    }
+  }
+  if (/AADSTS70021|AADSTS700211|AADSTS700024|federat|assertion/i.test(text)) {
+    return {
+      reason: "Entra ID refused the federated token",
+      fix: "Check the federated identity credential's issuer and subject match the service account, and the token is fresh",
+    }
+  }
+  if (name === "CredentialUnavailableError" || /unavailable/i.test(text)) {
+    return {
+      reason: "no credential source is available in this environment",
+      fix: "Run where a managed identity is assigned, set AZURE_* variables, or sign in with `az login` for local development",
+    }
+  }
+  if (/expires_on|expir/i.test(text)) {
+    return {
+      reason: "the token endpoint answered without a usable expiry",
+      fix: "Check the managed identity endpoint",
+    }
+  }
+  return {
+    reason: "the token request failed",
+    fix: "Run `kvdeploy doctor` for details and check the identity's configuration",
+  }
+}
+
+/** Get one token for `scope` and report what it says, without keeping the token. */
+export const probeToken = Effect.fn("Credentials.probeToken")(function* (
+  resolved: ResolvedCredential,
+  scope: string,
+) {
+  const token = yield* Effect.tryPromise({
+    try: (signal) => resolved.credential.getToken(scope, { abortSignal: signal }),
+    catch: (error) =>
+      new TokenRequestFailed({
+        mode: resolved.identity.mode,
+        source: resolved.identity.source,
+        ...explainTokenFailure(error),
+        cause: error,
+      }),
+  })
+  if (token === null) {
+    return yield* new TokenRequestFailed({
+      mode: resolved.identity.mode,
+      source: resolved.identity.source,
+      reason: "the credential returned no token",
+      fix: "Check the identity has access to the tenant",
+    })
+  }
+  const claims = claimsOf(token.token)
+  const claim = (name: string): string | undefined => {
+    const value = claims[name]
+    return typeof value === "string" ? value : undefined
+  }
+  const tenantId = claim("tid")
+  const objectId = claim("oid")
+  const appId = claim("appid") ?? claim("azp")
+  const audience = claim("aud")
+  return {
+    expiresOn: new Date(token.expiresOnTimestamp),
+    ...(tenantId === undefined ? {} : { tenantId }),
+    ...(objectId === undefined ? {} : { objectId }),
+    ...(appId === undefined ? {} : { appId }),
+    ...(audience === undefined ? {} : { audience }),
+  } satisfies TokenProbe
+})

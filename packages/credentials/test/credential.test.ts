@@ -1,0 +1,100 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import { type CredentialSettings, makeCredential } from "../src/index.js"
+
+const publicCloud = { authorityHost: "https://login.microsoftonline.com" }
+
+const withEnv = (env: Record<string, string | undefined>) =>
+  Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(env)))
+
+const failureOf = (settings: CredentialSettings, env: Record<string, string | undefined>) =>
+  makeCredential(settings).pipe(withEnv(env), Effect.flip)
+
+describe("makeCredential", () => {
+  it.effect("client_secret names every missing variable and never asks for a secret in configuration", () =>
+    Effect.gen(function* () {
+      const error = yield* failureOf({ mode: "client_secret", ...publicCloud }, { AZURE_CLIENT_ID: "app" })
+      expect(error._tag).toBe("CredentialUnavailable")
+      expect(error.missing).toEqual(["AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"])
+      expect(error.message).toContain("AZURE_TENANT_ID, AZURE_CLIENT_SECRET")
+      expect(error.message).toContain("never in the target configuration")
+    }),
+  )
+
+  it.effect("client_secret treats blank variables as missing", () =>
+    Effect.gen(function* () {
+      const error = yield* failureOf(
+        { mode: "client_secret", ...publicCloud },
+        { AZURE_TENANT_ID: "t", AZURE_CLIENT_ID: "  ", AZURE_CLIENT_SECRET: "s" },
+      )
+      expect(error.missing).toEqual(["AZURE_CLIENT_ID"])
+    }),
+  )
+
+  it.effect("client_secret builds a ClientSecretCredential whose identity carries no secret", () =>
+    Effect.gen(function* () {
+      const secret = "very-secret-value-123"
+      const resolved = yield* makeCredential({ mode: "client_secret", ...publicCloud }).pipe(
+        withEnv({ AZURE_TENANT_ID: "tenant-1", AZURE_CLIENT_ID: "client-1", AZURE_CLIENT_SECRET: secret }),
+      )
+      expect(resolved.identity).toMatchObject({
+        mode: "client_secret",
+        source: "ClientSecretCredential",
+        tenantId: "tenant-1",
+        clientId: "client-1",
+      })
+      expect(JSON.stringify(resolved.identity)).not.toContain(secret)
+    }),
+  )
+
+  it.effect("workload_identity requires the federated token file to be readable", () =>
+    Effect.gen(function* () {
+      const error = yield* failureOf(
+        { mode: "workload_identity", ...publicCloud },
+        { AZURE_TENANT_ID: "t", AZURE_CLIENT_ID: "c", AZURE_FEDERATED_TOKEN_FILE: "/nonexistent/token" },
+      )
+      expect(error._tag).toBe("CredentialUnavailable")
+      expect(error.message).toContain("/nonexistent/token")
+      expect(error.message).toContain("cannot be read")
+    }),
+  )
+
+  it.effect("workload_identity names the missing webhook variables", () =>
+    Effect.gen(function* () {
+      const error = yield* failureOf({ mode: "workload_identity", ...publicCloud }, {})
+      expect(error.missing).toEqual(["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"])
+      expect(error.fix).toContain("azure.workload.identity")
+    }),
+  )
+
+  it.effect(
+    "managed_identity selects a user-assigned identity from configuration and reports the endpoint",
+    () =>
+      Effect.gen(function* () {
+        const user = yield* makeCredential({
+          mode: "managed_identity",
+          managedIdentityClientId: "uami-1",
+          ...publicCloud,
+        }).pipe(withEnv({ IDENTITY_ENDPOINT: "http://127.0.0.1:4141/msi/token", IDENTITY_HEADER: "h" }))
+        expect(user.identity.clientId).toBe("uami-1")
+        expect(user.identity.source).toContain("user-assigned")
+        expect(user.identity.endpoint).toBe("App Service endpoint http://127.0.0.1:4141/msi/token")
+        const system = yield* makeCredential({ mode: "managed_identity", ...publicCloud }).pipe(withEnv({}))
+        expect(system.identity.source).toContain("system-assigned")
+        expect(system.identity.endpoint).toBe("IMDS http://169.254.169.254")
+      }),
+  )
+
+  it.effect("default never fails to build and records the tenant it will use", () =>
+    Effect.gen(function* () {
+      const exit = yield* makeCredential({ mode: "default", ...publicCloud }).pipe(
+        withEnv({ AZURE_TENANT_ID: "tenant-9" }),
+        Effect.exit,
+      )
+      expect(Exit.isSuccess(exit)).toBe(true)
+      if (Exit.isSuccess(exit)) expect(exit.value.identity.tenantId).toBe("tenant-9")
+    }),
+  )
+})
