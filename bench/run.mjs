@@ -1,8 +1,9 @@
 // Runs every benchmark under bench/ (files named *.bench.mjs), one after another,
 // so they do not compete for the two cores. Each prints ratios against a baseline
 // it measures in the same process or script.
-import { readdirSync } from "node:fs"
+
 import { spawnSync } from "node:child_process"
+import { readdirSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 

@@ -16,7 +16,9 @@ const day = 86_400_000
 async function issue(subject, issuer, issuerKeys, { ca }) {
   const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"])
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex").replace(/^[89a-f]/, "1"),
+    serialNumber: Buffer.from(crypto.getRandomValues(new Uint8Array(8)))
+      .toString("hex")
+      .replace(/^[89a-f]/, "1"),
     subject,
     issuer: issuer ?? subject,
     notBefore: new Date(Date.now() - day),
@@ -48,16 +50,31 @@ const program = Effect.gen(function* () {
   console.log("material")
   console.log(`  leaf          ${inspected.leaf.subject}  serial ${inspected.leaf.serialHex}`)
   console.log(`  x5t           ${inspected.leaf.x5t}`)
-  console.log(`  key           ${inspected.key.keyType} ${inspected.key.curve ?? inspected.key.keySize}, matches leaf: ${inspected.keyMatchesLeaf}`)
+  console.log(
+    `  key           ${inspected.key.keyType} ${inspected.key.curve ?? inspected.key.keySize}, matches leaf: ${inspected.keyMatchesLeaf}`,
+  )
   console.log(`  chain         ${inspected.chain.map((c) => c.subject).join("  ->  ")}`)
-  console.log(`  problems      ${inspected.problems.length === 0 ? "none" : inspected.problems.map((p) => p.message).join("; ")}`)
+  console.log(
+    `  problems      ${inspected.problems.length === 0 ? "none" : inspected.problems.map((p) => p.message).join("; ")}`,
+  )
   const password = Redacted.make("")
   for (const encoding of ["modern", "legacy"]) {
     const pfx = yield* encodePfx(material, { encoding, password, friendlyName: "api-prod" })
     const back = yield* decodePfx(pfx, password)
     const same = Buffer.compare(Buffer.from(back.leaf), Buffer.from(material.leaf)) === 0
-    console.log(`\n${encoding} PKCS#12: ${pfx.length} bytes, read back: leaf ${same ? "identical" : "DIFFERENT"}, chain ${back.chain.length} certificate(s)`)
-    const args = ["pkcs12", "-in", "/dev/stdin", "-passin", "pass:", "-nokeys", "-info", ...(encoding === "legacy" ? ["-legacy"] : [])]
+    console.log(
+      `\n${encoding} PKCS#12: ${pfx.length} bytes, read back: leaf ${same ? "identical" : "DIFFERENT"}, chain ${back.chain.length} certificate(s)`,
+    )
+    const args = [
+      "pkcs12",
+      "-in",
+      "/dev/stdin",
+      "-passin",
+      "pass:",
+      "-nokeys",
+      "-info",
+      ...(encoding === "legacy" ? ["-legacy"] : []),
+    ]
     const r = spawnSync("openssl", args, { input: pfx, encoding: "utf8" })
     if (r.status === 0) {
       const info = r.stderr.split("\n").filter((l) => /PKCS7|Shrouded|MAC|PBES2|pbeWith/i.test(l))
