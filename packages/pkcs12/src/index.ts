@@ -1,1 +1,11 @@
-export {}
+/**
+ * @kvdeploy/pkcs12: PEM/DER parsing, key normalisation, key/certificate match,
+ * chain ordering and PKCS#12 encode/decode, all in memory.
+ */
+export { MaterialInvalid, PfxDecodeError, PfxEncodeError } from "@kvdeploy/core"
+export { canonicalSerial, certificateFacts, x5tOf } from "./certificateFacts.js"
+export { decodePfx } from "./decodePfx.js"
+export { defaultIterations, encodePfx, type Pkcs12EncodeOptions } from "./encodePfx.js"
+export { inspectMaterial } from "./inspect.js"
+export { layer } from "./layer.js"
+export { type ParsedPem, type ParsePemOptions, parsePem } from "./pem.js"

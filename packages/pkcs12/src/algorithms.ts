@@ -1,0 +1,107 @@
+/**
+ * Object identifiers and the node:crypto names they map to, for everything a
+ * PKCS#12 file written by OpenSSL, Java, Windows or kvdeploy uses.
+ */
+
+export const oid = {
+  data: "1.2.840.113549.1.7.1",
+  signedData: "1.2.840.113549.1.7.2",
+  envelopedData: "1.2.840.113549.1.7.3",
+  encryptedData: "1.2.840.113549.1.7.6",
+
+  keyBag: "1.2.840.113549.1.12.10.1.1",
+  pkcs8ShroudedKeyBag: "1.2.840.113549.1.12.10.1.2",
+  certBag: "1.2.840.113549.1.12.10.1.3",
+  safeContentsBag: "1.2.840.113549.1.12.10.1.6",
+  x509Certificate: "1.2.840.113549.1.9.22.1",
+
+  friendlyName: "1.2.840.113549.1.9.20",
+  localKeyId: "1.2.840.113549.1.9.21",
+
+  pbes2: "1.2.840.113549.1.5.13",
+  pbkdf2: "1.2.840.113549.1.5.12",
+  pbeSha1Rc2_128: "1.2.840.113549.1.12.1.5",
+  pbeSha1Rc2_40: "1.2.840.113549.1.12.1.6",
+  pbeSha1TripleDes: "1.2.840.113549.1.12.1.3",
+  pbeSha1TwoKeyTripleDes: "1.2.840.113549.1.12.1.4",
+
+  aes128Cbc: "2.16.840.1.101.3.4.1.2",
+  aes192Cbc: "2.16.840.1.101.3.4.1.22",
+  aes256Cbc: "2.16.840.1.101.3.4.1.42",
+  desEde3Cbc: "1.2.840.113549.3.7",
+
+  hmacWithSha1: "1.2.840.113549.2.7",
+  hmacWithSha224: "1.2.840.113549.2.8",
+  hmacWithSha256: "1.2.840.113549.2.9",
+  hmacWithSha384: "1.2.840.113549.2.10",
+  hmacWithSha512: "1.2.840.113549.2.11",
+
+  sha1: "1.3.14.3.2.26",
+  sha224: "2.16.840.1.101.3.4.2.4",
+  sha256: "2.16.840.1.101.3.4.2.1",
+  sha384: "2.16.840.1.101.3.4.2.2",
+  sha512: "2.16.840.1.101.3.4.2.3",
+
+  rsaEncryption: "1.2.840.113549.1.1.1",
+  rsassaPss: "1.2.840.113549.1.1.10",
+  ecPublicKey: "1.2.840.10045.2.1",
+} as const
+
+export type HashName = "sha1" | "sha224" | "sha256" | "sha384" | "sha512"
+
+/** Digest algorithm OIDs (as used in MacData) to node:crypto hash names. */
+export const digestByOid: Readonly<Record<string, HashName>> = {
+  [oid.sha1]: "sha1",
+  [oid.sha224]: "sha224",
+  [oid.sha256]: "sha256",
+  [oid.sha384]: "sha384",
+  [oid.sha512]: "sha512",
+}
+
+/** PBKDF2 PRF OIDs to node:crypto hash names. */
+export const prfByOid: Readonly<Record<string, HashName>> = {
+  [oid.hmacWithSha1]: "sha1",
+  [oid.hmacWithSha224]: "sha224",
+  [oid.hmacWithSha256]: "sha256",
+  [oid.hmacWithSha384]: "sha384",
+  [oid.hmacWithSha512]: "sha512",
+}
+
+/** PBES2 encryption schemes kvdeploy reads: node:crypto cipher name and key length. */
+export const pbes2CipherByOid: Readonly<
+  Record<string, { readonly cipher: string; readonly keyLength: number }>
+> = {
+  [oid.aes128Cbc]: { cipher: "aes-128-cbc", keyLength: 16 },
+  [oid.aes192Cbc]: { cipher: "aes-192-cbc", keyLength: 24 },
+  [oid.aes256Cbc]: { cipher: "aes-256-cbc", keyLength: 32 },
+  [oid.desEde3Cbc]: { cipher: "des-ede3-cbc", keyLength: 24 },
+}
+
+/** PKCS#12 PBES1 schemes (RFC 7292 Appendix C): cipher and key length; all use SHA-1 in the PKCS#12 KDF. */
+export const pbes1ByOid: Readonly<
+  Record<string, { readonly cipher: "des-ede3-cbc" | "des-ede-cbc" | "rc2"; readonly keyLength: number }>
+> = {
+  [oid.pbeSha1TripleDes]: { cipher: "des-ede3-cbc", keyLength: 24 },
+  [oid.pbeSha1TwoKeyTripleDes]: { cipher: "des-ede-cbc", keyLength: 16 },
+  [oid.pbeSha1Rc2_128]: { cipher: "rc2", keyLength: 16 },
+  [oid.pbeSha1Rc2_40]: { cipher: "rc2", keyLength: 5 },
+}
+
+/** Hash output and block sizes, for the PKCS#12 KDF. */
+export const hashSizes: Readonly<Record<HashName, { readonly u: number; readonly v: number }>> = {
+  sha1: { u: 20, v: 64 },
+  sha224: { u: 28, v: 64 },
+  sha256: { u: 32, v: 64 },
+  sha384: { u: 48, v: 128 },
+  sha512: { u: 64, v: 128 },
+}
+
+/**
+ * The highest iteration count kvdeploy runs a KDF with when reading a file.
+ * OpenSSL writes 2048, Java 10000, Windows 2000; a hostile file asking for
+ * billions would otherwise hang the reader.
+ */
+export const maxIterations = 1_000_000
+
+/** The largest PFX kvdeploy reads (Key Vault's own limit is 25 KB). */
+export const maxPfxBytes = 1024 * 1024

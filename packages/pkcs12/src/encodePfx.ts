@@ -1,0 +1,191 @@
+/**
+ * Build a PKCS#12 file in memory. Structures are pkijs/asn1js objects; the
+ * crypto is node:crypto. Two profiles:
+ *
+ * - modern: PBES2 (PBKDF2-HMAC-SHA-256, AES-256-CBC) for the key and the
+ *   certificates, HMAC-SHA-256 MAC (OpenSSL 3's and Java 17's default);
+ * - legacy: PBE-SHA1-3DES for the key, PBE-SHA1-3DES (default) or
+ *   PBE-SHA1-RC2-40 for the certificates, HMAC-SHA-1 MAC (what Windows
+ *   Server 2016 and older, and `openssl pkcs12 -legacy`, expect).
+ *
+ * The key bag and the leaf's certificate bag share one localKeyID (SHA-1 of
+ * the leaf). A PFX is never built when the key does not match the leaf.
+ */
+import { createHash, createHmac, randomBytes } from "node:crypto"
+import type { CertificateMaterial, PfxEncodeOptions } from "@kvdeploy/core"
+import { PfxEncodeError } from "@kvdeploy/core"
+import * as asn1js from "asn1js"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as pkijs from "pkijs"
+import { oid } from "./algorithms.js"
+import { analyseMaterial } from "./inspect.js"
+import { type Encrypted, encryptPbes1, encryptPbes2, type Pbes1Scheme } from "./passwordEncryption.js"
+import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
+
+export interface Pkcs12EncodeOptions extends PfxEncodeOptions {
+  /** Legacy profile only: the certificates' cipher. `3des` (default) or `rc2-40` (what `openssl -legacy` writes). */
+  readonly legacyCertificateCipher?: Pbes1Scheme
+  /** Iteration count of every KDF and of the MAC; default 2048, as OpenSSL writes. */
+  readonly iterations?: number
+}
+
+export const defaultIterations = 2048
+
+const octets = (bytes: Uint8Array): asn1js.OctetString => new asn1js.OctetString({ valueHex: bytes })
+
+const encryptedContentInfo = (encrypted: Encrypted): pkijs.ContentInfo =>
+  new pkijs.ContentInfo({
+    contentType: oid.encryptedData,
+    content: new pkijs.EncryptedData({
+      version: 0,
+      encryptedContentInfo: new pkijs.EncryptedContentInfo({
+        contentType: oid.data,
+        contentEncryptionAlgorithm: encrypted.algorithm,
+        encryptedContent: octets(encrypted.ciphertext),
+        disableSplit: true,
+      }),
+    }).toSchema(),
+  })
+
+const ber = (o: { toSchema(): asn1js.BaseBlock }): Uint8Array => new Uint8Array(o.toSchema().toBER(false))
+
+interface BuildInput {
+  readonly certificates: ReadonlyArray<Uint8Array>
+  readonly pkcs8: Uint8Array
+  readonly password: string
+  readonly encoding: "modern" | "legacy"
+  readonly friendlyName: string | undefined
+  readonly certificateCipher: Pbes1Scheme
+  readonly iterations: number
+}
+
+const build = (input: BuildInput): Uint8Array => {
+  const { password, iterations } = input
+  const leafDer = input.certificates[0] ?? new Uint8Array(0)
+  const localKeyId = createHash("sha1").update(leafDer).digest()
+  const attributes = [
+    ...(input.friendlyName === undefined
+      ? []
+      : [
+          new pkijs.Attribute({
+            type: oid.friendlyName,
+            values: [new asn1js.BmpString({ value: input.friendlyName })],
+          }),
+        ]),
+    new pkijs.Attribute({ type: oid.localKeyId, values: [octets(localKeyId)] }),
+  ]
+  const certBags = input.certificates.map(
+    (der, i) =>
+      new pkijs.SafeBag({
+        bagId: oid.certBag,
+        bagValue: new pkijs.CertBag({ certId: oid.x509Certificate, certValue: octets(der) }),
+        ...(i === 0 ? { bagAttributes: attributes } : {}),
+      }),
+  )
+  const certContents = ber(new pkijs.SafeContents({ safeBags: certBags }))
+  const encryptedCerts =
+    input.encoding === "modern"
+      ? encryptPbes2(certContents, password, iterations)
+      : encryptPbes1(certContents, password, iterations, input.certificateCipher)
+  const encryptedKey =
+    input.encoding === "modern"
+      ? encryptPbes2(input.pkcs8, password, iterations)
+      : encryptPbes1(input.pkcs8, password, iterations, "3des")
+  const keyBag = new pkijs.SafeBag({
+    bagId: oid.pkcs8ShroudedKeyBag,
+    bagValue: new pkijs.PKCS8ShroudedKeyBag({
+      encryptionAlgorithm: encryptedKey.algorithm,
+      encryptedData: octets(encryptedKey.ciphertext),
+    }),
+    bagAttributes: attributes,
+  })
+  const keyContents = ber(new pkijs.SafeContents({ safeBags: [keyBag] }))
+  const authenticatedSafe = ber(
+    new pkijs.AuthenticatedSafe({
+      safeContents: [
+        encryptedContentInfo(encryptedCerts),
+        new pkijs.ContentInfo({ contentType: oid.data, content: octets(keyContents) }),
+      ],
+    }),
+  )
+  const macHash = input.encoding === "modern" ? "sha256" : "sha1"
+  const macSalt = randomBytes(input.encoding === "modern" ? 16 : 8)
+  const macKey = pkcs12Kdf(
+    macHash,
+    bmpPassword(password),
+    macSalt,
+    iterations,
+    KdfPurpose.mac,
+    macHash === "sha256" ? 32 : 20,
+  )
+  const mac = createHmac(macHash, macKey).update(authenticatedSafe).digest()
+  const pfx = new pkijs.PFX({
+    version: 3,
+    authSafe: new pkijs.ContentInfo({ contentType: oid.data, content: octets(authenticatedSafe) }),
+    macData: new pkijs.MacData({
+      mac: new pkijs.DigestInfo({
+        digestAlgorithm: new pkijs.AlgorithmIdentifier({
+          algorithmId: macHash === "sha256" ? oid.sha256 : oid.sha1,
+          algorithmParams: new asn1js.Null(),
+        }),
+        digest: octets(mac),
+      }),
+      macSalt: octets(macSalt),
+      iterations,
+    }),
+  })
+  return ber(pfx)
+}
+
+/**
+ * Build a PFX in memory from the material. The chain is written leaf-first in
+ * issuer order, followed by any certificates that do not link to the leaf.
+ * Refuses (PfxEncodeError) when the key does not match the leaf.
+ */
+export const encodePfx = (
+  material: CertificateMaterial,
+  options: Pkcs12EncodeOptions,
+): Effect.Effect<Uint8Array, PfxEncodeError> =>
+  Effect.gen(function* () {
+    const iterations = options.iterations ?? defaultIterations
+    if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > 10_000_000)
+      return yield* Effect.fail(
+        new PfxEncodeError({ reason: `iterations must be an integer from 1 to 10000000, got ${iterations}` }),
+      )
+    const analysed = yield* Effect.mapError(
+      analyseMaterial(material),
+      (invalid) =>
+        new PfxEncodeError({
+          reason: `cannot build a PFX from unreadable material: ${invalid.message}`,
+          cause: invalid,
+        }),
+    )
+    if (!analysed.keyMatchesLeaf)
+      return yield* Effect.fail(
+        new PfxEncodeError({
+          reason: `refusing to build a PFX: the private key does not match the leaf certificate "${analysed.leaf.x509.subject}" (their public keys differ); supply the key the certificate was issued for`,
+        }),
+      )
+    const chain = [...analysed.order.ordered, ...analysed.order.unrelated].flatMap((i) => {
+      const c = analysed.chain[i]
+      return c === undefined ? [] : [c.der]
+    })
+    return yield* Effect.try({
+      try: () =>
+        build({
+          certificates: [analysed.leaf.der, ...chain],
+          pkcs8: new Uint8Array(analysed.key.export({ type: "pkcs8", format: "der" })),
+          password: Redacted.value(options.password),
+          encoding: options.encoding,
+          friendlyName: options.friendlyName,
+          certificateCipher: options.legacyCertificateCipher ?? "3des",
+          iterations,
+        }),
+      catch: (cause) =>
+        new PfxEncodeError({
+          reason: `building the ${options.encoding} PFX failed: ${cause instanceof Error ? cause.message : "unknown error"}`,
+          cause,
+        }),
+    })
+  }).pipe(Effect.withSpan("pkcs12.encodePfx", { attributes: { encoding: options.encoding } }))

@@ -1,0 +1,179 @@
+/**
+ * What the deploy preflight needs to know about certificate material: the
+ * facts of every certificate, whether the key matches the leaf, the chain in
+ * leaf-first order with every link's signature checked, and every problem.
+ */
+import type { KeyObject } from "node:crypto"
+import type {
+  CertificateFacts,
+  CertificateMaterial,
+  InspectedMaterial,
+  MaterialProblem,
+} from "@kvdeploy/core"
+import { MaterialInvalid } from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import {
+  factsOf,
+  isSelfSigned,
+  issued,
+  namesMatch,
+  type ParsedCertificate,
+  parseCertificate,
+} from "./certificateFacts.js"
+import { bytesEqual, describeKey, keyFacts, keyVaultAccepts, loadPkcs8, publicOf } from "./privateKey.js"
+
+export interface OrderedChain {
+  /** Indices into the input, leaf's issuer first. */
+  readonly ordered: ReadonlyArray<number>
+  /** Indices of certificates that do not link to the leaf. */
+  readonly unrelated: ReadonlyArray<number>
+  readonly problems: ReadonlyArray<MaterialProblem>
+}
+
+/**
+ * Order `others` from the leaf upwards: each next certificate is the one whose
+ * subject is the current certificate's issuer and whose key verifies its
+ * signature. Copies of the leaf and duplicates are dropped without a problem.
+ */
+export const orderChain = (
+  leaf: ParsedCertificate,
+  others: ReadonlyArray<ParsedCertificate>,
+  fieldOf: (index: number) => string = (i) => `chain[${i}]`,
+): OrderedChain => {
+  const remaining = new Set<number>()
+  const seen: Array<Uint8Array> = [leaf.der]
+  others.forEach((c, i) => {
+    if (seen.some((d) => bytesEqual(d, c.der))) return
+    seen.push(c.der)
+    remaining.add(i)
+  })
+  const ordered: Array<number> = []
+  const problems: Array<MaterialProblem> = []
+  const reported = new Set<number>()
+  let current = leaf
+  while (!isSelfSigned(current)) {
+    let next: number | undefined
+    for (const i of remaining) {
+      const candidate = others[i]
+      if (candidate !== undefined && issued(candidate, current)) {
+        next = i
+        break
+      }
+    }
+    if (next === undefined) {
+      for (const i of remaining) {
+        const candidate = others[i]
+        if (candidate !== undefined && namesMatch(current.cert.issuer, candidate.cert.subject)) {
+          reported.add(i)
+          problems.push({
+            field: fieldOf(i),
+            message: `is named as the issuer of "${current.x509.subject}" but its key does not verify that certificate's signature`,
+            fix: "supply the issuer certificate that actually signed it (the CA may have re-keyed)",
+          })
+        }
+      }
+      break
+    }
+    const found = others[next]
+    if (found === undefined) break
+    ordered.push(next)
+    remaining.delete(next)
+    current = found
+  }
+  if (remaining.size > reported.size && !isSelfSigned(current)) {
+    problems.push({
+      field: "chain",
+      message: `is broken after "${current.x509.subject}": the certificate of its issuer "${current.x509.issuer}" is missing`,
+      fix: `add the certificate of "${current.x509.issuer}" to the chain, or remove the certificates above the gap`,
+    })
+  }
+  for (const i of remaining) {
+    if (reported.has(i)) continue
+    const c = others[i]
+    problems.push({
+      field: fieldOf(i),
+      message: `("${c?.x509.subject ?? "?"}") is not part of the leaf's chain`,
+      fix: "remove it, or add the certificates that link it to the leaf",
+    })
+  }
+  return { ordered, unrelated: [...remaining], problems }
+}
+
+/** Parsed material with the checks done; shared by inspect and encode. */
+export interface AnalysedMaterial {
+  readonly leaf: ParsedCertificate
+  readonly chain: ReadonlyArray<ParsedCertificate>
+  readonly order: OrderedChain
+  readonly key: KeyObject
+  readonly keyMatchesLeaf: boolean
+}
+
+export const analyseMaterial = (
+  material: CertificateMaterial,
+): Effect.Effect<AnalysedMaterial, MaterialInvalid> =>
+  Effect.gen(function* () {
+    const problems: Array<MaterialProblem> = []
+    const leaf = yield* Effect.result(parseCertificate(material.leaf, "leaf"))
+    if (leaf._tag === "Failure") problems.push(leaf.failure)
+    const chain: Array<ParsedCertificate> = []
+    for (const [i, der] of material.chain.entries()) {
+      const c = yield* Effect.result(parseCertificate(der, `chain[${i}]`))
+      if (c._tag === "Failure") problems.push(c.failure)
+      else chain.push(c.success)
+    }
+    const key = yield* Effect.result(loadPkcs8(Redacted.value(material.key)))
+    if (key._tag === "Failure") problems.push({ field: "key", ...key.failure })
+    if (leaf._tag === "Failure" || key._tag === "Failure" || problems.length > 0)
+      return yield* Effect.fail(new MaterialInvalid({ problems }))
+    const publicKey = yield* Effect.mapError(
+      publicOf(key.success),
+      (p) => new MaterialInvalid({ problems: [{ field: "key", ...p }] }),
+    )
+    return {
+      leaf: leaf.success,
+      chain,
+      order: orderChain(leaf.success, chain),
+      key: key.success,
+      keyMatchesLeaf: bytesEqual(publicKey, leaf.success.spki),
+    }
+  })
+
+/** Facts, chain order and checks of the material; fails only when it cannot be parsed at all. */
+export const inspectMaterial = (
+  material: CertificateMaterial,
+): Effect.Effect<InspectedMaterial, MaterialInvalid> =>
+  Effect.gen(function* () {
+    const analysed = yield* analyseMaterial(material)
+    const problems: Array<MaterialProblem> = []
+    const toInvalid = (p: MaterialProblem) => new MaterialInvalid({ problems: [p] })
+    const leaf = yield* Effect.mapError(factsOf(analysed.leaf, "leaf"), toInvalid)
+    const chain: Array<CertificateFacts> = []
+    for (const i of analysed.order.ordered) {
+      const c = analysed.chain[i]
+      if (c !== undefined) chain.push(yield* Effect.mapError(factsOf(c, `chain[${i}]`), toInvalid))
+    }
+    const key = keyFacts(analysed.key)
+    if (key === undefined)
+      return yield* Effect.fail(
+        toInvalid({
+          field: "key",
+          message: `is a ${describeKey(analysed.key)} key, which Key Vault does not accept`,
+          fix: "use an RSA (2048, 3072, 4096) or EC (P-256, P-384, P-521, P-256K) key",
+        }),
+      )
+    if (!analysed.keyMatchesLeaf)
+      problems.push({
+        field: "key",
+        message: `does not match the leaf certificate "${leaf.subject}" (their public keys differ)`,
+        fix: "supply the private key the leaf certificate was issued for",
+      })
+    if (!keyVaultAccepts(key))
+      problems.push({
+        field: "key",
+        message: `is a ${describeKey(analysed.key)} key, which Key Vault does not accept`,
+        fix: "use an RSA (2048, 3072, 4096) or EC (P-256, P-384, P-521, P-256K) key",
+      })
+    problems.push(...analysed.order.problems)
+    return { leaf, chain, key, keyMatchesLeaf: analysed.keyMatchesLeaf, problems }
+  }).pipe(Effect.withSpan("pkcs12.inspectMaterial"))

@@ -1,0 +1,12 @@
+/** The `PfxCodec` port of @kvdeploy/core, implemented with this package. */
+import { PfxCodec } from "@kvdeploy/core"
+import * as Layer from "effect/Layer"
+import { decodePfx } from "./decodePfx.js"
+import { encodePfx } from "./encodePfx.js"
+import { inspectMaterial } from "./inspect.js"
+
+export const layer: Layer.Layer<PfxCodec> = Layer.succeed(PfxCodec, {
+  inspect: inspectMaterial,
+  encode: encodePfx,
+  decode: decodePfx,
+})

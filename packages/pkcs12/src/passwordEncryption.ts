@@ -1,0 +1,214 @@
+/**
+ * Password-based encryption of PKCS#12 contents: PBES2 (PBKDF2 + AES or 3DES,
+ * RFC 8018) and the PKCS#12 PBES1 schemes (RFC 7292 Appendix C). Parameters
+ * are read and written with pkijs/asn1js classes; the ciphers are node:crypto
+ * (RC2 from ./rc2.ts).
+ */
+import { createCipheriv, createDecipheriv, pbkdf2Sync, randomBytes } from "node:crypto"
+import * as asn1js from "asn1js"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as pkijs from "pkijs"
+import { maxIterations, oid, pbes1ByOid, pbes2CipherByOid, prfByOid } from "./algorithms.js"
+import { bmpPassword, KdfPurpose, pkcs12Kdf, utf8Password } from "./pkcs12Kdf.js"
+import { rc2CbcDecrypt, rc2CbcEncrypt } from "./rc2.js"
+
+/** Why a password-encrypted blob could not be decrypted. Internal: callers map it to their own tagged error. */
+export class PbeFailure extends Data.TaggedError("PbeFailure")<{
+  readonly kind: "unsupported" | "wrong-password" | "malformed"
+  readonly detail: string
+}> {}
+
+export interface Encrypted {
+  readonly algorithm: pkijs.AlgorithmIdentifier
+  readonly ciphertext: Uint8Array
+}
+
+const octets = (bytes: Uint8Array): asn1js.OctetString => new asn1js.OctetString({ valueHex: bytes })
+
+const cipherRun = (
+  mode: "encrypt" | "decrypt",
+  cipher: string,
+  key: Uint8Array,
+  iv: Uint8Array,
+  data: Uint8Array,
+): Uint8Array => {
+  const c = mode === "encrypt" ? createCipheriv(cipher, key, iv) : createDecipheriv(cipher, key, iv)
+  const head = c.update(data)
+  const tail = c.final()
+  const out = new Uint8Array(head.length + tail.length)
+  out.set(head, 0)
+  out.set(tail, head.length)
+  return out
+}
+
+/** PBES2 with PBKDF2-HMAC-SHA-256 and AES-256-CBC, the password as UTF-8 (what OpenSSL 3 and Java 17 write). */
+export const encryptPbes2 = (data: Uint8Array, password: string, iterations: number): Encrypted => {
+  const salt = randomBytes(16)
+  const iv = randomBytes(16)
+  const key = pbkdf2Sync(utf8Password(password), salt, iterations, 32, "sha256")
+  const ciphertext = cipherRun("encrypt", "aes-256-cbc", key, iv, data)
+  const params = new pkijs.PBES2Params({
+    keyDerivationFunc: new pkijs.AlgorithmIdentifier({
+      algorithmId: oid.pbkdf2,
+      algorithmParams: new pkijs.PBKDF2Params({
+        salt: octets(salt),
+        iterationCount: iterations,
+        prf: new pkijs.AlgorithmIdentifier({
+          algorithmId: oid.hmacWithSha256,
+          algorithmParams: new asn1js.Null(),
+        }),
+      }).toSchema(),
+    }),
+    encryptionScheme: new pkijs.AlgorithmIdentifier({
+      algorithmId: oid.aes256Cbc,
+      algorithmParams: octets(iv),
+    }),
+  })
+  return {
+    algorithm: new pkijs.AlgorithmIdentifier({ algorithmId: oid.pbes2, algorithmParams: params.toSchema() }),
+    ciphertext,
+  }
+}
+
+export type Pbes1Scheme = "3des" | "rc2-40"
+
+/** PKCS#12 PBES1: pbeWithSHAAnd3-KeyTripleDES-CBC or pbeWithSHAAnd40BitRC2-CBC, the password as BMPString. */
+export const encryptPbes1 = (
+  data: Uint8Array,
+  password: string,
+  iterations: number,
+  scheme: Pbes1Scheme,
+): Encrypted => {
+  const salt = randomBytes(8)
+  const pw = bmpPassword(password)
+  const algorithmId = scheme === "3des" ? oid.pbeSha1TripleDes : oid.pbeSha1Rc2_40
+  const keyLength = scheme === "3des" ? 24 : 5
+  const key = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.key, keyLength)
+  const iv = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.iv, 8)
+  const ciphertext =
+    scheme === "3des" ? cipherRun("encrypt", "des-ede3-cbc", key, iv, data) : rc2CbcEncrypt(key, 40, iv, data)
+  const params = new asn1js.Sequence({ value: [octets(salt), new asn1js.Integer({ value: iterations })] })
+  return { algorithm: new pkijs.AlgorithmIdentifier({ algorithmId, algorithmParams: params }), ciphertext }
+}
+
+const malformed = (detail: string) => new PbeFailure({ kind: "malformed", detail })
+const unsupported = (detail: string) => new PbeFailure({ kind: "unsupported", detail })
+const wrongPassword = () =>
+  new PbeFailure({ kind: "wrong-password", detail: "decryption failed: the password is wrong" })
+
+const checkIterations = (n: unknown): Effect.Effect<number, PbeFailure> =>
+  typeof n !== "number" || !Number.isSafeInteger(n) || n < 1
+    ? Effect.fail(malformed("the iteration count is not a positive integer"))
+    : n > maxIterations
+      ? Effect.fail(
+          unsupported(
+            `the iteration count ${n} exceeds the limit of ${maxIterations}; re-export the PFX with fewer`,
+          ),
+        )
+      : Effect.succeed(n)
+
+const pbes1ParamsSchema = new asn1js.Sequence({
+  value: [new asn1js.OctetString({ name: "salt" }), new asn1js.Integer({ name: "iterations" })],
+})
+
+const decryptPbes1 = (
+  algorithm: pkijs.AlgorithmIdentifier,
+  scheme: { readonly cipher: "des-ede3-cbc" | "des-ede-cbc" | "rc2"; readonly keyLength: number },
+  ciphertext: Uint8Array,
+  password: string,
+): Effect.Effect<Uint8Array, PbeFailure> =>
+  Effect.gen(function* () {
+    const checked = asn1js.compareSchema(
+      algorithm.algorithmParams,
+      algorithm.algorithmParams,
+      pbes1ParamsSchema,
+    )
+    if (!checked.verified) return yield* Effect.fail(malformed("the PBES1 parameters are malformed"))
+    const saltBlock: unknown = checked.result.salt
+    const iterationBlock: unknown = checked.result.iterations
+    if (!(saltBlock instanceof asn1js.OctetString) || !(iterationBlock instanceof asn1js.Integer))
+      return yield* Effect.fail(malformed("the PBES1 parameters are malformed"))
+    const salt = saltBlock.valueBlock.valueHexView
+    const iterations = yield* checkIterations(iterationBlock.valueBlock.valueDec)
+    // The empty password is 00 00 as a BMPString; some writers used zero bytes instead.
+    const candidates = password === "" ? [bmpPassword(""), new Uint8Array(0)] : [bmpPassword(password)]
+    for (const pw of candidates) {
+      const key = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.key, scheme.keyLength)
+      const iv = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.iv, 8)
+      if (scheme.cipher === "rc2") {
+        const plain = rc2CbcDecrypt(key, scheme.keyLength * 8, iv, ciphertext)
+        if (plain !== undefined) return plain
+      } else {
+        const plain = yield* Effect.result(
+          Effect.try({
+            try: () => cipherRun("decrypt", scheme.cipher, key, iv, ciphertext),
+            catch: wrongPassword,
+          }),
+        )
+        if (plain._tag === "Success") return plain.success
+      }
+    }
+    return yield* Effect.fail(wrongPassword())
+  })
+
+const decryptPbes2 = (
+  algorithm: pkijs.AlgorithmIdentifier,
+  ciphertext: Uint8Array,
+  password: string,
+): Effect.Effect<Uint8Array, PbeFailure> =>
+  Effect.gen(function* () {
+    const params = yield* Effect.try({
+      try: () => new pkijs.PBES2Params({ schema: algorithm.algorithmParams }),
+      catch: () => malformed("the PBES2 parameters are malformed"),
+    })
+    if (params.keyDerivationFunc.algorithmId !== oid.pbkdf2)
+      return yield* Effect.fail(
+        unsupported(`key derivation ${params.keyDerivationFunc.algorithmId} is not supported (only PBKDF2)`),
+      )
+    const kdf = yield* Effect.try({
+      try: () => new pkijs.PBKDF2Params({ schema: params.keyDerivationFunc.algorithmParams }),
+      catch: () => malformed("the PBKDF2 parameters are malformed"),
+    })
+    const cipher = pbes2CipherByOid[params.encryptionScheme.algorithmId]
+    if (cipher === undefined)
+      return yield* Effect.fail(
+        unsupported(
+          `encryption scheme ${params.encryptionScheme.algorithmId} is not supported (AES-128/192/256-CBC, 3DES-CBC are)`,
+        ),
+      )
+    const prf = kdf.prf === undefined ? "sha1" : prfByOid[kdf.prf.algorithmId]
+    if (prf === undefined)
+      return yield* Effect.fail(unsupported(`PBKDF2 PRF ${kdf.prf?.algorithmId ?? "?"} is not supported`))
+    if (!(kdf.salt instanceof asn1js.OctetString))
+      return yield* Effect.fail(unsupported("PBKDF2 with a non-octet-string salt is not supported"))
+    const salt = kdf.salt.valueBlock.valueHexView
+    const iterations = yield* checkIterations(kdf.iterationCount)
+    const ivParam = params.encryptionScheme.algorithmParams
+    if (!(ivParam instanceof asn1js.OctetString))
+      return yield* Effect.fail(malformed("the PBES2 cipher has no IV"))
+    const iv = ivParam.valueBlock.valueHexView
+    const expectedIv = cipher.cipher.startsWith("aes") ? 16 : 8
+    if (iv.length !== expectedIv) return yield* Effect.fail(malformed("the PBES2 IV has the wrong length"))
+    const key = pbkdf2Sync(utf8Password(password), salt, iterations, cipher.keyLength, prf)
+    return yield* Effect.try({
+      try: () => cipherRun("decrypt", cipher.cipher, key, iv, ciphertext),
+      catch: wrongPassword,
+    })
+  })
+
+/** Decrypt `ciphertext` under the scheme `algorithm` names, with the password as PKCS#12 requires for that scheme. */
+export const decryptWithPassword = (
+  algorithm: pkijs.AlgorithmIdentifier,
+  ciphertext: Uint8Array,
+  password: string,
+): Effect.Effect<Uint8Array, PbeFailure> => {
+  if (algorithm.algorithmId === oid.pbes2) return decryptPbes2(algorithm, ciphertext, password)
+  const pbes1 = pbes1ByOid[algorithm.algorithmId]
+  if (pbes1 !== undefined) return decryptPbes1(algorithm, pbes1, ciphertext, password)
+  return Effect.fail(
+    unsupported(
+      `encryption algorithm ${algorithm.algorithmId} is not supported (PBES2, PBE-SHA1-3DES, PBE-SHA1-RC2 are)`,
+    ),
+  )
+}

@@ -1,0 +1,167 @@
+/**
+ * PEM and DER input: certificate bundles in any order, CRLF or LF, blank
+ * lines, OpenSSL "Bag Attributes" text between blocks, and private keys in
+ * every form OpenSSL writes, all normalised to DER certificates and a PKCS#8 key.
+ */
+import type { MaterialProblem } from "@kvdeploy/core"
+import { MaterialInvalid } from "@kvdeploy/core"
+import * as asn1js from "asn1js"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as pkijs from "pkijs"
+import { derKeyToPkcs8, pemKeyToPkcs8 } from "./privateKey.js"
+
+export interface ParsedPem {
+  /** DER certificates, in file order. */
+  readonly certificates: Array<Uint8Array>
+  /** The private key as unencrypted PKCS#8 DER, when the input holds one. */
+  readonly key?: Redacted.Redacted<Uint8Array>
+}
+
+export interface ParsePemOptions {
+  /** Passphrase of an encrypted private key (PKCS#8 `ENCRYPTED PRIVATE KEY` or legacy `Proc-Type: 4,ENCRYPTED`). */
+  readonly passphrase?: Redacted.Redacted<string>
+}
+
+const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g
+
+const CERTIFICATE_LABELS = new Set(["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"])
+const KEY_LABELS = new Set(["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"])
+const IGNORED_LABELS = new Set(["EC PARAMETERS"])
+
+const decodeBase64Body = (body: string): Uint8Array | undefined => {
+  // Drop RFC 1421 headers (Proc-Type, DEK-Info) and keep the base64 lines.
+  const lines = body.split(/\r?\n|\r/).filter((line) => line.trim() !== "" && !line.includes(":"))
+  const b64 = lines.join("").replace(/\s+/g, "")
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length === 0) return undefined
+  return new Uint8Array(Buffer.from(b64, "base64"))
+}
+
+/**
+ * The certificate at the start of `bytes`, exactly as encoded (a TRUSTED
+ * CERTIFICATE block carries OpenSSL's trust settings after it).
+ */
+const leadingCertificate = (bytes: Uint8Array): Uint8Array | undefined => {
+  try {
+    const copy = Uint8Array.from(bytes)
+    const parsed = asn1js.fromBER(copy)
+    if (parsed.offset === -1) return undefined
+    const der = copy.subarray(0, parsed.offset)
+    pkijs.Certificate.fromBER(der)
+    return der
+  } catch {
+    return undefined
+  }
+}
+
+const problem = (field: string, message: string, fix: string): MaterialProblem => ({ field, message, fix })
+
+const looksLikePem = (bytes: Uint8Array): boolean => {
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 64 * 1024)).toString(
+    "latin1",
+  )
+  return head.includes("-----BEGIN ")
+}
+
+const parseDer = (bytes: Uint8Array): Effect.Effect<ParsedPem, MaterialInvalid> =>
+  Effect.gen(function* () {
+    const cert = leadingCertificate(bytes)
+    if (cert !== undefined && cert.length === bytes.length) return { certificates: [Uint8Array.from(cert)] }
+    const key = yield* Effect.result(derKeyToPkcs8(bytes))
+    if (key._tag === "Success") return { certificates: [], key: Redacted.make(key.success) }
+    return yield* Effect.fail(
+      new MaterialInvalid({
+        problems: [
+          problem(
+            "input",
+            "is neither PEM text nor a DER certificate or PKCS#8 key",
+            "supply PEM (-----BEGIN CERTIFICATE----- / -----BEGIN PRIVATE KEY-----) or a single DER certificate",
+          ),
+        ],
+      }),
+    )
+  })
+
+/**
+ * Parse PEM text (or DER bytes) into DER certificates, in file order, and at
+ * most one private key normalised to unencrypted PKCS#8.
+ */
+export const parsePem = (
+  input: string | Uint8Array,
+  options: ParsePemOptions = {},
+): Effect.Effect<ParsedPem, MaterialInvalid> =>
+  Effect.gen(function* () {
+    if (typeof input !== "string" && !looksLikePem(input)) return yield* parseDer(input)
+    const text = typeof input === "string" ? input : Buffer.from(input).toString("utf8")
+    const certificates: Array<Uint8Array> = []
+    const problems: Array<MaterialProblem> = []
+    let key: Uint8Array | undefined
+    let keyBlocks = 0
+    let blocks = 0
+    for (const match of text.matchAll(BLOCK)) {
+      blocks++
+      const label = match[1] ?? ""
+      const end = match[3] ?? ""
+      const body = match[2] ?? ""
+      const field = `block ${blocks} (${label})`
+      if (label !== end) {
+        problems.push(
+          problem(
+            field,
+            `ends with "-----END ${end}-----"`,
+            "repair the PEM block: BEGIN and END labels must match",
+          ),
+        )
+        continue
+      }
+      if (IGNORED_LABELS.has(label)) continue
+      if (CERTIFICATE_LABELS.has(label)) {
+        const bytes = decodeBase64Body(body)
+        const der = bytes === undefined ? undefined : leadingCertificate(bytes)
+        if (der === undefined) {
+          problems.push(
+            problem(
+              field,
+              "is not a readable certificate",
+              "check the PEM block is complete (openssl x509 -noout -text)",
+            ),
+          )
+        } else {
+          certificates.push(Uint8Array.from(der))
+        }
+        continue
+      }
+      if (KEY_LABELS.has(label)) {
+        keyBlocks++
+        if (keyBlocks > 1) {
+          problems.push(
+            problem(field, "is a second private key", "supply exactly one private key, the leaf's"),
+          )
+          continue
+        }
+        const pem = `-----BEGIN ${label}-----\n${body.replace(/\r\n?/g, "\n").trim()}\n-----END ${label}-----\n`
+        const passphrase = options.passphrase === undefined ? undefined : Redacted.value(options.passphrase)
+        const loaded = yield* Effect.result(pemKeyToPkcs8(pem, passphrase))
+        if (loaded._tag === "Success") key = loaded.success.pkcs8
+        else problems.push(problem(field, loaded.failure.message, loaded.failure.fix))
+        continue
+      }
+      problems.push(
+        problem(
+          field,
+          `is a "${label}" block, which is neither a certificate nor a private key`,
+          "remove it; supply certificates and one private key only",
+        ),
+      )
+    }
+    if (blocks === 0)
+      problems.push(
+        problem(
+          "input",
+          "contains no PEM block",
+          "supply PEM text with -----BEGIN CERTIFICATE----- blocks (or DER bytes)",
+        ),
+      )
+    if (problems.length > 0) return yield* Effect.fail(new MaterialInvalid({ problems }))
+    return key === undefined ? { certificates } : { certificates, key: Redacted.make(key) }
+  }).pipe(Effect.withSpan("pkcs12.parsePem"))

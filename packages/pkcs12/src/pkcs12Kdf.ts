@@ -1,0 +1,78 @@
+/**
+ * The PKCS#12 key derivation function (RFC 7292 Appendix B.2) and the password
+ * encodings PKCS#12 asks for. This is arithmetic on hash outputs, not ASN.1.
+ */
+import { hash } from "node:crypto"
+import { type HashName, hashSizes } from "./algorithms.js"
+
+/** Purpose byte of RFC 7292 B.3. */
+export const KdfPurpose = { key: 1, iv: 2, mac: 3 } as const
+
+/**
+ * The password as a BMPString with a two-byte terminator (RFC 7292 B.1): what
+ * the MAC key and the PBES1 key are derived from. Non-BMP characters become
+ * UTF-16 surrogate pairs, as OpenSSL does. The empty password is `00 00`.
+ */
+export const bmpPassword = (password: string): Uint8Array => {
+  const out = new Uint8Array(password.length * 2 + 2)
+  for (let i = 0; i < password.length; i++) {
+    const unit = password.charCodeAt(i)
+    out[i * 2] = unit >> 8
+    out[i * 2 + 1] = unit & 0xff
+  }
+  return out
+}
+
+/** The password as UTF-8 bytes: what PBKDF2 in PBES2 is given (OpenSSL, Java and Windows agree). */
+export const utf8Password = (password: string): Uint8Array => new TextEncoder().encode(password)
+
+const repeatToBlocks = (input: Uint8Array, v: number): Uint8Array => {
+  if (input.length === 0) return new Uint8Array(0)
+  const out = new Uint8Array(v * Math.ceil(input.length / v))
+  for (let i = 0; i < out.length; i++) out[i] = input[i % input.length] ?? 0
+  return out
+}
+
+/**
+ * Derive `length` bytes for `purpose` from an encoded password and a salt.
+ * `iterations` must already be bounded by the caller.
+ */
+export const pkcs12Kdf = (
+  hashName: HashName,
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+  purpose: number,
+  length: number,
+): Uint8Array => {
+  const { u, v } = hashSizes[hashName]
+  const d = new Uint8Array(v).fill(purpose)
+  const s = repeatToBlocks(salt, v)
+  const p = repeatToBlocks(password, v)
+  const i = new Uint8Array(s.length + p.length)
+  i.set(s, 0)
+  i.set(p, s.length)
+  const blocks = Math.ceil(length / u)
+  const out = new Uint8Array(blocks * u)
+  const di = new Uint8Array(v + i.length)
+  for (let block = 0; block < blocks; block++) {
+    di.set(d, 0)
+    di.set(i, v)
+    let a: Uint8Array = hash(hashName, di, "buffer")
+    for (let round = 1; round < iterations; round++) a = hash(hashName, a, "buffer")
+    out.set(a, block * u)
+    if (block === blocks - 1) break
+    // B = A repeated to v bytes; every v-byte block Ij of I becomes (Ij + B + 1) mod 2^(8v).
+    const b = new Uint8Array(v)
+    for (let k = 0; k < v; k++) b[k] = a[k % u] ?? 0
+    for (let j = 0; j < i.length; j += v) {
+      let carry = 1
+      for (let k = v - 1; k >= 0; k--) {
+        const sum = (i[j + k] ?? 0) + (b[k] ?? 0) + carry
+        i[j + k] = sum & 0xff
+        carry = sum >> 8
+      }
+    }
+  }
+  return out.subarray(0, length)
+}

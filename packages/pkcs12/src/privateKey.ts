@@ -1,0 +1,199 @@
+/**
+ * Private keys: normalisation to PKCS#8, the facts Key Vault cares about, and
+ * the public half used to match a key to its certificate. node:crypto's
+ * KeyObject does the parsing, so every curve OpenSSL knows (secp256k1
+ * included, which WebCrypto lacks) works.
+ */
+import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto"
+import type { Curve, KeyType } from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+
+export interface KeyFacts {
+  readonly keyType: KeyType
+  readonly keySize?: number
+  readonly curve?: Curve
+}
+
+/** What a key is, in words an operator understands ("RSA 1024", "EC secp224r1", "Ed25519"). */
+export const describeKey = (key: KeyObject): string => {
+  const details = key.asymmetricKeyDetails ?? {}
+  switch (key.asymmetricKeyType) {
+    case "rsa":
+      return `RSA ${details.modulusLength ?? "?"}`
+    case "rsa-pss":
+      return `RSA-PSS ${details.modulusLength ?? "?"}`
+    case "ec":
+      return `EC ${curveName(details.namedCurve) ?? details.namedCurve ?? "?"}`
+    case "ed25519":
+      return "Ed25519"
+    case "ed448":
+      return "Ed448"
+    default:
+      return key.asymmetricKeyType ?? "unknown"
+  }
+}
+
+const curveName = (nodeName: string | undefined): Curve | undefined => {
+  switch (nodeName) {
+    case "prime256v1":
+    case "P-256":
+      return "P-256"
+    case "secp384r1":
+    case "P-384":
+      return "P-384"
+    case "secp521r1":
+    case "P-521":
+      return "P-521"
+    case "secp256k1":
+      return "P-256K"
+    default:
+      return undefined
+  }
+}
+
+/** Facts of an RSA or EC key; `undefined` for other key types (Ed25519, DSA, RSA-PSS-only keys). */
+export const keyFacts = (key: KeyObject): KeyFacts | undefined => {
+  const details = key.asymmetricKeyDetails ?? {}
+  if (key.asymmetricKeyType === "rsa") {
+    return details.modulusLength === undefined
+      ? { keyType: "RSA" }
+      : { keyType: "RSA", keySize: details.modulusLength }
+  }
+  if (key.asymmetricKeyType === "ec") {
+    const curve = curveName(details.namedCurve)
+    return curve === undefined ? { keyType: "EC" } : { keyType: "EC", curve }
+  }
+  return undefined
+}
+
+/** Whether Key Vault accepts the key for a certificate: RSA 2048/3072/4096, EC P-256/P-384/P-521/P-256K. */
+export const keyVaultAccepts = (facts: KeyFacts | undefined): boolean =>
+  facts !== undefined &&
+  (facts.keyType === "RSA" ? [2048, 3072, 4096].includes(facts.keySize ?? 0) : facts.curve !== undefined)
+
+/** The DER SubjectPublicKeyInfo of a public key, as OpenSSL writes it (canonical form for comparisons). */
+export const spkiOf = (key: KeyObject): Uint8Array =>
+  new Uint8Array(key.export({ type: "spki", format: "der" }))
+
+export const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** A parse failure of a key, phrased for the operator, never holding key bytes. */
+export interface KeyProblem {
+  readonly message: string
+  readonly fix: string
+}
+
+const nodeErrorCode = (error: unknown): string =>
+  typeof error === "object" && error !== null && "code" in error && typeof error.code === "string"
+    ? error.code
+    : ""
+
+/** Load an unencrypted PKCS#8 DER key. */
+export const loadPkcs8 = (der: Uint8Array): Effect.Effect<KeyObject, KeyProblem> =>
+  Effect.try({
+    try: () =>
+      createPrivateKey({
+        key: Buffer.from(der.buffer, der.byteOffset, der.byteLength),
+        format: "der",
+        type: "pkcs8",
+      }),
+    catch: () => ({
+      message: "the private key is not a readable unencrypted PKCS#8 key",
+      fix: "supply the key as PKCS#8 DER (openssl pkcs8 -topk8 -nocrypt -outform DER)",
+    }),
+  })
+
+/**
+ * Load a PEM private key block of any kind OpenSSL writes (PKCS#8, encrypted
+ * PKCS#8, PKCS#1 RSA, SEC1 EC, legacy encrypted PEM) and return it as PKCS#8 DER.
+ */
+export const pemKeyToPkcs8 = (
+  pem: string,
+  passphrase: string | undefined,
+): Effect.Effect<{ readonly pkcs8: Uint8Array; readonly key: KeyObject }, KeyProblem> =>
+  Effect.try({
+    try: () => {
+      const key = createPrivateKey(
+        passphrase === undefined ? { key: pem, format: "pem" } : { key: pem, format: "pem", passphrase },
+      )
+      return { key, pkcs8: new Uint8Array(key.export({ type: "pkcs8", format: "der" })) }
+    },
+    catch: (error): KeyProblem => {
+      const code = nodeErrorCode(error)
+      const text = error instanceof Error ? error.message : ""
+      if (code === "ERR_MISSING_PASSPHRASE")
+        return {
+          message: "the private key is encrypted and no passphrase was given",
+          fix: "pass the key's passphrase, or decrypt it first (openssl pkey -in key.pem)",
+        }
+      if (/bad decrypt|maybe wrong password|decrypt/i.test(text))
+        return {
+          message: "the private key could not be decrypted: the passphrase is wrong",
+          fix: "check the passphrase the key was encrypted with",
+        }
+      if (/unsupported/i.test(text))
+        return {
+          message: "the private key uses an algorithm or encryption this system does not support",
+          fix: "re-encrypt it with PBES2/AES (openssl pkcs8 -topk8 -v2 aes-256-cbc) or supply it unencrypted",
+        }
+      return {
+        message: "the private key block could not be parsed",
+        fix: "check that the key PEM is complete and not altered (openssl pkey -in key.pem -noout)",
+      }
+    },
+  })
+
+/** The public key of a certificate's SubjectPublicKeyInfo, or a problem when node:crypto cannot load it. */
+export const loadSpki = (spki: Uint8Array): Effect.Effect<KeyObject, KeyProblem> =>
+  Effect.try({
+    try: () =>
+      createPublicKey({
+        key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength),
+        format: "der",
+        type: "spki",
+      }),
+    catch: () => ({
+      message: "the certificate's public key uses an algorithm or curve this system cannot read",
+      fix: "use a certificate with an RSA or EC (P-256, P-384, P-521, secp256k1) key",
+    }),
+  })
+
+/** The public half of a private key, as canonical SPKI DER. */
+export const publicOf = (privateKey: KeyObject): Effect.Effect<Uint8Array, KeyProblem> =>
+  Effect.try({
+    try: () => spkiOf(createPublicKey(privateKey)),
+    catch: () => ({
+      message: "the public key could not be derived from the private key",
+      fix: "check that the private key is complete (openssl pkey -in key.pem -noout -check)",
+    }),
+  })
+
+const derToPkcs8 = (der: Uint8Array): Uint8Array | undefined => {
+  const buffer = Buffer.from(der.buffer, der.byteOffset, der.byteLength)
+  for (const type of ["pkcs8", "pkcs1", "sec1"] as const) {
+    try {
+      const key = createPrivateKey({ key: buffer, format: "der", type })
+      return new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
+    } catch {
+      // try the next form
+    }
+  }
+  return undefined
+}
+
+/** A DER private key in PKCS#8, PKCS#1 (RSA) or SEC1 (EC) form, as PKCS#8 DER. */
+export const derKeyToPkcs8 = (der: Uint8Array): Effect.Effect<Uint8Array, KeyProblem> =>
+  Effect.flatMap(
+    Effect.sync(() => derToPkcs8(der)),
+    (pkcs8) =>
+      pkcs8 === undefined
+        ? Effect.fail<KeyProblem>({
+            message: "is not a readable DER private key (PKCS#8, PKCS#1 or SEC1)",
+            fix: "supply the key as PEM, or check it with openssl pkey -inform DER -noout",
+          })
+        : Effect.succeed(pkcs8),
+  )

@@ -1,0 +1,176 @@
+import { describe, expect, it } from "@effect/vitest"
+import { PfxCodec } from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { beforeAll } from "vitest"
+import { certificateFacts, decodePfx, encodePfx, inspectMaterial, layer } from "../src/index.js"
+import {
+  canonicalPkcs8,
+  generateKey,
+  hex,
+  issue,
+  makeAuthorities,
+  makeMaterial,
+  type TestAuthorities,
+  type TestKey,
+} from "./fixtures.js"
+
+let authorities: TestAuthorities
+let rsa: TestKey
+let ec: TestKey
+let other: TestKey
+
+beforeAll(async () => {
+  authorities = await makeAuthorities()
+  rsa = await generateKey("RSA-2048")
+  ec = await generateKey("P-256")
+  other = await generateKey("P-256")
+})
+
+const password = Redacted.make("correct horse")
+
+describe("encodePfx / decodePfx", () => {
+  for (const encoding of ["modern", "legacy"] as const) {
+    it.effect(`round-trips key, leaf and a 4-certificate chain (${encoding})`, () =>
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(rsa, 4, authorities))
+        // Give the chain out of order: the codec orders it leaf-first.
+        const shuffled = { ...material, chain: [...material.chain].reverse() }
+        const pfx = yield* encodePfx(shuffled, { encoding, password, friendlyName: "app" })
+        const back = yield* decodePfx(pfx, password)
+        expect(hex(back.leaf)).toBe(hex(material.leaf))
+        expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+        expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(rsa.pkcs8)))
+      }),
+    )
+  }
+
+  it.effect("round-trips with the empty password and a non-ASCII one", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
+      for (const pw of ["", "pässwörd-😀-密码"]) {
+        for (const encoding of ["modern", "legacy"] as const) {
+          const pfx = yield* encodePfx(material, { encoding, password: Redacted.make(pw) })
+          const back = yield* decodePfx(pfx, Redacted.make(pw))
+          expect(hex(back.leaf)).toBe(hex(material.leaf))
+        }
+      }
+    }),
+  )
+
+  it.effect("legacy with RC2-40 certificates round-trips", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 3, authorities))
+      const pfx = yield* encodePfx(material, {
+        encoding: "legacy",
+        password,
+        legacyCertificateCipher: "rc2-40",
+      })
+      const back = yield* decodePfx(pfx, password)
+      expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+    }),
+  )
+
+  it.effect("refuses to encode a key that does not match the leaf", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
+      const error = yield* Effect.flip(
+        encodePfx({ ...material, key: Redacted.make(other.pkcs8) }, { encoding: "modern", password }),
+      )
+      expect(error._tag).toBe("PfxEncodeError")
+      expect(error.reason).toMatch(/does not match the leaf/)
+    }),
+  )
+
+  it.effect("a wrong password is a tagged wrong-password error", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 1, authorities))
+      for (const encoding of ["modern", "legacy"] as const) {
+        const pfx = yield* encodePfx(material, { encoding, password })
+        const error = yield* Effect.flip(decodePfx(pfx, Redacted.make("wrong")))
+        expect(error.reason).toBe("wrong-password")
+      }
+    }),
+  )
+})
+
+describe("certificateFacts", () => {
+  it.effect("reports serial, thumbprints, names, SANs, key and self-signature", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(rsa, 2, authorities))
+      const facts = yield* certificateFacts(material.leaf)
+      const { X509Certificate } = yield* Effect.promise(() => import("node:crypto"))
+      const reference = new X509Certificate(Buffer.from(material.leaf))
+      expect(facts.serialHex).toBe(reference.serialNumber.toLowerCase().replace(/^(00)+/, ""))
+      expect(facts.serialHex.startsWith("00")).toBe(false)
+      expect(facts.sha256Thumbprint).toBe(reference.fingerprint256.replaceAll(":", "").toLowerCase())
+      expect(Buffer.from(facts.x5t, "base64url").toString("hex")).toBe(
+        reference.fingerprint.replaceAll(":", "").toLowerCase(),
+      )
+      expect(facts.subject).toContain("CN=app.example.test")
+      expect(facts.issuer).toContain("CN=kvdeploy Test Root")
+      expect(facts.sans).toEqual(["DNS:app.example.test", "IP:192.0.2.7"])
+      expect(facts.keyType).toBe("RSA")
+      expect(facts.keySize).toBe(2048)
+      expect(facts.selfSigned).toBe(false)
+      expect(facts.notAfter.getTime()).toBe(new Date(reference.validTo).getTime())
+      const root = yield* certificateFacts(authorities.certificates[0] ?? new Uint8Array())
+      expect(root.selfSigned).toBe(true)
+      expect(root.curve).toBe("P-384")
+    }),
+  )
+
+  it.effect("fails with MaterialInvalid on garbage", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(certificateFacts(new Uint8Array([1, 2, 3])))
+      expect(error._tag).toBe("MaterialInvalid")
+    }),
+  )
+})
+
+describe("inspectMaterial", () => {
+  it.effect("orders the chain and finds no problem in good material", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 4, authorities))
+      const inspected = yield* inspectMaterial({ ...material, chain: [...material.chain].reverse() })
+      expect(inspected.problems).toEqual([])
+      expect(inspected.keyMatchesLeaf).toBe(true)
+      expect(inspected.chain.map((c) => hex(c.der))).toEqual(material.chain.map(hex))
+      expect(inspected.key).toEqual({ keyType: "EC", curve: "P-256" })
+    }),
+  )
+
+  it.effect("reports a mismatched key, a missing link and an unrelated certificate", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 4, authorities))
+      // leaf <- int2 <- int1 <- root; drop int1 (chain[1]) so root no longer links.
+      const unrelated = yield* Effect.promise(() =>
+        issue({ subject: "CN=Somebody Else", key: other, ca: true }),
+      )
+      const inspected = yield* inspectMaterial({
+        leaf: material.leaf,
+        chain: [material.chain[0] ?? new Uint8Array(), material.chain[2] ?? new Uint8Array(), unrelated],
+        key: Redacted.make(other.pkcs8),
+      })
+      expect(inspected.keyMatchesLeaf).toBe(false)
+      expect(inspected.chain).toHaveLength(1)
+      const fields = inspected.problems.map((p) => p.field)
+      expect(fields).toContain("key")
+      expect(fields).toContain("chain")
+      expect(fields).toContain("chain[1]")
+      expect(fields).toContain("chain[2]")
+      for (const p of inspected.problems) expect(p.fix.length).toBeGreaterThan(0)
+    }),
+  )
+
+  it.effect("works through the PfxCodec layer", () =>
+    Effect.gen(function* () {
+      const codec = yield* PfxCodec
+      const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
+      const pfx = yield* codec.encode(material, { encoding: "modern", password })
+      const back = yield* codec.decode(pfx, password)
+      const inspected = yield* codec.inspect(back)
+      expect(inspected.problems).toEqual([])
+    }).pipe(Effect.provide(layer)),
+  )
+})
