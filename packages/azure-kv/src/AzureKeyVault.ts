@@ -1,0 +1,324 @@
+/**
+ * core's `Vault` port over `@azure/keyvault-certificates` and
+ * `@azure/keyvault-secrets`.
+ *
+ * One Key Vault request per port call (the recover poller aside), so a deploy
+ * costs three round trips and an unchanged certificate one. Every call is
+ * counted in `kvdeploy_vault_requests_total{operation,status}` and every 429
+ * the vault sends (including those the SDK retries) in
+ * `kvdeploy_vault_throttled_total`.
+ */
+import { rootCertificates } from "node:tls"
+import type { TokenCredential } from "@azure/core-auth"
+import {
+  CertificateClient,
+  type CertificateClientOptions,
+  type CertificateProperties,
+  type KeyVaultCertificate,
+} from "@azure/keyvault-certificates"
+import { SecretClient, type SecretClientOptions } from "@azure/keyvault-secrets"
+import {
+  type CertificateMaterial,
+  type DeletedCertificate,
+  type ImportRequest,
+  Metrics,
+  PfxCodec,
+  Vault,
+  type VaultOperation,
+  type VaultVersion,
+  VaultNoPrivateKey,
+  type VersionSecret,
+  vaultRequestStatusOf,
+} from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { serialHexOf } from "./certificateSerial.js"
+import {
+  type ImportKeyFacts,
+  importPolicyFor,
+  importPolicyHeader,
+  importPolicyInjection,
+  nonIdempotentImport,
+  throttleObserver,
+} from "./importPolicy.js"
+import { toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailure.js"
+
+export interface AzureKeyVaultOptions {
+  /** `https://<name>.vault.azure.net` (or the custom cloud's URL); scheme, host and port only. */
+  readonly vaultUrl: string
+  readonly credential: TokenCredential
+  /**
+   * The vault lives in a custom cloud (Azure Stack Hub, a private deployment,
+   * the emulator): its host does not end in the Key Vault resource's domain, so
+   * the SDK's challenge resource verification is turned off. Never set it for
+   * the public, US Government or China clouds.
+   */
+  readonly customCloud?: boolean | undefined
+  /**
+   * Extra CA certificates (PEM) to trust for this vault, on top of Node's
+   * default roots (a private cloud's CA, the emulator's CA).
+   */
+  readonly trustedCaPem?: string | ReadonlyArray<string> | undefined
+  /** Per-request timeout (default 30 s). A timed-out import is ambiguous. */
+  readonly requestTimeoutMs?: number | undefined
+  /** The SDK's retry policy (429/503 with Retry-After, 5xx and transport errors; imports excepted, see importPolicy.ts). */
+  readonly retry?:
+    | {
+        readonly maxRetries?: number | undefined
+        readonly retryDelayInMs?: number | undefined
+        readonly maxRetryDelayInMs?: number | undefined
+      }
+    | undefined
+  /** How often the recover poller checks that a recovered certificate is readable (default 2 s). */
+  readonly recoverPollIntervalMs?: number | undefined
+}
+
+const keyVaultBytesToBase64url = (bytes: Uint8Array | undefined): string =>
+  bytes === undefined ? "" : Buffer.from(bytes).toString("base64url")
+
+const versionFromProperties = (
+  properties: CertificateProperties,
+  cer: Uint8Array | undefined,
+): VaultVersion => {
+  const serialHex = cer === undefined ? undefined : serialHexOf(cer)
+  return {
+    versionId: properties.version ?? "",
+    x5t: keyVaultBytesToBase64url(properties.x509Thumbprint),
+    // The versions listing carries no certificate: its serial is unknown there ("").
+    serialHex: serialHex ?? "",
+    enabled: properties.enabled ?? true,
+    createdAt: properties.createdOn ?? new Date(0),
+    tags: { ...(properties.tags ?? {}) },
+    ...(cer === undefined ? {} : { cer }),
+    ...(properties.expiresOn === undefined ? {} : { expiresAt: properties.expiresOn }),
+  }
+}
+
+const versionFromCertificate = (certificate: KeyVaultCertificate): VaultVersion =>
+  versionFromProperties(certificate.properties, certificate.cer)
+
+const pemBlocks = (pem: string, label: string): Uint8Array[] => {
+  const re = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+?)-----END ${label}-----`, "g")
+  const out: Uint8Array[] = []
+  for (const m of pem.matchAll(re))
+    out.push(new Uint8Array(Buffer.from((m[1] ?? "").replace(/\s+/g, ""), "base64")))
+  return out
+}
+
+/** The CA list for the SDK's https agent: Node's roots plus the extra ones. */
+const caList = (extra: string | ReadonlyArray<string>): string[] => [
+  ...rootCertificates,
+  ...(typeof extra === "string" ? [extra] : extra),
+]
+
+/** Build the Vault service for one vault. Needs Metrics (per-request counts) and PfxCodec (key facts, backing secrets). */
+export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKeyVaultOptions) {
+  const metrics = yield* Metrics
+  const codec = yield* PfxCodec
+  const timeout = options.requestTimeoutMs ?? 30_000
+  const onThrottled = () => {
+    Effect.runFork(metrics.vaultThrottled())
+  }
+  const common = {
+    ...(options.customCloud === true ? { disableChallengeResourceVerification: true } : {}),
+    ...(options.trustedCaPem === undefined ? {} : { tlsOptions: { ca: caList(options.trustedCaPem) } }),
+    ...(options.retry === undefined
+      ? {}
+      : {
+          retryOptions: {
+            ...(options.retry.maxRetries === undefined ? {} : { maxRetries: options.retry.maxRetries }),
+            ...(options.retry.retryDelayInMs === undefined
+              ? {}
+              : { retryDelayInMs: options.retry.retryDelayInMs }),
+            ...(options.retry.maxRetryDelayInMs === undefined
+              ? {}
+              : { maxRetryDelayInMs: options.retry.maxRetryDelayInMs }),
+          },
+        }),
+    userAgentOptions: { userAgentPrefix: "kvdeploy" },
+  }
+  const certificates = new CertificateClient(options.vaultUrl, options.credential, {
+    ...common,
+    additionalPolicies: [
+      { policy: importPolicyInjection, position: "perCall" },
+      { policy: nonIdempotentImport, position: "perRetry" },
+      { policy: throttleObserver(onThrottled), position: "perRetry" },
+    ],
+  } satisfies CertificateClientOptions)
+  const secrets = new SecretClient(options.vaultUrl, options.credential, {
+    ...common,
+    additionalPolicies: [{ policy: throttleObserver(onThrottled), position: "perRetry" }],
+  } satisfies SecretClientOptions)
+
+  const requestOptions = { requestOptions: { timeout } }
+
+  /** Run one SDK read, map its failure. */
+  const call = <A>(
+    operation: VaultOperation,
+    kind: "read" | "write",
+    run: (signal: AbortSignal) => Promise<A>,
+  ) =>
+    Effect.tryPromise({
+      try: run,
+      catch: (error) => withoutSoftDeleted(toVaultError(operation, kind, error)),
+    })
+
+  const counted = <A, E extends { readonly _tag: string }, R>(
+    operation: VaultOperation,
+    effect: Effect.Effect<A, E, R>,
+  ): Effect.Effect<A, E, R> =>
+    effect.pipe(
+      Effect.tap(() => metrics.vaultRequest(operation, "ok")),
+      Effect.tapError((error) => metrics.vaultRequest(operation, vaultRequestStatusOf(error._tag))),
+    )
+
+  const keyFactsOf = (request: ImportRequest) =>
+    codec.decode(request.pfx, request.password).pipe(
+      Effect.flatMap((material) => codec.inspect(material)),
+      Effect.map((inspected): ImportKeyFacts | undefined => inspected.key),
+      // Without key facts the policy leaves kty/size/curve for Key Vault to read from the PFX.
+      Effect.orElseSucceed(() => undefined),
+    )
+
+  const getLatest = Effect.fn("Vault.getLatest")(function* (name: string) {
+    const certificate = yield* call("getLatest", "read", (abortSignal) =>
+      certificates.getCertificate(name, { ...requestOptions, abortSignal }),
+    ).pipe((e) => counted("getLatest", e))
+    return versionFromCertificate(certificate)
+  })
+
+  const getVersion = Effect.fn("Vault.getVersion")(function* (name: string, versionId: string) {
+    const certificate = yield* call("getVersion", "read", (abortSignal) =>
+      certificates.getCertificateVersion(name, versionId, { ...requestOptions, abortSignal }),
+    ).pipe((e) => counted("getVersion", e))
+    return versionFromCertificate(certificate)
+  })
+
+  const listVersions = Effect.fn("Vault.listVersions")(function* (name: string) {
+    const all = yield* call("listVersions", "read", async (abortSignal) => {
+      const out: CertificateProperties[] = []
+      for await (const properties of certificates.listPropertiesOfCertificateVersions(name, {
+        ...requestOptions,
+        abortSignal,
+      })) {
+        out.push(properties)
+      }
+      return out
+    }).pipe((e) => counted("listVersions", e))
+    // Key Vault lists versions in no documented order; newest first by creation time (stable for ties).
+    return all
+      .map((properties) => versionFromProperties(properties, undefined))
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
+  })
+
+  const importVersion = Effect.fn("Vault.importVersion")(function* (request: ImportRequest) {
+    const keyFacts = yield* keyFactsOf(request)
+    const policy = importPolicyFor(keyFacts ?? { keyType: "RSA" }, request.exportable ?? true)
+    const wirePolicy =
+      keyFacts === undefined
+        ? { ...policy, key_props: { exportable: policy.key_props.exportable, reuse_key: false } }
+        : policy
+    const certificate = yield* Effect.tryPromise({
+      catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error)),
+      try: (abortSignal) =>
+        certificates.importCertificate(request.name, request.pfx, {
+          password: Redacted.value(request.password),
+          tags: { ...request.tags },
+          abortSignal,
+          requestOptions: {
+            timeout,
+            headers: {
+              [importPolicyHeader]: Buffer.from(JSON.stringify(wirePolicy)).toString("base64url"),
+            },
+          },
+        }),
+    }).pipe((e) => counted("importVersion", e))
+    return versionFromCertificate(certificate)
+  })
+
+  const noPrivateKey = (detail: string) => new VaultNoPrivateKey({ operation: "getVersionSecret", detail })
+
+  const getVersionSecret = Effect.fn("Vault.getVersionSecret")(function* (name: string, versionId: string) {
+    return yield* Effect.gen(function* () {
+      const secret = yield* call("getVersionSecret", "read", (abortSignal) =>
+        secrets.getSecret(name, { version: versionId, ...requestOptions, abortSignal }),
+      )
+      const value = secret.value ?? ""
+      const blank = Redacted.make("")
+      let pfx: Uint8Array
+      if (secret.properties.contentType === "application/x-pem-file" || value.includes("-----BEGIN")) {
+        const certs = pemBlocks(value, "CERTIFICATE")
+        const keys = pemBlocks(value, "PRIVATE KEY")
+        const leaf = certs[0]
+        const key = keys[0]
+        if (key === undefined)
+          return yield* noPrivateKey(
+            `the PEM backing secret of ${name}/${versionId} has no PKCS#8 private key (the key is not exportable)`,
+          )
+        if (leaf === undefined)
+          return yield* noPrivateKey(`the PEM backing secret of ${name}/${versionId} has no certificate`)
+        const material: CertificateMaterial = { leaf, chain: certs.slice(1), key: Redacted.make(key) }
+        pfx = yield* codec
+          .encode(material, { encoding: "modern", password: blank })
+          .pipe(
+            Effect.mapError((e) =>
+              noPrivateKey(`the PEM backing secret cannot be made into a PFX: ${e.reason}`),
+            ),
+          )
+      } else {
+        pfx = new Uint8Array(Buffer.from(value, "base64"))
+        yield* codec
+          .decode(pfx, blank)
+          .pipe(
+            Effect.mapError((e) =>
+              noPrivateKey(
+                e.reason === "no-key"
+                  ? `the backing secret of ${name}/${versionId} holds no private key (the key is not exportable)`
+                  : `the backing secret of ${name}/${versionId} cannot be read as a PFX (${e.reason})`,
+              ),
+            ),
+          )
+      }
+      return { pfx, password: blank } satisfies VersionSecret
+    }).pipe((e) => counted("getVersionSecret", e))
+  })
+
+  const getDeleted = Effect.fn("Vault.getDeleted")(function* (name: string) {
+    const deleted = yield* call("getDeleted", "read", (abortSignal) =>
+      certificates.getDeletedCertificate(name, { ...requestOptions, abortSignal }),
+    ).pipe((e) => counted("getDeleted", e))
+    return {
+      name: deleted.name,
+      recoveryId: deleted.recoveryId ?? "",
+      deletedAt: deleted.deletedOn ?? new Date(0),
+      ...(deleted.scheduledPurgeDate === undefined ? {} : { scheduledPurgeAt: deleted.scheduledPurgeDate }),
+    } satisfies DeletedCertificate
+  })
+
+  const recoverDeleted = Effect.fn("Vault.recoverDeleted")(function* (name: string) {
+    const certificate = yield* call("recoverDeleted", "write", async (abortSignal) => {
+      const poller = await certificates.beginRecoverDeletedCertificate(name, {
+        ...requestOptions,
+        abortSignal,
+        intervalInMs: options.recoverPollIntervalMs ?? 2000,
+      })
+      return poller.pollUntilDone({ abortSignal })
+    }).pipe((e) => counted("recoverDeleted", e))
+    return versionFromCertificate(certificate)
+  })
+
+  return Vault.of({
+    getLatest,
+    getVersion,
+    listVersions,
+    importVersion,
+    getVersionSecret,
+    getDeleted,
+    recoverDeleted,
+  })
+})
+
+/** The Vault port for one vault over the Azure SDKs. */
+export const layer = (options: AzureKeyVaultOptions): Layer.Layer<Vault, never, Metrics | PfxCodec> =>
+  Layer.effect(Vault, make(options))

@@ -1,0 +1,200 @@
+/**
+ * The certificate policy kvdeploy puts on every import, and the pipeline
+ * policies that put it on the wire.
+ *
+ * `@azure/keyvault-certificates` 4.9.0–4.10.3 never sends `policy` or
+ * `enabled` for `importCertificate`: `index.js` spreads the options into the
+ * operation parameters, but `certificateImportParametersSerializer` reads
+ * `certificatePolicy` / `certificateAttributes`, which the options never
+ * carry. So the adapter hands the policy to the pipeline in a private header,
+ * and `importPolicyInjection` (a per-call policy, which runs before the Key
+ * Vault challenge policy) merges it into the JSON body and drops the header.
+ * The challenge policy withholds the body on a client's first request and puts
+ * the same body back for the authorised one, so the merged policy survives.
+ *
+ * Wire field names are the serializer's (`certificatePolicySerializer` and
+ * friends in `dist/esm/models/models.js`): `key_props {exportable, kty,
+ * key_size, crv, reuse_key}`, `secret_props {contentType}`, `lifetime_actions
+ * [{trigger {lifetime_percentage | days_before_expiry}, action {action_type}}]`,
+ * `issuer {name}`, `attributes {enabled}`.
+ */
+import type { PipelinePolicy, PipelineRequest } from "@azure/core-rest-pipeline"
+import type { Curve, KeyType } from "@kvdeploy/core"
+
+/** Key facts of the certificate being imported; the policy's key properties must match them. */
+export interface ImportKeyFacts {
+  readonly keyType: KeyType
+  readonly keySize?: number | undefined
+  readonly curve?: Curve | undefined
+}
+
+/** The policy as Key Vault reads it from the import body (snake_case wire names). */
+export interface ImportPolicyWire {
+  readonly key_props: {
+    readonly exportable: boolean
+    readonly kty: KeyType
+    readonly key_size?: number
+    readonly crv?: Curve
+    readonly reuse_key: false
+  }
+  readonly secret_props: { readonly contentType: "application/x-pkcs12" }
+  /** Notify before expiry; never `AutoRenew` (an imported certificate has no issuer to renew from). */
+  readonly lifetime_actions: ReadonlyArray<{
+    readonly trigger: { readonly lifetime_percentage: number }
+    readonly action: { readonly action_type: "EmailContacts" }
+  }>
+  readonly issuer: { readonly name: "Unknown" }
+  readonly attributes: { readonly enabled: true }
+}
+
+/** The policy kvdeploy imports every version with. */
+export const importPolicyFor = (key: ImportKeyFacts, exportable: boolean): ImportPolicyWire => ({
+  key_props: {
+    exportable,
+    kty: key.keyType,
+    ...(key.keyType === "RSA" && key.keySize !== undefined ? { key_size: key.keySize } : {}),
+    ...(key.keyType === "EC" && key.curve !== undefined ? { crv: key.curve } : {}),
+    reuse_key: false,
+  },
+  secret_props: { contentType: "application/x-pkcs12" },
+  lifetime_actions: [{ trigger: { lifetime_percentage: 80 }, action: { action_type: "EmailContacts" } }],
+  issuer: { name: "Unknown" },
+  attributes: { enabled: true },
+})
+
+/** Private header that carries the policy from the adapter to the pipeline; never sent. */
+export const importPolicyHeader = "x-kvdeploy-import-policy"
+
+export const importPolicyInjectionName = "kvdeployImportPolicyInjection"
+export const nonIdempotentImportName = "kvdeployNonIdempotentImport"
+export const throttleObserverName = "kvdeployThrottleObserver"
+
+const isImport = (request: PipelineRequest): boolean =>
+  request.method === "POST" && /\/certificates\/[^/]+\/import$/.test(new URL(request.url).pathname)
+
+/**
+ * Per-call policy: moves the policy from the private header into the import
+ * body (`policy`, `attributes`). Runs once per operation, before the Key Vault
+ * challenge policy and the retry policy.
+ */
+export const importPolicyInjection: PipelinePolicy = {
+  name: importPolicyInjectionName,
+  sendRequest(request, next) {
+    const encoded = request.headers.get(importPolicyHeader)
+    if (encoded !== undefined) {
+      request.headers.delete(importPolicyHeader)
+      if (isImport(request) && typeof request.body === "string") {
+        const policy = JSON.parse(Buffer.from(encoded, "base64url").toString("utf8")) as ImportPolicyWire
+        const body = JSON.parse(request.body) as Record<string, unknown>
+        body.policy = policy
+        body.attributes = policy.attributes
+        request.body = JSON.stringify(body)
+      }
+    }
+    return next(request)
+  },
+}
+
+/** Error code of an import whose outcome is unknown; the retry policy never retries it. */
+export const outcomeUnknownCode = "KVDEPLOY_IMPORT_OUTCOME_UNKNOWN"
+
+/** Network error codes meaning the request never reached the server: safe to retry, nothing changed. */
+export const neverSentCodes: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+])
+
+/**
+ * Thrown for an import whose outcome is unknown. It is not a RestError, so the
+ * SDK's retry policy (which retries 5xx responses and ECONNRESET/ETIMEDOUT)
+ * rethrows it at once instead of sending the import again.
+ */
+export class ImportOutcomeUnknown extends Error {
+  readonly code = outcomeUnknownCode
+  readonly statusCode: number | undefined
+  readonly networkCode: string | undefined
+  constructor(message: string, statusCode: number | undefined, networkCode: string | undefined) {
+    super(message)
+    this.name = "ImportOutcomeUnknown"
+    this.statusCode = statusCode
+    this.networkCode = networkCode
+  }
+}
+
+/**
+ * Per-retry policy (innermost, after signing, once per attempt): an import is
+ * not idempotent — every accepted import adds a version — so an attempt that
+ * may have reached the vault (connection reset or timed out after sending,
+ * 5xx answer) must not be sent again. Only 429 (Key Vault does not process a
+ * throttled request) and errors from before the request was sent go back to
+ * the SDK's retry strategies. The deploy program reconciles an unknown outcome
+ * from the version list instead of importing again.
+ */
+export const nonIdempotentImport: PipelinePolicy = {
+  name: nonIdempotentImportName,
+  async sendRequest(request, next) {
+    if (!isImport(request) || request.body === null || request.body === undefined) return next(request)
+    try {
+      const response = await next(request)
+      if (response.status >= 500) {
+        let code = ""
+        try {
+          const parsed = JSON.parse(response.bodyAsText ?? "") as {
+            error?: { code?: unknown; message?: unknown }
+          }
+          code = typeof parsed.error?.code === "string" ? ` ${parsed.error.code}` : ""
+        } catch {
+          // not JSON: keep the status alone
+        }
+        throw new ImportOutcomeUnknown(
+          `the vault answered ${response.status}${code} after the import was sent`,
+          response.status,
+          undefined,
+        )
+      }
+      return response
+    } catch (error) {
+      if (error instanceof Error && error.name === "RestError") {
+        const code = (error as Error & { code?: string }).code
+        const statusCode = (error as Error & { statusCode?: number }).statusCode
+        if (statusCode === undefined && code !== undefined && neverSentCodes.has(code)) throw error
+        if (statusCode === undefined) {
+          throw new ImportOutcomeUnknown(
+            `the connection failed after the import was sent (${code ?? "no code"}: ${error.message})`,
+            undefined,
+            code,
+          )
+        }
+      }
+      if (error instanceof Error && error.name === "AbortError") {
+        throw new ImportOutcomeUnknown(
+          `the import was aborted after it was sent (${error.message})`,
+          undefined,
+          "ABORTED",
+        )
+      }
+      throw error
+    }
+  },
+}
+
+/** Per-retry policy that reports every 429 the vault sends, including those the SDK retries. */
+export const throttleObserver = (onThrottled: () => void): PipelinePolicy => ({
+  name: throttleObserverName,
+  async sendRequest(request, next) {
+    const response = await next(request)
+    if (response.status === 429) onThrottled()
+    return response
+  },
+})

@@ -1,0 +1,5 @@
+export * from "./AzureKeyVault.js"
+export * from "./certificateSerial.js"
+export * from "./importPolicy.js"
+export * from "./permissions.js"
+export * from "./vaultFailure.js"

@@ -1,0 +1,50 @@
+/**
+ * What each vault operation needs, said the way an operator grants it: the
+ * access-policy permission, the RBAC data action, and a built-in role that
+ * holds it.
+ */
+import type { VaultOperation } from "@kvdeploy/core"
+
+export interface RequiredPermission {
+  /** Access-policy permission, e.g. `secrets/get`. */
+  readonly accessPolicy: string
+  /** RBAC data action, e.g. `Microsoft.KeyVault/vaults/secrets/getSecret/action`. */
+  readonly dataAction: string
+  /** Built-in roles that grant it, narrowest first. */
+  readonly roles: ReadonlyArray<string>
+}
+
+const certificateRead: RequiredPermission = {
+  accessPolicy: "certificates/get",
+  dataAction: "Microsoft.KeyVault/vaults/certificates/read",
+  roles: ["Key Vault Certificate User", "Key Vault Certificates Officer"],
+}
+
+export const requiredPermission: { readonly [K in VaultOperation]: RequiredPermission } = {
+  getLatest: certificateRead,
+  getVersion: certificateRead,
+  listVersions: { ...certificateRead, accessPolicy: "certificates/list" },
+  importVersion: {
+    accessPolicy: "certificates/import",
+    dataAction: "Microsoft.KeyVault/vaults/certificates/import/action",
+    roles: ["Key Vault Certificates Officer"],
+  },
+  getVersionSecret: {
+    accessPolicy: "secrets/get",
+    dataAction: "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+    roles: ["Key Vault Secrets User", "Key Vault Certificate User"],
+  },
+  getDeleted: { ...certificateRead, roles: ["Key Vault Certificates Officer"] },
+  recoverDeleted: {
+    accessPolicy: "certificates/recover",
+    dataAction: "Microsoft.KeyVault/vaults/certificates/recover/action",
+    roles: ["Key Vault Certificates Officer"],
+  },
+}
+
+/** One sentence telling the operator what to grant for `operation`. */
+export const grantAdvice = (operation: VaultOperation): string => {
+  const p = requiredPermission[operation]
+  const roles = p.roles.map((r) => `"${r}"`).join(" or ")
+  return `grant the identity the RBAC role ${roles} on the vault (data action ${p.dataAction}), or the access-policy permission ${p.accessPolicy}`
+}

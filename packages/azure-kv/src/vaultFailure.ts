@@ -1,0 +1,242 @@
+/**
+ * SDK failures -> core's tagged vault errors, by what they mean for a deploy:
+ * did the request take effect (no, maybe), and what does the operator do.
+ *
+ * The SDK's RestError holds the request, whose body for an import is the PFX:
+ * it is never kept. `cause` is a `KeyVaultRequestFailure` with the status,
+ * codes, request id and the SDK's message only.
+ */
+import { isRestError } from "@azure/core-rest-pipeline"
+import {
+  VaultAmbiguous,
+  VaultConflictSoftDeleted,
+  VaultForbidden,
+  VaultNotFound,
+  type VaultOperation,
+  VaultRequestRejected,
+  VaultThrottled,
+  VaultUnavailable,
+} from "@kvdeploy/core"
+import { ImportOutcomeUnknown, neverSentCodes } from "./importPolicy.js"
+import { grantAdvice, requiredPermission } from "./permissions.js"
+
+/** A Key Vault request failure with everything but the request and response bodies. */
+export class KeyVaultRequestFailure extends Error {
+  readonly statusCode: number | undefined
+  readonly code: string | undefined
+  readonly innerCode: string | undefined
+  readonly requestId: string | undefined
+  readonly retryAfterMs: number | undefined
+  constructor(fields: {
+    readonly name: string
+    readonly message: string
+    readonly statusCode?: number | undefined
+    readonly code?: string | undefined
+    readonly innerCode?: string | undefined
+    readonly requestId?: string | undefined
+    readonly retryAfterMs?: number | undefined
+  }) {
+    super(fields.message)
+    this.name = fields.name
+    this.statusCode = fields.statusCode
+    this.code = fields.code
+    this.innerCode = fields.innerCode
+    this.requestId = fields.requestId
+    this.retryAfterMs = fields.retryAfterMs
+  }
+}
+
+type Kind = "read" | "write"
+
+export type MappedVaultError =
+  | VaultNotFound
+  | VaultForbidden
+  | VaultThrottled
+  | VaultConflictSoftDeleted
+  | VaultAmbiguous
+  | VaultUnavailable
+  | VaultRequestRejected
+
+interface KeyVaultErrorDetails {
+  readonly error?: { readonly code?: unknown; readonly innerError?: { readonly code?: unknown } }
+}
+
+const stringOrUndefined = (value: unknown): string | undefined =>
+  typeof value === "string" ? value : undefined
+
+const innerCodeOf = (details: unknown, bodyText: string | undefined): string | undefined => {
+  const fromDetails = stringOrUndefined(
+    (details as KeyVaultErrorDetails | undefined)?.error?.innerError?.code,
+  )
+  if (fromDetails !== undefined) return fromDetails
+  if (bodyText === undefined) return undefined
+  try {
+    const parsed = JSON.parse(bodyText) as { error?: { innererror?: { code?: unknown } } }
+    return stringOrUndefined(parsed.error?.innererror?.code)
+  } catch {
+    return undefined
+  }
+}
+
+const retryAfterMsOf = (
+  headers: { get(name: string): string | undefined } | undefined,
+): number | undefined => {
+  if (headers === undefined) return undefined
+  for (const [name, factor] of [
+    ["retry-after-ms", 1],
+    ["x-ms-retry-after-ms", 1],
+    ["retry-after", 1000],
+  ] as const) {
+    const raw = headers.get(name)
+    if (raw === undefined) continue
+    const n = Number(raw)
+    if (Number.isFinite(n)) return n * factor
+    const date = Date.parse(raw)
+    if (Number.isFinite(date)) return Math.max(0, date - Date.now())
+  }
+  return undefined
+}
+
+/** The sanitised facts of any failure the SDK or credential threw. */
+export const describeFailure = (error: unknown): KeyVaultRequestFailure => {
+  if (error instanceof ImportOutcomeUnknown) {
+    return new KeyVaultRequestFailure({
+      name: error.name,
+      message: error.message,
+      statusCode: error.statusCode,
+      code: error.networkCode,
+    })
+  }
+  if (isRestError(error)) {
+    const response = error.response
+    return new KeyVaultRequestFailure({
+      name: "RestError",
+      message: error.message,
+      statusCode: error.statusCode,
+      code: error.code,
+      innerCode: innerCodeOf(error.details, response?.bodyAsText ?? undefined),
+      requestId: response?.headers.get("x-ms-request-id"),
+      retryAfterMs: retryAfterMsOf(response?.headers),
+    })
+  }
+  if (error instanceof Error) {
+    const code = stringOrUndefined((error as Error & { code?: unknown }).code)
+    return new KeyVaultRequestFailure({ name: error.name, message: error.message, code })
+  }
+  return new KeyVaultRequestFailure({ name: "Error", message: String(error) })
+}
+
+const credentialErrorNames: ReadonlySet<string> = new Set([
+  "CredentialUnavailableError",
+  "AuthenticationError",
+  "AggregateAuthenticationError",
+  "AuthenticationRequiredError",
+])
+
+const isSoftDeletedConflict = (f: KeyVaultRequestFailure): boolean =>
+  f.innerCode === "ObjectIsDeletedButRecoverable" ||
+  f.code === "ObjectIsDeletedButRecoverable" ||
+  /deleted but recoverable/i.test(f.message)
+
+const isFirewall = (f: KeyVaultRequestFailure): boolean =>
+  f.code === "ForbiddenByFirewall" || f.innerCode === "ForbiddenByFirewall"
+
+/**
+ * Map a failure of `operation` to core's error. `kind` says whether the
+ * request writes: an unreadable answer to a write may have taken effect
+ * (VaultAmbiguous); to a read it is just unavailable.
+ */
+export const toVaultError = (operation: VaultOperation, kind: Kind, error: unknown): MappedVaultError => {
+  const cause = describeFailure(error)
+  const detail = cause.message
+  const fields = { operation, cause }
+  const ambiguousOrUnavailable = (what: string) =>
+    kind === "write"
+      ? new VaultAmbiguous({ ...fields, detail: `${what}; the import may have taken effect` })
+      : new VaultUnavailable({ ...fields, detail: what })
+
+  if (error instanceof ImportOutcomeUnknown) return new VaultAmbiguous({ ...fields, detail })
+
+  const status = cause.statusCode
+  if (status !== undefined) {
+    if (status === 404) return new VaultNotFound({ ...fields, detail })
+    if (status === 401) {
+      return new VaultForbidden({
+        ...fields,
+        permission: requiredPermission[operation].accessPolicy,
+        detail: `the vault refused the token (check the credential's tenant and that the token is for this cloud's Key Vault resource): ${detail}`,
+      })
+    }
+    if (status === 403) {
+      if (isFirewall(cause)) {
+        return new VaultForbidden({
+          ...fields,
+          permission: "network access",
+          detail: `the vault's firewall refused this client's network address: add it to the vault's networking rules, or reach the vault through a private endpoint: ${detail}`,
+        })
+      }
+      return new VaultForbidden({
+        ...fields,
+        permission: requiredPermission[operation].accessPolicy,
+        detail: `${grantAdvice(operation)}: ${detail}`,
+      })
+    }
+    if (status === 409 && isSoftDeletedConflict(cause)) {
+      return new VaultConflictSoftDeleted({
+        ...fields,
+        detail: `${detail} Recover it (on_soft_deleted: recover, needs certificates/recover) or purge it.`,
+      })
+    }
+    if (status === 429) {
+      return new VaultThrottled({
+        ...fields,
+        detail: `the vault throttled the request and it did not succeed within the SDK's retries: ${detail}`,
+        ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
+      })
+    }
+    if (status >= 500) return ambiguousOrUnavailable(`the vault answered ${status}: ${detail}`)
+    if (status === 408) return ambiguousOrUnavailable(`the vault timed out the request (408): ${detail}`)
+    return new VaultRequestRejected({
+      ...fields,
+      code: cause.innerCode ?? cause.code ?? String(status),
+      detail,
+    })
+  }
+
+  if (credentialErrorNames.has(cause.name)) {
+    return new VaultUnavailable({ ...fields, detail: `no token for the vault (nothing was sent): ${detail}` })
+  }
+  if (cause.code !== undefined && neverSentCodes.has(cause.code)) {
+    return new VaultUnavailable({
+      ...fields,
+      detail: `the vault could not be reached (${cause.code}): ${detail}`,
+    })
+  }
+  if (cause.name === "AbortError")
+    return ambiguousOrUnavailable(`the request was aborted or timed out: ${detail}`)
+  return ambiguousOrUnavailable(`the request failed (${cause.code ?? cause.name}): ${detail}`)
+}
+
+/** For calls whose port type has no soft-deleted conflict: such a 409 is a definite refusal. */
+export const withoutSoftDeleted = (
+  error: MappedVaultError,
+): Exclude<MappedVaultError, VaultConflictSoftDeleted> =>
+  error._tag === "VaultConflictSoftDeleted"
+    ? new VaultRequestRejected({
+        operation: error.operation,
+        detail: error.detail,
+        code: "ObjectIsDeletedButRecoverable",
+        ...(error.cause === undefined ? {} : { cause: error.cause }),
+      })
+    : error
+
+/** For imports, whose port type has no not-found: a 404 there is a definite refusal (the vault or path does not exist). */
+export const withoutNotFound = (error: MappedVaultError): Exclude<MappedVaultError, VaultNotFound> =>
+  error._tag === "VaultNotFound"
+    ? new VaultRequestRejected({
+        operation: error.operation,
+        detail: error.detail,
+        code: "NotFound",
+        ...(error.cause === undefined ? {} : { cause: error.cause }),
+      })
+    : error
