@@ -1,0 +1,494 @@
+/**
+ * Target configuration (the certctl contract) as an Effect Schema, and its
+ * validation: every problem is collected with the field it concerns and the
+ * fix, never only the first one; secret values are never echoed.
+ */
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import { MAX_OPERATOR_TAGS, isReservedTagKey, RESERVED_TAG_KEYS } from "./tags.js"
+
+// ---------------------------------------------------------------------------
+// The validated configuration
+// ---------------------------------------------------------------------------
+
+export const CloudName = Schema.Literals(["AzurePublic", "AzureUSGovernment", "AzureChina", "Custom"])
+export type CloudName = typeof CloudName.Type
+
+/** The cloud a vault lives in: selects the Entra authority host and the Key Vault resource (token audience). */
+export const Cloud = Schema.Struct({
+  name: CloudName,
+  /** DNS suffix of vault hosts, without a leading dot (`vault.azure.net`). */
+  vaultDnsSuffix: Schema.String,
+  /** Entra ID authority host, an https origin (`https://login.microsoftonline.com`). */
+  authorityHost: Schema.String,
+  /** Key Vault resource for tokens (`https://vault.azure.net`). */
+  keyVaultResource: Schema.String,
+})
+export type Cloud = typeof Cloud.Type
+
+export const CredentialMode = Schema.Literals(["default", "managed_identity", "client_secret", "workload_identity"])
+export type CredentialMode = typeof CredentialMode.Type
+
+export const OnSoftDeleted = Schema.Literals(["fail", "recover"])
+export type OnSoftDeleted = typeof OnSoftDeleted.Type
+
+export const PfxEncodingSetting = Schema.Literals(["modern", "legacy"])
+
+export const TargetConfig = Schema.Struct({
+  /** Normalised: `https://host[:port]`, no trailing slash, no `:443`. */
+  vaultUrl: Schema.String,
+  /** The vault name (first DNS label), or the loopback host for a custom cloud. */
+  vaultName: Schema.String,
+  certificateName: Schema.String,
+  /** Operator tags (reserved keys excluded). */
+  tags: Schema.Record(Schema.String, Schema.String),
+  credentialMode: CredentialMode,
+  managedIdentityClientId: Schema.optional(Schema.String),
+  onSoftDeleted: OnSoftDeleted,
+  pfxEncoding: PfxEncodingSetting,
+  cloud: Cloud,
+})
+export type TargetConfig = typeof TargetConfig.Type
+
+export const ConfigProblem = Schema.Struct({ field: Schema.String, message: Schema.String, fix: Schema.String })
+export type ConfigProblem = typeof ConfigProblem.Type
+
+/** The configuration is not usable; `problems` lists every issue found. */
+export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
+  problems: Schema.Array(ConfigProblem),
+}) {
+  override get message(): string {
+    return this.problems.map((p) => `${p.field}: ${p.message} (fix: ${p.fix})`).join("; ")
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Known clouds
+// ---------------------------------------------------------------------------
+
+export const knownClouds: ReadonlyArray<Cloud> = [
+  {
+    name: "AzurePublic",
+    vaultDnsSuffix: "vault.azure.net",
+    authorityHost: "https://login.microsoftonline.com",
+    keyVaultResource: "https://vault.azure.net",
+  },
+  {
+    name: "AzureUSGovernment",
+    vaultDnsSuffix: "vault.usgovcloudapi.net",
+    authorityHost: "https://login.microsoftonline.us",
+    keyVaultResource: "https://vault.usgovcloudapi.net",
+  },
+  {
+    name: "AzureChina",
+    vaultDnsSuffix: "vault.azure.cn",
+    authorityHost: "https://login.chinacloudapi.cn",
+    keyVaultResource: "https://vault.azure.cn",
+  },
+]
+
+const managedHsmSuffixes = ["managedhsm.azure.net", "managedhsm.usgovcloudapi.net", "managedhsm.azure.cn"]
+
+// ---------------------------------------------------------------------------
+// Field rules
+// ---------------------------------------------------------------------------
+
+const allowedFields = new Set([
+  "vault_url",
+  "certificate_name",
+  "tags",
+  "credential_mode",
+  "managed_identity_client_id",
+  "on_soft_deleted",
+  "pfx_encoding",
+  "cloud",
+])
+const allowedCloudFields = new Set(["vault_dns_suffix", "authority_host", "keyvault_resource", "name"])
+
+/** Field names that look like they hold a secret. */
+export const secretLookingField = /secret|password|passwd|pwd|token|key$/i
+
+const certificateNamePattern = /^[A-Za-z0-9-]{1,127}$/
+const vaultNamePattern = /^[a-z][a-z0-9-]{1,22}[a-z0-9]$/
+const guidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const hostnamePattern = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
+
+const isLoopbackHost = (hostname: string): boolean =>
+  hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname)
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const problem = (field: string, message: string, fix: string): ConfigProblem => ({ field, message, fix })
+
+/** Problems with a certificate name (also used by preflight). */
+export const certificateNameProblems = (name: string, field = "certificate_name"): Array<ConfigProblem> =>
+  certificateNamePattern.test(name)
+    ? []
+    : [
+        problem(
+          field,
+          name.length === 0
+            ? "is empty"
+            : name.length > 127
+              ? `is ${name.length} characters long; Key Vault allows at most 127`
+              : "may contain only letters, digits and hyphens",
+          "use 1-127 characters of A-Z, a-z, 0-9 and '-'",
+        ),
+      ]
+
+/** Problems with operator tags (also used by preflight). */
+export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tags"): Array<ConfigProblem> => {
+  const out: Array<ConfigProblem> = []
+  const keys = Object.keys(tags)
+  if (keys.length > MAX_OPERATOR_TAGS) {
+    out.push(
+      problem(
+        field,
+        `has ${keys.length} tags; Key Vault allows 15 per certificate and kvdeploy adds up to ${15 - MAX_OPERATOR_TAGS} reserved ones`,
+        `keep at most ${MAX_OPERATOR_TAGS} operator tags`,
+      ),
+    )
+  }
+  for (const key of keys) {
+    const value = tags[key] ?? ""
+    if (isReservedTagKey(key)) {
+      out.push(
+        problem(
+          `${field}.${key}`,
+          "is a reserved tag key that kvdeploy sets itself",
+          `remove it; reserved keys are ${RESERVED_TAG_KEYS.join(", ")}`,
+        ),
+      )
+    }
+    if (key.length === 0 || key.length > 256) {
+      out.push(problem(`${field}.${key}`, `tag key is ${key.length} characters long`, "use a tag key of 1-256 characters"))
+    }
+    if (value.length > 256) {
+      out.push(problem(`${field}.${key}`, `tag value is ${value.length} characters long`, "use a tag value of at most 256 characters"))
+    }
+  }
+  return out
+}
+
+interface VaultUrlResult {
+  readonly vaultUrl: string
+  readonly vaultName: string
+  readonly cloud: Cloud
+}
+
+const validateVaultUrl = (
+  raw: string,
+  custom: Cloud | undefined,
+  problems: Array<ConfigProblem>,
+): VaultUrlResult | undefined => {
+  const field = "vault_url"
+  const example = "https://my-vault.vault.azure.net"
+  if (raw.trim().length === 0) {
+    problems.push(problem(field, "is empty", `set it to your vault's URL, for example ${example}`))
+    return undefined
+  }
+  let url: URL
+  try {
+    url = new URL(raw.trim())
+  } catch {
+    problems.push(problem(field, "is not a URL", `use the vault's URL, for example ${example}`))
+    return undefined
+  }
+  const before = problems.length
+  if (url.protocol === "http:") {
+    problems.push(problem(field, "uses http; Key Vault is served over https only", "use https://"))
+  } else if (url.protocol !== "https:") {
+    problems.push(problem(field, `uses the scheme ${url.protocol.replace(/:$/, "")}`, "use https://"))
+  }
+  if (url.username !== "" || url.password !== "") {
+    problems.push(problem(field, "contains credentials", "remove the user:password@ part; credentials come from credential_mode"))
+  }
+  if (url.pathname !== "/" && url.pathname !== "") {
+    problems.push(
+      problem(field, `has a path (${url.pathname}); a vault URL is scheme and host only`, `use only the origin, for example ${example}`),
+    )
+  }
+  if (url.search !== "") {
+    problems.push(problem(field, "has a query string", "remove everything from '?' on"))
+  }
+  if (url.hash !== "") {
+    problems.push(problem(field, "has a fragment", "remove everything from '#' on"))
+  }
+  const hostname = url.hostname.toLowerCase()
+  const port = url.port // "" when absent or the https default 443
+  const hsm = managedHsmSuffixes.find((s) => hostname.endsWith(`.${s}`))
+  if (hsm !== undefined) {
+    problems.push(
+      problem(
+        field,
+        "is a Managed HSM; Managed HSM stores keys only, it has no certificates, so kvdeploy cannot deploy to it",
+        `use a Key Vault (…${hsm.replace("managedhsm", "vault")}) for certificates`,
+      ),
+    )
+    return undefined
+  }
+
+  let cloud: Cloud | undefined
+  let vaultName: string | undefined
+  if (isLoopbackHost(hostname)) {
+    if (custom === undefined) {
+      problems.push(
+        problem(
+          field,
+          "is a loopback host; loopback vaults (the emulator) are accepted only with an explicit custom cloud",
+          "add cloud: { vault_dns_suffix, authority_host, keyvault_resource } (the emulator prints it)",
+        ),
+      )
+      return undefined
+    }
+    cloud = custom
+    vaultName = hostname
+  } else {
+    const candidates = custom === undefined ? knownClouds : [custom]
+    const match = candidates.find((c) => hostname.endsWith(`.${c.vaultDnsSuffix}`))
+    if (match === undefined) {
+      problems.push(
+        custom === undefined
+          ? problem(
+              field,
+              `host ${hostname} is not a Key Vault host of the public (.vault.azure.net), US Government (.vault.usgovcloudapi.net) or China (.vault.azure.cn) cloud`,
+              "fix the host, or for Azure Stack, a private cloud or the emulator declare cloud: { vault_dns_suffix, authority_host, keyvault_resource }",
+            )
+          : problem(
+              field,
+              `host ${hostname} does not end with the custom cloud's vault_dns_suffix .${custom.vaultDnsSuffix}`,
+              "make vault_url and cloud.vault_dns_suffix agree",
+            ),
+      )
+      return undefined
+    }
+    if (port !== "" && custom === undefined) {
+      problems.push(problem(field, `has the port ${port}; Key Vault listens on 443 only`, "remove the port"))
+    }
+    const name = hostname.slice(0, hostname.length - match.vaultDnsSuffix.length - 1)
+    if (!vaultNamePattern.test(name) || name.includes("--")) {
+      problems.push(
+        problem(
+          field,
+          `vault name "${name}" is invalid: it must be 3-24 characters of letters, digits and single hyphens, start with a letter and not end with a hyphen`,
+          "use the vault's name exactly as in the Azure portal",
+        ),
+      )
+    }
+    cloud = match
+    vaultName = name
+  }
+  if (problems.length > before) return undefined
+  return { vaultUrl: `https://${hostname}${port === "" ? "" : `:${port}`}`, vaultName, cloud }
+}
+
+const validateHttpsOrigin = (field: string, raw: unknown, problems: Array<ConfigProblem>): string | undefined => {
+  if (typeof raw !== "string") {
+    problems.push(problem(field, "is missing or not a string", "set it to an https URL"))
+    return undefined
+  }
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    problems.push(problem(field, "is not a URL", "set it to an https URL"))
+    return undefined
+  }
+  if (url.protocol !== "https:") {
+    problems.push(problem(field, "is not https", "use https://"))
+    return undefined
+  }
+  if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    problems.push(problem(field, "has a query, fragment or credentials", "use scheme, host and port only"))
+    return undefined
+  }
+  const path = url.pathname === "/" ? "" : url.pathname.replace(/\/$/, "")
+  return `${url.origin}${path}`
+}
+
+const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Cloud | undefined => {
+  if (!isRecord(raw)) {
+    problems.push(
+      problem("cloud", "is not an object", "use cloud: { vault_dns_suffix, authority_host, keyvault_resource }"),
+    )
+    return undefined
+  }
+  const before = problems.length
+  for (const key of Object.keys(raw)) {
+    if (!allowedCloudFields.has(key)) {
+      problems.push(
+        secretLookingField.test(key)
+          ? problem(`cloud.${key}`, "looks like a secret; secrets are never read from configuration", "remove it")
+          : problem(`cloud.${key}`, "is not a known field", "use vault_dns_suffix, authority_host, keyvault_resource"),
+      )
+    }
+  }
+  const suffixRaw = raw.vault_dns_suffix
+  let suffix: string | undefined
+  if (typeof suffixRaw !== "string" || suffixRaw.length === 0) {
+    problems.push(problem("cloud.vault_dns_suffix", "is missing", "set the DNS suffix of vault hosts, for example vault.local.azurestack.external"))
+  } else {
+    suffix = suffixRaw.toLowerCase().replace(/^\./, "")
+    if (!hostnamePattern.test(suffix)) {
+      problems.push(problem("cloud.vault_dns_suffix", "is not a DNS suffix", "use a host suffix without scheme or path"))
+    }
+  }
+  const authorityHost = validateHttpsOrigin("cloud.authority_host", raw.authority_host, problems)
+  const keyVaultResource = validateHttpsOrigin("cloud.keyvault_resource", raw.keyvault_resource, problems)
+  if (problems.length > before || suffix === undefined || authorityHost === undefined || keyVaultResource === undefined) {
+    return undefined
+  }
+  return { name: "Custom", vaultDnsSuffix: suffix, authorityHost, keyVaultResource }
+}
+
+const decodeField = <S extends Schema.Decoder<unknown>>(
+  schema: S,
+  field: string,
+  value: unknown,
+  fix: string,
+  problems: Array<ConfigProblem>,
+): S["Type"] | undefined => {
+  const result = Schema.decodeUnknownResult(schema)(value)
+  if (Result.isSuccess(result)) return result.success
+  problems.push(problem(field, `has an invalid value (${typeof value === "string" ? JSON.stringify(value) : typeof value})`, fix))
+  return undefined
+}
+
+/** Validate raw (JSON/YAML-decoded) target configuration; every problem is reported. */
+export const validateTargetConfigSync = (input: unknown): Result.Result<TargetConfig, ConfigInvalid> => {
+  const problems: Array<ConfigProblem> = []
+  if (!isRecord(input)) {
+    return Result.fail(
+      new ConfigInvalid({
+        problems: [problem("(config)", "is not an object", "write the target as an object with vault_url and certificate_name")],
+      }),
+    )
+  }
+  for (const key of Object.keys(input)) {
+    if (allowedFields.has(key)) continue
+    if (secretLookingField.test(key)) {
+      problems.push(
+        problem(
+          key,
+          "looks like a secret; kvdeploy never reads secrets from configuration",
+          key === "client_secret"
+            ? "remove it; credential_mode client_secret reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET from the environment"
+            : "remove it; use credential_mode (managed identity, workload identity, or client_secret from the environment)",
+        ),
+      )
+    } else {
+      problems.push(problem(key, "is not a known field", `remove it or fix its spelling; known fields: ${[...allowedFields].join(", ")}`))
+    }
+  }
+
+  const custom = input.cloud === undefined ? undefined : validateCustomCloud(input.cloud, problems)
+  const customFailed = input.cloud !== undefined && custom === undefined
+
+  let url: VaultUrlResult | undefined
+  if (typeof input.vault_url !== "string") {
+    problems.push(
+      problem("vault_url", input.vault_url === undefined ? "is missing" : "is not a string", "set it, for example https://my-vault.vault.azure.net"),
+    )
+  } else if (!customFailed) {
+    url = validateVaultUrl(input.vault_url, custom, problems)
+  }
+
+  let certificateName: string | undefined
+  if (typeof input.certificate_name !== "string") {
+    problems.push(
+      problem(
+        "certificate_name",
+        input.certificate_name === undefined ? "is missing" : "is not a string",
+        "set it to 1-127 characters of A-Z, a-z, 0-9 and '-'",
+      ),
+    )
+  } else {
+    const p = certificateNameProblems(input.certificate_name)
+    problems.push(...p)
+    if (p.length === 0) certificateName = input.certificate_name
+  }
+
+  let tags: Record<string, string> = {}
+  if (input.tags !== undefined) {
+    if (!isRecord(input.tags)) {
+      problems.push(problem("tags", "is not an object", 'use tags: { "key": "value" }'))
+    } else {
+      const stringTags: Record<string, string> = {}
+      for (const [k, v] of Object.entries(input.tags)) {
+        if (typeof v === "string") stringTags[k] = v
+        else problems.push(problem(`tags.${k}`, "tag value is not a string", "quote the value"))
+      }
+      problems.push(...tagProblems(stringTags))
+      tags = stringTags
+    }
+  }
+
+  const credentialMode =
+    input.credential_mode === undefined
+      ? "default"
+      : decodeField(
+          CredentialMode,
+          "credential_mode",
+          input.credential_mode,
+          "use one of default, managed_identity, client_secret, workload_identity",
+          problems,
+        )
+  let managedIdentityClientId: string | undefined
+  if (input.managed_identity_client_id !== undefined) {
+    if (credentialMode !== "managed_identity") {
+      problems.push(
+        problem(
+          "managed_identity_client_id",
+          "is set but credential_mode is not managed_identity",
+          "set credential_mode: managed_identity, or remove managed_identity_client_id",
+        ),
+      )
+    } else if (typeof input.managed_identity_client_id !== "string" || !guidPattern.test(input.managed_identity_client_id)) {
+      problems.push(
+        problem(
+          "managed_identity_client_id",
+          "is not a client id (a GUID)",
+          "use the user-assigned identity's client id, for example 00000000-0000-0000-0000-000000000000",
+        ),
+      )
+    } else {
+      managedIdentityClientId = input.managed_identity_client_id.toLowerCase()
+    }
+  }
+  const onSoftDeleted =
+    input.on_soft_deleted === undefined
+      ? "fail"
+      : decodeField(OnSoftDeleted, "on_soft_deleted", input.on_soft_deleted, "use fail (default) or recover", problems)
+  const pfxEncoding =
+    input.pfx_encoding === undefined
+      ? "modern"
+      : decodeField(PfxEncodingSetting, "pfx_encoding", input.pfx_encoding, "use modern (default) or legacy", problems)
+
+  if (
+    problems.length > 0 ||
+    url === undefined ||
+    certificateName === undefined ||
+    credentialMode === undefined ||
+    onSoftDeleted === undefined ||
+    pfxEncoding === undefined
+  ) {
+    return Result.fail(new ConfigInvalid({ problems }))
+  }
+  const config: TargetConfig = {
+    vaultUrl: url.vaultUrl,
+    vaultName: url.vaultName,
+    certificateName,
+    tags,
+    credentialMode,
+    ...(managedIdentityClientId === undefined ? {} : { managedIdentityClientId }),
+    onSoftDeleted,
+    pfxEncoding,
+    cloud: url.cloud,
+  }
+  return Result.succeed(config)
+}
+
+/** Validate raw target configuration; fails with every problem found. */
+export const validateTargetConfig = (input: unknown): Effect.Effect<TargetConfig, ConfigInvalid> =>
+  Effect.suspend(() => Effect.fromResult(validateTargetConfigSync(input)))

@@ -1,0 +1,59 @@
+/**
+ * The audit record: one per deploy, built from the outcome. It holds version
+ * ids, thumbprints, tags, reasons and the decision trail; never key material.
+ */
+import { type DeployOutcome, exitCodeOf } from "./outcome.js"
+
+export interface AuditRecord {
+  readonly schema: "kvdeploy.audit/v1"
+  /** ISO time the deploy finished. */
+  readonly at: string
+  readonly vaultUrl: string
+  readonly certificateName: string
+  readonly certificateId: string
+  readonly outcome: DeployOutcome["_tag"]
+  readonly exitCode: number
+  readonly reason: string
+  readonly previousVersionId: string | undefined
+  readonly previousX5t: string | undefined
+  readonly newX5t: string | undefined
+  /** The version this deploy created and left in place, when any. */
+  readonly versionId: string | undefined
+  readonly rollbackVersionId: string | undefined
+  readonly adopted: boolean
+  readonly vaultCalls: number
+  readonly durationMs: number
+  readonly decisions: ReadonlyArray<string>
+  readonly problems: ReadonlyArray<{ readonly field: string; readonly message: string; readonly fix: string }>
+}
+
+export const auditRecordOf = (outcome: DeployOutcome): AuditRecord => ({
+  schema: "kvdeploy.audit/v1",
+  at: new Date(outcome.timings.finishedAtMs).toISOString(),
+  vaultUrl: outcome.target.vaultUrl,
+  certificateName: outcome.target.certificateName,
+  certificateId: outcome.certificateId,
+  outcome: outcome._tag,
+  exitCode: exitCodeOf(outcome),
+  reason: outcome.reason,
+  previousVersionId: outcome.previous?.versionId,
+  previousX5t: outcome.previous?.x5t,
+  newX5t: outcome.newX5t,
+  versionId:
+    outcome._tag === "Succeeded" ||
+    outcome._tag === "Skipped" ||
+    outcome._tag === "Unverified" ||
+    outcome._tag === "Superseded"
+      ? outcome.versionId
+      : outcome._tag === "RolledBack" || outcome._tag === "RollbackFailed"
+        ? outcome.failedVersionId
+        : undefined,
+  rollbackVersionId:
+    outcome._tag === "RolledBack" || outcome._tag === "RollbackFailed" ? outcome.rollbackVersionId : undefined,
+  adopted: outcome.adopted,
+  vaultCalls: outcome.vaultCalls,
+  durationMs: outcome.timings.durationMs,
+  decisions: outcome.decisions,
+  problems:
+    outcome._tag === "Rejected" ? outcome.problems.map((p) => ({ field: p.field, message: p.message, fix: p.fix })) : [],
+})

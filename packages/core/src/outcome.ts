@@ -1,0 +1,147 @@
+/**
+ * What a deploy reports: a tagged union of outcomes, each true of the vault
+ * afterwards (invariant I3), and the CLI exit code for each.
+ */
+import type { PostVerifyFailureReason, ValidateFailureReason } from "./ports/Metrics.js"
+
+/** A version as the deploy saw it. */
+export interface VersionRef {
+  readonly versionId: string
+  readonly x5t: string
+  readonly serialHex: string
+}
+
+/** One reason a deploy was refused; `field` names the input, `fix` says what to do. */
+export interface DeployProblem {
+  readonly field: string
+  readonly message: string
+  readonly fix: string
+  readonly reason: ValidateFailureReason
+}
+
+export interface DeployTimings {
+  readonly startedAtMs: number
+  readonly finishedAtMs: number
+  readonly durationMs: number
+}
+
+/** Fields every outcome carries. */
+export interface OutcomeCommon {
+  readonly target: { readonly vaultUrl: string; readonly certificateName: string }
+  readonly certificateId: string
+  /** What the vault served before the deploy (the snapshot); undefined on a first deploy or when unknown. */
+  readonly previous: VersionRef | undefined
+  /** x5t of the certificate being deployed (undefined when the material could not be read). */
+  readonly newX5t: string | undefined
+  /** True when the deploy took over a certificate kvdeploy did not manage (`adopt`). */
+  readonly adopted: boolean
+  /** Human-readable reason for the outcome. */
+  readonly reason: string
+  /** Vault calls this deploy made. */
+  readonly vaultCalls: number
+  /** The trail of decisions, one short line per step. */
+  readonly decisions: ReadonlyArray<string>
+  readonly timings: DeployTimings
+}
+
+/** The new version is what the vault serves, verified. */
+export interface Succeeded extends OutcomeCommon {
+  readonly _tag: "Succeeded"
+  readonly versionId: string
+}
+/** The vault already serves this certificate with kvdeploy's tags; nothing written. */
+export interface Skipped extends OutcomeCommon {
+  readonly _tag: "Skipped"
+  readonly versionId: string
+}
+/** Refused before anything was written; every problem listed. */
+export interface Rejected extends OutcomeCommon {
+  readonly _tag: "Rejected"
+  readonly problems: ReadonlyArray<DeployProblem>
+}
+/** A step failed and the vault is unchanged by this deploy. */
+export interface Failed extends OutcomeCommon {
+  readonly _tag: "Failed"
+  readonly step: "snapshot" | "import" | "reconcile" | "soft-deleted"
+  /** Tag of the vault error, when one caused it. */
+  readonly error: string | undefined
+}
+/** Imported (or possibly imported), but the vault could not be read back: needs a person. */
+export interface Unverified extends OutcomeCommon {
+  readonly _tag: "Unverified"
+  /** The imported version, when known. */
+  readonly versionId: string | undefined
+  readonly postVerifyFailure: PostVerifyFailureReason
+}
+/** Another writer's newer version is latest; not clobbered. */
+export interface Superseded extends OutcomeCommon {
+  readonly _tag: "Superseded"
+  /** Our version (the forward import, or the rollback import). */
+  readonly versionId: string
+  readonly supersededBy: VersionRef
+}
+/** The new version was wrong; the previous material is served again, verified. */
+export interface RolledBack extends OutcomeCommon {
+  readonly _tag: "RolledBack"
+  readonly failedVersionId: string
+  readonly rollbackVersionId: string
+  readonly rollbackSource: RollbackSource
+}
+/** The new version was wrong and the previous material could not be restored (or not verified). */
+export interface RollbackFailed extends OutcomeCommon {
+  readonly _tag: "RollbackFailed"
+  readonly failedVersionId: string
+  readonly rollbackVersionId: string | undefined
+}
+
+/** Where the previous material used for a rollback came from. */
+export type RollbackSource = "backing-secret" | "caller-key" | "reused-key"
+
+export type DeployOutcome =
+  | Succeeded
+  | Skipped
+  | Rejected
+  | Failed
+  | Unverified
+  | Superseded
+  | RolledBack
+  | RollbackFailed
+
+export type DeployOutcomeTag = DeployOutcome["_tag"]
+
+/** Exit codes for the CLI. */
+export const exitCodes: { readonly [K in DeployOutcomeTag]: number } = {
+  Succeeded: 0,
+  Skipped: 0,
+  Failed: 1,
+  Rejected: 2,
+  RolledBack: 3,
+  RollbackFailed: 4,
+  Unverified: 4,
+  Superseded: 5,
+}
+
+/** 0 Succeeded/Skipped, 1 Failed, 2 Rejected, 3 RolledBack, 4 RollbackFailed/Unverified, 5 Superseded. */
+export const exitCodeOf = (outcome: { readonly _tag: DeployOutcomeTag }): number => exitCodes[outcome._tag]
+
+/** The `result` label value of an outcome. */
+export const resultLabelOf = (tag: DeployOutcomeTag) => {
+  switch (tag) {
+    case "Succeeded":
+      return "succeeded" as const
+    case "Skipped":
+      return "skipped" as const
+    case "Rejected":
+      return "rejected" as const
+    case "Failed":
+      return "failed" as const
+    case "Unverified":
+      return "unverified" as const
+    case "Superseded":
+      return "superseded" as const
+    case "RolledBack":
+      return "rolled_back" as const
+    case "RollbackFailed":
+      return "rollback_failed" as const
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The Metrics port: one method per series of the catalogue (see
+ * `@kvdeploy/metrics` for names, help texts and labels). The deploy program
+ * calls it at every outcome; adapters decide how to keep the numbers.
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { VaultOperation } from "./Vault.js"
+
+/** `result` label of `certctl_deploy_attempts_total`: the outcome in snake case. */
+export type DeployResult =
+  | "succeeded"
+  | "skipped"
+  | "rejected"
+  | "failed"
+  | "unverified"
+  | "superseded"
+  | "rolled_back"
+  | "rollback_failed"
+
+/** `reason` label of `certctl_deploy_validate_failures_total`. */
+export type ValidateFailureReason =
+  | "material_invalid"
+  | "key_mismatch"
+  | "chain_invalid"
+  | "not_yet_valid"
+  | "expired"
+  | "unsupported_key"
+  | "certificate_name"
+  | "tags"
+  | "pfx_too_large"
+  | "not_managed"
+
+/** `reason` label of `certctl_deploy_post_verify_failures_total`. */
+export type PostVerifyFailureReason = "unreadable" | "superseded" | "mismatch"
+
+/** `outcome` label of `certctl_deploy_rollback_total`. */
+export type RollbackOutcome = "restored" | "also_failed"
+
+/** `status` label of `kvdeploy_vault_requests_total`: `ok` or the error in snake case. */
+export type VaultRequestStatus =
+  | "ok"
+  | "not_found"
+  | "forbidden"
+  | "throttled"
+  | "conflict_soft_deleted"
+  | "ambiguous"
+  | "unavailable"
+  | "rejected"
+  | "no_private_key"
+
+export interface CertificateRef {
+  readonly vaultUrl: string
+  readonly certificateName: string
+}
+
+export class Metrics extends Context.Service<
+  Metrics,
+  {
+    readonly deployAttempt: (result: DeployResult) => Effect.Effect<void>
+    readonly validateFailure: (reason: ValidateFailureReason) => Effect.Effect<void>
+    readonly postVerifyFailure: (reason: PostVerifyFailureReason) => Effect.Effect<void>
+    readonly rollback: (outcome: RollbackOutcome) => Effect.Effect<void>
+    readonly idempotentSkip: () => Effect.Effect<void>
+    readonly deployDuration: (seconds: number) => Effect.Effect<void>
+    readonly vaultRequest: (operation: VaultOperation, status: VaultRequestStatus) => Effect.Effect<void>
+    readonly vaultThrottled: () => Effect.Effect<void>
+    /** The notAfter of the certificate the vault serves for this target. */
+    readonly certificateExpiry: (certificate: CertificateRef, notAfter: Date) => Effect.Effect<void>
+  }
+>()("@kvdeploy/core/Metrics") {
+  /** Records nothing (for callers that do not want metrics). */
+  static readonly layerNoop: Layer.Layer<Metrics> = Layer.succeed(Metrics, {
+    deployAttempt: () => Effect.void,
+    validateFailure: () => Effect.void,
+    postVerifyFailure: () => Effect.void,
+    rollback: () => Effect.void,
+    idempotentSkip: () => Effect.void,
+    deployDuration: () => Effect.void,
+    vaultRequest: () => Effect.void,
+    vaultThrottled: () => Effect.void,
+    certificateExpiry: () => Effect.void,
+  })
+}
+
+/** The `status` label for a vault error tag. */
+export const vaultRequestStatusOf = (tag: string): VaultRequestStatus => {
+  switch (tag) {
+    case "VaultNotFound":
+      return "not_found"
+    case "VaultForbidden":
+      return "forbidden"
+    case "VaultThrottled":
+      return "throttled"
+    case "VaultConflictSoftDeleted":
+      return "conflict_soft_deleted"
+    case "VaultAmbiguous":
+      return "ambiguous"
+    case "VaultNoPrivateKey":
+      return "no_private_key"
+    case "VaultRequestRejected":
+      return "rejected"
+    default:
+      return "unavailable"
+  }
+}

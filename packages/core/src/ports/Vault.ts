@@ -1,0 +1,165 @@
+/**
+ * The Key Vault port: what the deploy program needs from one vault, in domain
+ * terms. The azure-kv adapter implements it over the Azure SDKs; the in-memory
+ * vault in `@kvdeploy/core/test` implements it for tests.
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+
+/** One version of a certificate as the vault reports it. */
+export interface VaultVersion {
+  readonly versionId: string
+  /** base64url SHA-1 of the leaf DER. */
+  readonly x5t: string
+  /** Canonical lowercase hex serial (no leading zero bytes). */
+  readonly serialHex: string
+  readonly enabled: boolean
+  readonly createdAt: Date
+  readonly tags: Readonly<Record<string, string>>
+  /** The leaf certificate DER (`cer`), when the vault returned it. */
+  readonly cer?: Uint8Array
+  /** The leaf's notAfter, when the vault returned it. */
+  readonly expiresAt?: Date
+}
+
+/** A certificate in the soft-deleted state. */
+export interface DeletedCertificate {
+  readonly name: string
+  readonly recoveryId: string
+  readonly deletedAt: Date
+  readonly scheduledPurgeAt?: Date
+}
+
+/** The previous material of a version, read from its backing secret. */
+export interface VersionSecret {
+  /** PFX bytes as the vault keeps them. */
+  readonly pfx: Uint8Array
+  /** Key Vault re-protects an imported PFX with the blank password. */
+  readonly password: Redacted.Redacted<string>
+}
+
+export interface ImportRequest {
+  readonly name: string
+  readonly pfx: Uint8Array
+  readonly password: Redacted.Redacted<string>
+  readonly tags: Readonly<Record<string, string>>
+  /** Whether the key may be exported through the backing secret (default true). */
+  readonly exportable?: boolean
+}
+
+/** The names used for per-operation metrics and call counts. */
+export type VaultOperation =
+  | "getLatest"
+  | "getVersion"
+  | "listVersions"
+  | "importVersion"
+  | "getVersionSecret"
+  | "getDeleted"
+  | "recoverDeleted"
+
+const errorFields = {
+  operation: Schema.String,
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Defect()),
+}
+
+/** 404: the certificate (or version, or deleted certificate) does not exist. */
+export class VaultNotFound extends Schema.TaggedError<VaultNotFound>()("VaultNotFound", errorFields) {
+  override get message(): string {
+    return `${this.operation}: not found: ${this.detail}`
+  }
+}
+
+/** 401/403: the identity lacks a permission (RBAC or access policy) or the firewall refused. */
+export class VaultForbidden extends Schema.TaggedError<VaultForbidden>()("VaultForbidden", {
+  ...errorFields,
+  /** The permission that is missing, when known (for example `secrets/get`). */
+  permission: Schema.optional(Schema.String),
+}) {
+  override get message(): string {
+    return `${this.operation}: forbidden${this.permission === undefined ? "" : ` (needs ${this.permission})`}: ${this.detail}`
+  }
+}
+
+/** 429: throttled. The request did not take effect. */
+export class VaultThrottled extends Schema.TaggedError<VaultThrottled>()("VaultThrottled", {
+  ...errorFields,
+  retryAfterMs: Schema.optional(Schema.Number),
+}) {
+  override get message(): string {
+    return `${this.operation}: throttled: ${this.detail}`
+  }
+}
+
+/** 409: the name belongs to a soft-deleted certificate; it can only be recovered or purged. */
+export class VaultConflictSoftDeleted extends Schema.TaggedError<VaultConflictSoftDeleted>()(
+  "VaultConflictSoftDeleted",
+  errorFields,
+) {
+  override get message(): string {
+    return `${this.operation}: the name is held by a soft-deleted certificate: ${this.detail}`
+  }
+}
+
+/** The request may have taken effect (timeout, connection reset, 5xx after the body was sent). */
+export class VaultAmbiguous extends Schema.TaggedError<VaultAmbiguous>()("VaultAmbiguous", errorFields) {
+  override get message(): string {
+    return `${this.operation}: outcome unknown: ${this.detail}`
+  }
+}
+
+/** The vault could not be reached or answered 5xx before the request was processed. Nothing changed. */
+export class VaultUnavailable extends Schema.TaggedError<VaultUnavailable>()("VaultUnavailable", errorFields) {
+  override get message(): string {
+    return `${this.operation}: unavailable: ${this.detail}`
+  }
+}
+
+/** 400 and other definite refusals (expired certificate, bad PFX, bad parameter). Nothing changed. */
+export class VaultRequestRejected extends Schema.TaggedError<VaultRequestRejected>()("VaultRequestRejected", {
+  ...errorFields,
+  code: Schema.String,
+}) {
+  override get message(): string {
+    return `${this.operation}: rejected (${this.code}): ${this.detail}`
+  }
+}
+
+/** The backing secret holds no private key (the key is not exportable). */
+export class VaultNoPrivateKey extends Schema.TaggedError<VaultNoPrivateKey>()("VaultNoPrivateKey", errorFields) {
+  override get message(): string {
+    return `${this.operation}: the backing secret holds no private key: ${this.detail}`
+  }
+}
+
+/** Errors any vault call can fail with besides the ones particular to it. */
+export type VaultError = VaultForbidden | VaultThrottled | VaultAmbiguous | VaultUnavailable | VaultRequestRejected
+
+export class Vault extends Context.Service<
+  Vault,
+  {
+    /** The latest version (what the vault serves). */
+    readonly getLatest: (name: string) => Effect.Effect<VaultVersion, VaultNotFound | VaultError>
+    readonly getVersion: (name: string, versionId: string) => Effect.Effect<VaultVersion, VaultNotFound | VaultError>
+    /** Every version, newest first. */
+    readonly listVersions: (name: string) => Effect.Effect<ReadonlyArray<VaultVersion>, VaultNotFound | VaultError>
+    /** Import a PFX as a new version; answers the version created. */
+    readonly importVersion: (
+      request: ImportRequest,
+    ) => Effect.Effect<VaultVersion, VaultConflictSoftDeleted | VaultError>
+    /** The PFX of a version from its backing secret (blank password). */
+    readonly getVersionSecret: (
+      name: string,
+      versionId: string,
+    ) => Effect.Effect<VersionSecret, VaultNotFound | VaultNoPrivateKey | VaultError>
+    readonly getDeleted: (name: string) => Effect.Effect<DeletedCertificate, VaultNotFound | VaultError>
+    /** Recover a soft-deleted certificate; answers its latest version once recovered. */
+    readonly recoverDeleted: (name: string) => Effect.Effect<VaultVersion, VaultNotFound | VaultError>
+  }
+>()("@kvdeploy/core/Vault") {}
+
+/** Tags of errors after which a read may be retried. */
+export const isRetriableRead = (error: { readonly _tag: string }): boolean =>
+  error._tag === "VaultThrottled" || error._tag === "VaultUnavailable" || error._tag === "VaultAmbiguous"

@@ -1,0 +1,226 @@
+/**
+ * Step 7, rollback: import the previous material again as a new version, with
+ * a key that provably matches its certificate, tagged `certctl-rollback-of`,
+ * and verify it like a forward import.
+ */
+import * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
+import type { CertificateMaterial, InspectedMaterial } from "./material.js"
+import type { RollbackSource, VersionRef } from "./outcome.js"
+import { PfxCodec } from "./ports/PfxCodec.js"
+import { Vault, type VaultVersion } from "./ports/Vault.js"
+import { pfxPassword } from "./preflight.js"
+import type { DeployRequest } from "./request.js"
+import { ROLLBACK_OF_TAG, rollbackTags } from "./tags.js"
+import type { DeployTrail } from "./trail.js"
+import { verifyLatest } from "./verify.js"
+
+export type RollbackResult =
+  | {
+      readonly _tag: "Restored"
+      readonly version: VaultVersion
+      readonly source: RollbackSource
+      readonly previousNotAfter: Date
+    }
+  | { readonly _tag: "AlsoFailed"; readonly reason: string; readonly rollbackVersionId: string | undefined }
+  | { readonly _tag: "Superseded"; readonly version: VaultVersion; readonly latest: VaultVersion }
+
+interface PreviousMaterial {
+  readonly material: CertificateMaterial
+  readonly inspected: InspectedMaterial
+  readonly source: RollbackSource
+}
+
+/** Inspect candidate material; keep it only when it is the previous certificate and the key matches it (I4). */
+const provablyPrevious = (
+  material: CertificateMaterial,
+  previous: VersionRef,
+  source: RollbackSource,
+): Effect.Effect<PreviousMaterial | string, never, PfxCodec> =>
+  Effect.flatMap(Effect.service(PfxCodec), (codec) =>
+    codec.inspect(material).pipe(
+      Effect.map((inspected): PreviousMaterial | string =>
+        inspected.leaf.x5t !== previous.x5t
+          ? `${source}: the certificate is not the previous version's (x5t ${inspected.leaf.x5t})`
+          : !inspected.keyMatchesLeaf
+            ? `${source}: the key does not match the previous certificate`
+            : { material, inspected, source },
+      ),
+      Effect.catchTag("MaterialInvalid", (e) => Effect.succeed(`${source}: unreadable material: ${e.message}`)),
+    ),
+  )
+
+const findPreviousMaterial = (
+  trail: DeployTrail,
+  request: DeployRequest,
+  previous: VaultVersion,
+): Effect.Effect<PreviousMaterial | ReadonlyArray<string>, never, Vault | PfxCodec> =>
+  Effect.gen(function* () {
+    const vault = yield* Vault
+    const codec = yield* PfxCodec
+    const ref: VersionRef = previous
+    const why: Array<string> = []
+    const withCer = (key: Redacted.Redacted<Uint8Array>, chain: ReadonlyArray<Uint8Array>) =>
+      previous.cer === undefined ? undefined : { leaf: previous.cer, chain, key }
+
+    // 1. A key the caller kept for the previous certificate.
+    const callerKey = request.options?.previousKey
+    if (callerKey !== undefined) {
+      const candidate = withCer(callerKey, request.options?.previousChain ?? [])
+      if (candidate === undefined) why.push("caller-key: the vault did not return the previous certificate")
+      else {
+        const checked = yield* provablyPrevious(candidate, ref, "caller-key")
+        if (typeof checked !== "string") return checked
+        why.push(checked)
+      }
+    }
+
+    // 2. The previous version's PFX from its backing secret.
+    const secret = yield* trail.read("getVersionSecret", vault.getVersionSecret(request.target.certificateName, previous.versionId)).pipe(
+      Effect.map((s) => ({ ok: true as const, s })),
+      Effect.catch((e) =>
+        Effect.succeed({
+          ok: false as const,
+          why:
+            e._tag === "VaultForbidden"
+              ? "backing-secret: forbidden (the identity lacks secrets/get)"
+              : e._tag === "VaultNoPrivateKey"
+                ? "backing-secret: the previous key is not exportable"
+                : `backing-secret: ${e.message}`,
+        }),
+      ),
+    )
+    if (secret.ok) {
+      const decoded = yield* codec.decode(secret.s.pfx, secret.s.password).pipe(
+        Effect.map((m) => ({ ok: true as const, m })),
+        Effect.catchTag("PfxDecodeError", (e) => Effect.succeed({ ok: false as const, why: `backing-secret: ${e.reason}` })),
+      )
+      if (decoded.ok) {
+        const checked = yield* provablyPrevious(decoded.m, ref, "backing-secret")
+        if (typeof checked !== "string") return checked
+        why.push(checked)
+      } else why.push(decoded.why)
+    } else why.push(secret.why)
+
+    // 3. The new key, when the key was reused and it matches the previous certificate.
+    const reused = withCer(request.material.key, request.material.chain)
+    if (reused === undefined) why.push("reused-key: the vault did not return the previous certificate")
+    else {
+      const checked = yield* provablyPrevious(reused, ref, "reused-key")
+      if (typeof checked !== "string") return checked
+      why.push(checked)
+    }
+    return why
+  })
+
+export const rollback = Effect.fn("deploy.rollback")(function* (
+  trail: DeployTrail,
+  request: DeployRequest,
+  previous: VaultVersion | undefined,
+  failed: VaultVersion,
+) {
+  const vault = yield* Vault
+  const codec = yield* PfxCodec
+  const name = request.target.certificateName
+  if (previous === undefined) {
+    trail.note("rollback: no previous version (first deploy)")
+    return {
+      _tag: "AlsoFailed",
+      reason: "no previous version to restore: this was the first deploy",
+      rollbackVersionId: undefined,
+    } satisfies RollbackResult
+  }
+  const found = yield* findPreviousMaterial(trail, request, previous)
+  if (!("material" in found)) {
+    trail.note(`rollback: previous key unavailable (${found.join("; ")})`)
+    return {
+      _tag: "AlsoFailed",
+      reason: `previous key unavailable: grant secrets/get or keep key history (${found.join("; ")})`,
+      rollbackVersionId: undefined,
+    } satisfies RollbackResult
+  }
+  trail.note(`rollback: previous material from ${found.source}`)
+  const pfx = yield* codec.encode(found.material, { encoding: request.target.pfxEncoding, password: pfxPassword }).pipe(Effect.result)
+  if (pfx._tag === "Failure") {
+    return {
+      _tag: "AlsoFailed",
+      reason: `the previous PFX could not be built: ${pfx.failure.reason}`,
+      rollbackVersionId: undefined,
+    } satisfies RollbackResult
+  }
+  const tags = rollbackTags(request.target.tags, request.certificateId, failed.versionId)
+  const imported = yield* trail
+    .call("importVersion", vault.importVersion({ name, pfx: pfx.success, password: pfxPassword, tags }))
+    .pipe(Effect.result)
+  let version: VaultVersion
+  if (imported._tag === "Success") {
+    version = imported.success
+  } else if (imported.failure._tag === "VaultAmbiguous") {
+    trail.note("rollback: import outcome unknown; reconciling from the version list")
+    const listed = yield* trail.read("listVersions", vault.listVersions(name)).pipe(Effect.result)
+    if (listed._tag === "Failure") {
+      return {
+        _tag: "AlsoFailed",
+        reason: `rollback import outcome unknown and the versions could not be listed: ${listed.failure.message}`,
+        rollbackVersionId: undefined,
+      } satisfies RollbackResult
+    }
+    const match = listed.success.find(
+      (v) => v.x5t === previous.x5t && v.tags[ROLLBACK_OF_TAG] === failed.versionId && v.versionId !== previous.versionId,
+    )
+    if (match === undefined) {
+      return {
+        _tag: "AlsoFailed",
+        reason: `the rollback import did not take effect: ${imported.failure.message}`,
+        rollbackVersionId: undefined,
+      } satisfies RollbackResult
+    }
+    version = match
+  } else {
+    trail.note(`rollback: import failed (${imported.failure._tag})`)
+    return {
+      _tag: "AlsoFailed",
+      reason: `the rollback import failed: ${imported.failure.message}`,
+      rollbackVersionId: undefined,
+    } satisfies RollbackResult
+  }
+  trail.note(`rollback: imported ${version.versionId}`)
+  const verdict = yield* verifyLatest(trail, name, {
+    version,
+    x5t: previous.x5t,
+    serialHex: previous.serialHex,
+    tags,
+    olderVersionIds: [previous.versionId, failed.versionId],
+  })
+  switch (verdict._tag) {
+    case "Verified":
+      trail.note("rollback: verified")
+      return {
+        _tag: "Restored",
+        version,
+        source: found.source,
+        previousNotAfter: found.inspected.leaf.notAfter,
+      } satisfies RollbackResult
+    case "Superseded":
+      trail.note(`rollback: superseded by ${verdict.latest.versionId}`)
+      return { _tag: "Superseded", version, latest: verdict.latest } satisfies RollbackResult
+    case "Unreadable":
+      return {
+        _tag: "AlsoFailed",
+        reason: `the rollback could not be verified: ${verdict.detail}`,
+        rollbackVersionId: version.versionId,
+      } satisfies RollbackResult
+    case "Stale":
+      return {
+        _tag: "AlsoFailed",
+        reason: `the rollback could not be verified: the vault still serves ${verdict.latest.versionId}`,
+        rollbackVersionId: version.versionId,
+      } satisfies RollbackResult
+    case "Mismatch":
+      return {
+        _tag: "AlsoFailed",
+        reason: `the rollback version is also wrong: ${verdict.differences.join("; ")}`,
+        rollbackVersionId: version.versionId,
+      } satisfies RollbackResult
+  }
+})

@@ -1,0 +1,386 @@
+/**
+ * An in-memory Key Vault that behaves like one: versions with ids and
+ * creation times, "latest" is the newest version, tags, backing secrets
+ * re-protected with the blank password (keys exportable or not), soft delete
+ * and recovery, the 15-tag limit, refusal of expired certificates, a
+ * permission switch for `secrets/get`, and a count of every call.
+ *
+ * It reads imported PFX files with the PfxCodec it requires, so x5t and serial
+ * come from the bytes actually imported.
+ *
+ * Faults are scripted per operation and consumed one per call:
+ * - `Fail`: a definite error before anything happens (NotFound, Forbidden,
+ *   Throttled, Unavailable, Rejected) or `Ambiguous` without effect;
+ * - `AfterWrite`: the write takes effect, then the caller gets VaultAmbiguous;
+ * - `ForeignImport`: another writer imports a version just before this call;
+ * - `Alter`: the write is stored altered (disabled, tags dropped), the "ours but wrong" case;
+ * - `Pass`: no fault for this call (to target the Nth call).
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type { CertificateMaterial } from "../material.js"
+import { PfxCodec } from "../ports/PfxCodec.js"
+import {
+  type DeletedCertificate,
+  type ImportRequest,
+  Vault,
+  VaultAmbiguous,
+  VaultConflictSoftDeleted,
+  VaultForbidden,
+  VaultNoPrivateKey,
+  VaultNotFound,
+  type VaultOperation,
+  VaultRequestRejected,
+  VaultThrottled,
+  VaultUnavailable,
+  type VaultVersion,
+  type VersionSecret,
+} from "../ports/Vault.js"
+import { encodeWithoutKey } from "./SyntheticCodec.js"
+
+export type FailKind = "NotFound" | "Forbidden" | "Throttled" | "Unavailable" | "Rejected" | "Ambiguous"
+
+export type Fault =
+  | { readonly _tag: "Pass" }
+  | { readonly _tag: "Fail"; readonly kind: FailKind }
+  | { readonly _tag: "AfterWrite" }
+  | { readonly _tag: "ForeignImport"; readonly material: CertificateMaterial; readonly tags?: Readonly<Record<string, string>> }
+  | { readonly _tag: "Alter"; readonly change: "disable" | "drop-tags" }
+
+export const Fault = {
+  pass: { _tag: "Pass" } as Fault,
+  fail: (kind: FailKind): Fault => ({ _tag: "Fail", kind }),
+  afterWrite: { _tag: "AfterWrite" } as Fault,
+  foreignImport: (material: CertificateMaterial, tags?: Readonly<Record<string, string>>): Fault =>
+    tags === undefined ? { _tag: "ForeignImport", material } : { _tag: "ForeignImport", material, tags },
+  alter: (change: "disable" | "drop-tags"): Fault => ({ _tag: "Alter", change }),
+}
+
+/** A version as the in-memory vault keeps it. */
+export interface StoredVersion extends VaultVersion {
+  readonly material: CertificateMaterial
+  readonly exportable: boolean
+  /** Who wrote it: "deploy" for calls through the Vault port, else the seed/foreign writer's name. */
+  readonly writer: string
+  readonly sequence: number
+}
+
+interface StoredCertificate {
+  versions: Array<StoredVersion>
+  deleted: { at: Date; scheduledPurgeAt: Date } | undefined
+}
+
+export interface CallRecord {
+  readonly operation: VaultOperation
+  readonly outcome: string
+}
+
+export interface SeedOptions {
+  readonly tags?: Readonly<Record<string, string>>
+  readonly exportable?: boolean
+  readonly writer?: string
+  readonly enabled?: boolean
+}
+
+const MAX_TAGS = 15
+const SOFT_DELETE_RETENTION_MS = 90 * 86_400_000
+
+/** Handle to inspect and script the in-memory vault. */
+export class InMemoryVaultHandle extends Context.Service<
+  InMemoryVaultHandle,
+  {
+    /** Versions of a certificate, oldest first (soft-deleted ones included). */
+    readonly versions: (name: string) => ReadonlyArray<StoredVersion>
+    /** The version the vault serves, or undefined (missing or soft-deleted). */
+    readonly latest: (name: string) => StoredVersion | undefined
+    readonly isSoftDeleted: (name: string) => boolean
+    /** Import as another writer (not counted as a call). */
+    readonly seed: (name: string, material: CertificateMaterial, options?: SeedOptions) => Effect.Effect<StoredVersion>
+    readonly softDelete: (name: string) => Effect.Effect<void>
+    /** Queue faults for the next calls of an operation, one per call. */
+    readonly script: (operation: VaultOperation, ...faults: ReadonlyArray<Fault>) => void
+    /** Faults still queued. */
+    readonly pendingFaults: () => number
+    /** Grant or revoke `secrets/get`. */
+    readonly setSecretsGet: (granted: boolean) => void
+    /** Calls made through the Vault port. */
+    readonly calls: () => { readonly total: number; readonly byOperation: Readonly<Partial<Record<VaultOperation, number>>> }
+    readonly callLog: () => ReadonlyArray<CallRecord>
+    readonly resetCalls: () => void
+  }
+>()("@kvdeploy/core/test/InMemoryVaultHandle") {}
+
+const versionIdOf = (n: number) => n.toString(16).padStart(32, "0")
+
+const publicView = (v: StoredVersion): VaultVersion => ({
+  versionId: v.versionId,
+  x5t: v.x5t,
+  serialHex: v.serialHex,
+  enabled: v.enabled,
+  createdAt: v.createdAt,
+  tags: { ...v.tags },
+  ...(v.cer === undefined ? {} : { cer: v.cer }),
+  ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt }),
+})
+
+const make = Effect.gen(function* () {
+  const codec = yield* PfxCodec
+  const certificates = new Map<string, StoredCertificate>()
+  const faults = new Map<VaultOperation, Array<Fault>>()
+  const log: Array<CallRecord> = []
+  let sequence = 0
+  let secretsGet = true
+
+  const live = (name: string): StoredCertificate | undefined => {
+    const c = certificates.get(name)
+    return c === undefined || c.deleted !== undefined || c.versions.length === 0 ? undefined : c
+  }
+  const latestOf = (name: string): StoredVersion | undefined => {
+    const c = live(name)
+    return c === undefined ? undefined : c.versions[c.versions.length - 1]
+  }
+
+  /** Store a version from material already read; `alter` models the vault storing something else. */
+  const store = (
+    name: string,
+    material: CertificateMaterial,
+    tags: Readonly<Record<string, string>>,
+    writer: string,
+    exportable: boolean,
+    enabled: boolean,
+  ) =>
+    Effect.gen(function* () {
+      const inspected = yield* codec.inspect(material).pipe(Effect.orDie)
+      const now = yield* Clock.currentTimeMillis
+      sequence++
+      const version: StoredVersion = {
+        versionId: versionIdOf(sequence),
+        x5t: inspected.leaf.x5t,
+        serialHex: inspected.leaf.serialHex,
+        enabled,
+        createdAt: new Date(now),
+        tags: { ...tags },
+        cer: inspected.leaf.der,
+        expiresAt: inspected.leaf.notAfter,
+        material,
+        exportable,
+        writer,
+        sequence,
+      }
+      const c = certificates.get(name) ?? { versions: [], deleted: undefined }
+      c.versions.push(version)
+      certificates.set(name, c)
+      return version
+    })
+
+  const makeError = (operation: VaultOperation, kind: FailKind) => {
+    const fields = { operation, detail: `scripted ${kind}` }
+    switch (kind) {
+      case "NotFound":
+        return new VaultNotFound(fields)
+      case "Forbidden":
+        return new VaultForbidden(fields)
+      case "Throttled":
+        return new VaultThrottled({ ...fields, retryAfterMs: 1000 })
+      case "Unavailable":
+        return new VaultUnavailable(fields)
+      case "Rejected":
+        return new VaultRequestRejected({ ...fields, code: "BadParameter" })
+      case "Ambiguous":
+        return new VaultAmbiguous(fields)
+    }
+  }
+
+  /**
+   * Run one call: take its fault, let a foreign writer in first if scripted,
+   * fail before the effect, or run it and fail after (ambiguous).
+   */
+  const call = <A, E>(
+    operation: VaultOperation,
+    name: string,
+    body: (alter: "disable" | "drop-tags" | undefined) => Effect.Effect<A, E>,
+  ): Effect.Effect<A, E | ReturnType<typeof makeError>> =>
+    Effect.gen(function* () {
+      const fault = faults.get(operation)?.shift()
+      const record = (outcome: string) => log.push({ operation, outcome })
+      if (fault?._tag === "ForeignImport") {
+        yield* store(name, fault.material, fault.tags ?? {}, "foreign", true, true)
+      }
+      if (fault?._tag === "Fail") {
+        record(fault.kind)
+        return yield* Effect.fail(makeError(operation, fault.kind))
+      }
+      const result = yield* body(fault?._tag === "Alter" ? fault.change : undefined).pipe(
+        Effect.tapError((e) => Effect.sync(() => record(String((e as { _tag?: string })._tag ?? "error")))),
+      )
+      if (fault?._tag === "AfterWrite") {
+        record("AmbiguousAfterWrite")
+        return yield* Effect.fail(makeError(operation, "Ambiguous"))
+      }
+      record("ok")
+      return result
+    })
+
+  const notFound = (operation: VaultOperation, what: string) => new VaultNotFound({ operation, detail: what })
+
+  const vault: (typeof Vault)["Service"] = {
+    getLatest: (name) =>
+      call("getLatest", name, () => {
+        const v = latestOf(name)
+        return v === undefined
+          ? Effect.fail(notFound("getLatest", `A certificate with (name/id) ${name} was not found in this key vault`))
+          : Effect.succeed(publicView(v))
+      }),
+    getVersion: (name, versionId) =>
+      call("getVersion", name, () => {
+        const v = live(name)?.versions.find((x) => x.versionId === versionId)
+        return v === undefined ? Effect.fail(notFound("getVersion", `${name}/${versionId}`)) : Effect.succeed(publicView(v))
+      }),
+    listVersions: (name) =>
+      call("listVersions", name, () => {
+        const c = live(name)
+        return c === undefined
+          ? Effect.fail(notFound("listVersions", name))
+          : Effect.succeed([...c.versions].reverse().map(publicView))
+      }),
+    importVersion: (request: ImportRequest) =>
+      call("importVersion", request.name, (alter) =>
+        Effect.gen(function* () {
+          const c = certificates.get(request.name)
+          if (c?.deleted !== undefined) {
+            return yield* Effect.fail(
+              new VaultConflictSoftDeleted({
+                operation: "importVersion",
+                detail: `Certificate ${request.name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the certificate can only be recovered or purged.`,
+              }),
+            )
+          }
+          if (Object.keys(request.tags).length > MAX_TAGS) {
+            return yield* Effect.fail(
+              new VaultRequestRejected({ operation: "importVersion", code: "BadParameter", detail: "too many tags" }),
+            )
+          }
+          const material = yield* codec
+            .decode(request.pfx, request.password)
+            .pipe(
+              Effect.mapError(
+                (e) => new VaultRequestRejected({ operation: "importVersion", code: "BadParameter", detail: `the PFX could not be read: ${e.reason}` }),
+              ),
+            )
+          const inspected = yield* codec.inspect(material).pipe(
+            Effect.mapError(
+              () => new VaultRequestRejected({ operation: "importVersion", code: "BadParameter", detail: "the PFX content is invalid" }),
+            ),
+          )
+          if (!inspected.keyMatchesLeaf) {
+            return yield* Effect.fail(
+              new VaultRequestRejected({ operation: "importVersion", code: "BadParameter", detail: "the private key does not match the certificate" }),
+            )
+          }
+          const now = yield* Clock.currentTimeMillis
+          if (inspected.leaf.notAfter.getTime() <= now) {
+            return yield* Effect.fail(
+              new VaultRequestRejected({ operation: "importVersion", code: "BadParameter", detail: "the certificate has expired" }),
+            )
+          }
+          const tags = alter === "drop-tags" ? {} : request.tags
+          const stored = yield* store(request.name, material, tags, "deploy", request.exportable ?? true, alter !== "disable")
+          return publicView(stored)
+        }),
+      ).pipe(
+        Effect.catchTag("VaultNotFound", (e) =>
+          Effect.fail(new VaultRequestRejected({ operation: "importVersion", code: "NotFound", detail: e.detail })),
+        ),
+      ),
+    getVersionSecret: (name, versionId) =>
+      call("getVersionSecret", name, () =>
+        Effect.gen(function* () {
+          if (!secretsGet) {
+            return yield* Effect.fail(
+              new VaultForbidden({
+                operation: "getVersionSecret",
+                detail: "The user, group or application does not have secrets get permission",
+                permission: "secrets/get",
+              }),
+            )
+          }
+          const v = live(name)?.versions.find((x) => x.versionId === versionId)
+          if (v === undefined) return yield* Effect.fail(notFound("getVersionSecret", `${name}/${versionId}`))
+          if (!v.exportable) {
+            return yield* Effect.fail(
+              new VaultNoPrivateKey({ operation: "getVersionSecret", detail: "the key is not exportable" }),
+            )
+          }
+          const password = Redacted.make("")
+          const pfx = yield* codec
+            .encode(v.material, { encoding: "modern", password })
+            .pipe(Effect.orElseSucceed(() => encodeWithoutKey(v.material, "")))
+          return { pfx, password } satisfies VersionSecret
+        }),
+      ),
+    getDeleted: (name) =>
+      call("getDeleted", name, () => {
+        const c = certificates.get(name)
+        return c?.deleted === undefined
+          ? Effect.fail(notFound("getDeleted", `Deleted Certificate not found: ${name}`))
+          : Effect.succeed<DeletedCertificate>({
+              name,
+              recoveryId: `deletedcertificates/${name}`,
+              deletedAt: c.deleted.at,
+              scheduledPurgeAt: c.deleted.scheduledPurgeAt,
+            })
+      }),
+    recoverDeleted: (name) =>
+      call("recoverDeleted", name, () => {
+        const c = certificates.get(name)
+        if (c?.deleted === undefined) return Effect.fail(notFound("recoverDeleted", `Deleted Certificate not found: ${name}`))
+        c.deleted = undefined
+        const v = latestOf(name)
+        return v === undefined ? Effect.fail(notFound("recoverDeleted", name)) : Effect.succeed(publicView(v))
+      }),
+  }
+
+  const handle: (typeof InMemoryVaultHandle)["Service"] = {
+    versions: (name) => [...(certificates.get(name)?.versions ?? [])],
+    latest: latestOf,
+    isSoftDeleted: (name) => certificates.get(name)?.deleted !== undefined,
+    seed: (name, material, options = {}) =>
+      store(name, material, options.tags ?? {}, options.writer ?? "seed", options.exportable ?? true, options.enabled ?? true),
+    softDelete: (name) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          const c = certificates.get(name)
+          if (c !== undefined) c.deleted = { at: new Date(now), scheduledPurgeAt: new Date(now + SOFT_DELETE_RETENTION_MS) }
+        }),
+      ),
+    script: (operation, ...more) => {
+      const queue = faults.get(operation) ?? []
+      queue.push(...more)
+      faults.set(operation, queue)
+    },
+    pendingFaults: () => [...faults.values()].reduce((n, q) => n + q.length, 0),
+    setSecretsGet: (granted) => {
+      secretsGet = granted
+    },
+    calls: () => {
+      const byOperation: Partial<Record<VaultOperation, number>> = {}
+      for (const r of log) byOperation[r.operation] = (byOperation[r.operation] ?? 0) + 1
+      return { total: log.length, byOperation }
+    },
+    callLog: () => [...log],
+    resetCalls: () => {
+      log.length = 0
+    },
+  }
+  return { vault, handle }
+})
+
+/** The in-memory vault: provides `Vault` and `InMemoryVaultHandle`; requires a `PfxCodec`. */
+export const InMemoryVault = {
+  layer: Layer.effectContext(
+    Effect.map(make, ({ vault, handle }) => Context.make(Vault, vault).pipe(Context.add(InMemoryVaultHandle, handle))),
+  ),
+} as const

@@ -1,0 +1,6 @@
+export * from "./InMemoryAuditLog.js"
+export * from "./InMemoryVault.js"
+export * from "./RecordingMetrics.js"
+export * from "./SyntheticCodec.js"
+export * from "./SyntheticPki.js"
+export * from "./TestWorld.js"

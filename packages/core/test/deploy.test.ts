@@ -1,0 +1,574 @@
+/**
+ * The deploy contract, read as a specification: one test per outcome and per
+ * step's failure mode, against the in-memory vault (a behaving fake) with the
+ * synthetic codec. Time is the TestClock: retries take no real time.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import {
+  CERTIFICATE_ID_TAG,
+  DeployPolicy,
+  type DeployOutcome,
+  exitCodeOf,
+  MANAGED_BY_TAG,
+  ROLLBACK_OF_TAG,
+  validateOnly,
+} from "../src/index.js"
+import {
+  AuditRecords,
+  Fault,
+  InMemoryVaultHandle,
+  issue,
+  makeAuthority,
+  makeKey,
+  MetricsRecorder,
+  TestWorld,
+  withWrongKey,
+} from "../src/testing/index.js"
+import { CERT_ID, managedTags, NAME, request, runDeploy, target, toJson } from "./fixtures.js"
+
+const ca = makeAuthority("test")
+const oldCert = issue({ seed: "old", issuer: ca })
+const newCert = issue({ seed: "new", issuer: ca })
+/** A renewal that reuses the old certificate's key. */
+const renewedSameKey = issue({ seed: "renewed", issuer: ca, key: oldCert.key })
+
+const expectTag = <T extends DeployOutcome["_tag"]>(o: DeployOutcome, tag: T): Extract<DeployOutcome, { _tag: T }> => {
+  assert.strictEqual(o._tag, tag, `expected ${tag}, got ${o._tag}: ${o.reason}`)
+  return o as Extract<DeployOutcome, { _tag: T }>
+}
+
+/** Each test gets a fresh world. */
+const fresh = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provide(eff, TestWorld.layer)
+
+/** The vault already serves `oldCert`, deployed by kvdeploy (not counted as a call). */
+const seedManaged = (material = oldCert.material, options: { exportable?: boolean } = {}) =>
+  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) => vault.seed(NAME, material, { tags: managedTags, ...options }))
+
+describe("Succeeded", () => {
+  it.effect("first deploy: one version imported and proved, in 3 vault calls", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+        const latest = vault.latest(NAME)
+        assert.strictEqual(latest?.versionId, o.versionId)
+        assert.strictEqual(latest?.x5t, newCert.x5t)
+        assert.deepStrictEqual(latest?.tags, managedTags)
+        assert.strictEqual(o.previous, undefined)
+        assert.deepStrictEqual(vault.calls(), { total: 3, byOperation: { getLatest: 2, importVersion: 1 } })
+        assert.strictEqual(o.vaultCalls, 3)
+        assert.strictEqual(exitCodeOf(o), 0)
+      }),
+    ),
+  )
+
+  it.effect("over an existing version: snapshot, import, verify = 3 vault calls; the old version stays", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const old = yield* seedManaged()
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+        assert.strictEqual(vault.calls().total, 3)
+        assert.deepStrictEqual(o.previous, { versionId: old.versionId, x5t: old.x5t, serialHex: old.serialHex })
+        assert.strictEqual(o.newX5t, newCert.x5t)
+        assert.deepStrictEqual(
+          vault.versions(NAME).map((v) => [v.x5t, v.enabled]),
+          [
+            [oldCert.x5t, true],
+            [newCert.x5t, true],
+          ],
+        )
+      }),
+    ),
+  )
+
+  it.effect("adopt: takes over an unmanaged certificate and records the adoption", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const audit = yield* AuditRecords
+        yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
+        const o = expectTag(yield* runDeploy(request(newCert.material, { adopt: true })), "Succeeded")
+        assert.isTrue(o.adopted)
+        assert.isTrue(audit.all()[0]?.adopted)
+        assert.strictEqual(vault.latest(NAME)?.tags[MANAGED_BY_TAG], "certctl")
+      }),
+    ),
+  )
+
+  it.effect("a read that fails fewer times than the retry budget is retried with backoff", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("getLatest", Fault.pass, Fault.fail("Throttled"), Fault.fail("Unavailable"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+        assert.strictEqual(vault.calls().byOperation.getLatest, 4)
+        assert.isAtLeast(o.timings.durationMs, 250 + 500) // exponential backoff on the TestClock
+      }),
+    ),
+  )
+
+  it.effect("ambiguous import that took effect: reconciled from the version list, never re-imported", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("importVersion", Fault.afterWrite)
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+        assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 2, importVersion: 1, listVersions: 1 })
+        assert.strictEqual(vault.versions(NAME).length, 2)
+        assert.strictEqual(vault.latest(NAME)?.versionId, o.versionId)
+      }),
+    ),
+  )
+
+  it.effect("soft-deleted name with on_soft_deleted=recover: recovered, then deployed over", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const old = yield* seedManaged()
+        yield* vault.softDelete(NAME)
+        const o = expectTag(yield* runDeploy(request(newCert.material, {}, target({ on_soft_deleted: "recover" }))), "Succeeded")
+        assert.isFalse(vault.isSoftDeleted(NAME))
+        assert.strictEqual(o.previous?.versionId, old.versionId)
+        assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
+      }),
+    ),
+  )
+})
+
+describe("Skipped", () => {
+  it.effect("the vault already serves this certificate with kvdeploy's tags: 1 vault call, nothing written", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const metrics = yield* MetricsRecorder
+        const old = yield* seedManaged(newCert.material)
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Skipped")
+        assert.strictEqual(o.versionId, old.versionId)
+        assert.deepStrictEqual(vault.calls(), { total: 1, byOperation: { getLatest: 1 } })
+        assert.strictEqual(vault.versions(NAME).length, 1)
+        assert.strictEqual(metrics.count("idempotentSkip"), 1)
+        assert.strictEqual(exitCodeOf(o), 0)
+      }),
+    ),
+  )
+
+  it.effect("same certificate but kvdeploy's tags missing: re-imported with the tags (not skipped)", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* vault.seed(NAME, newCert.material, { tags: { [MANAGED_BY_TAG]: "certctl" } })
+        expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+        assert.strictEqual(vault.latest(NAME)?.tags[CERTIFICATE_ID_TAG], CERT_ID)
+      }),
+    ),
+  )
+})
+
+describe("Rejected (preflight: no vault I/O, every problem listed)", () => {
+  it.effect("a key that does not match the leaf", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const o = expectTag(yield* runDeploy(request(withWrongKey(newCert))), "Rejected")
+        assert.deepStrictEqual(
+          o.problems.map((p) => p.reason),
+          ["key_mismatch"],
+        )
+        assert.strictEqual(vault.calls().total, 0)
+        assert.strictEqual(exitCodeOf(o), 2)
+      }),
+    ),
+  )
+
+  it.effect("expired, not yet valid, unsupported key, too many tags and a bad name are all reported at once", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const expired = issue({ seed: "expired", issuer: ca, notAfter: new Date(-1), keySize: 1024 })
+        const tags: Record<string, string> = {}
+        for (let i = 0; i < 13; i++) tags[`t${i}`] = "v"
+        const config = { ...target(), certificateName: "bad name!", tags }
+        const o = expectTag(yield* runDeploy(request(expired.material, {}, config)), "Rejected")
+        assert.deepStrictEqual(new Set(o.problems.map((p) => p.reason)), new Set(["certificate_name", "tags", "expired", "unsupported_key"]))
+        for (const p of o.problems) assert.isAbove(p.fix.length, 0)
+        const future = issue({ seed: "future", issuer: ca, notBefore: new Date(86_400_000) })
+        const o2 = expectTag(yield* runDeploy(request(future.material)), "Rejected")
+        assert.deepStrictEqual(
+          o2.problems.map((p) => p.reason),
+          ["not_yet_valid"],
+        )
+        assert.strictEqual(vault.calls().total, 0)
+      }),
+    ),
+  )
+
+  it.effect("a chain with an unrelated certificate", () =>
+    fresh(
+      Effect.gen(function* () {
+        const other = makeAuthority("other")
+        const material = { ...newCert.material, chain: [ca.certificate, other.certificate] }
+        const o = expectTag(yield* runDeploy(request(material)), "Rejected")
+        assert.deepStrictEqual(
+          o.problems.map((p) => [p.field, p.reason]),
+          [["chain[1]", "chain_invalid"]],
+        )
+      }),
+    ),
+  )
+
+  it.effect("material that cannot be read at all", () =>
+    fresh(
+      Effect.gen(function* () {
+        const material = { leaf: new Uint8Array([1, 2, 3]), chain: [], key: newCert.material.key }
+        const o = expectTag(yield* runDeploy(request(material)), "Rejected")
+        assert.deepStrictEqual(
+          o.problems.map((p) => [p.field, p.reason]),
+          [["leaf", "material_invalid"]],
+        )
+        assert.strictEqual(o.newX5t, undefined)
+      }),
+    ),
+  )
+
+  it.effect("a PFX over Key Vault's size limit", () =>
+    fresh(
+      Effect.gen(function* () {
+        const o = expectTag(
+          yield* runDeploy(request(newCert.material)).pipe(
+            Effect.provideService(DeployPolicy, {
+              readRetrySchedule: Schedule.exponential("250 millis"),
+              readRetries: 4,
+              maxPfxBytes: 100,
+            }),
+          ),
+          "Rejected",
+        )
+        assert.deepStrictEqual(
+          o.problems.map((p) => p.reason),
+          ["pfx_too_large"],
+        )
+      }),
+    ),
+  )
+
+  it.effect("ownership: an existing certificate kvdeploy does not manage is not overwritten (1 vault call)", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Rejected")
+        assert.deepStrictEqual(
+          o.problems.map((p) => p.reason),
+          ["not_managed"],
+        )
+        assert.match(o.problems[0]?.fix ?? "", /adopt/)
+        assert.strictEqual(vault.versions(NAME).length, 1)
+        assert.strictEqual(vault.calls().total, 1)
+      }),
+    ),
+  )
+})
+
+describe("Failed (the vault is unchanged)", () => {
+  it.effect("snapshot: a 403 is not 'first deploy'; the deploy aborts", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        vault.script("getLatest", Fault.fail("Forbidden"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+        assert.strictEqual(o.step, "snapshot")
+        assert.strictEqual(o.error, "VaultForbidden")
+        assert.strictEqual(vault.versions(NAME).length, 0)
+        assert.strictEqual(vault.calls().total, 1)
+        assert.strictEqual(exitCodeOf(o), 1)
+      }),
+    ),
+  )
+
+  it.effect("snapshot: throttling that outlasts the retries aborts (never 'no previous')", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("getLatest", ...Array.from({ length: 5 }, () => Fault.fail("Throttled")))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+        assert.strictEqual(o.error, "VaultThrottled")
+        assert.strictEqual(vault.calls().byOperation.getLatest, 5) // 1 + 4 retries
+        assert.strictEqual(vault.versions(NAME).length, 1)
+      }),
+    ),
+  )
+
+  it.effect("import: a definite refusal", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("importVersion", Fault.fail("Rejected"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+        assert.strictEqual(o.step, "import")
+        assert.strictEqual(vault.versions(NAME).length, 1)
+        assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+      }),
+    ),
+  )
+
+  it.effect("import: ambiguous, and the version list shows it did not take effect", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("importVersion", Fault.fail("Ambiguous"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+        assert.strictEqual(o.step, "reconcile")
+        assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+        assert.strictEqual(vault.versions(NAME).length, 1)
+      }),
+    ),
+  )
+
+  it.effect("soft-deleted name with on_soft_deleted=fail: says how to fix it", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        yield* vault.softDelete(NAME)
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+        assert.strictEqual(o.step, "soft-deleted")
+        assert.match(o.reason, /on_soft_deleted: recover/)
+        assert.isTrue(vault.isSoftDeleted(NAME))
+        assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 1, importVersion: 1, getDeleted: 1 })
+      }),
+    ),
+  )
+})
+
+describe("Unverified (imported, cannot be read back: no rollback)", () => {
+  it.effect("the vault cannot be read after the import", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("getLatest", Fault.pass, ...Array.from({ length: 5 }, () => Fault.fail("Unavailable")))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+        assert.strictEqual(o.versionId, vault.latest(NAME)?.versionId)
+        assert.strictEqual(vault.versions(NAME).length, 2)
+        assert.strictEqual(exitCodeOf(o), 4)
+      }),
+    ),
+  )
+
+  it.effect("an ambiguous import whose outcome cannot be established", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("importVersion", Fault.afterWrite)
+        vault.script("listVersions", ...Array.from({ length: 5 }, () => Fault.fail("Unavailable")))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+        assert.strictEqual(o.versionId, undefined)
+        assert.match(o.reason, /may have taken effect/)
+      }),
+    ),
+  )
+})
+
+describe("Superseded (a newer foreign write is not clobbered)", () => {
+  it.effect("another writer imports between our import and our verify", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        const foreign = issue({ seed: "foreign", issuer: ca })
+        vault.script("getLatest", Fault.pass, Fault.foreignImport(foreign.material))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Superseded")
+        assert.strictEqual(o.supersededBy.x5t, foreign.x5t)
+        assert.strictEqual(vault.latest(NAME)?.x5t, foreign.x5t)
+        assert.strictEqual(vault.versions(NAME).length, 3)
+        assert.strictEqual(exitCodeOf(o), 5)
+      }),
+    ),
+  )
+})
+
+describe("RolledBack (ours but wrong: previous material restored)", () => {
+  it.effect("from the previous version's backing secret; tagged certctl-rollback-of; +2 calls and a verify", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const metrics = yield* MetricsRecorder
+        yield* seedManaged()
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
+        assert.strictEqual(o.rollbackSource, "backing-secret")
+        const latest = vault.latest(NAME)
+        assert.strictEqual(latest?.versionId, o.rollbackVersionId)
+        assert.strictEqual(latest?.x5t, oldCert.x5t)
+        assert.strictEqual(latest?.tags[ROLLBACK_OF_TAG], o.failedVersionId)
+        // The restored version keeps the chain.
+        assert.strictEqual(latest?.material.chain.length, 1)
+        assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 3, importVersion: 2, getVersionSecret: 1 })
+        assert.strictEqual(exitCodeOf(o), 3)
+        assert.strictEqual(metrics.count("rollback", "restored"), 1)
+        assert.strictEqual(metrics.count("postVerifyFailure", "mismatch"), 1)
+      }),
+    ),
+  )
+
+  it.effect("without secrets/get, from a key the caller kept for the previous certificate", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.setSecretsGet(false)
+        vault.script("importVersion", Fault.alter("disable"))
+        const o = expectTag(
+          yield* runDeploy(
+            request(newCert.material, { previousKey: oldCert.material.key, previousChain: [ca.certificate] }),
+          ),
+          "RolledBack",
+        )
+        assert.strictEqual(o.rollbackSource, "caller-key")
+        assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+        assert.strictEqual(vault.calls().byOperation.getVersionSecret, undefined)
+      }),
+    ),
+  )
+
+  it.effect("without secrets/get, from the new key when the renewal reused the key", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.setSecretsGet(false)
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const o = expectTag(yield* runDeploy(request(renewedSameKey.material)), "RolledBack")
+        assert.strictEqual(o.rollbackSource, "reused-key")
+        assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+      }),
+    ),
+  )
+})
+
+describe("RollbackFailed (needs a person)", () => {
+  it.effect("previous key unavailable: no secrets/get, no key history, new key differs", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.setSecretsGet(false)
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+        assert.match(o.reason, /previous key unavailable: grant secrets\/get or keep key history/)
+        assert.strictEqual(vault.versions(NAME).length, 2) // nothing was paired with a wrong key
+        assert.strictEqual(exitCodeOf(o), 4)
+      }),
+    ),
+  )
+
+  it.effect("a caller key that does not match the previous certificate is never used", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material, { exportable: false })
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const o = expectTag(
+          yield* runDeploy(request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) })),
+          "RollbackFailed",
+        )
+        assert.match(o.reason, /caller-key: the key does not match/)
+        assert.match(o.reason, /not exportable/)
+        assert.strictEqual(vault.versions(NAME).length, 2)
+      }),
+    ),
+  )
+
+  it.effect("first deploy: nothing to roll back to", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        vault.script("importVersion", Fault.alter("disable"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+        assert.match(o.reason, /no previous version/)
+        assert.strictEqual(vault.versions(NAME).length, 1)
+      }),
+    ),
+  )
+
+  it.effect("the rollback import itself is refused", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const metrics = yield* MetricsRecorder
+        yield* seedManaged()
+        vault.script("importVersion", Fault.alter("drop-tags"), Fault.fail("Unavailable"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+        assert.match(o.reason, /rollback import failed/)
+        assert.strictEqual(metrics.count("rollback", "also_failed"), 1)
+      }),
+    ),
+  )
+})
+
+describe("audit, metrics and redaction", () => {
+  it.effect("one audit record per deploy, and key material appears in no outcome, record or metric", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const audit = yield* AuditRecords
+        const metrics = yield* MetricsRecorder
+        yield* seedManaged()
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const outcomes = [
+          yield* runDeploy(request(newCert.material)),
+          yield* runDeploy(request(withWrongKey(newCert))),
+          yield* runDeploy(request(newCert.material, { previousKey: oldCert.material.key })),
+        ]
+        assert.strictEqual(audit.all().length, outcomes.length)
+        const secrets = [oldCert.key.body.secret, newCert.key.body.secret, makeKey("wrong:wrong").body.secret].flatMap((s) => [
+          s,
+          Buffer.from(s).toString("base64"),
+        ])
+        const keyBytes = [oldCert.key.bytes, newCert.key.bytes].map((b) => Buffer.from(b).toString("base64"))
+        const text = toJson({ outcomes, audit: audit.all(), metrics: metrics.events() }) + String(outcomes)
+        for (const s of [...secrets, ...keyBytes]) assert.notInclude(text, s)
+        assert.include(toJson(outcomes[2]), oldCert.x5t) // the serialisation is not empty
+      }),
+    ),
+  )
+
+  it.effect("ValidateOnly answers a tagged ValidateOnlyNotSupported", () =>
+    Effect.gen(function* () {
+      const exit = yield* Effect.exit(validateOnly(request(newCert.material)))
+      assert.isTrue(Exit.isFailure(exit))
+      const error = yield* Effect.flip(validateOnly(request(newCert.material)))
+      assert.strictEqual(error._tag, "ValidateOnlyNotSupported")
+      assert.match(error.message, /kvdeploy plan/)
+    }),
+  )
+
+  it("exit codes", () => {
+    const codes = Object.fromEntries(
+      (["Succeeded", "Skipped", "Failed", "Rejected", "RolledBack", "RollbackFailed", "Unverified", "Superseded"] as const).map(
+        (t) => [t, exitCodeOf({ _tag: t })],
+      ),
+    )
+    assert.deepStrictEqual(codes, {
+      Succeeded: 0,
+      Skipped: 0,
+      Failed: 1,
+      Rejected: 2,
+      RolledBack: 3,
+      RollbackFailed: 4,
+      Unverified: 4,
+      Superseded: 5,
+    })
+  })
+})

@@ -1,0 +1,36 @@
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import { type DeployOptions, type DeployRequest, deploy, MANAGED_BY_TAG, CERTIFICATE_ID_TAG, type TargetConfig, validateTargetConfigSync } from "../src/index.js"
+import type { CertificateMaterial } from "../src/material.js"
+import { runAdvancingClock } from "../src/testing/index.js"
+
+export const NAME = "api-prod"
+export const CERT_ID = "cert-123"
+
+export const target = (overrides: Record<string, unknown> = {}): TargetConfig => {
+  const r = validateTargetConfigSync({
+    vault_url: "https://kv-test.vault.azure.net",
+    certificate_name: NAME,
+    tags: { env: "test" },
+    ...overrides,
+  })
+  if (Result.isFailure(r)) throw new Error(r.failure.message)
+  return r.success
+}
+
+export const request = (
+  material: CertificateMaterial,
+  options: DeployOptions = {},
+  config: TargetConfig = target(),
+): DeployRequest => ({ target: config, material, certificateId: CERT_ID, options })
+
+/** Tags a version deployed by kvdeploy carries. */
+export const managedTags = { env: "test", [MANAGED_BY_TAG]: "certctl", [CERTIFICATE_ID_TAG]: CERT_ID }
+
+/** Deploy, advancing the TestClock so retries take no real time. */
+export const runDeploy = (req: DeployRequest) => runAdvancingClock(deploy(req))
+
+export const toJson = (u: unknown): string =>
+  JSON.stringify(u, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString("base64") : v))
+
+export { Effect }
