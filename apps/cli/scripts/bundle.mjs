@@ -1,0 +1,33 @@
+// Bundle the CLI with esbuild: one ESM entry (dist/bin.js) plus lazily loaded
+// chunks, so `kvdeploy --help` parses one file instead of hundreds of modules.
+// Workspace packages are bundled from their TypeScript sources (the
+// `@kvdeploy/source` condition); the Azure SDKs and their dependencies stay in
+// node_modules and are imported only inside the handlers that need them.
+import { rmSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { build } from "esbuild"
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+rmSync(join(root, "dist"), { recursive: true, force: true })
+const result = await build({
+  absWorkingDir: root,
+  entryPoints: { bin: "src/bin.ts" },
+  outdir: "dist",
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node22",
+  conditions: ["@kvdeploy/source"],
+  external: ["@azure/*"],
+  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __kvdeployCreateRequire } from 'node:module'; const require = __kvdeployCreateRequire(import.meta.url);" },
+  chunkNames: "chunks/[name]-[hash]",
+  sourcemap: "linked",
+  legalComments: "none",
+  metafile: true,
+  logLevel: "warning",
+})
+const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith(".js"))
+const bin = outputs.find(([f]) => f === "dist/bin.js")
+console.log(`kvdeploy bundled: dist/bin.js ${Math.round((bin?.[1].bytes ?? 0) / 1024)} KiB, ${outputs.length - 1} lazy chunk(s)`)

@@ -1,0 +1,168 @@
+/**
+ * Certificate material from operator input: PEM files (`--cert`, `--chain`,
+ * `--key`) or a PKCS#12 file (`--pfx`). Passwords and passphrases come from an
+ * environment variable named by a flag, or an interactive prompt on a
+ * terminal; never from a flag value. Key bytes stay `Redacted` and in memory.
+ */
+import type { CertificateMaterial } from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Prompt from "effect/cli/Prompt"
+import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
+import { readSource, sourceName } from "./sources.js"
+
+export interface MaterialFlags {
+  readonly cert: Option.Option<string>
+  readonly chain: Option.Option<string>
+  readonly key: Option.Option<string>
+  readonly keyPassphraseEnv: Option.Option<string>
+  readonly pfx: Option.Option<string>
+  readonly pfxPasswordEnv: Option.Option<string>
+}
+
+const loadPkcs12 = () => import("@kvdeploy/pkcs12")
+
+/** Read a secret from the environment variable named by `flag`. */
+const secretFromEnv = (flag: string, name: string): Effect.Effect<Redacted.Redacted<string>, CliProblem> =>
+  Effect.suspend(() => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      return Effect.fail(
+        usageOne(flag, `"${name}" is not an environment variable name`, `give the variable's name, e.g. ${flag} PFX_PASSWORD, and put the secret in that variable`),
+      )
+    }
+    const value = process.env[name]
+    if (value === undefined) {
+      return Effect.fail(usageOne(flag, `the environment variable ${name} is not set`, `export ${name} before running kvdeploy`))
+    }
+    return Effect.succeed(Redacted.make(value))
+  })
+
+const interactive = (): boolean => process.stdin.isTTY === true && process.stderr.isTTY === true
+
+const askSecret = (message: string) =>
+  Prompt.run(Prompt.Password({ message })).pipe(
+    Effect.mapError(() => usageOne("(prompt)", "no password was entered", "enter it, or name an environment variable that holds it")),
+  )
+
+const withSource = (flag: string, source: string, problems: ReadonlyArray<{ field: string; message: string; fix: string }>): Array<Problem> =>
+  problems.map((p) => ({ field: `${flag} ${sourceName(source)}: ${p.field}`, message: p.message, fix: p.fix }))
+
+/** Read PEM material. */
+const fromPem = (flags: MaterialFlags) =>
+  Effect.gen(function* () {
+    const { parsePem } = yield* Effect.promise(loadPkcs12)
+    const certSource = Option.getOrUndefined(flags.cert)
+    if (certSource === undefined) {
+      return yield* usageOne("--cert", "is missing", "give --cert FILE (PEM) with --key FILE, or --pfx FILE")
+    }
+    const keySource = Option.getOrUndefined(flags.key)
+    const chainSource = Option.getOrUndefined(flags.chain)
+    let passphrase: Redacted.Redacted<string> | undefined
+    if (Option.isSome(flags.keyPassphraseEnv)) {
+      passphrase = yield* secretFromEnv("--key-passphrase-env", flags.keyPassphraseEnv.value)
+    }
+    const problems: Array<Problem> = []
+    const certBytes = yield* readSource("--cert", certSource)
+    const chainBytes = chainSource === undefined ? undefined : yield* readSource("--chain", chainSource)
+    const keyBytes = keySource === undefined ? undefined : yield* readSource("--key", keySource)
+
+    const parse = (flag: string, source: string, bytes: Uint8Array, pass?: Redacted.Redacted<string>) =>
+      parsePem(bytes, pass === undefined ? {} : { passphrase: pass }).pipe(
+        Effect.map((parsed) => parsed as { certificates: ReadonlyArray<Uint8Array>; key?: Redacted.Redacted<Uint8Array> }),
+        Effect.catchTag("MaterialInvalid", (e) => {
+          problems.push(...withSource(flag, source, e.problems))
+          return Effect.succeed(undefined)
+        }),
+      )
+
+    const certParsed = yield* parse("--cert", certSource, certBytes, keySource === undefined ? passphrase : undefined)
+    const chainParsed =
+      chainSource === undefined || chainBytes === undefined ? undefined : yield* parse("--chain", chainSource, chainBytes)
+    let keyParsed: { key?: Redacted.Redacted<Uint8Array>; certificates: ReadonlyArray<Uint8Array> } | undefined
+    if (keySource !== undefined && keyBytes !== undefined) {
+      const encrypted = Buffer.from(keyBytes).toString("latin1").includes("ENCRYPTED")
+      if (encrypted && passphrase === undefined) {
+        if (interactive() && keySource !== "-") {
+          passphrase = yield* askSecret(`Passphrase for ${keySource}`)
+        } else {
+          problems.push({
+            field: `--key ${sourceName(keySource)}`,
+            message: "the private key is encrypted and no passphrase was given",
+            fix: "name the environment variable that holds it with --key-passphrase-env VAR (or run on a terminal to be asked), or decrypt it with `openssl pkey`",
+          })
+        }
+      }
+      if (!encrypted || passphrase !== undefined) keyParsed = yield* parse("--key", keySource, keyBytes, passphrase)
+    }
+    if (problems.length > 0) return yield* usage("the certificate material cannot be read", problems)
+
+    const certificates = certParsed?.certificates ?? []
+    const leaf = certificates[0]
+    if (leaf === undefined) {
+      return yield* usageOne(`--cert ${sourceName(certSource)}`, "holds no certificate", "give the leaf certificate as PEM")
+    }
+    const key = keyParsed?.key ?? certParsed?.key
+    if (key === undefined) {
+      return yield* usageOne(
+        keySource === undefined ? "--key" : `--key ${sourceName(keySource)}`,
+        keySource === undefined ? "is missing and --cert holds no private key" : "holds no private key",
+        "give the leaf's private key with --key FILE",
+      )
+    }
+    const chain = [...certificates.slice(1), ...(chainParsed?.certificates ?? []), ...(keyParsed?.certificates ?? [])]
+    return { leaf, chain, key } satisfies CertificateMaterial
+  })
+
+/** Read a PFX. */
+const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
+  Effect.gen(function* () {
+    for (const [flag, value] of [
+      ["--cert", flags.cert],
+      ["--chain", flags.chain],
+      ["--key", flags.key],
+    ] as const) {
+      if (Option.isSome(value)) {
+        return yield* usageOne(flag, "cannot be combined with --pfx", "give either PEM files (--cert/--chain/--key) or one --pfx")
+      }
+    }
+    const bytes = yield* readSource("--pfx", pfxSource)
+    const { decodePfx } = yield* Effect.promise(loadPkcs12)
+    let password: Redacted.Redacted<string>
+    let asked = false
+    if (Option.isSome(flags.pfxPasswordEnv)) {
+      password = yield* secretFromEnv("--pfx-password-env", flags.pfxPasswordEnv.value)
+    } else if (interactive() && pfxSource !== "-") {
+      password = yield* askSecret(`Password for ${pfxSource} (empty for none)`)
+      asked = true
+    } else {
+      password = Redacted.make("")
+    }
+    return yield* decodePfx(bytes, password).pipe(
+      Effect.mapError((e) => {
+        const field = `--pfx ${sourceName(pfxSource)}`
+        switch (e.reason) {
+          case "wrong-password":
+            return usageOne(
+              field,
+              Option.isSome(flags.pfxPasswordEnv)
+                ? `the password in ${flags.pfxPasswordEnv.value} does not open it`
+                : asked
+                  ? "the password entered does not open it"
+                  : "it is password-protected and no password was given",
+              "name the variable that holds the password with --pfx-password-env VAR",
+            )
+          case "no-key":
+            return usageOne(field, "holds no private key", "export the PFX with its private key")
+          case "no-certificate":
+            return usageOne(field, "holds no certificate", "export the PFX with its certificate")
+          default:
+            return usageOne(field, `cannot be read: ${e.detail}`, "check it with `openssl pkcs12 -info -nokeys -in FILE`")
+        }
+      }),
+    )
+  })
+
+/** The material named by the flags; exactly one of PEM or PFX. */
+export const readMaterial = (flags: MaterialFlags): Effect.Effect<CertificateMaterial, CliProblem, Prompt.Environment> =>
+  Option.isSome(flags.pfx) ? fromPfx(flags, flags.pfx.value) : fromPem(flags)

@@ -1,0 +1,107 @@
+/** Rendering a deploy outcome: one screen for a person, the outcome record for `--json`. */
+import { X509Certificate } from "node:crypto"
+import { type DeployOutcome, exitCodeOf } from "@kvdeploy/core"
+import type { Style } from "./terminal.js"
+import { expiryText } from "./versions.js"
+
+/** Facts of the certificate being deployed, read with node:crypto (no key involved). */
+export interface LeafSummary {
+  readonly subject: string
+  readonly notAfter: string
+  readonly sha256: string
+}
+
+export const leafSummary = (der: Uint8Array): LeafSummary | undefined => {
+  try {
+    const cert = new X509Certificate(der)
+    return {
+      subject: cert.subject.replace(/\n/g, ", "),
+      notAfter: new Date(cert.validTo).toISOString(),
+      sha256: cert.fingerprint256.replace(/:/g, "").toLowerCase(),
+    }
+  } catch {
+    return undefined
+  }
+}
+
+const headline = (o: DeployOutcome, s: Style): string => {
+  switch (o._tag) {
+    case "Succeeded":
+      return s.green(s.bold("Succeeded"))
+    case "Skipped":
+      return s.green(s.bold("Skipped"))
+    case "Rejected":
+      return s.red(s.bold("Rejected"))
+    case "Failed":
+      return s.red(s.bold("Failed"))
+    case "RolledBack":
+      return s.yellow(s.bold("RolledBack"))
+    case "Superseded":
+      return s.yellow(s.bold("Superseded"))
+    case "Unverified":
+    case "RollbackFailed":
+      return s.red(s.bold(o._tag))
+  }
+}
+
+const meaning: { readonly [K in DeployOutcome["_tag"]]: string } = {
+  Succeeded: "the vault now serves the new version (verified)",
+  Skipped: "the vault already serves this certificate; nothing was written",
+  Rejected: "refused before anything was written",
+  Failed: "the vault is unchanged by this deploy",
+  RolledBack: "the new version was wrong; the previous certificate is served again (verified)",
+  RollbackFailed: "the new version was wrong and the previous one could not be restored: needs a person",
+  Unverified: "imported, but the vault could not be read back: needs a person to check",
+  Superseded: "another writer's newer version is served; kvdeploy did not overwrite it",
+}
+
+/** The new version this outcome reports, when any. */
+export const newVersionOf = (o: DeployOutcome): string | undefined => {
+  switch (o._tag) {
+    case "Succeeded":
+    case "Skipped":
+    case "Superseded":
+      return o.versionId
+    case "Unverified":
+      return o.versionId
+    case "RolledBack":
+    case "RollbackFailed":
+      return o.failedVersionId
+    default:
+      return undefined
+  }
+}
+
+export const outcomeLines = (o: DeployOutcome, leaf: LeafSummary | undefined, s: Style, now: number): Array<string> => {
+  const lines: Array<string> = []
+  const secs = (o.timings.durationMs / 1000).toFixed(2)
+  lines.push(
+    `${headline(o, s)}  ${o.target.certificateName} in ${o.target.vaultUrl}  ${s.dim(`(exit ${exitCodeOf(o)}, ${secs} s, ${o.vaultCalls} vault call${o.vaultCalls === 1 ? "" : "s"})`)}`,
+  )
+  lines.push(`  ${meaning[o._tag]}`)
+  lines.push(`  reason      ${o.reason}`)
+  lines.push(
+    `  old         ${o.previous === undefined ? "(none: first deploy, or unknown)" : `${o.previous.versionId}  x5t ${o.previous.x5t}`}`,
+  )
+  const newVersion = newVersionOf(o)
+  lines.push(`  new         ${newVersion ?? "(no version written)"}${o.newX5t === undefined ? "" : `  x5t ${o.newX5t}`}`)
+  if (o._tag === "RolledBack") lines.push(`  rollback    ${o.rollbackVersionId} (from ${o.rollbackSource}), tagged certctl-rollback-of=${o.failedVersionId}`)
+  if (o._tag === "RollbackFailed") lines.push(`  rollback    ${o.rollbackVersionId ?? "(not written)"}`)
+  if (o._tag === "Superseded") lines.push(`  served now  ${o.supersededBy.versionId}  x5t ${o.supersededBy.x5t}`)
+  if (leaf !== undefined) {
+    lines.push(`  subject     ${leaf.subject}`)
+    lines.push(`  sha256      ${leaf.sha256}`)
+    lines.push(`  ${expiryText(leaf.notAfter, now)}`)
+  }
+  if (o.adopted) lines.push(`  ${s.yellow("adopted a certificate kvdeploy did not manage before")}`)
+  if (o._tag === "Rejected") {
+    lines.push("  problems")
+    for (const p of o.problems) {
+      lines.push(`    ${s.bold(p.field)}: ${p.message}`)
+      lines.push(`      fix: ${p.fix}`)
+    }
+  }
+  if (o._tag === "Failed") lines.push(`  failed at   ${o.step}${o.error === undefined ? "" : ` (${o.error})`}`)
+  lines.push(`  ${s.dim(`steps: ${o.decisions.join(" → ")}`)}`)
+  return lines
+}

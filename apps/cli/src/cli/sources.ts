@@ -1,0 +1,76 @@
+/**
+ * Reading operator input: a file path, or `-` for standard input (once per
+ * run). Contents stay in memory; nothing is written anywhere.
+ */
+import { readFile } from "node:fs/promises"
+import * as Effect from "effect/Effect"
+import { usageOne } from "./problems.js"
+
+let stdinTakenBy: string | undefined
+
+const readStdin = (): Promise<Uint8Array> =>
+  new Promise((resolve, reject) => {
+    const chunks: Array<Buffer> = []
+    process.stdin.on("data", (c: Buffer) => chunks.push(c))
+    process.stdin.on("end", () => resolve(new Uint8Array(Buffer.concat(chunks))))
+    process.stdin.on("error", reject)
+  })
+
+const explainFsError = (error: unknown): string => {
+  const code = (error as { code?: unknown } | null)?.code
+  switch (code) {
+    case "ENOENT":
+      return "no such file"
+    case "EACCES":
+    case "EPERM":
+      return "permission denied"
+    case "EISDIR":
+      return "is a directory"
+    default:
+      return error instanceof Error ? error.message : String(error)
+  }
+}
+
+/** Maximum input size: PEM bundles and PFX files are small; refuse anything absurd. */
+const maxInputBytes = 1024 * 1024
+
+/**
+ * Read `source` (a path, or `-` for stdin) for the flag `flag`. Fails with a
+ * usage problem naming the flag and file.
+ */
+export const readSource = (flag: string, source: string): Effect.Effect<Uint8Array, ReturnType<typeof usageOne>> =>
+  Effect.gen(function* () {
+    if (source === "-") {
+      if (stdinTakenBy !== undefined) {
+        return yield* usageOne(
+          flag,
+          `reads standard input, but ${stdinTakenBy} already does`,
+          "give at most one input as '-'; pass the others as files",
+        )
+      }
+      if (process.stdin.isTTY === true) {
+        return yield* usageOne(flag, "is '-' but standard input is a terminal", "pipe the file in, or give its path")
+      }
+      stdinTakenBy = flag
+      const bytes = yield* Effect.tryPromise({
+        try: readStdin,
+        catch: (e) => usageOne(flag, `standard input could not be read: ${explainFsError(e)}`, "check the pipe"),
+      })
+      if (bytes.byteLength === 0) {
+        return yield* usageOne(flag, "standard input is empty", "pipe the file in, or give its path")
+      }
+      return bytes
+    }
+    const bytes = yield* Effect.tryPromise({
+      try: () => readFile(source),
+      catch: (e) => usageOne(flag, `${source}: ${explainFsError(e)}`, "check the path"),
+    })
+    if (bytes.byteLength === 0) return yield* usageOne(flag, `${source} is empty`, "check the file")
+    if (bytes.byteLength > maxInputBytes) {
+      return yield* usageOne(flag, `${source} is ${bytes.byteLength} bytes`, "give a PEM or PFX file of at most 1 MiB")
+    }
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  })
+
+/** Display name of a source in messages. */
+export const sourceName = (source: string): string => (source === "-" ? "standard input" : source)

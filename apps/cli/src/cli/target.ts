@@ -1,0 +1,145 @@
+/**
+ * The target: certctl configuration fields from `--config` and/or flags,
+ * validated by core's `validateTargetConfig`. Every problem is reported with
+ * where it came from (the flag, or the file and field). Usage problems exit 2
+ * before any vault is contacted.
+ */
+import { readFile } from "node:fs/promises"
+import { type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
+
+export interface TargetFlags {
+  readonly config: Option.Option<string>
+  readonly vaultUrl: Option.Option<string>
+  readonly credentialMode: Option.Option<string>
+  readonly managedIdentityClientId: Option.Option<string>
+}
+
+export interface TargetOverrides {
+  readonly name?: Option.Option<string>
+  readonly tags?: ReadonlyArray<string>
+  readonly onSoftDeleted?: Option.Option<string>
+  readonly pfxEncoding?: Option.Option<string>
+}
+
+const flagOfField: Readonly<Record<string, string>> = {
+  vault_url: "--vault-url",
+  certificate_name: "--name",
+  tags: "--tag",
+  credential_mode: "--credential-mode",
+  managed_identity_client_id: "--managed-identity-client-id",
+  on_soft_deleted: "--on-soft-deleted",
+  pfx_encoding: "--pfx-encoding",
+}
+
+/** Read and parse a JSON target file. */
+export const readConfigFile = (path: string, field = "--config"): Effect.Effect<Record<string, unknown>, CliProblem> =>
+  Effect.gen(function* () {
+    const text = yield* Effect.tryPromise({
+      try: () => readFile(path, "utf8"),
+      catch: (e) =>
+        usageOne(
+          field,
+          `${path}: ${(e as { code?: string }).code === "ENOENT" ? "no such file" : String((e as Error).message ?? e)}`,
+          "check the path of the target file",
+        ),
+    })
+    const parsed = yield* Effect.try({
+      try: (): unknown => JSON.parse(text),
+      catch: (e) =>
+        usageOne(field, `${path} is not valid JSON: ${(e as Error).message}`, "fix the JSON syntax (the file must be one JSON object)"),
+    })
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      return yield* usageOne(field, `${path} is not a JSON object`, "write the target as { \"vault_url\": ..., \"certificate_name\": ... }")
+    }
+    return parsed as Record<string, unknown>
+  })
+
+/** Parse `--tag k=v` values. */
+export const parseTagFlags = (values: ReadonlyArray<string>): Result.Result<Record<string, string>, ReadonlyArray<Problem>> => {
+  const tags: Record<string, string> = {}
+  const problems: Array<Problem> = []
+  for (const value of values) {
+    const at = value.indexOf("=")
+    if (at <= 0) {
+      problems.push({ field: "--tag", message: `"${value}" is not KEY=VALUE`, fix: "write --tag env=production" })
+      continue
+    }
+    const key = value.slice(0, at)
+    if (key in tags) {
+      problems.push({ field: "--tag", message: `the key "${key}" is given twice`, fix: "give each tag key once" })
+    }
+    tags[key] = value.slice(at + 1)
+  }
+  return problems.length > 0 ? Result.fail(problems) : Result.succeed(tags)
+}
+
+/**
+ * Build the raw configuration (file fields, overridden by flags) and the
+ * place each field came from, then validate it.
+ */
+export const resolveTarget = (
+  flags: TargetFlags,
+  overrides: TargetOverrides,
+  options: { readonly requireName: boolean } = { requireName: true },
+): Effect.Effect<{ readonly config: TargetConfig; readonly raw: Record<string, unknown> }, CliProblem> =>
+  Effect.gen(function* () {
+    const configPath = Option.getOrUndefined(flags.config)
+    const raw: Record<string, unknown> = configPath === undefined ? {} : { ...(yield* readConfigFile(configPath)) }
+    const fromFlag = new Set<string>()
+    const set = (field: string, value: Option.Option<unknown> | undefined) => {
+      if (value !== undefined && Option.isSome(value)) {
+        raw[field] = value.value
+        fromFlag.add(field)
+      }
+    }
+    set("vault_url", flags.vaultUrl)
+    set("credential_mode", flags.credentialMode)
+    set("managed_identity_client_id", flags.managedIdentityClientId)
+    set("certificate_name", overrides.name)
+    set("on_soft_deleted", overrides.onSoftDeleted)
+    set("pfx_encoding", overrides.pfxEncoding)
+    if (overrides.tags !== undefined && overrides.tags.length > 0) {
+      const parsed = parseTagFlags(overrides.tags)
+      if (Result.isFailure(parsed)) return yield* usage("--tag: invalid tag", parsed.failure)
+      const fileTags = typeof raw.tags === "object" && raw.tags !== null ? (raw.tags as Record<string, unknown>) : {}
+      raw.tags = { ...fileTags, ...parsed.success }
+      fromFlag.add("tags")
+    }
+    if (configPath === undefined && raw.vault_url === undefined) {
+      return yield* usageOne("--vault-url", "is missing", "give --vault-url https://NAME.vault.azure.net, or --config target.json")
+    }
+    // Commands that work on the whole vault (list, doctor) validate with a placeholder name.
+    const placeholderName = !options.requireName && raw.certificate_name === undefined
+    if (placeholderName) raw.certificate_name = "kvdeploy-placeholder"
+    if (options.requireName && raw.certificate_name === undefined) {
+      return yield* usageOne(
+        configPath === undefined ? "--name" : `${configPath}: certificate_name`,
+        "is missing",
+        "give --name NAME (1-127 of A-Z a-z 0-9 -), or certificate_name in the target file",
+      )
+    }
+    const validated = validateTargetConfigSync(raw)
+    if (Result.isFailure(validated)) {
+      const problems = validated.failure.problems.map((p): Problem => {
+        const top = p.field.split(".")[0] ?? p.field
+        const flag = flagOfField[top]
+        const where =
+          fromFlag.has(top) && flag !== undefined
+            ? `${flag}${p.field.length > top.length ? ` ${p.field.slice(top.length + 1)}` : ""}`
+            : configPath === undefined
+              ? p.field
+              : `${configPath}: ${p.field}`
+        return { field: where, message: p.message, fix: p.fix }
+      })
+      return yield* usage(
+        `the target is invalid (${problems.length} problem${problems.length === 1 ? "" : "s"})`,
+        problems,
+      )
+    }
+    if (placeholderName) delete raw.certificate_name
+    return { config: validated.success, raw }
+  })

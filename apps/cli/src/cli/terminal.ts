@@ -1,0 +1,73 @@
+/**
+ * Where output goes. stdout carries the result (and nothing but JSON with
+ * `--json`); stderr carries progress and errors. Colours and the progress line
+ * appear only on a TTY, and never when NO_COLOR is set or TERM=dumb.
+ */
+import * as Effect from "effect/Effect"
+
+const env = process.env
+
+const colourWanted = (stream: NodeJS.WriteStream): boolean =>
+  stream.isTTY === true && env.NO_COLOR === undefined && env.TERM !== "dumb" && env.FORCE_COLOR !== "0"
+
+export interface Style {
+  readonly bold: (s: string) => string
+  readonly dim: (s: string) => string
+  readonly red: (s: string) => string
+  readonly green: (s: string) => string
+  readonly yellow: (s: string) => string
+  readonly cyan: (s: string) => string
+}
+
+const sgr = (open: number, close: number) => (s: string) => `\u001b[${open}m${s}\u001b[${close}m`
+const plain = (s: string) => s
+
+const coloured: Style = {
+  bold: sgr(1, 22),
+  dim: sgr(2, 22),
+  red: sgr(31, 39),
+  green: sgr(32, 39),
+  yellow: sgr(33, 39),
+  cyan: sgr(36, 39),
+}
+const uncoloured: Style = { bold: plain, dim: plain, red: plain, green: plain, yellow: plain, cyan: plain }
+
+/** Style for stdout. */
+export const styleOut = (): Style => (colourWanted(process.stdout) ? coloured : uncoloured)
+/** Style for stderr. */
+export const styleErr = (): Style => (colourWanted(process.stderr) ? coloured : uncoloured)
+
+export const printLine = (line = ""): Effect.Effect<void> => Effect.sync(() => void process.stdout.write(`${line}\n`))
+export const printLines = (lines: ReadonlyArray<string>): Effect.Effect<void> =>
+  Effect.sync(() => void process.stdout.write(lines.length === 0 ? "" : `${lines.join("\n")}\n`))
+export const printErr = (line: string): Effect.Effect<void> => Effect.sync(() => void process.stderr.write(`${line}\n`))
+
+/** Print a value as the command's JSON result (pretty, one document). */
+export const printJson = (value: unknown): Effect.Effect<void> =>
+  Effect.sync(() => void process.stdout.write(`${JSON.stringify(value, jsonReplacer, 2)}\n`))
+
+const jsonReplacer = (_key: string, value: unknown): unknown => {
+  if (value instanceof Uint8Array) return undefined
+  return value
+}
+
+let progressShown = false
+
+/** A one-line progress note on stderr, rewritten in place; only on a TTY. */
+export const progress = (text: string): Effect.Effect<void> =>
+  Effect.sync(() => {
+    if (process.stderr.isTTY !== true || env.TERM === "dumb") return
+    progressShown = true
+    const width = process.stderr.columns ?? 80
+    process.stderr.write(`\r\u001b[2K${styleErr().dim(text.slice(0, Math.max(10, width - 1)))}`)
+  })
+
+export const clearProgress: Effect.Effect<void> = Effect.sync(() => {
+  if (!progressShown) return
+  progressShown = false
+  process.stderr.write("\r\u001b[2K")
+})
+
+/** Wrap a step with a progress note. */
+export const step = <A, E, R>(text: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.andThen(progress(`${text}…`), effect)

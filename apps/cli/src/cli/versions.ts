@@ -1,0 +1,75 @@
+/** Rendering of vault versions for `show`, `versions` and `plan`: provenance marks, expiry, enabled. */
+import { CERTIFICATE_ID_TAG, isManagedByKvdeploy, ROLLBACK_OF_TAG, type VaultVersion } from "@kvdeploy/core"
+import type { Style } from "./terminal.js"
+
+/** A version as printed and as put in JSON output. */
+export interface VersionRecord {
+  readonly versionId: string
+  readonly latest: boolean
+  readonly createdAt: string
+  readonly expiresAt: string | undefined
+  readonly enabled: boolean
+  readonly x5t: string
+  readonly serialHex: string
+  /** Written by kvdeploy (or certctl): `certctl-managed-by=certctl`. */
+  readonly managedByKvdeploy: boolean
+  readonly certificateId: string | undefined
+  /** The failed version this one rolled back, when it is a rollback. */
+  readonly rollbackOf: string | undefined
+  readonly tags: Readonly<Record<string, string>>
+}
+
+export const versionRecord = (v: VaultVersion, latest: boolean): VersionRecord => ({
+  versionId: v.versionId,
+  latest,
+  createdAt: v.createdAt.toISOString(),
+  expiresAt: v.expiresAt?.toISOString(),
+  enabled: v.enabled,
+  x5t: v.x5t,
+  serialHex: v.serialHex,
+  managedByKvdeploy: isManagedByKvdeploy(v.tags),
+  certificateId: v.tags[CERTIFICATE_ID_TAG],
+  rollbackOf: v.tags[ROLLBACK_OF_TAG],
+  tags: v.tags,
+})
+
+const day = 86_400_000
+
+/** "in 89 days", "expired 3 days ago". */
+export const expiryText = (expiresAt: string | undefined, now: number): string => {
+  if (expiresAt === undefined) return "expiry unknown"
+  const ms = Date.parse(expiresAt) - now
+  const days = Math.floor(Math.abs(ms) / day)
+  const date = expiresAt.slice(0, 10)
+  return ms < 0 ? `expired ${date} (${days} d ago)` : `expires ${date} (in ${days} d)`
+}
+
+const short = (id: string): string => (id.length > 12 ? id.slice(0, 12) : id)
+
+/** One line per version, newest first, with marks. */
+export const versionLines = (records: ReadonlyArray<VersionRecord>, s: Style, now: number): Array<string> =>
+  records.map((r) => {
+    const marks: Array<string> = []
+    if (r.latest) marks.push(s.bold("latest"))
+    if (r.managedByKvdeploy) marks.push(s.cyan("kvdeploy"))
+    else marks.push(s.yellow("not kvdeploy"))
+    if (r.rollbackOf !== undefined) marks.push(s.yellow(`rollback of ${short(r.rollbackOf)}`))
+    if (!r.enabled) marks.push(s.red("disabled"))
+    const exp = expiryText(r.expiresAt, now)
+    const expiry = r.expiresAt !== undefined && Date.parse(r.expiresAt) < now ? s.red(exp) : exp
+    return `${r.latest ? "*" : " "} ${r.versionId}  ${r.createdAt.replace("T", " ").slice(0, 19)}  ${expiry}  x5t ${r.x5t}  ${marks.join(", ")}`
+  })
+
+/** The detailed block for one version (`show`). */
+export const versionDetail = (name: string, r: VersionRecord, s: Style, now: number): Array<string> => [
+  `${s.bold(name)}  version ${r.versionId}${r.latest ? " (latest)" : ""}`,
+  `  created      ${r.createdAt}`,
+  `  ${r.expiresAt !== undefined && Date.parse(r.expiresAt) < now ? s.red(expiryText(r.expiresAt, now)) : expiryText(r.expiresAt, now)}`,
+  `  enabled      ${r.enabled ? "yes" : s.red("no")}`,
+  `  x5t          ${r.x5t}`,
+  `  serial       ${r.serialHex}`,
+  `  written by   ${r.managedByKvdeploy ? s.cyan("kvdeploy (certctl-managed-by=certctl)") : s.yellow("not kvdeploy (no certctl-managed-by tag): deploy refuses it unless --adopt")}`,
+  ...(r.certificateId === undefined ? [] : [`  cert id      ${r.certificateId}`]),
+  ...(r.rollbackOf === undefined ? [] : [`  ${s.yellow(`rollback of  ${r.rollbackOf}`)}`]),
+  `  tags         ${Object.entries(r.tags).length === 0 ? "(none)" : Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(", ")}`,
+]

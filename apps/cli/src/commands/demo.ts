@@ -1,0 +1,5 @@
+import * as Effect from "effect/Effect"
+import * as Command from "effect/cli/Command"
+import * as flags from "../cli/flags.js"
+
+export const demo = Command.make("demo", { json: flags.json }, () => Effect.void)

@@ -1,0 +1,86 @@
+/** `kvdeploy deploy`: the deploy program (snapshot, import, verify, rollback) for one certificate and target. */
+import { type DeployOutcome, deploy as runDeploy, exitCodeOf } from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
+import * as flags from "../cli/flags.js"
+import { readMaterial } from "../cli/material.js"
+import { leafSummary, outcomeLines } from "../cli/outcome.js"
+import { ExitWith } from "../cli/problems.js"
+import { resolveTarget } from "../cli/target.js"
+import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
+import { withDeployServices } from "../cli/vault.js"
+
+export const deployFlags = {
+  ...flags.target,
+  name: flags.certificateName,
+  tag: flags.tags,
+  ...flags.material,
+  certificateId: Flag.String("certificate-id").pipe(
+    Flag.withMetavar("ID"),
+    Flag.withDescription("Your id for this certificate, recorded in the certctl-certificate-id tag (default: the certificate name)."),
+    Flag.optional,
+  ),
+  adopt: Flag.Boolean("adopt").pipe(
+    Flag.withDescription("Take over a certificate that exists without certctl-managed-by=certctl (recorded in the outcome)."),
+    Flag.withDefault(false),
+  ),
+  onSoftDeleted: Flag.Literals("on-soft-deleted", ["fail", "recover"]).pipe(
+    Flag.withDescription("When the name is held by a soft-deleted certificate: fail (default, nothing changes) or recover it, then deploy."),
+    Flag.optional,
+  ),
+  pfxEncoding: Flag.Literals("pfx-encoding", ["modern", "legacy"]).pipe(
+    Flag.withDescription("PKCS#12 encryption of the import: modern (AES-256, default) or legacy (3DES/SHA-1)."),
+    Flag.optional,
+  ),
+  json: flags.json,
+}
+
+export const deploy = Command.make("deploy", deployFlags, (input) =>
+  Effect.gen(function* () {
+    const { config } = yield* resolveTarget(input, {
+      name: input.name,
+      tags: input.tag,
+      onSoftDeleted: input.onSoftDeleted,
+      pfxEncoding: input.pfxEncoding,
+    })
+    const material = yield* readMaterial(input)
+    yield* progress(`deploying ${config.certificateName} to ${config.vaultUrl}…`)
+    const outcome: DeployOutcome = yield* withDeployServices(
+      config,
+      runDeploy({
+        target: config,
+        material,
+        certificateId: Option.getOrElse(input.certificateId, () => config.certificateName),
+        options: { adopt: input.adopt },
+      }),
+    )
+    yield* clearProgress
+    if (input.json) yield* printJson(outcome)
+    else yield* printLines(outcomeLines(outcome, leafSummary(material.leaf), styleOut(), Date.now()))
+    const code = exitCodeOf(outcome)
+    if (code !== 0) return yield* new ExitWith({ exitCode: code })
+  }),
+).pipe(
+  Command.withDescription(
+    `Deploy a certificate and its key to a Key Vault certificate as a new version, safely:
+preflight (key matches leaf, chain order and signatures, validity, key type, name, tags, size; nothing written on failure),
+snapshot (what the vault serves now), idempotency (skip when already served), ownership (refuse certificates kvdeploy does not manage unless --adopt),
+import (a PKCS#12 built in memory), verify (the vault serves exactly that version), rollback (previous material re-imported, tagged certctl-rollback-of) when it does not.
+
+Material: --cert/--chain/--key PEM files, or --pfx (password from the variable named by --pfx-password-env, or a prompt on a terminal; never a flag value). '-' reads standard input.
+Target: --config target.json (certctl fields) and/or --vault-url, --name, --tag, --credential-mode.
+
+Exit codes: 0 Succeeded or Skipped, 1 Failed (vault unchanged), 2 usage error or Rejected (nothing written), 3 RolledBack, 4 RollbackFailed or Unverified (needs a person), 5 Superseded.`,
+  ),
+  Command.withShortDescription("Deploy a certificate: snapshot, import, verify, roll back"),
+  Command.withExamples([
+    {
+      command: "kvdeploy deploy --vault-url https://my-vault.vault.azure.net --name api-prod --cert leaf.pem --chain chain.pem --key leaf.key --tag env=production",
+      description: "Deploy from PEM files",
+    },
+    { command: "PFX_PASSWORD=… kvdeploy deploy --config target.json --pfx api.pfx --pfx-password-env PFX_PASSWORD", description: "Deploy a PFX" },
+    { command: "cat bundle.pem | kvdeploy deploy --config target.json --cert - --json", description: "Leaf, chain and key from stdin; JSON outcome" },
+  ]),
+)

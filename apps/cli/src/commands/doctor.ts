@@ -1,0 +1,203 @@
+/**
+ * `kvdeploy doctor`: for a vault, check each thing a deploy needs, in order:
+ * the target, a credential, the identity, a token (never printed), that the
+ * vault answers, and which data actions work: certificates read, import, and
+ * secrets/get (rollback from the backing secret).
+ *
+ * The import probe writes nothing: it imports content that is not a
+ * certificate under the name `kvdeploy-doctor-probe`. Key Vault checks the
+ * caller's permission first: a permitted caller gets 400 (bad parameter), an
+ * unpermitted one 403. No version is created either way.
+ */
+import { type TargetConfig, Vault, type VaultOperation } from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Command from "effect/cli/Command"
+import * as flags from "../cli/flags.js"
+import { ExitCode, ExitWith } from "../cli/problems.js"
+import { resolveTarget } from "../cli/target.js"
+import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
+import { credentialSettingsOf, deployServices } from "../cli/vault.js"
+
+export const probeCertificateName = "kvdeploy-doctor-probe"
+
+export interface DoctorCheck {
+  readonly check: string
+  readonly status: "pass" | "fail" | "warn" | "skip"
+  readonly detail: string
+  readonly fix: string | undefined
+}
+
+const grant = async (operation: VaultOperation): Promise<string> => (await import("@kvdeploy/azure-kv")).grantAdvice(operation)
+
+const runChecks = (target: TargetConfig, name: string | undefined) =>
+  Effect.gen(function* () {
+    const checks: Array<DoctorCheck> = []
+    const add = (c: DoctorCheck) => {
+      checks.push(c)
+      return Effect.void
+    }
+    yield* add({
+      check: "target",
+      status: "pass",
+      detail: `${target.vaultUrl} (${target.cloud.name === "Custom" ? `custom cloud .${target.cloud.vaultDnsSuffix}` : target.cloud.name}), credential_mode ${target.credentialMode}`,
+      fix: undefined,
+    })
+    const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
+    yield* progress("credential…")
+    const resolved = yield* credentials.makeCredential(credentialSettingsOf(target)).pipe(Effect.result)
+    if (resolved._tag === "Failure") {
+      yield* add({ check: "credential", status: "fail", detail: resolved.failure.reason, fix: resolved.failure.fix })
+      return checks
+    }
+    const identity = resolved.success.identity
+    yield* add({ check: "credential", status: "pass", detail: identity.source, fix: undefined })
+    yield* add({
+      check: "identity",
+      status: "pass",
+      detail: [
+        identity.tenantId === undefined ? undefined : `tenant ${identity.tenantId}`,
+        identity.clientId === undefined ? undefined : `client ${identity.clientId}`,
+        identity.endpoint === undefined ? undefined : `via ${identity.endpoint}`,
+        identity.tokenFile === undefined ? undefined : `token file ${identity.tokenFile}`,
+      ]
+        .filter((x) => x !== undefined)
+        .join(", ") || "(from the environment)",
+      fix: undefined,
+    })
+    yield* progress("token…")
+    const scope = credentials.keyVaultScope(target.cloud.keyVaultResource)
+    const token = yield* credentials.probeToken(resolved.success, scope).pipe(Effect.result)
+    if (token._tag === "Failure") {
+      yield* add({ check: "token", status: "fail", detail: `${scope}: ${token.failure.reason}`, fix: token.failure.fix })
+      return checks
+    }
+    const t = token.success
+    yield* add({
+      check: "token",
+      status: "pass",
+      detail: `for ${scope}, expires ${t.expiresOn.toISOString()}${t.objectId === undefined ? "" : `, object id ${t.objectId}`}${t.appId === undefined ? "" : `, app id ${t.appId}`} (the token itself is not shown)`,
+      fix: undefined,
+    })
+
+    const layer = yield* deployServices(target, undefined, resolved.success.credential)
+    return yield* Effect.gen(function* () {
+      const vault = yield* Vault
+      // Reachability and certificates read: the target's certificate, or a name that does not exist (404 is a pass).
+      const readName = name ?? probeCertificateName
+      yield* progress(`reading ${readName}…`)
+      const latest = yield* vault.getLatest(readName).pipe(Effect.result)
+      let latestVersion: string | undefined
+      if (latest._tag === "Success") {
+        latestVersion = latest.success.versionId
+        yield* add({ check: "reachable", status: "pass", detail: `${target.vaultUrl} answered`, fix: undefined })
+        yield* add({ check: "certificates/get", status: "pass", detail: `read ${readName} (latest ${latestVersion})`, fix: undefined })
+      } else {
+        const e = latest.failure
+        if (e._tag === "VaultNotFound") {
+          yield* add({ check: "reachable", status: "pass", detail: `${target.vaultUrl} answered`, fix: undefined })
+          yield* add({ check: "certificates/get", status: "pass", detail: `permitted (${readName} does not exist: 404)`, fix: undefined })
+        } else if (e._tag === "VaultForbidden") {
+          yield* add({ check: "reachable", status: "pass", detail: `${target.vaultUrl} answered (403)`, fix: undefined })
+          yield* add({ check: "certificates/get", status: "fail", detail: e.detail, fix: yield* Effect.promise(() => grant("getLatest")) })
+        } else {
+          yield* add({
+            check: "reachable",
+            status: "fail",
+            detail: e.message,
+            fix: "check the vault URL, DNS, proxy and firewall (private endpoint or selected networks); retry when throttling ends",
+          })
+          return checks
+        }
+      }
+      // Import, without writing: invalid content is refused with 400 when permitted, 403 when not.
+      yield* progress("import permission (probe writes nothing)…")
+      const probe = yield* vault
+        .importVersion({
+          name: probeCertificateName,
+          pfx: new TextEncoder().encode("kvdeploy doctor: this is not a certificate"),
+          password: Redacted.make(""),
+          tags: {},
+        })
+        .pipe(Effect.result)
+      if (probe._tag === "Failure" && probe.failure._tag === "VaultRequestRejected") {
+        yield* add({ check: "certificates/import", status: "pass", detail: "permitted (the probe's invalid content was refused with 400; nothing was written)", fix: undefined })
+      } else if (probe._tag === "Failure" && probe.failure._tag === "VaultConflictSoftDeleted") {
+        yield* add({ check: "certificates/import", status: "pass", detail: `permitted (${probeCertificateName} is soft-deleted: 409)`, fix: undefined })
+      } else if (probe._tag === "Failure" && probe.failure._tag === "VaultForbidden") {
+        yield* add({ check: "certificates/import", status: "fail", detail: probe.failure.detail, fix: yield* Effect.promise(() => grant("importVersion")) })
+      } else if (probe._tag === "Failure") {
+        yield* add({ check: "certificates/import", status: "warn", detail: `the probe could not tell: ${probe.failure.message}`, fix: "retry `kvdeploy doctor`" })
+      } else {
+        yield* add({
+          check: "certificates/import",
+          status: "warn",
+          detail: `the vault accepted invalid content as ${probeCertificateName}/${probe.success.versionId}; this is not Key Vault's behaviour`,
+          fix: `delete ${probeCertificateName}`,
+        })
+      }
+      // secrets/get: the backing secret of the latest version (rollback restores the previous PFX from it).
+      yield* progress("secrets/get…")
+      const secret = yield* vault.getVersionSecret(name ?? probeCertificateName, latestVersion ?? "0").pipe(Effect.result)
+      if (secret._tag === "Success") {
+        yield* add({ check: "secrets/get", status: "pass", detail: "the backing secret is readable (rollback can restore the previous PFX)", fix: undefined })
+      } else if (secret.failure._tag === "VaultNotFound") {
+        yield* add({ check: "secrets/get", status: "pass", detail: "permitted (404 for a secret that does not exist)", fix: undefined })
+      } else if (secret.failure._tag === "VaultNoPrivateKey") {
+        yield* add({
+          check: "secrets/get",
+          status: "warn",
+          detail: "permitted, but the backing secret holds no private key (not exportable): rollback needs key history",
+          fix: "import with an exportable key (kvdeploy does), or keep the previous key",
+        })
+      } else if (secret.failure._tag === "VaultForbidden") {
+        yield* add({
+          check: "secrets/get",
+          status: "warn",
+          detail: "forbidden: a rollback cannot read the previous PFX from the backing secret",
+          fix: yield* Effect.promise(() => grant("getVersionSecret")),
+        })
+      } else {
+        yield* add({ check: "secrets/get", status: "warn", detail: secret.failure.message, fix: "retry `kvdeploy doctor`" })
+      }
+      return checks
+    }).pipe(Effect.provide(layer))
+  })
+
+export const doctor = Command.make(
+  "doctor",
+  { ...flags.target, name: flags.certificateName, json: flags.json },
+  (input) =>
+    Effect.gen(function* () {
+      const { config, raw } = yield* resolveTarget(input, { name: input.name }, { requireName: false })
+      const name = typeof raw.certificate_name === "string" ? config.certificateName : undefined
+      const checks = yield* runChecks(config, name)
+      yield* clearProgress
+      const ok = checks.every((c) => c.status !== "fail")
+      if (input.json) yield* printJson({ vaultUrl: config.vaultUrl, ok, checks })
+      else {
+        const s = styleOut()
+        const mark = { pass: s.green("pass"), fail: s.red("FAIL"), warn: s.yellow("warn"), skip: s.dim("skip") }
+        yield* printLines([
+          `${s.bold("doctor")}  ${config.vaultUrl}`,
+          ...checks.flatMap((c) => [
+            `  ${mark[c.status]}  ${c.check.padEnd(20)} ${c.detail}`,
+            ...(c.fix === undefined || c.status === "pass" ? [] : [`        ${" ".repeat(20)} fix: ${c.fix}`]),
+          ]),
+          ok ? s.green("ready to deploy") : s.red("not ready: fix the failed checks above"),
+        ])
+      }
+      if (!ok) return yield* new ExitWith({ exitCode: ExitCode.failed })
+    }),
+).pipe(
+  Command.withDescription(
+    `Check everything a deploy needs from a vault, each pass or fail with the fix: the target configuration, a credential for its mode, the identity, a token for Key Vault (never printed), reachability, and which data actions work: certificates/get, certificates/import and secrets/get.
+
+The import probe writes nothing: it imports content that is not a certificate under the name ${probeCertificateName}; Key Vault answers a permitted caller 400 and an unpermitted one 403, and creates no version either way. Exit 0 when nothing failed (warnings allowed), 1 otherwise.`,
+  ),
+  Command.withShortDescription("Check credential, token, reachability and permissions"),
+  Command.withExamples([
+    { command: "kvdeploy doctor --config target.json", description: "Check the target's vault and certificate" },
+    { command: "kvdeploy doctor --vault-url https://my-vault.vault.azure.net --credential-mode managed_identity --json", description: "As JSON" },
+  ]),
+)

@@ -1,0 +1,110 @@
+/** `kvdeploy list`: the certificates in a vault, managed by kvdeploy or not, with expiry. */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
+import { parseDuration } from "../cli/duration.js"
+import * as flags from "../cli/flags.js"
+import { failure, usageOne } from "../cli/problems.js"
+import { resolveTarget } from "../cli/target.js"
+import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
+import { credentialFor } from "../cli/vault.js"
+import { expiryText } from "../cli/versions.js"
+
+export interface ListedCertificate {
+  readonly name: string
+  readonly managedByKvdeploy: boolean
+  readonly enabled: boolean
+  readonly expiresAt: string | undefined
+  readonly x5t: string | undefined
+  readonly updatedAt: string | undefined
+}
+
+export const list = Command.make(
+  "list",
+  {
+    ...flags.target,
+    expiringWithin: Flag.String("expiring-within").pipe(
+      Flag.withMetavar("DURATION"),
+      Flag.withDescription("Only certificates that expire within this time (e.g. 30d, 12h, 2w), expired ones included."),
+      Flag.optional,
+    ),
+    managedOnly: Flag.Boolean("managed").pipe(Flag.withDescription("Only certificates kvdeploy manages (certctl-managed-by=certctl)."), Flag.withDefault(false)),
+    json: flags.json,
+  },
+  (input) =>
+    Effect.gen(function* () {
+      let withinMs: number | undefined
+      if (Option.isSome(input.expiringWithin)) {
+        withinMs = parseDuration(input.expiringWithin.value)
+        if (withinMs === undefined) {
+          return yield* usageOne("--expiring-within", `"${input.expiringWithin.value}" is not a duration`, "write a number and a unit: 30d, 12h, 2w")
+        }
+      }
+      const { config } = yield* resolveTarget(input, {}, { requireName: false })
+      const resolved = yield* credentialFor(config)
+      yield* progress(`listing certificates in ${config.vaultUrl}…`)
+      const { CertificateClient } = yield* Effect.promise(() => import("@azure/keyvault-certificates"))
+      const client = new CertificateClient(config.vaultUrl, resolved.credential, {
+        ...(config.cloud.name === "Custom" ? { disableChallengeResourceVerification: true } : {}),
+        userAgentOptions: { userAgentPrefix: "kvdeploy" },
+      })
+      const all = yield* Effect.tryPromise({
+        try: async () => {
+          const out: Array<ListedCertificate> = []
+          for await (const p of client.listPropertiesOfCertificates()) {
+            out.push({
+              name: p.name ?? "",
+              managedByKvdeploy: p.tags?.["certctl-managed-by"] === "certctl",
+              enabled: p.enabled ?? true,
+              expiresAt: p.expiresOn?.toISOString(),
+              x5t: p.x509Thumbprint === undefined ? undefined : Buffer.from(p.x509Thumbprint).toString("base64url"),
+              updatedAt: p.updatedOn?.toISOString(),
+            })
+          }
+          return out
+        },
+        catch: (e) => {
+          const status = (e as { statusCode?: number }).statusCode
+          return failure(`could not list the certificates of ${config.vaultUrl}`, [
+            {
+              field: "list",
+              message: status === undefined ? (e instanceof Error ? e.message.split("\n")[0] ?? "" : String(e)) : `HTTP ${status}: ${(e as Error).message.split("\n")[0]}`,
+              fix:
+                status === 403
+                  ? "grant certificates/list (RBAC: Key Vault Certificate User, data action Microsoft.KeyVault/vaults/certificates/read)"
+                  : "check the vault URL and network access; `kvdeploy doctor` checks reachability and permissions",
+            },
+          ])
+        },
+      })
+      yield* clearProgress
+      const now = Date.now()
+      const selected = all
+        .filter((c) => !input.managedOnly || c.managedByKvdeploy)
+        .filter((c) => withinMs === undefined || (c.expiresAt !== undefined && Date.parse(c.expiresAt) - now <= withinMs))
+        .sort((a, b) => a.name.localeCompare(b.name))
+      if (input.json) {
+        return yield* printJson({ vaultUrl: config.vaultUrl, total: all.length, certificates: selected })
+      }
+      const s = styleOut()
+      const width = Math.max(4, ...selected.map((c) => c.name.length))
+      yield* printLines([
+        `${s.bold(config.vaultUrl)}: ${selected.length} of ${all.length} certificate${all.length === 1 ? "" : "s"}${withinMs === undefined ? "" : ` expiring within ${Option.getOrElse(input.expiringWithin, () => "")}`}`,
+        ...selected.map((c) => {
+          const exp = expiryText(c.expiresAt, now)
+          const soon = c.expiresAt !== undefined && Date.parse(c.expiresAt) - now < 30 * 86_400_000
+          return `  ${c.name.padEnd(width)}  ${c.managedByKvdeploy ? s.cyan("kvdeploy    ") : s.yellow("not kvdeploy")}  ${soon ? s.red(exp) : exp}${c.enabled ? "" : s.red("  disabled")}`
+        }),
+      ])
+    }),
+).pipe(
+  Command.withDescription(
+    "List the certificates in a vault, whether kvdeploy manages them (certctl-managed-by=certctl) or not, with expiry. --expiring-within 30d keeps those expiring within 30 days (and expired ones). Needs certificates/list. Exit 0, or 1 when the vault cannot be read.",
+  ),
+  Command.withShortDescription("Certificates in a vault, with expiry"),
+  Command.withExamples([
+    { command: "kvdeploy list --vault-url https://my-vault.vault.azure.net", description: "Everything in the vault" },
+    { command: "kvdeploy list --config target.json --expiring-within 30d --json", description: "What expires in the next 30 days, as JSON" },
+  ]),
+)

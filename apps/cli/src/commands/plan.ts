@@ -1,0 +1,179 @@
+/**
+ * `kvdeploy plan`: the read-only preview. Key Vault has no validate-only
+ * import (core's `validateOnly` answers ValidateOnlyNotSupported), so plan runs
+ * core's preflight, reads the current version (and the deleted state), and
+ * says exactly what deploy would do. It never writes.
+ */
+import {
+  forwardTags,
+  hasTags,
+  isManagedByKvdeploy,
+  MANAGED_BY_TAG,
+  preflight,
+  type TargetConfig,
+  type VaultVersion,
+  Vault,
+} from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Command from "effect/cli/Command"
+import * as flags from "../cli/flags.js"
+import { readMaterial } from "../cli/material.js"
+import { leafSummary } from "../cli/outcome.js"
+import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
+import { resolveTarget } from "../cli/target.js"
+import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
+import { vaultProblem, withDeployServices } from "../cli/vault.js"
+import { expiryText, type VersionRecord, versionRecord } from "../cli/versions.js"
+import { deployFlags } from "./deploy.js"
+
+export type PlanAction = "import" | "skip" | "refuse" | "recover-and-import" | "fail-soft-deleted"
+
+export interface PlanRecord {
+  readonly target: { readonly vaultUrl: string; readonly certificateName: string }
+  readonly preflight: { readonly passed: boolean; readonly problems: ReadonlyArray<Problem> }
+  readonly current: VersionRecord | undefined
+  readonly softDeleted: { readonly deletedAt: string; readonly scheduledPurgeAt: string | undefined } | undefined
+  readonly newX5t: string | undefined
+  readonly action: PlanAction
+  readonly reason: string
+  readonly tags: Readonly<Record<string, string>> | undefined
+  /** Requests the deploy would send: reads and writes. */
+  readonly writes: number
+}
+
+const decide = (
+  config: TargetConfig,
+  current: VaultVersion | undefined,
+  newX5t: string,
+  tags: Record<string, string>,
+  adopt: boolean,
+): { action: PlanAction; reason: string; writes: number } => {
+  if (current === undefined) {
+    return { action: "import", reason: "first deploy: the certificate does not exist yet", writes: 1 }
+  }
+  if (current.x5t === newX5t && current.enabled && hasTags(current.tags, tags)) {
+    return { action: "skip", reason: `the vault already serves this certificate (${current.versionId}) with kvdeploy's tags`, writes: 0 }
+  }
+  if (!isManagedByKvdeploy(current.tags) && !adopt) {
+    return {
+      action: "refuse",
+      reason: `${config.certificateName} exists without ${MANAGED_BY_TAG}=certctl; deploy would refuse it (use --adopt to take it over)`,
+      writes: 0,
+    }
+  }
+  return {
+    action: "import",
+    reason: `${adopt && !isManagedByKvdeploy(current.tags) ? "adopt and " : ""}import a new version over ${current.versionId}, then verify (rollback only if verify fails)`,
+    writes: 1,
+  }
+}
+
+export const plan = Command.make("plan", deployFlags, (input) =>
+  Effect.gen(function* () {
+    const { config } = yield* resolveTarget(input, {
+      name: input.name,
+      tags: input.tag,
+      onSoftDeleted: input.onSoftDeleted,
+      pfxEncoding: input.pfxEncoding,
+    })
+    const material = yield* readMaterial(input)
+    const certificateId = Option.getOrElse(input.certificateId, () => config.certificateName)
+    yield* progress("preflight…")
+    const record: PlanRecord = yield* withDeployServices(
+      config,
+      Effect.gen(function* () {
+        const checked = yield* preflight({ target: config, material, certificateId, options: { adopt: input.adopt } })
+        const target = { vaultUrl: config.vaultUrl, certificateName: config.certificateName }
+        if (checked._tag === "Rejected") {
+          return {
+            target,
+            preflight: { passed: false, problems: checked.problems.map((p) => ({ field: p.field, message: p.message, fix: p.fix })) },
+            current: undefined,
+            softDeleted: undefined,
+            newX5t: checked.inspected?.leaf.x5t,
+            action: "refuse",
+            reason: "preflight refuses the material; deploy would write nothing",
+            tags: undefined,
+            writes: 0,
+          } satisfies PlanRecord
+        }
+        const vault = yield* Vault
+        yield* progress(`reading ${config.certificateName}…`)
+        const latest = yield* vault.getLatest(config.certificateName).pipe(
+          Effect.map((v): VaultVersion | undefined => v),
+          Effect.catchTag("VaultNotFound", () => Effect.succeed(undefined)),
+          Effect.mapError((e) => vaultProblem("getLatest", e)),
+        )
+        const tags = forwardTags(config.tags, certificateId)
+        let softDeleted: PlanRecord["softDeleted"]
+        let decision = decide(config, latest, checked.inspected.leaf.x5t, tags, input.adopt)
+        if (latest === undefined) {
+          const deleted = yield* vault.getDeleted(config.certificateName).pipe(
+            Effect.map((d) => d as typeof d | undefined),
+            Effect.catchTag("VaultNotFound", () => Effect.succeed(undefined)),
+            // Reading deleted certificates may be forbidden: plan says so instead of failing.
+            Effect.catch(() => Effect.succeed(undefined)),
+          )
+          if (deleted !== undefined) {
+            softDeleted = { deletedAt: deleted.deletedAt.toISOString(), scheduledPurgeAt: deleted.scheduledPurgeAt?.toISOString() }
+            decision =
+              config.onSoftDeleted === "recover"
+                ? { action: "recover-and-import", reason: `${config.certificateName} is soft-deleted; deploy would recover it, then judge and import`, writes: 2 }
+                : {
+                    action: "fail-soft-deleted",
+                    reason: `${config.certificateName} is soft-deleted; deploy would fail without writing (use --on-soft-deleted recover, or purge it)`,
+                    writes: 0,
+                  }
+          }
+        }
+        return {
+          target,
+          preflight: { passed: true, problems: [] },
+          current: latest === undefined ? undefined : versionRecord(latest, true),
+          softDeleted,
+          newX5t: checked.inspected.leaf.x5t,
+          action: decision.action,
+          reason: decision.reason,
+          tags: decision.writes > 0 ? tags : undefined,
+          writes: decision.writes,
+        } satisfies PlanRecord
+      }),
+    )
+    yield* clearProgress
+    if (input.json) yield* printJson(record)
+    else {
+      const s = styleOut()
+      const now = Date.now()
+      const leaf = leafSummary(material.leaf)
+      const actionText =
+        record.action === "import" || record.action === "recover-and-import"
+          ? s.green(record.action)
+          : record.action === "skip"
+            ? s.green("skip")
+            : s.red(record.action)
+      yield* printLines([
+        `${s.bold("plan")}  ${config.certificateName} in ${config.vaultUrl}  ${s.dim("(read-only: nothing was written)")}`,
+        `  preflight   ${record.preflight.passed ? s.green("passed") : s.red(`${record.preflight.problems.length} problem(s)`)}`,
+        ...record.preflight.problems.flatMap((p) => [`    ${s.bold(p.field)}: ${p.message}`, `      fix: ${p.fix}`]),
+        `  current     ${record.current === undefined ? (record.softDeleted === undefined ? "(none)" : `(soft-deleted ${record.softDeleted.deletedAt})`) : `${record.current.versionId}  x5t ${record.current.x5t}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
+        `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${expiryText(leaf.notAfter, now)}`}`,
+        `  action      ${actionText}: ${record.reason}`,
+        ...(record.tags === undefined ? [] : [`  tags        ${Object.entries(record.tags).map(([k, v]) => `${k}=${v}`).join(", ")}`]),
+      ])
+    }
+    if (record.action === "refuse") return yield* new ExitWith({ exitCode: ExitCode.usage })
+    if (record.action === "fail-soft-deleted") return yield* new ExitWith({ exitCode: ExitCode.failed })
+  }),
+).pipe(
+  Command.withDescription(
+    `Preview a deploy without writing anything. Key Vault has no validate-only import, so plan runs the deploy's preflight, reads the current version (and the soft-deleted state) and reports exactly what deploy would do: import, skip (already served), refuse (and why), or stop on a soft-deleted name. Takes the same flags as deploy. Needs certificates/get.
+
+Exit codes: 0 deploy would import or skip, 1 the vault could not be read or the name is soft-deleted (deploy would fail), 2 usage error or deploy would refuse.`,
+  ),
+  Command.withShortDescription("Read-only preview of what deploy would do"),
+  Command.withExamples([
+    { command: "kvdeploy plan --config target.json --cert leaf.pem --chain chain.pem --key leaf.key", description: "What deploy would do" },
+    { command: "kvdeploy plan --config target.json --pfx api.pfx --pfx-password-env PFX_PASSWORD --json", description: "As JSON" },
+  ]),
+)

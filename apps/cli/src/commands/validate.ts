@@ -1,0 +1,59 @@
+/** `kvdeploy validate FILE`: core's target validation on a configuration file, every problem listed. */
+import { validateTargetConfigSync } from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Argument from "effect/cli/Argument"
+import * as Command from "effect/cli/Command"
+import * as flags from "../cli/flags.js"
+import { ExitCode, ExitWith } from "../cli/problems.js"
+import { printJson, printLines, styleOut } from "../cli/terminal.js"
+import { readConfigFile } from "../cli/target.js"
+
+export const validate = Command.make(
+  "validate",
+  {
+    file: Argument.String("file").pipe(
+      Argument.withMetavar("FILE"),
+      Argument.withDescription("Target configuration (JSON, the certctl fields)."),
+    ),
+    json: flags.json,
+  },
+  ({ file, json }) =>
+    Effect.gen(function* () {
+      const raw = yield* readConfigFile(file, "FILE")
+      const result = validateTargetConfigSync(raw)
+      const s = styleOut()
+      if (Result.isSuccess(result)) {
+        const t = result.success
+        if (json) yield* printJson({ file, valid: true, target: t, problems: [] })
+        else
+          yield* printLines([
+            `${s.green("valid")}  ${file}`,
+            `  vault            ${t.vaultUrl} (${t.cloud.name === "Custom" ? `custom cloud .${t.cloud.vaultDnsSuffix}` : t.cloud.name})`,
+            `  certificate      ${t.certificateName}`,
+            `  credential mode  ${t.credentialMode}${t.managedIdentityClientId === undefined ? "" : ` (client id ${t.managedIdentityClientId})`}`,
+            `  tags             ${Object.keys(t.tags).length === 0 ? "(none)" : Object.entries(t.tags).map(([k, v]) => `${k}=${v}`).join(", ")}`,
+            `  on soft-deleted  ${t.onSoftDeleted}    pfx encoding  ${t.pfxEncoding}`,
+            `  authority        ${t.cloud.authorityHost}    token resource  ${t.cloud.keyVaultResource}`,
+          ])
+        return
+      }
+      const problems = result.failure.problems
+      if (json) yield* printJson({ file, valid: false, problems })
+      else
+        yield* printLines([
+          `${s.red("invalid")}  ${file}: ${problems.length} problem${problems.length === 1 ? "" : "s"}`,
+          ...problems.flatMap((p) => [`  ${s.bold(p.field)}: ${p.message}`, `    fix: ${p.fix}`]),
+        ])
+      return yield* new ExitWith({ exitCode: ExitCode.usage })
+    }),
+).pipe(
+  Command.withDescription(
+    "Check a target configuration file without contacting any vault. Every problem is listed with its field and the fix; secrets in the file are refused. Exit 0 when valid, 2 when not.",
+  ),
+  Command.withShortDescription("Check a target configuration file (no vault access)"),
+  Command.withExamples([
+    { command: "kvdeploy validate target.json", description: "List every problem in target.json" },
+    { command: "kvdeploy validate target.json --json", description: "The same as a JSON record" },
+  ]),
+)

@@ -1,0 +1,165 @@
+/**
+ * `kvdeploy verify`: does the vault serve this certificate (the latest
+ * version's x5t equals the file's)? Optionally: does a TLS endpoint serve it,
+ * polling until a timeout. Exit 0 yes, 1 no.
+ */
+import { connect } from "node:tls"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
+import { parseDuration } from "../cli/duration.js"
+import * as flags from "../cli/flags.js"
+import { leafOf, readLeaf } from "../cli/leaf.js"
+import { ExitCode, ExitWith, usageOne } from "../cli/problems.js"
+import { resolveTarget } from "../cli/target.js"
+import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
+import { useVault, vaultProblem } from "../cli/vault.js"
+
+interface Check {
+  readonly check: "vault" | "endpoint"
+  readonly where: string
+  readonly serves: boolean
+  readonly detail: string
+  readonly servedX5t: string | undefined
+}
+
+/** The leaf an endpoint presents, or why it could not be read. */
+const peerLeaf = (host: string, port: number, servername: string, timeoutMs: number) =>
+  new Promise<{ der: Uint8Array } | { error: string }>((resolve) => {
+    const socket = connect({ host, port, servername, rejectUnauthorized: false, timeout: timeoutMs })
+    const done = (v: { der: Uint8Array } | { error: string }) => {
+      socket.destroy()
+      resolve(v)
+    }
+    socket.once("secureConnect", () => {
+      const peer = socket.getPeerCertificate(false)
+      if (peer === null || peer.raw === undefined) done({ error: "the endpoint presented no certificate" })
+      else done({ der: new Uint8Array(peer.raw) })
+    })
+    socket.once("timeout", () => done({ error: "timed out" }))
+    socket.once("error", (e) => done({ error: e.message }))
+  })
+
+export const verify = Command.make(
+  "verify",
+  {
+    ...flags.target,
+    name: flags.certificateName,
+    cert: Flag.String("cert").pipe(
+      Flag.withMetavar("FILE|-"),
+      Flag.withDescription("The certificate (PEM or DER; the first certificate of a bundle is the leaf). '-' reads stdin."),
+    ),
+    endpoint: Flag.String("endpoint").pipe(
+      Flag.withMetavar("HOST:PORT"),
+      Flag.withDescription("Also check that this TLS endpoint presents the certificate (polls until --timeout)."),
+      Flag.optional,
+    ),
+    servername: Flag.String("servername").pipe(
+      Flag.withMetavar("NAME"),
+      Flag.withDescription("SNI name to send to --endpoint (default: its host)."),
+      Flag.optional,
+    ),
+    timeout: Flag.String("timeout").pipe(
+      Flag.withMetavar("DURATION"),
+      Flag.withDescription("How long to poll --endpoint until it serves the certificate (default 0s: one attempt), e.g. 5m."),
+      Flag.withDefault("0s"),
+    ),
+    json: flags.json,
+  },
+  (input) =>
+    Effect.gen(function* () {
+      const timeoutMs = parseDuration(input.timeout)
+      if (timeoutMs === undefined) {
+        return yield* usageOne("--timeout", `"${input.timeout}" is not a duration`, "write a number and a unit: 30s, 5m")
+      }
+      let endpoint: { host: string; port: number } | undefined
+      if (Option.isSome(input.endpoint)) {
+        const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(input.endpoint.value)
+        const port = Number(m?.[2])
+        if (m === null || !(port > 0 && port < 65536)) {
+          return yield* usageOne("--endpoint", `"${input.endpoint.value}" is not HOST:PORT`, "write e.g. api.example.com:443")
+        }
+        endpoint = { host: (m[1] ?? "").replace(/^\[|\]$/g, ""), port }
+      }
+      const checkVault = Option.isSome(input.config) || Option.isSome(input.vaultUrl)
+      if (!checkVault && endpoint === undefined) {
+        return yield* usageOne("--vault-url", "is missing (and no --endpoint was given)", "give the target (--config or --vault-url and --name), --endpoint, or both")
+      }
+      const target = checkVault ? (yield* resolveTarget(input, { name: input.name })).config : undefined
+      const leaf = yield* readLeaf("--cert", input.cert)
+      const checks: Array<Check> = []
+      if (target !== undefined) {
+        yield* progress(`reading ${target.certificateName}…`)
+        const latest = yield* useVault(target, (vault) =>
+          vault.getLatest(target.certificateName).pipe(
+            Effect.map((v) => v as typeof v | undefined),
+            Effect.catchTag("VaultNotFound", () => Effect.succeed(undefined)),
+          ),
+        ).pipe(Effect.mapError((e) => ("_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e))))
+        checks.push({
+          check: "vault",
+          where: `${target.vaultUrl} ${target.certificateName}`,
+          serves: latest !== undefined && latest.x5t === leaf.x5t && latest.enabled,
+          servedX5t: latest?.x5t,
+          detail:
+            latest === undefined
+              ? "the certificate does not exist"
+              : latest.x5t !== leaf.x5t
+                ? `the latest version ${latest.versionId} is another certificate`
+                : !latest.enabled
+                  ? `the latest version ${latest.versionId} is disabled`
+                  : `the latest version ${latest.versionId} is this certificate`,
+        })
+      }
+      if (endpoint !== undefined) {
+        const servername = Option.getOrElse(input.servername, () => endpoint.host)
+        const deadline = Date.now() + timeoutMs
+        let last: Check
+        for (let attempt = 1; ; attempt++) {
+          yield* progress(`connecting to ${endpoint.host}:${endpoint.port} (attempt ${attempt})…`)
+          const got = yield* Effect.promise(() =>
+            peerLeaf(endpoint.host, endpoint.port, servername, Math.max(1000, Math.min(10_000, deadline - Date.now()))),
+          )
+          if ("der" in got) {
+            const served = leafOf(got.der)
+            last = {
+              check: "endpoint",
+              where: `${endpoint.host}:${endpoint.port} (SNI ${servername})`,
+              serves: served.x5t === leaf.x5t,
+              servedX5t: served.x5t,
+              detail: served.x5t === leaf.x5t ? "presents this certificate" : `presents another certificate (${served.subject}, x5t ${served.x5t})`,
+            }
+          } else {
+            last = { check: "endpoint", where: `${endpoint.host}:${endpoint.port}`, serves: false, servedX5t: undefined, detail: got.error }
+          }
+          if (last.serves || Date.now() + 2000 > deadline) break
+          yield* Effect.sleep("2 seconds")
+        }
+        checks.push(last)
+      }
+      yield* clearProgress
+      const serves = checks.every((c) => c.serves)
+      if (input.json) yield* printJson({ serves, x5t: leaf.x5t, subject: leaf.subject, checks })
+      else {
+        const s = styleOut()
+        yield* printLines([
+          `${serves ? s.green("yes") : s.red("no")}  ${leaf.subject}  x5t ${leaf.x5t}`,
+          ...checks.map((c) => `  ${c.serves ? s.green("✓") : s.red("✗")} ${c.check.padEnd(8)} ${c.where}: ${c.detail}`),
+        ])
+      }
+      if (!serves) return yield* new ExitWith({ exitCode: ExitCode.failed })
+    }),
+).pipe(
+  Command.withDescription(
+    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout. Needs certificates/get. Exit 0 yes, 1 no, 2 usage error.",
+  ),
+  Command.withShortDescription("Does the vault (and an endpoint) serve this certificate?"),
+  Command.withExamples([
+    { command: "kvdeploy verify --config target.json --cert leaf.pem", description: "Is leaf.pem what the vault serves?" },
+    {
+      command: "kvdeploy verify --config target.json --cert leaf.pem --endpoint api.example.com:443 --timeout 10m",
+      description: "…and does the endpoint present it (waiting up to 10 minutes)?",
+    },
+  ]),
+)

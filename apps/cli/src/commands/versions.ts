@@ -1,0 +1,57 @@
+/** `kvdeploy versions`: the version history, newest first, marking kvdeploy's writes and rollbacks. */
+import * as Effect from "effect/Effect"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
+import * as Option from "effect/Option"
+import * as flags from "../cli/flags.js"
+import { failure } from "../cli/problems.js"
+import { resolveTarget } from "../cli/target.js"
+import { printJson, printLines, step, styleOut } from "../cli/terminal.js"
+import { useVault, vaultProblem } from "../cli/vault.js"
+import { versionLines, versionRecord } from "../cli/versions.js"
+
+export const versions = Command.make(
+  "versions",
+  {
+    ...flags.target,
+    name: flags.certificateName,
+    limit: Flag.Int("limit").pipe(Flag.withMetavar("N"), Flag.withDescription("Show at most N versions."), Flag.optional),
+    json: flags.json,
+  },
+  (input) =>
+    Effect.gen(function* () {
+      const { config } = yield* resolveTarget(input, { name: input.name })
+      const all = yield* useVault(config, (vault) =>
+        step(`listing versions of ${config.certificateName}`, vault.listVersions(config.certificateName)).pipe(
+          Effect.catchTag("VaultNotFound", () =>
+            Effect.fail(
+              failure(`${config.certificateName} does not exist in ${config.vaultUrl}`, [
+                { field: "--name", message: `no certificate named ${config.certificateName}`, fix: "check the name with `kvdeploy list`" },
+              ]),
+            ),
+          ),
+          Effect.mapError((e) => ("_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("listVersions", e))),
+        ),
+      )
+      const sorted = [...all].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
+      const limited = Option.isSome(input.limit) ? sorted.slice(0, Math.max(0, input.limit.value)) : sorted
+      const records = limited.map((v, i) => versionRecord(v, i === 0))
+      if (input.json) {
+        return yield* printJson({ vaultUrl: config.vaultUrl, certificateName: config.certificateName, total: all.length, versions: records })
+      }
+      const s = styleOut()
+      yield* printLines([
+        `${s.bold(config.certificateName)} in ${config.vaultUrl}: ${all.length} version${all.length === 1 ? "" : "s"}, newest first`,
+        ...versionLines(records, s, Date.now()),
+      ])
+    }),
+).pipe(
+  Command.withDescription(
+    "List every version of a certificate, newest first: version id, creation time, expiry, x5t, and marks for the latest version, versions kvdeploy wrote (certctl-managed-by), rollbacks (certctl-rollback-of) and disabled versions. Needs certificates/list. Exit 0, or 1 when it cannot be read.",
+  ),
+  Command.withShortDescription("Version history, newest first"),
+  Command.withExamples([
+    { command: "kvdeploy versions --config target.json", description: "History of the target's certificate" },
+    { command: "kvdeploy versions --config target.json --limit 5 --json", description: "The 5 newest, as JSON" },
+  ]),
+)

@@ -1,0 +1,4 @@
+import { preset } from "@kvdeploy/vitest-config"
+import { defineConfig } from "vitest/config"
+
+export default defineConfig(preset)
