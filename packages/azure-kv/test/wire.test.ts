@@ -1,0 +1,386 @@
+/**
+ * The adapter's side of the wire, with the real SDKs over real HTTPS to a
+ * local listener that records every request byte for byte: the import policy
+ * reaches the wire (through the challenge), an import is never sent twice
+ * when its outcome is unknown, and real SDK failures map to the right errors.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import type { CertificateMaterial } from "@kvdeploy/core"
+import { PfxCodec, Vault } from "@kvdeploy/core"
+import { MetricsRecorder, RecordingMetrics } from "@kvdeploy/core/test"
+import * as Pkcs12 from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as AzureKeyVault from "../src/index.js"
+import {
+  json,
+  keyVaultError,
+  type Listener,
+  startListener,
+  staticCredential,
+  type WireRequest,
+} from "./support/listener.js"
+import { type Issuer, loopbackTls, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
+
+let listener: Listener
+let ca: Issuer
+
+beforeAll(async () => {
+  listener = await startListener(await loopbackTls())
+  ca = await makeCa()
+})
+afterAll(async () => {
+  await listener.close()
+})
+
+const vaultLayer = (options: Partial<AzureKeyVault.AzureKeyVaultOptions> = {}) =>
+  AzureKeyVault.layer({
+    vaultUrl: listener.url,
+    credential: staticCredential,
+    customCloud: true,
+    trustedCaPem: listener.ca,
+    retry: { maxRetries: 2, retryDelayInMs: 5, maxRetryDelayInMs: 20 },
+    ...options,
+  }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer)))
+
+const run = <A, E>(
+  effect: Effect.Effect<A, E, Vault | PfxCodec | MetricsRecorder>,
+  options?: Partial<AzureKeyVault.AzureKeyVaultOptions>,
+) => effect.pipe(Effect.provide(vaultLayer(options)))
+
+const pfxOf = (material: CertificateMaterial) =>
+  Effect.flatMap(Effect.service(PfxCodec), (codec) =>
+    codec.encode(material, { encoding: "modern", password: Redacted.make("") }),
+  )
+
+const bundle = async (
+  name: string,
+  version: string,
+  material: CertificateMaterial,
+  tags: Record<string, string>,
+) => ({
+  id: `${listener.url}/certificates/${name}/${version}`,
+  kid: `${listener.url}/keys/${name}/${version}`,
+  sid: `${listener.url}/secrets/${name}/${version}`,
+  x5t: await x5tOf(material.leaf),
+  cer: Buffer.from(material.leaf).toString("base64"),
+  attributes: {
+    enabled: true,
+    created: 1_700_000_000,
+    updated: 1_700_000_000,
+    recoveryLevel: "Recoverable+Purgeable",
+  },
+  tags,
+})
+
+const authorized = (method: string, pathPrefix: string): WireRequest[] =>
+  listener.log.filter((r) => r.authorized && r.method === method && r.path.startsWith(pathPrefix))
+
+describe("import policy on the wire", () => {
+  it.live(
+    "EC P-256: content type, exportable EC key on P-256, reuse_key false, no AutoRenew; body survives the challenge",
+    () =>
+      Effect.gen(function* () {
+        listener.log.length = 0
+        const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+        const reply = yield* Effect.promise(() => bundle("wire-ec", "v1", material, { a: "b" }))
+        listener.answer = (_req, res) => json(res, 200, reply)
+        const version = yield* run(
+          Effect.gen(function* () {
+            const pfx = yield* pfxOf(material)
+            const vault = yield* Vault
+            return yield* vault.importVersion({
+              name: "wire-ec",
+              pfx,
+              password: Redacted.make(""),
+              tags: { a: "b" },
+            })
+          }),
+        )
+        expect(version.versionId).toBe("v1")
+        expect(version.x5t).toBe(reply.x5t)
+        // The challenge: first request body-less and unauthorised, then the real one.
+        const imports = listener.log.filter((r) => r.path.startsWith("/certificates/wire-ec/import"))
+        expect(imports.map((r) => [r.authorized, r.body.length > 0])).toEqual([
+          [false, false],
+          [true, true],
+        ])
+        const wire = JSON.parse(imports[1]?.body ?? "{}") as Record<string, unknown>
+        expect(wire.policy).toEqual({
+          key_props: { exportable: true, kty: "EC", crv: "P-256", reuse_key: false },
+          secret_props: { contentType: "application/x-pkcs12" },
+          lifetime_actions: [
+            { trigger: { lifetime_percentage: 80 }, action: { action_type: "EmailContacts" } },
+          ],
+          issuer: { name: "Unknown" },
+          attributes: { enabled: true },
+        })
+        expect(wire.attributes).toEqual({ enabled: true })
+        expect(wire.tags).toEqual({ a: "b" })
+        expect(wire.pwd).toBe("")
+        expect(typeof wire.value).toBe("string")
+        expect(JSON.stringify(wire.policy)).not.toContain("AutoRenew")
+        // The private header that carries the policy to the pipeline never reaches the wire.
+        for (const r of listener.log) expect(r.headers[AzureKeyVault.importPolicyHeader]).toBeUndefined()
+      }),
+  )
+
+  it.live("RSA 2048, not exportable: kty RSA, key_size 2048, exportable false", () =>
+    Effect.gen(function* () {
+      listener.log.length = 0
+      const material = yield* Effect.promise(() => makeMaterial(ca, "RSA-2048"))
+      const reply = yield* Effect.promise(() => bundle("wire-rsa", "v1", material, {}))
+      listener.answer = (_req, res) => json(res, 200, reply)
+      yield* run(
+        Effect.gen(function* () {
+          const pfx = yield* pfxOf(material)
+          const vault = yield* Vault
+          return yield* vault.importVersion({
+            name: "wire-rsa",
+            pfx,
+            password: Redacted.make(""),
+            tags: {},
+            exportable: false,
+          })
+        }),
+      )
+      const [sent] = authorized("POST", "/certificates/wire-rsa/import")
+      const wire = JSON.parse(sent?.body ?? "{}") as { policy?: { key_props?: unknown } }
+      expect(wire.policy?.key_props).toEqual({
+        exportable: false,
+        kty: "RSA",
+        key_size: 2048,
+        reuse_key: false,
+      })
+    }),
+  )
+})
+
+describe("an import whose outcome is unknown is never sent again", () => {
+  const importOnce = (name: string) =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+      const pfx = yield* pfxOf(material)
+      const vault = yield* Vault
+      const error = yield* Effect.flip(
+        vault.importVersion({ name, pfx, password: Redacted.make(""), tags: {} }),
+      )
+      const recorder = yield* MetricsRecorder
+      return { error, pfxBase64: Buffer.from(pfx).toString("base64"), recorder }
+    })
+
+  it.live("connection dropped after the body was read: one import on the wire, VaultAmbiguous", () =>
+    Effect.gen(function* () {
+      listener.log.length = 0
+      listener.answer = (_req, res) => res.socket?.destroy()
+      const { error, pfxBase64, recorder } = yield* run(importOnce("drop"))
+      expect(error._tag).toBe("VaultAmbiguous")
+      expect(authorized("POST", "/certificates/drop/import")).toHaveLength(1)
+      expect(recorder.count("vaultRequest", "importVersion:ambiguous")).toBe(1)
+      // Key material never in the error (the SDK's RestError holds the request body; it is not kept).
+      expect(JSON.stringify(error)).not.toContain(pfxBase64.slice(0, 40))
+      expect(String(error.message)).not.toContain(pfxBase64.slice(0, 40))
+      expect(JSON.stringify(error.cause ?? {})).not.toContain(pfxBase64.slice(0, 40))
+    }),
+  )
+
+  it.live(
+    "500 after the body was sent: one import on the wire (the SDK would retry it three times), VaultAmbiguous",
+    () =>
+      Effect.gen(function* () {
+        listener.log.length = 0
+        listener.answer = (_req, res) => keyVaultError(res, 500, "InternalServerError", "boom")
+        const { error } = yield* run(importOnce("five-hundred"))
+        expect(error._tag).toBe("VaultAmbiguous")
+        expect(error.message).toContain("500")
+        expect(authorized("POST", "/certificates/five-hundred/import")).toHaveLength(1)
+      }),
+  )
+
+  it.live(
+    "429 with Retry-After is retried by the SDK (Key Vault did not process it) and counted as a throttle",
+    () =>
+      Effect.gen(function* () {
+        listener.log.length = 0
+        const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+        const reply = yield* Effect.promise(() => bundle("throttled", "v9", material, {}))
+        let n = 0
+        listener.answer = (_req, res) =>
+          n++ === 0
+            ? keyVaultError(res, 429, "Throttled", "Too many requests", undefined, { "retry-after": "0" })
+            : json(res, 200, reply)
+        const result = yield* run(
+          Effect.gen(function* () {
+            const pfx = yield* pfxOf(material)
+            const vault = yield* Vault
+            const version = yield* vault.importVersion({
+              name: "throttled",
+              pfx,
+              password: Redacted.make(""),
+              tags: {},
+            })
+            // Give the throttle observer's fiber a turn.
+            yield* Effect.sleep("10 millis")
+            return { version, recorder: yield* MetricsRecorder }
+          }),
+        )
+        expect(result.version.versionId).toBe("v9")
+        const sent = authorized("POST", "/certificates/throttled/import")
+        expect(sent).toHaveLength(2)
+        // Both attempts carry the policy.
+        for (const r of sent) expect((JSON.parse(r.body) as { policy?: unknown }).policy).toBeDefined()
+        expect(result.recorder.count("vaultThrottled")).toBe(1)
+        expect(result.recorder.count("vaultRequest", "importVersion:ok")).toBe(1)
+      }),
+  )
+
+  it.live("connection refused: nothing was sent, VaultUnavailable (definite) even for an import", () =>
+    Effect.gen(function* () {
+      const { error } = yield* importOnce("refused").pipe(
+        Effect.provide(
+          AzureKeyVault.layer({
+            vaultUrl: "https://127.0.0.1:1",
+            credential: staticCredential,
+            customCloud: true,
+            retry: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 10 },
+          }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
+        ),
+      )
+      expect(error._tag).toBe("VaultUnavailable")
+      expect(error.message).toContain("ECONNREFUSED")
+    }),
+  )
+})
+
+describe("Key Vault errors through the real SDK", () => {
+  const getLatestError = (
+    status: number,
+    code: string,
+    message: string,
+    inner?: string,
+    headers?: Record<string, string>,
+  ) =>
+    Effect.gen(function* () {
+      listener.answer = (_req, res) => keyVaultError(res, status, code, message, inner, headers)
+      const vault = yield* Vault
+      return yield* Effect.flip(vault.getLatest("errs"))
+    }).pipe((e) => run(e))
+
+  it.live("404 CertificateNotFound -> VaultNotFound", () =>
+    Effect.gen(function* () {
+      const error = yield* getLatestError(
+        404,
+        "CertificateNotFound",
+        "A certificate with (name/id) errs was not found in this key vault.",
+      )
+      expect(error._tag).toBe("VaultNotFound")
+    }),
+  )
+
+  it.live("403 Forbidden -> VaultForbidden naming the permission, data action and role", () =>
+    Effect.gen(function* () {
+      const error = yield* getLatestError(
+        403,
+        "Forbidden",
+        "Caller is not authorized to perform action on resource.",
+      )
+      expect(error._tag).toBe("VaultForbidden")
+      if (error._tag !== "VaultForbidden") return
+      expect(error.permission).toBe("certificates/get")
+      expect(error.message).toContain("Microsoft.KeyVault/vaults/certificates/read")
+      expect(error.message).toContain("Key Vault Certificate User")
+      expect(error.message).toContain("Caller is not authorized")
+    }),
+  )
+
+  it.live("403 ForbiddenByFirewall -> VaultForbidden about the network, not RBAC", () =>
+    Effect.gen(function* () {
+      const error = yield* getLatestError(
+        403,
+        "Forbidden",
+        "Client address is not authorized and caller is not a trusted service.",
+        "ForbiddenByFirewall",
+      )
+      expect(error._tag).toBe("VaultForbidden")
+      if (error._tag !== "VaultForbidden") return
+      expect(error.permission).toBe("network access")
+      expect(error.message).toContain("firewall")
+      expect(error.message).not.toContain("RBAC")
+    }),
+  )
+
+  it.live("429 that outlasts the SDK's retries -> VaultThrottled with retryAfterMs", () =>
+    Effect.gen(function* () {
+      listener.log.length = 0
+      const error = yield* getLatestError(429, "Throttled", "Rate limit exceeded", undefined, {
+        "retry-after": "0",
+      })
+      expect(error._tag).toBe("VaultThrottled")
+      if (error._tag !== "VaultThrottled") return
+      expect(error.retryAfterMs).toBe(0)
+      // 1 attempt + maxRetries (2)
+      expect(authorized("GET", "/certificates/errs/")).toHaveLength(3)
+    }),
+  )
+
+  it.live("400 BadParameter -> VaultRequestRejected with the code", () =>
+    Effect.gen(function* () {
+      const error = yield* getLatestError(400, "BadParameter", "Property policy has invalid value")
+      expect(error._tag).toBe("VaultRequestRejected")
+      if (error._tag !== "VaultRequestRejected") return
+      expect(error.code).toBe("BadParameter")
+    }),
+  )
+
+  it.live("503 on a read, after the SDK's retries -> VaultUnavailable, not ambiguous", () =>
+    Effect.gen(function* () {
+      listener.log.length = 0
+      const error = yield* getLatestError(503, "ServiceUnavailable", "try later")
+      expect(error._tag).toBe("VaultUnavailable")
+      expect(authorized("GET", "/certificates/errs/")).toHaveLength(3)
+    }),
+  )
+
+  it.live("409 ObjectIsDeletedButRecoverable on import -> VaultConflictSoftDeleted with the remedy", () =>
+    Effect.gen(function* () {
+      listener.answer = (_req, res) =>
+        keyVaultError(
+          res,
+          409,
+          "Conflict",
+          "Certificate gone is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the certificate can only be recovered or purged.",
+          "ObjectIsDeletedButRecoverable",
+        )
+      const error = yield* run(
+        Effect.gen(function* () {
+          const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+          const pfx = yield* pfxOf(material)
+          const vault = yield* Vault
+          return yield* Effect.flip(
+            vault.importVersion({ name: "gone", pfx, password: Redacted.make(""), tags: {} }),
+          )
+        }),
+      )
+      expect(error._tag).toBe("VaultConflictSoftDeleted")
+      expect(error.message).toContain("recover")
+    }),
+  )
+
+  it.live("403 on the backing secret -> VaultForbidden naming secrets/get and its data action", () =>
+    Effect.gen(function* () {
+      listener.answer = (_req, res) =>
+        keyVaultError(res, 403, "Forbidden", "The user does not have secrets get permission.")
+      const error = yield* run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          return yield* Effect.flip(vault.getVersionSecret("errs", "v1"))
+        }),
+      )
+      expect(error._tag).toBe("VaultForbidden")
+      if (error._tag !== "VaultForbidden") return
+      expect(error.permission).toBe("secrets/get")
+      expect(error.message).toContain("Microsoft.KeyVault/vaults/secrets/getSecret/action")
+    }),
+  )
+})
