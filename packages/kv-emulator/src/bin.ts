@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+/**
+ * kvdeploy-emulator: starts the Key Vault + Entra ID emulator in the foreground
+ * and prints what a client needs (vault URLs, CA file, AZURE_* variables per
+ * auth mode, a kvdeploy target configuration). Ctrl-C stops it.
+ *
+ *   kvdeploy-emulator [--vault NAME[:PORT]]... [--host 127.0.0.1] [--bind ADDR]
+ *                     [--entra-port N] [--mi-port N] [--state-dir DIR] [--ca-out FILE]
+ *                     [--no-throttle] [--json]
+ */
+import { copyFileSync } from "node:fs"
+import { parseArgs } from "node:util"
+import { type EmulatorOptions, start, type VaultOptions } from "./emulator.js"
+
+const usage = `usage: kvdeploy-emulator [--vault NAME[:PORT]]... [--host HOST] [--bind ADDR] [--entra-port N]
+                         [--mi-port N] [--state-dir DIR] [--ca-out FILE] [--no-throttle] [--json]`
+
+const main = async (): Promise<void> => {
+  const { values } = parseArgs({
+    options: {
+      vault: { type: "string", multiple: true },
+      host: { type: "string" },
+      bind: { type: "string" },
+      "entra-port": { type: "string" },
+      "mi-port": { type: "string" },
+      "state-dir": { type: "string" },
+      "ca-out": { type: "string" },
+      "no-throttle": { type: "boolean" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  })
+  if (values.help === true) {
+    process.stdout.write(`${usage}\n`)
+    return
+  }
+  const vaults: VaultOptions[] = (values.vault ?? ["kvdeploy-demo"]).map((v) => {
+    const [name = "", port] = v.split(":")
+    return port !== undefined ? { name, port: Number(port) } : { name }
+  })
+  const options: EmulatorOptions = {
+    vaults,
+    ...(values.host !== undefined ? { host: values.host } : {}),
+    ...(values.bind !== undefined ? { bind: values.bind } : {}),
+    ...(values["entra-port"] !== undefined ? { entraPort: Number(values["entra-port"]) } : {}),
+    ...(values["mi-port"] !== undefined ? { managedIdentityPort: Number(values["mi-port"]) } : {}),
+    ...(values["state-dir"] !== undefined ? { stateDir: values["state-dir"] } : {}),
+    ...(values["no-throttle"] === true ? { throttling: false as const } : {}),
+  }
+  const emulator = await start(options)
+  let caFile = emulator.caFile
+  const caOut = values["ca-out"]
+  if (caOut !== undefined) {
+    copyFileSync(emulator.caFile, caOut)
+    caFile = caOut
+  }
+  const envOf = (e: Readonly<Record<string, string>>) => ({ ...e, NODE_EXTRA_CA_CERTS: caFile })
+  const firstVault = emulator.vaults[0]
+  const summary = {
+    vaults: emulator.vaults,
+    caFile,
+    tenantId: emulator.tenantId,
+    authorityHost: emulator.authorityHost,
+    adminUrl: emulator.adminUrl,
+    adminKey: emulator.adminKey,
+    env: Object.fromEntries(Object.entries(emulator.env).map(([k, v]) => [k, envOf(v)])),
+    cloud: emulator.cloud,
+    targetConfig: firstVault ? emulator.targetConfig(firstVault.name, "demo-certificate") : undefined,
+  }
+  if (values.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`)
+  else {
+    const lines = [
+      "kv-emulator running (Ctrl-C to stop)",
+      "",
+      ...emulator.vaults.map((v) => `vault ${v.name}: ${v.url}`),
+      `Entra authority host: ${emulator.authorityHost}   tenant: ${emulator.tenantId}`,
+      `CA certificate (public): ${caFile}`,
+      `admin API: ${emulator.adminUrl}  (header x-kv-emulator-admin-key: ${emulator.adminKey})`,
+      "",
+      ...Object.entries(summary.env).flatMap(([mode, e]) => [
+        `# ${mode}`,
+        ...Object.entries(e).map(([k, v]) => `export ${k}=${JSON.stringify(v)}`),
+        "",
+      ]),
+      "# kvdeploy target configuration",
+      JSON.stringify(summary.targetConfig, null, 2),
+      "",
+    ]
+    process.stdout.write(`${lines.join("\n")}\n`)
+  }
+  const stop = () => {
+    void emulator.stop().then(() => process.exit(0))
+  }
+  process.on("SIGINT", stop)
+  process.on("SIGTERM", stop)
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`kvdeploy-emulator: ${e instanceof Error ? e.message : String(e)}\n`)
+  process.exit(1)
+})

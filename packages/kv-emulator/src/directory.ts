@@ -1,0 +1,262 @@
+/**
+ * The emulator's Entra ID tenant: applications (client secret, federated
+ * workload identity), managed identities (system- and user-assigned), the
+ * access tokens it signs for them, and RBAC permissions per principal.
+ */
+import { randomBytes } from "node:crypto"
+import type { OperationName } from "./faults.js"
+import { createSigningKey, decodeJwt, type JwtClaims, newGuid, type SigningKey, signJwt, verifyJwt } from "./jwt.js"
+
+export const PERMISSIONS = [
+  "certificates/get",
+  "certificates/list",
+  "certificates/update",
+  "certificates/create",
+  "certificates/import",
+  "certificates/delete",
+  "certificates/recover",
+  "certificates/purge",
+  "secrets/get",
+  "secrets/set",
+  "keys/get",
+] as const
+export type Permission = (typeof PERMISSIONS)[number]
+
+/** Built-in Key Vault RBAC roles, reduced to the permissions this emulator checks. */
+export const ROLES: Readonly<Record<string, ReadonlyArray<Permission>>> = {
+  "Key Vault Administrator": PERMISSIONS,
+  "Key Vault Certificates Officer": PERMISSIONS.filter((p) => p.startsWith("certificates/") || p === "keys/get"),
+  "Key Vault Certificate User": ["certificates/get", "certificates/list", "secrets/get", "keys/get"],
+  "Key Vault Reader": ["certificates/get", "certificates/list", "keys/get"],
+  "Key Vault Secrets User": ["secrets/get"],
+}
+
+/** What each operation needs, and the RBAC data action Key Vault names in its 403. */
+export const OPERATION_PERMISSION: Readonly<Record<OperationName, readonly [Permission, string]>> = {
+  import: ["certificates/import", "Microsoft.KeyVault/vaults/certificates/import/action"],
+  create: ["certificates/create", "Microsoft.KeyVault/vaults/certificates/create/action"],
+  getOperation: ["certificates/get", "Microsoft.KeyVault/vaults/certificates/read"],
+  cancelOperation: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/write"],
+  deleteOperation: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/write"],
+  getLatest: ["certificates/get", "Microsoft.KeyVault/vaults/certificates/read"],
+  getVersion: ["certificates/get", "Microsoft.KeyVault/vaults/certificates/read"],
+  versions: ["certificates/list", "Microsoft.KeyVault/vaults/certificates/read"],
+  list: ["certificates/list", "Microsoft.KeyVault/vaults/certificates/read"],
+  updateProperties: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/write"],
+  getPolicy: ["certificates/get", "Microsoft.KeyVault/vaults/certificates/read"],
+  updatePolicy: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/write"],
+  delete: ["certificates/delete", "Microsoft.KeyVault/vaults/certificates/delete"],
+  getDeleted: ["certificates/list", "Microsoft.KeyVault/vaults/deletedCertificates/read"],
+  listDeleted: ["certificates/list", "Microsoft.KeyVault/vaults/deletedCertificates/read"],
+  recover: ["certificates/recover", "Microsoft.KeyVault/vaults/deletedCertificates/recover/action"],
+  purge: ["certificates/purge", "Microsoft.KeyVault/vaults/deletedCertificates/delete"],
+  getSecret: ["secrets/get", "Microsoft.KeyVault/vaults/secrets/getSecret/action"],
+  setSecret: ["secrets/set", "Microsoft.KeyVault/vaults/secrets/setSecret/action"],
+  getKey: ["keys/get", "Microsoft.KeyVault/vaults/keys/read"],
+}
+
+export type PrincipalKind = "application" | "workload" | "systemAssigned" | "userAssigned"
+
+export interface Principal {
+  readonly kind: PrincipalKind
+  readonly displayName: string
+  readonly clientId: string
+  readonly objectId: string
+  /** Client secret (applications). */
+  readonly clientSecret?: string
+  /** Federated credential: accepted assertion issuer and subject (workload identities). */
+  readonly federated?: { readonly issuer: string; readonly subject: string; readonly audience: string }
+  /** A fixed assertion string accepted as-is (a configured static federated token). */
+  readonly staticAssertion?: string
+}
+
+export interface AccessTokenOptions {
+  readonly resource: string
+  readonly tenantId?: string
+  readonly lifetimeSeconds?: number
+  /** Issued-at override (epoch seconds), e.g. to mint an expired token. */
+  readonly issuedAt?: number
+}
+
+export const AZURE_AD_TOKEN_EXCHANGE = "api://AzureADTokenExchange"
+
+export class Directory {
+  readonly tokenKey: SigningKey = createSigningKey()
+  /** Signs workload identity (federated) tokens, like a Kubernetes service account issuer. */
+  readonly federationKey: SigningKey = createSigningKey()
+  readonly principals = new Map<string, Principal>()
+  private readonly grants = new Map<string, Set<Permission>>()
+  private readonly verified = new Map<string, JwtClaims>()
+
+  constructor(
+    readonly tenantId: string,
+    readonly federationIssuer: string,
+  ) {}
+
+  addPrincipal(p: Omit<Principal, "objectId" | "clientId"> & { clientId?: string; objectId?: string }): Principal {
+    const principal: Principal = { ...p, clientId: p.clientId ?? newGuid(), objectId: p.objectId ?? newGuid() }
+    this.principals.set(principal.clientId.toLowerCase(), principal)
+    return principal
+  }
+
+  principal(clientId: string): Principal | undefined {
+    return this.principals.get(clientId.toLowerCase())
+  }
+
+  systemAssigned(): Principal | undefined {
+    for (const p of this.principals.values()) if (p.kind === "systemAssigned") return p
+    return undefined
+  }
+
+  // ----- RBAC -----
+  permissionsOf(clientId: string): ReadonlyArray<Permission> {
+    const g = this.grants.get(clientId.toLowerCase())
+    return g ? [...g] : PERMISSIONS
+  }
+  /** Replaces the principal's permissions: permission names and/or built-in role names. */
+  setPermissions(clientId: string, grants: ReadonlyArray<Permission | string>): void {
+    const set = new Set<Permission>()
+    for (const g of grants) {
+      const role = ROLES[g]
+      if (role) for (const p of role) set.add(p)
+      else if ((PERMISSIONS as ReadonlyArray<string>).includes(g)) set.add(g as Permission)
+      else throw new Error(`unknown permission or role: ${g}`)
+    }
+    this.grants.set(clientId.toLowerCase(), set)
+  }
+  deny(clientId: string, permissions: ReadonlyArray<Permission>): void {
+    const set = new Set(this.permissionsOf(clientId))
+    for (const p of permissions) set.delete(p)
+    this.grants.set(clientId.toLowerCase(), set)
+  }
+  allow(clientId: string, permissions: ReadonlyArray<Permission>): void {
+    const set = new Set(this.permissionsOf(clientId))
+    for (const p of permissions) set.add(p)
+    this.grants.set(clientId.toLowerCase(), set)
+  }
+  resetPermissions(): void {
+    this.grants.clear()
+  }
+  can(clientId: string, permission: Permission): boolean {
+    const g = this.grants.get(clientId.toLowerCase())
+    return g ? g.has(permission) : true
+  }
+
+  // ----- tokens -----
+  issuerFor(tenantId: string): string {
+    return `https://sts.windows.net/${tenantId}/`
+  }
+
+  issueAccessToken(p: Principal, options: AccessTokenOptions): { token: string; expiresOn: number } {
+    const now = options.issuedAt ?? Math.floor(Date.now() / 1000)
+    const tid = options.tenantId ?? this.tenantId
+    const exp = now + (options.lifetimeSeconds ?? 3599)
+    const claims: JwtClaims = {
+      aud: options.resource,
+      iss: this.issuerFor(tid),
+      iat: now,
+      nbf: now,
+      exp,
+      aio: randomBytes(12).toString("base64url"),
+      appid: p.clientId,
+      appidacr: p.kind === "application" ? "1" : "2",
+      idp: this.issuerFor(tid),
+      idtyp: "app",
+      oid: p.objectId,
+      rh: "0.emulator.",
+      sub: p.objectId,
+      tid,
+      uti: randomBytes(16).toString("base64url"),
+      ver: "1.0",
+      ...(p.kind === "systemAssigned" || p.kind === "userAssigned"
+        ? { xms_mirid: `/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/kv-emulator/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${p.displayName}` }
+        : {}),
+    }
+    return { token: signJwt(this.tokenKey, claims), expiresOn: exp }
+  }
+
+  /** A workload identity (federated) token signed by the emulator's federation issuer. */
+  issueFederatedToken(subject: string, lifetimeSeconds = 3600): string {
+    const now = Math.floor(Date.now() / 1000)
+    return signJwt(this.federationKey, {
+      aud: [AZURE_AD_TOKEN_EXCHANGE],
+      iss: this.federationIssuer,
+      sub: subject,
+      iat: now,
+      nbf: now,
+      exp: now + lifetimeSeconds,
+      "kubernetes.io": { namespace: "kvdeploy", serviceaccount: { name: subject.split(":").pop() ?? subject } },
+    })
+  }
+
+  /** Checks a bearer token the emulator issued; claims on success. */
+  verifyAccessToken(token: string): { ok: true; claims: JwtClaims } | { ok: false; message: string } {
+    const cached = this.verified.get(token)
+    if (cached) return { ok: true, claims: cached }
+    const v = verifyJwt(token, [this.tokenKey])
+    if (!v.ok) {
+      return {
+        ok: false,
+        message:
+          v.reason === "malformed"
+            ? "AKV10000: Request is missing a Bearer or PoP token."
+            : "AKV10010: Signature validation failed.",
+      }
+    }
+    if (this.verified.size > 10_000) this.verified.clear()
+    this.verified.set(token, v.claims)
+    return { ok: true, claims: v.claims }
+  }
+
+  /** Verifies a federated assertion: signed by the emulator's federation issuer, or a configured static token. */
+  verifyAssertion(assertion: string, p: Principal): { ok: true } | { ok: false; code: string; description: string } {
+    if (p.staticAssertion !== undefined && assertion === p.staticAssertion) return { ok: true }
+    const fed = p.federated
+    if (!fed)
+      return {
+        ok: false,
+        code: "invalid_client",
+        description: `AADSTS700027: Client assertion failed signature validation. The application ${p.clientId} has no federated identity credential.`,
+      }
+    const decoded = decodeJwt(assertion)
+    if (!decoded)
+      return { ok: false, code: "invalid_client", description: "AADSTS50027: JWT token is invalid or malformed." }
+    const iss = decoded.claims.iss
+    if (iss !== fed.issuer)
+      return {
+        ok: false,
+        code: "invalid_client",
+        description: `AADSTS700211: No matching federated identity record found for presented assertion issuer '${String(iss)}'.`,
+      }
+    const sig = verifyJwt(assertion, [this.federationKey])
+    if (!sig.ok)
+      return {
+        ok: false,
+        code: "invalid_client",
+        description: "AADSTS700027: Client assertion failed signature validation.",
+      }
+    if (decoded.claims.sub !== fed.subject)
+      return {
+        ok: false,
+        code: "invalid_client",
+        description: `AADSTS700213: No matching federated identity record found for presented assertion subject '${String(decoded.claims.sub)}'.`,
+      }
+    const aud = decoded.claims.aud
+    const auds = Array.isArray(aud) ? aud : [aud]
+    if (!auds.includes(fed.audience))
+      return {
+        ok: false,
+        code: "invalid_client",
+        description: `AADSTS700212: No matching federated identity record found for presented assertion audience '${String(aud)}'.`,
+      }
+    const now = Math.floor(Date.now() / 1000)
+    const exp = decoded.claims.exp
+    if (typeof exp !== "number" || exp < now)
+      return {
+        ok: false,
+        code: "invalid_client",
+        description: "AADSTS700024: Client assertion is not within its valid time range.",
+      }
+    return { ok: true }
+  }
+}

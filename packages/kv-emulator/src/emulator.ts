@@ -1,0 +1,566 @@
+/**
+ * Starting and stopping the emulator: the TLS identity, one HTTPS server per
+ * vault, one for Entra ID (and the admin API), one plain-HTTP server for
+ * managed identity, and the handles tests use (faults, RBAC, request log, state).
+ */
+import { randomBytes, randomUUID } from "node:crypto"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import * as http from "node:http"
+import * as https from "node:https"
+import type { AddressInfo } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { PfxEncoding } from "./codec.js"
+import { AZURE_AD_TOKEN_EXCHANGE, Directory, type Permission, type Principal } from "./directory.js"
+import { entraHandler, managedIdentityHandler } from "./entra.js"
+import { type ActiveFault, FaultController, type FaultRule, type OperationName, validateRule } from "./faults.js"
+import { isRecord, parseJson, readBody, sendJson } from "./http.js"
+import { ensureStateDir, loadVault, saveVault } from "./persistence.js"
+import { createTlsIdentity } from "./pki.js"
+import { RequestLog, type RequestLogEntry, type RequestLogFilter } from "./requestLog.js"
+import { type CertVersion, type Tags, VaultStore } from "./store.js"
+import { KEY_VAULT_LIMITS, type ThrottleLimits, VaultThrottle } from "./throttle.js"
+import { VaultHandler } from "./vault.js"
+
+export interface VaultOptions {
+  readonly name: string
+  /** Port to listen on (0 or omitted: any free port). */
+  readonly port?: number
+  /** Tenant the vault belongs to (default: the emulator's tenant). */
+  readonly tenantId?: string
+  /** Throttling for this vault; `false` turns it off. */
+  readonly throttling?: Partial<ThrottleLimits> | false
+}
+
+export interface EmulatorOptions {
+  /** Vault names (or options). Default: one vault named "kvdeploy-demo". */
+  readonly vaults?: ReadonlyArray<string | VaultOptions>
+  /** Host name or IP clients use in URLs; also put in the TLS certificate. Default 127.0.0.1. */
+  readonly host?: string
+  /** Address to bind. Default: `host` (loopback). */
+  readonly bind?: string
+  readonly tenantId?: string
+  readonly entraPort?: number
+  readonly managedIdentityPort?: number
+  /** Throttling for every vault (per-vault options win). Default: Key Vault's limits; `false` turns it off. */
+  readonly throttling?: Partial<ThrottleLimits> | false
+  /** Soft-delete retention in days (Key Vault default 90). */
+  readonly recoverableDays?: number
+  /** The resource in the challenge and the token audience. Default https://vault.azure.net. */
+  readonly keyvaultResource?: string
+  /** PKCS#12 profile of backing secrets. Default "legacy" (3DES / SHA-1 MAC, readable everywhere). */
+  readonly secretEncoding?: PfxEncoding
+  /** Persist vault contents here (files 0600; they hold private keys; a warning goes to stderr). */
+  readonly stateDir?: string
+  /** Where to write the public files (CA certificate, federated token). Default: a fresh temp dir removed at stop. */
+  readonly workDir?: string
+  /** Fixed secrets, for a stable demo configuration. Random when omitted. */
+  readonly clientSecret?: string
+  readonly identityHeader?: string
+  readonly adminKey?: string
+  /** Where warnings go. Default: process.stderr. */
+  readonly warn?: (line: string) => void
+}
+
+export interface EmulatorVault {
+  readonly name: string
+  /** https://127.0.0.1:PORT — pass to CertificateClient / SecretClient. */
+  readonly url: string
+  readonly port: number
+  readonly tenantId: string
+}
+
+export interface ClientSecretIdentity {
+  readonly tenantId: string
+  readonly clientId: string
+  readonly clientSecret: string
+  readonly objectId: string
+}
+export interface WorkloadIdentity {
+  readonly tenantId: string
+  readonly clientId: string
+  readonly objectId: string
+  /** File holding a federated token (AZURE_FEDERATED_TOKEN_FILE). */
+  readonly tokenFile: string
+  /** The issuer and subject the federated credential trusts. */
+  readonly issuer: string
+  readonly subject: string
+}
+export interface ManagedIdentities {
+  readonly systemAssigned: { readonly clientId: string; readonly objectId: string }
+  readonly userAssigned: { readonly clientId: string; readonly objectId: string }
+  /** App Service style: IDENTITY_ENDPOINT (http) and IDENTITY_HEADER. */
+  readonly appServiceEndpoint: string
+  readonly identityHeader: string
+  /** IMDS style: AZURE_POD_IDENTITY_AUTHORITY_HOST (http); tokens at /metadata/identity/oauth2/token. */
+  readonly imdsHost: string
+}
+
+export type AuthMode =
+  | "clientSecret"
+  | "workloadIdentity"
+  | "managedIdentityAppService"
+  | "managedIdentityImds"
+  | "managedIdentityUserAssigned"
+
+export interface CustomCloud {
+  readonly vault_dns_suffix: string
+  readonly authority_host: string
+  readonly keyvault_resource: string
+}
+
+export interface RbacControl {
+  /** Replaces a principal's permissions (permission names like "secrets/get" and/or built-in role names). */
+  readonly set: (clientId: string, grants: ReadonlyArray<Permission | string>) => void
+  /** Removes permissions from a principal (e.g. `deny(id, ["secrets/get"])`). */
+  readonly deny: (clientId: string, permissions: ReadonlyArray<Permission>) => void
+  readonly allow: (clientId: string, permissions: ReadonlyArray<Permission>) => void
+  readonly permissionsOf: (clientId: string) => ReadonlyArray<Permission>
+  /** Every principal back to all permissions. */
+  readonly reset: () => void
+}
+
+export interface FaultControl {
+  readonly add: (rule: FaultRule) => string
+  /** Fails `operation` `times` times with `status`, then lets it succeed. */
+  readonly failTimes: (
+    operation: OperationName,
+    times: number,
+    status: number,
+    options?: { vault?: string; code?: string; message?: string },
+  ) => string
+  readonly remove: (id: string) => boolean
+  readonly clear: () => void
+  readonly list: () => ReadonlyArray<ActiveFault>
+}
+
+export interface RequestLogControl {
+  readonly entries: (filter?: RequestLogFilter) => ReadonlyArray<RequestLogEntry>
+  readonly count: (filter?: RequestLogFilter) => number
+  /** Sequence number of the latest entry: pass as `since` to count only later requests. */
+  readonly mark: () => number
+  readonly clear: () => void
+}
+
+export interface CertificateVersionState {
+  readonly version: string
+  readonly x5t: string
+  readonly enabled: boolean
+  readonly created: number
+  readonly tags: Tags | undefined
+  readonly contentType: string
+  readonly exportable: boolean
+  readonly foreign: boolean
+  /** DER of every certificate in the order the secret serves them. */
+  readonly certificates: ReadonlyArray<Uint8Array>
+}
+
+export interface StateControl {
+  /** Versions of a certificate in creation order (undefined when it does not exist or is deleted). */
+  readonly versions: (vault: string, name: string) => ReadonlyArray<CertificateVersionState> | undefined
+  readonly isDeleted: (vault: string, name: string) => boolean
+  /** Policy as stored (wire format). */
+  readonly policy: (vault: string, name: string) => unknown
+  /** Another writer imports a fresh self-signed version now. */
+  readonly foreignImport: (vault: string, name: string, tags?: Tags) => Promise<CertificateVersionState>
+  /** Empties a vault (or every vault). */
+  readonly reset: (vault?: string) => void
+}
+
+export interface Emulator {
+  readonly vaults: ReadonlyArray<EmulatorVault>
+  readonly vault: (name: string) => EmulatorVault
+  /** The CA certificate (PEM, public): trust it with `tlsOptions: { ca }` or NODE_EXTRA_CA_CERTS. */
+  readonly caPem: string
+  /** Path of a file holding `caPem`. */
+  readonly caFile: string
+  readonly tenantId: string
+  /** https://127.0.0.1:PORT — `authorityHost` for @azure/identity credentials. */
+  readonly authorityHost: string
+  readonly keyvaultResource: string
+  readonly clientSecret: ClientSecretIdentity
+  readonly workloadIdentity: WorkloadIdentity
+  readonly managedIdentity: ManagedIdentities
+  /** Environment variables per auth mode (each includes NODE_EXTRA_CA_CERTS). */
+  readonly env: Readonly<Record<AuthMode, Readonly<Record<string, string>>>>
+  readonly cloud: CustomCloud
+  /** The kvdeploy target configuration that selects this emulator. */
+  readonly targetConfig: (vault: string, certificateName: string, mode?: AuthMode) => Record<string, unknown>
+  /** Admin API: header `x-kv-emulator-admin-key: <adminKey>` on `/_emulator/*` of any HTTPS port. */
+  readonly adminKey: string
+  readonly adminUrl: string
+  readonly faults: FaultControl
+  readonly rbac: RbacControl
+  readonly requests: RequestLogControl
+  readonly state: StateControl
+  /** Signs an access token for a principal (e.g. an expired one, or one for another tenant). */
+  readonly issueToken: (
+    clientId: string,
+    options?: { resource?: string; tenantId?: string; lifetimeSeconds?: number; issuedAt?: number },
+  ) => string
+  /** A federated token for the workload identity (what AZURE_FEDERATED_TOKEN_FILE holds). */
+  readonly issueFederatedToken: (subject?: string) => string
+  readonly stop: () => Promise<void>
+}
+
+const listen = (server: http.Server | https.Server, port: number, host: string): Promise<number> =>
+  new Promise((resolve, reject) => {
+    server.once("error", reject)
+    server.listen(port, host, () => {
+      server.off("error", reject)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+
+const urlHost = (host: string) => (host.includes(":") ? `[${host}]` : host)
+
+const tune = (server: http.Server | https.Server) => {
+  server.keepAliveTimeout = 65_000
+  server.headersTimeout = 66_000
+  server.requestTimeout = 120_000
+}
+
+export const start = async (options: EmulatorOptions = {}): Promise<Emulator> => {
+  const host = options.host ?? "127.0.0.1"
+  const bind = options.bind ?? host
+  const warn = options.warn ?? ((line: string) => process.stderr.write(`${line}\n`))
+  const tenantId = options.tenantId ?? randomUUID()
+  const keyvaultResource = options.keyvaultResource ?? "https://vault.azure.net"
+  const recoverableDays = options.recoverableDays ?? 90
+  const adminKey = options.adminKey ?? randomBytes(18).toString("base64url")
+  const identityHeader = options.identityHeader ?? randomBytes(18).toString("base64url")
+  const ownWorkDir = options.workDir === undefined
+  const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), "kv-emulator-"))
+  const tls = await createTlsIdentity(host === "127.0.0.1" || host === "localhost" ? [] : [host])
+  const log = new RequestLog()
+  const faults = new FaultController()
+  const servers: Array<http.Server | https.Server> = []
+  const stores = new Map<string, VaultStore>()
+  const handlers = new Map<string, VaultHandler>()
+  const tlsOptions = { key: tls.keyPem, cert: tls.certPem }
+
+  // Entra first: its URL goes into every vault's challenge.
+  const entraServer = https.createServer(tlsOptions)
+  tune(entraServer)
+  servers.push(entraServer)
+  const entraPort = await listen(entraServer, options.entraPort ?? 0, bind)
+  const authorityHost = `https://${urlHost(host)}:${entraPort}`
+  const directory = new Directory(tenantId, `${authorityHost}/federation`)
+  const clientSecret = options.clientSecret ?? randomBytes(24).toString("base64url")
+  const app = directory.addPrincipal({ kind: "application", displayName: "kvdeploy-app", clientSecret })
+  const subject = "system:serviceaccount:kvdeploy:kvdeploy-agent"
+  const staticAssertion = `static-federated-token-${randomBytes(12).toString("hex")}`
+  const workload = directory.addPrincipal({
+    kind: "workload",
+    displayName: "kvdeploy-workload",
+    federated: { issuer: directory.federationIssuer, subject, audience: AZURE_AD_TOKEN_EXCHANGE },
+    staticAssertion,
+  })
+  const system = directory.addPrincipal({ kind: "systemAssigned", displayName: "kvdeploy-host" })
+  const user = directory.addPrincipal({ kind: "userAssigned", displayName: "kvdeploy-agent-identity" })
+
+  const caFile = join(workDir, "kv-emulator-ca.pem")
+  writeFileSync(caFile, tls.caPem, { mode: 0o644 })
+  const tokenFile = join(workDir, "federated-token")
+  writeFileSync(tokenFile, directory.issueFederatedToken(subject, 24 * 3600), { mode: 0o600 })
+
+  if (options.stateDir !== undefined) {
+    ensureStateDir(options.stateDir)
+    warn(
+      `kv-emulator: WARNING: state directory ${options.stateDir} holds the private keys of imported certificates (files 0600). Use it for demos only.`,
+    )
+  }
+  const saveTimers = new Map<string, NodeJS.Immediate>()
+  const scheduleSave = (store: VaultStore) => {
+    const dir = options.stateDir
+    if (dir === undefined || saveTimers.has(store.name)) return
+    saveTimers.set(
+      store.name,
+      setImmediate(() => {
+        saveTimers.delete(store.name)
+        saveVault(dir, store)
+      }),
+    )
+  }
+
+  const admin = adminHandler(() => emulator, adminKey)
+
+  const vaultOptions: VaultOptions[] = (options.vaults ?? ["kvdeploy-demo"]).map((v) => (typeof v === "string" ? { name: v } : v))
+  const vaults: EmulatorVault[] = []
+  const tenants = new Set<string>([tenantId])
+  for (const vo of vaultOptions) {
+    if (stores.has(vo.name.toLowerCase())) throw new Error(`duplicate vault name ${vo.name}`)
+    const store: VaultStore = new VaultStore(vo.name, recoverableDays, () => scheduleSave(store))
+    if (options.stateDir !== undefined) loadVault(options.stateDir, store)
+    const limits = vo.throttling ?? options.throttling
+    const throttle = limits === false ? undefined : new VaultThrottle({ ...KEY_VAULT_LIMITS, ...(limits ?? {}) })
+    const vaultTenant = vo.tenantId ?? tenantId
+    tenants.add(vaultTenant)
+    const handler = new VaultHandler({
+      name: vo.name,
+      store,
+      directory,
+      tenantId: vaultTenant,
+      faults,
+      log,
+      throttle,
+      authorityHost,
+      keyvaultResource,
+      recoverableDays,
+      secretEncoding: options.secretEncoding ?? "legacy",
+      admin: (req, res) => admin(req, res),
+    })
+    const server = https.createServer(tlsOptions, handler.handle)
+    tune(server)
+    servers.push(server)
+    const port = await listen(server, vo.port ?? 0, bind)
+    stores.set(vo.name.toLowerCase(), store)
+    handlers.set(vo.name.toLowerCase(), handler)
+    vaults.push({ name: vo.name, url: `https://${urlHost(host)}:${port}`, port, tenantId: vaultTenant })
+  }
+
+  entraServer.on(
+    "request",
+    entraHandler({ directory, log, authorityHost, tenants: () => tenants, admin: (req, res) => admin(req, res) }),
+  )
+  const miServer = http.createServer(
+    managedIdentityHandler({ directory, log, identityHeader, tenantId, admin: (req, res) => admin(req, res) }),
+  )
+  tune(miServer)
+  servers.push(miServer)
+  const miPort = await listen(miServer, options.managedIdentityPort ?? 0, bind)
+  const miHost = `http://${urlHost(host)}:${miPort}`
+
+  const storeOf = (vault: string): VaultStore => {
+    const s = stores.get(vault.toLowerCase())
+    if (!s) throw new Error(`no vault named ${vault}`)
+    return s
+  }
+  const versionState = (v: CertVersion): CertificateVersionState => ({
+    version: v.version,
+    x5t: v.x5t,
+    enabled: v.enabled,
+    created: v.created,
+    tags: v.tags,
+    contentType: v.contentType,
+    exportable: v.exportable,
+    foreign: v.foreign,
+    certificates: v.certs,
+  })
+
+  const common = { NODE_EXTRA_CA_CERTS: caFile }
+  const env: Record<AuthMode, Record<string, string>> = {
+    clientSecret: {
+      ...common,
+      AZURE_TENANT_ID: tenantId,
+      AZURE_CLIENT_ID: app.clientId,
+      AZURE_CLIENT_SECRET: clientSecret,
+      AZURE_AUTHORITY_HOST: authorityHost,
+    },
+    workloadIdentity: {
+      ...common,
+      AZURE_TENANT_ID: tenantId,
+      AZURE_CLIENT_ID: workload.clientId,
+      AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+      AZURE_AUTHORITY_HOST: authorityHost,
+    },
+    managedIdentityAppService: { ...common, IDENTITY_ENDPOINT: `${miHost}/msi/token`, IDENTITY_HEADER: identityHeader },
+    managedIdentityImds: { ...common, AZURE_POD_IDENTITY_AUTHORITY_HOST: miHost },
+    managedIdentityUserAssigned: { ...common, AZURE_POD_IDENTITY_AUTHORITY_HOST: miHost, AZURE_CLIENT_ID: user.clientId },
+  }
+  const cloud: CustomCloud = { vault_dns_suffix: host, authority_host: authorityHost, keyvault_resource: keyvaultResource }
+  const modeToCredential: Record<AuthMode, string> = {
+    clientSecret: "client_secret",
+    workloadIdentity: "workload_identity",
+    managedIdentityAppService: "managed_identity",
+    managedIdentityImds: "managed_identity",
+    managedIdentityUserAssigned: "managed_identity",
+  }
+
+  let stopped = false
+  const emulator: Emulator = {
+    vaults,
+    vault: (name) => {
+      const v = vaults.find((x) => x.name.toLowerCase() === name.toLowerCase())
+      if (!v) throw new Error(`no vault named ${name}`)
+      return v
+    },
+    caPem: tls.caPem,
+    caFile,
+    tenantId,
+    authorityHost,
+    keyvaultResource,
+    clientSecret: { tenantId, clientId: app.clientId, clientSecret, objectId: app.objectId },
+    workloadIdentity: {
+      tenantId,
+      clientId: workload.clientId,
+      objectId: workload.objectId,
+      tokenFile,
+      issuer: directory.federationIssuer,
+      subject,
+    },
+    managedIdentity: {
+      systemAssigned: { clientId: system.clientId, objectId: system.objectId },
+      userAssigned: { clientId: user.clientId, objectId: user.objectId },
+      appServiceEndpoint: `${miHost}/msi/token`,
+      identityHeader,
+      imdsHost: miHost,
+    },
+    env,
+    cloud,
+    targetConfig: (vault, certificateName, mode = "clientSecret") => ({
+      vault_url: emulator.vault(vault).url,
+      certificate_name: certificateName,
+      credential_mode: modeToCredential[mode],
+      ...(mode === "managedIdentityUserAssigned" ? { managed_identity_client_id: user.clientId } : {}),
+      cloud,
+    }),
+    adminKey,
+    adminUrl: `${authorityHost}/_emulator`,
+    faults: {
+      add: (rule) => faults.add(rule),
+      failTimes: (operation, times, status, o) => faults.failTimes(operation, times, status, o),
+      remove: (id) => faults.remove(id),
+      clear: () => faults.clear(),
+      list: () => faults.list(),
+    },
+    rbac: {
+      set: (id, grants) => directory.setPermissions(id, grants),
+      deny: (id, p) => directory.deny(id, p),
+      allow: (id, p) => directory.allow(id, p),
+      permissionsOf: (id) => directory.permissionsOf(id),
+      reset: () => directory.resetPermissions(),
+    },
+    requests: {
+      entries: (f) => log.entries(f),
+      count: (f) => log.count(f),
+      mark: () => log.mark(),
+      clear: () => log.clear(),
+    },
+    state: {
+      versions: (vault, name) => storeOf(vault).active(name)?.versions.map(versionState),
+      isDeleted: (vault, name) => storeOf(vault).deletedEntry(name) !== undefined,
+      policy: (vault, name) => storeOf(vault).certificates.get(name.toLowerCase())?.policy,
+      foreignImport: async (vault, name, tags) => {
+        const h = handlers.get(vault.toLowerCase())
+        if (!h) throw new Error(`no vault named ${vault}`)
+        return versionState(await h.foreignImport(name, tags ? { tags } : {}))
+      },
+      reset: (vault) => {
+        for (const s of vault === undefined ? stores.values() : [storeOf(vault)]) {
+          s.certificates.clear()
+          s.secrets.clear()
+          s.changed()
+        }
+      },
+    },
+    issueToken: (clientId, o = {}) => {
+      const p: Principal | undefined = directory.principal(clientId)
+      if (!p) throw new Error(`no principal with client id ${clientId}`)
+      return directory.issueAccessToken(p, {
+        resource: o.resource ?? keyvaultResource,
+        ...(o.tenantId !== undefined ? { tenantId: o.tenantId } : {}),
+        ...(o.lifetimeSeconds !== undefined ? { lifetimeSeconds: o.lifetimeSeconds } : {}),
+        ...(o.issuedAt !== undefined ? { issuedAt: o.issuedAt } : {}),
+      }).token
+    },
+    issueFederatedToken: (s = subject) => directory.issueFederatedToken(s),
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      for (const t of saveTimers.values()) clearImmediate(t)
+      if (options.stateDir !== undefined) for (const s of stores.values()) saveVault(options.stateDir, s)
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve())
+              s.closeAllConnections()
+            }),
+        ),
+      )
+      if (ownWorkDir) rmSync(workDir, { recursive: true, force: true })
+    },
+  }
+  return emulator
+}
+
+/** `/_emulator/*`: faults, request log, RBAC, foreign imports, over HTTPS with the admin key. */
+const adminHandler =
+  (get: () => Emulator, adminKey: string) =>
+  async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const emulator = get()
+    if (req.headers["x-kv-emulator-admin-key"] !== adminKey) {
+      req.resume()
+      return sendJson(res, 401, { error: { code: "Unauthorized", message: "x-kv-emulator-admin-key header missing or wrong" } })
+    }
+    const url = new URL(req.url ?? "/", "https://127.0.0.1")
+    const parts = url.pathname.split("/").filter((p) => p.length > 0).slice(1)
+    const method = req.method ?? "GET"
+    const parsed = method === "GET" || method === "DELETE" ? { ok: true as const, value: undefined } : parseJson(await readBody(req))
+    if (method === "GET" || method === "DELETE") req.resume()
+    if (!parsed.ok) return sendJson(res, 400, { error: { code: "BadParameter", message: "body is not JSON" } })
+    const body = parsed.value
+    const bad = (message: string) => sendJson(res, 400, { error: { code: "BadParameter", message } })
+    try {
+      const [what, a, b, c, d] = parts
+      if (what === "health") return sendJson(res, 200, { ok: true, vaults: emulator.vaults })
+      if (what === "faults") {
+        if (method === "GET") return sendJson(res, 200, { faults: emulator.faults.list() })
+        if (method === "POST") {
+          const rules = Array.isArray(body) ? body : [body]
+          const ids = rules.map((r: unknown) => emulator.faults.add(validateRule(r)))
+          return sendJson(res, 200, { ids })
+        }
+        if (method === "DELETE") {
+          if (a !== undefined) return sendJson(res, emulator.faults.remove(a) ? 200 : 404, {})
+          emulator.faults.clear()
+          return sendJson(res, 200, {})
+        }
+      }
+      if (what === "requests") {
+        if (method === "DELETE") {
+          emulator.requests.clear()
+          return sendJson(res, 200, {})
+        }
+        const q = url.searchParams
+        const since = q.get("since")
+        const status = q.get("status")
+        const filter: RequestLogFilter = {
+          ...(q.get("vault") !== null ? { vault: q.get("vault") ?? "" } : {}),
+          ...(q.get("operation") !== null ? { operation: q.get("operation") ?? "" } : {}),
+          ...(since !== null ? { since: Number(since) } : {}),
+          ...(status !== null ? { status: Number(status) } : {}),
+        }
+        return sendJson(res, 200, { mark: emulator.requests.mark(), entries: emulator.requests.entries(filter) })
+      }
+      if (what === "rbac") {
+        if (method === "DELETE" && a === undefined) {
+          emulator.rbac.reset()
+          return sendJson(res, 200, {})
+        }
+        if (a === undefined) return bad("rbac/{clientId}")
+        const perms = isRecord(body) && Array.isArray(body.permissions) ? (body.permissions as Permission[]) : []
+        if (method === "PUT") emulator.rbac.set(a, perms)
+        else if (method === "POST" && b === "deny") emulator.rbac.deny(a, perms)
+        else if (method === "POST" && b === "allow") emulator.rbac.allow(a, perms)
+        return sendJson(res, 200, { clientId: a, permissions: emulator.rbac.permissionsOf(a) })
+      }
+      if (what === "vaults" && a !== undefined && b === "certificates" && c !== undefined && d === "foreign-import" && method === "POST") {
+        const tags = isRecord(body) && isRecord(body.tags) ? (body.tags as Tags) : undefined
+        const v = await emulator.state.foreignImport(a, c, tags)
+        return sendJson(res, 200, { version: v.version, x5t: v.x5t })
+      }
+      if (what === "config" && method === "GET")
+        return sendJson(res, 200, {
+          vaults: emulator.vaults,
+          tenantId: emulator.tenantId,
+          authorityHost: emulator.authorityHost,
+          env: emulator.env,
+          cloud: emulator.cloud,
+        })
+      return sendJson(res, 404, { error: { code: "NotFound", message: `no admin endpoint ${method} ${url.pathname}` } })
+    } catch (e) {
+      return bad(e instanceof Error ? e.message : String(e))
+    }
+  }

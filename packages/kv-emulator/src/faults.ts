@@ -1,0 +1,170 @@
+/**
+ * Fault injection per vault operation: scripted in process (`emulator.faults`)
+ * or over the admin endpoint (`POST /_emulator/faults`). A rule matches an
+ * operation (optionally one vault and one certificate name), may skip the first
+ * N matches, and fires `times` times (then the operation succeeds again).
+ */
+export const OPERATIONS = [
+  "import",
+  "create",
+  "getOperation",
+  "cancelOperation",
+  "deleteOperation",
+  "getLatest",
+  "getVersion",
+  "versions",
+  "list",
+  "updateProperties",
+  "getPolicy",
+  "updatePolicy",
+  "delete",
+  "getDeleted",
+  "listDeleted",
+  "recover",
+  "purge",
+  "getSecret",
+  "setSecret",
+  "getKey",
+] as const
+
+export type OperationName = (typeof OPERATIONS)[number]
+
+export type FaultAction =
+  /** Answer this status and Key Vault error body without performing the operation. */
+  | {
+      readonly kind: "status"
+      readonly status: number
+      readonly code?: string
+      readonly message?: string
+      readonly innerCode?: string
+      readonly headers?: Readonly<Record<string, string>>
+    }
+  /** Answer 429 Throttled with Retry-After (seconds, default 1) without performing the operation. */
+  | { readonly kind: "throttle"; readonly retryAfterSeconds?: number }
+  /** Wait, then perform the operation normally. */
+  | { readonly kind: "delay"; readonly ms: number }
+  /** Close the connection without an answer and without performing the operation. */
+  | { readonly kind: "drop" }
+  /** Perform the operation (the write commits), then close the connection without an answer: an ambiguous outcome. */
+  | { readonly kind: "dropAfterCommit" }
+  /** Perform the operation, then wait `ms` before answering (a client timeout shorter than this sees an ambiguous outcome). */
+  | { readonly kind: "delayAfterCommit"; readonly ms: number }
+  /**
+   * Another writer imports a new self-signed version of the same certificate
+   * (`before` this request runs, default, or `after` it committed but before the answer).
+   */
+  | {
+      readonly kind: "foreignImport"
+      readonly when?: "before" | "after"
+      readonly tags?: Readonly<Record<string, string>>
+      readonly subject?: string
+    }
+
+export interface FaultRule {
+  /** Operation name, or "*" for every vault operation. */
+  readonly operation: OperationName | "*"
+  /** Only this vault (name); every vault when omitted. */
+  readonly vault?: string
+  /** Only requests for this certificate / secret name (case-insensitive). */
+  readonly name?: string
+  /** Let the first N matching requests through untouched. */
+  readonly skip?: number
+  /** How many matching requests the fault hits (default 1); "always" never runs out. */
+  readonly times?: number | "always"
+  readonly action: FaultAction
+}
+
+export interface ActiveFault extends FaultRule {
+  readonly id: string
+  /** How many requests it has hit so far. */
+  readonly hits: number
+}
+
+interface Slot {
+  readonly id: string
+  readonly rule: FaultRule
+  skipped: number
+  hits: number
+}
+
+export class FaultController {
+  private slots: Slot[] = []
+  private counter = 0
+
+  /** Adds a rule; returns its id (for `remove`). */
+  add(rule: FaultRule): string {
+    validateRule(rule)
+    const id = `fault-${++this.counter}`
+    this.slots.push({ id, rule, skipped: 0, hits: 0 })
+    return id
+  }
+
+  /** Fails the operation `times` times with `status` (and a Key Vault error body), then lets it succeed. */
+  failTimes(operation: OperationName, times: number, status: number, options: { vault?: string; code?: string; message?: string } = {}): string {
+    return this.add({
+      operation,
+      ...(options.vault !== undefined ? { vault: options.vault } : {}),
+      times,
+      action: {
+        kind: "status",
+        status,
+        ...(options.code !== undefined ? { code: options.code } : {}),
+        ...(options.message !== undefined ? { message: options.message } : {}),
+      },
+    })
+  }
+
+  remove(id: string): boolean {
+    const before = this.slots.length
+    this.slots = this.slots.filter((s) => s.id !== id)
+    return this.slots.length !== before
+  }
+
+  clear(): void {
+    this.slots = []
+  }
+
+  list(): ReadonlyArray<ActiveFault> {
+    return this.slots.map((s) => ({ ...s.rule, id: s.id, hits: s.hits }))
+  }
+
+  /** The action to apply to this request, if a rule matches (consumes one use). */
+  take(vault: string, operation: OperationName, name: string | undefined): { id: string; action: FaultAction } | undefined {
+    for (const slot of this.slots) {
+      const r = slot.rule
+      if (r.operation !== "*" && r.operation !== operation) continue
+      if (r.vault !== undefined && r.vault.toLowerCase() !== vault.toLowerCase()) continue
+      if (r.name !== undefined && (name === undefined || r.name.toLowerCase() !== name.toLowerCase())) continue
+      if (slot.skipped < (r.skip ?? 0)) {
+        slot.skipped++
+        continue
+      }
+      const times = r.times ?? 1
+      if (times !== "always" && slot.hits >= times) continue
+      slot.hits++
+      return { id: slot.id, action: r.action }
+    }
+    return undefined
+  }
+}
+
+const isRec = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
+
+export const validateRule = (rule: unknown): FaultRule => {
+  if (!isRec(rule)) throw new Error("fault rule must be an object")
+  const op = rule.operation
+  if (op !== "*" && !OPERATIONS.includes(op as OperationName))
+    throw new Error(`unknown operation ${String(op)}; one of ${OPERATIONS.join(", ")} or *`)
+  const action = rule.action
+  if (!isRec(action)) throw new Error("fault rule needs an action")
+  const kinds = ["status", "throttle", "delay", "drop", "dropAfterCommit", "delayAfterCommit", "foreignImport"]
+  if (!kinds.includes(String(action.kind))) throw new Error(`unknown action kind ${String(action.kind)}`)
+  if (action.kind === "status" && (typeof action.status !== "number" || action.status < 100 || action.status > 599))
+    throw new Error("status action needs a numeric status")
+  if ((action.kind === "delay" || action.kind === "delayAfterCommit") && typeof action.ms !== "number")
+    throw new Error(`${String(action.kind)} action needs ms`)
+  const times = rule.times
+  if (times !== undefined && times !== "always" && (typeof times !== "number" || times < 0))
+    throw new Error("times must be a non-negative number or \"always\"")
+  return rule as unknown as FaultRule
+}

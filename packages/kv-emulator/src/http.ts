@@ -1,0 +1,55 @@
+/** Small HTTP helpers shared by the vault, Entra, managed identity and admin handlers. */
+import type { IncomingMessage, ServerResponse } from "node:http"
+
+export const MAX_BODY_BYTES = 4 * 1024 * 1024
+
+export class BodyTooLarge extends Error {}
+
+export const readBody = (req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on("data", (c: Buffer) => {
+      size += c.length
+      if (size > limit) {
+        reject(new BodyTooLarge(`request body larger than ${limit} bytes`))
+        req.destroy()
+        return
+      }
+      chunks.push(c)
+    })
+    req.on("end", () => resolve(Buffer.concat(chunks)))
+    req.on("error", reject)
+  })
+
+export const sendJson = (
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Readonly<Record<string, string>> = {},
+): void => {
+  if (res.headersSent || res.destroyed) return
+  const text = body === undefined ? "" : JSON.stringify(body)
+  res.writeHead(status, {
+    ...(text.length > 0 ? { "Content-Type": "application/json; charset=utf-8" } : {}),
+    "Content-Length": Buffer.byteLength(text),
+    "Cache-Control": "no-cache",
+    "x-ms-keyvault-service-version": "1.9.0.0",
+    ...headers,
+  })
+  res.end(text)
+}
+
+export const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v)
+
+export const parseJson = (buf: Buffer): { ok: true; value: unknown } | { ok: false } => {
+  if (buf.length === 0) return { ok: true, value: undefined }
+  try {
+    return { ok: true, value: JSON.parse(buf.toString("utf8")) }
+  } catch {
+    return { ok: false }
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

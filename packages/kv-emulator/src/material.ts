@@ -1,0 +1,174 @@
+/**
+ * Reading what an import sends: PEM text (detected by content) or base64
+ * PKCS#12, checked the way Key Vault checks it (key matches a certificate,
+ * not expired, supported key, no PKCS#1 / encrypted PEM keys).
+ */
+import { createHash, createPrivateKey, type KeyObject, X509Certificate } from "node:crypto"
+import { isDecodeFailure, loadPfxCodec, type Material } from "./codec.js"
+import { KvError } from "./errors.js"
+
+export const PEM_CONTENT_TYPE = "application/x-pem-file"
+export const PFX_CONTENT_TYPE = "application/x-pkcs12"
+export type SecretContentType = typeof PEM_CONTENT_TYPE | typeof PFX_CONTENT_TYPE
+
+export interface ImportedMaterial extends Material {
+  readonly detectedContentType: SecretContentType
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g
+
+const badPem = () =>
+  KvError.badParameter(
+    "The specified PEM X.509 certificate content is in an unexpected format. Please check if certificate is in valid PEM format.",
+  )
+const invalidProps = () =>
+  KvError.badParameter("The specified X.509 certificate content is invalid. Error: One or more X.509 properties are invalid.")
+const noKeyCert = () =>
+  KvError.badParameter(
+    "No certificate with private key found in the specified X.509 certificate content. Please specify X.509 certificate content with only one certificate containing private key.",
+  )
+
+export const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest("base64url")
+
+export const certOf = (der: Uint8Array): X509Certificate => new X509Certificate(Buffer.from(der))
+
+export const validity = (cert: X509Certificate): { nbf: number; exp: number } => ({
+  nbf: Math.floor(Date.parse(cert.validFrom) / 1000),
+  exp: Math.floor(Date.parse(cert.validTo) / 1000),
+})
+
+const parsePemText = (text: string): Material => {
+  const certs: Uint8Array[] = []
+  let key: Uint8Array | undefined
+  for (const m of text.matchAll(PEM_BLOCK)) {
+    const label = m[1] ?? ""
+    const body = Buffer.from((m[2] ?? "").replace(/\s+/g, ""), "base64")
+    if (label === "CERTIFICATE") certs.push(new Uint8Array(body))
+    else if (label === "PRIVATE KEY") {
+      if (key) throw invalidProps()
+      key = new Uint8Array(body)
+    } else if (label === "RSA PRIVATE KEY" || label === "EC PRIVATE KEY" || label === "ENCRYPTED PRIVATE KEY") {
+      // Key Vault takes an unencrypted PKCS#8 key only (azure-cli #19017).
+      throw invalidProps()
+    }
+  }
+  if (certs.length === 0) throw badPem()
+  if (!key)
+    throw KvError.badParameter(
+      "Private key is not specified in the specified X.509 PEM certificate content. Please specify private key in the X.509 PEM certificate content.",
+    )
+  return orderByKey(certs, key)
+}
+
+const privateKeyOf = (pkcs8: Uint8Array): KeyObject => {
+  try {
+    return createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" })
+  } catch {
+    throw invalidProps()
+  }
+}
+
+/** Finds the certificate the key belongs to; that one is the leaf. */
+const orderByKey = (certs: ReadonlyArray<Uint8Array>, key: Uint8Array): Material => {
+  const keyObject = privateKeyOf(key)
+  let leafIndex = -1
+  for (let i = 0; i < certs.length; i++) {
+    let parsed: X509Certificate
+    try {
+      parsed = certOf(certs[i] as Uint8Array)
+    } catch {
+      throw invalidProps()
+    }
+    if (leafIndex < 0 && parsed.checkPrivateKey(keyObject)) leafIndex = i
+  }
+  if (leafIndex < 0) throw noKeyCert()
+  return { leaf: certs[leafIndex] as Uint8Array, chain: certs.filter((_, i) => i !== leafIndex), key }
+}
+
+/** The chain ordered leaf-first by issuer links; unrelated certificates keep their place at the end. */
+export const orderChain = (leaf: Uint8Array, chain: ReadonlyArray<Uint8Array>): Uint8Array[] => {
+  const rest = chain.map((der) => ({ der, cert: certOf(der) }))
+  const out: Uint8Array[] = []
+  let current = certOf(leaf)
+  for (;;) {
+    const idx = rest.findIndex((c) => current.checkIssued(c.cert) && c.cert.fingerprint256 !== current.fingerprint256)
+    if (idx < 0) break
+    const [next] = rest.splice(idx, 1)
+    if (!next) break
+    out.push(next.der)
+    current = next.cert
+  }
+  return [...out, ...rest.map((r) => r.der)]
+}
+
+const SUPPORTED_RSA = [2048, 3072, 4096]
+const SUPPORTED_EC: Record<string, string> = { prime256v1: "P-256", secp384r1: "P-384", secp521r1: "P-521", secp256k1: "P-256K" }
+
+export interface KeyFacts {
+  readonly kty: "RSA" | "EC"
+  readonly keySize?: number
+  readonly crv?: string
+}
+
+export const keyFactsOf = (pkcs8: Uint8Array): KeyFacts => {
+  const k = privateKeyOf(pkcs8)
+  if (k.asymmetricKeyType === "rsa") {
+    const bits = k.asymmetricKeyDetails?.modulusLength ?? 0
+    if (!SUPPORTED_RSA.includes(bits))
+      throw KvError.badParameter(`Unsupported key size (${bits}). Supported sizes are [2048, 3072, 4096]`, {
+        code: "KeySizeNotSupported",
+      })
+    return { kty: "RSA", keySize: bits }
+  }
+  if (k.asymmetricKeyType === "ec") {
+    const named = k.asymmetricKeyDetails?.namedCurve ?? ""
+    const crv = SUPPORTED_EC[named]
+    if (!crv) throw KvError.badParameter(`Unsupported curve (${named}).`, { code: "CurveNotSupported" })
+    return { kty: "EC", crv, keySize: crv === "P-384" ? 384 : crv === "P-521" ? 521 : 256 }
+  }
+  throw KvError.badParameter(`Unsupported key type (${k.asymmetricKeyType ?? "unknown"}).`, { code: "KeyTypeNotSupported" })
+}
+
+/** Public key of a certificate as a Key Vault JWK. */
+export const publicJwkOf = (leafDer: Uint8Array): Record<string, string> => {
+  const jwk = certOf(leafDer).publicKey.export({ format: "jwk" })
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(jwk)) if (typeof v === "string") out[k] = v
+  if (out.crv === "secp256k1") out.crv = "P-256K"
+  return out
+}
+
+export const readImportValue = async (value: string, password: string | undefined): Promise<ImportedMaterial> => {
+  if (value.includes("-----BEGIN")) {
+    return { ...parsePemText(value), detectedContentType: PEM_CONTENT_TYPE }
+  }
+  if (!/^[A-Za-z0-9+/=_\-\s]+$/.test(value)) {
+    throw KvError.badParameter(
+      "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format.",
+    )
+  }
+  const bytes = new Uint8Array(Buffer.from(value.replace(/\s+/g, ""), "base64"))
+  const codec = await loadPfxCodec()
+  if (!codec) throw KvError.internal("PKCS#12 support (@kvdeploy/pkcs12) is not available in this emulator build.")
+  const decoded = await codec.decode(bytes, password ?? "")
+  if (isDecodeFailure(decoded)) {
+    if (decoded.reason === "wrong-password")
+      throw KvError.badParameter(
+        "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format and the password is correct.",
+      )
+    if (decoded.reason === "no-key") throw noKeyCert()
+    throw KvError.badParameter(
+      "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format.",
+    )
+  }
+  // The codec names the leaf by key; check the match ourselves too (never trust one reader).
+  const checked = orderByKey([decoded.leaf, ...decoded.chain], decoded.key)
+  return { ...checked, detectedContentType: PFX_CONTENT_TYPE }
+}
+
+/** PEM text of a version's secret: key (PKCS#8) first, then the certificates in stored order. */
+export const pemSecret = (certs: ReadonlyArray<Uint8Array>, key: Uint8Array | undefined): string => {
+  const block = (label: string, der: Uint8Array) =>
+    `-----BEGIN ${label}-----\n${(Buffer.from(der).toString("base64").match(/.{1,64}/g) ?? []).join("\n")}\n-----END ${label}-----\n`
+  return (key ? block("PRIVATE KEY", key) : "") + certs.map((c) => block("CERTIFICATE", c)).join("")
+}

@@ -1,0 +1,92 @@
+/**
+ * Every request the emulator answered: which vault and operation, method, path,
+ * status, latency, whether it was the challenge 401, which fault (if any) was
+ * injected, and a summary of the body with no secret in it (the import's policy,
+ * attributes, tags and order flag; the size and SHA-256 of the value, whether a
+ * password was sent) so an adapter test can prove what reached the wire.
+ */
+export interface RequestSummary {
+  /** The policy object exactly as sent (import, create, policy update, update). */
+  readonly policy?: unknown
+  readonly attributes?: unknown
+  readonly tags?: unknown
+  readonly preserveCertOrder?: unknown
+  /** Length in characters of `value` (import / set secret) and its SHA-256, hex. */
+  readonly valueLength?: number
+  readonly valueSha256?: string
+  /** Whether `value` looked like PEM text. */
+  readonly valueIsPem?: boolean
+  /** Whether a non-empty `pwd` was sent (never the password). */
+  readonly passwordSent?: boolean
+  /** Body keys present at the top level. */
+  readonly keys?: ReadonlyArray<string>
+}
+
+export interface RequestLogEntry {
+  readonly seq: number
+  /** Epoch milliseconds when the request arrived. */
+  readonly time: number
+  /** Vault name, or "entra" / "managed-identity" / "admin". */
+  readonly vault: string
+  readonly operation: string
+  readonly method: string
+  readonly path: string
+  readonly query: string
+  readonly status: number
+  readonly latencyMs: number
+  /** The 401 with a WWW-Authenticate challenge to a request without a token. */
+  readonly challenge: boolean
+  /** Client id of the authenticated principal, when there was one. */
+  readonly principal?: string
+  /** Error code of the answer, when it was an error. */
+  readonly errorCode?: string
+  /** The fault injected into this request, when one was. */
+  readonly fault?: string
+  /** The connection was dropped without an answer (status is 0). */
+  readonly dropped?: boolean
+  readonly request?: RequestSummary
+}
+
+export type RequestLogFilter = Partial<Pick<RequestLogEntry, "vault" | "operation" | "method" | "status" | "challenge">> & {
+  readonly since?: number
+}
+
+export class RequestLog {
+  private readonly items: RequestLogEntry[] = []
+  private seq = 0
+  constructor(private readonly limit = 100_000) {}
+
+  nextSeq(): number {
+    return ++this.seq
+  }
+
+  add(entry: RequestLogEntry): void {
+    this.items.push(entry)
+    if (this.items.length > this.limit) this.items.splice(0, this.items.length - this.limit)
+  }
+
+  entries(filter: RequestLogFilter = {}): ReadonlyArray<RequestLogEntry> {
+    return this.items.filter(
+      (e) =>
+        (filter.vault === undefined || e.vault === filter.vault) &&
+        (filter.operation === undefined || e.operation === filter.operation) &&
+        (filter.method === undefined || e.method === filter.method) &&
+        (filter.status === undefined || e.status === filter.status) &&
+        (filter.challenge === undefined || e.challenge === filter.challenge) &&
+        (filter.since === undefined || e.seq > filter.since),
+    )
+  }
+
+  count(filter: RequestLogFilter = {}): number {
+    return this.entries(filter).length
+  }
+
+  /** The sequence number of the last entry; pass it as `since` to see only later requests. */
+  mark(): number {
+    return this.seq
+  }
+
+  clear(): void {
+    this.items.length = 0
+  }
+}

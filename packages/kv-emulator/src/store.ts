@@ -1,0 +1,394 @@
+/**
+ * One vault's state: certificates (each a list of versions, a policy, maybe a
+ * soft-deleted mark or a pending operation) and plain secrets. Renders Key
+ * Vault's bundles with ids built from the request's origin.
+ */
+import { randomBytes } from "node:crypto"
+import "reflect-metadata"
+import * as x509 from "@peculiar/x509"
+import { KvError } from "./errors.js"
+import {
+  certOf,
+  type KeyFacts,
+  PEM_CONTENT_TYPE,
+  PFX_CONTENT_TYPE,
+  publicJwkOf,
+  type SecretContentType,
+  validity,
+  x5tOf,
+} from "./material.js"
+import { mergePolicy, type PolicyWire } from "./policy.js"
+
+export type Tags = Readonly<Record<string, string>>
+
+export interface CertVersion {
+  readonly version: string
+  readonly leaf: Uint8Array
+  /** Every certificate of the version in the order the secret serves them (leaf first unless preserveCertOrder kept another order). */
+  readonly certs: ReadonlyArray<Uint8Array>
+  readonly key: Uint8Array | undefined
+  readonly keyFacts: KeyFacts
+  readonly exportable: boolean
+  readonly contentType: SecretContentType
+  readonly preserveCertOrder: boolean
+  readonly x5t: string
+  readonly nbf: number
+  readonly exp: number
+  readonly created: number
+  enabled: boolean
+  updated: number
+  tags: Tags | undefined
+  /** Written by the fault injector ("a foreign import slipped in"), for test assertions. */
+  readonly foreign: boolean
+}
+
+export interface PendingOperation {
+  readonly requestId: string
+  readonly csr: Uint8Array
+  status: "inProgress" | "completed" | "cancelled" | "failed"
+  version?: string
+  cancellationRequested: boolean
+  error?: { code: string; message: string }
+}
+
+export interface CertEntry {
+  readonly name: string
+  readonly versions: CertVersion[]
+  policy: PolicyWire
+  policyCreated: number
+  policyUpdated: number
+  deleted?: { readonly deletedDate: number; readonly scheduledPurgeDate: number } | undefined
+  pending?: PendingOperation | undefined
+}
+
+export interface SecretVersion {
+  readonly version: string
+  readonly value: string
+  readonly contentType: string | undefined
+  readonly created: number
+  enabled: boolean
+  updated: number
+  tags: Tags | undefined
+}
+
+export interface SecretEntry {
+  readonly name: string
+  readonly versions: SecretVersion[]
+}
+
+export const RECOVERY_LEVEL = "Recoverable+Purgeable"
+
+export const nowSeconds = (): number => Math.floor(Date.now() / 1000)
+export const newVersionId = (): string => randomBytes(16).toString("hex")
+
+const NAME = /^[0-9a-zA-Z-]{1,127}$/
+export const checkName = (name: string): void => {
+  if (!NAME.test(name))
+    throw KvError.badParameter(
+      `The request URI contains an invalid name: ${name}. Object names must be 1-127 characters and contain only 0-9, a-z, A-Z, and -.`,
+    )
+}
+
+export const checkTags = (tags: unknown): Tags | undefined => {
+  if (tags === undefined || tags === null) return undefined
+  if (typeof tags !== "object" || Array.isArray(tags)) throw KvError.badParameter("Property tags has invalid value")
+  const entries = Object.entries(tags)
+  if (entries.length > 15) throw KvError.badParameter("Too many tags. The maximum number of tags is 15.")
+  const out: Record<string, string> = {}
+  for (const [k, v] of entries) {
+    if (typeof v !== "string") throw KvError.badParameter("Property tags has invalid value")
+    if (k.length > 256 || v.length > 256)
+      throw KvError.badParameter("Tag names and values must be at most 256 characters.")
+    out[k] = v
+  }
+  return out
+}
+
+export interface ImportInput {
+  readonly leaf: Uint8Array
+  readonly certs: ReadonlyArray<Uint8Array>
+  readonly key: Uint8Array
+  readonly keyFacts: KeyFacts
+  readonly contentType: SecretContentType
+  readonly policy: PolicyWire | undefined
+  readonly enabled: boolean | undefined
+  readonly tags: Tags | undefined
+  readonly preserveCertOrder: boolean
+  readonly issuerName: string
+  readonly foreign?: boolean
+}
+
+export class VaultStore {
+  readonly certificates = new Map<string, CertEntry>()
+  readonly secrets = new Map<string, SecretEntry>()
+  constructor(
+    readonly name: string,
+    readonly recoverableDays: number,
+    private readonly onChange: () => void = () => {},
+  ) {}
+
+  changed(): void {
+    this.onChange()
+  }
+
+  private purgeExpired(entry: CertEntry | undefined): CertEntry | undefined {
+    if (entry?.deleted && entry.deleted.scheduledPurgeDate <= nowSeconds()) {
+      this.certificates.delete(entry.name.toLowerCase())
+      return undefined
+    }
+    return entry
+  }
+
+  /** The certificate if it exists and is not deleted. */
+  active(name: string): CertEntry | undefined {
+    const e = this.purgeExpired(this.certificates.get(name.toLowerCase()))
+    return e && !e.deleted && e.versions.length > 0 ? e : undefined
+  }
+  mustActive(name: string): CertEntry {
+    const e = this.active(name)
+    if (!e) throw KvError.certificateNotFound(name)
+    return e
+  }
+  /** An active certificate, or one that only has a pending create operation. */
+  mustActiveOrPending(name: string): CertEntry {
+    const e = this.purgeExpired(this.certificates.get(name.toLowerCase()))
+    if (!e || e.deleted) throw KvError.certificateNotFound(name)
+    return e
+  }
+
+  /** The entry for a create that waits for a merge (no version yet). */
+  pendingOnly(name: string, policy: PolicyWire): CertEntry {
+    const key = name.toLowerCase()
+    const now = nowSeconds()
+    const e = this.certificates.get(key) ?? { name, versions: [], policy, policyCreated: now, policyUpdated: now }
+    e.policy = policy
+    this.certificates.set(key, e)
+    this.changed()
+    return e
+  }
+
+  dropIfEmpty(name: string): void {
+    const e = this.certificates.get(name.toLowerCase())
+    if (e && e.versions.length === 0 && !e.pending) this.certificates.delete(name.toLowerCase())
+    this.changed()
+  }
+
+  deletedEntry(name: string): CertEntry | undefined {
+    const e = this.purgeExpired(this.certificates.get(name.toLowerCase()))
+    return e?.deleted ? e : undefined
+  }
+
+  latest(e: CertEntry): CertVersion {
+    const v = e.versions[e.versions.length - 1]
+    if (!v) throw KvError.certificateNotFound(e.name)
+    return v
+  }
+
+  version(e: CertEntry, version: string): CertVersion {
+    if (version === "") return this.latest(e)
+    const v = e.versions.find((x) => x.version === version.toLowerCase())
+    if (!v) throw KvError.certificateNotFound(`${e.name}/${version}`)
+    return v
+  }
+
+  /** Refuses a name that is deleted-but-recoverable or used by a plain secret. */
+  checkWritable(name: string): void {
+    if (this.deletedEntry(name)) throw KvError.deletedButRecoverable(name)
+    if (this.secrets.has(name.toLowerCase()))
+      throw KvError.conflict(
+        `There is already a secret with the name ${name} that is not managed by a certificate. Choose a different name.`,
+      )
+  }
+
+  importVersion(name: string, input: ImportInput): CertVersion {
+    this.checkWritable(name)
+    const now = nowSeconds()
+    const existing = this.certificates.get(name.toLowerCase())
+    const cert = certOf(input.leaf)
+    const { nbf, exp } = validity(cert)
+    const basePolicy = existing?.policy ?? defaultPolicy()
+    const fromCert = policyFromCertificate(input.leaf, input.keyFacts, input.contentType, input.issuerName)
+    let policy = mergePolicy(mergePolicy(basePolicy, fromCert), input.policy ?? {})
+    if (input.policy?.secret_props?.contentType === undefined)
+      policy = mergePolicy(policy, { secret_props: { contentType: input.contentType } })
+    const exportable = policy.key_props?.exportable ?? true
+    const version: CertVersion = {
+      version: newVersionId(),
+      leaf: input.leaf,
+      certs: input.certs,
+      key: input.key,
+      keyFacts: input.keyFacts,
+      exportable,
+      contentType: input.contentType,
+      preserveCertOrder: input.preserveCertOrder,
+      x5t: x5tOf(input.leaf),
+      nbf,
+      exp,
+      created: now,
+      updated: now,
+      enabled: input.enabled ?? policy.attributes?.enabled ?? true,
+      tags: input.tags,
+      foreign: input.foreign ?? false,
+    }
+    if (existing) {
+      existing.versions.push(version)
+      existing.policy = policy
+      existing.policyUpdated = now
+    } else {
+      this.certificates.set(name.toLowerCase(), {
+        name,
+        versions: [version],
+        policy,
+        policyCreated: now,
+        policyUpdated: now,
+      })
+    }
+    this.changed()
+    return version
+  }
+
+  delete(name: string): CertEntry {
+    const e = this.mustActive(name)
+    const now = nowSeconds()
+    e.deleted = { deletedDate: now, scheduledPurgeDate: now + this.recoverableDays * 86_400 }
+    e.pending = undefined
+    this.changed()
+    return e
+  }
+
+  recover(name: string): CertEntry {
+    const e = this.deletedEntry(name)
+    if (!e) throw KvError.deletedCertificateNotFound(name)
+    e.deleted = undefined
+    this.changed()
+    return e
+  }
+
+  purge(name: string): void {
+    const e = this.deletedEntry(name)
+    if (!e) throw KvError.deletedCertificateNotFound(name)
+    this.certificates.delete(name.toLowerCase())
+    this.changed()
+  }
+}
+
+export const defaultPolicy = (): PolicyWire => ({
+  key_props: { exportable: true, kty: "RSA", key_size: 2048, reuse_key: false },
+  secret_props: { contentType: PFX_CONTENT_TYPE },
+  lifetime_actions: [{ trigger: { lifetime_percentage: 80 }, action: { action_type: "EmailContacts" } }],
+  issuer: { name: "Unknown" },
+  attributes: { enabled: true },
+})
+
+const KEY_USAGE_NAMES: ReadonlyArray<[number, string]> = [
+  [0, "digitalSignature"],
+  [1, "nonRepudiation"],
+  [2, "keyEncipherment"],
+  [3, "dataEncipherment"],
+  [4, "keyAgreement"],
+  [5, "keyCertSign"],
+  [6, "cRLSign"],
+]
+
+/** The x509_props and key_props Key Vault derives from an imported certificate. */
+export const policyFromCertificate = (
+  leaf: Uint8Array,
+  keyFacts: KeyFacts,
+  contentType: SecretContentType,
+  issuerName: string,
+): PolicyWire => {
+  const cert = certOf(leaf)
+  const { nbf, exp } = validity(cert)
+  const dnsNames = (cert.subjectAltName ?? "")
+    .split(", ")
+    .filter((s) => s.startsWith("DNS:"))
+    .map((s) => s.slice(4))
+  const months = Math.max(1, Math.round((exp - nbf) / (30.4375 * 86_400)))
+  const subject = cert.subject
+    .split("\n")
+    .filter((s) => s.length > 0)
+    .reverse()
+    .join(", ")
+  const ekus = cert.keyUsage ?? []
+  const ku = new x509.X509Certificate(Buffer.from(leaf)).getExtension(x509.KeyUsagesExtension)
+  const usages = ku ? KEY_USAGE_NAMES.filter(([bit]) => (ku.usages & (1 << bit)) !== 0).map(([, n]) => n) : []
+  return {
+    key_props: {
+      kty: keyFacts.kty,
+      ...(keyFacts.kty === "RSA" && keyFacts.keySize !== undefined ? { key_size: keyFacts.keySize } : {}),
+      ...(keyFacts.crv !== undefined ? { crv: keyFacts.crv, key_size: keyFacts.keySize ?? 256 } : {}),
+    },
+    secret_props: { contentType },
+    x509_props: {
+      subject,
+      ...(dnsNames.length > 0 ? { sans: { dns_names: dnsNames } } : {}),
+      ekus,
+      key_usage: usages,
+      validity_months: months,
+    },
+    issuer: { name: issuerName },
+  }
+}
+
+export const contentTypeOf = (v: string | undefined): SecretContentType =>
+  v === PEM_CONTENT_TYPE ? PEM_CONTENT_TYPE : PFX_CONTENT_TYPE
+
+// ---------- rendering ----------
+
+export const certAttributes = (v: CertVersion, recoverableDays: number) => ({
+  enabled: v.enabled,
+  nbf: v.nbf,
+  exp: v.exp,
+  created: v.created,
+  updated: v.updated,
+  recoveryLevel: RECOVERY_LEVEL,
+  recoverableDays,
+})
+
+export const renderPolicy = (origin: string, e: CertEntry) => ({
+  id: `${origin}/certificates/${e.name}/policy`,
+  ...e.policy,
+  attributes: { enabled: e.policy.attributes?.enabled ?? true, created: e.policyCreated, updated: e.policyUpdated },
+})
+
+export const renderBundle = (origin: string, e: CertEntry, v: CertVersion, recoverableDays: number) => ({
+  id: `${origin}/certificates/${e.name}/${v.version}`,
+  kid: `${origin}/keys/${e.name}/${v.version}`,
+  sid: `${origin}/secrets/${e.name}/${v.version}`,
+  x5t: v.x5t,
+  cer: Buffer.from(v.leaf).toString("base64"),
+  attributes: certAttributes(v, recoverableDays),
+  policy: renderPolicy(origin, e),
+  ...(v.tags !== undefined ? { tags: v.tags } : {}),
+  preserveCertOrder: v.preserveCertOrder,
+})
+
+export const renderDeletedBundle = (origin: string, e: CertEntry, v: CertVersion, recoverableDays: number) => ({
+  recoveryId: `${origin}/deletedcertificates/${e.name}`,
+  deletedDate: e.deleted?.deletedDate,
+  scheduledPurgeDate: e.deleted?.scheduledPurgeDate,
+  ...renderBundle(origin, e, v, recoverableDays),
+})
+
+export const renderItem = (origin: string, e: CertEntry, v: CertVersion, recoverableDays: number, withVersion: boolean) => ({
+  id: withVersion ? `${origin}/certificates/${e.name}/${v.version}` : `${origin}/certificates/${e.name}`,
+  x5t: v.x5t,
+  attributes: certAttributes(v, recoverableDays),
+  ...(v.tags !== undefined ? { tags: v.tags } : {}),
+})
+
+export const renderKey = (origin: string, e: CertEntry, v: CertVersion, recoverableDays: number) => {
+  const jwk = publicJwkOf(v.leaf)
+  const key_ops = v.keyFacts.kty === "RSA" ? ["sign", "verify", "encrypt", "decrypt", "wrapKey", "unwrapKey"] : ["sign", "verify"]
+  return {
+    key: { kid: `${origin}/keys/${e.name}/${v.version}`, kty: v.keyFacts.kty, key_ops, ...withoutKty(jwk) },
+    attributes: { ...certAttributes(v, recoverableDays), exportable: v.exportable },
+    ...(v.tags !== undefined ? { tags: v.tags } : {}),
+    managed: true,
+  }
+}
+
+const withoutKty = (jwk: Record<string, string>): Record<string, string> => {
+  const { kty: _kty, ...rest } = jwk
+  return rest
+}

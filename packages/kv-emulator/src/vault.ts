@@ -1,0 +1,789 @@
+/**
+ * The Key Vault data plane of one vault: routing, the 401 challenge before the
+ * body is read, bearer token checks, RBAC, throttling, fault injection, the
+ * certificate / secret / key operations, and the request log.
+ */
+import { createHash, randomUUID } from "node:crypto"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import { loadPfxCodec, type PfxEncoding } from "./codec.js"
+import { type Directory, OPERATION_PERMISSION, type Principal } from "./directory.js"
+import { KvError } from "./errors.js"
+import type { FaultAction, FaultController, OperationName } from "./faults.js"
+import { BodyTooLarge, isRecord, parseJson, readBody, sendJson, sleep } from "./http.js"
+import type { JwtClaims } from "./jwt.js"
+import {
+  certOf,
+  keyFactsOf,
+  orderChain,
+  PEM_CONTENT_TYPE,
+  PFX_CONTENT_TYPE,
+  pemSecret,
+  readImportValue,
+} from "./material.js"
+import { createSelfSigned } from "./pki.js"
+import { mergePolicy, parsePolicy, type PolicyWire } from "./policy.js"
+import type { RequestLog, RequestSummary } from "./requestLog.js"
+import {
+  type CertEntry,
+  type CertVersion,
+  certAttributes,
+  checkName,
+  checkTags,
+  contentTypeOf,
+  newVersionId,
+  nowSeconds,
+  RECOVERY_LEVEL,
+  renderBundle,
+  renderDeletedBundle,
+  renderItem,
+  renderKey,
+  renderPolicy,
+  type VaultStore,
+} from "./store.js"
+import type { VaultThrottle } from "./throttle.js"
+
+export const SUPPORTED_API_VERSIONS = /^(7\.[0-6](-preview(\.\d+)?)?|2016-10-01|2025-07-01(-preview)?)$/
+export const SECRET_VALUE_LIMIT = 25 * 1024
+
+export interface VaultContext {
+  readonly name: string
+  readonly store: VaultStore
+  readonly directory: Directory
+  readonly tenantId: string
+  readonly faults: FaultController
+  readonly log: RequestLog
+  readonly throttle: VaultThrottle | undefined
+  /** e.g. https://127.0.0.1:40000 — the challenge's `authorization` is this + "/" + tenant. */
+  readonly authorityHost: string
+  /** e.g. https://vault.azure.net */
+  readonly keyvaultResource: string
+  readonly recoverableDays: number
+  readonly secretEncoding: PfxEncoding
+  readonly admin: (req: IncomingMessage, res: ServerResponse, vault: string) => Promise<void>
+}
+
+interface Route {
+  readonly operation: OperationName
+  readonly name?: string
+  readonly version?: string
+}
+
+const seg = (s: string | undefined): string => decodeURIComponent(s ?? "")
+
+/** Maps method + path to an operation; undefined when Key Vault has no such resource. */
+export const route = (method: string, path: string): Route | "method" | undefined => {
+  const parts = path.split("/").slice(1)
+  const [root, a, b, c] = parts
+  const n = parts.length
+  const lower = root?.toLowerCase()
+  if (lower === "certificates") {
+    if (n === 1 || (n === 2 && a === "")) return method === "GET" ? { operation: "list" } : "method"
+    const name = seg(a)
+    if (n === 2) {
+      if (method === "GET") return { operation: "getLatest", name, version: "" }
+      if (method === "DELETE") return { operation: "delete", name }
+      if (method === "PATCH") return { operation: "updateProperties", name, version: "" }
+      return "method"
+    }
+    if (n === 3) {
+      const sub = seg(b)
+      if (sub === "import") return method === "POST" ? { operation: "import", name } : "method"
+      if (sub === "create") return method === "POST" ? { operation: "create", name } : "method"
+      if (sub === "versions") return method === "GET" ? { operation: "versions", name } : "method"
+      if (sub === "policy") {
+        if (method === "GET") return { operation: "getPolicy", name }
+        if (method === "PATCH") return { operation: "updatePolicy", name }
+        return "method"
+      }
+      if (sub === "pending") {
+        if (method === "GET") return { operation: "getOperation", name }
+        if (method === "PATCH") return { operation: "cancelOperation", name }
+        if (method === "DELETE") return { operation: "deleteOperation", name }
+        return "method"
+      }
+      if (method === "GET") return { operation: sub === "" ? "getLatest" : "getVersion", name, version: sub }
+      if (method === "PATCH") return { operation: "updateProperties", name, version: sub }
+      return "method"
+    }
+    if (n === 4 && c === "" && method === "GET") return { operation: "getVersion", name, version: seg(b) }
+    return undefined
+  }
+  if (lower === "deletedcertificates") {
+    if (n === 1 || (n === 2 && a === "")) return method === "GET" ? { operation: "listDeleted" } : "method"
+    const name = seg(a)
+    if (n === 2) {
+      if (method === "GET") return { operation: "getDeleted", name }
+      if (method === "DELETE") return { operation: "purge", name }
+      return "method"
+    }
+    if (n === 3 && b === "recover") return method === "POST" ? { operation: "recover", name } : "method"
+    return undefined
+  }
+  if (lower === "secrets" && n >= 2 && n <= 3) {
+    const name = seg(a)
+    if (method === "PUT" && n === 2) return { operation: "setSecret", name }
+    if (method === "GET") return { operation: "getSecret", name, version: seg(b) }
+    return "method"
+  }
+  if (lower === "keys" && n >= 2 && n <= 3) {
+    if (method === "GET") return { operation: "getKey", name: seg(a), version: seg(b) }
+    return "method"
+  }
+  return undefined
+}
+
+const WRITE_OPERATIONS: ReadonlyArray<OperationName> = ["import", "create", "setSecret"]
+
+const summarize = (body: unknown): RequestSummary | undefined => {
+  if (!isRecord(body)) return undefined
+  const value = body.value
+  return {
+    keys: Object.keys(body),
+    ...("policy" in body ? { policy: body.policy } : {}),
+    ...("attributes" in body ? { attributes: body.attributes } : {}),
+    ...("tags" in body ? { tags: body.tags } : {}),
+    ...("preserveCertOrder" in body ? { preserveCertOrder: body.preserveCertOrder } : {}),
+    ...(typeof value === "string"
+      ? {
+          valueLength: value.length,
+          valueSha256: createHash("sha256").update(value).digest("hex"),
+          valueIsPem: value.includes("-----BEGIN"),
+        }
+      : {}),
+    ...("pwd" in body ? { passwordSent: typeof body.pwd === "string" && body.pwd.length > 0 } : {}),
+  }
+}
+
+/** A summary of a policy-only body (PATCH /policy sends the policy itself). */
+const summarizePolicyBody = (body: unknown): RequestSummary | undefined =>
+  isRecord(body) ? { keys: Object.keys(body), policy: body } : undefined
+
+interface Outcome {
+  readonly status: number
+  readonly body?: unknown
+  readonly headers?: Readonly<Record<string, string>>
+}
+
+const pfxCache = new WeakMap<CertVersion, string>()
+
+export class VaultHandler {
+  constructor(private readonly ctx: VaultContext) {}
+
+  challengeHeader(): string {
+    return `Bearer authorization="${this.ctx.authorityHost}/${this.ctx.tenantId}", resource="${this.ctx.keyvaultResource}"`
+  }
+
+  handle = (req: IncomingMessage, res: ServerResponse): void => {
+    void this.handleAsync(req, res).catch((e: unknown) => {
+      if (!res.headersSent) sendJson(res, 500, KvError.internal(String(e)).body())
+    })
+  }
+
+  private async handleAsync(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint()
+    const time = Date.now()
+    const seq = this.ctx.log.nextSeq()
+    const method = req.method ?? "GET"
+    const rawUrl = req.url ?? "/"
+    const q = rawUrl.indexOf("?")
+    const path = q < 0 ? rawUrl : rawUrl.slice(0, q)
+    const query = q < 0 ? "" : rawUrl.slice(q + 1)
+    if (path.startsWith("/_emulator/") || path === "/_emulator") {
+      await this.ctx.admin(req, res, this.ctx.name)
+      return
+    }
+    const r = route(method, path)
+    let operation: string = typeof r === "object" ? r.operation : "unknown"
+    let principal: string | undefined
+    let fault: string | undefined
+    let summary: RequestSummary | undefined
+    let challenge = false
+    let dropped = false
+    const finish = (o: Outcome) => {
+      const errorCode =
+        o.status >= 400 && isRecord(o.body) && isRecord(o.body.error) ? String(o.body.error.code) : undefined
+      if (!dropped) sendJson(res, o.status, o.body, o.headers)
+      this.ctx.log.add({
+        seq,
+        time,
+        vault: this.ctx.name,
+        operation,
+        method,
+        path,
+        query,
+        status: dropped ? 0 : o.status,
+        latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
+        challenge,
+        ...(principal !== undefined ? { principal } : {}),
+        ...(errorCode !== undefined ? { errorCode } : {}),
+        ...(fault !== undefined ? { fault } : {}),
+        ...(dropped ? { dropped } : {}),
+        ...(summary !== undefined ? { request: summary } : {}),
+      })
+    }
+    const fail = (e: KvError, extra: Readonly<Record<string, string>> = {}) =>
+      finish({ status: e.status, body: e.body(), headers: { ...e.headers, ...extra } })
+
+    // 1. Authentication first: the challenge goes out before the body is read.
+    const auth = req.headers.authorization
+    if (auth === undefined || auth === "") {
+      challenge = true
+      req.resume()
+      fail(KvError.unauthorized(), { "WWW-Authenticate": this.challengeHeader() })
+      return
+    }
+    const m = /^Bearer\s+(.+)$/i.exec(auth)
+    const verified = m ? this.checkToken(m[1] ?? "") : { ok: false as const, message: "AKV10000: Request is missing a Bearer or PoP token." }
+    if (!verified.ok) {
+      req.resume()
+      fail(KvError.unauthorized(verified.message), { "WWW-Authenticate": this.challengeHeader() })
+      return
+    }
+    const who = verified.principal
+    principal = who.clientId
+
+    if (r === undefined) {
+      req.resume()
+      operation = "unknown"
+      return fail(new KvError(404, "NotFound", `The requested resource was not found: ${path}`))
+    }
+    if (r === "method") {
+      req.resume()
+      return fail(KvError.methodNotAllowed())
+    }
+    const params = new URLSearchParams(query)
+    const apiVersion = params.get("api-version")
+    if (apiVersion === null) {
+      req.resume()
+      return fail(KvError.badParameter("The api-version query parameter (?api-version=) is required for all requests."))
+    }
+    if (!SUPPORTED_API_VERSIONS.test(apiVersion)) {
+      req.resume()
+      return fail(KvError.badParameter(`The specified version (${apiVersion}) is not recognized. Consider using the latest supported version (2025-07-01).`))
+    }
+
+    // 2. Fault injection (scripted by tests).
+    const injected = this.ctx.faults.take(this.ctx.name, r.operation, r.name)
+    let after: FaultAction | undefined
+    if (injected) {
+      fault = `${injected.id}:${injected.action.kind}`
+      const a = injected.action
+      if (a.kind === "delay") await sleep(a.ms)
+      else if (a.kind === "drop") {
+        dropped = true
+        req.resume()
+        res.socket?.destroy()
+        return finish({ status: 0 })
+      } else if (a.kind === "status") {
+        req.resume()
+        const e = new KvError(a.status, a.code ?? defaultCode(a.status), a.message ?? "Injected fault.", a.innerCode, a.headers ?? {})
+        return fail(e)
+      } else if (a.kind === "throttle") {
+        req.resume()
+        return fail(KvError.throttled(a.retryAfterSeconds ?? 1))
+      } else if (a.kind === "foreignImport" && (a.when ?? "before") === "before") {
+        if (r.name !== undefined) await this.foreignImport(r.name, a)
+      } else after = a
+    }
+
+    // 3. Throttling (Key Vault's windows; a throttled request does not count).
+    if (this.ctx.throttle) {
+      const wait = this.ctx.throttle.take(WRITE_OPERATIONS.includes(r.operation) ? "write" : "other")
+      if (wait > 0) {
+        req.resume()
+        return fail(KvError.throttled(wait))
+      }
+    }
+
+    // 4. RBAC.
+    const [permission, action] = OPERATION_PERMISSION[r.operation]
+    if (!this.ctx.directory.can(who.clientId, permission)) {
+      req.resume()
+      return fail(this.forbidden(who, verified.claims, action, r))
+    }
+
+    // 5. Body, then the operation.
+    let body: unknown
+    if (method === "POST" || method === "PUT" || method === "PATCH") {
+      let buf: Buffer
+      try {
+        buf = await readBody(req)
+      } catch (e) {
+        if (e instanceof BodyTooLarge) return fail(new KvError(413, "RequestEntityTooLarge", e.message))
+        throw e
+      }
+      const parsed = parseJson(buf)
+      if (!parsed.ok) return fail(KvError.badParameter("The request body is not valid JSON."))
+      body = parsed.value
+      summary = r.operation === "updatePolicy" ? summarizePolicyBody(body) : summarize(body)
+    } else req.resume()
+
+    const origin = `https://${req.headers.host ?? "127.0.0.1"}`
+    let outcome: Outcome
+    try {
+      outcome = await this.execute(r, origin, body, params, apiVersion)
+    } catch (e) {
+      if (e instanceof KvError) return fail(e)
+      throw e
+    }
+    if (after) {
+      if (after.kind === "dropAfterCommit") {
+        dropped = true
+        res.socket?.destroy()
+        return finish(outcome)
+      }
+      if (after.kind === "delayAfterCommit") await sleep(after.ms)
+      if (after.kind === "foreignImport" && r.name !== undefined) await this.foreignImport(r.name, after)
+    }
+    finish(outcome)
+  }
+
+  private checkToken(token: string): { ok: true; principal: Principal; claims: JwtClaims } | { ok: false; message: string } {
+    const v = this.ctx.directory.verifyAccessToken(token)
+    if (!v.ok) return v
+    const c = v.claims
+    const now = nowSeconds()
+    const resource = this.ctx.keyvaultResource
+    if (c.aud !== resource && c.aud !== `${resource}/`)
+      return { ok: false, message: `AKV10022: Invalid audience. Expected ${resource}, found: ${String(c.aud)}.` }
+    const expected = this.ctx.directory.issuerFor(this.ctx.tenantId)
+    if (c.iss !== expected || c.tid !== this.ctx.tenantId)
+      return { ok: false, message: `AKV10032: Invalid issuer. Expected one of ${expected}, found ${String(c.iss)}.` }
+    if (typeof c.exp !== "number" || c.exp + 300 < now)
+      return { ok: false, message: "AKV10022: Invalid token lifetime: the token has expired." }
+    if (typeof c.nbf === "number" && c.nbf - 300 > now)
+      return { ok: false, message: "AKV10022: Invalid token lifetime: the token is not yet valid." }
+    const p = typeof c.appid === "string" ? this.ctx.directory.principal(c.appid) : undefined
+    if (!p) return { ok: false, message: "AKV10010: The caller is not a known principal of this tenant." }
+    return { ok: true, principal: p, claims: c }
+  }
+
+  private forbidden(who: Principal, claims: JwtClaims, action: string, r: Route): KvError {
+    const kind = action.split("/")[2] ?? "certificates"
+    const resource = `/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/kv-emulator/providers/microsoft.keyvault/vaults/${this.ctx.name}${r.name !== undefined ? `/${kind.toLowerCase()}/${r.name}` : ""}`
+    return new KvError(
+      403,
+      "Forbidden",
+      [
+        "Caller is not authorized to perform action on resource.",
+        "If role assignments, deny assignments or role definitions were changed recently, please observe propagation time.",
+        `Caller: appid=${who.clientId};oid=${who.objectId};iss=${String(claims.iss)}`,
+        `Action: '${action}'`,
+        `Resource: '${resource}'`,
+        "Assignment: (not found)",
+        "DenyAssignmentId: null",
+        "DecisionReason: null ",
+        `Vault: ${this.ctx.name};location=emulator`,
+        "",
+      ].join("\r\n"),
+      "ForbiddenByRbac",
+    )
+  }
+
+  /** Another writer imports a fresh self-signed version of `name` (fault injection). */
+  async foreignImport(name: string, a: { tags?: Readonly<Record<string, string>>; subject?: string } = {}): Promise<CertVersion> {
+    const store = this.ctx.store
+    const existing = store.active(name)
+    const kty = existing?.policy.key_props?.kty?.startsWith("EC") === true ? "EC" : "RSA"
+    const gen = await createSelfSigned({
+      subject: a.subject ?? `CN=${name}-foreign-writer`,
+      keyType: kty,
+      ...(existing?.policy.key_props?.crv !== undefined ? { curve: existing.policy.key_props.crv } : {}),
+      validityMonths: 12,
+    })
+    return store.importVersion(name, {
+      leaf: gen.der,
+      certs: [gen.der],
+      key: gen.keyPkcs8,
+      keyFacts: keyFactsOf(gen.keyPkcs8),
+      contentType: existing ? store.latest(existing).contentType : PFX_CONTENT_TYPE,
+      policy: undefined,
+      enabled: true,
+      tags: a.tags ?? { writer: "foreign" },
+      preserveCertOrder: false,
+      issuerName: "Unknown",
+      foreign: true,
+    })
+  }
+
+  private async execute(r: Route, origin: string, body: unknown, params: URLSearchParams, apiVersion: string): Promise<Outcome> {
+    const store = this.ctx.store
+    const days = this.ctx.recoverableDays
+    const name = r.name ?? ""
+    if (r.name !== undefined) checkName(name)
+    switch (r.operation) {
+      case "import":
+        return this.importCertificate(origin, name, body)
+      case "create":
+        return this.createCertificate(origin, name, body)
+      case "getOperation": {
+        const e = store.mustActiveOrPending(name)
+        if (!e.pending) throw KvError.pendingNotFound(name)
+        return { status: 200, body: renderOperation(origin, e) }
+      }
+      case "cancelOperation": {
+        const e = store.mustActiveOrPending(name)
+        if (!e.pending) throw KvError.pendingNotFound(name)
+        if (isRecord(body) && body.cancellation_requested === true) {
+          e.pending.cancellationRequested = true
+          if (e.pending.status === "inProgress") e.pending.status = "cancelled"
+        }
+        return { status: 200, body: renderOperation(origin, e) }
+      }
+      case "deleteOperation": {
+        const e = store.mustActiveOrPending(name)
+        if (!e.pending) throw KvError.pendingNotFound(name)
+        const out = renderOperation(origin, e)
+        e.pending = undefined
+        store.dropIfEmpty(name)
+        return { status: 200, body: out }
+      }
+      case "getLatest":
+      case "getVersion": {
+        const e = store.mustActive(name)
+        return { status: 200, body: renderBundle(origin, e, store.version(e, r.version ?? ""), days) }
+      }
+      case "versions": {
+        const e = store.mustActive(name)
+        const items = [...e.versions].sort((x, y) => (x.version < y.version ? -1 : 1))
+        return page(origin, `/certificates/${e.name}/versions`, items.map((v) => renderItem(origin, e, v, days, true)), params, apiVersion)
+      }
+      case "list": {
+        const entries = [...store.certificates.values()]
+          .filter((e) => !e.deleted && e.versions.length > 0)
+          .sort((x, y) => (x.name.toLowerCase() < y.name.toLowerCase() ? -1 : 1))
+        return page(origin, "/certificates", entries.map((e) => renderItem(origin, e, store.latest(e), days, false)), params, apiVersion)
+      }
+      case "updateProperties": {
+        const e = store.mustActive(name)
+        const v = store.version(e, r.version ?? "")
+        if (body !== undefined && !isRecord(body)) throw KvError.badParameter("Property parameters has invalid value")
+        const b = body ?? {}
+        if (b.attributes !== undefined) {
+          if (!isRecord(b.attributes)) throw KvError.badParameter("Property attributes has invalid value")
+          if (b.attributes.enabled !== undefined) {
+            if (typeof b.attributes.enabled !== "boolean") throw KvError.badParameter("Property attributes.enabled has invalid value")
+            v.enabled = b.attributes.enabled
+          }
+        }
+        if (b.tags !== undefined) v.tags = checkTags(b.tags)
+        if (b.policy !== undefined && b.policy !== null) {
+          e.policy = mergePolicy(e.policy, parsePolicy(b.policy))
+          e.policyUpdated = nowSeconds()
+        }
+        v.updated = nowSeconds()
+        store.changed()
+        return { status: 200, body: renderBundle(origin, e, v, days) }
+      }
+      case "getPolicy": {
+        const e = store.mustActive(name)
+        return { status: 200, body: renderPolicy(origin, e) }
+      }
+      case "updatePolicy": {
+        const e = store.mustActive(name)
+        e.policy = mergePolicy(e.policy, parsePolicy(body))
+        e.policyUpdated = nowSeconds()
+        store.changed()
+        return { status: 200, body: renderPolicy(origin, e) }
+      }
+      case "delete": {
+        const e = store.delete(name)
+        return { status: 200, body: renderDeletedBundle(origin, e, store.latest(e), days) }
+      }
+      case "getDeleted": {
+        const e = store.deletedEntry(name)
+        if (!e) throw KvError.deletedCertificateNotFound(name)
+        return { status: 200, body: renderDeletedBundle(origin, e, store.latest(e), days) }
+      }
+      case "listDeleted": {
+        const entries = [...store.certificates.values()]
+          .filter((e) => store.deletedEntry(e.name) !== undefined)
+          .sort((x, y) => (x.name.toLowerCase() < y.name.toLowerCase() ? -1 : 1))
+        const items = entries.map((e) => {
+          const v = store.latest(e)
+          return {
+            recoveryId: `${origin}/deletedcertificates/${e.name}`,
+            deletedDate: e.deleted?.deletedDate,
+            scheduledPurgeDate: e.deleted?.scheduledPurgeDate,
+            ...renderItem(origin, e, v, days, false),
+          }
+        })
+        return page(origin, "/deletedcertificates", items, params, apiVersion)
+      }
+      case "recover": {
+        const e = store.recover(name)
+        return { status: 200, body: renderBundle(origin, e, store.latest(e), days) }
+      }
+      case "purge":
+        store.purge(name)
+        return { status: 204 }
+      case "getSecret":
+        return this.getSecret(origin, name, r.version ?? "")
+      case "setSecret":
+        return this.setSecret(origin, name, body)
+      case "getKey": {
+        const e = store.active(name)
+        if (!e) throw KvError.keyNotFound(name)
+        const v = r.version ? e.versions.find((x) => x.version === r.version?.toLowerCase()) : store.latest(e)
+        if (!v) throw KvError.keyNotFound(`${name}/${r.version ?? ""}`)
+        return { status: 200, body: renderKey(origin, e, v, days) }
+      }
+    }
+  }
+
+  private async importCertificate(origin: string, name: string, body: unknown): Promise<Outcome> {
+    const store = this.ctx.store
+    store.checkWritable(name)
+    if (!isRecord(body)) throw KvError.badParameter("Property parameters has invalid value")
+    const value = body.value
+    if (typeof value !== "string" || value.length === 0) throw KvError.badParameter("Property value is required")
+    if (value.length > SECRET_VALUE_LIMIT)
+      throw KvError.badParameter(`The secret value size (${value.length}) exceeds the maximum allowed size of ${SECRET_VALUE_LIMIT} characters.`)
+    const pwd = body.pwd
+    if (pwd !== undefined && pwd !== null && typeof pwd !== "string") throw KvError.badParameter("Property pwd has invalid value")
+    if (typeof pwd === "string" && pwd.length > 200) throw KvError.badParameter("Password length exceeds the maximum of 200 characters.")
+    const policy = body.policy === undefined || body.policy === null ? undefined : parsePolicy(body.policy)
+    const tags = checkTags(body.tags)
+    let enabled: boolean | undefined
+    if (body.attributes !== undefined && body.attributes !== null) {
+      if (!isRecord(body.attributes)) throw KvError.badParameter("Property attributes has invalid value")
+      if (body.attributes.enabled !== undefined) {
+        if (typeof body.attributes.enabled !== "boolean") throw KvError.badParameter("Property attributes.enabled has invalid value")
+        enabled = body.attributes.enabled
+      }
+    }
+    const preserve = body.preserveCertOrder === true
+    const material = await readImportValue(value, typeof pwd === "string" ? pwd : undefined)
+    const leafCert = certOf(material.leaf)
+    if (Date.parse(leafCert.validTo) < Date.now()) throw KvError.badParameter("X509 Certificate is already expired")
+    const keyFacts = keyFactsOf(material.key)
+    const declaredKty = policy?.key_props?.kty
+    if (declaredKty !== undefined && !declaredKty.startsWith(keyFacts.kty))
+      throw KvError.badParameter(`The key type in the policy (${declaredKty}) does not match the key type of the imported certificate (${keyFacts.kty}).`)
+    const contentType = policy?.secret_props?.contentType !== undefined ? contentTypeOf(policy.secret_props.contentType) : material.detectedContentType
+    const certs = preserve ? [material.leaf, ...material.chain] : [material.leaf, ...orderChain(material.leaf, material.chain)]
+    const v = store.importVersion(name, {
+      leaf: material.leaf,
+      certs,
+      key: material.key,
+      keyFacts,
+      contentType,
+      policy,
+      enabled,
+      tags,
+      preserveCertOrder: preserve,
+      issuerName: "Unknown",
+    })
+    const e = store.mustActive(name)
+    return { status: 200, body: renderBundle(origin, e, v, this.ctx.recoverableDays) }
+  }
+
+  private async createCertificate(origin: string, name: string, body: unknown): Promise<Outcome> {
+    const store = this.ctx.store
+    store.checkWritable(name)
+    if (!isRecord(body) || body.policy === undefined || body.policy === null)
+      throw KvError.badParameter("Property policy is required")
+    const requested = parsePolicy(body.policy)
+    const tags = checkTags(body.tags)
+    const existing = store.certificates.get(name.toLowerCase())
+    const policy = mergePolicy(existing?.policy ?? {}, requested)
+    const issuer = policy.issuer?.name ?? "Unknown"
+    const subject = policy.x509_props?.subject
+    if (subject === undefined || subject === "") throw KvError.badParameter("Property x509_props.subject is required")
+    const kty = policy.key_props?.kty?.startsWith("EC") === true ? "EC" : "RSA"
+    const gen = await createSelfSigned({
+      subject,
+      keyType: kty,
+      ...(policy.key_props?.key_size !== undefined ? { keySize: policy.key_props.key_size } : {}),
+      ...(policy.key_props?.crv !== undefined ? { curve: policy.key_props.crv } : {}),
+      ...(policy.x509_props?.sans?.dns_names !== undefined ? { dnsNames: policy.x509_props.sans.dns_names } : {}),
+      ...(policy.x509_props?.ekus !== undefined ? { ekus: policy.x509_props.ekus } : {}),
+      validityMonths: policy.x509_props?.validity_months ?? 12,
+    })
+    const pending = {
+      requestId: randomUUID().replace(/-/g, ""),
+      csr: gen.csr,
+      status: "inProgress" as const,
+      cancellationRequested: false,
+    }
+    const enabled = isRecord(body.attributes) && typeof body.attributes.enabled === "boolean" ? body.attributes.enabled : undefined
+    if (issuer.toLowerCase() === "self") {
+      const v = store.importVersion(name, {
+        leaf: gen.der,
+        certs: [gen.der],
+        key: gen.keyPkcs8,
+        keyFacts: keyFactsOf(gen.keyPkcs8),
+        contentType: contentTypeOf(policy.secret_props?.contentType),
+        policy: { ...policy, issuer: { ...policy.issuer, name: "Self" } },
+        enabled,
+        tags,
+        preserveCertOrder: body.preserveCertOrder === true,
+        issuerName: "Self",
+      })
+      const e = store.mustActive(name)
+      e.pending = { ...pending, status: "completed", version: v.version }
+      const answer = renderOperation(origin, e)
+      return { status: 202, body: { ...answer, status: "inProgress", status_details: IN_PROGRESS, target: undefined } }
+    }
+    // Any other issuer: the request waits for a merge, which this emulator does not implement.
+    const e = store.pendingOnly(name, policy)
+    e.pending = pending
+    return { status: 202, body: renderOperation(origin, e) }
+  }
+
+  private async getSecret(origin: string, name: string, version: string): Promise<Outcome> {
+    const store = this.ctx.store
+    const days = this.ctx.recoverableDays
+    const plain = store.secrets.get(name.toLowerCase())
+    if (plain) {
+      const v = version === "" ? plain.versions[plain.versions.length - 1] : plain.versions.find((x) => x.version === version.toLowerCase())
+      if (!v) throw KvError.secretNotFound(version === "" ? name : `${name}/${version}`)
+      if (!v.enabled) throw new KvError(403, "Forbidden", "Operation get is not allowed on a disabled secret.", "SecretDisabled")
+      return {
+        status: 200,
+        body: {
+          value: v.value,
+          id: `${origin}/secrets/${plain.name}/${v.version}`,
+          ...(v.contentType !== undefined ? { contentType: v.contentType } : {}),
+          attributes: { enabled: v.enabled, created: v.created, updated: v.updated, recoveryLevel: RECOVERY_LEVEL, recoverableDays: days },
+          ...(v.tags !== undefined ? { tags: v.tags } : {}),
+        },
+      }
+    }
+    const e = store.active(name)
+    if (!e) throw KvError.secretNotFound(name)
+    const v = version === "" ? store.latest(e) : e.versions.find((x) => x.version === version.toLowerCase())
+    if (!v) throw KvError.secretNotFound(`${name}/${version}`)
+    if (!v.enabled) throw new KvError(403, "Forbidden", "Operation get is not allowed on a disabled secret.", "SecretDisabled")
+    const value = await this.secretValue(v)
+    return {
+      status: 200,
+      body: {
+        value: value.value,
+        contentType: value.contentType,
+        id: `${origin}/secrets/${e.name}/${v.version}`,
+        attributes: { ...certAttributes(v, days) },
+        ...(v.tags !== undefined ? { tags: v.tags } : {}),
+        kid: `${origin}/keys/${e.name}/${v.version}`,
+        managed: true,
+      },
+    }
+  }
+
+  /** The backing secret's value: PFX (blank password, re-encoded) or PEM, without the key when it is not exportable. */
+  private async secretValue(v: CertVersion): Promise<{ value: string; contentType: string }> {
+    const key = v.exportable ? v.key : undefined
+    if (v.contentType === PEM_CONTENT_TYPE || !key) {
+      // Deviation: a non-exportable key with a PKCS#12 content type is served as PEM certificates (see README).
+      return { value: pemSecret(v.certs, key), contentType: PEM_CONTENT_TYPE }
+    }
+    const cached = pfxCache.get(v)
+    if (cached !== undefined) return { value: cached, contentType: PFX_CONTENT_TYPE }
+    const codec = await loadPfxCodec()
+    if (!codec) throw KvError.internal("PKCS#12 support (@kvdeploy/pkcs12) is not available in this emulator build.")
+    const pfx = await codec.encode({ leaf: v.leaf, chain: v.certs.slice(1), key }, this.ctx.secretEncoding, v.version)
+    const value = Buffer.from(pfx).toString("base64")
+    pfxCache.set(v, value)
+    return { value, contentType: PFX_CONTENT_TYPE }
+  }
+
+  private setSecret(origin: string, name: string, body: unknown): Outcome {
+    const store = this.ctx.store
+    if (store.certificates.has(name.toLowerCase()))
+      throw KvError.conflict(`Secret ${name} is managed by a certificate and cannot be set directly.`)
+    if (!isRecord(body) || typeof body.value !== "string") throw KvError.badParameter("Property value is required")
+    if (body.value.length > SECRET_VALUE_LIMIT)
+      throw KvError.badParameter(`The secret value size (${body.value.length}) exceeds the maximum allowed size of ${SECRET_VALUE_LIMIT} characters.`)
+    const tags = checkTags(body.tags)
+    const now = nowSeconds()
+    const entry = store.secrets.get(name.toLowerCase()) ?? { name, versions: [] }
+    const enabled = isRecord(body.attributes) && typeof body.attributes.enabled === "boolean" ? body.attributes.enabled : true
+    const v = {
+      version: newVersionId(),
+      value: body.value,
+      contentType: typeof body.contentType === "string" ? body.contentType : undefined,
+      created: now,
+      updated: now,
+      enabled,
+      tags,
+    }
+    entry.versions.push(v)
+    store.secrets.set(name.toLowerCase(), entry)
+    store.changed()
+    return {
+      status: 200,
+      body: {
+        value: v.value,
+        id: `${origin}/secrets/${entry.name}/${v.version}`,
+        ...(v.contentType !== undefined ? { contentType: v.contentType } : {}),
+        attributes: { enabled, created: now, updated: now, recoveryLevel: RECOVERY_LEVEL, recoverableDays: this.ctx.recoverableDays },
+        ...(tags !== undefined ? { tags } : {}),
+      },
+    }
+  }
+}
+
+const IN_PROGRESS =
+  "Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later."
+
+const renderOperation = (origin: string, e: CertEntry) => {
+  const p = e.pending
+  const done = p?.status === "completed"
+  return {
+    id: `${origin}/certificates/${e.name}/pending`,
+    issuer: { name: e.policy.issuer?.name ?? "Unknown" },
+    csr: p ? Buffer.from(p.csr).toString("base64") : undefined,
+    cancellation_requested: p?.cancellationRequested ?? false,
+    status: p?.status ?? "completed",
+    status_details: done ? "" : p?.status === "cancelled" ? "Cancelled" : IN_PROGRESS,
+    ...(done ? { target: `${origin}/certificates/${e.name}` } : {}),
+    request_id: p?.requestId,
+    preserveCertOrder: false,
+  }
+}
+
+const MAX_RESULTS = 25
+
+const page = (origin: string, path: string, items: ReadonlyArray<unknown>, params: URLSearchParams, apiVersion: string): Outcome => {
+  const raw = params.get("maxresults")
+  let max = MAX_RESULTS
+  if (raw !== null && raw !== "") {
+    const n = Number(raw)
+    if (!Number.isInteger(n) || n < 1 || n > MAX_RESULTS)
+      throw KvError.badParameter(`The value of maxresults (${raw}) is out of range: it must be between 1 and ${MAX_RESULTS}.`)
+    max = n
+  }
+  const token = params.get("$skiptoken")
+  let offset = 0
+  if (token !== null) {
+    const decoded = Number(Buffer.from(token, "base64url").toString("utf8").replace(/^offset:/, ""))
+    if (!Number.isInteger(decoded) || decoded < 0) throw KvError.badParameter("The $skiptoken is invalid.")
+    offset = decoded
+  }
+  const slice = items.slice(offset, offset + max)
+  const next = offset + max
+  const nextLink =
+    next < items.length
+      ? `${origin}${path}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${Buffer.from(`offset:${next}`).toString("base64url")}&maxresults=${max}`
+      : null
+  return { status: 200, body: { value: slice, nextLink } }
+}
+
+const defaultCode = (status: number): string =>
+  status === 400
+    ? "BadParameter"
+    : status === 401
+      ? "Unauthorized"
+      : status === 403
+        ? "Forbidden"
+        : status === 404
+          ? "NotFound"
+          : status === 409
+            ? "Conflict"
+            : status === 429
+              ? "Throttled"
+              : status === 503
+                ? "ServiceUnavailable"
+                : "InternalServerError"
+
+export type { PolicyWire }

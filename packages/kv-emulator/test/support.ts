@@ -1,0 +1,109 @@
+/** Test material and SDK clients wired to a running emulator. */
+import { createPrivateKey, webcrypto } from "node:crypto"
+import { CertificateClient } from "@azure/keyvault-certificates"
+import { SecretClient } from "@azure/keyvault-secrets"
+import { ClientSecretCredential } from "@azure/identity"
+import type { TokenCredential } from "@azure/identity"
+import "reflect-metadata"
+import * as x509 from "@peculiar/x509"
+import type { Emulator } from "../src/index.js"
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
+const subtle = webcrypto.subtle
+
+export interface TestMaterial {
+  readonly leafDer: Uint8Array
+  readonly chainDer: ReadonlyArray<Uint8Array>
+  readonly keyPkcs8: Uint8Array
+  readonly leafPem: string
+  readonly chainPem: string
+  readonly keyPem: string
+}
+
+const pem = (label: string, der: Uint8Array) =>
+  `-----BEGIN ${label}-----\n${(Buffer.from(der).toString("base64").match(/.{1,64}/g) ?? []).join("\n")}\n-----END ${label}-----\n`
+
+const rsa = { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }
+
+/** A leaf signed by an intermediate signed by a root (all RSA 2048). */
+export const makeMaterial = async (
+  options: { cn?: string; notAfter?: Date; notBefore?: Date; keyAlg?: "RSA" | "EC" } = {},
+): Promise<TestMaterial> => {
+  const rootKeys = (await subtle.generateKey(rsa, true, ["sign", "verify"])) as CryptoKeyPair
+  const interKeys = (await subtle.generateKey(rsa, true, ["sign", "verify"])) as CryptoKeyPair
+  const leafAlg = options.keyAlg === "EC" ? { name: "ECDSA", namedCurve: "P-256" } : rsa
+  const leafKeys = (await subtle.generateKey(leafAlg, true, ["sign", "verify"])) as CryptoKeyPair
+  const now = Date.now()
+  const root = await x509.X509CertificateGenerator.createSelfSigned({
+    name: "CN=Test Root",
+    keys: rootKeys,
+    notBefore: new Date(now - 86_400_000),
+    notAfter: new Date(now + 3650 * 86_400_000),
+    extensions: [new x509.BasicConstraintsExtension(true, 1, true)],
+  })
+  const inter = await x509.X509CertificateGenerator.create({
+    subject: "CN=Test Intermediate",
+    issuer: root.subject,
+    publicKey: interKeys.publicKey,
+    signingKey: rootKeys.privateKey,
+    notBefore: new Date(now - 86_400_000),
+    notAfter: new Date(now + 1825 * 86_400_000),
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+  })
+  const cn = options.cn ?? "app.example.test"
+  const leaf = await x509.X509CertificateGenerator.create({
+    subject: `CN=${cn}`,
+    issuer: inter.subject,
+    publicKey: leafKeys.publicKey,
+    signingKey: interKeys.privateKey,
+    notBefore: options.notBefore ?? new Date(now - 3600_000),
+    notAfter: options.notAfter ?? new Date(now + 90 * 86_400_000),
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([{ type: "dns", value: cn }]),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+    ],
+  })
+  const keyPkcs8 = new Uint8Array(await subtle.exportKey("pkcs8", leafKeys.privateKey))
+  const leafDer = new Uint8Array(leaf.rawData)
+  const chainDer = [new Uint8Array(inter.rawData), new Uint8Array(root.rawData)]
+  return {
+    leafDer,
+    chainDer,
+    keyPkcs8,
+    leafPem: pem("CERTIFICATE", leafDer),
+    chainPem: chainDer.map((d) => pem("CERTIFICATE", d)).join(""),
+    keyPem: pem("PRIVATE KEY", keyPkcs8),
+  }
+}
+
+/** The PEM bundle Key Vault takes: key (PKCS#8) + leaf + chain. */
+export const pemBundle = (m: TestMaterial): string => m.keyPem + m.leafPem + m.chainPem
+
+export const pkcs1Pem = (m: TestMaterial): string =>
+  createPrivateKey({ key: Buffer.from(m.keyPkcs8), format: "der", type: "pkcs8" }).export({ type: "pkcs1", format: "pem" }) as string
+
+export const clientOptions = (emulator: Emulator) => ({
+  tlsOptions: { ca: emulator.caPem },
+  disableChallengeResourceVerification: true,
+  retryOptions: { maxRetryDelayInMs: 2_000 },
+})
+
+export const credentialOptions = (emulator: Emulator) => ({
+  authorityHost: emulator.authorityHost,
+  disableInstanceDiscovery: true,
+  tlsOptions: { ca: emulator.caPem },
+})
+
+export const secretCredential = (emulator: Emulator): TokenCredential =>
+  new ClientSecretCredential(
+    emulator.clientSecret.tenantId,
+    emulator.clientSecret.clientId,
+    emulator.clientSecret.clientSecret,
+    credentialOptions(emulator),
+  )
+
+export const clients = (emulator: Emulator, vault: string, credential: TokenCredential = secretCredential(emulator)) => ({
+  certificates: new CertificateClient(emulator.vault(vault).url, credential, clientOptions(emulator)),
+  secrets: new SecretClient(emulator.vault(vault).url, credential, clientOptions(emulator)),
+})
