@@ -1,4 +1,5 @@
 import { access, constants } from "node:fs/promises"
+import { rootCertificates } from "node:tls"
 import type { TokenCredential } from "@azure/core-auth"
 import {
   ClientSecretCredential,
@@ -76,9 +77,23 @@ const managedIdentityEndpoint = Effect.gen(function* () {
 export const makeCredential = Effect.fn("Credentials.makeCredential")(function* (
   settings: CredentialSettings,
 ) {
+  const tls =
+    settings.trustedCaPem === undefined
+      ? {}
+      : {
+          tlsOptions: {
+            ca: [
+              ...rootCertificates,
+              ...(typeof settings.trustedCaPem === "string"
+                ? [settings.trustedCaPem]
+                : settings.trustedCaPem),
+            ],
+          },
+        }
   const authority = {
     authorityHost: settings.authorityHost,
     ...(settings.disableInstanceDiscovery === true ? { disableInstanceDiscovery: true } : {}),
+    ...tls,
   }
   switch (settings.mode) {
     case "client_secret": {
@@ -153,8 +168,8 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
       return {
         credential:
           clientId === undefined
-            ? new ManagedIdentityCredential()
-            : new ManagedIdentityCredential({ clientId }),
+            ? new ManagedIdentityCredential({ ...tls })
+            : new ManagedIdentityCredential({ clientId, ...tls }),
         identity: {
           mode: "managed_identity",
           source:

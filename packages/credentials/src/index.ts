@@ -1,4 +1,6 @@
 export * from "./CredentialUnavailable.js"
 export * from "./credential.js"
+export * from "./diagnose.js"
+export * from "./fromTarget.js"
 export * from "./probe.js"
 export * from "./settings.js"

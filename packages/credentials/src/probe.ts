@@ -33,6 +33,12 @@ export const explainTokenFailure = (error: unknown): { reason: string; fix: stri
   const code =
     (error as { code?: unknown; cause?: { code?: unknown } } | null)?.code ??
     (error as { cause?: { code?: unknown } } | null)?.cause?.code
+  if (/endpoints_resolution_error|openid-configuration/i.test(text)) {
+    return {
+      reason: "the authority host could not be reached or did not serve its OpenID configuration",
+      fix: "Check network access to the authority host (proxy, firewall, DNS, TLS trust) and that it is the authority of the vault's cloud",
+    }
+  }
   if (
     /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET|socket hang up|network/i.test(
       `${String(code)} ${text}`,

@@ -26,6 +26,13 @@ export interface CredentialSettings {
    * MSAL does not know.
    */
   readonly disableInstanceDiscovery?: boolean | undefined
+  /** Key Vault resource of the vault's cloud (token audience), e.g. https://vault.azure.net. */
+  readonly keyVaultResource?: string | undefined
+  /**
+   * Extra CA certificates (PEM) to trust for the authority host, on top of
+   * Node's default roots: a private cloud's CA, or the emulator's.
+   */
+  readonly trustedCaPem?: string | ReadonlyArray<string> | undefined
 }
 
 /** Public authority hosts of the three Azure clouds. */

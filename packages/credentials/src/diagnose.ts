@@ -1,0 +1,246 @@
+/**
+ * `kvdeploy doctor` for credentials: which credential a target uses, for
+ * which tenant and client, where its token comes from, and — when it does not
+ * work — why (a missing variable, an unreadable token file, an unreachable
+ * endpoint, a refused secret), with the fix. Nothing here keeps or prints a
+ * token or a secret: only the token's claims that name the identity.
+ */
+import { access, constants } from "node:fs/promises"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { type CredentialIdentity, makeCredential } from "./credential.js"
+import { keyVaultScope, probeToken, type TokenProbe } from "./probe.js"
+import type { CredentialMode, CredentialSettings } from "./settings.js"
+
+export type CheckStatus = "ok" | "missing" | "failed" | "skipped"
+
+export interface CredentialCheck {
+  readonly name: string
+  readonly status: CheckStatus
+  readonly detail: string
+  readonly fix?: string
+}
+
+export interface CredentialDiagnosis {
+  readonly mode: CredentialMode
+  /** True when a token was obtained for the vault's resource. */
+  readonly ok: boolean
+  readonly identity?: CredentialIdentity
+  readonly token?: TokenProbe
+  readonly checks: ReadonlyArray<CredentialCheck>
+}
+
+const env = (name: string) =>
+  Config.option(Config.String(name)).pipe(
+    Effect.map(Option.filter((v) => v.trim() !== "")),
+    Effect.map(Option.getOrUndefined),
+    Effect.orElseSucceed(() => undefined),
+  )
+
+const readable = (path: string) =>
+  Effect.promise(() =>
+    access(path, constants.R_OK).then(
+      () => true,
+      () => false,
+    ),
+  )
+
+/** The sources DefaultAzureCredential tries, in its order, and whether this environment configures each. */
+const defaultChainChecks = Effect.gen(function* () {
+  const tenant = yield* env("AZURE_TENANT_ID")
+  const client = yield* env("AZURE_CLIENT_ID")
+  const secret = yield* env("AZURE_CLIENT_SECRET")
+  const certificatePath = yield* env("AZURE_CLIENT_CERTIFICATE_PATH")
+  const tokenFile = yield* env("AZURE_FEDERATED_TOKEN_FILE")
+  const identityEndpoint = yield* env("IDENTITY_ENDPOINT")
+  const identityHeader = yield* env("IDENTITY_HEADER")
+  const msiEndpoint = yield* env("MSI_ENDPOINT")
+  const imds = yield* env("AZURE_POD_IDENTITY_AUTHORITY_HOST")
+  const checks: CredentialCheck[] = []
+  const missingOf = (pairs: ReadonlyArray<readonly [string, string | undefined]>) =>
+    pairs.filter(([, v]) => v === undefined).map(([k]) => k)
+
+  const environmentMissing = missingOf([
+    ["AZURE_TENANT_ID", tenant],
+    ["AZURE_CLIENT_ID", client],
+  ])
+  const environmentSecret = secret !== undefined || certificatePath !== undefined
+  checks.push(
+    environmentMissing.length === 0 && environmentSecret
+      ? {
+          name: "default: 1 environment",
+          status: "ok",
+          detail: `EnvironmentCredential will be used (tenant ${tenant}, client ${client}, ${secret !== undefined ? "client secret" : "client certificate"})`,
+        }
+      : {
+          name: "default: 1 environment",
+          status: "skipped",
+          detail: `not configured (missing ${[...environmentMissing, ...(environmentSecret ? [] : ["AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"])].join(", ")})`,
+        },
+  )
+
+  const workloadMissing = missingOf([
+    ["AZURE_TENANT_ID", tenant],
+    ["AZURE_CLIENT_ID", client],
+    ["AZURE_FEDERATED_TOKEN_FILE", tokenFile],
+  ])
+  if (workloadMissing.length > 0) {
+    checks.push({
+      name: "default: 2 workload identity",
+      status: "skipped",
+      detail: `not configured (missing ${workloadMissing.join(", ")})`,
+    })
+  } else {
+    const ok = yield* readable(tokenFile as string)
+    checks.push(
+      ok
+        ? {
+            name: "default: 2 workload identity",
+            status: "ok",
+            detail: `federated token file ${tokenFile} is readable (client ${client})`,
+          }
+        : {
+            name: "default: 2 workload identity",
+            status: "failed",
+            detail: `AZURE_FEDERATED_TOKEN_FILE ${tokenFile} cannot be read`,
+            fix: "Check the projected service account token volume is mounted and readable by this user",
+          },
+    )
+  }
+
+  const miEndpoint =
+    identityEndpoint !== undefined
+      ? `App Service endpoint ${identityEndpoint}${identityHeader === undefined ? " (IDENTITY_HEADER missing)" : ""}`
+      : msiEndpoint !== undefined
+        ? `MSI endpoint ${msiEndpoint}`
+        : imds !== undefined
+          ? `IMDS ${imds}`
+          : "IMDS http://169.254.169.254 (reachable only on an Azure VM, VMSS, AKS node or with a managed identity)"
+  checks.push({ name: "default: 3 managed identity", status: "ok", detail: `would ask ${miEndpoint}` })
+  checks.push({
+    name: "default: 4 developer tools",
+    status: "skipped",
+    detail: "Visual Studio Code, Azure CLI, Azure PowerShell and azd are tried last (local development only)",
+  })
+  return checks
+})
+
+const identityLine = (identity: CredentialIdentity): string =>
+  [
+    identity.source,
+    identity.tenantId === undefined ? undefined : `tenant ${identity.tenantId}`,
+    identity.clientId === undefined ? undefined : `client ${identity.clientId}`,
+    identity.tokenFile === undefined ? undefined : `token file ${identity.tokenFile}`,
+    identity.endpoint === undefined ? undefined : `via ${identity.endpoint}`,
+  ]
+    .filter((x) => x !== undefined)
+    .join(", ")
+
+/** First line of an SDK message, cut short: enough to see the AADSTS code or the network error. */
+const sdkMessage = (cause: unknown): string | undefined => {
+  if (!(cause instanceof Error)) return undefined
+  const line = cause.message.split("\n").find((l) => l.trim() !== "")
+  if (line === undefined) return undefined
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line
+}
+
+/**
+ * Diagnose the credential of `settings`: build it, ask for one token for the
+ * vault's resource, and report every step. Never fails.
+ */
+export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (settings: CredentialSettings) {
+  const checks: CredentialCheck[] = []
+  const resource = settings.keyVaultResource ?? "https://vault.azure.net"
+  checks.push({
+    name: "configuration",
+    status: "ok",
+    detail: `credential_mode ${settings.mode}; authority ${settings.authorityHost}${settings.disableInstanceDiscovery === true ? " (custom cloud: instance discovery off)" : ""}; Key Vault resource ${resource}${settings.managedIdentityClientId === undefined ? "" : `; user-assigned identity ${settings.managedIdentityClientId}`}`,
+  })
+  if (settings.mode === "default") checks.push(...(yield* defaultChainChecks))
+
+  const built = yield* makeCredential(settings).pipe(Effect.result)
+  if (built._tag === "Failure") {
+    const e = built.failure
+    checks.push({
+      name: "credential",
+      status: "missing",
+      detail: e.reason,
+      fix: e.fix,
+    })
+    return { mode: settings.mode, ok: false, checks } satisfies CredentialDiagnosis
+  }
+  const resolved = built.success
+  checks.push({ name: "credential", status: "ok", detail: identityLine(resolved.identity) })
+
+  const probed = yield* probeToken(resolved, keyVaultScope(resource)).pipe(Effect.result)
+  if (probed._tag === "Failure") {
+    const e = probed.failure
+    const sdk = sdkMessage(e.cause)
+    checks.push({
+      name: "token",
+      status: "failed",
+      detail: `${e.reason}${sdk === undefined ? "" : ` (${sdk})`}`,
+      fix: e.fix,
+    })
+    return {
+      mode: settings.mode,
+      ok: false,
+      identity: resolved.identity,
+      checks,
+    } satisfies CredentialDiagnosis
+  }
+  const token = probed.success
+  checks.push({
+    name: "token",
+    status: "ok",
+    detail: [
+      `obtained for ${resource}`,
+      token.tenantId === undefined ? undefined : `tenant ${token.tenantId}`,
+      token.appId === undefined ? undefined : `app ${token.appId}`,
+      token.objectId === undefined ? undefined : `object ${token.objectId}`,
+      `expires ${token.expiresOn.toISOString()}`,
+    ]
+      .filter((x) => x !== undefined)
+      .join(", "),
+  })
+  const audience = token.audience?.replace(/\/+$/, "")
+  if (audience !== undefined && audience !== resource.replace(/\/+$/, "")) {
+    checks.push({
+      name: "token audience",
+      status: "failed",
+      detail: `the token is for ${audience}, not the vault's resource ${resource}`,
+      fix: "Check the cloud of the target (authority host and keyvault_resource)",
+    })
+    return {
+      mode: settings.mode,
+      ok: false,
+      identity: resolved.identity,
+      token,
+      checks,
+    } satisfies CredentialDiagnosis
+  }
+  return {
+    mode: settings.mode,
+    ok: true,
+    identity: resolved.identity,
+    token,
+    checks,
+  } satisfies CredentialDiagnosis
+})
+
+const statusMark: Readonly<Record<CheckStatus, string>> = {
+  ok: "ok",
+  missing: "MISSING",
+  failed: "FAILED",
+  skipped: "-",
+}
+
+/** Lines for `kvdeploy doctor`. */
+export const formatDiagnosis = (diagnosis: CredentialDiagnosis): ReadonlyArray<string> => [
+  `credential (${diagnosis.mode}): ${diagnosis.ok ? "works" : "does not work"}`,
+  ...diagnosis.checks.flatMap((c) => [
+    `  [${statusMark[c.status]}] ${c.name}: ${c.detail}`,
+    ...(c.fix === undefined ? [] : [`        fix: ${c.fix}`]),
+  ]),
+]

@@ -1,0 +1,146 @@
+import { describe, expect, it } from "@effect/vitest"
+import { validateTargetConfigSync } from "@kvdeploy/core"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import { credentialSettingsFromTarget, diagnoseCredential, formatDiagnosis } from "../src/index.js"
+
+const withEnv = (env: Record<string, string | undefined>) =>
+  Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(env)))
+
+const target = (input: Record<string, unknown>) => {
+  const result = validateTargetConfigSync(input)
+  if (Result.isFailure(result)) throw new Error(result.failure.message)
+  return result.success
+}
+
+describe("credentialSettingsFromTarget", () => {
+  it("takes the authority host and Key Vault resource from the vault's cloud", () => {
+    const gov = credentialSettingsFromTarget(
+      target({
+        vault_url: "https://my-vault.vault.usgovcloudapi.net",
+        certificate_name: "api",
+        credential_mode: "client_secret",
+      }),
+    )
+    expect(gov).toEqual({
+      mode: "client_secret",
+      authorityHost: "https://login.microsoftonline.us",
+      keyVaultResource: "https://vault.usgovcloudapi.net",
+    })
+    const china = credentialSettingsFromTarget(
+      target({ vault_url: "https://my-vault.vault.azure.cn/", certificate_name: "api" }),
+    )
+    expect(china.mode).toBe("default")
+    expect(china.authorityHost).toBe("https://login.chinacloudapi.cn")
+    expect(china.disableInstanceDiscovery).toBeUndefined()
+  })
+
+  it("turns instance discovery off for a custom cloud only, and keeps the user-assigned identity", () => {
+    const settings = credentialSettingsFromTarget(
+      target({
+        vault_url: "https://127.0.0.1:8443",
+        certificate_name: "api",
+        credential_mode: "managed_identity",
+        managed_identity_client_id: "11111111-2222-3333-4444-555555555555",
+        cloud: {
+          vault_dns_suffix: "127.0.0.1",
+          authority_host: "https://127.0.0.1:9443",
+          keyvault_resource: "https://vault.azure.net",
+        },
+      }),
+      { trustedCaPem: "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n" },
+    )
+    expect(settings).toMatchObject({
+      mode: "managed_identity",
+      managedIdentityClientId: "11111111-2222-3333-4444-555555555555",
+      authorityHost: "https://127.0.0.1:9443",
+      disableInstanceDiscovery: true,
+    })
+    expect(settings.trustedCaPem).toContain("BEGIN CERTIFICATE")
+  })
+})
+
+describe("diagnoseCredential", () => {
+  it.effect(
+    "client_secret with variables missing: says which, and never asks for the secret in configuration",
+    () =>
+      Effect.gen(function* () {
+        const d = yield* diagnoseCredential({
+          mode: "client_secret",
+          authorityHost: "https://login.microsoftonline.com",
+        }).pipe(withEnv({ AZURE_TENANT_ID: "t" }))
+        expect(d.ok).toBe(false)
+        const lines = formatDiagnosis(d).join("\n")
+        expect(lines).toContain(
+          "[MISSING] credential: missing environment variables AZURE_CLIENT_ID, AZURE_CLIENT_SECRET",
+        )
+        expect(lines).toContain("never in the target configuration")
+      }),
+  )
+
+  it.effect("workload_identity with no token file: names the file", () =>
+    Effect.gen(function* () {
+      const d = yield* diagnoseCredential({
+        mode: "workload_identity",
+        authorityHost: "https://login.microsoftonline.com",
+      }).pipe(
+        withEnv({
+          AZURE_TENANT_ID: "t",
+          AZURE_CLIENT_ID: "c",
+          AZURE_FEDERATED_TOKEN_FILE: "/nonexistent/kvdeploy-token",
+        }),
+      )
+      expect(d.ok).toBe(false)
+      expect(formatDiagnosis(d).join("\n")).toContain(
+        "/nonexistent/kvdeploy-token (AZURE_FEDERATED_TOKEN_FILE) cannot be read",
+      )
+    }),
+  )
+
+  it.live(
+    "client_secret against an unreachable authority: the endpoint could not be reached, and the secret is not printed",
+    () =>
+      Effect.gen(function* () {
+        const secret = "kvdeploy-test-secret-value-0123456789"
+        const d = yield* diagnoseCredential({
+          mode: "client_secret",
+          authorityHost: "https://127.0.0.1:1",
+          disableInstanceDiscovery: true,
+        }).pipe(
+          withEnv({ AZURE_TENANT_ID: "tenant-x", AZURE_CLIENT_ID: "client-y", AZURE_CLIENT_SECRET: secret }),
+        )
+        expect(d.ok).toBe(false)
+        const text = formatDiagnosis(d).join("\n")
+        expect(text).toContain("[ok] credential: ClientSecretCredential, tenant tenant-x, client client-y")
+        expect(text).toContain("[FAILED] token: the authority host could not be reached")
+        expect(text).not.toContain(secret)
+      }),
+  )
+
+  it.effect(
+    "default mode lists DefaultAzureCredential's sources in order and which one this environment configures",
+    () =>
+      Effect.gen(function* () {
+        const d = yield* diagnoseCredential({
+          mode: "default",
+          authorityHost: "https://login.microsoftonline.com",
+        }).pipe(
+          withEnv({
+            AZURE_TENANT_ID: "t",
+            AZURE_CLIENT_ID: "c",
+            AZURE_FEDERATED_TOKEN_FILE: "/nonexistent/f",
+          }),
+          // Only the checks that need no network: stop before the token request.
+          Effect.map((x) => x.checks.filter((c) => c.name.startsWith("default:"))),
+        )
+        expect(d.map((c) => [c.name, c.status])).toEqual([
+          ["default: 1 environment", "skipped"],
+          ["default: 2 workload identity", "failed"],
+          ["default: 3 managed identity", "ok"],
+          ["default: 4 developer tools", "skipped"],
+        ])
+      }),
+    { timeout: 60_000 },
+  )
+})
