@@ -1,5 +1,116 @@
+/**
+ * `kvdeploy emulator`: run the Key Vault + Entra ID emulator in the
+ * foreground and print what to use it with: the environment (client-secret
+ * mode, trusting the emulator's CA) and a target configuration. Ctrl+C stops it.
+ */
+import { writeFile } from "node:fs/promises"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
 import * as flags from "../cli/flags.js"
+import { failure } from "../cli/problems.js"
+import { printErr, printJson, printLines, styleOut } from "../cli/terminal.js"
 
-export const emulator = Command.make("emulator", { json: flags.json }, () => Effect.void)
+const shellQuote = (v: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`)
+
+export const emulator = Command.make(
+  "emulator",
+  {
+    vault: Flag.String("vault").pipe(
+      Flag.withMetavar("NAME"),
+      Flag.withDescription("Vault to serve (repeatable; default kvdeploy-demo). Each vault gets its own port."),
+      Flag.atLeast(0),
+    ),
+    port: Flag.Int("port").pipe(Flag.withDescription("Port of the first vault (default: any free port)."), Flag.optional),
+    entraPort: Flag.Int("entra-port").pipe(Flag.withDescription("Port of the Entra ID endpoint (default: any free port)."), Flag.optional),
+    certificateName: Flag.String("certificate-name").pipe(
+      Flag.withMetavar("NAME"),
+      Flag.withDescription("certificate_name to put in the printed target configuration."),
+      Flag.withDefault("api-example"),
+    ),
+    stateDir: Flag.String("state-dir").pipe(
+      Flag.withMetavar("DIR"),
+      Flag.withDescription("Keep vault contents across restarts here (files hold private keys: demos only)."),
+      Flag.optional,
+    ),
+    writeEnv: Flag.String("write-env").pipe(
+      Flag.withMetavar("FILE"),
+      Flag.withDescription("Also write the environment as `export` lines to FILE (for `source FILE`). It holds the emulator's client secret."),
+      Flag.optional,
+    ),
+    writeConfig: Flag.String("write-config").pipe(
+      Flag.withMetavar("FILE"),
+      Flag.withDescription("Also write the target configuration to FILE (JSON)."),
+      Flag.optional,
+    ),
+    json: flags.json,
+  },
+  (input) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const kv = yield* Effect.promise(() => import("@kvdeploy/kv-emulator"))
+        const names = input.vault.length === 0 ? ["kvdeploy-demo"] : input.vault
+        const started = yield* kv
+          .startScoped({
+            vaults: names.map((name, i) => (i === 0 && Option.isSome(input.port) ? { name, port: input.port.value } : { name })),
+            ...(Option.isSome(input.entraPort) ? { entraPort: input.entraPort.value } : {}),
+            ...(Option.isSome(input.stateDir) ? { stateDir: input.stateDir.value } : {}),
+            warn: (line) => void process.stderr.write(`${line}\n`),
+          })
+          .pipe(
+            Effect.mapError((e) =>
+              failure("the emulator could not start", [
+                { field: "emulator", message: e.message, fix: "choose free ports with --port/--entra-port, or omit them" },
+              ]),
+            ),
+          )
+        const first = names[0] ?? "kvdeploy-demo"
+        const env = started.env.clientSecret
+        const config = started.targetConfig(first, input.certificateName, "clientSecret")
+        const envText = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`)
+        if (Option.isSome(input.writeEnv)) {
+          yield* Effect.promise(() => writeFile(input.writeEnv.pipe(Option.getOrThrow), `${envText.join("\n")}\n`, { mode: 0o600 }))
+        }
+        if (Option.isSome(input.writeConfig)) {
+          yield* Effect.promise(() => writeFile(input.writeConfig.pipe(Option.getOrThrow), `${JSON.stringify(config, null, 2)}\n`))
+        }
+        if (input.json) {
+          yield* printJson({
+            vaults: started.vaults,
+            authorityHost: started.authorityHost,
+            caFile: started.caFile,
+            env,
+            targetConfig: config,
+          })
+        } else {
+          const s = styleOut()
+          yield* printLines([
+            `${s.bold("kv-emulator")} running; Ctrl+C stops it (its contents ${Option.isSome(input.stateDir) ? `are kept in ${input.stateDir.value}` : "are lost"}).`,
+            ...started.vaults.map((v) => `  vault ${v.name.padEnd(16)} ${v.url}`),
+            `  entra ${"".padEnd(16)} ${started.authorityHost}`,
+            "",
+            s.dim("# Environment for kvdeploy (client_secret mode; trusts the emulator's CA):"),
+            ...envText,
+            "",
+            s.dim(`# Target configuration (save as target.json; loopback vault URLs need the custom cloud block):`),
+            JSON.stringify(config, null, 2),
+          ])
+        }
+        // Stay up until interrupted (Ctrl+C / SIGTERM); the scope stops the servers.
+        return yield* Effect.never
+      }),
+    ).pipe(Effect.onInterrupt(() => printErr("kv-emulator stopped"))),
+).pipe(
+  Command.withDescription(
+    "Run the Key Vault + Entra ID emulator (HTTPS on loopback, the same wire protocol the Azure SDKs speak) in the foreground, and print the environment and target configuration that point kvdeploy at it. With --write-env and --write-config it also writes them to files, so another shell can `source` the environment. Ctrl+C stops it.",
+  ),
+  Command.withShortDescription("Run the Key Vault emulator in the foreground"),
+  Command.withExamples([
+    { command: "kvdeploy emulator", description: "Start it and print the environment" },
+    {
+      command: "kvdeploy emulator --port 8443 --write-env /tmp/kvdeploy-emulator.env --write-config target.json",
+      description: "Fixed port; environment and target file for another shell",
+    },
+  ]),
+)
