@@ -13,6 +13,8 @@ export type SecretContentType = typeof PEM_CONTENT_TYPE | typeof PFX_CONTENT_TYP
 
 export interface ImportedMaterial extends Material {
   readonly detectedContentType: SecretContentType
+  /** Every certificate in the order the import sent them (for preserveCertOrder). */
+  readonly sentOrder: ReadonlyArray<Uint8Array>
 }
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g
@@ -36,6 +38,11 @@ export const validity = (cert: X509Certificate): { nbf: number; exp: number } =>
   nbf: Math.floor(Date.parse(cert.validFrom) / 1000),
   exp: Math.floor(Date.parse(cert.validTo) / 1000),
 })
+
+const pemCertificates = (text: string): Uint8Array[] =>
+  [...text.matchAll(PEM_BLOCK)]
+    .filter((m) => m[1] === "CERTIFICATE")
+    .map((m) => new Uint8Array(Buffer.from((m[2] ?? "").replace(/\s+/g, ""), "base64")))
 
 const parsePemText = (text: string): Material => {
   const certs: Uint8Array[] = []
@@ -140,7 +147,8 @@ export const publicJwkOf = (leafDer: Uint8Array): Record<string, string> => {
 
 export const readImportValue = async (value: string, password: string | undefined): Promise<ImportedMaterial> => {
   if (value.includes("-----BEGIN")) {
-    return { ...parsePemText(value), detectedContentType: PEM_CONTENT_TYPE }
+    const m = parsePemText(value)
+    return { ...m, detectedContentType: PEM_CONTENT_TYPE, sentOrder: pemCertificates(value) }
   }
   if (!/^[A-Za-z0-9+/=_\-\s]+$/.test(value)) {
     throw KvError.badParameter(
@@ -163,7 +171,7 @@ export const readImportValue = async (value: string, password: string | undefine
   }
   // The codec names the leaf by key; check the match ourselves too (never trust one reader).
   const checked = orderByKey([decoded.leaf, ...decoded.chain], decoded.key)
-  return { ...checked, detectedContentType: PFX_CONTENT_TYPE }
+  return { ...checked, detectedContentType: PFX_CONTENT_TYPE, sentOrder: [decoded.leaf, ...decoded.chain] }
 }
 
 /** PEM text of a version's secret: key (PKCS#8) first, then the certificates in stored order. */

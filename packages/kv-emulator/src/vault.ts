@@ -561,7 +561,7 @@ export class VaultHandler {
     if (declaredKty !== undefined && !declaredKty.startsWith(keyFacts.kty))
       throw KvError.badParameter(`The key type in the policy (${declaredKty}) does not match the key type of the imported certificate (${keyFacts.kty}).`)
     const contentType = policy?.secret_props?.contentType !== undefined ? contentTypeOf(policy.secret_props.contentType) : material.detectedContentType
-    const certs = preserve ? [material.leaf, ...material.chain] : [material.leaf, ...orderChain(material.leaf, material.chain)]
+    const certs = preserve ? [...material.sentOrder] : [material.leaf, ...orderChain(material.leaf, material.chain)]
     const v = store.importVersion(name, {
       leaf: material.leaf,
       certs,

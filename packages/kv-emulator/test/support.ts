@@ -1,5 +1,6 @@
 /** Test material and SDK clients wired to a running emulator. */
 import { createPrivateKey, webcrypto } from "node:crypto"
+import * as https from "node:https"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { SecretClient } from "@azure/keyvault-secrets"
 import { ClientSecretCredential } from "@azure/identity"
@@ -10,6 +11,7 @@ import type { Emulator } from "../src/index.js"
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
 const subtle = webcrypto.subtle
+type CryptoKeyPair = webcrypto.CryptoKeyPair
 
 export interface TestMaterial {
   readonly leafDer: Uint8Array
@@ -107,3 +109,80 @@ export const clients = (emulator: Emulator, vault: string, credential: TokenCred
   certificates: new CertificateClient(emulator.vault(vault).url, credential, clientOptions(emulator)),
   secrets: new SecretClient(emulator.vault(vault).url, credential, clientOptions(emulator)),
 })
+
+export interface RawResponse {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>
+  readonly text: string
+  readonly json: unknown
+}
+
+/** A plain HTTPS request (no SDK) to check the wire: status, headers, body. */
+export const raw = (
+  emulator: Emulator,
+  vault: string,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<RawResponse> =>
+  new Promise((resolve, reject) => {
+    const url = new URL(path, emulator.vault(vault).url)
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body)
+    const req = https.request(
+      url,
+      {
+        method,
+        ca: emulator.caPem,
+        headers: {
+          ...(options.token !== undefined ? { Authorization: `Bearer ${options.token}` } : {}),
+          ...(body !== undefined ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) } : {}),
+          ...options.headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on("data", (c: Buffer) => chunks.push(c))
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8")
+          let json: unknown
+          try {
+            json = text.length > 0 ? JSON.parse(text) : undefined
+          } catch {
+            json = undefined
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json })
+        })
+      },
+    )
+    req.on("error", reject)
+    if (body !== undefined) req.write(body)
+    req.end()
+  })
+
+export const errorOf = (json: unknown): { code?: string; message?: string; innererror?: { code?: string } } => {
+  if (typeof json === "object" && json !== null && "error" in json) {
+    const e = (json as { error: unknown }).error
+    if (typeof e === "object" && e !== null) return e as { code?: string; message?: string }
+  }
+  return {}
+}
+
+/** The SDK's RestError, read structurally (no dependency on @azure/core-rest-pipeline). */
+export interface SdkError {
+  readonly statusCode: number | undefined
+  readonly code: string | undefined
+  readonly message: string
+}
+
+export const restError = async (p: Promise<unknown>): Promise<SdkError> => {
+  try {
+    await p
+  } catch (e) {
+    if (e instanceof Error && "statusCode" in e) {
+      const r = e as Error & { statusCode?: number; code?: string }
+      return { statusCode: r.statusCode, code: r.code, message: r.message }
+    }
+    throw e
+  }
+  throw new Error("expected the call to fail")
+}
