@@ -20,7 +20,7 @@ const result = await build({
   platform: "node",
   target: "node22",
   conditions: ["@kvdeploy/source"],
-  external: ["@azure/*"],
+  external: ["@azure/*", "@peculiar/*", "prom-client", "reflect-metadata"],
   banner: { js: "#!/usr/bin/env node\nimport { createRequire as __kvdeployCreateRequire } from 'node:module'; const require = __kvdeployCreateRequire(import.meta.url);" },
   chunkNames: "chunks/[name]-[hash]",
   sourcemap: "linked",

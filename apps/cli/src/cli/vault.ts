@@ -18,21 +18,23 @@ import * as Layer from "effect/Layer"
 import { type CliProblem, failure } from "./problems.js"
 
 const loadAdapters = () =>
-  Promise.all([import("@kvdeploy/azure-kv"), import("@kvdeploy/credentials"), import("@kvdeploy/pkcs12")])
+  Promise.all([import("@kvdeploy/azure-kv"), import("@kvdeploy/pkcs12")])
 
-/** Credential settings for a target (its mode, its cloud's authority). */
-export const credentialSettingsOf = (target: TargetConfig) => ({
-  mode: target.credentialMode,
-  managedIdentityClientId: target.managedIdentityClientId,
-  authorityHost: target.cloud.authorityHost,
-  disableInstanceDiscovery: target.cloud.name === "Custom",
-})
+export interface VaultAccessOptions {
+  /** Metrics to record into (default: none; the CLI prints outcomes instead). */
+  readonly metrics?: Layer.Layer<Metrics> | undefined
+  /** A credential already made (doctor makes one to probe it). */
+  readonly credential?: TokenCredential | undefined
+  /** Extra CA certificates (PEM) to trust for the vault and the authority (the demo's in-process emulator). */
+  readonly trustedCaPem?: string | undefined
+}
 
 /** A credential for the target, or a problem that says which variable or setting is missing. */
-export const credentialFor = (target: TargetConfig) =>
+export const credentialFor = (target: TargetConfig, trustedCaPem?: string) =>
   Effect.gen(function* () {
-    const { makeCredential } = yield* Effect.promise(() => import("@kvdeploy/credentials"))
-    return yield* makeCredential(credentialSettingsOf(target)).pipe(
+    const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
+    const settings = credentials.credentialSettingsFromTarget(target, trustedCaPem === undefined ? {} : { trustedCaPem })
+    return yield* credentials.makeCredential(settings).pipe(
       Effect.mapError((e) =>
         failure(`no credential for credential_mode ${target.credentialMode}: ${e.reason}`, [
           { field: "credential_mode", message: e.reason, fix: e.fix },
@@ -48,17 +50,17 @@ export const credentialFor = (target: TargetConfig) =>
  */
 export const deployServices = (
   target: TargetConfig,
-  metrics: Layer.Layer<Metrics> = Metrics.layerNoop,
-  credential?: TokenCredential,
+  options: VaultAccessOptions = {},
 ): Effect.Effect<Layer.Layer<Vault | PfxCodec | Metrics | AuditLog>, CliProblem> =>
   Effect.gen(function* () {
-    const [azureKv, , pkcs12] = yield* Effect.promise(loadAdapters)
-    const resolved = credential === undefined ? yield* credentialFor(target) : { credential }
-    const base = Layer.mergeAll(pkcs12.layer, metrics, AuditLog.layerNoop)
+    const [azureKv, pkcs12] = yield* Effect.promise(loadAdapters)
+    const credential = options.credential ?? (yield* credentialFor(target, options.trustedCaPem)).credential
+    const base = Layer.mergeAll(pkcs12.layer, options.metrics ?? Metrics.layerNoop, AuditLog.layerNoop)
     const vault = azureKv.layer({
       vaultUrl: target.vaultUrl,
-      credential: resolved.credential,
+      credential,
       customCloud: target.cloud.name === "Custom",
+      ...(options.trustedCaPem === undefined ? {} : { trustedCaPem: options.trustedCaPem }),
     })
     return Layer.provideMerge(vault, base)
   })
@@ -67,9 +69,9 @@ export const deployServices = (
 export const withDeployServices = <A, E>(
   target: TargetConfig,
   effect: Effect.Effect<A, E, Vault | PfxCodec | Metrics | AuditLog>,
-  metrics?: Layer.Layer<Metrics>,
+  options?: VaultAccessOptions,
 ): Effect.Effect<A, E | CliProblem> =>
-  Effect.flatMap(deployServices(target, metrics), (layer) => Effect.provide(effect, layer))
+  Effect.flatMap(deployServices(target, options), (layer) => Effect.provide(effect, layer))
 
 /** Run `f` with the target's Vault service. */
 export const useVault = <A, E>(

@@ -17,7 +17,7 @@ import * as flags from "../cli/flags.js"
 import { ExitCode, ExitWith } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
-import { credentialSettingsOf, deployServices } from "../cli/vault.js"
+import { deployServices } from "../cli/vault.js"
 
 export const probeCertificateName = "kvdeploy-doctor-probe"
 
@@ -45,7 +45,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
     })
     const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
     yield* progress("credential…")
-    const resolved = yield* credentials.makeCredential(credentialSettingsOf(target)).pipe(Effect.result)
+    const resolved = yield* credentials.makeCredential(credentials.credentialSettingsFromTarget(target)).pipe(Effect.result)
     if (resolved._tag === "Failure") {
       yield* add({ check: "credential", status: "fail", detail: resolved.failure.reason, fix: resolved.failure.fix })
       return checks
@@ -80,7 +80,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
       fix: undefined,
     })
 
-    const layer = yield* deployServices(target, undefined, resolved.success.credential)
+    const layer = yield* deployServices(target, { credential: resolved.success.credential })
     return yield* Effect.gen(function* () {
       const vault = yield* Vault
       // Reachability and certificates read: the target's certificate, or a name that does not exist (404 is a pass).
