@@ -211,7 +211,9 @@ describe("versions, list, properties, policy", () => {
     const mark = emulator.requests.mark()
     const pages: number[] = []
     // The SDK passes `maxresults` through from the options object (not `maxPageSize`).
-    const options = { maxresults: 3 }
+    const options: { maxresults: number } & NonNullable<Parameters<CertificateClient["listPropertiesOfCertificateVersions"]>[1]> = {
+      maxresults: 3,
+    }
     for await (const page of certificates.listPropertiesOfCertificateVersions("paged", options).byPage()) pages.push(page.length)
     expect(pages).toEqual([3, 1])
     const calls = emulator.requests.entries({ since: mark, operation: "versions" }).filter((e) => !e.challenge)

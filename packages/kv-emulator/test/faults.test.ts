@@ -1,0 +1,223 @@
+/**
+ * Fault injection, throttling, RBAC and token checks, seen through the real SDK
+ * (its retries included) and raw HTTPS.
+ */
+import * as https from "node:https"
+import type { CertificateClient } from "@azure/keyvault-certificates"
+import { CertificateClient as Client } from "@azure/keyvault-certificates"
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { type Emulator, start } from "../src/index.js"
+import { clientOptions, clients, errorOf, makeMaterial, pemBundle, raw, restError, secretCredential, type TestMaterial } from "./support.js"
+
+const PEM = { policy: { contentType: "application/x-pem-file" } } as const
+
+let emulator: Emulator
+let certificates: CertificateClient
+let material: TestMaterial
+const fast = { retryOptions: { maxRetries: 3, retryDelayInMs: 20, maxRetryDelayInMs: 200 } }
+
+beforeAll(async () => {
+  emulator = await start({
+    vaults: ["faulty", { name: "tight", throttling: { windowMs: 1_500, writes: 2, others: 4 } }, { name: "elsewhere", tenantId: "11111111-2222-3333-4444-555555555555" }],
+  })
+  certificates = new Client(emulator.vault("faulty").url, secretCredential(emulator), { ...clientOptions(emulator), ...fast })
+  material = await makeMaterial()
+  await certificates.importCertificate("svc", Buffer.from(pemBundle(material)), PEM)
+})
+afterAll(() => emulator?.stop())
+beforeEach(() => {
+  emulator.faults.clear()
+  emulator.rbac.reset()
+})
+
+describe("fault injection", () => {
+  it("429 with Retry-After is retried by the SDK after the delay it names", async () => {
+    emulator.faults.add({ operation: "getLatest", action: { kind: "throttle", retryAfterSeconds: 1 } })
+    const mark = emulator.requests.mark()
+    const t0 = Date.now()
+    const cert = await certificates.getCertificate("svc")
+    expect(cert.name).toBe("svc")
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900)
+    const seen = emulator.requests.entries({ since: mark, operation: "getLatest" }).filter((e) => !e.challenge)
+    expect(seen.map((e) => e.status)).toEqual([429, 200])
+    expect(seen[0]?.errorCode).toBe("Throttled")
+  })
+
+  it("fails N times then succeeds (500s are retried by the SDK)", async () => {
+    emulator.faults.failTimes("getVersion", 2, 500)
+    const v = emulator.state.versions("faulty", "svc")?.[0]?.version ?? ""
+    const mark = emulator.requests.mark()
+    const cert = await certificates.getCertificateVersion("svc", v)
+    expect(cert.properties.version).toBe(v)
+    expect(emulator.requests.entries({ since: mark, operation: "getVersion" }).map((e) => e.status)).toEqual([500, 500, 200])
+  })
+
+  it("a status fault answers Key Vault's error body without touching the vault", async () => {
+    emulator.faults.add({ operation: "import", action: { kind: "status", status: 409, code: "Conflict", message: "scripted" } })
+    const before = emulator.state.versions("faulty", "svc")?.length
+    const e = await restError(certificates.importCertificate("svc", Buffer.from(pemBundle(material)), PEM))
+    expect(e.statusCode).toBe(409)
+    expect(e.code).toBe("Conflict")
+    expect(e.message).toBe("scripted")
+    expect(emulator.state.versions("faulty", "svc")?.length).toBe(before)
+  })
+
+  it("drops the connection after the import committed: the client sees an error, the version exists (ambiguous outcome)", async () => {
+    const noRetry = new Client(emulator.vault("faulty").url, secretCredential(emulator), {
+      ...clientOptions(emulator),
+      retryOptions: { maxRetries: 0 },
+    })
+    await noRetry.getCertificate("svc") // settle the challenge first
+    emulator.faults.add({ operation: "import", action: { kind: "dropAfterCommit" } })
+    const before = emulator.state.versions("faulty", "svc")?.length ?? 0
+    await expect(noRetry.importCertificate("svc", Buffer.from(pemBundle(material)), PEM)).rejects.toThrow()
+    expect(emulator.state.versions("faulty", "svc")?.length).toBe(before + 1)
+    expect(emulator.requests.entries({ operation: "import" }).at(-1)?.dropped).toBe(true)
+  })
+
+  it("with its default retries the SDK re-sends an import whose connection dropped: two versions for one call", async () => {
+    emulator.faults.add({ operation: "import", action: { kind: "dropAfterCommit" } })
+    const before = emulator.state.versions("faulty", "svc")?.length ?? 0
+    await certificates.importCertificate("svc", Buffer.from(pemBundle(material)), PEM)
+    expect(emulator.state.versions("faulty", "svc")?.length).toBe(before + 2)
+  })
+
+  it("slips a foreign import in before a read: latest is someone else's version", async () => {
+    emulator.faults.add({ operation: "getLatest", action: { kind: "foreignImport", tags: { writer: "other-team" } } })
+    const latest = await certificates.getCertificate("svc")
+    expect(latest.properties.tags).toEqual({ writer: "other-team" })
+    const versions = emulator.state.versions("faulty", "svc") ?? []
+    expect(versions.at(-1)?.foreign).toBe(true)
+    expect(versions.at(-1)?.version).toBe(latest.properties.version)
+  })
+
+  it("delays, and matches by vault and name only", async () => {
+    emulator.faults.add({ operation: "getLatest", vault: "faulty", name: "svc", action: { kind: "delay", ms: 400 } })
+    const t0 = Date.now()
+    await restError(certificates.getCertificate("other-name"))
+    expect(Date.now() - t0).toBeLessThan(350)
+    await certificates.getCertificate("svc")
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(400)
+  })
+
+  it("is scriptable over the admin endpoint (HTTPS + admin key)", async () => {
+    const admin = (method: string, path: string, body?: unknown, key = emulator.adminKey) =>
+      new Promise<{ status: number; json: unknown }>((resolve, reject) => {
+        const data = body === undefined ? undefined : JSON.stringify(body)
+        const req = https.request(
+          `${emulator.adminUrl}${path}`,
+          {
+            method,
+            ca: emulator.caPem,
+            headers: { "x-kv-emulator-admin-key": key, ...(data ? { "content-type": "application/json" } : {}) },
+          },
+          (res) => {
+            let text = ""
+            res.on("data", (c: Buffer) => (text += c.toString()))
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined }))
+          },
+        )
+        req.on("error", reject)
+        if (data) req.write(data)
+        req.end()
+      })
+    expect((await admin("GET", "/faults", undefined, "wrong")).status).toBe(401)
+    const added = await admin("POST", "/faults", { operation: "getLatest", times: 1, action: { kind: "status", status: 503, code: "ServiceUnavailable", message: "maintenance", headers: { "Retry-After": "0" } } })
+    expect(added.status).toBe(200)
+    expect((await admin("POST", "/faults", { operation: "nonsense", action: { kind: "drop" } })).status).toBe(400)
+    const mark = emulator.requests.mark()
+    await certificates.getCertificate("svc")
+    const statuses = emulator.requests.entries({ since: mark, operation: "getLatest" }).map((e) => e.status)
+    expect(statuses).toEqual([503, 200])
+    const log = await admin("GET", `/requests?vault=faulty&operation=getLatest&since=${mark}`)
+    expect((log.json as { entries: unknown[] }).entries.length).toBe(2)
+    const fi = await admin("POST", "/vaults/faulty/certificates/svc/foreign-import", { tags: { via: "admin" } })
+    expect(fi.status).toBe(200)
+    expect((await certificates.getCertificate("svc")).properties.tags).toEqual({ via: "admin" })
+  })
+})
+
+describe("throttling windows", () => {
+  it("answers 429 with Retry-After once a vault's window is used up; throttled requests do not count", async () => {
+    const token = emulator.issueToken(emulator.clientSecret.clientId)
+    const statuses: number[] = []
+    let retryAfter: string | string[] | undefined
+    for (let i = 0; i < 6; i++) {
+      const r = await raw(emulator, "tight", "GET", "/certificates/x/?api-version=2025-07-01", { token })
+      statuses.push(r.status)
+      if (r.status === 429) retryAfter = r.headers["retry-after"]
+    }
+    expect(statuses).toEqual([404, 404, 404, 404, 429, 429])
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1)
+    // Writes have their own budget.
+    const w1 = await raw(emulator, "tight", "POST", "/certificates/w/import?api-version=2025-07-01", { token, body: { value: pemBundle(material) } })
+    const w2 = await raw(emulator, "tight", "POST", "/certificates/w/import?api-version=2025-07-01", { token, body: { value: pemBundle(material) } })
+    const w3 = await raw(emulator, "tight", "POST", "/certificates/w/import?api-version=2025-07-01", { token, body: { value: pemBundle(material) } })
+    expect([w1.status, w2.status, w3.status]).toEqual([200, 200, 429])
+    expect(errorOf(w3.json).code).toBe("Throttled")
+    await new Promise((r) => setTimeout(r, 1_600))
+    expect((await raw(emulator, "tight", "GET", "/certificates/w/?api-version=2025-07-01", { token })).status).toBe(200)
+  })
+})
+
+describe("RBAC and tokens", () => {
+  it("answers 403 Forbidden naming the action for a principal without secrets/get", async () => {
+    const { secrets } = clients(emulator, "faulty")
+    emulator.rbac.deny(emulator.clientSecret.clientId, ["secrets/get"])
+    const e = await restError(secrets.getSecret("svc"))
+    expect(e.statusCode).toBe(403)
+    expect(e.code).toBe("Forbidden")
+    expect(e.message).toContain("Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'")
+    expect(e.message).toContain(`appid=${emulator.clientSecret.clientId}`)
+    // Certificates stay readable.
+    expect((await certificates.getCertificate("svc")).name).toBe("svc")
+    emulator.rbac.set(emulator.clientSecret.clientId, ["Key Vault Certificate User"])
+    expect((await secrets.getSecret("svc")).name).toBe("svc")
+    expect((await restError(certificates.importCertificate("svc", Buffer.from(pemBundle(material)), PEM))).statusCode).toBe(403)
+  })
+
+  it("refuses expired tokens, tokens for another audience, and tokens for another tenant (401 with the challenge)", async () => {
+    const id = emulator.clientSecret.clientId
+    const expired = emulator.issueToken(id, { issuedAt: Math.floor(Date.now() / 1000) - 7200, lifetimeSeconds: 3600 })
+    const wrongAud = emulator.issueToken(id, { resource: "https://management.azure.com" })
+    const otherTenant = emulator.issueToken(id, { tenantId: "99999999-0000-0000-0000-000000000000" })
+    for (const token of [expired, wrongAud, otherTenant, "not.a.jwt", `${emulator.issueToken(id).slice(0, -4)}AAAA`]) {
+      const r = await raw(emulator, "faulty", "GET", "/certificates/svc/?api-version=2025-07-01", { token })
+      expect(r.status).toBe(401)
+      expect(r.headers["www-authenticate"]).toContain("Bearer authorization=")
+      expect(errorOf(r.json).code).toBe("Unauthorized")
+    }
+    const ok = await raw(emulator, "faulty", "GET", "/certificates/svc/?api-version=2025-07-01", { token: emulator.issueToken(id) })
+    expect(ok.status).toBe(200)
+  })
+
+  it("a vault in another tenant challenges with its tenant; the SDK refuses it unless additionallyAllowedTenants allows it", async () => {
+    const other = emulator.vault("elsewhere")
+    expect(other.tenantId).toBe("11111111-2222-3333-4444-555555555555")
+    const { certificates: c } = clients(emulator, "elsewhere")
+    const e = await c.getCertificate("x").then(
+      () => undefined,
+      (err: unknown) => err,
+    )
+    expect(String(e)).toMatch(/tenant/i)
+    const { ClientSecretCredential } = await import("@azure/identity")
+    const cred = new ClientSecretCredential(emulator.tenantId, emulator.clientSecret.clientId, emulator.clientSecret.clientSecret, {
+      authorityHost: emulator.authorityHost,
+      disableInstanceDiscovery: true,
+      tlsOptions: { ca: emulator.caPem },
+      additionallyAllowedTenants: ["*"],
+    })
+    const allowed = new Client(other.url, cred, clientOptions(emulator))
+    const nf = await restError(allowed.getCertificate("x"))
+    expect(nf.statusCode).toBe(404)
+  })
+
+  it("refuses an unsupported api-version", async () => {
+    const token = emulator.issueToken(emulator.clientSecret.clientId)
+    const r = await raw(emulator, "faulty", "GET", "/certificates/svc/?api-version=1999-01-01", { token })
+    expect(r.status).toBe(400)
+    expect(errorOf(r.json).code).toBe("BadParameter")
+    const ok = await raw(emulator, "faulty", "GET", "/certificates/svc/?api-version=7.4", { token })
+    expect(ok.status).toBe(200)
+  })
+})
