@@ -21,6 +21,7 @@ import {
   type CertificateMaterial,
   type DeletedCertificate,
   type ImportRequest,
+  type TargetConfig,
   Metrics,
   PfxCodec,
   Vault,
@@ -322,3 +323,18 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
 /** The Vault port for one vault over the Azure SDKs. */
 export const layer = (options: AzureKeyVaultOptions): Layer.Layer<Vault, never, Metrics | PfxCodec> =>
   Layer.effect(Vault, make(options))
+
+/** Options of `layerConfig`: everything but what the target configuration decides. */
+export type TargetVaultOptions = Omit<AzureKeyVaultOptions, "vaultUrl" | "credential" | "customCloud">
+
+/**
+ * The Vault port for a validated target: its vault URL, and challenge
+ * resource verification off only when the target declares a custom cloud.
+ * The credential comes from `@kvdeploy/credentials` (`makeCredential(credentialSettingsFromTarget(target))`).
+ */
+export const layerConfig = (
+  target: Pick<TargetConfig, "vaultUrl" | "cloud">,
+  credential: TokenCredential,
+  options: TargetVaultOptions = {},
+): Layer.Layer<Vault, never, Metrics | PfxCodec> =>
+  layer({ ...options, vaultUrl: target.vaultUrl, credential, customCloud: target.cloud.name === "Custom" })

@@ -1,0 +1,323 @@
+/**
+ * The deploy contract end to end: core's deploy program, the real pkcs12
+ * codec, this adapter over the real Azure SDKs, HTTPS to @kvdeploy/kv-emulator
+ * with a client-secret credential from @kvdeploy/credentials. Every assertion
+ * about the vault reads the emulator's own state or request log.
+ */
+import type { TokenCredential } from "@azure/core-auth"
+import { CertificateClient } from "@azure/keyvault-certificates"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { type CertificateMaterial, DeployPolicy, type DeployOutcome, type TargetConfig } from "@kvdeploy/core"
+import { MetricsRecorder } from "@kvdeploy/core/test"
+import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import { credentialFor, deployOnce, targetFor, worldLayer } from "./support/emulator.js"
+import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
+
+const VAULT = "contract"
+let emulator: Emulator
+let ca: Issuer
+let credential: TokenCredential
+let sdk: CertificateClient
+
+beforeAll(async () => {
+  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  ca = await makeCa()
+  const target = targetFor(emulator, VAULT, "any")
+  credential = await Effect.runPromise(credentialFor(emulator, target))
+  sdk = new CertificateClient(emulator.vault(VAULT).url, credential, {
+    tlsOptions: { ca: emulator.caPem },
+    disableChallengeResourceVerification: true,
+  })
+})
+afterAll(() => emulator?.stop())
+
+const fastReads = Effect.provideService(DeployPolicy, {
+  readRetrySchedule: Schedule.exponential("10 millis", 2),
+  readRetries: 4,
+  maxPfxBytes: 25 * 1024,
+})
+
+/** One deploy through a fresh adapter; answers the outcome, the Key Vault requests it made (challenge apart) and the metrics. */
+const deployTo = (target: TargetConfig, material: CertificateMaterial, options: { adopt?: boolean } = {}) =>
+  Effect.gen(function* () {
+    const since = emulator.requests.mark()
+    const outcome: DeployOutcome = yield* deployOnce(
+      target,
+      material,
+      `id-${target.certificateName}`,
+      options,
+    ).pipe(fastReads)
+    const recorder = yield* MetricsRecorder
+    const entries = emulator.requests.entries({ vault: VAULT, since })
+    return {
+      outcome,
+      requests: entries.filter((e) => !e.challenge),
+      challenges: entries.filter((e) => e.challenge).length,
+      recorder,
+    }
+  }).pipe(Effect.provide(worldLayer(emulator, target, credential)))
+
+const versionsOf = (name: string) => emulator.state.versions(VAULT, name) ?? []
+const material = () => Effect.promise(() => makeMaterial(ca))
+const ops = (requests: ReadonlyArray<{ operation: string; status: number }>) =>
+  requests.map((r) => `${r.operation} ${r.status}`)
+
+describe("deploy contract against the emulator", () => {
+  it.live(
+    "first deploy, second deploy, unchanged certificate: 3, 3 and 1 round trips; the policy reached the wire",
+    () =>
+      Effect.gen(function* () {
+        const target = targetFor(emulator, VAULT, "web")
+        const m1 = yield* material()
+        const first = yield* deployTo(target, m1)
+        expect(first.outcome._tag).toBe("Succeeded")
+        expect(ops(first.requests)).toEqual(["getLatest 404", "import 200", "getLatest 200"])
+        expect(first.challenges).toBe(1)
+        // The policy as the emulator received it on the wire (its request log keeps the body's policy, never the value).
+        const imported = first.requests.find((r) => r.operation === "import")
+        expect(imported?.request?.policy).toEqual({
+          key_props: { exportable: true, kty: "EC", crv: "P-256", reuse_key: false },
+          secret_props: { contentType: "application/x-pkcs12" },
+          lifetime_actions: [
+            { trigger: { lifetime_percentage: 80 }, action: { action_type: "EmailContacts" } },
+          ],
+          issuer: { name: "Unknown" },
+          attributes: { enabled: true },
+        })
+        expect(imported?.request?.passwordSent).toBe(false)
+        const stored = versionsOf("web")
+        expect(stored).toHaveLength(1)
+        expect(stored[0]?.contentType).toBe("application/x-pkcs12")
+        expect(stored[0]?.exportable).toBe(true)
+        // The whole chain, leaf first.
+        expect(stored[0]?.certificates.map((c) => Buffer.from(c).toString("hex"))).toEqual(
+          [m1.leaf, ...m1.chain].map((c) => Buffer.from(c).toString("hex")),
+        )
+
+        const m2 = yield* material()
+        const second = yield* deployTo(target, m2)
+        expect(second.outcome._tag).toBe("Succeeded")
+        expect(ops(second.requests)).toEqual(["getLatest 200", "import 200", "getLatest 200"])
+        expect(versionsOf("web")).toHaveLength(2)
+        expect(versionsOf("web").at(-1)?.x5t).toBe(yield* Effect.promise(() => x5tOf(m2.leaf)))
+
+        const third = yield* deployTo(target, m2)
+        expect(third.outcome._tag).toBe("Skipped")
+        expect(ops(third.requests)).toEqual(["getLatest 200"])
+        expect(versionsOf("web")).toHaveLength(2)
+      }),
+  )
+
+  it.live("an unmanaged certificate is refused, then adopted", () =>
+    Effect.gen(function* () {
+      const target = targetFor(emulator, VAULT, "legacy-app")
+      const foreign = yield* Effect.promise(() => emulator.state.foreignImport(VAULT, "legacy-app"))
+      const m = yield* material()
+      const refused = yield* deployTo(target, m)
+      expect(refused.outcome._tag).toBe("Rejected")
+      expect(refused.outcome.reason).toContain("certctl-managed-by")
+      expect(ops(refused.requests)).toEqual(["getLatest 200"])
+      expect(versionsOf("legacy-app").map((v) => v.version)).toEqual([foreign.version])
+
+      const adopted = yield* deployTo(target, m, { adopt: true })
+      expect(adopted.outcome._tag).toBe("Succeeded")
+      expect(adopted.outcome.adopted).toBe(true)
+      expect(versionsOf("legacy-app")).toHaveLength(2)
+      expect(versionsOf("legacy-app").at(-1)?.tags?.["certctl-managed-by"]).toBe("certctl")
+    }),
+  )
+
+  it.live("a soft-deleted name fails with the remedy, then is recovered with on_soft_deleted: recover", () =>
+    Effect.gen(function* () {
+      const name = "deleted-app"
+      const m1 = yield* material()
+      expect((yield* deployTo(targetFor(emulator, VAULT, name), m1)).outcome._tag).toBe("Succeeded")
+      yield* Effect.promise(async () =>
+        (await sdk.beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone(),
+      )
+      expect(emulator.state.isDeleted(VAULT, name)).toBe(true)
+
+      const m2 = yield* material()
+      const failed = yield* deployTo(targetFor(emulator, VAULT, name), m2)
+      expect(failed.outcome._tag).toBe("Failed")
+      if (failed.outcome._tag !== "Failed") return
+      expect(failed.outcome.step).toBe("soft-deleted")
+      expect(failed.outcome.reason).toContain("on_soft_deleted: recover")
+      expect(emulator.state.isDeleted(VAULT, name)).toBe(true)
+
+      const recovered = yield* deployTo(targetFor(emulator, VAULT, name, { on_soft_deleted: "recover" }), m2)
+      expect(recovered.outcome._tag).toBe("Succeeded")
+      expect(emulator.state.isDeleted(VAULT, name)).toBe(false)
+      const versions = versionsOf(name)
+      expect(versions).toHaveLength(2)
+      expect(versions.at(-1)?.x5t).toBe(yield* Effect.promise(() => x5tOf(m2.leaf)))
+    }),
+  )
+
+  /**
+   * A verify mismatch: the verify read is held back (an injected delay on the
+   * second getLatest), and while it waits the new version is disabled through
+   * the SDK, so the vault serves our version, but wrong.
+   */
+  const disableNewVersionBeforeVerify = (name: string, before: number) =>
+    Effect.promise(async () => {
+      for (let i = 0; i < 400; i++) {
+        const versions = versionsOf(name)
+        const latest = versions.at(-1)
+        if (versions.length > before && latest !== undefined) {
+          await sdk.updateCertificateProperties(name, latest.version, { enabled: false })
+          return latest.version
+        }
+        await new Promise((r) => setTimeout(r, 5))
+      }
+      throw new Error("the import never happened")
+    })
+
+  it.live("a verify mismatch rolls back to the previous PFX from its backing secret, chain included", () =>
+    Effect.gen(function* () {
+      const name = "rollback-app"
+      const target = targetFor(emulator, VAULT, name)
+      const previous = yield* material()
+      expect((yield* deployTo(target, previous)).outcome._tag).toBe("Succeeded")
+      const next = yield* material()
+      emulator.faults.add({
+        operation: "getLatest",
+        vault: VAULT,
+        name,
+        skip: 1,
+        action: { kind: "delay", ms: 600 },
+      })
+      const [result, failedVersion] = yield* Effect.all(
+        [deployTo(target, next), disableNewVersionBeforeVerify(name, 1)],
+        {
+          concurrency: 2,
+        },
+      )
+      expect(result.outcome._tag).toBe("RolledBack")
+      if (result.outcome._tag !== "RolledBack") return
+      expect(result.outcome.failedVersionId).toBe(failedVersion)
+      expect(result.outcome.rollbackSource).toBe("backing-secret")
+      const versions = versionsOf(name)
+      expect(versions).toHaveLength(3)
+      const restored = versions.at(-1)
+      expect(restored?.version).toBe(result.outcome.rollbackVersionId)
+      expect(restored?.x5t).toBe(yield* Effect.promise(() => x5tOf(previous.leaf)))
+      expect(restored?.tags?.["certctl-rollback-of"]).toBe(failedVersion)
+      expect(restored?.certificates.map((c) => Buffer.from(c).toString("hex"))).toEqual(
+        [previous.leaf, ...previous.chain].map((c) => Buffer.from(c).toString("hex")),
+      )
+      // I1: the failed version is still there (disabled by the test, not by the deploy).
+      expect(versions.map((v) => v.version)).toContain(failedVersion)
+      // (updateProperties is the test disabling the version.)
+      expect(ops(result.requests.filter((r) => r.operation !== "updateProperties"))).toEqual([
+        "getLatest 200",
+        "import 200",
+        "getLatest 200",
+        "getSecret 200",
+        "import 200",
+        "getLatest 200",
+      ])
+    }),
+  )
+
+  it.live(
+    "without secrets/get and no reused key the rollback is refused truthfully, and nothing is imported",
+    () =>
+      Effect.gen(function* () {
+        const name = "no-secret-app"
+        const target = targetFor(emulator, VAULT, name)
+        expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
+        emulator.rbac.deny(emulator.clientSecret.clientId, ["secrets/get"])
+        try {
+          emulator.faults.add({
+            operation: "getLatest",
+            vault: VAULT,
+            name,
+            skip: 1,
+            action: { kind: "delay", ms: 600 },
+          })
+          const [result] = yield* Effect.all(
+            [deployTo(target, yield* material()), disableNewVersionBeforeVerify(name, 1)],
+            {
+              concurrency: 2,
+            },
+          )
+          expect(result.outcome._tag).toBe("RollbackFailed")
+          expect(result.outcome.reason).toContain("secrets/get")
+          expect(result.requests.filter((r) => r.operation === "getSecret").map((r) => r.status)).toEqual([
+            403,
+          ])
+          // No rollback import: 1 then 1 forward import, nothing else.
+          expect(versionsOf(name)).toHaveLength(2)
+        } finally {
+          emulator.rbac.reset()
+        }
+      }),
+  )
+
+  it.live(
+    "a foreign import between import and verify gives Superseded, and the foreign version stays latest",
+    () =>
+      Effect.gen(function* () {
+        const name = "contended-app"
+        const target = targetFor(emulator, VAULT, name)
+        expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
+        emulator.faults.add({
+          operation: "import",
+          vault: VAULT,
+          name,
+          action: { kind: "foreignImport", when: "after" },
+        })
+        const result = yield* deployTo(target, yield* material())
+        expect(result.outcome._tag).toBe("Superseded")
+        const versions = versionsOf(name)
+        expect(versions).toHaveLength(3)
+        expect(versions.at(-1)?.foreign).toBe(true)
+        if (result.outcome._tag === "Superseded")
+          expect(result.outcome.supersededBy.versionId).toBe(versions.at(-1)?.version)
+      }),
+  )
+
+  it.live("the connection dropped after the import committed gives one version, not two", () =>
+    Effect.gen(function* () {
+      const name = "dropped-app"
+      const target = targetFor(emulator, VAULT, name)
+      expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
+      emulator.faults.add({ operation: "import", vault: VAULT, name, action: { kind: "dropAfterCommit" } })
+      const m = yield* material()
+      const result = yield* deployTo(target, m)
+      expect(result.outcome._tag).toBe("Succeeded")
+      expect(versionsOf(name)).toHaveLength(2)
+      expect(versionsOf(name).at(-1)?.x5t).toBe(yield* Effect.promise(() => x5tOf(m.leaf)))
+      expect(ops(result.requests)).toEqual(["getLatest 200", "import 0", "versions 200", "getLatest 200"])
+    }),
+  )
+
+  it.live("throttling is survived: the SDK honours Retry-After, every 429 is counted", () =>
+    Effect.gen(function* () {
+      const name = "throttled-app"
+      const target = targetFor(emulator, VAULT, name)
+      emulator.faults.add({
+        operation: "getLatest",
+        vault: VAULT,
+        name,
+        times: 2,
+        action: { kind: "throttle", retryAfterSeconds: 0 },
+      })
+      emulator.faults.add({
+        operation: "import",
+        vault: VAULT,
+        name,
+        action: { kind: "throttle", retryAfterSeconds: 0 },
+      })
+      const result = yield* deployTo(target, yield* material())
+      expect(result.outcome._tag).toBe("Succeeded")
+      expect(versionsOf(name)).toHaveLength(1)
+      expect(result.requests.filter((r) => r.status === 429)).toHaveLength(3)
+      yield* Effect.sleep("20 millis")
+      expect(result.recorder.count("vaultThrottled")).toBe(3)
+    }),
+  )
+})

@@ -1,0 +1,80 @@
+/**
+ * The adapter wired to a running @kvdeploy/kv-emulator the way the CLI wires
+ * it to a real vault: a target validated by core from the configuration the
+ * emulator prints, a credential from @kvdeploy/credentials, the real pkcs12
+ * codec, recording metrics and an in-memory audit log.
+ */
+import type { TokenCredential } from "@azure/core-auth"
+import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
+import {
+  type CertificateMaterial,
+  type DeployOptions,
+  deploy,
+  type TargetConfig,
+  validateTargetConfigSync,
+} from "@kvdeploy/core"
+import { InMemoryAuditLog, RecordingMetrics } from "@kvdeploy/core/test"
+import type { AuthMode, Emulator } from "@kvdeploy/kv-emulator"
+import * as Pkcs12 from "@kvdeploy/pkcs12"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
+import * as AzureKeyVault from "../../src/index.js"
+
+export const targetFor = (
+  emulator: Emulator,
+  vault: string,
+  certificateName: string,
+  extra: Record<string, unknown> = {},
+  mode: AuthMode = "clientSecret",
+): TargetConfig => {
+  const result = validateTargetConfigSync({
+    ...emulator.targetConfig(vault, certificateName, mode),
+    ...extra,
+  })
+  if (Result.isFailure(result))
+    throw new Error(`emulator target does not validate: ${result.failure.message}`)
+  return result.success
+}
+
+/** The credential of `mode` built by @kvdeploy/credentials from the environment the emulator prints. */
+export const credentialFor = (emulator: Emulator, target: TargetConfig, mode: AuthMode = "clientSecret") =>
+  makeCredential(credentialSettingsFromTarget(target, { trustedCaPem: emulator.caPem })).pipe(
+    Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(emulator.env[mode]))),
+    Effect.map((r) => r.credential),
+  )
+
+/** Fast SDK retries for tests (the SDK's defaults wait seconds). */
+export const testRetry = { maxRetries: 3, retryDelayInMs: 20, maxRetryDelayInMs: 200 }
+
+export const vaultLayer = (
+  emulator: Emulator,
+  target: TargetConfig,
+  credential: TokenCredential,
+  options: AzureKeyVault.TargetVaultOptions = {},
+) =>
+  AzureKeyVault.layerConfig(target, credential, {
+    trustedCaPem: emulator.caPem,
+    retry: testRetry,
+    recoverPollIntervalMs: 50,
+    ...options,
+  })
+
+/** Vault + codec + recording metrics + audit log: everything `deploy` needs. */
+export const worldLayer = (
+  emulator: Emulator,
+  target: TargetConfig,
+  credential: TokenCredential,
+  options: AzureKeyVault.TargetVaultOptions = {},
+) =>
+  vaultLayer(emulator, target, credential, options).pipe(
+    Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer, InMemoryAuditLog.layer)),
+  )
+
+export const deployOnce = (
+  target: TargetConfig,
+  material: CertificateMaterial,
+  certificateId: string,
+  options?: DeployOptions,
+) => deploy({ target, material, certificateId, ...(options === undefined ? {} : { options }) })
