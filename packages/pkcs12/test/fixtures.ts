@@ -8,7 +8,7 @@ import type { CertificateMaterial } from "@kvdeploy/core"
 import * as x509 from "@peculiar/x509"
 import * as Redacted from "effect/Redacted"
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto)
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
 
 export type KeySpec = "RSA-2048" | "RSA-3072" | "RSA-4096" | "P-256" | "P-384" | "P-521"
 export const keySpecs: ReadonlyArray<KeySpec> = [
@@ -20,7 +20,9 @@ export const keySpecs: ReadonlyArray<KeySpec> = [
   "P-521",
 ]
 
-const algorithmOf = (spec: KeySpec): RsaHashedKeyGenParams | (EcKeyGenParams & { hash: string }) => {
+const algorithmOf = (
+  spec: KeySpec,
+): webcrypto.RsaHashedKeyGenParams | (webcrypto.EcKeyGenParams & { hash: string }) => {
   switch (spec) {
     case "RSA-2048":
     case "RSA-3072":
@@ -42,7 +44,7 @@ const algorithmOf = (spec: KeySpec): RsaHashedKeyGenParams | (EcKeyGenParams & {
 
 export interface TestKey {
   readonly spec: KeySpec
-  readonly pair: CryptoKeyPair
+  readonly pair: webcrypto.CryptoKeyPair
   readonly pkcs8: Uint8Array
 }
 
@@ -50,7 +52,7 @@ export const generateKey = async (spec: KeySpec): Promise<TestKey> => {
   const pair = (await webcrypto.subtle.generateKey(algorithmOf(spec), true, [
     "sign",
     "verify",
-  ])) as CryptoKeyPair
+  ])) as webcrypto.CryptoKeyPair
   const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey("pkcs8", pair.privateKey))
   return { spec, pair, pkcs8 }
 }
