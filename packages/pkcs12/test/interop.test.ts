@@ -1,0 +1,307 @@
+/**
+ * Interop matrix: every PFX kvdeploy writes is read back, with the same key,
+ * leaf and chain, by OpenSSL 3, Python `cryptography`, node-forge and (for a
+ * subset per axis) Java keytool; every PFX that OpenSSL and keytool write is
+ * read correctly by kvdeploy.
+ *
+ * Matrix: leaf keys RSA 2048/3072/4096 and EC P-256/P-384/P-521 × chains of
+ * 1 to 4 certificates × modern/legacy, in full for OpenSSL, Python and forge.
+ * keytool (a JVM start each, ~0.5 s) covers each key type once per profile,
+ * with the chain length rotating through 1 to 4.
+ */
+import { createPrivateKey, generateKeyPairSync } from "node:crypto"
+import type { CertificateMaterial } from "@kvdeploy/core"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { beforeAll, describe, expect, it } from "vitest"
+import { decodePfx, encodePfx, inspectMaterial } from "../src/index.js"
+import {
+  canonicalPkcs8,
+  generateKey,
+  hex,
+  type KeySpec,
+  keySpecs,
+  makeAuthorities,
+  makeMaterial,
+  type TestAuthorities,
+  type TestKey,
+  toPem,
+} from "./fixtures.js"
+import {
+  available,
+  ci,
+  forgeRead,
+  keytoolGenerate,
+  keytoolList,
+  keytoolRewrite,
+  missingTools,
+  mustSucceed,
+  opensslExport,
+  opensslRead,
+  pythonReadAll,
+  run,
+  sha256Hex,
+  shouldRun,
+  tbsOf,
+} from "./tools.js"
+
+const encodings = ["modern", "legacy"] as const
+type Encoding = (typeof encodings)[number]
+const lengths = [1, 2, 3, 4] as const
+const PASSWORD = "kvdeploy-interop-Pw1"
+
+let authorities: TestAuthorities
+const keys = new Map<KeySpec, TestKey>()
+const materials = new Map<string, CertificateMaterial>()
+const written = new Map<string, Uint8Array>()
+const id = (spec: KeySpec, length: number, encoding?: Encoding) =>
+  `${spec}/${length}${encoding ? `/${encoding}` : ""}`
+
+const material = (spec: KeySpec, length: number): CertificateMaterial => {
+  const m = materials.get(id(spec, length))
+  if (m === undefined) throw new Error(`no material ${id(spec, length)}`)
+  return m
+}
+const pfxOf = (spec: KeySpec, length: number, encoding: Encoding): Uint8Array => {
+  const p = written.get(id(spec, length, encoding))
+  if (p === undefined) throw new Error(`no PFX ${id(spec, length, encoding)}`)
+  return p
+}
+
+const encode = (m: CertificateMaterial, encoding: Encoding, password = PASSWORD) =>
+  Effect.runPromise(encodePfx(m, { encoding, password: Redacted.make(password), friendlyName: "kvdeploy" }))
+const decode = (pfx: Uint8Array, password = PASSWORD) =>
+  Effect.runPromise(decodePfx(pfx, Redacted.make(password)))
+
+const pemOfKey = (pkcs8: Uint8Array): string => toPem("PRIVATE KEY", pkcs8)
+const keyOfPem = (pem: string): Uint8Array =>
+  new Uint8Array(createPrivateKey(pem).export({ type: "pkcs8", format: "der" }))
+
+beforeAll(async () => {
+  authorities = await makeAuthorities()
+  for (const spec of keySpecs) keys.set(spec, await generateKey(spec))
+  for (const spec of keySpecs) {
+    const key = keys.get(spec)
+    if (key === undefined) continue
+    for (const length of lengths) {
+      const m = await makeMaterial(
+        key,
+        length,
+        authorities,
+        `CN=${spec.toLowerCase()}-${length}.example.test`,
+      )
+      materials.set(id(spec, length), m)
+      for (const encoding of encodings) written.set(id(spec, length, encoding), await encode(m, encoding))
+    }
+  }
+}, 120_000)
+
+describe("interop tool presence", () => {
+  it("OpenSSL, keytool and Python cryptography are installed (required when CI=true)", () => {
+    if (!ci && missingTools.length > 0) {
+      console.warn(
+        `\n!!! interop tools missing locally: ${missingTools.join(", ")} — their tests are skipped\n`,
+      )
+      return
+    }
+    expect(missingTools, `install: ${missingTools.join(", ")} (CI installs them in .ci/run)`).toEqual([])
+  })
+})
+
+const expectedInfo: Record<Encoding, ReadonlyArray<RegExp>> = {
+  modern: [
+    /MAC: sha256/,
+    /Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC, Iteration 2048, PRF hmacWithSHA256/,
+    /PKCS7 Encrypted data: PBES2, PBKDF2, AES-256-CBC/,
+  ],
+  legacy: [
+    /MAC: sha1/,
+    /Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC/,
+    /PKCS7 Encrypted data: pbeWithSHA1And3-KeyTripleDES-CBC/,
+  ],
+}
+
+describe.runIf(shouldRun("openssl"))("OpenSSL reads what kvdeploy writes", () => {
+  for (const encoding of encodings) {
+    it.each(keySpecs)(`%s leaf, chains of 1-4, ${encoding}`, async (spec) => {
+      for (const length of lengths) {
+        const m = material(spec, length)
+        const read = await opensslRead(pfxOf(spec, length, encoding), PASSWORD, encoding === "legacy")
+        expect(read.leaf && hex(read.leaf), id(spec, length)).toBe(hex(m.leaf))
+        expect(read.chain.map(hex)).toEqual(m.chain.map(hex))
+        expect(read.keyPem && hex(keyOfPem(read.keyPem))).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
+        for (const pattern of expectedInfo[encoding]) expect(read.info).toMatch(pattern)
+      }
+    })
+  }
+})
+
+describe.runIf(shouldRun("openssl"))("kvdeploy reads what OpenSSL writes", () => {
+  for (const encoding of encodings) {
+    it.each(keySpecs)(
+      `openssl pkcs12 -export${encoding === "legacy" ? " -legacy" : ""}: %s leaf, chains of 1-4`,
+      async (spec) => {
+        for (const length of lengths) {
+          const m = material(spec, length)
+          // Chain first, leaf last: OpenSSL finds the leaf by the key.
+          const pem = [...m.chain, m.leaf].map((c) => toPem("CERTIFICATE", c)).join("")
+          const pfx = await opensslExport(
+            pem,
+            pemOfKey(Redacted.value(m.key)),
+            PASSWORD,
+            encoding === "legacy",
+          )
+          const back = await decode(pfx)
+          expect(hex(back.leaf), id(spec, length)).toBe(hex(m.leaf))
+          expect(back.chain.map(hex)).toEqual(m.chain.map(hex))
+          expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
+        }
+      },
+    )
+  }
+})
+
+describe.runIf(shouldRun("python"))("Python cryptography reads what kvdeploy writes", () => {
+  for (const encoding of encodings) {
+    it(`pkcs12.load_key_and_certificates, every key type and chain length, ${encoding}`, async () => {
+      const cases = keySpecs.flatMap((spec) => lengths.map((length) => ({ spec, length })))
+      const results = await pythonReadAll(
+        cases.map((c) => ({ pfx: pfxOf(c.spec, c.length, encoding), password: PASSWORD })),
+      )
+      expect(results).toHaveLength(cases.length)
+      results.forEach((r, i) => {
+        const c = cases[i]
+        if (c === undefined) return
+        const m = material(c.spec, c.length)
+        if ("error" in r) throw new Error(`python failed on ${id(c.spec, c.length)}: ${r.error}`)
+        expect(hex(r.leaf), id(c.spec, c.length)).toBe(hex(m.leaf))
+        expect(r.chain.map(hex)).toEqual(m.chain.map(hex))
+        expect(hex(canonicalPkcs8(r.key))).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
+      })
+    })
+  }
+})
+
+describe("node-forge reads what kvdeploy writes", () => {
+  for (const encoding of encodings) {
+    it.each(keySpecs)(`%s leaf, chains of 1-4, ${encoding}`, (spec) => {
+      for (const length of lengths) {
+        const m = material(spec, length)
+        const read = forgeRead(pfxOf(spec, length, encoding), PASSWORD)
+        expect(hex(read.leafTbs), id(spec, length)).toBe(hex(tbsOf(m.leaf)))
+        expect(read.chainTbs.map(hex)).toEqual(m.chain.map((c) => hex(tbsOf(c))))
+        expect(hex(canonicalPkcs8(read.key))).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
+      }
+    })
+  }
+})
+
+describe.runIf(shouldRun("keytool"))("Java keytool", () => {
+  // One chain length per key type, rotating, in each profile: 12 JVM runs.
+  const subset = keySpecs.map((spec, i) => ({ spec, length: lengths[i % lengths.length] ?? 1 }))
+
+  for (const encoding of encodings) {
+    it(`keytool -list reads what kvdeploy writes (${encoding})`, async () => {
+      for (const { spec, length } of subset) {
+        const m = material(spec, length)
+        const listing = await keytoolList(pfxOf(spec, length, encoding), PASSWORD)
+        expect(listing.entryType, id(spec, length)).toBe("PrivateKeyEntry")
+        expect(listing.chainSha256).toEqual([m.leaf, ...m.chain].map(sha256Hex))
+      }
+    })
+
+    it(`kvdeploy reads what keytool writes (${encoding === "legacy" ? "-Dkeystore.pkcs12.legacy" : "Java 17 default"})`, async () => {
+      for (const { spec, length } of subset.slice(0, 3)) {
+        const m = material(spec, length)
+        // OpenSSL writes the source; Java re-encodes it with its own PKCS#12 writer.
+        const source = await opensslExport(
+          [m.leaf, ...m.chain].map((c) => toPem("CERTIFICATE", c)).join(""),
+          pemOfKey(Redacted.value(m.key)),
+          PASSWORD,
+          false,
+        )
+        const pfx = await keytoolRewrite(source, PASSWORD, encoding === "legacy")
+        const back = await decode(pfx)
+        expect(hex(back.leaf), id(spec, length)).toBe(hex(m.leaf))
+        expect(back.chain.map(hex)).toEqual(m.chain.map(hex))
+        expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
+      }
+      for (const keyalg of ["RSA", "EC"] as const) {
+        const pfx = await keytoolGenerate(keyalg, PASSWORD, encoding === "legacy")
+        const back = await decode(pfx)
+        expect(back.chain).toEqual([])
+        const inspected = await Effect.runPromise(inspectMaterial(back))
+        expect(inspected.keyMatchesLeaf).toBe(true)
+        expect(inspected.leaf.subject).toBe("CN=keytool.example.test")
+        expect(inspected.key.keyType).toBe(keyalg)
+      }
+    })
+  }
+})
+
+describe.runIf(shouldRun("openssl") && shouldRun("python"))("passwords", () => {
+  for (const password of ["", "pässwörd-😀-密码 x"]) {
+    for (const encoding of encodings) {
+      it(`${password === "" ? "the empty password" : "a non-ASCII password"} works both ways (${encoding})`, async () => {
+        const m = material("P-256", 3)
+        const pfx = await encode(m, encoding, password)
+        const read = await opensslRead(pfx, password, encoding === "legacy")
+        expect(read.leaf && hex(read.leaf)).toBe(hex(m.leaf))
+        const [py] = await pythonReadAll([{ pfx, password }])
+        expect(py && "leaf" in py ? hex(py.leaf) : py).toBe(hex(m.leaf))
+        if (password === "") expect(hex(tbsOf(m.leaf))).toBe(hex(forgeRead(pfx, password).leafTbs))
+        const pem = [m.leaf, ...m.chain].map((c) => toPem("CERTIFICATE", c)).join("")
+        const fromOpenssl = await opensslExport(
+          pem,
+          pemOfKey(Redacted.value(m.key)),
+          password,
+          encoding === "legacy",
+        )
+        const back = await decode(fromOpenssl, password)
+        expect(hex(back.leaf)).toBe(hex(m.leaf))
+        const wrong = await Effect.runPromise(
+          Effect.flip(decodePfx(fromOpenssl, Redacted.make(`${password}!`))),
+        )
+        expect(wrong.reason).toBe("wrong-password")
+      })
+    }
+  }
+})
+
+describe.runIf(shouldRun("openssl"))("secp256k1 (P-256K, not in WebCrypto)", () => {
+  it("encodes, decodes and inspects a secp256k1 leaf, and OpenSSL reads it", async () => {
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "secp256k1" })
+    const keyPem = privateKey.export({ type: "pkcs8", format: "pem" }).toString()
+    const cert = mustSucceed(
+      "openssl req -x509",
+      await run(
+        "bash",
+        ["-c", "exec openssl req -x509 -new -key <(cat) -subj /CN=k1.example.test -days 30 -outform DER"],
+        {
+          input: keyPem,
+        },
+      ),
+    ).stdout
+    const m: CertificateMaterial = {
+      leaf: new Uint8Array(cert),
+      chain: [],
+      key: Redacted.make(new Uint8Array(privateKey.export({ type: "pkcs8", format: "der" }))),
+    }
+    const inspected = await Effect.runPromise(inspectMaterial(m))
+    expect(inspected.key).toEqual({ keyType: "EC", curve: "P-256K" })
+    expect(inspected.leaf.curve).toBe("P-256K")
+    expect(inspected.leaf.selfSigned).toBe(true)
+    expect(inspected.problems).toEqual([])
+    for (const encoding of encodings) {
+      const pfx = await encode(m, encoding)
+      const read = await opensslRead(pfx, PASSWORD, encoding === "legacy")
+      expect(read.leaf && hex(read.leaf)).toBe(hex(m.leaf))
+      const back = await decode(pfx)
+      expect(hex(Redacted.value(back.key))).toBe(hex(Redacted.value(m.key)))
+    }
+  })
+})
+
+it("records which tools ran", () => {
+  expect(Object.keys(available).sort()).toEqual(["keytool", "openssl", "python"])
+})
