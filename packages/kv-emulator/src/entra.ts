@@ -220,6 +220,8 @@ const handleManagedIdentity = async (ctx: ManagedIdentityContext, req: IncomingM
   req.resume()
   const d = ctx.directory
   const q = url.searchParams
+  // MSAL asks for the IMDS path with a trailing slash; the real endpoint takes both.
+  const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, "") : url.pathname
   const pick = (): Principal | undefined => {
     const clientId = q.get("client_id") ?? q.get("clientid")
     if (clientId) {
@@ -233,7 +235,7 @@ const handleManagedIdentity = async (ctx: ManagedIdentityContext, req: IncomingM
     }
     return d.systemAssigned()
   }
-  if (req.method === "GET" && url.pathname === "/metadata/identity/oauth2/token") {
+  if (req.method === "GET" && path === "/metadata/identity/oauth2/token") {
     operation = "imdsToken"
     if (req.headers.metadata !== "true")
       return sendJson(res, 400, { error: "invalid_request", error_description: "Required metadata header not specified" })
@@ -255,7 +257,7 @@ const handleManagedIdentity = async (ctx: ManagedIdentityContext, req: IncomingM
       token_type: "Bearer",
     })
   }
-  if (req.method === "GET" && url.pathname === "/msi/token") {
+  if (req.method === "GET" && path === "/msi/token") {
     operation = "appServiceToken"
     if (req.headers["x-identity-header"] !== ctx.identityHeader)
       return sendJson(res, 401, { statusCode: 401, message: "Unauthorized request: X-IDENTITY-HEADER is missing or wrong." })
