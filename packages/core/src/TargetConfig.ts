@@ -6,7 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import { MAX_OPERATOR_TAGS, isReservedTagKey, RESERVED_TAG_KEYS } from "./tags.js"
+import { isReservedTagKey, MAX_OPERATOR_TAGS, RESERVED_TAG_KEYS } from "./tags.js"
 
 // ---------------------------------------------------------------------------
 // The validated configuration
@@ -27,7 +27,12 @@ export const Cloud = Schema.Struct({
 })
 export type Cloud = typeof Cloud.Type
 
-export const CredentialMode = Schema.Literals(["default", "managed_identity", "client_secret", "workload_identity"])
+export const CredentialMode = Schema.Literals([
+  "default",
+  "managed_identity",
+  "client_secret",
+  "workload_identity",
+])
 export type CredentialMode = typeof CredentialMode.Type
 
 export const OnSoftDeleted = Schema.Literals(["fail", "recover"])
@@ -51,7 +56,11 @@ export const TargetConfig = Schema.Struct({
 })
 export type TargetConfig = typeof TargetConfig.Type
 
-export const ConfigProblem = Schema.Struct({ field: Schema.String, message: Schema.String, fix: Schema.String })
+export const ConfigProblem = Schema.Struct({
+  field: Schema.String,
+  message: Schema.String,
+  fix: Schema.String,
+})
 export type ConfigProblem = typeof ConfigProblem.Type
 
 /** The configuration is not usable; `problems` lists every issue found. */
@@ -112,12 +121,14 @@ export const secretLookingField = /secret|password|passwd|pwd|token|key$/i
 const certificateNamePattern = /^[A-Za-z0-9-]{1,127}$/
 const vaultNamePattern = /^[a-z][a-z0-9-]{1,22}[a-z0-9]$/
 const guidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const hostnamePattern = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
+const hostnamePattern =
+  /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
 
 const isLoopbackHost = (hostname: string): boolean =>
   hostname === "localhost" || hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(hostname)
 
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+const isRecord = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
 
 const problem = (field: string, message: string, fix: string): ConfigProblem => ({ field, message, fix })
 
@@ -162,10 +173,22 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
       )
     }
     if (key.length === 0 || key.length > 256) {
-      out.push(problem(`${field}.${key}`, `tag key is ${key.length} characters long`, "use a tag key of 1-256 characters"))
+      out.push(
+        problem(
+          `${field}.${key}`,
+          `tag key is ${key.length} characters long`,
+          "use a tag key of 1-256 characters",
+        ),
+      )
     }
     if (value.length > 256) {
-      out.push(problem(`${field}.${key}`, `tag value is ${value.length} characters long`, "use a tag value of at most 256 characters"))
+      out.push(
+        problem(
+          `${field}.${key}`,
+          `tag value is ${value.length} characters long`,
+          "use a tag value of at most 256 characters",
+        ),
+      )
     }
   }
   return out
@@ -202,11 +225,21 @@ const validateVaultUrl = (
     problems.push(problem(field, `uses the scheme ${url.protocol.replace(/:$/, "")}`, "use https://"))
   }
   if (url.username !== "" || url.password !== "") {
-    problems.push(problem(field, "contains credentials", "remove the user:password@ part; credentials come from credential_mode"))
+    problems.push(
+      problem(
+        field,
+        "contains credentials",
+        "remove the user:password@ part; credentials come from credential_mode",
+      ),
+    )
   }
   if (url.pathname !== "/" && url.pathname !== "") {
     problems.push(
-      problem(field, `has a path (${url.pathname}); a vault URL is scheme and host only`, `use only the origin, for example ${example}`),
+      problem(
+        field,
+        `has a path (${url.pathname}); a vault URL is scheme and host only`,
+        `use only the origin, for example ${example}`,
+      ),
     )
   }
   if (url.search !== "") {
@@ -283,7 +316,11 @@ const validateVaultUrl = (
   return { vaultUrl: `https://${hostname}${port === "" ? "" : `:${port}`}`, vaultName, cloud }
 }
 
-const validateHttpsOrigin = (field: string, raw: unknown, problems: Array<ConfigProblem>): string | undefined => {
+const validateHttpsOrigin = (
+  field: string,
+  raw: unknown,
+  problems: Array<ConfigProblem>,
+): string | undefined => {
   if (typeof raw !== "string") {
     problems.push(problem(field, "is missing or not a string", "set it to an https URL"))
     return undefined
@@ -310,7 +347,11 @@ const validateHttpsOrigin = (field: string, raw: unknown, problems: Array<Config
 const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Cloud | undefined => {
   if (!isRecord(raw)) {
     problems.push(
-      problem("cloud", "is not an object", "use cloud: { vault_dns_suffix, authority_host, keyvault_resource }"),
+      problem(
+        "cloud",
+        "is not an object",
+        "use cloud: { vault_dns_suffix, authority_host, keyvault_resource }",
+      ),
     )
     return undefined
   }
@@ -319,24 +360,45 @@ const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Clou
     if (!allowedCloudFields.has(key)) {
       problems.push(
         secretLookingField.test(key)
-          ? problem(`cloud.${key}`, "looks like a secret; secrets are never read from configuration", "remove it")
-          : problem(`cloud.${key}`, "is not a known field", "use vault_dns_suffix, authority_host, keyvault_resource"),
+          ? problem(
+              `cloud.${key}`,
+              "looks like a secret; secrets are never read from configuration",
+              "remove it",
+            )
+          : problem(
+              `cloud.${key}`,
+              "is not a known field",
+              "use vault_dns_suffix, authority_host, keyvault_resource",
+            ),
       )
     }
   }
   const suffixRaw = raw.vault_dns_suffix
   let suffix: string | undefined
   if (typeof suffixRaw !== "string" || suffixRaw.length === 0) {
-    problems.push(problem("cloud.vault_dns_suffix", "is missing", "set the DNS suffix of vault hosts, for example vault.local.azurestack.external"))
+    problems.push(
+      problem(
+        "cloud.vault_dns_suffix",
+        "is missing",
+        "set the DNS suffix of vault hosts, for example vault.local.azurestack.external",
+      ),
+    )
   } else {
     suffix = suffixRaw.toLowerCase().replace(/^\./, "")
     if (!hostnamePattern.test(suffix)) {
-      problems.push(problem("cloud.vault_dns_suffix", "is not a DNS suffix", "use a host suffix without scheme or path"))
+      problems.push(
+        problem("cloud.vault_dns_suffix", "is not a DNS suffix", "use a host suffix without scheme or path"),
+      )
     }
   }
   const authorityHost = validateHttpsOrigin("cloud.authority_host", raw.authority_host, problems)
   const keyVaultResource = validateHttpsOrigin("cloud.keyvault_resource", raw.keyvault_resource, problems)
-  if (problems.length > before || suffix === undefined || authorityHost === undefined || keyVaultResource === undefined) {
+  if (
+    problems.length > before ||
+    suffix === undefined ||
+    authorityHost === undefined ||
+    keyVaultResource === undefined
+  ) {
     return undefined
   }
   return { name: "Custom", vaultDnsSuffix: suffix, authorityHost, keyVaultResource }
@@ -351,7 +413,13 @@ const decodeField = <S extends Schema.Decoder<unknown>>(
 ): S["Type"] | undefined => {
   const result = Schema.decodeUnknownResult(schema)(value)
   if (Result.isSuccess(result)) return result.success
-  problems.push(problem(field, `has an invalid value (${typeof value === "string" ? JSON.stringify(value) : typeof value})`, fix))
+  problems.push(
+    problem(
+      field,
+      `has an invalid value (${typeof value === "string" ? JSON.stringify(value) : typeof value})`,
+      fix,
+    ),
+  )
   return undefined
 }
 
@@ -361,7 +429,13 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
   if (!isRecord(input)) {
     return Result.fail(
       new ConfigInvalid({
-        problems: [problem("(config)", "is not an object", "write the target as an object with vault_url and certificate_name")],
+        problems: [
+          problem(
+            "(config)",
+            "is not an object",
+            "write the target as an object with vault_url and certificate_name",
+          ),
+        ],
       }),
     )
   }
@@ -378,7 +452,13 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
         ),
       )
     } else {
-      problems.push(problem(key, "is not a known field", `remove it or fix its spelling; known fields: ${[...allowedFields].join(", ")}`))
+      problems.push(
+        problem(
+          key,
+          "is not a known field",
+          `remove it or fix its spelling; known fields: ${[...allowedFields].join(", ")}`,
+        ),
+      )
     }
   }
 
@@ -388,7 +468,11 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
   let url: VaultUrlResult | undefined
   if (typeof input.vault_url !== "string") {
     problems.push(
-      problem("vault_url", input.vault_url === undefined ? "is missing" : "is not a string", "set it, for example https://my-vault.vault.azure.net"),
+      problem(
+        "vault_url",
+        input.vault_url === undefined ? "is missing" : "is not a string",
+        "set it, for example https://my-vault.vault.azure.net",
+      ),
     )
   } else if (!customFailed) {
     url = validateVaultUrl(input.vault_url, custom, problems)
@@ -444,7 +528,10 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
           "set credential_mode: managed_identity, or remove managed_identity_client_id",
         ),
       )
-    } else if (typeof input.managed_identity_client_id !== "string" || !guidPattern.test(input.managed_identity_client_id)) {
+    } else if (
+      typeof input.managed_identity_client_id !== "string" ||
+      !guidPattern.test(input.managed_identity_client_id)
+    ) {
       problems.push(
         problem(
           "managed_identity_client_id",
@@ -459,11 +546,23 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
   const onSoftDeleted =
     input.on_soft_deleted === undefined
       ? "fail"
-      : decodeField(OnSoftDeleted, "on_soft_deleted", input.on_soft_deleted, "use fail (default) or recover", problems)
+      : decodeField(
+          OnSoftDeleted,
+          "on_soft_deleted",
+          input.on_soft_deleted,
+          "use fail (default) or recover",
+          problems,
+        )
   const pfxEncoding =
     input.pfx_encoding === undefined
       ? "modern"
-      : decodeField(PfxEncodingSetting, "pfx_encoding", input.pfx_encoding, "use modern (default) or legacy", problems)
+      : decodeField(
+          PfxEncodingSetting,
+          "pfx_encoding",
+          input.pfx_encoding,
+          "use modern (default) or legacy",
+          problems,
+        )
 
   if (
     problems.length > 0 ||

@@ -49,11 +49,15 @@ export const auditRecordOf = (outcome: DeployOutcome): AuditRecord => ({
         ? outcome.failedVersionId
         : undefined,
   rollbackVersionId:
-    outcome._tag === "RolledBack" || outcome._tag === "RollbackFailed" ? outcome.rollbackVersionId : undefined,
+    outcome._tag === "RolledBack" || outcome._tag === "RollbackFailed"
+      ? outcome.rollbackVersionId
+      : undefined,
   adopted: outcome.adopted,
   vaultCalls: outcome.vaultCalls,
   durationMs: outcome.timings.durationMs,
   decisions: outcome.decisions,
   problems:
-    outcome._tag === "Rejected" ? outcome.problems.map((p) => ({ field: p.field, message: p.message, fix: p.fix })) : [],
+    outcome._tag === "Rejected"
+      ? outcome.problems.map((p) => ({ field: p.field, message: p.message, fix: p.fix }))
+      : [],
 })

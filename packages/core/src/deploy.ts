@@ -25,9 +25,12 @@ import { rollback } from "./rollback.js"
 import { CERTIFICATE_ID_TAG, forwardTags, hasTags, isManagedByKvdeploy, MANAGED_BY_TAG } from "./tags.js"
 import { DeployTrail } from "./trail.js"
 import { verifyLatest } from "./verify.js"
+import { newerThan } from "./versions.js"
 
 /** An outcome before the common fields are filled in. */
-type Partial<T extends DeployOutcome> = T extends DeployOutcome ? Omit<T, keyof OutcomeCommon> & { readonly reason: string } : never
+type Partial<T extends DeployOutcome> = T extends DeployOutcome
+  ? Omit<T, keyof OutcomeCommon> & { readonly reason: string }
+  : never
 type Draft = Partial<DeployOutcome>
 
 interface RunState {
@@ -35,7 +38,11 @@ interface RunState {
   inspected: InspectedMaterial | undefined
 }
 
-const refOf = (v: VaultVersion): VersionRef => ({ versionId: v.versionId, x5t: v.x5t, serialHex: v.serialHex })
+const refOf = (v: VaultVersion): VersionRef => ({
+  versionId: v.versionId,
+  x5t: v.x5t,
+  serialHex: v.serialHex,
+})
 
 const run = (
   request: DeployRequest,
@@ -83,7 +90,11 @@ const run = (
     const judgeExisting = (previous: VaultVersion): Draft | undefined => {
       if (previous.x5t === newFacts.x5t && previous.enabled && hasTags(previous.tags, tags)) {
         trail.note("idempotency: already served with kvdeploy's tags; skipping")
-        return { _tag: "Skipped", versionId: previous.versionId, reason: "the vault already serves this certificate" }
+        return {
+          _tag: "Skipped",
+          versionId: previous.versionId,
+          reason: "the vault already serves this certificate",
+        }
       }
       if (!isManagedByKvdeploy(previous.tags)) {
         if (request.options?.adopt !== true) {
@@ -107,7 +118,11 @@ const run = (
     }
 
     // 5. Import
-    const importOnce = () => trail.call("importVersion", vault.importVersion({ name, pfx: checked.pfx, password: checked.password, tags }))
+    const importOnce = () =>
+      trail.call(
+        "importVersion",
+        vault.importVersion({ name, pfx: checked.pfx, password: checked.password, tags }),
+      )
     let attempt = yield* importOnce().pipe(Effect.result)
     if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {
       if (request.target.onSoftDeleted === "fail") {
@@ -147,7 +162,10 @@ const run = (
     } else if (attempt.failure._tag === "VaultAmbiguous") {
       trail.note("import: outcome unknown; reconciling from the version list")
       const listed = yield* trail.read("listVersions", vault.listVersions(name)).pipe(Effect.result)
-      if (listed._tag === "Failure" && listed.failure._tag !== "VaultNotFound") {
+      if (listed._tag === "Failure") {
+        // A 404 here contradicts a write that may have committed (a lagging replica says as much as an
+        // error does): "Failed" would claim the vault is unchanged without evidence.
+        trail.note(`reconcile: ${listed.failure._tag}; outcome unknown`)
         return {
           _tag: "Unverified",
           versionId: undefined,
@@ -155,15 +173,11 @@ const run = (
           reason: `the import may have taken effect and the vault could not be read to find out: ${listed.failure.message}`,
         }
       }
-      const previous = state.previous
-      const versions = listed._tag === "Success" ? listed.success : []
-      const match = versions.find(
+      const match = newerThan(listed.success, state.previous).find(
         (v) =>
           v.x5t === newFacts.x5t &&
           v.tags[CERTIFICATE_ID_TAG] === request.certificateId &&
-          isManagedByKvdeploy(v.tags) &&
-          (previous === undefined ||
-            (v.versionId !== previous.versionId && v.createdAt.getTime() >= previous.createdAt.getTime())),
+          isManagedByKvdeploy(v.tags),
       )
       if (match === undefined) {
         trail.note("reconcile: the import did not take effect")
@@ -199,7 +213,11 @@ const run = (
     switch (verdict._tag) {
       case "Verified":
         trail.note("verify: latest is the new version")
-        return { _tag: "Succeeded", versionId: imported.versionId, reason: "the vault serves the new version" }
+        return {
+          _tag: "Succeeded",
+          versionId: imported.versionId,
+          reason: "the vault serves the new version",
+        }
       case "Unreadable":
         trail.postVerifyFailure = "unreadable"
         trail.note("verify: unreadable")
@@ -273,7 +291,8 @@ const recordMetrics = (
   Effect.gen(function* () {
     yield* metrics.deployAttempt(resultLabelOf(outcome._tag))
     if (outcome._tag === "Rejected") {
-      for (const reason of new Set(outcome.problems.map((p) => p.reason))) yield* metrics.validateFailure(reason)
+      for (const reason of new Set(outcome.problems.map((p) => p.reason)))
+        yield* metrics.validateFailure(reason)
     }
     if (outcome._tag === "Skipped") yield* metrics.idempotentSkip()
     if (outcome._tag === "Unverified") yield* metrics.postVerifyFailure("unreadable")

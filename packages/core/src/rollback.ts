@@ -14,6 +14,7 @@ import type { DeployRequest } from "./request.js"
 import { ROLLBACK_OF_TAG, rollbackTags } from "./tags.js"
 import type { DeployTrail } from "./trail.js"
 import { verifyLatest } from "./verify.js"
+import { newerThan } from "./versions.js"
 
 export type RollbackResult =
   | {
@@ -46,7 +47,9 @@ const provablyPrevious = (
             ? `${source}: the key does not match the previous certificate`
             : { material, inspected, source },
       ),
-      Effect.catchTag("MaterialInvalid", (e) => Effect.succeed(`${source}: unreadable material: ${e.message}`)),
+      Effect.catchTag("MaterialInvalid", (e) =>
+        Effect.succeed(`${source}: unreadable material: ${e.message}`),
+      ),
     ),
   )
 
@@ -76,24 +79,28 @@ const findPreviousMaterial = (
     }
 
     // 2. The previous version's PFX from its backing secret.
-    const secret = yield* trail.read("getVersionSecret", vault.getVersionSecret(request.target.certificateName, previous.versionId)).pipe(
-      Effect.map((s) => ({ ok: true as const, s })),
-      Effect.catch((e) =>
-        Effect.succeed({
-          ok: false as const,
-          why:
-            e._tag === "VaultForbidden"
-              ? "backing-secret: forbidden (the identity lacks secrets/get)"
-              : e._tag === "VaultNoPrivateKey"
-                ? "backing-secret: the previous key is not exportable"
-                : `backing-secret: ${e.message}`,
-        }),
-      ),
-    )
+    const secret = yield* trail
+      .read("getVersionSecret", vault.getVersionSecret(request.target.certificateName, previous.versionId))
+      .pipe(
+        Effect.map((s) => ({ ok: true as const, s })),
+        Effect.catch((e) =>
+          Effect.succeed({
+            ok: false as const,
+            why:
+              e._tag === "VaultForbidden"
+                ? "backing-secret: forbidden (the identity lacks secrets/get)"
+                : e._tag === "VaultNoPrivateKey"
+                  ? "backing-secret: the previous key is not exportable"
+                  : `backing-secret: ${e.message}`,
+          }),
+        ),
+      )
     if (secret.ok) {
       const decoded = yield* codec.decode(secret.s.pfx, secret.s.password).pipe(
         Effect.map((m) => ({ ok: true as const, m })),
-        Effect.catchTag("PfxDecodeError", (e) => Effect.succeed({ ok: false as const, why: `backing-secret: ${e.reason}` })),
+        Effect.catchTag("PfxDecodeError", (e) =>
+          Effect.succeed({ ok: false as const, why: `backing-secret: ${e.reason}` }),
+        ),
       )
       if (decoded.ok) {
         const checked = yield* provablyPrevious(decoded.m, ref, "backing-secret")
@@ -140,7 +147,9 @@ export const rollback = Effect.fn("deploy.rollback")(function* (
     } satisfies RollbackResult
   }
   trail.note(`rollback: previous material from ${found.source}`)
-  const pfx = yield* codec.encode(found.material, { encoding: request.target.pfxEncoding, password: pfxPassword }).pipe(Effect.result)
+  const pfx = yield* codec
+    .encode(found.material, { encoding: request.target.pfxEncoding, password: pfxPassword })
+    .pipe(Effect.result)
   if (pfx._tag === "Failure") {
     return {
       _tag: "AlsoFailed",
@@ -165,8 +174,8 @@ export const rollback = Effect.fn("deploy.rollback")(function* (
         rollbackVersionId: undefined,
       } satisfies RollbackResult
     }
-    const match = listed.success.find(
-      (v) => v.x5t === previous.x5t && v.tags[ROLLBACK_OF_TAG] === failed.versionId && v.versionId !== previous.versionId,
+    const match = newerThan(listed.success, failed).find(
+      (v) => v.x5t === previous.x5t && v.tags[ROLLBACK_OF_TAG] === failed.versionId,
     )
     if (match === undefined) {
       return {

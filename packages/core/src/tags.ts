@@ -40,8 +40,10 @@ export const withoutReserved = (tags: Readonly<Record<string, string>>): Record<
 }
 
 /** True when every tag of `expected` is present with the same value in `actual`. */
-export const hasTags = (actual: Readonly<Record<string, string>>, expected: Readonly<Record<string, string>>): boolean =>
-  Object.entries(expected).every(([k, v]) => actual[k] === v)
+export const hasTags = (
+  actual: Readonly<Record<string, string>>,
+  expected: Readonly<Record<string, string>>,
+): boolean => Object.entries(expected).every(([k, v]) => actual[k] === v)
 
 export const isManagedByKvdeploy = (tags: Readonly<Record<string, string>>): boolean =>
   tags[MANAGED_BY_TAG] === MANAGED_BY_VALUE

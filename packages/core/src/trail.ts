@@ -4,8 +4,8 @@
  */
 import * as Effect from "effect/Effect"
 import { DeployPolicy } from "./DeployPolicy.js"
-import { Metrics, vaultRequestStatusOf } from "./ports/Metrics.js"
 import type { PostVerifyFailureReason, RollbackOutcome } from "./ports/Metrics.js"
+import { type Metrics, vaultRequestStatusOf } from "./ports/Metrics.js"
 import { isRetriableRead, type VaultOperation } from "./ports/Vault.js"
 
 type MetricsShape = (typeof Metrics)["Service"]
@@ -24,7 +24,10 @@ export class DeployTrail {
   }
 
   /** One vault call: counted, and recorded as `kvdeploy_vault_requests_total{operation,status}`. */
-  call<A, E extends { readonly _tag: string }>(operation: VaultOperation, effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
+  call<A, E extends { readonly _tag: string }>(
+    operation: VaultOperation,
+    effect: Effect.Effect<A, E>,
+  ): Effect.Effect<A, E> {
     const metrics = this.metrics
     return Effect.suspend(() => {
       this.vaultCalls++
@@ -42,7 +45,10 @@ export class DeployTrail {
   }
 
   /** A read, retried with exponential backoff (DeployPolicy) while the error is transient. */
-  read<A, E extends { readonly _tag: string }>(operation: VaultOperation, effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
+  read<A, E extends { readonly _tag: string }>(
+    operation: VaultOperation,
+    effect: Effect.Effect<A, E>,
+  ): Effect.Effect<A, E> {
     return Effect.flatMap(Effect.service(DeployPolicy), (policy) =>
       Effect.retry(this.call(operation, effect), {
         schedule: policy.readRetrySchedule,

@@ -23,7 +23,11 @@ export type Verdict =
   | { readonly _tag: "Superseded"; readonly latest: VaultVersion }
   | { readonly _tag: "Mismatch"; readonly latest: VaultVersion; readonly differences: ReadonlyArray<string> }
 
-export const verifyLatest = (trail: DeployTrail, name: string, expected: Expected): Effect.Effect<Verdict, never, Vault> =>
+export const verifyLatest = (
+  trail: DeployTrail,
+  name: string,
+  expected: Expected,
+): Effect.Effect<Verdict, never, Vault> =>
   Effect.flatMap(Effect.service(Vault), (vault) =>
     trail.read("getLatest", vault.getLatest(name)).pipe(
       Effect.map((latest): Verdict => {
@@ -39,7 +43,9 @@ export const verifyLatest = (trail: DeployTrail, name: string, expected: Expecte
           differences.push(`serial is ${latest.serialHex}, expected ${expected.serialHex}`)
         if (!latest.enabled) differences.push("the version is disabled")
         if (!hasTags(latest.tags, expected.tags)) differences.push("kvdeploy's tags are missing or changed")
-        return differences.length === 0 ? { _tag: "Verified", latest } : { _tag: "Mismatch", latest, differences }
+        return differences.length === 0
+          ? { _tag: "Verified", latest }
+          : { _tag: "Mismatch", latest, differences }
       }),
       Effect.catch((e) => Effect.succeed<Verdict>({ _tag: "Unreadable", detail: e.message })),
     ),

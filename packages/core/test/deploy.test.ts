@@ -10,8 +10,8 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import {
   CERTIFICATE_ID_TAG,
-  DeployPolicy,
   type DeployOutcome,
+  DeployPolicy,
   exitCodeOf,
   MANAGED_BY_TAG,
   ROLLBACK_OF_TAG,
@@ -22,9 +22,9 @@ import {
   Fault,
   InMemoryVaultHandle,
   issue,
+  MetricsRecorder,
   makeAuthority,
   makeKey,
-  MetricsRecorder,
   TestWorld,
   withWrongKey,
 } from "../src/testing/index.js"
@@ -36,7 +36,10 @@ const newCert = issue({ seed: "new", issuer: ca })
 /** A renewal that reuses the old certificate's key. */
 const renewedSameKey = issue({ seed: "renewed", issuer: ca, key: oldCert.key })
 
-const expectTag = <T extends DeployOutcome["_tag"]>(o: DeployOutcome, tag: T): Extract<DeployOutcome, { _tag: T }> => {
+const expectTag = <T extends DeployOutcome["_tag"]>(
+  o: DeployOutcome,
+  tag: T,
+): Extract<DeployOutcome, { _tag: T }> => {
   assert.strictEqual(o._tag, tag, `expected ${tag}, got ${o._tag}: ${o.reason}`)
   return o as Extract<DeployOutcome, { _tag: T }>
 }
@@ -46,7 +49,9 @@ const fresh = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provide(eff, Test
 
 /** The vault already serves `oldCert`, deployed by kvdeploy (not counted as a call). */
 const seedManaged = (material = oldCert.material, options: { exportable?: boolean } = {}) =>
-  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) => vault.seed(NAME, material, { tags: managedTags, ...options }))
+  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
+    vault.seed(NAME, material, { tags: managedTags, ...options }),
+  )
 
 describe("Succeeded", () => {
   it.effect("first deploy: one version imported and proved, in 3 vault calls", () =>
@@ -73,7 +78,11 @@ describe("Succeeded", () => {
         const old = yield* seedManaged()
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
         assert.strictEqual(vault.calls().total, 3)
-        assert.deepStrictEqual(o.previous, { versionId: old.versionId, x5t: old.x5t, serialHex: old.serialHex })
+        assert.deepStrictEqual(o.previous, {
+          versionId: old.versionId,
+          x5t: old.x5t,
+          serialHex: old.serialHex,
+        })
         assert.strictEqual(o.newX5t, newCert.x5t)
         assert.deepStrictEqual(
           vault.versions(NAME).map((v) => [v.x5t, v.enabled]),
@@ -133,7 +142,10 @@ describe("Succeeded", () => {
         const vault = yield* InMemoryVaultHandle
         const old = yield* seedManaged()
         yield* vault.softDelete(NAME)
-        const o = expectTag(yield* runDeploy(request(newCert.material, {}, target({ on_soft_deleted: "recover" }))), "Succeeded")
+        const o = expectTag(
+          yield* runDeploy(request(newCert.material, {}, target({ on_soft_deleted: "recover" }))),
+          "Succeeded",
+        )
         assert.isFalse(vault.isSoftDeleted(NAME))
         assert.strictEqual(o.previous?.versionId, old.versionId)
         assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
@@ -143,20 +155,22 @@ describe("Succeeded", () => {
 })
 
 describe("Skipped", () => {
-  it.effect("the vault already serves this certificate with kvdeploy's tags: 1 vault call, nothing written", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        const metrics = yield* MetricsRecorder
-        const old = yield* seedManaged(newCert.material)
-        const o = expectTag(yield* runDeploy(request(newCert.material)), "Skipped")
-        assert.strictEqual(o.versionId, old.versionId)
-        assert.deepStrictEqual(vault.calls(), { total: 1, byOperation: { getLatest: 1 } })
-        assert.strictEqual(vault.versions(NAME).length, 1)
-        assert.strictEqual(metrics.count("idempotentSkip"), 1)
-        assert.strictEqual(exitCodeOf(o), 0)
-      }),
-    ),
+  it.effect(
+    "the vault already serves this certificate with kvdeploy's tags: 1 vault call, nothing written",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const metrics = yield* MetricsRecorder
+          const old = yield* seedManaged(newCert.material)
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Skipped")
+          assert.strictEqual(o.versionId, old.versionId)
+          assert.deepStrictEqual(vault.calls(), { total: 1, byOperation: { getLatest: 1 } })
+          assert.strictEqual(vault.versions(NAME).length, 1)
+          assert.strictEqual(metrics.count("idempotentSkip"), 1)
+          assert.strictEqual(exitCodeOf(o), 0)
+        }),
+      ),
   )
 
   it.effect("same certificate but kvdeploy's tags missing: re-imported with the tags (not skipped)", () =>
@@ -187,26 +201,31 @@ describe("Rejected (preflight: no vault I/O, every problem listed)", () => {
     ),
   )
 
-  it.effect("expired, not yet valid, unsupported key, too many tags and a bad name are all reported at once", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        const expired = issue({ seed: "expired", issuer: ca, notAfter: new Date(-1), keySize: 1024 })
-        const tags: Record<string, string> = {}
-        for (let i = 0; i < 13; i++) tags[`t${i}`] = "v"
-        const config = { ...target(), certificateName: "bad name!", tags }
-        const o = expectTag(yield* runDeploy(request(expired.material, {}, config)), "Rejected")
-        assert.deepStrictEqual(new Set(o.problems.map((p) => p.reason)), new Set(["certificate_name", "tags", "expired", "unsupported_key"]))
-        for (const p of o.problems) assert.isAbove(p.fix.length, 0)
-        const future = issue({ seed: "future", issuer: ca, notBefore: new Date(86_400_000) })
-        const o2 = expectTag(yield* runDeploy(request(future.material)), "Rejected")
-        assert.deepStrictEqual(
-          o2.problems.map((p) => p.reason),
-          ["not_yet_valid"],
-        )
-        assert.strictEqual(vault.calls().total, 0)
-      }),
-    ),
+  it.effect(
+    "expired, not yet valid, unsupported key, too many tags and a bad name are all reported at once",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const expired = issue({ seed: "expired", issuer: ca, notAfter: new Date(-1), keySize: 1024 })
+          const tags: Record<string, string> = {}
+          for (let i = 0; i < 13; i++) tags[`t${i}`] = "v"
+          const config = { ...target(), certificateName: "bad name!", tags }
+          const o = expectTag(yield* runDeploy(request(expired.material, {}, config)), "Rejected")
+          assert.deepStrictEqual(
+            new Set(o.problems.map((p) => p.reason)),
+            new Set(["certificate_name", "tags", "expired", "unsupported_key"]),
+          )
+          for (const p of o.problems) assert.isAbove(p.fix.length, 0)
+          const future = issue({ seed: "future", issuer: ca, notBefore: new Date(86_400_000) })
+          const o2 = expectTag(yield* runDeploy(request(future.material)), "Rejected")
+          assert.deepStrictEqual(
+            o2.problems.map((p) => p.reason),
+            ["not_yet_valid"],
+          )
+          assert.strictEqual(vault.calls().total, 0)
+        }),
+      ),
   )
 
   it.effect("a chain with an unrelated certificate", () =>
@@ -258,21 +277,23 @@ describe("Rejected (preflight: no vault I/O, every problem listed)", () => {
     ),
   )
 
-  it.effect("ownership: an existing certificate kvdeploy does not manage is not overwritten (1 vault call)", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
-        const o = expectTag(yield* runDeploy(request(newCert.material)), "Rejected")
-        assert.deepStrictEqual(
-          o.problems.map((p) => p.reason),
-          ["not_managed"],
-        )
-        assert.match(o.problems[0]?.fix ?? "", /adopt/)
-        assert.strictEqual(vault.versions(NAME).length, 1)
-        assert.strictEqual(vault.calls().total, 1)
-      }),
-    ),
+  it.effect(
+    "ownership: an existing certificate kvdeploy does not manage is not overwritten (1 vault call)",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Rejected")
+          assert.deepStrictEqual(
+            o.problems.map((p) => p.reason),
+            ["not_managed"],
+          )
+          assert.match(o.problems[0]?.fix ?? "", /adopt/)
+          assert.strictEqual(vault.versions(NAME).length, 1)
+          assert.strictEqual(vault.calls().total, 1)
+        }),
+      ),
   )
 })
 
@@ -399,27 +420,33 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
 })
 
 describe("RolledBack (ours but wrong: previous material restored)", () => {
-  it.effect("from the previous version's backing secret; tagged certctl-rollback-of; +2 calls and a verify", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        const metrics = yield* MetricsRecorder
-        yield* seedManaged()
-        vault.script("importVersion", Fault.alter("drop-tags"))
-        const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
-        assert.strictEqual(o.rollbackSource, "backing-secret")
-        const latest = vault.latest(NAME)
-        assert.strictEqual(latest?.versionId, o.rollbackVersionId)
-        assert.strictEqual(latest?.x5t, oldCert.x5t)
-        assert.strictEqual(latest?.tags[ROLLBACK_OF_TAG], o.failedVersionId)
-        // The restored version keeps the chain.
-        assert.strictEqual(latest?.material.chain.length, 1)
-        assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 3, importVersion: 2, getVersionSecret: 1 })
-        assert.strictEqual(exitCodeOf(o), 3)
-        assert.strictEqual(metrics.count("rollback", "restored"), 1)
-        assert.strictEqual(metrics.count("postVerifyFailure", "mismatch"), 1)
-      }),
-    ),
+  it.effect(
+    "from the previous version's backing secret; tagged certctl-rollback-of; +2 calls and a verify",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const metrics = yield* MetricsRecorder
+          yield* seedManaged()
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
+          assert.strictEqual(o.rollbackSource, "backing-secret")
+          const latest = vault.latest(NAME)
+          assert.strictEqual(latest?.versionId, o.rollbackVersionId)
+          assert.strictEqual(latest?.x5t, oldCert.x5t)
+          assert.strictEqual(latest?.tags[ROLLBACK_OF_TAG], o.failedVersionId)
+          // The restored version keeps the chain.
+          assert.strictEqual(latest?.material.chain.length, 1)
+          assert.deepStrictEqual(vault.calls().byOperation, {
+            getLatest: 3,
+            importVersion: 2,
+            getVersionSecret: 1,
+          })
+          assert.strictEqual(exitCodeOf(o), 3)
+          assert.strictEqual(metrics.count("rollback", "restored"), 1)
+          assert.strictEqual(metrics.count("postVerifyFailure", "mismatch"), 1)
+        }),
+      ),
   )
 
   it.effect("without secrets/get, from a key the caller kept for the previous certificate", () =>
@@ -480,7 +507,9 @@ describe("RollbackFailed (needs a person)", () => {
         yield* seedManaged(oldCert.material, { exportable: false })
         vault.script("importVersion", Fault.alter("drop-tags"))
         const o = expectTag(
-          yield* runDeploy(request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) })),
+          yield* runDeploy(
+            request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) }),
+          ),
           "RollbackFailed",
         )
         assert.match(o.reason, /caller-key: the key does not match/)
@@ -532,10 +561,11 @@ describe("audit, metrics and redaction", () => {
           yield* runDeploy(request(newCert.material, { previousKey: oldCert.material.key })),
         ]
         assert.strictEqual(audit.all().length, outcomes.length)
-        const secrets = [oldCert.key.body.secret, newCert.key.body.secret, makeKey("wrong:wrong").body.secret].flatMap((s) => [
-          s,
-          Buffer.from(s).toString("base64"),
-        ])
+        const secrets = [
+          oldCert.key.body.secret,
+          newCert.key.body.secret,
+          makeKey("wrong:wrong").body.secret,
+        ].flatMap((s) => [s, Buffer.from(s).toString("base64")])
         const keyBytes = [oldCert.key.bytes, newCert.key.bytes].map((b) => Buffer.from(b).toString("base64"))
         const text = toJson({ outcomes, audit: audit.all(), metrics: metrics.events() }) + String(outcomes)
         for (const s of [...secrets, ...keyBytes]) assert.notInclude(text, s)
@@ -556,9 +586,18 @@ describe("audit, metrics and redaction", () => {
 
   it("exit codes", () => {
     const codes = Object.fromEntries(
-      (["Succeeded", "Skipped", "Failed", "Rejected", "RolledBack", "RollbackFailed", "Unverified", "Superseded"] as const).map(
-        (t) => [t, exitCodeOf({ _tag: t })],
-      ),
+      (
+        [
+          "Succeeded",
+          "Skipped",
+          "Failed",
+          "Rejected",
+          "RolledBack",
+          "RollbackFailed",
+          "Unverified",
+          "Superseded",
+        ] as const
+      ).map((t) => [t, exitCodeOf({ _tag: t })]),
     )
     assert.deepStrictEqual(codes, {
       Succeeded: 0,

@@ -1,6 +1,14 @@
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
-import { type DeployOptions, type DeployRequest, deploy, MANAGED_BY_TAG, CERTIFICATE_ID_TAG, type TargetConfig, validateTargetConfigSync } from "../src/index.js"
+import {
+  CERTIFICATE_ID_TAG,
+  type DeployOptions,
+  type DeployRequest,
+  deploy,
+  MANAGED_BY_TAG,
+  type TargetConfig,
+  validateTargetConfigSync,
+} from "../src/index.js"
 import type { CertificateMaterial } from "../src/material.js"
 import { runAdvancingClock } from "../src/testing/index.js"
 

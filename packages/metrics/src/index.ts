@@ -1,1 +1,2 @@
-export {}
+export * from "./catalogue.js"
+export { type HistogramValue, type Labels, layerTest, MetricsSnapshot, seriesKey } from "./InMemoryMetrics.js"

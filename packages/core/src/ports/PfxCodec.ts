@@ -36,7 +36,14 @@ export class PfxEncodeError extends Schema.TaggedError<PfxEncodeError>()("PfxEnc
 
 /** A PFX could not be read: wrong password, altered MAC, malformed, unsupported algorithm. */
 export class PfxDecodeError extends Schema.TaggedError<PfxDecodeError>()("PfxDecodeError", {
-  reason: Schema.Literals(["wrong-password", "malformed", "unsupported", "no-key", "no-certificate", "too-large"]),
+  reason: Schema.Literals([
+    "wrong-password",
+    "malformed",
+    "unsupported",
+    "no-key",
+    "no-certificate",
+    "too-large",
+  ]),
   detail: Schema.String,
   cause: Schema.optional(Schema.Defect()),
 }) {

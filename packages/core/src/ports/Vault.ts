@@ -111,7 +111,10 @@ export class VaultAmbiguous extends Schema.TaggedError<VaultAmbiguous>()("VaultA
 }
 
 /** The vault could not be reached or answered 5xx before the request was processed. Nothing changed. */
-export class VaultUnavailable extends Schema.TaggedError<VaultUnavailable>()("VaultUnavailable", errorFields) {
+export class VaultUnavailable extends Schema.TaggedError<VaultUnavailable>()(
+  "VaultUnavailable",
+  errorFields,
+) {
   override get message(): string {
     return `${this.operation}: unavailable: ${this.detail}`
   }
@@ -128,23 +131,36 @@ export class VaultRequestRejected extends Schema.TaggedError<VaultRequestRejecte
 }
 
 /** The backing secret holds no private key (the key is not exportable). */
-export class VaultNoPrivateKey extends Schema.TaggedError<VaultNoPrivateKey>()("VaultNoPrivateKey", errorFields) {
+export class VaultNoPrivateKey extends Schema.TaggedError<VaultNoPrivateKey>()(
+  "VaultNoPrivateKey",
+  errorFields,
+) {
   override get message(): string {
     return `${this.operation}: the backing secret holds no private key: ${this.detail}`
   }
 }
 
 /** Errors any vault call can fail with besides the ones particular to it. */
-export type VaultError = VaultForbidden | VaultThrottled | VaultAmbiguous | VaultUnavailable | VaultRequestRejected
+export type VaultError =
+  | VaultForbidden
+  | VaultThrottled
+  | VaultAmbiguous
+  | VaultUnavailable
+  | VaultRequestRejected
 
 export class Vault extends Context.Service<
   Vault,
   {
     /** The latest version (what the vault serves). */
     readonly getLatest: (name: string) => Effect.Effect<VaultVersion, VaultNotFound | VaultError>
-    readonly getVersion: (name: string, versionId: string) => Effect.Effect<VaultVersion, VaultNotFound | VaultError>
+    readonly getVersion: (
+      name: string,
+      versionId: string,
+    ) => Effect.Effect<VaultVersion, VaultNotFound | VaultError>
     /** Every version, newest first. */
-    readonly listVersions: (name: string) => Effect.Effect<ReadonlyArray<VaultVersion>, VaultNotFound | VaultError>
+    readonly listVersions: (
+      name: string,
+    ) => Effect.Effect<ReadonlyArray<VaultVersion>, VaultNotFound | VaultError>
     /** Import a PFX as a new version; answers the version created. */
     readonly importVersion: (
       request: ImportRequest,

@@ -14,7 +14,9 @@ export const InMemoryAuditLog = {
   layer: Layer.effectContext(
     Effect.sync(() => {
       const records: Array<AuditRecord> = []
-      return Context.make(AuditLog, { record: (r: AuditRecord) => Effect.sync(() => void records.push(r)) }).pipe(
+      return Context.make(AuditLog, {
+        record: (r: AuditRecord) => Effect.sync(() => void records.push(r)),
+      }).pipe(
         Context.add(AuditRecords, {
           all: () => [...records],
           clear: () => {

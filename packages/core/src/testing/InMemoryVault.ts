@@ -47,7 +47,11 @@ export type Fault =
   | { readonly _tag: "Pass" }
   | { readonly _tag: "Fail"; readonly kind: FailKind }
   | { readonly _tag: "AfterWrite" }
-  | { readonly _tag: "ForeignImport"; readonly material: CertificateMaterial; readonly tags?: Readonly<Record<string, string>> }
+  | {
+      readonly _tag: "ForeignImport"
+      readonly material: CertificateMaterial
+      readonly tags?: Readonly<Record<string, string>>
+    }
   | { readonly _tag: "Alter"; readonly change: "disable" | "drop-tags" }
 
 export const Fault = {
@@ -98,7 +102,11 @@ export class InMemoryVaultHandle extends Context.Service<
     readonly latest: (name: string) => StoredVersion | undefined
     readonly isSoftDeleted: (name: string) => boolean
     /** Import as another writer (not counted as a call). */
-    readonly seed: (name: string, material: CertificateMaterial, options?: SeedOptions) => Effect.Effect<StoredVersion>
+    readonly seed: (
+      name: string,
+      material: CertificateMaterial,
+      options?: SeedOptions,
+    ) => Effect.Effect<StoredVersion>
     readonly softDelete: (name: string) => Effect.Effect<void>
     /** Queue faults for the next calls of an operation, one per call. */
     readonly script: (operation: VaultOperation, ...faults: ReadonlyArray<Fault>) => void
@@ -107,7 +115,10 @@ export class InMemoryVaultHandle extends Context.Service<
     /** Grant or revoke `secrets/get`. */
     readonly setSecretsGet: (granted: boolean) => void
     /** Calls made through the Vault port. */
-    readonly calls: () => { readonly total: number; readonly byOperation: Readonly<Partial<Record<VaultOperation, number>>> }
+    readonly calls: () => {
+      readonly total: number
+      readonly byOperation: Readonly<Partial<Record<VaultOperation, number>>>
+    }
     readonly callLog: () => ReadonlyArray<CallRecord>
     readonly resetCalls: () => void
   }
@@ -206,7 +217,8 @@ const make = Effect.gen(function* () {
     Effect.gen(function* () {
       const fault = faults.get(operation)?.shift()
       const record = (outcome: string) => log.push({ operation, outcome })
-      if (fault?._tag === "ForeignImport") {
+      // The foreign writer gets the same 409 we would while the name is soft-deleted.
+      if (fault?._tag === "ForeignImport" && certificates.get(name)?.deleted === undefined) {
         yield* store(name, fault.material, fault.tags ?? {}, "foreign", true, true)
       }
       if (fault?._tag === "Fail") {
@@ -231,13 +243,17 @@ const make = Effect.gen(function* () {
       call("getLatest", name, () => {
         const v = latestOf(name)
         return v === undefined
-          ? Effect.fail(notFound("getLatest", `A certificate with (name/id) ${name} was not found in this key vault`))
+          ? Effect.fail(
+              notFound("getLatest", `A certificate with (name/id) ${name} was not found in this key vault`),
+            )
           : Effect.succeed(publicView(v))
       }),
     getVersion: (name, versionId) =>
       call("getVersion", name, () => {
         const v = live(name)?.versions.find((x) => x.versionId === versionId)
-        return v === undefined ? Effect.fail(notFound("getVersion", `${name}/${versionId}`)) : Effect.succeed(publicView(v))
+        return v === undefined
+          ? Effect.fail(notFound("getVersion", `${name}/${versionId}`))
+          : Effect.succeed(publicView(v))
       }),
     listVersions: (name) =>
       call("listVersions", name, () => {
@@ -260,39 +276,68 @@ const make = Effect.gen(function* () {
           }
           if (Object.keys(request.tags).length > MAX_TAGS) {
             return yield* Effect.fail(
-              new VaultRequestRejected({ operation: "importVersion", code: "BadParameter", detail: "too many tags" }),
+              new VaultRequestRejected({
+                operation: "importVersion",
+                code: "BadParameter",
+                detail: "too many tags",
+              }),
             )
           }
-          const material = yield* codec
-            .decode(request.pfx, request.password)
-            .pipe(
-              Effect.mapError(
-                (e) => new VaultRequestRejected({ operation: "importVersion", code: "BadParameter", detail: `the PFX could not be read: ${e.reason}` }),
-              ),
-            )
+          const material = yield* codec.decode(request.pfx, request.password).pipe(
+            Effect.mapError(
+              (e) =>
+                new VaultRequestRejected({
+                  operation: "importVersion",
+                  code: "BadParameter",
+                  detail: `the PFX could not be read: ${e.reason}`,
+                }),
+            ),
+          )
           const inspected = yield* codec.inspect(material).pipe(
             Effect.mapError(
-              () => new VaultRequestRejected({ operation: "importVersion", code: "BadParameter", detail: "the PFX content is invalid" }),
+              () =>
+                new VaultRequestRejected({
+                  operation: "importVersion",
+                  code: "BadParameter",
+                  detail: "the PFX content is invalid",
+                }),
             ),
           )
           if (!inspected.keyMatchesLeaf) {
             return yield* Effect.fail(
-              new VaultRequestRejected({ operation: "importVersion", code: "BadParameter", detail: "the private key does not match the certificate" }),
+              new VaultRequestRejected({
+                operation: "importVersion",
+                code: "BadParameter",
+                detail: "the private key does not match the certificate",
+              }),
             )
           }
           const now = yield* Clock.currentTimeMillis
           if (inspected.leaf.notAfter.getTime() <= now) {
             return yield* Effect.fail(
-              new VaultRequestRejected({ operation: "importVersion", code: "BadParameter", detail: "the certificate has expired" }),
+              new VaultRequestRejected({
+                operation: "importVersion",
+                code: "BadParameter",
+                detail: "the certificate has expired",
+              }),
             )
           }
           const tags = alter === "drop-tags" ? {} : request.tags
-          const stored = yield* store(request.name, material, tags, "deploy", request.exportable ?? true, alter !== "disable")
+          const stored = yield* store(
+            request.name,
+            material,
+            tags,
+            "deploy",
+            request.exportable ?? true,
+            alter !== "disable",
+          )
           return publicView(stored)
         }),
       ).pipe(
         Effect.catchTag("VaultNotFound", (e) =>
-          Effect.fail(new VaultRequestRejected({ operation: "importVersion", code: "NotFound", detail: e.detail })),
+          Effect.fail(
+            new VaultRequestRejected({ operation: "importVersion", code: "NotFound", detail: e.detail }),
+          ),
         ),
       ),
     getVersionSecret: (name, versionId) =>
@@ -336,7 +381,8 @@ const make = Effect.gen(function* () {
     recoverDeleted: (name) =>
       call("recoverDeleted", name, () => {
         const c = certificates.get(name)
-        if (c?.deleted === undefined) return Effect.fail(notFound("recoverDeleted", `Deleted Certificate not found: ${name}`))
+        if (c?.deleted === undefined)
+          return Effect.fail(notFound("recoverDeleted", `Deleted Certificate not found: ${name}`))
         c.deleted = undefined
         const v = latestOf(name)
         return v === undefined ? Effect.fail(notFound("recoverDeleted", name)) : Effect.succeed(publicView(v))
@@ -348,12 +394,20 @@ const make = Effect.gen(function* () {
     latest: latestOf,
     isSoftDeleted: (name) => certificates.get(name)?.deleted !== undefined,
     seed: (name, material, options = {}) =>
-      store(name, material, options.tags ?? {}, options.writer ?? "seed", options.exportable ?? true, options.enabled ?? true),
+      store(
+        name,
+        material,
+        options.tags ?? {},
+        options.writer ?? "seed",
+        options.exportable ?? true,
+        options.enabled ?? true,
+      ),
     softDelete: (name) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.sync(() => {
           const c = certificates.get(name)
-          if (c !== undefined) c.deleted = { at: new Date(now), scheduledPurgeAt: new Date(now + SOFT_DELETE_RETENTION_MS) }
+          if (c !== undefined)
+            c.deleted = { at: new Date(now), scheduledPurgeAt: new Date(now + SOFT_DELETE_RETENTION_MS) }
         }),
       ),
     script: (operation, ...more) => {
@@ -381,6 +435,8 @@ const make = Effect.gen(function* () {
 /** The in-memory vault: provides `Vault` and `InMemoryVaultHandle`; requires a `PfxCodec`. */
 export const InMemoryVault = {
   layer: Layer.effectContext(
-    Effect.map(make, ({ vault, handle }) => Context.make(Vault, vault).pipe(Context.add(InMemoryVaultHandle, handle))),
+    Effect.map(make, ({ vault, handle }) =>
+      Context.make(Vault, vault).pipe(Context.add(InMemoryVaultHandle, handle)),
+    ),
   ),
 } as const

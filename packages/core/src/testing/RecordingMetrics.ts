@@ -41,11 +41,16 @@ const make = Effect.sync(() => {
     vaultRequest: (operation, status) => push({ series: "vaultRequest", label: `${operation}:${status}` }),
     vaultThrottled: () => push({ series: "vaultThrottled", label: "" }),
     certificateExpiry: (c, notAfter) =>
-      push({ series: "certificateExpiry", label: `${c.vaultUrl}/${c.certificateName}`, value: notAfter.getTime() / 1000 }),
+      push({
+        series: "certificateExpiry",
+        label: `${c.vaultUrl}/${c.certificateName}`,
+        value: notAfter.getTime() / 1000,
+      }),
   }
   const recorder: (typeof MetricsRecorder)["Service"] = {
     events: () => [...events],
-    count: (series, label) => events.filter((e) => e.series === series && (label === undefined || e.label === label)).length,
+    count: (series, label) =>
+      events.filter((e) => e.series === series && (label === undefined || e.label === label)).length,
     clear: () => {
       events.length = 0
     },

@@ -15,7 +15,14 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import type { CertificateFacts, CertificateMaterial, Curve, InspectedMaterial, KeyType, MaterialProblem } from "../material.js"
+import type {
+  CertificateFacts,
+  CertificateMaterial,
+  Curve,
+  InspectedMaterial,
+  KeyType,
+  MaterialProblem,
+} from "../material.js"
 import { MaterialInvalid, PfxCodec, PfxDecodeError, PfxEncodeError } from "../ports/PfxCodec.js"
 
 const CERT_MAGIC = "SYNCERT1\n"
@@ -137,7 +144,12 @@ export const parseCertificate = (der: Uint8Array): SyntheticCert | undefined => 
 
 export const parseKey = (bytes: Uint8Array): SyntheticKeyBody | undefined => {
   const o = parseWithMagic(bytes, KEY_MAGIC)
-  if (o === undefined || typeof o.publicKeyId !== "string" || typeof o.secret !== "string" || !isKeyType(o.keyType)) {
+  if (
+    o === undefined ||
+    typeof o.publicKeyId !== "string" ||
+    typeof o.secret !== "string" ||
+    !isKeyType(o.keyType)
+  ) {
     return undefined
   }
   return {
@@ -192,7 +204,11 @@ const inspect = (material: CertificateMaterial): Effect.Effect<InspectedMaterial
     material.chain.forEach((der, index) => {
       const cert = parseCertificate(der)
       if (cert === undefined) {
-        problems.push({ field: `chain[${index}]`, message: "is not a certificate", fix: "remove it or supply the right file" })
+        problems.push({
+          field: `chain[${index}]`,
+          message: "is not a certificate",
+          fix: "remove it or supply the right file",
+        })
       } else parsed.push({ der, cert, index })
     })
     // Order leaf-first: follow issuer links.
@@ -201,7 +217,12 @@ const inspect = (material: CertificateMaterial): Effect.Effect<InspectedMaterial
     let current = leaf
     for (;;) {
       if (current.issuerKeyId === current.publicKeyId && current.issuer === current.subject) break
-      const next = parsed.find((p) => !used.has(p.index) && p.cert.subject === current.issuer && p.cert.publicKeyId === current.issuerKeyId)
+      const next = parsed.find(
+        (p) =>
+          !used.has(p.index) &&
+          p.cert.subject === current.issuer &&
+          p.cert.publicKeyId === current.issuerKeyId,
+      )
       if (next === undefined) break
       used.add(next.index)
       if (!verifiesUnder(current, next.cert)) {
@@ -216,7 +237,11 @@ const inspect = (material: CertificateMaterial): Effect.Effect<InspectedMaterial
     }
     for (const p of parsed) {
       if (!used.has(p.index)) {
-        problems.push({ field: `chain[${p.index}]`, message: "is not part of the leaf's chain; removed", fix: "remove unrelated certificates" })
+        problems.push({
+          field: `chain[${p.index}]`,
+          message: "is not part of the leaf's chain; removed",
+          fix: "remove unrelated certificates",
+        })
       }
     }
     const keyMatchesLeaf = key.publicKeyId === leaf.publicKeyId
@@ -244,19 +269,27 @@ const deriveKey = (salt: Uint8Array, password: string): Buffer =>
   createHash("sha256").update(salt).update(utf8.encode(password)).digest()
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString("base64")
-const unb64 = (s: unknown): Uint8Array | undefined => (typeof s === "string" ? new Uint8Array(Buffer.from(s, "base64")) : undefined)
+const unb64 = (s: unknown): Uint8Array | undefined =>
+  typeof s === "string" ? new Uint8Array(Buffer.from(s, "base64")) : undefined
 
 const encode: (typeof PfxCodec)["Service"]["encode"] = (material, options) =>
   Effect.suspend(() => {
     const leaf = parseCertificate(material.leaf)
     const key = parseKey(Redacted.value(material.key))
-    if (leaf === undefined) return Effect.fail(new PfxEncodeError({ reason: "the leaf is not a certificate" }))
+    if (leaf === undefined)
+      return Effect.fail(new PfxEncodeError({ reason: "the leaf is not a certificate" }))
     if (key === undefined) return Effect.fail(new PfxEncodeError({ reason: "the key is not a private key" }))
     if (key.publicKeyId !== leaf.publicKeyId) {
-      return Effect.fail(new PfxEncodeError({ reason: "the key does not match the certificate; refusing to build the PFX" }))
+      return Effect.fail(
+        new PfxEncodeError({ reason: "the key does not match the certificate; refusing to build the PFX" }),
+      )
     }
     const payload = utf8.encode(
-      JSON.stringify({ leaf: b64(material.leaf), chain: material.chain.map(b64), key: b64(Redacted.value(material.key)) }),
+      JSON.stringify({
+        leaf: b64(material.leaf),
+        chain: material.chain.map(b64),
+        key: b64(Redacted.value(material.key)),
+      }),
     )
     const salt = randomBytes(16)
     const iv = randomBytes(12)
@@ -289,20 +322,31 @@ const decode: (typeof PfxCodec)["Service"]["decode"] = (bytes, password) =>
       decipher.setAuthTag(tag)
       plain = Buffer.concat([decipher.update(data), decipher.final()])
     } catch {
-      return Effect.fail(new PfxDecodeError({ reason: "wrong-password", detail: "the password does not open the PFX" }))
+      return Effect.fail(
+        new PfxDecodeError({ reason: "wrong-password", detail: "the password does not open the PFX" }),
+      )
     }
     const inner: unknown = JSON.parse(plain.toString("utf8"))
     const rec = typeof inner === "object" && inner !== null ? (inner as Record<string, unknown>) : {}
     const leaf = unb64(rec.leaf)
     const key = unb64(rec.key)
-    const chain = Array.isArray(rec.chain) ? rec.chain.map(unb64).filter((c): c is Uint8Array => c !== undefined) : []
-    if (leaf === undefined) return Effect.fail(new PfxDecodeError({ reason: "no-certificate", detail: "the PFX holds no certificate" }))
-    if (key === undefined) return Effect.fail(new PfxDecodeError({ reason: "no-key", detail: "the PFX holds no private key" }))
+    const chain = Array.isArray(rec.chain)
+      ? rec.chain.map(unb64).filter((c): c is Uint8Array => c !== undefined)
+      : []
+    if (leaf === undefined)
+      return Effect.fail(
+        new PfxDecodeError({ reason: "no-certificate", detail: "the PFX holds no certificate" }),
+      )
+    if (key === undefined)
+      return Effect.fail(new PfxDecodeError({ reason: "no-key", detail: "the PFX holds no private key" }))
     return Effect.succeed({ leaf, chain, key: Redacted.make(key) })
   })
 
 /** Build a synthetic PFX holding only certificates (what a non-exportable key's backing secret holds). */
-export const encodeWithoutKey = (material: Pick<CertificateMaterial, "leaf" | "chain">, password: string): Uint8Array => {
+export const encodeWithoutKey = (
+  material: Pick<CertificateMaterial, "leaf" | "chain">,
+  password: string,
+): Uint8Array => {
   const payload = utf8.encode(JSON.stringify({ leaf: b64(material.leaf), chain: material.chain.map(b64) }))
   const salt = randomBytes(16)
   const iv = randomBytes(12)
@@ -310,7 +354,13 @@ export const encodeWithoutKey = (material: Pick<CertificateMaterial, "leaf" | "c
   const ciphertext = Buffer.concat([cipher.update(payload), cipher.final()])
   return utf8.encode(
     PFX_MAGIC +
-      JSON.stringify({ encoding: "modern", salt: b64(salt), iv: b64(iv), tag: b64(cipher.getAuthTag()), data: b64(ciphertext) }),
+      JSON.stringify({
+        encoding: "modern",
+        salt: b64(salt),
+        iv: b64(iv),
+        tag: b64(cipher.getAuthTag()),
+        data: b64(ciphertext),
+      }),
   )
 }
 

@@ -1,0 +1,281 @@
+/** Target configuration: every rule, every problem reported at once with its field and fix. */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import fc from "fast-check"
+import { type ConfigProblem, validateTargetConfig, validateTargetConfigSync } from "../src/index.js"
+
+const base = { vault_url: "https://my-vault.vault.azure.net", certificate_name: "api-prod" }
+
+const problemsOf = (input: unknown): ReadonlyArray<ConfigProblem> => {
+  const r = validateTargetConfigSync(input)
+  return Result.isFailure(r) ? r.failure.problems : []
+}
+const ok = (input: unknown) => {
+  const r = validateTargetConfigSync(input)
+  if (Result.isFailure(r)) assert.fail(r.failure.message)
+  return r.success
+}
+const fieldsOf = (input: unknown) => problemsOf(input).map((p) => p.field)
+
+describe("vault_url", () => {
+  it("accepts the three clouds and derives the authority host and Key Vault resource", () => {
+    const pub = ok(base)
+    assert.strictEqual(pub.vaultUrl, "https://my-vault.vault.azure.net")
+    assert.strictEqual(pub.vaultName, "my-vault")
+    assert.deepStrictEqual(pub.cloud, {
+      name: "AzurePublic",
+      vaultDnsSuffix: "vault.azure.net",
+      authorityHost: "https://login.microsoftonline.com",
+      keyVaultResource: "https://vault.azure.net",
+    })
+    const gov = ok({ ...base, vault_url: "https://my-vault.vault.usgovcloudapi.net" })
+    assert.strictEqual(gov.cloud.authorityHost, "https://login.microsoftonline.us")
+    assert.strictEqual(gov.cloud.keyVaultResource, "https://vault.usgovcloudapi.net")
+    const cn = ok({ ...base, vault_url: "https://my-vault.vault.azure.cn" })
+    assert.strictEqual(cn.cloud.authorityHost, "https://login.chinacloudapi.cn")
+    assert.strictEqual(cn.cloud.keyVaultResource, "https://vault.azure.cn")
+  })
+
+  it("normalises a trailing slash, an explicit :443 and upper case", () => {
+    for (const url of [
+      "https://my-vault.vault.azure.net/",
+      "https://my-vault.vault.azure.net:443",
+      "https://MY-VAULT.vault.azure.net:443/",
+    ]) {
+      assert.strictEqual(ok({ ...base, vault_url: url }).vaultUrl, "https://my-vault.vault.azure.net")
+    }
+  })
+
+  it("refuses http, paths, query strings, fragments, credentials and other ports with a fix each", () => {
+    const cases: Array<[string, RegExp]> = [
+      ["http://my-vault.vault.azure.net", /https only/],
+      ["https://my-vault.vault.azure.net/secrets/x", /has a path/],
+      ["https://my-vault.vault.azure.net/?api-version=7.4", /query string/],
+      ["https://my-vault.vault.azure.net/#x", /fragment/],
+      ["https://user:pw@my-vault.vault.azure.net", /credentials/],
+      ["https://my-vault.vault.azure.net:8443", /port 8443/],
+      ["not a url", /not a URL/],
+      ["", /is empty/],
+    ]
+    for (const [url, message] of cases) {
+      const problems = problemsOf({ ...base, vault_url: url })
+      assert.isTrue(
+        problems.some((p) => p.field === "vault_url" && message.test(p.message) && p.fix.length > 0),
+        `${url}: ${JSON.stringify(problems)}`,
+      )
+    }
+  })
+
+  it("refuses Managed HSM with a pointed message", () => {
+    const [p] = problemsOf({ ...base, vault_url: "https://my-hsm.managedhsm.azure.net" })
+    assert.strictEqual(p?.field, "vault_url")
+    assert.match(p?.message ?? "", /Managed HSM/)
+    assert.match(p?.fix ?? "", /vault\.azure\.net/)
+  })
+
+  it("checks the vault name: 3-24, letters, digits, single hyphens, starts with a letter, no trailing hyphen", () => {
+    for (const name of ["abc", "a-b-c", "kv1", "a23456789012345678901234"])
+      ok({ ...base, vault_url: `https://${name}.vault.azure.net` })
+    for (const name of ["ab", "1abc", "abc-", "a--b", "a_b", "a234567890123456789012345", "a.b"]) {
+      assert.deepStrictEqual(
+        fieldsOf({ ...base, vault_url: `https://${name}.vault.azure.net` }),
+        ["vault_url"],
+        name,
+      )
+    }
+  })
+
+  it("refuses other suffixes and loopback hosts unless a custom cloud is declared", () => {
+    assert.match(
+      problemsOf({ ...base, vault_url: "https://kv.vault.local.azurestack.external" })[0]?.fix ?? "",
+      /cloud/,
+    )
+    assert.match(
+      problemsOf({ ...base, vault_url: "https://127.0.0.1:8443" })[0]?.message ?? "",
+      /custom cloud/,
+    )
+    const cloud = {
+      vault_dns_suffix: "vault.local.azurestack.external",
+      authority_host: "https://login.local.azurestack.external",
+      keyvault_resource: "https://vault.local.azurestack.external",
+    }
+    const stack = ok({ ...base, vault_url: "https://kv1.vault.local.azurestack.external", cloud })
+    assert.strictEqual(stack.cloud.name, "Custom")
+    assert.strictEqual(stack.cloud.authorityHost, "https://login.local.azurestack.external")
+    const emu = ok({
+      ...base,
+      vault_url: "https://127.0.0.1:8443/",
+      cloud: {
+        vault_dns_suffix: "vault.emulator",
+        authority_host: "https://127.0.0.1:8444",
+        keyvault_resource: "https://vault.emulator",
+      },
+    })
+    assert.strictEqual(emu.vaultUrl, "https://127.0.0.1:8443")
+    assert.strictEqual(
+      ok({ ...base, vault_url: "https://localhost:9000", cloud }).vaultUrl,
+      "https://localhost:9000",
+    )
+    // A custom cloud does not accept a host outside its suffix.
+    assert.match(problemsOf({ ...base, cloud })[0]?.message ?? "", /vault_dns_suffix/)
+    // Its own fields are checked.
+    assert.deepStrictEqual(
+      fieldsOf({
+        ...base,
+        cloud: { vault_dns_suffix: "", authority_host: "http://x", keyvault_resource: 3, client_secret: "s" },
+      }).sort(),
+      ["cloud.authority_host", "cloud.client_secret", "cloud.keyvault_resource", "cloud.vault_dns_suffix"],
+    )
+  })
+})
+
+describe("other fields", () => {
+  it("certificate_name is 1-127 of [A-Za-z0-9-]", () => {
+    ok({ ...base, certificate_name: "a" })
+    ok({ ...base, certificate_name: "A-1".padEnd(127, "x") })
+    for (const bad of ["", "a_b", "a.b", "x".repeat(128), "café"]) {
+      assert.deepStrictEqual(fieldsOf({ ...base, certificate_name: bad }), ["certificate_name"], bad)
+    }
+  })
+
+  it("tags: at most 12 operator tags (15 with kvdeploy's 3 reserved), keys and values up to 256, reserved keys refused", () => {
+    const twelve = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`k${i}`, "v"]))
+    assert.deepStrictEqual(ok({ ...base, tags: twelve }).tags, twelve)
+    assert.match(problemsOf({ ...base, tags: { ...twelve, k12: "v" } })[0]?.message ?? "", /15/)
+    assert.deepStrictEqual(fieldsOf({ ...base, tags: { ["k".repeat(257)]: "v" } }), [
+      `tags.${"k".repeat(257)}`,
+    ])
+    assert.deepStrictEqual(fieldsOf({ ...base, tags: { k: "v".repeat(257) } }), ["tags.k"])
+    for (const reserved of [
+      "certctl-managed-by",
+      "certctl-certificate-id",
+      "certctl-rollback-of",
+      "CERTCTL-MANAGED-BY",
+    ]) {
+      assert.match(problemsOf({ ...base, tags: { [reserved]: "x" } })[0]?.message ?? "", /reserved/)
+    }
+    assert.deepStrictEqual(fieldsOf({ ...base, tags: { n: 3 } }), ["tags.n"])
+  })
+
+  it("credential_mode defaults to default; managed_identity_client_id only with managed_identity", () => {
+    assert.strictEqual(ok(base).credentialMode, "default")
+    for (const mode of ["default", "managed_identity", "client_secret", "workload_identity"]) {
+      assert.strictEqual(ok({ ...base, credential_mode: mode }).credentialMode, mode)
+    }
+    assert.deepStrictEqual(fieldsOf({ ...base, credential_mode: "password" }), ["credential_mode"])
+    const id = "11111111-2222-3333-4444-555555555555"
+    assert.strictEqual(
+      ok({ ...base, credential_mode: "managed_identity", managed_identity_client_id: id })
+        .managedIdentityClientId,
+      id,
+    )
+    assert.match(
+      problemsOf({ ...base, managed_identity_client_id: id })[0]?.message ?? "",
+      /not managed_identity/,
+    )
+    assert.deepStrictEqual(
+      fieldsOf({ ...base, credential_mode: "managed_identity", managed_identity_client_id: "x" }),
+      ["managed_identity_client_id"],
+    )
+  })
+
+  it("on_soft_deleted defaults to fail; pfx_encoding defaults to modern", () => {
+    const c = ok(base)
+    assert.strictEqual(c.onSoftDeleted, "fail")
+    assert.strictEqual(c.pfxEncoding, "modern")
+    assert.strictEqual(
+      ok({ ...base, on_soft_deleted: "recover", pfx_encoding: "legacy" }).pfxEncoding,
+      "legacy",
+    )
+    assert.deepStrictEqual(fieldsOf({ ...base, on_soft_deleted: "purge", pfx_encoding: "des" }), [
+      "on_soft_deleted",
+      "pfx_encoding",
+    ])
+  })
+
+  it("secret-looking fields are refused without echoing their value; unknown fields are named", () => {
+    const input = {
+      ...base,
+      client_secret: "hunter2-value",
+      password: "pw-value",
+      pfx_password: "pfx-value",
+      api_token: "tok-value",
+      private_key: "key-value",
+      passwd: "x-value",
+      pwd: "y-value",
+      vault_uri: "typo",
+    }
+    const problems = problemsOf(input)
+    assert.deepStrictEqual(problems.map((p) => p.field).sort(), [
+      "api_token",
+      "client_secret",
+      "passwd",
+      "password",
+      "pfx_password",
+      "private_key",
+      "pwd",
+      "vault_uri",
+    ])
+    assert.match(problems.find((p) => p.field === "client_secret")?.fix ?? "", /AZURE_CLIENT_SECRET/)
+    assert.match(problems.find((p) => p.field === "vault_uri")?.message ?? "", /not a known field/)
+    const text = JSON.stringify(problems)
+    for (const v of ["hunter2-value", "pw-value", "pfx-value", "tok-value", "key-value"])
+      assert.notInclude(text, v)
+  })
+
+  it("collects every problem at once", () => {
+    const problems = problemsOf({
+      vault_url: "http://x.vault.azure.net/path",
+      certificate_name: "bad name",
+      tags: { "certctl-managed-by": "me" },
+      credential_mode: "nope",
+      client_secret: "s",
+    })
+    assert.deepStrictEqual([...new Set(problems.map((p) => p.field))].sort(), [
+      "certificate_name",
+      "client_secret",
+      "credential_mode",
+      "tags.certctl-managed-by",
+      "vault_url",
+    ])
+    for (const p of problems) assert.isAbove(p.fix.length, 0)
+    assert.deepStrictEqual(fieldsOf(null), ["(config)"])
+    assert.deepStrictEqual(fieldsOf({}).sort(), ["certificate_name", "vault_url"])
+  })
+
+  it.effect("validateTargetConfig fails with the tagged ConfigInvalid", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(validateTargetConfig({ vault_url: 1 }))
+      assert.strictEqual(error._tag, "ConfigInvalid")
+      assert.match(error.message, /vault_url/)
+      const config = yield* validateTargetConfig(base)
+      assert.strictEqual(config.certificateName, "api-prod")
+    }),
+  )
+
+  it("hostile input never throws and never passes unless it is a valid configuration (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          vault_url: fc.oneof(fc.string(), fc.webUrl()),
+          certificate_name: fc.string(),
+          tags: fc.dictionary(fc.string(), fc.string()),
+        }),
+        (input) => {
+          const r = validateTargetConfigSync(input)
+          if (Result.isSuccess(r)) {
+            assert.match(
+              r.success.vaultUrl,
+              /^https:\/\/[a-z][a-z0-9-]{1,22}[a-z0-9]\.vault\.(azure\.net|usgovcloudapi\.net|azure\.cn)$/,
+            )
+            assert.match(r.success.certificateName, /^[A-Za-z0-9-]{1,127}$/)
+          } else {
+            assert.isAbove(r.failure.problems.length, 0)
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
+})

@@ -1,0 +1,310 @@
+/**
+ * Invariants I1-I5 of the deploy program over random vault histories and
+ * random fault schedules (fast-check, 1,000 schedules by default; set
+ * KVDEPLOY_PROPERTY_RUNS for more). After every run the reported outcome must
+ * be true of the in-memory vault (I3).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { TestClock } from "effect/testing"
+import fc from "fast-check"
+import {
+  type DeployOutcome,
+  deploy,
+  exitCodeOf,
+  hasTags,
+  PfxCodec,
+  ROLLBACK_OF_TAG,
+  resultLabelOf,
+} from "../src/index.js"
+import type { VaultOperation } from "../src/ports/Vault.js"
+import {
+  AuditRecords,
+  type Fault,
+  InMemoryAuditLog,
+  InMemoryVault,
+  InMemoryVaultHandle,
+  issue,
+  MetricsRecorder,
+  makeAuthority,
+  RecordingMetrics,
+  runAdvancingClock,
+  SyntheticCodec,
+  withWrongKey,
+} from "../src/testing/index.js"
+import { managedTags, NAME, request, target, toJson } from "./fixtures.js"
+
+const RUNS = Number(process.env.KVDEPLOY_PROPERTY_RUNS ?? 1000)
+
+const ca = makeAuthority("prop")
+const pool = Array.from({ length: 5 }, (_, i) => issue({ seed: `pool-${i}`, issuer: ca }))
+const foreignPool = Array.from({ length: 2 }, (_, i) => issue({ seed: `foreign-${i}`, issuer: ca }))
+const allSecrets = [...pool, ...foreignPool].map((m) => m.key.body.secret)
+
+/** I4 guard: a codec that records every attempt to encode a key with a certificate it does not match. */
+const mismatchedEncodes: Array<string> = []
+const GuardedCodec = Layer.succeed(PfxCodec, {
+  inspect: SyntheticCodec.inspect,
+  decode: SyntheticCodec.decode,
+  encode: (material, options) =>
+    Effect.flatMap(Effect.orDie(SyntheticCodec.inspect(material)), (inspected) => {
+      if (!inspected.keyMatchesLeaf) mismatchedEncodes.push(inspected.leaf.x5t)
+      return SyntheticCodec.encode(material, options)
+    }),
+})
+const World = Layer.mergeAll(
+  InMemoryVault.layer.pipe(Layer.provideMerge(GuardedCodec)),
+  RecordingMetrics.layer,
+  InMemoryAuditLog.layer,
+)
+
+const arbFailKind = fc.constantFrom(
+  "NotFound",
+  "Forbidden",
+  "Throttled",
+  "Unavailable",
+  "Rejected",
+  "Ambiguous" as const,
+)
+const arbFault = (write: boolean): fc.Arbitrary<Fault> =>
+  fc.oneof(
+    { weight: 4, arbitrary: fc.constant<Fault>({ _tag: "Pass" }) },
+    { weight: 3, arbitrary: arbFailKind.map((kind): Fault => ({ _tag: "Fail", kind })) },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(fc.integer({ min: 0, max: foreignPool.length - 1 }), fc.boolean()).map(
+        ([i, managed]): Fault => ({
+          _tag: "ForeignImport",
+          material: (foreignPool[i] ?? pool[0])!.material,
+          tags: managed ? { ...managedTags, "certctl-certificate-id": "other" } : { owner: "other" },
+        }),
+      ),
+    },
+    ...(write
+      ? [
+          { weight: 2, arbitrary: fc.constant<Fault>({ _tag: "AfterWrite" }) },
+          {
+            weight: 2,
+            arbitrary: fc.constantFrom<Fault>(
+              { _tag: "Alter", change: "disable" },
+              { _tag: "Alter", change: "drop-tags" },
+            ),
+          },
+        ]
+      : []),
+  )
+
+const operations: ReadonlyArray<[VaultOperation, boolean]> = [
+  ["getLatest", false],
+  ["listVersions", false],
+  ["importVersion", true],
+  ["getVersionSecret", false],
+  ["getDeleted", false],
+  ["recoverDeleted", true],
+]
+
+const arbScenario = fc.record({
+  history: fc.array(
+    fc.record({
+      cert: fc.integer({ min: 0, max: pool.length - 1 }),
+      managed: fc.boolean(),
+      exportable: fc.boolean(),
+    }),
+    { maxLength: 3 },
+  ),
+  softDeleted: fc.boolean(),
+  onSoftDeleted: fc.constantFrom("fail", "recover"),
+  newCert: fc.oneof(
+    { weight: 4, arbitrary: fc.constant("fresh") },
+    { weight: 1, arbitrary: fc.constant("same-as-latest") },
+    { weight: 2, arbitrary: fc.constant("reused-key") },
+    { weight: 1, arbitrary: fc.constant("wrong-key") },
+  ),
+  adopt: fc.boolean(),
+  callerKey: fc.constantFrom("none", "right", "wrong"),
+  secretsGet: fc.boolean(),
+  faults: fc.record(
+    Object.fromEntries(
+      operations.map(([op, write]) => [op, fc.array(arbFault(write), { maxLength: 6 })]),
+    ) as Record<VaultOperation, fc.Arbitrary<Array<Fault>>>,
+  ),
+})
+type Scenario = typeof arbScenario extends fc.Arbitrary<infer T> ? T : never
+
+const runScenario = (s: Scenario) =>
+  Effect.gen(function* () {
+    const vault = yield* InMemoryVaultHandle
+    const audit = yield* AuditRecords
+    const metrics = yield* MetricsRecorder
+    for (const h of s.history) {
+      yield* vault.seed(NAME, pool[h.cert]!.material, {
+        tags: h.managed ? managedTags : { owner: "someone" },
+        exportable: h.exportable,
+      })
+    }
+    const latestBefore = vault.latest(NAME)
+    const latestCert = latestBefore === undefined ? undefined : pool.find((p) => p.x5t === latestBefore.x5t)
+    if (s.softDeleted && s.history.length > 0) yield* vault.softDelete(NAME)
+    const fresh = issue({ seed: "fresh-new", issuer: ca })
+    const material =
+      s.newCert === "same-as-latest" && latestCert !== undefined
+        ? latestCert.material
+        : s.newCert === "reused-key" && latestCert !== undefined
+          ? issue({ seed: "reissued", issuer: ca, key: latestCert.key }).material
+          : s.newCert === "wrong-key"
+            ? withWrongKey(fresh)
+            : fresh.material
+    const previousKey =
+      s.callerKey === "right" && latestCert !== undefined
+        ? { previousKey: latestCert.material.key }
+        : s.callerKey === "wrong"
+          ? { previousKey: Redacted.make(fresh.key.bytes) }
+          : {}
+    vault.setSecretsGet(s.secretsGet)
+    for (const [op] of operations) vault.script(op, ...s.faults[op])
+    const before = new Map(
+      vault.versions(NAME).map((v) => [v.versionId, { enabled: v.enabled, tags: toJson(v.tags) }]),
+    )
+    mismatchedEncodes.length = 0
+
+    const outcome: DeployOutcome = yield* runAdvancingClock(
+      deploy(
+        request(material, { adopt: s.adopt, ...previousKey }, target({ on_soft_deleted: s.onSoftDeleted })),
+      ),
+    )
+
+    const after = vault.versions(NAME)
+    const ours = after.filter((v) => v.writer === "deploy")
+    const latest = vault.latest(NAME)
+    const context = `${outcome._tag}: ${outcome.reason}\n${outcome.decisions.join("\n")}`
+
+    // I1: nothing deleted, disabled or retagged.
+    for (const [id, was] of before) {
+      const now = after.find((v) => v.versionId === id)
+      expect(now, context).toBeDefined()
+      expect({ enabled: now?.enabled, tags: toJson(now?.tags) }, context).toEqual(was)
+    }
+    // I2: at most one forward import and one rollback import took effect.
+    expect(
+      ours.filter((v) => v.tags[ROLLBACK_OF_TAG] === undefined && v.x5t !== outcome.previous?.x5t).length,
+      context,
+    ).toBeLessThanOrEqual(1)
+    expect(ours.filter((v) => v.tags[ROLLBACK_OF_TAG] !== undefined).length, context).toBeLessThanOrEqual(1)
+    expect(vault.calls().byOperation.importVersion ?? 0, context).toBeLessThanOrEqual(3)
+    // I3: the outcome is true of the vault.
+    switch (outcome._tag) {
+      case "Succeeded":
+        expect(latest?.versionId, context).toBe(outcome.versionId)
+        expect(latest?.x5t, context).toBe(outcome.newX5t)
+        expect(latest?.enabled, context).toBe(true)
+        expect(hasTags(latest?.tags ?? {}, managedTags), context).toBe(true)
+        break
+      case "Skipped":
+        expect(ours.length, context).toBe(0)
+        expect(latest?.x5t, context).toBe(outcome.newX5t)
+        expect(vault.isSoftDeleted(NAME), context).toBe(false)
+        break
+      case "Rejected":
+      case "Failed":
+        expect(ours.length, context).toBe(0)
+        break
+      case "RolledBack": {
+        expect(latest?.versionId, context).toBe(outcome.rollbackVersionId)
+        expect(latest?.x5t, context).toBe(outcome.previous?.x5t)
+        expect(latest?.tags[ROLLBACK_OF_TAG], context).toBe(outcome.failedVersionId)
+        expect(latest?.enabled, context).toBe(true)
+        break
+      }
+      case "Superseded": {
+        const mine = after.find((v) => v.versionId === outcome.versionId)
+        expect(mine?.writer, context).toBe("deploy")
+        expect(latest?.writer, context).toBe("foreign")
+        expect((latest?.sequence ?? 0) > (mine?.sequence ?? Infinity), context).toBe(true)
+        break
+      }
+      case "Unverified":
+        expect(outcome.postVerifyFailure, context).toBe("unreadable")
+        if (outcome.versionId !== undefined)
+          expect(
+            after.some((v) => v.versionId === outcome.versionId),
+            context,
+          ).toBe(true)
+        break
+      case "RollbackFailed":
+        expect(
+          after.some((v) => v.versionId === outcome.failedVersionId),
+          context,
+        ).toBe(true)
+        break
+    }
+    // I4: no PFX was ever requested for a key that does not match its certificate.
+    expect(mismatchedEncodes, context).toEqual([])
+    // I5: key material appears in no outcome, audit record or metric.
+    const text = toJson({ outcome, audit: audit.all(), metrics: metrics.events() })
+    for (const secret of [...allSecrets, fresh.key.body.secret])
+      expect(text.includes(secret), context).toBe(false)
+    // One audit record, one attempt counted with the outcome's label, calls counted honestly.
+    expect(
+      audit.all().map((r) => [r.outcome, r.exitCode]),
+      context,
+    ).toEqual([[outcome._tag, exitCodeOf(outcome)]])
+    expect(metrics.count("deployAttempt"), context).toBe(1)
+    expect(metrics.count("deployAttempt", resultLabelOf(outcome._tag)), context).toBe(1)
+    expect(outcome.vaultCalls, context).toBe(vault.calls().total)
+    return outcome._tag
+  }).pipe(Effect.provide(World), Effect.provide(TestClock.layer()))
+
+describe("deploy invariants (property)", () => {
+  it(
+    `I1-I5 hold and the outcome is true of the vault, over ${RUNS} random histories and fault schedules`,
+    async () => {
+      const seen = new Map<string, number>()
+      await fc.assert(
+        fc.asyncProperty(arbScenario, async (s) => {
+          const tag = await Effect.runPromise(runScenario(s))
+          seen.set(tag, (seen.get(tag) ?? 0) + 1)
+        }),
+        { numRuns: RUNS },
+      )
+      // The generator reaches every outcome (so the invariants were checked on each).
+      expect([...seen.keys()].sort()).toEqual(
+        [
+          "Failed",
+          "Rejected",
+          "RollbackFailed",
+          "RolledBack",
+          "Skipped",
+          "Succeeded",
+          "Superseded",
+          "Unverified",
+        ].sort(),
+      )
+      console.log(`property runs by outcome: ${JSON.stringify(Object.fromEntries(seen))}`)
+    },
+    60_000 + RUNS * 30,
+  )
+
+  it("round trips without faults: 3 for a deploy over a version, 3 for a first deploy, 1 when unchanged", async () => {
+    const calls = await Effect.runPromise(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const a = issue({ seed: "rt-a", issuer: ca })
+        const b = issue({ seed: "rt-b", issuer: ca })
+        const first = yield* runAdvancingClock(deploy(request(a.material)))
+        const over = yield* runAdvancingClock(deploy(request(b.material)))
+        const same = yield* runAdvancingClock(deploy(request(b.material)))
+        vault.script("importVersion", { _tag: "Alter", change: "drop-tags" })
+        const rolled = yield* runAdvancingClock(deploy(request(a.material)))
+        return [first, over, same, rolled].map((o) => [o._tag, o.vaultCalls])
+      }).pipe(Effect.provide(World), Effect.provide(TestClock.layer())),
+    )
+    expect(calls).toEqual([
+      ["Succeeded", 3],
+      ["Succeeded", 3],
+      ["Skipped", 1],
+      ["RolledBack", 6], // 3 + getVersionSecret + rollback import + rollback verify
+    ])
+  })
+})

@@ -1,0 +1,98 @@
+/**
+ * The Prometheus exposition is checked by a real parser: `promtool check
+ * metrics`. With CI=true a missing promtool fails the test instead of skipping it.
+ */
+import { spawnSync } from "node:child_process"
+import { assert, describe, it } from "@effect/vitest"
+import { Fault, InMemoryVaultHandle, withWrongKey } from "@kvdeploy/core/test"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { catalogue } from "../src/index.js"
+import { PrometheusExposition, layer as prometheusLayer } from "../src/prometheus.js"
+import { managedTags, NAME, newCert, oldCert, request, run, vaultWorld } from "./world.js"
+
+const promtool = (() => {
+  const r = spawnSync("promtool", ["--version"], { encoding: "utf8" })
+  return r.error === undefined && r.status === 0
+})()
+const inCi = process.env.CI === "true"
+
+/** A few deploys with different outcomes, then the exposition text. */
+const exposition = Effect.gen(function* () {
+  const vault = yield* InMemoryVaultHandle
+  yield* vault.seed(NAME, oldCert.material, { tags: managedTags })
+  yield* run(request(withWrongKey(newCert)))
+  vault.script("getLatest", Fault.fail("Throttled"))
+  vault.script("importVersion", Fault.alter("drop-tags"))
+  yield* run(request(newCert.material))
+  yield* run(request(newCert.material))
+  return yield* Effect.flatMap(Effect.service(PrometheusExposition), (p) => p.text)
+}).pipe(Effect.provide(Layer.mergeAll(vaultWorld, prometheusLayer)))
+
+/** Parse sample lines `name{labels} value` (enough to read values back). */
+const samples = (text: string): Map<string, number> => {
+  const out = new Map<string, number>()
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#") || line.trim() === "") continue
+    const i = line.lastIndexOf(" ")
+    out.set(line.slice(0, i), Number(line.slice(i + 1)))
+  }
+  return out
+}
+
+describe("Prometheus adapter", () => {
+  it.effect("promtool accepts the exposition", () =>
+    Effect.gen(function* () {
+      const text = yield* exposition
+      if (!promtool) {
+        if (inCi)
+          assert.fail("promtool is required in CI (Debian package `prometheus`); it was not found on PATH")
+        console.warn("promtool not found: exposition not checked by promtool (set CI=true to make this fail)")
+        return
+      }
+      const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" })
+      assert.strictEqual(
+        r.status,
+        0,
+        `promtool check metrics failed:\n${r.stdout}\n${r.stderr}\n---\n${text}`,
+      )
+    }),
+  )
+
+  it("promtool rejects a broken exposition (the check can fail)", () => {
+    if (!promtool) {
+      if (inCi) assert.fail("promtool is required in CI")
+      return
+    }
+    const r = spawnSync("promtool", ["check", "metrics"], {
+      input: '# HELP x_total a\n# TYPE x_total counter\nx_total{a="1" 1\n',
+      encoding: "utf8",
+    })
+    assert.notStrictEqual(r.status, 0)
+  })
+
+  it.effect("declares every series of the catalogue and holds the recorded values", () =>
+    Effect.gen(function* () {
+      const text = yield* exposition
+      for (const s of catalogue) {
+        assert.include(text, `# HELP ${s.name} ${s.help}`)
+        assert.include(text, `# TYPE ${s.name} ${s.type}`)
+      }
+      const v = samples(text)
+      assert.strictEqual(v.get('certctl_deploy_attempts_total{target_type="azure_kv",result="rejected"}'), 1)
+      assert.strictEqual(
+        v.get('certctl_deploy_attempts_total{target_type="azure_kv",result="rolled_back"}'),
+        1,
+      )
+      assert.strictEqual(v.get('certctl_deploy_attempts_total{target_type="azure_kv",result="succeeded"}'), 1)
+      assert.strictEqual(v.get('certctl_deploy_rollback_total{target_type="azure_kv",outcome="restored"}'), 1)
+      assert.strictEqual(
+        v.get('certctl_deploy_validate_failures_total{target_type="azure_kv",reason="key_mismatch"}'),
+        1,
+      )
+      assert.strictEqual(v.get("kvdeploy_vault_throttled_total"), 1)
+      assert.strictEqual(v.get("kvdeploy_deploy_duration_seconds_count"), 3)
+      assert.strictEqual(v.get('kvdeploy_vault_requests_total{operation="getLatest",status="throttled"}'), 1)
+    }),
+  )
+})
