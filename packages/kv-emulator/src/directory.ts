@@ -5,7 +5,15 @@
  */
 import { randomBytes } from "node:crypto"
 import type { OperationName } from "./faults.js"
-import { createSigningKey, decodeJwt, type JwtClaims, newGuid, type SigningKey, signJwt, verifyJwt } from "./jwt.js"
+import {
+  createSigningKey,
+  decodeJwt,
+  type JwtClaims,
+  newGuid,
+  type SigningKey,
+  signJwt,
+  verifyJwt,
+} from "./jwt.js"
 
 export const PERMISSIONS = [
   "certificates/get",
@@ -25,7 +33,9 @@ export type Permission = (typeof PERMISSIONS)[number]
 /** Built-in Key Vault RBAC roles, reduced to the permissions this emulator checks. */
 export const ROLES: Readonly<Record<string, ReadonlyArray<Permission>>> = {
   "Key Vault Administrator": PERMISSIONS,
-  "Key Vault Certificates Officer": PERMISSIONS.filter((p) => p.startsWith("certificates/") || p === "keys/get"),
+  "Key Vault Certificates Officer": PERMISSIONS.filter(
+    (p) => p.startsWith("certificates/") || p === "keys/get",
+  ),
   "Key Vault Certificate User": ["certificates/get", "certificates/list", "secrets/get", "keys/get"],
   "Key Vault Reader": ["certificates/get", "certificates/list", "keys/get"],
   "Key Vault Secrets User": ["secrets/get"],
@@ -93,8 +103,14 @@ export class Directory {
     readonly federationIssuer: string,
   ) {}
 
-  addPrincipal(p: Omit<Principal, "objectId" | "clientId"> & { clientId?: string; objectId?: string }): Principal {
-    const principal: Principal = { ...p, clientId: p.clientId ?? newGuid(), objectId: p.objectId ?? newGuid() }
+  addPrincipal(
+    p: Omit<Principal, "objectId" | "clientId"> & { clientId?: string; objectId?: string },
+  ): Principal {
+    const principal: Principal = {
+      ...p,
+      clientId: p.clientId ?? newGuid(),
+      objectId: p.objectId ?? newGuid(),
+    }
     this.principals.set(principal.clientId.toLowerCase(), principal)
     return principal
   }
@@ -169,7 +185,9 @@ export class Directory {
       uti: randomBytes(16).toString("base64url"),
       ver: "1.0",
       ...(p.kind === "systemAssigned" || p.kind === "userAssigned"
-        ? { xms_mirid: `/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/kv-emulator/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${p.displayName}` }
+        ? {
+            xms_mirid: `/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/kv-emulator/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${p.displayName}`,
+          }
         : {}),
     }
     return { token: signJwt(this.tokenKey, claims), expiresOn: exp }
@@ -185,7 +203,10 @@ export class Directory {
       iat: now,
       nbf: now,
       exp: now + lifetimeSeconds,
-      "kubernetes.io": { namespace: "kvdeploy", serviceaccount: { name: subject.split(":").pop() ?? subject } },
+      "kubernetes.io": {
+        namespace: "kvdeploy",
+        serviceaccount: { name: subject.split(":").pop() ?? subject },
+      },
     })
   }
 
@@ -209,7 +230,10 @@ export class Directory {
   }
 
   /** Verifies a federated assertion: signed by the emulator's federation issuer, or a configured static token. */
-  verifyAssertion(assertion: string, p: Principal): { ok: true } | { ok: false; code: string; description: string } {
+  verifyAssertion(
+    assertion: string,
+    p: Principal,
+  ): { ok: true } | { ok: false; code: string; description: string } {
     if (p.staticAssertion !== undefined && assertion === p.staticAssertion) return { ok: true }
     const fed = p.federated
     if (!fed)
@@ -220,7 +244,11 @@ export class Directory {
       }
     const decoded = decodeJwt(assertion)
     if (!decoded)
-      return { ok: false, code: "invalid_client", description: "AADSTS50027: JWT token is invalid or malformed." }
+      return {
+        ok: false,
+        code: "invalid_client",
+        description: "AADSTS50027: JWT token is invalid or malformed.",
+      }
     const iss = decoded.claims.iss
     if (iss !== fed.issuer)
       return {

@@ -13,7 +13,13 @@ import { join } from "node:path"
 import type { PfxEncoding } from "./codec.js"
 import { AZURE_AD_TOKEN_EXCHANGE, Directory, type Permission, type Principal } from "./directory.js"
 import { entraHandler, managedIdentityHandler } from "./entra.js"
-import { type ActiveFault, FaultController, type FaultRule, type OperationName, validateRule } from "./faults.js"
+import {
+  type ActiveFault,
+  FaultController,
+  type FaultRule,
+  type OperationName,
+  validateRule,
+} from "./faults.js"
 import { isRecord, parseJson, readBody, sendJson } from "./http.js"
 import { ensureStateDir, loadVault, saveVault } from "./persistence.js"
 import { createTlsIdentity } from "./pki.js"
@@ -221,6 +227,27 @@ const tune = (server: http.Server | https.Server) => {
 }
 
 export const start = async (options: EmulatorOptions = {}): Promise<Emulator> => {
+  const names = (options.vaults ?? ["kvdeploy-demo"]).map((v) =>
+    (typeof v === "string" ? v : v.name).toLowerCase(),
+  )
+  const dup = names.find((n, i) => names.indexOf(n) !== i)
+  if (dup !== undefined) throw new Error(`duplicate vault name ${dup}`)
+  const opened: Array<http.Server | https.Server> = []
+  try {
+    return await startServers(options, opened)
+  } catch (e) {
+    for (const s of opened) {
+      s.close()
+      s.closeAllConnections()
+    }
+    throw e
+  }
+}
+
+const startServers = async (
+  options: EmulatorOptions,
+  servers: Array<http.Server | https.Server>,
+): Promise<Emulator> => {
   const host = options.host ?? "127.0.0.1"
   const bind = options.bind ?? host
   const warn = options.warn ?? ((line: string) => process.stderr.write(`${line}\n`))
@@ -234,7 +261,6 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
   const tls = await createTlsIdentity(host === "127.0.0.1" || host === "localhost" ? [] : [host])
   const log = new RequestLog()
   const faults = new FaultController()
-  const servers: Array<http.Server | https.Server> = []
   const stores = new Map<string, VaultStore>()
   const handlers = new Map<string, VaultHandler>()
   const tlsOptions = { key: tls.keyPem, cert: tls.certPem }
@@ -285,15 +311,17 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
 
   const admin = adminHandler(() => emulator, adminKey)
 
-  const vaultOptions: VaultOptions[] = (options.vaults ?? ["kvdeploy-demo"]).map((v) => (typeof v === "string" ? { name: v } : v))
+  const vaultOptions: VaultOptions[] = (options.vaults ?? ["kvdeploy-demo"]).map((v) =>
+    typeof v === "string" ? { name: v } : v,
+  )
   const vaults: EmulatorVault[] = []
   const tenants = new Set<string>([tenantId])
   for (const vo of vaultOptions) {
-    if (stores.has(vo.name.toLowerCase())) throw new Error(`duplicate vault name ${vo.name}`)
     const store: VaultStore = new VaultStore(vo.name, recoverableDays, () => scheduleSave(store))
     if (options.stateDir !== undefined) loadVault(options.stateDir, store)
     const limits = vo.throttling ?? options.throttling
-    const throttle = limits === false ? undefined : new VaultThrottle({ ...KEY_VAULT_LIMITS, ...(limits ?? {}) })
+    const throttle =
+      limits === false ? undefined : new VaultThrottle({ ...KEY_VAULT_LIMITS, ...(limits ?? {}) })
     const vaultTenant = vo.tenantId ?? tenantId
     tenants.add(vaultTenant)
     const handler = new VaultHandler({
@@ -321,10 +349,22 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
 
   entraServer.on(
     "request",
-    entraHandler({ directory, log, authorityHost, tenants: () => tenants, admin: (req, res) => admin(req, res) }),
+    entraHandler({
+      directory,
+      log,
+      authorityHost,
+      tenants: () => tenants,
+      admin: (req, res) => admin(req, res),
+    }),
   )
   const miServer = http.createServer(
-    managedIdentityHandler({ directory, log, identityHeader, tenantId, admin: (req, res) => admin(req, res) }),
+    managedIdentityHandler({
+      directory,
+      log,
+      identityHeader,
+      tenantId,
+      admin: (req, res) => admin(req, res),
+    }),
   )
   tune(miServer)
   servers.push(miServer)
@@ -364,11 +404,23 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
       AZURE_FEDERATED_TOKEN_FILE: tokenFile,
       AZURE_AUTHORITY_HOST: authorityHost,
     },
-    managedIdentityAppService: { ...common, IDENTITY_ENDPOINT: `${miHost}/msi/token`, IDENTITY_HEADER: identityHeader },
+    managedIdentityAppService: {
+      ...common,
+      IDENTITY_ENDPOINT: `${miHost}/msi/token`,
+      IDENTITY_HEADER: identityHeader,
+    },
     managedIdentityImds: { ...common, AZURE_POD_IDENTITY_AUTHORITY_HOST: miHost },
-    managedIdentityUserAssigned: { ...common, AZURE_POD_IDENTITY_AUTHORITY_HOST: miHost, AZURE_CLIENT_ID: user.clientId },
+    managedIdentityUserAssigned: {
+      ...common,
+      AZURE_POD_IDENTITY_AUTHORITY_HOST: miHost,
+      AZURE_CLIENT_ID: user.clientId,
+    },
   }
-  const cloud: CustomCloud = { vault_dns_suffix: host, authority_host: authorityHost, keyvault_resource: keyvaultResource }
+  const cloud: CustomCloud = {
+    vault_dns_suffix: host,
+    authority_host: authorityHost,
+    keyvault_resource: keyvaultResource,
+  }
   const modeToCredential: Record<AuthMode, string> = {
     clientSecret: "client_secret",
     workloadIdentity: "workload_identity",
@@ -492,14 +544,23 @@ const adminHandler =
     const emulator = get()
     if (req.headers["x-kv-emulator-admin-key"] !== adminKey) {
       req.resume()
-      return sendJson(res, 401, { error: { code: "Unauthorized", message: "x-kv-emulator-admin-key header missing or wrong" } })
+      return sendJson(res, 401, {
+        error: { code: "Unauthorized", message: "x-kv-emulator-admin-key header missing or wrong" },
+      })
     }
     const url = new URL(req.url ?? "/", "https://127.0.0.1")
-    const parts = url.pathname.split("/").filter((p) => p.length > 0).slice(1)
+    const parts = url.pathname
+      .split("/")
+      .filter((p) => p.length > 0)
+      .slice(1)
     const method = req.method ?? "GET"
-    const parsed = method === "GET" || method === "DELETE" ? { ok: true as const, value: undefined } : parseJson(await readBody(req))
+    const parsed =
+      method === "GET" || method === "DELETE"
+        ? { ok: true as const, value: undefined }
+        : parseJson(await readBody(req))
     if (method === "GET" || method === "DELETE") req.resume()
-    if (!parsed.ok) return sendJson(res, 400, { error: { code: "BadParameter", message: "body is not JSON" } })
+    if (!parsed.ok)
+      return sendJson(res, 400, { error: { code: "BadParameter", message: "body is not JSON" } })
     const body = parsed.value
     const bad = (message: string) => sendJson(res, 400, { error: { code: "BadParameter", message } })
     try {
@@ -532,7 +593,10 @@ const adminHandler =
           ...(since !== null ? { since: Number(since) } : {}),
           ...(status !== null ? { status: Number(status) } : {}),
         }
-        return sendJson(res, 200, { mark: emulator.requests.mark(), entries: emulator.requests.entries(filter) })
+        return sendJson(res, 200, {
+          mark: emulator.requests.mark(),
+          entries: emulator.requests.entries(filter),
+        })
       }
       if (what === "rbac") {
         if (method === "DELETE" && a === undefined) {
@@ -540,13 +604,21 @@ const adminHandler =
           return sendJson(res, 200, {})
         }
         if (a === undefined) return bad("rbac/{clientId}")
-        const perms = isRecord(body) && Array.isArray(body.permissions) ? (body.permissions as Permission[]) : []
+        const perms =
+          isRecord(body) && Array.isArray(body.permissions) ? (body.permissions as Permission[]) : []
         if (method === "PUT") emulator.rbac.set(a, perms)
         else if (method === "POST" && b === "deny") emulator.rbac.deny(a, perms)
         else if (method === "POST" && b === "allow") emulator.rbac.allow(a, perms)
         return sendJson(res, 200, { clientId: a, permissions: emulator.rbac.permissionsOf(a) })
       }
-      if (what === "vaults" && a !== undefined && b === "certificates" && c !== undefined && d === "foreign-import" && method === "POST") {
+      if (
+        what === "vaults" &&
+        a !== undefined &&
+        b === "certificates" &&
+        c !== undefined &&
+        d === "foreign-import" &&
+        method === "POST"
+      ) {
         const tags = isRecord(body) && isRecord(body.tags) ? (body.tags as Tags) : undefined
         const v = await emulator.state.foreignImport(a, c, tags)
         return sendJson(res, 200, { version: v.version, x5t: v.x5t })
@@ -559,7 +631,9 @@ const adminHandler =
           env: emulator.env,
           cloud: emulator.cloud,
         })
-      return sendJson(res, 404, { error: { code: "NotFound", message: `no admin endpoint ${method} ${url.pathname}` } })
+      return sendJson(res, 404, {
+        error: { code: "NotFound", message: `no admin endpoint ${method} ${url.pathname}` },
+      })
     } catch (e) {
       return bad(e instanceof Error ? e.message : String(e))
     }

@@ -20,7 +20,13 @@ export interface EntraContext {
   readonly admin: (req: IncomingMessage, res: ServerResponse) => Promise<void>
 }
 
-const aadError = (res: ServerResponse, status: number, error: string, description: string, codes: number[] = []) =>
+const aadError = (
+  res: ServerResponse,
+  status: number,
+  error: string,
+  description: string,
+  codes: number[] = [],
+) =>
   sendJson(res, status, {
     error,
     error_description: description,
@@ -81,7 +87,14 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
   if (path.startsWith("/_emulator/")) return ctx.admin(req, res)
   let operation = "unknown"
   let principal: string | undefined
-  logged(ctx.log, "entra", req, res, () => operation, () => principal)
+  logged(
+    ctx.log,
+    "entra",
+    req,
+    res,
+    () => operation,
+    () => principal,
+  )
   const parts = path.split("/").filter((p) => p.length > 0)
   const host = ctx.authorityHost
   const d = ctx.directory
@@ -123,10 +136,19 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
   }
   const known = ctx.tenants()
   const isTenant = known.has(tenant) || tenant === "common" || tenant === "organizations"
-  if (req.method === "GET" && (rest === "v2.0/.well-known/openid-configuration" || rest === ".well-known/openid-configuration")) {
+  if (
+    req.method === "GET" &&
+    (rest === "v2.0/.well-known/openid-configuration" || rest === ".well-known/openid-configuration")
+  ) {
     operation = "openidConfiguration"
     if (!isTenant)
-      return aadError(res, 400, "invalid_tenant", `AADSTS90002: Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`, [90002])
+      return aadError(
+        res,
+        400,
+        "invalid_tenant",
+        `AADSTS90002: Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+        [90002],
+      )
     const v2 = rest.startsWith("v2.0")
     return sendJson(res, 200, {
       token_endpoint: `${host}/${tenant}/oauth2/${v2 ? "v2.0/" : ""}token`,
@@ -161,34 +183,85 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
   if (req.method === "POST" && (rest === "oauth2/v2.0/token" || rest === "oauth2/token")) {
     operation = "token"
     if (!known.has(tenant))
-      return aadError(res, 400, "invalid_request", `AADSTS90002: Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`, [90002])
+      return aadError(
+        res,
+        400,
+        "invalid_request",
+        `AADSTS90002: Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+        [90002],
+      )
     const form = new URLSearchParams((await readBody(req, 256 * 1024)).toString("utf8"))
     const grant = form.get("grant_type")
     if (grant !== "client_credentials")
-      return aadError(res, 400, "unsupported_grant_type", `AADSTS70003: The app requested an unsupported grant type '${grant ?? ""}'.`, [70003])
+      return aadError(
+        res,
+        400,
+        "unsupported_grant_type",
+        `AADSTS70003: The app requested an unsupported grant type '${grant ?? ""}'.`,
+        [70003],
+      )
     const clientId = form.get("client_id") ?? ""
     const p = d.principal(clientId)
     if (!p || (p.kind !== "application" && p.kind !== "workload"))
-      return aadError(res, 400, "unauthorized_client", `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${tenant}'.`, [700016])
-    const resource = rest === "oauth2/token" ? (form.get("resource") ?? undefined) : resourceFromScope(form.get("scope"))
+      return aadError(
+        res,
+        400,
+        "unauthorized_client",
+        `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${tenant}'.`,
+        [700016],
+      )
+    const resource =
+      rest === "oauth2/token" ? (form.get("resource") ?? undefined) : resourceFromScope(form.get("scope"))
     if (!resource)
-      return aadError(res, 400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", [1002012])
+      return aadError(
+        res,
+        400,
+        "invalid_scope",
+        "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+        [1002012],
+      )
     const secret = form.get("client_secret")
     const assertion = form.get("client_assertion")
     if (secret !== null) {
       if (p.clientSecret === undefined || secret !== p.clientSecret)
-        return aadError(res, 401, "invalid_client", `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`, [7000215])
+        return aadError(
+          res,
+          401,
+          "invalid_client",
+          `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,
+          [7000215],
+        )
     } else if (assertion !== null) {
       if (form.get("client_assertion_type") !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-        return aadError(res, 400, "invalid_request", "AADSTS50027: client_assertion_type is missing or invalid.", [50027])
+        return aadError(
+          res,
+          400,
+          "invalid_request",
+          "AADSTS50027: client_assertion_type is missing or invalid.",
+          [50027],
+        )
       const ok = d.verifyAssertion(assertion, p)
-      if (!ok.ok) return aadError(res, 401, ok.code, ok.description, [Number(/AADSTS(\d+)/.exec(ok.description)?.[1] ?? 0)])
+      if (!ok.ok)
+        return aadError(res, 401, ok.code, ok.description, [
+          Number(/AADSTS(\d+)/.exec(ok.description)?.[1] ?? 0),
+        ])
     } else {
-      return aadError(res, 401, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", [7000218])
+      return aadError(
+        res,
+        401,
+        "invalid_client",
+        "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        [7000218],
+      )
     }
     principal = p.clientId
     const { token } = d.issueAccessToken(p, { resource, tenantId: tenant })
-    return sendJson(res, 200, { token_type: "Bearer", expires_in: 3599, ext_expires_in: 3599, access_token: token })
+    return sendJson(res, 200, {
+      token_type: "Bearer",
+      expires_in: 3599,
+      ext_expires_in: 3599,
+      access_token: token,
+    })
   }
   operation = "unknown"
   return aadError(res, 404, "not_found", `No such Entra endpoint: ${req.method ?? ""} ${path}`)
@@ -211,12 +284,23 @@ export const managedIdentityHandler =
     })
   }
 
-const handleManagedIdentity = async (ctx: ManagedIdentityContext, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+const handleManagedIdentity = async (
+  ctx: ManagedIdentityContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> => {
   const url = new URL(req.url ?? "/", "http://127.0.0.1")
   if (url.pathname.startsWith("/_emulator/")) return ctx.admin(req, res)
   let operation = "unknown"
   let principal: string | undefined
-  logged(ctx.log, "managed-identity", req, res, () => operation, () => principal)
+  logged(
+    ctx.log,
+    "managed-identity",
+    req,
+    res,
+    () => operation,
+    () => principal,
+  )
   req.resume()
   const d = ctx.directory
   const q = url.searchParams
@@ -230,7 +314,8 @@ const handleManagedIdentity = async (ctx: ManagedIdentityContext, req: IncomingM
     }
     const objectId = q.get("object_id") ?? q.get("principal_id")
     if (objectId) {
-      for (const p of d.principals.values()) if (p.kind === "userAssigned" && p.objectId === objectId) return p
+      for (const p of d.principals.values())
+        if (p.kind === "userAssigned" && p.objectId === objectId) return p
       return undefined
     }
     return d.systemAssigned()
@@ -238,9 +323,16 @@ const handleManagedIdentity = async (ctx: ManagedIdentityContext, req: IncomingM
   if (req.method === "GET" && path === "/metadata/identity/oauth2/token") {
     operation = "imdsToken"
     if (req.headers.metadata !== "true")
-      return sendJson(res, 400, { error: "invalid_request", error_description: "Required metadata header not specified" })
+      return sendJson(res, 400, {
+        error: "invalid_request",
+        error_description: "Required metadata header not specified",
+      })
     const resource = q.get("resource")
-    if (!resource) return sendJson(res, 400, { error: "invalid_request", error_description: "Required query variable 'resource' is missing" })
+    if (!resource)
+      return sendJson(res, 400, {
+        error: "invalid_request",
+        error_description: "Required query variable 'resource' is missing",
+      })
     const p = pick()
     if (!p) return sendJson(res, 400, { error: "invalid_request", error_description: "Identity not found" })
     principal = p.clientId
@@ -260,7 +352,10 @@ const handleManagedIdentity = async (ctx: ManagedIdentityContext, req: IncomingM
   if (req.method === "GET" && path === "/msi/token") {
     operation = "appServiceToken"
     if (req.headers["x-identity-header"] !== ctx.identityHeader)
-      return sendJson(res, 401, { statusCode: 401, message: "Unauthorized request: X-IDENTITY-HEADER is missing or wrong." })
+      return sendJson(res, 401, {
+        statusCode: 401,
+        message: "Unauthorized request: X-IDENTITY-HEADER is missing or wrong.",
+      })
     if (q.get("api-version") !== "2019-08-01")
       return sendJson(res, 400, { statusCode: 400, message: "Unsupported api-version; use 2019-08-01." })
     const resource = q.get("resource")

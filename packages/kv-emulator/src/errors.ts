@@ -3,7 +3,11 @@
  * status codes and messages Key Vault uses (see KEYVAULT.md "Errors").
  */
 export interface KvErrorBody {
-  readonly error: { readonly code: string; readonly message: string; readonly innererror?: { readonly code: string } }
+  readonly error: {
+    readonly code: string
+    readonly message: string
+    readonly innererror?: { readonly code: string }
+  }
 }
 
 const HELP = "For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"

@@ -100,7 +100,12 @@ export class FaultController {
   }
 
   /** Fails the operation `times` times with `status` (and a Key Vault error body), then lets it succeed. */
-  failTimes(operation: OperationName, times: number, status: number, options: { vault?: string; code?: string; message?: string } = {}): string {
+  failTimes(
+    operation: OperationName,
+    times: number,
+    status: number,
+    options: { vault?: string; code?: string; message?: string } = {},
+  ): string {
     return this.add({
       operation,
       ...(options.vault !== undefined ? { vault: options.vault } : {}),
@@ -129,12 +134,17 @@ export class FaultController {
   }
 
   /** The action to apply to this request, if a rule matches (consumes one use). */
-  take(vault: string, operation: OperationName, name: string | undefined): { id: string; action: FaultAction } | undefined {
+  take(
+    vault: string,
+    operation: OperationName,
+    name: string | undefined,
+  ): { id: string; action: FaultAction } | undefined {
     for (const slot of this.slots) {
       const r = slot.rule
       if (r.operation !== "*" && r.operation !== operation) continue
       if (r.vault !== undefined && r.vault.toLowerCase() !== vault.toLowerCase()) continue
-      if (r.name !== undefined && (name === undefined || r.name.toLowerCase() !== name.toLowerCase())) continue
+      if (r.name !== undefined && (name === undefined || r.name.toLowerCase() !== name.toLowerCase()))
+        continue
       if (slot.skipped < (r.skip ?? 0)) {
         slot.skipped++
         continue
@@ -148,7 +158,8 @@ export class FaultController {
   }
 }
 
-const isRec = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
+const isRec = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v)
 
 export const validateRule = (rule: unknown): FaultRule => {
   if (!isRec(rule)) throw new Error("fault rule must be an object")
@@ -157,14 +168,25 @@ export const validateRule = (rule: unknown): FaultRule => {
     throw new Error(`unknown operation ${String(op)}; one of ${OPERATIONS.join(", ")} or *`)
   const action = rule.action
   if (!isRec(action)) throw new Error("fault rule needs an action")
-  const kinds = ["status", "throttle", "delay", "drop", "dropAfterCommit", "delayAfterCommit", "foreignImport"]
+  const kinds = [
+    "status",
+    "throttle",
+    "delay",
+    "drop",
+    "dropAfterCommit",
+    "delayAfterCommit",
+    "foreignImport",
+  ]
   if (!kinds.includes(String(action.kind))) throw new Error(`unknown action kind ${String(action.kind)}`)
-  if (action.kind === "status" && (typeof action.status !== "number" || action.status < 100 || action.status > 599))
+  if (
+    action.kind === "status" &&
+    (typeof action.status !== "number" || action.status < 100 || action.status > 599)
+  )
     throw new Error("status action needs a numeric status")
   if ((action.kind === "delay" || action.kind === "delayAfterCommit") && typeof action.ms !== "number")
     throw new Error(`${String(action.kind)} action needs ms`)
   const times = rule.times
   if (times !== undefined && times !== "always" && (typeof times !== "number" || times < 0))
-    throw new Error("times must be a non-negative number or \"always\"")
+    throw new Error('times must be a non-negative number or "always"')
   return rule as unknown as FaultRule
 }

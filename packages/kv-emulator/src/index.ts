@@ -16,6 +16,8 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { type Emulator, type EmulatorOptions, start } from "./emulator.js"
 
+export type { Permission } from "./directory.js"
+export { PERMISSIONS, ROLES } from "./directory.js"
 export type {
   AuthMode,
   CertificateVersionState,
@@ -35,8 +37,6 @@ export type {
 export { start } from "./emulator.js"
 export type { ActiveFault, FaultAction, FaultRule, OperationName } from "./faults.js"
 export { OPERATIONS } from "./faults.js"
-export type { Permission } from "./directory.js"
-export { PERMISSIONS, ROLES } from "./directory.js"
 export type { RequestLogEntry, RequestLogFilter, RequestSummary } from "./requestLog.js"
 export type { ThrottleLimits } from "./throttle.js"
 export { KEY_VAULT_LIMITS } from "./throttle.js"
@@ -48,11 +48,14 @@ export class EmulatorStartError extends Data.TaggedError("EmulatorStartError")<{
 }> {}
 
 /** Starts the emulator for the life of the scope; stops it when the scope closes. */
-export const startScoped = (options: EmulatorOptions = {}): Effect.Effect<Emulator, EmulatorStartError, Scope.Scope> =>
+export const startScoped = (
+  options: EmulatorOptions = {},
+): Effect.Effect<Emulator, EmulatorStartError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: () => start(options),
-      catch: (cause) => new EmulatorStartError({ message: `kv-emulator failed to start: ${String(cause)}`, cause }),
+      catch: (cause) =>
+        new EmulatorStartError({ message: `kv-emulator failed to start: ${String(cause)}`, cause }),
     }),
     (emulator) => Effect.promise(() => emulator.stop()),
   )

@@ -3,7 +3,15 @@
  * it issues and the federated (workload identity) tokens of its own "issuer",
  * and verifies both. Keys are generated at start and stay in memory.
  */
-import { createHash, createPublicKey, generateKeyPairSync, type KeyObject, randomUUID, sign, verify } from "node:crypto"
+import {
+  createHash,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomUUID,
+  sign,
+  verify,
+} from "node:crypto"
 
 export type JwtClaims = Readonly<Record<string, unknown>>
 
@@ -43,7 +51,8 @@ export type JwtVerification =
   | { readonly ok: true; readonly claims: JwtClaims; readonly kid: string }
   | { readonly ok: false; readonly reason: "malformed" | "unknown-key" | "bad-signature" }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v)
 
 /** Decodes without verifying (for reading `iss` before choosing the key). */
 export const decodeJwt = (token: string): { header: JwtClaims; claims: JwtClaims } | undefined => {
@@ -61,7 +70,7 @@ export const decodeJwt = (token: string): { header: JwtClaims; claims: JwtClaims
 
 export const verifyJwt = (token: string, keys: ReadonlyArray<SigningKey>): JwtVerification => {
   const decoded = decodeJwt(token)
-  if (!decoded || decoded.header.alg !== "RS256") return { ok: false, reason: "malformed" }
+  if (decoded?.header.alg !== "RS256") return { ok: false, reason: "malformed" }
   const key = keys.find((k) => k.kid === decoded.header.kid)
   if (!key) return { ok: false, reason: "unknown-key" }
   const [h, p, s] = token.split(".") as [string, string, string]

@@ -24,7 +24,9 @@ const badPem = () =>
     "The specified PEM X.509 certificate content is in an unexpected format. Please check if certificate is in valid PEM format.",
   )
 const invalidProps = () =>
-  KvError.badParameter("The specified X.509 certificate content is invalid. Error: One or more X.509 properties are invalid.")
+  KvError.badParameter(
+    "The specified X.509 certificate content is invalid. Error: One or more X.509 properties are invalid.",
+  )
 const noKeyCert = () =>
   KvError.badParameter(
     "No certificate with private key found in the specified X.509 certificate content. Please specify X.509 certificate content with only one certificate containing private key.",
@@ -54,7 +56,11 @@ const parsePemText = (text: string): Material => {
     else if (label === "PRIVATE KEY") {
       if (key) throw invalidProps()
       key = new Uint8Array(body)
-    } else if (label === "RSA PRIVATE KEY" || label === "EC PRIVATE KEY" || label === "ENCRYPTED PRIVATE KEY") {
+    } else if (
+      label === "RSA PRIVATE KEY" ||
+      label === "EC PRIVATE KEY" ||
+      label === "ENCRYPTED PRIVATE KEY"
+    ) {
       // Key Vault takes an unencrypted PKCS#8 key only (azure-cli #19017).
       throw invalidProps()
     }
@@ -98,7 +104,9 @@ export const orderChain = (leaf: Uint8Array, chain: ReadonlyArray<Uint8Array>): 
   const out: Uint8Array[] = []
   let current = certOf(leaf)
   for (;;) {
-    const idx = rest.findIndex((c) => current.checkIssued(c.cert) && c.cert.fingerprint256 !== current.fingerprint256)
+    const idx = rest.findIndex(
+      (c) => current.checkIssued(c.cert) && c.cert.fingerprint256 !== current.fingerprint256,
+    )
     if (idx < 0) break
     const [next] = rest.splice(idx, 1)
     if (!next) break
@@ -109,7 +117,12 @@ export const orderChain = (leaf: Uint8Array, chain: ReadonlyArray<Uint8Array>): 
 }
 
 const SUPPORTED_RSA = [2048, 3072, 4096]
-const SUPPORTED_EC: Record<string, string> = { prime256v1: "P-256", secp384r1: "P-384", secp521r1: "P-521", secp256k1: "P-256K" }
+const SUPPORTED_EC: Record<string, string> = {
+  prime256v1: "P-256",
+  secp384r1: "P-384",
+  secp521r1: "P-521",
+  secp256k1: "P-256K",
+}
 
 export interface KeyFacts {
   readonly kty: "RSA" | "EC"
@@ -133,7 +146,9 @@ export const keyFactsOf = (pkcs8: Uint8Array): KeyFacts => {
     if (!crv) throw KvError.badParameter(`Unsupported curve (${named}).`, { code: "CurveNotSupported" })
     return { kty: "EC", crv, keySize: crv === "P-384" ? 384 : crv === "P-521" ? 521 : 256 }
   }
-  throw KvError.badParameter(`Unsupported key type (${k.asymmetricKeyType ?? "unknown"}).`, { code: "KeyTypeNotSupported" })
+  throw KvError.badParameter(`Unsupported key type (${k.asymmetricKeyType ?? "unknown"}).`, {
+    code: "KeyTypeNotSupported",
+  })
 }
 
 /** Public key of a certificate as a Key Vault JWK. */
@@ -145,7 +160,10 @@ export const publicJwkOf = (leafDer: Uint8Array): Record<string, string> => {
   return out
 }
 
-export const readImportValue = async (value: string, password: string | undefined): Promise<ImportedMaterial> => {
+export const readImportValue = async (
+  value: string,
+  password: string | undefined,
+): Promise<ImportedMaterial> => {
   if (value.includes("-----BEGIN")) {
     const m = parsePemText(value)
     return { ...m, detectedContentType: PEM_CONTENT_TYPE, sentOrder: pemCertificates(value) }
@@ -157,7 +175,8 @@ export const readImportValue = async (value: string, password: string | undefine
   }
   const bytes = new Uint8Array(Buffer.from(value.replace(/\s+/g, ""), "base64"))
   const codec = await loadPfxCodec()
-  if (!codec) throw KvError.internal("PKCS#12 support (@kvdeploy/pkcs12) is not available in this emulator build.")
+  if (!codec)
+    throw KvError.internal("PKCS#12 support (@kvdeploy/pkcs12) is not available in this emulator build.")
   const decoded = await codec.decode(bytes, password ?? "")
   if (isDecodeFailure(decoded)) {
     if (decoded.reason === "wrong-password")
@@ -177,6 +196,10 @@ export const readImportValue = async (value: string, password: string | undefine
 /** PEM text of a version's secret: key (PKCS#8) first, then the certificates in stored order. */
 export const pemSecret = (certs: ReadonlyArray<Uint8Array>, key: Uint8Array | undefined): string => {
   const block = (label: string, der: Uint8Array) =>
-    `-----BEGIN ${label}-----\n${(Buffer.from(der).toString("base64").match(/.{1,64}/g) ?? []).join("\n")}\n-----END ${label}-----\n`
+    `-----BEGIN ${label}-----\n${(
+      Buffer.from(der)
+        .toString("base64")
+        .match(/.{1,64}/g) ?? []
+    ).join("\n")}\n-----END ${label}-----\n`
   return (key ? block("PRIVATE KEY", key) : "") + certs.map((c) => block("CERTIFICATE", c)).join("")
 }

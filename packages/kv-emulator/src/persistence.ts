@@ -87,6 +87,7 @@ export const loadVault = (dir: string, store: VaultStore): boolean => {
     }
     store.certificates.set(e.name.toLowerCase(), entry)
   }
-  for (const s of data.secrets) store.secrets.set(s.name.toLowerCase(), { name: s.name, versions: [...s.versions] })
+  for (const s of data.secrets)
+    store.secrets.set(s.name.toLowerCase(), { name: s.name, versions: [...s.versions] })
   return true
 }

@@ -7,6 +7,7 @@ import { createPrivateKey, KeyObject, webcrypto } from "node:crypto"
 
 type CryptoKey = webcrypto.CryptoKey
 type CryptoKeyPair = webcrypto.CryptoKeyPair
+
 import "reflect-metadata"
 import * as x509 from "@peculiar/x509"
 
@@ -28,7 +29,10 @@ const ecdsaSign = { name: "ECDSA", hash: "SHA-256" } as const
 
 const pkcs8Pem = async (key: CryptoKey): Promise<string> => {
   const der = Buffer.from(await subtle.exportKey("pkcs8", key))
-  return createPrivateKey({ key: der, format: "der", type: "pkcs8" }).export({ type: "pkcs8", format: "pem" }) as string
+  return createPrivateKey({ key: der, format: "der", type: "pkcs8" }).export({
+    type: "pkcs8",
+    format: "pem",
+  }) as string
 }
 
 const randomSerial = (): string => {
@@ -78,7 +82,11 @@ export const createTlsIdentity = async (hosts: ReadonlyArray<string>): Promise<T
       await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   })
-  return { caPem: ca.toString("pem"), certPem: server.toString("pem"), keyPem: await pkcs8Pem(serverKeys.privateKey) }
+  return {
+    caPem: ca.toString("pem"),
+    certPem: server.toString("pem"),
+    keyPem: await pkcs8Pem(serverKeys.privateKey),
+  }
 }
 
 export interface SelfSignedRequest {
@@ -134,7 +142,9 @@ export const createSelfSigned = async (req: SelfSignedRequest): Promise<Generate
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
   ]
   if (req.dnsNames && req.dnsNames.length > 0) {
-    extensions.push(new x509.SubjectAlternativeNameExtension(req.dnsNames.map((value) => ({ type: "dns", value }))))
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension(req.dnsNames.map((value) => ({ type: "dns", value }))),
+    )
   }
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),

@@ -26,7 +26,9 @@ export interface X509PropsWire {
   readonly validity_months?: number | undefined
 }
 export interface LifetimeActionWire {
-  readonly trigger?: { readonly lifetime_percentage?: number | undefined; readonly days_before_expiry?: number | undefined } | undefined
+  readonly trigger?:
+    | { readonly lifetime_percentage?: number | undefined; readonly days_before_expiry?: number | undefined }
+    | undefined
   readonly action?: { readonly action_type?: string | undefined } | undefined
 }
 export interface PolicyWire {
@@ -34,8 +36,20 @@ export interface PolicyWire {
   readonly secret_props?: { readonly contentType?: string | undefined } | undefined
   readonly x509_props?: X509PropsWire | undefined
   readonly lifetime_actions?: ReadonlyArray<LifetimeActionWire> | undefined
-  readonly issuer?: { readonly name?: string | undefined; readonly cty?: string | undefined; readonly cert_transparency?: boolean | undefined } | undefined
-  readonly attributes?: { readonly enabled?: boolean | undefined; readonly created?: number | undefined; readonly updated?: number | undefined } | undefined
+  readonly issuer?:
+    | {
+        readonly name?: string | undefined
+        readonly cty?: string | undefined
+        readonly cert_transparency?: boolean | undefined
+      }
+    | undefined
+  readonly attributes?:
+    | {
+        readonly enabled?: boolean | undefined
+        readonly created?: number | undefined
+        readonly updated?: number | undefined
+      }
+    | undefined
 }
 
 type Rec = Record<string, unknown>

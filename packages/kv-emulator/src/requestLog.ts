@@ -47,7 +47,9 @@ export interface RequestLogEntry {
   readonly request?: RequestSummary
 }
 
-export type RequestLogFilter = Partial<Pick<RequestLogEntry, "vault" | "operation" | "method" | "status" | "challenge">> & {
+export type RequestLogFilter = Partial<
+  Pick<RequestLogEntry, "vault" | "operation" | "method" | "status" | "challenge">
+> & {
   readonly since?: number
 }
 

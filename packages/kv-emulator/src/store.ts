@@ -91,7 +91,8 @@ export const checkName = (name: string): void => {
 
 export const checkTags = (tags: unknown): Tags | undefined => {
   if (tags === undefined || tags === null) return undefined
-  if (typeof tags !== "object" || Array.isArray(tags)) throw KvError.badParameter("Property tags has invalid value")
+  if (typeof tags !== "object" || Array.isArray(tags))
+    throw KvError.badParameter("Property tags has invalid value")
   const entries = Object.entries(tags)
   if (entries.length > 15) throw KvError.badParameter("Too many tags. The maximum number of tags is 15.")
   const out: Record<string, string> = {}
@@ -160,7 +161,13 @@ export class VaultStore {
   pendingOnly(name: string, policy: PolicyWire): CertEntry {
     const key = name.toLowerCase()
     const now = nowSeconds()
-    const e = this.certificates.get(key) ?? { name, versions: [], policy, policyCreated: now, policyUpdated: now }
+    const e = this.certificates.get(key) ?? {
+      name,
+      versions: [],
+      policy,
+      policyCreated: now,
+      policyUpdated: now,
+    }
     e.policy = policy
     this.certificates.set(key, e)
     this.changed()
@@ -348,7 +355,11 @@ export const certAttributes = (v: CertVersion, recoverableDays: number) => ({
 export const renderPolicy = (origin: string, e: CertEntry) => ({
   id: `${origin}/certificates/${e.name}/policy`,
   ...e.policy,
-  attributes: { enabled: e.policy.attributes?.enabled ?? true, created: e.policyCreated, updated: e.policyUpdated },
+  attributes: {
+    enabled: e.policy.attributes?.enabled ?? true,
+    created: e.policyCreated,
+    updated: e.policyUpdated,
+  },
 })
 
 export const renderBundle = (origin: string, e: CertEntry, v: CertVersion, recoverableDays: number) => ({
@@ -363,14 +374,25 @@ export const renderBundle = (origin: string, e: CertEntry, v: CertVersion, recov
   preserveCertOrder: v.preserveCertOrder,
 })
 
-export const renderDeletedBundle = (origin: string, e: CertEntry, v: CertVersion, recoverableDays: number) => ({
+export const renderDeletedBundle = (
+  origin: string,
+  e: CertEntry,
+  v: CertVersion,
+  recoverableDays: number,
+) => ({
   recoveryId: `${origin}/deletedcertificates/${e.name}`,
   deletedDate: e.deleted?.deletedDate,
   scheduledPurgeDate: e.deleted?.scheduledPurgeDate,
   ...renderBundle(origin, e, v, recoverableDays),
 })
 
-export const renderItem = (origin: string, e: CertEntry, v: CertVersion, recoverableDays: number, withVersion: boolean) => ({
+export const renderItem = (
+  origin: string,
+  e: CertEntry,
+  v: CertVersion,
+  recoverableDays: number,
+  withVersion: boolean,
+) => ({
   id: withVersion ? `${origin}/certificates/${e.name}/${v.version}` : `${origin}/certificates/${e.name}`,
   x5t: v.x5t,
   attributes: certAttributes(v, recoverableDays),
@@ -379,7 +401,10 @@ export const renderItem = (origin: string, e: CertEntry, v: CertVersion, recover
 
 export const renderKey = (origin: string, e: CertEntry, v: CertVersion, recoverableDays: number) => {
   const jwk = publicJwkOf(v.leaf)
-  const key_ops = v.keyFacts.kty === "RSA" ? ["sign", "verify", "encrypt", "decrypt", "wrapKey", "unwrapKey"] : ["sign", "verify"]
+  const key_ops =
+    v.keyFacts.kty === "RSA"
+      ? ["sign", "verify", "encrypt", "decrypt", "wrapKey", "unwrapKey"]
+      : ["sign", "verify"]
   return {
     key: { kid: `${origin}/keys/${e.name}/${v.version}`, kty: v.keyFacts.kty, key_ops, ...withoutKty(jwk) },
     attributes: { ...certAttributes(v, recoverableDays), exportable: v.exportable },

@@ -21,7 +21,7 @@ import {
   readImportValue,
 } from "./material.js"
 import { createSelfSigned } from "./pki.js"
-import { mergePolicy, parsePolicy, type PolicyWire } from "./policy.js"
+import { mergePolicy, type PolicyWire, parsePolicy } from "./policy.js"
 import type { RequestLog, RequestSummary } from "./requestLog.js"
 import {
   type CertEntry,
@@ -233,7 +233,9 @@ export class VaultHandler {
       return
     }
     const m = /^Bearer\s+(.+)$/i.exec(auth)
-    const verified = m ? this.checkToken(m[1] ?? "") : { ok: false as const, message: "AKV10000: Request is missing a Bearer or PoP token." }
+    const verified = m
+      ? this.checkToken(m[1] ?? "")
+      : { ok: false as const, message: "AKV10000: Request is missing a Bearer or PoP token." }
     if (!verified.ok) {
       req.resume()
       fail(KvError.unauthorized(verified.message), { "WWW-Authenticate": this.challengeHeader() })
@@ -255,11 +257,17 @@ export class VaultHandler {
     const apiVersion = params.get("api-version")
     if (apiVersion === null) {
       req.resume()
-      return fail(KvError.badParameter("The api-version query parameter (?api-version=) is required for all requests."))
+      return fail(
+        KvError.badParameter("The api-version query parameter (?api-version=) is required for all requests."),
+      )
     }
     if (!SUPPORTED_API_VERSIONS.test(apiVersion)) {
       req.resume()
-      return fail(KvError.badParameter(`The specified version (${apiVersion}) is not recognized. Consider using the latest supported version (2025-07-01).`))
+      return fail(
+        KvError.badParameter(
+          `The specified version (${apiVersion}) is not recognized. Consider using the latest supported version (2025-07-01).`,
+        ),
+      )
     }
 
     // 2. Fault injection (scripted by tests).
@@ -276,7 +284,13 @@ export class VaultHandler {
         return finish({ status: 0 })
       } else if (a.kind === "status") {
         req.resume()
-        const e = new KvError(a.status, a.code ?? defaultCode(a.status), a.message ?? "Injected fault.", a.innerCode, a.headers ?? {})
+        const e = new KvError(
+          a.status,
+          a.code ?? defaultCode(a.status),
+          a.message ?? "Injected fault.",
+          a.innerCode,
+          a.headers ?? {},
+        )
         return fail(e)
       } else if (a.kind === "throttle") {
         req.resume()
@@ -338,17 +352,25 @@ export class VaultHandler {
     finish(outcome)
   }
 
-  private checkToken(token: string): { ok: true; principal: Principal; claims: JwtClaims } | { ok: false; message: string } {
+  private checkToken(
+    token: string,
+  ): { ok: true; principal: Principal; claims: JwtClaims } | { ok: false; message: string } {
     const v = this.ctx.directory.verifyAccessToken(token)
     if (!v.ok) return v
     const c = v.claims
     const now = nowSeconds()
     const resource = this.ctx.keyvaultResource
     if (c.aud !== resource && c.aud !== `${resource}/`)
-      return { ok: false, message: `AKV10022: Invalid audience. Expected ${resource}, found: ${String(c.aud)}.` }
+      return {
+        ok: false,
+        message: `AKV10022: Invalid audience. Expected ${resource}, found: ${String(c.aud)}.`,
+      }
     const expected = this.ctx.directory.issuerFor(this.ctx.tenantId)
     if (c.iss !== expected || c.tid !== this.ctx.tenantId)
-      return { ok: false, message: `AKV10032: Invalid issuer. Expected one of ${expected}, found ${String(c.iss)}.` }
+      return {
+        ok: false,
+        message: `AKV10032: Invalid issuer. Expected one of ${expected}, found ${String(c.iss)}.`,
+      }
     if (typeof c.exp !== "number" || c.exp + 300 < now)
       return { ok: false, message: "AKV10022: Invalid token lifetime: the token has expired." }
     if (typeof c.nbf === "number" && c.nbf - 300 > now)
@@ -381,7 +403,10 @@ export class VaultHandler {
   }
 
   /** Another writer imports a fresh self-signed version of `name` (fault injection). */
-  async foreignImport(name: string, a: { tags?: Readonly<Record<string, string>>; subject?: string } = {}): Promise<CertVersion> {
+  async foreignImport(
+    name: string,
+    a: { tags?: Readonly<Record<string, string>>; subject?: string } = {},
+  ): Promise<CertVersion> {
     const store = this.ctx.store
     const existing = store.active(name)
     const kty = existing?.policy.key_props?.kty?.startsWith("EC") === true ? "EC" : "RSA"
@@ -406,7 +431,13 @@ export class VaultHandler {
     })
   }
 
-  private async execute(r: Route, origin: string, body: unknown, params: URLSearchParams, apiVersion: string): Promise<Outcome> {
+  private async execute(
+    r: Route,
+    origin: string,
+    body: unknown,
+    params: URLSearchParams,
+    apiVersion: string,
+  ): Promise<Outcome> {
     const store = this.ctx.store
     const days = this.ctx.recoverableDays
     const name = r.name ?? ""
@@ -446,23 +477,37 @@ export class VaultHandler {
       case "versions": {
         const e = store.mustActive(name)
         const items = [...e.versions].sort((x, y) => (x.version < y.version ? -1 : 1))
-        return page(origin, `/certificates/${e.name}/versions`, items.map((v) => renderItem(origin, e, v, days, true)), params, apiVersion)
+        return page(
+          origin,
+          `/certificates/${e.name}/versions`,
+          items.map((v) => renderItem(origin, e, v, days, true)),
+          params,
+          apiVersion,
+        )
       }
       case "list": {
         const entries = [...store.certificates.values()]
           .filter((e) => !e.deleted && e.versions.length > 0)
           .sort((x, y) => (x.name.toLowerCase() < y.name.toLowerCase() ? -1 : 1))
-        return page(origin, "/certificates", entries.map((e) => renderItem(origin, e, store.latest(e), days, false)), params, apiVersion)
+        return page(
+          origin,
+          "/certificates",
+          entries.map((e) => renderItem(origin, e, store.latest(e), days, false)),
+          params,
+          apiVersion,
+        )
       }
       case "updateProperties": {
         const e = store.mustActive(name)
         const v = store.version(e, r.version ?? "")
-        if (body !== undefined && !isRecord(body)) throw KvError.badParameter("Property parameters has invalid value")
+        if (body !== undefined && !isRecord(body))
+          throw KvError.badParameter("Property parameters has invalid value")
         const b = body ?? {}
         if (b.attributes !== undefined) {
           if (!isRecord(b.attributes)) throw KvError.badParameter("Property attributes has invalid value")
           if (b.attributes.enabled !== undefined) {
-            if (typeof b.attributes.enabled !== "boolean") throw KvError.badParameter("Property attributes.enabled has invalid value")
+            if (typeof b.attributes.enabled !== "boolean")
+              throw KvError.badParameter("Property attributes.enabled has invalid value")
             v.enabled = b.attributes.enabled
           }
         }
@@ -536,32 +581,46 @@ export class VaultHandler {
     store.checkWritable(name)
     if (!isRecord(body)) throw KvError.badParameter("Property parameters has invalid value")
     const value = body.value
-    if (typeof value !== "string" || value.length === 0) throw KvError.badParameter("Property value is required")
+    if (typeof value !== "string" || value.length === 0)
+      throw KvError.badParameter("Property value is required")
     if (value.length > SECRET_VALUE_LIMIT)
-      throw KvError.badParameter(`The secret value size (${value.length}) exceeds the maximum allowed size of ${SECRET_VALUE_LIMIT} characters.`)
+      throw KvError.badParameter(
+        `The secret value size (${value.length}) exceeds the maximum allowed size of ${SECRET_VALUE_LIMIT} characters.`,
+      )
     const pwd = body.pwd
-    if (pwd !== undefined && pwd !== null && typeof pwd !== "string") throw KvError.badParameter("Property pwd has invalid value")
-    if (typeof pwd === "string" && pwd.length > 200) throw KvError.badParameter("Password length exceeds the maximum of 200 characters.")
+    if (pwd !== undefined && pwd !== null && typeof pwd !== "string")
+      throw KvError.badParameter("Property pwd has invalid value")
+    if (typeof pwd === "string" && pwd.length > 200)
+      throw KvError.badParameter("Password length exceeds the maximum of 200 characters.")
     const policy = body.policy === undefined || body.policy === null ? undefined : parsePolicy(body.policy)
     const tags = checkTags(body.tags)
     let enabled: boolean | undefined
     if (body.attributes !== undefined && body.attributes !== null) {
       if (!isRecord(body.attributes)) throw KvError.badParameter("Property attributes has invalid value")
       if (body.attributes.enabled !== undefined) {
-        if (typeof body.attributes.enabled !== "boolean") throw KvError.badParameter("Property attributes.enabled has invalid value")
+        if (typeof body.attributes.enabled !== "boolean")
+          throw KvError.badParameter("Property attributes.enabled has invalid value")
         enabled = body.attributes.enabled
       }
     }
     const preserve = body.preserveCertOrder === true
     const material = await readImportValue(value, typeof pwd === "string" ? pwd : undefined)
     const leafCert = certOf(material.leaf)
-    if (Date.parse(leafCert.validTo) < Date.now()) throw KvError.badParameter("X509 Certificate is already expired")
+    if (Date.parse(leafCert.validTo) < Date.now())
+      throw KvError.badParameter("X509 Certificate is already expired")
     const keyFacts = keyFactsOf(material.key)
     const declaredKty = policy?.key_props?.kty
     if (declaredKty !== undefined && !declaredKty.startsWith(keyFacts.kty))
-      throw KvError.badParameter(`The key type in the policy (${declaredKty}) does not match the key type of the imported certificate (${keyFacts.kty}).`)
-    const contentType = policy?.secret_props?.contentType !== undefined ? contentTypeOf(policy.secret_props.contentType) : material.detectedContentType
-    const certs = preserve ? [...material.sentOrder] : [material.leaf, ...orderChain(material.leaf, material.chain)]
+      throw KvError.badParameter(
+        `The key type in the policy (${declaredKty}) does not match the key type of the imported certificate (${keyFacts.kty}).`,
+      )
+    const contentType =
+      policy?.secret_props?.contentType !== undefined
+        ? contentTypeOf(policy.secret_props.contentType)
+        : material.detectedContentType
+    const certs = preserve
+      ? [...material.sentOrder]
+      : [material.leaf, ...orderChain(material.leaf, material.chain)]
     const v = store.importVersion(name, {
       leaf: material.leaf,
       certs,
@@ -589,14 +648,17 @@ export class VaultHandler {
     const policy = mergePolicy(existing?.policy ?? {}, requested)
     const issuer = policy.issuer?.name ?? "Unknown"
     const subject = policy.x509_props?.subject
-    if (subject === undefined || subject === "") throw KvError.badParameter("Property x509_props.subject is required")
+    if (subject === undefined || subject === "")
+      throw KvError.badParameter("Property x509_props.subject is required")
     const kty = policy.key_props?.kty?.startsWith("EC") === true ? "EC" : "RSA"
     const gen = await createSelfSigned({
       subject,
       keyType: kty,
       ...(policy.key_props?.key_size !== undefined ? { keySize: policy.key_props.key_size } : {}),
       ...(policy.key_props?.crv !== undefined ? { curve: policy.key_props.crv } : {}),
-      ...(policy.x509_props?.sans?.dns_names !== undefined ? { dnsNames: policy.x509_props.sans.dns_names } : {}),
+      ...(policy.x509_props?.sans?.dns_names !== undefined
+        ? { dnsNames: policy.x509_props.sans.dns_names }
+        : {}),
       ...(policy.x509_props?.ekus !== undefined ? { ekus: policy.x509_props.ekus } : {}),
       validityMonths: policy.x509_props?.validity_months ?? 12,
     })
@@ -606,7 +668,10 @@ export class VaultHandler {
       status: "inProgress" as const,
       cancellationRequested: false,
     }
-    const enabled = isRecord(body.attributes) && typeof body.attributes.enabled === "boolean" ? body.attributes.enabled : undefined
+    const enabled =
+      isRecord(body.attributes) && typeof body.attributes.enabled === "boolean"
+        ? body.attributes.enabled
+        : undefined
     if (issuer.toLowerCase() === "self") {
       const v = store.importVersion(name, {
         leaf: gen.der,
@@ -623,7 +688,10 @@ export class VaultHandler {
       const e = store.mustActive(name)
       e.pending = { ...pending, status: "completed", version: v.version }
       const answer = renderOperation(origin, e)
-      return { status: 202, body: { ...answer, status: "inProgress", status_details: IN_PROGRESS, target: undefined } }
+      return {
+        status: 202,
+        body: { ...answer, status: "inProgress", status_details: IN_PROGRESS, target: undefined },
+      }
     }
     // Any other issuer: the request waits for a merge, which this emulator does not implement.
     const e = store.pendingOnly(name, policy)
@@ -636,16 +704,31 @@ export class VaultHandler {
     const days = this.ctx.recoverableDays
     const plain = store.secrets.get(name.toLowerCase())
     if (plain) {
-      const v = version === "" ? plain.versions[plain.versions.length - 1] : plain.versions.find((x) => x.version === version.toLowerCase())
+      const v =
+        version === ""
+          ? plain.versions[plain.versions.length - 1]
+          : plain.versions.find((x) => x.version === version.toLowerCase())
       if (!v) throw KvError.secretNotFound(version === "" ? name : `${name}/${version}`)
-      if (!v.enabled) throw new KvError(403, "Forbidden", "Operation get is not allowed on a disabled secret.", "SecretDisabled")
+      if (!v.enabled)
+        throw new KvError(
+          403,
+          "Forbidden",
+          "Operation get is not allowed on a disabled secret.",
+          "SecretDisabled",
+        )
       return {
         status: 200,
         body: {
           value: v.value,
           id: `${origin}/secrets/${plain.name}/${v.version}`,
           ...(v.contentType !== undefined ? { contentType: v.contentType } : {}),
-          attributes: { enabled: v.enabled, created: v.created, updated: v.updated, recoveryLevel: RECOVERY_LEVEL, recoverableDays: days },
+          attributes: {
+            enabled: v.enabled,
+            created: v.created,
+            updated: v.updated,
+            recoveryLevel: RECOVERY_LEVEL,
+            recoverableDays: days,
+          },
           ...(v.tags !== undefined ? { tags: v.tags } : {}),
         },
       }
@@ -654,7 +737,13 @@ export class VaultHandler {
     if (!e) throw KvError.secretNotFound(name)
     const v = version === "" ? store.latest(e) : e.versions.find((x) => x.version === version.toLowerCase())
     if (!v) throw KvError.secretNotFound(`${name}/${version}`)
-    if (!v.enabled) throw new KvError(403, "Forbidden", "Operation get is not allowed on a disabled secret.", "SecretDisabled")
+    if (!v.enabled)
+      throw new KvError(
+        403,
+        "Forbidden",
+        "Operation get is not allowed on a disabled secret.",
+        "SecretDisabled",
+      )
     const value = await this.secretValue(v)
     return {
       status: 200,
@@ -680,8 +769,13 @@ export class VaultHandler {
     const cached = pfxCache.get(v)
     if (cached !== undefined) return { value: cached, contentType: PFX_CONTENT_TYPE }
     const codec = await loadPfxCodec()
-    if (!codec) throw KvError.internal("PKCS#12 support (@kvdeploy/pkcs12) is not available in this emulator build.")
-    const pfx = await codec.encode({ leaf: v.leaf, chain: v.certs.slice(1), key }, this.ctx.secretEncoding, v.version)
+    if (!codec)
+      throw KvError.internal("PKCS#12 support (@kvdeploy/pkcs12) is not available in this emulator build.")
+    const pfx = await codec.encode(
+      { leaf: v.leaf, chain: v.certs.slice(1), key },
+      this.ctx.secretEncoding,
+      v.version,
+    )
     const value = Buffer.from(pfx).toString("base64")
     pfxCache.set(v, value)
     return { value, contentType: PFX_CONTENT_TYPE }
@@ -691,13 +785,19 @@ export class VaultHandler {
     const store = this.ctx.store
     if (store.certificates.has(name.toLowerCase()))
       throw KvError.conflict(`Secret ${name} is managed by a certificate and cannot be set directly.`)
-    if (!isRecord(body) || typeof body.value !== "string") throw KvError.badParameter("Property value is required")
+    if (!isRecord(body) || typeof body.value !== "string")
+      throw KvError.badParameter("Property value is required")
     if (body.value.length > SECRET_VALUE_LIMIT)
-      throw KvError.badParameter(`The secret value size (${body.value.length}) exceeds the maximum allowed size of ${SECRET_VALUE_LIMIT} characters.`)
+      throw KvError.badParameter(
+        `The secret value size (${body.value.length}) exceeds the maximum allowed size of ${SECRET_VALUE_LIMIT} characters.`,
+      )
     const tags = checkTags(body.tags)
     const now = nowSeconds()
     const entry = store.secrets.get(name.toLowerCase()) ?? { name, versions: [] }
-    const enabled = isRecord(body.attributes) && typeof body.attributes.enabled === "boolean" ? body.attributes.enabled : true
+    const enabled =
+      isRecord(body.attributes) && typeof body.attributes.enabled === "boolean"
+        ? body.attributes.enabled
+        : true
     const v = {
       version: newVersionId(),
       value: body.value,
@@ -716,7 +816,13 @@ export class VaultHandler {
         value: v.value,
         id: `${origin}/secrets/${entry.name}/${v.version}`,
         ...(v.contentType !== undefined ? { contentType: v.contentType } : {}),
-        attributes: { enabled, created: now, updated: now, recoveryLevel: RECOVERY_LEVEL, recoverableDays: this.ctx.recoverableDays },
+        attributes: {
+          enabled,
+          created: now,
+          updated: now,
+          recoveryLevel: RECOVERY_LEVEL,
+          recoverableDays: this.ctx.recoverableDays,
+        },
         ...(tags !== undefined ? { tags } : {}),
       },
     }
@@ -744,19 +850,31 @@ const renderOperation = (origin: string, e: CertEntry) => {
 
 const MAX_RESULTS = 25
 
-const page = (origin: string, path: string, items: ReadonlyArray<unknown>, params: URLSearchParams, apiVersion: string): Outcome => {
+const page = (
+  origin: string,
+  path: string,
+  items: ReadonlyArray<unknown>,
+  params: URLSearchParams,
+  apiVersion: string,
+): Outcome => {
   const raw = params.get("maxresults")
   let max = MAX_RESULTS
   if (raw !== null && raw !== "") {
     const n = Number(raw)
     if (!Number.isInteger(n) || n < 1 || n > MAX_RESULTS)
-      throw KvError.badParameter(`The value of maxresults (${raw}) is out of range: it must be between 1 and ${MAX_RESULTS}.`)
+      throw KvError.badParameter(
+        `The value of maxresults (${raw}) is out of range: it must be between 1 and ${MAX_RESULTS}.`,
+      )
     max = n
   }
   const token = params.get("$skiptoken")
   let offset = 0
   if (token !== null) {
-    const decoded = Number(Buffer.from(token, "base64url").toString("utf8").replace(/^offset:/, ""))
+    const decoded = Number(
+      Buffer.from(token, "base64url")
+        .toString("utf8")
+        .replace(/^offset:/, ""),
+    )
     if (!Number.isInteger(decoded) || decoded < 0) throw KvError.badParameter("The $skiptoken is invalid.")
     offset = decoded
   }

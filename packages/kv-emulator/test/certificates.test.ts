@@ -26,7 +26,10 @@ let origin: string
 
 const pfxOf = (m: TestMaterial, password: string, encoding: "modern" | "legacy" = "modern") =>
   Effect.runPromise(
-    encodePfx({ leaf: m.leafDer, chain: m.chainDer, key: Redacted.make(m.keyPkcs8) }, { encoding, password: Redacted.make(password) }),
+    encodePfx(
+      { leaf: m.leafDer, chain: m.chainDer, key: Redacted.make(m.keyPkcs8) },
+      { encoding, password: Redacted.make(password) },
+    ),
   )
 
 /** The SDK sends PEM text as-is only when told the content type (it base64-wraps anything else). */
@@ -39,7 +42,10 @@ import { restError } from "./support.js"
 beforeAll(async () => {
   emulator = await start({ vaults: ["conformance"] })
   ;({ certificates, secrets } = clients(emulator, "conformance"))
-  ;[material, other] = await Promise.all([makeMaterial({ cn: "api.example.test" }), makeMaterial({ cn: "other.example.test" })])
+  ;[material, other] = await Promise.all([
+    makeMaterial({ cn: "api.example.test" }),
+    makeMaterial({ cn: "other.example.test" }),
+  ])
   origin = emulator.vault("conformance").url
 })
 afterAll(() => emulator?.stop())
@@ -51,7 +57,10 @@ describe("challenge", () => {
     expect(res.headers["www-authenticate"]).toBe(
       `Bearer authorization="${emulator.authorityHost}/${emulator.tenantId}", resource="https://vault.azure.net"`,
     )
-    expect(errorOf(res.json)).toEqual({ code: "Unauthorized", message: "AKV10000: Request is missing a Bearer or PoP token." })
+    expect(errorOf(res.json)).toEqual({
+      code: "Unauthorized",
+      message: "AKV10000: Request is missing a Bearer or PoP token.",
+    })
   })
 
   it("the SDK's first call is the challenge, then a token from Entra, then the real request", async () => {
@@ -73,13 +82,18 @@ describe("import and read", () => {
   let version = ""
   it("imports a password-protected PFX (base64) and answers the bundle Key Vault answers", async () => {
     const pfx = await pfxOf(material, "s3cret pw")
-    const cert = await certificates.importCertificate("api", pfx, { password: "s3cret pw", tags: { env: "test" } })
+    const cert = await certificates.importCertificate("api", pfx, {
+      password: "s3cret pw",
+      tags: { env: "test" },
+    })
     version = cert.properties.version ?? ""
     expect(version).toMatch(/^[0-9a-f]{32}$/)
     expect(cert.properties.id).toBe(`${origin}/certificates/api/${version}`)
     expect(cert.keyId).toBe(`${origin}/keys/api/${version}`)
     expect(cert.secretId).toBe(`${origin}/secrets/api/${version}`)
-    expect(Buffer.from(cert.properties.x509Thumbprint ?? new Uint8Array()).toString("base64url")).toBe(x5t(material.leafDer))
+    expect(Buffer.from(cert.properties.x509Thumbprint ?? new Uint8Array()).toString("base64url")).toBe(
+      x5t(material.leafDer),
+    )
     expect(Buffer.from(cert.cer ?? new Uint8Array()).equals(Buffer.from(material.leafDer))).toBe(true)
     expect(cert.properties.tags).toEqual({ env: "test" })
     expect(cert.properties.recoveryLevel).toBe("Recoverable+Purgeable")
@@ -97,7 +111,9 @@ describe("import and read", () => {
     const byVersion = await certificates.getCertificateVersion("api", version)
     expect(byVersion.properties.version).toBe(version)
     const token = emulator.issueToken(emulator.clientSecret.clientId)
-    const res = await raw(emulator, "conformance", "GET", "/certificates/api/?api-version=2025-07-01", { token })
+    const res = await raw(emulator, "conformance", "GET", "/certificates/api/?api-version=2025-07-01", {
+      token,
+    })
     expect(res.status).toBe(200)
     const body = res.json as { id: string; attributes: Record<string, unknown>; x5t: string }
     expect(body.id).toBe(`${origin}/certificates/api/${version}`)
@@ -132,7 +148,9 @@ describe("import and read", () => {
 
   it("serves the public key of a version (JWK) at /keys/{n}/{v}", async () => {
     const token = emulator.issueToken(emulator.clientSecret.clientId)
-    const res = await raw(emulator, "conformance", "GET", `/keys/api/${version}?api-version=2025-07-01`, { token })
+    const res = await raw(emulator, "conformance", "GET", `/keys/api/${version}?api-version=2025-07-01`, {
+      token,
+    })
     expect(res.status).toBe(200)
     const key = (res.json as { key: Record<string, unknown>; managed: boolean }).key
     expect(key.kty).toBe("RSA")
@@ -143,8 +161,13 @@ describe("import and read", () => {
   })
 
   it("detects PEM by content, keeps the leaf first unless preserveCertOrder, and serves PEM back", async () => {
-    const reversed = material.keyPem + [...material.chainPem.split(/(?<=-----END CERTIFICATE-----\n)/)].reverse().join("") + material.leafPem
-    await certificates.importCertificate("pem-cert", Buffer.from(reversed), { policy: { contentType: "application/x-pem-file" } })
+    const reversed =
+      material.keyPem +
+      [...material.chainPem.split(/(?<=-----END CERTIFICATE-----\n)/)].reverse().join("") +
+      material.leafPem
+    await certificates.importCertificate("pem-cert", Buffer.from(reversed), {
+      policy: { contentType: "application/x-pem-file" },
+    })
     const s = await secrets.getSecret("pem-cert")
     expect(s.properties.contentType).toBe("application/x-pem-file")
     const blocks = (s.value ?? "").match(/-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g) ?? []
@@ -157,7 +180,8 @@ describe("import and read", () => {
       preserveCertificateOrder: true,
     })
     const kept = await secrets.getSecret("pem-ordered")
-    const keptBlocks = (kept.value ?? "").match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+    const keptBlocks =
+      (kept.value ?? "").match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
     expect(keptBlocks.at(-1)?.replace(/\s/g, "")).toBe(material.leafPem.replace(/\s/g, ""))
   })
 
@@ -184,7 +208,13 @@ describe("import and read", () => {
             sendRequest: (req, next) => {
               if (req.method === "POST" && req.url.includes("/import") && typeof req.body === "string") {
                 const b = JSON.parse(req.body) as Record<string, unknown>
-                req.body = JSON.stringify({ ...b, policy: { key_props: { exportable: false }, secret_props: { contentType: "application/x-pem-file" } } })
+                req.body = JSON.stringify({
+                  ...b,
+                  policy: {
+                    key_props: { exportable: false },
+                    secret_props: { contentType: "application/x-pem-file" },
+                  },
+                })
               }
               return next(req)
             },
@@ -197,7 +227,10 @@ describe("import and read", () => {
       policy: { contentType: "application/x-pem-file" },
     })
     const withPolicy = emulator.requests.entries({ since: mark2, operation: "import", status: 200 })[0]
-    expect(withPolicy?.request?.policy).toEqual({ key_props: { exportable: false }, secret_props: { contentType: "application/x-pem-file" } })
+    expect(withPolicy?.request?.policy).toEqual({
+      key_props: { exportable: false },
+      secret_props: { contentType: "application/x-pem-file" },
+    })
     // Not exportable: the backing secret has no private key.
     const s = await secrets.getSecret("with-policy")
     expect(s.value).not.toContain("PRIVATE KEY")
@@ -207,25 +240,43 @@ describe("import and read", () => {
 
 describe("versions, list, properties, policy", () => {
   it("pages versions with maxresults and an absolute nextLink carrying api-version", async () => {
-    for (let i = 0; i < 4; i++) await certificates.importCertificate("paged", Buffer.from(pemBundle(material)), PEM)
+    for (let i = 0; i < 4; i++)
+      await certificates.importCertificate("paged", Buffer.from(pemBundle(material)), PEM)
     const mark = emulator.requests.mark()
     const pages: number[] = []
     // The SDK passes `maxresults` through from the options object (not `maxPageSize`).
-    const options: { maxresults: number } & NonNullable<Parameters<CertificateClient["listPropertiesOfCertificateVersions"]>[1]> = {
+    const options: { maxresults: number } & NonNullable<
+      Parameters<CertificateClient["listPropertiesOfCertificateVersions"]>[1]
+    > = {
       maxresults: 3,
     }
-    for await (const page of certificates.listPropertiesOfCertificateVersions("paged", options).byPage()) pages.push(page.length)
+    for await (const page of certificates.listPropertiesOfCertificateVersions("paged", options).byPage())
+      pages.push(page.length)
     expect(pages).toEqual([3, 1])
-    const calls = emulator.requests.entries({ since: mark, operation: "versions" }).filter((e) => !e.challenge)
+    const calls = emulator.requests
+      .entries({ since: mark, operation: "versions" })
+      .filter((e) => !e.challenge)
     expect(calls.length).toBe(2)
     expect(calls[0]?.query).toContain("maxresults=3")
     expect(calls[1]?.query).toMatch(/api-version=2025-07-01/)
     expect(calls[1]?.query).toContain("$skiptoken=")
     const token = emulator.issueToken(emulator.clientSecret.clientId)
-    const first = await raw(emulator, "conformance", "GET", "/certificates/paged/versions?api-version=2025-07-01&maxresults=3", { token })
+    const first = await raw(
+      emulator,
+      "conformance",
+      "GET",
+      "/certificates/paged/versions?api-version=2025-07-01&maxresults=3",
+      { token },
+    )
     const nextLink = (first.json as { nextLink: string }).nextLink
     expect(nextLink.startsWith(`${origin}/certificates/paged/versions?api-version=2025-07-01&`)).toBe(true)
-    const bad = await raw(emulator, "conformance", "GET", "/certificates/paged/versions?api-version=2025-07-01&maxresults=26", { token })
+    const bad = await raw(
+      emulator,
+      "conformance",
+      "GET",
+      "/certificates/paged/versions?api-version=2025-07-01&maxresults=26",
+      { token },
+    )
     expect(bad.status).toBe(400)
     expect(errorOf(bad.json).code).toBe("BadParameter")
   })
@@ -234,7 +285,8 @@ describe("versions, list, properties, policy", () => {
     const names: string[] = []
     for await (const p of certificates.listPropertiesOfCertificates()) names.push(p.name ?? "")
     expect(names).toEqual(expect.arrayContaining(["api", "pem-cert", "paged"]))
-    for await (const p of certificates.listPropertiesOfCertificates()) expect(p.id).toMatch(new RegExp(`^${origin}/certificates/[^/]+$`))
+    for await (const p of certificates.listPropertiesOfCertificates())
+      expect(p.id).toMatch(new RegExp(`^${origin}/certificates/[^/]+$`))
   })
 
   it("updates enabled and tags; a disabled version's secret answers 403 like Key Vault", async () => {
@@ -267,7 +319,9 @@ describe("versions, list, properties, policy", () => {
     const read = await certificates.getCertificatePolicy("api")
     expect(read.contentType).toBe("application/x-pem-file")
     expect(read.lifetimeActions?.[0]?.action).toBe("AutoRenew")
-    expect(emulator.requests.entries({ operation: "updatePolicy", status: 200 }).at(-1)?.request?.policy).toMatchObject({
+    expect(
+      emulator.requests.entries({ operation: "updatePolicy", status: 200 }).at(-1)?.request?.policy,
+    ).toMatchObject({
       secret_props: { contentType: "application/x-pem-file" },
     })
   })
@@ -277,7 +331,13 @@ describe("create with the self-signed issuer", () => {
   it("answers 202 with a pending operation that completes quickly", async () => {
     const poller = await certificates.beginCreateCertificate(
       "self-made",
-      { issuerName: "Self", subject: "CN=self.example.test", validityInMonths: 6, keyType: "EC", keyCurveName: "P-256" },
+      {
+        issuerName: "Self",
+        subject: "CN=self.example.test",
+        validityInMonths: 6,
+        keyType: "EC",
+        keyCurveName: "P-256",
+      },
       { intervalInMs: 50 },
     )
     const cert = await poller.pollUntilDone()
@@ -297,22 +357,28 @@ describe("soft delete", () => {
     const deleted = await del.pollUntilDone()
     expect(deleted.recoveryId).toBe(`${origin}/deletedcertificates/doomed`)
     expect(deleted.deletedOn).toBeInstanceOf(Date)
-    expect((deleted.scheduledPurgeDate?.getTime() ?? 0) - (deleted.deletedOn?.getTime() ?? 0)).toBe(90 * 86_400_000)
+    expect((deleted.scheduledPurgeDate?.getTime() ?? 0) - (deleted.deletedOn?.getTime() ?? 0)).toBe(
+      90 * 86_400_000,
+    )
     const got = await certificates.getDeletedCertificate("doomed")
     expect(got.name).toBe("doomed")
     const e404 = await restError(certificates.getCertificate("doomed"))
     expect(e404.statusCode).toBe(404)
-    const conflict = await restError(certificates.importCertificate("doomed", Buffer.from(pemBundle(other)), PEM))
+    const conflict = await restError(
+      certificates.importCertificate("doomed", Buffer.from(pemBundle(other)), PEM),
+    )
     expect(conflict.statusCode).toBe(409)
     expect(conflict.code).toBe("Conflict")
     expect(conflict.message).toBe(
       "Certificate doomed is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the certificate can only be recovered or purged.",
     )
     const body = errorOf(
-      (await raw(emulator, "conformance", "POST", "/certificates/doomed/import?api-version=2025-07-01", {
-        token: emulator.issueToken(emulator.clientSecret.clientId),
-        body: { value: pemBundle(other) },
-      })).json,
+      (
+        await raw(emulator, "conformance", "POST", "/certificates/doomed/import?api-version=2025-07-01", {
+          token: emulator.issueToken(emulator.clientSecret.clientId),
+          body: { value: pemBundle(other) },
+        })
+      ).json,
     )
     expect(body.innererror?.code).toBe("ObjectIsDeletedButRecoverable")
     const rec = await certificates.beginRecoverDeletedCertificate("doomed", { intervalInMs: 50 })
@@ -339,7 +405,10 @@ describe("refusals, with Key Vault's codes and messages", () => {
   })
 
   it("refuses an expired certificate", async () => {
-    const expired = await makeMaterial({ notBefore: new Date(Date.now() - 10 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) })
+    const expired = await makeMaterial({
+      notBefore: new Date(Date.now() - 10 * 86_400_000),
+      notAfter: new Date(Date.now() - 86_400_000),
+    })
     const e = await restError(certificates.importCertificate("expired", Buffer.from(pemBundle(expired)), PEM))
     expect(e.statusCode).toBe(400)
     expect(e.code).toBe("BadParameter")
@@ -350,11 +419,15 @@ describe("refusals, with Key Vault's codes and messages", () => {
     const mismatched = other.keyPem + material.leafPem + material.chainPem
     const e = await restError(certificates.importCertificate("mismatch", Buffer.from(mismatched), PEM))
     expect(e.statusCode).toBe(400)
-    expect(e.message).toMatch(/^No certificate with private key found in the specified X.509 certificate content/)
+    expect(e.message).toMatch(
+      /^No certificate with private key found in the specified X.509 certificate content/,
+    )
   })
 
   it("refuses a PKCS#1 (RSA PRIVATE KEY) PEM key and a PEM without a key", async () => {
-    const e = await restError(certificates.importCertificate("pkcs1", Buffer.from(pkcs1Pem(material) + material.leafPem), PEM))
+    const e = await restError(
+      certificates.importCertificate("pkcs1", Buffer.from(pkcs1Pem(material) + material.leafPem), PEM),
+    )
     expect(e.statusCode).toBe(400)
     expect(e.code).toBe("BadParameter")
     const noKey = await restError(certificates.importCertificate("nokey", Buffer.from(material.leafPem), PEM))
@@ -370,15 +443,22 @@ describe("refusals, with Key Vault's codes and messages", () => {
     const wrong = await restError(certificates.importCertificate("wrongpw", pfx, { password: "wrong" }))
     expect(wrong.statusCode).toBe(400)
     const token = emulator.issueToken(emulator.clientSecret.clientId)
-    const badName = await raw(emulator, "conformance", "POST", "/certificates/bad_name/import?api-version=2025-07-01", {
-      token,
-      body: { value: pemBundle(material) },
-    })
+    const badName = await raw(
+      emulator,
+      "conformance",
+      "POST",
+      "/certificates/bad_name/import?api-version=2025-07-01",
+      {
+        token,
+        body: { value: pemBundle(material) },
+      },
+    )
     expect(badName.status).toBe(400)
     expect(errorOf(badName.json).code).toBe("BadParameter")
   })
 
   it("nothing refused above left a version behind", () => {
-    for (const n of ["expired", "mismatch", "pkcs1", "nokey", "big", "wrongpw"]) expect(emulator.state.versions("conformance", n)).toBeUndefined()
+    for (const n of ["expired", "mismatch", "pkcs1", "nokey", "big", "wrongpw"])
+      expect(emulator.state.versions("conformance", n)).toBeUndefined()
   })
 })

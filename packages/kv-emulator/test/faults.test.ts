@@ -7,7 +7,17 @@ import type { CertificateClient } from "@azure/keyvault-certificates"
 import { CertificateClient as Client } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { type Emulator, start } from "../src/index.js"
-import { clientOptions, clients, errorOf, makeMaterial, pemBundle, raw, restError, secretCredential, type TestMaterial } from "./support.js"
+import {
+  clientOptions,
+  clients,
+  errorOf,
+  makeMaterial,
+  pemBundle,
+  raw,
+  restError,
+  secretCredential,
+  type TestMaterial,
+} from "./support.js"
 
 const PEM = { policy: { contentType: "application/x-pem-file" } } as const
 
@@ -18,9 +28,16 @@ const fast = { retryOptions: { maxRetries: 3, retryDelayInMs: 20, maxRetryDelayI
 
 beforeAll(async () => {
   emulator = await start({
-    vaults: ["faulty", { name: "tight", throttling: { windowMs: 1_500, writes: 2, others: 4 } }, { name: "elsewhere", tenantId: "11111111-2222-3333-4444-555555555555" }],
+    vaults: [
+      "faulty",
+      { name: "tight", throttling: { windowMs: 1_500, writes: 2, others: 4 } },
+      { name: "elsewhere", tenantId: "11111111-2222-3333-4444-555555555555" },
+    ],
   })
-  certificates = new Client(emulator.vault("faulty").url, secretCredential(emulator), { ...clientOptions(emulator), ...fast })
+  certificates = new Client(emulator.vault("faulty").url, secretCredential(emulator), {
+    ...clientOptions(emulator),
+    ...fast,
+  })
   material = await makeMaterial()
   await certificates.importCertificate("svc", Buffer.from(pemBundle(material)), PEM)
 })
@@ -38,7 +55,9 @@ describe("fault injection", () => {
     const cert = await certificates.getCertificate("svc")
     expect(cert.name).toBe("svc")
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900)
-    const seen = emulator.requests.entries({ since: mark, operation: "getLatest" }).filter((e) => !e.challenge)
+    const seen = emulator.requests
+      .entries({ since: mark, operation: "getLatest" })
+      .filter((e) => !e.challenge)
     expect(seen.map((e) => e.status)).toEqual([429, 200])
     expect(seen[0]?.errorCode).toBe("Throttled")
   })
@@ -49,11 +68,16 @@ describe("fault injection", () => {
     const mark = emulator.requests.mark()
     const cert = await certificates.getCertificateVersion("svc", v)
     expect(cert.properties.version).toBe(v)
-    expect(emulator.requests.entries({ since: mark, operation: "getVersion" }).map((e) => e.status)).toEqual([500, 500, 200])
+    expect(emulator.requests.entries({ since: mark, operation: "getVersion" }).map((e) => e.status)).toEqual([
+      500, 500, 200,
+    ])
   })
 
   it("a status fault answers Key Vault's error body without touching the vault", async () => {
-    emulator.faults.add({ operation: "import", action: { kind: "status", status: 409, code: "Conflict", message: "scripted" } })
+    emulator.faults.add({
+      operation: "import",
+      action: { kind: "status", status: 409, code: "Conflict", message: "scripted" },
+    })
     const before = emulator.state.versions("faulty", "svc")?.length
     const e = await restError(certificates.importCertificate("svc", Buffer.from(pemBundle(material)), PEM))
     expect(e.statusCode).toBe(409)
@@ -83,7 +107,10 @@ describe("fault injection", () => {
   })
 
   it("slips a foreign import in before a read: latest is someone else's version", async () => {
-    emulator.faults.add({ operation: "getLatest", action: { kind: "foreignImport", tags: { writer: "other-team" } } })
+    emulator.faults.add({
+      operation: "getLatest",
+      action: { kind: "foreignImport", tags: { writer: "other-team" } },
+    })
     const latest = await certificates.getCertificate("svc")
     expect(latest.properties.tags).toEqual({ writer: "other-team" })
     const versions = emulator.state.versions("faulty", "svc") ?? []
@@ -92,7 +119,12 @@ describe("fault injection", () => {
   })
 
   it("delays, and matches by vault and name only", async () => {
-    emulator.faults.add({ operation: "getLatest", vault: "faulty", name: "svc", action: { kind: "delay", ms: 400 } })
+    emulator.faults.add({
+      operation: "getLatest",
+      vault: "faulty",
+      name: "svc",
+      action: { kind: "delay", ms: 400 },
+    })
     const t0 = Date.now()
     await restError(certificates.getCertificate("other-name"))
     expect(Date.now() - t0).toBeLessThan(350)
@@ -109,12 +141,17 @@ describe("fault injection", () => {
           {
             method,
             ca: emulator.caPem,
-            headers: { "x-kv-emulator-admin-key": key, ...(data ? { "content-type": "application/json" } : {}) },
+            headers: {
+              "x-kv-emulator-admin-key": key,
+              ...(data ? { "content-type": "application/json" } : {}),
+            },
           },
           (res) => {
             let text = ""
             res.on("data", (c: Buffer) => (text += c.toString()))
-            res.on("end", () => resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined }))
+            res.on("end", () =>
+              resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined }),
+            )
           },
         )
         req.on("error", reject)
@@ -122,16 +159,30 @@ describe("fault injection", () => {
         req.end()
       })
     expect((await admin("GET", "/faults", undefined, "wrong")).status).toBe(401)
-    const added = await admin("POST", "/faults", { operation: "getLatest", times: 1, action: { kind: "status", status: 503, code: "ServiceUnavailable", message: "maintenance", headers: { "Retry-After": "0" } } })
+    const added = await admin("POST", "/faults", {
+      operation: "getLatest",
+      times: 1,
+      action: {
+        kind: "status",
+        status: 503,
+        code: "ServiceUnavailable",
+        message: "maintenance",
+        headers: { "Retry-After": "0" },
+      },
+    })
     expect(added.status).toBe(200)
-    expect((await admin("POST", "/faults", { operation: "nonsense", action: { kind: "drop" } })).status).toBe(400)
+    expect((await admin("POST", "/faults", { operation: "nonsense", action: { kind: "drop" } })).status).toBe(
+      400,
+    )
     const mark = emulator.requests.mark()
     await certificates.getCertificate("svc")
     const statuses = emulator.requests.entries({ since: mark, operation: "getLatest" }).map((e) => e.status)
     expect(statuses).toEqual([503, 200])
     const log = await admin("GET", `/requests?vault=faulty&operation=getLatest&since=${mark}`)
     expect((log.json as { entries: unknown[] }).entries.length).toBe(2)
-    const fi = await admin("POST", "/vaults/faulty/certificates/svc/foreign-import", { tags: { via: "admin" } })
+    const fi = await admin("POST", "/vaults/faulty/certificates/svc/foreign-import", {
+      tags: { via: "admin" },
+    })
     expect(fi.status).toBe(200)
     expect((await certificates.getCertificate("svc")).properties.tags).toEqual({ via: "admin" })
   })
@@ -150,13 +201,24 @@ describe("throttling windows", () => {
     expect(statuses).toEqual([404, 404, 404, 404, 429, 429])
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1)
     // Writes have their own budget.
-    const w1 = await raw(emulator, "tight", "POST", "/certificates/w/import?api-version=2025-07-01", { token, body: { value: pemBundle(material) } })
-    const w2 = await raw(emulator, "tight", "POST", "/certificates/w/import?api-version=2025-07-01", { token, body: { value: pemBundle(material) } })
-    const w3 = await raw(emulator, "tight", "POST", "/certificates/w/import?api-version=2025-07-01", { token, body: { value: pemBundle(material) } })
+    const w1 = await raw(emulator, "tight", "POST", "/certificates/w/import?api-version=2025-07-01", {
+      token,
+      body: { value: pemBundle(material) },
+    })
+    const w2 = await raw(emulator, "tight", "POST", "/certificates/w/import?api-version=2025-07-01", {
+      token,
+      body: { value: pemBundle(material) },
+    })
+    const w3 = await raw(emulator, "tight", "POST", "/certificates/w/import?api-version=2025-07-01", {
+      token,
+      body: { value: pemBundle(material) },
+    })
     expect([w1.status, w2.status, w3.status]).toEqual([200, 200, 429])
     expect(errorOf(w3.json).code).toBe("Throttled")
     await new Promise((r) => setTimeout(r, 1_600))
-    expect((await raw(emulator, "tight", "GET", "/certificates/w/?api-version=2025-07-01", { token })).status).toBe(200)
+    expect(
+      (await raw(emulator, "tight", "GET", "/certificates/w/?api-version=2025-07-01", { token })).status,
+    ).toBe(200)
   })
 })
 
@@ -173,21 +235,35 @@ describe("RBAC and tokens", () => {
     expect((await certificates.getCertificate("svc")).name).toBe("svc")
     emulator.rbac.set(emulator.clientSecret.clientId, ["Key Vault Certificate User"])
     expect((await secrets.getSecret("svc")).name).toBe("svc")
-    expect((await restError(certificates.importCertificate("svc", Buffer.from(pemBundle(material)), PEM))).statusCode).toBe(403)
+    expect(
+      (await restError(certificates.importCertificate("svc", Buffer.from(pemBundle(material)), PEM)))
+        .statusCode,
+    ).toBe(403)
   })
 
   it("refuses expired tokens, tokens for another audience, and tokens for another tenant (401 with the challenge)", async () => {
     const id = emulator.clientSecret.clientId
-    const expired = emulator.issueToken(id, { issuedAt: Math.floor(Date.now() / 1000) - 7200, lifetimeSeconds: 3600 })
+    const expired = emulator.issueToken(id, {
+      issuedAt: Math.floor(Date.now() / 1000) - 7200,
+      lifetimeSeconds: 3600,
+    })
     const wrongAud = emulator.issueToken(id, { resource: "https://management.azure.com" })
     const otherTenant = emulator.issueToken(id, { tenantId: "99999999-0000-0000-0000-000000000000" })
-    for (const token of [expired, wrongAud, otherTenant, "not.a.jwt", `${emulator.issueToken(id).slice(0, -4)}AAAA`]) {
+    for (const token of [
+      expired,
+      wrongAud,
+      otherTenant,
+      "not.a.jwt",
+      `${emulator.issueToken(id).slice(0, -4)}AAAA`,
+    ]) {
       const r = await raw(emulator, "faulty", "GET", "/certificates/svc/?api-version=2025-07-01", { token })
       expect(r.status).toBe(401)
       expect(r.headers["www-authenticate"]).toContain("Bearer authorization=")
       expect(errorOf(r.json).code).toBe("Unauthorized")
     }
-    const ok = await raw(emulator, "faulty", "GET", "/certificates/svc/?api-version=2025-07-01", { token: emulator.issueToken(id) })
+    const ok = await raw(emulator, "faulty", "GET", "/certificates/svc/?api-version=2025-07-01", {
+      token: emulator.issueToken(id),
+    })
     expect(ok.status).toBe(200)
   })
 
@@ -201,12 +277,17 @@ describe("RBAC and tokens", () => {
     )
     expect(String(e)).toMatch(/tenant/i)
     const { ClientSecretCredential } = await import("@azure/identity")
-    const cred = new ClientSecretCredential(emulator.tenantId, emulator.clientSecret.clientId, emulator.clientSecret.clientSecret, {
-      authorityHost: emulator.authorityHost,
-      disableInstanceDiscovery: true,
-      tlsOptions: { ca: emulator.caPem },
-      additionallyAllowedTenants: ["*"],
-    })
+    const cred = new ClientSecretCredential(
+      emulator.tenantId,
+      emulator.clientSecret.clientId,
+      emulator.clientSecret.clientSecret,
+      {
+        authorityHost: emulator.authorityHost,
+        disableInstanceDiscovery: true,
+        tlsOptions: { ca: emulator.caPem },
+        additionallyAllowedTenants: ["*"],
+      },
+    )
     const allowed = new Client(other.url, cred, clientOptions(emulator))
     const nf = await restError(allowed.getCertificate("x"))
     expect(nf.statusCode).toBe(404)

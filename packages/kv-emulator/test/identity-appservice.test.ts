@@ -15,7 +15,16 @@ const saved = { ...process.env }
 
 beforeAll(async () => {
   emulator = await start({ vaults: ["mi-app"] })
-  for (const k of ["AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_POD_IDENTITY_AUTHORITY_HOST", "MSI_ENDPOINT", "MSI_SECRET"]) delete process.env[k]
+  for (const k of [
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+  ])
+    delete process.env[k]
   Object.assign(process.env, emulator.env.managedIdentityAppService)
 })
 afterAll(async () => {
@@ -28,7 +37,9 @@ describe("App Service managed identity", () => {
     const credential = new ManagedIdentityCredential({ tlsOptions: { ca: emulator.caPem } })
     const { certificates } = clients(emulator, "mi-app", credential)
     const m = await makeMaterial()
-    await certificates.importCertificate("mi-cert", Buffer.from(pemBundle(m)), { policy: { contentType: "application/x-pem-file" } })
+    await certificates.importCertificate("mi-cert", Buffer.from(pemBundle(m)), {
+      policy: { contentType: "application/x-pem-file" },
+    })
     const calls = emulator.requests.entries({ vault: "managed-identity" })
     expect(calls.at(-1)?.operation).toBe("appServiceToken")
     expect(calls.at(-1)?.status).toBe(200)
@@ -49,9 +60,12 @@ describe("App Service managed identity", () => {
   })
 
   it("refuses a wrong IDENTITY_HEADER", async () => {
-    const r = await fetch(`${emulator.managedIdentity.appServiceEndpoint}?api-version=2019-08-01&resource=https://vault.azure.net`, {
-      headers: { "X-IDENTITY-HEADER": "wrong" },
-    })
+    const r = await fetch(
+      `${emulator.managedIdentity.appServiceEndpoint}?api-version=2019-08-01&resource=https://vault.azure.net`,
+      {
+        headers: { "X-IDENTITY-HEADER": "wrong" },
+      },
+    )
     expect(r.status).toBe(401)
   })
 

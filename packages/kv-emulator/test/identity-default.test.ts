@@ -9,7 +9,16 @@ import { clients, makeMaterial, pemBundle } from "./support.js"
 
 let emulator: Emulator
 const saved = { ...process.env }
-const cleared = ["AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_POD_IDENTITY_AUTHORITY_HOST"]
+const cleared = [
+  "AZURE_CLIENT_ID",
+  "AZURE_TENANT_ID",
+  "AZURE_CLIENT_SECRET",
+  "AZURE_FEDERATED_TOKEN_FILE",
+  "AZURE_AUTHORITY_HOST",
+  "IDENTITY_ENDPOINT",
+  "IDENTITY_HEADER",
+  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+]
 
 beforeAll(async () => {
   emulator = await start({ vaults: ["dac"] })
@@ -29,8 +38,12 @@ describe("DefaultAzureCredential", () => {
     Object.assign(process.env, emulator.env.clientSecret)
     const { certificates } = clients(emulator, "dac", new DefaultAzureCredential(options()))
     const m = await makeMaterial()
-    await certificates.importCertificate("dac-cert", Buffer.from(pemBundle(m)), { policy: { contentType: "application/x-pem-file" } })
-    expect(emulator.requests.entries({ vault: "dac", operation: "import", status: 200 }).at(-1)?.principal).toBe(emulator.clientSecret.clientId)
+    await certificates.importCertificate("dac-cert", Buffer.from(pemBundle(m)), {
+      policy: { contentType: "application/x-pem-file" },
+    })
+    expect(
+      emulator.requests.entries({ vault: "dac", operation: "import", status: 200 }).at(-1)?.principal,
+    ).toBe(emulator.clientSecret.clientId)
   })
 
   it("workload identity from AZURE_FEDERATED_TOKEN_FILE", async () => {
@@ -38,8 +51,8 @@ describe("DefaultAzureCredential", () => {
     const { certificates } = clients(emulator, "dac", new DefaultAzureCredential(options()))
     const c = await certificates.getCertificate("dac-cert")
     expect(c.name).toBe("dac-cert")
-    expect(emulator.requests.entries({ vault: "dac", operation: "getLatest", status: 200 }).at(-1)?.principal).toBe(
-      emulator.workloadIdentity.clientId,
-    )
+    expect(
+      emulator.requests.entries({ vault: "dac", operation: "getLatest", status: 200 }).at(-1)?.principal,
+    ).toBe(emulator.workloadIdentity.clientId)
   })
 })

@@ -14,7 +14,17 @@ const saved = { ...process.env }
 
 beforeAll(async () => {
   emulator = await start({ vaults: ["mi-imds"] })
-  for (const k of ["AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET"]) delete process.env[k]
+  for (const k of [
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+  ])
+    delete process.env[k]
   Object.assign(process.env, emulator.env.managedIdentityImds)
 })
 afterAll(async () => {
@@ -27,14 +37,21 @@ describe("IMDS managed identity", () => {
     const credential = new ManagedIdentityCredential({ tlsOptions: { ca: emulator.caPem } })
     const { certificates } = clients(emulator, "mi-imds", credential)
     const m = await makeMaterial()
-    await certificates.importCertificate("imds-cert", Buffer.from(pemBundle(m)), { policy: { contentType: "application/x-pem-file" } })
-    const call = emulator.requests.entries({ vault: "managed-identity", operation: "imdsToken", status: 200 }).at(-1)
+    await certificates.importCertificate("imds-cert", Buffer.from(pemBundle(m)), {
+      policy: { contentType: "application/x-pem-file" },
+    })
+    const call = emulator.requests
+      .entries({ vault: "managed-identity", operation: "imdsToken", status: 200 })
+      .at(-1)
     expect(call?.query).toContain("api-version=2018-02-01")
     expect(call?.principal).toBe(emulator.managedIdentity.systemAssigned.clientId)
     const reply = (await (
-      await fetch(`${emulator.managedIdentity.imdsHost}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net`, {
-        headers: { Metadata: "true" },
-      })
+      await fetch(
+        `${emulator.managedIdentity.imdsHost}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net`,
+        {
+          headers: { Metadata: "true" },
+        },
+      )
     ).json()) as Record<string, string>
     expect(Number(reply.expires_on)).toBeGreaterThan(Date.now() / 1000 + 3000)
     expect(reply.resource).toBe("https://vault.azure.net")
@@ -42,7 +59,9 @@ describe("IMDS managed identity", () => {
   })
 
   it("refuses a request without Metadata: true, and an unknown user-assigned identity", async () => {
-    const noHeader = await fetch(`${emulator.managedIdentity.imdsHost}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net`)
+    const noHeader = await fetch(
+      `${emulator.managedIdentity.imdsHost}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net`,
+    )
     expect(noHeader.status).toBe(400)
     const unknown = await fetch(
       `${emulator.managedIdentity.imdsHost}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net&client_id=00000000-0000-0000-0000-00000000dead`,
@@ -60,9 +79,10 @@ describe("IMDS managed identity", () => {
       expect(c.name).toBe("imds-cert")
       const call = emulator.requests.entries({ vault: "managed-identity", status: 200 }).at(-1)
       expect(call?.query).toContain(`client_id=${emulator.managedIdentity.userAssigned.clientId}`)
-      expect(emulator.requests.entries({ vault: "mi-imds", operation: "getLatest", status: 200 }).at(-1)?.principal).toBe(
-        emulator.managedIdentity.userAssigned.clientId,
-      )
+      expect(
+        emulator.requests.entries({ vault: "mi-imds", operation: "getLatest", status: 200 }).at(-1)
+          ?.principal,
+      ).toBe(emulator.managedIdentity.userAssigned.clientId)
     } finally {
       delete process.env.AZURE_CLIENT_ID
     }

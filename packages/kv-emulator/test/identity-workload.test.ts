@@ -5,7 +5,11 @@
  */
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { ClientAssertionCredential, ClientSecretCredential, WorkloadIdentityCredential } from "@azure/identity"
+import {
+  ClientAssertionCredential,
+  ClientSecretCredential,
+  WorkloadIdentityCredential,
+} from "@azure/identity"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Emulator, start } from "../src/index.js"
 import { clients, credentialOptions, makeMaterial, pemBundle } from "./support.js"
@@ -23,7 +27,12 @@ const claimsOf = (token: string): Record<string, unknown> =>
 
 describe("client secret", () => {
   it("issues a v1 access token for the vault audience and tenant", async () => {
-    const c = new ClientSecretCredential(emulator.tenantId, emulator.clientSecret.clientId, emulator.clientSecret.clientSecret, credentialOptions(emulator))
+    const c = new ClientSecretCredential(
+      emulator.tenantId,
+      emulator.clientSecret.clientId,
+      emulator.clientSecret.clientSecret,
+      credentialOptions(emulator),
+    )
     const t = await c.getToken(scope)
     const claims = claimsOf(t.token)
     expect(claims.aud).toBe("https://vault.azure.net")
@@ -34,12 +43,22 @@ describe("client secret", () => {
   })
 
   it("refuses a wrong secret with AADSTS7000215", async () => {
-    const c = new ClientSecretCredential(emulator.tenantId, emulator.clientSecret.clientId, "wrong", credentialOptions(emulator))
+    const c = new ClientSecretCredential(
+      emulator.tenantId,
+      emulator.clientSecret.clientId,
+      "wrong",
+      credentialOptions(emulator),
+    )
     await expect(c.getToken(scope)).rejects.toThrow(/AADSTS7000215/)
   })
 
   it("refuses an unknown application with AADSTS700016", async () => {
-    const c = new ClientSecretCredential(emulator.tenantId, "00000000-0000-0000-0000-000000000001", "x", credentialOptions(emulator))
+    const c = new ClientSecretCredential(
+      emulator.tenantId,
+      "00000000-0000-0000-0000-000000000001",
+      "x",
+      credentialOptions(emulator),
+    )
     await expect(c.getToken(scope)).rejects.toThrow(/AADSTS700016/)
   })
 })
@@ -55,7 +74,9 @@ describe("workload identity", () => {
     })
     const { certificates } = clients(emulator, "wi", credential)
     const m = await makeMaterial()
-    const cert = await certificates.importCertificate("wi-cert", Buffer.from(pemBundle(m)), { policy: { contentType: "application/x-pem-file" } })
+    const cert = await certificates.importCertificate("wi-cert", Buffer.from(pemBundle(m)), {
+      policy: { contentType: "application/x-pem-file" },
+    })
     expect(cert.name).toBe("wi-cert")
     const token = emulator.requests.entries({ vault: "entra", operation: "token", status: 200 }).at(-1)
     expect(token?.principal).toBe(wi.clientId)
@@ -63,12 +84,27 @@ describe("workload identity", () => {
 
   it("refuses an assertion from another issuer, and accepts the configured static federated token", async () => {
     const forged = `${Buffer.from(JSON.stringify({ alg: "RS256", typ: "JWT", kid: "x" })).toString("base64url")}.${Buffer.from(
-      JSON.stringify({ iss: "https://evil.example", sub: emulator.workloadIdentity.subject, aud: ["api://AzureADTokenExchange"], exp: Math.floor(Date.now() / 1000) + 600 }),
+      JSON.stringify({
+        iss: "https://evil.example",
+        sub: emulator.workloadIdentity.subject,
+        aud: ["api://AzureADTokenExchange"],
+        exp: Math.floor(Date.now() / 1000) + 600,
+      }),
     ).toString("base64url")}.c2ln`
-    const bad = new ClientAssertionCredential(emulator.tenantId, emulator.workloadIdentity.clientId, async () => forged, credentialOptions(emulator))
+    const bad = new ClientAssertionCredential(
+      emulator.tenantId,
+      emulator.workloadIdentity.clientId,
+      async () => forged,
+      credentialOptions(emulator),
+    )
     await expect(bad.getToken(scope)).rejects.toThrow(/AADSTS700211/)
     const wrongSubject = emulator.issueFederatedToken("system:serviceaccount:other:other")
-    const bad2 = new ClientAssertionCredential(emulator.tenantId, emulator.workloadIdentity.clientId, async () => wrongSubject, credentialOptions(emulator))
+    const bad2 = new ClientAssertionCredential(
+      emulator.tenantId,
+      emulator.workloadIdentity.clientId,
+      async () => wrongSubject,
+      credentialOptions(emulator),
+    )
     await expect(bad2.getToken(scope)).rejects.toThrow(/AADSTS700213/)
   })
 
@@ -100,10 +136,15 @@ describe("discovery documents", () => {
           .end()
       })
     }
-    const oidc = (await get(`/${emulator.tenantId}/v2.0/.well-known/openid-configuration`)) as Record<string, string>
+    const oidc = (await get(`/${emulator.tenantId}/v2.0/.well-known/openid-configuration`)) as Record<
+      string,
+      string
+    >
     expect(oidc.issuer).toBe(`${emulator.authorityHost}/${emulator.tenantId}/v2.0`)
     expect(oidc.token_endpoint).toBe(`${emulator.authorityHost}/${emulator.tenantId}/oauth2/v2.0/token`)
-    const jwks = (await get(`/${emulator.tenantId}/discovery/v2.0/keys`)) as { keys: Array<Record<string, string>> }
+    const jwks = (await get(`/${emulator.tenantId}/discovery/v2.0/keys`)) as {
+      keys: Array<Record<string, string>>
+    }
     const { createPublicKey, verify } = await import("node:crypto")
     const token = emulator.issueToken(emulator.clientSecret.clientId)
     const [h, p, s] = token.split(".") as [string, string, string]
@@ -112,7 +153,9 @@ describe("discovery documents", () => {
     expect(jwk).toBeDefined()
     const key = createPublicKey({ key: { kty: "RSA", n: jwk?.n ?? "", e: jwk?.e ?? "" }, format: "jwk" })
     expect(verify("sha256", Buffer.from(`${h}.${p}`), key, Buffer.from(s, "base64url"))).toBe(true)
-    const disc = (await get(`/common/discovery/instance?api-version=1.1&authorization_endpoint=${encodeURIComponent(oidc.authorization_endpoint ?? "")}`)) as {
+    const disc = (await get(
+      `/common/discovery/instance?api-version=1.1&authorization_endpoint=${encodeURIComponent(oidc.authorization_endpoint ?? "")}`,
+    )) as {
       tenant_discovery_endpoint: string
     }
     expect(disc.tenant_discovery_endpoint).toContain("/.well-known/openid-configuration")

@@ -1,10 +1,10 @@
 /** Test material and SDK clients wired to a running emulator. */
 import { createPrivateKey, webcrypto } from "node:crypto"
 import * as https from "node:https"
+import type { TokenCredential } from "@azure/identity"
+import { ClientSecretCredential } from "@azure/identity"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { SecretClient } from "@azure/keyvault-secrets"
-import { ClientSecretCredential } from "@azure/identity"
-import type { TokenCredential } from "@azure/identity"
 import "reflect-metadata"
 import * as x509 from "@peculiar/x509"
 import type { Emulator } from "../src/index.js"
@@ -23,9 +23,18 @@ export interface TestMaterial {
 }
 
 const pem = (label: string, der: Uint8Array) =>
-  `-----BEGIN ${label}-----\n${(Buffer.from(der).toString("base64").match(/.{1,64}/g) ?? []).join("\n")}\n-----END ${label}-----\n`
+  `-----BEGIN ${label}-----\n${(
+    Buffer.from(der)
+      .toString("base64")
+      .match(/.{1,64}/g) ?? []
+  ).join("\n")}\n-----END ${label}-----\n`
 
-const rsa = { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }
+const rsa = {
+  name: "RSASSA-PKCS1-v1_5",
+  modulusLength: 2048,
+  publicExponent: new Uint8Array([1, 0, 1]),
+  hash: "SHA-256",
+}
 
 /** A leaf signed by an intermediate signed by a root (all RSA 2048). */
 export const makeMaterial = async (
@@ -62,7 +71,10 @@ export const makeMaterial = async (
     notAfter: options.notAfter ?? new Date(now + 90 * 86_400_000),
     extensions: [
       new x509.SubjectAlternativeNameExtension([{ type: "dns", value: cn }]),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+        true,
+      ),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
     ],
   })
@@ -83,7 +95,10 @@ export const makeMaterial = async (
 export const pemBundle = (m: TestMaterial): string => m.keyPem + m.leafPem + m.chainPem
 
 export const pkcs1Pem = (m: TestMaterial): string =>
-  createPrivateKey({ key: Buffer.from(m.keyPkcs8), format: "der", type: "pkcs8" }).export({ type: "pkcs1", format: "pem" }) as string
+  createPrivateKey({ key: Buffer.from(m.keyPkcs8), format: "der", type: "pkcs8" }).export({
+    type: "pkcs1",
+    format: "pem",
+  }) as string
 
 export const clientOptions = (emulator: Emulator) => ({
   tlsOptions: { ca: emulator.caPem },
@@ -105,7 +120,11 @@ export const secretCredential = (emulator: Emulator): TokenCredential =>
     credentialOptions(emulator),
   )
 
-export const clients = (emulator: Emulator, vault: string, credential: TokenCredential = secretCredential(emulator)) => ({
+export const clients = (
+  emulator: Emulator,
+  vault: string,
+  credential: TokenCredential = secretCredential(emulator),
+) => ({
   certificates: new CertificateClient(emulator.vault(vault).url, credential, clientOptions(emulator)),
   secrets: new SecretClient(emulator.vault(vault).url, credential, clientOptions(emulator)),
 })
@@ -135,7 +154,9 @@ export const raw = (
         ca: emulator.caPem,
         headers: {
           ...(options.token !== undefined ? { Authorization: `Bearer ${options.token}` } : {}),
-          ...(body !== undefined ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) } : {}),
+          ...(body !== undefined
+            ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) }
+            : {}),
           ...options.headers,
         },
       },
@@ -159,7 +180,9 @@ export const raw = (
     req.end()
   })
 
-export const errorOf = (json: unknown): { code?: string; message?: string; innererror?: { code?: string } } => {
+export const errorOf = (
+  json: unknown,
+): { code?: string; message?: string; innererror?: { code?: string } } => {
   if (typeof json === "object" && json !== null && "error" in json) {
     const e = (json as { error: unknown }).error
     if (typeof e === "object" && e !== null) return e as { code?: string; message?: string }

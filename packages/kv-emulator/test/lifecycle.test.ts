@@ -1,0 +1,98 @@
+/**
+ * Several vaults at once, the state directory across a restart (0600 files and
+ * a warning), and the Effect API (scoped start, layer).
+ */
+import { mkdtempSync, readdirSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { it as effectIt } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { describe, expect, it } from "vitest"
+import { KvEmulator, layer, start, startScoped } from "../src/index.js"
+import { clients, makeMaterial, pemBundle } from "./support.js"
+
+const PEM = { policy: { contentType: "application/x-pem-file" } } as const
+
+describe("several vaults", () => {
+  it("each vault has its own port and contents; ids carry the vault's own origin", async () => {
+    const emulator = await start({ vaults: ["one", "two", "three"] })
+    try {
+      const ports = new Set(emulator.vaults.map((v) => v.port))
+      expect(ports.size).toBe(3)
+      const m = await makeMaterial()
+      const a = clients(emulator, "one")
+      const b = clients(emulator, "two")
+      const ca = await a.certificates.importCertificate("same-name", Buffer.from(pemBundle(m)), PEM)
+      expect(ca.properties.id?.startsWith(`${emulator.vault("one").url}/certificates/same-name/`)).toBe(true)
+      await expect(b.certificates.getCertificate("same-name")).rejects.toMatchObject({ statusCode: 404 })
+      expect(emulator.requests.count({ vault: "one", operation: "import", status: 200 })).toBe(1)
+      expect(emulator.requests.count({ vault: "two", operation: "import" })).toBe(0)
+    } finally {
+      await emulator.stop()
+    }
+  })
+})
+
+describe("state directory", () => {
+  it("keeps certificates across a restart, in 0600 files, and warns that they hold private keys", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvemu-state-"))
+    const warnings: string[] = []
+    const first = await start({ vaults: ["kept"], stateDir: dir, warn: (l) => warnings.push(l) })
+    const m = await makeMaterial()
+    let version: string | undefined
+    try {
+      const c = clients(first, "kept")
+      version = (await c.certificates.importCertificate("persisted", Buffer.from(pemBundle(m)), PEM))
+        .properties.version
+    } finally {
+      await first.stop()
+    }
+    expect(warnings.join("\n")).toMatch(/private keys/)
+    const files = readdirSync(dir)
+    expect(files).toContain("vault-kept.json")
+    for (const f of files) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600)
+    const second = await start({ vaults: ["kept"], stateDir: dir, warn: () => {} })
+    try {
+      const c = clients(second, "kept")
+      const got = await c.certificates.getCertificate("persisted")
+      expect(got.properties.version).toBe(version)
+      const secret = await c.secrets.getSecret("persisted")
+      expect(secret.value).toContain("PRIVATE KEY")
+    } finally {
+      await second.stop()
+    }
+  })
+})
+
+describe("Effect API", () => {
+  effectIt.effect("startScoped stops the servers when the scope closes", () =>
+    Effect.gen(function* () {
+      const url = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const emulator = yield* startScoped({ vaults: ["scoped"] })
+          const res = yield* Effect.promise(() => fetch(`${emulator.managedIdentity.imdsHost}/nothing`))
+          expect(res.status).toBe(404)
+          return emulator.managedIdentity.imdsHost
+        }),
+      )
+      const after = yield* Effect.promise(() =>
+        fetch(`${url}/nothing`).then(
+          () => "reachable",
+          () => "closed",
+        ),
+      )
+      expect(after).toBe("closed")
+    }),
+  )
+
+  effectIt.effect("layer provides the running emulator as a service", () =>
+    Effect.gen(function* () {
+      const emulator = yield* KvEmulator
+      expect(emulator.vaults.map((v) => v.name)).toEqual(["layered"])
+    }).pipe(Effect.provide(layer({ vaults: ["layered"] }))),
+  )
+})
+
+it("refuses a duplicate vault name", async () => {
+  await expect(start({ vaults: ["dup", "DUP"] })).rejects.toThrow(/duplicate/)
+})
