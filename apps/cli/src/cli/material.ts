@@ -4,6 +4,7 @@
  * environment variable named by a flag, or an interactive prompt on a
  * terminal; never from a flag value. Key bytes stay `Redacted` and in memory.
  */
+import { createPrivateKey, X509Certificate } from "node:crypto"
 import type { CertificateMaterial } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -22,6 +23,22 @@ export interface MaterialFlags {
 }
 
 const loadPkcs12 = () => import("@kvdeploy/pkcs12")
+
+/** The certificate whose public key is the key's, when one is. */
+const leafForKey = (certificates: ReadonlyArray<Uint8Array>, key: Redacted.Redacted<Uint8Array>): Uint8Array | undefined => {
+  try {
+    const privateKey = createPrivateKey({ key: Buffer.from(Redacted.value(key)), format: "der", type: "pkcs8" })
+    return certificates.find((der) => {
+      try {
+        return new X509Certificate(der).checkPrivateKey(privateKey)
+      } catch {
+        return false
+      }
+    })
+  } catch {
+    return undefined
+  }
+}
 
 /** Read a secret from the environment variable named by `flag`. */
 const secretFromEnv = (flag: string, name: string): Effect.Effect<Redacted.Redacted<string>, CliProblem> =>
@@ -110,8 +127,12 @@ const fromPem = (flags: MaterialFlags) =>
         "give the leaf's private key with --key FILE",
       )
     }
-    const chain = [...certificates.slice(1), ...(chainParsed?.certificates ?? []), ...(keyParsed?.certificates ?? [])]
-    return { leaf, chain, key } satisfies CertificateMaterial
+    const all = [...certificates, ...(chainParsed?.certificates ?? []), ...(keyParsed?.certificates ?? [])]
+    // The leaf is the certificate the key belongs to, wherever it sits in the bundle; without a match
+    // the first certificate of --cert stays the leaf and preflight reports the mismatch.
+    const matching = leafForKey(all, key)
+    const chosen = matching ?? leaf
+    return { leaf: chosen, chain: all.filter((c) => c !== chosen), key } satisfies CertificateMaterial
   })
 
 /** Read a PFX. */

@@ -3,6 +3,7 @@
  * intermediate and leaf certificates with fresh keys. Nothing is written to
  * disk; keys leave this module only as PEM strings for the caller to pipe.
  */
+import "reflect-metadata"
 import { createPrivateKey, webcrypto } from "node:crypto"
 import * as x509 from "@peculiar/x509"
 

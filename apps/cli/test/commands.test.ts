@@ -1,0 +1,348 @@
+/**
+ * Every command of the BUILT kvdeploy against the emulator over HTTPS, with
+ * each exit code of the contract: 0 Succeeded/Skipped, 1 Failed, 2 usage or
+ * Rejected, 3 RolledBack (through `demo`), 4 Unverified, 5 Superseded.
+ */
+import { createServer, type Server } from "node:tls"
+import { CertificateClient } from "@azure/keyvault-certificates"
+import { ClientSecretCredential } from "@azure/identity"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Fixtures, makeFixtures } from "./fixtures.js"
+import { json, runCli, startWorld, type World } from "./harness.js"
+
+let world: World
+let fx: Fixtures
+
+beforeAll(async () => {
+  ;[world, fx] = await Promise.all([startWorld(), makeFixtures()])
+})
+afterAll(async () => {
+  await world?.stop()
+})
+
+interface Outcome {
+  readonly _tag: string
+  readonly versionId?: string
+  readonly previous?: { readonly versionId: string } | undefined
+  readonly newX5t?: string
+  readonly problems?: ReadonlyArray<{ field: string; message: string }>
+  readonly reason: string
+  readonly vaultCalls: number
+}
+
+const deployArgs = (name: string, extra: ReadonlyArray<string> = []) => ["deploy", "--config", world.targetFile(name), "--cert", "-", "--json", ...extra]
+
+describe("help, completion and usage", () => {
+  it("--help lists every command with examples, fast path without the vault", async () => {
+    const r = await runCli(["--help"])
+    expect(r.code).toBe(0)
+    for (const c of ["deploy", "plan", "show", "versions", "list", "verify", "validate", "doctor", "emulator", "demo"]) {
+      expect(r.stdout).toContain(`  ${c} `)
+    }
+    expect(r.stdout).toContain("EXAMPLES")
+  })
+
+  it("each command has --help with a description and examples", async () => {
+    for (const c of ["deploy", "plan", "show", "versions", "list", "verify", "validate", "doctor", "emulator", "demo"]) {
+      const r = await runCli([c, "--help"])
+      expect(r.code, c).toBe(0)
+      expect(r.stdout, c).toContain("DESCRIPTION")
+      expect(r.stdout, c).toContain("EXAMPLES")
+      expect(r.stdout, c).toContain("--json")
+    }
+  })
+
+  it("prints a bash completion script", async () => {
+    const r = await runCli(["--completions", "bash"])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain("kvdeploy")
+    expect(r.stdout).toMatch(/complete/)
+  })
+
+  it("an unknown flag or command is a usage error (exit 2)", async () => {
+    expect((await runCli(["deploy", "--bogus"])).code).toBe(2)
+    expect((await runCli(["frobnicate"])).code).toBe(2)
+  })
+})
+
+describe("deploy lifecycle", () => {
+  const name = "lifecycle"
+  let v1x5t = ""
+  let v1version = ""
+  let v1leaf: Awaited<ReturnType<Fixtures["leaf"]>>
+
+  it("deploy: first deploy Succeeded (exit 0), stdout is the outcome record only", async () => {
+    v1leaf = await fx.leaf()
+    const r = await runCli(deployArgs(name), { stdin: fx.bundle(v1leaf), env: world.env })
+    expect(r.code, r.stderr).toBe(0)
+    const o = json<Outcome>(r)
+    expect(o._tag).toBe("Succeeded")
+    expect(o.previous).toBeUndefined()
+    expect(o.vaultCalls).toBe(3)
+    v1x5t = o.newX5t ?? ""
+    v1version = o.versionId ?? ""
+    const versions = world.emulator.state.versions(world.vault, name) ?? []
+    expect(versions.map((v) => v.x5t)).toEqual([v1x5t])
+    expect(JSON.stringify(r)).not.toContain("PRIVATE KEY")
+  })
+
+  it("deploy: the same certificate again is Skipped (exit 0) with no write", async () => {
+    const mark = world.emulator.requests.mark()
+    const r = await runCli(deployArgs(name), { stdin: fx.bundle(v1leaf), env: world.env })
+    expect(r.code, r.stderr).toBe(0)
+    const o = json<Outcome>(r)
+    expect(o._tag).toBe("Skipped")
+    expect(o.versionId).toBe(v1version)
+    expect(world.writesSince(mark)).toBe(0)
+  })
+
+  it("deploy, show, versions, verify, list: a renewal, the history and the answers", async () => {
+    const v2 = await fx.leaf({ dnsNames: ["api.example.test", "www.example.test"] })
+    const r = await runCli(deployArgs(name, ["--tag", "env=test"]), { stdin: fx.bundle(v2), env: world.env })
+    expect(r.code, r.stderr).toBe(0)
+    const o = json<Outcome>(r)
+    expect(o._tag).toBe("Succeeded")
+    expect(o.previous?.versionId).toBe(v1version)
+
+    const mark = world.emulator.requests.mark()
+    const skip = await runCli(deployArgs(name, ["--tag", "env=test"]), { stdin: fx.bundle(v2), env: world.env })
+    expect(skip.code).toBe(0)
+    expect(json<Outcome>(skip)._tag).toBe("Skipped")
+    expect(json<Outcome>(skip).vaultCalls).toBe(1)
+    expect(world.writesSince(mark)).toBe(0)
+
+    const human = await runCli(["deploy", "--config", world.targetFile(name), "--tag", "env=test", "--cert", "-"], {
+      stdin: fx.bundle(v2),
+      env: world.env,
+    })
+    expect(human.code).toBe(0)
+    expect(human.stdout).toMatch(/^Skipped/)
+    expect(human.stdout).toContain("old ")
+    expect(human.stdout).toContain("expires")
+    expect(human.stdout).not.toContain("\u001b[")
+
+    const show = await runCli(["show", "--config", world.targetFile(name)], { env: world.env })
+    expect(show.code).toBe(0)
+    expect(show.stdout).toContain(o.versionId ?? "?")
+    expect(show.stdout).toContain("certctl-managed-by=certctl")
+
+    const versions = json<{ versions: Array<{ versionId: string; latest: boolean; managedByKvdeploy: boolean }> }>(
+      await runCli(["versions", "--config", world.targetFile(name), "--json"], { env: world.env }),
+    )
+    expect(versions.versions.map((v) => v.versionId)).toEqual([o.versionId, v1version])
+    expect(versions.versions[0]?.latest).toBe(true)
+    expect(versions.versions.every((v) => v.managedByKvdeploy)).toBe(true)
+
+    const yes = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-"], { stdin: v2.certPem, env: world.env })
+    expect(yes.code, yes.stderr).toBe(0)
+    expect(yes.stdout).toMatch(/^yes/)
+    const no = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-"], { stdin: fx.pki.root.certPem, env: world.env })
+    expect(no.code).toBe(1)
+    expect(no.stdout).toMatch(/^no/)
+
+    const listed = json<{ certificates: Array<{ name: string; managedByKvdeploy: boolean }> }>(
+      await runCli(["list", "--config", world.targetFile(name), "--json"], { env: world.env }),
+    )
+    expect(listed.certificates.find((c) => c.name === name)?.managedByKvdeploy).toBe(true)
+    const soon = json<{ certificates: Array<{ name: string }> }>(
+      await runCli(["list", "--config", world.targetFile(name), "--expiring-within", "30d", "--json"], { env: world.env }),
+    )
+    expect(soon.certificates.find((c) => c.name === name)).toBeUndefined()
+    const later = json<{ certificates: Array<{ name: string }> }>(
+      await runCli(["list", "--config", world.targetFile(name), "--expiring-within", "100d", "--json"], { env: world.env }),
+    )
+    expect(later.certificates.find((c) => c.name === name)).toBeDefined()
+  })
+})
+
+describe("plan", () => {
+  it("previews import, skip and refuse without writing", async () => {
+    const name = "planned"
+    const leaf = await fx.leaf()
+    const mark = world.emulator.requests.mark()
+    const first = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-", "--json"], { stdin: fx.bundle(leaf), env: world.env })
+    expect(first.code, first.stderr).toBe(0)
+    expect(json<{ action: string }>(first).action).toBe("import")
+    expect(world.writesSince(mark)).toBe(0)
+    expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
+
+    await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
+    const again = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-"], { stdin: fx.bundle(leaf), env: world.env })
+    expect(again.code).toBe(0)
+    expect(again.stdout).toContain("action      skip")
+
+    await world.emulator.state.foreignImport(world.vault, "foreign-plan")
+    const mark2 = world.emulator.requests.mark()
+    const refuse = await runCli(["plan", "--config", world.targetFile("foreign-plan"), "--cert", "-", "--json"], { stdin: fx.bundle(leaf), env: world.env })
+    expect(refuse.code).toBe(2)
+    expect(json<{ action: string; reason: string }>(refuse).reason).toContain("certctl-managed-by")
+    expect(world.writesSince(mark2)).toBe(0)
+  })
+})
+
+describe("outcomes and exit codes", () => {
+  it("Rejected (exit 2): a certificate kvdeploy does not manage, until --adopt", async () => {
+    const name = "adopt-me"
+    await world.emulator.state.foreignImport(world.vault, name)
+    const leaf = await fx.leaf()
+    const mark = world.emulator.requests.mark()
+    const r = await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
+    expect(r.code).toBe(2)
+    expect(json<Outcome>(r)._tag).toBe("Rejected")
+    expect(world.writesSince(mark)).toBe(0)
+    const adopted = await runCli(deployArgs(name, ["--adopt"]), { stdin: fx.bundle(leaf), env: world.env })
+    expect(adopted.code, adopted.stdout).toBe(0)
+    expect(json<Outcome & { adopted: boolean }>(adopted).adopted).toBe(true)
+  })
+
+  it("Failed (exit 1): the vault refuses the import; nothing changed", async () => {
+    const name = "refused-import"
+    const id = world.emulator.faults.add({ operation: "import", name, action: { kind: "status", status: 400, code: "BadParameter", message: "injected" } })
+    const leaf = await fx.leaf()
+    const r = await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
+    world.emulator.faults.remove(id)
+    expect(r.code).toBe(1)
+    expect(json<Outcome>(r)._tag).toBe("Failed")
+    expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
+  })
+
+  it("Failed (exit 1) on a soft-deleted name; --on-soft-deleted recover deploys", async () => {
+    const name = "soft-deleted"
+    const leaf = await fx.leaf()
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })).code).toBe(0)
+    const client = new CertificateClient(world.emulator.vault(world.vault).url, new ClientSecretCredential(world.env.AZURE_TENANT_ID ?? "", world.env.AZURE_CLIENT_ID ?? "", world.env.AZURE_CLIENT_SECRET ?? "", { authorityHost: world.emulator.authorityHost, disableInstanceDiscovery: true, additionallyAllowedTenants: ["*"] }), {
+      disableChallengeResourceVerification: true,
+    })
+    const poller = await client.beginDeleteCertificate(name, { intervalInMs: 50 })
+    await poller.pollUntilDone()
+    expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
+    const v2 = await fx.leaf()
+    const failed = await runCli(deployArgs(name), { stdin: fx.bundle(v2), env: world.env })
+    expect(failed.code).toBe(1)
+    expect(json<Outcome & { step: string }>(failed).step).toBe("soft-deleted")
+    const recovered = await runCli(deployArgs(name, ["--on-soft-deleted", "recover"]), { stdin: fx.bundle(v2), env: world.env })
+    expect(recovered.code, recovered.stdout).toBe(0)
+    expect(json<Outcome>(recovered)._tag).toBe("Succeeded")
+  })
+
+  it("Superseded (exit 5): another writer imports right after ours; not clobbered", async () => {
+    const name = "superseded"
+    const id = world.emulator.faults.add({ operation: "import", name, action: { kind: "foreignImport", when: "after" } })
+    const leaf = await fx.leaf()
+    const r = await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
+    world.emulator.faults.remove(id)
+    expect(r.code, r.stdout).toBe(5)
+    expect(json<Outcome>(r)._tag).toBe("Superseded")
+  })
+
+  it("Unverified (exit 4): the vault cannot be read back after the import", async () => {
+    const name = "unverified"
+    const id = world.emulator.faults.add({
+      operation: "getLatest",
+      name,
+      skip: 1,
+      times: "always",
+      action: { kind: "status", status: 403, code: "Forbidden", message: "injected: read revoked" },
+    })
+    const leaf = await fx.leaf()
+    const r = await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
+    world.emulator.faults.remove(id)
+    expect(r.code, r.stdout).toBe(4)
+    expect(json<Outcome>(r)._tag).toBe("Unverified")
+  })
+
+  it("RolledBack (exit 3) and the whole story: kvdeploy demo --json", async () => {
+    const r = await runCli(["demo", "--json"], { timeoutMs: 60_000 })
+    expect(r.code, r.stderr).toBe(0)
+    const d = json<{ ok: boolean; steps: Array<{ expected: string; outcome: { _tag: string } }>; versions: Array<{ rollbackOf?: string }>; metrics: string }>(r)
+    expect(d.ok).toBe(true)
+    expect(d.steps.map((s) => s.outcome._tag)).toEqual(["Succeeded", "Succeeded", "Skipped", "RolledBack"])
+    expect(d.versions[0]?.rollbackOf).toBeDefined()
+    expect(d.metrics).toContain('certctl_deploy_rollback_total{target_type="azure_kv",outcome="restored"} 1')
+  })
+})
+
+describe("verify --endpoint", () => {
+  let server: Server
+  let port = 0
+  let served = ""
+  beforeAll(async () => {
+    const leaf = await fx.leaf()
+    served = leaf.certPem
+    server = createServer({ cert: leaf.certPem + fx.chainPem, key: leaf.keyPem })
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+    port = (server.address() as { port: number }).port
+  })
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
+
+  it("answers yes (0) for the certificate the endpoint presents, no (1) otherwise", async () => {
+    const yes = await runCli(["verify", "--cert", "-", "--endpoint", `127.0.0.1:${port}`, "--servername", "api.example.test"], { stdin: served })
+    expect(yes.code, yes.stdout + yes.stderr).toBe(0)
+    const no = await runCli(["verify", "--cert", "-", "--endpoint", `127.0.0.1:${port}`, "--json"], { stdin: fx.pki.root.certPem })
+    expect(no.code).toBe(1)
+    expect(json<{ serves: boolean }>(no).serves).toBe(false)
+  })
+})
+
+describe("validate, doctor, emulator", () => {
+  it("validate: valid file exit 0, invalid exit 2 with every problem", async () => {
+    const ok = await runCli(["validate", world.targetFile("valid-name")])
+    expect(ok.code).toBe(0)
+    const bad = world.file("bad.json", JSON.stringify({ vault_url: "http://x.vault.azure.net", certificate_name: "a_b", client_secret: "hunter2" }))
+    const r = await runCli(["validate", bad, "--json"])
+    expect(r.code).toBe(2)
+    const fields = json<{ problems: Array<{ field: string }> }>(r).problems.map((p) => p.field)
+    expect(fields).toEqual(expect.arrayContaining(["client_secret", "vault_url", "certificate_name"]))
+    expect(r.stdout).not.toContain("hunter2")
+  })
+
+  it("doctor: every check passes (0); a denied import fails with the fix (1); no version is written", async () => {
+    const mark = world.emulator.requests.mark()
+    const ok = await runCli(["doctor", "--config", world.targetFile("doctor"), "--json"], { env: world.env })
+    expect(ok.code, ok.stdout).toBe(0)
+    const checks = json<{ checks: Array<{ check: string; status: string }> }>(ok).checks
+    expect(checks.map((c) => c.check)).toEqual(
+      expect.arrayContaining(["credential", "identity", "token", "reachable", "certificates/get", "certificates/import", "secrets/get"]),
+    )
+    expect(ok.stdout).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/)
+    world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/import"])
+    const denied = await runCli(["doctor", "--config", world.targetFile("doctor")], { env: world.env })
+    world.emulator.rbac.reset()
+    expect(denied.code).toBe(1)
+    expect(denied.stdout).toMatch(/FAIL\s+certificates\/import/)
+    expect(denied.stdout).toContain("Key Vault Certificates Officer")
+    expect(world.emulator.state.versions(world.vault, "kvdeploy-doctor-probe")).toBeUndefined()
+    expect(world.writesSince(mark, "doctor")).toBe(0)
+  })
+
+  it("doctor: a missing client secret fails the credential check (1)", async () => {
+    const { AZURE_CLIENT_SECRET: _, ...env } = world.env
+    const r = await runCli(["doctor", "--config", world.targetFile("doctor")], { env })
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain("AZURE_CLIENT_SECRET")
+  })
+
+  it("emulator: runs in the foreground and prints the environment and target", async () => {
+    const { spawn } = await import("node:child_process")
+    const { bin, baseEnv } = await import("./harness.js")
+    const child = spawn(process.execPath, [bin, "emulator", "--json"], { env: baseEnv() })
+    const text = await new Promise<string>((resolve, reject) => {
+      let buf = ""
+      child.stdout.on("data", (c: Buffer) => {
+        buf += c.toString()
+        try {
+          JSON.parse(buf)
+          resolve(buf)
+        } catch {}
+      })
+      child.on("error", reject)
+      setTimeout(() => reject(new Error(`no JSON from kvdeploy emulator: ${buf}`)), 20_000)
+    })
+    const printed = JSON.parse(text) as { env: Record<string, string>; targetConfig: Record<string, unknown> }
+    expect(printed.env.NODE_EXTRA_CA_CERTS).toBeDefined()
+    expect(printed.targetConfig.cloud).toBeDefined()
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
+    child.kill("SIGINT")
+    expect(await exited).not.toBeNull()
+  })
+})

@@ -1,0 +1,113 @@
+/**
+ * End-to-end harness: the emulator in this process, the BUILT `kvdeploy`
+ * (dist/bin.js) as a subprocess, temporary files on /dev/shm (removed after),
+ * and the emulator's request log to prove what was (not) written.
+ */
+import { spawn } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { getCACertificates, setDefaultCACertificates } from "node:tls"
+import { fileURLToPath } from "node:url"
+import { type Emulator, start } from "@kvdeploy/kv-emulator"
+
+export const cliRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
+export const bin = join(cliRoot, "dist", "bin.js")
+
+export interface CliResult {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** The environment of a kvdeploy run: no Azure variables from the host, no colours. */
+export const baseEnv = (): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined) continue
+    if (/^(AZURE_|NODE_EXTRA_CA_CERTS|IDENTITY_|MSI_|FORCE_COLOR)/.test(k)) continue
+    env[k] = v
+  }
+  env.NO_COLOR = "1"
+  return env
+}
+
+export const runCli = (
+  args: ReadonlyArray<string>,
+  options: { readonly stdin?: string | Uint8Array; readonly env?: Readonly<Record<string, string>>; readonly timeoutMs?: number } = {},
+): Promise<CliResult> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...baseEnv(), ...(options.env ?? {}) },
+      stdio: ["pipe", "pipe", "pipe"],
+    })
+    const out: Array<Buffer> = []
+    const err: Array<Buffer> = []
+    child.stdout.on("data", (c: Buffer) => out.push(c))
+    child.stderr.on("data", (c: Buffer) => err.push(c))
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 45_000)
+    child.on("error", reject)
+    child.on("close", (code, signal) => {
+      clearTimeout(timer)
+      resolve({
+        code: code ?? (signal === null ? -1 : 128),
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+      })
+    })
+    child.stdin.on("error", () => {})
+    if (options.stdin !== undefined) child.stdin.end(options.stdin)
+    else child.stdin.end()
+  })
+
+export interface World {
+  readonly emulator: Emulator
+  readonly vault: string
+  /** Environment for client-secret mode against the emulator (includes NODE_EXTRA_CA_CERTS). */
+  readonly env: Readonly<Record<string, string>>
+  /** A target file (no secret in it) for certificate `name`. */
+  readonly targetFile: (name: string, extra?: Record<string, unknown>) => string
+  /** Write a temporary file on /dev/shm; removed by `stop`. */
+  readonly file: (name: string, content: string | Uint8Array) => string
+  /** Requests that could change the vault (anything but GET), since `mark`, optionally for one certificate. */
+  readonly writesSince: (mark: number, name?: string) => number
+  readonly stop: () => Promise<void>
+}
+
+export const startWorld = async (vault = "kvdeploy-e2e"): Promise<World> => {
+  const emulator = await start({ vaults: [vault], throttling: false, warn: () => {} })
+  // This test process talks to the emulator directly too (to delete a certificate): trust its CA here.
+  setDefaultCACertificates([...getCACertificates("default"), emulator.caPem])
+  const dir = mkdtempSync(join("/dev/shm", "kvdeploy-cli-test-"))
+  let n = 0
+  const file = (name: string, content: string | Uint8Array) => {
+    const path = join(dir, `${++n}-${name}`)
+    writeFileSync(path, content, { mode: 0o600 })
+    return path
+  }
+  return {
+    emulator,
+    vault,
+    env: emulator.env.clientSecret,
+    targetFile: (name, extra = {}) =>
+      file(`${name}.json`, JSON.stringify({ ...emulator.targetConfig(vault, name, "clientSecret"), ...extra }, null, 2)),
+    file,
+    writesSince: (mark, name) =>
+      emulator.requests
+        .entries({ since: mark, vault })
+        .filter((e) => e.method !== "GET" && !e.challenge)
+        .filter((e) => name === undefined || e.path.toLowerCase().includes(`/${name.toLowerCase()}`)).length,
+    stop: async () => {
+      rmSync(dir, { recursive: true, force: true })
+      await emulator.stop()
+    },
+  }
+}
+
+/** Parse the JSON a `--json` run printed; fails the test when stdout is not exactly one JSON document. */
+export const json = <T = Record<string, unknown>>(r: CliResult): T => {
+  try {
+    return JSON.parse(r.stdout) as T
+  } catch {
+    throw new Error(`stdout is not JSON (exit ${r.code}):\n${r.stdout}\n--- stderr ---\n${r.stderr}`)
+  }
+}
