@@ -125,7 +125,11 @@ export const pemKeyToPkcs8 = (
     catch: (error): KeyProblem => {
       const code = nodeErrorCode(error)
       const text = error instanceof Error ? error.message : ""
-      if (code === "ERR_MISSING_PASSPHRASE")
+      if (
+        code === "ERR_MISSING_PASSPHRASE" ||
+        (passphrase === undefined &&
+          (code === "ERR_OSSL_CRYPTO_INTERRUPTED_OR_CANCELLED" || /ENCRYPTED/.test(pem)))
+      )
         return {
           message: "the private key is encrypted and no passphrase was given",
           fix: "pass the key's passphrase, or decrypt it first (openssl pkey -in key.pem)",

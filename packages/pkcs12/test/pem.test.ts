@@ -1,0 +1,138 @@
+import { generateKeyPairSync } from "node:crypto"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { beforeAll } from "vitest"
+import { parsePem } from "../src/index.js"
+import { canonicalPkcs8, hex, makeAuthorities, type TestAuthorities, toPem } from "./fixtures.js"
+
+let authorities: TestAuthorities
+beforeAll(async () => {
+  authorities = await makeAuthorities()
+})
+
+const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey
+const ec = generateKeyPairSync("ec", { namedCurve: "P-384" }).privateKey
+const pkcs8Of = (k: typeof rsa) => new Uint8Array(k.export({ type: "pkcs8", format: "der" }))
+
+const certs = () => authorities.certificates
+
+describe("parsePem", () => {
+  it.effect(
+    "reads a bundle with Bag Attributes text, CRLF, blank lines and the key in the middle, keeping file order",
+    () =>
+      Effect.gen(function* () {
+        const [root, int1, int2] = certs()
+        if (root === undefined || int1 === undefined || int2 === undefined) throw new Error("fixtures")
+        const text = [
+          "Bag Attributes",
+          "    localKeyID: 01 02 03",
+          "    friendlyName: app",
+          "subject=CN = app",
+          "issuer=CN = ca",
+          toPem("CERTIFICATE", int2),
+          "",
+          "",
+          "Bag Attributes: <No Attributes>",
+          "Key Attributes: <No Attributes>",
+          rsa.export({ type: "pkcs8", format: "pem" }).toString(),
+          "some trailing words",
+          toPem("CERTIFICATE", root),
+          toPem("CERTIFICATE", int1),
+        ]
+          .join("\n")
+          .replace(/\n/g, "\r\n")
+        const parsed = yield* parsePem(text)
+        expect(parsed.certificates.map(hex)).toEqual([int2, root, int1].map(hex))
+        expect(parsed.key && hex(Redacted.value(parsed.key))).toBe(hex(pkcs8Of(rsa)))
+      }),
+  )
+
+  const keyForms: ReadonlyArray<[string, () => string, string | undefined, typeof rsa]> = [
+    ["PKCS#8", () => rsa.export({ type: "pkcs8", format: "pem" }).toString(), undefined, rsa],
+    ["PKCS#1 RSA PRIVATE KEY", () => rsa.export({ type: "pkcs1", format: "pem" }).toString(), undefined, rsa],
+    ["SEC1 EC PRIVATE KEY", () => ec.export({ type: "sec1", format: "pem" }).toString(), undefined, ec],
+    [
+      "encrypted PKCS#8",
+      () =>
+        ec.export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "pässwörd" }).toString(),
+      "pässwörd",
+      ec,
+    ],
+    [
+      "legacy encrypted PKCS#1 (Proc-Type)",
+      () =>
+        rsa.export({ type: "pkcs1", format: "pem", cipher: "aes-128-cbc", passphrase: "secret" }).toString(),
+      "secret",
+      rsa,
+    ],
+  ]
+  for (const [name, pem, passphrase, source] of keyForms) {
+    it.effect(`normalises a ${name} key to PKCS#8`, () =>
+      Effect.gen(function* () {
+        const text = pem()
+        const parsed = yield* parsePem(
+          text,
+          passphrase === undefined ? {} : { passphrase: Redacted.make(passphrase) },
+        )
+        const expected = pkcs8Of(source)
+        expect(parsed.key && hex(Redacted.value(parsed.key))).toBe(hex(expected))
+        expect(parsed.certificates).toEqual([])
+      }),
+    )
+  }
+
+  it.effect("an encrypted key without a passphrase, or with a wrong one, is MaterialInvalid saying so", () =>
+    Effect.gen(function* () {
+      const text = ec
+        .export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "right" })
+        .toString()
+      const missing = yield* Effect.flip(parsePem(text))
+      expect(missing._tag).toBe("MaterialInvalid")
+      expect(missing.message).toMatch(/encrypted and no passphrase/)
+      const wrong = yield* Effect.flip(parsePem(text, { passphrase: Redacted.make("wrong") }))
+      expect(wrong.message).toMatch(/passphrase is wrong/)
+    }),
+  )
+
+  it.effect("reads DER input: a certificate or a key", () =>
+    Effect.gen(function* () {
+      const root = certs()[0] ?? new Uint8Array()
+      const cert = yield* parsePem(root)
+      expect(cert.certificates.map(hex)).toEqual([hex(root)])
+      const key = yield* parsePem(new Uint8Array(ec.export({ type: "sec1", format: "der" })))
+      expect(key.key && hex(Redacted.value(key.key))).toBe(hex(canonicalPkcs8(pkcs8Of(ec))))
+    }),
+  )
+
+  it.effect(
+    "lists every problem: a second key, a corrupt certificate, a stray block; never echoes key bytes",
+    () =>
+      Effect.gen(function* () {
+        const keyPem = rsa.export({ type: "pkcs8", format: "pem" }).toString()
+        const broken = keyPem.replace(/\n([A-Za-z0-9+/]{20})/, "\n!!!!")
+        const text = [
+          keyPem,
+          broken,
+          "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+          "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----",
+        ].join("\n")
+        const error = yield* Effect.flip(parsePem(text))
+        expect(error.problems.map((p) => p.message)).toEqual([
+          "is a second private key",
+          "is not a readable certificate",
+          'is a "CERTIFICATE REQUEST" block, which is neither a certificate nor a private key',
+        ])
+        const body = keyPem.split("\n").slice(1, -2).join("")
+        for (let i = 0; i + 16 <= body.length; i += 16)
+          expect(error.message).not.toContain(body.slice(i, i + 16))
+      }),
+  )
+
+  it.effect("text without PEM blocks is MaterialInvalid", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(parsePem("hello"))
+      expect(error.problems[0]?.message).toBe("contains no PEM block")
+    }),
+  )
+})
