@@ -41,7 +41,8 @@ const with_ =
     reason,
   })
 
-export const preflight = Effect.fn("deploy.preflight")(function* (request: DeployRequest) {
+/** Step 1 (untraced: it runs inside the `deploy` span on every deploy; a span of its own costs more than its logic). */
+export const preflight = Effect.fnUntraced(function* (request: DeployRequest) {
   const codec = yield* PfxCodec
   const policy = yield* DeployPolicy
   const problems: Array<DeployProblem> = []

@@ -2,7 +2,9 @@
  * The running record of one deploy: vault calls made (each counted and
  * recorded in metrics), decisions taken, and the metric events owed at the end.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { DeployPolicy } from "./DeployPolicy.js"
 import type { PostVerifyFailureReason, RollbackOutcome } from "./ports/Metrics.js"
 import { type Metrics, vaultRequestStatusOf } from "./ports/Metrics.js"
@@ -44,17 +46,29 @@ export class DeployTrail {
     })
   }
 
-  /** A read, retried with exponential backoff (DeployPolicy) while the error is transient. */
+  /**
+   * A read, retried while the error is transient (throttled, unavailable, ambiguous): after
+   * `readRetryBase`, then with `Schedule.exponential` backoff, `readRetries` retries in all.
+   * The retry machinery is only set up once a first attempt has failed (the common path is one call).
+   */
   read<A, E extends { readonly _tag: string }>(
     operation: VaultOperation,
     effect: Effect.Effect<A, E>,
   ): Effect.Effect<A, E> {
-    return Effect.flatMap(Effect.service(DeployPolicy), (policy) =>
-      Effect.retry(this.call(operation, effect), {
-        schedule: policy.readRetrySchedule,
-        times: policy.readRetries,
-        while: isRetriableRead,
-      }),
+    const attempt = this.call(operation, effect)
+    return Effect.catchIf(attempt, isRetriableRead, (first) =>
+      Effect.flatMap(Effect.service(DeployPolicy), (policy) =>
+        policy.readRetries < 1
+          ? Effect.fail(first)
+          : Effect.retry(Effect.delay(attempt, policy.readRetryBase), {
+              schedule: Schedule.exponential(
+                Duration.times(Duration.fromInputUnsafe(policy.readRetryBase), policy.readRetryFactor),
+                policy.readRetryFactor,
+              ),
+              times: policy.readRetries - 1,
+              while: isRetriableRead,
+            }),
+      ),
     )
   }
 }

@@ -7,7 +7,6 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
-import * as Schedule from "effect/Schedule"
 import {
   CERTIFICATE_ID_TAG,
   type DeployOutcome,
@@ -262,7 +261,8 @@ describe("Rejected (preflight: no vault I/O, every problem listed)", () => {
         const o = expectTag(
           yield* runDeploy(request(newCert.material)).pipe(
             Effect.provideService(DeployPolicy, {
-              readRetrySchedule: Schedule.exponential("250 millis"),
+              readRetryBase: "250 millis",
+              readRetryFactor: 2,
               readRetries: 4,
               maxPfxBytes: 100,
             }),

@@ -1,0 +1,142 @@
+// The core's own overhead per deploy, against the in-memory vault.
+//
+// Baseline A (the goal's baseline): the bare sequence of the three Vault port calls a
+// deploy over an existing version makes (getLatest, importVersion with a PFX built
+// beforehand, getLatest), in the same process, runtime and layers.
+// Baseline B: the same plus the two PfxCodec calls preflight makes (inspect, encode),
+// i.e. every port call of a deploy, so B's ratio is the deploy program's own logic alone.
+// The in-memory vault and the synthetic codec do real work (AES-GCM PFX containers,
+// decode on import); metrics and audit ports are the no-op layers.
+//
+// Goal: the deploy adds under 10% to baseline A. Printed honestly: met or not.
+import { AuditLog, deploy, Metrics, PfxCodec, Vault, validateTargetConfigSync } from "@kvdeploy/core"
+import { InMemoryVault, issue, makeAuthority, SyntheticCodec } from "@kvdeploy/core/test"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
+
+const NAME = "bench-cert"
+const configResult = validateTargetConfigSync({
+  vault_url: "https://kv-bench.vault.azure.net",
+  certificate_name: NAME,
+  tags: { env: "bench" },
+})
+if (Result.isFailure(configResult)) throw new Error(configResult.failure.message)
+const target = configResult.success
+const ca = makeAuthority("bench")
+const certs = [issue({ seed: "bench-a", issuer: ca }), issue({ seed: "bench-b", issuer: ca })]
+const requests = certs.map((c) => ({ target, material: c.material, certificateId: "bench-id" }))
+const tags = { env: "bench", "certctl-managed-by": "certctl", "certctl-certificate-id": "bench-id" }
+const password = Redacted.make("")
+
+const layer = Layer.mergeAll(
+  InMemoryVault.layer.pipe(Layer.provideMerge(SyntheticCodec.layer)),
+  Metrics.layerNoop,
+  AuditLog.layerNoop,
+)
+
+const deploys = (n) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < n; i++) {
+      const outcome = yield* deploy(requests[i % 2])
+      if (outcome._tag !== "Succeeded")
+        return yield* Effect.die(new Error(`unexpected ${outcome._tag}: ${outcome.reason}`))
+    }
+  })
+
+const bareVault = (n, pfx) =>
+  Effect.gen(function* () {
+    const vault = yield* Vault
+    for (let i = 0; i < n; i++) {
+      yield* vault.getLatest(NAME)
+      const v = yield* vault.importVersion({ name: NAME, pfx: pfx[i % 2], password, tags })
+      const latest = yield* vault.getLatest(NAME)
+      if (latest.versionId !== v.versionId)
+        return yield* Effect.die(new Error("bare sequence did not verify"))
+    }
+  })
+
+const bareAllPorts = (n) =>
+  Effect.gen(function* () {
+    const vault = yield* Vault
+    const codec = yield* PfxCodec
+    for (let i = 0; i < n; i++) {
+      const material = certs[i % 2].material
+      yield* codec.inspect(material)
+      const pfx = yield* codec.encode(material, { encoding: "modern", password })
+      yield* vault.getLatest(NAME)
+      const v = yield* vault.importVersion({ name: NAME, pfx, password, tags })
+      const latest = yield* vault.getLatest(NAME)
+      if (latest.versionId !== v.versionId)
+        return yield* Effect.die(new Error("bare sequence did not verify"))
+    }
+  })
+
+const time = async (label, makeEffect, n) => {
+  // A fresh runtime (fresh vault) per measurement, so version lists are the same size in each.
+  const runtime = ManagedRuntime.make(layer)
+  const pfx = await runtime.runPromise(
+    Effect.gen(function* () {
+      const codec = yield* PfxCodec
+      const vault = yield* Vault
+      yield* vault.importVersion({
+        name: NAME,
+        pfx: yield* codec.encode(certs[1].material, { encoding: "modern", password }),
+        password,
+        tags,
+      })
+      return [
+        yield* codec.encode(certs[0].material, { encoding: "modern", password }),
+        yield* codec.encode(certs[1].material, { encoding: "modern", password }),
+      ]
+    }),
+  )
+  globalThis.gc?.()
+  const start = performance.now()
+  await runtime.runPromise(makeEffect(n, pfx))
+  const ms = performance.now() - start
+  await runtime.dispose()
+  return { label, perSecond: (n / ms) * 1000, usPerOp: (ms * 1000) / n }
+}
+
+const N = Number(process.env.KVDEPLOY_BENCH_N ?? 3000)
+const ROUNDS = Number(process.env.KVDEPLOY_BENCH_ROUNDS ?? 7)
+// Warm-up (JIT) of every path.
+for (let i = 0; i < 2; i++) {
+  await time("warm", deploys, 500)
+  await time("warm", bareVault, 500)
+  await time("warm", bareAllPorts, 500)
+}
+const results = { deploy: [], bareVault: [], bareAllPorts: [] }
+for (let r = 0; r < ROUNDS; r++) {
+  // Interleaved so drift (other processes on the 2 cores) hits all three alike.
+  results.bareVault.push(await time("bare vault calls", bareVault, N))
+  results.deploy.push(await time("deploy", deploys, N))
+  results.bareAllPorts.push(await time("bare port calls", bareAllPorts, N))
+}
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v.map((x) => x.usPerOp))]))
+const fmt = (us) => `${us.toFixed(1)} µs/op (${Math.round(1e6 / us).toLocaleString("en")} /s)`
+console.log(
+  `core overhead per deploy, in-memory vault + synthetic codec, ${ROUNDS} rounds x ${N} deploys, medians`,
+)
+console.log(`  baseline A: 3 bare Vault port calls        ${fmt(m.bareVault)}`)
+console.log(`  baseline B: + inspect + encode (all ports) ${fmt(m.bareAllPorts)}`)
+console.log(`  deploy (preflight..verify, metrics/audit)  ${fmt(m.deploy)}`)
+const ratioA = m.deploy / m.bareVault
+const ratioB = m.deploy / m.bareAllPorts
+console.log(`  deploy / baseline A = ${ratioA.toFixed(3)}  (+${((ratioA - 1) * 100).toFixed(1)}%)`)
+console.log(`  deploy / baseline B = ${ratioB.toFixed(3)}  (+${((ratioB - 1) * 100).toFixed(1)}%)`)
+console.log(
+  ratioA < 1.1
+    ? "  goal (< 10% over baseline A): MET"
+    : `  goal (< 10% over baseline A): NOT MET (+${((ratioA - 1) * 100).toFixed(1)}%); ` +
+        (ratioB < 1.1
+          ? `the excess is the two codec calls preflight needs (inspect, encode); the program's own logic adds +${((ratioB - 1) * 100).toFixed(1)}% over all port calls`
+          : `the program's own logic adds +${((ratioB - 1) * 100).toFixed(1)}% even over all port calls`),
+)
