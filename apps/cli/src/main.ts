@@ -55,7 +55,7 @@ const renderProblem = (error: CliProblem, json: boolean): Effect.Effect<void> =>
     const s = styleErr()
     yield* printErr(`${s.red("error")}: ${error.title}`)
     for (const p of error.problems) {
-      if (error.problems.length === 1 && error.title.startsWith(`${p.field}: `)) {
+      if (error.problems.length === 1 && error.title === `${p.field}: ${p.message}`) {
         yield* printErr(`  fix: ${p.fix}`)
       } else {
         yield* printErr(`  ${s.bold(p.field)}: ${p.message}`)

@@ -1,0 +1,229 @@
+/**
+ * A corpus of bad inputs to the BUILT kvdeploy, each with its own clear error
+ * (what is wrong, where, and the fix) and each proven to send zero write
+ * requests to the vault (the emulator's request log). Inputs that kvdeploy
+ * accepts and normalises (PKCS#1 and SEC1 keys, encrypted keys with their
+ * passphrase, a bundle in reverse order) are deployed for real.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { encryptedKeyPem, type Issued, issue, traditionalKeyPem } from "../src/cli/throwawayPki.js"
+import { type Fixtures, makeFixtures } from "./fixtures.js"
+import { json, runCli, startWorld, type World } from "./harness.js"
+
+let world: World
+let fx: Fixtures
+let good: Issued
+let other: Issued
+let expired: Issued
+let future: Issued
+let rsa1024: Issued
+let rsa2048: Issued
+let strangerCa: Issued
+let strangerLeaf: Issued
+let mark = 0
+
+beforeAll(async () => {
+  ;[world, fx] = await Promise.all([startWorld("kvdeploy-corpus"), makeFixtures()])
+  ;[good, other, expired, future, rsa1024, rsa2048] = await Promise.all([
+    fx.leaf(),
+    fx.leaf(),
+    fx.leaf({ notBeforeDays: -30, notAfterDays: -1 }),
+    fx.leaf({ notBeforeDays: 5, notAfterDays: 90 }),
+    fx.leaf({ key: { kind: "RSA", bits: 1024 } }),
+    fx.leaf({ key: { kind: "RSA", bits: 2048 } }),
+  ])
+  strangerCa = await issue({ subject: "CN=stranger CA", ca: true })
+  strangerLeaf = await issue({ subject: "CN=api.example.test", issuer: strangerCa })
+  mark = world.emulator.requests.mark()
+})
+afterAll(async () => {
+  await world?.stop()
+})
+
+interface Case {
+  readonly name: string
+  /** Arguments after `kvdeploy`; `$T` is a target file for this case's certificate name. */
+  readonly args: () => ReadonlyArray<string>
+  readonly stdin?: () => string
+  readonly env?: () => Record<string, string>
+  readonly exit: number
+  /** Text the error must contain (stderr or the JSON record). */
+  readonly says: ReadonlyArray<string | RegExp>
+}
+
+/** A line of base64 from the middle of each fixture key: none may appear in any output. */
+const keyBodies = () =>
+  [good, other, expired, future, rsa1024, rsa2048, strangerLeaf].map((i) => i.keyPem.split("\n")[2] ?? "").filter((l) => l.length > 20)
+
+const target = (name: string, extra: Record<string, unknown> = {}) => world.targetFile(name, extra)
+const deploy = (name: string, ...more: ReadonlyArray<string>) => ["deploy", "--config", target(name), "--cert", "-", ...more]
+const pemFile = (label: string, content: string) => world.file(label, content)
+
+const cases: ReadonlyArray<Case> = [
+  { name: "mismatched key", args: () => deploy("c-mismatch"), stdin: () => good.certPem + fx.chainPem + other.keyPem, exit: 2, says: ["does not match"] },
+  { name: "expired leaf", args: () => deploy("c-expired"), stdin: () => fx.bundle(expired), exit: 2, says: [/expired/i] },
+  { name: "not yet valid leaf", args: () => deploy("c-future"), stdin: () => fx.bundle(future), exit: 2, says: ["not valid before"] },
+  {
+    name: "broken chain (another CA's intermediate)",
+    args: () => deploy("c-broken-chain"),
+    stdin: () => strangerLeaf.certPem + fx.chainPem + strangerLeaf.keyPem,
+    exit: 2,
+    says: [/chain/i],
+  },
+  { name: "RSA 1024 key", args: () => deploy("c-rsa1024"), stdin: () => fx.bundle(rsa1024), exit: 2, says: ["RSA 1024", "2048"] },
+  {
+    name: "encrypted key without passphrase",
+    args: () => ["deploy", "--config", target("c-enc"), "--cert", pemFile("leaf.pem", good.certPem + fx.chainPem), "--key", "-"],
+    stdin: () => encryptedKeyPem(good.keyPem, "correct horse"),
+    exit: 2,
+    says: ["encrypted", "--key-passphrase-env"],
+  },
+  {
+    name: "encrypted key, wrong passphrase",
+    args: () => ["deploy", "--config", target("c-enc-wrong"), "--cert", pemFile("leaf.pem", good.certPem), "--key", "-", "--key-passphrase-env", "KEY_PASS"],
+    stdin: () => encryptedKeyPem(good.keyPem, "correct horse"),
+    env: () => ({ KEY_PASS: "wrong" }),
+    exit: 2,
+    says: ["--key", /passphrase|decrypt/i],
+  },
+  {
+    name: "passphrase variable not set",
+    args: () => ["deploy", "--config", target("c-enc-unset"), "--cert", pemFile("leaf.pem", good.certPem), "--key", "-", "--key-passphrase-env", "NOT_SET_ANYWHERE"],
+    stdin: () => encryptedKeyPem(good.keyPem, "x"),
+    exit: 2,
+    says: ["NOT_SET_ANYWHERE is not set"],
+  },
+  { name: "certificate name with underscore", args: () => ["deploy", "--config", target("ok-name"), "--name", "bad_name", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["--name", "letters, digits and hyphens"] },
+  { name: "certificate name of 128 characters", args: () => ["deploy", "--config", target("ok-name"), "--name", "a".repeat(128), "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["127"] },
+  { name: "http vault URL", args: () => ["deploy", "--vault-url", "http://my-vault.vault.azure.net", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["--vault-url", "https"] },
+  { name: "vault URL with a path", args: () => ["deploy", "--vault-url", "https://my-vault.vault.azure.net/secrets", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["has a path"] },
+  { name: "not a Key Vault host", args: () => ["deploy", "--vault-url", "https://example.com", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["not a Key Vault host"] },
+  { name: "bad vault name", args: () => ["deploy", "--vault-url", "https://1x.vault.azure.net", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["vault name"] },
+  { name: "Managed HSM URL", args: () => ["deploy", "--vault-url", "https://my-hsm.managedhsm.azure.net", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["Managed HSM"] },
+  { name: "loopback vault without a custom cloud", args: () => ["deploy", "--vault-url", "https://127.0.0.1:8443", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["custom cloud"] },
+  { name: "not a URL", args: () => ["deploy", "--vault-url", "my vault", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["not a URL"] },
+  {
+    name: "too many tags",
+    args: () => [...deploy("c-tags"), ...Array.from({ length: 13 }, (_, i) => ["--tag", `k${i}=v`]).flat()],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["13 tags", "at most 12"],
+  },
+  { name: "reserved tag", args: () => deploy("c-reserved", "--tag", "certctl-managed-by=me"), stdin: () => fx.bundle(good), exit: 2, says: ["reserved"] },
+  { name: "tag without '='", args: () => deploy("c-tag-syntax", "--tag", "production"), stdin: () => fx.bundle(good), exit: 2, says: ["KEY=VALUE"] },
+  { name: "tag key given twice", args: () => deploy("c-tag-twice", "--tag", "a=1", "--tag", "a=2"), stdin: () => fx.bundle(good), exit: 2, says: ["given twice"] },
+  { name: "tag value over 256 characters", args: () => deploy("c-tag-long", "--tag", `a=${"v".repeat(257)}`), stdin: () => fx.bundle(good), exit: 2, says: ["257 characters"] },
+  {
+    name: "client secret in the configuration",
+    args: () => ["deploy", "--config", target("c-secret", { client_secret: "hunter2" }), "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["client_secret", "looks like a secret"],
+  },
+  {
+    name: "password in the configuration",
+    args: () => ["deploy", "--config", target("c-password", { pfx_password: "hunter2" }), "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["pfx_password", "looks like a secret"],
+  },
+  { name: "unknown configuration field", args: () => ["validate", target("c-unknown", { vault_uri: "x" })], exit: 2, says: ["vault_uri", "not a known field"] },
+  { name: "configuration is not JSON", args: () => ["deploy", "--config", pemFile("bad.json", "{ vault_url: "), "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["not valid JSON"] },
+  { name: "configuration file missing", args: () => ["deploy", "--config", "/dev/shm/does-not-exist.json", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["no such file"] },
+  {
+    name: "managed identity client id not a GUID",
+    args: () => ["deploy", "--config", target("c-mi"), "--credential-mode", "managed_identity", "--managed-identity-client-id", "my-identity", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["GUID"],
+  },
+  { name: "unknown credential mode", args: () => ["deploy", "--config", target("c-mode"), "--credential-mode", "password", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: [/credential-mode|password/] },
+  { name: "certificate file missing", args: () => ["deploy", "--config", target("c-nofile"), "--cert", "/dev/shm/nope.pem", "--key", "/dev/shm/nope.key"], exit: 2, says: ["--cert", "no such file"] },
+  { name: "empty standard input", args: () => deploy("c-empty"), stdin: () => "", exit: 2, says: ["standard input is empty"] },
+  { name: "not PEM at all", args: () => deploy("c-garbage"), stdin: () => "hello, this is not a certificate", exit: 2, says: [/neither PEM|no PEM block/] },
+  {
+    name: "truncated PEM certificate",
+    args: () => deploy("c-truncated"),
+    stdin: () => `${good.certPem.slice(0, 200)}\n-----END CERTIFICATE-----\n${good.keyPem}`,
+    exit: 2,
+    says: ["not a readable certificate"],
+  },
+  { name: "no private key", args: () => deploy("c-nokey"), stdin: () => good.certPem + fx.chainPem, exit: 2, says: ["no private key", "--key"] },
+  { name: "two private keys", args: () => deploy("c-twokeys"), stdin: () => fx.bundle(good) + other.keyPem, exit: 2, says: ["second private key"] },
+  { name: "foreign PEM block", args: () => deploy("c-csr"), stdin: () => `${fx.bundle(good)}-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n`, exit: 2, says: ["CERTIFICATE REQUEST"] },
+  { name: "two inputs on standard input", args: () => ["deploy", "--config", target("c-stdin2"), "--cert", "-", "--key", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["already does"] },
+  { name: "missing --cert", args: () => ["deploy", "--config", target("c-nocert")], exit: 2, says: ["--cert", "is missing"] },
+  { name: "--pfx with --cert", args: () => ["deploy", "--config", target("c-pfx-cert"), "--pfx", "-", "--cert", "/dev/shm/x.pem"], stdin: () => "x", exit: 2, says: ["cannot be combined with --pfx"] },
+  { name: "not a PFX", args: () => ["deploy", "--config", target("c-pfx-garbage"), "--pfx", "-"], stdin: () => "not a pfx", exit: 2, says: ["--pfx"] },
+  { name: "PFX password variable name invalid", args: () => ["deploy", "--config", target("c-pfx-env"), "--pfx", "-", "--pfx-password-env", "my password"], stdin: () => "x", exit: 2, says: ["not an environment variable name"] },
+  { name: "missing --vault-url", args: () => ["show", "--name", "x"], exit: 2, says: ["--vault-url", "is missing"] },
+  { name: "bad --expiring-within", args: () => ["list", "--config", target("c-list"), "--expiring-within", "soon"], exit: 2, says: ["not a duration"] },
+  { name: "bad --endpoint", args: () => ["verify", "--cert", "-", "--endpoint", "example.com"], stdin: () => good.certPem, exit: 2, says: ["HOST:PORT"] },
+  { name: "verify without a target or endpoint", args: () => ["verify", "--cert", "-"], stdin: () => good.certPem, exit: 2, says: ["--endpoint"] },
+]
+
+describe("bad inputs: each its own clear error, exit code, and no write", () => {
+  it("has at least 30 cases", () => {
+    expect(cases.length).toBeGreaterThanOrEqual(30)
+  })
+  for (const c of cases) {
+    it.concurrent(c.name, async () => {
+      const r = await runCli(c.args(), {
+        ...(c.stdin === undefined ? {} : { stdin: c.stdin() }),
+        env: { ...world.env, ...(c.env?.() ?? {}) },
+      })
+      const text = r.stdout + r.stderr
+      expect(r.code, text).toBe(c.exit)
+      for (const s of c.says) {
+        if (typeof s === "string") expect(text, c.name).toContain(s)
+        else expect(text, c.name).toMatch(s)
+      }
+      for (const body of keyBodies()) expect(text).not.toContain(body)
+      expect(text).not.toContain("internal error")
+      expect(text).not.toContain("hunter2")
+    })
+  }
+})
+
+describe("inputs kvdeploy accepts and normalises", () => {
+  it.concurrent("PKCS#1 RSA key is accepted and normalised to PKCS#8", async () => {
+    const r = await runCli(["deploy", "--config", world.targetFile("n-pkcs1"), "--cert", "-", "--json"], {
+      stdin: rsa2048.certPem + fx.chainPem + traditionalKeyPem(rsa2048.keyPem),
+      env: world.env,
+    })
+    expect(traditionalKeyPem(rsa2048.keyPem)).toContain("BEGIN RSA PRIVATE KEY")
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(json<{ _tag: string }>(r)._tag).toBe("Succeeded")
+  })
+  it.concurrent("SEC1 EC key, encrypted key with its passphrase, and a bundle in reverse order are accepted", async () => {
+    const sec1 = await runCli(["deploy", "--config", world.targetFile("n-sec1"), "--cert", "-", "--json"], {
+      stdin: good.certPem + fx.chainPem + traditionalKeyPem(good.keyPem),
+      env: world.env,
+    })
+    expect(sec1.code, sec1.stdout + sec1.stderr).toBe(0)
+    const enc = await runCli(
+      ["deploy", "--config", world.targetFile("n-enc"), "--cert", world.file("leaf.pem", other.certPem + fx.chainPem), "--key", "-", "--key-passphrase-env", "KEY_PASS", "--json"],
+      { stdin: encryptedKeyPem(other.keyPem, "correct horse"), env: { ...world.env, KEY_PASS: "correct horse" } },
+    )
+    expect(enc.code, enc.stdout + enc.stderr).toBe(0)
+    const reversed = await runCli(["deploy", "--config", world.targetFile("n-reversed"), "--cert", "-", "--json"], {
+      stdin: fx.pki.root.certPem + fx.pki.intermediate.certPem + good.certPem + good.keyPem,
+      env: world.env,
+    })
+    expect(reversed.code, reversed.stdout + reversed.stderr).toBe(0)
+    const versions = world.emulator.state.versions(world.vault, "n-reversed") ?? []
+    // Served leaf-first: leaf, intermediate, root.
+    expect(versions[0]?.certificates.length).toBe(3)
+  })
+})
+
+describe("the vault after the corpus", () => {
+  it("not one request of the bad-input corpus changed the vault (request log)", () => {
+    const writes = world.emulator.requests
+      .entries({ since: mark, vault: world.vault })
+      .filter((e) => e.method !== "GET" && !e.challenge && !/\/n-/.test(e.path))
+    expect(writes.map((e) => `${e.method} ${e.path}`)).toEqual([])
+    // ...while the accepted inputs did write: the log sees writes when there are some.
+    expect(world.emulator.requests.count({ since: mark, vault: world.vault, operation: "import" })).toBeGreaterThanOrEqual(4)
+  })
+})
