@@ -56,6 +56,11 @@ export interface EmulatorOptions {
   readonly keyvaultResource?: string
   /** PKCS#12 profile of backing secrets. Default "legacy" (3DES / SHA-1 MAC, readable everywhere). */
   readonly secretEncoding?: PfxEncoding
+  /**
+   * Reuse the decoded material when a PFX import re-sends bytes (and password) seen
+   * before (a retry, a rollback): skips the PKCS#12 key derivations. Default true.
+   */
+  readonly pfxDecodeCache?: boolean
   /** Persist vault contents here (files 0600; they hold private keys; a warning goes to stderr). */
   readonly stateDir?: string
   /** Where to write the public files (CA certificate, federated token). Default: a fresh temp dir removed at stop. */
@@ -336,6 +341,7 @@ const startServers = async (
       keyvaultResource,
       recoverableDays,
       secretEncoding: options.secretEncoding ?? "legacy",
+      pfxDecodeCache: options.pfxDecodeCache ?? true,
       admin: (req, res) => admin(req, res),
     })
     const server = https.createServer(tlsOptions, handler.handle)

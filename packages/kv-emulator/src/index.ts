@@ -66,3 +66,6 @@ export class KvEmulator extends Context.Service<KvEmulator, Emulator>()("@kvdepl
 /** A layer that starts the emulator and stops it when the layer is released. */
 export const layer = (options: EmulatorOptions = {}): Layer.Layer<KvEmulator, EmulatorStartError> =>
   Layer.effect(KvEmulator)(startScoped(options))
+
+/** A fresh CA and loopback server certificate (EC P-256), as the emulator makes at start; for baselines and tools. */
+export { createTlsIdentity, type TlsIdentity } from "./pki.js"

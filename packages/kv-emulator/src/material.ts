@@ -34,7 +34,38 @@ const noKeyCert = () =>
 
 export const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest("base64url")
 
-export const certOf = (der: Uint8Array): X509Certificate => new X509Certificate(Buffer.from(der))
+const parsedCerts = new WeakMap<Uint8Array, X509Certificate>()
+/** Parsed certificate, memoised per DER buffer (an import looks at the same certificate several times). */
+export const certOf = (der: Uint8Array): X509Certificate => {
+  const hit = parsedCerts.get(der)
+  if (hit) return hit
+  const cert = new X509Certificate(Buffer.from(der))
+  parsedCerts.set(der, cert)
+  return cert
+}
+
+/** Key usage bits of a certificate, read from its DER (extension 2.5.29.15); undefined when absent. */
+export const keyUsageBits = (der: Uint8Array): number | undefined => {
+  const b = der
+  for (let i = 0; i + 5 < b.length; i++) {
+    if (b[i] !== 0x06 || b[i + 1] !== 0x03 || b[i + 2] !== 0x55 || b[i + 3] !== 0x1d || b[i + 4] !== 0x0f)
+      continue
+    let j = i + 5
+    if (b[j] === 0x01 && b[j + 1] === 0x01) j += 3 // critical BOOLEAN
+    if (b[j] !== 0x04) return undefined // OCTET STRING
+    j += 2
+    if (b[j] !== 0x03) return undefined // BIT STRING
+    const len = b[j + 1] ?? 0
+    const first = b[j + 3] ?? 0
+    const second = len > 2 ? (b[j + 4] ?? 0) : 0
+    // Bit 0 is the most significant bit of the first content byte.
+    let bits = 0
+    for (let k = 0; k < 8; k++) if (first & (0x80 >> k)) bits |= 1 << k
+    if (second & 0x80) bits |= 1 << 8
+    return bits
+  }
+  return undefined
+}
 
 export const validity = (cert: X509Certificate): { nbf: number; exp: number } => ({
   nbf: Math.floor(Date.parse(cert.validFrom) / 1000),
@@ -73,12 +104,18 @@ const parsePemText = (text: string): Material => {
   return orderByKey(certs, key)
 }
 
+const parsedKeys = new WeakMap<Uint8Array, KeyObject>()
 const privateKeyOf = (pkcs8: Uint8Array): KeyObject => {
+  const hit = parsedKeys.get(pkcs8)
+  if (hit) return hit
+  let key: KeyObject
   try {
-    return createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" })
+    key = createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" })
   } catch {
     throw invalidProps()
   }
+  parsedKeys.set(pkcs8, key)
+  return key
 }
 
 /** Finds the certificate the key belongs to; that one is the leaf. */
@@ -160,10 +197,19 @@ export const publicJwkOf = (leafDer: Uint8Array): Record<string, string> => {
   return out
 }
 
+/**
+ * Decoded PFX imports by SHA-256 of (value, password): a retry or a rollback that
+ * re-sends the same bytes skips the PKCS#12 key derivations (tens of ms each).
+ * In memory only, bounded.
+ */
+const decoded = new Map<string, ImportedMaterial>()
+
 export const readImportValue = async (
   value: string,
   password: string | undefined,
+  options: { cache?: boolean } = {},
 ): Promise<ImportedMaterial> => {
+  const useCache = options.cache ?? true
   if (value.includes("-----BEGIN")) {
     const m = parsePemText(value)
     return { ...m, detectedContentType: PEM_CONTENT_TYPE, sentOrder: pemCertificates(value) }
@@ -173,24 +219,40 @@ export const readImportValue = async (
       "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format.",
     )
   }
+  const cacheKey = createHash("sha256")
+    .update(value)
+    .update("\0")
+    .update(password ?? "")
+    .digest("base64")
+  const hit = useCache ? decoded.get(cacheKey) : undefined
+  if (hit) return hit
   const bytes = new Uint8Array(Buffer.from(value.replace(/\s+/g, ""), "base64"))
   const codec = await loadPfxCodec()
   if (!codec)
     throw KvError.internal("PKCS#12 support (@kvdeploy/pkcs12) is not available in this emulator build.")
-  const decoded = await codec.decode(bytes, password ?? "")
-  if (isDecodeFailure(decoded)) {
-    if (decoded.reason === "wrong-password")
+  const result = await codec.decode(bytes, password ?? "")
+  if (isDecodeFailure(result)) {
+    if (result.reason === "wrong-password")
       throw KvError.badParameter(
         "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format and the password is correct.",
       )
-    if (decoded.reason === "no-key") throw noKeyCert()
+    if (result.reason === "no-key") throw noKeyCert()
     throw KvError.badParameter(
       "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format.",
     )
   }
   // The codec names the leaf by key; check the match ourselves too (never trust one reader).
-  const checked = orderByKey([decoded.leaf, ...decoded.chain], decoded.key)
-  return { ...checked, detectedContentType: PFX_CONTENT_TYPE, sentOrder: [decoded.leaf, ...decoded.chain] }
+  const checked = orderByKey([result.leaf, ...result.chain], result.key)
+  const material: ImportedMaterial = {
+    ...checked,
+    detectedContentType: PFX_CONTENT_TYPE,
+    sentOrder: [result.leaf, ...result.chain],
+  }
+  if (useCache) {
+    if (decoded.size >= 256) decoded.delete(decoded.keys().next().value ?? "")
+    decoded.set(cacheKey, material)
+  }
+  return material
 }
 
 /** PEM text of a version's secret: key (PKCS#8) first, then the certificates in stored order. */

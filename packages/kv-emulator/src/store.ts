@@ -4,12 +4,11 @@
  * Vault's bundles with ids built from the request's origin.
  */
 import { randomBytes } from "node:crypto"
-import "reflect-metadata"
-import * as x509 from "@peculiar/x509"
 import { KvError } from "./errors.js"
 import {
   certOf,
   type KeyFacts,
+  keyUsageBits,
   PEM_CONTENT_TYPE,
   PFX_CONTENT_TYPE,
   publicJwkOf,
@@ -317,8 +316,9 @@ export const policyFromCertificate = (
     .reverse()
     .join(", ")
   const ekus = cert.keyUsage ?? []
-  const ku = new x509.X509Certificate(Buffer.from(leaf)).getExtension(x509.KeyUsagesExtension)
-  const usages = ku ? KEY_USAGE_NAMES.filter(([bit]) => (ku.usages & (1 << bit)) !== 0).map(([, n]) => n) : []
+  const ku = keyUsageBits(leaf)
+  const usages =
+    ku !== undefined ? KEY_USAGE_NAMES.filter(([bit]) => (ku & (1 << bit)) !== 0).map(([, n]) => n) : []
   return {
     key_props: {
       kty: keyFacts.kty,

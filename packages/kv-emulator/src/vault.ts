@@ -59,6 +59,8 @@ export interface VaultContext {
   readonly keyvaultResource: string
   readonly recoverableDays: number
   readonly secretEncoding: PfxEncoding
+  /** Reuse the decoded material of a PFX import whose exact bytes and password were seen before. */
+  readonly pfxDecodeCache: boolean
   readonly admin: (req: IncomingMessage, res: ServerResponse, vault: string) => Promise<void>
 }
 
@@ -604,7 +606,9 @@ export class VaultHandler {
       }
     }
     const preserve = body.preserveCertOrder === true
-    const material = await readImportValue(value, typeof pwd === "string" ? pwd : undefined)
+    const material = await readImportValue(value, typeof pwd === "string" ? pwd : undefined, {
+      cache: this.ctx.pfxDecodeCache,
+    })
     const leafCert = certOf(material.leaf)
     if (Date.parse(leafCert.validTo) < Date.now())
       throw KvError.badParameter("X509 Certificate is already expired")

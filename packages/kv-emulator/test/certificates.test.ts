@@ -309,6 +309,10 @@ describe("versions, list, properties, policy", () => {
     expect(policy.exportable).toBe(true)
     expect(policy.subject).toContain("CN=api.example.test")
     expect(policy.subjectAlternativeNames?.dnsNames).toEqual(["api.example.test"])
+    expect(policy.keyUsage).toEqual(["digitalSignature", "keyEncipherment"])
+    expect(policy.enhancedKeyUsage).toEqual(["1.3.6.1.5.5.7.3.1"])
+    expect(policy.keyType).toBe("RSA")
+    expect(policy.keySize).toBe(2048)
     // SDK 4.10.3 answers an empty policy from updateCertificatePolicy (its parsedBody is never
     // assigned), so read the policy back instead of trusting the return value.
     await certificates.updateCertificatePolicy("api", {
