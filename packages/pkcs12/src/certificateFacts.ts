@@ -17,7 +17,10 @@ import { describeKey, keyFacts, loadSpki } from "./privateKey.js"
 export interface ParsedCertificate {
   readonly der: Uint8Array
   readonly cert: pkijs.Certificate
-  readonly x509: x509.X509Certificate
+  /** @peculiar/x509's view (names, extensions), parsed on first use; undefined when it cannot parse. */
+  readonly x509: () => x509.X509Certificate | undefined
+  /** Memoised result of the self-signature check. */
+  readonly selfSigned: () => boolean
   readonly publicKey: KeyObject
   /** Canonical SPKI DER of the public key (as node:crypto exports it). */
   readonly spki: Uint8Array
@@ -35,7 +38,7 @@ export const parseCertificate = (
     const parsed = yield* Effect.try({
       try: () => {
         const copy = Uint8Array.from(der)
-        return { cert: pkijs.Certificate.fromBER(copy), x509: new x509.X509Certificate(copy) }
+        return { cert: pkijs.Certificate.fromBER(copy), copy }
       },
       catch: (): MaterialProblem => ({
         field,
@@ -53,7 +56,29 @@ export const parseCertificate = (
     })
     const publicKey = yield* Effect.mapError(loadSpki(spkiDer), (p): MaterialProblem => ({ field, ...p }))
     const spki = new Uint8Array(publicKey.export({ type: "spki", format: "der" }))
-    return { der, cert: parsed.cert, x509: parsed.x509, publicKey, spki }
+    let view: x509.X509Certificate | undefined | null = null
+    let self: boolean | undefined
+    const result: ParsedCertificate = {
+      der,
+      cert: parsed.cert,
+      publicKey,
+      spki,
+      x509: () => {
+        if (view === null) {
+          try {
+            view = new x509.X509Certificate(parsed.copy)
+          } catch {
+            view = undefined
+          }
+        }
+        return view
+      },
+      selfSigned: () => {
+        self ??= issued(result, result)
+        return self
+      },
+    }
+    return result
   })
 
 const rsaPkcs1: Readonly<Record<string, HashName>> = {
@@ -118,7 +143,11 @@ export const namesMatch = (
   }
 }
 
-export const isSelfSigned = (c: ParsedCertificate): boolean => issued(c, c)
+export const isSelfSigned = (c: ParsedCertificate): boolean => c.selfSigned()
+
+/** The subject or issuer as text (RFC 4514 style), for messages. */
+export const nameOf = (c: ParsedCertificate | undefined, which: "subject" | "issuer"): string =>
+  c?.x509()?.[which] ?? "?"
 
 /** Canonical serial: lowercase hex of the INTEGER's bytes without leading zero bytes ("00" for zero). */
 export const canonicalSerial = (cert: pkijs.Certificate): string => {
@@ -153,19 +182,29 @@ export const factsOf = (
         fix: "use a certificate with an RSA or EC key",
       })
     const described = yield* Effect.try({
-      try: () => ({
-        subject: c.x509.subject,
-        issuer: c.x509.issuer,
-        sans: sansOf(c.x509),
-        notBefore: c.x509.notBefore,
-        notAfter: c.x509.notAfter,
-      }),
+      try: () => {
+        const view = c.x509()
+        if (view === undefined) return undefined
+        return {
+          subject: view.subject,
+          issuer: view.issuer,
+          sans: sansOf(view),
+          notBefore: view.notBefore,
+          notAfter: view.notAfter,
+        }
+      },
       catch: (): MaterialProblem => ({
         field,
         message: "has a malformed name or subject alternative name extension",
         fix: "re-issue the certificate; check it with openssl x509 -noout -text",
       }),
     })
+    if (described === undefined)
+      return yield* Effect.fail<MaterialProblem>({
+        field,
+        message: "has names or extensions that cannot be read",
+        fix: "re-issue the certificate; check it with openssl x509 -noout -text",
+      })
     return {
       serialHex: canonicalSerial(c.cert),
       x5t: x5tOf(c.der),

@@ -19,6 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
 import { oid } from "./algorithms.js"
+import { nameOf } from "./certificateFacts.js"
 import { analyseMaterial } from "./inspect.js"
 import { type Encrypted, encryptPbes1, encryptPbes2, type Pbes1Scheme } from "./passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
@@ -164,7 +165,7 @@ export const encodePfx = (
     if (!analysed.keyMatchesLeaf)
       return yield* Effect.fail(
         new PfxEncodeError({
-          reason: `refusing to build a PFX: the private key does not match the leaf certificate "${analysed.leaf.x509.subject}" (their public keys differ); supply the key the certificate was issued for`,
+          reason: `refusing to build a PFX: the private key does not match the leaf certificate "${nameOf(analysed.leaf, "subject")}" (their public keys differ); supply the key the certificate was issued for`,
         }),
       )
     const chain = [...analysed.order.ordered, ...analysed.order.unrelated].flatMap((i) => {

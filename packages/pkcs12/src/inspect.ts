@@ -17,6 +17,7 @@ import {
   factsOf,
   isSelfSigned,
   issued,
+  nameOf,
   namesMatch,
   type ParsedCertificate,
   parseCertificate,
@@ -68,7 +69,7 @@ export const orderChain = (
           reported.add(i)
           problems.push({
             field: fieldOf(i),
-            message: `is named as the issuer of "${current.x509.subject}" but its key does not verify that certificate's signature`,
+            message: `is named as the issuer of "${nameOf(current, "subject")}" but its key does not verify that certificate's signature`,
             fix: "supply the issuer certificate that actually signed it (the CA may have re-keyed)",
           })
         }
@@ -84,8 +85,8 @@ export const orderChain = (
   if (remaining.size > reported.size && !isSelfSigned(current)) {
     problems.push({
       field: "chain",
-      message: `is broken after "${current.x509.subject}": the certificate of its issuer "${current.x509.issuer}" is missing`,
-      fix: `add the certificate of "${current.x509.issuer}" to the chain, or remove the certificates above the gap`,
+      message: `is broken after "${nameOf(current, "subject")}": the certificate of its issuer "${nameOf(current, "issuer")}" is missing`,
+      fix: `add the certificate of "${nameOf(current, "issuer")}" to the chain, or remove the certificates above the gap`,
     })
   }
   for (const i of remaining) {
@@ -93,7 +94,7 @@ export const orderChain = (
     const c = others[i]
     problems.push({
       field: fieldOf(i),
-      message: `("${c?.x509.subject ?? "?"}") is not part of the leaf's chain`,
+      message: `("${nameOf(c, "subject")}") is not part of the leaf's chain`,
       fix: "remove it, or add the certificates that link it to the leaf",
     })
   }

@@ -2,8 +2,8 @@
  * The PKCS#12 key derivation function (RFC 7292 Appendix B.2) and the password
  * encodings PKCS#12 asks for. This is arithmetic on hash outputs, not ASN.1.
  */
-import { hash } from "node:crypto"
 import { type HashName, hashSizes } from "./algorithms.js"
+import { iteratedHash } from "./iteratedHash.js"
 
 /** Purpose byte of RFC 7292 B.3. */
 export const KdfPurpose = { key: 1, iv: 2, mac: 3 } as const
@@ -58,8 +58,7 @@ export const pkcs12Kdf = (
   for (let block = 0; block < blocks; block++) {
     di.set(d, 0)
     di.set(i, v)
-    let a: Uint8Array = hash(hashName, di, "buffer")
-    for (let round = 1; round < iterations; round++) a = hash(hashName, a, "buffer")
+    const a = iteratedHash(hashName, di, iterations)
     out.set(a, block * u)
     if (block === blocks - 1) break
     // B = A repeated to v bytes; every v-byte block Ij of I becomes (Ij + B + 1) mod 2^(8v).

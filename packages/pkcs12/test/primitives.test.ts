@@ -1,4 +1,7 @@
+import { hash } from "node:crypto"
+import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
+import { iteratedHash } from "../src/iteratedHash.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "../src/pkcs12Kdf.js"
 import { rc2CbcDecrypt, rc2CbcEncrypt, rc2EncryptBlock } from "../src/rc2.js"
 
@@ -46,5 +49,23 @@ describe("PKCS#12 KDF (RFC 7292 Appendix B)", () => {
       "8aaae6297b6cb04642ab5b077851284eb7128f1a2a7fbca3",
     )
     expect(hex(pkcs12Kdf("sha1", pw, salt, 1, KdfPurpose.iv, 8))).toBe("79993dfe048d3b76")
+  })
+})
+
+describe("iterated SHA-1 / SHA-256 (the KDF's inner loop) equal node:crypto", () => {
+  it("for random inputs and round counts", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom("sha1" as const, "sha256" as const, "sha384" as const),
+        fc.uint8Array({ maxLength: 200 }),
+        fc.integer({ min: 1, max: 300 }),
+        (name, input, times) => {
+          let expected: Uint8Array = hash(name, input, "buffer")
+          for (let i = 1; i < times; i++) expected = hash(name, expected, "buffer")
+          expect(hex(iteratedHash(name, input, times))).toBe(hex(expected))
+        },
+      ),
+      { numRuns: 60 },
+    )
   })
 })
