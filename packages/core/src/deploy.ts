@@ -36,6 +36,8 @@ type Draft = Partial<DeployOutcome>
 interface RunState {
   previous: VaultVersion | undefined
   inspected: InspectedMaterial | undefined
+  /** notAfter of the previous certificate once a rollback restored it. */
+  restoredNotAfter: Date | undefined
 }
 
 const refOf = (v: VaultVersion): VersionRef => ({
@@ -256,6 +258,7 @@ const run = (
     switch (restored._tag) {
       case "Restored":
         trail.rollbackOutcome = "restored"
+        state.restoredNotAfter = restored.previousNotAfter
         return {
           _tag: "RolledBack",
           failedVersionId: imported.versionId,
@@ -316,7 +319,7 @@ export const deploy = Effect.fn("deploy")(function* (request: DeployRequest) {
   const audit = yield* AuditLog
   const startedAtMs = yield* Clock.currentTimeMillis
   const trail = new DeployTrail(metrics)
-  const state: RunState = { previous: undefined, inspected: undefined }
+  const state: RunState = { previous: undefined, inspected: undefined, restoredNotAfter: undefined }
   const draft = yield* run(request, trail, state)
   const finishedAtMs = yield* Clock.currentTimeMillis
   const common: OutcomeCommon = {
@@ -330,9 +333,14 @@ export const deploy = Effect.fn("deploy")(function* (request: DeployRequest) {
     decisions: trail.decisions,
     timings: { startedAtMs, finishedAtMs, durationMs: finishedAtMs - startedAtMs },
   }
+  // Each draft is its outcome without the common fields, so this is the outcome (TS cannot check a spread over a union).
   const outcome = { ...common, ...draft } as DeployOutcome
   const notAfter =
-    outcome._tag === "Succeeded" || outcome._tag === "Skipped" ? state.inspected?.leaf.notAfter : undefined
+    outcome._tag === "Succeeded" || outcome._tag === "Skipped"
+      ? state.inspected?.leaf.notAfter
+      : outcome._tag === "RolledBack"
+        ? state.restoredNotAfter
+        : undefined
   yield* recordMetrics(metrics, outcome, trail, notAfter)
   yield* audit.record(auditRecordOf(outcome))
   return outcome
