@@ -107,6 +107,18 @@ const pemBlocks = (pem: string, label: string): Uint8Array[] => {
   return out
 }
 
+/**
+ * An import request that states the key facts of its PFX (the deploy program
+ * knows them from preflight). Without them the adapter reads them from the
+ * PFX, which costs a decode (a PBKDF2 derivation per bag) on every import.
+ */
+export interface ImportRequestWithKeyFacts extends ImportRequest {
+  readonly keyFacts?: ImportKeyFacts | undefined
+}
+
+const declaredKeyFacts = (request: ImportRequest): ImportKeyFacts | undefined =>
+  "keyFacts" in request ? (request as ImportRequestWithKeyFacts).keyFacts : undefined
+
 /** The CA list for the SDK's https agent: Node's roots plus the extra ones. */
 const caList = (extra: string | ReadonlyArray<string>): string[] => [
   ...rootCertificates,
@@ -175,12 +187,14 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
     )
 
   const keyFactsOf = (request: ImportRequest) =>
-    codec.decode(request.pfx, request.password).pipe(
-      Effect.flatMap((material) => codec.inspect(material)),
-      Effect.map((inspected): ImportKeyFacts | undefined => inspected.key),
-      // Without key facts the policy leaves kty/size/curve for Key Vault to read from the PFX.
-      Effect.orElseSucceed(() => undefined),
-    )
+    declaredKeyFacts(request) !== undefined
+      ? Effect.succeed(declaredKeyFacts(request))
+      : codec.decode(request.pfx, request.password).pipe(
+          Effect.flatMap((material) => codec.inspect(material)),
+          Effect.map((inspected): ImportKeyFacts | undefined => inspected.key),
+          // Without key facts the policy leaves kty/size/curve for Key Vault to read from the PFX.
+          Effect.orElseSucceed(() => undefined),
+        )
 
   const getLatest = Effect.fn("Vault.getLatest")(function* (name: string) {
     const certificate = yield* call("getLatest", "read", (abortSignal) =>

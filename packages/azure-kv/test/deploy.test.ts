@@ -7,12 +7,11 @@
 import type { TokenCredential } from "@azure/core-auth"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { type CertificateMaterial, DeployPolicy, type DeployOutcome, type TargetConfig } from "@kvdeploy/core"
+import type { CertificateMaterial, DeployOutcome, TargetConfig } from "@kvdeploy/core"
 import { MetricsRecorder } from "@kvdeploy/core/test"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
-import * as Schedule from "effect/Schedule"
-import { credentialFor, deployOnce, targetFor, worldLayer } from "./support/emulator.js"
+import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
 
 const VAULT = "contract"
@@ -32,12 +31,6 @@ beforeAll(async () => {
   })
 })
 afterAll(() => emulator?.stop())
-
-const fastReads = Effect.provideService(DeployPolicy, {
-  readRetrySchedule: Schedule.exponential("10 millis", 2),
-  readRetries: 4,
-  maxPfxBytes: 25 * 1024,
-})
 
 /** One deploy through a fresh adapter; answers the outcome, the Key Vault requests it made (challenge apart) and the metrics. */
 const deployTo = (target: TargetConfig, material: CertificateMaterial, options: { adopt?: boolean } = {}) =>

@@ -155,6 +155,33 @@ describe("import policy on the wire", () => {
       })
     }),
   )
+
+  it.live("key facts stated on the request are used as they are (no PFX decode)", () =>
+    Effect.gen(function* () {
+      listener.log.length = 0
+      const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+      const reply = yield* Effect.promise(() => bundle("wire-declared", "v1", material, {}))
+      listener.answer = (_req, res) => json(res, 200, reply)
+      yield* run(
+        Effect.gen(function* () {
+          const pfx = yield* pfxOf(material)
+          const vault = yield* Vault
+          // Deliberately not the PFX's curve, to see which source the policy came from.
+          const request: AzureKeyVault.ImportRequestWithKeyFacts = {
+            name: "wire-declared",
+            pfx,
+            password: Redacted.make(""),
+            tags: {},
+            keyFacts: { keyType: "EC", curve: "P-384" },
+          }
+          return yield* vault.importVersion(request)
+        }),
+      )
+      const [sent] = authorized("POST", "/certificates/wire-declared/import")
+      const wire = JSON.parse(sent?.body ?? "{}") as { policy?: { key_props?: unknown } }
+      expect(wire.policy?.key_props).toEqual({ exportable: true, kty: "EC", crv: "P-384", reuse_key: false })
+    }),
+  )
 })
 
 describe("an import whose outcome is unknown is never sent again", () => {

@@ -10,6 +10,7 @@ import {
   type CertificateMaterial,
   type DeployOptions,
   deploy,
+  DeployPolicy,
   type TargetConfig,
   validateTargetConfigSync,
 } from "@kvdeploy/core"
@@ -78,3 +79,9 @@ export const deployOnce = (
   certificateId: string,
   options?: DeployOptions,
 ) => deploy({ target, material, certificateId, ...(options === undefined ? {} : { options }) })
+
+/** The deploy program's read retries, fast (core's default backoff starts at 250 ms). */
+export const fastReads = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(Effect.service(DeployPolicy), (policy) =>
+    Effect.provideService(self, DeployPolicy, { ...policy, readRetryBase: "5 millis" }),
+  )

@@ -1,0 +1,326 @@
+/**
+ * Chaos: hundreds of deploys through one long-lived adapter (as the agent
+ * runs it) against the emulator, each with a random fault, and after each the
+ * invariants I1-I5 checked against the emulator's own state and request log.
+ * The seed is printed; set KVDEPLOY_CHAOS_SEED to replay a run and
+ * KVDEPLOY_CHAOS_DEPLOYS to change its length.
+ */
+import { afterAll, beforeAll, expect, it } from "@effect/vitest"
+import type { CertificateMaterial, DeployOutcome } from "@kvdeploy/core"
+import { AuditRecords } from "@kvdeploy/core/test"
+import { type CertificateVersionState, type Emulator, type FaultRule, start } from "@kvdeploy/kv-emulator"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
+import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
+
+const VAULT = "chaos"
+const DEPLOYS = Number(process.env.KVDEPLOY_CHAOS_DEPLOYS ?? 200)
+const SEED = Number(process.env.KVDEPLOY_CHAOS_SEED ?? Date.now() % 1_000_000)
+const NAMES = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+
+let emulator: Emulator
+let ca: Issuer
+beforeAll(async () => {
+  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  ca = await makeCa()
+})
+afterAll(() => emulator?.stop())
+
+/** mulberry32: small, seeded, good enough to pick faults. */
+const prng = (seed: number) => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+type Chaos = { readonly label: string; readonly rules: ReadonlyArray<Omit<FaultRule, "vault" | "name">> }
+
+const chaosMenu: ReadonlyArray<readonly [number, Chaos]> = [
+  [30, { label: "none", rules: [] }],
+  [6, { label: "import dropped before commit", rules: [{ operation: "import", action: { kind: "drop" } }] }],
+  [
+    8,
+    {
+      label: "import dropped after commit",
+      rules: [{ operation: "import", action: { kind: "dropAfterCommit" } }],
+    },
+  ],
+  [
+    4,
+    {
+      label: "import answer late (timeout)",
+      rules: [{ operation: "import", action: { kind: "delayAfterCommit", ms: 900 } }],
+    },
+  ],
+  [4, { label: "import 500", rules: [{ operation: "import", action: { kind: "status", status: 500 } }] }],
+  [
+    3,
+    {
+      label: "import 400",
+      rules: [{ operation: "import", action: { kind: "status", status: 400, code: "BadParameter" } }],
+    },
+  ],
+  [
+    3,
+    {
+      label: "import 403",
+      rules: [{ operation: "import", action: { kind: "status", status: 403, code: "Forbidden" } }],
+    },
+  ],
+  [
+    6,
+    {
+      label: "import throttled",
+      rules: [{ operation: "import", times: 2, action: { kind: "throttle", retryAfterSeconds: 0 } }],
+    },
+  ],
+  [
+    6,
+    {
+      label: "foreign import after ours",
+      rules: [{ operation: "import", action: { kind: "foreignImport", when: "after" } }],
+    },
+  ],
+  [
+    4,
+    {
+      label: "foreign import before ours",
+      rules: [{ operation: "import", action: { kind: "foreignImport", when: "before" } }],
+    },
+  ],
+  [
+    6,
+    {
+      label: "snapshot 503 x2",
+      rules: [{ operation: "getLatest", times: 2, action: { kind: "status", status: 503 } }],
+    },
+  ],
+  [
+    3,
+    {
+      label: "snapshot 503 always",
+      rules: [{ operation: "getLatest", times: "always", action: { kind: "status", status: 503 } }],
+    },
+  ],
+  [
+    3,
+    {
+      label: "snapshot 403",
+      rules: [{ operation: "getLatest", action: { kind: "status", status: 403, code: "Forbidden" } }],
+    },
+  ],
+  [
+    5,
+    {
+      label: "verify dropped x3",
+      rules: [{ operation: "getLatest", skip: 1, times: 3, action: { kind: "drop" } }],
+    },
+  ],
+  [
+    3,
+    {
+      label: "verify 503 always",
+      rules: [{ operation: "getLatest", skip: 1, times: "always", action: { kind: "status", status: 503 } }],
+    },
+  ],
+  [
+    4,
+    {
+      label: "throttle everything once",
+      rules: [{ operation: "*", action: { kind: "throttle", retryAfterSeconds: 0 } }],
+    },
+  ],
+  [
+    4,
+    {
+      label: "import dropped after commit, versions unreadable",
+      rules: [
+        { operation: "import", action: { kind: "dropAfterCommit" } },
+        { operation: "versions", times: "always", action: { kind: "status", status: 503 } },
+      ],
+    },
+  ],
+  [
+    3,
+    {
+      label: "import dropped after commit, versions 503 x2",
+      rules: [
+        { operation: "import", action: { kind: "dropAfterCommit" } },
+        { operation: "versions", times: 2, action: { kind: "status", status: 503 } },
+      ],
+    },
+  ],
+]
+
+const pick = (random: () => number): Chaos => {
+  const total = chaosMenu.reduce((n, [w]) => n + w, 0)
+  let r = random() * total
+  for (const [w, c] of chaosMenu) {
+    r -= w
+    if (r < 0) return c
+  }
+  return chaosMenu[0]?.[1] ?? { label: "none", rules: [] }
+}
+
+interface Snapshot {
+  readonly versions: ReadonlyArray<CertificateVersionState>
+}
+
+const snapshot = (name: string): Snapshot => ({ versions: [...(emulator.state.versions(VAULT, name) ?? [])] })
+
+it.live(
+  `${DEPLOYS} deploys with random faults keep I1-I5 (seed ${SEED})`,
+  () =>
+    Effect.gen(function* () {
+      console.log(`chaos seed ${SEED} (KVDEPLOY_CHAOS_SEED=${SEED} replays it)`)
+      const random = prng(SEED)
+      const target0 = targetFor(emulator, VAULT, NAMES[0] ?? "alpha")
+      const credential = yield* credentialFor(emulator, target0)
+      const lastMaterial = new Map<string, CertificateMaterial>()
+      const knownX5t = new Set<string>()
+      const tally = new Map<string, number>()
+      const timeByLabel = new Map<string, number>()
+      const failures: string[] = []
+
+      const program = Effect.gen(function* () {
+        const audit = yield* AuditRecords
+        for (let i = 0; i < DEPLOYS; i++) {
+          const name = NAMES[Math.floor(random() * NAMES.length)] ?? "alpha"
+          const target = targetFor(
+            emulator,
+            VAULT,
+            name,
+            random() < 0.5 ? { on_soft_deleted: "recover" } : {},
+          )
+          const reuse = lastMaterial.get(name)
+          const material: CertificateMaterial =
+            reuse !== undefined && random() < 0.2 ? reuse : yield* Effect.promise(() => makeMaterial(ca))
+          const newX5t = yield* Effect.promise(() => x5tOf(material.leaf))
+          knownX5t.add(newX5t)
+          const chaos = pick(random)
+          for (const rule of chaos.rules) emulator.faults.add({ ...rule, vault: VAULT, name })
+          const before = snapshot(name)
+          const since = emulator.requests.mark()
+          audit.clear()
+
+          const outcome: DeployOutcome = yield* deployOnce(target, material, `chaos-${name}`, { adopt: true })
+          emulator.faults.clear()
+          const after = snapshot(name)
+          const key = `${chaos.label} -> ${outcome._tag}`
+          tally.set(key, (tally.get(key) ?? 0) + 1)
+          timeByLabel.set(chaos.label, (timeByLabel.get(chaos.label) ?? 0) + outcome.timings.durationMs)
+          const fail = (what: string) =>
+            failures.push(
+              `#${i} ${name} [${chaos.label}] ${outcome._tag}: ${what} (${outcome.reason}; ${outcome.decisions.join(" / ")}; requests: ${emulator.requests
+                .entries({ vault: VAULT, since })
+                .map(
+                  (e) =>
+                    `${e.operation} ${e.status}${e.challenge ? " challenge" : ""}${e.fault === undefined ? "" : ` fault ${e.fault}`}`,
+                )
+                .join(", ")}; versions before ${before.versions.length}, after ${after.versions.length})`,
+            )
+
+          // I1: nothing deleted, disabled or purged.
+          for (const v of before.versions) {
+            const still = after.versions.find((a) => a.version === v.version)
+            if (still === undefined) fail(`I1: version ${v.version} disappeared`)
+            else if (still.enabled !== v.enabled) fail(`I1: version ${v.version} enabled changed`)
+          }
+          const added = after.versions.filter((a) => !before.versions.some((b) => b.version === a.version))
+          const ours = added.filter((v) => !v.foreign)
+          const forward = ours.filter((v) => v.tags?.["certctl-rollback-of"] === undefined)
+          const rollbacks = ours.filter((v) => v.tags?.["certctl-rollback-of"] !== undefined)
+          // I2: at most one forward import and one rollback import.
+          if (forward.length > 1) fail(`I2: ${forward.length} forward imports`)
+          if (rollbacks.length > 1) fail(`I2: ${rollbacks.length} rollback imports`)
+          // I3: the outcome is true of the vault afterwards.
+          const latest = after.versions.at(-1)
+          switch (outcome._tag) {
+            case "Succeeded":
+              if (latest?.version !== outcome.versionId || latest.x5t !== newX5t)
+                fail("I3: latest is not the new version")
+              if (forward.length !== 1) fail(`I3: Succeeded with ${forward.length} forward imports`)
+              break
+            case "Skipped":
+              if (ours.length !== 0) fail("I3: Skipped but a version was added")
+              if (latest?.x5t !== newX5t) fail("I3: Skipped but latest is not the certificate")
+              break
+            case "Failed":
+            case "Rejected":
+              if (ours.length !== 0) fail(`I3: ${outcome._tag} but ${ours.length} version(s) added`)
+              break
+            case "Superseded":
+              if (
+                latest === undefined ||
+                !latest.foreign ||
+                latest.version !== outcome.supersededBy.versionId
+              )
+                fail("I3: Superseded but latest is not another writer's version")
+              if (!ours.some((v) => v.version === outcome.versionId))
+                fail("I3: Superseded names a version we did not add")
+              break
+            case "RolledBack":
+              if (latest?.x5t !== outcome.previous?.x5t)
+                fail("I3: RolledBack but latest is not the snapshot's certificate")
+              break
+            case "Unverified":
+              if (outcome.postVerifyFailure !== "unreadable") fail("I3: Unverified without 'unreadable'")
+              break
+            case "RollbackFailed":
+              break
+          }
+          // I4: no PFX pairs a key with a certificate it does not match. The emulator refuses such an
+          // import (400); none may appear, and every version we added is a certificate we deployed.
+          const imports = emulator.requests.entries({ vault: VAULT, operation: "import", since })
+          for (const r of imports) {
+            if (r.status === 400 && r.fault === undefined)
+              fail(`I4: import refused by the vault (${r.errorCode})`)
+          }
+          for (const v of ours) if (!knownX5t.has(v.x5t)) fail(`I4: unknown certificate ${v.x5t} imported`)
+          // I5: key material in no log line: the outcome, the audit record and the emulator's request log.
+          const pkcs8 = Redacted.value(material.key)
+          const secrets = [
+            Buffer.from(pkcs8).toString("base64").slice(-48),
+            Buffer.from(pkcs8).toString("hex").slice(-64),
+          ]
+          const logged = JSON.stringify([outcome, audit.all(), emulator.requests.entries({ since })])
+          for (const s of secrets) if (logged.includes(s)) fail("I5: key material in a log line")
+
+          if (outcome._tag === "Succeeded" || outcome._tag === "Skipped") lastMaterial.set(name, material)
+        }
+      })
+
+      yield* program.pipe(
+        fastReads,
+        Effect.provide(
+          worldLayer(emulator, target0, credential, {
+            requestTimeoutMs: 600,
+            retry: { maxRetries: 2, retryDelayInMs: 5, maxRetryDelayInMs: 20 },
+          }),
+        ),
+      )
+      console.log(
+        [...tally.entries()]
+          .sort()
+          .map(([k, n]) => `${String(n).padStart(4)}  ${k}`)
+          .join("\n"),
+      )
+      console.log(
+        [...timeByLabel.entries()]
+          .map(([k, ms]) => `${String(Math.round(ms)).padStart(6)} ms  ${k}`)
+          .join("\n"),
+      )
+      expect(failures).toEqual([])
+      const outcomes = new Set([...tally.keys()].map((k) => k.split(" -> ")[1]))
+      // The run exercised the outcomes that faults can produce without a mismatch.
+      for (const tag of ["Succeeded", "Skipped", "Failed", "Superseded", "Unverified"])
+        expect(outcomes).toContain(tag)
+    }),
+  { timeout: 120_000 },
+)
