@@ -20,6 +20,7 @@ import {
   resultLabelOf,
 } from "../src/index.js"
 import type { VaultOperation } from "../src/ports/Vault.js"
+import { arbFault, arbIssuedMaterial } from "../src/testing/arbitraries.js"
 import {
   AuditRecords,
   type Fault,
@@ -60,40 +61,20 @@ const World = Layer.mergeAll(
   InMemoryAuditLog.layer,
 )
 
-const arbFailKind = fc.constantFrom(
-  "NotFound",
-  "Forbidden",
-  "Throttled",
-  "Unavailable",
-  "Rejected",
-  "Ambiguous" as const,
-)
-const arbFault = (write: boolean): fc.Arbitrary<Fault> =>
+const arbFaultFor = (write: boolean): fc.Arbitrary<Fault> =>
   fc.oneof(
-    { weight: 4, arbitrary: fc.constant<Fault>({ _tag: "Pass" }) },
-    { weight: 3, arbitrary: arbFailKind.map((kind): Fault => ({ _tag: "Fail", kind })) },
+    { weight: 6, arbitrary: arbFault({ write }) },
     {
+      // A foreign writer's import, sometimes by another kvdeploy (managed tags, another certificate id).
       weight: 1,
-      arbitrary: fc.tuple(fc.integer({ min: 0, max: foreignPool.length - 1 }), fc.boolean()).map(
-        ([i, managed]): Fault => ({
+      arbitrary: fc.tuple(fc.constantFrom(...foreignPool), fc.boolean()).map(
+        ([m, managed]): Fault => ({
           _tag: "ForeignImport",
-          material: (foreignPool[i] ?? pool[0])!.material,
+          material: m.material,
           tags: managed ? { ...managedTags, "certctl-certificate-id": "other" } : { owner: "other" },
         }),
       ),
     },
-    ...(write
-      ? [
-          { weight: 2, arbitrary: fc.constant<Fault>({ _tag: "AfterWrite" }) },
-          {
-            weight: 2,
-            arbitrary: fc.constantFrom<Fault>(
-              { _tag: "Alter", change: "disable" },
-              { _tag: "Alter", change: "drop-tags" },
-            ),
-          },
-        ]
-      : []),
   )
 
 const operations: ReadonlyArray<[VaultOperation, boolean]> = [
@@ -127,7 +108,7 @@ const arbScenario = fc.record({
   secretsGet: fc.boolean(),
   faults: fc.record(
     Object.fromEntries(
-      operations.map(([op, write]) => [op, fc.array(arbFault(write), { maxLength: 6 })]),
+      operations.map(([op, write]) => [op, fc.array(arbFaultFor(write), { maxLength: 6 })]),
     ) as Record<VaultOperation, fc.Arbitrary<Array<Fault>>>,
   ),
 })
@@ -306,5 +287,32 @@ describe("deploy invariants (property)", () => {
       ["Skipped", 1],
       ["RolledBack", 6], // 3 + getVersionSecret + rollback import + rollback verify
     ])
+  })
+})
+
+describe("preflight over random material (property)", () => {
+  it("Rejected exactly when the material breaks a rule, and then with nothing written", async () => {
+    const rsaOk = new Set([2048, 3072, 4096])
+    await fc.assert(
+      fc.asyncProperty(arbIssuedMaterial(ca), async (issued) => {
+        const { outcome, calls } = await Effect.runPromise(
+          Effect.gen(function* () {
+            const vault = yield* InMemoryVaultHandle
+            yield* TestClock.setTime(0)
+            const outcome = yield* runAdvancingClock(deploy(request(issued.material)))
+            return { outcome, calls: vault.calls().total }
+          }).pipe(Effect.provide(World), Effect.provide(TestClock.layer())),
+        )
+        const inspected = await Effect.runPromise(SyntheticCodec.inspect(issued.material))
+        const leaf = inspected.leaf
+        const broken =
+          leaf.notBefore.getTime() > 0 ||
+          leaf.notAfter.getTime() <= 0 ||
+          (leaf.keyType === "RSA" && !rsaOk.has(leaf.keySize ?? 0))
+        expect(outcome._tag).toBe(broken ? "Rejected" : "Succeeded")
+        if (broken) expect(calls).toBe(0)
+      }),
+      { numRuns: 300 },
+    )
   })
 })
