@@ -1,0 +1,234 @@
+/**
+ * Every credential mode obtains a real token from @kvdeploy/kv-emulator's
+ * Entra ID and managed-identity endpoints (HTTPS with the emulator's CA for
+ * Entra, plain HTTP for managed identity, as on Azure), and the token opens
+ * the vault. @azure/identity reads some variables from process.env when a
+ * credential is built (managed identity endpoints, AZURE_* for
+ * DefaultAzureCredential), so each test sets process.env around construction
+ * and the token request, and restores it; vitest runs files in separate
+ * workers, so no other file sees it.
+ */
+import { CertificateClient } from "@azure/keyvault-certificates"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { validateTargetConfigSync } from "@kvdeploy/core"
+import { type AuthMode, type Emulator, start } from "@kvdeploy/kv-emulator"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import {
+  type CredentialSettings,
+  credentialSettingsFromTarget,
+  diagnoseCredential,
+  formatDiagnosis,
+  keyVaultScope,
+  makeCredential,
+  probeToken,
+  type ResolvedCredential,
+} from "../src/index.js"
+
+let emulator: Emulator
+beforeAll(async () => {
+  emulator = await start({ vaults: ["creds"], warn: () => {} })
+})
+afterAll(() => emulator?.stop())
+
+const identityVariables = [
+  "AZURE_TENANT_ID",
+  "AZURE_CLIENT_ID",
+  "AZURE_CLIENT_SECRET",
+  "AZURE_CLIENT_CERTIFICATE_PATH",
+  "AZURE_FEDERATED_TOKEN_FILE",
+  "AZURE_AUTHORITY_HOST",
+  "AZURE_USERNAME",
+  "AZURE_PASSWORD",
+  "IDENTITY_ENDPOINT",
+  "IDENTITY_HEADER",
+  "MSI_ENDPOINT",
+  "MSI_SECRET",
+  "IMDS_ENDPOINT",
+  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+]
+
+/** Run `effect` with exactly `vars` as the identity environment, in process.env and in Effect's ConfigProvider. */
+const withEnvironment = <A, E>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const saved = new Map(identityVariables.map((k) => [k, process.env[k]] as const))
+      for (const k of identityVariables) delete process.env[k]
+      for (const [k, v] of Object.entries(vars)) if (k !== "NODE_EXTRA_CA_CERTS") process.env[k] = v
+      return saved
+    }),
+    () => effect.pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ ...vars })))),
+    (saved) =>
+      Effect.sync(() => {
+        for (const [k, v] of saved) {
+          if (v === undefined) delete process.env[k]
+          else process.env[k] = v
+        }
+      }),
+  )
+
+const settingsFor = (
+  mode: AuthMode,
+  overrides: Partial<Record<string, unknown>> = {},
+): CredentialSettings => {
+  const result = validateTargetConfigSync({ ...emulator.targetConfig("creds", "web", mode), ...overrides })
+  if (Result.isFailure(result)) throw new Error(result.failure.message)
+  return credentialSettingsFromTarget(result.success, { trustedCaPem: emulator.caPem })
+}
+
+/** The token opens the vault: a read answers 404 (not 401/403). */
+const opensTheVault = (resolved: ResolvedCredential) =>
+  Effect.promise(async () => {
+    const client = new CertificateClient(emulator.vault("creds").url, resolved.credential, {
+      tlsOptions: { ca: emulator.caPem },
+      disableChallengeResourceVerification: true,
+    })
+    try {
+      await client.getCertificate("does-not-exist")
+      return 200
+    } catch (e) {
+      return (e as { statusCode?: number }).statusCode ?? 0
+    }
+  })
+
+const obtain = (mode: AuthMode, settings: CredentialSettings) =>
+  withEnvironment(
+    emulator.env[mode],
+    Effect.gen(function* () {
+      const resolved = yield* makeCredential(settings)
+      const token = yield* probeToken(resolved, keyVaultScope(emulator.keyvaultResource))
+      const status = yield* opensTheVault(resolved)
+      return { resolved, token, status }
+    }),
+  )
+
+describe("each credential mode gets a token from the emulator", () => {
+  it.live("client_secret from AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET", () =>
+    Effect.gen(function* () {
+      const { resolved, token, status } = yield* obtain("clientSecret", settingsFor("clientSecret"))
+      expect(resolved.identity.source).toBe("ClientSecretCredential")
+      expect(token.tenantId).toBe(emulator.tenantId)
+      expect(token.appId).toBe(emulator.clientSecret.clientId)
+      expect(token.audience?.replace(/\/$/, "")).toBe(emulator.keyvaultResource)
+      expect(status).toBe(404)
+    }),
+  )
+
+  it.live("workload_identity from a federated token file", () =>
+    Effect.gen(function* () {
+      const { resolved, token, status } = yield* obtain("workloadIdentity", settingsFor("workloadIdentity"))
+      expect(resolved.identity.tokenFile).toBe(emulator.workloadIdentity.tokenFile)
+      expect(token.appId).toBe(emulator.workloadIdentity.clientId)
+      expect(status).toBe(404)
+    }),
+  )
+
+  it.live("managed_identity through the App Service endpoint (IDENTITY_ENDPOINT / IDENTITY_HEADER)", () =>
+    Effect.gen(function* () {
+      const { resolved, token, status } = yield* obtain(
+        "managedIdentityAppService",
+        settingsFor("managedIdentityAppService"),
+      )
+      expect(resolved.identity.endpoint).toBe(
+        `App Service endpoint ${emulator.managedIdentity.appServiceEndpoint}`,
+      )
+      expect(token.appId).toBe(emulator.managedIdentity.systemAssigned.clientId)
+      expect(status).toBe(404)
+    }),
+  )
+
+  it.live("managed_identity through IMDS (AZURE_POD_IDENTITY_AUTHORITY_HOST)", () =>
+    Effect.gen(function* () {
+      const { resolved, token, status } = yield* obtain(
+        "managedIdentityImds",
+        settingsFor("managedIdentityImds"),
+      )
+      expect(resolved.identity.endpoint).toBe(`IMDS ${emulator.managedIdentity.imdsHost}`)
+      expect(token.appId).toBe(emulator.managedIdentity.systemAssigned.clientId)
+      expect(status).toBe(404)
+    }),
+  )
+
+  it.live("managed_identity selects the user-assigned identity by client id from the target", () =>
+    Effect.gen(function* () {
+      const settings = settingsFor("managedIdentityUserAssigned")
+      expect(settings.managedIdentityClientId).toBe(emulator.managedIdentity.userAssigned.clientId)
+      const { resolved, token, status } = yield* obtain("managedIdentityUserAssigned", settings)
+      expect(resolved.identity.source).toContain("user-assigned")
+      expect(token.appId).toBe(emulator.managedIdentity.userAssigned.clientId)
+      expect(token.appId).not.toBe(emulator.managedIdentity.systemAssigned.clientId)
+      expect(status).toBe(404)
+    }),
+  )
+})
+
+describe("DefaultAzureCredential picks the source the environment configures", () => {
+  const viaDefault = (mode: AuthMode) => obtain(mode, { ...settingsFor(mode), mode: "default" })
+
+  it.live("environment (client secret)", () =>
+    Effect.gen(function* () {
+      const { token, status } = yield* viaDefault("clientSecret")
+      expect(token.appId).toBe(emulator.clientSecret.clientId)
+      expect(status).toBe(404)
+    }),
+  )
+
+  it.live("workload identity", () =>
+    Effect.gen(function* () {
+      const { token } = yield* viaDefault("workloadIdentity")
+      expect(token.appId).toBe(emulator.workloadIdentity.clientId)
+    }),
+  )
+
+  it.live("managed identity (IMDS)", () =>
+    Effect.gen(function* () {
+      const { token } = yield* viaDefault("managedIdentityImds")
+      expect(token.appId).toBe(emulator.managedIdentity.systemAssigned.clientId)
+    }),
+  )
+})
+
+describe("doctor", () => {
+  it.live(
+    "reports which credential, tenant and client worked, and never prints the token or the secret",
+    () =>
+      Effect.gen(function* () {
+        const settings = settingsFor("clientSecret")
+        const { diagnosis, token } = yield* withEnvironment(
+          emulator.env.clientSecret,
+          Effect.gen(function* () {
+            const diagnosis = yield* diagnoseCredential(settings)
+            const resolved = yield* makeCredential(settings)
+            const token = yield* Effect.promise(() =>
+              resolved.credential.getToken(keyVaultScope(emulator.keyvaultResource)),
+            )
+            return { diagnosis, token }
+          }),
+        )
+        expect(diagnosis.ok).toBe(true)
+        const text = formatDiagnosis(diagnosis).join("\n")
+        expect(text).toContain(`tenant ${emulator.tenantId}`)
+        expect(text).toContain(`client ${emulator.clientSecret.clientId}`)
+        expect(text).toContain("[ok] token: obtained for")
+        expect(token?.token.length ?? 0).toBeGreaterThan(20)
+        expect(text).not.toContain(token?.token.slice(-24) ?? "unreachable")
+        expect(text).not.toContain(emulator.clientSecret.clientSecret)
+        expect(JSON.stringify(diagnosis)).not.toContain(emulator.clientSecret.clientSecret)
+      }),
+  )
+
+  it.live("a wrong client secret: Entra ID refused it, with the fix", () =>
+    Effect.gen(function* () {
+      const wrong = "not-the-right-secret-0000000000"
+      const diagnosis = yield* withEnvironment(
+        { ...emulator.env.clientSecret, AZURE_CLIENT_SECRET: wrong },
+        diagnoseCredential(settingsFor("clientSecret")),
+      )
+      expect(diagnosis.ok).toBe(false)
+      const text = formatDiagnosis(diagnosis).join("\n")
+      expect(text).toContain("[FAILED] token: Entra ID refused the client secret")
+      expect(text).not.toContain(wrong)
+    }),
+  )
+})
