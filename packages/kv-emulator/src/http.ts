@@ -22,6 +22,11 @@ export const readBody = (req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<
     req.on("error", reject)
   })
 
+/** A body already serialised (kept by a cache); sent as-is. */
+export class RawJson {
+  constructor(readonly bytes: Buffer) {}
+}
+
 export const sendJson = (
   res: ServerResponse,
   status: number,
@@ -29,10 +34,10 @@ export const sendJson = (
   headers: Readonly<Record<string, string>> = {},
 ): void => {
   if (res.headersSent || res.destroyed) return
-  const text = body === undefined ? "" : JSON.stringify(body)
+  const text = body instanceof RawJson ? body.bytes : Buffer.from(body === undefined ? "" : JSON.stringify(body))
   res.writeHead(status, {
     ...(text.length > 0 ? { "Content-Type": "application/json; charset=utf-8" } : {}),
-    "Content-Length": Buffer.byteLength(text),
+    "Content-Length": text.length,
     "Cache-Control": "no-cache",
     "x-ms-keyvault-service-version": "1.9.0.0",
     ...headers,

