@@ -29,8 +29,10 @@ const fromPbe = (failure: PbeFailure, what: string) =>
     reason: failure.kind === "wrong-password" ? "wrong-password" : failure.kind,
     detail:
       failure.kind === "wrong-password"
-        ? `the ${what} could not be decrypted: the password is wrong`
-        : `the ${what} could not be decrypted: ${failure.detail}`,
+        ? `the ${what} could not be decrypted: the password is wrong; check it with openssl pkcs12 -info -noout -in file.pfx`
+        : failure.kind === "unsupported"
+          ? `the ${what} could not be decrypted: ${failure.detail}; re-export the PFX with AES-256 (openssl pkcs12 -export) or 3DES (-legacy)`
+          : `the ${what} could not be decrypted: ${failure.detail}; ${MALFORMED_FIX}`,
   })
 
 const MALFORMED_FIX = "check that the file is a complete PKCS#12 (openssl pkcs12 -info -noout -in file.pfx)"
@@ -113,7 +115,8 @@ const collectBags = (
           () =>
             new PfxDecodeError({
               reason: "wrong-password",
-              detail: "the private key decrypted to garbage: the password is wrong",
+              detail:
+                "the private key decrypted to garbage: the password is wrong; check it with openssl pkcs12 -info -noout -in file.pfx",
             }),
         )
         keys.push({

@@ -1,13 +1,12 @@
 /**
  * Interop matrix: every PFX kvdeploy writes is read back, with the same key,
- * leaf and chain, by OpenSSL 3, Python `cryptography`, node-forge and (for a
- * subset per axis) Java keytool; every PFX that OpenSSL and keytool write is
+ * leaf and chain, by OpenSSL 3, Python `cryptography` and node-forge; every
+ * PFX that OpenSSL writes is
  * read correctly by kvdeploy.
  *
  * Matrix: leaf keys RSA 2048/3072/4096 and EC P-256/P-384/P-521 × chains of
  * 1 to 4 certificates × modern/legacy, in full for OpenSSL, Python and forge.
- * keytool (a JVM start each, ~0.5 s) covers each key type once per profile,
- * with the chain length rotating through 1 to 4.
+ * keytool is in interop-keytool.test.ts.
  */
 import { createPrivateKey, generateKeyPairSync } from "node:crypto"
 import type { CertificateMaterial } from "@kvdeploy/core"
@@ -31,16 +30,12 @@ import {
   available,
   ci,
   forgeRead,
-  keytoolGenerate,
-  keytoolList,
-  keytoolRewrite,
   missingTools,
   mustSucceed,
   opensslExport,
   opensslRead,
   pythonReadAll,
   run,
-  sha256Hex,
   shouldRun,
   tbsOf,
 } from "./tools.js"
@@ -162,24 +157,25 @@ describe.runIf(shouldRun("openssl"))("kvdeploy reads what OpenSSL writes", () =>
 })
 
 describe.runIf(shouldRun("python"))("Python cryptography reads what kvdeploy writes", () => {
-  for (const encoding of encodings) {
-    it(`pkcs12.load_key_and_certificates, every key type and chain length, ${encoding}`, async () => {
-      const cases = keySpecs.flatMap((spec) => lengths.map((length) => ({ spec, length })))
-      const results = await pythonReadAll(
-        cases.map((c) => ({ pfx: pfxOf(c.spec, c.length, encoding), password: PASSWORD })),
-      )
-      expect(results).toHaveLength(cases.length)
-      results.forEach((r, i) => {
-        const c = cases[i]
-        if (c === undefined) return
-        const m = material(c.spec, c.length)
-        if ("error" in r) throw new Error(`python failed on ${id(c.spec, c.length)}: ${r.error}`)
-        expect(hex(r.leaf), id(c.spec, c.length)).toBe(hex(m.leaf))
-        expect(r.chain.map(hex)).toEqual(m.chain.map(hex))
-        expect(hex(canonicalPkcs8(r.key))).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
-      })
+  it("pkcs12.load_key_and_certificates, every key type, chain length and profile (one Python process)", async () => {
+    const cases = encodings.flatMap((encoding) =>
+      keySpecs.flatMap((spec) => lengths.map((length) => ({ spec, length, encoding }))),
+    )
+    const results = await pythonReadAll(
+      cases.map((c) => ({ pfx: pfxOf(c.spec, c.length, c.encoding), password: PASSWORD })),
+    )
+    expect(results).toHaveLength(cases.length)
+    results.forEach((r, i) => {
+      const c = cases[i]
+      if (c === undefined) return
+      const m = material(c.spec, c.length)
+      const where = id(c.spec, c.length, c.encoding)
+      if ("error" in r) throw new Error(`python failed on ${where}: ${r.error}`)
+      expect(hex(r.leaf), where).toBe(hex(m.leaf))
+      expect(r.chain.map(hex), where).toEqual(m.chain.map(hex))
+      expect(hex(canonicalPkcs8(r.key)), where).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
     })
-  }
+  })
 })
 
 describe("node-forge reads what kvdeploy writes", () => {
@@ -191,49 +187,6 @@ describe("node-forge reads what kvdeploy writes", () => {
         expect(hex(read.leafTbs), id(spec, length)).toBe(hex(tbsOf(m.leaf)))
         expect(read.chainTbs.map(hex)).toEqual(m.chain.map((c) => hex(tbsOf(c))))
         expect(hex(canonicalPkcs8(read.key))).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
-      }
-    })
-  }
-})
-
-describe.runIf(shouldRun("keytool"))("Java keytool", () => {
-  // One chain length per key type, rotating, in each profile: 12 JVM runs.
-  const subset = keySpecs.map((spec, i) => ({ spec, length: lengths[i % lengths.length] ?? 1 }))
-
-  for (const encoding of encodings) {
-    it(`keytool -list reads what kvdeploy writes (${encoding})`, async () => {
-      for (const { spec, length } of subset) {
-        const m = material(spec, length)
-        const listing = await keytoolList(pfxOf(spec, length, encoding), PASSWORD)
-        expect(listing.entryType, id(spec, length)).toBe("PrivateKeyEntry")
-        expect(listing.chainSha256).toEqual([m.leaf, ...m.chain].map(sha256Hex))
-      }
-    })
-
-    it(`kvdeploy reads what keytool writes (${encoding === "legacy" ? "-Dkeystore.pkcs12.legacy" : "Java 17 default"})`, async () => {
-      for (const { spec, length } of subset.slice(0, 3)) {
-        const m = material(spec, length)
-        // OpenSSL writes the source; Java re-encodes it with its own PKCS#12 writer.
-        const source = await opensslExport(
-          [m.leaf, ...m.chain].map((c) => toPem("CERTIFICATE", c)).join(""),
-          pemOfKey(Redacted.value(m.key)),
-          PASSWORD,
-          false,
-        )
-        const pfx = await keytoolRewrite(source, PASSWORD, encoding === "legacy")
-        const back = await decode(pfx)
-        expect(hex(back.leaf), id(spec, length)).toBe(hex(m.leaf))
-        expect(back.chain.map(hex)).toEqual(m.chain.map(hex))
-        expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
-      }
-      for (const keyalg of ["RSA", "EC"] as const) {
-        const pfx = await keytoolGenerate(keyalg, PASSWORD, encoding === "legacy")
-        const back = await decode(pfx)
-        expect(back.chain).toEqual([])
-        const inspected = await Effect.runPromise(inspectMaterial(back))
-        expect(inspected.keyMatchesLeaf).toBe(true)
-        expect(inspected.leaf.subject).toBe("CN=keytool.example.test")
-        expect(inspected.key.keyType).toBe(keyalg)
       }
     })
   }
