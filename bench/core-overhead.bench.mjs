@@ -8,6 +8,9 @@
 // The in-memory vault and the synthetic codec do real work (AES-GCM PFX containers,
 // decode on import); metrics and audit ports are the no-op layers.
 //
+// Stub ports (answers computed in advance, no work) isolate the program's own logic:
+// deploy over stubs minus the 3 bare calls over stubs, as a share of baseline A.
+//
 // Goal: the deploy adds under 10% to baseline A. Printed honestly: met or not.
 import { AuditLog, deploy, Metrics, PfxCodec, Vault, validateTargetConfigSync } from "@kvdeploy/core"
 import { InMemoryVault, issue, makeAuthority, SyntheticCodec } from "@kvdeploy/core/test"
@@ -121,6 +124,91 @@ for (let r = 0; r < ROUNDS; r++) {
   results.deploy.push(await time("deploy", deploys, N))
   results.bareAllPorts.push(await time("bare port calls", bareAllPorts, N))
 }
+// The program's own logic: the same deploy over stub ports that do no work.
+const stubLogic = async (n) => {
+  const facts = (x5t) => ({
+    serialHex: x5t,
+    x5t,
+    sha256Thumbprint: "",
+    subject: "",
+    issuer: "",
+    sans: [],
+    notBefore: new Date(0),
+    notAfter: new Date(4e12),
+    keyType: "RSA",
+    keySize: 2048,
+    selfSigned: false,
+    der: new Uint8Array(),
+  })
+  const inspected = ["a", "b"].map((x) => ({
+    leaf: facts(x),
+    chain: [],
+    key: { keyType: "RSA", keySize: 2048 },
+    keyMatchesLeaf: true,
+    problems: [],
+  }))
+  const stubMaterial = [0, 1].map((i) => ({
+    leaf: new Uint8Array([i]),
+    chain: [],
+    key: Redacted.make(new Uint8Array()),
+  }))
+  let latest = { versionId: "0", x5t: "b", serialHex: "b", enabled: true, createdAt: new Date(0), tags }
+  let next = 0
+  const stubVault = {
+    getLatest: () => Effect.sync(() => latest),
+    importVersion: (r) =>
+      Effect.sync(() => {
+        const x = r.pfx[0] === 0 ? "a" : "b"
+        latest = {
+          versionId: String(++next),
+          x5t: x,
+          serialHex: x,
+          enabled: true,
+          createdAt: new Date(0),
+          tags: r.tags,
+        }
+        return latest
+      }),
+  }
+  const stubCodec = {
+    inspect: (mat) => Effect.succeed(inspected[mat.leaf[0]]),
+    encode: (mat) => Effect.succeed(mat.leaf),
+    decode: () => Effect.die("unused"),
+  }
+  const stubs = Layer.mergeAll(
+    Layer.succeed(Vault, stubVault),
+    Layer.succeed(PfxCodec, stubCodec),
+    Metrics.layerNoop,
+    AuditLog.layerNoop,
+  )
+  const stubRequests = stubMaterial.map((material) => ({ target, material, certificateId: "bench-id" }))
+  const measure = async (effect) => {
+    const cpu = process.cpuUsage()
+    await Effect.runPromise(effect.pipe(Effect.provide(stubs)))
+    const used = process.cpuUsage(cpu)
+    return (used.user + used.system) / n
+  }
+  const d = Effect.gen(function* () {
+    for (let i = 0; i < n; i++) {
+      const o = yield* deploy(stubRequests[i % 2])
+      if (o._tag !== "Succeeded") return yield* Effect.die(new Error(o.reason))
+    }
+  })
+  const b = Effect.gen(function* () {
+    const v = yield* Vault
+    for (let i = 0; i < n; i++) {
+      yield* v.getLatest(NAME)
+      yield* v.importVersion({ name: NAME, pfx: stubMaterial[i % 2].leaf, password, tags })
+      yield* v.getLatest(NAME)
+    }
+  })
+  await measure(d)
+  await measure(b)
+  const runs = []
+  for (let r = 0; r < ROUNDS; r++) runs.push((await measure(d)) - (await measure(b)))
+  return median(runs)
+}
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.floor(s.length / 2)]
@@ -136,6 +224,10 @@ console.log(`  deploy (preflight..verify, metrics/audit)  ${fmt(m.deploy)}`)
 const wall = median(results.deploy.map((x) => x.wallUsPerOp))
 console.log(
   `  deploy wall time (shared machine)          ${wall.toFixed(1)} µs/op (${Math.round(1e6 / wall).toLocaleString("en")} deploys/s)`,
+)
+const logicUs = await stubLogic(N * 5)
+console.log(
+  `  program logic alone (stub ports)           ${logicUs.toFixed(1)} CPU µs/op = ${((logicUs / m.bareVault) * 100).toFixed(1)}% of baseline A`,
 )
 const ratioA = m.deploy / m.bareVault
 const ratioB = m.deploy / m.bareAllPorts
