@@ -8,7 +8,7 @@
  * 1 to 4 certificates × modern/legacy, in full for OpenSSL, Python and forge.
  * keytool is in interop-keytool.test.ts.
  */
-import { createPrivateKey, generateKeyPairSync } from "node:crypto"
+import { createHash, createPrivateKey, generateKeyPairSync } from "node:crypto"
 import type { CertificateMaterial } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -68,6 +68,7 @@ const encode = (m: CertificateMaterial, encoding: Encoding, password = PASSWORD)
 const decode = (pfx: Uint8Array, password = PASSWORD) =>
   Effect.runPromise(decodePfx(pfx, Redacted.make(password)))
 
+const sha1Hex = (der: Uint8Array): string => createHash("sha1").update(der).digest("hex")
 const pemOfKey = (pkcs8: Uint8Array): string => toPem("PRIVATE KEY", pkcs8)
 const keyOfPem = (pem: string): Uint8Array =>
   new Uint8Array(createPrivateKey(pem).export({ type: "pkcs8", format: "der" }))
@@ -129,6 +130,47 @@ describe.runIf(shouldRun("openssl"))("OpenSSL reads what kvdeploy writes", () =>
       }
     })
   }
+})
+
+describe.runIf(shouldRun("openssl"))("bag attributes as OpenSSL sees them", () => {
+  for (const encoding of encodings) {
+    it(`the key bag and the leaf's certificate bag share one localKeyID and the friendlyName (${encoding})`, async () => {
+      const read = await opensslRead(pfxOf("RSA-2048", 3, encoding), PASSWORD, encoding === "legacy")
+      const ids = [...read.text.matchAll(/localKeyID: ([0-9A-F ]+)/g)].map((m) => m[1]?.trim())
+      expect(ids).toHaveLength(2)
+      expect(ids[0]).toBe(ids[1])
+      expect(ids[0]?.replaceAll(" ", "").toLowerCase()).toBe(sha1Hex(material("RSA-2048", 3).leaf))
+      expect([...read.text.matchAll(/friendlyName: kvdeploy/g)]).toHaveLength(2)
+      // The chain certificates carry no attributes.
+      expect([...read.text.matchAll(/Bag Attributes: <No Attributes>/g)]).toHaveLength(2)
+    })
+  }
+
+  it("a PFX without a key (openssl -nokeys) is no-key; one without certificates is no-certificate", async () => {
+    const m = material("P-256", 2)
+    const certsOnly = mustSucceed(
+      "openssl pkcs12 -export -nokeys",
+      await run("openssl", ["pkcs12", "-export", "-nokeys", "-passout", "env:PFXPW"], {
+        input: [m.leaf, ...m.chain].map((c) => toPem("CERTIFICATE", c)).join(""),
+        env: { PFXPW: PASSWORD },
+      }),
+    ).stdout
+    const noKey = await Effect.runPromise(
+      Effect.flip(decodePfx(new Uint8Array(certsOnly), Redacted.make(PASSWORD))),
+    )
+    expect(noKey.reason).toBe("no-key")
+    const keyOnly = mustSucceed(
+      "openssl pkcs12 -export -nocerts",
+      await run("bash", ["-c", "exec openssl pkcs12 -export -nocerts -passout env:PFXPW -inkey <(cat)"], {
+        input: pemOfKey(Redacted.value(m.key)),
+        env: { PFXPW: PASSWORD },
+      }),
+    ).stdout
+    const noCert = await Effect.runPromise(
+      Effect.flip(decodePfx(new Uint8Array(keyOnly), Redacted.make(PASSWORD))),
+    )
+    expect(noCert.reason).toBe("no-certificate")
+  })
 })
 
 describe.runIf(shouldRun("openssl"))("kvdeploy reads what OpenSSL writes", () => {

@@ -125,7 +125,8 @@ export const opensslRead = async (pfx: Uint8Array, password: string, legacy: boo
       },
     ),
   )
-  return { ...parseOpensslOutput(r.stdout.toString("utf8")), info: r.stderr }
+  const text = r.stdout.toString("utf8")
+  return { ...parseOpensslOutput(text), info: r.stderr, text }
 }
 
 /**
