@@ -1,0 +1,2 @@
+// import.meta.url for the CommonJS bundle of the single executable.
+export const __kvdeployImportMetaUrl = require("node:url").pathToFileURL(__filename).href

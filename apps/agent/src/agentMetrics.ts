@@ -1,0 +1,79 @@
+/**
+ * The agent's own series, next to the catalogue that core records
+ * (@kvdeploy/metrics/prometheus): per deployment the last success time, the
+ * last outcome, the expiry of the source's certificate, source health and the
+ * consumer pickup check; readiness and the fleet size.
+ */
+import { Gauge, Registry } from "prom-client"
+
+export interface AgentMetrics {
+  readonly registry: Registry
+  readonly lastSuccess: (deployment: string, atMs: number) => void
+  readonly lastOutcome: (deployment: string, outcome: string) => void
+  readonly expiry: (deployment: string, notAfter: Date) => void
+  readonly sourceBroken: (deployment: string, broken: boolean) => void
+  readonly pickup: (deployment: string, ok: boolean) => void
+  readonly ready: (ready: boolean) => void
+  readonly deployments: (count: number) => void
+  readonly forget: (deployment: string) => void
+  readonly text: () => Promise<string>
+}
+
+export const makeAgentMetrics = (): AgentMetrics => {
+  const registry = new Registry()
+  const gauge = (name: string, help: string, labelNames: ReadonlyArray<string>) =>
+    new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] })
+  const lastSuccess = gauge(
+    "kvdeploy_agent_last_success_timestamp_seconds",
+    "Unix time the vault was last seen serving the deployment's source certificate (deployed or already in place).",
+    ["deployment"],
+  )
+  const lastOutcome = gauge(
+    "kvdeploy_agent_last_outcome",
+    "1 for the outcome of the deployment's last reconcile (Succeeded, Skipped, Failed, Rejected, Unverified, Superseded, RolledBack, RollbackFailed, SourceBroken, Held).",
+    ["deployment", "outcome"],
+  )
+  const expiry = gauge(
+    "kvdeploy_agent_certificate_expiry_timestamp_seconds",
+    "notAfter (Unix time) of the deployment's source certificate.",
+    ["deployment"],
+  )
+  const broken = gauge(
+    "kvdeploy_agent_source_broken",
+    "1 when the deployment's source files cannot be used (missing, half-written, mismatched key).",
+    ["deployment"],
+  )
+  const pickup = gauge(
+    "kvdeploy_agent_pickup_ok",
+    "1 when the deployment's consumer endpoint serves the source certificate, 0 when it serves another one or cannot be reached.",
+    ["deployment"],
+  )
+  const ready = gauge("kvdeploy_agent_ready", "1 once every deployment has been reconciled once.", [])
+  const count = gauge("kvdeploy_agent_deployments", "Deployments configured.", [])
+  const outcomes = new Map<string, string>()
+  return {
+    registry,
+    lastSuccess: (deployment, atMs) => lastSuccess.set({ deployment }, Math.floor(atMs / 1000)),
+    lastOutcome: (deployment, outcome) => {
+      const previous = outcomes.get(deployment)
+      if (previous !== undefined && previous !== outcome) lastOutcome.remove({ deployment, outcome: previous })
+      outcomes.set(deployment, outcome)
+      lastOutcome.set({ deployment, outcome }, 1)
+    },
+    expiry: (deployment, notAfter) => expiry.set({ deployment }, Math.floor(notAfter.getTime() / 1000)),
+    sourceBroken: (deployment, b) => broken.set({ deployment }, b ? 1 : 0),
+    pickup: (deployment, ok) => pickup.set({ deployment }, ok ? 1 : 0),
+    ready: (r) => ready.set(r ? 1 : 0),
+    deployments: (n) => count.set(n),
+    forget: (deployment) => {
+      const previous = outcomes.get(deployment)
+      if (previous !== undefined) lastOutcome.remove({ deployment, outcome: previous })
+      outcomes.delete(deployment)
+      lastSuccess.remove({ deployment })
+      expiry.remove({ deployment })
+      broken.remove({ deployment })
+      pickup.remove({ deployment })
+    },
+    text: () => registry.metrics(),
+  }
+}

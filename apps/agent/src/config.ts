@@ -1,0 +1,367 @@
+/**
+ * The agent's configuration: one YAML file, described by an Effect Schema
+ * (the published JSON Schema, schema/agent-config.schema.json, is generated
+ * from it) and checked further with core's target validation. Loading reports
+ * every problem at once, each with the field it concerns and the fix.
+ */
+import { type ConfigProblem, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import { parseDocument } from "yaml"
+
+const positiveInt = (description: string) =>
+  Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)).annotate({ description })
+const positiveNumber = (description: string) =>
+  Schema.Number.check(Schema.isGreaterThan(0)).annotate({ description })
+
+export const PemSourceSchema = Schema.Struct({
+  cert: Schema.String.annotate({ description: "PEM file holding the leaf certificate (may also hold the chain and the key)" }),
+  chain: Schema.optionalKey(Schema.String.annotate({ description: "PEM file holding the intermediate certificates" })),
+  key: Schema.optionalKey(Schema.String.annotate({ description: "PEM file holding the unencrypted private key" })),
+}).annotate({ title: "PEM source" })
+
+export const PfxSourceSchema = Schema.Struct({
+  pfx: Schema.String.annotate({ description: "PKCS#12 file" }),
+  pfx_password_env: Schema.optionalKey(
+    Schema.String.check(Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_]*$/)).annotate({
+      description: "Name of the environment variable that holds the PFX password (never the password itself)",
+    }),
+  ),
+}).annotate({ title: "PFX source" })
+
+export const CloudSchema = Schema.Struct({
+  name: Schema.optionalKey(Schema.String),
+  vault_dns_suffix: Schema.String,
+  authority_host: Schema.String,
+  keyvault_resource: Schema.String,
+}).annotate({ description: "A custom cloud (Azure Stack Hub, a private deployment, the emulator)" })
+
+export const TargetSchema = Schema.Struct({
+  vault_url: Schema.String.annotate({ description: "https://<vault>.vault.azure.net (or the US Government / China / custom cloud suffix)" }),
+  certificate_name: Schema.String.annotate({ description: "Key Vault certificate name: 1-127 of A-Z a-z 0-9 -" }),
+  tags: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
+  credential_mode: Schema.optionalKey(Schema.Literals(["default", "managed_identity", "client_secret", "workload_identity"])),
+  managed_identity_client_id: Schema.optionalKey(Schema.String),
+  on_soft_deleted: Schema.optionalKey(Schema.Literals(["fail", "recover"])),
+  pfx_encoding: Schema.optionalKey(Schema.Literals(["modern", "legacy"])),
+  cloud: Schema.optionalKey(CloudSchema),
+  certificate_id: Schema.optionalKey(Schema.String.annotate({ description: "Your id for the certificate (certctl-certificate-id tag); default: the deployment name" })),
+  adopt: Schema.optionalKey(Schema.Boolean.annotate({ description: "Take over a certificate that exists without certctl-managed-by=certctl" })),
+}).annotate({ title: "Target (the certctl Azure Key Vault fields plus certificate_id and adopt)" })
+
+export const PickupSchema = Schema.Struct({
+  host: Schema.String.annotate({ description: "TLS endpoint expected to serve the deployed certificate" }),
+  port: Schema.optionalKey(positiveInt("TCP port (default 443)")),
+  servername: Schema.optionalKey(Schema.String.annotate({ description: "SNI name (default: host)" })),
+}).annotate({ title: "Consumer pickup check" })
+
+export const DeploymentSchema = Schema.Struct({
+  name: Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/)).annotate({
+    description: "Unique deployment name (letters, digits, . _ -), used in logs, metrics and the state file",
+  }),
+  source: Schema.Union([PemSourceSchema, PfxSourceSchema]),
+  target: TargetSchema,
+  pickup: Schema.optionalKey(PickupSchema),
+})
+
+export const AgentSettingsSchema = Schema.Struct({
+  reconcile_interval_seconds: Schema.optionalKey(positiveNumber("Seconds between full reconcile passes (default 300)")),
+  concurrency: Schema.optionalKey(positiveInt("Deployments reconciled at once, across all vaults (default 32)")),
+  listen: Schema.optionalKey(Schema.String.annotate({ description: "HTTP listen address host:port for /metrics, /healthz, /readyz (default 127.0.0.1:9464)" })),
+  state_dir: Schema.optionalKey(Schema.String.annotate({ description: "Directory for the last outcome per deployment (default ./kvdeploy-agent-state)" })),
+  shutdown_grace_seconds: Schema.optionalKey(positiveNumber("Seconds SIGTERM waits for deploys in flight (default 30)")),
+  debounce_ms: Schema.optionalKey(Schema.Number.check(Schema.isGreaterThanOrEqualTo(0)).annotate({ description: "Quiet time after a file change before reconciling (default 500)" })),
+  vault_imports_per_window: Schema.optionalKey(positiveInt("Imports per vault per window (Key Vault: 300; default 290)")),
+  vault_reads_per_window: Schema.optionalKey(positiveInt("Other requests per vault per window (Key Vault: 4000; default 3900)")),
+  vault_window_seconds: Schema.optionalKey(positiveNumber("Key Vault's throttling window (default 10)")),
+  backoff_base_seconds: Schema.optionalKey(positiveNumber("First retry delay of a failed deployment (default 2)")),
+  backoff_max_seconds: Schema.optionalKey(positiveNumber("Largest retry delay of a failed deployment (default 300)")),
+  request_timeout_seconds: Schema.optionalKey(positiveNumber("Per-request timeout towards Key Vault (default 30)")),
+})
+
+export const AgentConfigSchema = Schema.Struct({
+  agent: Schema.optionalKey(AgentSettingsSchema),
+  deployments: Schema.Array(DeploymentSchema),
+}).annotate({
+  title: "kvdeploy-agent configuration",
+  description: "Deployments (a certificate source and a Key Vault target each) and agent settings.",
+})
+
+export type RawAgentConfig = typeof AgentConfigSchema.Type
+
+// ---------------------------------------------------------------------------
+// The validated configuration
+// ---------------------------------------------------------------------------
+
+export type Source =
+  | { readonly _tag: "Pem"; readonly cert: string; readonly chain: string | undefined; readonly key: string | undefined }
+  | { readonly _tag: "Pfx"; readonly pfx: string; readonly passwordEnv: string | undefined }
+
+export interface Pickup {
+  readonly host: string
+  readonly port: number
+  readonly servername: string
+}
+
+export interface Deployment {
+  readonly name: string
+  readonly source: Source
+  readonly target: TargetConfig
+  readonly certificateId: string
+  readonly adopt: boolean
+  readonly pickup: Pickup | undefined
+  /** Stable digest of everything above; a change means "reconsider held outcomes". */
+  readonly fingerprint: string
+}
+
+export interface AgentSettings {
+  readonly reconcileIntervalMs: number
+  readonly concurrency: number
+  readonly listenHost: string
+  readonly listenPort: number
+  readonly stateDir: string
+  readonly shutdownGraceMs: number
+  readonly debounceMs: number
+  readonly importsPerWindow: number
+  readonly readsPerWindow: number
+  readonly windowMs: number
+  readonly backoffBaseMs: number
+  readonly backoffMaxMs: number
+  readonly requestTimeoutMs: number
+}
+
+export interface AgentConfig {
+  readonly path: string
+  readonly settings: AgentSettings
+  readonly deployments: ReadonlyArray<Deployment>
+}
+
+/** The configuration file cannot be used; `problems` lists every issue. */
+export class AgentConfigInvalid extends Data.TaggedError("AgentConfigInvalid")<{
+  readonly path: string
+  readonly problems: ReadonlyArray<ConfigProblem>
+}> {
+  override get message(): string {
+    return `${this.path}: ${this.problems.length} problem(s): ${this.problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`
+  }
+}
+
+const problem = (field: string, message: string, fix: string): ConfigProblem => ({ field, message, fix })
+
+const pathText = (path: ReadonlyArray<PropertyKey> | undefined): string => {
+  let out = ""
+  for (const segment of path ?? []) {
+    if (typeof segment === "number") out += `[${segment}]`
+    else out += out === "" ? String(segment) : `.${String(segment)}`
+  }
+  return out === "" ? "(config)" : out
+}
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const parseListen = (listen: string): { host: string; port: number } | undefined => {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(listen.trim())
+  if (m === null) return undefined
+  const port = Number(m[3])
+  if (port > 65535) return undefined
+  return { host: m[1] ?? m[2] ?? "127.0.0.1", port }
+}
+
+const defaults = {
+  reconcileIntervalSeconds: 300,
+  concurrency: 32,
+  listen: "127.0.0.1:9464",
+  stateDir: "kvdeploy-agent-state",
+  shutdownGraceSeconds: 30,
+  debounceMs: 500,
+  importsPerWindow: 290,
+  readsPerWindow: 3900,
+  windowSeconds: 10,
+  backoffBaseSeconds: 2,
+  backoffMaxSeconds: 300,
+  requestTimeoutSeconds: 30,
+} as const
+
+const stableJson = (value: unknown): string =>
+  JSON.stringify(value, (_k, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  )
+
+/**
+ * Validate a decoded YAML/JSON document. `env` is consulted only to check
+ * that the variables named for PFX passwords exist (their values are never read here).
+ */
+export const validateAgentConfig = (
+  input: unknown,
+  path: string,
+  baseDir: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Result.Result<AgentConfig, AgentConfigInvalid> => {
+  const problems: Array<ConfigProblem> = []
+  const decoded = Schema.decodeUnknownResult(AgentConfigSchema)(input, { errors: "all", onExcessProperty: "error" })
+  if (Result.isFailure(decoded)) {
+    const standard = formatter(decoded.failure.issue)
+    for (const issue of standard.issues) {
+      const field = pathText(issue.path as ReadonlyArray<PropertyKey>)
+      // Target fields are checked (with better messages, secrets included) by core's validation below.
+      if (/^deployments\[\d+\]\.target\.[^.]+$/.test(field) && /excess|unexpected/i.test(issue.message)) continue
+      problems.push(problem(field, issue.message, "see schema/agent-config.schema.json or docs/agent.md"))
+    }
+  }
+  // Core's target validation and cross-deployment checks run on what is there, even when the schema failed.
+  const doc = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>
+  const rawDeployments = Array.isArray(doc.deployments) ? (doc.deployments as Array<unknown>) : []
+  const names = new Map<string, number>()
+  const targets = new Map<string, number>()
+  const deployments: Array<Deployment> = []
+  const resolve = (p: string) => (p.startsWith("/") ? p : `${baseDir}/${p}`)
+  rawDeployments.forEach((raw, i) => {
+    if (typeof raw !== "object" || raw === null) return
+    const d = raw as Record<string, unknown>
+    const name = typeof d.name === "string" ? d.name : `#${i}`
+    const at = `deployments[${i}]`
+    if (typeof d.name === "string") {
+      const seen = names.get(d.name)
+      if (seen !== undefined)
+        problems.push(problem(`${at}.name`, `"${d.name}" is also the name of deployments[${seen}]`, "give each deployment its own name"))
+      else names.set(d.name, i)
+    }
+    const rawTarget = typeof d.target === "object" && d.target !== null ? { ...(d.target as Record<string, unknown>) } : undefined
+    let target: TargetConfig | undefined
+    let certificateId = name
+    let adopt = false
+    if (rawTarget === undefined) {
+      if (d.target === undefined) problems.push(problem(`${at}.target`, "is missing", "give vault_url and certificate_name"))
+    } else {
+      if (typeof rawTarget.certificate_id === "string") certificateId = rawTarget.certificate_id
+      if (rawTarget.adopt === true) adopt = true
+      delete rawTarget.certificate_id
+      delete rawTarget.adopt
+      const checked = validateTargetConfigSync(rawTarget)
+      if (Result.isFailure(checked)) {
+        for (const p of checked.failure.problems) problems.push({ ...p, field: `${at}.target.${p.field}` })
+      } else {
+        target = checked.success
+        const key = `${target.vaultUrl}/${target.certificateName.toLowerCase()}`
+        const seen = targets.get(key)
+        if (seen !== undefined)
+          problems.push(
+            problem(`${at}.target`, `deploys to the same certificate as deployments[${seen}] (${key})`, "deploy each Key Vault certificate from one deployment only"),
+          )
+        else targets.set(key, i)
+      }
+    }
+    const rawSource = typeof d.source === "object" && d.source !== null ? (d.source as Record<string, unknown>) : undefined
+    let source: Source | undefined
+    if (rawSource !== undefined) {
+      if (typeof rawSource.pfx === "string") {
+        if (rawSource.cert !== undefined || rawSource.key !== undefined || rawSource.chain !== undefined)
+          problems.push(problem(`${at}.source`, "names both a PFX and PEM files", "give either pfx or cert/chain/key"))
+        const passwordEnv = typeof rawSource.pfx_password_env === "string" ? rawSource.pfx_password_env : undefined
+        if (passwordEnv !== undefined && /^[A-Za-z_][A-Za-z0-9_]*$/.test(passwordEnv) && env[passwordEnv] === undefined)
+          problems.push(
+            problem(`${at}.source.pfx_password_env`, `the environment variable ${passwordEnv} is not set`, `set ${passwordEnv} in the agent's environment (systemd EnvironmentFile, a Kubernetes secret)`),
+          )
+        source = { _tag: "Pfx", pfx: resolve(rawSource.pfx), passwordEnv }
+      } else if (typeof rawSource.cert === "string") {
+        source = {
+          _tag: "Pem",
+          cert: resolve(rawSource.cert),
+          chain: typeof rawSource.chain === "string" ? resolve(rawSource.chain) : undefined,
+          key: typeof rawSource.key === "string" ? resolve(rawSource.key) : undefined,
+        }
+      }
+      for (const k of Object.keys(rawSource)) {
+        if (/password|passphrase|secret/i.test(k) && k !== "pfx_password_env")
+          problems.push(problem(`${at}.source.${k}`, "looks like a secret; the agent never reads secrets from its configuration", "put it in an environment variable and name it with pfx_password_env"))
+      }
+    }
+    const rawPickup = typeof d.pickup === "object" && d.pickup !== null ? (d.pickup as Record<string, unknown>) : undefined
+    const pickup: Pickup | undefined =
+      rawPickup !== undefined && typeof rawPickup.host === "string"
+        ? {
+            host: rawPickup.host,
+            port: typeof rawPickup.port === "number" ? rawPickup.port : 443,
+            servername: typeof rawPickup.servername === "string" ? rawPickup.servername : rawPickup.host,
+          }
+        : undefined
+    if (target !== undefined && source !== undefined) {
+      const fingerprint = stableJson({ source, target, certificateId, adopt, pickup })
+      deployments.push({ name, source, target, certificateId, adopt, pickup, fingerprint })
+    }
+  })
+  const agent = (Result.isSuccess(decoded) ? decoded.success.agent : undefined) ?? {}
+  const rawAgent = typeof doc.agent === "object" && doc.agent !== null ? (doc.agent as Record<string, unknown>) : {}
+  const listenText = agent.listen ?? (typeof rawAgent.listen === "string" ? rawAgent.listen : defaults.listen)
+  const listen = parseListen(listenText)
+  if (listen === undefined)
+    problems.push(problem("agent.listen", `"${listenText}" is not host:port`, "use for example 127.0.0.1:9464 or [::1]:9464"))
+  const backoffBase = agent.backoff_base_seconds ?? defaults.backoffBaseSeconds
+  const backoffMax = agent.backoff_max_seconds ?? defaults.backoffMaxSeconds
+  if (backoffMax < backoffBase)
+    problems.push(problem("agent.backoff_max_seconds", "is smaller than backoff_base_seconds", "make it at least backoff_base_seconds"))
+  if (problems.length > 0) return Result.fail(new AgentConfigInvalid({ path, problems }))
+  const stateDir = agent.state_dir ?? defaults.stateDir
+  return Result.succeed({
+    path,
+    settings: {
+      reconcileIntervalMs: (agent.reconcile_interval_seconds ?? defaults.reconcileIntervalSeconds) * 1000,
+      concurrency: agent.concurrency ?? defaults.concurrency,
+      listenHost: listen?.host ?? "127.0.0.1",
+      listenPort: listen?.port ?? 9464,
+      stateDir: resolve(stateDir),
+      shutdownGraceMs: (agent.shutdown_grace_seconds ?? defaults.shutdownGraceSeconds) * 1000,
+      debounceMs: agent.debounce_ms ?? defaults.debounceMs,
+      importsPerWindow: agent.vault_imports_per_window ?? defaults.importsPerWindow,
+      readsPerWindow: agent.vault_reads_per_window ?? defaults.readsPerWindow,
+      windowMs: (agent.vault_window_seconds ?? defaults.windowSeconds) * 1000,
+      backoffBaseMs: backoffBase * 1000,
+      backoffMaxMs: backoffMax * 1000,
+      requestTimeoutMs: (agent.request_timeout_seconds ?? defaults.requestTimeoutSeconds) * 1000,
+    },
+    deployments,
+  })
+}
+
+/** Parse YAML text (JSON is YAML too) and validate it; YAML syntax errors are listed with their line. */
+export const parseAgentConfig = (
+  text: string,
+  path: string,
+  baseDir: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Result.Result<AgentConfig, AgentConfigInvalid> => {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    return Result.fail(
+      new AgentConfigInvalid({
+        path,
+        problems: doc.errors.map((e) =>
+          problem(`(yaml) line ${e.linePos?.[0]?.line ?? "?"}`, e.message.split("\n")[0] ?? e.message, "fix the YAML syntax"),
+        ),
+      }),
+    )
+  }
+  return validateAgentConfig(doc.toJS({ maxAliasCount: 100 }), path, baseDir, env)
+}
+
+/** Read and validate the configuration file. */
+export const loadAgentConfig = (path: string): Effect.Effect<AgentConfig, AgentConfigInvalid> =>
+  Effect.gen(function* () {
+    const { readFile } = yield* Effect.promise(() => import("node:fs/promises"))
+    const { dirname, resolve } = yield* Effect.promise(() => import("node:path"))
+    const absolute = resolve(path)
+    const text = yield* Effect.tryPromise({
+      try: () => readFile(absolute, "utf8"),
+      catch: (e) =>
+        new AgentConfigInvalid({
+          path: absolute,
+          problems: [problem("(file)", `cannot be read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, "check the path given with --config and its permissions")],
+        }),
+    })
+    return yield* Effect.fromResult(parseAgentConfig(text, absolute, dirname(absolute), process.env))
+  })

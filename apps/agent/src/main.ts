@@ -1,0 +1,147 @@
+/**
+ * Composition of kvdeploy-agent: the only place adapters are chosen. The
+ * Vault port comes from @kvdeploy/azure-kv (one SDK client pair per vault and
+ * credential, SDK retries off so every request passes the agent's budget),
+ * credentials from @kvdeploy/credentials, PfxCodec from @kvdeploy/pkcs12,
+ * Metrics from @kvdeploy/metrics/prometheus; the HTTP server from
+ * @effect/platform-node. `Layer.launch` runs it, `NodeRuntime.runMain`
+ * turns SIGTERM/SIGINT into interruption (exit 0 once the deploys in flight
+ * are finished).
+ *
+ * Usage: kvdeploy-agent [--config FILE] [--check] [--print-schema] [--version]
+ */
+import { createServer } from "node:http"
+import { parseArgs } from "node:util"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as AzureKv from "@kvdeploy/azure-kv"
+import { Metrics, PfxCodec, type TargetConfig, type Vault } from "@kvdeploy/core"
+import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
+import * as Prometheus from "@kvdeploy/metrics/prometheus"
+import * as Pkcs12 from "@kvdeploy/pkcs12"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as HttpRouter from "effect/http/HttpRouter"
+import { AgentConfigInvalid, type AgentConfig, AgentConfigSchema, loadAgentConfig } from "./config.js"
+import { routes } from "./http.js"
+import * as Logging from "./logging.js"
+import * as Runtime from "./runtime.js"
+import { version } from "./version.js"
+import { VaultAccessUnavailable, Vaults } from "./vaults.js"
+import * as Schema from "effect/Schema"
+
+/** Vaults over the Azure SDKs: one client per vault URL and credential settings. */
+const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | PfxCodec> =>
+  Layer.effect(Vaults)(
+    Effect.gen(function* () {
+      const context = yield* Effect.context<Metrics | PfxCodec>()
+      const clients = new Map<string, Vault["Service"]>()
+      const forTarget = (target: TargetConfig) =>
+        Effect.gen(function* () {
+          const settings = credentialSettingsFromTarget(target)
+          const key = JSON.stringify([target.vaultUrl, settings.mode, settings.managedIdentityClientId ?? "", settings.authorityHost])
+          const existing = clients.get(key)
+          if (existing !== undefined) return existing
+          const credential = yield* makeCredential(settings).pipe(
+            Effect.mapError((e) => new VaultAccessUnavailable({ reason: `no credential for credential_mode ${target.credentialMode}: ${e.reason}`, fix: e.fix })),
+          )
+          const vault = yield* AzureKv.make({
+            vaultUrl: target.vaultUrl,
+            credential: credential.credential,
+            customCloud: target.cloud.name === "Custom",
+            requestTimeoutMs: config.settings.requestTimeoutMs,
+            retry: { maxRetries: 0 },
+          }).pipe(Effect.provideContext(context))
+          clients.set(key, vault)
+          return vault
+        })
+      return Vaults.of({ forTarget })
+    }),
+  )
+
+/** The whole agent for a validated configuration. */
+export const agentLayer = (config: AgentConfig) => {
+  const adapters = Layer.mergeAll(Prometheus.layer, Pkcs12.layer)
+  const runtime = Runtime.layer(config).pipe(Layer.provide(azureVaults(config)), Layer.provideMerge(adapters))
+  const http = HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provide(NodeHttpServer.layer(() => createServer(), { host: config.settings.listenHost, port: config.settings.listenPort })),
+  )
+  return Layer.mergeAll(http).pipe(Layer.provideMerge(runtime))
+}
+
+const printProblems = (error: AgentConfigInvalid) =>
+  Effect.sync(() => {
+    process.stderr.write(`kvdeploy-agent: the configuration ${error.path} has ${error.problems.length} problem(s):\n`)
+    for (const p of error.problems) process.stderr.write(`  ${p.field}: ${p.message}\n    fix: ${p.fix}\n`)
+  })
+
+const usage = `kvdeploy-agent ${version}: keeps Azure Key Vault certificates in step with certificate files.
+
+Usage:
+  kvdeploy-agent [--config FILE]   run (default FILE: $KVDEPLOY_AGENT_CONFIG or /etc/kvdeploy/agent.yaml)
+  kvdeploy-agent --config FILE --check   validate the configuration, list every problem (exit 0 or 2)
+  kvdeploy-agent --print-schema    print the configuration's JSON Schema
+  kvdeploy-agent --version
+
+Signals: SIGTERM/SIGINT finish the deploys in flight and exit 0; SIGHUP reloads the configuration.
+HTTP (default 127.0.0.1:9464): /metrics, /healthz, /readyz. Documentation: docs/agent.md.
+`
+
+/** The configuration's JSON Schema (published as schema/agent-config.schema.json). */
+export const jsonSchema = () => Schema.toJsonSchemaDocument(AgentConfigSchema)
+
+export const main = (argv: ReadonlyArray<string>): void => {
+  let args: ReturnType<typeof parseArgs<{ options: { config: { type: "string"; short: "c" }; check: { type: "boolean" }; "print-schema": { type: "boolean" }; version: { type: "boolean" }; help: { type: "boolean"; short: "h" } } }>>
+  try {
+    args = parseArgs({
+      args: [...argv],
+      options: {
+        config: { type: "string", short: "c" },
+        check: { type: "boolean" },
+        "print-schema": { type: "boolean" },
+        version: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    })
+  } catch (e) {
+    process.stderr.write(`kvdeploy-agent: ${(e as Error).message}\n\n${usage}`)
+    process.exitCode = 2
+    return
+  }
+  if (args.values.help === true) {
+    process.stdout.write(usage)
+    return
+  }
+  if (args.values.version === true) {
+    process.stdout.write(`${version}\n`)
+    return
+  }
+  if (args.values["print-schema"] === true) {
+    process.stdout.write(`${JSON.stringify(jsonSchema(), null, 2)}\n`)
+    return
+  }
+  const path = args.values.config ?? process.env.KVDEPLOY_AGENT_CONFIG ?? "/etc/kvdeploy/agent.yaml"
+  const check = args.values.check === true
+  const program = Effect.gen(function* () {
+    const config = yield* loadAgentConfig(path)
+    if (check) {
+      process.stdout.write(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
+      return
+    }
+    return yield* Layer.launch(agentLayer(config))
+  }).pipe(
+    Effect.tapError((e) => (e instanceof AgentConfigInvalid ? printProblems(e) : Effect.logError("kvdeploy-agent cannot start").pipe(Effect.annotateLogs({ error: String(e) })))),
+    Effect.provide(Logging.layer),
+  )
+  NodeRuntime.runMain(program, {
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => {
+      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return onExit(0)
+      const error = Cause.squash(exit.cause)
+      onExit(error instanceof AgentConfigInvalid ? 2 : 1)
+    },
+  })
+}

@@ -1,0 +1,467 @@
+/**
+ * The reconcile loop. Each deployment compares its source with what the vault
+ * serves (one request when they agree) and deploys (core's deploy program)
+ * when they differ. A deployment runs in its own fiber: triggered on start,
+ * on a change of its files, on the interval and on reload; retried with
+ * jittered exponential backoff (at least the vault's Retry-After) while it
+ * fails; never two runs of the same deployment at once.
+ *
+ * Scheduling: a global semaphore bounds the deployments in progress; every
+ * vault request spends from its vault's budget (imports and other requests
+ * separately, sliding windows, a gate closed by Retry-After). A deployment
+ * waits for its vault's gate and a per-vault slot *before* it takes a global
+ * permit, so a throttled or slow vault holds at most its own slots and never
+ * stalls the others.
+ *
+ * Interruption: before the import a deploy can be interrupted (nothing was
+ * written); from the import on it runs to its end, rollback included.
+ */
+import {
+  AuditLog,
+  type AuditRecord,
+  type DeployOutcome,
+  deploy,
+  forwardTags,
+  hasTags,
+  Metrics,
+  type PfxCodec,
+  type TargetConfig,
+  Vault,
+  type VaultVersion,
+} from "@kvdeploy/core"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
+import * as Semaphore from "effect/Semaphore"
+import type { AgentMetrics } from "./agentMetrics.js"
+import { makeVaultBudget, type VaultBudget } from "./budget.js"
+import type { AgentConfig, AgentSettings, Deployment } from "./config.js"
+import { checkPickup } from "./pickup.js"
+import { materialOf, readSource, SourceBroken, type SourceFacts } from "./source.js"
+import type { DeploymentRecord, StateStore } from "./state.js"
+import { type VaultAccessUnavailable, Vaults } from "./vaults.js"
+
+/** Outcomes after which the agent does not deploy the same source again: they need a person. */
+const HOLDING: ReadonlySet<string> = new Set(["RolledBack", "RollbackFailed", "Superseded"])
+
+/** A reconcile that did not reach its goal and will be retried. */
+export class AttemptFailed extends Data.TaggedError("AttemptFailed")<{
+  readonly outcome: string
+  readonly reason: string
+  readonly retryAfterMs: number | undefined
+}> {}
+
+type Phase = "idle" | "waiting" | "attempting"
+type InFlight = "deploying" | "committed" | "rolling-back"
+
+interface Slot {
+  deployment: Deployment
+  phase: Phase
+  again: boolean
+  generation: number
+  fiber: Fiber.Fiber<void> | undefined
+  attempted: boolean
+  facts: SourceFacts | undefined
+}
+
+interface VaultLane {
+  readonly budget: VaultBudget
+  readonly slots: Semaphore.Semaphore
+}
+
+export interface Reconciler {
+  readonly trigger: (name: string, reason: string) => Effect.Effect<void>
+  readonly triggerAll: (reason: string) => Effect.Effect<void>
+  /** Replace the deployments (SIGHUP); settings other than deployments need a restart. */
+  readonly apply: (config: AgentConfig) => Effect.Effect<void>
+  readonly deployments: () => ReadonlyArray<Deployment>
+  readonly isReady: () => boolean
+  /** Stop: interrupt what can be interrupted, wait for deploys past their import (grace period; rollbacks always). */
+  readonly shutdown: Effect.Effect<void>
+}
+
+const outcomeVersionId = (o: DeployOutcome): string | undefined =>
+  o._tag === "Succeeded" || o._tag === "Skipped" || o._tag === "Superseded" || o._tag === "Unverified"
+    ? o.versionId
+    : o._tag === "RolledBack"
+      ? o.rollbackVersionId
+      : undefined
+
+export const makeReconciler = (
+  initial: AgentConfig,
+  state: StateStore,
+  agentMetrics: AgentMetrics,
+): Effect.Effect<Reconciler, never, Vaults | Metrics | PfxCodec> =>
+  Effect.gen(function* () {
+    const services = yield* Effect.context<Vaults | Metrics | PfxCodec>()
+    const vaults = yield* Vaults
+    const metrics = yield* Metrics
+    const settings: AgentSettings = initial.settings
+    const global = yield* Semaphore.make(settings.concurrency)
+    const perVaultSlots = Math.max(1, Math.ceil(settings.concurrency / 2))
+    const lanes = new Map<string, VaultLane>()
+    const slots = new Map<string, Slot>()
+    const inFlight = new Map<string, InFlight>()
+    let stopping = false
+    let ready = false
+
+    const laneFor = (vaultUrl: string): Effect.Effect<VaultLane> =>
+      Effect.suspend(() => {
+        const existing = lanes.get(vaultUrl)
+        if (existing !== undefined) return Effect.succeed(existing)
+        return Effect.gen(function* () {
+          const budget = yield* makeVaultBudget(vaultUrl, settings)
+          const lane = { budget, slots: yield* Semaphore.make(perVaultSlots) }
+          lanes.set(vaultUrl, lane)
+          return lane
+        })
+      })
+
+    const log = (d: Deployment, decision: string, level: "info" | "warn" | "error", fields: Record<string, unknown> = {}) =>
+      (level === "info" ? Effect.logInfo(decision) : level === "warn" ? Effect.logWarning(decision) : Effect.logError(decision)).pipe(
+        Effect.annotateLogs({ deployment: d.name, vault: d.target.vaultUrl, certificate: d.target.certificateName, ...fields }),
+      )
+
+    const record = (d: Deployment, fields: Omit<DeploymentRecord, "configFingerprint" | "lastSuccessAt" | "at"> & { success: boolean; atMs: number }) => {
+      const previous = state.get(d.name)
+      const at = new Date(fields.atMs).toISOString()
+      state.set(d.name, {
+        outcome: fields.outcome,
+        at,
+        reason: fields.reason,
+        configFingerprint: d.fingerprint,
+        sourceFingerprint: fields.sourceFingerprint,
+        x5t: fields.x5t,
+        versionId: fields.versionId,
+        notAfter: fields.notAfter,
+        lastSuccessAt: fields.success ? at : previous?.lastSuccessAt,
+        held: fields.held,
+      })
+      agentMetrics.lastOutcome(d.name, fields.outcome)
+      if (fields.success) agentMetrics.lastSuccess(d.name, fields.atMs)
+    }
+
+    const pickupCheck = (d: Deployment, x5t: string) =>
+      d.pickup === undefined
+        ? Effect.void
+        : checkPickup(d.pickup, x5t).pipe(
+            Effect.tap((r) =>
+              Effect.sync(() => agentMetrics.pickup(d.name, r.ok)).pipe(
+                Effect.andThen(log(d, r.ok ? "pickup: the consumer serves the source certificate" : "pickup: the consumer does not serve the source certificate yet", r.ok ? "info" : "warn", { pickup: `${d.pickup?.host}:${d.pickup?.port}`, detail: r.detail })),
+              ),
+            ),
+          )
+
+    /** One reconcile of one deployment. Fails (to be retried) when it did not reach its goal. */
+    const attempt = (slot: Slot, lane: VaultLane): Effect.Effect<void, AttemptFailed, Metrics | PfxCodec> =>
+      Effect.gen(function* () {
+        const d = slot.deployment
+        const startedAt = yield* Clock.currentTimeMillis
+        // 1. The source: read and fingerprint; parse and check only when it changed.
+        const bytes = yield* readSource(d.source).pipe(Effect.result)
+        let parsed: { readonly material: Parameters<typeof deploy>[0]["material"]; readonly facts: SourceFacts } | undefined
+        let broken: SourceBroken | undefined
+        if (bytes._tag === "Failure") broken = bytes.failure
+        else if (slot.facts === undefined || slot.facts.fingerprint !== bytes.success.fingerprint) {
+          const checked = yield* materialOf(d.source, bytes.success, process.env).pipe(Effect.result)
+          if (checked._tag === "Failure") broken = checked.failure
+          else {
+            parsed = checked.success
+            slot.facts = checked.success.facts
+            agentMetrics.expiry(d.name, checked.success.facts.notAfter)
+          }
+        }
+        if (broken !== undefined) {
+          agentMetrics.sourceBroken(d.name, true)
+          record(d, { outcome: "SourceBroken", reason: broken.message, sourceFingerprint: bytes._tag === "Success" ? bytes.success.fingerprint : undefined, x5t: undefined, versionId: undefined, notAfter: undefined, held: false, success: false, atMs: startedAt })
+          yield* log(d, "source broken: nothing sent to the vault; retrying", "warn", { problems: broken.problems })
+          return yield* new AttemptFailed({ outcome: "SourceBroken", reason: broken.message, retryAfterMs: undefined })
+        }
+        agentMetrics.sourceBroken(d.name, false)
+        const facts = slot.facts as SourceFacts
+        const sourceBytes = bytes._tag === "Success" ? bytes.success : undefined
+        const vault = yield* vaults.forTarget(d.target).pipe(
+          Effect.catchTag("VaultAccessUnavailable", (e: VaultAccessUnavailable) =>
+            Effect.andThen(
+              log(d, "no vault access", "error", { reason: e.reason, fix: e.fix }),
+              Effect.fail(new AttemptFailed({ outcome: "Failed", reason: e.message, retryAfterMs: undefined })),
+            ),
+          ),
+        )
+        const spend = lane.budget.spend
+        // 2. Compare with the vault: one request.
+        const latest = yield* Effect.exit(spend("other", vault.getLatest(d.target.certificateName)))
+        const expectedTags = forwardTags(d.target.tags, d.certificateId)
+        const inPlace = (v: VaultVersion) => v.x5t === facts.x5t && v.enabled && hasTags(v.tags, expectedTags)
+        if (Exit.isSuccess(latest) && inPlace(latest.value)) {
+          const finishedAt = yield* Clock.currentTimeMillis
+          yield* metrics.deployAttempt("skipped")
+          yield* metrics.idempotentSkip()
+          yield* metrics.deployDuration((finishedAt - startedAt) / 1000)
+          yield* metrics.certificateExpiry({ vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName }, facts.notAfter)
+          const previous = state.get(d.name)
+          record(d, { outcome: "Skipped", reason: "the vault serves the source certificate", sourceFingerprint: facts.fingerprint, x5t: facts.x5t, versionId: latest.value.versionId, notAfter: facts.notAfter.toISOString(), held: false, success: true, atMs: finishedAt })
+          if (previous?.outcome !== "Skipped" || previous.versionId !== latest.value.versionId)
+            yield* log(d, "in place: the vault serves the source certificate", "info", { versionId: latest.value.versionId, x5t: facts.x5t })
+          yield* pickupCheck(d, facts.x5t)
+          return
+        }
+        if (Exit.isFailure(latest)) {
+          const error = latest.cause.reasons.find((r) => r._tag === "Fail")
+          const e = error?._tag === "Fail" ? error.error : undefined
+          if (e === undefined) return yield* Effect.die(new Error("the vault read ended without an error value"))
+          if (e._tag !== "VaultNotFound") {
+            record(d, { outcome: "Failed", reason: e.message, sourceFingerprint: facts.fingerprint, x5t: facts.x5t, versionId: undefined, notAfter: facts.notAfter.toISOString(), held: false, success: false, atMs: yield* Clock.currentTimeMillis })
+            yield* log(d, "cannot read the vault: retrying with backoff", "warn", { error: e._tag, reason: e.message })
+            return yield* new AttemptFailed({ outcome: "Failed", reason: e.message, retryAfterMs: e._tag === "VaultThrottled" ? e.retryAfterMs : undefined })
+          }
+        }
+        // 3. They differ. Held? (an outcome that needs a person, for this very source and configuration)
+        const previous = state.get(d.name)
+        if (previous?.held === true && previous.sourceFingerprint === facts.fingerprint && previous.configFingerprint === d.fingerprint) {
+          yield* log(d, `held: the last deploy of this source ended ${previous.outcome}; change the source or the configuration to deploy again`, "warn", { outcome: previous.outcome, reason: previous.reason })
+          agentMetrics.lastOutcome(d.name, previous.outcome)
+          return
+        }
+        // 4. Deploy (core's state machine), with the snapshot just read.
+        if (parsed === undefined && sourceBytes !== undefined) {
+          const again = yield* materialOf(d.source, sourceBytes, process.env).pipe(
+            Effect.mapError((b) => new AttemptFailed({ outcome: "SourceBroken", reason: b.message, retryAfterMs: undefined })),
+          )
+          parsed = again
+        }
+        if (parsed === undefined) return yield* new AttemptFailed({ outcome: "SourceBroken", reason: "the source could not be read again", retryAfterMs: undefined })
+        const material = parsed.material
+        const outcome = yield* Effect.uninterruptibleMask((restore) => {
+          let committed = false
+          let primed: typeof latest | undefined = latest
+          const guard = <A, E, R>(e: Effect.Effect<A, E, R>) => (committed ? e : restore(e))
+          const commit = (kind: InFlight) =>
+            Effect.sync(() => {
+              inFlight.set(d.name, committed && kind === "committed" ? "rolling-back" : kind)
+              committed = true
+            })
+          const decorated: Vault["Service"] = {
+            getLatest: (name) =>
+              Effect.suspend(() => {
+                const p = primed
+                primed = undefined
+                return p === undefined ? guard(spend("other", vault.getLatest(name))) : p
+              }),
+            getVersion: (name, v) => guard(spend("other", vault.getVersion(name, v))),
+            listVersions: (name) => guard(spend("other", vault.listVersions(name))),
+            importVersion: (request) => Effect.andThen(commit("committed"), spend("import", vault.importVersion(request))),
+            getVersionSecret: (name, v) => Effect.andThen(commit("rolling-back"), spend("other", vault.getVersionSecret(name, v))),
+            getDeleted: (name) => guard(spend("other", vault.getDeleted(name))),
+            recoverDeleted: (name) => Effect.andThen(commit("committed"), spend("other", vault.recoverDeleted(name))),
+          }
+          const audit = AuditLog.of({
+            record: (r: AuditRecord) =>
+              log(d, `deploy: ${r.outcome}`, r.exitCode === 0 ? "info" : "warn", {
+                outcome: r.outcome,
+                reason: r.reason,
+                previousVersionId: r.previousVersionId,
+                versionId: r.versionId,
+                rollbackVersionId: r.rollbackVersionId,
+                newX5t: r.newX5t,
+                adopted: r.adopted,
+                vaultCalls: r.vaultCalls,
+                durationMs: r.durationMs,
+                decisions: r.decisions,
+                ...(r.problems.length > 0 ? { problems: r.problems.map((p) => `${p.field}: ${p.message}`) } : {}),
+              }),
+          })
+          inFlight.set(d.name, "deploying")
+          return deploy({
+            target: d.target,
+            material,
+            certificateId: d.certificateId,
+            options: { adopt: d.adopt },
+          }).pipe(
+            Effect.provideService(Vault, decorated),
+            Effect.provideService(AuditLog, audit),
+            Effect.ensuring(Effect.sync(() => inFlight.delete(d.name))),
+          )
+        })
+        const finishedAt = yield* Clock.currentTimeMillis
+        const success = outcome._tag === "Succeeded" || outcome._tag === "Skipped"
+        const notManaged = outcome._tag === "Rejected" && outcome.problems.some((p) => p.reason === "not_managed")
+        const held = HOLDING.has(outcome._tag) || notManaged
+        record(d, { outcome: outcome._tag, reason: outcome.reason, sourceFingerprint: facts.fingerprint, x5t: facts.x5t, versionId: outcomeVersionId(outcome), notAfter: facts.notAfter.toISOString(), held, success, atMs: finishedAt })
+        if (success) {
+          yield* pickupCheck(d, facts.x5t)
+          return
+        }
+        if (held) return
+        return yield* new AttemptFailed({ outcome: outcome._tag, reason: outcome.reason, retryAfterMs: undefined })
+      })
+
+    const backoff = Schedule.exponential(Duration.millis(settings.backoffBaseMs), 2).pipe(
+      Schedule.modifyDelay(({ duration, input }) =>
+        Effect.succeed(
+          Duration.millis(
+            Math.max(
+              Math.min(Duration.toMillis(duration), settings.backoffMaxMs),
+              (input as AttemptFailed | undefined)?.retryAfterMs ?? 0,
+            ),
+          ),
+        ),
+      ),
+      Schedule.jittered,
+    )
+
+    const markAttempted = (slot: Slot) =>
+      Effect.sync(() => {
+        if (slot.attempted) return
+        slot.attempted = true
+        if (!ready && [...slots.values()].every((s) => s.attempted)) {
+          ready = true
+          agentMetrics.ready(true)
+        }
+      })
+
+    const runSlot = (slot: Slot, generation: number): Effect.Effect<void, never, Metrics | PfxCodec> =>
+      Effect.gen(function* () {
+        do {
+          slot.again = false
+          const lane = yield* laneFor(slot.deployment.target.vaultUrl)
+          const once = lane.slots.withPermits(1)(
+            Effect.andThen(
+              lane.budget.awaitGate,
+              global.withPermits(1)(
+                Effect.suspend(() => {
+                  if (slot.generation === generation) slot.phase = "attempting"
+                  return attempt(slot, lane)
+                }).pipe(
+                  Effect.ensuring(
+                    Effect.andThen(
+                      Effect.sync(() => {
+                        if (slot.generation === generation) slot.phase = "waiting"
+                      }),
+                      markAttempted(slot),
+                    ),
+                  ),
+                ),
+              ),
+            ),
+          )
+          yield* Effect.retry(once, { schedule: backoff, while: () => !stopping })
+            .pipe(Effect.ignore)
+        } while (slot.again && !stopping)
+      }).pipe(
+        Effect.ensuring(
+          Effect.sync(() => {
+            if (slot.generation === generation) {
+              slot.phase = "idle"
+              slot.fiber = undefined
+            }
+          }),
+        ),
+      )
+
+    const start = (slot: Slot): void => {
+      const previous = slot.fiber
+      const generation = ++slot.generation
+      slot.phase = "waiting"
+      slot.fiber = Effect.runForkWith(services)(
+        Effect.andThen(previous === undefined ? Effect.void : Fiber.interrupt(previous), runSlot(slot, generation)),
+      )
+    }
+
+    const trigger = (name: string, _reason: string) =>
+      Effect.sync(() => {
+        if (stopping) return
+        const slot = slots.get(name)
+        if (slot === undefined) return
+        if (slot.phase === "attempting") slot.again = true
+        else start(slot)
+      })
+
+    const triggerAll = (reason: string) =>
+      Effect.suspend(() => Effect.forEach([...slots.keys()], (name) => trigger(name, reason), { discard: true }))
+
+    const addSlot = (d: Deployment) => {
+      const recorded = state.get(d.name)
+      slots.set(d.name, { deployment: d, phase: "idle", again: false, generation: 0, fiber: undefined, attempted: false, facts: undefined })
+      if (recorded?.lastSuccessAt !== undefined) agentMetrics.lastSuccess(d.name, Date.parse(recorded.lastSuccessAt))
+      if (recorded !== undefined) agentMetrics.lastOutcome(d.name, recorded.outcome)
+    }
+    for (const d of initial.deployments) addSlot(d)
+    agentMetrics.deployments(slots.size)
+    agentMetrics.ready(false)
+    if (slots.size === 0) {
+      ready = true
+      agentMetrics.ready(true)
+    }
+
+    const apply = (config: AgentConfig) =>
+      Effect.gen(function* () {
+        const next = new Map(config.deployments.map((d) => [d.name, d]))
+        const removed = [...slots.keys()].filter((name) => !next.has(name))
+        for (const name of removed) {
+          const slot = slots.get(name)
+          slots.delete(name)
+          state.remove(name)
+          agentMetrics.forget(name)
+          if (slot?.fiber !== undefined) yield* Fiber.interrupt(slot.fiber)
+        }
+        let added = 0
+        let changed = 0
+        for (const d of config.deployments) {
+          const slot = slots.get(d.name)
+          if (slot === undefined) {
+            addSlot(d)
+            added++
+          } else if (slot.deployment.fingerprint !== d.fingerprint) {
+            slot.deployment = d
+            slot.facts = undefined
+            changed++
+          }
+        }
+        agentMetrics.deployments(slots.size)
+        yield* Effect.logInfo("configuration applied").pipe(
+          Effect.annotateLogs({ deployments: slots.size, added, changed, removed: removed.length }),
+        )
+      })
+
+    const shutdown = Effect.gen(function* () {
+      stopping = true
+      const fibers = [...slots.values()].flatMap((s) => (s.fiber === undefined ? [] : [s.fiber]))
+      const committed = () => [...inFlight.values()].filter((p) => p !== "deploying").length
+      yield* Effect.logInfo("stopping: finishing the deploys in flight").pipe(
+        Effect.annotateLogs({ inFlight: inFlight.size, committed: committed(), graceMs: settings.shutdownGraceMs }),
+      )
+      const done = yield* Effect.timeoutOption(
+        Effect.forEach(fibers, Fiber.interrupt, { concurrency: "unbounded", discard: true }),
+        Duration.millis(settings.shutdownGraceMs),
+      )
+      if (done._tag === "None") {
+        const rollingBack = () => [...inFlight.entries()].filter(([, p]) => p === "rolling-back").map(([n]) => n)
+        if (rollingBack().length > 0) {
+          yield* Effect.logWarning("grace period over; waiting for the rollbacks in flight (never abandoned half-way)").pipe(
+            Effect.annotateLogs({ deployments: rollingBack() }),
+          )
+          while (rollingBack().length > 0) yield* Effect.sleep("100 millis")
+        }
+        yield* Effect.logWarning("grace period over; exiting with deploys unfinished").pipe(
+          Effect.annotateLogs({ deployments: [...inFlight.keys()] }),
+        )
+      }
+      yield* state.flush
+    })
+
+    return {
+      trigger,
+      triggerAll,
+      apply,
+      deployments: () => [...slots.values()].map((s) => s.deployment),
+      isReady: () => ready,
+      shutdown,
+    } satisfies Reconciler
+  })
+
+export type { TargetConfig }

@@ -1,0 +1,84 @@
+/**
+ * The running agent: its configuration, reconciler and own metrics, built
+ * once and shared by the reconcile loop and the HTTP endpoints. Building it
+ * starts the loop (start, interval, file changes, SIGHUP); releasing it stops
+ * the loop and finishes the deploys in flight.
+ */
+import { Metrics, PfxCodec } from "@kvdeploy/core"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import { type AgentMetrics, makeAgentMetrics } from "./agentMetrics.js"
+import { type AgentConfig, loadAgentConfig } from "./config.js"
+import { makeReconciler, type Reconciler } from "./reconciler.js"
+import { openStateStore } from "./state.js"
+import { Vaults } from "./vaults.js"
+import { makeWatcher } from "./watcher.js"
+
+export class AgentRuntime extends Context.Service<
+  AgentRuntime,
+  {
+    readonly config: () => AgentConfig
+    readonly reconciler: Reconciler
+    readonly metrics: AgentMetrics
+  }
+>()("@kvdeploy/agent/AgentRuntime") {}
+
+export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Vaults | Metrics | PfxCodec> =>
+  Layer.effect(AgentRuntime)(
+    Effect.gen(function* () {
+      const context = yield* Effect.context<Vaults | Metrics | PfxCodec>()
+      const metrics = makeAgentMetrics()
+      const state = openStateStore(initial.settings.stateDir, (line) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "warn", msg: line })}\n`))
+      let config = initial
+      const reconciler = yield* makeReconciler(initial, state, metrics)
+      const watcher = yield* makeWatcher(initial.settings.debounceMs, (name) => reconciler.trigger(name, "file change"))
+      // Released in reverse order: the loop stops, then the deploys in flight finish, then the state is written.
+      yield* Effect.addFinalizer(() => reconciler.shutdown)
+      yield* watcher.watch(initial.deployments)
+      yield* Effect.logInfo("kvdeploy-agent started").pipe(
+        Effect.annotateLogs({
+          config: initial.path,
+          deployments: initial.deployments.length,
+          concurrency: initial.settings.concurrency,
+          intervalSeconds: initial.settings.reconcileIntervalMs / 1000,
+          stateFile: state.path,
+        }),
+      )
+      // State is written at most once a second.
+      yield* Effect.forkScoped(Effect.repeat(state.flush, Schedule.spaced("1 second")))
+      yield* reconciler.triggerAll("start")
+      yield* Effect.forkScoped(
+        Effect.repeat(
+          Effect.andThen(watcher.watch(reconciler.deployments()), reconciler.triggerAll("interval")),
+          Schedule.spaced(Duration.millis(initial.settings.reconcileIntervalMs)),
+        ).pipe(Effect.delay(Duration.millis(initial.settings.reconcileIntervalMs))),
+      )
+      const reload = Effect.gen(function* () {
+        yield* Effect.logInfo("SIGHUP: reloading the configuration").pipe(Effect.annotateLogs({ config: config.path }))
+        const next = yield* loadAgentConfig(config.path).pipe(Effect.result)
+        if (next._tag === "Failure") {
+          yield* Effect.logError("the new configuration is invalid; keeping the running one").pipe(
+            Effect.annotateLogs({ problems: next.failure.problems.map((p) => `${p.field}: ${p.message}`) }),
+          )
+          return
+        }
+        if (JSON.stringify(next.success.settings) !== JSON.stringify(config.settings))
+          yield* Effect.logWarning("agent settings changed; they take effect at the next restart (deployments are reloaded now)")
+        config = { ...next.success, settings: config.settings }
+        yield* reconciler.apply(config)
+        yield* watcher.watch(config.deployments)
+        yield* reconciler.triggerAll("reload")
+      })
+      const onHup = () => {
+        Effect.runForkWith(context)(reload)
+      }
+      yield* Effect.acquireRelease(
+        Effect.sync(() => process.on("SIGHUP", onHup)),
+        () => Effect.sync(() => process.off("SIGHUP", onHup)),
+      )
+      return { config: () => config, reconciler, metrics }
+    }),
+  )

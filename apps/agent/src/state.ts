@@ -1,0 +1,93 @@
+/**
+ * The state directory: the last outcome per deployment (outcome, version id,
+ * thumbprint, source fingerprint, times), never key material. Written
+ * atomically (temporary file, fsync, rename) at most once per second and at
+ * shutdown, so a restart knows what is already in place and what is held
+ * (an outcome that needs a person is not retried for the same source).
+ */
+import { mkdirSync, readFileSync } from "node:fs"
+import { open, rename } from "node:fs/promises"
+import { join } from "node:path"
+import * as Effect from "effect/Effect"
+
+export interface DeploymentRecord {
+  /** The outcome tag (DeployOutcome tags, or "SourceBroken", "Held"). */
+  readonly outcome: string
+  readonly at: string
+  readonly reason: string
+  /** Fingerprint of the deployment's configuration when this was recorded. */
+  readonly configFingerprint: string
+  /** SHA-256 of the source files this outcome was about (undefined when unreadable). */
+  readonly sourceFingerprint: string | undefined
+  readonly x5t: string | undefined
+  readonly versionId: string | undefined
+  readonly notAfter: string | undefined
+  /** Last time the vault was seen serving this source (Succeeded or Skipped). */
+  readonly lastSuccessAt: string | undefined
+  /** True when this outcome needs a person: not retried until the source or the configuration changes. */
+  readonly held: boolean
+}
+
+export interface StateFile {
+  readonly schema: "kvdeploy.agent-state/v1"
+  readonly deployments: Record<string, DeploymentRecord>
+}
+
+export interface StateStore {
+  readonly get: (name: string) => DeploymentRecord | undefined
+  readonly set: (name: string, record: DeploymentRecord) => void
+  readonly remove: (name: string) => void
+  /** Write now when anything changed. */
+  readonly flush: Effect.Effect<void>
+  readonly path: string
+}
+
+/** Open (or create) the state directory; a corrupt state file is set aside, not fatal. */
+export const openStateStore = (dir: string, warn: (line: string) => void): StateStore => {
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const path = join(dir, "state.json")
+  const records = new Map<string, DeploymentRecord>()
+  try {
+    const parsed = JSON.parse(readFileSync(path, "utf8")) as Partial<StateFile>
+    if (parsed.schema === "kvdeploy.agent-state/v1" && typeof parsed.deployments === "object" && parsed.deployments !== null) {
+      for (const [name, record] of Object.entries(parsed.deployments)) records.set(name, record)
+    } else warn(`state file ${path} has an unknown schema; starting without state`)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") warn(`state file ${path} cannot be read (${String((e as Error).message)}); starting without state`)
+  }
+  let dirty = false
+  let writing: Promise<void> = Promise.resolve()
+  const write = async () => {
+    const body: StateFile = { schema: "kvdeploy.agent-state/v1", deployments: Object.fromEntries(records) }
+    const tmp = `${path}.tmp-${process.pid}`
+    const handle = await open(tmp, "w", 0o600)
+    try {
+      await handle.writeFile(`${JSON.stringify(body)}\n`)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(tmp, path)
+  }
+  const flush = Effect.promise(() => {
+    if (!dirty) return writing
+    dirty = false
+    writing = writing.then(write, write).catch((e: unknown) => {
+      dirty = true
+      warn(`state file ${path} cannot be written: ${String((e as Error).message)}`)
+    })
+    return writing
+  })
+  return {
+    path,
+    get: (name) => records.get(name),
+    set: (name, record) => {
+      records.set(name, record)
+      dirty = true
+    },
+    remove: (name) => {
+      if (records.delete(name)) dirty = true
+    },
+    flush,
+  }
+}

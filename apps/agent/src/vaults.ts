@@ -1,0 +1,27 @@
+/**
+ * The agent's access to vaults: one `Vault` (core's port) per target, built
+ * by the composition in main.ts (azure-kv over the SDKs, with the target's
+ * credential). The reconciler adds the per-vault budget around it.
+ */
+import type { TargetConfig, Vault } from "@kvdeploy/core"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+
+/** No vault client could be made for the target (credential settings missing, ...). */
+export class VaultAccessUnavailable extends Data.TaggedError("VaultAccessUnavailable")<{
+  readonly reason: string
+  readonly fix: string
+}> {
+  override get message(): string {
+    return `${this.reason} (fix: ${this.fix})`
+  }
+}
+
+export class Vaults extends Context.Service<
+  Vaults,
+  {
+    /** The vault of a target; the same service for targets of the same vault and credential. */
+    readonly forTarget: (target: TargetConfig) => Effect.Effect<Vault["Service"], VaultAccessUnavailable>
+  }
+>()("@kvdeploy/agent/Vaults") {}
