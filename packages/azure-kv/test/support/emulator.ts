@@ -5,16 +5,16 @@
  * codec, recording metrics and an in-memory audit log.
  */
 import type { TokenCredential } from "@azure/core-auth"
-import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
 import {
   type CertificateMaterial,
   type DeployOptions,
-  deploy,
   DeployPolicy,
+  deploy,
   type TargetConfig,
   validateTargetConfigSync,
 } from "@kvdeploy/core"
 import { InMemoryAuditLog, RecordingMetrics } from "@kvdeploy/core/test"
+import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
 import type { AuthMode, Emulator } from "@kvdeploy/kv-emulator"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as ConfigProvider from "effect/ConfigProvider"
