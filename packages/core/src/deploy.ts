@@ -28,10 +28,10 @@ import { verifyLatest } from "./verify.js"
 import { newerThan } from "./versions.js"
 
 /** An outcome before the common fields are filled in. */
-type Partial<T extends DeployOutcome> = T extends DeployOutcome
+type DraftOf<T extends DeployOutcome> = T extends DeployOutcome
   ? Omit<T, keyof OutcomeCommon> & { readonly reason: string }
   : never
-type Draft = Partial<DeployOutcome>
+type Draft = DraftOf<DeployOutcome>
 
 interface RunState {
   previous: VaultVersion | undefined
