@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto"
 /** Small HTTP helpers shared by the vault, Entra, managed identity and admin handlers. */
 import type { IncomingMessage, ServerResponse } from "node:http"
 
@@ -34,12 +35,14 @@ export const sendJson = (
   headers: Readonly<Record<string, string>> = {},
 ): void => {
   if (res.headersSent || res.destroyed) return
-  const text = body instanceof RawJson ? body.bytes : Buffer.from(body === undefined ? "" : JSON.stringify(body))
+  const text =
+    body instanceof RawJson ? body.bytes : Buffer.from(body === undefined ? "" : JSON.stringify(body))
   res.writeHead(status, {
     ...(text.length > 0 ? { "Content-Type": "application/json; charset=utf-8" } : {}),
     "Content-Length": text.length,
     "Cache-Control": "no-cache",
     "x-ms-keyvault-service-version": "1.9.0.0",
+    "x-ms-request-id": randomUUID(),
     ...headers,
   })
   res.end(text)

@@ -2,7 +2,8 @@
  * Several vaults at once, the state directory across a restart (0600 files and
  * a warning), and the Effect API (scoped start, layer).
  */
-import { mkdtempSync, readdirSync, statSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { it as effectIt } from "@effect/vitest"
@@ -27,6 +28,38 @@ describe("several vaults", () => {
       await expect(b.certificates.getCertificate("same-name")).rejects.toMatchObject({ statusCode: 404 })
       expect(emulator.requests.count({ vault: "one", operation: "import", status: 200 })).toBe(1)
       expect(emulator.requests.count({ vault: "two", operation: "import" })).toBe(0)
+    } finally {
+      await emulator.stop()
+    }
+  })
+})
+
+describe("backing secret encodings", () => {
+  it("the modern PKCS#12 profile (PBES2, AES-256) is what the secret carries when asked for, readable with a blank password", async () => {
+    const emulator = await start({ vaults: ["modern"], secretEncoding: "modern" })
+    try {
+      const m = await makeMaterial()
+      const c = clients(emulator, "modern")
+      const { encodePfx } = await import("@kvdeploy/pkcs12")
+      const Redacted = await import("effect/Redacted")
+      const pfx = await Effect.runPromise(
+        encodePfx(
+          { leaf: m.leafDer, chain: m.chainDer, key: Redacted.make(m.keyPkcs8) },
+          { encoding: "legacy", password: Redacted.make("x") },
+        ),
+      )
+      await c.certificates.importCertificate("enc-pfx", pfx, { password: "x" })
+      const secret = await c.secrets.getSecret("enc-pfx")
+      expect(secret.properties.contentType).toBe("application/x-pkcs12")
+      const dir = mkdtempSync(join(tmpdir(), "kvemu-enc-"))
+      const file = join(dir, "s.pfx")
+      writeFileSync(file, Buffer.from(secret.value ?? "", "base64"))
+      const out = execFileSync("sh", ["-c", `openssl pkcs12 -in "${file}" -passin pass: -info -nodes 2>&1`], {
+        encoding: "utf8",
+      })
+      expect(out).toContain("BEGIN PRIVATE KEY")
+      expect(out).toMatch(/PBES2/)
+      expect(out).toMatch(/AES-256-CBC/i)
     } finally {
       await emulator.stop()
     }
