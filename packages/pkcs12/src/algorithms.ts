@@ -103,5 +103,13 @@ export const hashSizes: Readonly<Record<HashName, { readonly u: number; readonly
  */
 export const maxIterations = 1_000_000
 
+/**
+ * The KDF work one decode may spend, in iterations summed over every
+ * derivation (MAC, each decrypted bag). A normal file spends a few ten
+ * thousand; a hostile one with thousands of bags at the per-KDF limit is
+ * stopped here instead of running for minutes.
+ */
+export const maxTotalIterations = 4_000_000
+
 /** The largest PFX kvdeploy reads (Key Vault's own limit is 25 KB). */
 export const maxPfxBytes = 1024 * 1024

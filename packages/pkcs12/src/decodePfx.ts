@@ -15,7 +15,13 @@ import * as pkijs from "pkijs"
 import { digestByOid, hashSizes, maxIterations, maxPfxBytes, oid } from "./algorithms.js"
 import { type ParsedCertificate, parseCertificate } from "./certificateFacts.js"
 import { orderChain } from "./inspect.js"
-import { decryptWithPassword, type PbeFailure } from "./passwordEncryption.js"
+import {
+  decryptWithPassword,
+  type KdfBudget,
+  newKdfBudget,
+  type PbeFailure,
+  spendIterations,
+} from "./passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
 import { bytesEqual, loadPkcs8, publicOf } from "./privateKey.js"
 
@@ -58,6 +64,7 @@ const verifyMac = (
   pfx: pkijs.PFX,
   authSafe: Uint8Array,
   password: string,
+  budget: KdfBudget,
 ): Effect.Effect<void, PfxDecodeError> =>
   Effect.gen(function* () {
     const macData = pfx.macData
@@ -80,6 +87,9 @@ const verifyMac = (
     const salt = macData.macSalt.valueBlock.valueHexView
     const expected = macData.mac.digest.valueBlock.valueHexView
     const candidates = password === "" ? [bmpPassword(""), new Uint8Array(0)] : [bmpPassword(password)]
+    yield* Effect.mapError(spendIterations(iterations, candidates.length, budget), (f) =>
+      fromPbe(f, "integrity MAC"),
+    )
     for (const pw of candidates) {
       const key = pkcs12Kdf(hashName, pw, salt, iterations, KdfPurpose.mac, hashSizes[hashName].u)
       const actual = createHmac(hashName, key).update(authSafe).digest()
@@ -97,6 +107,7 @@ const collectBags = (
   keys: Array<FoundKey>,
   certificates: Array<FoundCertificate>,
   depth: number,
+  budget: KdfBudget,
 ): Effect.Effect<void, PfxDecodeError> =>
   Effect.gen(function* () {
     for (const bag of bags) {
@@ -107,6 +118,7 @@ const collectBags = (
             shrouded.encryptionAlgorithm,
             copyOf(shrouded.encryptedData.valueBlock.valueHexView),
             password,
+            budget,
           ),
           (f) => fromPbe(f, "private key"),
         )
@@ -144,7 +156,7 @@ const collectBags = (
       } else if (bag.bagId === oid.safeContentsBag && bag.bagValue instanceof pkijs.SafeContents) {
         if (depth >= 4)
           return yield* fail("malformed", `the PFX nests safe contents too deeply; ${MALFORMED_FIX}`)
-        yield* collectBags(bag.bagValue.safeBags, password, keys, certificates, depth + 1)
+        yield* collectBags(bag.bagValue.safeBags, password, keys, certificates, depth + 1, budget)
       }
       // CRL and secret bags are not certificate material: skipped.
     }
@@ -193,7 +205,8 @@ export const decodePfx = (
     if (pfx.authSafe.contentType !== oid.data || !(content instanceof asn1js.OctetString))
       return yield* fail("malformed", `the PFX's authenticated safe is not a data content; ${MALFORMED_FIX}`)
     const authSafeBytes = copyOf(content.getValue())
-    yield* verifyMac(pfx, authSafeBytes, pw)
+    const budget = newKdfBudget()
+    yield* verifyMac(pfx, authSafeBytes, pw, budget)
     const authenticatedSafe = yield* Effect.try({
       try: () => pkijs.AuthenticatedSafe.fromBER(authSafeBytes),
       catch: (cause) =>
@@ -209,7 +222,7 @@ export const decodePfx = (
       const inner: unknown = info.content
       if (info.contentType === oid.data && inner instanceof asn1js.OctetString) {
         const contents = yield* parseSafeContents(copyOf(inner.getValue()))
-        yield* collectBags(contents.safeBags, pw, keys, certificates, 0)
+        yield* collectBags(contents.safeBags, pw, keys, certificates, 0, budget)
       } else if (info.contentType === oid.encryptedData) {
         const encrypted = yield* Effect.try({
           try: () => {
@@ -227,11 +240,11 @@ export const decodePfx = (
             }),
         })
         const plain = yield* Effect.mapError(
-          decryptWithPassword(encrypted.algorithm, encrypted.ciphertext, pw),
+          decryptWithPassword(encrypted.algorithm, encrypted.ciphertext, pw, budget),
           (f) => fromPbe(f, "certificate block"),
         )
         const contents = yield* parseSafeContents(plain)
-        yield* collectBags(contents.safeBags, pw, keys, certificates, 0)
+        yield* collectBags(contents.safeBags, pw, keys, certificates, 0, budget)
       } else if (info.contentType === oid.envelopedData) {
         return yield* fail(
           "unsupported",

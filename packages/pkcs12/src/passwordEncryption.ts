@@ -9,7 +9,14 @@ import * as asn1js from "asn1js"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as pkijs from "pkijs"
-import { maxIterations, oid, pbes1ByOid, pbes2CipherByOid, prfByOid } from "./algorithms.js"
+import {
+  maxIterations,
+  maxTotalIterations,
+  oid,
+  pbes1ByOid,
+  pbes2CipherByOid,
+  prfByOid,
+} from "./algorithms.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf, utf8Password } from "./pkcs12Kdf.js"
 import { rc2CbcDecrypt, rc2CbcEncrypt } from "./rc2.js"
 
@@ -97,16 +104,36 @@ const unsupported = (detail: string) => new PbeFailure({ kind: "unsupported", de
 const wrongPassword = () =>
   new PbeFailure({ kind: "wrong-password", detail: "decryption failed: the password is wrong" })
 
-const checkIterations = (n: unknown): Effect.Effect<number, PbeFailure> =>
-  typeof n !== "number" || !Number.isSafeInteger(n) || n < 1
-    ? Effect.fail(malformed("the iteration count is not a positive integer"))
-    : n > maxIterations
-      ? Effect.fail(
-          unsupported(
-            `the iteration count ${n} exceeds the limit of ${maxIterations}; re-export the PFX with fewer`,
-          ),
-        )
-      : Effect.succeed(n)
+/** KDF iterations one decode may still spend (see `maxTotalIterations`). */
+export interface KdfBudget {
+  remaining: number
+}
+
+export const newKdfBudget = (): KdfBudget => ({ remaining: maxTotalIterations })
+
+/** Check an iteration count and charge `derivations` runs of it to the budget. */
+export const spendIterations = (
+  n: unknown,
+  derivations: number,
+  budget: KdfBudget,
+): Effect.Effect<number, PbeFailure> => {
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1)
+    return Effect.fail(malformed("the iteration count is not a positive integer"))
+  if (n > maxIterations)
+    return Effect.fail(
+      unsupported(
+        `the iteration count ${n} exceeds the limit of ${maxIterations}; re-export the PFX with fewer`,
+      ),
+    )
+  if (n * derivations > budget.remaining)
+    return Effect.fail(
+      unsupported(
+        `the PFX asks for more than ${maxTotalIterations} key-derivation iterations in all; re-export it with fewer items or iterations`,
+      ),
+    )
+  budget.remaining -= n * derivations
+  return Effect.succeed(n)
+}
 
 const pbes1ParamsSchema = new asn1js.Sequence({
   value: [new asn1js.OctetString({ name: "salt" }), new asn1js.Integer({ name: "iterations" })],
@@ -117,6 +144,7 @@ const decryptPbes1 = (
   scheme: { readonly cipher: "des-ede3-cbc" | "des-ede-cbc" | "rc2"; readonly keyLength: number },
   ciphertext: Uint8Array,
   password: string,
+  budget: KdfBudget,
 ): Effect.Effect<Uint8Array, PbeFailure> =>
   Effect.gen(function* () {
     const checked = asn1js.compareSchema(
@@ -130,9 +158,11 @@ const decryptPbes1 = (
     if (!(saltBlock instanceof asn1js.OctetString) || !(iterationBlock instanceof asn1js.Integer))
       return yield* Effect.fail(malformed("the PBES1 parameters are malformed"))
     const salt = saltBlock.valueBlock.valueHexView
-    const iterations = yield* checkIterations(iterationBlock.valueBlock.valueDec)
     // The empty password is 00 00 as a BMPString; some writers used zero bytes instead.
     const candidates = password === "" ? [bmpPassword(""), new Uint8Array(0)] : [bmpPassword(password)]
+    // Key and IV: one SHA-1 block per 20 bytes each, per candidate password.
+    const derivations = candidates.length * (Math.ceil(scheme.keyLength / 20) + 1)
+    const iterations = yield* spendIterations(iterationBlock.valueBlock.valueDec, derivations, budget)
     for (const pw of candidates) {
       const key = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.key, scheme.keyLength)
       const iv = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.iv, 8)
@@ -156,6 +186,7 @@ const decryptPbes2 = (
   algorithm: pkijs.AlgorithmIdentifier,
   ciphertext: Uint8Array,
   password: string,
+  budget: KdfBudget,
 ): Effect.Effect<Uint8Array, PbeFailure> =>
   Effect.gen(function* () {
     const params = yield* Effect.try({
@@ -183,7 +214,7 @@ const decryptPbes2 = (
     if (!(kdf.salt instanceof asn1js.OctetString))
       return yield* Effect.fail(unsupported("PBKDF2 with a non-octet-string salt is not supported"))
     const salt = kdf.salt.valueBlock.valueHexView
-    const iterations = yield* checkIterations(kdf.iterationCount)
+    const iterations = yield* spendIterations(kdf.iterationCount, 1, budget)
     const ivParam = params.encryptionScheme.algorithmParams
     if (!(ivParam instanceof asn1js.OctetString))
       return yield* Effect.fail(malformed("the PBES2 cipher has no IV"))
@@ -202,10 +233,11 @@ export const decryptWithPassword = (
   algorithm: pkijs.AlgorithmIdentifier,
   ciphertext: Uint8Array,
   password: string,
+  budget: KdfBudget,
 ): Effect.Effect<Uint8Array, PbeFailure> => {
-  if (algorithm.algorithmId === oid.pbes2) return decryptPbes2(algorithm, ciphertext, password)
+  if (algorithm.algorithmId === oid.pbes2) return decryptPbes2(algorithm, ciphertext, password, budget)
   const pbes1 = pbes1ByOid[algorithm.algorithmId]
-  if (pbes1 !== undefined) return decryptPbes1(algorithm, pbes1, ciphertext, password)
+  if (pbes1 !== undefined) return decryptPbes1(algorithm, pbes1, ciphertext, password, budget)
   return Effect.fail(
     unsupported(
       `encryption algorithm ${algorithm.algorithmId} is not supported (PBES2, PBE-SHA1-3DES, PBE-SHA1-RC2 are)`,

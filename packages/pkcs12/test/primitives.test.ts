@@ -1,7 +1,10 @@
 import { hash } from "node:crypto"
+import * as Effect from "effect/Effect"
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
+import { maxIterations, maxTotalIterations } from "../src/algorithms.js"
 import { iteratedHash } from "../src/iteratedHash.js"
+import { newKdfBudget, spendIterations } from "../src/passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "../src/pkcs12Kdf.js"
 import { rc2CbcDecrypt, rc2CbcEncrypt, rc2EncryptBlock } from "../src/rc2.js"
 
@@ -66,6 +69,25 @@ describe("iterated SHA-1 / SHA-256 (the KDF's inner loop) equal node:crypto", ()
         },
       ),
       { numRuns: 60 },
+    )
+  })
+})
+
+describe("KDF work budget", () => {
+  it("charges iterations × derivations and refuses what exceeds the per-KDF limit or the total", () => {
+    const budget = newKdfBudget()
+    const spend = (n: number, derivations: number) =>
+      Effect.runSync(Effect.result(spendIterations(n, derivations, budget)))
+    expect(spend(2048, 3)._tag).toBe("Success")
+    expect(budget.remaining).toBe(maxTotalIterations - 6144)
+    const tooMany = spend(maxIterations + 1, 1)
+    expect(tooMany._tag === "Failure" ? tooMany.failure.kind : "spent").toBe("unsupported")
+    expect(spend(0, 1)._tag === "Failure").toBe(true)
+    // Spend the rest at the per-KDF limit, then one more is refused.
+    while (budget.remaining >= maxIterations) expect(spend(maxIterations, 1)._tag).toBe("Success")
+    const over = spend(maxIterations, 1)
+    expect(over._tag === "Failure" ? over.failure.detail : "spent").toMatch(
+      /key-derivation iterations in all/,
     )
   })
 })
