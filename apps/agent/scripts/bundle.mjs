@@ -19,7 +19,8 @@ const result = await build({
   format: sea ? "cjs" : "esm",
   platform: "node",
   target: "node22",
-  conditions: ["@kvdeploy/source"],
+  // Workspace packages from their sources (KVDEPLOY_BUNDLE_FROM_DIST=1: from their dist/ build output).
+  conditions: process.env.KVDEPLOY_BUNDLE_FROM_DIST === "1" ? [] : ["@kvdeploy/source"],
   banner: sea
     ? { js: "" }
     : { js: "#!/usr/bin/env node\nimport { createRequire as __kvdeployCreateRequire } from 'node:module'; const require = __kvdeployCreateRequire(import.meta.url);" },

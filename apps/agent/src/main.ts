@@ -65,7 +65,7 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
 export const agentLayer = (config: AgentConfig) => {
   const adapters = Layer.mergeAll(Prometheus.layer, Pkcs12.layer)
   const runtime = Runtime.layer(config).pipe(Layer.provide(azureVaults(config)), Layer.provideMerge(adapters))
-  const http = HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
+  const http = HttpRouter.serve(routes, { disableLogger: true }).pipe(
     Layer.provide(NodeHttpServer.layer(() => createServer(), { host: config.settings.listenHost, port: config.settings.listenPort })),
   )
   return Layer.mergeAll(http).pipe(Layer.provideMerge(runtime))

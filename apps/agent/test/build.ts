@@ -1,0 +1,11 @@
+// Vitest global setup: bundle the agent so the end-to-end tests run the binary
+// as built from the current sources (`node dist/bin.js`).
+import { spawnSync } from "node:child_process"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+export default function setup(): void {
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+  const r = spawnSync(process.execPath, [join(root, "scripts", "bundle.mjs")], { cwd: root, encoding: "utf8" })
+  if (r.status !== 0) throw new Error(`bundling kvdeploy-agent failed:\n${r.stdout}\n${r.stderr}`)
+}

@@ -1,0 +1,221 @@
+/**
+ * End-to-end harness: the emulator in this process, the BUILT agent
+ * (dist/bin.js, or the single executable) as a subprocess with its JSON log
+ * lines collected, certificate files on /dev/shm in a directory removed after
+ * each test, and the emulator's request log to prove what was (not) written.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { dirname } from "node:path"
+import { fileURLToPath } from "node:url"
+import { type Emulator, type EmulatorOptions, start } from "@kvdeploy/kv-emulator"
+import { stringify } from "yaml"
+
+export const agentRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
+export const bin = join(agentRoot, "dist", "bin.js")
+
+export type LogLine = Record<string, unknown> & { readonly msg: string; readonly level: string }
+
+/** The environment of an agent run: no Azure variables from the host. */
+export const baseEnv = (): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined) continue
+    if (/^(AZURE_|NODE_EXTRA_CA_CERTS|IDENTITY_|MSI_|KVDEPLOY_AGENT_)/.test(k)) continue
+    env[k] = v
+  }
+  return env
+}
+
+export interface Workdir {
+  readonly dir: string
+  /** Write a file atomically (temporary name, then rename), as certificate tools do. */
+  readonly write: (name: string, content: string | Uint8Array) => string
+  /** Write a file in place (truncate, write): a half-written state can be observed. */
+  readonly writeInPlace: (name: string, content: string | Uint8Array) => string
+  readonly path: (name: string) => string
+  readonly remove: () => void
+}
+
+export const workdir = (): Workdir => {
+  const dir = mkdtempSync(join("/dev/shm", "kvdeploy-agent-test-"))
+  let n = 0
+  return {
+    dir,
+    write: (name, content) => {
+      const tmp = join(dir, `.${name}.tmp-${++n}`)
+      writeFileSync(tmp, content, { mode: 0o600 })
+      renameSync(tmp, join(dir, name))
+      return join(dir, name)
+    },
+    writeInPlace: (name, content) => {
+      writeFileSync(join(dir, name), content, { mode: 0o600 })
+      return join(dir, name)
+    },
+    path: (name) => join(dir, name),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  }
+}
+
+export const startEmulator = (options: EmulatorOptions = {}): Promise<Emulator> =>
+  start({ throttling: false, warn: () => {}, ...options })
+
+export interface AgentProcess {
+  readonly child: ChildProcess
+  readonly lines: Array<LogLine>
+  readonly stderr: () => string
+  /** Wait for a log line matching `predicate` (after index `from`); fails with the log on timeout. */
+  readonly waitFor: (predicate: (line: LogLine) => boolean, options?: { from?: number; timeoutMs?: number }) => Promise<LogLine>
+  readonly http: (path: string) => Promise<{ status: number; body: string }>
+  readonly port: () => number
+  readonly signal: (signal: NodeJS.Signals) => void
+  /** Resolves with the exit code (or 128+signal). */
+  readonly exited: Promise<number>
+  readonly kill: () => void
+}
+
+const problemText = (lines: ReadonlyArray<LogLine>, stderr: string) =>
+  `--- agent log ---\n${lines.map((l) => JSON.stringify(l)).join("\n")}\n--- stderr ---\n${stderr}`
+
+export const startAgent = (
+  configPath: string,
+  env: Readonly<Record<string, string>>,
+  options: { readonly command?: ReadonlyArray<string>; readonly args?: ReadonlyArray<string> } = {},
+): AgentProcess => {
+  const command = options.command ?? [process.execPath, bin]
+  const [exe, ...pre] = command
+  const child = spawn(exe as string, [...pre, "--config", configPath, ...(options.args ?? [])], {
+    env: { ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  })
+  const lines: Array<LogLine> = []
+  const waiters = new Set<() => void>()
+  let buffered = ""
+  let err = ""
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString("utf8")
+    let nl = buffered.indexOf("\n")
+    while (nl >= 0) {
+      const text = buffered.slice(0, nl)
+      buffered = buffered.slice(nl + 1)
+      try {
+        lines.push(JSON.parse(text) as LogLine)
+      } catch {
+        lines.push({ msg: text, level: "raw" })
+      }
+      nl = buffered.indexOf("\n")
+    }
+    for (const w of waiters) w()
+  })
+  child.stderr?.on("data", (chunk: Buffer) => {
+    err += chunk.toString("utf8")
+  })
+  const exited = new Promise<number>((resolve) => {
+    child.on("close", (code, signal) => {
+      for (const w of waiters) w()
+      resolve(code ?? (signal === null ? -1 : 128))
+    })
+  })
+  let exitedFlag = false
+  void exited.then(() => {
+    exitedFlag = true
+  })
+  const waitFor: AgentProcess["waitFor"] = (predicate, o = {}) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        for (let i = o.from ?? 0; i < lines.length; i++) {
+          const line = lines[i] as LogLine
+          if (predicate(line)) {
+            cleanup()
+            resolve(line)
+            return
+          }
+        }
+        if (exitedFlag) {
+          cleanup()
+          reject(new Error(`the agent exited before the expected log line\n${problemText(lines, err)}`))
+        }
+      }
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(new Error(`no expected log line within ${o.timeoutMs ?? 30_000} ms\n${problemText(lines, err)}`))
+      }, o.timeoutMs ?? 30_000)
+      const cleanup = () => {
+        clearTimeout(timer)
+        waiters.delete(check)
+      }
+      waiters.add(check)
+      check()
+    })
+  let port = 0
+  const portOf = () => {
+    if (port !== 0) return port
+    for (const l of lines) {
+      const m = /Listening on http:\/\/[^:]+:(\d+)/.exec(l.msg)
+      if (m !== null) port = Number(m[1])
+    }
+    return port
+  }
+  return {
+    child,
+    lines,
+    stderr: () => err,
+    waitFor,
+    http: async (path) => {
+      const r = await fetch(`http://127.0.0.1:${portOf()}${path}`)
+      return { status: r.status, body: await r.text() }
+    },
+    port: portOf,
+    signal: (s) => {
+      child.kill(s)
+    },
+    exited,
+    kill: () => {
+      if (!exitedFlag) child.kill("SIGKILL")
+    },
+  }
+}
+
+export interface DeploymentSpec {
+  readonly name: string
+  readonly vault: string
+  readonly certificate: string
+  readonly source: Record<string, string>
+  readonly target?: Record<string, unknown>
+  readonly pickup?: Record<string, unknown>
+}
+
+/** Write an agent configuration for deployments against the emulator. */
+export const writeConfig = (
+  work: Workdir,
+  emulator: Emulator,
+  deployments: ReadonlyArray<DeploymentSpec>,
+  agent: Record<string, unknown> = {},
+  file = "agent.yaml",
+): string =>
+  work.write(
+    file,
+    stringify({
+      agent: { listen: "127.0.0.1:0", state_dir: work.path("state"), reconcile_interval_seconds: 3600, debounce_ms: 200, backoff_base_seconds: 0.2, backoff_max_seconds: 2, shutdown_grace_seconds: 10, ...agent },
+      deployments: deployments.map((d) => ({
+        name: d.name,
+        source: d.source,
+        target: { ...emulator.targetConfig(d.vault, d.certificate, "clientSecret"), ...(d.target ?? {}) },
+        ...(d.pickup === undefined ? {} : { pickup: d.pickup }),
+      })),
+    }),
+  )
+
+/** The metric's value from a Prometheus text page, or undefined. */
+export const metricValue = (page: string, name: string, labels: Record<string, string> = {}): number | undefined => {
+  for (const line of page.split("\n")) {
+    if (!line.startsWith(name)) continue
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/.exec(line)
+    if (m === null || m[1] !== name) continue
+    const got: Record<string, string> = {}
+    for (const pair of (m[3] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) got[pair[1] as string] = pair[2] as string
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[4])
+  }
+  return undefined
+}

@@ -1,0 +1,101 @@
+/**
+ * The built agent against the emulator: a certificate created, renewed (new
+ * key and new certificate), broken (mismatched key: nothing reaches the
+ * vault) and fixed; /metrics, /healthz, /readyz; SIGTERM exits 0.
+ */
+import { spawnSync } from "node:child_process"
+import type { Emulator } from "@kvdeploy/kv-emulator"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type AgentProcess, baseEnv, metricValue, startAgent, startEmulator, type Workdir, workdir, writeConfig } from "./harness.js"
+import { makePki, type Pki } from "./pki.js"
+
+const VAULT = "agent-life"
+let emulator: Emulator
+let pki: Pki
+let work: Workdir
+let agent: AgentProcess | undefined
+
+beforeAll(async () => {
+  emulator = await startEmulator({ vaults: [VAULT] })
+  pki = await makePki()
+  work = workdir()
+})
+afterAll(async () => {
+  agent?.kill()
+  work.remove()
+  await emulator.stop()
+})
+
+const latestX5t = (name: string) => emulator.state.versions(VAULT, name)?.at(-1)?.x5t
+const writesSince = (mark: number) =>
+  emulator.requests.entries({ since: mark, vault: VAULT }).filter((e) => e.method !== "GET" && !e.challenge).length
+
+describe("lifecycle of one deployment", () => {
+  it("deploys a new certificate, a renewal, refuses a broken source and deploys it once fixed", async () => {
+    const first = await pki.leaf("api.example.test")
+    work.write("api.key", first.keyPem)
+    work.write("api.crt", first.certPem)
+    const config = writeConfig(work, emulator, [
+      { name: "api", vault: VAULT, certificate: "api-cert", source: { cert: work.path("api.crt"), key: work.path("api.key") } },
+    ])
+    agent = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    const a = agent
+
+    // Created.
+    await a.waitFor((l) => l.deployment === "api" && l.msg === "deploy: Succeeded")
+    expect(latestX5t("api-cert")).toBe(first.x5t)
+    await a.waitFor((l) => /Listening on/.test(l.msg))
+    await expect.poll(async () => (await a.http("/readyz")).status, { timeout: 10_000 }).toBe(200)
+    expect((await a.http("/healthz")).status).toBe(200)
+
+    // Renewed: a new key and a new certificate, written one after the other (atomic renames).
+    const second = await pki.leaf("api.example.test")
+    let from = a.lines.length
+    work.write("api.key", second.keyPem)
+    work.write("api.crt", second.certPem)
+    await a.waitFor((l) => l.deployment === "api" && l.msg === "deploy: Succeeded", { from })
+    await expect.poll(() => latestX5t("api-cert"), { timeout: 10_000 }).toBe(second.x5t)
+
+    // Broken: the certificate of a third issue with the second key. Nothing is written to the vault.
+    const third = await pki.leaf("api.example.test")
+    const mark = emulator.requests.mark()
+    from = a.lines.length
+    work.write("api.crt", third.certPem)
+    const broken = await a.waitFor((l) => l.deployment === "api" && /^source broken/.test(l.msg), { from })
+    expect(JSON.stringify(broken.problems)).toMatch(/matches none of the certificates/)
+    // Retried with backoff: a second report, still nothing written.
+    await a.waitFor((l, i = a.lines.indexOf(l)) => i > a.lines.indexOf(broken) && l.deployment === "api" && /^source broken/.test(l.msg), { from })
+    expect(writesSince(mark)).toBe(0)
+    expect(latestX5t("api-cert")).toBe(second.x5t)
+    const brokenPage = (await a.http("/metrics")).body
+    expect(metricValue(brokenPage, "kvdeploy_agent_source_broken", { deployment: "api" })).toBe(1)
+
+    // Fixed: the matching key arrives.
+    from = a.lines.length
+    work.write("api.key", third.keyPem)
+    await a.waitFor((l) => l.deployment === "api" && l.msg === "deploy: Succeeded", { from })
+    expect(latestX5t("api-cert")).toBe(third.x5t)
+
+    // Metrics: the catalogue and the agent's own series, valid exposition.
+    const page = (await a.http("/metrics")).body
+    expect(metricValue(page, "certctl_deploy_attempts_total", { target_type: "azure_kv", result: "succeeded" })).toBe(3)
+    expect(metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "api", outcome: "Succeeded" })).toBe(1)
+    expect(metricValue(page, "kvdeploy_agent_source_broken", { deployment: "api" })).toBe(0)
+    expect(metricValue(page, "kvdeploy_agent_certificate_expiry_timestamp_seconds", { deployment: "api" })).toBe(third.notAfter.getTime() / 1000)
+    expect(metricValue(page, "kvdeploy_agent_last_success_timestamp_seconds", { deployment: "api" })).toBeGreaterThan(0)
+    expect(metricValue(page, "kvdeploy_agent_ready")).toBe(1)
+    const promtool = spawnSync("promtool", ["check", "metrics"], { input: page, encoding: "utf8" })
+    if (promtool.error === undefined) expect(promtool.status, promtool.stdout + promtool.stderr).toBe(0)
+
+    // No key material in any log line.
+    const log = JSON.stringify(a.lines) + a.stderr()
+    for (const issued of [first, second, third]) {
+      const body = issued.keyPem.split("\n").slice(1, -2).join("")
+      expect(log).not.toContain(body.slice(0, 40))
+    }
+    expect(log).not.toContain("PRIVATE KEY")
+
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+  })
+})
