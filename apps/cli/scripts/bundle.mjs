@@ -20,14 +20,20 @@ const result = await build({
   platform: "node",
   target: "node22",
   conditions: ["@kvdeploy/source"],
-  external: ["@azure/*", "@peculiar/*", "prom-client", "reflect-metadata"],
-  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __kvdeployCreateRequire } from 'node:module'; const require = __kvdeployCreateRequire(import.meta.url);" },
+  external: ["@peculiar/*", "prom-client", "reflect-metadata"],
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire as __kvdeployCreateRequire } from 'node:module'; const require = __kvdeployCreateRequire(import.meta.url);",
+  },
   chunkNames: "chunks/[name]-[hash]",
   sourcemap: "linked",
   legalComments: "none",
+  minifyWhitespace: true,
+  minifySyntax: true,
   metafile: true,
   logLevel: "warning",
 })
 const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith(".js"))
-const bin = outputs.find(([f]) => f === "dist/bin.js")
-console.log(`kvdeploy bundled: dist/bin.js ${Math.round((bin?.[1].bytes ?? 0) / 1024)} KiB, ${outputs.length - 1} lazy chunk(s)`)
+const total = outputs.reduce((n, [, o]) => n + o.bytes, 0)
+console.log(
+  `kvdeploy bundled: dist/bin.js and ${outputs.length - 1} chunk(s), ${Math.round(total / 1024)} KiB in all`,
+)

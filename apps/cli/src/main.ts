@@ -11,9 +11,11 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Cause from "effect/Cause"
-import * as Effect from "effect/Effect"
-import * as Command from "effect/cli/Command"
 import * as CliError from "effect/cli/CliError"
+import * as Command from "effect/cli/Command"
+import * as Effect from "effect/Effect"
+import { CliProblem, ExitCode, ExitWith } from "./cli/problems.js"
+import { clearProgress, printErr, styleErr } from "./cli/terminal.js"
 import { demo } from "./commands/demo.js"
 import { deploy } from "./commands/deploy.js"
 import { doctor } from "./commands/doctor.js"
@@ -24,8 +26,6 @@ import { show } from "./commands/show.js"
 import { validate } from "./commands/validate.js"
 import { verify } from "./commands/verify.js"
 import { versions } from "./commands/versions.js"
-import { CliProblem, ExitCode, ExitWith } from "./cli/problems.js"
-import { clearProgress, printErr, styleErr } from "./cli/terminal.js"
 import { version } from "./version.js"
 
 export const kvdeploy = Command.make("kvdeploy").pipe(
@@ -33,11 +33,23 @@ export const kvdeploy = Command.make("kvdeploy").pipe(
     "Deploy TLS certificates into Azure Key Vault safely: snapshot what the vault serves, import the new certificate as a new version, prove the vault serves exactly that version, and roll back when it does not. Every command takes --help and --json. Exit codes: 0 succeeded or skipped, 1 failed (vault unchanged), 2 usage error or rejected (nothing written), 3 rolled back, 4 rollback failed or unverified (needs a person), 5 superseded by another writer.",
   ),
   Command.withExamples([
-    { command: "kvdeploy demo", description: "Watch a deploy, a skip and a rollback against the embedded emulator" },
-    { command: "kvdeploy plan --config target.json --cert leaf.pem --key leaf.key", description: "What a deploy would do, read-only" },
-    { command: "kvdeploy deploy --config target.json --cert leaf.pem --chain chain.pem --key leaf.key", description: "Deploy" },
+    {
+      command: "kvdeploy demo",
+      description: "Watch a deploy, a skip and a rollback against the embedded emulator",
+    },
+    {
+      command: "kvdeploy plan --config target.json --cert leaf.pem --key leaf.key",
+      description: "What a deploy would do, read-only",
+    },
+    {
+      command: "kvdeploy deploy --config target.json --cert leaf.pem --chain chain.pem --key leaf.key",
+      description: "Deploy",
+    },
     { command: "kvdeploy versions --config target.json", description: "Version history, newest first" },
-    { command: "kvdeploy --completions bash > /etc/bash_completion.d/kvdeploy", description: "Install shell completion" },
+    {
+      command: "kvdeploy --completions bash > /etc/bash_completion.d/kvdeploy",
+      description: "Install shell completion",
+    },
   ]),
   Command.withSubcommands([deploy, plan, show, versions, list, verify, validate, doctor, emulator, demo]),
 )
@@ -73,17 +85,25 @@ export const main = (argv: ReadonlyArray<string>): void => {
       if (failure._tag === "Some") {
         const error: unknown = failure.value
         if (error instanceof ExitWith) return clearProgress.pipe(Effect.andThen(Effect.fail(error)))
-        if (error instanceof CliProblem) return renderProblem(error, json).pipe(Effect.andThen(Effect.fail(error)))
+        if (error instanceof CliProblem)
+          return renderProblem(error, json).pipe(Effect.andThen(Effect.fail(error)))
         if (CliError.isCliError(error)) {
           // effect/cli already printed the parse error and the help for it.
-          if (json) process.stdout.write(`${JSON.stringify({ error: { title: error.message, exitCode: ExitCode.usage, problems: [] } })}\n`)
+          if (json)
+            process.stdout.write(
+              `${JSON.stringify({ error: { title: error.message, exitCode: ExitCode.usage, problems: [] } })}\n`,
+            )
           return Effect.fail(new ExitWith({ exitCode: ExitCode.usage }))
         }
       }
       if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
       return clearProgress.pipe(
         Effect.andThen(printErr(`${styleErr().red("internal error")}: ${Cause.pretty(cause)}`)),
-        Effect.andThen(printErr("This is a bug in kvdeploy; please report it with the command you ran (no key material is in this message).")),
+        Effect.andThen(
+          printErr(
+            "This is a bug in kvdeploy; please report it with the command you ran (no key material is in this message).",
+          ),
+        ),
         Effect.andThen(Effect.fail(new ExitWith({ exitCode: 70 }))),
       )
     }),

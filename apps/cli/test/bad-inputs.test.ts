@@ -53,16 +53,43 @@ interface Case {
 
 /** A line of base64 from the middle of each fixture key: none may appear in any output. */
 const keyBodies = () =>
-  [good, other, expired, future, rsa1024, rsa2048, strangerLeaf].map((i) => i.keyPem.split("\n")[2] ?? "").filter((l) => l.length > 20)
+  [good, other, expired, future, rsa1024, rsa2048, strangerLeaf]
+    .map((i) => i.keyPem.split("\n")[2] ?? "")
+    .filter((l) => l.length > 20)
 
 const target = (name: string, extra: Record<string, unknown> = {}) => world.targetFile(name, extra)
-const deploy = (name: string, ...more: ReadonlyArray<string>) => ["deploy", "--config", target(name), "--cert", "-", ...more]
+const deploy = (name: string, ...more: ReadonlyArray<string>) => [
+  "deploy",
+  "--config",
+  target(name),
+  "--cert",
+  "-",
+  ...more,
+]
 const pemFile = (label: string, content: string) => world.file(label, content)
 
 const cases: ReadonlyArray<Case> = [
-  { name: "mismatched key", args: () => deploy("c-mismatch"), stdin: () => good.certPem + fx.chainPem + other.keyPem, exit: 2, says: ["does not match"] },
-  { name: "expired leaf", args: () => deploy("c-expired"), stdin: () => fx.bundle(expired), exit: 2, says: [/expired/i] },
-  { name: "not yet valid leaf", args: () => deploy("c-future"), stdin: () => fx.bundle(future), exit: 2, says: ["not valid before"] },
+  {
+    name: "mismatched key",
+    args: () => deploy("c-mismatch"),
+    stdin: () => good.certPem + fx.chainPem + other.keyPem,
+    exit: 2,
+    says: ["does not match"],
+  },
+  {
+    name: "expired leaf",
+    args: () => deploy("c-expired"),
+    stdin: () => fx.bundle(expired),
+    exit: 2,
+    says: [/expired/i],
+  },
+  {
+    name: "not yet valid leaf",
+    args: () => deploy("c-future"),
+    stdin: () => fx.bundle(future),
+    exit: 2,
+    says: ["not valid before"],
+  },
   {
     name: "broken chain (another CA's intermediate)",
     args: () => deploy("c-broken-chain"),
@@ -70,17 +97,41 @@ const cases: ReadonlyArray<Case> = [
     exit: 2,
     says: [/chain/i],
   },
-  { name: "RSA 1024 key", args: () => deploy("c-rsa1024"), stdin: () => fx.bundle(rsa1024), exit: 2, says: ["RSA 1024", "2048"] },
+  {
+    name: "RSA 1024 key",
+    args: () => deploy("c-rsa1024"),
+    stdin: () => fx.bundle(rsa1024),
+    exit: 2,
+    says: ["RSA 1024", "2048"],
+  },
   {
     name: "encrypted key without passphrase",
-    args: () => ["deploy", "--config", target("c-enc"), "--cert", pemFile("leaf.pem", good.certPem + fx.chainPem), "--key", "-"],
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-enc"),
+      "--cert",
+      pemFile("leaf.pem", good.certPem + fx.chainPem),
+      "--key",
+      "-",
+    ],
     stdin: () => encryptedKeyPem(good.keyPem, "correct horse"),
     exit: 2,
     says: ["encrypted", "--key-passphrase-env"],
   },
   {
     name: "encrypted key, wrong passphrase",
-    args: () => ["deploy", "--config", target("c-enc-wrong"), "--cert", pemFile("leaf.pem", good.certPem), "--key", "-", "--key-passphrase-env", "KEY_PASS"],
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-enc-wrong"),
+      "--cert",
+      pemFile("leaf.pem", good.certPem),
+      "--key",
+      "-",
+      "--key-passphrase-env",
+      "KEY_PASS",
+    ],
     stdin: () => encryptedKeyPem(good.keyPem, "correct horse"),
     env: () => ({ KEY_PASS: "wrong" }),
     exit: 2,
@@ -88,20 +139,100 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "passphrase variable not set",
-    args: () => ["deploy", "--config", target("c-enc-unset"), "--cert", pemFile("leaf.pem", good.certPem), "--key", "-", "--key-passphrase-env", "NOT_SET_ANYWHERE"],
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-enc-unset"),
+      "--cert",
+      pemFile("leaf.pem", good.certPem),
+      "--key",
+      "-",
+      "--key-passphrase-env",
+      "NOT_SET_ANYWHERE",
+    ],
     stdin: () => encryptedKeyPem(good.keyPem, "x"),
     exit: 2,
     says: ["NOT_SET_ANYWHERE is not set"],
   },
-  { name: "certificate name with underscore", args: () => ["deploy", "--config", target("ok-name"), "--name", "bad_name", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["--name", "letters, digits and hyphens"] },
-  { name: "certificate name of 128 characters", args: () => ["deploy", "--config", target("ok-name"), "--name", "a".repeat(128), "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["127"] },
-  { name: "http vault URL", args: () => ["deploy", "--vault-url", "http://my-vault.vault.azure.net", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["--vault-url", "https"] },
-  { name: "vault URL with a path", args: () => ["deploy", "--vault-url", "https://my-vault.vault.azure.net/secrets", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["has a path"] },
-  { name: "not a Key Vault host", args: () => ["deploy", "--vault-url", "https://example.com", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["not a Key Vault host"] },
-  { name: "bad vault name", args: () => ["deploy", "--vault-url", "https://1x.vault.azure.net", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["vault name"] },
-  { name: "Managed HSM URL", args: () => ["deploy", "--vault-url", "https://my-hsm.managedhsm.azure.net", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["Managed HSM"] },
-  { name: "loopback vault without a custom cloud", args: () => ["deploy", "--vault-url", "https://127.0.0.1:8443", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["custom cloud"] },
-  { name: "not a URL", args: () => ["deploy", "--vault-url", "my vault", "--name", "x", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["not a URL"] },
+  {
+    name: "certificate name with underscore",
+    args: () => ["deploy", "--config", target("ok-name"), "--name", "bad_name", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["--name", "letters, digits and hyphens"],
+  },
+  {
+    name: "certificate name of 128 characters",
+    args: () => ["deploy", "--config", target("ok-name"), "--name", "a".repeat(128), "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["127"],
+  },
+  {
+    name: "http vault URL",
+    args: () => ["deploy", "--vault-url", "http://my-vault.vault.azure.net", "--name", "x", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["--vault-url", "https"],
+  },
+  {
+    name: "vault URL with a path",
+    args: () => [
+      "deploy",
+      "--vault-url",
+      "https://my-vault.vault.azure.net/secrets",
+      "--name",
+      "x",
+      "--cert",
+      "-",
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["has a path"],
+  },
+  {
+    name: "not a Key Vault host",
+    args: () => ["deploy", "--vault-url", "https://example.com", "--name", "x", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["not a Key Vault host"],
+  },
+  {
+    name: "bad vault name",
+    args: () => ["deploy", "--vault-url", "https://1x.vault.azure.net", "--name", "x", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["vault name"],
+  },
+  {
+    name: "Managed HSM URL",
+    args: () => [
+      "deploy",
+      "--vault-url",
+      "https://my-hsm.managedhsm.azure.net",
+      "--name",
+      "x",
+      "--cert",
+      "-",
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["Managed HSM"],
+  },
+  {
+    name: "loopback vault without a custom cloud",
+    args: () => ["deploy", "--vault-url", "https://127.0.0.1:8443", "--name", "x", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["custom cloud"],
+  },
+  {
+    name: "not a URL",
+    args: () => ["deploy", "--vault-url", "my vault", "--name", "x", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["not a URL"],
+  },
   {
     name: "too many tags",
     args: () => [...deploy("c-tags"), ...Array.from({ length: 13 }, (_, i) => ["--tag", `k${i}=v`]).flat()],
@@ -109,10 +240,34 @@ const cases: ReadonlyArray<Case> = [
     exit: 2,
     says: ["13 tags", "at most 12"],
   },
-  { name: "reserved tag", args: () => deploy("c-reserved", "--tag", "certctl-managed-by=me"), stdin: () => fx.bundle(good), exit: 2, says: ["reserved"] },
-  { name: "tag without '='", args: () => deploy("c-tag-syntax", "--tag", "production"), stdin: () => fx.bundle(good), exit: 2, says: ["KEY=VALUE"] },
-  { name: "tag key given twice", args: () => deploy("c-tag-twice", "--tag", "a=1", "--tag", "a=2"), stdin: () => fx.bundle(good), exit: 2, says: ["given twice"] },
-  { name: "tag value over 256 characters", args: () => deploy("c-tag-long", "--tag", `a=${"v".repeat(257)}`), stdin: () => fx.bundle(good), exit: 2, says: ["257 characters"] },
+  {
+    name: "reserved tag",
+    args: () => deploy("c-reserved", "--tag", "certctl-managed-by=me"),
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["reserved"],
+  },
+  {
+    name: "tag without '='",
+    args: () => deploy("c-tag-syntax", "--tag", "production"),
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["KEY=VALUE"],
+  },
+  {
+    name: "tag key given twice",
+    args: () => deploy("c-tag-twice", "--tag", "a=1", "--tag", "a=2"),
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["given twice"],
+  },
+  {
+    name: "tag value over 256 characters",
+    args: () => deploy("c-tag-long", "--tag", `a=${"v".repeat(257)}`),
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["257 characters"],
+  },
   {
     name: "client secret in the configuration",
     args: () => ["deploy", "--config", target("c-secret", { client_secret: "hunter2" }), "--cert", "-"],
@@ -127,20 +282,78 @@ const cases: ReadonlyArray<Case> = [
     exit: 2,
     says: ["pfx_password", "looks like a secret"],
   },
-  { name: "unknown configuration field", args: () => ["validate", target("c-unknown", { vault_uri: "x" })], exit: 2, says: ["vault_uri", "not a known field"] },
-  { name: "configuration is not JSON", args: () => ["deploy", "--config", pemFile("bad.json", "{ vault_url: "), "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["not valid JSON"] },
-  { name: "configuration file missing", args: () => ["deploy", "--config", "/dev/shm/does-not-exist.json", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["no such file"] },
+  {
+    name: "unknown configuration field",
+    args: () => ["validate", target("c-unknown", { vault_uri: "x" })],
+    exit: 2,
+    says: ["vault_uri", "not a known field"],
+  },
+  {
+    name: "configuration is not JSON",
+    args: () => ["deploy", "--config", pemFile("bad.json", "{ vault_url: "), "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["not valid JSON"],
+  },
+  {
+    name: "configuration file missing",
+    args: () => ["deploy", "--config", "/dev/shm/does-not-exist.json", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["no such file"],
+  },
   {
     name: "managed identity client id not a GUID",
-    args: () => ["deploy", "--config", target("c-mi"), "--credential-mode", "managed_identity", "--managed-identity-client-id", "my-identity", "--cert", "-"],
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-mi"),
+      "--credential-mode",
+      "managed_identity",
+      "--managed-identity-client-id",
+      "my-identity",
+      "--cert",
+      "-",
+    ],
     stdin: () => fx.bundle(good),
     exit: 2,
     says: ["GUID"],
   },
-  { name: "unknown credential mode", args: () => ["deploy", "--config", target("c-mode"), "--credential-mode", "password", "--cert", "-"], stdin: () => fx.bundle(good), exit: 2, says: [/credential-mode|password/] },
-  { name: "certificate file missing", args: () => ["deploy", "--config", target("c-nofile"), "--cert", "/dev/shm/nope.pem", "--key", "/dev/shm/nope.key"], exit: 2, says: ["--cert", "no such file"] },
-  { name: "empty standard input", args: () => deploy("c-empty"), stdin: () => "", exit: 2, says: ["standard input is empty"] },
-  { name: "not PEM at all", args: () => deploy("c-garbage"), stdin: () => "hello, this is not a certificate", exit: 2, says: [/neither PEM|no PEM block/] },
+  {
+    name: "unknown credential mode",
+    args: () => ["deploy", "--config", target("c-mode"), "--credential-mode", "password", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: [/credential-mode|password/],
+  },
+  {
+    name: "certificate file missing",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-nofile"),
+      "--cert",
+      "/dev/shm/nope.pem",
+      "--key",
+      "/dev/shm/nope.key",
+    ],
+    exit: 2,
+    says: ["--cert", "no such file"],
+  },
+  {
+    name: "empty standard input",
+    args: () => deploy("c-empty"),
+    stdin: () => "",
+    exit: 2,
+    says: ["standard input is empty"],
+  },
+  {
+    name: "not PEM at all",
+    args: () => deploy("c-garbage"),
+    stdin: () => "hello, this is not a certificate",
+    exit: 2,
+    says: [/neither PEM|no PEM block/],
+  },
   {
     name: "truncated PEM certificate",
     args: () => deploy("c-truncated"),
@@ -148,18 +361,96 @@ const cases: ReadonlyArray<Case> = [
     exit: 2,
     says: ["not a readable certificate"],
   },
-  { name: "no private key", args: () => deploy("c-nokey"), stdin: () => good.certPem + fx.chainPem, exit: 2, says: ["no private key", "--key"] },
-  { name: "two private keys", args: () => deploy("c-twokeys"), stdin: () => fx.bundle(good) + other.keyPem, exit: 2, says: ["second private key"] },
-  { name: "foreign PEM block", args: () => deploy("c-csr"), stdin: () => `${fx.bundle(good)}-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n`, exit: 2, says: ["CERTIFICATE REQUEST"] },
-  { name: "two inputs on standard input", args: () => ["deploy", "--config", target("c-stdin2"), "--cert", "-", "--key", "-"], stdin: () => fx.bundle(good), exit: 2, says: ["already does"] },
-  { name: "missing --cert", args: () => ["deploy", "--config", target("c-nocert")], exit: 2, says: ["--cert", "is missing"] },
-  { name: "--pfx with --cert", args: () => ["deploy", "--config", target("c-pfx-cert"), "--pfx", "-", "--cert", "/dev/shm/x.pem"], stdin: () => "x", exit: 2, says: ["cannot be combined with --pfx"] },
-  { name: "not a PFX", args: () => ["deploy", "--config", target("c-pfx-garbage"), "--pfx", "-"], stdin: () => "not a pfx", exit: 2, says: ["--pfx"] },
-  { name: "PFX password variable name invalid", args: () => ["deploy", "--config", target("c-pfx-env"), "--pfx", "-", "--pfx-password-env", "my password"], stdin: () => "x", exit: 2, says: ["not an environment variable name"] },
-  { name: "missing --vault-url", args: () => ["show", "--name", "x"], exit: 2, says: ["--vault-url", "is missing"] },
-  { name: "bad --expiring-within", args: () => ["list", "--config", target("c-list"), "--expiring-within", "soon"], exit: 2, says: ["not a duration"] },
-  { name: "bad --endpoint", args: () => ["verify", "--cert", "-", "--endpoint", "example.com"], stdin: () => good.certPem, exit: 2, says: ["HOST:PORT"] },
-  { name: "verify without a target or endpoint", args: () => ["verify", "--cert", "-"], stdin: () => good.certPem, exit: 2, says: ["--endpoint"] },
+  {
+    name: "no private key",
+    args: () => deploy("c-nokey"),
+    stdin: () => good.certPem + fx.chainPem,
+    exit: 2,
+    says: ["no private key", "--key"],
+  },
+  {
+    name: "two private keys",
+    args: () => deploy("c-twokeys"),
+    stdin: () => fx.bundle(good) + other.keyPem,
+    exit: 2,
+    says: ["second private key"],
+  },
+  {
+    name: "foreign PEM block",
+    args: () => deploy("c-csr"),
+    stdin: () =>
+      `${fx.bundle(good)}-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n`,
+    exit: 2,
+    says: ["CERTIFICATE REQUEST"],
+  },
+  {
+    name: "two inputs on standard input",
+    args: () => ["deploy", "--config", target("c-stdin2"), "--cert", "-", "--key", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["already does"],
+  },
+  {
+    name: "missing --cert",
+    args: () => ["deploy", "--config", target("c-nocert")],
+    exit: 2,
+    says: ["--cert", "is missing"],
+  },
+  {
+    name: "--pfx with --cert",
+    args: () => ["deploy", "--config", target("c-pfx-cert"), "--pfx", "-", "--cert", "/dev/shm/x.pem"],
+    stdin: () => "x",
+    exit: 2,
+    says: ["cannot be combined with --pfx"],
+  },
+  {
+    name: "not a PFX",
+    args: () => ["deploy", "--config", target("c-pfx-garbage"), "--pfx", "-"],
+    stdin: () => "not a pfx",
+    exit: 2,
+    says: ["--pfx"],
+  },
+  {
+    name: "PFX password variable name invalid",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-pfx-env"),
+      "--pfx",
+      "-",
+      "--pfx-password-env",
+      "my password",
+    ],
+    stdin: () => "x",
+    exit: 2,
+    says: ["not an environment variable name"],
+  },
+  {
+    name: "missing --vault-url",
+    args: () => ["show", "--name", "x"],
+    exit: 2,
+    says: ["--vault-url", "is missing"],
+  },
+  {
+    name: "bad --expiring-within",
+    args: () => ["list", "--config", target("c-list"), "--expiring-within", "soon"],
+    exit: 2,
+    says: ["not a duration"],
+  },
+  {
+    name: "bad --endpoint",
+    args: () => ["verify", "--cert", "-", "--endpoint", "example.com"],
+    stdin: () => good.certPem,
+    exit: 2,
+    says: ["HOST:PORT"],
+  },
+  {
+    name: "verify without a target or endpoint",
+    args: () => ["verify", "--cert", "-"],
+    stdin: () => good.certPem,
+    exit: 2,
+    says: ["--endpoint"],
+  },
 ]
 
 describe("bad inputs: each its own clear error, exit code, and no write", () => {
@@ -202,14 +493,31 @@ describe("inputs kvdeploy accepts and normalises", () => {
     })
     expect(sec1.code, sec1.stdout + sec1.stderr).toBe(0)
     const enc = await runCli(
-      ["deploy", "--config", world.targetFile("n-enc"), "--cert", world.file("leaf.pem", other.certPem + fx.chainPem), "--key", "-", "--key-passphrase-env", "KEY_PASS", "--json"],
-      { stdin: encryptedKeyPem(other.keyPem, "correct horse"), env: { ...world.env, KEY_PASS: "correct horse" } },
+      [
+        "deploy",
+        "--config",
+        world.targetFile("n-enc"),
+        "--cert",
+        world.file("leaf.pem", other.certPem + fx.chainPem),
+        "--key",
+        "-",
+        "--key-passphrase-env",
+        "KEY_PASS",
+        "--json",
+      ],
+      {
+        stdin: encryptedKeyPem(other.keyPem, "correct horse"),
+        env: { ...world.env, KEY_PASS: "correct horse" },
+      },
     )
     expect(enc.code, enc.stdout + enc.stderr).toBe(0)
-    const reversed = await runCli(["deploy", "--config", world.targetFile("n-reversed"), "--cert", "-", "--json"], {
-      stdin: fx.pki.root.certPem + fx.pki.intermediate.certPem + good.certPem + good.keyPem,
-      env: world.env,
-    })
+    const reversed = await runCli(
+      ["deploy", "--config", world.targetFile("n-reversed"), "--cert", "-", "--json"],
+      {
+        stdin: fx.pki.root.certPem + fx.pki.intermediate.certPem + good.certPem + good.keyPem,
+        env: world.env,
+      },
+    )
     expect(reversed.code, reversed.stdout + reversed.stderr).toBe(0)
     const versions = world.emulator.state.versions(world.vault, "n-reversed") ?? []
     // Served leaf-first: leaf, intermediate, root.
@@ -224,6 +532,8 @@ describe("the vault after the corpus", () => {
       .filter((e) => e.method !== "GET" && !e.challenge && !/\/n-/.test(e.path))
     expect(writes.map((e) => `${e.method} ${e.path}`)).toEqual([])
     // ...while the accepted inputs did write: the log sees writes when there are some.
-    expect(world.emulator.requests.count({ since: mark, vault: world.vault, operation: "import" })).toBeGreaterThanOrEqual(4)
+    expect(
+      world.emulator.requests.count({ since: mark, vault: world.vault, operation: "import" }),
+    ).toBeGreaterThanOrEqual(4)
   })
 })

@@ -4,8 +4,8 @@
  * Rejected, 3 RolledBack (through `demo`), 4 Unverified, 5 Superseded.
  */
 import { createServer, type Server } from "node:tls"
-import { CertificateClient } from "@azure/keyvault-certificates"
 import { ClientSecretCredential } from "@azure/identity"
+import { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
 import { json, runCli, startWorld, type World } from "./harness.js"
@@ -30,20 +30,50 @@ interface Outcome {
   readonly vaultCalls: number
 }
 
-const deployArgs = (name: string, extra: ReadonlyArray<string> = []) => ["deploy", "--config", world.targetFile(name), "--cert", "-", "--json", ...extra]
+const deployArgs = (name: string, extra: ReadonlyArray<string> = []) => [
+  "deploy",
+  "--config",
+  world.targetFile(name),
+  "--cert",
+  "-",
+  "--json",
+  ...extra,
+]
 
 describe("help, completion and usage", () => {
   it("--help lists every command with examples, fast path without the vault", async () => {
     const r = await runCli(["--help"])
     expect(r.code).toBe(0)
-    for (const c of ["deploy", "plan", "show", "versions", "list", "verify", "validate", "doctor", "emulator", "demo"]) {
+    for (const c of [
+      "deploy",
+      "plan",
+      "show",
+      "versions",
+      "list",
+      "verify",
+      "validate",
+      "doctor",
+      "emulator",
+      "demo",
+    ]) {
       expect(r.stdout).toContain(`  ${c} `)
     }
     expect(r.stdout).toContain("EXAMPLES")
   })
 
   it("each command has --help with a description and examples", async () => {
-    for (const c of ["deploy", "plan", "show", "versions", "list", "verify", "validate", "doctor", "emulator", "demo"]) {
+    for (const c of [
+      "deploy",
+      "plan",
+      "show",
+      "versions",
+      "list",
+      "verify",
+      "validate",
+      "doctor",
+      "emulator",
+      "demo",
+    ]) {
       const r = await runCli([c, "--help"])
       expect(r.code, c).toBe(0)
       expect(r.stdout, c).toContain("DESCRIPTION")
@@ -105,16 +135,22 @@ describe("deploy lifecycle", () => {
     expect(o.previous?.versionId).toBe(v1version)
 
     const mark = world.emulator.requests.mark()
-    const skip = await runCli(deployArgs(name, ["--tag", "env=test"]), { stdin: fx.bundle(v2), env: world.env })
+    const skip = await runCli(deployArgs(name, ["--tag", "env=test"]), {
+      stdin: fx.bundle(v2),
+      env: world.env,
+    })
     expect(skip.code).toBe(0)
     expect(json<Outcome>(skip)._tag).toBe("Skipped")
     expect(json<Outcome>(skip).vaultCalls).toBe(1)
     expect(world.writesSince(mark)).toBe(0)
 
-    const human = await runCli(["deploy", "--config", world.targetFile(name), "--tag", "env=test", "--cert", "-"], {
-      stdin: fx.bundle(v2),
-      env: world.env,
-    })
+    const human = await runCli(
+      ["deploy", "--config", world.targetFile(name), "--tag", "env=test", "--cert", "-"],
+      {
+        stdin: fx.bundle(v2),
+        env: world.env,
+      },
+    )
     expect(human.code).toBe(0)
     expect(human.stdout).toMatch(/^Skipped/)
     expect(human.stdout).toContain("old ")
@@ -126,17 +162,23 @@ describe("deploy lifecycle", () => {
     expect(show.stdout).toContain(o.versionId ?? "?")
     expect(show.stdout).toContain("certctl-managed-by=certctl")
 
-    const versions = json<{ versions: Array<{ versionId: string; latest: boolean; managedByKvdeploy: boolean }> }>(
-      await runCli(["versions", "--config", world.targetFile(name), "--json"], { env: world.env }),
-    )
+    const versions = json<{
+      versions: Array<{ versionId: string; latest: boolean; managedByKvdeploy: boolean }>
+    }>(await runCli(["versions", "--config", world.targetFile(name), "--json"], { env: world.env }))
     expect(versions.versions.map((v) => v.versionId)).toEqual([o.versionId, v1version])
     expect(versions.versions[0]?.latest).toBe(true)
     expect(versions.versions.every((v) => v.managedByKvdeploy)).toBe(true)
 
-    const yes = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-"], { stdin: v2.certPem, env: world.env })
+    const yes = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-"], {
+      stdin: v2.certPem,
+      env: world.env,
+    })
     expect(yes.code, yes.stderr).toBe(0)
     expect(yes.stdout).toMatch(/^yes/)
-    const no = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-"], { stdin: fx.pki.root.certPem, env: world.env })
+    const no = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-"], {
+      stdin: fx.pki.root.certPem,
+      env: world.env,
+    })
     expect(no.code).toBe(1)
     expect(no.stdout).toMatch(/^no/)
 
@@ -145,11 +187,15 @@ describe("deploy lifecycle", () => {
     )
     expect(listed.certificates.find((c) => c.name === name)?.managedByKvdeploy).toBe(true)
     const soon = json<{ certificates: Array<{ name: string }> }>(
-      await runCli(["list", "--config", world.targetFile(name), "--expiring-within", "30d", "--json"], { env: world.env }),
+      await runCli(["list", "--config", world.targetFile(name), "--expiring-within", "30d", "--json"], {
+        env: world.env,
+      }),
     )
     expect(soon.certificates.find((c) => c.name === name)).toBeUndefined()
     const later = json<{ certificates: Array<{ name: string }> }>(
-      await runCli(["list", "--config", world.targetFile(name), "--expiring-within", "100d", "--json"], { env: world.env }),
+      await runCli(["list", "--config", world.targetFile(name), "--expiring-within", "100d", "--json"], {
+        env: world.env,
+      }),
     )
     expect(later.certificates.find((c) => c.name === name)).toBeDefined()
   })
@@ -160,20 +206,29 @@ describe("plan", () => {
     const name = "planned"
     const leaf = await fx.leaf()
     const mark = world.emulator.requests.mark()
-    const first = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-", "--json"], { stdin: fx.bundle(leaf), env: world.env })
+    const first = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-", "--json"], {
+      stdin: fx.bundle(leaf),
+      env: world.env,
+    })
     expect(first.code, first.stderr).toBe(0)
     expect(json<{ action: string }>(first).action).toBe("import")
     expect(world.writesSince(mark)).toBe(0)
     expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
 
     await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
-    const again = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-"], { stdin: fx.bundle(leaf), env: world.env })
+    const again = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-"], {
+      stdin: fx.bundle(leaf),
+      env: world.env,
+    })
     expect(again.code).toBe(0)
     expect(again.stdout).toContain("action      skip")
 
     await world.emulator.state.foreignImport(world.vault, "foreign-plan")
     const mark2 = world.emulator.requests.mark()
-    const refuse = await runCli(["plan", "--config", world.targetFile("foreign-plan"), "--cert", "-", "--json"], { stdin: fx.bundle(leaf), env: world.env })
+    const refuse = await runCli(
+      ["plan", "--config", world.targetFile("foreign-plan"), "--cert", "-", "--json"],
+      { stdin: fx.bundle(leaf), env: world.env },
+    )
     expect(refuse.code).toBe(2)
     expect(json<{ action: string; reason: string }>(refuse).reason).toContain("certctl-managed-by")
     expect(world.writesSince(mark2)).toBe(0)
@@ -197,7 +252,11 @@ describe("outcomes and exit codes", () => {
 
   it("Failed (exit 1): the vault refuses the import; nothing changed", async () => {
     const name = "refused-import"
-    const id = world.emulator.faults.add({ operation: "import", name, action: { kind: "status", status: 400, code: "BadParameter", message: "injected" } })
+    const id = world.emulator.faults.add({
+      operation: "import",
+      name,
+      action: { kind: "status", status: 400, code: "BadParameter", message: "injected" },
+    })
     const leaf = await fx.leaf()
     const r = await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
     world.emulator.faults.remove(id)
@@ -210,9 +269,22 @@ describe("outcomes and exit codes", () => {
     const name = "soft-deleted"
     const leaf = await fx.leaf()
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })).code).toBe(0)
-    const client = new CertificateClient(world.emulator.vault(world.vault).url, new ClientSecretCredential(world.env.AZURE_TENANT_ID ?? "", world.env.AZURE_CLIENT_ID ?? "", world.env.AZURE_CLIENT_SECRET ?? "", { authorityHost: world.emulator.authorityHost, disableInstanceDiscovery: true, additionallyAllowedTenants: ["*"] }), {
-      disableChallengeResourceVerification: true,
-    })
+    const client = new CertificateClient(
+      world.emulator.vault(world.vault).url,
+      new ClientSecretCredential(
+        world.env.AZURE_TENANT_ID ?? "",
+        world.env.AZURE_CLIENT_ID ?? "",
+        world.env.AZURE_CLIENT_SECRET ?? "",
+        {
+          authorityHost: world.emulator.authorityHost,
+          disableInstanceDiscovery: true,
+          additionallyAllowedTenants: ["*"],
+        },
+      ),
+      {
+        disableChallengeResourceVerification: true,
+      },
+    )
     const poller = await client.beginDeleteCertificate(name, { intervalInMs: 50 })
     await poller.pollUntilDone()
     expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
@@ -220,14 +292,21 @@ describe("outcomes and exit codes", () => {
     const failed = await runCli(deployArgs(name), { stdin: fx.bundle(v2), env: world.env })
     expect(failed.code).toBe(1)
     expect(json<Outcome & { step: string }>(failed).step).toBe("soft-deleted")
-    const recovered = await runCli(deployArgs(name, ["--on-soft-deleted", "recover"]), { stdin: fx.bundle(v2), env: world.env })
+    const recovered = await runCli(deployArgs(name, ["--on-soft-deleted", "recover"]), {
+      stdin: fx.bundle(v2),
+      env: world.env,
+    })
     expect(recovered.code, recovered.stdout).toBe(0)
     expect(json<Outcome>(recovered)._tag).toBe("Succeeded")
   })
 
   it("Superseded (exit 5): another writer imports right after ours; not clobbered", async () => {
     const name = "superseded"
-    const id = world.emulator.faults.add({ operation: "import", name, action: { kind: "foreignImport", when: "after" } })
+    const id = world.emulator.faults.add({
+      operation: "import",
+      name,
+      action: { kind: "foreignImport", when: "after" },
+    })
     const leaf = await fx.leaf()
     const r = await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
     world.emulator.faults.remove(id)
@@ -254,7 +333,12 @@ describe("outcomes and exit codes", () => {
   it("RolledBack (exit 3) and the whole story: kvdeploy demo --json", async () => {
     const r = await runCli(["demo", "--json"], { timeoutMs: 60_000 })
     expect(r.code, r.stderr).toBe(0)
-    const d = json<{ ok: boolean; steps: Array<{ expected: string; outcome: { _tag: string } }>; versions: Array<{ rollbackOf?: string }>; metrics: string }>(r)
+    const d = json<{
+      ok: boolean
+      steps: Array<{ expected: string; outcome: { _tag: string } }>
+      versions: Array<{ rollbackOf?: string }>
+      metrics: string
+    }>(r)
     expect(d.ok).toBe(true)
     expect(d.steps.map((s) => s.outcome._tag)).toEqual(["Succeeded", "Succeeded", "Skipped", "RolledBack"])
     expect(d.versions[0]?.rollbackOf).toBeDefined()
@@ -276,9 +360,14 @@ describe("verify --endpoint", () => {
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
 
   it("answers yes (0) for the certificate the endpoint presents, no (1) otherwise", async () => {
-    const yes = await runCli(["verify", "--cert", "-", "--endpoint", `127.0.0.1:${port}`, "--servername", "api.example.test"], { stdin: served })
+    const yes = await runCli(
+      ["verify", "--cert", "-", "--endpoint", `127.0.0.1:${port}`, "--servername", "api.example.test"],
+      { stdin: served },
+    )
     expect(yes.code, yes.stdout + yes.stderr).toBe(0)
-    const no = await runCli(["verify", "--cert", "-", "--endpoint", `127.0.0.1:${port}`, "--json"], { stdin: fx.pki.root.certPem })
+    const no = await runCli(["verify", "--cert", "-", "--endpoint", `127.0.0.1:${port}`, "--json"], {
+      stdin: fx.pki.root.certPem,
+    })
     expect(no.code).toBe(1)
     expect(json<{ serves: boolean }>(no).serves).toBe(false)
   })
@@ -288,7 +377,14 @@ describe("validate, doctor, emulator", () => {
   it("validate: valid file exit 0, invalid exit 2 with every problem", async () => {
     const ok = await runCli(["validate", world.targetFile("valid-name")])
     expect(ok.code).toBe(0)
-    const bad = world.file("bad.json", JSON.stringify({ vault_url: "http://x.vault.azure.net", certificate_name: "a_b", client_secret: "hunter2" }))
+    const bad = world.file(
+      "bad.json",
+      JSON.stringify({
+        vault_url: "http://x.vault.azure.net",
+        certificate_name: "a_b",
+        client_secret: "hunter2",
+      }),
+    )
     const r = await runCli(["validate", bad, "--json"])
     expect(r.code).toBe(2)
     const fields = json<{ problems: Array<{ field: string }> }>(r).problems.map((p) => p.field)
@@ -302,7 +398,15 @@ describe("validate, doctor, emulator", () => {
     expect(ok.code, ok.stdout).toBe(0)
     const checks = json<{ checks: Array<{ check: string; status: string }> }>(ok).checks
     expect(checks.map((c) => c.check)).toEqual(
-      expect.arrayContaining(["credential", "identity", "token", "reachable", "certificates/get", "certificates/import", "secrets/get"]),
+      expect.arrayContaining([
+        "credential",
+        "identity",
+        "token",
+        "reachable",
+        "certificates/get",
+        "certificates/import",
+        "secrets/get",
+      ]),
     )
     expect(ok.stdout).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/)
     world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/import"])

@@ -33,7 +33,11 @@ export const baseEnv = (): Record<string, string> => {
 
 export const runCli = (
   args: ReadonlyArray<string>,
-  options: { readonly stdin?: string | Uint8Array; readonly env?: Readonly<Record<string, string>>; readonly timeoutMs?: number } = {},
+  options: {
+    readonly stdin?: string | Uint8Array
+    readonly env?: Readonly<Record<string, string>>
+    readonly timeoutMs?: number
+  } = {},
 ): Promise<CliResult> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
@@ -89,7 +93,10 @@ export const startWorld = async (vault = "kvdeploy-e2e"): Promise<World> => {
     vault,
     env: emulator.env.clientSecret,
     targetFile: (name, extra = {}) =>
-      file(`${name}.json`, JSON.stringify({ ...emulator.targetConfig(vault, name, "clientSecret"), ...extra }, null, 2)),
+      file(
+        `${name}.json`,
+        JSON.stringify({ ...emulator.targetConfig(vault, name, "clientSecret"), ...extra }, null, 2),
+      ),
     file,
     writesSince: (mark, name) =>
       emulator.requests

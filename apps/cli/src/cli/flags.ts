@@ -33,20 +33,26 @@ export const target = {
   ),
   managedIdentityClientId: Flag.String("managed-identity-client-id").pipe(
     Flag.withMetavar("GUID"),
-    Flag.withDescription("Client id of a user-assigned managed identity (with --credential-mode managed_identity)."),
+    Flag.withDescription(
+      "Client id of a user-assigned managed identity (with --credential-mode managed_identity).",
+    ),
     Flag.optional,
   ),
 }
 
 export const certificateName = Flag.String("name").pipe(
   Flag.withMetavar("NAME"),
-  Flag.withDescription("Certificate name in the vault (the certctl certificate_name): 1-127 of A-Z a-z 0-9 -."),
+  Flag.withDescription(
+    "Certificate name in the vault (the certctl certificate_name): 1-127 of A-Z a-z 0-9 -.",
+  ),
   Flag.optional,
 )
 
 export const tags = Flag.String("tag").pipe(
   Flag.withMetavar("KEY=VALUE"),
-  Flag.withDescription("Operator tag to put on the new version (repeatable; at most 12; certctl-* keys are reserved)."),
+  Flag.withDescription(
+    "Operator tag to put on the new version (repeatable; at most 12; certctl-* keys are reserved).",
+  ),
   Flag.atLeast(0),
 )
 
@@ -54,7 +60,9 @@ export const tags = Flag.String("tag").pipe(
 export const material = {
   cert: Flag.String("cert").pipe(
     Flag.withMetavar("FILE|-"),
-    Flag.withDescription("PEM leaf certificate (may be followed by its chain, and even the key); '-' reads stdin."),
+    Flag.withDescription(
+      "PEM leaf certificate (may be followed by its chain, and even the key); '-' reads stdin.",
+    ),
     Flag.optional,
   ),
   chain: Flag.String("chain").pipe(
@@ -64,12 +72,16 @@ export const material = {
   ),
   key: Flag.String("key").pipe(
     Flag.withMetavar("FILE|-"),
-    Flag.withDescription("PEM private key (PKCS#8, PKCS#1 or SEC1; encrypted keys need --key-passphrase-env); '-' reads stdin."),
+    Flag.withDescription(
+      "PEM private key (PKCS#8, PKCS#1 or SEC1; encrypted keys need --key-passphrase-env); '-' reads stdin.",
+    ),
     Flag.optional,
   ),
   keyPassphraseEnv: Flag.String("key-passphrase-env").pipe(
     Flag.withMetavar("VAR"),
-    Flag.withDescription("Name of the environment variable holding the passphrase of an encrypted --key (never the passphrase itself)."),
+    Flag.withDescription(
+      "Name of the environment variable holding the passphrase of an encrypted --key (never the passphrase itself).",
+    ),
     Flag.optional,
   ),
   pfx: Flag.String("pfx").pipe(

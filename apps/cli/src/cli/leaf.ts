@@ -32,12 +32,21 @@ export const readLeaf = (flag: string, source: string): Effect.Effect<LeafCertif
     if (text.includes("-----BEGIN")) {
       const m = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/.exec(text)
       if (m === null) {
-        return yield* usageOne(`${flag} ${sourceName(source)}`, "holds no PEM CERTIFICATE block", "give the leaf certificate as PEM")
+        return yield* usageOne(
+          `${flag} ${sourceName(source)}`,
+          "holds no PEM CERTIFICATE block",
+          "give the leaf certificate as PEM",
+        )
       }
       der = new Uint8Array(Buffer.from((m[1] ?? "").replace(/\s+/g, ""), "base64"))
     }
     return yield* Effect.try({
       try: () => leafOf(der),
-      catch: () => usageOne(`${flag} ${sourceName(source)}`, "is not a readable X.509 certificate", "check it with `openssl x509 -noout -text -in FILE`"),
+      catch: () =>
+        usageOne(
+          `${flag} ${sourceName(source)}`,
+          "is not a readable X.509 certificate",
+          "check it with `openssl x509 -noout -text -in FILE`",
+        ),
     })
   })

@@ -6,10 +6,10 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto"
 import type { CertificateMaterial } from "@kvdeploy/core"
+import * as Prompt from "effect/cli/Prompt"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as Prompt from "effect/cli/Prompt"
 import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
 import { readSource, sourceName } from "./sources.js"
 
@@ -25,9 +25,16 @@ export interface MaterialFlags {
 const loadPkcs12 = () => import("@kvdeploy/pkcs12")
 
 /** The certificate whose public key is the key's, when one is. */
-const leafForKey = (certificates: ReadonlyArray<Uint8Array>, key: Redacted.Redacted<Uint8Array>): Uint8Array | undefined => {
+const leafForKey = (
+  certificates: ReadonlyArray<Uint8Array>,
+  key: Redacted.Redacted<Uint8Array>,
+): Uint8Array | undefined => {
   try {
-    const privateKey = createPrivateKey({ key: Buffer.from(Redacted.value(key)), format: "der", type: "pkcs8" })
+    const privateKey = createPrivateKey({
+      key: Buffer.from(Redacted.value(key)),
+      format: "der",
+      type: "pkcs8",
+    })
     return certificates.find((der) => {
       try {
         return new X509Certificate(der).checkPrivateKey(privateKey)
@@ -45,12 +52,22 @@ const secretFromEnv = (flag: string, name: string): Effect.Effect<Redacted.Redac
   Effect.suspend(() => {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
       return Effect.fail(
-        usageOne(flag, `"${name}" is not an environment variable name`, `give the variable's name, e.g. ${flag} PFX_PASSWORD, and put the secret in that variable`),
+        usageOne(
+          flag,
+          `"${name}" is not an environment variable name`,
+          `give the variable's name, e.g. ${flag} PFX_PASSWORD, and put the secret in that variable`,
+        ),
       )
     }
     const value = process.env[name]
     if (value === undefined) {
-      return Effect.fail(usageOne(flag, `the environment variable ${name} is not set`, `export ${name} before running kvdeploy`))
+      return Effect.fail(
+        usageOne(
+          flag,
+          `the environment variable ${name} is not set`,
+          `export ${name} before running kvdeploy`,
+        ),
+      )
     }
     return Effect.succeed(Redacted.make(value))
   })
@@ -59,11 +76,25 @@ const interactive = (): boolean => process.stdin.isTTY === true && process.stder
 
 const askSecret = (message: string) =>
   Prompt.run(Prompt.Password({ message })).pipe(
-    Effect.mapError(() => usageOne("(prompt)", "no password was entered", "enter it, or name an environment variable that holds it")),
+    Effect.mapError(() =>
+      usageOne(
+        "(prompt)",
+        "no password was entered",
+        "enter it, or name an environment variable that holds it",
+      ),
+    ),
   )
 
-const withSource = (flag: string, source: string, problems: ReadonlyArray<{ field: string; message: string; fix: string }>): Array<Problem> =>
-  problems.map((p) => ({ field: `${flag} ${sourceName(source)}: ${p.field}`, message: p.message, fix: p.fix }))
+const withSource = (
+  flag: string,
+  source: string,
+  problems: ReadonlyArray<{ field: string; message: string; fix: string }>,
+): Array<Problem> =>
+  problems.map((p) => ({
+    field: `${flag} ${sourceName(source)}: ${p.field}`,
+    message: p.message,
+    fix: p.fix,
+  }))
 
 /** Read PEM material. */
 const fromPem = (flags: MaterialFlags) =>
@@ -86,17 +117,29 @@ const fromPem = (flags: MaterialFlags) =>
 
     const parse = (flag: string, source: string, bytes: Uint8Array, pass?: Redacted.Redacted<string>) =>
       parsePem(bytes, pass === undefined ? {} : { passphrase: pass }).pipe(
-        Effect.map((parsed) => parsed as { certificates: ReadonlyArray<Uint8Array>; key?: Redacted.Redacted<Uint8Array> }),
+        Effect.map(
+          (parsed) =>
+            parsed as { certificates: ReadonlyArray<Uint8Array>; key?: Redacted.Redacted<Uint8Array> },
+        ),
         Effect.catchTag("MaterialInvalid", (e) => {
           problems.push(...withSource(flag, source, e.problems))
           return Effect.succeed(undefined)
         }),
       )
 
-    const certParsed = yield* parse("--cert", certSource, certBytes, keySource === undefined ? passphrase : undefined)
+    const certParsed = yield* parse(
+      "--cert",
+      certSource,
+      certBytes,
+      keySource === undefined ? passphrase : undefined,
+    )
     const chainParsed =
-      chainSource === undefined || chainBytes === undefined ? undefined : yield* parse("--chain", chainSource, chainBytes)
-    let keyParsed: { key?: Redacted.Redacted<Uint8Array>; certificates: ReadonlyArray<Uint8Array> } | undefined
+      chainSource === undefined || chainBytes === undefined
+        ? undefined
+        : yield* parse("--chain", chainSource, chainBytes)
+    let keyParsed:
+      | { key?: Redacted.Redacted<Uint8Array>; certificates: ReadonlyArray<Uint8Array> }
+      | undefined
     if (keySource !== undefined && keyBytes !== undefined) {
       const encrypted = Buffer.from(keyBytes).toString("latin1").includes("ENCRYPTED")
       if (encrypted && passphrase === undefined) {
@@ -110,14 +153,19 @@ const fromPem = (flags: MaterialFlags) =>
           })
         }
       }
-      if (!encrypted || passphrase !== undefined) keyParsed = yield* parse("--key", keySource, keyBytes, passphrase)
+      if (!encrypted || passphrase !== undefined)
+        keyParsed = yield* parse("--key", keySource, keyBytes, passphrase)
     }
     if (problems.length > 0) return yield* usage("the certificate material cannot be read", problems)
 
     const certificates = certParsed?.certificates ?? []
     const leaf = certificates[0]
     if (leaf === undefined) {
-      return yield* usageOne(`--cert ${sourceName(certSource)}`, "holds no certificate", "give the leaf certificate as PEM")
+      return yield* usageOne(
+        `--cert ${sourceName(certSource)}`,
+        "holds no certificate",
+        "give the leaf certificate as PEM",
+      )
     }
     const key = keyParsed?.key ?? certParsed?.key
     if (key === undefined) {
@@ -144,7 +192,11 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
       ["--key", flags.key],
     ] as const) {
       if (Option.isSome(value)) {
-        return yield* usageOne(flag, "cannot be combined with --pfx", "give either PEM files (--cert/--chain/--key) or one --pfx")
+        return yield* usageOne(
+          flag,
+          "cannot be combined with --pfx",
+          "give either PEM files (--cert/--chain/--key) or one --pfx",
+        )
       }
     }
     const bytes = yield* readSource("--pfx", pfxSource)
@@ -178,12 +230,18 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
           case "no-certificate":
             return usageOne(field, "holds no certificate", "export the PFX with its certificate")
           default:
-            return usageOne(field, `cannot be read: ${e.detail}`, "check it with `openssl pkcs12 -info -nokeys -in FILE`")
+            return usageOne(
+              field,
+              `cannot be read: ${e.detail}`,
+              "check it with `openssl pkcs12 -info -nokeys -in FILE`",
+            )
         }
       }),
     )
   })
 
 /** The material named by the flags; exactly one of PEM or PFX. */
-export const readMaterial = (flags: MaterialFlags): Effect.Effect<CertificateMaterial, CliProblem, Prompt.Environment> =>
+export const readMaterial = (
+  flags: MaterialFlags,
+): Effect.Effect<CertificateMaterial, CliProblem, Prompt.Environment> =>
   Option.isSome(flags.pfx) ? fromPfx(flags, flags.pfx.value) : fromPem(flags)

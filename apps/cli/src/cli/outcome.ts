@@ -72,7 +72,12 @@ export const newVersionOf = (o: DeployOutcome): string | undefined => {
   }
 }
 
-export const outcomeLines = (o: DeployOutcome, leaf: LeafSummary | undefined, s: Style, now: number): Array<string> => {
+export const outcomeLines = (
+  o: DeployOutcome,
+  leaf: LeafSummary | undefined,
+  s: Style,
+  now: number,
+): Array<string> => {
   const lines: Array<string> = []
   const secs = (o.timings.durationMs / 1000).toFixed(2)
   lines.push(
@@ -84,10 +89,16 @@ export const outcomeLines = (o: DeployOutcome, leaf: LeafSummary | undefined, s:
     `  old         ${o.previous === undefined ? "(none: first deploy, or unknown)" : `${o.previous.versionId}  x5t ${o.previous.x5t}`}`,
   )
   const newVersion = newVersionOf(o)
-  lines.push(`  new         ${newVersion ?? "(no version written)"}${o.newX5t === undefined ? "" : `  x5t ${o.newX5t}`}`)
-  if (o._tag === "RolledBack") lines.push(`  rollback    ${o.rollbackVersionId} (from ${o.rollbackSource}), tagged certctl-rollback-of=${o.failedVersionId}`)
+  lines.push(
+    `  new         ${newVersion ?? "(no version written)"}${o.newX5t === undefined ? "" : `  x5t ${o.newX5t}`}`,
+  )
+  if (o._tag === "RolledBack")
+    lines.push(
+      `  rollback    ${o.rollbackVersionId} (from ${o.rollbackSource}), tagged certctl-rollback-of=${o.failedVersionId}`,
+    )
   if (o._tag === "RollbackFailed") lines.push(`  rollback    ${o.rollbackVersionId ?? "(not written)"}`)
-  if (o._tag === "Superseded") lines.push(`  served now  ${o.supersededBy.versionId}  x5t ${o.supersededBy.x5t}`)
+  if (o._tag === "Superseded")
+    lines.push(`  served now  ${o.supersededBy.versionId}  x5t ${o.supersededBy.x5t}`)
   if (leaf !== undefined) {
     lines.push(`  subject     ${leaf.subject}`)
     lines.push(`  sha256      ${leaf.sha256}`)
@@ -101,7 +112,8 @@ export const outcomeLines = (o: DeployOutcome, leaf: LeafSummary | undefined, s:
       lines.push(`      fix: ${p.fix}`)
     }
   }
-  if (o._tag === "Failed") lines.push(`  failed at   ${o.step}${o.error === undefined ? "" : ` (${o.error})`}`)
+  if (o._tag === "Failed")
+    lines.push(`  failed at   ${o.step}${o.error === undefined ? "" : ` (${o.error})`}`)
   lines.push(`  ${s.dim(`steps: ${o.decisions.join(" → ")}`)}`)
   return lines
 }

@@ -49,8 +49,11 @@ export const usageOne = (field: string, message: string, fix: string): CliProble
   usage(`${field}: ${message}`, [{ field, message, fix }])
 
 /** A failure (vault unreachable, forbidden, ...). Exit 1 unless told otherwise. */
-export const failure = (title: string, problems: ReadonlyArray<Problem>, exitCode: number = ExitCode.failed) =>
-  new CliProblem({ exitCode, title, problems })
+export const failure = (
+  title: string,
+  problems: ReadonlyArray<Problem>,
+  exitCode: number = ExitCode.failed,
+) => new CliProblem({ exitCode, title, problems })
 
 /**
  * The command already printed its result and only has to end with this exit

@@ -38,7 +38,10 @@ const maxInputBytes = 1024 * 1024
  * Read `source` (a path, or `-` for stdin) for the flag `flag`. Fails with a
  * usage problem naming the flag and file.
  */
-export const readSource = (flag: string, source: string): Effect.Effect<Uint8Array, ReturnType<typeof usageOne>> =>
+export const readSource = (
+  flag: string,
+  source: string,
+): Effect.Effect<Uint8Array, ReturnType<typeof usageOne>> =>
   Effect.gen(function* () {
     if (source === "-") {
       if (stdinTakenBy !== undefined) {
@@ -49,12 +52,17 @@ export const readSource = (flag: string, source: string): Effect.Effect<Uint8Arr
         )
       }
       if (process.stdin.isTTY === true) {
-        return yield* usageOne(flag, "is '-' but standard input is a terminal", "pipe the file in, or give its path")
+        return yield* usageOne(
+          flag,
+          "is '-' but standard input is a terminal",
+          "pipe the file in, or give its path",
+        )
       }
       stdinTakenBy = flag
       const bytes = yield* Effect.tryPromise({
         try: readStdin,
-        catch: (e) => usageOne(flag, `standard input could not be read: ${explainFsError(e)}`, "check the pipe"),
+        catch: (e) =>
+          usageOne(flag, `standard input could not be read: ${explainFsError(e)}`, "check the pipe"),
       })
       if (bytes.byteLength === 0) {
         return yield* usageOne(flag, "standard input is empty", "pipe the file in, or give its path")
@@ -67,7 +75,11 @@ export const readSource = (flag: string, source: string): Effect.Effect<Uint8Arr
     })
     if (bytes.byteLength === 0) return yield* usageOne(flag, `${source} is empty`, "check the file")
     if (bytes.byteLength > maxInputBytes) {
-      return yield* usageOne(flag, `${source} is ${bytes.byteLength} bytes`, "give a PEM or PFX file of at most 1 MiB")
+      return yield* usageOne(
+        flag,
+        `${source} is ${bytes.byteLength} bytes`,
+        "give a PEM or PFX file of at most 1 MiB",
+      )
     }
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   })

@@ -36,7 +36,10 @@ const flagOfField: Readonly<Record<string, string>> = {
 }
 
 /** Read and parse a JSON target file. */
-export const readConfigFile = (path: string, field = "--config"): Effect.Effect<Record<string, unknown>, CliProblem> =>
+export const readConfigFile = (
+  path: string,
+  field = "--config",
+): Effect.Effect<Record<string, unknown>, CliProblem> =>
   Effect.gen(function* () {
     const text = yield* Effect.tryPromise({
       try: () => readFile(path, "utf8"),
@@ -50,27 +53,45 @@ export const readConfigFile = (path: string, field = "--config"): Effect.Effect<
     const parsed = yield* Effect.try({
       try: (): unknown => JSON.parse(text),
       catch: (e) =>
-        usageOne(field, `${path} is not valid JSON: ${(e as Error).message}`, "fix the JSON syntax (the file must be one JSON object)"),
+        usageOne(
+          field,
+          `${path} is not valid JSON: ${(e as Error).message}`,
+          "fix the JSON syntax (the file must be one JSON object)",
+        ),
     })
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-      return yield* usageOne(field, `${path} is not a JSON object`, "write the target as { \"vault_url\": ..., \"certificate_name\": ... }")
+      return yield* usageOne(
+        field,
+        `${path} is not a JSON object`,
+        'write the target as { "vault_url": ..., "certificate_name": ... }',
+      )
     }
     return parsed as Record<string, unknown>
   })
 
 /** Parse `--tag k=v` values. */
-export const parseTagFlags = (values: ReadonlyArray<string>): Result.Result<Record<string, string>, ReadonlyArray<Problem>> => {
+export const parseTagFlags = (
+  values: ReadonlyArray<string>,
+): Result.Result<Record<string, string>, ReadonlyArray<Problem>> => {
   const tags: Record<string, string> = {}
   const problems: Array<Problem> = []
   for (const value of values) {
     const at = value.indexOf("=")
     if (at <= 0) {
-      problems.push({ field: "--tag", message: `"${value}" is not KEY=VALUE`, fix: "write --tag env=production" })
+      problems.push({
+        field: "--tag",
+        message: `"${value}" is not KEY=VALUE`,
+        fix: "write --tag env=production",
+      })
       continue
     }
     const key = value.slice(0, at)
     if (key in tags) {
-      problems.push({ field: "--tag", message: `the key "${key}" is given twice`, fix: "give each tag key once" })
+      problems.push({
+        field: "--tag",
+        message: `the key "${key}" is given twice`,
+        fix: "give each tag key once",
+      })
     }
     tags[key] = value.slice(at + 1)
   }
@@ -88,7 +109,8 @@ export const resolveTarget = (
 ): Effect.Effect<{ readonly config: TargetConfig; readonly raw: Record<string, unknown> }, CliProblem> =>
   Effect.gen(function* () {
     const configPath = Option.getOrUndefined(flags.config)
-    const raw: Record<string, unknown> = configPath === undefined ? {} : { ...(yield* readConfigFile(configPath)) }
+    const raw: Record<string, unknown> =
+      configPath === undefined ? {} : { ...(yield* readConfigFile(configPath)) }
     const fromFlag = new Set<string>()
     const set = (field: string, value: Option.Option<unknown> | undefined) => {
       if (value !== undefined && Option.isSome(value)) {
@@ -105,12 +127,17 @@ export const resolveTarget = (
     if (overrides.tags !== undefined && overrides.tags.length > 0) {
       const parsed = parseTagFlags(overrides.tags)
       if (Result.isFailure(parsed)) return yield* usage("--tag: invalid tag", parsed.failure)
-      const fileTags = typeof raw.tags === "object" && raw.tags !== null ? (raw.tags as Record<string, unknown>) : {}
+      const fileTags =
+        typeof raw.tags === "object" && raw.tags !== null ? (raw.tags as Record<string, unknown>) : {}
       raw.tags = { ...fileTags, ...parsed.success }
       fromFlag.add("tags")
     }
     if (configPath === undefined && raw.vault_url === undefined) {
-      return yield* usageOne("--vault-url", "is missing", "give --vault-url https://NAME.vault.azure.net, or --config target.json")
+      return yield* usageOne(
+        "--vault-url",
+        "is missing",
+        "give --vault-url https://NAME.vault.azure.net, or --config target.json",
+      )
     }
     // Commands that work on the whole vault (list, doctor) validate with a placeholder name.
     const placeholderName = !options.requireName && raw.certificate_name === undefined

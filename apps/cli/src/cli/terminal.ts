@@ -37,10 +37,12 @@ export const styleOut = (): Style => (colourWanted(process.stdout) ? coloured : 
 /** Style for stderr. */
 export const styleErr = (): Style => (colourWanted(process.stderr) ? coloured : uncoloured)
 
-export const printLine = (line = ""): Effect.Effect<void> => Effect.sync(() => void process.stdout.write(`${line}\n`))
+export const printLine = (line = ""): Effect.Effect<void> =>
+  Effect.sync(() => void process.stdout.write(`${line}\n`))
 export const printLines = (lines: ReadonlyArray<string>): Effect.Effect<void> =>
   Effect.sync(() => void process.stdout.write(lines.length === 0 ? "" : `${lines.join("\n")}\n`))
-export const printErr = (line: string): Effect.Effect<void> => Effect.sync(() => void process.stderr.write(`${line}\n`))
+export const printErr = (line: string): Effect.Effect<void> =>
+  Effect.sync(() => void process.stderr.write(`${line}\n`))
 
 /** Print a value as the command's JSON result (pretty, one document). */
 export const printJson = (value: unknown): Effect.Effect<void> =>

@@ -11,7 +11,9 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 
 const day = 86_400_000
 
-export type KeySpec = { readonly kind: "EC"; readonly curve: "P-256" | "P-384" } | { readonly kind: "RSA"; readonly bits: 2048 | 3072 | 1024 }
+export type KeySpec =
+  | { readonly kind: "EC"; readonly curve: "P-256" | "P-384" }
+  | { readonly kind: "RSA"; readonly bits: 2048 | 3072 | 1024 }
 
 export interface Issued {
   readonly certificate: x509.X509Certificate
@@ -25,11 +27,16 @@ export interface Issued {
 const algorithmOf = (spec: KeySpec) =>
   spec.kind === "EC"
     ? { name: "ECDSA", namedCurve: spec.curve, hash: spec.curve === "P-256" ? "SHA-256" : "SHA-384" }
-    : { name: "RSASSA-PKCS1-v1_5", modulusLength: spec.bits, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }
+    : {
+        name: "RSASSA-PKCS1-v1_5",
+        modulusLength: spec.bits,
+        publicExponent: new Uint8Array([1, 0, 1]),
+        hash: "SHA-256",
+      }
 
 const serial = (): string => {
   const bytes = webcrypto.getRandomValues(new Uint8Array(12))
-  bytes[0] = (bytes[0] ?? 0) & 0x7f | 0x10
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x10
   return Buffer.from(bytes).toString("hex")
 }
 
@@ -67,15 +74,26 @@ export const issue = async (options: IssueOptions): Promise<Issued> => {
     signingKey: (signer?.keys ?? keys).privateKey,
     extensions:
       options.ca === true
-        ? [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)]
+        ? [
+            new x509.BasicConstraintsExtension(true, undefined, true),
+            new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+          ]
         : [
             new x509.BasicConstraintsExtension(false, undefined, true),
-            new x509.SubjectAlternativeNameExtension((options.dnsNames ?? ["api.example.test"]).map((value) => ({ type: "dns" as const, value }))),
+            new x509.SubjectAlternativeNameExtension(
+              (options.dnsNames ?? ["api.example.test"]).map((value) => ({ type: "dns" as const, value })),
+            ),
             new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
           ],
   })
   const pkcs8 = await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)
-  return { certificate, keys, spec, certPem: certificate.toString("pem") + "\n", keyPem: pemOf("PRIVATE KEY", pkcs8) }
+  return {
+    certificate,
+    keys,
+    spec,
+    certPem: `${certificate.toString("pem")}\n`,
+    keyPem: pemOf("PRIVATE KEY", pkcs8),
+  }
 }
 
 /** The same key as PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`). */
@@ -86,7 +104,9 @@ export const traditionalKeyPem = (keyPem: string): string => {
 
 /** The same key as an encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`). */
 export const encryptedKeyPem = (keyPem: string, passphrase: string): string =>
-  createPrivateKey(keyPem).export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase }).toString()
+  createPrivateKey(keyPem)
+    .export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase })
+    .toString()
 
 export interface DemoPki {
   readonly root: Issued

@@ -4,21 +4,35 @@
  * them are imported when a command first needs the vault, so `--help`, usage
  * errors and `validate` never load the Azure SDKs or pkijs.
  */
-import {
-  AuditLog,
-  Metrics,
-  type PfxCodec,
-  type TargetConfig,
-  Vault,
-  type VaultOperation,
-} from "@kvdeploy/core"
+
 import type { TokenCredential } from "@azure/core-auth"
+import { AuditLog, Metrics, PfxCodec, type TargetConfig, Vault, type VaultOperation } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type CliProblem, failure } from "./problems.js"
 
-const loadAdapters = () =>
-  Promise.all([import("@kvdeploy/azure-kv"), import("@kvdeploy/pkcs12")])
+/**
+ * The pkcs12 codec, loaded on its first use: reading commands (show, versions,
+ * verify) never build or read a PFX, so they never load pkijs.
+ */
+const lazyPfxCodec: Layer.Layer<PfxCodec> = Layer.sync(PfxCodec, () => {
+  let loaded: Promise<PfxCodec["Service"]> | undefined
+  const codec = Effect.promise(() => {
+    loaded ??= import("@kvdeploy/pkcs12").then((m) =>
+      Effect.runPromise(
+        Effect.gen(function* () {
+          return yield* PfxCodec
+        }).pipe(Effect.provide(m.layer)),
+      ),
+    )
+    return loaded
+  })
+  return PfxCodec.of({
+    inspect: (material) => Effect.flatMap(codec, (c) => c.inspect(material)),
+    encode: (material, options) => Effect.flatMap(codec, (c) => c.encode(material, options)),
+    decode: (bytes, password) => Effect.flatMap(codec, (c) => c.decode(bytes, password)),
+  })
+})
 
 export interface VaultAccessOptions {
   /** Metrics to record into (default: none; the CLI prints outcomes instead). */
@@ -33,14 +47,19 @@ export interface VaultAccessOptions {
 export const credentialFor = (target: TargetConfig, trustedCaPem?: string) =>
   Effect.gen(function* () {
     const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
-    const settings = credentials.credentialSettingsFromTarget(target, trustedCaPem === undefined ? {} : { trustedCaPem })
-    return yield* credentials.makeCredential(settings).pipe(
-      Effect.mapError((e) =>
-        failure(`no credential for credential_mode ${target.credentialMode}: ${e.reason}`, [
-          { field: "credential_mode", message: e.reason, fix: e.fix },
-        ]),
-      ),
+    const settings = credentials.credentialSettingsFromTarget(
+      target,
+      trustedCaPem === undefined ? {} : { trustedCaPem },
     )
+    return yield* credentials
+      .makeCredential(settings)
+      .pipe(
+        Effect.mapError((e) =>
+          failure(`no credential for credential_mode ${target.credentialMode}: ${e.reason}`, [
+            { field: "credential_mode", message: e.reason, fix: e.fix },
+          ]),
+        ),
+      )
   })
 
 /**
@@ -53,9 +72,9 @@ export const deployServices = (
   options: VaultAccessOptions = {},
 ): Effect.Effect<Layer.Layer<Vault | PfxCodec | Metrics | AuditLog>, CliProblem> =>
   Effect.gen(function* () {
-    const [azureKv, pkcs12] = yield* Effect.promise(loadAdapters)
+    const azureKv = yield* Effect.promise(() => import("@kvdeploy/azure-kv"))
     const credential = options.credential ?? (yield* credentialFor(target, options.trustedCaPem)).credential
-    const base = Layer.mergeAll(pkcs12.layer, options.metrics ?? Metrics.layerNoop, AuditLog.layerNoop)
+    const base = Layer.mergeAll(lazyPfxCodec, options.metrics ?? Metrics.layerNoop, AuditLog.layerNoop)
     const vault = azureKv.layer({
       vaultUrl: target.vaultUrl,
       credential,
@@ -103,7 +122,8 @@ export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError)
     VaultAmbiguous: "the request may have taken effect; check with `kvdeploy versions` before retrying",
     VaultNotFound: "check the certificate name with `kvdeploy list`",
     VaultRequestRejected: "Key Vault refused the request; the message says why",
-    VaultConflictSoftDeleted: "recover or purge the soft-deleted certificate, or deploy with --on-soft-deleted recover",
+    VaultConflictSoftDeleted:
+      "recover or purge the soft-deleted certificate, or deploy with --on-soft-deleted recover",
   }
   return failure(`${operation} failed: ${error.message}`, [
     {

@@ -71,5 +71,39 @@ export const versionDetail = (name: string, r: VersionRecord, s: Style, now: num
   `  written by   ${r.managedByKvdeploy ? s.cyan("kvdeploy (certctl-managed-by=certctl)") : s.yellow("not kvdeploy (no certctl-managed-by tag): deploy refuses it unless --adopt")}`,
   ...(r.certificateId === undefined ? [] : [`  cert id      ${r.certificateId}`]),
   ...(r.rollbackOf === undefined ? [] : [`  ${s.yellow(`rollback of  ${r.rollbackOf}`)}`]),
-  `  tags         ${Object.entries(r.tags).length === 0 ? "(none)" : Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(", ")}`,
+  `  tags         ${
+    Object.entries(r.tags).length === 0
+      ? "(none)"
+      : Object.entries(r.tags)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(", ")
+  }`,
 ]
+
+/**
+ * Versions newest first. Key Vault's creation times have one-second
+ * resolution, so ties are broken by what is known: the version the vault
+ * serves (`latestId`) is newest, and a rollback is newer than the version it
+ * rolled back.
+ */
+export const newestFirst = (versions: ReadonlyArray<VaultVersion>, latestId?: string): Array<VaultVersion> => {
+  // A version some rollback R replaced is newer than the version R restored (same x5t as R).
+  const restoredBy = new Map<string, string>()
+  for (const r of versions) {
+    const failed = r.tags[ROLLBACK_OF_TAG]
+    if (failed !== undefined) restoredBy.set(failed, r.x5t)
+  }
+  const replacedBefore = (a: VaultVersion, b: VaultVersion) => {
+    const x5t = restoredBy.get(a.versionId)
+    return x5t !== undefined && b.x5t === x5t && b.tags[ROLLBACK_OF_TAG] !== a.versionId
+  }
+  return [...versions].sort((a, b) => {
+    const byTime = b.createdAt.getTime() - a.createdAt.getTime()
+    if (byTime !== 0) return byTime
+    if (a.versionId === latestId) return -1
+    if (b.versionId === latestId) return 1
+    if (a.tags[ROLLBACK_OF_TAG] === b.versionId || replacedBefore(a, b)) return -1
+    if (b.tags[ROLLBACK_OF_TAG] === a.versionId || replacedBefore(b, a)) return 1
+    return 0
+  })
+}

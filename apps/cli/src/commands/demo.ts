@@ -7,24 +7,24 @@
  */
 import {
   type DeployOutcome,
-  deploy as runDeploy,
   exitCodeOf,
+  deploy as runDeploy,
   type TargetConfig,
   Vault,
   validateTargetConfigSync,
 } from "@kvdeploy/core"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
-import * as Command from "effect/cli/Command"
 import * as flags from "../cli/flags.js"
 import { newVersionOf } from "../cli/outcome.js"
 import { ExitCode, ExitWith, failure } from "../cli/problems.js"
 import { clearProgress, printJson, printLine, printLines, progress, styleOut } from "../cli/terminal.js"
 import { deployServices } from "../cli/vault.js"
-import { versionLines, versionRecord } from "../cli/versions.js"
+import { newestFirst, versionLines, versionRecord } from "../cli/versions.js"
 
 const certificateName = "api-example"
 const short = (id: string | undefined) => (id === undefined ? "-" : id.slice(0, 12))
@@ -86,7 +86,13 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
       const prometheus = yield* Effect.promise(() => import("@kvdeploy/metrics/prometheus"))
       const emulator = yield* kv
         .startScoped({ vaults: ["kvdeploy-demo"], warn: () => {} })
-        .pipe(Effect.mapError((e) => failure("the emulator could not start", [{ field: "emulator", message: e.message, fix: "retry; check loopback ports are free" }])))
+        .pipe(
+          Effect.mapError((e) =>
+            failure("the emulator could not start", [
+              { field: "emulator", message: e.message, fix: "retry; check loopback ports are free" },
+            ]),
+          ),
+        )
       const validated = validateTargetConfigSync({
         ...emulator.targetConfig("kvdeploy-demo", certificateName, "clientSecret"),
         tags: { env: "demo", owner: "platform-team" },
@@ -95,20 +101,34 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
         return yield* failure("the emulator's target configuration is invalid", validated.failure.problems)
       }
       const target: TargetConfig = validated.success
-      yield* say(`${s.bold("kvdeploy demo")}  Key Vault emulator at ${target.vaultUrl} (vault kvdeploy-demo, Entra ID at ${emulator.authorityHost})`)
+      yield* say(
+        `${s.bold("kvdeploy demo")}  Key Vault emulator at ${target.vaultUrl} (vault kvdeploy-demo, Entra ID at ${emulator.authorityHost})`,
+      )
       yield* progress("making a throwaway CA and certificates…")
       const { makePki } = yield* Effect.promise(() => import("../cli/throwawayPki.js"))
       const pki = yield* Effect.promise(() => makePki("kvdeploy demo"))
-      const v1 = yield* Effect.promise(() => pki.leaf("CN=api.example.test", { dnsNames: ["api.example.test"] }))
-      const v2 = yield* Effect.promise(() => pki.leaf("CN=api.example.test", { dnsNames: ["api.example.test", "www.example.test"] }))
-      const v3 = yield* Effect.promise(() => pki.leaf("CN=api.example.test", { dnsNames: ["api.example.test"], notAfterDays: 180 }))
-      yield* say(`  throwaway CA   ${pki.root.certificate.subject} -> ${pki.intermediate.certificate.subject} (in memory, nothing on disk)`)
-      yield* say(`  target         ${certificateName}, tags env=demo owner=platform-team, credential_mode client_secret`)
+      const v1 = yield* Effect.promise(() =>
+        pki.leaf("CN=api.example.test", { dnsNames: ["api.example.test"] }),
+      )
+      const v2 = yield* Effect.promise(() =>
+        pki.leaf("CN=api.example.test", { dnsNames: ["api.example.test", "www.example.test"] }),
+      )
+      const v3 = yield* Effect.promise(() =>
+        pki.leaf("CN=api.example.test", { dnsNames: ["api.example.test"], notAfterDays: 180 }),
+      )
+      yield* say(
+        `  throwaway CA   ${pki.root.certificate.subject} -> ${pki.intermediate.certificate.subject} (in memory, nothing on disk)`,
+      )
+      yield* say(
+        `  target         ${certificateName}, tags env=demo owner=platform-team, credential_mode client_secret`,
+      )
       yield* say()
 
       const metricsLayer = prometheus.layer
       const metrics = yield* Layer.build(metricsLayer)
-      const configProvider = ConfigProvider.layer(ConfigProvider.fromEnvRecord({ ...emulator.env.clientSecret }))
+      const configProvider = ConfigProvider.layer(
+        ConfigProvider.fromEnvRecord({ ...emulator.env.clientSecret }),
+      )
       const services = yield* deployServices(target, {
         metrics: Layer.succeedContext(metrics),
         trustedCaPem: emulator.caPem,
@@ -120,22 +140,40 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
         key: Redacted.make(pkcs8Of(leaf.keyPem)),
       })
       const outcomes: Array<{ step: string; expected: DeployOutcome["_tag"]; outcome: DeployOutcome }> = []
-      const step = (n: number, title: string, leaf: typeof v1, expected: DeployOutcome["_tag"], fault?: Layer.Layer<Vault, never, Vault>) =>
+      const step = (
+        n: number,
+        title: string,
+        leaf: typeof v1,
+        expected: DeployOutcome["_tag"],
+        fault?: Layer.Layer<Vault, never, Vault>,
+      ) =>
         Effect.gen(function* () {
           yield* progress(`${n}. ${title}…`)
-          const outcome = yield* runDeploy({ target, material: materialOf(leaf), certificateId: "api-example-demo" }).pipe(
-            Effect.provide(fault === undefined ? services : Layer.provideMerge(fault, services)),
-          )
+          const outcome = yield* runDeploy({
+            target,
+            material: materialOf(leaf),
+            certificateId: "api-example-demo",
+          }).pipe(Effect.provide(fault === undefined ? services : Layer.provideMerge(fault, services)))
           outcomes.push({ step: title, expected, outcome })
           yield* clearProgress
           const ok = outcome._tag === expected
-          const tag = ok ? (expected === "RolledBack" ? s.yellow(outcome._tag) : s.green(outcome._tag)) : s.red(`${outcome._tag} (expected ${expected})`)
+          const tag = ok
+            ? expected === "RolledBack"
+              ? s.yellow(outcome._tag)
+              : s.green(outcome._tag)
+            : s.red(`${outcome._tag} (expected ${expected})`)
           const secs = (outcome.timings.durationMs / 1000).toFixed(2)
           yield* say(`${s.bold(`${n}. ${title}`)}`)
-          yield* say(`   ${tag}  exit ${exitCodeOf(outcome)}  ${secs} s  ${outcome.vaultCalls} vault call${outcome.vaultCalls === 1 ? "" : "s"}`)
-          yield* say(`   old ${short(outcome.previous?.versionId)}  new ${short(newVersionOf(outcome))}  x5t ${outcome.newX5t ?? "-"}`)
+          yield* say(
+            `   ${tag}  exit ${exitCodeOf(outcome)}  ${secs} s  ${outcome.vaultCalls} vault call${outcome.vaultCalls === 1 ? "" : "s"}`,
+          )
+          yield* say(
+            `   old ${short(outcome.previous?.versionId)}  new ${short(newVersionOf(outcome))}  x5t ${outcome.newX5t ?? "-"}`,
+          )
           if (outcome._tag === "RolledBack") {
-            yield* say(`   verify failed (${outcome.reason}); rollback ${short(outcome.rollbackVersionId)} restores ${short(outcome.previous?.versionId)} from the ${outcome.rollbackSource}`)
+            yield* say(
+              `   verify failed (${outcome.reason}); rollback ${short(outcome.rollbackVersionId)} restores ${short(outcome.previous?.versionId)} from the ${outcome.rollbackSource}`,
+            )
           } else {
             yield* say(`   ${outcome.reason}`)
           }
@@ -145,17 +183,25 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
       yield* step(1, "deploy v1 (first deploy)", v1, "Succeeded")
       yield* step(2, "deploy v2 (renewal)", v2, "Succeeded")
       yield* step(3, "deploy v2 again (unchanged)", v2, "Skipped")
-      yield* step(4, "deploy v3, the vault serves it wrong (injected verify failure)", v3, "RolledBack", withVerifyFailure)
+      yield* step(
+        4,
+        "deploy v3, the vault serves it wrong (injected verify failure)",
+        v3,
+        "RolledBack",
+        withVerifyFailure,
+      )
 
       yield* progress("reading the version history…")
-      const history = yield* Effect.gen(function* () {
+      const [history, latest] = yield* Effect.gen(function* () {
         const vault = yield* Vault
-        return yield* vault.listVersions(certificateName)
+        return yield* Effect.all([vault.listVersions(certificateName), vault.getLatest(certificateName)])
       }).pipe(
         Effect.provide(services),
         Effect.mapError((e) => failure(`could not read the version history: ${e.message}`, [])),
       )
-      const records = [...history].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).map((v, i) => versionRecord(v, i === 0))
+      const records = [...history]
+        .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
+        .map((v, i) => versionRecord(v, i === 0))
       const exposition = yield* Effect.gen(function* () {
         const p = yield* prometheus.PrometheusExposition
         return yield* p.text
@@ -175,17 +221,23 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
         })
       } else {
         yield* printLines([
-          s.bold(`5. version history of ${certificateName}, newest first (${records.length} versions; ${writes} import requests reached the vault)`),
+          s.bold(
+            `5. version history of ${certificateName}, newest first (${records.length} versions; ${writes} import requests reached the vault)`,
+          ),
           ...versionLines(records, s, Date.now()).map((l) => `  ${l}`),
           "",
           s.bold("6. metrics recorded (Prometheus text, kvdeploy and certctl series with samples)"),
           ...exposition
             .split("\n")
-            .filter((l) => l !== "" && !l.startsWith("#") && !/_bucket\{/.test(l) && / [1-9][0-9.e+-]*$/.test(l))
+            .filter(
+              (l) => l !== "" && !l.startsWith("#") && !/_bucket\{/.test(l) && / [1-9][0-9.e+-]*$/.test(l),
+            )
             .map((l) => `  ${l}`),
           "",
           ok
-            ? s.green(`demo finished in ${((Date.now() - started) / 1000).toFixed(1)} s: deploy, skip and rollback behaved as designed`)
+            ? s.green(
+                `demo finished in ${((Date.now() - started) / 1000).toFixed(1)} s: deploy, skip and rollback behaved as designed`,
+              )
             : s.red("demo finished, but an outcome was not the expected one (see above)"),
         ])
       }
@@ -199,6 +251,9 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
   Command.withShortDescription("Deploy, skip and rollback against the embedded emulator"),
   Command.withExamples([
     { command: "kvdeploy demo", description: "Watch it" },
-    { command: "kvdeploy demo --json", description: "Every outcome record, the version history and the metrics as JSON" },
+    {
+      command: "kvdeploy demo --json",
+      description: "Every outcome record, the version history and the metrics as JSON",
+    },
   ]),
 )

@@ -1,9 +1,9 @@
 /** `kvdeploy deploy`: the deploy program (snapshot, import, verify, rollback) for one certificate and target. */
-import { type DeployOutcome, deploy as runDeploy, exitCodeOf } from "@kvdeploy/core"
-import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import { type DeployOutcome, exitCodeOf, deploy as runDeploy } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
 import { readMaterial } from "../cli/material.js"
 import { leafSummary, outcomeLines } from "../cli/outcome.js"
@@ -19,19 +19,27 @@ export const deployFlags = {
   ...flags.material,
   certificateId: Flag.String("certificate-id").pipe(
     Flag.withMetavar("ID"),
-    Flag.withDescription("Your id for this certificate, recorded in the certctl-certificate-id tag (default: the certificate name)."),
+    Flag.withDescription(
+      "Your id for this certificate, recorded in the certctl-certificate-id tag (default: the certificate name).",
+    ),
     Flag.optional,
   ),
   adopt: Flag.Boolean("adopt").pipe(
-    Flag.withDescription("Take over a certificate that exists without certctl-managed-by=certctl (recorded in the outcome)."),
+    Flag.withDescription(
+      "Take over a certificate that exists without certctl-managed-by=certctl (recorded in the outcome).",
+    ),
     Flag.withDefault(false),
   ),
   onSoftDeleted: Flag.Literals("on-soft-deleted", ["fail", "recover"]).pipe(
-    Flag.withDescription("When the name is held by a soft-deleted certificate: fail (default, nothing changes) or recover it, then deploy."),
+    Flag.withDescription(
+      "When the name is held by a soft-deleted certificate: fail (default, nothing changes) or recover it, then deploy.",
+    ),
     Flag.optional,
   ),
   pfxEncoding: Flag.Literals("pfx-encoding", ["modern", "legacy"]).pipe(
-    Flag.withDescription("PKCS#12 encryption of the import: modern (AES-256, default) or legacy (3DES/SHA-1)."),
+    Flag.withDescription(
+      "PKCS#12 encryption of the import: modern (AES-256, default) or legacy (3DES/SHA-1).",
+    ),
     Flag.optional,
   ),
   json: flags.json,
@@ -77,10 +85,18 @@ Exit codes: 0 Succeeded or Skipped, 1 Failed (vault unchanged), 2 usage error or
   Command.withShortDescription("Deploy a certificate: snapshot, import, verify, roll back"),
   Command.withExamples([
     {
-      command: "kvdeploy deploy --vault-url https://my-vault.vault.azure.net --name api-prod --cert leaf.pem --chain chain.pem --key leaf.key --tag env=production",
+      command:
+        "kvdeploy deploy --vault-url https://my-vault.vault.azure.net --name api-prod --cert leaf.pem --chain chain.pem --key leaf.key --tag env=production",
       description: "Deploy from PEM files",
     },
-    { command: "PFX_PASSWORD=… kvdeploy deploy --config target.json --pfx api.pfx --pfx-password-env PFX_PASSWORD", description: "Deploy a PFX" },
-    { command: "cat bundle.pem | kvdeploy deploy --config target.json --cert - --json", description: "Leaf, chain and key from stdin; JSON outcome" },
+    {
+      command:
+        "PFX_PASSWORD=… kvdeploy deploy --config target.json --pfx api.pfx --pfx-password-env PFX_PASSWORD",
+      description: "Deploy a PFX",
+    },
+    {
+      command: "cat bundle.pem | kvdeploy deploy --config target.json --cert - --json",
+      description: "Leaf, chain and key from stdin; JSON outcome",
+    },
   ]),
 )

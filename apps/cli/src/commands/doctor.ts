@@ -10,9 +10,9 @@
  * unpermitted one 403. No version is created either way.
  */
 import { type TargetConfig, Vault, type VaultOperation } from "@kvdeploy/core"
+import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import * as Command from "effect/cli/Command"
 import * as flags from "../cli/flags.js"
 import { ExitCode, ExitWith } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
@@ -28,7 +28,8 @@ export interface DoctorCheck {
   readonly fix: string | undefined
 }
 
-const grant = async (operation: VaultOperation): Promise<string> => (await import("@kvdeploy/azure-kv")).grantAdvice(operation)
+const grant = async (operation: VaultOperation): Promise<string> =>
+  (await import("@kvdeploy/azure-kv")).grantAdvice(operation)
 
 const runChecks = (target: TargetConfig, name: string | undefined) =>
   Effect.gen(function* () {
@@ -45,9 +46,16 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
     })
     const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
     yield* progress("credential…")
-    const resolved = yield* credentials.makeCredential(credentials.credentialSettingsFromTarget(target)).pipe(Effect.result)
+    const resolved = yield* credentials
+      .makeCredential(credentials.credentialSettingsFromTarget(target))
+      .pipe(Effect.result)
     if (resolved._tag === "Failure") {
-      yield* add({ check: "credential", status: "fail", detail: resolved.failure.reason, fix: resolved.failure.fix })
+      yield* add({
+        check: "credential",
+        status: "fail",
+        detail: resolved.failure.reason,
+        fix: resolved.failure.fix,
+      })
       return checks
     }
     const identity = resolved.success.identity
@@ -55,21 +63,27 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
     yield* add({
       check: "identity",
       status: "pass",
-      detail: [
-        identity.tenantId === undefined ? undefined : `tenant ${identity.tenantId}`,
-        identity.clientId === undefined ? undefined : `client ${identity.clientId}`,
-        identity.endpoint === undefined ? undefined : `via ${identity.endpoint}`,
-        identity.tokenFile === undefined ? undefined : `token file ${identity.tokenFile}`,
-      ]
-        .filter((x) => x !== undefined)
-        .join(", ") || "(from the environment)",
+      detail:
+        [
+          identity.tenantId === undefined ? undefined : `tenant ${identity.tenantId}`,
+          identity.clientId === undefined ? undefined : `client ${identity.clientId}`,
+          identity.endpoint === undefined ? undefined : `via ${identity.endpoint}`,
+          identity.tokenFile === undefined ? undefined : `token file ${identity.tokenFile}`,
+        ]
+          .filter((x) => x !== undefined)
+          .join(", ") || "(from the environment)",
       fix: undefined,
     })
     yield* progress("token…")
     const scope = credentials.keyVaultScope(target.cloud.keyVaultResource)
     const token = yield* credentials.probeToken(resolved.success, scope).pipe(Effect.result)
     if (token._tag === "Failure") {
-      yield* add({ check: "token", status: "fail", detail: `${scope}: ${token.failure.reason}`, fix: token.failure.fix })
+      yield* add({
+        check: "token",
+        status: "fail",
+        detail: `${scope}: ${token.failure.reason}`,
+        fix: token.failure.fix,
+      })
       return checks
     }
     const t = token.success
@@ -90,16 +104,46 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
       let latestVersion: string | undefined
       if (latest._tag === "Success") {
         latestVersion = latest.success.versionId
-        yield* add({ check: "reachable", status: "pass", detail: `${target.vaultUrl} answered`, fix: undefined })
-        yield* add({ check: "certificates/get", status: "pass", detail: `read ${readName} (latest ${latestVersion})`, fix: undefined })
+        yield* add({
+          check: "reachable",
+          status: "pass",
+          detail: `${target.vaultUrl} answered`,
+          fix: undefined,
+        })
+        yield* add({
+          check: "certificates/get",
+          status: "pass",
+          detail: `read ${readName} (latest ${latestVersion})`,
+          fix: undefined,
+        })
       } else {
         const e = latest.failure
         if (e._tag === "VaultNotFound") {
-          yield* add({ check: "reachable", status: "pass", detail: `${target.vaultUrl} answered`, fix: undefined })
-          yield* add({ check: "certificates/get", status: "pass", detail: `permitted (${readName} does not exist: 404)`, fix: undefined })
+          yield* add({
+            check: "reachable",
+            status: "pass",
+            detail: `${target.vaultUrl} answered`,
+            fix: undefined,
+          })
+          yield* add({
+            check: "certificates/get",
+            status: "pass",
+            detail: `permitted (${readName} does not exist: 404)`,
+            fix: undefined,
+          })
         } else if (e._tag === "VaultForbidden") {
-          yield* add({ check: "reachable", status: "pass", detail: `${target.vaultUrl} answered (403)`, fix: undefined })
-          yield* add({ check: "certificates/get", status: "fail", detail: e.detail, fix: yield* Effect.promise(() => grant("getLatest")) })
+          yield* add({
+            check: "reachable",
+            status: "pass",
+            detail: `${target.vaultUrl} answered (403)`,
+            fix: undefined,
+          })
+          yield* add({
+            check: "certificates/get",
+            status: "fail",
+            detail: e.detail,
+            fix: yield* Effect.promise(() => grant("getLatest")),
+          })
         } else {
           yield* add({
             check: "reachable",
@@ -121,13 +165,33 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
         })
         .pipe(Effect.result)
       if (probe._tag === "Failure" && probe.failure._tag === "VaultRequestRejected") {
-        yield* add({ check: "certificates/import", status: "pass", detail: "permitted (the probe's invalid content was refused with 400; nothing was written)", fix: undefined })
+        yield* add({
+          check: "certificates/import",
+          status: "pass",
+          detail: "permitted (the probe's invalid content was refused with 400; nothing was written)",
+          fix: undefined,
+        })
       } else if (probe._tag === "Failure" && probe.failure._tag === "VaultConflictSoftDeleted") {
-        yield* add({ check: "certificates/import", status: "pass", detail: `permitted (${probeCertificateName} is soft-deleted: 409)`, fix: undefined })
+        yield* add({
+          check: "certificates/import",
+          status: "pass",
+          detail: `permitted (${probeCertificateName} is soft-deleted: 409)`,
+          fix: undefined,
+        })
       } else if (probe._tag === "Failure" && probe.failure._tag === "VaultForbidden") {
-        yield* add({ check: "certificates/import", status: "fail", detail: probe.failure.detail, fix: yield* Effect.promise(() => grant("importVersion")) })
+        yield* add({
+          check: "certificates/import",
+          status: "fail",
+          detail: probe.failure.detail,
+          fix: yield* Effect.promise(() => grant("importVersion")),
+        })
       } else if (probe._tag === "Failure") {
-        yield* add({ check: "certificates/import", status: "warn", detail: `the probe could not tell: ${probe.failure.message}`, fix: "retry `kvdeploy doctor`" })
+        yield* add({
+          check: "certificates/import",
+          status: "warn",
+          detail: `the probe could not tell: ${probe.failure.message}`,
+          fix: "retry `kvdeploy doctor`",
+        })
       } else {
         yield* add({
           check: "certificates/import",
@@ -138,16 +202,29 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
       }
       // secrets/get: the backing secret of the latest version (rollback restores the previous PFX from it).
       yield* progress("secrets/get…")
-      const secret = yield* vault.getVersionSecret(name ?? probeCertificateName, latestVersion ?? "0").pipe(Effect.result)
+      const secret = yield* vault
+        .getVersionSecret(name ?? probeCertificateName, latestVersion ?? "0")
+        .pipe(Effect.result)
       if (secret._tag === "Success") {
-        yield* add({ check: "secrets/get", status: "pass", detail: "the backing secret is readable (rollback can restore the previous PFX)", fix: undefined })
+        yield* add({
+          check: "secrets/get",
+          status: "pass",
+          detail: "the backing secret is readable (rollback can restore the previous PFX)",
+          fix: undefined,
+        })
       } else if (secret.failure._tag === "VaultNotFound") {
-        yield* add({ check: "secrets/get", status: "pass", detail: "permitted (404 for a secret that does not exist)", fix: undefined })
+        yield* add({
+          check: "secrets/get",
+          status: "pass",
+          detail: "permitted (404 for a secret that does not exist)",
+          fix: undefined,
+        })
       } else if (secret.failure._tag === "VaultNoPrivateKey") {
         yield* add({
           check: "secrets/get",
           status: "warn",
-          detail: "permitted, but the backing secret holds no private key (not exportable): rollback needs key history",
+          detail:
+            "permitted, but the backing secret holds no private key (not exportable): rollback needs key history",
           fix: "import with an exportable key (kvdeploy does), or keep the previous key",
         })
       } else if (secret.failure._tag === "VaultForbidden") {
@@ -158,7 +235,12 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           fix: yield* Effect.promise(() => grant("getVersionSecret")),
         })
       } else {
-        yield* add({ check: "secrets/get", status: "warn", detail: secret.failure.message, fix: "retry `kvdeploy doctor`" })
+        yield* add({
+          check: "secrets/get",
+          status: "warn",
+          detail: secret.failure.message,
+          fix: "retry `kvdeploy doctor`",
+        })
       }
       return checks
     }).pipe(Effect.provide(layer))
@@ -177,12 +259,19 @@ export const doctor = Command.make(
       if (input.json) yield* printJson({ vaultUrl: config.vaultUrl, ok, checks })
       else {
         const s = styleOut()
-        const mark = { pass: s.green("pass"), fail: s.red("FAIL"), warn: s.yellow("warn"), skip: s.dim("skip") }
+        const mark = {
+          pass: s.green("pass"),
+          fail: s.red("FAIL"),
+          warn: s.yellow("warn"),
+          skip: s.dim("skip"),
+        }
         yield* printLines([
           `${s.bold("doctor")}  ${config.vaultUrl}`,
           ...checks.flatMap((c) => [
             `  ${mark[c.status]}  ${c.check.padEnd(20)} ${c.detail}`,
-            ...(c.fix === undefined || c.status === "pass" ? [] : [`        ${" ".repeat(20)} fix: ${c.fix}`]),
+            ...(c.fix === undefined || c.status === "pass"
+              ? []
+              : [`        ${" ".repeat(20)} fix: ${c.fix}`]),
           ]),
           ok ? s.green("ready to deploy") : s.red("not ready: fix the failed checks above"),
         ])
@@ -197,7 +286,14 @@ The import probe writes nothing: it imports content that is not a certificate un
   ),
   Command.withShortDescription("Check credential, token, reachability and permissions"),
   Command.withExamples([
-    { command: "kvdeploy doctor --config target.json", description: "Check the target's vault and certificate" },
-    { command: "kvdeploy doctor --vault-url https://my-vault.vault.azure.net --credential-mode managed_identity --json", description: "As JSON" },
+    {
+      command: "kvdeploy doctor --config target.json",
+      description: "Check the target's vault and certificate",
+    },
+    {
+      command:
+        "kvdeploy doctor --vault-url https://my-vault.vault.azure.net --credential-mode managed_identity --json",
+      description: "As JSON",
+    },
   ]),
 )

@@ -4,26 +4,35 @@
  * mode, trusting the emulator's CA) and a target configuration. Ctrl+C stops it.
  */
 import { writeFile } from "node:fs/promises"
-import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
 import { failure } from "../cli/problems.js"
 import { printErr, printJson, printLines, styleOut } from "../cli/terminal.js"
 
-const shellQuote = (v: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`)
+const shellQuote = (v: string): string =>
+  /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`
 
 export const emulator = Command.make(
   "emulator",
   {
     vault: Flag.String("vault").pipe(
       Flag.withMetavar("NAME"),
-      Flag.withDescription("Vault to serve (repeatable; default kvdeploy-demo). Each vault gets its own port."),
+      Flag.withDescription(
+        "Vault to serve (repeatable; default kvdeploy-demo). Each vault gets its own port.",
+      ),
       Flag.atLeast(0),
     ),
-    port: Flag.Int("port").pipe(Flag.withDescription("Port of the first vault (default: any free port)."), Flag.optional),
-    entraPort: Flag.Int("entra-port").pipe(Flag.withDescription("Port of the Entra ID endpoint (default: any free port)."), Flag.optional),
+    port: Flag.Int("port").pipe(
+      Flag.withDescription("Port of the first vault (default: any free port)."),
+      Flag.optional,
+    ),
+    entraPort: Flag.Int("entra-port").pipe(
+      Flag.withDescription("Port of the Entra ID endpoint (default: any free port)."),
+      Flag.optional,
+    ),
     certificateName: Flag.String("certificate-name").pipe(
       Flag.withMetavar("NAME"),
       Flag.withDescription("certificate_name to put in the printed target configuration."),
@@ -36,7 +45,9 @@ export const emulator = Command.make(
     ),
     writeEnv: Flag.String("write-env").pipe(
       Flag.withMetavar("FILE"),
-      Flag.withDescription("Also write the environment as `export` lines to FILE (for `source FILE`). It holds the emulator's client secret."),
+      Flag.withDescription(
+        "Also write the environment as `export` lines to FILE (for `source FILE`). It holds the emulator's client secret.",
+      ),
       Flag.optional,
     ),
     writeConfig: Flag.String("write-config").pipe(
@@ -53,7 +64,9 @@ export const emulator = Command.make(
         const names = input.vault.length === 0 ? ["kvdeploy-demo"] : input.vault
         const started = yield* kv
           .startScoped({
-            vaults: names.map((name, i) => (i === 0 && Option.isSome(input.port) ? { name, port: input.port.value } : { name })),
+            vaults: names.map((name, i) =>
+              i === 0 && Option.isSome(input.port) ? { name, port: input.port.value } : { name },
+            ),
             ...(Option.isSome(input.entraPort) ? { entraPort: input.entraPort.value } : {}),
             ...(Option.isSome(input.stateDir) ? { stateDir: input.stateDir.value } : {}),
             warn: (line) => void process.stderr.write(`${line}\n`),
@@ -61,7 +74,11 @@ export const emulator = Command.make(
           .pipe(
             Effect.mapError((e) =>
               failure("the emulator could not start", [
-                { field: "emulator", message: e.message, fix: "choose free ports with --port/--entra-port, or omit them" },
+                {
+                  field: "emulator",
+                  message: e.message,
+                  fix: "choose free ports with --port/--entra-port, or omit them",
+                },
               ]),
             ),
           )
@@ -70,10 +87,14 @@ export const emulator = Command.make(
         const config = started.targetConfig(first, input.certificateName, "clientSecret")
         const envText = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`)
         if (Option.isSome(input.writeEnv)) {
-          yield* Effect.promise(() => writeFile(input.writeEnv.pipe(Option.getOrThrow), `${envText.join("\n")}\n`, { mode: 0o600 }))
+          yield* Effect.promise(() =>
+            writeFile(input.writeEnv.pipe(Option.getOrThrow), `${envText.join("\n")}\n`, { mode: 0o600 }),
+          )
         }
         if (Option.isSome(input.writeConfig)) {
-          yield* Effect.promise(() => writeFile(input.writeConfig.pipe(Option.getOrThrow), `${JSON.stringify(config, null, 2)}\n`))
+          yield* Effect.promise(() =>
+            writeFile(input.writeConfig.pipe(Option.getOrThrow), `${JSON.stringify(config, null, 2)}\n`),
+          )
         }
         if (input.json) {
           yield* printJson({
@@ -93,7 +114,9 @@ export const emulator = Command.make(
             s.dim("# Environment for kvdeploy (client_secret mode; trusts the emulator's CA):"),
             ...envText,
             "",
-            s.dim(`# Target configuration (save as target.json; loopback vault URLs need the custom cloud block):`),
+            s.dim(
+              `# Target configuration (save as target.json; loopback vault URLs need the custom cloud block):`,
+            ),
             JSON.stringify(config, null, 2),
           ])
         }
@@ -109,7 +132,8 @@ export const emulator = Command.make(
   Command.withExamples([
     { command: "kvdeploy emulator", description: "Start it and print the environment" },
     {
-      command: "kvdeploy emulator --port 8443 --write-env /tmp/kvdeploy-emulator.env --write-config target.json",
+      command:
+        "kvdeploy emulator --port 8443 --write-env /tmp/kvdeploy-emulator.env --write-config target.json",
       description: "Fixed port; environment and target file for another shell",
     },
   ]),

@@ -1,8 +1,9 @@
 /** `kvdeploy list`: the certificates in a vault, managed by kvdeploy or not, with expiry. */
-import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { parseDuration } from "../cli/duration.js"
 import * as flags from "../cli/flags.js"
 import { failure, usageOne } from "../cli/problems.js"
@@ -26,10 +27,15 @@ export const list = Command.make(
     ...flags.target,
     expiringWithin: Flag.String("expiring-within").pipe(
       Flag.withMetavar("DURATION"),
-      Flag.withDescription("Only certificates that expire within this time (e.g. 30d, 12h, 2w), expired ones included."),
+      Flag.withDescription(
+        "Only certificates that expire within this time (e.g. 30d, 12h, 2w), expired ones included.",
+      ),
       Flag.optional,
     ),
-    managedOnly: Flag.Boolean("managed").pipe(Flag.withDescription("Only certificates kvdeploy manages (certctl-managed-by=certctl)."), Flag.withDefault(false)),
+    managedOnly: Flag.Boolean("managed").pipe(
+      Flag.withDescription("Only certificates kvdeploy manages (certctl-managed-by=certctl)."),
+      Flag.withDefault(false),
+    ),
     json: flags.json,
   },
   (input) =>
@@ -38,7 +44,11 @@ export const list = Command.make(
       if (Option.isSome(input.expiringWithin)) {
         withinMs = parseDuration(input.expiringWithin.value)
         if (withinMs === undefined) {
-          return yield* usageOne("--expiring-within", `"${input.expiringWithin.value}" is not a duration`, "write a number and a unit: 30d, 12h, 2w")
+          return yield* usageOne(
+            "--expiring-within",
+            `"${input.expiringWithin.value}" is not a duration`,
+            "write a number and a unit: 30d, 12h, 2w",
+          )
         }
       }
       const { config } = yield* resolveTarget(input, {}, { requireName: false })
@@ -58,7 +68,10 @@ export const list = Command.make(
               managedByKvdeploy: p.tags?.["certctl-managed-by"] === "certctl",
               enabled: p.enabled ?? true,
               expiresAt: p.expiresOn?.toISOString(),
-              x5t: p.x509Thumbprint === undefined ? undefined : Buffer.from(p.x509Thumbprint).toString("base64url"),
+              x5t:
+                p.x509Thumbprint === undefined
+                  ? undefined
+                  : Buffer.from(p.x509Thumbprint).toString("base64url"),
               updatedAt: p.updatedOn?.toISOString(),
             })
           }
@@ -69,7 +82,12 @@ export const list = Command.make(
           return failure(`could not list the certificates of ${config.vaultUrl}`, [
             {
               field: "list",
-              message: status === undefined ? (e instanceof Error ? e.message.split("\n")[0] ?? "" : String(e)) : `HTTP ${status}: ${(e as Error).message.split("\n")[0]}`,
+              message:
+                status === undefined
+                  ? e instanceof Error
+                    ? (e.message.split("\n")[0] ?? "")
+                    : String(e)
+                  : `HTTP ${status}: ${(e as Error).message.split("\n")[0]}`,
               fix:
                 status === 403
                   ? "grant certificates/list (RBAC: Key Vault Certificate User, data action Microsoft.KeyVault/vaults/certificates/read)"
@@ -82,7 +100,11 @@ export const list = Command.make(
       const now = Date.now()
       const selected = all
         .filter((c) => !input.managedOnly || c.managedByKvdeploy)
-        .filter((c) => withinMs === undefined || (c.expiresAt !== undefined && Date.parse(c.expiresAt) - now <= withinMs))
+        .filter(
+          (c) =>
+            withinMs === undefined ||
+            (c.expiresAt !== undefined && Date.parse(c.expiresAt) - now <= withinMs),
+        )
         .sort((a, b) => a.name.localeCompare(b.name))
       if (input.json) {
         return yield* printJson({ vaultUrl: config.vaultUrl, total: all.length, certificates: selected })
@@ -104,7 +126,13 @@ export const list = Command.make(
   ),
   Command.withShortDescription("Certificates in a vault, with expiry"),
   Command.withExamples([
-    { command: "kvdeploy list --vault-url https://my-vault.vault.azure.net", description: "Everything in the vault" },
-    { command: "kvdeploy list --config target.json --expiring-within 30d --json", description: "What expires in the next 30 days, as JSON" },
+    {
+      command: "kvdeploy list --vault-url https://my-vault.vault.azure.net",
+      description: "Everything in the vault",
+    },
+    {
+      command: "kvdeploy list --config target.json --expiring-within 30d --json",
+      description: "What expires in the next 30 days, as JSON",
+    },
   ]),
 )

@@ -11,13 +11,12 @@ import {
   MANAGED_BY_TAG,
   preflight,
   type TargetConfig,
-  type VaultVersion,
   Vault,
+  type VaultVersion,
 } from "@kvdeploy/core"
+import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Command from "effect/cli/Command"
-import * as flags from "../cli/flags.js"
 import { readMaterial } from "../cli/material.js"
 import { leafSummary } from "../cli/outcome.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
@@ -33,7 +32,9 @@ export interface PlanRecord {
   readonly target: { readonly vaultUrl: string; readonly certificateName: string }
   readonly preflight: { readonly passed: boolean; readonly problems: ReadonlyArray<Problem> }
   readonly current: VersionRecord | undefined
-  readonly softDeleted: { readonly deletedAt: string; readonly scheduledPurgeAt: string | undefined } | undefined
+  readonly softDeleted:
+    | { readonly deletedAt: string; readonly scheduledPurgeAt: string | undefined }
+    | undefined
   readonly newX5t: string | undefined
   readonly action: PlanAction
   readonly reason: string
@@ -53,7 +54,11 @@ const decide = (
     return { action: "import", reason: "first deploy: the certificate does not exist yet", writes: 1 }
   }
   if (current.x5t === newX5t && current.enabled && hasTags(current.tags, tags)) {
-    return { action: "skip", reason: `the vault already serves this certificate (${current.versionId}) with kvdeploy's tags`, writes: 0 }
+    return {
+      action: "skip",
+      reason: `the vault already serves this certificate (${current.versionId}) with kvdeploy's tags`,
+      writes: 0,
+    }
   }
   if (!isManagedByKvdeploy(current.tags) && !adopt) {
     return {
@@ -83,12 +88,20 @@ export const plan = Command.make("plan", deployFlags, (input) =>
     const record: PlanRecord = yield* withDeployServices(
       config,
       Effect.gen(function* () {
-        const checked = yield* preflight({ target: config, material, certificateId, options: { adopt: input.adopt } })
+        const checked = yield* preflight({
+          target: config,
+          material,
+          certificateId,
+          options: { adopt: input.adopt },
+        })
         const target = { vaultUrl: config.vaultUrl, certificateName: config.certificateName }
         if (checked._tag === "Rejected") {
           return {
             target,
-            preflight: { passed: false, problems: checked.problems.map((p) => ({ field: p.field, message: p.message, fix: p.fix })) },
+            preflight: {
+              passed: false,
+              problems: checked.problems.map((p) => ({ field: p.field, message: p.message, fix: p.fix })),
+            },
             current: undefined,
             softDeleted: undefined,
             newX5t: checked.inspected?.leaf.x5t,
@@ -116,10 +129,17 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             Effect.catch(() => Effect.succeed(undefined)),
           )
           if (deleted !== undefined) {
-            softDeleted = { deletedAt: deleted.deletedAt.toISOString(), scheduledPurgeAt: deleted.scheduledPurgeAt?.toISOString() }
+            softDeleted = {
+              deletedAt: deleted.deletedAt.toISOString(),
+              scheduledPurgeAt: deleted.scheduledPurgeAt?.toISOString(),
+            }
             decision =
               config.onSoftDeleted === "recover"
-                ? { action: "recover-and-import", reason: `${config.certificateName} is soft-deleted; deploy would recover it, then judge and import`, writes: 2 }
+                ? {
+                    action: "recover-and-import",
+                    reason: `${config.certificateName} is soft-deleted; deploy would recover it, then judge and import`,
+                    writes: 2,
+                  }
                 : {
                     action: "fail-soft-deleted",
                     reason: `${config.certificateName} is soft-deleted; deploy would fail without writing (use --on-soft-deleted recover, or purge it)`,
@@ -155,11 +175,20 @@ export const plan = Command.make("plan", deployFlags, (input) =>
       yield* printLines([
         `${s.bold("plan")}  ${config.certificateName} in ${config.vaultUrl}  ${s.dim("(read-only: nothing was written)")}`,
         `  preflight   ${record.preflight.passed ? s.green("passed") : s.red(`${record.preflight.problems.length} problem(s)`)}`,
-        ...record.preflight.problems.flatMap((p) => [`    ${s.bold(p.field)}: ${p.message}`, `      fix: ${p.fix}`]),
+        ...record.preflight.problems.flatMap((p) => [
+          `    ${s.bold(p.field)}: ${p.message}`,
+          `      fix: ${p.fix}`,
+        ]),
         `  current     ${record.current === undefined ? (record.softDeleted === undefined ? "(none)" : `(soft-deleted ${record.softDeleted.deletedAt})`) : `${record.current.versionId}  x5t ${record.current.x5t}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
         `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${expiryText(leaf.notAfter, now)}`}`,
         `  action      ${actionText}: ${record.reason}`,
-        ...(record.tags === undefined ? [] : [`  tags        ${Object.entries(record.tags).map(([k, v]) => `${k}=${v}`).join(", ")}`]),
+        ...(record.tags === undefined
+          ? []
+          : [
+              `  tags        ${Object.entries(record.tags)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(", ")}`,
+            ]),
       ])
     }
     if (record.action === "refuse") return yield* new ExitWith({ exitCode: ExitCode.usage })
@@ -173,7 +202,13 @@ Exit codes: 0 deploy would import or skip, 1 the vault could not be read or the 
   ),
   Command.withShortDescription("Read-only preview of what deploy would do"),
   Command.withExamples([
-    { command: "kvdeploy plan --config target.json --cert leaf.pem --chain chain.pem --key leaf.key", description: "What deploy would do" },
-    { command: "kvdeploy plan --config target.json --pfx api.pfx --pfx-password-env PFX_PASSWORD --json", description: "As JSON" },
+    {
+      command: "kvdeploy plan --config target.json --cert leaf.pem --chain chain.pem --key leaf.key",
+      description: "What deploy would do",
+    },
+    {
+      command: "kvdeploy plan --config target.json --pfx api.pfx --pfx-password-env PFX_PASSWORD --json",
+      description: "As JSON",
+    },
   ]),
 )

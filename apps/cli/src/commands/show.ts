@@ -1,6 +1,7 @@
 /** `kvdeploy show`: the version the vault serves now, with provenance, expiry and tags. */
-import * as Effect from "effect/Effect"
+
 import * as Command from "effect/cli/Command"
+import * as Effect from "effect/Effect"
 import * as flags from "../cli/flags.js"
 import { failure } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
@@ -31,7 +32,12 @@ export const show = Command.make(
         ),
       )
       const record = versionRecord(latest, true)
-      if (input.json) return yield* printJson({ vaultUrl: config.vaultUrl, certificateName: config.certificateName, latest: record })
+      if (input.json)
+        return yield* printJson({
+          vaultUrl: config.vaultUrl,
+          certificateName: config.certificateName,
+          latest: record,
+        })
       yield* printLines(versionDetail(config.certificateName, record, styleOut(), Date.now()))
     }),
 ).pipe(
@@ -40,7 +46,10 @@ export const show = Command.make(
   ),
   Command.withShortDescription("Show the version the vault serves now"),
   Command.withExamples([
-    { command: "kvdeploy show --vault-url https://my-vault.vault.azure.net --name api-prod", description: "Latest version of api-prod" },
+    {
+      command: "kvdeploy show --vault-url https://my-vault.vault.azure.net --name api-prod",
+      description: "Latest version of api-prod",
+    },
     { command: "kvdeploy show --config target.json --json", description: "As JSON" },
   ]),
 )

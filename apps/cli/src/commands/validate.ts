@@ -1,13 +1,13 @@
 /** `kvdeploy validate FILE`: core's target validation on a configuration file, every problem listed. */
 import { validateTargetConfigSync } from "@kvdeploy/core"
-import * as Effect from "effect/Effect"
-import * as Result from "effect/Result"
 import * as Argument from "effect/cli/Argument"
 import * as Command from "effect/cli/Command"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
 import * as flags from "../cli/flags.js"
 import { ExitCode, ExitWith } from "../cli/problems.js"
-import { printJson, printLines, styleOut } from "../cli/terminal.js"
 import { readConfigFile } from "../cli/target.js"
+import { printJson, printLines, styleOut } from "../cli/terminal.js"
 
 export const validate = Command.make(
   "validate",
@@ -32,7 +32,13 @@ export const validate = Command.make(
             `  vault            ${t.vaultUrl} (${t.cloud.name === "Custom" ? `custom cloud .${t.cloud.vaultDnsSuffix}` : t.cloud.name})`,
             `  certificate      ${t.certificateName}`,
             `  credential mode  ${t.credentialMode}${t.managedIdentityClientId === undefined ? "" : ` (client id ${t.managedIdentityClientId})`}`,
-            `  tags             ${Object.keys(t.tags).length === 0 ? "(none)" : Object.entries(t.tags).map(([k, v]) => `${k}=${v}`).join(", ")}`,
+            `  tags             ${
+              Object.keys(t.tags).length === 0
+                ? "(none)"
+                : Object.entries(t.tags)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(", ")
+            }`,
             `  on soft-deleted  ${t.onSoftDeleted}    pfx encoding  ${t.pfxEncoding}`,
             `  authority        ${t.cloud.authorityHost}    token resource  ${t.cloud.keyVaultResource}`,
           ])

@@ -4,10 +4,10 @@
  * polling until a timeout. Exit 0 yes, 1 no.
  */
 import { connect } from "node:tls"
-import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { parseDuration } from "../cli/duration.js"
 import * as flags from "../cli/flags.js"
 import { leafOf, readLeaf } from "../cli/leaf.js"
@@ -48,11 +48,15 @@ export const verify = Command.make(
     name: flags.certificateName,
     cert: Flag.String("cert").pipe(
       Flag.withMetavar("FILE|-"),
-      Flag.withDescription("The certificate (PEM or DER; the first certificate of a bundle is the leaf). '-' reads stdin."),
+      Flag.withDescription(
+        "The certificate (PEM or DER; the first certificate of a bundle is the leaf). '-' reads stdin.",
+      ),
     ),
     endpoint: Flag.String("endpoint").pipe(
       Flag.withMetavar("HOST:PORT"),
-      Flag.withDescription("Also check that this TLS endpoint presents the certificate (polls until --timeout)."),
+      Flag.withDescription(
+        "Also check that this TLS endpoint presents the certificate (polls until --timeout).",
+      ),
       Flag.optional,
     ),
     servername: Flag.String("servername").pipe(
@@ -62,7 +66,9 @@ export const verify = Command.make(
     ),
     timeout: Flag.String("timeout").pipe(
       Flag.withMetavar("DURATION"),
-      Flag.withDescription("How long to poll --endpoint until it serves the certificate (default 0s: one attempt), e.g. 5m."),
+      Flag.withDescription(
+        "How long to poll --endpoint until it serves the certificate (default 0s: one attempt), e.g. 5m.",
+      ),
       Flag.withDefault("0s"),
     ),
     json: flags.json,
@@ -71,20 +77,32 @@ export const verify = Command.make(
     Effect.gen(function* () {
       const timeoutMs = parseDuration(input.timeout)
       if (timeoutMs === undefined) {
-        return yield* usageOne("--timeout", `"${input.timeout}" is not a duration`, "write a number and a unit: 30s, 5m")
+        return yield* usageOne(
+          "--timeout",
+          `"${input.timeout}" is not a duration`,
+          "write a number and a unit: 30s, 5m",
+        )
       }
       let endpoint: { host: string; port: number } | undefined
       if (Option.isSome(input.endpoint)) {
         const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(input.endpoint.value)
         const port = Number(m?.[2])
         if (m === null || !(port > 0 && port < 65536)) {
-          return yield* usageOne("--endpoint", `"${input.endpoint.value}" is not HOST:PORT`, "write e.g. api.example.com:443")
+          return yield* usageOne(
+            "--endpoint",
+            `"${input.endpoint.value}" is not HOST:PORT`,
+            "write e.g. api.example.com:443",
+          )
         }
         endpoint = { host: (m[1] ?? "").replace(/^\[|\]$/g, ""), port }
       }
       const checkVault = Option.isSome(input.config) || Option.isSome(input.vaultUrl)
       if (!checkVault && endpoint === undefined) {
-        return yield* usageOne("--vault-url", "is missing (and no --endpoint was given)", "give the target (--config or --vault-url and --name), --endpoint, or both")
+        return yield* usageOne(
+          "--vault-url",
+          "is missing (and no --endpoint was given)",
+          "give the target (--config or --vault-url and --name), --endpoint, or both",
+        )
       }
       const target = checkVault ? (yield* resolveTarget(input, { name: input.name })).config : undefined
       const leaf = yield* readLeaf("--cert", input.cert)
@@ -96,7 +114,9 @@ export const verify = Command.make(
             Effect.map((v) => v as typeof v | undefined),
             Effect.catchTag("VaultNotFound", () => Effect.succeed(undefined)),
           ),
-        ).pipe(Effect.mapError((e) => ("_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e))))
+        ).pipe(
+          Effect.mapError((e) => ("_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e))),
+        )
         checks.push({
           check: "vault",
           where: `${target.vaultUrl} ${target.certificateName}`,
@@ -119,7 +139,12 @@ export const verify = Command.make(
         for (let attempt = 1; ; attempt++) {
           yield* progress(`connecting to ${endpoint.host}:${endpoint.port} (attempt ${attempt})…`)
           const got = yield* Effect.promise(() =>
-            peerLeaf(endpoint.host, endpoint.port, servername, Math.max(1000, Math.min(10_000, deadline - Date.now()))),
+            peerLeaf(
+              endpoint.host,
+              endpoint.port,
+              servername,
+              Math.max(1000, Math.min(10_000, deadline - Date.now())),
+            ),
           )
           if ("der" in got) {
             const served = leafOf(got.der)
@@ -128,10 +153,19 @@ export const verify = Command.make(
               where: `${endpoint.host}:${endpoint.port} (SNI ${servername})`,
               serves: served.x5t === leaf.x5t,
               servedX5t: served.x5t,
-              detail: served.x5t === leaf.x5t ? "presents this certificate" : `presents another certificate (${served.subject}, x5t ${served.x5t})`,
+              detail:
+                served.x5t === leaf.x5t
+                  ? "presents this certificate"
+                  : `presents another certificate (${served.subject}, x5t ${served.x5t})`,
             }
           } else {
-            last = { check: "endpoint", where: `${endpoint.host}:${endpoint.port}`, serves: false, servedX5t: undefined, detail: got.error }
+            last = {
+              check: "endpoint",
+              where: `${endpoint.host}:${endpoint.port}`,
+              serves: false,
+              servedX5t: undefined,
+              detail: got.error,
+            }
           }
           if (last.serves || Date.now() + 2000 > deadline) break
           yield* Effect.sleep("2 seconds")
@@ -145,7 +179,9 @@ export const verify = Command.make(
         const s = styleOut()
         yield* printLines([
           `${serves ? s.green("yes") : s.red("no")}  ${leaf.subject}  x5t ${leaf.x5t}`,
-          ...checks.map((c) => `  ${c.serves ? s.green("✓") : s.red("✗")} ${c.check.padEnd(8)} ${c.where}: ${c.detail}`),
+          ...checks.map(
+            (c) => `  ${c.serves ? s.green("✓") : s.red("✗")} ${c.check.padEnd(8)} ${c.where}: ${c.detail}`,
+          ),
         ])
       }
       if (!serves) return yield* new ExitWith({ exitCode: ExitCode.failed })
@@ -156,9 +192,13 @@ export const verify = Command.make(
   ),
   Command.withShortDescription("Does the vault (and an endpoint) serve this certificate?"),
   Command.withExamples([
-    { command: "kvdeploy verify --config target.json --cert leaf.pem", description: "Is leaf.pem what the vault serves?" },
     {
-      command: "kvdeploy verify --config target.json --cert leaf.pem --endpoint api.example.com:443 --timeout 10m",
+      command: "kvdeploy verify --config target.json --cert leaf.pem",
+      description: "Is leaf.pem what the vault serves?",
+    },
+    {
+      command:
+        "kvdeploy verify --config target.json --cert leaf.pem --endpoint api.example.com:443 --timeout 10m",
       description: "…and does the endpoint present it (waiting up to 10 minutes)?",
     },
   ]),

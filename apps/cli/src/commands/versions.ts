@@ -1,43 +1,69 @@
 /** `kvdeploy versions`: the version history, newest first, marking kvdeploy's writes and rollbacks. */
-import * as Effect from "effect/Effect"
+
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
 import { failure } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { printJson, printLines, step, styleOut } from "../cli/terminal.js"
 import { useVault, vaultProblem } from "../cli/vault.js"
-import { versionLines, versionRecord } from "../cli/versions.js"
+import { newestFirst, versionLines, versionRecord } from "../cli/versions.js"
 
 export const versions = Command.make(
   "versions",
   {
     ...flags.target,
     name: flags.certificateName,
-    limit: Flag.Int("limit").pipe(Flag.withMetavar("N"), Flag.withDescription("Show at most N versions."), Flag.optional),
+    limit: Flag.Int("limit").pipe(
+      Flag.withMetavar("N"),
+      Flag.withDescription("Show at most N versions."),
+      Flag.optional,
+    ),
     json: flags.json,
   },
   (input) =>
     Effect.gen(function* () {
       const { config } = yield* resolveTarget(input, { name: input.name })
-      const all = yield* useVault(config, (vault) =>
-        step(`listing versions of ${config.certificateName}`, vault.listVersions(config.certificateName)).pipe(
+      const [all, latestId] = yield* useVault(config, (vault) =>
+        step(
+          `listing versions of ${config.certificateName}`,
+          Effect.all([
+            vault.listVersions(config.certificateName),
+            // Which version the vault serves: ties in creation time (one-second resolution) are ordered by it.
+            vault.getLatest(config.certificateName).pipe(
+              Effect.map((v): string | undefined => v.versionId),
+              Effect.catchTag("VaultNotFound", () => Effect.succeed(undefined)),
+            ),
+          ]),
+        ).pipe(
           Effect.catchTag("VaultNotFound", () =>
             Effect.fail(
               failure(`${config.certificateName} does not exist in ${config.vaultUrl}`, [
-                { field: "--name", message: `no certificate named ${config.certificateName}`, fix: "check the name with `kvdeploy list`" },
+                {
+                  field: "--name",
+                  message: `no certificate named ${config.certificateName}`,
+                  fix: "check the name with `kvdeploy list`",
+                },
               ]),
             ),
           ),
-          Effect.mapError((e) => ("_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("listVersions", e))),
+          Effect.mapError((e) =>
+            "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("listVersions", e),
+          ),
         ),
       )
-      const sorted = [...all].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
+      const sorted = newestFirst(all, latestId)
       const limited = Option.isSome(input.limit) ? sorted.slice(0, Math.max(0, input.limit.value)) : sorted
-      const records = limited.map((v, i) => versionRecord(v, i === 0))
+      const records = limited.map((v) => versionRecord(v, v.versionId === latestId))
       if (input.json) {
-        return yield* printJson({ vaultUrl: config.vaultUrl, certificateName: config.certificateName, total: all.length, versions: records })
+        return yield* printJson({
+          vaultUrl: config.vaultUrl,
+          certificateName: config.certificateName,
+          total: all.length,
+          versions: records,
+        })
       }
       const s = styleOut()
       yield* printLines([
@@ -52,6 +78,9 @@ export const versions = Command.make(
   Command.withShortDescription("Version history, newest first"),
   Command.withExamples([
     { command: "kvdeploy versions --config target.json", description: "History of the target's certificate" },
-    { command: "kvdeploy versions --config target.json --limit 5 --json", description: "The 5 newest, as JSON" },
+    {
+      command: "kvdeploy versions --config target.json --limit 5 --json",
+      description: "The 5 newest, as JSON",
+    },
   ]),
 )
