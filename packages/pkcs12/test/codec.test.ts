@@ -1,9 +1,13 @@
+import { createHmac } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { PfxCodec } from "@kvdeploy/core"
+import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import * as pkijs from "pkijs"
 import { beforeAll } from "vitest"
 import { certificateFacts, decodePfx, encodePfx, inspectMaterial, layer } from "../src/index.js"
+import { bmpPassword, KdfPurpose, pkcs12Kdf } from "../src/pkcs12Kdf.js"
 import {
   canonicalPkcs8,
   generateKey,
@@ -172,5 +176,84 @@ describe("inspectMaterial", () => {
       const inspected = yield* codec.inspect(back)
       expect(inspected.problems).toEqual([])
     }).pipe(Effect.provide(layer)),
+  )
+})
+
+describe("BER input (as Windows and some Java versions write)", () => {
+  it.effect("reads constructed OCTET STRINGs and indefinite lengths in the authenticated safe", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(rsa, 4, authorities))
+      const pfxBytes = yield* encodePfx(material, { encoding: "modern", password })
+      const pfx = pkijs.PFX.fromBER(Uint8Array.from(pfxBytes))
+      const content = pfx.authSafe.content as asn1js.OctetString
+      const safe = pkijs.AuthenticatedSafe.fromBER(content.getValue())
+      const [certs, key] = safe.safeContents
+      if (certs === undefined || key === undefined) throw new Error("unexpected PFX layout")
+      const encrypted = new pkijs.EncryptedData({ schema: certs.content })
+      const eci = encrypted.encryptedContentInfo
+      // pkijs splits the ciphertext into 1 KB pieces of a constructed, indefinite-length OCTET STRING.
+      const split = new pkijs.EncryptedContentInfo({
+        contentType: eci.contentType,
+        contentEncryptionAlgorithm: eci.contentEncryptionAlgorithm,
+        encryptedContent: new asn1js.OctetString({ valueHex: eci.getEncryptedContent() }),
+      })
+      expect(split.encryptedContent?.idBlock.isConstructed).toBe(true)
+      const rebuilt = new Uint8Array(
+        new pkijs.AuthenticatedSafe({
+          safeContents: [
+            new pkijs.ContentInfo({
+              contentType: certs.contentType,
+              content: new pkijs.EncryptedData({ version: 0, encryptedContentInfo: split }).toSchema(),
+            }),
+            key,
+          ],
+        })
+          .toSchema()
+          .toBER(false),
+      )
+      const half = Math.floor(rebuilt.length / 2)
+      const macData = pfx.macData
+      if (macData === undefined) throw new Error("no MAC")
+      const salt = macData.macSalt.valueBlock.valueHexView
+      const iterations = macData.iterations ?? 1
+      const macKey = pkcs12Kdf(
+        "sha256",
+        bmpPassword(Redacted.value(password)),
+        salt,
+        iterations,
+        KdfPurpose.mac,
+        32,
+      )
+      const ber = new pkijs.PFX({
+        version: 3,
+        authSafe: new pkijs.ContentInfo({
+          contentType: pfx.authSafe.contentType,
+          content: new asn1js.OctetString({
+            isConstructed: true,
+            idBlock: { isConstructed: true },
+            lenBlock: { isIndefiniteForm: true },
+            value: [
+              new asn1js.OctetString({ valueHex: rebuilt.subarray(0, half) }),
+              new asn1js.OctetString({ valueHex: rebuilt.subarray(half) }),
+            ],
+          }),
+        }),
+        macData: new pkijs.MacData({
+          mac: new pkijs.DigestInfo({
+            digestAlgorithm: macData.mac.digestAlgorithm,
+            digest: new asn1js.OctetString({
+              valueHex: createHmac("sha256", macKey).update(rebuilt).digest(),
+            }),
+          }),
+          macSalt: macData.macSalt,
+          iterations,
+        }),
+      })
+      const berBytes = new Uint8Array(ber.toSchema().toBER(false))
+      expect(hex(berBytes)).not.toBe(hex(pfxBytes))
+      const back = yield* decodePfx(berBytes, password)
+      expect(hex(back.leaf)).toBe(hex(material.leaf))
+      expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+    }),
   )
 })
