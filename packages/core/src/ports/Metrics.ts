@@ -1,7 +1,8 @@
 /**
  * The Metrics port: one method per series of the catalogue (see
  * `@kvdeploy/metrics` for names, help texts and labels). The deploy program
- * calls it at every outcome; adapters decide how to keep the numbers.
+ * records the deploy series at every outcome; Vault adapters record the
+ * request and throttle series. Metrics adapters decide how to keep the numbers.
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -64,7 +65,9 @@ export class Metrics extends Context.Service<
     readonly rollback: (outcome: RollbackOutcome) => Effect.Effect<void>
     readonly idempotentSkip: () => Effect.Effect<void>
     readonly deployDuration: (seconds: number) => Effect.Effect<void>
+    /** Recorded by Vault adapters (they also see the requests their SDK retries), not by the deploy program. */
     readonly vaultRequest: (operation: VaultOperation, status: VaultRequestStatus) => Effect.Effect<void>
+    /** Recorded by Vault adapters for every 429. */
     readonly vaultThrottled: () => Effect.Effect<void>
     /** The notAfter of the certificate the vault serves for this target. */
     readonly certificateExpiry: (certificate: CertificateRef, notAfter: Date) => Effect.Effect<void>

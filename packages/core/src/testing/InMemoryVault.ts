@@ -22,6 +22,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type { CertificateMaterial } from "../material.js"
+import { Metrics, vaultRequestStatusOf } from "../ports/Metrics.js"
 import { PfxCodec } from "../ports/PfxCodec.js"
 import {
   type DeletedCertificate,
@@ -209,7 +210,7 @@ const make = Effect.gen(function* () {
    * Run one call: take its fault, let a foreign writer in first if scripted,
    * fail before the effect, or run it and fail after (ambiguous).
    */
-  const call = <A, E>(
+  const callRaw = <A, E>(
     operation: VaultOperation,
     name: string,
     body: (alter: "disable" | "drop-tags" | undefined) => Effect.Effect<A, E>,
@@ -235,6 +236,26 @@ const make = Effect.gen(function* () {
       record("ok")
       return result
     })
+
+  /** Like a real Vault adapter, count each request in the Metrics port when one is provided. */
+  const call = <A, E extends { readonly _tag: string }>(
+    operation: VaultOperation,
+    name: string,
+    body: (alter: "disable" | "drop-tags" | undefined) => Effect.Effect<A, E>,
+  ): Effect.Effect<A, E | ReturnType<typeof makeError>> =>
+    Effect.flatMap(Effect.serviceOption(Metrics), (metrics) =>
+      metrics._tag === "None"
+        ? callRaw(operation, name, body)
+        : callRaw(operation, name, body).pipe(
+            Effect.tap(() => metrics.value.vaultRequest(operation, "ok")),
+            Effect.tapError((e) =>
+              Effect.andThen(
+                metrics.value.vaultRequest(operation, vaultRequestStatusOf(e._tag)),
+                e._tag === "VaultThrottled" ? metrics.value.vaultThrottled() : Effect.void,
+              ),
+            ),
+          ),
+    )
 
   const notFound = (operation: VaultOperation, what: string) => new VaultNotFound({ operation, detail: what })
 
