@@ -13,9 +13,9 @@ import * as SchemaIssue from "effect/SchemaIssue"
 import { parseDocument } from "yaml"
 
 const positiveInt = (description: string) =>
-  Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)).annotate({ description })
+  Schema.Finite.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)).annotate({ description })
 const positiveNumber = (description: string) =>
-  Schema.Number.check(Schema.isGreaterThan(0)).annotate({ description })
+  Schema.Finite.check(Schema.isGreaterThan(0)).annotate({ description })
 
 export const PemSourceSchema = Schema.Struct({
   cert: Schema.String.annotate({ description: "PEM file holding the leaf certificate (may also hold the chain and the key)" }),
@@ -73,7 +73,7 @@ export const AgentSettingsSchema = Schema.Struct({
   listen: Schema.optionalKey(Schema.String.annotate({ description: "HTTP listen address host:port for /metrics, /healthz, /readyz (default 127.0.0.1:9464)" })),
   state_dir: Schema.optionalKey(Schema.String.annotate({ description: "Directory for the last outcome per deployment (default ./kvdeploy-agent-state)" })),
   shutdown_grace_seconds: Schema.optionalKey(positiveNumber("Seconds SIGTERM waits for deploys in flight (default 30)")),
-  debounce_ms: Schema.optionalKey(Schema.Number.check(Schema.isGreaterThanOrEqualTo(0)).annotate({ description: "Quiet time after a file change before reconciling (default 500)" })),
+  debounce_ms: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).annotate({ description: "Quiet time after a file change before reconciling (default 500)" })),
   vault_imports_per_window: Schema.optionalKey(positiveInt("Imports per vault per window (Key Vault: 300; default 290)")),
   vault_reads_per_window: Schema.optionalKey(positiveInt("Other requests per vault per window (Key Vault: 4000; default 3900)")),
   vault_window_seconds: Schema.optionalKey(positiveNumber("Key Vault's throttling window (default 10)")),
@@ -365,3 +365,14 @@ export const loadAgentConfig = (path: string): Effect.Effect<AgentConfig, AgentC
     })
     return yield* Effect.fromResult(parseAgentConfig(text, absolute, dirname(absolute), process.env))
   })
+
+/** The configuration's JSON Schema, generated from the Effect Schema (published as schema/agent-config.schema.json). */
+export const jsonSchema = (): Record<string, unknown> => {
+  const document = Schema.toJsonSchemaDocument(AgentConfigSchema, { onExcessProperty: "error" })
+  return {
+    $schema: "https://json-schema.org/draft/2020-12/schema",
+    $id: "https://kvdeploy.dev/schema/agent-config.schema.json",
+    ...document.schema,
+    ...(Object.keys(document.definitions).length > 0 ? { $defs: document.definitions } : {}),
+  }
+}

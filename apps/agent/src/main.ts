@@ -24,13 +24,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as HttpRouter from "effect/http/HttpRouter"
-import { AgentConfigInvalid, type AgentConfig, AgentConfigSchema, loadAgentConfig } from "./config.js"
+import { AgentConfigInvalid, type AgentConfig, jsonSchema, loadAgentConfig } from "./config.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import * as Runtime from "./runtime.js"
 import { version } from "./version.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
-import * as Schema from "effect/Schema"
 
 /** Vaults over the Azure SDKs: one client per vault URL and credential settings. */
 const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | PfxCodec> =>
@@ -88,9 +87,6 @@ Usage:
 Signals: SIGTERM/SIGINT finish the deploys in flight and exit 0; SIGHUP reloads the configuration.
 HTTP (default 127.0.0.1:9464): /metrics, /healthz, /readyz. Documentation: docs/agent.md.
 `
-
-/** The configuration's JSON Schema (published as schema/agent-config.schema.json). */
-export const jsonSchema = () => Schema.toJsonSchemaDocument(AgentConfigSchema)
 
 export const main = (argv: ReadonlyArray<string>): void => {
   let args: ReturnType<typeof parseArgs<{ options: { config: { type: "string"; short: "c" }; check: { type: "boolean" }; "print-schema": { type: "boolean" }; version: { type: "boolean" }; help: { type: "boolean"; short: "h" } } }>>

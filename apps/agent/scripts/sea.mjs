@@ -1,0 +1,26 @@
+// Build the single executable (Node's single-executable-application support):
+// the CommonJS bundle (scripts/bundle.mjs --sea) becomes a SEA blob, which
+// postject injects into a copy of this Node binary: dist/sea/kvdeploy-agent
+// runs with no Node.js on PATH. Prints how long each step took.
+import { execFileSync } from "node:child_process"
+import { chmodSync, copyFileSync, existsSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+const out = join(root, "dist", "sea")
+const main = join(out, "agent.cjs")
+if (!existsSync(main)) throw new Error(`${main} is missing: run node scripts/bundle.mjs --sea first`)
+const started = Date.now()
+const config = join(out, "sea-config.json")
+const blob = join(out, "agent.blob")
+writeFileSync(config, JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }))
+execFileSync(process.execPath, ["--experimental-sea-config", config], { stdio: "inherit" })
+const exe = join(out, "kvdeploy-agent")
+copyFileSync(process.execPath, exe)
+chmodSync(exe, 0o755)
+const require = createRequire(import.meta.url)
+const postject = require.resolve("postject/dist/cli.js")
+execFileSync(process.execPath, [postject, exe, "NODE_SEA_BLOB", blob, "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"], { stdio: "inherit" })
+console.log(`kvdeploy-agent single executable: ${exe} (${Date.now() - started} ms)`)
