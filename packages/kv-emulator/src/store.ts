@@ -43,6 +43,9 @@ export interface CertVersion {
 
 export interface PendingOperation {
   readonly requestId: string
+  /** The version id the pending certificate will get (Key Vault shows it before the merge). */
+  readonly pendingVersion: string
+  readonly created: number
   readonly csr: Uint8Array
   status: "inProgress" | "completed" | "cancelled" | "failed"
   version?: string
@@ -354,6 +357,26 @@ export const certAttributes = (v: CertVersion, recoverableDays: number) => ({
   updated: v.updated,
   recoveryLevel: RECOVERY_LEVEL,
   recoverableDays,
+})
+
+/** A certificate that only has a pending create (no certificate yet): id, kid, sid, policy, disabled attributes. */
+export const renderPendingBundle = (
+  origin: string,
+  e: CertEntry,
+  p: PendingOperation,
+  recoverableDays: number,
+) => ({
+  id: `${origin}/certificates/${e.name}/${p.pendingVersion}`,
+  kid: `${origin}/keys/${e.name}/${p.pendingVersion}`,
+  sid: `${origin}/secrets/${e.name}/${p.pendingVersion}`,
+  attributes: {
+    enabled: false,
+    created: p.created,
+    updated: p.created,
+    recoveryLevel: RECOVERY_LEVEL,
+    recoverableDays,
+  },
+  policy: renderPolicy(origin, e),
 })
 
 export const renderPolicy = (origin: string, e: CertEntry) => ({

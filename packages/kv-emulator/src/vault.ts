@@ -37,6 +37,7 @@ import {
   renderDeletedBundle,
   renderItem,
   renderKey,
+  renderPendingBundle,
   renderPolicy,
   type VaultStore,
 } from "./store.js"
@@ -474,6 +475,13 @@ export class VaultHandler {
       }
       case "getLatest":
       case "getVersion": {
+        const waiting = store.certificates.get(name.toLowerCase())
+        if (waiting && !waiting.deleted && waiting.versions.length === 0 && waiting.pending) {
+          const p = waiting.pending
+          if (r.version !== undefined && r.version !== "" && r.version.toLowerCase() !== p.pendingVersion)
+            throw KvError.certificateNotFound(`${name}/${r.version}`)
+          return { status: 200, body: renderPendingBundle(origin, waiting, p, days) }
+        }
         const e = store.mustActive(name)
         const v = store.version(e, r.version ?? "")
         // The hot path of a deploy (snapshot, verify) and of the benchmark: serialise once per revision.
@@ -676,6 +684,8 @@ export class VaultHandler {
     })
     const pending = {
       requestId: randomUUID().replace(/-/g, ""),
+      pendingVersion: newVersionId(),
+      created: nowSeconds(),
       csr: gen.csr,
       status: "inProgress" as const,
       cancellationRequested: false,

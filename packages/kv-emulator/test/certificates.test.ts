@@ -354,6 +354,35 @@ describe("create with the self-signed issuer", () => {
   })
 })
 
+describe("pending operations for other issuers", () => {
+  it("an Unknown-issuer create stays inProgress (waiting for a merge) and can be cancelled and deleted", async () => {
+    const mark = emulator.requests.mark()
+    await certificates.beginCreateCertificate(
+      "awaiting-merge",
+      { issuerName: "Unknown", subject: "CN=merge.example.test" },
+      { intervalInMs: 50 },
+    )
+    expect(emulator.requests.entries({ since: mark, operation: "create" }).at(-1)?.status).toBe(202)
+    const pending = await certificates.getCertificateOperation("awaiting-merge", { intervalInMs: 50 })
+    const op = pending.getOperationState().certificateOperation
+    expect(op?.status).toBe("inProgress")
+    expect(op?.csr?.length ?? 0).toBeGreaterThan(100)
+    // Like Key Vault, the pending certificate is visible (no cer, disabled) before the merge.
+    const waiting = await certificates.getCertificate("awaiting-merge")
+    expect(waiting.cer).toBeUndefined()
+    expect(waiting.properties.enabled).toBe(false)
+    await pending.cancelOperation()
+    expect(emulator.requests.entries({ operation: "cancelOperation" }).at(-1)?.status).toBe(200)
+    expect(
+      (await certificates.getCertificateOperation("awaiting-merge")).getOperationState().certificateOperation
+        ?.status,
+    ).toBe("cancelled")
+    await certificates.deleteCertificateOperation("awaiting-merge")
+    const gone = await restError(certificates.getCertificateOperation("awaiting-merge"))
+    expect(gone.statusCode).toBe(404)
+  })
+})
+
 describe("soft delete", () => {
   it("deletes, refuses the name with 409 ObjectIsDeletedButRecoverable, recovers, deletes and purges (204)", async () => {
     await certificates.importCertificate("doomed", Buffer.from(pemBundle(other)), PEM)
@@ -389,6 +418,9 @@ describe("soft delete", () => {
     const recovered = await rec.pollUntilDone()
     expect(recovered.name).toBe("doomed")
     await (await certificates.beginDeleteCertificate("doomed", { intervalInMs: 50 })).pollUntilDone()
+    const listed: string[] = []
+    for await (const d of certificates.listDeletedCertificates()) listed.push(d.name ?? "")
+    expect(listed).toContain("doomed")
     const mark = emulator.requests.mark()
     await certificates.purgeDeletedCertificate("doomed")
     expect(emulator.requests.entries({ since: mark, operation: "purge" }).at(-1)?.status).toBe(204)
