@@ -84,6 +84,9 @@ export interface Reconciler {
   readonly shutdown: Effect.Effect<void>
 }
 
+const isHeld = (o: DeployOutcome): boolean =>
+  HOLDING.has(o._tag) || (o._tag === "Rejected" && o.problems.some((p) => p.reason === "not_managed"))
+
 const outcomeVersionId = (o: DeployOutcome): string | undefined =>
   o._tag === "Succeeded" || o._tag === "Skipped" || o._tag === "Superseded" || o._tag === "Unverified"
     ? o.versionId
@@ -284,14 +287,17 @@ export const makeReconciler = (
           }).pipe(
             Effect.provideService(Vault, decorated),
             Effect.provideService(AuditLog, audit),
+            // Recorded inside the uninterruptible region: a deploy finished during shutdown is in the state file.
+            Effect.tap((outcome) =>
+              Effect.map(Clock.currentTimeMillis, (finishedAt) =>
+                record(d, { outcome: outcome._tag, reason: outcome.reason, sourceFingerprint: facts.fingerprint, x5t: facts.x5t, versionId: outcomeVersionId(outcome), notAfter: facts.notAfter.toISOString(), held: isHeld(outcome), success: outcome._tag === "Succeeded" || outcome._tag === "Skipped", atMs: finishedAt }),
+              ),
+            ),
             Effect.ensuring(Effect.sync(() => inFlight.delete(d.name))),
           )
         })
-        const finishedAt = yield* Clock.currentTimeMillis
         const success = outcome._tag === "Succeeded" || outcome._tag === "Skipped"
-        const notManaged = outcome._tag === "Rejected" && outcome.problems.some((p) => p.reason === "not_managed")
-        const held = HOLDING.has(outcome._tag) || notManaged
-        record(d, { outcome: outcome._tag, reason: outcome.reason, sourceFingerprint: facts.fingerprint, x5t: facts.x5t, versionId: outcomeVersionId(outcome), notAfter: facts.notAfter.toISOString(), held, success, atMs: finishedAt })
+        const held = isHeld(outcome)
         if (success) {
           yield* pickupCheck(d, facts.x5t)
           return
