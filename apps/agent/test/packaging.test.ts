@@ -1,0 +1,57 @@
+/**
+ * The single executable (Node's single-executable-application support),
+ * started with no Node.js on PATH, deploys against the emulator and exits 0
+ * on SIGTERM. Building it takes tens of seconds (esbuild bundle, SEA blob,
+ * postject injection into a copy of the Node binary); it is built once in
+ * beforeAll and the time is printed.
+ */
+import { execFileSync, spawnSync } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { join } from "node:path"
+import type { Emulator } from "@kvdeploy/kv-emulator"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type AgentProcess, agentRoot, baseEnv, startAgent, startEmulator, type Workdir, workdir, writeConfig } from "./harness.js"
+import { makePki } from "./pki.js"
+
+const exe = join(agentRoot, "dist", "sea", "kvdeploy-agent")
+let emulator: Emulator
+let work: Workdir
+let emptyPath: string
+let agent: AgentProcess | undefined
+
+beforeAll(async () => {
+  const started = Date.now()
+  execFileSync(process.execPath, [join(agentRoot, "scripts", "bundle.mjs"), "--sea"], { cwd: agentRoot, stdio: "pipe" })
+  execFileSync(process.execPath, [join(agentRoot, "scripts", "sea.mjs")], { cwd: agentRoot, stdio: "pipe" })
+  process.stdout.write(`single executable built in ${Date.now() - started} ms\n`)
+  emulator = await startEmulator({ vaults: ["kv-sea"] })
+  work = workdir()
+  emptyPath = mkdtempSync(join("/dev/shm", "kvdeploy-agent-nopath-"))
+}, 300_000)
+
+afterAll(async () => {
+  agent?.kill()
+  work?.remove()
+  if (emptyPath !== undefined) rmSync(emptyPath, { recursive: true, force: true })
+  await emulator?.stop()
+})
+
+describe("single executable", () => {
+  it("runs with no Node.js on PATH: deploys, serves /metrics, exits 0 on SIGTERM", async () => {
+    const env = { ...baseEnv(), ...emulator.env.clientSecret, PATH: emptyPath }
+    // Nothing named node is reachable through that PATH.
+    expect(spawnSync("node", ["--version"], { env }).error).toBeDefined()
+    const pki = await makePki()
+    const leaf = await pki.leaf("sea.example.test")
+    work.write("sea.key", leaf.keyPem)
+    work.write("sea.crt", leaf.certPem)
+    const config = writeConfig(work, emulator, [{ name: "sea", vault: "kv-sea", certificate: "sea", source: { cert: work.path("sea.crt"), key: work.path("sea.key") } }])
+    agent = startAgent(config, env, { command: [exe] })
+    await agent.waitFor((l) => l.deployment === "sea" && l.msg === "deploy: Succeeded", { timeoutMs: 60_000 })
+    expect(emulator.state.versions("kv-sea", "sea")?.at(-1)?.x5t).toBe(leaf.x5t)
+    await agent.waitFor((l) => /Listening on/.test(l.msg))
+    expect((await agent.http("/metrics")).body).toContain("certctl_deploy_attempts_total")
+    agent.signal("SIGTERM")
+    expect(await agent.exited).toBe(0)
+  })
+})
