@@ -285,11 +285,11 @@ export const decodePfx = (
         loadPkcs8(key.pkcs8),
         (p) => new PfxDecodeError({ reason: "malformed", detail: `the PFX's private key: ${p.message}` }),
       )
-      const spki = yield* Effect.mapError(
+      const publicKey = yield* Effect.mapError(
         publicOf(loaded),
         (p) => new PfxDecodeError({ reason: "malformed", detail: `the PFX's private key: ${p.message}` }),
       )
-      const matches = parsed.flatMap((c, i) => (bytesEqual(c.spki, spki) ? [i] : []))
+      const matches = parsed.flatMap((c, i) => (c.publicKey.equals(publicKey) ? [i] : []))
       const byId = matches.find((i) => {
         const id = certificates[i]?.localKeyId
         return id !== undefined && key.localKeyId !== undefined && bytesEqual(id, key.localKeyId)

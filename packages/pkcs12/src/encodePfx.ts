@@ -176,7 +176,8 @@ export const encodePfx = (
       try: () =>
         build({
           certificates: [analysed.leaf.der, ...chain],
-          pkcs8: new Uint8Array(analysed.key.export({ type: "pkcs8", format: "der" })),
+          // Already checked to be a loadable PKCS#8 key by analyseMaterial.
+          pkcs8: Redacted.value(material.key),
           password: Redacted.value(options.password),
           encoding: options.encoding,
           friendlyName: options.friendlyName,

@@ -17,8 +17,8 @@ import {
   factsOf,
   isSelfSigned,
   issued,
+  namedIssuer,
   nameOf,
-  namesMatch,
   type ParsedCertificate,
   parseCertificate,
 } from "./certificateFacts.js"
@@ -65,7 +65,7 @@ export const orderChain = (
     if (next === undefined) {
       for (const i of remaining) {
         const candidate = others[i]
-        if (candidate !== undefined && namesMatch(current.cert.issuer, candidate.cert.subject)) {
+        if (candidate !== undefined && namedIssuer(candidate, current)) {
           reported.add(i)
           problems.push({
             field: fieldOf(i),
@@ -136,7 +136,7 @@ export const analyseMaterial = (
       chain,
       order: orderChain(leaf.success, chain),
       key: key.success,
-      keyMatchesLeaf: bytesEqual(publicKey, leaf.success.spki),
+      keyMatchesLeaf: publicKey.equals(leaf.success.publicKey),
     }
   })
 

@@ -71,10 +71,6 @@ export const keyVaultAccepts = (facts: KeyFacts | undefined): boolean =>
   facts !== undefined &&
   (facts.keyType === "RSA" ? [2048, 3072, 4096].includes(facts.keySize ?? 0) : facts.curve !== undefined)
 
-/** The DER SubjectPublicKeyInfo of a public key, as OpenSSL writes it (canonical form for comparisons). */
-export const spkiOf = (key: KeyObject): Uint8Array =>
-  new Uint8Array(key.export({ type: "spki", format: "der" }))
-
 export const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
@@ -151,25 +147,10 @@ export const pemKeyToPkcs8 = (
     },
   })
 
-/** The public key of a certificate's SubjectPublicKeyInfo, or a problem when node:crypto cannot load it. */
-export const loadSpki = (spki: Uint8Array): Effect.Effect<KeyObject, KeyProblem> =>
+/** The public half of a private key. */
+export const publicOf = (privateKey: KeyObject): Effect.Effect<KeyObject, KeyProblem> =>
   Effect.try({
-    try: () =>
-      createPublicKey({
-        key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength),
-        format: "der",
-        type: "spki",
-      }),
-    catch: () => ({
-      message: "the certificate's public key uses an algorithm or curve this system cannot read",
-      fix: "use a certificate with an RSA or EC (P-256, P-384, P-521, secp256k1) key",
-    }),
-  })
-
-/** The public half of a private key, as canonical SPKI DER. */
-export const publicOf = (privateKey: KeyObject): Effect.Effect<Uint8Array, KeyProblem> =>
-  Effect.try({
-    try: () => spkiOf(createPublicKey(privateKey)),
+    try: () => createPublicKey(privateKey),
     catch: () => ({
       message: "the public key could not be derived from the private key",
       fix: "check that the private key is complete (openssl pkey -in key.pem -noout -check)",
