@@ -30,6 +30,22 @@ interface Outcome {
   readonly vaultCalls: number
 }
 
+/** The test's own SDK client for the emulator (another actor changing the vault). */
+const sdkClient = () =>
+  new CertificateClient(
+    world.emulator.vault(world.vault).url,
+    new ClientSecretCredential(
+      world.env.AZURE_TENANT_ID ?? "",
+      world.env.AZURE_CLIENT_ID ?? "",
+      world.env.AZURE_CLIENT_SECRET ?? "",
+      {
+        authorityHost: world.emulator.authorityHost,
+        disableInstanceDiscovery: true,
+      },
+    ),
+    { disableChallengeResourceVerification: true },
+  )
+
 const deployArgs = (name: string, extra: ReadonlyArray<string> = []) => [
   "deploy",
   "--config",
@@ -269,22 +285,7 @@ describe("outcomes and exit codes", () => {
     const name = "soft-deleted"
     const leaf = await fx.leaf()
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })).code).toBe(0)
-    const client = new CertificateClient(
-      world.emulator.vault(world.vault).url,
-      new ClientSecretCredential(
-        world.env.AZURE_TENANT_ID ?? "",
-        world.env.AZURE_CLIENT_ID ?? "",
-        world.env.AZURE_CLIENT_SECRET ?? "",
-        {
-          authorityHost: world.emulator.authorityHost,
-          disableInstanceDiscovery: true,
-          additionallyAllowedTenants: ["*"],
-        },
-      ),
-      {
-        disableChallengeResourceVerification: true,
-      },
-    )
+    const client = sdkClient()
     const poller = await client.beginDeleteCertificate(name, { intervalInMs: 50 })
     await poller.pollUntilDone()
     expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
@@ -328,6 +329,47 @@ describe("outcomes and exit codes", () => {
     world.emulator.faults.remove(id)
     expect(r.code, r.stdout).toBe(4)
     expect(json<Outcome>(r)._tag).toBe("Unverified")
+  })
+
+  it("RolledBack (exit 3): the new version is disabled between import and verify; the previous one is restored", async () => {
+    const name = "rolled-back"
+    const v1 = await fx.leaf()
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(v1), env: world.env })).code).toBe(0)
+    // The verify read (the second getLatest of the next deploy) waits 3 s; meanwhile another actor disables the new version.
+    const id = world.emulator.faults.add({
+      operation: "getLatest",
+      name,
+      skip: 1,
+      times: 1,
+      action: { kind: "delay", ms: 3000 },
+    })
+    const mark = world.emulator.requests.mark()
+    const v2 = await fx.leaf()
+    const running = runCli(deployArgs(name), { stdin: fx.bundle(v2), env: world.env })
+    const deadline = Date.now() + 60_000
+    while (
+      world.emulator.requests.count({ since: mark, vault: world.vault, operation: "import", status: 200 }) ===
+      0
+    ) {
+      if (Date.now() > deadline) throw new Error("the deploy never imported")
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const imported = world.emulator.state.versions(world.vault, name)?.at(-1)
+    await sdkClient().updateCertificateProperties(name, imported?.version ?? "", { enabled: false })
+    const r = await running
+    world.emulator.faults.remove(id)
+    expect(r.code, r.stdout + r.stderr).toBe(3)
+    const o = json<Outcome & { failedVersionId: string; rollbackVersionId: string; rollbackSource: string }>(
+      r,
+    )
+    expect(o._tag).toBe("RolledBack")
+    expect(o.failedVersionId).toBe(imported?.version)
+    const versions = world.emulator.state.versions(world.vault, name) ?? []
+    const latest = versions.at(-1)
+    expect(latest?.x5t).toBe(versions[0]?.x5t)
+    expect(latest?.tags?.["certctl-rollback-of"]).toBe(imported?.version)
+    const history = await runCli(["versions", "--config", world.targetFile(name)], { env: world.env })
+    expect(history.stdout).toContain(`rollback of ${(imported?.version ?? "").slice(0, 12)}`)
   })
 
   it("RolledBack (exit 3) and the whole story: kvdeploy demo --json", async () => {

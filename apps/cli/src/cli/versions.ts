@@ -86,7 +86,10 @@ export const versionDetail = (name: string, r: VersionRecord, s: Style, now: num
  * serves (`latestId`) is newest, and a rollback is newer than the version it
  * rolled back.
  */
-export const newestFirst = (versions: ReadonlyArray<VaultVersion>, latestId?: string): Array<VaultVersion> => {
+export const newestFirst = (
+  versions: ReadonlyArray<VaultVersion>,
+  latestId?: string,
+): Array<VaultVersion> => {
   // A version some rollback R replaced is newer than the version R restored (same x5t as R).
   const restoredBy = new Map<string, string>()
   for (const r of versions) {

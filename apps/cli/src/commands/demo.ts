@@ -23,7 +23,7 @@ import * as flags from "../cli/flags.js"
 import { newVersionOf } from "../cli/outcome.js"
 import { ExitCode, ExitWith, failure } from "../cli/problems.js"
 import { clearProgress, printJson, printLine, printLines, progress, styleOut } from "../cli/terminal.js"
-import { deployServices } from "../cli/vault.js"
+import { credentialFor, deployServices } from "../cli/vault.js"
 import { newestFirst, versionLines, versionRecord } from "../cli/versions.js"
 
 const certificateName = "api-example"
@@ -38,42 +38,6 @@ const pkcs8Of = (pem: string): Uint8Array => {
   const body = /-----BEGIN PRIVATE KEY-----([\s\S]+?)-----END PRIVATE KEY-----/.exec(pem)?.[1] ?? ""
   return new Uint8Array(Buffer.from(body.replace(/\s+/g, ""), "base64"))
 }
-
-/**
- * The verify failure of step 4: the vault port is wrapped so that the read
- * after the import reports the new version disabled, as a vault that serves
- * the wrong thing would. Everything else (the import, the rollback import,
- * the rollback's verify) goes to the emulator unchanged.
- */
-const withVerifyFailure = Layer.effect(
-  Vault,
-  Effect.gen(function* () {
-    const vault = yield* Vault
-    let imported: string | undefined
-    let tampered = false
-    return Vault.of({
-      ...vault,
-      importVersion: (request) =>
-        vault.importVersion(request).pipe(
-          Effect.tap((v) =>
-            Effect.sync(() => {
-              if (imported === undefined) imported = v.versionId
-            }),
-          ),
-        ),
-      getLatest: (name) =>
-        vault.getLatest(name).pipe(
-          Effect.map((latest) => {
-            if (!tampered && imported !== undefined && latest.versionId === imported) {
-              tampered = true
-              return { ...latest, enabled: false }
-            }
-            return latest
-          }),
-        ),
-    })
-  }),
-)
 
 export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
   Effect.scoped(
@@ -129,10 +93,12 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
       const configProvider = ConfigProvider.layer(
         ConfigProvider.fromEnvRecord({ ...emulator.env.clientSecret }),
       )
+      const { credential } = yield* credentialFor(target, emulator.caPem).pipe(Effect.provide(configProvider))
       const services = yield* deployServices(target, {
         metrics: Layer.succeedContext(metrics),
         trustedCaPem: emulator.caPem,
-      }).pipe(Effect.provide(configProvider))
+        credential,
+      })
 
       const materialOf = (leaf: typeof v1) => ({
         leaf: derOf(leaf.certPem),
@@ -145,15 +111,19 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
         title: string,
         leaf: typeof v1,
         expected: DeployOutcome["_tag"],
-        fault?: Layer.Layer<Vault, never, Vault>,
+        /** Another actor, running while the deploy runs. */
+        meanwhile?: Effect.Effect<void>,
       ) =>
         Effect.gen(function* () {
           yield* progress(`${n}. ${title}…`)
-          const outcome = yield* runDeploy({
+          const deploying = runDeploy({
             target,
             material: materialOf(leaf),
             certificateId: "api-example-demo",
-          }).pipe(Effect.provide(fault === undefined ? services : Layer.provideMerge(fault, services)))
+          }).pipe(Effect.provide(services))
+          const [outcome] = yield* Effect.all([deploying, meanwhile ?? Effect.void], {
+            concurrency: "unbounded",
+          })
           outcomes.push({ step: title, expected, outcome })
           yield* clearProgress
           const ok = outcome._tag === expected
@@ -183,13 +153,46 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
       yield* step(1, "deploy v1 (first deploy)", v1, "Succeeded")
       yield* step(2, "deploy v2 (renewal)", v2, "Succeeded")
       yield* step(3, "deploy v2 again (unchanged)", v2, "Skipped")
+      // Step 4's verify failure, injected into the emulator: the verify read (the deploy's second
+      // getLatest) is delayed, and meanwhile another actor disables the version the deploy just imported.
+      const faultId = emulator.faults.add({
+        operation: "getLatest",
+        vault: "kvdeploy-demo",
+        name: certificateName,
+        skip: 1,
+        times: 1,
+        action: { kind: "delay", ms: 1500 },
+      })
+      const mark = emulator.requests.mark()
+      const { CertificateClient } = yield* Effect.promise(() => import("@azure/keyvault-certificates"))
+      const otherActor = new CertificateClient(target.vaultUrl, credential, {
+        disableChallengeResourceVerification: true,
+        tlsOptions: { ca: emulator.caPem },
+      })
+      const disableNewVersion = Effect.gen(function* () {
+        while (
+          emulator.requests.count({
+            since: mark,
+            vault: "kvdeploy-demo",
+            operation: "import",
+            status: 200,
+          }) === 0
+        ) {
+          yield* Effect.sleep("20 millis")
+        }
+        const version = emulator.state.versions("kvdeploy-demo", certificateName)?.at(-1)?.version ?? ""
+        yield* Effect.promise(() =>
+          otherActor.updateCertificateProperties(certificateName, version, { enabled: false }),
+        )
+      }).pipe(Effect.timeout("30 seconds"), Effect.ignore)
       yield* step(
         4,
-        "deploy v3, the vault serves it wrong (injected verify failure)",
+        "deploy v3 while another actor disables it (injected verify failure)",
         v3,
         "RolledBack",
-        withVerifyFailure,
+        disableNewVersion,
       )
+      emulator.faults.remove(faultId)
 
       yield* progress("reading the version history…")
       const [history, latest] = yield* Effect.gen(function* () {
@@ -246,7 +249,7 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
   ),
 ).pipe(
   Command.withDescription(
-    "Run the main job on the embedded default, in about ten seconds: start the Key Vault + Entra ID emulator in this process, make a throwaway CA and certificates in memory, deploy v1, deploy v2, deploy v2 again (skipped: nothing written), deploy v3 with an injected verify failure (rolled back to v2, tagged certctl-rollback-of), then print the version history and the metrics recorded (Prometheus text). The deploys go through the real Azure SDKs over HTTPS. Exit 0 when every outcome is the expected one.",
+    "Run the main job on the embedded default, in about ten seconds: start the Key Vault + Entra ID emulator in this process, make a throwaway CA and certificates in memory, deploy v1, deploy v2, deploy v2 again (skipped: nothing written), deploy v3 while another actor disables the new version between import and verify (an injected fault delays the verify read): rolled back to v2, tagged certctl-rollback-of, then print the version history and the metrics recorded (Prometheus text). The deploys go through the real Azure SDKs over HTTPS. Exit 0 when every outcome is the expected one.",
   ),
   Command.withShortDescription("Deploy, skip and rollback against the embedded emulator"),
   Command.withExamples([
