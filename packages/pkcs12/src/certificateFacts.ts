@@ -75,12 +75,25 @@ export const parseCertificate = (
       x509: lazy(() => new x509.X509Certificate(Uint8Array.from(der))),
       pkijs: lazy(() => pkijs.Certificate.fromBER(Uint8Array.from(der))),
       selfSigned: () => {
-        self ??= issued(parsed, parsed)
+        self ??= selfSignature(node, publicKey)
         return self
       },
     }
     return parsed
   })
+
+/**
+ * Subject equals issuer and the certificate's own key verifies it. Not
+ * `checkIssued`: that also asks for keyCertSign, which self-signed server
+ * certificates (keyUsage digitalSignature only) lack.
+ */
+const selfSignature = (node: X509Certificate, publicKey: KeyObject): boolean => {
+  try {
+    return node.subject === node.issuer && node.verify(publicKey)
+  } catch {
+    return false
+  }
+}
 
 /** Whether `parent` is named as `child`'s issuer (names, key identifiers) and its key verifies `child`'s signature. */
 export const issued = (parent: ParsedCertificate, child: ParsedCertificate): boolean => {

@@ -124,6 +124,29 @@ describe("certificateFacts", () => {
     }),
   )
 
+  it.effect(
+    "a self-signed server certificate without keyCertSign is still self-signed, and alone makes a clean chain",
+    () =>
+      Effect.gen(function* () {
+        const der = yield* Effect.promise(() =>
+          issue({
+            subject: "CN=self.example.test",
+            key: ec,
+            ca: false,
+            keyUsage: 0x80 | 0x08 /* digitalSignature, keyAgreement */,
+          }),
+        )
+        const facts = yield* certificateFacts(der)
+        expect(facts.selfSigned).toBe(true)
+        const inspected = yield* inspectMaterial({ leaf: der, chain: [], key: Redacted.make(ec.pkcs8) })
+        expect(inspected.problems).toEqual([])
+        const notSelf = yield* certificateFacts(
+          (yield* Effect.promise(() => makeMaterial(ec, 2, authorities))).leaf,
+        )
+        expect(notSelf.selfSigned).toBe(false)
+      }),
+  )
+
   it.effect("fails with MaterialInvalid on garbage", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(certificateFacts(new Uint8Array([1, 2, 3])))

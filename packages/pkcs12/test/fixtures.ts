@@ -77,10 +77,12 @@ export const issue = async (options: {
   readonly sans?: ReadonlyArray<x509.JsonGeneralName>
   readonly notBefore?: Date
   readonly notAfter?: Date
+  readonly keyUsage?: number
 }): Promise<Uint8Array> => {
   const signer = options.issuer ?? { name: options.subject, key: options.key }
   const extensions: Array<x509.Extension> = [new x509.BasicConstraintsExtension(options.ca, undefined, true)]
   if (options.sans !== undefined) extensions.push(new x509.SubjectAlternativeNameExtension([...options.sans]))
+  if (options.keyUsage !== undefined) extensions.push(new x509.KeyUsagesExtension(options.keyUsage, true))
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: nextSerial(),
     subject: options.subject,
