@@ -5,6 +5,9 @@
  * accepts and normalises (PKCS#1 and SEC1 keys, encrypted keys with their
  * passphrase, a bundle in reverse order) are deployed for real.
  */
+import { encodePfx } from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { encryptedKeyPem, type Issued, issue, traditionalKeyPem } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
@@ -21,6 +24,16 @@ let rsa2048: Issued
 let strangerCa: Issued
 let strangerLeaf: Issued
 let mark = 0
+let pfx: Uint8Array
+
+/** DER of the first PEM block with this label. */
+const derOf = (pem: string, label: string) =>
+  new Uint8Array(
+    Buffer.from(
+      (new RegExp(`-----BEGIN ${label}-----([\\s\\S]+?)-----END`).exec(pem)?.[1] ?? "").replace(/\s+/g, ""),
+      "base64",
+    ),
+  )
 
 beforeAll(async () => {
   ;[world, fx] = await Promise.all([startWorld("kvdeploy-corpus"), makeFixtures()])
@@ -34,6 +47,16 @@ beforeAll(async () => {
   ])
   strangerCa = await issue({ subject: "CN=stranger CA", ca: true })
   strangerLeaf = await issue({ subject: "CN=api.example.test", issuer: strangerCa })
+  pfx = await Effect.runPromise(
+    encodePfx(
+      {
+        leaf: derOf(good.certPem, "CERTIFICATE"),
+        chain: [derOf(fx.pki.intermediate.certPem, "CERTIFICATE"), derOf(fx.pki.root.certPem, "CERTIFICATE")],
+        key: Redacted.make(derOf(good.keyPem, "PRIVATE KEY")),
+      },
+      { encoding: "modern", password: Redacted.make("s3cret pfx"), friendlyName: "corpus" },
+    ),
+  )
   mark = world.emulator.requests.mark()
 })
 afterAll(async () => {
@@ -44,7 +67,7 @@ interface Case {
   readonly name: string
   /** Arguments after `kvdeploy`; `$T` is a target file for this case's certificate name. */
   readonly args: () => ReadonlyArray<string>
-  readonly stdin?: () => string
+  readonly stdin?: () => string | Uint8Array
   readonly env?: () => Record<string, string>
   readonly exit: number
   /** Text the error must contain (stderr or the JSON record). */
@@ -426,6 +449,36 @@ const cases: ReadonlyArray<Case> = [
     says: ["not an environment variable name"],
   },
   {
+    name: "PFX with the wrong password",
+    args: () => ["deploy", "--config", target("c-pfx-wrong"), "--pfx", "-", "--pfx-password-env", "PFX_PASS"],
+    stdin: () => pfx,
+    env: () => ({ PFX_PASS: "not it" }),
+    exit: 2,
+    says: ["the password in PFX_PASS does not open it"],
+  },
+  {
+    name: "PFX password-protected, no password given",
+    args: () => ["deploy", "--config", target("c-pfx-nopass"), "--pfx", "-"],
+    stdin: () => pfx,
+    exit: 2,
+    says: ["no password was given", "--pfx-password-env"],
+  },
+  {
+    name: "PFX password variable not set",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-pfx-unset"),
+      "--pfx",
+      "-",
+      "--pfx-password-env",
+      "PFX_PASS_UNSET",
+    ],
+    stdin: () => pfx,
+    exit: 2,
+    says: ["PFX_PASS_UNSET is not set"],
+  },
+  {
     name: "missing --vault-url",
     args: () => ["show", "--name", "x"],
     exit: 2,
@@ -477,6 +530,27 @@ describe("bad inputs: each its own clear error, exit code, and no write", () => 
 })
 
 describe("inputs kvdeploy accepts and normalises", () => {
+  it.concurrent("a password-protected PFX, the password from the variable named by --pfx-password-env", async () => {
+    const r = await runCli(
+      [
+        "deploy",
+        "--config",
+        world.targetFile("n-pfx"),
+        "--pfx",
+        "-",
+        "--pfx-password-env",
+        "PFX_PASS",
+        "--json",
+      ],
+      {
+        stdin: pfx,
+        env: { ...world.env, PFX_PASS: "s3cret pfx" },
+      },
+    )
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(json<{ _tag: string }>(r)._tag).toBe("Succeeded")
+    expect(r.stdout + r.stderr).not.toContain("s3cret pfx")
+  })
   it.concurrent("PKCS#1 RSA key is accepted and normalised to PKCS#8", async () => {
     const r = await runCli(["deploy", "--config", world.targetFile("n-pkcs1"), "--cert", "-", "--json"], {
       stdin: rsa2048.certPem + fx.chainPem + traditionalKeyPem(rsa2048.keyPem),
@@ -534,6 +608,6 @@ describe("the vault after the corpus", () => {
     // ...while the accepted inputs did write: the log sees writes when there are some.
     expect(
       world.emulator.requests.count({ since: mark, vault: world.vault, operation: "import" }),
-    ).toBeGreaterThanOrEqual(4)
+    ).toBeGreaterThanOrEqual(5)
   })
 })
