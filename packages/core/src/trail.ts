@@ -33,28 +33,37 @@ export class DeployTrail {
   }
 
   /**
-   * A read, retried while the error is transient (throttled, unavailable, ambiguous): after
-   * `readRetryBase`, then with `Schedule.exponential` backoff, `readRetries` retries in all.
-   * The retry machinery is only set up once a first attempt has failed (the common path is one call).
+   * A read, retried while the error is transient (throttled, unavailable, ambiguous).
    */
   read<A, E extends { readonly _tag: string }>(
     operation: VaultOperation,
     effect: Effect.Effect<A, E>,
   ): Effect.Effect<A, E> {
-    const attempt = this.call(operation, effect)
-    return Effect.catchIf(attempt, isRetriableRead, (first) =>
-      Effect.flatMap(Effect.service(DeployPolicy), (policy) =>
-        policy.readRetries < 1
-          ? Effect.fail(first)
-          : Effect.retry(Effect.delay(attempt, policy.readRetryBase), {
-              schedule: Schedule.exponential(
-                Duration.times(Duration.fromInputUnsafe(policy.readRetryBase), policy.readRetryFactor),
-                policy.readRetryFactor,
-              ),
-              times: policy.readRetries - 1,
-              while: isRetriableRead,
-            }),
-      ),
-    )
+    return retryWhile(this.call(operation, effect), isRetriableRead)
   }
 }
+
+/**
+ * Retry `attempt` while `retriable(error)`: after `readRetryBase`, then with
+ * `Schedule.exponential` backoff, `readRetries` retries in all (DeployPolicy).
+ * The retry machinery is only set up once a first attempt has failed, so the
+ * common path costs one attempt and nothing else.
+ */
+export const retryWhile = <A, E>(
+  attempt: Effect.Effect<A, E>,
+  retriable: (error: E) => boolean,
+): Effect.Effect<A, E> =>
+  Effect.catchIf(attempt, retriable, (first) =>
+    Effect.flatMap(Effect.service(DeployPolicy), (policy) =>
+      policy.readRetries < 1
+        ? Effect.fail(first)
+        : Effect.retry(Effect.delay(attempt, policy.readRetryBase), {
+            schedule: Schedule.exponential(
+              Duration.times(Duration.fromInputUnsafe(policy.readRetryBase), policy.readRetryFactor),
+              policy.readRetryFactor,
+            ),
+            times: policy.readRetries - 1,
+            while: retriable,
+          }),
+    ),
+  )

@@ -121,6 +121,20 @@ describe("Succeeded", () => {
     ),
   )
 
+  it.effect(
+    "a lagging replica that catches up: the stale answer is read again, not taken for a foreign write",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          vault.script("getLatest", Fault.pass, Fault.staleRead, Fault.staleRead)
+          expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+          assert.strictEqual(vault.calls().byOperation.getLatest, 4)
+        }),
+      ),
+  )
+
   it.effect("ambiguous import that took effect: reconciled from the version list, never re-imported", () =>
     fresh(
       Effect.gen(function* () {
@@ -386,6 +400,20 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
     ),
   )
 
+  it.effect("the vault keeps answering the previous version (a lagging replica): no rollback, no claim", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const old = yield* seedManaged()
+        vault.script("getLatest", Fault.pass, ...Array.from({ length: 5 }, () => Fault.staleRead))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+        assert.match(o.reason, new RegExp(`still serves the older ${old.versionId}`))
+        assert.strictEqual(vault.versions(NAME).length, 2)
+        assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 6, importVersion: 1 })
+      }),
+    ),
+  )
+
   it.effect("an ambiguous import whose outcome cannot be established", () =>
     fresh(
       Effect.gen(function* () {
@@ -479,6 +507,28 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
         const o = expectTag(yield* runDeploy(request(renewedSameKey.material)), "RolledBack")
         assert.strictEqual(o.rollbackSource, "reused-key")
         assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+      }),
+    ),
+  )
+})
+
+describe("Superseded during the rollback", () => {
+  it.effect("another writer imports after our rollback import: reported Superseded, not RolledBack", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const metrics = yield* MetricsRecorder
+        yield* seedManaged()
+        const foreign = issue({ seed: "foreign-rb", issuer: ca })
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        vault.script("getLatest", Fault.pass, Fault.pass, Fault.foreignImport(foreign.material))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Superseded")
+        assert.strictEqual(vault.latest(NAME)?.x5t, foreign.x5t)
+        assert.strictEqual(
+          vault.versions(NAME).find((v) => v.versionId === o.versionId)?.tags[ROLLBACK_OF_TAG] !== undefined,
+          true,
+        )
+        assert.strictEqual(metrics.count("rollback", "also_failed"), 1)
       }),
     ),
   )

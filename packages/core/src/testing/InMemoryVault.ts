@@ -14,6 +14,7 @@
  * - `AfterWrite`: the write takes effect, then the caller gets VaultAmbiguous;
  * - `ForeignImport`: another writer imports a version just before this call;
  * - `Alter`: the write is stored altered (disabled, tags dropped), the "ours but wrong" case;
+ * - `StaleRead`: `getLatest` answers as a replica that has not seen the caller's last write;
  * - `Pass`: no fault for this call (to target the Nth call).
  */
 import * as Clock from "effect/Clock"
@@ -54,6 +55,7 @@ export type Fault =
       readonly tags?: Readonly<Record<string, string>>
     }
   | { readonly _tag: "Alter"; readonly change: "disable" | "drop-tags" }
+  | { readonly _tag: "StaleRead" }
 
 export const Fault = {
   pass: { _tag: "Pass" } as Fault,
@@ -62,6 +64,8 @@ export const Fault = {
   foreignImport: (material: CertificateMaterial, tags?: Readonly<Record<string, string>>): Fault =>
     tags === undefined ? { _tag: "ForeignImport", material } : { _tag: "ForeignImport", material, tags },
   alter: (change: "disable" | "drop-tags"): Fault => ({ _tag: "Alter", change }),
+  /** A lagging replica: `getLatest` answers what was latest before the caller's last write. */
+  staleRead: { _tag: "StaleRead" } as Fault,
 }
 
 /** A version as the in-memory vault keeps it. */
@@ -155,6 +159,21 @@ const make = Effect.gen(function* () {
     return c === undefined ? undefined : c.versions[c.versions.length - 1]
   }
 
+  /**
+   * What a replica that has not yet seen the caller's last write answers: the
+   * newest version created before the newest one written through the port
+   * (nothing, when that was the first); the plain latest when the caller wrote nothing.
+   */
+  const laggingLatest = (name: string): StoredVersion | undefined => {
+    const c = live(name)
+    if (c === undefined) return undefined
+    let ownIndex = -1
+    c.versions.forEach((v, i) => {
+      if (v.writer === "deploy") ownIndex = i
+    })
+    return ownIndex < 0 ? latestOf(name) : c.versions[ownIndex - 1]
+  }
+
   /** Store a version from material already read; `alter` models the vault storing something else. */
   const store = (
     name: string,
@@ -213,7 +232,7 @@ const make = Effect.gen(function* () {
   const callRaw = <A, E>(
     operation: VaultOperation,
     name: string,
-    body: (alter: "disable" | "drop-tags" | undefined) => Effect.Effect<A, E>,
+    body: (alter: "disable" | "drop-tags" | undefined, stale: boolean) => Effect.Effect<A, E>,
   ): Effect.Effect<A, E | ReturnType<typeof makeError>> =>
     Effect.gen(function* () {
       const fault = faults.get(operation)?.shift()
@@ -226,7 +245,10 @@ const make = Effect.gen(function* () {
         record(fault.kind)
         return yield* Effect.fail(makeError(operation, fault.kind))
       }
-      const result = yield* body(fault?._tag === "Alter" ? fault.change : undefined).pipe(
+      const result = yield* body(
+        fault?._tag === "Alter" ? fault.change : undefined,
+        fault?._tag === "StaleRead",
+      ).pipe(
         Effect.tapError((e) => Effect.sync(() => record(String((e as { _tag?: string })._tag ?? "error")))),
       )
       if (fault?._tag === "AfterWrite") {
@@ -241,7 +263,7 @@ const make = Effect.gen(function* () {
   const call = <A, E extends { readonly _tag: string }>(
     operation: VaultOperation,
     name: string,
-    body: (alter: "disable" | "drop-tags" | undefined) => Effect.Effect<A, E>,
+    body: (alter: "disable" | "drop-tags" | undefined, stale: boolean) => Effect.Effect<A, E>,
   ): Effect.Effect<A, E | ReturnType<typeof makeError>> =>
     Effect.flatMap(Effect.serviceOption(Metrics), (metrics) =>
       metrics._tag === "None"
@@ -261,8 +283,8 @@ const make = Effect.gen(function* () {
 
   const vault: (typeof Vault)["Service"] = {
     getLatest: (name) =>
-      call("getLatest", name, () => {
-        const v = latestOf(name)
+      call("getLatest", name, (_alter, stale) => {
+        const v = stale ? laggingLatest(name) : latestOf(name)
         return v === undefined
           ? Effect.fail(
               notFound("getLatest", `A certificate with (name/id) ${name} was not found in this key vault`),

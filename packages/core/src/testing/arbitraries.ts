@@ -58,6 +58,7 @@ export const arbFault = (
   return fc.oneof(
     { weight: 4, arbitrary: fc.constant<Fault>({ _tag: "Pass" }) },
     { weight: 3, arbitrary: arbFailKind.map((kind): Fault => ({ _tag: "Fail", kind })) },
+    ...(options.write ? [] : [{ weight: 1, arbitrary: fc.constant<Fault>({ _tag: "StaleRead" }) }]),
     ...(foreign.length === 0
       ? []
       : [
