@@ -143,7 +143,7 @@ export const factsOf = (
     if (key === undefined)
       return yield* Effect.fail<MaterialProblem>({
         field,
-        message: `has a ${describeKey(c.publicKey)} key; only RSA and EC certificates are supported`,
+        message: `has an ${describeKey(c.publicKey)} key; only RSA and EC certificates are supported`,
         fix: "use a certificate with an RSA or EC key",
       })
     const view = c.x509()

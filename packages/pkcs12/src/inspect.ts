@@ -159,7 +159,7 @@ export const inspectMaterial = (
       return yield* Effect.fail(
         toInvalid({
           field: "key",
-          message: `is a ${describeKey(analysed.key)} key, which Key Vault does not accept`,
+          message: `is an ${describeKey(analysed.key)} key, which Key Vault does not accept`,
           fix: "use an RSA (2048, 3072, 4096) or EC (P-256, P-384, P-521, P-256K) key",
         }),
       )
@@ -172,7 +172,7 @@ export const inspectMaterial = (
     if (!keyVaultAccepts(key))
       problems.push({
         field: "key",
-        message: `is a ${describeKey(analysed.key)} key, which Key Vault does not accept`,
+        message: `is an ${describeKey(analysed.key)} key, which Key Vault does not accept`,
         fix: "use an RSA (2048, 3072, 4096) or EC (P-256, P-384, P-521, P-256K) key",
       })
     problems.push(...analysed.order.problems)

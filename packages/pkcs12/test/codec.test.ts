@@ -190,6 +190,24 @@ describe("inspectMaterial", () => {
     }),
   )
 
+  it.effect("reports a key type Key Vault refuses (RSA 1024), and still encodes it", () =>
+    Effect.gen(function* () {
+      const weak = yield* Effect.promise(() => generateKey("RSA-1024"))
+      const material = yield* Effect.promise(() => makeMaterial(weak, 2, authorities))
+      const inspected = yield* inspectMaterial(material)
+      expect(inspected.key).toEqual({ keyType: "RSA", keySize: 1024 })
+      expect(inspected.problems).toEqual([
+        {
+          field: "key",
+          message: "is an RSA 1024 key, which Key Vault does not accept",
+          fix: "use an RSA (2048, 3072, 4096) or EC (P-256, P-384, P-521, P-256K) key",
+        },
+      ])
+      const pfx = yield* encodePfx(material, { encoding: "modern", password })
+      expect((yield* decodePfx(pfx, password)).chain).toHaveLength(1)
+    }),
+  )
+
   it.effect("works through the PfxCodec layer", () =>
     Effect.gen(function* () {
       const codec = yield* PfxCodec

@@ -10,7 +10,7 @@ import * as Redacted from "effect/Redacted"
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
 
-export type KeySpec = "RSA-2048" | "RSA-3072" | "RSA-4096" | "P-256" | "P-384" | "P-521"
+export type KeySpec = "RSA-1024" | "RSA-2048" | "RSA-3072" | "RSA-4096" | "P-256" | "P-384" | "P-521"
 export const keySpecs: ReadonlyArray<KeySpec> = [
   "RSA-2048",
   "RSA-3072",
@@ -24,6 +24,7 @@ const algorithmOf = (
   spec: KeySpec,
 ): webcrypto.RsaHashedKeyGenParams | (webcrypto.EcKeyGenParams & { hash: string }) => {
   switch (spec) {
+    case "RSA-1024":
     case "RSA-2048":
     case "RSA-3072":
     case "RSA-4096":
