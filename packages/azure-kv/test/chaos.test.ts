@@ -55,7 +55,7 @@ const chaosMenu: ReadonlyArray<readonly [number, Chaos]> = [
     4,
     {
       label: "import answer late (timeout)",
-      rules: [{ operation: "import", action: { kind: "delayAfterCommit", ms: 900 } }],
+      rules: [{ operation: "import", action: { kind: "delayAfterCommit", ms: 700 } }],
     },
   ],
   [4, { label: "import 500", rules: [{ operation: "import", action: { kind: "status", status: 500 } }] }],
@@ -185,7 +185,6 @@ it.live(
       const lastMaterial = new Map<string, CertificateMaterial>()
       const knownX5t = new Set<string>()
       const tally = new Map<string, number>()
-      const timeByLabel = new Map<string, number>()
       const failures: string[] = []
 
       const program = Effect.gen(function* () {
@@ -214,7 +213,6 @@ it.live(
           const after = snapshot(name)
           const key = `${chaos.label} -> ${outcome._tag}`
           tally.set(key, (tally.get(key) ?? 0) + 1)
-          timeByLabel.set(chaos.label, (timeByLabel.get(chaos.label) ?? 0) + outcome.timings.durationMs)
           const fail = (what: string) =>
             failures.push(
               `#${i} ${name} [${chaos.label}] ${outcome._tag}: ${what} (${outcome.reason}; ${outcome.decisions.join(" / ")}; requests: ${emulator.requests
@@ -300,7 +298,7 @@ it.live(
         fastReads,
         Effect.provide(
           worldLayer(emulator, target0, credential, {
-            requestTimeoutMs: 600,
+            requestTimeoutMs: 450,
             retry: { maxRetries: 2, retryDelayInMs: 5, maxRetryDelayInMs: 20 },
           }),
         ),
@@ -309,11 +307,6 @@ it.live(
         [...tally.entries()]
           .sort()
           .map(([k, n]) => `${String(n).padStart(4)}  ${k}`)
-          .join("\n"),
-      )
-      console.log(
-        [...timeByLabel.entries()]
-          .map(([k, ms]) => `${String(Math.round(ms)).padStart(6)} ms  ${k}`)
           .join("\n"),
       )
       expect(failures).toEqual([])
