@@ -1,0 +1,248 @@
+// kvdeploy-agent at fleet scale, against the emulator enforcing Key Vault's per-vault
+// throttling windows (sliding 10 s: 300 imports and 4,000 other requests per vault), so
+// throttling binds.
+//
+//   node bench/agent-fleet.bench.mjs [--scale 1] [--concurrency 64]
+//
+// Full scale: 10,000 certificates (EC P-256 keys, PEM files on /dev/shm) across 10 vaults,
+// reconciled from cold by the built agent (apps/agent/dist/bin.js, a subprocess; the emulator
+// runs in this process). --scale s < 1 deploys s x 10,000 certificates and scales the
+// emulator's windows (and the agent's budget) by s too, so the windows still bind and the
+// lower bound stays the same; the figures say which scale ran.
+//
+// Figures, each with its goal, printed honestly:
+//   cold reconcile time / lower bound (imports per vault / imports per window x 10 s)  goal <= 1.1
+//   failed deploys (anything but Succeeded at the end)                                 goal 0
+//   429s the emulator sent                                                             goal ~0
+//   vault requests per deploy (emulator's request log, token challenges excluded)      goal 3
+//   no-change pass over every deployment / the same number of bare SDK getCertificate
+//     calls at the same concurrency, in the same run (a child process)                 goal <= 1.2
+//   resident memory of the idle agent with every deployment configured                 goal < 200 MB
+import "reflect-metadata"
+import { spawn } from "node:child_process"
+import { webcrypto } from "node:crypto"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+
+const here = dirname(fileURLToPath(import.meta.url))
+
+// ---------- child: the baseline, bare SDK getCertificate calls ----------
+if (process.argv[2] === "--baseline") {
+  const { CertificateClient } = await import("@azure/keyvault-certificates")
+  const { ClientSecretCredential } = await import("@azure/identity")
+  const job = JSON.parse(readFileSync(process.argv[3], "utf8"))
+  const credential = new ClientSecretCredential(job.tenantId, job.clientId, job.clientSecret, {
+    authorityHost: job.authorityHost,
+    disableInstanceDiscovery: true,
+  })
+  const clients = job.vaultUrls.map(
+    (url) => new CertificateClient(url, credential, { disableChallengeResourceVerification: true, retryOptions: { maxRetries: 0 } }),
+  )
+  // Warm each client (token, challenge) outside the measurement, as the agent's were by its cold pass.
+  for (let i = 0; i < clients.length; i++) await clients[i].getCertificate(job.names[i])
+  let next = 0
+  let errors = 0
+  const started = performance.now()
+  const worker = async () => {
+    while (next < job.names.length) {
+      const i = next++
+      try {
+        await clients[i % clients.length].getCertificate(job.names[i])
+      } catch {
+        errors++
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: job.concurrency }, worker))
+  process.stdout.write(JSON.stringify({ ms: performance.now() - started, errors }))
+  process.exit(0)
+}
+
+const { values } = parseArgs({ options: { scale: { type: "string", default: "1" }, concurrency: { type: "string", default: "64" } } })
+const scale = Number(values.scale)
+const concurrency = Number(values.concurrency)
+if (!(scale > 0 && scale <= 1)) throw new Error("--scale must be in (0, 1]")
+const VAULTS = 10
+const TOTAL = Math.round(10_000 * scale)
+const WRITES = Math.max(1, Math.round(300 * scale))
+const OTHERS = Math.max(10, Math.round(4000 * scale))
+const WINDOW_MS = 10_000
+const agentBin = join(here, "..", "apps", "agent", "dist", "bin.js")
+
+const { start } = await import("@kvdeploy/kv-emulator")
+const x509 = await import("@peculiar/x509")
+x509.cryptoProvider.set(webcrypto)
+
+console.log(`agent-fleet: ${TOTAL} certificates over ${VAULTS} vaults (scale ${scale}); windows per vault: ${WRITES} imports, ${OTHERS} others / 10 s; agent concurrency ${concurrency}`)
+
+// ---------- material ----------
+const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" }
+const pem = (label, der) => `-----BEGIN ${label}-----\n${Buffer.from(der).toString("base64").match(/.{1,64}/g).join("\n")}\n-----END ${label}-----\n`
+const caKeys = await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])
+const day = 86_400_000
+const ca = await x509.X509CertificateGenerator.createSelfSigned({
+  serialNumber: "01",
+  name: "CN=agent-fleet bench CA",
+  notBefore: new Date(Date.now() - day),
+  notAfter: new Date(Date.now() + 3650 * day),
+  signingAlgorithm: alg,
+  keys: caKeys,
+  extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
+})
+const work = mkdtempSync(join("/dev/shm", "kvdeploy-agent-fleet-"))
+const genStarted = performance.now()
+const deployments = []
+for (let v = 0; v < VAULTS; v++) mkdirSync(join(work, `v${v}`))
+for (let i = 0; i < TOTAL; i++) {
+  const keys = await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: (0x100000 + i).toString(16),
+    subject: `CN=c${i}.fleet.example`,
+    issuer: ca.subject,
+    notBefore: new Date(Date.now() - day),
+    notAfter: new Date(Date.now() + 90 * day),
+    signingAlgorithm: alg,
+    publicKey: keys.publicKey,
+    signingKey: caKeys.privateKey,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: "dns", value: `c${i}.fleet.example` }])],
+  })
+  const v = i % VAULTS
+  const base = join(work, `v${v}`, `c${i}`)
+  writeFileSync(`${base}.crt`, `${cert.toString("pem")}\n`)
+  writeFileSync(`${base}.key`, pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)), { mode: 0o600 })
+  deployments.push({ name: `c${i}`, vault: `fleet-${v}`, cert: `${base}.crt`, key: `${base}.key` })
+}
+console.log(`  material: ${TOTAL} EC P-256 certificates written in ${((performance.now() - genStarted) / 1000).toFixed(1)} s`)
+
+const emulator = await start({
+  vaults: Array.from({ length: VAULTS }, (_, v) => `fleet-${v}`),
+  throttling: { windowMs: WINDOW_MS, writes: WRITES, others: OTHERS },
+  warn: () => {},
+})
+const yamlOf = (list) =>
+  JSON.stringify({
+    agent: {
+      listen: "127.0.0.1:0",
+      state_dir: join(work, "state"),
+      concurrency,
+      reconcile_interval_seconds: 86_400,
+      vault_imports_per_window: Math.max(1, Math.floor(WRITES * 0.97)),
+      vault_reads_per_window: Math.max(1, Math.floor(OTHERS * 0.97)),
+      backoff_base_seconds: 1,
+      backoff_max_seconds: 30,
+    },
+    deployments: list.map((d) => ({
+      name: d.name,
+      source: { cert: d.cert, key: d.key },
+      target: emulator.targetConfig(d.vault, d.name, "clientSecret"),
+    })),
+  })
+const configPath = join(work, "agent.yaml")
+writeFileSync(configPath, yamlOf(deployments))
+
+// ---------- the agent ----------
+const env = { ...process.env, ...emulator.env.clientSecret }
+const child = spawn(process.execPath, [agentBin, "--config", configPath], { env, stdio: ["ignore", "pipe", "inherit"] })
+let port = 0
+let outBuf = ""
+child.stdout.on("data", (c) => {
+  if (port !== 0) return
+  outBuf += c.toString()
+  const m = /Listening on http:\/\/[^:]+:(\d+)/.exec(outBuf)
+  if (m) port = Number(m[1])
+  if (outBuf.length > 1_000_000) outBuf = outBuf.slice(-10_000)
+})
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const metricsPage = async () => (port === 0 ? "" : await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())
+const sum = (page, name, filter) =>
+  page
+    .split("\n")
+    .filter((l) => l.startsWith(`${name}{`) && filter(l))
+    .reduce((a, l) => a + Number(l.split(" ").at(-1)), 0)
+const vaultRequests = () => emulator.requests.entries().filter((e) => !e.challenge)
+
+const coldStarted = performance.now()
+const coldMark = emulator.requests.mark()
+let succeeded = 0
+while (true) {
+  await sleep(500)
+  const page = await metricsPage()
+  succeeded = sum(page, "certctl_deploy_attempts_total", (l) => l.includes('result="succeeded"'))
+  if (succeeded >= TOTAL) break
+  if (performance.now() - coldStarted > 30 * 60_000) break
+}
+const coldMs = performance.now() - coldStarted
+const coldRequests = emulator.requests.entries({ since: coldMark }).filter((e) => !e.challenge)
+const perVaultImports = TOTAL / VAULTS
+const lowerBoundMs = (perVaultImports / WRITES) * WINDOW_MS
+const throttled = coldRequests.filter((e) => e.status === 429).length
+const pageAfterCold = await metricsPage()
+const notSucceeded = sum(pageAfterCold, "certctl_deploy_attempts_total", (l) => !l.includes('result="succeeded"') && !l.includes('result="skipped"'))
+const vaultsServing = deployments.filter((d) => (emulator.state.versions(d.vault, d.name)?.length ?? 0) >= 1).length
+const failed = TOTAL - vaultsServing
+
+// ---------- no-change pass (SIGHUP reloads and reconciles every deployment) ----------
+await sleep(WINDOW_MS + 500) // let the windows empty
+const passMark = emulator.requests.mark()
+const passSignalled = performance.now()
+child.kill("SIGHUP")
+while (emulator.requests.entries({ since: passMark, operation: "getLatest" }).filter((e) => !e.challenge && e.status === 200).length < TOTAL) {
+  await sleep(50)
+  if (performance.now() - passSignalled > 10 * 60_000) break
+}
+const passEntries = emulator.requests.entries({ since: passMark }).filter((e) => !e.challenge)
+const passWrites = passEntries.filter((e) => e.method !== "GET").length
+const passSpanMs = passEntries.at(-1).time - passEntries[0].time
+const passWallMs = performance.now() - passSignalled
+
+// ---------- baseline: bare SDK getCertificate, same number, same concurrency ----------
+await sleep(WINDOW_MS + 500)
+const job = join(work, "baseline.json")
+writeFileSync(
+  job,
+  JSON.stringify({
+    tenantId: emulator.clientSecret.tenantId,
+    clientId: emulator.clientSecret.clientId,
+    clientSecret: emulator.clientSecret.clientSecret,
+    authorityHost: emulator.authorityHost,
+    vaultUrls: Array.from({ length: VAULTS }, (_, v) => emulator.vault(`fleet-${v}`).url),
+    names: deployments.map((d) => d.name),
+    concurrency,
+  }),
+)
+const baseline = await new Promise((resolve, reject) => {
+  const b = spawn(process.execPath, [fileURLToPath(import.meta.url), "--baseline", job], { env, cwd: here, stdio: ["ignore", "pipe", "inherit"] })
+  let out = ""
+  b.stdout.on("data", (c) => {
+    out += c
+  })
+  b.on("close", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`baseline exited ${code}`))))
+})
+
+// ---------- idle memory ----------
+await sleep(3000)
+const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1] ?? "0")
+const rssMb = rssKb / 1024
+
+child.kill("SIGTERM")
+const exitCode = await new Promise((r) => child.on("close", (code) => r(code)))
+await emulator.stop()
+rmSync(work, { recursive: true, force: true })
+
+// ---------- figures ----------
+const ratioCold = coldMs / lowerBoundMs
+const requestsPerDeploy = coldRequests.length / TOTAL
+const ratioPass = passSpanMs / baseline.ms
+const line = (label, value, goal, met) => console.log(`  ${label.padEnd(58)} ${value.padStart(14)}   goal ${goal.padEnd(8)} ${met ? "MET" : "NOT MET"}`)
+console.log(`results (scale ${scale}: ${TOTAL} certificates, ${VAULTS} vaults, ${perVaultImports} imports per vault, concurrency ${concurrency}):`)
+line(`cold reconcile ${(coldMs / 1000).toFixed(1)} s / lower bound ${(lowerBoundMs / 1000).toFixed(1)} s`, ratioCold.toFixed(2), "<= 1.1", ratioCold <= 1.1)
+line("failed deploys (certificates not in their vault)", String(failed), "0", failed === 0)
+line("deploy outcomes other than Succeeded", String(notSucceeded), "0", notSucceeded === 0)
+line("429s received", String(throttled), "~0", throttled <= Math.ceil(TOTAL * 0.001))
+line(`vault requests per deploy (${coldRequests.length} / ${TOTAL})`, requestsPerDeploy.toFixed(2), "3", requestsPerDeploy <= 3.05)
+line(`no-change pass ${(passSpanMs / 1000).toFixed(2)} s / bare SDK ${(baseline.ms / 1000).toFixed(2)} s`, ratioPass.toFixed(2), "<= 1.2", ratioPass <= 1.2)
+console.log(`    (no-change pass: ${passEntries.length} requests, ${passWrites} writes; ${(passWallMs / 1000).toFixed(2)} s from SIGHUP, config reload included; baseline errors ${baseline.errors})`)
+line("idle resident memory", `${rssMb.toFixed(0)} MB`, "< 200 MB", rssMb < 200)
+console.log(`  agent exit code on SIGTERM: ${exitCode}`)
