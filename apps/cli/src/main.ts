@@ -12,8 +12,10 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Cause from "effect/Cause"
 import * as CliError from "effect/cli/CliError"
+import * as CliOutput from "effect/cli/CliOutput"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { CliProblem, ExitCode, ExitWith } from "./cli/problems.js"
 import { clearProgress, printErr, styleErr } from "./cli/terminal.js"
 import { demo } from "./commands/demo.js"
@@ -76,6 +78,37 @@ const renderProblem = (error: CliProblem, json: boolean): Effect.Effect<void> =>
     }
   })
 
+const colours = (stream: NodeJS.WriteStream) =>
+  stream.isTTY === true && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb"
+
+/**
+ * Help goes to stdout; a usage error goes to stderr as the error and a pointer
+ * to the command's help (stdout stays clean for `--json`).
+ */
+const presenter = CliOutput.layerPresenter({
+  present: (event) =>
+    Effect.sync(() => {
+      switch (event._tag) {
+        case "Help":
+          process.stdout.write(
+            `${CliOutput.defaultFormatter({ colors: colours(process.stdout) }).formatHelpDoc(event.helpDoc)}\n`,
+          )
+          return
+        case "Version":
+          process.stdout.write(`${event.name} ${event.version}\n`)
+          return
+        case "InvalidInvocation": {
+          const formatter = CliOutput.defaultFormatter({ colors: colours(process.stderr) })
+          process.stderr.write(`${formatter.formatErrors(event.errors)}\n`)
+          process.stderr.write(
+            `  fix: see \`${event.commandPath.join(" ")} --help\` for the flags and examples\n`,
+          )
+          return
+        }
+      }
+    }),
+})
+
 /** Run the CLI with these arguments (without `node` and the script); sets the process exit code. */
 export const main = (argv: ReadonlyArray<string>): void => {
   const json = wantsJson(argv)
@@ -88,11 +121,21 @@ export const main = (argv: ReadonlyArray<string>): void => {
         if (error instanceof CliProblem)
           return renderProblem(error, json).pipe(Effect.andThen(Effect.fail(error)))
         if (CliError.isCliError(error)) {
-          // effect/cli already printed the parse error and the help for it.
-          if (json)
+          // The presenter already printed the parse error (stderr) and pointed at --help.
+          if (json) {
+            const errors =
+              "errors" in error && Array.isArray(error.errors)
+                ? (error.errors as ReadonlyArray<{ message: string }>)
+                : []
+            const problems = errors.map((e) => ({
+              field: "(command line)",
+              message: e.message,
+              fix: "see --help for the flags and examples",
+            }))
             process.stdout.write(
-              `${JSON.stringify({ error: { title: error.message, exitCode: ExitCode.usage, problems: [] } })}\n`,
+              `${JSON.stringify({ error: { title: problems[0]?.message ?? error.message, exitCode: ExitCode.usage, problems } }, null, 2)}\n`,
             )
+          }
           return Effect.fail(new ExitWith({ exitCode: ExitCode.usage }))
         }
       }
@@ -107,7 +150,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
         Effect.andThen(Effect.fail(new ExitWith({ exitCode: 70 }))),
       )
     }),
-    Effect.provide(NodeServices.layer),
+    Effect.provide(Layer.merge(NodeServices.layer, presenter)),
   )
   NodeRuntime.runMain(program, { disableErrorReporting: true })
 }

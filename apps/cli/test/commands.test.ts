@@ -108,6 +108,10 @@ describe("help, completion and usage", () => {
   it("an unknown flag or command is a usage error (exit 2)", async () => {
     expect((await runCli(["deploy", "--bogus"])).code).toBe(2)
     expect((await runCli(["frobnicate"])).code).toBe(2)
+    const withJson = await runCli(["deploy", "--bogus", "--json"])
+    expect(withJson.code).toBe(2)
+    expect(json<{ error: { title: string } }>(withJson).error.title).toContain("--bogus")
+    expect(withJson.stderr).toContain("kvdeploy deploy --help")
   })
 })
 
