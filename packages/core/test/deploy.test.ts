@@ -332,7 +332,7 @@ describe("Failed (the vault is unchanged)", () => {
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
         yield* seedManaged()
-        vault.script("getLatest", ...Array.from({ length: 5 }, () => Fault.fail("Throttled")))
+        vault.script("getLatest", ...Fault.repeat(5, Fault.fail("Throttled")))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
         assert.strictEqual(o.error, "VaultThrottled")
         assert.strictEqual(vault.calls().byOperation.getLatest, 5) // 1 + 4 retries

@@ -64,6 +64,8 @@ export const Fault = {
   foreignImport: (material: CertificateMaterial, tags?: Readonly<Record<string, string>>): Fault =>
     tags === undefined ? { _tag: "ForeignImport", material } : { _tag: "ForeignImport", material, tags },
   alter: (change: "disable" | "drop-tags"): Fault => ({ _tag: "Alter", change }),
+  /** The same fault for the next `n` calls (a read that fails N times): `script(op, ...Fault.repeat(3, Fault.fail("Throttled")))`. */
+  repeat: (n: number, fault: Fault): ReadonlyArray<Fault> => Array.from({ length: n }, () => fault),
   /** A lagging replica: `getLatest` answers what was latest before the caller's last write. */
   staleRead: { _tag: "StaleRead" } as Fault,
 }
