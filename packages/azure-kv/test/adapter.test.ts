@@ -1,0 +1,166 @@
+/**
+ * The port's calls one by one against @kvdeploy/kv-emulator, with the real
+ * SDKs and the real pkcs12 codec: what each answers, and what the emulator's
+ * RBAC refusals become.
+ */
+import type { TokenCredential } from "@azure/core-auth"
+import { CertificateClient } from "@azure/keyvault-certificates"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { type CertificateMaterial, PfxCodec, type TargetConfig, Vault } from "@kvdeploy/core"
+import { MetricsRecorder } from "@kvdeploy/core/test"
+import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { credentialFor, targetFor, worldLayer } from "./support/emulator.js"
+import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
+
+const VAULT = "ports"
+let emulator: Emulator
+let ca: Issuer
+let credential: TokenCredential
+let target: TargetConfig
+
+beforeAll(async () => {
+  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  ca = await makeCa()
+  target = targetFor(emulator, VAULT, "any")
+  credential = await Effect.runPromise(credentialFor(emulator, target))
+})
+afterAll(() => emulator?.stop())
+
+const run = <A, E>(effect: Effect.Effect<A, E, Vault | PfxCodec | MetricsRecorder>) =>
+  effect.pipe(Effect.provide(worldLayer(emulator, target, credential)))
+
+const importMaterial = (name: string, material: CertificateMaterial, exportable = true) =>
+  Effect.gen(function* () {
+    const codec = yield* PfxCodec
+    const vault = yield* Vault
+    const pfx = yield* codec.encode(material, { encoding: "modern", password: Redacted.make("") })
+    return yield* vault.importVersion({
+      name,
+      pfx,
+      password: Redacted.make(""),
+      tags: { t: name },
+      exportable,
+    })
+  })
+
+describe("Vault over the emulator", () => {
+  it.live(
+    "getLatest, getVersion and listVersions answer the versions as the vault keeps them, newest first",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          const materials = [
+            yield* Effect.promise(() => makeMaterial(ca)),
+            yield* Effect.promise(() => makeMaterial(ca, "RSA-2048")),
+          ]
+          const imported = []
+          for (const m of materials) imported.push(yield* importMaterial("versions-app", m))
+          const latest = yield* vault.getLatest("versions-app")
+          expect(latest.versionId).toBe(imported[1]?.versionId)
+          expect(latest.x5t).toBe(yield* Effect.promise(() => x5tOf(materials[1]?.leaf ?? new Uint8Array())))
+          expect(latest.serialHex).toMatch(/^[0-9a-f]+$/)
+          expect(latest.tags).toEqual({ t: "versions-app" })
+          expect(latest.enabled).toBe(true)
+          expect(latest.expiresAt).toBeInstanceOf(Date)
+          const first = yield* vault.getVersion("versions-app", imported[0]?.versionId ?? "")
+          expect(first.x5t).toBe(yield* Effect.promise(() => x5tOf(materials[0]?.leaf ?? new Uint8Array())))
+          // The serial read from the vault's DER equals the pkcs12 codec's canonical serial.
+          const codec = yield* PfxCodec
+          const facts = yield* codec.inspect(materials[0] as CertificateMaterial)
+          expect(first.serialHex).toBe(facts.leaf.serialHex)
+          const listed = yield* vault.listVersions("versions-app")
+          expect(listed.map((v) => v.versionId)).toEqual([imported[1]?.versionId, imported[0]?.versionId])
+          const missing = yield* Effect.flip(vault.getLatest("never-imported"))
+          expect(missing._tag).toBe("VaultNotFound")
+          const recorder = yield* MetricsRecorder
+          expect(recorder.count("vaultRequest", "getLatest:not_found")).toBe(1)
+          expect(recorder.count("vaultRequest", "importVersion:ok")).toBe(2)
+        }),
+      ),
+  )
+
+  it.live(
+    "getVersionSecret answers the PFX with the whole chain; a non-exportable key gives VaultNoPrivateKey",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          const codec = yield* PfxCodec
+          const m = yield* Effect.promise(() => makeMaterial(ca))
+          const exported = yield* importMaterial("secret-app", m)
+          const secret = yield* vault.getVersionSecret("secret-app", exported.versionId)
+          const decoded = yield* codec.decode(secret.pfx, secret.password)
+          expect(Buffer.from(decoded.leaf).equals(Buffer.from(m.leaf))).toBe(true)
+          expect(decoded.chain.map((c) => Buffer.from(c).toString("hex"))).toEqual(
+            m.chain.map((c) => Buffer.from(c).toString("hex")),
+          )
+          const inspected = yield* codec.inspect(decoded)
+          expect(inspected.keyMatchesLeaf).toBe(true)
+
+          const sealed = yield* importMaterial(
+            "sealed-app",
+            yield* Effect.promise(() => makeMaterial(ca)),
+            false,
+          )
+          expect(emulator.state.versions(VAULT, "sealed-app")?.at(-1)?.exportable).toBe(false)
+          const error = yield* Effect.flip(vault.getVersionSecret("sealed-app", sealed.versionId))
+          expect(error._tag).toBe("VaultNoPrivateKey")
+        }),
+      ),
+  )
+
+  it.live(
+    "RBAC refusals name what to grant: import needs Key Vault Certificates Officer, the backing secret secrets/get",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          const id = emulator.clientSecret.clientId
+          const m = yield* Effect.promise(() => makeMaterial(ca))
+          const v = yield* importMaterial("rbac-app", m)
+          emulator.rbac.deny(id, ["certificates/import", "secrets/get"])
+          const importError = yield* Effect.flip(importMaterial("rbac-app", m))
+          const secretError = yield* Effect.flip(vault.getVersionSecret("rbac-app", v.versionId))
+          emulator.rbac.reset()
+          expect(importError._tag).toBe("VaultForbidden")
+          expect(importError.message).toContain("Key Vault Certificates Officer")
+          expect(importError.message).toContain("Microsoft.KeyVault/vaults/certificates/import/action")
+          expect(secretError._tag).toBe("VaultForbidden")
+          if (secretError._tag === "VaultForbidden") expect(secretError.permission).toBe("secrets/get")
+          expect(secretError.message).toContain("Microsoft.KeyVault/vaults/secrets/getSecret/action")
+        }),
+      ),
+  )
+
+  it.live(
+    "getDeleted and recoverDeleted; importing over a soft-deleted name is VaultConflictSoftDeleted",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          const m = yield* Effect.promise(() => makeMaterial(ca))
+          const v = yield* importMaterial("gone-app", m)
+          const sdk = new CertificateClient(emulator.vault(VAULT).url, credential, {
+            tlsOptions: { ca: emulator.caPem },
+            disableChallengeResourceVerification: true,
+          })
+          yield* Effect.promise(async () =>
+            (await sdk.beginDeleteCertificate("gone-app", { intervalInMs: 20 })).pollUntilDone(),
+          )
+          const conflict = yield* Effect.flip(importMaterial("gone-app", m))
+          expect(conflict._tag).toBe("VaultConflictSoftDeleted")
+          const deleted = yield* vault.getDeleted("gone-app")
+          expect(deleted.recoveryId).toContain("/deletedcertificates/gone-app")
+          expect(deleted.deletedAt).toBeInstanceOf(Date)
+          const recovered = yield* vault.recoverDeleted("gone-app")
+          expect(recovered.versionId).toBe(v.versionId)
+          expect(emulator.state.isDeleted(VAULT, "gone-app")).toBe(false)
+          const notDeleted = yield* Effect.flip(vault.getDeleted("gone-app"))
+          expect(notDeleted._tag).toBe("VaultNotFound")
+        }),
+      ),
+  )
+})
