@@ -3,7 +3,7 @@
 // Workspace packages are bundled from their TypeScript sources (the
 // `@kvdeploy/source` condition); the Azure SDKs and their dependencies stay in
 // node_modules and are imported only inside the handlers that need them.
-import { rmSync } from "node:fs"
+import { chmodSync, rmSync, symlinkSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { build } from "esbuild"
@@ -32,6 +32,9 @@ const result = await build({
   metafile: true,
   logLevel: "warning",
 })
+// dist/bin.js is the executable (shebang); dist/kvdeploy lets `PATH=apps/cli/dist:$PATH` find it by name.
+chmodSync(join(root, "dist", "bin.js"), 0o755)
+symlinkSync("bin.js", join(root, "dist", "kvdeploy"))
 const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith(".js"))
 const total = outputs.reduce((n, [, o]) => n + o.bytes, 0)
 console.log(

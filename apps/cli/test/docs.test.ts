@@ -28,6 +28,7 @@ describe("docs/getting-started.md", () => {
     const blocks = shellBlocks(page)
     expect(blocks.length).toBeGreaterThanOrEqual(8)
     const scratch = mkdtempSync(join("/dev/shm", "kvdeploy-docs-"))
+    let pid: number | undefined
     const script = ["set -euo pipefail", ...blocks.map((b, i) => `echo "::block ${i + 1}"\n${b}`)].join("\n")
     try {
       const result = await new Promise<{ code: number | null; out: string }>((done) => {
@@ -35,7 +36,10 @@ describe("docs/getting-started.md", () => {
           cwd: repoRoot,
           env: { ...baseEnv(), TMPDIR: scratch },
           stdio: ["ignore", "pipe", "pipe"],
+          // Its own process group, so whatever it started in the background can be ended with it.
+          detached: true,
         })
+        pid = child.pid
         let out = ""
         child.stdout.on("data", (c: Buffer) => {
           out += c.toString()
@@ -57,6 +61,13 @@ describe("docs/getting-started.md", () => {
       expect(result.out).toMatch(/ready to deploy/)
       expect(result.out).toMatch(/2 versions, newest first/)
     } finally {
+      if (pid !== undefined) {
+        try {
+          process.kill(-pid, "SIGTERM")
+        } catch {
+          // The group has already ended: the page stopped its emulator itself.
+        }
+      }
       rmSync(scratch, { recursive: true, force: true })
     }
   })
