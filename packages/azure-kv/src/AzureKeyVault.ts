@@ -73,6 +73,13 @@ export interface AzureKeyVaultOptions {
     | undefined
   /** How often the recover poller checks that a recovered certificate is readable (default 2 s). */
   readonly recoverPollIntervalMs?: number | undefined
+  /**
+   * Record `kvdeploy_vault_requests_total` per call and `kvdeploy_vault_throttled_total`
+   * per 429 through the Metrics port (default true). Core's deploy program
+   * (DeployTrail) records per-call counts too: a composition that keeps those
+   * sets this to false, or the calls of a deploy are counted twice.
+   */
+  readonly recordMetrics?: boolean | undefined
 }
 
 const keyVaultBytesToBase64url = (bytes: Uint8Array | undefined): string =>
@@ -130,8 +137,9 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
   const metrics = yield* Metrics
   const codec = yield* PfxCodec
   const timeout = options.requestTimeoutMs ?? 30_000
+  const recording = options.recordMetrics !== false
   const onThrottled = () => {
-    Effect.runFork(metrics.vaultThrottled())
+    if (recording) Effect.runFork(metrics.vaultThrottled())
   }
   const common = {
     ...(options.customCloud === true ? { disableChallengeResourceVerification: true } : {}),
@@ -181,10 +189,12 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
     operation: VaultOperation,
     effect: Effect.Effect<A, E, R>,
   ): Effect.Effect<A, E, R> =>
-    effect.pipe(
-      Effect.tap(() => metrics.vaultRequest(operation, "ok")),
-      Effect.tapError((error) => metrics.vaultRequest(operation, vaultRequestStatusOf(error._tag))),
-    )
+    recording
+      ? effect.pipe(
+          Effect.tap(() => metrics.vaultRequest(operation, "ok")),
+          Effect.tapError((error) => metrics.vaultRequest(operation, vaultRequestStatusOf(error._tag))),
+        )
+      : effect
 
   const keyFactsOf = (request: ImportRequest) =>
     declaredKeyFacts(request) !== undefined

@@ -262,6 +262,32 @@ describe("an import whose outcome is unknown is never sent again", () => {
       }),
   )
 
+  it.live(
+    "recordMetrics: false records nothing (for compositions where core's deploy program counts the calls)",
+    () =>
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+        const reply = yield* Effect.promise(() => bundle("quiet", "v1", material, {}))
+        let n = 0
+        listener.answer = (_req, res) =>
+          n++ === 0
+            ? keyVaultError(res, 429, "Throttled", "Too many requests", undefined, { "retry-after": "0" })
+            : json(res, 200, reply)
+        const recorder = yield* run(
+          Effect.gen(function* () {
+            const pfx = yield* pfxOf(material)
+            const vault = yield* Vault
+            yield* vault.importVersion({ name: "quiet", pfx, password: Redacted.make(""), tags: {} })
+            yield* Effect.sleep("10 millis")
+            return yield* MetricsRecorder
+          }),
+          { recordMetrics: false },
+        )
+        expect(n).toBe(2)
+        expect(recorder.events()).toEqual([])
+      }),
+  )
+
   it.live("connection refused: nothing was sent, VaultUnavailable (definite) even for an import", () =>
     Effect.gen(function* () {
       const { error } = yield* importOnce("refused").pipe(
