@@ -385,6 +385,26 @@ describe("Failed (the vault is unchanged)", () => {
   )
 })
 
+describe("Failed: soft-deleted name that cannot be recovered", () => {
+  it.effect("on_soft_deleted=recover, and the recovery is refused", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        yield* vault.softDelete(NAME)
+        vault.script("recoverDeleted", Fault.fail("Forbidden"))
+        const o = expectTag(
+          yield* runDeploy(request(newCert.material, {}, target({ on_soft_deleted: "recover" }))),
+          "Failed",
+        )
+        assert.strictEqual(o.step, "soft-deleted")
+        assert.strictEqual(o.error, "VaultForbidden")
+        assert.isTrue(vault.isSoftDeleted(NAME))
+      }),
+    ),
+  )
+})
+
 describe("Unverified (imported, cannot be read back: no rollback)", () => {
   it.effect("the vault cannot be read after the import", () =>
     fresh(
@@ -577,6 +597,21 @@ describe("RollbackFailed (needs a person)", () => {
         const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
         assert.match(o.reason, /no previous version/)
         assert.strictEqual(vault.versions(NAME).length, 1)
+      }),
+    ),
+  )
+
+  it.effect("the rollback cannot be verified", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        vault.script("getLatest", Fault.pass, Fault.pass, ...Fault.repeat(5, Fault.fail("Unavailable")))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+        assert.match(o.reason, /rollback could not be verified/)
+        assert.strictEqual(o.rollbackVersionId, vault.latest(NAME)?.versionId)
+        assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t) // restored, but not proven by a read
       }),
     ),
   )
