@@ -27,6 +27,19 @@ export interface VaultBudget {
     kind: RequestKind,
     request: Effect.Effect<A, E, R>,
   ) => Effect.Effect<A, E, R>
+  /**
+   * Take an import permit ahead of the deploy that will use it, so that the
+   * wait for the import window happens before the deploy holds a global
+   * permit (and with a snapshot read just before the import).
+   */
+  readonly reserveImport: Effect.Effect<ImportReservation>
+  /** Run the import on the reserved permit (a second import, a rollback, takes its own). */
+  readonly spendReserved: <A, E extends { readonly _tag: string }, R>(
+    reservation: ImportReservation,
+    request: Effect.Effect<A, E, R>,
+  ) => Effect.Effect<A, E, R>
+  /** Give back a reservation no import used. */
+  readonly releaseUnused: (reservation: ImportReservation) => Effect.Effect<void>
   /** Wait until the vault's gate is open (no Retry-After pending). */
   readonly awaitGate: Effect.Effect<void>
   /** Close the gate for `ms` (a 429's Retry-After). */
@@ -42,6 +55,10 @@ const retryAfterOf = (error: unknown): number | undefined => {
   return typeof e.retryAfterMs === "number" ? e.retryAfterMs : 1000
 }
 
+export interface ImportReservation {
+  state: "reserved" | "used" | "released"
+}
+
 export const makeVaultBudget = (vaultUrl: string, limits: BudgetLimits): Effect.Effect<VaultBudget> =>
   Effect.gen(function* () {
     const imports = yield* Semaphore.make(limits.importsPerWindow)
@@ -55,11 +72,10 @@ export const makeVaultBudget = (vaultUrl: string, limits: BudgetLimits): Effect.
       Effect.map(Clock.currentTimeMillis, (now) => {
         gateUntil = Math.max(gateUntil, now + ms)
       })
-    const spend = <A, E extends { readonly _tag: string }, R>(kind: RequestKind, request: Effect.Effect<A, E, R>) => {
-      const semaphore = kind === "import" ? imports : others
-      return Effect.uninterruptibleMask((restore) =>
+    /** Run a request on a permit already taken; the permit goes back a window after it finished (at once after a 429). */
+    const onPermit = <A, E extends { readonly _tag: string }, R>(semaphore: Semaphore.Semaphore, request: Effect.Effect<A, E, R>) =>
+      Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
-          yield* restore(semaphore.take(1))
           const exit = yield* Effect.exit(restore(Effect.andThen(awaitGate, request)))
           if (exit._tag === "Failure") {
             const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
@@ -75,6 +91,24 @@ export const makeVaultBudget = (vaultUrl: string, limits: BudgetLimits): Effect.
           return yield* exit
         }),
       )
+    const spend = <A, E extends { readonly _tag: string }, R>(kind: RequestKind, request: Effect.Effect<A, E, R>) => {
+      const semaphore = kind === "import" ? imports : others
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.andThen(restore(semaphore.take(1)), onPermit(semaphore, restore(request))),
+      )
     }
-    return { vaultUrl, spend, awaitGate, closeGate, gateRemainingMs }
+    const reserveImport = Effect.map(imports.take(1), (): ImportReservation => ({ state: "reserved" }))
+    const spendReserved = <A, E extends { readonly _tag: string }, R>(reservation: ImportReservation, request: Effect.Effect<A, E, R>) =>
+      Effect.suspend(() => {
+        if (reservation.state !== "reserved") return spend("import", request)
+        reservation.state = "used"
+        return onPermit(imports, request)
+      })
+    const releaseUnused = (reservation: ImportReservation) =>
+      Effect.suspend(() => {
+        if (reservation.state !== "reserved") return Effect.void
+        reservation.state = "released"
+        return Effect.asVoid(imports.release(1))
+      })
+    return { vaultUrl, spend, reserveImport, spendReserved, releaseUnused, awaitGate, closeGate, gateRemainingMs }
   })

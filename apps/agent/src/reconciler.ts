@@ -35,13 +35,14 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import type * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
 import type { AgentMetrics } from "./agentMetrics.js"
-import { makeVaultBudget, type VaultBudget } from "./budget.js"
+import { type ImportReservation, makeVaultBudget, type VaultBudget } from "./budget.js"
 import type { AgentConfig, AgentSettings, Deployment } from "./config.js"
 import { checkPickup } from "./pickup.js"
-import { materialOf, readSource, SourceBroken, type SourceFacts } from "./source.js"
+import { materialOf, readSource, type SourceBroken, type SourceBytes, type SourceFacts } from "./source.js"
 import type { DeploymentRecord, StateStore } from "./state.js"
 import { type VaultAccessUnavailable, Vaults } from "./vaults.js"
 
@@ -160,12 +161,16 @@ export const makeReconciler = (
           )
 
     /** One reconcile of one deployment. Fails (to be retried) when it did not reach its goal. */
-    const attempt = (slot: Slot, lane: VaultLane): Effect.Effect<void, AttemptFailed, Metrics | PfxCodec> =>
+    const attempt = (
+      slot: Slot,
+      lane: VaultLane,
+      bytes: Result.Result<SourceBytes, SourceBroken>,
+      reserved: ImportReservation | undefined,
+    ): Effect.Effect<void, AttemptFailed, Metrics | PfxCodec> =>
       Effect.gen(function* () {
         const d = slot.deployment
         const startedAt = yield* Clock.currentTimeMillis
-        // 1. The source: read and fingerprint; parse and check only when it changed.
-        const bytes = yield* readSource(d.source).pipe(Effect.result)
+        // 1. The source (read and fingerprinted by the caller); parsed and checked only when it changed.
         let parsed: { readonly material: Parameters<typeof deploy>[0]["material"]; readonly facts: SourceFacts } | undefined
         let broken: SourceBroken | undefined
         if (bytes._tag === "Failure") broken = bytes.failure
@@ -239,9 +244,19 @@ export const makeReconciler = (
         }
         if (parsed === undefined) return yield* new AttemptFailed({ outcome: "SourceBroken", reason: "the source could not be read again", retryAfterMs: undefined })
         const material = parsed.material
+        // The import permit: reserved before this deploy took its global permit (the likely case), or now.
+        let reservation = reserved
+        let primedLatest: typeof latest | undefined = latest
+        if (reservation === undefined) {
+          const before = yield* Clock.currentTimeMillis
+          reservation = yield* lane.budget.reserveImport
+          // A snapshot read long before the import is not a snapshot any more: let the deploy read its own.
+          if ((yield* Clock.currentTimeMillis) - before > 1000) primedLatest = undefined
+        }
+        const importPermit = reservation
         const outcome = yield* Effect.uninterruptibleMask((restore) => {
           let committed = false
-          let primed: typeof latest | undefined = latest
+          let primed: typeof latest | undefined = primedLatest
           const guard = <A, E, R>(e: Effect.Effect<A, E, R>) => (committed ? e : restore(e))
           const commit = (kind: InFlight) =>
             Effect.sync(() => {
@@ -257,7 +272,7 @@ export const makeReconciler = (
               }),
             getVersion: (name, v) => guard(spend("other", vault.getVersion(name, v))),
             listVersions: (name) => guard(spend("other", vault.listVersions(name))),
-            importVersion: (request) => Effect.andThen(commit("committed"), spend("import", vault.importVersion(request))),
+            importVersion: (request) => Effect.andThen(commit("committed"), lane.budget.spendReserved(importPermit, vault.importVersion(request))),
             getVersionSecret: (name, v) => Effect.andThen(commit("rolling-back"), spend("other", vault.getVersionSecret(name, v))),
             getDeleted: (name) => guard(spend("other", vault.getDeleted(name))),
             recoverDeleted: (name) => Effect.andThen(commit("committed"), spend("other", vault.recoverDeleted(name))),
@@ -335,26 +350,45 @@ export const makeReconciler = (
         do {
           slot.again = false
           const lane = yield* laneFor(slot.deployment.target.vaultUrl)
-          const once = lane.slots.withPermits(1)(
-            Effect.andThen(
-              lane.budget.awaitGate,
-              global.withPermits(1)(
-                Effect.suspend(() => {
-                  if (slot.generation === generation) slot.phase = "attempting"
-                  return attempt(slot, lane)
-                }).pipe(
-                  Effect.ensuring(
-                    Effect.andThen(
-                      Effect.sync(() => {
-                        if (slot.generation === generation) slot.phase = "waiting"
-                      }),
-                      markAttempted(slot),
+          const once = Effect.gen(function* () {
+            const d = slot.deployment
+            // Read the source first (cheap): it tells whether a deploy is likely, and so whether to
+            // wait for an import permit now, before holding a global permit.
+            const bytes = yield* readSource(d.source).pipe(Effect.result)
+            const recorded = state.get(d.name)
+            const inPlace =
+              recorded !== undefined &&
+              recorded.configFingerprint === d.fingerprint &&
+              bytes._tag === "Success" &&
+              recorded.sourceFingerprint === bytes.success.fingerprint &&
+              (recorded.outcome === "Succeeded" || recorded.outcome === "Skipped" || recorded.held)
+            const likelyDeploy = bytes._tag === "Success" && !inPlace
+            return yield* Effect.acquireUseRelease(
+              likelyDeploy ? Effect.map(lane.budget.reserveImport, (r) => r as ImportReservation | undefined) : Effect.succeed(undefined),
+              (reservation) =>
+                lane.slots.withPermits(1)(
+                  Effect.andThen(
+                    lane.budget.awaitGate,
+                    global.withPermits(1)(
+                      Effect.suspend(() => {
+                        if (slot.generation === generation) slot.phase = "attempting"
+                        return attempt(slot, lane, bytes, reservation)
+                      }).pipe(
+                        Effect.ensuring(
+                          Effect.andThen(
+                            Effect.sync(() => {
+                              if (slot.generation === generation) slot.phase = "waiting"
+                            }),
+                            markAttempted(slot),
+                          ),
+                        ),
+                      ),
                     ),
                   ),
                 ),
-              ),
-            ),
-          )
+              (reservation) => (reservation === undefined ? Effect.void : lane.budget.releaseUnused(reservation)),
+            )
+          })
           yield* Effect.retry(once, { schedule: backoff, while: () => !stopping })
             .pipe(Effect.ignore)
         } while (slot.again && !stopping)
