@@ -71,14 +71,18 @@ try {
   }
   const total = WARMUP + RUNS
   const materials = { kvdeploy: [], bareA: [], bareB: [], portsStated: [], portsDecoded: [] }
-  for (let i = 0; i < total; i++) for (const k of Object.keys(materials)) materials[k].push(await makeMaterial())
+  for (let i = 0; i < total; i++)
+    for (const k of Object.keys(materials)) materials[k].push(await makeMaterial())
   const blank = Redacted.make("")
   const encode = (m) => Effect.runPromise(Pkcs12.encodePfx(m, { encoding: "modern", password: blank }))
   const prebuilt = { bareA: [], portsStated: [], portsDecoded: [] }
   for (const k of Object.keys(prebuilt)) for (const m of materials[k]) prebuilt[k].push(await encode(m))
 
   const configOf = (name) => {
-    const r = validateTargetConfigSync({ ...emulator.targetConfig(VAULT, name, "clientSecret"), tags: { env: "bench" } })
+    const r = validateTargetConfigSync({
+      ...emulator.targetConfig(VAULT, name, "clientSecret"),
+      tags: { env: "bench" },
+    })
     if (Result.isFailure(r)) throw new Error(r.failure.message)
     return r.success
   }
@@ -130,7 +134,9 @@ try {
     const ms = performance.now() - t0
     if (i >= WARMUP) {
       times[key].push(ms)
-      requests[key].push(emulator.requests.entries({ vault: VAULT, since }).filter((e) => !e.challenge).length)
+      requests[key].push(
+        emulator.requests.entries({ vault: VAULT, since }).filter((e) => !e.challenge).length,
+      )
     }
   }
   const outcomes = new Map()
@@ -146,7 +152,10 @@ try {
         },
       ],
       ["bareA", () => bare("bare-a-cert", prebuilt.bareA[i])],
-      ["portsStated", () => ports("ports-stated-cert", prebuilt.portsStated[i], { keyType: "EC", curve: "P-256" })],
+      [
+        "portsStated",
+        () => ports("ports-stated-cert", prebuilt.portsStated[i], { keyType: "EC", curve: "P-256" }),
+      ],
       ["portsDecoded", () => ports("ports-decoded-cert", prebuilt.portsDecoded[i], undefined)],
       ["bareB", async () => bare("bare-b-cert", await encode(materials.bareB[i]))],
     ]
@@ -165,16 +174,28 @@ try {
   }
   const m = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]))
   const r = Object.fromEntries(Object.entries(requests).map(([k, v]) => [k, median(v)]))
-  console.log(`azure-kv deploy latency against the emulator (HTTPS), ${RUNS} runs each after ${WARMUP} warm-up, medians`)
+  console.log(
+    `azure-kv deploy latency against the emulator (HTTPS), ${RUNS} runs each after ${WARMUP} warm-up, medians`,
+  )
   console.log(`  outcomes of kvdeploy deploys: ${[...outcomes].map(([k, n]) => `${k} ${n}`).join(", ")}`)
-  console.log(`  kvdeploy deploy              ${m.kvdeploy.toFixed(1)} ms  (${r.kvdeploy} Key Vault requests)`)
-  console.log(`  baseline A: bare SDK, 3 calls ${m.bareA.toFixed(1)} ms  (${r.bareA} requests, PFX built beforehand)`)
+  console.log(
+    `  kvdeploy deploy              ${m.kvdeploy.toFixed(1)} ms  (${r.kvdeploy} Key Vault requests)`,
+  )
+  console.log(
+    `  baseline A: bare SDK, 3 calls ${m.bareA.toFixed(1)} ms  (${r.bareA} requests, PFX built beforehand)`,
+  )
   console.log(`  baseline B: A + PFX encode    ${m.bareB.toFixed(1)} ms  (${r.bareB} requests)`)
   const ratioA = m.kvdeploy / m.bareA
   const ratioB = m.kvdeploy / m.bareB
-  console.log(`  adapter, 3 port calls, key facts stated   ${m.portsStated.toFixed(1)} ms  (${r.portsStated} requests)`)
-  console.log(`  adapter, 3 port calls, key facts decoded  ${m.portsDecoded.toFixed(1)} ms  (${r.portsDecoded} requests)`)
-  console.log(`  kvdeploy / baseline A = ${ratioA.toFixed(3)}  goal <= 1.15: ${ratioA <= 1.15 ? "met" : "NOT met"}`)
+  console.log(
+    `  adapter, 3 port calls, key facts stated   ${m.portsStated.toFixed(1)} ms  (${r.portsStated} requests)`,
+  )
+  console.log(
+    `  adapter, 3 port calls, key facts decoded  ${m.portsDecoded.toFixed(1)} ms  (${r.portsDecoded} requests)`,
+  )
+  console.log(
+    `  kvdeploy / baseline A = ${ratioA.toFixed(3)}  goal <= 1.15: ${ratioA <= 1.15 ? "met" : "NOT met"}`,
+  )
   console.log(`  kvdeploy / baseline B = ${ratioB.toFixed(3)}`)
   console.log(`  adapter (key facts stated) / baseline A  = ${(m.portsStated / m.bareA).toFixed(3)}`)
   console.log(`  adapter (key facts decoded) / baseline A = ${(m.portsDecoded / m.bareA).toFixed(3)}`)
