@@ -157,7 +157,15 @@ child.stdout.on("data", (c) => {
   if (outBuf.length > 1_000_000) outBuf = outBuf.slice(-10_000)
 })
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-const metricsPage = async () => (port === 0 ? "" : await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())
+// A keep-alive connection the agent closed may reset: a failed poll is simply repeated.
+const metricsPage = async () => {
+  if (port === 0) return ""
+  try {
+    return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  } catch {
+    return ""
+  }
+}
 const sum = (page, name, filter) =>
   page
     .split("\n")
@@ -248,7 +256,7 @@ second.stdout.on("data", (c) => {
 const restartStarted = performance.now()
 while (true) {
   await sleep(500)
-  if (port2 !== 0 && (await fetch(`http://127.0.0.1:${port2}/readyz`)).status === 200) break
+  if (port2 !== 0 && (await fetch(`http://127.0.0.1:${port2}/readyz`).then((r) => r.status, () => 0)) === 200) break
   if (performance.now() - restartStarted > 10 * 60_000) break
 }
 const restartReadyMs = performance.now() - restartStarted

@@ -119,6 +119,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
     process.stdout.write(`${JSON.stringify(jsonSchema(), null, 2)}\n`)
     return
   }
+  // A closed stdout (a log reader that went away) must not stop the deploys: log lines are dropped instead.
+  process.stdout.on("error", () => {})
   const path = args.values.config ?? process.env.KVDEPLOY_AGENT_CONFIG ?? "/etc/kvdeploy/agent.yaml"
   const check = args.values.check === true
   const program = Effect.gen(function* () {

@@ -1,0 +1,51 @@
+/** The shipped deployment files: the systemd unit passes systemd-analyze verify; the Kubernetes manifests wire AKS workload identity. */
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { parseAllDocuments } from "yaml"
+import { describe, expect, it } from "vitest"
+import { parseAgentConfig } from "../src/config.js"
+import { agentRoot, bin } from "./harness.js"
+
+const deploy = join(agentRoot, "deploy")
+
+describe("deployment files", () => {
+  const analyze = spawnSync("systemd-analyze", ["--version"], { encoding: "utf8" })
+  it.skipIf(analyze.error !== undefined)("the systemd unit passes systemd-analyze verify", () => {
+    const dir = mkdtempSync(join("/dev/shm", "kvdeploy-agent-unit-"))
+    try {
+      // verify checks that ExecStart's program exists: point it at the built agent for the check.
+      const unit = readFileSync(join(deploy, "systemd", "kvdeploy-agent.service"), "utf8").replace(
+        "ExecStart=/usr/local/bin/kvdeploy-agent",
+        `ExecStart=${process.execPath} ${bin}`,
+      )
+      writeFileSync(join(dir, "kvdeploy-agent.service"), unit)
+      const r = spawnSync("systemd-analyze", ["verify", join(dir, "kvdeploy-agent.service")], { encoding: "utf8" })
+      expect(r.status, r.stdout + r.stderr).toBe(0)
+      expect(r.stderr).not.toMatch(/kvdeploy-agent\.service:\d+:/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("the Kubernetes manifests use workload identity and a configuration the agent accepts", () => {
+    const docs: Array<unknown> = parseAllDocuments(readFileSync(join(deploy, "kubernetes", "kvdeploy-agent.yaml"), "utf8")).map((d) => d.toJS())
+    const at = (value: unknown, ...path: Array<string | number>): unknown =>
+      path.reduce<unknown>((v, k) => (typeof v === "object" && v !== null ? (v as Record<string | number, unknown>)[k] : undefined), value)
+    const byKind = (kind: string) => docs.find((d) => at(d, "kind") === kind)
+    const sa = byKind("ServiceAccount")
+    expect(at(sa, "metadata", "annotations", "azure.workload.identity/client-id")).toMatch(/^[0-9a-f-]{36}$/)
+    const deployment = byKind("Deployment")
+    const pod = at(deployment, "spec", "template")
+    expect(at(pod, "metadata", "labels", "azure.workload.identity/use")).toBe("true")
+    expect(at(pod, "spec", "serviceAccountName")).toBe(at(sa, "metadata", "name"))
+    expect(at(deployment, "spec", "replicas")).toBe(1)
+    expect(at(pod, "spec", "containers", 0, "readinessProbe", "httpGet", "path")).toBe("/readyz")
+    expect(at(pod, "spec", "containers", 0, "livenessProbe", "httpGet", "path")).toBe("/healthz")
+    const config = at(byKind("ConfigMap"), "data", "agent.yaml")
+    expect(typeof config).toBe("string")
+    const parsed = parseAgentConfig(String(config), "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})
+    if (parsed._tag === "Failure") throw new Error(parsed.failure.message)
+    expect(parsed.success.deployments[0]?.target.credentialMode).toBe("workload_identity")
+  })
+})
