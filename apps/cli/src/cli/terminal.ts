@@ -60,7 +60,8 @@ export const progress = (text: string): Effect.Effect<void> =>
   Effect.sync(() => {
     if (process.stderr.isTTY !== true || env.TERM === "dumb") return
     progressShown = true
-    const width = process.stderr.columns ?? 80
+    const columns = process.stderr.columns
+    const width = columns === undefined || columns < 20 ? 80 : columns
     process.stderr.write(`\r\u001b[2K${styleErr().dim(text.slice(0, Math.max(10, width - 1)))}`)
   })
 

@@ -1,0 +1,106 @@
+/**
+ * On a terminal: the PFX password is asked for (masked, never echoed), the
+ * result is coloured unless NO_COLOR is set. Runs the built binary under
+ * `script` (a pseudo-terminal); skipped where `script` is not installed.
+ */
+import { spawn, spawnSync } from "node:child_process"
+import { encodePfx } from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Fixtures, makeFixtures } from "./fixtures.js"
+import { baseEnv, bin, startWorld, type World } from "./harness.js"
+
+const hasScript = spawnSync("script", ["--version"]).status === 0
+
+let world: World
+let fx: Fixtures
+let pfxPath = ""
+
+const der = (pem: string, label: string) =>
+  new Uint8Array(
+    Buffer.from(
+      (new RegExp(`-----BEGIN ${label}-----([\\s\\S]+?)-----END`).exec(pem)?.[1] ?? "").replace(/\s+/g, ""),
+      "base64",
+    ),
+  )
+
+beforeAll(async () => {
+  if (!hasScript) return
+  ;[world, fx] = await Promise.all([startWorld("kvdeploy-tty"), makeFixtures()])
+  const leaf = await fx.leaf()
+  const pfx = await Effect.runPromise(
+    encodePfx(
+      {
+        leaf: der(leaf.certPem, "CERTIFICATE"),
+        chain: [der(fx.pki.intermediate.certPem, "CERTIFICATE")],
+        key: Redacted.make(der(leaf.keyPem, "PRIVATE KEY")),
+      },
+      { encoding: "modern", password: Redacted.make("tty secret 42"), friendlyName: "tty" },
+    ),
+  )
+  pfxPath = world.file("tty.pfx", pfx)
+})
+afterAll(async () => {
+  await world?.stop()
+})
+
+/** Run kvdeploy under a pseudo-terminal, typing `typed` once the prompt had time to appear. */
+const onTerminal = (
+  args: ReadonlyArray<string>,
+  typed: string,
+  env: Record<string, string>,
+  colour: boolean,
+) =>
+  new Promise<{ code: number | null; screen: string }>((resolve) => {
+    const environment: Record<string, string> = { ...baseEnv(), ...env }
+    environment.TERM = "xterm-256color"
+    if (colour) delete environment.NO_COLOR
+    const command = [process.execPath, bin, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ")
+    const child = spawn("script", ["-qec", command, "/dev/null"], {
+      env: environment,
+      stdio: ["pipe", "pipe", "pipe"],
+    })
+    let screen = ""
+    child.stdout.on("data", (c: Buffer) => {
+      screen += c.toString()
+    })
+    const typing = setTimeout(() => child.stdin.write(typed), 1500)
+    const kill = setTimeout(() => child.kill("SIGKILL"), 60_000)
+    child.on("close", (code) => {
+      clearTimeout(typing)
+      clearTimeout(kill)
+      resolve({ code, screen })
+    })
+  })
+
+describe.skipIf(!hasScript)("on a terminal", () => {
+  it("asks for the PFX password (masked) and deploys with it; colours on without NO_COLOR", async () => {
+    const r = await onTerminal(
+      ["deploy", "--config", world.targetFile("tty-pfx"), "--pfx", pfxPath],
+      "tty secret 42\r",
+      world.env,
+      true,
+    )
+    expect(r.screen).toContain("Password for")
+    expect(r.screen).not.toContain("tty secret 42")
+    expect(r.screen).toMatch(/\u001b\[32m(\u001b\[1m)?Succeeded/)
+    expect(r.code, r.screen).toBe(0)
+  })
+
+  it("a wrong password typed on the terminal is a usage error (exit 2), nothing written, no colours with NO_COLOR", async () => {
+    const mark = world.emulator.requests.mark()
+    const r = await onTerminal(
+      ["deploy", "--config", world.targetFile("tty-wrong"), "--pfx", pfxPath],
+      "nope\r",
+      world.env,
+      false,
+    )
+    expect(r.screen).toContain("the password entered does not open it")
+    // NO_COLOR: kvdeploy's own lines carry no colour codes.
+    expect(r.screen).toMatch(/error: --pfx [^\n]*: the password entered/)
+    expect(r.screen).not.toContain("\u001b[31merror")
+    expect(r.code, r.screen).toBe(2)
+    expect(world.writesSince(mark)).toBe(0)
+  })
+})
