@@ -31,7 +31,7 @@ const writesSince = (mark: number) =>
   emulator.requests.entries({ since: mark, vault: VAULT }).filter((e) => e.method !== "GET" && !e.challenge).length
 
 describe("lifecycle of one deployment", () => {
-  it("deploys a new certificate, a renewal, refuses a broken source and deploys it once fixed", async () => {
+  it("deploys a new certificate, a renewal, refuses a broken or half-written source and deploys it once fixed", async () => {
     const first = await pki.leaf("api.example.test")
     work.write("api.key", first.keyPem)
     work.write("api.crt", first.certPem)
@@ -69,6 +69,13 @@ describe("lifecycle of one deployment", () => {
     expect(latestX5t("api-cert")).toBe(second.x5t)
     const brokenPage = (await a.http("/metrics")).body
     expect(metricValue(brokenPage, "kvdeploy_agent_source_broken", { deployment: "api" })).toBe(1)
+
+    // Half-written: the certificate file is cut off mid-way (written in place, not renamed). Still nothing written.
+    from = a.lines.length
+    work.writeInPlace("api.crt", third.certPem.slice(0, Math.floor(third.certPem.length / 2)))
+    await a.waitFor((l) => l.deployment === "api" && /^source broken/.test(l.msg), { from })
+    expect(writesSince(mark)).toBe(0)
+    work.write("api.crt", third.certPem)
 
     // Fixed: the matching key arrives.
     from = a.lines.length

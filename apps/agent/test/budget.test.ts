@@ -1,0 +1,87 @@
+/** The per-vault budget under the TestClock: sliding windows counted from completion, Retry-After gates. */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as TestClock from "effect/testing/TestClock"
+import * as Clock from "effect/Clock"
+import { makeVaultBudget } from "../src/budget.js"
+import { VaultThrottled } from "@kvdeploy/core"
+
+const limits = { importsPerWindow: 2, readsPerWindow: 3, windowMs: 10_000 }
+
+describe("VaultBudget", () => {
+  it.effect("lets no more imports into a window than the budget, counting from each request's end", () =>
+    Effect.gen(function* () {
+      const budget = yield* makeVaultBudget("https://kv.example", limits)
+      const started: Array<number> = []
+      const request = (ms: number) =>
+        Effect.gen(function* () {
+          started.push(yield* Clock.currentTimeMillis)
+          yield* Effect.sleep(ms)
+        })
+      const fiber = yield* Effect.forkChild(
+        Effect.forEach([0, 1, 2, 3, 4], () => budget.spend("import", request(1000)), { concurrency: "unbounded" }),
+      )
+      yield* TestClock.adjust(60_000)
+      yield* Fiber.join(fiber)
+      // Two at once; the next two one window after the first two finished (1 s + 10 s), and so on.
+      expect(started).toEqual([0, 0, 11_000, 11_000, 22_000])
+    }),
+  )
+
+  it.effect("keeps imports and other requests apart", () =>
+    Effect.gen(function* () {
+      const budget = yield* makeVaultBudget("https://kv.example", limits)
+      const started: Array<string> = []
+      const at = (kind: "import" | "other", i: number) =>
+        budget.spend(kind, Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => started.push(`${kind}${i}@${t}`))))
+      const fiber = yield* Effect.forkChild(
+        Effect.all([at("import", 0), at("import", 1), at("import", 2), at("other", 0), at("other", 1), at("other", 2)], { concurrency: "unbounded" }),
+      )
+      yield* TestClock.adjust(30_000)
+      yield* Fiber.join(fiber)
+      expect(started.filter((s) => s.endsWith("@0")).sort()).toEqual(["import0@0", "import1@0", "other0@0", "other1@0", "other2@0"])
+      expect(started).toContain("import2@10000")
+    }),
+  )
+
+  it.effect("a 429 closes the vault's gate for Retry-After, and gives its permit back", () =>
+    Effect.gen(function* () {
+      const budget = yield* makeVaultBudget("https://kv.example", limits)
+      const throttled = budget.spend(
+        "other",
+        Effect.fail(new VaultThrottled({ operation: "getLatest", detail: "429", retryAfterMs: 5000 })),
+      )
+      const result = yield* Effect.result(throttled)
+      expect(result._tag).toBe("Failure")
+      expect(yield* budget.gateRemainingMs).toBe(5000)
+      const fiber = yield* Effect.forkChild(budget.spend("other", Clock.currentTimeMillis))
+      yield* TestClock.adjust(4999)
+      expect(fiber.pollUnsafe()).toBeUndefined()
+      yield* TestClock.adjust(1)
+      expect(yield* Fiber.join(fiber)).toBe(5000)
+      // The throttled request's permit came back at once: three more "other" requests fit in this window? two do (one spent at 5000).
+      const more = yield* Effect.forkChild(Effect.all([budget.spend("other", Effect.void), budget.spend("other", Effect.void)], { concurrency: "unbounded" }))
+      yield* TestClock.adjust(0)
+      expect((yield* Fiber.join(more)).length).toBe(2)
+    }),
+  )
+
+  it.effect("a reserved import permit is used by the import, or given back when no import came", () =>
+    Effect.gen(function* () {
+      const budget = yield* makeVaultBudget("https://kv.example", limits)
+      const a = yield* budget.reserveImport
+      const b = yield* budget.reserveImport
+      yield* budget.releaseUnused(b)
+      yield* budget.spendReserved(a, Effect.void)
+      // a's permit is out for a window, b's is back: one import goes now, the next waits for a's window.
+      const started: Array<number> = []
+      const fiber = yield* Effect.forkChild(
+        Effect.forEach([0, 1], () => budget.spend("import", Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => started.push(t)))), { concurrency: "unbounded" }),
+      )
+      yield* TestClock.adjust(20_000)
+      yield* Fiber.join(fiber)
+      expect(started).toEqual([0, 10_000])
+    }),
+  )
+})
