@@ -38,7 +38,11 @@ if (process.argv[2] === "--baseline") {
     disableInstanceDiscovery: true,
   })
   const clients = job.vaultUrls.map(
-    (url) => new CertificateClient(url, credential, { disableChallengeResourceVerification: true, retryOptions: { maxRetries: 0 } }),
+    (url) =>
+      new CertificateClient(url, credential, {
+        disableChallengeResourceVerification: true,
+        retryOptions: { maxRetries: 0 },
+      }),
   )
   // Warm each client (token, challenge) outside the measurement, as the agent's were by its cold pass.
   for (let i = 0; i < clients.length; i++) await clients[i].getCertificate(job.names[i])
@@ -60,7 +64,9 @@ if (process.argv[2] === "--baseline") {
   process.exit(0)
 }
 
-const { values } = parseArgs({ options: { scale: { type: "string", default: "1" }, concurrency: { type: "string", default: "64" } } })
+const { values } = parseArgs({
+  options: { scale: { type: "string", default: "1" }, concurrency: { type: "string", default: "64" } },
+})
 const scale = Number(values.scale)
 const concurrency = Number(values.concurrency)
 if (!(scale > 0 && scale <= 1)) throw new Error("--scale must be in (0, 1]")
@@ -75,11 +81,17 @@ const { start } = await import("@kvdeploy/kv-emulator")
 const x509 = await import("@peculiar/x509")
 x509.cryptoProvider.set(webcrypto)
 
-console.log(`agent-fleet: ${TOTAL} certificates over ${VAULTS} vaults (scale ${scale}); windows per vault: ${WRITES} imports, ${OTHERS} others / 10 s; agent concurrency ${concurrency}`)
+console.log(
+  `agent-fleet: ${TOTAL} certificates over ${VAULTS} vaults (scale ${scale}); windows per vault: ${WRITES} imports, ${OTHERS} others / 10 s; agent concurrency ${concurrency}`,
+)
 
 // ---------- material ----------
 const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" }
-const pem = (label, der) => `-----BEGIN ${label}-----\n${Buffer.from(der).toString("base64").match(/.{1,64}/g).join("\n")}\n-----END ${label}-----\n`
+const pem = (label, der) =>
+  `-----BEGIN ${label}-----\n${Buffer.from(der)
+    .toString("base64")
+    .match(/.{1,64}/g)
+    .join("\n")}\n-----END ${label}-----\n`
 const caKeys = await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])
 const day = 86_400_000
 const ca = await x509.X509CertificateGenerator.createSelfSigned({
@@ -111,10 +123,16 @@ for (let i = 0; i < TOTAL; i++) {
   const v = i % VAULTS
   const base = join(work, `v${v}`, `c${i}`)
   writeFileSync(`${base}.crt`, `${cert.toString("pem")}\n`)
-  writeFileSync(`${base}.key`, pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)), { mode: 0o600 })
+  writeFileSync(
+    `${base}.key`,
+    pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)),
+    { mode: 0o600 },
+  )
   deployments.push({ name: `c${i}`, vault: `fleet-${v}`, cert: `${base}.crt`, key: `${base}.key` })
 }
-console.log(`  material: ${TOTAL} EC P-256 certificates written in ${((performance.now() - genStarted) / 1000).toFixed(1)} s`)
+console.log(
+  `  material: ${TOTAL} EC P-256 certificates written in ${((performance.now() - genStarted) / 1000).toFixed(1)} s`,
+)
 
 const emulator = await start({
   vaults: Array.from({ length: VAULTS }, (_, v) => `fleet-${v}`),
@@ -144,7 +162,10 @@ writeFileSync(configPath, yamlOf(deployments))
 
 // ---------- the agent ----------
 const env = { ...process.env, ...emulator.env.clientSecret }
-const child = spawn(process.execPath, [agentBin, "--config", configPath], { env, stdio: ["ignore", "pipe", "inherit"] })
+const child = spawn(process.execPath, [agentBin, "--config", configPath], {
+  env,
+  stdio: ["ignore", "pipe", "inherit"],
+})
 let port = 0
 let outBuf = ""
 const agentLog = process.env.KVDEPLOY_BENCH_AGENT_LOG
@@ -171,7 +192,6 @@ const sum = (page, name, filter) =>
     .split("\n")
     .filter((l) => l.startsWith(`${name}{`) && filter(l))
     .reduce((a, l) => a + Number(l.split(" ").at(-1)), 0)
-const vaultRequests = () => emulator.requests.entries().filter((e) => !e.challenge)
 
 const coldStarted = performance.now()
 const coldMark = emulator.requests.mark()
@@ -185,15 +205,23 @@ while (true) {
 }
 const coldMs = performance.now() - coldStarted
 const vaultNames = new Set(Array.from({ length: VAULTS }, (_, v) => `fleet-${v}`))
-const coldRequests = emulator.requests.entries({ since: coldMark }).filter((e) => !e.challenge && vaultNames.has(e.vault))
+const coldRequests = emulator.requests
+  .entries({ since: coldMark })
+  .filter((e) => !e.challenge && vaultNames.has(e.vault))
 const perVaultImports = TOTAL / VAULTS
 const lowerBoundMs = (perVaultImports / WRITES) * WINDOW_MS
 const throttled = coldRequests.filter((e) => e.status === 429).length
 const byOperation = {}
 for (const e of coldRequests) byOperation[e.operation] = (byOperation[e.operation] ?? 0) + 1
 const pageAfterCold = await metricsPage()
-const notSucceeded = sum(pageAfterCold, "certctl_deploy_attempts_total", (l) => !l.includes('result="succeeded"') && !l.includes('result="skipped"'))
-const vaultsServing = deployments.filter((d) => (emulator.state.versions(d.vault, d.name)?.length ?? 0) >= 1).length
+const notSucceeded = sum(
+  pageAfterCold,
+  "certctl_deploy_attempts_total",
+  (l) => !l.includes('result="succeeded"') && !l.includes('result="skipped"'),
+)
+const vaultsServing = deployments.filter(
+  (d) => (emulator.state.versions(d.vault, d.name)?.length ?? 0) >= 1,
+).length
 const failed = TOTAL - vaultsServing
 
 // ---------- no-change pass (SIGHUP reloads and reconciles every deployment) ----------
@@ -202,11 +230,15 @@ const passMark = emulator.requests.mark()
 const passSignalled = performance.now()
 child.kill("SIGHUP")
 // Polled gently (the emulator shares this process); the pass is timed from the emulator's own request stamps.
-while (emulator.requests.count({ since: passMark, operation: "getLatest", status: 200, challenge: false }) < TOTAL) {
+while (
+  emulator.requests.count({ since: passMark, operation: "getLatest", status: 200, challenge: false }) < TOTAL
+) {
   await sleep(250)
   if (performance.now() - passSignalled > 10 * 60_000) break
 }
-const passEntries = emulator.requests.entries({ since: passMark }).filter((e) => !e.challenge && vaultNames.has(e.vault))
+const passEntries = emulator.requests
+  .entries({ since: passMark })
+  .filter((e) => !e.challenge && vaultNames.has(e.vault))
 const passWrites = passEntries.filter((e) => e.method !== "GET").length
 const passSpanMs = passEntries.at(-1).time - passEntries[0].time
 const passWallMs = performance.now() - passSignalled
@@ -227,16 +259,23 @@ writeFileSync(
   }),
 )
 const baseline = await new Promise((resolve, reject) => {
-  const b = spawn(process.execPath, [fileURLToPath(import.meta.url), "--baseline", job], { env, cwd: here, stdio: ["ignore", "pipe", "inherit"] })
+  const b = spawn(process.execPath, [fileURLToPath(import.meta.url), "--baseline", job], {
+    env,
+    cwd: here,
+    stdio: ["ignore", "pipe", "inherit"],
+  })
   let out = ""
   b.stdout.on("data", (c) => {
     out += c
   })
-  b.on("close", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`baseline exited ${code}`))))
+  b.on("close", (code) =>
+    code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`baseline exited ${code}`)),
+  )
 })
 
 // ---------- memory ----------
-const rssMbOf = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0") / 1024
+const rssMbOf = (pid) =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0") / 1024
 await sleep(3000)
 const rssAfterColdMb = rssMbOf(child.pid)
 child.kill("SIGTERM")
@@ -244,7 +283,10 @@ const exitCode = await new Promise((r) => child.on("close", (code) => r(code)))
 
 // A restarted agent (same state directory) with every deployment configured and in place: idle memory, and no writes.
 const restartMark = emulator.requests.mark()
-const second = spawn(process.execPath, [agentBin, "--config", configPath], { env, stdio: ["ignore", "pipe", "inherit"] })
+const second = spawn(process.execPath, [agentBin, "--config", configPath], {
+  env,
+  stdio: ["ignore", "pipe", "inherit"],
+})
 let port2 = 0
 let buf2 = ""
 second.stdout.on("data", (c) => {
@@ -256,13 +298,22 @@ second.stdout.on("data", (c) => {
 const restartStarted = performance.now()
 while (true) {
   await sleep(500)
-  if (port2 !== 0 && (await fetch(`http://127.0.0.1:${port2}/readyz`).then((r) => r.status, () => 0)) === 200) break
+  if (
+    port2 !== 0 &&
+    (await fetch(`http://127.0.0.1:${port2}/readyz`).then(
+      (r) => r.status,
+      () => 0,
+    )) === 200
+  )
+    break
   if (performance.now() - restartStarted > 10 * 60_000) break
 }
 const restartReadyMs = performance.now() - restartStarted
 await sleep(5000)
 const rssMb = rssMbOf(second.pid)
-const restartWrites = emulator.requests.entries({ since: restartMark }).filter((e) => vaultNames.has(e.vault) && e.method !== "GET" && !e.challenge).length
+const restartWrites = emulator.requests
+  .entries({ since: restartMark })
+  .filter((e) => vaultNames.has(e.vault) && e.method !== "GET" && !e.challenge).length
 second.kill("SIGTERM")
 await new Promise((r) => second.on("close", r))
 await emulator.stop()
@@ -272,16 +323,45 @@ rmSync(work, { recursive: true, force: true })
 const ratioCold = coldMs / lowerBoundMs
 const requestsPerDeploy = coldRequests.length / TOTAL
 const ratioPass = passSpanMs / baseline.ms
-const line = (label, value, goal, met) => console.log(`  ${label.padEnd(58)} ${value.padStart(14)}   goal ${goal.padEnd(8)} ${met ? "MET" : "NOT MET"}`)
-console.log(`results (scale ${scale}: ${TOTAL} certificates, ${VAULTS} vaults, ${perVaultImports} imports per vault, concurrency ${concurrency}):`)
-line(`cold reconcile ${(coldMs / 1000).toFixed(1)} s / lower bound ${(lowerBoundMs / 1000).toFixed(1)} s`, ratioCold.toFixed(2), "<= 1.1", ratioCold <= 1.1)
+const line = (label, value, goal, met) =>
+  console.log(
+    `  ${label.padEnd(58)} ${value.padStart(14)}   goal ${goal.padEnd(8)} ${met ? "MET" : "NOT MET"}`,
+  )
+console.log(
+  `results (scale ${scale}: ${TOTAL} certificates, ${VAULTS} vaults, ${perVaultImports} imports per vault, concurrency ${concurrency}):`,
+)
+line(
+  `cold reconcile ${(coldMs / 1000).toFixed(1)} s / lower bound ${(lowerBoundMs / 1000).toFixed(1)} s`,
+  ratioCold.toFixed(2),
+  "<= 1.1",
+  ratioCold <= 1.1,
+)
 line("failed deploys (certificates not in their vault)", String(failed), "0", failed === 0)
 line("deploy outcomes other than Succeeded", String(notSucceeded), "0", notSucceeded === 0)
 line("429s received", String(throttled), "~0", throttled <= Math.ceil(TOTAL * 0.001))
-line(`vault requests per deploy (${coldRequests.length} / ${TOTAL})`, requestsPerDeploy.toFixed(2), "3", requestsPerDeploy <= 3.05)
+line(
+  `vault requests per deploy (${coldRequests.length} / ${TOTAL})`,
+  requestsPerDeploy.toFixed(2),
+  "3",
+  requestsPerDeploy <= 3.05,
+)
 console.log(`    (cold requests by operation: ${JSON.stringify(byOperation)})`)
-line(`no-change pass ${(passSpanMs / 1000).toFixed(2)} s / bare SDK ${(baseline.ms / 1000).toFixed(2)} s`, ratioPass.toFixed(2), "<= 1.2", ratioPass <= 1.2)
-console.log(`    (no-change pass: ${passEntries.length} requests, ${passWrites} writes; ${(passWallMs / 1000).toFixed(2)} s from SIGHUP, config reload included; baseline errors ${baseline.errors})`)
-line("idle resident memory, restarted agent, all deployments configured", `${rssMb.toFixed(0)} MB`, "< 200 MB", rssMb < 200)
-console.log(`    (restart: ready after ${(restartReadyMs / 1000).toFixed(1)} s, ${restartWrites} writes; resident memory of the first agent idle after its cold pass: ${rssAfterColdMb.toFixed(0)} MB)`)
+line(
+  `no-change pass ${(passSpanMs / 1000).toFixed(2)} s / bare SDK ${(baseline.ms / 1000).toFixed(2)} s`,
+  ratioPass.toFixed(2),
+  "<= 1.2",
+  ratioPass <= 1.2,
+)
+console.log(
+  `    (no-change pass: ${passEntries.length} requests, ${passWrites} writes; ${(passWallMs / 1000).toFixed(2)} s from SIGHUP, config reload included; baseline errors ${baseline.errors})`,
+)
+line(
+  "idle resident memory, restarted agent, all deployments configured",
+  `${rssMb.toFixed(0)} MB`,
+  "< 200 MB",
+  rssMb < 200,
+)
+console.log(
+  `    (restart: ready after ${(restartReadyMs / 1000).toFixed(1)} s, ${restartWrites} writes; resident memory of the first agent idle after its cold pass: ${rssAfterColdMb.toFixed(0)} MB)`,
+)
 console.log(`  agent exit code on SIGTERM: ${exitCode}`)

@@ -23,13 +23,17 @@ const result = await build({
   conditions: process.env.KVDEPLOY_BUNDLE_FROM_DIST === "1" ? [] : ["@kvdeploy/source"],
   banner: sea
     ? { js: "" }
-    : { js: "#!/usr/bin/env node\nimport { createRequire as __kvdeployCreateRequire } from 'node:module'; const require = __kvdeployCreateRequire(import.meta.url);" },
+    : {
+        js: "#!/usr/bin/env node\nimport { createRequire as __kvdeployCreateRequire } from 'node:module'; const require = __kvdeployCreateRequire(import.meta.url);",
+      },
   define: sea ? { "import.meta.url": "__kvdeployImportMetaUrl" } : {},
-  inject: sea ? [join(root, "scripts", "import-meta-url.cjs")] : [],
+  inject: sea ? [join(root, "scripts", "import-meta-url.mjs")] : [],
   sourcemap: sea ? false : "linked",
   legalComments: "none",
   metafile: true,
   logLevel: "warning",
 })
 const out = Object.entries(result.metafile.outputs).find(([f]) => f.endsWith(".js") || f.endsWith(".cjs"))
-console.log(`kvdeploy-agent bundled: ${out?.[0]} ${Math.round((out?.[1].bytes ?? 0) / 1024)} KiB in ${Date.now() - started} ms`)
+console.log(
+  `kvdeploy-agent bundled: ${out?.[0]} ${Math.round((out?.[1].bytes ?? 0) / 1024)} KiB in ${Date.now() - started} ms`,
+)

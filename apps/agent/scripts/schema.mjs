@@ -5,6 +5,8 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
-const text = execFileSync(process.execPath, [join(root, "dist", "bin.js"), "--print-schema"], { encoding: "utf8" })
+const text = execFileSync(process.execPath, [join(root, "dist", "bin.js"), "--print-schema"], {
+  encoding: "utf8",
+})
 writeFileSync(join(root, "schema", "agent-config.schema.json"), text)
 console.log("schema/agent-config.schema.json written")

@@ -15,12 +15,25 @@ if (!existsSync(main)) throw new Error(`${main} is missing: run node scripts/bun
 const started = Date.now()
 const config = join(out, "sea-config.json")
 const blob = join(out, "agent.blob")
-writeFileSync(config, JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }))
+writeFileSync(
+  config,
+  JSON.stringify({
+    main,
+    output: blob,
+    disableExperimentalSEAWarning: true,
+    useCodeCache: false,
+    useSnapshot: false,
+  }),
+)
 execFileSync(process.execPath, ["--experimental-sea-config", config], { stdio: "inherit" })
 const exe = join(out, "kvdeploy-agent")
 copyFileSync(process.execPath, exe)
 chmodSync(exe, 0o755)
 const require = createRequire(import.meta.url)
 const postject = require.resolve("postject/dist/cli.js")
-execFileSync(process.execPath, [postject, exe, "NODE_SEA_BLOB", blob, "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"], { stdio: "inherit" })
+execFileSync(
+  process.execPath,
+  [postject, exe, "NODE_SEA_BLOB", blob, "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"],
+  { stdio: "inherit" },
+)
 console.log(`kvdeploy-agent single executable: ${exe} (${Date.now() - started} ms)`)

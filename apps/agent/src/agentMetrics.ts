@@ -56,7 +56,8 @@ export const makeAgentMetrics = (): AgentMetrics => {
     lastSuccess: (deployment, atMs) => lastSuccess.set({ deployment }, Math.floor(atMs / 1000)),
     lastOutcome: (deployment, outcome) => {
       const previous = outcomes.get(deployment)
-      if (previous !== undefined && previous !== outcome) lastOutcome.remove({ deployment, outcome: previous })
+      if (previous !== undefined && previous !== outcome)
+        lastOutcome.remove({ deployment, outcome: previous })
       outcomes.set(deployment, outcome)
       lastOutcome.set({ deployment, outcome }, 1)
     },

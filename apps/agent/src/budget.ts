@@ -66,14 +66,22 @@ export const makeVaultBudget = (vaultUrl: string, limits: BudgetLimits): Effect.
     let gateUntil = 0
     const gateRemainingMs = Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, gateUntil - now))
     const awaitGate: Effect.Effect<void> = Effect.flatMap(gateRemainingMs, (ms) =>
-      ms <= 0 ? Effect.void : Effect.andThen(Effect.sleep(ms), Effect.suspend(() => awaitGate)),
+      ms <= 0
+        ? Effect.void
+        : Effect.andThen(
+            Effect.sleep(ms),
+            Effect.suspend(() => awaitGate),
+          ),
     )
     const closeGate = (ms: number) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         gateUntil = Math.max(gateUntil, now + ms)
       })
     /** Run a request on a permit already taken; the permit goes back a window after it finished (at once after a 429). */
-    const onPermit = <A, E extends { readonly _tag: string }, R>(semaphore: Semaphore.Semaphore, request: Effect.Effect<A, E, R>) =>
+    const onPermit = <A, E extends { readonly _tag: string }, R>(
+      semaphore: Semaphore.Semaphore,
+      request: Effect.Effect<A, E, R>,
+    ) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
           const exit = yield* Effect.exit(restore(Effect.andThen(awaitGate, request)))
@@ -91,14 +99,20 @@ export const makeVaultBudget = (vaultUrl: string, limits: BudgetLimits): Effect.
           return yield* exit
         }),
       )
-    const spend = <A, E extends { readonly _tag: string }, R>(kind: RequestKind, request: Effect.Effect<A, E, R>) => {
+    const spend = <A, E extends { readonly _tag: string }, R>(
+      kind: RequestKind,
+      request: Effect.Effect<A, E, R>,
+    ) => {
       const semaphore = kind === "import" ? imports : others
       return Effect.uninterruptibleMask((restore) =>
         Effect.andThen(restore(semaphore.take(1)), onPermit(semaphore, restore(request))),
       )
     }
     const reserveImport = Effect.map(imports.take(1), (): ImportReservation => ({ state: "reserved" }))
-    const spendReserved = <A, E extends { readonly _tag: string }, R>(reservation: ImportReservation, request: Effect.Effect<A, E, R>) =>
+    const spendReserved = <A, E extends { readonly _tag: string }, R>(
+      reservation: ImportReservation,
+      request: Effect.Effect<A, E, R>,
+    ) =>
       Effect.suspend(() => {
         if (reservation.state !== "reserved") return spend("import", request)
         reservation.state = "used"
@@ -110,5 +124,14 @@ export const makeVaultBudget = (vaultUrl: string, limits: BudgetLimits): Effect.
         reservation.state = "released"
         return Effect.asVoid(imports.release(1))
       })
-    return { vaultUrl, spend, reserveImport, spendReserved, releaseUnused, awaitGate, closeGate, gateRemainingMs }
+    return {
+      vaultUrl,
+      spend,
+      reserveImport,
+      spendReserved,
+      releaseUnused,
+      awaitGate,
+      closeGate,
+      gateRemainingMs,
+    }
   })

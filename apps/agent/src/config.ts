@@ -18,9 +18,15 @@ const positiveNumber = (description: string) =>
   Schema.Finite.check(Schema.isGreaterThan(0)).annotate({ description })
 
 export const PemSourceSchema = Schema.Struct({
-  cert: Schema.String.annotate({ description: "PEM file holding the leaf certificate (may also hold the chain and the key)" }),
-  chain: Schema.optionalKey(Schema.String.annotate({ description: "PEM file holding the intermediate certificates" })),
-  key: Schema.optionalKey(Schema.String.annotate({ description: "PEM file holding the unencrypted private key" })),
+  cert: Schema.String.annotate({
+    description: "PEM file holding the leaf certificate (may also hold the chain and the key)",
+  }),
+  chain: Schema.optionalKey(
+    Schema.String.annotate({ description: "PEM file holding the intermediate certificates" }),
+  ),
+  key: Schema.optionalKey(
+    Schema.String.annotate({ description: "PEM file holding the unencrypted private key" }),
+  ),
 }).annotate({ title: "PEM source" })
 
 export const PfxSourceSchema = Schema.Struct({
@@ -40,16 +46,30 @@ export const CloudSchema = Schema.Struct({
 }).annotate({ description: "A custom cloud (Azure Stack Hub, a private deployment, the emulator)" })
 
 export const TargetSchema = Schema.Struct({
-  vault_url: Schema.String.annotate({ description: "https://<vault>.vault.azure.net (or the US Government / China / custom cloud suffix)" }),
-  certificate_name: Schema.String.annotate({ description: "Key Vault certificate name: 1-127 of A-Z a-z 0-9 -" }),
+  vault_url: Schema.String.annotate({
+    description: "https://<vault>.vault.azure.net (or the US Government / China / custom cloud suffix)",
+  }),
+  certificate_name: Schema.String.annotate({
+    description: "Key Vault certificate name: 1-127 of A-Z a-z 0-9 -",
+  }),
   tags: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
-  credential_mode: Schema.optionalKey(Schema.Literals(["default", "managed_identity", "client_secret", "workload_identity"])),
+  credential_mode: Schema.optionalKey(
+    Schema.Literals(["default", "managed_identity", "client_secret", "workload_identity"]),
+  ),
   managed_identity_client_id: Schema.optionalKey(Schema.String),
   on_soft_deleted: Schema.optionalKey(Schema.Literals(["fail", "recover"])),
   pfx_encoding: Schema.optionalKey(Schema.Literals(["modern", "legacy"])),
   cloud: Schema.optionalKey(CloudSchema),
-  certificate_id: Schema.optionalKey(Schema.String.annotate({ description: "Your id for the certificate (certctl-certificate-id tag); default: the deployment name" })),
-  adopt: Schema.optionalKey(Schema.Boolean.annotate({ description: "Take over a certificate that exists without certctl-managed-by=certctl" })),
+  certificate_id: Schema.optionalKey(
+    Schema.String.annotate({
+      description: "Your id for the certificate (certctl-certificate-id tag); default: the deployment name",
+    }),
+  ),
+  adopt: Schema.optionalKey(
+    Schema.Boolean.annotate({
+      description: "Take over a certificate that exists without certctl-managed-by=certctl",
+    }),
+  ),
 }).annotate({ title: "Target (the certctl Azure Key Vault fields plus certificate_id and adopt)" })
 
 export const PickupSchema = Schema.Struct({
@@ -68,18 +88,46 @@ export const DeploymentSchema = Schema.Struct({
 })
 
 export const AgentSettingsSchema = Schema.Struct({
-  reconcile_interval_seconds: Schema.optionalKey(positiveNumber("Seconds between full reconcile passes (default 300)")),
-  concurrency: Schema.optionalKey(positiveInt("Deployments reconciled at once, across all vaults (default 32)")),
-  listen: Schema.optionalKey(Schema.String.annotate({ description: "HTTP listen address host:port for /metrics, /healthz, /readyz (default 127.0.0.1:9464)" })),
-  state_dir: Schema.optionalKey(Schema.String.annotate({ description: "Directory for the last outcome per deployment (default ./kvdeploy-agent-state)" })),
-  shutdown_grace_seconds: Schema.optionalKey(positiveNumber("Seconds SIGTERM waits for deploys in flight (default 30)")),
-  debounce_ms: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).annotate({ description: "Quiet time after a file change before reconciling (default 500)" })),
-  vault_imports_per_window: Schema.optionalKey(positiveInt("Imports per vault per window (Key Vault: 300; default 290)")),
-  vault_reads_per_window: Schema.optionalKey(positiveInt("Other requests per vault per window (Key Vault: 4000; default 3900)")),
+  reconcile_interval_seconds: Schema.optionalKey(
+    positiveNumber("Seconds between full reconcile passes (default 300)"),
+  ),
+  concurrency: Schema.optionalKey(
+    positiveInt("Deployments reconciled at once, across all vaults (default 32)"),
+  ),
+  listen: Schema.optionalKey(
+    Schema.String.annotate({
+      description: "HTTP listen address host:port for /metrics, /healthz, /readyz (default 127.0.0.1:9464)",
+    }),
+  ),
+  state_dir: Schema.optionalKey(
+    Schema.String.annotate({
+      description: "Directory for the last outcome per deployment (default ./kvdeploy-agent-state)",
+    }),
+  ),
+  shutdown_grace_seconds: Schema.optionalKey(
+    positiveNumber("Seconds SIGTERM waits for deploys in flight (default 30)"),
+  ),
+  debounce_ms: Schema.optionalKey(
+    Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)).annotate({
+      description: "Quiet time after a file change before reconciling (default 500)",
+    }),
+  ),
+  vault_imports_per_window: Schema.optionalKey(
+    positiveInt("Imports per vault per window (Key Vault: 300; default 290)"),
+  ),
+  vault_reads_per_window: Schema.optionalKey(
+    positiveInt("Other requests per vault per window (Key Vault: 4000; default 3900)"),
+  ),
   vault_window_seconds: Schema.optionalKey(positiveNumber("Key Vault's throttling window (default 10)")),
-  backoff_base_seconds: Schema.optionalKey(positiveNumber("First retry delay of a failed deployment (default 2)")),
-  backoff_max_seconds: Schema.optionalKey(positiveNumber("Largest retry delay of a failed deployment (default 300)")),
-  request_timeout_seconds: Schema.optionalKey(positiveNumber("Per-request timeout towards Key Vault (default 30)")),
+  backoff_base_seconds: Schema.optionalKey(
+    positiveNumber("First retry delay of a failed deployment (default 2)"),
+  ),
+  backoff_max_seconds: Schema.optionalKey(
+    positiveNumber("Largest retry delay of a failed deployment (default 300)"),
+  ),
+  request_timeout_seconds: Schema.optionalKey(
+    positiveNumber("Per-request timeout towards Key Vault (default 30)"),
+  ),
 })
 
 export const AgentConfigSchema = Schema.Struct({
@@ -97,7 +145,12 @@ export type RawAgentConfig = typeof AgentConfigSchema.Type
 // ---------------------------------------------------------------------------
 
 export type Source =
-  | { readonly _tag: "Pem"; readonly cert: string; readonly chain: string | undefined; readonly key: string | undefined }
+  | {
+      readonly _tag: "Pem"
+      readonly cert: string
+      readonly chain: string | undefined
+      readonly key: string | undefined
+    }
   | { readonly _tag: "Pfx"; readonly pfx: string; readonly passwordEnv: string | undefined }
 
 export interface Pickup {
@@ -188,7 +241,9 @@ const defaults = {
 const stableJson = (value: unknown): string =>
   JSON.stringify(value, (_k, v: unknown) =>
     v !== null && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
+        )
       : v,
   )
 
@@ -203,13 +258,17 @@ export const validateAgentConfig = (
   env: Readonly<Record<string, string | undefined>>,
 ): Result.Result<AgentConfig, AgentConfigInvalid> => {
   const problems: Array<ConfigProblem> = []
-  const decoded = Schema.decodeUnknownResult(AgentConfigSchema)(input, { errors: "all", onExcessProperty: "error" })
+  const decoded = Schema.decodeUnknownResult(AgentConfigSchema)(input, {
+    errors: "all",
+    onExcessProperty: "error",
+  })
   if (Result.isFailure(decoded)) {
     const standard = formatter(decoded.failure.issue)
     for (const issue of standard.issues) {
       const field = pathText(issue.path as ReadonlyArray<PropertyKey>)
       // Target fields are checked (with better messages, secrets included) by core's validation below.
-      if (/^deployments\[\d+\]\.target\.[^.]+$/.test(field) && /excess|unexpected/i.test(issue.message)) continue
+      if (/^deployments\[\d+\]\.target\.[^.]+$/.test(field) && /excess|unexpected/i.test(issue.message))
+        continue
       problems.push(problem(field, issue.message, "see schema/agent-config.schema.json or docs/agent.md"))
     }
   }
@@ -228,15 +287,25 @@ export const validateAgentConfig = (
     if (typeof d.name === "string") {
       const seen = names.get(d.name)
       if (seen !== undefined)
-        problems.push(problem(`${at}.name`, `"${d.name}" is also the name of deployments[${seen}]`, "give each deployment its own name"))
+        problems.push(
+          problem(
+            `${at}.name`,
+            `"${d.name}" is also the name of deployments[${seen}]`,
+            "give each deployment its own name",
+          ),
+        )
       else names.set(d.name, i)
     }
-    const rawTarget = typeof d.target === "object" && d.target !== null ? { ...(d.target as Record<string, unknown>) } : undefined
+    const rawTarget =
+      typeof d.target === "object" && d.target !== null
+        ? { ...(d.target as Record<string, unknown>) }
+        : undefined
     let target: TargetConfig | undefined
     let certificateId = name
     let adopt = false
     if (rawTarget === undefined) {
-      if (d.target === undefined) problems.push(problem(`${at}.target`, "is missing", "give vault_url and certificate_name"))
+      if (d.target === undefined)
+        problems.push(problem(`${at}.target`, "is missing", "give vault_url and certificate_name"))
     } else {
       if (typeof rawTarget.certificate_id === "string") certificateId = rawTarget.certificate_id
       if (rawTarget.adopt === true) adopt = true
@@ -251,21 +320,37 @@ export const validateAgentConfig = (
         const seen = targets.get(key)
         if (seen !== undefined)
           problems.push(
-            problem(`${at}.target`, `deploys to the same certificate as deployments[${seen}] (${key})`, "deploy each Key Vault certificate from one deployment only"),
+            problem(
+              `${at}.target`,
+              `deploys to the same certificate as deployments[${seen}] (${key})`,
+              "deploy each Key Vault certificate from one deployment only",
+            ),
           )
         else targets.set(key, i)
       }
     }
-    const rawSource = typeof d.source === "object" && d.source !== null ? (d.source as Record<string, unknown>) : undefined
+    const rawSource =
+      typeof d.source === "object" && d.source !== null ? (d.source as Record<string, unknown>) : undefined
     let source: Source | undefined
     if (rawSource !== undefined) {
       if (typeof rawSource.pfx === "string") {
         if (rawSource.cert !== undefined || rawSource.key !== undefined || rawSource.chain !== undefined)
-          problems.push(problem(`${at}.source`, "names both a PFX and PEM files", "give either pfx or cert/chain/key"))
-        const passwordEnv = typeof rawSource.pfx_password_env === "string" ? rawSource.pfx_password_env : undefined
-        if (passwordEnv !== undefined && /^[A-Za-z_][A-Za-z0-9_]*$/.test(passwordEnv) && env[passwordEnv] === undefined)
           problems.push(
-            problem(`${at}.source.pfx_password_env`, `the environment variable ${passwordEnv} is not set`, `set ${passwordEnv} in the agent's environment (systemd EnvironmentFile, a Kubernetes secret)`),
+            problem(`${at}.source`, "names both a PFX and PEM files", "give either pfx or cert/chain/key"),
+          )
+        const passwordEnv =
+          typeof rawSource.pfx_password_env === "string" ? rawSource.pfx_password_env : undefined
+        if (
+          passwordEnv !== undefined &&
+          /^[A-Za-z_][A-Za-z0-9_]*$/.test(passwordEnv) &&
+          env[passwordEnv] === undefined
+        )
+          problems.push(
+            problem(
+              `${at}.source.pfx_password_env`,
+              `the environment variable ${passwordEnv} is not set`,
+              `set ${passwordEnv} in the agent's environment (systemd EnvironmentFile, a Kubernetes secret)`,
+            ),
           )
         source = { _tag: "Pfx", pfx: resolve(rawSource.pfx), passwordEnv }
       } else if (typeof rawSource.cert === "string") {
@@ -278,10 +363,17 @@ export const validateAgentConfig = (
       }
       for (const k of Object.keys(rawSource)) {
         if (/password|passphrase|secret/i.test(k) && k !== "pfx_password_env")
-          problems.push(problem(`${at}.source.${k}`, "looks like a secret; the agent never reads secrets from its configuration", "put it in an environment variable and name it with pfx_password_env"))
+          problems.push(
+            problem(
+              `${at}.source.${k}`,
+              "looks like a secret; the agent never reads secrets from its configuration",
+              "put it in an environment variable and name it with pfx_password_env",
+            ),
+          )
       }
     }
-    const rawPickup = typeof d.pickup === "object" && d.pickup !== null ? (d.pickup as Record<string, unknown>) : undefined
+    const rawPickup =
+      typeof d.pickup === "object" && d.pickup !== null ? (d.pickup as Record<string, unknown>) : undefined
     const pickup: Pickup | undefined =
       rawPickup !== undefined && typeof rawPickup.host === "string"
         ? {
@@ -296,15 +388,28 @@ export const validateAgentConfig = (
     }
   })
   const agent = (Result.isSuccess(decoded) ? decoded.success.agent : undefined) ?? {}
-  const rawAgent = typeof doc.agent === "object" && doc.agent !== null ? (doc.agent as Record<string, unknown>) : {}
+  const rawAgent =
+    typeof doc.agent === "object" && doc.agent !== null ? (doc.agent as Record<string, unknown>) : {}
   const listenText = agent.listen ?? (typeof rawAgent.listen === "string" ? rawAgent.listen : defaults.listen)
   const listen = parseListen(listenText)
   if (listen === undefined)
-    problems.push(problem("agent.listen", `"${listenText}" is not host:port`, "use for example 127.0.0.1:9464 or [::1]:9464"))
+    problems.push(
+      problem(
+        "agent.listen",
+        `"${listenText}" is not host:port`,
+        "use for example 127.0.0.1:9464 or [::1]:9464",
+      ),
+    )
   const backoffBase = agent.backoff_base_seconds ?? defaults.backoffBaseSeconds
   const backoffMax = agent.backoff_max_seconds ?? defaults.backoffMaxSeconds
   if (backoffMax < backoffBase)
-    problems.push(problem("agent.backoff_max_seconds", "is smaller than backoff_base_seconds", "make it at least backoff_base_seconds"))
+    problems.push(
+      problem(
+        "agent.backoff_max_seconds",
+        "is smaller than backoff_base_seconds",
+        "make it at least backoff_base_seconds",
+      ),
+    )
   if (problems.length > 0) return Result.fail(new AgentConfigInvalid({ path, problems }))
   const stateDir = agent.state_dir ?? defaults.stateDir
   return Result.succeed({
@@ -341,7 +446,11 @@ export const parseAgentConfig = (
       new AgentConfigInvalid({
         path,
         problems: doc.errors.map((e) =>
-          problem(`(yaml) line ${e.linePos?.[0]?.line ?? "?"}`, e.message.split("\n")[0] ?? e.message, "fix the YAML syntax"),
+          problem(
+            `(yaml) line ${e.linePos?.[0]?.line ?? "?"}`,
+            e.message.split("\n")[0] ?? e.message,
+            "fix the YAML syntax",
+          ),
         ),
       }),
     )
@@ -360,7 +469,13 @@ export const loadAgentConfig = (path: string): Effect.Effect<AgentConfig, AgentC
       catch: (e) =>
         new AgentConfigInvalid({
           path: absolute,
-          problems: [problem("(file)", `cannot be read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, "check the path given with --config and its permissions")],
+          problems: [
+            problem(
+              "(file)",
+              `cannot be read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+              "check the path given with --config and its permissions",
+            ),
+          ],
         }),
     })
     return yield* Effect.fromResult(parseAgentConfig(text, absolute, dirname(absolute), process.env))

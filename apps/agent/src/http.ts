@@ -3,11 +3,12 @@
  * text: core's catalogue and the agent's own series), `/healthz` (the process
  * runs) and `/readyz` (every deployment was reconciled once).
  */
+
+import { PrometheusExposition } from "@kvdeploy/metrics/prometheus"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
-import { PrometheusExposition } from "@kvdeploy/metrics/prometheus"
+import * as Layer from "effect/Layer"
 import { AgentRuntime } from "./runtime.js"
 
 const metrics = HttpRouter.add(

@@ -15,21 +15,21 @@ import { parseArgs } from "node:util"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as AzureKv from "@kvdeploy/azure-kv"
-import { Metrics, PfxCodec, type TargetConfig, type Vault } from "@kvdeploy/core"
+import type { Metrics, PfxCodec, TargetConfig, Vault } from "@kvdeploy/core"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
 import * as Prometheus from "@kvdeploy/metrics/prometheus"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
 import * as HttpRouter from "effect/http/HttpRouter"
-import { AgentConfigInvalid, type AgentConfig, jsonSchema, loadAgentConfig } from "./config.js"
+import * as Layer from "effect/Layer"
+import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig } from "./config.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import * as Runtime from "./runtime.js"
-import { version } from "./version.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
+import { version } from "./version.js"
 
 /** Vaults over the Azure SDKs: one client per vault URL and credential settings. */
 const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | PfxCodec> =>
@@ -40,11 +40,22 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
       const forTarget = (target: TargetConfig) =>
         Effect.gen(function* () {
           const settings = credentialSettingsFromTarget(target)
-          const key = JSON.stringify([target.vaultUrl, settings.mode, settings.managedIdentityClientId ?? "", settings.authorityHost])
+          const key = JSON.stringify([
+            target.vaultUrl,
+            settings.mode,
+            settings.managedIdentityClientId ?? "",
+            settings.authorityHost,
+          ])
           const existing = clients.get(key)
           if (existing !== undefined) return existing
           const credential = yield* makeCredential(settings).pipe(
-            Effect.mapError((e) => new VaultAccessUnavailable({ reason: `no credential for credential_mode ${target.credentialMode}: ${e.reason}`, fix: e.fix })),
+            Effect.mapError(
+              (e) =>
+                new VaultAccessUnavailable({
+                  reason: `no credential for credential_mode ${target.credentialMode}: ${e.reason}`,
+                  fix: e.fix,
+                }),
+            ),
           )
           const vault = yield* AzureKv.make({
             vaultUrl: target.vaultUrl,
@@ -65,14 +76,21 @@ export const agentLayer = (config: AgentConfig) => {
   const adapters = Layer.mergeAll(Prometheus.layer, Pkcs12.layer)
   const runtime = Runtime.layer(config).pipe(Layer.provide(azureVaults(config)), Layer.provideMerge(adapters))
   const http = HttpRouter.serve(routes, { disableLogger: true }).pipe(
-    Layer.provide(NodeHttpServer.layer(() => createServer(), { host: config.settings.listenHost, port: config.settings.listenPort })),
+    Layer.provide(
+      NodeHttpServer.layer(() => createServer(), {
+        host: config.settings.listenHost,
+        port: config.settings.listenPort,
+      }),
+    ),
   )
   return Layer.mergeAll(http).pipe(Layer.provideMerge(runtime))
 }
 
 const printProblems = (error: AgentConfigInvalid) =>
   Effect.sync(() => {
-    process.stderr.write(`kvdeploy-agent: the configuration ${error.path} has ${error.problems.length} problem(s):\n`)
+    process.stderr.write(
+      `kvdeploy-agent: the configuration ${error.path} has ${error.problems.length} problem(s):\n`,
+    )
     for (const p of error.problems) process.stderr.write(`  ${p.field}: ${p.message}\n    fix: ${p.fix}\n`)
   })
 
@@ -89,7 +107,17 @@ HTTP (default 127.0.0.1:9464): /metrics, /healthz, /readyz. Documentation: docs/
 `
 
 export const main = (argv: ReadonlyArray<string>): void => {
-  let args: ReturnType<typeof parseArgs<{ options: { config: { type: "string"; short: "c" }; check: { type: "boolean" }; "print-schema": { type: "boolean" }; version: { type: "boolean" }; help: { type: "boolean"; short: "h" } } }>>
+  let args: ReturnType<
+    typeof parseArgs<{
+      options: {
+        config: { type: "string"; short: "c" }
+        check: { type: "boolean" }
+        "print-schema": { type: "boolean" }
+        version: { type: "boolean" }
+        help: { type: "boolean"; short: "h" }
+      }
+    }>
+  >
   try {
     args = parseArgs({
       args: [...argv],
@@ -131,7 +159,11 @@ export const main = (argv: ReadonlyArray<string>): void => {
     }
     return yield* Layer.launch(agentLayer(config))
   }).pipe(
-    Effect.tapError((e) => (e instanceof AgentConfigInvalid ? printProblems(e) : Effect.logError("kvdeploy-agent cannot start").pipe(Effect.annotateLogs({ error: String(e) })))),
+    Effect.tapError((e) =>
+      e instanceof AgentConfigInvalid
+        ? printProblems(e)
+        : Effect.logError("kvdeploy-agent cannot start").pipe(Effect.annotateLogs({ error: String(e) })),
+    ),
     Effect.provide(Logging.layer),
   )
   NodeRuntime.runMain(program, {

@@ -15,7 +15,11 @@ export interface PickupResult {
   readonly detail: string
 }
 
-export const checkPickup = (pickup: Pickup, expectedX5t: string, timeoutMs = 5000): Effect.Effect<PickupResult> =>
+export const checkPickup = (
+  pickup: Pickup,
+  expectedX5t: string,
+  timeoutMs = 5000,
+): Effect.Effect<PickupResult> =>
   Effect.callback<PickupResult>((resume) => {
     let done = false
     const finish = (r: PickupResult) => {
@@ -34,15 +38,21 @@ export const checkPickup = (pickup: Pickup, expectedX5t: string, timeoutMs = 500
     socket.once("secureConnect", () => {
       const peer = socket.getPeerCertificate()
       const raw = (peer as { raw?: Buffer }).raw
-      if (raw === undefined) return finish({ ok: false, served: undefined, detail: "the endpoint presented no certificate" })
+      if (raw === undefined)
+        return finish({ ok: false, served: undefined, detail: "the endpoint presented no certificate" })
       const served = createHash("sha1").update(raw).digest("base64url")
       finish({
         ok: served === expectedX5t,
         served,
-        detail: served === expectedX5t ? "serves the source certificate" : `serves another certificate (x5t ${served})`,
+        detail:
+          served === expectedX5t
+            ? "serves the source certificate"
+            : `serves another certificate (x5t ${served})`,
       })
     })
-    socket.once("timeout", () => finish({ ok: false, served: undefined, detail: `no TLS handshake within ${timeoutMs} ms` }))
+    socket.once("timeout", () =>
+      finish({ ok: false, served: undefined, detail: `no TLS handshake within ${timeoutMs} ms` }),
+    )
     socket.once("error", (e: NodeJS.ErrnoException) =>
       finish({ ok: false, served: undefined, detail: `cannot connect: ${e.code ?? e.message}` }),
     )

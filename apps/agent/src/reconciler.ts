@@ -125,12 +125,33 @@ export const makeReconciler = (
         })
       })
 
-    const log = (d: Deployment, decision: string, level: "info" | "warn" | "error", fields: Record<string, unknown> = {}) =>
-      (level === "info" ? Effect.logInfo(decision) : level === "warn" ? Effect.logWarning(decision) : Effect.logError(decision)).pipe(
-        Effect.annotateLogs({ deployment: d.name, vault: d.target.vaultUrl, certificate: d.target.certificateName, ...fields }),
+    const log = (
+      d: Deployment,
+      decision: string,
+      level: "info" | "warn" | "error",
+      fields: Record<string, unknown> = {},
+    ) =>
+      (level === "info"
+        ? Effect.logInfo(decision)
+        : level === "warn"
+          ? Effect.logWarning(decision)
+          : Effect.logError(decision)
+      ).pipe(
+        Effect.annotateLogs({
+          deployment: d.name,
+          vault: d.target.vaultUrl,
+          certificate: d.target.certificateName,
+          ...fields,
+        }),
       )
 
-    const record = (d: Deployment, fields: Omit<DeploymentRecord, "configFingerprint" | "lastSuccessAt" | "at"> & { success: boolean; atMs: number }) => {
+    const record = (
+      d: Deployment,
+      fields: Omit<DeploymentRecord, "configFingerprint" | "lastSuccessAt" | "at"> & {
+        success: boolean
+        atMs: number
+      },
+    ) => {
       const previous = state.get(d.name)
       const at = new Date(fields.atMs).toISOString()
       state.set(d.name, {
@@ -155,7 +176,16 @@ export const makeReconciler = (
         : checkPickup(d.pickup, x5t).pipe(
             Effect.tap((r) =>
               Effect.sync(() => agentMetrics.pickup(d.name, r.ok)).pipe(
-                Effect.andThen(log(d, r.ok ? "pickup: the consumer serves the source certificate" : "pickup: the consumer does not serve the source certificate yet", r.ok ? "info" : "warn", { pickup: `${d.pickup?.host}:${d.pickup?.port}`, detail: r.detail })),
+                Effect.andThen(
+                  log(
+                    d,
+                    r.ok
+                      ? "pickup: the consumer serves the source certificate"
+                      : "pickup: the consumer does not serve the source certificate yet",
+                    r.ok ? "info" : "warn",
+                    { pickup: `${d.pickup?.host}:${d.pickup?.port}`, detail: r.detail },
+                  ),
+                ),
               ),
             ),
           )
@@ -171,7 +201,9 @@ export const makeReconciler = (
         const d = slot.deployment
         const startedAt = yield* Clock.currentTimeMillis
         // 1. The source (read and fingerprinted by the caller); parsed and checked only when it changed.
-        let parsed: { readonly material: Parameters<typeof deploy>[0]["material"]; readonly facts: SourceFacts } | undefined
+        let parsed:
+          | { readonly material: Parameters<typeof deploy>[0]["material"]; readonly facts: SourceFacts }
+          | undefined
         let broken: SourceBroken | undefined
         if (bytes._tag === "Failure") broken = bytes.failure
         else if (slot.facts === undefined || slot.facts.fingerprint !== bytes.success.fingerprint) {
@@ -185,21 +217,41 @@ export const makeReconciler = (
         }
         if (broken !== undefined) {
           agentMetrics.sourceBroken(d.name, true)
-          record(d, { outcome: "SourceBroken", reason: broken.message, sourceFingerprint: bytes._tag === "Success" ? bytes.success.fingerprint : undefined, x5t: undefined, versionId: undefined, notAfter: undefined, held: false, success: false, atMs: startedAt })
-          yield* log(d, "source broken: nothing sent to the vault; retrying", "warn", { problems: broken.problems })
-          return yield* new AttemptFailed({ outcome: "SourceBroken", reason: broken.message, retryAfterMs: undefined })
+          record(d, {
+            outcome: "SourceBroken",
+            reason: broken.message,
+            sourceFingerprint: bytes._tag === "Success" ? bytes.success.fingerprint : undefined,
+            x5t: undefined,
+            versionId: undefined,
+            notAfter: undefined,
+            held: false,
+            success: false,
+            atMs: startedAt,
+          })
+          yield* log(d, "source broken: nothing sent to the vault; retrying", "warn", {
+            problems: broken.problems,
+          })
+          return yield* new AttemptFailed({
+            outcome: "SourceBroken",
+            reason: broken.message,
+            retryAfterMs: undefined,
+          })
         }
         agentMetrics.sourceBroken(d.name, false)
         const facts = slot.facts as SourceFacts
         const sourceBytes = bytes._tag === "Success" ? bytes.success : undefined
-        const vault = yield* vaults.forTarget(d.target).pipe(
-          Effect.catchTag("VaultAccessUnavailable", (e: VaultAccessUnavailable) =>
-            Effect.andThen(
-              log(d, "no vault access", "error", { reason: e.reason, fix: e.fix }),
-              Effect.fail(new AttemptFailed({ outcome: "Failed", reason: e.message, retryAfterMs: undefined })),
+        const vault = yield* vaults
+          .forTarget(d.target)
+          .pipe(
+            Effect.catchTag("VaultAccessUnavailable", (e: VaultAccessUnavailable) =>
+              Effect.andThen(
+                log(d, "no vault access", "error", { reason: e.reason, fix: e.fix }),
+                Effect.fail(
+                  new AttemptFailed({ outcome: "Failed", reason: e.message, retryAfterMs: undefined }),
+                ),
+              ),
             ),
-          ),
-        )
+          )
         const spend = lane.budget.spend
         // 2. Compare with the vault: one request.
         const latest = yield* Effect.exit(spend("other", vault.getLatest(d.target.certificateName)))
@@ -210,39 +262,90 @@ export const makeReconciler = (
           yield* metrics.deployAttempt("skipped")
           yield* metrics.idempotentSkip()
           yield* metrics.deployDuration((finishedAt - startedAt) / 1000)
-          yield* metrics.certificateExpiry({ vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName }, facts.notAfter)
+          yield* metrics.certificateExpiry(
+            { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
+            facts.notAfter,
+          )
           const previous = state.get(d.name)
-          record(d, { outcome: "Skipped", reason: "the vault serves the source certificate", sourceFingerprint: facts.fingerprint, x5t: facts.x5t, versionId: latest.value.versionId, notAfter: facts.notAfter.toISOString(), held: false, success: true, atMs: finishedAt })
+          record(d, {
+            outcome: "Skipped",
+            reason: "the vault serves the source certificate",
+            sourceFingerprint: facts.fingerprint,
+            x5t: facts.x5t,
+            versionId: latest.value.versionId,
+            notAfter: facts.notAfter.toISOString(),
+            held: false,
+            success: true,
+            atMs: finishedAt,
+          })
           if (previous?.outcome !== "Skipped" || previous.versionId !== latest.value.versionId)
-            yield* log(d, "in place: the vault serves the source certificate", "info", { versionId: latest.value.versionId, x5t: facts.x5t })
+            yield* log(d, "in place: the vault serves the source certificate", "info", {
+              versionId: latest.value.versionId,
+              x5t: facts.x5t,
+            })
           yield* pickupCheck(d, facts.x5t)
           return
         }
         if (Exit.isFailure(latest)) {
           const error = latest.cause.reasons.find((r) => r._tag === "Fail")
           const e = error?._tag === "Fail" ? error.error : undefined
-          if (e === undefined) return yield* Effect.die(new Error("the vault read ended without an error value"))
+          if (e === undefined)
+            return yield* Effect.die(new Error("the vault read ended without an error value"))
           if (e._tag !== "VaultNotFound") {
-            record(d, { outcome: "Failed", reason: e.message, sourceFingerprint: facts.fingerprint, x5t: facts.x5t, versionId: undefined, notAfter: facts.notAfter.toISOString(), held: false, success: false, atMs: yield* Clock.currentTimeMillis })
-            yield* log(d, "cannot read the vault: retrying with backoff", "warn", { error: e._tag, reason: e.message })
-            return yield* new AttemptFailed({ outcome: "Failed", reason: e.message, retryAfterMs: e._tag === "VaultThrottled" ? e.retryAfterMs : undefined })
+            record(d, {
+              outcome: "Failed",
+              reason: e.message,
+              sourceFingerprint: facts.fingerprint,
+              x5t: facts.x5t,
+              versionId: undefined,
+              notAfter: facts.notAfter.toISOString(),
+              held: false,
+              success: false,
+              atMs: yield* Clock.currentTimeMillis,
+            })
+            yield* log(d, "cannot read the vault: retrying with backoff", "warn", {
+              error: e._tag,
+              reason: e.message,
+            })
+            return yield* new AttemptFailed({
+              outcome: "Failed",
+              reason: e.message,
+              retryAfterMs: e._tag === "VaultThrottled" ? e.retryAfterMs : undefined,
+            })
           }
         }
         // 3. They differ. Held? (an outcome that needs a person, for this very source and configuration)
         const previous = state.get(d.name)
-        if (previous?.held === true && previous.sourceFingerprint === facts.fingerprint && previous.configFingerprint === d.fingerprint) {
-          yield* log(d, `held: the last deploy of this source ended ${previous.outcome}; change the source or the configuration to deploy again`, "warn", { outcome: previous.outcome, reason: previous.reason })
+        if (
+          previous?.held === true &&
+          previous.sourceFingerprint === facts.fingerprint &&
+          previous.configFingerprint === d.fingerprint
+        ) {
+          yield* log(
+            d,
+            `held: the last deploy of this source ended ${previous.outcome}; change the source or the configuration to deploy again`,
+            "warn",
+            { outcome: previous.outcome, reason: previous.reason },
+          )
           agentMetrics.lastOutcome(d.name, previous.outcome)
           return
         }
         // 4. Deploy (core's state machine), with the snapshot just read.
         if (parsed === undefined && sourceBytes !== undefined) {
           const again = yield* materialOf(d.source, sourceBytes, process.env).pipe(
-            Effect.mapError((b) => new AttemptFailed({ outcome: "SourceBroken", reason: b.message, retryAfterMs: undefined })),
+            Effect.mapError(
+              (b) =>
+                new AttemptFailed({ outcome: "SourceBroken", reason: b.message, retryAfterMs: undefined }),
+            ),
           )
           parsed = again
         }
-        if (parsed === undefined) return yield* new AttemptFailed({ outcome: "SourceBroken", reason: "the source could not be read again", retryAfterMs: undefined })
+        if (parsed === undefined)
+          return yield* new AttemptFailed({
+            outcome: "SourceBroken",
+            reason: "the source could not be read again",
+            retryAfterMs: undefined,
+          })
         const material = parsed.material
         // The import permit: reserved before this deploy took its global permit (the likely case), or now.
         let reservation = reserved
@@ -272,10 +375,16 @@ export const makeReconciler = (
               }),
             getVersion: (name, v) => guard(spend("other", vault.getVersion(name, v))),
             listVersions: (name) => guard(spend("other", vault.listVersions(name))),
-            importVersion: (request) => Effect.andThen(commit("committed"), lane.budget.spendReserved(importPermit, vault.importVersion(request))),
-            getVersionSecret: (name, v) => Effect.andThen(commit("rolling-back"), spend("other", vault.getVersionSecret(name, v))),
+            importVersion: (request) =>
+              Effect.andThen(
+                commit("committed"),
+                lane.budget.spendReserved(importPermit, vault.importVersion(request)),
+              ),
+            getVersionSecret: (name, v) =>
+              Effect.andThen(commit("rolling-back"), spend("other", vault.getVersionSecret(name, v))),
             getDeleted: (name) => guard(spend("other", vault.getDeleted(name))),
-            recoverDeleted: (name) => Effect.andThen(commit("committed"), spend("other", vault.recoverDeleted(name))),
+            recoverDeleted: (name) =>
+              Effect.andThen(commit("committed"), spend("other", vault.recoverDeleted(name))),
           }
           const audit = AuditLog.of({
             record: (r: AuditRecord) =>
@@ -290,7 +399,9 @@ export const makeReconciler = (
                 vaultCalls: r.vaultCalls,
                 durationMs: r.durationMs,
                 decisions: r.decisions,
-                ...(r.problems.length > 0 ? { problems: r.problems.map((p) => `${p.field}: ${p.message}`) } : {}),
+                ...(r.problems.length > 0
+                  ? { problems: r.problems.map((p) => `${p.field}: ${p.message}`) }
+                  : {}),
               }),
           })
           inFlight.set(d.name, "deploying")
@@ -305,7 +416,17 @@ export const makeReconciler = (
             // Recorded inside the uninterruptible region: a deploy finished during shutdown is in the state file.
             Effect.tap((outcome) =>
               Effect.map(Clock.currentTimeMillis, (finishedAt) =>
-                record(d, { outcome: outcome._tag, reason: outcome.reason, sourceFingerprint: facts.fingerprint, x5t: facts.x5t, versionId: outcomeVersionId(outcome), notAfter: facts.notAfter.toISOString(), held: isHeld(outcome), success: outcome._tag === "Succeeded" || outcome._tag === "Skipped", atMs: finishedAt }),
+                record(d, {
+                  outcome: outcome._tag,
+                  reason: outcome.reason,
+                  sourceFingerprint: facts.fingerprint,
+                  x5t: facts.x5t,
+                  versionId: outcomeVersionId(outcome),
+                  notAfter: facts.notAfter.toISOString(),
+                  held: isHeld(outcome),
+                  success: outcome._tag === "Succeeded" || outcome._tag === "Skipped",
+                  atMs: finishedAt,
+                }),
               ),
             ),
             Effect.ensuring(Effect.sync(() => inFlight.delete(d.name))),
@@ -318,7 +439,11 @@ export const makeReconciler = (
           return
         }
         if (held) return
-        return yield* new AttemptFailed({ outcome: outcome._tag, reason: outcome.reason, retryAfterMs: undefined })
+        return yield* new AttemptFailed({
+          outcome: outcome._tag,
+          reason: outcome.reason,
+          retryAfterMs: undefined,
+        })
       })
 
     const backoff = Schedule.exponential(Duration.millis(settings.backoffBaseMs), 2).pipe(
@@ -364,7 +489,9 @@ export const makeReconciler = (
               (recorded.outcome === "Succeeded" || recorded.outcome === "Skipped" || recorded.held)
             const likelyDeploy = bytes._tag === "Success" && !inPlace
             return yield* Effect.acquireUseRelease(
-              likelyDeploy ? Effect.map(lane.budget.reserveImport, (r) => r as ImportReservation | undefined) : Effect.succeed(undefined),
+              likelyDeploy
+                ? Effect.map(lane.budget.reserveImport, (r) => r as ImportReservation | undefined)
+                : Effect.succeed(undefined),
               (reservation) =>
                 lane.slots.withPermits(1)(
                   Effect.andThen(
@@ -386,11 +513,11 @@ export const makeReconciler = (
                     ),
                   ),
                 ),
-              (reservation) => (reservation === undefined ? Effect.void : lane.budget.releaseUnused(reservation)),
+              (reservation) =>
+                reservation === undefined ? Effect.void : lane.budget.releaseUnused(reservation),
             )
           })
-          yield* Effect.retry(once, { schedule: backoff, while: () => !stopping })
-            .pipe(Effect.ignore)
+          yield* Effect.retry(once, { schedule: backoff, while: () => !stopping }).pipe(Effect.ignore)
         } while (slot.again && !stopping)
       }).pipe(
         Effect.ensuring(
@@ -408,7 +535,10 @@ export const makeReconciler = (
       const generation = ++slot.generation
       slot.phase = "waiting"
       slot.fiber = Effect.runForkWith(services)(
-        Effect.andThen(previous === undefined ? Effect.void : Fiber.interrupt(previous), runSlot(slot, generation)),
+        Effect.andThen(
+          previous === undefined ? Effect.void : Fiber.interrupt(previous),
+          runSlot(slot, generation),
+        ),
       )
     }
 
@@ -422,12 +552,23 @@ export const makeReconciler = (
       })
 
     const triggerAll = (reason: string) =>
-      Effect.suspend(() => Effect.forEach([...slots.keys()], (name) => trigger(name, reason), { discard: true }))
+      Effect.suspend(() =>
+        Effect.forEach([...slots.keys()], (name) => trigger(name, reason), { discard: true }),
+      )
 
     const addSlot = (d: Deployment) => {
       const recorded = state.get(d.name)
-      slots.set(d.name, { deployment: d, phase: "idle", again: false, generation: 0, fiber: undefined, attempted: false, facts: undefined })
-      if (recorded?.lastSuccessAt !== undefined) agentMetrics.lastSuccess(d.name, Date.parse(recorded.lastSuccessAt))
+      slots.set(d.name, {
+        deployment: d,
+        phase: "idle",
+        again: false,
+        generation: 0,
+        fiber: undefined,
+        attempted: false,
+        facts: undefined,
+      })
+      if (recorded?.lastSuccessAt !== undefined)
+        agentMetrics.lastSuccess(d.name, Date.parse(recorded.lastSuccessAt))
       if (recorded !== undefined) agentMetrics.lastOutcome(d.name, recorded.outcome)
     }
     for (const d of initial.deployments) addSlot(d)
@@ -473,18 +614,23 @@ export const makeReconciler = (
       const fibers = [...slots.values()].flatMap((s) => (s.fiber === undefined ? [] : [s.fiber]))
       const committed = () => [...inFlight.values()].filter((p) => p !== "deploying").length
       yield* Effect.logInfo("stopping: finishing the deploys in flight").pipe(
-        Effect.annotateLogs({ inFlight: inFlight.size, committed: committed(), graceMs: settings.shutdownGraceMs }),
+        Effect.annotateLogs({
+          inFlight: inFlight.size,
+          committed: committed(),
+          graceMs: settings.shutdownGraceMs,
+        }),
       )
       const done = yield* Effect.timeoutOption(
         Effect.forEach(fibers, Fiber.interrupt, { concurrency: "unbounded", discard: true }),
         Duration.millis(settings.shutdownGraceMs),
       )
       if (done._tag === "None") {
-        const rollingBack = () => [...inFlight.entries()].filter(([, p]) => p === "rolling-back").map(([n]) => n)
+        const rollingBack = () =>
+          [...inFlight.entries()].filter(([, p]) => p === "rolling-back").map(([n]) => n)
         if (rollingBack().length > 0) {
-          yield* Effect.logWarning("grace period over; waiting for the rollbacks in flight (never abandoned half-way)").pipe(
-            Effect.annotateLogs({ deployments: rollingBack() }),
-          )
+          yield* Effect.logWarning(
+            "grace period over; waiting for the rollbacks in flight (never abandoned half-way)",
+          ).pipe(Effect.annotateLogs({ deployments: rollingBack() }))
           while (rollingBack().length > 0) yield* Effect.sleep("100 millis")
         }
         yield* Effect.logWarning("grace period over; exiting with deploys unfinished").pipe(

@@ -4,7 +4,7 @@
  * starts the loop (start, interval, file changes, SIGHUP); releasing it stops
  * the loop and finishes the deploys in flight.
  */
-import { Metrics, PfxCodec } from "@kvdeploy/core"
+import type { Metrics, PfxCodec } from "@kvdeploy/core"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -14,7 +14,7 @@ import { type AgentMetrics, makeAgentMetrics } from "./agentMetrics.js"
 import { type AgentConfig, loadAgentConfig } from "./config.js"
 import { makeReconciler, type Reconciler } from "./reconciler.js"
 import { openStateStore } from "./state.js"
-import { Vaults } from "./vaults.js"
+import type { Vaults } from "./vaults.js"
 import { makeWatcher } from "./watcher.js"
 
 export class AgentRuntime extends Context.Service<
@@ -31,10 +31,16 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
     Effect.gen(function* () {
       const context = yield* Effect.context<Vaults | Metrics | PfxCodec>()
       const metrics = makeAgentMetrics()
-      const state = openStateStore(initial.settings.stateDir, (line) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "warn", msg: line })}\n`))
+      const state = openStateStore(initial.settings.stateDir, (line) =>
+        process.stderr.write(
+          `${JSON.stringify({ time: new Date().toISOString(), level: "warn", msg: line })}\n`,
+        ),
+      )
       let config = initial
       const reconciler = yield* makeReconciler(initial, state, metrics)
-      const watcher = yield* makeWatcher(initial.settings.debounceMs, (name) => reconciler.trigger(name, "file change"))
+      const watcher = yield* makeWatcher(initial.settings.debounceMs, (name) =>
+        reconciler.trigger(name, "file change"),
+      )
       // Released in reverse order: the loop stops, then the deploys in flight finish, then the state is written.
       yield* Effect.addFinalizer(() => reconciler.shutdown)
       yield* watcher.watch(initial.deployments)
@@ -57,7 +63,9 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         ).pipe(Effect.delay(Duration.millis(initial.settings.reconcileIntervalMs))),
       )
       const reload = Effect.gen(function* () {
-        yield* Effect.logInfo("SIGHUP: reloading the configuration").pipe(Effect.annotateLogs({ config: config.path }))
+        yield* Effect.logInfo("SIGHUP: reloading the configuration").pipe(
+          Effect.annotateLogs({ config: config.path }),
+        )
         const next = yield* loadAgentConfig(config.path).pipe(Effect.result)
         if (next._tag === "Failure") {
           yield* Effect.logError("the new configuration is invalid; keeping the running one").pipe(
@@ -66,7 +74,9 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           return
         }
         if (JSON.stringify(next.success.settings) !== JSON.stringify(config.settings))
-          yield* Effect.logWarning("agent settings changed; they take effect at the next restart (deployments are reloaded now)")
+          yield* Effect.logWarning(
+            "agent settings changed; they take effect at the next restart (deployments are reloaded now)",
+          )
         config = { ...next.success, settings: config.settings }
         yield* reconciler.apply(config)
         yield* watcher.watch(config.deployments)

@@ -38,18 +38,30 @@ export class SourceBroken extends Data.TaggedError("SourceBroken")<{
 /** The files of a source, read. */
 export interface SourceBytes {
   readonly fingerprint: string
-  readonly files: ReadonlyArray<{ readonly role: "cert" | "chain" | "key" | "pfx"; readonly path: string; readonly bytes: Uint8Array }>
+  readonly files: ReadonlyArray<{
+    readonly role: "cert" | "chain" | "key" | "pfx"
+    readonly path: string
+    readonly bytes: Uint8Array
+  }>
 }
 
 /** Paths a source reads (for the directory watcher). */
 export const sourcePaths = (source: Source): ReadonlyArray<string> =>
   source._tag === "Pfx"
     ? [source.pfx]
-    : [source.cert, ...(source.chain === undefined ? [] : [source.chain]), ...(source.key === undefined ? [] : [source.key])]
+    : [
+        source.cert,
+        ...(source.chain === undefined ? [] : [source.chain]),
+        ...(source.key === undefined ? [] : [source.key]),
+      ]
 
 const errnoText = (e: unknown): string => {
   const code = (e as NodeJS.ErrnoException | undefined)?.code
-  return code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable (permission denied)" : `cannot be read (${code ?? "error"})`
+  return code === "ENOENT"
+    ? "does not exist"
+    : code === "EACCES"
+      ? "is not readable (permission denied)"
+      : `cannot be read (${code ?? "error"})`
 }
 
 /** Read every file of the source and fingerprint them together. */
@@ -65,7 +77,11 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
           ]
     const read = yield* Effect.forEach(roles, ({ role, path }) =>
       Effect.tryPromise({ try: () => readFile(path), catch: (e) => `${role} ${path} ${errnoText(e)}` }).pipe(
-        Effect.map((bytes) => ({ role, path, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) })),
+        Effect.map((bytes) => ({
+          role,
+          path,
+          bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+        })),
         Effect.result,
       ),
     )
@@ -85,7 +101,10 @@ const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest
 const loadPkcs12 = () => import("@kvdeploy/pkcs12")
 
 /** The certificate whose public key is the key's. */
-const leafForKey = (certificates: ReadonlyArray<Uint8Array>, key: Redacted.Redacted<Uint8Array>): Uint8Array | undefined => {
+const leafForKey = (
+  certificates: ReadonlyArray<Uint8Array>,
+  key: Redacted.Redacted<Uint8Array>,
+): Uint8Array | undefined => {
   let privateKey: ReturnType<typeof createPrivateKey>
   try {
     privateKey = createPrivateKey({ key: Buffer.from(Redacted.value(key)), format: "der", type: "pkcs8" })
@@ -140,24 +159,35 @@ export const materialOf = (
           for (const p of parsed.failure.problems) problems.push(`${file.role} ${file.path}: ${p.message}`)
           continue
         }
-        if (file.role === "key" && parsed.success.certificates.length === 0 && parsed.success.key === undefined)
+        if (
+          file.role === "key" &&
+          parsed.success.certificates.length === 0 &&
+          parsed.success.key === undefined
+        )
           problems.push(`key ${file.path}: holds no private key`)
         if (file.role === "cert" && parsed.success.certificates.length === 0)
           problems.push(`cert ${file.path}: holds no certificate`)
         certificates.push(...parsed.success.certificates)
         if (parsed.success.key !== undefined) {
-          if (key !== undefined) problems.push(`${file.role} ${file.path}: a second private key (give exactly one)`)
+          if (key !== undefined)
+            problems.push(`${file.role} ${file.path}: a second private key (give exactly one)`)
           else key = parsed.success.key
         }
       }
       if (problems.length === 0 && key === undefined)
-        problems.push(source.key === undefined ? `cert ${source.cert}: holds no private key and no key file is configured` : `key ${source.key}: holds no private key`)
+        problems.push(
+          source.key === undefined
+            ? `cert ${source.cert}: holds no private key and no key file is configured`
+            : `key ${source.key}: holds no private key`,
+        )
     }
     if (problems.length > 0 || key === undefined) return yield* new SourceBroken({ problems })
     const leaf = leafForKey(certificates, key)
     if (leaf === undefined)
       return yield* new SourceBroken({
-        problems: ["the private key matches none of the certificates (mismatched key, or a renewal half-written: certificate and key from different issues)"],
+        problems: [
+          "the private key matches none of the certificates (mismatched key, or a renewal half-written: certificate and key from different issues)",
+        ],
       })
     let x509: X509Certificate
     try {

@@ -49,11 +49,16 @@ export const openStateStore = (dir: string, warn: (line: string) => void): State
   const records = new Map<string, DeploymentRecord>()
   try {
     const parsed = JSON.parse(readFileSync(path, "utf8")) as Partial<StateFile>
-    if (parsed.schema === "kvdeploy.agent-state/v1" && typeof parsed.deployments === "object" && parsed.deployments !== null) {
+    if (
+      parsed.schema === "kvdeploy.agent-state/v1" &&
+      typeof parsed.deployments === "object" &&
+      parsed.deployments !== null
+    ) {
       for (const [name, record] of Object.entries(parsed.deployments)) records.set(name, record)
     } else warn(`state file ${path} has an unknown schema; starting without state`)
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") warn(`state file ${path} cannot be read (${String((e as Error).message)}); starting without state`)
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+      warn(`state file ${path} cannot be read (${String((e as Error).message)}); starting without state`)
   }
   let dirty = false
   let writing: Promise<void> = Promise.resolve()

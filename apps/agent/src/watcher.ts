@@ -31,7 +31,11 @@ export const makeWatcher = (
     const watchers = new Map<string, FSWatcher>()
     const fire = (name: string) => {
       Effect.runForkWith(context)(
-        FiberMap.run(debounced, name, Effect.andThen(Effect.sleep(Duration.millis(debounceMs)), onChange(name))),
+        FiberMap.run(
+          debounced,
+          name,
+          Effect.andThen(Effect.sleep(Duration.millis(debounceMs)), onChange(name)),
+        ),
       )
     }
     const onEvent = (dir: string, file: string | null) => {
@@ -81,8 +85,13 @@ export const makeWatcher = (
               })
               watchers.set(dir, w)
             } catch (e) {
-              yield* Effect.logWarning("cannot watch a source directory; the interval still reconciles it").pipe(
-                Effect.annotateLogs({ directory: dir, error: (e as NodeJS.ErrnoException).code ?? String(e) }),
+              yield* Effect.logWarning(
+                "cannot watch a source directory; the interval still reconciles it",
+              ).pipe(
+                Effect.annotateLogs({
+                  directory: dir,
+                  error: (e as NodeJS.ErrnoException).code ?? String(e),
+                }),
               )
             }
           }

@@ -1,11 +1,11 @@
 /** The per-vault budget under the TestClock: sliding windows counted from completion, Retry-After gates. */
 import { describe, expect, it } from "@effect/vitest"
+import { VaultThrottled } from "@kvdeploy/core"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/testing/TestClock"
-import * as Clock from "effect/Clock"
 import { makeVaultBudget } from "../src/budget.js"
-import { VaultThrottled } from "@kvdeploy/core"
 
 const limits = { importsPerWindow: 2, readsPerWindow: 3, windowMs: 10_000 }
 
@@ -20,7 +20,9 @@ describe("VaultBudget", () => {
           yield* Effect.sleep(ms)
         })
       const fiber = yield* Effect.forkChild(
-        Effect.forEach([0, 1, 2, 3, 4], () => budget.spend("import", request(1000)), { concurrency: "unbounded" }),
+        Effect.forEach([0, 1, 2, 3, 4], () => budget.spend("import", request(1000)), {
+          concurrency: "unbounded",
+        }),
       )
       yield* TestClock.adjust(60_000)
       yield* Fiber.join(fiber)
@@ -34,13 +36,25 @@ describe("VaultBudget", () => {
       const budget = yield* makeVaultBudget("https://kv.example", limits)
       const started: Array<string> = []
       const at = (kind: "import" | "other", i: number) =>
-        budget.spend(kind, Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => started.push(`${kind}${i}@${t}`))))
+        budget.spend(
+          kind,
+          Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => started.push(`${kind}${i}@${t}`))),
+        )
       const fiber = yield* Effect.forkChild(
-        Effect.all([at("import", 0), at("import", 1), at("import", 2), at("other", 0), at("other", 1), at("other", 2)], { concurrency: "unbounded" }),
+        Effect.all(
+          [at("import", 0), at("import", 1), at("import", 2), at("other", 0), at("other", 1), at("other", 2)],
+          { concurrency: "unbounded" },
+        ),
       )
       yield* TestClock.adjust(30_000)
       yield* Fiber.join(fiber)
-      expect(started.filter((s) => s.endsWith("@0")).sort()).toEqual(["import0@0", "import1@0", "other0@0", "other1@0", "other2@0"])
+      expect(started.filter((s) => s.endsWith("@0")).sort()).toEqual([
+        "import0@0",
+        "import1@0",
+        "other0@0",
+        "other1@0",
+        "other2@0",
+      ])
       expect(started).toContain("import2@10000")
     }),
   )
@@ -61,7 +75,11 @@ describe("VaultBudget", () => {
       yield* TestClock.adjust(1)
       expect(yield* Fiber.join(fiber)).toBe(5000)
       // The throttled request's permit came back at once: three more "other" requests fit in this window? two do (one spent at 5000).
-      const more = yield* Effect.forkChild(Effect.all([budget.spend("other", Effect.void), budget.spend("other", Effect.void)], { concurrency: "unbounded" }))
+      const more = yield* Effect.forkChild(
+        Effect.all([budget.spend("other", Effect.void), budget.spend("other", Effect.void)], {
+          concurrency: "unbounded",
+        }),
+      )
       yield* TestClock.adjust(0)
       expect((yield* Fiber.join(more)).length).toBe(2)
     }),
@@ -77,7 +95,15 @@ describe("VaultBudget", () => {
       // a's permit is out for a window, b's is back: one import goes now, the next waits for a's window.
       const started: Array<number> = []
       const fiber = yield* Effect.forkChild(
-        Effect.forEach([0, 1], () => budget.spend("import", Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => started.push(t)))), { concurrency: "unbounded" }),
+        Effect.forEach(
+          [0, 1],
+          () =>
+            budget.spend(
+              "import",
+              Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => started.push(t))),
+            ),
+          { concurrency: "unbounded" },
+        ),
       )
       yield* TestClock.adjust(20_000)
       yield* Fiber.join(fiber)

@@ -6,6 +6,9 @@ import { fileURLToPath } from "node:url"
 
 export default function setup(): void {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..")
-  const r = spawnSync(process.execPath, [join(root, "scripts", "bundle.mjs")], { cwd: root, encoding: "utf8" })
+  const r = spawnSync(process.execPath, [join(root, "scripts", "bundle.mjs")], {
+    cwd: root,
+    encoding: "utf8",
+  })
   if (r.status !== 0) throw new Error(`bundling kvdeploy-agent failed:\n${r.stdout}\n${r.stderr}`)
 }

@@ -14,15 +14,23 @@ const problemsOf = (yaml: string, env: Record<string, string> = {}) => {
 describe("agent configuration", () => {
   it("accepts the example configuration and applies defaults", () => {
     const text = readFileSync(join(agentRoot, "examples", "agent.yaml"), "utf8")
-    const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", { PORTAL_PFX_PASSWORD: "x" })
+    const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {
+      PORTAL_PFX_PASSWORD: "x",
+    })
     if (r._tag === "Failure") throw new Error(r.failure.message)
-    expect(r.success.deployments.map((d) => [d.name, d.target.certificateName, d.certificateId, d.adopt])).toEqual([
+    expect(
+      r.success.deployments.map((d) => [d.name, d.target.certificateName, d.certificateId, d.adopt]),
+    ).toEqual([
       ["api-prod", "api-prod", "api-prod-2026", false],
       ["portal", "portal", "portal", true],
     ])
     expect(r.success.settings.listenPort).toBe(9464)
     expect(r.success.settings.importsPerWindow).toBeLessThanOrEqual(300)
-    expect(r.success.deployments[1]?.source).toEqual({ _tag: "Pfx", pfx: "/etc/ssl/kvdeploy/portal/portal.pfx", passwordEnv: "PORTAL_PFX_PASSWORD" })
+    expect(r.success.deployments[1]?.source).toEqual({
+      _tag: "Pfx",
+      pfx: "/etc/ssl/kvdeploy/portal/portal.pfx",
+      passwordEnv: "PORTAL_PFX_PASSWORD",
+    })
   })
 
   it("lists every problem, in schema and in targets, at once", () => {
@@ -55,7 +63,11 @@ deployments:
       /^deployments\[1\]\.target\.adopt: /,
       /^deployments\[2\]\.target: deploys to the same certificate as deployments\[1\]/,
     ]
-    for (const e of expected) expect(problems.some((p) => e.test(p)), `${e} in\n${problems.join("\n")}`).toBe(true)
+    for (const e of expected)
+      expect(
+        problems.some((p) => e.test(p)),
+        `${e} in\n${problems.join("\n")}`,
+      ).toBe(true)
     expect(problems.join("\n")).not.toContain("hunter2")
     expect(problems.join("\n")).not.toContain("s3cret")
   })
@@ -65,7 +77,9 @@ deployments:
   })
 
   it("publishes the JSON Schema generated from the Effect Schema", () => {
-    const published = JSON.parse(readFileSync(join(agentRoot, "schema", "agent-config.schema.json"), "utf8")) as unknown
+    const published = JSON.parse(
+      readFileSync(join(agentRoot, "schema", "agent-config.schema.json"), "utf8"),
+    ) as unknown
     expect(published, "run `pnpm --filter @kvdeploy/agent schema` to regenerate").toEqual(jsonSchema())
   })
 })

@@ -2,8 +2,8 @@
 import { spawnSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { parseAllDocuments } from "yaml"
 import { describe, expect, it } from "vitest"
+import { parseAllDocuments } from "yaml"
 import { parseAgentConfig } from "../src/config.js"
 import { agentRoot, bin } from "./harness.js"
 
@@ -20,7 +20,9 @@ describe("deployment files", () => {
         `ExecStart=${process.execPath} ${bin}`,
       )
       writeFileSync(join(dir, "kvdeploy-agent.service"), unit)
-      const r = spawnSync("systemd-analyze", ["verify", join(dir, "kvdeploy-agent.service")], { encoding: "utf8" })
+      const r = spawnSync("systemd-analyze", ["verify", join(dir, "kvdeploy-agent.service")], {
+        encoding: "utf8",
+      })
       expect(r.status, r.stdout + r.stderr).toBe(0)
       expect(r.stderr).not.toMatch(/kvdeploy-agent\.service:\d+:/)
     } finally {
@@ -29,9 +31,15 @@ describe("deployment files", () => {
   })
 
   it("the Kubernetes manifests use workload identity and a configuration the agent accepts", () => {
-    const docs: Array<unknown> = parseAllDocuments(readFileSync(join(deploy, "kubernetes", "kvdeploy-agent.yaml"), "utf8")).map((d) => d.toJS())
+    const docs: Array<unknown> = parseAllDocuments(
+      readFileSync(join(deploy, "kubernetes", "kvdeploy-agent.yaml"), "utf8"),
+    ).map((d) => d.toJS())
     const at = (value: unknown, ...path: Array<string | number>): unknown =>
-      path.reduce<unknown>((v, k) => (typeof v === "object" && v !== null ? (v as Record<string | number, unknown>)[k] : undefined), value)
+      path.reduce<unknown>(
+        (v, k) =>
+          typeof v === "object" && v !== null ? (v as Record<string | number, unknown>)[k] : undefined,
+        value,
+      )
     const byKind = (kind: string) => docs.find((d) => at(d, "kind") === kind)
     const sa = byKind("ServiceAccount")
     expect(at(sa, "metadata", "annotations", "azure.workload.identity/client-id")).toMatch(/^[0-9a-f-]{36}$/)

@@ -6,8 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
-import { dirname } from "node:path"
+import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { type Emulator, type EmulatorOptions, start } from "@kvdeploy/kv-emulator"
 import { stringify } from "yaml"
@@ -66,7 +65,10 @@ export interface AgentProcess {
   readonly lines: Array<LogLine>
   readonly stderr: () => string
   /** Wait for a log line matching `predicate` (after index `from`); fails with the log on timeout. */
-  readonly waitFor: (predicate: (line: LogLine) => boolean, options?: { from?: number; timeoutMs?: number }) => Promise<LogLine>
+  readonly waitFor: (
+    predicate: (line: LogLine) => boolean,
+    options?: { from?: number; timeoutMs?: number },
+  ) => Promise<LogLine>
   readonly http: (path: string) => Promise<{ status: number; body: string }>
   readonly port: () => number
   readonly signal: (signal: NodeJS.Signals) => void
@@ -139,7 +141,9 @@ export const startAgent = (
       }
       const timer = setTimeout(() => {
         cleanup()
-        reject(new Error(`no expected log line within ${o.timeoutMs ?? 30_000} ms\n${problemText(lines, err)}`))
+        reject(
+          new Error(`no expected log line within ${o.timeoutMs ?? 30_000} ms\n${problemText(lines, err)}`),
+        )
       }, o.timeoutMs ?? 30_000)
       const cleanup = () => {
         clearTimeout(timer)
@@ -197,7 +201,16 @@ export const writeConfig = (
   work.write(
     file,
     stringify({
-      agent: { listen: "127.0.0.1:0", state_dir: work.path("state"), reconcile_interval_seconds: 3600, debounce_ms: 200, backoff_base_seconds: 0.2, backoff_max_seconds: 2, shutdown_grace_seconds: 10, ...agent },
+      agent: {
+        listen: "127.0.0.1:0",
+        state_dir: work.path("state"),
+        reconcile_interval_seconds: 3600,
+        debounce_ms: 200,
+        backoff_base_seconds: 0.2,
+        backoff_max_seconds: 2,
+        shutdown_grace_seconds: 10,
+        ...agent,
+      },
       deployments: deployments.map((d) => ({
         name: d.name,
         source: d.source,
@@ -208,13 +221,18 @@ export const writeConfig = (
   )
 
 /** The metric's value from a Prometheus text page, or undefined. */
-export const metricValue = (page: string, name: string, labels: Record<string, string> = {}): number | undefined => {
+export const metricValue = (
+  page: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined => {
   for (const line of page.split("\n")) {
     if (!line.startsWith(name)) continue
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/.exec(line)
     if (m === null || m[1] !== name) continue
     const got: Record<string, string> = {}
-    for (const pair of (m[3] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) got[pair[1] as string] = pair[2] as string
+    for (const pair of (m[3] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      got[pair[1] as string] = pair[2] as string
     if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[4])
   }
   return undefined

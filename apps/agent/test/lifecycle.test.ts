@@ -6,7 +6,16 @@
 import { spawnSync } from "node:child_process"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type AgentProcess, baseEnv, metricValue, startAgent, startEmulator, type Workdir, workdir, writeConfig } from "./harness.js"
+import {
+  type AgentProcess,
+  baseEnv,
+  metricValue,
+  startAgent,
+  startEmulator,
+  type Workdir,
+  workdir,
+  writeConfig,
+} from "./harness.js"
 import { makePki, type Pki } from "./pki.js"
 
 const VAULT = "agent-life"
@@ -28,7 +37,8 @@ afterAll(async () => {
 
 const latestX5t = (name: string) => emulator.state.versions(VAULT, name)?.at(-1)?.x5t
 const writesSince = (mark: number) =>
-  emulator.requests.entries({ since: mark, vault: VAULT }).filter((e) => e.method !== "GET" && !e.challenge).length
+  emulator.requests.entries({ since: mark, vault: VAULT }).filter((e) => e.method !== "GET" && !e.challenge)
+    .length
 
 describe("lifecycle of one deployment", () => {
   it("deploys a new certificate, a renewal, refuses a broken or half-written source and deploys it once fixed", async () => {
@@ -36,7 +46,12 @@ describe("lifecycle of one deployment", () => {
     work.write("api.key", first.keyPem)
     work.write("api.crt", first.certPem)
     const config = writeConfig(work, emulator, [
-      { name: "api", vault: VAULT, certificate: "api-cert", source: { cert: work.path("api.crt"), key: work.path("api.key") } },
+      {
+        name: "api",
+        vault: VAULT,
+        certificate: "api-cert",
+        source: { cert: work.path("api.crt"), key: work.path("api.key") },
+      },
     ])
     agent = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
     const a = agent
@@ -64,7 +79,11 @@ describe("lifecycle of one deployment", () => {
     const broken = await a.waitFor((l) => l.deployment === "api" && /^source broken/.test(l.msg), { from })
     expect(JSON.stringify(broken.problems)).toMatch(/matches none of the certificates/)
     // Retried with backoff: a second report, still nothing written.
-    await a.waitFor((l, i = a.lines.indexOf(l)) => i > a.lines.indexOf(broken) && l.deployment === "api" && /^source broken/.test(l.msg), { from })
+    await a.waitFor(
+      (l, i = a.lines.indexOf(l)) =>
+        i > a.lines.indexOf(broken) && l.deployment === "api" && /^source broken/.test(l.msg),
+      { from },
+    )
     expect(writesSince(mark)).toBe(0)
     expect(latestX5t("api-cert")).toBe(second.x5t)
     const brokenPage = (await a.http("/metrics")).body
@@ -85,11 +104,19 @@ describe("lifecycle of one deployment", () => {
 
     // Metrics: the catalogue and the agent's own series, valid exposition.
     const page = (await a.http("/metrics")).body
-    expect(metricValue(page, "certctl_deploy_attempts_total", { target_type: "azure_kv", result: "succeeded" })).toBe(3)
-    expect(metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "api", outcome: "Succeeded" })).toBe(1)
+    expect(
+      metricValue(page, "certctl_deploy_attempts_total", { target_type: "azure_kv", result: "succeeded" }),
+    ).toBe(3)
+    expect(
+      metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "api", outcome: "Succeeded" }),
+    ).toBe(1)
     expect(metricValue(page, "kvdeploy_agent_source_broken", { deployment: "api" })).toBe(0)
-    expect(metricValue(page, "kvdeploy_agent_certificate_expiry_timestamp_seconds", { deployment: "api" })).toBe(third.notAfter.getTime() / 1000)
-    expect(metricValue(page, "kvdeploy_agent_last_success_timestamp_seconds", { deployment: "api" })).toBeGreaterThan(0)
+    expect(
+      metricValue(page, "kvdeploy_agent_certificate_expiry_timestamp_seconds", { deployment: "api" }),
+    ).toBe(third.notAfter.getTime() / 1000)
+    expect(
+      metricValue(page, "kvdeploy_agent_last_success_timestamp_seconds", { deployment: "api" }),
+    ).toBeGreaterThan(0)
     expect(metricValue(page, "kvdeploy_agent_ready")).toBe(1)
     const promtool = spawnSync("promtool", ["check", "metrics"], { input: page, encoding: "utf8" })
     if (promtool.error === undefined) expect(promtool.status, promtool.stdout + promtool.stderr).toBe(0)

@@ -10,7 +10,16 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type AgentProcess, agentRoot, baseEnv, startAgent, startEmulator, type Workdir, workdir, writeConfig } from "./harness.js"
+import {
+  type AgentProcess,
+  agentRoot,
+  baseEnv,
+  startAgent,
+  startEmulator,
+  type Workdir,
+  workdir,
+  writeConfig,
+} from "./harness.js"
 import { makePki } from "./pki.js"
 
 const exe = join(agentRoot, "dist", "sea", "kvdeploy-agent")
@@ -21,7 +30,10 @@ let agent: AgentProcess | undefined
 
 beforeAll(async () => {
   const started = Date.now()
-  execFileSync(process.execPath, [join(agentRoot, "scripts", "bundle.mjs"), "--sea"], { cwd: agentRoot, stdio: "pipe" })
+  execFileSync(process.execPath, [join(agentRoot, "scripts", "bundle.mjs"), "--sea"], {
+    cwd: agentRoot,
+    stdio: "pipe",
+  })
   execFileSync(process.execPath, [join(agentRoot, "scripts", "sea.mjs")], { cwd: agentRoot, stdio: "pipe" })
   process.stdout.write(`single executable built in ${Date.now() - started} ms\n`)
   emulator = await startEmulator({ vaults: ["kv-sea"] })
@@ -45,7 +57,14 @@ describe("single executable", () => {
     const leaf = await pki.leaf("sea.example.test")
     work.write("sea.key", leaf.keyPem)
     work.write("sea.crt", leaf.certPem)
-    const config = writeConfig(work, emulator, [{ name: "sea", vault: "kv-sea", certificate: "sea", source: { cert: work.path("sea.crt"), key: work.path("sea.key") } }])
+    const config = writeConfig(work, emulator, [
+      {
+        name: "sea",
+        vault: "kv-sea",
+        certificate: "sea",
+        source: { cert: work.path("sea.crt"), key: work.path("sea.key") },
+      },
+    ])
     agent = startAgent(config, env, { command: [exe] })
     await agent.waitFor((l) => l.deployment === "sea" && l.msg === "deploy: Succeeded", { timeoutMs: 60_000 })
     expect(emulator.state.versions("kv-sea", "sea")?.at(-1)?.x5t).toBe(leaf.x5t)

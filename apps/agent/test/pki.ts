@@ -33,7 +33,10 @@ const serial = () => {
 }
 
 export const makePki = async (): Promise<Pki> => {
-  const caKeys = (await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair
+  const caKeys = (await webcrypto.subtle.generateKey(alg, true, [
+    "sign",
+    "verify",
+  ])) as webcrypto.CryptoKeyPair
   const now = Date.now()
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -42,12 +45,18 @@ export const makePki = async (): Promise<Pki> => {
     notAfter: new Date(now + 3650 * day),
     signingAlgorithm: alg,
     keys: caKeys,
-    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+    ],
   })
   return {
     caPem: `${ca.toString("pem")}\n`,
     leaf: async (cn) => {
-      const keys = (await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair
+      const keys = (await webcrypto.subtle.generateKey(alg, true, [
+        "sign",
+        "verify",
+      ])) as webcrypto.CryptoKeyPair
       const notAfter = new Date(Math.floor((Date.now() + 90 * day) / 1000) * 1000)
       const cert = await x509.X509CertificateGenerator.create({
         serialNumber: serial(),
@@ -64,7 +73,12 @@ export const makePki = async (): Promise<Pki> => {
         ],
       })
       const x5t = Buffer.from(await cert.getThumbprint("SHA-1")).toString("base64url")
-      return { certPem: `${cert.toString("pem")}\n`, keyPem: pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)), x5t, notAfter }
+      return {
+        certPem: `${cert.toString("pem")}\n`,
+        keyPem: pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)),
+        x5t,
+        notAfter,
+      }
     },
   }
 }

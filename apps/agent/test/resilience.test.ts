@@ -8,7 +8,16 @@
 import { readFileSync } from "node:fs"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import { afterEach, describe, expect, it } from "vitest"
-import { type AgentProcess, baseEnv, metricValue, startAgent, startEmulator, type Workdir, workdir, writeConfig } from "./harness.js"
+import {
+  type AgentProcess,
+  baseEnv,
+  metricValue,
+  startAgent,
+  startEmulator,
+  type Workdir,
+  workdir,
+  writeConfig,
+} from "./harness.js"
 import { type Issued, makePki, type Pki } from "./pki.js"
 
 let emulator: Emulator | undefined
@@ -40,7 +49,8 @@ const writePair = (w: Workdir, name: string, issued: Issued) => {
   return { cert: w.path(`${name}.crt`), key: w.path(`${name}.key`) }
 }
 
-const succeeded = (name: string) => (l: { deployment?: unknown; msg: string }) => l.deployment === name && l.msg === "deploy: Succeeded"
+const succeeded = (name: string) => (l: { deployment?: unknown; msg: string }) =>
+  l.deployment === name && l.msg === "deploy: Succeeded"
 
 describe("vaults that throttle, fail and recover", () => {
   it("honours Retry-After on a throttled vault while the other vault goes on", async () => {
@@ -50,11 +60,26 @@ describe("vaults that throttle, fail and recover", () => {
     const w = work
     const p = await pki()
     // Every request to kv-throttled gets 429 Retry-After: 2 s, three times.
-    e.faults.add({ operation: "*", vault: "kv-throttled", times: 3, action: { kind: "throttle", retryAfterSeconds: 2 } })
+    e.faults.add({
+      operation: "*",
+      vault: "kv-throttled",
+      times: 3,
+      action: { kind: "throttle", retryAfterSeconds: 2 },
+    })
     const deployments = []
     for (let i = 0; i < 3; i++) {
-      deployments.push({ name: `t${i}`, vault: "kv-throttled", certificate: `t${i}`, source: writePair(w, `t${i}`, await p.leaf(`t${i}.example.test`)) })
-      deployments.push({ name: `f${i}`, vault: "kv-fine", certificate: `f${i}`, source: writePair(w, `f${i}`, await p.leaf(`f${i}.example.test`)) })
+      deployments.push({
+        name: `t${i}`,
+        vault: "kv-throttled",
+        certificate: `t${i}`,
+        source: writePair(w, `t${i}`, await p.leaf(`t${i}.example.test`)),
+      })
+      deployments.push({
+        name: `f${i}`,
+        vault: "kv-fine",
+        certificate: `f${i}`,
+        source: writePair(w, `f${i}`, await p.leaf(`f${i}.example.test`)),
+      })
     }
     const a = run(writeConfig(w, e, deployments), e)
     for (const d of deployments) await a.waitFor(succeeded(d.name), { timeoutMs: 45_000 })
@@ -66,7 +91,9 @@ describe("vaults that throttle, fail and recover", () => {
     const after = throttledLog.filter((r) => r.seq > (first429?.seq ?? 0) && r.status !== 429)
     for (const r of after) expect(r.time - (first429?.time ?? 0)).toBeGreaterThanOrEqual(1900)
     // The other vault was not held up by it: its deploys were done before the throttled vault's gate reopened.
-    const fineImports = e.requests.entries({ vault: "kv-fine", operation: "import" }).filter((r) => r.status === 200)
+    const fineImports = e.requests
+      .entries({ vault: "kv-fine", operation: "import" })
+      .filter((r) => r.status === 200)
     expect(fineImports).toHaveLength(3)
     for (const r of fineImports) expect(r.time).toBeLessThan((last429?.time ?? 0) + 2000)
     const page = (await a.http("/metrics")).body
@@ -74,18 +101,34 @@ describe("vaults that throttle, fail and recover", () => {
   })
 
   it("keeps within the vault's import window: no 429 when the emulator enforces it", async () => {
-    emulator = await startEmulator({ vaults: [{ name: "kv-window", throttling: { windowMs: 2000, writes: 3, others: 1000 } }] })
+    emulator = await startEmulator({
+      vaults: [{ name: "kv-window", throttling: { windowMs: 2000, writes: 3, others: 1000 } }],
+    })
     const e = emulator
     work = workdir()
     const w = work
     const p = await pki()
     const deployments = []
     for (let i = 0; i < 8; i++)
-      deployments.push({ name: `w${i}`, vault: "kv-window", certificate: `w${i}`, source: writePair(w, `w${i}`, await p.leaf(`w${i}.example.test`)) })
-    const a = run(writeConfig(w, e, deployments, { vault_imports_per_window: 3, vault_window_seconds: 2, concurrency: 8 }), e)
+      deployments.push({
+        name: `w${i}`,
+        vault: "kv-window",
+        certificate: `w${i}`,
+        source: writePair(w, `w${i}`, await p.leaf(`w${i}.example.test`)),
+      })
+    const a = run(
+      writeConfig(w, e, deployments, {
+        vault_imports_per_window: 3,
+        vault_window_seconds: 2,
+        concurrency: 8,
+      }),
+      e,
+    )
     for (const d of deployments) await a.waitFor(succeeded(d.name), { timeoutMs: 45_000 })
     expect(e.requests.entries({ vault: "kv-window", status: 429 })).toHaveLength(0)
-    expect(e.requests.entries({ vault: "kv-window", operation: "import" }).filter((r) => r.status === 200)).toHaveLength(8)
+    expect(
+      e.requests.entries({ vault: "kv-window", operation: "import" }).filter((r) => r.status === 200),
+    ).toHaveLength(8)
   })
 
   it("retries with backoff while the vault fails, and deploys once it recovers", async () => {
@@ -94,9 +137,25 @@ describe("vaults that throttle, fail and recover", () => {
     work = workdir()
     const w = work
     const p = await pki()
-    const fault = e.faults.add({ operation: "*", vault: "kv-flaky", times: "always", action: { kind: "status", status: 503, code: "ServiceUnavailable" } })
-    const a = run(writeConfig(w, e, [{ name: "flaky", vault: "kv-flaky", certificate: "flaky", source: writePair(w, "flaky", await p.leaf("flaky.example.test")) }]), e)
-    const failing = (l: { deployment?: unknown; msg: string }) => l.deployment === "flaky" && /^cannot read the vault/.test(l.msg)
+    const fault = e.faults.add({
+      operation: "*",
+      vault: "kv-flaky",
+      times: "always",
+      action: { kind: "status", status: 503, code: "ServiceUnavailable" },
+    })
+    const a = run(
+      writeConfig(w, e, [
+        {
+          name: "flaky",
+          vault: "kv-flaky",
+          certificate: "flaky",
+          source: writePair(w, "flaky", await p.leaf("flaky.example.test")),
+        },
+      ]),
+      e,
+    )
+    const failing = (l: { deployment?: unknown; msg: string }) =>
+      l.deployment === "flaky" && /^cannot read the vault/.test(l.msg)
     const firstFailure = await a.waitFor(failing)
     await a.waitFor((l) => failing(l) && l !== firstFailure)
     await expect.poll(async () => (await a.http("/readyz")).status).toBe(200)
@@ -114,12 +173,22 @@ describe("signals and restarts", () => {
     work = workdir()
     const w = work
     const p = await pki()
-    const one = { name: "one", vault: "kv-hup", certificate: "one", source: writePair(w, "one", await p.leaf("one.example.test")) }
+    const one = {
+      name: "one",
+      vault: "kv-hup",
+      certificate: "one",
+      source: writePair(w, "one", await p.leaf("one.example.test")),
+    }
     const config = writeConfig(w, e, [one])
     const a = run(config, e)
     await a.waitFor(succeeded("one"))
     // A changed file: deployment "one" gets a tag, deployment "two" is new.
-    const two = { name: "two", vault: "kv-hup", certificate: "two", source: writePair(w, "two", await p.leaf("two.example.test")) }
+    const two = {
+      name: "two",
+      vault: "kv-hup",
+      certificate: "two",
+      source: writePair(w, "two", await p.leaf("two.example.test")),
+    }
     writeConfig(w, e, [{ ...one, target: { tags: { team: "edge" } } }, two])
     let from = a.lines.length
     a.signal("SIGHUP")
@@ -142,16 +211,35 @@ describe("signals and restarts", () => {
     const w = work
     const p = await pki()
     // The import commits, then its answer is held back 1.5 s: SIGTERM arrives while the deploy is in flight.
-    e.faults.add({ operation: "import", vault: "kv-term", times: 1, action: { kind: "delayAfterCommit", ms: 1500 } })
-    const a = run(writeConfig(w, e, [{ name: "term", vault: "kv-term", certificate: "term", source: writePair(w, "term", await p.leaf("term.example.test")) }]), e)
-    await expect.poll(() => e.state.versions("kv-term", "term")?.length ?? 0, { timeout: 30_000, interval: 20 }).toBe(1)
+    e.faults.add({
+      operation: "import",
+      vault: "kv-term",
+      times: 1,
+      action: { kind: "delayAfterCommit", ms: 1500 },
+    })
+    const a = run(
+      writeConfig(w, e, [
+        {
+          name: "term",
+          vault: "kv-term",
+          certificate: "term",
+          source: writePair(w, "term", await p.leaf("term.example.test")),
+        },
+      ]),
+      e,
+    )
+    await expect
+      .poll(() => e.state.versions("kv-term", "term")?.length ?? 0, { timeout: 30_000, interval: 20 })
+      .toBe(1)
     const marked = a.lines.length
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
     const done = a.lines.slice(marked).find(succeeded("term"))
     expect(done, JSON.stringify(a.lines.slice(marked))).toBeDefined()
     expect(a.lines.slice(marked).some((l) => /^stopping/.test(l.msg))).toBe(true)
-    const state = JSON.parse(readFileSync(w.path("state/state.json"), "utf8")) as { deployments: Record<string, { outcome: string }> }
+    const state = JSON.parse(readFileSync(w.path("state/state.json"), "utf8")) as {
+      deployments: Record<string, { outcome: string }>
+    }
     expect(state.deployments.term?.outcome).toBe("Succeeded")
   })
 
@@ -164,10 +252,21 @@ describe("signals and restarts", () => {
     const leafA = await p.leaf("a.example.test")
     const deployments = [
       { name: "a", vault: "kv-restart", certificate: "a", source: writePair(w, "a", leafA) },
-      { name: "b", vault: "kv-restart", certificate: "b", source: writePair(w, "b", await p.leaf("b.example.test")) },
+      {
+        name: "b",
+        vault: "kv-restart",
+        certificate: "b",
+        source: writePair(w, "b", await p.leaf("b.example.test")),
+      },
     ]
     // Another writer imports a newer version of "b" right after ours: Superseded, held (not clobbered).
-    e.faults.add({ operation: "import", vault: "kv-restart", name: "b", times: 1, action: { kind: "foreignImport", when: "after" } })
+    e.faults.add({
+      operation: "import",
+      vault: "kv-restart",
+      name: "b",
+      times: 1,
+      action: { kind: "foreignImport", when: "after" },
+    })
     const config = writeConfig(w, e, deployments)
     const first = run(config, e)
     await first.waitFor(succeeded("a"))
@@ -175,21 +274,35 @@ describe("signals and restarts", () => {
     first.signal("SIGTERM")
     expect(await first.exited).toBe(0)
     const stateText = readFileSync(w.path("state/state.json"), "utf8")
-    const state = JSON.parse(stateText) as { deployments: Record<string, { outcome: string; held: boolean; x5t: string }> }
+    const state = JSON.parse(stateText) as {
+      deployments: Record<string, { outcome: string; held: boolean; x5t: string }>
+    }
     expect(state.deployments.a).toMatchObject({ outcome: "Succeeded", held: false, x5t: leafA.x5t })
     expect(state.deployments.b).toMatchObject({ outcome: "Superseded", held: true })
     expect(stateText).not.toMatch(/PRIVATE KEY|BEGIN/)
 
     const mark = e.requests.mark()
     const second = run(config, e)
-    await expect.poll(async () => (second.port() === 0 ? 0 : (await second.http("/readyz")).status), { timeout: 30_000 }).toBe(200)
+    await expect
+      .poll(async () => (second.port() === 0 ? 0 : (await second.http("/readyz")).status), {
+        timeout: 30_000,
+      })
+      .toBe(200)
     await second.waitFor((l) => l.deployment === "b" && /^held/.test(l.msg))
-    const writes = e.requests.entries({ since: mark, vault: "kv-restart" }).filter((r) => r.method !== "GET" && !r.challenge)
+    const writes = e.requests
+      .entries({ since: mark, vault: "kv-restart" })
+      .filter((r) => r.method !== "GET" && !r.challenge)
     expect(writes).toHaveLength(0)
     // One request per deployment to compare (plus the token challenge).
-    expect(e.requests.entries({ since: mark, vault: "kv-restart", operation: "getLatest" }).filter((r) => !r.challenge)).toHaveLength(2)
+    expect(
+      e.requests
+        .entries({ since: mark, vault: "kv-restart", operation: "getLatest" })
+        .filter((r) => !r.challenge),
+    ).toHaveLength(2)
     const page = (await second.http("/metrics")).body
-    expect(metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "b", outcome: "Superseded" })).toBe(1)
+    expect(metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "b", outcome: "Superseded" })).toBe(
+      1,
+    )
     second.signal("SIGINT")
     expect(await second.exited).toBe(0)
   })

@@ -9,7 +9,16 @@ import { readFileSync } from "node:fs"
 import { createServer, type Server } from "node:tls"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type AgentProcess, baseEnv, metricValue, startAgent, startEmulator, type Workdir, workdir, writeConfig } from "./harness.js"
+import {
+  type AgentProcess,
+  baseEnv,
+  metricValue,
+  startAgent,
+  startEmulator,
+  type Workdir,
+  workdir,
+  writeConfig,
+} from "./harness.js"
 import { makePki, type Pki } from "./pki.js"
 
 const VAULT = "kv-sources"
@@ -43,8 +52,38 @@ describe("sources and pickup", () => {
     const pfxLeaf = await pki.leaf("pfx.example.test")
     const certFile = work.write("pfx-leaf.crt", pfxLeaf.certPem)
     const keyFile = work.write("pfx-leaf.key", pfxLeaf.keyPem)
-    execFileSync("openssl", ["pkcs12", "-export", "-in", certFile, "-inkey", keyFile, "-out", work.path("good.pfx"), "-passout", "env:PFX_PW"], { env: { ...process.env, PFX_PW: "correct horse" } })
-    execFileSync("openssl", ["pkcs12", "-export", "-in", certFile, "-inkey", keyFile, "-out", work.path("other.pfx"), "-passout", "env:PFX_PW"], { env: { ...process.env, PFX_PW: "another password" } })
+    execFileSync(
+      "openssl",
+      [
+        "pkcs12",
+        "-export",
+        "-in",
+        certFile,
+        "-inkey",
+        keyFile,
+        "-out",
+        work.path("good.pfx"),
+        "-passout",
+        "env:PFX_PW",
+      ],
+      { env: { ...process.env, PFX_PW: "correct horse" } },
+    )
+    execFileSync(
+      "openssl",
+      [
+        "pkcs12",
+        "-export",
+        "-in",
+        certFile,
+        "-inkey",
+        keyFile,
+        "-out",
+        work.path("other.pfx"),
+        "-passout",
+        "env:PFX_PW",
+      ],
+      { env: { ...process.env, PFX_PW: "another password" } },
+    )
 
     const served = await pki.leaf("served.example.test")
     work.write("served.crt", served.certPem)
@@ -57,10 +96,32 @@ describe("sources and pickup", () => {
     work.write("stale.key", servedStale.keyPem)
 
     const config = writeConfig(work, emulator, [
-      { name: "pfx", vault: VAULT, certificate: "pfx", source: { pfx: work.path("good.pfx"), pfx_password_env: "PFX_PW" } },
-      { name: "pfx-wrong", vault: VAULT, certificate: "pfx-wrong", source: { pfx: work.path("other.pfx"), pfx_password_env: "PFX_PW" } },
-      { name: "served", vault: VAULT, certificate: "served", source: { cert: work.path("served.crt"), key: work.path("served.key") }, pickup: { host: "127.0.0.1", port: goodPort, servername: "served.example.test" } },
-      { name: "stale", vault: VAULT, certificate: "stale", source: { cert: work.path("stale.crt"), key: work.path("stale.key") }, pickup: { host: "127.0.0.1", port: stalePort } },
+      {
+        name: "pfx",
+        vault: VAULT,
+        certificate: "pfx",
+        source: { pfx: work.path("good.pfx"), pfx_password_env: "PFX_PW" },
+      },
+      {
+        name: "pfx-wrong",
+        vault: VAULT,
+        certificate: "pfx-wrong",
+        source: { pfx: work.path("other.pfx"), pfx_password_env: "PFX_PW" },
+      },
+      {
+        name: "served",
+        vault: VAULT,
+        certificate: "served",
+        source: { cert: work.path("served.crt"), key: work.path("served.key") },
+        pickup: { host: "127.0.0.1", port: goodPort, servername: "served.example.test" },
+      },
+      {
+        name: "stale",
+        vault: VAULT,
+        certificate: "stale",
+        source: { cert: work.path("stale.crt"), key: work.path("stale.key") },
+        pickup: { host: "127.0.0.1", port: stalePort },
+      },
     ])
     agent = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret, PFX_PW: "correct horse" })
     const a = agent
