@@ -4,6 +4,7 @@
  * reaches the wire (through the challenge), an import is never sent twice
  * when its outcome is unknown, and real SDK failures map to the right errors.
  */
+import type { TokenCredential } from "@azure/core-auth"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial } from "@kvdeploy/core"
 import { PfxCodec, Vault } from "@kvdeploy/core"
@@ -285,6 +286,36 @@ describe("an import whose outcome is unknown is never sent again", () => {
         )
         expect(n).toBe(2)
         expect(recorder.events()).toEqual([])
+      }),
+  )
+
+  it.live(
+    "no token (the credential failed): nothing was sent, VaultUnavailable (definite) for an import",
+    () =>
+      Effect.gen(function* () {
+        listener.log.length = 0
+        const refusing: TokenCredential = {
+          getToken: async () => {
+            const e = new Error("AADSTS7000215: Invalid client secret provided.")
+            e.name = "AuthenticationError"
+            throw e
+          },
+        }
+        const { error } = yield* importOnce("no-token").pipe(
+          Effect.provide(
+            AzureKeyVault.layer({
+              vaultUrl: listener.url,
+              credential: refusing,
+              customCloud: true,
+              trustedCaPem: listener.ca,
+            }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
+          ),
+        )
+        expect(error._tag).toBe("VaultUnavailable")
+        expect(error.message).toContain("no token")
+        expect(error.message).toContain("AADSTS7000215")
+        // Only the body-less challenge request reached the wire.
+        expect(listener.log.map((r) => [r.authorized, r.body.length])).toEqual([[false, 0]])
       }),
   )
 
