@@ -1,8 +1,9 @@
-// Bundle the CLI with esbuild: one ESM entry (dist/bin.js) plus lazily loaded
-// chunks, so `kvdeploy --help` parses one file instead of hundreds of modules.
+// Bundle the CLI with esbuild: a tiny ESM entry (dist/bin.js) and chunks, so
+// `kvdeploy --help` parses a couple of files instead of hundreds of modules.
 // Workspace packages are bundled from their TypeScript sources (the
-// `@kvdeploy/source` condition); the Azure SDKs and their dependencies stay in
-// node_modules and are imported only inside the handlers that need them.
+// `@kvdeploy/source` condition). The Azure SDKs, pkijs and the emulator land in
+// chunks that only the handlers needing them import. @peculiar/x509 (needs
+// reflect-metadata loaded first, as an ES module) and prom-client stay external.
 import { chmodSync, rmSync, symlinkSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
