@@ -55,6 +55,22 @@ const meaning: { readonly [K in DeployOutcome["_tag"]]: string } = {
   Superseded: "another writer's newer version is served; kvdeploy did not overwrite it",
 }
 
+/** What to do next, for outcomes that need someone. */
+const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
+  Succeeded: undefined,
+  Skipped: undefined,
+  Rejected: "fix the problems listed; nothing was written",
+  Failed:
+    "`kvdeploy doctor` checks the credential, reachability and permissions; the deploy can be retried as is",
+  RolledBack:
+    "the new certificate was not served as imported; `kvdeploy versions` shows the failed version and the rollback",
+  RollbackFailed:
+    "a person must look: `kvdeploy show` and `kvdeploy versions` show what the vault serves now",
+  Unverified: "a person must look: `kvdeploy verify --cert …` once the vault can be read again",
+  Superseded:
+    "another writer imported a newer version: `kvdeploy versions` shows who; decide before deploying again",
+}
+
 /** The new version this outcome reports, when any. */
 export const newVersionOf = (o: DeployOutcome): string | undefined => {
   switch (o._tag) {
@@ -114,6 +130,8 @@ export const outcomeLines = (
   }
   if (o._tag === "Failed")
     lines.push(`  failed at   ${o.step}${o.error === undefined ? "" : ` (${o.error})`}`)
+  const todo = next[o._tag]
+  if (todo !== undefined) lines.push(`  next        ${todo}`)
   lines.push(`  ${s.dim(`steps: ${o.decisions.join(" → ")}`)}`)
   return lines
 }
