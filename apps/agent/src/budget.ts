@@ -59,79 +59,82 @@ export interface ImportReservation {
   state: "reserved" | "used" | "released"
 }
 
-export const makeVaultBudget = (vaultUrl: string, limits: BudgetLimits): Effect.Effect<VaultBudget> =>
-  Effect.gen(function* () {
-    const imports = yield* Semaphore.make(limits.importsPerWindow)
-    const others = yield* Semaphore.make(limits.readsPerWindow)
-    let gateUntil = 0
-    const gateRemainingMs = Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, gateUntil - now))
-    const awaitGate: Effect.Effect<void> = Effect.flatMap(gateRemainingMs, (ms) =>
-      ms <= 0
-        ? Effect.void
-        : Effect.andThen(
-            Effect.sleep(ms),
-            Effect.suspend(() => awaitGate),
-          ),
-    )
-    const closeGate = (ms: number) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        gateUntil = Math.max(gateUntil, now + ms)
-      })
-    /** Run a request on a permit already taken; the permit goes back a window after it finished (at once after a 429). */
-    const onPermit = <A, E extends { readonly _tag: string }, R>(
-      semaphore: Semaphore.Semaphore,
-      request: Effect.Effect<A, E, R>,
-    ) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function* () {
-          const exit = yield* Effect.exit(restore(Effect.andThen(awaitGate, request)))
-          if (exit._tag === "Failure") {
-            const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
-            const retryAfter = failure?._tag === "Fail" ? retryAfterOf(failure.error) : undefined
-            if (retryAfter !== undefined) {
-              // A throttled request does not count towards the window: close the gate, give the permit back now.
-              yield* closeGate(retryAfter)
-              yield* semaphore.release(1)
-              return yield* exit
-            }
+/** Make a vault's budget (synchronously, so that a map of budgets can be filled without a race). */
+export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): VaultBudget => {
+  const imports = Semaphore.makeUnsafe(limits.importsPerWindow)
+  const others = Semaphore.makeUnsafe(limits.readsPerWindow)
+  let gateUntil = 0
+  const gateRemainingMs = Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, gateUntil - now))
+  const awaitGate: Effect.Effect<void> = Effect.flatMap(gateRemainingMs, (ms) =>
+    ms <= 0
+      ? Effect.void
+      : Effect.andThen(
+          Effect.sleep(ms),
+          Effect.suspend(() => awaitGate),
+        ),
+  )
+  const closeGate = (ms: number) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      gateUntil = Math.max(gateUntil, now + ms)
+    })
+  /** Run a request on a permit already taken; the permit goes back a window after it finished (at once after a 429). */
+  const onPermit = <A, E extends { readonly _tag: string }, R>(
+    semaphore: Semaphore.Semaphore,
+    request: Effect.Effect<A, E, R>,
+  ) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        const exit = yield* Effect.exit(restore(Effect.andThen(awaitGate, request)))
+        if (exit._tag === "Failure") {
+          const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
+          const retryAfter = failure?._tag === "Fail" ? retryAfterOf(failure.error) : undefined
+          if (retryAfter !== undefined) {
+            // A throttled request does not count towards the window: close the gate, give the permit back now.
+            yield* closeGate(retryAfter)
+            yield* semaphore.release(1)
+            return yield* exit
           }
-          yield* Effect.forkDetach(Effect.andThen(Effect.sleep(limits.windowMs), semaphore.release(1)))
-          return yield* exit
-        }),
-      )
-    const spend = <A, E extends { readonly _tag: string }, R>(
-      kind: RequestKind,
-      request: Effect.Effect<A, E, R>,
-    ) => {
-      const semaphore = kind === "import" ? imports : others
-      return Effect.uninterruptibleMask((restore) =>
-        Effect.andThen(restore(semaphore.take(1)), onPermit(semaphore, restore(request))),
-      )
-    }
-    const reserveImport = Effect.map(imports.take(1), (): ImportReservation => ({ state: "reserved" }))
-    const spendReserved = <A, E extends { readonly _tag: string }, R>(
-      reservation: ImportReservation,
-      request: Effect.Effect<A, E, R>,
-    ) =>
-      Effect.suspend(() => {
-        if (reservation.state !== "reserved") return spend("import", request)
-        reservation.state = "used"
-        return onPermit(imports, request)
-      })
-    const releaseUnused = (reservation: ImportReservation) =>
-      Effect.suspend(() => {
-        if (reservation.state !== "reserved") return Effect.void
-        reservation.state = "released"
-        return Effect.asVoid(imports.release(1))
-      })
-    return {
-      vaultUrl,
-      spend,
-      reserveImport,
-      spendReserved,
-      releaseUnused,
-      awaitGate,
-      closeGate,
-      gateRemainingMs,
-    }
-  })
+        }
+        yield* Effect.forkDetach(Effect.andThen(Effect.sleep(limits.windowMs), semaphore.release(1)))
+        return yield* exit
+      }),
+    )
+  const spend = <A, E extends { readonly _tag: string }, R>(
+    kind: RequestKind,
+    request: Effect.Effect<A, E, R>,
+  ) => {
+    const semaphore = kind === "import" ? imports : others
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.andThen(restore(semaphore.take(1)), onPermit(semaphore, restore(request))),
+    )
+  }
+  const reserveImport = Effect.map(imports.take(1), (): ImportReservation => ({ state: "reserved" }))
+  const spendReserved = <A, E extends { readonly _tag: string }, R>(
+    reservation: ImportReservation,
+    request: Effect.Effect<A, E, R>,
+  ) =>
+    Effect.suspend(() => {
+      if (reservation.state !== "reserved") return spend("import", request)
+      reservation.state = "used"
+      return onPermit(imports, request)
+    })
+  const releaseUnused = (reservation: ImportReservation) =>
+    Effect.suspend(() => {
+      if (reservation.state !== "reserved") return Effect.void
+      reservation.state = "released"
+      return Effect.asVoid(imports.release(1))
+    })
+  return {
+    vaultUrl,
+    spend,
+    reserveImport,
+    spendReserved,
+    releaseUnused,
+    awaitGate,
+    closeGate,
+    gateRemainingMs,
+  }
+}
+
+export const makeVaultBudget = (vaultUrl: string, limits: BudgetLimits): Effect.Effect<VaultBudget> =>
+  Effect.sync(() => makeVaultBudgetUnsafe(vaultUrl, limits))

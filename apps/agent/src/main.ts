@@ -12,6 +12,7 @@
  */
 import { createServer } from "node:http"
 import { parseArgs } from "node:util"
+import type { TokenCredential } from "@azure/core-auth"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as AzureKv from "@kvdeploy/azure-kv"
@@ -20,6 +21,7 @@ import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credenti
 import * as Prometheus from "@kvdeploy/metrics/prometheus"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -31,24 +33,50 @@ import * as Runtime from "./runtime.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
 import { version } from "./version.js"
 
-/** Vaults over the Azure SDKs: one client per vault URL and credential settings. */
+/**
+ * Build a value once per key, however many fibers ask at once; a failure is
+ * not kept (the next request tries again).
+ */
+const memoByKey = <A, E>() => {
+  const cache = new Map<string, Deferred.Deferred<A, E>>()
+  return (key: string, build: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.suspend(() => {
+      const existing = cache.get(key)
+      if (existing !== undefined) return Deferred.await(existing)
+      const deferred = Deferred.makeUnsafe<A, E>()
+      cache.set(key, deferred)
+      return Effect.exit(build).pipe(
+        Effect.tap((exit) =>
+          Effect.andThen(
+            Effect.sync(() => {
+              if (Exit.isFailure(exit)) cache.delete(key)
+            }),
+            Deferred.done(deferred, exit),
+          ),
+        ),
+        Effect.flatten,
+      )
+    })
+}
+
+/** Vaults over the Azure SDKs: one client per vault and identity, one credential per identity. */
 const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | PfxCodec> =>
   Layer.effect(Vaults)(
     Effect.gen(function* () {
       const context = yield* Effect.context<Metrics | PfxCodec>()
-      const clients = new Map<string, Vault["Service"]>()
-      const forTarget = (target: TargetConfig) =>
-        Effect.gen(function* () {
-          const settings = credentialSettingsFromTarget(target)
-          const key = JSON.stringify([
-            target.vaultUrl,
-            settings.mode,
-            settings.managedIdentityClientId ?? "",
-            settings.authorityHost,
-          ])
-          const existing = clients.get(key)
-          if (existing !== undefined) return existing
-          const credential = yield* makeCredential(settings).pipe(
+      const clients = memoByKey<Vault["Service"], VaultAccessUnavailable>()
+      const credentials = memoByKey<TokenCredential, VaultAccessUnavailable>()
+      const forTarget = (target: TargetConfig) => {
+        const settings = credentialSettingsFromTarget(target)
+        const identity = JSON.stringify([
+          settings.mode,
+          settings.managedIdentityClientId ?? "",
+          settings.authorityHost,
+        ])
+        const credential = credentials(
+          identity,
+          makeCredential(settings).pipe(
+            Effect.map((c) => c.credential),
             Effect.mapError(
               (e) =>
                 new VaultAccessUnavailable({
@@ -56,17 +84,21 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
                   fix: e.fix,
                 }),
             ),
-          )
-          const vault = yield* AzureKv.make({
-            vaultUrl: target.vaultUrl,
-            credential: credential.credential,
-            customCloud: target.cloud.name === "Custom",
-            requestTimeoutMs: config.settings.requestTimeoutMs,
-            retry: { maxRetries: 0 },
-          }).pipe(Effect.provideContext(context))
-          clients.set(key, vault)
-          return vault
-        })
+          ),
+        )
+        return clients(
+          `${target.vaultUrl} ${identity}`,
+          Effect.flatMap(credential, (tokenCredential) =>
+            AzureKv.make({
+              vaultUrl: target.vaultUrl,
+              credential: tokenCredential,
+              customCloud: target.cloud.name === "Custom",
+              requestTimeoutMs: config.settings.requestTimeoutMs,
+              retry: { maxRetries: 0 },
+            }).pipe(Effect.provideContext(context)),
+          ),
+        )
+      }
       return Vaults.of({ forTarget })
     }),
   )

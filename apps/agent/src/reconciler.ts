@@ -39,7 +39,7 @@ import type * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
 import type { AgentMetrics } from "./agentMetrics.js"
-import { type ImportReservation, makeVaultBudget, type VaultBudget } from "./budget.js"
+import { type ImportReservation, makeVaultBudgetUnsafe, type VaultBudget } from "./budget.js"
 import type { AgentConfig, AgentSettings, Deployment } from "./config.js"
 import { checkPickup } from "./pickup.js"
 import { materialOf, readSource, type SourceBroken, type SourceBytes, type SourceFacts } from "./source.js"
@@ -113,16 +113,17 @@ export const makeReconciler = (
     let stopping = false
     let ready = false
 
+    // Synchronous: two deployments of a new vault never get two budgets for it.
     const laneFor = (vaultUrl: string): Effect.Effect<VaultLane> =>
-      Effect.suspend(() => {
+      Effect.sync(() => {
         const existing = lanes.get(vaultUrl)
-        if (existing !== undefined) return Effect.succeed(existing)
-        return Effect.gen(function* () {
-          const budget = yield* makeVaultBudget(vaultUrl, settings)
-          const lane = { budget, slots: yield* Semaphore.make(perVaultSlots) }
-          lanes.set(vaultUrl, lane)
-          return lane
-        })
+        if (existing !== undefined) return existing
+        const lane = {
+          budget: makeVaultBudgetUnsafe(vaultUrl, settings),
+          slots: Semaphore.makeUnsafe(perVaultSlots),
+        }
+        lanes.set(vaultUrl, lane)
+        return lane
       })
 
     const log = (

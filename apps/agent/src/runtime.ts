@@ -53,8 +53,8 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           stateFile: state.path,
         }),
       )
-      // State is written at most once a second.
-      yield* Effect.forkScoped(Effect.repeat(state.flush, Schedule.spaced("1 second")))
+      // State is written at most every 5 seconds (and at shutdown).
+      yield* Effect.forkScoped(Effect.repeat(state.flush, Schedule.spaced("5 seconds")))
       yield* reconciler.triggerAll("start")
       yield* Effect.forkScoped(
         Effect.repeat(

@@ -1,7 +1,7 @@
 /**
  * The state directory: the last outcome per deployment (outcome, version id,
  * thumbprint, source fingerprint, times), never key material. Written
- * atomically (temporary file, fsync, rename) at most once per second and at
+ * atomically (temporary file, fsync, rename) at most every 5 seconds and at
  * shutdown, so a restart knows what is already in place and what is held
  * (an outcome that needs a person is not retried for the same source).
  */
