@@ -202,9 +202,9 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
         Effect.provide(services),
         Effect.mapError((e) => failure(`could not read the version history: ${e.message}`, [])),
       )
-      const records = [...history]
-        .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())
-        .map((v, i) => versionRecord(v, i === 0))
+      const records = newestFirst(history, latest.versionId).map((v) =>
+        versionRecord(v, v.versionId === latest.versionId),
+      )
       const exposition = yield* Effect.gen(function* () {
         const p = yield* prometheus.PrometheusExposition
         return yield* p.text
