@@ -4,7 +4,8 @@
 // `@kvdeploy/source` condition). The Azure SDKs, pkijs and the emulator land in
 // chunks that only the handlers needing them import. @peculiar/x509 (needs
 // reflect-metadata loaded first, as an ES module) and prom-client stay external.
-import { chmodSync, rmSync, symlinkSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { chmodSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { build } from "esbuild"
@@ -36,6 +37,29 @@ const result = await build({
 // dist/bin.js is the executable (shebang); dist/kvdeploy lets `PATH=apps/cli/dist:$PATH` find it by name.
 chmodSync(join(root, "dist", "bin.js"), 0o755)
 symlinkSync("bin.js", join(root, "dist", "kvdeploy"))
+// Help is static: render it once per command, as the CLI itself renders it (dist/help.json).
+const commands = [
+  "",
+  "deploy",
+  "plan",
+  "show",
+  "versions",
+  "list",
+  "verify",
+  "validate",
+  "doctor",
+  "emulator",
+  "demo",
+]
+const rendered = spawnSync(process.execPath, [join(root, "dist", "bin.js"), JSON.stringify(commands)], {
+  env: { ...process.env, KVDEPLOY_RENDER_HELP: "1", KVDEPLOY_NO_HELP_CACHE: "1" },
+  encoding: "utf8",
+  maxBuffer: 16 * 1024 * 1024,
+})
+if (rendered.status !== 0) throw new Error(`rendering the help pages failed: ${rendered.stderr}`)
+const pages = JSON.parse(rendered.stdout)
+for (const c of commands) if (!pages[c]?.plain) throw new Error(`no help rendered for "${c}"`)
+writeFileSync(join(root, "dist", "help.json"), `${JSON.stringify(pages)}\n`)
 const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith(".js"))
 const total = outputs.reduce((n, [, o]) => n + o.bytes, 0)
 console.log(

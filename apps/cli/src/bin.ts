@@ -1,8 +1,49 @@
-// Entry point of the `kvdeploy` binary. It turns on Node's on-disk compile
-// cache (bytecode of kvdeploy's own bundle; no data) before the command tree is
-// loaded, so later runs skip most of the parse and compile work.
+// Entry point of the `kvdeploy` binary.
+//
+// Help is static, so the build renders it once per command (dist/help.json,
+// with and without colours) and `kvdeploy [COMMAND] --help` prints it without
+// loading the command tree. Everything else turns on Node's on-disk compile
+// cache (bytecode of kvdeploy's own bundle; no data) and loads the CLI.
+import { readFileSync } from "node:fs"
 import * as nodeModule from "node:module"
 
-nodeModule.enableCompileCache?.()
-const { main } = await import("./main.js")
-main(process.argv.slice(2))
+const argv = process.argv.slice(2)
+
+const cachedHelp = (): string | undefined => {
+  if (process.env.KVDEPLOY_NO_HELP_CACHE !== undefined) return undefined
+  const asksHelp = (a: string | undefined) => a === "--help" || a === "-h"
+  const command =
+    argv.length === 1 && asksHelp(argv[0]) ? "" : argv.length === 2 && asksHelp(argv[1]) ? argv[0] : undefined
+  if (command === undefined) return undefined
+  try {
+    const pages = JSON.parse(readFileSync(new URL("./help.json", import.meta.url), "utf8")) as Record<
+      string,
+      { readonly plain: string; readonly coloured: string }
+    >
+    const page = Object.hasOwn(pages, command) ? pages[command] : undefined
+    if (page === undefined) return undefined
+    const colour =
+      process.stdout.isTTY === true && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb"
+    return colour ? page.coloured : page.plain
+  } catch {
+    return undefined
+  }
+}
+
+const help = cachedHelp()
+if (help !== undefined) {
+  process.stdout.write(help)
+} else if (process.env.KVDEPLOY_RENDER_HELP === "1") {
+  // Build step (scripts/bundle.mjs): every command's help, plain and coloured, as JSON.
+  const { helpPages } = await import("./main.js")
+  const commands = JSON.parse(argv[0] ?? "[]") as ReadonlyArray<string>
+  const [plain, coloured] = [await helpPages(commands, false), await helpPages(commands, true)]
+  const pages = Object.fromEntries(
+    commands.map((c) => [c, { plain: plain[c] ?? "", coloured: coloured[c] ?? "" }]),
+  )
+  process.stdout.write(JSON.stringify(pages))
+} else {
+  nodeModule.enableCompileCache?.()
+  const { main } = await import("./main.js")
+  main(argv)
+}

@@ -79,7 +79,8 @@ const renderProblem = (error: CliProblem, json: boolean): Effect.Effect<void> =>
   })
 
 const colours = (stream: NodeJS.WriteStream) =>
-  stream.isTTY === true && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb"
+  process.env.KVDEPLOY_HELP_COLOURS === "1" ||
+  (stream.isTTY === true && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb")
 
 /**
  * Help goes to stdout; a usage error goes to stderr as the error and a pointer
@@ -153,4 +154,36 @@ export const main = (argv: ReadonlyArray<string>): void => {
     Effect.provide(Layer.merge(NodeServices.layer, presenter)),
   )
   NodeRuntime.runMain(program, { disableErrorReporting: true })
+}
+
+/**
+ * Every command's help, rendered as `kvdeploy [COMMAND] --help` renders it
+ * (the build stores them in dist/help.json so that help needs no command tree).
+ */
+export const helpPages = (
+  commands: ReadonlyArray<string>,
+  coloured: boolean,
+): Promise<Record<string, string>> => {
+  const pages: Record<string, string> = {}
+  let current = ""
+  const collector = CliOutput.layerPresenter({
+    present: (event) =>
+      Effect.sync(() => {
+        if (event._tag === "Help") {
+          pages[current] =
+            `${CliOutput.defaultFormatter({ colors: coloured }).formatHelpDoc(event.helpDoc)}\n`
+        }
+      }),
+  })
+  return Effect.runPromise(
+    Effect.forEach(
+      commands,
+      (command) =>
+        Effect.suspend(() => {
+          current = command
+          return Command.runWith(kvdeploy, { version })(command === "" ? ["--help"] : [command, "--help"])
+        }),
+      { discard: true },
+    ).pipe(Effect.provide(Layer.merge(NodeServices.layer, collector))),
+  ).then(() => pages)
 }

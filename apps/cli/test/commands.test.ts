@@ -95,6 +95,9 @@ describe("help, completion and usage", () => {
       expect(r.stdout, c).toContain("DESCRIPTION")
       expect(r.stdout, c).toContain("EXAMPLES")
       expect(r.stdout, c).toContain("--json")
+      // The pre-rendered help (dist/help.json) is exactly what the command tree renders.
+      const rendered = await runCli([c, "--help"], { env: { KVDEPLOY_NO_HELP_CACHE: "1" } })
+      expect(rendered.stdout, c).toBe(r.stdout)
     }
   })
 
