@@ -219,11 +219,15 @@ const rounds = async (label, emuOnce, baseOnce, concurrency) => {
     e.push(await load(concurrency, emuOnce, 200))
     if (baseOnce) b.push(await load(concurrency, baseOnce, 200))
   }
-  console.log(`  ${label}: emulator ${e.map((x) => x.toFixed(0)).join(", ")}${baseOnce ? `; baseline ${b.map((x) => x.toFixed(0)).join(", ")}` : ""} (req/s per round)`)
+  console.log(
+    `  ${label}: emulator ${e.map((x) => x.toFixed(0)).join(", ")}${baseOnce ? `; baseline ${b.map((x) => x.toFixed(0)).join(", ")}` : ""} (req/s per round)`,
+  )
   return { emu: median(e), base: baseOnce ? median(b) : Number.NaN }
 }
 
-console.log(`${ROUNDS} alternating rounds of ${DURATION_MS / 1000}s (after ${WARMUP_MS}ms warm-up) per server; medians below`)
+console.log(
+  `${ROUNDS} alternating rounds of ${DURATION_MS / 1000}s (after ${WARMUP_MS}ms warm-up) per server; medians below`,
+)
 const get = await rounds(
   `get-latest, ${CONCURRENCY_GET} keep-alive clients`,
   () => request(agent, getUrl, { ca: info.caPem, headers: auth }),
@@ -264,19 +268,31 @@ base.proc.kill("SIGTERM")
 const fmt = (n) => n.toFixed(0).padStart(7)
 console.log("")
 console.log("                              emulator   baseline   ratio (emulator / bare node:https)")
-console.log(`get-latest (req/s)            ${fmt(get.emu)}    ${fmt(get.base)}   ${(get.emu / get.base).toFixed(2)}`)
-console.log(`import PFX (req/s, 10 vaults) ${fmt(pfx.emu)}    ${fmt(pfx.base)}   ${(pfx.emu / pfx.base).toFixed(2)}`)
+console.log(
+  `get-latest (req/s)            ${fmt(get.emu)}    ${fmt(get.base)}   ${(get.emu / get.base).toFixed(2)}`,
+)
+console.log(
+  `import PFX (req/s, 10 vaults) ${fmt(pfx.emu)}    ${fmt(pfx.base)}   ${(pfx.emu / pfx.base).toFixed(2)}`,
+)
 console.log(`  per vault                   ${fmt(pfx.emu / VAULTS)}`)
-console.log(`import PEM (req/s, 10 vaults) ${fmt(pem.emu)}    ${fmt(pem.base)}   ${(pem.emu / pem.base).toFixed(2)}`)
+console.log(
+  `import PEM (req/s, 10 vaults) ${fmt(pem.emu)}    ${fmt(pem.base)}   ${(pem.emu / pem.base).toFixed(2)}`,
+)
 console.log(`  per vault                   ${fmt(pem.emu / VAULTS)}`)
 console.log("")
 const verdict = (ok) => (ok ? "MET" : "NOT MET")
-console.log(`goal: >= 2,000 authenticated get-latest/s ....... ${verdict(get.emu >= 2000)} (${get.emu.toFixed(0)}/s)`)
+console.log(
+  `goal: >= 2,000 authenticated get-latest/s ....... ${verdict(get.emu >= 2000)} (${get.emu.toFixed(0)}/s)`,
+)
 console.log(
   `goal: import > 30/s per vault across 10 vaults ... PFX ${verdict(pfx.emu / VAULTS > 30)} (${(pfx.emu / VAULTS).toFixed(1)}/s per vault); PEM ${verdict(pem.emu / VAULTS > 30)} (${(pem.emu / VAULTS).toFixed(1)}/s per vault)`,
 )
 if (pfx.emu / VAULTS <= 30)
-  console.log("  PFX imports are bound by @kvdeploy/pkcs12's decodePfx (PKCS#12 key derivations in JS, tens of ms per file).")
+  console.log(
+    "  PFX imports are bound by @kvdeploy/pkcs12's decodePfx (PKCS#12 key derivations in JS, tens of ms per file).",
+  )
 const load1 = (await import("node:os")).loadavg()[0]
-console.log(`machine: ${(await import("node:os")).cpus().length} cores, load average ${load1.toFixed(1)} at the end (other work on the machine lowers both columns)`)
+console.log(
+  `machine: ${(await import("node:os")).cpus().length} cores, load average ${load1.toFixed(1)} at the end (other work on the machine lowers both columns)`,
+)
 process.exit(0)
