@@ -217,52 +217,26 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
         )
 
   /**
-   * Key Vault lists versions in no documented order and reports creation
-   * times in whole seconds, so "newest first" needs a rule for versions
-   * created within the same second. This client remembers the versions it has
-   * been answered (latest, a version, an import, a recovery), in the order it
-   * first saw them: within one second, a version it has not seen yet is
-   * ordered before the ones it has (it may be newer; a version it saw earlier
-   * cannot be newer than one that did not exist yet), and seen ones by when
-   * they were first seen, latest first. So after a snapshot and an import whose answer
-   * was lost, the import is listed before the snapshot's version even when
-   * both carry the same second.
+   * Newest first by creation time, for readers of the list. Key Vault keeps
+   * creation times in whole seconds and lists versions by version id, so
+   * within one second this is the vault's order, which says nothing about
+   * which was created first; core's deploy program does not use the order.
    */
-  const seen = new Map<string, number>()
-  let seenCounter = 0
-  const seenKey = (name: string, versionId: string) => `${name.toLowerCase()}/${versionId}`
-  const observe = (name: string, version: VaultVersion): VaultVersion => {
-    const key = seenKey(name, version.versionId)
-    if (seen.has(key)) return version
-    seen.set(key, ++seenCounter)
-    if (seen.size > 10_000) {
-      const oldest = seen.keys().next()
-      if (oldest.done !== true) seen.delete(oldest.value)
-    }
-    return version
-  }
-  const newestFirst =
-    (name: string) =>
-    (a: VaultVersion, b: VaultVersion): number => {
-      const byTime = b.createdAt.getTime() - a.createdAt.getTime()
-      if (byTime !== 0) return byTime
-      const seenA = seen.get(seenKey(name, a.versionId)) ?? Number.POSITIVE_INFINITY
-      const seenB = seen.get(seenKey(name, b.versionId)) ?? Number.POSITIVE_INFINITY
-      return seenA === seenB ? 0 : seenB > seenA ? 1 : -1
-    }
+  const newestFirst = (a: VaultVersion, b: VaultVersion): number =>
+    b.createdAt.getTime() - a.createdAt.getTime()
 
   const getLatest = Effect.fn("Vault.getLatest")(function* (name: string) {
     const certificate = yield* call("getLatest", "read", (abortSignal) =>
       certificates.getCertificate(name, { ...requestOptions, abortSignal }),
     ).pipe((e) => counted("getLatest", e))
-    return observe(name, versionFromCertificate(certificate))
+    return versionFromCertificate(certificate)
   })
 
   const getVersion = Effect.fn("Vault.getVersion")(function* (name: string, versionId: string) {
     const certificate = yield* call("getVersion", "read", (abortSignal) =>
       certificates.getCertificateVersion(name, versionId, { ...requestOptions, abortSignal }),
     ).pipe((e) => counted("getVersion", e))
-    return observe(name, versionFromCertificate(certificate))
+    return versionFromCertificate(certificate)
   })
 
   const listVersions = Effect.fn("Vault.listVersions")(function* (name: string) {
@@ -276,7 +250,7 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
       }
       return out
     }).pipe((e) => counted("listVersions", e))
-    return all.map((properties) => versionFromProperties(properties, undefined)).sort(newestFirst(name))
+    return all.map((properties) => versionFromProperties(properties, undefined)).sort(newestFirst)
   })
 
   const importVersion = Effect.fn("Vault.importVersion")(function* (request: ImportRequest) {
@@ -301,7 +275,7 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
           },
         }),
     }).pipe((e) => counted("importVersion", e))
-    return observe(request.name, versionFromCertificate(certificate))
+    return versionFromCertificate(certificate)
   })
 
   const noPrivateKey = (detail: string) => new VaultNoPrivateKey({ operation: "getVersionSecret", detail })
@@ -372,7 +346,7 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
       })
       return poller.pollUntilDone({ abortSignal })
     }).pipe((e) => counted("recoverDeleted", e))
-    return observe(name, versionFromCertificate(certificate))
+    return versionFromCertificate(certificate)
   })
 
   return Vault.of({

@@ -6,7 +6,13 @@
 import type { TokenCredential } from "@azure/core-auth"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { type CertificateMaterial, PfxCodec, type TargetConfig, Vault } from "@kvdeploy/core"
+import {
+  type CertificateMaterial,
+  PfxCodec,
+  type TargetConfig,
+  Vault,
+  type VaultVersion,
+} from "@kvdeploy/core"
 import { MetricsRecorder } from "@kvdeploy/core/test"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
@@ -46,40 +52,44 @@ const importMaterial = (name: string, material: CertificateMaterial, exportable 
   })
 
 describe("Vault over the emulator", () => {
-  it.live(
-    "getLatest, getVersion and listVersions answer the versions as the vault keeps them, newest first",
-    () =>
-      run(
-        Effect.gen(function* () {
-          const vault = yield* Vault
-          const materials = [
-            yield* Effect.promise(() => makeMaterial(ca)),
-            yield* Effect.promise(() => makeMaterial(ca, "RSA-2048")),
-          ]
-          const imported = []
-          for (const m of materials) imported.push(yield* importMaterial("versions-app", m))
-          const latest = yield* vault.getLatest("versions-app")
-          expect(latest.versionId).toBe(imported[1]?.versionId)
-          expect(latest.x5t).toBe(yield* Effect.promise(() => x5tOf(materials[1]?.leaf ?? new Uint8Array())))
-          expect(latest.serialHex).toMatch(/^[0-9a-f]+$/)
-          expect(latest.tags).toEqual({ t: "versions-app" })
-          expect(latest.enabled).toBe(true)
-          expect(latest.expiresAt).toBeInstanceOf(Date)
-          const first = yield* vault.getVersion("versions-app", imported[0]?.versionId ?? "")
-          expect(first.x5t).toBe(yield* Effect.promise(() => x5tOf(materials[0]?.leaf ?? new Uint8Array())))
-          // The serial read from the vault's DER equals the pkcs12 codec's canonical serial.
-          const codec = yield* PfxCodec
-          const facts = yield* codec.inspect(materials[0] as CertificateMaterial)
-          expect(first.serialHex).toBe(facts.leaf.serialHex)
-          const listed = yield* vault.listVersions("versions-app")
-          expect(listed.map((v) => v.versionId)).toEqual([imported[1]?.versionId, imported[0]?.versionId])
-          const missing = yield* Effect.flip(vault.getLatest("never-imported"))
-          expect(missing._tag).toBe("VaultNotFound")
-          const recorder = yield* MetricsRecorder
-          expect(recorder.count("vaultRequest", "getLatest:not_found")).toBe(1)
-          expect(recorder.count("vaultRequest", "importVersion:ok")).toBe(2)
-        }),
-      ),
+  it.live("getLatest, getVersion and listVersions answer the versions as the vault keeps them", () =>
+    run(
+      Effect.gen(function* () {
+        const vault = yield* Vault
+        const materials = [
+          yield* Effect.promise(() => makeMaterial(ca)),
+          yield* Effect.promise(() => makeMaterial(ca, "RSA-2048")),
+        ]
+        const imported: Array<VaultVersion> = []
+        for (const m of materials) imported.push(yield* importMaterial("versions-app", m))
+        const latest = yield* vault.getLatest("versions-app")
+        expect(latest.versionId).toBe(imported[1]?.versionId)
+        expect(latest.x5t).toBe(yield* Effect.promise(() => x5tOf(materials[1]?.leaf ?? new Uint8Array())))
+        expect(latest.serialHex).toMatch(/^[0-9a-f]+$/)
+        expect(latest.tags).toEqual({ t: "versions-app" })
+        expect(latest.enabled).toBe(true)
+        expect(latest.expiresAt).toBeInstanceOf(Date)
+        const first = yield* vault.getVersion("versions-app", imported[0]?.versionId ?? "")
+        expect(first.x5t).toBe(yield* Effect.promise(() => x5tOf(materials[0]?.leaf ?? new Uint8Array())))
+        // The serial read from the vault's DER equals the pkcs12 codec's canonical serial.
+        const codec = yield* PfxCodec
+        const facts = yield* codec.inspect(materials[0] as CertificateMaterial)
+        expect(first.serialHex).toBe(facts.leaf.serialHex)
+        const listed = yield* vault.listVersions("versions-app")
+        // Every version; by creation second, newest first (Key Vault orders nothing within a second).
+        expect(listed.map((v) => v.versionId).sort()).toEqual(imported.map((v) => v.versionId).sort())
+        const times = listed.map((v) => v.createdAt.getTime())
+        expect(times).toEqual([...times].sort((a, b) => b - a))
+        expect(listed.find((v) => v.versionId === imported[1]?.versionId)?.createdAt.getTime()).toBe(
+          imported[1]?.createdAt.getTime(),
+        )
+        const missing = yield* Effect.flip(vault.getLatest("never-imported"))
+        expect(missing._tag).toBe("VaultNotFound")
+        const recorder = yield* MetricsRecorder
+        expect(recorder.count("vaultRequest", "getLatest:not_found")).toBe(1)
+        expect(recorder.count("vaultRequest", "importVersion:ok")).toBe(2)
+      }),
+    ),
   )
 
   it.live(

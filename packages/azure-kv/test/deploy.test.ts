@@ -279,10 +279,11 @@ describe("deploy contract against the emulator", () => {
       Effect.gen(function* () {
         const name = "dropped-app"
         const target = targetFor(emulator, VAULT, name)
-        // Key Vault's creation times have one-second resolution and its listing has no order: the lost
-        // import is found in the listing even when it carries the same second as the snapshot's version.
-        // Each round starts a second, deploys (the snapshot-to-be), then deploys with the import's answer
-        // lost, so both versions share a second; the tie would be broken wrongly half of the time.
+        // Key Vault's creation times have one-second resolution and it lists versions by (random) version
+        // id: the lost import is found and verified even when it carries the same second as the
+        // snapshot's version and is listed after it. Each round starts a second, deploys (the
+        // snapshot-to-be), then deploys with the import's answer lost, so both versions share a second;
+        // a reconciliation that trusted the listing's order would answer Failed about half of the time.
         let sameSecond = 0
         for (let round = 1; round <= 6; round++) {
           yield* Effect.sleep(`${1010 - (Date.now() % 1000)} millis`)

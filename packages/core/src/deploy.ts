@@ -25,7 +25,7 @@ import { rollback } from "./rollback.js"
 import { CERTIFICATE_ID_TAG, forwardTags, hasTags, isManagedByKvdeploy, MANAGED_BY_TAG } from "./tags.js"
 import { DeployTrail } from "./trail.js"
 import { verifyLatest } from "./verify.js"
-import { newerThan } from "./versions.js"
+import { byCreationLatestFirst, createdSince } from "./versions.js"
 
 /** An outcome before the common fields are filled in. */
 type DraftOf<T extends DeployOutcome> = T extends DeployOutcome
@@ -159,6 +159,7 @@ const run = (
     }
 
     let imported: VaultVersion
+    let alsoOurs: ReadonlyArray<VaultVersion> = []
     if (attempt._tag === "Success") {
       imported = attempt.success
     } else if (attempt.failure._tag === "VaultAmbiguous") {
@@ -175,12 +176,18 @@ const run = (
           reason: `the import may have taken effect and the vault could not be read to find out: ${listed.failure.message}`,
         }
       }
-      const match = newerThan(listed.success, state.previous).find(
-        (v) =>
-          v.x5t === newFacts.x5t &&
-          v.tags[CERTIFICATE_ID_TAG] === request.certificateId &&
-          isManagedByKvdeploy(v.tags),
+      // Our version, if the import took effect, was created in the snapshot's second or later. Within a
+      // second nothing orders versions (the list is not in creation order), so every version but the
+      // snapshot from that second on is a candidate; all that match can be ours.
+      const candidates = byCreationLatestFirst(
+        createdSince(listed.success, state.previous).filter(
+          (v) =>
+            v.x5t === newFacts.x5t &&
+            v.tags[CERTIFICATE_ID_TAG] === request.certificateId &&
+            isManagedByKvdeploy(v.tags),
+        ),
       )
+      const match = candidates[0]
       if (match === undefined) {
         trail.note("reconcile: the import did not take effect")
         return {
@@ -190,8 +197,11 @@ const run = (
           reason: `the import did not take effect (checked the version list): ${attempt.failure.message}`,
         }
       }
-      trail.note(`reconcile: found ${match.versionId}`)
+      trail.note(
+        `reconcile: found ${candidates.map((v) => v.versionId).join(", ")}${candidates.length > 1 ? " (any can be ours)" : ""}`,
+      )
       imported = match
+      alsoOurs = candidates.slice(1)
     } else {
       trail.note(`import: ${attempt.failure._tag}`)
       return {
@@ -207,11 +217,14 @@ const run = (
     const previous = state.previous
     const verdict = yield* verifyLatest(trail, name, {
       version: imported,
+      alsoOurs,
       x5t: newFacts.x5t,
       serialHex: newFacts.serialHex,
       tags,
       olderVersionIds: previous === undefined ? [] : [previous.versionId],
     })
+    // After a reconciliation that found several candidates, the one the vault serves is ours.
+    if (verdict._tag === "Verified" || verdict._tag === "Mismatch") imported = verdict.latest
     switch (verdict._tag) {
       case "Verified":
         trail.note("verify: latest is the new version")

@@ -11,10 +11,10 @@ import { PfxCodec } from "./ports/PfxCodec.js"
 import { Vault, type VaultVersion } from "./ports/Vault.js"
 import { pfxPassword } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
-import { ROLLBACK_OF_TAG, rollbackTags } from "./tags.js"
+import { isManagedByKvdeploy, ROLLBACK_OF_TAG, rollbackTags } from "./tags.js"
 import type { DeployTrail } from "./trail.js"
 import { verifyLatest } from "./verify.js"
-import { newerThan } from "./versions.js"
+import { byCreationLatestFirst, createdSince } from "./versions.js"
 
 export type RollbackResult =
   | {
@@ -162,6 +162,7 @@ export const rollback = Effect.fn("deploy.rollback")(function* (
     .call("importVersion", vault.importVersion({ name, pfx: pfx.success, password: pfxPassword, tags }))
     .pipe(Effect.result)
   let version: VaultVersion
+  let alsoOurs: ReadonlyArray<VaultVersion> = []
   if (imported._tag === "Success") {
     version = imported.success
   } else if (imported.failure._tag === "VaultAmbiguous") {
@@ -174,9 +175,16 @@ export const rollback = Effect.fn("deploy.rollback")(function* (
         rollbackVersionId: undefined,
       } satisfies RollbackResult
     }
-    const match = newerThan(listed.success, failed).find(
-      (v) => v.x5t === previous.x5t && v.tags[ROLLBACK_OF_TAG] === failed.versionId,
+    // Created in the failed version's second or later; the list's order says nothing within a second.
+    const candidates = byCreationLatestFirst(
+      createdSince(listed.success, failed).filter(
+        (v) =>
+          v.x5t === previous.x5t &&
+          v.tags[ROLLBACK_OF_TAG] === failed.versionId &&
+          isManagedByKvdeploy(v.tags),
+      ),
     )
+    const match = candidates[0]
     if (match === undefined) {
       return {
         _tag: "AlsoFailed",
@@ -185,6 +193,7 @@ export const rollback = Effect.fn("deploy.rollback")(function* (
       } satisfies RollbackResult
     }
     version = match
+    alsoOurs = candidates.slice(1)
   } else {
     trail.note(`rollback: import failed (${imported.failure._tag})`)
     return {
@@ -196,11 +205,13 @@ export const rollback = Effect.fn("deploy.rollback")(function* (
   trail.note(`rollback: imported ${version.versionId}`)
   const verdict = yield* verifyLatest(trail, name, {
     version,
+    alsoOurs,
     x5t: previous.x5t,
     serialHex: previous.serialHex,
     tags,
     olderVersionIds: [previous.versionId, failed.versionId],
   })
+  if (verdict._tag === "Verified" || verdict._tag === "Mismatch") version = verdict.latest
   switch (verdict._tag) {
     case "Verified":
       trail.note("rollback: verified")

@@ -1,18 +1,29 @@
 /**
  * Step 6 (and the rollback's verify): read the latest version back and judge
- * it against what was imported. A read that shows an older version (a lagging
- * replica) is read again with backoff; a different version counts as
- * another writer's newer one only on evidence: a later creation time, or,
- * when the times are equal (Key Vault keeps seconds), the version list's order.
+ * it against what was imported. Key Vault's latest is by definition its most
+ * recently created version, and it keeps creation times in whole seconds, so:
+ * - latest is ours (or, after a reconciliation that found several versions
+ *   that can be ours, any of them) -> judged against what was imported;
+ * - latest is a version known to predate ours (the snapshot), or was created
+ *   in an earlier second than ours -> a stale read or a lost write: read
+ *   again with the retry schedule, then `Stale`;
+ * - any other latest created in our second or later -> another writer's
+ *   newer version (`Superseded`). The version list's order is never used.
  */
 import * as Effect from "effect/Effect"
 import { Vault, type VaultVersion } from "./ports/Vault.js"
 import { hasTags } from "./tags.js"
 import { type DeployTrail, retryWhile } from "./trail.js"
-import { newerThan } from "./versions.js"
 
 export interface Expected {
+  /** The imported version (after a reconciliation, the latest-created candidate). */
   readonly version: VaultVersion
+  /**
+   * Other versions a reconciliation found that can equally be the import (same
+   * x5t and tags, created in the snapshot's second or later): a latest among
+   * them is judged as ours.
+   */
+  readonly alsoOurs?: ReadonlyArray<VaultVersion>
   readonly x5t: string
   readonly serialHex: string
   readonly tags: Readonly<Record<string, string>>
@@ -50,6 +61,7 @@ export const verifyLatest = (
 ): Effect.Effect<Verdict, never, Vault> =>
   Effect.flatMap(Effect.service(Vault), (vault) => {
     const ours = expected.version
+    const ourIds = new Set((expected.alsoOurs ?? []).map((v) => v.versionId))
     const once = Effect.flatMap(
       trail
         .read("getLatest", vault.getLatest(name))
@@ -59,19 +71,14 @@ export const verifyLatest = (
           ),
         ),
       (latest): Effect.Effect<Verdict, StaleAnswer | { readonly _tag: string; readonly message: string }> => {
-        if (latest.versionId === ours.versionId) return Effect.succeed(judgeOurs(latest, expected))
+        if (latest.versionId === ours.versionId || ourIds.has(latest.versionId))
+          return Effect.succeed(judgeOurs(latest, expected))
         const stale: StaleAnswer = { _tag: "StaleAnswer", latest }
         if (expected.olderVersionIds.includes(latest.versionId)) return Effect.fail(stale)
-        const t = latest.createdAt.getTime()
-        const o = ours.createdAt.getTime()
-        if (t > o) return Effect.succeed({ _tag: "Superseded", latest })
-        if (t < o) return Effect.fail(stale)
-        // Same second: the version list (newest first) orders them.
-        return Effect.map(trail.read("listVersions", vault.listVersions(name)), (versions) =>
-          newerThan(versions, ours).some((v) => v.versionId === latest.versionId)
-            ? ({ _tag: "Superseded", latest } as const)
-            : ({ _tag: "Stale", latest } as const),
-        ).pipe(Effect.flatMap((v) => (v._tag === "Stale" ? Effect.fail(stale) : Effect.succeed<Verdict>(v))))
+        // Latest is the most recently created version: one created in our second or later is newer.
+        if (latest.createdAt.getTime() >= ours.createdAt.getTime())
+          return Effect.succeed({ _tag: "Superseded", latest })
+        return Effect.fail(stale)
       },
     )
     return retryWhile(once, (e) => e._tag === "StaleAnswer").pipe(

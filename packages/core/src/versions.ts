@@ -1,17 +1,27 @@
 import type { VaultVersion } from "./ports/Vault.js"
 
 /**
- * Versions created after `previous`, from a newest-first list: those listed
- * before it. Creation times have a resolution of one second in Key Vault, so
- * they only decide when `previous` is not in the list.
+ * Versions that may have been created after `since`: every version but
+ * `since` itself whose creation time is not earlier than its own. Key Vault
+ * keeps creation times in whole seconds and lists versions in no documented
+ * order (by version id, in practice), so a version created in the same second
+ * may be older or newer, and nothing a client sees orders them: the list's
+ * order is never used. Without `since` (a first deploy), every version.
  */
-export const newerThan = (
-  newestFirst: ReadonlyArray<VaultVersion>,
-  previous: VaultVersion | undefined,
-): ReadonlyArray<VaultVersion> => {
-  if (previous === undefined) return newestFirst
-  const index = newestFirst.findIndex((v) => v.versionId === previous.versionId)
-  return index >= 0
-    ? newestFirst.slice(0, index)
-    : newestFirst.filter((v) => v.createdAt.getTime() > previous.createdAt.getTime())
-}
+export const createdSince = (
+  versions: ReadonlyArray<VaultVersion>,
+  since: VaultVersion | undefined,
+): ReadonlyArray<VaultVersion> =>
+  since === undefined
+    ? versions
+    : versions.filter(
+        (v) => v.versionId !== since.versionId && v.createdAt.getTime() >= since.createdAt.getTime(),
+      )
+
+/** By creation time, latest first; equal times by version id (an arbitrary but stable choice). */
+export const byCreationLatestFirst = (versions: ReadonlyArray<VaultVersion>): Array<VaultVersion> =>
+  [...versions].sort(
+    (a, b) =>
+      b.createdAt.getTime() - a.createdAt.getTime() ||
+      (a.versionId < b.versionId ? -1 : a.versionId > b.versionId ? 1 : 0),
+  )

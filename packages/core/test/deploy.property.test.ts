@@ -86,15 +86,22 @@ const operations: ReadonlyArray<[VaultOperation, boolean]> = [
   ["recoverDeleted", true],
 ]
 
+/** Time before a write: mostly within the same second (Key Vault keeps whole seconds), sometimes a later one. */
+const arbGapMs = fc.constantFrom(0, 0, 150, 700, 1000)
+
 const arbScenario = fc.record({
+  /** Where in its second the run starts. */
+  startMs: fc.integer({ min: 0, max: 999 }),
   history: fc.array(
     fc.record({
       cert: fc.integer({ min: 0, max: pool.length - 1 }),
       managed: fc.boolean(),
       exportable: fc.boolean(),
+      gapMs: arbGapMs,
     }),
     { maxLength: 3 },
   ),
+  deployGapMs: arbGapMs,
   softDeleted: fc.boolean(),
   onSoftDeleted: fc.constantFrom("fail", "recover"),
   newCert: fc.oneof(
@@ -119,7 +126,9 @@ const runScenario = (s: Scenario) =>
     const vault = yield* InMemoryVaultHandle
     const audit = yield* AuditRecords
     const metrics = yield* MetricsRecorder
+    yield* TestClock.adjust(s.startMs)
     for (const h of s.history) {
+      yield* TestClock.adjust(h.gapMs)
       yield* vault.seed(NAME, pool[h.cert]!.material, {
         tags: h.managed ? managedTags : { owner: "someone" },
         exportable: h.exportable,
@@ -149,6 +158,7 @@ const runScenario = (s: Scenario) =>
       vault.versions(NAME).map((v) => [v.versionId, { enabled: v.enabled, tags: toJson(v.tags) }]),
     )
     mismatchedEncodes.length = 0
+    yield* TestClock.adjust(s.deployGapMs)
 
     const outcome: DeployOutcome = yield* runAdvancingClock(
       deploy(

@@ -14,6 +14,7 @@ import {
   exitCodeOf,
   MANAGED_BY_TAG,
   ROLLBACK_OF_TAG,
+  Vault,
   validateOnly,
 } from "../src/index.js"
 import {
@@ -147,6 +148,30 @@ describe("Succeeded", () => {
         assert.strictEqual(vault.latest(NAME)?.versionId, o.versionId)
       }),
     ),
+  )
+
+  it.effect(
+    "ambiguous import in the snapshot's second, listed before it: found by creation second, not list order",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(issue({ seed: "older", issuer: ca }).material)
+          const snapshot = yield* seedManaged()
+          vault.script("importVersion", Fault.afterWrite)
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+          const ours = vault.latest(NAME)
+          assert.strictEqual(ours?.versionId, o.versionId)
+          assert.strictEqual(ours?.x5t, newCert.x5t)
+          assert.strictEqual(vault.versions(NAME).length, 3)
+          // The case this is about: same second, and the vault lists the snapshot before our version.
+          assert.strictEqual(ours?.createdAt.getTime(), snapshot.createdAt.getTime())
+          const listed = (yield* Effect.flatMap(Effect.service(Vault), (v) => v.listVersions(NAME))).map(
+            (v) => v.versionId,
+          )
+          assert.isBelow(listed.indexOf(snapshot.versionId), listed.indexOf(o.versionId))
+        }),
+      ),
   )
 
   it.effect("soft-deleted name with on_soft_deleted=recover: recovered, then deployed over", () =>

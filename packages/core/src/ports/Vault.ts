@@ -157,7 +157,12 @@ export class Vault extends Context.Service<
       name: string,
       versionId: string,
     ) => Effect.Effect<VaultVersion, VaultNotFound | VaultError>
-    /** Every version, newest first. */
+    /**
+     * Every version, in no order the caller may rely on: Key Vault lists
+     * versions by version id and keeps `createdAt` in whole seconds, so
+     * versions created within one second cannot be ordered at all. Compare
+     * `createdAt` (never list positions) to tell older from newer.
+     */
     readonly listVersions: (
       name: string,
     ) => Effect.Effect<ReadonlyArray<VaultVersion>, VaultNotFound | VaultError>

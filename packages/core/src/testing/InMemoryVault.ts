@@ -8,13 +8,19 @@
  * It reads imported PFX files with the PfxCodec it requires, so x5t and serial
  * come from the bytes actually imported.
  *
+ * Like Key Vault (and the emulator), creation times are whole seconds (the
+ * Clock truncated), version ids are opaque (not in creation order), and
+ * `listVersions` answers in version-id order, not creation order: versions
+ * created within one second cannot be ordered by anything a client sees.
+ *
  * Faults are scripted per operation and consumed one per call:
  * - `Fail`: a definite error before anything happens (NotFound, Forbidden,
  *   Throttled, Unavailable, Rejected) or `Ambiguous` without effect;
  * - `AfterWrite`: the write takes effect, then the caller gets VaultAmbiguous;
  * - `ForeignImport`: another writer imports a version just before this call;
  * - `Alter`: the write is stored altered (disabled, tags dropped), the "ours but wrong" case;
- * - `StaleRead`: `getLatest` answers as a replica that has not seen the caller's last write;
+ * - `StaleRead`: `getLatest` answers as a replica that has applied nothing since the
+ *   caller's last read of the latest version (what that read answered, or not found);
  * - `Pass`: no fault for this call (to target the Nth call).
  */
 import * as Clock from "effect/Clock"
@@ -66,7 +72,7 @@ export const Fault = {
   alter: (change: "disable" | "drop-tags"): Fault => ({ _tag: "Alter", change }),
   /** The same fault for the next `n` calls (a read that fails N times): `script(op, ...Fault.repeat(3, Fault.fail("Throttled")))`. */
   repeat: (n: number, fault: Fault): ReadonlyArray<Fault> => Array.from({ length: n }, () => fault),
-  /** A lagging replica: `getLatest` answers what was latest before the caller's last write. */
+  /** A lagging replica: `getLatest` answers what the caller's previous read of the latest answered. */
   staleRead: { _tag: "StaleRead" } as Fault,
 }
 
@@ -131,7 +137,20 @@ export class InMemoryVaultHandle extends Context.Service<
   }
 >()("@kvdeploy/core/test/InMemoryVaultHandle") {}
 
-const versionIdOf = (n: number) => n.toString(16).padStart(32, "0")
+/**
+ * Key Vault's version ids are random, and it lists versions by id: a mixed
+ * prefix makes the id order differ from the creation order (the sequence
+ * number behind it keeps ids unique and runs deterministic).
+ */
+const versionIdOf = (n: number) => {
+  let x = Math.imul(n ^ 0x9e3779b9, 0x85ebca6b) >>> 0
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35) >>> 0
+  x = (x ^ (x >>> 16)) >>> 0
+  return `${x.toString(16).padStart(8, "0")}${n.toString(16).padStart(24, "0")}`
+}
+
+/** Key Vault reports creation times in whole seconds. */
+const wholeSecond = (ms: number) => new Date(Math.floor(ms / 1000) * 1000)
 
 const publicView = (v: StoredVersion): VaultVersion => ({
   versionId: v.versionId,
@@ -151,6 +170,8 @@ const make = Effect.gen(function* () {
   const log: Array<CallRecord> = []
   let sequence = 0
   let secretsGet = true
+  /** Per name, what the caller's last read of the latest answered (undefined: not found). */
+  const observed = new Map<string, { readonly versionId: string | undefined }>()
 
   const live = (name: string): StoredCertificate | undefined => {
     const c = certificates.get(name)
@@ -162,18 +183,22 @@ const make = Effect.gen(function* () {
   }
 
   /**
-   * What a replica that has not yet seen the caller's last write answers: the
-   * newest version created before the newest one written through the port
-   * (nothing, when that was the first); the plain latest when the caller wrote nothing.
+   * What a replica that has applied nothing since the caller's last read of
+   * the latest answers: that read's answer (nothing, when it found nothing),
+   * or the plain latest when the caller has not read it yet. It never shows a
+   * write the caller has not seen (Key Vault's latest is its most recently
+   * created version; a lagging read shows an earlier state the caller saw).
    */
   const laggingLatest = (name: string): StoredVersion | undefined => {
-    const c = live(name)
-    if (c === undefined) return undefined
-    let ownIndex = -1
-    c.versions.forEach((v, i) => {
-      if (v.writer === "deploy") ownIndex = i
-    })
-    return ownIndex < 0 ? latestOf(name) : c.versions[ownIndex - 1]
+    const seen = observed.get(name)
+    if (seen === undefined) return latestOf(name)
+    return seen.versionId === undefined
+      ? undefined
+      : live(name)?.versions.find((v) => v.versionId === seen.versionId)
+  }
+  const observe = (name: string, v: StoredVersion | undefined): StoredVersion | undefined => {
+    observed.set(name, { versionId: v?.versionId })
+    return v
   }
 
   /** Store a version from material already read; `alter` models the vault storing something else. */
@@ -194,7 +219,7 @@ const make = Effect.gen(function* () {
         x5t: inspected.leaf.x5t,
         serialHex: inspected.leaf.serialHex,
         enabled,
-        createdAt: new Date(now),
+        createdAt: wholeSecond(now),
         tags: { ...tags },
         cer: inspected.leaf.der,
         expiresAt: inspected.leaf.notAfter,
@@ -286,7 +311,7 @@ const make = Effect.gen(function* () {
   const vault: (typeof Vault)["Service"] = {
     getLatest: (name) =>
       call("getLatest", name, (_alter, stale) => {
-        const v = stale ? laggingLatest(name) : latestOf(name)
+        const v = stale ? laggingLatest(name) : observe(name, latestOf(name))
         return v === undefined
           ? Effect.fail(
               notFound("getLatest", `A certificate with (name/id) ${name} was not found in this key vault`),
@@ -305,7 +330,9 @@ const make = Effect.gen(function* () {
         const c = live(name)
         return c === undefined
           ? Effect.fail(notFound("listVersions", name))
-          : Effect.succeed([...c.versions].reverse().map(publicView))
+          : Effect.succeed(
+              [...c.versions].sort((a, b) => (a.versionId < b.versionId ? -1 : 1)).map(publicView),
+            )
       }),
     importVersion: (request: ImportRequest) =>
       call("importVersion", request.name, (alter) =>
@@ -429,7 +456,7 @@ const make = Effect.gen(function* () {
         if (c?.deleted === undefined)
           return Effect.fail(notFound("recoverDeleted", `Deleted Certificate not found: ${name}`))
         c.deleted = undefined
-        const v = latestOf(name)
+        const v = observe(name, latestOf(name))
         return v === undefined ? Effect.fail(notFound("recoverDeleted", name)) : Effect.succeed(publicView(v))
       }),
   }
