@@ -21,6 +21,7 @@ import { SecretClient, type SecretClientOptions } from "@azure/keyvault-secrets"
 import {
   type CertificateMaterial,
   type DeletedCertificate,
+  type ImportKeyFacts,
   type ImportRequest,
   Metrics,
   PfxCodec,
@@ -37,7 +38,6 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { serialHexOf } from "./certificateSerial.js"
 import {
-  type ImportKeyFacts,
   importPolicyFor,
   importPolicyHeader,
   importPolicyInjection,
@@ -114,18 +114,6 @@ const pemBlocks = (pem: string, label: string): Uint8Array[] => {
     out.push(new Uint8Array(Buffer.from((m[1] ?? "").replace(/\s+/g, ""), "base64")))
   return out
 }
-
-/**
- * An import request that states the key facts of its PFX (the deploy program
- * knows them from preflight). Without them the adapter reads them from the
- * PFX, which costs a decode (a PBKDF2 derivation per bag) on every import.
- */
-export interface ImportRequestWithKeyFacts extends ImportRequest {
-  readonly keyFacts?: ImportKeyFacts | undefined
-}
-
-const declaredKeyFacts = (request: ImportRequest): ImportKeyFacts | undefined =>
-  "keyFacts" in request ? (request as ImportRequestWithKeyFacts).keyFacts : undefined
 
 /** The CA list for the SDK's https agent: Node's roots plus the extra ones. */
 const caList = (extra: string | ReadonlyArray<string>): string[] => [
@@ -206,9 +194,10 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
         )
       : effect
 
+  /** The key facts for the policy: as the caller states them (core's deploy program does), else read from the PFX. */
   const keyFactsOf = (request: ImportRequest) =>
-    declaredKeyFacts(request) !== undefined
-      ? Effect.succeed(declaredKeyFacts(request))
+    request.keyFacts !== undefined
+      ? Effect.succeed<ImportKeyFacts | undefined>(request.keyFacts)
       : codec.decode(request.pfx, request.password).pipe(
           Effect.flatMap((material) => codec.inspect(material)),
           Effect.map((inspected): ImportKeyFacts | undefined => inspected.key),

@@ -19,14 +19,10 @@
  * `issuer {name}`, `attributes {enabled}`.
  */
 import type { PipelinePolicy, PipelineRequest } from "@azure/core-rest-pipeline"
-import type { Curve, KeyType } from "@kvdeploy/core"
+import type { Curve, ImportKeyFacts, KeyType } from "@kvdeploy/core"
 
-/** Key facts of the certificate being imported; the policy's key properties must match them. */
-export interface ImportKeyFacts {
-  readonly keyType: KeyType
-  readonly keySize?: number | undefined
-  readonly curve?: Curve | undefined
-}
+/** Key facts of the certificate being imported (core's `ImportRequest.keyFacts`); the policy's key properties must match them. */
+export type { ImportKeyFacts }
 
 /** The policy as Key Vault reads it from the import body (snake_case wire names). */
 export interface ImportPolicyWire {

@@ -6,7 +6,7 @@
  */
 import type { TokenCredential } from "@azure/core-auth"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import type { CertificateMaterial } from "@kvdeploy/core"
+import type { CertificateMaterial, ImportRequest } from "@kvdeploy/core"
 import { PfxCodec, Vault } from "@kvdeploy/core"
 import { MetricsRecorder, RecordingMetrics } from "@kvdeploy/core/test"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
@@ -168,7 +168,7 @@ describe("import policy on the wire", () => {
           const pfx = yield* pfxOf(material)
           const vault = yield* Vault
           // Deliberately not the PFX's curve, to see which source the policy came from.
-          const request: AzureKeyVault.ImportRequestWithKeyFacts = {
+          const request: ImportRequest = {
             name: "wire-declared",
             pfx,
             password: Redacted.make(""),

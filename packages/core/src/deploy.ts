@@ -123,7 +123,13 @@ const run = (
     const importOnce = () =>
       trail.call(
         "importVersion",
-        vault.importVersion({ name, pfx: checked.pfx, password: checked.password, tags }),
+        vault.importVersion({
+          name,
+          pfx: checked.pfx,
+          password: checked.password,
+          tags,
+          keyFacts: checked.inspected.key,
+        }),
       )
     let attempt = yield* importOnce().pipe(Effect.result)
     if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {

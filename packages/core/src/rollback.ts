@@ -159,7 +159,16 @@ export const rollback = Effect.fn("deploy.rollback")(function* (
   }
   const tags = rollbackTags(request.target.tags, request.certificateId, failed.versionId)
   const imported = yield* trail
-    .call("importVersion", vault.importVersion({ name, pfx: pfx.success, password: pfxPassword, tags }))
+    .call(
+      "importVersion",
+      vault.importVersion({
+        name,
+        pfx: pfx.success,
+        password: pfxPassword,
+        tags,
+        keyFacts: found.inspected.key,
+      }),
+    )
     .pipe(Effect.result)
   let version: VaultVersion
   let alsoOurs: ReadonlyArray<VaultVersion> = []

@@ -12,6 +12,7 @@ import {
   type DeployOutcome,
   DeployPolicy,
   exitCodeOf,
+  type ImportRequest,
   MANAGED_BY_TAG,
   ROLLBACK_OF_TAG,
   Vault,
@@ -574,6 +575,41 @@ describe("Superseded during the rollback", () => {
           true,
         )
         assert.strictEqual(metrics.count("rollback", "also_failed"), 1)
+      }),
+    ),
+  )
+})
+
+/** Run `eff` with the Vault's import requests recorded in `into` (before the vault sees them). */
+const recordingImports = <A, E, R>(into: Array<ImportRequest>, eff: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Effect.service(Vault), (vault) =>
+    Effect.provideService(eff, Vault, {
+      ...vault,
+      importVersion: (r) => {
+        into.push(r)
+        return vault.importVersion(r)
+      },
+    }),
+  )
+
+describe("key facts on import", () => {
+  it.effect("the forward import states the new key's facts, the rollback import the previous key's", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const previous = issue({ seed: "ec-previous", issuer: ca, keyType: "EC", curve: "P-384" })
+        const next = issue({ seed: "rsa-next", issuer: ca, keyType: "RSA", keySize: 3072 })
+        yield* seedManaged(previous.material)
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const imports: Array<ImportRequest> = []
+        expectTag(yield* recordingImports(imports, runDeploy(request(next.material))), "RolledBack")
+        assert.deepStrictEqual(
+          imports.map((r) => r.keyFacts),
+          [
+            { keyType: "RSA", keySize: 3072 },
+            { keyType: "EC", curve: "P-384" },
+          ],
+        )
       }),
     ),
   )

@@ -7,6 +7,7 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import type { Curve, KeyType } from "../material.js"
 
 /** One version of a certificate as the vault reports it. */
 export interface VaultVersion {
@@ -40,6 +41,13 @@ export interface VersionSecret {
   readonly password: Redacted.Redacted<string>
 }
 
+/** Facts of the private key in a PFX (never its bytes): what Key Vault's import policy states. */
+export interface ImportKeyFacts {
+  readonly keyType: KeyType
+  readonly keySize?: number | undefined
+  readonly curve?: Curve | undefined
+}
+
 export interface ImportRequest {
   readonly name: string
   readonly pfx: Uint8Array
@@ -47,6 +55,13 @@ export interface ImportRequest {
   readonly tags: Readonly<Record<string, string>>
   /** Whether the key may be exported through the backing secret (default true). */
   readonly exportable?: boolean
+  /**
+   * The PFX's key type, size and curve, when the caller knows them (the deploy
+   * program does, from preflight or the previous material's inspection). An
+   * adapter that needs them for the import policy reads them from here and
+   * decodes the PFX only when they are absent. They must be the PFX's own.
+   */
+  readonly keyFacts?: ImportKeyFacts | undefined
 }
 
 /** The names used for per-operation metrics and call counts. */

@@ -384,6 +384,22 @@ const make = Effect.gen(function* () {
               }),
             )
           }
+          const facts = request.keyFacts
+          if (
+            facts !== undefined &&
+            (facts.keyType !== inspected.key.keyType ||
+              (facts.keyType === "RSA" && facts.keySize !== inspected.key.keySize) ||
+              (facts.keyType === "EC" && facts.curve !== inspected.key.curve))
+          ) {
+            // Key Vault refuses an import whose policy's key properties contradict the PFX's key.
+            return yield* Effect.fail(
+              new VaultRequestRejected({
+                operation: "importVersion",
+                code: "BadParameter",
+                detail: "the policy's key properties do not match the certificate's key",
+              }),
+            )
+          }
           const now = yield* Clock.currentTimeMillis
           if (inspected.leaf.notAfter.getTime() <= now) {
             return yield* Effect.fail(
