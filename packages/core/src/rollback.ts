@@ -11,7 +11,13 @@ import { PfxCodec } from "./ports/PfxCodec.js"
 import { Vault, type VaultVersion } from "./ports/Vault.js"
 import { pfxPassword } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
-import { isManagedByKvdeploy, ROLLBACK_OF_TAG, rollbackTags } from "./tags.js"
+import {
+  isManagedByKvdeploy,
+  MAX_OPERATOR_TAGS,
+  ROLLBACK_OF_TAG,
+  rollbackTags,
+  withoutReserved,
+} from "./tags.js"
 import type { DeployTrail } from "./trail.js"
 import { verifyLatest } from "./verify.js"
 import { byCreationLatestFirst, createdSince } from "./versions.js"
@@ -157,7 +163,22 @@ export const rollback = Effect.fn("deploy.rollback")(function* (
       rollbackVersionId: undefined,
     } satisfies RollbackResult
   }
-  const tags = rollbackTags(request.target.tags, request.certificateId, failed.versionId)
+  // The restored version carries what the snapshot carried: its operator tags (not the failed
+  // request's), plus the reserved tags and certctl-rollback-of.
+  const previousOperatorTags = Object.entries(withoutReserved(previous.tags)).sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  )
+  const kept = previousOperatorTags.slice(0, MAX_OPERATOR_TAGS)
+  if (kept.length < previousOperatorTags.length) {
+    // An adopted version can carry more tags than fit beside the reserved ones (Key Vault allows 15).
+    trail.note(
+      `rollback: ${previousOperatorTags.length - kept.length} of the previous version's tags do not fit beside kvdeploy's (dropped: ${previousOperatorTags
+        .slice(MAX_OPERATOR_TAGS)
+        .map(([k]) => k)
+        .join(", ")})`,
+    )
+  }
+  const tags = rollbackTags(Object.fromEntries(kept), request.certificateId, failed.versionId)
   const imported = yield* trail
     .call(
       "importVersion",

@@ -23,7 +23,7 @@ export const forwardTags = (
   [CERTIFICATE_ID_TAG]: certificateId,
 })
 
-/** Operator tags plus the reserved tags of a rollback import. */
+/** Operator tags (the previous version's, for a rollback) plus the reserved tags of a rollback import. */
 export const rollbackTags = (
   operatorTags: Readonly<Record<string, string>>,
   certificateId: string,

@@ -11,13 +11,16 @@ import * as Redacted from "effect/Redacted"
 import { TestClock } from "effect/testing"
 import fc from "fast-check"
 import {
+  CERTIFICATE_ID_TAG,
   type DeployOutcome,
   deploy,
   exitCodeOf,
   hasTags,
+  MANAGED_BY_TAG,
   PfxCodec,
   ROLLBACK_OF_TAG,
   resultLabelOf,
+  withoutReserved,
 } from "../src/index.js"
 import type { VaultOperation } from "../src/ports/Vault.js"
 import { arbFault, arbIssuedMaterial } from "../src/testing/arbitraries.js"
@@ -35,7 +38,7 @@ import {
   SyntheticCodec,
   withWrongKey,
 } from "../src/testing/index.js"
-import { managedTags, NAME, request, target, toJson } from "./fixtures.js"
+import { CERT_ID, managedTags, NAME, request, target, toJson } from "./fixtures.js"
 
 const RUNS = Number(process.env.KVDEPLOY_PROPERTY_RUNS ?? 1000)
 
@@ -205,6 +208,13 @@ const runScenario = (s: Scenario) =>
         expect(latest?.versionId, context).toBe(outcome.rollbackVersionId)
         expect(latest?.x5t, context).toBe(outcome.previous?.x5t)
         expect(latest?.tags[ROLLBACK_OF_TAG], context).toBe(outcome.failedVersionId)
+        // The snapshot's operator tags (not the failed request's), plus the reserved tags.
+        const snapshotTags = after.find((v) => v.versionId === outcome.previous?.versionId)?.tags ?? {}
+        expect(withoutReserved(latest?.tags ?? {}), context).toEqual(withoutReserved(snapshotTags))
+        expect(
+          hasTags(latest?.tags ?? {}, { [MANAGED_BY_TAG]: "certctl", [CERTIFICATE_ID_TAG]: CERT_ID }),
+          context,
+        ).toBe(true)
         expect(latest?.enabled, context).toBe(true)
         break
       }

@@ -558,6 +558,54 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
   )
 })
 
+describe("RolledBack: tags of the restored version", () => {
+  it.effect("the previous version's operator tags, not the failed request's, plus the reserved tags", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* vault.seed(NAME, oldCert.material, {
+          tags: { ...managedTags, env: "blue", owner: "team-a" },
+        })
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const o = expectTag(
+          yield* runDeploy(request(newCert.material, {}, target({ tags: { env: "green", release: "42" } }))),
+          "RolledBack",
+        )
+        assert.deepStrictEqual(vault.latest(NAME)?.tags, {
+          env: "blue",
+          owner: "team-a",
+          [MANAGED_BY_TAG]: "certctl",
+          [CERTIFICATE_ID_TAG]: CERT_ID,
+          [ROLLBACK_OF_TAG]: o.failedVersionId,
+        })
+      }),
+    ),
+  )
+  it.effect("an adopted version with 15 tags: the first 12 in key order fit beside the reserved ones", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const tags = Object.fromEntries(
+          Array.from({ length: 15 }, (_, i) => [`t${String(i).padStart(2, "0")}`, `v${i}`]),
+        )
+        yield* vault.seed(NAME, oldCert.material, { tags })
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const o = expectTag(yield* runDeploy(request(newCert.material, { adopt: true })), "RolledBack")
+        const restored = vault.latest(NAME)?.tags ?? {}
+        assert.strictEqual(Object.keys(restored).length, 15)
+        assert.deepStrictEqual(
+          Object.keys(restored)
+            .filter((k) => k.startsWith("t"))
+            .sort(),
+          Object.keys(tags).slice(0, 12),
+        )
+        assert.strictEqual(restored[ROLLBACK_OF_TAG], o.failedVersionId)
+        assert.isTrue(o.decisions.some((d) => d.includes("t12, t13, t14")))
+      }),
+    ),
+  )
+})
+
 describe("Superseded during the rollback", () => {
   it.effect("another writer imports after our rollback import: reported Superseded, not RolledBack", () =>
     fresh(
