@@ -6,7 +6,8 @@
  * costs three round trips and an unchanged certificate one. Every call is
  * counted in `kvdeploy_vault_requests_total{operation,status}` and every 429
  * the vault sends (including those the SDK retries) in
- * `kvdeploy_vault_throttled_total`.
+ * `kvdeploy_vault_throttled_total`; this adapter is the only recorder of
+ * those two series (core's deploy program no longer records them).
  */
 import { Agent } from "node:https"
 import { createSecureContext, rootCertificates } from "node:tls"
@@ -76,9 +77,10 @@ export interface AzureKeyVaultOptions {
   readonly recoverPollIntervalMs?: number | undefined
   /**
    * Record `kvdeploy_vault_requests_total` per call and `kvdeploy_vault_throttled_total`
-   * per 429 through the Metrics port (default true). Core's deploy program
-   * (DeployTrail) records per-call counts too: a composition that keeps those
-   * sets this to false, or the calls of a deploy are counted twice.
+   * per 429 through the Metrics port (default true). This adapter is the only
+   * recorder of those two series (core's deploy program records the deploy
+   * series and counts calls only for its outcome), so `false` leaves them
+   * empty: only for a composition that counts requests some other way.
    */
   readonly recordMetrics?: boolean | undefined
 }
