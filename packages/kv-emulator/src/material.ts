@@ -4,6 +4,8 @@
  * not expired, supported key, no PKCS#1 / encrypted PEM keys).
  */
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from "node:crypto"
+import "reflect-metadata"
+import * as x509 from "@peculiar/x509"
 import { isDecodeFailure, loadPfxCodec, type Material } from "./codec.js"
 import { KvError } from "./errors.js"
 
@@ -44,27 +46,18 @@ export const certOf = (der: Uint8Array): X509Certificate => {
   return cert
 }
 
-/** Key usage bits of a certificate, read from its DER (extension 2.5.29.15); undefined when absent. */
+const keyUsages = new WeakMap<Uint8Array, number | undefined>()
+/**
+ * Key usage bits of a certificate (extension 2.5.29.15) as @peculiar/x509's
+ * KeyUsageFlags (bit n of the BIT STRING is 1 << n: digitalSignature 1,
+ * keyEncipherment 4, ..., decipherOnly 256); undefined when absent. Memoised
+ * per DER buffer, like `certOf`.
+ */
 export const keyUsageBits = (der: Uint8Array): number | undefined => {
-  const b = der
-  for (let i = 0; i + 5 < b.length; i++) {
-    if (b[i] !== 0x06 || b[i + 1] !== 0x03 || b[i + 2] !== 0x55 || b[i + 3] !== 0x1d || b[i + 4] !== 0x0f)
-      continue
-    let j = i + 5
-    if (b[j] === 0x01 && b[j + 1] === 0x01) j += 3 // critical BOOLEAN
-    if (b[j] !== 0x04) return undefined // OCTET STRING
-    j += 2
-    if (b[j] !== 0x03) return undefined // BIT STRING
-    const len = b[j + 1] ?? 0
-    const first = b[j + 3] ?? 0
-    const second = len > 2 ? (b[j + 4] ?? 0) : 0
-    // Bit 0 is the most significant bit of the first content byte.
-    let bits = 0
-    for (let k = 0; k < 8; k++) if (first & (0x80 >> k)) bits |= 1 << k
-    if (second & 0x80) bits |= 1 << 8
-    return bits
-  }
-  return undefined
+  if (keyUsages.has(der)) return keyUsages.get(der)
+  const usages = new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension)?.usages
+  keyUsages.set(der, usages)
+  return usages
 }
 
 export const validity = (cert: X509Certificate): { nbf: number; exp: number } => ({

@@ -1,13 +1,15 @@
 /**
  * Password-based encryption of PKCS#12 contents: PBES2 (PBKDF2 + AES or 3DES,
  * RFC 8018) and the PKCS#12 PBES1 schemes (RFC 7292 Appendix C). Parameters
- * are read and written with pkijs/asn1js classes; the ciphers are node:crypto
- * (RC2 from ./rc2.ts).
+ * are read and written with pkijs/asn1js classes; the ciphers are node:crypto,
+ * except RC2, which is node-forge's (Node's OpenSSL 3 keeps RC2 in the legacy
+ * provider, which Node does not load).
  */
 import { createCipheriv, createDecipheriv, pbkdf2Sync, randomBytes } from "node:crypto"
 import * as asn1js from "asn1js"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as forgeModule from "node-forge"
 import * as pkijs from "pkijs"
 import {
   maxIterations,
@@ -18,7 +20,6 @@ import {
   prfByOid,
 } from "./algorithms.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf, utf8Password } from "./pkcs12Kdf.js"
-import { rc2CbcDecrypt, rc2CbcEncrypt } from "./rc2.js"
 
 /** Why a password-encrypted blob could not be decrypted. Internal: callers map it to their own tagged error. */
 export class PbeFailure extends Data.TaggedError("PbeFailure")<{
@@ -47,6 +48,70 @@ const cipherRun = (
   out.set(head, 0)
   out.set(tail, head.length)
   return out
+}
+
+// node-forge is CommonJS whose members Node cannot detect as named exports: under
+// Node's ESM loader (and esbuild's node mode) they are on the namespace's default.
+const forge: typeof forgeModule =
+  (forgeModule as { readonly default?: typeof forgeModule }).default ?? forgeModule
+
+const binary = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1")
+
+/**
+ * node-forge's RC2-CBC. Its key expansion masks the last key byte wrongly when
+ * the effective key length is not a whole number of bytes, so only those are
+ * accepted; PKCS#12 uses 40 and 128 bits.
+ */
+const rc2Cbc = (encrypt: boolean, key: Uint8Array, effectiveBits: number, iv: Uint8Array) => {
+  if (
+    !Number.isInteger(effectiveBits) ||
+    effectiveBits % 8 !== 0 ||
+    effectiveBits < 8 ||
+    effectiveBits > 1024
+  )
+    throw new RangeError(
+      `RC2 effective key length ${effectiveBits} is not a whole number of bytes (8 to 1024 bits)`,
+    )
+  if (iv.length !== 8) throw new RangeError("the RC2-CBC IV must be 8 bytes")
+  const cipher = encrypt
+    ? forge.rc2.createEncryptionCipher(binary(key), effectiveBits)
+    : forge.rc2.createDecryptionCipher(binary(key), effectiveBits)
+  cipher.start(binary(iv))
+  return cipher
+}
+
+/** RC2-CBC with PKCS#7 padding, for the RC2-40 certificate encryption of the legacy profile. */
+export const rc2CbcEncrypt = (
+  key: Uint8Array,
+  effectiveBits: number,
+  iv: Uint8Array,
+  data: Uint8Array,
+): Uint8Array => {
+  const cipher = rc2Cbc(true, key, effectiveBits, iv)
+  cipher.update(forge.util.createBuffer(binary(data)))
+  cipher.finish()
+  return new Uint8Array(Buffer.from(cipher.output.getBytes(), "latin1"))
+}
+
+/** RC2-CBC decryption; `undefined` when the length or the padding is wrong (a wrong key, almost always). */
+export const rc2CbcDecrypt = (
+  key: Uint8Array,
+  effectiveBits: number,
+  iv: Uint8Array,
+  data: Uint8Array,
+): Uint8Array | undefined => {
+  if (data.length === 0 || data.length % 8 !== 0) return undefined
+  const cipher = rc2Cbc(false, key, effectiveBits, iv)
+  cipher.update(forge.util.createBuffer(binary(data)))
+  // Keep the padding: forge's own unpadding only compares the count with the
+  // length, and the strict PKCS#7 check below is what tells a wrong key.
+  if (!cipher.finish(() => true)) return undefined
+  const out = new Uint8Array(Buffer.from(cipher.output.getBytes(), "latin1"))
+  const pad = out[out.length - 1] ?? 0
+  if (pad < 1 || pad > 8 || pad > out.length) return undefined
+  for (let i = out.length - pad; i < out.length; i++) if (out[i] !== pad) return undefined
+  return out.subarray(0, out.length - pad)
 }
 
 /** PBES2 with PBKDF2-HMAC-SHA-256 and AES-256-CBC, the password as UTF-8 (what OpenSSL 3 and Java 17 write). */

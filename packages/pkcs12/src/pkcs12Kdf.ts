@@ -1,9 +1,23 @@
 /**
  * The PKCS#12 key derivation function (RFC 7292 Appendix B.2) and the password
- * encodings PKCS#12 asks for. This is arithmetic on hash outputs, not ASN.1.
+ * encodings PKCS#12 asks for. This is arithmetic on hash outputs, not ASN.1;
+ * the hash is node:crypto's.
  */
+import { hash } from "node:crypto"
 import { type HashName, hashSizes } from "./algorithms.js"
-import { iteratedHash } from "./iteratedHash.js"
+
+/**
+ * H applied `times` times (times >= 1) to `input`: the KDF's inner loop, 2048
+ * rounds per derivation as OpenSSL writes. node:crypto's one-shot `hash()`
+ * beat @noble/hashes here: noble (one instance reused) is as fast only once
+ * the JIT has optimised it, and several times slower in a fresh process or
+ * after a full GC, which is how a PFX is usually encoded (once per run).
+ */
+const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
+  let digest: Uint8Array = hash(hashName, input, "buffer")
+  for (let round = 1; round < times; round++) digest = hash(hashName, digest, "buffer")
+  return digest
+}
 
 /** Purpose byte of RFC 7292 B.3. */
 export const KdfPurpose = { key: 1, iv: 2, mac: 3 } as const

@@ -198,6 +198,30 @@ describe.runIf(shouldRun("openssl"))("kvdeploy reads what OpenSSL writes", () =>
   }
 })
 
+describe.runIf(shouldRun("openssl"))(
+  "kvdeploy reads RC2-128 (openssl -certpbe/-keypbe PBE-SHA1-RC2-128)",
+  () => {
+    it("certificates and key under pbeWithSHA1And128BitRC2-CBC", async () => {
+      const m = material("RSA-2048", 3)
+      const pem = [...m.chain, m.leaf].map((c) => toPem("CERTIFICATE", c)).join("")
+      const pfx = await opensslExport(pem, pemOfKey(Redacted.value(m.key)), PASSWORD, true, {
+        cert: "PBE-SHA1-RC2-128",
+        key: "PBE-SHA1-RC2-128",
+      })
+      // OpenSSL really wrote RC2-128 for both.
+      const read = await opensslRead(pfx, PASSWORD, true)
+      expect(read.info).toMatch(/Shrouded Keybag: pbeWithSHA1And128BitRC2-CBC/)
+      expect(read.info).toMatch(/PKCS7 Encrypted data: pbeWithSHA1And128BitRC2-CBC/)
+      const back = await decode(pfx)
+      expect(hex(back.leaf)).toBe(hex(m.leaf))
+      expect(back.chain.map(hex)).toEqual(m.chain.map(hex))
+      expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
+      const wrong = await Effect.runPromise(Effect.flip(decodePfx(pfx, Redacted.make(`${PASSWORD}x`))))
+      expect(wrong.reason).toBe("wrong-password")
+    })
+  },
+)
+
 describe.runIf(shouldRun("python"))("Python cryptography reads what kvdeploy writes", () => {
   it("pkcs12.load_key_and_certificates, every key type, chain length and profile (one Python process)", async () => {
     const cases = encodings.flatMap((encoding) =>

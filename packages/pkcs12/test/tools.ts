@@ -139,14 +139,17 @@ export const opensslExport = async (
   keyPem: string,
   password: string,
   legacy: boolean,
+  /** `-certpbe` and `-keypbe` algorithm names, e.g. PBE-SHA1-RC2-128 (with `legacy`). */
+  pbe?: { readonly cert: string; readonly key: string },
 ): Promise<Uint8Array> => {
+  const pbeArgs = pbe === undefined ? "" : `-certpbe ${pbe.cert} -keypbe ${pbe.key}`
   const r = mustSucceed(
     "openssl pkcs12 -export",
     await run(
       "bash",
       [
         "-c",
-        `exec openssl pkcs12 -export -name from-openssl -passout env:PFXPW ${legacy ? "-legacy" : ""} -in <(cat) -inkey <(cat <&3)`,
+        `exec openssl pkcs12 -export -name from-openssl -passout env:PFXPW ${legacy ? "-legacy" : ""} ${pbeArgs} -in <(cat) -inkey <(cat <&3)`,
       ],
       { input: certificatesPem, fd3: keyPem, env: { PFXPW: password } },
     ),

@@ -1,0 +1,57 @@
+/**
+ * keyUsageBits: the key usage extension as Key Vault's x509_props.key_usage
+ * reads it, for certificates without it, with it critical or not, and with
+ * the bits of the BIT STRING's second byte (decipherOnly).
+ */
+import { webcrypto } from "node:crypto"
+import "reflect-metadata"
+import * as x509 from "@peculiar/x509"
+import { beforeAll, describe, expect, it } from "vitest"
+import { keyUsageBits } from "../src/material.js"
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
+
+const F = x509.KeyUsageFlags
+const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const
+
+const selfSigned = async (extensions: x509.Extension[]): Promise<Uint8Array> => {
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: "01",
+    name: "CN=key usage test",
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 86_400_000),
+    signingAlgorithm: alg,
+    keys,
+    extensions,
+  })
+  return new Uint8Array(cert.rawData)
+}
+
+describe("keyUsageBits", () => {
+  const certs: Record<string, Uint8Array> = {}
+  beforeAll(async () => {
+    certs.none = await selfSigned([new x509.BasicConstraintsExtension(false)])
+    certs.leaf = await selfSigned([new x509.KeyUsagesExtension(F.digitalSignature | F.keyEncipherment)])
+    certs.ca = await selfSigned([
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(F.keyCertSign | F.cRLSign, true),
+    ])
+    certs.twoBytes = await selfSigned([new x509.KeyUsagesExtension(F.keyAgreement | F.decipherOnly, true)])
+  })
+
+  it("is undefined without the extension", () => {
+    expect(keyUsageBits(certs.none as Uint8Array)).toBeUndefined()
+  })
+  it("reads the usages, critical or not, bit n of the BIT STRING as 1 << n", () => {
+    expect(keyUsageBits(certs.leaf as Uint8Array)).toBe(0b101)
+    expect(keyUsageBits(certs.ca as Uint8Array)).toBe(0b110_0000)
+    expect(keyUsageBits(certs.twoBytes as Uint8Array)).toBe(0b1_0001_0000)
+  })
+  it("answers the same again for the same buffer (memoised) and for a copy", () => {
+    const der = certs.ca as Uint8Array
+    expect(keyUsageBits(der)).toBe(keyUsageBits(der))
+    expect(keyUsageBits(der.slice())).toBe(F.keyCertSign | F.cRLSign)
+    expect(keyUsageBits(certs.none as Uint8Array)).toBeUndefined()
+  })
+})
