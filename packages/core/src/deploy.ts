@@ -166,6 +166,7 @@ const run = (
 
     let imported: VaultVersion
     let alsoOurs: ReadonlyArray<VaultVersion> = []
+    let reconciledUncertain = false
     if (attempt._tag === "Success") {
       imported = attempt.success
     } else if (attempt.failure._tag === "VaultAmbiguous") {
@@ -208,6 +209,13 @@ const run = (
       )
       imported = match
       alsoOurs = candidates.slice(1)
+      // Provably ours only when it is the one candidate and was created in a later second than the
+      // snapshot: one from the snapshot's own second (or any, when there was no snapshot to bound
+      // them) can be an identical version that was already there, and the import may have done nothing.
+      reconciledUncertain =
+        candidates.length > 1 ||
+        state.previous === undefined ||
+        match.createdAt.getTime() <= state.previous.createdAt.getTime()
     } else {
       trail.note(`import: ${attempt.failure._tag}`)
       return {
@@ -258,6 +266,18 @@ const run = (
           reason: `imported ${imported.versionId} but the vault still serves the older ${verdict.latest.versionId}`,
         }
       case "Superseded":
+        if (reconciledUncertain) {
+          // Another writer's version is latest, but which version (if any) this deploy added is not
+          // established: claiming "ours was superseded" would name a version that may not be ours.
+          trail.postVerifyFailure = "unreadable"
+          trail.note(`verify: another writer's ${verdict.latest.versionId} is latest; our import is unproven`)
+          return {
+            _tag: "Unverified",
+            versionId: undefined,
+            postVerifyFailure: "unreadable",
+            reason: `the import may have taken effect (the version list shows ${[imported, ...alsoOurs].map((v) => v.versionId).join(", ")}, which may also predate this deploy), and another writer's ${verdict.latest.versionId} is now latest; not rolled over`,
+          }
+        }
         trail.postVerifyFailure = "superseded"
         trail.note(`verify: superseded by ${verdict.latest.versionId}`)
         return {

@@ -475,6 +475,28 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
   )
 })
 
+describe("Unverified: an ambiguous import that cannot be told from a version already there", () => {
+  it.effect(
+    "a version identical to ours predates the deploy (snapshot said 404), then another writer's is latest",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const existing = yield* seedManaged(newCert.material)
+          const foreign = issue({ seed: "foreign", issuer: ca })
+          vault.script("getLatest", Fault.fail("NotFound"), Fault.foreignImport(foreign.material))
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+          // Not "Superseded" naming the version that was already there as ours.
+          assert.strictEqual(o.versionId, undefined)
+          assert.include(o.reason, existing.versionId)
+          assert.strictEqual(vault.latest(NAME)?.x5t, foreign.x5t)
+          assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 0)
+        }),
+      ),
+  )
+})
+
 describe("Superseded (a newer foreign write is not clobbered)", () => {
   it.effect("another writer imports between our import and our verify", () =>
     fresh(
