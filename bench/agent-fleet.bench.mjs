@@ -60,7 +60,9 @@ if (process.argv[2] === "--baseline") {
     }
   }
   await Promise.all(Array.from({ length: job.concurrency }, worker))
-  process.stdout.write(JSON.stringify({ ms: performance.now() - started, errors }))
+  const ms = performance.now() - started
+  await new Promise((r) => setTimeout(r, 5000))
+  process.stdout.write(JSON.stringify({ ms, errors, rssMb: process.memoryUsage().rss / 1024 / 1024 }))
   process.exit(0)
 }
 
@@ -283,10 +285,17 @@ const exitCode = await new Promise((r) => child.on("close", (code) => r(code)))
 
 // A restarted agent (same state directory) with every deployment configured and in place: idle memory, and no writes.
 const restartMark = emulator.requests.mark()
-const second = spawn(process.execPath, [agentBin, "--config", configPath], {
-  env,
-  stdio: ["ignore", "pipe", "inherit"],
-})
+const snapshot = process.env.KVDEPLOY_BENCH_HEAPSNAPSHOT_DIR
+const second = spawn(
+  process.execPath,
+  [
+    ...(snapshot === undefined ? [] : ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${snapshot}`]),
+    agentBin,
+    "--config",
+    configPath,
+  ],
+  { env, stdio: ["ignore", "pipe", "inherit"] },
+)
 let port2 = 0
 let buf2 = ""
 second.stdout.on("data", (c) => {
@@ -311,6 +320,16 @@ while (true) {
 const restartReadyMs = performance.now() - restartStarted
 await sleep(5000)
 const rssMb = rssMbOf(second.pid)
+if (snapshot !== undefined) {
+  second.kill("SIGUSR2")
+  await sleep(5000)
+}
+const heapPage = await fetch(`http://127.0.0.1:${port2}/metrics`).then(
+  (r) => r.text(),
+  () => "",
+)
+const heapUsedMb = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(heapPage)?.[1] ?? "NaN") / 1024 / 1024
+const heapTotalMb = Number(/^nodejs_heap_size_total_bytes (\S+)/m.exec(heapPage)?.[1] ?? "NaN") / 1024 / 1024
 const restartWrites = emulator.requests
   .entries({ since: restartMark })
   .filter((e) => vaultNames.has(e.vault) && e.method !== "GET" && !e.challenge).length
@@ -360,6 +379,12 @@ line(
   `${rssMb.toFixed(0)} MB`,
   "< 200 MB",
   rssMb < 200,
+)
+console.log(
+  `    (for scale: the bare SDK baseline process, ${VAULTS} clients after its ${TOTAL} gets, idle 5 s: ${baseline.rssMb.toFixed(0)} MB resident)`,
+)
+console.log(
+  `    (restarted agent's V8 heap: ${heapUsedMb.toFixed(0)} MB used of ${heapTotalMb.toFixed(0)} MB)`,
 )
 console.log(
   `    (restart: ready after ${(restartReadyMs / 1000).toFixed(1)} s, ${restartWrites} writes; resident memory of the first agent idle after its cold pass: ${rssAfterColdMb.toFixed(0)} MB)`,

@@ -4,7 +4,7 @@
  * last outcome, the expiry of the source's certificate, source health and the
  * consumer pickup check; readiness and the fleet size.
  */
-import { Gauge, Registry } from "prom-client"
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client"
 
 export interface AgentMetrics {
   readonly registry: Registry
@@ -21,6 +21,8 @@ export interface AgentMetrics {
 
 export const makeAgentMetrics = (): AgentMetrics => {
   const registry = new Registry()
+  // Process metrics (resident memory, heap, event-loop lag, open files) under the usual names.
+  collectDefaultMetrics({ register: registry })
   const gauge = (name: string, help: string, labelNames: ReadonlyArray<string>) =>
     new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] })
   const lastSuccess = gauge(

@@ -9,9 +9,9 @@
  * Scheduling: a global semaphore bounds the deployments in progress; every
  * vault request spends from its vault's budget (imports and other requests
  * separately, sliding windows, a gate closed by Retry-After). A deployment
- * waits for its vault's gate and a per-vault slot *before* it takes a global
- * permit, so a throttled or slow vault holds at most its own slots and never
- * stalls the others.
+ * waits for its vault's lane, its import permit (when a deploy is likely) and
+ * its vault's gate *before* it takes a global permit, so a throttled or slow
+ * vault holds only its own lane and never stalls the others.
  *
  * Interruption: before the import a deploy can be interrupted (nothing was
  * written); from the import on it runs to its end, rollback included.
@@ -106,7 +106,8 @@ export const makeReconciler = (
     const metrics = yield* Metrics
     const settings: AgentSettings = initial.settings
     const global = yield* Semaphore.make(settings.concurrency)
-    const perVaultSlots = Math.max(1, Math.ceil(settings.concurrency / 2))
+    // Deployments of one vault in progress at once (the rest wait for their lane, holding nothing).
+    const perVaultSlots = settings.concurrency
     const lanes = new Map<string, VaultLane>()
     const slots = new Map<string, Slot>()
     const inFlight = new Map<string, InFlight>()
@@ -476,25 +477,27 @@ export const makeReconciler = (
         do {
           slot.again = false
           const lane = yield* laneFor(slot.deployment.target.vaultUrl)
-          const once = Effect.gen(function* () {
-            const d = slot.deployment
-            // Read the source first (cheap): it tells whether a deploy is likely, and so whether to
-            // wait for an import permit now, before holding a global permit.
-            const bytes = yield* readSource(d.source).pipe(Effect.result)
-            const recorded = state.get(d.name)
-            const inPlace =
-              recorded !== undefined &&
-              recorded.configFingerprint === d.fingerprint &&
-              bytes._tag === "Success" &&
-              recorded.sourceFingerprint === bytes.success.fingerprint &&
-              (recorded.outcome === "Succeeded" || recorded.outcome === "Skipped" || recorded.held)
-            const likelyDeploy = bytes._tag === "Success" && !inPlace
-            return yield* Effect.acquireUseRelease(
-              likelyDeploy
-                ? Effect.map(lane.budget.reserveImport, (r) => r as ImportReservation | undefined)
-                : Effect.succeed(undefined),
-              (reservation) =>
-                lane.slots.withPermits(1)(
+          // The vault's lane first: a deployment holds nothing else (and little memory) while it waits
+          // for it, so a fleet triggered at once keeps only a few deployments per vault in progress.
+          const once = lane.slots.withPermits(1)(
+            Effect.gen(function* () {
+              const d = slot.deployment
+              // Read the source first (cheap): it tells whether a deploy is likely, and so whether to
+              // wait for an import permit now, before holding a global permit.
+              const bytes = yield* readSource(d.source).pipe(Effect.result)
+              const recorded = state.get(d.name)
+              const inPlace =
+                recorded !== undefined &&
+                recorded.configFingerprint === d.fingerprint &&
+                bytes._tag === "Success" &&
+                recorded.sourceFingerprint === bytes.success.fingerprint &&
+                (recorded.outcome === "Succeeded" || recorded.outcome === "Skipped" || recorded.held)
+              const likelyDeploy = bytes._tag === "Success" && !inPlace
+              return yield* Effect.acquireUseRelease(
+                likelyDeploy
+                  ? Effect.map(lane.budget.reserveImport, (r) => r as ImportReservation | undefined)
+                  : Effect.succeed(undefined),
+                (reservation) =>
                   Effect.andThen(
                     lane.budget.awaitGate,
                     global.withPermits(1)(
@@ -513,11 +516,11 @@ export const makeReconciler = (
                       ),
                     ),
                   ),
-                ),
-              (reservation) =>
-                reservation === undefined ? Effect.void : lane.budget.releaseUnused(reservation),
-            )
-          })
+                (reservation) =>
+                  reservation === undefined ? Effect.void : lane.budget.releaseUnused(reservation),
+              )
+            }),
+          )
           yield* Effect.retry(once, { schedule: backoff, while: () => !stopping }).pipe(Effect.ignore)
         } while (slot.again && !stopping)
       }).pipe(
