@@ -4,7 +4,7 @@
  * last outcome, the expiry of the source's certificate, source health and the
  * consumer pickup check; readiness and the fleet size.
  */
-import { collectDefaultMetrics, Gauge, Registry } from "prom-client"
+import { Gauge, Registry } from "prom-client"
 
 export interface AgentMetrics {
   readonly registry: Registry
@@ -21,8 +21,31 @@ export interface AgentMetrics {
 
 export const makeAgentMetrics = (): AgentMetrics => {
   const registry = new Registry()
-  // Process metrics (resident memory, heap, event-loop lag, open files) under the usual names.
-  collectDefaultMetrics({ register: registry })
+  // Process memory under the usual names (prom-client's default set has a gauge named *_total, which promtool refuses).
+  new Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes.",
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage.rss())
+    },
+  })
+  new Gauge({
+    name: "nodejs_heap_size_used_bytes",
+    help: "V8 heap used, in bytes.",
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage().heapUsed)
+    },
+  })
+  new Gauge({
+    name: "nodejs_heap_size_total_bytes",
+    help: "V8 heap size, in bytes.",
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage().heapTotal)
+    },
+  })
   const gauge = (name: string, help: string, labelNames: ReadonlyArray<string>) =>
     new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] })
   const lastSuccess = gauge(

@@ -137,8 +137,8 @@ describe("sources and pickup", () => {
     const page = (await a.http("/metrics")).body
     expect(metricValue(page, "kvdeploy_agent_pickup_ok", { deployment: "served" })).toBe(1)
     expect(metricValue(page, "kvdeploy_agent_pickup_ok", { deployment: "stale" })).toBe(0)
-    expect(readFileSync(work.path("state/state.json"), "utf8")).not.toContain("correct horse")
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
+    expect(readFileSync(work.path("state/state.json"), "utf8")).not.toContain("correct horse")
   })
 })
