@@ -1,17 +1,13 @@
 /** Test material and SDK clients wired to a running emulator. */
-import { createPrivateKey, webcrypto } from "node:crypto"
+import { createPrivateKey } from "node:crypto"
 import * as https from "node:https"
 import type { TokenCredential } from "@azure/identity"
 import { ClientSecretCredential } from "@azure/identity"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { SecretClient } from "@azure/keyvault-secrets"
-import "reflect-metadata"
+import { generateKey, issue, toPem } from "@kvdeploy/pkcs12/testing"
 import * as x509 from "@peculiar/x509"
 import type { Emulator } from "../src/index.js"
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
-const subtle = webcrypto.subtle
-type CryptoKeyPair = webcrypto.CryptoKeyPair
 
 export interface TestMaterial {
   readonly leafDer: Uint8Array
@@ -22,72 +18,53 @@ export interface TestMaterial {
   readonly keyPem: string
 }
 
-const pem = (label: string, der: Uint8Array) =>
-  `-----BEGIN ${label}-----\n${(
-    Buffer.from(der)
-      .toString("base64")
-      .match(/.{1,64}/g) ?? []
-  ).join("\n")}\n-----END ${label}-----\n`
-
-const rsa = {
-  name: "RSASSA-PKCS1-v1_5",
-  modulusLength: 2048,
-  publicExponent: new Uint8Array([1, 0, 1]),
-  hash: "SHA-256",
-}
-
-/** A leaf signed by an intermediate signed by a root (all RSA 2048). */
+/** A leaf signed by an intermediate signed by a root (all RSA 2048; `keyAlg: "EC"`: a P-256 leaf). */
 export const makeMaterial = async (
   options: { cn?: string; notAfter?: Date; notBefore?: Date; keyAlg?: "RSA" | "EC" } = {},
 ): Promise<TestMaterial> => {
-  const rootKeys = (await subtle.generateKey(rsa, true, ["sign", "verify"])) as CryptoKeyPair
-  const interKeys = (await subtle.generateKey(rsa, true, ["sign", "verify"])) as CryptoKeyPair
-  const leafAlg = options.keyAlg === "EC" ? { name: "ECDSA", namedCurve: "P-256" } : rsa
-  const leafKeys = (await subtle.generateKey(leafAlg, true, ["sign", "verify"])) as CryptoKeyPair
+  const rootKey = await generateKey("RSA-2048")
+  const interKey = await generateKey("RSA-2048")
+  const leafKey = await generateKey(options.keyAlg === "EC" ? "P-256" : "RSA-2048")
   const now = Date.now()
-  const root = await x509.X509CertificateGenerator.createSelfSigned({
-    name: "CN=Test Root",
-    keys: rootKeys,
+  const root = { name: "CN=Test Root", key: rootKey }
+  const inter = { name: "CN=Test Intermediate", key: interKey }
+  const rootDer = await issue({
+    subject: root.name,
+    key: rootKey,
+    ca: true,
+    pathLength: 1,
     notBefore: new Date(now - 86_400_000),
     notAfter: new Date(now + 3650 * 86_400_000),
-    extensions: [new x509.BasicConstraintsExtension(true, 1, true)],
   })
-  const inter = await x509.X509CertificateGenerator.create({
-    subject: "CN=Test Intermediate",
-    issuer: root.subject,
-    publicKey: interKeys.publicKey,
-    signingKey: rootKeys.privateKey,
+  const interDer = await issue({
+    subject: inter.name,
+    key: interKey,
+    issuer: root,
+    ca: true,
+    pathLength: 0,
     notBefore: new Date(now - 86_400_000),
     notAfter: new Date(now + 1825 * 86_400_000),
-    extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
   })
   const cn = options.cn ?? "app.example.test"
-  const leaf = await x509.X509CertificateGenerator.create({
+  const leafDer = await issue({
     subject: `CN=${cn}`,
-    issuer: inter.subject,
-    publicKey: leafKeys.publicKey,
-    signingKey: interKeys.privateKey,
+    key: leafKey,
+    issuer: inter,
+    sans: [{ type: "dns", value: cn }],
+    keyUsage: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+    extendedKeyUsage: [x509.ExtendedKeyUsage.serverAuth],
     notBefore: options.notBefore ?? new Date(now - 3600_000),
     notAfter: options.notAfter ?? new Date(now + 90 * 86_400_000),
-    extensions: [
-      new x509.SubjectAlternativeNameExtension([{ type: "dns", value: cn }]),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-        true,
-      ),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-    ],
   })
-  const keyPkcs8 = new Uint8Array(await subtle.exportKey("pkcs8", leafKeys.privateKey))
-  const leafDer = new Uint8Array(leaf.rawData)
-  const chainDer = [new Uint8Array(inter.rawData), new Uint8Array(root.rawData)]
+  const keyPkcs8 = leafKey.pkcs8
+  const chainDer = [interDer, rootDer]
   return {
     leafDer,
     chainDer,
     keyPkcs8,
-    leafPem: pem("CERTIFICATE", leafDer),
-    chainPem: chainDer.map((d) => pem("CERTIFICATE", d)).join(""),
-    keyPem: pem("PRIVATE KEY", keyPkcs8),
+    leafPem: toPem("CERTIFICATE", leafDer),
+    chainPem: chainDer.map((d) => toPem("CERTIFICATE", d)).join(""),
+    keyPem: toPem("PRIVATE KEY", keyPkcs8),
   }
 }
 

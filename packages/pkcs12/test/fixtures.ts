@@ -2,15 +2,21 @@
  * Test certificate authorities and leaves, generated in memory with
  * @peculiar/x509 and WebCrypto. Nothing here touches the disk.
  */
-import "reflect-metadata"
-import { createPrivateKey, webcrypto } from "node:crypto"
+import { createPrivateKey } from "node:crypto"
 import type { CertificateMaterial } from "@kvdeploy/core"
-import * as x509 from "@peculiar/x509"
+import type * as x509 from "@peculiar/x509"
 import * as Redacted from "effect/Redacted"
+import {
+  generateKey,
+  type Issuer,
+  issue as issueCertificate,
+  type KeySpec,
+  type TestKey,
+  toPem,
+} from "../src/testing/index.js"
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
+export { generateKey, type Issuer, type KeySpec, type TestKey, toPem }
 
-export type KeySpec = "RSA-1024" | "RSA-2048" | "RSA-3072" | "RSA-4096" | "P-256" | "P-384" | "P-521"
 export const keySpecs: ReadonlyArray<KeySpec> = [
   "RSA-2048",
   "RSA-3072",
@@ -20,49 +26,6 @@ export const keySpecs: ReadonlyArray<KeySpec> = [
   "P-521",
 ]
 
-const algorithmOf = (
-  spec: KeySpec,
-): webcrypto.RsaHashedKeyGenParams | (webcrypto.EcKeyGenParams & { hash: string }) => {
-  switch (spec) {
-    case "RSA-1024":
-    case "RSA-2048":
-    case "RSA-3072":
-    case "RSA-4096":
-      return {
-        name: "RSASSA-PKCS1-v1_5",
-        hash: "SHA-256",
-        publicExponent: new Uint8Array([1, 0, 1]),
-        modulusLength: Number(spec.slice(4)),
-      }
-    case "P-256":
-      return { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" }
-    case "P-384":
-      return { name: "ECDSA", namedCurve: "P-384", hash: "SHA-384" }
-    case "P-521":
-      return { name: "ECDSA", namedCurve: "P-521", hash: "SHA-512" }
-  }
-}
-
-export interface TestKey {
-  readonly spec: KeySpec
-  readonly pair: webcrypto.CryptoKeyPair
-  readonly pkcs8: Uint8Array
-}
-
-export const generateKey = async (spec: KeySpec): Promise<TestKey> => {
-  const pair = (await webcrypto.subtle.generateKey(algorithmOf(spec), true, [
-    "sign",
-    "verify",
-  ])) as webcrypto.CryptoKeyPair
-  const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey("pkcs8", pair.privateKey))
-  return { spec, pair, pkcs8 }
-}
-
-export interface Issuer {
-  readonly name: string
-  readonly key: TestKey
-}
-
 let serial = 0x10
 const nextSerial = (): string => {
   serial++
@@ -70,7 +33,7 @@ const nextSerial = (): string => {
   return `00${serial.toString(16).padStart(6, "0")}a1`
 }
 
-export const issue = async (options: {
+export const issue = (options: {
   readonly subject: string
   readonly key: TestKey
   readonly issuer?: Issuer
@@ -79,24 +42,7 @@ export const issue = async (options: {
   readonly notBefore?: Date
   readonly notAfter?: Date
   readonly keyUsage?: number
-}): Promise<Uint8Array> => {
-  const signer = options.issuer ?? { name: options.subject, key: options.key }
-  const extensions: Array<x509.Extension> = [new x509.BasicConstraintsExtension(options.ca, undefined, true)]
-  if (options.sans !== undefined) extensions.push(new x509.SubjectAlternativeNameExtension([...options.sans]))
-  if (options.keyUsage !== undefined) extensions.push(new x509.KeyUsagesExtension(options.keyUsage, true))
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: nextSerial(),
-    subject: options.subject,
-    issuer: signer.name,
-    notBefore: options.notBefore ?? new Date(Date.now() - 3600_000),
-    notAfter: options.notAfter ?? new Date(Date.now() + 90 * 86400_000),
-    signingAlgorithm: algorithmOf(signer.key.spec),
-    publicKey: options.key.pair.publicKey,
-    signingKey: signer.key.pair.privateKey,
-    extensions,
-  })
-  return new Uint8Array(cert.rawData)
-}
+}): Promise<Uint8Array> => issueCertificate({ ...options, serialNumber: nextSerial() })
 
 export interface TestAuthorities {
   /** Top-down: root, intermediate 1, intermediate 2. */
@@ -154,10 +100,5 @@ export const canonicalPkcs8 = (pkcs8: Uint8Array): Uint8Array =>
       format: "der",
     }),
   )
-
-export const toPem = (label: string, der: Uint8Array): string => {
-  const b64 = Buffer.from(der).toString("base64")
-  return `-----BEGIN ${label}-----\n${b64.replace(/(.{64})/g, "$1\n").replace(/\n$/, "")}\n-----END ${label}-----\n`
-}
 
 export const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex")

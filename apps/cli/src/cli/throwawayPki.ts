@@ -3,11 +3,14 @@
  * intermediate and leaf certificates with fresh keys. Nothing is written to
  * disk; keys leave this module only as PEM strings for the caller to pipe.
  */
-import "reflect-metadata"
-import { createPrivateKey, webcrypto } from "node:crypto"
+import { createPrivateKey, type webcrypto } from "node:crypto"
+import {
+  generateKey,
+  issue as issueCertificate,
+  type KeySpec as TestKeySpec,
+  toPem,
+} from "@kvdeploy/pkcs12/testing"
 import * as x509 from "@peculiar/x509"
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
 
 const day = 86_400_000
 
@@ -24,26 +27,7 @@ export interface Issued {
   readonly keyPem: string
 }
 
-const algorithmOf = (spec: KeySpec) =>
-  spec.kind === "EC"
-    ? { name: "ECDSA", namedCurve: spec.curve, hash: spec.curve === "P-256" ? "SHA-256" : "SHA-384" }
-    : {
-        name: "RSASSA-PKCS1-v1_5",
-        modulusLength: spec.bits,
-        publicExponent: new Uint8Array([1, 0, 1]),
-        hash: "SHA-256",
-      }
-
-const serial = (): string => {
-  const bytes = webcrypto.getRandomValues(new Uint8Array(12))
-  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x10
-  return Buffer.from(bytes).toString("hex")
-}
-
-const pemOf = (label: string, der: ArrayBuffer | Uint8Array): string => {
-  const b64 = Buffer.from(der as Uint8Array).toString("base64")
-  return `-----BEGIN ${label}-----\n${(b64.match(/.{1,64}/g) ?? []).join("\n")}\n-----END ${label}-----\n`
-}
+const testKeySpecOf = (spec: KeySpec): TestKeySpec => (spec.kind === "EC" ? spec.curve : `RSA-${spec.bits}`)
 
 export interface IssueOptions {
   readonly subject: string
@@ -58,41 +42,36 @@ export interface IssueOptions {
 
 export const issue = async (options: IssueOptions): Promise<Issued> => {
   const spec = options.key ?? { kind: "EC", curve: "P-256" }
-  const alg = algorithmOf(spec)
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair
+  const key = await generateKey(testKeySpecOf(spec))
   const signer = options.issuer
-  const signingAlg = signer === undefined ? alg : algorithmOf(signer.spec)
   const now = Date.now()
-  const certificate = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(),
+  const der = await issueCertificate({
     subject: options.subject,
-    issuer: signer?.certificate.subject ?? options.subject,
+    key,
+    ...(signer === undefined
+      ? {}
+      : {
+          issuer: {
+            name: signer.certificate.subject,
+            key: { spec: testKeySpecOf(signer.spec), pair: signer.keys },
+          },
+        }),
     notBefore: new Date(now + (options.notBeforeDays ?? -1) * day),
     notAfter: new Date(now + (options.notAfterDays ?? (options.ca === true ? 3650 : 90)) * day),
-    signingAlgorithm: signingAlg,
-    publicKey: keys.publicKey,
-    signingKey: (signer?.keys ?? keys).privateKey,
-    extensions:
-      options.ca === true
-        ? [
-            new x509.BasicConstraintsExtension(true, undefined, true),
-            new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-          ]
-        : [
-            new x509.BasicConstraintsExtension(false, undefined, true),
-            new x509.SubjectAlternativeNameExtension(
-              (options.dnsNames ?? ["api.example.test"]).map((value) => ({ type: "dns" as const, value })),
-            ),
-            new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-          ],
+    ca: options.ca === true,
+    ...(options.ca === true
+      ? { keyUsage: x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign }
+      : {
+          sans: (options.dnsNames ?? ["api.example.test"]).map((value) => ({ type: "dns" as const, value })),
+          extendedKeyUsage: [x509.ExtendedKeyUsage.serverAuth],
+        }),
   })
-  const pkcs8 = await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)
   return {
-    certificate,
-    keys,
+    certificate: new x509.X509Certificate(der),
+    keys: key.pair,
     spec,
-    certPem: `${certificate.toString("pem")}\n`,
-    keyPem: pemOf("PRIVATE KEY", pkcs8),
+    certPem: toPem("CERTIFICATE", der),
+    keyPem: toPem("PRIVATE KEY", key.pkcs8),
   }
 }
 
