@@ -56,40 +56,32 @@ const deployArgs = (name: string, extra: ReadonlyArray<string> = []) => [
   ...extra,
 ]
 
+/** Every command, written out here rather than read from the build so a dropped command fails the tests. */
+const commandNames = [
+  "deploy",
+  "plan",
+  "show",
+  "versions",
+  "list",
+  "verify",
+  "validate",
+  "doctor",
+  "emulator",
+  "demo",
+]
+
 describe("help, completion and usage", () => {
   it("--help lists every command with examples, fast path without the vault", async () => {
     const r = await runCli(["--help"])
     expect(r.code).toBe(0)
-    for (const c of [
-      "deploy",
-      "plan",
-      "show",
-      "versions",
-      "list",
-      "verify",
-      "validate",
-      "doctor",
-      "emulator",
-      "demo",
-    ]) {
+    for (const c of commandNames) {
       expect(r.stdout).toContain(`  ${c} `)
     }
     expect(r.stdout).toContain("EXAMPLES")
   })
 
   it("each command has --help with a description and examples", async () => {
-    for (const c of [
-      "deploy",
-      "plan",
-      "show",
-      "versions",
-      "list",
-      "verify",
-      "validate",
-      "doctor",
-      "emulator",
-      "demo",
-    ]) {
+    for (const c of commandNames) {
       const r = await runCli([c, "--help"])
       expect(r.code, c).toBe(0)
       expect(r.stdout, c).toContain("DESCRIPTION")

@@ -5,10 +5,10 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
-import { readMaterial } from "../cli/material.js"
+import { type MaterialFlags, readMaterial } from "../cli/material.js"
 import { leafSummary, outcomeLines } from "../cli/outcome.js"
 import { ExitWith } from "../cli/problems.js"
-import { resolveTarget } from "../cli/target.js"
+import { resolveTarget, type TargetFlags } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { withDeployServices } from "../cli/vault.js"
 
@@ -45,7 +45,16 @@ export const deployFlags = {
   json: flags.json,
 }
 
-export const deploy = Command.make("deploy", deployFlags, (input) =>
+/** The target (config file, then flags) and the certificate material, read alike by `deploy` and `plan`. */
+export const targetAndMaterial = (
+  input: TargetFlags &
+    MaterialFlags & {
+      readonly name: Option.Option<string>
+      readonly tag: ReadonlyArray<string>
+      readonly onSoftDeleted: Option.Option<string>
+      readonly pfxEncoding: Option.Option<string>
+    },
+) =>
   Effect.gen(function* () {
     const { config } = yield* resolveTarget(input, {
       name: input.name,
@@ -54,6 +63,12 @@ export const deploy = Command.make("deploy", deployFlags, (input) =>
       pfxEncoding: input.pfxEncoding,
     })
     const material = yield* readMaterial(input)
+    return { config, material }
+  })
+
+export const deploy = Command.make("deploy", deployFlags, (input) =>
+  Effect.gen(function* () {
+    const { config, material } = yield* targetAndMaterial(input)
     yield* progress(`deploying ${config.certificateName} to ${config.vaultUrl}…`)
     const outcome: DeployOutcome = yield* withDeployServices(
       config,

@@ -17,14 +17,12 @@ import {
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { readMaterial } from "../cli/material.js"
 import { leafSummary } from "../cli/outcome.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
-import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { vaultProblem, withDeployServices } from "../cli/vault.js"
 import { expiryText, type VersionRecord, versionRecord } from "../cli/versions.js"
-import { deployFlags } from "./deploy.js"
+import { deployFlags, targetAndMaterial } from "./deploy.js"
 
 export type PlanAction = "import" | "skip" | "refuse" | "recover-and-import" | "fail-soft-deleted"
 
@@ -76,13 +74,7 @@ const decide = (
 
 export const plan = Command.make("plan", deployFlags, (input) =>
   Effect.gen(function* () {
-    const { config } = yield* resolveTarget(input, {
-      name: input.name,
-      tags: input.tag,
-      onSoftDeleted: input.onSoftDeleted,
-      pfxEncoding: input.pfxEncoding,
-    })
-    const material = yield* readMaterial(input)
+    const { config, material } = yield* targetAndMaterial(input)
     const certificateId = Option.getOrElse(input.certificateId, () => config.certificateName)
     yield* progress("preflight…")
     const record: PlanRecord = yield* withDeployServices(
