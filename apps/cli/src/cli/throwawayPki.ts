@@ -23,6 +23,8 @@ export interface Issued {
   readonly keys: webcrypto.CryptoKeyPair
   readonly spec: KeySpec
   readonly certPem: string
+  /** Unencrypted PKCS#8 DER (throwaway material; the demo never writes it anywhere). */
+  readonly pkcs8: Uint8Array
   /** Unencrypted PKCS#8 PEM. */
   readonly keyPem: string
 }
@@ -71,6 +73,7 @@ export const issue = async (options: IssueOptions): Promise<Issued> => {
     keys: key.pair,
     spec,
     certPem: toPem("CERTIFICATE", der),
+    pkcs8: key.pkcs8,
     keyPem: toPem("PRIVATE KEY", key.pkcs8),
   }
 }

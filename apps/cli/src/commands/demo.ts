@@ -29,16 +29,6 @@ import { newestFirst, versionLines, versionRecord } from "../cli/versions.js"
 const certificateName = "api-example"
 const short = (id: string | undefined) => (id === undefined ? "-" : id.slice(0, 12))
 
-/** PEM text to DER certificates (the demo's own material, never a key). */
-const derOf = (pem: string): Uint8Array => {
-  const body = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem)?.[1] ?? ""
-  return new Uint8Array(Buffer.from(body.replace(/\s+/g, ""), "base64"))
-}
-const pkcs8Of = (pem: string): Uint8Array => {
-  const body = /-----BEGIN PRIVATE KEY-----([\s\S]+?)-----END PRIVATE KEY-----/.exec(pem)?.[1] ?? ""
-  return new Uint8Array(Buffer.from(body.replace(/\s+/g, ""), "base64"))
-}
-
 export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
   Effect.scoped(
     Effect.gen(function* () {
@@ -101,9 +91,12 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
       })
 
       const materialOf = (leaf: typeof v1) => ({
-        leaf: derOf(leaf.certPem),
-        chain: [derOf(pki.root.certPem), derOf(pki.intermediate.certPem)],
-        key: Redacted.make(pkcs8Of(leaf.keyPem)),
+        leaf: new Uint8Array(leaf.certificate.rawData),
+        chain: [
+          new Uint8Array(pki.root.certificate.rawData),
+          new Uint8Array(pki.intermediate.certificate.rawData),
+        ],
+        key: Redacted.make(leaf.pkcs8),
       })
       const outcomes: Array<{ step: string; expected: DeployOutcome["_tag"]; outcome: DeployOutcome }> = []
       const step = (
