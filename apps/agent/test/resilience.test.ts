@@ -2,10 +2,11 @@
  * The built agent when vaults misbehave: one vault answering 429 with
  * Retry-After (honoured; the other vault goes on), a vault that fails and
  * recovers, the per-vault budget keeping within Key Vault's windows, SIGHUP
- * with a changed configuration, SIGTERM while a deploy is in flight, and a
- * restart from the state directory.
+ * with a changed configuration, SIGTERM while a deploy is in flight and while
+ * a rollback is in flight, and a restart from the state directory.
  */
 import { readFileSync } from "node:fs"
+import { CertificateClient } from "@azure/keyvault-certificates"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import { afterEach, describe, expect, it } from "vitest"
 import {
@@ -241,6 +242,105 @@ describe("signals and restarts", () => {
       deployments: Record<string, { outcome: string }>
     }
     expect(state.deployments.term?.outcome).toBe("Succeeded")
+  })
+
+  it("SIGTERM during a rollback waits for the rollback past the grace period, then exits 0", async () => {
+    emulator = await startEmulator({ vaults: ["kv-rollback"] })
+    const e = emulator
+    work = workdir()
+    const w = work
+    const p = await pki()
+    const previous = await p.leaf("rb.example.test")
+    const source = writePair(w, "rb", previous)
+    // A grace period far shorter than the rollback: the agent must wait for the rollback anyway.
+    const a = run(
+      writeConfig(w, e, [{ name: "rb", vault: "kv-rollback", certificate: "rb", source }], {
+        shutdown_grace_seconds: 0.2,
+      }),
+      e,
+    )
+    await a.waitFor(succeeded("rb"))
+    const previousVersion = e.state.versions("kv-rollback", "rb")?.at(-1)
+    expect(previousVersion?.x5t).toBe(previous.x5t)
+
+    // The renewal's verify read is held back (the agent's compare read passes), and while it waits the
+    // new version is disabled through the SDK: the vault serves our version, but wrong, so the deploy
+    // rolls back. The rollback's read of the previous PFX is held back too: SIGTERM arrives mid-rollback.
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-rollback",
+      name: "rb",
+      skip: 1,
+      action: { kind: "delay", ms: 1200 },
+    })
+    const secretDelay = e.faults.add({
+      operation: "getSecret",
+      vault: "kv-rollback",
+      name: "rb",
+      action: { kind: "delay", ms: 2000 },
+    })
+    const sdk = new CertificateClient(
+      e.vault("kv-rollback").url,
+      {
+        getToken: async () => ({
+          token: e.issueToken(e.clientSecret.clientId),
+          expiresOnTimestamp: Date.now() + 3_600_000,
+        }),
+      },
+      {
+        tlsOptions: { ca: e.caPem },
+        disableChallengeResourceVerification: true,
+        retryOptions: { maxRetries: 0 },
+      },
+    )
+    const from = a.lines.length
+    const renewal = await p.leaf("rb.example.test")
+    writePair(w, "rb", renewal)
+    await expect
+      .poll(() => e.state.versions("kv-rollback", "rb")?.length ?? 0, { timeout: 30_000, interval: 10 })
+      .toBe(2)
+    const failed = e.state.versions("kv-rollback", "rb")?.at(-1)
+    expect(failed?.x5t).toBe(renewal.x5t)
+    await sdk.updateCertificateProperties("rb", failed?.version as string, { enabled: false })
+    // The rollback has started: its read of the previous version's backing secret is being held.
+    await expect
+      .poll(() => e.faults.list().find((f) => f.id === secretDelay)?.hits ?? 0, {
+        timeout: 10_000,
+        interval: 10,
+      })
+      .toBe(1)
+    const marked = a.lines.length
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+
+    const after = a.lines.slice(marked)
+    const stopping = after.findIndex((l) => /^stopping/.test(l.msg))
+    const rolledBack = after.findIndex((l) => l.deployment === "rb" && l.msg === "deploy: RolledBack")
+    expect(stopping, JSON.stringify(a.lines.slice(from))).toBeGreaterThanOrEqual(0)
+    // The rollback finished after the stop began (it was in flight), and was not abandoned.
+    expect(rolledBack, JSON.stringify(after)).toBeGreaterThan(stopping)
+    expect(after.some((l) => /waiting for the rollbacks in flight/.test(l.msg))).toBe(true)
+    expect(after[rolledBack]?.rollbackVersionId).toBeDefined()
+
+    // The vault serves the previous certificate again, as a new version tagged as the rollback of ours.
+    const versions = e.state.versions("kv-rollback", "rb") ?? []
+    expect(versions).toHaveLength(3)
+    const restored = versions.at(-1)
+    expect(restored?.x5t).toBe(previous.x5t)
+    expect(restored?.version).toBe(after[rolledBack]?.rollbackVersionId)
+    expect(restored?.tags?.["certctl-rollback-of"]).toBe(failed?.version)
+    const latest = await sdk.getCertificate("rb")
+    expect(Buffer.from(latest.properties.x509Thumbprint ?? []).toString("base64url")).toBe(previous.x5t)
+    expect(latest.properties.enabled).toBe(true)
+    // The state directory records the rollback (held: the same source is not deployed again).
+    const state = JSON.parse(readFileSync(w.path("state/state.json"), "utf8")) as {
+      deployments: Record<string, { outcome: string; held: boolean; versionId: string }>
+    }
+    expect(state.deployments.rb).toMatchObject({
+      outcome: "RolledBack",
+      held: true,
+      versionId: restored?.version,
+    })
   })
 
   it("a restart with the state directory does not redeploy, and keeps a held outcome held", async () => {
