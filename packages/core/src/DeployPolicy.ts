@@ -11,6 +11,16 @@ export interface DeployPolicyShape {
   readonly readRetries: number
   /** Largest PFX Key Vault accepts (secret values are limited to 25 KB). */
   readonly maxPfxBytes: number
+  /**
+   * When preflight decided the size rule without building the PFX (the codec
+   * states a size bound): build it while the snapshot read is on its way
+   * (default `true`: the build's CPU time overlaps the vault's answer, and is
+   * spent for nothing when that answer says Skipped), or `false`: only once the
+   * snapshot says an import follows (a Skipped deploy never builds a PFX).
+   * A snapshot answered at once (a vault with nothing in flight) never builds
+   * for a Skipped deploy either way.
+   */
+  readonly buildPfxDuringSnapshot?: boolean
 }
 
 export const DeployPolicy = Context.Reference<DeployPolicyShape>("@kvdeploy/core/DeployPolicy", {

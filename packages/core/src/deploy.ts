@@ -3,10 +3,28 @@
  * verify, rollback (ARCHITECTURE.md, steps 1-7). It talks to the world only
  * through the ports, reports one `DeployOutcome`, records its metrics and
  * writes one audit record.
+ *
+ * The common path (preflight, snapshot, import, verify with no fault) is one
+ * generator that yields the port calls and little else: the services are read
+ * once from the context, the clock is read through its service, first
+ * attempts are made directly (the retry schedule is set up only after a
+ * failure), and decisions are plain code. Rare paths (soft-deleted names,
+ * ambiguous imports, retries, rollback) live in their own functions.
+ *
+ * When preflight settled the 25 KB rule without building the PFX, the PFX is
+ * built while the snapshot read is on its way (the read runs in a child fiber
+ * started at once; if it has not answered by the time it suspends, the build
+ * runs in the meantime), or after the snapshot when it answered at once, and
+ * only if the deploy will import: a Skipped deploy whose snapshot answered at
+ * once builds nothing.
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import type * as Result from "effect/Result"
 import { auditRecordOf } from "./audit.js"
+import { DeployPolicy } from "./DeployPolicy.js"
 import type { InspectedMaterial } from "./material.js"
 import {
   type DeployOutcome,
@@ -17,14 +35,22 @@ import {
 } from "./outcome.js"
 import { AuditLog } from "./ports/AuditLog.js"
 import { Metrics } from "./ports/Metrics.js"
-import type { PfxCodec } from "./ports/PfxCodec.js"
-import { Vault, type VaultVersion } from "./ports/Vault.js"
-import { preflight } from "./preflight.js"
+import { PfxCodec } from "./ports/PfxCodec.js"
+import {
+  type ImportRequest,
+  isRetriableRead,
+  Vault,
+  type VaultConflictSoftDeleted,
+  type VaultError,
+  type VaultNotFound,
+  type VaultVersion,
+} from "./ports/Vault.js"
+import { checkBuiltPfx, pfxOptionsOf, pfxPassword, preflightInspected } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
 import { rollback } from "./rollback.js"
 import { CERTIFICATE_ID_TAG, forwardTags, hasTags, isManagedByKvdeploy, MANAGED_BY_TAG } from "./tags.js"
-import { DeployTrail } from "./trail.js"
-import { verifyLatest } from "./verify.js"
+import { DeployTrail, retryAfter } from "./trail.js"
+import { type Expected, judgeLatest, type Verdict, verifyAfterFirst } from "./verify.js"
 import { byCreationLatestFirst, createdSince } from "./versions.js"
 
 /** An outcome before the common fields are filled in. */
@@ -46,291 +72,424 @@ const refOf = (v: VaultVersion): VersionRef => ({
   serialHex: v.serialHex,
 })
 
-const run = (
+type ImportResult = Result.Result<VaultVersion, VaultConflictSoftDeleted | VaultError>
+type ReadResult = Result.Result<VaultVersion, VaultNotFound | VaultError>
+
+const rejectedBuild = (problem: DeployProblem): Draft => ({
+  _tag: "Rejected",
+  problems: [problem],
+  reason: `preflight refused the material: ${problem.field} ${problem.message}`,
+})
+
+/** Steps 3-4, idempotency and ownership, against the snapshot (again after a recovery). */
+const judgeExisting = (
+  request: DeployRequest,
+  trail: DeployTrail,
+  previous: VaultVersion,
+  newX5t: string,
+  tags: Readonly<Record<string, string>>,
+): Draft | undefined => {
+  if (previous.x5t === newX5t && previous.enabled && hasTags(previous.tags, tags)) {
+    trail.note("idempotency: already served with kvdeploy's tags; skipping")
+    return {
+      _tag: "Skipped",
+      versionId: previous.versionId,
+      reason: "the vault already serves this certificate",
+    }
+  }
+  if (!isManagedByKvdeploy(previous.tags)) {
+    if (request.options?.adopt !== true) {
+      trail.note("ownership: not managed by kvdeploy; refusing")
+      const name = request.target.certificateName
+      const problem: DeployProblem = {
+        field: "certificate_name",
+        message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl; kvdeploy does not overwrite certificates it does not manage`,
+        fix: "deploy with adopt to take it over (recorded in the audit log), or choose another certificate_name",
+        reason: "not_managed",
+      }
+      return { _tag: "Rejected", problems: [problem], reason: problem.message }
+    }
+    trail.adopted = true
+    trail.note(`ownership: adopting ${previous.versionId}`)
+  }
+  return undefined
+}
+
+/** Step 5 when the name is held by a soft-deleted certificate: fail with the remedy, or recover and import. */
+const onSoftDeleted = Effect.fnUntraced(function* (
   request: DeployRequest,
   trail: DeployTrail,
   state: RunState,
-): Effect.Effect<Draft, never, Vault | PfxCodec> =>
-  Effect.gen(function* () {
-    const vault = yield* Vault
-    const name = request.target.certificateName
+  newX5t: string,
+  tags: Readonly<Record<string, string>>,
+  importRequest: ImportRequest,
+): Effect.fn.Return<Draft | { readonly attempt: ImportResult }, never, Vault> {
+  const vault = yield* Vault
+  const name = request.target.certificateName
+  if (request.target.onSoftDeleted === "fail") {
+    const deleted = yield* trail.call("getDeleted", vault.getDeleted(name)).pipe(Effect.option)
+    const when =
+      deleted._tag === "Some"
+        ? ` (deleted ${deleted.value.deletedAt.toISOString()}${deleted.value.scheduledPurgeAt === undefined ? "" : `, purged after ${deleted.value.scheduledPurgeAt.toISOString()}`})`
+        : ""
+    trail.note("import: name held by a soft-deleted certificate; on_soft_deleted=fail")
+    return {
+      _tag: "Failed",
+      step: "soft-deleted",
+      error: "VaultConflictSoftDeleted",
+      reason: `${name} is soft-deleted${when}; set on_soft_deleted: recover to recover it and deploy, or purge it first`,
+    } satisfies Draft
+  }
+  trail.note("import: name held by a soft-deleted certificate; recovering")
+  const recovered = yield* trail.call("recoverDeleted", vault.recoverDeleted(name)).pipe(Effect.result)
+  if (recovered._tag === "Failure") {
+    return {
+      _tag: "Failed",
+      step: "soft-deleted",
+      error: recovered.failure._tag,
+      reason: `${name} is soft-deleted and could not be recovered: ${recovered.failure.message}`,
+    } satisfies Draft
+  }
+  state.previous = recovered.success
+  trail.note(`recovered: ${recovered.success.versionId}`)
+  const early = judgeExisting(request, trail, recovered.success, newX5t, tags)
+  if (early !== undefined) return early
+  const attempt: ImportResult = yield* trail
+    .call("importVersion", vault.importVersion(importRequest))
+    .pipe(Effect.result)
+  return { attempt }
+})
 
-    // 1. Preflight
-    const checked = yield* preflight(request)
-    state.inspected = checked.inspected
-    if (checked._tag === "Rejected") {
-      trail.note(`preflight: rejected (${checked.problems.length} problem(s))`)
-      return {
-        _tag: "Rejected",
-        problems: checked.problems,
-        reason: `preflight refused the material: ${checked.problems.map((p) => `${p.field} ${p.message}`).join("; ")}`,
-      }
-    }
-    trail.note("preflight: passed")
-    const newFacts = checked.inspected.leaf
-    const tags = forwardTags(request.target.tags, request.certificateId)
+interface Reconciled {
+  readonly imported: VaultVersion
+  readonly alsoOurs: ReadonlyArray<VaultVersion>
+  readonly reconciledUncertain: boolean
+}
 
-    // 2. Snapshot
-    const snapshot = yield* trail.read("getLatest", vault.getLatest(name)).pipe(Effect.result)
-    if (snapshot._tag === "Failure") {
-      if (snapshot.failure._tag !== "VaultNotFound") {
-        trail.note(`snapshot: ${snapshot.failure._tag}; aborting`)
-        return {
-          _tag: "Failed",
-          step: "snapshot",
-          error: snapshot.failure._tag,
-          reason: `could not read what the vault serves now, so nothing was changed: ${snapshot.failure.message}`,
-        }
-      }
-      trail.note("snapshot: not found (first deploy)")
-    } else {
-      state.previous = snapshot.success
-      trail.note(`snapshot: ${snapshot.success.versionId}`)
-    }
+/** Step 5 after an ambiguous import: look for our version in the list, never re-import. */
+const reconcile = Effect.fnUntraced(function* (
+  request: DeployRequest,
+  trail: DeployTrail,
+  state: RunState,
+  newX5t: string,
+  failure: { readonly message: string },
+): Effect.fn.Return<Draft | Reconciled, never, Vault> {
+  const vault = yield* Vault
+  const name = request.target.certificateName
+  trail.note("import: outcome unknown; reconciling from the version list")
+  const listed = yield* trail.read("listVersions", vault.listVersions(name)).pipe(Effect.result)
+  if (listed._tag === "Failure") {
+    // A 404 here contradicts a write that may have committed (a lagging replica says as much as an
+    // error does): "Failed" would claim the vault is unchanged without evidence.
+    trail.note(`reconcile: ${listed.failure._tag}; outcome unknown`)
+    return {
+      _tag: "Unverified",
+      versionId: undefined,
+      postVerifyFailure: "unreadable",
+      reason: `the import may have taken effect and the vault could not be read to find out: ${listed.failure.message}`,
+    } satisfies Draft
+  }
+  // Our version, if the import took effect, was created in the snapshot's second or later. Within a
+  // second nothing orders versions (the list is not in creation order), so every version but the
+  // snapshot from that second on is a candidate; all that match can be ours.
+  const candidates = byCreationLatestFirst(
+    createdSince(listed.success, state.previous).filter(
+      (v) =>
+        v.x5t === newX5t &&
+        v.tags[CERTIFICATE_ID_TAG] === request.certificateId &&
+        isManagedByKvdeploy(v.tags),
+    ),
+  )
+  const match = candidates[0]
+  if (match === undefined) {
+    trail.note("reconcile: the import did not take effect")
+    return {
+      _tag: "Failed",
+      step: "reconcile",
+      error: "VaultAmbiguous",
+      reason: `the import did not take effect (checked the version list): ${failure.message}`,
+    } satisfies Draft
+  }
+  trail.note(
+    `reconcile: found ${candidates.map((v) => v.versionId).join(", ")}${candidates.length > 1 ? " (any can be ours)" : ""}`,
+  )
+  // Provably ours only when it is the one candidate and was created in a later second than the
+  // snapshot: one from the snapshot's own second (or any, when there was no snapshot to bound
+  // them) can be an identical version that was already there, and the import may have done nothing.
+  return {
+    imported: match,
+    alsoOurs: candidates.slice(1),
+    reconciledUncertain:
+      candidates.length > 1 ||
+      state.previous === undefined ||
+      match.createdAt.getTime() <= state.previous.createdAt.getTime(),
+  } satisfies Reconciled
+})
 
-    // 3-4. Idempotency and ownership, against the snapshot (again after a recovery).
-    const judgeExisting = (previous: VaultVersion): Draft | undefined => {
-      if (previous.x5t === newFacts.x5t && previous.enabled && hasTags(previous.tags, tags)) {
-        trail.note("idempotency: already served with kvdeploy's tags; skipping")
-        return {
-          _tag: "Skipped",
-          versionId: previous.versionId,
-          reason: "the vault already serves this certificate",
-        }
-      }
-      if (!isManagedByKvdeploy(previous.tags)) {
-        if (request.options?.adopt !== true) {
-          trail.note("ownership: not managed by kvdeploy; refusing")
-          const problem: DeployProblem = {
-            field: "certificate_name",
-            message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl; kvdeploy does not overwrite certificates it does not manage`,
-            fix: "deploy with adopt to take it over (recorded in the audit log), or choose another certificate_name",
-            reason: "not_managed",
-          }
-          return { _tag: "Rejected", problems: [problem], reason: problem.message }
-        }
-        trail.adopted = true
-        trail.note(`ownership: adopting ${previous.versionId}`)
-      }
-      return undefined
-    }
-    if (state.previous !== undefined) {
-      const early = judgeExisting(state.previous)
-      if (early !== undefined) return early
-    }
+const run = Effect.fnUntraced(function* (
+  context: Context.Context<Vault | PfxCodec>,
+  request: DeployRequest,
+  trail: DeployTrail,
+  state: RunState,
+  now: number,
+): Effect.fn.Return<Draft, never, Vault | PfxCodec> {
+  const vault = Context.get(context, Vault)
+  const codec = Context.get(context, PfxCodec)
+  const policy = Context.get(context, DeployPolicy)
+  const name = request.target.certificateName
 
-    // 5. Import
-    const importOnce = () =>
-      trail.call(
-        "importVersion",
-        vault.importVersion({
-          name,
-          pfx: checked.pfx,
-          password: checked.password,
-          tags,
-          keyFacts: checked.inspected.key,
-        }),
+  // 1. Preflight
+  const inspectedResult = yield* Effect.result(codec.inspect(request.material))
+  const preflighted = preflightInspected(codec, policy, request, inspectedResult, now)
+  const checked = Effect.isEffect(preflighted) ? yield* preflighted : preflighted
+  state.inspected = checked.inspected
+  if (checked._tag === "Rejected") {
+    trail.note(`preflight: rejected (${checked.problems.length} problem(s))`)
+    return {
+      _tag: "Rejected",
+      problems: checked.problems,
+      reason: `preflight refused the material: ${checked.problems.map((p) => `${p.field} ${p.message}`).join("; ")}`,
+    } satisfies Draft
+  }
+  trail.note("preflight: passed")
+  const inspected = checked.inspected
+  const newFacts = inspected.leaf
+  const tags = forwardTags(request.target.tags, request.certificateId)
+  /** The PFX once built (by preflight, or below), or why it cannot be imported. */
+  let pfx: Uint8Array | DeployProblem | undefined = checked.pfx
+
+  // 2. Snapshot. When the PFX is still to be built and the read is still on its way once it
+  // suspends, build the PFX meanwhile: its CPU time overlaps the wait instead of adding to it.
+  trail.vaultCalls++
+  let snapshot: ReadResult
+  if (pfx === undefined && policy.buildPfxDuringSnapshot !== false) {
+    const reading = yield* Effect.forkChild(Effect.result(vault.getLatest(name)), { startImmediately: true })
+    let answered = reading.pollUnsafe()
+    if (answered === undefined) {
+      pfx = checkBuiltPfx(
+        yield* Effect.result(codec.encode(request.material, pfxOptionsOf(request))),
+        policy.maxPfxBytes,
       )
-    let attempt = yield* importOnce().pipe(Effect.result)
-    if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {
-      if (request.target.onSoftDeleted === "fail") {
-        const deleted = yield* trail.call("getDeleted", vault.getDeleted(name)).pipe(Effect.option)
-        const when =
-          deleted._tag === "Some"
-            ? ` (deleted ${deleted.value.deletedAt.toISOString()}${deleted.value.scheduledPurgeAt === undefined ? "" : `, purged after ${deleted.value.scheduledPurgeAt.toISOString()}`})`
-            : ""
-        trail.note("import: name held by a soft-deleted certificate; on_soft_deleted=fail")
-        return {
-          _tag: "Failed",
-          step: "soft-deleted",
-          error: "VaultConflictSoftDeleted",
-          reason: `${name} is soft-deleted${when}; set on_soft_deleted: recover to recover it and deploy, or purge it first`,
-        }
+      trail.note("pfx: built while the snapshot read was on its way")
+      if (!(pfx instanceof Uint8Array)) {
+        yield* Fiber.interrupt(reading)
+        return rejectedBuild(pfx)
       }
-      trail.note("import: name held by a soft-deleted certificate; recovering")
-      const recovered = yield* trail.call("recoverDeleted", vault.recoverDeleted(name)).pipe(Effect.result)
-      if (recovered._tag === "Failure") {
-        return {
-          _tag: "Failed",
-          step: "soft-deleted",
-          error: recovered.failure._tag,
-          reason: `${name} is soft-deleted and could not be recovered: ${recovered.failure.message}`,
-        }
-      }
-      state.previous = recovered.success
-      trail.note(`recovered: ${recovered.success.versionId}`)
-      const early = judgeExisting(recovered.success)
-      if (early !== undefined) return early
-      attempt = yield* importOnce().pipe(Effect.result)
+      answered = yield* Fiber.await(reading)
     }
+    snapshot = yield* answered
+  } else {
+    snapshot = yield* Effect.result(vault.getLatest(name))
+  }
+  if (snapshot._tag === "Failure" && isRetriableRead(snapshot.failure)) {
+    snapshot = yield* Effect.result(
+      retryAfter(snapshot.failure, trail.call("getLatest", vault.getLatest(name)), isRetriableRead),
+    )
+  }
+  if (snapshot._tag === "Failure") {
+    if (snapshot.failure._tag !== "VaultNotFound") {
+      trail.note(`snapshot: ${snapshot.failure._tag}; aborting`)
+      return {
+        _tag: "Failed",
+        step: "snapshot",
+        error: snapshot.failure._tag,
+        reason: `could not read what the vault serves now, so nothing was changed: ${snapshot.failure.message}`,
+      } satisfies Draft
+    }
+    trail.note("snapshot: not found (first deploy)")
+  } else {
+    state.previous = snapshot.success
+    trail.note(`snapshot: ${snapshot.success.versionId}`)
+  }
 
-    let imported: VaultVersion
-    let alsoOurs: ReadonlyArray<VaultVersion> = []
-    let reconciledUncertain = false
-    if (attempt._tag === "Success") {
-      imported = attempt.success
-    } else if (attempt.failure._tag === "VaultAmbiguous") {
-      trail.note("import: outcome unknown; reconciling from the version list")
-      const listed = yield* trail.read("listVersions", vault.listVersions(name)).pipe(Effect.result)
-      if (listed._tag === "Failure") {
-        // A 404 here contradicts a write that may have committed (a lagging replica says as much as an
-        // error does): "Failed" would claim the vault is unchanged without evidence.
-        trail.note(`reconcile: ${listed.failure._tag}; outcome unknown`)
+  // 3-4. Idempotency and ownership.
+  if (state.previous !== undefined) {
+    const early = judgeExisting(request, trail, state.previous, newFacts.x5t, tags)
+    if (early !== undefined) return early
+  }
+
+  // 5. Import (the PFX is built now if it was not yet: an import follows).
+  if (pfx === undefined) {
+    pfx = checkBuiltPfx(
+      yield* Effect.result(codec.encode(request.material, pfxOptionsOf(request))),
+      policy.maxPfxBytes,
+    )
+  }
+  if (!(pfx instanceof Uint8Array)) return rejectedBuild(pfx)
+  const importRequest: ImportRequest = {
+    name,
+    pfx,
+    password: pfxPassword,
+    tags,
+    keyFacts: inspected.key,
+  }
+  trail.vaultCalls++
+  let attempt: ImportResult = yield* Effect.result(vault.importVersion(importRequest))
+  if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {
+    const handled = yield* onSoftDeleted(request, trail, state, newFacts.x5t, tags, importRequest)
+    if (!("attempt" in handled)) return handled
+    attempt = handled.attempt
+  }
+
+  let imported: VaultVersion
+  let alsoOurs: ReadonlyArray<VaultVersion> = []
+  let reconciledUncertain = false
+  if (attempt._tag === "Success") {
+    imported = attempt.success
+  } else if (attempt.failure._tag === "VaultAmbiguous") {
+    const found = yield* reconcile(request, trail, state, newFacts.x5t, attempt.failure)
+    if (!("imported" in found)) return found
+    imported = found.imported
+    alsoOurs = found.alsoOurs
+    reconciledUncertain = found.reconciledUncertain
+  } else {
+    trail.note(`import: ${attempt.failure._tag}`)
+    return {
+      _tag: "Failed",
+      step: "import",
+      error: attempt.failure._tag,
+      reason: `the import was refused and nothing changed: ${attempt.failure.message}`,
+    } satisfies Draft
+  }
+  trail.note(`import: ${imported.versionId}`)
+
+  // 6. Verify: the first read is made here; only a read that does not settle it goes on to the retries.
+  const previous = state.previous
+  const expected: Expected = {
+    version: imported,
+    alsoOurs,
+    x5t: newFacts.x5t,
+    serialHex: newFacts.serialHex,
+    tags,
+    olderVersionIds: previous === undefined ? [] : [previous.versionId],
+  }
+  trail.vaultCalls++
+  const firstRead: ReadResult = yield* Effect.result(vault.getLatest(name))
+  const firstVerdict = firstRead._tag === "Success" ? judgeLatest(firstRead.success, expected) : undefined
+  const verdict: Verdict =
+    firstVerdict !== undefined && firstVerdict._tag !== "StaleAnswer"
+      ? firstVerdict
+      : yield* verifyAfterFirst(trail, name, expected, firstRead)
+  // After a reconciliation that found several candidates, the one the vault serves is ours.
+  if (verdict._tag === "Verified" || verdict._tag === "Mismatch") imported = verdict.latest
+  switch (verdict._tag) {
+    case "Verified":
+      trail.note("verify: latest is the new version")
+      return {
+        _tag: "Succeeded",
+        versionId: imported.versionId,
+        reason: "the vault serves the new version",
+      }
+    case "Unreadable":
+      trail.postVerifyFailure = "unreadable"
+      trail.note("verify: unreadable")
+      return {
+        _tag: "Unverified",
+        versionId: imported.versionId,
+        postVerifyFailure: "unreadable",
+        reason: `imported ${imported.versionId} but the vault could not be read back: ${verdict.detail}`,
+      }
+    case "Stale":
+      trail.postVerifyFailure = "unreadable"
+      trail.note(`verify: the vault still serves ${verdict.latest.versionId}`)
+      return {
+        _tag: "Unverified",
+        versionId: imported.versionId,
+        postVerifyFailure: "unreadable",
+        reason: `imported ${imported.versionId} but the vault still serves the older ${verdict.latest.versionId}`,
+      }
+    case "Superseded":
+      if (reconciledUncertain) {
+        // Another writer's version is latest, but which version (if any) this deploy added is not
+        // established: claiming "ours was superseded" would name a version that may not be ours.
+        trail.postVerifyFailure = "unreadable"
+        trail.note(`verify: another writer's ${verdict.latest.versionId} is latest; our import is unproven`)
         return {
           _tag: "Unverified",
           versionId: undefined,
           postVerifyFailure: "unreadable",
-          reason: `the import may have taken effect and the vault could not be read to find out: ${listed.failure.message}`,
+          reason: `the import may have taken effect (the version list shows ${[imported, ...alsoOurs].map((v) => v.versionId).join(", ")}, which may also predate this deploy), and another writer's ${verdict.latest.versionId} is now latest; not rolled over`,
         }
       }
-      // Our version, if the import took effect, was created in the snapshot's second or later. Within a
-      // second nothing orders versions (the list is not in creation order), so every version but the
-      // snapshot from that second on is a candidate; all that match can be ours.
-      const candidates = byCreationLatestFirst(
-        createdSince(listed.success, state.previous).filter(
-          (v) =>
-            v.x5t === newFacts.x5t &&
-            v.tags[CERTIFICATE_ID_TAG] === request.certificateId &&
-            isManagedByKvdeploy(v.tags),
-        ),
-      )
-      const match = candidates[0]
-      if (match === undefined) {
-        trail.note("reconcile: the import did not take effect")
-        return {
-          _tag: "Failed",
-          step: "reconcile",
-          error: "VaultAmbiguous",
-          reason: `the import did not take effect (checked the version list): ${attempt.failure.message}`,
-        }
-      }
-      trail.note(
-        `reconcile: found ${candidates.map((v) => v.versionId).join(", ")}${candidates.length > 1 ? " (any can be ours)" : ""}`,
-      )
-      imported = match
-      alsoOurs = candidates.slice(1)
-      // Provably ours only when it is the one candidate and was created in a later second than the
-      // snapshot: one from the snapshot's own second (or any, when there was no snapshot to bound
-      // them) can be an identical version that was already there, and the import may have done nothing.
-      reconciledUncertain =
-        candidates.length > 1 ||
-        state.previous === undefined ||
-        match.createdAt.getTime() <= state.previous.createdAt.getTime()
-    } else {
-      trail.note(`import: ${attempt.failure._tag}`)
+      trail.postVerifyFailure = "superseded"
+      trail.note(`verify: superseded by ${verdict.latest.versionId}`)
       return {
-        _tag: "Failed",
-        step: "import",
-        error: attempt.failure._tag,
-        reason: `the import was refused and nothing changed: ${attempt.failure.message}`,
+        _tag: "Superseded",
+        versionId: imported.versionId,
+        supersededBy: refOf(verdict.latest),
+        reason: `another writer's version ${verdict.latest.versionId} is newer than ours; not rolled over`,
       }
-    }
-    trail.note(`import: ${imported.versionId}`)
+    case "Mismatch":
+      trail.postVerifyFailure = "mismatch"
+      trail.note(`verify: mismatch (${verdict.differences.join("; ")})`)
+  }
 
-    // 6. Verify
-    const previous = state.previous
-    const verdict = yield* verifyLatest(trail, name, {
-      version: imported,
-      alsoOurs,
-      x5t: newFacts.x5t,
-      serialHex: newFacts.serialHex,
-      tags,
-      olderVersionIds: previous === undefined ? [] : [previous.versionId],
-    })
-    // After a reconciliation that found several candidates, the one the vault serves is ours.
-    if (verdict._tag === "Verified" || verdict._tag === "Mismatch") imported = verdict.latest
-    switch (verdict._tag) {
-      case "Verified":
-        trail.note("verify: latest is the new version")
-        return {
-          _tag: "Succeeded",
-          versionId: imported.versionId,
-          reason: "the vault serves the new version",
-        }
-      case "Unreadable":
-        trail.postVerifyFailure = "unreadable"
-        trail.note("verify: unreadable")
-        return {
-          _tag: "Unverified",
-          versionId: imported.versionId,
-          postVerifyFailure: "unreadable",
-          reason: `imported ${imported.versionId} but the vault could not be read back: ${verdict.detail}`,
-        }
-      case "Stale":
-        trail.postVerifyFailure = "unreadable"
-        trail.note(`verify: the vault still serves ${verdict.latest.versionId}`)
-        return {
-          _tag: "Unverified",
-          versionId: imported.versionId,
-          postVerifyFailure: "unreadable",
-          reason: `imported ${imported.versionId} but the vault still serves the older ${verdict.latest.versionId}`,
-        }
-      case "Superseded":
-        if (reconciledUncertain) {
-          // Another writer's version is latest, but which version (if any) this deploy added is not
-          // established: claiming "ours was superseded" would name a version that may not be ours.
-          trail.postVerifyFailure = "unreadable"
-          trail.note(`verify: another writer's ${verdict.latest.versionId} is latest; our import is unproven`)
-          return {
-            _tag: "Unverified",
-            versionId: undefined,
-            postVerifyFailure: "unreadable",
-            reason: `the import may have taken effect (the version list shows ${[imported, ...alsoOurs].map((v) => v.versionId).join(", ")}, which may also predate this deploy), and another writer's ${verdict.latest.versionId} is now latest; not rolled over`,
-          }
-        }
-        trail.postVerifyFailure = "superseded"
-        trail.note(`verify: superseded by ${verdict.latest.versionId}`)
-        return {
-          _tag: "Superseded",
-          versionId: imported.versionId,
-          supersededBy: refOf(verdict.latest),
-          reason: `another writer's version ${verdict.latest.versionId} is newer than ours; not rolled over`,
-        }
-      case "Mismatch":
-        trail.postVerifyFailure = "mismatch"
-        trail.note(`verify: mismatch (${verdict.differences.join("; ")})`)
-    }
+  // 7. Rollback
+  const restored = yield* rollback(trail, request, previous, imported)
+  const wrong = `${imported.versionId} was wrong (${verdict.differences.join("; ")})`
+  switch (restored._tag) {
+    case "Restored":
+      trail.rollbackOutcome = "restored"
+      state.restoredNotAfter = restored.previousNotAfter
+      return {
+        _tag: "RolledBack",
+        failedVersionId: imported.versionId,
+        rollbackVersionId: restored.version.versionId,
+        rollbackSource: restored.source,
+        reason: `${wrong}; the previous certificate is served again as ${restored.version.versionId}`,
+      }
+    case "Superseded":
+      trail.rollbackOutcome = "also_failed"
+      return {
+        _tag: "Superseded",
+        versionId: restored.version.versionId,
+        supersededBy: refOf(restored.latest),
+        reason: `${wrong}; rolled back as ${restored.version.versionId}, then another writer's ${restored.latest.versionId} became latest`,
+      }
+    case "AlsoFailed":
+      trail.rollbackOutcome = "also_failed"
+      return {
+        _tag: "RollbackFailed",
+        failedVersionId: imported.versionId,
+        rollbackVersionId: restored.rollbackVersionId,
+        reason: `${wrong}; rollback failed: ${restored.reason}`,
+      }
+  }
+})
 
-    // 7. Rollback
-    const restored = yield* rollback(trail, request, previous, imported)
-    const wrong = `${imported.versionId} was wrong (${verdict.differences.join("; ")})`
-    switch (restored._tag) {
-      case "Restored":
-        trail.rollbackOutcome = "restored"
-        state.restoredNotAfter = restored.previousNotAfter
-        return {
-          _tag: "RolledBack",
-          failedVersionId: imported.versionId,
-          rollbackVersionId: restored.version.versionId,
-          rollbackSource: restored.source,
-          reason: `${wrong}; the previous certificate is served again as ${restored.version.versionId}`,
-        }
-      case "Superseded":
-        trail.rollbackOutcome = "also_failed"
-        return {
-          _tag: "Superseded",
-          versionId: restored.version.versionId,
-          supersededBy: refOf(restored.latest),
-          reason: `${wrong}; rolled back as ${restored.version.versionId}, then another writer's ${restored.latest.versionId} became latest`,
-        }
-      case "AlsoFailed":
-        trail.rollbackOutcome = "also_failed"
-        return {
-          _tag: "RollbackFailed",
-          failedVersionId: imported.versionId,
-          rollbackVersionId: restored.rollbackVersionId,
-          reason: `${wrong}; rollback failed: ${restored.reason}`,
-        }
+/**
+ * Deploy one certificate to one vault target. Never fails: every way it can
+ * end is a `DeployOutcome`, recorded in metrics and in one audit record.
+ * It opens no tracing span of its own (a span costs as much as the rest of the
+ * program's logic); wrap it to trace it: `deploy(request).pipe(Effect.withSpan("deploy"))`.
+ */
+export const deploy: (
+  request: DeployRequest,
+) => Effect.Effect<DeployOutcome, never, Vault | PfxCodec | Metrics | AuditLog> = Effect.fnUntraced(
+  function* (request: DeployRequest) {
+    const context = yield* Effect.context<Vault | PfxCodec | Metrics | AuditLog>()
+    const clock = Context.get(context, Clock.Clock)
+    const startedAtMs = clock.currentTimeMillisUnsafe()
+    const trail = new DeployTrail()
+    const state: RunState = { previous: undefined, inspected: undefined, restoredNotAfter: undefined }
+    const draft = yield* run(context, request, trail, state, startedAtMs)
+    const finishedAtMs = clock.currentTimeMillisUnsafe()
+    const common: OutcomeCommon = {
+      target: { vaultUrl: request.target.vaultUrl, certificateName: request.target.certificateName },
+      certificateId: request.certificateId,
+      previous: state.previous === undefined ? undefined : refOf(state.previous),
+      newX5t: state.inspected?.leaf.x5t,
+      adopted: trail.adopted,
+      reason: draft.reason,
+      vaultCalls: trail.vaultCalls,
+      decisions: trail.decisions,
+      timings: { startedAtMs, finishedAtMs, durationMs: finishedAtMs - startedAtMs },
     }
-  })
+    // Each draft is its outcome without the common fields, so this is the outcome (TS cannot check a spread over a union).
+    const outcome = { ...common, ...draft } as DeployOutcome
 
-const recordMetrics = (
-  metrics: (typeof Metrics)["Service"],
-  outcome: DeployOutcome,
-  trail: DeployTrail,
-  notAfter: Date | undefined,
-): Effect.Effect<void> =>
-  Effect.gen(function* () {
+    // Metrics (each call is yielded in this generator: a no-op adapter's answer costs nothing more).
+    const metrics = Context.get(context, Metrics)
     yield* metrics.deployAttempt(resultLabelOf(outcome._tag))
     if (outcome._tag === "Rejected") {
       for (const reason of new Set(outcome.problems.map((p) => p.reason)))
@@ -341,46 +500,15 @@ const recordMetrics = (
     else if (trail.postVerifyFailure !== undefined) yield* metrics.postVerifyFailure(trail.postVerifyFailure)
     if (trail.rollbackOutcome !== undefined) yield* metrics.rollback(trail.rollbackOutcome)
     yield* metrics.deployDuration(outcome.timings.durationMs / 1000)
-    if (notAfter !== undefined) {
-      yield* metrics.certificateExpiry(
-        { vaultUrl: outcome.target.vaultUrl, certificateName: outcome.target.certificateName },
-        notAfter,
-      )
-    }
-  })
+    const notAfter =
+      outcome._tag === "Succeeded" || outcome._tag === "Skipped"
+        ? state.inspected?.leaf.notAfter
+        : outcome._tag === "RolledBack"
+          ? state.restoredNotAfter
+          : undefined
+    if (notAfter !== undefined) yield* metrics.certificateExpiry(common.target, notAfter)
 
-/**
- * Deploy one certificate to one vault target. Never fails: every way it can
- * end is a `DeployOutcome`, recorded in metrics and in one audit record.
- */
-export const deploy = Effect.fn("deploy")(function* (request: DeployRequest) {
-  const metrics = yield* Metrics
-  const audit = yield* AuditLog
-  const startedAtMs = yield* Clock.currentTimeMillis
-  const trail = new DeployTrail()
-  const state: RunState = { previous: undefined, inspected: undefined, restoredNotAfter: undefined }
-  const draft = yield* run(request, trail, state)
-  const finishedAtMs = yield* Clock.currentTimeMillis
-  const common: OutcomeCommon = {
-    target: { vaultUrl: request.target.vaultUrl, certificateName: request.target.certificateName },
-    certificateId: request.certificateId,
-    previous: state.previous === undefined ? undefined : refOf(state.previous),
-    newX5t: state.inspected?.leaf.x5t,
-    adopted: trail.adopted,
-    reason: draft.reason,
-    vaultCalls: trail.vaultCalls,
-    decisions: trail.decisions,
-    timings: { startedAtMs, finishedAtMs, durationMs: finishedAtMs - startedAtMs },
-  }
-  // Each draft is its outcome without the common fields, so this is the outcome (TS cannot check a spread over a union).
-  const outcome = { ...common, ...draft } as DeployOutcome
-  const notAfter =
-    outcome._tag === "Succeeded" || outcome._tag === "Skipped"
-      ? state.inspected?.leaf.notAfter
-      : outcome._tag === "RolledBack"
-        ? state.restoredNotAfter
-        : undefined
-  yield* recordMetrics(metrics, outcome, trail, notAfter)
-  yield* audit.record(auditRecordOf(outcome))
-  return outcome
-})
+    yield* Context.get(context, AuditLog).record(auditRecordOf(outcome))
+    return outcome
+  },
+)

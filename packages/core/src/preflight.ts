@@ -1,23 +1,38 @@
 /**
  * Step 1, preflight: everything that can be known without the vault. The
- * material is inspected by the PfxCodec, checked against the clock and Key
- * Vault's limits, and the PFX is built in memory (its size is a limit too).
+ * material is inspected by the PfxCodec and checked against the clock and Key
+ * Vault's limits, the encoded PFX's size (at most 25 KB) included. That size
+ * is decided from the codec's size bound (`PfxCodec.maxEncodedBytes`) when it
+ * settles the rule; only when it does not (no bound, or a bound over the
+ * limit) is the PFX built here to be measured. Otherwise the deploy builds it
+ * later, once it knows it will import, while the snapshot read is on its way.
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { DeployPolicy } from "./DeployPolicy.js"
+import type * as Result from "effect/Result"
+import { DeployPolicy, type DeployPolicyShape } from "./DeployPolicy.js"
 import type { InspectedMaterial } from "./material.js"
 import type { DeployProblem } from "./outcome.js"
 import type { ValidateFailureReason } from "./ports/Metrics.js"
-import { PfxCodec } from "./ports/PfxCodec.js"
+import {
+  type MaterialInvalid,
+  PfxCodec,
+  type PfxEncodeError,
+  type PfxEncodeOptions,
+} from "./ports/PfxCodec.js"
 import type { DeployRequest } from "./request.js"
 import { certificateNameProblems, tagProblems } from "./TargetConfig.js"
 
 export interface PreflightPassed {
   readonly _tag: "Passed"
   readonly inspected: InspectedMaterial
-  readonly pfx: Uint8Array
+  /**
+   * The PFX, when preflight had to build it to measure it; `undefined` when the
+   * codec's size bound settled the 25 KB rule (build it with `pfxOptionsOf`).
+   */
+  readonly pfx: Uint8Array | undefined
   readonly password: Redacted.Redacted<string>
 }
 export interface PreflightRejected {
@@ -41,13 +56,18 @@ const with_ =
     reason,
   })
 
-/** Step 1 (untraced: it runs inside the `deploy` span on every deploy; a span of its own costs more than its logic). */
-export const preflight = Effect.fnUntraced(function* (request: DeployRequest) {
-  const codec = yield* PfxCodec
-  const policy = yield* DeployPolicy
+/** The options every forward PFX of a request is built with. */
+export const pfxOptionsOf = (request: DeployRequest): PfxEncodeOptions => ({
+  encoding: request.target.pfxEncoding,
+  password: pfxPassword,
+})
+
+/** Problems of the request itself (name, tags, certificate id): no codec, no clock. */
+export const requestProblems = (request: DeployRequest): Array<DeployProblem> => {
   const problems: Array<DeployProblem> = []
-  problems.push(...certificateNameProblems(request.target.certificateName).map(with_("certificate_name")))
-  problems.push(...tagProblems(request.target.tags).map(with_("tags")))
+  for (const p of certificateNameProblems(request.target.certificateName))
+    problems.push(with_("certificate_name")(p))
+  for (const p of tagProblems(request.target.tags)) problems.push(with_("tags")(p))
   if (request.certificateId.length === 0 || request.certificateId.length > 256) {
     problems.push({
       field: "certificateId",
@@ -56,17 +76,15 @@ export const preflight = Effect.fnUntraced(function* (request: DeployRequest) {
       reason: "tags",
     })
   }
+  return problems
+}
 
-  const inspected = yield* codec.inspect(request.material).pipe(
-    Effect.catchTag("MaterialInvalid", (e) => {
-      problems.push(...e.problems.map(with_("material_invalid")))
-      return Effect.succeed(undefined)
-    }),
-  )
-  if (inspected === undefined) {
-    return { _tag: "Rejected", problems, inspected } satisfies PreflightRejected
-  }
-
+/** Problems of inspected material at time `now` (key match, chain, validity, key type): plain code. */
+export const materialProblems = (
+  inspected: InspectedMaterial,
+  now: number,
+  problems: Array<DeployProblem>,
+): void => {
   let mismatchListed = false
   for (const p of inspected.problems) {
     const reason: ValidateFailureReason = p.field.startsWith("chain")
@@ -87,8 +105,6 @@ export const preflight = Effect.fnUntraced(function* (request: DeployRequest) {
       reason: "key_mismatch",
     })
   }
-
-  const now = yield* Clock.currentTimeMillis
   const leaf = inspected.leaf
   if (now < leaf.notBefore.getTime()) {
     problems.push({
@@ -123,41 +139,83 @@ export const preflight = Effect.fnUntraced(function* (request: DeployRequest) {
       reason: "unsupported_key",
     })
   }
-  if (problems.length > 0) {
-    return { _tag: "Rejected", problems, inspected } satisfies PreflightRejected
-  }
+}
 
-  const encoded = yield* codec
-    .encode(request.material, { encoding: request.target.pfxEncoding, password: pfxPassword })
-    .pipe(Effect.result)
-  if (encoded._tag === "Failure") {
-    return {
-      _tag: "Rejected",
-      problems: [
-        {
-          field: "material",
-          message: `a PFX could not be built: ${encoded.failure.reason}`,
-          fix: "check the certificate and key",
-          reason: "material_invalid",
-        },
-      ],
-      inspected,
-    } satisfies PreflightRejected
-  }
-  const pfx = encoded.success
-  if (pfx.byteLength > policy.maxPfxBytes) {
-    return {
-      _tag: "Rejected",
-      problems: [
-        {
-          field: "material",
-          message: `the PFX is ${pfx.byteLength} bytes; Key Vault accepts at most ${policy.maxPfxBytes}`,
-          fix: "drop unrelated certificates from the chain",
-          reason: "pfx_too_large",
-        },
-      ],
-      inspected,
-    } satisfies PreflightRejected
-  }
-  return { _tag: "Passed", inspected, pfx, password: pfxPassword } satisfies PreflightPassed
+/** The built PFX, or why it cannot be imported (it could not be built, or it is over the size limit). */
+export const checkBuiltPfx = (
+  encoded: Result.Result<Uint8Array, PfxEncodeError>,
+  maxPfxBytes: number,
+): Uint8Array | DeployProblem =>
+  encoded._tag === "Failure"
+    ? {
+        field: "material",
+        message: `a PFX could not be built: ${encoded.failure.reason}`,
+        fix: "check the certificate and key",
+        reason: "material_invalid",
+      }
+    : encoded.success.byteLength > maxPfxBytes
+      ? tooLarge(`the PFX is ${encoded.success.byteLength} bytes`, maxPfxBytes)
+      : encoded.success
+
+const tooLarge = (what: string, maxPfxBytes: number): DeployProblem => ({
+  field: "material",
+  message: `${what}; Key Vault accepts at most ${maxPfxBytes}`,
+  fix: "drop unrelated certificates from the chain",
+  reason: "pfx_too_large",
 })
+
+/**
+ * Step 1 over material already inspected (the deploy program's entry: plain
+ * code, one effect only when the PFX has to be built to be measured).
+ * I4: the PFX is built only after inspect proved the key matches the leaf.
+ */
+export const preflightInspected = (
+  codec: (typeof PfxCodec)["Service"],
+  policy: DeployPolicyShape,
+  request: DeployRequest,
+  inspectedResult: Result.Result<InspectedMaterial, MaterialInvalid>,
+  now: number,
+): PreflightPassed | PreflightRejected | Effect.Effect<PreflightPassed | PreflightRejected> => {
+  const problems = requestProblems(request)
+  if (inspectedResult._tag === "Failure") {
+    for (const p of inspectedResult.failure.problems) problems.push(with_("material_invalid")(p))
+    return { _tag: "Rejected", problems, inspected: undefined }
+  }
+  const inspected = inspectedResult.success
+  materialProblems(inspected, now, problems)
+  if (problems.length > 0) return { _tag: "Rejected", problems, inspected }
+  const options = pfxOptionsOf(request)
+  const bound = codec.maxEncodedBytes?.(request.material, options)
+  if (bound !== undefined && bound <= policy.maxPfxBytes) {
+    // Settled without building: the PFX can be at most `bound` bytes.
+    return { _tag: "Passed", inspected, pfx: undefined, password: pfxPassword }
+  }
+  // No bound, or one over the limit (a bound may be conservative): build it and measure.
+  return Effect.map(Effect.result(codec.encode(request.material, options)), (encoded) => {
+    const built = checkBuiltPfx(encoded, policy.maxPfxBytes)
+    return built instanceof Uint8Array
+      ? ({ _tag: "Passed", inspected, pfx: built, password: pfxPassword } satisfies PreflightPassed)
+      : ({ _tag: "Rejected", problems: [built], inspected } satisfies PreflightRejected)
+  })
+}
+
+/**
+ * Step 1 on its own (what `kvdeploy plan` runs): inspect, check, and decide the
+ * size rule, building the PFX only when the codec's bound does not settle it.
+ */
+export const preflight = (
+  request: DeployRequest,
+): Effect.Effect<PreflightPassed | PreflightRejected, never, PfxCodec> =>
+  Effect.flatMap(Effect.context<PfxCodec>(), (context) => {
+    const codec = Context.get(context, PfxCodec)
+    return Effect.flatMap(Effect.result(codec.inspect(request.material)), (inspected) => {
+      const checked = preflightInspected(
+        codec,
+        Context.get(context, DeployPolicy),
+        request,
+        inspected,
+        Context.get(context, Clock.Clock).currentTimeMillisUnsafe(),
+      )
+      return Effect.isEffect(checked) ? checked : Effect.succeed(checked)
+    })
+  })

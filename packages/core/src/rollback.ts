@@ -126,7 +126,7 @@ const findPreviousMaterial = (
     return why
   })
 
-export const rollback = Effect.fn("deploy.rollback")(function* (
+export const rollback = Effect.fnUntraced(function* (
   trail: DeployTrail,
   request: DeployRequest,
   previous: VaultVersion | undefined,

@@ -52,18 +52,27 @@ export class DeployTrail {
 export const retryWhile = <A, E>(
   attempt: Effect.Effect<A, E>,
   retriable: (error: E) => boolean,
+): Effect.Effect<A, E> => Effect.catchIf(attempt, retriable, (first) => retryAfter(first, attempt, retriable))
+
+/**
+ * What `retryWhile` does once a first attempt failed with `first` (retriable):
+ * the deploy program makes its first attempts itself and calls this only on
+ * the rare path, so a read that succeeds sets up nothing at all.
+ */
+export const retryAfter = <A, E>(
+  first: E,
+  attempt: Effect.Effect<A, E>,
+  retriable: (error: E) => boolean,
 ): Effect.Effect<A, E> =>
-  Effect.catchIf(attempt, retriable, (first) =>
-    Effect.flatMap(Effect.service(DeployPolicy), (policy) =>
-      policy.readRetries < 1
-        ? Effect.fail(first)
-        : Effect.retry(Effect.delay(attempt, policy.readRetryBase), {
-            schedule: Schedule.exponential(
-              Duration.times(Duration.fromInputUnsafe(policy.readRetryBase), policy.readRetryFactor),
-              policy.readRetryFactor,
-            ),
-            times: policy.readRetries - 1,
-            while: retriable,
-          }),
-    ),
+  Effect.flatMap(Effect.service(DeployPolicy), (policy) =>
+    policy.readRetries < 1
+      ? Effect.fail(first)
+      : Effect.retry(Effect.delay(attempt, policy.readRetryBase), {
+          schedule: Schedule.exponential(
+            Duration.times(Duration.fromInputUnsafe(policy.readRetryBase), policy.readRetryFactor),
+            policy.readRetryFactor,
+          ),
+          times: policy.readRetries - 1,
+          while: retriable,
+        }),
   )

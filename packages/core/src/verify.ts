@@ -11,9 +11,16 @@
  *   newer version (`Superseded`). The version list's order is never used.
  */
 import * as Effect from "effect/Effect"
-import { Vault, type VaultVersion } from "./ports/Vault.js"
+import type * as Result from "effect/Result"
+import {
+  isRetriableRead,
+  Vault,
+  type VaultError,
+  type VaultNotFound,
+  type VaultVersion,
+} from "./ports/Vault.js"
 import { hasTags } from "./tags.js"
-import { type DeployTrail, retryWhile } from "./trail.js"
+import { type DeployTrail, retryAfter, retryWhile } from "./trail.js"
 
 export interface Expected {
   /** The imported version (after a reconciliation, the latest-created candidate). */
@@ -39,10 +46,12 @@ export type Verdict =
   | { readonly _tag: "Mismatch"; readonly latest: VaultVersion; readonly differences: ReadonlyArray<string> }
 
 /** The vault answered a version older than ours, or no version at all: read again. */
-interface StaleAnswer {
+export interface StaleAnswer {
   readonly _tag: "StaleAnswer"
   readonly latest: VaultVersion | undefined
 }
+
+type ReadError = VaultNotFound | VaultError
 
 const judgeOurs = (latest: VaultVersion, expected: Expected): Verdict => {
   const differences: Array<string> = []
@@ -54,42 +63,92 @@ const judgeOurs = (latest: VaultVersion, expected: Expected): Verdict => {
   return differences.length === 0 ? { _tag: "Verified", latest } : { _tag: "Mismatch", latest, differences }
 }
 
+/** Judge one answer of `getLatest` (plain code: no effect is built when the answer settles it). */
+export const judgeLatest = (latest: VaultVersion, expected: Expected): Verdict | StaleAnswer => {
+  const ours = expected.version
+  if (latest.versionId === ours.versionId || expected.alsoOurs?.some((v) => v.versionId === latest.versionId))
+    return judgeOurs(latest, expected)
+  // Known to predate ours: a stale read or a lost write.
+  if (expected.olderVersionIds.includes(latest.versionId)) return { _tag: "StaleAnswer", latest }
+  // Latest is the most recently created version: one created in our second or later is newer.
+  if (latest.createdAt.getTime() >= ours.createdAt.getTime()) return { _tag: "Superseded", latest }
+  return { _tag: "StaleAnswer", latest }
+}
+
+const isStale = (e: { readonly _tag: string }): boolean => e._tag === "StaleAnswer"
+
+const judged = (latest: VaultVersion, expected: Expected): Effect.Effect<Verdict, StaleAnswer> => {
+  const j = judgeLatest(latest, expected)
+  return j._tag === "StaleAnswer" ? Effect.fail(j) : Effect.succeed(j)
+}
+
+const notFoundIsStale = <A, E extends { readonly _tag: string }>(
+  read: Effect.Effect<A, E>,
+): Effect.Effect<A, Exclude<E, VaultNotFound> | StaleAnswer> =>
+  Effect.catchIf(
+    read,
+    (e): e is Extract<E, VaultNotFound> => e._tag === "VaultNotFound",
+    () => Effect.fail<StaleAnswer>({ _tag: "StaleAnswer", latest: undefined }),
+  ) as Effect.Effect<A, Exclude<E, VaultNotFound> | StaleAnswer>
+
+const toVerdict = (e: StaleAnswer | VaultError): Effect.Effect<Verdict> =>
+  Effect.succeed<Verdict>(
+    e._tag !== "StaleAnswer"
+      ? { _tag: "Unreadable", detail: e.message }
+      : e.latest !== undefined
+        ? { _tag: "Stale", latest: e.latest }
+        : { _tag: "Unreadable", detail: "the vault says the certificate does not exist" },
+  )
+
+/** One read of the latest (transient errors retried), judged; a stale answer fails with `StaleAnswer`. */
+const readAndJudge = (
+  trail: DeployTrail,
+  vault: (typeof Vault)["Service"],
+  name: string,
+  expected: Expected,
+): Effect.Effect<Verdict, StaleAnswer | VaultError> =>
+  Effect.flatMap(notFoundIsStale(trail.read("getLatest", vault.getLatest(name))), (latest) =>
+    judged(latest, expected),
+  )
+
 export const verifyLatest = (
   trail: DeployTrail,
   name: string,
   expected: Expected,
 ): Effect.Effect<Verdict, never, Vault> =>
+  Effect.flatMap(Effect.service(Vault), (vault) =>
+    retryWhile(readAndJudge(trail, vault, name, expected), isStale).pipe(Effect.catch(toVerdict)),
+  )
+
+/**
+ * The rest of `verifyLatest` when its first `getLatest` was already made (and
+ * counted) and did not settle the verdict: the same retries, from where that
+ * first attempt left off, so calls and backoff are exactly `verifyLatest`'s.
+ */
+export const verifyAfterFirst = (
+  trail: DeployTrail,
+  name: string,
+  expected: Expected,
+  first: Result.Result<VaultVersion, ReadError>,
+): Effect.Effect<Verdict, never, Vault> =>
   Effect.flatMap(Effect.service(Vault), (vault) => {
-    const ours = expected.version
-    const ourIds = new Set((expected.alsoOurs ?? []).map((v) => v.versionId))
-    const once = Effect.flatMap(
-      trail
-        .read("getLatest", vault.getLatest(name))
-        .pipe(
-          Effect.catchTag("VaultNotFound", () =>
-            Effect.fail<StaleAnswer>({ _tag: "StaleAnswer", latest: undefined }),
-          ),
+    let firstJudged: Effect.Effect<Verdict, StaleAnswer | VaultError>
+    if (first._tag === "Success") firstJudged = judged(first.success, expected)
+    else if (first.failure._tag === "VaultNotFound")
+      firstJudged = Effect.fail({ _tag: "StaleAnswer", latest: undefined })
+    else if (isRetriableRead(first.failure))
+      firstJudged = Effect.flatMap(
+        notFoundIsStale(
+          retryAfter(first.failure, trail.call("getLatest", vault.getLatest(name)), isRetriableRead),
         ),
-      (latest): Effect.Effect<Verdict, StaleAnswer | { readonly _tag: string; readonly message: string }> => {
-        if (latest.versionId === ours.versionId || ourIds.has(latest.versionId))
-          return Effect.succeed(judgeOurs(latest, expected))
-        const stale: StaleAnswer = { _tag: "StaleAnswer", latest }
-        if (expected.olderVersionIds.includes(latest.versionId)) return Effect.fail(stale)
-        // Latest is the most recently created version: one created in our second or later is newer.
-        if (latest.createdAt.getTime() >= ours.createdAt.getTime())
-          return Effect.succeed({ _tag: "Superseded", latest })
-        return Effect.fail(stale)
-      },
-    )
-    return retryWhile(once, (e) => e._tag === "StaleAnswer").pipe(
-      Effect.catch((e) =>
-        Effect.succeed<Verdict>(
-          e._tag !== "StaleAnswer"
-            ? { _tag: "Unreadable", detail: "message" in e ? e.message : e._tag }
-            : "latest" in e && e.latest !== undefined
-              ? { _tag: "Stale", latest: e.latest }
-              : { _tag: "Unreadable", detail: "the vault says the certificate does not exist" },
-        ),
+        (latest) => judged(latest, expected),
+      )
+    else firstJudged = Effect.fail(first.failure)
+    return Effect.catchIf(firstJudged, isStale, (stale) =>
+      retryAfter<Verdict, StaleAnswer | VaultError>(
+        stale,
+        readAndJudge(trail, vault, name, expected),
+        isStale,
       ),
-    )
+    ).pipe(Effect.catch(toVerdict))
   })

@@ -58,6 +58,19 @@ export class PfxCodec extends Context.Service<
   {
     /** Facts, chain order and checks of the material; fails only when it cannot be parsed at all. */
     readonly inspect: (material: CertificateMaterial) => Effect.Effect<InspectedMaterial, MaterialInvalid>
+    /**
+     * Optional: an upper bound of the byte length `encode` would answer for this
+     * material and options (exact is best; never less than the real length),
+     * computed from sizes alone, without encrypting anything. With it, preflight
+     * decides Key Vault's 25 KB rule without building the PFX, and the deploy
+     * builds the PFX only once it knows it will import (while the snapshot read
+     * is on its way). `undefined` (or no method): preflight builds the PFX to
+     * measure it, as it always may.
+     */
+    readonly maxEncodedBytes?: (
+      material: CertificateMaterial,
+      options: PfxEncodeOptions,
+    ) => number | undefined
     /** Build a PFX in memory. Refuses (PfxEncodeError) to pair a key with a certificate it does not match. */
     readonly encode: (
       material: CertificateMaterial,

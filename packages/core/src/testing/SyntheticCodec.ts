@@ -306,6 +306,31 @@ const encode: (typeof PfxCodec)["Service"]["encode"] = (material, options) =>
     return Effect.succeed(utf8.encode(PFX_MAGIC + JSON.stringify(container)))
   })
 
+/** Length of the base64 text of `n` bytes. */
+const b64Length = (n: number) => 4 * Math.ceil(n / 3)
+
+/**
+ * The exact length of what `encode` answers, from the sizes alone (nothing is
+ * parsed or encrypted): the JSON payload's length is fixed by the base64
+ * lengths, AES-GCM keeps it, and the container's fields have fixed lengths.
+ */
+const maxEncodedBytes: NonNullable<(typeof PfxCodec)["Service"]["maxEncodedBytes"]> = (material, options) => {
+  const chain = material.chain.reduce((n, der) => n + b64Length(der.byteLength) + 2, 0)
+  const commas = Math.max(0, material.chain.length - 1)
+  // {"leaf":"…","chain":[…],"key":"…"}
+  const payload =
+    31 +
+    b64Length(material.leaf.byteLength) +
+    chain +
+    commas +
+    b64Length(Redacted.value(material.key).byteLength)
+  const encoding = utf8.encode(JSON.stringify(options.encoding)).byteLength
+  const friendlyName = utf8.encode(JSON.stringify(options.friendlyName ?? null)).byteLength
+  // {"encoding":…,"friendlyName":…,"salt":"<24>","iv":"<16>","tag":"<24>","data":"…"}
+  const container = 66 + encoding + friendlyName + 24 + 16 + 24 + b64Length(payload)
+  return PFX_MAGIC.length + container
+}
+
 const decode: (typeof PfxCodec)["Service"]["decode"] = (bytes, password) =>
   Effect.suspend(() => {
     const o = parseWithMagic(bytes, PFX_MAGIC)
@@ -368,5 +393,6 @@ export const SyntheticCodec = {
   inspect,
   encode,
   decode,
-  layer: Layer.succeed(PfxCodec, { inspect, encode, decode }),
+  maxEncodedBytes,
+  layer: Layer.succeed(PfxCodec, { inspect, encode, decode, maxEncodedBytes }),
 } as const
