@@ -1,7 +1,9 @@
 // Build the single executable (Node's single-executable-application support):
 // the CommonJS bundle (scripts/bundle.mjs --sea) becomes a SEA blob, which
 // postject injects into a copy of this Node binary: dist/sea/kvdeploy-agent
-// runs with no Node.js on PATH. Prints how long each step took.
+// runs with no Node.js on PATH. Prints how long each step took. The executable
+// starts Node with --expose-gc (execArgv), so the agent can give memory back
+// after each reconcile pass.
 import { execFileSync } from "node:child_process"
 import { chmodSync, copyFileSync, existsSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -23,6 +25,8 @@ writeFileSync(
     disableExperimentalSEAWarning: true,
     useCodeCache: false,
     useSnapshot: false,
+    // The agent releases memory after each reconcile pass with a full collection (src/idleRelease.ts).
+    execArgv: ["--expose-gc"],
   }),
 )
 execFileSync(process.execPath, ["--experimental-sea-config", config], { stdio: "inherit" })

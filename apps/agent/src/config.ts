@@ -4,6 +4,7 @@
  * from it) and checked further with core's target validation. Loading reports
  * every problem at once, each with the field it concerns and the fix.
  */
+import { createHash } from "node:crypto"
 import { type ConfigProblem, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -238,6 +239,16 @@ const defaults = {
   requestTimeoutSeconds: 30,
 } as const
 
+/**
+ * The fingerprint of a deployment's configuration: SHA-256 (hex) of its
+ * canonical JSON. A digest, not the JSON itself (about 500 bytes per
+ * deployment): the agent keeps one per deployment, in memory and in the state
+ * file. State files written before held the canonical JSON itself; state.ts
+ * digests those when it reads them, so a held outcome stays held.
+ */
+export const configFingerprintOf = (canonicalJson: string): string =>
+  createHash("sha256").update(canonicalJson).digest("hex")
+
 const stableJson = (value: unknown): string =>
   JSON.stringify(value, (_k, v: unknown) =>
     v !== null && typeof v === "object" && !Array.isArray(v)
@@ -383,7 +394,7 @@ export const validateAgentConfig = (
           }
         : undefined
     if (target !== undefined && source !== undefined) {
-      const fingerprint = stableJson({ source, target, certificateId, adopt, pickup })
+      const fingerprint = configFingerprintOf(stableJson({ source, target, certificateId, adopt, pickup }))
       deployments.push({ name, source, target, certificateId, adopt, pickup, fingerprint })
     }
   })

@@ -41,6 +41,7 @@ import * as Semaphore from "effect/Semaphore"
 import type { AgentMetrics } from "./agentMetrics.js"
 import { type ImportReservation, makeVaultBudgetUnsafe, type VaultBudget } from "./budget.js"
 import type { AgentConfig, AgentSettings, Deployment } from "./config.js"
+import { exposedGc, makeIdleRelease } from "./idleRelease.js"
 import { checkPickup } from "./pickup.js"
 import { materialOf, readSource, type SourceBroken, type SourceBytes, type SourceFacts } from "./source.js"
 import type { DeploymentRecord, StateStore } from "./state.js"
@@ -81,6 +82,8 @@ export interface Reconciler {
   readonly apply: (config: AgentConfig) => Effect.Effect<void>
   readonly deployments: () => ReadonlyArray<Deployment>
   readonly isReady: () => boolean
+  /** Whether memory is released after each pass (the process has --expose-gc). */
+  readonly releasesMemory: boolean
   /** Stop: interrupt what can be interrupted, wait for deploys past their import (grace period; rollbacks always). */
   readonly shutdown: Effect.Effect<void>
 }
@@ -113,6 +116,14 @@ export const makeReconciler = (
     const inFlight = new Map<string, InFlight>()
     let stopping = false
     let ready = false
+    // Memory back to the system once a pass is over (with --expose-gc; see idleRelease.ts).
+    const idle = makeIdleRelease(
+      3000,
+      (effect) => {
+        Effect.runForkWith(services)(effect)
+      },
+      exposedGc(),
+    )
 
     // Synchronous: two deployments of a new vault never get two budgets for it.
     const laneFor = (vaultUrl: string): Effect.Effect<VaultLane> =>
@@ -502,18 +513,24 @@ export const makeReconciler = (
                     lane.budget.awaitGate,
                     global.withPermits(1)(
                       Effect.suspend(() => {
-                        if (slot.generation === generation) slot.phase = "attempting"
-                        return attempt(slot, lane, bytes, reservation)
-                      }).pipe(
-                        Effect.ensuring(
-                          Effect.andThen(
-                            Effect.sync(() => {
-                              if (slot.generation === generation) slot.phase = "waiting"
-                            }),
-                            markAttempted(slot),
+                        let begun = false
+                        return Effect.suspend(() => {
+                          if (slot.generation === generation) slot.phase = "attempting"
+                          begun = true
+                          idle.begin()
+                          return attempt(slot, lane, bytes, reservation)
+                        }).pipe(
+                          Effect.ensuring(
+                            Effect.andThen(
+                              Effect.sync(() => {
+                                if (begun) idle.end()
+                                if (slot.generation === generation) slot.phase = "waiting"
+                              }),
+                              markAttempted(slot),
+                            ),
                           ),
-                        ),
-                      ),
+                        )
+                      }),
                     ),
                   ),
                 (reservation) =>
@@ -650,6 +667,7 @@ export const makeReconciler = (
       apply,
       deployments: () => [...slots.values()].map((s) => s.deployment),
       isReady: () => ready,
+      releasesMemory: idle.available,
       shutdown,
     } satisfies Reconciler
   })

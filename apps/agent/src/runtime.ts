@@ -51,6 +51,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           concurrency: initial.settings.concurrency,
           intervalSeconds: initial.settings.reconcileIntervalMs / 1000,
           stateFile: state.path,
+          releaseMemoryAfterPass: reconciler.releasesMemory,
         }),
       )
       // State is written at most every 5 seconds (and at shutdown).

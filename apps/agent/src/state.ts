@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync } from "node:fs"
 import { open, rename } from "node:fs/promises"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
+import { configFingerprintOf } from "./config.js"
 
 export interface DeploymentRecord {
   /** The outcome tag (DeployOutcome tags, or "SourceBroken", "Held"). */
@@ -54,7 +55,14 @@ export const openStateStore = (dir: string, warn: (line: string) => void): State
       typeof parsed.deployments === "object" &&
       parsed.deployments !== null
     ) {
-      for (const [name, record] of Object.entries(parsed.deployments)) records.set(name, record)
+      for (const [name, record] of Object.entries(parsed.deployments))
+        records.set(
+          name,
+          // Written by an agent that kept the canonical JSON itself as the configuration's fingerprint.
+          record.configFingerprint.startsWith("{")
+            ? { ...record, configFingerprint: configFingerprintOf(record.configFingerprint) }
+            : record,
+        )
     } else warn(`state file ${path} has an unknown schema; starting without state`)
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT")

@@ -49,7 +49,7 @@ afterAll(async () => {
 })
 
 describe("single executable", () => {
-  it("runs with no Node.js on PATH: deploys, serves /metrics, exits 0 on SIGTERM", async () => {
+  it("runs with no Node.js on PATH: deploys, releases memory after the pass, serves /metrics, exits 0 on SIGTERM", async () => {
     const env = { ...baseEnv(), ...emulator.env.clientSecret, PATH: emptyPath }
     // Nothing named node is reachable through that PATH.
     expect(spawnSync("node", ["--version"], { env }).error).toBeDefined()
@@ -68,6 +68,14 @@ describe("single executable", () => {
     agent = startAgent(config, env, { command: [exe] })
     await agent.waitFor((l) => l.deployment === "sea" && l.msg === "deploy: Succeeded", { timeoutMs: 60_000 })
     expect(emulator.state.versions("kv-sea", "sea")?.at(-1)?.x5t).toBe(leaf.x5t)
+    // The executable starts Node with --expose-gc (sea-config execArgv): memory is released after the pass.
+    const started = await agent.waitFor((l) => l.msg === "kvdeploy-agent started")
+    expect(started.releaseMemoryAfterPass).toBe(true)
+    const released = await agent.waitFor((l) => l.msg === "idle: memory released after the pass", {
+      timeoutMs: 15_000,
+    })
+    expect(released.attempts).toBeGreaterThanOrEqual(1)
+    expect(released.rssAfterMb).toBeGreaterThan(0)
     await agent.waitFor((l) => /Listening on/.test(l.msg))
     expect((await agent.http("/metrics")).body).toContain("certctl_deploy_attempts_total")
     agent.signal("SIGTERM")

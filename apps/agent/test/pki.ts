@@ -1,12 +1,13 @@
-/** A throwaway PKI in memory for the tests: a CA and EC P-256 leaves. Keys leave only as PEM strings. */
+/**
+ * The agent tests' throwaway PKI: a CA and EC P-256 leaves, made in memory by
+ * the shared @kvdeploy/pkcs12/testing (keys leave only as PEM strings).
+ */
 import "reflect-metadata"
-import { webcrypto } from "node:crypto"
-import * as x509 from "@peculiar/x509"
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
+import { createHash } from "node:crypto"
+import { generateKey, issue, toPem } from "@kvdeploy/pkcs12/testing"
+import { KeyUsageFlags } from "@peculiar/x509"
 
 const day = 86_400_000
-const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" }
 
 export interface Issued {
   readonly certPem: string
@@ -21,62 +22,37 @@ export interface Pki {
   readonly leaf: (cn: string) => Promise<Issued>
 }
 
-const pem = (label: string, der: ArrayBuffer): string => {
-  const b64 = Buffer.from(der).toString("base64")
-  return `-----BEGIN ${label}-----\n${(b64.match(/.{1,64}/g) ?? []).join("\n")}\n-----END ${label}-----\n`
-}
-
-const serial = () => {
-  const b = webcrypto.getRandomValues(new Uint8Array(12))
-  b[0] = ((b[0] ?? 0) & 0x7f) | 0x10
-  return Buffer.from(b).toString("hex")
-}
-
 export const makePki = async (): Promise<Pki> => {
-  const caKeys = (await webcrypto.subtle.generateKey(alg, true, [
-    "sign",
-    "verify",
-  ])) as webcrypto.CryptoKeyPair
+  const caKey = await generateKey("P-256")
   const now = Date.now()
-  const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(),
-    name: "CN=kvdeploy agent test CA",
+  const caName = "CN=kvdeploy agent test CA"
+  const caDer = await issue({
+    subject: caName,
+    key: caKey,
+    ca: true,
+    keyUsage: KeyUsageFlags.keyCertSign,
     notBefore: new Date(now - day),
     notAfter: new Date(now + 3650 * day),
-    signingAlgorithm: alg,
-    keys: caKeys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
-    ],
   })
   return {
-    caPem: `${ca.toString("pem")}\n`,
+    caPem: toPem("CERTIFICATE", caDer),
     leaf: async (cn) => {
-      const keys = (await webcrypto.subtle.generateKey(alg, true, [
-        "sign",
-        "verify",
-      ])) as webcrypto.CryptoKeyPair
+      const key = await generateKey("P-256")
+      // Whole seconds: X.509 times carry no fractions, so the expiry gauge compares exactly.
       const notAfter = new Date(Math.floor((Date.now() + 90 * day) / 1000) * 1000)
-      const cert = await x509.X509CertificateGenerator.create({
-        serialNumber: serial(),
+      const der = await issue({
         subject: `CN=${cn}`,
-        issuer: ca.subject,
+        key,
+        issuer: { name: caName, key: caKey },
+        ca: false,
+        sans: [{ type: "dns", value: cn }],
         notBefore: new Date(Date.now() - day),
         notAfter,
-        signingAlgorithm: alg,
-        publicKey: keys.publicKey,
-        signingKey: caKeys.privateKey,
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.SubjectAlternativeNameExtension([{ type: "dns", value: cn }]),
-        ],
       })
-      const x5t = Buffer.from(await cert.getThumbprint("SHA-1")).toString("base64url")
       return {
-        certPem: `${cert.toString("pem")}\n`,
-        keyPem: pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)),
-        x5t,
+        certPem: toPem("CERTIFICATE", der),
+        keyPem: toPem("PRIVATE KEY", key.pkcs8),
+        x5t: createHash("sha1").update(der).digest("base64url"),
         notAfter,
       }
     },

@@ -1,0 +1,73 @@
+/** Memory released once the reconciler is quiet after attempts ran, never while an attempt runs. */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as TestClock from "effect/testing/TestClock"
+import { makeIdleRelease } from "../src/idleRelease.js"
+
+const harness = () => {
+  const scheduled: Array<Effect.Effect<void>> = []
+  let collections = 0
+  const release = makeIdleRelease(
+    3000,
+    (effect) => scheduled.push(effect),
+    () => {
+      collections++
+    },
+  )
+  /** Start what the release scheduled, as the reconciler's runtime would. */
+  const startScheduled = Effect.suspend(() =>
+    Effect.forEach(scheduled.splice(0), (e) => Effect.forkChild(e), { discard: true }),
+  )
+  return { release, startScheduled, collections: () => collections }
+}
+
+describe("idle release", () => {
+  it.effect("collects once after a quiet period that follows attempts", () =>
+    Effect.gen(function* () {
+      const h = harness()
+      expect(h.release.available).toBe(true)
+      h.release.begin()
+      h.release.begin()
+      h.release.end()
+      yield* h.startScheduled
+      // One attempt still runs: nothing is scheduled yet.
+      yield* TestClock.adjust(10_000)
+      expect(h.collections()).toBe(0)
+      h.release.end()
+      yield* h.startScheduled
+      yield* TestClock.adjust(2999)
+      expect(h.collections()).toBe(0)
+      yield* TestClock.adjust(1)
+      expect(h.collections()).toBe(1)
+      // Quiet with no attempt since: no second collection.
+      yield* TestClock.adjust(60_000)
+      expect(h.collections()).toBe(1)
+    }),
+  )
+
+  it.effect("does not collect when attempts started again before the quiet period ended", () =>
+    Effect.gen(function* () {
+      const h = harness()
+      h.release.begin()
+      h.release.end()
+      yield* h.startScheduled
+      yield* TestClock.adjust(1000)
+      h.release.begin()
+      yield* TestClock.adjust(5000)
+      expect(h.collections()).toBe(0)
+      h.release.end()
+      yield* h.startScheduled
+      yield* TestClock.adjust(3000)
+      expect(h.collections()).toBe(1)
+    }),
+  )
+
+  it("does nothing without an exposed collector", () => {
+    const scheduled: Array<Effect.Effect<void>> = []
+    const release = makeIdleRelease(3000, (e) => scheduled.push(e), undefined)
+    release.begin()
+    release.end()
+    expect(release.available).toBe(false)
+    expect(scheduled).toHaveLength(0)
+  })
+})
