@@ -6,47 +6,81 @@
  *
  *   kvdeploy-emulator [--vault NAME[:PORT]]... [--host 127.0.0.1] [--bind ADDR]
  *                     [--entra-port N] [--mi-port N] [--state-dir DIR] [--ca-out FILE]
- *                     [--no-throttle] [--json]
+ *                     [--no-throttle] [--pfx-workers N] [--json]
+ *
+ * Exit status: 0 after SIGINT/SIGTERM (everything stopped), 2 for a bad command
+ * line, 1 when the emulator cannot start.
  */
 import { copyFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { type EmulatorOptions, start, type VaultOptions } from "./emulator.js"
 
 const usage = `usage: kvdeploy-emulator [--vault NAME[:PORT]]... [--host HOST] [--bind ADDR] [--entra-port N]
-                         [--mi-port N] [--state-dir DIR] [--ca-out FILE] [--no-throttle] [--json]`
+                         [--mi-port N] [--state-dir DIR] [--ca-out FILE] [--no-throttle]
+                         [--pfx-workers N] [--json]`
+
+/** A command line the emulator cannot run with: printed with the usage, exit status 2. */
+class UsageError extends Error {}
+
+const port = (flag: string, value: string): number => {
+  const n = Number(value)
+  if (!/^\d+$/.test(value) || n > 65_535)
+    throw new UsageError(`${flag} needs a port number (0-65535), got "${value}"`)
+  return n
+}
+
+const count = (flag: string, value: string): number => {
+  if (!/^\d+$/.test(value) || Number(value) > 64)
+    throw new UsageError(`${flag} needs a whole number from 0 to 64, got "${value}"`)
+  return Number(value)
+}
+
+const parse = () => {
+  try {
+    return parseArgs({
+      options: {
+        vault: { type: "string", multiple: true },
+        host: { type: "string" },
+        bind: { type: "string" },
+        "entra-port": { type: "string" },
+        "mi-port": { type: "string" },
+        "state-dir": { type: "string" },
+        "ca-out": { type: "string" },
+        "no-throttle": { type: "boolean" },
+        "pfx-workers": { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }).values
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e))
+  }
+}
 
 const main = async (): Promise<void> => {
-  const { values } = parseArgs({
-    options: {
-      vault: { type: "string", multiple: true },
-      host: { type: "string" },
-      bind: { type: "string" },
-      "entra-port": { type: "string" },
-      "mi-port": { type: "string" },
-      "state-dir": { type: "string" },
-      "ca-out": { type: "string" },
-      "no-throttle": { type: "boolean" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  })
+  const values = parse()
   if (values.help === true) {
     process.stdout.write(`${usage}\n`)
     return
   }
   const vaults: VaultOptions[] = (values.vault ?? ["kvdeploy-demo"]).map((v) => {
-    const [name = "", port] = v.split(":")
-    return port !== undefined ? { name, port: Number(port) } : { name }
+    const [name = "", p, ...rest] = v.split(":")
+    if (!/^[0-9a-zA-Z-]{1,63}$/.test(name) || rest.length > 0)
+      throw new UsageError(`--vault needs NAME or NAME:PORT (NAME: letters, digits and -), got "${v}"`)
+    return p !== undefined ? { name, port: port("--vault", p) } : { name }
   })
   const options: EmulatorOptions = {
     vaults,
     ...(values.host !== undefined ? { host: values.host } : {}),
     ...(values.bind !== undefined ? { bind: values.bind } : {}),
-    ...(values["entra-port"] !== undefined ? { entraPort: Number(values["entra-port"]) } : {}),
-    ...(values["mi-port"] !== undefined ? { managedIdentityPort: Number(values["mi-port"]) } : {}),
+    ...(values["entra-port"] !== undefined ? { entraPort: port("--entra-port", values["entra-port"]) } : {}),
+    ...(values["mi-port"] !== undefined ? { managedIdentityPort: port("--mi-port", values["mi-port"]) } : {}),
     ...(values["state-dir"] !== undefined ? { stateDir: values["state-dir"] } : {}),
     ...(values["no-throttle"] === true ? { throttling: false as const } : {}),
+    ...(values["pfx-workers"] !== undefined
+      ? { pfxWorkers: count("--pfx-workers", values["pfx-workers"]) }
+      : {}),
   }
   const emulator = await start(options)
   let caFile = emulator.caFile
@@ -98,5 +132,9 @@ const main = async (): Promise<void> => {
 
 main().catch((e: unknown) => {
   process.stderr.write(`kvdeploy-emulator: ${e instanceof Error ? e.message : String(e)}\n`)
+  if (e instanceof UsageError) {
+    process.stderr.write(`${usage}\n`)
+    process.exit(2)
+  }
   process.exit(1)
 })

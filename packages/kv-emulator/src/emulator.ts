@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as http from "node:http"
 import * as https from "node:https"
 import type { AddressInfo } from "node:net"
-import { tmpdir } from "node:os"
+import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
 import type { PfxEncoding } from "./codec.js"
 import { AZURE_AD_TOKEN_EXCHANGE, Directory, type Permission, type Principal } from "./directory.js"
@@ -22,6 +22,7 @@ import {
 } from "./faults.js"
 import { isRecord, parseJson, readBody, sendJson } from "./http.js"
 import { ensureStateDir, loadVault, saveVault } from "./persistence.js"
+import { PfxPool, pfxWorkerScript, runningFromSource } from "./pfxPool.js"
 import { createTlsIdentity } from "./pki.js"
 import { RequestLog, type RequestLogEntry, type RequestLogFilter } from "./requestLog.js"
 import { type CertVersion, type Tags, VaultStore } from "./store.js"
@@ -61,6 +62,14 @@ export interface EmulatorOptions {
    * before (a retry, a rollback): skips the PKCS#12 key derivations. Default true.
    */
   readonly pfxDecodeCache?: boolean
+  /**
+   * Worker threads that read import values (PKCS#12 decoding, key/certificate
+   * match, key usage) off the event loop; 0 reads them in the emulator's own
+   * thread. Started on the first import, ended by `stop()`. Default: 2 (1 on a
+   * single-core machine) when running the built package, 0 when running from its
+   * TypeScript sources (vitest), where the workers would run the build instead.
+   */
+  readonly pfxWorkers?: number
   /** Persist vault contents here (files 0600; they hold private keys; a warning goes to stderr). */
   readonly stateDir?: string
   /** Where to write the public files (CA certificate, federated token). Default: a fresh temp dir removed at stop. */
@@ -264,6 +273,7 @@ const startServers = async (
   const ownWorkDir = options.workDir === undefined
   const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), "kv-emulator-"))
   const tls = await createTlsIdentity(host === "127.0.0.1" || host === "localhost" ? [] : [host])
+  const pool = materialPool(options, warn)
   const log = new RequestLog()
   const faults = new FaultController()
   const stores = new Map<string, VaultStore>()
@@ -342,6 +352,7 @@ const startServers = async (
       recoverableDays,
       secretEncoding: options.secretEncoding ?? "legacy",
       pfxDecodeCache: options.pfxDecodeCache ?? true,
+      materialReader: pool,
       admin: (req, res) => admin(req, res),
     })
     const server = https.createServer(tlsOptions, handler.handle)
@@ -537,10 +548,28 @@ const startServers = async (
             }),
         ),
       )
+      await pool?.close()
       if (ownWorkDir) rmSync(workDir, { recursive: true, force: true })
     },
   }
   return emulator
+}
+
+/** The default number of PFX workers (see `EmulatorOptions.pfxWorkers`). */
+export const defaultPfxWorkers = (): number => (runningFromSource() ? 0 : Math.min(2, availableParallelism()))
+
+const materialPool = (options: EmulatorOptions, warn: (line: string) => void): PfxPool | undefined => {
+  const size = options.pfxWorkers ?? defaultPfxWorkers()
+  if (!Number.isInteger(size) || size < 0) throw new Error(`pfxWorkers must be an integer >= 0, got ${size}`)
+  if (size === 0) return undefined
+  const script = pfxWorkerScript()
+  if (script === undefined) {
+    warn(
+      "kv-emulator: the PFX worker script (dist/pfxWorker.js) is missing (package not built?): reading imports in the main thread.",
+    )
+    return undefined
+  }
+  return new PfxPool(size, script)
 }
 
 /** `/_emulator/*`: faults, request log, RBAC, foreign imports, over HTTPS with the admin key. */

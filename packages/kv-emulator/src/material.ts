@@ -190,56 +190,106 @@ export const publicJwkOf = (leafDer: Uint8Array): Record<string, string> => {
   return out
 }
 
+/** What reading an import value yields: the material, checked, and the leaf's key usage bits. */
+export interface ReadMaterial extends ImportedMaterial {
+  /** `keyUsageBits(leaf)`, computed where the material was read (a worker, or this thread). */
+  readonly leafKeyUsage: number | undefined
+}
+
+const unreadablePfx = () =>
+  KvError.badParameter(
+    "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format.",
+  )
+
+/** True when `value` is PEM text (detected by content, as Key Vault does). */
+export const isPemValue = (value: string): boolean => value.includes("-----BEGIN")
+
+/**
+ * Reads an import value: PEM text, or base64 PKCS#12 decoded with `password`
+ * (MAC and password checked by @kvdeploy/pkcs12), then the key matched to a
+ * certificate here again, and the leaf's key usage read. Every costly step of an
+ * import, with no state: it runs in a worker of the PFX pool or in this thread.
+ * Throws KvError.
+ */
+export const readMaterial = async (value: string, password: string | undefined): Promise<ReadMaterial> => {
+  let material: ImportedMaterial
+  if (isPemValue(value)) {
+    const m = parsePemText(value)
+    material = { ...m, detectedContentType: PEM_CONTENT_TYPE, sentOrder: pemCertificates(value) }
+  } else {
+    if (!/^[A-Za-z0-9+/=_\-\s]+$/.test(value)) throw unreadablePfx()
+    const bytes = new Uint8Array(Buffer.from(value, "base64"))
+    const codec = await loadPfxCodec()
+    if (!codec)
+      throw KvError.internal("PKCS#12 support (@kvdeploy/pkcs12) is not available in this emulator build.")
+    const result = await codec.decode(bytes, password ?? "")
+    if (isDecodeFailure(result)) {
+      if (result.reason === "wrong-password")
+        throw KvError.badParameter(
+          "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format and the password is correct.",
+        )
+      if (result.reason === "no-key") throw noKeyCert()
+      throw unreadablePfx()
+    }
+    // The codec names the leaf by key; check the match ourselves too (never trust one reader).
+    const checked = orderByKey([result.leaf, ...result.chain], result.key)
+    material = {
+      ...checked,
+      detectedContentType: PFX_CONTENT_TYPE,
+      sentOrder: [result.leaf, ...result.chain],
+    }
+  }
+  let leafKeyUsage: number | undefined
+  try {
+    leafKeyUsage = keyUsageBits(material.leaf)
+  } catch {
+    throw invalidProps()
+  }
+  return { ...material, leafKeyUsage }
+}
+
+/** Records key usage bits computed elsewhere (a worker) for this DER buffer, so `keyUsageBits` need not parse it again. */
+export const rememberKeyUsage = (der: Uint8Array, bits: number | undefined): void => {
+  keyUsages.set(der, bits)
+}
+
+/** Reads import values off this thread: the PFX worker pool (see pfxPool.ts). */
+export interface MaterialReader {
+  readonly read: (value: string, password: string | undefined) => Promise<ReadMaterial>
+}
+
 /**
  * Decoded PFX imports by SHA-256 of (value, password): a retry or a rollback that
- * re-sends the same bytes skips the PKCS#12 key derivations (tens of ms each).
- * In memory only, bounded.
+ * re-sends the same bytes skips the PKCS#12 key derivations. In memory only,
+ * bounded. Off (`pfxDecodeCache: false`) it is never consulted.
  */
 const decoded = new Map<string, ImportedMaterial>()
 
 export const readImportValue = async (
   value: string,
   password: string | undefined,
-  options: { cache?: boolean } = {},
+  options: { cache?: boolean; reader?: MaterialReader | undefined } = {},
 ): Promise<ImportedMaterial> => {
-  const useCache = options.cache ?? true
-  if (value.includes("-----BEGIN")) {
-    const m = parsePemText(value)
-    return { ...m, detectedContentType: PEM_CONTENT_TYPE, sentOrder: pemCertificates(value) }
-  }
-  if (!/^[A-Za-z0-9+/=_\-\s]+$/.test(value)) {
-    throw KvError.badParameter(
-      "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format.",
-    )
-  }
-  const cacheKey = createHash("sha256")
-    .update(value)
-    .update("\0")
-    .update(password ?? "")
-    .digest("base64")
+  const useCache = (options.cache ?? true) && !isPemValue(value)
+  const cacheKey = useCache
+    ? createHash("sha256")
+        .update(value)
+        .update("\0")
+        .update(password ?? "")
+        .digest("base64")
+    : ""
   const hit = useCache ? decoded.get(cacheKey) : undefined
   if (hit) return hit
-  const bytes = new Uint8Array(Buffer.from(value.replace(/\s+/g, ""), "base64"))
-  const codec = await loadPfxCodec()
-  if (!codec)
-    throw KvError.internal("PKCS#12 support (@kvdeploy/pkcs12) is not available in this emulator build.")
-  const result = await codec.decode(bytes, password ?? "")
-  if (isDecodeFailure(result)) {
-    if (result.reason === "wrong-password")
-      throw KvError.badParameter(
-        "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format and the password is correct.",
-      )
-    if (result.reason === "no-key") throw noKeyCert()
-    throw KvError.badParameter(
-      "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format.",
-    )
-  }
-  // The codec names the leaf by key; check the match ourselves too (never trust one reader).
-  const checked = orderByKey([result.leaf, ...result.chain], result.key)
+  const read = options.reader
+    ? await options.reader.read(value, password)
+    : await readMaterial(value, password)
+  rememberKeyUsage(read.leaf, read.leafKeyUsage)
   const material: ImportedMaterial = {
-    ...checked,
-    detectedContentType: PFX_CONTENT_TYPE,
-    sentOrder: [result.leaf, ...result.chain],
+    leaf: read.leaf,
+    chain: read.chain,
+    key: read.key,
+    detectedContentType: read.detectedContentType,
+    sentOrder: read.sentOrder,
   }
   if (useCache) {
     if (decoded.size >= 256) decoded.delete(decoded.keys().next().value ?? "")

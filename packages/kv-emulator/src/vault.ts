@@ -14,6 +14,7 @@ import type { JwtClaims } from "./jwt.js"
 import {
   certOf,
   keyFactsOf,
+  type MaterialReader,
   orderChain,
   PEM_CONTENT_TYPE,
   PFX_CONTENT_TYPE,
@@ -62,6 +63,8 @@ export interface VaultContext {
   readonly secretEncoding: PfxEncoding
   /** Reuse the decoded material of a PFX import whose exact bytes and password were seen before. */
   readonly pfxDecodeCache: boolean
+  /** Reads import values off the event loop (the PFX worker pool); undefined: in this thread. */
+  readonly materialReader?: MaterialReader | undefined
   readonly admin: (req: IncomingMessage, res: ServerResponse, vault: string) => Promise<void>
 }
 
@@ -624,6 +627,7 @@ export class VaultHandler {
     const preserve = body.preserveCertOrder === true
     const material = await readImportValue(value, typeof pwd === "string" ? pwd : undefined, {
       cache: this.ctx.pfxDecodeCache,
+      reader: this.ctx.materialReader,
     })
     const leafCert = certOf(material.leaf)
     if (Date.parse(leafCert.validTo) < Date.now())

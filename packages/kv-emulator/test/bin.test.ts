@@ -1,0 +1,214 @@
+/**
+ * The `kvdeploy-emulator` bin as a user runs it: the built dist/bin.js in a
+ * child process (the package's `bin` entry), its printed environment read back,
+ * real SDK calls with the credentials and CA it printed, then SIGTERM (exit 0,
+ * ports closed, temp dir removed). Also --help, --json and bad command lines
+ * (exit 2 with the usage).
+ *
+ * Needs the package built (`pnpm --filter @kvdeploy/kv-emulator... build`; the
+ * test command of scripts/dev builds first).
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { existsSync, readFileSync } from "node:fs"
+import * as net from "node:net"
+import { fileURLToPath } from "node:url"
+import { ClientSecretCredential } from "@azure/identity"
+import { CertificateClient } from "@azure/keyvault-certificates"
+import { SecretClient } from "@azure/keyvault-secrets"
+import { encodePfx } from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { beforeAll, describe, expect, it } from "vitest"
+import { makeMaterial } from "./support.js"
+
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  bin: Record<string, string>
+}
+/** What `kvdeploy-emulator` runs once installed: the package's bin entry. */
+const binPath = fileURLToPath(new URL(`../${pkg.bin["kvdeploy-emulator"]}`, import.meta.url))
+
+interface Run {
+  readonly child: ChildProcess
+  stdout: string
+  stderr: string
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+const run = (args: ReadonlyArray<string>): Run => {
+  const child = spawn(process.execPath, [binPath, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+  const r: Run = {
+    child,
+    stdout: "",
+    stderr: "",
+    exited: new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal }))),
+  }
+  child.stdout?.on("data", (c: Buffer) => {
+    r.stdout += c.toString("utf8")
+  })
+  child.stderr?.on("data", (c: Buffer) => {
+    r.stderr += c.toString("utf8")
+  })
+  return r
+}
+
+/** Waits until stdout satisfies `done` (or the process exits, or 20 s pass). */
+const waitFor = async (r: Run, done: (stdout: string) => boolean): Promise<void> => {
+  const deadline = Date.now() + 20_000
+  let exited = false
+  void r.exited.then(() => {
+    exited = true
+  })
+  while (!done(r.stdout)) {
+    if (exited) throw new Error(`the bin exited early: ${r.stderr}`)
+    if (Date.now() > deadline) throw new Error(`no complete output after 20 s: ${r.stdout}\n${r.stderr}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+/** The `export K="v"` lines of one `# mode` block of the bin's text output. */
+const exportsOf = (text: string, mode: string): Record<string, string> => {
+  const lines = text.split("\n")
+  const start = lines.indexOf(`# ${mode}`)
+  if (start < 0) throw new Error(`no "# ${mode}" block in:\n${text}`)
+  const out: Record<string, string> = {}
+  for (const line of lines.slice(start + 1)) {
+    const m = /^export ([A-Z_]+)=(".*")$/.exec(line)
+    if (!m) break
+    out[m[1] as string] = JSON.parse(m[2] as string) as string
+  }
+  return out
+}
+
+const portOpen = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const s = net.connect({ port, host: "127.0.0.1" })
+    s.once("connect", () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once("error", () => resolve(false))
+  })
+
+beforeAll(() => {
+  if (!existsSync(binPath))
+    throw new Error(`${binPath} is missing: build first (pnpm --filter @kvdeploy/kv-emulator... build)`)
+})
+
+describe("kvdeploy-emulator bin", () => {
+  it("prints the environment; the SDK imports and reads with it; SIGTERM stops it (exit 0, ports closed)", async () => {
+    const r = run(["--vault", "bin-a", "--vault", "bin-b", "--no-throttle", "--pfx-workers", "1"])
+    try {
+      await waitFor(r, (out) => /# kvdeploy target configuration\n\{[\s\S]*\n\}\n/.test(out))
+      const vaultUrls = Object.fromEntries(
+        [...r.stdout.matchAll(/^vault (\S+): (https:\/\/\S+)$/gm)].map((m) => [m[1], m[2]]),
+      )
+      expect(Object.keys(vaultUrls)).toEqual(["bin-a", "bin-b"])
+      const env = exportsOf(r.stdout, "clientSecret")
+      expect(Object.keys(env).sort()).toEqual([
+        "AZURE_AUTHORITY_HOST",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_TENANT_ID",
+        "NODE_EXTRA_CA_CERTS",
+      ])
+      const caFile = env.NODE_EXTRA_CA_CERTS as string
+      const ca = readFileSync(caFile, "utf8")
+      expect(ca).toMatch(/^-----BEGIN CERTIFICATE-----/)
+      expect(ca).not.toMatch(/PRIVATE KEY/)
+
+      const credential = new ClientSecretCredential(
+        env.AZURE_TENANT_ID as string,
+        env.AZURE_CLIENT_ID as string,
+        env.AZURE_CLIENT_SECRET as string,
+        {
+          authorityHost: env.AZURE_AUTHORITY_HOST as string,
+          disableInstanceDiscovery: true,
+          tlsOptions: { ca },
+        },
+      )
+      const options = { tlsOptions: { ca }, disableChallengeResourceVerification: true }
+      const certificates = new CertificateClient(vaultUrls["bin-b"] as string, credential, options)
+      // A password-protected PFX: read by the bin's worker pool (--pfx-workers 1).
+      const m = await makeMaterial({ cn: "bin.example.test" })
+      const pfx = await Effect.runPromise(
+        encodePfx(
+          { leaf: m.leafDer, chain: m.chainDer, key: Redacted.make(m.keyPkcs8) },
+          { encoding: "modern", password: Redacted.make("bin-pw") },
+        ),
+      )
+      const imported = await certificates.importCertificate("bin-cert", pfx, { password: "bin-pw" })
+      expect(imported.properties.vaultUrl).toBe(vaultUrls["bin-b"])
+      expect(Buffer.from(imported.cer ?? new Uint8Array()).equals(Buffer.from(m.leafDer))).toBe(true)
+      expect(imported.policy?.subject).toBe("CN=bin.example.test")
+      const wrong = await certificates
+        .importCertificate("bin-cert", pfx, { password: "not-it" })
+        .then(() => undefined)
+        .catch((e: unknown) => e as { statusCode?: number; code?: string })
+      expect(wrong?.statusCode).toBe(400)
+      expect(wrong?.code).toBe("BadParameter")
+      const latest = await certificates.getCertificate("bin-cert")
+      expect(latest.properties.version).toBe(imported.properties.version)
+      const secret = await new SecretClient(vaultUrls["bin-b"] as string, credential, options).getSecret(
+        "bin-cert",
+      )
+      expect(secret.properties.contentType).toBe("application/x-pkcs12")
+
+      const ports = Object.values(vaultUrls).map((u) => Number(new URL(u as string).port))
+      ports.push(Number(new URL(env.AZURE_AUTHORITY_HOST as string).port))
+      for (const p of ports) expect(await portOpen(p)).toBe(true)
+      r.child.kill("SIGTERM")
+      const exit = await r.exited
+      expect(exit).toEqual({ code: 0, signal: null })
+      for (const p of ports) expect(await portOpen(p)).toBe(false)
+      expect(existsSync(caFile)).toBe(false)
+    } finally {
+      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL")
+    }
+  }, 60_000)
+
+  it("--json prints one line with the vaults and the environment per auth mode", async () => {
+    const r = run(["--json", "--vault", "bin-json"])
+    try {
+      await waitFor(r, (out) => out.includes("\n"))
+      const summary = JSON.parse(r.stdout.split("\n")[0] as string) as {
+        vaults: Array<{ name: string; url: string }>
+        env: Record<string, Record<string, string>>
+      }
+      expect(summary.vaults.map((v) => v.name)).toEqual(["bin-json"])
+      expect(Object.keys(summary.env).sort()).toEqual([
+        "clientSecret",
+        "managedIdentityAppService",
+        "managedIdentityImds",
+        "managedIdentityUserAssigned",
+        "workloadIdentity",
+      ])
+      r.child.kill("SIGTERM")
+      expect(await r.exited).toEqual({ code: 0, signal: null })
+    } finally {
+      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL")
+    }
+  }, 30_000)
+
+  it("--help prints the usage and exits 0 without starting anything", async () => {
+    const r = run(["--help"])
+    expect(await r.exited).toEqual({ code: 0, signal: null })
+    expect(r.stdout).toMatch(/^usage: kvdeploy-emulator /)
+    expect(r.stdout).toContain("--pfx-workers N")
+    expect(r.stdout).not.toContain("kv-emulator running")
+  })
+
+  it.each([
+    [["--bogus"], /Unknown option '--bogus'/],
+    [["--vault", "a:notaport"], /--vault needs NAME or NAME:PORT|--vault needs a port number/],
+    [["--entra-port", "70000"], /--entra-port needs a port number \(0-65535\), got "70000"/],
+    [["--pfx-workers", "two"], /--pfx-workers needs a whole number from 0 to 64, got "two"/],
+    [["stray"], /Unexpected argument 'stray'/],
+  ])("a bad command line %j: a clear error, the usage, exit 2", async (args, message) => {
+    const r = run(args)
+    expect(await r.exited).toEqual({ code: 2, signal: null })
+    expect(r.stdout).toBe("")
+    expect(r.stderr).toMatch(/^kvdeploy-emulator: /)
+    expect(r.stderr).toMatch(message)
+    expect(r.stderr).toContain("usage: kvdeploy-emulator ")
+  })
+})
