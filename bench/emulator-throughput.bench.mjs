@@ -25,8 +25,10 @@
 //
 // Knobs (environment): KVDEPLOY_BENCH_SECONDS (get-latest window per round, default 2),
 // KVDEPLOY_BENCH_IMPORTS (measured imports per round, default 300), KVDEPLOY_BENCH_PFX_WORKERS
-// (the emulator's pfxWorkers option; unset: its default), KVDEPLOY_BENCH_EMULATOR_NODE_FLAGS
-// (extra node flags for the emulator child, e.g. "--cpu-prof --cpu-prof-dir=/dev/shm/prof").
+// (the emulator's pfxWorkers option; unset: its default), KVDEPLOY_BENCH_COMPARE_PFX_WORKERS (a
+// second emulator process with this pfxWorkers, driven with the same bodies in the same import
+// rounds, e.g. 0 to see what the pool brings), KVDEPLOY_BENCH_EMULATOR_NODE_FLAGS (extra node
+// flags for the emulator children, e.g. "--cpu-prof --cpu-prof-dir=/dev/shm/prof").
 import { spawn } from "node:child_process"
 import * as https from "node:https"
 import { cpus, loadavg } from "node:os"
@@ -42,6 +44,7 @@ const IMPORTS = Number(process.env.KVDEPLOY_BENCH_IMPORTS ?? "300")
 const IMPORT_WARMUP = 40
 const ROUNDS = 3
 const PFX_WORKERS = process.env.KVDEPLOY_BENCH_PFX_WORKERS
+const COMPARE_PFX_WORKERS = process.env.KVDEPLOY_BENCH_COMPARE_PFX_WORKERS
 const EMULATOR_NODE_FLAGS = (process.env.KVDEPLOY_BENCH_EMULATOR_NODE_FLAGS ?? "")
   .split(" ")
   .filter((f) => f.length > 0)
@@ -261,22 +264,48 @@ const importBytes = materials[1].pfx.length
 const pemBytes = materials[1].pem.length
 
 // ---------- both servers up; rounds alternate so both see the same machine load ----------
-const emu = await child(["emulator", PFX_WORKERS ?? ""], EMULATOR_NODE_FLAGS)
-const info = emu.info
-const agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: info.caPem })
-const tokenRes = await request(agent, `${info.authorityHost}/${info.tenantId}/oauth2/v2.0/token`, {
-  method: "POST",
-  ca: info.caPem,
-  headers: { "content-type": "application/x-www-form-urlencoded" },
-  body: new URLSearchParams({
-    client_id: info.clientId,
-    client_secret: info.clientSecret,
-    scope: "https://vault.azure.net/.default",
-    grant_type: "client_credentials",
-  }).toString(),
-})
-const token = JSON.parse(tokenRes.text).access_token
-const auth = { Authorization: `Bearer ${token}` }
+/** An emulator child with `workers` PFX workers ("" for its default), a token and an agent. */
+const emulatorSession = async (workers) => {
+  const emu = await child(["emulator", workers], EMULATOR_NODE_FLAGS)
+  const info = emu.info
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: info.caPem })
+  const tokenRes = await request(agent, `${info.authorityHost}/${info.tenantId}/oauth2/v2.0/token`, {
+    method: "POST",
+    ca: info.caPem,
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      client_id: info.clientId,
+      client_secret: info.clientSecret,
+      scope: "https://vault.azure.net/.default",
+      grant_type: "client_credentials",
+    }).toString(),
+  })
+  const token = JSON.parse(tokenRes.text).access_token
+  const auth = { Authorization: `Bearer ${token}` }
+  const importOnce = (prefix) => (slot, body) =>
+    request(
+      agent,
+      `${info.vaults[slot % VAULTS].url}/certificates/${prefix}-${slot}/import?api-version=2025-07-01`,
+      {
+        method: "POST",
+        ca: info.caPem,
+        headers: { ...auth, "content-type": "application/json" },
+        body,
+      },
+    )
+  const stop = async () => {
+    agent.destroy()
+    emu.proc.removeAllListeners("exit")
+    const exited = new Promise((r) => emu.proc.once("exit", r))
+    emu.proc.kill("SIGTERM")
+    await exited
+  }
+  return { info, agent, auth, importOnce, stop }
+}
+const main = await emulatorSession(PFX_WORKERS ?? "")
+// Optionally a second emulator with another pfxWorkers, measured in the same import rounds.
+const compare = COMPARE_PFX_WORKERS !== undefined ? await emulatorSession(COMPARE_PFX_WORKERS) : undefined
+const { info, agent, auth } = main
 const v0 = info.vaults[0].url
 const seed = await request(agent, `${v0}/certificates/bench/import?api-version=2025-07-01`, {
   method: "POST",
@@ -317,17 +346,6 @@ const get = await rounds(
   () => request(bagent, `${baseUrl}/certificates/bench/`, { ca: base.info.caPem, headers: auth }),
   CONCURRENCY_GET,
 )
-const importOnce = (prefix) => (slot, body) =>
-  request(
-    agent,
-    `${info.vaults[slot % VAULTS].url}/certificates/${prefix}-${slot}/import?api-version=2025-07-01`,
-    {
-      method: "POST",
-      ca: info.caPem,
-      headers: { ...auth, "content-type": "application/json" },
-      body,
-    },
-  )
 const baseImportOnce = (_slot, body) =>
   request(bagent, `${baseUrl}/certificates/x/import`, {
     method: "POST",
@@ -338,16 +356,20 @@ const baseImportOnce = (_slot, body) =>
 const importRounds = async (label, kind) => {
   const e = []
   const b = []
+  const c = []
   for (let r = 0; r < ROUNDS; r++) {
     const bodies = roundBodies(kind, r)
-    e.push(await loadQueue(IMPORT_CONCURRENCY, bodies, IMPORT_WARMUP, importOnce(kind), 200))
+    e.push(await loadQueue(IMPORT_CONCURRENCY, bodies, IMPORT_WARMUP, main.importOnce(kind), 200))
     // The baseline reads the same bodies (it parses nothing, so sending them again is fair).
     b.push(await loadQueue(IMPORT_CONCURRENCY, bodies, IMPORT_WARMUP, baseImportOnce, 200))
+    // So does the other emulator process (its own memory: it has seen none of them).
+    if (compare)
+      c.push(await loadQueue(IMPORT_CONCURRENCY, bodies, IMPORT_WARMUP, compare.importOnce(kind), 200))
   }
   console.log(
-    `  ${label}: emulator ${e.map((x) => x.toFixed(0)).join(", ")}; baseline ${b.map((x) => x.toFixed(0)).join(", ")} (req/s per round)`,
+    `  ${label}: emulator ${e.map((x) => x.toFixed(0)).join(", ")}; baseline ${b.map((x) => x.toFixed(0)).join(", ")}${compare ? `; emulator with pfxWorkers=${COMPARE_PFX_WORKERS} ${c.map((x) => x.toFixed(0)).join(", ")}` : ""} (req/s per round)`,
   )
-  return { emu: median(e), base: median(b) }
+  return { emu: median(e), base: median(b), compare: compare ? median(c) : Number.NaN }
 }
 const pfx = await importRounds(
   `import PFX (a distinct ${importBytes} B JSON each), ${VAULTS} vaults x ${CONCURRENCY_IMPORT} clients`,
@@ -357,14 +379,11 @@ const pem = await importRounds(
   `import PEM (a distinct ${pemBytes} B JSON each), ${VAULTS} vaults x ${CONCURRENCY_IMPORT} clients`,
   "pem",
 )
-agent.destroy()
 bagent.destroy()
-emu.proc.removeAllListeners("exit")
-const emuExit = new Promise((r) => emu.proc.once("exit", r))
-emu.proc.kill("SIGTERM")
 base.proc.removeAllListeners("exit")
 base.proc.kill("SIGTERM")
-await emuExit
+await main.stop()
+await compare?.stop()
 
 const fmt = (n) => n.toFixed(0).padStart(7)
 console.log("")
@@ -380,6 +399,11 @@ console.log(
   `import PEM (req/s, 10 vaults) ${fmt(pem.emu)}    ${fmt(pem.base)}   ${(pem.emu / pem.base).toFixed(2)}`,
 )
 console.log(`  per vault                   ${fmt(pem.emu / VAULTS)}`)
+if (compare) {
+  console.log(
+    `pfxWorkers=${COMPARE_PFX_WORKERS}: import PFX ${pfx.compare.toFixed(0)}/s (${(pfx.compare / VAULTS).toFixed(1)} per vault), PEM ${pem.compare.toFixed(0)}/s (${(pem.compare / VAULTS).toFixed(1)} per vault); ratio to pfxWorkers=${PFX_WORKERS ?? "default"}: PFX ${(pfx.compare / pfx.emu).toFixed(2)}, PEM ${(pem.compare / pem.emu).toFixed(2)}`,
+  )
+}
 console.log("")
 const verdict = (ok) => (ok ? "MET" : "NOT MET")
 console.log(
