@@ -23,7 +23,13 @@ import type {
   KeyType,
   MaterialProblem,
 } from "../material.js"
-import { MaterialInvalid, PfxCodec, PfxDecodeError, PfxEncodeError } from "../ports/PfxCodec.js"
+import {
+  MaterialInvalid,
+  PfxCodec,
+  PfxDecodeError,
+  PfxEncodeError,
+  type PfxEncodeOptions,
+} from "../ports/PfxCodec.js"
 
 const CERT_MAGIC = "SYNCERT1\n"
 const KEY_MAGIC = "SYNKEY1\n"
@@ -314,7 +320,7 @@ const b64Length = (n: number) => 4 * Math.ceil(n / 3)
  * parsed or encrypted): the JSON payload's length is fixed by the base64
  * lengths, AES-GCM keeps it, and the container's fields have fixed lengths.
  */
-const maxEncodedBytes: NonNullable<(typeof PfxCodec)["Service"]["maxEncodedBytes"]> = (material, options) => {
+const maxEncodedBytes = (material: CertificateMaterial, options: PfxEncodeOptions): number => {
   const chain = material.chain.reduce((n, der) => n + b64Length(der.byteLength) + 2, 0)
   const commas = Math.max(0, material.chain.length - 1)
   // {"leaf":"…","chain":[…],"key":"…"}
