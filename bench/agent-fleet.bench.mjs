@@ -2,7 +2,7 @@
 // throttling windows (sliding 10 s: 300 imports and 4,000 other requests per vault), so
 // throttling binds.
 //
-//   node bench/agent-fleet.bench.mjs [--scale 1] [--concurrency 64]
+//   node bench/agent-fleet.bench.mjs [--scale 1] [--concurrency 64] [--no-windows]
 //
 // Full scale: 10,000 certificates (EC P-256 keys, PEM files on /dev/shm) across 10 vaults,
 // reconciled from cold by the built agent (apps/agent/dist/bin.js, a subprocess; the emulator
@@ -18,10 +18,27 @@
 //   no-change pass over every deployment / the same number of bare SDK getCertificate
 //     calls at the same concurrency, in the same run (a child process)                 goal <= 1.2
 //   resident memory of the idle agent with every deployment configured                 goal < 200 MB
+//     measured three times: after the cold reconcile, after the no-change pass, and in a
+//     restarted agent; each after a settle time (the agent's own release of memory once a
+//     pass is over) and again after a full collection forced through the inspector.
+//
+// The agent runs the way the deployment files run it: node --expose-gc (the single
+// executable has it in its execArgv) and glibc's malloc settings of the systemd unit, the
+// Dockerfile and the Kubernetes manifest (AGENT_ENV below). KVDEPLOY_BENCH_AGENT_FLAGS adds
+// node flags (for example --cpu-prof --cpu-prof-dir=DIR to profile the agent).
 import "reflect-metadata"
 import { spawn } from "node:child_process"
 import { webcrypto } from "node:crypto"
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
@@ -67,8 +84,16 @@ if (process.argv[2] === "--baseline") {
 }
 
 const { values } = parseArgs({
-  options: { scale: { type: "string", default: "1" }, concurrency: { type: "string", default: "64" } },
+  options: {
+    scale: { type: "string", default: "1" },
+    concurrency: { type: "string", default: "64" },
+    "no-windows": { type: "boolean", default: false },
+  },
 })
+// --no-windows: the emulator does not throttle and the agent's budgets do not bind. The time
+// figures are then not comparable with the goal (no lower bound); the run is for the memory
+// figures with every one of the scale's deployments configured, which need no windows.
+const windows = values["no-windows"] !== true
 const scale = Number(values.scale)
 const concurrency = Number(values.concurrency)
 if (!(scale > 0 && scale <= 1)) throw new Error("--scale must be in (0, 1]")
@@ -84,7 +109,9 @@ const x509 = await import("@peculiar/x509")
 x509.cryptoProvider.set(webcrypto)
 
 console.log(
-  `agent-fleet: ${TOTAL} certificates over ${VAULTS} vaults (scale ${scale}); windows per vault: ${WRITES} imports, ${OTHERS} others / 10 s; agent concurrency ${concurrency}`,
+  windows
+    ? `agent-fleet: ${TOTAL} certificates over ${VAULTS} vaults (scale ${scale}); windows per vault: ${WRITES} imports, ${OTHERS} others / 10 s; agent concurrency ${concurrency}`
+    : `agent-fleet: ${TOTAL} certificates over ${VAULTS} vaults (scale ${scale}); --no-windows: no throttling, for the memory figures; agent concurrency ${concurrency}`,
 )
 
 // ---------- material ----------
@@ -138,7 +165,7 @@ console.log(
 
 const emulator = await start({
   vaults: Array.from({ length: VAULTS }, (_, v) => `fleet-${v}`),
-  throttling: { windowMs: WINDOW_MS, writes: WRITES, others: OTHERS },
+  throttling: windows ? { windowMs: WINDOW_MS, writes: WRITES, others: OTHERS } : false,
   warn: () => {},
 })
 const yamlOf = (list) =>
@@ -148,8 +175,8 @@ const yamlOf = (list) =>
       state_dir: join(work, "state"),
       concurrency,
       reconcile_interval_seconds: 86_400,
-      vault_imports_per_window: Math.max(1, Math.floor(WRITES * 0.97)),
-      vault_reads_per_window: Math.max(1, Math.floor(OTHERS * 0.97)),
+      vault_imports_per_window: windows ? Math.max(1, Math.floor(WRITES * 0.97)) : 1_000_000,
+      vault_reads_per_window: windows ? Math.max(1, Math.floor(OTHERS * 0.97)) : 1_000_000,
       backoff_base_seconds: 1,
       backoff_max_seconds: 30,
     },
@@ -164,10 +191,110 @@ writeFileSync(configPath, yamlOf(deployments))
 
 // ---------- the agent ----------
 const env = { ...process.env, ...emulator.env.clientSecret }
-const child = spawn(process.execPath, [agentBin, "--config", configPath], {
-  env,
-  stdio: ["ignore", "pipe", "inherit"],
-})
+// As in apps/agent/deploy (systemd unit, Dockerfile, Kubernetes manifest): glibc malloc settings.
+const AGENT_ENV = {
+  MALLOC_ARENA_MAX: "2",
+  MALLOC_TRIM_THRESHOLD_: "131072",
+  MALLOC_MMAP_THRESHOLD_: "131072",
+}
+const AGENT_FLAGS = [
+  "--expose-gc",
+  ...(process.env.KVDEPLOY_BENCH_AGENT_FLAGS ?? "").split(" ").filter((f) => f !== ""),
+]
+console.log(
+  `  agent: node ${AGENT_FLAGS.join(" ")} dist/bin.js, ${Object.entries(AGENT_ENV)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ")}`,
+)
+/** Start the agent with an inspector on a free loopback port (for the memory figures); answers its WebSocket URL. */
+const startAgent = (extraFlags = []) => {
+  const proc = spawn(
+    process.execPath,
+    [...AGENT_FLAGS, "--inspect=127.0.0.1:0", ...extraFlags, agentBin, "--config", configPath],
+    { env: { ...env, ...AGENT_ENV }, stdio: ["ignore", "pipe", "pipe"] },
+  )
+  let err = ""
+  const inspectorUrl = new Promise((resolve) => {
+    proc.stderr.on("data", (c) => {
+      const text = c.toString()
+      if (err.length < 100_000) err += text
+      const m = /Debugger listening on (ws:\/\/\S+)/.exec(err)
+      if (m) resolve(m[1])
+      // The inspector's own notices are not the agent's output.
+      for (const l of text.split("\n"))
+        if (
+          l !== "" &&
+          !/Debugger listening|For help, see|Debugger attached|Waiting for the debugger/.test(l)
+        )
+          process.stderr.write(`${l}\n`)
+    })
+  })
+  return { proc, inspectorUrl }
+}
+
+/**
+ * The agent's memory, idle: after `settleMs` (the agent releases memory on its own once a pass
+ * is over), then after a full collection forced through the inspector.
+ */
+const idleMemory = async (proc, inspectorUrl, settleMs) => {
+  await sleep(settleMs)
+  const ws = new WebSocket(await inspectorUrl)
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve
+    ws.onerror = reject
+  })
+  let id = 0
+  const pending = new Map()
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data)
+    pending.get(msg.id)?.(msg)
+    pending.delete(msg.id)
+  }
+  const send = (method, params = {}) =>
+    new Promise((resolve) => {
+      const i = ++id
+      pending.set(i, resolve)
+      ws.send(JSON.stringify({ id: i, method, params }))
+    })
+  const read = async () => {
+    const r = await send("Runtime.evaluate", {
+      expression: "JSON.stringify(process.memoryUsage())",
+      returnByValue: true,
+    })
+    const u = JSON.parse(r.result.result.value)
+    const mb = (b) => b / 1024 / 1024
+    return {
+      rss: rssMbOf(proc.pid),
+      heapTotal: mb(u.heapTotal),
+      heapUsed: mb(u.heapUsed),
+      external: mb(u.external),
+      arrayBuffers: mb(u.arrayBuffers),
+      sockets: socketsOf(proc.pid),
+    }
+  }
+  const settled = await read()
+  await send("HeapProfiler.collectGarbage")
+  await sleep(2000)
+  const collected = await read()
+  ws.close()
+  return { settled, collected }
+}
+const rssMbOf = (pid) =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0") / 1024
+const socketsOf = (pid) => {
+  let n = 0
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) n++
+    } catch {}
+  }
+  return n
+}
+const memoryText = (m) =>
+  `${m.rss.toFixed(0)} MB resident: V8 heap ${m.heapUsed.toFixed(0)} used of ${m.heapTotal.toFixed(0)} MB, external ${m.external.toFixed(0)} MB (array buffers ${m.arrayBuffers.toFixed(0)} MB), ${m.sockets} sockets`
+
+const first = startAgent()
+const child = first.proc
 let port = 0
 let outBuf = ""
 const agentLog = process.env.KVDEPLOY_BENCH_AGENT_LOG
@@ -226,8 +353,12 @@ const vaultsServing = deployments.filter(
 ).length
 const failed = TOTAL - vaultsServing
 
+// ---------- memory after the cold reconcile ----------
+const memoryMarked = performance.now()
+const afterCold = await idleMemory(child, first.inspectorUrl, 8000)
+
 // ---------- no-change pass (SIGHUP reloads and reconciles every deployment) ----------
-await sleep(WINDOW_MS + 500) // let the windows empty
+await sleep(Math.max(0, WINDOW_MS + 500 - (performance.now() - memoryMarked))) // let the windows empty
 const passMark = emulator.requests.mark()
 const passSignalled = performance.now()
 child.kill("SIGHUP")
@@ -245,8 +376,12 @@ const passWrites = passEntries.filter((e) => e.method !== "GET").length
 const passSpanMs = passEntries.at(-1).time - passEntries[0].time
 const passWallMs = performance.now() - passSignalled
 
+// ---------- memory after the no-change pass ----------
+const passMarked = performance.now()
+const afterPass = await idleMemory(child, first.inspectorUrl, 8000)
+
 // ---------- baseline: bare SDK getCertificate, same number, same concurrency ----------
-await sleep(WINDOW_MS + 500)
+await sleep(Math.max(0, WINDOW_MS + 500 - (performance.now() - passMarked)))
 const job = join(work, "baseline.json")
 writeFileSync(
   job,
@@ -275,27 +410,16 @@ const baseline = await new Promise((resolve, reject) => {
   )
 })
 
-// ---------- memory ----------
-const rssMbOf = (pid) =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0") / 1024
-await sleep(3000)
-const rssAfterColdMb = rssMbOf(child.pid)
 child.kill("SIGTERM")
 const exitCode = await new Promise((r) => child.on("close", (code) => r(code)))
 
 // A restarted agent (same state directory) with every deployment configured and in place: idle memory, and no writes.
 const restartMark = emulator.requests.mark()
 const snapshot = process.env.KVDEPLOY_BENCH_HEAPSNAPSHOT_DIR
-const second = spawn(
-  process.execPath,
-  [
-    ...(snapshot === undefined ? [] : ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${snapshot}`]),
-    agentBin,
-    "--config",
-    configPath,
-  ],
-  { env, stdio: ["ignore", "pipe", "inherit"] },
+const secondAgent = startAgent(
+  snapshot === undefined ? [] : ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${snapshot}`],
 )
+const second = secondAgent.proc
 let port2 = 0
 let buf2 = ""
 second.stdout.on("data", (c) => {
@@ -318,18 +442,11 @@ while (true) {
   if (performance.now() - restartStarted > 10 * 60_000) break
 }
 const restartReadyMs = performance.now() - restartStarted
-await sleep(5000)
-const rssMb = rssMbOf(second.pid)
+const restarted = await idleMemory(second, secondAgent.inspectorUrl, 8000)
 if (snapshot !== undefined) {
   second.kill("SIGUSR2")
   await sleep(5000)
 }
-const heapPage = await fetch(`http://127.0.0.1:${port2}/metrics`).then(
-  (r) => r.text(),
-  () => "",
-)
-const heapUsedMb = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(heapPage)?.[1] ?? "NaN") / 1024 / 1024
-const heapTotalMb = Number(/^nodejs_heap_size_total_bytes (\S+)/m.exec(heapPage)?.[1] ?? "NaN") / 1024 / 1024
 const restartWrites = emulator.requests
   .entries({ since: restartMark })
   .filter((e) => vaultNames.has(e.vault) && e.method !== "GET" && !e.challenge).length
@@ -349,12 +466,17 @@ const line = (label, value, goal, met) =>
 console.log(
   `results (scale ${scale}: ${TOTAL} certificates, ${VAULTS} vaults, ${perVaultImports} imports per vault, concurrency ${concurrency}):`,
 )
-line(
-  `cold reconcile ${(coldMs / 1000).toFixed(1)} s / lower bound ${(lowerBoundMs / 1000).toFixed(1)} s`,
-  ratioCold.toFixed(2),
-  "<= 1.1",
-  ratioCold <= 1.1,
-)
+if (windows)
+  line(
+    `cold reconcile ${(coldMs / 1000).toFixed(1)} s / lower bound ${(lowerBoundMs / 1000).toFixed(1)} s`,
+    ratioCold.toFixed(2),
+    "<= 1.1",
+    ratioCold <= 1.1,
+  )
+else
+  console.log(
+    `  cold reconcile ${(coldMs / 1000).toFixed(1)} s (--no-windows: no lower bound, not a goal figure)`,
+  )
 line("failed deploys (certificates not in their vault)", String(failed), "0", failed === 0)
 line("deploy outcomes other than Succeeded", String(notSucceeded), "0", notSucceeded === 0)
 line("429s received", String(throttled), "~0", throttled <= Math.ceil(TOTAL * 0.001))
@@ -374,19 +496,17 @@ line(
 console.log(
   `    (no-change pass: ${passEntries.length} requests, ${passWrites} writes; ${(passWallMs / 1000).toFixed(2)} s from SIGHUP, config reload included; baseline errors ${baseline.errors})`,
 )
-line(
-  "idle resident memory, restarted agent, all deployments configured",
-  `${rssMb.toFixed(0)} MB`,
-  "< 200 MB",
-  rssMb < 200,
-)
+for (const [label, m] of [
+  ["after the cold reconcile", afterCold],
+  ["after the no-change pass", afterPass],
+  ["restarted agent, every deployment in place", restarted],
+]) {
+  line(`idle resident memory, ${label}`, `${m.settled.rss.toFixed(0)} MB`, "< 200 MB", m.settled.rss < 200)
+  console.log(`    (settled 8 s: ${memoryText(m.settled)})`)
+  console.log(`    (then a forced full collection: ${memoryText(m.collected)})`)
+}
 console.log(
   `    (for scale: the bare SDK baseline process, ${VAULTS} clients after its ${TOTAL} gets, idle 5 s: ${baseline.rssMb.toFixed(0)} MB resident)`,
 )
-console.log(
-  `    (restarted agent's V8 heap: ${heapUsedMb.toFixed(0)} MB used of ${heapTotalMb.toFixed(0)} MB)`,
-)
-console.log(
-  `    (restart: ready after ${(restartReadyMs / 1000).toFixed(1)} s, ${restartWrites} writes; resident memory of the first agent idle after its cold pass: ${rssAfterColdMb.toFixed(0)} MB)`,
-)
+console.log(`    (restart: ready after ${(restartReadyMs / 1000).toFixed(1)} s, ${restartWrites} writes)`)
 console.log(`  agent exit code on SIGTERM: ${exitCode}`)

@@ -46,6 +46,14 @@ export const makeAgentMetrics = (): AgentMetrics => {
       this.set(process.memoryUsage().heapTotal)
     },
   })
+  new Gauge({
+    name: "nodejs_external_memory_bytes",
+    help: "Memory of C++ objects bound to JavaScript objects managed by V8 (Buffers included), in bytes.",
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage().external)
+    },
+  })
   const gauge = (name: string, help: string, labelNames: ReadonlyArray<string>) =>
     new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] })
   const lastSuccess = gauge(

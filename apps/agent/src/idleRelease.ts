@@ -24,38 +24,53 @@ export interface IdleRelease {
   readonly available: boolean
 }
 
-/** `gc` when the process was started with --expose-gc. */
+/**
+ * A full, memory-reducing collection when the process was started with
+ * --expose-gc: V8's "last resort" flavour (what it runs on a low-memory
+ * notification) also shrinks the heap's committed pages and runs the
+ * callbacks that free the native objects. A plain `gc()` left an idle agent
+ * with 10,000 deployments at 730 MB resident; this one brings it under 200.
+ */
 export const exposedGc = (): (() => void) | undefined => {
   const gc = (globalThis as { gc?: unknown }).gc
-  return typeof gc === "function" ? (gc as () => void) : undefined
+  if (typeof gc !== "function") return undefined
+  return () => {
+    ;(gc as (options: object) => void)({ type: "major", execution: "sync", flavor: "last-resort" })
+  }
 }
 
 export const makeIdleRelease = (
   quietMs: number,
   run: (effect: Effect.Effect<void>) => void,
   gc: (() => void) | undefined,
+  /** Work that would leave garbage right after the collection (the pass's state file write). */
+  before: Effect.Effect<void> = Effect.void,
 ): IdleRelease => {
   let running = 0
   let since = 0
   let pending = false
   const mb = (bytes: number) => Math.round(bytes / 1048576)
+  const collect = Effect.suspend(() => {
+    // Attempts started again while `before` ran: the pass is not over.
+    if (gc === undefined || running > 0) return Effect.void
+    const rssBefore = process.memoryUsage.rss()
+    const started = performance.now()
+    gc()
+    const rssAfter = process.memoryUsage.rss()
+    return Effect.logInfo("idle: memory released after the pass").pipe(
+      Effect.annotateLogs({
+        rssBeforeMb: mb(rssBefore),
+        rssAfterMb: mb(rssAfter),
+        gcMs: Math.round(performance.now() - started),
+      }),
+    )
+  })
   const check: Effect.Effect<void> = Effect.suspend(() => {
     pending = false
     if (gc === undefined || running > 0 || since === 0) return Effect.void
     const attempts = since
     since = 0
-    const before = process.memoryUsage.rss()
-    const started = performance.now()
-    gc()
-    const after = process.memoryUsage.rss()
-    return Effect.logInfo("idle: memory released after the pass").pipe(
-      Effect.annotateLogs({
-        attempts,
-        rssBeforeMb: mb(before),
-        rssAfterMb: mb(after),
-        gcMs: Math.round(performance.now() - started),
-      }),
-    )
+    return Effect.andThen(before, collect).pipe(Effect.annotateLogs({ attempts }))
   })
   return {
     available: gc !== undefined,

@@ -123,6 +123,8 @@ export const makeReconciler = (
         Effect.runForkWith(services)(effect)
       },
       exposedGc(),
+      // The pass's records are written first, so the write's garbage goes with the rest.
+      state.flush,
     )
 
     // Synchronous: two deployments of a new vault never get two budgets for it.

@@ -8,6 +8,11 @@ import { parseAgentConfig } from "../src/config.js"
 import { agentRoot, bin } from "./harness.js"
 
 const deploy = join(agentRoot, "deploy")
+const mallocSettings = {
+  MALLOC_ARENA_MAX: "2",
+  MALLOC_TRIM_THRESHOLD_: "131072",
+  MALLOC_MMAP_THRESHOLD_: "131072",
+}
 
 describe("deployment files", () => {
   const analyze = spawnSync("systemd-analyze", ["--version"], { encoding: "utf8" })
@@ -55,5 +60,17 @@ describe("deployment files", () => {
     const parsed = parseAgentConfig(String(config), "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})
     if (parsed._tag === "Failure") throw new Error(parsed.failure.message)
     expect(parsed.success.deployments[0]?.target.credentialMode).toBe("workload_identity")
+    // The glibc malloc settings the memory figures were measured with (docs/agent.md, "Memory").
+    const env = at(pod, "spec", "containers", 0, "env") as Array<{ name: string; value: string }>
+    expect(Object.fromEntries(env.map((e) => [e.name, e.value]))).toMatchObject(mallocSettings)
+  })
+
+  it("the systemd unit and the Dockerfile set the same glibc malloc settings", () => {
+    const unit = readFileSync(join(deploy, "systemd", "kvdeploy-agent.service"), "utf8")
+    const dockerfile = readFileSync(join(deploy, "docker", "Dockerfile"), "utf8")
+    for (const [name, value] of Object.entries(mallocSettings)) {
+      expect(unit).toMatch(new RegExp(`^Environment=.*\\b${name}=${value}\\b`, "m"))
+      expect(dockerfile).toMatch(new RegExp(`^ENV .*\\b${name}=${value}\\b`, "m"))
+    }
   })
 })

@@ -1,4 +1,4 @@
-/** Memory released once the reconciler is quiet after attempts ran, never while an attempt runs. */
+/** Memory released once the reconciler is quiet after attempts ran (after the state write), never while an attempt runs. */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/testing/TestClock"
@@ -6,19 +6,22 @@ import { makeIdleRelease } from "../src/idleRelease.js"
 
 const harness = () => {
   const scheduled: Array<Effect.Effect<void>> = []
+  const order: Array<string> = []
   let collections = 0
   const release = makeIdleRelease(
     3000,
     (effect) => scheduled.push(effect),
     () => {
       collections++
+      order.push("collect")
     },
+    Effect.sync(() => order.push("before")),
   )
   /** Start what the release scheduled, as the reconciler's runtime would. */
   const startScheduled = Effect.suspend(() =>
     Effect.forEach(scheduled.splice(0), (e) => Effect.forkChild(e), { discard: true }),
   )
-  return { release, startScheduled, collections: () => collections }
+  return { release, startScheduled, collections: () => collections, order }
 }
 
 describe("idle release", () => {
@@ -39,6 +42,8 @@ describe("idle release", () => {
       expect(h.collections()).toBe(0)
       yield* TestClock.adjust(1)
       expect(h.collections()).toBe(1)
+      // The state write runs first, so its garbage is collected too.
+      expect(h.order).toEqual(["before", "collect"])
       // Quiet with no attempt since: no second collection.
       yield* TestClock.adjust(60_000)
       expect(h.collections()).toBe(1)
