@@ -271,7 +271,8 @@ describe("signals and restarts", () => {
       vault: "kv-rollback",
       name: "rb",
       skip: 1,
-      action: { kind: "delay", ms: 1200 },
+      // Long enough for the test to disable the new version through the SDK on a loaded machine.
+      action: { kind: "delay", ms: 3000 },
     })
     const secretDelay = e.faults.add({
       operation: "getSecret",
