@@ -3,8 +3,9 @@
  *
  * The hot path (parse, public key, "did A issue B") uses node:crypto's
  * X509Certificate: native, and unlike WebCrypto it verifies secp256k1 and
- * RSA-PSS signatures. Names and extensions come from @peculiar/x509 and the
- * serial's exact bytes from pkijs, both parsed only when facts are asked for.
+ * RSA-PSS signatures. Names, extensions and the serial's exact bytes come
+ * from @peculiar/x509, parsed once and only when facts are asked for (pkijs
+ * is not needed for a certificate: one JavaScript parse instead of two).
  */
 import "reflect-metadata"
 import { createHash, type KeyObject, X509Certificate } from "node:crypto"
@@ -12,7 +13,7 @@ import type { CertificateFacts, MaterialProblem } from "@kvdeploy/core"
 import { MaterialInvalid } from "@kvdeploy/core"
 import * as x509 from "@peculiar/x509"
 import * as Effect from "effect/Effect"
-import * as pkijs from "pkijs"
+import type * as pkijs from "pkijs"
 import { describeKey, keyFacts } from "./privateKey.js"
 
 /** A certificate parsed once, with what the chain and key checks need. */
@@ -21,10 +22,8 @@ export interface ParsedCertificate {
   /** node:crypto's view: public key, issuer check, signature verification. */
   readonly node: X509Certificate
   readonly publicKey: KeyObject
-  /** @peculiar/x509's view (names, extensions), parsed on first use; undefined when it cannot parse. */
+  /** @peculiar/x509's view (names, extensions, serial bytes), parsed on first use; undefined when it cannot parse. */
   readonly x509: () => x509.X509Certificate | undefined
-  /** pkijs's view (exact serial bytes), parsed on first use; undefined when it cannot parse. */
-  readonly pkijs: () => pkijs.Certificate | undefined
   /** Memoised: subject = issuer and the certificate's own key verifies its signature. */
   readonly selfSigned: () => boolean
 }
@@ -45,7 +44,11 @@ const lazy = <A>(f: () => A): (() => A | undefined) => {
   }
 }
 
-/** Parse a DER certificate; the problem names `field` (leaf, chain[1], certificate). */
+/**
+ * Parse a DER certificate; the problem names `field` (leaf, chain[1], certificate).
+ * `der` is kept as given: callers pass a private copy when the result must
+ * not change under them (analyseMaterial and decodePfx do).
+ */
 export const parseCertificate = (
   der: Uint8Array,
   field: string,
@@ -72,8 +75,7 @@ export const parseCertificate = (
       der,
       node,
       publicKey,
-      x509: lazy(() => new x509.X509Certificate(Uint8Array.from(der))),
-      pkijs: lazy(() => pkijs.Certificate.fromBER(Uint8Array.from(der))),
+      x509: lazy(() => new x509.X509Certificate(der)),
       selfSigned: () => {
         self ??= selfSignature(node, publicKey)
         return self
@@ -95,13 +97,30 @@ const selfSignature = (node: X509Certificate, publicKey: KeyObject): boolean => 
   }
 }
 
-/** Whether `parent` is named as `child`'s issuer (names, key identifiers) and its key verifies `child`'s signature. */
+const issuedMemo = new WeakMap<ParsedCertificate, Map<ParsedCertificate, boolean>>()
+
+/**
+ * Whether `parent` is named as `child`'s issuer (names, key identifiers) and
+ * its key verifies `child`'s signature. Memoised per pair of parsed
+ * certificates (their bytes are private copies that never change), so
+ * ordering the same parsed chain again verifies nothing twice.
+ */
 export const issued = (parent: ParsedCertificate, child: ParsedCertificate): boolean => {
+  let byParent = issuedMemo.get(child)
+  const known = byParent?.get(parent)
+  if (known !== undefined) return known
+  let result: boolean
   try {
-    return child.node.checkIssued(parent.node) && child.node.verify(parent.publicKey)
+    result = child.node.checkIssued(parent.node) && child.node.verify(parent.publicKey)
   } catch {
-    return false
+    result = false
   }
+  if (byParent === undefined) {
+    byParent = new Map()
+    issuedMemo.set(child, byParent)
+  }
+  byParent.set(parent, result)
+  return result
 }
 
 /** Whether `child` names `parent`'s subject as its issuer (whatever the signature says). */
@@ -114,14 +133,17 @@ export const isSelfSigned = (c: ParsedCertificate): boolean => c.selfSigned()
 export const nameOf = (c: ParsedCertificate | undefined, which: "subject" | "issuer"): string =>
   c?.x509()?.[which] ?? c?.node[which].replaceAll("\n", ", ") ?? "?"
 
-/** Canonical serial: lowercase hex of the INTEGER's bytes without leading zero bytes ("00" for zero). */
-export const canonicalSerial = (cert: pkijs.Certificate): string => {
-  const bytes = cert.serialNumber.valueBlock.valueHexView
+/** Lowercase hex of an INTEGER's content bytes without leading zero bytes ("00" for zero). */
+const serialHex = (bytes: Uint8Array): string => {
   let start = 0
   while (start < bytes.length - 1 && bytes[start] === 0) start++
-  const out = Buffer.from(bytes.subarray(start)).toString("hex")
+  const out = Buffer.from(bytes.buffer, bytes.byteOffset + start, bytes.byteLength - start).toString("hex")
   return out === "" ? "00" : out
 }
+
+/** Canonical serial: lowercase hex of the INTEGER's bytes without leading zero bytes ("00" for zero). */
+export const canonicalSerial = (cert: pkijs.Certificate): string =>
+  serialHex(cert.serialNumber.valueBlock.valueHexView)
 
 const sanPrefix: Readonly<Record<string, string>> = { dns: "DNS", ip: "IP", email: "email", url: "URI" }
 
@@ -147,13 +169,13 @@ export const factsOf = (
         fix: "use a certificate with an RSA or EC key",
       })
     const view = c.x509()
-    const structure = c.pkijs()
     const describe = () => {
       try {
-        return view === undefined || structure === undefined
+        return view === undefined
           ? undefined
           : {
-              serialHex: canonicalSerial(structure),
+              // x509's serialNumber is the INTEGER's bytes in hex, less at most one sign byte.
+              serialHex: serialHex(Buffer.from(view.serialNumber, "hex")),
               subject: view.subject,
               issuer: view.issuer,
               sans: sansOf(view),
@@ -179,7 +201,8 @@ export const factsOf = (
       ...(key.keySize === undefined ? {} : { keySize: key.keySize }),
       ...(key.curve === undefined ? {} : { curve: key.curve }),
       selfSigned: isSelfSigned(c),
-      der: c.der,
+      // A copy: the parsed certificate's bytes stay private to the analysis that checked them.
+      der: c.der.slice(),
     }
   })
 

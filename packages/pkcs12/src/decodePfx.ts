@@ -5,6 +5,8 @@
  * private key (by localKeyID, then by public key); the chain is the rest,
  * leaf-first.
  */
+
+import type { KeyObject } from "node:crypto"
 import { createHmac, timingSafeEqual } from "node:crypto"
 import type { CertificateMaterial } from "@kvdeploy/core"
 import { PfxDecodeError } from "@kvdeploy/core"
@@ -14,7 +16,7 @@ import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
 import { digestByOid, hashSizes, maxIterations, maxPfxBytes, oid } from "./algorithms.js"
 import { type ParsedCertificate, parseCertificate } from "./certificateFacts.js"
-import { orderChain } from "./inspect.js"
+import { type AnalysedMaterial, orderChain, rememberAnalysis } from "./inspect.js"
 import {
   decryptWithPassword,
   type KdfBudget,
@@ -45,8 +47,22 @@ const MALFORMED_FIX = "check that the file is a complete PKCS#12 (openssl pkcs12
 
 const copyOf = (view: ArrayBuffer | Uint8Array): Uint8Array => Uint8Array.from(new Uint8Array(view))
 
+/**
+ * The content of a primitive OCTET STRING as asn1js already parsed it:
+ * asn1js parses every primitive OCTET STRING's bytes as BER on the way in
+ * and keeps the result when it consumed them exactly. Reading that saves
+ * parsing the same bytes a second time; `undefined` sends the caller to
+ * `fromBER` on the bytes (constructed strings, trailing bytes, not BER).
+ */
+const parsedContent = (octets: asn1js.OctetString): asn1js.AsnType | undefined => {
+  if (octets.idBlock.isConstructed) return undefined
+  const inner: unknown = octets.valueBlock.value
+  return Array.isArray(inner) && inner.length === 1 ? (inner[0] as asn1js.AsnType) : undefined
+}
+
 interface FoundKey {
   readonly pkcs8: Uint8Array
+  readonly key: KeyObject
   readonly localKeyId: Uint8Array | undefined
 }
 interface FoundCertificate {
@@ -133,6 +149,7 @@ const collectBags = (
         )
         keys.push({
           pkcs8: new Uint8Array(key.export({ type: "pkcs8", format: "der" })),
+          key,
           localKeyId: localKeyIdOf(bag),
         })
       } else if (bag.bagId === oid.keyBag && bag.bagValue instanceof pkijs.PrivateKeyInfo) {
@@ -147,6 +164,7 @@ const collectBags = (
         )
         keys.push({
           pkcs8: new Uint8Array(key.export({ type: "pkcs8", format: "der" })),
+          key,
           localKeyId: localKeyIdOf(bag),
         })
       } else if (bag.bagId === oid.certBag && bag.bagValue instanceof pkijs.CertBag) {
@@ -162,9 +180,13 @@ const collectBags = (
     }
   })
 
-const parseSafeContents = (bytes: Uint8Array): Effect.Effect<pkijs.SafeContents, PfxDecodeError> =>
+const parseSafeContents = (
+  bytes: Uint8Array,
+  parsed?: asn1js.AsnType,
+): Effect.Effect<pkijs.SafeContents, PfxDecodeError> =>
   Effect.try({
-    try: () => pkijs.SafeContents.fromBER(bytes),
+    try: () =>
+      parsed === undefined ? pkijs.SafeContents.fromBER(bytes) : new pkijs.SafeContents({ schema: parsed }),
     catch: (cause) =>
       new PfxDecodeError({
         reason: "malformed",
@@ -207,8 +229,12 @@ export const decodePfx = (
     const authSafeBytes = copyOf(content.getValue())
     const budget = newKdfBudget()
     yield* verifyMac(pfx, authSafeBytes, pw, budget)
+    const authSafeParsed = parsedContent(content)
     const authenticatedSafe = yield* Effect.try({
-      try: () => pkijs.AuthenticatedSafe.fromBER(authSafeBytes),
+      try: () =>
+        authSafeParsed === undefined
+          ? pkijs.AuthenticatedSafe.fromBER(authSafeBytes)
+          : new pkijs.AuthenticatedSafe({ schema: authSafeParsed }),
       catch: (cause) =>
         new PfxDecodeError({
           reason: "malformed",
@@ -221,7 +247,7 @@ export const decodePfx = (
     for (const info of authenticatedSafe.safeContents) {
       const inner: unknown = info.content
       if (info.contentType === oid.data && inner instanceof asn1js.OctetString) {
-        const contents = yield* parseSafeContents(copyOf(inner.getValue()))
+        const contents = yield* parseSafeContents(new Uint8Array(inner.getValue()), parsedContent(inner))
         yield* collectBags(contents.safeBags, pw, keys, certificates, 0, budget)
       } else if (info.contentType === oid.encryptedData) {
         const encrypted = yield* Effect.try({
@@ -281,12 +307,8 @@ export const decodePfx = (
       )
     }
     for (const key of keys) {
-      const loaded = yield* Effect.mapError(
-        loadPkcs8(key.pkcs8),
-        (p) => new PfxDecodeError({ reason: "malformed", detail: `the PFX's private key: ${p.message}` }),
-      )
       const publicKey = yield* Effect.mapError(
-        publicOf(loaded),
+        publicOf(key.key),
         (p) => new PfxDecodeError({ reason: "malformed", detail: `the PFX's private key: ${p.message}` }),
       )
       const matches = parsed.flatMap((c, i) => (c.publicKey.equals(publicKey) ? [i] : []))
@@ -302,9 +324,27 @@ export const decodePfx = (
       const order = orderChain(leaf, others)
       const chain = [...order.ordered, ...order.unrelated].flatMap((i) => {
         const c = others[i]
-        return c === undefined ? [] : [c.der]
+        return c === undefined ? [] : [c]
       })
-      return { leaf: leaf.der, chain, key: Redacted.make(key.pkcs8) }
+      // The caller gets copies; the parsed certificates and the key keep their
+      // own bytes, and are remembered as the analysis of the returned material
+      // (inspect or encode of it then re-parses and re-verifies nothing).
+      const material: CertificateMaterial = {
+        leaf: leaf.der.slice(),
+        chain: chain.map((c) => c.der.slice()),
+        key: Redacted.make(key.pkcs8.slice()),
+      }
+      const analysed: AnalysedMaterial = {
+        leaf,
+        chain,
+        // Same certificates in the returned order: the signatures checked above are memoised.
+        order: orderChain(leaf, chain),
+        key: key.key,
+        pkcs8: key.pkcs8,
+        keyMatchesLeaf: publicKey.equals(leaf.publicKey),
+      }
+      rememberAnalysis(material, analysed)
+      return material
     }
     return yield* fail(
       "no-certificate",

@@ -176,8 +176,8 @@ export const encodePfx = (
       try: () =>
         build({
           certificates: [analysed.leaf.der, ...chain],
-          // Already checked to be a loadable PKCS#8 key by analyseMaterial.
-          pkcs8: Redacted.value(material.key),
+          // The analysed copy: the bytes whose match with the leaf was just checked.
+          pkcs8: analysed.pkcs8,
           password: Redacted.value(options.password),
           encoding: options.encoding,
           friendlyName: options.friendlyName,

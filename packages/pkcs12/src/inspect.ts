@@ -101,29 +101,57 @@ export const orderChain = (
   return { ordered, unrelated: [...remaining], problems }
 }
 
-/** Parsed material with the checks done; shared by inspect and encode. */
+/**
+ * Parsed material with the checks done; shared by inspect and encode. Its
+ * bytes (`leaf.der`, every `chain[i].der`, `pkcs8`) are private copies taken
+ * before parsing: every check was made on exactly them, and encode writes
+ * exactly them, so nothing a caller does to its own arrays afterwards can
+ * put bytes into a PFX that were not checked (I4).
+ */
 export interface AnalysedMaterial {
   readonly leaf: ParsedCertificate
   readonly chain: ReadonlyArray<ParsedCertificate>
   readonly order: OrderedChain
   readonly key: KeyObject
+  readonly pkcs8: Uint8Array
   readonly keyMatchesLeaf: boolean
 }
 
-export const analyseMaterial = (
-  material: CertificateMaterial,
-): Effect.Effect<AnalysedMaterial, MaterialInvalid> =>
+/**
+ * The last analysis of each material object. Core's deploy program inspects
+ * the material and then encodes the same object; the second call reuses the
+ * first's parses and signature checks instead of repeating them. An entry is
+ * used only while the material's bytes still equal the analysed copies.
+ */
+const analyses = new WeakMap<CertificateMaterial, AnalysedMaterial>()
+
+const stillDescribes = (analysed: AnalysedMaterial, material: CertificateMaterial): boolean =>
+  analysed.chain.length === material.chain.length &&
+  bytesEqual(analysed.leaf.der, material.leaf) &&
+  analysed.chain.every((c, i) => {
+    const der = material.chain[i]
+    return der !== undefined && bytesEqual(c.der, der)
+  }) &&
+  bytesEqual(analysed.pkcs8, Redacted.value(material.key))
+
+/** Remember an analysis made elsewhere (decodePfx's) for the material object it returns. */
+export const rememberAnalysis = (material: CertificateMaterial, analysed: AnalysedMaterial): void => {
+  if (stillDescribes(analysed, material)) analyses.set(material, analysed)
+}
+
+const analyseFresh = (material: CertificateMaterial): Effect.Effect<AnalysedMaterial, MaterialInvalid> =>
   Effect.gen(function* () {
     const problems: Array<MaterialProblem> = []
-    const leaf = yield* Effect.result(parseCertificate(material.leaf, "leaf"))
+    const leaf = yield* Effect.result(parseCertificate(material.leaf.slice(), "leaf"))
     if (leaf._tag === "Failure") problems.push(leaf.failure)
     const chain: Array<ParsedCertificate> = []
     for (const [i, der] of material.chain.entries()) {
-      const c = yield* Effect.result(parseCertificate(der, `chain[${i}]`))
+      const c = yield* Effect.result(parseCertificate(der.slice(), `chain[${i}]`))
       if (c._tag === "Failure") problems.push(c.failure)
       else chain.push(c.success)
     }
-    const key = yield* Effect.result(loadPkcs8(Redacted.value(material.key)))
+    const pkcs8 = Redacted.value(material.key).slice()
+    const key = yield* Effect.result(loadPkcs8(pkcs8))
     if (key._tag === "Failure") problems.push({ field: "key", ...key.failure })
     if (leaf._tag === "Failure" || key._tag === "Failure" || problems.length > 0)
       return yield* Effect.fail(new MaterialInvalid({ problems }))
@@ -136,8 +164,23 @@ export const analyseMaterial = (
       chain,
       order: orderChain(leaf.success, chain),
       key: key.success,
+      pkcs8,
       keyMatchesLeaf: publicKey.equals(leaf.success.publicKey),
     }
+  })
+
+/** Parse and check the material, or reuse the analysis of the same object while its bytes are unchanged. */
+export const analyseMaterial = (
+  material: CertificateMaterial,
+): Effect.Effect<AnalysedMaterial, MaterialInvalid> =>
+  Effect.suspend(() => {
+    const known = analyses.get(material)
+    if (known !== undefined && stillDescribes(known, material)) return Effect.succeed(known)
+    return Effect.tap(analyseFresh(material), (analysed) =>
+      Effect.sync(() => {
+        analyses.set(material, analysed)
+      }),
+    )
   })
 
 /** Facts, chain order and checks of the material; fails only when it cannot be parsed at all. */

@@ -220,6 +220,96 @@ describe("inspectMaterial", () => {
   )
 })
 
+describe("one analysis per material object (inspect then encode, decode then inspect)", () => {
+  const mismatch = /does not match the leaf/
+
+  it.effect("encode after inspect writes the same PFX content and still refuses a key changed in place", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 3, authorities))
+      const key = Redacted.value(material.key).slice()
+      const own = {
+        leaf: material.leaf.slice(),
+        chain: material.chain.map((c) => c.slice()),
+        key: Redacted.make(key),
+      }
+      const inspected = yield* inspectMaterial(own)
+      expect(inspected.keyMatchesLeaf).toBe(true)
+      const back = yield* decodePfx(yield* encodePfx(own, { encoding: "modern", password }), password)
+      expect(hex(back.leaf)).toBe(hex(material.leaf))
+      expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+      // Overwrite the key bytes of the already-inspected object with another P-256 key (same length).
+      const replacement = canonicalPkcs8(other.pkcs8)
+      expect(replacement.length).toBe(key.length)
+      key.set(replacement)
+      const error = yield* Effect.flip(encodePfx(own, { encoding: "modern", password }))
+      expect(error.reason).toMatch(mismatch)
+      const again = yield* inspectMaterial(own)
+      expect(again.keyMatchesLeaf).toBe(false)
+    }),
+  )
+
+  it.effect("a leaf replaced in place after inspect is analysed afresh", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
+      const otherLeaf = yield* Effect.promise(() =>
+        issue({ subject: "CN=app.example.test, O=kvdeploy tests", key: other, ca: false }),
+      )
+      const own = { ...material, leaf: material.leaf.slice() }
+      expect((yield* inspectMaterial(own)).keyMatchesLeaf).toBe(true)
+      // Same subject and length, different key: only the bytes tell them apart.
+      if (otherLeaf.length === own.leaf.length) {
+        own.leaf.set(otherLeaf)
+        expect((yield* Effect.flip(encodePfx(own, { encoding: "legacy", password }))).reason).toMatch(
+          mismatch,
+        )
+      } else {
+        const swapped = { ...own, leaf: otherLeaf }
+        expect((yield* Effect.flip(encodePfx(swapped, { encoding: "legacy", password }))).reason).toMatch(
+          mismatch,
+        )
+      }
+    }),
+  )
+
+  it.effect("facts handed out are copies: changing them changes nothing inside", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
+      const inspected = yield* inspectMaterial(material)
+      inspected.leaf.der.fill(0)
+      const again = yield* inspectMaterial(material)
+      expect(hex(again.leaf.der)).toBe(hex(material.leaf))
+      const back = yield* decodePfx(yield* encodePfx(material, { encoding: "modern", password }), password)
+      expect(hex(back.leaf)).toBe(hex(material.leaf))
+    }),
+  )
+
+  it.effect("decoded material inspects and re-encodes like any other, and its arrays are the caller's", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 4, authorities))
+      const decoded = yield* decodePfx(
+        yield* encodePfx(
+          { ...material, chain: [...material.chain].reverse() },
+          { encoding: "modern", password },
+        ),
+        password,
+      )
+      const inspected = yield* inspectMaterial(decoded)
+      const fresh = yield* inspectMaterial({
+        leaf: decoded.leaf.slice(),
+        chain: decoded.chain.map((c) => c.slice()),
+        key: decoded.key,
+      })
+      expect(inspected).toEqual(fresh)
+      expect(inspected.problems).toEqual([])
+      // The caller owns the returned key bytes: replacing them makes encode check again and refuse.
+      Redacted.value(decoded.key).set(canonicalPkcs8(other.pkcs8))
+      expect((yield* Effect.flip(encodePfx(decoded, { encoding: "modern", password }))).reason).toMatch(
+        mismatch,
+      )
+    }),
+  )
+})
+
 describe("BER input (as Windows and some Java versions write)", () => {
   it.effect("reads constructed OCTET STRINGs and indefinite lengths in the authenticated safe", () =>
     Effect.gen(function* () {
