@@ -18,6 +18,7 @@ import { digestByOid, hashSizes, maxIterations, maxPfxBytes, oid } from "./algor
 import { type ParsedCertificate, parseCertificate } from "./certificateFacts.js"
 import { type AnalysedMaterial, orderChain, rememberAnalysis } from "./inspect.js"
 import {
+  decryptPrivateKeyInfo,
   decryptWithPassword,
   type KdfBudget,
   newKdfBudget,
@@ -129,17 +130,18 @@ const collectBags = (
     for (const bag of bags) {
       if (bag.bagId === oid.pkcs8ShroudedKeyBag && bag.bagValue instanceof pkijs.PKCS8ShroudedKeyBag) {
         const shrouded = bag.bagValue
-        const plain = yield* Effect.mapError(
-          decryptWithPassword(
+        const decrypted = yield* Effect.mapError(
+          decryptPrivateKeyInfo(
             shrouded.encryptionAlgorithm,
             copyOf(shrouded.encryptedData.valueBlock.valueHexView),
+            new Uint8Array(shrouded.toSchema().toBER(false)),
             password,
             budget,
           ),
           (f) => fromPbe(f, "private key"),
         )
         const key = yield* Effect.mapError(
-          loadPkcs8(plain),
+          decrypted._tag === "Key" ? Effect.succeed(decrypted.key) : loadPkcs8(decrypted.plain),
           () =>
             new PfxDecodeError({
               reason: "wrong-password",
