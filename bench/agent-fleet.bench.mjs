@@ -224,7 +224,9 @@ const startAgent = (extraFlags = []) => {
       for (const l of text.split("\n"))
         if (
           l !== "" &&
-          !/Debugger listening|For help, see|Debugger attached|Waiting for the debugger/.test(l)
+          !/Debugger listening|Debugger ending|For help, see|Debugger attached|Waiting for the debugger/.test(
+            l,
+          )
         )
           process.stderr.write(`${l}\n`)
     })
@@ -499,7 +501,7 @@ console.log(
 for (const [label, m] of [
   ["after the cold reconcile", afterCold],
   ["after the no-change pass", afterPass],
-  ["restarted agent, every deployment in place", restarted],
+  ["restarted agent (all in place)", restarted],
 ]) {
   line(`idle resident memory, ${label}`, `${m.settled.rss.toFixed(0)} MB`, "< 200 MB", m.settled.rss < 200)
   console.log(`    (settled 8 s: ${memoryText(m.settled)})`)

@@ -95,6 +95,11 @@ export const AgentSettingsSchema = Schema.Struct({
   concurrency: Schema.optionalKey(
     positiveInt("Deployments reconciled at once, across all vaults (default 32)"),
   ),
+  vault_concurrency: Schema.optionalKey(
+    positiveInt(
+      "Deployments of one vault reconciled at once (default 16, at most concurrency); each holds at most one connection to its vault",
+    ),
+  ),
   listen: Schema.optionalKey(
     Schema.String.annotate({
       description: "HTTP listen address host:port for /metrics, /healthz, /readyz (default 127.0.0.1:9464)",
@@ -174,6 +179,8 @@ export interface Deployment {
 export interface AgentSettings {
   readonly reconcileIntervalMs: number
   readonly concurrency: number
+  /** Deployments of one vault in progress at once (at most `concurrency`). */
+  readonly vaultConcurrency: number
   readonly listenHost: string
   readonly listenPort: number
   readonly stateDir: string
@@ -227,6 +234,7 @@ const parseListen = (listen: string): { host: string; port: number } | undefined
 const defaults = {
   reconcileIntervalSeconds: 300,
   concurrency: 32,
+  vaultConcurrency: 16,
   listen: "127.0.0.1:9464",
   stateDir: "kvdeploy-agent-state",
   shutdownGraceSeconds: 30,
@@ -428,6 +436,10 @@ export const validateAgentConfig = (
     settings: {
       reconcileIntervalMs: (agent.reconcile_interval_seconds ?? defaults.reconcileIntervalSeconds) * 1000,
       concurrency: agent.concurrency ?? defaults.concurrency,
+      vaultConcurrency: Math.min(
+        agent.vault_concurrency ?? defaults.vaultConcurrency,
+        agent.concurrency ?? defaults.concurrency,
+      ),
       listenHost: listen?.host ?? "127.0.0.1",
       listenPort: listen?.port ?? 9464,
       stateDir: resolve(stateDir),

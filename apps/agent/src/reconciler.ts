@@ -110,7 +110,9 @@ export const makeReconciler = (
     const settings: AgentSettings = initial.settings
     const global = yield* Semaphore.make(settings.concurrency)
     // Deployments of one vault in progress at once (the rest wait for their lane, holding nothing).
-    const perVaultSlots = settings.concurrency
+    // Each makes one request at a time, so this also bounds the connections the vault's client keeps
+    // open (the Azure SDK's keep-alive agent never closes an idle one itself).
+    const perVaultSlots = settings.vaultConcurrency
     const lanes = new Map<string, VaultLane>()
     const slots = new Map<string, Slot>()
     const inFlight = new Map<string, InFlight>()

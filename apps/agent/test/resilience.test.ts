@@ -132,6 +132,49 @@ describe("vaults that throttle, fail and recover", () => {
     ).toHaveLength(8)
   })
 
+  it("vault_concurrency bounds the requests (and so the connections) one vault sees at once", async () => {
+    emulator = await startEmulator({ vaults: ["kv-lanes"] })
+    const e = emulator
+    work = workdir()
+    const w = work
+    const p = await pki()
+    // Every read is held 300 ms, so deployments of the vault overlap whenever they may.
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-lanes",
+      times: "always",
+      action: { kind: "delay", ms: 300 },
+    })
+    const deployments = []
+    for (let i = 0; i < 8; i++)
+      deployments.push({
+        name: `l${i}`,
+        vault: "kv-lanes",
+        certificate: `l${i}`,
+        source: writePair(w, `l${i}`, await p.leaf(`l${i}.example.test`)),
+      })
+    const a = run(writeConfig(w, e, deployments, { concurrency: 8, vault_concurrency: 2 }), e)
+    for (const d of deployments) await a.waitFor(succeeded(d.name), { timeoutMs: 45_000 })
+    // The most requests the vault was answering at any moment (arrival to answer). Arrival times are
+    // whole milliseconds: a request that arrived in the millisecond its predecessor's answer left is not
+    // counted as overlapping it.
+    const edges = e.requests
+      .entries({ vault: "kv-lanes" })
+      .filter((r) => !r.challenge)
+      .flatMap((r) => [
+        { at: r.time, step: 1 },
+        { at: r.time + r.latencyMs - 1, step: -1 },
+      ])
+      .sort((x, y) => x.at - y.at || x.step - y.step)
+    let open = 0
+    let most = 0
+    for (const edge of edges) {
+      open += edge.step
+      most = Math.max(most, open)
+    }
+    expect(most).toBe(2)
+  })
+
   it("retries with backoff while the vault fails, and deploys once it recovers", async () => {
     emulator = await startEmulator({ vaults: ["kv-flaky"] })
     const e = emulator
