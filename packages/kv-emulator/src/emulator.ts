@@ -67,7 +67,9 @@ export interface EmulatorOptions {
    * match, key usage) off the event loop; 0 reads them in the emulator's own
    * thread. Started on the first import, ended by `stop()`. Default: 2 (1 on a
    * single-core machine) when running the built package, 0 when running from its
-   * TypeScript sources (vitest), where the workers would run the build instead.
+   * TypeScript sources (vitest), where the workers would run the build instead,
+   * and 0 when the worker script is not next to the emulator's modules (bundled
+   * into another program); asked for explicitly there, it warns and reads in-thread.
    */
   readonly pfxWorkers?: number
   /** Persist vault contents here (files 0600; they hold private keys; a warning goes to stderr). */
@@ -564,9 +566,11 @@ const materialPool = (options: EmulatorOptions, warn: (line: string) => void): P
   if (size === 0) return undefined
   const script = pfxWorkerScript()
   if (script === undefined) {
-    warn(
-      "kv-emulator: the PFX worker script (dist/pfxWorker.js) is missing (package not built?): reading imports in the main thread.",
-    )
+    // Bundled (the CLI's esbuild chunks) or not built: read in this thread; say so only when asked for workers.
+    if (options.pfxWorkers !== undefined)
+      warn(
+        "kv-emulator: the PFX worker script (dist/pfxWorker.js next to the emulator's modules) is missing: reading imports in the main thread.",
+      )
     return undefined
   }
   return new PfxPool(size, script)
