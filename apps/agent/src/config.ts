@@ -295,6 +295,22 @@ export const validateAgentConfig = (
   const doc = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>
   const rawDeployments = Array.isArray(doc.deployments) ? (doc.deployments as Array<unknown>) : []
   const names = new Map<string, number>()
+  // One instance of what deployments of a vault have in common (URL, vault name, cloud), not a copy
+  // per deployment (a custom cloud's object and the strings: a few hundred bytes each, kept for as
+  // long as the agent runs).
+  const common = new Map<string, unknown>()
+  const one = <T>(key: string, value: T): T => {
+    const existing = common.get(key)
+    if (existing !== undefined) return existing as T
+    common.set(key, value)
+    return value
+  }
+  const shared = (t: TargetConfig): TargetConfig => ({
+    ...t,
+    vaultUrl: one(`url ${t.vaultUrl}`, t.vaultUrl),
+    vaultName: one(`name ${t.vaultName}`, t.vaultName),
+    cloud: one(`cloud ${JSON.stringify(t.cloud)}`, t.cloud),
+  })
   const targets = new Map<string, number>()
   const deployments: Array<Deployment> = []
   const resolve = (p: string) => (p.startsWith("/") ? p : `${baseDir}/${p}`)
@@ -334,7 +350,7 @@ export const validateAgentConfig = (
       if (Result.isFailure(checked)) {
         for (const p of checked.failure.problems) problems.push({ ...p, field: `${at}.target.${p.field}` })
       } else {
-        target = checked.success
+        target = shared(checked.success)
         const key = `${target.vaultUrl}/${target.certificateName.toLowerCase()}`
         const seen = targets.get(key)
         if (seen !== undefined)
