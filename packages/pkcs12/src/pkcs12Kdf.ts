@@ -1,19 +1,51 @@
 /**
  * The PKCS#12 key derivation function (RFC 7292 Appendix B.2) and the password
  * encodings PKCS#12 asks for. This is arithmetic on hash outputs, not ASN.1;
- * the hash is node:crypto's.
+ * the hashes are @noble/hashes' (SHA-1, SHA-256) and node:crypto's (the rest).
  */
 import { hash } from "node:crypto"
+import { sha1 } from "@noble/hashes/legacy.js"
+import { sha256 } from "@noble/hashes/sha2.js"
+import type { Hash } from "@noble/hashes/utils.js"
 import { type HashName, hashSizes } from "./algorithms.js"
 
 /**
- * H applied `times` times (times >= 1) to `input`: the KDF's inner loop, 2048
- * rounds per derivation as OpenSSL writes. node:crypto's one-shot `hash()`
- * beat @noble/hashes here: noble (one instance reused) is as fast only once
- * the JIT has optimised it, and several times slower in a fresh process or
- * after a full GC, which is how a PFX is usually encoded (once per run).
+ * The iterated hash for SHA-1 and SHA-256 (what OpenSSL, Java and Windows use
+ * for the KDF): one @noble/hashes instance reset from a pristine one with
+ * `_cloneInto` (as noble's own HMAC does) and digests written into two
+ * buffers, so a round allocates nothing and never leaves JavaScript. A
+ * node:crypto `hash()` call costs about 0.7 us of JS/C++ crossing and a new
+ * Buffer per round, twice what noble needs once V8 has compiled it; in a
+ * fresh process noble's first derivation is slower than node:crypto's, the
+ * next ones are not (bench/pkcs12-encode.bench.mjs prints both, cold and warm).
  */
+const nobleIterated =
+  <T extends Hash<T>>(hasher: { readonly create: () => T }) =>
+  (input: Uint8Array, times: number, size: number): Uint8Array => {
+    const pristine = hasher.create()
+    const h = hasher.create()
+    let digest = new Uint8Array(size)
+    let spare = new Uint8Array(size)
+    h.update(input)
+    h.digestInto(digest)
+    for (let round = 1; round < times; round++) {
+      pristine._cloneInto(h)
+      h.update(digest)
+      h.digestInto(spare)
+      const done = spare
+      spare = digest
+      digest = done
+    }
+    return digest
+  }
+
+const nobleSha1 = nobleIterated(sha1)
+const nobleSha256 = nobleIterated(sha256)
+
+/** H applied `times` times (times >= 1) to `input`: the KDF's inner loop, 2048 rounds per derivation as OpenSSL writes. */
 const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
+  if (hashName === "sha1") return nobleSha1(input, times, hashSizes.sha1.u)
+  if (hashName === "sha256") return nobleSha256(input, times, hashSizes.sha256.u)
   let digest: Uint8Array = hash(hashName, input, "buffer")
   for (let round = 1; round < times; round++) digest = hash(hashName, digest, "buffer")
   return digest
