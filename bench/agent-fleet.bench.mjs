@@ -197,6 +197,7 @@ const AGENT_ENV = {
   MALLOC_TRIM_THRESHOLD_: "131072",
   MALLOC_MMAP_THRESHOLD_: "131072",
 }
+const agentLog = process.env.KVDEPLOY_BENCH_AGENT_LOG
 const AGENT_FLAGS = [
   "--expose-gc",
   ...(process.env.KVDEPLOY_BENCH_AGENT_FLAGS ?? "").split(" ").filter((f) => f !== ""),
@@ -213,6 +214,18 @@ const startAgent = (extraFlags = []) => {
     [...AGENT_FLAGS, "--inspect=127.0.0.1:0", ...extraFlags, agentBin, "--config", configPath],
     { env: { ...env, ...AGENT_ENV }, stdio: ["ignore", "pipe", "pipe"] },
   )
+  // The agent's own "idle: memory released after the pass" lines (its log is JSON lines on stdout).
+  const releases = []
+  let partial = ""
+  proc.stdout.on("data", (c) => {
+    if (agentLog !== undefined) appendFileSync(agentLog, c)
+    partial += c.toString()
+    const lines = partial.split("\n")
+    partial = lines.pop() ?? ""
+    for (const l of lines)
+      if (l.includes('"idle: memory released after the pass"'))
+        releases.push({ at: performance.now(), ...JSON.parse(l) })
+  })
   let err = ""
   const inspectorUrl = new Promise((resolve) => {
     proc.stderr.on("data", (c) => {
@@ -231,15 +244,20 @@ const startAgent = (extraFlags = []) => {
           process.stderr.write(`${l}\n`)
     })
   })
-  return { proc, inspectorUrl }
+  return { proc, inspectorUrl, releases }
 }
 
 /**
  * The agent's memory, idle: after `settleMs` (the agent releases memory on its own once a pass
  * is over), then after a full collection forced through the inspector.
  */
-const idleMemory = async (proc, inspectorUrl, settleMs) => {
+const idleMemory = async ({ proc, inspectorUrl, releases }, settleMs) => {
   await sleep(settleMs)
+  const release = releases.at(-1)
+  const ownRelease =
+    release === undefined
+      ? "the agent logged no release of memory yet"
+      : `the agent's own release, ${releases.length} so far; the last ${((performance.now() - release.at) / 1000).toFixed(1)} s before this reading: ${release.rssBeforeMb} -> ${release.rssAfterMb} MB resident, ${release.gcMs} ms`
   const ws = new WebSocket(await inspectorUrl)
   await new Promise((resolve, reject) => {
     ws.onopen = resolve
@@ -279,7 +297,7 @@ const idleMemory = async (proc, inspectorUrl, settleMs) => {
   await sleep(2000)
   const collected = await read()
   ws.close()
-  return { settled, collected }
+  return { settled, collected, ownRelease }
 }
 const rssMbOf = (pid) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0") / 1024
@@ -299,9 +317,7 @@ const first = startAgent()
 const child = first.proc
 let port = 0
 let outBuf = ""
-const agentLog = process.env.KVDEPLOY_BENCH_AGENT_LOG
 child.stdout.on("data", (c) => {
-  if (agentLog !== undefined) appendFileSync(agentLog, c)
   if (port !== 0) return
   outBuf += c.toString()
   const m = /Listening on http:\/\/[^:]+:(\d+)/.exec(outBuf)
@@ -357,7 +373,7 @@ const failed = TOTAL - vaultsServing
 
 // ---------- memory after the cold reconcile ----------
 const memoryMarked = performance.now()
-const afterCold = await idleMemory(child, first.inspectorUrl, 8000)
+const afterCold = await idleMemory(first, 8000)
 
 // ---------- no-change pass (SIGHUP reloads and reconciles every deployment) ----------
 await sleep(Math.max(0, WINDOW_MS + 500 - (performance.now() - memoryMarked))) // let the windows empty
@@ -380,7 +396,7 @@ const passWallMs = performance.now() - passSignalled
 
 // ---------- memory after the no-change pass ----------
 const passMarked = performance.now()
-const afterPass = await idleMemory(child, first.inspectorUrl, 8000)
+const afterPass = await idleMemory(first, 8000)
 
 // ---------- baseline: bare SDK getCertificate, same number, same concurrency ----------
 await sleep(Math.max(0, WINDOW_MS + 500 - (performance.now() - passMarked)))
@@ -444,7 +460,7 @@ while (true) {
   if (performance.now() - restartStarted > 10 * 60_000) break
 }
 const restartReadyMs = performance.now() - restartStarted
-const restarted = await idleMemory(second, secondAgent.inspectorUrl, 8000)
+const restarted = await idleMemory(secondAgent, 8000)
 if (snapshot !== undefined) {
   second.kill("SIGUSR2")
   await sleep(5000)
@@ -505,6 +521,7 @@ for (const [label, m] of [
 ]) {
   line(`idle resident memory, ${label}`, `${m.settled.rss.toFixed(0)} MB`, "< 200 MB", m.settled.rss < 200)
   console.log(`    (settled 8 s: ${memoryText(m.settled)})`)
+  console.log(`    (${m.ownRelease})`)
   console.log(`    (then a forced full collection: ${memoryText(m.collected)})`)
 }
 console.log(
