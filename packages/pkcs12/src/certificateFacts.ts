@@ -8,13 +8,13 @@
  * is not needed for a certificate: one JavaScript parse instead of two).
  */
 import "reflect-metadata"
-import { createHash, type KeyObject, X509Certificate } from "node:crypto"
+import { createHash, hash, type KeyObject, X509Certificate } from "node:crypto"
 import type { CertificateFacts, MaterialProblem } from "@kvdeploy/core"
 import { MaterialInvalid } from "@kvdeploy/core"
 import * as x509 from "@peculiar/x509"
 import * as Effect from "effect/Effect"
 import type * as pkijs from "pkijs"
-import { describeKey, keyFacts } from "./privateKey.js"
+import { bytesEqual, describeKey, keyFacts } from "./privateKey.js"
 
 /** A certificate parsed once, with what the chain and key checks need. */
 export interface ParsedCertificate {
@@ -82,6 +82,43 @@ export const parseCertificate = (
       },
     }
     return parsed
+  })
+
+/**
+ * The certificates parsed most recently, by SHA-256 of their DER: a fleet's
+ * deploys share their CA certificates, so each CA is parsed, its facts read
+ * and its self-signature verified once instead of once per deploy. Small on
+ * purpose (leaves are new on every deploy); a hit also compares the bytes.
+ */
+const recent = new Map<string, ParsedCertificate>()
+const recentLimit = 32
+
+/**
+ * `parseCertificate` on a private copy of `der`, or the parsed certificate of
+ * the same bytes from a recent call. The result's `der` is never the caller's array.
+ */
+export const parseCertificateShared = (
+  der: Uint8Array,
+  field: string,
+): Effect.Effect<ParsedCertificate, MaterialProblem> =>
+  Effect.suspend(() => {
+    const id = hash("sha256", der, "base64")
+    const known = recent.get(id)
+    if (known !== undefined && bytesEqual(known.der, der)) {
+      recent.delete(id)
+      recent.set(id, known)
+      return Effect.succeed(known)
+    }
+    return Effect.tap(parseCertificate(der.slice(), field), (parsed) =>
+      Effect.sync(() => {
+        recent.delete(id)
+        recent.set(id, parsed)
+        if (recent.size > recentLimit) {
+          const oldest = recent.keys().next().value
+          if (oldest !== undefined) recent.delete(oldest)
+        }
+      }),
+    )
   })
 
 /**
@@ -209,6 +246,6 @@ export const factsOf = (
 /** Facts of one DER certificate. */
 export const certificateFacts = (der: Uint8Array): Effect.Effect<CertificateFacts, MaterialInvalid> =>
   Effect.mapError(
-    Effect.flatMap(parseCertificate(der, "certificate"), (c) => factsOf(c, "certificate")),
+    Effect.flatMap(parseCertificateShared(der, "certificate"), (c) => factsOf(c, "certificate")),
     (problem) => new MaterialInvalid({ problems: [problem] }),
   ).pipe(Effect.withSpan("pkcs12.certificateFacts"))

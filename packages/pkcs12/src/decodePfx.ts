@@ -15,7 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
 import { digestByOid, hashSizes, maxIterations, maxPfxBytes, oid } from "./algorithms.js"
-import { type ParsedCertificate, parseCertificate } from "./certificateFacts.js"
+import { type ParsedCertificate, parseCertificateShared } from "./certificateFacts.js"
 import { type AnalysedMaterial, orderChain, rememberAnalysis } from "./inspect.js"
 import {
   decryptPrivateKeyInfo,
@@ -26,7 +26,7 @@ import {
   spendIterations,
 } from "./passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
-import { bytesEqual, loadPkcs8, publicOf } from "./privateKey.js"
+import { bytesEqual, loadPkcs8, publicKeysEqual, publicOf } from "./privateKey.js"
 
 type Reason = PfxDecodeError["reason"]
 
@@ -299,7 +299,7 @@ export const decodePfx = (
     for (const [i, c] of certificates.entries()) {
       parsed.push(
         yield* Effect.mapError(
-          parseCertificate(c.der, `certificate ${i + 1}`),
+          parseCertificateShared(c.der, `certificate ${i + 1}`),
           (p) =>
             new PfxDecodeError({
               reason: "malformed",
@@ -313,7 +313,7 @@ export const decodePfx = (
         publicOf(key.key),
         (p) => new PfxDecodeError({ reason: "malformed", detail: `the PFX's private key: ${p.message}` }),
       )
-      const matches = parsed.flatMap((c, i) => (c.publicKey.equals(publicKey) ? [i] : []))
+      const matches = parsed.flatMap((c, i) => (publicKeysEqual(c.publicKey, publicKey) ? [i] : []))
       const byId = matches.find((i) => {
         const id = certificates[i]?.localKeyId
         return id !== undefined && key.localKeyId !== undefined && bytesEqual(id, key.localKeyId)
@@ -343,7 +343,7 @@ export const decodePfx = (
         order: orderChain(leaf, chain),
         key: key.key,
         pkcs8: key.pkcs8,
-        keyMatchesLeaf: publicKey.equals(leaf.publicKey),
+        keyMatchesLeaf: publicKeysEqual(publicKey, leaf.publicKey),
       }
       rememberAnalysis(material, analysed)
       return material

@@ -20,9 +20,17 @@ import {
   namedIssuer,
   nameOf,
   type ParsedCertificate,
-  parseCertificate,
+  parseCertificateShared,
 } from "./certificateFacts.js"
-import { bytesEqual, describeKey, keyFacts, keyVaultAccepts, loadPkcs8, publicOf } from "./privateKey.js"
+import {
+  bytesEqual,
+  describeKey,
+  keyFacts,
+  keyVaultAccepts,
+  loadPkcs8,
+  publicKeysEqual,
+  publicOf,
+} from "./privateKey.js"
 
 export interface OrderedChain {
   /** Indices into the input, leaf's issuer first. */
@@ -142,11 +150,11 @@ export const rememberAnalysis = (material: CertificateMaterial, analysed: Analys
 const analyseFresh = (material: CertificateMaterial): Effect.Effect<AnalysedMaterial, MaterialInvalid> =>
   Effect.gen(function* () {
     const problems: Array<MaterialProblem> = []
-    const leaf = yield* Effect.result(parseCertificate(material.leaf.slice(), "leaf"))
+    const leaf = yield* Effect.result(parseCertificateShared(material.leaf, "leaf"))
     if (leaf._tag === "Failure") problems.push(leaf.failure)
     const chain: Array<ParsedCertificate> = []
     for (const [i, der] of material.chain.entries()) {
-      const c = yield* Effect.result(parseCertificate(der.slice(), `chain[${i}]`))
+      const c = yield* Effect.result(parseCertificateShared(der, `chain[${i}]`))
       if (c._tag === "Failure") problems.push(c.failure)
       else chain.push(c.success)
     }
@@ -165,7 +173,7 @@ const analyseFresh = (material: CertificateMaterial): Effect.Effect<AnalysedMate
       order: orderChain(leaf.success, chain),
       key: key.success,
       pkcs8,
-      keyMatchesLeaf: publicKey.equals(leaf.success.publicKey),
+      keyMatchesLeaf: publicKeysEqual(publicKey, leaf.success.publicKey),
     }
   })
 

@@ -71,6 +71,15 @@ export const keyVaultAccepts = (facts: KeyFacts | undefined): boolean =>
   facts !== undefined &&
   (facts.keyType === "RSA" ? [2048, 3072, 4096].includes(facts.keySize ?? 0) : facts.curve !== undefined)
 
+/**
+ * Whether two public keys are the same key. Keys of different types are
+ * unequal without asking OpenSSL: node:crypto's `equals` on an RSA and an EC
+ * key answers false but leaves "different key types" on OpenSSL's error
+ * queue, where the next unrelated createPrivateKey call finds it and fails.
+ */
+export const publicKeysEqual = (a: KeyObject, b: KeyObject): boolean =>
+  a.asymmetricKeyType === b.asymmetricKeyType && a.equals(b)
+
 export const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false

@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto"
+import { createHmac, createPrivateKey, createPublicKey } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { PfxCodec } from "@kvdeploy/core"
 import * as asn1js from "asn1js"
@@ -8,6 +8,7 @@ import * as pkijs from "pkijs"
 import { beforeAll } from "vitest"
 import { certificateFacts, decodePfx, encodePfx, inspectMaterial, layer } from "../src/index.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "../src/pkcs12Kdf.js"
+import { publicKeysEqual } from "../src/privateKey.js"
 import {
   canonicalPkcs8,
   generateKey,
@@ -308,6 +309,22 @@ describe("one analysis per material object (inspect then encode, decode then ins
       )
     }),
   )
+})
+
+describe("key comparison", () => {
+  it("an RSA and an EC key are unequal, and the comparison leaves no OpenSSL error for the next key load", () => {
+    const rsaPublic = createPublicKey(
+      createPrivateKey({ key: Buffer.from(rsa.pkcs8), format: "der", type: "pkcs8" }),
+    )
+    const ecPublic = createPublicKey(
+      createPrivateKey({ key: Buffer.from(ec.pkcs8), format: "der", type: "pkcs8" }),
+    )
+    expect(publicKeysEqual(rsaPublic, ecPublic)).toBe(false)
+    expect(publicKeysEqual(ecPublic, ecPublic)).toBe(true)
+    expect(() =>
+      createPrivateKey({ key: Buffer.from(rsa.pkcs8), format: "der", type: "pkcs8" }),
+    ).not.toThrow()
+  })
 })
 
 describe("BER input (as Windows and some Java versions write)", () => {
