@@ -216,21 +216,26 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
   const newestFirst = (a: VaultVersion, b: VaultVersion): number =>
     b.createdAt.getTime() - a.createdAt.getTime()
 
-  const getLatest = Effect.fn("Vault.getLatest")(function* (name: string) {
-    const certificate = yield* call("getLatest", "read", (abortSignal) =>
-      certificates.getCertificate(name, { ...requestOptions, abortSignal }),
-    ).pipe((e) => counted("getLatest", e))
-    return versionFromCertificate(certificate)
-  })
+  // The port's calls are plain effects: no span and no stack capture per call (what
+  // Effect.fn adds), as core's deploy program does on its common path. Wrap a deploy in
+  // Effect.withSpan to trace it.
+  const getLatest = (name: string) =>
+    counted(
+      "getLatest",
+      call("getLatest", "read", (abortSignal) =>
+        certificates.getCertificate(name, { ...requestOptions, abortSignal }),
+      ),
+    ).pipe(Effect.map(versionFromCertificate))
 
-  const getVersion = Effect.fn("Vault.getVersion")(function* (name: string, versionId: string) {
-    const certificate = yield* call("getVersion", "read", (abortSignal) =>
-      certificates.getCertificateVersion(name, versionId, { ...requestOptions, abortSignal }),
-    ).pipe((e) => counted("getVersion", e))
-    return versionFromCertificate(certificate)
-  })
+  const getVersion = (name: string, versionId: string) =>
+    counted(
+      "getVersion",
+      call("getVersion", "read", (abortSignal) =>
+        certificates.getCertificateVersion(name, versionId, { ...requestOptions, abortSignal }),
+      ),
+    ).pipe(Effect.map(versionFromCertificate))
 
-  const listVersions = Effect.fn("Vault.listVersions")(function* (name: string) {
+  const listVersions = Effect.fnUntraced(function* (name: string) {
     const all = yield* call("listVersions", "read", async (abortSignal) => {
       const out: CertificateProperties[] = []
       for await (const properties of certificates.listPropertiesOfCertificateVersions(name, {
@@ -244,34 +249,49 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
     return all.map((properties) => versionFromProperties(properties, undefined)).sort(newestFirst)
   })
 
-  const importVersion = Effect.fn("Vault.importVersion")(function* (request: ImportRequest) {
-    const keyFacts = yield* keyFactsOf(request)
-    const policy = importPolicyFor(keyFacts ?? { keyType: "RSA" }, request.exportable ?? true)
-    const wirePolicy =
-      keyFacts === undefined
-        ? { ...policy, key_props: { exportable: policy.key_props.exportable, reuse_key: false } }
-        : policy
-    const certificate = yield* Effect.tryPromise({
-      catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error)),
-      try: (abortSignal) =>
-        certificates.importCertificate(request.name, request.pfx, {
-          password: Redacted.value(request.password),
-          tags: { ...request.tags },
-          abortSignal,
-          requestOptions: {
-            timeout,
-            headers: {
-              [importPolicyHeader]: Buffer.from(JSON.stringify(wirePolicy)).toString("base64url"),
+  /** The encoded policy header per key facts and exportability (a handful of distinct values). */
+  const policyHeaders = new Map<string, string>()
+  const policyHeaderFor = (keyFacts: ImportKeyFacts | undefined, exportable: boolean): string => {
+    const key = `${keyFacts?.keyType}/${keyFacts?.keySize}/${keyFacts?.curve}/${exportable}`
+    let header = policyHeaders.get(key)
+    if (header === undefined) {
+      const policy = importPolicyFor(keyFacts ?? { keyType: "RSA" }, exportable)
+      const wirePolicy =
+        keyFacts === undefined
+          ? { ...policy, key_props: { exportable: policy.key_props.exportable, reuse_key: false } }
+          : policy
+      header = Buffer.from(JSON.stringify(wirePolicy)).toString("base64url")
+      policyHeaders.set(key, header)
+    }
+    return header
+  }
+
+  const importWith = (request: ImportRequest, keyFacts: ImportKeyFacts | undefined) =>
+    counted(
+      "importVersion",
+      Effect.tryPromise({
+        catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error)),
+        try: (abortSignal) =>
+          certificates.importCertificate(request.name, request.pfx, {
+            password: Redacted.value(request.password),
+            tags: { ...request.tags },
+            abortSignal,
+            requestOptions: {
+              timeout,
+              headers: { [importPolicyHeader]: policyHeaderFor(keyFacts, request.exportable ?? true) },
             },
-          },
-        }),
-    }).pipe((e) => counted("importVersion", e))
-    return versionFromCertificate(certificate)
-  })
+          }),
+      }),
+    ).pipe(Effect.map(versionFromCertificate))
+
+  const importVersion = (request: ImportRequest) =>
+    request.keyFacts !== undefined
+      ? importWith(request, request.keyFacts)
+      : Effect.flatMap(keyFactsOf(request), (keyFacts) => importWith(request, keyFacts))
 
   const noPrivateKey = (detail: string) => new VaultNoPrivateKey({ operation: "getVersionSecret", detail })
 
-  const getVersionSecret = Effect.fn("Vault.getVersionSecret")(function* (name: string, versionId: string) {
+  const getVersionSecret = Effect.fnUntraced(function* (name: string, versionId: string) {
     return yield* Effect.gen(function* () {
       const secret = yield* call("getVersionSecret", "read", (abortSignal) =>
         secrets.getSecret(name, { version: versionId, ...requestOptions, abortSignal }),
@@ -316,7 +336,7 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
     }).pipe((e) => counted("getVersionSecret", e))
   })
 
-  const getDeleted = Effect.fn("Vault.getDeleted")(function* (name: string) {
+  const getDeleted = Effect.fnUntraced(function* (name: string) {
     const deleted = yield* call("getDeleted", "read", (abortSignal) =>
       certificates.getDeletedCertificate(name, { ...requestOptions, abortSignal }),
     ).pipe((e) => counted("getDeleted", e))
@@ -328,7 +348,7 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
     } satisfies DeletedCertificate
   })
 
-  const recoverDeleted = Effect.fn("Vault.recoverDeleted")(function* (name: string) {
+  const recoverDeleted = Effect.fnUntraced(function* (name: string) {
     const certificate = yield* call("recoverDeleted", "write", async (abortSignal) => {
       const poller = await certificates.beginRecoverDeletedCertificate(name, {
         ...requestOptions,

@@ -18,6 +18,40 @@ export class CredentialUnavailable extends Schema.TaggedError<CredentialUnavaila
   }
 }
 
+/**
+ * A credential mode needs environment variables that are not set (or blank):
+ * a configuration problem of the process, found before any request. Callers
+ * that distinguish usage errors from failures (the CLI's exit 2) catch this
+ * tag. `variables` names each missing one; `fix` says where to set them.
+ * Never carries a value.
+ */
+export class CredentialVariableMissing extends Schema.TaggedError<CredentialVariableMissing>()(
+  "CredentialVariableMissing",
+  {
+    mode: Schema.String,
+    variables: Schema.Array(Schema.String),
+    fix: Schema.String,
+  },
+) {
+  /** The first missing variable. */
+  get variable(): string {
+    return this.variables[0] ?? ""
+  }
+  /** Same as `variables`, under the name `CredentialUnavailable` uses. */
+  get missing(): ReadonlyArray<string> {
+    return this.variables
+  }
+  get reason(): string {
+    return `missing environment variable${this.variables.length > 1 ? "s" : ""} ${this.variables.join(", ")}`
+  }
+  override get message(): string {
+    return `credential_mode ${this.mode}: ${this.reason}. ${this.fix}`
+  }
+}
+
+/** Every way `makeCredential` can fail; both carry `reason` and `fix`. */
+export type CredentialSetupError = CredentialUnavailable | CredentialVariableMissing
+
 /** A credential was set up but getting a token failed. Never carries the token. */
 export class TokenRequestFailed extends Schema.TaggedError<TokenRequestFailed>()("TokenRequestFailed", {
   mode: Schema.String,

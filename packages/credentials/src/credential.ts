@@ -11,7 +11,7 @@ import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { CredentialUnavailable } from "./CredentialUnavailable.js"
+import { CredentialUnavailable, CredentialVariableMissing } from "./CredentialUnavailable.js"
 import type { CredentialMode, CredentialSettings } from "./settings.js"
 
 /** Which credential was built and for which identity. Printable: holds no secret. */
@@ -50,12 +50,7 @@ const requireVariables = Effect.fn("Credentials.requireVariables")(function* (
     else missing.push(name)
   }
   if (missing.length > 0) {
-    return yield* new CredentialUnavailable({
-      mode,
-      reason: `missing environment variable${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`,
-      fix,
-      missing,
-    })
+    return yield* new CredentialVariableMissing({ mode, variables: missing, fix })
   }
   return values
 })
@@ -105,11 +100,10 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
       const secret = yield* Config.Redacted("AZURE_CLIENT_SECRET").pipe(
         Effect.mapError(
           () =>
-            new CredentialUnavailable({
+            new CredentialVariableMissing({
               mode: "client_secret",
-              reason: "AZURE_CLIENT_SECRET cannot be read",
+              variables: ["AZURE_CLIENT_SECRET"],
               fix: "Set AZURE_CLIENT_SECRET in the environment",
-              missing: ["AZURE_CLIENT_SECRET"],
             }),
         ),
       )

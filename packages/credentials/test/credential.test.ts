@@ -16,8 +16,14 @@ describe("makeCredential", () => {
   it.effect("client_secret names every missing variable and never asks for a secret in configuration", () =>
     Effect.gen(function* () {
       const error = yield* failureOf({ mode: "client_secret", ...publicCloud }, { AZURE_CLIENT_ID: "app" })
-      expect(error._tag).toBe("CredentialUnavailable")
+      // A configuration problem of the process, apart from a credential that cannot work
+      // (the CLI maps this tag to a usage error, exit 2).
+      expect(error._tag).toBe("CredentialVariableMissing")
+      if (error._tag !== "CredentialVariableMissing") return
+      expect(error.variables).toEqual(["AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"])
+      expect(error.variable).toBe("AZURE_TENANT_ID")
       expect(error.missing).toEqual(["AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"])
+      expect(error.reason).toBe("missing environment variables AZURE_TENANT_ID, AZURE_CLIENT_SECRET")
       expect(error.message).toContain("AZURE_TENANT_ID, AZURE_CLIENT_SECRET")
       expect(error.message).toContain("never in the target configuration")
     }),
@@ -64,6 +70,7 @@ describe("makeCredential", () => {
   it.effect("workload_identity names the missing webhook variables", () =>
     Effect.gen(function* () {
       const error = yield* failureOf({ mode: "workload_identity", ...publicCloud }, {})
+      expect(error._tag).toBe("CredentialVariableMissing")
       expect(error.missing).toEqual(["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"])
       expect(error.fix).toContain("azure.workload.identity")
     }),
