@@ -17,11 +17,13 @@ export const isReservedTagKey = (key: string): boolean => RESERVED_TAG_KEYS.incl
 export const forwardTags = (
   operatorTags: Readonly<Record<string, string>>,
   certificateId: string,
-): Record<string, string> => ({
-  ...withoutReserved(operatorTags),
-  [MANAGED_BY_TAG]: MANAGED_BY_VALUE,
-  [CERTIFICATE_ID_TAG]: certificateId,
-})
+): Record<string, string> => {
+  // One object: the operator tags (reserved keys removed, so nothing below is overridden), then the reserved ones.
+  const tags = withoutReserved(operatorTags)
+  tags[MANAGED_BY_TAG] = MANAGED_BY_VALUE
+  tags[CERTIFICATE_ID_TAG] = certificateId
+  return tags
+}
 
 /** Operator tags (the previous version's, for a rollback) plus the reserved tags of a rollback import. */
 export const rollbackTags = (

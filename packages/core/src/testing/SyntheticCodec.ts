@@ -330,8 +330,8 @@ const maxEncodedBytes = (material: CertificateMaterial, options: PfxEncodeOption
     chain +
     commas +
     b64Length(Redacted.value(material.key).byteLength)
-  const encoding = utf8.encode(JSON.stringify(options.encoding)).byteLength
-  const friendlyName = utf8.encode(JSON.stringify(options.friendlyName ?? null)).byteLength
+  const encoding = Buffer.byteLength(JSON.stringify(options.encoding), "utf8")
+  const friendlyName = Buffer.byteLength(JSON.stringify(options.friendlyName ?? null), "utf8")
   // {"encoding":…,"friendlyName":…,"salt":"<24>","iv":"<16>","tag":"<24>","data":"…"}
   const container = 66 + encoding + friendlyName + 24 + 16 + 24 + b64Length(payload)
   return PFX_MAGIC.length + container
