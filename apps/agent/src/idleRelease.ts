@@ -39,38 +39,63 @@ export const exposedGc = (): (() => void) | undefined => {
   }
 }
 
-export const makeIdleRelease = (
-  quietMs: number,
-  run: (effect: Effect.Effect<void>) => void,
-  gc: (() => void) | undefined,
+export interface IdleReleaseOptions {
+  /** Quiet time after the last attempt before memory is released. */
+  readonly quietMs: number
+  /** Run an effect (forked: the reconciler's runtime). */
+  readonly run: (effect: Effect.Effect<void>) => void
+  /** The collection (`exposedGc()`); undefined: do nothing. */
+  readonly gc: (() => void) | undefined
   /** Work that would leave garbage right after the collection (the pass's state file write). */
-  before: Effect.Effect<void> = Effect.void,
-): IdleRelease => {
+  readonly before?: Effect.Effect<void>
+  /**
+   * Also collect during a pass once the resident memory grew this much since
+   * the last collection, so a long pass's peak stays bounded (a cold pass over
+   * 10,000 deployments otherwise peaked at 800 MB: more than the 512 MiB limit
+   * of the Kubernetes manifest, and fragmentation that outlived the pass).
+   */
+  readonly growthBytes?: number
+  /** The resident memory (process.memoryUsage.rss). */
+  readonly rss?: () => number
+}
+
+export const makeIdleRelease = (options: IdleReleaseOptions): IdleRelease => {
+  const { quietMs, run, gc } = options
+  const before = options.before ?? Effect.void
+  const growthBytes = options.growthBytes ?? Number.POSITIVE_INFINITY
+  const rss = options.rss ?? (() => process.memoryUsage.rss())
   let running = 0
   let since = 0
   let pending = false
+  let collecting = false
+  let ends = 0
+  let baseline = rss()
   const mb = (bytes: number) => Math.round(bytes / 1048576)
-  const collect = Effect.suspend(() => {
-    // Attempts started again while `before` ran: the pass is not over.
-    if (gc === undefined || running > 0) return Effect.void
-    const rssBefore = process.memoryUsage.rss()
-    const started = performance.now()
-    gc()
-    const rssAfter = process.memoryUsage.rss()
-    return Effect.logInfo("idle: memory released after the pass").pipe(
-      Effect.annotateLogs({
-        rssBeforeMb: mb(rssBefore),
-        rssAfterMb: mb(rssAfter),
-        gcMs: Math.round(performance.now() - started),
-      }),
-    )
-  })
+  const collect = (message: string, duringPass: boolean) =>
+    Effect.suspend(() => {
+      // Attempts started again while `before` ran: the pass is not over.
+      if (gc === undefined || (!duringPass && running > 0)) return Effect.void
+      const rssBefore = rss()
+      const started = performance.now()
+      gc()
+      const rssAfter = rss()
+      baseline = rssAfter
+      return Effect.logInfo(message).pipe(
+        Effect.annotateLogs({
+          rssBeforeMb: mb(rssBefore),
+          rssAfterMb: mb(rssAfter),
+          gcMs: Math.round(performance.now() - started),
+        }),
+      )
+    })
   const check: Effect.Effect<void> = Effect.suspend(() => {
     pending = false
     if (gc === undefined || running > 0 || since === 0) return Effect.void
     const attempts = since
     since = 0
-    return Effect.andThen(before, collect).pipe(Effect.annotateLogs({ attempts }))
+    return Effect.andThen(before, collect("idle: memory released after the pass", false)).pipe(
+      Effect.annotateLogs({ attempts }),
+    )
   })
   return {
     available: gc !== undefined,
@@ -80,7 +105,21 @@ export const makeIdleRelease = (
     end: () => {
       running--
       since++
-      if (gc === undefined || running > 0 || pending) return
+      if (gc === undefined) return
+      // Every 64 attempts: has the pass grown the process past the bound?
+      if (running > 0 && !collecting && ++ends % 64 === 0 && rss() - baseline > growthBytes) {
+        collecting = true
+        run(
+          collect("memory released during the pass", true).pipe(
+            Effect.ensuring(
+              Effect.sync(() => {
+                collecting = false
+              }),
+            ),
+          ),
+        )
+      }
+      if (running > 0 || pending) return
       pending = true
       run(Effect.andThen(Effect.sleep(Duration.millis(quietMs)), check))
     },

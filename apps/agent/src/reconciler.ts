@@ -119,15 +119,16 @@ export const makeReconciler = (
     let stopping = false
     let ready = false
     // Memory back to the system once a pass is over (with --expose-gc; see idleRelease.ts).
-    const idle = makeIdleRelease(
-      3000,
-      (effect) => {
+    const idle = makeIdleRelease({
+      quietMs: 3000,
+      run: (effect) => {
         Effect.runForkWith(services)(effect)
       },
-      exposedGc(),
+      gc: exposedGc(),
       // The pass's records are written first, so the write's garbage goes with the rest.
-      state.flush,
-    )
+      before: state.flush,
+      growthBytes: 256 * 1024 * 1024,
+    })
 
     // Synchronous: two deployments of a new vault never get two budgets for it.
     const laneFor = (vaultUrl: string): Effect.Effect<VaultLane> =>

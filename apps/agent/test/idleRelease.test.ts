@@ -8,20 +8,32 @@ const harness = () => {
   const scheduled: Array<Effect.Effect<void>> = []
   const order: Array<string> = []
   let collections = 0
-  const release = makeIdleRelease(
-    3000,
-    (effect) => scheduled.push(effect),
-    () => {
+  let resident = 100
+  const release = makeIdleRelease({
+    quietMs: 3000,
+    run: (effect) => scheduled.push(effect),
+    gc: () => {
       collections++
       order.push("collect")
+      resident = 100
     },
-    Effect.sync(() => order.push("before")),
-  )
+    before: Effect.sync(() => order.push("before")),
+    growthBytes: 50,
+    rss: () => resident,
+  })
   /** Start what the release scheduled, as the reconciler's runtime would. */
   const startScheduled = Effect.suspend(() =>
     Effect.forEach(scheduled.splice(0), (e) => Effect.forkChild(e), { discard: true }),
   )
-  return { release, startScheduled, collections: () => collections, order }
+  return {
+    release,
+    startScheduled,
+    collections: () => collections,
+    order,
+    grow: (by: number) => {
+      resident += by
+    },
+  }
 }
 
 describe("idle release", () => {
@@ -67,9 +79,36 @@ describe("idle release", () => {
     }),
   )
 
+  it.effect("collects during a long pass once the resident memory grew past the bound", () =>
+    Effect.gen(function* () {
+      const h = harness()
+      h.release.begin()
+      // 200 attempts end while one keeps running, the process growing by 1 each: checked every 64 attempts.
+      for (let i = 0; i < 200; i++) {
+        h.release.begin()
+        h.grow(i < 64 ? 1 : 0.25)
+        h.release.end()
+        yield* h.startScheduled
+        yield* TestClock.adjust(0)
+      }
+      // Grown by 64 at the first check (over the bound of 50): collected; then by 16 and 32: not.
+      expect(h.collections()).toBe(1)
+      for (let i = 0; i < 64; i++) {
+        h.release.begin()
+        h.grow(1)
+        h.release.end()
+        yield* h.startScheduled
+        yield* TestClock.adjust(0)
+      }
+      // 34 + 64 since the collection at the next check: collected again. The pass never went quiet.
+      expect(h.collections()).toBe(2)
+      expect(h.order).toEqual(["collect", "collect"])
+    }),
+  )
+
   it("does nothing without an exposed collector", () => {
     const scheduled: Array<Effect.Effect<void>> = []
-    const release = makeIdleRelease(3000, (e) => scheduled.push(e), undefined)
+    const release = makeIdleRelease({ quietMs: 3000, run: (e) => scheduled.push(e), gc: undefined })
     release.begin()
     release.end()
     expect(release.available).toBe(false)
