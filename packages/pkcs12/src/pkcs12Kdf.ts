@@ -4,31 +4,50 @@
  * the hashes are @noble/hashes' (SHA-1, SHA-256) and node:crypto's (the rest).
  */
 import { hash } from "node:crypto"
+import { performance } from "node:perf_hooks"
 import { sha1 } from "@noble/hashes/legacy.js"
 import { sha256 } from "@noble/hashes/sha2.js"
 import type { Hash } from "@noble/hashes/utils.js"
 import { type HashName, hashSizes } from "./algorithms.js"
 
+/** `times` rounds of node:crypto's one-shot hash, from `digest`. */
+const nodeIterated = (hashName: HashName, digest: Uint8Array, times: number): Uint8Array => {
+  let out = digest
+  for (let round = 0; round < times; round++) out = hash(hashName, out, "buffer")
+  return out
+}
+
+/** Rounds noble runs before the timing check, and the time they may take (1 us a round). */
+const probeRounds = 64
+const probeBudgetMs = probeRounds / 1000
+
 /**
  * The iterated hash for SHA-1 and SHA-256 (what OpenSSL, Java and Windows use
  * for the KDF): one @noble/hashes instance reset from a pristine one with
  * `_cloneInto` (as noble's own HMAC does) and digests written into two
- * buffers, so a round allocates nothing and never leaves JavaScript. A
- * node:crypto `hash()` call costs about 0.7 us of JS/C++ crossing and a new
- * Buffer per round, twice what noble needs once V8 has compiled it; in a
- * fresh process noble's first derivation is slower than node:crypto's, the
- * next ones are not (bench/pkcs12-encode.bench.mjs prints both, cold and warm).
+ * buffers, so a round allocates nothing and never leaves JavaScript. Once V8
+ * has compiled it, that is about twice as fast as a node:crypto `hash()` call
+ * per round (0.7 us of JS/C++ crossing and a new Buffer each). Compiled code
+ * does not last: in a fresh process, and after a full garbage collection
+ * (which drops it), noble runs 10-20 times slower for a derivation or two. So
+ * the first `probeRounds` rounds are timed, and when they were slower than
+ * 1 us a round the rest runs on node:crypto: the result is the same (H is
+ * H), and a cold derivation costs at most about one probe more than
+ * node:crypto alone, while later ones warm noble up again.
  */
 const nobleIterated =
-  <T extends Hash<T>>(hasher: { readonly create: () => T }) =>
+  <T extends Hash<T>>(hasher: { readonly create: () => T }, hashName: HashName) =>
   (input: Uint8Array, times: number, size: number): Uint8Array => {
     const pristine = hasher.create()
     const h = hasher.create()
     let digest = new Uint8Array(size)
     let spare = new Uint8Array(size)
+    const started = performance.now()
     h.update(input)
     h.digestInto(digest)
     for (let round = 1; round < times; round++) {
+      if (round === probeRounds && performance.now() - started > probeBudgetMs)
+        return nodeIterated(hashName, digest, times - round)
       pristine._cloneInto(h)
       h.update(digest)
       h.digestInto(spare)
@@ -39,16 +58,14 @@ const nobleIterated =
     return digest
   }
 
-const nobleSha1 = nobleIterated(sha1)
-const nobleSha256 = nobleIterated(sha256)
+const nobleSha1 = nobleIterated(sha1, "sha1")
+const nobleSha256 = nobleIterated(sha256, "sha256")
 
 /** H applied `times` times (times >= 1) to `input`: the KDF's inner loop, 2048 rounds per derivation as OpenSSL writes. */
 const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
   if (hashName === "sha1") return nobleSha1(input, times, hashSizes.sha1.u)
   if (hashName === "sha256") return nobleSha256(input, times, hashSizes.sha256.u)
-  let digest: Uint8Array = hash(hashName, input, "buffer")
-  for (let round = 1; round < times; round++) digest = hash(hashName, digest, "buffer")
-  return digest
+  return nodeIterated(hashName, hash(hashName, input, "buffer"), times - 1)
 }
 
 /** Purpose byte of RFC 7292 B.3. */
