@@ -460,6 +460,19 @@ describe("validate, doctor, emulator", () => {
     expect(world.writesSince(mark, "doctor")).toBe(0)
   })
 
+  it("deploy: a missing client secret is a usage error (2) naming the variable; nothing is sent to the vault", async () => {
+    const { AZURE_CLIENT_SECRET: _, ...env } = world.env
+    const leaf = await fx.leaf()
+    const mark = world.emulator.requests.mark()
+    const r = await runCli(deployArgs("no-secret"), { stdin: fx.bundle(leaf), env })
+    expect(r.code, r.stderr).toBe(2)
+    const text = r.stdout + r.stderr
+    expect(text).toContain("AZURE_CLIENT_SECRET")
+    expect(text).toContain("client_secret")
+    expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toHaveLength(0)
+    expect(world.emulator.state.versions(world.vault, "no-secret")).toBeUndefined()
+  })
+
   it("doctor: a missing client secret fails the credential check (1)", async () => {
     const { AZURE_CLIENT_SECRET: _, ...env } = world.env
     const r = await runCli(["doctor", "--config", world.targetFile("doctor")], { env })

@@ -9,7 +9,7 @@ import type { TokenCredential } from "@azure/core-auth"
 import { AuditLog, Metrics, PfxCodec, type TargetConfig, Vault, type VaultOperation } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { type CliProblem, failure } from "./problems.js"
+import { type CliProblem, failure, usage } from "./problems.js"
 
 /**
  * The pkcs12 codec, loaded on its first use: reading commands (show, versions,
@@ -51,15 +51,24 @@ export const credentialFor = (target: TargetConfig, trustedCaPem?: string) =>
       target,
       trustedCaPem === undefined ? {} : { trustedCaPem },
     )
-    return yield* credentials
-      .makeCredential(settings)
-      .pipe(
-        Effect.mapError((e) =>
-          failure(`no credential for credential_mode ${target.credentialMode}: ${e.reason}`, [
-            { field: "credential_mode", message: e.reason, fix: e.fix },
-          ]),
-        ),
-      )
+    return yield* credentials.makeCredential(settings).pipe(
+      Effect.mapError((e) => {
+        const title = `no credential for credential_mode ${target.credentialMode}: ${e.reason}`
+        // A variable the mode needs is not set: the process is misconfigured, nothing was
+        // sent anywhere; a usage problem (exit 2) like any other missing input. Anything
+        // else (an unreadable token file, a malformed value) stays a failure (exit 1).
+        return e._tag === "CredentialVariableMissing"
+          ? usage(
+              title,
+              e.variables.map((variable) => ({
+                field: variable,
+                message: `is not set (credential_mode ${target.credentialMode} needs it)`,
+                fix: e.fix,
+              })),
+            )
+          : failure(title, [{ field: "credential_mode", message: e.reason, fix: e.fix }])
+      }),
+    )
   })
 
 /**
