@@ -4,9 +4,11 @@ import * as Layer from "effect/Layer"
 import { decodePfx } from "./decodePfx.js"
 import { encodePfx } from "./encodePfx.js"
 import { inspectMaterial } from "./inspect.js"
+import { maxEncodedBytes } from "./sizeBound.js"
 
 export const layer: Layer.Layer<PfxCodec> = Layer.succeed(PfxCodec, {
   inspect: inspectMaterial,
+  maxEncodedBytes,
   encode: encodePfx,
   decode: decodePfx,
 })
