@@ -1,71 +1,26 @@
 /**
  * The PKCS#12 key derivation function (RFC 7292 Appendix B.2) and the password
  * encodings PKCS#12 asks for. This is arithmetic on hash outputs, not ASN.1;
- * the hashes are @noble/hashes' (SHA-1, SHA-256) and node:crypto's (the rest).
+ * the hash is node:crypto's.
  */
 import { hash } from "node:crypto"
-import { performance } from "node:perf_hooks"
-import { sha1 } from "@noble/hashes/legacy.js"
-import { sha256 } from "@noble/hashes/sha2.js"
-import type { Hash } from "@noble/hashes/utils.js"
 import { type HashName, hashSizes } from "./algorithms.js"
 
-/** `times` rounds of node:crypto's one-shot hash, from `digest`. */
-const nodeIterated = (hashName: HashName, digest: Uint8Array, times: number): Uint8Array => {
-  let out = digest
-  for (let round = 0; round < times; round++) out = hash(hashName, out, "buffer")
-  return out
-}
-
-/** Rounds noble runs before the timing check, and the time they may take (1 us a round). */
-const probeRounds = 64
-const probeBudgetMs = probeRounds / 1000
-
 /**
- * The iterated hash for SHA-1 and SHA-256 (what OpenSSL, Java and Windows use
- * for the KDF): one @noble/hashes instance reset from a pristine one with
- * `_cloneInto` (as noble's own HMAC does) and digests written into two
- * buffers, so a round allocates nothing and never leaves JavaScript. Once V8
- * has compiled it, that is about twice as fast as a node:crypto `hash()` call
- * per round (0.7 us of JS/C++ crossing and a new Buffer each). Compiled code
- * does not last: in a fresh process, and after a full garbage collection
- * (which drops it), noble runs 10-20 times slower for a derivation or two. So
- * the first `probeRounds` rounds are timed, and when they were slower than
- * 1 us a round the rest runs on node:crypto: the result is the same (H is
- * H), and a cold derivation costs at most about one probe more than
- * node:crypto alone, while later ones warm noble up again.
+ * H applied `times` times (times >= 1) to `input`: the KDF's inner loop, 2048
+ * rounds per derivation as OpenSSL writes. node:crypto's one-shot `hash()`
+ * beat @noble/hashes here (measured again with one instance reused via
+ * `_cloneInto` and a timed hand-over to node:crypto): noble is about a third
+ * faster once V8 has compiled it, but V8 drops that code in a fresh process
+ * and at every full GC, where noble is 10-20 times slower for a derivation or
+ * two; bench/pkcs12-encode.bench.mjs (a GC before every call) and the agent
+ * (a GC after every pass) both showed encode slower with it. hash-wasm was
+ * within 10% of node:crypto for SHA-256.
  */
-const nobleIterated =
-  <T extends Hash<T>>(hasher: { readonly create: () => T }, hashName: HashName) =>
-  (input: Uint8Array, times: number, size: number): Uint8Array => {
-    const pristine = hasher.create()
-    const h = hasher.create()
-    let digest = new Uint8Array(size)
-    let spare = new Uint8Array(size)
-    const started = performance.now()
-    h.update(input)
-    h.digestInto(digest)
-    for (let round = 1; round < times; round++) {
-      if (round === probeRounds && performance.now() - started > probeBudgetMs)
-        return nodeIterated(hashName, digest, times - round)
-      pristine._cloneInto(h)
-      h.update(digest)
-      h.digestInto(spare)
-      const done = spare
-      spare = digest
-      digest = done
-    }
-    return digest
-  }
-
-const nobleSha1 = nobleIterated(sha1, "sha1")
-const nobleSha256 = nobleIterated(sha256, "sha256")
-
-/** H applied `times` times (times >= 1) to `input`: the KDF's inner loop, 2048 rounds per derivation as OpenSSL writes. */
 const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
-  if (hashName === "sha1") return nobleSha1(input, times, hashSizes.sha1.u)
-  if (hashName === "sha256") return nobleSha256(input, times, hashSizes.sha256.u)
-  return nodeIterated(hashName, hash(hashName, input, "buffer"), times - 1)
+  let digest: Uint8Array = hash(hashName, input, "buffer")
+  for (let round = 1; round < times; round++) digest = hash(hashName, digest, "buffer")
+  return digest
 }
 
 /** Purpose byte of RFC 7292 B.3. */
