@@ -282,14 +282,15 @@ const cold = Object.fromEntries(
   ["tImport", "inspect", "encode", "decode"].map((k) => [k, median(colds.map((c) => c[k]))]),
 )
 
-// Figures measured before this speed-up (Node 24, warm, same material shape; the issue notes' numbers).
+// Figures before this speed-up: this bench's part 2 run on the code before it
+// (same machine, loaded by other work, one run), then the issue notes' figures.
 const before = {
-  inspect: "3.4-4.7 ms",
-  encodeModern: "5.6 ms",
-  preflight: "9-10 ms (inspect + encode, nothing shared)",
-  encodeLegacy: "29 ms",
-  decodeModern: "11-14 ms",
-  decodeLegacy: "30-35 ms",
+  inspect: "8.12 ms (notes: 3.4-4.7 ms)",
+  encodeModern: "7.61 ms (notes: 5.6 ms)",
+  preflight: "14.52 ms (notes: 9-10 ms)",
+  encodeLegacy: "17.47 ms (notes: 29 ms)",
+  decodeModern: "12.75 ms (notes: 11-14 ms)",
+  decodeLegacy: "21.86 ms (notes: 30-35 ms)",
 }
 const goals = { inspect: 0.5, encodeModern: 1.5, decodeModern: 2 }
 const label = {
