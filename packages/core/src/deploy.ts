@@ -266,6 +266,14 @@ const run = Effect.fnUntraced(function* (
     const reading = yield* Effect.forkChild(Effect.result(vault.getLatest(name)), { startImmediately: true })
     let answered = reading.pollUnsafe()
     if (answered === undefined) {
+      // The read has suspended at its client's first await, before its request reached the
+      // socket (an HTTP client writes from later microtasks and ticks). Give the event loop one
+      // turn so the request is on the wire before the synchronous build takes the thread;
+      // otherwise the build runs first and the read only starts after it.
+      yield* Effect.yieldNow
+      answered = reading.pollUnsafe()
+    }
+    if (answered === undefined) {
       pfx = checkBuiltPfx(
         yield* Effect.result(codec.encode(request.material, pfxOptionsOf(request))),
         policy.maxPfxBytes,
