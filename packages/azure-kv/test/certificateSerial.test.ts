@@ -1,0 +1,39 @@
+/**
+ * The serial azure-kv reads from a version's certificate must be the one
+ * @kvdeploy/pkcs12 states for the new certificate, byte for byte: verify
+ * compares them, and a difference would roll back a good deploy.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { certificateFacts } from "@kvdeploy/pkcs12"
+import { generateKey, issue } from "@kvdeploy/pkcs12/testing"
+import * as Effect from "effect/Effect"
+import fc from "fast-check"
+import { serialHexOf, twosComplementHex } from "../src/certificateSerial.js"
+
+describe("serialHexOf", () => {
+  it("agrees with pkcs12's certificate facts for any serial (leading zeros, high bit set, 1 to 20 bytes)", async () => {
+    const key = await generateKey("P-256")
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 20 }), async (bytes) => {
+        const serialNumber = Buffer.from(bytes).toString("hex")
+        const der = await issue({ subject: "CN=serial.example.test", key, serialNumber })
+        const facts = await Effect.runPromise(certificateFacts(der))
+        expect(serialHexOf(der)).toBe(facts.serialHex)
+      }),
+      { numRuns: 60 },
+    )
+  })
+
+  it("gives a negative serial its DER content bytes (minimal two's complement)", () => {
+    expect(twosComplementHex("1")).toBe("ff")
+    expect(twosComplementHex("80")).toBe("80")
+    expect(twosComplementHex("81")).toBe("ff7f")
+    expect(twosComplementHex("ff")).toBe("ff01")
+    expect(twosComplementHex("100")).toBe("ff00")
+  })
+
+  it("answers undefined for bytes that are not a certificate", () => {
+    expect(serialHexOf(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x05]))).toBeUndefined()
+    expect(serialHexOf(new Uint8Array())).toBeUndefined()
+  })
+})
