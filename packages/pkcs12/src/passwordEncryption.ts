@@ -275,6 +275,10 @@ const decryptPbes1 = (
     const iterations = yield* spendIterations(iterationBlock.valueBlock.valueDec, derivations, budget)
     const native = nativeKey(encryptedPrivateKeyInfo, password)
     if (native !== undefined) return { _tag: "Key", key: native } satisfies Decrypted
+    // OpenSSL's failed attempt already spent the derivations once: the JavaScript path's are
+    // work on top, and are charged too, so a key bag that fails both ways costs its budget twice.
+    if (encryptedPrivateKeyInfo !== undefined)
+      yield* spendIterations(iterationBlock.valueBlock.valueDec, derivations, budget)
     for (const pw of candidates) {
       const key = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.key, scheme.keyLength)
       const iv = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.iv, 8)
@@ -336,6 +340,8 @@ const decryptPbes2 = (
     if (iv.length !== expectedIv) return yield* Effect.fail(malformed("the PBES2 IV has the wrong length"))
     const native = nativeKey(encryptedPrivateKeyInfo, password)
     if (native !== undefined) return { _tag: "Key", key: native } satisfies Decrypted
+    // As in PBES1: the JavaScript attempt after OpenSSL's failed one is charged as well.
+    if (encryptedPrivateKeyInfo !== undefined) yield* spendIterations(kdf.iterationCount, 1, budget)
     const key = pbkdf2Sync(utf8Password(password), salt, iterations, cipher.keyLength, prf)
     return yield* Effect.try({
       try: () => plainOf(cipherRun("decrypt", cipher.cipher, key, iv, ciphertext)),

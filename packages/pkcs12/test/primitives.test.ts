@@ -1,10 +1,18 @@
+import { generateKeyPairSync } from "node:crypto"
 import { createRequire } from "node:module"
 import * as Effect from "effect/Effect"
 import * as fc from "fast-check"
 import type * as Forge from "node-forge"
+import * as pkijs from "pkijs"
 import { describe, expect, it } from "vitest"
 import { maxIterations, maxTotalIterations } from "../src/algorithms.js"
-import { newKdfBudget, rc2CbcDecrypt, rc2CbcEncrypt, spendIterations } from "../src/passwordEncryption.js"
+import {
+  decryptPrivateKeyInfo,
+  newKdfBudget,
+  rc2CbcDecrypt,
+  rc2CbcEncrypt,
+  spendIterations,
+} from "../src/passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "../src/pkcs12Kdf.js"
 
 // node-forge is CommonJS without named exports Node can detect.
@@ -136,5 +144,52 @@ describe("KDF work budget", () => {
     expect(over._tag === "Failure" ? over.failure.detail : "spent").toMatch(
       /key-derivation iterations in all/,
     )
+  })
+})
+
+describe("KDF work budget with OpenSSL's key decryption", () => {
+  // A PBES2 EncryptedPrivateKeyInfo as OpenSSL writes it (PBKDF2, 2048 iterations, AES-256-CBC).
+  const encrypted = () => {
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" })
+    const der = new Uint8Array(
+      privateKey.export({ type: "pkcs8", format: "der", cipher: "aes-256-cbc", passphrase: "right" }),
+    )
+    const info = pkijs.PKCS8ShroudedKeyBag.fromBER(der)
+    return {
+      der,
+      info,
+      iterations: new pkijs.PBKDF2Params({
+        schema: new pkijs.PBES2Params({ schema: info.encryptionAlgorithm.algorithmParams }).keyDerivationFunc
+          .algorithmParams,
+      }).iterationCount,
+    }
+  }
+  const run = (password: string) => {
+    const { der, info, iterations } = encrypted()
+    const budget = newKdfBudget()
+    const result = Effect.runSync(
+      Effect.result(
+        decryptPrivateKeyInfo(
+          info.encryptionAlgorithm,
+          info.encryptedData.valueBlock.valueHexView,
+          der,
+          password,
+          budget,
+        ),
+      ),
+    )
+    return { result, spent: maxTotalIterations - budget.remaining, iterations }
+  }
+
+  it("charges one derivation when OpenSSL opens the key", () => {
+    const { result, spent, iterations } = run("right")
+    expect(result._tag).toBe("Success")
+    expect(spent).toBe(iterations)
+  })
+
+  it("charges OpenSSL's failed attempt and the JavaScript one after it: a wrong password costs twice", () => {
+    const { result, spent, iterations } = run("wrong")
+    expect(result._tag === "Failure" ? result.failure.kind : "opened").toBe("wrong-password")
+    expect(spent).toBe(2 * iterations)
   })
 })
