@@ -121,8 +121,11 @@ export const makeReconciler = (
     // Memory back to the system once a pass is over (with --expose-gc; see idleRelease.ts).
     const idle = makeIdleRelease({
       quietMs: 3000,
+      // Nothing is started once shutdown began, and what was scheduled before does nothing:
+      // no state write or collection after the reconciler stopped (an embedded agent goes on).
       run: (effect) => {
-        Effect.runForkWith(services)(effect)
+        if (stopping) return
+        Effect.runForkWith(services)(Effect.suspend(() => (stopping ? Effect.void : effect)))
       },
       gc: exposedGc(),
       // The pass's records are written first, so the write's garbage goes with the rest.
