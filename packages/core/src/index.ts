@@ -7,7 +7,13 @@ export * from "./ports/AuditLog.js"
 export * from "./ports/Metrics.js"
 export * from "./ports/PfxCodec.js"
 export * from "./ports/Vault.js"
-export { type PreflightPassed, type PreflightRejected, preflight } from "./preflight.js"
+export {
+  type PreflightPassed,
+  type PreflightRejected,
+  preflight,
+  transportIterations,
+  transportPfxOptions,
+} from "./preflight.js"
 export * from "./request.js"
 export * from "./TargetConfig.js"
 export * from "./tags.js"

@@ -9,7 +9,7 @@ import type { CertificateMaterial, InspectedMaterial } from "./material.js"
 import type { RollbackSource, VersionRef } from "./outcome.js"
 import { PfxCodec } from "./ports/PfxCodec.js"
 import { Vault, type VaultVersion } from "./ports/Vault.js"
-import { pfxPassword } from "./preflight.js"
+import { pfxPassword, transportPfxOptions } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
 import {
   isManagedByKvdeploy,
@@ -154,7 +154,7 @@ export const rollback = Effect.fnUntraced(function* (
   }
   trail.note(`rollback: previous material from ${found.source}`)
   const pfx = yield* codec
-    .encode(found.material, { encoding: request.target.pfxEncoding, password: pfxPassword })
+    .encode(found.material, transportPfxOptions(request.target.pfxEncoding))
     .pipe(Effect.result)
   if (pfx._tag === "Failure") {
     return {

@@ -27,8 +27,6 @@ import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
 export interface Pkcs12EncodeOptions extends PfxEncodeOptions {
   /** Legacy profile only: the certificates' cipher. `3des` (default) or `rc2-40` (what `openssl -legacy` writes). */
   readonly legacyCertificateCipher?: Pbes1Scheme
-  /** Iteration count of every KDF and of the MAC; default 2048, as OpenSSL writes. */
-  readonly iterations?: number
 }
 
 export const defaultIterations = 2048

@@ -13,6 +13,12 @@ export interface PfxEncodeOptions {
   readonly password: Redacted.Redacted<string>
   /** Friendly name put on the leaf and key bags. */
   readonly friendlyName?: string
+  /**
+   * Iteration count of every key derivation in the file (the key and certificate
+   * encryption and the MAC); the codec's default when omitted (2048 in @kvdeploy/pkcs12,
+   * as OpenSSL writes).
+   */
+  readonly iterations?: number
 }
 
 /** The material could not be read or checked. `problems` lists every issue, never key bytes. */
