@@ -27,6 +27,7 @@ import {
 } from "./passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
 import { bytesEqual, loadPkcs8, publicKeysEqual, publicOf } from "./privateKey.js"
+import { readBags, readBagsFromBer, type SafeBag } from "./safeBags.js"
 
 type Reason = PfxDecodeError["reason"]
 
@@ -71,12 +72,6 @@ interface FoundCertificate {
   readonly localKeyId: Uint8Array | undefined
 }
 
-const localKeyIdOf = (bag: pkijs.SafeBag): Uint8Array | undefined => {
-  const attribute = bag.bagAttributes?.find((a) => a.type === oid.localKeyId)
-  const value: unknown = attribute?.values[0]
-  return value instanceof asn1js.OctetString ? copyOf(value.valueBlock.valueHexView) : undefined
-}
-
 const verifyMac = (
   pfx: pkijs.PFX,
   authSafe: Uint8Array,
@@ -119,7 +114,7 @@ const verifyMac = (
   })
 
 const collectBags = (
-  bags: ReadonlyArray<pkijs.SafeBag>,
+  bags: ReadonlyArray<SafeBag>,
   password: string,
   keys: Array<FoundKey>,
   certificates: Array<FoundCertificate>,
@@ -128,13 +123,13 @@ const collectBags = (
 ): Effect.Effect<void, PfxDecodeError> =>
   Effect.gen(function* () {
     for (const bag of bags) {
-      if (bag.bagId === oid.pkcs8ShroudedKeyBag && bag.bagValue instanceof pkijs.PKCS8ShroudedKeyBag) {
-        const shrouded = bag.bagValue
+      if (bag._tag === "ShroudedKey") {
+        const shrouded = bag.value
         const decrypted = yield* Effect.mapError(
           decryptPrivateKeyInfo(
             shrouded.encryptionAlgorithm,
             copyOf(shrouded.encryptedData.valueBlock.valueHexView),
-            new Uint8Array(shrouded.toSchema().toBER(false)),
+            bag.encoded,
             password,
             budget,
           ),
@@ -152,10 +147,10 @@ const collectBags = (
         keys.push({
           pkcs8: new Uint8Array(key.export({ type: "pkcs8", format: "der" })),
           key,
-          localKeyId: localKeyIdOf(bag),
+          localKeyId: bag.localKeyId,
         })
-      } else if (bag.bagId === oid.keyBag && bag.bagValue instanceof pkijs.PrivateKeyInfo) {
-        const der = new Uint8Array(bag.bagValue.toSchema().toBER(false))
+      } else if (bag._tag === "Key") {
+        const der = new Uint8Array(bag.value.toSchema().toBER(false))
         const key = yield* Effect.mapError(
           loadPkcs8(der),
           () =>
@@ -167,16 +162,14 @@ const collectBags = (
         keys.push({
           pkcs8: new Uint8Array(key.export({ type: "pkcs8", format: "der" })),
           key,
-          localKeyId: localKeyIdOf(bag),
+          localKeyId: bag.localKeyId,
         })
-      } else if (bag.bagId === oid.certBag && bag.bagValue instanceof pkijs.CertBag) {
-        const value = bag.bagValue.certValue
-        if (bag.bagValue.certId === oid.x509Certificate && value instanceof asn1js.OctetString)
-          certificates.push({ der: copyOf(value.getValue()), localKeyId: localKeyIdOf(bag) })
-      } else if (bag.bagId === oid.safeContentsBag && bag.bagValue instanceof pkijs.SafeContents) {
+      } else if (bag._tag === "Certificate") {
+        certificates.push({ der: bag.der, localKeyId: bag.localKeyId })
+      } else if (bag._tag === "Nested") {
         if (depth >= 4)
           return yield* fail("malformed", `the PFX nests safe contents too deeply; ${MALFORMED_FIX}`)
-        yield* collectBags(bag.bagValue.safeBags, password, keys, certificates, depth + 1, budget)
+        yield* collectBags(bag.bags, password, keys, certificates, depth + 1, budget)
       }
       // CRL and secret bags are not certificate material: skipped.
     }
@@ -185,10 +178,9 @@ const collectBags = (
 const parseSafeContents = (
   bytes: Uint8Array,
   parsed?: asn1js.AsnType,
-): Effect.Effect<pkijs.SafeContents, PfxDecodeError> =>
+): Effect.Effect<ReadonlyArray<SafeBag>, PfxDecodeError> =>
   Effect.try({
-    try: () =>
-      parsed === undefined ? pkijs.SafeContents.fromBER(bytes) : new pkijs.SafeContents({ schema: parsed }),
+    try: () => (parsed === undefined ? readBagsFromBer(bytes) : readBags(parsed)),
     catch: (cause) =>
       new PfxDecodeError({
         reason: "malformed",
@@ -250,7 +242,7 @@ export const decodePfx = (
       const inner: unknown = info.content
       if (info.contentType === oid.data && inner instanceof asn1js.OctetString) {
         const contents = yield* parseSafeContents(new Uint8Array(inner.getValue()), parsedContent(inner))
-        yield* collectBags(contents.safeBags, pw, keys, certificates, 0, budget)
+        yield* collectBags(contents, pw, keys, certificates, 0, budget)
       } else if (info.contentType === oid.encryptedData) {
         const encrypted = yield* Effect.try({
           try: () => {
@@ -272,7 +264,7 @@ export const decodePfx = (
           (f) => fromPbe(f, "certificate block"),
         )
         const contents = yield* parseSafeContents(plain)
-        yield* collectBags(contents.safeBags, pw, keys, certificates, 0, budget)
+        yield* collectBags(contents, pw, keys, certificates, 0, budget)
       } else if (info.contentType === oid.envelopedData) {
         return yield* fail(
           "unsupported",

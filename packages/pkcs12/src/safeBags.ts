@@ -1,0 +1,143 @@
+/**
+ * The bags of a PKCS#12 SafeContents, read with pkijs's schemas but without
+ * pkijs's CertBag class: that class parses every certificate into a pkijs
+ * Certificate (a full JavaScript parse of each one, most of a decode's
+ * non-KDF time), and decodePfx only needs the certificates' bytes, which
+ * node:crypto's X509Certificate parses natively afterwards. The other bag
+ * values are pkijs objects as before, and the structure is read completely
+ * before any key is decrypted, so a malformed block fails as it did.
+ */
+import * as asn1js from "asn1js"
+import * as pkijs from "pkijs"
+import { oid } from "./algorithms.js"
+
+/** A certificate bag of the X.509 type: its DER (the caller's copy) and localKeyID. */
+export interface CertificateBag {
+  readonly _tag: "Certificate"
+  readonly der: Uint8Array
+  readonly localKeyId: Uint8Array | undefined
+}
+export interface ShroudedKeyBag {
+  readonly _tag: "ShroudedKey"
+  readonly value: pkijs.PKCS8ShroudedKeyBag
+  /** The bag value's bytes as read (an EncryptedPrivateKeyInfo), for OpenSSL's decryption. */
+  readonly encoded: Uint8Array
+  readonly localKeyId: Uint8Array | undefined
+}
+export interface KeyBag {
+  readonly _tag: "Key"
+  readonly value: pkijs.PrivateKeyInfo
+  readonly localKeyId: Uint8Array | undefined
+}
+export interface NestedBag {
+  readonly _tag: "Nested"
+  readonly bags: ReadonlyArray<SafeBag>
+}
+/** CRL, secret, attribute-certificate bags: not certificate material, skipped by decodePfx. */
+export interface OtherBag {
+  readonly _tag: "Other"
+}
+export type SafeBag = CertificateBag | ShroudedKeyBag | KeyBag | NestedBag | OtherBag
+
+const attributeCertificate = "1.2.840.113549.1.9.22.3"
+const crlBag = "1.2.840.113549.1.12.10.1.4"
+const secretBag = "1.2.840.113549.1.12.10.1.5"
+
+const copyOf = (view: ArrayBuffer | Uint8Array): Uint8Array => Uint8Array.from(new Uint8Array(view))
+
+// Fresh schemas for every comparison, as pkijs makes them.
+const safeContentsSchema = () => pkijs.SafeContents.schema({ names: { safeBags: "safeBags" } })
+const safeBagSchema = () =>
+  pkijs.SafeBag.schema({ names: { bagId: "bagId", bagValue: "bagValue", bagAttributes: "bagAttributes" } })
+const certBagSchema = () => pkijs.CertBag.schema({ names: { id: "certId", value: "certValue" } })
+
+const verified = (
+  block: asn1js.AsnType,
+  schema: asn1js.AsnType,
+  what: string,
+): Record<string, asn1js.AsnType | ReadonlyArray<asn1js.AsnType>> => {
+  const checked = asn1js.compareSchema(block, block, schema)
+  if (!checked.verified) throw new Error(`not a ${what}`)
+  return checked.result as Record<string, asn1js.AsnType | ReadonlyArray<asn1js.AsnType>>
+}
+
+const single = (value: asn1js.AsnType | ReadonlyArray<asn1js.AsnType> | undefined): asn1js.AsnType => {
+  if (value === undefined || Array.isArray(value)) throw new Error("unexpected structure")
+  return value as asn1js.AsnType
+}
+
+const localKeyIdOf = (attributes: ReadonlyArray<pkijs.Attribute>): Uint8Array | undefined => {
+  const value: unknown = attributes.find((a) => a.type === oid.localKeyId)?.values[0]
+  return value instanceof asn1js.OctetString ? copyOf(value.valueBlock.valueHexView) : undefined
+}
+
+const readBag = (element: asn1js.AsnType): SafeBag => {
+  const parts = verified(element, safeBagSchema(), "SafeBag")
+  const idBlock = single(parts.bagId)
+  if (!(idBlock instanceof asn1js.ObjectIdentifier)) throw new Error("bag id is not an OID")
+  const bagId = idBlock.valueBlock.toString()
+  const value = single(parts.bagValue)
+  const attributeBlocks = parts.bagAttributes
+  const attributes = Array.isArray(attributeBlocks)
+    ? attributeBlocks.map((a: asn1js.AsnType) => new pkijs.Attribute({ schema: a }))
+    : []
+  switch (bagId) {
+    case oid.certBag: {
+      const cert = verified(value, certBagSchema(), "CertBag")
+      const certIdBlock = single(cert.certId)
+      if (!(certIdBlock instanceof asn1js.ObjectIdentifier)) throw new Error("cert id is not an OID")
+      const certId = certIdBlock.valueBlock.toString()
+      const certValue = single(cert.certValue)
+      if (certId === oid.x509Certificate) {
+        if (!(certValue instanceof asn1js.OctetString)) return { _tag: "Other" }
+        return {
+          _tag: "Certificate",
+          der: copyOf(certValue.getValue()),
+          localKeyId: localKeyIdOf(attributes),
+        }
+      }
+      if (certId === attributeCertificate && certValue instanceof asn1js.OctetString) {
+        // Read as pkijs did (an unreadable one fails the block), then skipped.
+        pkijs.AttributeCertificateV2.fromBER(certValue.getValue())
+        return { _tag: "Other" }
+      }
+      throw new Error(`certificate bag of unknown type ${certId}`)
+    }
+    case oid.pkcs8ShroudedKeyBag:
+      return {
+        _tag: "ShroudedKey",
+        value: new pkijs.PKCS8ShroudedKeyBag({ schema: value }),
+        encoded: copyOf(value.valueBeforeDecodeView),
+        localKeyId: localKeyIdOf(attributes),
+      }
+    case oid.keyBag:
+      return {
+        _tag: "Key",
+        value: new pkijs.PrivateKeyInfo({ schema: value }),
+        localKeyId: localKeyIdOf(attributes),
+      }
+    case oid.safeContentsBag:
+      return { _tag: "Nested", bags: readBags(value) }
+    case crlBag:
+      new pkijs.CRLBag({ schema: value })
+      return { _tag: "Other" }
+    case secretBag:
+      new pkijs.SecretBag({ schema: value })
+      return { _tag: "Other" }
+    default:
+      throw new Error(`unknown bag type ${bagId}`)
+  }
+}
+
+/** The bags of a parsed SafeContents; throws when it is not one (the caller reports the block as unreadable). */
+export const readBags = (safeContents: asn1js.AsnType): ReadonlyArray<SafeBag> => {
+  const bags = verified(safeContents, safeContentsSchema(), "SafeContents").safeBags
+  return (Array.isArray(bags) ? bags : []).map(readBag)
+}
+
+/** The bags of a DER SafeContents; throws when it is not one. */
+export const readBagsFromBer = (bytes: Uint8Array): ReadonlyArray<SafeBag> => {
+  const parsed = asn1js.fromBER(bytes)
+  if (parsed.offset === -1) throw new Error(parsed.result.error)
+  return readBags(parsed.result)
+}
