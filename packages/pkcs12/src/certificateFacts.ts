@@ -1,11 +1,17 @@
 /**
  * One certificate: parsing, its facts, and issuer/signature checks.
  *
- * The hot path (parse, public key, "did A issue B") uses node:crypto's
- * X509Certificate: native, and unlike WebCrypto it verifies secp256k1 and
- * RSA-PSS signatures. Names, extensions and the serial's exact bytes come
- * from @peculiar/x509, parsed once and only when facts are asked for (pkijs
- * is not needed for a certificate: one JavaScript parse instead of two).
+ * Everything comes from node:crypto's X509Certificate (OpenSSL's parser,
+ * about 20 us a certificate) where it can: the public key, "did A issue B"
+ * (unlike WebCrypto it verifies secp256k1 and RSA-PSS signatures), the
+ * serial, the validity, and the subject, issuer and SANs as OpenSSL prints
+ * them, rewritten to the RFC 4514 form kvdeploy has always reported when that
+ * rewriting is exact (plain ASCII values of the common attribute types, DNS,
+ * email, URI and IPv4 names). Anything else (escaped or non-ASCII values,
+ * multi-valued RDNs, other attribute types, IPv6 or other name forms, a
+ * negative or zero serial) is read from @peculiar/x509, parsed only then: a
+ * JavaScript parse of the whole certificate that cost ~0.3 ms, most of an
+ * inspect.
  */
 import "reflect-metadata"
 import { createHash, hash, type KeyObject, X509Certificate } from "node:crypto"
@@ -24,6 +30,8 @@ export interface ParsedCertificate {
   readonly publicKey: KeyObject
   /** @peculiar/x509's view (names, extensions, serial bytes), parsed on first use; undefined when it cannot parse. */
   readonly x509: () => x509.X509Certificate | undefined
+  /** Serial, names, SANs and validity, read on first use (natively where exact); undefined when unreadable. */
+  readonly description: () => Description | undefined
   /** Memoised: subject = issuer and the certificate's own key verifies its signature. */
   readonly selfSigned: () => boolean
 }
@@ -71,11 +79,13 @@ export const parseCertificate = (
       }),
     })
     let self: boolean | undefined
+    const peculiar = lazy(() => new x509.X509Certificate(der))
     const parsed: ParsedCertificate = {
       der,
       node,
       publicKey,
-      x509: lazy(() => new x509.X509Certificate(der)),
+      x509: peculiar,
+      description: lazy(() => describe(node, peculiar)),
       selfSigned: () => {
         self ??= selfSignature(node, publicKey)
         return self
@@ -168,7 +178,7 @@ export const isSelfSigned = (c: ParsedCertificate): boolean => c.selfSigned()
 
 /** The subject or issuer as text (RFC 4514 style), for messages. */
 export const nameOf = (c: ParsedCertificate | undefined, which: "subject" | "issuer"): string =>
-  c?.x509()?.[which] ?? c?.node[which].replaceAll("\n", ", ") ?? "?"
+  c?.description()?.[which] ?? c?.node[which]?.replaceAll("\n", ", ") ?? "?"
 
 /** Lowercase hex of an INTEGER's content bytes without leading zero bytes ("00" for zero). */
 const serialHex = (bytes: Uint8Array): string => {
@@ -190,6 +200,110 @@ const sansOf = (c: x509.X509Certificate): ReadonlyArray<string> => {
   return ext.names.items.map((n) => `${sanPrefix[n.type] ?? n.type}:${n.value}`)
 }
 
+/** What factsOf reports about a certificate beyond its bytes and key. */
+export interface Description {
+  readonly serialHex: string
+  readonly subject: string
+  readonly issuer: string
+  readonly sans: ReadonlyArray<string>
+  readonly notBefore: Date
+  readonly notAfter: Date
+}
+
+/**
+ * OpenSSL's short names of the attribute types @peculiar/x509 also names, in
+ * @peculiar/x509's spelling. Other types it writes as a dotted OID.
+ */
+const rfc4514Type: Readonly<Record<string, string>> = {
+  CN: "CN",
+  L: "L",
+  ST: "ST",
+  O: "O",
+  OU: "OU",
+  C: "C",
+  DC: "DC",
+  emailAddress: "E",
+  GN: "G",
+  initials: "I",
+  SN: "SN",
+  title: "T",
+}
+
+/** Printable ASCII with nothing either printer escapes (OpenSSL escapes RFC 4514's specials with a backslash). */
+const plainValue = /^[\x20-\x5b\x5d-\x7e]*$/
+
+/**
+ * OpenSSL's one-attribute-a-line name (node:crypto's `subject`, `issuer`) as
+ * @peculiar/x509 prints it ("CN=a, O=b", in encoded order), or undefined when
+ * the rewriting might not be exact: an empty name, a type without a shared
+ * short name, a multi-valued RDN (" + "), an escaped or non-ASCII value.
+ */
+export const rfc4514Name = (openssl: string | undefined): string | undefined => {
+  if (openssl === undefined || openssl === "") return undefined
+  const out: Array<string> = []
+  for (const line of openssl.split("\n")) {
+    const eq = line.indexOf("=")
+    const type = eq > 0 ? rfc4514Type[line.slice(0, eq)] : undefined
+    const value = line.slice(eq + 1)
+    if (type === undefined || value.includes("+") || !plainValue.test(value)) return undefined
+    out.push(`${type}=${value}`)
+  }
+  return out.join(", ")
+}
+
+const ipv4 = /^\d{1,3}(?:\.\d{1,3}){3}$/
+
+/**
+ * node:crypto's `subjectAltName` ("DNS:a, IP Address:192.0.2.7") as
+ * `DNS:a`, `IP:192.0.2.7`, `email:x`, `URI:x`; undefined when any entry is of
+ * another form, quoted (node quotes values holding separators), or an IPv6
+ * address (OpenSSL writes it uncompressed, @peculiar/x509 compressed).
+ */
+export const sanList = (openssl: string | undefined): ReadonlyArray<string> | undefined => {
+  if (openssl === undefined) return []
+  if (openssl === "" || openssl.includes('"')) return undefined
+  const out: Array<string> = []
+  for (const entry of openssl.split(", ")) {
+    if (entry.startsWith("DNS:") || entry.startsWith("email:") || entry.startsWith("URI:")) out.push(entry)
+    else if (entry.startsWith("IP Address:") && ipv4.test(entry.slice(11))) out.push(`IP:${entry.slice(11)}`)
+    else return undefined
+  }
+  return out.every((e) => plainValue.test(e)) ? out : undefined
+}
+
+/** OpenSSL's serial (uppercase hex of the positive INTEGER, whole bytes) in canonical form; undefined for zero and negatives. */
+const serialOf = (openssl: string): string | undefined =>
+  /^(?:[0-9A-F]{2})+$/.test(openssl) ? serialHex(Buffer.from(openssl, "hex")) : undefined
+
+const describe = (
+  node: X509Certificate,
+  peculiar: () => x509.X509Certificate | undefined,
+): Description | undefined => {
+  const serial = serialOf(node.serialNumber)
+  const subject = rfc4514Name(node.subject)
+  const issuer = rfc4514Name(node.issuer)
+  const sans = sanList(node.subjectAltName)
+  const notBefore = node.validFromDate
+  const notAfter = node.validToDate
+  if (serial !== undefined && subject !== undefined && issuer !== undefined && sans !== undefined)
+    return { serialHex: serial, subject, issuer, sans, notBefore, notAfter }
+  const view = peculiar()
+  if (view === undefined) return undefined
+  try {
+    return {
+      // x509's serialNumber is the INTEGER's bytes in hex, less at most one sign byte.
+      serialHex: serial ?? serialHex(Buffer.from(view.serialNumber, "hex")),
+      subject: subject ?? view.subject,
+      issuer: issuer ?? view.issuer,
+      sans: sans ?? sansOf(view),
+      notBefore,
+      notAfter,
+    }
+  } catch {
+    return undefined
+  }
+}
+
 /** x5t as Key Vault reports it: base64url SHA-1 of the DER. */
 export const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest("base64url")
 
@@ -205,25 +319,7 @@ export const factsOf = (
         message: `has an ${describeKey(c.publicKey)} key; only RSA and EC certificates are supported`,
         fix: "use a certificate with an RSA or EC key",
       })
-    const view = c.x509()
-    const describe = () => {
-      try {
-        return view === undefined
-          ? undefined
-          : {
-              // x509's serialNumber is the INTEGER's bytes in hex, less at most one sign byte.
-              serialHex: serialHex(Buffer.from(view.serialNumber, "hex")),
-              subject: view.subject,
-              issuer: view.issuer,
-              sans: sansOf(view),
-              notBefore: view.notBefore,
-              notAfter: view.notAfter,
-            }
-      } catch {
-        return undefined
-      }
-    }
-    const described = describe()
+    const described = c.description()
     if (described === undefined)
       return yield* Effect.fail<MaterialProblem>({
         field,
@@ -233,7 +329,11 @@ export const factsOf = (
     return {
       x5t: x5tOf(c.der),
       sha256Thumbprint: createHash("sha256").update(c.der).digest("hex"),
+      // Copies: the description is kept with the parsed certificate (a shared CA's serves many calls).
       ...described,
+      sans: [...described.sans],
+      notBefore: new Date(described.notBefore.getTime()),
+      notAfter: new Date(described.notAfter.getTime()),
       keyType: key.keyType,
       ...(key.keySize === undefined ? {} : { keySize: key.keySize }),
       ...(key.curve === undefined ? {} : { curve: key.curve }),
