@@ -3,7 +3,8 @@
  * interop.test.ts rather than after it). Covers each leaf key type once per
  * profile, the chain length rotating through 1 to 4:
  * - `keytool -list -storetype PKCS12` reads every such PFX kvdeploy writes,
- *   as one PrivateKeyEntry with the expected chain;
+ *   as one PrivateKeyEntry with the expected chain, with the test password and
+ *   as the transport PFX core builds (blank password, 1 KDF/MAC iteration);
  * - kvdeploy reads PFX files keytool writes (OpenSSL's re-encoded by
  *   `keytool -importkeystore`, and `keytool -genkeypair` RSA/EC), in Java 17's
  *   default profile and with -Dkeystore.pkcs12.legacy.
@@ -83,6 +84,18 @@ describe.runIf(shouldRun("keytool"))("Java keytool", () => {
       for (const { spec, length } of subset) {
         const m = material(spec, length)
         const listing = await keytoolList(pfxOf(spec, length, encoding), PASSWORD)
+        expect(listing.entryType, id(spec, length)).toBe("PrivateKeyEntry")
+        expect(listing.chainSha256).toEqual([m.leaf, ...m.chain].map(sha256Hex))
+      }
+    })
+
+    it(`keytool -list reads the transport PFX: blank password, 1 KDF/MAC iteration (${encoding})`, async () => {
+      for (const { spec, length } of subset) {
+        const m = material(spec, length)
+        const pfx = await Effect.runPromise(
+          encodePfx(m, { encoding, password: Redacted.make(""), iterations: 1 }),
+        )
+        const listing = await keytoolList(pfx, "")
         expect(listing.entryType, id(spec, length)).toBe("PrivateKeyEntry")
         expect(listing.chainSha256).toEqual([m.leaf, ...m.chain].map(sha256Hex))
       }

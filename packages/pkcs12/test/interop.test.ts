@@ -287,6 +287,55 @@ describe.runIf(shouldRun("openssl") && shouldRun("python"))("passwords", () => {
   }
 })
 
+describe.runIf(shouldRun("openssl") && shouldRun("python"))(
+  "the transport PFX core builds for Key Vault (blank password, 1 KDF/MAC iteration)",
+  () => {
+    const transport = (m: CertificateMaterial, encoding: Encoding) =>
+      Effect.runPromise(encodePfx(m, { encoding, password: Redacted.make(""), iterations: 1 }))
+    const iterationInfo: Record<Encoding, ReadonlyArray<RegExp>> = {
+      modern: [/MAC: sha256, Iteration 1\b/, /Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC, Iteration 1,/],
+      legacy: [
+        /MAC: sha1, Iteration 1\b/,
+        /Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 1\b/,
+      ],
+    }
+    for (const encoding of encodings) {
+      it(`OpenSSL, Python cryptography, node-forge and kvdeploy read it with its key, leaf and chain (${encoding})`, async () => {
+        const cases = (["RSA-2048", "P-256", "P-384"] as const).flatMap((spec) =>
+          ([1, 3] as const).map((length) => ({ spec, length, m: material(spec, length) })),
+        )
+        const pfxs = await Promise.all(cases.map((c) => transport(c.m, encoding)))
+        const python = await pythonReadAll(pfxs.map((pfx) => ({ pfx, password: "" })))
+        for (const [i, { spec, length, m }] of cases.entries()) {
+          const pfx = pfxs[i] ?? new Uint8Array()
+          const where = id(spec, length, encoding)
+          const read = await opensslRead(pfx, "", encoding === "legacy")
+          for (const pattern of iterationInfo[encoding]) expect(read.info, where).toMatch(pattern)
+          expect(read.leaf && hex(read.leaf), where).toBe(hex(m.leaf))
+          expect(read.chain.map(hex), where).toEqual(m.chain.map(hex))
+          expect(read.keyPem && hex(keyOfPem(read.keyPem)), where).toBe(
+            hex(canonicalPkcs8(Redacted.value(m.key))),
+          )
+          const py = python[i]
+          if (py === undefined || "error" in py) throw new Error(`python failed on ${where}: ${py?.error}`)
+          expect(hex(py.leaf), where).toBe(hex(m.leaf))
+          expect(py.chain.map(hex), where).toEqual(m.chain.map(hex))
+          expect(hex(canonicalPkcs8(py.key)), where).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
+          const forge = forgeRead(pfx, "")
+          expect(hex(forge.leafTbs), where).toBe(hex(tbsOf(m.leaf)))
+          expect(hex(canonicalPkcs8(forge.key)), where).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
+          const back = await decode(pfx, "")
+          expect(hex(back.leaf), where).toBe(hex(m.leaf))
+          expect(back.chain.map(hex), where).toEqual(m.chain.map(hex))
+          expect(hex(Redacted.value(back.key)), where).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
+          const wrong = await Effect.runPromise(Effect.flip(decodePfx(pfx, Redacted.make("x"))))
+          expect(wrong.reason, where).toBe("wrong-password")
+        }
+      })
+    }
+  },
+)
+
 describe.runIf(shouldRun("openssl"))("secp256k1 (P-256K, not in WebCrypto)", () => {
   it("encodes, decodes and inspects a secp256k1 leaf, and OpenSSL reads it", async () => {
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "secp256k1" })
