@@ -53,8 +53,15 @@ export type RequestLogFilter = Partial<
   readonly since?: number
 }
 
+/**
+ * The newest `limit` entries (default 100,000). Entries past the limit are
+ * dropped from the front lazily: `head` marks the first live one and the
+ * array is compacted once half of it is dead, so a full log costs O(1) per
+ * request rather than moving 100,000 pointers on every one.
+ */
 export class RequestLog {
-  private readonly items: RequestLogEntry[] = []
+  private items: RequestLogEntry[] = []
+  private head = 0
   private seq = 0
   constructor(private readonly limit = 100_000) {}
 
@@ -64,11 +71,18 @@ export class RequestLog {
 
   add(entry: RequestLogEntry): void {
     this.items.push(entry)
-    if (this.items.length > this.limit) this.items.splice(0, this.items.length - this.limit)
+    if (this.items.length - this.head > this.limit) {
+      this.head++
+      if (this.head >= this.limit) {
+        this.items = this.items.slice(this.head)
+        this.head = 0
+      }
+    }
   }
 
   entries(filter: RequestLogFilter = {}): ReadonlyArray<RequestLogEntry> {
-    return this.items.filter(
+    const live = this.head === 0 ? this.items : this.items.slice(this.head)
+    return live.filter(
       (e) =>
         (filter.vault === undefined || e.vault === filter.vault) &&
         (filter.operation === undefined || e.operation === filter.operation) &&
@@ -89,6 +103,7 @@ export class RequestLog {
   }
 
   clear(): void {
-    this.items.length = 0
+    this.items = []
+    this.head = 0
   }
 }

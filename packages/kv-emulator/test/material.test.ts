@@ -6,6 +6,7 @@
 import { webcrypto } from "node:crypto"
 import "reflect-metadata"
 import * as x509 from "@peculiar/x509"
+import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
 import { keyUsageBits } from "../src/material.js"
 
@@ -14,8 +15,12 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 const F = x509.KeyUsageFlags
 const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const
 
-const selfSigned = async (extensions: x509.Extension[]): Promise<Uint8Array> => {
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair
+const selfSigned = async (
+  extensions: x509.Extension[],
+  given?: webcrypto.CryptoKeyPair,
+): Promise<Uint8Array> => {
+  const keys =
+    given ?? ((await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair)
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: "01",
     name: "CN=key usage test",
@@ -53,5 +58,28 @@ describe("keyUsageBits", () => {
     expect(keyUsageBits(der)).toBe(keyUsageBits(der))
     expect(keyUsageBits(der.slice())).toBe(F.keyCertSign | F.cRLSign)
     expect(keyUsageBits(certs.none as Uint8Array)).toBeUndefined()
+  })
+  it("agrees with @peculiar/x509's full extension parse for every usage mask, critical or not, among other extensions", async () => {
+    const keys = (await webcrypto.subtle.generateKey(alg, true, [
+      "sign",
+      "verify",
+    ])) as webcrypto.CryptoKeyPair
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 0x1ff }), fc.boolean(), async (mask, critical) => {
+        const der = await selfSigned(
+          [
+            new x509.BasicConstraintsExtension(false),
+            new x509.SubjectAlternativeNameExtension([{ type: "dns", value: "ku.example.test" }]),
+            new x509.KeyUsagesExtension(mask, critical),
+            new x509.ExtendedKeyUsageExtension(["1.3.6.1.5.5.7.3.1"]),
+          ],
+          keys,
+        )
+        const independent = new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension)?.usages
+        expect(keyUsageBits(der)).toBe(mask)
+        expect(keyUsageBits(der)).toBe(independent)
+      }),
+      { numRuns: 60 },
+    )
   })
 })
