@@ -14,13 +14,14 @@
  * inspect.
  */
 import "reflect-metadata"
-import { createHash, hash, type KeyObject, X509Certificate } from "node:crypto"
+import { hash, type KeyObject, X509Certificate } from "node:crypto"
 import type { CertificateFacts, MaterialProblem } from "@kvdeploy/core"
 import { MaterialInvalid } from "@kvdeploy/core"
 import * as x509 from "@peculiar/x509"
 import * as Effect from "effect/Effect"
 import type * as pkijs from "pkijs"
 import { bytesEqual, describeKey, keyFacts } from "./privateKey.js"
+import { noStackTrace } from "./spans.js"
 
 /** A certificate parsed once, with what the chain and key checks need. */
 export interface ParsedCertificate {
@@ -32,6 +33,8 @@ export interface ParsedCertificate {
   readonly x509: () => x509.X509Certificate | undefined
   /** Serial, names, SANs and validity, read on first use (natively where exact); undefined when unreadable. */
   readonly description: () => Description | undefined
+  /** x5t and SHA-256 thumbprint of `der`, computed on first use. */
+  readonly thumbprints: () => { readonly x5t: string; readonly sha256Thumbprint: string }
   /** Memoised: subject = issuer and the certificate's own key verifies its signature. */
   readonly selfSigned: () => boolean
 }
@@ -49,6 +52,14 @@ const lazy = <A>(f: () => A): (() => A | undefined) => {
       }
     }
     return value
+  }
+}
+
+const once = <A>(f: () => A): (() => A) => {
+  let value: { readonly v: A } | undefined
+  return () => {
+    value ??= { v: f() }
+    return value.v
   }
 }
 
@@ -86,6 +97,7 @@ export const parseCertificate = (
       publicKey,
       x509: peculiar,
       description: lazy(() => describe(node, peculiar)),
+      thumbprints: once(() => ({ x5t: x5tOf(der), sha256Thumbprint: hash("sha256", der, "hex") })),
       selfSigned: () => {
         self ??= selfSignature(node, publicKey)
         return self
@@ -305,7 +317,7 @@ const describe = (
 }
 
 /** x5t as Key Vault reports it: base64url SHA-1 of the DER. */
-export const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest("base64url")
+export const x5tOf = (der: Uint8Array): string => hash("sha1", der, "base64url")
 
 export const factsOf = (
   c: ParsedCertificate,
@@ -327,8 +339,7 @@ export const factsOf = (
         fix: "re-issue the certificate; check it with openssl x509 -noout -text",
       })
     return {
-      x5t: x5tOf(c.der),
-      sha256Thumbprint: createHash("sha256").update(c.der).digest("hex"),
+      ...c.thumbprints(),
       // Copies: the description is kept with the parsed certificate (a shared CA's serves many calls).
       ...described,
       sans: [...described.sans],
@@ -348,4 +359,4 @@ export const certificateFacts = (der: Uint8Array): Effect.Effect<CertificateFact
   Effect.mapError(
     Effect.flatMap(parseCertificateShared(der, "certificate"), (c) => factsOf(c, "certificate")),
     (problem) => new MaterialInvalid({ problems: [problem] }),
-  ).pipe(Effect.withSpan("pkcs12.certificateFacts"))
+  ).pipe(Effect.withSpan("pkcs12.certificateFacts", undefined, noStackTrace))

@@ -28,6 +28,7 @@ import {
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
 import { bytesEqual, loadPkcs8, publicKeysEqual, publicOf } from "./privateKey.js"
 import { readBags, readBagsFromBer, type SafeBag } from "./safeBags.js"
+import { noStackTrace } from "./spans.js"
 
 type Reason = PfxDecodeError["reason"]
 
@@ -344,4 +345,4 @@ export const decodePfx = (
       "no-certificate",
       "no certificate in the PFX matches its private key; export the PFX with the certificate that was issued for the key",
     )
-  }).pipe(Effect.withSpan("pkcs12.decodePfx"))
+  }).pipe(Effect.withSpan("pkcs12.decodePfx", undefined, noStackTrace))

@@ -23,6 +23,7 @@ import { nameOf } from "./certificateFacts.js"
 import { analyseMaterial } from "./inspect.js"
 import { type Encrypted, encryptPbes1, encryptPbes2, type Pbes1Scheme } from "./passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
+import { noStackTrace } from "./spans.js"
 
 export interface Pkcs12EncodeOptions extends PfxEncodeOptions {
   /** Legacy profile only: the certificates' cipher. `3des` (default) or `rc2-40` (what `openssl -legacy` writes). */
@@ -188,4 +189,4 @@ export const encodePfx = (
           cause,
         }),
     })
-  }).pipe(Effect.withSpan("pkcs12.encodePfx", { attributes: { encoding: options.encoding } }))
+  }).pipe(Effect.withSpan("pkcs12.encodePfx", { attributes: { encoding: options.encoding } }, noStackTrace))

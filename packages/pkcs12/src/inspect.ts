@@ -31,6 +31,7 @@ import {
   publicKeysEqual,
   publicOf,
 } from "./privateKey.js"
+import { noStackTrace } from "./spans.js"
 
 export interface OrderedChain {
   /** Indices into the input, leaf's issuer first. */
@@ -228,4 +229,4 @@ export const inspectMaterial = (
       })
     problems.push(...analysed.order.problems)
     return { leaf, chain, key, keyMatchesLeaf: analysed.keyMatchesLeaf, problems }
-  }).pipe(Effect.withSpan("pkcs12.inspectMaterial"))
+  }).pipe(Effect.withSpan("pkcs12.inspectMaterial", undefined, noStackTrace))

@@ -51,8 +51,22 @@ const curveName = (nodeName: string | undefined): Curve | undefined => {
   }
 }
 
-/** Facts of an RSA or EC key; `undefined` for other key types (Ed25519, DSA, RSA-PSS-only keys). */
+const factsByKey = new WeakMap<KeyObject, KeyFacts | null>()
+
+/**
+ * Facts of an RSA or EC key; `undefined` for other key types (Ed25519, DSA,
+ * RSA-PSS-only keys). Memoised per KeyObject: `asymmetricKeyDetails` asks
+ * OpenSSL afresh on every read, and an inspect reads each key's facts several times.
+ */
 export const keyFacts = (key: KeyObject): KeyFacts | undefined => {
+  const known = factsByKey.get(key)
+  if (known !== undefined) return known ?? undefined
+  const facts = readKeyFacts(key)
+  factsByKey.set(key, facts ?? null)
+  return facts
+}
+
+const readKeyFacts = (key: KeyObject): KeyFacts | undefined => {
   const details = key.asymmetricKeyDetails ?? {}
   if (key.asymmetricKeyType === "rsa") {
     return details.modulusLength === undefined
