@@ -1,0 +1,110 @@
+/**
+ * decodePfx reads safe bags with pkijs's schemas but without pkijs's CertBag
+ * class (which parsed every certificate into a pkijs Certificate). These
+ * files are built bag by bag with pkijs, unencrypted and without a MAC (both
+ * of which decodePfx reads), to reach each kind of bag the reader handles.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import type { CertificateMaterial } from "@kvdeploy/core"
+import * as asn1js from "asn1js"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as pkijs from "pkijs"
+import { beforeAll } from "vitest"
+import { oid } from "../src/algorithms.js"
+import { decodePfx } from "../src/index.js"
+import { canonicalPkcs8, generateKey, hex, makeAuthorities, makeMaterial } from "./fixtures.js"
+
+let material: CertificateMaterial
+beforeAll(async () => {
+  material = await makeMaterial(await generateKey("P-256"), 2, await makeAuthorities())
+})
+
+const octets = (bytes: Uint8Array | ArrayBuffer) => new asn1js.OctetString({ valueHex: bytes })
+const certBag = (der: Uint8Array, certId: string = oid.x509Certificate) =>
+  new pkijs.SafeBag({ bagId: oid.certBag, bagValue: new pkijs.CertBag({ certId, certValue: octets(der) }) })
+const keyBag = (pkcs8: Uint8Array) =>
+  new pkijs.SafeBag({ bagId: oid.keyBag, bagValue: pkijs.PrivateKeyInfo.fromBER(pkcs8) })
+const secretBag = () =>
+  new pkijs.SafeBag({
+    bagId: "1.2.840.113549.1.12.10.1.5",
+    bagValue: new pkijs.SecretBag({
+      secretTypeId: "1.2.3.4",
+      // Any ASN.1 value: pkijs wants one with toSchema().
+      secretValue: new pkijs.AlgorithmIdentifier({ algorithmId: "1.2.3.4.5" }),
+    }),
+  })
+const nested = (bags: Array<pkijs.SafeBag>) =>
+  new pkijs.SafeBag({ bagId: oid.safeContentsBag, bagValue: new pkijs.SafeContents({ safeBags: bags }) })
+const dataBlock = (bags: Array<pkijs.SafeBag>) =>
+  new pkijs.ContentInfo({
+    contentType: oid.data,
+    content: octets(new pkijs.SafeContents({ safeBags: bags }).toSchema().toBER(false)),
+  })
+const pfxOf = (...blocks: Array<Array<pkijs.SafeBag>>): Uint8Array => {
+  const authenticatedSafe = new pkijs.AuthenticatedSafe({ safeContents: blocks.map(dataBlock) })
+  const pfx = new pkijs.PFX({
+    version: 3,
+    authSafe: new pkijs.ContentInfo({
+      contentType: oid.data,
+      content: octets(authenticatedSafe.toSchema().toBER(false)),
+    }),
+  })
+  return new Uint8Array(pfx.toSchema().toBER(false))
+}
+const decode = (pfx: Uint8Array) => decodePfx(pfx, Redacted.make(""))
+const certificates = () => [material.leaf, ...material.chain].map((der) => certBag(der))
+const key = () => keyBag(Redacted.value(material.key))
+
+describe("safe bags", () => {
+  it.effect("certificates, an unencrypted key, a nested safe contents and a skipped secret bag", () =>
+    Effect.gen(function* () {
+      const [leaf, ...chain] = certificates()
+      const back = yield* decode(
+        pfxOf([secretBag(), ...(leaf === undefined ? [] : [leaf])], [nested([...chain, key()])]),
+      )
+      expect(hex(back.leaf)).toBe(hex(material.leaf))
+      expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+      expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(Redacted.value(material.key))))
+    }),
+  )
+
+  it.effect("a certificate bag of an unknown certificate type fails the block as malformed", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        decode(pfxOf([...certificates(), certBag(material.leaf, "1.2.840.113549.1.9.22.2"), key()])),
+      )
+      expect(error.reason).toBe("malformed")
+      expect(error.detail).toMatch(/a safe contents block of the PFX is unreadable/)
+    }),
+  )
+
+  it.effect("an X.509 certificate bag holding no certificate is malformed and named", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        decode(pfxOf([...certificates(), certBag(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])), key()])),
+      )
+      expect(error.reason).toBe("malformed")
+      expect(error.detail).toMatch(/^certificate 3 of the PFX is not a readable X\.509 certificate/)
+    }),
+  )
+
+  it.effect("a bag of an unknown type fails the block as malformed", () =>
+    Effect.gen(function* () {
+      const unknown = new pkijs.SafeBag({ bagId: "1.2.3.4", bagValue: secretBag().bagValue })
+      const error = yield* Effect.flip(decode(pfxOf([...certificates(), unknown, key()])))
+      expect(error.reason).toBe("malformed")
+      expect(error.detail).toMatch(/a safe contents block of the PFX is unreadable/)
+    }),
+  )
+
+  it.effect("safe contents nested five deep are refused", () =>
+    Effect.gen(function* () {
+      let bags: Array<pkijs.SafeBag> = [...certificates(), key()]
+      for (let depth = 0; depth < 5; depth++) bags = [nested(bags)]
+      const error = yield* Effect.flip(decode(pfxOf(bags)))
+      expect(error.reason).toBe("malformed")
+      expect(error.detail).toMatch(/nests safe contents too deeply/)
+    }),
+  )
+})
