@@ -481,11 +481,15 @@ export const makeReconciler = (
       Schedule.jittered,
     )
 
+    // Deployments not attempted yet: a count, not a scan of every slot after each attempt (a cold
+    // pass over 10,000 deployments scanned 10,000 slots 10,000 times).
+    let unattempted = 0
     const markAttempted = (slot: Slot) =>
       Effect.sync(() => {
         if (slot.attempted) return
         slot.attempted = true
-        if (!ready && [...slots.values()].every((s) => s.attempted)) {
+        unattempted--
+        if (!ready && unattempted <= 0) {
           ready = true
           agentMetrics.ready(true)
         }
@@ -587,6 +591,7 @@ export const makeReconciler = (
 
     const addSlot = (d: Deployment) => {
       const recorded = state.get(d.name)
+      unattempted++
       slots.set(d.name, {
         deployment: d,
         phase: "idle",
@@ -614,6 +619,7 @@ export const makeReconciler = (
         const removed = [...slots.keys()].filter((name) => !next.has(name))
         for (const name of removed) {
           const slot = slots.get(name)
+          if (slot !== undefined && !slot.attempted) unattempted--
           slots.delete(name)
           state.remove(name)
           agentMetrics.forget(name)

@@ -78,8 +78,10 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           yield* Effect.logWarning(
             "agent settings changed; they take effect at the next restart (deployments are reloaded now)",
           )
-        config = { ...next.success, settings: config.settings }
-        yield* reconciler.apply(config)
+        yield* reconciler.apply({ ...next.success, settings: config.settings })
+        // The reconciler keeps its own Deployment objects for the deployments that did not change:
+        // hold those, not the reloaded copies (10,000 deployments: a second copy of about 10 MB).
+        config = { ...next.success, settings: config.settings, deployments: reconciler.deployments() }
         yield* watcher.watch(config.deployments)
         yield* reconciler.triggerAll("reload")
       })

@@ -8,11 +8,12 @@
  * names the problem and never the key; it never reaches the vault.
  */
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto"
-import { readFile } from "node:fs/promises"
+import { readFileSync } from "node:fs"
 import type { CertificateMaterial } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import type { Source } from "./config.js"
 
 /** What the agent remembers about a source between passes: no key material. */
@@ -22,8 +23,6 @@ export interface SourceFacts {
   /** base64url SHA-1 of the leaf DER, as Key Vault reports `x5t`. */
   readonly x5t: string
   readonly notAfter: Date
-  readonly subject: string
-  readonly serialHex: string
 }
 
 /** The source cannot be used now; `problems` say why (never with key bytes). */
@@ -75,15 +74,17 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
             ...(source.chain === undefined ? [] : [{ role: "chain" as const, path: source.chain }]),
             ...(source.key === undefined ? [] : [{ role: "key" as const, path: source.key }]),
           ]
-    const read = yield* Effect.forEach(roles, ({ role, path }) =>
-      Effect.tryPromise({ try: () => readFile(path), catch: (e) => `${role} ${path} ${errnoText(e)}` }).pipe(
-        Effect.map((bytes) => ({
-          role,
-          path,
-          bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-        })),
-        Effect.result,
-      ),
+    // Read synchronously: certificate files are a few KB, and the thread-pool round trips of the
+    // asynchronous reads (open, stat, read, close: four per file) cost more of the event loop than
+    // the reads themselves (profiled: about 0.17 ms of a no-change reconcile's ~1 ms).
+    const read = roles.map(({ role, path }) =>
+      Result.try({
+        try: () => {
+          const bytes = readFileSync(path)
+          return { role, path, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) }
+        },
+        catch: (e) => `${role} ${path} ${errnoText(e)}`,
+      }),
     )
     const problems = read.flatMap((r) => (r._tag === "Failure" ? [r.failure] : []))
     if (problems.length > 0) return yield* new SourceBroken({ problems })
@@ -100,24 +101,24 @@ const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest
 
 const loadPkcs12 = () => import("@kvdeploy/pkcs12")
 
-/** The certificate whose public key is the key's. */
+/** The certificate whose public key is the key's, with its parse (used for its facts). */
 const leafForKey = (
   certificates: ReadonlyArray<Uint8Array>,
   key: Redacted.Redacted<Uint8Array>,
-): Uint8Array | undefined => {
+): { readonly der: Uint8Array; readonly x509: X509Certificate } | undefined => {
   let privateKey: ReturnType<typeof createPrivateKey>
   try {
     privateKey = createPrivateKey({ key: Buffer.from(Redacted.value(key)), format: "der", type: "pkcs8" })
   } catch {
     return undefined
   }
-  return certificates.find((der) => {
+  for (const der of certificates) {
     try {
-      return new X509Certificate(der).checkPrivateKey(privateKey)
-    } catch {
-      return false
-    }
-  })
+      const x509 = new X509Certificate(der)
+      if (x509.checkPrivateKey(privateKey)) return { der, x509 }
+    } catch {}
+  }
+  return undefined
 }
 
 /**
@@ -182,26 +183,19 @@ export const materialOf = (
         )
     }
     if (problems.length > 0 || key === undefined) return yield* new SourceBroken({ problems })
-    const leaf = leafForKey(certificates, key)
-    if (leaf === undefined)
+    const found = leafForKey(certificates, key)
+    if (found === undefined)
       return yield* new SourceBroken({
         problems: [
           "the private key matches none of the certificates (mismatched key, or a renewal half-written: certificate and key from different issues)",
         ],
       })
-    let x509: X509Certificate
-    try {
-      x509 = new X509Certificate(leaf)
-    } catch {
-      return yield* new SourceBroken({ problems: ["the leaf certificate cannot be read"] })
-    }
+    const { der: leaf, x509 } = found
     const material: CertificateMaterial = { leaf, chain: certificates.filter((c) => c !== leaf), key }
     const facts: SourceFacts = {
       fingerprint: bytes.fingerprint,
       x5t: x5tOf(leaf),
       notAfter: new Date(x509.validTo),
-      subject: x509.subject.replace(/\n/g, ", "),
-      serialHex: x509.serialNumber.toLowerCase().replace(/^0+(?=.)/, ""),
     }
     return { material, facts }
   })
