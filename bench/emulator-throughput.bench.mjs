@@ -35,7 +35,8 @@
 // Goals: >= 2,000 authenticated get-latest/s; import > 30/s per vault across 10 vaults (10 vaults
 // served at once, each above 30/s: > 300/s in all). Printed honestly per kind: met or not.
 //
-// Knobs (environment): KVDEPLOY_BENCH_SECONDS (get-latest window per round, default 2),
+// Knobs (environment): KVDEPLOY_BENCH_ROUNDS (rounds per server, default 3), KVDEPLOY_BENCH_SECONDS
+// (get-latest window per round, default 2),
 // KVDEPLOY_BENCH_IMPORTS (measured imports per round, default 300), KVDEPLOY_BENCH_ONLY (a comma
 // list of sections: get,pfx-2048,pfx-1,pem; default all), KVDEPLOY_BENCH_PFX_WORKERS (the
 // emulator's pfxWorkers option; unset: its default), KVDEPLOY_BENCH_COMPARE_PFX_WORKERS (a comma
@@ -57,7 +58,7 @@ const CONCURRENCY_IMPORT = 4 // per vault
 const IMPORT_CONCURRENCY = VAULTS * CONCURRENCY_IMPORT
 const IMPORTS = Number(process.env.KVDEPLOY_BENCH_IMPORTS ?? "300")
 const IMPORT_WARMUP = 40
-const ROUNDS = 3
+const ROUNDS = Number(process.env.KVDEPLOY_BENCH_ROUNDS ?? "3")
 const PFX_WORKERS = process.env.KVDEPLOY_BENCH_PFX_WORKERS
 const COMPARE_PFX_WORKERS = (process.env.KVDEPLOY_BENCH_COMPARE_PFX_WORKERS ?? "")
   .split(",")
