@@ -37,7 +37,7 @@ import {
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { serialHexOf } from "./certificateSerial.js"
+import { serialHexReader } from "./certificateSerial.js"
 import {
   importPolicyFor,
   importPolicyHeader,
@@ -91,6 +91,7 @@ const keyVaultBytesToBase64url = (bytes: Uint8Array | undefined): string =>
 const versionFromProperties = (
   properties: CertificateProperties,
   cer: Uint8Array | undefined,
+  serialHexOf: (der: Uint8Array) => string | undefined,
 ): VaultVersion => {
   const serialHex = cer === undefined ? undefined : serialHexOf(cer)
   return {
@@ -105,9 +106,6 @@ const versionFromProperties = (
     ...(properties.expiresOn === undefined ? {} : { expiresAt: properties.expiresOn }),
   }
 }
-
-const versionFromCertificate = (certificate: KeyVaultCertificate): VaultVersion =>
-  versionFromProperties(certificate.properties, certificate.cer)
 
 const pemBlocks = (pem: string, label: string): Uint8Array[] => {
   const re = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+?)-----END ${label}-----`, "g")
@@ -128,6 +126,9 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
   const metrics = yield* Metrics
   const codec = yield* PfxCodec
   const timeout = options.requestTimeoutMs ?? 30_000
+  const serialHexOf = serialHexReader()
+  const versionFromCertificate = (certificate: KeyVaultCertificate): VaultVersion =>
+    versionFromProperties(certificate.properties, certificate.cer, serialHexOf)
   const recording = options.recordMetrics !== false
   const onThrottled = () => {
     if (recording) Effect.runFork(metrics.vaultThrottled())
@@ -246,7 +247,9 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
       }
       return out
     }).pipe((e) => counted("listVersions", e))
-    return all.map((properties) => versionFromProperties(properties, undefined)).sort(newestFirst)
+    return all
+      .map((properties) => versionFromProperties(properties, undefined, serialHexOf))
+      .sort(newestFirst)
   })
 
   /** The encoded policy header per key facts and exportability (a handful of distinct values). */

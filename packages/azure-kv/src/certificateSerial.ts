@@ -29,3 +29,30 @@ export const serialHexOf = (der: Uint8Array): string | undefined => {
   if (stripped === "") return "00"
   return stripped.length % 2 === 1 ? `0${stripped}` : stripped
 }
+
+/**
+ * `serialHexOf` with a memory of the last `size` certificates read (the full DER
+ * is compared, so a hit is the same certificate). A deploy reads the same
+ * certificate more than once: the import's answer and the verify read carry the
+ * new version's, and the next deploy's snapshot carries it again; each OpenSSL
+ * parse costs some 60-100 us of the client's thread.
+ */
+export const serialHexReader = (size = 8): ((der: Uint8Array) => string | undefined) => {
+  const recent: Array<{ readonly der: Buffer; readonly serialHex: string | undefined }> = []
+  return (der) => {
+    for (let i = 0; i < recent.length; i++) {
+      const entry = recent[i]!
+      if (entry.der.byteLength === der.byteLength && entry.der.equals(der)) {
+        if (i > 0) {
+          recent.splice(i, 1)
+          recent.unshift(entry)
+        }
+        return entry.serialHex
+      }
+    }
+    const serialHex = serialHexOf(der)
+    recent.unshift({ der: Buffer.from(der), serialHex })
+    if (recent.length > size) recent.pop()
+    return serialHex
+  }
+}

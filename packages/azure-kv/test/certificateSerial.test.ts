@@ -8,7 +8,7 @@ import { certificateFacts } from "@kvdeploy/pkcs12"
 import { generateKey, issue } from "@kvdeploy/pkcs12/testing"
 import * as Effect from "effect/Effect"
 import fc from "fast-check"
-import { serialHexOf, twosComplementHex } from "../src/certificateSerial.js"
+import { serialHexOf, serialHexReader, twosComplementHex } from "../src/certificateSerial.js"
 
 describe("serialHexOf", () => {
   it("agrees with pkcs12's certificate facts for any serial (leading zeros, high bit set, 1 to 20 bytes)", async () => {
@@ -35,5 +35,38 @@ describe("serialHexOf", () => {
   it("answers undefined for bytes that are not a certificate", () => {
     expect(serialHexOf(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x05]))).toBeUndefined()
     expect(serialHexOf(new Uint8Array())).toBeUndefined()
+  })
+})
+
+describe("serialHexReader", () => {
+  it("answers what serialHexOf answers, for certificates read again and for new ones, past its size", async () => {
+    const key = await generateKey("P-256")
+    const ders = await Promise.all(
+      ["01", "00ff", "7f", "80", "1234567890", "0a"].map((serialNumber) =>
+        issue({ subject: "CN=serial.example.test", key, serialNumber }),
+      ),
+    )
+    const read = serialHexReader(3)
+    // Each read twice in a row, then all again in another order (the first ones have left its memory).
+    for (const der of ders) {
+      expect(read(der)).toBe(serialHexOf(der))
+      expect(read(der)).toBe(serialHexOf(der))
+    }
+    for (const der of [...ders].reverse()) expect(read(der)).toBe(serialHexOf(der))
+    expect(read(new Uint8Array([0x30, 0x00]))).toBeUndefined()
+  })
+
+  it("keeps its own copy: a certificate changed in place after a read is read anew", async () => {
+    const key = await generateKey("P-256")
+    const der = await issue({ subject: "CN=serial.example.test", key, serialNumber: "4242" })
+    const read = serialHexReader()
+    expect(read(der)).toBe("4242")
+    // The serial's content bytes rewritten in the same buffer (OpenSSL's parse does not check the signature).
+    const at = Buffer.from(der.buffer, der.byteOffset, der.byteLength).indexOf(
+      Buffer.from([0x02, 0x02, 0x42, 0x42]),
+    )
+    expect(at).toBeGreaterThan(0)
+    der.set([0x43, 0x43], at + 2)
+    expect(read(der)).toBe("4343")
   })
 })
