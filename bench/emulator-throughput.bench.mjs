@@ -300,7 +300,8 @@ const { transportPfxOptions } = await import("@kvdeploy/core")
 const Effect = await import("effect/Effect")
 const Redacted = await import("effect/Redacted")
 const PER_ROUND = IMPORT_WARMUP + IMPORTS + IMPORT_CONCURRENCY
-const MATERIALS = 1 + ROUNDS * PER_ROUND
+// Only the seed when no import section runs.
+const MATERIALS = IMPORT_KINDS.length > 0 ? 1 + ROUNDS * PER_ROUND : 1
 const KEY_USAGE = 1 | 4 // digitalSignature | keyEncipherment
 const SERVER_AUTH = "1.3.6.1.5.5.7.3.1"
 // The policy kvdeploy's adapter puts in its import body (@kvdeploy/azure-kv importPolicyFor).
