@@ -71,6 +71,27 @@ const workerExecArgv = (): string[] => {
   return out
 }
 
+/**
+ * A worker with the parent's node flags (less `--conditions`). Node refuses
+ * some flags in a worker (V8's and process-wide ones such as `--expose-gc` or
+ * `--max-old-space-size`: ERR_WORKER_INVALID_EXEC_ARGV) where a process may
+ * well run with them (bench/run.mjs passes `--expose-gc`); V8's flags hold for
+ * the whole process anyway, so the worker then starts with none of them.
+ */
+const startWorker = (script: URL, name: string, execArgv: ReadonlyArray<string>): Worker => {
+  try {
+    return new Worker(script, { name, execArgv: [...execArgv] })
+  } catch (e) {
+    if (
+      typeof e !== "object" ||
+      e === null ||
+      (e as { code?: unknown }).code !== "ERR_WORKER_INVALID_EXEC_ARGV"
+    )
+      throw e
+    return new Worker(script, { name, execArgv: [] })
+  }
+}
+
 export class PfxPool implements MaterialReader {
   private readonly slots: Array<Slot | undefined>
   private nextId = 1
@@ -79,6 +100,8 @@ export class PfxPool implements MaterialReader {
   constructor(
     readonly size: number,
     private readonly script: URL,
+    /** Node flags for the workers; default: this process's, less `--conditions`. */
+    private readonly execArgv: ReadonlyArray<string> = workerExecArgv(),
   ) {
     if (!Number.isInteger(size) || size < 1)
       throw new Error(`pfxWorkers must be a positive integer, got ${size}`)
@@ -121,7 +144,7 @@ export class PfxPool implements MaterialReader {
   }
 
   private spawn(index: number): Slot {
-    const worker = new Worker(this.script, { name: `kv-emulator-pfx-${index}`, execArgv: workerExecArgv() })
+    const worker = startWorker(this.script, `kv-emulator-pfx-${index}`, this.execArgv)
     // An idle pool never keeps the process alive; the servers do while they listen.
     worker.unref()
     const slot: Slot = { worker, pending: new Map() }

@@ -133,6 +133,20 @@ describe("PfxPool", () => {
     expect((late as KvError).status).toBe(500)
   })
 
+  it("reads when the process runs with node flags a worker refuses (--expose-gc, --max-old-space-size)", async () => {
+    const script = pfxWorkerScript()
+    if (script === undefined) throw new Error("dist/pfxWorker.js is missing: build the package first")
+    const pool = new PfxPool(1, script, ["--expose-gc", "--max-old-space-size=512"])
+    try {
+      const value = Buffer.from(await pfxOf(material, "pw")).toString("base64")
+      const read = await pool.read(value, "pw")
+      expect(Buffer.from(read.leaf).equals(Buffer.from(material.leafDer))).toBe(true)
+      expect(pool.started).toBe(1)
+    } finally {
+      await pool.close()
+    }
+  })
+
   it("the emulator's stop() ends its workers", async () => {
     const emulator = await start({ vaults: ["pool-stop"], pfxWorkers: 2 })
     const { certificates } = clients(emulator, "pool-stop")
