@@ -8,7 +8,13 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const here = dirname(fileURLToPath(import.meta.url))
-const only = process.argv.slice(2)
+// Arguments before a "--" (or all, when there is none and none starts with "-") select
+// benchmarks by name; what follows the first argument starting with "-" (or "--") is passed on
+// to each selected benchmark, e.g. `node bench/run.mjs agent-fleet --scale 0.1`.
+const args = process.argv.slice(2)
+const firstFlag = args.findIndex((a) => a.startsWith("-"))
+const only = firstFlag === -1 ? args : args.slice(0, firstFlag)
+const passed = firstFlag === -1 ? [] : args.slice(args[firstFlag] === "--" ? firstFlag + 1 : firstFlag)
 const files = readdirSync(here)
   .filter((f) => f.endsWith(".bench.mjs"))
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
@@ -16,7 +22,7 @@ const files = readdirSync(here)
 let failed = 0
 for (const file of files) {
   console.log(`\n=== ${file} ===`)
-  const r = spawnSync(process.execPath, ["--expose-gc", join(here, file)], { stdio: "inherit" })
+  const r = spawnSync(process.execPath, ["--expose-gc", join(here, file), ...passed], { stdio: "inherit" })
   if (r.status !== 0) failed++
 }
 if (failed > 0) {
