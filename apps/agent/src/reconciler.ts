@@ -619,7 +619,9 @@ export const makeReconciler = (
         const removed = [...slots.keys()].filter((name) => !next.has(name))
         for (const name of removed) {
           const slot = slots.get(name)
-          if (slot !== undefined && !slot.attempted) unattempted--
+          // Counted as attempted now: interrupting its attempt below runs markAttempted again,
+          // which must not count it a second time (readiness would come one deployment early).
+          if (slot !== undefined) yield* markAttempted(slot)
           slots.delete(name)
           state.remove(name)
           agentMetrics.forget(name)

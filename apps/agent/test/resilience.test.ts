@@ -248,6 +248,52 @@ describe("signals and restarts", () => {
     expect((await a.http("/healthz")).status).toBe(200)
   })
 
+  it("SIGHUP removing a deployment in the middle of its first attempt does not make the agent ready early", async () => {
+    emulator = await startEmulator({ vaults: ["kv-ready"] })
+    const e = emulator
+    work = workdir()
+    const w = work
+    const p = await pki()
+    // One attempt at a time, and every snapshot read held 2 s: while "first" is in its read,
+    // "second" has not been attempted.
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-ready",
+      times: "always",
+      action: { kind: "delay", ms: 2000 },
+    })
+    const first = {
+      name: "first",
+      vault: "kv-ready",
+      certificate: "first",
+      source: writePair(w, "first", await p.leaf("first.example.test")),
+    }
+    const second = {
+      name: "second",
+      vault: "kv-ready",
+      certificate: "second",
+      source: writePair(w, "second", await p.leaf("second.example.test")),
+    }
+    const a = run(writeConfig(w, e, [first, second], { concurrency: 1 }), e)
+    // The first snapshot read has reached the vault: one deployment is mid-attempt.
+    await expect
+      .poll(() => e.requests.entries({ vault: "kv-ready" }).filter((r) => !r.challenge).length, {
+        timeout: 15_000,
+      })
+      .toBeGreaterThan(0)
+    const reading = e.requests.entries({ vault: "kv-ready" }).find((r) => !r.challenge)?.path ?? ""
+    const inFlight = reading.includes("/certificates/first") ? first : second
+    const waiting = inFlight === first ? second : first
+    // Remove the deployment being attempted; the other one is still to be attempted.
+    writeConfig(w, e, [waiting], { concurrency: 1 })
+    const from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor((l) => l.msg === "configuration applied", { from })
+    expect((await a.http("/readyz")).status).toBe(503)
+    await a.waitFor(succeeded(waiting.name), { from, timeoutMs: 30_000 })
+    await expect.poll(async () => (await a.http("/readyz")).status).toBe(200)
+  })
+
   it("SIGTERM during a deploy finishes it (import, verify) and exits 0", async () => {
     emulator = await startEmulator({ vaults: ["kv-term"] })
     const e = emulator
