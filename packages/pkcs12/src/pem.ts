@@ -3,6 +3,8 @@
  * lines, OpenSSL "Bag Attributes" text between blocks, and private keys in
  * every form OpenSSL writes, all normalised to DER certificates and a PKCS#8 key.
  */
+
+import { X509Certificate } from "node:crypto"
 import type { MaterialProblem } from "@kvdeploy/core"
 import { MaterialInvalid } from "@kvdeploy/core"
 import * as asn1js from "asn1js"
@@ -37,11 +39,27 @@ const decodeBase64Body = (body: string): Uint8Array | undefined => {
   return new Uint8Array(Buffer.from(b64, "base64"))
 }
 
+const openSslCertificate = (bytes: Uint8Array): Uint8Array | undefined => {
+  try {
+    const raw = new X509Certificate(bytes).raw
+    if (raw.length > bytes.length) return undefined
+    const head = bytes.subarray(0, raw.length)
+    return Buffer.compare(raw, head) === 0 ? head : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * The certificate at the start of `bytes`, exactly as encoded (a TRUSTED
  * CERTIFICATE block carries OpenSSL's trust settings after it).
  */
 const leadingCertificate = (bytes: Uint8Array): Uint8Array | undefined => {
+  // OpenSSL's parser first (about 20 us): when it reads a certificate whose DER is exactly the
+  // start of the input, that is the answer. asn1js + pkijs (two JavaScript parses of the whole
+  // certificate, ~0.5 ms) remain for what it does not take that way.
+  const native = openSslCertificate(bytes)
+  if (native !== undefined) return native
   try {
     const copy = Uint8Array.from(bytes)
     const parsed = asn1js.fromBER(copy)
