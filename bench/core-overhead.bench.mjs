@@ -136,7 +136,7 @@ const block = async (makeEffect, n) => {
 }
 
 const N = Number(process.env.KVDEPLOY_BENCH_N ?? 3000)
-const ROUNDS = Number(process.env.KVDEPLOY_BENCH_ROUNDS ?? 9)
+const ROUNDS = Number(process.env.KVDEPLOY_BENCH_ROUNDS ?? 21)
 // Operations per block (a fresh vault each).
 const BLOCK = Number(process.env.KVDEPLOY_BENCH_BLOCK ?? 250)
 // Warm-up operations (JIT) before the timed ones, in every child. The deploy path is the
@@ -333,8 +333,17 @@ async function main() {
     const rs = results.deploy.map((d, r) => d.usPerOp / results[baseline][r].usPerOp).sort((a, b) => a - b)
     return `${rs[0].toFixed(3)}..${rs[rs.length - 1].toFixed(3)}`
   }
+  // The ratio of the totals over all rounds: every garbage collection counted where it fell.
+  // A collection lands in one block of one variant and moves that round's ratio a lot (the
+  // per-round spread), so the median and the totals can differ; the goal needs both.
+  const total = (k) => results[k].reduce((sum, x) => sum + x.usPerOp, 0)
+  const totalsB = total("deploy") / total("bareAllPorts")
+  const ratioBJudged = Math.max(ratioB, totalsB)
   console.log(
     `  deploy / baseline B = ${ratioB.toFixed(3)}  (+${((ratioB - 1) * 100).toFixed(1)}%; per-round ratios ${spread("bareAllPorts")})`,
+  )
+  console.log(
+    `  deploy / baseline B, totals of all rounds = ${totalsB.toFixed(3)}  (+${((totalsB - 1) * 100).toFixed(1)}%)`,
   )
   console.log(
     `  deploy / baseline A = ${ratioA.toFixed(3)}  (+${((ratioA - 1) * 100).toFixed(1)}%; of that, the codec's calls are ${((codecShareOfA - 1) * 100).toFixed(1)}% of A: B / A = ${codecShareOfA.toFixed(3)})`,
@@ -344,10 +353,10 @@ async function main() {
       "  port work every deploy needs (the PfxCodec's, not the state machine's); baseline A leaves them out.",
   )
   console.log(
-    ratioB < 1.1
-      ? `  goal (< 10% over baseline B): MET (+${((ratioB - 1) * 100).toFixed(1)}%)`
-      : `  goal (< 10% over baseline B): NOT MET (+${((ratioB - 1) * 100).toFixed(1)}%). ` +
+    ratioBJudged < 1.1
+      ? `  goal (< 10% over baseline B, median and totals alike): MET (+${((ratioBJudged - 1) * 100).toFixed(1)}%)`
+      : `  goal (< 10% over baseline B, median and totals alike): NOT MET (+${((ratioBJudged - 1) * 100).toFixed(1)}%). ` +
           `The program's logic over stub ports is ${((logicUs / m.bareAllPorts) * 100).toFixed(1)}% of B; the rest ` +
-          `(${((ratioB - 1 - logicUs / m.bareAllPorts) * 100).toFixed(1)}% of B) is the same port work costing more inside a deploy (allocation/GC pressure; partly run-to-run noise)`,
+          `(${((ratioBJudged - 1 - logicUs / m.bareAllPorts) * 100).toFixed(1)}% of B) is the same port work costing more inside a deploy (allocation/GC pressure; partly run-to-run noise)`,
   )
 }
