@@ -8,7 +8,7 @@
  * names the problem and never the key; it never reaches the vault.
  */
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto"
-import { readFileSync } from "node:fs"
+import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs"
 import type { CertificateMaterial } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -60,7 +60,9 @@ const errnoText = (e: unknown): string => {
     ? "does not exist"
     : code === "EACCES"
       ? "is not readable (permission denied)"
-      : `cannot be read (${code ?? "error"})`
+      : code === "ENOTREG"
+        ? "is not a regular file (a directory, FIFO or device): point the source at the certificate file itself"
+        : `cannot be read (${code ?? "error"})`
 }
 
 /** Read every file of the source and fingerprint them together. */
@@ -80,7 +82,7 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
     const read = roles.map(({ role, path }) =>
       Result.try({
         try: () => {
-          const bytes = readFileSync(path)
+          const bytes = readRegularFile(path)
           return { role, path, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) }
         },
         catch: (e) => `${role} ${path} ${errnoText(e)}`,
@@ -96,6 +98,25 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
     }
     return { fingerprint: hash.digest("hex"), files }
   })
+
+/**
+ * The file's bytes, refusing anything but a regular file: the read is synchronous, and a FIFO
+ * (or a device) would block the event loop, and with it every deployment, /healthz and the
+ * signal handlers. Opened non-blocking, so a FIFO with no writer does not block the open.
+ */
+const readRegularFile = (path: string): Buffer => {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  try {
+    if (!fstatSync(fd).isFile()) throw new NotARegularFile()
+    return readFileSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+class NotARegularFile extends Error {
+  readonly code = "ENOTREG"
+}
 
 const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest("base64url")
 
