@@ -89,7 +89,10 @@ const readBag = (element: asn1js.AsnType): SafeBag => {
       const certId = certIdBlock.valueBlock.toString()
       const certValue = single(cert.certValue)
       if (certId === oid.x509Certificate) {
-        if (!(certValue instanceof asn1js.OctetString)) return { _tag: "Other" }
+        // An X.509 certificate bag holds an OCTET STRING (RFC 7292 4.2.3); anything else is a
+        // malformed file, refused as pkijs's CertBag refused it, not skipped.
+        if (!(certValue instanceof asn1js.OctetString))
+          throw new Error("an x509Certificate bag holds no OCTET STRING")
         return {
           _tag: "Certificate",
           der: copyOf(certValue.getValue()),

@@ -89,6 +89,21 @@ describe("safe bags", () => {
     }),
   )
 
+  it.effect("an X.509 certificate bag whose value is not an OCTET STRING fails the block as malformed", () =>
+    Effect.gen(function* () {
+      const notOctets = new pkijs.SafeBag({
+        bagId: oid.certBag,
+        bagValue: new pkijs.CertBag({
+          certId: oid.x509Certificate,
+          certValue: new asn1js.Utf8String({ value: "not a certificate" }),
+        }),
+      })
+      const error = yield* Effect.flip(decode(pfxOf([...certificates(), notOctets, key()])))
+      expect(error.reason).toBe("malformed")
+      expect(error.detail).toMatch(/a safe contents block of the PFX is unreadable/)
+    }),
+  )
+
   it.effect("a bag of an unknown type fails the block as malformed", () =>
     Effect.gen(function* () {
       const unknown = new pkijs.SafeBag({ bagId: "1.2.3.4", bagValue: secretBag().bagValue })
