@@ -15,8 +15,14 @@
 //             script deploying PEM material must do as well.
 // Every PFX the baselines and the adapter arms import is built with the options kvdeploy
 // sends (core's transportPfxOptions("modern"): blank password, one KDF/MAC iteration), so
-// "the same three requests" are the same bytes of work for the emulator too: a 2048-iteration
-// PFX would cost the emulator's decode (and so the baselines) a few milliseconds more.
+// the PFX decode is the same work for the emulator in every arm: a 2048-iteration PFX would
+// cost the emulator's decode (and so the baselines) a few milliseconds more.
+// One difference remains, on purpose: kvdeploy's import carries the certificate policy
+// (key type and size, exportable, content type; a pipeline policy of @kvdeploy/azure-kv
+// writes it into the body, which costs the client a JSON parse and re-serialisation of that
+// body), while the bare SDK's importCertificate drops the policy it is given (the SDK's
+// import bug), so the baselines' import bodies are shorter and carry none. A bare script
+// cannot send it without that same work.
 // kvdeploy:   deploy(request) with PEM-equivalent material (DER + PKCS#8): preflight
 //             (inspect + encode), snapshot, import (with its policy), verify.
 //
