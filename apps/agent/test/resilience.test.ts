@@ -50,6 +50,14 @@ const writePair = (w: Workdir, name: string, issued: Issued) => {
   return { cert: w.path(`${name}.crt`), key: w.path(`${name}.key`) }
 }
 
+/** A deployment named like its certificate, with a fresh leaf for `<name>.example.test` written as a pair. */
+const deploymentOf = async (w: Workdir, p: Pki, vault: string, name: string) => ({
+  name,
+  vault,
+  certificate: name,
+  source: writePair(w, name, await p.leaf(`${name}.example.test`)),
+})
+
 const succeeded = (name: string) => (l: { deployment?: unknown; msg: string }) =>
   l.deployment === name && l.msg === "deploy: Succeeded"
 
@@ -69,18 +77,8 @@ describe("vaults that throttle, fail and recover", () => {
     })
     const deployments = []
     for (let i = 0; i < 3; i++) {
-      deployments.push({
-        name: `t${i}`,
-        vault: "kv-throttled",
-        certificate: `t${i}`,
-        source: writePair(w, `t${i}`, await p.leaf(`t${i}.example.test`)),
-      })
-      deployments.push({
-        name: `f${i}`,
-        vault: "kv-fine",
-        certificate: `f${i}`,
-        source: writePair(w, `f${i}`, await p.leaf(`f${i}.example.test`)),
-      })
+      deployments.push(await deploymentOf(w, p, "kv-throttled", `t${i}`))
+      deployments.push(await deploymentOf(w, p, "kv-fine", `f${i}`))
     }
     const a = run(writeConfig(w, e, deployments), e)
     for (const d of deployments) await a.waitFor(succeeded(d.name), { timeoutMs: 45_000 })
@@ -110,13 +108,7 @@ describe("vaults that throttle, fail and recover", () => {
     const w = work
     const p = await pki()
     const deployments = []
-    for (let i = 0; i < 8; i++)
-      deployments.push({
-        name: `w${i}`,
-        vault: "kv-window",
-        certificate: `w${i}`,
-        source: writePair(w, `w${i}`, await p.leaf(`w${i}.example.test`)),
-      })
+    for (let i = 0; i < 8; i++) deployments.push(await deploymentOf(w, p, "kv-window", `w${i}`))
     const a = run(
       writeConfig(w, e, deployments, {
         vault_imports_per_window: 3,
@@ -146,13 +138,7 @@ describe("vaults that throttle, fail and recover", () => {
       action: { kind: "delay", ms: 300 },
     })
     const deployments = []
-    for (let i = 0; i < 8; i++)
-      deployments.push({
-        name: `l${i}`,
-        vault: "kv-lanes",
-        certificate: `l${i}`,
-        source: writePair(w, `l${i}`, await p.leaf(`l${i}.example.test`)),
-      })
+    for (let i = 0; i < 8; i++) deployments.push(await deploymentOf(w, p, "kv-lanes", `l${i}`))
     const a = run(writeConfig(w, e, deployments, { concurrency: 8, vault_concurrency: 2 }), e)
     for (const d of deployments) await a.waitFor(succeeded(d.name), { timeoutMs: 45_000 })
     // The most requests the vault was answering at any moment (arrival to answer). Arrival times are
@@ -187,17 +173,7 @@ describe("vaults that throttle, fail and recover", () => {
       times: "always",
       action: { kind: "status", status: 503, code: "ServiceUnavailable" },
     })
-    const a = run(
-      writeConfig(w, e, [
-        {
-          name: "flaky",
-          vault: "kv-flaky",
-          certificate: "flaky",
-          source: writePair(w, "flaky", await p.leaf("flaky.example.test")),
-        },
-      ]),
-      e,
-    )
+    const a = run(writeConfig(w, e, [await deploymentOf(w, p, "kv-flaky", "flaky")]), e)
     const failing = (l: { deployment?: unknown; msg: string }) =>
       l.deployment === "flaky" && /^cannot read the vault/.test(l.msg)
     const firstFailure = await a.waitFor(failing)
@@ -217,22 +193,12 @@ describe("signals and restarts", () => {
     work = workdir()
     const w = work
     const p = await pki()
-    const one = {
-      name: "one",
-      vault: "kv-hup",
-      certificate: "one",
-      source: writePair(w, "one", await p.leaf("one.example.test")),
-    }
+    const one = await deploymentOf(w, p, "kv-hup", "one")
     const config = writeConfig(w, e, [one])
     const a = run(config, e)
     await a.waitFor(succeeded("one"))
     // A changed file: deployment "one" gets a tag, deployment "two" is new.
-    const two = {
-      name: "two",
-      vault: "kv-hup",
-      certificate: "two",
-      source: writePair(w, "two", await p.leaf("two.example.test")),
-    }
+    const two = await deploymentOf(w, p, "kv-hup", "two")
     writeConfig(w, e, [{ ...one, target: { tags: { team: "edge" } } }, two])
     let from = a.lines.length
     a.signal("SIGHUP")
@@ -262,18 +228,8 @@ describe("signals and restarts", () => {
       times: "always",
       action: { kind: "delay", ms: 2000 },
     })
-    const first = {
-      name: "first",
-      vault: "kv-ready",
-      certificate: "first",
-      source: writePair(w, "first", await p.leaf("first.example.test")),
-    }
-    const second = {
-      name: "second",
-      vault: "kv-ready",
-      certificate: "second",
-      source: writePair(w, "second", await p.leaf("second.example.test")),
-    }
+    const first = await deploymentOf(w, p, "kv-ready", "first")
+    const second = await deploymentOf(w, p, "kv-ready", "second")
     const a = run(writeConfig(w, e, [first, second], { concurrency: 1 }), e)
     // The first snapshot read has reached the vault: one deployment is mid-attempt.
     await expect
@@ -307,17 +263,7 @@ describe("signals and restarts", () => {
       times: 1,
       action: { kind: "delayAfterCommit", ms: 1500 },
     })
-    const a = run(
-      writeConfig(w, e, [
-        {
-          name: "term",
-          vault: "kv-term",
-          certificate: "term",
-          source: writePair(w, "term", await p.leaf("term.example.test")),
-        },
-      ]),
-      e,
-    )
+    const a = run(writeConfig(w, e, [await deploymentOf(w, p, "kv-term", "term")]), e)
     await expect
       .poll(() => e.state.versions("kv-term", "term")?.length ?? 0, { timeout: 30_000, interval: 20 })
       .toBe(1)
@@ -442,12 +388,7 @@ describe("signals and restarts", () => {
     const leafA = await p.leaf("a.example.test")
     const deployments = [
       { name: "a", vault: "kv-restart", certificate: "a", source: writePair(w, "a", leafA) },
-      {
-        name: "b",
-        vault: "kv-restart",
-        certificate: "b",
-        source: writePair(w, "b", await p.leaf("b.example.test")),
-      },
+      await deploymentOf(w, p, "kv-restart", "b"),
     ]
     // Another writer imports a newer version of "b" right after ours: Superseded, held (not clobbered).
     e.faults.add({
