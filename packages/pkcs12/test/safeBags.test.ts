@@ -95,7 +95,8 @@ describe("safe bags", () => {
         bagId: oid.certBag,
         bagValue: new pkijs.CertBag({
           certId: oid.x509Certificate,
-          certValue: new asn1js.Utf8String({ value: "not a certificate" }),
+          // pkijs types certValue as an OCTET STRING; a malformed file holds something else.
+          certValue: new asn1js.Utf8String({ value: "not a certificate" }) as unknown as asn1js.OctetString,
         }),
       })
       const error = yield* Effect.flip(decode(pfxOf([...certificates(), notOctets, key()])))
