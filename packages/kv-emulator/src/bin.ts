@@ -102,6 +102,14 @@ const main = async (): Promise<void> => {
     cloud: emulator.cloud,
     targetConfig: firstVault ? emulator.targetConfig(firstVault.name, "demo-certificate") : undefined,
   }
+  // The signal handlers are in place before the first line is printed: a client that stops the
+  // emulator as soon as it has read the environment must get a clean stop (exit 0), not the
+  // default SIGTERM death (the handlers used to be installed just after the write).
+  const stop = () => {
+    void emulator.stop().then(() => process.exit(0))
+  }
+  process.on("SIGINT", stop)
+  process.on("SIGTERM", stop)
   if (values.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`)
   else {
     const lines = [
@@ -123,11 +131,6 @@ const main = async (): Promise<void> => {
     ]
     process.stdout.write(`${lines.join("\n")}\n`)
   }
-  const stop = () => {
-    void emulator.stop().then(() => process.exit(0))
-  }
-  process.on("SIGINT", stop)
-  process.on("SIGTERM", stop)
 }
 
 main().catch((e: unknown) => {
