@@ -38,6 +38,13 @@ afterEach(async () => {
   emulator = undefined
 })
 
+/** A fresh emulator with these vaults, a work directory and the shared PKI (cleaned up after each test). */
+const setUp = async (vaults: NonNullable<NonNullable<Parameters<typeof startEmulator>[0]>["vaults"]>) => {
+  emulator = await startEmulator({ vaults })
+  work = workdir()
+  return { e: emulator, w: work, p: await pki() }
+}
+
 const run = (config: string, e: Emulator) => {
   const a = startAgent(config, { ...baseEnv(), ...e.env.clientSecret })
   agents.push(a)
@@ -63,11 +70,7 @@ const succeeded = (name: string) => (l: { deployment?: unknown; msg: string }) =
 
 describe("vaults that throttle, fail and recover", () => {
   it("honours Retry-After on a throttled vault while the other vault goes on", async () => {
-    emulator = await startEmulator({ vaults: ["kv-throttled", "kv-fine"] })
-    const e = emulator
-    work = workdir()
-    const w = work
-    const p = await pki()
+    const { e, w, p } = await setUp(["kv-throttled", "kv-fine"])
     // Every request to kv-throttled gets 429 Retry-After: 2 s, three times.
     e.faults.add({
       operation: "*",
@@ -100,13 +103,9 @@ describe("vaults that throttle, fail and recover", () => {
   })
 
   it("keeps within the vault's import window: no 429 when the emulator enforces it", async () => {
-    emulator = await startEmulator({
-      vaults: [{ name: "kv-window", throttling: { windowMs: 2000, writes: 3, others: 1000 } }],
-    })
-    const e = emulator
-    work = workdir()
-    const w = work
-    const p = await pki()
+    const { e, w, p } = await setUp([
+      { name: "kv-window", throttling: { windowMs: 2000, writes: 3, others: 1000 } },
+    ])
     const deployments = []
     for (let i = 0; i < 8; i++) deployments.push(await deploymentOf(w, p, "kv-window", `w${i}`))
     const a = run(
@@ -125,11 +124,7 @@ describe("vaults that throttle, fail and recover", () => {
   })
 
   it("vault_concurrency bounds the requests (and so the connections) one vault sees at once", async () => {
-    emulator = await startEmulator({ vaults: ["kv-lanes"] })
-    const e = emulator
-    work = workdir()
-    const w = work
-    const p = await pki()
+    const { e, w, p } = await setUp(["kv-lanes"])
     // Every read is held 300 ms, so deployments of the vault overlap whenever they may.
     e.faults.add({
       operation: "getLatest",
@@ -162,11 +157,7 @@ describe("vaults that throttle, fail and recover", () => {
   })
 
   it("retries with backoff while the vault fails, and deploys once it recovers", async () => {
-    emulator = await startEmulator({ vaults: ["kv-flaky"] })
-    const e = emulator
-    work = workdir()
-    const w = work
-    const p = await pki()
+    const { e, w, p } = await setUp(["kv-flaky"])
     const fault = e.faults.add({
       operation: "*",
       vault: "kv-flaky",
@@ -188,11 +179,7 @@ describe("vaults that throttle, fail and recover", () => {
 
 describe("signals and restarts", () => {
   it("SIGHUP reloads the configuration: a new deployment and changed tags are deployed; an invalid file is refused", async () => {
-    emulator = await startEmulator({ vaults: ["kv-hup"] })
-    const e = emulator
-    work = workdir()
-    const w = work
-    const p = await pki()
+    const { e, w, p } = await setUp(["kv-hup"])
     const one = await deploymentOf(w, p, "kv-hup", "one")
     const config = writeConfig(w, e, [one])
     const a = run(config, e)
@@ -215,11 +202,7 @@ describe("signals and restarts", () => {
   })
 
   it("SIGHUP removing a deployment in the middle of its first attempt does not make the agent ready early", async () => {
-    emulator = await startEmulator({ vaults: ["kv-ready"] })
-    const e = emulator
-    work = workdir()
-    const w = work
-    const p = await pki()
+    const { e, w, p } = await setUp(["kv-ready"])
     // One attempt at a time, and every snapshot read held 2 s: while "first" is in its read,
     // "second" has not been attempted.
     e.faults.add({
@@ -251,11 +234,7 @@ describe("signals and restarts", () => {
   })
 
   it("SIGTERM during a deploy finishes it (import, verify) and exits 0", async () => {
-    emulator = await startEmulator({ vaults: ["kv-term"] })
-    const e = emulator
-    work = workdir()
-    const w = work
-    const p = await pki()
+    const { e, w, p } = await setUp(["kv-term"])
     // The import commits, then its answer is held back 1.5 s: SIGTERM arrives while the deploy is in flight.
     e.faults.add({
       operation: "import",
@@ -280,11 +259,7 @@ describe("signals and restarts", () => {
   })
 
   it("SIGTERM during a rollback waits for the rollback past the grace period, then exits 0", async () => {
-    emulator = await startEmulator({ vaults: ["kv-rollback"] })
-    const e = emulator
-    work = workdir()
-    const w = work
-    const p = await pki()
+    const { e, w, p } = await setUp(["kv-rollback"])
     const previous = await p.leaf("rb.example.test")
     const source = writePair(w, "rb", previous)
     // A grace period far shorter than the rollback: the agent must wait for the rollback anyway.
@@ -380,11 +355,7 @@ describe("signals and restarts", () => {
   })
 
   it("a restart with the state directory does not redeploy, and keeps a held outcome held", async () => {
-    emulator = await startEmulator({ vaults: ["kv-restart"] })
-    const e = emulator
-    work = workdir()
-    const w = work
-    const p = await pki()
+    const { e, w, p } = await setUp(["kv-restart"])
     const leafA = await p.leaf("a.example.test")
     const deployments = [
       { name: "a", vault: "kv-restart", certificate: "a", source: writePair(w, "a", leafA) },
