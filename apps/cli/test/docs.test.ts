@@ -68,7 +68,9 @@ describe("docs/getting-started.md", () => {
           // The group has already ended: the page stopped its emulator itself.
         }
       }
-      rmSync(scratch, { recursive: true, force: true })
+      // The emulator the page started in the background may still be writing its files here
+      // while it handles the SIGTERM: rmSync's own retries cover the ENOTEMPTY of that moment.
+      rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
     }
   })
 })
