@@ -34,6 +34,7 @@ import {
   type VersionSecret,
   vaultRequestStatusOf,
 } from "@kvdeploy/core"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -45,6 +46,7 @@ import {
   nonIdempotentImport,
   throttleObserver,
 } from "./importPolicy.js"
+import { connectionsOf, VaultConnections } from "./VaultConnections.js"
 import { toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailure.js"
 
 export interface AzureKeyVaultOptions {
@@ -121,8 +123,21 @@ const caList = (extra: string | ReadonlyArray<string>): string[] => [
   ...(typeof extra === "string" ? [extra] : extra),
 ]
 
-/** Build the Vault service for one vault. Needs Metrics (per-request counts) and PfxCodec (key facts, backing secrets). */
-export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKeyVaultOptions) {
+/** A vault adapter: the port, and the keep-alive connections its clients share. */
+export interface AzureKeyVaultHandle {
+  readonly vault: Vault["Service"]
+  readonly connections: VaultConnections["Service"]
+}
+
+/**
+ * Build the Vault service for one vault with its connections handle (for a
+ * long-running caller that closes idle sockets between passes:
+ * `handle.connections.releaseIdle`). Needs Metrics (per-request counts) and
+ * PfxCodec (key facts, backing secrets).
+ */
+export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections")(function* (
+  options: AzureKeyVaultOptions,
+) {
   const metrics = yield* Metrics
   const codec = yield* PfxCodec
   const timeout = options.requestTimeoutMs ?? 30_000
@@ -133,18 +148,19 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
   const onThrottled = () => {
     if (recording) Effect.runFork(metrics.vaultThrottled())
   }
-  const common = {
-    ...(options.customCloud === true ? { disableChallengeResourceVerification: true } : {}),
-    // One agent with one prebuilt TLS context: passing `tlsOptions.ca` (Node's ~140 roots plus
-    // the extra CA) costs several milliseconds per request, as the agent keys its sockets by it.
+  const agent = new Agent({
+    keepAlive: true,
     ...(options.trustedCaPem === undefined
       ? {}
-      : {
-          agent: new Agent({
-            keepAlive: true,
-            secureContext: createSecureContext({ ca: caList(options.trustedCaPem) }),
-          }),
-        }),
+      : { secureContext: createSecureContext({ ca: caList(options.trustedCaPem) }) }),
+  })
+  const common = {
+    ...(options.customCloud === true ? { disableChallengeResourceVerification: true } : {}),
+    // One keep-alive agent per adapter, shared by both clients, so that `VaultConnections` can
+    // release its idle sockets. With extra CAs it has one prebuilt TLS context: passing
+    // `tlsOptions.ca` (Node's ~140 roots plus the extra CA) costs several milliseconds per
+    // request, as the agent keys its sockets by it.
+    agent,
     ...(options.retry === undefined
       ? {}
       : {
@@ -363,20 +379,35 @@ export const make = Effect.fn("AzureKeyVault.make")(function* (options: AzureKey
     return versionFromCertificate(certificate)
   })
 
-  return Vault.of({
-    getLatest,
-    getVersion,
-    listVersions,
-    importVersion,
-    getVersionSecret,
-    getDeleted,
-    recoverDeleted,
-  })
+  return {
+    vault: Vault.of({
+      getLatest,
+      getVersion,
+      listVersions,
+      importVersion,
+      getVersionSecret,
+      getDeleted,
+      recoverDeleted,
+    }),
+    connections: connectionsOf(agent),
+  } satisfies AzureKeyVaultHandle
 })
 
-/** The Vault port for one vault over the Azure SDKs. */
-export const layer = (options: AzureKeyVaultOptions): Layer.Layer<Vault, never, Metrics | PfxCodec> =>
-  Layer.effect(Vault, make(options))
+/** Build the Vault service for one vault. Needs Metrics (per-request counts) and PfxCodec (key facts, backing secrets). */
+export const make = (
+  options: AzureKeyVaultOptions,
+): Effect.Effect<Vault["Service"], never, Metrics | PfxCodec> =>
+  Effect.map(makeWithConnections(options), (handle) => handle.vault)
+
+/** The Vault port for one vault over the Azure SDKs, and its VaultConnections. */
+export const layer = (
+  options: AzureKeyVaultOptions,
+): Layer.Layer<Vault | VaultConnections, never, Metrics | PfxCodec> =>
+  Layer.effectContext(
+    Effect.map(makeWithConnections(options), (handle) =>
+      Context.make(Vault, handle.vault).pipe(Context.add(VaultConnections, handle.connections)),
+    ),
+  )
 
 /** Options of `layerConfig`: everything but what the target configuration decides. */
 export type TargetVaultOptions = Omit<AzureKeyVaultOptions, "vaultUrl" | "credential" | "customCloud">
@@ -390,5 +421,5 @@ export const layerConfig = (
   target: Pick<TargetConfig, "vaultUrl" | "cloud">,
   credential: TokenCredential,
   options: TargetVaultOptions = {},
-): Layer.Layer<Vault, never, Metrics | PfxCodec> =>
+): Layer.Layer<Vault | VaultConnections, never, Metrics | PfxCodec> =>
   layer({ ...options, vaultUrl: target.vaultUrl, credential, customCloud: target.cloud.name === "Custom" })

@@ -1,0 +1,109 @@
+/**
+ * VaultConnections against @kvdeploy/kv-emulator: the adapter's two SDK
+ * clients share one keep-alive agent, `releaseIdle` closes its idle sockets,
+ * a later request opens a new one, and a request in flight keeps its socket.
+ */
+import type { TokenCredential } from "@azure/core-auth"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { PfxCodec, type TargetConfig, Vault } from "@kvdeploy/core"
+import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import { VaultConnections } from "../src/index.js"
+import { credentialFor, targetFor, worldLayer } from "./support/emulator.js"
+import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
+
+const VAULT = "sockets"
+let emulator: Emulator
+let ca: Issuer
+let credential: TokenCredential
+let target: TargetConfig
+
+beforeAll(async () => {
+  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  ca = await makeCa()
+  target = targetFor(emulator, VAULT, "any")
+  credential = await Effect.runPromise(credentialFor(emulator, target))
+})
+afterAll(() => emulator?.stop())
+
+const importOne = (name: string) =>
+  Effect.gen(function* () {
+    const codec = yield* PfxCodec
+    const vault = yield* Vault
+    const material = yield* Effect.promise(() => makeMaterial(ca))
+    const pfx = yield* codec.encode(material, { encoding: "modern", password: Redacted.make("") })
+    return yield* vault.importVersion({ name, pfx, password: Redacted.make(""), tags: {} })
+  })
+
+/** Wait until no socket carries a request (a finished response hands its socket back to the pool). */
+const settled = Effect.flatMap(Effect.service(VaultConnections), (c) =>
+  c.count.pipe(Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: (n) => n.active === 0 })),
+)
+
+describe("VaultConnections over the emulator", () => {
+  it.live(
+    "both clients share one keep-alive pool; releaseIdle closes its idle sockets and the next request opens one",
+    () =>
+      Effect.gen(function* () {
+        const vault = yield* Vault
+        const connections = yield* VaultConnections
+        const imported = yield* importOne("pool-app")
+        yield* vault.getLatest("pool-app")
+        // The secret client's request goes over the same agent as the certificate client's.
+        yield* vault.getVersionSecret("pool-app", imported.versionId)
+        const before = yield* settled
+        expect(before.idle).toBeGreaterThan(0)
+        expect(before.idle).toBeLessThanOrEqual(3)
+
+        expect(yield* connections.releaseIdle).toBe(before.idle)
+        expect(yield* connections.count).toEqual({ active: 0, idle: 0 })
+        // Nothing left to close.
+        expect(yield* connections.releaseIdle).toBe(0)
+
+        // Each client's next request opens a socket in the same pool.
+        const secret = yield* vault.getVersionSecret("pool-app", imported.versionId)
+        expect(secret.pfx.length).toBeGreaterThan(0)
+        expect((yield* settled).idle).toBe(1)
+        expect(yield* connections.releaseIdle).toBe(1)
+        const latest = yield* vault.getLatest("pool-app")
+        expect(latest.versionId).toBe(imported.versionId)
+        expect((yield* settled).idle).toBe(1)
+        expect(yield* connections.releaseIdle).toBe(1)
+      }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
+  )
+
+  it.live("a request in flight keeps its socket and completes; only the idle ones are closed", () =>
+    Effect.gen(function* () {
+      const vault = yield* Vault
+      const connections = yield* VaultConnections
+      const imported = yield* importOne("busy-app")
+      yield* settled
+      emulator.faults.add({
+        operation: "getLatest",
+        vault: VAULT,
+        name: "busy-app",
+        action: { kind: "delay", ms: 1500 },
+      })
+      const slow = yield* Effect.forkChild(vault.getLatest("busy-app"))
+      // The slow request holds a socket; a second request meanwhile needs another one,
+      // which goes back to the idle pool when it is answered.
+      yield* connections.count.pipe(
+        Effect.repeat({ schedule: Schedule.spaced("5 millis"), until: (n) => n.active === 1 }),
+      )
+      yield* vault.getVersion("busy-app", imported.versionId)
+      const during = yield* connections.count
+      expect(during.idle).toBeGreaterThan(0)
+
+      const released = yield* connections.releaseIdle
+      expect(released).toBe(during.idle)
+      const latest = yield* Fiber.join(slow)
+      expect(latest.versionId).toBe(imported.versionId)
+      // The socket that carried the slow request went back to the pool, open.
+      const after = yield* settled
+      expect(after.idle).toBe(1)
+    }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
+  )
+})
