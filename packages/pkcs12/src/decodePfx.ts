@@ -17,6 +17,8 @@ import * as pkijs from "pkijs"
 import { digestByOid, hashSizes, maxIterations, maxPfxBytes, oid } from "./algorithms.js"
 import { type ParsedCertificate, parseCertificateShared } from "./certificateFacts.js"
 import { type AnalysedMaterial, orderChain, rememberAnalysis } from "./inspect.js"
+import { rememberParsedCertificate } from "./keyUsage.js"
+import { secretKey } from "./nodeCrypto.js"
 import {
   decryptPrivateKeyInfo,
   decryptWithPassword,
@@ -27,7 +29,7 @@ import {
 } from "./passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
 import { bytesEqual, loadPkcs8, publicKeysEqual, publicOf } from "./privateKey.js"
-import { readBags, readBagsFromBer, type SafeBag } from "./safeBags.js"
+import { parsedContent, readBags, readBagsFromBer, type SafeBag } from "./safeBags.js"
 import { noStackTrace } from "./spans.js"
 
 type Reason = PfxDecodeError["reason"]
@@ -50,19 +52,6 @@ const MALFORMED_FIX = "check that the file is a complete PKCS#12 (openssl pkcs12
 
 const copyOf = (view: ArrayBuffer | Uint8Array): Uint8Array => Uint8Array.from(new Uint8Array(view))
 
-/**
- * The content of a primitive OCTET STRING as asn1js already parsed it:
- * asn1js parses every primitive OCTET STRING's bytes as BER on the way in
- * and keeps the result when it consumed them exactly. Reading that saves
- * parsing the same bytes a second time; `undefined` sends the caller to
- * `fromBER` on the bytes (constructed strings, trailing bytes, not BER).
- */
-const parsedContent = (octets: asn1js.OctetString): asn1js.AsnType | undefined => {
-  if (octets.idBlock.isConstructed) return undefined
-  const inner: unknown = octets.valueBlock.value
-  return Array.isArray(inner) && inner.length === 1 ? (inner[0] as asn1js.AsnType) : undefined
-}
-
 interface FoundKey {
   readonly pkcs8: Uint8Array
   readonly key: KeyObject
@@ -70,6 +59,7 @@ interface FoundKey {
 }
 interface FoundCertificate {
   readonly der: Uint8Array
+  readonly parsed: asn1js.AsnType | undefined
   readonly localKeyId: Uint8Array | undefined
 }
 
@@ -105,7 +95,7 @@ const verifyMac = (
     )
     for (const pw of candidates) {
       const key = pkcs12Kdf(hashName, pw, salt, iterations, KdfPurpose.mac, hashSizes[hashName].u)
-      const actual = createHmac(hashName, key).update(authSafe).digest()
+      const actual = createHmac(hashName, secretKey(key)).update(authSafe).digest()
       if (actual.length === expected.length && timingSafeEqual(actual, expected)) return
     }
     return yield* fail(
@@ -166,7 +156,7 @@ const collectBags = (
           localKeyId: bag.localKeyId,
         })
       } else if (bag._tag === "Certificate") {
-        certificates.push({ der: bag.der, localKeyId: bag.localKeyId })
+        certificates.push({ der: bag.der, parsed: bag.parsed, localKeyId: bag.localKeyId })
       } else if (bag._tag === "Nested") {
         if (depth >= 4)
           return yield* fail("malformed", `the PFX nests safe contents too deeply; ${MALFORMED_FIX}`)
@@ -339,6 +329,9 @@ export const decodePfx = (
         keyMatchesLeaf: publicKeysEqual(publicKey, leaf.publicKey),
       }
       rememberAnalysis(material, analysed)
+      // keyUsageBits(material.leaf) then reads the parse made of the leaf's bag above.
+      const leafTree = certificates[leafIndex]?.parsed
+      if (leafTree !== undefined) rememberParsedCertificate(material.leaf, leafTree)
       return material
     }
     return yield* fail(

@@ -21,6 +21,7 @@ import * as pkijs from "pkijs"
 import { oid } from "./algorithms.js"
 import { nameOf } from "./certificateFacts.js"
 import { analyseMaterial } from "./inspect.js"
+import { secretKey } from "./nodeCrypto.js"
 import { type Encrypted, encryptPbes1, encryptPbes2, type Pbes1Scheme } from "./passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
 import { noStackTrace } from "./spans.js"
@@ -119,7 +120,7 @@ const build = (input: BuildInput): Uint8Array => {
     KdfPurpose.mac,
     macHash === "sha256" ? 32 : 20,
   )
-  const mac = createHmac(macHash, macKey).update(authenticatedSafe).digest()
+  const mac = createHmac(macHash, secretKey(macKey)).update(authenticatedSafe).digest()
   const pfx = new pkijs.PFX({
     version: 3,
     authSafe: new pkijs.ContentInfo({ contentType: oid.data, content: octets(authenticatedSafe) }),

@@ -5,14 +5,7 @@
  * except RC2, which is node-forge's (Node's OpenSSL 3 keeps RC2 in the legacy
  * provider, which Node does not load).
  */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createPrivateKey,
-  type KeyObject,
-  pbkdf2Sync,
-  randomBytes,
-} from "node:crypto"
+import { createCipheriv, createDecipheriv, type KeyObject, pbkdf2Sync, randomBytes } from "node:crypto"
 import * as asn1js from "asn1js"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -26,6 +19,7 @@ import {
   pbes2CipherByOid,
   prfByOid,
 } from "./algorithms.js"
+import { loadPrivateKey, secretKey } from "./nodeCrypto.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf, utf8Password } from "./pkcs12Kdf.js"
 
 /** Why a password-encrypted blob could not be decrypted. Internal: callers map it to their own tagged error. */
@@ -48,7 +42,8 @@ const cipherRun = (
   iv: Uint8Array,
   data: Uint8Array,
 ): Uint8Array => {
-  const c = mode === "encrypt" ? createCipheriv(cipher, key, iv) : createDecipheriv(cipher, key, iv)
+  const k = secretKey(key)
+  const c = mode === "encrypt" ? createCipheriv(cipher, k, iv) : createDecipheriv(cipher, k, iv)
   const head = c.update(data)
   const tail = c.final()
   const out = new Uint8Array(head.length + tail.length)
@@ -226,7 +221,7 @@ const nativeKey = (
 ): KeyObject | undefined => {
   if (encryptedPrivateKeyInfo === undefined) return undefined
   try {
-    return createPrivateKey({
+    return loadPrivateKey({
       key: Buffer.from(
         encryptedPrivateKeyInfo.buffer,
         encryptedPrivateKeyInfo.byteOffset,

@@ -4,9 +4,10 @@
  * KeyObject does the parsing, so every curve OpenSSL knows (secp256k1
  * included, which WebCrypto lacks) works.
  */
-import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto"
+import { createPublicKey, type KeyObject } from "node:crypto"
 import type { Curve, KeyType } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
+import { loadPrivateKey } from "./nodeCrypto.js"
 
 export interface KeyFacts {
   readonly keyType: KeyType
@@ -115,7 +116,7 @@ const nodeErrorCode = (error: unknown): string =>
 export const loadPkcs8 = (der: Uint8Array): Effect.Effect<KeyObject, KeyProblem> =>
   Effect.try({
     try: () =>
-      createPrivateKey({
+      loadPrivateKey({
         key: Buffer.from(der.buffer, der.byteOffset, der.byteLength),
         format: "der",
         type: "pkcs8",
@@ -136,7 +137,7 @@ export const pemKeyToPkcs8 = (
 ): Effect.Effect<{ readonly pkcs8: Uint8Array; readonly key: KeyObject }, KeyProblem> =>
   Effect.try({
     try: () => {
-      const key = createPrivateKey(
+      const key = loadPrivateKey(
         passphrase === undefined ? { key: pem, format: "pem" } : { key: pem, format: "pem", passphrase },
       )
       return { key, pkcs8: new Uint8Array(key.export({ type: "pkcs8", format: "der" })) }
@@ -184,7 +185,7 @@ const derToPkcs8 = (der: Uint8Array): Uint8Array | undefined => {
   const buffer = Buffer.from(der.buffer, der.byteOffset, der.byteLength)
   for (const type of ["pkcs8", "pkcs1", "sec1"] as const) {
     try {
-      const key = createPrivateKey({ key: buffer, format: "der", type })
+      const key = loadPrivateKey({ key: buffer, format: "der", type })
       return new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
     } catch {
       // try the next form

@@ -15,6 +15,8 @@ import { oid } from "./algorithms.js"
 export interface CertificateBag {
   readonly _tag: "Certificate"
   readonly der: Uint8Array
+  /** asn1js's parse of the certificate, made while parsing the bag (see `parsedContent`). */
+  readonly parsed: asn1js.AsnType | undefined
   readonly localKeyId: Uint8Array | undefined
 }
 export interface ShroudedKeyBag {
@@ -61,6 +63,19 @@ const verified = (
   return checked.result as Record<string, asn1js.AsnType | ReadonlyArray<asn1js.AsnType>>
 }
 
+/**
+ * The content of a primitive OCTET STRING as asn1js already parsed it:
+ * asn1js parses every primitive OCTET STRING's bytes as BER on the way in
+ * and keeps the result when it consumed them exactly. Reading that saves
+ * parsing the same bytes a second time; `undefined` when there is none
+ * (constructed strings, trailing bytes, not BER).
+ */
+export const parsedContent = (octets: asn1js.OctetString): asn1js.AsnType | undefined => {
+  if (octets.idBlock.isConstructed) return undefined
+  const inner: unknown = octets.valueBlock.value
+  return Array.isArray(inner) && inner.length === 1 ? (inner[0] as asn1js.AsnType) : undefined
+}
+
 const single = (value: asn1js.AsnType | ReadonlyArray<asn1js.AsnType> | undefined): asn1js.AsnType => {
   if (value === undefined || Array.isArray(value)) throw new Error("unexpected structure")
   return value as asn1js.AsnType
@@ -96,6 +111,7 @@ const readBag = (element: asn1js.AsnType): SafeBag => {
         return {
           _tag: "Certificate",
           der: copyOf(certValue.getValue()),
+          parsed: parsedContent(certValue),
           localKeyId: localKeyIdOf(attributes),
         }
       }

@@ -1,0 +1,84 @@
+/**
+ * The key usage bits of a certificate (extension 2.5.29.15), as
+ * @peculiar/x509's `KeyUsageFlags` number. node:crypto's X509Certificate does
+ * not expose the extension; a whole @peculiar/x509 certificate parse costs
+ * ~0.5 ms. Here asn1js parses the certificate (or `decodePfx` hands over the
+ * parse asn1js already made of the leaf inside its certificate bag), pkijs's
+ * Certificate and Extension schemas find the extension, and @peculiar/x509's
+ * own KeyUsagesExtension reads it, so the bits are exactly what
+ * `new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension)?.usages` gives.
+ */
+import "reflect-metadata"
+import { MaterialInvalid } from "@kvdeploy/core"
+import * as x509 from "@peculiar/x509"
+import * as asn1js from "asn1js"
+import * as Effect from "effect/Effect"
+import * as pkijs from "pkijs"
+import { bytesEqual } from "./privateKey.js"
+import { noStackTrace } from "./spans.js"
+
+const keyUsageOid = "2.5.29.15"
+
+// Fresh for every comparison, as pkijs makes them.
+const certificateSchema = () =>
+  pkijs.Certificate.schema({
+    names: { tbsCertificate: { names: { extensions: { names: { extensions: "extensions" } } } } },
+  })
+
+/**
+ * Certificates `decodePfx` returned, with the asn1js parse of the same bytes
+ * made while reading the PFX. Used only while the array still holds exactly
+ * those bytes (the parse's own view of them is compared).
+ */
+const parsedTrees = new WeakMap<Uint8Array, asn1js.AsnType>()
+
+/** Remember asn1js's parse of `der` (a private array just handed to a caller). */
+export const rememberParsedCertificate = (der: Uint8Array, tree: asn1js.AsnType): void => {
+  if (bytesEqual(tree.valueBeforeDecodeView, der)) parsedTrees.set(der, tree)
+}
+
+const treeOf = (der: Uint8Array): asn1js.AsnType => {
+  const known = parsedTrees.get(der)
+  if (known !== undefined && bytesEqual(known.valueBeforeDecodeView, der)) return known
+  const parsed = asn1js.fromBER(der)
+  if (parsed.offset !== der.length) throw new Error("not one DER value")
+  return parsed.result
+}
+
+const read = (der: Uint8Array): number | undefined => {
+  const tree = treeOf(der)
+  const checked = asn1js.compareSchema(tree, tree, certificateSchema())
+  if (!checked.verified) throw new Error("not an X.509 certificate")
+  const extensions: unknown = checked.result.extensions
+  if (!Array.isArray(extensions)) return undefined
+  for (const block of extensions as ReadonlyArray<asn1js.AsnType>) {
+    if (new pkijs.Extension({ schema: block }).extnID === keyUsageOid)
+      return new x509.KeyUsagesExtension(block.valueBeforeDecodeView).usages
+  }
+  return undefined
+}
+
+/**
+ * Key usage bits of a DER certificate as @peculiar/x509's `KeyUsageFlags`
+ * (bit n of the BIT STRING is `1 << n`: digitalSignature 1, nonRepudiation 2,
+ * keyEncipherment 4, dataEncipherment 8, keyAgreement 16, keyCertSign 32,
+ * cRLSign 64, encipherOnly 128, decipherOnly 256); `undefined` when the
+ * certificate has no key usage extension. Fails with `MaterialInvalid` when
+ * `der` is not a readable certificate or its key usage extension is not
+ * readable. Cheapest on the `leaf` of a material `decodePfx` returned (the
+ * parse made while decoding is reused).
+ */
+export const keyUsageBits = (der: Uint8Array): Effect.Effect<number | undefined, MaterialInvalid> =>
+  Effect.try({
+    try: () => read(der),
+    catch: () =>
+      new MaterialInvalid({
+        problems: [
+          {
+            field: "certificate",
+            message: "is not a readable X.509 certificate (its key usage could not be read)",
+            fix: "supply the certificate as DER; check it with openssl x509 -inform DER -noout -text",
+          },
+        ],
+      }),
+  }).pipe(Effect.withSpan("pkcs12.keyUsageBits", undefined, noStackTrace))
