@@ -36,6 +36,7 @@ import {
 } from "@kvdeploy/core"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { serialHexReader } from "./certificateSerial.js"
@@ -88,7 +89,9 @@ export interface AzureKeyVaultOptions {
 }
 
 const keyVaultBytesToBase64url = (bytes: Uint8Array | undefined): string =>
-  bytes === undefined ? "" : Buffer.from(bytes).toString("base64url")
+  bytes === undefined
+    ? ""
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url")
 
 const versionFromProperties = (
   properties: CertificateProperties,
@@ -202,16 +205,27 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       catch: (error) => withoutSoftDeleted(toVaultError(operation, kind, error)),
     })
 
+  /** Count the call's outcome (one match, not a tap and a tapError) and map its answer. */
+  const countedAs = <A, B, E extends { readonly _tag: string }, R>(
+    operation: VaultOperation,
+    effect: Effect.Effect<A, E, R>,
+    answer: (a: A) => B,
+  ): Effect.Effect<B, E, R> =>
+    recording
+      ? Effect.matchEffect(effect, {
+          onFailure: (error) =>
+            Effect.andThen(
+              metrics.vaultRequest(operation, vaultRequestStatusOf(error._tag)),
+              Effect.fail(error),
+            ),
+          onSuccess: (a) => Effect.as(metrics.vaultRequest(operation, "ok"), answer(a)),
+        })
+      : Effect.map(effect, answer)
+
   const counted = <A, E extends { readonly _tag: string }, R>(
     operation: VaultOperation,
     effect: Effect.Effect<A, E, R>,
-  ): Effect.Effect<A, E, R> =>
-    recording
-      ? effect.pipe(
-          Effect.tap(() => metrics.vaultRequest(operation, "ok")),
-          Effect.tapError((error) => metrics.vaultRequest(operation, vaultRequestStatusOf(error._tag))),
-        )
-      : effect
+  ): Effect.Effect<A, E, R> => countedAs(operation, effect, identity)
 
   /** The key facts for the policy: as the caller states them (core's deploy program does), else read from the PFX. */
   const keyFactsOf = (request: ImportRequest) =>
@@ -237,20 +251,22 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   // Effect.fn adds), as core's deploy program does on its common path. Wrap a deploy in
   // Effect.withSpan to trace it.
   const getLatest = (name: string) =>
-    counted(
+    countedAs(
       "getLatest",
       call("getLatest", "read", (abortSignal) =>
         certificates.getCertificate(name, { ...requestOptions, abortSignal }),
       ),
-    ).pipe(Effect.map(versionFromCertificate))
+      versionFromCertificate,
+    )
 
   const getVersion = (name: string, versionId: string) =>
-    counted(
+    countedAs(
       "getVersion",
       call("getVersion", "read", (abortSignal) =>
         certificates.getCertificateVersion(name, versionId, { ...requestOptions, abortSignal }),
       ),
-    ).pipe(Effect.map(versionFromCertificate))
+      versionFromCertificate,
+    )
 
   const listVersions = Effect.fnUntraced(function* (name: string) {
     const all = yield* call("listVersions", "read", async (abortSignal) => {
@@ -286,7 +302,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   }
 
   const importWith = (request: ImportRequest, keyFacts: ImportKeyFacts | undefined) =>
-    counted(
+    countedAs(
       "importVersion",
       Effect.tryPromise({
         catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error)),
@@ -301,7 +317,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
             },
           }),
       }),
-    ).pipe(Effect.map(versionFromCertificate))
+      versionFromCertificate,
+    )
 
   const importVersion = (request: ImportRequest) =>
     request.keyFacts !== undefined

@@ -65,8 +65,46 @@ export const importPolicyInjectionName = "kvdeployImportPolicyInjection"
 export const nonIdempotentImportName = "kvdeployNonIdempotentImport"
 export const throttleObserverName = "kvdeployThrottleObserver"
 
+const importPath = /\/certificates\/[^/?#]+\/import(?:[?#]|$)/
+
+/** A certificate import: POST to `…/certificates/{name}/import` (read from the URL text, not a parsed URL). */
 const isImport = (request: PipelineRequest): boolean =>
-  request.method === "POST" && /\/certificates\/[^/]+\/import$/.test(new URL(request.url).pathname)
+  request.method === "POST" && importPath.test(request.url)
+
+/** `"policy":…,"attributes":…` for a policy header value (a handful of distinct values per process). */
+const bodyFragments = new Map<string, string>()
+const bodyFragmentOf = (encoded: string): string => {
+  let fragment = bodyFragments.get(encoded)
+  if (fragment === undefined) {
+    const policy = JSON.parse(Buffer.from(encoded, "base64url").toString("utf8")) as ImportPolicyWire
+    fragment = `"policy":${JSON.stringify(policy)},"attributes":${JSON.stringify(policy.attributes)}`
+    if (bodyFragments.size >= 64) bodyFragments.clear()
+    bodyFragments.set(encoded, fragment)
+  }
+  return fragment
+}
+
+/**
+ * The import body with `policy` and `attributes` set. The SDK's body is a
+ * JSON object that carries neither (its import bug): the two members are
+ * written in front of the others, without parsing and re-serialising the body
+ * (it holds the whole PFX in base64). Should the body hold `"policy"` or
+ * `"attributes"` anywhere (a fixed SDK sending them, a tag of that name or
+ * value; inside a longer JSON string the quotes would be escaped), it is
+ * parsed instead and the two members replaced, so no key is ever sent twice.
+ */
+export const withImportPolicy = (body: string, encodedPolicy: string): string => {
+  const fragment = bodyFragmentOf(encodedPolicy)
+  if (body.startsWith("{") && !body.includes('"policy"') && !body.includes('"attributes"')) {
+    const rest = body.slice(1).trimStart()
+    return rest.startsWith("}") ? `{${fragment}${rest}` : `{${fragment},${rest}`
+  }
+  const parsed = JSON.parse(body) as Record<string, unknown>
+  const policy = JSON.parse(`{${fragment}}`) as { policy: ImportPolicyWire; attributes: unknown }
+  parsed.policy = policy.policy
+  parsed.attributes = policy.attributes
+  return JSON.stringify(parsed)
+}
 
 /**
  * Per-call policy: moves the policy from the private header into the import
@@ -79,13 +117,8 @@ export const importPolicyInjection: PipelinePolicy = {
     const encoded = request.headers.get(importPolicyHeader)
     if (encoded !== undefined) {
       request.headers.delete(importPolicyHeader)
-      if (isImport(request) && typeof request.body === "string") {
-        const policy = JSON.parse(Buffer.from(encoded, "base64url").toString("utf8")) as ImportPolicyWire
-        const body = JSON.parse(request.body) as Record<string, unknown>
-        body.policy = policy
-        body.attributes = policy.attributes
-        request.body = JSON.stringify(body)
-      }
+      if (isImport(request) && typeof request.body === "string")
+        request.body = withImportPolicy(request.body, encoded)
     }
     return next(request)
   },
