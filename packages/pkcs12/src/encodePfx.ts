@@ -49,7 +49,39 @@ const encryptedContentInfo = (encrypted: Encrypted): pkijs.ContentInfo =>
     }).toSchema(),
   })
 
-const ber = (o: { toSchema(): asn1js.BaseBlock }): Uint8Array => new Uint8Array(o.toSchema().toBER(false))
+/**
+ * Each OBJECT IDENTIFIER as a primitive block holding the content asn1js
+ * encoded for it the first time it was written. Re-encoding an OID from its
+ * arcs (pvutils' base-128 conversion and a buffer per arc) was a third of
+ * `build()`; a PFX holds a dozen OIDs, all from `oid` (the map stays that small).
+ */
+const encodedOids = new Map<string, asn1js.Primitive>()
+
+const encodedOid = (o: asn1js.ObjectIdentifier): asn1js.Primitive => {
+  const value = o.valueBlock.toString()
+  const known = encodedOids.get(value)
+  if (known !== undefined) return known
+  const block = new asn1js.Primitive({
+    idBlock: { tagClass: o.idBlock.tagClass, tagNumber: o.idBlock.tagNumber },
+    valueHex: new Uint8Array(o.valueBlock.toBER(false)),
+  })
+  encodedOids.set(value, block)
+  return block
+}
+
+/** `block` with every OBJECT IDENTIFIER under it replaced by its `encodedOid` (same bytes when encoded). */
+export const withEncodedOids = (block: asn1js.BaseBlock): asn1js.BaseBlock => {
+  if (block instanceof asn1js.ObjectIdentifier) return encodedOid(block)
+  const children: unknown = block.idBlock.isConstructed
+    ? (block.valueBlock as { readonly value?: unknown }).value
+    : undefined
+  if (Array.isArray(children))
+    for (let i = 0; i < children.length; i++) children[i] = withEncodedOids(children[i] as asn1js.BaseBlock)
+  return block
+}
+
+const ber = (o: { toSchema(): asn1js.BaseBlock }): Uint8Array =>
+  new Uint8Array(withEncodedOids(o.toSchema()).toBER(false))
 
 interface BuildInput {
   readonly certificates: ReadonlyArray<Uint8Array>

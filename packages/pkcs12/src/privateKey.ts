@@ -95,11 +95,9 @@ export const keyVaultAccepts = (facts: KeyFacts | undefined): boolean =>
 export const publicKeysEqual = (a: KeyObject, b: KeyObject): boolean =>
   a.asymmetricKeyType === b.asymmetricKeyType && a.equals(b)
 
-export const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
+/** Same length and bytes (node:buffer's native compare: a byte loop in JavaScript cost ~10 us per material check). */
+export const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && Buffer.compare(a, b) === 0
 
 /** A parse failure of a key, phrased for the operator, never holding key bytes. */
 export interface KeyProblem {

@@ -1,0 +1,54 @@
+/**
+ * encodePfx writes each OBJECT IDENTIFIER from a cached asn1js encoding of it
+ * (withEncodedOids): the bytes must be exactly what asn1js writes for the
+ * same structure, OIDs and all.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as asn1js from "asn1js"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as pkijs from "pkijs"
+import { withEncodedOids } from "../src/encodePfx.js"
+import { encodePfx } from "../src/index.js"
+import { generateKey, issue } from "./fixtures.js"
+
+const hexOf = (b: ArrayBuffer | Uint8Array) =>
+  Buffer.from(b instanceof Uint8Array ? b : new Uint8Array(b)).toString("hex")
+
+describe("OBJECT IDENTIFIERs from cached encodings", () => {
+  it("encode to the same bytes as asn1js's own ObjectIdentifier, alone and inside structures", () => {
+    for (const value of [
+      "1.2.840.113549.1.12.10.1.3",
+      "2.16.840.1.101.3.4.1.42",
+      "1.3.14.3.2.26",
+      "2.5.29.15",
+    ]) {
+      const plain = new asn1js.Sequence({
+        value: [new asn1js.ObjectIdentifier({ value }), new asn1js.Null()],
+      })
+      const cached = withEncodedOids(
+        new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value }), new asn1js.Null()] }),
+      )
+      expect(hexOf(cached.toBER(false))).toBe(hexOf(plain.toBER(false)))
+      // A second use of the same cached block encodes the same again.
+      expect(hexOf(withEncodedOids(new asn1js.ObjectIdentifier({ value })).toBER(false))).toBe(
+        hexOf(new asn1js.ObjectIdentifier({ value }).toBER(false)),
+      )
+    }
+  })
+
+  it.effect("a PFX of each profile is byte for byte what asn1js writes for the same PFX structure", () =>
+    Effect.gen(function* () {
+      const key = yield* Effect.promise(() => generateKey("P-256"))
+      const leaf = yield* Effect.promise(() => issue({ subject: "CN=oids.example.test", key, ca: false }))
+      for (const encoding of ["modern", "legacy"] as const) {
+        const pfx = yield* encodePfx(
+          { leaf, chain: [], key: Redacted.make(key.pkcs8) },
+          { encoding, password: Redacted.make("pw"), friendlyName: "oids", iterations: 1 },
+        )
+        const reencoded = pkijs.PFX.fromBER(pfx).toSchema().toBER(false)
+        expect(hexOf(reencoded)).toBe(hexOf(pfx))
+      }
+    }),
+  )
+})
