@@ -63,48 +63,60 @@ const once = <A>(f: () => A): (() => A) => {
   }
 }
 
+/** A parsed certificate, or the problem that stopped the parse. */
+export type ParseOutcome =
+  | { readonly _tag: "Parsed"; readonly parsed: ParsedCertificate }
+  | { readonly _tag: "Problem"; readonly problem: MaterialProblem }
+
 /**
  * Parse a DER certificate; the problem names `field` (leaf, chain[1], certificate).
  * `der` is kept as given: callers pass a private copy when the result must
- * not change under them (analyseMaterial and decodePfx do).
+ * not change under them (analyseMaterial and decodePfx do). Synchronous (no
+ * Effect steps): inspect and decode run it for every certificate.
  */
-export const parseCertificate = (
-  der: Uint8Array,
-  field: string,
-): Effect.Effect<ParsedCertificate, MaterialProblem> =>
-  Effect.gen(function* () {
-    const node = yield* Effect.try({
-      try: () => new X509Certificate(der),
-      catch: (): MaterialProblem => ({
+export const parseCertificateNow = (der: Uint8Array, field: string): ParseOutcome => {
+  let node: X509Certificate
+  try {
+    node = new X509Certificate(der)
+  } catch {
+    return {
+      _tag: "Problem",
+      problem: {
         field,
         message: "is not a readable X.509 certificate",
         fix: "supply the certificate as PEM (-----BEGIN CERTIFICATE-----) or DER; check it with openssl x509 -noout -text",
-      }),
-    })
-    const publicKey = yield* Effect.try({
-      try: () => node.publicKey,
-      catch: (): MaterialProblem => ({
+      },
+    }
+  }
+  let publicKey: KeyObject
+  try {
+    publicKey = node.publicKey
+  } catch {
+    return {
+      _tag: "Problem",
+      problem: {
         field,
         message: "has a public key of an algorithm or curve this system cannot read",
         fix: "use a certificate with an RSA or EC (P-256, P-384, P-521, secp256k1) key",
-      }),
-    })
-    let self: boolean | undefined
-    const peculiar = lazy(() => new x509.X509Certificate(der))
-    const parsed: ParsedCertificate = {
-      der,
-      node,
-      publicKey,
-      x509: peculiar,
-      description: lazy(() => describe(node, peculiar)),
-      thumbprints: once(() => ({ x5t: x5tOf(der), sha256Thumbprint: hash("sha256", der, "hex") })),
-      selfSigned: () => {
-        self ??= selfSignature(node, publicKey)
-        return self
       },
     }
-    return parsed
-  })
+  }
+  let self: boolean | undefined
+  const peculiar = lazy(() => new x509.X509Certificate(der))
+  const parsed: ParsedCertificate = {
+    der,
+    node,
+    publicKey,
+    x509: peculiar,
+    description: lazy(() => describe(node, peculiar)),
+    thumbprints: once(() => ({ x5t: x5tOf(der), sha256Thumbprint: hash("sha256", der, "hex") })),
+    selfSigned: () => {
+      self ??= selfSignature(node, publicKey)
+      return self
+    },
+  }
+  return { _tag: "Parsed", parsed }
+}
 
 /**
  * The certificates parsed most recently, by SHA-256 of their DER: a fleet's
@@ -116,31 +128,37 @@ const recent = new Map<string, ParsedCertificate>()
 const recentLimit = 32
 
 /**
- * `parseCertificate` on a private copy of `der`, or the parsed certificate of
- * the same bytes from a recent call. The result's `der` is never the caller's array.
+ * `parseCertificateNow` on a private copy of `der`, or the parsed certificate
+ * of the same bytes from a recent call. The result's `der` is never the caller's array.
  */
+export const parseCertificateSharedNow = (der: Uint8Array, field: string): ParseOutcome => {
+  const id = hash("sha256", der, "base64")
+  const known = recent.get(id)
+  if (known !== undefined && bytesEqual(known.der, der)) {
+    recent.delete(id)
+    recent.set(id, known)
+    return { _tag: "Parsed", parsed: known }
+  }
+  const outcome = parseCertificateNow(der.slice(), field)
+  if (outcome._tag === "Parsed") {
+    recent.delete(id)
+    recent.set(id, outcome.parsed)
+    if (recent.size > recentLimit) {
+      const oldest = recent.keys().next().value
+      if (oldest !== undefined) recent.delete(oldest)
+    }
+  }
+  return outcome
+}
+
+/** `parseCertificateSharedNow` as an Effect failing with the problem. */
 export const parseCertificateShared = (
   der: Uint8Array,
   field: string,
 ): Effect.Effect<ParsedCertificate, MaterialProblem> =>
   Effect.suspend(() => {
-    const id = hash("sha256", der, "base64")
-    const known = recent.get(id)
-    if (known !== undefined && bytesEqual(known.der, der)) {
-      recent.delete(id)
-      recent.set(id, known)
-      return Effect.succeed(known)
-    }
-    return Effect.tap(parseCertificate(der.slice(), field), (parsed) =>
-      Effect.sync(() => {
-        recent.delete(id)
-        recent.set(id, parsed)
-        if (recent.size > recentLimit) {
-          const oldest = recent.keys().next().value
-          if (oldest !== undefined) recent.delete(oldest)
-        }
-      }),
-    )
+    const outcome = parseCertificateSharedNow(der, field)
+    return outcome._tag === "Parsed" ? Effect.succeed(outcome.parsed) : Effect.fail(outcome.problem)
   })
 
 /**
@@ -319,26 +337,36 @@ const describe = (
 /** x5t as Key Vault reports it: base64url SHA-1 of the DER. */
 export const x5tOf = (der: Uint8Array): string => hash("sha1", der, "base64url")
 
-export const factsOf = (
-  c: ParsedCertificate,
-  field: string,
-): Effect.Effect<CertificateFacts, MaterialProblem> =>
-  Effect.gen(function* () {
-    const key = keyFacts(c.publicKey)
-    if (key === undefined)
-      return yield* Effect.fail<MaterialProblem>({
+/** A certificate's facts, or the problem that keeps them from being read. */
+export type FactsOutcome =
+  | { readonly _tag: "Facts"; readonly facts: CertificateFacts }
+  | { readonly _tag: "Problem"; readonly problem: MaterialProblem }
+
+/** `factsOf`, synchronous (inspect reads the facts of every certificate). */
+export const factsNow = (c: ParsedCertificate, field: string): FactsOutcome => {
+  const key = keyFacts(c.publicKey)
+  if (key === undefined)
+    return {
+      _tag: "Problem",
+      problem: {
         field,
         message: `has an ${describeKey(c.publicKey)} key; only RSA and EC certificates are supported`,
         fix: "use a certificate with an RSA or EC key",
-      })
-    const described = c.description()
-    if (described === undefined)
-      return yield* Effect.fail<MaterialProblem>({
+      },
+    }
+  const described = c.description()
+  if (described === undefined)
+    return {
+      _tag: "Problem",
+      problem: {
         field,
         message: "has names or extensions that cannot be read",
         fix: "re-issue the certificate; check it with openssl x509 -noout -text",
-      })
-    return {
+      },
+    }
+  return {
+    _tag: "Facts",
+    facts: {
       ...c.thumbprints(),
       // Copies: the description is kept with the parsed certificate (a shared CA's serves many calls).
       ...described,
@@ -351,7 +379,17 @@ export const factsOf = (
       selfSigned: isSelfSigned(c),
       // A copy: the parsed certificate's bytes stay private to the analysis that checked them.
       der: c.der.slice(),
-    }
+    },
+  }
+}
+
+export const factsOf = (
+  c: ParsedCertificate,
+  field: string,
+): Effect.Effect<CertificateFacts, MaterialProblem> =>
+  Effect.suspend(() => {
+    const outcome = factsNow(c, field)
+    return outcome._tag === "Facts" ? Effect.succeed(outcome.facts) : Effect.fail(outcome.problem)
   })
 
 /** Facts of one DER certificate. */

@@ -15,7 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
 import { digestByOid, hashSizes, maxIterations, maxPfxBytes, oid } from "./algorithms.js"
-import { type ParsedCertificate, parseCertificateShared } from "./certificateFacts.js"
+import { type ParsedCertificate, parseCertificateSharedNow } from "./certificateFacts.js"
 import { type AnalysedMaterial, orderChain, rememberAnalysis } from "./inspect.js"
 import { rememberParsedCertificate } from "./keyUsage.js"
 import { secretKey } from "./nodeCrypto.js"
@@ -193,7 +193,8 @@ export const decodePfx = (
       )
     const pw = Redacted.value(password)
     const pfx = yield* Effect.try({
-      try: () => pkijs.PFX.fromBER(Uint8Array.from(bytes)),
+      // asn1js's fromBER parses a copy of its input: the caller's array is not kept.
+      try: () => pkijs.PFX.fromBER(bytes),
       catch: (cause) =>
         new PfxDecodeError({
           reason: "malformed",
@@ -280,16 +281,12 @@ export const decodePfx = (
       )
     const parsed: Array<ParsedCertificate> = []
     for (const [i, c] of certificates.entries()) {
-      parsed.push(
-        yield* Effect.mapError(
-          parseCertificateShared(c.der, `certificate ${i + 1}`),
-          (p) =>
-            new PfxDecodeError({
-              reason: "malformed",
-              detail: `${p.field} of the PFX ${p.message}; ${p.fix}`,
-            }),
-        ),
-      )
+      const outcome = parseCertificateSharedNow(c.der, `certificate ${i + 1}`)
+      if (outcome._tag === "Problem") {
+        const p = outcome.problem
+        return yield* fail("malformed", `${p.field} of the PFX ${p.message}; ${p.fix}`)
+      }
+      parsed.push(outcome.parsed)
     }
     for (const key of keys) {
       const publicKey = yield* Effect.mapError(

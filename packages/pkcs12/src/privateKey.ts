@@ -110,19 +110,29 @@ const nodeErrorCode = (error: unknown): string =>
     ? error.code
     : ""
 
+const unreadablePkcs8: KeyProblem = {
+  message: "the private key is not a readable unencrypted PKCS#8 key",
+  fix: "supply the key as PKCS#8 DER (openssl pkcs8 -topk8 -nocrypt -outform DER)",
+}
+
+/** Load an unencrypted PKCS#8 DER key; `undefined` when it is not one (the problem is `loadPkcs8`'s). */
+export const loadPkcs8Now = (der: Uint8Array): KeyObject | undefined => {
+  try {
+    return loadPrivateKey({
+      key: Buffer.from(der.buffer, der.byteOffset, der.byteLength),
+      format: "der",
+      type: "pkcs8",
+    })
+  } catch {
+    return undefined
+  }
+}
+
 /** Load an unencrypted PKCS#8 DER key. */
 export const loadPkcs8 = (der: Uint8Array): Effect.Effect<KeyObject, KeyProblem> =>
-  Effect.try({
-    try: () =>
-      loadPrivateKey({
-        key: Buffer.from(der.buffer, der.byteOffset, der.byteLength),
-        format: "der",
-        type: "pkcs8",
-      }),
-    catch: () => ({
-      message: "the private key is not a readable unencrypted PKCS#8 key",
-      fix: "supply the key as PKCS#8 DER (openssl pkcs8 -topk8 -nocrypt -outform DER)",
-    }),
+  Effect.suspend(() => {
+    const key = loadPkcs8Now(der)
+    return key === undefined ? Effect.fail({ ...unreadablePkcs8 }) : Effect.succeed(key)
   })
 
 /**
@@ -169,15 +179,29 @@ export const pemKeyToPkcs8 = (
     },
   })
 
+const noPublicKey: KeyProblem = {
+  message: "the public key could not be derived from the private key",
+  fix: "check that the private key is complete (openssl pkey -in key.pem -noout -check)",
+}
+
+/** The public half of a private key; `undefined` when OpenSSL cannot derive it (the problem is `publicOf`'s). */
+export const publicOfNow = (privateKey: KeyObject): KeyObject | undefined => {
+  try {
+    return createPublicKey(privateKey)
+  } catch {
+    return undefined
+  }
+}
+
 /** The public half of a private key. */
 export const publicOf = (privateKey: KeyObject): Effect.Effect<KeyObject, KeyProblem> =>
-  Effect.try({
-    try: () => createPublicKey(privateKey),
-    catch: () => ({
-      message: "the public key could not be derived from the private key",
-      fix: "check that the private key is complete (openssl pkey -in key.pem -noout -check)",
-    }),
+  Effect.suspend(() => {
+    const publicKey = publicOfNow(privateKey)
+    return publicKey === undefined ? Effect.fail({ ...noPublicKey }) : Effect.succeed(publicKey)
   })
+
+/** The problems `loadPkcs8` and `publicOf` fail with, for callers of their synchronous forms. */
+export const keyProblems = { unreadablePkcs8, noPublicKey } as const
 
 const derToPkcs8 = (der: Uint8Array): Uint8Array | undefined => {
   const buffer = Buffer.from(der.buffer, der.byteOffset, der.byteLength)
