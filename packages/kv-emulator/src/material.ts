@@ -4,8 +4,8 @@
  * not expired, supported key, no PKCS#1 / encrypted PEM keys).
  */
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from "node:crypto"
-import "reflect-metadata"
-import * as x509 from "@peculiar/x509"
+import { keyUsageBits as readKeyUsageBits } from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
 import { isDecodeFailure, loadPfxCodec, type Material } from "./codec.js"
 import { KvError } from "./errors.js"
 
@@ -46,34 +46,21 @@ export const certOf = (der: Uint8Array): X509Certificate => {
   return cert
 }
 
-const KEY_USAGE_OID = "2.5.29.15"
-
-/**
- * @peculiar/x509's certificate, reading the key usage extension alone. Its
- * `getExtension` goes through the `extensions` getter, which re-encodes and
- * parses every extension of the certificate (names, key identifiers, ...):
- * about 1 ms of CPU per certificate, against about 0.3 ms for the certificate
- * itself. Here only the key usage extension is handed to its own parser.
- */
-class KeyUsageReader extends x509.X509Certificate {
-  keyUsage(): number | undefined {
-    const ext = this.asn.tbsCertificate.extensions?.find((e) => e.extnID === KEY_USAGE_OID)
-    if (ext === undefined) return undefined
-    const raw = new x509.Extension(ext.extnID, ext.critical, ext.extnValue.buffer).rawData
-    return new x509.KeyUsagesExtension(raw).usages
-  }
-}
-
 const keyUsages = new WeakMap<Uint8Array, number | undefined>()
 /**
  * Key usage bits of a certificate (extension 2.5.29.15) as @peculiar/x509's
  * KeyUsageFlags (bit n of the BIT STRING is 1 << n: digitalSignature 1,
- * keyEncipherment 4, ..., decipherOnly 256); undefined when absent. Memoised
- * per DER buffer, like `certOf`.
+ * keyEncipherment 4, ..., decipherOnly 256); undefined when absent; throws
+ * when the certificate or the extension is unreadable. Read by
+ * @kvdeploy/pkcs12's `keyUsageBits` (node:crypto does not expose the
+ * extension): on the leaf array `decodePfx` returned it reuses the parse made
+ * while decoding, on any other certificate it parses it once with asn1js,
+ * cheaper than a whole @peculiar/x509 certificate. Memoised per DER buffer,
+ * like `certOf`.
  */
 export const keyUsageBits = (der: Uint8Array): number | undefined => {
   if (keyUsages.has(der)) return keyUsages.get(der)
-  const usages = new KeyUsageReader(der).keyUsage()
+  const usages = Effect.runSync(readKeyUsageBits(der))
   keyUsages.set(der, usages)
   return usages
 }
@@ -83,12 +70,57 @@ export const validity = (cert: X509Certificate): { nbf: number; exp: number } =>
   exp: Math.floor(Date.parse(cert.validTo) / 1000),
 })
 
-const pemCertificates = (text: string): Uint8Array[] =>
-  [...text.matchAll(PEM_BLOCK)]
-    .filter((m) => m[1] === "CERTIFICATE")
-    .map((m) => new Uint8Array(Buffer.from((m[2] ?? "").replace(/\s+/g, ""), "base64")))
+/**
+ * What a version and its policy take from a certificate: x5t, validity (Unix
+ * seconds), the subject in Key Vault's order, DNS names, extended key usages
+ * and key usage bits (`keyUsageBits`). Plain data, so a PFX worker computes it
+ * with the material and the event loop does not parse the certificate again.
+ */
+export interface CertificateFacts {
+  readonly x5t: string
+  readonly nbf: number
+  readonly exp: number
+  readonly subject: string
+  readonly dnsNames: ReadonlyArray<string>
+  readonly ekus: ReadonlyArray<string>
+  readonly keyUsage: number | undefined
+}
 
-const parsePemText = (text: string): Material => {
+const certificateFacts = new WeakMap<Uint8Array, CertificateFacts>()
+/** The facts of a DER certificate, memoised per buffer (throws when it cannot be parsed). */
+export const certificateFactsOf = (der: Uint8Array): CertificateFacts => {
+  const hit = certificateFacts.get(der)
+  if (hit) return hit
+  const cert = certOf(der)
+  const { nbf, exp } = validity(cert)
+  const facts: CertificateFacts = {
+    x5t: x5tOf(der),
+    nbf,
+    exp,
+    subject: cert.subject
+      .split("\n")
+      .filter((s) => s.length > 0)
+      .reverse()
+      .join(", "),
+    dnsNames: (cert.subjectAltName ?? "")
+      .split(", ")
+      .filter((s) => s.startsWith("DNS:"))
+      .map((s) => s.slice(4)),
+    ekus: cert.keyUsage ?? [],
+    keyUsage: keyUsageBits(der),
+  }
+  certificateFacts.set(der, facts)
+  return facts
+}
+
+/** Records facts computed elsewhere (a worker) for this DER buffer, so `certificateFactsOf` need not parse it. */
+export const rememberCertificateFacts = (der: Uint8Array, facts: CertificateFacts): void => {
+  certificateFacts.set(der, facts)
+  keyUsages.set(der, facts.keyUsage)
+}
+
+/** The material of PEM text, and its certificates in the order they were sent. */
+const parsePemText = (text: string): Material & { readonly sentOrder: ReadonlyArray<Uint8Array> } => {
   const certs: Uint8Array[] = []
   let key: Uint8Array | undefined
   for (const m of text.matchAll(PEM_BLOCK)) {
@@ -112,7 +144,7 @@ const parsePemText = (text: string): Material => {
     throw KvError.badParameter(
       "Private key is not specified in the specified X.509 PEM certificate content. Please specify private key in the X.509 PEM certificate content.",
     )
-  return orderByKey(certs, key)
+  return { ...orderByKey(certs, key), sentOrder: certs }
 }
 
 const parsedKeys = new WeakMap<Uint8Array, KeyObject>()
@@ -148,6 +180,7 @@ const orderByKey = (certs: ReadonlyArray<Uint8Array>, key: Uint8Array): Material
 
 /** The chain ordered leaf-first by issuer links; unrelated certificates keep their place at the end. */
 export const orderChain = (leaf: Uint8Array, chain: ReadonlyArray<Uint8Array>): Uint8Array[] => {
+  if (chain.length === 0) return []
   const rest = chain.map((der) => ({ der, cert: certOf(der) }))
   const out: Uint8Array[] = []
   let current = certOf(leaf)
@@ -221,6 +254,8 @@ export const publicJwkOf = (leafDer: Uint8Array): Record<string, string> => {
 export interface ReadMaterial extends ImportedMaterial {
   /** `keyUsageBits(leaf)`, computed where the material was read (a worker, or this thread). */
   readonly leafKeyUsage: number | undefined
+  /** `certificateFactsOf(leaf)`, computed there too. */
+  readonly leafFacts: CertificateFacts
   /** `keyFactsOf(key)` computed there too; undefined when it refuses the key (the import then asks again, for the error). */
   readonly keyFacts: KeyFacts | undefined
 }
@@ -243,8 +278,7 @@ export const isPemValue = (value: string): boolean => value.includes("-----BEGIN
 export const readMaterial = async (value: string, password: string | undefined): Promise<ReadMaterial> => {
   let material: ImportedMaterial
   if (isPemValue(value)) {
-    const m = parsePemText(value)
-    material = { ...m, detectedContentType: PEM_CONTENT_TYPE, sentOrder: pemCertificates(value) }
+    material = { ...parsePemText(value), detectedContentType: PEM_CONTENT_TYPE }
   } else {
     if (!/^[A-Za-z0-9+/=_\-\s]+$/.test(value)) throw unreadablePfx()
     const bytes = new Uint8Array(Buffer.from(value, "base64"))
@@ -260,32 +294,50 @@ export const readMaterial = async (value: string, password: string | undefined):
       if (result.reason === "no-key") throw noKeyCert()
       throw unreadablePfx()
     }
-    // The codec names the leaf by key; check the match ourselves too (never trust one reader).
-    const checked = orderByKey([result.leaf, ...result.chain], result.key)
-    material = {
-      ...checked,
+    // The codec's leaf is the certificate whose public key equals the key's
+    // (@kvdeploy/pkcs12 decodePfx matches them, and fails "no-certificate"
+    // otherwise): no second parse of the key and the certificates to match them again.
+    let leafFacts: CertificateFacts
+    try {
+      // On the decoder's own leaf array: its key usage read reuses the decoder's parse.
+      leafFacts = certificateFactsOf(result.leaf)
+    } catch {
+      throw invalidProps()
+    }
+    // A copy goes on: the decoder's parse, remembered for its array, is not kept alive with the version.
+    const leaf = result.leaf.slice()
+    return {
+      leaf,
+      chain: result.chain,
+      key: result.key,
       detectedContentType: PFX_CONTENT_TYPE,
-      sentOrder: [result.leaf, ...result.chain],
+      sentOrder: [leaf, ...result.chain],
+      leafKeyUsage: leafFacts.keyUsage,
+      leafFacts,
+      keyFacts: keyFactsOrUndefined(result.key),
     }
   }
-  let leafKeyUsage: number | undefined
+  let leafFacts: CertificateFacts
   try {
-    leafKeyUsage = keyUsageBits(material.leaf)
+    leafFacts = certificateFactsOf(material.leaf)
   } catch {
     throw invalidProps()
   }
-  let keyFacts: KeyFacts | undefined
-  try {
-    keyFacts = keyFactsOf(material.key)
-  } catch {
-    keyFacts = undefined
+  return {
+    ...material,
+    leafKeyUsage: leafFacts.keyUsage,
+    leafFacts,
+    keyFacts: keyFactsOrUndefined(material.key),
   }
-  return { ...material, leafKeyUsage, keyFacts }
 }
 
-/** Records key usage bits computed elsewhere (a worker) for this DER buffer, so `keyUsageBits` need not parse it again. */
-export const rememberKeyUsage = (der: Uint8Array, bits: number | undefined): void => {
-  keyUsages.set(der, bits)
+/** `keyFactsOf`, or undefined when it refuses the key (the import then asks again, for the error). */
+const keyFactsOrUndefined = (pkcs8: Uint8Array): KeyFacts | undefined => {
+  try {
+    return keyFactsOf(pkcs8)
+  } catch {
+    return undefined
+  }
 }
 
 /** Reads import values off this thread: the PFX worker pool (see pfxPool.ts). */
@@ -318,7 +370,7 @@ export const readImportValue = async (
   const read = options.reader
     ? await options.reader.read(value, password)
     : await readMaterial(value, password)
-  rememberKeyUsage(read.leaf, read.leafKeyUsage)
+  rememberCertificateFacts(read.leaf, read.leafFacts)
   if (read.keyFacts !== undefined) keyFactsRead.set(read.key, read.keyFacts)
   const material: ImportedMaterial = {
     leaf: read.leaf,

@@ -6,15 +6,12 @@
 import { randomBytes } from "node:crypto"
 import { KvError } from "./errors.js"
 import {
-  certOf,
+  certificateFactsOf,
   type KeyFacts,
-  keyUsageBits,
   PEM_CONTENT_TYPE,
   PFX_CONTENT_TYPE,
   publicJwkOf,
   type SecretContentType,
-  validity,
-  x5tOf,
 } from "./material.js"
 import { mergePolicy, type PolicyWire } from "./policy.js"
 
@@ -217,8 +214,8 @@ export class VaultStore {
     this.checkWritable(name)
     const now = nowSeconds()
     const existing = this.certificates.get(name.toLowerCase())
-    const cert = certOf(input.leaf)
-    const { nbf, exp } = validity(cert)
+    const facts = certificateFactsOf(input.leaf)
+    const { nbf, exp } = facts
     const basePolicy = existing?.policy ?? defaultPolicy()
     const fromCert = policyFromCertificate(input.leaf, input.keyFacts, input.contentType, input.issuerName)
     let policy = mergePolicy(mergePolicy(basePolicy, fromCert), input.policy ?? {})
@@ -234,7 +231,7 @@ export class VaultStore {
       exportable,
       contentType: input.contentType,
       preserveCertOrder: input.preserveCertOrder,
-      x5t: x5tOf(input.leaf),
+      x5t: facts.x5t,
       nbf,
       exp,
       created: now,
@@ -310,20 +307,9 @@ export const policyFromCertificate = (
   contentType: SecretContentType,
   issuerName: string,
 ): PolicyWire => {
-  const cert = certOf(leaf)
-  const { nbf, exp } = validity(cert)
-  const dnsNames = (cert.subjectAltName ?? "")
-    .split(", ")
-    .filter((s) => s.startsWith("DNS:"))
-    .map((s) => s.slice(4))
+  const { nbf, exp, dnsNames, subject, ekus: readEkus, keyUsage: ku } = certificateFactsOf(leaf)
+  const ekus = [...readEkus]
   const months = Math.max(1, Math.round((exp - nbf) / (30.4375 * 86_400)))
-  const subject = cert.subject
-    .split("\n")
-    .filter((s) => s.length > 0)
-    .reverse()
-    .join(", ")
-  const ekus = cert.keyUsage ?? []
-  const ku = keyUsageBits(leaf)
   const usages =
     ku !== undefined ? KEY_USAGE_NAMES.filter(([bit]) => (ku & (1 << bit)) !== 0).map(([, n]) => n) : []
   return {
@@ -335,7 +321,7 @@ export const policyFromCertificate = (
     secret_props: { contentType },
     x509_props: {
       subject,
-      ...(dnsNames.length > 0 ? { sans: { dns_names: dnsNames } } : {}),
+      ...(dnsNames.length > 0 ? { sans: { dns_names: [...dnsNames] } } : {}),
       ekus,
       key_usage: usages,
       validity_months: months,

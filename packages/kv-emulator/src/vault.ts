@@ -12,7 +12,7 @@ import type { FaultAction, FaultController, OperationName } from "./faults.js"
 import { BodyTooLarge, isRecord, parseJson, RawJson, readBody, sendJson, sleep } from "./http.js"
 import type { JwtClaims } from "./jwt.js"
 import {
-  certOf,
+  certificateFactsOf,
   keyFactsOf,
   type MaterialReader,
   orderChain,
@@ -629,8 +629,7 @@ export class VaultHandler {
       cache: this.ctx.pfxDecodeCache,
       reader: this.ctx.materialReader,
     })
-    const leafCert = certOf(material.leaf)
-    if (Date.parse(leafCert.validTo) < Date.now())
+    if (certificateFactsOf(material.leaf).exp * 1000 < Date.now())
       throw KvError.badParameter("X509 Certificate is already expired")
     const keyFacts = keyFactsOf(material.key)
     const declaredKty = policy?.key_props?.kty
