@@ -221,7 +221,11 @@ const keyFactsRead = new WeakMap<Uint8Array, KeyFacts>()
 export const keyFactsOf = (pkcs8: Uint8Array): KeyFacts => {
   const known = keyFactsRead.get(pkcs8)
   if (known !== undefined) return known
-  const k = privateKeyOf(pkcs8)
+  return factsOfKey(privateKeyOf(pkcs8))
+}
+
+/** Type and size of a key object (private, or the public half of a matching certificate); KvError when Key Vault refuses them. */
+const factsOfKey = (k: KeyObject): KeyFacts => {
   if (k.asymmetricKeyType === "rsa") {
     const bits = k.asymmetricKeyDetails?.modulusLength ?? 0
     if (!SUPPORTED_RSA.includes(bits))
@@ -314,7 +318,9 @@ export const readMaterial = async (value: string, password: string | undefined):
       sentOrder: [leaf, ...result.chain],
       leafKeyUsage: leafFacts.keyUsage,
       leafFacts,
-      keyFacts: keyFactsOrUndefined(result.key),
+      // The leaf's public key is the key's public half (decodePfx matched them):
+      // its type and size are the key's, without parsing the private key again.
+      keyFacts: keyFactsOrUndefined(() => factsOfKey(certOf(result.leaf).publicKey)),
     }
   }
   let leafFacts: CertificateFacts
@@ -327,14 +333,14 @@ export const readMaterial = async (value: string, password: string | undefined):
     ...material,
     leafKeyUsage: leafFacts.keyUsage,
     leafFacts,
-    keyFacts: keyFactsOrUndefined(material.key),
+    keyFacts: keyFactsOrUndefined(() => keyFactsOf(material.key)),
   }
 }
 
 /** `keyFactsOf`, or undefined when it refuses the key (the import then asks again, for the error). */
-const keyFactsOrUndefined = (pkcs8: Uint8Array): KeyFacts | undefined => {
+const keyFactsOrUndefined = (read: () => KeyFacts): KeyFacts | undefined => {
   try {
-    return keyFactsOf(pkcs8)
+    return read()
   } catch {
     return undefined
   }

@@ -1,8 +1,8 @@
 /**
  * The PFX worker pool (`pfxWorkers`): imports read in worker threads answer
  * exactly what imports read in the emulator's own thread do (MAC and password
- * checked, key/certificate match, expiry, 25 KB limit, key usage in the policy),
- * and the workers end with the pool (`stop()`).
+ * checked, key/certificate match, expiry, 25 KB limit, key usage, key type and
+ * size in the policy), and the workers end with the pool (`stop()`).
  *
  * The workers run the built dist/pfxWorker.js (the test command builds first).
  */
@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { KvError } from "../src/errors.js"
 import { type Emulator, start } from "../src/index.js"
 import { PfxPool, pfxWorkerScript } from "../src/pfxPool.js"
-import { clients, makeMaterial, pemBundle, restError, type TestMaterial } from "./support.js"
+import { clients, errorOf, makeMaterial, pemBundle, raw, restError, type TestMaterial } from "./support.js"
 
 const pfxOf = (m: TestMaterial, password: string) =>
   Effect.runPromise(
@@ -30,8 +30,10 @@ const PEM = { policy: { contentType: "application/x-pem-file" } } as const
 let material: TestMaterial
 let other: TestMaterial
 let expired: TestMaterial
+let ec: TestMaterial
+let small: TestMaterial
 beforeAll(async () => {
-  ;[material, other, expired] = await Promise.all([
+  ;[material, other, expired, ec, small] = await Promise.all([
     makeMaterial({ cn: "pool.example.test" }),
     makeMaterial({ cn: "pool-other.example.test" }),
     makeMaterial({
@@ -39,6 +41,8 @@ beforeAll(async () => {
       notBefore: new Date(Date.now() - 10 * 86_400_000),
       notAfter: new Date(Date.now() - 86_400_000),
     }),
+    makeMaterial({ cn: "pool-ec.example.test", keyAlg: "EC" }),
+    makeMaterial({ cn: "pool-small.example.test", keyAlg: "RSA-1024" }),
   ])
 })
 
@@ -100,6 +104,25 @@ describe.each([0, 2])("imports with pfxWorkers: %i", (pfxWorkers) => {
     expect(large.message).toMatch(/exceeds the maximum allowed size of 25600 characters/)
     for (const n of ["wrongpw", "altered", "mismatch", "expired", "big"])
       expect(emulator.state.versions("pool", n)).toBeUndefined()
+  })
+
+  it("reads the key's type and size from a PFX: EC P-256 kept, RSA 1024 refused as Key Vault does", async () => {
+    const imported = await certificates.importCertificate("ec", await pfxOf(ec, "pw"), { password: "pw" })
+    expect(imported.policy?.keyType).toBe("EC")
+    expect(imported.policy?.keyCurveName).toBe("P-256")
+    const token = emulator.issueToken(emulator.clientSecret.clientId)
+    const value = Buffer.from(await pfxOf(small, "pw")).toString("base64")
+    const res = await raw(emulator, "pool", "POST", "/certificates/small/import?api-version=2025-07-01", {
+      token,
+      body: { value, pwd: "pw" },
+    })
+    expect(res.status).toBe(400)
+    expect(errorOf(res.json)).toEqual({
+      code: "BadParameter",
+      message: "Unsupported key size (1024). Supported sizes are [2048, 3072, 4096]",
+      innererror: { code: "KeySizeNotSupported" },
+    })
+    expect(emulator.state.versions("pool", "small")).toBeUndefined()
   })
 })
 

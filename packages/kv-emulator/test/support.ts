@@ -18,13 +18,15 @@ export interface TestMaterial {
   readonly keyPem: string
 }
 
-/** A leaf signed by an intermediate signed by a root (all RSA 2048; `keyAlg: "EC"`: a P-256 leaf). */
+/** A leaf signed by an intermediate signed by a root (all RSA 2048; `keyAlg: "EC"`: a P-256 leaf, `"RSA-1024"`: a key Key Vault refuses). */
 export const makeMaterial = async (
-  options: { cn?: string; notAfter?: Date; notBefore?: Date; keyAlg?: "RSA" | "EC" } = {},
+  options: { cn?: string; notAfter?: Date; notBefore?: Date; keyAlg?: "RSA" | "EC" | "RSA-1024" } = {},
 ): Promise<TestMaterial> => {
   const rootKey = await generateKey("RSA-2048")
   const interKey = await generateKey("RSA-2048")
-  const leafKey = await generateKey(options.keyAlg === "EC" ? "P-256" : "RSA-2048")
+  const leafKey = await generateKey(
+    options.keyAlg === "EC" ? "P-256" : options.keyAlg === "RSA-1024" ? "RSA-1024" : "RSA-2048",
+  )
   const now = Date.now()
   const root = { name: "CN=Test Root", key: rootKey }
   const inter = { name: "CN=Test Intermediate", key: interKey }
