@@ -2,6 +2,7 @@
  * The audit record: one per deploy, built from the outcome. It holds version
  * ids, thumbprints, tags, reasons and the decision trail; never key material.
  */
+import { isoTimeOf } from "./isoTime.js"
 import { type DeployOutcome, exitCodeOf } from "./outcome.js"
 
 export interface AuditRecord {
@@ -29,7 +30,7 @@ export interface AuditRecord {
 
 export const auditRecordOf = (outcome: DeployOutcome): AuditRecord => ({
   schema: "kvdeploy.audit/v1",
-  at: new Date(outcome.timings.finishedAtMs).toISOString(),
+  at: isoTimeOf(outcome.timings.finishedAtMs),
   vaultUrl: outcome.target.vaultUrl,
   certificateName: outcome.target.certificateName,
   certificateId: outcome.certificateId,

@@ -22,7 +22,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import type * as Result from "effect/Result"
+import * as Result from "effect/Result"
 import { auditRecordOf } from "./audit.js"
 import { DeployPolicy } from "./DeployPolicy.js"
 import type { InspectedMaterial } from "./material.js"
@@ -75,11 +75,48 @@ const refOf = (v: VaultVersion): VersionRef => ({
 type ImportResult = Result.Result<VaultVersion, VaultConflictSoftDeleted | VaultError>
 type ReadResult = Result.Result<VaultVersion, VaultNotFound | VaultError>
 
+const resultHandlers = { onFailure: Result.fail, onSuccess: Result.succeed }
+/** `Effect.result` (the same `matchEager`) with its two handlers made once, not on every call. */
+const resultOf = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<Result.Result<A, E>, never, R> =>
+  Effect.matchEager(self, resultHandlers) as Effect.Effect<Result.Result<A, E>, never, R>
+
+const startImmediately = { startImmediately: true } as const
+const noVersions: ReadonlyArray<VaultVersion> = Object.freeze([])
+
 const rejectedBuild = (problem: DeployProblem): Draft => ({
   _tag: "Rejected",
   problems: [problem],
   reason: `preflight refused the material: ${problem.field} ${problem.message}`,
 })
+
+const preflightRejected = (trail: DeployTrail, problems: ReadonlyArray<DeployProblem>): Draft => {
+  trail.note(`preflight: rejected (${problems.length} problem(s))`)
+  return {
+    _tag: "Rejected",
+    problems,
+    reason: `preflight refused the material: ${problems.map((p) => `${p.field} ${p.message}`).join("; ")}`,
+  }
+}
+
+const snapshotFailed = (trail: DeployTrail, failure: VaultError): Draft => {
+  trail.note(`snapshot: ${failure._tag}; aborting`)
+  return {
+    _tag: "Failed",
+    step: "snapshot",
+    error: failure._tag,
+    reason: `could not read what the vault serves now, so nothing was changed: ${failure.message}`,
+  }
+}
+
+const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | VaultError): Draft => {
+  trail.note(`import: ${failure._tag}`)
+  return {
+    _tag: "Failed",
+    step: "import",
+    error: failure._tag,
+    reason: `the import was refused and nothing changed: ${failure.message}`,
+  }
+}
 
 /** Steps 3-4, idempotency and ownership, against the snapshot (again after a recovery). */
 const judgeExisting = (
@@ -226,7 +263,11 @@ const reconcile = Effect.fnUntraced(function* (
   } satisfies Reconciled
 })
 
-const run = Effect.fnUntraced(function* (
+/**
+ * Steps 1-7. A plain generator that `deploy` delegates to (`yield*`): no effect, frame or
+ * closure of its own per deploy.
+ */
+function* run(
   context: Context.Context<Vault | PfxCodec>,
   request: DeployRequest,
   trail: DeployTrail,
@@ -239,18 +280,11 @@ const run = Effect.fnUntraced(function* (
   const name = request.target.certificateName
 
   // 1. Preflight
-  const inspectedResult = yield* Effect.result(codec.inspect(request.material))
+  const inspectedResult = yield* resultOf(codec.inspect(request.material))
   const preflighted = preflightInspected(codec, policy, request, inspectedResult, now)
   const checked = Effect.isEffect(preflighted) ? yield* preflighted : preflighted
   state.inspected = checked.inspected
-  if (checked._tag === "Rejected") {
-    trail.note(`preflight: rejected (${checked.problems.length} problem(s))`)
-    return {
-      _tag: "Rejected",
-      problems: checked.problems,
-      reason: `preflight refused the material: ${checked.problems.map((p) => `${p.field} ${p.message}`).join("; ")}`,
-    } satisfies Draft
-  }
+  if (checked._tag === "Rejected") return preflightRejected(trail, checked.problems)
   trail.note("preflight: passed")
   const inspected = checked.inspected
   const newFacts = inspected.leaf
@@ -263,7 +297,7 @@ const run = Effect.fnUntraced(function* (
   trail.vaultCalls++
   let snapshot: ReadResult
   if (pfx === undefined && policy.buildPfxDuringSnapshot !== false) {
-    const reading = yield* Effect.forkChild(Effect.result(vault.getLatest(name)), { startImmediately: true })
+    const reading = yield* Effect.forkChild(resultOf(vault.getLatest(name)), startImmediately)
     let answered = reading.pollUnsafe()
     if (answered === undefined) {
       // The read has suspended at its client's first await, before its request reached the
@@ -275,7 +309,7 @@ const run = Effect.fnUntraced(function* (
     }
     if (answered === undefined) {
       pfx = checkBuiltPfx(
-        yield* Effect.result(codec.encode(request.material, pfxOptionsOf(request))),
+        yield* resultOf(codec.encode(request.material, pfxOptionsOf(request))),
         policy.maxPfxBytes,
       )
       trail.note("pfx: built while the snapshot read was on its way")
@@ -285,9 +319,10 @@ const run = Effect.fnUntraced(function* (
       }
       answered = yield* Fiber.await(reading)
     }
-    snapshot = yield* answered
+    // The read's Result, or (a defect or an interruption) its failure raised here.
+    snapshot = answered._tag === "Success" ? answered.value : yield* answered
   } else {
-    snapshot = yield* Effect.result(vault.getLatest(name))
+    snapshot = yield* resultOf(vault.getLatest(name))
   }
   if (snapshot._tag === "Failure" && isRetriableRead(snapshot.failure)) {
     snapshot = yield* Effect.result(
@@ -295,15 +330,7 @@ const run = Effect.fnUntraced(function* (
     )
   }
   if (snapshot._tag === "Failure") {
-    if (snapshot.failure._tag !== "VaultNotFound") {
-      trail.note(`snapshot: ${snapshot.failure._tag}; aborting`)
-      return {
-        _tag: "Failed",
-        step: "snapshot",
-        error: snapshot.failure._tag,
-        reason: `could not read what the vault serves now, so nothing was changed: ${snapshot.failure.message}`,
-      } satisfies Draft
-    }
+    if (snapshot.failure._tag !== "VaultNotFound") return snapshotFailed(trail, snapshot.failure)
     trail.note("snapshot: not found (first deploy)")
   } else {
     state.previous = snapshot.success
@@ -319,7 +346,7 @@ const run = Effect.fnUntraced(function* (
   // 5. Import (the PFX is built now if it was not yet: an import follows).
   if (pfx === undefined) {
     pfx = checkBuiltPfx(
-      yield* Effect.result(codec.encode(request.material, pfxOptionsOf(request))),
+      yield* resultOf(codec.encode(request.material, pfxOptionsOf(request))),
       policy.maxPfxBytes,
     )
   }
@@ -332,7 +359,7 @@ const run = Effect.fnUntraced(function* (
     keyFacts: inspected.key,
   }
   trail.vaultCalls++
-  let attempt: ImportResult = yield* Effect.result(vault.importVersion(importRequest))
+  let attempt: ImportResult = yield* resultOf(vault.importVersion(importRequest))
   if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {
     const handled = yield* onSoftDeleted(request, trail, state, newFacts.x5t, tags, importRequest)
     if (!("attempt" in handled)) return handled
@@ -340,7 +367,7 @@ const run = Effect.fnUntraced(function* (
   }
 
   let imported: VaultVersion
-  let alsoOurs: ReadonlyArray<VaultVersion> = []
+  let alsoOurs: ReadonlyArray<VaultVersion> = noVersions
   let reconciledUncertain = false
   if (attempt._tag === "Success") {
     imported = attempt.success
@@ -351,13 +378,7 @@ const run = Effect.fnUntraced(function* (
     alsoOurs = found.alsoOurs
     reconciledUncertain = found.reconciledUncertain
   } else {
-    trail.note(`import: ${attempt.failure._tag}`)
-    return {
-      _tag: "Failed",
-      step: "import",
-      error: attempt.failure._tag,
-      reason: `the import was refused and nothing changed: ${attempt.failure.message}`,
-    } satisfies Draft
+    return importRefused(trail, attempt.failure)
   }
   trail.note(`import: ${imported.versionId}`)
 
@@ -372,22 +393,38 @@ const run = Effect.fnUntraced(function* (
     olderVersionIds: previous === undefined ? [] : [previous.versionId],
   }
   trail.vaultCalls++
-  const firstRead: ReadResult = yield* Effect.result(vault.getLatest(name))
+  const firstRead: ReadResult = yield* resultOf(vault.getLatest(name))
   const firstVerdict = firstRead._tag === "Success" ? judgeLatest(firstRead.success, expected) : undefined
   const verdict: Verdict =
     firstVerdict !== undefined && firstVerdict._tag !== "StaleAnswer"
       ? firstVerdict
       : yield* verifyAfterFirst(trail, name, expected, firstRead)
+  if (verdict._tag === "Verified") {
+    trail.note("verify: latest is the new version")
+    return {
+      _tag: "Succeeded",
+      // After a reconciliation that found several candidates, the one the vault serves is ours.
+      versionId: verdict.latest.versionId,
+      reason: "the vault serves the new version",
+    } satisfies Draft
+  }
+  return yield* notVerified(request, trail, state, verdict, imported, alsoOurs, reconciledUncertain)
+}
+
+/** Step 6 when the verdict is not Verified, and step 7: what a deploy reports then (rare paths). */
+function* notVerified(
+  request: DeployRequest,
+  trail: DeployTrail,
+  state: RunState,
+  verdict: Exclude<Verdict, { readonly _tag: "Verified" }>,
+  ourImport: VaultVersion,
+  alsoOurs: ReadonlyArray<VaultVersion>,
+  reconciledUncertain: boolean,
+): Effect.fn.Return<Draft, never, Vault | PfxCodec> {
+  const previous = state.previous
   // After a reconciliation that found several candidates, the one the vault serves is ours.
-  if (verdict._tag === "Verified" || verdict._tag === "Mismatch") imported = verdict.latest
+  const imported = verdict._tag === "Mismatch" ? verdict.latest : ourImport
   switch (verdict._tag) {
-    case "Verified":
-      trail.note("verify: latest is the new version")
-      return {
-        _tag: "Succeeded",
-        versionId: imported.versionId,
-        reason: "the vault serves the new version",
-      }
     case "Unreadable":
       trail.postVerifyFailure = "unreadable"
       trail.note("verify: unreadable")
@@ -463,7 +500,7 @@ const run = Effect.fnUntraced(function* (
         reason: `${wrong}; rollback failed: ${restored.reason}`,
       }
   }
-})
+}
 
 /**
  * Deploy one certificate to one vault target. Never fails: every way it can
@@ -482,7 +519,9 @@ export const deploy: (
     const state: RunState = { previous: undefined, inspected: undefined, restoredNotAfter: undefined }
     const draft = yield* run(context, request, trail, state, startedAtMs)
     const finishedAtMs = clock.currentTimeMillisUnsafe()
-    const common: OutcomeCommon = {
+    // The common fields, then the draft's (its reason again, in place): each draft is its outcome
+    // without the common fields, so this is the outcome (TS cannot check a spread over a union).
+    const outcome = {
       target: { vaultUrl: request.target.vaultUrl, certificateName: request.target.certificateName },
       certificateId: request.certificateId,
       previous: state.previous === undefined ? undefined : refOf(state.previous),
@@ -492,9 +531,8 @@ export const deploy: (
       vaultCalls: trail.vaultCalls,
       decisions: trail.decisions,
       timings: { startedAtMs, finishedAtMs, durationMs: finishedAtMs - startedAtMs },
-    }
-    // Each draft is its outcome without the common fields, so this is the outcome (TS cannot check a spread over a union).
-    const outcome = { ...common, ...draft } as DeployOutcome
+      ...(draft as object),
+    } satisfies OutcomeCommon as OutcomeCommon as DeployOutcome
 
     // Metrics (each call is yielded in this generator: a no-op adapter's answer costs nothing more).
     const metrics = Context.get(context, Metrics)
@@ -514,7 +552,7 @@ export const deploy: (
         : outcome._tag === "RolledBack"
           ? state.restoredNotAfter
           : undefined
-    if (notAfter !== undefined) yield* metrics.certificateExpiry(common.target, notAfter)
+    if (notAfter !== undefined) yield* metrics.certificateExpiry(outcome.target, notAfter)
 
     yield* Context.get(context, AuditLog).record(auditRecordOf(outcome))
     return outcome

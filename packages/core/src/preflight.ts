@@ -58,12 +58,17 @@ export const pfxPassword: Redacted.Redacted<string> = Redacted.make("")
  */
 export const transportIterations = 1
 
-/** The options of every PFX kvdeploy builds to import (forward deploys and rollbacks). */
-export const transportPfxOptions = (encoding: PfxEncoding): PfxEncodeOptions => ({
-  encoding,
-  password: pfxPassword,
-  iterations: transportIterations,
-})
+const transportOptions: { readonly [E in PfxEncoding]: PfxEncodeOptions } = {
+  modern: Object.freeze({ encoding: "modern", password: pfxPassword, iterations: transportIterations }),
+  legacy: Object.freeze({ encoding: "legacy", password: pfxPassword, iterations: transportIterations }),
+}
+
+/**
+ * The options of every PFX kvdeploy builds to import (forward deploys and rollbacks): one
+ * frozen object per encoding, so a deploy builds none.
+ */
+export const transportPfxOptions = (encoding: PfxEncoding): PfxEncodeOptions =>
+  transportOptions[encoding] ?? { encoding, password: pfxPassword, iterations: transportIterations }
 
 const with_ =
   (reason: ValidateFailureReason) =>

@@ -11,7 +11,15 @@ export const RESERVED_TAG_KEYS: ReadonlyArray<string> = [MANAGED_BY_TAG, CERTIFI
 export const MAX_TAGS = 15
 export const MAX_OPERATOR_TAGS = MAX_TAGS - RESERVED_TAG_KEYS.length
 
-export const isReservedTagKey = (key: string): boolean => RESERVED_TAG_KEYS.includes(key.toLowerCase())
+const reservedKeyLengths = new Set(RESERVED_TAG_KEYS.map((k) => k.length))
+
+/**
+ * Case-insensitive. A key of another length than the reserved ones is not lowercased to be
+ * compared: the one character whose lowercase is longer (U+0130) lowercases to a non-ASCII
+ * pair, so no key of another length can lowercase to a reserved (ASCII) key.
+ */
+export const isReservedTagKey = (key: string): boolean =>
+  reservedKeyLengths.has(key.length) && RESERVED_TAG_KEYS.includes(key.toLowerCase())
 
 /** Operator tags plus the reserved tags of a forward import. */
 export const forwardTags = (
@@ -35,9 +43,12 @@ export const rollbackTags = (
   [ROLLBACK_OF_TAG]: failedVersionId,
 })
 
+// The two functions below run on every deploy: they walk the own keys with `for...in` (the keys
+// `Object.entries` lists, in its order) instead of building an array of entries each time.
+
 export const withoutReserved = (tags: Readonly<Record<string, string>>): Record<string, string> => {
   const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(tags)) if (!isReservedTagKey(k)) out[k] = v
+  for (const k in tags) if (Object.hasOwn(tags, k) && !isReservedTagKey(k)) out[k] = tags[k] as string
   return out
 }
 
@@ -45,7 +56,10 @@ export const withoutReserved = (tags: Readonly<Record<string, string>>): Record<
 export const hasTags = (
   actual: Readonly<Record<string, string>>,
   expected: Readonly<Record<string, string>>,
-): boolean => Object.entries(expected).every(([k, v]) => actual[k] === v)
+): boolean => {
+  for (const k in expected) if (Object.hasOwn(expected, k) && actual[k] !== expected[k]) return false
+  return true
+}
 
 export const isManagedByKvdeploy = (tags: Readonly<Record<string, string>>): boolean =>
   tags[MANAGED_BY_TAG] === MANAGED_BY_VALUE

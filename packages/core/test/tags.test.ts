@@ -1,0 +1,61 @@
+/**
+ * The tag helpers every deploy runs (reserved keys, the operator tags without them, "are
+ * kvdeploy's tags in place"), against their plain definitions over random tag sets.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import fc from "fast-check"
+import { hasTags, isReservedTagKey, RESERVED_TAG_KEYS, withoutReserved } from "../src/index.js"
+
+const reservedByDefinition = (key: string) => RESERVED_TAG_KEYS.includes(key.toLowerCase())
+/** By definition: each entry that is not reserved, assigned in order (as JSON-parsed tags are copied). */
+const withoutReservedByDefinition = (tags: Readonly<Record<string, string>>) => {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(tags)) if (!reservedByDefinition(k)) out[k] = v
+  return out
+}
+
+/** Keys near the reserved ones (case changes, one character more or less, Unicode case folds) and random ones. */
+const arbKey = fc.oneof(
+  fc.constantFrom(...RESERVED_TAG_KEYS),
+  fc.constantFrom(...RESERVED_TAG_KEYS).map((k) => k.toUpperCase()),
+  fc
+    .constantFrom(...RESERVED_TAG_KEYS)
+    .chain((k) =>
+      fc
+        .tuple(fc.nat({ max: k.length }), fc.constantFrom("", "x", "İ", "K", "ı", "-"))
+        .map(([at, c]) => k.slice(0, at) + c + k.slice(at + (c === "" ? 1 : 0))),
+    ),
+  fc.string({ maxLength: 30 }),
+  fc.string({ unit: "binary", maxLength: 24 }),
+)
+const arbTags = fc.dictionary(arbKey, fc.string({ maxLength: 8 }), { maxKeys: 8 })
+
+describe("tags", () => {
+  it("isReservedTagKey: a reserved key in any case, nothing else", () => {
+    for (const k of RESERVED_TAG_KEYS) {
+      expect(isReservedTagKey(k)).toBe(true)
+      expect(isReservedTagKey(k.toUpperCase())).toBe(true)
+    }
+    expect(isReservedTagKey("certctl-managed-by-x")).toBe(false)
+    expect(isReservedTagKey("İcertctl-managed-by")).toBe(false)
+    fc.assert(
+      fc.property(arbKey, (k) => {
+        expect(isReservedTagKey(k), JSON.stringify(k)).toBe(reservedByDefinition(k))
+      }),
+      { numRuns: 5000 },
+    )
+  })
+
+  it("withoutReserved keeps every other tag, in order; hasTags is 'every expected tag has its value'", () => {
+    fc.assert(
+      fc.property(arbTags, arbTags, (actual, expected) => {
+        expect(Object.entries(withoutReserved(actual))).toEqual(
+          Object.entries(withoutReservedByDefinition(actual)),
+        )
+        expect(hasTags(actual, expected)).toBe(Object.entries(expected).every(([k, v]) => actual[k] === v))
+        expect(hasTags({ ...actual, ...expected }, expected)).toBe(true)
+      }),
+      { numRuns: 2000 },
+    )
+  })
+})
