@@ -83,19 +83,26 @@ export const makeAgentMetrics = (): AgentMetrics => {
   )
   const ready = gauge("kvdeploy_agent_ready", "1 once every deployment has been reconciled once.", [])
   const count = gauge("kvdeploy_agent_deployments", "Deployments configured.", [])
+  // What the per-deployment gauges hold, so that a pass that changes nothing sets nothing (a
+  // labelled set hashes its labels: a no-change pass over 10,000 deployments set each again).
   const outcomes = new Map<string, string>()
+  const brokenNow = new Map<string, boolean>()
   return {
     registry,
     lastSuccess: (deployment, atMs) => lastSuccess.set({ deployment }, Math.floor(atMs / 1000)),
     lastOutcome: (deployment, outcome) => {
       const previous = outcomes.get(deployment)
-      if (previous !== undefined && previous !== outcome)
-        lastOutcome.remove({ deployment, outcome: previous })
+      if (previous === outcome) return
+      if (previous !== undefined) lastOutcome.remove({ deployment, outcome: previous })
       outcomes.set(deployment, outcome)
       lastOutcome.set({ deployment, outcome }, 1)
     },
     expiry: (deployment, notAfter) => expiry.set({ deployment }, Math.floor(notAfter.getTime() / 1000)),
-    sourceBroken: (deployment, b) => broken.set({ deployment }, b ? 1 : 0),
+    sourceBroken: (deployment, b) => {
+      if (brokenNow.get(deployment) === b) return
+      brokenNow.set(deployment, b)
+      broken.set({ deployment }, b ? 1 : 0)
+    },
     pickup: (deployment, ok) => pickup.set({ deployment }, ok ? 1 : 0),
     ready: (r) => ready.set(r ? 1 : 0),
     deployments: (n) => count.set(n),
@@ -103,6 +110,7 @@ export const makeAgentMetrics = (): AgentMetrics => {
       const previous = outcomes.get(deployment)
       if (previous !== undefined) lastOutcome.remove({ deployment, outcome: previous })
       outcomes.delete(deployment)
+      brokenNow.delete(deployment)
       lastSuccess.remove({ deployment })
       expiry.remove({ deployment })
       broken.remove({ deployment })

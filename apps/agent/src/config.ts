@@ -198,6 +198,8 @@ export interface AgentConfig {
   readonly path: string
   readonly settings: AgentSettings
   readonly deployments: ReadonlyArray<Deployment>
+  /** SHA-256 of the file's text, when read from a file (a reload of the same text changes nothing). */
+  readonly textSha256?: string
 }
 
 /** The configuration file cannot be used; `problems` lists every issue. */
@@ -499,6 +501,17 @@ export const parseAgentConfig = (
 
 /** Read and validate the configuration file. */
 export const loadAgentConfig = (path: string): Effect.Effect<AgentConfig, AgentConfigInvalid> =>
+  Effect.map(loadAgentConfigUnless(path, undefined), (loaded) => loaded as AgentConfig)
+
+/**
+ * Read the configuration file; answer "unchanged" when its text is the one
+ * `textSha256` was taken of (nothing to parse or validate: the result would be
+ * the same; 10,000 deployments take seconds of CPU to parse), else validate it.
+ */
+export const loadAgentConfigUnless = (
+  path: string,
+  textSha256: string | undefined,
+): Effect.Effect<AgentConfig | "unchanged", AgentConfigInvalid> =>
   Effect.gen(function* () {
     const { readFile } = yield* Effect.promise(() => import("node:fs/promises"))
     const { dirname, resolve } = yield* Effect.promise(() => import("node:path"))
@@ -517,7 +530,11 @@ export const loadAgentConfig = (path: string): Effect.Effect<AgentConfig, AgentC
           ],
         }),
     })
-    return yield* Effect.fromResult(parseAgentConfig(text, absolute, dirname(absolute), process.env))
+    const { createHash } = yield* Effect.promise(() => import("node:crypto"))
+    const sha256 = createHash("sha256").update(text).digest("hex")
+    if (sha256 === textSha256) return "unchanged" as const
+    const config = yield* Effect.fromResult(parseAgentConfig(text, absolute, dirname(absolute), process.env))
+    return { ...config, textSha256: sha256 }
   })
 
 /** The configuration's JSON Schema, generated from the Effect Schema (published as schema/agent-config.schema.json). */

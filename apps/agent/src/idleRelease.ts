@@ -6,11 +6,12 @@
  * native memory (and a young generation grown to 128 MB) wait for a
  * collection that an idle process may not run for a long time.
  *
- * When the process was started with `--expose-gc` (the single executable
- * always is: scripts/sea.mjs), the agent runs one full collection once the
- * reconciler has been quiet for a few seconds after attempts ran, and logs
- * the resident memory before and after. Without the flag it does nothing and
- * V8 collects on its own schedule.
+ * Once the reconciler has been quiet for a few seconds after attempts ran,
+ * the agent runs the release work (`before`: the pass's state write and the
+ * closing of the vault clients' idle connections) and then, when the process
+ * was started with `--expose-gc` (the single executable always is:
+ * scripts/sea.mjs), one full collection, logging the resident memory before
+ * and after. Without the flag V8 collects on its own schedule.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -46,7 +47,10 @@ export interface IdleReleaseOptions {
   readonly run: (effect: Effect.Effect<void>) => void
   /** The collection (`exposedGc()`); undefined: do nothing. */
   readonly gc: (() => void) | undefined
-  /** Work that would leave garbage right after the collection (the pass's state file write). */
+  /**
+   * Work to do once a pass is over, before the collection (its garbage goes with the rest): the
+   * pass's state file write, closing idle connections. Runs with or without a collection.
+   */
   readonly before?: Effect.Effect<void>
   /**
    * Also collect during a pass once the resident memory grew this much since
@@ -90,7 +94,7 @@ export const makeIdleRelease = (options: IdleReleaseOptions): IdleRelease => {
     })
   const check: Effect.Effect<void> = Effect.suspend(() => {
     pending = false
-    if (gc === undefined || running > 0 || since === 0) return Effect.void
+    if (running > 0 || since === 0) return Effect.void
     const attempts = since
     since = 0
     return Effect.andThen(before, collect("idle: memory released after the pass", false)).pipe(
@@ -105,9 +109,14 @@ export const makeIdleRelease = (options: IdleReleaseOptions): IdleRelease => {
     end: () => {
       running--
       since++
-      if (gc === undefined) return
       // Every 64 attempts: has the pass grown the process past the bound?
-      if (running > 0 && !collecting && ++ends % 64 === 0 && rss() - baseline > growthBytes) {
+      if (
+        gc !== undefined &&
+        running > 0 &&
+        !collecting &&
+        ++ends % 64 === 0 &&
+        rss() - baseline > growthBytes
+      ) {
         collecting = true
         run(
           collect("memory released during the pass", true).pipe(

@@ -27,6 +27,7 @@ import * as Exit from "effect/Exit"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as Layer from "effect/Layer"
 import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig } from "./config.js"
+import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import * as Runtime from "./runtime.js"
@@ -64,7 +65,9 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
   Layer.effect(Vaults)(
     Effect.gen(function* () {
       const context = yield* Effect.context<Metrics | PfxCodec>()
-      const clients = memoByKey<Vault["Service"], VaultAccessUnavailable>()
+      const clients = memoByKey<AzureKv.AzureKeyVaultHandle, VaultAccessUnavailable>()
+      // Every client made, for releaseIdleConnections.
+      const handles = new Set<AzureKv.AzureKeyVaultHandle>()
       const credentials = memoByKey<TokenCredential, VaultAccessUnavailable>()
       const forTarget = (target: TargetConfig) => {
         const settings = credentialSettingsFromTarget(target)
@@ -76,7 +79,8 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
         const credential = credentials(
           identity,
           makeCredential(settings).pipe(
-            Effect.map((c) => c.credential),
+            // A fleet's first requests all ask for a token at once: one token request for them.
+            Effect.map((c) => shareTokenRequests(c.credential)),
             Effect.mapError(
               (e) =>
                 new VaultAccessUnavailable({
@@ -89,17 +93,23 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
         return clients(
           `${target.vaultUrl} ${identity}`,
           Effect.flatMap(credential, (tokenCredential) =>
-            AzureKv.make({
+            AzureKv.makeWithConnections({
               vaultUrl: target.vaultUrl,
               credential: tokenCredential,
               customCloud: target.cloud.name === "Custom",
               requestTimeoutMs: config.settings.requestTimeoutMs,
               retry: { maxRetries: 0 },
-            }).pipe(Effect.provideContext(context)),
+            }).pipe(
+              Effect.tap((handle) => Effect.sync(() => handles.add(handle))),
+              Effect.provideContext(context),
+            ),
           ),
-        )
+        ).pipe(Effect.map((handle): Vault["Service"] => handle.vault))
       }
-      return Vaults.of({ forTarget })
+      const releaseIdleConnections = Effect.suspend(() =>
+        Effect.forEach(handles, (h) => h.connections.releaseIdle, { concurrency: "unbounded" }),
+      ).pipe(Effect.map((closed) => closed.reduce((a, n) => a + n, 0)))
+      return Vaults.of({ forTarget, releaseIdleConnections })
     }),
   )
 

@@ -35,7 +35,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import type * as Result from "effect/Result"
+import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
 import type { AgentMetrics } from "./agentMetrics.js"
@@ -43,7 +43,16 @@ import { type ImportReservation, makeVaultBudgetUnsafe, type VaultBudget } from 
 import type { AgentConfig, AgentSettings, Deployment } from "./config.js"
 import { exposedGc, makeIdleRelease } from "./idleRelease.js"
 import { checkPickup } from "./pickup.js"
-import { materialOf, readSource, type SourceBroken, type SourceBytes, type SourceFacts } from "./source.js"
+import {
+  materialOf,
+  readSource,
+  type SourceBroken,
+  type SourceBytes,
+  type SourceFacts,
+  type SourceStamp,
+  type SourceUnchanged,
+  unchangedSince,
+} from "./source.js"
 import type { DeploymentRecord, StateStore } from "./state.js"
 import { type VaultAccessUnavailable, Vaults } from "./vaults.js"
 
@@ -68,6 +77,12 @@ interface Slot {
   fiber: Fiber.Fiber<void> | undefined
   attempted: boolean
   facts: SourceFacts | undefined
+  /** The last whole read of the source (no bytes): a pass that finds the files as stamped does not read them. */
+  stamp: SourceStamp | undefined
+  /** The deployment's vault (Vaults.forTarget), once made. */
+  vault: Vault["Service"] | undefined
+  /** The facts whose expiry the catalogue's gauge holds (set again only when they change). */
+  expiryRecorded: SourceFacts | undefined
 }
 
 interface VaultLane {
@@ -128,8 +143,18 @@ export const makeReconciler = (
         Effect.runForkWith(services)(Effect.suspend(() => (stopping ? Effect.void : effect)))
       },
       gc: exposedGc(),
-      // The pass's records are written first, so the write's garbage goes with the rest.
-      before: state.flush,
+      // The pass's records are written first, so the write's garbage goes with the rest; the vault
+      // clients' idle keep-alive connections are closed (tens of KB each, hundreds after a pass).
+      before: Effect.andThen(
+        state.flush,
+        Effect.flatMap(vaults.releaseIdleConnections, (closed) =>
+          closed === 0
+            ? Effect.void
+            : Effect.logInfo("idle: vault connections closed after the pass").pipe(
+                Effect.annotateLogs({ connections: closed }),
+              ),
+        ),
+      ),
       growthBytes: 256 * 1024 * 1024,
     })
 
@@ -215,19 +240,34 @@ export const makeReconciler = (
     const attempt = (
       slot: Slot,
       lane: VaultLane,
-      bytes: Result.Result<SourceBytes, SourceBroken>,
+      seen: Result.Result<SourceBytes | SourceUnchanged, SourceBroken>,
       reserved: ImportReservation | undefined,
     ): Effect.Effect<void, AttemptFailed, Metrics | PfxCodec> =>
       Effect.gen(function* () {
         const d = slot.deployment
         const startedAt = yield* Clock.currentTimeMillis
+        let bytes = seen
+        // The bytes, when only the stamp was checked: read whole now (and stamped again).
+        const readWhole = Effect.map(Effect.result(readSource(d.source)), (read) => {
+          slot.stamp = read._tag === "Success" ? read.success.stamp : undefined
+          return read
+        })
         // 1. The source (read and fingerprinted by the caller); parsed and checked only when it changed.
         let parsed:
           | { readonly material: Parameters<typeof deploy>[0]["material"]; readonly facts: SourceFacts }
           | undefined
         let broken: SourceBroken | undefined
+        if (
+          bytes._tag === "Success" &&
+          bytes.success.files === undefined &&
+          (slot.facts === undefined || slot.facts.fingerprint !== bytes.success.fingerprint)
+        )
+          bytes = yield* readWhole
         if (bytes._tag === "Failure") broken = bytes.failure
-        else if (slot.facts === undefined || slot.facts.fingerprint !== bytes.success.fingerprint) {
+        else if (
+          bytes.success.files !== undefined &&
+          (slot.facts === undefined || slot.facts.fingerprint !== bytes.success.fingerprint)
+        ) {
           const checked = yield* materialOf(d.source, bytes.success, process.env).pipe(Effect.result)
           if (checked._tag === "Failure") broken = checked.failure
           else {
@@ -237,6 +277,8 @@ export const makeReconciler = (
           }
         }
         if (broken !== undefined) {
+          // Read whole next time: a broken source is not trusted from its stamp.
+          slot.stamp = undefined
           agentMetrics.sourceBroken(d.name, true)
           record(d, {
             outcome: "SourceBroken",
@@ -261,18 +303,21 @@ export const makeReconciler = (
         agentMetrics.sourceBroken(d.name, false)
         const facts = slot.facts as SourceFacts
         const sourceBytes = bytes._tag === "Success" ? bytes.success : undefined
-        const vault = yield* vaults
-          .forTarget(d.target)
-          .pipe(
-            Effect.catchTag("VaultAccessUnavailable", (e: VaultAccessUnavailable) =>
-              Effect.andThen(
-                log(d, "no vault access", "error", { reason: e.reason, fix: e.fix }),
-                Effect.fail(
-                  new AttemptFailed({ outcome: "Failed", reason: e.message, retryAfterMs: undefined }),
+        const vault =
+          slot.vault ??
+          (yield* vaults
+            .forTarget(d.target)
+            .pipe(
+              Effect.catchTag("VaultAccessUnavailable", (e: VaultAccessUnavailable) =>
+                Effect.andThen(
+                  log(d, "no vault access", "error", { reason: e.reason, fix: e.fix }),
+                  Effect.fail(
+                    new AttemptFailed({ outcome: "Failed", reason: e.message, retryAfterMs: undefined }),
+                  ),
                 ),
               ),
-            ),
-          )
+            ))
+        slot.vault = vault
         const spend = lane.budget.spend
         // 2. Compare with the vault: one request.
         const latest = yield* Effect.exit(spend("other", vault.getLatest(d.target.certificateName)))
@@ -283,10 +328,13 @@ export const makeReconciler = (
           yield* metrics.deployAttempt("skipped")
           yield* metrics.idempotentSkip()
           yield* metrics.deployDuration((finishedAt - startedAt) / 1000)
-          yield* metrics.certificateExpiry(
-            { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
-            facts.notAfter,
-          )
+          if (slot.expiryRecorded !== facts) {
+            yield* metrics.certificateExpiry(
+              { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
+              facts.notAfter,
+            )
+            slot.expiryRecorded = facts
+          }
           const previous = state.get(d.name)
           record(d, {
             outcome: "Skipped",
@@ -353,7 +401,19 @@ export const makeReconciler = (
         }
         // 4. Deploy (core's state machine), with the snapshot just read.
         if (parsed === undefined && sourceBytes !== undefined) {
-          const again = yield* materialOf(d.source, sourceBytes, process.env).pipe(
+          let whole: SourceBytes | undefined = sourceBytes.files === undefined ? undefined : sourceBytes
+          if (whole === undefined) {
+            const read = yield* readWhole
+            // Changed since the stamp was checked: this pass's comparison was about other bytes.
+            if (read._tag === "Failure" || read.success.fingerprint !== facts.fingerprint)
+              return yield* new AttemptFailed({
+                outcome: "SourceBroken",
+                reason: "the source changed during the reconcile",
+                retryAfterMs: undefined,
+              })
+            whole = read.success
+          }
+          const again = yield* materialOf(d.source, whole, process.env).pipe(
             Effect.mapError(
               (b) =>
                 new AttemptFailed({ outcome: "SourceBroken", reason: b.message, retryAfterMs: undefined }),
@@ -506,8 +566,14 @@ export const makeReconciler = (
             Effect.gen(function* () {
               const d = slot.deployment
               // Read the source first (cheap): it tells whether a deploy is likely, and so whether to
-              // wait for an import permit now, before holding a global permit.
-              const bytes = yield* readSource(d.source).pipe(Effect.result)
+              // wait for an import permit now, before holding a global permit. Files found exactly as
+              // the last whole read stamped them are not read again (one stat each).
+              const stamp = slot.stamp
+              const bytes: Result.Result<SourceBytes | SourceUnchanged, SourceBroken> =
+                stamp !== undefined && unchangedSince(stamp, Date.now())
+                  ? Result.succeed({ fingerprint: stamp.fingerprint, files: undefined, stamp })
+                  : yield* readSource(d.source).pipe(Effect.result)
+              slot.stamp = bytes._tag === "Success" ? bytes.success.stamp : undefined
               const recorded = state.get(d.name)
               const inPlace =
                 recorded !== undefined &&
@@ -516,37 +582,35 @@ export const makeReconciler = (
                 recorded.sourceFingerprint === bytes.success.fingerprint &&
                 (recorded.outcome === "Succeeded" || recorded.outcome === "Skipped" || recorded.held)
               const likelyDeploy = bytes._tag === "Success" && !inPlace
-              return yield* Effect.acquireUseRelease(
-                likelyDeploy
-                  ? Effect.map(lane.budget.reserveImport, (r) => r as ImportReservation | undefined)
-                  : Effect.succeed(undefined),
-                (reservation) =>
-                  Effect.andThen(
-                    lane.budget.awaitGate,
-                    global.withPermits(1)(
-                      Effect.suspend(() => {
-                        let begun = false
-                        return Effect.suspend(() => {
-                          if (slot.generation === generation) slot.phase = "attempting"
-                          begun = true
-                          idle.begin()
-                          return attempt(slot, lane, bytes, reservation)
-                        }).pipe(
-                          Effect.ensuring(
-                            Effect.andThen(
-                              Effect.sync(() => {
-                                if (begun) idle.end()
-                                if (slot.generation === generation) slot.phase = "waiting"
-                              }),
-                              markAttempted(slot),
-                            ),
+              const run = (reservation: ImportReservation | undefined) =>
+                Effect.andThen(
+                  lane.budget.awaitGate,
+                  global.withPermits(1)(
+                    Effect.suspend(() => {
+                      let begun = false
+                      return Effect.suspend(() => {
+                        if (slot.generation === generation) slot.phase = "attempting"
+                        begun = true
+                        idle.begin()
+                        return attempt(slot, lane, bytes, reservation)
+                      }).pipe(
+                        Effect.ensuring(
+                          Effect.andThen(
+                            Effect.sync(() => {
+                              if (begun) idle.end()
+                              if (slot.generation === generation) slot.phase = "waiting"
+                            }),
+                            markAttempted(slot),
                           ),
-                        )
-                      }),
-                    ),
+                        ),
+                      )
+                    }),
                   ),
-                (reservation) =>
-                  reservation === undefined ? Effect.void : lane.budget.releaseUnused(reservation),
+                )
+              // No import permit to hold (the likely case of a pass that changes nothing): run as is.
+              if (!likelyDeploy) return yield* run(undefined)
+              return yield* Effect.acquireUseRelease(lane.budget.reserveImport, run, (reservation) =>
+                lane.budget.releaseUnused(reservation),
               )
             }),
           )
@@ -575,11 +639,13 @@ export const makeReconciler = (
       )
     }
 
-    const trigger = (name: string, _reason: string) =>
+    const trigger = (name: string, reason: string) =>
       Effect.sync(() => {
         if (stopping) return
         const slot = slots.get(name)
         if (slot === undefined) return
+        // A watched file changed: read it whole, whatever its stamp says.
+        if (reason === "file change") slot.stamp = undefined
         if (slot.phase === "attempting") slot.again = true
         else start(slot)
       })
@@ -600,6 +666,9 @@ export const makeReconciler = (
         fiber: undefined,
         attempted: false,
         facts: undefined,
+        stamp: undefined,
+        vault: undefined,
+        expiryRecorded: undefined,
       })
       if (recorded?.lastSuccessAt !== undefined)
         agentMetrics.lastSuccess(d.name, Date.parse(recorded.lastSuccessAt))
@@ -637,6 +706,9 @@ export const makeReconciler = (
           } else if (slot.deployment.fingerprint !== d.fingerprint) {
             slot.deployment = d
             slot.facts = undefined
+            slot.stamp = undefined
+            slot.vault = undefined
+            slot.expiryRecorded = undefined
             changed++
           }
         }

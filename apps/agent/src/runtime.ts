@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { type AgentMetrics, makeAgentMetrics } from "./agentMetrics.js"
-import { type AgentConfig, loadAgentConfig } from "./config.js"
+import { type AgentConfig, loadAgentConfigUnless } from "./config.js"
 import { makeReconciler, type Reconciler } from "./reconciler.js"
 import { openStateStore } from "./state.js"
 import type { Vaults } from "./vaults.js"
@@ -54,8 +54,9 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           releaseMemoryAfterPass: reconciler.releasesMemory,
         }),
       )
-      // State is written at most every 5 seconds (and at shutdown).
-      yield* Effect.forkScoped(Effect.repeat(state.flush, Schedule.spaced("5 seconds")))
+      // State is written at most every 5 seconds when an outcome changed, after each pass (the idle
+      // release) and at shutdown.
+      yield* Effect.forkScoped(Effect.repeat(state.flushChanges, Schedule.spaced("5 seconds")))
       yield* reconciler.triggerAll("start")
       yield* Effect.forkScoped(
         Effect.repeat(
@@ -67,21 +68,30 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         yield* Effect.logInfo("SIGHUP: reloading the configuration").pipe(
           Effect.annotateLogs({ config: config.path }),
         )
-        const next = yield* loadAgentConfig(config.path).pipe(Effect.result)
+        const next = yield* loadAgentConfigUnless(config.path, config.textSha256).pipe(Effect.result)
         if (next._tag === "Failure") {
           yield* Effect.logError("the new configuration is invalid; keeping the running one").pipe(
             Effect.annotateLogs({ problems: next.failure.problems.map((p) => `${p.field}: ${p.message}`) }),
           )
           return
         }
-        if (JSON.stringify(next.success.settings) !== JSON.stringify(config.settings))
+        const loaded = next.success
+        if (loaded === "unchanged") {
+          // The same text, so the same deployments: nothing to parse or apply; reconciled all the same.
+          yield* Effect.logInfo("configuration unchanged; reconciling every deployment").pipe(
+            Effect.annotateLogs({ config: config.path }),
+          )
+          yield* reconciler.triggerAll("reload")
+          return
+        }
+        if (JSON.stringify(loaded.settings) !== JSON.stringify(config.settings))
           yield* Effect.logWarning(
             "agent settings changed; they take effect at the next restart (deployments are reloaded now)",
           )
-        yield* reconciler.apply({ ...next.success, settings: config.settings })
+        yield* reconciler.apply({ ...loaded, settings: config.settings })
         // The reconciler keeps its own Deployment objects for the deployments that did not change:
         // hold those, not the reloaded copies (10,000 deployments: a second copy of about 10 MB).
-        config = { ...next.success, settings: config.settings, deployments: reconciler.deployments() }
+        config = { ...loaded, settings: config.settings, deployments: reconciler.deployments() }
         yield* watcher.watch(config.deployments)
         yield* reconciler.triggerAll("reload")
       })

@@ -1,8 +1,8 @@
 /**
  * The state directory: the last outcome per deployment (outcome, version id,
  * thumbprint, source fingerprint, times), never key material. Written
- * atomically (temporary file, fsync, rename) at most every 5 seconds and at
- * shutdown, so a restart knows what is already in place and what is held
+ * atomically (temporary file, fsync, rename) at most every 5 seconds when an
+ * outcome changed, after each pass and at shutdown, so a restart knows what is already in place and what is held
  * (an outcome that needs a person is not retried for the same source).
  */
 import { mkdirSync, readFileSync } from "node:fs"
@@ -40,8 +40,27 @@ export interface StateStore {
   readonly remove: (name: string) => void
   /** Write now when anything changed. */
   readonly flush: Effect.Effect<void>
+  /**
+   * Write now when anything but times changed (the periodic write): a record
+   * that differs from the one it replaces only in `at` and `lastSuccessAt`
+   * (a pass that found the deployment in place) waits for the next `flush`
+   * (after the pass, at shutdown). A restart reads outcomes, fingerprints and
+   * holds, which such a change leaves as they were.
+   */
+  readonly flushChanges: Effect.Effect<void>
   readonly path: string
 }
+
+/** The same record but for its times. */
+const sameBut = (a: DeploymentRecord, b: DeploymentRecord): boolean =>
+  a.outcome === b.outcome &&
+  a.reason === b.reason &&
+  a.configFingerprint === b.configFingerprint &&
+  a.sourceFingerprint === b.sourceFingerprint &&
+  a.x5t === b.x5t &&
+  a.versionId === b.versionId &&
+  a.notAfter === b.notAfter &&
+  a.held === b.held
 
 /** Open (or create) the state directory; a corrupt state file is set aside, not fatal. */
 export const openStateStore = (dir: string, warn: (line: string) => void): StateStore => {
@@ -69,6 +88,8 @@ export const openStateStore = (dir: string, warn: (line: string) => void): State
       warn(`state file ${path} cannot be read (${String((e as Error).message)}); starting without state`)
   }
   let dirty = false
+  // Changed in more than its times (see flushChanges).
+  let changed = false
   let writing: Promise<void> = Promise.resolve()
   const write = async () => {
     const body: StateFile = { schema: "kvdeploy.agent-state/v1", deployments: Object.fromEntries(records) }
@@ -85,8 +106,10 @@ export const openStateStore = (dir: string, warn: (line: string) => void): State
   const flush = Effect.promise(() => {
     if (!dirty) return writing
     dirty = false
+    changed = false
     writing = writing.then(write, write).catch((e: unknown) => {
       dirty = true
+      changed = true
       warn(`state file ${path} cannot be written: ${String((e as Error).message)}`)
     })
     return writing
@@ -95,12 +118,18 @@ export const openStateStore = (dir: string, warn: (line: string) => void): State
     path,
     get: (name) => records.get(name),
     set: (name, record) => {
+      const previous = records.get(name)
       records.set(name, record)
       dirty = true
+      if (!changed && (previous === undefined || !sameBut(previous, record))) changed = true
     },
     remove: (name) => {
-      if (records.delete(name)) dirty = true
+      if (records.delete(name)) {
+        dirty = true
+        changed = true
+      }
     },
     flush,
+    flushChanges: Effect.suspend(() => (changed ? flush : Effect.void)),
   }
 }

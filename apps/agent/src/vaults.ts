@@ -1,7 +1,8 @@
 /**
  * The agent's access to vaults: one `Vault` (core's port) per target, built
  * by the composition in main.ts (azure-kv over the SDKs, with the target's
- * credential). The reconciler adds the per-vault budget around it.
+ * credential). The reconciler adds the per-vault budget around it, and
+ * closes the clients' idle connections once a pass is over.
  */
 import type { TargetConfig, Vault } from "@kvdeploy/core"
 import * as Context from "effect/Context"
@@ -23,5 +24,12 @@ export class Vaults extends Context.Service<
   {
     /** The vault of a target; the same service for targets of the same vault and credential. */
     readonly forTarget: (target: TargetConfig) => Effect.Effect<Vault["Service"], VaultAccessUnavailable>
+    /**
+     * Close the idle keep-alive connections of every vault client made so far
+     * (requests in flight keep theirs; the next request opens a new one) and
+     * answer how many were closed. Run after a pass: an idle TLS connection
+     * holds tens of KB, and a fleet's clients keep hundreds open otherwise.
+     */
+    readonly releaseIdleConnections: Effect.Effect<number>
   }
 >()("@kvdeploy/agent/Vaults") {}

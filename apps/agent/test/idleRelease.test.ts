@@ -106,12 +106,31 @@ describe("idle release", () => {
     }),
   )
 
-  it("does nothing without an exposed collector", () => {
-    const scheduled: Array<Effect.Effect<void>> = []
-    const release = makeIdleRelease({ quietMs: 3000, run: (e) => scheduled.push(e), gc: undefined })
-    release.begin()
-    release.end()
-    expect(release.available).toBe(false)
-    expect(scheduled).toHaveLength(0)
-  })
+  it.effect(
+    "without an exposed collector: the release work still runs after the quiet period, no collection",
+    () =>
+      Effect.gen(function* () {
+        const scheduled: Array<Effect.Effect<void>> = []
+        let released = 0
+        const release = makeIdleRelease({
+          quietMs: 3000,
+          run: (e) => scheduled.push(e),
+          gc: undefined,
+          before: Effect.sync(() => {
+            released++
+          }),
+        })
+        expect(release.available).toBe(false)
+        release.begin()
+        release.end()
+        yield* Effect.forEach(scheduled.splice(0), (e) => Effect.forkChild(e), { discard: true })
+        yield* TestClock.adjust(2999)
+        expect(released).toBe(0)
+        // The state write and the closing of idle connections need no collector.
+        yield* TestClock.adjust(1)
+        expect(released).toBe(1)
+        yield* TestClock.adjust(60_000)
+        expect(released).toBe(1)
+      }),
+  )
 })

@@ -102,8 +102,18 @@ describe("lifecycle of one deployment", () => {
     await a.waitFor((l) => l.deployment === "api" && l.msg === "deploy: Succeeded", { from })
     expect(latestX5t("api-cert")).toBe(third.x5t)
 
-    // Metrics: the catalogue and the agent's own series, valid exposition.
-    const page = (await a.http("/metrics")).body
+    // Metrics: the catalogue and the agent's own series, valid exposition. The deploy's log line is
+    // written as the deploy ends, its outcome recorded right after: the page is read once it is.
+    let page = ""
+    await expect
+      .poll(
+        async () => {
+          page = (await a.http("/metrics")).body
+          return metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "api", outcome: "Succeeded" })
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(1)
     expect(
       metricValue(page, "certctl_deploy_attempts_total", { target_type: "azure_kv", result: "succeeded" }),
     ).toBe(3)
@@ -128,6 +138,10 @@ describe("lifecycle of one deployment", () => {
       expect(log).not.toContain(body.slice(0, 40))
     }
     expect(log).not.toContain("PRIVATE KEY")
+
+    // Once the reconciler is quiet, the vault client's idle keep-alive connections are closed.
+    const closed = await a.waitFor((l) => l.msg === "idle: vault connections closed after the pass")
+    expect(closed.connections).toBeGreaterThanOrEqual(1)
 
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)

@@ -3,12 +3,12 @@
  * file (a FIFO would block the event loop, and with it every deployment).
  */
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
 import { afterEach, describe, expect, it } from "vitest"
-import { readSource } from "../src/source.js"
+import { readSource, type SourceStamp, unchangedSince } from "../src/source.js"
 
 let dir: string | undefined
 afterEach(() => {
@@ -56,5 +56,58 @@ describe("readSource", () => {
       `cert ${d} is not a regular file (a directory, FIFO or device): point the source at the certificate file itself`,
       `key ${join(d, "missing.key")} does not exist`,
     ])
+  })
+
+  describe("unchangedSince (a pass that finds the files as stamped does not read them)", () => {
+    /** Two files last changed long before they are read; the stamp as if read `laterMs` after. */
+    const stamped = async (laterMs = 5000) => {
+      const d = scratch()
+      const cert = join(d, "a.crt")
+      const key = join(d, "a.key")
+      writeFileSync(cert, "certificate bytes")
+      writeFileSync(key, "key bytes")
+      const read = await Effect.runPromise(readSource({ _tag: "Pem", cert, chain: undefined, key }))
+      // The files' ctime is now (utimes cannot move it): stamp them as read `laterMs` afterwards.
+      const stamp: SourceStamp = { ...read.stamp, readAtMs: read.stamp.readAtMs + laterMs }
+      return { cert, key, stamp, now: stamp.readAtMs + 1 }
+    }
+
+    it("trusts files found exactly as stamped", async () => {
+      const { stamp, now } = await stamped()
+      expect(stamp.fingerprint).toMatch(/^[0-9a-f]{64}$/)
+      expect(unchangedSince(stamp, now)).toBe(true)
+    })
+
+    it("notices a rewrite in place, even of the same size with the old mtime put back", async () => {
+      const { cert, stamp, now } = await stamped()
+      const before = statSync(cert)
+      // Past the file system's timestamp tick (coarse clocks): the stamp's own guard covers a
+      // rewrite within it (RACY_MS), which this test does not.
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      writeFileSync(cert, "CERTIFICATE BYTES")
+      utimesSync(cert, before.atime, before.mtime)
+      expect(statSync(cert).size).toBe(before.size)
+      expect(unchangedSince(stamp, now)).toBe(false)
+    })
+
+    it("notices an atomic rename over a file, a removed file and a file replaced by a directory", async () => {
+      const renamed = await stamped()
+      writeFileSync(`${renamed.key}.tmp`, "key bytes")
+      renameSync(`${renamed.key}.tmp`, renamed.key)
+      expect(unchangedSince(renamed.stamp, renamed.now)).toBe(false)
+      const removed = await stamped()
+      rmSync(removed.cert)
+      expect(unchangedSince(removed.stamp, removed.now)).toBe(false)
+    })
+
+    it("does not trust files changed shortly before they were read, nor an old stamp", async () => {
+      // Read 1 s after the files were written: a write in the same timestamp tick could hide.
+      const racy = await stamped(1000)
+      expect(unchangedSince(racy.stamp, racy.now)).toBe(false)
+      const old = await stamped()
+      expect(unchangedSince(old.stamp, old.now + 11 * 60_000)).toBe(false)
+      // A clock that went back.
+      expect(unchangedSince(old.stamp, old.stamp.readAtMs - 1)).toBe(false)
+    })
   })
 })

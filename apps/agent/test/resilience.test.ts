@@ -199,6 +199,25 @@ describe("signals and restarts", () => {
     const refused = await a.waitFor((l) => /invalid; keeping the running one/.test(l.msg), { from })
     expect(JSON.stringify(refused.problems)).toMatch(/deployments\[0\]/)
     expect((await a.http("/healthz")).status).toBe(200)
+    // The running configuration's text again: not parsed again, every deployment still reconciled
+    // (one read each), nothing written.
+    writeConfig(w, e, [{ ...one, target: { tags: { team: "edge" } } }, two])
+    const mark = e.requests.mark()
+    from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor((l) => l.msg === "configuration unchanged; reconciling every deployment", { from })
+    const readsOf = (name: string) =>
+      e.requests
+        .entries({ since: mark })
+        .filter(
+          (r) =>
+            !r.challenge &&
+            r.operation === "getLatest" &&
+            new RegExp(`/certificates/${name}/?$`).test(r.path),
+        )
+    await expect.poll(() => readsOf("one").length + readsOf("two").length, { timeout: 10_000 }).toBe(2)
+    expect(e.requests.entries({ since: mark }).filter((r) => r.method !== "GET" && !r.challenge)).toEqual([])
+    expect(a.lines.slice(from).some((l) => l.msg === "configuration applied")).toBe(false)
   })
 
   it("SIGHUP removing a deployment in the middle of its first attempt does not make the agent ready early", async () => {

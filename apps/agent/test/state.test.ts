@@ -1,0 +1,52 @@
+/** The state file: outcomes written by the periodic write, a pass's new times only by the full flush. */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Effect from "effect/Effect"
+import { afterEach, describe, expect, it } from "vitest"
+import { type DeploymentRecord, openStateStore } from "../src/state.js"
+
+let dir: string | undefined
+afterEach(() => {
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+  dir = undefined
+})
+
+const record = (at: string, outcome = "Skipped"): DeploymentRecord => ({
+  outcome,
+  at,
+  reason: "the vault serves the source certificate",
+  configFingerprint: "c".repeat(64),
+  sourceFingerprint: "s".repeat(64),
+  x5t: "x5t",
+  versionId: "v1",
+  notAfter: "2030-01-01T00:00:00.000Z",
+  lastSuccessAt: at,
+  held: false,
+})
+
+describe("state store", () => {
+  it("writes a changed outcome on the periodic write, a record's new times only on the full flush", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    const store = openStateStore(dir, () => {})
+    const onDisk = () => JSON.parse(readFileSync(store.path, "utf8")).deployments.api as DeploymentRecord
+    store.set("api", record("2026-01-01T00:00:00.000Z", "Succeeded"))
+    await Effect.runPromise(store.flushChanges)
+    expect(onDisk().outcome).toBe("Succeeded")
+    // In place on the next pass: a new outcome, written by the periodic write.
+    store.set("api", record("2026-01-01T00:05:00.000Z"))
+    await Effect.runPromise(store.flushChanges)
+    expect(onDisk()).toMatchObject({ outcome: "Skipped", at: "2026-01-01T00:05:00.000Z" })
+    // In place again: only the times changed; the periodic write leaves them for the flush after the pass.
+    store.set("api", record("2026-01-01T00:10:00.000Z"))
+    await Effect.runPromise(store.flushChanges)
+    expect(onDisk().at).toBe("2026-01-01T00:05:00.000Z")
+    await Effect.runPromise(store.flush)
+    expect(onDisk()).toMatchObject({
+      at: "2026-01-01T00:10:00.000Z",
+      lastSuccessAt: "2026-01-01T00:10:00.000Z",
+    })
+    // A restart reads what was flushed.
+    expect(openStateStore(dir, () => {}).get("api")?.at).toBe("2026-01-01T00:10:00.000Z")
+  })
+})
