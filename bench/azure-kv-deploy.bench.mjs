@@ -23,6 +23,19 @@
 // body), while the bare SDK's importCertificate drops the policy it is given (the SDK's
 // import bug), so the baselines' import bodies are shorter and carry none. A bare script
 // cannot send it without that same work.
+// A second difference, in the transport: kvdeploy's and the adapter arms' clients share the
+// adapter's one keep-alive https.Agent with a TLS context built once (Node's roots plus the
+// emulator's CA); the bare SDK's client passes `tlsOptions.ca` and uses the SDK's own
+// keep-alive agent. Both reuse one connection per arm after the warm-up. A scratch run with the
+// bare SDK on an agent like the adapter's measured no slower than baseline A (11.8 ms, client
+// CPU 3.7 ms, against 12.8 ms, 4.0 ms, load 8), so the baselines keep the SDK's defaults.
+// On the import's socket write being slower in kvdeploy's arm: it is not the request (one
+// write of headers and JSON body in every arm, 3.6-4.0 KB, the policy's ~340 bytes apart), and
+// the write's own CPU is the same in every arm (0.1-0.2 ms); the rest of its wall time is the
+// client's thread off the CPU inside the write to loopback, which wakes the emulator. It follows
+// CPU use just before the write, not kvdeploy's code: the bare SDK with busy work before its
+// import saw the same slow write in two scratch runs of three (4 ms busy at load 9: median
+// 2.1 ms against 0.09 ms; 2 ms at load 6: 0.98 against 0.08; 4 ms at load 5: 0.17 against 0.10).
 // kvdeploy:   deploy(request) with PEM-equivalent material (DER + PKCS#8): preflight
 //             (inspect + encode), snapshot, import (with its policy), verify.
 //
