@@ -26,15 +26,25 @@ const certificateSchema = () =>
   })
 
 /**
- * Certificates `decodePfx` returned, with the asn1js parse of the same bytes
- * made while reading the PFX. Used only while the array still holds exactly
- * those bytes (the parse's own view of them is compared).
+ * The leaves of the last few materials `decodePfx` returned, with the asn1js
+ * parse of the same bytes made while reading the PFX. Used only while the
+ * array still holds exactly those bytes (the parse's own view of them is
+ * compared). Few on purpose: a parse is tens of KB of objects (and holds the
+ * decrypted certificate block), and a caller that keeps thousands of decoded
+ * materials (the agent, the emulator's vaults) must not keep as many parses;
+ * key usage is read right after the decode (the emulator does, in the same worker).
  */
-const parsedTrees = new WeakMap<Uint8Array, asn1js.AsnType>()
+const parsedTrees = new Map<Uint8Array, asn1js.AsnType>()
+const parsedTreesLimit = 16
 
 /** Remember asn1js's parse of `der` (a private array just handed to a caller). */
 export const rememberParsedCertificate = (der: Uint8Array, tree: asn1js.AsnType): void => {
-  if (bytesEqual(tree.valueBeforeDecodeView, der)) parsedTrees.set(der, tree)
+  if (!bytesEqual(tree.valueBeforeDecodeView, der)) return
+  parsedTrees.set(der, tree)
+  if (parsedTrees.size > parsedTreesLimit) {
+    const oldest = parsedTrees.keys().next().value
+    if (oldest !== undefined) parsedTrees.delete(oldest)
+  }
 }
 
 const treeOf = (der: Uint8Array): asn1js.AsnType => {
@@ -65,8 +75,8 @@ const read = (der: Uint8Array): number | undefined => {
  * cRLSign 64, encipherOnly 128, decipherOnly 256); `undefined` when the
  * certificate has no key usage extension. Fails with `MaterialInvalid` when
  * `der` is not a readable certificate or its key usage extension is not
- * readable. Cheapest on the `leaf` of a material `decodePfx` returned (the
- * parse made while decoding is reused).
+ * readable. Cheapest on the `leaf` of one of the last 16 materials
+ * `decodePfx` returned, unchanged (the parse made while decoding is reused).
  */
 export const keyUsageBits = (der: Uint8Array): Effect.Effect<number | undefined, MaterialInvalid> =>
   Effect.try({
