@@ -19,8 +19,13 @@ import * as Effect from "effect/Effect"
 export interface IdleRelease {
   /** An attempt starts (the pass is not over). */
   readonly begin: () => void
-  /** An attempt ended; once nothing ran for `quietMs`, memory is released. */
-  readonly end: () => void
+  /**
+   * An attempt ended; once nothing ran for `quietMs`, memory is released.
+   * `light`: it parsed nothing and deployed nothing (a comparison that found
+   * the source in place), so it left no native garbage worth a collection
+   * during the pass; only other attempts count towards `growthBytes` checks.
+   */
+  readonly end: (light?: boolean) => void
   /** Whether a collection can be asked for at all (`--expose-gc`). */
   readonly available: boolean
 }
@@ -106,12 +111,13 @@ export const makeIdleRelease = (options: IdleReleaseOptions): IdleRelease => {
     begin: () => {
       running++
     },
-    end: () => {
+    end: (light = false) => {
       running--
       since++
-      // Every 64 attempts: has the pass grown the process past the bound?
+      // Every 64 attempts that parsed or deployed: has the pass grown the process past the bound?
       if (
         gc !== undefined &&
+        !light &&
         running > 0 &&
         !collecting &&
         ++ends % 64 === 0 &&

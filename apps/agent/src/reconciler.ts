@@ -155,7 +155,9 @@ export const makeReconciler = (
               ),
         ),
       ),
-      growthBytes: 256 * 1024 * 1024,
+      // Bounds the peak of a pass that parses and deploys (a cold pass over 10,000 deployments peaked at
+      // ~350 MB with 128 MB, ~500-670 MB with 256 MB, and left less behind: 201 MB idle against 224).
+      growthBytes: 128 * 1024 * 1024,
     })
 
     // Synchronous: two deployments of a new vault never get two budgets for it.
@@ -242,6 +244,7 @@ export const makeReconciler = (
       lane: VaultLane,
       seen: Result.Result<SourceBytes | SourceUnchanged, SourceBroken>,
       reserved: ImportReservation | undefined,
+      work: { heavy: boolean },
     ): Effect.Effect<void, AttemptFailed, Metrics | PfxCodec> =>
       Effect.gen(function* () {
         const d = slot.deployment
@@ -268,6 +271,7 @@ export const makeReconciler = (
           bytes.success.files !== undefined &&
           (slot.facts === undefined || slot.facts.fingerprint !== bytes.success.fingerprint)
         ) {
+          work.heavy = true
           const checked = yield* materialOf(d.source, bytes.success, process.env).pipe(Effect.result)
           if (checked._tag === "Failure") broken = checked.failure
           else {
@@ -400,6 +404,7 @@ export const makeReconciler = (
           return
         }
         // 4. Deploy (core's state machine), with the snapshot just read.
+        work.heavy = true
         if (parsed === undefined && sourceBytes !== undefined) {
           let whole: SourceBytes | undefined = sourceBytes.files === undefined ? undefined : sourceBytes
           if (whole === undefined) {
@@ -588,16 +593,18 @@ export const makeReconciler = (
                   global.withPermits(1)(
                     Effect.suspend(() => {
                       let begun = false
+                      // Whether the attempt parsed or deployed (the in-pass collections are for those).
+                      const work = { heavy: false }
                       return Effect.suspend(() => {
                         if (slot.generation === generation) slot.phase = "attempting"
                         begun = true
                         idle.begin()
-                        return attempt(slot, lane, bytes, reservation)
+                        return attempt(slot, lane, bytes, reservation, work)
                       }).pipe(
                         Effect.ensuring(
                           Effect.andThen(
                             Effect.sync(() => {
-                              if (begun) idle.end()
+                              if (begun) idle.end(!work.heavy)
                               if (slot.generation === generation) slot.phase = "waiting"
                             }),
                             markAttempted(slot),

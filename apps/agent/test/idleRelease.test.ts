@@ -106,6 +106,29 @@ describe("idle release", () => {
     }),
   )
 
+  it.effect("light attempts (nothing parsed or deployed) never collect during the pass", () =>
+    Effect.gen(function* () {
+      const h = harness()
+      h.release.begin()
+      for (let i = 0; i < 200; i++) {
+        h.release.begin()
+        h.grow(1)
+        h.release.end(true)
+        yield* h.startScheduled
+        yield* TestClock.adjust(0)
+      }
+      // Grown by 200, over the bound of 50, but by attempts that only compared: no collection yet.
+      expect(h.collections()).toBe(0)
+      for (let i = 0; i < 64; i++) {
+        h.release.begin()
+        h.release.end()
+        yield* h.startScheduled
+        yield* TestClock.adjust(0)
+      }
+      expect(h.collections()).toBe(1)
+    }),
+  )
+
   it.effect(
     "without an exposed collector: the release work still runs after the quiet period, no collection",
     () =>
