@@ -12,6 +12,7 @@
 import { Agent } from "node:https"
 import { createSecureContext, rootCertificates } from "node:tls"
 import type { TokenCredential } from "@azure/core-auth"
+import { getDefaultProxySettings } from "@azure/core-rest-pipeline"
 import {
   CertificateClient,
   type CertificateClientOptions,
@@ -39,7 +40,7 @@ import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { serialHexReader } from "./certificateSerial.js"
+import { serialHexReader, withSerialReadOnDemand } from "./certificateSerial.js"
 import {
   importPolicyFor,
   importPolicyHeader,
@@ -98,18 +99,20 @@ const versionFromProperties = (
   cer: Uint8Array | undefined,
   serialHexOf: (der: Uint8Array) => string | undefined,
 ): VaultVersion => {
-  const serialHex = cer === undefined ? undefined : serialHexOf(cer)
-  return {
+  const version = {
     versionId: properties.version ?? "",
     x5t: keyVaultBytesToBase64url(properties.x509Thumbprint),
     // The versions listing carries no certificate: its serial is unknown there ("").
-    serialHex: serialHex ?? "",
+    serialHex: "",
     enabled: properties.enabled ?? true,
     createdAt: properties.createdOn ?? new Date(0),
     tags: { ...(properties.tags ?? {}) },
     ...(cer === undefined ? {} : { cer }),
     ...(properties.expiresOn === undefined ? {} : { expiresAt: properties.expiresOn }),
   }
+  // The serial is read from the certificate when first asked for: a caller that compares only
+  // x5t, tags and enabled (the agent's no-change check) parses nothing.
+  return cer === undefined ? version : withSerialReadOnDemand(version, cer, serialHexOf)
 }
 
 const pemBlocks = (pem: string, label: string): Uint8Array[] => {
@@ -151,19 +154,27 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const onThrottled = () => {
     if (recording) Effect.runFork(metrics.vaultThrottled())
   }
-  const agent = new Agent({
-    keepAlive: true,
-    ...(options.trustedCaPem === undefined
-      ? {}
-      : { secureContext: createSecureContext({ ca: caList(options.trustedCaPem) }) }),
-  })
+  // Behind a proxy from the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY) the SDK's proxy
+  // policy must choose the agent: it leaves a request alone when an agent is already set, so an
+  // agent of ours would send every request around the proxy. The SDK's proxy agent then owns the
+  // connections, and `releaseIdle` has none to close. With extra CAs (a custom cloud or the
+  // emulator) the adapter keeps its own agent, as it always has.
+  const agent =
+    options.trustedCaPem === undefined && getDefaultProxySettings() !== undefined
+      ? undefined
+      : new Agent({
+          keepAlive: true,
+          ...(options.trustedCaPem === undefined
+            ? {}
+            : { secureContext: createSecureContext({ ca: caList(options.trustedCaPem) }) }),
+        })
   const common = {
     ...(options.customCloud === true ? { disableChallengeResourceVerification: true } : {}),
     // One keep-alive agent per adapter, shared by both clients, so that `VaultConnections` can
     // release its idle sockets. With extra CAs it has one prebuilt TLS context: passing
     // `tlsOptions.ca` (Node's ~140 roots plus the extra CA) costs several milliseconds per
     // request, as the agent keys its sockets by it.
-    agent,
+    ...(agent === undefined ? {} : { agent }),
     ...(options.retry === undefined
       ? {}
       : {

@@ -42,8 +42,18 @@ const socketsIn = (pool: Readonly<Record<string, ReadonlyArray<unknown> | undefi
   return n
 }
 
-/** The service over one https.Agent (Node's public `freeSockets`/`sockets` pools). */
-export const connectionsOf = (agent: Agent): VaultConnections["Service"] => {
+/**
+ * The service over one https.Agent (Node's public `freeSockets`/`sockets` pools).
+ * Without one (the adapter goes through a proxy from the environment, whose
+ * agent the SDK owns) there is nothing to count or close: `releaseIdle`
+ * answers 0 and `count` answers no sockets.
+ */
+export const connectionsOf = (agent: Agent | undefined): VaultConnections["Service"] => {
+  if (agent === undefined)
+    return VaultConnections.of({
+      releaseIdle: Effect.succeed(0),
+      count: Effect.succeed({ active: 0, idle: 0 }),
+    })
   const releaseIdle = Effect.callback<number>((resume) => {
     const idle: Socket[] = []
     for (const list of Object.values(agent.freeSockets)) if (list !== undefined) idle.push(...list)

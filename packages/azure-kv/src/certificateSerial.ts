@@ -56,3 +56,25 @@ export const serialHexReader = (size = 8): ((der: Uint8Array) => string | undefi
     return serialHex
   }
 }
+
+/**
+ * `version` with its `serialHex` read from `cer` on first access (then kept):
+ * an own, enumerable property, so spreads, `Object.keys` and equality checks
+ * see it as a plain field. `""` when `cer` is not a readable certificate.
+ */
+export const withSerialReadOnDemand = <V extends { serialHex: string }>(
+  version: V,
+  cer: Uint8Array,
+  read: (der: Uint8Array) => string | undefined,
+): V => {
+  Object.defineProperty(version, "serialHex", {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const serialHex = read(cer) ?? ""
+      Object.defineProperty(version, "serialHex", { value: serialHex, enumerable: true, writable: false })
+      return serialHex
+    },
+  })
+  return version
+}

@@ -8,7 +8,12 @@ import { certificateFacts } from "@kvdeploy/pkcs12"
 import { generateKey, issue } from "@kvdeploy/pkcs12/testing"
 import * as Effect from "effect/Effect"
 import fc from "fast-check"
-import { serialHexOf, serialHexReader, twosComplementHex } from "../src/certificateSerial.js"
+import {
+  serialHexOf,
+  serialHexReader,
+  twosComplementHex,
+  withSerialReadOnDemand,
+} from "../src/certificateSerial.js"
 
 describe("serialHexOf", () => {
   it("agrees with pkcs12's certificate facts for any serial (leading zeros, high bit set, 1 to 20 bytes)", async () => {
@@ -68,5 +73,30 @@ describe("serialHexReader", () => {
     expect(at).toBeGreaterThan(0)
     der.set([0x43, 0x43], at + 2)
     expect(read(der)).toBe("4343")
+  })
+})
+
+describe("withSerialReadOnDemand", () => {
+  it("reads the serial only when asked, once, as a plain enumerable field", async () => {
+    const key = await generateKey("P-256")
+    const der = await issue({ subject: "CN=lazy.example.test", key, serialNumber: "0abc12" })
+    const reads: Array<Uint8Array> = []
+    const read = (d: Uint8Array) => {
+      reads.push(d)
+      return serialHexOf(d)
+    }
+    const version = withSerialReadOnDemand({ versionId: "v1", serialHex: "" }, der, read)
+    expect(reads).toHaveLength(0)
+    expect(Object.keys(version)).toEqual(["versionId", "serialHex"])
+    expect(reads).toHaveLength(0)
+    expect(version.serialHex).toBe("0abc12")
+    expect(version.serialHex).toBe("0abc12")
+    expect({ ...version }).toEqual({ versionId: "v1", serialHex: "0abc12" })
+    expect(reads).toEqual([der])
+  })
+
+  it('gives a spread copy the serial without an earlier read, and "" for bytes that are not a certificate', () => {
+    const copy = { ...withSerialReadOnDemand({ serialHex: "" }, new Uint8Array([1, 2, 3]), serialHexOf) }
+    expect(copy).toEqual({ serialHex: "" })
   })
 })

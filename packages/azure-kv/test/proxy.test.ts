@@ -1,0 +1,68 @@
+/**
+ * A proxy from the environment (HTTPS_PROXY) carries the adapter's requests.
+ * The SDK's proxy policy leaves a request alone when an agent is already set,
+ * so the adapter must not set its own keep-alive agent when a proxy applies:
+ * a local CONNECT listener stands in for the proxy and records what reaches it.
+ */
+import { createServer, type Server } from "node:net"
+import type { TokenCredential } from "@azure/core-auth"
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import { RecordingMetrics } from "@kvdeploy/core/test"
+import * as Pkcs12 from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { makeWithConnections } from "../src/index.js"
+
+const credential: TokenCredential = {
+  getToken: async () => ({ token: "not-a-real-token", expiresOnTimestamp: Date.now() + 3_600_000 }),
+}
+
+/** A listener that records the first line of each connection and closes it (no tunnel). */
+const fakeProxy = async (): Promise<{ server: Server; url: string; lines: Array<string> }> => {
+  const lines: Array<string> = []
+  const server = createServer((socket) => {
+    socket.once("data", (chunk) => {
+      lines.push(chunk.toString("latin1").split("\r\n")[0] ?? "")
+      socket.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+    })
+    socket.on("error", () => {})
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const address = server.address()
+  if (address === null || typeof address === "string") throw new Error("no port")
+  return { server, url: `http://127.0.0.1:${address.port}`, lines }
+}
+
+const saved = { HTTPS_PROXY: process.env.HTTPS_PROXY, NO_PROXY: process.env.NO_PROXY }
+let proxyServer: Server | undefined
+afterEach(() => {
+  for (const [k, v] of Object.entries(saved)) {
+    if (v === undefined) delete process.env[k]
+    else process.env[k] = v
+  }
+  proxyServer?.close()
+})
+
+describe("a proxy from the environment", () => {
+  it.live(
+    "carries the vault requests of an adapter without extra CAs; there are no sockets of ours to release",
+    () =>
+      Effect.gen(function* () {
+        const proxy = yield* Effect.promise(fakeProxy)
+        proxyServer = proxy.server
+        process.env.HTTPS_PROXY = proxy.url
+        delete process.env.NO_PROXY
+        const { vault, connections } = yield* makeWithConnections({
+          vaultUrl: "https://kvdeploy-proxied.vault.azure.net",
+          credential,
+          retry: { maxRetries: 0 },
+          requestTimeoutMs: 5_000,
+        })
+        const read = yield* Effect.result(vault.getLatest("through-the-proxy"))
+        expect(read._tag).toBe("Failure")
+        expect(proxy.lines).toContain("CONNECT kvdeploy-proxied.vault.azure.net:443 HTTP/1.1")
+        expect(yield* connections.releaseIdle).toBe(0)
+        expect(yield* connections.count).toEqual({ active: 0, idle: 0 })
+      }).pipe(Effect.provide(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
+  )
+})
