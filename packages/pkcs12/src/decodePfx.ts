@@ -17,7 +17,7 @@ import * as pkijs from "pkijs"
 import { digestByOid, hashSizes, maxIterations, maxPfxBytes, oid } from "./algorithms.js"
 import { type ParsedCertificate, parseCertificateSharedNow } from "./certificateFacts.js"
 import { type AnalysedMaterial, orderChain, rememberAnalysis } from "./inspect.js"
-import { rememberParsedCertificate } from "./keyUsage.js"
+import { rememberCertificate } from "./keyUsage.js"
 import { secretKey } from "./nodeCrypto.js"
 import {
   decryptPrivateKeyInfo,
@@ -29,7 +29,7 @@ import {
 } from "./passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
 import { bytesEqual, loadPkcs8, publicKeysEqual, publicOf } from "./privateKey.js"
-import { parsedContent, readBags, readBagsFromBer, type SafeBag } from "./safeBags.js"
+import { parseBer, readBagsFromBer, type SafeBag } from "./safeBags.js"
 import { noStackTrace } from "./spans.js"
 
 type Reason = PfxDecodeError["reason"]
@@ -59,7 +59,6 @@ interface FoundKey {
 }
 interface FoundCertificate {
   readonly der: Uint8Array
-  readonly parsed: asn1js.AsnType | undefined
   readonly localKeyId: Uint8Array | undefined
 }
 
@@ -156,7 +155,7 @@ const collectBags = (
           localKeyId: bag.localKeyId,
         })
       } else if (bag._tag === "Certificate") {
-        certificates.push({ der: bag.der, parsed: bag.parsed, localKeyId: bag.localKeyId })
+        certificates.push({ der: bag.der, localKeyId: bag.localKeyId })
       } else if (bag._tag === "Nested") {
         if (depth >= 4)
           return yield* fail("malformed", `the PFX nests safe contents too deeply; ${MALFORMED_FIX}`)
@@ -166,12 +165,9 @@ const collectBags = (
     }
   })
 
-const parseSafeContents = (
-  bytes: Uint8Array,
-  parsed?: asn1js.AsnType,
-): Effect.Effect<ReadonlyArray<SafeBag>, PfxDecodeError> =>
+const parseSafeContents = (bytes: Uint8Array): Effect.Effect<ReadonlyArray<SafeBag>, PfxDecodeError> =>
   Effect.try({
-    try: () => (parsed === undefined ? readBagsFromBer(bytes) : readBags(parsed)),
+    try: () => readBagsFromBer(bytes),
     catch: (cause) =>
       new PfxDecodeError({
         reason: "malformed",
@@ -193,8 +189,10 @@ export const decodePfx = (
       )
     const pw = Redacted.value(password)
     const pfx = yield* Effect.try({
-      // asn1js's fromBER parses a copy of its input: the caller's array is not kept.
-      try: () => pkijs.PFX.fromBER(bytes),
+      // asn1js parses a copy of its input: the caller's array is not kept. The
+      // contents of OCTET STRINGs are left unparsed (see safeBags.ts); the
+      // authenticated safe and the safe contents are parsed below.
+      try: () => new pkijs.PFX({ schema: parseBer(bytes) }),
       catch: (cause) =>
         new PfxDecodeError({
           reason: "malformed",
@@ -215,12 +213,8 @@ export const decodePfx = (
     const authSafeBytes = copyOf(content.getValue())
     const budget = newKdfBudget()
     yield* verifyMac(pfx, authSafeBytes, pw, budget)
-    const authSafeParsed = parsedContent(content)
     const authenticatedSafe = yield* Effect.try({
-      try: () =>
-        authSafeParsed === undefined
-          ? pkijs.AuthenticatedSafe.fromBER(authSafeBytes)
-          : new pkijs.AuthenticatedSafe({ schema: authSafeParsed }),
+      try: () => new pkijs.AuthenticatedSafe({ schema: parseBer(authSafeBytes) }),
       catch: (cause) =>
         new PfxDecodeError({
           reason: "malformed",
@@ -233,7 +227,7 @@ export const decodePfx = (
     for (const info of authenticatedSafe.safeContents) {
       const inner: unknown = info.content
       if (info.contentType === oid.data && inner instanceof asn1js.OctetString) {
-        const contents = yield* parseSafeContents(new Uint8Array(inner.getValue()), parsedContent(inner))
+        const contents = yield* parseSafeContents(new Uint8Array(inner.getValue()))
         yield* collectBags(contents, pw, keys, certificates, 0, budget)
       } else if (info.contentType === oid.encryptedData) {
         const encrypted = yield* Effect.try({
@@ -326,9 +320,8 @@ export const decodePfx = (
         keyMatchesLeaf: publicKeysEqual(publicKey, leaf.publicKey),
       }
       rememberAnalysis(material, analysed)
-      // keyUsageBits(material.leaf) then reads the parse made of the leaf's bag above.
-      const leafTree = certificates[leafIndex]?.parsed
-      if (leafTree !== undefined) rememberParsedCertificate(material.leaf, leafTree)
+      // keyUsageBits(material.leaf) then reads this parse of the leaf.
+      rememberCertificate(material.leaf)
       return material
     }
     return yield* fail(

@@ -3,7 +3,7 @@
  * @peculiar/x509's `KeyUsageFlags` number. node:crypto's X509Certificate does
  * not expose the extension; a whole @peculiar/x509 certificate parse costs
  * ~0.5 ms. Here asn1js parses the certificate (or `decodePfx` hands over the
- * parse asn1js already made of the leaf inside its certificate bag), pkijs's
+ * parse it made of the leaf it returned), pkijs's
  * Certificate and Extension schemas find the extension, and @peculiar/x509's
  * own KeyUsagesExtension reads it, so the bits are exactly what
  * `new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension)?.usages` gives.
@@ -27,19 +27,31 @@ const certificateSchema = () =>
 
 /**
  * The leaves of the last few materials `decodePfx` returned, with the asn1js
- * parse of the same bytes made while reading the PFX. Used only while the
+ * parse of the same bytes made by `decodePfx`. Used only while the
  * array still holds exactly those bytes (the parse's own view of them is
- * compared). Few on purpose: a parse is tens of KB of objects (and holds the
- * decrypted certificate block), and a caller that keeps thousands of decoded
- * materials (the agent, the emulator's vaults) must not keep as many parses;
+ * compared). Few on purpose: a parse is KBs of objects, and a caller that
+ * keeps thousands of decoded materials (the agent, the emulator's vaults) must not keep as many parses;
  * key usage is read right after the decode (the emulator does, in the same worker).
  */
 const parsedTrees = new Map<Uint8Array, asn1js.AsnType>()
 const parsedTreesLimit = 16
 
-/** Remember asn1js's parse of `der` (a private array just handed to a caller). */
-export const rememberParsedCertificate = (der: Uint8Array, tree: asn1js.AsnType): void => {
-  if (!bytesEqual(tree.valueBeforeDecodeView, der)) return
+// Only what `read` uses is parsed: the certificate's structure, not the
+// contents of its OCTET and BIT STRINGs (the extension's value is read by
+// @peculiar/x509 from its bytes).
+const parseCertificate = (der: Uint8Array): asn1js.AsnType | undefined => {
+  const parsed = asn1js.fromBER(der, { parseEmbedded: false })
+  return parsed.offset === der.length ? parsed.result : undefined
+}
+
+/**
+ * Parse `der` (a private array just handed to a caller) now and remember the
+ * parse for `keyUsageBits`; nothing is remembered when it is not one DER value
+ * (`keyUsageBits` then fails on it as on any unreadable certificate).
+ */
+export const rememberCertificate = (der: Uint8Array): void => {
+  const tree = parseCertificate(der)
+  if (tree === undefined) return
   parsedTrees.set(der, tree)
   if (parsedTrees.size > parsedTreesLimit) {
     const oldest = parsedTrees.keys().next().value
@@ -50,9 +62,9 @@ export const rememberParsedCertificate = (der: Uint8Array, tree: asn1js.AsnType)
 const treeOf = (der: Uint8Array): asn1js.AsnType => {
   const known = parsedTrees.get(der)
   if (known !== undefined && bytesEqual(known.valueBeforeDecodeView, der)) return known
-  const parsed = asn1js.fromBER(der)
-  if (parsed.offset !== der.length) throw new Error("not one DER value")
-  return parsed.result
+  const tree = parseCertificate(der)
+  if (tree === undefined) throw new Error("not one DER value")
+  return tree
 }
 
 const read = (der: Uint8Array): number | undefined => {

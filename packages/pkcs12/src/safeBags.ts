@@ -6,6 +6,12 @@
  * node:crypto's X509Certificate parses natively afterwards. The other bag
  * values are pkijs objects as before, and the structure is read completely
  * before any key is decrypted, so a malformed block fails as it did.
+ *
+ * asn1js parses with `parseEmbedded: false` here (`parseBer`): by default it
+ * also tries to parse the content of every primitive OCTET STRING and BIT
+ * STRING as BER (certificates inside their bags, ciphertexts, salts, keys),
+ * most of the parse's time, and nothing here reads those speculative
+ * parses. Inner DER that is needed is parsed explicitly where it is used.
  */
 import * as asn1js from "asn1js"
 import * as pkijs from "pkijs"
@@ -15,8 +21,6 @@ import { oid } from "./algorithms.js"
 export interface CertificateBag {
   readonly _tag: "Certificate"
   readonly der: Uint8Array
-  /** asn1js's parse of the certificate, made while parsing the bag (see `parsedContent`). */
-  readonly parsed: asn1js.AsnType | undefined
   readonly localKeyId: Uint8Array | undefined
 }
 export interface ShroudedKeyBag {
@@ -64,16 +68,16 @@ const verified = (
 }
 
 /**
- * The content of a primitive OCTET STRING as asn1js already parsed it:
- * asn1js parses every primitive OCTET STRING's bytes as BER on the way in
- * and keeps the result when it consumed them exactly. Reading that saves
- * parsing the same bytes a second time; `undefined` when there is none
- * (constructed strings, trailing bytes, not BER).
+ * One BER value parsed by asn1js without speculative parses of the contents
+ * of OCTET and BIT STRINGs (asn1js's default resource limits apply: depth
+ * 100, 10,000 nodes, 16 MiB). asn1js parses a copy of its input. Throws when
+ * the bytes do not start with a BER value; trailing bytes are ignored, as
+ * pkijs's own `fromBER` ignores them.
  */
-export const parsedContent = (octets: asn1js.OctetString): asn1js.AsnType | undefined => {
-  if (octets.idBlock.isConstructed) return undefined
-  const inner: unknown = octets.valueBlock.value
-  return Array.isArray(inner) && inner.length === 1 ? (inner[0] as asn1js.AsnType) : undefined
+export const parseBer = (bytes: Uint8Array): asn1js.AsnType => {
+  const parsed = asn1js.fromBER(bytes, { parseEmbedded: false })
+  if (parsed.offset === -1) throw new Error(parsed.result.error)
+  return parsed.result
 }
 
 const single = (value: asn1js.AsnType | ReadonlyArray<asn1js.AsnType> | undefined): asn1js.AsnType => {
@@ -111,7 +115,6 @@ const readBag = (element: asn1js.AsnType): SafeBag => {
         return {
           _tag: "Certificate",
           der: copyOf(certValue.getValue()),
-          parsed: parsedContent(certValue),
           localKeyId: localKeyIdOf(attributes),
         }
       }
@@ -155,8 +158,4 @@ export const readBags = (safeContents: asn1js.AsnType): ReadonlyArray<SafeBag> =
 }
 
 /** The bags of a DER SafeContents; throws when it is not one. */
-export const readBagsFromBer = (bytes: Uint8Array): ReadonlyArray<SafeBag> => {
-  const parsed = asn1js.fromBER(bytes)
-  if (parsed.offset === -1) throw new Error(parsed.result.error)
-  return readBags(parsed.result)
-}
+export const readBagsFromBer = (bytes: Uint8Array): ReadonlyArray<SafeBag> => readBags(parseBer(bytes))
