@@ -6,7 +6,7 @@
  * jittered exponential backoff (at least the vault's Retry-After) while it
  * fails; never two runs of the same deployment at once.
  *
- * Scheduling: a global semaphore bounds the deployments in progress; every
+ * Scheduling: global permits (first come, first served: permits.ts) bound the deployments in progress; every
  * vault request spends from its vault's budget (imports and other requests
  * separately, sliding windows, a gate closed by Retry-After). A deployment
  * waits for its vault's lane, its import permit (when a deploy is likely) and
@@ -37,11 +37,11 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
-import * as Semaphore from "effect/Semaphore"
 import type { AgentMetrics } from "./agentMetrics.js"
 import { type ImportReservation, makeVaultBudgetUnsafe, type VaultBudget } from "./budget.js"
 import type { AgentConfig, AgentSettings, Deployment } from "./config.js"
 import { exposedGc, makeIdleRelease } from "./idleRelease.js"
+import { makePermits, type Permits } from "./permits.js"
 import { checkPickup } from "./pickup.js"
 import {
   materialOf,
@@ -83,11 +83,15 @@ interface Slot {
   vault: Vault["Service"] | undefined
   /** The facts whose expiry the catalogue's gauge holds (set again only when they change). */
   expiryRecorded: SourceFacts | undefined
+  /** The tags a version in place carries (forwardTags), for the deployment they were computed for. */
+  expectedTags:
+    | { readonly deployment: Deployment; readonly tags: Readonly<Record<string, string>> }
+    | undefined
 }
 
 interface VaultLane {
   readonly budget: VaultBudget
-  readonly slots: Semaphore.Semaphore
+  readonly slots: Permits
 }
 
 export interface Reconciler {
@@ -123,7 +127,7 @@ export const makeReconciler = (
     const vaults = yield* Vaults
     const metrics = yield* Metrics
     const settings: AgentSettings = initial.settings
-    const global = yield* Semaphore.make(settings.concurrency)
+    const global = makePermits(settings.concurrency)
     // Deployments of one vault in progress at once (the rest wait for their lane, holding nothing).
     // Each makes one request at a time, so this also bounds the connections the vault's client keeps
     // open (the Azure SDK's keep-alive agent never closes an idle one itself).
@@ -167,7 +171,7 @@ export const makeReconciler = (
         if (existing !== undefined) return existing
         const lane = {
           budget: makeVaultBudgetUnsafe(vaultUrl, settings),
-          slots: Semaphore.makeUnsafe(perVaultSlots),
+          slots: makePermits(perVaultSlots),
         }
         lanes.set(vaultUrl, lane)
         return lane
@@ -251,10 +255,13 @@ export const makeReconciler = (
         const startedAt = yield* Clock.currentTimeMillis
         let bytes = seen
         // The bytes, when only the stamp was checked: read whole now (and stamped again).
-        const readWhole = Effect.map(Effect.result(readSource(d.source)), (read) => {
-          slot.stamp = read._tag === "Success" ? read.success.stamp : undefined
-          return read
-        })
+        // (Built when needed: a comparison that finds the source in place reads nothing.)
+        const readWhole = Effect.suspend(() =>
+          Effect.map(Effect.result(readSource(d.source)), (read) => {
+            slot.stamp = read._tag === "Success" ? read.success.stamp : undefined
+            return read
+          }),
+        )
         // 1. The source (read and fingerprinted by the caller); parsed and checked only when it changed.
         let parsed:
           | { readonly material: Parameters<typeof deploy>[0]["material"]; readonly facts: SourceFacts }
@@ -325,7 +332,10 @@ export const makeReconciler = (
         const spend = lane.budget.spend
         // 2. Compare with the vault: one request.
         const latest = yield* Effect.exit(spend("other", vault.getLatest(d.target.certificateName)))
-        const expectedTags = forwardTags(d.target.tags, d.certificateId)
+        // The tags a version in place carries: the same for every attempt of this configuration.
+        if (slot.expectedTags === undefined || slot.expectedTags.deployment !== d)
+          slot.expectedTags = { deployment: d, tags: forwardTags(d.target.tags, d.certificateId) }
+        const expectedTags = slot.expectedTags.tags
         const inPlace = (v: VaultVersion) => v.x5t === facts.x5t && v.enabled && hasTags(v.tags, expectedTags)
         if (Exit.isSuccess(latest) && inPlace(latest.value)) {
           const finishedAt = yield* Clock.currentTimeMillis
@@ -567,7 +577,7 @@ export const makeReconciler = (
           const lane = yield* laneFor(slot.deployment.target.vaultUrl)
           // The vault's lane first: a deployment holds nothing else (and little memory) while it waits
           // for it, so a fleet triggered at once keeps only a few deployments per vault in progress.
-          const once = lane.slots.withPermits(1)(
+          const once = lane.slots.withPermit(
             Effect.gen(function* () {
               const d = slot.deployment
               // Read the source first (cheap): it tells whether a deploy is likely, and so whether to
@@ -590,7 +600,7 @@ export const makeReconciler = (
               const run = (reservation: ImportReservation | undefined) =>
                 Effect.andThen(
                   lane.budget.awaitGate,
-                  global.withPermits(1)(
+                  global.withPermit(
                     Effect.suspend(() => {
                       let begun = false
                       // Whether the attempt parsed or deployed (the in-pass collections are for those).
@@ -676,6 +686,7 @@ export const makeReconciler = (
         stamp: undefined,
         vault: undefined,
         expiryRecorded: undefined,
+        expectedTags: undefined,
       })
       if (recorded?.lastSuccessAt !== undefined)
         agentMetrics.lastSuccess(d.name, Date.parse(recorded.lastSuccessAt))
@@ -716,6 +727,7 @@ export const makeReconciler = (
             slot.stamp = undefined
             slot.vault = undefined
             slot.expiryRecorded = undefined
+            slot.expectedTags = undefined
             changed++
           }
         }
