@@ -27,7 +27,6 @@ import * as Exit from "effect/Exit"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as Layer from "effect/Layer"
 import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig } from "./config.js"
-import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import * as Runtime from "./runtime.js"
@@ -79,8 +78,7 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
         const credential = credentials(
           identity,
           makeCredential(settings).pipe(
-            // A fleet's first requests all ask for a token at once: one token request for them.
-            Effect.map((c) => shareTokenRequests(c.credential)),
+            Effect.map((c) => c.credential),
             Effect.mapError(
               (e) =>
                 new VaultAccessUnavailable({

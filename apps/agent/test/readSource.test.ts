@@ -3,7 +3,7 @@
  * file (a FIFO would block the event loop, and with it every deployment).
  */
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs"
+import { mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
@@ -84,9 +84,14 @@ describe("readSource", () => {
       // Past the file system's timestamp tick (coarse clocks): the stamp's own guard covers a
       // rewrite within it (RACY_MS), which this test does not.
       await new Promise((resolve) => setTimeout(resolve, 50))
+      // `touch -r` copies the timestamps to the nanosecond (utimesSync with a Date would round
+      // them, and the mtime alone would then give the rewrite away): only the ctime tells.
+      const reference = `${cert}.times`
+      execFileSync("touch", ["-r", cert, reference])
       writeFileSync(cert, "CERTIFICATE BYTES")
-      utimesSync(cert, before.atime, before.mtime)
+      execFileSync("touch", ["-r", reference, cert])
       expect(statSync(cert).size).toBe(before.size)
+      expect(statSync(cert).mtimeMs).toBe(before.mtimeMs)
       expect(unchangedSince(stamp, now)).toBe(false)
     })
 
