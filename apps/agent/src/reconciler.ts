@@ -415,6 +415,9 @@ export const makeReconciler = (
         }
         // 4. Deploy (core's state machine), with the snapshot just read.
         work.heavy = true
+        // The deploy sets the expiry series itself (a rollback sets the restored certificate's):
+        // the next pass that finds the source in place must set it again.
+        slot.expiryRecorded = undefined
         if (parsed === undefined && sourceBytes !== undefined) {
           let whole: SourceBytes | undefined = sourceBytes.files === undefined ? undefined : sourceBytes
           if (whole === undefined) {
