@@ -56,11 +56,19 @@ export const makeAgentMetrics = (): AgentMetrics => {
   })
   const gauge = (name: string, help: string, labelNames: ReadonlyArray<string>) =>
     new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] })
-  const lastSuccess = gauge(
-    "kvdeploy_agent_last_success_timestamp_seconds",
-    "Unix time the vault was last seen serving the deployment's source certificate (deployed or already in place).",
-    ["deployment"],
-  )
+  // Set at every success, so every deployment of a no-change pass; the values wait in a map and reach the
+  // gauge when it is read (a labelled set hashes its labels: once per scrape instead of once per attempt).
+  const successPending = new Map<string, number>()
+  const lastSuccess = new Gauge({
+    name: "kvdeploy_agent_last_success_timestamp_seconds",
+    help: "Unix time the vault was last seen serving the deployment's source certificate (deployed or already in place).",
+    labelNames: ["deployment"],
+    registers: [registry],
+    collect() {
+      for (const [deployment, seconds] of successPending) this.set({ deployment }, seconds)
+      successPending.clear()
+    },
+  })
   const lastOutcome = gauge(
     "kvdeploy_agent_last_outcome",
     "1 for the outcome of the deployment's last reconcile (Succeeded, Skipped, Failed, Rejected, Unverified, Superseded, RolledBack, RollbackFailed, SourceBroken, Held).",
@@ -89,7 +97,9 @@ export const makeAgentMetrics = (): AgentMetrics => {
   const brokenNow = new Map<string, boolean>()
   return {
     registry,
-    lastSuccess: (deployment, atMs) => lastSuccess.set({ deployment }, Math.floor(atMs / 1000)),
+    lastSuccess: (deployment, atMs) => {
+      successPending.set(deployment, Math.floor(atMs / 1000))
+    },
     lastOutcome: (deployment, outcome) => {
       const previous = outcomes.get(deployment)
       if (previous === outcome) return
@@ -111,6 +121,7 @@ export const makeAgentMetrics = (): AgentMetrics => {
       if (previous !== undefined) lastOutcome.remove({ deployment, outcome: previous })
       outcomes.delete(deployment)
       brokenNow.delete(deployment)
+      successPending.delete(deployment)
       lastSuccess.remove({ deployment })
       expiry.remove({ deployment })
       broken.remove({ deployment })

@@ -65,13 +65,16 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
   const others = Semaphore.makeUnsafe(limits.readsPerWindow)
   let gateUntil = 0
   const gateRemainingMs = Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, gateUntil - now))
-  const awaitGate: Effect.Effect<void> = Effect.flatMap(gateRemainingMs, (ms) =>
-    ms <= 0
+  // A gate never closed (or seen open since it was last closed) is open: no clock read. Every
+  // request passes here twice (before its global permit and before it is sent).
+  const awaitGate: Effect.Effect<void> = Effect.suspend(() =>
+    gateUntil === 0
       ? Effect.void
-      : Effect.andThen(
-          Effect.sleep(ms),
-          Effect.suspend(() => awaitGate),
-        ),
+      : Effect.flatMap(gateRemainingMs, (ms) => {
+          if (ms > 0) return Effect.andThen(Effect.sleep(ms), awaitGate)
+          gateUntil = 0
+          return Effect.void
+        }),
   )
   const closeGate = (ms: number) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
@@ -125,36 +128,38 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
     import: { semaphore: imports, releaseLater: releaser(imports) },
     other: { semaphore: others, releaseLater: releaser(others) },
   } as const
-  /** Run a request on a permit already taken; the permit goes back a window after it finished (at once after a 429). */
+  /**
+   * Run a request (made interruptible by the caller's `restore`) on a permit already taken, in an
+   * uninterruptible region; the permit goes back a window after it finished (at once after a 429).
+   */
+  const settle = <A, E extends { readonly _tag: string }, R>(
+    kind: RequestKind,
+    sent: Effect.Effect<A, E, R>,
+  ): Effect.Effect<A, E, R> =>
+    Effect.flatMap(Effect.exit(sent), (exit) => {
+      if (exit._tag === "Failure") {
+        const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
+        const retryAfter = failure?._tag === "Fail" ? retryAfterOf(failure.error) : undefined
+        if (retryAfter !== undefined)
+          // A throttled request does not count towards the window: close the gate, give the permit back now.
+          return Effect.andThen(Effect.andThen(closeGate(retryAfter), lanes[kind].semaphore.release(1)), exit)
+      }
+      return Effect.andThen(lanes[kind].releaseLater, exit)
+    })
   const onPermit = <A, E extends { readonly _tag: string }, R>(
+    kind: RequestKind,
+    request: Effect.Effect<A, E, R>,
+  ) => Effect.uninterruptibleMask((restore) => settle(kind, restore(Effect.andThen(awaitGate, request))))
+  const spend = <A, E extends { readonly _tag: string }, R>(
     kind: RequestKind,
     request: Effect.Effect<A, E, R>,
   ) =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function* () {
-        const exit = yield* Effect.exit(restore(Effect.andThen(awaitGate, request)))
-        if (exit._tag === "Failure") {
-          const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
-          const retryAfter = failure?._tag === "Fail" ? retryAfterOf(failure.error) : undefined
-          if (retryAfter !== undefined) {
-            // A throttled request does not count towards the window: close the gate, give the permit back now.
-            yield* closeGate(retryAfter)
-            yield* lanes[kind].semaphore.release(1)
-            return yield* exit
-          }
-        }
-        yield* lanes[kind].releaseLater
-        return yield* exit
-      }),
+      Effect.andThen(
+        restore(lanes[kind].semaphore.take(1)),
+        settle(kind, restore(Effect.andThen(awaitGate, request))),
+      ),
     )
-  const spend = <A, E extends { readonly _tag: string }, R>(
-    kind: RequestKind,
-    request: Effect.Effect<A, E, R>,
-  ) => {
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.andThen(restore(lanes[kind].semaphore.take(1)), onPermit(kind, restore(request))),
-    )
-  }
   const reserveImport = Effect.map(imports.take(1), (): ImportReservation => ({ state: "reserved" }))
   const spendReserved = <A, E extends { readonly _tag: string }, R>(
     reservation: ImportReservation,

@@ -11,11 +11,16 @@
  * O(1), and a waiter interrupted while it waits is only marked (skipped when
  * its turn comes), also O(1).
  *
- * A woken waiter resumes inline (Effect's callback runs the fiber on
- * `resume`): a release from inside a resumed fiber only queues more wake-ups
- * for the loop already running, so the loop is never re-entered.
+ * A woken waiter resumes on its fiber's scheduler, not inline in the
+ * releasing fiber: resumed inline, the next deployment sent its request
+ * before the finished one's connection was back in the HTTP agent's free
+ * pool (that happens on a later tick), so nearly every request of a pass
+ * opened a new TLS connection (profiled: a no-change pass twice as slow).
+ * A permit is the waiter's from the moment it is handed over: interrupted
+ * before its turn to run, the waiter gives it back.
  */
 import * as Effect from "effect/Effect"
+import type { SchedulerDispatcher } from "effect/Scheduler"
 
 export interface Permits {
   /** Run `effect` holding one permit (waits for it in arrival order; given back however it ends). */
@@ -28,6 +33,8 @@ export interface Permits {
 
 interface Waiter {
   readonly resume: (effect: Effect.Effect<void>) => void
+  /** The waiting fiber's dispatcher: the wake-up runs as its own task. */
+  readonly dispatcher: SchedulerDispatcher
   /** Interrupted while waiting: skipped when its turn comes. */
   cancelled: boolean
   /** A permit was handed to it. */
@@ -57,7 +64,7 @@ export const makePermits = (permits: number): Permits => {
         }
         free--
         waiter.granted = true
-        waiter.resume(Effect.void)
+        waiter.dispatcher.scheduleTask(() => waiter.resume(Effect.void), 0)
       }
       if (head === queue.length) {
         queue = []
@@ -76,23 +83,25 @@ export const makePermits = (permits: number): Permits => {
     wake()
   }
 
-  const acquire: Effect.Effect<void> = Effect.callback<void>((resume) => {
-    if (free > 0 && head === queue.length) {
-      free--
-      resume(Effect.void)
-      return
-    }
-    const waiter: Waiter = { resume, cancelled: false, granted: false }
-    queue.push(waiter)
-    // Interrupted while waiting: give up the place (or the permit, had it been handed over already).
-    return Effect.sync(() => {
-      if (waiter.granted) release()
-      else if (!waiter.cancelled) {
-        waiter.cancelled = true
-        cancelled++
+  const acquire: Effect.Effect<void> = Effect.withFiber((fiber) =>
+    Effect.callback<void>((resume) => {
+      if (free > 0 && head === queue.length) {
+        free--
+        resume(Effect.void)
+        return
       }
-    })
-  })
+      const waiter: Waiter = { resume, dispatcher: fiber.currentDispatcher, cancelled: false, granted: false }
+      queue.push(waiter)
+      // Interrupted while waiting: give up the place (or the permit, had it been handed over already).
+      return Effect.sync(() => {
+        if (waiter.granted) release()
+        else if (!waiter.cancelled) {
+          waiter.cancelled = true
+          cancelled++
+        }
+      })
+    }),
+  )
 
   const withPermit = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.uninterruptibleMask((restore) =>
