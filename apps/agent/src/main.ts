@@ -27,6 +27,7 @@ import * as Exit from "effect/Exit"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as Layer from "effect/Layer"
 import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig } from "./config.js"
+import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import * as Runtime from "./runtime.js"
@@ -78,7 +79,11 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
         const credential = credentials(
           identity,
           makeCredential(settings).pipe(
-            Effect.map((c) => c.credential),
+            // A fleet's first requests all ask for a token at once: one token request for them,
+            // with the agent's request timeout as its limit.
+            Effect.map((c) =>
+              shareTokenRequests(c.credential, { timeoutMs: config.settings.requestTimeoutMs }),
+            ),
             Effect.mapError(
               (e) =>
                 new VaultAccessUnavailable({

@@ -1,0 +1,101 @@
+/**
+ * One token request for many callers. A fleet's first requests to a vault
+ * all meet Key Vault's 401 challenge at once, and each asks the credential
+ * for a token: the credential library fetches one per caller until its cache
+ * is filled (64 concurrent deployments: 64 token requests to Entra ID, and
+ * as many keep-alive connections that stay open). Callers asking for the
+ * same token while a request for it is in flight share that request.
+ *
+ * Shared: same scopes, claims, tenant and CAE setting; never a proof-of-
+ * possession token (bound to one request). A caller's abort signal ends its
+ * own wait only (the request goes on for the others), and forgets the
+ * request, so that a hung token request is not joined by later callers.
+ *
+ * A shared request has a time limit (`timeoutMs`, the agent's request
+ * timeout): the credential library sets none of its own on token requests,
+ * and without one a token endpoint that accepts the connection and never
+ * answers would hold every waiting deployment of that identity (and their
+ * permits) for good. When it runs out, the request is aborted and forgotten
+ * and its waiters fail with an error that says so; the next caller starts a
+ * new request.
+ */
+import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
+
+const abortError = (): Error => {
+  const e = new Error("The token request was aborted.")
+  e.name = "AbortError"
+  return e
+}
+
+export interface ShareTokenRequestsOptions {
+  /** How long a shared token request may take before its waiters fail (ms). */
+  readonly timeoutMs: number
+}
+
+const timedOut = (timeoutMs: number): Error =>
+  new Error(
+    `the token request got no answer within ${timeoutMs} ms (agent request_timeout); check that the identity endpoint (Entra ID, IMDS or the App Service identity endpoint) is reachable`,
+  )
+
+export const shareTokenRequests = (
+  credential: TokenCredential,
+  options: ShareTokenRequestsOptions,
+): TokenCredential => {
+  const inFlight = new Map<string, Promise<AccessToken | null>>()
+  return {
+    getToken: (scopes, getTokenOptions?: GetTokenOptions) => {
+      if (getTokenOptions?.proofOfPossessionOptions !== undefined)
+        return credential.getToken(scopes, getTokenOptions)
+      const key = JSON.stringify([
+        typeof scopes === "string" ? [scopes] : scopes,
+        getTokenOptions?.claims ?? null,
+        getTokenOptions?.tenantId ?? null,
+        getTokenOptions?.enableCae ?? null,
+      ])
+      let shared = inFlight.get(key)
+      if (shared === undefined) {
+        const { abortSignal: _own, ...rest } = getTokenOptions ?? {}
+        const controller = new AbortController()
+        let timer: NodeJS.Timeout | undefined
+        const limit = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            if (inFlight.get(key) === request) inFlight.delete(key)
+            controller.abort()
+            reject(timedOut(options.timeoutMs))
+          }, options.timeoutMs)
+          timer.unref()
+        })
+        const request: Promise<AccessToken | null> = Promise.race([
+          credential.getToken(scopes, { ...rest, abortSignal: controller.signal }),
+          limit,
+        ]).finally(() => {
+          clearTimeout(timer)
+          if (inFlight.get(key) === request) inFlight.delete(key)
+        })
+        inFlight.set(key, request)
+        shared = request
+      }
+      const signal = getTokenOptions?.abortSignal
+      if (signal === undefined) return shared
+      if (signal.aborted) return Promise.reject(abortError())
+      const request = shared
+      return new Promise<AccessToken | null>((resolve, reject) => {
+        const onAbort = () => {
+          if (inFlight.get(key) === request) inFlight.delete(key)
+          reject(abortError())
+        }
+        signal.addEventListener("abort", onAbort)
+        request.then(
+          (token) => {
+            signal.removeEventListener("abort", onAbort)
+            resolve(token)
+          },
+          (e: unknown) => {
+            signal.removeEventListener("abort", onAbort)
+            reject(e)
+          },
+        )
+      })
+    },
+  }
+}

@@ -1,0 +1,88 @@
+/** Concurrent requests for the same token share one request to the credential. */
+import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
+import { describe, expect, it } from "vitest"
+import { shareTokenRequests } from "../src/credentialShare.js"
+
+const counting = () => {
+  const calls: Array<{ scopes: string | string[]; options: GetTokenOptions | undefined }> = []
+  const pending: Array<(t: AccessToken | null) => void> = []
+  const credential: TokenCredential = {
+    getToken: (scopes, options) => {
+      calls.push({ scopes, options })
+      return new Promise((resolve) => pending.push(resolve))
+    },
+  }
+  const answer = (token: string) => {
+    for (const resolve of pending.splice(0)) resolve({ token, expiresOnTimestamp: Date.now() + 3_600_000 })
+  }
+  return { credential, calls, answer }
+}
+
+describe("shareTokenRequests", () => {
+  it("one request for concurrent callers of the same token; a new one once it settled", async () => {
+    const c = counting()
+    const shared = shareTokenRequests(c.credential, { timeoutMs: 60_000 })
+    const scope = "https://vault.azure.net/.default"
+    const first = Array.from({ length: 64 }, () => shared.getToken(scope, { tenantId: "t" }))
+    expect(c.calls).toHaveLength(1)
+    c.answer("one")
+    expect((await Promise.all(first)).map((t) => t?.token)).toEqual(Array(64).fill("one"))
+    const later = shared.getToken(scope, { tenantId: "t" })
+    expect(c.calls).toHaveLength(2)
+    c.answer("two")
+    expect((await later)?.token).toBe("two")
+  })
+
+  it("does not share different scopes, tenants or claims, nor proof-of-possession tokens", async () => {
+    const c = counting()
+    const shared = shareTokenRequests(c.credential, { timeoutMs: 60_000 })
+    void shared.getToken("a/.default")
+    void shared.getToken(["b/.default"])
+    void shared.getToken("a/.default", { tenantId: "other" })
+    void shared.getToken("a/.default", { claims: "x" })
+    const pop = {
+      proofOfPossessionOptions: {
+        nonce: "n",
+        resourceRequestMethod: "GET" as const,
+        resourceRequestUrl: "u",
+      },
+    }
+    void shared.getToken("a/.default", pop)
+    void shared.getToken("a/.default", pop)
+    expect(c.calls).toHaveLength(6)
+    c.answer("t")
+  })
+
+  it("a caller's abort ends its own wait only, and later callers do not join the aborted request", async () => {
+    const c = counting()
+    const shared = shareTokenRequests(c.credential, { timeoutMs: 60_000 })
+    const aborting = new AbortController()
+    const waiting = shared.getToken("s", { abortSignal: aborting.signal })
+    const other = shared.getToken("s")
+    expect(c.calls).toHaveLength(1)
+    // The caller's signal is not handed to the shared request (the share's own is).
+    expect(c.calls[0]?.options?.abortSignal?.aborted).toBe(false)
+    aborting.abort()
+    await expect(waiting).rejects.toMatchObject({ name: "AbortError" })
+    // One caller's abort does not abort the request the others share.
+    expect(c.calls[0]?.options?.abortSignal?.aborted).toBe(false)
+    const after = shared.getToken("s")
+    expect(c.calls).toHaveLength(2)
+    c.answer("t")
+    expect((await other)?.token).toBe("t")
+    expect((await after)?.token).toBe("t")
+  })
+
+  it("a shared request that gets no answer in time fails its waiters, is aborted, and is not joined later", async () => {
+    const c = counting()
+    const shared = shareTokenRequests(c.credential, { timeoutMs: 50 })
+    const waiters = [shared.getToken("s"), shared.getToken("s")]
+    expect(c.calls).toHaveLength(1)
+    for (const w of waiters) await expect(w).rejects.toThrow(/no answer within 50 ms/)
+    expect(c.calls[0]?.options?.abortSignal?.aborted).toBe(true)
+    const after = shared.getToken("s")
+    expect(c.calls).toHaveLength(2)
+    c.answer("t")
+    expect((await after)?.token).toBe("t")
+  })
+})
