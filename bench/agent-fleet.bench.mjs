@@ -375,8 +375,20 @@ const sum = (page, name, filter) =>
     .filter((l) => l.startsWith(`${name}{`) && filter(l))
     .reduce((a, l) => a + Number(l.split(" ").at(-1)), 0)
 
+// CPU seconds (user + system, every thread) of a process, from Linux's /proc (clock ticks of 1/100 s).
+const cpuSecondsOf = (pid) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? []
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100
+}
+const ownCpuSeconds = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1e6
+}
 const coldStarted = performance.now()
+const coldStartedEpoch = Date.now()
 const coldMark = emulator.requests.mark()
+const coldAgentCpu0 = cpuSecondsOf(child.pid)
+const coldOwnCpu0 = ownCpuSeconds()
 let succeeded = 0
 // /readyz (cheap) until every deployment was attempted once, then /metrics (its page grows with
 // the deployments: polling it every 500 ms cost the agent ~0.7 s of CPU in a 1,000-deployment
@@ -402,6 +414,10 @@ while (true) {
   await sleep(500)
 }
 const coldMs = performance.now() - coldStarted
+// Where the cold pass's time went: the agent's CPU and this process's (the emulator, its PFX
+// workers and this bench's polling), and when the first and last vault requests arrived.
+const coldAgentCpu = cpuSecondsOf(child.pid) - coldAgentCpu0
+const coldOwnCpu = ownCpuSeconds() - coldOwnCpu0
 const vaultNames = new Set(Array.from({ length: VAULTS }, (_, v) => `fleet-${v}`))
 const coldRequests = emulator.requests
   .entries({ since: coldMark })
@@ -620,6 +636,15 @@ line(
   requestsPerDeploy <= 3.05,
 )
 console.log(`    (cold requests by operation: ${JSON.stringify(byOperation)})`)
+{
+  const times = coldRequests.map((e) => e.time)
+  const firstS = times.length > 0 ? (Math.min(...times) - coldStartedEpoch) / 1000 : Number.NaN
+  const lastS = times.length > 0 ? (Math.max(...times) - coldStartedEpoch) / 1000 : Number.NaN
+  const coldS = coldMs / 1000
+  console.log(
+    `    (cold CPU: agent ${coldAgentCpu.toFixed(1)} s = ${((coldAgentCpu * 1000) / TOTAL).toFixed(2)} ms per deploy, emulator process ${coldOwnCpu.toFixed(1)} s = ${((coldOwnCpu * 1000) / TOTAL).toFixed(2)} ms per deploy; cores used ${((coldAgentCpu + coldOwnCpu) / coldS).toFixed(2)} of 2; first vault request at ${firstS.toFixed(1)} s, last at ${lastS.toFixed(1)} s)`,
+  )
+}
 line(
   `no-change pass ${(passMedianMs / 1000).toFixed(2)} s / bare SDK ${(baselineMedianMs / 1000).toFixed(2)} s (medians of ${rounds})`,
   ratioPass.toFixed(2),
