@@ -19,8 +19,8 @@ import { spawn, spawnSync } from "node:child_process"
 import { generateKeyPairSync } from "node:crypto"
 import os from "node:os"
 import "reflect-metadata"
-import { decodePfx, encodePfx, inspectMaterial, keyUsageBits } from "@kvdeploy/pkcs12"
-import { generateKey, issue } from "@kvdeploy/pkcs12/testing"
+import { decodePfx, encodePfx, inspectMaterial, keyUsageBits, parsePem } from "@kvdeploy/pkcs12"
+import { generateKey, issue, toPem } from "@kvdeploy/pkcs12/testing"
 import * as x509 from "@peculiar/x509"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -152,6 +152,139 @@ const openssl = () =>
     leafKey.pem,
   )
 const bashOnly = () => spawnWith("bash", ["-c", "cat >/dev/null; cat <&3 >/dev/null"], pemCerts, leafKey.pem)
+
+// --- part 0: a deploy's PKCS#12 work on fresh material -----------------------
+// What the agent does per deploy, on a new certificate AND key every call (a fleet
+// renews leaves; no two deploys share them), for EC P-256 and RSA-2048 under one
+// shared CA of the same type (a fleet shares its CAs): encodePfx with core's
+// transport options (blank password, 1 iteration) on material not inspected
+// before; inspectMaterial; the deploy preflight (inspect, then encode the same
+// object); and the agent's whole path from PEM text (parsePem, inspect, encode).
+// Each material is used by one call only, so no per-buffer or per-content cache
+// can help. CPU per call: the median of the process's CPU time per call and the
+// mean (all CPU of the timed calls, GC included, over their number), no forced
+// GC. Ratio: against node-forge's transport encode (1 iteration, blank
+// password, RSA-2048 leaf + 1 CA parsed before the clock, forge writes RSA
+// only), measured in the same rounds.
+const freshRounds = WARMUP + RUNS
+const freshOps = ["encodeTransport", "inspect", "preflight", "agentPath"]
+const freshLabel = {
+  encodeTransport: "encodePfx transport, material not inspected",
+  inspect: "inspectMaterial",
+  preflight: "inspect + encode transport, same object",
+  agentPath: "parsePem + inspect + encode transport",
+}
+const freshPool = async (spec) => {
+  const caKey = await generateKey(spec)
+  const ca = { name: `CN=Bench Fresh ${spec} CA`, key: caKey }
+  const caDer = await issue({ subject: ca.name, key: caKey, ca: true })
+  const make = async (i) => {
+    const key = await generateKey(spec)
+    const der = await issue({
+      subject: `CN=fresh-${i}.bench.example.test`,
+      key,
+      issuer: ca,
+      ca: false,
+      sans: [{ type: "dns", value: `fresh-${i}.bench.example.test` }],
+    })
+    return {
+      material: { leaf: der, chain: [caDer], key: Redacted.make(key.pkcs8) },
+      pem: toPem("CERTIFICATE", der) + toPem("CERTIFICATE", caDer) + toPem("PRIVATE KEY", key.pkcs8),
+    }
+  }
+  const pools = {}
+  for (const op of freshOps) {
+    pools[op] = []
+    // A few at a time: RSA key generation runs on libuv's threads.
+    for (let i = 0; i < freshRounds; i += 8)
+      pools[op].push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(8, freshRounds - i) }, (_, j) => make(`${op}-${i + j}`)),
+        )),
+      )
+  }
+  return pools
+}
+const forgeTransportBaseline = (() => {
+  const caKeys = rsaKeys()
+  const ca = makeCert("Bench Forge Transport CA", caKeys, "Bench Forge Transport CA", caKeys, "21", true)
+  const cert = makeCert(
+    "forge-transport.bench.example.test",
+    leafKey,
+    "Bench Forge Transport CA",
+    caKeys,
+    "22",
+    false,
+  )
+  return () =>
+    forge.asn1
+      .toDer(
+        forge.pkcs12.toPkcs12Asn1(leafKey.forgePrivate, [cert, ca], "", {
+          algorithm: "aes256",
+          prfAlgorithm: "sha256",
+          count: 1,
+          generateLocalKeyId: true,
+          useMac: true,
+        }),
+      )
+      .getBytes()
+})()
+const ms3 = (ms) => `${ms.toFixed(3)} ms`
+const transportOptions = { encoding: "modern", password: Redacted.make(""), iterations: 1 }
+const freshBench = async (spec) => {
+  const pools = await freshPool(spec)
+  const take = (op) => {
+    const next = pools[op].pop()
+    if (next === undefined) throw new Error(`fresh ${spec} material for ${op} used up`)
+    return next
+  }
+  const contenders = {
+    encodeTransport: () => Effect.runSync(encodePfx(take("encodeTransport").material, transportOptions)),
+    inspect: () => Effect.runSync(inspectMaterial(take("inspect").material)),
+    preflight: () => {
+      const m = take("preflight").material
+      Effect.runSync(inspectMaterial(m))
+      return Effect.runSync(encodePfx(m, transportOptions))
+    },
+    agentPath: () => {
+      const parsed = Effect.runSync(parsePem(take("agentPath").pem))
+      const [leaf, ...chain] = parsed.certificates
+      const m = { leaf, chain, key: parsed.key }
+      Effect.runSync(inspectMaterial(m))
+      return Effect.runSync(encodePfx(m, transportOptions))
+    },
+    forgeTransport: forgeTransportBaseline,
+  }
+  const names = Object.keys(contenders)
+  for (let i = 0; i < WARMUP; i++) for (const n of names) contenders[n]()
+  const cpu = Object.fromEntries(names.map((n) => [n, []]))
+  for (let i = 0; i < RUNS; i++) {
+    const order = i % 2 === 0 ? names : [...names].reverse()
+    for (const n of order) {
+      const c0 = cpuMs()
+      contenders[n]()
+      cpu[n].push(cpuMs() - c0)
+    }
+  }
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length
+  const base = median(cpu.forgeTransport)
+  console.log(
+    `\nFresh material, ${spec} leaf + 1 shared CA (a new certificate and key every call), CPU per call over ${RUNS} runs, no forced GC; load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  )
+  for (const op of freshOps)
+    console.log(
+      `  ${freshLabel[op].padEnd(44)} CPU median ${ms3(median(cpu[op])).padStart(9)}  mean ${ms3(mean(cpu[op])).padStart(8)}  ratio to node-forge transport encode ${(median(cpu[op]) / base).toFixed(3)}`,
+    )
+  console.log(
+    `  baseline: node-forge transport encode (RSA-2048, pre-parsed) CPU median ${ms3(base)}  mean ${ms3(mean(cpu.forgeTransport))}`,
+  )
+}
+await freshBench("P-256")
+await freshBench("RSA-2048")
+if (process.argv.includes("--fresh-only")) process.exit(0)
 
 // --- run -------------------------------------------------------------------
 const check = await kvdeploy()
