@@ -316,8 +316,11 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     return header
   }
 
-  const importWith = (request: ImportRequest, keyFacts: ImportKeyFacts | undefined) =>
-    countedAs(
+  const importWith = (request: ImportRequest, keyFacts: ImportKeyFacts | undefined) => {
+    // The leaf's serial as the caller read it: the import's answer and the verify read carry the
+    // same bytes, so neither parses them again (an OpenSSL parse on the deploy's path otherwise).
+    if (request.leaf !== undefined) serialHexOf.remember(request.leaf.der, request.leaf.serialHex)
+    return countedAs(
       "importVersion",
       Effect.tryPromise({
         catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error)),
@@ -334,6 +337,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       }),
       versionFromCertificate,
     )
+  }
 
   const importVersion = (request: ImportRequest) =>
     request.keyFacts !== undefined

@@ -30,31 +30,60 @@ export const serialHexOf = (der: Uint8Array): string | undefined => {
   return stripped.length % 2 === 1 ? `0${stripped}` : stripped
 }
 
+/** `serialHexOf` with a memory of recent certificates (see `serialHexReader`). */
+export interface SerialHexReader {
+  (der: Uint8Array): string | undefined
+  /**
+   * Remember `serialHex` as the serial of `der`, as a caller that parsed the
+   * certificate states it (core's deploy program states the leaf it imports):
+   * a later read of the same bytes answers it without parsing them again.
+   */
+  readonly remember: (der: Uint8Array, serialHex: string) => void
+}
+
 /**
- * `serialHexOf` with a memory of the last `size` certificates read (the full DER
- * is compared, so a hit is the same certificate). A deploy reads the same
- * certificate more than once: the import's answer and the verify read carry the
- * new version's, and the next deploy's snapshot carries it again; each OpenSSL
- * parse costs some 60-100 us of the client's thread.
+ * `serialHexOf` with a memory of the last `size` certificates read or
+ * remembered (the full DER is compared, so a hit is the same certificate). A
+ * deploy reads the certificate it imports more than once: the import's answer
+ * and the verify read carry it, and the next deploy's snapshot carries it
+ * again; each OpenSSL parse costs some 60-150 us of the client's thread, on
+ * the deploy's path when the verify read answers. Remembering the imported
+ * leaf's serial as the deploy program read it (the same bytes, so the same
+ * serial) leaves no parse on that path.
  */
-export const serialHexReader = (size = 8): ((der: Uint8Array) => string | undefined) => {
+export const serialHexReader = (size = 8): SerialHexReader => {
   const recent: Array<{ readonly der: Buffer; readonly serialHex: string | undefined }> = []
-  return (der) => {
+  const indexOf = (der: Uint8Array): number => {
     for (let i = 0; i < recent.length; i++) {
       const entry = recent[i]!
-      if (entry.der.byteLength === der.byteLength && entry.der.equals(der)) {
-        if (i > 0) {
-          recent.splice(i, 1)
-          recent.unshift(entry)
-        }
-        return entry.serialHex
-      }
+      if (entry.der.byteLength === der.byteLength && entry.der.equals(der)) return i
     }
-    const serialHex = serialHexOf(der)
+    return -1
+  }
+  const keep = (der: Uint8Array, serialHex: string | undefined) => {
     recent.unshift({ der: Buffer.from(der), serialHex })
     if (recent.length > size) recent.pop()
+  }
+  const read = (der: Uint8Array): string | undefined => {
+    const i = indexOf(der)
+    if (i >= 0) {
+      const entry = recent[i]!
+      if (i > 0) {
+        recent.splice(i, 1)
+        recent.unshift(entry)
+      }
+      return entry.serialHex
+    }
+    const serialHex = serialHexOf(der)
+    keep(der, serialHex)
     return serialHex
   }
+  const remember = (der: Uint8Array, serialHex: string): void => {
+    const i = indexOf(der)
+    if (i >= 0) recent.splice(i, 1)
+    keep(der, serialHex)
+  }
+  return Object.assign(read, { remember })
 }
 
 /**

@@ -92,6 +92,35 @@ describe("Vault over the emulator", () => {
     ),
   )
 
+  it.live("an import that states its leaf answers the same serials as one that does not", () =>
+    run(
+      Effect.gen(function* () {
+        const vault = yield* Vault
+        const codec = yield* PfxCodec
+        const stated = yield* Effect.promise(() => makeMaterial(ca))
+        const plain = yield* Effect.promise(() => makeMaterial(ca, "RSA-2048"))
+        const facts = yield* codec.inspect(stated)
+        const pfx = yield* codec.encode(stated, { encoding: "modern", password: Redacted.make("") })
+        const imported = yield* vault.importVersion({
+          name: "leaf-app",
+          pfx,
+          password: Redacted.make(""),
+          tags: { t: "leaf-app" },
+          keyFacts: facts.key,
+          leaf: facts.leaf,
+        })
+        expect(imported.serialHex).toBe(facts.leaf.serialHex)
+        expect((yield* vault.getLatest("leaf-app")).serialHex).toBe(facts.leaf.serialHex)
+        // A later version without a stated leaf is read from the vault's DER.
+        const second = yield* importMaterial("leaf-app", plain)
+        const plainFacts = yield* codec.inspect(plain)
+        expect(second.serialHex).toBe(plainFacts.leaf.serialHex)
+        expect((yield* vault.getLatest("leaf-app")).serialHex).toBe(plainFacts.leaf.serialHex)
+        expect((yield* vault.getVersion("leaf-app", imported.versionId)).serialHex).toBe(facts.leaf.serialHex)
+      }),
+    ),
+  )
+
   it.live(
     "getVersionSecret answers the PFX with the whole chain; a non-exportable key gives VaultNoPrivateKey",
     () =>

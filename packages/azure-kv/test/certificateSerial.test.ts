@@ -74,6 +74,32 @@ describe("serialHexReader", () => {
     der.set([0x43, 0x43], at + 2)
     expect(read(der)).toBe("4343")
   })
+
+  it("answers a remembered serial for the same bytes only, and forgets it like a read one", async () => {
+    const key = await generateKey("P-256")
+    const [imported, other, third] = await Promise.all(
+      ["0badc0de", "0c0ffee0", "7e57"].map((serialNumber) =>
+        issue({ subject: "CN=remember.example.test", key, serialNumber }),
+      ),
+    )
+    const read = serialHexReader(2)
+    // A stated value that no parse would give shows that the answer came from the memory.
+    read.remember(imported!, "5747ed")
+    expect(read(new Uint8Array(imported!))).toBe("5747ed")
+    // Other bytes are parsed, never answered from another certificate's entry.
+    expect(read(other!)).toBe("0c0ffee0")
+    expect(read(imported!)).toBe("5747ed")
+    // Remembering again replaces the entry; a copy is kept, so the caller's buffer may change.
+    const mine = new Uint8Array(imported!)
+    read.remember(mine, "0badc0de")
+    mine.fill(0)
+    expect(read(imported!)).toBe("0badc0de")
+    // Past its size the remembered entry is gone: the bytes are parsed again.
+    read.remember(imported!, "5747ed")
+    expect(read(other!)).toBe("0c0ffee0")
+    expect(read(third!)).toBe("7e57")
+    expect(read(imported!)).toBe("0badc0de")
+  })
 })
 
 describe("withSerialReadOnDemand", () => {

@@ -357,6 +357,7 @@ function* run(
     password: pfxPassword,
     tags,
     keyFacts: inspected.key,
+    leaf: newFacts,
   }
   trail.vaultCalls++
   let attempt: ImportResult = yield* resultOf(vault.importVersion(importRequest))

@@ -188,6 +188,7 @@ export const rollback = Effect.fnUntraced(function* (
         password: pfxPassword,
         tags,
         keyFacts: found.inspected.key,
+        leaf: found.inspected.leaf,
       }),
     )
     .pipe(Effect.result)

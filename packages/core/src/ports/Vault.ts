@@ -62,6 +62,20 @@ export interface ImportRequest {
    * decodes the PFX only when they are absent. They must be the PFX's own.
    */
   readonly keyFacts?: ImportKeyFacts | undefined
+  /**
+   * The PFX's leaf certificate as the caller read it: its DER and canonical
+   * serial (the deploy program states them from preflight). An adapter that
+   * reads serials from the certificates the vault returns may take the serial
+   * of one that is byte for byte this DER from here instead of parsing it
+   * again. They must be the PFX's own leaf's.
+   */
+  readonly leaf?: ImportLeaf | undefined
+}
+
+/** The leaf certificate of an import, as its caller read it (core's `CertificateFacts` satisfy it). */
+export interface ImportLeaf {
+  readonly der: Uint8Array
+  readonly serialHex: string
 }
 
 /** The names used for per-operation metrics and call counts. */
