@@ -40,7 +40,7 @@ import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { serialHexReader, withSerialReadOnDemand } from "./certificateSerial.js"
+import { type SerialHexReader, serialHexReader, withSerialReadOnDemand } from "./certificateSerial.js"
 import {
   importPolicyFor,
   importPolicyHeader,
@@ -97,13 +97,16 @@ const keyVaultBytesToBase64url = (bytes: Uint8Array | undefined): string =>
 const versionFromProperties = (
   properties: CertificateProperties,
   cer: Uint8Array | undefined,
-  serialHexOf: (der: Uint8Array) => string | undefined,
+  serialHexOf: SerialHexReader,
 ): VaultVersion => {
+  // A certificate whose serial is in the reader's memory (the one a deploy imports, whose serial it
+  // stated, or one read before) gets it as a plain field.
+  const known = cer === undefined ? undefined : serialHexOf.known(cer)
   const version = {
     versionId: properties.version ?? "",
     x5t: keyVaultBytesToBase64url(properties.x509Thumbprint),
     // The versions listing carries no certificate: its serial is unknown there ("").
-    serialHex: "",
+    serialHex: known ?? "",
     enabled: properties.enabled ?? true,
     createdAt: properties.createdOn ?? new Date(0),
     tags: { ...(properties.tags ?? {}) },
@@ -112,7 +115,9 @@ const versionFromProperties = (
   }
   // The serial is read from the certificate when first asked for: a caller that compares only
   // x5t, tags and enabled (the agent's no-change check) parses nothing.
-  return cer === undefined ? version : withSerialReadOnDemand(version, cer, serialHexOf)
+  return cer === undefined || known !== undefined
+    ? version
+    : withSerialReadOnDemand(version, cer, serialHexOf)
 }
 
 const pemBlocks = (pem: string, label: string): Uint8Array[] => {

@@ -39,6 +39,12 @@ export interface SerialHexReader {
    * a later read of the same bytes answers it without parsing them again.
    */
   readonly remember: (der: Uint8Array, serialHex: string) => void
+  /**
+   * The serial of `der` if it is in the memory (read or remembered before),
+   * else `undefined`; never parses. A certificate that is not one is
+   * remembered as having no serial, and answers `undefined` here too.
+   */
+  readonly known: (der: Uint8Array) => string | undefined
 }
 
 /**
@@ -64,26 +70,31 @@ export const serialHexReader = (size = 8): SerialHexReader => {
     recent.unshift({ der: Buffer.from(der), serialHex })
     if (recent.length > size) recent.pop()
   }
-  const read = (der: Uint8Array): string | undefined => {
+  /** The entry of `der`, moved to the front; undefined when it is not in the memory. */
+  const hit = (der: Uint8Array) => {
     const i = indexOf(der)
-    if (i >= 0) {
-      const entry = recent[i]!
-      if (i > 0) {
-        recent.splice(i, 1)
-        recent.unshift(entry)
-      }
-      return entry.serialHex
+    if (i < 0) return undefined
+    const entry = recent[i]!
+    if (i > 0) {
+      recent.splice(i, 1)
+      recent.unshift(entry)
     }
+    return entry
+  }
+  const read = (der: Uint8Array): string | undefined => {
+    const entry = hit(der)
+    if (entry !== undefined) return entry.serialHex
     const serialHex = serialHexOf(der)
     keep(der, serialHex)
     return serialHex
   }
+  const known = (der: Uint8Array): string | undefined => hit(der)?.serialHex
   const remember = (der: Uint8Array, serialHex: string): void => {
     const i = indexOf(der)
     if (i >= 0) recent.splice(i, 1)
     keep(der, serialHex)
   }
-  return Object.assign(read, { remember })
+  return Object.assign(read, { remember, known })
 }
 
 /**

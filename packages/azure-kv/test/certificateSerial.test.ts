@@ -86,8 +86,11 @@ describe("serialHexReader", () => {
     // A stated value that no parse would give shows that the answer came from the memory.
     read.remember(imported!, "5747ed")
     expect(read(new Uint8Array(imported!))).toBe("5747ed")
-    // Other bytes are parsed, never answered from another certificate's entry.
+    expect(read.known(imported!)).toBe("5747ed")
+    // Other bytes are parsed, never answered from another certificate's entry; `known` never parses.
+    expect(read.known(other!)).toBeUndefined()
     expect(read(other!)).toBe("0c0ffee0")
+    expect(read.known(other!)).toBe("0c0ffee0")
     expect(read(imported!)).toBe("5747ed")
     // Remembering again replaces the entry; a copy is kept, so the caller's buffer may change.
     const mine = new Uint8Array(imported!)
@@ -98,7 +101,12 @@ describe("serialHexReader", () => {
     read.remember(imported!, "5747ed")
     expect(read(other!)).toBe("0c0ffee0")
     expect(read(third!)).toBe("7e57")
+    expect(read.known(imported!)).toBeUndefined()
     expect(read(imported!)).toBe("0badc0de")
+    // Bytes that are not a certificate are remembered as having no serial.
+    const junk = new Uint8Array([0x30, 0x00])
+    expect(read(junk)).toBeUndefined()
+    expect(read.known(junk)).toBeUndefined()
   })
 })
 
