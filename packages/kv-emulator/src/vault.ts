@@ -174,10 +174,19 @@ const pfxCache = new WeakMap<CertVersion, string>()
 const bundleCache = new WeakMap<CertVersion, { readonly key: string; readonly body: RawJson }>()
 
 export class VaultHandler {
-  constructor(private readonly ctx: VaultContext) {}
+  /** What every token check compares with, built once per vault rather than per request. */
+  private readonly audienceWithSlash: string
+  private readonly expectedIssuer: string
+  private readonly challenge: string
+
+  constructor(private readonly ctx: VaultContext) {
+    this.audienceWithSlash = `${ctx.keyvaultResource}/`
+    this.expectedIssuer = ctx.directory.issuerFor(ctx.tenantId)
+    this.challenge = `Bearer authorization="${ctx.authorityHost}/${ctx.tenantId}", resource="${ctx.keyvaultResource}"`
+  }
 
   challengeHeader(): string {
-    return `Bearer authorization="${this.ctx.authorityHost}/${this.ctx.tenantId}", resource="${this.ctx.keyvaultResource}"`
+    return this.challenge
   }
 
   handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -367,12 +376,12 @@ export class VaultHandler {
     const c = v.claims
     const now = nowSeconds()
     const resource = this.ctx.keyvaultResource
-    if (c.aud !== resource && c.aud !== `${resource}/`)
+    if (c.aud !== resource && c.aud !== this.audienceWithSlash)
       return {
         ok: false,
         message: `AKV10022: Invalid audience. Expected ${resource}, found: ${String(c.aud)}.`,
       }
-    const expected = this.ctx.directory.issuerFor(this.ctx.tenantId)
+    const expected = this.expectedIssuer
     if (c.iss !== expected || c.tid !== this.ctx.tenantId)
       return {
         ok: false,
