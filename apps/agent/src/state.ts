@@ -3,7 +3,9 @@
  * thumbprint, source fingerprint, times), never key material. Written
  * atomically (temporary file, fsync, rename) at most every 5 seconds when an
  * outcome changed, after each pass and at shutdown, so a restart knows what is already in place and what is held
- * (an outcome that needs a person is not retried for the same source).
+ * (an outcome that needs a person is not retried for the same source). Changes of times
+ * alone wait for the write after the pass, or at most `TIME_ONLY_MAX_AGE_MS` (60 s) when
+ * the agent never goes quiet.
  */
 import { mkdirSync, readFileSync } from "node:fs"
 import { open, rename } from "node:fs/promises"
@@ -45,10 +47,21 @@ export interface StateStore {
    * that differs from the one it replaces only in `at` and `lastSuccessAt`
    * (a pass that found the deployment in place) waits for the next `flush`
    * (after the pass, at shutdown). A restart reads outcomes, fingerprints and
-   * holds, which such a change leaves as they were.
+   * holds, which such a change leaves as they were. Backstop: changes of times
+   * older than `TIME_ONLY_MAX_AGE_MS` are written too, so an agent that is
+   * never quiet (a fleet whose passes follow each other, a deployment always
+   * retrying) does not keep its last-success times off the disk for ever.
    */
   readonly flushChanges: Effect.Effect<void>
   readonly path: string
+}
+
+/** Changes of times alone are written at least this often by the periodic write (see flushChanges). */
+export const TIME_ONLY_MAX_AGE_MS = 60_000
+
+export interface StateStoreOptions {
+  /** Wall-clock milliseconds (tests pass their own). */
+  readonly now?: () => number
 }
 
 /** The same record but for its times. */
@@ -63,7 +76,12 @@ const sameBut = (a: DeploymentRecord, b: DeploymentRecord): boolean =>
   a.held === b.held
 
 /** Open (or create) the state directory; a corrupt state file is set aside, not fatal. */
-export const openStateStore = (dir: string, warn: (line: string) => void): StateStore => {
+export const openStateStore = (
+  dir: string,
+  warn: (line: string) => void,
+  options: StateStoreOptions = {},
+): StateStore => {
+  const now = options.now ?? Date.now
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const path = join(dir, "state.json")
   const records = new Map<string, DeploymentRecord>()
@@ -90,6 +108,8 @@ export const openStateStore = (dir: string, warn: (line: string) => void): State
   let dirty = false
   // Changed in more than its times (see flushChanges).
   let changed = false
+  // When the oldest change not written yet was made (0: none).
+  let dirtySince = 0
   let writing: Promise<void> = Promise.resolve()
   const write = async () => {
     const body: StateFile = { schema: "kvdeploy.agent-state/v1", deployments: Object.fromEntries(records) }
@@ -107,9 +127,11 @@ export const openStateStore = (dir: string, warn: (line: string) => void): State
     if (!dirty) return writing
     dirty = false
     changed = false
+    dirtySince = 0
     writing = writing.then(write, write).catch((e: unknown) => {
       dirty = true
       changed = true
+      if (dirtySince === 0) dirtySince = now()
       warn(`state file ${path} cannot be written: ${String((e as Error).message)}`)
     })
     return writing
@@ -120,16 +142,20 @@ export const openStateStore = (dir: string, warn: (line: string) => void): State
     set: (name, record) => {
       const previous = records.get(name)
       records.set(name, record)
+      if (!dirty) dirtySince = now()
       dirty = true
       if (!changed && (previous === undefined || !sameBut(previous, record))) changed = true
     },
     remove: (name) => {
       if (records.delete(name)) {
+        if (!dirty) dirtySince = now()
         dirty = true
         changed = true
       }
     },
     flush,
-    flushChanges: Effect.suspend(() => (changed ? flush : Effect.void)),
+    flushChanges: Effect.suspend(() =>
+      changed || (dirty && now() - dirtySince >= TIME_ONLY_MAX_AGE_MS) ? flush : Effect.void,
+    ),
   }
 }

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
 import { afterEach, describe, expect, it } from "vitest"
-import { type DeploymentRecord, openStateStore } from "../src/state.js"
+import { type DeploymentRecord, openStateStore, TIME_ONLY_MAX_AGE_MS } from "../src/state.js"
 
 let dir: string | undefined
 afterEach(() => {
@@ -48,5 +48,34 @@ describe("state store", () => {
     })
     // A restart reads what was flushed.
     expect(openStateStore(dir, () => {}).get("api")?.at).toBe("2026-01-01T00:10:00.000Z")
+  })
+
+  it("writes changes of times alone on the periodic write once they are 60 s old (an agent never quiet)", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    let now = Date.parse("2026-01-01T00:00:00.000Z")
+    const store = openStateStore(dir, () => {}, { now: () => now })
+    const onDisk = () => JSON.parse(readFileSync(store.path, "utf8")).deployments.api as DeploymentRecord
+    store.set("api", record("2026-01-01T00:00:00.000Z"))
+    await Effect.runPromise(store.flushChanges)
+    // Passes follow each other with no quiet moment (no full flush): only the times change.
+    for (let s = 10; s <= TIME_ONLY_MAX_AGE_MS / 1000; s += 10) {
+      now += 10_000
+      store.set("api", record(new Date(now).toISOString()))
+      await Effect.runPromise(store.flushChanges)
+      expect(onDisk().at).toBe("2026-01-01T00:00:00.000Z")
+    }
+    // The oldest change not written (made at 00:00:10) is 60 s old now: written by the periodic write.
+    now += 10_000
+    store.set("api", record(new Date(now).toISOString()))
+    await Effect.runPromise(store.flushChanges)
+    expect(onDisk()).toMatchObject({
+      at: "2026-01-01T00:01:10.000Z",
+      lastSuccessAt: "2026-01-01T00:01:10.000Z",
+    })
+    // And the age counts again from that write.
+    now += 10_000
+    store.set("api", record(new Date(now).toISOString()))
+    await Effect.runPromise(store.flushChanges)
+    expect(onDisk().at).toBe("2026-01-01T00:01:10.000Z")
   })
 })
