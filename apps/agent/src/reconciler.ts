@@ -423,12 +423,24 @@ export const makeReconciler = (
           if (whole === undefined) {
             const read = yield* readWhole
             // Changed since the stamp was checked: this pass's comparison was about other bytes.
-            if (read._tag === "Failure" || read.success.fingerprint !== facts.fingerprint)
+            if (read._tag === "Failure" || read.success.fingerprint !== facts.fingerprint) {
+              yield* log(
+                d,
+                "source changed during the reconcile: nothing sent to the vault; retrying",
+                "warn",
+                {
+                  problems:
+                    read._tag === "Failure"
+                      ? read.failure.problems
+                      : ["the files differ from the ones compared"],
+                },
+              )
               return yield* new AttemptFailed({
                 outcome: "SourceBroken",
                 reason: "the source changed during the reconcile",
                 retryAfterMs: undefined,
               })
+            }
             whole = read.success
           }
           const again = yield* materialOf(d.source, whole, process.env).pipe(
