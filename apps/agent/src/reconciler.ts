@@ -24,7 +24,7 @@ import {
   forwardTags,
   hasTags,
   Metrics,
-  type PfxCodec,
+  PfxCodec,
   type TargetConfig,
   Vault,
   type VaultVersion,
@@ -126,6 +126,7 @@ export const makeReconciler = (
     const services = yield* Effect.context<Vaults | Metrics | PfxCodec>()
     const vaults = yield* Vaults
     const metrics = yield* Metrics
+    const codec = yield* PfxCodec
     const settings: AgentSettings = initial.settings
     const global = makePermits(settings.concurrency)
     // Deployments of one vault in progress at once (the rest wait for their lane, holding nothing).
@@ -279,7 +280,13 @@ export const makeReconciler = (
           (slot.facts === undefined || slot.facts.fingerprint !== bytes.success.fingerprint)
         ) {
           work.heavy = true
-          const checked = yield* materialOf(d.source, bytes.success, process.env).pipe(Effect.result)
+          // A likely deploy (an import permit reserved for it) is checked by the deploy's own codec.
+          const checked = yield* materialOf(
+            d.source,
+            bytes.success,
+            process.env,
+            reserved === undefined ? undefined : codec,
+          ).pipe(Effect.result)
           if (checked._tag === "Failure") broken = checked.failure
           else {
             parsed = checked.success
@@ -443,7 +450,7 @@ export const makeReconciler = (
             }
             whole = read.success
           }
-          const again = yield* materialOf(d.source, whole, process.env).pipe(
+          const again = yield* materialOf(d.source, whole, process.env, codec).pipe(
             Effect.mapError(
               (b) =>
                 new AttemptFailed({ outcome: "SourceBroken", reason: b.message, retryAfterMs: undefined }),

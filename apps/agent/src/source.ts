@@ -14,7 +14,7 @@
  */
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto"
 import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats, statSync } from "node:fs"
-import type { CertificateMaterial } from "@kvdeploy/core"
+import type { CertificateMaterial, PfxCodec } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -240,14 +240,45 @@ const leafForKey = (
 }
 
 /**
+ * The usual case, checked by the codec that the deploy will use: the first
+ * certificate is the leaf and the key matches it. The codec keeps its
+ * analysis (parses, key load, checks) with the material object, and the
+ * deploy's inspect and encode of the same object reuse it: the key and the
+ * leaf are parsed once per deploy instead of once here and once there
+ * (`leafForKey` costs a createPrivateKey and an X509Certificate). Answers
+ * undefined in any other case; the caller then searches with `leafForKey`.
+ */
+const materialCheckedBy = (
+  codec: PfxCodec["Service"],
+  certificates: ReadonlyArray<Uint8Array>,
+  key: Redacted.Redacted<Uint8Array>,
+): Effect.Effect<{ readonly material: CertificateMaterial; readonly notAfter: Date } | undefined> => {
+  const [leaf, ...chain] = certificates
+  if (leaf === undefined) return Effect.succeed(undefined)
+  const material: CertificateMaterial = { leaf, chain, key }
+  return Effect.match(codec.inspect(material), {
+    onFailure: () => undefined,
+    onSuccess: (inspected) =>
+      inspected.keyMatchesLeaf ? { material, notAfter: inspected.leaf.notAfter } : undefined,
+  })
+}
+
+/**
  * Parse and check the bytes of a source: certificates, the key, the key
  * matching one certificate (the leaf). Answers the material (key `Redacted`,
  * kept in memory only for the deploy that needs it) and its facts.
+ *
+ * `deployWith`: the codec of the deploy this material is read for (a deploy
+ * is likely): the check is then the codec's own inspection, which the deploy
+ * reuses. Without it (the source is only compared with the vault) the check
+ * is the cheaper `leafForKey`: an inspection also reads every name and
+ * extension of the certificate, which only a deploy needs.
  */
 export const materialOf = (
   source: Source,
   bytes: SourceBytes,
   env: Readonly<Record<string, string | undefined>>,
+  deployWith?: PfxCodec["Service"],
 ): Effect.Effect<{ readonly material: CertificateMaterial; readonly facts: SourceFacts }, SourceBroken> =>
   Effect.gen(function* () {
     const { parsePem, decodePfx } = yield* Effect.promise(loadPkcs12)
@@ -301,6 +332,18 @@ export const materialOf = (
         )
     }
     if (problems.length > 0 || key === undefined) return yield* new SourceBroken({ problems })
+    if (deployWith !== undefined) {
+      const checked = yield* materialCheckedBy(deployWith, certificates, key)
+      if (checked !== undefined)
+        return {
+          material: checked.material,
+          facts: {
+            fingerprint: bytes.fingerprint,
+            x5t: x5tOf(checked.material.leaf),
+            notAfter: checked.notAfter,
+          },
+        }
+    }
     const found = leafForKey(certificates, key)
     if (found === undefined)
       return yield* new SourceBroken({
