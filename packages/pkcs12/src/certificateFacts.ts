@@ -74,10 +74,18 @@ export type ParseOutcome =
  * not change under them (analyseMaterial and decodePfx do). Synchronous (no
  * Effect steps): inspect and decode run it for every certificate.
  */
-export const parseCertificateNow = (der: Uint8Array, field: string): ParseOutcome => {
+export const parseCertificateNow = (
+  der: Uint8Array,
+  field: string,
+  parsedBefore?: X509Certificate,
+): ParseOutcome => {
   let node: X509Certificate
   try {
-    node = new X509Certificate(der)
+    // A parse of these very bytes made earlier in the same deploy (parsePem's) is used as it is.
+    node =
+      parsedBefore !== undefined && bytesEqual(parsedBefore.raw, der)
+        ? parsedBefore
+        : new X509Certificate(der)
   } catch {
     return {
       _tag: "Problem",
@@ -128,6 +136,26 @@ const recent = new Map<string, ParsedCertificate>()
 const recentLimit = 32
 
 /**
+ * node:crypto's parse of each DER array parsePem returned, so the inspect of
+ * the same material (the agent parses a source, then inspects it) does not
+ * parse the same certificate again. Keyed by the caller's array, so it lives
+ * as long as that material; used only while the array still holds the bytes
+ * parsed (`parseCertificateNow` compares them with the parse's `raw`).
+ */
+const parsedArrays = new WeakMap<Uint8Array, X509Certificate>()
+
+/** Remember node:crypto's parse of `der` (an array handed to a caller) for a later `parseCertificateSharedNow` of it. */
+export const rememberParse = (der: Uint8Array, node: X509Certificate): void => {
+  parsedArrays.set(der, node)
+}
+
+/** The recently parsed certificate whose DER is exactly `der` (a shared CA), if there is one. */
+export const recentlyParsed = (der: Uint8Array): ParsedCertificate | undefined => {
+  const known = recent.get(hash("sha256", der, "base64"))
+  return known !== undefined && bytesEqual(known.der, der) ? known : undefined
+}
+
+/**
  * `parseCertificateNow` on a private copy of `der`, or the parsed certificate
  * of the same bytes from a recent call. The result's `der` is never the caller's array.
  */
@@ -139,7 +167,7 @@ export const parseCertificateSharedNow = (der: Uint8Array, field: string): Parse
     recent.set(id, known)
     return { _tag: "Parsed", parsed: known }
   }
-  const outcome = parseCertificateNow(der.slice(), field)
+  const outcome = parseCertificateNow(der.slice(), field, parsedArrays.get(der))
   if (outcome._tag === "Parsed") {
     recent.delete(id)
     recent.set(id, outcome.parsed)

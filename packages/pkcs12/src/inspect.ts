@@ -28,7 +28,7 @@ import {
   keyFacts,
   keyProblems,
   keyVaultAccepts,
-  loadPkcs8Now,
+  loadPkcs8SharedNow,
   publicKeysEqual,
   publicOfNow,
 } from "./privateKey.js"
@@ -163,8 +163,9 @@ const analyseNow = (material: CertificateMaterial): AnalysedMaterial | MaterialI
     if (c._tag === "Problem") problems.push(c.problem)
     else chain.push(c.parsed)
   }
-  const pkcs8 = Redacted.value(material.key).slice()
-  const key = loadPkcs8Now(pkcs8)
+  const original = Redacted.value(material.key)
+  const pkcs8 = original.slice()
+  const key = loadPkcs8SharedNow(original, pkcs8)
   if (key === undefined) problems.push({ field: "key", ...keyProblems.unreadablePkcs8 })
   if (leaf._tag === "Problem" || key === undefined || problems.length > 0)
     return new MaterialInvalid({ problems })

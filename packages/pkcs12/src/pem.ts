@@ -11,7 +11,9 @@ import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
+import { recentlyParsed, rememberParse } from "./certificateFacts.js"
 import { derKeyToPkcs8, pemKeyToPkcs8 } from "./privateKey.js"
+import { noStackTrace } from "./spans.js"
 
 export interface ParsedPem {
   /** DER certificates, in file order. */
@@ -39,12 +41,19 @@ const decodeBase64Body = (body: string): Uint8Array | undefined => {
   return new Uint8Array(Buffer.from(b64, "base64"))
 }
 
-const openSslCertificate = (bytes: Uint8Array): Uint8Array | undefined => {
+/** A certificate found at the start of some bytes: its DER (a view of them) and node:crypto's parse, when OpenSSL made one. */
+interface LeadingCertificate {
+  readonly der: Uint8Array
+  readonly node: X509Certificate | undefined
+}
+
+const openSslCertificate = (bytes: Uint8Array): LeadingCertificate | undefined => {
   try {
-    const raw = new X509Certificate(bytes).raw
+    const node = new X509Certificate(bytes)
+    const raw = node.raw
     if (raw.length > bytes.length) return undefined
     const head = bytes.subarray(0, raw.length)
-    return Buffer.compare(raw, head) === 0 ? head : undefined
+    return Buffer.compare(raw, head) === 0 ? { der: head, node } : undefined
   } catch {
     return undefined
   }
@@ -54,7 +63,11 @@ const openSslCertificate = (bytes: Uint8Array): Uint8Array | undefined => {
  * The certificate at the start of `bytes`, exactly as encoded (a TRUSTED
  * CERTIFICATE block carries OpenSSL's trust settings after it).
  */
-const leadingCertificate = (bytes: Uint8Array): Uint8Array | undefined => {
+const leadingCertificate = (bytes: Uint8Array): LeadingCertificate | undefined => {
+  // A certificate parsed moments ago whose DER is all of `bytes` (the CA every source of a fleet
+  // carries): the same answer OpenSSL's parser would give, without parsing it again.
+  const recent = recentlyParsed(bytes)
+  if (recent !== undefined) return { der: bytes, node: recent.node }
   // OpenSSL's parser first (about 20 us): when it reads a certificate whose DER is exactly the
   // start of the input, that is the answer. asn1js + pkijs (two JavaScript parses of the whole
   // certificate, ~0.5 ms) remain for what it does not take that way.
@@ -66,10 +79,17 @@ const leadingCertificate = (bytes: Uint8Array): Uint8Array | undefined => {
     if (parsed.offset === -1) return undefined
     const der = copy.subarray(0, parsed.offset)
     pkijs.Certificate.fromBER(der)
-    return der
+    return { der, node: undefined }
   } catch {
     return undefined
   }
+}
+
+/** A private copy of the certificate for the caller, with node:crypto's parse remembered for its inspect. */
+const handedOut = (found: LeadingCertificate): Uint8Array => {
+  const der = Uint8Array.from(found.der)
+  if (found.node !== undefined) rememberParse(der, found.node)
+  return der
 }
 
 const problem = (field: string, message: string, fix: string): MaterialProblem => ({ field, message, fix })
@@ -84,7 +104,7 @@ const looksLikePem = (bytes: Uint8Array): boolean => {
 const parseDer = (bytes: Uint8Array): Effect.Effect<ParsedPem, MaterialInvalid> =>
   Effect.gen(function* () {
     const cert = leadingCertificate(bytes)
-    if (cert !== undefined && cert.length === bytes.length) return { certificates: [Uint8Array.from(cert)] }
+    if (cert !== undefined && cert.der.length === bytes.length) return { certificates: [handedOut(cert)] }
     const key = yield* Effect.result(derKeyToPkcs8(bytes))
     if (key._tag === "Success") return { certificates: [], key: Redacted.make(key.success) }
     return yield* Effect.fail(
@@ -135,8 +155,8 @@ export const parsePem = (
       if (IGNORED_LABELS.has(label)) continue
       if (CERTIFICATE_LABELS.has(label)) {
         const bytes = decodeBase64Body(body)
-        const der = bytes === undefined ? undefined : leadingCertificate(bytes)
-        if (der === undefined) {
+        const found = bytes === undefined ? undefined : leadingCertificate(bytes)
+        if (found === undefined) {
           problems.push(
             problem(
               field,
@@ -145,7 +165,7 @@ export const parsePem = (
             ),
           )
         } else {
-          certificates.push(Uint8Array.from(der))
+          certificates.push(handedOut(found))
         }
         continue
       }
@@ -182,4 +202,4 @@ export const parsePem = (
       )
     if (problems.length > 0) return yield* Effect.fail(new MaterialInvalid({ problems }))
     return key === undefined ? { certificates } : { certificates, key: Redacted.make(key) }
-  }).pipe(Effect.withSpan("pkcs12.parsePem"))
+  }).pipe(Effect.withSpan("pkcs12.parsePem", undefined, noStackTrace))

@@ -128,6 +128,31 @@ export const loadPkcs8Now = (der: Uint8Array): KeyObject | undefined => {
   }
 }
 
+/**
+ * The key each PKCS#8 array handed out by parsePem was exported from, with a
+ * private copy of the bytes: the inspect of the same material (the agent
+ * parses a source, then inspects it) then loads no key OpenSSL already
+ * loaded. Keyed by the caller's array, so an entry lives as long as that
+ * material; used only while the array still holds the copied bytes.
+ */
+const loadedKeys = new WeakMap<Uint8Array, { readonly key: KeyObject; readonly pkcs8: Uint8Array }>()
+
+const handedOut = (key: KeyObject): Uint8Array => {
+  const pkcs8 = new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
+  loadedKeys.set(pkcs8, { key, pkcs8: pkcs8.slice() })
+  return pkcs8
+}
+
+/**
+ * `loadPkcs8Now` of `copy`, a private copy of the caller's `original`: the key
+ * already loaded for `original` by parsePem when the bytes are still the ones
+ * it exported, else a fresh load.
+ */
+export const loadPkcs8SharedNow = (original: Uint8Array, copy: Uint8Array): KeyObject | undefined => {
+  const known = loadedKeys.get(original)
+  return known !== undefined && bytesEqual(known.pkcs8, copy) ? known.key : loadPkcs8Now(copy)
+}
+
 /** Load an unencrypted PKCS#8 DER key. */
 export const loadPkcs8 = (der: Uint8Array): Effect.Effect<KeyObject, KeyProblem> =>
   Effect.suspend(() => {
@@ -148,7 +173,7 @@ export const pemKeyToPkcs8 = (
       const key = loadPrivateKey(
         passphrase === undefined ? { key: pem, format: "pem" } : { key: pem, format: "pem", passphrase },
       )
-      return { key, pkcs8: new Uint8Array(key.export({ type: "pkcs8", format: "der" })) }
+      return { key, pkcs8: handedOut(key) }
     },
     catch: (error): KeyProblem => {
       const code = nodeErrorCode(error)
@@ -207,8 +232,7 @@ const derToPkcs8 = (der: Uint8Array): Uint8Array | undefined => {
   const buffer = Buffer.from(der.buffer, der.byteOffset, der.byteLength)
   for (const type of ["pkcs8", "pkcs1", "sec1"] as const) {
     try {
-      const key = loadPrivateKey({ key: buffer, format: "der", type })
-      return new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
+      return handedOut(loadPrivateKey({ key: buffer, format: "der", type }))
     } catch {
       // try the next form
     }
