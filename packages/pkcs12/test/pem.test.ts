@@ -3,8 +3,16 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { beforeAll } from "vitest"
-import { parsePem } from "../src/index.js"
-import { canonicalPkcs8, hex, makeAuthorities, type TestAuthorities, toPem } from "./fixtures.js"
+import { inspectMaterial, parsePem } from "../src/index.js"
+import {
+  canonicalPkcs8,
+  generateKey,
+  hex,
+  makeAuthorities,
+  makeMaterial,
+  type TestAuthorities,
+  toPem,
+} from "./fixtures.js"
 
 let authorities: TestAuthorities
 beforeAll(async () => {
@@ -134,5 +142,46 @@ describe("parsePem", () => {
       const error = yield* Effect.flip(parsePem("hello"))
       expect(error.problems[0]?.message).toBe("contains no PEM block")
     }),
+  )
+
+  it.effect(
+    "the inspect of what parsePem returned reads those arrays as they are then, also after the caller overwrote them",
+    () =>
+      Effect.gen(function* () {
+        const keyA = yield* Effect.promise(() => generateKey("P-256"))
+        const keyB = yield* Effect.promise(() => generateKey("P-256"))
+        const a = yield* Effect.promise(() => makeMaterial(keyA, 2, authorities))
+        const [root] = certs()
+        if (root === undefined) throw new Error("fixtures")
+        const text =
+          toPem("CERTIFICATE", a.leaf) + toPem("CERTIFICATE", root) + toPem("PRIVATE KEY", keyA.pkcs8)
+        const fresh = () =>
+          Effect.map(parsePem(text), (p) => {
+            const [leaf, ...chain] = p.certificates
+            if (leaf === undefined || p.key === undefined) throw new Error("parsePem lost a block")
+            return { leaf, chain, key: p.key }
+          })
+        // As parsed: the leaf links to the root and the key matches.
+        const intact = yield* inspectMaterial(yield* fresh())
+        expect(intact.problems).toEqual([])
+        expect(intact.keyMatchesLeaf).toBe(true)
+        // The last byte of the leaf is in its signature: a copy with it changed still parses, and
+        // its signature no longer verifies.
+        const tampered = yield* fresh()
+        const last = tampered.leaf.length - 1
+        tampered.leaf[last] = (tampered.leaf[last] ?? 0) ^ 0x01
+        const inspected = yield* inspectMaterial(tampered)
+        expect(hex(inspected.leaf.der)).toBe(hex(tampered.leaf))
+        expect(inspected.problems.map((p) => p.message)).toContainEqual(
+          expect.stringContaining("its key does not verify that certificate's signature"),
+        )
+        // Another key of the same size written over the returned key: the inspect reads that key.
+        const swapped = yield* fresh()
+        const keyBytes = Redacted.value(swapped.key)
+        const other = canonicalPkcs8(keyB.pkcs8)
+        expect(other.length).toBe(keyBytes.length)
+        keyBytes.set(other)
+        expect((yield* inspectMaterial(swapped)).keyMatchesLeaf).toBe(false)
+      }),
   )
 })
