@@ -5,7 +5,7 @@
  * except RC2, which is node-forge's (Node's OpenSSL 3 keeps RC2 in the legacy
  * provider, which Node does not load).
  */
-import { createCipheriv, createDecipheriv, type KeyObject, pbkdf2Sync, randomBytes } from "node:crypto"
+import { createCipheriv, createDecipheriv, type KeyObject, pbkdf2Sync } from "node:crypto"
 import * as asn1js from "asn1js"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -19,7 +19,8 @@ import {
   pbes2CipherByOid,
   prfByOid,
 } from "./algorithms.js"
-import { loadPrivateKey, secretKey } from "./nodeCrypto.js"
+import { loadPrivateKey, publicRandom, secretKey } from "./nodeCrypto.js"
+import { algorithm, type Block, integer, nullParametersAlgorithm, octets, sequence } from "./pfxStructure.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf, utf8Password } from "./pkcs12Kdf.js"
 
 /** Why a password-encrypted blob could not be decrypted. Internal: callers map it to their own tagged error. */
@@ -29,11 +30,10 @@ export class PbeFailure extends Data.TaggedError("PbeFailure")<{
 }> {}
 
 export interface Encrypted {
-  readonly algorithm: pkijs.AlgorithmIdentifier
+  /** The AlgorithmIdentifier of the scheme with its parameters, as an asn1js block. */
+  readonly algorithm: Block
   readonly ciphertext: Uint8Array
 }
-
-const octets = (bytes: Uint8Array): asn1js.OctetString => new asn1js.OctetString({ valueHex: bytes })
 
 const cipherRun = (
   mode: "encrypt" | "decrypt",
@@ -118,31 +118,22 @@ export const rc2CbcDecrypt = (
 
 /** PBES2 with PBKDF2-HMAC-SHA-256 and AES-256-CBC, the password as UTF-8 (what OpenSSL 3 and Java 17 write). */
 export const encryptPbes2 = (data: Uint8Array, password: string, iterations: number): Encrypted => {
-  // One call for both (each randomBytes call costs ~5 us beyond its bytes).
-  const random = randomBytes(32)
+  const random = publicRandom(32)
   const salt = random.subarray(0, 16)
   const iv = random.subarray(16)
   const key = pbkdf2Sync(utf8Password(password), salt, iterations, 32, "sha256")
   const ciphertext = cipherRun("encrypt", "aes-256-cbc", key, iv, data)
-  const params = new pkijs.PBES2Params({
-    keyDerivationFunc: new pkijs.AlgorithmIdentifier({
-      algorithmId: oid.pbkdf2,
-      algorithmParams: new pkijs.PBKDF2Params({
-        salt: octets(salt),
-        iterationCount: iterations,
-        prf: new pkijs.AlgorithmIdentifier({
-          algorithmId: oid.hmacWithSha256,
-          algorithmParams: new asn1js.Null(),
-        }),
-      }).toSchema(),
-    }),
-    encryptionScheme: new pkijs.AlgorithmIdentifier({
-      algorithmId: oid.aes256Cbc,
-      algorithmParams: octets(iv),
-    }),
-  })
   return {
-    algorithm: new pkijs.AlgorithmIdentifier({ algorithmId: oid.pbes2, algorithmParams: params.toSchema() }),
+    algorithm: algorithm(
+      oid.pbes2,
+      sequence([
+        algorithm(
+          oid.pbkdf2,
+          sequence([octets(salt), integer(iterations), nullParametersAlgorithm(oid.hmacWithSha256)]),
+        ),
+        algorithm(oid.aes256Cbc, octets(iv)),
+      ]),
+    ),
     ciphertext,
   }
 }
@@ -156,7 +147,7 @@ export const encryptPbes1 = (
   iterations: number,
   scheme: Pbes1Scheme,
 ): Encrypted => {
-  const salt = randomBytes(8)
+  const salt = publicRandom(8)
   const pw = bmpPassword(password)
   const algorithmId = scheme === "3des" ? oid.pbeSha1TripleDes : oid.pbeSha1Rc2_40
   const keyLength = scheme === "3des" ? 24 : 5
@@ -164,8 +155,7 @@ export const encryptPbes1 = (
   const iv = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.iv, 8)
   const ciphertext =
     scheme === "3des" ? cipherRun("encrypt", "des-ede3-cbc", key, iv, data) : rc2CbcEncrypt(key, 40, iv, data)
-  const params = new asn1js.Sequence({ value: [octets(salt), new asn1js.Integer({ value: iterations })] })
-  return { algorithm: new pkijs.AlgorithmIdentifier({ algorithmId, algorithmParams: params }), ciphertext }
+  return { algorithm: algorithm(algorithmId, sequence([octets(salt), integer(iterations)])), ciphertext }
 }
 
 const malformed = (detail: string) => new PbeFailure({ kind: "malformed", detail })

@@ -1,22 +1,23 @@
 /**
- * encodePfx writes each OBJECT IDENTIFIER from a cached asn1js encoding of it
- * (withEncodedOids): the bytes must be exactly what asn1js writes for the
- * same structure, OIDs and all.
+ * encodePfx writes OBJECT IDENTIFIERs, NULL-parameter algorithm identifiers
+ * and INTEGERs from asn1js encodings of them made once (pfxStructure.ts): the
+ * bytes must be exactly what asn1js writes for the same structure, and a
+ * PFX of each profile exactly what pkijs writes when it re-encodes it.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
-import { withEncodedOids } from "../src/encodePfx.js"
 import { encodePfx } from "../src/index.js"
+import { encodedOnce, integer, nullParametersAlgorithm, oidBlock } from "../src/pfxStructure.js"
 import { generateKey, issue } from "./fixtures.js"
 
 const hexOf = (b: ArrayBuffer | Uint8Array) =>
   Buffer.from(b instanceof Uint8Array ? b : new Uint8Array(b)).toString("hex")
 
-describe("OBJECT IDENTIFIERs from cached encodings", () => {
-  it("encode to the same bytes as asn1js's own ObjectIdentifier, alone and inside structures", () => {
+describe("blocks from encodings made once", () => {
+  it("encode to the same bytes as asn1js's own blocks, alone and inside structures", () => {
     for (const value of [
       "1.2.840.113549.1.12.10.1.3",
       "2.16.840.1.101.3.4.1.42",
@@ -26,15 +27,38 @@ describe("OBJECT IDENTIFIERs from cached encodings", () => {
       const plain = new asn1js.Sequence({
         value: [new asn1js.ObjectIdentifier({ value }), new asn1js.Null()],
       })
-      const cached = withEncodedOids(
-        new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value }), new asn1js.Null()] }),
-      )
+      const cached = new asn1js.Sequence({ value: [oidBlock(value), new asn1js.Null()] })
       expect(hexOf(cached.toBER(false))).toBe(hexOf(plain.toBER(false)))
-      // A second use of the same cached block encodes the same again.
-      expect(hexOf(withEncodedOids(new asn1js.ObjectIdentifier({ value })).toBER(false))).toBe(
+      // A second use of the same cached block encodes the same again, alone and as part of another.
+      expect(hexOf(oidBlock(value).toBER(false))).toBe(
         hexOf(new asn1js.ObjectIdentifier({ value }).toBER(false)),
       )
+      expect(hexOf(nullParametersAlgorithm(value).toBER(false))).toBe(hexOf(plain.toBER(false)))
+      expect(
+        hexOf(new asn1js.Sequence({ value: [nullParametersAlgorithm(value), oidBlock(value)] }).toBER(false)),
+      ).toBe(
+        hexOf(
+          new asn1js.Sequence({
+            value: [
+              new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value }), new asn1js.Null()] }),
+              new asn1js.ObjectIdentifier({ value }),
+            ],
+          }).toBER(false),
+        ),
+      )
     }
+    for (const value of [0, 1, 3, 127, 128, 255, 256, 2048, 10_000_000]) {
+      expect(hexOf(integer(value).toBER(false))).toBe(hexOf(new asn1js.Integer({ value }).toBER(false)))
+      expect(hexOf(integer(value).toBER(false))).toBe(hexOf(new asn1js.Integer({ value }).toBER(false)))
+    }
+    // A constructed block with a long content (long-form length) keeps its tag and bytes.
+    const long = new asn1js.Sequence({
+      value: [
+        new asn1js.OctetString({ valueHex: new Uint8Array(300).fill(7) }),
+        new asn1js.Integer({ value: 5 }),
+      ],
+    })
+    expect(hexOf(encodedOnce(long).toBER(false))).toBe(hexOf(long.toBER(false)))
   })
 
   it.effect("a PFX of each profile is byte for byte what asn1js writes for the same PFX structure", () =>
