@@ -83,7 +83,15 @@ export const makePermits = (permits: number): Permits => {
     wake()
   }
 
-  const acquire: Effect.Effect<void> = Effect.withFiber((fiber) =>
+  // A permit free and nobody waiting: taken at once, without a callback (the usual case of the global bound).
+  const acquireFree: Effect.Effect<boolean> = Effect.sync(() => {
+    if (free > 0 && head === queue.length) {
+      free--
+      return true
+    }
+    return false
+  })
+  const acquireWaiting: Effect.Effect<void> = Effect.withFiber((fiber) =>
     Effect.callback<void>((resume) => {
       if (free > 0 && head === queue.length) {
         free--
@@ -103,9 +111,18 @@ export const makePermits = (permits: number): Permits => {
     }),
   )
 
+  const releaseEffect = Effect.sync(release)
+
+  // The free permit is taken in the uninterruptible region: no moment between taking it and
+  // `ensuring` where an interruption could leave it taken.
   const withPermit = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.andThen(restore(acquire), Effect.ensuring(restore(effect), Effect.sync(release))),
+      Effect.flatMap(acquireFree, (taken) =>
+        Effect.andThen(
+          taken ? Effect.void : restore(acquireWaiting),
+          Effect.ensuring(restore(effect), releaseEffect),
+        ),
+      ),
     )
 
   return {

@@ -28,6 +28,8 @@ export interface SourceFacts {
   /** base64url SHA-1 of the leaf DER, as Key Vault reports `x5t`. */
   readonly x5t: string
   readonly notAfter: Date
+  /** `notAfter` as ISO 8601 text (the state file's form), made once per source. */
+  readonly notAfterText: string
 }
 
 /** The source cannot be used now; `problems` say why (never with key bytes). */
@@ -341,6 +343,7 @@ export const materialOf = (
             fingerprint: bytes.fingerprint,
             x5t: x5tOf(checked.material.leaf),
             notAfter: checked.notAfter,
+            notAfterText: checked.notAfter.toISOString(),
           },
         }
     }
@@ -353,10 +356,12 @@ export const materialOf = (
       })
     const { der: leaf, x509 } = found
     const material: CertificateMaterial = { leaf, chain: certificates.filter((c) => c !== leaf), key }
+    const notAfter = new Date(x509.validTo)
     const facts: SourceFacts = {
       fingerprint: bytes.fingerprint,
       x5t: x5tOf(leaf),
-      notAfter: new Date(x509.validTo),
+      notAfter,
+      notAfterText: notAfter.toISOString(),
     }
     return { material, facts }
   })
