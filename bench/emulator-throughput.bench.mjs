@@ -42,7 +42,10 @@
 // emulator's pfxWorkers option; unset: its default), KVDEPLOY_BENCH_COMPARE_PFX_WORKERS (a comma
 // list: one more emulator process per value with that pfxWorkers, driven with the same bodies in
 // the same import rounds, e.g. "0,1" to see what the pool brings), KVDEPLOY_BENCH_EMULATOR_NODE_FLAGS
-// (extra node flags for the emulator children, e.g. "--cpu-prof --cpu-prof-dir=/dev/shm/prof").
+// (extra node flags for the emulator children, e.g. "--cpu-prof --cpu-prof-dir=/dev/shm/prof"),
+// KVDEPLOY_BENCH_COMPARE_EMULATOR (the path of another build's module exporting `start`, e.g. an
+// older commit's packages/kv-emulator/dist/index.js: one more emulator process running that build,
+// default pfxWorkers, driven with the same bodies in the same rounds: a before/after in one run).
 import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import * as https from "node:https"
@@ -64,6 +67,7 @@ const COMPARE_PFX_WORKERS = (process.env.KVDEPLOY_BENCH_COMPARE_PFX_WORKERS ?? "
   .split(",")
   .map((s) => s.trim())
   .filter((s) => s.length > 0)
+const COMPARE_EMULATOR = process.env.KVDEPLOY_BENCH_COMPARE_EMULATOR ?? ""
 const EMULATOR_NODE_FLAGS = (process.env.KVDEPLOY_BENCH_EMULATOR_NODE_FLAGS ?? "")
   .split(" ")
   .filter((f) => f.length > 0)
@@ -84,7 +88,9 @@ if (process.argv[2] === "--child") {
     if (m === "cpu") process.send?.({ cpu: process.cpuUsage() })
   })
   if (kind === "emulator") {
-    const { start } = await import("@kvdeploy/kv-emulator")
+    const module =
+      process.argv[5] !== undefined && process.argv[5] !== "" ? process.argv[5] : "@kvdeploy/kv-emulator"
+    const { start } = await import(module)
     const emulator = await start({
       vaults: Array.from({ length: VAULTS }, (_, i) => `bench-${i}`),
       throttling: false,
@@ -377,8 +383,8 @@ const roundBodies = (kind, r) =>
 
 // ---------- servers up; rounds alternate so every server sees the same machine load ----------
 /** An emulator child with `workers` PFX workers ("" for its default), a token and an agent. */
-const emulatorSession = async (workers) => {
-  const emu = await child(["emulator", workers], EMULATOR_NODE_FLAGS)
+const emulatorSession = async (workers, module = "") => {
+  const emu = await child(["emulator", workers, module], EMULATOR_NODE_FLAGS)
   const info = emu.info
   const agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: info.caPem })
   const tokenRes = await request(agent, `${info.authorityHost}/${info.tenantId}/oauth2/v2.0/token`, {
@@ -414,12 +420,14 @@ const emulatorSession = async (workers) => {
     emu.proc.kill("SIGTERM")
     await exited
   }
-  return { label: workers === "" ? "default" : workers, proc: emu.proc, info, agent, auth, importOnce, stop }
+  const label = `${workers === "" ? "default" : workers}${module === "" ? "" : ` (${module})`}`
+  return { label, proc: emu.proc, info, agent, auth, importOnce, stop }
 }
 const main = await emulatorSession(PFX_WORKERS ?? "")
 // Optionally more emulators with other pfxWorkers, measured in the same import rounds.
 const compares = []
 for (const w of COMPARE_PFX_WORKERS) compares.push(await emulatorSession(w))
+if (COMPARE_EMULATOR !== "") compares.push(await emulatorSession("", COMPARE_EMULATOR))
 const { info, agent, auth } = main
 const v0 = info.vaults[0].url
 const seed = await request(agent, `${v0}/certificates/bench/import?api-version=2025-07-01`, {
