@@ -1,7 +1,8 @@
 /**
  * Password-based encryption of PKCS#12 contents: PBES2 (PBKDF2 + AES or 3DES,
  * RFC 8018) and the PKCS#12 PBES1 schemes (RFC 7292 Appendix C). Parameters
- * are read and written with pkijs/asn1js classes; the ciphers are node:crypto,
+ * are read with pkijs/asn1js classes and written as asn1js blocks
+ * (pfxStructure.ts); the ciphers are node:crypto,
  * except RC2, which is node-forge's (Node's OpenSSL 3 keeps RC2 in the legacy
  * provider, which Node does not load).
  */
