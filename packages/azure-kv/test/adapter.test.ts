@@ -121,6 +121,32 @@ describe("Vault over the emulator", () => {
     ),
   )
 
+  it.live("a stated leaf that is not the PFX's own never lends its serial to what the vault serves", () =>
+    run(
+      Effect.gen(function* () {
+        const vault = yield* Vault
+        const codec = yield* PfxCodec
+        const stated = yield* Effect.promise(() => makeMaterial(ca))
+        const sent = yield* Effect.promise(() => makeMaterial(ca))
+        const statedFacts = yield* codec.inspect(stated)
+        const sentFacts = yield* codec.inspect(sent)
+        expect(sentFacts.leaf.serialHex).not.toBe("5747ed")
+        const pfx = yield* codec.encode(sent, { encoding: "modern", password: Redacted.make("") })
+        // The import states another certificate's DER with a serial no parse would give.
+        const imported = yield* vault.importVersion({
+          name: "wrong-leaf-app",
+          pfx,
+          password: Redacted.make(""),
+          tags: { t: "wrong-leaf-app" },
+          keyFacts: sentFacts.key,
+          leaf: { ...statedFacts.leaf, serialHex: "5747ed" },
+        })
+        expect(imported.serialHex).toBe(sentFacts.leaf.serialHex)
+        expect((yield* vault.getLatest("wrong-leaf-app")).serialHex).toBe(sentFacts.leaf.serialHex)
+      }),
+    ),
+  )
+
   it.live(
     "getVersionSecret answers the PFX with the whole chain; a non-exportable key gives VaultNoPrivateKey",
     () =>

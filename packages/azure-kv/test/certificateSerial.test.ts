@@ -103,9 +103,13 @@ describe("serialHexReader", () => {
     expect(read(third!)).toBe("7e57")
     expect(read.known(imported!)).toBeUndefined()
     expect(read(imported!)).toBe("0badc0de")
-    // Bytes that are not a certificate are remembered as having no serial.
+    // Bytes that are not a certificate are remembered as having no serial: their entry takes a
+    // place in the memory, so with the junk and one more certificate read the imported one's is gone.
     const junk = new Uint8Array([0x30, 0x00])
+    read.remember(imported!, "5747ed")
     expect(read(junk)).toBeUndefined()
+    expect(read(other!)).toBe("0c0ffee0")
+    expect(read.known(imported!)).toBeUndefined()
     expect(read.known(junk)).toBeUndefined()
   })
 })
