@@ -149,10 +149,17 @@ export const rememberParse = (der: Uint8Array, node: X509Certificate): void => {
   parsedArrays.set(der, node)
 }
 
-/** The recently parsed certificate whose DER is exactly `der` (a shared CA), if there is one. */
+/**
+ * The recently parsed certificate whose DER is exactly `der` (a shared CA), if
+ * there is one. OpenSSL's parser accepts bytes after a certificate, so an
+ * entry may hold a certificate followed by something else: it answers only
+ * when the certificate OpenSSL read is all of `der`.
+ */
 export const recentlyParsed = (der: Uint8Array): ParsedCertificate | undefined => {
   const known = recent.get(hash("sha256", der, "base64"))
-  return known !== undefined && bytesEqual(known.der, der) ? known : undefined
+  return known !== undefined && bytesEqual(known.der, der) && bytesEqual(known.node.raw, der)
+    ? known
+    : undefined
 }
 
 /**

@@ -137,6 +137,22 @@ describe("parsePem", () => {
       }),
   )
 
+  it.effect(
+    "a certificate with bytes after it reads as the certificate alone, whatever was inspected before",
+    () =>
+      Effect.gen(function* () {
+        const leaf = certs()[1] ?? new Uint8Array()
+        const tailed = new Uint8Array([...leaf, 0x05, 0x00])
+        // OpenSSL's parser takes the tailed bytes; an inspect of them (failing on its key) leaves that
+        // parse among the recent ones, which parsePem must not answer for all of the tailed bytes.
+        yield* Effect.flip(
+          inspectMaterial({ leaf: tailed, chain: [], key: Redacted.make(new Uint8Array([1, 2, 3])) }),
+        )
+        const parsed = yield* parsePem(toPem("CERTIFICATE", tailed))
+        expect(parsed.certificates.map(hex)).toEqual([hex(leaf)])
+      }),
+  )
+
   it.effect("text without PEM blocks is MaterialInvalid", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(parsePem("hello"))
