@@ -193,3 +193,30 @@ describe("KDF work budget with OpenSSL's key decryption", () => {
     expect(spent).toBe(2 * iterations)
   })
 })
+
+describe("publicRandom (salts and IVs)", () => {
+  it("hands out every pooled byte once: draws of mixed sizes over several refills never repeat", async () => {
+    const { publicRandom } = await import("../src/nodeCrypto.js")
+    const sizes = [8, 16, 20, 32, 64, 13, 4000]
+    const seen = new Set<string>()
+    let total = 0
+    // Over 12 pools' worth of bytes, so draws cross refills at many offsets.
+    for (let i = 0; total < 12 * 4096; i++) {
+      const size = sizes[i % sizes.length] ?? 8
+      const bytes = publicRandom(size)
+      expect(bytes.length).toBe(size)
+      const text = Buffer.from(bytes).toString("hex")
+      // Two 8-byte (or longer) draws of fresh random bytes are equal with probability 2^-64.
+      expect(seen.has(text)).toBe(false)
+      seen.add(text)
+      total += size
+    }
+    // A draw larger than the pool comes straight from randomBytes.
+    expect(publicRandom(5000).length).toBe(5000)
+    // Earlier draws keep their bytes after later ones and refills.
+    const kept = publicRandom(32)
+    const copy = Uint8Array.from(kept)
+    for (let i = 0; i < 300; i++) publicRandom(32)
+    expect(Buffer.from(kept).equals(Buffer.from(copy))).toBe(true)
+  })
+})
