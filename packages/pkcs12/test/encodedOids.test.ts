@@ -4,6 +4,7 @@
  * bytes must be exactly what asn1js writes for the same structure, and a
  * PFX of each profile exactly what pkijs writes when it re-encodes it.
  */
+import { createDecipheriv, pbkdf2Sync } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
@@ -72,6 +73,70 @@ describe("blocks from encodings made once", () => {
         )
         const reencoded = pkijs.PFX.fromBER(pfx).toSchema().toBER(false)
         expect(hexOf(reencoded)).toBe(hexOf(pfx))
+      }
+    }),
+  )
+
+  // The PFX-level comparison above carries the authenticated safe as the bytes of an OCTET STRING:
+  // the levels inside are compared here, each parsed by its pkijs class from its own bytes and
+  // re-encoded (SafeContents with every bag and attribute, EncryptedData with its algorithm, the
+  // PBES2 and PBKDF2 parameters, the decrypted certificate SafeContents).
+  it.effect("every level inside a modern PFX is byte for byte what pkijs writes for it", () =>
+    Effect.gen(function* () {
+      const key = yield* Effect.promise(() => generateKey("P-256"))
+      const leaf = yield* Effect.promise(() => issue({ subject: "CN=levels.example.test", key, ca: false }))
+      const ca = yield* Effect.promise(() => issue({ subject: "CN=levels-ca.example.test", key, ca: true }))
+      for (const iterations of [1, 2048]) {
+        const pfx = yield* encodePfx(
+          { leaf, chain: [ca], key: Redacted.make(key.pkcs8) },
+          { encoding: "modern", password: Redacted.make("pw"), friendlyName: "levels", iterations },
+        )
+        const same = <T extends { toSchema(): asn1js.BaseBlock }>(
+          bytes: Uint8Array,
+          parse: (b: ArrayBuffer) => T,
+        ): T => {
+          const parsed = parse(Uint8Array.from(bytes).buffer)
+          expect(hexOf(parsed.toSchema().toBER(false))).toBe(hexOf(bytes))
+          return parsed
+        }
+        const outer = asn1js.fromBER(Uint8Array.from(pfx).buffer, { parseEmbedded: false })
+        const top = new pkijs.PFX({ schema: outer.result })
+        const authSafeBytes = new Uint8Array((top.authSafe.content as asn1js.OctetString).getValue())
+        const authSafe = same(authSafeBytes, (b) => pkijs.AuthenticatedSafe.fromBER(b))
+        let encryptedLevels = 0
+        let plainLevels = 0
+        for (const info of authSafe.safeContents) {
+          if (info.contentType === "1.2.840.113549.1.7.1") {
+            plainLevels++
+            same(new Uint8Array((info.content as asn1js.OctetString).getValue()), (b) =>
+              pkijs.SafeContents.fromBER(b),
+            )
+            continue
+          }
+          encryptedLevels++
+          const encrypted = same(new Uint8Array(info.content.toBER(false)), (b) =>
+            pkijs.EncryptedData.fromBER(b),
+          )
+          const algorithm = encrypted.encryptedContentInfo.contentEncryptionAlgorithm
+          const pbes2 = same(new Uint8Array(algorithm.algorithmParams.toBER(false)), (b) =>
+            pkijs.PBES2Params.fromBER(b),
+          )
+          const kdf = same(new Uint8Array(pbes2.keyDerivationFunc.algorithmParams.toBER(false)), (b) =>
+            pkijs.PBKDF2Params.fromBER(b),
+          )
+          expect(kdf.iterationCount).toBe(iterations)
+          const salt = new Uint8Array((kdf.salt as asn1js.OctetString).getValue())
+          const iv = new Uint8Array((pbes2.encryptionScheme.algorithmParams as asn1js.OctetString).getValue())
+          const aesKey = pbkdf2Sync("pw", salt, iterations, 32, "sha256")
+          const decipher = createDecipheriv("aes-256-cbc", aesKey, iv)
+          const ciphertext = Uint8Array.from(
+            (encrypted.encryptedContentInfo.encryptedContent as asn1js.OctetString).valueBlock.valueHexView,
+          )
+          const plain = Buffer.concat([decipher.update(ciphertext), decipher.final()])
+          const certificates = same(new Uint8Array(plain), (b) => pkijs.SafeContents.fromBER(b))
+          expect(certificates.safeBags.length).toBe(2)
+        }
+        expect({ plainLevels, encryptedLevels }).toEqual({ plainLevels: 1, encryptedLevels: 1 })
       }
     }),
   )
