@@ -25,6 +25,7 @@ import * as Fiber from "effect/Fiber"
 import * as Result from "effect/Result"
 import { auditRecordOf } from "./audit.js"
 import { DeployPolicy } from "./DeployPolicy.js"
+import { judgeExistingVersion } from "./judgeExisting.js"
 import type { InspectedMaterial } from "./material.js"
 import {
   type DeployOutcome,
@@ -48,7 +49,7 @@ import {
 import { checkBuiltPfx, pfxOptionsOf, pfxPassword, preflightInspected } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
 import { rollback } from "./rollback.js"
-import { CERTIFICATE_ID_TAG, forwardTags, hasTags, isManagedByKvdeploy, MANAGED_BY_TAG } from "./tags.js"
+import { CERTIFICATE_ID_TAG, forwardTags, isManagedByKvdeploy, MANAGED_BY_TAG } from "./tags.js"
 import { DeployTrail, retryAfter } from "./trail.js"
 import { type Expected, judgeLatest, type Verdict, verifyAfterFirst } from "./verify.js"
 import { byCreationLatestFirst, createdSince } from "./versions.js"
@@ -126,7 +127,8 @@ const judgeExisting = (
   newX5t: string,
   tags: Readonly<Record<string, string>>,
 ): Draft | undefined => {
-  if (previous.x5t === newX5t && previous.enabled && hasTags(previous.tags, tags)) {
+  const judgement = judgeExistingVersion(previous, newX5t, tags, request.options?.adopt === true)
+  if (judgement._tag === "InPlace") {
     trail.note("idempotency: already served with kvdeploy's tags; skipping")
     return {
       _tag: "Skipped",
@@ -134,18 +136,18 @@ const judgeExisting = (
       reason: "the vault already serves this certificate",
     }
   }
-  if (!isManagedByKvdeploy(previous.tags)) {
-    if (request.options?.adopt !== true) {
-      trail.note("ownership: not managed by kvdeploy; refusing")
-      const name = request.target.certificateName
-      const problem: DeployProblem = {
-        field: "certificate_name",
-        message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl; kvdeploy does not overwrite certificates it does not manage`,
-        fix: "deploy with adopt to take it over (recorded in the audit log), or choose another certificate_name",
-        reason: "not_managed",
-      }
-      return { _tag: "Rejected", problems: [problem], reason: problem.message }
+  if (judgement._tag === "NotManaged") {
+    trail.note("ownership: not managed by kvdeploy; refusing")
+    const name = request.target.certificateName
+    const problem: DeployProblem = {
+      field: "certificate_name",
+      message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl; kvdeploy does not overwrite certificates it does not manage`,
+      fix: "deploy with adopt to take it over (recorded in the audit log), or choose another certificate_name",
+      reason: "not_managed",
     }
+    return { _tag: "Rejected", problems: [problem], reason: problem.message }
+  }
+  if (judgement.adopting) {
     trail.adopted = true
     trail.note(`ownership: adopting ${previous.versionId}`)
   }

@@ -6,8 +6,7 @@
  */
 import {
   forwardTags,
-  hasTags,
-  isManagedByKvdeploy,
+  judgeExistingVersion,
   MANAGED_BY_TAG,
   preflight,
   type TargetConfig,
@@ -51,14 +50,16 @@ const decide = (
   if (current === undefined) {
     return { action: "import", reason: "first deploy: the certificate does not exist yet", writes: 1 }
   }
-  if (current.x5t === newX5t && current.enabled && hasTags(current.tags, tags)) {
+  // The deploy program's own decision (steps 3-4), so plan says what deploy would do.
+  const judgement = judgeExistingVersion(current, newX5t, tags, adopt)
+  if (judgement._tag === "InPlace") {
     return {
       action: "skip",
       reason: `the vault already serves this certificate (${current.versionId}) with kvdeploy's tags`,
       writes: 0,
     }
   }
-  if (!isManagedByKvdeploy(current.tags) && !adopt) {
+  if (judgement._tag === "NotManaged") {
     return {
       action: "refuse",
       reason: `${config.certificateName} exists without ${MANAGED_BY_TAG}=certctl; deploy would refuse it (use --adopt to take it over)`,
@@ -67,7 +68,7 @@ const decide = (
   }
   return {
     action: "import",
-    reason: `${adopt && !isManagedByKvdeploy(current.tags) ? "adopt and " : ""}import a new version over ${current.versionId}, then verify (rollback only if verify fails)`,
+    reason: `${judgement.adopting ? "adopt and " : ""}import a new version over ${current.versionId}, then verify (rollback only if verify fails)`,
     writes: 1,
   }
 }

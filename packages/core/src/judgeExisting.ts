@@ -1,0 +1,41 @@
+/**
+ * Steps 3-4 of the deploy state machine (idempotency, ownership) as one
+ * decision about the version a vault serves now. The deploy program acts on
+ * it; `kvdeploy plan` and the agent's comparison read the same decision, so
+ * they cannot drift from what a deploy would do.
+ */
+import type { VaultVersion } from "./ports/Vault.js"
+import { hasTags, isManagedByKvdeploy } from "./tags.js"
+
+export type ExistingVersionJudgement =
+  /** The vault serves this certificate, enabled, with kvdeploy's tags: a deploy is Skipped. */
+  | { readonly _tag: "InPlace" }
+  /** Another writer's certificate and no adopt: a deploy is Rejected (not_managed). */
+  | { readonly _tag: "NotManaged" }
+  /** A deploy imports a new version (adopting the certificate when it is not kvdeploy's). */
+  | { readonly _tag: "Replace"; readonly adopting: boolean }
+
+// One object per answer: the deploy program judges on every deploy.
+const inPlace: ExistingVersionJudgement = Object.freeze({ _tag: "InPlace" })
+const notManaged: ExistingVersionJudgement = Object.freeze({ _tag: "NotManaged" })
+const replace: ExistingVersionJudgement = Object.freeze({ _tag: "Replace", adopting: false })
+const adoptAndReplace: ExistingVersionJudgement = Object.freeze({ _tag: "Replace", adopting: true })
+
+/** Whether `version` is the certificate `x5t`, enabled, carrying every tag of `tags` (forwardTags). */
+export const servesInPlace = (
+  version: VaultVersion,
+  x5t: string,
+  tags: Readonly<Record<string, string>>,
+): boolean => version.x5t === x5t && version.enabled && hasTags(version.tags, tags)
+
+/** What a deploy of the certificate `newX5t` with `tags` does about `current`, the version served now. */
+export const judgeExistingVersion = (
+  current: VaultVersion,
+  newX5t: string,
+  tags: Readonly<Record<string, string>>,
+  adopt: boolean,
+): ExistingVersionJudgement => {
+  if (servesInPlace(current, newX5t, tags)) return inPlace
+  if (isManagedByKvdeploy(current.tags)) return replace
+  return adopt ? adoptAndReplace : notManaged
+}
