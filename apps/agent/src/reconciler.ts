@@ -139,6 +139,11 @@ export const makeReconciler = (
     let stopping = false
     let ready = false
     // Memory back to the system once a pass is over (with --expose-gc; see idleRelease.ts).
+    const gc = exposedGc()
+    // The configuration's parse left its garbage (10,000 deployments: the first pass's collection
+    // found 540 MB resident, against about 320 MB for the later ones): collected before the first
+    // pass, so that the in-pass bound below counts from what the agent holds, not from that.
+    gc?.()
     const idle = makeIdleRelease({
       quietMs: 3000,
       // Nothing is started once shutdown began, and what was scheduled before does nothing:
@@ -147,7 +152,7 @@ export const makeReconciler = (
         if (stopping) return
         Effect.runForkWith(services)(Effect.suspend(() => (stopping ? Effect.void : effect)))
       },
-      gc: exposedGc(),
+      gc,
       // The pass's records are written first, so the write's garbage goes with the rest; the vault
       // clients' idle keep-alive connections are closed (tens of KB each, hundreds after a pass).
       before: Effect.andThen(
