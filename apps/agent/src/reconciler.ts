@@ -22,12 +22,11 @@ import {
   type DeployOutcome,
   deploy,
   forwardTags,
-  hasTags,
   Metrics,
   PfxCodec,
+  servesInPlace,
   type TargetConfig,
   Vault,
-  type VaultVersion,
 } from "@kvdeploy/core"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
@@ -359,8 +358,8 @@ export const makeReconciler = (
         if (slot.expectedTags === undefined || slot.expectedTags.deployment !== d)
           slot.expectedTags = { deployment: d, tags: forwardTags(d.target.tags, d.certificateId) }
         const expectedTags = slot.expectedTags.tags
-        const inPlace = (v: VaultVersion) => v.x5t === facts.x5t && v.enabled && hasTags(v.tags, expectedTags)
-        if (Exit.isSuccess(latest) && inPlace(latest.value)) {
+        // The deploy program's own idempotency rule (core's servesInPlace): in place means a deploy would be Skipped.
+        if (Exit.isSuccess(latest) && servesInPlace(latest.value, facts.x5t, expectedTags)) {
           const finishedAt = yield* Clock.currentTimeMillis
           yield* metrics.deployAttempt("skipped")
           yield* metrics.idempotentSkip()
