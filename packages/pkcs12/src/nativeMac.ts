@@ -40,8 +40,8 @@ export const opensslAcceptsPfx: NativeMacCheck = (pfx, password) => {
  * From this MAC iteration count on, OpenSSL's check replaces the JS one. Below
  * it the JS derivation is cheaper than OpenSSL's fixed cost (context, key
  * load, the bags' decryption again): decodePfx of fresh RSA-2048 PFXs,
- * in-process A/B (CPU, on/off) was 0.61 at 2048 iterations, 0.65 at 1024 and
- * 1.08 at 512 (see the README).
+ * in-process A/B (CPU, on/off) was 0.80-0.83 at 2048 iterations, 0.81 at 1536,
+ * 0.95 at 1024 and 1.08 at 512 (see the README).
  */
 export const nativeMacMinIterations = 1024
 
