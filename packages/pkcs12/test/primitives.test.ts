@@ -199,18 +199,27 @@ describe("publicRandom (salts and IVs)", () => {
     const { publicRandom } = await import("../src/nodeCrypto.js")
     const sizes = [8, 16, 20, 32, 64, 13, 4000]
     const seen = new Set<string>()
+    // Per backing buffer, the byte ranges handed out: they must never overlap.
+    const ranges = new Map<ArrayBufferLike, Array<[number, number]>>()
     let total = 0
     // Over 12 pools' worth of bytes, so draws cross refills at many offsets.
     for (let i = 0; total < 12 * 4096; i++) {
       const size = sizes[i % sizes.length] ?? 8
       const bytes = publicRandom(size)
       expect(bytes.length).toBe(size)
+      const taken = ranges.get(bytes.buffer) ?? []
+      for (const [start, end] of taken)
+        expect(bytes.byteOffset >= end || bytes.byteOffset + size <= start).toBe(true)
+      taken.push([bytes.byteOffset, bytes.byteOffset + size])
+      ranges.set(bytes.buffer, taken)
       const text = Buffer.from(bytes).toString("hex")
       // Two 8-byte (or longer) draws of fresh random bytes are equal with probability 2^-64.
       expect(seen.has(text)).toBe(false)
       seen.add(text)
       total += size
     }
+    // Refills bring new buffers (a reused pool would hand its bytes out again).
+    expect(ranges.size).toBeGreaterThanOrEqual(12)
     // A draw larger than the pool comes straight from randomBytes.
     expect(publicRandom(5000).length).toBe(5000)
     // Earlier draws keep their bytes after later ones and refills.
