@@ -248,7 +248,7 @@ const leafForKey = (
  * deploy's inspect and encode of the same object reuse it: the key and the
  * leaf are parsed once per deploy instead of once here and once there
  * (`leafForKey` costs a createPrivateKey and an X509Certificate). Answers
- * undefined in any other case; the caller then searches with `leafForKey`.
+ * undefined in any other case (a crash included); the caller then searches with `leafForKey`.
  */
 const materialCheckedBy = (
   codec: PfxCodec["Service"],
@@ -258,11 +258,13 @@ const materialCheckedBy = (
   const [leaf, ...chain] = certificates
   if (leaf === undefined) return Effect.succeed(undefined)
   const material: CertificateMaterial = { leaf, chain, key }
-  return Effect.match(codec.inspect(material), {
-    onFailure: () => undefined,
-    onSuccess: (inspected) =>
-      inspected.keyMatchesLeaf ? { material, notAfter: inspected.leaf.notAfter } : undefined,
-  })
+  // Any end but a success, a defect included, leaves the answer to `leafForKey`: a crash here
+  // must not end the deployment's fiber without a SourceBroken (the old check caught everything).
+  return Effect.map(Effect.exit(codec.inspect(material)), (exit) =>
+    exit._tag === "Success" && exit.value.keyMatchesLeaf
+      ? { material, notAfter: exit.value.leaf.notAfter }
+      : undefined,
+  )
 }
 
 /**
