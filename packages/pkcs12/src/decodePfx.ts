@@ -215,11 +215,15 @@ export const decodePfx = (
         `the PFX is ${bytes.length} bytes; kvdeploy reads at most ${maxPfxBytes} (Key Vault accepts 25 KB): check that this is the right file`,
       )
     const pw = Redacted.value(password)
+    // One snapshot of the input for both readers: the bytes OpenSSL's MAC check
+    // gets are the ones the JS decoder read, even if the caller's array changes
+    // while the decode is suspended between Effect steps.
+    const input = new Uint8Array(bytes)
     const pfx = yield* Effect.try({
       // asn1js parses a copy of its input: the caller's array is not kept. The
       // contents of OCTET STRINGs are left unparsed (see safeBags.ts); the
       // authenticated safe and the safe contents are parsed below.
-      try: () => new pkijs.PFX({ schema: parseBer(bytes) }),
+      try: () => new pkijs.PFX({ schema: parseBer(input) }),
       catch: (cause) =>
         new PfxDecodeError({
           reason: "malformed",
@@ -260,7 +264,7 @@ export const decodePfx = (
       yield* verifyMacInJs(mac, authSafeBytes)
       return yield* Effect.failCause(read.cause)
     }
-    if (!native(bytes, pw)) yield* verifyMacInJs(mac, authSafeBytes)
+    if (!native(input, pw)) yield* verifyMacInJs(mac, authSafeBytes)
     return remembered(read.value)
   }).pipe(Effect.withSpan("pkcs12.decodePfx", undefined, noStackTrace))
 
