@@ -12,14 +12,12 @@ import type { CertificateMaterial } from "@kvdeploy/core"
 import { PfxDecodeError } from "@kvdeploy/core"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
-import { digestByOid, type HashName, hashSizes, maxIterations, maxPfxBytes, oid } from "./algorithms.js"
+import { digestByOid, hashSizes, maxIterations, maxPfxBytes, oid } from "./algorithms.js"
 import { type ParsedCertificate, parseCertificateSharedNow } from "./certificateFacts.js"
 import { type AnalysedMaterial, orderChain, rememberAnalysis } from "./inspect.js"
 import { rememberCertificate } from "./keyUsage.js"
-import { nativeMacCheck, nativeMacMinIterations, passwordReachesOpensslIntact } from "./nativeMac.js"
 import { secretKey } from "./nodeCrypto.js"
 import {
   decryptPrivateKeyInfo,
@@ -64,27 +62,15 @@ interface FoundCertificate {
   readonly localKeyId: Uint8Array | undefined
 }
 
-/** The MAC's parameters once checked (algorithm, iteration count) and its iterations charged to the budget. */
-interface MacToVerify {
-  readonly hashName: HashName
-  readonly iterations: number
-  readonly salt: Uint8Array
-  readonly expected: Uint8Array
-  readonly candidates: ReadonlyArray<Uint8Array>
-}
-
-/**
- * The MAC's algorithm and iteration count checked, and its derivations charged
- * to the KDF budget before any bag's: `undefined` when the PFX has no MAC.
- */
-const checkMacParameters = (
+const verifyMac = (
   pfx: pkijs.PFX,
+  authSafe: Uint8Array,
   password: string,
   budget: KdfBudget,
-): Effect.Effect<MacToVerify | undefined, PfxDecodeError> =>
+): Effect.Effect<void, PfxDecodeError> =>
   Effect.gen(function* () {
     const macData = pfx.macData
-    if (macData === undefined) return undefined
+    if (macData === undefined) return
     const algorithm = macData.mac.digestAlgorithm.algorithmId
     const hashName = digestByOid[algorithm]
     if (hashName === undefined)
@@ -106,25 +92,12 @@ const checkMacParameters = (
     yield* Effect.mapError(spendIterations(iterations, candidates.length, budget), (f) =>
       fromPbe(f, "integrity MAC"),
     )
-    return { hashName, iterations, salt, expected, candidates }
-  })
-
-/** The MAC verified in JS (PKCS#12 KDF, then HMAC): the wrong-password error when no candidate matches. */
-const verifyMacInJs = (mac: MacToVerify, authSafe: Uint8Array): Effect.Effect<void, PfxDecodeError> =>
-  Effect.suspend(() => {
-    for (const pw of mac.candidates) {
-      const key = pkcs12Kdf(
-        mac.hashName,
-        pw,
-        mac.salt,
-        mac.iterations,
-        KdfPurpose.mac,
-        hashSizes[mac.hashName].u,
-      )
-      const actual = createHmac(mac.hashName, secretKey(key)).update(authSafe).digest()
-      if (actual.length === mac.expected.length && timingSafeEqual(actual, mac.expected)) return Effect.void
+    for (const pw of candidates) {
+      const key = pkcs12Kdf(hashName, pw, salt, iterations, KdfPurpose.mac, hashSizes[hashName].u)
+      const actual = createHmac(hashName, secretKey(key)).update(authSafe).digest()
+      if (actual.length === expected.length && timingSafeEqual(actual, expected)) return
     }
-    return fail(
+    return yield* fail(
       "wrong-password",
       "the PFX's integrity check failed: the password is wrong, or the file was altered; check the password (openssl pkcs12 -info -noout -in file.pfx)",
     )
@@ -215,15 +188,11 @@ export const decodePfx = (
         `the PFX is ${bytes.length} bytes; kvdeploy reads at most ${maxPfxBytes} (Key Vault accepts 25 KB): check that this is the right file`,
       )
     const pw = Redacted.value(password)
-    // One snapshot of the input for both readers: the bytes OpenSSL's MAC check
-    // gets are the ones the JS decoder read, even if the caller's array changes
-    // while the decode is suspended between Effect steps.
-    const input = new Uint8Array(bytes)
     const pfx = yield* Effect.try({
       // asn1js parses a copy of its input: the caller's array is not kept. The
       // contents of OCTET STRINGs are left unparsed (see safeBags.ts); the
       // authenticated safe and the safe contents are parsed below.
-      try: () => new pkijs.PFX({ schema: parseBer(input) }),
+      try: () => new pkijs.PFX({ schema: parseBer(bytes) }),
       catch: (cause) =>
         new PfxDecodeError({
           reason: "malformed",
@@ -243,51 +212,7 @@ export const decodePfx = (
       return yield* fail("malformed", `the PFX's authenticated safe is not a data content; ${MALFORMED_FIX}`)
     const authSafeBytes = copyOf(content.getValue())
     const budget = newKdfBudget()
-    const mac = yield* checkMacParameters(pfx, pw, budget)
-    const native = nativeMacCheck()
-    if (
-      mac === undefined ||
-      native === undefined ||
-      mac.iterations < nativeMacMinIterations ||
-      !passwordReachesOpensslIntact(pw)
-    ) {
-      if (mac !== undefined) yield* verifyMacInJs(mac, authSafeBytes)
-      return remembered(yield* readContents(authSafeBytes, pw, budget))
-    }
-    // OpenSSL applies no iteration limit, and the bags of an EncryptedData are
-    // only seen once decrypted: the JS decoder reads everything first, under its
-    // limits, and OpenSSL's check comes last. Today's precedence stands: any
-    // failure is answered by the JS MAC's verdict first (its wrong-password error
-    // when it fails), and nothing is returned before one of the two verified the MAC.
-    const read = yield* Effect.exit(readContents(authSafeBytes, pw, budget))
-    if (Exit.isFailure(read)) {
-      yield* verifyMacInJs(mac, authSafeBytes)
-      return yield* Effect.failCause(read.cause)
-    }
-    if (!native(input, pw)) yield* verifyMacInJs(mac, authSafeBytes)
-    return remembered(read.value)
-  }).pipe(Effect.withSpan("pkcs12.decodePfx", undefined, noStackTrace))
-
-interface Decoded {
-  readonly material: CertificateMaterial
-  readonly analysed: AnalysedMaterial
-}
-
-/** Once the MAC is verified: the material, remembered as analysed (inspect or encode of it re-parses nothing). */
-const remembered = ({ material, analysed }: Decoded): CertificateMaterial => {
-  rememberAnalysis(material, analysed)
-  // keyUsageBits(material.leaf) then reads this parse of the leaf.
-  rememberCertificate(material.leaf)
-  return material
-}
-
-/** The authenticated safe's bags, decrypted and read under the KDF budget and limits: key, leaf and chain. */
-const readContents = (
-  authSafeBytes: Uint8Array,
-  pw: string,
-  budget: KdfBudget,
-): Effect.Effect<Decoded, PfxDecodeError> =>
-  Effect.gen(function* () {
+    yield* verifyMac(pfx, authSafeBytes, pw, budget)
     const authenticatedSafe = yield* Effect.try({
       try: () => new pkijs.AuthenticatedSafe({ schema: parseBer(authSafeBytes) }),
       catch: (cause) =>
@@ -394,10 +319,13 @@ const readContents = (
         pkcs8: key.pkcs8,
         keyMatchesLeaf: publicKeysEqual(publicKey, leaf.publicKey),
       }
-      return { material, analysed }
+      rememberAnalysis(material, analysed)
+      // keyUsageBits(material.leaf) then reads this parse of the leaf.
+      rememberCertificate(material.leaf)
+      return material
     }
     return yield* fail(
       "no-certificate",
       "no certificate in the PFX matches its private key; export the PFX with the certificate that was issued for the key",
     )
-  })
+  }).pipe(Effect.withSpan("pkcs12.decodePfx", undefined, noStackTrace))
