@@ -8,6 +8,7 @@ import { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import {
   type CertificateMaterial,
+  type ImportRequest,
   PfxCodec,
   type TargetConfig,
   Vault,
@@ -37,7 +38,12 @@ afterAll(() => emulator?.stop())
 const run = <A, E>(effect: Effect.Effect<A, E, Vault | PfxCodec | MetricsRecorder>) =>
   effect.pipe(Effect.provide(worldLayer(emulator, target, credential)))
 
-const importMaterial = (name: string, material: CertificateMaterial, exportable = true) =>
+const importMaterial = (
+  name: string,
+  material: CertificateMaterial,
+  exportable = true,
+  stated: Pick<ImportRequest, "keyFacts" | "leaf"> = {},
+) =>
   Effect.gen(function* () {
     const codec = yield* PfxCodec
     const vault = yield* Vault
@@ -48,6 +54,7 @@ const importMaterial = (name: string, material: CertificateMaterial, exportable 
       password: Redacted.make(""),
       tags: { t: name },
       exportable,
+      ...stated,
     })
   })
 
@@ -100,12 +107,7 @@ describe("Vault over the emulator", () => {
         const stated = yield* Effect.promise(() => makeMaterial(ca))
         const plain = yield* Effect.promise(() => makeMaterial(ca, "RSA-2048"))
         const facts = yield* codec.inspect(stated)
-        const pfx = yield* codec.encode(stated, { encoding: "modern", password: Redacted.make("") })
-        const imported = yield* vault.importVersion({
-          name: "leaf-app",
-          pfx,
-          password: Redacted.make(""),
-          tags: { t: "leaf-app" },
+        const imported = yield* importMaterial("leaf-app", stated, true, {
           keyFacts: facts.key,
           leaf: facts.leaf,
         })
@@ -131,13 +133,8 @@ describe("Vault over the emulator", () => {
         const statedFacts = yield* codec.inspect(stated)
         const sentFacts = yield* codec.inspect(sent)
         expect(sentFacts.leaf.serialHex).not.toBe("5747ed")
-        const pfx = yield* codec.encode(sent, { encoding: "modern", password: Redacted.make("") })
         // The import states another certificate's DER with a serial no parse would give.
-        const imported = yield* vault.importVersion({
-          name: "wrong-leaf-app",
-          pfx,
-          password: Redacted.make(""),
-          tags: { t: "wrong-leaf-app" },
+        const imported = yield* importMaterial("wrong-leaf-app", sent, true, {
           keyFacts: sentFacts.key,
           leaf: { ...statedFacts.leaf, serialHex: "5747ed" },
         })
