@@ -35,8 +35,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Result from "effect/Result"
-import * as Schedule from "effect/Schedule"
 import type { AgentMetrics } from "./agentMetrics.js"
+import { backoffSchedule, retryAfterFirstFailure } from "./backoff.js"
 import { type ImportReservation, makeVaultBudgetUnsafe, type VaultBudget } from "./budget.js"
 import type { AgentConfig, AgentSettings, Deployment } from "./config.js"
 import { exposedGc, makeIdleRelease } from "./idleRelease.js"
@@ -579,37 +579,12 @@ export const makeReconciler = (
         })
       })
 
-    const backoff = Schedule.exponential(Duration.millis(settings.backoffBaseMs), 2).pipe(
-      Schedule.modifyDelay(({ duration, input }) =>
-        Effect.succeed(
-          Duration.millis(
-            Math.max(
-              Math.min(Duration.toMillis(duration), settings.backoffMaxMs),
-              (input as AttemptFailed | undefined)?.retryAfterMs ?? 0,
-            ),
-          ),
-        ),
-      ),
-      Schedule.jittered,
-    )
-
-    const retryPolicy = { schedule: backoff, while: () => !stopping }
-    /**
-     * Retry an attempt that failed with `first`: the backoff schedule sees `first` as its first
-     * input, as `Effect.retry(once, ...)` would, but its steps are built only for attempts that
-     * fail (a pass that changes nothing built them for every deployment: ~10 us each).
-     */
-    const retrying = <A, R>(first: AttemptFailed, once: Effect.Effect<A, AttemptFailed, R>) => {
-      let replayed = false
-      return Effect.retry(
-        Effect.suspend(() => {
-          if (replayed) return once
-          replayed = true
-          return Effect.fail(first)
-        }),
-        retryPolicy,
-      )
+    const retryPolicy = {
+      schedule: backoffSchedule(settings.backoffBaseMs, settings.backoffMaxMs),
+      while: () => !stopping,
     }
+    const retrying = <A, R>(first: AttemptFailed, once: Effect.Effect<A, AttemptFailed, R>) =>
+      retryAfterFirstFailure(first, once, retryPolicy)
 
     // Deployments not attempted yet: a count, not a scan of every slot after each attempt (a cold
     // pass over 10,000 deployments scanned 10,000 slots 10,000 times).
