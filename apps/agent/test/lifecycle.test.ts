@@ -102,24 +102,39 @@ describe("lifecycle of one deployment", () => {
     await a.waitFor((l) => l.deployment === "api" && l.msg === "deploy: Succeeded", { from })
     expect(latestX5t("api-cert")).toBe(third.x5t)
 
-    // Metrics: the catalogue and the agent's own series, valid exposition. The deploy's log line is
-    // written as the deploy ends, its outcome recorded right after: the page is read once it is.
+    // The last outcome is the deploy's (Succeeded) until another reconcile of the same source finds the
+    // vault serving it (Skipped): a file event that arrives after the deploy read the files is such a
+    // reconcile. The source is written again, unchanged, so that reconcile always happens; the outcome
+    // series then moves from Succeeded to Skipped, never to both.
+    const outcomeSeries = (page: string) =>
+      [...page.matchAll(/^kvdeploy_agent_last_outcome\{([^}]*)\} (\S+)$/gm)]
+        .filter((m) => m[1]?.includes('deployment="api"'))
+        .map((m) => `${/outcome="([^"]*)"/.exec(m[1] ?? "")?.[1]}=${m[2]}`)
+    // The deploy's log line is written as the deploy ends, its outcome recorded right after.
     let page = ""
     await expect
       .poll(
         async () => {
           page = (await a.http("/metrics")).body
-          return metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "api", outcome: "Succeeded" })
+          return ["Succeeded=1", "Skipped=1"].includes(outcomeSeries(page).join(","))
         },
         { timeout: 10_000 },
       )
-      .toBe(1)
+      .toBe(true)
+    work.write("api.crt", third.certPem)
+    // Metrics: the catalogue and the agent's own series, valid exposition.
+    await expect
+      .poll(
+        async () => {
+          page = (await a.http("/metrics")).body
+          return outcomeSeries(page)
+        },
+        { timeout: 10_000 },
+      )
+      .toEqual(["Skipped=1"])
     expect(
       metricValue(page, "certctl_deploy_attempts_total", { target_type: "azure_kv", result: "succeeded" }),
     ).toBe(3)
-    expect(
-      metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "api", outcome: "Succeeded" }),
-    ).toBe(1)
     expect(metricValue(page, "kvdeploy_agent_source_broken", { deployment: "api" })).toBe(0)
     expect(
       metricValue(page, "kvdeploy_agent_certificate_expiry_timestamp_seconds", { deployment: "api" }),
