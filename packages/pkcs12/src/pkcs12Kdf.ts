@@ -1,25 +1,67 @@
 /**
  * The PKCS#12 key derivation function (RFC 7292 Appendix B.2) and the password
  * encodings PKCS#12 asks for. This is arithmetic on hash outputs, not ASN.1;
- * the hash is node:crypto's.
+ * the hashes are node:crypto's and @noble/hashes'.
  */
 import { hash } from "node:crypto"
+import type { Hash } from "@noble/hashes/utils.js"
+import { sha1 } from "@noble/hashes/legacy.js"
+import { sha224, sha256, sha384, sha512 } from "@noble/hashes/sha2.js"
 import { type HashName, hashSizes } from "./algorithms.js"
 
 /**
+ * Chains at least this long run on @noble/hashes; shorter ones (the transport
+ * PFX's single round) on node:crypto's one-shot `hash()`.
+ */
+export const nobleChainFrom = 64
+
+interface Chainer {
+  /** A fresh hash state, never updated: copied into `work` before every round. */
+  readonly initial: Hash<unknown>
+  readonly work: Hash<unknown>
+}
+const chainers = new Map<HashName, Chainer>()
+const nobleHashes = { sha1, sha224, sha256, sha384, sha512 } as const
+const chainerOf = (hashName: HashName): Chainer => {
+  let c = chainers.get(hashName)
+  if (c === undefined) {
+    const create = nobleHashes[hashName].create as () => Hash<unknown>
+    c = { initial: create(), work: create() }
+    chainers.set(hashName, c)
+  }
+  return c
+}
+
+/**
  * H applied `times` times (times >= 1) to `input`: the KDF's inner loop, 2048
- * rounds per derivation as OpenSSL writes. node:crypto's one-shot `hash()`
- * beat @noble/hashes here (measured again with one instance reused via
- * `_cloneInto` and a timed hand-over to node:crypto): noble is about a third
- * faster once V8 has compiled it, but V8 drops that code in a fresh process
- * and at every full GC, where noble is 10-20 times slower for a derivation or
- * two; bench/pkcs12-encode.bench.mjs (a GC before every call) and the agent
- * (a GC after every pass) both showed encode slower with it. hash-wasm was
- * within 10% of node:crypto for SHA-256.
+ * rounds per derivation as OpenSSL writes. Each round hashes one short block,
+ * so a call into node:crypto (about 1.5 us on this machine, most of it the
+ * crossing into C++ and a new Buffer) costs five times the hash itself. A long
+ * chain therefore runs on @noble/hashes with one instance reset by
+ * `_cloneInto` from a fresh state (the reuse its Hash interface documents)
+ * and digesting into one array: a 2048-round SHA-256 chain takes about 0.9 ms
+ * there against 3.2 ms on node:crypto once V8 has compiled it; the first chain
+ * of a process is slower on noble (V8 compiles it during that chain), which
+ * bench/pkcs12-encode.bench.mjs measures in fresh processes.
+ * Synchronous and single-threaded: the shared instances are reset before each
+ * round and never leave this function.
  */
 const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
-  let digest: Uint8Array = hash(hashName, input, "buffer")
-  for (let round = 1; round < times; round++) digest = hash(hashName, digest, "buffer")
+  if (times < nobleChainFrom) {
+    let digest: Uint8Array = hash(hashName, input, "buffer")
+    for (let round = 1; round < times; round++) digest = hash(hashName, digest, "buffer")
+    return digest
+  }
+  const { initial, work } = chainerOf(hashName)
+  const digest = new Uint8Array(hashSizes[hashName].u)
+  initial._cloneInto(work)
+  work.update(input)
+  work.digestInto(digest)
+  for (let round = 1; round < times; round++) {
+    initial._cloneInto(work)
+    work.update(digest)
+    work.digestInto(digest)
+  }
   return digest
 }
 

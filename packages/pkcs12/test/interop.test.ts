@@ -222,6 +222,24 @@ describe.runIf(shouldRun("openssl"))(
   },
 )
 
+describe.runIf(shouldRun("openssl"))("kvdeploy checks the MAC of every digest OpenSSL writes it with", () => {
+  // The MAC key is a 2048-round PKCS#12 KDF chain of that digest (the long chains run on
+  // @noble/hashes, the short ones on node:crypto: see pkcs12Kdf.ts); a wrong chain fails the MAC.
+  it.each(["sha1", "sha224", "sha256", "sha384", "sha512"])("-macalg %s", async (macalg) => {
+    const m = material("P-256", 1)
+    const pem = [...m.chain, m.leaf].map((c) => toPem("CERTIFICATE", c)).join("")
+    const pfx = await opensslExport(pem, pemOfKey(Redacted.value(m.key)), PASSWORD, false, undefined, macalg)
+    const read = await opensslRead(pfx, PASSWORD, false)
+    expect(read.info).toMatch(new RegExp(`MAC: ${macalg}, Iteration 2048`))
+    const back = await decode(pfx)
+    expect(hex(back.leaf)).toBe(hex(m.leaf))
+    expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(Redacted.value(m.key))))
+    const wrong = await Effect.runPromise(Effect.flip(decodePfx(pfx, Redacted.make(`${PASSWORD}x`))))
+    expect(wrong.reason).toBe("wrong-password")
+    expect(wrong.detail).toMatch(/integrity check failed/)
+  })
+})
+
 describe.runIf(shouldRun("python"))("Python cryptography reads what kvdeploy writes", () => {
   it("pkcs12.load_key_and_certificates, every key type, chain length and profile (one Python process)", async () => {
     const cases = encodings.flatMap((encoding) =>

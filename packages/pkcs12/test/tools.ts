@@ -141,8 +141,10 @@ export const opensslExport = async (
   legacy: boolean,
   /** `-certpbe` and `-keypbe` algorithm names, e.g. PBE-SHA1-RC2-128 (with `legacy`). */
   pbe?: { readonly cert: string; readonly key: string },
+  /** `-macalg` digest name, e.g. sha512 (OpenSSL's default: sha256, sha1 with `legacy`). */
+  macalg?: string,
 ): Promise<Uint8Array> => {
-  const pbeArgs = pbe === undefined ? "" : `-certpbe ${pbe.cert} -keypbe ${pbe.key}`
+  const pbeArgs = `${pbe === undefined ? "" : `-certpbe ${pbe.cert} -keypbe ${pbe.key}`}${macalg === undefined ? "" : ` -macalg ${macalg}`}`
   const r = mustSucceed(
     "openssl pkcs12 -export",
     await run(
