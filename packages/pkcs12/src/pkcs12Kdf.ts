@@ -44,7 +44,7 @@ const chainerOf = (hashName: HashName): Chainer => {
  * of a process is slower on noble (V8 compiles it during that chain), which
  * bench/pkcs12-encode.bench.mjs measures in fresh processes.
  * Synchronous and single-threaded: the shared instances are reset before each
- * round and never leave this function.
+ * round, wiped after the chain, and never leave this function.
  */
 const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
   if (times < nobleChainFrom) {
@@ -54,15 +54,22 @@ const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uin
   }
   const { initial, work } = chainerOf(hashName)
   const digest = new Uint8Array(hashSizes[hashName].u)
-  initial._cloneInto(work)
-  work.update(input)
-  work.digestInto(digest)
-  for (let round = 1; round < times; round++) {
+  try {
     initial._cloneInto(work)
-    work.update(digest)
+    work.update(input)
     work.digestInto(digest)
+    for (let round = 1; round < times; round++) {
+      initial._cloneInto(work)
+      work.update(digest)
+      work.digestInto(digest)
+    }
+    return digest
+  } finally {
+    // The shared instance would keep the last round's input (one hash short of the derived key)
+    // and its state (the key itself) until the next derivation: wiped now; the next chain's
+    // `_cloneInto` from the fresh state makes it usable again.
+    work.destroy()
   }
-  return digest
 }
 
 /** Purpose byte of RFC 7292 B.3. */
