@@ -4,9 +4,9 @@
  * the hashes are node:crypto's and @noble/hashes'.
  */
 import { hash } from "node:crypto"
-import type { Hash } from "@noble/hashes/utils.js"
 import { sha1 } from "@noble/hashes/legacy.js"
 import { sha224, sha256, sha384, sha512 } from "@noble/hashes/sha2.js"
+import type { Hash } from "@noble/hashes/utils.js"
 import { type HashName, hashSizes } from "./algorithms.js"
 
 /**
@@ -15,47 +15,43 @@ import { type HashName, hashSizes } from "./algorithms.js"
  */
 export const nobleChainFrom = 64
 
-interface Chainer {
-  /** A fresh hash state, never updated: copied into `work` before every round. */
-  readonly initial: Hash<unknown>
-  readonly work: Hash<unknown>
-}
-const chainers = new Map<HashName, Chainer>()
 const nobleHashes = { sha1, sha224, sha256, sha384, sha512 } as const
-const chainerOf = (hashName: HashName): Chainer => {
-  let c = chainers.get(hashName)
-  if (c === undefined) {
-    const create = nobleHashes[hashName].create as () => Hash<unknown>
-    c = { initial: create(), work: create() }
-    chainers.set(hashName, c)
+/** A noble hash instance whose clones are of its own kind. */
+type ChainHash = Hash<ChainHash>
+/** A fresh state per hash, never updated: copied into the chain's instance before every round. */
+const initialStates = new Map<HashName, ChainHash>()
+const initialOf = (hashName: HashName): ChainHash => {
+  let initial = initialStates.get(hashName)
+  if (initial === undefined) {
+    initial = (nobleHashes[hashName].create as () => ChainHash)()
+    // The chain's digest array is sized by noble's output, which must be the KDF's u.
+    if (initial.outputLen !== hashSizes[hashName].u)
+      throw new Error(
+        `@noble/hashes ${hashName} outputs ${initial.outputLen} bytes; the PKCS#12 KDF expects ${hashSizes[hashName].u}`,
+      )
+    initialStates.set(hashName, initial)
   }
-  return c
+  return initial
 }
 
 /**
  * H applied `times` times (times >= 1) to `input`: the KDF's inner loop, 2048
  * rounds per derivation as OpenSSL writes. Each round hashes one short block,
- * so a call into node:crypto (about 1.5 us on this machine, most of it the
- * crossing into C++ and a new Buffer) costs five times the hash itself. A long
- * chain therefore runs on @noble/hashes with one instance reset by
- * `_cloneInto` from a fresh state (the reuse its Hash interface documents)
- * and digesting into one array: a 2048-round SHA-256 chain takes about 0.9 ms
- * there against 3.2 ms on node:crypto once V8 has compiled it; the first chain
- * of a process is slower on noble (V8 compiles it during that chain), which
- * bench/pkcs12-encode.bench.mjs measures in fresh processes.
- * Synchronous and single-threaded: the shared instances are reset before each
- * round, wiped after the chain, and never leave this function.
+ * so one node:crypto call per round costs mostly the crossing into C++ and a
+ * new Buffer. A long chain therefore runs on @noble/hashes with one instance
+ * per chain, reset before every round by `_cloneInto` from a fresh state (the
+ * reuse its Hash interface documents) and digesting into one array;
+ * `bench/pkcs12-encode.bench.mjs` measures both paths (warm, after full
+ * collections, and the first derivation of a fresh process, where noble is
+ * slower while V8 compiles it). Synchronous; the instance is wiped after the
+ * chain and never leaves this function.
  */
-const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
-  if (times < nobleChainFrom) {
-    let digest: Uint8Array = hash(hashName, input, "buffer")
-    for (let round = 1; round < times; round++) digest = hash(hashName, digest, "buffer")
-    return digest
-  }
-  const { initial, work } = chainerOf(hashName)
-  const digest = new Uint8Array(hashSizes[hashName].u)
+export const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
+  if (times < nobleChainFrom) return iteratedNodeHash(hashName, input, times)
+  const initial = initialOf(hashName)
+  const work = initial.clone()
+  const digest = new Uint8Array(work.outputLen)
   try {
-    initial._cloneInto(work)
     work.update(input)
     work.digestInto(digest)
     for (let round = 1; round < times; round++) {
@@ -65,11 +61,17 @@ const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uin
     }
     return digest
   } finally {
-    // The shared instance would keep the last round's input (one hash short of the derived key)
-    // and its state (the key itself) until the next derivation: wiped now; the next chain's
-    // `_cloneInto` from the fresh state makes it usable again.
+    // The instance holds the last round's input (one hash short of the result) and the
+    // result itself until it is collected: wiped now.
     work.destroy()
   }
+}
+
+/** `iteratedHash` on node:crypto's one-shot `hash()`, one call a round: the short chains' path, and the bench's comparison. */
+export const iteratedNodeHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
+  let digest: Uint8Array = hash(hashName, input, "buffer")
+  for (let round = 1; round < times; round++) digest = hash(hashName, digest, "buffer")
+  return digest
 }
 
 /** Purpose byte of RFC 7292 B.3. */
@@ -127,10 +129,14 @@ export const pkcs12Kdf = (
     di.set(i, v)
     const a = iteratedHash(hashName, di, iterations)
     out.set(a, block * u)
-    if (block === blocks - 1) break
+    if (block === blocks - 1) {
+      a.fill(0)
+      break
+    }
     // B = A repeated to v bytes; every v-byte block Ij of I becomes (Ij + B + 1) mod 2^(8v).
     const b = new Uint8Array(v)
     for (let k = 0; k < v; k++) b[k] = a[k % u] ?? 0
+    a.fill(0)
     for (let j = 0; j < i.length; j += v) {
       let carry = 1
       for (let k = v - 1; k >= 0; k--) {
@@ -139,6 +145,11 @@ export const pkcs12Kdf = (
         carry = sum >> 8
       }
     }
+    b.fill(0)
   }
+  // The password-derived blocks are not left for the collector to find.
+  p.fill(0)
+  i.fill(0)
+  di.fill(0)
   return out.subarray(0, length)
 }

@@ -13,7 +13,14 @@ import {
   rc2CbcEncrypt,
   spendIterations,
 } from "../src/passwordEncryption.js"
-import { bmpPassword, KdfPurpose, pkcs12Kdf } from "../src/pkcs12Kdf.js"
+import {
+  bmpPassword,
+  iteratedHash,
+  iteratedNodeHash,
+  KdfPurpose,
+  nobleChainFrom,
+  pkcs12Kdf,
+} from "../src/pkcs12Kdf.js"
 
 // node-forge is CommonJS without named exports Node can detect.
 const forge = createRequire(import.meta.url)("node-forge") as typeof Forge
@@ -101,10 +108,10 @@ describe("PKCS#12 KDF (RFC 7292 Appendix B)", () => {
 })
 
 describe("PKCS#12 KDF equals node-forge's independent implementation (pbe.generatePkcs12Key)", () => {
-  it("for random passwords, salts, purposes, lengths and iteration counts, SHA-1 and SHA-256", () => {
+  it("for random passwords, salts, purposes, lengths and iteration counts, SHA-1, SHA-256, SHA-384 and SHA-512", () => {
     fc.assert(
       fc.property(
-        fc.constantFrom("sha1" as const, "sha256" as const),
+        fc.constantFrom("sha1" as const, "sha256" as const, "sha384" as const, "sha512" as const),
         fc.string({ maxLength: 24 }),
         fc.uint8Array({ minLength: 1, maxLength: 40 }),
         fc.constantFrom(KdfPurpose.key, KdfPurpose.iv, KdfPurpose.mac),
@@ -117,7 +124,7 @@ describe("PKCS#12 KDF equals node-forge's independent implementation (pbe.genera
             purpose,
             iterations,
             length,
-            name === "sha1" ? forge.md.sha1.create() : forge.md.sha256.create(),
+            forge.md[name].create(),
           )
           const ours = pkcs12Kdf(name, bmpPassword(password), salt, iterations, purpose, length)
           expect(hex(ours)).toBe(Buffer.from(expected.getBytes(), "binary").toString("hex"))
@@ -125,6 +132,25 @@ describe("PKCS#12 KDF equals node-forge's independent implementation (pbe.genera
       ),
       { numRuns: 40 },
     )
+  })
+})
+
+describe("the KDF's hash chain: @noble/hashes for long chains, node:crypto for short ones", () => {
+  // Long chains run on one reused noble instance, short ones on node:crypto's one-shot hash():
+  // both paths agree for every digest at the boundary and at OpenSSL's 2048, called in turn so
+  // that every chain starts on state the previous one left (and wiped).
+  it("gives node:crypto's chain for every digest and length around the boundary", () => {
+    const names = ["sha1", "sha224", "sha256", "sha384", "sha512"] as const
+    const input = Uint8Array.from({ length: 200 }, (_, i) => (i * 37 + 11) & 0xff)
+    for (const times of [1, nobleChainFrom - 1, nobleChainFrom, nobleChainFrom + 1, 2048])
+      for (const name of names)
+        for (const length of [0, 1, 64, 200]) {
+          const x = input.subarray(0, length)
+          expect(hex(iteratedHash(name, x, times)), `${name} x${times}, ${length} bytes`).toBe(
+            hex(iteratedNodeHash(name, x, times)),
+          )
+        }
+    expect(nobleChainFrom).toBeLessThan(2048)
   })
 })
 
