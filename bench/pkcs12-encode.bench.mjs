@@ -635,3 +635,53 @@ for (const [name, [k, f, note]] of Object.entries(versus)) {
     `  ${name.padEnd(16)} kvdeploy ${fmt(t.kvdeploy).padStart(9)}   node-forge ${fmt(t.forge).padStart(9)}   ratio kvdeploy/forge = ${ratio(t.kvdeploy, t.forge)} (CPU ${ratio(t.cpu.kvdeploy, t.cpu.forge)})  (${note})`,
   )
 }
+
+// The PKCS#12 KDF's hash chain, 2048 rounds of SHA-256 (a password PFX's MAC key): the
+// @noble/hashes chain decodePfx and encodePfx use for chains of 64 rounds or more, against
+// node:crypto's one-shot hash() per round (what they used before, and still use for short
+// chains), same process and input; then the first derivation of a fresh process for each.
+{
+  const kdfModule = new URL("../packages/pkcs12/dist/pkcs12Kdf.js", import.meta.url).href
+  const { iteratedHash, iteratedNodeHash, nobleChainFrom } = await import(kdfModule)
+  if (nobleChainFrom > 2048) throw new Error("the noble chain no longer covers 2048 rounds")
+  const input = new Uint8Array(128).fill(7)
+  const chains = {
+    noble: () => iteratedHash("sha256", input, 2048),
+    node: () => iteratedNodeHash("sha256", input, 2048),
+  }
+  if (Buffer.compare(Buffer.from(chains.noble()), Buffer.from(chains.node())) !== 0)
+    throw new Error("the two chains disagree")
+  const warm = await timeInterleaved(RUNS, chains, { forceGc: false })
+  const afterGc = await timeInterleaved(RUNS, chains, { forceGc: true })
+  const firstOf = (path) => {
+    const script = `
+import { performance } from "node:perf_hooks"
+const m = await import(${JSON.stringify(kdfModule)})
+const input = new Uint8Array(128).fill(7)
+const f = ${path === "noble" ? "m.iteratedHash" : "m.iteratedNodeHash"}
+const t = performance.now()
+f("sha256", input, 2048)
+console.log(performance.now() - t)
+`
+    const runs = []
+    for (let i = 0; i < COLD_RUNS; i++) {
+      const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" })
+      if (r.status !== 0) throw new Error(`cold KDF run failed: ${r.stderr}`)
+      runs.push(Number(r.stdout.trim().split("\n").pop()))
+    }
+    return median(runs)
+  }
+  const first = { noble: firstOf("noble"), node: firstOf("node") }
+  console.log(
+    `\nPKCS#12 KDF chain, 2048 rounds of SHA-256, @noble/hashes (one instance per chain) / node:crypto hash() per round, medians over ${RUNS} runs, same process (Node ${process.versions.node}):`,
+  )
+  console.log(
+    `  warm                           noble ${fmt(warm.noble).padStart(9)}   node:crypto ${fmt(warm.node).padStart(9)}   ratio ${ratio(warm.noble, warm.node)}`,
+  )
+  console.log(
+    `  full GC before each            noble ${fmt(afterGc.noble).padStart(9)}   node:crypto ${fmt(afterGc.node).padStart(9)}   ratio ${ratio(afterGc.noble, afterGc.node)}`,
+  )
+  console.log(
+    `  first of a fresh process (${COLD_RUNS})  noble ${fmt(first.noble).padStart(9)}   node:crypto ${fmt(first.node).padStart(9)}   ratio ${ratio(first.noble, first.node)}`,
+  )
+}
