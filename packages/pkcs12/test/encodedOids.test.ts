@@ -63,7 +63,38 @@ const at = (blocks: ReadonlyArray<asn1js.BaseBlock>, i: number): asn1js.BaseBloc
   return block
 }
 
-/** `bytes` parsed by a pkijs class re-encode (pkijs's toSchema, asn1js's DER) to the same bytes. */
+/**
+ * Every element of `bytes` (one level; the contents of its OCTET STRINGs are levels of their own) in
+ * DER's forms: definite lengths, the short form below 128 and the fewest length bytes above it,
+ * primitive strings, minimal INTEGERs. pkijs keeps a block it parsed and asn1js writes it back in
+ * the form it read, so a re-encoding alone would not see a long-form length in a salt or a ciphertext.
+ */
+const derForms = (level: string, bytes: Uint8Array): void => {
+  const parsed = asn1js.fromBER(Uint8Array.from(bytes).buffer, { parseEmbedded: false })
+  expect(parsed.offset, level).toBe(bytes.length)
+  const walk = (block: asn1js.BaseBlock, path: string): void => {
+    const where = `${level} ${path}`
+    const len = block.lenBlock
+    expect(len.isIndefiniteForm, `${where}: indefinite length`).toBe(false)
+    if (len.length < 128) expect(len.longFormUsed, `${where}: long-form length below 128`).toBe(false)
+    else expect(len.blockLength - 1, `${where}: length bytes`).toBe(Math.ceil(Math.log2(len.length + 1) / 8))
+    const id = block.idBlock
+    // Universal BIT STRING (3) and OCTET STRING (4) are primitive in DER.
+    if (id.tagClass === 1 && (id.tagNumber === 3 || id.tagNumber === 4))
+      expect(id.isConstructed, `${where}: constructed string`).toBe(false)
+    if (block instanceof asn1js.Integer) {
+      const v = block.valueBlock.valueHexView
+      const redundant =
+        v.length > 1 && ((v[0] === 0 && (v[1] ?? 0) < 0x80) || (v[0] === 0xff && (v[1] ?? 0) >= 0x80))
+      expect(redundant, `${where}: non-minimal INTEGER`).toBe(false)
+    }
+    if (block instanceof asn1js.Constructed)
+      block.valueBlock.value.forEach((child, i) => walk(child, `${path}/${i}`))
+  }
+  walk(parsed.result, "")
+}
+
+/** `bytes` parsed by a pkijs class re-encode (pkijs's toSchema, asn1js's DER) to the same bytes, in DER's forms. */
 const same = <T extends { toSchema(): asn1js.BaseBlock }>(
   level: string,
   bytes: Uint8Array,
@@ -71,6 +102,7 @@ const same = <T extends { toSchema(): asn1js.BaseBlock }>(
 ): T => {
   const parsed = parse(Uint8Array.from(bytes).buffer)
   expect(hexOf(parsed.toSchema().toBER(false)), level).toBe(hexOf(bytes))
+  derForms(level, bytes)
   return parsed
 }
 
