@@ -147,9 +147,12 @@ export const pkcs12Kdf = (
     }
     b.fill(0)
   }
-  // The password-derived blocks are not left for the collector to find.
+  // The intermediate password-derived blocks, and the output past `length`, are not left for the
+  // collector to find (the caller owns the result and its own password bytes).
+  const result = out.slice(0, length)
+  out.fill(0)
   p.fill(0)
   i.fill(0)
   di.fill(0)
-  return out.subarray(0, length)
+  return result
 }

@@ -1,10 +1,11 @@
-import { generateKeyPairSync } from "node:crypto"
+import { createHash, generateKeyPairSync } from "node:crypto"
 import { createRequire } from "node:module"
+import { sha256 } from "@noble/hashes/sha2.js"
 import * as Effect from "effect/Effect"
 import * as fc from "fast-check"
 import type * as Forge from "node-forge"
 import * as pkijs from "pkijs"
-import { describe, expect, it } from "vitest"
+import { describe, expect, it, vi } from "vitest"
 import { maxIterations, maxTotalIterations } from "../src/algorithms.js"
 import {
   decryptPrivateKeyInfo,
@@ -136,21 +137,40 @@ describe("PKCS#12 KDF equals node-forge's independent implementation (pbe.genera
 })
 
 describe("the KDF's hash chain: @noble/hashes for long chains, node:crypto for short ones", () => {
-  // Long chains run on one reused noble instance, short ones on node:crypto's one-shot hash():
-  // both paths agree for every digest at the boundary and at OpenSSL's 2048, called in turn so
-  // that every chain starts on state the previous one left (and wiped).
-  it("gives node:crypto's chain for every digest and length around the boundary", () => {
+  // A chain written here with node:crypto's Hash objects, the reference both paths must give.
+  const reference = (name: string, input: Uint8Array, times: number): string => {
+    let digest = createHash(name).update(input).digest()
+    for (let round = 1; round < times; round++) digest = createHash(name).update(digest).digest()
+    return digest.toString("hex")
+  }
+  it("gives the reference chain for every digest, on both sides of the boundary and at 2048 rounds", () => {
     const names = ["sha1", "sha224", "sha256", "sha384", "sha512"] as const
     const input = Uint8Array.from({ length: 200 }, (_, i) => (i * 37 + 11) & 0xff)
     for (const times of [1, nobleChainFrom - 1, nobleChainFrom, nobleChainFrom + 1, 2048])
       for (const name of names)
         for (const length of [0, 1, 64, 200]) {
           const x = input.subarray(0, length)
-          expect(hex(iteratedHash(name, x, times)), `${name} x${times}, ${length} bytes`).toBe(
-            hex(iteratedNodeHash(name, x, times)),
-          )
+          const expected = reference(name, x, times)
+          expect(hex(iteratedHash(name, x, times)), `${name} x${times}, ${length} bytes`).toBe(expected)
+          expect(hex(iteratedNodeHash(name, x, times)), `node ${name} x${times}`).toBe(expected)
         }
     expect(nobleChainFrom).toBeLessThan(2048)
+  })
+  it("wipes each long chain's noble instance when the chain ends", () => {
+    const destroy = vi.spyOn(Object.getPrototypeOf(sha256.create()), "destroy")
+    try {
+      iteratedHash("sha256", new Uint8Array(8), nobleChainFrom)
+      iteratedHash("sha256", new Uint8Array(8), 2048)
+      iteratedHash("sha256", new Uint8Array(8), nobleChainFrom - 1)
+      expect(destroy).toHaveBeenCalledTimes(2)
+    } finally {
+      destroy.mockRestore()
+    }
+  })
+  it("returns exactly the requested bytes, in an array of their own", () => {
+    const key = pkcs12Kdf("sha1", bmpPassword("pw"), new Uint8Array(8), 2048, KdfPurpose.key, 24)
+    expect(key.length).toBe(24)
+    expect(key.buffer.byteLength).toBe(24)
   })
 })
 
