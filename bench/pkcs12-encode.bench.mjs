@@ -87,7 +87,9 @@ const cpuMs = () => {
  */
 const timeInterleaved = async (runs, contenders, { forceGc = true } = {}) => {
   if (forceGc && typeof globalThis.gc !== "function")
-    throw new Error("run with --expose-gc (bench/run.mjs passes it): the figures say a full GC ran before each call")
+    throw new Error(
+      "run with --expose-gc (bench/run.mjs passes it): the figures say a full GC ran before each call",
+    )
   const names = Object.keys(contenders)
   for (let i = 0; i < WARMUP; i++) for (const n of names) await contenders[n]()
   const times = Object.fromEntries(names.map((n) => [n, []]))

@@ -89,7 +89,7 @@ const derForms = (level: string, bytes: Uint8Array): void => {
       expect(redundant, `${where}: non-minimal INTEGER`).toBe(false)
     }
     if (block instanceof asn1js.Constructed)
-      block.valueBlock.value.forEach((child, i) => walk(child, `${path}/${i}`))
+      for (const [i, child] of block.valueBlock.value.entries()) walk(child, `${path}/${i}`)
   }
   walk(parsed.result, "")
 }
