@@ -129,23 +129,21 @@ export const pkcs12Kdf = (
     di.set(i, v)
     const a = iteratedHash(hashName, di, iterations)
     out.set(a, block * u)
-    if (block === blocks - 1) {
-      a.fill(0)
-      break
-    }
-    // B = A repeated to v bytes; every v-byte block Ij of I becomes (Ij + B + 1) mod 2^(8v).
-    const b = new Uint8Array(v)
-    for (let k = 0; k < v; k++) b[k] = a[k % u] ?? 0
-    a.fill(0)
-    for (let j = 0; j < i.length; j += v) {
-      let carry = 1
-      for (let k = v - 1; k >= 0; k--) {
-        const sum = (i[j + k] ?? 0) + (b[k] ?? 0) + carry
-        i[j + k] = sum & 0xff
-        carry = sum >> 8
+    if (block < blocks - 1) {
+      // B = A repeated to v bytes; every v-byte block Ij of I becomes (Ij + B + 1) mod 2^(8v).
+      const b = new Uint8Array(v)
+      for (let k = 0; k < v; k++) b[k] = a[k % u] ?? 0
+      for (let j = 0; j < i.length; j += v) {
+        let carry = 1
+        for (let k = v - 1; k >= 0; k--) {
+          const sum = (i[j + k] ?? 0) + (b[k] ?? 0) + carry
+          i[j + k] = sum & 0xff
+          carry = sum >> 8
+        }
       }
+      b.fill(0)
     }
-    b.fill(0)
+    a.fill(0)
   }
   // The intermediate password-derived blocks, and the output past `length`, are not left for the
   // collector to find (the caller owns the result and its own password bytes).
