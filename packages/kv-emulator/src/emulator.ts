@@ -152,6 +152,8 @@ export interface FaultControl {
     options?: { vault?: string; code?: string; message?: string },
   ) => string
   readonly remove: (id: string) => boolean
+  /** Lets the requests a `hold` fault holds go on (and later ones pass); false for an unknown id. */
+  readonly release: (id: string) => boolean
   readonly clear: () => void
   readonly list: () => ReadonlyArray<ActiveFault>
 }
@@ -492,6 +494,7 @@ const startServers = async (
       add: (rule) => faults.add(rule),
       failTimes: (operation, times, status, o) => faults.failTimes(operation, times, status, o),
       remove: (id) => faults.remove(id),
+      release: (id) => faults.release(id),
       clear: () => faults.clear(),
       list: () => faults.list(),
     },
@@ -539,6 +542,8 @@ const startServers = async (
     stop: async () => {
       if (stopped) return
       stopped = true
+      // Held requests go on (their connections close below).
+      faults.clear()
       for (const t of saveTimers.values()) clearImmediate(t)
       if (options.stateDir !== undefined) for (const s of stores.values()) saveVault(options.stateDir, s)
       await Promise.all(
@@ -593,11 +598,11 @@ const adminHandler =
       .filter((p) => p.length > 0)
       .slice(1)
     const method = req.method ?? "GET"
-    const parsed =
-      method === "GET" || method === "DELETE"
-        ? { ok: true as const, value: undefined }
-        : parseJson(await readBody(req))
-    if (method === "GET" || method === "DELETE") req.resume()
+    // A release (POST /_emulator/faults/{id}/release) takes no body either.
+    const noBody =
+      method === "GET" || method === "DELETE" || (parts[0] === "faults" && parts[2] === "release")
+    const parsed = noBody ? { ok: true as const, value: undefined } : parseJson(await readBody(req))
+    if (noBody) req.resume()
     if (!parsed.ok)
       return sendJson(res, 400, { error: { code: "BadParameter", message: "body is not JSON" } })
     const body = parsed.value
@@ -607,6 +612,8 @@ const adminHandler =
       if (what === "health") return sendJson(res, 200, { ok: true, vaults: emulator.vaults })
       if (what === "faults") {
         if (method === "GET") return sendJson(res, 200, { faults: emulator.faults.list() })
+        if (method === "POST" && a !== undefined && b === "release")
+          return sendJson(res, emulator.faults.release(a) ? 200 : 404, {})
         if (method === "POST") {
           const rules = Array.isArray(body) ? body : [body]
           const ids = rules.map((r: unknown) => emulator.faults.add(validateRule(r)))

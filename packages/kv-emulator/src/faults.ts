@@ -43,6 +43,13 @@ export type FaultAction =
   | { readonly kind: "throttle"; readonly retryAfterSeconds?: number }
   /** Wait, then perform the operation normally. */
   | { readonly kind: "delay"; readonly ms: number }
+  /**
+   * Wait until the test releases the fault (`faults.release(id)`, or `POST
+   * /_emulator/faults/{id}/release`), then perform the operation normally; a
+   * hold not released within `timeoutMs` (default 30,000) goes on by itself.
+   * Removing the fault, clearing the faults or stopping the emulator releases it too.
+   */
+  | { readonly kind: "hold"; readonly timeoutMs?: number }
   /** Close the connection without an answer and without performing the operation. */
   | { readonly kind: "drop" }
   /** Perform the operation (the write commits), then close the connection without an answer: an ambiguous outcome. */
@@ -90,6 +97,9 @@ interface Slot {
 export class FaultController {
   private slots: Slot[] = []
   private counter = 0
+  /** Requests a `hold` fault is holding, by fault id; and the faults released already. */
+  private waiting = new Map<string, Array<() => void>>()
+  private released = new Set<string>()
 
   /** Adds a rule; returns its id (for `remove`). */
   add(rule: FaultRule): string {
@@ -122,11 +132,41 @@ export class FaultController {
   remove(id: string): boolean {
     const before = this.slots.length
     this.slots = this.slots.filter((s) => s.id !== id)
+    this.release(id)
     return this.slots.length !== before
   }
 
   clear(): void {
     this.slots = []
+    for (const id of [...this.waiting.keys()]) this.release(id)
+  }
+
+  /**
+   * Lets the requests a `hold` fault holds go on, and every later one it hits
+   * pass at once. False when the fault is unknown (never added, or removed).
+   */
+  release(id: string): boolean {
+    const known = this.slots.some((s) => s.id === id) || this.waiting.has(id)
+    this.released.add(id)
+    const held = this.waiting.get(id) ?? []
+    this.waiting.delete(id)
+    for (const go of held) go()
+    return known
+  }
+
+  /** Resolves when the `hold` fault `id` is released, or after `timeoutMs`. */
+  hold(id: string, timeoutMs: number): Promise<void> {
+    if (this.released.has(id)) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(go, timeoutMs)
+      function go() {
+        clearTimeout(timer)
+        resolve()
+      }
+      const held = this.waiting.get(id) ?? []
+      held.push(go)
+      this.waiting.set(id, held)
+    })
   }
 
   list(): ReadonlyArray<ActiveFault> {
@@ -172,6 +212,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "status",
     "throttle",
     "delay",
+    "hold",
     "drop",
     "dropAfterCommit",
     "delayAfterCommit",
@@ -185,6 +226,12 @@ export const validateRule = (rule: unknown): FaultRule => {
     throw new Error("status action needs a numeric status")
   if ((action.kind === "delay" || action.kind === "delayAfterCommit") && typeof action.ms !== "number")
     throw new Error(`${String(action.kind)} action needs ms`)
+  if (
+    action.kind === "hold" &&
+    action.timeoutMs !== undefined &&
+    (typeof action.timeoutMs !== "number" || !(action.timeoutMs >= 0))
+  )
+    throw new Error("hold action's timeoutMs must be a non-negative number of milliseconds")
   const times = rule.times
   if (times !== undefined && times !== "always" && (typeof times !== "number" || times < 0))
     throw new Error('times must be a non-negative number or "always"')

@@ -293,6 +293,7 @@ export class VaultHandler {
       fault = `${injected.id}:${injected.action.kind}`
       const a = injected.action
       if (a.kind === "delay") await sleep(a.ms)
+      else if (a.kind === "hold") await this.ctx.faults.hold(injected.id, a.timeoutMs ?? 30_000)
       else if (a.kind === "drop") {
         dropped = true
         req.resume()

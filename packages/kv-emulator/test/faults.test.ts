@@ -132,6 +132,33 @@ describe("fault injection", () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(400)
   })
 
+  it("holds a request until it is released, then performs it; an unreleased hold goes on after its timeout", async () => {
+    const id = emulator.faults.add({
+      operation: "getLatest",
+      vault: "faulty",
+      name: "svc",
+      action: { kind: "hold" },
+    })
+    let answered = false
+    const held = certificates.getCertificate("svc").then((c) => {
+      answered = true
+      return c
+    })
+    await expect.poll(() => emulator.faults.list().find((f) => f.id === id)?.hits, { interval: 5 }).toBe(1)
+    // Another request, sent after the held one arrived, is answered while it waits.
+    await restError(certificates.getCertificate("other-name"))
+    expect(answered).toBe(false)
+    expect(emulator.faults.release(id)).toBe(true)
+    expect((await held).name).toBe("svc")
+    expect(emulator.faults.release("fault-unknown")).toBe(false)
+    // Not released: it goes on by itself after timeoutMs.
+    emulator.faults.add({ operation: "getLatest", name: "svc", action: { kind: "hold", timeoutMs: 20 } })
+    expect((await certificates.getCertificate("svc")).name).toBe("svc")
+    expect(() =>
+      emulator.faults.add({ operation: "getLatest", action: { kind: "hold", timeoutMs: -1 } }),
+    ).toThrow(/timeoutMs/)
+  })
+
   it("is scriptable over the admin endpoint (HTTPS + admin key)", async () => {
     const admin = (method: string, path: string, body?: unknown, key = emulator.adminKey) =>
       new Promise<{ status: number; json: unknown }>((resolve, reject) => {
@@ -185,6 +212,20 @@ describe("fault injection", () => {
     })
     expect(fi.status).toBe(200)
     expect((await certificates.getCertificate("svc")).properties.tags).toEqual({ via: "admin" })
+    // A hold released over the endpoint.
+    const hold = await admin("POST", "/faults", {
+      operation: "getLatest",
+      name: "svc",
+      action: { kind: "hold" },
+    })
+    const holdId = (hold.json as { ids: string[] }).ids[0] ?? ""
+    const waiting = certificates.getCertificate("svc")
+    await expect
+      .poll(() => emulator.faults.list().find((f) => f.id === holdId)?.hits, { interval: 5 })
+      .toBe(1)
+    expect((await admin("POST", `/faults/${holdId}/release`)).status).toBe(200)
+    expect((await waiting).name).toBe("svc")
+    expect((await admin("POST", "/faults/fault-unknown/release")).status).toBe(404)
   })
 })
 
