@@ -83,14 +83,13 @@ describe("a source that changes during a reconcile known only from its stamp", (
     const foreign = await emulator.state.foreignImport(VAULT, CERT, { "certctl-managed-by": "certctl" })
     expect(foreign.x5t).not.toBe(first.x5t)
 
-    // The next reconcile's comparison read is held in the emulator, long enough for the test to change the
-    // files while the reconcile waits for it.
+    // The next reconcile's comparison read is held in the emulator until the test has changed the files.
     const hold = emulator.faults.add({
       operation: "getLatest",
       vault: VAULT,
       name: CERT,
       times: 1,
-      action: { kind: "delay", ms: 4000 },
+      action: { kind: "hold" },
     })
     // The renewal, issued now so that nothing is awaited between seeing the held read and writing it.
     const second = await pki.leaf("mid.example.test")
@@ -106,11 +105,11 @@ describe("a source that changes during a reconcile known only from its stamp", (
         interval: 10,
       })
       .toBe(1)
-    // The renewal lands now: a new matching key and certificate (atomic renames, both written before the held
-    // read can be answered: the emulator answers from this process, and nothing is awaited in between).
+    // The renewal lands now: a new matching key and certificate (atomic renames), then the held read goes on.
     work.write("mid.key", second.keyPem)
     work.write("mid.crt", second.certPem)
     const rewrittenAt = Date.now()
+    expect(emulator.faults.release(hold)).toBe(true)
     await a.waitFor((l) => l.msg === "configuration unchanged; reconciling every deployment", { from })
 
     // The held read answers with the foreign version: a deploy is needed, the files are read whole for it,
@@ -126,7 +125,7 @@ describe("a source that changes during a reconcile known only from its stamp", (
     // The held read was still unanswered when the files were rewritten (so this is the pass that compared
     // the stamped source, not a later one).
     const held = vaultRequests(mark).find((r) => r.operation === "getLatest")
-    expect(held?.fault).toBe(`${hold}:delay`)
+    expect(held?.fault).toBe(`${hold}:hold`)
     expect((held?.time ?? 0) + (held?.latencyMs ?? 0)).toBeGreaterThanOrEqual(rewrittenAt)
     expect(vaultRequests(mark).filter((r) => r.method !== "GET")).toEqual([])
 
