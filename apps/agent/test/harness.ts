@@ -9,7 +9,9 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { type Emulator, type EmulatorOptions, start } from "@kvdeploy/kv-emulator"
+import { afterAll, beforeAll } from "vitest"
 import { stringify } from "yaml"
+import { makePki, type Pki } from "./pki.js"
 
 export const agentRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
 export const bin = join(agentRoot, "dist", "bin.js")
@@ -59,6 +61,31 @@ export const workdir = (): Workdir => {
 
 export const startEmulator = (options: EmulatorOptions = {}): Promise<Emulator> =>
   start({ throttling: false, warn: () => {}, ...options })
+
+/** What a test file of one agent against one emulator shares: set before its tests, stopped after them. */
+export interface AgentSuite {
+  readonly emulator: Emulator
+  readonly pki: Pki
+  readonly work: Workdir
+  /** The agent the file's test started, killed after the file's tests. */
+  agent: AgentProcess | undefined
+}
+
+/** An emulator serving `vaults`, a test PKI and a work directory for the calling test file (its beforeAll/afterAll). */
+export const agentSuite = (vaults: ReadonlyArray<string>): AgentSuite => {
+  const suite = { agent: undefined } as { -readonly [K in keyof AgentSuite]: AgentSuite[K] }
+  beforeAll(async () => {
+    suite.emulator = await startEmulator({ vaults: [...vaults] })
+    suite.pki = await makePki()
+    suite.work = workdir()
+  })
+  afterAll(async () => {
+    suite.agent?.kill()
+    suite.work.remove()
+    await suite.emulator.stop()
+  })
+  return suite
+}
 
 export interface AgentProcess {
   readonly child: ChildProcess

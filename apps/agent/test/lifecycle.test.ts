@@ -4,44 +4,21 @@
  * vault) and fixed; /metrics, /healthz, /readyz; SIGTERM exits 0.
  */
 import { spawnSync } from "node:child_process"
-import type { Emulator } from "@kvdeploy/kv-emulator"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import {
-  type AgentProcess,
-  baseEnv,
-  metricValue,
-  startAgent,
-  startEmulator,
-  type Workdir,
-  workdir,
-  writeConfig,
-} from "./harness.js"
-import { makePki, type Pki } from "./pki.js"
+import { describe, expect, it } from "vitest"
+import { agentSuite, baseEnv, metricValue, startAgent, writeConfig } from "./harness.js"
 
 const VAULT = "agent-life"
-let emulator: Emulator
-let pki: Pki
-let work: Workdir
-let agent: AgentProcess | undefined
+const suite = agentSuite([VAULT])
 
-beforeAll(async () => {
-  emulator = await startEmulator({ vaults: [VAULT] })
-  pki = await makePki()
-  work = workdir()
-})
-afterAll(async () => {
-  agent?.kill()
-  work.remove()
-  await emulator.stop()
-})
-
-const latestX5t = (name: string) => emulator.state.versions(VAULT, name)?.at(-1)?.x5t
+const latestX5t = (name: string) => suite.emulator.state.versions(VAULT, name)?.at(-1)?.x5t
 const writesSince = (mark: number) =>
-  emulator.requests.entries({ since: mark, vault: VAULT }).filter((e) => e.method !== "GET" && !e.challenge)
-    .length
+  suite.emulator.requests
+    .entries({ since: mark, vault: VAULT })
+    .filter((e) => e.method !== "GET" && !e.challenge).length
 
 describe("lifecycle of one deployment", () => {
   it("deploys a new certificate, a renewal, refuses a broken or half-written source and deploys it once fixed", async () => {
+    const { emulator, pki, work } = suite
     const first = await pki.leaf("api.example.test")
     work.write("api.key", first.keyPem)
     work.write("api.crt", first.certPem)
@@ -53,8 +30,8 @@ describe("lifecycle of one deployment", () => {
         source: { cert: work.path("api.crt"), key: work.path("api.key") },
       },
     ])
-    agent = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
-    const a = agent
+    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    suite.agent = a
 
     // Created.
     await a.waitFor((l) => l.deployment === "api" && l.msg === "deploy: Succeeded")

@@ -8,48 +8,25 @@
  * deploys the new source.
  */
 import { statSync } from "node:fs"
-import type { Emulator } from "@kvdeploy/kv-emulator"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import {
-  type AgentProcess,
-  baseEnv,
-  startAgent,
-  startEmulator,
-  type Workdir,
-  workdir,
-  writeConfig,
-} from "./harness.js"
-import { makePki, type Pki } from "./pki.js"
+import { describe, expect, it } from "vitest"
+import { agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
 
 const VAULT = "agent-changed"
 const CERT = "mid-cert"
 /** The agent trusts a file's stamp only when the file was last changed this long before it was read (source.ts RACY_MS). */
 const RACY_MS = 2000
 
-let emulator: Emulator
-let pki: Pki
-let work: Workdir
-let agent: AgentProcess | undefined
-
-beforeAll(async () => {
-  emulator = await startEmulator({ vaults: [VAULT] })
-  pki = await makePki()
-  work = workdir()
-})
-afterAll(async () => {
-  agent?.kill()
-  work.remove()
-  await emulator.stop()
-})
+const suite = agentSuite([VAULT])
 
 const vaultRequests = (since: number) =>
-  emulator.requests
+  suite.emulator.requests
     .entries({ since, vault: VAULT })
     .filter((e) => !e.challenge)
     .sort((x, y) => x.seq - y.seq)
 
 describe("a source that changes during a reconcile known only from its stamp", () => {
   it("sends nothing to the vault from that pass, logs it, and the retry deploys the new source", async () => {
+    const { emulator, pki, work } = suite
     const first = await pki.leaf("mid.example.test")
     work.write("mid.key", first.keyPem)
     work.write("mid.crt", first.certPem)
@@ -73,8 +50,8 @@ describe("a source that changes during a reconcile known only from its stamp", (
         source: { cert: work.path("mid.crt"), key: work.path("mid.key") },
       },
     ])
-    agent = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
-    const a = agent
+    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    suite.agent = a
     await a.waitFor((l) => l.deployment === "mid" && l.msg === "deploy: Succeeded")
     expect(emulator.state.versions(VAULT, CERT)?.at(-1)?.x5t).toBe(first.x5t)
 
