@@ -147,11 +147,12 @@ export class FaultController {
    */
   release(id: string): boolean {
     const known = this.slots.some((s) => s.id === id) || this.waiting.has(id)
+    if (!known) return false
     this.released.add(id)
     const held = this.waiting.get(id) ?? []
     this.waiting.delete(id)
     for (const go of held) go()
-    return known
+    return true
   }
 
   /** Resolves when the `hold` fault `id` is released, or after `timeoutMs`. */
@@ -229,9 +230,12 @@ export const validateRule = (rule: unknown): FaultRule => {
   if (
     action.kind === "hold" &&
     action.timeoutMs !== undefined &&
-    (typeof action.timeoutMs !== "number" || !(action.timeoutMs >= 0))
+    (typeof action.timeoutMs !== "number" ||
+      !Number.isFinite(action.timeoutMs) ||
+      action.timeoutMs < 0 ||
+      action.timeoutMs > 2_147_483_647)
   )
-    throw new Error("hold action's timeoutMs must be a non-negative number of milliseconds")
+    throw new Error("hold action's timeoutMs must be a number of milliseconds from 0 to 2147483647")
   const times = rule.times
   if (times !== undefined && times !== "always" && (typeof times !== "number" || times < 0))
     throw new Error('times must be a non-negative number or "always"')

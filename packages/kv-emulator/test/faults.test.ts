@@ -154,9 +154,10 @@ describe("fault injection", () => {
     // Not released: it goes on by itself after timeoutMs.
     emulator.faults.add({ operation: "getLatest", name: "svc", action: { kind: "hold", timeoutMs: 20 } })
     expect((await certificates.getCertificate("svc")).name).toBe("svc")
-    expect(() =>
-      emulator.faults.add({ operation: "getLatest", action: { kind: "hold", timeoutMs: -1 } }),
-    ).toThrow(/timeoutMs/)
+    for (const timeoutMs of [-1, Number.POSITIVE_INFINITY, 2 ** 31])
+      expect(() =>
+        emulator.faults.add({ operation: "getLatest", action: { kind: "hold", timeoutMs } }),
+      ).toThrow(/timeoutMs/)
   })
 
   it("is scriptable over the admin endpoint (HTTPS + admin key)", async () => {
