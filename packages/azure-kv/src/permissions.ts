@@ -40,6 +40,7 @@ export const requiredPermission: { readonly [K in VaultOperation]: RequiredPermi
     dataAction: "Microsoft.KeyVault/vaults/certificates/recover/action",
     roles: ["Key Vault Certificates Officer"],
   },
+  listCertificates: { ...certificateRead, accessPolicy: "certificates/list" },
 }
 
 /** One sentence telling the operator what to grant for `operation`. */

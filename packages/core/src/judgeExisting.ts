@@ -21,9 +21,13 @@ const notManaged: ExistingVersionJudgement = Object.freeze({ _tag: "NotManaged" 
 const replace: ExistingVersionJudgement = Object.freeze({ _tag: "Replace", adopting: false })
 const adoptAndReplace: ExistingVersionJudgement = Object.freeze({ _tag: "Replace", adopting: true })
 
-/** Whether `version` is the certificate `x5t`, enabled, carrying every tag of `tags` (forwardTags). */
+/**
+ * Whether `version` is the certificate `x5t`, enabled, carrying every tag of
+ * `tags` (forwardTags). A version read whole or a certificate's list entry
+ * (ListedCertificate: its latest version's x5t, enabled and tags) alike.
+ */
 export const servesInPlace = (
-  version: VaultVersion,
+  version: Pick<VaultVersion, "x5t" | "enabled" | "tags">,
   x5t: string,
   tags: Readonly<Record<string, string>>,
 ): boolean => version.x5t === x5t && version.enabled && hasTags(version.tags, tags)

@@ -25,6 +25,26 @@ export interface VaultVersion {
   readonly expiresAt?: Date
 }
 
+/**
+ * One certificate as the vault's list reports it: what its latest version
+ * serves (x5t, enabled, tags), without a version id, serial or certificate
+ * (Key Vault's list items carry none of them).
+ */
+export interface ListedCertificate {
+  readonly name: string
+  /** base64url SHA-1 of the latest version's leaf DER. */
+  readonly x5t: string
+  readonly enabled: boolean
+  readonly tags: Readonly<Record<string, string>>
+}
+
+/** One page of the vault's certificate list. */
+export interface ListedPage {
+  readonly certificates: ReadonlyArray<ListedCertificate>
+  /** Where the next page starts (opaque); `undefined` on the last page. */
+  readonly continuation: string | undefined
+}
+
 /** A certificate in the soft-deleted state. */
 export interface DeletedCertificate {
   readonly name: string
@@ -87,6 +107,7 @@ export type VaultOperation =
   | "getVersionSecret"
   | "getDeleted"
   | "recoverDeleted"
+  | "listCertificates"
 
 const errorFields = {
   operation: Schema.String,
@@ -207,6 +228,13 @@ export class Vault extends Context.Service<
     readonly getDeleted: (name: string) => Effect.Effect<DeletedCertificate, VaultNotFound | VaultError>
     /** Recover a soft-deleted certificate; answers its latest version once recovered. */
     readonly recoverDeleted: (name: string) => Effect.Effect<VaultVersion, VaultNotFound | VaultError>
+    /**
+     * One page of the vault's (not soft-deleted) certificates: the first page
+     * for `undefined`, else the page `continuation` points at. Optional: the
+     * deploy program never lists; a fleet reconciler compares many
+     * certificates of one vault with a few pages instead of a read each.
+     */
+    readonly listCertificates?: (continuation: string | undefined) => Effect.Effect<ListedPage, VaultError>
   }
 >()("@kvdeploy/core/Vault") {}
 
