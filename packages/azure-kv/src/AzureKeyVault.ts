@@ -18,6 +18,7 @@ import {
   type CertificateClientOptions,
   type CertificateProperties,
   type KeyVaultCertificate,
+  type ListPropertiesOfCertificatesOptions,
 } from "@azure/keyvault-certificates"
 import { SecretClient, type SecretClientOptions } from "@azure/keyvault-secrets"
 import {
@@ -25,12 +26,16 @@ import {
   type DeletedCertificate,
   type ImportKeyFacts,
   type ImportRequest,
+  type ListedCertificate,
+  type ListedPage,
   Metrics,
   PfxCodec,
   type TargetConfig,
   Vault,
+  type VaultError,
   VaultNoPrivateKey,
   type VaultOperation,
+  VaultRequestRejected,
   type VaultVersion,
   type VersionSecret,
   vaultRequestStatusOf,
@@ -40,6 +45,12 @@ import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import {
+  type CertificateListCall,
+  certificateListPolicy,
+  inListCall,
+  isContinuationOf,
+} from "./certificateListPage.js"
 import { type SerialHexReader, serialHexReader, withSerialReadOnDemand } from "./certificateSerial.js"
 import {
   importPolicyFor,
@@ -50,6 +61,9 @@ import {
 } from "./importPolicy.js"
 import { connectionsOf, VaultConnections } from "./VaultConnections.js"
 import { toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailure.js"
+
+/** Key Vault's largest page (and its default): one list request answers at most 25 certificates. */
+export const CERTIFICATE_LIST_PAGE_SIZE = 25
 
 export interface AzureKeyVaultOptions {
   /** `https://<name>.vault.azure.net` (or the custom cloud's URL); scheme, host and port only. */
@@ -94,6 +108,13 @@ const keyVaultBytesToBase64url = (bytes: Uint8Array | undefined): string =>
     ? ""
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url")
 
+/** What a version serves, as a bundle, a versions item and a list item all report it. */
+const servedFrom = (properties: CertificateProperties) => ({
+  x5t: keyVaultBytesToBase64url(properties.x509Thumbprint),
+  enabled: properties.enabled ?? true,
+  tags: { ...(properties.tags ?? {}) },
+})
+
 const versionFromProperties = (
   properties: CertificateProperties,
   cer: Uint8Array | undefined,
@@ -102,14 +123,15 @@ const versionFromProperties = (
   // A certificate whose serial is in the reader's memory (the one a deploy imports, whose serial it
   // stated, or one read before) gets it as a plain field.
   const known = cer === undefined ? undefined : serialHexOf.known(cer)
+  const served = servedFrom(properties)
   const version = {
     versionId: properties.version ?? "",
-    x5t: keyVaultBytesToBase64url(properties.x509Thumbprint),
+    x5t: served.x5t,
     // The versions listing carries no certificate: its serial is unknown there ("").
     serialHex: known ?? "",
-    enabled: properties.enabled ?? true,
+    enabled: served.enabled,
     createdAt: properties.createdOn ?? new Date(0),
-    tags: { ...(properties.tags ?? {}) },
+    tags: served.tags,
     ...(cer === undefined ? {} : { cer }),
     ...(properties.expiresOn === undefined ? {} : { expiresAt: properties.expiresOn }),
   }
@@ -119,6 +141,13 @@ const versionFromProperties = (
     ? version
     : withSerialReadOnDemand(version, cer, serialHexOf)
 }
+
+/** A list item: its latest version's x5t, enabled and tags, read as getLatest reads them. */
+const listedFromProperties = (properties: CertificateProperties): ListedCertificate => ({
+  // The SDK reads the name from the item's id (it throws on an id without one).
+  name: properties.name ?? "",
+  ...servedFrom(properties),
+})
 
 const pemBlocks = (pem: string, label: string): Uint8Array[] => {
   const re = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+?)-----END ${label}-----`, "g")
@@ -203,6 +232,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     ...common,
     additionalPolicies: [
       { policy: importPolicyInjection, position: "perCall" },
+      { policy: certificateListPolicy, position: "perCall" },
       { policy: nonIdempotentImport, position: "perRetry" },
       { policy: throttleObserver(onThrottled), position: "perRetry" },
     ],
@@ -420,6 +450,69 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     return versionFromCertificate(certificate)
   })
 
+  const vaultOrigin = new URL(options.vaultUrl).origin
+  const badContinuation = (continuation: string) => {
+    let where = "not an absolute URL"
+    try {
+      const url = new URL(continuation)
+      where = `${url.origin}${url.pathname}`
+    } catch {}
+    return new VaultRequestRejected({
+      operation: "listCertificates",
+      code: "InvalidContinuation",
+      detail: `continuation (${where}) is not a page link of ${vaultOrigin}/certificates: pass undefined for the first page, or the continuation the previous page of this vault answered`,
+    })
+  }
+  /** The list options: the page size reaches the wire as `maxresults` (the SDK passes it through; `byPage`'s `maxPageSize` it ignores). */
+  const listOptions = (
+    abortSignal: AbortSignal,
+  ): ListPropertiesOfCertificatesOptions & { maxresults: number } => ({
+    ...requestOptions,
+    abortSignal,
+    maxresults: CERTIFICATE_LIST_PAGE_SIZE,
+  })
+
+  /**
+   * One page: one request (the SDK's page iterator fetches a page per `next()`;
+   * it is closed after the first). The page's nextLink comes back through the
+   * list call's context (see certificateListPage.ts).
+   */
+  const listCertificates = (continuation: string | undefined): Effect.Effect<ListedPage, VaultError> =>
+    continuation !== undefined && !isContinuationOf(vaultOrigin, continuation)
+      ? // Refused before any request: not a vault request, so not counted as one.
+        Effect.fail(badContinuation(continuation))
+      : countedAs(
+          "listCertificates",
+          Effect.tryPromise({
+            try: (abortSignal) => {
+              const context: CertificateListCall = { abortSignal, timeout, page: undefined, open: true }
+              return inListCall(context, async () => {
+                const pages = certificates.listPropertiesOfCertificates(listOptions(abortSignal)).byPage({
+                  ...(continuation === undefined ? {} : { continuationToken: continuation }),
+                  maxPageSize: CERTIFICATE_LIST_PAGE_SIZE,
+                })
+                try {
+                  const first = await pages.next()
+                  if (context.page === undefined)
+                    throw new Error(
+                      "the certificate list page's nextLink was not seen by the adapter's policy",
+                    )
+                  return {
+                    certificates: first.done === true ? [] : first.value.map(listedFromProperties),
+                    continuation: context.page.nextLink,
+                  } satisfies ListedPage
+                } finally {
+                  context.open = false
+                  await pages.return?.(undefined)
+                }
+              })
+            },
+            catch: (error) =>
+              withoutNotFound(withoutSoftDeleted(toVaultError("listCertificates", "read", error))),
+          }),
+          identity,
+        )
+
   return {
     vault: Vault.of({
       getLatest,
@@ -429,6 +522,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       getVersionSecret,
       getDeleted,
       recoverDeleted,
+      listCertificates,
     }),
     connections: connectionsOf(agent),
   } satisfies AzureKeyVaultHandle

@@ -218,9 +218,9 @@ export const toVaultError = (operation: VaultOperation, kind: Kind, error: unkno
 }
 
 /** For calls whose port type has no soft-deleted conflict: such a 409 is a definite refusal. */
-export const withoutSoftDeleted = (
-  error: MappedVaultError,
-): Exclude<MappedVaultError, VaultConflictSoftDeleted> =>
+export const withoutSoftDeleted = <E extends MappedVaultError>(
+  error: E,
+): Exclude<E, VaultConflictSoftDeleted> | VaultRequestRejected =>
   error._tag === "VaultConflictSoftDeleted"
     ? new VaultRequestRejected({
         operation: error.operation,
@@ -228,10 +228,15 @@ export const withoutSoftDeleted = (
         code: "ObjectIsDeletedButRecoverable",
         ...(error.cause === undefined ? {} : { cause: error.cause }),
       })
-    : error
+    : (error as Exclude<E, VaultConflictSoftDeleted>)
 
-/** For imports, whose port type has no not-found: a 404 there is a definite refusal (the vault or path does not exist). */
-export const withoutNotFound = (error: MappedVaultError): Exclude<MappedVaultError, VaultNotFound> =>
+/**
+ * For calls whose port type has no not-found (imports, the certificate list):
+ * a 404 there is a definite refusal (the vault or path does not exist).
+ */
+export const withoutNotFound = <E extends MappedVaultError>(
+  error: E,
+): Exclude<E, VaultNotFound> | VaultRequestRejected =>
   error._tag === "VaultNotFound"
     ? new VaultRequestRejected({
         operation: error.operation,
@@ -239,4 +244,4 @@ export const withoutNotFound = (error: MappedVaultError): Exclude<MappedVaultErr
         code: "NotFound",
         ...(error.cause === undefined ? {} : { cause: error.cause }),
       })
-    : error
+    : (error as Exclude<E, VaultNotFound>)
