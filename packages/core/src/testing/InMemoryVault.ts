@@ -22,6 +22,15 @@
  * - `StaleRead`: `getLatest` answers as a replica that has applied nothing since the
  *   caller's last read of the latest version (what that read answered, or not found);
  * - `Pass`: no fault for this call (to target the Nth call).
+ *
+ * `listCertificates` answers pages of 25 (the latest version of each
+ * certificate that is not soft-deleted, by name, case-insensitively, as Key
+ * Vault and the emulator order them) with an opaque continuation that resumes
+ * after the last name of the previous page. Its faults are `Fail`, `AfterWrite`
+ * (the page is read, then VaultAmbiguous) and `Pass`; a scripted `NotFound` is
+ * a `VaultRequestRejected` (code `NotFound`), as the port's list has no
+ * not-found; `ForeignImport`, `Alter` and `StaleRead` name no certificate there
+ * and do nothing. A list read is not a read of the latest for `StaleRead`.
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -34,6 +43,7 @@ import { PfxCodec } from "../ports/PfxCodec.js"
 import {
   type DeletedCertificate,
   type ImportRequest,
+  type ListedPage,
   Vault,
   VaultAmbiguous,
   VaultConflictSoftDeleted,
@@ -103,6 +113,9 @@ export interface SeedOptions {
 }
 
 const MAX_TAGS = 15
+/** Key Vault's page size (its largest `maxresults`), as the azure-kv adapter asks for. */
+const LIST_PAGE_SIZE = 25
+const CONTINUATION_PREFIX = "in-memory-list:after:"
 const SOFT_DELETE_RETENTION_MS = 90 * 86_400_000
 
 /** Handle to inspect and script the in-memory vault. */
@@ -258,14 +271,18 @@ const make = Effect.gen(function* () {
    */
   const callRaw = <A, E>(
     operation: VaultOperation,
-    name: string,
+    name: string | undefined,
     body: (alter: "disable" | "drop-tags" | undefined, stale: boolean) => Effect.Effect<A, E>,
   ): Effect.Effect<A, E | ReturnType<typeof makeError>> =>
     Effect.gen(function* () {
       const fault = faults.get(operation)?.shift()
       const record = (outcome: string) => log.push({ operation, outcome })
       // The foreign writer gets the same 409 we would while the name is soft-deleted.
-      if (fault?._tag === "ForeignImport" && certificates.get(name)?.deleted === undefined) {
+      if (
+        fault?._tag === "ForeignImport" &&
+        name !== undefined &&
+        certificates.get(name)?.deleted === undefined
+      ) {
         yield* store(name, fault.material, fault.tags ?? {}, "foreign", true, true)
       }
       if (fault?._tag === "Fail") {
@@ -289,7 +306,7 @@ const make = Effect.gen(function* () {
   /** Like a real Vault adapter, count each request in the Metrics port when one is provided. */
   const call = <A, E extends { readonly _tag: string }>(
     operation: VaultOperation,
-    name: string,
+    name: string | undefined,
     body: (alter: "disable" | "drop-tags" | undefined, stale: boolean) => Effect.Effect<A, E>,
   ): Effect.Effect<A, E | ReturnType<typeof makeError>> =>
     Effect.flatMap(Effect.serviceOption(Metrics), (metrics) =>
@@ -307,6 +324,45 @@ const make = Effect.gen(function* () {
     )
 
   const notFound = (operation: VaultOperation, what: string) => new VaultNotFound({ operation, detail: what })
+
+  /** Key Vault's list order: by name, case-insensitively (names differing only in case: by name). */
+  const listOrder = (a: string, b: string): number => {
+    const x = a.toLowerCase()
+    const y = b.toLowerCase()
+    return x < y ? -1 : x > y ? 1 : a < b ? -1 : a > b ? 1 : 0
+  }
+
+  const listPage = (continuation: string | undefined) => {
+    let after: string | undefined
+    if (continuation !== undefined) {
+      if (!continuation.startsWith(CONTINUATION_PREFIX))
+        return Effect.fail(
+          new VaultRequestRejected({
+            operation: "listCertificates",
+            code: "InvalidContinuation",
+            detail:
+              "the continuation is not one this vault answered: pass undefined for the first page, or the continuation the previous page answered",
+          }),
+        )
+      after = decodeURIComponent(continuation.slice(CONTINUATION_PREFIX.length))
+    }
+    const from = after
+    const listed = [...certificates.keys()]
+      .filter((name) => live(name) !== undefined && (from === undefined || listOrder(name, from) > 0))
+      .sort(listOrder)
+    const page = listed.slice(0, LIST_PAGE_SIZE)
+    const last = page.at(-1)
+    return Effect.succeed<ListedPage>({
+      certificates: page.map((name) => {
+        const v = latestOf(name) as StoredVersion
+        return { name, x5t: v.x5t, enabled: v.enabled, tags: { ...v.tags } }
+      }),
+      continuation:
+        listed.length > LIST_PAGE_SIZE && last !== undefined
+          ? `${CONTINUATION_PREFIX}${encodeURIComponent(last)}`
+          : undefined,
+    })
+  }
 
   const vault: (typeof Vault)["Service"] = {
     getLatest: (name) =>
@@ -475,6 +531,14 @@ const make = Effect.gen(function* () {
         const v = observe(name, latestOf(name))
         return v === undefined ? Effect.fail(notFound("recoverDeleted", name)) : Effect.succeed(publicView(v))
       }),
+    listCertificates: (continuation) =>
+      call("listCertificates", undefined, () => listPage(continuation)).pipe(
+        Effect.catchTag("VaultNotFound", (e) =>
+          Effect.fail(
+            new VaultRequestRejected({ operation: "listCertificates", code: "NotFound", detail: e.detail }),
+          ),
+        ),
+      ),
   }
 
   const handle: (typeof InMemoryVaultHandle)["Service"] = {
