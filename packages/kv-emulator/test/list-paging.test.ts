@@ -1,0 +1,167 @@
+/**
+ * The certificate list and the versions list, page by page on the wire: each
+ * page's bytes are exactly `{"value":[...],"nextLink":...}` with the items of
+ * the full list (built here from the GET bundles of each certificate or
+ * version) in Key Vault's order, the `nextLink` of every page but the last an
+ * absolute URL with api-version, an offset `$skiptoken` and `maxresults`, and
+ * `null` on the last. The pages' concatenation is the full list.
+ */
+import type { CertificateClient } from "@azure/keyvault-certificates"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Emulator, start } from "../src/index.js"
+import { clients, errorOf, makeMaterial, pemBundle, raw } from "./support.js"
+
+const VAULT = "paging"
+const API = "2025-07-01"
+let emulator: Emulator
+let certificates: CertificateClient
+let origin: string
+let token: string
+
+/** 60 live certificates (mixed case, tagged and untagged, one disabled, one with 3 versions) and 2 soft-deleted. */
+const live = Array.from({ length: 60 }, (_, i) => (i % 7 === 3 ? `Cert-${i}` : `cert-${i}`))
+const deleted = ["cert-gone", "Cert-zz-gone"]
+const MULTI = "cert-12"
+
+beforeAll(async () => {
+  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  ;({ certificates } = clients(emulator, VAULT))
+  origin = emulator.vault(VAULT).url
+  token = emulator.issueToken(emulator.clientSecret.clientId)
+  const material = await makeMaterial({ cn: "paging.example.test" })
+  const pem = Buffer.from(pemBundle(material))
+  for (const [i, name] of [...live, ...deleted].entries())
+    await certificates.importCertificate(name, pem, {
+      policy: { contentType: "application/x-pem-file" },
+      ...(i % 2 === 0 ? { tags: { n: String(i) } } : {}),
+    })
+  for (let i = 0; i < 2; i++)
+    await certificates.importCertificate(MULTI, pem, {
+      policy: { contentType: "application/x-pem-file" },
+      tags: { round: String(i) },
+    })
+  const disabled = await certificates.getCertificate("cert-5")
+  await certificates.updateCertificateProperties("cert-5", disabled.properties.version ?? "", {
+    enabled: false,
+  })
+  for (const name of deleted)
+    await (await certificates.beginDeleteCertificate(name, { intervalInMs: 20 })).pollUntilDone()
+}, 120_000)
+afterAll(() => emulator?.stop())
+
+const get = async (pathAndQuery: string) => {
+  const res = await raw(emulator, VAULT, "GET", pathAndQuery, { token })
+  return res
+}
+
+interface Bundle {
+  readonly id: string
+  readonly x5t: string
+  readonly attributes: unknown
+  readonly tags?: unknown
+}
+
+/** A list item as Key Vault renders it from a certificate bundle: id (without the version for the certificate list), x5t, attributes, tags. */
+const itemOf = (bundle: Bundle, id: string) => ({
+  id,
+  x5t: bundle.x5t,
+  attributes: bundle.attributes,
+  ...(bundle.tags !== undefined ? { tags: bundle.tags } : {}),
+})
+
+/** Follow nextLink from `first`, answering every page's text and parsed body. */
+const pagesFrom = async (first: string) => {
+  const pages: Array<{ text: string; body: { value: unknown[]; nextLink: string | null } }> = []
+  let next: string | null = first
+  while (next !== null && pages.length < 100) {
+    const res = await get(next.startsWith(origin) ? next.slice(origin.length) : next)
+    expect(res.status).toBe(200)
+    const body = res.json as { value: unknown[]; nextLink: string | null }
+    pages.push({ text: res.text, body })
+    next = body.nextLink
+  }
+  return pages
+}
+
+const skiptoken = (offset: number) => Buffer.from(`offset:${offset}`).toString("base64url")
+
+describe("list paging on the wire", () => {
+  it("each page of the certificate list is the full list's slice, byte for byte, with nextLink as before", async () => {
+    const order = [...live].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1))
+    const full: unknown[] = []
+    for (const name of order) {
+      const res = await get(`/certificates/${name}/?api-version=${API}`)
+      expect(res.status).toBe(200)
+      full.push(itemOf(res.json as Bundle, `${origin}/certificates/${name}`))
+    }
+    for (const max of [7, 25, undefined]) {
+      const size = max ?? 25
+      const pages = await pagesFrom(
+        `/certificates?api-version=${API}${max === undefined ? "" : `&maxresults=${max}`}`,
+      )
+      expect(pages.length).toBe(Math.ceil(full.length / size))
+      pages.forEach((page, i) => {
+        const next = (i + 1) * size
+        const nextLink =
+          next < full.length
+            ? `${origin}/certificates?api-version=${API}&$skiptoken=${skiptoken(next)}&maxresults=${size}`
+            : null
+        expect(page.text).toBe(JSON.stringify({ value: full.slice(i * size, next), nextLink }))
+      })
+      expect(pages.flatMap((p) => p.body.value)).toEqual(full)
+    }
+    // The disabled one is listed disabled, the multi-version one with its latest version's tags.
+    const items = full as Array<{ id: string; attributes: { enabled: boolean }; tags?: unknown }>
+    expect(items.find((e) => e.id.endsWith("/cert-5"))?.attributes.enabled).toBe(false)
+    expect(items.find((e) => e.id.endsWith(`/${MULTI}`))?.tags).toEqual({ round: "1" })
+    expect(items.some((e) => deleted.some((d) => e.id.endsWith(`/${d}`)))).toBe(false)
+  })
+
+  it("a skiptoken past the end answers an empty last page; a bad one or a bad maxresults is 400", async () => {
+    const past = await get(`/certificates?api-version=${API}&$skiptoken=${skiptoken(1000)}&maxresults=5`)
+    expect(past.text).toBe(JSON.stringify({ value: [], nextLink: null }))
+    const bad = await get(`/certificates?api-version=${API}&$skiptoken=${skiptoken(-1)}`)
+    expect(bad.status).toBe(400)
+    expect(errorOf(bad.json).code).toBe("BadParameter")
+    const tooMany = await get(`/certificates?api-version=${API}&maxresults=26`)
+    expect(tooMany.status).toBe(400)
+  })
+
+  it("the certificate list follows the store: a new, a deleted and a recovered certificate", async () => {
+    const names = async () =>
+      (await pagesFrom(`/certificates?api-version=${API}`))
+        .flatMap((p) => p.body.value as Array<{ id: string }>)
+        .map((e) => e.id.slice(`${origin}/certificates/`.length))
+    const before = await names()
+    const material = await makeMaterial({ cn: "late.example.test" })
+    await certificates.importCertificate("aaa-late", Buffer.from(pemBundle(material)), {
+      policy: { contentType: "application/x-pem-file" },
+    })
+    expect(await names()).toEqual(["aaa-late", ...before])
+    await (await certificates.beginDeleteCertificate("aaa-late", { intervalInMs: 20 })).pollUntilDone()
+    expect(await names()).toEqual(before)
+    await (
+      await certificates.beginRecoverDeletedCertificate("aaa-late", { intervalInMs: 20 })
+    ).pollUntilDone()
+    expect(await names()).toEqual(["aaa-late", ...before])
+  })
+
+  it("each page of the versions list is the full list's slice, byte for byte", async () => {
+    const versions = emulator.state.versions(VAULT, MULTI) ?? []
+    expect(versions.length).toBe(3)
+    const full: unknown[] = []
+    for (const v of [...versions].sort((a, b) => (a.version < b.version ? -1 : 1))) {
+      const res = await get(`/certificates/${MULTI}/${v.version}?api-version=${API}`)
+      const bundle = res.json as Bundle
+      full.push(itemOf(bundle, bundle.id))
+    }
+    const pages = await pagesFrom(`/certificates/${MULTI}/versions?api-version=${API}&maxresults=2`)
+    expect(pages.map((p) => p.text)).toEqual([
+      JSON.stringify({
+        value: full.slice(0, 2),
+        nextLink: `${origin}/certificates/${MULTI}/versions?api-version=${API}&$skiptoken=${skiptoken(2)}&maxresults=2`,
+      }),
+      JSON.stringify({ value: full.slice(2), nextLink: null }),
+    ])
+  })
+})
