@@ -15,6 +15,8 @@ export interface AgentMetrics {
   readonly pickup: (deployment: string, ok: boolean) => void
   readonly ready: (ready: boolean) => void
   readonly deployments: (count: number) => void
+  /** A reconcile pass (start, interval, reload) ended: every deployment's first attempt of it is over. */
+  readonly passOver: (reason: string, endedAtMs: number, durationMs: number, listed: number) => void
   readonly forget: (deployment: string) => void
   readonly text: () => Promise<string>
 }
@@ -91,6 +93,21 @@ export const makeAgentMetrics = (): AgentMetrics => {
   )
   const ready = gauge("kvdeploy_agent_ready", "1 once every deployment has been reconciled once.", [])
   const count = gauge("kvdeploy_agent_deployments", "Deployments configured.", [])
+  const passEnded = gauge(
+    "kvdeploy_agent_last_pass_timestamp_seconds",
+    "Unix time the last reconcile pass over every deployment ended, by what started it (start, interval, reload).",
+    ["reason"],
+  )
+  const passDuration = gauge(
+    "kvdeploy_agent_last_pass_duration_seconds",
+    "How long the last reconcile pass over every deployment took, by what started it.",
+    ["reason"],
+  )
+  const passListed = gauge(
+    "kvdeploy_agent_last_pass_listed_in_place",
+    "Deployments the last pass found in place from a list of their vault's certificates (no read of their own).",
+    ["reason"],
+  )
   // What the per-deployment gauges hold, so that a pass that changes nothing sets nothing (a
   // labelled set hashes its labels: a no-change pass over 10,000 deployments set each again).
   const outcomes = new Map<string, string>()
@@ -116,6 +133,11 @@ export const makeAgentMetrics = (): AgentMetrics => {
     pickup: (deployment, ok) => pickup.set({ deployment }, ok ? 1 : 0),
     ready: (r) => ready.set(r ? 1 : 0),
     deployments: (n) => count.set(n),
+    passOver: (reason, endedAtMs, durationMs, listed) => {
+      passEnded.set({ reason }, Math.floor(endedAtMs / 1000))
+      passDuration.set({ reason }, durationMs / 1000)
+      passListed.set({ reason }, listed)
+    },
     forget: (deployment) => {
       const previous = outcomes.get(deployment)
       if (previous !== undefined) lastOutcome.remove({ deployment, outcome: previous })

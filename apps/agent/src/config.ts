@@ -134,6 +134,12 @@ export const AgentSettingsSchema = Schema.Struct({
   request_timeout_seconds: Schema.optionalKey(
     positiveNumber("Per-request timeout towards Key Vault (default 30)"),
   ),
+  vault_list_min_deployments: Schema.optionalKey(
+    Schema.Finite.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)).annotate({
+      description:
+        "A pass lists a vault's certificates (one request per 25) to find the deployments already in place, instead of one read each, when it covers at least this many deployments of the vault (default 25; 0: never list)",
+    }),
+  ),
 })
 
 export const AgentConfigSchema = Schema.Struct({
@@ -192,6 +198,8 @@ export interface AgentSettings {
   readonly backoffBaseMs: number
   readonly backoffMaxMs: number
   readonly requestTimeoutMs: number
+  /** A pass lists a vault with at least this many deployments (0: never). */
+  readonly vaultListMinDeployments: number
 }
 
 export interface AgentConfig {
@@ -247,6 +255,7 @@ const defaults = {
   backoffBaseSeconds: 2,
   backoffMaxSeconds: 300,
   requestTimeoutSeconds: 30,
+  vaultListMinDeployments: 25,
 } as const
 
 /**
@@ -469,6 +478,7 @@ export const validateAgentConfig = (
       backoffBaseMs: backoffBase * 1000,
       backoffMaxMs: backoffMax * 1000,
       requestTimeoutMs: (agent.request_timeout_seconds ?? defaults.requestTimeoutSeconds) * 1000,
+      vaultListMinDeployments: agent.vault_list_min_deployments ?? defaults.vaultListMinDeployments,
     },
     deployments,
   })

@@ -15,6 +15,15 @@
  *
  * Interruption: before the import a deploy can be interrupted (nothing was
  * written); from the import on it runs to its end, rollback included.
+ *
+ * Listing: a pass over every deployment (start, interval, reload) first lists
+ * the certificates of each vault it covers with enough deployments
+ * (`vault_list_min_deployments`): one request per 25 certificates, each entry
+ * the latest version's x5t, enabled flag and tags. A deployment whose entry
+ * shows its source in place (core's servesInPlace, the rule a read uses) is
+ * done without a read of its own; anything else (absent, different, a list
+ * that failed or stopped early, an entry older than `listedMaxAgeMs`) is read
+ * and decided as before. The list only ever confirms: it never starts a deploy.
  */
 import {
   AuditLog,
@@ -22,6 +31,7 @@ import {
   type DeployOutcome,
   deploy,
   forwardTags,
+  type ListedCertificate,
   Metrics,
   PfxCodec,
   servesInPlace,
@@ -86,7 +96,35 @@ interface Slot {
   expectedTags:
     | { readonly deployment: Deployment; readonly tags: Readonly<Record<string, string>> }
     | undefined
+  /** The certificate's entry in the last list of its vault, for the next attempt (used once). */
+  listed: { readonly entry: ListedCertificate; readonly atMs: number } | undefined
+  /** The pass whose attempt of this deployment has not begun yet. */
+  pass: Pass | undefined
 }
+
+/** A pass over every deployment, until each one's first attempt of it is over. */
+interface Pass {
+  readonly reason: string
+  readonly startedAtMs: number
+  remaining: number
+  readonly deployments: number
+  /** Found in place: from a list entry, and from a read of its own. */
+  listedInPlace: number
+  readInPlace: number
+  /** List pages read for this pass, across its vaults. */
+  listPages: number
+}
+
+/** What an attempt did, for the in-pass collections and the pass's counts. */
+interface Work {
+  /** It parsed or deployed. */
+  heavy: boolean
+  /** It found the source in place, from a list entry or from a read of its own. */
+  inPlace?: "list" | "read"
+}
+
+/** A list entry older than this is not used: the deployment reads its certificate instead. */
+const listedMaxAgeMs = 30_000
 
 interface VaultLane {
   readonly budget: VaultBudget
@@ -264,11 +302,14 @@ export const makeReconciler = (
       lane: VaultLane,
       seen: Result.Result<SourceBytes | SourceUnchanged, SourceBroken>,
       reserved: ImportReservation | undefined,
-      work: { heavy: boolean },
+      work: Work,
     ): Effect.Effect<void, AttemptFailed, Metrics | PfxCodec> =>
       Effect.gen(function* () {
         const d = slot.deployment
         const startedAt = yield* Clock.currentTimeMillis
+        // This attempt's list entry, used once.
+        const listed = slot.listed
+        slot.listed = undefined
         let bytes = seen
         // The bytes, when only the stamp was checked: read whole now (and stamped again).
         // (Built when needed: a comparison that finds the source in place reads nothing.)
@@ -352,44 +393,67 @@ export const makeReconciler = (
             ))
         slot.vault = vault
         const spend = lane.budget.spend
-        // 2. Compare with the vault: one request.
-        const latest = yield* Effect.exit(spend("other", vault.getLatest(d.target.certificateName)))
         // The tags a version in place carries: the same for every attempt of this configuration.
         if (slot.expectedTags === undefined || slot.expectedTags.deployment !== d)
           slot.expectedTags = { deployment: d, tags: forwardTags(d.target.tags, d.certificateId) }
         const expectedTags = slot.expectedTags.tags
+        /** In place: a deploy would be Skipped. `read` is the version a read of its own answered. */
+        const inPlace = (read: { readonly versionId: string } | undefined) =>
+          Effect.gen(function* () {
+            const finishedAt = yield* Clock.currentTimeMillis
+            yield* metrics.deployAttempt("skipped")
+            yield* metrics.idempotentSkip()
+            yield* metrics.deployDuration((finishedAt - startedAt) / 1000)
+            if (slot.expiryRecorded !== facts) {
+              yield* metrics.certificateExpiry(
+                { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
+                facts.notAfter,
+              )
+              slot.expiryRecorded = facts
+            }
+            const previous = state.get(d.name)
+            // A list entry names no version: the one last read stays recorded while it is the same certificate.
+            const versionId =
+              read?.versionId ?? (previous?.x5t === facts.x5t ? previous.versionId : undefined)
+            record(d, {
+              outcome: "Skipped",
+              reason: "the vault serves the source certificate",
+              sourceFingerprint: facts.fingerprint,
+              x5t: facts.x5t,
+              versionId,
+              notAfter: facts.notAfterText,
+              held: false,
+              success: true,
+              atMs: finishedAt,
+            })
+            if (
+              previous?.outcome !== "Skipped" ||
+              previous.versionId !== versionId ||
+              previous.x5t !== facts.x5t
+            )
+              yield* log(d, "in place: the vault serves the source certificate", "info", {
+                versionId,
+                x5t: facts.x5t,
+                via: read === undefined ? "list" : "read",
+              })
+            yield* pickupCheck(d, facts.x5t)
+          })
+        // 2. Compare with the vault. A fresh entry of this pass's list of the vault that shows the source
+        // in place (the rule a read uses, core's servesInPlace) settles it without a request; anything
+        // else is read: one request.
+        if (
+          listed !== undefined &&
+          startedAt - listed.atMs <= listedMaxAgeMs &&
+          servesInPlace(listed.entry, facts.x5t, expectedTags)
+        ) {
+          work.inPlace = "list"
+          return yield* inPlace(undefined)
+        }
+        const latest = yield* Effect.exit(spend("other", vault.getLatest(d.target.certificateName)))
         // The deploy program's own idempotency rule (core's servesInPlace): in place means a deploy would be Skipped.
         if (Exit.isSuccess(latest) && servesInPlace(latest.value, facts.x5t, expectedTags)) {
-          const finishedAt = yield* Clock.currentTimeMillis
-          yield* metrics.deployAttempt("skipped")
-          yield* metrics.idempotentSkip()
-          yield* metrics.deployDuration((finishedAt - startedAt) / 1000)
-          if (slot.expiryRecorded !== facts) {
-            yield* metrics.certificateExpiry(
-              { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
-              facts.notAfter,
-            )
-            slot.expiryRecorded = facts
-          }
-          const previous = state.get(d.name)
-          record(d, {
-            outcome: "Skipped",
-            reason: "the vault serves the source certificate",
-            sourceFingerprint: facts.fingerprint,
-            x5t: facts.x5t,
-            versionId: latest.value.versionId,
-            notAfter: facts.notAfterText,
-            held: false,
-            success: true,
-            atMs: finishedAt,
-          })
-          if (previous?.outcome !== "Skipped" || previous.versionId !== latest.value.versionId)
-            yield* log(d, "in place: the vault serves the source certificate", "info", {
-              versionId: latest.value.versionId,
-              x5t: facts.x5t,
-            })
-          yield* pickupCheck(d, facts.x5t)
-          return
+          work.inPlace = "read"
+          return yield* inPlace(latest.value)
         }
         if (Exit.isFailure(latest)) {
           const error = latest.cause.reasons.find((r) => r._tag === "Fail")
@@ -634,10 +698,14 @@ export const makeReconciler = (
                     Effect.suspend(() => {
                       let begun = false
                       // Whether the attempt parsed or deployed (the in-pass collections are for those).
-                      const work = { heavy: false }
+                      const work: Work = { heavy: false }
+                      // The pass this attempt answers for (taken when it begins).
+                      let pass: Pass | undefined
                       return Effect.suspend(() => {
                         if (slot.generation === generation) slot.phase = "attempting"
                         begun = true
+                        pass = slot.pass
+                        slot.pass = undefined
                         idle.begin()
                         return attempt(slot, lane, bytes, reservation, work)
                       }).pipe(
@@ -647,7 +715,10 @@ export const makeReconciler = (
                               if (begun) idle.end(!work.heavy)
                               if (slot.generation === generation) slot.phase = "waiting"
                             }),
-                            markAttempted(slot),
+                            Effect.andThen(
+                              markAttempted(slot),
+                              Effect.suspend(() => (pass === undefined ? Effect.void : passDone(pass, work))),
+                            ),
                           ),
                         ),
                       )
@@ -696,10 +767,177 @@ export const makeReconciler = (
         else start(slot)
       })
 
+    /** One deployment's part of `pass` is over (its first attempt ended, or it left the pass). */
+    const passDone = (pass: Pass, work: Work | undefined): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (work?.inPlace === "list") pass.listedInPlace++
+        else if (work?.inPlace === "read") pass.readInPlace++
+        pass.remaining--
+        if (pass.remaining !== 0) return Effect.void
+        const endedAt = Date.now()
+        const durationMs = endedAt - pass.startedAtMs
+        agentMetrics.passOver(pass.reason, endedAt, durationMs, pass.listedInPlace)
+        return Effect.logInfo("pass over").pipe(
+          Effect.annotateLogs({
+            reason: pass.reason,
+            deployments: pass.deployments,
+            inPlace: pass.listedInPlace + pass.readInPlace,
+            inPlaceFromList: pass.listedInPlace,
+            other: pass.deployments - pass.listedInPlace - pass.readInPlace,
+            listPages: pass.listPages,
+            durationMs,
+          }),
+        )
+      })
+
+    /** Put `slot` into `pass`; a pass it was waiting for goes on without it. */
+    const joinPass = (slot: Slot, pass: Pass): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const before = slot.pass
+        slot.pass = pass
+        return before === undefined ? Effect.void : passDone(before, undefined)
+      })
+
+    // Vaults whose list was refused (403): each deployment reads its own certificate until the next reload.
+    const listRefused = new Set<Vault["Service"]>()
+    // Lists in progress, interrupted on shutdown.
+    const listing = new Set<Fiber.Fiber<void>>()
+
+    /**
+     * List the vault's certificates for `group` (its deployments in this pass) and give each
+     * deployment its entry. Stops once the pages read reach half the group (the vault holds many
+     * more certificates than the agent deploys to it: reads would cost less). A failed page ends
+     * the list; entries already read are used, the rest read their own.
+     */
+    const listVault = (
+      vault: Vault["Service"],
+      list: NonNullable<Vault["Service"]["listCertificates"]>,
+      group: ReadonlyArray<Slot>,
+      pass: Pass,
+    ): Effect.Effect<void> =>
+      Effect.gen(function* () {
+        const first = group[0]
+        if (first === undefined) return
+        const d = first.deployment
+        const lane = yield* laneFor(d.target.vaultUrl)
+        const wanted = new Map<string, Array<Slot>>()
+        for (const slot of group) {
+          const key = slot.deployment.target.certificateName.toLowerCase()
+          const same = wanted.get(key)
+          if (same === undefined) wanted.set(key, [slot])
+          else same.push(slot)
+        }
+        const maxPages = Math.max(1, Math.ceil(group.length / 2))
+        let continuation: string | undefined
+        let pages = 0
+        let found = 0
+        do {
+          const page = yield* Effect.result(lane.budget.spend("other", list(continuation)))
+          if (page._tag === "Failure") {
+            const e = page.failure
+            if (e._tag === "VaultForbidden") listRefused.add(vault)
+            yield* log(
+              d,
+              e._tag === "VaultForbidden"
+                ? "vault list refused: each deployment reads its own certificate until the next reload (SIGHUP)"
+                : "vault list failed: the deployments not listed read their own certificate",
+              "warn",
+              {
+                error: e._tag,
+                reason: e.message,
+                ...(e._tag === "VaultForbidden"
+                  ? {
+                      fix: "grant the agent's identity certificates/list (RBAC: Key Vault Certificate User), or set agent.vault_list_min_deployments: 0",
+                    }
+                  : {}),
+              },
+            )
+            break
+          }
+          pages++
+          pass.listPages++
+          const atMs = yield* Clock.currentTimeMillis
+          for (const entry of page.success.certificates) {
+            const slotsOf = wanted.get(entry.name.toLowerCase())
+            if (slotsOf === undefined) continue
+            for (const slot of slotsOf) slot.listed = { entry, atMs }
+            found += slotsOf.length
+          }
+          continuation = page.success.continuation
+        } while (continuation !== undefined && pages < maxPages)
+        if (continuation !== undefined)
+          yield* log(
+            d,
+            "vault list stopped early: it holds many more certificates than are deployed to it",
+            "info",
+            {
+              pages,
+              found,
+              deployments: group.length,
+            },
+          )
+      })
+
     const triggerAll = (reason: string) =>
-      Effect.suspend(() =>
-        Effect.forEach([...slots.keys()], (name) => trigger(name, reason), { discard: true }),
-      )
+      Effect.suspend(() => {
+        if (stopping) return Effect.void
+        // A reload (SIGHUP) tries refused lists again: a grant may have been made since.
+        if (reason === "reload") listRefused.clear()
+        const all = [...slots.values()]
+        const pass: Pass = {
+          reason,
+          startedAtMs: Date.now(),
+          remaining: all.length,
+          deployments: all.length,
+          listedInPlace: 0,
+          readInPlace: 0,
+          listPages: 0,
+        }
+        return Effect.gen(function* () {
+          for (const slot of all) yield* joinPass(slot, pass)
+          // Deployments by vault client (a vault and a credential); the ones in a group large enough are
+          // triggered once their vault is listed, the others at once.
+          const groups = new Map<Vault["Service"], Array<Slot>>()
+          const now: Array<Slot> = []
+          for (const slot of all) {
+            let vault = settings.vaultListMinDeployments === 0 ? undefined : slot.vault
+            if (vault === undefined && settings.vaultListMinDeployments > 0) {
+              // A vault that cannot be made is left to the attempt, which reports why.
+              const made = yield* Effect.option(vaults.forTarget(slot.deployment.target))
+              if (made._tag === "Some") vault = made.value
+            }
+            if (vault === undefined || vault.listCertificates === undefined || listRefused.has(vault)) {
+              now.push(slot)
+              continue
+            }
+            slot.vault = vault
+            const group = groups.get(vault)
+            if (group === undefined) groups.set(vault, [slot])
+            else group.push(slot)
+          }
+          for (const [vault, group] of groups) {
+            const list = vault.listCertificates
+            if (group.length < settings.vaultListMinDeployments || list === undefined) {
+              now.push(...group)
+              groups.delete(vault)
+            }
+          }
+          for (const slot of now) yield* trigger(slot.deployment.name, reason)
+          for (const [vault, group] of groups) {
+            const list = vault.listCertificates
+            if (list === undefined) continue
+            const fiber = Effect.runForkWith(services)(
+              listVault(vault, list, group, pass).pipe(
+                Effect.ensuring(
+                  Effect.forEach(group, (slot) => trigger(slot.deployment.name, reason), { discard: true }),
+                ),
+              ),
+            )
+            listing.add(fiber)
+            fiber.addObserver(() => listing.delete(fiber))
+          }
+        })
+      })
 
     const addSlot = (d: Deployment) => {
       const recorded = state.get(d.name)
@@ -716,6 +954,8 @@ export const makeReconciler = (
         vault: undefined,
         expiryRecorded: undefined,
         expectedTags: undefined,
+        listed: undefined,
+        pass: undefined,
       })
       if (recorded?.lastSuccessAt !== undefined)
         agentMetrics.lastSuccess(d.name, Date.parse(recorded.lastSuccessAt))
@@ -739,6 +979,11 @@ export const makeReconciler = (
           // which must not count it a second time (readiness would come one deployment early).
           if (slot !== undefined) yield* markAttempted(slot)
           slots.delete(name)
+          if (slot?.pass !== undefined) {
+            const pass = slot.pass
+            slot.pass = undefined
+            yield* passDone(pass, undefined)
+          }
           state.remove(name)
           agentMetrics.forget(name)
           if (slot?.fiber !== undefined) yield* Fiber.interrupt(slot.fiber)
@@ -757,6 +1002,7 @@ export const makeReconciler = (
             slot.vault = undefined
             slot.expiryRecorded = undefined
             slot.expectedTags = undefined
+            slot.listed = undefined
             changed++
           }
         }
@@ -768,6 +1014,7 @@ export const makeReconciler = (
 
     const shutdown = Effect.gen(function* () {
       stopping = true
+      yield* Effect.forEach([...listing], Fiber.interrupt, { discard: true })
       const fibers = [...slots.values()].flatMap((s) => (s.fiber === undefined ? [] : [s.fiber]))
       const committed = () => [...inFlight.values()].filter((p) => p !== "deploying").length
       yield* Effect.logInfo("stopping: finishing the deploys in flight").pipe(

@@ -25,6 +25,7 @@ describe("agent configuration", () => {
       ["portal", "portal", "portal", true],
     ])
     expect(r.success.settings.listenPort).toBe(9464)
+    expect(r.success.settings.vaultListMinDeployments).toBe(25)
     expect(r.success.settings.importsPerWindow).toBeLessThanOrEqual(300)
     expect(r.success.deployments[1]?.source).toEqual({
       _tag: "Pfx",
@@ -38,6 +39,7 @@ describe("agent configuration", () => {
 agent:
   concurrency: 0
   listen: "not an address"
+  vault_list_min_deployments: 2.5
   colour: blue
 deployments:
   - name: api
@@ -54,6 +56,7 @@ deployments:
       /^agent\.colour: /,
       /^agent\.concurrency: /,
       /^agent\.listen: .*not host:port/,
+      /^agent\.vault_list_min_deployments: /,
       /^deployments\[0\]\.source\.password: looks like a secret/,
       /^deployments\[0\]\.target\.client_secret: looks like a secret/,
       /^deployments\[0\]\.target\.vault_url: uses http/,
