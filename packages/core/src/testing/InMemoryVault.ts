@@ -332,23 +332,31 @@ const make = Effect.gen(function* () {
     return x < y ? -1 : x > y ? 1 : a < b ? -1 : a > b ? 1 : 0
   }
 
-  const listPage = (continuation: string | undefined) => {
-    let after: string | undefined
-    if (continuation !== undefined) {
-      if (!continuation.startsWith(CONTINUATION_PREFIX))
-        return Effect.fail(
-          new VaultRequestRejected({
-            operation: "listCertificates",
-            code: "InvalidContinuation",
-            detail:
-              "the continuation is not one this vault answered: pass undefined for the first page, or the continuation the previous page answered",
-          }),
-        )
-      after = decodeURIComponent(continuation.slice(CONTINUATION_PREFIX.length))
+  /** The name a continuation resumes after: undefined for the first page, null when it is not one of ours. */
+  const continuationAfter = (continuation: string | undefined): string | undefined | null => {
+    if (continuation === undefined) return undefined
+    if (!continuation.startsWith(CONTINUATION_PREFIX)) return null
+    try {
+      return decodeURIComponent(continuation.slice(CONTINUATION_PREFIX.length))
+    } catch {
+      return null
     }
-    const from = after
+  }
+
+  const listPage = (continuation: string | undefined) => {
+    const afterName = continuationAfter(continuation)
+    if (afterName === null)
+      return Effect.fail(
+        new VaultRequestRejected({
+          operation: "listCertificates",
+          code: "InvalidContinuation",
+          detail:
+            "the continuation is not one this vault answered: pass undefined for the first page, or the continuation the previous page answered",
+        }),
+      )
+    const after = afterName
     const listed = [...certificates.keys()]
-      .filter((name) => live(name) !== undefined && (from === undefined || listOrder(name, from) > 0))
+      .filter((name) => live(name) !== undefined && (after === undefined || listOrder(name, after) > 0))
       .sort(listOrder)
     const page = listed.slice(0, LIST_PAGE_SIZE)
     const last = page.at(-1)
