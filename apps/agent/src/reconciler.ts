@@ -774,6 +774,8 @@ export const makeReconciler = (
         else if (work?.inPlace === "read") pass.readInPlace++
         pass.remaining--
         if (pass.remaining !== 0) return Effect.void
+        // The pass held off the idle release (below): now it may run.
+        idle.end(true)
         const endedAt = Date.now()
         const durationMs = endedAt - pass.startedAtMs
         agentMetrics.passOver(pass.reason, endedAt, durationMs, pass.listedInPlace)
@@ -893,6 +895,12 @@ export const makeReconciler = (
           readInPlace: 0,
           listPages: 0,
         }
+        // A pass is not over while its deployments wait (for their vault's budget, its gate, a permit):
+        // no idle release (the state write, closing the vault connections, a full collection) until it
+        // is. A cold pass under Key Vault's windows deploys in bursts, one per window; releasing between
+        // them closed every connection (a TLS handshake each, both sides, in the next burst) and ran a
+        // full collection over every deployment's state, once per window.
+        if (all.length > 0) idle.begin()
         return Effect.gen(function* () {
           for (const slot of all) yield* joinPass(slot, pass)
           // Deployments by vault client (a vault and a credential); the ones in a group large enough are
