@@ -96,8 +96,15 @@ interface Slot {
   expectedTags:
     | { readonly deployment: Deployment; readonly tags: Readonly<Record<string, string>> }
     | undefined
-  /** The certificate's entry in the last list of its vault, for the next attempt (used once). */
-  listed: { readonly entry: ListedCertificate; readonly atMs: number } | undefined
+  /**
+   * The certificate's entry in a list of its vault, for the next attempt (used once, and only by
+   * the deployment it was listed for: a reload may have moved this one to another vault since).
+   */
+  listed:
+    | { readonly entry: ListedCertificate; readonly atMs: number; readonly deployment: Deployment }
+    | undefined
+  /** `attemptSeq` when this deployment's last attempt began or ended. */
+  touchedSeq: number
   /** The pass whose attempt of this deployment has not begun yet. */
   pass: Pass | undefined
 }
@@ -391,7 +398,8 @@ export const makeReconciler = (
                 ),
               ),
             ))
-        slot.vault = vault
+        // Kept for the deployment it was made for (a reload may have changed the target meanwhile).
+        if (slot.deployment === d) slot.vault = vault
         const spend = lane.budget.spend
         // The tags a version in place carries: the same for every attempt of this configuration.
         if (slot.expectedTags === undefined || slot.expectedTags.deployment !== d)
@@ -412,9 +420,16 @@ export const makeReconciler = (
               slot.expiryRecorded = facts
             }
             const previous = state.get(d.name)
-            // A list entry names no version: the one last read stays recorded while it is the same certificate.
+            // A list entry names no version: the one a read of this configuration found serving this
+            // certificate (a Succeeded or Skipped record) stays recorded; otherwise none.
             const versionId =
-              read?.versionId ?? (previous?.x5t === facts.x5t ? previous.versionId : undefined)
+              read?.versionId ??
+              (previous !== undefined &&
+              previous.configFingerprint === d.fingerprint &&
+              previous.x5t === facts.x5t &&
+              (previous.outcome === "Succeeded" || previous.outcome === "Skipped")
+                ? previous.versionId
+                : undefined)
             record(d, {
               outcome: "Skipped",
               reason: "the vault serves the source certificate",
@@ -443,6 +458,7 @@ export const makeReconciler = (
         // else is read: one request.
         if (
           listed !== undefined &&
+          listed.deployment === d &&
           startedAt - listed.atMs <= listedMaxAgeMs &&
           servesInPlace(listed.entry, facts.x5t, expectedTags)
         ) {
@@ -704,6 +720,7 @@ export const makeReconciler = (
                       return Effect.suspend(() => {
                         if (slot.generation === generation) slot.phase = "attempting"
                         begun = true
+                        slot.touchedSeq = ++attemptSeq
                         pass = slot.pass
                         slot.pass = undefined
                         idle.begin()
@@ -712,7 +729,10 @@ export const makeReconciler = (
                         Effect.ensuring(
                           Effect.andThen(
                             Effect.sync(() => {
-                              if (begun) idle.end(!work.heavy)
+                              if (begun) {
+                                idle.end(!work.heavy)
+                                slot.touchedSeq = ++attemptSeq
+                              }
                               if (slot.generation === generation) slot.phase = "waiting"
                             }),
                             Effect.andThen(
@@ -792,14 +812,10 @@ export const makeReconciler = (
         )
       })
 
-    /** Put `slot` into `pass`; a pass it was waiting for goes on without it. */
-    const joinPass = (slot: Slot, pass: Pass): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const before = slot.pass
-        slot.pass = pass
-        return before === undefined ? Effect.void : passDone(before, undefined)
-      })
-
+    // Attempt beginnings and ends so far: a list page is not given to a deployment that had an attempt
+    // running at any time since the page was asked for: that attempt may have written what the page
+    // does not show.
+    let attemptSeq = 0
     // Vaults whose list was refused (403): each deployment reads its own certificate until the next reload.
     const listRefused = new Set<Vault["Service"]>()
     // Lists in progress, interrupted on shutdown.
@@ -822,32 +838,37 @@ export const makeReconciler = (
         if (first === undefined) return
         const d = first.deployment
         const lane = yield* laneFor(d.target.vaultUrl)
-        const wanted = new Map<string, Array<Slot>>()
+        // Each slot with the deployment it is listed for (Key Vault's names are case-insensitive).
+        const wanted = new Map<string, Array<{ readonly slot: Slot; readonly deployment: Deployment }>>()
         for (const slot of group) {
           const key = slot.deployment.target.certificateName.toLowerCase()
+          const entry = { slot, deployment: slot.deployment }
           const same = wanted.get(key)
-          if (same === undefined) wanted.set(key, [slot])
-          else same.push(slot)
+          if (same === undefined) wanted.set(key, [entry])
+          else same.push(entry)
         }
         const maxPages = Math.max(1, Math.ceil(group.length / 2))
         let continuation: string | undefined
         let pages = 0
         let found = 0
         do {
+          const askedAt = attemptSeq
           const page = yield* Effect.result(lane.budget.spend("other", list(continuation)))
           if (page._tag === "Failure") {
             const e = page.failure
-            if (e._tag === "VaultForbidden") listRefused.add(vault)
+            // Refused for want of the list permission (not a token or firewall refusal: those end this list only).
+            const refused = e._tag === "VaultForbidden" && e.permission === "certificates/list"
+            if (refused) listRefused.add(vault)
             yield* log(
               d,
-              e._tag === "VaultForbidden"
+              refused
                 ? "vault list refused: each deployment reads its own certificate until the next reload (SIGHUP)"
                 : "vault list failed: the deployments not listed read their own certificate",
               "warn",
               {
                 error: e._tag,
                 reason: e.message,
-                ...(e._tag === "VaultForbidden"
+                ...(refused
                   ? {
                       fix: "grant the agent's identity certificates/list (RBAC: Key Vault Certificate User), or set agent.vault_list_min_deployments: 0",
                     }
@@ -862,8 +883,19 @@ export const makeReconciler = (
           for (const entry of page.success.certificates) {
             const slotsOf = wanted.get(entry.name.toLowerCase())
             if (slotsOf === undefined) continue
-            for (const slot of slotsOf) slot.listed = { entry, atMs }
-            found += slotsOf.length
+            for (const { slot, deployment } of slotsOf) {
+              // Only for the deployment still configured, with no attempt running now or at any time since
+              // the page was asked for (it may have written what the page does not show).
+              if (
+                slot.deployment !== deployment ||
+                slots.get(deployment.name) !== slot ||
+                slot.phase === "attempting" ||
+                slot.touchedSeq > askedAt
+              )
+                continue
+              slot.listed = { entry, atMs, deployment }
+              found++
+            }
           }
           continuation = page.success.continuation
         } while (continuation !== undefined && pages < maxPages)
@@ -895,6 +927,14 @@ export const makeReconciler = (
           readInPlace: 0,
           listPages: 0,
         }
+        // Every deployment joins the pass here, in one synchronous step: nothing (a reload's apply)
+        // runs between taking the list of deployments and joining them, so each one the pass counts
+        // either ends its part or leaves it (apply ends the part of a deployment it removes).
+        const left: Array<Pass> = []
+        for (const slot of all) {
+          if (slot.pass !== undefined) left.push(slot.pass)
+          slot.pass = pass
+        }
         // A pass is not over while its deployments wait (for their vault's budget, its gate, a permit):
         // no idle release (the state write, closing the vault connections, a full collection) until it
         // is. A cold pass under Key Vault's windows deploys in bursts, one per window; releasing between
@@ -902,19 +942,26 @@ export const makeReconciler = (
         // full collection over every deployment's state, once per window.
         if (all.length > 0) idle.begin()
         return Effect.gen(function* () {
-          for (const slot of all) yield* joinPass(slot, pass)
+          // The passes they were waiting for go on without them.
+          for (const before of left) yield* passDone(before, undefined)
           // Deployments by vault client (a vault and a credential); the ones in a group large enough are
           // triggered once their vault is listed, the others at once.
           const groups = new Map<Vault["Service"], Array<Slot>>()
           const now: Array<Slot> = []
           for (const slot of all) {
+            const d = slot.deployment
             let vault = settings.vaultListMinDeployments === 0 ? undefined : slot.vault
             if (vault === undefined && settings.vaultListMinDeployments > 0) {
               // A vault that cannot be made is left to the attempt, which reports why.
-              const made = yield* Effect.option(vaults.forTarget(slot.deployment.target))
+              const made = yield* Effect.option(vaults.forTarget(d.target))
               if (made._tag === "Some") vault = made.value
             }
-            if (vault === undefined || vault.listCertificates === undefined || listRefused.has(vault)) {
+            if (
+              vault === undefined ||
+              vault.listCertificates === undefined ||
+              listRefused.has(vault) ||
+              slot.deployment !== d
+            ) {
               now.push(slot)
               continue
             }
@@ -924,8 +971,7 @@ export const makeReconciler = (
             else group.push(slot)
           }
           for (const [vault, group] of groups) {
-            const list = vault.listCertificates
-            if (group.length < settings.vaultListMinDeployments || list === undefined) {
+            if (group.length < settings.vaultListMinDeployments) {
               now.push(...group)
               groups.delete(vault)
             }
@@ -933,7 +979,8 @@ export const makeReconciler = (
           for (const slot of now) yield* trigger(slot.deployment.name, reason)
           for (const [vault, group] of groups) {
             const list = vault.listCertificates
-            if (list === undefined) continue
+            // Shutdown may have begun while the vaults were looked up: no list after it.
+            if (list === undefined || stopping) continue
             const fiber = Effect.runForkWith(services)(
               listVault(vault, list, group, pass).pipe(
                 Effect.ensuring(
@@ -963,6 +1010,7 @@ export const makeReconciler = (
         expiryRecorded: undefined,
         expectedTags: undefined,
         listed: undefined,
+        touchedSeq: 0,
         pass: undefined,
       })
       if (recorded?.lastSuccessAt !== undefined)

@@ -7,14 +7,35 @@
  * The emulator's request log proves which requests each pass made.
  */
 import { describe, expect, it } from "vitest"
-import { agentSuite, baseEnv, type LogLine, metricValue, startAgent, writeConfig } from "./harness.js"
+import {
+  type AgentProcess,
+  agentSuite,
+  baseEnv,
+  type LogLine,
+  metricValue,
+  startAgent,
+  writeConfig,
+} from "./harness.js"
 
 const VAULT = "agent-list"
+const MOVED_FROM = "agent-list-a"
+const MOVED_TO = "agent-list-b"
+const OWN = "agent-list-own"
 /** More than one page of 25, at least the default vault_list_min_deployments (25). */
 const N = 30
 const PAGES = Math.ceil(N / 25)
 
-const suite = agentSuite([VAULT])
+const suite = agentSuite([VAULT, MOVED_FROM, MOVED_TO, OWN])
+
+/** How often the emulator's fault `id` matched a request so far. */
+const hitsOf = (id: string) => suite.emulator.faults.list().find((f) => f.id === id)?.hits ?? 0
+
+/** The deployment's next decision after log line `from`: found in place, or a deploy's outcome. */
+const decision = (a: AgentProcess, deployment: string, from: number): Promise<LogLine> =>
+  a.waitFor(
+    (l) => l.deployment === deployment && (l.msg.startsWith("in place") || l.msg.startsWith("deploy:")),
+    { from, timeoutMs: 20_000 },
+  )
 
 /** The vault's requests since `mark` (token challenges apart), counted by operation and status. */
 const requestsSince = (mark: number): Record<string, number> => {
@@ -37,10 +58,16 @@ describe("a pass over a vault with many deployments lists it", () => {
       work.write(`${name(i)}.key`, leaf.keyPem)
       work.write(`${name(i)}.crt`, leaf.certPem)
     })
+    // Key Vault's names are case-insensitive and the list answers them as first created: one
+    // certificate exists already in lower case (another kvdeploy writer's), and its deployment names
+    // it in mixed case. Its list entry must still be found.
+    const mixed = 3
+    await emulator.state.foreignImport(VAULT, `${name(mixed)}-cert`, { "certctl-managed-by": "certctl" })
+    const certificateOf = (i: number) => (i === mixed ? `Site-${i}-Cert` : `${name(i)}-cert`)
     const deployments = leaves.map((_, i) => ({
       name: name(i),
       vault: VAULT,
-      certificate: `${name(i)}-cert`,
+      certificate: certificateOf(i),
       source: { cert: work.path(`${name(i)}.crt`), key: work.path(`${name(i)}.key`) },
     }))
     const config = writeConfig(work, emulator, deployments)
@@ -50,17 +77,18 @@ describe("a pass over a vault with many deployments lists it", () => {
     const passOver = (reason: string, from: number): Promise<LogLine> =>
       a.waitFor((l) => l.msg === "pass over" && l.reason === reason, { from, timeoutMs: 60_000 })
 
-    // The first pass: the vault is empty (one list page, nothing in it), every deployment reads and deploys.
+    // The first pass: one list page (the one foreign certificate, not in place), every deployment reads
+    // and deploys.
     let mark = emulator.requests.mark()
     const started = await passOver("start", 0)
     expect(started).toMatchObject({ deployments: N, inPlace: 0, inPlaceFromList: 0, other: N, listPages: 1 })
     for (let i = 0; i < N; i++)
-      expect(emulator.state.versions(VAULT, `${name(i)}-cert`)?.map((v) => v.x5t)).toEqual([leaves[i]?.x5t])
+      expect(emulator.state.versions(VAULT, certificateOf(i))?.at(-1)?.x5t).toBe(leaves[i]?.x5t)
     expect(requestsSince(mark)).toEqual({
       "list 200": 1,
-      "getLatest 404": N,
+      "getLatest 404": N - 1,
       "import 200": N,
-      "getLatest 200": N,
+      "getLatest 200": N + 1,
     })
 
     // A pass that changes nothing: the list's pages and no other request.
@@ -141,5 +169,134 @@ describe("a pass over a vault with many deployments lists it", () => {
     })
     expect(restarted).toMatchObject({ inPlace: N, inPlaceFromList: 0, listPages: 0 })
     expect(requestsSince(mark)).toEqual({ "getLatest 200": N })
+  })
+
+  it("drops a list entry for a deployment a reload moved to another vault meanwhile", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("mover.example.test")
+    work.write("mover.key", leaf.keyPem)
+    work.write("mover.crt", leaf.certPem)
+    const spec = (vault: string) => [
+      {
+        name: "mover",
+        vault,
+        certificate: "mover-cert",
+        source: { cert: work.path("mover.crt"), key: work.path("mover.key") },
+      },
+    ]
+    const settings = { vault_list_min_deployments: 1 }
+    const config = writeConfig(work, emulator, spec(MOVED_FROM), settings, "moved.yaml")
+    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    suite.agent = a
+    await a.waitFor((l) => l.msg === "pass over" && l.reason === "start", { timeoutMs: 60_000 })
+    expect(emulator.state.versions(MOVED_FROM, "mover-cert")?.map((v) => v.x5t)).toEqual([leaf.x5t])
+
+    // A reload pass lists the old vault, and that list is held in the vault...
+    const holdOld = emulator.faults.add({
+      operation: "list",
+      vault: MOVED_FROM,
+      times: 1,
+      action: { kind: "hold" },
+    })
+    const holdNew = emulator.faults.add({
+      operation: "list",
+      vault: MOVED_TO,
+      times: 1,
+      action: { kind: "hold" },
+    })
+    a.signal("SIGHUP")
+    await expect.poll(() => hitsOf(holdOld), { timeout: 10_000, interval: 50 }).toBe(1)
+    // ...while a second reload moves the deployment to the other vault (whose list is held too).
+    writeConfig(work, emulator, spec(MOVED_TO), settings, "moved.yaml")
+    const from = a.lines.length
+    a.signal("SIGHUP")
+    await expect.poll(() => hitsOf(holdNew), { timeout: 10_000, interval: 50 }).toBe(1)
+    // The old vault's page (the certificate in place there) arrives after the move: it says nothing
+    // about the new vault, which serves nothing yet. The deployment reads the new vault and deploys.
+    emulator.faults.release(holdOld)
+    const next = await decision(a, "mover", from)
+    expect(next.msg).toBe("deploy: Succeeded")
+    expect(emulator.state.versions(MOVED_TO, "mover-cert")?.map((v) => v.x5t)).toEqual([leaf.x5t])
+    emulator.faults.release(holdNew)
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+  })
+
+  it("gives no list entry to a deployment that deployed while the page was on its way", async () => {
+    const { emulator, pki, work } = suite
+    // Two pages: "aa-web" sorts first (page 1); 25 more certificates fill page 1 and start page 2.
+    const others = await Promise.all(Array.from({ length: 25 }, (_, i) => pki.leaf(`o${i}.example.test`)))
+    others.forEach((leaf, i) => {
+      work.write(`o${i}.key`, leaf.keyPem)
+      work.write(`o${i}.crt`, leaf.certPem)
+    })
+    const s1 = await pki.leaf("web.example.test")
+    const s2 = await pki.leaf("web.example.test")
+    work.write("web.key", s1.keyPem)
+    work.write("web.crt", s1.certPem)
+    const config = writeConfig(
+      work,
+      emulator,
+      [
+        {
+          name: "web",
+          vault: OWN,
+          certificate: "aa-web",
+          source: { cert: work.path("web.crt"), key: work.path("web.key") },
+        },
+        ...others.map((_, i) => ({
+          name: `o${i}`,
+          vault: OWN,
+          certificate: `zz-o${i}`,
+          source: { cert: work.path(`o${i}.crt`), key: work.path(`o${i}.key`) },
+        })),
+      ],
+      {},
+      "own.yaml",
+    )
+    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    suite.agent = a
+    await a.waitFor((l) => l.msg === "pass over" && l.reason === "start", { timeoutMs: 60_000 })
+    expect(emulator.state.versions(OWN, "aa-web")?.at(-1)?.x5t).toBe(s1.x5t)
+
+    // The source is renewed to S2; its deploy's import is held in the vault.
+    const holdImport = emulator.faults.add({
+      operation: "import",
+      vault: OWN,
+      name: "aa-web",
+      times: 1,
+      action: { kind: "hold" },
+    })
+    work.write("web.key", s2.keyPem)
+    work.write("web.crt", s2.certPem)
+    await expect.poll(() => hitsOf(holdImport), { timeout: 10_000, interval: 50 }).toBe(1)
+    // A reload pass lists the vault while that deploy is in flight: page 1 (aa-web still S1) is
+    // answered, page 2 is held, so the pass's own attempts wait.
+    const holdPage2 = emulator.faults.add({
+      operation: "list",
+      vault: OWN,
+      skip: 1,
+      times: 1,
+      action: { kind: "hold" },
+    })
+    a.signal("SIGHUP")
+    await expect.poll(() => hitsOf(holdPage2), { timeout: 10_000, interval: 50 }).toBe(1)
+    let from = a.lines.length
+    emulator.faults.release(holdImport)
+    await a.waitFor((l) => l.deployment === "web" && l.msg === "deploy: Succeeded", {
+      from,
+      timeoutMs: 20_000,
+    })
+    expect(emulator.state.versions(OWN, "aa-web")?.at(-1)?.x5t).toBe(s2.x5t)
+    // The files go back to S1 at once: page 1 says S1 is in place, but it was read before this agent
+    // wrote S2. The deployment must read the vault, find S2 and deploy S1 again.
+    from = a.lines.length
+    work.write("web.key", s1.keyPem)
+    work.write("web.crt", s1.certPem)
+    expect(await decision(a, "web", from)).toMatchObject({ msg: "deploy: Succeeded" })
+    expect(emulator.state.versions(OWN, "aa-web")?.at(-1)?.x5t).toBe(s1.x5t)
+    emulator.faults.release(holdPage2)
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
   })
 })
