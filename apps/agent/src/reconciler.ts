@@ -122,6 +122,12 @@ interface Pass {
   listPages: number
 }
 
+/** A deployment in a vault's list, with the deployment (configuration) it was grouped under. */
+interface Listing {
+  readonly slot: Slot
+  readonly deployment: Deployment
+}
+
 /** What an attempt did, for the in-pass collections and the pass's counts. */
 interface Work {
   /** It parsed or deployed. */
@@ -384,8 +390,10 @@ export const makeReconciler = (
         agentMetrics.sourceBroken(d.name, false)
         const facts = slot.facts as SourceFacts
         const sourceBytes = bytes._tag === "Success" ? bytes.success : undefined
+        // The slot's vault only while it is this deployment's (a reload's pass may have set the new
+        // target's while this attempt of the old configuration was on its way).
         const vault =
-          slot.vault ??
+          (slot.deployment === d ? slot.vault : undefined) ??
           (yield* vaults
             .forTarget(d.target)
             .pipe(
@@ -830,7 +838,7 @@ export const makeReconciler = (
     const listVault = (
       vault: Vault["Service"],
       list: NonNullable<Vault["Service"]["listCertificates"]>,
-      group: ReadonlyArray<Slot>,
+      group: ReadonlyArray<Listing>,
       pass: Pass,
     ): Effect.Effect<void> =>
       Effect.gen(function* () {
@@ -838,14 +846,14 @@ export const makeReconciler = (
         if (first === undefined) return
         const d = first.deployment
         const lane = yield* laneFor(d.target.vaultUrl)
-        // Each slot with the deployment it is listed for (Key Vault's names are case-insensitive).
-        const wanted = new Map<string, Array<{ readonly slot: Slot; readonly deployment: Deployment }>>()
-        for (const slot of group) {
-          const key = slot.deployment.target.certificateName.toLowerCase()
-          const entry = { slot, deployment: slot.deployment }
+        // Each slot under the certificate name of the deployment it was grouped for (the one whose
+        // target is this vault; Key Vault's names are case-insensitive).
+        const wanted = new Map<string, Array<Listing>>()
+        for (const listing of group) {
+          const key = listing.deployment.target.certificateName.toLowerCase()
           const same = wanted.get(key)
-          if (same === undefined) wanted.set(key, [entry])
-          else same.push(entry)
+          if (same === undefined) wanted.set(key, [listing])
+          else same.push(listing)
         }
         const maxPages = Math.max(1, Math.ceil(group.length / 2))
         let continuation: string | undefined
@@ -946,7 +954,7 @@ export const makeReconciler = (
           for (const before of left) yield* passDone(before, undefined)
           // Deployments by vault client (a vault and a credential); the ones in a group large enough are
           // triggered once their vault is listed, the others at once.
-          const groups = new Map<Vault["Service"], Array<Slot>>()
+          const groups = new Map<Vault["Service"], Array<Listing>>()
           const now: Array<Slot> = []
           for (const slot of all) {
             const d = slot.deployment
@@ -967,12 +975,12 @@ export const makeReconciler = (
             }
             slot.vault = vault
             const group = groups.get(vault)
-            if (group === undefined) groups.set(vault, [slot])
-            else group.push(slot)
+            if (group === undefined) groups.set(vault, [{ slot, deployment: d }])
+            else group.push({ slot, deployment: d })
           }
           for (const [vault, group] of groups) {
             if (group.length < settings.vaultListMinDeployments) {
-              now.push(...group)
+              for (const { slot } of group) now.push(slot)
               groups.delete(vault)
             }
           }
@@ -984,7 +992,9 @@ export const makeReconciler = (
             const fiber = Effect.runForkWith(services)(
               listVault(vault, list, group, pass).pipe(
                 Effect.ensuring(
-                  Effect.forEach(group, (slot) => trigger(slot.deployment.name, reason), { discard: true }),
+                  Effect.forEach(group, ({ slot }) => trigger(slot.deployment.name, reason), {
+                    discard: true,
+                  }),
                 ),
               ),
             )

@@ -1,14 +1,17 @@
 /**
- * A pass ends (its "pass over" is recorded, and with it the idle release is
- * let go) even when a reload removes deployments while the pass is being set
- * up: every deployment the pass counts either ends its part or leaves it.
- * The reconciler itself, with 3,000 deployments (enough that setting up the
- * pass takes more than one run of the fiber scheduler) whose sources are
- * missing, so every first attempt ends at once as a broken source.
+ * The reconciler itself (in-memory vaults, no HTTP) when a reload lands while
+ * a pass is being set up: with 3,000 deployments, setting up the pass takes
+ * more than one run of the fiber scheduler, so a reload's apply runs in the
+ * middle of it.
+ * - The pass still ends (its "pass over" is recorded, and with it the idle
+ *   release is let go): every deployment it counts ends its part or leaves it.
+ * - A deployment moved to another vault by that reload is not found in place
+ *   from its old vault's list.
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { forwardTags, type Vault, VaultUnavailable } from "@kvdeploy/core"
 import { TestWorld } from "@kvdeploy/core/test"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -21,6 +24,7 @@ import { type AgentConfig, parseAgentConfig } from "../src/config.js"
 import { makeReconciler } from "../src/reconciler.js"
 import { openStateStore } from "../src/state.js"
 import { VaultAccessUnavailable, Vaults } from "../src/vaults.js"
+import { makePki } from "./pki.js"
 
 const N = 3000
 const dir = mkdtempSync(join(tmpdir(), "kvdeploy-pass-count-"))
@@ -78,5 +82,94 @@ describe("a pass over every deployment", () => {
     await expect.poll(() => over, { timeout: 30_000, interval: 100 }).toContain("interval")
     expect(reconciler.deployments()).toHaveLength(N - 1)
     await Effect.runPromise(reconciler.shutdown)
+  })
+})
+
+describe("a reload that moves a deployment while a pass is set up", () => {
+  it("does not take the old vault's list entry as the new vault's", async () => {
+    const pki = await makePki()
+    const leaf = await pki.leaf("moved.example.test")
+    writeFileSync(join(dir, "moved.crt"), leaf.certPem)
+    writeFileSync(join(dir, "moved.key"), leaf.keyPem, { mode: 0o600 })
+    const A = "https://vaulta.vault.azure.net"
+    const B = "https://vaultb.vault.azure.net"
+    const configWith = (vaultUrl: string): AgentConfig => {
+      const text = stringify({
+        agent: {
+          listen: "127.0.0.1:0",
+          state_dir: join(dir, "moved-state"),
+          backoff_base_seconds: 60,
+          vault_list_min_deployments: 1,
+        },
+        deployments: [
+          {
+            name: "moved",
+            source: { cert: join(dir, "moved.crt"), key: join(dir, "moved.key") },
+            target: { vault_url: vaultUrl, certificate_name: "c" },
+          },
+          ...Array.from({ length: N }, (_, i) => ({
+            name: `d${i}`,
+            source: { cert: join(dir, `missing-${i}.crt`), key: join(dir, `missing-${i}.key`) },
+            target: { vault_url: "https://nowhere.vault.azure.net", certificate_name: `n${i}` },
+          })),
+        ],
+      })
+      const parsed = parseAgentConfig(text, join(dir, "agent.yaml"), dir, {})
+      if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
+      return parsed.success
+    }
+    const before = configWith(A)
+    const after = { ...configWith(B), settings: before.settings }
+    const moved = after.deployments[0]
+    if (moved === undefined) throw new Error("no deployment")
+    // Vault A lists the certificate in place (the source, with kvdeploy's tags); vault B has nothing,
+    // and every read fails (so a deployment that reads is not recorded in place).
+    const tags = forwardTags(moved.target.tags, moved.certificateId)
+    let listsOfA = 0
+    let readsOfB = 0
+    const unavailable = () =>
+      new VaultUnavailable({ operation: "getLatest", detail: "no vault in this test" })
+    const vaultA = {
+      listCertificates: () =>
+        Effect.sync(() => {
+          listsOfA++
+          return {
+            certificates: [{ name: "c", x5t: leaf.x5t, enabled: true, tags }],
+            continuation: undefined,
+          }
+        }),
+      getLatest: () => Effect.fail(unavailable()),
+    } as unknown as Vault["Service"]
+    const vaultB = {
+      listCertificates: () => Effect.succeed({ certificates: [], continuation: undefined }),
+      getLatest: () =>
+        Effect.suspend(() => {
+          readsOfB++
+          return Effect.fail(unavailable())
+        }),
+    } as unknown as Vault["Service"]
+    const twoVaults = Layer.succeed(Vaults)({
+      forTarget: (t) =>
+        t.vaultUrl === A
+          ? Effect.succeed(vaultA)
+          : t.vaultUrl === B
+            ? Effect.succeed(vaultB)
+            : Effect.fail(new VaultAccessUnavailable({ reason: "no vault in this test", fix: "none" })),
+      releaseIdleConnections: Effect.succeed(0),
+    })
+    const state = openStateStore(join(dir, "moved-state"), () => {})
+    const reconciler = await Effect.runPromise(
+      makeReconciler(before, state, makeAgentMetrics()).pipe(
+        Effect.provide(Layer.mergeAll(twoVaults, TestWorld.layer, Logger.layer([]))),
+      ),
+    )
+    Effect.runFork(reconciler.triggerAll("interval"))
+    Effect.runFork(reconciler.apply(after))
+    await expect.poll(() => state.get("moved")?.outcome, { timeout: 30_000, interval: 100 }).toBeDefined()
+    await Effect.runPromise(reconciler.shutdown)
+    // The pass was set up with the deployment under vault A and listed A; the moved deployment read B.
+    expect(listsOfA).toBe(1)
+    expect(readsOfB).toBeGreaterThan(0)
+    expect(state.get("moved")?.outcome).not.toBe("Skipped")
   })
 })

@@ -161,9 +161,10 @@ export const toVaultError = (operation: VaultOperation, kind: Kind, error: unkno
   if (status !== undefined) {
     if (status === 404) return new VaultNotFound({ ...fields, detail })
     if (status === 401) {
+      // Not a missing permission: the token itself was refused (a grant would not help).
       return new VaultForbidden({
         ...fields,
-        permission: requiredPermission[operation].accessPolicy,
+        permission: "a token this vault accepts",
         detail: `the vault refused the token (check the credential's tenant and that the token is for this cloud's Key Vault resource): ${detail}`,
       })
     }

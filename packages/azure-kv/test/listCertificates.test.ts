@@ -201,6 +201,30 @@ describe("listCertificates over the emulator", () => {
     ),
   )
 
+  it.live("a refused token (401) is VaultForbidden that names no permission to grant", () =>
+    run(
+      LISTED,
+      Effect.gen(function* () {
+        const list = yield* listOf
+        const id = emulator.faults.add({
+          operation: "list",
+          vault: LISTED,
+          times: 1,
+          action: { kind: "status", status: 401, code: "Unauthorized", message: "AKV10032: Invalid issuer." },
+        })
+        const error = yield* Effect.flip(list(undefined)).pipe(
+          Effect.ensuring(Effect.sync(() => emulator.faults.remove(id))),
+        )
+        expect(error._tag).toBe("VaultForbidden")
+        if (error._tag !== "VaultForbidden") return
+        // A grant would not help: the token itself was refused.
+        expect(error.permission).toBe("a token this vault accepts")
+        expect(error.message).toContain("refused the token")
+        expect(error.message).not.toContain("certificates/list")
+      }),
+    ),
+  )
+
   it.live(
     "a 429 that outlasts the SDK's retries is VaultThrottled with retryAfterMs; no retry of its own",
     () =>
