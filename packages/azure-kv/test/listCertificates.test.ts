@@ -17,7 +17,7 @@ import {
   type VaultError,
 } from "@kvdeploy/core"
 import { MetricsRecorder } from "@kvdeploy/core/test"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import { type Emulator, type FaultAction, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as AzureKeyVault from "../src/index.js"
@@ -89,6 +89,16 @@ const listOf = Effect.flatMap(Effect.service(Vault), (vault) =>
     ? Effect.die(new Error("the adapter has no listCertificates"))
     : Effect.succeed(vault.listCertificates),
 )
+
+/** How the first page's call fails while the emulator answers the list with `action` (`times` times). */
+const listFailureWith = (action: FaultAction, times: number | "always") =>
+  Effect.gen(function* () {
+    const list = yield* listOf
+    const id = emulator.faults.add({ operation: "list", vault: LISTED, times, action })
+    return yield* Effect.flip(list(undefined)).pipe(
+      Effect.ensuring(Effect.sync(() => emulator.faults.remove(id))),
+    )
+  })
 
 /** The list requests the emulator answered since `mark` (the challenge's 401 apart). */
 const listRequests = (vault: string, mark: number) =>
@@ -205,15 +215,9 @@ describe("listCertificates over the emulator", () => {
     run(
       LISTED,
       Effect.gen(function* () {
-        const list = yield* listOf
-        const id = emulator.faults.add({
-          operation: "list",
-          vault: LISTED,
-          times: 1,
-          action: { kind: "status", status: 401, code: "Unauthorized", message: "AKV10032: Invalid issuer." },
-        })
-        const error = yield* Effect.flip(list(undefined)).pipe(
-          Effect.ensuring(Effect.sync(() => emulator.faults.remove(id))),
+        const error = yield* listFailureWith(
+          { kind: "status", status: 401, code: "Unauthorized", message: "AKV10032: Invalid issuer." },
+          1,
         )
         expect(error._tag).toBe("VaultForbidden")
         if (error._tag !== "VaultForbidden") return
@@ -231,16 +235,10 @@ describe("listCertificates over the emulator", () => {
       run(
         LISTED,
         Effect.gen(function* () {
-          const list = yield* listOf
-          const id = emulator.faults.add({
-            operation: "list",
-            vault: LISTED,
-            times: "always",
-            action: { kind: "throttle", retryAfterSeconds: 1 },
-          })
           const mark = emulator.requests.mark()
-          const error: VaultError = yield* Effect.flip(list(undefined)).pipe(
-            Effect.ensuring(Effect.sync(() => emulator.faults.remove(id))),
+          const error: VaultError = yield* listFailureWith(
+            { kind: "throttle", retryAfterSeconds: 1 },
+            "always",
           )
           expect(error._tag).toBe("VaultThrottled")
           if (error._tag !== "VaultThrottled") return
