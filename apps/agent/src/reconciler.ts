@@ -105,6 +105,8 @@ interface Slot {
     | undefined
   /** `attemptSeq` when this deployment's last attempt began or ended. */
   touchedSeq: number
+  /** An attempt of this deployment is running (of any generation: a deploy past its import runs to its end). */
+  inAttempt: boolean
   /** The pass whose attempt of this deployment has not begun yet. */
   pass: Pass | undefined
 }
@@ -729,6 +731,7 @@ export const makeReconciler = (
                         if (slot.generation === generation) slot.phase = "attempting"
                         begun = true
                         slot.touchedSeq = ++attemptSeq
+                        slot.inAttempt = true
                         pass = slot.pass
                         slot.pass = undefined
                         idle.begin()
@@ -740,6 +743,7 @@ export const makeReconciler = (
                               if (begun) {
                                 idle.end(!work.heavy)
                                 slot.touchedSeq = ++attemptSeq
+                                slot.inAttempt = false
                               }
                               if (slot.generation === generation) slot.phase = "waiting"
                             }),
@@ -897,7 +901,7 @@ export const makeReconciler = (
               if (
                 slot.deployment !== deployment ||
                 slots.get(deployment.name) !== slot ||
-                slot.phase === "attempting" ||
+                slot.inAttempt ||
                 slot.touchedSeq > askedAt
               )
                 continue
@@ -1021,6 +1025,7 @@ export const makeReconciler = (
         expectedTags: undefined,
         listed: undefined,
         touchedSeq: 0,
+        inAttempt: false,
         pass: undefined,
       })
       if (recorded?.lastSuccessAt !== undefined)
