@@ -728,6 +728,12 @@ export const makeReconciler = (
                       // The pass this attempt answers for (taken when it begins).
                       let pass: Pass | undefined
                       return Effect.suspend(() => {
+                        // A reload changed the deployment while this one waited for its permits: the
+                        // source read above is the old configuration's. Read again for the new one.
+                        if (slot.deployment !== d) {
+                          slot.again = true
+                          return Effect.void
+                        }
                         if (slot.generation === generation) slot.phase = "attempting"
                         begun = true
                         slot.touchedSeq = ++attemptSeq
@@ -741,9 +747,9 @@ export const makeReconciler = (
                           Effect.andThen(
                             Effect.sync(() => {
                               if (begun) {
-                                idle.end(!work.heavy)
                                 slot.touchedSeq = ++attemptSeq
                                 slot.inAttempt = false
+                                idle.end(!work.heavy)
                               }
                               if (slot.generation === generation) slot.phase = "waiting"
                             }),
@@ -869,7 +875,7 @@ export const makeReconciler = (
           if (page._tag === "Failure") {
             const e = page.failure
             // Refused for want of the list permission (not a token or firewall refusal: those end this list only).
-            const refused = e._tag === "VaultForbidden" && e.permission === "certificates/list"
+            const refused = e._tag === "VaultForbidden" && e.refusal === "permission"
             if (refused) listRefused.add(vault)
             yield* log(
               d,

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { forwardTags, type Vault, VaultUnavailable } from "@kvdeploy/core"
 import { TestWorld } from "@kvdeploy/core/test"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -173,3 +174,116 @@ describe("a reload that moves a deployment while a pass is set up", () => {
     expect(state.get("moved")?.outcome).not.toBe("Skipped")
   })
 })
+
+describe.each([[1], [0]])(
+  "a reload while an attempt waits for its permit (vault_list_min_deployments %i)",
+  (minList) => {
+    it("never records the old source's certificate under the new configuration", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "kvdeploy-stale-source-"))
+      const pki = await makePki()
+      const oldLeaf = await pki.leaf("m.example.test")
+      const newLeaf = await pki.leaf("m.example.test")
+      const blockLeaf = await pki.leaf("b.example.test")
+      for (const [n, l] of [
+        ["old", oldLeaf],
+        ["new", newLeaf],
+        ["b", blockLeaf],
+      ] as const) {
+        writeFileSync(join(dir, `${n}.crt`), l.certPem)
+        writeFileSync(join(dir, `${n}.key`), l.keyPem, { mode: 0o600 })
+      }
+      const A = "https://vaulta.vault.azure.net"
+      const Z = "https://vaultz.vault.azure.net"
+      const configWith = (src: string): AgentConfig => {
+        const parsed = parseAgentConfig(
+          stringify({
+            agent: {
+              listen: "127.0.0.1:0",
+              state_dir: join(dir, "state"),
+              backoff_base_seconds: 60,
+              concurrency: 1,
+              vault_list_min_deployments: minList,
+            },
+            deployments: [
+              {
+                name: "blocker",
+                source: { cert: join(dir, "b.crt"), key: join(dir, "b.key") },
+                target: { vault_url: Z, certificate_name: "b" },
+              },
+              {
+                name: "m",
+                source: { cert: join(dir, `${src}.crt`), key: join(dir, `${src}.key`) },
+                target: { vault_url: A, certificate_name: "c" },
+              },
+            ],
+          }),
+          join(dir, "agent.yaml"),
+          dir,
+          {},
+        )
+        if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
+        return parsed.success
+      }
+      const before = configWith("old")
+      const after = { ...configWith("new"), settings: before.settings }
+      const m2 = after.deployments[1]
+      if (m2 === undefined) throw new Error("no m")
+      const tags = forwardTags(m2.target.tags, m2.certificateId)
+      const blockerIn = Deferred.makeUnsafe<void>()
+      const blockerGo = Deferred.makeUnsafe<void>()
+      const listGo = Deferred.makeUnsafe<void>()
+      let lists = 0
+      const served = { x5t: oldLeaf.x5t, enabled: true, tags, versionId: "v1", name: "c" }
+      const vaultA = {
+        listCertificates: () =>
+          Effect.suspend(() => {
+            lists++
+            return Effect.andThen(
+              Deferred.await(listGo),
+              Effect.succeed({ certificates: [served], continuation: undefined }),
+            )
+          }),
+        getLatest: () => Effect.succeed(served),
+      } as unknown as Vault["Service"]
+      const vaultZ = {
+        getLatest: () =>
+          Effect.andThen(
+            Effect.andThen(Deferred.succeed(blockerIn, undefined), Deferred.await(blockerGo)),
+            Effect.fail(new VaultUnavailable({ operation: "getLatest", detail: "blocker" })),
+          ),
+      } as unknown as Vault["Service"]
+      const layer = Layer.succeed(Vaults)({
+        forTarget: (t) =>
+          t.vaultUrl === A
+            ? Effect.succeed(vaultA)
+            : t.vaultUrl === Z
+              ? Effect.succeed(vaultZ)
+              : Effect.fail(new VaultAccessUnavailable({ reason: "x", fix: "x" })),
+        releaseIdleConnections: Effect.succeed(0),
+      })
+      const state = openStateStore(join(dir, "state"), () => {})
+      const reconciler = await Effect.runPromise(
+        makeReconciler(before, state, makeAgentMetrics()).pipe(
+          Effect.provide(Layer.mergeAll(layer, TestWorld.layer, Logger.layer([]))),
+        ),
+      )
+      await Effect.runPromise(reconciler.trigger("blocker", "file change"))
+      await Effect.runPromise(Deferred.await(blockerIn))
+      await Effect.runPromise(reconciler.trigger("m", "file change"))
+      // "m" reads the old source and waits for the one global permit, which the blocker holds. (The wait is
+      // generous: were "m" not to have read by then, it would read the new source and the test would pass
+      // without exercising the race; it cannot fail for that reason.)
+      await new Promise((r) => setTimeout(r, 1000))
+      await Effect.runPromise(reconciler.apply(after))
+      await Effect.runPromise(reconciler.triggerAll("reload"))
+      await Effect.runPromise(Deferred.succeed(blockerGo, undefined))
+      await expect.poll(() => state.get("m")?.configFingerprint, { timeout: 10_000 }).toBe(m2.fingerprint)
+      const rec = state.get("m")
+      await Effect.runPromise(Effect.timeoutOption(reconciler.shutdown, "5 seconds"))
+      // Recorded under the new configuration, it is about the new source: never "in place" with the old one.
+      expect(rec?.x5t).toBe(newLeaf.x5t)
+      expect(lists).toBe(minList === 0 ? 0 : 1)
+      void lists
+    })
+  },
+)

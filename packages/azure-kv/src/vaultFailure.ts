@@ -164,7 +164,7 @@ export const toVaultError = (operation: VaultOperation, kind: Kind, error: unkno
       // Not a missing permission: the token itself was refused (a grant would not help).
       return new VaultForbidden({
         ...fields,
-        permission: "a token this vault accepts",
+        refusal: "token",
         detail: `the vault refused the token (check the credential's tenant and that the token is for this cloud's Key Vault resource): ${detail}`,
       })
     }
@@ -173,12 +173,14 @@ export const toVaultError = (operation: VaultOperation, kind: Kind, error: unkno
         return new VaultForbidden({
           ...fields,
           permission: "network access",
+          refusal: "network",
           detail: `the vault's firewall refused this client's network address: add it to the vault's networking rules, or reach the vault through a private endpoint: ${detail}`,
         })
       }
       return new VaultForbidden({
         ...fields,
         permission: requiredPermission[operation].accessPolicy,
+        refusal: "permission",
         detail: `${grantAdvice(operation)}: ${detail}`,
       })
     }

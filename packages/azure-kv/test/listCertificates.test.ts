@@ -203,6 +203,7 @@ describe("listCertificates over the emulator", () => {
         if (error._tag !== "VaultForbidden") return
         expect(error.operation).toBe("listCertificates")
         expect(error.permission).toBe("certificates/list")
+        expect(error.refusal).toBe("permission")
         expect(error.message).toContain("certificates/list")
         expect(error.message).toContain("Microsoft.KeyVault/vaults/certificates/read")
         const recorder = yield* MetricsRecorder
@@ -222,7 +223,8 @@ describe("listCertificates over the emulator", () => {
         expect(error._tag).toBe("VaultForbidden")
         if (error._tag !== "VaultForbidden") return
         // A grant would not help: the token itself was refused.
-        expect(error.permission).toBe("a token this vault accepts")
+        expect(error.refusal).toBe("token")
+        expect(error.permission).toBeUndefined()
         expect(error.message).toContain("refused the token")
         expect(error.message).not.toContain("certificates/list")
       }),

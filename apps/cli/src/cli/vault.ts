@@ -118,13 +118,21 @@ interface TaggedVaultError {
   readonly _tag: string
   readonly message: string
   readonly permission?: string | undefined
+  readonly refusal?: "permission" | "token" | "network" | undefined
 }
+
+/** What to do about a VaultForbidden, by what was refused. */
+export const forbiddenFix = (refusal: TaggedVaultError["refusal"]): string =>
+  refusal === "token"
+    ? "the vault refused the token itself (no permission would help): check the credential's tenant (AZURE_TENANT_ID) and that the vault is in the target's cloud; `kvdeploy doctor` shows the token's tenant"
+    : refusal === "network"
+      ? "the vault's firewall refused this network: add this address to the vault's networking rules, or reach it through a private endpoint"
+      : "grant the identity the permission (run `kvdeploy doctor` to see which data actions work); check the vault firewall allows this network"
 
 /** A vault error as an operator problem: what failed, and what to do. Exit 1. */
 export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError): CliProblem => {
   const fixes: Record<string, string> = {
-    VaultForbidden:
-      "grant the identity the permission (run `kvdeploy doctor` to see which data actions work); check the vault firewall allows this network",
+    VaultForbidden: forbiddenFix(error.refusal),
     VaultThrottled: "Key Vault is throttling this vault; wait and retry",
     VaultUnavailable:
       "check the vault URL, DNS and network access (proxy, firewall, private endpoint); `kvdeploy doctor` checks reachability",

@@ -9,7 +9,7 @@
  * caller's permission first: a permitted caller gets 400 (bad parameter), an
  * unpermitted one 403. No version is created either way.
  */
-import { type TargetConfig, Vault, type VaultOperation } from "@kvdeploy/core"
+import { type TargetConfig, Vault, type VaultForbidden, type VaultOperation } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -17,7 +17,7 @@ import * as flags from "../cli/flags.js"
 import { ExitCode, ExitWith } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
-import { deployServices } from "../cli/vault.js"
+import { deployServices, forbiddenFix } from "../cli/vault.js"
 
 export const probeCertificateName = "kvdeploy-doctor-probe"
 
@@ -30,6 +30,10 @@ export interface DoctorCheck {
 
 const grant = async (operation: VaultOperation): Promise<string> =>
   (await import("@kvdeploy/azure-kv")).grantAdvice(operation)
+
+/** The fix for a refusal: a grant when a permission is missing; else what a token or network refusal needs. */
+const fixFor = (operation: VaultOperation, refusal: VaultForbidden["refusal"]): Promise<string> =>
+  refusal === "token" || refusal === "network" ? Promise.resolve(forbiddenFix(refusal)) : grant(operation)
 
 const runChecks = (target: TargetConfig, name: string | undefined) =>
   Effect.gen(function* () {
@@ -135,14 +139,14 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           yield* add({
             check: "reachable",
             status: "pass",
-            detail: `${target.vaultUrl} answered (403)`,
+            detail: `${target.vaultUrl} answered (${e.refusal === "token" ? 401 : 403})`,
             fix: undefined,
           })
           yield* add({
             check: "certificates/get",
             status: "fail",
             detail: e.detail,
-            fix: yield* Effect.promise(() => grant("getLatest")),
+            fix: yield* Effect.promise(() => fixFor("getLatest", e.refusal)),
           })
         } else {
           yield* add({
@@ -179,11 +183,12 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           fix: undefined,
         })
       } else if (probe._tag === "Failure" && probe.failure._tag === "VaultForbidden") {
+        const refusal = probe.failure.refusal
         yield* add({
           check: "certificates/import",
           status: "fail",
           detail: probe.failure.detail,
-          fix: yield* Effect.promise(() => grant("importVersion")),
+          fix: yield* Effect.promise(() => fixFor("importVersion", refusal)),
         })
       } else if (probe._tag === "Failure") {
         yield* add({
@@ -228,11 +233,12 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           fix: "import with an exportable key (kvdeploy does), or keep the previous key",
         })
       } else if (secret.failure._tag === "VaultForbidden") {
+        const refusal = secret.failure.refusal
         yield* add({
           check: "secrets/get",
           status: "warn",
           detail: "forbidden: a rollback cannot read the previous PFX from the backing secret",
-          fix: yield* Effect.promise(() => grant("getVersionSecret")),
+          fix: yield* Effect.promise(() => fixFor("getVersionSecret", refusal)),
         })
       } else {
         yield* add({

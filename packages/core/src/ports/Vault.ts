@@ -122,11 +122,17 @@ export class VaultNotFound extends Schema.TaggedError<VaultNotFound>()("VaultNot
   }
 }
 
-/** 401/403: the identity lacks a permission (RBAC or access policy) or the firewall refused. */
+/** 401/403: the identity lacks a permission (RBAC or access policy), its token was refused, or the firewall refused. */
 export class VaultForbidden extends Schema.TaggedError<VaultForbidden>()("VaultForbidden", {
   ...errorFields,
   /** The permission that is missing, when known (for example `secrets/get`). */
   permission: Schema.optional(Schema.String),
+  /**
+   * What was refused, when known: a `permission` the identity lacks (a grant fixes it), the
+   * `token` itself (401: another tenant, another cloud's resource; no grant helps), or the
+   * client's `network` address (the vault's firewall).
+   */
+  refusal: Schema.optional(Schema.Literals(["permission", "token", "network"])),
 }) {
   override get message(): string {
     return `${this.operation}: forbidden${this.permission === undefined ? "" : ` (needs ${this.permission})`}: ${this.detail}`
