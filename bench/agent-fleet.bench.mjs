@@ -362,6 +362,7 @@ const idleMemory = async ({ proc, inspectorUrl, releases }, settleMs) => {
     const mb = (b) => b / 1024 / 1024
     return {
       rss: rssMbOf(proc.pid),
+      split: rssSplitOf(proc.pid),
       heapTotal: mb(u.heapTotal),
       heapUsed: mb(u.heapUsed),
       external: mb(u.external),
@@ -378,6 +379,15 @@ const idleMemory = async ({ proc, inspectorUrl, releases }, settleMs) => {
 }
 const rssMbOf = (pid) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0") / 1024
+/**
+ * The resident memory split as Linux counts it: anonymous (V8's heap and code, malloc's arenas:
+ * OpenSSL, buffers, Node's own) and file-backed (the node binary's and libraries' pages).
+ */
+const rssSplitOf = (pid) => {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8")
+  const kb = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? "0") / 1024
+  return { anon: kb("RssAnon"), file: kb("RssFile") }
+}
 const socketsOf = (pid) => {
   let n = 0
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
@@ -388,7 +398,7 @@ const socketsOf = (pid) => {
   return n
 }
 const memoryText = (m) =>
-  `${m.rss.toFixed(0)} MB resident: V8 heap ${m.heapUsed.toFixed(0)} used of ${m.heapTotal.toFixed(0)} MB, external ${m.external.toFixed(0)} MB (array buffers ${m.arrayBuffers.toFixed(0)} MB), ${m.sockets} sockets`
+  `${m.rss.toFixed(0)} MB resident (${m.split.anon.toFixed(0)} anonymous, ${m.split.file.toFixed(0)} file-backed): V8 heap ${m.heapUsed.toFixed(0)} used of ${m.heapTotal.toFixed(0)} MB, external ${m.external.toFixed(0)} MB (array buffers ${m.arrayBuffers.toFixed(0)} MB), ${m.sockets} sockets`
 
 const first = startAgent()
 const child = first.proc
