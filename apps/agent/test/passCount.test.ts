@@ -20,7 +20,7 @@ import * as Logger from "effect/Logger"
 import * as Result from "effect/Result"
 import { afterAll, describe, expect, it } from "vitest"
 import { stringify } from "yaml"
-import { makeAgentMetrics } from "../src/agentMetrics.js"
+import { type AgentMetrics, makeAgentMetrics } from "../src/agentMetrics.js"
 import { type AgentConfig, parseAgentConfig } from "../src/config.js"
 import { makeReconciler } from "../src/reconciler.js"
 import { openStateStore } from "../src/state.js"
@@ -45,10 +45,32 @@ const configOf = (n: number): AgentConfig => {
   return parsed.success
 }
 
-const vaults = Layer.succeed(Vaults)({
-  forTarget: () => Effect.fail(new VaultAccessUnavailable({ reason: "no vault in this test", fix: "none" })),
-  releaseIdleConnections: Effect.succeed(0),
-})
+/** Vaults answering `byUrl[vault_url]`; a target of any other vault has no access. */
+const vaultsOf = (byUrl: Readonly<Record<string, Vault["Service"]>>) =>
+  Layer.succeed(Vaults)({
+    forTarget: (target) => {
+      const vault = byUrl[target.vaultUrl]
+      return vault === undefined
+        ? Effect.fail(new VaultAccessUnavailable({ reason: "no vault in this test", fix: "none" }))
+        : Effect.succeed(vault)
+    },
+    releaseIdleConnections: Effect.succeed(0),
+  })
+
+/** The reconciler for `config` over `vaults`, its state in `stateDir`, logging nothing. */
+const reconcilerOf = (
+  config: AgentConfig,
+  stateDir: string,
+  vaults: Layer.Layer<Vaults>,
+  metrics: AgentMetrics = makeAgentMetrics(),
+) => {
+  const state = openStateStore(stateDir, () => {})
+  return Effect.runPromise(
+    makeReconciler(config, state, metrics).pipe(
+      Effect.provide(Layer.mergeAll(vaults, TestWorld.layer, Logger.layer([]))),
+    ),
+  ).then((reconciler) => ({ reconciler, state }))
+}
 
 describe("a pass over every deployment", () => {
   it.each([
@@ -67,11 +89,11 @@ describe("a pass over every deployment", () => {
         record(reason, endedAtMs, durationMs, listed)
       },
     }
-    const state = openStateStore(join(dir, concurrent ? "concurrent" : "before"), () => {})
-    const reconciler = await Effect.runPromise(
-      makeReconciler(full, state, counted).pipe(
-        Effect.provide(Layer.mergeAll(vaults, TestWorld.layer, Logger.layer([]))),
-      ),
+    const { reconciler } = await reconcilerOf(
+      full,
+      join(dir, concurrent ? "concurrent" : "before"),
+      vaultsOf({}),
+      counted,
     )
     if (concurrent) {
       Effect.runFork(reconciler.triggerAll("interval"))
@@ -149,20 +171,10 @@ describe("a reload that moves a deployment while a pass is set up", () => {
           return Effect.fail(unavailable())
         }),
     } as unknown as Vault["Service"]
-    const twoVaults = Layer.succeed(Vaults)({
-      forTarget: (t) =>
-        t.vaultUrl === A
-          ? Effect.succeed(vaultA)
-          : t.vaultUrl === B
-            ? Effect.succeed(vaultB)
-            : Effect.fail(new VaultAccessUnavailable({ reason: "no vault in this test", fix: "none" })),
-      releaseIdleConnections: Effect.succeed(0),
-    })
-    const state = openStateStore(join(dir, "moved-state"), () => {})
-    const reconciler = await Effect.runPromise(
-      makeReconciler(before, state, makeAgentMetrics()).pipe(
-        Effect.provide(Layer.mergeAll(twoVaults, TestWorld.layer, Logger.layer([]))),
-      ),
+    const { reconciler, state } = await reconcilerOf(
+      before,
+      join(dir, "moved-state"),
+      vaultsOf({ [A]: vaultA, [B]: vaultB }),
     )
     Effect.runFork(reconciler.triggerAll("interval"))
     Effect.runFork(reconciler.apply(after))
@@ -252,20 +264,10 @@ describe.each([[1], [0]])(
             Effect.fail(new VaultUnavailable({ operation: "getLatest", detail: "blocker" })),
           ),
       } as unknown as Vault["Service"]
-      const layer = Layer.succeed(Vaults)({
-        forTarget: (t) =>
-          t.vaultUrl === A
-            ? Effect.succeed(vaultA)
-            : t.vaultUrl === Z
-              ? Effect.succeed(vaultZ)
-              : Effect.fail(new VaultAccessUnavailable({ reason: "x", fix: "x" })),
-        releaseIdleConnections: Effect.succeed(0),
-      })
-      const state = openStateStore(join(dir, "state"), () => {})
-      const reconciler = await Effect.runPromise(
-        makeReconciler(before, state, makeAgentMetrics()).pipe(
-          Effect.provide(Layer.mergeAll(layer, TestWorld.layer, Logger.layer([]))),
-        ),
+      const { reconciler, state } = await reconcilerOf(
+        before,
+        join(dir, "state"),
+        vaultsOf({ [A]: vaultA, [Z]: vaultZ }),
       )
       await Effect.runPromise(reconciler.trigger("blocker", "file change"))
       await Effect.runPromise(Deferred.await(blockerIn))
