@@ -11,7 +11,7 @@
  * The key bag and the leaf's certificate bag share one localKeyID (SHA-1 of
  * the leaf). A PFX is never built when the key does not match the leaf.
  */
-import { createHash, createHmac } from "node:crypto"
+import { createHmac, hash } from "node:crypto"
 import type { CertificateMaterial, PfxEncodeOptions } from "@kvdeploy/core"
 import { PfxEncodeError } from "@kvdeploy/core"
 import * as asn1js from "asn1js"
@@ -19,7 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { oid } from "./algorithms.js"
 import { nameOf } from "./certificateFacts.js"
-import { analyseMaterial } from "./inspect.js"
+import { type AnalysedMaterial, analyseMaterial } from "./inspect.js"
 import { publicRandom, secretKey } from "./nodeCrypto.js"
 import { encryptPbes1, encryptPbes2, type Pbes1Scheme } from "./passwordEncryption.js"
 import {
@@ -57,7 +57,7 @@ interface BuildInput {
 const build = (input: BuildInput): Uint8Array => {
   const { password, iterations } = input
   const leafDer = input.certificates[0] ?? new Uint8Array(0)
-  const localKeyId = createHash("sha1").update(leafDer).digest()
+  const localKeyId = hash("sha1", leafDer, "buffer")
   const attributes = [
     ...(input.friendlyName === undefined
       ? []
@@ -111,55 +111,82 @@ const build = (input: BuildInput): Uint8Array => {
   return der(pfx(authenticatedSafe, macHash === "sha256" ? oid.sha256 : oid.sha1, mac, macSalt, iterations))
 }
 
+const invalidIterations = (iterations: number): string | undefined =>
+  !Number.isSafeInteger(iterations) || iterations < 1 || iterations > 10_000_000
+    ? `iterations must be an integer from 1 to 10000000, got ${iterations}`
+    : undefined
+
+/** The PFX of analysed material (its private copies, checked by the analysis), or why it cannot be built. */
+const buildAnalysed = (
+  analysed: AnalysedMaterial,
+  options: Pkcs12EncodeOptions,
+  iterations: number,
+): Effect.Effect<Uint8Array, PfxEncodeError> => {
+  if (!analysed.keyMatchesLeaf)
+    return Effect.fail(
+      new PfxEncodeError({
+        reason: `refusing to build a PFX: the private key does not match the leaf certificate "${nameOf(analysed.leaf, "subject")}" (their public keys differ); supply the key the certificate was issued for`,
+      }),
+    )
+  // Leaf first, then the chain in issuer order, then the certificates that do not link to the leaf.
+  const certificates: Array<Uint8Array> = [analysed.leaf.der]
+  for (const indices of [analysed.order.ordered, analysed.order.unrelated])
+    for (const i of indices) {
+      const c = analysed.chain[i]
+      if (c !== undefined) certificates.push(c.der)
+    }
+  try {
+    return Effect.succeed(
+      build({
+        certificates,
+        // The analysed copy: the bytes whose match with the leaf was just checked.
+        pkcs8: analysed.pkcs8,
+        password: Redacted.value(options.password),
+        encoding: options.encoding,
+        friendlyName: options.friendlyName,
+        certificateCipher: options.legacyCertificateCipher ?? "3des",
+        iterations,
+      }),
+    )
+  } catch (cause) {
+    return Effect.fail(
+      new PfxEncodeError({
+        reason: `building the ${options.encoding} PFX failed: ${cause instanceof Error ? cause.message : "unknown error"}`,
+        cause,
+      }),
+    )
+  }
+}
+
 /**
  * Build a PFX in memory from the material. The chain is written leaf-first in
  * issuer order, followed by any certificates that do not link to the leaf.
  * Refuses (PfxEncodeError) when the key does not match the leaf.
+ *
+ * One analysis step and one synchronous build (no generator, no step per
+ * check): an import's PFX is built on the deploy's path, while its snapshot
+ * read is on the wire.
  */
 export const encodePfx = (
   material: CertificateMaterial,
   options: Pkcs12EncodeOptions,
-): Effect.Effect<Uint8Array, PfxEncodeError> =>
-  Effect.gen(function* () {
-    const iterations = options.iterations ?? defaultIterations
-    if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > 10_000_000)
-      return yield* Effect.fail(
-        new PfxEncodeError({ reason: `iterations must be an integer from 1 to 10000000, got ${iterations}` }),
-      )
-    const analysed = yield* Effect.mapError(
-      analyseMaterial(material),
-      (invalid) =>
-        new PfxEncodeError({
-          reason: `cannot build a PFX from unreadable material: ${invalid.message}`,
-          cause: invalid,
-        }),
-    )
-    if (!analysed.keyMatchesLeaf)
-      return yield* Effect.fail(
-        new PfxEncodeError({
-          reason: `refusing to build a PFX: the private key does not match the leaf certificate "${nameOf(analysed.leaf, "subject")}" (their public keys differ); supply the key the certificate was issued for`,
-        }),
-      )
-    const chain = [...analysed.order.ordered, ...analysed.order.unrelated].flatMap((i) => {
-      const c = analysed.chain[i]
-      return c === undefined ? [] : [c.der]
-    })
-    return yield* Effect.try({
-      try: () =>
-        build({
-          certificates: [analysed.leaf.der, ...chain],
-          // The analysed copy: the bytes whose match with the leaf was just checked.
-          pkcs8: analysed.pkcs8,
-          password: Redacted.value(options.password),
-          encoding: options.encoding,
-          friendlyName: options.friendlyName,
-          certificateCipher: options.legacyCertificateCipher ?? "3des",
-          iterations,
-        }),
-      catch: (cause) =>
-        new PfxEncodeError({
-          reason: `building the ${options.encoding} PFX failed: ${cause instanceof Error ? cause.message : "unknown error"}`,
-          cause,
-        }),
-    })
-  }).pipe(Effect.withSpan("pkcs12.encodePfx", { attributes: { encoding: options.encoding } }, noStackTrace))
+): Effect.Effect<Uint8Array, PfxEncodeError> => {
+  const iterations = options.iterations ?? defaultIterations
+  const problem = invalidIterations(iterations)
+  const encoded: Effect.Effect<Uint8Array, PfxEncodeError> =
+    problem !== undefined
+      ? Effect.fail(new PfxEncodeError({ reason: problem }))
+      : Effect.matchEffect(analyseMaterial(material), {
+          onFailure: (invalid) =>
+            Effect.fail(
+              new PfxEncodeError({
+                reason: `cannot build a PFX from unreadable material: ${invalid.message}`,
+                cause: invalid,
+              }),
+            ),
+          onSuccess: (analysed) => buildAnalysed(analysed, options, iterations),
+        })
+  return encoded.pipe(
+    Effect.withSpan("pkcs12.encodePfx", { attributes: { encoding: options.encoding } }, noStackTrace),
+  )
+}
