@@ -16,6 +16,141 @@ import { type HashName, hashSizes } from "./algorithms.js"
 export const nobleChainFrom = 64
 
 const nobleHashes = { sha1, sha224, sha256, sha384, sha512 } as const
+
+/**
+ * The members of a @noble/hashes Merkle-Damgard instance (its HashMD
+ * subclasses: SHA-1, SHA-2) that the chain below drives one block at a
+ * time. `process`, `get`, `set` and `roundClean` are `protected` in noble's
+ * types; they are the methods its own `update`, `digestInto` and `_cloneInto`
+ * call, on the pinned version (2.4.0). `blockKit` checks them before use.
+ */
+interface BlockHash {
+  readonly blockLen: number
+  readonly outputLen: number
+  update(data: Uint8Array): unknown
+  digestInto(out: Uint8Array): void
+  process(view: DataView, offset: number): void
+  get(): ReadonlyArray<number>
+  set(...state: ReadonlyArray<number>): void
+  roundClean(): void
+  destroy(): void
+}
+
+/** A hash's block-level chain: a fresh instance, and its initial state (the IV), as `get()` gives it. */
+interface BlockKit {
+  readonly create: () => BlockHash
+  readonly iv: ReadonlyArray<number>
+}
+
+/** Per hash: its block kit, or null when the instance does not have the members or fails the self-test (the chain then uses noble's public API). */
+const blockKits = new Map<HashName, BlockKit | null>()
+
+const hasBlockMembers = (h: unknown): h is BlockHash => {
+  if (typeof h !== "object" || h === null) return false
+  const o = h as Record<string, unknown>
+  return (
+    typeof o.blockLen === "number" &&
+    typeof o.outputLen === "number" &&
+    ["update", "digestInto", "process", "get", "set", "roundClean", "destroy"].every(
+      (m) => typeof o[m] === "function",
+    )
+  )
+}
+
+const blockKit = (hashName: HashName): BlockKit | undefined => {
+  const known = blockKits.get(hashName)
+  if (known !== undefined) return known ?? undefined
+  let kit: BlockKit | null = null
+  const create = nobleHashes[hashName].create as () => unknown
+  const probe = create()
+  if (
+    hasBlockMembers(probe) &&
+    probe.outputLen === hashSizes[hashName].u &&
+    probe.outputLen % 4 === 0 &&
+    // The previous digest, the 0x80 byte and the bit length fit in one block (RFC 6234 padding).
+    probe.outputLen + 1 + probe.blockLen / 8 <= probe.blockLen
+  ) {
+    const candidate: BlockKit = { create: create as () => BlockHash, iv: [...probe.get()] }
+    // Self-test against node:crypto before the first use: a few rounds from a fixed, public
+    // input, on the probe (nothing to wipe).
+    const input = Uint8Array.from({ length: 80 }, (_, i) => (i * 29 + 3) & 0xff)
+    const block = new Uint8Array(probe.blockLen)
+    const ours = chainRounds(candidate, probe, block, input, 4)
+    const theirs = iteratedNodeHash(hashName, input, 4)
+    if (ours.length === theirs.length && ours.every((b, i) => b === theirs[i])) kit = candidate
+  }
+  blockKits.set(hashName, kit)
+  return kit ?? undefined
+}
+
+/**
+ * Rounds 2..times of the chain as single compressions. Every round after the
+ * first hashes the previous digest alone (u bytes), which with its padding is
+ * exactly one block: the digest, 0x80, zeros, and the bit length u*8 in the
+ * block's last bytes. That block is kept in one array and one DataView: each
+ * round resets the instance's state to the IV, compresses the block with
+ * noble's own `process`, and writes the new state back over the block's first
+ * u bytes (big-endian, as `digestInto` writes it), which is the next round's
+ * input. No per-round buffer, view or padding pass.
+ */
+const chainRounds = (
+  kit: BlockKit,
+  work: BlockHash,
+  block: Uint8Array,
+  input: Uint8Array,
+  times: number,
+): Uint8Array => {
+  const u = work.outputLen
+  const view = new DataView(block.buffer, block.byteOffset, block.byteLength)
+  const words = u / 4
+  const iv = kit.iv
+  work.update(input)
+  // The first round's digest lands in the block's first u bytes.
+  work.digestInto(block)
+  block[u] = 0x80
+  view.setUint32(work.blockLen - 4, u * 8)
+  for (let round = 1; round < times; round++) {
+    work.set(...iv)
+    work.process(view, 0)
+    const state = work.get()
+    for (let w = 0; w < words; w++) view.setUint32(4 * w, state[w] ?? 0)
+  }
+  return block.slice(0, u)
+}
+
+/** `chainRounds` on a fresh instance and block, both wiped when the chain ends. */
+const blockChain = (kit: BlockKit, input: Uint8Array, times: number): Uint8Array => {
+  const work = kit.create()
+  const block = new Uint8Array(work.blockLen)
+  try {
+    return chainRounds(kit, work, block, input, times)
+  } finally {
+    // The block holds the result and the instance the last state, and noble's shared message
+    // schedule the last round's words: all wiped now.
+    block.fill(0)
+    work.roundClean()
+    work.destroy()
+  }
+}
+
+/**
+ * H applied `times` times (times >= 1) to `input`: the KDF's inner loop, 2048
+ * rounds per derivation as OpenSSL writes. Each round hashes one short block,
+ * so one node:crypto call per round costs mostly the crossing into C++ and a
+ * new Buffer. A long chain therefore runs on @noble/hashes, one instance per
+ * chain: the first round through its public `update`/`digestInto`, every later
+ * round as one compression of a block prepared in place (`blockChain`).
+ * `bench/pkcs12-encode.bench.mjs` measures the paths (warm, after full
+ * collections, and the first derivation of a fresh process, where noble is
+ * slower while V8 compiles it). Synchronous; the instance is wiped after the
+ * chain and never leaves this function.
+ */
+export const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
+  if (times < nobleChainFrom) return iteratedNodeHash(hashName, input, times)
+  const kit = blockKit(hashName)
+  return kit !== undefined ? blockChain(kit, input, times) : iteratedNobleHash(hashName, input, times)
+}
+
 /** A noble hash instance whose clones are of its own kind. */
 type ChainHash = Hash<ChainHash>
 /** A fresh state per hash, never updated: copied into the chain's instance before every round. */
@@ -35,19 +170,12 @@ const initialOf = (hashName: HashName): ChainHash => {
 }
 
 /**
- * H applied `times` times (times >= 1) to `input`: the KDF's inner loop, 2048
- * rounds per derivation as OpenSSL writes. Each round hashes one short block,
- * so one node:crypto call per round costs mostly the crossing into C++ and a
- * new Buffer. A long chain therefore runs on @noble/hashes with one instance
- * per chain, reset before every round by `_cloneInto` from a fresh state (the
- * reuse its Hash interface documents) and digesting into one array;
- * `bench/pkcs12-encode.bench.mjs` measures both paths (warm, after full
- * collections, and the first derivation of a fresh process, where noble is
- * slower while V8 compiles it). Synchronous; the instance is wiped after the
- * chain and never leaves this function.
+ * `iteratedHash` on noble's public API only: one instance reset before every
+ * round by `_cloneInto` from a fresh state (the reuse its Hash interface
+ * documents), digesting into one array. The chain's path when the block-level
+ * members are missing or fail their self-test, and the bench's comparison.
  */
-export const iteratedHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
-  if (times < nobleChainFrom) return iteratedNodeHash(hashName, input, times)
+export const iteratedNobleHash = (hashName: HashName, input: Uint8Array, times: number): Uint8Array => {
   const initial = initialOf(hashName)
   const work = initial.clone()
   const digest = new Uint8Array(work.outputLen)

@@ -17,6 +17,7 @@ import {
 import {
   bmpPassword,
   iteratedHash,
+  iteratedNobleHash,
   iteratedNodeHash,
   KdfPurpose,
   nobleChainFrom,
@@ -136,7 +137,7 @@ describe("PKCS#12 KDF equals node-forge's independent implementation (pbe.genera
   })
 })
 
-describe("the KDF's hash chain: @noble/hashes for long chains, node:crypto for short ones", () => {
+describe("the KDF's hash chain: @noble/hashes block by block for long chains, node:crypto for short ones, noble's public API as the fallback", () => {
   // A chain written here with node:crypto's Hash objects, the reference both paths must give.
   const reference = (name: string, input: Uint8Array, times: number): string => {
     let digest = createHash(name).update(input).digest()
@@ -153,6 +154,7 @@ describe("the KDF's hash chain: @noble/hashes for long chains, node:crypto for s
           const expected = reference(name, x, times)
           expect(hex(iteratedHash(name, x, times)), `${name} x${times}, ${length} bytes`).toBe(expected)
           expect(hex(iteratedNodeHash(name, x, times)), `node ${name} x${times}`).toBe(expected)
+          expect(hex(iteratedNobleHash(name, x, times)), `noble API ${name} x${times}`).toBe(expected)
         }
     expect(nobleChainFrom).toBeLessThan(2048)
   })
