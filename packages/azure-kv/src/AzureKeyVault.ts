@@ -81,6 +81,15 @@ export interface AzureKeyVaultOptions {
    * default roots (a private cloud's CA, the emulator's CA).
    */
   readonly trustedCaPem?: string | ReadonlyArray<string> | undefined
+  /**
+   * At most this many connections to the vault at once (default: no limit); a
+   * request beyond it waits for a connection to come free. A long-running caller
+   * that bounds its own requests per vault (the agent) sets its bound here: an
+   * idle keep-alive TLS connection holds about 100 KB of native buffers, and
+   * without a limit a burst opened more connections than requests in flight
+   * (the next request starts before the last one's socket is back in the pool).
+   */
+  readonly maxConnections?: number | undefined
   /** Per-request timeout (default 30 s). A timed-out import is ambiguous. */
   readonly requestTimeoutMs?: number | undefined
   /** The SDK's retry policy (429/503 with Retry-After, 5xx and transport errors; imports excepted, see importPolicy.ts). */
@@ -198,6 +207,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       ? undefined
       : new Agent({
           keepAlive: true,
+          ...(options.maxConnections === undefined ? {} : { maxSockets: options.maxConnections }),
           // One TLS context for every connection: without one, each new connection builds its own
           // from Node's whole root list (about 0.3 ms, and memory per idle connection). Without
           // `trustedCaPem` it holds Node's default roots (NODE_EXTRA_CA_CERTS included), as a

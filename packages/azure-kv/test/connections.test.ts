@@ -106,4 +106,43 @@ describe("VaultConnections over the emulator", () => {
       expect(after.idle).toBe(1)
     }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
   )
+
+  it.live("maxConnections bounds the sockets: requests beyond it wait for one and all complete", () =>
+    Effect.gen(function* () {
+      const vault = yield* Vault
+      const connections = yield* VaultConnections
+      const imported = yield* importOne("bounded-app")
+      yield* settled
+      yield* connections.releaseIdle
+      // Every read of this certificate is held 150 ms, so six at once would need six sockets.
+      const fault = emulator.faults.add({
+        operation: "getLatest",
+        vault: VAULT,
+        name: "bounded-app",
+        times: "always",
+        action: { kind: "delay", ms: 150 },
+      })
+      let most = 0
+      const watch = yield* Effect.forkChild(
+        connections.count.pipe(
+          Effect.tap((n) =>
+            Effect.sync(() => {
+              most = Math.max(most, n.active + n.idle)
+            }),
+          ),
+          Effect.repeat(Schedule.spaced("2 millis")),
+        ),
+      )
+      const reads = yield* Effect.forEach(Array.from({ length: 6 }), () => vault.getLatest("bounded-app"), {
+        concurrency: "unbounded",
+      })
+      yield* Fiber.interrupt(watch)
+      emulator.faults.remove(fault)
+      expect(reads.map((r) => r.versionId)).toEqual(Array.from({ length: 6 }, () => imported.versionId))
+      expect(most).toBeGreaterThan(0)
+      expect(most).toBeLessThanOrEqual(2)
+      const after = yield* settled
+      expect(after.active + after.idle).toBeLessThanOrEqual(2)
+    }).pipe(Effect.provide(worldLayer(emulator, target, credential, { maxConnections: 2 }))),
+  )
 })
