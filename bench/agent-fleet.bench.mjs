@@ -354,6 +354,8 @@ const idleMemory = async ({ proc, inspectorUrl, releases }, settleMs) => {
       ws.send(JSON.stringify({ id: i, method, params }))
     })
   const read = async () => {
+    if (smapsDir !== undefined)
+      writeFileSync(join(smapsDir, `smaps-${++smapsCount}.txt`), readFileSync(`/proc/${proc.pid}/smaps`))
     const r = await send("Runtime.evaluate", {
       expression: "JSON.stringify(process.memoryUsage())",
       returnByValue: true,
@@ -377,6 +379,11 @@ const idleMemory = async ({ proc, inspectorUrl, releases }, settleMs) => {
   ws.close()
   return { settled, collected, ownRelease }
 }
+// KVDEPLOY_BENCH_SMAPS_DIR: a copy of the agent's /proc/<pid>/smaps at every memory reading
+// (smaps-1.txt, smaps-2.txt, ... in reading order: settled, then collected, per idle point), to
+// see which mappings hold the resident memory.
+const smapsDir = process.env.KVDEPLOY_BENCH_SMAPS_DIR
+let smapsCount = 0
 const rssMbOf = (pid) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0") / 1024
 /**

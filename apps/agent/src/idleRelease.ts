@@ -64,6 +64,13 @@ export interface IdleReleaseOptions {
    * of the Kubernetes manifest, and fragmentation that outlived the pass).
    */
   readonly growthBytes?: number
+  /**
+   * Also collect during a pass after this many attempts that parsed or deployed
+   * (since the last collection), whatever `growthBytes` says: the resident memory
+   * does not grow while malloc reuses what earlier collections freed, yet each
+   * attempt's native garbage still raises the heap's high-water mark until one runs.
+   */
+  readonly collectEvery?: number
   /** The resident memory (process.memoryUsage.rss). */
   readonly rss?: () => number
 }
@@ -78,6 +85,8 @@ export const makeIdleRelease = (options: IdleReleaseOptions): IdleRelease => {
   let pending = false
   let collecting = false
   let ends = 0
+  let heavySince = 0
+  const collectEvery = options.collectEvery ?? Number.POSITIVE_INFINITY
   let baseline = rss()
   const mb = (bytes: number) => Math.round(bytes / 1048576)
   const collect = (message: string, duringPass: boolean) =>
@@ -89,6 +98,7 @@ export const makeIdleRelease = (options: IdleReleaseOptions): IdleRelease => {
       gc()
       const rssAfter = rss()
       baseline = rssAfter
+      heavySince = 0
       return Effect.logInfo(message).pipe(
         Effect.annotateLogs({
           rssBeforeMb: mb(rssBefore),
@@ -114,14 +124,15 @@ export const makeIdleRelease = (options: IdleReleaseOptions): IdleRelease => {
     end: (light = false) => {
       running--
       since++
-      // Every 64 attempts that parsed or deployed: has the pass grown the process past the bound?
+      if (!light) heavySince++
+      // After `collectEvery` attempts that parsed or deployed, and every 64 of them: has the pass
+      // grown the process past the bound?
       if (
         gc !== undefined &&
         !light &&
         running > 0 &&
         !collecting &&
-        ++ends % 64 === 0 &&
-        rss() - baseline > growthBytes
+        (heavySince >= collectEvery || (++ends % 64 === 0 && rss() - baseline > growthBytes))
       ) {
         collecting = true
         run(

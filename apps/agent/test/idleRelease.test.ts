@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as TestClock from "effect/testing/TestClock"
 import { makeIdleRelease } from "../src/idleRelease.js"
 
-const harness = () => {
+const harness = (collectEvery?: number) => {
   const scheduled: Array<Effect.Effect<void>> = []
   const order: Array<string> = []
   let collections = 0
@@ -19,6 +19,7 @@ const harness = () => {
     },
     before: Effect.sync(() => order.push("before")),
     growthBytes: 50,
+    ...(collectEvery === undefined ? {} : { collectEvery }),
     rss: () => resident,
   })
   /** Start what the release scheduled, as the reconciler's runtime would. */
@@ -127,6 +128,44 @@ describe("idle release", () => {
       }
       expect(h.collections()).toBe(1)
     }),
+  )
+
+  it.effect(
+    "collects after every `collectEvery` attempts that parsed or deployed, with no growth at all",
+    () =>
+      Effect.gen(function* () {
+        const h = harness(10)
+        const attempt = (light: boolean) =>
+          Effect.gen(function* () {
+            h.release.begin()
+            h.release.end(light)
+            yield* h.startScheduled
+            yield* TestClock.adjust(0)
+          })
+        // One attempt stays in flight: the pass is not over.
+        h.release.begin()
+        for (let i = 0; i < 9; i++) yield* attempt(false)
+        // Light attempts do not count.
+        for (let i = 0; i < 50; i++) yield* attempt(true)
+        expect(h.collections()).toBe(0)
+        yield* attempt(false)
+        expect(h.collections()).toBe(1)
+        for (let i = 0; i < 9; i++) yield* attempt(false)
+        expect(h.collections()).toBe(1)
+        yield* attempt(false)
+        expect(h.collections()).toBe(2)
+        // The pass ends: collected after the quiet period, which starts the count again.
+        for (let i = 0; i < 5; i++) yield* attempt(false)
+        h.release.end()
+        yield* h.startScheduled
+        yield* TestClock.adjust(3000)
+        expect(h.collections()).toBe(3)
+        h.release.begin()
+        for (let i = 0; i < 9; i++) yield* attempt(false)
+        expect(h.collections()).toBe(3)
+        yield* attempt(false)
+        expect(h.collections()).toBe(4)
+      }),
   )
 
   it.effect(
