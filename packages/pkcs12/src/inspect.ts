@@ -63,7 +63,9 @@ export const orderChain = (
   const problems: Array<MaterialProblem> = []
   const reported = new Set<number>()
   let current = leaf
-  while (!isSelfSigned(current)) {
+  // With no certificate left to link, the outcome is the same whether or not `current` is
+  // self-signed: its signature is not verified for nothing (a PFX of a leaf alone).
+  while (remaining.size > 0 && !isSelfSigned(current)) {
     let next: number | undefined
     for (const i of remaining) {
       const candidate = others[i]

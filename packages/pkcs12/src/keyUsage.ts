@@ -4,7 +4,7 @@
  * not expose the extension; a whole @peculiar/x509 certificate parse costs
  * ~0.5 ms. Here asn1js parses the certificate (or `decodePfx` hands over the
  * parse it made of the leaf it returned), pkijs's
- * Certificate and Extension schemas find the extension, and @peculiar/x509's
+ * Certificate and Extension schemas (built once) find the extension, and @peculiar/x509's
  * own KeyUsagesExtension reads it, so the bits are exactly what
  * `new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension)?.usages` gives.
  */
@@ -19,11 +19,27 @@ import { noStackTrace } from "./spans.js"
 
 const keyUsageOid = "2.5.29.15"
 
-// Fresh for every comparison, as pkijs makes them.
-const certificateSchema = () =>
-  pkijs.Certificate.schema({
+// Built once and reused (asn1js's compareSchema records what it matches on the
+// parsed tree it is given, never on the schema; building pkijs's Certificate
+// schema, hundreds of asn1js objects, cost as much as comparing with it).
+let certificateSchemaBuilt: asn1js.AsnType | undefined
+const certificateSchema = (): asn1js.AsnType =>
+  (certificateSchemaBuilt ??= pkijs.Certificate.schema({
     names: { tbsCertificate: { names: { extensions: { names: { extensions: "extensions" } } } } },
-  })
+  }))
+// An Extension's structure, naming only its OID: pkijs's Extension class would build
+// this schema anew for every extension of the certificate.
+let extensionSchemaBuilt: asn1js.AsnType | undefined
+const extensionSchema = (): asn1js.AsnType =>
+  (extensionSchemaBuilt ??= pkijs.Extension.schema({ names: { extnID: "extnID" } }))
+
+/** The OID of one Extension block; throws when the block is not an Extension. */
+const extensionId = (block: asn1js.AsnType): string => {
+  const checked = asn1js.compareSchema(block, block, extensionSchema())
+  const id: unknown = checked.verified ? checked.result.extnID : undefined
+  if (!(id instanceof asn1js.ObjectIdentifier)) throw new Error("not an X.509 extension")
+  return id.valueBlock.toString()
+}
 
 /**
  * The leaves of the last few materials `decodePfx` returned, with the asn1js
@@ -74,7 +90,7 @@ const read = (der: Uint8Array): number | undefined => {
   const extensions: unknown = checked.result.extensions
   if (!Array.isArray(extensions)) return undefined
   for (const block of extensions as ReadonlyArray<asn1js.AsnType>) {
-    if (new pkijs.Extension({ schema: block }).extnID === keyUsageOid)
+    if (extensionId(block) === keyUsageOid)
       return new x509.KeyUsagesExtension(block.valueBeforeDecodeView).usages
   }
   return undefined

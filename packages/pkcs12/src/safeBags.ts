@@ -51,11 +51,21 @@ const secretBag = "1.2.840.113549.1.12.10.1.5"
 
 const copyOf = (view: ArrayBuffer | Uint8Array): Uint8Array => Uint8Array.from(new Uint8Array(view))
 
-// Fresh schemas for every comparison, as pkijs makes them.
-const safeContentsSchema = () => pkijs.SafeContents.schema({ names: { safeBags: "safeBags" } })
-const safeBagSchema = () =>
-  pkijs.SafeBag.schema({ names: { bagId: "bagId", bagValue: "bagValue", bagAttributes: "bagAttributes" } })
-const certBagSchema = () => pkijs.CertBag.schema({ names: { id: "certId", value: "certValue" } })
+// pkijs's schemas, each built once and reused: asn1js's compareSchema records what it
+// matches (the named parts, the repeated bags) on the parsed block it is given, never on
+// the schema, and building a schema is a few dozen asn1js objects each time.
+const builtOnce = (build: () => asn1js.AsnType): (() => asn1js.AsnType) => {
+  let built: asn1js.AsnType | undefined
+  return () => {
+    built ??= build()
+    return built
+  }
+}
+const safeContentsSchema = builtOnce(() => pkijs.SafeContents.schema({ names: { safeBags: "safeBags" } }))
+const safeBagSchema = builtOnce(() =>
+  pkijs.SafeBag.schema({ names: { bagId: "bagId", bagValue: "bagValue", bagAttributes: "bagAttributes" } }),
+)
+const certBagSchema = builtOnce(() => pkijs.CertBag.schema({ names: { id: "certId", value: "certValue" } }))
 
 const verified = (
   block: asn1js.AsnType,
