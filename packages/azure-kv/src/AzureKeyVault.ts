@@ -190,7 +190,10 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const metrics = yield* Metrics
   const codec = yield* PfxCodec
   const timeout = options.requestTimeoutMs ?? 30_000
-  const serialHexOf = serialHexReader()
+  // Remembers the certificates of as many deploys as may be in flight at once: each deploy's verify
+  // read answers the leaf its import stated, and with 16 deploys of a vault in progress (the agent) a
+  // memory of 8 had forgotten it by then, so the read parsed it again.
+  const serialHexOf = serialHexReader(Math.max(8, 2 * (options.maxConnections ?? 32)))
   const versionFromCertificate = (certificate: KeyVaultCertificate): VaultVersion =>
     versionFromProperties(certificate.properties, certificate.cer, serialHexOf)
   const recording = options.recordMetrics !== false

@@ -1,0 +1,42 @@
+/** SDK failures mapped to core's errors: what they carry, and that mapping one captures no stack trace. */
+import { RestError } from "@azure/core-rest-pipeline"
+import { describe, expect, it } from "@effect/vitest"
+import { KeyVaultRequestFailure, toVaultError } from "../src/vaultFailure.js"
+
+const framesOf = (e: Error): number => (e.stack ?? "").split("\n").filter((l) => /^\s+at /.test(l)).length
+
+describe("toVaultError", () => {
+  it("maps a 404 to VaultNotFound with the SDK's facts, without stack frames, and leaves the stack limit as it was", () => {
+    const before = Error.stackTraceLimit
+    const sdkError = new RestError("A certificate with (name/id) app was not found in this key vault.", {
+      statusCode: 404,
+      code: "CertificateNotFound",
+    })
+    const mapped = toVaultError("getLatest", "read", sdkError)
+    expect(mapped._tag).toBe("VaultNotFound")
+    expect(mapped.operation).toBe("getLatest")
+    expect(mapped.detail).toContain("was not found")
+    const cause = mapped.cause
+    expect(cause).toBeInstanceOf(KeyVaultRequestFailure)
+    if (!(cause instanceof KeyVaultRequestFailure)) return
+    expect(cause.statusCode).toBe(404)
+    expect(cause.code).toBe("CertificateNotFound")
+    expect(framesOf(mapped)).toBe(0)
+    expect(framesOf(cause)).toBe(0)
+    expect(Error.stackTraceLimit).toBe(before)
+    // The limit is back for every other error.
+    expect(framesOf(new Error("elsewhere"))).toBeGreaterThan(0)
+  })
+
+  it("restores the stack limit when mapping throws", () => {
+    const before = Error.stackTraceLimit
+    const hostile = {
+      get message(): string {
+        throw new Error("no message")
+      },
+    }
+    Object.setPrototypeOf(hostile, Error.prototype)
+    expect(() => toVaultError("getLatest", "read", hostile)).toThrow("no message")
+    expect(Error.stackTraceLimit).toBe(before)
+  })
+})
