@@ -49,7 +49,7 @@ import type { AgentMetrics } from "./agentMetrics.js"
 import { backoffSchedule, retryAfterFirstFailure } from "./backoff.js"
 import { type ImportReservation, makeVaultBudgetUnsafe, type VaultBudget } from "./budget.js"
 import type { AgentConfig, AgentSettings, Deployment } from "./config.js"
-import { exposedGc, makeIdleRelease } from "./idleRelease.js"
+import { exposedGc, exposedMajorGc, makeIdleRelease } from "./idleRelease.js"
 import { makePermits, type Permits } from "./permits.js"
 import { checkPickup } from "./pickup.js"
 import {
@@ -205,6 +205,7 @@ export const makeReconciler = (
         Effect.runForkWith(services)(Effect.suspend(() => (stopping ? Effect.void : effect)))
       },
       gc,
+      gcDuringPass: exposedMajorGc(),
       // The pass's records are written first, so the write's garbage goes with the rest; the vault
       // clients' idle keep-alive connections are closed (tens of KB each, hundreds after a pass).
       before: Effect.andThen(

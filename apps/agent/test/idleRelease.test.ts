@@ -168,6 +168,36 @@ describe("idle release", () => {
       }),
   )
 
+  it.effect("a collection during the pass uses gcDuringPass; the one after the pass uses gc", () =>
+    Effect.gen(function* () {
+      const used: Array<string> = []
+      const scheduled: Array<Effect.Effect<void>> = []
+      const release = makeIdleRelease({
+        quietMs: 3000,
+        run: (effect) => scheduled.push(effect),
+        gc: () => used.push("after"),
+        gcDuringPass: () => used.push("during"),
+        collectEvery: 3,
+        rss: () => 100,
+      })
+      const startScheduled = Effect.suspend(() =>
+        Effect.forEach(scheduled.splice(0), (e) => Effect.forkChild(e), { discard: true }),
+      )
+      release.begin()
+      for (let i = 0; i < 3; i++) {
+        release.begin()
+        release.end()
+        yield* startScheduled
+        yield* TestClock.adjust(0)
+      }
+      expect(used).toEqual(["during"])
+      release.end()
+      yield* startScheduled
+      yield* TestClock.adjust(3000)
+      expect(used).toEqual(["during", "after"])
+    }),
+  )
+
   it.effect(
     "without an exposed collector: the release work still runs after the quiet period, no collection",
     () =>
