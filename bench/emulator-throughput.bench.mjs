@@ -72,9 +72,21 @@ const COMPARE_PFX_WORKERS = (process.env.KVDEPLOY_BENCH_COMPARE_PFX_WORKERS ?? "
   .filter((s) => s.length > 0)
 // Distinct bodies every server reads once per import kind before its timed rounds (untimed, its
 // rate printed): an emulator's first ~150 reads per PFX worker run before V8 has optimised
-// the decoder (about 6 ms of CPU each for pfx-2048 against about 3.6 ms later), which the
-// 40-import warm-up of a round does not cover. Default: 200 per worker of the server with the
-// most workers (the emulator's default is min(2, cores); 0 workers read in the event loop).
+// the decoder (an earlier session measured about 6 ms of CPU each against about 3.6 ms once
+// warm), which the 40-import warm-up of a round does not cover. Default: 200 per worker of the
+// server with the most workers (the emulator's default is min(2, cores); 0 workers read in the
+// event loop).
+//
+// What "other threads" per pfx-2048 answer holds, measured on this 2-core machine with the
+// same build at the same time (PFX worker threads and V8's helpers told apart by their
+// /proc/<pid>/task/<tid>/comm): the worker's own readMaterial (a warm read, 3.3-3.9 ms when
+// looped inside a worker), plus ~0.15-0.4 ms for the request and the material crossing by
+// postMessage (the same bodies through the emulator's PfxPool), plus 0.5-0.9 ms of V8 helper
+// threads (parallel scavenges, concurrent marking) that no single thread's CPU clock shows. The
+// machine's own speed drifts too: a fixed native workload (PBKDF2-SHA-256, 100,000
+// iterations) took 12.9 to 19.1 ms within one hour, so a per-read figure from one run and a
+// per-answer figure from another can differ by that much: compare builds in one run
+// (KVDEPLOY_BENCH_COMPARE_EMULATOR).
 const MOST_WORKERS = Math.max(
   1,
   ...[PFX_WORKERS ?? "", ...COMPARE_PFX_WORKERS].map((w) =>
