@@ -102,8 +102,9 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
               customCloud: target.cloud.name === "Custom",
               requestTimeoutMs: config.settings.requestTimeoutMs,
               // As many connections as this vault's deployments in progress (each makes one request
-              // at a time); without a bound, bursts opened twice as many, ~100 KB of TLS buffers each.
-              maxConnections: config.settings.vaultConcurrency,
+              // at a time), and one for a pass's list pages (read outside the lane's slots); without
+              // a bound, bursts opened twice as many, ~100 KB of TLS buffers each.
+              maxConnections: config.settings.vaultConcurrency + 1,
               retry: { maxRetries: 0 },
             }).pipe(
               Effect.tap((handle) => Effect.sync(() => handles.add(handle))),

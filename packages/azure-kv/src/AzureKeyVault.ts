@@ -82,12 +82,15 @@ export interface AzureKeyVaultOptions {
    */
   readonly trustedCaPem?: string | ReadonlyArray<string> | undefined
   /**
-   * At most this many connections to the vault at once (default: no limit); a
-   * request beyond it waits for a connection to come free. A long-running caller
-   * that bounds its own requests per vault (the agent) sets its bound here: an
-   * idle keep-alive TLS connection holds about 100 KB of native buffers, and
-   * without a limit a burst opened more connections than requests in flight
-   * (the next request starts before the last one's socket is back in the pool).
+   * At most this many connections to the vault at once (a whole number of at
+   * least 1; default: no limit); a request beyond it waits for a connection to
+   * come free, and that wait counts towards `requestTimeoutMs`. A long-running
+   * caller that bounds its own requests per vault (the agent) sets its bound
+   * here: an idle keep-alive TLS connection holds about 100 KB of native
+   * buffers, and without a limit a burst opened more connections than requests
+   * in flight (the next request starts before the last one's socket is back in
+   * the pool). Behind a proxy from the environment the SDK's proxy agent owns
+   * the connections and this has no effect.
    */
   readonly maxConnections?: number | undefined
   /** Per-request timeout (default 30 s). A timed-out import is ambiguous. */
@@ -190,10 +193,17 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const metrics = yield* Metrics
   const codec = yield* PfxCodec
   const timeout = options.requestTimeoutMs ?? 30_000
+  const maxConnections = options.maxConnections
+  if (maxConnections !== undefined && !(Number.isSafeInteger(maxConnections) && maxConnections > 0))
+    return yield* Effect.die(
+      new RangeError(
+        `AzureKeyVaultOptions.maxConnections must be a whole number of at least 1 (got ${String(maxConnections)}); leave it out for no limit`,
+      ),
+    )
   // Remembers the certificates of as many deploys as may be in flight at once: each deploy's verify
   // read answers the leaf its import stated, and with 16 deploys of a vault in progress (the agent) a
-  // memory of 8 had forgotten it by then, so the read parsed it again.
-  const serialHexOf = serialHexReader(Math.max(8, 2 * (options.maxConnections ?? 32)))
+  // memory of 8 had forgotten it by then, so the read parsed it again. At most 256 (a linear scan).
+  const serialHexOf = serialHexReader(Math.min(256, Math.max(8, 2 * (maxConnections ?? 32))))
   const versionFromCertificate = (certificate: KeyVaultCertificate): VaultVersion =>
     versionFromProperties(certificate.properties, certificate.cer, serialHexOf)
   const recording = options.recordMetrics !== false
@@ -210,7 +220,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       ? undefined
       : new Agent({
           keepAlive: true,
-          ...(options.maxConnections === undefined ? {} : { maxSockets: options.maxConnections }),
+          ...(maxConnections === undefined ? {} : { maxSockets: maxConnections }),
           // One TLS context for every connection: without one, each new connection builds its own
           // from Node's whole root list (about 0.3 ms, and memory per idle connection). Without
           // `trustedCaPem` it holds Node's default roots (NODE_EXTRA_CA_CERTS included), as a

@@ -7,11 +7,13 @@ import type { TokenCredential } from "@azure/core-auth"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { PfxCodec, type TargetConfig, Vault } from "@kvdeploy/core"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
-import { VaultConnections } from "../src/index.js"
+import { makeWithConnections, VaultConnections } from "../src/index.js"
 import { credentialFor, targetFor, worldLayer } from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
 
@@ -144,5 +146,19 @@ describe("VaultConnections over the emulator", () => {
       const after = yield* settled
       expect(after.active + after.idle).toBeLessThanOrEqual(2)
     }).pipe(Effect.provide(worldLayer(emulator, target, credential, { maxConnections: 2 }))),
+  )
+
+  it.live.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])(
+    "maxConnections %s is refused with an error naming the option when the adapter is made",
+    (bad) =>
+      Effect.gen(function* () {
+        const exit = yield* Effect.exit(
+          makeWithConnections({ vaultUrl: target.vaultUrl, credential, maxConnections: bad }),
+        )
+        expect(exit._tag).toBe("Failure")
+        expect(String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))).toMatch(
+          /maxConnections must be a whole number of at least 1/,
+        )
+      }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
   )
 })
