@@ -159,6 +159,30 @@ export interface Reconciler {
   readonly shutdown: Effect.Effect<void>
 }
 
+/**
+ * The facts of a source as the state recorded them when it was last in place (Succeeded or
+ * Skipped) under this configuration, if `sourceFingerprint` (the SHA-256 of its bytes now) is
+ * the recorded one: the same bytes parse to the same thumbprint and expiry. Undefined otherwise.
+ */
+export const recordedFacts = (
+  record: DeploymentRecord | undefined,
+  configFingerprint: string,
+  sourceFingerprint: string,
+): SourceFacts | undefined => {
+  if (
+    record === undefined ||
+    (record.outcome !== "Succeeded" && record.outcome !== "Skipped") ||
+    record.configFingerprint !== configFingerprint ||
+    record.sourceFingerprint !== sourceFingerprint ||
+    record.x5t === undefined ||
+    record.notAfter === undefined
+  )
+    return undefined
+  const notAfter = new Date(record.notAfter)
+  if (Number.isNaN(notAfter.getTime())) return undefined
+  return { fingerprint: sourceFingerprint, x5t: record.x5t, notAfter, notAfterText: record.notAfter }
+}
+
 const isHeld = (o: DeployOutcome): boolean =>
   HOLDING.has(o._tag) || (o._tag === "Rejected" && o.problems.some((p) => p.reason === "not_managed"))
 
@@ -340,6 +364,16 @@ export const makeReconciler = (
             return read
           }),
         )
+        // A restarted agent knows no facts yet: the state has them for the bytes it last found in place
+        // (Succeeded or Skipped, this configuration, the same SHA-256), so those are compared without
+        // being parsed again. A deploy still parses them (below).
+        if (slot.facts === undefined && bytes._tag === "Success") {
+          const recorded = recordedFacts(state.get(d.name), d.fingerprint, bytes.success.fingerprint)
+          if (recorded !== undefined) {
+            slot.facts = recorded
+            agentMetrics.expiry(d.name, recorded.notAfter)
+          }
+        }
         // 1. The source (read and fingerprinted by the caller); parsed and checked only when it changed.
         let parsed:
           | { readonly material: Parameters<typeof deploy>[0]["material"]; readonly facts: SourceFacts }

@@ -1,0 +1,162 @@
+/**
+ * A restarted agent compares a source it found in place before (the state's
+ * record: Succeeded or Skipped, the same configuration, the same SHA-256 of
+ * the files) without parsing it again: the record holds the thumbprint and
+ * expiry those bytes parse to. Anything else is parsed as before.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { forwardTags, type Vault } from "@kvdeploy/core"
+import { TestWorld } from "@kvdeploy/core/test"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Result from "effect/Result"
+import { afterAll, describe, expect, it, vi } from "vitest"
+import { stringify } from "yaml"
+import { makeAgentMetrics } from "../src/agentMetrics.js"
+import { type AgentConfig, parseAgentConfig } from "../src/config.js"
+import { makeReconciler, recordedFacts } from "../src/reconciler.js"
+import { type DeploymentRecord, openStateStore } from "../src/state.js"
+import { Vaults } from "../src/vaults.js"
+import { makePki } from "./pki.js"
+
+const parses = vi.hoisted(() => ({ count: 0 }))
+vi.mock("@kvdeploy/pkcs12", async (importOriginal) => {
+  const original = await importOriginal<typeof import("@kvdeploy/pkcs12")>()
+  return {
+    ...original,
+    parsePem: (...args: Parameters<typeof original.parsePem>) => {
+      parses.count++
+      return original.parsePem(...args)
+    },
+  }
+})
+
+const dir = mkdtempSync(join(tmpdir(), "kvdeploy-restart-facts-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const VAULT = "https://restartvault.vault.azure.net"
+
+const configOf = (tags: Record<string, string> = {}): AgentConfig => {
+  const parsed = parseAgentConfig(
+    stringify({
+      agent: { listen: "127.0.0.1:0", state_dir: join(dir, "state"), backoff_base_seconds: 60 },
+      deployments: [
+        {
+          name: "r",
+          source: { cert: join(dir, "r.crt"), key: join(dir, "r.key") },
+          target: { vault_url: VAULT, certificate_name: "r", tags },
+        },
+      ],
+    }),
+    join(dir, "agent.yaml"),
+    dir,
+    {},
+  )
+  if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
+  return parsed.success
+}
+
+/** One reconciler's life: start, one pass over every deployment, stop. Answers the record. */
+const runOnce = async (config: AgentConfig, vault: Vault["Service"]) => {
+  const state = openStateStore(join(dir, "state"), () => {})
+  const reconciler = await Effect.runPromise(
+    makeReconciler(config, state, makeAgentMetrics()).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          Layer.succeed(Vaults)({
+            forTarget: () => Effect.succeed(vault),
+            releaseIdleConnections: Effect.succeed(0),
+          }),
+          TestWorld.layer,
+          Logger.layer([]),
+        ),
+      ),
+    ),
+  )
+  const before = state.get("r")?.at
+  Effect.runFork(reconciler.triggerAll("interval"))
+  await expect.poll(() => state.get("r")?.at !== before, { timeout: 20_000, interval: 50 }).toBe(true)
+  await Effect.runPromise(reconciler.shutdown)
+  return state.get("r")
+}
+
+describe("a restarted agent", () => {
+  it("compares an unchanged source recorded in place without parsing it; a changed one is parsed", async () => {
+    const pki = await makePki()
+    const leaf = await pki.leaf("restart.example.test")
+    writeFileSync(join(dir, "r.crt"), leaf.certPem)
+    writeFileSync(join(dir, "r.key"), leaf.keyPem, { mode: 0o600 })
+    const config = configOf()
+    const deployment = config.deployments[0]
+    if (deployment === undefined) throw new Error("no deployment")
+    let reads = 0
+    // The vault serves the source's certificate with kvdeploy's tags.
+    const vault = {
+      getLatest: () =>
+        Effect.sync(() => {
+          reads++
+          return {
+            versionId: "v1",
+            x5t: leaf.x5t,
+            serialHex: "01",
+            enabled: true,
+            createdAt: new Date(0),
+            tags: forwardTags(deployment.target.tags, deployment.certificateId),
+          }
+        }),
+    } as unknown as Vault["Service"]
+
+    const first = await runOnce(config, vault)
+    expect(first?.outcome).toBe("Skipped")
+    expect(first?.x5t).toBe(leaf.x5t)
+    const parsedFirst = parses.count
+    expect(parsedFirst).toBeGreaterThan(0)
+
+    // Restarted, same files, same configuration: in place again, one read, no parse.
+    const readsBefore = reads
+    const second = await runOnce(config, vault)
+    expect(second?.outcome).toBe("Skipped")
+    expect(second?.x5t).toBe(leaf.x5t)
+    expect(reads).toBe(readsBefore + 1)
+    expect(parses.count).toBe(parsedFirst)
+
+    // Restarted with another configuration of the deployment (a tag): the record is not its, so parsed.
+    await runOnce(configOf({ env: "test" }), vault)
+    expect(parses.count).toBeGreaterThan(parsedFirst)
+  })
+})
+
+describe("recordedFacts", () => {
+  const record: DeploymentRecord = {
+    outcome: "Skipped",
+    at: "2026-11-30T00:00:00.000Z",
+    reason: "",
+    configFingerprint: "cfg",
+    sourceFingerprint: "src",
+    x5t: "thumb",
+    versionId: "v1",
+    notAfter: "2027-01-01T00:00:00.000Z",
+    lastSuccessAt: undefined,
+    held: false,
+  }
+  it("answers the recorded facts only for an in-place record of this configuration and these bytes", () => {
+    expect(recordedFacts(record, "cfg", "src")).toEqual({
+      fingerprint: "src",
+      x5t: "thumb",
+      notAfter: new Date("2027-01-01T00:00:00.000Z"),
+      notAfterText: "2027-01-01T00:00:00.000Z",
+    })
+    expect(recordedFacts({ ...record, outcome: "Succeeded" }, "cfg", "src")?.x5t).toBe("thumb")
+    expect(recordedFacts(undefined, "cfg", "src")).toBeUndefined()
+    for (const outcome of ["Failed", "SourceBroken", "RolledBack", "Superseded", "Held", "Unverified"])
+      expect(recordedFacts({ ...record, outcome }, "cfg", "src")).toBeUndefined()
+    expect(recordedFacts(record, "other", "src")).toBeUndefined()
+    expect(recordedFacts(record, "cfg", "other")).toBeUndefined()
+    expect(recordedFacts({ ...record, x5t: undefined }, "cfg", "src")).toBeUndefined()
+    expect(recordedFacts({ ...record, notAfter: undefined }, "cfg", "src")).toBeUndefined()
+    expect(recordedFacts({ ...record, notAfter: "not a date" }, "cfg", "src")).toBeUndefined()
+  })
+})
