@@ -83,10 +83,10 @@ const COMPARE_PFX_WORKERS = (process.env.KVDEPLOY_BENCH_COMPARE_PFX_WORKERS ?? "
 // looped inside a worker), plus ~0.15-0.4 ms for the request and the material crossing by
 // postMessage (the same bodies through the emulator's PfxPool), plus 0.5-0.9 ms of V8 helper
 // threads (parallel scavenges, concurrent marking) that no single thread's CPU clock shows. The
-// machine's own speed drifts too: a fixed native workload (PBKDF2-SHA-256, 100,000
-// iterations) took 12.9 to 19.1 ms within one hour, so a per-read figure from one run and a
-// per-answer figure from another can differ by that much: compare builds in one run
-// (KVDEPLOY_BENCH_COMPARE_EMULATOR).
+// machine's own speed drifts too: a fixed workload (PBKDF2-SHA-256 100,000 iterations; a
+// JavaScript loop) took 12.9 to 21.9 ms (110 to 154 ms) within one hour on the same Node, so a
+// per-read figure from one run and a per-answer figure from another can differ by that much:
+// compare builds in one run (KVDEPLOY_BENCH_COMPARE_EMULATOR).
 const MOST_WORKERS = Math.max(
   1,
   ...[PFX_WORKERS ?? "", ...COMPARE_PFX_WORKERS].map((w) =>
