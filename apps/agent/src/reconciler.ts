@@ -174,8 +174,9 @@ export const recordedFacts = (
     (record.outcome !== "Succeeded" && record.outcome !== "Skipped") ||
     record.configFingerprint !== configFingerprint ||
     record.sourceFingerprint !== sourceFingerprint ||
-    record.x5t === undefined ||
-    record.notAfter === undefined
+    // The state file is read without a schema: anything but text (a hand-edited null) is not a fact.
+    typeof record.x5t !== "string" ||
+    typeof record.notAfter !== "string"
   )
     return undefined
   const notAfter = new Date(record.notAfter)
@@ -367,7 +368,13 @@ export const makeReconciler = (
         // A restarted agent knows no facts yet: the state has them for the bytes it last found in place
         // (Succeeded or Skipped, this configuration, the same SHA-256), so those are compared without
         // being parsed again. A deploy still parses them (below).
-        if (slot.facts === undefined && bytes._tag === "Success") {
+        // Not for a PFX opened with a password from the environment: its value may have changed
+        // across the restart, and a restart is where a wrong one should show.
+        if (
+          slot.facts === undefined &&
+          bytes._tag === "Success" &&
+          !(d.source._tag === "Pfx" && d.source.passwordEnv !== undefined)
+        ) {
           const recorded = recordedFacts(state.get(d.name), d.fingerprint, bytes.success.fingerprint)
           if (recorded !== undefined) {
             slot.facts = recorded
@@ -405,30 +412,38 @@ export const makeReconciler = (
             agentMetrics.expiry(d.name, checked.success.facts.notAfter)
           }
         }
-        if (broken !== undefined) {
-          // Read whole next time: a broken source is not trusted from its stamp.
-          slot.stamp = undefined
-          agentMetrics.sourceBroken(d.name, true)
-          record(d, {
-            outcome: "SourceBroken",
-            reason: broken.message,
-            sourceFingerprint: bytes._tag === "Success" ? bytes.success.fingerprint : undefined,
-            x5t: undefined,
-            versionId: undefined,
-            notAfter: undefined,
-            held: false,
-            success: false,
-            atMs: startedAt,
+        /** The source cannot be used: recorded, logged and retried; nothing sent to the vault. */
+        const sourceIsBroken = (b: SourceBroken, fingerprint: string | undefined) =>
+          Effect.gen(function* () {
+            // Read whole and parsed next time: a broken source is not trusted from its stamp or its record.
+            slot.stamp = undefined
+            slot.facts = undefined
+            agentMetrics.sourceBroken(d.name, true)
+            record(d, {
+              outcome: "SourceBroken",
+              reason: b.message,
+              sourceFingerprint: fingerprint,
+              x5t: undefined,
+              versionId: undefined,
+              notAfter: undefined,
+              held: false,
+              success: false,
+              atMs: startedAt,
+            })
+            yield* log(d, "source broken: nothing sent to the vault; retrying", "warn", {
+              problems: b.problems,
+            })
+            return yield* new AttemptFailed({
+              outcome: "SourceBroken",
+              reason: b.message,
+              retryAfterMs: undefined,
+            })
           })
-          yield* log(d, "source broken: nothing sent to the vault; retrying", "warn", {
-            problems: broken.problems,
-          })
-          return yield* new AttemptFailed({
-            outcome: "SourceBroken",
-            reason: broken.message,
-            retryAfterMs: undefined,
-          })
-        }
+        if (broken !== undefined)
+          return yield* sourceIsBroken(
+            broken,
+            bytes._tag === "Success" ? bytes.success.fingerprint : undefined,
+          )
         agentMetrics.sourceBroken(d.name, false)
         const facts = slot.facts as SourceFacts
         const sourceBytes = bytes._tag === "Success" ? bytes.success : undefined
@@ -595,13 +610,28 @@ export const makeReconciler = (
             }
             whole = read.success
           }
-          const again = yield* materialOf(d.source, whole, process.env, codec).pipe(
-            Effect.mapError(
-              (b) =>
-                new AttemptFailed({ outcome: "SourceBroken", reason: b.message, retryAfterMs: undefined }),
-            ),
-          )
-          parsed = again
+          const again = yield* Effect.result(materialOf(d.source, whole, process.env, codec))
+          // Facts taken from the state (a restart) meet a parse here for the first time.
+          if (again._tag === "Failure") return yield* sourceIsBroken(again.failure, whole.fingerprint)
+          if (
+            again.success.facts.x5t !== facts.x5t ||
+            again.success.facts.notAfterText !== facts.notAfterText
+          ) {
+            slot.facts = again.success.facts
+            agentMetrics.expiry(d.name, again.success.facts.notAfter)
+            yield* log(
+              d,
+              "the source's certificate is not the recorded one: nothing sent to the vault; comparing again",
+              "warn",
+              { recordedX5t: facts.x5t, x5t: again.success.facts.x5t },
+            )
+            return yield* new AttemptFailed({
+              outcome: "SourceBroken",
+              reason: "the source's certificate is not the one its state record names",
+              retryAfterMs: undefined,
+            })
+          }
+          parsed = again.success
         }
         if (parsed === undefined)
           return yield* new AttemptFailed({

@@ -4,7 +4,8 @@
  * the files) without parsing it again: the record holds the thumbprint and
  * expiry those bytes parse to. Anything else is parsed as before.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { forwardTags, type Vault } from "@kvdeploy/core"
@@ -18,7 +19,7 @@ import { stringify } from "yaml"
 import { makeAgentMetrics } from "../src/agentMetrics.js"
 import { type AgentConfig, parseAgentConfig } from "../src/config.js"
 import { makeReconciler, recordedFacts } from "../src/reconciler.js"
-import { type DeploymentRecord, openStateStore } from "../src/state.js"
+import { type DeploymentRecord, openStateStore, type StateFile } from "../src/state.js"
 import { Vaults } from "../src/vaults.js"
 import { makePki } from "./pki.js"
 
@@ -39,28 +40,36 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const VAULT = "https://restartvault.vault.azure.net"
 
-const configOf = (tags: Record<string, string> = {}): AgentConfig => {
+const pemSource = { cert: join(dir, "r.crt"), key: join(dir, "r.key") }
+
+const configOf = (
+  tags: Record<string, string> = {},
+  source: Record<string, string> = pemSource,
+): AgentConfig => {
   const parsed = parseAgentConfig(
     stringify({
-      agent: { listen: "127.0.0.1:0", state_dir: join(dir, "state"), backoff_base_seconds: 60 },
-      deployments: [
-        {
-          name: "r",
-          source: { cert: join(dir, "r.crt"), key: join(dir, "r.key") },
-          target: { vault_url: VAULT, certificate_name: "r", tags },
-        },
-      ],
+      agent: {
+        listen: "127.0.0.1:0",
+        state_dir: join(dir, "state"),
+        backoff_base_seconds: 1,
+        backoff_max_seconds: 1,
+      },
+      deployments: [{ name: "r", source, target: { vault_url: VAULT, certificate_name: "r", tags } }],
     }),
     join(dir, "agent.yaml"),
     dir,
-    {},
+    process.env,
   )
   if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
   return parsed.success
 }
 
 /** One reconciler's life: start, one pass over every deployment, stop. Answers the record. */
-const runOnce = async (config: AgentConfig, vault: Vault["Service"]) => {
+const runOnce = async (
+  config: AgentConfig,
+  vault: Vault["Service"],
+  until: (r: DeploymentRecord | undefined) => boolean = () => true,
+) => {
   const state = openStateStore(join(dir, "state"), () => {})
   const reconciler = await Effect.runPromise(
     makeReconciler(config, state, makeAgentMetrics()).pipe(
@@ -78,7 +87,9 @@ const runOnce = async (config: AgentConfig, vault: Vault["Service"]) => {
   )
   const before = state.get("r")?.at
   Effect.runFork(reconciler.triggerAll("interval"))
-  await expect.poll(() => state.get("r")?.at !== before, { timeout: 20_000, interval: 50 }).toBe(true)
+  await expect
+    .poll(() => state.get("r")?.at !== before && until(state.get("r")), { timeout: 20_000, interval: 50 })
+    .toBe(true)
   await Effect.runPromise(reconciler.shutdown)
   return state.get("r")
 }
@@ -129,6 +140,77 @@ describe("a restarted agent", () => {
   })
 })
 
+/** A vault serving `x5t` with kvdeploy's tags for the deployment of `config`. */
+const servingVault = (config: AgentConfig, x5t: string) => {
+  const deployment = config.deployments[0]
+  if (deployment === undefined) throw new Error("no deployment")
+  return {
+    getLatest: () =>
+      Effect.succeed({
+        versionId: "v1",
+        x5t,
+        serialHex: "01",
+        enabled: true,
+        createdAt: new Date(0),
+        tags: forwardTags(deployment.target.tags, deployment.certificateId),
+      }),
+  } as unknown as Vault["Service"]
+}
+
+describe("a restarted agent, when the record does not hold", () => {
+  it("a record whose thumbprint is not the source's: nothing sent, warned, then compared with the parsed facts", async () => {
+    const pki = await makePki()
+    const leaf = await pki.leaf("tampered.example.test")
+    writeFileSync(join(dir, "r.crt"), leaf.certPem)
+    writeFileSync(join(dir, "r.key"), leaf.keyPem, { mode: 0o600 })
+    const config = configOf({ case: "tampered" })
+    const vault = servingVault(config, leaf.x5t)
+    expect((await runOnce(config, vault))?.x5t).toBe(leaf.x5t)
+    // The state names another certificate for the same bytes (hand-edited, or an older parser's reading).
+    const path = join(dir, "state", "state.json")
+    const file = JSON.parse(readFileSync(path, "utf8")) as StateFile
+    const record = file.deployments.r
+    if (record === undefined) throw new Error("no record")
+    writeFileSync(path, JSON.stringify({ ...file, deployments: { r: { ...record, x5t: "not-the-source" } } }))
+    // The vault serves the source, which the recorded thumbprint does not match: the deploy path parses
+    // the files, finds the other certificate, sends nothing (the vault has no import), and the retry
+    // compares with the parsed facts.
+    const after = await runOnce(config, vault, (r) => r?.x5t === leaf.x5t)
+    expect(after?.outcome).toBe("Skipped")
+    expect(after?.x5t).toBe(leaf.x5t)
+  })
+
+  it("a PFX opened with a password from the environment is parsed again: a wrong password shows at the restart", async () => {
+    const pki = await makePki()
+    const leaf = await pki.leaf("pfx-restart.example.test")
+    writeFileSync(join(dir, "p.crt"), leaf.certPem)
+    writeFileSync(join(dir, "p.key"), leaf.keyPem, { mode: 0o600 })
+    execFileSync(
+      "openssl",
+      ["pkcs12", "-export", "-in", join(dir, "p.crt"), "-inkey", join(dir, "p.key")].concat([
+        "-out",
+        join(dir, "p.pfx"),
+        "-passout",
+        "env:KVDEPLOY_RESTART_PW",
+      ]),
+      { env: { ...process.env, KVDEPLOY_RESTART_PW: "right" } },
+    )
+    process.env.KVDEPLOY_RESTART_PW = "right"
+    try {
+      const config = configOf(
+        { case: "pfx" },
+        { pfx: join(dir, "p.pfx"), pfx_password_env: "KVDEPLOY_RESTART_PW" },
+      )
+      const vault = servingVault(config, leaf.x5t)
+      expect((await runOnce(config, vault))?.outcome).toBe("Skipped")
+      process.env.KVDEPLOY_RESTART_PW = "wrong"
+      expect((await runOnce(config, vault))?.outcome).toBe("SourceBroken")
+    } finally {
+      delete process.env.KVDEPLOY_RESTART_PW
+    }
+  })
+})
+
 describe("recordedFacts", () => {
   const record: DeploymentRecord = {
     outcome: "Skipped",
@@ -158,5 +240,12 @@ describe("recordedFacts", () => {
     expect(recordedFacts({ ...record, x5t: undefined }, "cfg", "src")).toBeUndefined()
     expect(recordedFacts({ ...record, notAfter: undefined }, "cfg", "src")).toBeUndefined()
     expect(recordedFacts({ ...record, notAfter: "not a date" }, "cfg", "src")).toBeUndefined()
+    // A hand-edited state file's nulls (the file is read without a schema).
+    expect(
+      recordedFacts({ ...record, x5t: null } as unknown as DeploymentRecord, "cfg", "src"),
+    ).toBeUndefined()
+    expect(
+      recordedFacts({ ...record, notAfter: null } as unknown as DeploymentRecord, "cfg", "src"),
+    ).toBeUndefined()
   })
 })
