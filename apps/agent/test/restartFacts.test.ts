@@ -94,31 +94,41 @@ const runOnce = async (
   return state.get("r")
 }
 
+/** A vault serving `x5t` with kvdeploy's tags for the deployment of `config`, counting its reads. */
+const servingVault = (config: AgentConfig, x5t: string) => {
+  const deployment = config.deployments[0]
+  if (deployment === undefined) throw new Error("no deployment")
+  let reads = 0
+  const vault = {
+    getLatest: () =>
+      Effect.sync(() => {
+        reads++
+        return {
+          versionId: "v1",
+          x5t,
+          serialHex: "01",
+          enabled: true,
+          createdAt: new Date(0),
+          tags: forwardTags(deployment.target.tags, deployment.certificateId),
+        }
+      }),
+  } as unknown as Vault["Service"]
+  return { vault, reads: () => reads }
+}
+
+/** A new leaf for `cn`, written as `<name>.crt` and `<name>.key` in the test directory. */
+const leafFiles = async (name: string, cn: string) => {
+  const leaf = await (await makePki()).leaf(cn)
+  writeFileSync(join(dir, `${name}.crt`), leaf.certPem)
+  writeFileSync(join(dir, `${name}.key`), leaf.keyPem, { mode: 0o600 })
+  return leaf
+}
+
 describe("a restarted agent", () => {
   it("compares an unchanged source recorded in place without parsing it; a changed one is parsed", async () => {
-    const pki = await makePki()
-    const leaf = await pki.leaf("restart.example.test")
-    writeFileSync(join(dir, "r.crt"), leaf.certPem)
-    writeFileSync(join(dir, "r.key"), leaf.keyPem, { mode: 0o600 })
+    const leaf = await leafFiles("r", "restart.example.test")
     const config = configOf()
-    const deployment = config.deployments[0]
-    if (deployment === undefined) throw new Error("no deployment")
-    let reads = 0
-    // The vault serves the source's certificate with kvdeploy's tags.
-    const vault = {
-      getLatest: () =>
-        Effect.sync(() => {
-          reads++
-          return {
-            versionId: "v1",
-            x5t: leaf.x5t,
-            serialHex: "01",
-            enabled: true,
-            createdAt: new Date(0),
-            tags: forwardTags(deployment.target.tags, deployment.certificateId),
-          }
-        }),
-    } as unknown as Vault["Service"]
+    const { vault, reads } = servingVault(config, leaf.x5t)
 
     const first = await runOnce(config, vault)
     expect(first?.outcome).toBe("Skipped")
@@ -127,11 +137,11 @@ describe("a restarted agent", () => {
     expect(parsedFirst).toBeGreaterThan(0)
 
     // Restarted, same files, same configuration: in place again, one read, no parse.
-    const readsBefore = reads
+    const readsBefore = reads()
     const second = await runOnce(config, vault)
     expect(second?.outcome).toBe("Skipped")
     expect(second?.x5t).toBe(leaf.x5t)
-    expect(reads).toBe(readsBefore + 1)
+    expect(reads()).toBe(readsBefore + 1)
     expect(parses.count).toBe(parsedFirst)
 
     // Restarted with another configuration of the deployment (a tag): the record is not its, so parsed.
@@ -140,31 +150,11 @@ describe("a restarted agent", () => {
   })
 })
 
-/** A vault serving `x5t` with kvdeploy's tags for the deployment of `config`. */
-const servingVault = (config: AgentConfig, x5t: string) => {
-  const deployment = config.deployments[0]
-  if (deployment === undefined) throw new Error("no deployment")
-  return {
-    getLatest: () =>
-      Effect.succeed({
-        versionId: "v1",
-        x5t,
-        serialHex: "01",
-        enabled: true,
-        createdAt: new Date(0),
-        tags: forwardTags(deployment.target.tags, deployment.certificateId),
-      }),
-  } as unknown as Vault["Service"]
-}
-
 describe("a restarted agent, when the record does not hold", () => {
   it("a record whose thumbprint is not the source's: nothing sent, warned, then compared with the parsed facts", async () => {
-    const pki = await makePki()
-    const leaf = await pki.leaf("tampered.example.test")
-    writeFileSync(join(dir, "r.crt"), leaf.certPem)
-    writeFileSync(join(dir, "r.key"), leaf.keyPem, { mode: 0o600 })
+    const leaf = await leafFiles("r", "tampered.example.test")
     const config = configOf({ case: "tampered" })
-    const vault = servingVault(config, leaf.x5t)
+    const { vault } = servingVault(config, leaf.x5t)
     expect((await runOnce(config, vault))?.x5t).toBe(leaf.x5t)
     // The state names another certificate for the same bytes (hand-edited, or an older parser's reading).
     const path = join(dir, "state", "state.json")
@@ -181,10 +171,7 @@ describe("a restarted agent, when the record does not hold", () => {
   })
 
   it("a PFX opened with a password from the environment is parsed again: a wrong password shows at the restart", async () => {
-    const pki = await makePki()
-    const leaf = await pki.leaf("pfx-restart.example.test")
-    writeFileSync(join(dir, "p.crt"), leaf.certPem)
-    writeFileSync(join(dir, "p.key"), leaf.keyPem, { mode: 0o600 })
+    const leaf = await leafFiles("p", "pfx-restart.example.test")
     execFileSync(
       "openssl",
       ["pkcs12", "-export", "-in", join(dir, "p.crt"), "-inkey", join(dir, "p.key")].concat([
@@ -201,7 +188,7 @@ describe("a restarted agent, when the record does not hold", () => {
         { case: "pfx" },
         { pfx: join(dir, "p.pfx"), pfx_password_env: "KVDEPLOY_RESTART_PW" },
       )
-      const vault = servingVault(config, leaf.x5t)
+      const { vault } = servingVault(config, leaf.x5t)
       expect((await runOnce(config, vault))?.outcome).toBe("Skipped")
       process.env.KVDEPLOY_RESTART_PW = "wrong"
       expect((await runOnce(config, vault))?.outcome).toBe("SourceBroken")
