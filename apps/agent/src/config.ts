@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
-import { parseDocument } from "yaml"
+import { load, YAMLException } from "js-yaml"
 
 const positiveInt = (description: string) =>
   Schema.Finite.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)).annotate({ description })
@@ -484,29 +484,76 @@ export const validateAgentConfig = (
   })
 }
 
-/** Parse YAML text (JSON is YAML too) and validate it; YAML syntax errors are listed with their line. */
+/** Aliases (`*name`) a configuration may hold: anchors for shared values are fine, a chain of them is an alias bomb. */
+const maxAliases = 100
+
+/**
+ * The values a loaded configuration may have, counting each alias's value again at every
+ * use. A loaded document shares an anchored value between its aliases, so validating it
+ * walks the value once per use: 100 aliases nested ten deep are 10^10 values to walk.
+ * A document without aliases has at most one value per character of its text.
+ */
+const expandedValueLimit = (text: string): number => text.length + 100_000
+
+/** Whether walking `value` as validation does (aliases expanded) visits more than `limit` values. */
+const expandsBeyond = (value: unknown, limit: number): boolean => {
+  let visited = 0
+  const stack: Array<unknown> = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    visited += 1
+    if (visited > limit) return true
+    if (Array.isArray(v)) for (const item of v) stack.push(item)
+    else if (typeof v === "object" && v !== null) for (const item of Object.values(v)) stack.push(item)
+  }
+  return false
+}
+
+/**
+ * Parse YAML text (JSON is YAML too) and validate it; YAML syntax errors are listed with their line.
+ * js-yaml with its default schema (YAML 1.2 core: no timestamps, no `<<` merge keys): a duplicate
+ * key is an error, not a silent override, and 10,000 deployments load in about 0.1-0.2 s.
+ */
 export const parseAgentConfig = (
   text: string,
   path: string,
   baseDir: string,
   env: Readonly<Record<string, string | undefined>>,
 ): Result.Result<AgentConfig, AgentConfigInvalid> => {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
-  if (doc.errors.length > 0) {
+  let loaded: unknown
+  try {
+    loaded = load(text, { maxAliases })
+  } catch (e) {
+    const reason = e instanceof YAMLException ? e.reason : String(e)
     return Result.fail(
       new AgentConfigInvalid({
         path,
-        problems: doc.errors.map((e) =>
+        problems: [
           problem(
-            `(yaml) line ${e.linePos?.[0]?.line ?? "?"}`,
-            e.message.split("\n")[0] ?? e.message,
-            "fix the YAML syntax",
+            `(yaml) line ${e instanceof YAMLException && e.mark !== undefined ? e.mark.line + 1 : "?"}`,
+            reason,
+            /alias/i.test(reason)
+              ? `write the values out, or use at most ${maxAliases} aliases`
+              : "fix the YAML syntax",
           ),
-        ),
+        ],
       }),
     )
   }
-  return validateAgentConfig(doc.toJS({ maxAliasCount: 100 }), path, baseDir, env)
+  if (expandsBeyond(loaded, expandedValueLimit(text)))
+    return Result.fail(
+      new AgentConfigInvalid({
+        path,
+        problems: [
+          problem(
+            "(yaml) aliases",
+            `expand to more than ${expandedValueLimit(text)} values, far more than the text holds (aliases of aliases)`,
+            "write the shared values out instead of nesting aliases",
+          ),
+        ],
+      }),
+    )
+  return validateAgentConfig(loaded, path, baseDir, env)
 }
 
 /** Read and validate the configuration file. */

@@ -79,6 +79,72 @@ deployments:
     expect(problemsOf("deployments:\n  - name: [unclosed\n")[0]).toMatch(/^\(yaml\) line \d+/)
   })
 
+  const deployment = (name: string) => `
+  - name: ${name}
+    source: { cert: /etc/ssl/${name}.crt, key: /etc/ssl/${name}.key }
+    target: { vault_url: "https://kv-prod.vault.azure.net/", certificate_name: ${name} }`
+
+  it("refuses a duplicate key with its line, in block and in flow (JSON) style", () => {
+    // A later value silently replacing an earlier one would deploy to a vault nobody wrote down.
+    expect(problemsOf(`deployments:${deployment("api")}\n    name: other\n`)).toEqual([
+      expect.stringMatching(/^\(yaml\) line 5: duplicated mapping key/),
+    ])
+    expect(problemsOf('{"agent": {"concurrency": 4, "concurrency": 8},\n "deployments": []}')).toEqual([
+      expect.stringMatching(/^\(yaml\) line 1: duplicated mapping key/),
+    ])
+  })
+
+  it("reads YAML 1.2 core scalars: a date-like name stays a string", () => {
+    const r = parseAgentConfig(
+      `deployments:${deployment("2026-12-01")}\n`,
+      "/etc/kvdeploy/agent.yaml",
+      "/etc/kvdeploy",
+      {},
+    )
+    if (r._tag === "Failure") throw new Error(r.failure.message)
+    expect(r.success.deployments[0]?.name).toBe("2026-12-01")
+  })
+
+  it("accepts an anchored target reused by aliases, and refuses alias bombs", () => {
+    const shared = `
+shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
+`
+    const ok = parseAgentConfig(
+      `deployments:
+  - name: a
+    source: { cert: a.crt, key: a.key }
+    target:
+      { vault_url: "https://kv-prod.vault.azure.net/", certificate_name: a, tags: &tags { team: web } }
+  - name: b
+    source: { cert: b.crt, key: b.key }
+    target: { vault_url: "https://kv-prod.vault.azure.net/", certificate_name: b, tags: *tags }
+`,
+      "/etc/kvdeploy/agent.yaml",
+      "/etc/kvdeploy",
+      {},
+    )
+    if (ok._tag === "Failure") throw new Error(ok.failure.message)
+    expect(ok.success.deployments.map((d) => [d.target.certificateName, d.target.tags])).toEqual([
+      ["a", { team: "web" }],
+      ["b", { team: "web" }],
+    ])
+    // Ten levels of ten aliases each: 100 aliases, 10^10 values once expanded.
+    const levels = [`l0: &l0 [${Array(10).fill("x").join(", ")}]`]
+    for (let i = 1; i < 10; i++)
+      levels.push(
+        `l${i}: &l${i} [${Array(10)
+          .fill(`*l${i - 1}`)
+          .join(", ")}]`,
+      )
+    // Under `deployments`, where validation would walk every expanded value.
+    expect(problemsOf(`${levels.join("\n")}\ndeployments: *l9\n`)).toEqual([
+      expect.stringMatching(/^\(yaml\) aliases: expand to more than \d+ values/),
+    ])
+    // More than 100 aliases: refused while loading, with the line of the 101st.
+    const many = Array.from({ length: 101 }, (_, i) => `k${i}: *vault`).join("\n")
+    expect(problemsOf(`${shared}${many}\n`)).toEqual([expect.stringMatching(/^\(yaml\) line \d+: .*alias/i)])
+  })
+
   it("publishes the JSON Schema generated from the Effect Schema", () => {
     const published = JSON.parse(
       readFileSync(join(agentRoot, "schema", "agent-config.schema.json"), "utf8"),
