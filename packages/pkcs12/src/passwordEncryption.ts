@@ -1,7 +1,7 @@
 /**
  * Password-based encryption of PKCS#12 contents: PBES2 (PBKDF2 + AES or 3DES,
  * RFC 8018) and the PKCS#12 PBES1 schemes (RFC 7292 Appendix C). Parameters
- * are read with pkijs/asn1js classes and written as asn1js blocks
+ * are read against pkijs's schemas (decodeStructure.ts) and written as asn1js blocks
  * (pfxStructure.ts); the ciphers are node:crypto,
  * except RC2, which is node-forge's (Node's OpenSSL 3 keeps RC2 in the legacy
  * provider, which Node does not load).
@@ -11,7 +11,6 @@ import * as asn1js from "asn1js"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as forgeModule from "node-forge"
-import * as pkijs from "pkijs"
 import {
   maxIterations,
   maxTotalIterations,
@@ -20,6 +19,13 @@ import {
   pbes2CipherByOid,
   prfByOid,
 } from "./algorithms.js"
+import {
+  type AlgorithmReference,
+  type Pbes2Parts,
+  type Pbkdf2Parts,
+  readPbes2Params,
+  readPbkdf2Params,
+} from "./decodeStructure.js"
 import { loadPrivateKey, publicRandom, secretKey } from "./nodeCrypto.js"
 import { algorithm, type Block, integer, nullParametersAlgorithm, octets, sequence } from "./pfxStructure.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf, utf8Password } from "./pkcs12Kdf.js"
@@ -171,29 +177,45 @@ export interface KdfBudget {
 
 export const newKdfBudget = (): KdfBudget => ({ remaining: maxTotalIterations })
 
-/** Check an iteration count and charge `derivations` runs of it to the budget. */
+/**
+ * Check an iteration count and charge `derivations` runs of it to the budget:
+ * the count, or why it is refused (nothing is charged then).
+ */
+export const spendIterationsNow = (
+  n: unknown,
+  derivations: number,
+  budget: KdfBudget,
+): number | PbeFailure => {
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1)
+    return malformed("the iteration count is not a positive integer")
+  if (n > maxIterations)
+    return unsupported(
+      `the iteration count ${n} exceeds the limit of ${maxIterations}; re-export the PFX with fewer`,
+    )
+  if (n * derivations > budget.remaining)
+    return unsupported(
+      `the PFX asks for more than ${maxTotalIterations} key-derivation iterations in all; re-export it with fewer items or iterations`,
+    )
+  budget.remaining -= n * derivations
+  return n
+}
+
+/** `spendIterationsNow` as an Effect. */
 export const spendIterations = (
   n: unknown,
   derivations: number,
   budget: KdfBudget,
-): Effect.Effect<number, PbeFailure> => {
-  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1)
-    return Effect.fail(malformed("the iteration count is not a positive integer"))
-  if (n > maxIterations)
-    return Effect.fail(
-      unsupported(
-        `the iteration count ${n} exceeds the limit of ${maxIterations}; re-export the PFX with fewer`,
-      ),
-    )
-  if (n * derivations > budget.remaining)
-    return Effect.fail(
-      unsupported(
-        `the PFX asks for more than ${maxTotalIterations} key-derivation iterations in all; re-export it with fewer items or iterations`,
-      ),
-    )
-  budget.remaining -= n * derivations
-  return Effect.succeed(n)
-}
+): Effect.Effect<number, PbeFailure> => asEffect(() => spendIterationsNow(n, derivations, budget))
+
+/**
+ * A synchronous step's answer as an Effect: its failure in the error channel.
+ * Run when the Effect runs (so a step that throws is a defect, as in Effect.gen).
+ */
+const asEffect = <A>(step: () => A | PbeFailure): Effect.Effect<A, PbeFailure> =>
+  Effect.suspend(() => {
+    const answer = step()
+    return answer instanceof PbeFailure ? Effect.fail(answer) : Effect.succeed(answer)
+  })
 
 const pbes1ParamsSchema = new asn1js.Sequence({
   value: [new asn1js.OctetString({ name: "salt" }), new asn1js.Integer({ name: "iterations" })],
@@ -236,148 +258,175 @@ export type Decrypted =
 
 const plainOf = (plain: Uint8Array): Decrypted => ({ _tag: "Plain", plain })
 
+// The decryptions below are synchronous (decodePfx runs them once per bag, and an
+// Effect.gen per step was a measurable part of a small PFX's decode): each answers its
+// result or the PbeFailure that stops it, in the order the checks run.
+
 const decryptPbes1 = (
-  algorithm: pkijs.AlgorithmIdentifier,
+  algorithm: AlgorithmReference,
   scheme: { readonly cipher: "des-ede3-cbc" | "des-ede-cbc" | "rc2"; readonly keyLength: number },
   ciphertext: Uint8Array,
   password: string,
   budget: KdfBudget,
   encryptedPrivateKeyInfo?: Uint8Array,
-): Effect.Effect<Decrypted, PbeFailure> =>
-  Effect.gen(function* () {
-    const checked = asn1js.compareSchema(
-      algorithm.algorithmParams,
-      algorithm.algorithmParams,
-      pbes1ParamsSchema,
-    )
-    if (!checked.verified) return yield* Effect.fail(malformed("the PBES1 parameters are malformed"))
-    const saltBlock: unknown = checked.result.salt
-    const iterationBlock: unknown = checked.result.iterations
-    if (!(saltBlock instanceof asn1js.OctetString) || !(iterationBlock instanceof asn1js.Integer))
-      return yield* Effect.fail(malformed("the PBES1 parameters are malformed"))
-    const salt = saltBlock.valueBlock.valueHexView
-    // The empty password is 00 00 as a BMPString; some writers used zero bytes instead.
-    const candidates = password === "" ? [bmpPassword(""), new Uint8Array(0)] : [bmpPassword(password)]
-    // Key and IV: one SHA-1 block per 20 bytes each, per candidate password.
-    const derivations = candidates.length * (Math.ceil(scheme.keyLength / 20) + 1)
-    const iterations = yield* spendIterations(iterationBlock.valueBlock.valueDec, derivations, budget)
-    const native = nativeKey(encryptedPrivateKeyInfo, password)
-    if (native !== undefined) return { _tag: "Key", key: native } satisfies Decrypted
-    // OpenSSL's failed attempt already spent the derivations once: the JavaScript path's are
-    // work on top, and are charged too, so a key bag that fails both ways costs its budget twice.
-    if (encryptedPrivateKeyInfo !== undefined)
-      yield* spendIterations(iterationBlock.valueBlock.valueDec, derivations, budget)
-    for (const pw of candidates) {
-      const key = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.key, scheme.keyLength)
-      const iv = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.iv, 8)
-      if (scheme.cipher === "rc2") {
-        const plain = rc2CbcDecrypt(key, scheme.keyLength * 8, iv, ciphertext)
-        if (plain !== undefined) return plainOf(plain)
-      } else {
-        const plain = yield* Effect.result(
-          Effect.try({
-            try: () => cipherRun("decrypt", scheme.cipher, key, iv, ciphertext),
-            catch: wrongPassword,
-          }),
-        )
-        if (plain._tag === "Success") return plainOf(plain.success)
+): Decrypted | PbeFailure => {
+  const params = algorithm.algorithmParams as asn1js.AsnType
+  const checked = asn1js.compareSchema(params, params, pbes1ParamsSchema)
+  if (!checked.verified) return malformed("the PBES1 parameters are malformed")
+  const saltBlock: unknown = checked.result.salt
+  const iterationBlock: unknown = checked.result.iterations
+  if (!(saltBlock instanceof asn1js.OctetString) || !(iterationBlock instanceof asn1js.Integer))
+    return malformed("the PBES1 parameters are malformed")
+  const salt = saltBlock.valueBlock.valueHexView
+  // The empty password is 00 00 as a BMPString; some writers used zero bytes instead.
+  const candidates = password === "" ? [bmpPassword(""), new Uint8Array(0)] : [bmpPassword(password)]
+  // Key and IV: one SHA-1 block per 20 bytes each, per candidate password.
+  const derivations = candidates.length * (Math.ceil(scheme.keyLength / 20) + 1)
+  const iterations = spendIterationsNow(iterationBlock.valueBlock.valueDec, derivations, budget)
+  if (iterations instanceof PbeFailure) return iterations
+  const native = nativeKey(encryptedPrivateKeyInfo, password)
+  if (native !== undefined) return { _tag: "Key", key: native }
+  // OpenSSL's failed attempt already spent the derivations once: the JavaScript path's are
+  // work on top, and are charged too, so a key bag that fails both ways costs its budget twice.
+  if (encryptedPrivateKeyInfo !== undefined) {
+    const again = spendIterationsNow(iterationBlock.valueBlock.valueDec, derivations, budget)
+    if (again instanceof PbeFailure) return again
+  }
+  for (const pw of candidates) {
+    const key = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.key, scheme.keyLength)
+    const iv = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.iv, 8)
+    if (scheme.cipher === "rc2") {
+      const plain = rc2CbcDecrypt(key, scheme.keyLength * 8, iv, ciphertext)
+      if (plain !== undefined) return plainOf(plain)
+    } else {
+      try {
+        return plainOf(cipherRun("decrypt", scheme.cipher, key, iv, ciphertext))
+      } catch {
+        // A wrong key (bad padding): the next candidate, or the wrong-password failure below.
       }
     }
-    return yield* Effect.fail(wrongPassword())
-  })
+  }
+  return wrongPassword()
+}
 
 const decryptPbes2 = (
-  algorithm: pkijs.AlgorithmIdentifier,
+  algorithm: AlgorithmReference,
   ciphertext: Uint8Array,
   password: string,
   budget: KdfBudget,
   encryptedPrivateKeyInfo?: Uint8Array,
-): Effect.Effect<Decrypted, PbeFailure> =>
-  Effect.gen(function* () {
-    const params = yield* Effect.try({
-      try: () => new pkijs.PBES2Params({ schema: algorithm.algorithmParams }),
-      catch: () => malformed("the PBES2 parameters are malformed"),
-    })
-    if (params.keyDerivationFunc.algorithmId !== oid.pbkdf2)
-      return yield* Effect.fail(
-        unsupported(`key derivation ${params.keyDerivationFunc.algorithmId} is not supported (only PBKDF2)`),
-      )
-    const kdf = yield* Effect.try({
-      try: () => new pkijs.PBKDF2Params({ schema: params.keyDerivationFunc.algorithmParams }),
-      catch: () => malformed("the PBKDF2 parameters are malformed"),
-    })
-    const cipher = pbes2CipherByOid[params.encryptionScheme.algorithmId]
-    if (cipher === undefined)
-      return yield* Effect.fail(
-        unsupported(
-          `encryption scheme ${params.encryptionScheme.algorithmId} is not supported (AES-128/192/256-CBC, 3DES-CBC are)`,
-        ),
-      )
-    const prf = kdf.prf === undefined ? "sha1" : prfByOid[kdf.prf.algorithmId]
-    if (prf === undefined)
-      return yield* Effect.fail(unsupported(`PBKDF2 PRF ${kdf.prf?.algorithmId ?? "?"} is not supported`))
-    if (!(kdf.salt instanceof asn1js.OctetString))
-      return yield* Effect.fail(unsupported("PBKDF2 with a non-octet-string salt is not supported"))
-    const salt = kdf.salt.valueBlock.valueHexView
-    const iterations = yield* spendIterations(kdf.iterationCount, 1, budget)
-    const ivParam = params.encryptionScheme.algorithmParams
-    if (!(ivParam instanceof asn1js.OctetString))
-      return yield* Effect.fail(malformed("the PBES2 cipher has no IV"))
-    const iv = ivParam.valueBlock.valueHexView
-    const expectedIv = cipher.cipher.startsWith("aes") ? 16 : 8
-    if (iv.length !== expectedIv) return yield* Effect.fail(malformed("the PBES2 IV has the wrong length"))
-    const native = nativeKey(encryptedPrivateKeyInfo, password)
-    if (native !== undefined) return { _tag: "Key", key: native } satisfies Decrypted
-    // As in PBES1: the JavaScript attempt after OpenSSL's failed one is charged as well.
-    if (encryptedPrivateKeyInfo !== undefined) yield* spendIterations(kdf.iterationCount, 1, budget)
-    const key = pbkdf2Sync(utf8Password(password), salt, iterations, cipher.keyLength, prf)
-    return yield* Effect.try({
-      try: () => plainOf(cipherRun("decrypt", cipher.cipher, key, iv, ciphertext)),
-      catch: wrongPassword,
-    })
-  })
+): Decrypted | PbeFailure => {
+  let params: Pbes2Parts
+  try {
+    params = readPbes2Params(algorithm.algorithmParams)
+  } catch {
+    return malformed("the PBES2 parameters are malformed")
+  }
+  if (params.keyDerivationFunc.algorithmId !== oid.pbkdf2)
+    return unsupported(
+      `key derivation ${params.keyDerivationFunc.algorithmId} is not supported (only PBKDF2)`,
+    )
+  let kdf: Pbkdf2Parts
+  try {
+    kdf = readPbkdf2Params(params.keyDerivationFunc.algorithmParams)
+  } catch {
+    return malformed("the PBKDF2 parameters are malformed")
+  }
+  const cipher = pbes2CipherByOid[params.encryptionScheme.algorithmId]
+  if (cipher === undefined)
+    return unsupported(
+      `encryption scheme ${params.encryptionScheme.algorithmId} is not supported (AES-128/192/256-CBC, 3DES-CBC are)`,
+    )
+  const prf = kdf.prf === undefined ? "sha1" : prfByOid[kdf.prf.algorithmId]
+  if (prf === undefined) return unsupported(`PBKDF2 PRF ${kdf.prf?.algorithmId ?? "?"} is not supported`)
+  if (!(kdf.salt instanceof asn1js.OctetString))
+    return unsupported("PBKDF2 with a non-octet-string salt is not supported")
+  const salt = kdf.salt.valueBlock.valueHexView
+  const iterations = spendIterationsNow(kdf.iterationCount, 1, budget)
+  if (iterations instanceof PbeFailure) return iterations
+  const ivParam = params.encryptionScheme.algorithmParams
+  if (!(ivParam instanceof asn1js.OctetString)) return malformed("the PBES2 cipher has no IV")
+  const iv = ivParam.valueBlock.valueHexView
+  const expectedIv = cipher.cipher.startsWith("aes") ? 16 : 8
+  if (iv.length !== expectedIv) return malformed("the PBES2 IV has the wrong length")
+  const native = nativeKey(encryptedPrivateKeyInfo, password)
+  if (native !== undefined) return { _tag: "Key", key: native }
+  // As in PBES1: the JavaScript attempt after OpenSSL's failed one is charged as well.
+  if (encryptedPrivateKeyInfo !== undefined) {
+    const again = spendIterationsNow(kdf.iterationCount, 1, budget)
+    if (again instanceof PbeFailure) return again
+  }
+  const key = pbkdf2Sync(utf8Password(password), salt, iterations, cipher.keyLength, prf)
+  try {
+    return plainOf(cipherRun("decrypt", cipher.cipher, key, iv, ciphertext))
+  } catch {
+    return wrongPassword()
+  }
+}
 
 const decrypt = (
-  algorithm: pkijs.AlgorithmIdentifier,
+  algorithm: AlgorithmReference,
   ciphertext: Uint8Array,
   password: string,
   budget: KdfBudget,
   encryptedPrivateKeyInfo?: Uint8Array,
-): Effect.Effect<Decrypted, PbeFailure> => {
+): Decrypted | PbeFailure => {
   if (algorithm.algorithmId === oid.pbes2)
     return decryptPbes2(algorithm, ciphertext, password, budget, encryptedPrivateKeyInfo)
   const pbes1 = pbes1ByOid[algorithm.algorithmId]
   if (pbes1 !== undefined)
     return decryptPbes1(algorithm, pbes1, ciphertext, password, budget, encryptedPrivateKeyInfo)
-  return Effect.fail(
-    unsupported(
-      `encryption algorithm ${algorithm.algorithmId} is not supported (PBES2, PBE-SHA1-3DES, PBE-SHA1-RC2 are)`,
-    ),
+  return unsupported(
+    `encryption algorithm ${algorithm.algorithmId} is not supported (PBES2, PBE-SHA1-3DES, PBE-SHA1-RC2 are)`,
   )
 }
 
-/** Decrypt `ciphertext` under the scheme `algorithm` names, with the password as PKCS#12 requires for that scheme. */
+/**
+ * Decrypt `ciphertext` under the scheme `algorithm` names, with the password as
+ * PKCS#12 requires for that scheme: the plaintext, or why it could not be decrypted.
+ */
+export const decryptWithPasswordNow = (
+  algorithm: AlgorithmReference,
+  ciphertext: Uint8Array,
+  password: string,
+  budget: KdfBudget,
+): Uint8Array | PbeFailure => {
+  const decrypted = decrypt(algorithm, ciphertext, password, budget)
+  if (decrypted instanceof PbeFailure) return decrypted
+  // Without an EncryptedPrivateKeyInfo there is no native attempt, so no key.
+  return decrypted._tag === "Plain"
+    ? decrypted.plain
+    : new Uint8Array(decrypted.key.export({ type: "pkcs8", format: "der" }))
+}
+
+/** `decryptWithPasswordNow` as an Effect. */
 export const decryptWithPassword = (
-  algorithm: pkijs.AlgorithmIdentifier,
+  algorithm: AlgorithmReference,
   ciphertext: Uint8Array,
   password: string,
   budget: KdfBudget,
 ): Effect.Effect<Uint8Array, PbeFailure> =>
-  Effect.map(decrypt(algorithm, ciphertext, password, budget), (d) =>
-    // Without an EncryptedPrivateKeyInfo there is no native attempt, so no key.
-    d._tag === "Plain" ? d.plain : new Uint8Array(d.key.export({ type: "pkcs8", format: "der" })),
-  )
+  asEffect(() => decryptWithPasswordNow(algorithm, ciphertext, password, budget))
 
 /**
  * Decrypt a shrouded key bag (`encryptedPrivateKeyInfo` is its DER): the
  * same parameter checks and KDF budget as `decryptWithPassword`, then
  * OpenSSL's own PKCS#8 decryption, falling back to the JavaScript path.
  */
+export const decryptPrivateKeyInfoNow = (
+  algorithm: AlgorithmReference,
+  ciphertext: Uint8Array,
+  encryptedPrivateKeyInfo: Uint8Array,
+  password: string,
+  budget: KdfBudget,
+): Decrypted | PbeFailure => decrypt(algorithm, ciphertext, password, budget, encryptedPrivateKeyInfo)
+
+/** `decryptPrivateKeyInfoNow` as an Effect. */
 export const decryptPrivateKeyInfo = (
-  algorithm: pkijs.AlgorithmIdentifier,
+  algorithm: AlgorithmReference,
   ciphertext: Uint8Array,
   encryptedPrivateKeyInfo: Uint8Array,
   password: string,
   budget: KdfBudget,
 ): Effect.Effect<Decrypted, PbeFailure> =>
-  decrypt(algorithm, ciphertext, password, budget, encryptedPrivateKeyInfo)
+  asEffect(() => decryptPrivateKeyInfoNow(algorithm, ciphertext, encryptedPrivateKeyInfo, password, budget))

@@ -16,6 +16,13 @@
 import * as asn1js from "asn1js"
 import * as pkijs from "pkijs"
 import { oid } from "./algorithms.js"
+import {
+  type AttributeParts,
+  builtOnce,
+  readAttribute,
+  readShroudedKeyBag,
+  type ShroudedKeyParts,
+} from "./decodeStructure.js"
 
 /** A certificate bag of the X.509 type: its DER (the caller's copy) and localKeyID. */
 export interface CertificateBag {
@@ -25,7 +32,7 @@ export interface CertificateBag {
 }
 export interface ShroudedKeyBag {
   readonly _tag: "ShroudedKey"
-  readonly value: pkijs.PKCS8ShroudedKeyBag
+  readonly value: ShroudedKeyParts
   /** The bag value's bytes as read (an EncryptedPrivateKeyInfo), for OpenSSL's decryption. */
   readonly encoded: Uint8Array
   readonly localKeyId: Uint8Array | undefined
@@ -54,13 +61,6 @@ const copyOf = (view: ArrayBuffer | Uint8Array): Uint8Array => Uint8Array.from(n
 // pkijs's schemas, each built once and reused: asn1js's compareSchema records what it
 // matches (the named parts, the repeated bags) on the parsed block it is given, never on
 // the schema, and building a schema is a few dozen asn1js objects each time.
-const builtOnce = (build: () => asn1js.AsnType): (() => asn1js.AsnType) => {
-  let built: asn1js.AsnType | undefined
-  return () => {
-    built ??= build()
-    return built
-  }
-}
 const safeContentsSchema = builtOnce(() => pkijs.SafeContents.schema({ names: { safeBags: "safeBags" } }))
 const safeBagSchema = builtOnce(() =>
   pkijs.SafeBag.schema({ names: { bagId: "bagId", bagValue: "bagValue", bagAttributes: "bagAttributes" } }),
@@ -95,8 +95,13 @@ const single = (value: asn1js.AsnType | ReadonlyArray<asn1js.AsnType> | undefine
   return value as asn1js.AsnType
 }
 
-const localKeyIdOf = (attributes: ReadonlyArray<pkijs.Attribute>): Uint8Array | undefined => {
-  const value: unknown = attributes.find((a) => a.type === oid.localKeyId)?.values[0]
+const localKeyIdOf = (attributes: ReadonlyArray<AttributeParts>): Uint8Array | undefined => {
+  const found = attributes.find((a) => a.type === oid.localKeyId)
+  if (found === undefined) return undefined
+  // An empty SET of values: pkijs's Attribute left its values undefined and reading the
+  // first one threw, which made the block unreadable; it still does.
+  if (found.values === undefined) throw new Error("a localKeyID attribute without a value")
+  const value = found.values[0]
   return value instanceof asn1js.OctetString ? copyOf(value.valueBlock.valueHexView) : undefined
 }
 
@@ -108,7 +113,7 @@ const readBag = (element: asn1js.AsnType): SafeBag => {
   const value = single(parts.bagValue)
   const attributeBlocks = parts.bagAttributes
   const attributes = Array.isArray(attributeBlocks)
-    ? attributeBlocks.map((a: asn1js.AsnType) => new pkijs.Attribute({ schema: a }))
+    ? attributeBlocks.map((a: asn1js.AsnType) => readAttribute(a))
     : []
   switch (bagId) {
     case oid.certBag: {
@@ -138,7 +143,7 @@ const readBag = (element: asn1js.AsnType): SafeBag => {
     case oid.pkcs8ShroudedKeyBag:
       return {
         _tag: "ShroudedKey",
-        value: new pkijs.PKCS8ShroudedKeyBag({ schema: value }),
+        value: readShroudedKeyBag(value),
         encoded: copyOf(value.valueBeforeDecodeView),
         localKeyId: localKeyIdOf(attributes),
       }
