@@ -31,7 +31,6 @@ import {
   readPfx,
 } from "./decodeStructure.js"
 import { type AnalysedMaterial, orderChain, rememberAnalysis } from "./inspect.js"
-import { rememberCertificate } from "./keyUsage.js"
 import { secretKey } from "./nodeCrypto.js"
 import {
   decryptPrivateKeyInfoNow,
@@ -314,8 +313,6 @@ const decodeNow = (
       keyMatchesLeaf: publicKeysEqual(publicKey, leaf.publicKey),
     }
     rememberAnalysis(material, analysed)
-    // keyUsageBits(material.leaf) then reads this parse of the leaf.
-    rememberCertificate(material.leaf)
     return material
   }
   return refuse(

@@ -2,11 +2,16 @@
  * The key usage bits of a certificate (extension 2.5.29.15), as
  * @peculiar/x509's `KeyUsageFlags` number. node:crypto's X509Certificate does
  * not expose the extension; a whole @peculiar/x509 certificate parse costs
- * ~0.5 ms. Here asn1js parses the certificate (or `decodePfx` hands over the
- * parse it made of the leaf it returned), pkijs's
+ * ~0.5 ms. Here asn1js parses the certificate, pkijs's
  * Certificate and Extension schemas (built once) find the extension, and @peculiar/x509's
  * own KeyUsagesExtension reads it, so the bits are exactly what
  * `new x509.X509Certificate(der).getExtension(x509.KeyUsagesExtension)?.usages` gives.
+ *
+ * The certificate is parsed when its usage is asked for, not ahead: decodePfx
+ * reads certificates with node:crypto only, so a parse made while decoding
+ * (kept for a later call, as before) was work of its own, ~10% of a small
+ * PFX's decode, spent by every caller (the agent never asks for the usage)
+ * and saved to none (the emulator asks once per leaf, right after decoding).
  */
 import "reflect-metadata"
 import { MaterialInvalid } from "@kvdeploy/core"
@@ -14,7 +19,6 @@ import * as x509 from "@peculiar/x509"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as pkijs from "pkijs"
-import { bytesEqual } from "./privateKey.js"
 import { noStackTrace } from "./spans.js"
 
 const keyUsageOid = "2.5.29.15"
@@ -41,50 +45,17 @@ const extensionId = (block: asn1js.AsnType): string => {
   return id.valueBlock.toString()
 }
 
-/**
- * The leaves of the last few materials `decodePfx` returned, with the asn1js
- * parse of the same bytes made by `decodePfx`. Used only while the
- * array still holds exactly those bytes (the parse's own view of them is
- * compared). Few on purpose: a parse is KBs of objects, and a caller that
- * keeps thousands of decoded materials (the agent, the emulator's vaults) must not keep as many parses;
- * key usage is read right after the decode (the emulator does, in the same worker).
- */
-const parsedTrees = new Map<Uint8Array, asn1js.AsnType>()
-const parsedTreesLimit = 16
-
 // Only what `read` uses is parsed: the certificate's structure, not the
 // contents of its OCTET and BIT STRINGs (the extension's value is read by
 // @peculiar/x509 from its bytes).
-const parseCertificate = (der: Uint8Array): asn1js.AsnType | undefined => {
+const parseCertificate = (der: Uint8Array): asn1js.AsnType => {
   const parsed = asn1js.fromBER(der, { parseEmbedded: false })
-  return parsed.offset === der.length ? parsed.result : undefined
-}
-
-/**
- * Parse `der` (a private array just handed to a caller) now and remember the
- * parse for `keyUsageBits`; nothing is remembered when it is not one DER value
- * (`keyUsageBits` then fails on it as on any unreadable certificate).
- */
-export const rememberCertificate = (der: Uint8Array): void => {
-  const tree = parseCertificate(der)
-  if (tree === undefined) return
-  parsedTrees.set(der, tree)
-  if (parsedTrees.size > parsedTreesLimit) {
-    const oldest = parsedTrees.keys().next().value
-    if (oldest !== undefined) parsedTrees.delete(oldest)
-  }
-}
-
-const treeOf = (der: Uint8Array): asn1js.AsnType => {
-  const known = parsedTrees.get(der)
-  if (known !== undefined && bytesEqual(known.valueBeforeDecodeView, der)) return known
-  const tree = parseCertificate(der)
-  if (tree === undefined) throw new Error("not one DER value")
-  return tree
+  if (parsed.offset !== der.length) throw new Error("not one DER value")
+  return parsed.result
 }
 
 const read = (der: Uint8Array): number | undefined => {
-  const tree = treeOf(der)
+  const tree = parseCertificate(der)
   const checked = asn1js.compareSchema(tree, tree, certificateSchema())
   if (!checked.verified) throw new Error("not an X.509 certificate")
   const extensions: unknown = checked.result.extensions
@@ -103,8 +74,7 @@ const read = (der: Uint8Array): number | undefined => {
  * cRLSign 64, encipherOnly 128, decipherOnly 256); `undefined` when the
  * certificate has no key usage extension. Fails with `MaterialInvalid` when
  * `der` is not a readable certificate or its key usage extension is not
- * readable. Cheapest on the `leaf` of one of the last 16 materials
- * `decodePfx` returned, unchanged (the parse made while decoding is reused).
+ * readable.
  */
 export const keyUsageBits = (der: Uint8Array): Effect.Effect<number | undefined, MaterialInvalid> =>
   Effect.try({

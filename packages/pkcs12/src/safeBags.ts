@@ -3,9 +3,11 @@
  * pkijs's CertBag class: that class parses every certificate into a pkijs
  * Certificate (a full JavaScript parse of each one, most of a decode's
  * non-KDF time), and decodePfx only needs the certificates' bytes, which
- * node:crypto's X509Certificate parses natively afterwards. The other bag
- * values are pkijs objects as before, and the structure is read completely
- * before any key is decrypted, so a malformed block fails as it did.
+ * node:crypto's X509Certificate parses natively afterwards. A shrouded key
+ * bag and the attributes are read against pkijs's schemas
+ * (decodeStructure.ts), the other bag values with pkijs's classes, and the
+ * structure is read completely before any key is decrypted, so a malformed
+ * block fails as it did.
  *
  * asn1js parses with `parseEmbedded: false` here (`parseBer`): by default it
  * also tries to parse the content of every primitive OCTET STRING and BIT
@@ -61,7 +63,14 @@ const copyOf = (view: ArrayBuffer | Uint8Array): Uint8Array => Uint8Array.from(n
 // pkijs's schemas, each built once and reused: asn1js's compareSchema records what it
 // matches (the named parts, the repeated bags) on the parsed block it is given, never on
 // the schema, and building a schema is a few dozen asn1js objects each time.
-const safeContentsSchema = builtOnce(() => pkijs.SafeContents.schema({ names: { safeBags: "safeBags" } }))
+// SafeContents ::= SEQUENCE OF SafeBag. pkijs's SafeContents schema compares every bag
+// with SafeBag's schema, and readBag then compared each one again to name its parts:
+// here the SEQUENCE OF is taken as it is and each bag is compared once, by readBag.
+// Every bag is read before the caller uses any, so a block with one bag that is not a
+// SafeBag is refused whole, as before.
+const safeContentsSchema = builtOnce(
+  () => new asn1js.Sequence({ value: [new asn1js.Repeated({ name: "safeBags", value: new asn1js.Any() })] }),
+)
 const safeBagSchema = builtOnce(() =>
   pkijs.SafeBag.schema({ names: { bagId: "bagId", bagValue: "bagValue", bagAttributes: "bagAttributes" } }),
 )

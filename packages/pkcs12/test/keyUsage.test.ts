@@ -1,7 +1,7 @@
 /**
  * keyUsageBits answers what @peculiar/x509's own certificate parse answers,
- * on any DER certificate and on the leaf decodePfx returns (where it reuses
- * the parse made while decoding, only while the bytes are unchanged).
+ * on any DER certificate and on the leaf decodePfx returns (its current
+ * bytes, also when they were changed after decoding).
  */
 import "reflect-metadata"
 import { describe, expect, it } from "@effect/vitest"
