@@ -18,15 +18,18 @@ import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { oid } from "./algorithms.js"
-import { nameOf } from "./certificateFacts.js"
+import { nameOf, type ParsedCertificate } from "./certificateFacts.js"
 import { type AnalysedMaterial, analyseMaterial } from "./inspect.js"
 import { publicRandom, secretKey } from "./nodeCrypto.js"
 import { encryptPbes1, encryptPbes2, type Pbes1Scheme } from "./passwordEncryption.js"
 import {
   attribute,
+  attributeSet,
+  type Block,
   certBag,
   contentInfo,
   der,
+  encodedOnce,
   encryptedData,
   octets,
   pfx,
@@ -35,6 +38,7 @@ import {
   shroudedKeyBag,
 } from "./pfxStructure.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
+import { bytesEqual } from "./privateKey.js"
 import { noStackTrace } from "./spans.js"
 
 export interface Pkcs12EncodeOptions extends PfxEncodeOptions {
@@ -45,7 +49,9 @@ export interface Pkcs12EncodeOptions extends PfxEncodeOptions {
 export const defaultIterations = 2048
 
 interface BuildInput {
-  readonly certificates: ReadonlyArray<Uint8Array>
+  readonly leaf: Uint8Array
+  /** The SafeBags of the certificates after the leaf, in the order written (`chainBag`). */
+  readonly chainBags: ReadonlyArray<Block>
   readonly pkcs8: Uint8Array
   readonly password: string
   readonly encoding: "modern" | "legacy"
@@ -56,20 +62,21 @@ interface BuildInput {
 
 const build = (input: BuildInput): Uint8Array => {
   const { password, iterations } = input
-  const leafDer = input.certificates[0] ?? new Uint8Array(0)
-  const localKeyId = hash("sha1", leafDer, "buffer")
-  const attributes = [
-    ...(input.friendlyName === undefined
-      ? []
-      : [attribute(oid.friendlyName, new asn1js.BmpString({ value: input.friendlyName }))]),
-    attribute(oid.localKeyId, octets(localKeyId)),
-  ]
+  const localKeyId = hash("sha1", input.leaf, "buffer")
+  // The key bag and the leaf's bag carry the same attributes: asn1js writes them once, both bags hold its bytes.
+  const attributes = encodedOnce(
+    attributeSet([
+      ...(input.friendlyName === undefined
+        ? []
+        : [attribute(oid.friendlyName, new asn1js.BmpString({ value: input.friendlyName }))]),
+      attribute(oid.localKeyId, octets(localKeyId)),
+    ]),
+  )
   const certContents = der(
-    sequence(
-      input.certificates.map((certificate, i) =>
-        safeBag(oid.certBag, certBag(oid.x509Certificate, certificate), i === 0 ? attributes : undefined),
-      ),
-    ),
+    sequence([
+      safeBag(oid.certBag, certBag(oid.x509Certificate, input.leaf), attributes),
+      ...input.chainBags,
+    ]),
   )
   const encryptedCerts =
     input.encoding === "modern"
@@ -111,6 +118,25 @@ const build = (input: BuildInput): Uint8Array => {
   return der(pfx(authenticatedSafe, macHash === "sha256" ? oid.sha256 : oid.sha1, mac, macSalt, iterations))
 }
 
+/**
+ * The SafeBag of each chain certificate (a CertBag without attributes: the
+ * same for every PFX it is written into), encoded by asn1js the first time and
+ * written from those bytes after: a fleet's deploys share their CAs, whose
+ * parsed certificate (certificateFacts' recent parses) is the key, so an entry
+ * lives as long as that parse. Used only while the parse's DER still equals
+ * the bytes the bag was encoded from.
+ */
+const chainBags = new WeakMap<ParsedCertificate, { readonly der: Uint8Array; readonly bag: Block }>()
+
+const chainBag = (c: ParsedCertificate): Block => {
+  const known = chainBags.get(c)
+  if (known !== undefined && bytesEqual(known.der, c.der)) return known.bag
+  const der = c.der.slice()
+  const bag = encodedOnce(safeBag(oid.certBag, certBag(oid.x509Certificate, der)))
+  chainBags.set(c, { der, bag })
+  return bag
+}
+
 const invalidIterations = (iterations: number): string | undefined =>
   !Number.isSafeInteger(iterations) || iterations < 1 || iterations > 10_000_000
     ? `iterations must be an integer from 1 to 10000000, got ${iterations}`
@@ -128,17 +154,18 @@ const buildAnalysed = (
         reason: `refusing to build a PFX: the private key does not match the leaf certificate "${nameOf(analysed.leaf, "subject")}" (their public keys differ); supply the key the certificate was issued for`,
       }),
     )
-  // Leaf first, then the chain in issuer order, then the certificates that do not link to the leaf.
-  const certificates: Array<Uint8Array> = [analysed.leaf.der]
-  for (const indices of [analysed.order.ordered, analysed.order.unrelated])
-    for (const i of indices) {
-      const c = analysed.chain[i]
-      if (c !== undefined) certificates.push(c.der)
-    }
   try {
+    // Leaf first, then the chain in issuer order, then the certificates that do not link to the leaf.
+    const chainBags: Array<Block> = []
+    for (const indices of [analysed.order.ordered, analysed.order.unrelated])
+      for (const i of indices) {
+        const c = analysed.chain[i]
+        if (c !== undefined) chainBags.push(chainBag(c))
+      }
     return Effect.succeed(
       build({
-        certificates,
+        leaf: analysed.leaf.der,
+        chainBags,
         // The analysed copy: the bytes whose match with the leaf was just checked.
         pkcs8: analysed.pkcs8,
         password: Redacted.value(options.password),

@@ -62,7 +62,16 @@ export const nullParametersAlgorithm: (id: string) => Block = memo(
 /** An INTEGER: versions and iteration counts (a few values in a process; others are not kept). */
 export const integer: (value: number) => Block = memo((value: number) => new asn1js.Integer({ value }), 16)
 
-export const octets = (bytes: Uint8Array): Block => new asn1js.OctetString({ valueHex: bytes })
+/**
+ * An OCTET STRING, as asn1js's generic primitive block under the OCTET STRING
+ * tag: asn1js writes the same tag, length and content, and hands the content
+ * on as it is where OctetString's value block copies it first (one buffer less
+ * per string; asn1js allocates a buffer per tag, length and level, and that
+ * allocation is most of what writing a block costs). The writer of the
+ * enclosing block copies the content into its own buffer.
+ */
+export const octets = (bytes: Uint8Array): Block =>
+  new asn1js.Primitive({ idBlock: { tagClass: 1, tagNumber: 4 }, valueHex: bytes })
 
 export const sequence = (value: Array<Block>): Block => new asn1js.Sequence({ value })
 
@@ -98,13 +107,12 @@ export const encryptedData = (contentType: string, algorithmBlock: Block, cipher
 export const attribute = (type: string, value: Block): Block =>
   sequence([oidBlock(type), new asn1js.Set({ value: [value] })])
 
-/** SafeBag: bag id, `[0] EXPLICIT` value, optional SET of attributes. */
-export const safeBag = (bagId: string, value: Block, attributes?: Array<Block>): Block =>
-  sequence([
-    oidBlock(bagId),
-    explicit0(value),
-    ...(attributes === undefined ? [] : [new asn1js.Set({ value: attributes })]),
-  ])
+/** The SET of a bag's attributes (`safeBag`'s last element). */
+export const attributeSet = (attributes: Array<Block>): Block => new asn1js.Set({ value: attributes })
+
+/** SafeBag: bag id, `[0] EXPLICIT` value, optional SET of attributes (an `attributeSet`). */
+export const safeBag = (bagId: string, value: Block, attributes?: Block): Block =>
+  sequence([oidBlock(bagId), explicit0(value), ...(attributes === undefined ? [] : [attributes])])
 
 /** CertBag: certificate type and `[0] EXPLICIT` OCTET STRING of the certificate. */
 export const certBag = (certId: string, certificate: Uint8Array): Block =>

@@ -420,6 +420,47 @@ describe("blocks from encodings made once", () => {
     }),
   )
 
+  // A chain certificate's SafeBag is encoded once and written from those bytes into the next PFX that
+  // holds the same certificate (a fleet's deploys share their CAs): each PFX must still hold exactly its
+  // own chain, every level as pkijs writes it.
+  it.effect(
+    "PFX files sharing CA certificates, built one after another, each hold exactly their own chain",
+    () =>
+      Effect.gen(function* () {
+        const authorities = yield* Effect.promise(() => makeAuthorities())
+        for (const [subject, spec, length] of [
+          ["CN=first.example.test", "P-256", 4],
+          ["CN=second.example.test", "RSA-2048", 3],
+          ["CN=third.example.test", "P-256", 4],
+          ["CN=fourth.example.test", "P-384", 2],
+        ] as const) {
+          const key = yield* Effect.promise(() => generateKey(spec))
+          const material = yield* Effect.promise(() => makeMaterial(key, length, authorities, subject))
+          const pfx = yield* encodePfx(
+            // The caller's own copies of the CA certificates, as each new deploy's material holds them.
+            {
+              leaf: material.leaf,
+              chain: material.chain.map((c) => c.slice()),
+              key: Redacted.make(key.pkcs8),
+            },
+            { encoding: "modern", password: Redacted.make("pw"), friendlyName: "shared", iterations: 1 },
+          )
+          yield* everyLevel({
+            pfx,
+            certificates: [material.leaf, ...material.chain],
+            pkcs8: key.pkcs8,
+            friendlyName: "shared",
+            iterations: 1,
+            macDigest: oids.sha256,
+            macSaltLength: 16,
+            certificateAlgorithm: oids.pbes2,
+            keyAlgorithm: oids.pbes2,
+            open: openPbes2,
+          })
+        }
+      }),
+  )
+
   it.effect(
     "every level inside a legacy PFX (3DES or RC2-40 certificates) is byte for byte what pkijs writes for it",
     () =>
