@@ -148,9 +148,13 @@ export const readPfx = (block: asn1js.AsnType): PfxOuter => {
   }
 }
 
-// AuthenticatedSafe ::= SEQUENCE OF ContentInfo.
-const authenticatedSafeSchema = builtOnce(() =>
-  pkijs.AuthenticatedSafe.schema({ names: { contentInfos: "contentInfos" } }),
+// AuthenticatedSafe ::= SEQUENCE OF ContentInfo. pkijs's AuthenticatedSafe schema compares
+// every ContentInfo with ContentInfo's schema, and each would then be compared again to
+// name its parts: here the SEQUENCE OF is taken as it is and each ContentInfo compared
+// once, all of them before any is used.
+const authenticatedSafeSchema = builtOnce(
+  () =>
+    new asn1js.Sequence({ value: [new asn1js.Repeated({ name: "contentInfos", value: new asn1js.Any() })] }),
 )
 const contentInfoSchema = builtOnce(() =>
   pkijs.ContentInfo.schema({ names: { contentType: "contentType", content: "content" } }),
