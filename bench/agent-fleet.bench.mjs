@@ -29,6 +29,8 @@
 // executable has it in its execArgv) and glibc's malloc settings of the systemd unit, the
 // Dockerfile and the Kubernetes manifest (AGENT_ENV below). KVDEPLOY_BENCH_AGENT_FLAGS adds
 // node flags (for example --cpu-prof --cpu-prof-dir=DIR to profile the agent).
+// KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS sets the emulator's pfxWorkers (default: the emulator's
+// own, 2 on this machine), to see what the emulator's thread hop costs the shared cores.
 import "reflect-metadata"
 import { spawn } from "node:child_process"
 import { createHash, webcrypto } from "node:crypto"
@@ -240,6 +242,9 @@ const emulator = await start({
   vaults: Array.from({ length: VAULTS }, (_, v) => `fleet-${v}`),
   throttling: windows ? { windowMs: WINDOW_MS, writes: WRITES, others: OTHERS } : false,
   warn: () => {},
+  ...(process.env.KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS === undefined
+    ? {}
+    : { pfxWorkers: Number(process.env.KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS) }),
 })
 const yamlOf = (list) =>
   JSON.stringify({
@@ -728,7 +733,7 @@ console.log(`    (cold requests by operation: ${JSON.stringify(byOperation)})`)
   const lastS = times.length > 0 ? (Math.max(...times) - coldStartedEpoch) / 1000 : Number.NaN
   const coldS = coldMs / 1000
   console.log(
-    `    (cold CPU: agent ${coldAgentCpu.toFixed(1)} s = ${((coldAgentCpu * 1000) / TOTAL).toFixed(2)} ms per deploy, emulator process ${coldOwnCpu.toFixed(1)} s = ${((coldOwnCpu * 1000) / TOTAL).toFixed(2)} ms per deploy; cores used ${((coldAgentCpu + coldOwnCpu) / coldS).toFixed(2)} of 2; first vault request at ${firstS.toFixed(1)} s, last at ${lastS.toFixed(1)} s)`,
+    `    (cold CPU: agent ${coldAgentCpu.toFixed(1)} s = ${((coldAgentCpu * 1000) / TOTAL).toFixed(2)} ms per deploy, emulator process${process.env.KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS === undefined ? "" : ` (pfxWorkers ${process.env.KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS})`} ${coldOwnCpu.toFixed(1)} s = ${((coldOwnCpu * 1000) / TOTAL).toFixed(2)} ms per deploy; cores used ${((coldAgentCpu + coldOwnCpu) / coldS).toFixed(2)} of 2; first vault request at ${firstS.toFixed(1)} s, last at ${lastS.toFixed(1)} s)`,
   )
 }
 const agentRequests = median(agentPasses.map((p) => p.requests))
