@@ -35,6 +35,8 @@ export interface ParsedCertificate {
   readonly description: () => Description | undefined
   /** x5t and SHA-256 thumbprint of `der`, computed on first use. */
   readonly thumbprints: () => { readonly x5t: string; readonly sha256Thumbprint: string }
+  /** SHA-1 of `der` (x5t's bytes; a PFX's localKeyID), computed once on first use. Never to be modified. */
+  readonly sha1: () => Uint8Array
   /** Memoised: subject = issuer and the certificate's own key verifies its signature. */
   readonly selfSigned: () => boolean
 }
@@ -71,13 +73,14 @@ export type ParseOutcome =
 /**
  * Parse a DER certificate; the problem names `field` (leaf, chain[1], certificate).
  * `der` is kept as given: callers pass a private copy when the result must
- * not change under them (analyseMaterial and decodePfx do). Synchronous (no
+ * not change under them (analyseMaterialNow and decodePfx do). Synchronous (no
  * Effect steps): inspect and decode run it for every certificate.
  */
 export const parseCertificateNow = (
   der: Uint8Array,
   field: string,
   parsedBefore?: X509Certificate,
+  sha256Before?: Buffer,
 ): ParseOutcome => {
   let node: X509Certificate
   try {
@@ -111,13 +114,19 @@ export const parseCertificateNow = (
   }
   let self: boolean | undefined
   const peculiar = lazy(() => new x509.X509Certificate(der))
+  const sha1 = once(() => hash("sha1", der, "buffer"))
   const parsed: ParsedCertificate = {
     der,
     node,
     publicKey,
     x509: peculiar,
     description: lazy(() => describe(node, peculiar)),
-    thumbprints: once(() => ({ x5t: x5tOf(der), sha256Thumbprint: hash("sha256", der, "hex") })),
+    // The SHA-256 the recent parses are keyed by is the thumbprint's digest (one hash of the DER, not two).
+    thumbprints: once(() => ({
+      x5t: sha1().toString("base64url"),
+      sha256Thumbprint: (sha256Before ?? hash("sha256", der, "buffer")).toString("hex"),
+    })),
+    sha1,
     selfSigned: () => {
       self ??= selfSignature(node, publicKey)
       return self
@@ -167,14 +176,16 @@ export const recentlyParsed = (der: Uint8Array): ParsedCertificate | undefined =
  * of the same bytes from a recent call. The result's `der` is never the caller's array.
  */
 export const parseCertificateSharedNow = (der: Uint8Array, field: string): ParseOutcome => {
-  const id = hash("sha256", der, "base64")
+  const digest = hash("sha256", der, "buffer")
+  const id = digest.toString("base64")
   const known = recent.get(id)
   if (known !== undefined && bytesEqual(known.der, der)) {
     recent.delete(id)
     recent.set(id, known)
     return { _tag: "Parsed", parsed: known }
   }
-  const outcome = parseCertificateNow(der.slice(), field, parsedArrays.get(der))
+  // `digest` is of the caller's bytes, which the private copy equals: the copy is taken right after.
+  const outcome = parseCertificateNow(der.slice(), field, parsedArrays.get(der), digest)
   if (outcome._tag === "Parsed") {
     recent.delete(id)
     recent.set(id, outcome.parsed)

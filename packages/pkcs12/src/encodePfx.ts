@@ -11,15 +11,15 @@
  * The key bag and the leaf's certificate bag share one localKeyID (SHA-1 of
  * the leaf). A PFX is never built when the key does not match the leaf.
  */
-import { createHmac, hash } from "node:crypto"
+import { createHmac } from "node:crypto"
 import type { CertificateMaterial, PfxEncodeOptions } from "@kvdeploy/core"
-import { PfxEncodeError } from "@kvdeploy/core"
+import { MaterialInvalid, PfxEncodeError } from "@kvdeploy/core"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { oid } from "./algorithms.js"
 import { nameOf, type ParsedCertificate } from "./certificateFacts.js"
-import { type AnalysedMaterial, analyseMaterial } from "./inspect.js"
+import { type AnalysedMaterial, analyseMaterialNow } from "./inspect.js"
 import { publicRandom, secretKey } from "./nodeCrypto.js"
 import { encryptPbes1, encryptPbes2, type Pbes1Scheme } from "./passwordEncryption.js"
 import {
@@ -50,6 +50,8 @@ export const defaultIterations = 2048
 
 interface BuildInput {
   readonly leaf: Uint8Array
+  /** SHA-1 of `leaf`: the localKeyID shared by the key bag and the leaf's bag. */
+  readonly localKeyId: Uint8Array
   /** The SafeBags of the certificates after the leaf, in the order written (`chainBag`). */
   readonly chainBags: ReadonlyArray<Block>
   readonly pkcs8: Uint8Array
@@ -62,14 +64,13 @@ interface BuildInput {
 
 const build = (input: BuildInput): Uint8Array => {
   const { password, iterations } = input
-  const localKeyId = hash("sha1", input.leaf, "buffer")
   // The key bag and the leaf's bag carry the same attributes: asn1js writes them once, both bags hold its bytes.
   const attributes = encodedOnce(
     attributeSet([
       ...(input.friendlyName === undefined
         ? []
         : [attribute(oid.friendlyName, new asn1js.BmpString({ value: input.friendlyName }))]),
-      attribute(oid.localKeyId, octets(localKeyId)),
+      attribute(oid.localKeyId, octets(input.localKeyId)),
     ]),
   )
   const certContents = der(
@@ -165,6 +166,8 @@ const buildAnalysed = (
     return Effect.succeed(
       build({
         leaf: analysed.leaf.der,
+        // The leaf's SHA-1, computed once for its x5t and its localKeyID.
+        localKeyId: analysed.leaf.sha1(),
         chainBags,
         // The analysed copy: the bytes whose match with the leaf was just checked.
         pkcs8: analysed.pkcs8,
@@ -203,15 +206,17 @@ export const encodePfx = (
   const encoded: Effect.Effect<Uint8Array, PfxEncodeError> =
     problem !== undefined
       ? Effect.fail(new PfxEncodeError({ reason: problem }))
-      : Effect.matchEffect(analyseMaterial(material), {
-          onFailure: (invalid) =>
-            Effect.fail(
-              new PfxEncodeError({
-                reason: `cannot build a PFX from unreadable material: ${invalid.message}`,
-                cause: invalid,
-              }),
-            ),
-          onSuccess: (analysed) => buildAnalysed(analysed, options, iterations),
+      : // One step: the analysis (or the inspect's, remembered) and the build run synchronously inside it.
+        Effect.suspend(() => {
+          const analysed = analyseMaterialNow(material)
+          return analysed instanceof MaterialInvalid
+            ? Effect.fail(
+                new PfxEncodeError({
+                  reason: `cannot build a PFX from unreadable material: ${analysed.message}`,
+                  cause: analysed,
+                }),
+              )
+            : buildAnalysed(analysed, options, iterations)
         })
   return encoded.pipe(
     Effect.withSpan("pkcs12.encodePfx", { attributes: { encoding: options.encoding } }, noStackTrace),

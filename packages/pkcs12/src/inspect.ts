@@ -184,24 +184,27 @@ const analyseNow = (material: CertificateMaterial): AnalysedMaterial | MaterialI
   }
 }
 
-/** Parse and check the material, or reuse the analysis of the same object while its bytes are unchanged. */
-export const analyseMaterial = (
-  material: CertificateMaterial,
-): Effect.Effect<AnalysedMaterial, MaterialInvalid> =>
-  Effect.suspend(() => {
-    const known = analyses.get(material)
-    if (known !== undefined && stillDescribes(known, material)) return Effect.succeed(known)
-    const analysed = analyseNow(material)
-    if (analysed instanceof MaterialInvalid) return Effect.fail(analysed)
-    analyses.set(material, analysed)
-    return Effect.succeed(analysed)
-  })
+/**
+ * Parse and check the material, or reuse the analysis of the same object while
+ * its bytes are unchanged. Synchronous, for callers that are one Effect step
+ * themselves (inspect and encode run on the deploy's critical path).
+ */
+export const analyseMaterialNow = (material: CertificateMaterial): AnalysedMaterial | MaterialInvalid => {
+  const known = analyses.get(material)
+  if (known !== undefined && stillDescribes(known, material)) return known
+  const analysed = analyseNow(material)
+  if (!(analysed instanceof MaterialInvalid)) analyses.set(material, analysed)
+  return analysed
+}
 
 /** Facts, chain order and checks of the material; fails only when it cannot be parsed at all. */
 export const inspectMaterial = (
   material: CertificateMaterial,
 ): Effect.Effect<InspectedMaterial, MaterialInvalid> =>
-  Effect.flatMap(analyseMaterial(material), (analysed) => {
+  // One step: the analysis and the facts run synchronously inside it (no continuation between them).
+  Effect.suspend((): Effect.Effect<InspectedMaterial, MaterialInvalid> => {
+    const analysed = analyseMaterialNow(material)
+    if (analysed instanceof MaterialInvalid) return Effect.fail(analysed)
     const problems: Array<MaterialProblem> = []
     const toInvalid = (p: MaterialProblem) => Effect.fail(new MaterialInvalid({ problems: [p] }))
     const leaf = factsNow(analysed.leaf, "leaf")
