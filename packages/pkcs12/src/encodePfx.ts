@@ -39,7 +39,6 @@ import {
 } from "./pfxStructure.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
 import { bytesEqual } from "./privateKey.js"
-import { noStackTrace } from "./spans.js"
 
 export interface Pkcs12EncodeOptions extends PfxEncodeOptions {
   /** Legacy profile only: the certificates' cipher. `3des` (default) or `rc2-40` (what `openssl -legacy` writes). */
@@ -202,23 +201,23 @@ export const encodePfx = (
   options: Pkcs12EncodeOptions,
 ): Effect.Effect<Uint8Array, PfxEncodeError> => {
   const iterations = options.iterations ?? defaultIterations
-  const problem = invalidIterations(iterations)
-  const encoded: Effect.Effect<Uint8Array, PfxEncodeError> =
-    problem !== undefined
-      ? Effect.fail(new PfxEncodeError({ reason: problem }))
-      : // One step: the analysis (or the inspect's, remembered) and the build run synchronously inside it.
-        Effect.suspend(() => {
-          const analysed = analyseMaterialNow(material)
-          return analysed instanceof MaterialInvalid
-            ? Effect.fail(
-                new PfxEncodeError({
-                  reason: `cannot build a PFX from unreadable material: ${analysed.message}`,
-                  cause: analysed,
-                }),
-              )
-            : buildAnalysed(analysed, options, iterations)
-        })
-  return encoded.pipe(
-    Effect.withSpan("pkcs12.encodePfx", { attributes: { encoding: options.encoding } }, noStackTrace),
+  // One step inside the span: the analysis (or the inspect's, remembered) and the build run
+  // synchronously. useSpan, as inspectMaterial: the same span without withSpan's context changes.
+  return Effect.useSpan(
+    "pkcs12.encodePfx",
+    { attributes: { encoding: options.encoding } },
+    (): Effect.Effect<Uint8Array, PfxEncodeError> => {
+      const problem = invalidIterations(iterations)
+      if (problem !== undefined) return Effect.fail(new PfxEncodeError({ reason: problem }))
+      const analysed = analyseMaterialNow(material)
+      return analysed instanceof MaterialInvalid
+        ? Effect.fail(
+            new PfxEncodeError({
+              reason: `cannot build a PFX from unreadable material: ${analysed.message}`,
+              cause: analysed,
+            }),
+          )
+        : buildAnalysed(analysed, options, iterations)
+    },
   )
 }
