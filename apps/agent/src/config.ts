@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
-import { load, YAMLException } from "js-yaml"
+import { loadAll, YAMLException } from "js-yaml"
 
 const positiveInt = (description: string) =>
   Schema.Finite.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)).annotate({ description })
@@ -495,24 +495,49 @@ const maxAliases = 100
  */
 const expandedValueLimit = (text: string): number => text.length + 100_000
 
-/** Whether walking `value` as validation does (aliases expanded) visits more than `limit` values. */
-const expandsBeyond = (value: unknown, limit: number): boolean => {
+/**
+ * Walk `value` as validation does (aliases expanded): "cycle" when an alias stands inside
+ * the value it names (js-yaml builds that value as a cyclic object, which validation would
+ * walk forever), "expands" when the walk visits more than `limit` values.
+ */
+const aliasProblem = (value: unknown, limit: number): "cycle" | "expands" | undefined => {
   let visited = 0
-  const stack: Array<unknown> = [value]
-  while (stack.length > 0) {
-    const v = stack.pop()
+  const onPath = new Set<object>()
+  const stack: Array<{ readonly value: unknown } | { readonly leave: object }> = [{ value }]
+  for (let step = stack.pop(); step !== undefined; step = stack.pop()) {
+    if ("leave" in step) {
+      onPath.delete(step.leave)
+      continue
+    }
     visited += 1
-    if (visited > limit) return true
-    if (Array.isArray(v)) for (const item of v) stack.push(item)
-    else if (typeof v === "object" && v !== null) for (const item of Object.values(v)) stack.push(item)
+    if (visited > limit) return "expands"
+    const v = step.value
+    if (typeof v !== "object" || v === null) continue
+    if (onPath.has(v)) return "cycle"
+    onPath.add(v)
+    stack.push({ leave: v })
+    for (const item of Array.isArray(v) ? v : Object.values(v)) stack.push({ value: item })
   }
-  return false
+  return undefined
 }
+
+const yamlFix = (reason: string): string =>
+  /maxAliases/.test(reason)
+    ? `write the values out, or use at most ${maxAliases} aliases`
+    : /unidentified alias/.test(reason)
+      ? "define the anchor (&name) before the alias (*name) that uses it"
+      : /unknown .*tag/.test(reason)
+        ? "remove the tag (the agent reads YAML 1.2 core values: strings, numbers, booleans, null, lists, maps)"
+        : "fix the YAML syntax"
+
+const invalid = (path: string, field: string, message: string, fix: string) =>
+  Result.fail(new AgentConfigInvalid({ path, problems: [problem(field, message, fix)] }))
 
 /**
  * Parse YAML text (JSON is YAML too) and validate it; YAML syntax errors are listed with their line.
- * js-yaml with its default schema (YAML 1.2 core: no timestamps, no `<<` merge keys): a duplicate
- * key is an error, not a silent override, and 10,000 deployments load in about 0.1-0.2 s.
+ * js-yaml with its default schema (YAML 1.2 core: no timestamps, no `<<` merge keys, no custom
+ * tags): a duplicate key is an error, not a silent override, and 10,000 deployments load in
+ * about 0.1-0.2 s.
  */
 export const parseAgentConfig = (
   text: string,
@@ -520,38 +545,44 @@ export const parseAgentConfig = (
   baseDir: string,
   env: Readonly<Record<string, string | undefined>>,
 ): Result.Result<AgentConfig, AgentConfigInvalid> => {
-  let loaded: unknown
+  let documents: Array<unknown>
   try {
-    loaded = load(text, { maxAliases })
+    documents = loadAll(text, { maxAliases })
   } catch (e) {
     const reason = e instanceof YAMLException ? e.reason : String(e)
-    return Result.fail(
-      new AgentConfigInvalid({
-        path,
-        problems: [
-          problem(
-            `(yaml) line ${e instanceof YAMLException && e.mark !== undefined ? e.mark.line + 1 : "?"}`,
-            reason,
-            /alias/i.test(reason)
-              ? `write the values out, or use at most ${maxAliases} aliases`
-              : "fix the YAML syntax",
-          ),
-        ],
-      }),
-    )
+    const line = e instanceof YAMLException && e.mark !== undefined ? e.mark.line + 1 : "?"
+    return invalid(path, `(yaml) line ${line}`, reason, yamlFix(reason))
   }
-  if (expandsBeyond(loaded, expandedValueLimit(text)))
-    return Result.fail(
-      new AgentConfigInvalid({
-        path,
-        problems: [
-          problem(
-            "(yaml) aliases",
-            `expand to more than ${expandedValueLimit(text)} values, far more than the text holds (aliases of aliases)`,
-            "write the shared values out instead of nesting aliases",
-          ),
-        ],
-      }),
+  if (documents.length === 0)
+    return invalid(
+      path,
+      "(file)",
+      "is empty: it holds no YAML document",
+      "write the agent's configuration (see apps/agent/examples/agent.yaml and docs/agent.md)",
+    )
+  if (documents.length > 1)
+    return invalid(
+      path,
+      "(yaml) documents",
+      `the file holds ${documents.length} YAML documents (separated by ---); the agent reads one`,
+      "keep one document: remove the --- line and the document after it, or merge the two",
+    )
+  const loaded = documents[0]
+  const limit = expandedValueLimit(text)
+  const aliases = aliasProblem(loaded, limit)
+  if (aliases === "cycle")
+    return invalid(
+      path,
+      "(yaml) aliases",
+      "an alias stands inside the value its anchor names (a value that contains itself)",
+      "an anchored value cannot hold its own alias (*name): write that part out",
+    )
+  if (aliases === "expands")
+    return invalid(
+      path,
+      "(yaml) aliases",
+      `expand to more than ${limit} values, far more than the text holds (aliases of aliases)`,
+      "write the shared values out instead of nesting aliases",
     )
   return validateAgentConfig(loaded, path, baseDir, env)
 }

@@ -94,6 +94,42 @@ deployments:
     ])
   })
 
+  const fullProblems = (yaml: string) => {
+    const r = parseAgentConfig(yaml, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})
+    return r._tag === "Success" ? [] : r.failure.problems
+  }
+
+  it("names an empty file, several documents, a missing anchor and a custom tag, each with its fix", () => {
+    for (const empty of ["", "# nothing yet\n", "\n\n  \n"])
+      expect(fullProblems(empty), JSON.stringify(empty)).toEqual([
+        {
+          field: "(file)",
+          message: "is empty: it holds no YAML document",
+          fix: "write the agent's configuration (see apps/agent/examples/agent.yaml and docs/agent.md)",
+        },
+      ])
+    expect(fullProblems("deployments: []\n---\ndeployments: []\n")).toEqual([
+      expect.objectContaining({
+        field: "(yaml) documents",
+        message: "the file holds 2 YAML documents (separated by ---); the agent reads one",
+      }),
+    ])
+    expect(fullProblems("agent:\n  listen: *nope\n")).toEqual([
+      {
+        field: "(yaml) line 2",
+        message: 'unidentified alias "nope"',
+        fix: "define the anchor (&name) before the alias (*name) that uses it",
+      },
+    ])
+    expect(fullProblems(`deployments:${deployment("api")}\n    certificate_id: !ref api\n`)).toEqual([
+      expect.objectContaining({
+        field: "(yaml) line 5",
+        message: expect.stringMatching(/unknown .*tag/),
+        fix: expect.stringMatching(/^remove the tag/),
+      }),
+    ])
+  })
+
   it("reads YAML 1.2 core scalars: a date-like name stays a string", () => {
     const r = parseAgentConfig(
       `deployments:${deployment("2026-12-01")}\n`,
@@ -140,6 +176,16 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     expect(problemsOf(`${levels.join("\n")}\ndeployments: *l9\n`)).toEqual([
       expect.stringMatching(/^\(yaml\) aliases: expand to more than \d+ values/),
     ])
+    // An alias inside the value its anchor names: a cyclic value, refused before validation walks it.
+    for (const cyclic of [
+      "a: &a [ *a ]\n",
+      "a: &a { b: *a }\n",
+      "deployments: &d [ *d ]\n",
+      `deployments:\n  - &x { name: x, source: { cert: a, key: b }, target: *x }\n`,
+    ])
+      expect(problemsOf(cyclic), cyclic).toEqual([
+        "(yaml) aliases: an alias stands inside the value its anchor names (a value that contains itself)",
+      ])
     // More than 100 aliases: refused while loading, with the line of the 101st.
     const many = Array.from({ length: 101 }, (_, i) => `k${i}: *vault`).join("\n")
     expect(problemsOf(`${shared}${many}\n`)).toEqual([expect.stringMatching(/^\(yaml\) line \d+: .*alias/i)])
