@@ -201,6 +201,15 @@ const ca = await x509.X509CertificateGenerator.createSelfSigned({
   keys: caKeys,
   extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
 })
+// Checked before any material is written.
+const pfxWorkersText = process.env.KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS
+if (pfxWorkersText !== undefined && !/^\d+$/.test(pfxWorkersText)) {
+  console.error(
+    `KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS must be a whole number of worker threads (0 reads imports on the emulator's event loop), got "${pfxWorkersText}"`,
+  )
+  process.exit(2)
+}
+const pfxWorkersKnob = pfxWorkersText === undefined ? undefined : Number(pfxWorkersText)
 const work = mkdtempSync(join("/dev/shm", "kvdeploy-agent-fleet-"))
 const genStarted = performance.now()
 const deployments = []
@@ -241,10 +250,10 @@ console.log(
 const emulator = await start({
   vaults: Array.from({ length: VAULTS }, (_, v) => `fleet-${v}`),
   throttling: windows ? { windowMs: WINDOW_MS, writes: WRITES, others: OTHERS } : false,
-  warn: () => {},
-  ...(process.env.KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS === undefined
-    ? {}
-    : { pfxWorkers: Number(process.env.KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS) }),
+  // With the knob set, the emulator's warnings are printed: one says when the worker script is
+  // missing and it reads imports on its event loop, whatever the knob asked for.
+  warn: pfxWorkersKnob === undefined ? () => {} : (line) => console.log(`  emulator: ${line}`),
+  ...(pfxWorkersKnob === undefined ? {} : { pfxWorkers: pfxWorkersKnob }),
 })
 const yamlOf = (list) =>
   JSON.stringify({
@@ -733,7 +742,7 @@ console.log(`    (cold requests by operation: ${JSON.stringify(byOperation)})`)
   const lastS = times.length > 0 ? (Math.max(...times) - coldStartedEpoch) / 1000 : Number.NaN
   const coldS = coldMs / 1000
   console.log(
-    `    (cold CPU: agent ${coldAgentCpu.toFixed(1)} s = ${((coldAgentCpu * 1000) / TOTAL).toFixed(2)} ms per deploy, emulator process${process.env.KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS === undefined ? "" : ` (pfxWorkers ${process.env.KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS})`} ${coldOwnCpu.toFixed(1)} s = ${((coldOwnCpu * 1000) / TOTAL).toFixed(2)} ms per deploy; cores used ${((coldAgentCpu + coldOwnCpu) / coldS).toFixed(2)} of 2; first vault request at ${firstS.toFixed(1)} s, last at ${lastS.toFixed(1)} s)`,
+    `    (cold CPU: agent ${coldAgentCpu.toFixed(1)} s = ${((coldAgentCpu * 1000) / TOTAL).toFixed(2)} ms per deploy, emulator process${pfxWorkersKnob === undefined ? "" : ` (pfxWorkers ${pfxWorkersKnob})`} ${coldOwnCpu.toFixed(1)} s = ${((coldOwnCpu * 1000) / TOTAL).toFixed(2)} ms per deploy; cores used ${((coldAgentCpu + coldOwnCpu) / coldS).toFixed(2)} of 2; first vault request at ${firstS.toFixed(1)} s, last at ${lastS.toFixed(1)} s)`,
   )
 }
 const agentRequests = median(agentPasses.map((p) => p.requests))
