@@ -16,7 +16,10 @@
  * default.
  *
  * asn1js's `compareSchema` records what it matches on the parsed tree it is
- * given (the `root`), never on the schema, so a schema serves every decode.
+ * given (the `root`). Its only writes to the schema are on first use (it trims
+ * the names and decodes each node's own identifier block again, which then
+ * stays as it is: a review compared schemas before and after ~3,750 fuzzed
+ * comparisons), so a schema serves every decode.
  * Every name in one schema is distinct, and each parsed block is the root of
  * one comparison only.
  */
