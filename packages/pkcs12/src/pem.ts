@@ -13,7 +13,6 @@ import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
 import { recentlyParsed, rememberParse } from "./certificateFacts.js"
 import { derKeyToPkcs8, pemKeyToPkcs8 } from "./privateKey.js"
-import { noStackTrace } from "./spans.js"
 
 export interface ParsedPem {
   /** DER certificates, in file order. */
@@ -128,78 +127,82 @@ export const parsePem = (
   input: string | Uint8Array,
   options: ParsePemOptions = {},
 ): Effect.Effect<ParsedPem, MaterialInvalid> =>
-  Effect.gen(function* () {
-    if (typeof input !== "string" && !looksLikePem(input)) return yield* parseDer(input)
-    const text = typeof input === "string" ? input : Buffer.from(input).toString("utf8")
-    const certificates: Array<Uint8Array> = []
-    const problems: Array<MaterialProblem> = []
-    let key: Uint8Array | undefined
-    let keyBlocks = 0
-    let blocks = 0
-    for (const match of text.matchAll(BLOCK)) {
-      blocks++
-      const label = match[1] ?? ""
-      const end = match[3] ?? ""
-      const body = match[2] ?? ""
-      const field = `block ${blocks} (${label})`
-      if (label !== end) {
-        problems.push(
-          problem(
-            field,
-            `ends with "-----END ${end}-----"`,
-            "repair the PEM block: BEGIN and END labels must match",
-          ),
-        )
-        continue
-      }
-      if (IGNORED_LABELS.has(label)) continue
-      if (CERTIFICATE_LABELS.has(label)) {
-        const bytes = decodeBase64Body(body)
-        const found = bytes === undefined ? undefined : leadingCertificate(bytes)
-        if (found === undefined) {
+  // useSpan, as inspectMaterial and encodePfx: the same span, without withSpan's two context changes
+  // (the effects inside open no span and log nothing).
+  Effect.useSpan("pkcs12.parsePem", () =>
+    Effect.gen(function* () {
+      if (typeof input !== "string" && !looksLikePem(input)) return yield* parseDer(input)
+      const text = typeof input === "string" ? input : Buffer.from(input).toString("utf8")
+      const certificates: Array<Uint8Array> = []
+      const problems: Array<MaterialProblem> = []
+      let key: Uint8Array | undefined
+      let keyBlocks = 0
+      let blocks = 0
+      for (const match of text.matchAll(BLOCK)) {
+        blocks++
+        const label = match[1] ?? ""
+        const end = match[3] ?? ""
+        const body = match[2] ?? ""
+        const field = `block ${blocks} (${label})`
+        if (label !== end) {
           problems.push(
             problem(
               field,
-              "is not a readable certificate",
-              "check the PEM block is complete (openssl x509 -noout -text)",
+              `ends with "-----END ${end}-----"`,
+              "repair the PEM block: BEGIN and END labels must match",
             ),
-          )
-        } else {
-          certificates.push(handedOut(found))
-        }
-        continue
-      }
-      if (KEY_LABELS.has(label)) {
-        keyBlocks++
-        if (keyBlocks > 1) {
-          problems.push(
-            problem(field, "is a second private key", "supply exactly one private key, the leaf's"),
           )
           continue
         }
-        const pem = `-----BEGIN ${label}-----\n${body.replace(/\r\n?/g, "\n").trim()}\n-----END ${label}-----\n`
-        const passphrase = options.passphrase === undefined ? undefined : Redacted.value(options.passphrase)
-        const loaded = yield* Effect.result(pemKeyToPkcs8(pem, passphrase))
-        if (loaded._tag === "Success") key = loaded.success.pkcs8
-        else problems.push(problem(field, loaded.failure.message, loaded.failure.fix))
-        continue
+        if (IGNORED_LABELS.has(label)) continue
+        if (CERTIFICATE_LABELS.has(label)) {
+          const bytes = decodeBase64Body(body)
+          const found = bytes === undefined ? undefined : leadingCertificate(bytes)
+          if (found === undefined) {
+            problems.push(
+              problem(
+                field,
+                "is not a readable certificate",
+                "check the PEM block is complete (openssl x509 -noout -text)",
+              ),
+            )
+          } else {
+            certificates.push(handedOut(found))
+          }
+          continue
+        }
+        if (KEY_LABELS.has(label)) {
+          keyBlocks++
+          if (keyBlocks > 1) {
+            problems.push(
+              problem(field, "is a second private key", "supply exactly one private key, the leaf's"),
+            )
+            continue
+          }
+          const pem = `-----BEGIN ${label}-----\n${body.replace(/\r\n?/g, "\n").trim()}\n-----END ${label}-----\n`
+          const passphrase = options.passphrase === undefined ? undefined : Redacted.value(options.passphrase)
+          const loaded = yield* Effect.result(pemKeyToPkcs8(pem, passphrase))
+          if (loaded._tag === "Success") key = loaded.success.pkcs8
+          else problems.push(problem(field, loaded.failure.message, loaded.failure.fix))
+          continue
+        }
+        problems.push(
+          problem(
+            field,
+            `is a "${label}" block, which is neither a certificate nor a private key`,
+            "remove it; supply certificates and one private key only",
+          ),
+        )
       }
-      problems.push(
-        problem(
-          field,
-          `is a "${label}" block, which is neither a certificate nor a private key`,
-          "remove it; supply certificates and one private key only",
-        ),
-      )
-    }
-    if (blocks === 0)
-      problems.push(
-        problem(
-          "input",
-          "contains no PEM block",
-          "supply PEM text with -----BEGIN CERTIFICATE----- blocks (or DER bytes)",
-        ),
-      )
-    if (problems.length > 0) return yield* Effect.fail(new MaterialInvalid({ problems }))
-    return key === undefined ? { certificates } : { certificates, key: Redacted.make(key) }
-  }).pipe(Effect.withSpan("pkcs12.parsePem", undefined, noStackTrace))
+      if (blocks === 0)
+        problems.push(
+          problem(
+            "input",
+            "contains no PEM block",
+            "supply PEM text with -----BEGIN CERTIFICATE----- blocks (or DER bytes)",
+          ),
+        )
+      if (problems.length > 0) return yield* Effect.fail(new MaterialInvalid({ problems }))
+      return key === undefined ? { certificates } : { certificates, key: Redacted.make(key) }
+    }),
+  )

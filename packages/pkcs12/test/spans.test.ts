@@ -1,5 +1,5 @@
 /**
- * inspectMaterial and encodePfx each record one span under the caller's span,
+ * parsePem, inspectMaterial and encodePfx each record one span under the caller's span,
  * ended with the call's outcome: what a deploy's trace shows of them.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -8,8 +8,8 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Tracer from "effect/Tracer"
-import { encodePfx, inspectMaterial } from "../src/index.js"
-import { generateKey, makeAuthorities, makeMaterial } from "./fixtures.js"
+import { encodePfx, inspectMaterial, parsePem } from "../src/index.js"
+import { generateKey, makeAuthorities, makeMaterial, toPem } from "./fixtures.js"
 
 const recordingTracer = () => {
   const spans: Array<Tracer.NativeSpan> = []
@@ -95,6 +95,27 @@ describe("spans", () => {
       expect(encode.attributes.get("encoding")).toBe("legacy")
       expect(Exit.isFailure(endedWith(inspect))).toBe(true)
       expect(Exit.isFailure(endedWith(encode))).toBe(true)
+    }),
+  )
+
+  it.effect("parsePem ends one span under the caller's, with its outcome", () =>
+    Effect.gen(function* () {
+      const key = yield* Effect.promise(() => generateKey("P-256"))
+      const material = yield* Effect.promise(async () => makeMaterial(key, 2, await makeAuthorities()))
+      const pem = toPem("CERTIFICATE", material.leaf) + toPem("PRIVATE KEY", key.pkcs8)
+      const { spans, tracer } = recordingTracer()
+      const outcomes = yield* Effect.gen(function* () {
+        const parsed = yield* parsePem(pem)
+        const refused = yield* Effect.exit(parsePem("no PEM here"))
+        return { parsed, refused }
+      }).pipe(Effect.withSpan("agent"), Effect.withTracer(tracer))
+
+      expect(outcomes.parsed.certificates).toHaveLength(1)
+      expect(Exit.isFailure(outcomes.refused)).toBe(true)
+      const parses = spans.filter((s) => s.name === "pkcs12.parsePem")
+      expect(parses).toHaveLength(2)
+      expect(parses.map(parentName)).toEqual(["agent", "agent"])
+      expect(parses.map((s) => Exit.isSuccess(endedWith(s)))).toEqual([true, false])
     }),
   )
 })
