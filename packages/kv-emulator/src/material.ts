@@ -3,8 +3,8 @@
  * PKCS#12, checked the way Key Vault checks it (key matches a certificate,
  * not expired, supported key, no PKCS#1 / encrypted PEM keys).
  */
-import { createHash, createPrivateKey, type KeyObject, X509Certificate } from "node:crypto"
-import { keyUsageBits as readKeyUsageBits } from "@kvdeploy/pkcs12"
+import { createHash, createPrivateKey, type KeyObject, type X509Certificate } from "node:crypto"
+import { nodeCertificate, keyUsageBits as readKeyUsageBits } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import { isDecodeFailure, loadPfxCodec, type Material } from "./codec.js"
 import { KvError } from "./errors.js"
@@ -37,11 +37,15 @@ const noKeyCert = () =>
 export const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest("base64url")
 
 const parsedCerts = new WeakMap<Uint8Array, X509Certificate>()
-/** Parsed certificate, memoised per DER buffer (an import looks at the same certificate several times). */
+/**
+ * Parsed certificate, memoised per DER buffer (an import looks at the same certificate several
+ * times); a certificate @kvdeploy/pkcs12 has just parsed (a PFX's leaf and chain, read by
+ * decodePfx) is not parsed again.
+ */
 export const certOf = (der: Uint8Array): X509Certificate => {
   const hit = parsedCerts.get(der)
   if (hit) return hit
-  const cert = new X509Certificate(Buffer.from(der))
+  const cert = nodeCertificate(der)
   parsedCerts.set(der, cert)
   return cert
 }

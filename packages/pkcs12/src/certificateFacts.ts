@@ -172,6 +172,17 @@ export const recentlyParsed = (der: Uint8Array): ParsedCertificate | undefined =
 }
 
 /**
+ * node:crypto's parse of `der`: the one a recent parse made of exactly these
+ * bytes (decodePfx, inspectMaterial and encodePfx parse every certificate they
+ * handle; a Key Vault emulator reading an import then needs no parse of its
+ * own), else a new one, not remembered. Throws as `new X509Certificate(der)`
+ * does on bytes that are not a certificate. An X509Certificate is immutable, so
+ * sharing one is safe.
+ */
+export const nodeCertificate = (der: Uint8Array): X509Certificate =>
+  recentlyParsed(der)?.node ?? new X509Certificate(der)
+
+/**
  * `parseCertificateNow` on a private copy of `der`, or the parsed certificate
  * of the same bytes from a recent call. The result's `der` is never the caller's array.
  */

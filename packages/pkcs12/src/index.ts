@@ -3,7 +3,7 @@
  * chain ordering and PKCS#12 encode/decode, all in memory.
  */
 export { MaterialInvalid, PfxDecodeError, PfxEncodeError } from "@kvdeploy/core"
-export { canonicalSerial, certificateFacts, x5tOf } from "./certificateFacts.js"
+export { canonicalSerial, certificateFacts, nodeCertificate, x5tOf } from "./certificateFacts.js"
 export { decodePfx } from "./decodePfx.js"
 export { defaultIterations, encodePfx, type Pkcs12EncodeOptions } from "./encodePfx.js"
 export { inspectMaterial } from "./inspect.js"
