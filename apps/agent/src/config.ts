@@ -521,14 +521,19 @@ const aliasProblem = (value: unknown, limit: number): "cycle" | "expands" | unde
   return undefined
 }
 
+const yamlFixes: ReadonlyArray<readonly [RegExp, string]> = [
+  [/maxAliases/, `write the values out, or use at most ${maxAliases} aliases`],
+  [/unidentified alias/, "define the anchor (&name) before the alias (*name) that uses it"],
+  [
+    /unknown .*tag|explicit tag/,
+    "remove the tag (the agent reads YAML 1.2 core values: strings, numbers, booleans, null, lists, maps)",
+  ],
+  [/complex keys/, "write the key as a plain string"],
+  [/maxDepth/, "nest values at most 99 levels deep"],
+]
+
 const yamlFix = (reason: string): string =>
-  /maxAliases/.test(reason)
-    ? `write the values out, or use at most ${maxAliases} aliases`
-    : /unidentified alias/.test(reason)
-      ? "define the anchor (&name) before the alias (*name) that uses it"
-      : /unknown .*tag/.test(reason)
-        ? "remove the tag (the agent reads YAML 1.2 core values: strings, numbers, booleans, null, lists, maps)"
-        : "fix the YAML syntax"
+  yamlFixes.find(([pattern]) => pattern.test(reason))?.[1] ?? "fix the YAML syntax"
 
 const invalid = (path: string, field: string, message: string, fix: string) =>
   Result.fail(new AgentConfigInvalid({ path, problems: [problem(field, message, fix)] }))
@@ -553,12 +558,13 @@ export const parseAgentConfig = (
     const line = e instanceof YAMLException && e.mark !== undefined ? e.mark.line + 1 : "?"
     return invalid(path, `(yaml) line ${line}`, reason, yamlFix(reason))
   }
-  if (documents.length === 0)
+  // No document, or one that is only `---`, `~` or `null`: nothing configured.
+  if (documents.length === 0 || (documents.length === 1 && documents[0] === null))
     return invalid(
       path,
       "(file)",
       "is empty: it holds no YAML document",
-      "write the agent's configuration (see apps/agent/examples/agent.yaml and docs/agent.md)",
+      "write the agent's configuration (docs/agent.md, Configuration reference; kvdeploy-agent --print-schema prints its JSON Schema)",
     )
   if (documents.length > 1)
     return invalid(

@@ -100,12 +100,12 @@ deployments:
   }
 
   it("names an empty file, several documents, a missing anchor and a custom tag, each with its fix", () => {
-    for (const empty of ["", "# nothing yet\n", "\n\n  \n"])
+    for (const empty of ["", "# nothing yet\n", "\n\n  \n", "---\n", "~\n", "null\n", "---\n# later\n"])
       expect(fullProblems(empty), JSON.stringify(empty)).toEqual([
         {
           field: "(file)",
           message: "is empty: it holds no YAML document",
-          fix: "write the agent's configuration (see apps/agent/examples/agent.yaml and docs/agent.md)",
+          fix: "write the agent's configuration (docs/agent.md, Configuration reference; kvdeploy-agent --print-schema prints its JSON Schema)",
         },
       ])
     expect(fullProblems("deployments: []\n---\ndeployments: []\n")).toEqual([
@@ -120,6 +120,24 @@ deployments:
         message: 'unidentified alias "nope"',
         fix: "define the anchor (&name) before the alias (*name) that uses it",
       },
+    ])
+    expect(fullProblems("agent:\n  concurrency: !!int abc\n")).toEqual([
+      expect.objectContaining({ field: "(yaml) line 2", fix: expect.stringMatching(/^remove the tag/) }),
+    ])
+    expect(fullProblems("? [a]\n: b\n")).toEqual([
+      expect.objectContaining({
+        message: expect.stringMatching(/complex keys/),
+        fix: "write the key as a plain string",
+      }),
+    ])
+    // js-yaml's depth limit: 99 levels load, 100 do not.
+    const nested = (levels: number) => `agent:\n  x: ${"[".repeat(levels - 1)}${"]".repeat(levels - 1)}\n`
+    expect(fullProblems(nested(99)).map((p) => p.field)).not.toContain("(yaml) line 2")
+    expect(fullProblems(nested(100))).toEqual([
+      expect.objectContaining({
+        message: expect.stringMatching(/maxDepth/),
+        fix: "nest values at most 99 levels deep",
+      }),
     ])
     expect(fullProblems(`deployments:${deployment("api")}\n    certificate_id: !ref api\n`)).toEqual([
       expect.objectContaining({
@@ -188,7 +206,13 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
       ])
     // More than 100 aliases: refused while loading, with the line of the 101st.
     const many = Array.from({ length: 101 }, (_, i) => `k${i}: *vault`).join("\n")
-    expect(problemsOf(`${shared}${many}\n`)).toEqual([expect.stringMatching(/^\(yaml\) line \d+: .*alias/i)])
+    expect(fullProblems(`${shared}${many}\n`)).toEqual([
+      {
+        field: "(yaml) line 103", // `shared` starts with a blank line; k100, the 101st alias, is on line 103
+        message: expect.stringMatching(/alias/i),
+        fix: "write the values out, or use at most 100 aliases",
+      },
+    ])
   })
 
   it("publishes the JSON Schema generated from the Effect Schema", () => {
