@@ -57,10 +57,8 @@ const keyUsages = new WeakMap<Uint8Array, number | undefined>()
  * keyEncipherment 4, ..., decipherOnly 256); undefined when absent; throws
  * when the certificate or the extension is unreadable. Read by
  * @kvdeploy/pkcs12's `keyUsageBits` (node:crypto does not expose the
- * extension): on the leaf array `decodePfx` returned it reuses the parse made
- * while decoding, on any other certificate it parses it once with asn1js,
- * cheaper than a whole @peculiar/x509 certificate. Memoised per DER buffer,
- * like `certOf`.
+ * extension), which parses the certificate once with asn1js, cheaper than a
+ * whole @peculiar/x509 certificate. Memoised per DER buffer, like `certOf`.
  */
 export const keyUsageBits = (der: Uint8Array): number | undefined => {
   if (keyUsages.has(der)) return keyUsages.get(der)
@@ -307,12 +305,14 @@ export const readMaterial = async (value: string, password: string | undefined):
     // otherwise): no second parse of the key and the certificates to match them again.
     let leafFacts: CertificateFacts
     try {
-      // On the decoder's own leaf array: its key usage read reuses the decoder's parse.
+      // certOf takes the decoder's node:crypto parse of the leaf (nodeCertificate); the key usage
+      // is read by one asn1js parse.
       leafFacts = certificateFactsOf(result.leaf)
     } catch {
       throw invalidProps()
     }
-    // A copy goes on: the decoder's parse, remembered for its array, is not kept alive with the version.
+    // A copy goes on: the parses memoised for the decoder's array (certOf, keyUsageBits) are not
+    // kept alive with the version.
     const leaf = result.leaf.slice()
     return {
       leaf,

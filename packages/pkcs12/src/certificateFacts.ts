@@ -172,12 +172,14 @@ export const recentlyParsed = (der: Uint8Array): ParsedCertificate | undefined =
 }
 
 /**
- * node:crypto's parse of `der`: the one a recent parse made of exactly these
- * bytes (decodePfx, inspectMaterial and encodePfx parse every certificate they
- * handle; a Key Vault emulator reading an import then needs no parse of its
- * own), else a new one, not remembered. Throws as `new X509Certificate(der)`
- * does on bytes that are not a certificate. An X509Certificate is immutable, so
- * sharing one is safe.
+ * node:crypto's parse of `der`, as `new X509Certificate(der)` gives it (which,
+ * like OpenSSL, reads a certificate followed by other bytes): the one a recent
+ * parse made, when its certificate is exactly these bytes (decodePfx,
+ * inspectMaterial and encodePfx parse every certificate they handle; a Key
+ * Vault emulator reading an import then needs no parse of its own), else a new
+ * one, not remembered. Throws as `new X509Certificate(der)` does on bytes that
+ * do not start with a certificate. Treat the result as read-only: it may be
+ * shared, and its `raw` is one Buffer for every holder.
  */
 export const nodeCertificate = (der: Uint8Array): X509Certificate =>
   recentlyParsed(der)?.node ?? new X509Certificate(der)

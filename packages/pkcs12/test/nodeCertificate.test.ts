@@ -1,8 +1,8 @@
 /**
  * nodeCertificate hands out node:crypto's parse a decode already made of the same
  * bytes (the Key Vault emulator reads every imported leaf this way), and parses
- * anything else itself: never another certificate's parse, never a parse of
- * bytes that are not exactly one certificate.
+ * anything else itself: never another certificate's parse, and a cached parse
+ * only for bytes that are exactly its certificate.
  */
 import "reflect-metadata"
 import { X509Certificate } from "node:crypto"
@@ -10,8 +10,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { beforeAll } from "vitest"
+import { parseCertificateSharedNow } from "../src/certificateFacts.js"
 import { decodePfx, encodePfx, nodeCertificate } from "../src/index.js"
-import { generateKey, makeAuthorities, makeMaterial, type TestAuthorities } from "./fixtures.js"
+import { generateKey, issue, makeAuthorities, makeMaterial, type TestAuthorities } from "./fixtures.js"
 
 let authorities: TestAuthorities
 beforeAll(async () => {
@@ -46,25 +47,27 @@ describe("nodeCertificate", () => {
     const parsed = nodeCertificate(other)
     expect(new Uint8Array(parsed.raw)).toEqual(other)
     expect(parsed).not.toBe(nodeCertificate(out.leaf))
-    // A certificate the process never parsed through the package: a fresh parse each time.
-    const fresh = authorities.certificates[0] ?? new Uint8Array(0)
-    const again = new X509Certificate(fresh)
-    expect(nodeCertificate(fresh).fingerprint256).toBe(again.fingerprint256)
+    // A certificate the package never parsed: a fresh parse at each call, of the same certificate.
+    const unseen = await issue({ subject: "CN=never parsed here", key: await generateKey("P-256"), ca: false })
+    const first = nodeCertificate(unseen)
+    const second = nodeCertificate(unseen)
+    expect(second).not.toBe(first)
+    expect(second.fingerprint256).toBe(new X509Certificate(unseen).fingerprint256)
+    expect(first.fingerprint256).toBe(second.fingerprint256)
   })
 
-  it("does not serve a cached parse for the same certificate followed by other bytes, and throws on garbage", async () => {
+  it("does not serve a cached parse for a certificate followed by other bytes, and throws on garbage", async () => {
     const { out } = await decoded()
     const padded = new Uint8Array([...out.leaf, 0x00, 0x01])
-    const known = nodeCertificate(out.leaf)
-    // OpenSSL may read the certificate in front of the padding; what matters is that the
-    // cached parse of the exact bytes is not handed out for different bytes.
-    let fromPadded: X509Certificate | undefined
-    try {
-      fromPadded = nodeCertificate(padded)
-    } catch {
-      fromPadded = undefined
-    }
-    expect(fromPadded).not.toBe(known)
+    // The package parses (and remembers) the padded bytes: OpenSSL reads the certificate in front.
+    const stored = parseCertificateSharedNow(padded, "padded")
+    expect(stored._tag).toBe("Parsed")
+    if (stored._tag !== "Parsed") return
+    expect(stored.parsed.node.raw.length).toBe(out.leaf.length)
+    // That parse is of other bytes than `padded` (its certificate is shorter): not handed out for them.
+    const fromPadded = nodeCertificate(padded)
+    expect(fromPadded).not.toBe(stored.parsed.node)
+    expect(nodeCertificate(out.leaf)).not.toBe(fromPadded)
     expect(() => nodeCertificate(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x00]))).toThrow()
   })
 })
