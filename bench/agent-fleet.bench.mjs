@@ -203,9 +203,9 @@ const ca = await x509.X509CertificateGenerator.createSelfSigned({
 })
 // Checked before any material is written.
 const pfxWorkersText = process.env.KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS
-if (pfxWorkersText !== undefined && !/^\d+$/.test(pfxWorkersText)) {
+if (pfxWorkersText !== undefined && !(/^\d+$/.test(pfxWorkersText) && Number(pfxWorkersText) <= 64)) {
   console.error(
-    `KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS must be a whole number of worker threads (0 reads imports on the emulator's event loop), got "${pfxWorkersText}"`,
+    `KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS must be a whole number of worker threads from 0 to 64 (0 reads imports on the emulator's event loop), got "${pfxWorkersText}"`,
   )
   process.exit(2)
 }

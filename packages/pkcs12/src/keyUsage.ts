@@ -24,8 +24,8 @@ import { noStackTrace } from "./spans.js"
 const keyUsageOid = "2.5.29.15"
 
 // Built once and reused (asn1js's compareSchema records what it matches on the
-// parsed tree it is given; it writes to the schema only on first use, where it trims
-// names and re-reads identifier blocks once, see decodeStructure.ts; building pkijs's Certificate
+// parsed tree it is given; its writes to the schema, names trimmed and identifier blocks
+// re-read, put back the same values after the first use, see decodeStructure.ts; building pkijs's Certificate
 // schema, hundreds of asn1js objects, cost as much as comparing with it).
 let certificateSchemaBuilt: asn1js.AsnType | undefined
 const certificateSchema = (): asn1js.AsnType =>

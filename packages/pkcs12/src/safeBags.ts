@@ -62,8 +62,8 @@ const copyOf = (view: ArrayBuffer | Uint8Array): Uint8Array => Uint8Array.from(n
 
 // pkijs's schemas, each built once and reused: asn1js's compareSchema records what it
 // matches (the named parts, the repeated bags) on the parsed block it is given (its writes
-// to a schema happen on first use only, see decodeStructure.ts), and building a schema is
-// a few dozen asn1js objects each time.
+// to a schema put back the same values after the first use, see decodeStructure.ts), and
+// building a schema is a few dozen asn1js objects each time.
 // SafeContents ::= SEQUENCE OF SafeBag. pkijs's SafeContents schema compares every bag
 // with SafeBag's schema, and readBag then compared each one again to name its parts:
 // here the SEQUENCE OF is taken as it is and each bag is compared once, by readBag.
