@@ -48,7 +48,11 @@ describe("nodeCertificate", () => {
     expect(new Uint8Array(parsed.raw)).toEqual(other)
     expect(parsed).not.toBe(nodeCertificate(out.leaf))
     // A certificate the package never parsed: a fresh parse at each call, of the same certificate.
-    const unseen = await issue({ subject: "CN=never parsed here", key: await generateKey("P-256"), ca: false })
+    const unseen = await issue({
+      subject: "CN=never parsed here",
+      key: await generateKey("P-256"),
+      ca: false,
+    })
     const first = nodeCertificate(unseen)
     const second = nodeCertificate(unseen)
     expect(second).not.toBe(first)
