@@ -9,6 +9,7 @@ import { chmodSync, copyFileSync, existsSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { agentNodeFlags } from "./node-flags.mjs"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const out = join(root, "dist", "sea")
@@ -25,8 +26,8 @@ writeFileSync(
     disableExperimentalSEAWarning: true,
     useCodeCache: false,
     useSnapshot: false,
-    // The agent releases memory after each reconcile pass with a full collection (src/idleRelease.ts).
-    execArgv: ["--expose-gc"],
+    // --expose-gc and the young generation's size: see node-flags.mjs.
+    execArgv: [...agentNodeFlags],
   }),
 )
 execFileSync(process.execPath, ["--experimental-sea-config", config], { stdio: "inherit" })
