@@ -3,7 +3,10 @@
 // postject injects into a copy of this Node binary: dist/sea/kvdeploy-agent
 // runs with no Node.js on PATH. Prints how long each step took. The executable
 // starts Node with --expose-gc (execArgv), so the agent can give memory back
-// after each reconcile pass.
+// after each reconcile pass. The material worker's CommonJS bundle
+// (dist/sea/materialWorker.cjs) goes into the blob as an asset: a worker of the
+// executable cannot load a file from the blob, so the agent starts it from the
+// asset's text (src/materialPool.ts).
 import { execFileSync } from "node:child_process"
 import { chmodSync, copyFileSync, existsSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -14,7 +17,9 @@ import { agentNodeFlags } from "./node-flags.mjs"
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const out = join(root, "dist", "sea")
 const main = join(out, "agent.cjs")
-if (!existsSync(main)) throw new Error(`${main} is missing: run node scripts/bundle.mjs --sea first`)
+const worker = join(out, "materialWorker.cjs")
+for (const f of [main, worker])
+  if (!existsSync(f)) throw new Error(`${f} is missing: run node scripts/bundle.mjs --sea first`)
 const started = Date.now()
 const config = join(out, "sea-config.json")
 const blob = join(out, "agent.blob")
@@ -28,6 +33,8 @@ writeFileSync(
     useSnapshot: false,
     // --expose-gc and the young generation's size: see node-flags.mjs.
     execArgv: [...agentNodeFlags],
+    // The name is src/materialPool.ts's seaWorkerAsset.
+    assets: { "materialWorker.cjs": worker },
   }),
 )
 execFileSync(process.execPath, ["--experimental-sea-config", config], { stdio: "inherit" })

@@ -5,6 +5,7 @@
  * every problem at once, each with the field it concerns and the fix.
  */
 import { createHash } from "node:crypto"
+import { availableParallelism } from "node:os"
 import { type ConfigProblem, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -12,6 +13,12 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import { loadAll, YAMLException } from "js-yaml"
+
+/** The most material workers a configuration may ask for. */
+export const maxMaterialWorkers = 64
+
+/** Material workers by default: one per CPU beyond the main thread's, at most 4 (none on one CPU). */
+export const defaultMaterialWorkers = (): number => Math.max(0, Math.min(4, availableParallelism() - 1))
 
 const positiveInt = (description: string) =>
   Schema.Finite.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)).annotate({ description })
@@ -140,6 +147,16 @@ export const AgentSettingsSchema = Schema.Struct({
         "A pass lists a vault's certificates (one request per 25) to find the deployments already in place, instead of one read each, when it covers at least this many deployments of the vault (default 25; 0: never list)",
     }),
   ),
+  material_workers: Schema.optionalKey(
+    Schema.Finite.check(
+      Schema.isInt(),
+      Schema.isGreaterThanOrEqualTo(0),
+      Schema.isLessThanOrEqualTo(maxMaterialWorkers),
+    ).annotate({
+      description:
+        "Worker threads that parse sources and build PFX files for deploys, off the main thread (0 to 64; default min(4, CPUs - 1); 0: everything on the main thread)",
+    }),
+  ),
 })
 
 export const AgentConfigSchema = Schema.Struct({
@@ -200,6 +217,8 @@ export interface AgentSettings {
   readonly requestTimeoutMs: number
   /** A pass lists a vault with at least this many deployments (0: never). */
   readonly vaultListMinDeployments: number
+  /** Worker threads for the material of deploys (materialPool.ts; 0: none). */
+  readonly materialWorkers: number
 }
 
 export interface AgentConfig {
@@ -299,6 +318,8 @@ export const validateAgentConfig = (
       // Target fields are checked (with better messages, secrets included) by core's validation below.
       if (/^deployments\[\d+\]\.target\.[^.]+$/.test(field) && /excess|unexpected/i.test(issue.message))
         continue
+      // Checked below, with its own fix.
+      if (field === "agent.material_workers") continue
       problems.push(problem(field, issue.message, "see schema/agent-config.schema.json or docs/agent.md"))
     }
   }
@@ -456,6 +477,23 @@ export const validateAgentConfig = (
         "make it at least backoff_base_seconds",
       ),
     )
+  const rawWorkers = rawAgent.material_workers
+  if (
+    rawWorkers !== undefined &&
+    !(
+      typeof rawWorkers === "number" &&
+      Number.isInteger(rawWorkers) &&
+      rawWorkers >= 0 &&
+      rawWorkers <= maxMaterialWorkers
+    )
+  )
+    problems.push(
+      problem(
+        "agent.material_workers",
+        `is ${JSON.stringify(rawWorkers) ?? String(rawWorkers)}, not a whole number from 0 to ${maxMaterialWorkers}`,
+        `give a whole number from 0 to ${maxMaterialWorkers} (0: every source is parsed on the main thread), or leave it out for the default (min(4, CPUs - 1) = ${defaultMaterialWorkers()} here)`,
+      ),
+    )
   if (problems.length > 0) return Result.fail(new AgentConfigInvalid({ path, problems }))
   const stateDir = agent.state_dir ?? defaults.stateDir
   return Result.succeed({
@@ -479,6 +517,7 @@ export const validateAgentConfig = (
       backoffMaxMs: backoffMax * 1000,
       requestTimeoutMs: (agent.request_timeout_seconds ?? defaults.requestTimeoutSeconds) * 1000,
       vaultListMinDeployments: agent.vault_list_min_deployments ?? defaults.vaultListMinDeployments,
+      materialWorkers: agent.material_workers ?? defaultMaterialWorkers(),
     },
     deployments,
   })

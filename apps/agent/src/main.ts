@@ -2,8 +2,9 @@
  * Composition of kvdeploy-agent: the only place adapters are chosen. The
  * Vault port comes from @kvdeploy/azure-kv (one SDK client pair per vault and
  * credential, SDK retries off so every request passes the agent's budget),
- * credentials from @kvdeploy/credentials, PfxCodec from @kvdeploy/pkcs12,
- * Metrics from @kvdeploy/metrics/prometheus; the HTTP server from
+ * credentials from @kvdeploy/credentials, PfxCodec from @kvdeploy/pkcs12
+ * (answering the material that the material workers prepared from their work,
+ * materialPool.ts), Metrics from @kvdeploy/metrics/prometheus; the HTTP server from
  * @effect/platform-node. `Layer.launch` runs it, `NodeRuntime.runMain`
  * turns SIGTERM/SIGINT into interruption (exit 0 once the deploys in flight
  * are finished).
@@ -30,6 +31,7 @@ import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig } fro
 import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
+import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
 import * as Runtime from "./runtime.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
 import { version } from "./version.js"
@@ -122,7 +124,13 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
 
 /** The whole agent for a validated configuration. */
 export const agentLayer = (config: AgentConfig) => {
-  const adapters = Layer.mergeAll(Prometheus.layer, Pkcs12.layer)
+  // The material of likely deploys is parsed, inspected and encoded by worker threads
+  // (material_workers; none: on the main thread), and the codec answers a deploy from their work.
+  const adapters = Layer.mergeAll(
+    Prometheus.layer,
+    pooledCodecLayer(Pkcs12.layer),
+    materialWorkersLayer(config.settings.materialWorkers),
+  )
   const runtime = Runtime.layer(config).pipe(Layer.provide(azureVaults(config)), Layer.provideMerge(adapters))
   const http = HttpRouter.serve(routes, { disableLogger: true }).pipe(
     Layer.provide(

@@ -50,6 +50,7 @@ import { backoffSchedule, retryAfterFirstFailure } from "./backoff.js"
 import { type ImportReservation, makeVaultBudgetUnsafe, type VaultBudget } from "./budget.js"
 import type { AgentConfig, AgentSettings, Deployment } from "./config.js"
 import { exposedGc, exposedMajorGc, makeIdleRelease } from "./idleRelease.js"
+import { MaterialWorkers } from "./materialPool.js"
 import { makePermits, type Permits } from "./permits.js"
 import { checkPickup } from "./pickup.js"
 import {
@@ -204,6 +205,7 @@ export const makeReconciler = (
     const vaults = yield* Vaults
     const metrics = yield* Metrics
     const codec = yield* PfxCodec
+    const materialWorkers = yield* MaterialWorkers
     const settings: AgentSettings = initial.settings
     const global = makePermits(settings.concurrency)
     // Deployments of one vault in progress at once (the rest wait for their lane, holding nothing).
@@ -398,12 +400,12 @@ export const makeReconciler = (
           (slot.facts === undefined || slot.facts.fingerprint !== bytes.success.fingerprint)
         ) {
           work.heavy = true
-          // A likely deploy (an import permit reserved for it) is checked by the deploy's own codec.
-          const checked = yield* materialOf(
-            d.source,
-            bytes.success,
-            process.env,
-            reserved === undefined ? undefined : codec,
+          // A likely deploy (an import permit reserved for it) is checked by the deploy's own codec,
+          // on a material worker when there are some (its PFX built there too).
+          const checked = yield* (
+            reserved === undefined
+              ? materialOf(d.source, bytes.success, process.env)
+              : materialWorkers.forDeploy(d.source, bytes.success, process.env, codec, d.target.pfxEncoding)
           ).pipe(Effect.result)
           if (checked._tag === "Failure") broken = checked.failure
           else {
@@ -610,7 +612,9 @@ export const makeReconciler = (
             }
             whole = read.success
           }
-          const again = yield* Effect.result(materialOf(d.source, whole, process.env, codec))
+          const again = yield* Effect.result(
+            materialWorkers.forDeploy(d.source, whole, process.env, codec, d.target.pfxEncoding),
+          )
           // Facts taken from the state (a restart) meet a parse here for the first time.
           if (again._tag === "Failure") return yield* sourceIsBroken(again.failure, whole.fingerprint)
           if (

@@ -280,7 +280,7 @@ const materialCheckedBy = (
  */
 export const materialOf = (
   source: Source,
-  bytes: SourceBytes,
+  bytes: Pick<SourceBytes, "fingerprint" | "files">,
   env: Readonly<Record<string, string | undefined>>,
   deployWith?: PfxCodec["Service"],
 ): Effect.Effect<{ readonly material: CertificateMaterial; readonly facts: SourceFacts }, SourceBroken> =>

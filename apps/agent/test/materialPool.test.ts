@@ -1,0 +1,330 @@
+/**
+ * The material workers (materialPool.ts, materialWorker.ts): a worker answers
+ * what the main thread's `materialOf` answers (material, facts, or the same
+ * SourceBroken problems), with the codec's inspection and the transport PFX;
+ * a deploy of that material parses nothing again on the main thread and
+ * imports the worker's PFX; a worker that dies hands its sources back to the
+ * main thread; an idle pool ends its workers. The workers run the built
+ * dist/materialWorker.js (the global setup bundles the agent).
+ */
+import { once } from "node:events"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import {
+  type CertificateMaterial,
+  deploy,
+  PfxCodec,
+  type PfxEncodeOptions,
+  transportPfxOptions,
+  validateTargetConfigSync,
+} from "@kvdeploy/core"
+import { InMemoryAuditLog, InMemoryVault, RecordingMetrics } from "@kvdeploy/core/test"
+import { decodePfx, encodePfx, layer as pkcs12Layer } from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Redacted from "effect/Redacted"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { defaultMaterialWorkers, parseAgentConfig, type Source } from "../src/config.js"
+import {
+  MaterialPool,
+  type MaterialPoolOptions,
+  materialWorkerCode,
+  pooledCodec,
+  throughPool,
+} from "../src/materialPool.js"
+import { materialOf, readSource } from "../src/source.js"
+import { type Issued, makePki, type Pki } from "./pki.js"
+
+const pkcs12 = Effect.runSync(
+  Effect.gen(function* () {
+    return yield* PfxCodec
+  }).pipe(Effect.provide(pkcs12Layer)),
+)
+
+/** Pkcs12's codec, counting the calls that reach it. */
+const counting = () => {
+  const calls = { inspect: 0, encode: 0, decoded: [] as Array<Uint8Array> }
+  const codec: PfxCodec["Service"] = {
+    ...pkcs12,
+    inspect: (m) => {
+      calls.inspect++
+      return pkcs12.inspect(m)
+    },
+    encode: (m, o) => {
+      calls.encode++
+      return pkcs12.encode(m, o)
+    },
+    decode: (bytes, password) => {
+      calls.decoded.push(bytes)
+      return pkcs12.decode(bytes, password)
+    },
+  }
+  return { codec, calls }
+}
+
+let pki: Pki
+let dir: string
+let leaf: Issued
+let other: Issued
+const pools: Array<MaterialPool> = []
+const code = materialWorkerCode()
+
+beforeAll(async () => {
+  pki = await makePki()
+  leaf = await pki.leaf("pooled.example.test")
+  other = await pki.leaf("other.example.test")
+  dir = mkdtempSync(join(tmpdir(), "kvdeploy-pool-"))
+})
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close()))
+})
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const newPool = (size: number, options?: MaterialPoolOptions): MaterialPool => {
+  if (code === undefined) throw new Error("dist/materialWorker.js is missing: the global setup bundles it")
+  const pool = new MaterialPool(size, code, options)
+  pools.push(pool)
+  return pool
+}
+
+const file = (name: string, content: string | Uint8Array): string => {
+  const path = join(dir, name)
+  writeFileSync(path, content)
+  return path
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex")
+const plain = (m: CertificateMaterial) => ({
+  leaf: hex(m.leaf),
+  chain: m.chain.map(hex),
+  key: hex(Redacted.value(m.key)),
+})
+
+/** Main thread and pool, side by side, for one source. */
+const both = async (pool: MaterialPool, source: Source, env: Record<string, string> = {}) => {
+  const bytes = await Effect.runPromise(readSource(source))
+  const main = await Effect.runPromise(Effect.result(materialOf(source, bytes, env, pkcs12)))
+  const pooled = await Effect.runPromise(
+    Effect.result(throughPool(pool)(source, bytes, env, pkcs12, "modern")),
+  )
+  return { main, pooled }
+}
+
+describe("material workers", () => {
+  it("answer a good PEM source as the main thread does, with its inspection and a PFX of the same material", async () => {
+    const pool = newPool(2)
+    const source: Source = {
+      _tag: "Pem",
+      cert: file("good.crt", leaf.certPem),
+      chain: file("good-chain.crt", pki.caPem),
+      key: file("good.key", leaf.keyPem),
+    }
+    const { main, pooled } = await both(pool, source)
+    if (main._tag === "Failure" || pooled._tag === "Failure") throw new Error("expected both to succeed")
+    expect(pooled.success.facts).toEqual(main.success.facts)
+    expect(pooled.success.facts.x5t).toBe(leaf.x5t)
+    expect(plain(pooled.success.material)).toEqual(plain(main.success.material))
+    expect(Redacted.isRedacted(pooled.success.material.key)).toBe(true)
+
+    const { codec, calls } = counting()
+    const agentCodec = pooledCodec(codec)
+    const inspected = await Effect.runPromise(agentCodec.inspect(pooled.success.material))
+    expect(inspected).toEqual(await Effect.runPromise(pkcs12.inspect(main.success.material)))
+    const pfx = await Effect.runPromise(
+      agentCodec.encode(pooled.success.material, transportPfxOptions("modern")),
+    )
+    expect(calls.inspect + calls.encode).toBe(0)
+    const decoded = await Effect.runPromise(decodePfx(pfx, transportPfxOptions("modern").password))
+    expect(plain(decoded)).toEqual(plain(pooled.success.material))
+
+    // Other options (a copy of the transport options, another encoding) are the delegate's.
+    const copy: PfxEncodeOptions = { ...transportPfxOptions("modern") }
+    await Effect.runPromise(agentCodec.encode(pooled.success.material, copy))
+    await Effect.runPromise(agentCodec.encode(pooled.success.material, transportPfxOptions("legacy")))
+    expect(calls.encode).toBe(2)
+    // Material the pool did not answer is the delegate's too.
+    await Effect.runPromise(agentCodec.inspect(main.success.material))
+    expect(calls.inspect).toBe(1)
+  })
+
+  it("open a PFX with the password from the environment, as the main thread does", async () => {
+    const pool = newPool(1)
+    const material: CertificateMaterial = {
+      leaf: new Uint8Array(Buffer.from(leaf.certPem.replace(/-----[^-]+-----|\s/g, ""), "base64")),
+      chain: [],
+      key: Redacted.make(
+        new Uint8Array(Buffer.from(leaf.keyPem.replace(/-----[^-]+-----|\s/g, ""), "base64")),
+      ),
+    }
+    const pfx = await Effect.runPromise(
+      encodePfx(material, { encoding: "modern", password: Redacted.make("correct horse") }),
+    )
+    const source: Source = { _tag: "Pfx", pfx: file("p.pfx", pfx), passwordEnv: "POOL_TEST_PFX_PASSWORD" }
+    const good = await both(pool, source, { POOL_TEST_PFX_PASSWORD: "correct horse" })
+    if (good.main._tag === "Failure" || good.pooled._tag === "Failure")
+      throw new Error("expected both to succeed")
+    expect(good.pooled.success.facts).toEqual(good.main.success.facts)
+    expect(plain(good.pooled.success.material)).toEqual(plain(good.main.success.material))
+
+    const wrong = await both(pool, source, { POOL_TEST_PFX_PASSWORD: "battery staple" })
+    if (wrong.main._tag === "Success" || wrong.pooled._tag === "Success") throw new Error("expected failures")
+    expect(wrong.pooled.failure.problems).toEqual(wrong.main.failure.problems)
+    expect(wrong.pooled.failure.problems.join()).toMatch(/POOL_TEST_PFX_PASSWORD does not open it/)
+  })
+
+  it("answer a broken source with the main thread's SourceBroken problems", async () => {
+    const pool = newPool(2)
+    const half = leaf.certPem.slice(0, Math.floor(leaf.certPem.length / 2))
+    const cases: Array<[string, Source, RegExp]> = [
+      [
+        "mismatched key",
+        {
+          _tag: "Pem",
+          cert: file("m.crt", leaf.certPem),
+          chain: undefined,
+          key: file("m.key", other.keyPem),
+        },
+        /matches none of the certificates/,
+      ],
+      [
+        "half-written certificate",
+        { _tag: "Pem", cert: file("h.crt", half), chain: undefined, key: file("h.key", leaf.keyPem) },
+        /^cert /,
+      ],
+      [
+        "no key",
+        { _tag: "Pem", cert: file("n.crt", leaf.certPem), chain: undefined, key: undefined },
+        /holds no private key and no key file is configured/,
+      ],
+    ]
+    for (const [name, source, expected] of cases) {
+      const { main, pooled } = await both(pool, source)
+      if (main._tag === "Success" || pooled._tag === "Success") throw new Error(`${name}: expected failures`)
+      expect(pooled.failure._tag, name).toBe("SourceBroken")
+      expect(pooled.failure.problems, name).toEqual(main.failure.problems)
+      expect(pooled.failure.problems.join("\n"), name).toMatch(expected)
+      expect(pooled.failure.message, name).not.toContain(leaf.keyPem.split("\n")[1])
+    }
+  })
+
+  it("make a deploy parse nothing again on the main thread: it imports the worker's PFX", async () => {
+    const pool = newPool(1)
+    const source: Source = {
+      _tag: "Pem",
+      cert: file("d.crt", leaf.certPem),
+      chain: file("d-chain.crt", pki.caPem),
+      key: file("d.key", leaf.keyPem),
+    }
+    const bytes = await Effect.runPromise(readSource(source))
+    const { codec, calls } = counting()
+    const vault = counting()
+    const agentCodec = pooledCodec(codec)
+    const { material } = await Effect.runPromise(throughPool(pool)(source, bytes, {}, agentCodec, "modern"))
+    const pfx = await Effect.runPromise(agentCodec.encode(material, transportPfxOptions("modern")))
+    const checked = validateTargetConfigSync({
+      vault_url: "https://kv-pool.vault.azure.net",
+      certificate_name: "pooled",
+    })
+    if (checked._tag === "Failure") throw new Error(checked.failure.message)
+    const outcome = await Effect.runPromise(
+      deploy({ target: checked.success, material, certificateId: "pooled" }).pipe(
+        Effect.provide(
+          Layer.mergeAll(
+            // The vault reads what it is sent with a codec of its own, which records the PFX.
+            InMemoryVault.layer.pipe(Layer.provide(Layer.succeed(PfxCodec, vault.codec))),
+            Layer.succeed(PfxCodec, agentCodec),
+            RecordingMetrics.layer,
+            InMemoryAuditLog.layer,
+            Logger.layer([]),
+          ),
+        ),
+      ),
+    )
+    expect(outcome._tag).toBe("Succeeded")
+    expect(calls).toEqual({ inspect: 0, encode: 0, decoded: [] })
+    // The vault read the PFX it was sent: the worker's.
+    expect(vault.calls.decoded).toHaveLength(1)
+    expect(hex(vault.calls.decoded[0] as Uint8Array)).toBe(hex(pfx))
+  })
+
+  it("hand a source back to the main thread when its worker dies on the way", async () => {
+    const failures: Array<{ worker: string; reason: string; pending: number }> = []
+    const pool = newPool(1, {
+      onFailure: (f) => failures.push(f),
+      posted: (worker) => void worker.terminate(),
+    })
+    const source: Source = {
+      _tag: "Pem",
+      cert: file("k.crt", leaf.certPem),
+      chain: undefined,
+      key: file("k.key", leaf.keyPem),
+    }
+    const { main, pooled } = await both(pool, source)
+    if (main._tag === "Failure" || pooled._tag === "Failure") throw new Error("expected both to succeed")
+    expect(pooled.success.facts).toEqual(main.success.facts)
+    expect(plain(pooled.success.material)).toEqual(plain(main.success.material))
+    expect(failures).toHaveLength(1)
+    expect(failures[0]?.pending).toBe(1)
+    expect(pool.started).toBe(0)
+  })
+
+  it("end every worker once idle", async () => {
+    const pool = newPool(2, { idleMs: 10 })
+    const source: Source = {
+      _tag: "Pem",
+      cert: file("i.crt", leaf.certPem),
+      chain: undefined,
+      key: file("i.key", leaf.keyPem),
+    }
+    const bytes = await Effect.runPromise(readSource(source))
+    const read = throughPool(pool)(source, bytes, {}, pkcs12, "modern")
+    // Two at once: both workers start.
+    const reading = Promise.all([Effect.runPromise(read), Effect.runPromise(read)])
+    const workers = pool.workers()
+    expect(workers).toHaveLength(2)
+    const exited = Promise.all(workers.map((w) => once(w, "exit")))
+    await reading
+    await exited
+    expect(pool.started).toBe(0)
+    expect(pool.workers()).toHaveLength(0)
+  })
+})
+
+describe("material_workers", () => {
+  const settingsOf = (value: string | undefined) =>
+    parseAgentConfig(
+      `${value === undefined ? "" : `agent:\n  material_workers: ${value}\n`}deployments: []\n`,
+      "/etc/kvdeploy/agent.yaml",
+      "/etc/kvdeploy",
+      {},
+    )
+
+  it("takes a whole number from 0 to 64; by default min(4, CPUs - 1)", () => {
+    for (const [value, expected] of [
+      ["0", 0],
+      ["3", 3],
+      ["64", 64],
+      [undefined, defaultMaterialWorkers()],
+    ] as const) {
+      const r = settingsOf(value)
+      if (r._tag === "Failure") throw new Error(r.failure.message)
+      expect(r.success.settings.materialWorkers, String(value)).toBe(expected)
+    }
+    expect(defaultMaterialWorkers()).toBeGreaterThanOrEqual(0)
+    expect(defaultMaterialWorkers()).toBeLessThanOrEqual(4)
+  })
+
+  it("refuses anything else, naming the field and the fix", () => {
+    for (const value of ["-1", "1.5", "65", "four", "~"]) {
+      const r = settingsOf(value)
+      if (r._tag === "Success") throw new Error(`${value} was accepted`)
+      expect(r.failure.problems, value).toHaveLength(1)
+      const [problem] = r.failure.problems
+      expect(problem?.field, value).toBe("agent.material_workers")
+      expect(problem?.message, value).toMatch(/not a whole number from 0 to 64/)
+      expect(problem?.fix, value).toMatch(/give a whole number from 0 to 64/)
+    }
+  })
+})
