@@ -25,12 +25,19 @@
 //     restarted agent; each after a settle time (the agent's own release of memory once a
 //     pass is over) and again after a full collection forced through the inspector.
 //
-// The agent runs the way the deployment files run it: node --expose-gc (the single
-// executable has it in its execArgv) and glibc's malloc settings of the systemd unit, the
-// Dockerfile and the Kubernetes manifest (AGENT_ENV below). KVDEPLOY_BENCH_AGENT_FLAGS adds
-// node flags (for example --cpu-prof --cpu-prof-dir=DIR to profile the agent).
-// KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS sets the emulator's pfxWorkers (default: the emulator's
-// own, 2 on this machine), to see what the emulator's thread hop costs the shared cores.
+// The agent runs the way the deployment files run it: with the single executable's node
+// flags (apps/agent/scripts/node-flags.mjs: --expose-gc and the young generation's size) and
+// glibc's malloc settings of the systemd unit, the Dockerfile and the Kubernetes manifest
+// (AGENT_ENV below). KVDEPLOY_BENCH_AGENT_FLAGS adds node flags (for example --cpu-prof
+// --cpu-prof-dir=DIR to profile the agent).
+//
+// The emulator stands in for Key Vault, which runs elsewhere; here it shares the two cores
+// with the agent under test, so its own CPU is taken from the agent. It reads imports on its
+// event loop in this bench (pfxWorkers 0): its PFX worker threads cost more CPU in all than
+// they save its event loop (a thread hop each way per import: 2.90-3.60 ms of emulator CPU
+// per deploy with the default 2 workers, 2.75-2.99 ms with none, in full-scale runs of
+// 2026-11-30). KVDEPLOY_BENCH_EMULATOR_PFX_WORKERS sets another number (2 is the emulator's
+// default on this machine).
 import "reflect-metadata"
 import { spawn } from "node:child_process"
 import { createHash, webcrypto } from "node:crypto"
@@ -48,6 +55,7 @@ import { loadavg } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
+import { agentNodeFlags } from "../apps/agent/scripts/node-flags.mjs"
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -210,6 +218,7 @@ if (pfxWorkersText !== undefined && !(/^\d+$/.test(pfxWorkersText) && Number(pfx
   process.exit(2)
 }
 const pfxWorkersKnob = pfxWorkersText === undefined ? undefined : Number(pfxWorkersText)
+const pfxWorkers = pfxWorkersKnob ?? 0
 const work = mkdtempSync(join("/dev/shm", "kvdeploy-agent-fleet-"))
 const genStarted = performance.now()
 const deployments = []
@@ -253,7 +262,7 @@ const emulator = await start({
   // With the knob set, the emulator's warnings are printed: one says when the worker script is
   // missing and it reads imports on its event loop, whatever the knob asked for.
   warn: pfxWorkersKnob === undefined ? () => {} : (line) => console.log(`  emulator: ${line}`),
-  ...(pfxWorkersKnob === undefined ? {} : { pfxWorkers: pfxWorkersKnob }),
+  pfxWorkers,
 })
 const yamlOf = (list) =>
   JSON.stringify({
@@ -287,7 +296,7 @@ const AGENT_ENV = {
 }
 const agentLog = process.env.KVDEPLOY_BENCH_AGENT_LOG
 const AGENT_FLAGS = [
-  "--expose-gc",
+  ...agentNodeFlags,
   ...(process.env.KVDEPLOY_BENCH_AGENT_FLAGS ?? "").split(" ").filter((f) => f !== ""),
 ]
 console.log(
@@ -742,7 +751,7 @@ console.log(`    (cold requests by operation: ${JSON.stringify(byOperation)})`)
   const lastS = times.length > 0 ? (Math.max(...times) - coldStartedEpoch) / 1000 : Number.NaN
   const coldS = coldMs / 1000
   console.log(
-    `    (cold CPU: agent ${coldAgentCpu.toFixed(1)} s = ${((coldAgentCpu * 1000) / TOTAL).toFixed(2)} ms per deploy, emulator process${pfxWorkersKnob === undefined ? "" : ` (pfxWorkers ${pfxWorkersKnob})`} ${coldOwnCpu.toFixed(1)} s = ${((coldOwnCpu * 1000) / TOTAL).toFixed(2)} ms per deploy; cores used ${((coldAgentCpu + coldOwnCpu) / coldS).toFixed(2)} of 2; first vault request at ${firstS.toFixed(1)} s, last at ${lastS.toFixed(1)} s)`,
+    `    (cold CPU: agent ${coldAgentCpu.toFixed(1)} s = ${((coldAgentCpu * 1000) / TOTAL).toFixed(2)} ms per deploy, emulator process (pfxWorkers ${pfxWorkers}) ${coldOwnCpu.toFixed(1)} s = ${((coldOwnCpu * 1000) / TOTAL).toFixed(2)} ms per deploy; cores used ${((coldAgentCpu + coldOwnCpu) / coldS).toFixed(2)} of 2; first vault request at ${firstS.toFixed(1)} s, last at ${lastS.toFixed(1)} s)`,
   )
 }
 const agentRequests = median(agentPasses.map((p) => p.requests))
