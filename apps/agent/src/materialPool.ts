@@ -34,7 +34,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type { Source } from "./config.js"
-import type { MaterialRequest, MaterialResponse } from "./materialProtocol.js"
+import type {
+  MaterialRequest,
+  MaterialResponse,
+  ReleaseRequest,
+  ReleaseResponse,
+} from "./materialProtocol.js"
 import { materialOf, SourceBroken, type SourceBytes, type SourceFacts } from "./source.js"
 
 // ---------------------------------------------------------------------------
@@ -122,11 +127,16 @@ export interface Lost {
 }
 const lost: Lost = { ok: "lost" }
 
+/** How long an idle worker may take to collect its garbage before it is ended anyway. */
+const releaseWaitMs = 2000
+
 interface Slot {
   readonly worker: Worker
   readonly pending: Map<number, (r: MaterialResponse | Lost) => void>
   /** Terminated by the pool (idle, close): its exit is no failure. */
   stopping: boolean
+  /** Told when the worker answered a release request. */
+  released: (() => void) | undefined
 }
 
 export interface MaterialPoolOptions {
@@ -230,7 +240,9 @@ export class MaterialPool {
           files.map((f) => f.bytes.buffer as ArrayBuffer),
         )
       } catch {
-        this.fail(slot, "could not be sent a request")
+        // Not sent (the request could not be copied): this source is checked on the main thread.
+        slot.pending.get(id)?.(lost)
+        slot.pending.delete(id)
         return
       }
       this.options.posted?.(slot.worker)
@@ -276,9 +288,13 @@ export class MaterialPool {
     }
     // The pool never keeps the process alive (the agent's server does).
     worker.unref()
-    const slot: Slot = { worker, pending: new Map(), stopping: false }
+    const slot: Slot = { worker, pending: new Map(), stopping: false, released: undefined }
     this.slots[index] = slot
-    worker.on("message", (m: MaterialResponse) => {
+    worker.on("message", (m: MaterialResponse | ReleaseResponse) => {
+      if ("released" in m) {
+        slot.released?.()
+        return
+      }
       const done = slot.pending.get(m.id)
       if (done === undefined) return
       slot.pending.delete(m.id)
@@ -310,14 +326,18 @@ export class MaterialPool {
       this.idleTimer = undefined
       if (this.pendingTotal !== 0) return
       const workers = this.started
-      void this.stopAll().then(() =>
+      void this.stopAll(true).then(() =>
         this.options.onIdleStop?.({ workers, answered: this.answered, handedBack: this.handedBack }),
       )
     }, this.idleMs)
     this.idleTimer.unref()
   }
 
-  private async stopAll(): Promise<void> {
+  /**
+   * Ends every worker. `release`: each first collects its garbage (ReleaseRequest), so that the
+   * heap pages it leaves behind are few; one that does not answer within `releaseWaitMs` is ended all the same.
+   */
+  private async stopAll(release: boolean): Promise<void> {
     const running = this.slots.filter((s): s is Slot => s !== undefined)
     this.slots.fill(undefined)
     await Promise.all(
@@ -325,9 +345,31 @@ export class MaterialPool {
         s.stopping = true
         for (const done of s.pending.values()) done(lost)
         s.pending.clear()
+        if (release) await this.released(s)
         await s.worker.terminate()
       }),
     )
+  }
+
+  /** The worker's answer to a release request, its exit, or `releaseWaitMs`, whichever comes first. */
+  private released(slot: Slot): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, releaseWaitMs)
+      timer.unref()
+      function done() {
+        clearTimeout(timer)
+        slot.released = undefined
+        slot.worker.off("exit", done)
+        resolve()
+      }
+      slot.released = done
+      slot.worker.once("exit", done)
+      try {
+        slot.worker.postMessage({ release: true } satisfies ReleaseRequest)
+      } catch {
+        done()
+      }
+    })
   }
 
   /** Terminates every worker; requests still waiting are answered `lost` (checked on the main thread). */
@@ -335,7 +377,7 @@ export class MaterialPool {
     this.closed = true
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer)
     this.idleTimer = undefined
-    await this.stopAll()
+    await this.stopAll(false)
   }
 }
 

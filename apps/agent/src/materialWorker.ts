@@ -17,7 +17,12 @@ import {
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import type { MaterialRequest, MaterialResponse } from "./materialProtocol.js"
+import type {
+  MaterialRequest,
+  MaterialResponse,
+  ReleaseRequest,
+  ReleaseResponse,
+} from "./materialProtocol.js"
 import { materialOf } from "./source.js"
 
 const codec = Effect.runSync(
@@ -83,7 +88,19 @@ const answer = (request: MaterialRequest): Effect.Effect<MaterialResponse> => {
 
 const port = parentPort
 if (port === null) throw new Error("materialWorker runs as a worker thread (materialPool.ts starts it)")
-port.on("message", (request: MaterialRequest) => {
+/** V8's memory-reducing collection, when the process runs with --expose-gc (V8's flags hold in workers too). */
+const collect = (): void => {
+  const gc = (globalThis as { gc?: unknown }).gc
+  if (typeof gc === "function")
+    (gc as (options: object) => void)({ type: "major", execution: "sync", flavor: "last-resort" })
+}
+
+port.on("message", (request: MaterialRequest | ReleaseRequest) => {
+  if ("release" in request) {
+    collect()
+    port.postMessage({ released: true } satisfies ReleaseResponse)
+    return
+  }
   // Copied into the message (structured clone), not transferred: the codec's buffers may be
   // views of shared pools or kept by its caches.
   void Effect.runPromise(answer(request)).then(
