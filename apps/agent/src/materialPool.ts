@@ -150,11 +150,15 @@ export interface MaterialPoolOptions {
     readonly reason: string
     readonly pending: number
   }) => void
-  /** Told when idle workers were ended: how many, and the requests answered and handed back so far. */
+  /**
+   * Told when idle workers were ended: how many, the requests answered and handed back so far,
+   * and the time the ended workers' event loops were busy (ms; their share of the CPU work).
+   */
   readonly onIdleStop?: (stats: {
     readonly workers: number
     readonly answered: number
     readonly handedBack: number
+    readonly busyMs: number
   }) => void
   /** Test hook: a request was just posted to `worker`. */
   readonly posted?: (worker: Worker) => void
@@ -326,8 +330,13 @@ export class MaterialPool {
       this.idleTimer = undefined
       if (this.pendingTotal !== 0) return
       const workers = this.started
-      void this.stopAll(true).then(() =>
-        this.options.onIdleStop?.({ workers, answered: this.answered, handedBack: this.handedBack }),
+      void this.stopAll(true).then((busyMs) =>
+        this.options.onIdleStop?.({
+          workers,
+          answered: this.answered,
+          handedBack: this.handedBack,
+          busyMs: Math.round(busyMs),
+        }),
       )
     }, this.idleMs)
     this.idleTimer.unref()
@@ -337,18 +346,21 @@ export class MaterialPool {
    * Ends every worker. `release`: each first collects its garbage (ReleaseRequest), so that the
    * heap pages it leaves behind are few; one that does not answer within `releaseWaitMs` is ended all the same.
    */
-  private async stopAll(release: boolean): Promise<void> {
+  private async stopAll(release: boolean): Promise<number> {
     const running = this.slots.filter((s): s is Slot => s !== undefined)
     this.slots.fill(undefined)
-    await Promise.all(
+    const busy = await Promise.all(
       running.map(async (s) => {
         s.stopping = true
         for (const done of s.pending.values()) done(lost)
         s.pending.clear()
         if (release) await this.released(s)
+        const active = s.worker.performance.eventLoopUtilization().active
         await s.worker.terminate()
+        return active
       }),
     )
+    return busy.reduce((a, b) => a + b, 0)
   }
 
   /** The worker's answer to a release request, its exit, or `releaseWaitMs`, whichever comes first. */
