@@ -3,6 +3,7 @@
 // throttling binds.
 //
 //   node bench/agent-fleet.bench.mjs [--scale 1] [--concurrency 64] [--rounds 5] [--no-windows]
+//     [--no-list] [--material-workers N]
 //
 // Full scale: 10,000 certificates (EC P-256 keys, PEM files on /dev/shm) across 10 vaults,
 // reconciled from cold by the built agent (apps/agent/dist/bin.js, a subprocess; the emulator
@@ -26,7 +27,7 @@
 //     pass is over) and again after a full collection forced through the inspector.
 //
 // The agent runs the way the deployment files run it: with the single executable's node
-// flags (apps/agent/scripts/node-flags.mjs: --expose-gc and the young generation's size) and
+// flags (apps/agent/scripts/node-flags.mjs: --expose-gc) and
 // glibc's malloc settings of the systemd unit, the Dockerfile and the Kubernetes manifest
 // (AGENT_ENV below). KVDEPLOY_BENCH_AGENT_FLAGS adds node flags (for example --cpu-prof
 // --cpu-prof-dir=DIR to profile the agent).
@@ -155,8 +156,17 @@ const { values } = parseArgs({
     "no-windows": { type: "boolean", default: false },
     rounds: { type: "string", default: "5" },
     "no-list": { type: "boolean", default: false },
+    "material-workers": { type: "string" },
   },
 })
+// --material-workers N: the agent's material_workers setting (default: the agent's own,
+// min(4, CPUs - 1)); 0 parses, inspects and builds every PFX on the agent's main thread.
+const materialWorkersText = values["material-workers"]
+if (materialWorkersText !== undefined && !/^\d+$/.test(materialWorkersText))
+  throw new Error(
+    `--material-workers must be a whole number (0 keeps the material work on the agent's main thread), got "${materialWorkersText}"`,
+  )
+const materialWorkers = materialWorkersText === undefined ? undefined : Number(materialWorkersText)
 // --no-list: the agent never lists a vault (vault_list_min_deployments: 0), so every deployment
 // of a no-change pass reads its own certificate, as the bare SDK baseline does.
 const listing = values["no-list"] !== true
@@ -276,6 +286,7 @@ const yamlOf = (list) =>
       backoff_base_seconds: 1,
       backoff_max_seconds: 30,
       ...(listing ? {} : { vault_list_min_deployments: 0 }),
+      ...(materialWorkers === undefined ? {} : { material_workers: materialWorkers }),
     },
     deployments: list.map((d) => ({
       name: d.name,
@@ -302,7 +313,7 @@ const AGENT_FLAGS = [
 console.log(
   `  agent: node ${AGENT_FLAGS.join(" ")} dist/bin.js, ${Object.entries(AGENT_ENV)
     .map(([k, v]) => `${k}=${v}`)
-    .join(" ")}`,
+    .join(" ")}; material_workers ${materialWorkers ?? "the agent's default"}`,
 )
 /** Start the agent with an inspector on a free loopback port (for the memory figures); answers its WebSocket URL. */
 const startAgent = (extraFlags = []) => {

@@ -202,7 +202,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     )
   // Remembers the certificates of as many deploys as may be in flight at once: each deploy's verify
   // read answers the leaf its import stated, and with 16 deploys of a vault in progress (the agent) a
-  // memory of 8 had forgotten it by then, so the read parsed it again. At most 256 (a linear scan).
+  // memory of 8 had forgotten it by then, so the read parsed it again. At most 256 entries (a map keyed by
+  // each certificate's SHA-1, see certificateSerial.ts).
   const serialHexOf = serialHexReader(Math.min(256, Math.max(8, 2 * (maxConnections ?? 32))))
   const versionFromCertificate = (certificate: KeyVaultCertificate): VaultVersion =>
     versionFromProperties(certificate.properties, certificate.cer, serialHexOf)
