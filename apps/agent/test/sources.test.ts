@@ -95,34 +95,40 @@ describe("sources and pickup", () => {
     work.write("stale.crt", servedStale.certPem)
     work.write("stale.key", servedStale.keyPem)
 
-    const config = writeConfig(work, emulator, [
-      {
-        name: "pfx",
-        vault: VAULT,
-        certificate: "pfx",
-        source: { pfx: work.path("good.pfx"), pfx_password_env: "PFX_PW" },
-      },
-      {
-        name: "pfx-wrong",
-        vault: VAULT,
-        certificate: "pfx-wrong",
-        source: { pfx: work.path("other.pfx"), pfx_password_env: "PFX_PW" },
-      },
-      {
-        name: "served",
-        vault: VAULT,
-        certificate: "served",
-        source: { cert: work.path("served.crt"), key: work.path("served.key") },
-        pickup: { host: "127.0.0.1", port: goodPort, servername: "served.example.test" },
-      },
-      {
-        name: "stale",
-        vault: VAULT,
-        certificate: "stale",
-        source: { cert: work.path("stale.crt"), key: work.path("stale.key") },
-        pickup: { host: "127.0.0.1", port: stalePort },
-      },
-    ])
+    const config = writeConfig(
+      work,
+      emulator,
+      [
+        {
+          name: "pfx",
+          vault: VAULT,
+          certificate: "pfx",
+          source: { pfx: work.path("good.pfx"), pfx_password_env: "PFX_PW" },
+        },
+        {
+          name: "pfx-wrong",
+          vault: VAULT,
+          certificate: "pfx-wrong",
+          source: { pfx: work.path("other.pfx"), pfx_password_env: "PFX_PW" },
+        },
+        {
+          name: "served",
+          vault: VAULT,
+          certificate: "served",
+          source: { cert: work.path("served.crt"), key: work.path("served.key") },
+          pickup: { host: "127.0.0.1", port: goodPort, servername: "served.example.test" },
+        },
+        {
+          name: "stale",
+          vault: VAULT,
+          certificate: "stale",
+          source: { cert: work.path("stale.crt"), key: work.path("stale.key") },
+          pickup: { host: "127.0.0.1", port: stalePort },
+        },
+        // One material worker (opt-in): the PFX and its password go through it, as an agent configured so runs.
+      ],
+      { material_workers: 1 },
+    )
     agent = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret, PFX_PW: "correct horse" })
     const a = agent
     await a.waitFor((l) => l.deployment === "pfx" && l.msg === "deploy: Succeeded")
