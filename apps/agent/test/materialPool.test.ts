@@ -7,6 +7,7 @@
  * main thread; an idle pool ends its workers. The workers run the built
  * dist/materialWorker.js (the global setup bundles the agent).
  */
+import { spawnSync } from "node:child_process"
 import { once } from "node:events"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -247,6 +248,65 @@ describe("material workers", () => {
     // The vault read the PFX it was sent: the worker's.
     expect(vault.calls.decoded).toHaveLength(1)
     expect(hex(vault.calls.decoded[0] as Uint8Array)).toBe(hex(pfx))
+  })
+
+  it("build a legacy PFX for a pfx_encoding: legacy target, and the deploy imports it", async () => {
+    const pool = newPool(1)
+    const source: Source = {
+      _tag: "Pem",
+      cert: file("l.crt", leaf.certPem),
+      chain: file("l-chain.crt", pki.caPem),
+      key: file("l.key", leaf.keyPem),
+    }
+    const bytes = await Effect.runPromise(readSource(source))
+    const { codec, calls } = counting()
+    const vault = counting()
+    const agentCodec = pooledCodec(codec)
+    const { material } = await Effect.runPromise(throughPool(pool)(source, bytes, {}, agentCodec, "legacy"))
+    const checked = validateTargetConfigSync({
+      vault_url: "https://kv-pool.vault.azure.net",
+      certificate_name: "pooled-legacy",
+      pfx_encoding: "legacy",
+    })
+    if (checked._tag === "Failure") throw new Error(checked.failure.message)
+    const outcome = await Effect.runPromise(
+      deploy({ target: checked.success, material, certificateId: "pooled-legacy" }).pipe(
+        Effect.provide(
+          Layer.mergeAll(
+            InMemoryVault.layer.pipe(Layer.provide(Layer.succeed(PfxCodec, vault.codec))),
+            Layer.succeed(PfxCodec, agentCodec),
+            RecordingMetrics.layer,
+            InMemoryAuditLog.layer,
+            Logger.layer([]),
+          ),
+        ),
+      ),
+    )
+    expect(outcome._tag).toBe("Succeeded")
+    // The worker's PFX, not one the main thread built.
+    expect(calls).toEqual({ inspect: 0, encode: 0, decoded: [] })
+    expect(vault.calls.decoded).toHaveLength(1)
+    const imported = vault.calls.decoded[0] as Uint8Array
+    // The legacy profile (as the delegate's legacy encode): PBE-SHA1-3DES for key and
+    // certificates and a SHA-1 MAC; the modern one has AES-256-CBC and SHA-256.
+    const profile = (pfx: Uint8Array) => {
+      // openssl prints the algorithms on stderr; the PFX goes in on stdin, never to a file.
+      const r = spawnSync("openssl", ["pkcs12", "-info", "-noout", "-nokeys", "-passin", "env:POOL_PFX_PW"], {
+        input: pfx,
+        env: { ...process.env, POOL_PFX_PW: Redacted.value(transportPfxOptions("legacy").password) },
+        encoding: "utf8",
+      })
+      expect(r.status, r.stderr).toBe(0)
+      return r.stderr
+    }
+    const delegateLegacy = await Effect.runPromise(pkcs12.encode(material, transportPfxOptions("legacy")))
+    const expected = profile(delegateLegacy)
+    expect(expected).toMatch(/MAC: sha1/)
+    expect(expected).toMatch(/pbeWithSHA1And3-KeyTripleDES-CBC/)
+    expect(profile(imported)).toBe(expected)
+    expect(profile(imported)).not.toMatch(/AES|sha256/i)
+    const decoded = await Effect.runPromise(decodePfx(imported, transportPfxOptions("legacy").password))
+    expect(plain(decoded)).toEqual(plain(material))
   })
 
   it("hand a source back to the main thread when its worker dies on the way", async () => {
