@@ -12,6 +12,7 @@ import { once } from "node:events"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { pathToFileURL } from "node:url"
 import {
   type CertificateMaterial,
   deploy,
@@ -34,6 +35,7 @@ import {
   materialWorkerCode,
   pooledCodec,
   throughPool,
+  type WorkerCode,
 } from "../src/materialPool.js"
 import { materialOf, readSource } from "../src/source.js"
 import { type Issued, makePki, type Pki } from "./pki.js"
@@ -349,6 +351,87 @@ describe("material workers", () => {
     await exited
     expect(pool.started).toBe(0)
     expect(pool.workers()).toHaveLength(0)
+  })
+})
+
+describe("material workers that misbehave (stub workers)", () => {
+  /** A stub worker: `onRequest` is the body of a handler of `(m)`, a MaterialRequest; releases are answered. */
+  const stub = (name: string, onRequest: string, top = ""): WorkerCode => {
+    const path = join(dir, `${name}.mjs`)
+    writeFileSync(
+      path,
+      `import { parentPort } from "node:worker_threads"
+${top}
+parentPort.on("message", (m) => {
+  if ("release" in m) { parentPort.postMessage({ released: true }); return }
+  ${onRequest}
+})
+`,
+    )
+    return { _tag: "File", url: pathToFileURL(path) }
+  }
+  const erring = () =>
+    stub("erring", `parentPort.postMessage({ id: m.id, ok: "error", error: "TypeError ERR_STUB" })`)
+  const broken = () =>
+    stub("broken", `parentPort.postMessage({ id: m.id, ok: false, problems: ["stub: checked"] })`)
+  const exiting = () => stub("exiting", "process.exit(3)")
+  const stubPool = (size: number, workerCode: WorkerCode, options?: MaterialPoolOptions) => {
+    const pool = new MaterialPool(size, workerCode, options)
+    pools.push(pool)
+    return pool
+  }
+  const good = (name: string): Source => ({
+    _tag: "Pem",
+    cert: file(`${name}.crt`, leaf.certPem),
+    chain: undefined,
+    key: file(`${name}.key`, leaf.keyPem),
+  })
+  type Failure = Parameters<NonNullable<MaterialPoolOptions["onFailure"]>>[0]
+
+  it("hand a worker's ok: error answer back to the main thread, never as SourceBroken", async () => {
+    const pool = stubPool(1, erring())
+    const source = good("err")
+    for (let i = 0; i < 2; i++) {
+      const { main, pooled } = await both(pool, source)
+      if (main._tag === "Failure") throw new Error("expected the main thread to succeed")
+      if (pooled._tag === "Failure") throw new Error(`handed back as ${pooled.failure._tag}`)
+      expect(plain(pooled.success.material)).toEqual(plain(main.success.material))
+      expect(pooled.success.facts).toEqual(main.success.facts)
+    }
+  })
+
+  it("wait restartDelayMs after a failure before a slot starts a worker again", async () => {
+    const failures: Array<Failure> = []
+    const bytes = await Effect.runPromise(readSource(good("restart")))
+    const slow = stubPool(1, exiting(), { restartDelayMs: 3_600_000, onFailure: (f) => failures.push(f) })
+    expect(await slow.read(good("restart"), bytes, undefined, "modern")).toEqual({ ok: "lost" })
+    expect(failures).toEqual([{ worker: "kvdeploy-material-0", reason: "exited with code 3", pending: 1 }])
+    // Within the delay: no worker starts; the request is handed back at once.
+    const again = slow.read(good("restart"), bytes, undefined, "modern")
+    expect(slow.started).toBe(0)
+    expect(await again).toEqual({ ok: "lost" })
+    expect(failures).toHaveLength(1)
+    // With no delay, the slot starts a worker again.
+    const quick = stubPool(1, exiting(), { restartDelayMs: 0, onFailure: (f) => failures.push(f) })
+    expect(await quick.read(good("restart"), bytes, undefined, "modern")).toEqual({ ok: "lost" })
+    const restarted = quick.read(good("restart"), bytes, undefined, "modern")
+    expect(quick.started).toBe(1)
+    expect(await restarted).toEqual({ ok: "lost" })
+  })
+
+  it("hand back only the request that could not be posted, not its worker's others", async () => {
+    const failures: Array<Failure> = []
+    const pool = stubPool(1, broken(), { onFailure: (f) => failures.push(f) })
+    const source = good("post")
+    const bytes = await Effect.runPromise(readSource(source))
+    const first = pool.read(source, bytes, undefined, "modern")
+    // A function cannot be copied into a message: postMessage throws.
+    const uncopyable = { ...source, extra: () => 0 } as unknown as Source
+    const second = pool.read(uncopyable, bytes, undefined, "modern")
+    expect(await second).toEqual({ ok: "lost" })
+    expect(await first).toEqual({ id: 1, ok: false, problems: ["stub: checked"] })
+    expect(failures).toEqual([])
+    expect(pool.started).toBe(1)
   })
 })
 
