@@ -131,12 +131,15 @@ const lost: Lost = { ok: "lost" }
 const releaseWaitMs = 2000
 
 interface Slot {
+  readonly name: string
   readonly worker: Worker
   readonly pending: Map<number, (r: MaterialResponse | Lost) => void>
   /** Terminated by the pool (idle, close): its exit is no failure. */
   stopping: boolean
   /** Told when the worker answered a release request. */
   released: (() => void) | undefined
+  /** Its first `ok: "error"` answer was told (`onWorkerError`): once per worker. */
+  errorTold: boolean
 }
 
 export interface MaterialPoolOptions {
@@ -144,6 +147,11 @@ export interface MaterialPoolOptions {
   readonly idleMs?: number
   /** A failed slot starts a worker again after this long at the earliest (default 5000 ms). */
   readonly restartDelayMs?: number
+  /**
+   * Told once per worker, at its first `ok: "error"` answer (a defect in the worker; the request
+   * is handed back to the main thread): the error's kind (name and code), no key material.
+   */
+  readonly onWorkerError?: (error: { readonly worker: string; readonly error: string }) => void
   /** Told once per worker failure (no key material in `reason`). */
   readonly onFailure?: (failure: {
     readonly worker: string
@@ -232,8 +240,12 @@ export class MaterialPool {
         this.idleTimer = undefined
       }
       slot.pending.set(id, (r) => {
-        if (r.ok === "lost") this.handedBack++
+        if (r.ok === "lost" || r.ok === "error") this.handedBack++
         else this.answered++
+        if (r.ok === "error" && !slot.errorTold) {
+          slot.errorTold = true
+          this.options.onWorkerError?.({ worker: slot.name, error: r.error })
+        }
         this.pendingTotal--
         if (this.pendingTotal === 0) this.armIdle()
         resolve(r)
@@ -292,7 +304,14 @@ export class MaterialPool {
     }
     // The pool never keeps the process alive (the agent's server does).
     worker.unref()
-    const slot: Slot = { worker, pending: new Map(), stopping: false, released: undefined }
+    const slot: Slot = {
+      name,
+      worker,
+      pending: new Map(),
+      stopping: false,
+      released: undefined,
+      errorTold: false,
+    }
     this.slots[index] = slot
     worker.on("message", (m: MaterialResponse | ReleaseResponse) => {
       if ("released" in m) {
@@ -461,6 +480,12 @@ export const materialWorkersLayer = (size: number, code: WorkerCode | undefined 
                       Effect.logWarning(
                         "material worker failed: its sources are checked on the main thread",
                       ).pipe(Effect.annotateLogs({ worker: f.worker, reason: f.reason, pending: f.pending })),
+                    ),
+                  onWorkerError: (e) =>
+                    Effect.runForkWith(context)(
+                      Effect.logWarning(
+                        "material worker error: the source is checked on the main thread (told once per worker)",
+                      ).pipe(Effect.annotateLogs({ worker: e.worker, error: e.error })),
                     ),
                   onIdleStop: (stats) =>
                     Effect.runForkWith(context)(

@@ -45,6 +45,12 @@ const prepared = (material: CertificateMaterial, encoding: PfxEncoding | undefin
     }
   })
 
+const defectKind = (defect: unknown): string => {
+  const name = defect instanceof Error ? defect.name : typeof defect
+  const code = (defect as { code?: unknown } | null | undefined)?.code
+  return typeof code === "string" || typeof code === "number" ? `${name} ${code}` : name
+}
+
 const answer = (request: MaterialRequest): Effect.Effect<MaterialResponse> => {
   const env: Record<string, string | undefined> =
     request.source._tag === "Pfx" && request.source.passwordEnv !== undefined
@@ -75,13 +81,9 @@ const answer = (request: MaterialRequest): Effect.Effect<MaterialResponse> => {
     Effect.catchTag("SourceBroken", (broken) =>
       Effect.succeed<MaterialResponse>({ id: request.id, ok: false, problems: broken.problems }),
     ),
-    // A defect: its kind only (no message, which could quote what was being parsed).
+    // A defect: its kind only, name and code (no message, which could quote what was being parsed).
     Effect.catchDefect((defect) =>
-      Effect.succeed<MaterialResponse>({
-        id: request.id,
-        ok: "error",
-        error: defect instanceof Error ? defect.name : typeof defect,
-      }),
+      Effect.succeed<MaterialResponse>({ id: request.id, ok: "error", error: defectKind(defect) }),
     ),
   )
 }

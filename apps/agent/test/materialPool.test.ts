@@ -388,8 +388,16 @@ parentPort.on("message", (m) => {
   })
   type Failure = Parameters<NonNullable<MaterialPoolOptions["onFailure"]>>[0]
 
-  it("hand a worker's ok: error answer back to the main thread, never as SourceBroken", async () => {
-    const pool = stubPool(1, erring())
+  it("hand a worker's ok: error answer back to the main thread (never SourceBroken), counted as handed back, warned once per worker", async () => {
+    const errors: Array<{ worker: string; error: string }> = []
+    let stats: { answered: number; handedBack: number } | undefined
+    const pool = stubPool(1, erring(), {
+      idleMs: 10,
+      onWorkerError: (e) => errors.push(e),
+      onIdleStop: (s) => {
+        stats = s
+      },
+    })
     const source = good("err")
     for (let i = 0; i < 2; i++) {
       const { main, pooled } = await both(pool, source)
@@ -398,6 +406,8 @@ parentPort.on("message", (m) => {
       expect(plain(pooled.success.material)).toEqual(plain(main.success.material))
       expect(pooled.success.facts).toEqual(main.success.facts)
     }
+    expect(errors).toEqual([{ worker: "kvdeploy-material-0", error: "TypeError ERR_STUB" }])
+    await expect.poll(() => stats).toMatchObject({ answered: 0, handedBack: 2 })
   })
 
   it("wait restartDelayMs after a failure before a slot starts a worker again", async () => {
