@@ -454,47 +454,72 @@ export const throughPool =
       },
     )
 
-/** How the reconciler gets a likely deploy's material; without a pool, on the main thread. */
-export const MaterialWorkers = Context.Reference<{ readonly forDeploy: MaterialForDeploy }>(
-  "@kvdeploy/agent/MaterialWorkers",
-  { defaultValue: () => ({ forDeploy: onMainThread }) },
-)
+/**
+ * How the reconciler gets a likely deploy's material, and how many workers may answer
+ * (`workers`; 0: none, on the main thread).
+ */
+export const MaterialWorkers = Context.Reference<{
+  readonly forDeploy: MaterialForDeploy
+  readonly workers: number
+}>("@kvdeploy/agent/MaterialWorkers", { defaultValue: () => ({ forDeploy: onMainThread, workers: 0 }) })
 
 /**
  * `size` material workers for the agent (0: none, everything on the main
  * thread), terminated when the layer is released. A worker failure is logged
- * (a warning, once per failure) with the layer's logger.
+ * (a warning, once per failure), and a worker's first internal error (a
+ * warning, once per worker), with the layer's logger. With `size` above 0 and
+ * no worker code (`findCode` finds none: the agent is not built as shipped),
+ * a warning says so once and everything runs on the main thread.
  */
-export const materialWorkersLayer = (size: number, code: WorkerCode | undefined = materialWorkerCode()) =>
-  size === 0 || code === undefined
+export const materialWorkersLayer = (
+  size: number,
+  findCode: () => WorkerCode | undefined = materialWorkerCode,
+) =>
+  size === 0
     ? Layer.empty
-    : Layer.effect(MaterialWorkers)(
-        Effect.gen(function* () {
-          const context = yield* Effect.context<never>()
-          const pool = yield* Effect.acquireRelease(
-            Effect.sync(
-              () =>
-                new MaterialPool(size, code, {
-                  onFailure: (f) =>
-                    Effect.runForkWith(context)(
-                      Effect.logWarning(
-                        "material worker failed: its sources are checked on the main thread",
-                      ).pipe(Effect.annotateLogs({ worker: f.worker, reason: f.reason, pending: f.pending })),
-                    ),
-                  onWorkerError: (e) =>
-                    Effect.runForkWith(context)(
-                      Effect.logWarning(
-                        "material worker error: the source is checked on the main thread (told once per worker)",
-                      ).pipe(Effect.annotateLogs({ worker: e.worker, error: e.error })),
-                    ),
-                  onIdleStop: (stats) =>
-                    Effect.runForkWith(context)(
-                      Effect.logInfo("material workers ended (idle)").pipe(Effect.annotateLogs(stats)),
-                    ),
-                }),
-            ),
-            (p) => Effect.promise(() => p.close()),
-          )
-          return { forDeploy: throughPool(pool) }
-        }),
+    : Layer.suspend(() => {
+        const code = findCode()
+        return code === undefined ? missingCodeLayer(size) : poolLayer(size, code)
+      })
+
+const missingCodeLayer = (size: number) =>
+  Layer.effect(MaterialWorkers)(
+    Effect.logWarning(
+      "material workers: the worker's code is missing (materialWorker.js next to the agent, or the single executable's asset); every source is checked on the main thread",
+    ).pipe(
+      Effect.annotateLogs({ materialWorkers: size }),
+      Effect.as({ forDeploy: onMainThread, workers: 0 }),
+    ),
+  )
+
+const poolLayer = (size: number, code: WorkerCode) =>
+  Layer.effect(MaterialWorkers)(
+    Effect.gen(function* () {
+      const context = yield* Effect.context<never>()
+      const pool = yield* Effect.acquireRelease(
+        Effect.sync(
+          () =>
+            new MaterialPool(size, code, {
+              onFailure: (f) =>
+                Effect.runForkWith(context)(
+                  Effect.logWarning(
+                    "material worker failed: its sources are checked on the main thread",
+                  ).pipe(Effect.annotateLogs({ worker: f.worker, reason: f.reason, pending: f.pending })),
+                ),
+              onWorkerError: (e) =>
+                Effect.runForkWith(context)(
+                  Effect.logWarning(
+                    "material worker error: the source is checked on the main thread (told once per worker)",
+                  ).pipe(Effect.annotateLogs({ worker: e.worker, error: e.error })),
+                ),
+              onIdleStop: (stats) =>
+                Effect.runForkWith(context)(
+                  Effect.logInfo("material workers ended (idle)").pipe(Effect.annotateLogs(stats)),
+                ),
+            }),
+        ),
+        (p) => Effect.promise(() => p.close()),
       )
+      return { forDeploy: throughPool(pool), workers: size }
+    }),
+  )

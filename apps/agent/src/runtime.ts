@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { type AgentMetrics, makeAgentMetrics } from "./agentMetrics.js"
 import { type AgentConfig, loadAgentConfigUnless } from "./config.js"
+import { MaterialWorkers } from "./materialPool.js"
 import { makeReconciler, type Reconciler } from "./reconciler.js"
 import { openStateStore } from "./state.js"
 import type { Vaults } from "./vaults.js"
@@ -44,6 +45,8 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
       // Released in reverse order: the loop stops, then the deploys in flight finish, then the state is written.
       yield* Effect.addFinalizer(() => reconciler.shutdown)
       yield* watcher.watch(initial.deployments)
+      // The workers that may answer (0: none configured, or their code is missing).
+      const materialWorkers = (yield* MaterialWorkers).workers
       yield* Effect.logInfo("kvdeploy-agent started").pipe(
         Effect.annotateLogs({
           config: initial.path,
@@ -52,6 +55,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           intervalSeconds: initial.settings.reconcileIntervalMs / 1000,
           stateFile: state.path,
           releaseMemoryAfterPass: reconciler.releasesMemory,
+          materialWorkers,
         }),
       )
       // State is written at most every 5 seconds when an outcome changed, after each pass (the idle

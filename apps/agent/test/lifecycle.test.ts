@@ -32,6 +32,8 @@ describe("lifecycle of one deployment", () => {
     ])
     const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
     suite.agent = a
+    // No material workers by default.
+    expect((await a.waitFor((l) => l.msg === "kvdeploy-agent started")).materialWorkers).toBe(0)
 
     // Created.
     await a.waitFor((l) => l.deployment === "api" && l.msg === "deploy: Succeeded")

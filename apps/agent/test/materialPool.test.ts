@@ -29,10 +29,14 @@ import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { defaultMaterialWorkers, parseAgentConfig, type Source } from "../src/config.js"
+import { jsonLineLogger } from "../src/logging.js"
 import {
   MaterialPool,
   type MaterialPoolOptions,
+  MaterialWorkers,
   materialWorkerCode,
+  materialWorkersLayer,
+  onMainThread,
   pooledCodec,
   throughPool,
   type WorkerCode,
@@ -410,6 +414,34 @@ parentPort.on("message", (m) => {
     await expect.poll(() => stats).toMatchObject({ answered: 0, handedBack: 2 })
   })
 
+  it("log a worker's internal error once per worker, its kind only, through the agent's layer", async () => {
+    const lines: Array<Record<string, unknown>> = []
+    const logger = Logger.layer([jsonLineLogger((l) => void lines.push(JSON.parse(l)))])
+    const source = good("errlog")
+    const bytes = await Effect.runPromise(readSource(source))
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        const workers = yield* MaterialWorkers
+        expect(workers.workers).toBe(1)
+        for (let i = 0; i < 3; i++) yield* workers.forDeploy(source, bytes, {}, pkcs12, "modern")
+        yield* Effect.promise(() =>
+          expect
+            .poll(() =>
+              lines.filter((l) => l.msg !== undefined && /material worker error/.test(String(l.msg))),
+            )
+            .toHaveLength(1),
+        )
+      }).pipe(
+        Effect.provide(materialWorkersLayer(1, erring).pipe(Layer.provide(logger))),
+        Effect.provide(logger),
+      ),
+    )
+    const warned = lines.filter((l) => /material worker error/.test(String(l.msg)))
+    expect(warned).toEqual([
+      expect.objectContaining({ level: "warn", worker: "kvdeploy-material-0", error: "TypeError ERR_STUB" }),
+    ])
+  })
+
   it("wait restartDelayMs after a failure before a slot starts a worker again", async () => {
     const failures: Array<Failure> = []
     const bytes = await Effect.runPromise(readSource(good("restart")))
@@ -442,6 +474,41 @@ parentPort.on("message", (m) => {
     expect(await first).toEqual({ id: 1, ok: false, problems: ["stub: checked"] })
     expect(failures).toEqual([])
     expect(pool.started).toBe(1)
+  })
+})
+
+describe("materialWorkersLayer", () => {
+  const run = async (layer: Layer.Layer<never>) => {
+    const lines: Array<Record<string, unknown>> = []
+    const logger = Logger.layer([jsonLineLogger((l) => void lines.push(JSON.parse(l)))])
+    const workers = await Effect.runPromise(
+      Effect.gen(function* () {
+        return yield* MaterialWorkers
+      }).pipe(Effect.provide(layer.pipe(Layer.provide(logger))), Effect.provide(logger)),
+    )
+    return { workers, lines }
+  }
+
+  it("warns once when workers are configured but their code is missing, and runs on the main thread", async () => {
+    const { workers, lines } = await run(materialWorkersLayer(2, () => undefined))
+    expect(workers.workers).toBe(0)
+    expect(workers.forDeploy).toBe(onMainThread)
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: "warn",
+        msg: expect.stringMatching(/worker's code is missing/),
+        materialWorkers: 2,
+      }),
+    ])
+  })
+
+  it("gives the effective worker count: the configured size with code, 0 when none are configured", async () => {
+    const found = await run(materialWorkersLayer(3))
+    expect(found.workers.workers).toBe(3)
+    expect(found.lines).toEqual([])
+    const none = await run(materialWorkersLayer(0, () => undefined))
+    expect(none.workers.workers).toBe(0)
+    expect(none.lines).toEqual([])
   })
 })
 

@@ -131,6 +131,8 @@ describe("sources and pickup", () => {
     )
     agent = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret, PFX_PW: "correct horse" })
     const a = agent
+    // The started line gives the workers the agent may start (the worker is built next to it).
+    expect((await a.waitFor((l) => l.msg === "kvdeploy-agent started")).materialWorkers).toBe(1)
     await a.waitFor((l) => l.deployment === "pfx" && l.msg === "deploy: Succeeded")
     expect(emulator.state.versions(VAULT, "pfx")?.at(-1)?.x5t).toBe(pfxLeaf.x5t)
     const wrong = await a.waitFor((l) => l.deployment === "pfx-wrong" && /^source broken/.test(l.msg))
