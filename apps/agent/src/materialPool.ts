@@ -7,10 +7,14 @@
  *
  * - Workers start on first use and are all terminated after `idleMs` without a
  *   request (an idle agent holds no worker isolate), and when the agent stops.
- * - Requests go to the least busy worker; a worker that fails or exits hands
- *   its pending requests back to the main thread (`materialOf` there): a
- *   deployment never fails because of the pool. The failure is logged once,
- *   and the worker may start again after `restartDelayMs`.
+ * - Requests go to the least busy worker (a new one in a free slot when
+ *   every running one is busy). A worker that fails, exits, sends a message that
+ *   cannot be read or leaves a request unanswered for `requestTimeoutMs` is
+ *   ended and hands its pending requests back to the main thread
+ *   (`materialOf` there): a deployment never fails or hangs because of the
+ *   pool. The failure is logged once, and the worker may start again after
+ *   `restartDelayMs`. A worker's internal error on one request (`ok: "error"`)
+ *   hands that request back too, warned once per worker.
  * - The material comes back with the codec's inspection and the PFX; the
  *   agent's codec (`pooledCodec`) answers the deploy's `inspect` and `encode`
  *   of that material object from them, without parsing again.
@@ -131,15 +135,19 @@ const lost: Lost = { ok: "lost" }
 const releaseWaitMs = 2000
 
 interface Slot {
-  readonly name: string
+  readonly index: number
   readonly worker: Worker
   readonly pending: Map<number, (r: MaterialResponse | Lost) => void>
-  /** Terminated by the pool (idle, close): its exit is no failure. */
-  stopping: boolean
   /** Told when the worker answered a release request. */
   released: (() => void) | undefined
   /** Its first `ok: "error"` answer was told (`onWorkerError`): once per worker. */
   errorTold: boolean
+}
+
+/** The kind of an error, for a log line: its name (never its message, which could quote input). */
+const errorKind = (e: unknown): string => {
+  const name = e instanceof Error ? e.name : typeof e
+  return name
 }
 
 export interface MaterialPoolOptions {
@@ -147,6 +155,11 @@ export interface MaterialPoolOptions {
   readonly idleMs?: number
   /** A failed slot starts a worker again after this long at the earliest (default 5000 ms). */
   readonly restartDelayMs?: number
+  /**
+   * A request its worker has not answered after this long ends that worker, and its pending
+   * requests go back to the main thread (default 60000 ms: a deploy's parse takes milliseconds).
+   */
+  readonly requestTimeoutMs?: number
   /**
    * Told once per worker, at its first `ok: "error"` answer (a defect in the worker; the request
    * is handed back to the main thread): the error's kind (name and code), no key material.
@@ -185,6 +198,7 @@ export class MaterialPool {
   private closed = false
   private readonly idleMs: number
   private readonly restartDelayMs: number
+  private readonly requestTimeoutMs: number
 
   constructor(
     readonly size: number,
@@ -197,6 +211,7 @@ export class MaterialPool {
     this.restartAt = Array.from({ length: size }, () => 0)
     this.idleMs = options.idleMs ?? 2000
     this.restartDelayMs = options.restartDelayMs ?? 5000
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000
   }
 
   /** Workers alive now. */
@@ -239,12 +254,19 @@ export class MaterialPool {
         clearTimeout(this.idleTimer)
         this.idleTimer = undefined
       }
+      // The worker is ended when it leaves this request unanswered too long (fail hands it back).
+      const timer = setTimeout(
+        () => this.fail(slot, `no answer in ${this.requestTimeoutMs} ms`),
+        this.requestTimeoutMs,
+      )
+      timer.unref()
       slot.pending.set(id, (r) => {
+        clearTimeout(timer)
         if (r.ok === "lost" || r.ok === "error") this.handedBack++
         else this.answered++
         if (r.ok === "error" && !slot.errorTold) {
           slot.errorTold = true
-          this.options.onWorkerError?.({ worker: slot.name, error: r.error })
+          this.options.onWorkerError?.({ worker: `kvdeploy-material-${slot.index}`, error: r.error })
         }
         this.pendingTotal--
         if (this.pendingTotal === 0) this.armIdle()
@@ -256,9 +278,10 @@ export class MaterialPool {
           files.map((f) => f.bytes.buffer as ArrayBuffer),
         )
       } catch {
-        // Not sent (the request could not be copied): this source is checked on the main thread.
-        slot.pending.get(id)?.(lost)
+        // Not sent (the request could not be copied): this source alone is checked on the main thread.
+        const done = slot.pending.get(id)
         slot.pending.delete(id)
+        done?.(lost)
         return
       }
       this.options.posted?.(slot.worker)
@@ -297,21 +320,14 @@ export class MaterialPool {
       this.restartAt[index] = Date.now() + this.restartDelayMs
       this.options.onFailure?.({
         worker: name,
-        reason: `cannot start: ${(e as { code?: string } | undefined)?.code ?? (e as Error | undefined)?.name ?? "error"}`,
+        reason: `cannot start (${errorKind(e)})`,
         pending: 0,
       })
       return undefined
     }
     // The pool never keeps the process alive (the agent's server does).
     worker.unref()
-    const slot: Slot = {
-      name,
-      worker,
-      pending: new Map(),
-      stopping: false,
-      released: undefined,
-      errorTold: false,
-    }
+    const slot: Slot = { index, worker, pending: new Map(), released: undefined, errorTold: false }
     this.slots[index] = slot
     worker.on("message", (m: MaterialResponse | ReleaseResponse) => {
       if ("released" in m) {
@@ -323,23 +339,26 @@ export class MaterialPool {
       slot.pending.delete(m.id)
       done(m)
     })
-    worker.on("error", (e) => this.fail(slot, `failed (${e.name})`))
+    worker.on("error", (e) => this.fail(slot, `failed (${errorKind(e)})`))
+    // A message that cannot be deserialized: its request would never be answered.
+    worker.on("messageerror", (e) => this.fail(slot, `sent a message that cannot be read (${errorKind(e)})`))
     worker.on("exit", (code) => this.fail(slot, `exited with code ${code}`))
     return slot
   }
 
-  /** The worker is gone: its slot freed, its requests answered `lost`, the failure told once. */
+  /**
+   * The worker failed: ended, its slot freed until `restartDelayMs` from now, its requests
+   * answered `lost`, the failure told once. A worker the pool already took out of its slot
+   * (idle, close, an earlier failure) is no failure.
+   */
   private fail(slot: Slot, reason: string): void {
-    const index = this.slots.indexOf(slot)
-    if (index < 0) return
-    this.slots[index] = undefined
+    if (this.slots[slot.index] !== slot) return
+    this.slots[slot.index] = undefined
     const pending = [...slot.pending.values()]
     slot.pending.clear()
-    if (!slot.stopping) {
-      this.restartAt[index] = Date.now() + this.restartDelayMs
-      this.options.onFailure?.({ worker: `kvdeploy-material-${index}`, reason, pending: pending.length })
-      void slot.worker.terminate()
-    }
+    this.restartAt[slot.index] = Date.now() + this.restartDelayMs
+    this.options.onFailure?.({ worker: `kvdeploy-material-${slot.index}`, reason, pending: pending.length })
+    void slot.worker.terminate()
     for (const done of pending) done(lost)
   }
 
@@ -370,9 +389,10 @@ export class MaterialPool {
     this.slots.fill(undefined)
     const busy = await Promise.all(
       running.map(async (s) => {
-        s.stopping = true
-        for (const done of s.pending.values()) done(lost)
+        // Out of its slot already: its exit is no failure (fail ignores it).
+        const pending = [...s.pending.values()]
         s.pending.clear()
+        for (const done of pending) done(lost)
         if (release) await this.released(s)
         const active = s.worker.performance.eventLoopUtilization().active
         await s.worker.terminate()

@@ -379,6 +379,7 @@ parentPort.on("message", (m) => {
   const broken = () =>
     stub("broken", `parentPort.postMessage({ id: m.id, ok: false, problems: ["stub: checked"] })`)
   const exiting = () => stub("exiting", "process.exit(3)")
+  const silent = () => stub("silent", "")
   const stubPool = (size: number, workerCode: WorkerCode, options?: MaterialPoolOptions) => {
     const pool = new MaterialPool(size, workerCode, options)
     pools.push(pool)
@@ -474,6 +475,42 @@ parentPort.on("message", (m) => {
     expect(await first).toEqual({ id: 1, ok: false, problems: ["stub: checked"] })
     expect(failures).toEqual([])
     expect(pool.started).toBe(1)
+  })
+  it("end a worker that leaves a request unanswered past requestTimeoutMs, handing its requests back", async () => {
+    const failures: Array<Failure> = []
+    const pool = stubPool(1, silent(), { requestTimeoutMs: 50, onFailure: (f) => failures.push(f) })
+    const source = good("silent")
+    const bytes = await Effect.runPromise(readSource(source))
+    const reading = [
+      pool.read(source, bytes, undefined, "modern"),
+      pool.read(source, bytes, undefined, "modern"),
+    ]
+    const [worker] = pool.workers()
+    if (worker === undefined) throw new Error("expected a worker")
+    const exited = once(worker, "exit")
+    expect(await Promise.all(reading)).toEqual([{ ok: "lost" }, { ok: "lost" }])
+    expect(failures).toEqual([{ worker: "kvdeploy-material-0", reason: "no answer in 50 ms", pending: 2 }])
+    expect(pool.started).toBe(0)
+    await exited
+    // Through the pool, the deploy gets the main thread's answer.
+    const { main, pooled } = await both(pool, source)
+    if (main._tag === "Failure" || pooled._tag === "Failure") throw new Error("expected both to succeed")
+    expect(plain(pooled.success.material)).toEqual(plain(main.success.material))
+  })
+
+  it("end a worker whose message cannot be read (messageerror), handing its requests back", async () => {
+    const failures: Array<Failure> = []
+    const pool = stubPool(1, silent(), {
+      onFailure: (f) => failures.push(f),
+      posted: (worker) => void worker.emit("messageerror", new Error("could not deserialize")),
+    })
+    const source = good("messageerror")
+    const bytes = await Effect.runPromise(readSource(source))
+    expect(await pool.read(source, bytes, undefined, "modern")).toEqual({ ok: "lost" })
+    expect(failures).toEqual([
+      { worker: "kvdeploy-material-0", reason: "sent a message that cannot be read (Error)", pending: 1 },
+    ])
+    expect(pool.started).toBe(0)
   })
 })
 
