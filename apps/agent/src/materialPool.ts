@@ -7,8 +7,8 @@
  *
  * - Workers start on first use and are all terminated after `idleMs` without a
  *   request (an idle agent holds no worker isolate), and when the agent stops.
- * - Requests go to the least busy worker (a new one in a free slot when
- *   every running one is busy). A worker that fails, exits, sends a message that
+ * - Requests go to an idle running worker, else to a new one in a free slot,
+ *   else to the least busy. A worker that fails, exits, sends a message that
  *   cannot be read or leaves a request unanswered for `requestTimeoutMs` is
  *   ended and hands its pending requests back to the main thread
  *   (`materialOf` there): a deployment never fails or hangs because of the
@@ -144,10 +144,11 @@ interface Slot {
   errorTold: boolean
 }
 
-/** The kind of an error, for a log line: its name (never its message, which could quote input). */
+/** The kind of an error, for a log line: its name and `code` (never its message, which could quote input). */
 const errorKind = (e: unknown): string => {
   const name = e instanceof Error ? e.name : typeof e
-  return name
+  const code = (e as { code?: unknown } | null | undefined)?.code
+  return typeof code === "string" || typeof code === "number" ? `${name} ${code}` : name
 }
 
 export interface MaterialPoolOptions {
@@ -288,20 +289,20 @@ export class MaterialPool {
     })
   }
 
-  /** The least busy worker; a new one in a free slot when every running one is busy. */
+  /**
+   * An idle running worker; else a new one in a free slot (past its restart delay); else the
+   * least busy running one.
+   */
   private pick(): Slot | undefined {
     let best: Slot | undefined
+    for (const s of this.slots)
+      if (s !== undefined && (best === undefined || s.pending.size < best.pending.size)) best = s
+    if (best !== undefined && best.pending.size === 0) return best
     const now = Date.now()
     for (let i = 0; i < this.slots.length; i++) {
-      const s = this.slots[i]
-      if (s === undefined) {
-        if ((best === undefined || best.pending.size > 0) && now >= (this.restartAt[i] ?? 0)) {
-          const spawned = this.spawn(i)
-          if (spawned !== undefined) return spawned
-        }
-        continue
-      }
-      if (best === undefined || s.pending.size < best.pending.size) best = s
+      if (this.slots[i] !== undefined || now < (this.restartAt[i] ?? 0)) continue
+      const spawned = this.spawn(i)
+      if (spawned !== undefined) return spawned
     }
     return best
   }

@@ -476,6 +476,7 @@ parentPort.on("message", (m) => {
     expect(failures).toEqual([])
     expect(pool.started).toBe(1)
   })
+
   it("end a worker that leaves a request unanswered past requestTimeoutMs, handing its requests back", async () => {
     const failures: Array<Failure> = []
     const pool = stubPool(1, silent(), { requestTimeoutMs: 50, onFailure: (f) => failures.push(f) })
@@ -511,6 +512,42 @@ parentPort.on("message", (m) => {
       { worker: "kvdeploy-material-0", reason: "sent a message that cannot be read (Error)", pending: 1 },
     ])
     expect(pool.started).toBe(0)
+  })
+
+  it("give a failed worker's error code in the reason, never its message", async () => {
+    const failures: Array<Failure> = []
+    const throwing = stub(
+      "throwing",
+      `const e = new Error("secret bytes here"); e.code = "ERR_STUB_FAILED"; throw e`,
+    )
+    const pool = stubPool(1, throwing, { onFailure: (f) => failures.push(f) })
+    const source = good("throwing")
+    const bytes = await Effect.runPromise(readSource(source))
+    expect(await pool.read(source, bytes, undefined, "modern")).toEqual({ ok: "lost" })
+    expect(failures).toEqual([
+      { worker: "kvdeploy-material-0", reason: "failed (Error ERR_STUB_FAILED)", pending: 1 },
+    ])
+    expect(JSON.stringify(failures)).not.toContain("secret")
+  })
+
+  it("give a request to an idle running worker before starting one in a free slot", async () => {
+    const pool = stubPool(2, broken(), { restartDelayMs: 0, onFailure: () => undefined })
+    const source = good("pick")
+    const bytes = await Effect.runPromise(readSource(source))
+    await Promise.all([
+      pool.read(source, bytes, undefined, "modern"),
+      pool.read(source, bytes, undefined, "modern"),
+    ])
+    const [first, second] = pool.workers()
+    if (first === undefined || second === undefined) throw new Error("expected two workers")
+    // Slot 0 freed (its worker ended), slot 1 running and idle.
+    const exited = once(first, "exit")
+    await first.terminate()
+    await exited
+    expect(pool.workers()).toEqual([second])
+    const answer = pool.read(source, bytes, undefined, "modern")
+    expect(pool.workers()).toEqual([second])
+    expect(await answer).toMatchObject({ ok: false, problems: ["stub: checked"] })
   })
 })
 
