@@ -492,7 +492,8 @@ export const validateAgentConfig = (
     problems.push(
       problem(
         "agent.material_workers",
-        `is ${JSON.stringify(rawWorkers) ?? String(rawWorkers)}, not a whole number from 0 to ${maxMaterialWorkers}`,
+        // JSON has no Infinity or NaN (YAML's .inf, .nan): JSON.stringify would say null.
+        `is ${typeof rawWorkers === "number" && !Number.isFinite(rawWorkers) ? String(rawWorkers) : (JSON.stringify(rawWorkers) ?? String(rawWorkers))}, not a whole number from 0 to ${maxMaterialWorkers}`,
         `give a whole number from 0 to ${maxMaterialWorkers} (0: every source is parsed on the main thread), or leave it out for the default (${defaultMaterialWorkers}: none)`,
       ),
     )

@@ -620,5 +620,17 @@ describe("material_workers", () => {
       expect(problem?.message, value).toMatch(/not a whole number from 0 to 64/)
       expect(problem?.fix, value).toMatch(/give a whole number from 0 to 64/)
     }
+    // YAML's infinities and NaN are named as written in numbers, not as JSON's null.
+    for (const [value, shown] of [
+      [".inf", "Infinity"],
+      ["-.inf", "-Infinity"],
+      [".nan", "NaN"],
+    ] as const) {
+      const r = settingsOf(value)
+      if (r._tag === "Success") throw new Error(`${value} was accepted`)
+      expect(r.failure.problems.map((p) => p.message)).toEqual([
+        `is ${shown}, not a whole number from 0 to 64`,
+      ])
+    }
   })
 })
