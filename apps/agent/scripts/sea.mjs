@@ -31,7 +31,7 @@ writeFileSync(
     disableExperimentalSEAWarning: true,
     useCodeCache: false,
     useSnapshot: false,
-    // --expose-gc and the young generation's size: see node-flags.mjs.
+    // The agent's Node flags (--expose-gc): see node-flags.mjs.
     execArgv: [...agentNodeFlags],
     // The name is src/materialPool.ts's seaWorkerAsset.
     assets: { "materialWorker.cjs": worker },
