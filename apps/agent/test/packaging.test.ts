@@ -49,7 +49,7 @@ afterAll(async () => {
 })
 
 describe("single executable", () => {
-  it("runs with no Node.js on PATH: deploys, releases memory after the pass, serves /metrics, exits 0 on SIGTERM", async () => {
+  it("runs with no Node.js on PATH: deploys (through a material worker), releases memory after the pass, serves /metrics, exits 0 on SIGTERM", async () => {
     const env = { ...baseEnv(), ...emulator.env.clientSecret, PATH: emptyPath }
     // Nothing named node is reachable through that PATH.
     expect(spawnSync("node", ["--version"], { env }).error).toBeDefined()
@@ -57,20 +57,32 @@ describe("single executable", () => {
     const leaf = await pki.leaf("sea.example.test")
     work.write("sea.key", leaf.keyPem)
     work.write("sea.crt", leaf.certPem)
-    const config = writeConfig(work, emulator, [
-      {
-        name: "sea",
-        vault: "kv-sea",
-        certificate: "sea",
-        source: { cert: work.path("sea.crt"), key: work.path("sea.key") },
-      },
-    ])
+    const config = writeConfig(
+      work,
+      emulator,
+      [
+        {
+          name: "sea",
+          vault: "kv-sea",
+          certificate: "sea",
+          source: { cert: work.path("sea.crt"), key: work.path("sea.key") },
+        },
+        // One material worker: the executable runs it from its SEA asset.
+      ],
+      { material_workers: 1 },
+    )
     agent = startAgent(config, env, { command: [exe] })
     await agent.waitFor((l) => l.deployment === "sea" && l.msg === "deploy: Succeeded", { timeoutMs: 60_000 })
     expect(emulator.state.versions("kv-sea", "sea")?.at(-1)?.x5t).toBe(leaf.x5t)
     // The executable starts Node with --expose-gc (sea-config execArgv): memory is released after the pass.
     const started = await agent.waitFor((l) => l.msg === "kvdeploy-agent started")
     expect(started.releaseMemoryAfterPass).toBe(true)
+    expect(started.materialWorkers).toBe(1)
+    // The deploy's material came from the worker (its asset ran), which then ended idle.
+    const ended = await agent.waitFor((l) => l.msg === "material workers ended (idle)", { timeoutMs: 15_000 })
+    expect(ended.answered).toBeGreaterThanOrEqual(1)
+    expect(ended.handedBack).toBe(0)
+    expect(agent.lines.filter((l) => /^material worker (failed|error)/.test(l.msg))).toEqual([])
     const released = await agent.waitFor((l) => l.msg === "idle: memory released after the pass", {
       timeoutMs: 15_000,
     })
