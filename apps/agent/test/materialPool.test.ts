@@ -71,6 +71,33 @@ const counting = () => {
   return { codec, calls }
 }
 
+/**
+ * Deploy `material` with the agent's codec to an in-memory vault that reads what it is sent
+ * with a codec of its own (`vaultCodec`, which records the PFX it decodes).
+ */
+const deployTo = async (
+  material: CertificateMaterial,
+  agentCodec: PfxCodec["Service"],
+  vaultCodec: PfxCodec["Service"],
+  target: { readonly certificate_name: string; readonly pfx_encoding?: "modern" | "legacy" },
+) => {
+  const checked = validateTargetConfigSync({ vault_url: "https://kv-pool.vault.azure.net", ...target })
+  if (checked._tag === "Failure") throw new Error(checked.failure.message)
+  return Effect.runPromise(
+    deploy({ target: checked.success, material, certificateId: target.certificate_name }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          InMemoryVault.layer.pipe(Layer.provide(Layer.succeed(PfxCodec, vaultCodec))),
+          Layer.succeed(PfxCodec, agentCodec),
+          RecordingMetrics.layer,
+          InMemoryAuditLog.layer,
+          Logger.layer([]),
+        ),
+      ),
+    ),
+  )
+}
+
 let pki: Pki
 let dir: string
 let leaf: Issued
@@ -230,25 +257,7 @@ describe("material workers", () => {
     const agentCodec = pooledCodec(codec)
     const { material } = await Effect.runPromise(throughPool(pool)(source, bytes, {}, agentCodec, "modern"))
     const pfx = await Effect.runPromise(agentCodec.encode(material, transportPfxOptions("modern")))
-    const checked = validateTargetConfigSync({
-      vault_url: "https://kv-pool.vault.azure.net",
-      certificate_name: "pooled",
-    })
-    if (checked._tag === "Failure") throw new Error(checked.failure.message)
-    const outcome = await Effect.runPromise(
-      deploy({ target: checked.success, material, certificateId: "pooled" }).pipe(
-        Effect.provide(
-          Layer.mergeAll(
-            // The vault reads what it is sent with a codec of its own, which records the PFX.
-            InMemoryVault.layer.pipe(Layer.provide(Layer.succeed(PfxCodec, vault.codec))),
-            Layer.succeed(PfxCodec, agentCodec),
-            RecordingMetrics.layer,
-            InMemoryAuditLog.layer,
-            Logger.layer([]),
-          ),
-        ),
-      ),
-    )
+    const outcome = await deployTo(material, agentCodec, vault.codec, { certificate_name: "pooled" })
     expect(outcome._tag).toBe("Succeeded")
     expect(calls).toEqual({ inspect: 0, encode: 0, decoded: [] })
     // The vault read the PFX it was sent: the worker's.
@@ -269,25 +278,10 @@ describe("material workers", () => {
     const vault = counting()
     const agentCodec = pooledCodec(codec)
     const { material } = await Effect.runPromise(throughPool(pool)(source, bytes, {}, agentCodec, "legacy"))
-    const checked = validateTargetConfigSync({
-      vault_url: "https://kv-pool.vault.azure.net",
+    const outcome = await deployTo(material, agentCodec, vault.codec, {
       certificate_name: "pooled-legacy",
       pfx_encoding: "legacy",
     })
-    if (checked._tag === "Failure") throw new Error(checked.failure.message)
-    const outcome = await Effect.runPromise(
-      deploy({ target: checked.success, material, certificateId: "pooled-legacy" }).pipe(
-        Effect.provide(
-          Layer.mergeAll(
-            InMemoryVault.layer.pipe(Layer.provide(Layer.succeed(PfxCodec, vault.codec))),
-            Layer.succeed(PfxCodec, agentCodec),
-            RecordingMetrics.layer,
-            InMemoryAuditLog.layer,
-            Logger.layer([]),
-          ),
-        ),
-      ),
-    )
     expect(outcome._tag).toBe("Succeeded")
     // The worker's PFX, not one the main thread built.
     expect(calls).toEqual({ inspect: 0, encode: 0, decoded: [] })
