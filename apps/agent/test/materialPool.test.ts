@@ -243,19 +243,28 @@ describe("material workers", () => {
     }
   })
 
-  it("make a deploy parse nothing again on the main thread: it imports the worker's PFX", async () => {
+  /**
+   * A PEM source (leaf, CA chain, key) read through a one-worker pool for `encoding`, with
+   * the agent's codec over a counting delegate, and a counting codec for the vault's side.
+   */
+  const pooledPem = async (prefix: string, encoding: "modern" | "legacy") => {
     const pool = newPool(1)
     const source: Source = {
       _tag: "Pem",
-      cert: file("d.crt", leaf.certPem),
-      chain: file("d-chain.crt", pki.caPem),
-      key: file("d.key", leaf.keyPem),
+      cert: file(`${prefix}.crt`, leaf.certPem),
+      chain: file(`${prefix}-chain.crt`, pki.caPem),
+      key: file(`${prefix}.key`, leaf.keyPem),
     }
     const bytes = await Effect.runPromise(readSource(source))
     const { codec, calls } = counting()
     const vault = counting()
     const agentCodec = pooledCodec(codec)
-    const { material } = await Effect.runPromise(throughPool(pool)(source, bytes, {}, agentCodec, "modern"))
+    const { material } = await Effect.runPromise(throughPool(pool)(source, bytes, {}, agentCodec, encoding))
+    return { material, calls, vault, agentCodec }
+  }
+
+  it("make a deploy parse nothing again on the main thread: it imports the worker's PFX", async () => {
+    const { material, calls, vault, agentCodec } = await pooledPem("d", "modern")
     const pfx = await Effect.runPromise(agentCodec.encode(material, transportPfxOptions("modern")))
     const outcome = await deployTo(material, agentCodec, vault.codec, { certificate_name: "pooled" })
     expect(outcome._tag).toBe("Succeeded")
@@ -266,18 +275,7 @@ describe("material workers", () => {
   })
 
   it("build a legacy PFX for a pfx_encoding: legacy target, and the deploy imports it", async () => {
-    const pool = newPool(1)
-    const source: Source = {
-      _tag: "Pem",
-      cert: file("l.crt", leaf.certPem),
-      chain: file("l-chain.crt", pki.caPem),
-      key: file("l.key", leaf.keyPem),
-    }
-    const bytes = await Effect.runPromise(readSource(source))
-    const { codec, calls } = counting()
-    const vault = counting()
-    const agentCodec = pooledCodec(codec)
-    const { material } = await Effect.runPromise(throughPool(pool)(source, bytes, {}, agentCodec, "legacy"))
+    const { material, calls, vault, agentCodec } = await pooledPem("l", "legacy")
     const outcome = await deployTo(material, agentCodec, vault.codec, {
       certificate_name: "pooled-legacy",
       pfx_encoding: "legacy",
