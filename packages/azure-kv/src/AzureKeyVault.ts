@@ -59,6 +59,7 @@ import {
   nonIdempotentImport,
   throttleObserver,
 } from "./importPolicy.js"
+import { latestNotFound } from "./notFoundPolicy.js"
 import { connectionsOf, VaultConnections } from "./VaultConnections.js"
 import { toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailure.js"
 
@@ -257,6 +258,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     additionalPolicies: [
       { policy: importPolicyInjection, position: "perCall" },
       { policy: certificateListPolicy, position: "perCall" },
+      { policy: latestNotFound, position: "perCall" },
       { policy: nonIdempotentImport, position: "perRetry" },
       { policy: throttleObserver(onThrottled), position: "perRetry" },
     ],

@@ -362,6 +362,68 @@ describe("Key Vault errors through the real SDK", () => {
     }),
   )
 
+  it.live(
+    "a 404 to the latest read maps as the SDK's own 404 error does (one request, counted not_found)",
+    () =>
+      Effect.gen(function* () {
+        const message = "A certificate with (name/id) errs was not found in this key vault."
+        listener.answer = (_req, res) =>
+          keyVaultError(res, 404, "CertificateNotFound", message, "InnerNotFound", {
+            "x-ms-request-id": "req-404",
+          })
+        const vault = yield* Vault
+        const before = listener.log.length
+        const latest = yield* Effect.flip(vault.getLatest("errs"))
+        // The request went out once (the challenge aside: a new client's first request is unauthorised).
+        expect(listener.log.slice(before).filter((r) => r.authorized && r.method === "GET")).toHaveLength(1)
+        // A versioned read's 404 is still the SDK deserialiser's RestError: the same facts either way.
+        const versioned = yield* Effect.flip(vault.getVersion("errs", "0123456789abcdef"))
+        expect(latest._tag).toBe("VaultNotFound")
+        expect(versioned._tag).toBe("VaultNotFound")
+        const facts = (e: typeof latest) => {
+          const cause = e.cause as AzureKeyVault.KeyVaultRequestFailure
+          return {
+            tag: e._tag,
+            message: e.message,
+            name: cause.name,
+            causeMessage: cause.message,
+            statusCode: cause.statusCode,
+            code: cause.code,
+            innerCode: cause.innerCode,
+            requestId: cause.requestId,
+          }
+        }
+        expect(facts(latest)).toEqual({ ...facts(versioned), message: facts(latest).message })
+        expect(facts(latest)).toMatchObject({
+          name: "RestError",
+          causeMessage: message,
+          statusCode: 404,
+          code: "CertificateNotFound",
+          innerCode: "InnerNotFound",
+          requestId: "req-404",
+        })
+        expect(latest.message).toContain(message)
+        const recorder = yield* MetricsRecorder
+        expect(recorder.count("vaultRequest", "getLatest:not_found")).toBe(1)
+        expect(recorder.count("vaultRequest", "getVersion:not_found")).toBe(1)
+      }).pipe((e) => run(e)),
+  )
+
+  it.live("a 404 to the latest read without a Key Vault error body is still VaultNotFound", () =>
+    Effect.gen(function* () {
+      listener.answer = (_req, res) => {
+        res.writeHead(404, { "content-type": "text/plain" })
+        res.end("no such thing")
+      }
+      const vault = yield* Vault
+      const error = yield* Effect.flip(vault.getLatest("errs"))
+      expect(error._tag).toBe("VaultNotFound")
+      expect((error.cause as AzureKeyVault.KeyVaultRequestFailure).statusCode).toBe(404)
+      const recorder = yield* MetricsRecorder
+      expect(recorder.count("vaultRequest", "getLatest:not_found")).toBe(1)
+    }).pipe((e) => run(e)),
+  )
+
   it.live("403 Forbidden -> VaultForbidden naming the permission, data action and role", () =>
     Effect.gen(function* () {
       const error = yield* getLatestError(
