@@ -1,6 +1,7 @@
 /** The configuration: every problem listed at once, the published JSON Schema in step with the Effect Schema. */
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
+import { dump } from "js-yaml"
 import { describe, expect, it } from "vitest"
 import { jsonSchema, parseAgentConfig } from "../src/config.js"
 import { agentRoot } from "./harness.js"
@@ -212,6 +213,160 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
         message: expect.stringMatching(/alias/i),
         fix: "write the values out, or use at most 100 aliases",
       },
+    ])
+  })
+
+  // Three deployments with every kind of field: tags with integer-like, capitalised and "_" keys
+  // (their order in the canonical JSON), a PFX source, a pickup with defaults, a custom cloud.
+  const fingerprinted = {
+    deployments: [
+      {
+        name: "api",
+        source: { cert: "api.crt", key: "/etc/ssl/api.key" },
+        target: {
+          vault_url: "https://kv-prod.vault.azure.net",
+          certificate_name: "api",
+          tags: { team: "web", "10": "x", "9": "y", Zone: "b", _cost: "c" },
+        },
+        pickup: { host: "api.example.com" },
+      },
+      {
+        name: "portal",
+        source: { pfx: "portal.pfx", pfx_password_env: "PORTAL_PFX_PASSWORD" },
+        target: {
+          vault_url: "https://kv-prod.vault.azure.net",
+          certificate_name: "Portal",
+          credential_mode: "managed_identity",
+          managed_identity_client_id: "00000000-0000-0000-0000-00000000000a",
+          certificate_id: "portal-2026",
+          adopt: true,
+          on_soft_deleted: "recover",
+          pfx_encoding: "legacy",
+        },
+        pickup: { host: "portal.example.com", port: 8443, servername: "portal" },
+      },
+      {
+        name: "emu",
+        source: { cert: "emu.pem" },
+        target: {
+          vault_url: "https://127.0.0.1:8443",
+          certificate_name: "emu",
+          credential_mode: "client_secret",
+          cloud: {
+            vault_dns_suffix: "127.0.0.1",
+            authority_host: "https://127.0.0.1:8444",
+            keyvault_resource: "https://vault.azure.net",
+          },
+        },
+      },
+    ],
+  }
+  const fingerprintsOf = (text: string) => {
+    const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {
+      PORTAL_PFX_PASSWORD: "x",
+    })
+    if (r._tag === "Failure") throw new Error(r.failure.message)
+    return r.success.deployments.map((d) => [d.name, d.fingerprint])
+  }
+
+  it("gives a deployment the fingerprint earlier versions wrote to the state file", () => {
+    // Written by the agent of commit 30f0c76 for this configuration: a restart after an upgrade
+    // must find its deployments' outcomes held, not reconsider all of them.
+    const written = [
+      ["api", "222b0c82ade7286b3ad59c1e159b6f32d8e4f35dd42fe900e5fdd234410d34fb"],
+      ["portal", "9252c2f366d8785eea971c8122a58cc88668f1ac997608253db1ebcdb480f3ec"],
+      ["emu", "0216f54a8f4ceb6dff3ae2bfec9c3bca0b595bdce480da25160b10e63d082231"],
+    ]
+    expect(fingerprintsOf(JSON.stringify(fingerprinted))).toEqual(written)
+    expect(fingerprintsOf(dump(fingerprinted))).toEqual(written)
+  })
+
+  it("reads a configuration written as JSON as it reads the same configuration in YAML", () => {
+    const settings = {
+      listen: "[::1]:9100",
+      concurrency: 8,
+      reconcile_interval_seconds: 1.5e2,
+      debounce_ms: 0,
+      vault_window_seconds: 0.5e1,
+    }
+    const doc = { agent: settings, ...fingerprinted }
+    const read = (text: string) =>
+      parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", { PORTAL_PFX_PASSWORD: "x" })
+    const fromYaml = read(dump(doc))
+    if (fromYaml._tag === "Failure") throw new Error(fromYaml.failure.message)
+    for (const json of [
+      JSON.stringify(doc),
+      JSON.stringify(doc, null, 2),
+      JSON.stringify(doc, null, 2).replaceAll("\n", "\r\n"),
+    ])
+      expect(read(json)).toEqual(fromYaml)
+    // What JSON.parse would read otherwise is read (and refused) as YAML reads it.
+    const yamlProblems = (value: string) => fullProblems(`agent: {vault_window_seconds: ${value}}\n`)
+    expect(fullProblems(`{"agent": {"vault_window_seconds": 1e400}}`)).toEqual(yamlProblems("1e400"))
+    const deep = (levels: number) => `{"agent": {"x": ${"[".repeat(levels)}${"]".repeat(levels)}}}`
+    expect(fullProblems(deep(120))).toEqual([
+      expect.objectContaining({
+        message: expect.stringMatching(/maxDepth/),
+        fix: "nest values at most 99 levels deep",
+      }),
+    ])
+    expect(fullProblems(deep(60))).toEqual(fullProblems(`agent: {x: ${"[".repeat(60)}${"]".repeat(60)}}\n`))
+  })
+
+  it("refuses a key given twice anywhere in a JSON configuration, with its line", () => {
+    const many = Array.from({ length: 40 }, (_, i) => ({
+      name: `c${i}`,
+      source: { cert: `c${i}.crt`, key: `c${i}.key` },
+      target: {
+        vault_url: "https://kv-prod.vault.azure.net",
+        certificate_name: `c${i}`,
+        tags: { team: "web" },
+      },
+    }))
+    const text = JSON.stringify({ deployments: many }, null, 1)
+    // A tag, a target field and a deployment name given twice, deep in the file.
+    for (const [from, to] of [
+      ['"team": "web"', '"team": "web", "team": "ops"'],
+      ['"certificate_name": "c27"', '"certificate_name": "c27", "certificate_name": "c28"'],
+      ['"name": "c31"', '"name": "c31",\n "name": "x"'],
+    ] as const) {
+      const problems = fullProblems(text.replace(from, to))
+      expect(problems, to).toEqual([
+        expect.objectContaining({
+          field: expect.stringMatching(/^\(yaml\) line \d+$/),
+          message: "duplicated mapping key",
+        }),
+      ])
+    }
+    // A colon or an escaped quote inside a string is not a key.
+    const tricky = structuredClone(many)
+    if (tricky[3] !== undefined) tricky[3].target.tags = { team: 'a: "b", "c": d' }
+    expect(fullProblems(JSON.stringify({ deployments: tricky }))).toEqual([])
+  })
+
+  it("lists an unknown key of one deployment among many valid ones", () => {
+    const many = Array.from({ length: 50 }, (_, i) => ({
+      name: `c${i}`,
+      source: { cert: `c${i}.crt`, key: `c${i}.key` },
+      target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: `c${i}` },
+      pickup: { host: `c${i}.example.com` },
+    }))
+    const withExtra = structuredClone(many) as Array<Record<string, unknown>>
+    ;(withExtra[37]?.pickup as Record<string, unknown>).sni = "x"
+    ;(withExtra[41]?.source as Record<string, unknown>).chian = "typo.crt"
+    expect(
+      fullProblems(JSON.stringify({ deployments: withExtra })).map((p) => `${p.field}: ${p.message}`),
+    ).toEqual([
+      "deployments[37].pickup.sni: Expected no excess property",
+      // The source matches neither the PEM nor the PFX form: the problems of both are listed.
+      "deployments[41].source.chian: Expected no excess property",
+      "deployments[41].source.cert: Expected no excess property",
+      "deployments[41].source.key: Expected no excess property",
+      "deployments[41].source.chian: Expected no excess property",
+      "deployments[41].source.pfx: Missing key",
+    ])
+    expect(fullProblems(dump({ agent: { concurency: 4 }, deployments: many })).map((p) => p.field)).toEqual([
+      "agent.concurency",
     ])
   })
 
