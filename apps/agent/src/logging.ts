@@ -6,6 +6,7 @@
  * `<redacted>` anyway.
  */
 import * as Cause from "effect/Cause"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as References from "effect/References"
@@ -23,7 +24,53 @@ const plain = (value: unknown): unknown => {
   return value
 }
 
-export const jsonLineLogger = (write: (line: string) => void = (line) => process.stdout.write(line)) =>
+/** Where the lines go: `write` takes one line; `flush` sends whatever is held, synchronously. */
+export interface LineSink {
+  readonly write: (line: string) => void
+  readonly flush: () => void
+}
+
+/**
+ * Lines to `stream` (stdout), written together once per turn of the event
+ * loop (`setImmediate`): one `write` for the lines of every callback of the
+ * turn instead of one per line (a cold pass logs a line per deployment as its
+ * last response comes in, and a write to a pipe costs more of the main thread
+ * than building the line). Lines keep their order; `flush` writes what is held
+ * at once, and runs on process exit (a fatal error's exit included) and for
+ * every fatal line, so an exit loses no line that a direct write would have
+ * kept. Nothing else writes to stdout while the agent logs (main.ts writes
+ * usage, version, schema and the check result without logging).
+ */
+export const tickBatchedSink = (
+  stream: { write(text: string): unknown } = process.stdout,
+  onExit: (flush: () => void) => void = (flush) => void process.on("exit", flush),
+): LineSink => {
+  let held = ""
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    if (held === "") return
+    const text = held
+    held = ""
+    stream.write(text)
+  }
+  onExit(flush)
+  return {
+    write: (line) => {
+      held += line
+      if (!scheduled) {
+        scheduled = true
+        setImmediate(flush)
+      }
+    },
+    flush,
+  }
+}
+
+export const jsonLineLogger = (
+  write: (line: string) => void = (line) => process.stdout.write(line),
+  flush?: () => void,
+) =>
   Logger.make<unknown, void>(({ message, logLevel, date, fiber, cause }) => {
     const parts = Array.isArray(message) ? message : [message]
     const entry: Record<string, unknown> = {
@@ -36,6 +83,11 @@ export const jsonLineLogger = (write: (line: string) => void = (line) => process
     }
     if (cause.reasons.length > 0) entry.cause = Cause.pretty(cause)
     write(`${JSON.stringify(entry)}\n`)
+    if (logLevel === "Fatal") flush?.()
   })
 
-export const layer = Logger.layer([jsonLineLogger()])
+/** The agent's logger: JSON lines on stdout, written once per tick (see `tickBatchedSink`). */
+export const layer = Layer.suspend(() => {
+  const sink = tickBatchedSink()
+  return Logger.layer([jsonLineLogger(sink.write, sink.flush)])
+})
