@@ -13,7 +13,16 @@
  * reading the files again.
  */
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto"
-import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats, statSync } from "node:fs"
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  type Stats,
+  statSync,
+} from "node:fs"
 import type { CertificateMaterial, PfxCodec } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -207,10 +216,29 @@ const readRegularFile = (path: string): { readonly bytes: Buffer; readonly stats
   try {
     const stats = fstatSync(fd)
     if (!stats.isFile()) throw new NotARegularFile()
-    return { bytes: readFileSync(fd), stats }
+    return { bytes: readWhole(fd, stats.size), stats }
   } finally {
     closeSync(fd)
   }
+}
+
+/**
+ * The file's bytes up to `size` (its size when it was stamped), as `readFileSync(fd)` reads them,
+ * without the second `fstat` that `readFileSync` makes for the size: read until `size` bytes or
+ * the end of the file (a file truncated meanwhile gives fewer; one grown meanwhile is read as
+ * stamped, and its new size or change time makes the next pass read it again). An empty file goes
+ * to `readFileSync`, which reads until the end whatever the size says.
+ */
+const readWhole = (fd: number, size: number): Buffer => {
+  if (size === 0) return readFileSync(fd)
+  const buffer = Buffer.allocUnsafe(size)
+  let pos = 0
+  let n: number
+  do {
+    n = readSync(fd, buffer, pos, size - pos, null)
+    pos += n
+  } while (n !== 0 && pos < size)
+  return pos < size ? buffer.subarray(0, pos) : buffer
 }
 
 class NotARegularFile extends Error {

@@ -3,6 +3,7 @@
  * file (a FIFO would block the event loop, and with it every deployment).
  */
 import { execFileSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import { mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -32,6 +33,42 @@ describe("readSource", () => {
       ["cert", "certificate bytes"],
     ])
     expect(read.fingerprint).toMatch(/^[0-9a-f]{64}$/)
+  })
+
+  it("reads every byte of an empty file, a large one and each file of a source, stamped with its size", async () => {
+    const d = scratch()
+    const large = Buffer.alloc(3 * 1024 * 1024 + 17)
+    for (let i = 0; i < large.length; i++) large[i] = (i * 31 + 7) & 0xff
+    writeFileSync(join(d, "empty.crt"), "")
+    writeFileSync(join(d, "large.pem"), large)
+    writeFileSync(join(d, "key.pem"), "key bytes")
+    const read = await Effect.runPromise(
+      readSource({
+        _tag: "Pem",
+        cert: join(d, "empty.crt"),
+        chain: join(d, "large.pem"),
+        key: join(d, "key.pem"),
+      }),
+    )
+    expect(read.files.map((f) => [f.role, f.bytes.byteLength])).toEqual([
+      ["cert", 0],
+      ["chain", large.length],
+      ["key", 9],
+    ])
+    expect(Buffer.compare(Buffer.from(read.files[1]?.bytes ?? []), large)).toBe(0)
+    expect(Buffer.from(read.files[2]?.bytes ?? []).toString()).toBe("key bytes")
+    expect(read.stamp.files.map((f) => f.size)).toEqual([0, large.length, 9])
+    // The fingerprint covers role, length and bytes of each file, in order.
+    const hash = createHash("sha256")
+    for (const [role, bytes] of [
+      ["cert", Buffer.alloc(0)],
+      ["chain", large],
+      ["key", Buffer.from("key bytes")],
+    ] as const) {
+      hash.update(`${role}\0${bytes.length}\0`)
+      hash.update(bytes)
+    }
+    expect(read.fingerprint).toBe(hash.digest("hex"))
   })
 
   it("refuses a FIFO without blocking, naming the file and the fix", async () => {
