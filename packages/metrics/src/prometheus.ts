@@ -19,17 +19,52 @@ export class PrometheusExposition extends Context.Service<
   }
 >()("@kvdeploy/metrics/PrometheusExposition") {}
 
+/**
+ * A counter whose increments wait in a map, by their label values, until the
+ * counter is read (a scrape: prom-client calls `collect` first). A labelled
+ * `inc` validates and hashes its labels on every call; a pass increments a few
+ * series thousands of times (three vault requests and an attempt per deploy),
+ * so each increment is a map update and each series one `inc` per scrape. The
+ * exposition is the same: a series appears once it was incremented.
+ */
+const deferredCounter = (registry: Registry, spec: C.SeriesSpec) => {
+  const pending = new Map<string, { readonly labels: Record<string, string>; by: number }>()
+  new Counter({
+    name: spec.name,
+    help: spec.help,
+    labelNames: [...spec.labels],
+    registers: [registry],
+    collect() {
+      for (const p of pending.values()) {
+        if (p.by === 0) continue
+        this.inc(p.labels, p.by)
+        p.by = 0
+      }
+    },
+  })
+  /** Count one under `key`, the label values' own key (`labels` makes the label set the first time). */
+  return (key: string, labels: () => Record<string, string>) => {
+    const p = pending.get(key)
+    if (p !== undefined) p.by += 1
+    else pending.set(key, { labels: labels(), by: 1 })
+  }
+}
+
 const make = Effect.sync(() => {
   const registry = new Registry()
-  const counter = (spec: C.SeriesSpec) =>
-    new Counter({ name: spec.name, help: spec.help, labelNames: [...spec.labels], registers: [registry] })
-  const attempts = counter(C.deployAttempts)
-  const validate = counter(C.validateFailures)
-  const postVerify = counter(C.postVerifyFailures)
-  const rollbacks = counter(C.rollbacks)
-  const skips = counter(C.idempotentSkips)
-  const requests = counter(C.vaultRequests)
-  const throttled = counter(C.vaultThrottled)
+  const t = C.TARGET_TYPE
+  /** A counter of `target_type` and one label (`name`) that varies. */
+  const byOne = (spec: C.SeriesSpec, name: string) => {
+    const count = deferredCounter(registry, spec)
+    return (value: string) => count(value, () => ({ target_type: t, [name]: value }))
+  }
+  const attempts = byOne(C.deployAttempts, "result")
+  const validate = byOne(C.validateFailures, "reason")
+  const postVerify = byOne(C.postVerifyFailures, "reason")
+  const rollbacks = byOne(C.rollbacks, "outcome")
+  const skips = deferredCounter(registry, C.idempotentSkips)
+  const requests = deferredCounter(registry, C.vaultRequests)
+  const throttled = deferredCounter(registry, C.vaultThrottled)
   const duration = new Histogram({
     name: C.deployDuration.name,
     help: C.deployDuration.help,
@@ -42,16 +77,18 @@ const make = Effect.sync(() => {
     labelNames: [...C.certificateExpiry.labels],
     registers: [registry],
   })
-  const t = C.TARGET_TYPE
+  const skipLabels = () => ({ target_type: t })
+  const noLabels = () => ({})
   const metrics: (typeof Metrics)["Service"] = {
-    deployAttempt: (result) => Effect.sync(() => attempts.inc({ target_type: t, result })),
-    validateFailure: (reason) => Effect.sync(() => validate.inc({ target_type: t, reason })),
-    postVerifyFailure: (reason) => Effect.sync(() => postVerify.inc({ target_type: t, reason })),
-    rollback: (outcome) => Effect.sync(() => rollbacks.inc({ target_type: t, outcome })),
-    idempotentSkip: () => Effect.sync(() => skips.inc({ target_type: t })),
+    deployAttempt: (result) => Effect.sync(() => attempts(result)),
+    validateFailure: (reason) => Effect.sync(() => validate(reason)),
+    postVerifyFailure: (reason) => Effect.sync(() => postVerify(reason)),
+    rollback: (outcome) => Effect.sync(() => rollbacks(outcome)),
+    idempotentSkip: () => Effect.sync(() => skips("", skipLabels)),
     deployDuration: (seconds) => Effect.sync(() => duration.observe(seconds)),
-    vaultRequest: (operation, status) => Effect.sync(() => requests.inc({ operation, status })),
-    vaultThrottled: () => Effect.sync(() => throttled.inc()),
+    vaultRequest: (operation, status) =>
+      Effect.sync(() => requests(`${operation} ${status}`, () => ({ operation, status }))),
+    vaultThrottled: () => Effect.sync(() => throttled("", noLabels)),
     certificateExpiry: (certificate, notAfter) =>
       Effect.sync(() =>
         expiry.set(

@@ -4,6 +4,7 @@
  */
 import { spawnSync } from "node:child_process"
 import { assert, describe, it } from "@effect/vitest"
+import { Metrics } from "@kvdeploy/core"
 import { Fault, InMemoryVaultHandle, withWrongKey } from "@kvdeploy/core/test"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -94,5 +95,50 @@ describe("Prometheus adapter", () => {
       assert.strictEqual(v.get("kvdeploy_deploy_duration_seconds_count"), 3)
       assert.strictEqual(v.get('kvdeploy_vault_requests_total{operation="getLatest",status="throttled"}'), 1)
     }),
+  )
+
+  it.effect("counts every increment between scrapes, and shows a series only once it was incremented", () =>
+    Effect.gen(function* () {
+      const metrics = yield* Metrics
+      const scrape = Effect.flatMap(Effect.service(PrometheusExposition), (p) => p.text)
+      const counters = (text: string) =>
+        text
+          .split("\n")
+          .filter((l) => /^(certctl_deploy_\w+_total|kvdeploy_vault_\w+_total)[{ ]/.test(l))
+          .sort()
+      assert.deepStrictEqual(counters(yield* scrape), ["kvdeploy_vault_throttled_total 0"])
+      for (let i = 0; i < 3; i++) {
+        yield* metrics.vaultRequest("getLatest", "not_found")
+        yield* metrics.vaultRequest("importVersion", "ok")
+        yield* metrics.deployAttempt("succeeded")
+      }
+      yield* metrics.idempotentSkip()
+      yield* metrics.vaultThrottled()
+      yield* metrics.validateFailure("key_mismatch")
+      yield* metrics.postVerifyFailure("unreadable")
+      yield* metrics.rollback("restored")
+      const first = [
+        'certctl_deploy_attempts_total{target_type="azure_kv",result="succeeded"} 3',
+        'certctl_deploy_idempotent_skip_total{target_type="azure_kv"} 1',
+        'certctl_deploy_post_verify_failures_total{target_type="azure_kv",reason="unreadable"} 1',
+        'certctl_deploy_rollback_total{target_type="azure_kv",outcome="restored"} 1',
+        'certctl_deploy_validate_failures_total{target_type="azure_kv",reason="key_mismatch"} 1',
+        'kvdeploy_vault_requests_total{operation="getLatest",status="not_found"} 3',
+        'kvdeploy_vault_requests_total{operation="importVersion",status="ok"} 3',
+        "kvdeploy_vault_throttled_total 1",
+      ]
+      const firstText = yield* scrape
+      assert.deepStrictEqual(counters(firstText), first)
+      // Unchanged: the same totals again.
+      assert.deepStrictEqual(counters(yield* scrape), counters(firstText))
+      yield* metrics.vaultRequest("getLatest", "not_found")
+      yield* metrics.vaultRequest("getLatest", "ok")
+      yield* metrics.deployAttempt("failed")
+      const second = counters(yield* scrape)
+      assert.include(second, 'kvdeploy_vault_requests_total{operation="getLatest",status="not_found"} 4')
+      assert.include(second, 'kvdeploy_vault_requests_total{operation="getLatest",status="ok"} 1')
+      assert.include(second, 'certctl_deploy_attempts_total{target_type="azure_kv",result="failed"} 1')
+      assert.include(second, 'certctl_deploy_attempts_total{target_type="azure_kv",result="succeeded"} 3')
+    }).pipe(Effect.provide(prometheusLayer)),
   )
 })
