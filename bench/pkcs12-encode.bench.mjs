@@ -19,6 +19,7 @@ import { spawn, spawnSync } from "node:child_process"
 import { generateKeyPairSync } from "node:crypto"
 import os from "node:os"
 import "reflect-metadata"
+import { transportPfxOptions } from "@kvdeploy/core"
 import { decodePfx, encodePfx, inspectMaterial, keyUsageBits, parsePem } from "@kvdeploy/pkcs12"
 import { generateKey, issue, toPem } from "@kvdeploy/pkcs12/testing"
 import * as x509 from "@peculiar/x509"
@@ -163,7 +164,10 @@ const bashOnly = () => spawnWith("bash", ["-c", "cat >/dev/null; cat <&3 >/dev/n
 // shared CA of the same type (a fleet shares its CAs): encodePfx with core's
 // transport options (blank password, 1 iteration) on material not inspected
 // before; inspectMaterial; the deploy preflight (inspect, then encode the same
-// object); and the agent's whole path from PEM text (parsePem, inspect, encode).
+// object); the whole path from one PEM text (parsePem, inspect, encode); and the
+// agent's own path (kvdeploy-agent's materialOf, then core's deploy): a certificate
+// file (leaf + CA) and a key file (PKCS#8) read as bytes, parsePem of each,
+// inspectMaterial, encodePfx with core's transportPfxOptions("modern").
 // Each material is used by one call only, so no per-buffer or per-content cache
 // can help. CPU per call: the median of the process's CPU time per call and the
 // mean (all CPU of the timed calls, GC included, over their number), no forced
@@ -171,12 +175,13 @@ const bashOnly = () => spawnWith("bash", ["-c", "cat >/dev/null; cat <&3 >/dev/n
 // password, RSA-2048 leaf + 1 CA parsed before the clock, forge writes RSA
 // only), measured in the same rounds.
 const freshRounds = WARMUP + RUNS
-const freshOps = ["encodeTransport", "inspect", "preflight", "agentPath"]
+const freshOps = ["encodeTransport", "inspect", "preflight", "agentPath", "agentFiles"]
 const freshLabel = {
   encodeTransport: "encodePfx transport, material not inspected",
   inspect: "inspectMaterial",
   preflight: "inspect + encode transport, same object",
   agentPath: "parsePem + inspect + encode transport",
+  agentFiles: "agent: 2 files, parsePem each, inspect, encode",
 }
 const freshPool = async (spec) => {
   const caKey = await generateKey(spec)
@@ -194,6 +199,11 @@ const freshPool = async (spec) => {
     return {
       material: { leaf: der, chain: [caDer], key: Redacted.make(key.pkcs8) },
       pem: toPem("CERTIFICATE", der) + toPem("CERTIFICATE", caDer) + toPem("PRIVATE KEY", key.pkcs8),
+      // The two files of a deployment as the agent reads them: bytes, not text.
+      files: {
+        cert: new Uint8Array(Buffer.from(toPem("CERTIFICATE", der) + toPem("CERTIFICATE", caDer))),
+        key: new Uint8Array(Buffer.from(toPem("PRIVATE KEY", key.pkcs8))),
+      },
     }
   }
   const pools = {}
@@ -235,6 +245,8 @@ const forgeTransportBaseline = (() => {
 })()
 const ms3 = (ms) => `${ms.toFixed(3)} ms`
 const transportOptions = { encoding: "modern", password: Redacted.make(""), iterations: 1 }
+/** The options object core hands the agent's deploys (the same frozen object every deploy). */
+const agentTransport = transportPfxOptions("modern")
 const freshBench = async (spec) => {
   const pools = await freshPool(spec)
   const take = (op) => {
@@ -256,6 +268,15 @@ const freshBench = async (spec) => {
       const m = { leaf, chain, key: parsed.key }
       Effect.runSync(inspectMaterial(m))
       return Effect.runSync(encodePfx(m, transportOptions))
+    },
+    agentFiles: () => {
+      const { files } = take("agentFiles")
+      const cert = Effect.runSync(parsePem(files.cert))
+      const key = Effect.runSync(parsePem(files.key))
+      const [leaf, ...chain] = cert.certificates
+      const m = { leaf, chain, key: key.key }
+      Effect.runSync(inspectMaterial(m))
+      return Effect.runSync(encodePfx(m, agentTransport))
     },
     forgeTransport: forgeTransportBaseline,
   }
