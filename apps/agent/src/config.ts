@@ -5,6 +5,8 @@
  * every problem at once, each with the field it concerns and the fix.
  */
 import { createHash } from "node:crypto"
+import { readFile } from "node:fs/promises"
+import { dirname, resolve as resolvePath } from "node:path"
 import { type ConfigProblem, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -798,9 +800,7 @@ export const loadAgentConfigUnless = (
   textSha256: string | undefined,
 ): Effect.Effect<AgentConfig | "unchanged", AgentConfigInvalid> =>
   Effect.gen(function* () {
-    const { readFile } = yield* Effect.promise(() => import("node:fs/promises"))
-    const { dirname, resolve } = yield* Effect.promise(() => import("node:path"))
-    const absolute = resolve(path)
+    const absolute = resolvePath(path)
     const text = yield* Effect.tryPromise({
       try: () => readFile(absolute, "utf8"),
       catch: (e) =>
@@ -815,7 +815,6 @@ export const loadAgentConfigUnless = (
           ],
         }),
     })
-    const { createHash } = yield* Effect.promise(() => import("node:crypto"))
     const sha256 = createHash("sha256").update(text).digest("hex")
     if (sha256 === textSha256) return "unchanged" as const
     const config = yield* Effect.fromResult(parseAgentConfig(text, absolute, dirname(absolute), process.env))

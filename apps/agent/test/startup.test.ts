@@ -26,7 +26,7 @@ const config = work.write(
 
 /** `--check` with TMPDIR set: the agent's cache goes to TMPDIR/node-compile-cache. */
 const check = (tmpdir: string) => {
-  const env = { ...baseEnv(), TMPDIR: tmpdir, NODE_DEBUG_NATIVE: "COMPILE_CACHE" }
+  const env: Record<string, string> = { ...baseEnv(), TMPDIR: tmpdir, NODE_DEBUG_NATIVE: "COMPILE_CACHE" }
   delete env.NODE_COMPILE_CACHE
   return spawnSync(process.execPath, [bin, "--check", "--config", config], { env, encoding: "utf8" })
 }
