@@ -24,4 +24,69 @@ describe("makeAgentMetrics", () => {
     m.forget("db")
     expect(series(await m.text(), name)).toEqual([`${name}{deployment="web"} 1700000300`])
   })
+
+  it("shows each deployment's last outcome, expiry, source health and pickup as last set, at every scrape", async () => {
+    const m = makeAgentMetrics()
+    const names = [
+      "kvdeploy_agent_last_outcome",
+      "kvdeploy_agent_certificate_expiry_timestamp_seconds",
+      "kvdeploy_agent_source_broken",
+      "kvdeploy_agent_pickup_ok",
+    ]
+    const shown = async () => {
+      const text = await m.text()
+      return names.flatMap((n) => series(text, n))
+    }
+    expect(await shown()).toEqual([])
+    m.lastOutcome("api", "Failed")
+    m.lastOutcome("web", "Succeeded")
+    m.lastOutcome("api", "Succeeded")
+    m.expiry("api", new Date("2027-01-01T00:00:00.900Z"))
+    m.expiry("web", new Date("2027-02-01T00:00:00Z"))
+    m.sourceBroken("api", true)
+    m.sourceBroken("web", false)
+    m.sourceBroken("api", false)
+    m.pickup("web", false)
+    m.pickup("web", true)
+    const first = [
+      // api's change from Failed moved its series after web's.
+      'kvdeploy_agent_last_outcome{deployment="web",outcome="Succeeded"} 1',
+      'kvdeploy_agent_last_outcome{deployment="api",outcome="Succeeded"} 1',
+      'kvdeploy_agent_certificate_expiry_timestamp_seconds{deployment="api"} 1798761600',
+      'kvdeploy_agent_certificate_expiry_timestamp_seconds{deployment="web"} 1801440000',
+      'kvdeploy_agent_source_broken{deployment="api"} 0',
+      'kvdeploy_agent_source_broken{deployment="web"} 0',
+      'kvdeploy_agent_pickup_ok{deployment="web"} 1',
+    ]
+    expect(await shown()).toEqual(first)
+    // Nothing set since: the same series.
+    expect(await shown()).toEqual(first)
+    m.lastOutcome("web", "Failed")
+    m.lastOutcome("api", "Succeeded")
+    m.sourceBroken("web", true)
+    m.expiry("api", new Date("2027-03-01T00:00:00Z"))
+    m.forget("api")
+    m.lastOutcome("db", "Held")
+    m.expiry("db", new Date("2027-04-01T00:00:00Z"))
+    m.pickup("db", false)
+    m.forget("db")
+    // A change and a change back between scrapes (series order as if each had been set at once).
+    m.lastOutcome("ops", "Succeeded")
+    m.lastOutcome("ops", "Failed")
+    m.lastOutcome("ops", "Succeeded")
+    expect(await shown()).toEqual([
+      'kvdeploy_agent_last_outcome{deployment="web",outcome="Failed"} 1',
+      'kvdeploy_agent_last_outcome{deployment="ops",outcome="Succeeded"} 1',
+      'kvdeploy_agent_certificate_expiry_timestamp_seconds{deployment="web"} 1801440000',
+      'kvdeploy_agent_source_broken{deployment="web"} 1',
+      'kvdeploy_agent_pickup_ok{deployment="web"} 1',
+    ])
+    // web changed and back between scrapes: its series moves after ops, as a set at each change did.
+    m.lastOutcome("web", "Succeeded")
+    m.lastOutcome("web", "Failed")
+    expect(series(await m.text(), "kvdeploy_agent_last_outcome")).toEqual([
+      'kvdeploy_agent_last_outcome{deployment="ops",outcome="Succeeded"} 1',
+      'kvdeploy_agent_last_outcome{deployment="web",outcome="Failed"} 1',
+    ])
+  })
 })
