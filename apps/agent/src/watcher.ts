@@ -61,11 +61,15 @@ export const makeWatcher = (
           for (const d of deployments) {
             for (const path of sourcePaths(d.source)) {
               const dir = dirname(path)
-              const files = next.get(dir) ?? new Map<string, Set<string>>()
-              next.set(dir, files)
-              const names = files.get(basename(path)) ?? new Set<string>()
-              files.set(basename(path), names)
-              names.add(d.name)
+              let files = next.get(dir)
+              if (files === undefined) {
+                files = new Map<string, Set<string>>()
+                next.set(dir, files)
+              }
+              const file = basename(path)
+              const names = files.get(file)
+              if (names === undefined) files.set(file, new Set([d.name]))
+              else names.add(d.name)
             }
           }
           index = next
