@@ -18,6 +18,7 @@ import {
   VaultUnavailable,
 } from "@kvdeploy/core"
 import { ImportOutcomeUnknown, neverSentCodes } from "./importPolicy.js"
+import { LatestNotFound } from "./notFoundPolicy.js"
 import { grantAdvice, requiredPermission } from "./permissions.js"
 
 /** A Key Vault request failure with everything but the request and response bodies. */
@@ -105,6 +106,18 @@ export const describeFailure = (error: unknown): KeyVaultRequestFailure => {
       message: error.message,
       statusCode: error.statusCode,
       code: error.networkCode,
+    })
+  }
+  if (error instanceof LatestNotFound) {
+    // The facts the SDK's RestError for the same 404 gives (see notFoundPolicy.ts).
+    return new KeyVaultRequestFailure({
+      name: "RestError",
+      message: error.message,
+      statusCode: error.statusCode,
+      code: error.code,
+      innerCode: error.innerCode,
+      requestId: error.headers.get("x-ms-request-id"),
+      retryAfterMs: retryAfterMsOf(error.headers),
     })
   }
   if (isRestError(error)) {

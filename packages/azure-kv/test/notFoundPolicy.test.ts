@@ -1,12 +1,8 @@
-/** The latest read's 404: thrown by the policy as the SDK's RestError, without stack frames; anything else passes. */
-import {
-  createHttpHeaders,
-  createPipelineRequest,
-  isRestError,
-  type PipelineResponse,
-} from "@azure/core-rest-pipeline"
+/** The latest read's 404: thrown by the policy as a LatestNotFound without stack frames; anything else passes. */
+import { createHttpHeaders, createPipelineRequest, type PipelineResponse } from "@azure/core-rest-pipeline"
 import { describe, expect, it } from "vitest"
-import { latestNotFound } from "../src/notFoundPolicy.js"
+import { LatestNotFound, latestNotFound } from "../src/notFoundPolicy.js"
+import { describeFailure, toVaultError } from "../src/vaultFailure.js"
 
 const vault = "https://v1.vault.kvdeploy.test"
 const body = JSON.stringify({
@@ -17,35 +13,35 @@ const answer =
   async (request: ReturnType<typeof createPipelineRequest>): Promise<PipelineResponse> => ({
     request,
     status,
-    headers: createHttpHeaders({ "content-type": contentType, "x-ms-request-id": "r-1" }),
+    headers: createHttpHeaders({ "content-type": contentType, "x-ms-request-id": "r-1", "retry-after": "3" }),
     bodyAsText: text,
   })
 const get = (path: string) =>
   createPipelineRequest({ url: `${vault}${path}?api-version=2025-07-01`, method: "GET" })
 
 describe("latestNotFound", () => {
-  it("throws the SDK's RestError for a 404 to the latest read, with the deserialiser's facts and no stack frames", async () => {
-    const request = get("/certificates/app/")
-    const error = await latestNotFound.sendRequest(request, answer(404, body)).then(
+  it("throws a LatestNotFound for a 404 to the latest read, with the Key Vault error's facts and no stack frames", async () => {
+    const error = await latestNotFound.sendRequest(get("/certificates/app/"), answer(404, body)).then(
       () => undefined,
       (e: unknown) => e,
     )
-    expect(isRestError(error)).toBe(true)
-    if (!isRestError(error)) return
-    expect(error.message).toBe("not here")
-    expect(error.statusCode).toBe(404)
-    expect(error.code).toBe("CertificateNotFound")
-    expect(error.request).toBe(request)
-    expect(error.response?.status).toBe(404)
-    expect(error.response?.headers.get("x-ms-request-id")).toBe("r-1")
-    expect(error.details).toEqual({
-      error: {
-        code: "CertificateNotFound",
-        message: "not here",
-        innerError: { code: "Inner", message: undefined, innerError: undefined },
-      },
+    expect(error).toBeInstanceOf(LatestNotFound)
+    if (!(error instanceof LatestNotFound)) return
+    expect(error.stack).toBe("LatestNotFound: not here")
+    // Read as the SDK's RestError for the same answer would be.
+    const cause = describeFailure(error)
+    expect({ ...cause, name: cause.name, message: cause.message }).toEqual({
+      name: "RestError",
+      message: "not here",
+      statusCode: 404,
+      code: "CertificateNotFound",
+      innerCode: "Inner",
+      requestId: "r-1",
+      retryAfterMs: 3000,
     })
-    expect(error.stack).toBe("RestError: not here")
+    const mapped = toVaultError("getLatest", "read", error)
+    expect(mapped._tag).toBe("VaultNotFound")
+    expect(mapped.detail).toBe("not here")
   })
 
   it("leaves every other answer to the SDK", async () => {

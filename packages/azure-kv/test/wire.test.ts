@@ -370,6 +370,7 @@ describe("Key Vault errors through the real SDK", () => {
         listener.answer = (_req, res) =>
           keyVaultError(res, 404, "CertificateNotFound", message, "InnerNotFound", {
             "x-ms-request-id": "req-404",
+            "retry-after": "2",
           })
         const vault = yield* Vault
         const before = listener.log.length
@@ -391,6 +392,7 @@ describe("Key Vault errors through the real SDK", () => {
             code: cause.code,
             innerCode: cause.innerCode,
             requestId: cause.requestId,
+            retryAfterMs: cause.retryAfterMs,
           }
         }
         expect(facts(latest)).toEqual({ ...facts(versioned), message: facts(latest).message })
@@ -401,6 +403,7 @@ describe("Key Vault errors through the real SDK", () => {
           code: "CertificateNotFound",
           innerCode: "InnerNotFound",
           requestId: "req-404",
+          retryAfterMs: 2000,
         })
         expect(latest.message).toContain(message)
         const recorder = yield* MetricsRecorder
