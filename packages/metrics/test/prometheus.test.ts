@@ -141,4 +141,34 @@ describe("Prometheus adapter", () => {
       assert.include(second, 'certctl_deploy_attempts_total{target_type="azure_kv",result="succeeded"} 3')
     }).pipe(Effect.provide(prometheusLayer)),
   )
+
+  it.effect("shows each certificate's last expiry at every scrape, in the order first set", () =>
+    Effect.gen(function* () {
+      const metrics = yield* Metrics
+      const scrape = Effect.flatMap(Effect.service(PrometheusExposition), (p) => p.text)
+      const expiries = (text: string) =>
+        text.split("\n").filter((l) => l.startsWith("kvdeploy_certificate_expiry_timestamp_seconds{"))
+      const target = (vaultUrl: string, certificateName: string) =>
+        ({ vaultUrl, certificateName }) as Parameters<typeof metrics.certificateExpiry>[0]
+      const a = "https://a.vault.azure.net"
+      const b = "https://b.vault.azure.net"
+      assert.deepStrictEqual(expiries(yield* scrape), [])
+      yield* metrics.certificateExpiry(target(b, "web"), new Date("2027-01-01T00:00:00.900Z"))
+      yield* metrics.certificateExpiry(target(a, "web"), new Date("2027-02-01T00:00:00Z"))
+      yield* metrics.certificateExpiry(target(b, "web"), new Date("2027-03-01T00:00:00Z"))
+      const first = [
+        'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://b.vault.azure.net",certificate_name="web"} 1803859200',
+        'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://a.vault.azure.net",certificate_name="web"} 1801440000',
+      ]
+      assert.deepStrictEqual(expiries(yield* scrape), first)
+      assert.deepStrictEqual(expiries(yield* scrape), first)
+      yield* metrics.certificateExpiry(target(a, "api"), new Date("2027-04-01T00:00:00Z"))
+      yield* metrics.certificateExpiry(target(b, "web"), new Date("2027-05-01T00:00:00Z"))
+      assert.deepStrictEqual(expiries(yield* scrape), [
+        'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://b.vault.azure.net",certificate_name="web"} 1809129600',
+        'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://a.vault.azure.net",certificate_name="web"} 1801440000',
+        'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://a.vault.azure.net",certificate_name="api"} 1806537600',
+      ])
+    }).pipe(Effect.provide(prometheusLayer)),
+  )
 })
