@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
 import { recentlyParsed, rememberParse } from "./certificateFacts.js"
-import { derKeyToPkcs8, pemKeyToPkcs8, pkcs8DerKeyNow } from "./privateKey.js"
+import { derKeyToPkcs8, pemKeyToPkcs8 } from "./privateKey.js"
 
 export interface ParsedPem {
   /** DER certificates, in file order. */
@@ -38,18 +38,6 @@ const decodeBase64Body = (body: string): Uint8Array | undefined => {
   const b64 = lines.join("").replace(/\s+/g, "")
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length === 0) return undefined
   return new Uint8Array(Buffer.from(b64, "base64"))
-}
-
-/**
- * The content of a "PRIVATE KEY" block (RFC 7468: a DER PrivateKeyInfo) when
- * it is nothing but base64 in whole groups of four: no RFC 1421 headers (those
- * go to OpenSSL's PEM reader, as before), nothing a lenient decoder would drop.
- */
-const plainPkcs8Body = (body: string): Uint8Array | undefined => {
-  if (body.includes(":")) return undefined
-  const b64 = body.replace(/\s+/g, "")
-  if (b64.length % 4 !== 0) return undefined
-  return decodeBase64Body(b64)
 }
 
 /** A certificate found at the start of some bytes: its DER (a view of them) and node:crypto's parse, when OpenSSL made one. */
@@ -189,15 +177,6 @@ export const parsePem = (
             problems.push(
               problem(field, "is a second private key", "supply exactly one private key, the leaf's"),
             )
-            continue
-          }
-          // Unencrypted PKCS#8: OpenSSL loads the block's DER and, when it reads it, the DER
-          // itself is the key handed out (no PEM decoders tried in turn, no export). Anything
-          // it does not read that way goes through its PEM reader below, with the same errors.
-          const der = label === "PRIVATE KEY" ? plainPkcs8Body(body) : undefined
-          const direct = der === undefined ? undefined : pkcs8DerKeyNow(der)
-          if (direct !== undefined) {
-            key = direct.pkcs8
             continue
           }
           const pem = `-----BEGIN ${label}-----\n${body.replace(/\r\n?/g, "\n").trim()}\n-----END ${label}-----\n`

@@ -6,7 +6,6 @@
  */
 import { createPublicKey, type KeyObject } from "node:crypto"
 import type { Curve, KeyType } from "@kvdeploy/core"
-import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import { loadPrivateKey } from "./nodeCrypto.js"
 
@@ -138,50 +137,10 @@ export const loadPkcs8Now = (der: Uint8Array): KeyObject | undefined => {
  */
 const loadedKeys = new WeakMap<Uint8Array, { readonly key: KeyObject; readonly pkcs8: Uint8Array }>()
 
-const handedOut = (key: KeyObject): Uint8Array =>
-  remembered(key, new Uint8Array(key.export({ type: "pkcs8", format: "der" })))
-
-/** `pkcs8` (an array no one else holds) handed out as the PKCS#8 of `key`, remembered for a later `loadPkcs8SharedNow`. */
-const remembered = (key: KeyObject, pkcs8: Uint8Array): Uint8Array => {
+const handedOut = (key: KeyObject): Uint8Array => {
+  const pkcs8 = new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
   loadedKeys.set(pkcs8, { key, pkcs8: pkcs8.slice() })
   return pkcs8
-}
-
-/**
- * Whether `der` is exactly one value with a definite length in its shortest
- * form, by asn1js's reader and writer of its identifier and length octets
- * (the value itself is OpenSSL's to read). OpenSSL loads a PKCS#8 key followed
- * by other bytes, or with a needlessly long length, and its export writes the
- * key alone in DER: bytes handed out as they are must already be that.
- */
-const oneDerValue = (der: Uint8Array): boolean => {
-  const header = new asn1js.BaseBlock()
-  const afterId = header.idBlock.fromBER(der, 0, der.length)
-  if (afterId === -1) return false
-  const length = header.lenBlock
-  const afterLength = length.fromBER(der, afterId, der.length - afterId)
-  if (afterLength === -1 || length.isIndefiniteForm || afterLength + length.length !== der.length)
-    return false
-  // asn1js writes the shortest form unless told the long one was used: its size is the DER size.
-  const read = length.blockLength
-  length.longFormUsed = false
-  return length.toBER(true).byteLength === read
-}
-
-/**
- * An unencrypted PKCS#8 key as DER (a PEM "PRIVATE KEY" block's content):
- * loaded by OpenSSL from DER, and handed out as those very bytes when they
- * are the key alone (no export of what OpenSSL just read: ~20 us, a third of
- * the load), else as OpenSSL's export; `undefined` when OpenSSL does not read
- * it as PKCS#8. `der` becomes the caller's: the function keeps no reference
- * to it but the one it may return.
- */
-export const pkcs8DerKeyNow = (
-  der: Uint8Array,
-): { readonly pkcs8: Uint8Array; readonly key: KeyObject } | undefined => {
-  const key = loadPkcs8Now(der)
-  if (key === undefined) return undefined
-  return { key, pkcs8: oneDerValue(der) ? remembered(key, der) : handedOut(key) }
 }
 
 /**

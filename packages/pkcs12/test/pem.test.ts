@@ -1,11 +1,9 @@
 import { generateKeyPairSync } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
-import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import * as pkijs from "pkijs"
 import { beforeAll } from "vitest"
-import { decodePfx, encodePfx, inspectMaterial, parsePem } from "../src/index.js"
+import { inspectMaterial, parsePem } from "../src/index.js"
 import {
   canonicalPkcs8,
   generateKey,
@@ -202,71 +200,4 @@ describe("parsePem", () => {
         expect((yield* inspectMaterial(swapped)).keyMatchesLeaf).toBe(false)
       }),
   )
-
-  describe("an unencrypted PKCS#8 block (PRIVATE KEY)", () => {
-    // A valid PKCS#8 that OpenSSL's export writes differently: the same key with a PKCS#8
-    // attribute (a friendlyName), which OpenSSL reads and its export leaves out.
-    const withAttribute = (pkcs8: Uint8Array): Uint8Array => {
-      const info = pkijs.PrivateKeyInfo.fromBER(pkcs8)
-      info.attributes = [
-        new pkijs.Attribute({
-          type: "1.2.840.113549.1.9.20",
-          values: [new asn1js.BmpString({ value: "kvdeploy" })],
-        }),
-      ]
-      return new Uint8Array(info.toSchema().toBER(false))
-    }
-
-    it.effect("hands out the block's DER itself, not OpenSSL's re-encoding of the key", () =>
-      Effect.gen(function* () {
-        const given = withAttribute(pkcs8Of(ec))
-        expect(hex(canonicalPkcs8(given))).not.toBe(hex(given))
-        const parsed = yield* parsePem(toPem("PRIVATE KEY", given))
-        expect(parsed.key && hex(Redacted.value(parsed.key))).toBe(hex(given))
-      }),
-    )
-
-    it.effect(
-      "a key followed by other bytes, or with a needlessly long length, is handed out as OpenSSL's PKCS#8 of the key alone",
-      () =>
-        Effect.gen(function* () {
-          const der = pkcs8Of(ec)
-          // P-384's PKCS#8 is over 127 bytes: its length is 0x81 and one octet; 0x82 and two is not DER.
-          expect([der[0], der[1]]).toEqual([0x30, 0x81])
-          const longLength = new Uint8Array([0x30, 0x82, 0x00, ...der.subarray(2)])
-          for (const variant of [new Uint8Array([...der, 0x05, 0x00]), longLength]) {
-            const parsed = yield* parsePem(toPem("PRIVATE KEY", variant))
-            expect(parsed.key && hex(Redacted.value(parsed.key))).toBe(hex(der))
-          }
-        }),
-    )
-
-    it.effect(
-      "its key encodes into a PFX that holds it; a key of the same size written over it afterwards is refused",
-      () =>
-        Effect.gen(function* () {
-          const keyA = yield* Effect.promise(() => generateKey("P-256"))
-          const keyB = yield* Effect.promise(() => generateKey("P-256"))
-          const a = yield* Effect.promise(() => makeMaterial(keyA, 2, authorities))
-          const text = toPem("CERTIFICATE", a.leaf) + toPem("PRIVATE KEY", keyA.pkcs8)
-          const material = () =>
-            Effect.map(parsePem(text), (p) => {
-              const [leaf] = p.certificates
-              if (leaf === undefined || p.key === undefined) throw new Error("parsePem lost a block")
-              return { leaf, chain: [], key: p.key }
-            })
-          const password = Redacted.make("pw")
-          const pfx = yield* encodePfx(yield* material(), { encoding: "modern", password })
-          const back = yield* decodePfx(pfx, password)
-          expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(keyA.pkcs8)))
-          const swapped = yield* material()
-          const other = canonicalPkcs8(keyB.pkcs8)
-          expect(other.length).toBe(Redacted.value(swapped.key).length)
-          Redacted.value(swapped.key).set(other)
-          const refused = yield* Effect.flip(encodePfx(swapped, { encoding: "modern", password }))
-          expect(refused._tag).toBe("PfxEncodeError")
-          expect(refused.reason).toMatch(/does not match the leaf certificate/)
-        }),
-    )
-  })
 })
