@@ -1,7 +1,9 @@
 import { generateKeyPairSync } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
+import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import * as pkijs from "pkijs"
 import { beforeAll } from "vitest"
 import { inspectMaterial, parsePem } from "../src/index.js"
 import {
@@ -198,6 +200,30 @@ describe("parsePem", () => {
         expect(other.length).toBe(keyBytes.length)
         keyBytes.set(other)
         expect((yield* inspectMaterial(swapped)).keyMatchesLeaf).toBe(false)
+      }),
+  )
+
+  it.effect(
+    "a PKCS#8 key is handed out as OpenSSL's canonical DER, not as given (no attributes or BER into a PFX)",
+    () =>
+      Effect.gen(function* () {
+        const der = pkcs8Of(ec)
+        // The same key with a PKCS#8 attribute (a friendlyName), which OpenSSL reads and its export leaves out.
+        const info = pkijs.PrivateKeyInfo.fromBER(der)
+        info.attributes = [
+          new pkijs.Attribute({
+            type: "1.2.840.113549.1.9.20",
+            values: [new asn1js.BmpString({ value: "kvdeploy" })],
+          }),
+        ]
+        const withAttribute = new Uint8Array(info.toSchema().toBER(false))
+        // P-384's PKCS#8 is over 127 bytes: its length is 0x81 and one octet; 0x82 and two is BER, not DER.
+        expect([der[0], der[1]]).toEqual([0x30, 0x81])
+        const longLength = new Uint8Array([0x30, 0x82, 0x00, ...der.subarray(2)])
+        for (const given of [withAttribute, longLength, new Uint8Array([...der, 0x05, 0x00])]) {
+          const parsed = yield* parsePem(toPem("PRIVATE KEY", given))
+          expect(parsed.key && hex(Redacted.value(parsed.key))).toBe(hex(der))
+        }
       }),
   )
 })
