@@ -302,7 +302,9 @@ const keyOrders = new Map<string, ReadonlyArray<string>>()
 /** Sets of keys remembered (tags may give every deployment its own set). */
 const maxKeyOrders = 1000
 const keyOrderOf = (keys: ReadonlyArray<string>): ReadonlyArray<string> => {
-  const signature = keys.join("\u0000")
+  // JSON of the array, not a join: a key may hold any character (a tag key with a NUL would make
+  // ["x\u0000y"] and ["x", "y"] one signature, and the second set would be copied in the first's order).
+  const signature = JSON.stringify(keys)
   const known = keyOrders.get(signature)
   if (known !== undefined) return known
   const order = [...keys].sort((a, b) => a.localeCompare(b))

@@ -281,6 +281,24 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     expect(fingerprintsOf(dump(fingerprinted))).toEqual(written)
   })
 
+  it("gives sets of tag keys their own order, whatever characters the keys hold", () => {
+    const withTags = (tags: ReadonlyArray<Record<string, string>>) =>
+      JSON.stringify({
+        deployments: tags.map((t, i) => ({
+          name: `d${i}`,
+          source: { cert: `d${i}.pem` },
+          target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: `d${i}`, tags: t },
+        })),
+      })
+    // A key holding a NUL first: its set of keys must not stand for ["p", "q"] afterwards (the two
+    // deployments after it would be fingerprinted without their tags). Written by commit 30f0c76.
+    expect(fingerprintsOf(withTags([{ "p\u0000q": "1" }, { p: "1", q: "2" }, { p: "1", q: "3" }]))).toEqual([
+      ["d0", "2607ec98c7e3f9955818734c1575116c4378d80c0909f81f87dfb5fcee2cc035"],
+      ["d1", "59902c826a04887b2462995cd6d320f1066c7221a90a8deaa8078426d215a89b"],
+      ["d2", "24ab783579f404df2dee7678bee224f51cc7b796209ceedb99f2671d2b77140e"],
+    ])
+  })
+
   it("reads a configuration written as JSON as it reads the same configuration in YAML", () => {
     const settings = {
       listen: "[::1]:9100",
