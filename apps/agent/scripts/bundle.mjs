@@ -12,36 +12,27 @@
 // expression literals) makes V8 hold the whole text as a two-byte string.
 // Together that is about 3.5 MB of heap instead of 10. The worker's bundle is
 // treated alike (a worker holds its own copy while it runs).
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { build } from "esbuild"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const sea = process.argv.includes("--sea")
-if (!sea && existsSync(join(root, "dist"))) {
-  for (const f of readdirSync(join(root, "dist")))
-    if (/^(bin|materialWorker|agent-.+)\.js(\.map)?$/.test(f)) rmSync(join(root, "dist", f), { force: true })
+if (!sea) {
+  rmSync(join(root, "dist", "bin.js"), { force: true })
+  rmSync(join(root, "dist", "materialWorker.js"), { force: true })
 }
 const started = Date.now()
 // The ESM bundle's require (a bundled CommonJS dependency may require a Node built-in).
 const esmRequire =
   "import { createRequire as __kvdeployCreateRequire } from 'node:module'; const require = __kvdeployCreateRequire(import.meta.url);"
-/**
- * One bundle: the agent (src/bin.ts), or its material worker (src/materialWorker.ts, see
- * src/materialPool.ts). With `split` (the agent's ESM build), the entry stays small and what it
- * imports dynamically are chunks next to it (dist/agent-*.js; next to it, as src/materialPool.ts
- * finds the worker's bundle next to the agent's code): the entry turns on Node's compile cache
- * before they are loaded, so the cache covers the agent's code (src/bin.ts).
- */
-const bundle = async ({ entry, esmOut, seaOut, banner, split = false }) => {
-  const splitting = split && !sea
+/** One bundle: the agent (src/bin.ts), or its material worker (src/materialWorker.ts, see src/materialPool.ts). */
+const bundle = async ({ entry, esmOut, seaOut, banner }) => {
   const result = await build({
     absWorkingDir: root,
-    entryPoints: splitting ? { [esmOut.replace(/^dist\/|\.js$/g, "")]: entry } : [entry],
-    ...(splitting
-      ? { outdir: join(root, "dist"), splitting: true, chunkNames: "agent-[name]-[hash]" }
-      : { outfile: sea ? seaOut : esmOut }),
+    entryPoints: [entry],
+    outfile: sea ? seaOut : esmOut,
     bundle: true,
     format: sea ? "cjs" : "esm",
     platform: "node",
@@ -71,7 +62,7 @@ const bundle = async ({ entry, esmOut, seaOut, banner, split = false }) => {
         : file.contents,
     )
   }
-  return Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith(".js") || f.endsWith(".cjs"))
+  return Object.entries(result.metafile.outputs).find(([f]) => f.endsWith(".js") || f.endsWith(".cjs"))
 }
 const outputs = await Promise.all([
   bundle({
@@ -79,7 +70,6 @@ const outputs = await Promise.all([
     esmOut: "dist/bin.js",
     seaOut: "dist/sea/agent.cjs",
     banner: `#!/usr/bin/env node\n${esmRequire}`,
-    split: true,
   }),
   // Started by the agent as a worker thread: next to dist/bin.js, or a SEA asset (scripts/sea.mjs).
   bundle({
@@ -90,8 +80,5 @@ const outputs = await Promise.all([
   }),
 ])
 console.log(
-  `kvdeploy-agent bundled: ${outputs
-    .flat()
-    .map(([file, out]) => `${file} ${Math.round(out.bytes / 1024)} KiB`)
-    .join(", ")} in ${Date.now() - started} ms`,
+  `kvdeploy-agent bundled: ${outputs.map((out) => `${out?.[0]} ${Math.round((out?.[1].bytes ?? 0) / 1024)} KiB`).join(", ")} in ${Date.now() - started} ms`,
 )

@@ -221,11 +221,8 @@ export const makeReconciler = (
     const gc = exposedGc()
     // The configuration's parse left its garbage (10,000 deployments: the first pass's collection
     // found 540 MB resident, against about 320 MB for the later ones): collected before the first
-    // pass, so that the in-pass bound below counts from what the agent holds, not from that. One
-    // full collection, not the last-resort flavour: that garbage is the parse's JavaScript objects,
-    // and the extra rounds and heap shrinking only delayed the first pass (a heap holding 10,000
-    // parsed deployments: 81-158 ms against 18-25 ms for one full collection, three runs each).
-    exposedMajorGc()?.()
+    // pass, so that the in-pass bound below counts from what the agent holds, not from that.
+    gc?.()
     const idle = makeIdleRelease({
       quietMs: 3000,
       // Nothing is started once shutdown began, and what was scheduled before does nothing:
