@@ -3,9 +3,12 @@
 // Help is static, so the build renders it once per command (dist/help.json,
 // with and without colours) and `kvdeploy [COMMAND] --help` prints it without
 // loading the command tree. Everything else turns on Node's on-disk compile
-// cache (bytecode of kvdeploy's own bundle; no data) and loads the CLI.
-import { readFileSync } from "node:fs"
+// cache (bytecode of kvdeploy's own bundle; no data) in a directory of the
+// user's own, and loads the CLI.
+import { lstatSync, mkdirSync, readFileSync } from "node:fs"
 import * as nodeModule from "node:module"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 
 const argv = process.argv.slice(2)
 
@@ -30,6 +33,31 @@ const cachedHelp = (): string | undefined => {
   }
 }
 
+/**
+ * Where the compile cache may live: `<tmpdir>/kvdeploy-compile-cache-<uid>`, created with mode
+ * 0700, and used only while it is a directory (not a link) that this account owns and no other can
+ * write. Node loads the bytecode it finds there, so a directory another local account made first
+ * must not be it: Node's default (`<tmpdir>/node-compile-cache`) is one name for every account.
+ * None on systems without user ids. `NODE_COMPILE_CACHE`, when set, is the operator's choice and
+ * Node's own to use.
+ */
+const privateCacheDirectory = (): string | undefined => {
+  const uid = process.getuid?.()
+  if (uid === undefined) return undefined
+  const directory = join(tmpdir(), `kvdeploy-compile-cache-${uid}`)
+  try {
+    mkdirSync(directory, { mode: 0o700 })
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") return undefined
+  }
+  try {
+    const stats = lstatSync(directory)
+    return stats.isDirectory() && stats.uid === uid && (stats.mode & 0o077) === 0 ? directory : undefined
+  } catch {
+    return undefined
+  }
+}
+
 const help = cachedHelp()
 if (help !== undefined) {
   process.stdout.write(help)
@@ -43,7 +71,8 @@ if (help !== undefined) {
   )
   process.stdout.write(JSON.stringify(pages))
 } else {
-  nodeModule.enableCompileCache?.()
+  const cache = process.env.NODE_COMPILE_CACHE === undefined ? privateCacheDirectory() : undefined
+  if (cache !== undefined) nodeModule.enableCompileCache?.(cache)
   const { main } = await import("./main.js")
   main(argv)
 }
