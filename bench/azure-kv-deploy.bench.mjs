@@ -99,9 +99,8 @@ async function main() {
   const { ClientSecretCredential } = await import("@azure/identity")
   const { CertificateClient } = await import("@azure/keyvault-certificates")
   const AzureKeyVault = await import("@kvdeploy/azure-kv")
-  const { AuditLog, deploy, Metrics, preflight, transportPfxOptions, Vault, validateTargetConfigSync } = await import(
-    "@kvdeploy/core"
-  )
+  const { AuditLog, deploy, Metrics, preflight, transportPfxOptions, Vault, validateTargetConfigSync } =
+    await import("@kvdeploy/core")
   const Pkcs12 = await import("@kvdeploy/pkcs12")
   const x509 = await import("@peculiar/x509")
   const Effect = await import("effect/Effect")
@@ -259,7 +258,9 @@ async function main() {
           preflight({ target, material: materials.floor[i], certificateId: "bench" }),
         )
         if (checked._tag !== "Passed")
-          throw new Error(`the floor arm's preflight rejected its material: ${JSON.stringify(checked.problems)}`)
+          throw new Error(
+            `the floor arm's preflight rejected its material: ${JSON.stringify(checked.problems)}`,
+          )
         await bare("floor-cert", prebuilt.floor[i])
       },
       bareA: (i) => bare("bare-a-cert", prebuilt.bareA[i]),
