@@ -292,11 +292,20 @@ export const configFingerprintOf = (canonicalJson: string): string =>
   createHash("sha256").update(canonicalJson).digest("hex")
 
 /**
- * The order of an object's keys in a fingerprint: sorted with `localeCompare`, as when fingerprints
- * were first written (JSON.stringify with a replacer that rebuilt every object from its sorted
- * entries), so that a restart recognises them. An object built in this order enumerates its
- * integer-like keys first, ascending, as that rebuilt one did. Worked out once per set of keys
- * instead of once per object.
+ * The collation of fingerprint keys: `localeCompare`'s, as when fingerprints were first written
+ * (JSON.stringify with a replacer that rebuilt every object from its sorted entries), but for one
+ * fixed locale. `localeCompare` without one follows the host's locale (LANG, LC_ALL), and some
+ * locales order non-ASCII keys differently (Swedish puts "ä" after "z"): the same configuration
+ * would then get another fingerprint after a restart under another locale, and an outcome held
+ * for a person would be tried again. en-US orders as the C, C.UTF-8, en_* and unset locales did,
+ * so fingerprints written on such hosts are unchanged.
+ */
+const keyCollator = new Intl.Collator("en-US")
+
+/**
+ * The order of an object's keys in a fingerprint: sorted with keyCollator, so that a restart
+ * recognises them. An object built in this order enumerates its integer-like keys first,
+ * ascending, as that rebuilt one did. Worked out once per set of keys instead of once per object.
  */
 const keyOrders = new Map<string, ReadonlyArray<string>>()
 /** Sets of keys remembered (tags may give every deployment its own set). */
@@ -307,7 +316,7 @@ const keyOrderOf = (keys: ReadonlyArray<string>): ReadonlyArray<string> => {
   const signature = JSON.stringify(keys)
   const known = keyOrders.get(signature)
   if (known !== undefined) return known
-  const order = [...keys].sort((a, b) => a.localeCompare(b))
+  const order = [...keys].sort(keyCollator.compare)
   if (keyOrders.size < maxKeyOrders) keyOrders.set(signature, order)
   return order
 }
