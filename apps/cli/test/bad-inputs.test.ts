@@ -185,6 +185,28 @@ const cases: ReadonlyArray<Case> = [
     says: ["--name", "letters, digits and hyphens"],
   },
   {
+    name: "certificate name with underscore and a missing key file: both listed in one run",
+    args: () => [
+      "deploy",
+      "--config",
+      target("ok-name"),
+      "--name",
+      "bad_name",
+      "--cert",
+      pemFile("leaf-only.pem", good.certPem),
+      "--key",
+      "/nonexistent/kvdeploy-corpus.key",
+    ],
+    exit: 2,
+    says: [
+      "--name",
+      "letters, digits and hyphens",
+      "--key",
+      "/nonexistent/kvdeploy-corpus.key: no such file",
+      "and a certificate file (1 problem)",
+    ],
+  },
+  {
     name: "certificate name of 128 characters",
     args: () => ["deploy", "--config", target("ok-name"), "--name", "a".repeat(128), "--cert", "-"],
     stdin: () => fx.bundle(good),

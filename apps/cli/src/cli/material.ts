@@ -245,3 +245,25 @@ export const readMaterial = (
   flags: MaterialFlags,
 ): Effect.Effect<CertificateMaterial, CliProblem, Prompt.Environment> =>
   Option.isSome(flags.pfx) ? fromPfx(flags, flags.pfx.value) : fromPem(flags)
+
+/**
+ * The problems of the material's files alone (each path given can be read, is not empty and not
+ * too large), for a command that already failed on something else and lists every problem at
+ * once: no passphrase or password is asked for, standard input (`-`) is left unread, nothing is
+ * parsed, and the bytes read are dropped.
+ */
+export const materialFileProblems = (flags: MaterialFlags): Effect.Effect<ReadonlyArray<Problem>> =>
+  Effect.gen(function* () {
+    const problems: Array<Problem> = []
+    for (const [flag, value] of [
+      ["--cert", flags.cert],
+      ["--chain", flags.chain],
+      ["--key", flags.key],
+      ["--pfx", flags.pfx],
+    ] as const) {
+      if (Option.isNone(value) || value.value === "-") continue
+      const read = yield* Effect.result(readSource(flag, value.value))
+      if (read._tag === "Failure") problems.push(...read.failure.problems)
+    }
+    return problems
+  })

@@ -5,9 +5,9 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
-import { type MaterialFlags, readMaterial } from "../cli/material.js"
+import { type MaterialFlags, materialFileProblems, readMaterial } from "../cli/material.js"
 import { leafSummary, outcomeLines } from "../cli/outcome.js"
-import { ExitWith } from "../cli/problems.js"
+import { ExitCode, ExitWith, usage } from "../cli/problems.js"
 import { resolveTarget, type TargetFlags } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { withDeployServices } from "../cli/vault.js"
@@ -45,7 +45,12 @@ export const deployFlags = {
   json: flags.json,
 }
 
-/** The target (config file, then flags) and the certificate material, read alike by `deploy` and `plan`. */
+/**
+ * The target (config file, then flags) and the certificate material, read alike by `deploy` and
+ * `plan`. A target with problems is reported together with the problems of the material's files
+ * (one that cannot be read, is empty or too large), so one run lists them all; the material
+ * itself is read and parsed only for a valid target (no password prompt before that).
+ */
 export const targetAndMaterial = (
   input: TargetFlags &
     MaterialFlags & {
@@ -56,12 +61,27 @@ export const targetAndMaterial = (
     },
 ) =>
   Effect.gen(function* () {
-    const { config } = yield* resolveTarget(input, {
-      name: input.name,
-      tags: input.tag,
-      onSoftDeleted: input.onSoftDeleted,
-      pfxEncoding: input.pfxEncoding,
-    })
+    const target = yield* Effect.result(
+      resolveTarget(input, {
+        name: input.name,
+        tags: input.tag,
+        onSoftDeleted: input.onSoftDeleted,
+        pfxEncoding: input.pfxEncoding,
+      }),
+    )
+    if (target._tag === "Failure") {
+      const invalid = target.failure
+      const files = invalid.exitCode === ExitCode.usage ? yield* materialFileProblems(input) : []
+      return yield* files.length === 0
+        ? Effect.fail(invalid)
+        : Effect.fail(
+            usage(
+              `${invalid.title}, and a certificate file (${files.length} problem${files.length === 1 ? "" : "s"})`,
+              [...invalid.problems, ...files],
+            ),
+          )
+    }
+    const { config } = target.success
     const material = yield* readMaterial(input)
     return { config, material }
   })
