@@ -12,6 +12,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
 import * as SchemaIssue from "effect/SchemaIssue"
 import { loadAll, YAMLException } from "js-yaml"
 
@@ -383,6 +384,43 @@ const decodeAgentConfigSchema = (input: unknown) => {
 }
 
 /**
+ * The description the schema gives the field at `path` (what it is, its default), for the fix of
+ * a problem the schema found there: the same text the published JSON Schema carries. Through
+ * structs by key, arrays by index, and unions (a source is PEM or PFX) by the first member that
+ * describes the path.
+ */
+const describedAt = (ast: SchemaAST.AST, path: ReadonlyArray<PropertyKey>): string | undefined => {
+  const [head, ...rest] = path
+  if (head === undefined) return SchemaAST.resolveDescription(ast)
+  switch (ast._tag) {
+    case "Objects": {
+      const property = ast.propertySignatures.find((p) => p.name === head)
+      return property === undefined ? undefined : describedAt(property.type, rest)
+    }
+    case "Arrays": {
+      const item = ast.rest[0]
+      return typeof head === "number" && item !== undefined ? describedAt(item, rest) : undefined
+    }
+    case "Union":
+      for (const member of ast.types) {
+        const found = describedAt(member, path)
+        if (found !== undefined) return found
+      }
+      return undefined
+    default:
+      return undefined
+  }
+}
+
+/** The fix of a problem the schema found at `path`. */
+const schemaFix = (path: ReadonlyArray<PropertyKey>): string => {
+  const description = describedAt(AgentConfigSchema.ast, path)
+  return description === undefined
+    ? "see schema/agent-config.schema.json or docs/agent.md"
+    : `${description}; see docs/agent.md (configuration reference)`
+}
+
+/**
  * Validate a decoded YAML/JSON document. `env` is consulted only to check
  * that the variables named for PFX passwords exist (their values are never read here).
  */
@@ -403,7 +441,7 @@ export const validateAgentConfig = (
         continue
       // Checked below, with its own fix.
       if (field === "agent.material_workers") continue
-      problems.push(problem(field, issue.message, "see schema/agent-config.schema.json or docs/agent.md"))
+      problems.push(problem(field, issue.message, schemaFix(issue.path as ReadonlyArray<PropertyKey>)))
     }
   }
   // Core's target validation and cross-deployment checks run on what is there, even when the schema failed.

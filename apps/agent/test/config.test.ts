@@ -388,6 +388,40 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     ])
   })
 
+  it("gives a value the schema refuses the field's own description as its fix", () => {
+    const problems = fullProblems(
+      dump({
+        agent: { concurrency: 0, debounce_ms: -5 },
+        deployments: [
+          {
+            name: "api",
+            source: { cert: "api.crt", key: "api.key" },
+            target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "api" },
+            pickup: { host: "api.example.com", port: 0 },
+          },
+        ],
+      }),
+    )
+    const fixOf = (field: string) => problems.find((p) => p.field === field)?.fix
+    expect(fixOf("agent.concurrency")).toBe(
+      "Deployments reconciled at once, across all vaults (default 32); see docs/agent.md (configuration reference)",
+    )
+    expect(fixOf("agent.debounce_ms")).toBe(
+      "Quiet time after a file change before reconciling (default 500); see docs/agent.md (configuration reference)",
+    )
+    // Through the deployments array and into the pickup.
+    expect(fixOf("deployments[0].pickup.port")).toBe(
+      "TCP port (default 443); see docs/agent.md (configuration reference)",
+    )
+    // An unknown key has no description: the generic pointer.
+    expect(fullProblems(dump({ agent: { concurency: 4 }, deployments: [] }))).toEqual([
+      expect.objectContaining({
+        field: "agent.concurency",
+        fix: "see schema/agent-config.schema.json or docs/agent.md",
+      }),
+    ])
+  })
+
   it("publishes the JSON Schema generated from the Effect Schema", () => {
     const published = JSON.parse(
       readFileSync(join(agentRoot, "schema", "agent-config.schema.json"), "utf8"),
