@@ -295,11 +295,13 @@ export const configFingerprintOf = (canonicalJson: string): string =>
 /**
  * The collation of fingerprint keys: `localeCompare`'s, as when fingerprints were first written
  * (JSON.stringify with a replacer that rebuilt every object from its sorted entries), but for one
- * fixed locale. `localeCompare` without one follows the host's locale (LANG, LC_ALL), and some
- * locales order non-ASCII keys differently (Swedish puts "ä" after "z"): the same configuration
- * would then get another fingerprint after a restart under another locale, and an outcome held
- * for a person would be tried again. en-US orders as the C, C.UTF-8, en_* and unset locales did,
- * so fingerprints written on such hosts are unchanged.
+ * fixed locale. `localeCompare` without one follows the host's locale (LANG, LC_ALL), and many
+ * locales order tag keys differently (Swedish puts "ä" after "z", Danish "aa" after "z", Czech
+ * "ch" after "h"): the same configuration would then get another fingerprint after a restart
+ * under another locale, and an outcome held for a person would be tried again. en-US is ICU's
+ * root order, as the C, C.UTF-8, POSIX, en_* and unset locales were, so fingerprints written on
+ * such hosts are unchanged. The order still comes from the ICU data of the Node.js that runs the
+ * agent: a Node.js upgrade that changes the root collation can change a fingerprint once.
  */
 const keyCollator = new Intl.Collator("en-US")
 
@@ -317,7 +319,9 @@ const keyOrderOf = (keys: ReadonlyArray<string>): ReadonlyArray<string> => {
   const signature = JSON.stringify(keys)
   const known = keyOrders.get(signature)
   if (known !== undefined) return known
-  const order = [...keys].sort(keyCollator.compare)
+  // Keys the collation calls equal (a composed and a decomposed "ä", keys apart only by an ignorable
+  // character) are ordered by code unit, so their order in the file does not change the fingerprint.
+  const order = [...keys].sort((a, b) => keyCollator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0))
   if (keyOrders.size < maxKeyOrders) keyOrders.set(signature, order)
   return order
 }
@@ -398,8 +402,8 @@ const describedAt = (ast: SchemaAST.AST, path: ReadonlyArray<PropertyKey>): stri
       return property === undefined ? undefined : describedAt(property.type, rest)
     }
     case "Arrays": {
-      const item = ast.rest[0]
-      return typeof head === "number" && item !== undefined ? describedAt(item, rest) : undefined
+      const item = typeof head === "number" ? (ast.elements[head] ?? ast.rest[0]) : undefined
+      return item === undefined ? undefined : describedAt(item, rest)
     }
     case "Union":
       for (const member of ast.types) {
@@ -412,9 +416,17 @@ const describedAt = (ast: SchemaAST.AST, path: ReadonlyArray<PropertyKey>): stri
   }
 }
 
-/** The fix of a problem the schema found at `path`. */
-const schemaFix = (path: ReadonlyArray<PropertyKey>): string => {
-  const description = describedAt(AgentConfigSchema.ast, path)
+/**
+ * The fix of a problem the schema found at `path`: the field's description when the problem is its
+ * value. A key the schema does not expect there gets the pointer: a union member's "unexpected key"
+ * names a field of another member (a source with both `cert` and `pfx`), whose description would
+ * describe the wrong form. The document itself (an empty path) gets the pointer too.
+ */
+const schemaFix = (path: ReadonlyArray<PropertyKey>, message: string): string => {
+  const description =
+    path.length === 0 || /excess|unexpected/i.test(message)
+      ? undefined
+      : describedAt(AgentConfigSchema.ast, path)
   return description === undefined
     ? "see schema/agent-config.schema.json or docs/agent.md"
     : `${description}; see docs/agent.md (configuration reference)`
@@ -441,7 +453,9 @@ export const validateAgentConfig = (
         continue
       // Checked below, with its own fix.
       if (field === "agent.material_workers") continue
-      problems.push(problem(field, issue.message, schemaFix(issue.path as ReadonlyArray<PropertyKey>)))
+      problems.push(
+        problem(field, issue.message, schemaFix(issue.path as ReadonlyArray<PropertyKey>, issue.message)),
+      )
     }
   }
   // Core's target validation and cross-deployment checks run on what is there, even when the schema failed.

@@ -299,6 +299,23 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     ])
   })
 
+  it("gives keys the collation calls equal one order, whatever their order in the file", () => {
+    // A composed and a decomposed "ä": equal to the collation, different keys to Key Vault.
+    const withTags = (tags: Record<string, string>) =>
+      JSON.stringify({
+        deployments: [
+          {
+            name: "d0",
+            source: { cert: "d0.pem" },
+            target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "d0", tags },
+          },
+        ],
+      })
+    expect(fingerprintsOf(withTags({ "\u00e4": "1", "a\u0308": "2" }))).toEqual(
+      fingerprintsOf(withTags({ "a\u0308": "2", "\u00e4": "1" })),
+    )
+  })
+
   it("reads a configuration written as JSON as it reads the same configuration in YAML", () => {
     const settings = {
       listen: "[::1]:9100",
@@ -412,6 +429,27 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     // Through the deployments array and into the pickup.
     expect(fixOf("deployments[0].pickup.port")).toBe(
       "TCP port (default 443); see docs/agent.md (configuration reference)",
+    )
+    // A source in neither form: each member's problems are listed. A value problem gets its own
+    // member's description; a key one member does not expect (it names the other member's field)
+    // gets the pointer, not the other member's description.
+    const both = fullProblems(
+      dump({
+        deployments: [
+          {
+            name: "api",
+            source: { cert: "api.crt", pfx: "api.pfx" },
+            target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "api" },
+          },
+        ],
+      }),
+    )
+    const pointer = "see schema/agent-config.schema.json or docs/agent.md"
+    expect(both.length).toBeGreaterThan(0)
+    for (const p of both.filter((p) => /excess|unexpected/i.test(p.message)))
+      expect(p.fix, `${p.field}: ${p.message}`).toBe(pointer)
+    expect(both.filter((p) => /excess|unexpected/i.test(p.message)).map((p) => p.field)).toEqual(
+      expect.arrayContaining(["deployments[0].source.pfx", "deployments[0].source.cert"]),
     )
     // An unknown key has no description: the generic pointer.
     expect(fullProblems(dump({ agent: { concurency: 4 }, deployments: [] }))).toEqual([

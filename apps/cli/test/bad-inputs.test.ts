@@ -203,7 +203,7 @@ const cases: ReadonlyArray<Case> = [
       "letters, digits and hyphens",
       "--key",
       "/nonexistent/kvdeploy-corpus.key: no such file",
-      "and a certificate file (1 problem)",
+      "the target is invalid (1 problem); the certificate files: 1 problem",
     ],
   },
   {

@@ -76,7 +76,7 @@ export const targetAndMaterial = (
         ? Effect.fail(invalid)
         : Effect.fail(
             usage(
-              `${invalid.title}, and a certificate file (${files.length} problem${files.length === 1 ? "" : "s"})`,
+              `${invalid.title}; the certificate files: ${files.length} problem${files.length === 1 ? "" : "s"}`,
               [...invalid.problems, ...files],
             ),
           )
