@@ -65,7 +65,15 @@ describe("configuration fingerprints", () => {
   const underLocale = (locale: string) => {
     const r = spawnSync(process.execPath, [bundled], {
       encoding: "utf8",
-      env: { PATH: process.env.PATH ?? "", LANG: locale, LC_ALL: locale, KVDEPLOY_TEST_CONFIG: config },
+      env: {
+        PATH: process.env.PATH ?? "",
+        // A Node.js built with its ICU data outside the binary finds it here.
+        ...(process.env.NODE_ICU_DATA === undefined ? {} : { NODE_ICU_DATA: process.env.NODE_ICU_DATA }),
+        LANG: locale,
+        LC_ALL: locale,
+        KVDEPLOY_TEST_CONFIG: config,
+      },
+      timeout: 30_000,
     })
     if (r.status !== 0) throw new Error(`the fingerprint script failed under ${locale}: ${r.stderr}`)
     return JSON.parse(r.stdout) as { locale: string; fingerprints: Array<[string, string]> }
