@@ -432,6 +432,64 @@ const schemaFix = (path: ReadonlyArray<PropertyKey>, message: string): string =>
     : `${description}; see docs/agent.md (configuration reference)`
 }
 
+interface SourceForm {
+  readonly form: string
+  readonly keys: ReadonlyArray<string>
+  /** Every problem, an unknown key among them. */
+  readonly judge: (source: unknown) => Result.Result<unknown, { readonly issue: SchemaIssue.Issue }>
+}
+
+const judgeAll = { errors: "all", onExcessProperty: "error" } as const
+const decodePem = Schema.decodeUnknownResult(PemSourceSchema)
+const decodePfx = Schema.decodeUnknownResult(PfxSourceSchema)
+const pemForm: SourceForm = {
+  form: "PEM",
+  keys: Object.keys(PemSourceSchema.fields),
+  judge: (source) => decodePem(source, judgeAll),
+}
+const pfxForm: SourceForm = {
+  form: "PFX",
+  keys: Object.keys(PfxSourceSchema.fields),
+  judge: (source) => decodePfx(source, judgeAll),
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/**
+ * The problems of deployment `index`'s source (a plain object the schema refused), judged against
+ * the one form it is written in, instead of the union's verdict, which lists every problem of both
+ * forms (a typo in a PEM source came with "pfx: Missing key" and "cert: Expected no excess
+ * property"). A source with keys of both forms is one problem; one with keys of neither is judged
+ * as PEM, with the other form named in the fix.
+ */
+const sourceProblems = (index: number, source: Record<string, unknown>): Array<ConfigProblem> => {
+  const uses = (form: SourceForm) => form.keys.some((k) => Object.hasOwn(source, k))
+  const field = `deployments[${index}].source`
+  const both = `give either a PEM source (${pemForm.keys.join(", ")}) or a PFX source (${pfxForm.keys.join(", ")})`
+  if (uses(pemForm) && uses(pfxForm))
+    // A pfx named with PEM files is reported by the deployment checks below, in their words.
+    return typeof source.pfx === "string" && pemForm.keys.some((k) => source[k] !== undefined)
+      ? []
+      : [problem(field, "mixes the keys of a PEM source and a PFX source", both)]
+  const form = uses(pfxForm) ? pfxForm : pemForm
+  const judged = form.judge(source)
+  // Its own form accepts it (cannot happen when the union refused it): say so rather than nothing.
+  if (Result.isSuccess(judged))
+    return [
+      problem(field, "does not match the schema", "see schema/agent-config.schema.json or docs/agent.md"),
+    ]
+  return formatter(judged.failure.issue).issues.map((issue) => {
+    const path = ["deployments", index, "source", ...(issue.path as ReadonlyArray<PropertyKey>)]
+    const fix = /excess|unexpected/i.test(issue.message)
+      ? `a ${form.form} source has ${form.keys.join(", ")}; see docs/agent.md (configuration reference)`
+      : uses(form)
+        ? schemaFix(path, issue.message)
+        : both
+    return problem(pathText(path), issue.message, fix)
+  })
+}
+
 /**
  * Validate a decoded YAML/JSON document. `env` is consulted only to check
  * that the variables named for PFX passwords exist (their values are never read here).
@@ -443,11 +501,32 @@ export const validateAgentConfig = (
   env: Readonly<Record<string, string | undefined>>,
 ): Result.Result<AgentConfig, AgentConfigInvalid> => {
   const problems: Array<ConfigProblem> = []
+  const doc = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>
+  const rawDeployments = Array.isArray(doc.deployments) ? (doc.deployments as Array<unknown>) : []
   const decoded = decodeAgentConfigSchema(input)
   if (Result.isFailure(decoded)) {
     const standard = formatter(decoded.failure.issue)
+    /** Deployments whose source (a plain object) has problems: judged against its own form below. */
+    const sourcesToJudge = new Set<number>()
     for (const issue of standard.issues) {
-      const field = pathText(issue.path as ReadonlyArray<PropertyKey>)
+      const issuePath = issue.path as ReadonlyArray<PropertyKey>
+      const [top, index, part] = issuePath
+      if (
+        top === "deployments" &&
+        typeof index === "number" &&
+        part === "source" &&
+        issuePath.length >= 3 &&
+        isPlainObject((rawDeployments[index] as Record<string, unknown> | undefined)?.source)
+      ) {
+        if (!sourcesToJudge.has(index)) {
+          sourcesToJudge.add(index)
+          problems.push(
+            ...sourceProblems(index, (rawDeployments[index] as { source: Record<string, unknown> }).source),
+          )
+        }
+        continue
+      }
+      const field = pathText(issuePath)
       // Target fields are checked (with better messages, secrets included) by core's validation below.
       if (/^deployments\[\d+\]\.target\.[^.]+$/.test(field) && /excess|unexpected/i.test(issue.message))
         continue
@@ -459,8 +538,6 @@ export const validateAgentConfig = (
     }
   }
   // Core's target validation and cross-deployment checks run on what is there, even when the schema failed.
-  const doc = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>
-  const rawDeployments = Array.isArray(doc.deployments) ? (doc.deployments as Array<unknown>) : []
   const names = new Map<string, number>()
   // One instance of what deployments of a vault have in common (URL, vault name, cloud), not a copy
   // per deployment (a custom cloud's object and the strings: a few hundred bytes each, kept for as
