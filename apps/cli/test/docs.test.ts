@@ -22,6 +22,20 @@ export const shellBlocks = (markdown: string): Array<string> => {
   return blocks
 }
 
+/** Whether every process of the group `pgid` has ended, polled until `ms` have passed. */
+const groupEnded = async (pgid: number, ms: number): Promise<boolean> => {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      process.kill(-pgid, 0)
+    } catch {
+      return true
+    }
+    if (Date.now() >= deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
 describe("docs/getting-started.md", () => {
   it("every command shown runs against the emulator", async () => {
     const page = readFileSync(join(docsDir, "getting-started.md"), "utf8")
@@ -66,6 +80,16 @@ describe("docs/getting-started.md", () => {
           process.kill(-pid, "SIGTERM")
         } catch {
           // The group has already ended: the page stopped its emulator itself.
+        }
+        // Wait for the group to end before removing the scratch directory: a process still exiting
+        // writes its compile cache into TMPDIR and would create the directory again (left behind).
+        if (!(await groupEnded(pid, 10_000))) {
+          try {
+            process.kill(-pid, "SIGKILL")
+          } catch {
+            // Ended in between.
+          }
+          await groupEnded(pid, 5_000)
         }
       }
       // The emulator the page started in the background may still be writing its files here
