@@ -374,6 +374,9 @@ const dropsKeys = (input: unknown, decoded: unknown): boolean => {
   return false
 }
 
+/** Every problem of a document (or a source), an unknown key among them. */
+const judgeAll = { errors: "all", onExcessProperty: "error" } as const
+
 /**
  * The schema's verdict on a document: every problem, and an unknown key anywhere is one
  * (errors "all", onExcessProperty "error"). A valid configuration is decoded first under Effect's
@@ -384,7 +387,7 @@ const dropsKeys = (input: unknown, decoded: unknown): boolean => {
 const decodeAgentConfigSchema = (input: unknown) => {
   const quick = decodeSchema(input)
   if (Result.isSuccess(quick) && !dropsKeys(input, quick.success)) return quick
-  return decodeSchema(input, { errors: "all", onExcessProperty: "error" })
+  return decodeSchema(input, judgeAll)
 }
 
 /**
@@ -439,7 +442,6 @@ interface SourceForm {
   readonly judge: (source: unknown) => Result.Result<unknown, { readonly issue: SchemaIssue.Issue }>
 }
 
-const judgeAll = { errors: "all", onExcessProperty: "error" } as const
 const decodePem = Schema.decodeUnknownResult(PemSourceSchema)
 const decodePfx = Schema.decodeUnknownResult(PfxSourceSchema)
 const pemForm: SourceForm = {
