@@ -18,7 +18,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Result from "effect/Result"
-import { afterAll, describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it, onTestFinished } from "vitest"
 import { stringify } from "yaml"
 import { type AgentMetrics, makeAgentMetrics } from "../src/agentMetrics.js"
 import { type AgentConfig, parseAgentConfig } from "../src/config.js"
@@ -192,6 +192,7 @@ describe.each([[1], [0]])(
   (minList) => {
     it("never records the old source's certificate under the new configuration", async () => {
       const dir = mkdtempSync(join(tmpdir(), "kvdeploy-stale-source-"))
+      onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
       const pki = await makePki()
       const oldLeaf = await pki.leaf("m.example.test")
       const newLeaf = await pki.leaf("m.example.test")

@@ -11,14 +11,15 @@ import * as Effect from "effect/Effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { readSource, type SourceStamp, unchangedSince } from "../src/source.js"
 
-let dir: string | undefined
+/** Every scratch directory of the running test (a test may make several), removed after it. */
+const dirs: Array<string> = []
 afterEach(() => {
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
-  dir = undefined
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
 const scratch = (): string => {
-  dir = mkdtempSync(join(tmpdir(), "kvdeploy-source-"))
+  const dir = mkdtempSync(join(tmpdir(), "kvdeploy-source-"))
+  dirs.push(dir)
   return dir
 }
 

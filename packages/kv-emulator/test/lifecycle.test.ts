@@ -3,12 +3,12 @@
  * a warning), and the Effect API (scoped start, layer).
  */
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { it as effectIt } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { describe, expect, it } from "vitest"
+import { describe, expect, it, onTestFinished } from "vitest"
 import { KvEmulator, layer, start, startScoped } from "../src/index.js"
 import { clients, makeMaterial, pemBundle } from "./support.js"
 
@@ -51,11 +51,10 @@ describe("backing secret encodings", () => {
       await c.certificates.importCertificate("enc-pfx", pfx, { password: "x" })
       const secret = await c.secrets.getSecret("enc-pfx")
       expect(secret.properties.contentType).toBe("application/x-pkcs12")
-      const dir = mkdtempSync(join(tmpdir(), "kvemu-enc-"))
-      const file = join(dir, "s.pfx")
-      writeFileSync(file, Buffer.from(secret.value ?? "", "base64"))
-      const out = execFileSync("sh", ["-c", `openssl pkcs12 -in "${file}" -passin pass: -info -nodes 2>&1`], {
+      // OpenSSL reads the PFX from its standard input: the test writes no key to disk.
+      const out = execFileSync("sh", ["-c", "openssl pkcs12 -passin pass: -info -nodes 2>&1"], {
         encoding: "utf8",
+        input: Buffer.from(secret.value ?? "", "base64"),
       })
       expect(out).toContain("BEGIN PRIVATE KEY")
       expect(out).toMatch(/PBES2/)
@@ -69,6 +68,7 @@ describe("backing secret encodings", () => {
 describe("state directory", () => {
   it("keeps certificates across a restart, in 0600 files, and warns that they hold private keys", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kvemu-state-"))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
     const warnings: string[] = []
     const first = await start({ vaults: ["kept"], stateDir: dir, warn: (l) => warnings.push(l) })
     const m = await makeMaterial()
