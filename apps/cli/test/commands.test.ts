@@ -412,6 +412,46 @@ describe("verify --endpoint", () => {
     expect(no.code).toBe(1)
     expect(json<{ serves: boolean }>(no).serves).toBe(false)
   })
+
+  it("polls with --timeout: yes once the endpoint switches to the certificate; no, after every look that fits, when it never does", async () => {
+    const [before, after] = await Promise.all([fx.leaf(), fx.leaf()])
+    const switching = createServer({ cert: before.certPem + fx.chainPem, key: before.keyPem })
+    let looks = 0
+    // Counted per TCP connection: the CLI closes each as soon as it has the certificate, before the
+    // server sees the handshake end. Once the first look is over, the endpoint picks up the new
+    // certificate (as a gateway does).
+    switching.on("connection", (socket) => {
+      looks++
+      if (looks === 1)
+        socket.once("close", () =>
+          switching.setSecureContext({ cert: after.certPem + fx.chainPem, key: after.keyPem }),
+        )
+    })
+    await new Promise<void>((resolve) => switching.listen(0, "127.0.0.1", resolve))
+    const at = `127.0.0.1:${(switching.address() as { port: number }).port}`
+    try {
+      const yes = await runCli(["verify", "--cert", "-", "--endpoint", at, "--timeout", "30s", "--json"], {
+        stdin: after.certPem,
+      })
+      expect(yes.code, yes.stdout + yes.stderr).toBe(0)
+      expect(looks).toBe(2)
+      expect(json<{ checks: Array<{ detail: string }> }>(yes).checks[0]?.detail).toBe(
+        "presents this certificate",
+      )
+      // Never the certificate: looks 2 seconds apart while one more fits in 3 seconds (at 0 s and 2 s).
+      looks = 2 // counted on from the first run's two (the switch happens once)
+      const no = await runCli(["verify", "--cert", "-", "--endpoint", at, "--timeout", "3s", "--json"], {
+        stdin: before.certPem,
+      })
+      expect(no.code, no.stdout + no.stderr).toBe(1)
+      expect(looks - 2).toBe(2)
+      expect(json<{ checks: Array<{ detail: string }> }>(no).checks[0]?.detail).toMatch(
+        /^presents another certificate/,
+      )
+    } finally {
+      await new Promise<void>((resolve) => switching.close(() => resolve()))
+    }
+  })
 })
 
 describe("validate, doctor, emulator", () => {

@@ -37,20 +37,45 @@ const optionalEnv = (name: string) =>
     Effect.orElseSucceed(() => Option.none<string>()),
   )
 
-const requireVariables = Effect.fn("Credentials.requireVariables")(function* (
+/** The environment variables each mode needs, and where to set them. */
+const neededVariables: Partial<
+  Record<CredentialMode, { readonly names: ReadonlyArray<string>; readonly fix: string }>
+> = {
+  client_secret: {
+    names: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"],
+    fix: "Set them in the environment kvdeploy runs in (the agent's service, the pipeline or the shell), never in the target configuration",
+  },
+  workload_identity: {
+    names: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"],
+    fix: "Run in a pod labelled azure.workload.identity/use=true whose service account is annotated with azure.workload.identity/client-id; the webhook sets these variables",
+  },
+}
+
+/**
+ * The variables `mode` needs that are not set (or blank), as the error `makeCredential` would
+ * fail with, or `undefined` when none is missing. Makes no credential and reads nothing else, so
+ * a caller can list this problem together with the others of its input before doing any work.
+ */
+export const missingCredentialVariables = Effect.fn("Credentials.missingCredentialVariables")(function* (
   mode: CredentialMode,
-  names: ReadonlyArray<string>,
-  fix: string,
 ) {
+  const needed = neededVariables[mode]
+  if (needed === undefined) return undefined
+  const missing: Array<string> = []
+  for (const name of needed.names) if (Option.isNone(yield* optionalEnv(name))) missing.push(name)
+  return missing.length > 0
+    ? new CredentialVariableMissing({ mode, variables: missing, fix: needed.fix })
+    : undefined
+})
+
+/** The values of every variable `mode` needs, or the error naming each missing one. */
+const requireVariables = Effect.fn("Credentials.requireVariables")(function* (mode: CredentialMode) {
+  const missing = yield* missingCredentialVariables(mode)
+  if (missing !== undefined) return yield* missing
   const values: Record<string, string> = {}
-  const missing: string[] = []
-  for (const name of names) {
+  for (const name of neededVariables[mode]?.names ?? []) {
     const value = yield* optionalEnv(name)
     if (Option.isSome(value)) values[name] = value.value
-    else missing.push(name)
-  }
-  if (missing.length > 0) {
-    return yield* new CredentialVariableMissing({ mode, variables: missing, fix })
   }
   return values
 })
@@ -92,11 +117,7 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
   }
   switch (settings.mode) {
     case "client_secret": {
-      const env = yield* requireVariables(
-        "client_secret",
-        ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"],
-        "Set them in the agent's or pipeline's environment (never in the target configuration)",
-      )
+      const env = yield* requireVariables("client_secret")
       const secret = yield* Config.Redacted("AZURE_CLIENT_SECRET").pipe(
         Effect.mapError(
           () =>
@@ -121,11 +142,7 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
       } satisfies ResolvedCredential
     }
     case "workload_identity": {
-      const env = yield* requireVariables(
-        "workload_identity",
-        ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"],
-        "Run in a pod labelled azure.workload.identity/use=true whose service account is annotated with azure.workload.identity/client-id; the webhook sets these variables",
-      )
+      const env = yield* requireVariables("workload_identity")
       const tokenFile = env.AZURE_FEDERATED_TOKEN_FILE as string
       yield* Effect.tryPromise({
         try: () => access(tokenFile, constants.R_OK),

@@ -47,29 +47,28 @@ const leafForKey = (
   }
 }
 
+/** A secret-holding variable's name that is not a name, or a variable that is not set; never reads the value out. */
+const envVariableProblem = (flag: string, name: string): Problem | undefined =>
+  !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
+    ? {
+        field: flag,
+        message: `"${name}" is not an environment variable name`,
+        fix: `give the variable's name, e.g. ${flag} PFX_PASSWORD, and put the secret in that variable`,
+      }
+    : process.env[name] === undefined
+      ? {
+          field: flag,
+          message: `the environment variable ${name} is not set`,
+          fix: `export ${name} before running kvdeploy`,
+        }
+      : undefined
+
 /** Read a secret from the environment variable named by `flag`. */
 const secretFromEnv = (flag: string, name: string): Effect.Effect<Redacted.Redacted<string>, CliProblem> =>
   Effect.suspend(() => {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-      return Effect.fail(
-        usageOne(
-          flag,
-          `"${name}" is not an environment variable name`,
-          `give the variable's name, e.g. ${flag} PFX_PASSWORD, and put the secret in that variable`,
-        ),
-      )
-    }
-    const value = process.env[name]
-    if (value === undefined) {
-      return Effect.fail(
-        usageOne(
-          flag,
-          `the environment variable ${name} is not set`,
-          `export ${name} before running kvdeploy`,
-        ),
-      )
-    }
-    return Effect.succeed(Redacted.make(value))
+    const problem = envVariableProblem(flag, name)
+    if (problem !== undefined) return Effect.fail(usage(`${problem.field}: ${problem.message}`, [problem]))
+    return Effect.succeed(Redacted.make(process.env[name] ?? ""))
   })
 
 const interactive = (): boolean => process.stdin.isTTY === true && process.stderr.isTTY === true
@@ -223,7 +222,9 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
                 : asked
                   ? "the password entered does not open it"
                   : "it is password-protected and no password was given",
-              "name the variable that holds the password with --pfx-password-env VAR",
+              Option.isSome(flags.pfxPasswordEnv)
+                ? `put the PFX's password in ${flags.pfxPasswordEnv.value} (check it with \`openssl pkcs12 -info -noout -in FILE\`)`
+                : "name the variable that holds the password with --pfx-password-env VAR",
             )
           case "no-key":
             return usageOne(field, "holds no private key", "export the PFX with its private key")
@@ -247,14 +248,51 @@ export const readMaterial = (
   Option.isSome(flags.pfx) ? fromPfx(flags, flags.pfx.value) : fromPem(flags)
 
 /**
- * The problems of the material's files alone (each path given can be read, is not empty and not
- * too large), for a command that already failed on something else and lists every problem at
- * once: no passphrase or password is asked for, standard input (`-`) is left unread, nothing is
- * parsed, and the bytes read are dropped.
+ * Every problem of the material flags that can be found without parsing: flags that cannot go
+ * together (`--pfx` with PEM flags), a missing `--cert`, a password variable that is not set, and
+ * each file that cannot be read, is empty or too large. Lets a command list them all at once,
+ * with its other problems, before it reads the material: no passphrase or password is asked for,
+ * standard input (`-`) is left unread, nothing is parsed, and the bytes read are dropped.
  */
-export const materialFileProblems = (flags: MaterialFlags): Effect.Effect<ReadonlyArray<Problem>> =>
+export const materialFlagProblems = (flags: MaterialFlags): Effect.Effect<ReadonlyArray<Problem>> =>
   Effect.gen(function* () {
     const problems: Array<Problem> = []
+    const pfx = Option.isSome(flags.pfx)
+    if (pfx) {
+      for (const [flag, value] of [
+        ["--cert", flags.cert],
+        ["--chain", flags.chain],
+        ["--key", flags.key],
+        ["--key-passphrase-env", flags.keyPassphraseEnv],
+      ] as const) {
+        if (Option.isSome(value))
+          problems.push({
+            field: flag,
+            message: "cannot be combined with --pfx",
+            fix: "give either PEM files (--cert/--chain/--key, --key-passphrase-env) or one --pfx (--pfx-password-env)",
+          })
+      }
+    } else {
+      if (Option.isNone(flags.cert))
+        problems.push({
+          field: "--cert",
+          message: "is missing",
+          fix: "give --cert FILE (PEM) with --key FILE, or --pfx FILE",
+        })
+      if (Option.isSome(flags.pfxPasswordEnv))
+        problems.push({
+          field: "--pfx-password-env",
+          message: "applies only to --pfx",
+          fix: "drop it, or give --key-passphrase-env VAR for an encrypted PEM key",
+        })
+    }
+    for (const [flag, value] of [
+      ["--key-passphrase-env", pfx ? Option.none<string>() : flags.keyPassphraseEnv],
+      ["--pfx-password-env", pfx ? flags.pfxPasswordEnv : Option.none<string>()],
+    ] as const) {
+      const problem = Option.isSome(value) ? envVariableProblem(flag, value.value) : undefined
+      if (problem !== undefined) problems.push(problem)
+    }
     for (const [flag, value] of [
       ["--cert", flags.cert],
       ["--chain", flags.chain],

@@ -100,7 +100,11 @@ export const parseTagFlags = (
 
 /**
  * Build the raw configuration (file fields, overridden by flags) and the
- * place each field came from, then validate it.
+ * place each field came from, then validate it. Every problem found is
+ * listed in one usage error: malformed `--tag` values, a missing vault URL or
+ * certificate name, and whatever validation finds in the other fields. A target
+ * file that cannot be read or parsed is reported on its own (there are no
+ * fields to judge).
  */
 export const resolveTarget = (
   flags: TargetFlags,
@@ -124,35 +128,46 @@ export const resolveTarget = (
     set("certificate_name", overrides.name)
     set("on_soft_deleted", overrides.onSoftDeleted)
     set("pfx_encoding", overrides.pfxEncoding)
+    /** Problems found before validation, and the fields they are about (validation's own words about those are dropped). */
+    const early: Array<Problem> = []
+    const reported = new Set<string>()
     if (overrides.tags !== undefined && overrides.tags.length > 0) {
       const parsed = parseTagFlags(overrides.tags)
-      if (Result.isFailure(parsed)) return yield* usage("--tag: invalid tag", parsed.failure)
-      const fileTags =
-        typeof raw.tags === "object" && raw.tags !== null ? (raw.tags as Record<string, unknown>) : {}
-      raw.tags = { ...fileTags, ...parsed.success }
-      fromFlag.add("tags")
+      if (Result.isFailure(parsed)) {
+        early.push(...parsed.failure)
+        reported.add("tags")
+      } else {
+        const fileTags =
+          typeof raw.tags === "object" && raw.tags !== null ? (raw.tags as Record<string, unknown>) : {}
+        raw.tags = { ...fileTags, ...parsed.success }
+        fromFlag.add("tags")
+      }
     }
     if (configPath === undefined && raw.vault_url === undefined) {
-      return yield* usageOne(
-        "--vault-url",
-        "is missing",
-        "give --vault-url https://NAME.vault.azure.net, or --config target.json",
-      )
+      early.push({
+        field: "--vault-url",
+        message: "is missing",
+        fix: "give --vault-url https://NAME.vault.azure.net, or --config target.json",
+      })
+      reported.add("vault_url")
     }
     // Commands that work on the whole vault (list, doctor) validate with a placeholder name.
     const placeholderName = !options.requireName && raw.certificate_name === undefined
     if (placeholderName) raw.certificate_name = "kvdeploy-placeholder"
     if (options.requireName && raw.certificate_name === undefined) {
-      return yield* usageOne(
-        configPath === undefined ? "--name" : `${configPath}: certificate_name`,
-        "is missing",
-        "give --name NAME (1-127 of A-Z a-z 0-9 -), or certificate_name in the target file",
-      )
+      early.push({
+        field: configPath === undefined ? "--name" : `${configPath}: certificate_name`,
+        message: "is missing",
+        fix: "give --name NAME (1-127 of A-Z a-z 0-9 -), or certificate_name in the target file",
+      })
+      reported.add("certificate_name")
     }
     const validated = validateTargetConfigSync(raw)
+    const problems = [...early]
     if (Result.isFailure(validated)) {
-      const problems = validated.failure.problems.map((p): Problem => {
+      for (const p of validated.failure.problems) {
         const top = p.field.split(".")[0] ?? p.field
+        if (reported.has(top)) continue
         const flag = flagOfField[top]
         const where =
           fromFlag.has(top) && flag !== undefined
@@ -160,12 +175,18 @@ export const resolveTarget = (
             : configPath === undefined
               ? p.field
               : `${configPath}: ${p.field}`
-        return { field: where, message: p.message, fix: p.fix }
-      })
-      return yield* usage(
-        `the target is invalid (${problems.length} problem${problems.length === 1 ? "" : "s"})`,
-        problems,
-      )
+        problems.push({ field: where, message: p.message, fix: p.fix })
+      }
+    }
+    if (problems.length > 0 || Result.isFailure(validated)) {
+      const [only] = problems
+      // A single problem found before validation is its own title ("--vault-url: is missing").
+      return yield* problems.length === 1 && only !== undefined && early.length === 1
+        ? usage(`${only.field}: ${only.message}`, problems)
+        : usage(
+            `the target is invalid (${problems.length} problem${problems.length === 1 ? "" : "s"})`,
+            problems,
+          )
     }
     if (placeholderName) delete raw.certificate_name
     return { config: validated.success, raw }

@@ -9,7 +9,7 @@ import type { TokenCredential } from "@azure/core-auth"
 import { AuditLog, Metrics, PfxCodec, type TargetConfig, Vault, type VaultOperation } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { type CliProblem, failure, usage } from "./problems.js"
+import { type CliProblem, failure, type Problem, usage } from "./problems.js"
 
 /**
  * The pkcs12 codec, loaded on its first use: reading commands (show, versions,
@@ -43,6 +43,28 @@ export interface VaultAccessOptions {
   readonly trustedCaPem?: string | undefined
 }
 
+/** A variable the target's credential mode needs and the environment lacks, one problem each. */
+const variableProblems = (
+  target: TargetConfig,
+  missing: { readonly variables: ReadonlyArray<string>; readonly fix: string },
+): Array<Problem> =>
+  missing.variables.map((variable) => ({
+    field: variable,
+    message: `is not set (credential_mode ${target.credentialMode} needs it)`,
+    fix: missing.fix,
+  }))
+
+/**
+ * The environment variables the target's credential mode needs that are not set, as problems:
+ * checked without making a credential, so a command can list them with its other input problems.
+ */
+export const credentialVariableProblems = (target: TargetConfig): Effect.Effect<ReadonlyArray<Problem>> =>
+  Effect.gen(function* () {
+    const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
+    const missing = yield* credentials.missingCredentialVariables(target.credentialMode)
+    return missing === undefined ? [] : variableProblems(target, missing)
+  })
+
 /** A credential for the target, or a problem that says which variable or setting is missing. */
 export const credentialFor = (target: TargetConfig, trustedCaPem?: string) =>
   Effect.gen(function* () {
@@ -58,14 +80,7 @@ export const credentialFor = (target: TargetConfig, trustedCaPem?: string) =>
         // sent anywhere; a usage problem (exit 2) like any other missing input. Anything
         // else (an unreadable token file, a malformed value) stays a failure (exit 1).
         return e._tag === "CredentialVariableMissing"
-          ? usage(
-              title,
-              e.variables.map((variable) => ({
-                field: variable,
-                message: `is not set (credential_mode ${target.credentialMode} needs it)`,
-                fix: e.fix,
-              })),
-            )
+          ? usage(title, variableProblems(target, e))
           : failure(title, [{ field: "credential_mode", message: e.reason, fix: e.fix }])
       }),
     )

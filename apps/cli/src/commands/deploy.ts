@@ -5,12 +5,12 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
-import { type MaterialFlags, materialFileProblems, readMaterial } from "../cli/material.js"
+import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
 import { leafSummary, outcomeLines } from "../cli/outcome.js"
 import { ExitCode, ExitWith, usage } from "../cli/problems.js"
 import { resolveTarget, type TargetFlags } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
-import { withDeployServices } from "../cli/vault.js"
+import { credentialVariableProblems, withDeployServices } from "../cli/vault.js"
 
 export const deployFlags = {
   ...flags.target,
@@ -47,9 +47,11 @@ export const deployFlags = {
 
 /**
  * The target (config file, then flags) and the certificate material, read alike by `deploy` and
- * `plan`. A target with problems is reported together with the problems of the material's files
- * (one that cannot be read, is empty or too large), so one run lists them all; the material
- * itself is read and parsed only for a valid target (no password prompt before that).
+ * `plan`. Every problem found before the material is parsed is listed in one usage error: the
+ * target's, the environment variables its credential mode needs and lacks, and the material
+ * flags' (flags that cannot go together, a password variable not set, a file that cannot be read,
+ * is empty or too large). The material itself is read and parsed only when there is none of
+ * those (no password prompt before that).
  */
 export const targetAndMaterial = (
   input: TargetFlags &
@@ -69,17 +71,32 @@ export const targetAndMaterial = (
         pfxEncoding: input.pfxEncoding,
       }),
     )
-    if (target._tag === "Failure") {
-      const invalid = target.failure
-      const files = invalid.exitCode === ExitCode.usage ? yield* materialFileProblems(input) : []
-      return yield* files.length === 0
-        ? Effect.fail(invalid)
-        : Effect.fail(
-            usage(
-              `${invalid.title}; the certificate files: ${files.length} problem${files.length === 1 ? "" : "s"}`,
-              [...invalid.problems, ...files],
-            ),
-          )
+    // A failure that is not the input's (exit 1) stands alone.
+    if (target._tag === "Failure" && target.failure.exitCode !== ExitCode.usage) return yield* target.failure
+    const environment =
+      target._tag === "Success" ? yield* credentialVariableProblems(target.success.config) : []
+    const files = yield* materialFlagProblems(input)
+    if (target._tag === "Failure" || environment.length > 0 || files.length > 0) {
+      const problems = [
+        ...(target._tag === "Failure" ? target.failure.problems : []),
+        ...environment,
+        ...files,
+      ]
+      const [only] = problems
+      const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`
+      const title =
+        target._tag === "Success" && problems.length === 1 && only !== undefined
+          ? `${only.field}: ${only.message}`
+          : [
+              ...(target._tag === "Failure" ? [target.failure.title] : []),
+              ...(target._tag === "Success" && environment.length > 0
+                ? [
+                    `credential_mode ${target.success.config.credentialMode}: ${environment.map((p) => p.field).join(", ")} not set`,
+                  ]
+                : []),
+              ...(files.length > 0 ? [`the certificate files: ${count(files.length, "problem")}`] : []),
+            ].join("; ")
+      return yield* usage(title, problems)
     }
     const { config } = target.success
     const material = yield* readMaterial(input)

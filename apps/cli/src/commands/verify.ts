@@ -8,10 +8,11 @@ import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import { parseDuration } from "../cli/duration.js"
 import * as flags from "../cli/flags.js"
 import { leafOf, readLeaf } from "../cli/leaf.js"
-import { ExitCode, ExitWith, usageOne } from "../cli/problems.js"
+import { ExitCode, ExitWith, type Problem, usage } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { useVault, vaultProblem } from "../cli/vault.js"
@@ -75,39 +76,53 @@ export const verify = Command.make(
   },
   (input) =>
     Effect.gen(function* () {
+      // Every problem of the input in one usage error: the flags, the target and the certificate file.
+      const problems: Array<Problem> = []
       const timeoutMs = parseDuration(input.timeout)
-      if (timeoutMs === undefined) {
-        return yield* usageOne(
-          "--timeout",
-          `"${input.timeout}" is not a duration`,
-          "write a number and a unit: 30s, 5m",
-        )
-      }
+      if (timeoutMs === undefined)
+        problems.push({
+          field: "--timeout",
+          message: `"${input.timeout}" is not a duration`,
+          fix: "write a number and a unit: 30s, 5m",
+        })
       let endpoint: { host: string; port: number } | undefined
       if (Option.isSome(input.endpoint)) {
         const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(input.endpoint.value)
         const port = Number(m?.[2])
-        if (m === null || !(port > 0 && port < 65536)) {
-          return yield* usageOne(
-            "--endpoint",
-            `"${input.endpoint.value}" is not HOST:PORT`,
-            "write e.g. api.example.com:443",
-          )
-        }
-        endpoint = { host: (m[1] ?? "").replace(/^\[|\]$/g, ""), port }
+        if (m === null || !(port > 0 && port < 65536))
+          problems.push({
+            field: "--endpoint",
+            message: `"${input.endpoint.value}" is not HOST:PORT`,
+            fix: "write e.g. api.example.com:443",
+          })
+        else endpoint = { host: (m[1] ?? "").replace(/^\[|\]$/g, ""), port }
       }
       const checkVault = Option.isSome(input.config) || Option.isSome(input.vaultUrl)
-      if (!checkVault && endpoint === undefined) {
-        return yield* usageOne(
-          "--vault-url",
-          "is missing (and no --endpoint was given)",
-          "give the target (--config or --vault-url and --name), --endpoint, or both",
-        )
+      if (!checkVault && Option.isNone(input.endpoint))
+        problems.push({
+          field: "--vault-url",
+          message: "is missing (and no --endpoint was given)",
+          fix: "give the target (--config or --vault-url and --name), --endpoint, or both",
+        })
+      const target = checkVault ? yield* Effect.result(resolveTarget(input, { name: input.name })) : undefined
+      if (target?._tag === "Failure") {
+        // A failure that is not the input's (exit 1) stands alone.
+        if (target.failure.exitCode !== ExitCode.usage) return yield* target.failure
+        problems.push(...target.failure.problems)
       }
-      const target = checkVault ? (yield* resolveTarget(input, { name: input.name })).config : undefined
-      const leaf = yield* readLeaf("--cert", input.cert)
+      const read = yield* Effect.result(readLeaf("--cert", input.cert))
+      if (read._tag === "Failure") problems.push(...read.failure.problems)
+      if (problems.length > 0 || timeoutMs === undefined || read._tag === "Failure") {
+        const [only] = problems
+        return yield* problems.length === 1 && only !== undefined
+          ? usage(`${only.field}: ${only.message}`, problems)
+          : usage(`the input has ${problems.length} problems`, problems)
+      }
+      const leaf = read.success
+      const config = target?._tag === "Success" ? target.success.config : undefined
       const checks: Array<Check> = []
-      if (target !== undefined) {
+      if (config !== undefined) {
+        const target = config
         yield* progress(`reading ${target.certificateName}…`)
         const latest = yield* useVault(target, (vault) =>
           vault.getLatest(target.certificateName).pipe(
@@ -135,8 +150,9 @@ export const verify = Command.make(
       if (endpoint !== undefined) {
         const servername = Option.getOrElse(input.servername, () => endpoint.host)
         const deadline = Date.now() + timeoutMs
-        let last: Check
-        for (let attempt = 1; ; attempt++) {
+        let attempt = 0
+        const look = Effect.gen(function* () {
+          attempt++
           yield* progress(`connecting to ${endpoint.host}:${endpoint.port} (attempt ${attempt})…`)
           const got = yield* Effect.promise(() =>
             peerLeaf(
@@ -146,30 +162,33 @@ export const verify = Command.make(
               Math.max(1000, Math.min(10_000, deadline - Date.now())),
             ),
           )
-          if ("der" in got) {
-            const served = leafOf(got.der)
-            last = {
-              check: "endpoint",
-              where: `${endpoint.host}:${endpoint.port} (SNI ${servername})`,
-              serves: served.x5t === leaf.x5t,
-              servedX5t: served.x5t,
-              detail:
-                served.x5t === leaf.x5t
-                  ? "presents this certificate"
-                  : `presents another certificate (${served.subject}, x5t ${served.x5t})`,
-            }
-          } else {
-            last = {
+          if (!("der" in got))
+            return {
               check: "endpoint",
               where: `${endpoint.host}:${endpoint.port}`,
               serves: false,
               servedX5t: undefined,
               detail: got.error,
-            }
-          }
-          if (last.serves || Date.now() + 2000 > deadline) break
-          yield* Effect.sleep("2 seconds")
-        }
+            } satisfies Check
+          const served = leafOf(got.der)
+          return {
+            check: "endpoint",
+            where: `${endpoint.host}:${endpoint.port} (SNI ${servername})`,
+            serves: served.x5t === leaf.x5t,
+            servedX5t: served.x5t,
+            detail:
+              served.x5t === leaf.x5t
+                ? "presents this certificate"
+                : `presents another certificate (${served.subject}, x5t ${served.x5t})`,
+          } satisfies Check
+        })
+        // Poll every 2 seconds while the endpoint presents something else and another look fits before the deadline.
+        const last: Check = yield* look.pipe(
+          Effect.repeat({
+            schedule: Schedule.spaced("2 seconds"),
+            while: (c) => !c.serves && Date.now() + 2000 <= deadline,
+          }),
+        )
         checks.push(last)
       }
       yield* clearProgress
