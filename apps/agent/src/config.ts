@@ -7,7 +7,8 @@
 import { createHash } from "node:crypto"
 import { readFile } from "node:fs/promises"
 import { dirname, resolve as resolvePath } from "node:path"
-import { type ConfigProblem, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
+import { type ConfigProblem, quotedValue, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
+import { credentialVariables } from "@kvdeploy/credentials"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
@@ -458,6 +459,10 @@ const pfxForm: SourceForm = {
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
+/** A source key the deployment checks refuse as a secret (a password never goes in the configuration). */
+const secretLookingSourceKey = (key: unknown): boolean =>
+  typeof key === "string" && /password|passphrase|secret/i.test(key) && key !== "pfx_password_env"
+
 /**
  * The problems of deployment `index`'s source (a plain object the schema refused), judged against
  * the one form it is written in, instead of the union's verdict, which lists every problem of both
@@ -481,7 +486,12 @@ const sourceProblems = (index: number, source: Record<string, unknown>): Array<C
     return [
       problem(field, "does not match the schema", "see schema/agent-config.schema.json or docs/agent.md"),
     ]
-  return formatter(judged.failure.issue).issues.map((issue) => {
+  const issues = formatter(judged.failure.issue).issues.filter(
+    // A key that looks like a secret is reported by the deployment checks below, in their words.
+    (issue) =>
+      !(/excess|unexpected/i.test(issue.message) && secretLookingSourceKey((issue.path ?? []).at(-1))),
+  )
+  return issues.map((issue) => {
     const path = ["deployments", index, "source", ...(issue.path as ReadonlyArray<PropertyKey>)]
     const fix = /excess|unexpected/i.test(issue.message)
       ? `a ${form.form} source has ${form.keys.join(", ")}; see docs/agent.md (configuration reference)`
@@ -506,6 +516,8 @@ export const validateAgentConfig = (
   const doc = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>
   const rawDeployments = Array.isArray(doc.deployments) ? (doc.deployments as Array<unknown>) : []
   const decoded = decodeAgentConfigSchema(input)
+  /** The schema's problems with target fields, kept unless core's validation finds the same field wrong. */
+  const schemaTargetProblems: Array<ConfigProblem> = []
   if (Result.isFailure(decoded)) {
     const standard = formatter(decoded.failure.issue)
     /** Deployments whose source (a plain object) has problems: judged against its own form below. */
@@ -534,9 +546,14 @@ export const validateAgentConfig = (
         continue
       // Checked below, with its own fix.
       if (field === "agent.material_workers") continue
-      problems.push(
-        problem(field, issue.message, schemaFix(issue.path as ReadonlyArray<PropertyKey>, issue.message)),
+      const found = problem(
+        field,
+        issue.message,
+        schemaFix(issue.path as ReadonlyArray<PropertyKey>, issue.message),
       )
+      // A target field core's validation below also refuses is reported once, in core's words.
+      if (/^deployments\[\d+\]\.target\./.test(field)) schemaTargetProblems.push(found)
+      else problems.push(found)
     }
   }
   // Core's target validation and cross-deployment checks run on what is there, even when the schema failed.
@@ -642,8 +659,19 @@ export const validateAgentConfig = (
           key: typeof rawSource.key === "string" ? resolve(rawSource.key) : undefined,
         }
       }
+      for (const k of ["cert", "chain", "key", "pfx"]) {
+        const value = rawSource[k]
+        if (typeof value === "string" && /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value))
+          problems.push(
+            problem(
+              `${at}.source.${k}`,
+              "holds text (PEM, a certificate or key) instead of a file path; it is not shown here",
+              "put the certificate or key in a file the agent can read and give that file's path",
+            ),
+          )
+      }
       for (const k of Object.keys(rawSource)) {
-        if (/password|passphrase|secret/i.test(k) && k !== "pfx_password_env")
+        if (secretLookingSourceKey(k))
           problems.push(
             problem(
               `${at}.source.${k}`,
@@ -670,6 +698,28 @@ export const validateAgentConfig = (
       deployments.push({ name, source, target, certificateId, adopt, pickup, fingerprint })
     }
   })
+  // The variables each credential mode in use needs: one problem per mode, at its first deployment.
+  const modes = new Map<string, { readonly at: string; count: number }>()
+  deployments.forEach((d, i) => {
+    const seen = modes.get(d.target.credentialMode)
+    if (seen === undefined)
+      modes.set(d.target.credentialMode, { at: `deployments[${i}].target.credential_mode`, count: 1 })
+    else seen.count++
+  })
+  for (const [mode, { at, count }] of modes) {
+    const needed = credentialVariables[mode as keyof typeof credentialVariables]
+    const missing = needed?.names.filter((name) => (env[name] ?? "").trim() === "") ?? []
+    if (needed !== undefined && missing.length > 0)
+      problems.push(
+        problem(
+          at,
+          `${mode} (used by ${count} deployment${count === 1 ? "" : "s"}) needs ${missing.join(", ")}, not set in the agent's environment`,
+          needed.fix,
+        ),
+      )
+  }
+  const coreFields = new Set(problems.map((p) => p.field))
+  for (const p of schemaTargetProblems) if (!coreFields.has(p.field)) problems.push(p)
   const agent = (Result.isSuccess(decoded) ? decoded.success.agent : undefined) ?? {}
   const rawAgent =
     typeof doc.agent === "object" && doc.agent !== null ? (doc.agent as Record<string, unknown>) : {}
@@ -679,7 +729,7 @@ export const validateAgentConfig = (
     problems.push(
       problem(
         "agent.listen",
-        `"${listenText}" is not host:port`,
+        `${quotedValue(listenText)} is not host:port`,
         "use for example 127.0.0.1:9464 or [::1]:9464",
       ),
     )
@@ -707,7 +757,7 @@ export const validateAgentConfig = (
       problem(
         "agent.material_workers",
         // JSON has no Infinity or NaN (YAML's .inf, .nan): JSON.stringify would say null.
-        `is ${typeof rawWorkers === "number" && !Number.isFinite(rawWorkers) ? String(rawWorkers) : (JSON.stringify(rawWorkers) ?? String(rawWorkers))}, not a whole number from 0 to ${maxMaterialWorkers}`,
+        `is ${typeof rawWorkers === "number" && !Number.isFinite(rawWorkers) ? String(rawWorkers) : typeof rawWorkers === "string" ? quotedValue(rawWorkers) : (JSON.stringify(rawWorkers) ?? String(rawWorkers))}, not a whole number from 0 to ${maxMaterialWorkers}`,
         `give a whole number from 0 to ${maxMaterialWorkers} (0: every source is parsed on the main thread), or leave it out for the default (${defaultMaterialWorkers}: none)`,
       ),
     )

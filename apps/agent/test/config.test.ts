@@ -12,12 +12,19 @@ const problemsOf = (yaml: string, env: Record<string, string> = {}) => {
   return r.failure.problems.map((p) => `${p.field}: ${p.message}`)
 }
 
+/** The environment of a host the example runs on: the PFX password and the variables of every credential mode it uses. */
+const hostEnv = {
+  PORTAL_PFX_PASSWORD: "x",
+  AZURE_TENANT_ID: "00000000-0000-0000-0000-000000000001",
+  AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000002",
+  AZURE_CLIENT_SECRET: "x",
+  AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/azure/tokens/azure-identity-token",
+}
+
 describe("agent configuration", () => {
   it("accepts the example configuration and applies defaults", () => {
     const text = readFileSync(join(agentRoot, "examples", "agent.yaml"), "utf8")
-    const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {
-      PORTAL_PFX_PASSWORD: "x",
-    })
+    const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", hostEnv)
     if (r._tag === "Failure") throw new Error(r.failure.message)
     expect(
       r.success.deployments.map((d) => [d.name, d.target.certificateName, d.certificateId, d.adopt]),
@@ -262,9 +269,7 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     ],
   }
   const fingerprintsOf = (text: string) => {
-    const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {
-      PORTAL_PFX_PASSWORD: "x",
-    })
+    const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", hostEnv)
     if (r._tag === "Failure") throw new Error(r.failure.message)
     return r.success.deployments.map((d) => [d.name, d.fingerprint])
   }
@@ -297,6 +302,81 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
       ["d1", "59902c826a04887b2462995cd6d320f1066c7221a90a8deaa8078426d215a89b"],
       ["d2", "24ab783579f404df2dee7678bee224f51cc7b796209ceedb99f2671d2b77140e"],
     ])
+  })
+
+  it("lists each problem once: a target field refused by the schema and by core, a secret-looking source key", () => {
+    const problems = problemsOf(`
+deployments:
+  - name: a
+    source: { cert: c.pem, key: k.pem, password: hunter2 }
+    target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, credential_mode: kerberos }
+  - name: b
+    source: { cert: c.pem }
+    target: { vault_url: "https://kv-prod.vault.azure.net" }
+`)
+    expect(problems).toEqual([
+      'deployments[0].target.credential_mode: has an invalid value ("kerberos")',
+      "deployments[0].source.password: looks like a secret; the agent never reads secrets from its configuration",
+      expect.stringMatching(/^deployments\[1\]\.target\.certificate_name: /),
+    ])
+  })
+
+  it("refuses certificate or key text where a file path goes, and never repeats it or a key pasted into another field", () => {
+    const key =
+      "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
+    const problems = fullProblems(
+      JSON.stringify({
+        agent: { listen: key },
+        deployments: [
+          {
+            name: "a",
+            source: { cert: "c.pem", key },
+            target: {
+              vault_url: "https://kv-prod.vault.azure.net",
+              certificate_name: "a",
+              on_soft_deleted: key,
+            },
+          },
+          {
+            name: "b",
+            source: { pfx: key },
+            target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "b" },
+          },
+        ],
+      }),
+    )
+    const fields = problems.map((p) => p.field)
+    expect(fields).toEqual(
+      expect.arrayContaining([
+        "agent.listen",
+        "deployments[0].source.key",
+        "deployments[0].target.on_soft_deleted",
+        "deployments[1].source.pfx",
+      ]),
+    )
+    expect(problems.find((p) => p.field === "deployments[0].source.key")?.message).toMatch(
+      /instead of a file path/,
+    )
+    expect(JSON.stringify(problems)).not.toContain("MIGHAgEA")
+  })
+
+  it("names the variables a credential mode in use needs that the agent's environment lacks, once per mode", () => {
+    const target = (n: number, mode: string) =>
+      `{ vault_url: "https://kv-prod.vault.azure.net", certificate_name: c${n}, credential_mode: ${mode} }`
+    const yaml = `
+deployments:
+  - { name: a, source: { cert: c.pem }, target: ${target(1, "managed_identity")} }
+  - { name: b, source: { cert: c.pem }, target: ${target(2, "client_secret")} }
+  - { name: c, source: { cert: c.pem }, target: ${target(3, "client_secret")} }
+  - { name: d, source: { cert: c.pem }, target: ${target(4, "workload_identity")} }
+`
+    expect(
+      problemsOf(yaml, { AZURE_TENANT_ID: "t", AZURE_CLIENT_ID: "c", AZURE_CLIENT_SECRET: "  " }),
+    ).toEqual([
+      "deployments[1].target.credential_mode: client_secret (used by 2 deployments) needs AZURE_CLIENT_SECRET, not set in the agent's environment",
+      "deployments[3].target.credential_mode: workload_identity (used by 1 deployment) needs AZURE_FEDERATED_TOKEN_FILE, not set in the agent's environment",
+    ])
+    expect(problemsOf(yaml, hostEnv)).toEqual([])
   })
 
   it("judges a source against the one form it is written in", () => {
@@ -370,7 +450,7 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     }
     const doc = { agent: settings, ...fingerprinted }
     const read = (text: string) =>
-      parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", { PORTAL_PFX_PASSWORD: "x" })
+      parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", hostEnv)
     const fromYaml = read(dump(doc))
     if (fromYaml._tag === "Failure") throw new Error(fromYaml.failure.message)
     for (const json of [

@@ -57,7 +57,12 @@ describe("deployment files", () => {
     expect(at(pod, "spec", "containers", 0, "livenessProbe", "httpGet", "path")).toBe("/healthz")
     const config = at(byKind("ConfigMap"), "data", "agent.yaml")
     expect(typeof config).toBe("string")
-    const parsed = parseAgentConfig(String(config), "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})
+    // In the pod, the workload identity webhook sets these variables.
+    const parsed = parseAgentConfig(String(config), "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {
+      AZURE_TENANT_ID: "00000000-0000-0000-0000-000000000001",
+      AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000002",
+      AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/azure/tokens/azure-identity-token",
+    })
     if (parsed._tag === "Failure") throw new Error(parsed.failure.message)
     expect(parsed.success.deployments[0]?.target.credentialMode).toBe("workload_identity")
     // The glibc malloc settings the memory figures were measured with (docs/agent.md, "Memory").

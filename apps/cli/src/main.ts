@@ -16,7 +16,7 @@ import * as CliOutput from "effect/cli/CliOutput"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { CliProblem, ExitCode, ExitWith } from "./cli/problems.js"
+import { CliProblem, ExitCode, ExitWith, pemArgumentProblems, usage, withoutPem } from "./cli/problems.js"
 import { clearProgress, printErr, styleErr } from "./cli/terminal.js"
 import { demo } from "./commands/demo.js"
 import { deploy } from "./commands/deploy.js"
@@ -61,15 +61,21 @@ const wantsJson = (argv: ReadonlyArray<string>): boolean => argv.includes("--jso
 const renderProblem = (error: CliProblem, json: boolean): Effect.Effect<void> =>
   Effect.gen(function* () {
     yield* clearProgress
+    const title = withoutPem(error.title)
+    const problems = error.problems.map((p) => ({
+      field: withoutPem(p.field),
+      message: withoutPem(p.message),
+      fix: withoutPem(p.fix),
+    }))
     if (json) {
       process.stdout.write(
-        `${JSON.stringify({ error: { title: error.title, exitCode: error.exitCode, problems: error.problems } }, null, 2)}\n`,
+        `${JSON.stringify({ error: { title, exitCode: error.exitCode, problems } }, null, 2)}\n`,
       )
     }
     const s = styleErr()
-    yield* printErr(`${s.red("error")}: ${error.title}`)
-    for (const p of error.problems) {
-      if (error.problems.length === 1 && error.title === `${p.field}: ${p.message}`) {
+    yield* printErr(`${s.red("error")}: ${title}`)
+    for (const p of problems) {
+      if (problems.length === 1 && title === `${p.field}: ${p.message}`) {
         yield* printErr(`  fix: ${p.fix}`)
       } else {
         yield* printErr(`  ${s.bold(p.field)}: ${p.message}`)
@@ -100,7 +106,7 @@ const presenter = CliOutput.layerPresenter({
           return
         case "InvalidInvocation": {
           const formatter = CliOutput.defaultFormatter({ colors: colours(process.stderr) })
-          process.stderr.write(`${formatter.formatErrors(event.errors)}\n`)
+          process.stderr.write(`${withoutPem(formatter.formatErrors(event.errors))}\n`)
           process.stderr.write(
             `  fix: see \`${event.commandPath.join(" ")} --help\` for the flags and examples\n`,
           )
@@ -113,7 +119,20 @@ const presenter = CliOutput.layerPresenter({
 /** Run the CLI with these arguments (without `node` and the script); sets the process exit code. */
 export const main = (argv: ReadonlyArray<string>): void => {
   const json = wantsJson(argv)
-  const program = Command.runWith(kvdeploy, { version })(argv).pipe(
+  // PEM text on the command line is refused before any parsing, so no parser error can quote it.
+  const pasted = pemArgumentProblems(argv)
+  const command =
+    pasted.length > 0
+      ? Effect.fail(
+          usage(
+            pasted.length === 1
+              ? `${pasted[0]?.field}: holds PEM text instead of a file path or a value`
+              : `${pasted.length} arguments hold PEM text instead of file paths or values`,
+            pasted,
+          ),
+        )
+      : Command.runWith(kvdeploy, { version })(argv)
+  const program = command.pipe(
     Effect.catchCause((cause) => {
       const failure = Cause.findErrorOption(cause)
       if (failure._tag === "Some") {
@@ -130,11 +149,11 @@ export const main = (argv: ReadonlyArray<string>): void => {
                 : []
             const problems = errors.map((e) => ({
               field: "(command line)",
-              message: e.message,
+              message: withoutPem(e.message),
               fix: "see --help for the flags and examples",
             }))
             process.stdout.write(
-              `${JSON.stringify({ error: { title: problems[0]?.message ?? error.message, exitCode: ExitCode.usage, problems } }, null, 2)}\n`,
+              `${JSON.stringify({ error: { title: problems[0]?.message ?? withoutPem(error.message), exitCode: ExitCode.usage, problems } }, null, 2)}\n`,
             )
           }
           return Effect.fail(new ExitWith({ exitCode: ExitCode.usage }))
@@ -142,7 +161,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       }
       if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
       return clearProgress.pipe(
-        Effect.andThen(printErr(`${styleErr().red("internal error")}: ${Cause.pretty(cause)}`)),
+        Effect.andThen(printErr(`${styleErr().red("internal error")}: ${withoutPem(Cause.pretty(cause))}`)),
         Effect.andThen(
           printErr(
             "This is a bug in kvdeploy; please report it with the command you ran (no key material is in this message).",

@@ -404,6 +404,17 @@ const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Clou
   return { name: "Custom", vaultDnsSuffix: suffix, authorityHost, keyVaultResource }
 }
 
+/**
+ * A refused value as a message quotes it: short one-line text as it is; anything else (PEM text or
+ * a key pasted into the field, long text) by its length only, so no message repeats key material.
+ */
+export const quotedValue = (value: unknown): string =>
+  typeof value !== "string"
+    ? typeof value
+    : value.length <= 64 && !/[\r\n]|-----/.test(value)
+      ? JSON.stringify(value)
+      : `a string of ${value.length} characters, not shown`
+
 const decodeField = <S extends Schema.Decoder<unknown>>(
   schema: S,
   field: string,
@@ -413,13 +424,7 @@ const decodeField = <S extends Schema.Decoder<unknown>>(
 ): S["Type"] | undefined => {
   const result = Schema.decodeUnknownResult(schema)(value)
   if (Result.isSuccess(result)) return result.success
-  problems.push(
-    problem(
-      field,
-      `has an invalid value (${typeof value === "string" ? JSON.stringify(value) : typeof value})`,
-      fix,
-    ),
-  )
+  problems.push(problem(field, `has an invalid value (${quotedValue(value)})`, fix))
   return undefined
 }
 

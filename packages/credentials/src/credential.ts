@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { CredentialUnavailable, CredentialVariableMissing } from "./CredentialUnavailable.js"
-import type { CredentialMode, CredentialSettings } from "./settings.js"
+import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
 
 /** Which credential was built and for which identity. Printable: holds no secret. */
 export interface CredentialIdentity {
@@ -37,20 +37,6 @@ const optionalEnv = (name: string) =>
     Effect.orElseSucceed(() => Option.none<string>()),
   )
 
-/** The environment variables each mode needs, and where to set them. */
-const neededVariables: Partial<
-  Record<CredentialMode, { readonly names: ReadonlyArray<string>; readonly fix: string }>
-> = {
-  client_secret: {
-    names: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"],
-    fix: "Set them in the environment kvdeploy runs in (the agent's service, the pipeline or the shell), never in the target configuration",
-  },
-  workload_identity: {
-    names: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"],
-    fix: "Run in a pod labelled azure.workload.identity/use=true whose service account is annotated with azure.workload.identity/client-id; the webhook sets these variables",
-  },
-}
-
 /**
  * The variables `mode` needs that are not set (or blank), as the error `makeCredential` would
  * fail with, or `undefined` when none is missing. Makes no credential and reads nothing else, so
@@ -59,7 +45,7 @@ const neededVariables: Partial<
 export const missingCredentialVariables = Effect.fn("Credentials.missingCredentialVariables")(function* (
   mode: CredentialMode,
 ) {
-  const needed = neededVariables[mode]
+  const needed = credentialVariables[mode]
   if (needed === undefined) return undefined
   const missing: Array<string> = []
   for (const name of needed.names) if (Option.isNone(yield* optionalEnv(name))) missing.push(name)
@@ -73,7 +59,7 @@ const requireVariables = Effect.fn("Credentials.requireVariables")(function* (mo
   const missing = yield* missingCredentialVariables(mode)
   if (missing !== undefined) return yield* missing
   const values: Record<string, string> = {}
-  for (const name of neededVariables[mode]?.names ?? []) {
+  for (const name of credentialVariables[mode]?.names ?? []) {
     const value = yield* optionalEnv(name)
     if (Option.isSome(value)) values[name] = value.value
   }

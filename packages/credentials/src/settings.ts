@@ -9,6 +9,23 @@ export const credentialModes: ReadonlyArray<CredentialMode> = [
 ]
 
 /**
+ * The environment variables each mode needs (a variable set to blanks counts as not set), and where
+ * to set them. Data only: a configuration check can read it without making a credential.
+ */
+export const credentialVariables: Partial<
+  Record<CredentialMode, { readonly names: ReadonlyArray<string>; readonly fix: string }>
+> = {
+  client_secret: {
+    names: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"],
+    fix: "Set them in the environment kvdeploy runs in (the agent's service, the pipeline or the shell), never in the target configuration",
+  },
+  workload_identity: {
+    names: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"],
+    fix: "Run in a pod labelled azure.workload.identity/use=true whose service account is annotated with azure.workload.identity/client-id; the webhook sets these variables",
+  },
+}
+
+/**
  * What a credential needs to know. It comes from the validated target
  * configuration: the mode and optional user-assigned identity from the target,
  * the authority host from the vault's cloud. No secret is ever part of it:

@@ -64,3 +64,39 @@ export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly exitCode: 
     return this.exitCode
   }
 }
+
+/** PEM text: a block, or the start of one cut short. */
+const pemText = /-----BEGIN [^\r\n]{0,64}?-----[\s\S]*?(?:-----END [^\r\n]{0,64}?-----|$)/g
+
+/**
+ * `text` with every PEM block (or the start of one) replaced by a placeholder: what the CLI prints
+ * about an error passes through this, so a certificate or key that reached a message (a value quoted
+ * back from a file or the command line) is never shown.
+ */
+export const withoutPem = (text: string): string => text.replace(pemText, "[PEM text, not shown]")
+
+/**
+ * Command-line arguments that hold PEM text (a certificate or key pasted where a path or value
+ * goes), one problem each, named by the flag they belong to and never quoting them. kvdeploy takes
+ * certificate material from files and standard input only.
+ */
+export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem> => {
+  const problems: Array<Problem> = []
+  argv.forEach((arg, i) => {
+    if (!/-----BEGIN |PRIVATE KEY-----/.test(arg)) return
+    const inline = /^(--?[A-Za-z0-9][A-Za-z0-9-]*)=/.exec(arg)?.[1]
+    const previous = argv[i - 1]
+    const flag =
+      inline ??
+      (previous !== undefined && /^--?[A-Za-z0-9][A-Za-z0-9-]*$/.test(previous)
+        ? previous
+        : `argument ${i + 1}`)
+    problems.push({
+      field: flag,
+      message:
+        "holds PEM text (a certificate or key) instead of a file path or a value; it is not shown here",
+      fix: "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)",
+    })
+  })
+  return problems
+}

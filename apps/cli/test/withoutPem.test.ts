@@ -1,0 +1,28 @@
+/** The last guard on error output: PEM text that reached a message is never printed. */
+import { describe, expect, it } from "vitest"
+import { pemArgumentProblems, withoutPem } from "../src/cli/problems.js"
+
+const block =
+  "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----"
+
+describe("withoutPem", () => {
+  it("replaces whole blocks, blocks cut short and several blocks, and keeps the text around them", () => {
+    expect(withoutPem(`Unrecognized flag: ${block}\nMissing value`)).toBe(
+      "Unrecognized flag: [PEM text, not shown]\nMissing value",
+    )
+    expect(withoutPem(`value ${block.slice(0, 60)}`)).toBe("value [PEM text, not shown]")
+    const two = withoutPem(`${block} and ${block.replace(/PRIVATE KEY/g, "CERTIFICATE")}`)
+    expect(two).toBe("[PEM text, not shown] and [PEM text, not shown]")
+    expect(two).not.toContain("MIGHAgEA")
+    expect(withoutPem("--key: /etc/ssl/key.pem: no such file")).toBe("--key: /etc/ssl/key.pem: no such file")
+  })
+})
+
+describe("pemArgumentProblems", () => {
+  it("names the flag a pasted PEM belongs to (separate or inline value), or its position, and never quotes it", () => {
+    const problems = pemArgumentProblems(["deploy", "--key", block, `--cert=${block}`, "-n", block, block])
+    expect(problems.map((p) => p.field)).toEqual(["--key", "--cert", "-n", "argument 7"])
+    for (const p of problems) expect(`${p.field} ${p.message} ${p.fix}`).not.toContain("MIGHAgEA")
+    expect(pemArgumentProblems(["deploy", "--key", "leaf.key", "--name", "api"])).toEqual([])
+  })
+})
