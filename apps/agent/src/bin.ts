@@ -1,3 +1,12 @@
-import { main } from "./main.js"
-
-main(process.argv.slice(2))
+// Entry point of the `kvdeploy-agent` binary. A Node.js older than the `engines` range lacks APIs
+// the agent uses (X509Certificate's validFromDate and validToDate, among others): it would fail
+// deep inside a reconcile, so it is refused here, with the fix, before the agent is loaded.
+const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
+if (major < 22 || (major === 22 && minor < 10)) {
+  process.stderr.write(
+    `kvdeploy-agent: needs Node.js 22.10 or later, and this is ${process.version}: run it with a newer node (the project's README installs one), or use the single executable, which carries its own\n`,
+  )
+  process.exitCode = 2
+} else {
+  void import("./main.js").then(({ main }) => main(process.argv.slice(2)))
+}

@@ -58,8 +58,20 @@ const privateCacheDirectory = (): string | undefined => {
   }
 }
 
+/** Why this Node.js cannot run kvdeploy (older than the `engines` range: it lacks APIs kvdeploy uses, such as X509Certificate's validToDate), or undefined. */
+const unsupportedNode = (): string | undefined => {
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
+  return major < 22 || (major === 22 && minor < 10)
+    ? `kvdeploy needs Node.js 22.10 or later, and this is ${process.version}: run it with a newer node (the project's README installs one)\n`
+    : undefined
+}
+
 const help = cachedHelp()
-if (help !== undefined) {
+const unsupported = help === undefined ? unsupportedNode() : undefined
+if (unsupported !== undefined) {
+  process.stderr.write(`error: ${unsupported}`)
+  process.exitCode = 2
+} else if (help !== undefined) {
   process.stdout.write(help)
 } else if (process.env.KVDEPLOY_RENDER_HELP === "1") {
   // Build step (scripts/bundle.mjs): every command's help, plain and coloured, as JSON.

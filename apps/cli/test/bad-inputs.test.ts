@@ -680,6 +680,19 @@ const cases: ReadonlyArray<Case> = [
     says: ["credential_mode", "on_soft_deleted", /a string of \d+ characters, not shown/],
   },
   {
+    name: "a client secret the identity provider refuses: Failed at once (one attempt), named as a credential refusal, not a network problem",
+    args: () => [...deploy("c-wrong-secret"), "--json"],
+    stdin: () => fx.bundle(good),
+    env: () => ({ AZURE_CLIENT_SECRET: "not-the-secret" }),
+    exit: 1,
+    says: [
+      '"error": "VaultForbidden"',
+      "the credential was refused or is not available here (nothing was sent to the vault)",
+      "AADSTS7000215",
+      '"vaultCalls": 1',
+    ],
+  },
+  {
     name: "verify without a target or endpoint",
     args: () => ["verify", "--cert", "-"],
     stdin: () => good.certPem,

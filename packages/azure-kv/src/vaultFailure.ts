@@ -184,6 +184,24 @@ const mapFailure = (operation: VaultOperation, kind: Kind, error: unknown): Mapp
 
   if (error instanceof ImportOutcomeUnknown) return new VaultAmbiguous({ ...fields, detail })
 
+  // No token: nothing was sent to the vault. The identity provider's own throttling or outage
+  // passes (the vault is unavailable for now); anything else (a refused secret or federated token,
+  // an unknown tenant, a credential source this host does not have) does not, and is no network
+  // problem of the vault's.
+  if (credentialErrorNames.has(cause.name)) {
+    const authorityStatus = (error as { readonly statusCode?: unknown }).statusCode
+    if (typeof authorityStatus === "number" && (authorityStatus === 429 || authorityStatus >= 500))
+      return new VaultUnavailable({
+        ...fields,
+        detail: `no token for the vault (nothing was sent; the identity provider answered ${authorityStatus}): ${detail}`,
+      })
+    return new VaultForbidden({
+      ...fields,
+      refusal: "credential",
+      detail: `no token for the vault: the credential was refused or is not available here (nothing was sent to the vault): ${detail}`,
+    })
+  }
+
   const status = cause.statusCode
   if (status !== undefined) {
     if (status === 404) return new VaultNotFound({ ...fields, detail })
@@ -233,9 +251,6 @@ const mapFailure = (operation: VaultOperation, kind: Kind, error: unknown): Mapp
     })
   }
 
-  if (credentialErrorNames.has(cause.name)) {
-    return new VaultUnavailable({ ...fields, detail: `no token for the vault (nothing was sent): ${detail}` })
-  }
   if (cause.code !== undefined && neverSentCodes.has(cause.code)) {
     return new VaultUnavailable({
       ...fields,

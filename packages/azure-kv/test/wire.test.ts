@@ -290,32 +290,57 @@ describe("an import whose outcome is unknown is never sent again", () => {
   )
 
   it.live(
-    "no token (the credential failed): nothing was sent, VaultUnavailable (definite) for an import",
+    "no token: a refused credential is VaultForbidden (credential), the identity provider's outage VaultUnavailable; nothing was sent",
     () =>
       Effect.gen(function* () {
-        listener.log.length = 0
-        const refusing: TokenCredential = {
+        const failingWith = (
+          name: string,
+          statusCode: number | undefined,
+          message: string,
+        ): TokenCredential => ({
           getToken: async () => {
-            const e = new Error("AADSTS7000215: Invalid client secret provided.")
-            e.name = "AuthenticationError"
+            const e = Object.assign(new Error(message), statusCode === undefined ? {} : { statusCode })
+            e.name = name
             throw e
           },
-        }
-        const { error } = yield* importOnce("no-token").pipe(
-          Effect.provide(
-            AzureKeyVault.layer({
-              vaultUrl: listener.url,
-              credential: refusing,
-              customCloud: true,
-              trustedCaPem: listener.ca,
-            }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
-          ),
-        )
-        expect(error._tag).toBe("VaultUnavailable")
-        expect(error.message).toContain("no token")
-        expect(error.message).toContain("AADSTS7000215")
+        })
+        const importWith = (credential: TokenCredential, name: string) =>
+          importOnce(name).pipe(
+            Effect.provide(
+              AzureKeyVault.layer({
+                vaultUrl: listener.url,
+                credential,
+                customCloud: true,
+                trustedCaPem: listener.ca,
+              }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
+            ),
+          )
+        listener.log.length = 0
+        const refused = (yield* importWith(
+          failingWith("AuthenticationError", 401, "AADSTS7000215: Invalid client secret provided."),
+          "no-token",
+        )).error
+        expect(refused._tag).toBe("VaultForbidden")
+        expect(refused._tag === "VaultForbidden" && refused.refusal).toBe("credential")
+        expect(refused.message).toContain("no token")
+        expect(refused.message).toContain("AADSTS7000215")
         // Only the body-less challenge request reached the wire.
         expect(listener.log.map((r) => [r.authorized, r.body.length])).toEqual([[false, 0]])
+        const unavailable = (yield* importWith(
+          failingWith(
+            "CredentialUnavailableError",
+            undefined,
+            "ManagedIdentityCredential: no managed identity endpoint",
+          ),
+          "no-identity",
+        )).error
+        expect(unavailable._tag === "VaultForbidden" && unavailable.refusal).toBe("credential")
+        const outage = (yield* importWith(
+          failingWith("AuthenticationError", 503, "the authority is unavailable"),
+          "authority-outage",
+        )).error
+        expect(outage._tag).toBe("VaultUnavailable")
+        expect(outage.message).toContain("the identity provider answered 503")
       }),
   )
 

@@ -33,7 +33,9 @@ const grant = async (operation: VaultOperation): Promise<string> =>
 
 /** The fix for a refusal: a grant when a permission is missing; else what a token or network refusal needs. */
 const fixFor = (operation: VaultOperation, refusal: VaultForbidden["refusal"]): Promise<string> =>
-  refusal === "token" || refusal === "network" ? Promise.resolve(forbiddenFix(refusal)) : grant(operation)
+  refusal === "token" || refusal === "network" || refusal === "credential"
+    ? Promise.resolve(forbiddenFix(refusal))
+    : grant(operation)
 
 const runChecks = (target: TargetConfig, name: string | undefined) =>
   Effect.gen(function* () {

@@ -122,17 +122,22 @@ export class VaultNotFound extends Schema.TaggedError<VaultNotFound>()("VaultNot
   }
 }
 
-/** 401/403: the identity lacks a permission (RBAC or access policy), its token was refused, or the firewall refused. */
+/**
+ * 401/403: the identity lacks a permission (RBAC or access policy), its token was refused, or the
+ * firewall refused; or no token could be had for the request (the credential was refused).
+ */
 export class VaultForbidden extends Schema.TaggedError<VaultForbidden>()("VaultForbidden", {
   ...errorFields,
   /** The permission that is missing, when known (for example `secrets/get`). */
   permission: Schema.optional(Schema.String),
   /**
    * What was refused, when known: a `permission` the identity lacks (a grant fixes it), the
-   * `token` itself (401: another tenant, another cloud's resource; no grant helps), or the
-   * client's `network` address (the vault's firewall).
+   * `token` itself (401: another tenant, another cloud's resource; no grant helps), the
+   * client's `network` address (the vault's firewall), or the `credential` (no token could be
+   * had: the identity provider refused the secret or federated token, or the credential's
+   * source is not available here; nothing reached the vault).
    */
-  refusal: Schema.optional(Schema.Literals(["permission", "token", "network"])),
+  refusal: Schema.optional(Schema.Literals(["permission", "token", "network", "credential"])),
 }) {
   override get message(): string {
     return `${this.operation}: forbidden${this.permission === undefined ? "" : ` (needs ${this.permission})`}: ${this.detail}`
