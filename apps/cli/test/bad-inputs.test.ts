@@ -693,6 +693,18 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "emulator with two ports out of range: both listed, nothing started",
+    args: () => ["emulator", "--port", "99999", "--entra-port", "70000", "--json"],
+    exit: 2,
+    says: ["--port: 99999 is not a TCP port", "--entra-port: 70000 is not a TCP port", "2 ports are invalid"],
+  },
+  {
+    name: "emulator asked to write its environment into a directory that does not exist",
+    args: () => ["emulator", "--write-env", "/nonexistent/kvdeploy-corpus/emulator.env", "--json"],
+    exit: 2,
+    says: ["--write-env: /nonexistent/kvdeploy-corpus/emulator.env: no such file", "a directory that exists"],
+  },
+  {
     name: "verify without a target or endpoint",
     args: () => ["verify", "--cert", "-"],
     stdin: () => good.certPem,

@@ -16,7 +16,8 @@ const readStdin = (): Promise<Uint8Array> =>
     process.stdin.on("error", reject)
   })
 
-const explainFsError = (error: unknown): string => {
+/** A file system error in a few words (its code's meaning), for a problem that names the file. */
+export const explainFsError = (error: unknown): string => {
   const code = (error as { code?: unknown } | null)?.code
   switch (code) {
     case "ENOENT":

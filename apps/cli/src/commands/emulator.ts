@@ -9,7 +9,8 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
-import { failure } from "../cli/problems.js"
+import { failure, type Problem, usage } from "../cli/problems.js"
+import { explainFsError } from "../cli/sources.js"
 import { printErr, printJson, printLines, styleOut } from "../cli/terminal.js"
 
 const shellQuote = (v: string): string =>
@@ -60,6 +61,23 @@ export const emulator = Command.make(
   (input) =>
     Effect.scoped(
       Effect.gen(function* () {
+        const ports: Array<Problem> = []
+        for (const [flag, value] of [
+          ["--port", input.port],
+          ["--entra-port", input.entraPort],
+        ] as const) {
+          if (Option.isSome(value) && !(value.value >= 0 && value.value <= 65535))
+            ports.push({
+              field: flag,
+              message: `${value.value} is not a TCP port`,
+              fix: "give a port from 1 to 65535, or 0 (or nothing) for any free port",
+            })
+        }
+        if (ports.length > 0)
+          return yield* usage(
+            ports.length === 1 ? `${ports[0]?.field}: ${ports[0]?.message}` : "2 ports are invalid",
+            ports,
+          )
         const kv = yield* Effect.promise(() => import("@kvdeploy/kv-emulator"))
         const names = input.vault.length === 0 ? ["kvdeploy-demo"] : input.vault
         const started = yield* kv
@@ -86,16 +104,23 @@ export const emulator = Command.make(
         const env = started.env.clientSecret
         const config = started.targetConfig(first, input.certificateName, "clientSecret")
         const envText = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`)
-        if (Option.isSome(input.writeEnv)) {
-          yield* Effect.promise(() =>
-            writeFile(input.writeEnv.pipe(Option.getOrThrow), `${envText.join("\n")}\n`, { mode: 0o600 }),
-          )
-        }
-        if (Option.isSome(input.writeConfig)) {
-          yield* Effect.promise(() =>
-            writeFile(input.writeConfig.pipe(Option.getOrThrow), `${JSON.stringify(config, null, 2)}\n`),
-          )
-        }
+        /** Write one of the files asked for, or say which flag's path cannot be written, and why. */
+        const writeTo = (flag: string, path: Option.Option<string>, text: string, mode?: number) =>
+          Option.isNone(path)
+            ? Effect.void
+            : Effect.tryPromise({
+                try: () => writeFile(path.value, text, mode === undefined ? {} : { mode }),
+                catch: (e) =>
+                  usage(`${flag}: ${path.value}: ${explainFsError(e)}`, [
+                    {
+                      field: flag,
+                      message: `${path.value}: ${explainFsError(e)}`,
+                      fix: "give a file path in a directory that exists and that you can write to",
+                    },
+                  ]),
+              })
+        yield* writeTo("--write-env", input.writeEnv, `${envText.join("\n")}\n`, 0o600)
+        yield* writeTo("--write-config", input.writeConfig, `${JSON.stringify(config, null, 2)}\n`)
         if (input.json) {
           yield* printJson({
             vaults: started.vaults,
