@@ -30,6 +30,9 @@ import { verify } from "./commands/verify.js"
 import { versions } from "./commands/versions.js"
 import { version } from "./version.js"
 
+const subcommands = [deploy, plan, show, versions, list, verify, validate, doctor, emulator, demo] as const
+const subcommandNames: ReadonlySet<string> = new Set(subcommands.map((c) => c.name))
+
 export const kvdeploy = Command.make("kvdeploy").pipe(
   Command.withDescription(
     "Deploy TLS certificates into Azure Key Vault safely: snapshot what the vault serves, import the new certificate as a new version, prove the vault serves exactly that version, and roll back when it does not. Every command takes --help and --json. Exit codes: 0 succeeded or skipped, 1 failed (vault unchanged), 2 usage error or rejected (nothing written), 3 rolled back, 4 rollback failed or unverified (needs a person), 5 superseded by another writer.",
@@ -53,7 +56,7 @@ export const kvdeploy = Command.make("kvdeploy").pipe(
       description: "Install shell completion",
     },
   ]),
-  Command.withSubcommands([deploy, plan, show, versions, list, verify, validate, doctor, emulator, demo]),
+  Command.withSubcommands(subcommands),
 )
 
 const wantsJson = (argv: ReadonlyArray<string>): boolean => argv.includes("--json")
@@ -116,6 +119,17 @@ const presenter = CliOutput.layerPresenter({
     }),
 })
 
+/** The flag, argument or command a parse error is about, as the operator typed it. */
+const fieldOfParseError = (e: Record<string, unknown>): string => {
+  const flag = (name: unknown) =>
+    typeof name === "string" ? (name.startsWith("-") ? name : `--${name}`) : undefined
+  if (typeof e.option === "string") return e.kind === "argument" ? e.option : (flag(e.option) ?? "")
+  if (typeof e.argument === "string") return e.argument
+  if (typeof e.subcommand === "string") return "(command)"
+  if (Array.isArray(e.arguments) && typeof e.arguments[0] === "string") return e.arguments[0]
+  return "(command line)"
+}
+
 /** Run the CLI with these arguments (without `node` and the script); sets the process exit code. */
 export const main = (argv: ReadonlyArray<string>): void => {
   const json = wantsJson(argv)
@@ -145,12 +159,13 @@ export const main = (argv: ReadonlyArray<string>): void => {
           if (json) {
             const errors =
               "errors" in error && Array.isArray(error.errors)
-                ? (error.errors as ReadonlyArray<{ message: string }>)
+                ? (error.errors as ReadonlyArray<{ message: string } & Record<string, unknown>>)
                 : []
+            const command = argv[0] !== undefined && subcommandNames.has(argv[0]) ? ` ${argv[0]}` : ""
             const problems = errors.map((e) => ({
-              field: "(command line)",
+              field: withoutPem(fieldOfParseError(e)),
               message: withoutPem(e.message),
-              fix: "see --help for the flags and examples",
+              fix: `see \`kvdeploy${command} --help\` for the flags and examples`,
             }))
             process.stdout.write(
               `${JSON.stringify({ error: { title: problems[0]?.message ?? withoutPem(error.message), exitCode: ExitCode.usage, problems } }, null, 2)}\n`,

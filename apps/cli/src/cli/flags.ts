@@ -20,12 +20,10 @@ export const target = {
     Flag.withDescription("The vault, e.g. https://my-vault.vault.azure.net (the certctl vault_url)."),
     Flag.optional,
   ),
-  credentialMode: Flag.Literals("credential-mode", [
-    "default",
-    "managed_identity",
-    "client_secret",
-    "workload_identity",
-  ]).pipe(
+  // A string checked by the target's validation (not Flag.Literals, which the parser refuses on its
+  // own): a wrong mode is then listed with the target's other problems, in one run.
+  credentialMode: Flag.String("credential-mode").pipe(
+    Flag.withMetavar("default|managed_identity|client_secret|workload_identity"),
     Flag.withDescription(
       "How to get a token: default (the DefaultAzureCredential chain), managed_identity, client_secret (AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET from the environment) or workload_identity (AKS).",
     ),
@@ -51,7 +49,7 @@ export const certificateName = Flag.String("name").pipe(
 export const tags = Flag.String("tag").pipe(
   Flag.withMetavar("KEY=VALUE"),
   Flag.withDescription(
-    "Operator tag to put on the new version (repeatable; at most 12; certctl-* keys are reserved).",
+    "Operator tag to put on the new version (repeatable; at most 12; the keys certctl-managed-by, certctl-certificate-id and certctl-rollback-of are kvdeploy's own).",
   ),
   Flag.atLeast(0),
 )

@@ -30,13 +30,16 @@ export const deployFlags = {
     ),
     Flag.withDefault(false),
   ),
-  onSoftDeleted: Flag.Literals("on-soft-deleted", ["fail", "recover"]).pipe(
+  // Strings checked by the target's validation, so a wrong value is listed with the other problems.
+  onSoftDeleted: Flag.String("on-soft-deleted").pipe(
+    Flag.withMetavar("fail|recover"),
     Flag.withDescription(
       "When the name is held by a soft-deleted certificate: fail (default, nothing changes) or recover it, then deploy.",
     ),
     Flag.optional,
   ),
-  pfxEncoding: Flag.Literals("pfx-encoding", ["modern", "legacy"]).pipe(
+  pfxEncoding: Flag.String("pfx-encoding").pipe(
+    Flag.withMetavar("modern|legacy"),
     Flag.withDescription(
       "PKCS#12 encryption of the import: modern (AES-256, default) or legacy (3DES/SHA-1).",
     ),
