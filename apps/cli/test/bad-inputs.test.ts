@@ -739,6 +739,30 @@ const cases: ReadonlyArray<Case> = [
     says: ['"field": "--bogus"', "see `kvdeploy deploy --help`"],
   },
   {
+    name: "truncated PEM key: said to be cut short or altered, not an unsupported encryption",
+    args: () => deploy("c-truncated-key"),
+    stdin: () => {
+      const lines = good.keyPem.trim().split("\n")
+      return `${good.certPem}${fx.chainPem}${[lines[0], lines[1], lines.at(-1)].join("\n")}\n`
+    },
+    exit: 2,
+    says: ["the block is cut short or altered", "openssl pkey -in key.pem -noout"],
+  },
+  {
+    name: "verify --endpoint with a port out of range: said so, not 'not HOST:PORT'",
+    args: () => ["verify", "--cert", "-", "--endpoint", "127.0.0.1:99999"],
+    stdin: () => good.certPem,
+    exit: 2,
+    says: ["--endpoint: the port 99999 is not a TCP port"],
+  },
+  {
+    name: "plan of material the preflight refuses: the current version is said to be unread, not '(none)'",
+    args: () => ["plan", "--config", target("c-plan-expired"), "--cert", "-"],
+    stdin: () => fx.bundle(expired),
+    exit: 2,
+    says: [/expired/i, "current     (not read: the preflight refused the material)"],
+  },
+  {
     name: "verify without a target or endpoint",
     args: () => ["verify", "--cert", "-"],
     stdin: () => good.certPem,

@@ -192,10 +192,18 @@ export const pemKeyToPkcs8 = (
           message: "the private key could not be decrypted: the passphrase is wrong",
           fix: "check the passphrase the key was encrypted with",
         }
+      // OpenSSL's decoders answer "unsupported" both for an encryption they lack and for a key block
+      // they cannot decode at all (cut short, altered): only an encrypted key is about its encryption.
+      if (/unsupported/i.test(text) && /ENCRYPTED/.test(pem))
+        return {
+          message: "the private key uses an encryption this system does not support",
+          fix: "re-encrypt it with PBES2/AES (openssl pkcs8 -topk8 -v2 aes-256-cbc) or supply it unencrypted",
+        }
       if (/unsupported/i.test(text))
         return {
-          message: "the private key uses an algorithm or encryption this system does not support",
-          fix: "re-encrypt it with PBES2/AES (openssl pkcs8 -topk8 -v2 aes-256-cbc) or supply it unencrypted",
+          message:
+            "the private key could not be read: the block is cut short or altered, or holds a key type this system does not support",
+          fix: "check it with `openssl pkey -in key.pem -noout`; kvdeploy takes RSA and EC keys (PKCS#8, PKCS#1 or SEC1)",
         }
       return {
         message: "the private key block could not be parsed",

@@ -172,7 +172,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           `    ${s.bold(p.field)}: ${p.message}`,
           `      fix: ${p.fix}`,
         ]),
-        `  current     ${record.current === undefined ? (record.softDeleted === undefined ? "(none)" : `(soft-deleted ${record.softDeleted.deletedAt})`) : `${record.current.versionId}  x5t ${record.current.x5t}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
+        `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted === undefined ? "(none)" : `(soft-deleted ${record.softDeleted.deletedAt})`) : `${record.current.versionId}  x5t ${record.current.x5t}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
         `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${expiryText(leaf.notAfter, now)}`}`,
         `  action      ${actionText}: ${record.reason}`,
         ...(record.tags === undefined

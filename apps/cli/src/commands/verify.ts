@@ -89,11 +89,17 @@ export const verify = Command.make(
       if (Option.isSome(input.endpoint)) {
         const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(input.endpoint.value)
         const port = Number(m?.[2])
-        if (m === null || !(port > 0 && port < 65536))
+        if (m === null)
           problems.push({
             field: "--endpoint",
             message: `"${input.endpoint.value}" is not HOST:PORT`,
             fix: "write e.g. api.example.com:443",
+          })
+        else if (!(port > 0 && port < 65536))
+          problems.push({
+            field: "--endpoint",
+            message: `the port ${m[2]} is not a TCP port`,
+            fix: "give a port from 1 to 65535, e.g. api.example.com:443",
           })
         else endpoint = { host: (m[1] ?? "").replace(/^\[|\]$/g, ""), port }
       }
