@@ -790,6 +790,13 @@ export const validateAgentConfig = (
   })
 }
 
+/** A read error's code in words (the code itself stays for the others). */
+const readErrorText: Readonly<Record<string, string>> = {
+  ENOENT: "no such file (ENOENT)",
+  EACCES: "permission denied (EACCES)",
+  EISDIR: "it is a directory (EISDIR)",
+}
+
 /** Aliases (`*name`) a configuration may hold: anchors for shared values are fine, a chain of them is an alias bomb. */
 const maxAliases = 100
 
@@ -1001,7 +1008,7 @@ export const loadAgentConfigUnless = (
           problems: [
             problem(
               "(file)",
-              `cannot be read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+              `cannot be read: ${readErrorText[(e as NodeJS.ErrnoException).code ?? ""] ?? (e as NodeJS.ErrnoException).code ?? String(e)}`,
               "check the path given with --config and its permissions",
             ),
           ],

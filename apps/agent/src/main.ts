@@ -9,7 +9,7 @@
  * turns SIGTERM/SIGINT into interruption (exit 0 once the deploys in flight
  * are finished).
  *
- * Usage: kvdeploy-agent [--config FILE] [--check] [--print-schema] [--version]
+ * Usage: kvdeploy-agent [--config FILE] [--check [--json]] [--print-schema] [--version]
  */
 import { createServer } from "node:http"
 import { parseArgs } from "node:util"
@@ -171,6 +171,8 @@ const usage = `kvdeploy-agent ${version}: keeps Azure Key Vault certificates in 
 Usage:
   kvdeploy-agent [--config FILE]   run (default FILE: $KVDEPLOY_AGENT_CONFIG or /etc/kvdeploy/agent.yaml)
   kvdeploy-agent --config FILE --check   validate the configuration, list every problem (exit 0 or 2)
+  kvdeploy-agent --config FILE --check --json
+                                   the same as one JSON document on stdout: {path, valid, deployments | problems}
   kvdeploy-agent --print-schema    print the configuration's JSON Schema
   kvdeploy-agent --version
 
@@ -184,6 +186,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       options: {
         config: { type: "string"; short: "c" }
         check: { type: "boolean" }
+        json: { type: "boolean" }
         "print-schema": { type: "boolean" }
         version: { type: "boolean" }
         help: { type: "boolean"; short: "h" }
@@ -196,6 +199,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       options: {
         config: { type: "string", short: "c" },
         check: { type: "boolean" },
+        json: { type: "boolean" },
         "print-schema": { type: "boolean" },
         version: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -203,7 +207,18 @@ export const main = (argv: ReadonlyArray<string>): void => {
       strict: true,
     })
   } catch (e) {
+    if (argv.includes("--json"))
+      process.stdout.write(
+        `${JSON.stringify({ valid: false, problems: [{ field: "(command line)", message: (e as Error).message, fix: "see kvdeploy-agent --help" }] }, null, 2)}\n`,
+      )
     process.stderr.write(`kvdeploy-agent: ${(e as Error).message}\n\n${usage}`)
+    process.exitCode = 2
+    return
+  }
+  if (args.values.json === true && args.values.check !== true) {
+    process.stderr.write(
+      `kvdeploy-agent: --json goes with --check (the running agent logs JSON lines already)\n\n${usage}`,
+    )
     process.exitCode = 2
     return
   }
@@ -223,18 +238,30 @@ export const main = (argv: ReadonlyArray<string>): void => {
   process.stdout.on("error", () => {})
   const path = args.values.config ?? process.env.KVDEPLOY_AGENT_CONFIG ?? "/etc/kvdeploy/agent.yaml"
   const check = args.values.check === true
+  const json = args.values.json === true
+  const printJson = (value: unknown) =>
+    Effect.sync(() => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`))
   const program = Effect.gen(function* () {
     const config = yield* loadAgentConfig(path)
     if (check) {
-      process.stdout.write(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
+      if (json) yield* printJson({ path: config.path, valid: true, deployments: config.deployments.length })
+      else process.stdout.write(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
       return
     }
     return yield* Layer.launch(agentLayer(config))
   }).pipe(
     Effect.tapError((e) =>
       e instanceof AgentConfigInvalid
-        ? printProblems(e)
-        : Effect.logError("kvdeploy-agent cannot start").pipe(Effect.annotateLogs({ error: String(e) })),
+        ? json
+          ? printJson({ path: e.path, valid: false, problems: e.problems })
+          : printProblems(e)
+        : json
+          ? printJson({
+              path,
+              valid: false,
+              problems: [{ field: "(configuration)", message: String(e), fix: "see docs/agent.md" }],
+            })
+          : Effect.logError("kvdeploy-agent cannot start").pipe(Effect.annotateLogs({ error: String(e) })),
     ),
     Effect.provide(Logging.layer),
   )

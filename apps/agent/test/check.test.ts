@@ -1,0 +1,61 @@
+/** `--check` and `--check --json`: the configuration judged in the agent's environment, exit 0 or 2. */
+import { spawnSync } from "node:child_process"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { agentRoot, bin } from "./harness.js"
+
+const example = join(agentRoot, "examples", "agent.yaml")
+/** The variables the example's deployments need: its PFX password, and workload identity's. */
+const exampleEnv = {
+  PORTAL_PFX_PASSWORD: "x",
+  AZURE_TENANT_ID: "00000000-0000-0000-0000-000000000001",
+  AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000002",
+  AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/azure/tokens/azure-identity-token",
+}
+
+const agent = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [bin, ...args], {
+    encoding: "utf8",
+    timeout: 30_000,
+    env: { PATH: process.env.PATH ?? "", ...env },
+  })
+
+describe("kvdeploy-agent --check", () => {
+  it("says valid (exit 0), as text or as one JSON document", () => {
+    const text = agent(["--config", example, "--check"], exampleEnv)
+    expect(text.status, text.stderr).toBe(0)
+    expect(text.stdout).toBe(`${example}: valid, 2 deployment(s)\n`)
+    const json = agent(["--config", example, "--check", "--json"], exampleEnv)
+    expect(json.status, json.stderr).toBe(0)
+    expect(JSON.parse(json.stdout)).toEqual({ path: example, valid: true, deployments: 2 })
+  })
+
+  it("lists the problems (exit 2): in JSON on stdout, as text on stderr; a missing file in words", () => {
+    const json = agent(["--config", example, "--check", "--json"])
+    expect(json.status).toBe(2)
+    const parsed = JSON.parse(json.stdout) as {
+      valid: boolean
+      problems: Array<{ field: string; fix: string }>
+    }
+    expect(parsed.valid).toBe(false)
+    expect(parsed.problems.map((p) => p.field)).toEqual([
+      "deployments[1].source.pfx_password_env",
+      "deployments[1].target.credential_mode",
+    ])
+    for (const p of parsed.problems) expect(p.fix.length).toBeGreaterThan(10)
+    const text = agent(["--config", example, "--check"])
+    expect(text.status).toBe(2)
+    expect(text.stderr).toContain("has 2 problem(s)")
+    expect(text.stderr).toContain("AZURE_FEDERATED_TOKEN_FILE")
+    const missing = agent(["--config", "/nonexistent/kvdeploy-agent.yaml", "--check", "--json"])
+    expect(missing.status).toBe(2)
+    expect(JSON.parse(missing.stdout).problems[0].message).toBe("cannot be read: no such file (ENOENT)")
+  })
+
+  it("refuses --json without --check, and an unknown option, with exit 2", () => {
+    expect(agent(["--json"]).status).toBe(2)
+    const unknown = agent(["--check", "--json", "--bogus"])
+    expect(unknown.status).toBe(2)
+    expect(JSON.parse(unknown.stdout).problems[0].message).toContain("--bogus")
+  })
+})
