@@ -1,3 +1,4 @@
+export * from "./asNodeVersion.js"
 export * from "./InMemoryAuditLog.js"
 export * from "./InMemoryVault.js"
 export * from "./RecordingMetrics.js"
