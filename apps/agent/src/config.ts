@@ -15,6 +15,7 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as SchemaIssue from "effect/SchemaIssue"
+import { closest, distance } from "fastest-levenshtein"
 import { loadAll, YAMLException } from "js-yaml"
 
 /** The most material workers a configuration may ask for. */
@@ -420,17 +421,46 @@ const describedAt = (ast: SchemaAST.AST, path: ReadonlyArray<PropertyKey>): stri
   }
 }
 
+/** The keys an object of the schema has at `path` (every member's, for a union). */
+const keysAt = (ast: SchemaAST.AST, path: ReadonlyArray<PropertyKey>): Array<string> => {
+  const [head, ...rest] = path
+  switch (ast._tag) {
+    case "Objects":
+      if (head === undefined) return ast.propertySignatures.map((p) => String(p.name))
+      return keysAt(ast.propertySignatures.find((p) => p.name === head)?.type ?? SchemaAST.never, rest)
+    case "Arrays": {
+      const item = typeof head === "number" ? (ast.elements[head] ?? ast.rest[0]) : undefined
+      return item === undefined ? [] : keysAt(item, rest)
+    }
+    case "Union":
+      return [...new Set(ast.types.flatMap((member) => keysAt(member, path)))]
+    default:
+      return []
+  }
+}
+
+/**
+ * The fix for a key the schema does not know at `path`: the known key it is a typo of (within two
+ * edits), and the keys known there.
+ */
+const unknownKeyFix = (path: ReadonlyArray<PropertyKey>): string => {
+  const key = path.at(-1)
+  const known = keysAt(AgentConfigSchema.ast, path.slice(0, -1))
+  if (typeof key !== "string" || known.length === 0)
+    return "see schema/agent-config.schema.json or docs/agent.md"
+  const nearest = closest(key, known)
+  const typo = distance(key, nearest) <= 2 ? `did you mean ${nearest}? ` : ""
+  return `${typo}known keys here: ${known.join(", ")}; see docs/agent.md (configuration reference)`
+}
+
 /**
  * The fix of a problem the schema found at `path`: the field's description when the problem is its
- * value. A key the schema does not expect there gets the pointer: a union member's "unexpected key"
- * names a field of another member (a source with both `cert` and `pfx`), whose description would
- * describe the wrong form. The document itself (an empty path) gets the pointer too.
+ * value; for a key the schema does not expect there, the key it is likely a typo of and the keys
+ * known there. The document itself (an empty path) gets the pointer.
  */
 const schemaFix = (path: ReadonlyArray<PropertyKey>, message: string): string => {
-  const description =
-    path.length === 0 || /excess|unexpected/i.test(message)
-      ? undefined
-      : describedAt(AgentConfigSchema.ast, path)
+  if (path.length > 0 && /excess|unexpected/i.test(message)) return unknownKeyFix(path)
+  const description = path.length === 0 ? undefined : describedAt(AgentConfigSchema.ast, path)
   return description === undefined
     ? "see schema/agent-config.schema.json or docs/agent.md"
     : `${description}; see docs/agent.md (configuration reference)`

@@ -379,6 +379,22 @@ deployments:
     expect(problemsOf(yaml, hostEnv)).toEqual([])
   })
 
+  it("names the key an unknown key is likely a typo of, and the keys known there", () => {
+    const problems = fullProblems(`
+agent: { concurrancy: 4, colour: blue }
+deployments:
+  - name: a
+    soucre: { cert: c.pem }
+    target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a }
+`)
+    const fixOf = (field: string) => problems.find((p) => p.field === field)?.fix
+    expect(fixOf("agent.concurrancy")).toMatch(/^did you mean concurrency\? known keys here: .*concurrency/)
+    expect(fixOf("agent.colour")).toMatch(/^known keys here: /)
+    expect(fixOf("deployments[0].soucre")).toMatch(
+      /^did you mean source\? known keys here: name, source, target, pickup/,
+    )
+  })
+
   it("judges a source against the one form it is written in", () => {
     const sources = [
       { cert: "a.crt", chian: "c.crt" },
@@ -550,11 +566,11 @@ deployments:
     expect(fixOf("deployments[0].pickup.port")).toBe(
       "TCP port (default 443); see docs/agent.md (configuration reference)",
     )
-    // An unknown key has no description: the generic pointer.
+    // An unknown key has no description: the key it is likely a typo of, and the keys known there.
     expect(fullProblems(dump({ agent: { concurency: 4 }, deployments: [] }))).toEqual([
       expect.objectContaining({
         field: "agent.concurency",
-        fix: "see schema/agent-config.schema.json or docs/agent.md",
+        fix: expect.stringMatching(/^did you mean concurrency\? known keys here: /),
       }),
     ])
   })
