@@ -133,15 +133,15 @@ const fieldOfParseError = (e: Record<string, unknown>): string => {
 /** Run the CLI with these arguments (without `node` and the script); sets the process exit code. */
 export const main = (argv: ReadonlyArray<string>): void => {
   const json = wantsJson(argv)
-  // PEM text on the command line is refused before any parsing, so no parser error can quote it.
+  // Certificate or key text on the command line is refused before any parsing, so no parser error can quote it.
   const pasted = pemArgumentProblems(argv)
   const command =
     pasted.length > 0
       ? Effect.fail(
           usage(
             pasted.length === 1
-              ? `${pasted[0]?.field}: holds PEM text instead of a file path or a value`
-              : `${pasted.length} arguments hold PEM text instead of file paths or values`,
+              ? `${pasted[0]?.field}: holds certificate or key text instead of a file path or a value`
+              : `${pasted.length} arguments hold certificate or key text instead of file paths or values`,
             pasted,
           ),
         )

@@ -653,7 +653,7 @@ const cases: ReadonlyArray<Case> = [
       "--json",
     ],
     exit: 2,
-    says: ["--key: holds PEM text instead of a file path or a value", "it is not shown here"],
+    says: ["--key: holds certificate or key text instead of a file path or a value", "it is not shown here"],
   },
   {
     name: "keys pasted into --key=… and --credential-mode=…: each refused, never shown",
@@ -668,7 +668,7 @@ const cases: ReadonlyArray<Case> = [
     ],
     stdin: () => good.certPem,
     exit: 2,
-    says: ["--credential-mode", "--key", "2 arguments hold PEM text"],
+    says: ["--credential-mode", "--key", "2 arguments hold certificate or key text"],
   },
   {
     name: "a key pasted into a target file's field: the value is not quoted back",
@@ -761,6 +761,20 @@ const cases: ReadonlyArray<Case> = [
     stdin: () => fx.bundle(expired),
     exit: 2,
     says: [/expired/i, "current     (not read: the preflight refused the material)"],
+  },
+  {
+    name: "a key's base64 body (no PEM lines) given as --key: refused, never shown",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-pasted-body"),
+      "--cert",
+      pemFile("pasted-body.pem", good.certPem),
+      "--key",
+      good.keyPem.split("\n").slice(1, -2).join(""),
+    ],
+    exit: 2,
+    says: ["--key: holds certificate or key text instead of a file path or a value"],
   },
   {
     name: "verify without a target or endpoint",

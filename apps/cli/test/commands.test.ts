@@ -3,6 +3,8 @@
  * each exit code of the contract: 0 Succeeded/Skipped, 1 Failed, 2 usage or
  * Rejected, 3 RolledBack (through `demo`), 4 Unverified, 5 Superseded.
  */
+import { execFileSync, spawn } from "node:child_process"
+import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
 import { ClientSecretCredential } from "@azure/identity"
 import { CertificateClient } from "@azure/keyvault-certificates"
@@ -217,6 +219,27 @@ describe("deploy lifecycle", () => {
 })
 
 describe("plan", () => {
+  it("reads a key from a pipe (a FIFO, as `<(…)` gives) once: the input check before it only looks at files", async () => {
+    const leaf = await fx.leaf()
+    const cert = world.file("fifo-leaf.pem", leaf.certPem + fx.chainPem)
+    const fifo = join(dirname(cert), "fifo-key.pipe")
+    execFileSync("mkfifo", [fifo])
+    // The writer blocks until the CLI opens the pipe, writes the key once and closes it.
+    const writer = spawn("sh", ["-c", 'printf "%s" "$KEY" > "$PIPE"'], {
+      env: { PATH: process.env.PATH ?? "", KEY: leaf.keyPem, PIPE: fifo },
+      stdio: "ignore",
+    })
+    const r = await runCli(
+      ["plan", "--config", world.targetFile("fifo-key"), "--cert", cert, "--key", fifo, "--json"],
+      {
+        env: world.env,
+      },
+    )
+    writer.kill()
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(json<{ action: string }>(r).action).toBe("import")
+  })
+
   it("previews import, skip and refuse without writing", async () => {
     const name = "planned"
     const leaf = await fx.leaf()

@@ -24,5 +24,12 @@ describe("pemArgumentProblems", () => {
     expect(problems.map((p) => p.field)).toEqual(["--key", "--cert", "-n", "argument 7"])
     for (const p of problems) expect(`${p.field} ${p.message} ${p.fix}`).not.toContain("MIGHAgEA")
     expect(pemArgumentProblems(["deploy", "--key", "leaf.key", "--name", "api"])).toEqual([])
+    // A key's base64 body without its PEM lines is caught too; a long name of letters alone is not.
+    const body =
+      "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg7yOfnpzmRfJoWuPaT7lJskax4SCxq3eqJJkeCG0Ag/KhRANCAAQg"
+    expect(pemArgumentProblems(["deploy", `--key=${body}`]).map((p) => p.field)).toEqual(["--key"])
+    expect(
+      pemArgumentProblems(["deploy", "--name", "a".repeat(127), "--tag", `k=${"Ab1".repeat(40)}`]),
+    ).toEqual([])
   })
 })

@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
-import { readSource, sourceName } from "./sources.js"
+import { readSource, sourceFileProblems, sourceName } from "./sources.js"
 
 export interface MaterialFlags {
   readonly cert: Option.Option<string>
@@ -252,7 +252,7 @@ export const readMaterial = (
  * together (`--pfx` with PEM flags), a missing `--cert`, a password variable that is not set, and
  * each file that cannot be read, is empty or too large. Lets a command list them all at once,
  * with its other problems, before it reads the material: no passphrase or password is asked for,
- * standard input (`-`) is left unread, nothing is parsed, and the bytes read are dropped.
+ * nothing is read (the files are only looked at: `sourceFileProblems`), nothing is parsed.
  */
 export const materialFlagProblems = (flags: MaterialFlags): Effect.Effect<ReadonlyArray<Problem>> =>
   Effect.gen(function* () {
@@ -299,9 +299,7 @@ export const materialFlagProblems = (flags: MaterialFlags): Effect.Effect<Readon
       ["--key", flags.key],
       ["--pfx", flags.pfx],
     ] as const) {
-      if (Option.isNone(value) || value.value === "-") continue
-      const read = yield* Effect.result(readSource(flag, value.value))
-      if (read._tag === "Failure") problems.push(...read.failure.problems)
+      if (Option.isSome(value)) problems.push(...(yield* sourceFileProblems(flag, value.value)))
     }
     return problems
   })

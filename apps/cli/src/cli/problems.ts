@@ -76,6 +76,20 @@ const pemText = /-----BEGIN [^\r\n]{0,64}?-----[\s\S]*?(?:-----END [^\r\n]{0,64}
 export const withoutPem = (text: string): string => text.replace(pemText, "[PEM text, not shown]")
 
 /**
+ * Whether a value given as a file path (or a flag value) is certificate or key text instead: PEM
+ * markers, a line break, or a long run of base64 alone (a key body without its lines), which no
+ * path of a certificate file looks like.
+ */
+export const looksLikePastedText = (value: string): boolean =>
+  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
+  (value.length >= 100 &&
+    /^[A-Za-z0-9+/]+={0,2}$/.test(value) &&
+    // Random bytes in base64 mix capitals, small letters and digits; a long name does not.
+    /[A-Z]/.test(value) &&
+    /[a-z]/.test(value) &&
+    /[0-9]/.test(value))
+
+/**
  * Command-line arguments that hold PEM text (a certificate or key pasted where a path or value
  * goes), one problem each, named by the flag they belong to and never quoting them. kvdeploy takes
  * certificate material from files and standard input only.
@@ -83,8 +97,8 @@ export const withoutPem = (text: string): string => text.replace(pemText, "[PEM 
 export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem> => {
   const problems: Array<Problem> = []
   argv.forEach((arg, i) => {
-    if (!/-----BEGIN |PRIVATE KEY-----/.test(arg)) return
     const inline = /^(--?[A-Za-z0-9][A-Za-z0-9-]*)=/.exec(arg)?.[1]
+    if (!looksLikePastedText(inline === undefined ? arg : arg.slice(inline.length + 1))) return
     const previous = argv[i - 1]
     const flag =
       inline ??
@@ -94,7 +108,7 @@ export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem>
     problems.push({
       field: flag,
       message:
-        "holds PEM text (a certificate or key) instead of a file path or a value; it is not shown here",
+        "holds certificate or key text (PEM or base64) instead of a file path or a value; it is not shown here",
       fix: "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)",
     })
   })

@@ -2,9 +2,10 @@
  * Reading operator input: a file path, or `-` for standard input (once per
  * run). Contents stay in memory; nothing is written anywhere.
  */
-import { readFile } from "node:fs/promises"
+import { constants } from "node:fs"
+import { access, readFile, stat } from "node:fs/promises"
 import * as Effect from "effect/Effect"
-import { usageOne } from "./problems.js"
+import { looksLikePastedText, type Problem, usageOne } from "./problems.js"
 
 let stdinTakenBy: string | undefined
 
@@ -70,6 +71,7 @@ export const readSource = (
       }
       return bytes
     }
+    if (looksLikePastedText(source)) return yield* pastedText(flag)
     const bytes = yield* Effect.tryPromise({
       try: () => readFile(source),
       catch: (e) => usageOne(flag, `${source}: ${explainFsError(e)}`, "check the path"),
@@ -83,6 +85,39 @@ export const readSource = (
       )
     }
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  })
+
+/** A flag whose value is certificate or key text, not a path: named, never quoted. */
+const pastedText = (flag: string) =>
+  usageOne(
+    flag,
+    "holds certificate or key text instead of a file path; it is not shown here",
+    "put it in a file and give the file's path, or give - and pipe it on standard input",
+  )
+
+/**
+ * What `readSource` would refuse about `source`, found without reading it: it is text instead of a
+ * path, does not exist, cannot be read, is a directory, is empty or too large. Standard input and
+ * anything that is not a regular file (a pipe, `<(…)`, a device) are left alone: reading them would
+ * consume what the command reads afterwards.
+ */
+export const sourceFileProblems = (flag: string, source: string): Effect.Effect<ReadonlyArray<Problem>> =>
+  Effect.promise(async (): Promise<ReadonlyArray<Problem>> => {
+    if (source === "-") return []
+    const problem = (message: string, fix: string): ReadonlyArray<Problem> => [{ field: flag, message, fix }]
+    if (looksLikePastedText(source)) return pastedText(flag).problems
+    try {
+      const stats = await stat(source)
+      if (stats.isDirectory()) return problem(`${source}: is a directory`, "check the path")
+      if (!stats.isFile()) return []
+      if (stats.size === 0) return problem(`${source} is empty`, "check the file")
+      if (stats.size > maxInputBytes)
+        return problem(`${source} is ${stats.size} bytes`, "give a PEM or PFX file of at most 1 MiB")
+      await access(source, constants.R_OK)
+      return []
+    } catch (e) {
+      return problem(`${source}: ${explainFsError(e)}`, "check the path")
+    }
   })
 
 /** Display name of a source in messages. */
