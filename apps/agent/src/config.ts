@@ -234,6 +234,12 @@ export interface AgentConfig {
   readonly deployments: ReadonlyArray<Deployment>
   /** SHA-256 of the file's text, when read from a file (a reload of the same text changes nothing). */
   readonly textSha256?: string
+  /**
+   * What the environment lacks for some deployments (a credential mode's variables): the running
+   * agent logs them and runs every deployment it can (those fail with "no vault access" until the
+   * variable is set); `--check` counts them as problems.
+   */
+  readonly environmentProblems?: ReadonlyArray<ConfigProblem>
 }
 
 /** The configuration file cannot be used; `problems` lists every issue. */
@@ -729,6 +735,8 @@ export const validateAgentConfig = (
     }
   })
   // The variables each credential mode in use needs: one problem per mode, at its first deployment.
+  // Kept apart: they stop `--check`, not the agent (its other deployments run).
+  const environmentProblems: Array<ConfigProblem> = []
   const modes = new Map<string, { readonly at: string; count: number }>()
   deployments.forEach((d, i) => {
     const seen = modes.get(d.target.credentialMode)
@@ -740,7 +748,7 @@ export const validateAgentConfig = (
     const needed = credentialVariables[mode as keyof typeof credentialVariables]
     const missing = needed?.names.filter((name) => (env[name] ?? "").trim() === "") ?? []
     if (needed !== undefined && missing.length > 0)
-      problems.push(
+      environmentProblems.push(
         problem(
           at,
           `${mode} (used by ${count} deployment${count === 1 ? "" : "s"}) needs ${missing.join(", ")}, not set in the agent's environment`,
@@ -791,7 +799,8 @@ export const validateAgentConfig = (
         `give a whole number from 0 to ${maxMaterialWorkers} (0: every source is parsed on the main thread), or leave it out for the default (${defaultMaterialWorkers}: none)`,
       ),
     )
-  if (problems.length > 0) return Result.fail(new AgentConfigInvalid({ path, problems }))
+  if (problems.length > 0)
+    return Result.fail(new AgentConfigInvalid({ path, problems: [...problems, ...environmentProblems] }))
   const stateDir = agent.state_dir ?? defaults.stateDir
   return Result.succeed({
     path,
@@ -817,6 +826,7 @@ export const validateAgentConfig = (
       materialWorkers: agent.material_workers ?? defaultMaterialWorkers,
     },
     deployments,
+    environmentProblems,
   })
 }
 

@@ -243,6 +243,10 @@ export const main = (argv: ReadonlyArray<string>): void => {
     Effect.sync(() => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`))
   const program = Effect.gen(function* () {
     const config = yield* loadAgentConfig(path)
+    const environment = config.environmentProblems ?? []
+    // The check is strict about the environment; the agent runs the deployments it can (logged below).
+    if (check && environment.length > 0)
+      return yield* new AgentConfigInvalid({ path: config.path, problems: environment })
     if (check) {
       if (json) yield* printJson({ path: config.path, valid: true, deployments: config.deployments.length })
       else process.stdout.write(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)

@@ -27,6 +27,17 @@ export class AgentRuntime extends Context.Service<
   }
 >()("@kvdeploy/agent/AgentRuntime") {}
 
+/** What the environment lacks for some deployments: a warning each; the agent runs every deployment it can. */
+const logEnvironmentProblems = (config: AgentConfig) =>
+  Effect.forEach(
+    config.environmentProblems ?? [],
+    (p) =>
+      Effect.logWarning(`${p.field}: ${p.message}; these deployments fail until it is set`).pipe(
+        Effect.annotateLogs({ fix: p.fix }),
+      ),
+    { discard: true },
+  )
+
 export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Vaults | Metrics | PfxCodec> =>
   Layer.effect(AgentRuntime)(
     Effect.gen(function* () {
@@ -47,6 +58,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
       yield* watcher.watch(initial.deployments)
       // The workers that may answer (0: none configured, or their code is missing).
       const materialWorkers = (yield* MaterialWorkers).workers
+      yield* logEnvironmentProblems(initial)
       yield* Effect.logInfo("kvdeploy-agent started").pipe(
         Effect.annotateLogs({
           config: initial.path,
@@ -92,6 +104,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           yield* Effect.logWarning(
             "agent settings changed; they take effect at the next restart (deployments are reloaded now)",
           )
+        yield* logEnvironmentProblems(loaded)
         yield* reconciler.apply({ ...loaded, settings: config.settings })
         // The reconciler keeps its own Deployment objects for the deployments that did not change:
         // hold those, not the reloaded copies (10,000 deployments: a second copy of about 10 MB).

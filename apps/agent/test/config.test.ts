@@ -370,13 +370,25 @@ deployments:
   - { name: c, source: { cert: c.pem }, target: ${target(3, "client_secret")} }
   - { name: d, source: { cert: c.pem }, target: ${target(4, "workload_identity")} }
 `
-    expect(
-      problemsOf(yaml, { AZURE_TENANT_ID: "t", AZURE_CLIENT_ID: "c", AZURE_CLIENT_SECRET: "  " }),
-    ).toEqual([
+    // Not problems of the configuration (the agent runs the deployments it can), but of the environment.
+    const environmentOf = (env: Record<string, string>) => {
+      const r = parseAgentConfig(yaml, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", env)
+      if (r._tag === "Failure") throw new Error(r.failure.message)
+      return (r.success.environmentProblems ?? []).map((p) => `${p.field}: ${p.message}`)
+    }
+    expect(environmentOf({ AZURE_TENANT_ID: "t", AZURE_CLIENT_ID: "c", AZURE_CLIENT_SECRET: "  " })).toEqual([
       "deployments[1].target.credential_mode: client_secret (used by 2 deployments) needs AZURE_CLIENT_SECRET, not set in the agent's environment",
       "deployments[3].target.credential_mode: workload_identity (used by 1 deployment) needs AZURE_FEDERATED_TOKEN_FILE, not set in the agent's environment",
     ])
-    expect(problemsOf(yaml, hostEnv)).toEqual([])
+    expect(environmentOf(hostEnv)).toEqual([])
+    // Listed with the configuration's problems when there are some.
+    expect(
+      problemsOf(`${yaml}  - { name: e, source: { cert: c.pem }, target: { certificate_name: e } }\n`, {}),
+    ).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^deployments\[1\]\.target\.credential_mode: client_secret/),
+      ]),
+    )
   })
 
   it("names the key an unknown key is likely a typo of, and the keys known there", () => {

@@ -290,10 +290,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     recording
       ? Effect.matchEffect(effect, {
           onFailure: (error) =>
-            Effect.andThen(
-              metrics.vaultRequest(operation, vaultRequestStatusOf(error._tag)),
-              Effect.fail(error),
-            ),
+            Effect.andThen(metrics.vaultRequest(operation, vaultRequestStatusOf(error)), Effect.fail(error)),
           onSuccess: (a) => Effect.as(metrics.vaultRequest(operation, "ok"), answer(a)),
         })
       : Effect.map(effect, answer)

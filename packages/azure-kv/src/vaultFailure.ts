@@ -146,6 +146,10 @@ const credentialErrorNames: ReadonlySet<string> = new Set([
   "AuthenticationRequiredError",
 ])
 
+/** How @azure/identity and MSAL say the identity provider or identity endpoint could not be reached. */
+const unreachableAuthority =
+  /network_error|endpoints_resolution_error|network unreachable|ENOTFOUND|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|socket hang up|getaddrinfo/i
+
 const isSoftDeletedConflict = (f: KeyVaultRequestFailure): boolean =>
   f.innerCode === "ObjectIsDeletedButRecoverable" ||
   f.code === "ObjectIsDeletedButRecoverable" ||
@@ -194,6 +198,14 @@ const mapFailure = (operation: VaultOperation, kind: Kind, error: unknown): Mapp
       return new VaultUnavailable({
         ...fields,
         detail: `no token for the vault (nothing was sent; the identity provider answered ${authorityStatus}): ${detail}`,
+      })
+    // @azure/identity reports an identity provider or managed identity endpoint it could not reach
+    // as CredentialUnavailableError (MSAL's network_error, a refused connection, an unknown host),
+    // with no status: the network's problem for now, not the credential's.
+    if (authorityStatus === undefined && unreachableAuthority.test(detail))
+      return new VaultUnavailable({
+        ...fields,
+        detail: `no token for the vault (nothing was sent): the identity provider could not be reached: ${detail}`,
       })
     return new VaultForbidden({
       ...fields,

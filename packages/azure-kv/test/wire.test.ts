@@ -5,6 +5,7 @@
  * when its outcome is unknown, and real SDK failures map to the right errors.
  */
 import type { TokenCredential } from "@azure/core-auth"
+import { ClientSecretCredential } from "@azure/identity"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, ImportRequest } from "@kvdeploy/core"
 import { PfxCodec, Vault } from "@kvdeploy/core"
@@ -316,10 +317,12 @@ describe("an import whose outcome is unknown is never sent again", () => {
             ),
           )
         listener.log.length = 0
-        const refused = (yield* importWith(
+        const { error: refused, recorder } = yield* importWith(
           failingWith("AuthenticationError", 401, "AADSTS7000215: Invalid client secret provided."),
           "no-token",
-        )).error
+        )
+        // Counted as no token, not as the vault's refusal.
+        expect(recorder.events()).toContainEqual({ series: "vaultRequest", label: "importVersion:no_token" })
         expect(refused._tag).toBe("VaultForbidden")
         expect(refused._tag === "VaultForbidden" && refused.refusal).toBe("credential")
         expect(refused.message).toContain("no token")
@@ -341,6 +344,17 @@ describe("an import whose outcome is unknown is never sent again", () => {
         )).error
         expect(outage._tag).toBe("VaultUnavailable")
         expect(outage.message).toContain("the identity provider answered 503")
+        // The real @azure/identity, its authority unreachable (nothing listens on port 1); the tenant
+        // is the one the listener's challenge names (another would be refused as a credential problem).
+        const unreachable = (yield* importWith(
+          new ClientSecretCredential("tenant-1", "00000000-0000-0000-0000-000000000002", "secret", {
+            authorityHost: "https://127.0.0.1:1",
+            disableInstanceDiscovery: true,
+          }),
+          "authority-unreachable",
+        )).error
+        expect(unreachable._tag, unreachable.message).toBe("VaultUnavailable")
+        expect(unreachable.message).toContain("the identity provider could not be reached")
       }),
   )
 

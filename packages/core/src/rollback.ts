@@ -94,7 +94,9 @@ const findPreviousMaterial = (
             ok: false as const,
             why:
               e._tag === "VaultForbidden"
-                ? "backing-secret: forbidden (the identity lacks secrets/get)"
+                ? e.refusal === undefined || e.refusal === "permission"
+                  ? "backing-secret: forbidden (the identity lacks secrets/get)"
+                  : `backing-secret: ${e.message}`
                 : e._tag === "VaultNoPrivateKey"
                   ? "backing-secret: the previous key is not exportable"
                   : `backing-secret: ${e.message}`,

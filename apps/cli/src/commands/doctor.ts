@@ -138,12 +138,21 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
             fix: undefined,
           })
         } else if (e._tag === "VaultForbidden") {
-          yield* add({
-            check: "reachable",
-            status: "pass",
-            detail: `${target.vaultUrl} answered (${e.refusal === "token" ? 401 : 403})`,
-            fix: undefined,
-          })
+          yield* add(
+            e.refusal === "credential"
+              ? {
+                  check: "reachable",
+                  status: "skip",
+                  detail: "not tried: no token could be had for the request",
+                  fix: undefined,
+                }
+              : {
+                  check: "reachable",
+                  status: "pass",
+                  detail: `${target.vaultUrl} answered (${e.refusal === "token" ? 401 : 403})`,
+                  fix: undefined,
+                },
+          )
           yield* add({
             check: "certificates/get",
             status: "fail",

@@ -44,6 +44,7 @@ export type VaultRequestStatus =
   | "ok"
   | "not_found"
   | "forbidden"
+  | "no_token"
   | "throttled"
   | "conflict_soft_deleted"
   | "ambiguous"
@@ -87,13 +88,19 @@ export class Metrics extends Context.Service<
   })
 }
 
-/** The `status` label for a vault error tag. */
-export const vaultRequestStatusOf = (tag: string): VaultRequestStatus => {
-  switch (tag) {
+/**
+ * The `status` label for a vault error: its tag, and for a refusal of the credential (no token, so
+ * no request reached the vault) `no_token` rather than `forbidden`.
+ */
+export const vaultRequestStatusOf = (error: {
+  readonly _tag: string
+  readonly refusal?: string | undefined
+}): VaultRequestStatus => {
+  switch (error._tag) {
     case "VaultNotFound":
       return "not_found"
     case "VaultForbidden":
-      return "forbidden"
+      return error.refusal === "credential" ? "no_token" : "forbidden"
     case "VaultThrottled":
       return "throttled"
     case "VaultConflictSoftDeleted":

@@ -316,7 +316,7 @@ const make = Effect.gen(function* () {
             Effect.tap(() => metrics.value.vaultRequest(operation, "ok")),
             Effect.tapError((e) =>
               Effect.andThen(
-                metrics.value.vaultRequest(operation, vaultRequestStatusOf(e._tag)),
+                metrics.value.vaultRequest(operation, vaultRequestStatusOf(e)),
                 e._tag === "VaultThrottled" ? metrics.value.vaultThrottled() : Effect.void,
               ),
             ),

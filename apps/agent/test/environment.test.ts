@@ -1,0 +1,50 @@
+/**
+ * A credential mode whose variables the environment lacks: `--check` refuses the configuration
+ * (exit 2), the running agent warns and still runs every deployment it can.
+ */
+import { spawnSync } from "node:child_process"
+import { describe, expect, it } from "vitest"
+import { agentSuite, baseEnv, bin, startAgent, writeConfig } from "./harness.js"
+
+const VAULT = "agent-env"
+const suite = agentSuite([VAULT])
+
+describe("a credential mode's variables missing from the environment", () => {
+  it("fail --check, and only the deployments of that mode in the running agent", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("env.example.test")
+    work.write("env.crt", leaf.certPem)
+    work.write("env.key", leaf.keyPem)
+    const source = { cert: work.path("env.crt"), key: work.path("env.key") }
+    const config = writeConfig(work, emulator, [
+      // Managed identity through the emulator's App Service endpoint: its variables are set.
+      {
+        name: "managed",
+        vault: VAULT,
+        certificate: "managed-cert",
+        source,
+        target: emulator.targetConfig(VAULT, "managed-cert", "managedIdentityAppService"),
+      },
+      // Client secret: AZURE_CLIENT_SECRET is not set.
+      { name: "secret", vault: VAULT, certificate: "secret-cert", source },
+    ])
+    const { AZURE_CLIENT_SECRET: _unset, ...withoutSecret } = emulator.env.clientSecret
+    const env = { ...baseEnv(), ...withoutSecret, ...emulator.env.managedIdentityAppService }
+
+    const check = spawnSync(process.execPath, [bin, "--config", config, "--check"], { encoding: "utf8", env })
+    expect(check.status, check.stdout + check.stderr).toBe(2)
+    expect(check.stderr).toContain(
+      "deployments[1].target.credential_mode: client_secret (used by 1 deployment) needs AZURE_CLIENT_SECRET, not set in the agent's environment",
+    )
+
+    const a = startAgent(config, env)
+    suite.agent = a
+    const warning = await a.waitFor((l) => /needs AZURE_CLIENT_SECRET/.test(l.msg))
+    expect(warning.msg).toMatch(/these deployments fail until it is set$/)
+    await a.waitFor((l) => l.deployment === "managed" && l.msg === "deploy: Succeeded")
+    expect(emulator.state.versions(VAULT, "managed-cert")?.at(-1)?.x5t).toBe(leaf.x5t)
+    expect(emulator.state.versions(VAULT, "secret-cert")).toBeUndefined()
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+  })
+})
