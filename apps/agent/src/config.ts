@@ -7,7 +7,13 @@
 import { createHash } from "node:crypto"
 import { readFile } from "node:fs/promises"
 import { dirname, resolve as resolvePath } from "node:path"
-import { type ConfigProblem, quotedValue, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
+import {
+  type ConfigProblem,
+  keyInField,
+  quotedValue,
+  type TargetConfig,
+  validateTargetConfigSync,
+} from "@kvdeploy/core"
 import { credentialVariables } from "@kvdeploy/credentials"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -258,7 +264,7 @@ const pathText = (path: ReadonlyArray<PropertyKey> | undefined): string => {
   let out = ""
   for (const segment of path ?? []) {
     if (typeof segment === "number") out += `[${segment}]`
-    else out += out === "" ? String(segment) : `.${String(segment)}`
+    else out += out === "" ? keyInField(String(segment)) : `.${keyInField(String(segment))}`
   }
   return out === "" ? "(config)" : out
 }
@@ -719,6 +725,17 @@ export const validateAgentConfig = (
     }
     const rawPickup =
       typeof d.pickup === "object" && d.pickup !== null ? (d.pickup as Record<string, unknown>) : undefined
+    for (const k of ["host", "servername"]) {
+      const value = rawPickup?.[k]
+      if (typeof value === "string" && !/^[A-Za-z0-9.:[\]_-]{1,253}$/.test(value))
+        problems.push(
+          problem(
+            `${at}.pickup.${k}`,
+            `${quotedValue(value)} is not a host name or address`,
+            "give the DNS name or IP address the consumer serves TLS on, e.g. api.example.com",
+          ),
+        )
+    }
     const pickup: Pickup | undefined =
       rawPickup !== undefined && typeof rawPickup.host === "string"
         ? {

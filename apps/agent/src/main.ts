@@ -17,7 +17,14 @@ import type { TokenCredential } from "@azure/core-auth"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as AzureKv from "@kvdeploy/azure-kv"
-import type { Metrics, PfxCodec, TargetConfig, Vault } from "@kvdeploy/core"
+import {
+  type ConfigProblem,
+  type Metrics,
+  type PfxCodec,
+  type TargetConfig,
+  type Vault,
+  withoutPem,
+} from "@kvdeploy/core"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
 import * as Prometheus from "@kvdeploy/metrics/prometheus"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
@@ -158,12 +165,21 @@ export const agentLayer = (config: AgentConfig) => {
   return Layer.mergeAll(http).pipe(Layer.provideMerge(runtime))
 }
 
+/** Problems as they are printed: PEM text that reached one (a value quoted back) is replaced. */
+const shown = (problems: ReadonlyArray<ConfigProblem>): Array<ConfigProblem> =>
+  problems.map((p) => ({
+    field: withoutPem(p.field),
+    message: withoutPem(p.message),
+    fix: withoutPem(p.fix),
+  }))
+
 const printProblems = (error: AgentConfigInvalid) =>
   Effect.sync(() => {
     process.stderr.write(
       `kvdeploy-agent: the configuration ${error.path} has ${error.problems.length} problem(s):\n`,
     )
-    for (const p of error.problems) process.stderr.write(`  ${p.field}: ${p.message}\n    fix: ${p.fix}\n`)
+    for (const p of shown(error.problems))
+      process.stderr.write(`  ${p.field}: ${p.message}\n    fix: ${p.fix}\n`)
   })
 
 const usage = `kvdeploy-agent ${version}: keeps Azure Key Vault certificates in step with certificate files.
@@ -257,7 +273,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
     Effect.tapError((e) =>
       e instanceof AgentConfigInvalid
         ? json
-          ? printJson({ path: e.path, valid: false, problems: e.problems })
+          ? printJson({ path: e.path, valid: false, problems: shown(e.problems) })
           : printProblems(e)
         : json
           ? printJson({

@@ -4,7 +4,7 @@
  * starts the loop (start, interval, file changes, SIGHUP); releasing it stops
  * the loop and finishes the deploys in flight.
  */
-import type { Metrics, PfxCodec } from "@kvdeploy/core"
+import { type Metrics, type PfxCodec, withoutPem } from "@kvdeploy/core"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -87,7 +87,9 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         const next = yield* loadAgentConfigUnless(config.path, config.textSha256).pipe(Effect.result)
         if (next._tag === "Failure") {
           yield* Effect.logError("the new configuration is invalid; keeping the running one").pipe(
-            Effect.annotateLogs({ problems: next.failure.problems.map((p) => `${p.field}: ${p.message}`) }),
+            Effect.annotateLogs({
+              problems: next.failure.problems.map((p) => withoutPem(`${p.field}: ${p.message}`)),
+            }),
           )
           return
         }

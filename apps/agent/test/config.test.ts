@@ -358,6 +358,32 @@ deployments:
       /instead of a file path/,
     )
     expect(JSON.stringify(problems)).not.toContain("MIGHAgEA")
+    // As a key (a tag's that is too long, an unknown one) or a pickup host, it is named by its length.
+    const asKeys = fullProblems(
+      JSON.stringify({
+        deployments: [
+          {
+            name: "k",
+            source: { cert: "c.pem" },
+            target: {
+              vault_url: "https://kv-prod.vault.azure.net",
+              certificate_name: "k",
+              tags: { [key.repeat(3)]: "x" },
+            },
+            pickup: { host: key },
+            [key]: 1,
+          },
+        ],
+      }),
+    )
+    expect(asKeys.map((p) => p.field)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^deployments\[0\]\.target\.tags\.\(a key of \d+ characters, not shown\)$/),
+        "deployments[0].pickup.host",
+        expect.stringMatching(/^deployments\[0\]\.\(a key of \d+ characters, not shown\)$/),
+      ]),
+    )
+    expect(JSON.stringify(asKeys)).not.toContain("MIGHAgEA")
   })
 
   it("names the variables a credential mode in use needs that the agent's environment lacks, once per mode", () => {

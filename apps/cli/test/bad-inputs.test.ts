@@ -777,6 +777,19 @@ const cases: ReadonlyArray<Case> = [
     says: ["--key: holds certificate or key text instead of a file path or a value"],
   },
   {
+    name: "a key pasted as a (too long) tag key and as an unknown field of a target file: named by length, never shown",
+    args: () => [
+      "validate",
+      "--json",
+      target("c-pasted-keys", { tags: { [good.keyPem.repeat(2)]: "x" }, [other.keyPem]: 1 }),
+    ],
+    exit: 2,
+    says: [
+      /tags\.\(a key of \d+ characters, not shown\)/,
+      /"field": "\(a key of \d+ characters, not shown\)"/,
+    ],
+  },
+  {
     name: "verify without a target or endpoint",
     args: () => ["verify", "--cert", "-"],
     stdin: () => good.certPem,

@@ -6,6 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import { keyInField, quotedValue } from "./shownValues.js"
 import { isReservedTagKey, MAX_OPERATOR_TAGS, RESERVED_TAG_KEYS } from "./tags.js"
 
 // ---------------------------------------------------------------------------
@@ -166,7 +167,7 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
     if (isReservedTagKey(key)) {
       out.push(
         problem(
-          `${field}.${key}`,
+          `${field}.${keyInField(key)}`,
           "is a reserved tag key that kvdeploy sets itself",
           `remove it; reserved keys are ${RESERVED_TAG_KEYS.join(", ")}`,
         ),
@@ -175,7 +176,7 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
     if (key.length === 0 || key.length > 256) {
       out.push(
         problem(
-          `${field}.${key}`,
+          `${field}.${keyInField(key)}`,
           `tag key is ${key.length} characters long`,
           "use a tag key of 1-256 characters",
         ),
@@ -184,7 +185,7 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
     if (value.length > 256) {
       out.push(
         problem(
-          `${field}.${key}`,
+          `${field}.${keyInField(key)}`,
           `tag value is ${value.length} characters long`,
           "use a tag value of at most 256 characters",
         ),
@@ -404,17 +405,6 @@ const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Clou
   return { name: "Custom", vaultDnsSuffix: suffix, authorityHost, keyVaultResource }
 }
 
-/**
- * A refused value as a message quotes it: short one-line text as it is; anything else (PEM text or
- * a key pasted into the field, long text) by its length only, so no message repeats key material.
- */
-export const quotedValue = (value: unknown): string =>
-  typeof value !== "string"
-    ? typeof value
-    : value.length <= 64 && !/[\r\n]|-----/.test(value)
-      ? JSON.stringify(value)
-      : `a string of ${value.length} characters, not shown`
-
 const decodeField = <S extends Schema.Decoder<unknown>>(
   schema: S,
   field: string,
@@ -459,7 +449,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
     } else {
       problems.push(
         problem(
-          key,
+          keyInField(key),
           "is not a known field",
           `remove it or fix its spelling; known fields: ${[...allowedFields].join(", ")}`,
         ),
@@ -506,7 +496,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
       const stringTags: Record<string, string> = {}
       for (const [k, v] of Object.entries(input.tags)) {
         if (typeof v === "string") stringTags[k] = v
-        else problems.push(problem(`tags.${k}`, "tag value is not a string", "quote the value"))
+        else problems.push(problem(`tags.${keyInField(k)}`, "tag value is not a string", "quote the value"))
       }
       problems.push(...tagProblems(stringTags))
       tags = stringTags

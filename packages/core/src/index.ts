@@ -16,6 +16,7 @@ export {
   transportPfxOptions,
 } from "./preflight.js"
 export * from "./request.js"
+export * from "./shownValues.js"
 export * from "./TargetConfig.js"
 export * from "./tags.js"
 export * from "./ValidateOnly.js"

@@ -6,6 +6,8 @@
 import * as Data from "effect/Data"
 import * as Runtime from "effect/Runtime"
 
+export { withoutPem } from "@kvdeploy/core"
+
 /** One thing wrong with the input, a flag or the environment. */
 export interface Problem {
   /** The flag, file or configuration field concerned (`--cert`, `target.json: vault_url`). */
@@ -64,16 +66,6 @@ export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly exitCode: 
     return this.exitCode
   }
 }
-
-/** PEM text: a block, or the start of one cut short. */
-const pemText = /-----BEGIN [^\r\n]{0,64}?-----[\s\S]*?(?:-----END [^\r\n]{0,64}?-----|$)/g
-
-/**
- * `text` with every PEM block (or the start of one) replaced by a placeholder: what the CLI prints
- * about an error passes through this, so a certificate or key that reached a message (a value quoted
- * back from a file or the command line) is never shown.
- */
-export const withoutPem = (text: string): string => text.replace(pemText, "[PEM text, not shown]")
 
 /**
  * Whether a value given as a file path (or a flag value) is certificate or key text instead: PEM

@@ -5,7 +5,7 @@ import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as flags from "../cli/flags.js"
-import { ExitCode, ExitWith } from "../cli/problems.js"
+import { ExitCode, ExitWith, withoutPem } from "../cli/problems.js"
 import { readConfigFile } from "../cli/target.js"
 import { printJson, printLines, styleOut } from "../cli/terminal.js"
 
@@ -44,7 +44,11 @@ export const validate = Command.make(
           ])
         return
       }
-      const problems = result.failure.problems
+      const problems = result.failure.problems.map((p) => ({
+        field: withoutPem(p.field),
+        message: withoutPem(p.message),
+        fix: withoutPem(p.fix),
+      }))
       if (json) yield* printJson({ file, valid: false, problems })
       else
         yield* printLines([

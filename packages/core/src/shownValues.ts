@@ -1,0 +1,31 @@
+/**
+ * What messages may show of input values. A problem names the field and says what is wrong
+ * without repeating key material: a value or key pasted where another belongs (a PEM key in a
+ * field, a key's text as a path) is described by its length, and PEM text that still reaches a
+ * message is replaced before it is printed.
+ */
+
+/**
+ * A refused value as a message quotes it: short one-line text as it is; anything else (PEM text or
+ * a key pasted into the field, long text) by its length only, so no message repeats key material.
+ */
+export const quotedValue = (value: unknown): string =>
+  typeof value !== "string"
+    ? typeof value
+    : value.length <= 64 && !/[\r\n]|-----/.test(value)
+      ? JSON.stringify(value)
+      : `a string of ${value.length} characters, not shown`
+
+/** A key of the input as a problem's field names it: as it is when short and plain, else by its length. */
+export const keyInField = (key: string): string =>
+  key.length <= 64 && !/[\r\n]|-----/.test(key) ? key : `(a key of ${key.length} characters, not shown)`
+
+/** PEM text: a block, or the start of one cut short. */
+const pemText = /-----BEGIN [^\r\n]{0,64}?-----[\s\S]*?(?:-----END [^\r\n]{0,64}?-----|$)/g
+
+/**
+ * `text` with every PEM block (or the start of one) replaced by a placeholder: what kvdeploy prints
+ * about an error passes through this, so a certificate or key that reached a message (a value quoted
+ * back from a file or the command line) is never shown.
+ */
+export const withoutPem = (text: string): string => text.replace(pemText, "[PEM text, not shown]")
