@@ -69,6 +69,11 @@ const unsupportedNode = (): string | undefined => {
 const help = cachedHelp()
 const unsupported = help === undefined ? unsupportedNode() : undefined
 if (unsupported !== undefined) {
+  // With --json, stdout still carries one JSON document.
+  if (argv.includes("--json"))
+    process.stdout.write(
+      `${JSON.stringify({ error: { title: unsupported.trim(), exitCode: 2, problems: [{ field: "node", message: `is ${process.version}`, fix: "run kvdeploy with Node.js 22.10 or later" }] } }, null, 2)}\n`,
+    )
   process.stderr.write(`error: ${unsupported}`)
   process.exitCode = 2
 } else if (help !== undefined) {

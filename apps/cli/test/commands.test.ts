@@ -4,6 +4,7 @@
  * Rejected, 3 RolledBack (through `demo`), 4 Unverified, 5 Superseded.
  */
 import { execFileSync, spawn } from "node:child_process"
+import { existsSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
 import { ClientSecretCredential } from "@azure/identity"
@@ -474,6 +475,25 @@ describe("verify --endpoint", () => {
     } finally {
       await new Promise<void>((resolve) => switching.close(() => resolve()))
     }
+  })
+})
+
+describe("emulator files", () => {
+  it("removes the environment file it wrote (it holds the client secret) when the target file cannot be written", async () => {
+    const envFile = world.file("emulator-files.env", "")
+    const r = await runCli([
+      "emulator",
+      "--write-env",
+      envFile,
+      "--write-config",
+      "/nonexistent/kvdeploy-test/target.json",
+      "--json",
+    ])
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.stdout + r.stderr).toContain(
+      "--write-config: /nonexistent/kvdeploy-test/target.json: no such file",
+    )
+    expect(existsSync(envFile)).toBe(false)
   })
 })
 

@@ -16,6 +16,10 @@ describe("the Node.js version", () => {
       expect(r.status, r.stderr).toBe(2)
       expect(r.stderr).toContain(`needs Node.js 22.10 or later, and this is v${old}`)
     }
+    // With --json, stdout still carries one JSON document.
+    const json = spawnAsNodeVersion("20.20.2", bin, ["show", "--name", "x", "--json"])
+    expect(json.status).toBe(2)
+    expect(JSON.parse(json.stdout).error.problems[0]).toMatchObject({ field: "node", message: "is v20.20.2" })
     // 22.10 passes the check: the command itself answers (here: an error of its own).
     const current = spawnAsNodeVersion("22.10.0", bin, ["show", "--name", "x"])
     expect(current.stderr).not.toContain("needs Node.js")

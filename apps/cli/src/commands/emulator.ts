@@ -3,7 +3,7 @@
  * foreground and print what to use it with: the environment (client-secret
  * mode, trusting the emulator's CA) and a target configuration. Ctrl+C stops it.
  */
-import { writeFile } from "node:fs/promises"
+import { rm, writeFile } from "node:fs/promises"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -120,7 +120,13 @@ export const emulator = Command.make(
                   ]),
               })
         yield* writeTo("--write-env", input.writeEnv, `${envText.join("\n")}\n`, 0o600)
-        yield* writeTo("--write-config", input.writeConfig, `${JSON.stringify(config, null, 2)}\n`)
+        // The environment file holds the client secret of an emulator that stops when the config cannot be written: removed then.
+        yield* writeTo("--write-config", input.writeConfig, `${JSON.stringify(config, null, 2)}\n`).pipe(
+          Effect.tapError(() => {
+            const envFile = Option.getOrUndefined(input.writeEnv)
+            return envFile === undefined ? Effect.void : Effect.promise(() => rm(envFile, { force: true }))
+          }),
+        )
         if (input.json) {
           yield* printJson({
             vaults: started.vaults,

@@ -116,9 +116,14 @@ export const verify = Command.make(
         if (target.failure.exitCode !== ExitCode.usage) return yield* target.failure
         problems.push(...target.failure.problems)
       }
-      const read = yield* Effect.result(readLeaf("--cert", input.cert))
-      if (read._tag === "Failure") problems.push(...read.failure.problems)
-      if (problems.length > 0 || timeoutMs === undefined || read._tag === "Failure") {
+      // Standard input is read only when nothing else is wrong (a pipe that never closes must not
+      // hold back the other problems); a file is read to check it in any case.
+      const read =
+        input.cert === "-" && problems.length > 0
+          ? undefined
+          : yield* Effect.result(readLeaf("--cert", input.cert))
+      if (read?._tag === "Failure") problems.push(...read.failure.problems)
+      if (problems.length > 0 || timeoutMs === undefined || read === undefined || read._tag === "Failure") {
         const [only] = problems
         return yield* problems.length === 1 && only !== undefined
           ? usage(`${only.field}: ${only.message}`, problems)
