@@ -143,8 +143,9 @@ describe("other fields", () => {
     const twelve = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`k${i}`, "v"]))
     assert.deepStrictEqual(ok({ ...base, tags: twelve }).tags, twelve)
     assert.match(problemsOf({ ...base, tags: { ...twelve, k12: "v" } })[0]?.message ?? "", /15/)
+    // A key too long to be a tag key is named by its length (it may be pasted key material).
     assert.deepStrictEqual(fieldsOf({ ...base, tags: { ["k".repeat(257)]: "v" } }), [
-      `tags.${"k".repeat(257)}`,
+      "tags.(a key of 257 characters, not shown)",
     ])
     assert.deepStrictEqual(fieldsOf({ ...base, tags: { k: "v".repeat(257) } }), ["tags.k"])
     for (const reserved of [
