@@ -3,6 +3,11 @@
 // deep inside a reconcile, so it is refused here, with the fix, before the agent is loaded.
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
 if (major < 22 || (major === 22 && minor < 10)) {
+  // `--check --json` still prints one JSON document.
+  if (process.argv.includes("--json"))
+    process.stdout.write(
+      `${JSON.stringify({ valid: false, problems: [{ field: "node", message: `is ${process.version}`, fix: "run kvdeploy-agent with Node.js 22.10 or later" }] }, null, 2)}\n`,
+    )
   process.stderr.write(
     `kvdeploy-agent: needs Node.js 22.10 or later, and this is ${process.version}: run it with a newer node (the project's README installs one), or use the single executable, which carries its own\n`,
   )

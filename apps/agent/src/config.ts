@@ -6,7 +6,9 @@
  */
 import { createHash } from "node:crypto"
 import { readFile } from "node:fs/promises"
+import { isIP } from "node:net"
 import { dirname, resolve as resolvePath } from "node:path"
+import { domainToASCII } from "node:url"
 import {
   type ConfigProblem,
   keyInField,
@@ -501,6 +503,32 @@ const pfxForm: SourceForm = {
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
+const dnsName =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$/
+
+/** Why `value` cannot be a pickup host or SNI name (a DNS name or an IP address), or undefined. */
+const hostProblem = (value: string): { readonly message: string; readonly fix: string } | undefined => {
+  if (isIP(value.replace(/%[^%]+$/, "")) !== 0 || dnsName.test(value)) return undefined
+  const fix = "give the DNS name or IP address the consumer serves TLS on, e.g. api.example.com"
+  if (/^\[[^\]]*\](:\d+)?$/.test(value))
+    return {
+      message: `${quotedValue(value)} is an IPv6 address in brackets`,
+      fix: "write the address without brackets; give the port in pickup.port",
+    }
+  if (/^[^:]+:\d+$/.test(value))
+    return {
+      message: `${quotedValue(value)} has a port`,
+      fix: "give the host alone and the port in pickup.port",
+    }
+  const ascii = domainToASCII(value)
+  if (/[^\x00-\x7f]/.test(value) && ascii !== "" && dnsName.test(ascii))
+    return {
+      message: `${quotedValue(value)} is an internationalised name`,
+      fix: `write its ASCII form: ${ascii}`,
+    }
+  return { message: `${quotedValue(value)} is not a DNS name or an IP address`, fix }
+}
+
 /** A source key the deployment checks refuse as a secret (a password never goes in the configuration). */
 const secretLookingSourceKey = (key: unknown): boolean =>
   typeof key === "string" && /password|passphrase|secret/i.test(key) && key !== "pfx_password_env"
@@ -618,6 +646,8 @@ export const validateAgentConfig = (
   })
   const targets = new Map<string, number>()
   const deployments: Array<Deployment> = []
+  /** Each credential mode in use: the first deployment (its place in the file) and how many use it. */
+  const modes = new Map<string, { readonly at: string; count: number }>()
   const resolve = (p: string) => (p.startsWith("/") ? p : `${baseDir}/${p}`)
   rawDeployments.forEach((raw, i) => {
     if (typeof raw !== "object" || raw === null) return
@@ -656,6 +686,10 @@ export const validateAgentConfig = (
         for (const p of checked.failure.problems) problems.push({ ...p, field: `${at}.target.${p.field}` })
       } else {
         target = shared(checked.success)
+        const mode = modes.get(target.credentialMode)
+        if (mode === undefined)
+          modes.set(target.credentialMode, { at: `${at}.target.credential_mode`, count: 1 })
+        else mode.count++
         const key = `${target.vaultUrl}/${target.certificateName.toLowerCase()}`
         const seen = targets.get(key)
         if (seen !== undefined)
@@ -727,14 +761,8 @@ export const validateAgentConfig = (
       typeof d.pickup === "object" && d.pickup !== null ? (d.pickup as Record<string, unknown>) : undefined
     for (const k of ["host", "servername"]) {
       const value = rawPickup?.[k]
-      if (typeof value === "string" && !/^[A-Za-z0-9.:[\]_-]{1,253}$/.test(value))
-        problems.push(
-          problem(
-            `${at}.pickup.${k}`,
-            `${quotedValue(value)} is not a host name or address`,
-            "give the DNS name or IP address the consumer serves TLS on, e.g. api.example.com",
-          ),
-        )
+      const wrong = typeof value === "string" ? hostProblem(value) : undefined
+      if (wrong !== undefined) problems.push(problem(`${at}.pickup.${k}`, wrong.message, wrong.fix))
     }
     const pickup: Pickup | undefined =
       rawPickup !== undefined && typeof rawPickup.host === "string"
@@ -754,13 +782,6 @@ export const validateAgentConfig = (
   // The variables each credential mode in use needs: one problem per mode, at its first deployment.
   // Kept apart: they stop `--check`, not the agent (its other deployments run).
   const environmentProblems: Array<ConfigProblem> = []
-  const modes = new Map<string, { readonly at: string; count: number }>()
-  deployments.forEach((d, i) => {
-    const seen = modes.get(d.target.credentialMode)
-    if (seen === undefined)
-      modes.set(d.target.credentialMode, { at: `deployments[${i}].target.credential_mode`, count: 1 })
-    else seen.count++
-  })
   for (const [mode, { at, count }] of modes) {
     const needed = credentialVariables[mode as keyof typeof credentialVariables]
     const missing = needed?.names.filter((name) => (env[name] ?? "").trim() === "") ?? []

@@ -32,9 +32,9 @@ const logEnvironmentProblems = (config: AgentConfig) =>
   Effect.forEach(
     config.environmentProblems ?? [],
     (p) =>
-      Effect.logWarning(`${p.field}: ${p.message}; these deployments fail until it is set`).pipe(
-        Effect.annotateLogs({ fix: p.fix }),
-      ),
+      Effect.logWarning(
+        `${p.field}: ${p.message}; these deployments fail until it is set and the agent restarted`,
+      ).pipe(Effect.annotateLogs({ fix: p.fix })),
     { discard: true },
   )
 

@@ -417,6 +417,46 @@ deployments:
     )
   })
 
+  it("names the deployment of an environment problem by its place in the file, invalid deployments before it counted", () => {
+    const problems = problemsOf(`
+deployments:
+  - { name: broken, source: { cert: c.pem }, target: { certificate_name: b } }
+  - { name: s, source: { cert: c.pem }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: s, credential_mode: client_secret } }
+`)
+    expect(problems).toContain(
+      "deployments[1].target.credential_mode: client_secret (used by 1 deployment) needs AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, not set in the agent's environment",
+    )
+  })
+
+  it("takes a DNS name or an IP address as a pickup host, and says what is wrong with anything else", () => {
+    const pickupProblems = (host: string) =>
+      fullProblems(
+        JSON.stringify({
+          deployments: [
+            {
+              name: "p",
+              source: { cert: "c.pem" },
+              target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "p" },
+              pickup: { host },
+            },
+          ],
+        }),
+      ).filter((p) => p.field === "deployments[0].pickup.host")
+    for (const good of [
+      "api.example.com",
+      "api.example.com.",
+      "10.0.0.4",
+      "::1",
+      "fe80::1%eth0",
+      "gw_1.internal",
+    ])
+      expect(pickupProblems(good), good).toEqual([])
+    expect(pickupProblems("[::1]")[0]?.message).toMatch(/IPv6 address in brackets/)
+    expect(pickupProblems("api.example.com:443")[0]?.fix).toMatch(/port in pickup\.port/)
+    expect(pickupProblems("bücher.example")[0]?.fix).toBe("write its ASCII form: xn--bcher-kva.example")
+    expect(pickupProblems("not a host")[0]?.message).toMatch(/is not a DNS name or an IP address/)
+  })
+
   it("names the key an unknown key is likely a typo of, and the keys known there", () => {
     const problems = fullProblems(`
 agent: { concurrancy: 4, colour: blue }

@@ -40,7 +40,7 @@ describe("a credential mode's variables missing from the environment", () => {
     const a = startAgent(config, env)
     suite.agent = a
     const warning = await a.waitFor((l) => /needs AZURE_CLIENT_SECRET/.test(l.msg))
-    expect(warning.msg).toMatch(/these deployments fail until it is set$/)
+    expect(warning.msg).toMatch(/these deployments fail until it is set and the agent restarted$/)
     await a.waitFor((l) => l.deployment === "managed" && l.msg === "deploy: Succeeded")
     expect(emulator.state.versions(VAULT, "managed-cert")?.at(-1)?.x5t).toBe(leaf.x5t)
     expect(emulator.state.versions(VAULT, "secret-cert")).toBeUndefined()

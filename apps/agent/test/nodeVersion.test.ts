@@ -10,6 +10,18 @@ describe("the Node.js version", () => {
       expect(r.status, r.stderr).toBe(2)
       expect(r.stderr).toContain(`needs Node.js 22.10 or later, and this is v${old}`)
     }
+    // `--check --json` still prints one JSON document.
+    const json = spawnAsNodeVersion("20.20.2", bin, [
+      "--config",
+      "/nonexistent/agent.yaml",
+      "--check",
+      "--json",
+    ])
+    expect(json.status).toBe(2)
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      valid: false,
+      problems: [{ field: "node", message: "is v20.20.2" }],
+    })
     // 22.10 passes the check: the command itself answers (here: an error of its own).
     const current = spawnAsNodeVersion("22.10.0", bin, ["--config", "/nonexistent/agent.yaml", "--check"])
     expect(current.stderr).not.toContain("needs Node.js")

@@ -15,6 +15,16 @@ describe("withoutPem", () => {
     expect(two).toBe("[PEM text, not shown] and [PEM text, not shown]")
     expect(two).not.toContain("MIGHAgEA")
     expect(withoutPem("--key: /etc/ssl/key.pem: no such file")).toBe("--key: /etc/ssl/key.pem: no such file")
+    // A message that only names the markers is left whole.
+    const advice =
+      "supply PEM (-----BEGIN CERTIFICATE----- / -----BEGIN PRIVATE KEY-----) or a single DER certificate"
+    expect(withoutPem(advice)).toBe(advice)
+    // A legacy encrypted key's headers come before its base64.
+    expect(
+      withoutPem(
+        "x -----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00FF\n\nMHcCAQEEIIrYSSNQFaA2Hwf1\n",
+      ),
+    ).toBe("x [PEM text, not shown]")
   })
 })
 
@@ -30,6 +40,12 @@ describe("pemArgumentProblems", () => {
     expect(pemArgumentProblems(["deploy", `--key=${body}`]).map((p) => p.field)).toEqual(["--key"])
     expect(
       pemArgumentProblems(["deploy", "--name", "a".repeat(127), "--tag", `k=${"Ab1".repeat(40)}`]),
+    ).toEqual([])
+    // Long paths and names of letters and digits are not key text (a DER body starts with MI).
+    const longPath =
+      "Certs2025/WebServer1/Production/Frontends/East/Gateway/Listener443/Chain/Leaf2025Cert/Current"
+    expect(
+      pemArgumentProblems(["deploy", "--cert", `${longPath}Extra1`, "--name", `A1${"b".repeat(118)}`]),
     ).toEqual([])
   })
 })

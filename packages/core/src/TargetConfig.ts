@@ -173,6 +173,15 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         ),
       )
     }
+    if (/[\r\n]|-----BEGIN /.test(key)) {
+      out.push(
+        problem(
+          `${field}.${keyInField(key)}`,
+          "is not a tag key: it holds line breaks or PEM text",
+          "use a short name such as env or owner",
+        ),
+      )
+    }
     if (key.length === 0 || key.length > 256) {
       out.push(
         problem(

@@ -16,12 +16,21 @@ export const quotedValue = (value: unknown): string =>
       ? JSON.stringify(value)
       : `a string of ${value.length} characters, not shown`
 
-/** A key of the input as a problem's field names it: as it is when short and plain, else by its length. */
+/**
+ * A key of the input as a problem's field names it: as it is when it could be a key (at most 256
+ * characters on one line, no PEM markers, not a DER body in base64), else by its length.
+ */
 export const keyInField = (key: string): string =>
-  key.length <= 64 && !/[\r\n]|-----/.test(key) ? key : `(a key of ${key.length} characters, not shown)`
+  key.length <= 256 && !/[\r\n]|-----/.test(key) && !/^MI[A-Za-z0-9+/]{62,}={0,2}$/.test(key)
+    ? key
+    : `(a key of ${key.length} characters, not shown)`
 
-/** PEM text: a block, or the start of one cut short. */
-const pemText = /-----BEGIN [^\r\n]{0,64}?-----[\s\S]*?(?:-----END [^\r\n]{0,64}?-----|$)/g
+/**
+ * PEM text: a block, or the start of one cut short, with some base64 after its header (and after
+ * RFC 1421 headers such as Proc-Type): a message that only names the markers is left alone.
+ */
+const pemText =
+  /-----BEGIN [^\r\n]{0,64}?-----\s*(?:[A-Za-z-]+:[^\r\n]*\r?\n\s*)*[A-Za-z0-9+/=]{16,}[\s\S]*?(?:-----END [^\r\n]{0,64}?-----|$)/g
 
 /**
  * `text` with every PEM block (or the start of one) replaced by a placeholder: what kvdeploy prints

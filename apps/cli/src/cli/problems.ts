@@ -3,6 +3,7 @@
  * (the flag, file or field) and what to do, and carries the exit code. They
  * never hold key material: messages are built from field names and facts only.
  */
+import { existsSync } from "node:fs"
 import * as Data from "effect/Data"
 import * as Runtime from "effect/Runtime"
 
@@ -69,17 +70,13 @@ export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly exitCode: 
 
 /**
  * Whether a value given as a file path (or a flag value) is certificate or key text instead: PEM
- * markers, a line break, or a long run of base64 alone (a key body without its lines), which no
- * path of a certificate file looks like.
+ * markers or a line break, or a key's or certificate's base64 body without its PEM lines (DER
+ * starts with a SEQUENCE whose long length encodes as "MI"), when no file has that name. A path
+ * that looks like one can be written `./PATH`.
  */
 export const looksLikePastedText = (value: string): boolean =>
   /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
-  (value.length >= 100 &&
-    /^[A-Za-z0-9+/]+={0,2}$/.test(value) &&
-    // Random bytes in base64 mix capitals, small letters and digits; a long name does not.
-    /[A-Z]/.test(value) &&
-    /[a-z]/.test(value) &&
-    /[0-9]/.test(value))
+  (value.length >= 100 && /^MI[A-Za-z0-9+/]+={0,2}$/.test(value) && !existsSync(value))
 
 /**
  * Command-line arguments that hold PEM text (a certificate or key pasted where a path or value
@@ -101,7 +98,7 @@ export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem>
       field: flag,
       message:
         "holds certificate or key text (PEM or base64) instead of a file path or a value; it is not shown here",
-      fix: "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)",
+      fix: "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one); a path that only looks like this can be written ./PATH",
     })
   })
   return problems

@@ -159,11 +159,16 @@ export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError)
     VaultConflictSoftDeleted:
       "recover or purge the soft-deleted certificate, or deploy with --on-soft-deleted recover",
   }
+  // No token because the identity provider (or the host's managed identity endpoint) did not answer:
+  // nothing reached the vault, so the vault's URL and DNS are not what to check.
+  const noToken = error._tag === "VaultUnavailable" && error.message.includes("no token for the vault")
   return failure(`${operation} failed: ${error.message}`, [
     {
       field: operation,
       message: `${error._tag}${error.permission === undefined ? "" : ` (needs ${error.permission})`}`,
-      fix: fixes[error._tag] ?? "run `kvdeploy doctor` for this vault",
+      fix: noToken
+        ? "the identity provider could not be reached or is failing, so nothing was sent to the vault: check network access to it (its authority host; for managed_identity, the host's identity endpoint, which only Azure hosts with a managed identity have) and retry; `kvdeploy doctor` checks the credential"
+        : (fixes[error._tag] ?? "run `kvdeploy doctor` for this vault"),
     },
   ])
 }

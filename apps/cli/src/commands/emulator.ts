@@ -3,7 +3,7 @@
  * foreground and print what to use it with: the environment (client-secret
  * mode, trusting the emulator's CA) and a target configuration. Ctrl+C stops it.
  */
-import { rm, writeFile } from "node:fs/promises"
+import { writeFile } from "node:fs/promises"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -119,14 +119,10 @@ export const emulator = Command.make(
                     },
                   ]),
               })
+        // The target file first: it holds no secret. The environment file (the client secret) is
+        // written only once that worked, so a failure never leaves it behind for a stopped emulator.
+        yield* writeTo("--write-config", input.writeConfig, `${JSON.stringify(config, null, 2)}\n`)
         yield* writeTo("--write-env", input.writeEnv, `${envText.join("\n")}\n`, 0o600)
-        // The environment file holds the client secret of an emulator that stops when the config cannot be written: removed then.
-        yield* writeTo("--write-config", input.writeConfig, `${JSON.stringify(config, null, 2)}\n`).pipe(
-          Effect.tapError(() => {
-            const envFile = Option.getOrUndefined(input.writeEnv)
-            return envFile === undefined ? Effect.void : Effect.promise(() => rm(envFile, { force: true }))
-          }),
-        )
         if (input.json) {
           yield* printJson({
             vaults: started.vaults,
