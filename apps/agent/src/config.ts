@@ -521,7 +521,7 @@ const hostProblem = (value: string): { readonly message: string; readonly fix: s
       fix: "give the host alone and the port in pickup.port",
     }
   const ascii = domainToASCII(value)
-  if (/[^\x00-\x7f]/.test(value) && ascii !== "" && dnsName.test(ascii))
+  if (ascii !== value && ascii !== "" && dnsName.test(ascii))
     return {
       message: `${quotedValue(value)} is an internationalised name`,
       fix: `write its ASCII form: ${ascii}`,
