@@ -36,7 +36,7 @@ describe("pemArgumentProblems", () => {
     expect(pemArgumentProblems(["deploy", "--key", "leaf.key", "--name", "api"])).toEqual([])
     // A key's base64 body without its PEM lines is caught too; a long name of letters alone is not.
     const body =
-      "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg7yOfnpzmRfJoWuPaT7lJskax4SCxq3eqJJkeCG0Ag/KhRANCAAQg"
+      "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSyntheticBodyNotAKey0123456789abcdefGHIJKLmnopQRSTuv"
     expect(pemArgumentProblems(["deploy", `--key=${body}`]).map((p) => p.field)).toEqual(["--key"])
     expect(
       pemArgumentProblems(["deploy", "--name", "a".repeat(127), "--tag", `k=${"Ab1".repeat(40)}`]),
