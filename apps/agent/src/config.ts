@@ -508,7 +508,8 @@ const dnsName =
 
 /** Why `value` cannot be a pickup host or SNI name (a DNS name or an IP address), or undefined. */
 const hostProblem = (value: string): { readonly message: string; readonly fix: string } | undefined => {
-  if (isIP(value.replace(/%[^%]+$/, "")) !== 0 || dnsName.test(value)) return undefined
+  // A name whose last label is all digits would be read as an (invalid) address: 1.2.3.256, 127.1.
+  if (isIP(value) !== 0 || (dnsName.test(value) && !/(^|\.)\d+\.?$/.test(value))) return undefined
   const fix = "give the DNS name or IP address the consumer serves TLS on, e.g. api.example.com"
   if (/^\[[^\]]*\](:\d+)?$/.test(value))
     return {
@@ -521,7 +522,7 @@ const hostProblem = (value: string): { readonly message: string; readonly fix: s
       fix: "give the host alone and the port in pickup.port",
     }
   const ascii = domainToASCII(value)
-  if (ascii !== value && ascii !== "" && dnsName.test(ascii))
+  if (/\P{ASCII}/u.test(value) && ascii !== "" && dnsName.test(ascii))
     return {
       message: `${quotedValue(value)} is an internationalised name`,
       fix: `write its ASCII form: ${ascii}`,

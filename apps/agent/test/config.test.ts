@@ -455,6 +455,9 @@ deployments:
     expect(pickupProblems("api.example.com:443")[0]?.fix).toMatch(/port in pickup\.port/)
     expect(pickupProblems("bücher.example")[0]?.fix).toBe("write its ASCII form: xn--bcher-kva.example")
     expect(pickupProblems("not a host")[0]?.message).toMatch(/is not a DNS name or an IP address/)
+    // Neither an address nor a name: a last label of digits, a zone on an IPv4 address.
+    for (const bad of ["1.2.3.256", "127.1", "123", "1.2.3.4%eth0"])
+      expect(pickupProblems(bad)[0]?.message, bad).toMatch(/is not a DNS name or an IP address/)
   })
 
   it("names the key an unknown key is likely a typo of, and the keys known there", () => {

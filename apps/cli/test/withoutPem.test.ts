@@ -1,4 +1,5 @@
 /** The last guard on error output: PEM text that reached a message is never printed. */
+import { generateKeyPairSync } from "node:crypto"
 import { describe, expect, it } from "vitest"
 import { pemArgumentProblems, withoutPem } from "../src/cli/problems.js"
 
@@ -19,6 +20,18 @@ describe("withoutPem", () => {
     const advice =
       "supply PEM (-----BEGIN CERTIFICATE----- / -----BEGIN PRIVATE KEY-----) or a single DER certificate"
     expect(withoutPem(advice)).toBe(advice)
+    // Escaped line breaks (a PEM inside JSON text), short base64 lines, a header name with digits.
+    expect(
+      withoutPem(
+        `"-----BEGIN EC PRIVATE KEY-----\\nMHcCAQEEIIrYSSNQ\\nFaA2Hwf1\\n-----END EC PRIVATE KEY-----"`,
+      ),
+    ).toBe('"[PEM text, not shown]"')
+    expect(withoutPem("-----BEGIN CERTIFICATE-----\nMIIB\nAbCd\nEfGh\nIjKl\n-----END CERTIFICATE-----")).toBe(
+      "[PEM text, not shown]",
+    )
+    expect(withoutPem("-----BEGIN X-----\nX-Header1: v\n\nMHcCAQEEIIrYSSNQFaA2\n")).toBe(
+      "[PEM text, not shown]",
+    )
     // A legacy encrypted key's headers come before its base64.
     expect(
       withoutPem(
@@ -35,12 +48,22 @@ describe("pemArgumentProblems", () => {
     for (const p of problems) expect(`${p.field} ${p.message} ${p.fix}`).not.toContain("MIGHAgEA")
     expect(pemArgumentProblems(["deploy", "--key", "leaf.key", "--name", "api"])).toEqual([])
     // A key's base64 body without its PEM lines is caught too; a long name of letters alone is not.
+    // Base64 that OpenSSL does not read as a key or certificate is left to be a path or value.
     const body =
       "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSyntheticBodyNotAKey0123456789abcdefGHIJKLmnopQRSTuv"
-    expect(pemArgumentProblems(["deploy", `--key=${body}`]).map((p) => p.field)).toEqual(["--key"])
+    expect(pemArgumentProblems(["deploy", `--key=${body}`])).toEqual([])
     expect(
       pemArgumentProblems(["deploy", "--name", "a".repeat(127), "--tag", `k=${"Ab1".repeat(40)}`]),
     ).toEqual([])
+    // The base64 of any key OpenSSL reads (here a SEC1 EC key, as cert-manager writes them) or of a certificate.
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" })
+    for (const type of ["sec1", "pkcs8"] as const) {
+      const der = privateKey.export({ type, format: "der" }).toString("base64")
+      expect(
+        pemArgumentProblems(["deploy", "--key", der]).map((p) => p.field),
+        type,
+      ).toEqual(["--key"])
+    }
     // Long paths and names of letters and digits are not key text (a DER body starts with MI).
     const longPath =
       "Certs2025/WebServer1/Production/Frontends/East/Gateway/Listener443/Chain/Leaf2025Cert/Current"

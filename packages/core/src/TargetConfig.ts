@@ -191,6 +191,15 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         ),
       )
     }
+    if (/[\r\n]|-----BEGIN /.test(value)) {
+      out.push(
+        problem(
+          `${field}.${keyInField(key)}`,
+          "tag value holds line breaks or PEM text; it is not shown here",
+          "use a short one-line value",
+        ),
+      )
+    }
     if (value.length > 256) {
       out.push(
         problem(

@@ -18,19 +18,22 @@ export const quotedValue = (value: unknown): string =>
 
 /**
  * A key of the input as a problem's field names it: as it is when it could be a key (at most 256
- * characters on one line, no PEM markers, not a DER body in base64), else by its length.
+ * characters on one line, no PEM markers, not 64 or more base64 characters starting with the "M"
+ * of a DER SEQUENCE), else by its length.
  */
 export const keyInField = (key: string): string =>
-  key.length <= 256 && !/[\r\n]|-----/.test(key) && !/^MI[A-Za-z0-9+/]{62,}={0,2}$/.test(key)
+  key.length <= 256 && !/[\r\n]|-----/.test(key) && !/^M[A-Za-z0-9+/]{63,}={0,2}$/.test(key)
     ? key
     : `(a key of ${key.length} characters, not shown)`
 
 /**
- * PEM text: a block, or the start of one cut short, with some base64 after its header (and after
- * RFC 1421 headers such as Proc-Type): a message that only names the markers is left alone.
+ * PEM text: a block, or the start of one cut short, with at least 16 base64 characters after its
+ * header (line breaks, also escaped ones as in JSON, and up to 8 RFC 1421 headers such as Proc-Type
+ * may come between): a message that only names the markers is left alone. Every repetition is
+ * bounded, so the time is linear in the text.
  */
 const pemText =
-  /-----BEGIN [^\r\n]{0,64}?-----\s*(?:[A-Za-z-]+:[^\r\n]*\r?\n\s*)*[A-Za-z0-9+/=]{16,}[\s\S]*?(?:-----END [^\r\n]{0,64}?-----|$)/g
+  /-----BEGIN [^\r\n]{0,64}?-----(?:\s|\\[rn])*(?:[A-Za-z0-9-]{1,40}:[^\r\n\\]{0,200}(?:\r?\n|\\r?\\n)(?:\s|\\[rn])*){0,8}(?:(?:\s|\\[rn])*[A-Za-z0-9+/=]){16}[\s\S]*?(?:-----END [^\r\n]{0,64}?-----|$)/g
 
 /**
  * `text` with every PEM block (or the start of one) replaced by a placeholder: what kvdeploy prints

@@ -150,6 +150,8 @@ describe("other fields", () => {
     assert.deepStrictEqual(fieldsOf({ ...base, tags: { k: "v".repeat(257) } }), ["tags.k"])
     // A key with a line break or PEM markers is no tag key (a pasted key would be sent as one); named by length.
     const pemKey = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49\n-----END PRIVATE KEY-----"
+    // The same for a value: a pasted key is short enough to pass the length rule.
+    assert.deepStrictEqual(fieldsOf({ ...base, tags: { k: pemKey } }), ["tags.k"])
     assert.deepStrictEqual(fieldsOf({ ...base, tags: { [pemKey]: "v", "a\nb": "v", "a\tb": "v" } }), [
       `tags.(a key of ${pemKey.length} characters, not shown)`,
       "tags.(a key of 3 characters, not shown)",

@@ -3,6 +3,7 @@
  * (the flag, file or field) and what to do, and carries the exit code. They
  * never hold key material: messages are built from field names and facts only.
  */
+import { createPrivateKey, X509Certificate } from "node:crypto"
 import { existsSync } from "node:fs"
 import * as Data from "effect/Data"
 import * as Runtime from "effect/Runtime"
@@ -68,15 +69,31 @@ export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly exitCode: 
   }
 }
 
+/** Whether `value` is the base64 of a DER private key (PKCS#8, SEC1, PKCS#1) or certificate, as OpenSSL reads them. */
+const isDerMaterial = (value: string): boolean => {
+  if (value.length < 64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(value)) return false
+  const der = Buffer.from(value, "base64")
+  for (const type of ["pkcs8", "sec1", "pkcs1"] as const) {
+    try {
+      createPrivateKey({ key: der, format: "der", type })
+      return true
+    } catch {}
+  }
+  try {
+    new X509Certificate(der)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /**
  * Whether a value given as a file path (or a flag value) is certificate or key text instead: PEM
- * markers or a line break, or a key's or certificate's base64 body without its PEM lines (DER
- * starts with a SEQUENCE whose long length encodes as "MI"), when no file has that name. A path
- * that looks like one can be written `./PATH`.
+ * markers or a line break, or the base64 of a key or certificate without its PEM lines (what
+ * OpenSSL reads as one), when no file has that name.
  */
 export const looksLikePastedText = (value: string): boolean =>
-  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
-  (value.length >= 100 && /^MI[A-Za-z0-9+/]+={0,2}$/.test(value) && !existsSync(value))
+  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) || (isDerMaterial(value) && !existsSync(value))
 
 /**
  * Command-line arguments that hold PEM text (a certificate or key pasted where a path or value
@@ -98,7 +115,7 @@ export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem>
       field: flag,
       message:
         "holds certificate or key text (PEM or base64) instead of a file path or a value; it is not shown here",
-      fix: "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one); a path that only looks like this can be written ./PATH",
+      fix: "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)",
     })
   })
   return problems
