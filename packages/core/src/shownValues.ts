@@ -26,14 +26,20 @@ export const keyInField = (key: string): string =>
     ? key
     : `(a key of ${key.length} characters, not shown)`
 
+/** Between the lines of PEM text: a line break (also an escaped one, as in JSON) and indentation, at most 16 characters. */
+const lineGap = String.raw`(?:\s|\\[rn]){0,16}`
+
 /**
  * PEM text: a block, or the start of one cut short, with at least 16 base64 characters after its
- * header (line breaks, also escaped ones as in JSON, and up to 8 RFC 1421 headers such as Proc-Type
- * may come between): a message that only names the markers is left alone. Every repetition is
- * bounded, so the time is linear in the text.
+ * header (line breaks, also escaped ones, and up to 8 RFC 1421 headers such as Proc-Type may come
+ * between): a message that only names the markers is left alone. Every repetition is bounded and
+ * whitespace and base64 never compete for a character, so the time is linear in the text (an
+ * unbounded gap made a long run of escaped line breaks quadratic).
  */
-const pemText =
-  /-----BEGIN [^\r\n]{0,64}?-----(?:\s|\\[rn])*(?:[A-Za-z0-9-]{1,40}:[^\r\n\\]{0,200}(?:\r?\n|\\r?\\n)(?:\s|\\[rn])*){0,8}(?:(?:\s|\\[rn])*[A-Za-z0-9+/=]){16}[\s\S]*?(?:-----END [^\r\n]{0,64}?-----|$)/g
+const pemText = new RegExp(
+  String.raw`-----BEGIN [^\r\n]{0,64}?-----${lineGap}(?:[A-Za-z0-9-]{1,40}:[^\r\n\\]{0,200}(?:\r?\n|\\r?\\n)${lineGap}){0,8}(?:${lineGap}[A-Za-z0-9+/=]){16}[\s\S]*?(?:-----END [^\r\n]{0,64}?-----|$)`,
+  "g",
+)
 
 /**
  * `text` with every PEM block (or the start of one) replaced by a placeholder: what kvdeploy prints
