@@ -203,7 +203,7 @@ const cases: ReadonlyArray<Case> = [
       "letters, digits and hyphens",
       "--key",
       "/nonexistent/kvdeploy-corpus.key: no such file",
-      "the target is invalid (1 problem); the certificate files: 1 problem",
+      "the target is invalid (1 problem); the certificate flags: 1 problem",
     ],
   },
   {
@@ -586,7 +586,7 @@ const cases: ReadonlyArray<Case> = [
       "/nonexistent/kvdeploy-corpus.pem: no such file",
       "/nonexistent/kvdeploy-corpus-chain.pem: no such file",
       "/nonexistent/kvdeploy-corpus.key: no such file",
-      "the certificate files: 3 problems",
+      "the certificate flags: 3 problems",
     ],
   },
   {
@@ -610,7 +610,7 @@ const cases: ReadonlyArray<Case> = [
       "--cert: cannot be combined with --pfx",
       "--key: cannot be combined with --pfx",
       "--key-passphrase-env: cannot be combined with --pfx",
-      "the certificate files: 3 problems",
+      "the certificate flags: 3 problems",
     ],
   },
   {
@@ -637,7 +637,7 @@ const cases: ReadonlyArray<Case> = [
     says: [
       "AZURE_CLIENT_SECRET: is not set (credential_mode client_secret needs it)",
       "/nonexistent/kvdeploy-corpus.pem: no such file",
-      "credential_mode client_secret: AZURE_CLIENT_SECRET not set; the certificate files: 1 problem",
+      "credential_mode client_secret: AZURE_CLIENT_SECRET not set; the certificate flags: 1 problem",
     ],
   },
   {

@@ -150,6 +150,14 @@ export const certificateNameProblems = (name: string, field = "certificate_name"
       ]
 
 /** Problems with operator tags (also used by preflight). */
+/**
+ * Text no tag holds: a control character (C0 or DEL; a line break, a tab, NUL) or a PEM marker.
+ * Tags are one-line labels shown in the portal and in `az` output; such text is a paste gone wrong
+ * (a pasted key would be stored where every reader of the vault's metadata sees it).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const controlOrPem = /[\u0000-\u001f\u007f]|-----BEGIN /
+
 export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tags"): Array<ConfigProblem> => {
   const out: Array<ConfigProblem> = []
   const keys = Object.keys(tags)
@@ -173,11 +181,11 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         ),
       )
     }
-    if (/[\r\n]|-----BEGIN /.test(key)) {
+    if (controlOrPem.test(key)) {
       out.push(
         problem(
           `${field}.${keyInField(key)}`,
-          "is not a tag key: it holds line breaks or PEM text",
+          "is not a tag key: it holds control characters (line breaks, tabs, NUL) or PEM text",
           "use a short name such as env or owner",
         ),
       )
@@ -191,11 +199,11 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         ),
       )
     }
-    if (/[\r\n]|-----BEGIN /.test(value)) {
+    if (controlOrPem.test(value)) {
       out.push(
         problem(
           `${field}.${keyInField(key)}`,
-          "tag value holds line breaks or PEM text; it is not shown here",
+          "tag value holds control characters (line breaks, tabs, NUL) or PEM text; it is not shown here",
           "use a short one-line value",
         ),
       )

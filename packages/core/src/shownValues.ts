@@ -22,7 +22,8 @@ export const quotedValue = (value: unknown): string =>
  * of a DER SEQUENCE), else by its length.
  */
 export const keyInField = (key: string): string =>
-  key.length <= 256 && !/[\r\n]|-----/.test(key) && !/^M[A-Za-z0-9+/]{63,}={0,2}$/.test(key)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: a key with control characters is named by its length
+  key.length <= 256 && !/[\u0000-\u001f\u007f]|-----/.test(key) && !/^M[A-Za-z0-9+/]{63,}={0,2}$/.test(key)
     ? key
     : `(a key of ${key.length} characters, not shown)`
 

@@ -152,10 +152,20 @@ describe("other fields", () => {
     const pemKey = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49\n-----END PRIVATE KEY-----"
     // The same for a value: a pasted key is short enough to pass the length rule.
     assert.deepStrictEqual(fieldsOf({ ...base, tags: { k: pemKey } }), ["tags.k"])
-    assert.deepStrictEqual(fieldsOf({ ...base, tags: { [pemKey]: "v", "a\nb": "v", "a\tb": "v" } }), [
-      `tags.(a key of ${pemKey.length} characters, not shown)`,
-      "tags.(a key of 3 characters, not shown)",
-    ])
+    assert.deepStrictEqual(
+      fieldsOf({ ...base, tags: { [pemKey]: "v", "a\nb": "v", "a\tb": "v", ok: "v" } }),
+      [
+        `tags.(a key of ${pemKey.length} characters, not shown)`,
+        "tags.(a key of 3 characters, not shown)",
+        "tags.(a key of 3 characters, not shown)",
+      ],
+    )
+    // Any control character (a tab, NUL, DEL) is refused in a key or a value, not only line breaks.
+    assert.deepStrictEqual(
+      fieldsOf({ ...base, tags: { a: "x\ty", b: "x\u0000y", c: "x\u007fy", d: "x y-z" } }),
+      ["tags.a", "tags.b", "tags.c"],
+    )
+    assert.match(problemsOf({ ...base, tags: { a: "x\ty" } })[0]?.message ?? "", /control characters/)
     for (const reserved of [
       "certctl-managed-by",
       "certctl-certificate-id",

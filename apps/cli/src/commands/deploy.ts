@@ -97,7 +97,7 @@ export const targetAndMaterial = (
                     `credential_mode ${target.success.config.credentialMode}: ${environment.map((p) => p.field).join(", ")} not set`,
                   ]
                 : []),
-              ...(files.length > 0 ? [`the certificate files: ${count(files.length, "problem")}`] : []),
+              ...(files.length > 0 ? [`the certificate flags: ${count(files.length, "problem")}`] : []),
             ].join("; ")
       return yield* usage(title, problems)
     }
