@@ -26,8 +26,22 @@ const claimsOf = (token: string): Record<string, unknown> => {
   }
 }
 
-/** Why a token request failed, in words an operator can act on. */
-export const explainTokenFailure = (error: unknown): { reason: string; fix: string } => {
+/** What to do when a mode's credential has nothing to get a token from here. */
+const unavailableFix: Record<ResolvedCredential["identity"]["mode"], string> = {
+  managed_identity:
+    "Run on an Azure host with a managed identity (VM, App Service, Container Apps, AKS node); with managed_identity_client_id, check that user-assigned identity is attached to this host",
+  workload_identity:
+    "Run in an AKS pod whose service account is annotated for workload identity (AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID and AZURE_TENANT_ID are injected there)",
+  client_secret: "Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for the service principal",
+  default:
+    "Run where a managed identity is assigned, set AZURE_* variables, or sign in with `az login` for local development",
+}
+
+/** Why a token request failed, in words an operator can act on (the fix for the credential mode when it is known). */
+export const explainTokenFailure = (
+  error: unknown,
+  mode?: ResolvedCredential["identity"]["mode"],
+): { reason: string; fix: string } => {
   const name = error instanceof Error ? error.name : ""
   const text = error instanceof Error ? error.message : String(error)
   const code =
@@ -70,7 +84,7 @@ export const explainTokenFailure = (error: unknown): { reason: string; fix: stri
   if (name === "CredentialUnavailableError" || /unavailable/i.test(text)) {
     return {
       reason: "no credential source is available in this environment",
-      fix: "Run where a managed identity is assigned, set AZURE_* variables, or sign in with `az login` for local development",
+      fix: unavailableFix[mode ?? "default"],
     }
   }
   if (/expires_on|expir/i.test(text)) {
@@ -96,7 +110,7 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
       new TokenRequestFailed({
         mode: resolved.identity.mode,
         source: resolved.identity.source,
-        ...explainTokenFailure(error),
+        ...explainTokenFailure(error, resolved.identity.mode),
         cause: error,
       }),
   })

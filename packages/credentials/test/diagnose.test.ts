@@ -3,7 +3,12 @@ import { validateTargetConfigSync } from "@kvdeploy/core"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
-import { credentialSettingsFromTarget, diagnoseCredential, formatDiagnosis } from "../src/index.js"
+import {
+  credentialSettingsFromTarget,
+  diagnoseCredential,
+  explainTokenFailure,
+  formatDiagnosis,
+} from "../src/index.js"
 
 const withEnv = (env: Record<string, string | undefined>) =>
   Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(env)))
@@ -143,4 +148,21 @@ describe("diagnoseCredential", () => {
       }),
     { timeout: 60_000 },
   )
+})
+
+describe("explainTokenFailure", () => {
+  it("says what to do for the credential mode when no credential source is available", () => {
+    const unavailable = Object.assign(new Error("ManagedIdentityCredential: endpoint not available"), {
+      name: "CredentialUnavailableError",
+    })
+    const managed = explainTokenFailure(unavailable, "managed_identity")
+    expect(managed.reason).toBe("no credential source is available in this environment")
+    expect(managed.fix).toMatch(/host with a managed identity/)
+    expect(managed.fix).not.toMatch(/az login/)
+    expect(explainTokenFailure(unavailable, "workload_identity").fix).toMatch(/service account/)
+    expect(explainTokenFailure(unavailable, "client_secret").fix).toMatch(/AZURE_CLIENT_SECRET/)
+    // The default chain (and a caller that does not say) lists every source it tries.
+    expect(explainTokenFailure(unavailable, "default").fix).toMatch(/az login/)
+    expect(explainTokenFailure(unavailable).fix).toMatch(/az login/)
+  })
 })
