@@ -324,6 +324,33 @@ describe("outcomes and exit codes", () => {
     expect(json<Outcome>(recovered)._tag).toBe("Succeeded")
   })
 
+  it("a recovered certificate whose import is then refused: exit 1, and the output says it was recovered", async () => {
+    const name = "recovered-refused"
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
+      0,
+    )
+    await (await sdkClient().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    // The first import answers 409 (soft-deleted); the one after the recovery is refused.
+    const id = world.emulator.faults.add({
+      operation: "import",
+      vault: world.vault,
+      name,
+      skip: 1,
+      action: { kind: "status", status: 400, code: "BadParameter", message: "refused for the test" },
+    })
+    const args = deployArgs(name, ["--on-soft-deleted", "recover"]).filter((a) => a !== "--json")
+    const r = await runCli(args, { stdin: fx.bundle(await fx.leaf()), env: world.env })
+    world.emulator.faults.remove(id)
+    expect(r.code, r.stdout).toBe(1)
+    expect(world.emulator.state.isDeleted(world.vault, name)).toBe(false)
+    expect(r.stdout).toContain("no version was written, but the soft-deleted certificate was recovered")
+    expect(r.stdout).toMatch(/recovered {3}the soft-deleted certificate was recovered/)
+    expect(r.stdout).not.toContain("the vault is unchanged by this deploy")
+    const asJson = await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })
+    expect(json<Outcome>(asJson)._tag).toBe("Succeeded")
+    expect(json<Outcome & { recovered?: string }>(asJson).recovered).toBeUndefined()
+  })
+
   it("Superseded (exit 5): another writer imports right after ours; not clobbered", async () => {
     const name = "superseded"
     const id = world.emulator.faults.add({

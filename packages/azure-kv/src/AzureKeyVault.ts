@@ -269,6 +269,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   } satisfies SecretClientOptions)
 
   const requestOptions = { requestOptions: { timeout } }
+  /** Whether the SDK retries (its default, 3 retries): failures it retried are marked so core does not retry them again. */
+  const sdkRetries = options.retry?.maxRetries !== 0
 
   /** Run one SDK read, map its failure. */
   const call = <A>(
@@ -278,7 +280,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   ) =>
     Effect.tryPromise({
       try: run,
-      catch: (error) => withoutSoftDeleted(toVaultError(operation, kind, error)),
+      catch: (error) => withoutSoftDeleted(toVaultError(operation, kind, error, sdkRetries)),
     })
 
   /** Count the call's outcome (one match, not a tap and a tapError) and map its answer. */
@@ -381,7 +383,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     return countedAs(
       "importVersion",
       Effect.tryPromise({
-        catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error)),
+        catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error, sdkRetries)),
         try: (abortSignal) =>
           certificates.importCertificate(request.name, request.pfx, {
             password: Redacted.value(request.password),
@@ -458,6 +460,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       recoveryId: deleted.recoveryId ?? "",
       deletedAt: deleted.deletedOn ?? new Date(0),
       ...(deleted.scheduledPurgeDate === undefined ? {} : { scheduledPurgeAt: deleted.scheduledPurgeDate }),
+      // The deleted bundle is the certificate's latest as it was (x5t, tags, cer).
+      ...(deleted.properties.version === undefined ? {} : { latest: versionFromCertificate(deleted) }),
     } satisfies DeletedCertificate
   })
 
@@ -531,7 +535,9 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
               })
             },
             catch: (error) =>
-              withoutNotFound(withoutSoftDeleted(toVaultError("listCertificates", "read", error))),
+              withoutNotFound(
+                withoutSoftDeleted(toVaultError("listCertificates", "read", error, sdkRetries)),
+              ),
           }),
           identity,
         )

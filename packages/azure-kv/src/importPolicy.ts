@@ -71,6 +71,22 @@ const importPath = /\/certificates\/[^/?#]+\/import(?:[?#]|$)/
 const isImport = (request: PipelineRequest): boolean =>
   request.method === "POST" && importPath.test(request.url)
 
+const recoverPath = /\/deletedcertificates\/[^/?#]+\/recover(?:[?#]|$)/
+
+/**
+ * A write whose second sending does not repeat the first's answer: an import (each accepted
+ * one adds a version) or a recovery (once it took effect, the name is no longer deleted and a
+ * second recover answers 404, which would read as "could not be recovered").
+ */
+const isNonIdempotentWrite = (request: PipelineRequest): "import" | "recover" | undefined =>
+  request.method !== "POST"
+    ? undefined
+    : importPath.test(request.url)
+      ? "import"
+      : recoverPath.test(request.url)
+        ? "recover"
+        : undefined
+
 /** `"policy":…,"attributes":…` for a policy header value (a handful of distinct values per process). */
 const bodyFragments = new Map<string, string>()
 const bodyFragmentOf = (encoded: string): string => {
@@ -163,20 +179,24 @@ export class ImportOutcomeUnknown extends Error {
 
 /**
  * Per-retry policy (innermost, after signing, once per attempt): an import is
- * not idempotent — every accepted import adds a version — so an attempt that
+ * not idempotent — every accepted import adds a version — and a recovery's
+ * second sending answers 404 once the first took effect, so an attempt that
  * may have reached the vault (connection reset or timed out after sending,
- * 5xx answer) must not be sent again. Only 429 (Key Vault does not process a
- * throttled request) and errors from before the request was sent go back to
- * the SDK's retry strategies. The deploy program reconciles an unknown outcome
- * from the version list instead of importing again.
+ * 408 or 5xx answer) must not be sent again. Only 429 (Key Vault does not
+ * process a throttled request) and errors from before the request was sent go
+ * back to the SDK's retry strategies. The deploy program reconciles an unknown
+ * outcome (the version list after an import, the certificate after a
+ * recovery) instead of sending it again.
  */
 export const nonIdempotentImport: PipelinePolicy = {
   name: nonIdempotentImportName,
   async sendRequest(request, next) {
-    if (!isImport(request) || request.body === null || request.body === undefined) return next(request)
+    const write = isNonIdempotentWrite(request)
+    if (write === undefined || (write === "import" && (request.body === null || request.body === undefined)))
+      return next(request)
     try {
       const response = await next(request)
-      if (response.status >= 500) {
+      if (response.status >= 500 || response.status === 408) {
         let code = ""
         try {
           const parsed = JSON.parse(response.bodyAsText ?? "") as {
@@ -187,7 +207,7 @@ export const nonIdempotentImport: PipelinePolicy = {
           // not JSON: keep the status alone
         }
         throw new ImportOutcomeUnknown(
-          `the vault answered ${response.status}${code} after the import was sent`,
+          `the vault answered ${response.status}${code} after the ${write} was sent`,
           response.status,
           undefined,
         )
@@ -200,7 +220,7 @@ export const nonIdempotentImport: PipelinePolicy = {
         if (statusCode === undefined && code !== undefined && neverSentCodes.has(code)) throw error
         if (statusCode === undefined) {
           throw new ImportOutcomeUnknown(
-            `the connection failed after the import was sent (${code ?? "no code"}: ${error.message})`,
+            `the connection failed after the ${write} was sent (${code ?? "no code"}: ${error.message})`,
             undefined,
             code,
           )
@@ -208,7 +228,7 @@ export const nonIdempotentImport: PipelinePolicy = {
       }
       if (error instanceof Error && error.name === "AbortError") {
         throw new ImportOutcomeUnknown(
-          `the import was aborted after it was sent (${error.message})`,
+          `the ${write} was aborted after it was sent (${error.message})`,
           undefined,
           "ABORTED",
         )

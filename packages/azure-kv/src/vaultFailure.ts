@@ -163,7 +163,12 @@ const isFirewall = (f: KeyVaultRequestFailure): boolean =>
  * request writes: an unreadable answer to a write may have taken effect
  * (VaultAmbiguous); to a read it is just unavailable.
  */
-export const toVaultError = (operation: VaultOperation, kind: Kind, error: unknown): MappedVaultError => {
+export const toVaultError = (
+  operation: VaultOperation,
+  kind: Kind,
+  error: unknown,
+  sdkRetries = true,
+): MappedVaultError => {
   // Built without stack traces: the error and its cause are made here, after the SDK's call failed,
   // so their stacks would show this mapping and not the failure (the SDK's own error, with its
   // stack, is not kept: it holds the request). Capturing them cost ~90 us per failure, a 404
@@ -171,20 +176,56 @@ export const toVaultError = (operation: VaultOperation, kind: Kind, error: unkno
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 0
   try {
-    return mapFailure(operation, kind, error)
+    return mapFailure(operation, kind, error, sdkRetries)
   } finally {
     Error.stackTraceLimit = limit
   }
 }
 
-const mapFailure = (operation: VaultOperation, kind: Kind, error: unknown): MappedVaultError => {
+/** Network error codes the SDK's exponential retry strategy retries (@typespec/ts-http-runtime's isSystemError). */
+const sdkRetriedCodes: ReadonlySet<string> = new Set([
+  "ETIMEDOUT",
+  "ESOCKETTIMEDOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOENT",
+  "ENOTFOUND",
+])
+
+/**
+ * Whether the SDK's retry policy has already retried this failure with backoff: 429 and 503
+ * with a Retry-After header (throttling strategy), 408 and 5xx but 501 and 505 without one, and
+ * the transport errors above (exponential strategy). Imports and recoveries are never resent
+ * (importPolicy.ts), so their unknown outcomes were not retried.
+ */
+const sdkRetried = (cause: KeyVaultRequestFailure): boolean => {
+  const status = cause.statusCode
+  if (status === undefined) return cause.code !== undefined && sdkRetriedCodes.has(cause.code)
+  if (cause.retryAfterMs !== undefined && (status === 429 || status === 503)) return true
+  return (status >= 500 && status !== 501 && status !== 505) || status === 408
+}
+
+const mapFailure = (
+  operation: VaultOperation,
+  kind: Kind,
+  error: unknown,
+  sdkRetries: boolean,
+): MappedVaultError => {
   const cause = describeFailure(error)
   const detail = cause.message
   const fields = { operation, cause }
+  // The deploy program retries transient reads only when the SDK has not (one retry loop, not two).
+  const sent =
+    sdkRetries && !(error instanceof ImportOutcomeUnknown) && sdkRetried(cause)
+      ? { ...fields, retried: true }
+      : fields
   const ambiguousOrUnavailable = (what: string) =>
     kind === "write"
-      ? new VaultAmbiguous({ ...fields, detail: `${what}; the import may have taken effect` })
-      : new VaultUnavailable({ ...fields, detail: what })
+      ? new VaultAmbiguous({
+          ...fields,
+          detail: `${what}; the ${operation === "recoverDeleted" ? "recovery" : "import"} may have taken effect`,
+        })
+      : new VaultUnavailable({ ...sent, detail: what })
 
   if (error instanceof ImportOutcomeUnknown) return new VaultAmbiguous({ ...fields, detail })
 
@@ -249,8 +290,11 @@ const mapFailure = (operation: VaultOperation, kind: Kind, error: unknown): Mapp
     }
     if (status === 429) {
       return new VaultThrottled({
-        ...fields,
-        detail: `the vault throttled the request and it did not succeed within the SDK's retries: ${detail}`,
+        ...sent,
+        detail:
+          cause.retryAfterMs === undefined
+            ? `the vault throttled the request (without Retry-After, so the SDK did not retry it): ${detail}`
+            : `the vault throttled the request and it did not succeed within the SDK's retries: ${detail}`,
         ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
       })
     }
@@ -265,7 +309,7 @@ const mapFailure = (operation: VaultOperation, kind: Kind, error: unknown): Mapp
 
   if (cause.code !== undefined && neverSentCodes.has(cause.code)) {
     return new VaultUnavailable({
-      ...fields,
+      ...sent,
       detail: `the vault could not be reached (${cause.code}): ${detail}`,
     })
   }

@@ -332,4 +332,77 @@ describe("deploy contract against the emulator", () => {
       expect(result.recorder.count("vaultThrottled")).toBe(3)
     }),
   )
+
+  it.live(
+    "one retry loop: a read that fails through the SDK's retries is not retried again by the deploy",
+    () =>
+      Effect.gen(function* () {
+        const name = "unavailable-app"
+        const target = targetFor(emulator, VAULT, name)
+        emulator.faults.add({
+          operation: "getLatest",
+          vault: VAULT,
+          name,
+          times: "always",
+          action: { kind: "status", status: 503 },
+        })
+        const result = yield* deployTo(target, yield* material())
+        emulator.faults.clear()
+        expect(result.outcome._tag).toBe("Failed")
+        if (result.outcome._tag === "Failed") expect(result.outcome.step).toBe("snapshot")
+        // The SDK's first attempt and its 3 retries (testRetry), and no more: before, the deploy
+        // program's own 4 retries each went through the SDK's 4 attempts (20 requests).
+        expect(ops(result.requests)).toEqual(Array.from({ length: 4 }, () => "getLatest 503"))
+      }),
+  )
+
+  it.live("a 408 after the import was sent is not sent again: reconciled from the version list", () =>
+    Effect.gen(function* () {
+      const name = "timeout-app"
+      const target = targetFor(emulator, VAULT, name)
+      expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
+      emulator.faults.add({
+        operation: "import",
+        vault: VAULT,
+        name,
+        action: { kind: "status", status: 408, code: "RequestTimeout" },
+      })
+      const result = yield* deployTo(target, yield* material())
+      expect(result.outcome._tag).toBe("Failed")
+      expect(result.outcome.reason).toContain("the import did not take effect (checked the version list)")
+      // Before, the SDK's retry policy sent the import again after the 408.
+      expect(ops(result.requests)).toEqual(["getLatest 200", "import 408", "versions 200"])
+      expect(versionsOf(name)).toHaveLength(1)
+    }),
+  )
+
+  it.live("a recovery whose answer was lost is read back, not sent again: recovered, then deployed", () =>
+    Effect.gen(function* () {
+      const name = "lost-recovery"
+      expect((yield* deployTo(targetFor(emulator, VAULT, name), yield* material())).outcome._tag).toBe(
+        "Succeeded",
+      )
+      yield* Effect.promise(async () =>
+        (await sdk.beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone(),
+      )
+      emulator.faults.add({ operation: "recover", vault: VAULT, name, action: { kind: "dropAfterCommit" } })
+      const m2 = yield* material()
+      const result = yield* deployTo(targetFor(emulator, VAULT, name, { on_soft_deleted: "recover" }), m2)
+      expect(result.outcome._tag).toBe("Succeeded")
+      expect(result.outcome.recovered).toBe("recovered")
+      expect(ops(result.requests)).toEqual([
+        "getLatest 404",
+        "import 409",
+        "getDeleted 200",
+        // The SDK's recover poller reads the certificate first.
+        "getLatest 404",
+        "recover 0",
+        "getLatest 200",
+        "import 200",
+        "getLatest 200",
+      ])
+      expect(emulator.state.isDeleted(VAULT, name)).toBe(false)
+      expect(versionsOf(name).at(-1)?.x5t).toBe(yield* Effect.promise(() => x5tOf(m2.leaf)))
+    }),
+  )
 })

@@ -115,7 +115,10 @@ const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | V
     _tag: "Failed",
     step: "import",
     error: failure._tag,
-    reason: `the import was refused and nothing changed: ${failure.message}`,
+    reason:
+      trail.recovered === "recovered"
+        ? `the import was refused and no version was written (the soft-deleted certificate was recovered first and is served again): ${failure.message}`
+        : `the import was refused and nothing changed: ${failure.message}`,
   }
 }
 
@@ -133,7 +136,10 @@ const judgeExisting = (
     return {
       _tag: "Skipped",
       versionId: previous.versionId,
-      reason: "the vault already serves this certificate",
+      reason:
+        trail.recovered === "recovered"
+          ? "the recovered certificate is this certificate: the vault serves it again, no version was written"
+          : "the vault already serves this certificate",
     }
   }
   if (judgement._tag === "NotManaged") {
@@ -179,19 +185,54 @@ const onSoftDeleted = Effect.fnUntraced(function* (
       reason: `${name} is soft-deleted${when}; set on_soft_deleted: recover to recover it and deploy, or purge it first`,
     } satisfies Draft
   }
+  // Ownership is judged on what a recovery would bring back, before recovering: a certificate
+  // kvdeploy would refuse stays deleted (recovering it only to refuse it would change the vault
+  // for nothing). A vault that does not say goes on to the recovery, judged after it as before.
+  const deleted = yield* trail.call("getDeleted", vault.getDeleted(name)).pipe(Effect.option)
+  const before = deleted._tag === "Some" ? deleted.value.latest : undefined
+  if (
+    before !== undefined &&
+    judgeExistingVersion(before, newX5t, tags, request.options?.adopt === true)._tag === "NotManaged"
+  ) {
+    trail.note("ownership: the soft-deleted certificate is not managed by kvdeploy; left deleted")
+    const problem: DeployProblem = {
+      field: "certificate_name",
+      message: `${name} is soft-deleted and was not written by kvdeploy (no ${MANAGED_BY_TAG}=certctl); it was left deleted`,
+      fix: "deploy with adopt to recover it and take it over (recorded in the audit log), purge it, or choose another certificate_name",
+      reason: "not_managed",
+    }
+    return { _tag: "Rejected", problems: [problem], reason: problem.message } satisfies Draft
+  }
   trail.note("import: name held by a soft-deleted certificate; recovering")
   const recovered = yield* trail.call("recoverDeleted", vault.recoverDeleted(name)).pipe(Effect.result)
-  if (recovered._tag === "Failure") {
+  let restored: VaultVersion
+  if (recovered._tag === "Success") restored = recovered.success
+  else if (recovered.failure._tag !== "VaultAmbiguous") {
     return {
       _tag: "Failed",
       step: "soft-deleted",
       error: recovered.failure._tag,
       reason: `${name} is soft-deleted and could not be recovered: ${recovered.failure.message}`,
     } satisfies Draft
+  } else {
+    // The recovery was sent and its answer lost: whether it took effect is read, not assumed.
+    trail.note("recover: outcome unknown; reading the latest")
+    const latest = yield* trail.read("getLatest", vault.getLatest(name)).pipe(Effect.result)
+    if (latest._tag === "Failure") {
+      trail.recovered = "unknown"
+      return {
+        _tag: "Failed",
+        step: "soft-deleted",
+        error: recovered.failure._tag,
+        reason: `${name} was soft-deleted; its recovery was sent but the answer was lost, and the certificate is not served (${latest.failure.message}). Key Vault may still be recovering it: check with \`kvdeploy show\` and deploy again; no version was written`,
+      } satisfies Draft
+    }
+    restored = latest.success
   }
-  state.previous = recovered.success
-  trail.note(`recovered: ${recovered.success.versionId}`)
-  const early = judgeExisting(request, trail, recovered.success, newX5t, tags)
+  trail.recovered = "recovered"
+  state.previous = restored
+  trail.note(`recovered: ${restored.versionId}`)
+  const early = judgeExisting(request, trail, restored, newX5t, tags)
   if (early !== undefined) return early
   const attempt: ImportResult = yield* trail
     .call("importVersion", vault.importVersion(importRequest))
@@ -487,10 +528,13 @@ function* notVerified(
         reason: `${wrong}; the previous certificate is served again as ${restored.version.versionId}`,
       }
     case "Superseded":
-      trail.rollbackOutcome = "also_failed"
+      // The rollback was written, then overtaken by another writer before it could be verified:
+      // neither restored nor failed, so no rollback outcome is counted (the forward version's
+      // mismatch is, above).
       return {
         _tag: "Superseded",
-        versionId: restored.version.versionId,
+        versionId: imported.versionId,
+        rollbackVersionId: restored.version.versionId,
         supersededBy: refOf(restored.latest),
         reason: `${wrong}; rolled back as ${restored.version.versionId}, then another writer's ${restored.latest.versionId} became latest`,
       }
@@ -530,6 +574,7 @@ export const deploy: (
       previous: state.previous === undefined ? undefined : refOf(state.previous),
       newX5t: state.inspected?.leaf.x5t,
       adopted: trail.adopted,
+      ...(trail.recovered === undefined ? {} : { recovered: trail.recovered }),
       reason: draft.reason,
       vaultCalls: trail.vaultCalls,
       decisions: trail.decisions,

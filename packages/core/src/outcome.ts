@@ -35,6 +35,12 @@ export interface OutcomeCommon {
   readonly newX5t: string | undefined
   /** True when the deploy took over a certificate kvdeploy did not manage (`adopt`). */
   readonly adopted: boolean
+  /**
+   * Set when the deploy recovered the soft-deleted certificate of its name (`on_soft_deleted:
+   * recover`): "recovered" (it is served again, whatever the outcome), or "unknown" (the recovery
+   * was sent, its answer lost, and the certificate was not served yet). Absent otherwise.
+   */
+  readonly recovered?: "recovered" | "unknown"
   /** Human-readable reason for the outcome. */
   readonly reason: string
   /** Vault calls this deploy made. */
@@ -76,8 +82,10 @@ export interface Unverified extends OutcomeCommon {
 /** Another writer's newer version is latest; not clobbered. */
 export interface Superseded extends OutcomeCommon {
   readonly _tag: "Superseded"
-  /** Our version (the forward import, or the rollback import). */
+  /** Our forward import. */
   readonly versionId: string
+  /** The rollback's import, when the forward version failed verify and the rollback was overtaken. */
+  readonly rollbackVersionId?: string
   readonly supersededBy: VersionRef
 }
 /** The new version was wrong; the previous material is served again, verified. */

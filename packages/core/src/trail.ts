@@ -15,6 +15,8 @@ export class DeployTrail {
   postVerifyFailure: PostVerifyFailureReason | undefined = undefined
   rollbackOutcome: RollbackOutcome | undefined = undefined
   adopted = false
+  /** Whether the deploy recovered the soft-deleted certificate of its name (`on_soft_deleted: recover`). */
+  recovered: "recovered" | "unknown" | undefined = undefined
 
   note(decision: string): void {
     this.decisions.push(decision)

@@ -411,6 +411,122 @@ describe("Failed (the vault is unchanged)", () => {
   )
 })
 
+describe("soft-deleted names: ownership before recovery, and what a recovery changed", () => {
+  const recover = target({ on_soft_deleted: "recover" })
+
+  it.effect("a soft-deleted certificate kvdeploy did not write is left deleted: Rejected, no recovery", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
+        yield* vault.softDelete(NAME)
+        const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Rejected")
+        assert.match(o.reason, /soft-deleted and was not written by kvdeploy; |left deleted/)
+        assert.strictEqual(o.problems[0]?.reason, "not_managed")
+        assert.isTrue(vault.isSoftDeleted(NAME))
+        assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 1, importVersion: 1, getDeleted: 1 })
+        assert.strictEqual(o.recovered, undefined)
+        // With adopt it is recovered and taken over.
+        const adopted = expectTag(
+          yield* runDeploy(request(newCert.material, { adopt: true }, recover)),
+          "Succeeded",
+        )
+        assert.strictEqual(adopted.recovered, "recovered")
+        assert.isTrue(adopted.adopted)
+        assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
+      }),
+    ),
+  )
+
+  it.effect("a recovery whose answer was lost is read back: recovered, then deployed over", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const old = yield* seedManaged()
+        yield* vault.softDelete(NAME)
+        vault.script("recoverDeleted", Fault.afterWrite)
+        const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Succeeded")
+        assert.strictEqual(o.recovered, "recovered")
+        assert.strictEqual(o.previous?.versionId, old.versionId)
+        assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
+        assert.strictEqual(vault.calls().byOperation.recoverDeleted, 1)
+      }),
+    ),
+  )
+
+  it.effect(
+    "a recovery whose answer was lost and that is not served: Failed, says it may still complete",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          yield* vault.softDelete(NAME)
+          vault.script("recoverDeleted", Fault.fail("Ambiguous"))
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+          assert.strictEqual(o.recovered, "unknown")
+          assert.match(o.reason, /may still be recovering/)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1) // the first, refused with 409
+        }),
+      ),
+  )
+
+  it.effect("an import refused after a recovery does not say nothing changed", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        yield* vault.softDelete(NAME)
+        vault.script("importVersion", Fault.pass, Fault.fail("Rejected"))
+        const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+        assert.strictEqual(o.recovered, "recovered")
+        assert.notMatch(o.reason, /nothing changed/)
+        assert.match(o.reason, /recovered first and is served again/)
+        assert.isFalse(vault.isSoftDeleted(NAME))
+      }),
+    ),
+  )
+})
+
+describe("one retry loop: reads the adapter already retried are not retried again", () => {
+  it.effect("the snapshot read unavailable after the adapter's retries: Failed at once, 1 read", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("getLatest", ...Fault.repeat(5, Fault.fail("UnavailableRetried")))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+        assert.strictEqual(o.step, "snapshot")
+        assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 1 })
+      }),
+    ),
+  )
+
+  it.effect("the verify read unavailable after the adapter's retries: Unverified after 1 verify read", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("getLatest", Fault.pass, ...Fault.repeat(5, Fault.fail("UnavailableRetried")))
+        expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+        assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 2, importVersion: 1 })
+      }),
+    ),
+  )
+
+  it.effect("without the mark, the deploy program retries the read itself", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("getLatest", Fault.fail("Unavailable"), Fault.pass)
+        expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+        assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 3, importVersion: 1 })
+      }),
+    ),
+  )
+})
+
 describe("Failed: soft-deleted name that cannot be recovered", () => {
   it.effect("on_soft_deleted=recover, and the recovery is refused", () =>
     fresh(
@@ -640,11 +756,16 @@ describe("Superseded during the rollback", () => {
         vault.script("getLatest", Fault.pass, Fault.pass, Fault.foreignImport(foreign.material))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Superseded")
         assert.strictEqual(vault.latest(NAME)?.x5t, foreign.x5t)
-        assert.strictEqual(
-          vault.versions(NAME).find((v) => v.versionId === o.versionId)?.tags[ROLLBACK_OF_TAG] !== undefined,
-          true,
-        )
-        assert.strictEqual(metrics.count("rollback", "also_failed"), 1)
+        // versionId is the forward import (the new certificate's x5t); the rollback is named apart.
+        const forward = vault.versions(NAME).find((v) => v.versionId === o.versionId)
+        assert.strictEqual(forward?.x5t, newCert.x5t)
+        const rollback = vault.versions(NAME).find((v) => v.versionId === o.rollbackVersionId)
+        assert.strictEqual(rollback?.tags[ROLLBACK_OF_TAG], o.versionId)
+        assert.strictEqual(rollback?.x5t, oldCert.x5t)
+        // The rollback was written and overtaken: neither restored nor failed, so not counted as either.
+        assert.strictEqual(metrics.count("rollback", "also_failed"), 0)
+        assert.strictEqual(metrics.count("rollback", "restored"), 0)
+        assert.strictEqual(metrics.count("postVerifyFailure", "mismatch"), 1)
       }),
     ),
   )

@@ -55,11 +55,23 @@ const meaning: { readonly [K in DeployOutcome["_tag"]]: string } = {
   Superseded: "another writer's newer version is served; kvdeploy did not overwrite it",
 }
 
+/**
+ * The outcome's meaning. A deploy that recovered the soft-deleted certificate of its name
+ * changed the vault even when it wrote no version: "nothing was written" would not be true.
+ */
+const meaningOf = (o: DeployOutcome): string => {
+  if (o.recovered === undefined || (o._tag !== "Skipped" && o._tag !== "Rejected" && o._tag !== "Failed"))
+    return meaning[o._tag]
+  return o.recovered === "recovered"
+    ? "no version was written, but the soft-deleted certificate was recovered: the vault serves it again"
+    : "no version was written; the soft-deleted certificate's recovery was sent and may still complete"
+}
+
 /** What to do next, for outcomes that need someone. */
 const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
   Succeeded: undefined,
   Skipped: undefined,
-  Rejected: "fix the problems listed; nothing was written",
+  Rejected: "fix the problems listed",
   Failed:
     "`kvdeploy doctor` checks the credential, reachability and permissions; the deploy can be retried as is",
   RolledBack:
@@ -99,20 +111,26 @@ export const outcomeLines = (
   lines.push(
     `${headline(o, s)}  ${o.target.certificateName} in ${o.target.vaultUrl}  ${s.dim(`(exit ${exitCodeOf(o)}, ${secs} s, ${o.vaultCalls} vault call${o.vaultCalls === 1 ? "" : "s"})`)}`,
   )
-  lines.push(`  ${meaning[o._tag]}`)
+  lines.push(`  ${meaningOf(o)}`)
   lines.push(`  reason      ${o.reason}`)
   lines.push(
     `  old         ${o.previous === undefined ? "(none: first deploy, or unknown)" : `${o.previous.versionId}  x5t ${o.previous.x5t}`}`,
   )
   const newVersion = newVersionOf(o)
   lines.push(
-    `  new         ${newVersion ?? "(no version written)"}${o.newX5t === undefined ? "" : `  x5t ${o.newX5t}`}`,
+    `  new         ${newVersion ?? (o._tag === "Unverified" ? "(unknown: the import may have taken effect)" : "(no version written)")}${o.newX5t === undefined ? "" : `  x5t ${o.newX5t}`}`,
   )
+  if (o.recovered !== undefined)
+    lines.push(
+      `  recovered   ${o.recovered === "recovered" ? "the soft-deleted certificate was recovered (on_soft_deleted: recover)" : "the recovery was sent; its outcome is unknown"}`,
+    )
   if (o._tag === "RolledBack")
     lines.push(
       `  rollback    ${o.rollbackVersionId} (from ${o.rollbackSource}), tagged certctl-rollback-of=${o.failedVersionId}`,
     )
   if (o._tag === "RollbackFailed") lines.push(`  rollback    ${o.rollbackVersionId ?? "(not written)"}`)
+  if (o._tag === "Superseded" && o.rollbackVersionId !== undefined)
+    lines.push(`  rollback    ${o.rollbackVersionId}, tagged certctl-rollback-of=${o.versionId}`)
   if (o._tag === "Superseded")
     lines.push(`  served now  ${o.supersededBy.versionId}  x5t ${o.supersededBy.x5t}`)
   if (leaf !== undefined) {

@@ -51,6 +51,11 @@ export interface DeletedCertificate {
   readonly recoveryId: string
   readonly deletedAt: Date
   readonly scheduledPurgeAt?: Date
+  /**
+   * The version it served when it was deleted (x5t, tags), when the vault says: what a
+   * recovery would bring back, so ownership is judged before recovering, not after.
+   */
+  readonly latest?: VaultVersion
 }
 
 /** The previous material of a version, read from its backing secret. */
@@ -113,6 +118,12 @@ const errorFields = {
   operation: Schema.String,
   detail: Schema.String,
   cause: Schema.optional(Schema.Defect()),
+  /**
+   * True when the adapter already retried the request with backoff (an SDK's retry policy
+   * honouring Retry-After): the deploy program then does not retry it again, so there is one
+   * retry loop, not one on top of another.
+   */
+  retried: Schema.optional(Schema.Boolean),
 }
 
 /** 404: the certificate (or version, or deleted certificate) does not exist. */
@@ -249,6 +260,10 @@ export class Vault extends Context.Service<
   }
 >()("@kvdeploy/core/Vault") {}
 
-/** Tags of errors after which a read may be retried. */
-export const isRetriableRead = (error: { readonly _tag: string }): boolean =>
-  error._tag === "VaultThrottled" || error._tag === "VaultUnavailable" || error._tag === "VaultAmbiguous"
+/** Errors after which a read may be retried: transient ones the adapter has not retried already. */
+export const isRetriableRead = (error: {
+  readonly _tag: string
+  readonly retried?: boolean | undefined
+}): boolean =>
+  (error._tag === "VaultThrottled" || error._tag === "VaultUnavailable" || error._tag === "VaultAmbiguous") &&
+  error.retried !== true

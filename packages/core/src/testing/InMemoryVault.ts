@@ -59,7 +59,18 @@ import {
 } from "../ports/Vault.js"
 import { encodeWithoutKey } from "./SyntheticCodec.js"
 
-export type FailKind = "NotFound" | "Forbidden" | "Throttled" | "Unavailable" | "Rejected" | "Ambiguous"
+/**
+ * `UnavailableRetried`: unavailable after the adapter's own retries (an SDK's retry policy), so
+ * marked `retried` and not retried again by the deploy program.
+ */
+export type FailKind =
+  | "NotFound"
+  | "Forbidden"
+  | "Throttled"
+  | "Unavailable"
+  | "UnavailableRetried"
+  | "Rejected"
+  | "Ambiguous"
 
 export type Fault =
   | { readonly _tag: "Pass" }
@@ -258,6 +269,8 @@ const make = Effect.gen(function* () {
         return new VaultThrottled({ ...fields, retryAfterMs: 1000 })
       case "Unavailable":
         return new VaultUnavailable(fields)
+      case "UnavailableRetried":
+        return new VaultUnavailable({ ...fields, retried: true })
       case "Rejected":
         return new VaultRequestRejected({ ...fields, code: "BadParameter" })
       case "Ambiguous":
@@ -528,6 +541,7 @@ const make = Effect.gen(function* () {
               recoveryId: `deletedcertificates/${name}`,
               deletedAt: c.deleted.at,
               scheduledPurgeAt: c.deleted.scheduledPurgeAt,
+              ...((last) => (last === undefined ? {} : { latest: publicView(last) }))(c.versions.at(-1)),
             })
       }),
     recoverDeleted: (name) =>

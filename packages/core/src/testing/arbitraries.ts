@@ -44,6 +44,7 @@ export const arbFailKind: fc.Arbitrary<FailKind> = fc.constantFrom(
   "Forbidden",
   "Throttled",
   "Unavailable",
+  "UnavailableRetried",
   "Rejected",
   "Ambiguous",
 )
