@@ -556,6 +556,7 @@ describe("validate, doctor, emulator", () => {
         "reachable",
         "certificates/get",
         "certificates/import",
+        "certificates/list",
         "secrets/get",
       ]),
     )
@@ -568,6 +569,28 @@ describe("validate, doctor, emulator", () => {
     expect(denied.stdout).toContain("Key Vault Certificates Officer")
     expect(world.emulator.state.versions(world.vault, "kvdeploy-doctor-probe")).toBeUndefined()
     expect(world.writesSince(mark, "doctor")).toBe(0)
+  })
+
+  it("doctor: a denied list is a warning with the grant; a disabled latest version is not blamed on secrets/get", async () => {
+    const name = "doctor-disabled"
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
+      0,
+    )
+    const latest = await sdkClient().getCertificate(name)
+    await sdkClient().updateCertificateProperties(name, latest.properties.version ?? "", { enabled: false })
+    world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/list"])
+    const r = await runCli(["doctor", "--config", world.targetFile(name), "--json"], { env: world.env })
+    world.emulator.rbac.reset()
+    type Check = { check: string; status: string; detail: string; fix?: string }
+    const checks = json<{ checks: Array<Check> }>(r).checks
+    const list = checks.find((c) => c.check === "certificates/list")
+    expect(list?.status).toBe("warn")
+    expect(list?.fix).toContain("certificates/list")
+    const secret = checks.find((c) => c.check === "secrets/get")
+    expect(secret?.status).toBe("warn")
+    expect(secret?.detail).toContain("disabled")
+    expect(secret?.fix).toContain("enable it")
+    expect(secret?.fix ?? "").not.toContain("grant the identity")
   })
 
   it("deploy: a missing client secret is a usage error (2) naming the variable; nothing is sent to the vault", async () => {

@@ -155,6 +155,13 @@ const isSoftDeletedConflict = (f: KeyVaultRequestFailure): boolean =>
   f.code === "ObjectIsDeletedButRecoverable" ||
   /deleted but recoverable/i.test(f.message)
 
+/** Key Vault's 403 for reading a disabled secret, certificate or key version (not a permission refusal). */
+const disabledCodes: ReadonlySet<string> = new Set(["SecretDisabled", "CertificateDisabled", "KeyDisabled"])
+const isDisabledObject = (f: KeyVaultRequestFailure): boolean =>
+  (f.innerCode !== undefined && disabledCodes.has(f.innerCode)) ||
+  (f.code !== undefined && disabledCodes.has(f.code)) ||
+  /not allowed on a disabled (secret|certificate|key)/i.test(f.message)
+
 const isFirewall = (f: KeyVaultRequestFailure): boolean =>
   f.code === "ForbiddenByFirewall" || f.innerCode === "ForbiddenByFirewall"
 
@@ -273,6 +280,13 @@ const mapFailure = (
           permission: "network access",
           refusal: "network",
           detail: `the vault's firewall refused this client's network address: add it to the vault's networking rules, or reach the vault through a private endpoint: ${detail}`,
+        })
+      }
+      if (isDisabledObject(cause)) {
+        return new VaultForbidden({
+          ...fields,
+          refusal: "disabled",
+          detail: `the version is disabled, and Key Vault reads no disabled version (the identity's permissions are not in question): enable it, or leave it: ${detail}`,
         })
       }
       return new VaultForbidden({

@@ -251,6 +251,37 @@ describe("deploy contract against the emulator", () => {
   )
 
   it.live(
+    "a disabled previous version: the rollback says it is disabled, not that secrets/get is missing",
+    () =>
+      Effect.gen(function* () {
+        const name = "disabled-previous-app"
+        const target = targetFor(emulator, VAULT, name)
+        const first = yield* deployTo(target, yield* material())
+        expect(first.outcome._tag).toBe("Succeeded")
+        if (first.outcome._tag !== "Succeeded") return
+        const previousVersion = first.outcome.versionId
+        yield* Effect.promise(() =>
+          sdk.updateCertificateProperties(name, previousVersion, { enabled: false }),
+        )
+        emulator.faults.add({
+          operation: "getLatest",
+          vault: VAULT,
+          name,
+          skip: 1,
+          action: { kind: "delay", ms: 1200 },
+        })
+        const [result] = yield* Effect.all(
+          [deployTo(target, yield* material()), disableNewVersionBeforeVerify(name, 1)],
+          { concurrency: 2 },
+        )
+        expect(result.outcome._tag).toBe("RollbackFailed")
+        expect(result.outcome.reason).toContain("the previous version is disabled")
+        expect(result.outcome.reason).not.toContain("lacks secrets/get")
+        expect(result.requests.filter((r) => r.operation === "getSecret").map((r) => r.status)).toEqual([403])
+      }),
+  )
+
+  it.live(
     "a foreign import between import and verify gives Superseded, and the foreign version stays latest",
     () =>
       Effect.gen(function* () {

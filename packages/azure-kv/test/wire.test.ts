@@ -498,6 +498,23 @@ describe("Key Vault errors through the real SDK", () => {
     }),
   )
 
+  it.live("403 SecretDisabled -> VaultForbidden about the disabled version, not a missing grant", () =>
+    Effect.gen(function* () {
+      const error = yield* getLatestError(
+        403,
+        "Forbidden",
+        "Operation get is not allowed on a disabled secret.",
+        "SecretDisabled",
+      )
+      expect(error._tag).toBe("VaultForbidden")
+      if (error._tag !== "VaultForbidden") return
+      expect(error.refusal).toBe("disabled")
+      expect(error.permission).toBeUndefined()
+      expect(error.message).toContain("the version is disabled")
+      expect(error.message).not.toContain("grant")
+    }),
+  )
+
   it.live("429 that outlasts the SDK's retries -> VaultThrottled with retryAfterMs", () =>
     Effect.gen(function* () {
       listener.log.length = 0

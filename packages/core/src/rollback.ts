@@ -96,7 +96,9 @@ const findPreviousMaterial = (
               e._tag === "VaultForbidden"
                 ? e.refusal === undefined || e.refusal === "permission"
                   ? "backing-secret: forbidden (the identity lacks secrets/get)"
-                  : `backing-secret: ${e.message}`
+                  : e.refusal === "disabled"
+                    ? "backing-secret: the previous version is disabled, and Key Vault reads no disabled secret (enable it to allow a rollback from it)"
+                    : `backing-secret: ${e.message}`
                 : e._tag === "VaultNoPrivateKey"
                   ? "backing-secret: the previous key is not exportable"
                   : `backing-secret: ${e.message}`,

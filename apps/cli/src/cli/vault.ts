@@ -133,7 +133,7 @@ interface TaggedVaultError {
   readonly _tag: string
   readonly message: string
   readonly permission?: string | undefined
-  readonly refusal?: "permission" | "token" | "network" | "credential" | undefined
+  readonly refusal?: "permission" | "token" | "network" | "credential" | "disabled" | undefined
 }
 
 /** What to do about a VaultForbidden, by what was refused. */
@@ -142,9 +142,11 @@ export const forbiddenFix = (refusal: TaggedVaultError["refusal"]): string =>
     ? "the vault refused the token itself (no permission would help): check the credential's tenant (AZURE_TENANT_ID) and that the vault is in the target's cloud; `kvdeploy doctor` shows the token's tenant"
     : refusal === "network"
       ? "the vault's firewall refused this network: add this address to the vault's networking rules, or reach it through a private endpoint"
-      : refusal === "credential"
-        ? "no token could be had, so nothing reached the vault: check that the credential is current and belongs to the identity (client_secret: AZURE_CLIENT_SECRET for AZURE_CLIENT_ID in AZURE_TENANT_ID; workload_identity: the federated token file; managed_identity: run on a host that has one); `kvdeploy doctor` checks the credential"
-        : "grant the identity the permission (run `kvdeploy doctor` to see which data actions work); check the vault firewall allows this network"
+      : refusal === "disabled"
+        ? "the version is disabled, and Key Vault reads no disabled version (no grant helps): enable it (`az keyvault certificate set-attributes --enabled true --version …`), or leave it disabled"
+        : refusal === "credential"
+          ? "no token could be had, so nothing reached the vault: check that the credential is current and belongs to the identity (client_secret: AZURE_CLIENT_SECRET for AZURE_CLIENT_ID in AZURE_TENANT_ID; workload_identity: the federated token file; managed_identity: run on a host that has one); `kvdeploy doctor` checks the credential"
+          : "grant the identity the permission (run `kvdeploy doctor` to see which data actions work); check the vault firewall allows this network"
 
 /** A vault error as an operator problem: what failed, and what to do. Exit 1. */
 export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError): CliProblem => {

@@ -33,7 +33,7 @@ const grant = async (operation: VaultOperation): Promise<string> =>
 
 /** The fix for a refusal: a grant when a permission is missing; else what a token or network refusal needs. */
 const fixFor = (operation: VaultOperation, refusal: VaultForbidden["refusal"]): Promise<string> =>
-  refusal === "token" || refusal === "network" || refusal === "credential"
+  refusal === "token" || refusal === "network" || refusal === "credential" || refusal === "disabled"
     ? Promise.resolve(forbiddenFix(refusal))
     : grant(operation)
 
@@ -216,6 +216,34 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           fix: `delete ${probeCertificateName}`,
         })
       }
+      // certificates/list: the version list (a deploy reconciles an ambiguous import from it; `versions`
+      // and `list` read it). Read-only: 404 for a name with no versions still says it is permitted.
+      yield* progress("certificates/list…")
+      const listed = yield* vault.listVersions(name ?? probeCertificateName).pipe(Effect.result)
+      if (listed._tag === "Success" || listed.failure._tag === "VaultNotFound") {
+        yield* add({
+          check: "certificates/list",
+          status: "pass",
+          detail: "the version list is readable (a deploy can reconcile an import whose answer was lost)",
+          fix: undefined,
+        })
+      } else if (listed.failure._tag === "VaultForbidden") {
+        const refusal = listed.failure.refusal
+        yield* add({
+          check: "certificates/list",
+          status: "warn",
+          detail:
+            "forbidden: an import whose answer is lost ends Unverified instead of being reconciled; `versions` and `list` fail",
+          fix: yield* Effect.promise(() => fixFor("listVersions", refusal)),
+        })
+      } else {
+        yield* add({
+          check: "certificates/list",
+          status: "warn",
+          detail: listed.failure.message,
+          fix: "retry `kvdeploy doctor`",
+        })
+      }
       // secrets/get: the backing secret of the latest version (rollback restores the previous PFX from it).
       yield* progress("secrets/get…")
       const secret = yield* vault
@@ -248,7 +276,10 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
         yield* add({
           check: "secrets/get",
           status: "warn",
-          detail: "forbidden: a rollback cannot read the previous PFX from the backing secret",
+          detail:
+            refusal === "disabled"
+              ? "the latest version is disabled, so its backing secret cannot be read (whether secrets/get is granted is not known): a rollback to it cannot read its PFX"
+              : "forbidden: a rollback cannot read the previous PFX from the backing secret",
           fix: yield* Effect.promise(() => fixFor("getVersionSecret", refusal)),
         })
       } else {

@@ -146,9 +146,11 @@ export class VaultForbidden extends Schema.TaggedError<VaultForbidden>()("VaultF
    * `token` itself (401: another tenant, another cloud's resource; no grant helps), the
    * client's `network` address (the vault's firewall), or the `credential` (no token could be
    * had: the identity provider refused the secret or federated token, or the credential's
-   * source is not available here; nothing reached the vault).
+   * source is not available here; nothing reached the vault), or the object itself because it is
+   * `disabled` (Key Vault refuses to read a disabled secret or certificate version with 403 even
+   * to an identity allowed to read it; enabling it fixes it, no grant does).
    */
-  refusal: Schema.optional(Schema.Literals(["permission", "token", "network", "credential"])),
+  refusal: Schema.optional(Schema.Literals(["permission", "token", "network", "credential", "disabled"])),
 }) {
   override get message(): string {
     return `${this.operation}: forbidden${this.permission === undefined ? "" : ` (needs ${this.permission})`}: ${this.detail}`
