@@ -138,8 +138,10 @@ export const parsePem = (
       let key: Uint8Array | undefined
       let keyBlocks = 0
       let blocks = 0
+      let afterLast = 0
       for (const match of text.matchAll(BLOCK)) {
         blocks++
+        afterLast = match.index + match[0].length
         const label = match[1] ?? ""
         const end = match[3] ?? ""
         const body = match[2] ?? ""
@@ -191,6 +193,20 @@ export const parsePem = (
             field,
             `is a "${label}" block, which is neither a certificate nor a private key`,
             "remove it; supply certificates and one private key only",
+          ),
+        )
+      }
+      // A block begun after the last complete one and never ended: a file read while it was being
+      // written (a full chain cut inside its intermediate), not a file that ends early on purpose.
+      const cut = text.indexOf("-----BEGIN", afterLast)
+      if (cut >= 0) {
+        blocks++
+        const label = /^-----BEGIN ([A-Z0-9 ]+)-----/.exec(text.slice(cut, cut + 80))?.[1]
+        problems.push(
+          problem(
+            `block ${blocks}${label === undefined ? "" : ` (${label})`}`,
+            "is cut short: it has no -----END line (the file may still be being written)",
+            "supply the complete file (write it to a temporary name and rename it into place)",
           ),
         )
       }

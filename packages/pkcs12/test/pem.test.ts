@@ -155,6 +155,31 @@ describe("parsePem", () => {
       }),
   )
 
+  it.effect(
+    "a full chain cut inside a block (a file read while being written) is refused, not read short",
+    () =>
+      Effect.gen(function* () {
+        const [root, int1] = certs()
+        if (root === undefined || int1 === undefined) throw new Error("fixtures")
+        const whole = `${toPem("CERTIFICATE", int1)}\n${toPem("CERTIFICATE", root)}`
+        const second = whole.indexOf("-----BEGIN", 10)
+        for (const cutAt of [second + 40, second + 300, whole.length - 10, second + 12]) {
+          const error = yield* Effect.flip(parsePem(whole.slice(0, cutAt)))
+          expect(error.problems.map((p) => p.field)).toEqual([
+            cutAt === second + 12 ? "block 2" : "block 2 (CERTIFICATE)",
+          ])
+          expect(error.problems[0]?.message).toContain("cut short")
+        }
+        // Cut inside the first (only) block: named as cut short, not "contains no PEM block".
+        const only = yield* Effect.flip(parsePem(whole.slice(0, 200)))
+        expect(only.problems.map((p) => [p.field, p.message.slice(0, 12)])).toEqual([
+          ["block 1 (CERTIFICATE)", "is cut short"],
+        ])
+        // The whole file still reads.
+        expect((yield* parsePem(whole)).certificates.map(hex)).toEqual([int1, root].map(hex))
+      }),
+  )
+
   it.effect("text without PEM blocks is MaterialInvalid", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(parsePem("hello"))
