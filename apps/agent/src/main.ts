@@ -39,6 +39,7 @@ import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
+import { deploysUnfinishedAtShutdown } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
 import { version } from "./version.js"
@@ -154,15 +155,56 @@ export const agentLayer = (config: AgentConfig) => {
     materialWorkersLayer(config.settings.materialWorkers),
   )
   const runtime = Runtime.layer(config).pipe(Layer.provide(azureVaults(config)), Layer.provideMerge(adapters))
-  const http = HttpRouter.serve(routes, { disableLogger: true }).pipe(
-    Layer.provide(
-      NodeHttpServer.layer(() => createServer(), {
-        host: config.settings.listenHost,
-        port: config.settings.listenPort,
-      }),
-    ),
-  )
-  return Layer.mergeAll(http).pipe(Layer.provideMerge(runtime))
+  // The listener is bound first: an address in use stops the agent before it starts a pass.
+  const server = NodeHttpServer.layer(() => createServer(), {
+    host: config.settings.listenHost,
+    port: config.settings.listenPort,
+  })
+  const http = HttpRouter.serve(routes, { disableLogger: true })
+  return http.pipe(Layer.provideMerge(runtime), Layer.provideMerge(server))
+}
+
+/**
+ * Why the agent could not start, in words: the error and the causes it wraps (a ServeError's
+ * cause is the listen error: EADDRINUSE, EADDRNOTAVAIL, EACCES), with what to do for those.
+ */
+export const startFailure = (
+  error: unknown,
+  config: { listen?: string } = {},
+): { error: string; fix?: string } => {
+  const parts: Array<string> = []
+  let code: string | undefined
+  let current: unknown = error
+  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth++) {
+    const e = current as {
+      readonly _tag?: unknown
+      readonly message?: unknown
+      readonly code?: unknown
+      readonly cause?: unknown
+    }
+    const text =
+      typeof e.message === "string" && e.message !== ""
+        ? e.message
+        : typeof e._tag === "string"
+          ? e._tag
+          : String(current)
+    if (!parts.includes(text)) parts.push(text)
+    if (code === undefined && typeof e.code === "string") code = e.code
+    current = e.cause
+  }
+  const where = config.listen === undefined ? "agent.listen" : `agent.listen ${config.listen}`
+  const fix =
+    code === "EADDRINUSE"
+      ? `${where} is in use by another process: choose another port in agent.listen, or stop the other process`
+      : code === "EADDRNOTAVAIL"
+        ? `${where} is not an address of this host: listen on 127.0.0.1, 0.0.0.0 or an address of one of its interfaces`
+        : code === "EACCES"
+          ? `${where} needs privileges (a port below 1024): choose a port of 1024 or more`
+          : undefined
+  return {
+    error: `${parts.join(": ")}${code === undefined || parts.some((p) => p.includes(code)) ? "" : ` (${code})`}`,
+    ...(fix === undefined ? {} : { fix }),
+  }
 }
 
 /** Problems as they are printed: PEM text that reached one (a value quoted back) is replaced. */
@@ -257,6 +299,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
   const json = args.values.json === true
   const printJson = (value: unknown) =>
     Effect.sync(() => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`))
+  /** The listen address, once the configuration is read (named in a start failure). */
+  const listenOf: { listen?: string } = {}
   const program = Effect.gen(function* () {
     const config = yield* loadAgentConfig(path)
     const environment = config.environmentProblems ?? []
@@ -268,6 +312,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       else process.stdout.write(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
       return
     }
+    listenOf.listen = `${config.settings.listenHost}:${config.settings.listenPort}`
     return yield* Layer.launch(agentLayer(config))
   }).pipe(
     Effect.tapError((e) =>
@@ -279,16 +324,26 @@ export const main = (argv: ReadonlyArray<string>): void => {
           ? printJson({
               path,
               valid: false,
-              problems: [{ field: "(configuration)", message: String(e), fix: "see docs/agent.md" }],
+              problems: [
+                {
+                  field: "(configuration)",
+                  message: startFailure(e, listenOf).error,
+                  fix: startFailure(e, listenOf).fix ?? "see docs/agent.md",
+                },
+              ],
             })
-          : Effect.logError("kvdeploy-agent cannot start").pipe(Effect.annotateLogs({ error: String(e) })),
+          : Effect.logError("kvdeploy-agent cannot start").pipe(
+              Effect.annotateLogs({ ...startFailure(e, listenOf) }),
+            ),
     ),
     Effect.provide(Logging.layer),
   )
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
-      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return onExit(0)
+      // Stopped: 0, or 1 when the grace period ended with deploys in flight (their outcome is unknown).
+      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause))
+        return onExit(deploysUnfinishedAtShutdown() ? 1 : 0)
       const error = Cause.squash(exit.cause)
       onExit(error instanceof AgentConfigInvalid ? 2 : 1)
     },

@@ -306,6 +306,9 @@ export const makeReconciler = (
         atMs: number
       },
     ) => {
+      // A deployment removed by a reload while its deploy was in flight: its state record and
+      // series were removed with it, and an outcome arriving after must not bring them back.
+      if (!slots.has(d.name)) return
       const previous = state.get(d.name)
       const at = isoAt(fields.atMs)
       state.set(d.name, {
@@ -1188,9 +1191,12 @@ export const makeReconciler = (
           ).pipe(Effect.annotateLogs({ deployments: rollingBack() }))
           while (rollingBack().length > 0) yield* Effect.sleep("100 millis")
         }
-        yield* Effect.logWarning("grace period over; exiting with deploys unfinished").pipe(
-          Effect.annotateLogs({ deployments: [...inFlight.keys()] }),
-        )
+        if (inFlight.size > 0) {
+          unfinishedAtShutdown = true
+          yield* Effect.logWarning(
+            "grace period over; exiting with deploys unfinished (their outcome is not known: check them with `kvdeploy show`; exit 1)",
+          ).pipe(Effect.annotateLogs({ deployments: [...inFlight.keys()] }))
+        }
       }
       yield* state.flush
     })
@@ -1207,3 +1213,7 @@ export const makeReconciler = (
   })
 
 export type { TargetConfig }
+
+/** Set when the shutdown's grace period ended with deploys still in flight: the process exits 1. */
+let unfinishedAtShutdown = false
+export const deploysUnfinishedAtShutdown = (): boolean => unfinishedAtShutdown

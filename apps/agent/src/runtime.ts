@@ -10,6 +10,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import * as Semaphore from "effect/Semaphore"
 import { type AgentMetrics, makeAgentMetrics } from "./agentMetrics.js"
 import { type AgentConfig, loadAgentConfigUnless } from "./config.js"
 import { MaterialWorkers } from "./materialPool.js"
@@ -88,7 +89,9 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         if (next._tag === "Failure") {
           yield* Effect.logError("the new configuration is invalid; keeping the running one").pipe(
             Effect.annotateLogs({
-              problems: next.failure.problems.map((p) => withoutPem(`${p.field}: ${p.message}`)),
+              problems: next.failure.problems.map((p) =>
+                withoutPem(`${p.field}: ${p.message} (fix: ${p.fix})`),
+              ),
             }),
           )
           return
@@ -114,8 +117,12 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         yield* watcher.watch(config.deployments)
         yield* reconciler.triggerAll("reload")
       })
+      // One reload at a time, in the order of the signals: each reads the file when its turn comes,
+      // so the last signal's reload applies the file as it is then (two concurrent reloads could
+      // finish in the other order and leave the older configuration running).
+      const reloading = yield* Semaphore.make(1)
       const onHup = () => {
-        Effect.runForkWith(context)(reload)
+        Effect.runForkWith(context)(reloading.withPermits(1)(reload))
       }
       yield* Effect.acquireRelease(
         Effect.sync(() => process.on("SIGHUP", onHup)),

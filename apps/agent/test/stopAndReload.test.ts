@@ -1,0 +1,136 @@
+/**
+ * How the agent stops and reloads when something is in the way: a listen address in use, a
+ * grace period that ends with an import in flight, a reload that removes a deployment whose
+ * import is in flight, an invalid file on SIGHUP.
+ */
+import { readFileSync } from "node:fs"
+import { createServer } from "node:net"
+import { afterEach, describe, expect, it } from "vitest"
+import { type AgentProcess, agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
+
+const VAULT = "agent-stop"
+const suite = agentSuite([VAULT])
+const started: Array<AgentProcess> = []
+afterEach(() => {
+  for (const a of started.splice(0)) a.kill()
+  suite.emulator.faults.clear()
+})
+const start = (config: string) => {
+  const a = startAgent(config, { ...baseEnv(), ...suite.emulator.env.clientSecret })
+  started.push(a)
+  return a
+}
+
+describe("stopping and reloading", () => {
+  it("a listen address in use: exit 1 naming the address and the fix, before any pass", async () => {
+    const { emulator, pki, work } = suite
+    const held = createServer()
+    await new Promise<void>((resolve) => held.listen(0, "127.0.0.1", resolve))
+    const port = (held.address() as { port: number }).port
+    try {
+      const leaf = await pki.leaf("busy.example.test")
+      const config = writeConfig(
+        work,
+        emulator,
+        [
+          {
+            name: "busy",
+            vault: VAULT,
+            certificate: "busy-cert",
+            source: { cert: work.write("busy.crt", leaf.certPem), key: work.write("busy.key", leaf.keyPem) },
+          },
+        ],
+        { listen: `127.0.0.1:${port}` },
+        "busy.yaml",
+      )
+      const a = start(config)
+      expect(await a.exited).toBe(1)
+      const failure = a.lines.find((l) => l.msg === "kvdeploy-agent cannot start")
+      expect(String(failure?.error)).toContain("EADDRINUSE")
+      expect(String(failure?.fix)).toContain(`127.0.0.1:${port} is in use`)
+      expect(a.lines.some((l) => l.msg === "pass over")).toBe(false)
+      expect(emulator.state.versions(VAULT, "busy-cert")).toBeUndefined()
+    } finally {
+      held.close()
+    }
+  })
+
+  it("SIGTERM whose grace period ends with an import in flight: exit 1, the deployment named", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("slow.example.test")
+    const config = writeConfig(
+      work,
+      emulator,
+      [
+        {
+          name: "slow",
+          vault: VAULT,
+          certificate: "slow-cert",
+          source: { cert: work.write("slow.crt", leaf.certPem), key: work.write("slow.key", leaf.keyPem) },
+        },
+      ],
+      { shutdown_grace_seconds: 1 },
+      "slow.yaml",
+    )
+    emulator.faults.add({
+      operation: "import",
+      vault: VAULT,
+      name: "slow-cert",
+      action: { kind: "delay", ms: 4000 },
+    })
+    const a = start(config)
+    await a.waitFor((l) => /Listening on/.test(l.msg))
+    // The deploy starts at once; its import is then on its way (held 4 s by the emulator).
+    await new Promise((r) => setTimeout(r, 1000))
+    expect(a.lines.some((l) => l.deployment === "slow" && /^deploy: /.test(l.msg))).toBe(false)
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(1)
+    const warning = a.lines.find((l) => /exiting with deploys unfinished/.test(l.msg))
+    expect(warning?.deployments).toEqual(["slow"])
+  })
+
+  it("a reload that removes a deployment with an import in flight: its series and state stay removed", async () => {
+    const { emulator, pki, work } = suite
+    const keep = await pki.leaf("keep.example.test")
+    const gone = await pki.leaf("gone.example.test")
+    const spec = (name: string, leaf: { certPem: string; keyPem: string }) => ({
+      name,
+      vault: VAULT,
+      certificate: `${name}-cert`,
+      source: { cert: work.write(`${name}.crt`, leaf.certPem), key: work.write(`${name}.key`, leaf.keyPem) },
+    })
+    const both = [spec("keep", keep), spec("gone", gone)]
+    const config = writeConfig(work, emulator, both, {}, "reload.yaml")
+    emulator.faults.add({
+      operation: "import",
+      vault: VAULT,
+      name: "gone-cert",
+      action: { kind: "delay", ms: 2500 },
+    })
+    const a = start(config)
+    await a.waitFor((l) => l.deployment === "keep" && l.msg === "deploy: Succeeded")
+    await a.waitFor((l) => /Listening on/.test(l.msg))
+    // gone's import is held; the reload removes it.
+    writeConfig(work, emulator, [both[0] as (typeof both)[0]], {}, "reload.yaml")
+    let from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor((l) => l.msg === "configuration applied", { from })
+    // Wait for the held import to end, then for the state to be written.
+    await new Promise((r) => setTimeout(r, 3500))
+    const page = (await a.http("/metrics")).body
+    expect(page).toMatch(/kvdeploy_agent_last_outcome\{deployment="keep"/)
+    expect(page).not.toContain('deployment="gone"')
+    // An invalid file on SIGHUP: every problem with its fix, the running configuration kept.
+    work.write("reload.yaml", "agent:\n  backof_base_seconds: 1\ndeployments: []\n")
+    from = a.lines.length
+    a.signal("SIGHUP")
+    const invalid = await a.waitFor((l) => /the new configuration is invalid/.test(l.msg), { from })
+    expect(JSON.stringify(invalid.problems)).toContain("fix:")
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    const state = JSON.parse(readFileSync(work.path("state/state.json"), "utf8")) as {
+      deployments: Record<string, unknown>
+    }
+    expect(Object.keys(state.deployments)).toEqual(["keep"])
+  })
+})
