@@ -12,7 +12,7 @@ import { MetricsRecorder } from "@kvdeploy/core/test"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
-import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
+import { type Issuer, issue, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
 
 const VAULT = "contract"
 let emulator: Emulator
@@ -248,6 +248,72 @@ describe("deploy contract against the emulator", () => {
           emulator.rbac.reset()
         }
       }),
+  )
+
+  /** Deploy `previous`, deny secrets/get, then deploy `next` (the same key) while its version is disabled before verify. */
+  const reusedKeyRollback = (name: string, previous: CertificateMaterial, next: CertificateMaterial) =>
+    Effect.gen(function* () {
+      const target = targetFor(emulator, VAULT, name)
+      expect((yield* deployTo(target, previous)).outcome._tag).toBe("Succeeded")
+      emulator.rbac.deny(emulator.clientSecret.clientId, ["secrets/get"])
+      emulator.faults.add({
+        operation: "getLatest",
+        vault: VAULT,
+        name,
+        skip: 1,
+        action: { kind: "delay", ms: 1200 },
+      })
+      const [result] = yield* Effect.all([deployTo(target, next), disableNewVersionBeforeVerify(name, 1)], {
+        concurrency: 2,
+      }).pipe(Effect.ensuring(Effect.sync(() => emulator.rbac.reset())))
+      return result
+    })
+
+  it.live(
+    "the reused key renewed by another CA: no rollback pairs the previous certificate with the new chain",
+    () =>
+      Effect.gen(function* () {
+        const name = "reused-key-other-ca"
+        const previous = yield* material()
+        const otherCa = yield* Effect.promise(() => makeCa("CN=kvdeploy azure-kv Other CA"))
+        const next = {
+          leaf: yield* Effect.promise(() =>
+            issue({ subject: "CN=app.example.test", key: previous.testKey, issuer: otherCa, ca: false }),
+          ),
+          chain: [otherCa.der],
+          key: previous.key,
+        }
+        const result = yield* reusedKeyRollback(name, previous, next)
+        expect(result.outcome._tag).toBe("RollbackFailed")
+        expect(result.outcome.reason).toContain(
+          "reused-key: the chain given with the key does not issue the previous certificate",
+        )
+        // No rollback import: the previous version and the failed one.
+        expect(versionsOf(name)).toHaveLength(2)
+      }),
+  )
+
+  it.live("the reused key with its CA given twice: the previous certificate restored with its CA once", () =>
+    Effect.gen(function* () {
+      const name = "reused-key-same-ca"
+      const previous = yield* material()
+      const next = {
+        leaf: yield* Effect.promise(() =>
+          issue({ subject: "CN=app.example.test", key: previous.testKey, issuer: ca, ca: false }),
+        ),
+        chain: [ca.der, ca.der],
+        key: previous.key,
+      }
+      const result = yield* reusedKeyRollback(name, previous, next)
+      expect(result.outcome._tag).toBe("RolledBack")
+      if (result.outcome._tag !== "RolledBack") return
+      expect(result.outcome.rollbackSource).toBe("reused-key")
+      const restored = versionsOf(name).at(-1)
+      expect(restored?.x5t).toBe(yield* Effect.promise(() => x5tOf(previous.leaf)))
+      expect(restored?.certificates.map((c) => Buffer.from(c).toString("hex"))).toEqual(
+        [previous.leaf, ca.der].map((c) => Buffer.from(c).toString("hex")),
+      )
+    }),
   )
 
   it.live(

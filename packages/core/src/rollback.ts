@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
 import type { CertificateMaterial, InspectedMaterial } from "./material.js"
 import type { RollbackSource, VersionRef } from "./outcome.js"
+import type { MaterialInvalid } from "./ports/PfxCodec.js"
 import { PfxCodec } from "./ports/PfxCodec.js"
 import { Vault, type VaultVersion } from "./ports/Vault.js"
 import { pfxPassword, transportPfxOptions } from "./preflight.js"
@@ -38,7 +39,14 @@ interface PreviousMaterial {
   readonly source: RollbackSource
 }
 
-/** Inspect candidate material; keep it only when it is the previous certificate and the key matches it (I4). */
+/**
+ * Inspect candidate material; keep it only when it is the previous certificate and the key
+ * matches it (I4), with a chain that issues it. A chain given with a key (the new material's, when
+ * the key was reused, or the caller's) was checked against another leaf: only the certificates
+ * that link to the previous certificate are kept, and when none of them does (a renewal by another
+ * CA, or a re-keyed one) the candidate is refused: restoring the previous certificate under the
+ * new chain would serve a chain that does not issue it.
+ */
 const provablyPrevious = (
   material: CertificateMaterial,
   previous: VersionRef,
@@ -46,13 +54,26 @@ const provablyPrevious = (
 ): Effect.Effect<PreviousMaterial | string, never, PfxCodec> =>
   Effect.flatMap(Effect.service(PfxCodec), (codec) =>
     codec.inspect(material).pipe(
-      Effect.map((inspected): PreviousMaterial | string =>
-        inspected.leaf.x5t !== previous.x5t
-          ? `${source}: the certificate is not the previous version's (x5t ${inspected.leaf.x5t})`
-          : !inspected.keyMatchesLeaf
-            ? `${source}: the key does not match the previous certificate`
-            : { material, inspected, source },
-      ),
+      Effect.flatMap((inspected): Effect.Effect<PreviousMaterial | string, MaterialInvalid> => {
+        if (inspected.leaf.x5t !== previous.x5t)
+          return Effect.succeed(
+            `${source}: the certificate is not the previous version's (x5t ${inspected.leaf.x5t})`,
+          )
+        if (!inspected.keyMatchesLeaf)
+          return Effect.succeed(`${source}: the key does not match the previous certificate`)
+        if (inspected.chain.length === material.chain.length)
+          return Effect.succeed({ material, inspected, source })
+        if (inspected.chain.length === 0)
+          return Effect.succeed(
+            `${source}: the chain given with the key does not issue the previous certificate (its issuer "${inspected.leaf.issuer}" is not in it), so the previous chain cannot be restored`,
+          )
+        // Some certificates link to the previous certificate and others do not: restore it with those that do.
+        const kept: CertificateMaterial = { ...material, chain: inspected.chain.map((c) => c.der) }
+        return Effect.map(
+          codec.inspect(kept),
+          (again): PreviousMaterial => ({ material: kept, inspected: again, source }),
+        )
+      }),
       Effect.catchTag("MaterialInvalid", (e) =>
         Effect.succeed(`${source}: unreadable material: ${e.message}`),
       ),

@@ -691,8 +691,32 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
         const o = expectTag(yield* runDeploy(request(renewedSameKey.material)), "RolledBack")
         assert.strictEqual(o.rollbackSource, "reused-key")
         assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+        // Restored with the chain that issues it (the same CA's).
+        assert.deepStrictEqual(vault.latest(NAME)?.material.chain, renewedSameKey.material.chain)
       }),
     ),
+  )
+
+  it.effect(
+    "the reused key renewed by another CA: the new chain does not issue the previous certificate, so no rollback",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          vault.setSecretsGet(false)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          const otherCa = makeAuthority("other")
+          const byOtherCa = issue({ seed: "renewed-other-ca", issuer: otherCa, key: oldCert.key })
+          const o = expectTag(yield* runDeploy(request(byOtherCa.material)), "RollbackFailed")
+          assert.match(
+            o.reason,
+            /reused-key: the chain given with the key does not issue the previous certificate/,
+          )
+          // Nothing was imported for a rollback: the failed version is still the latest.
+          assert.strictEqual(vault.latest(NAME)?.x5t, byOtherCa.x5t)
+        }),
+      ),
   )
 })
 
