@@ -11,9 +11,11 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Cause from "effect/Cause"
+import * as CliConfig from "effect/cli/CliConfig"
 import * as CliError from "effect/cli/CliError"
 import * as CliOutput from "effect/cli/CliOutput"
 import * as Command from "effect/cli/Command"
+import * as GlobalFlag from "effect/cli/GlobalFlag"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { CliProblem, ExitCode, ExitWith, pemArgumentProblems, usage, withoutPem } from "./cli/problems.js"
@@ -29,6 +31,13 @@ import { validate } from "./commands/validate.js"
 import { verify } from "./commands/verify.js"
 import { versions } from "./commands/versions.js"
 import { version } from "./version.js"
+
+/**
+ * The built-in global flags without `--wizard`: its interactive prompts write to stdout, which
+ * breaks the promise that `--json` output is one JSON document and nothing else, and every input a
+ * wizard would ask for is a flag already.
+ */
+const cliConfig = CliConfig.layer({ builtIns: GlobalFlag.BuiltIns.filter((f) => f !== GlobalFlag.Wizard) })
 
 const subcommands = [deploy, plan, show, versions, list, verify, validate, doctor, emulator, demo] as const
 const subcommandNames: ReadonlySet<string> = new Set(subcommands.map((c) => c.name))
@@ -145,7 +154,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
             pasted,
           ),
         )
-      : Command.runWith(kvdeploy, { version })(argv)
+      : Command.runWith(kvdeploy, { version })(argv).pipe(Effect.provide(cliConfig))
   const program = command.pipe(
     Effect.catchCause((cause) => {
       const failure = Cause.findErrorOption(cause)
@@ -215,7 +224,9 @@ export const helpPages = (
       (command) =>
         Effect.suspend(() => {
           current = command
-          return Command.runWith(kvdeploy, { version })(command === "" ? ["--help"] : [command, "--help"])
+          return Command.runWith(kvdeploy, { version })(
+            command === "" ? ["--help"] : [command, "--help"],
+          ).pipe(Effect.provide(cliConfig))
         }),
       { discard: true },
     ).pipe(Effect.provide(Layer.merge(NodeServices.layer, collector))),

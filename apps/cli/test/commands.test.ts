@@ -90,6 +90,8 @@ describe("help, completion and usage", () => {
       expect(r.stdout, c).toContain("DESCRIPTION")
       expect(r.stdout, c).toContain("EXAMPLES")
       expect(r.stdout, c).toContain("--json")
+      // No interactive wizard: its prompts would write to stdout under --json.
+      expect(r.stdout, c).not.toContain("--wizard")
       // The pre-rendered help (dist/help.json) is exactly what the command tree renders.
       const rendered = await runCli([c, "--help"], { env: { KVDEPLOY_NO_HELP_CACHE: "1" } })
       expect(rendered.stdout, c).toBe(r.stdout)
@@ -110,6 +112,10 @@ describe("help, completion and usage", () => {
     expect(withJson.code).toBe(2)
     expect(json<{ error: { title: string } }>(withJson).error.title).toContain("--bogus")
     expect(withJson.stderr).toContain("kvdeploy deploy --help")
+    // --wizard is no flag of kvdeploy: refused like any unknown flag, the JSON contract kept.
+    const wizard = await runCli(["show", "--wizard", "--json"])
+    expect(wizard.code).toBe(2)
+    expect(json<{ error: { title: string } }>(wizard).error.title).toContain("--wizard")
   })
 })
 
@@ -186,6 +192,8 @@ describe("deploy lifecycle", () => {
     expect(versions.versions.map((v) => v.versionId)).toEqual([o.versionId, v1version])
     expect(versions.versions[0]?.latest).toBe(true)
     expect(versions.versions.every((v) => v.managedByKvdeploy)).toBe(true)
+    // A version list carries no certificate, so no serial: absent, not "".
+    expect(versions.versions.every((v) => !("serialHex" in v))).toBe(true)
 
     const yes = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-"], {
       stdin: v2.certPem,
@@ -462,6 +470,8 @@ describe("verify --endpoint", () => {
     })
     expect(no.code).toBe(1)
     expect(json<{ serves: boolean }>(no).serves).toBe(false)
+    // No SNI for an IP address, so Node has nothing to warn about (DEP0123).
+    expect(no.stderr).not.toContain("DEP0123")
   })
 
   it("polls with --timeout: yes once the endpoint switches to the certificate; no, after every look that fits, when it never does", async () => {

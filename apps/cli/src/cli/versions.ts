@@ -10,7 +10,8 @@ export interface VersionRecord {
   readonly expiresAt: string | undefined
   readonly enabled: boolean
   readonly x5t: string
-  readonly serialHex: string
+  /** The serial, when the vault's answer carried the certificate (a version list does not: absent then). */
+  readonly serialHex?: string
   /** Written by kvdeploy (or certctl): `certctl-managed-by=certctl`. */
   readonly managedByKvdeploy: boolean
   readonly certificateId: string | undefined
@@ -26,7 +27,7 @@ export const versionRecord = (v: VaultVersion, latest: boolean): VersionRecord =
   expiresAt: v.expiresAt?.toISOString(),
   enabled: v.enabled,
   x5t: v.x5t,
-  serialHex: v.serialHex,
+  ...(v.serialHex === "" ? {} : { serialHex: v.serialHex }),
   managedByKvdeploy: isManagedByKvdeploy(v.tags),
   certificateId: v.tags[CERTIFICATE_ID_TAG],
   rollbackOf: v.tags[ROLLBACK_OF_TAG],
@@ -67,7 +68,7 @@ export const versionDetail = (name: string, r: VersionRecord, s: Style, now: num
   `  ${r.expiresAt !== undefined && Date.parse(r.expiresAt) < now ? s.red(expiryText(r.expiresAt, now)) : expiryText(r.expiresAt, now)}`,
   `  enabled      ${r.enabled ? "yes" : s.red("no")}`,
   `  x5t          ${r.x5t}`,
-  `  serial       ${r.serialHex}`,
+  `  serial       ${r.serialHex ?? "(not in the vault's answer)"}`,
   `  written by   ${r.managedByKvdeploy ? s.cyan("kvdeploy (certctl-managed-by=certctl)") : s.yellow("not kvdeploy (no certctl-managed-by tag): deploy refuses it unless --adopt")}`,
   ...(r.certificateId === undefined ? [] : [`  cert id      ${r.certificateId}`]),
   ...(r.rollbackOf === undefined ? [] : [`  ${s.yellow(`rollback of  ${r.rollbackOf}`)}`]),

@@ -122,7 +122,7 @@ export const list = Command.make(
     }),
 ).pipe(
   Command.withDescription(
-    "List the certificates in a vault, whether kvdeploy manages them (certctl-managed-by=certctl) or not, with expiry. --expiring-within 30d keeps those expiring within 30 days (and expired ones). Needs certificates/list. Exit 0, or 1 when the vault cannot be read.",
+    "List the certificates in a vault, whether kvdeploy manages them (certctl-managed-by=certctl) or not, with expiry. --expiring-within 30d keeps those expiring within 30 days (and expired ones). Needs certificates/list. Exit 0, 1 when the vault cannot be read, 2 for a usage error.",
   ),
   Command.withShortDescription("Certificates in a vault, with expiry"),
   Command.withExamples([

@@ -42,7 +42,7 @@ export const show = Command.make(
     }),
 ).pipe(
   Command.withDescription(
-    "Show the latest version of a certificate (what the vault serves now): version id, creation time, expiry, enabled, x5t thumbprint, serial, whether kvdeploy wrote it (certctl-managed-by), whether it is a rollback (certctl-rollback-of), and its tags. Needs certificates/get. Exit 0, or 1 when it does not exist or cannot be read.",
+    "Show the latest version of a certificate (what the vault serves now): version id, creation time, expiry, enabled, x5t thumbprint, serial, whether kvdeploy wrote it (certctl-managed-by), whether it is a rollback (certctl-rollback-of), and its tags. Needs certificates/get. Exit 0, 1 when it does not exist or cannot be read, 2 for a usage error.",
   ),
   Command.withShortDescription("Show the version the vault serves now"),
   Command.withExamples([

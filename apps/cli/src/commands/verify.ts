@@ -3,6 +3,7 @@
  * version's x5t equals the file's)? Optionally: does a TLS endpoint serve it,
  * polling until a timeout. Exit 0 yes, 1 no.
  */
+import { isIP } from "node:net"
 import { connect } from "node:tls"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
@@ -28,7 +29,9 @@ interface Check {
 /** The leaf an endpoint presents, or why it could not be read. */
 const peerLeaf = (host: string, port: number, servername: string, timeoutMs: number) =>
   new Promise<{ der: Uint8Array } | { error: string }>((resolve) => {
-    const socket = connect({ host, port, servername, rejectUnauthorized: false, timeout: timeoutMs })
+    // SNI carries DNS names only (RFC 6066): for an IP address none is sent (Node warns, DEP0123).
+    const sni = isIP(servername) === 0 ? { servername } : {}
+    const socket = connect({ host, port, ...sni, rejectUnauthorized: false, timeout: timeoutMs })
     const done = (v: { der: Uint8Array } | { error: string }) => {
       socket.destroy()
       resolve(v)
@@ -218,7 +221,7 @@ export const verify = Command.make(
     }),
 ).pipe(
   Command.withDescription(
-    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout. Needs certificates/get. Exit 0 yes, 1 no, 2 usage error.",
+    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout. Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error.",
   ),
   Command.withShortDescription("Does the vault (and an endpoint) serve this certificate?"),
   Command.withExamples([
