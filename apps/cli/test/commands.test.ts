@@ -228,6 +228,51 @@ describe("deploy lifecycle", () => {
 })
 
 describe("plan", () => {
+  it("a soft-deleted certificate kvdeploy did not write: plan says deploy would leave it deleted (unless --adopt)", async () => {
+    const name = "plan-foreign-deleted"
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
+      0,
+    )
+    const client = sdkClient()
+    const latest = await client.getCertificate(name)
+    // Another writer's certificate: kvdeploy's tags gone.
+    await client.updateCertificateProperties(name, latest.properties.version ?? "", {
+      tags: { owner: "other" },
+    })
+    await (await client.beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    const leaf = await fx.leaf()
+    const plan = (extra: Array<string>) =>
+      runCli(
+        [
+          "plan",
+          "--config",
+          world.targetFile(name),
+          "--cert",
+          "-",
+          "--on-soft-deleted",
+          "recover",
+          "--json",
+          ...extra,
+        ],
+        {
+          stdin: fx.bundle(leaf),
+          env: world.env,
+        },
+      )
+    const refused = json<{ action: string; reason: string; writes: number }>(await plan([]))
+    expect(refused.action).toBe("refuse")
+    expect(refused.reason).toContain("leave it deleted")
+    expect(refused.writes).toBe(0)
+    expect(json<{ action: string }>(await plan(["--adopt"])).action).toBe("recover-and-import")
+    // And deploy does what plan said: refused, still deleted.
+    const deployed = await runCli(deployArgs(name, ["--on-soft-deleted", "recover"]), {
+      stdin: fx.bundle(leaf),
+      env: world.env,
+    })
+    expect(deployed.code).toBe(2)
+    expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
+  })
+
   it("reads a key from a pipe (a FIFO, as `<(…)` gives) once: the input check before it only looks at files", async () => {
     const leaf = await fx.leaf()
     const cert = world.file("fifo-leaf.pem", leaf.certPem + fx.chainPem)

@@ -126,18 +126,29 @@ export const plan = Command.make("plan", deployFlags, (input) =>
               deletedAt: deleted.deletedAt.toISOString(),
               scheduledPurgeAt: deleted.scheduledPurgeAt?.toISOString(),
             }
+            // As the deploy does: a soft-deleted certificate kvdeploy did not write is left deleted.
+            const foreign =
+              deleted.latest !== undefined &&
+              judgeExistingVersion(deleted.latest, checked.inspected.leaf.x5t, tags, input.adopt)._tag ===
+                "NotManaged"
             decision =
-              config.onSoftDeleted === "recover"
+              config.onSoftDeleted === "recover" && foreign
                 ? {
-                    action: "recover-and-import",
-                    reason: `${config.certificateName} is soft-deleted; deploy would recover it, then judge and import`,
-                    writes: 2,
-                  }
-                : {
-                    action: "fail-soft-deleted",
-                    reason: `${config.certificateName} is soft-deleted; deploy would fail without writing (use --on-soft-deleted recover, or purge it)`,
+                    action: "refuse",
+                    reason: `${config.certificateName} is soft-deleted and was not written by kvdeploy; deploy would leave it deleted (use --adopt to recover it and take it over)`,
                     writes: 0,
                   }
+                : config.onSoftDeleted === "recover"
+                  ? {
+                      action: "recover-and-import",
+                      reason: `${config.certificateName} is soft-deleted; deploy would recover it, then judge and import`,
+                      writes: 2,
+                    }
+                  : {
+                      action: "fail-soft-deleted",
+                      reason: `${config.certificateName} is soft-deleted; deploy would fail without writing (use --on-soft-deleted recover, or purge it)`,
+                      writes: 0,
+                    }
           }
         }
         return {
