@@ -50,6 +50,15 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         ),
       )
       let config = initial
+      // Records of deployments the configuration no longer has are dropped at start, as a reload
+      // drops them: a held outcome must not come back when a new deployment reuses the name.
+      const configured = new Set(initial.deployments.map((d) => d.name))
+      const stale = state.names().filter((name) => !configured.has(name))
+      for (const name of stale) state.remove(name)
+      if (stale.length > 0)
+        yield* Effect.logInfo("state: dropped the records of deployments no longer configured").pipe(
+          Effect.annotateLogs({ deployments: stale.length <= 20 ? stale : stale.length }),
+        )
       const reconciler = yield* makeReconciler(initial, state, metrics)
       const watcher = yield* makeWatcher(initial.settings.debounceMs, (name) =>
         reconciler.trigger(name, "file change"),

@@ -40,6 +40,8 @@ export interface StateStore {
   readonly get: (name: string) => DeploymentRecord | undefined
   readonly set: (name: string, record: DeploymentRecord) => void
   readonly remove: (name: string) => void
+  /** The names that have a record. */
+  readonly names: () => ReadonlyArray<string>
   /** Write now when anything changed. */
   readonly flush: Effect.Effect<void>
   /**
@@ -146,6 +148,7 @@ export const openStateStore = (
       dirty = true
       if (!changed && (previous === undefined || !sameBut(previous, record))) changed = true
     },
+    names: () => [...records.keys()],
     remove: (name) => {
       if (records.delete(name)) {
         if (!dirty) dirtySince = now()

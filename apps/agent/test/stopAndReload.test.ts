@@ -133,4 +133,38 @@ describe("stopping and reloading", () => {
     }
     expect(Object.keys(state.deployments)).toEqual(["keep"])
   })
+  it("records of deployments no longer configured are dropped at start (after the reload test's state)", async () => {
+    const { emulator, pki, work } = suite
+    const before = JSON.parse(readFileSync(work.path("state/state.json"), "utf8")) as {
+      deployments: Record<string, unknown>
+    }
+    expect(Object.keys(before.deployments)).toEqual(["keep"])
+    const leaf = await pki.leaf("fresh.example.test")
+    const config = writeConfig(
+      work,
+      emulator,
+      [
+        {
+          name: "fresh",
+          vault: VAULT,
+          certificate: "fresh-cert",
+          source: { cert: work.write("fresh.crt", leaf.certPem), key: work.write("fresh.key", leaf.keyPem) },
+        },
+      ],
+      {},
+      "fresh.yaml",
+    )
+    const a = start(config)
+    const dropped = await a.waitFor((l) =>
+      /dropped the records of deployments no longer configured/.test(l.msg),
+    )
+    expect(dropped.deployments).toEqual(["keep"])
+    await a.waitFor((l) => l.deployment === "fresh" && l.msg === "deploy: Succeeded")
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    const after = JSON.parse(readFileSync(work.path("state/state.json"), "utf8")) as {
+      deployments: Record<string, unknown>
+    }
+    expect(Object.keys(after.deployments)).toEqual(["fresh"])
+  })
 })
