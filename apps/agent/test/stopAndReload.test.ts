@@ -21,6 +21,17 @@ const start = (config: string) => {
   return a
 }
 
+/** A deployment of `name` from freshly written files of `leaf`, to `${name}-cert`. */
+const spec = (name: string, leaf: { certPem: string; keyPem: string }) => ({
+  name,
+  vault: VAULT,
+  certificate: `${name}-cert`,
+  source: {
+    cert: suite.work.write(`${name}.crt`, leaf.certPem),
+    key: suite.work.write(`${name}.key`, leaf.keyPem),
+  },
+})
+
 describe("stopping and reloading", () => {
   it("a listen address in use: exit 1 naming the address and the fix, before any pass", async () => {
     const { emulator, pki, work } = suite
@@ -32,14 +43,7 @@ describe("stopping and reloading", () => {
       const config = writeConfig(
         work,
         emulator,
-        [
-          {
-            name: "busy",
-            vault: VAULT,
-            certificate: "busy-cert",
-            source: { cert: work.write("busy.crt", leaf.certPem), key: work.write("busy.key", leaf.keyPem) },
-          },
-        ],
+        [spec("busy", leaf)],
         { listen: `127.0.0.1:${port}` },
         "busy.yaml",
       )
@@ -61,14 +65,7 @@ describe("stopping and reloading", () => {
     const config = writeConfig(
       work,
       emulator,
-      [
-        {
-          name: "slow",
-          vault: VAULT,
-          certificate: "slow-cert",
-          source: { cert: work.write("slow.crt", leaf.certPem), key: work.write("slow.key", leaf.keyPem) },
-        },
-      ],
+      [spec("slow", leaf)],
       { shutdown_grace_seconds: 1 },
       "slow.yaml",
     )
@@ -93,12 +90,6 @@ describe("stopping and reloading", () => {
     const { emulator, pki, work } = suite
     const keep = await pki.leaf("keep.example.test")
     const gone = await pki.leaf("gone.example.test")
-    const spec = (name: string, leaf: { certPem: string; keyPem: string }) => ({
-      name,
-      vault: VAULT,
-      certificate: `${name}-cert`,
-      source: { cert: work.write(`${name}.crt`, leaf.certPem), key: work.write(`${name}.key`, leaf.keyPem) },
-    })
     const both = [spec("keep", keep), spec("gone", gone)]
     const config = writeConfig(work, emulator, both, {}, "reload.yaml")
     emulator.faults.add({
@@ -140,20 +131,7 @@ describe("stopping and reloading", () => {
     }
     expect(Object.keys(before.deployments)).toEqual(["keep"])
     const leaf = await pki.leaf("fresh.example.test")
-    const config = writeConfig(
-      work,
-      emulator,
-      [
-        {
-          name: "fresh",
-          vault: VAULT,
-          certificate: "fresh-cert",
-          source: { cert: work.write("fresh.crt", leaf.certPem), key: work.write("fresh.key", leaf.keyPem) },
-        },
-      ],
-      {},
-      "fresh.yaml",
-    )
+    const config = writeConfig(work, emulator, [spec("fresh", leaf)], {}, "fresh.yaml")
     const a = start(config)
     const dropped = await a.waitFor((l) =>
       /dropped the records of deployments no longer configured/.test(l.msg),

@@ -168,13 +168,17 @@ describe("deploy contract against the emulator", () => {
       throw new Error("the import never happened")
     })
 
-  it.live("a verify mismatch rolls back to the previous PFX from its backing secret, chain included", () =>
-    Effect.gen(function* () {
-      const name = "rollback-app"
-      const target = targetFor(emulator, VAULT, name)
-      const previous = yield* material()
-      expect((yield* deployTo(target, previous)).outcome._tag).toBe("Succeeded")
-      const next = yield* material()
+  /**
+   * Deploy `next` over a name that has `before` versions, with a verify mismatch: the verify read
+   * held 1.2 s while the new version is disabled. Answers the deploy's result and the version disabled.
+   */
+  const deployWithVerifyMismatch = (
+    target: TargetConfig,
+    name: string,
+    next: CertificateMaterial,
+    before = 1,
+  ) =>
+    Effect.suspend(() => {
       emulator.faults.add({
         operation: "getLatest",
         vault: VAULT,
@@ -182,12 +186,32 @@ describe("deploy contract against the emulator", () => {
         skip: 1,
         action: { kind: "delay", ms: 1200 },
       })
-      const [result, failedVersion] = yield* Effect.all(
-        [deployTo(target, next), disableNewVersionBeforeVerify(name, 1)],
-        {
-          concurrency: 2,
-        },
-      )
+      return Effect.all([deployTo(target, next), disableNewVersionBeforeVerify(name, before)], {
+        concurrency: 2,
+      })
+    })
+
+  /** A first deploy of `name`, then a second whose import meets the emulator fault `action`. */
+  /** A first deploy of `name`, then a second whose import meets the emulator fault `action`. */
+  const secondDeployWithImportFault = (
+    name: string,
+    action: Parameters<Emulator["faults"]["add"]>[0]["action"],
+  ) =>
+    Effect.gen(function* () {
+      const target = targetFor(emulator, VAULT, name)
+      expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
+      emulator.faults.add({ operation: "import", vault: VAULT, name, action })
+      return yield* deployTo(target, yield* material())
+    })
+
+  it.live("a verify mismatch rolls back to the previous PFX from its backing secret, chain included", () =>
+    Effect.gen(function* () {
+      const name = "rollback-app"
+      const target = targetFor(emulator, VAULT, name)
+      const previous = yield* material()
+      expect((yield* deployTo(target, previous)).outcome._tag).toBe("Succeeded")
+      const next = yield* material()
+      const [result, failedVersion] = yield* deployWithVerifyMismatch(target, name, next)
       expect(result.outcome._tag).toBe("RolledBack")
       if (result.outcome._tag !== "RolledBack") return
       expect(result.outcome.failedVersionId).toBe(failedVersion)
@@ -224,19 +248,7 @@ describe("deploy contract against the emulator", () => {
         expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
         emulator.rbac.deny(emulator.clientSecret.clientId, ["secrets/get"])
         try {
-          emulator.faults.add({
-            operation: "getLatest",
-            vault: VAULT,
-            name,
-            skip: 1,
-            action: { kind: "delay", ms: 1200 },
-          })
-          const [result] = yield* Effect.all(
-            [deployTo(target, yield* material()), disableNewVersionBeforeVerify(name, 1)],
-            {
-              concurrency: 2,
-            },
-          )
+          const [result] = yield* deployWithVerifyMismatch(target, name, yield* material())
           expect(result.outcome._tag).toBe("RollbackFailed")
           expect(result.outcome.reason).toContain("secrets/get")
           expect(result.requests.filter((r) => r.operation === "getSecret").map((r) => r.status)).toEqual([
@@ -256,16 +268,9 @@ describe("deploy contract against the emulator", () => {
       const target = targetFor(emulator, VAULT, name)
       expect((yield* deployTo(target, previous)).outcome._tag).toBe("Succeeded")
       emulator.rbac.deny(emulator.clientSecret.clientId, ["secrets/get"])
-      emulator.faults.add({
-        operation: "getLatest",
-        vault: VAULT,
-        name,
-        skip: 1,
-        action: { kind: "delay", ms: 1200 },
-      })
-      const [result] = yield* Effect.all([deployTo(target, next), disableNewVersionBeforeVerify(name, 1)], {
-        concurrency: 2,
-      }).pipe(Effect.ensuring(Effect.sync(() => emulator.rbac.reset())))
+      const [result] = yield* deployWithVerifyMismatch(target, name, next).pipe(
+        Effect.ensuring(Effect.sync(() => emulator.rbac.reset())),
+      )
       return result
     })
 
@@ -329,17 +334,7 @@ describe("deploy contract against the emulator", () => {
         yield* Effect.promise(() =>
           sdk.updateCertificateProperties(name, previousVersion, { enabled: false }),
         )
-        emulator.faults.add({
-          operation: "getLatest",
-          vault: VAULT,
-          name,
-          skip: 1,
-          action: { kind: "delay", ms: 1200 },
-        })
-        const [result] = yield* Effect.all(
-          [deployTo(target, yield* material()), disableNewVersionBeforeVerify(name, 1)],
-          { concurrency: 2 },
-        )
+        const [result] = yield* deployWithVerifyMismatch(target, name, yield* material())
         expect(result.outcome._tag).toBe("RollbackFailed")
         expect(result.outcome.reason).toContain("the previous version is disabled")
         expect(result.outcome.reason).not.toContain("lacks secrets/get")
@@ -352,15 +347,7 @@ describe("deploy contract against the emulator", () => {
     () =>
       Effect.gen(function* () {
         const name = "contended-app"
-        const target = targetFor(emulator, VAULT, name)
-        expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
-        emulator.faults.add({
-          operation: "import",
-          vault: VAULT,
-          name,
-          action: { kind: "foreignImport", when: "after" },
-        })
-        const result = yield* deployTo(target, yield* material())
+        const result = yield* secondDeployWithImportFault(name, { kind: "foreignImport", when: "after" })
         expect(result.outcome._tag).toBe("Superseded")
         const versions = versionsOf(name)
         expect(versions).toHaveLength(3)
@@ -456,15 +443,11 @@ describe("deploy contract against the emulator", () => {
   it.live("a 408 after the import was sent is not sent again: reconciled from the version list", () =>
     Effect.gen(function* () {
       const name = "timeout-app"
-      const target = targetFor(emulator, VAULT, name)
-      expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
-      emulator.faults.add({
-        operation: "import",
-        vault: VAULT,
-        name,
-        action: { kind: "status", status: 408, code: "RequestTimeout" },
+      const result = yield* secondDeployWithImportFault(name, {
+        kind: "status",
+        status: 408,
+        code: "RequestTimeout",
       })
-      const result = yield* deployTo(target, yield* material())
       expect(result.outcome._tag).toBe("Failed")
       expect(result.outcome.reason).toContain("the import did not take effect (checked the version list)")
       // Before, the SDK's retry policy sent the import again after the 408.
