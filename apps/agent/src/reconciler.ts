@@ -696,6 +696,7 @@ export const makeReconciler = (
                 rollbackVersionId: r.rollbackVersionId,
                 newX5t: r.newX5t,
                 adopted: r.adopted,
+                ...(r.recovered === undefined ? {} : { recovered: r.recovered }),
                 vaultCalls: r.vaultCalls,
                 durationMs: r.durationMs,
                 decisions: r.decisions,

@@ -44,7 +44,7 @@ const subcommandNames: ReadonlySet<string> = new Set(subcommands.map((c) => c.na
 
 export const kvdeploy = Command.make("kvdeploy").pipe(
   Command.withDescription(
-    "Deploy TLS certificates into Azure Key Vault safely: snapshot what the vault serves, import the new certificate as a new version, prove the vault serves exactly that version, and roll back when it does not. Every command takes --help and --json. Exit codes: 0 succeeded or skipped, 1 failed (vault unchanged), 2 usage error or rejected (nothing written), 3 rolled back, 4 rollback failed or unverified (needs a person), 5 superseded by another writer.",
+    "Deploy TLS certificates into Azure Key Vault safely: snapshot what the vault serves, import the new certificate as a new version, prove the vault serves exactly that version, and roll back when it does not. Every command takes --help and --json. Exit codes: 0 succeeded or skipped, 1 failed (no version written; the vault unchanged unless --on-soft-deleted recover recovered the certificate), 2 usage error or rejected (no version written), 3 rolled back, 4 rollback failed or unverified (needs a person), 5 superseded by another writer.",
   ),
   Command.withExamples([
     {

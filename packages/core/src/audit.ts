@@ -22,6 +22,8 @@ export interface AuditRecord {
   readonly versionId: string | undefined
   readonly rollbackVersionId: string | undefined
   readonly adopted: boolean
+  /** As the outcome's: set when the deploy recovered the soft-deleted certificate of its name. */
+  readonly recovered?: "recovered" | "unknown"
   readonly vaultCalls: number
   readonly durationMs: number
   readonly decisions: ReadonlyArray<string>
@@ -50,10 +52,11 @@ export const auditRecordOf = (outcome: DeployOutcome): AuditRecord => ({
         ? outcome.failedVersionId
         : undefined,
   rollbackVersionId:
-    outcome._tag === "RolledBack" || outcome._tag === "RollbackFailed"
+    outcome._tag === "RolledBack" || outcome._tag === "RollbackFailed" || outcome._tag === "Superseded"
       ? outcome.rollbackVersionId
       : undefined,
   adopted: outcome.adopted,
+  ...(outcome.recovered === undefined ? {} : { recovered: outcome.recovered }),
   vaultCalls: outcome.vaultCalls,
   durationMs: outcome.timings.durationMs,
   decisions: outcome.decisions,

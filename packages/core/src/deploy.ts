@@ -220,11 +220,15 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     const latest = yield* trail.read("getLatest", vault.getLatest(name)).pipe(Effect.result)
     if (latest._tag === "Failure") {
       trail.recovered = "unknown"
+      const served =
+        latest.failure._tag === "VaultNotFound"
+          ? "the certificate is not served yet: Key Vault may still be recovering it"
+          : `the certificate could not be read to find out (${latest.failure.message})`
       return {
         _tag: "Failed",
         step: "soft-deleted",
         error: recovered.failure._tag,
-        reason: `${name} was soft-deleted; its recovery was sent but the answer was lost, and the certificate is not served (${latest.failure.message}). Key Vault may still be recovering it: check with \`kvdeploy show\` and deploy again; no version was written`,
+        reason: `${name} was soft-deleted; its recovery was sent but the answer was lost, and ${served}. Check with \`kvdeploy show\` and deploy again; no version was written`,
       } satisfies Draft
     }
     restored = latest.success

@@ -41,9 +41,10 @@ interface PreviousMaterial {
 
 /**
  * Inspect candidate material; keep it only when it is the previous certificate and the key
- * matches it (I4), with a chain that issues it. A chain given with a key (the new material's, when
- * the key was reused, or the caller's) was checked against another leaf: only the certificates
- * that link to the previous certificate are kept, and when none of them does (a renewal by another
+ * matches it (I4). The backing secret's is the previous material itself, restored as read. A
+ * chain given with a key (the new material's, when the key was reused, or the caller's) was
+ * checked against another leaf: only the certificates that link to the previous certificate are
+ * kept (none, for a self-signed one), and when none does for a CA-issued one (a renewal by another
  * CA, or a re-keyed one) the candidate is refused: restoring the previous certificate under the
  * new chain would serve a chain that does not issue it.
  */
@@ -61,14 +62,18 @@ const provablyPrevious = (
           )
         if (!inspected.keyMatchesLeaf)
           return Effect.succeed(`${source}: the key does not match the previous certificate`)
-        if (inspected.chain.length === material.chain.length)
+        // The backing secret is the previous material itself: restored as read, whatever its chain.
+        if (source === "backing-secret" || inspected.chain.length === material.chain.length)
           return Effect.succeed({ material, inspected, source })
-        if (inspected.chain.length === 0)
+        // A self-signed previous certificate needs no chain: restored alone.
+        const kept: CertificateMaterial = inspected.leaf.selfSigned
+          ? { ...material, chain: [] }
+          : { ...material, chain: inspected.chain.map((c) => c.der) }
+        if (kept.chain.length === 0 && !inspected.leaf.selfSigned)
           return Effect.succeed(
             `${source}: the chain given with the key does not issue the previous certificate (its issuer "${inspected.leaf.issuer}" is not in it), so the previous chain cannot be restored`,
           )
         // Some certificates link to the previous certificate and others do not: restore it with those that do.
-        const kept: CertificateMaterial = { ...material, chain: inspected.chain.map((c) => c.der) }
         return Effect.map(
           codec.inspect(kept),
           (again): PreviousMaterial => ({ material: kept, inspected: again, source }),

@@ -467,6 +467,27 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
           assert.strictEqual(o.recovered, "unknown")
           assert.match(o.reason, /may still be recovering/)
           assert.strictEqual(vault.calls().byOperation.importVersion, 1) // the first, refused with 409
+          // The audit record says so too (the agent logs it).
+          assert.strictEqual((yield* AuditRecords).all().at(-1)?.recovered, "unknown")
+        }),
+      ),
+  )
+
+  it.effect(
+    "a recovery whose answer was lost, then a vault that cannot be read: says it could not find out",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          yield* vault.softDelete(NAME)
+          vault.script("recoverDeleted", Fault.afterWrite)
+          vault.script("getLatest", Fault.pass, Fault.fail("UnavailableRetried"))
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+          assert.strictEqual(o.recovered, "unknown")
+          assert.match(o.reason, /could not be read to find out/)
+          assert.notMatch(o.reason, /not served/)
+          assert.isFalse(vault.isSoftDeleted(NAME)) // it was recovered
         }),
       ),
   )
@@ -718,6 +739,43 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
         }),
       ),
   )
+
+  it.effect("the reused key of a self-signed previous certificate: restored alone (it needs no chain)", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const self = makeAuthority("self-leaf", "CN=self.example.test")
+        const selfSigned = { leaf: self.certificate, chain: [], key: Redacted.make(self.key.bytes) }
+        const seeded = yield* vault.seed(NAME, selfSigned, { tags: managedTags })
+        vault.setSecretsGet(false)
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const renewal = issue({ seed: "renewed-self", issuer: ca, key: self.key })
+        const o = expectTag(yield* runDeploy(request(renewal.material)), "RolledBack")
+        assert.strictEqual(o.rollbackSource, "reused-key")
+        assert.strictEqual(vault.latest(NAME)?.x5t, seeded.x5t)
+        assert.deepStrictEqual(vault.latest(NAME)?.material.chain, [])
+      }),
+    ),
+  )
+
+  it.effect(
+    "from the backing secret, the previous material as read, whatever its chain (an adopted certificate)",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const otherCa = makeAuthority("unrelated")
+          // Written by another tool, with a chain that does not issue the leaf.
+          const adopted = { ...oldCert.material, chain: [otherCa.certificate] }
+          yield* vault.seed(NAME, adopted, { tags: { owner: "other-tool" } })
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          const o = expectTag(yield* runDeploy(request(newCert.material, { adopt: true })), "RolledBack")
+          assert.strictEqual(o.rollbackSource, "backing-secret")
+          assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+          assert.deepStrictEqual(vault.latest(NAME)?.material.chain, [otherCa.certificate])
+        }),
+      ),
+  )
 })
 
 describe("RolledBack: tags of the restored version", () => {
@@ -790,6 +848,10 @@ describe("Superseded during the rollback", () => {
         assert.strictEqual(metrics.count("rollback", "also_failed"), 0)
         assert.strictEqual(metrics.count("rollback", "restored"), 0)
         assert.strictEqual(metrics.count("postVerifyFailure", "mismatch"), 1)
+        // The audit record names both versions this deploy wrote.
+        const record = (yield* AuditRecords).all().at(-1)
+        assert.strictEqual(record?.versionId, o.versionId)
+        assert.strictEqual(record?.rollbackVersionId, o.rollbackVersionId)
       }),
     ),
   )

@@ -198,7 +198,15 @@ export const parsePem = (
       }
       // A block begun after the last complete one and never ended: a file read while it was being
       // written (a full chain cut inside its intermediate), not a file that ends early on purpose.
-      const cut = text.indexOf("-----BEGIN", afterLast)
+      // Also a file cut inside that marker: its last line a beginning of "-----BEGIN".
+      const tail = text.slice(afterLast).trimEnd()
+      const lastLine = tail.slice(tail.lastIndexOf("\n") + 1).trim()
+      const cut =
+        text.indexOf("-----BEGIN", afterLast) >= 0
+          ? text.indexOf("-----BEGIN", afterLast)
+          : lastLine !== "" && "-----BEGIN".startsWith(lastLine)
+            ? afterLast + tail.lastIndexOf(lastLine)
+            : -1
       if (cut >= 0) {
         blocks++
         const label = /^-----BEGIN ([A-Z0-9 ]+)-----/.exec(text.slice(cut, cut + 80))?.[1]

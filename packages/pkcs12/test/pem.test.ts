@@ -163,10 +163,18 @@ describe("parsePem", () => {
         if (root === undefined || int1 === undefined) throw new Error("fixtures")
         const whole = `${toPem("CERTIFICATE", int1)}\n${toPem("CERTIFICATE", root)}`
         const second = whole.indexOf("-----BEGIN", 10)
-        for (const cutAt of [second + 40, second + 300, whole.length - 10, second + 12]) {
+        for (const cutAt of [
+          second + 40,
+          second + 300,
+          whole.length - 10,
+          second + 12,
+          second + 1,
+          second + 5,
+          second + 9,
+        ]) {
           const error = yield* Effect.flip(parsePem(whole.slice(0, cutAt)))
           expect(error.problems.map((p) => p.field)).toEqual([
-            cutAt === second + 12 ? "block 2" : "block 2 (CERTIFICATE)",
+            cutAt <= second + 12 ? "block 2" : "block 2 (CERTIFICATE)",
           ])
           expect(error.problems[0]?.message).toContain("cut short")
         }

@@ -135,7 +135,7 @@ import (a PKCS#12 built in memory), verify (the vault serves exactly that versio
 Material: --cert/--chain/--key PEM files, or --pfx (password from the variable named by --pfx-password-env, or a prompt on a terminal; never a flag value). '-' reads standard input.
 Target: --config target.json (certctl fields) and/or --vault-url, --name, --tag, --credential-mode.
 
-Exit codes: 0 Succeeded or Skipped, 1 Failed (vault unchanged), 2 usage error or Rejected (nothing written), 3 RolledBack, 4 RollbackFailed or Unverified (needs a person), 5 Superseded.`,
+Exit codes: 0 Succeeded or Skipped, 1 Failed (no version written; the vault unchanged unless --on-soft-deleted recover recovered the certificate), 2 usage error or Rejected (no version written), 3 RolledBack, 4 RollbackFailed or Unverified (needs a person), 5 Superseded.`,
   ),
   Command.withShortDescription("Deploy a certificate: snapshot, import, verify, roll back"),
   Command.withExamples([
