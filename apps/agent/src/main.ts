@@ -12,6 +12,7 @@
  * Usage: kvdeploy-agent [--config FILE] [--check [--json]] [--print-schema] [--version]
  */
 import { createServer } from "node:http"
+import { createServer as createNetServer } from "node:net"
 import { parseArgs } from "node:util"
 import type { TokenCredential } from "@azure/core-auth"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -155,14 +156,30 @@ export const agentLayer = (config: AgentConfig) => {
     materialWorkersLayer(config.settings.materialWorkers),
   )
   const runtime = Runtime.layer(config).pipe(Layer.provide(azureVaults(config)), Layer.provideMerge(adapters))
-  // The listener is bound first: an address in use stops the agent before it starts a pass.
-  const server = NodeHttpServer.layer(() => createServer(), {
-    host: config.settings.listenHost,
-    port: config.settings.listenPort,
-  })
-  const http = HttpRouter.serve(routes, { disableLogger: true })
-  return http.pipe(Layer.provideMerge(runtime), Layer.provideMerge(server))
+  const http = HttpRouter.serve(routes, { disableLogger: true }).pipe(
+    Layer.provide(
+      NodeHttpServer.layer(() => createServer(), {
+        host: config.settings.listenHost,
+        port: config.settings.listenPort,
+      }),
+    ),
+  )
+  return Layer.mergeAll(http).pipe(Layer.provideMerge(runtime))
 }
+
+/**
+ * Whether the listen address can be bound, tried (and let go) before the agent starts, so an
+ * address in use stops it before its first pass. The server itself binds once the runtime is up
+ * (binding it earlier would accept connections nothing answers yet). Port 0 always can.
+ */
+const listenable = (host: string, port: number): Effect.Effect<void, Error> =>
+  port === 0
+    ? Effect.void
+    : Effect.callback<void, Error>((resume) => {
+        const probe = createNetServer()
+        probe.once("error", (e) => resume(Effect.fail(e)))
+        probe.listen({ host, port, exclusive: true }, () => probe.close(() => resume(Effect.void)))
+      })
 
 /**
  * Why the agent could not start, in words: the error and the causes it wraps (a ServeError's
@@ -234,7 +251,7 @@ Usage:
   kvdeploy-agent --print-schema    print the configuration's JSON Schema
   kvdeploy-agent --version
 
-Signals: SIGTERM/SIGINT finish the deploys in flight and exit 0; SIGHUP reloads the configuration.
+Signals: SIGTERM/SIGINT finish the deploys in flight (within shutdown_grace_seconds) and exit 0, or 1 when the grace period ends with deploys unfinished; SIGHUP reloads the configuration.
 HTTP (default 127.0.0.1:9464): /metrics, /healthz, /readyz. Documentation: docs/agent.md.
 `
 
@@ -313,6 +330,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       return
     }
     listenOf.listen = `${config.settings.listenHost}:${config.settings.listenPort}`
+    yield* listenable(config.settings.listenHost, config.settings.listenPort)
     return yield* Layer.launch(agentLayer(config))
   }).pipe(
     Effect.tapError((e) =>

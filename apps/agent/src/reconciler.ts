@@ -1124,6 +1124,9 @@ export const makeReconciler = (
       agentMetrics.ready(true)
     }
 
+    /** Fibers of deployments a reload removed, while their interruption waits for an import or rollback in flight. */
+    const detached = new Set<Fiber.Fiber<unknown, unknown>>()
+
     const apply = (config: AgentConfig) =>
       Effect.gen(function* () {
         const next = new Map(config.deployments.map((d) => [d.name, d]))
@@ -1141,7 +1144,12 @@ export const makeReconciler = (
           }
           state.remove(name)
           agentMetrics.forget(name)
-          if (slot?.fiber !== undefined) yield* Fiber.interrupt(slot.fiber)
+          if (slot?.fiber !== undefined) {
+            // Tracked until it ends: a shutdown meanwhile waits for it as for any deploy in flight.
+            const fiber = slot.fiber
+            detached.add(fiber)
+            yield* Fiber.interrupt(fiber).pipe(Effect.ensuring(Effect.sync(() => detached.delete(fiber))))
+          }
         }
         let added = 0
         let changed = 0
@@ -1170,7 +1178,10 @@ export const makeReconciler = (
     const shutdown = Effect.gen(function* () {
       stopping = true
       yield* Effect.forEach([...listing], Fiber.interrupt, { discard: true })
-      const fibers = [...slots.values()].flatMap((s) => (s.fiber === undefined ? [] : [s.fiber]))
+      const fibers = [
+        ...[...slots.values()].flatMap((s) => (s.fiber === undefined ? [] : [s.fiber])),
+        ...detached,
+      ]
       const committed = () => [...inFlight.values()].filter((p) => p !== "deploying").length
       yield* Effect.logInfo("stopping: finishing the deploys in flight").pipe(
         Effect.annotateLogs({
@@ -1192,12 +1203,13 @@ export const makeReconciler = (
           ).pipe(Effect.annotateLogs({ deployments: rollingBack() }))
           while (rollingBack().length > 0) yield* Effect.sleep("100 millis")
         }
-        if (inFlight.size > 0) {
-          unfinishedAtShutdown = true
-          yield* Effect.logWarning(
-            "grace period over; exiting with deploys unfinished (their outcome is not known: check them with `kvdeploy show`; exit 1)",
-          ).pipe(Effect.annotateLogs({ deployments: [...inFlight.keys()] }))
-        }
+      }
+      // Whatever ended the wait: a deploy still in flight now is abandoned with the process.
+      if (inFlight.size > 0) {
+        unfinishedAtShutdown = true
+        yield* Effect.logWarning(
+          "grace period over; exiting with deploys unfinished (their outcome is not known: check them with `kvdeploy show`; exit 1)",
+        ).pipe(Effect.annotateLogs({ deployments: [...inFlight.keys()] }))
       }
       yield* state.flush
     })

@@ -10,8 +10,8 @@
  *   `..data` symlink, which kubelet swaps atomically (`..data_tmp` renamed
  *   over `..data`); an event for a name starting with `..` triggers every
  *   deployment of the directory.
- * - A directory replaced as a whole (removed and created again, or another
- *   renamed over it): the watch follows the old directory's inode, so each
+ * - A directory replaced as a whole (removed and created again): the watch
+ *   follows the old directory's inode, so each
  *   event for a name that is not a source file, and each `watch` call (every
  *   interval pass), checks the directory is still the one watched, and
  *   watches the new one (triggering its deployments) when it is not.

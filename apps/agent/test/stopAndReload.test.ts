@@ -145,4 +145,30 @@ describe("stopping and reloading", () => {
     }
     expect(Object.keys(after.deployments)).toEqual(["fresh"])
   })
+
+  it("SIGTERM while a reload waits for a removed deployment's import: the import is waited for, not abandoned", async () => {
+    const { emulator, pki, work } = suite
+    const both = [
+      spec("stays", await pki.leaf("stays.example.test")),
+      spec("leaves", await pki.leaf("leaves.example.test")),
+    ]
+    const config = writeConfig(work, emulator, both, {}, "term.yaml")
+    emulator.faults.add({
+      operation: "import",
+      vault: VAULT,
+      name: "leaves-cert",
+      action: { kind: "delay", ms: 3000 },
+    })
+    const a = start(config)
+    await a.waitFor((l) => l.deployment === "stays" && l.msg === "deploy: Succeeded")
+    writeConfig(work, emulator, [both[0] as (typeof both)[0]], {}, "term.yaml")
+    a.signal("SIGHUP")
+    await new Promise((r) => setTimeout(r, 300))
+    const sent = Date.now()
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    // The held import (3 s) was waited for: it landed, and the agent did not exit before it.
+    expect(Date.now() - sent).toBeGreaterThan(1000)
+    expect(emulator.state.versions(VAULT, "leaves-cert")).toHaveLength(1)
+  })
 })
