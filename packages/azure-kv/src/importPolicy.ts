@@ -192,7 +192,13 @@ export const nonIdempotentImport: PipelinePolicy = {
   name: nonIdempotentImportName,
   async sendRequest(request, next) {
     const write = isNonIdempotentWrite(request)
-    if (write === undefined || (write === "import" && (request.body === null || request.body === undefined)))
+    // The challenge's first attempt (no Authorization header; an import's body withheld) is
+    // refused with 401 whatever it carries: nothing it could do needs guarding.
+    if (
+      write === undefined ||
+      !request.headers.has("authorization") ||
+      (write === "import" && (request.body === null || request.body === undefined))
+    )
       return next(request)
     try {
       const response = await next(request)
