@@ -272,6 +272,9 @@ it.live(
               if (outcome.postVerifyFailure !== "unreadable") fail("I3: Unverified without 'unreadable'")
               break
             case "RollbackFailed":
+              // It names the forward version it found wrong: one this deploy added.
+              if (!ours.some((v) => v.version === outcome.failedVersionId))
+                fail("RollbackFailed names a failed version this deploy did not add")
               break
           }
           // I4: no PFX pairs a key with a certificate it does not match. The emulator refuses such an

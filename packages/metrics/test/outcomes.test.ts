@@ -1,11 +1,11 @@
 /** Every outcome moves the right series (core's deploy calls the Metrics port at every outcome). */
 
 import { assert, describe, it } from "@effect/vitest"
-import { Fault, InMemoryVaultHandle, withWrongKey } from "@kvdeploy/core/test"
+import { Fault, InMemoryVaultHandle, issue, withWrongKey } from "@kvdeploy/core/test"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { layerTest, MetricsSnapshot } from "../src/index.js"
-import { managedTags, NAME, newCert, oldCert, request, run, VAULT_URL, vaultWorld } from "./world.js"
+import { ca, managedTags, NAME, newCert, oldCert, request, run, VAULT_URL, vaultWorld } from "./world.js"
 
 const world = Layer.mergeAll(vaultWorld, layerTest)
 const fresh = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provide(eff, world)
@@ -130,8 +130,16 @@ describe("each outcome moves the right series", () => {
 
   it.effect("RolledBack", () =>
     Effect.gen(function* () {
+      // A previous certificate that expires before the new one: the expiry series must say the one served.
+      const expiringSooner = issue({
+        seed: "m-old-sooner",
+        issuer: ca,
+        notAfter: new Date(Date.UTC(2090, 0, 1)),
+      })
       const { outcome, metrics: m } = yield* scenario((v) =>
-        Effect.tap(seeded(v), () => Effect.sync(() => v.script("importVersion", Fault.alter("drop-tags")))),
+        Effect.tap(seeded(v, expiringSooner.material), () =>
+          Effect.sync(() => v.script("importVersion", Fault.alter("drop-tags"))),
+        ),
       )
       assert.strictEqual(outcome._tag, "RolledBack")
       assert.strictEqual(m.value(attempts, { ...t, result: "rolled_back" }), 1)
@@ -143,6 +151,15 @@ describe("each outcome moves the right series", () => {
       assert.strictEqual(
         m.value("kvdeploy_vault_requests_total", { operation: "getVersionSecret", status: "ok" }),
         1,
+      )
+      // The vault serves the previous certificate again: its expiry, not the rolled-back one's.
+      assert.notStrictEqual(expiringSooner.notAfter.getTime(), newCert.notAfter.getTime())
+      assert.strictEqual(
+        m.value("kvdeploy_certificate_expiry_timestamp_seconds", {
+          vault_url: VAULT_URL,
+          certificate_name: NAME,
+        }),
+        Math.floor(expiringSooner.notAfter.getTime() / 1000),
       )
     }),
   )
