@@ -227,6 +227,18 @@ describe("deploy lifecycle", () => {
   })
 })
 
+describe("a certificate that does not exist", () => {
+  it("show and versions both say so, exit 1 (Key Vault lists its versions as empty, not 404)", async () => {
+    for (const command of ["show", "versions"]) {
+      const r = await runCli([command, "--config", world.targetFile("never-existed"), "--json"], {
+        env: world.env,
+      })
+      expect(r.code, `${command}: ${r.stdout}`).toBe(1)
+      expect(json<{ error: { title: string } }>(r).error.title).toContain("never-existed")
+    }
+  })
+})
+
 describe("plan", () => {
   it("a soft-deleted certificate kvdeploy did not write: plan says deploy would leave it deleted (unless --adopt)", async () => {
     const name = "plan-foreign-deleted"

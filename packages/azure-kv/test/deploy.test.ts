@@ -456,6 +456,22 @@ describe("deploy contract against the emulator", () => {
     }),
   )
 
+  it.live(
+    "a first deploy whose import was lost before it was processed: Failed, from the empty version list",
+    () =>
+      Effect.gen(function* () {
+        const name = "first-lost-app"
+        const target = targetFor(emulator, VAULT, name)
+        emulator.faults.add({ operation: "import", vault: VAULT, name, action: { kind: "drop" } })
+        const result = yield* deployTo(target, yield* material())
+        expect(result.outcome._tag).toBe("Failed")
+        expect(result.outcome.reason).toContain("the import did not take effect (checked the version list)")
+        // Key Vault lists no versions (200, empty) for a name that holds no certificate.
+        expect(ops(result.requests)).toEqual(["getLatest 404", "import 0", "versions 200"])
+        expect(versionsOf(name)).toHaveLength(0)
+      }),
+  )
+
   it.live("a recovery whose answer was lost is read back, not sent again: recovered, then deployed", () =>
     Effect.gen(function* () {
       const name = "lost-recovery"

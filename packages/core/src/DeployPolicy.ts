@@ -9,7 +9,11 @@ export interface DeployPolicyShape {
   readonly readRetryFactor: number
   /** Retries of a read after the first attempt. */
   readonly readRetries: number
-  /** Largest PFX Key Vault accepts (secret values are limited to 25 KB). */
+  /**
+   * Largest PFX Key Vault accepts, in bytes of PFX. Key Vault keeps a certificate's PFX in its
+   * backing secret as base64 text, and a secret value is at most 25 KB (25,600 characters): a PFX
+   * of 19,200 bytes is 25,600 characters of base64, and a larger one is refused with 400.
+   */
   readonly maxPfxBytes: number
   /**
    * When preflight decided the size rule without building the PFX (the codec
@@ -28,6 +32,6 @@ export const DeployPolicy = Context.Reference<DeployPolicyShape>("@kvdeploy/core
     readRetryBase: "250 millis",
     readRetryFactor: 2,
     readRetries: 4,
-    maxPfxBytes: 25 * 1024,
+    maxPfxBytes: ((25 * 1024) / 4) * 3,
   }),
 })

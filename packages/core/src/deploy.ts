@@ -263,8 +263,10 @@ const reconcile = Effect.fnUntraced(function* (
   trail.note("import: outcome unknown; reconciling from the version list")
   const listed = yield* trail.read("listVersions", vault.listVersions(name)).pipe(Effect.result)
   if (listed._tag === "Failure") {
-    // A 404 here contradicts a write that may have committed (a lagging replica says as much as an
-    // error does): "Failed" would claim the vault is unchanged without evidence.
+    // Key Vault lists a name with no certificate as empty (200), so a 404 here means the name is
+    // soft-deleted or the answer is wrong: it contradicts a write that may have committed (a lagging
+    // replica says as much as an error does), and "Failed" would claim the vault is unchanged
+    // without evidence.
     trail.note(`reconcile: ${listed.failure._tag}; outcome unknown`)
     return {
       _tag: "Unverified",

@@ -180,7 +180,7 @@ export const checkBuiltPfx = (
 
 const tooLarge = (what: string, maxPfxBytes: number): DeployProblem => ({
   field: "material",
-  message: `${what}; Key Vault accepts at most ${maxPfxBytes}`,
+  message: `${what}; Key Vault accepts at most ${maxPfxBytes} (its backing secret holds the PFX as base64, at most 25,600 characters)`,
   fix: "drop unrelated certificates from the chain",
   reason: "pfx_too_large",
 })

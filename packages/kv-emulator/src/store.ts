@@ -143,6 +143,16 @@ export class VaultStore {
     return entry
   }
 
+  /** Whether `name` holds a certificate now, a soft-deleted one, or none (it never did, or it was purged). */
+  holder(name: string): "active" | "deleted" | "none" {
+    const e = this.purgeExpired(this.certificates.get(name.toLowerCase()))
+    return e === undefined || (!e.deleted && e.versions.length === 0)
+      ? "none"
+      : e.deleted
+        ? "deleted"
+        : "active"
+  }
+
   /** The certificate if it exists and is not deleted. */
   active(name: string): CertEntry | undefined {
     const e = this.purgeExpired(this.certificates.get(name.toLowerCase()))

@@ -506,6 +506,10 @@ export class VaultHandler {
         return { status: 200, body }
       }
       case "versions": {
+        // A name that never held a certificate lists no versions (200, as Key Vault answers; the
+        // SDK's recorded "list certificate versions, non-existing" test); a soft-deleted one 404s.
+        if (store.holder(name) === "none")
+          return page(origin, `/certificates/${name}/versions`, [], () => ({}), params, apiVersion)
         const e = store.mustActive(name)
         const items = [...e.versions].sort((x, y) => (x.version < y.version ? -1 : 1))
         return page(

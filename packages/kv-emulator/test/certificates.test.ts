@@ -236,6 +236,22 @@ describe("import and read", () => {
 })
 
 describe("versions, list, properties, policy", () => {
+  it("lists no versions (200, empty) for a name that never held a certificate; 404 for a soft-deleted one", async () => {
+    const versions: Array<string> = []
+    for await (const v of certificates.listPropertiesOfCertificateVersions("never-held"))
+      versions.push(v.version ?? "")
+    expect(versions).toEqual([])
+    await certificates.importCertificate("held-then-deleted", Buffer.from(pemBundle(material)), PEM)
+    await (
+      await certificates.beginDeleteCertificate("held-then-deleted", { intervalInMs: 20 })
+    ).pollUntilDone()
+    const listing = async () => {
+      for await (const _ of certificates.listPropertiesOfCertificateVersions("held-then-deleted")) {
+      }
+    }
+    await expect(listing()).rejects.toMatchObject({ statusCode: 404 })
+  })
+
   it("pages versions with maxresults and an absolute nextLink carrying api-version", async () => {
     for (let i = 0; i < 4; i++)
       await certificates.importCertificate("paged", Buffer.from(pemBundle(material)), PEM)

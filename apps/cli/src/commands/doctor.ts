@@ -217,7 +217,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
         })
       }
       // certificates/list: the version list (a deploy reconciles an ambiguous import from it; `versions`
-      // and `list` read it). Read-only: 404 for a name with no versions still says it is permitted.
+      // and `list` read it). Read-only: Key Vault lists an unknown name as empty (200), and a 404 (a soft-deleted name) still says the read is permitted.
       yield* progress("certificates/list…")
       const listed = yield* vault.listVersions(name ?? probeCertificateName).pipe(Effect.result)
       if (listed._tag === "Success" || listed.failure._tag === "VaultNotFound") {

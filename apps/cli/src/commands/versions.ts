@@ -26,6 +26,13 @@ export const versions = Command.make(
   (input) =>
     Effect.gen(function* () {
       const { config } = yield* resolveTarget(input, { name: input.name })
+      const missing = failure(`${config.certificateName} does not exist in ${config.vaultUrl}`, [
+        {
+          field: "--name",
+          message: `no certificate named ${config.certificateName}`,
+          fix: "check the name with `kvdeploy list`",
+        },
+      ])
       const [all, latestId] = yield* useVault(config, (vault) =>
         step(
           `listing versions of ${config.certificateName}`,
@@ -38,22 +45,14 @@ export const versions = Command.make(
             ),
           ]),
         ).pipe(
-          Effect.catchTag("VaultNotFound", () =>
-            Effect.fail(
-              failure(`${config.certificateName} does not exist in ${config.vaultUrl}`, [
-                {
-                  field: "--name",
-                  message: `no certificate named ${config.certificateName}`,
-                  fix: "check the name with `kvdeploy list`",
-                },
-              ]),
-            ),
-          ),
+          Effect.catchTag("VaultNotFound", () => Effect.fail(missing)),
           Effect.mapError((e) =>
             "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("listVersions", e),
           ),
         ),
       )
+      // Key Vault lists a name that holds no certificate as empty (200): the same answer as a 404.
+      if (all.length === 0 && latestId === undefined) return yield* missing
       const sorted = newestFirst(all, latestId)
       const limited = Option.isSome(input.limit) ? sorted.slice(0, Math.max(0, input.limit.value)) : sorted
       const records = limited.map((v) => versionRecord(v, v.versionId === latestId))
