@@ -262,6 +262,32 @@ describe("the 25 KB rule is decided before any vault call", () => {
     ),
   )
 
+  it.effect(
+    "a PFX of 19.2-25 KB is too large: Key Vault stores it as base64, at most 25,600 characters",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const options = { encoding: "modern" as const, password: Redacted.make("") }
+          // The shallowest chain whose PFX is over 19,200 bytes (and still under 25,600).
+          let depth = 8
+          let size = (yield* SyntheticCodec.encode(deepChain(depth), options)).byteLength
+          while (size <= 19_200) size = (yield* SyntheticCodec.encode(deepChain(++depth), options)).byteLength
+          assert.isAbove(size, 19_200)
+          assert.isAtMost(size, 25_600)
+          assert.isAbove(Math.ceil(size / 3) * 4, 25_600) // its base64 does not fit a secret value
+          const o = yield* runDeploy(request(deepChain(depth)))
+          expectTag(o, "Rejected")
+          if (o._tag !== "Rejected") return
+          assert.deepStrictEqual(
+            o.problems.map((p) => p.reason),
+            ["pfx_too_large"],
+          )
+          assert.strictEqual(vault.calls().total, 0)
+        }),
+      ),
+  )
+
   it.effect("a chain that fits: preflight settles the rule from the bound and builds nothing", () =>
     Effect.gen(function* () {
       const material = deepChain(8)
