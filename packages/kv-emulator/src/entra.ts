@@ -307,6 +307,9 @@ const handleManagedIdentity = async (
   // MSAL asks for the IMDS path with a trailing slash; the real endpoint takes both.
   const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, "") : url.pathname
   const pick = (): Principal | undefined => {
+    // An identity named by its resource id (MSAL's msi_res_id for IMDS, mi_res_id elsewhere): the
+    // emulator's identities have none, so none is found (never the system-assigned one instead).
+    if (q.get("msi_res_id") || q.get("mi_res_id")) return undefined
     const clientId = q.get("client_id") ?? q.get("clientid")
     if (clientId) {
       const p = d.principal(clientId)

@@ -77,6 +77,14 @@ export interface SecretEntry {
 
 export const RECOVERY_LEVEL = "Recoverable+Purgeable"
 
+/**
+ * The recovery level Key Vault reports for a retention of `days`: "Recoverable+Purgeable" at the
+ * default 90 days, "CustomizedRecoverable+Purgeable" for a retention set shorter (7-89 days), as its
+ * recorded delete answers show.
+ */
+export const recoveryLevelFor = (days: number): string =>
+  days < 90 ? "CustomizedRecoverable+Purgeable" : RECOVERY_LEVEL
+
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000)
 export const newVersionId = (): string => randomBytes(16).toString("hex")
 
@@ -226,7 +234,11 @@ export class VaultStore {
     const existing = this.certificates.get(name.toLowerCase())
     const facts = certificateFactsOf(input.leaf)
     const { nbf, exp } = facts
-    const basePolicy = existing?.policy ?? defaultPolicy()
+    // The key's own properties (kty, key_size, crv) come from the imported key alone: an RSA import
+    // over an EC certificate must not keep the EC curve (a policy an RSA key cannot have).
+    const previous = existing?.policy ?? defaultPolicy()
+    const { kty: _kty, key_size: _size, crv: _crv, ...keptKeyProps } = previous.key_props ?? {}
+    const basePolicy: PolicyWire = { ...previous, key_props: keptKeyProps }
     const fromCert = policyFromCertificate(input.leaf, input.keyFacts, input.contentType, input.issuerName)
     let policy = mergePolicy(mergePolicy(basePolicy, fromCert), input.policy ?? {})
     if (input.policy?.secret_props?.contentType === undefined)
@@ -351,7 +363,7 @@ export const certAttributes = (v: CertVersion, recoverableDays: number) => ({
   exp: v.exp,
   created: v.created,
   updated: v.updated,
-  recoveryLevel: RECOVERY_LEVEL,
+  recoveryLevel: recoveryLevelFor(recoverableDays),
   recoverableDays,
 })
 
@@ -369,7 +381,7 @@ export const renderPendingBundle = (
     enabled: false,
     created: p.created,
     updated: p.created,
-    recoveryLevel: RECOVERY_LEVEL,
+    recoveryLevel: recoveryLevelFor(recoverableDays),
     recoverableDays,
   },
   policy: renderPolicy(origin, e),

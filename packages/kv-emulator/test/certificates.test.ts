@@ -236,6 +236,30 @@ describe("import and read", () => {
 })
 
 describe("versions, list, properties, policy", () => {
+  it("a retention under 90 days is reported as CustomizedRecoverable+Purgeable, as Key Vault does", async () => {
+    const short = await start({ vaults: ["short-retention"], recoverableDays: 7 })
+    try {
+      const { certificates: c } = clients(short, "short-retention")
+      const imported = await c.importCertificate("kept-7-days", Buffer.from(pemBundle(material)), PEM)
+      expect(imported.properties.recoverableDays).toBe(7)
+      expect(imported.properties.recoveryLevel).toBe("CustomizedRecoverable+Purgeable")
+    } finally {
+      await short.stop()
+    }
+  })
+
+  it("an RSA import over an EC certificate leaves no curve in the key properties", async () => {
+    const ec = await makeMaterial({ keyAlg: "EC" })
+    await certificates.importCertificate("ec-then-rsa", Buffer.from(pemBundle(ec)), PEM)
+    expect((await certificates.getCertificatePolicy("ec-then-rsa")).keyCurveName).toBe("P-256")
+    const rsa = await makeMaterial({ keyAlg: "RSA" })
+    await certificates.importCertificate("ec-then-rsa", Buffer.from(pemBundle(rsa)), PEM)
+    const policy = await certificates.getCertificatePolicy("ec-then-rsa")
+    expect(policy.keyType).toBe("RSA")
+    expect(policy.keyCurveName).toBeUndefined()
+    expect(policy.keySize).toBe(2048)
+  })
+
   it("lists no versions (200, empty) for a name that never held a certificate; 404 for a soft-deleted one", async () => {
     const versions: Array<string> = []
     for await (const v of certificates.listPropertiesOfCertificateVersions("never-held"))

@@ -33,6 +33,15 @@ afterAll(async () => {
 })
 
 describe("IMDS managed identity", () => {
+  it("an identity named by resource id (msi_res_id) is not found, never the system-assigned one instead", async () => {
+    const reply = await fetch(
+      `${emulator.managedIdentity.imdsHost}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net&msi_res_id=/subscriptions/x/resourceGroups/y/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nope`,
+      { headers: { Metadata: "true" } },
+    )
+    expect(reply.status).toBe(400)
+    expect(await reply.text()).toContain("Identity not found")
+  })
+
   it("system-assigned: GET /metadata/identity/oauth2/token with Metadata: true, expires_on in the reply", async () => {
     const credential = new ManagedIdentityCredential({ tlsOptions: { ca: emulator.caPem } })
     const { certificates } = clients(emulator, "mi-imds", credential)
