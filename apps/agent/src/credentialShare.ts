@@ -32,10 +32,18 @@ export interface ShareTokenRequestsOptions {
   readonly timeoutMs: number
 }
 
-const timedOut = (timeoutMs: number): Error =>
-  new Error(
-    `the token request got no answer within ${timeoutMs} ms (agent request_timeout); check that the identity endpoint (Entra ID, IMDS or the App Service identity endpoint) is reachable`,
+/**
+ * Named as @azure/identity names a credential that cannot get a token, and carrying ETIMEDOUT, so
+ * the Vault adapter reads it as what it is: no token, nothing sent to the vault, the identity
+ * endpoint not answering (unavailable for now), not an import that may have taken effect.
+ */
+const timedOut = (timeoutMs: number): Error => {
+  const e = new Error(
+    `the token request got no answer within ${timeoutMs} ms (ETIMEDOUT; agent request_timeout); check that the identity endpoint (Entra ID, IMDS or the App Service identity endpoint) is reachable`,
   )
+  e.name = "CredentialUnavailableError"
+  return e
+}
 
 export const shareTokenRequests = (
   credential: TokenCredential,

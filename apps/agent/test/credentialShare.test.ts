@@ -1,5 +1,6 @@
 /** Concurrent requests for the same token share one request to the credential. */
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
+import { toVaultError } from "@kvdeploy/azure-kv"
 import { describe, expect, it } from "vitest"
 import { shareTokenRequests } from "../src/credentialShare.js"
 
@@ -79,6 +80,12 @@ describe("shareTokenRequests", () => {
     const waiters = [shared.getToken("s"), shared.getToken("s")]
     expect(c.calls).toHaveLength(1)
     for (const w of waiters) await expect(w).rejects.toThrow(/no answer within 50 ms/)
+    // The Vault adapter reads the timeout as no token (nothing sent), not as an import that may
+    // have taken effect.
+    const failure = await waiters[0]?.catch((e: unknown) => e)
+    const mapped = toVaultError("importVersion", "write", failure)
+    expect(mapped._tag).toBe("VaultUnavailable")
+    expect(mapped.message).toContain("nothing was sent")
     expect(c.calls[0]?.options?.abortSignal?.aborted).toBe(true)
     const after = shared.getToken("s")
     expect(c.calls).toHaveLength(2)

@@ -150,6 +150,10 @@ const credentialErrorNames: ReadonlySet<string> = new Set([
 const unreachableAuthority =
   /network_error|endpoints_resolution_error|network unreachable|ENOTFOUND|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|socket hang up|getaddrinfo/i
 
+/** How MSAL and the identity endpoints say they are down or throttling for now (no status on the error). */
+const providerOutage =
+  /temporarily_unavailable|server_error|\bstatus(?: code)?:? (?:5\d\d|429)\b|too many requests|throttl/i
+
 const isSoftDeletedConflict = (f: KeyVaultRequestFailure): boolean =>
   f.innerCode === "ObjectIsDeletedButRecoverable" ||
   f.code === "ObjectIsDeletedButRecoverable" ||
@@ -254,6 +258,11 @@ const mapFailure = (
       return new VaultUnavailable({
         ...fields,
         detail: `no token for the vault (nothing was sent): the identity provider could not be reached: ${detail}`,
+      })
+    if (authorityStatus === undefined && providerOutage.test(detail))
+      return new VaultUnavailable({
+        ...fields,
+        detail: `no token for the vault (nothing was sent): the identity provider is unavailable or throttling for now: ${detail}`,
       })
     return new VaultForbidden({
       ...fields,

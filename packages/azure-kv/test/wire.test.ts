@@ -344,6 +344,17 @@ describe("an import whose outcome is unknown is never sent again", () => {
         )).error
         expect(outage._tag).toBe("VaultUnavailable")
         expect(outage.message).toContain("the identity provider answered 503")
+        // MSAL's transient codes come without a status: an outage for now, not a refused credential.
+        const transient = (yield* importWith(
+          failingWith(
+            "AuthenticationRequiredError",
+            undefined,
+            "temporarily_unavailable: AADSTS90033: A transient error has occurred. Please try again.",
+          ),
+          "authority-transient",
+        )).error
+        expect(transient._tag).toBe("VaultUnavailable")
+        expect(transient.message).toContain("unavailable or throttling for now")
         // The real @azure/identity, its authority unreachable (nothing listens on port 1); the tenant
         // is the one the listener's challenge names (another would be refused as a credential problem).
         const unreachable = (yield* importWith(

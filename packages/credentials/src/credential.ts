@@ -66,14 +66,49 @@ const requireVariables = Effect.fn("Credentials.requireVariables")(function* (mo
   return values
 })
 
+/**
+ * The managed identity source @azure/identity (MSAL) will use, in its order, each needing all of
+ * its variables: Service Fabric, App Service, Machine Learning, Cloud Shell, Azure Arc, else IMDS.
+ */
 const managedIdentityEndpoint = Effect.gen(function* () {
-  const appService = yield* optionalEnv("IDENTITY_ENDPOINT")
-  if (Option.isSome(appService)) return `App Service endpoint ${appService.value}`
+  const set = (o: Option.Option<string>) => Option.isSome(o)
+  const identityEndpoint = yield* optionalEnv("IDENTITY_ENDPOINT")
+  const identityHeader = yield* optionalEnv("IDENTITY_HEADER")
+  const thumbprint = yield* optionalEnv("IDENTITY_SERVER_THUMBPRINT")
   const msiEndpoint = yield* optionalEnv("MSI_ENDPOINT")
-  if (Option.isSome(msiEndpoint)) return `MSI endpoint ${msiEndpoint.value}`
+  const msiSecret = yield* optionalEnv("MSI_SECRET")
+  const imdsEndpoint = yield* optionalEnv("IMDS_ENDPOINT")
+  const endpoint = Option.getOrElse(identityEndpoint, () => "")
+  if (set(identityEndpoint) && set(identityHeader) && set(thumbprint))
+    return `Service Fabric endpoint ${endpoint}`
+  if (set(identityEndpoint) && set(identityHeader)) return `App Service endpoint ${endpoint}`
+  if (Option.isSome(msiEndpoint))
+    return `${set(msiSecret) ? "Azure Machine Learning" : "Cloud Shell"} endpoint ${msiEndpoint.value}`
+  if (set(identityEndpoint) && set(imdsEndpoint)) return `Azure Arc endpoint ${endpoint}`
   const imds = yield* optionalEnv("AZURE_POD_IDENTITY_AUTHORITY_HOST")
   return `IMDS ${Option.getOrElse(imds, () => "http://169.254.169.254")}`
 })
+
+/**
+ * Construct an @azure/identity credential. Its constructors check their arguments and throw (a
+ * tenant id that is no GUID or domain name, an unknown AZURE_TOKEN_CREDENTIALS value): such a
+ * throw is the environment's problem, named with its fix, never a crash. The SDK's messages name
+ * the value it refused (a tenant id, a credential name), never a secret.
+ */
+const construct = <T>(mode: CredentialMode, fix: string, build: () => T) =>
+  Effect.try({
+    try: build,
+    catch: (error) =>
+      new CredentialUnavailable({
+        mode,
+        reason: `@azure/identity refused the settings: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`,
+        fix,
+        missing: [],
+      }),
+  })
+
+const tenantFix =
+  "Check AZURE_TENANT_ID: the directory (tenant) id, a GUID, or its domain name such as contoso.onmicrosoft.com"
 
 /**
  * Build the TokenCredential for a credential mode. Environment variables are
@@ -116,8 +151,13 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
       )
       const tenantId = env.AZURE_TENANT_ID as string
       const clientId = env.AZURE_CLIENT_ID as string
+      const credential = yield* construct(
+        "client_secret",
+        tenantFix,
+        () => new ClientSecretCredential(tenantId, clientId, Redacted.value(secret), authority),
+      )
       return {
-        credential: new ClientSecretCredential(tenantId, clientId, Redacted.value(secret), authority),
+        credential,
         identity: {
           mode: "client_secret",
           source: "ClientSecretCredential",
@@ -142,13 +182,13 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
       })
       const tenantId = env.AZURE_TENANT_ID as string
       const clientId = env.AZURE_CLIENT_ID as string
+      const credential = yield* construct(
+        "workload_identity",
+        tenantFix,
+        () => new WorkloadIdentityCredential({ tenantId, clientId, tokenFilePath: tokenFile, ...authority }),
+      )
       return {
-        credential: new WorkloadIdentityCredential({
-          tenantId,
-          clientId,
-          tokenFilePath: tokenFile,
-          ...authority,
-        }),
+        credential,
         identity: {
           mode: "workload_identity",
           source: "WorkloadIdentityCredential",
@@ -162,11 +202,16 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
     case "managed_identity": {
       const clientId = settings.managedIdentityClientId
       const endpoint = yield* managedIdentityEndpoint
-      return {
-        credential:
+      const credential = yield* construct(
+        "managed_identity",
+        "Check managed_identity_client_id (the user-assigned identity's client id, a GUID)",
+        () =>
           clientId === undefined
             ? new ManagedIdentityCredential({ ...tls })
             : new ManagedIdentityCredential({ clientId, ...tls }),
+      )
+      return {
+        credential,
         identity: {
           mode: "managed_identity",
           source:
@@ -181,12 +226,18 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
     case "default": {
       const tenantId = yield* optionalEnv("AZURE_TENANT_ID")
       const clientId = settings.managedIdentityClientId
+      const credential = yield* construct(
+        "default",
+        `${tenantFix}; and AZURE_TOKEN_CREDENTIALS, when set: "prod", "dev" or one credential's name (EnvironmentCredential, WorkloadIdentityCredential, ManagedIdentityCredential, AzureCliCredential, ...)`,
+        () =>
+          new DefaultAzureCredential({
+            ...authority,
+            ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
+            ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
+          }),
+      )
       return {
-        credential: new DefaultAzureCredential({
-          ...authority,
-          ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
-          ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
-        }),
+        credential,
         identity: {
           mode: "default",
           source:

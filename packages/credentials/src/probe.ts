@@ -63,25 +63,51 @@ export const explainTokenFailure = (
       fix: "Check network access to the authority host or managed identity endpoint (proxy, firewall, DNS)",
     }
   }
-  if (/AADSTS7000215|invalid_client|AADSTS7000222/i.test(text)) {
-    return {
-      reason: "Entra ID refused the client secret",
-      fix: "Check AZURE_CLIENT_SECRET is current and belongs to AZURE_CLIENT_ID",
-    }
+  // Entra ID's specific codes first: its OAuth error code (invalid_client) is the same for a refused
+  // secret and a refused federated token.
+  const secretRefused = {
+    reason: "Entra ID refused the client secret",
+    fix: "Check AZURE_CLIENT_SECRET is current and belongs to AZURE_CLIENT_ID",
   }
+  const assertionRefused = {
+    reason: "Entra ID refused the federated token",
+    fix: "Check the federated identity credential's issuer and subject match the service account, and the token is fresh",
+  }
+  if (/AADSTS7000215|AADSTS7000222/i.test(text)) return secretRefused
+  if (
+    /AADSTS70021\b|AADSTS700211|AADSTS700212|AADSTS700213|AADSTS700024|AADSTS50027|federat|assertion/i.test(
+      text,
+    )
+  )
+    return assertionRefused
   if (/AADSTS700016|unauthorized_client|application.*not found/i.test(text)) {
     return {
       reason: "Entra ID does not know this client id in this tenant",
       fix: "Check AZURE_CLIENT_ID and AZURE_TENANT_ID",
     }
   }
-  if (/AADSTS70021|AADSTS700211|AADSTS700024|federat|assertion/i.test(text)) {
+  if (/invalid_client/i.test(text)) {
+    if (mode === "workload_identity") return assertionRefused
+    if (mode === "client_secret") return secretRefused
     return {
-      reason: "Entra ID refused the federated token",
-      fix: "Check the federated identity credential's issuer and subject match the service account, and the token is fresh",
+      reason: "Entra ID refused the credential",
+      fix: "Check the credential the chain used (doctor's credential line): its secret, federated token or identity",
     }
   }
-  if (name === "CredentialUnavailableError" || /unavailable/i.test(text)) {
+  // The provider's own outage or throttling (MSAL's temporarily_unavailable and server_error, an
+  // identity endpoint's 5xx or 429): nothing is wrong with the credential; it passes.
+  if (
+    /temporarily_unavailable|server_error|\bstatus(?: code)?:? (?:5\d\d|429)\b|too many requests|throttl/i.test(
+      text,
+    )
+  ) {
+    return {
+      reason:
+        "the identity provider (Entra ID or the managed identity endpoint) is unavailable or throttling for now",
+      fix: "Retry in a few minutes; nothing is wrong with the credential itself",
+    }
+  }
+  if (name === "CredentialUnavailableError" || /\bunavailable\b/i.test(text)) {
     return {
       reason: "no credential source is available in this environment",
       fix: unavailableFix[mode ?? "default"],

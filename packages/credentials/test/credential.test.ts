@@ -29,6 +29,32 @@ describe("makeCredential", () => {
     }),
   )
 
+  it.effect(
+    "a value @azure/identity refuses is a CredentialUnavailable naming the variable, not a crash",
+    () =>
+      Effect.gen(function* () {
+        const error = yield* failureOf(
+          { mode: "client_secret", ...publicCloud },
+          { AZURE_TENANT_ID: "contoso tenant", AZURE_CLIENT_ID: "app", AZURE_CLIENT_SECRET: "s3cret-value" },
+        )
+        expect(error._tag).toBe("CredentialUnavailable")
+        expect(error.fix).toContain("AZURE_TENANT_ID")
+        expect(error.reason).toMatch(/tenant/i)
+        expect(error.message).not.toContain("s3cret-value")
+        // The default chain reads AZURE_TOKEN_CREDENTIALS from the process environment itself.
+        const saved = process.env.AZURE_TOKEN_CREDENTIALS
+        process.env.AZURE_TOKEN_CREDENTIALS = "bogus-credential"
+        try {
+          const chain = yield* failureOf({ mode: "default", ...publicCloud }, {})
+          expect(chain._tag).toBe("CredentialUnavailable")
+          expect(chain.fix).toContain("AZURE_TOKEN_CREDENTIALS")
+        } finally {
+          if (saved === undefined) delete process.env.AZURE_TOKEN_CREDENTIALS
+          else process.env.AZURE_TOKEN_CREDENTIALS = saved
+        }
+      }),
+  )
+
   it.effect("client_secret treats blank variables as missing", () =>
     Effect.gen(function* () {
       const error = yield* failureOf(
@@ -91,10 +117,32 @@ describe("makeCredential", () => {
         const system = yield* makeCredential({ mode: "managed_identity", ...publicCloud }).pipe(withEnv({}))
         expect(system.identity.source).toContain("system-assigned")
         expect(system.identity.endpoint).toBe("IMDS http://169.254.169.254")
+        // The source MSAL picks, each needing all its variables: IDENTITY_ENDPOINT alone is IMDS.
+        const endpointWith = (env: Record<string, string>) =>
+          makeCredential({ mode: "managed_identity", ...publicCloud }).pipe(
+            withEnv(env),
+            Effect.map((r) => r.identity.endpoint),
+          )
+        const e = "http://127.0.0.1:4141/x"
+        expect(yield* endpointWith({ IDENTITY_ENDPOINT: e })).toBe("IMDS http://169.254.169.254")
+        expect(yield* endpointWith({ IDENTITY_ENDPOINT: e, IMDS_ENDPOINT: "http://i" })).toBe(
+          `Azure Arc endpoint ${e}`,
+        )
+        expect(
+          yield* endpointWith({
+            IDENTITY_ENDPOINT: e,
+            IDENTITY_HEADER: "h",
+            IDENTITY_SERVER_THUMBPRINT: "t",
+          }),
+        ).toBe(`Service Fabric endpoint ${e}`)
+        expect(yield* endpointWith({ MSI_ENDPOINT: e })).toBe(`Cloud Shell endpoint ${e}`)
+        expect(yield* endpointWith({ MSI_ENDPOINT: e, MSI_SECRET: "s" })).toBe(
+          `Azure Machine Learning endpoint ${e}`,
+        )
       }),
   )
 
-  it.effect("default never fails to build and records the tenant it will use", () =>
+  it.effect("default builds from a sound environment and records the tenant it will use", () =>
     Effect.gen(function* () {
       const exit = yield* makeCredential({ mode: "default", ...publicCloud }).pipe(
         withEnv({ AZURE_TENANT_ID: "tenant-9" }),

@@ -166,3 +166,32 @@ describe("explainTokenFailure", () => {
     expect(explainTokenFailure(unavailable).fix).toMatch(/az login/)
   })
 })
+
+describe("explainTokenFailure: what Entra ID refused", () => {
+  const entra = (message: string) => Object.assign(new Error(message), { name: "AuthenticationError" })
+  it("a refused federated token is not called a refused client secret, whatever the OAuth code", () => {
+    const wrongSubject = entra("invalid_client: AADSTS700213: No matching federated identity record found")
+    expect(explainTokenFailure(wrongSubject, "workload_identity").reason).toBe(
+      "Entra ID refused the federated token",
+    )
+    // The bare OAuth code, under each mode.
+    const bare = entra("invalid_client: the client could not be authenticated")
+    expect(explainTokenFailure(bare, "workload_identity").reason).toBe("Entra ID refused the federated token")
+    expect(explainTokenFailure(bare, "client_secret").reason).toBe("Entra ID refused the client secret")
+    expect(explainTokenFailure(bare, "default").reason).toBe("Entra ID refused the credential")
+    expect(
+      explainTokenFailure(entra("invalid_client: AADSTS7000215: Invalid client secret provided")).reason,
+    ).toBe("Entra ID refused the client secret")
+  })
+
+  it("an outage or throttling of the identity provider passes; it is not a missing credential source", () => {
+    for (const message of [
+      "temporarily_unavailable: AADSTS90033: A transient error has occurred",
+      "server_error: the service is unavailable",
+      "ManagedIdentityCredential: the endpoint answered status code 503",
+    ]) {
+      const explained = explainTokenFailure(entra(message), "managed_identity")
+      expect(explained.reason, message).toMatch(/unavailable or throttling for now/)
+    }
+  })
+})
