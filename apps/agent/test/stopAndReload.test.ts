@@ -32,6 +32,26 @@ const spec = (name: string, leaf: { certPem: string; keyPem: string }) => ({
   },
 })
 
+/**
+ * An agent with two deployments from `file`: `keptName` deployed, `heldName`'s import held `ms` by
+ * the emulator (on its way when this answers).
+ */
+const startWithHeldImport = async (keptName: string, heldName: string, file: string, ms: number) => {
+  const { emulator, pki, work } = suite
+  const kept = spec(keptName, await pki.leaf(`${keptName}.example.test`))
+  const held = spec(heldName, await pki.leaf(`${heldName}.example.test`))
+  const config = writeConfig(work, emulator, [kept, held], {}, file)
+  emulator.faults.add({
+    operation: "import",
+    vault: VAULT,
+    name: `${heldName}-cert`,
+    action: { kind: "delay", ms },
+  })
+  const a = start(config)
+  await a.waitFor((l) => l.deployment === keptName && l.msg === "deploy: Succeeded")
+  return { a, kept }
+}
+
 describe("stopping and reloading", () => {
   it("a listen address in use: exit 1 naming the address and the fix, before any pass", async () => {
     const { emulator, pki, work } = suite
@@ -87,22 +107,11 @@ describe("stopping and reloading", () => {
   })
 
   it("a reload that removes a deployment with an import in flight: its series and state stay removed", async () => {
-    const { emulator, pki, work } = suite
-    const keep = await pki.leaf("keep.example.test")
-    const gone = await pki.leaf("gone.example.test")
-    const both = [spec("keep", keep), spec("gone", gone)]
-    const config = writeConfig(work, emulator, both, {}, "reload.yaml")
-    emulator.faults.add({
-      operation: "import",
-      vault: VAULT,
-      name: "gone-cert",
-      action: { kind: "delay", ms: 2500 },
-    })
-    const a = start(config)
-    await a.waitFor((l) => l.deployment === "keep" && l.msg === "deploy: Succeeded")
+    const { emulator, work } = suite
+    const { a, kept } = await startWithHeldImport("keep", "gone", "reload.yaml", 2500)
     await a.waitFor((l) => /Listening on/.test(l.msg))
     // gone's import is held; the reload removes it.
-    writeConfig(work, emulator, [both[0] as (typeof both)[0]], {}, "reload.yaml")
+    writeConfig(work, emulator, [kept], {}, "reload.yaml")
     let from = a.lines.length
     a.signal("SIGHUP")
     await a.waitFor((l) => l.msg === "configuration applied", { from })
@@ -147,21 +156,9 @@ describe("stopping and reloading", () => {
   })
 
   it("SIGTERM while a reload waits for a removed deployment's import: the import is waited for, not abandoned", async () => {
-    const { emulator, pki, work } = suite
-    const both = [
-      spec("stays", await pki.leaf("stays.example.test")),
-      spec("leaves", await pki.leaf("leaves.example.test")),
-    ]
-    const config = writeConfig(work, emulator, both, {}, "term.yaml")
-    emulator.faults.add({
-      operation: "import",
-      vault: VAULT,
-      name: "leaves-cert",
-      action: { kind: "delay", ms: 3000 },
-    })
-    const a = start(config)
-    await a.waitFor((l) => l.deployment === "stays" && l.msg === "deploy: Succeeded")
-    writeConfig(work, emulator, [both[0] as (typeof both)[0]], {}, "term.yaml")
+    const { emulator, work } = suite
+    const { a, kept } = await startWithHeldImport("stays", "leaves", "term.yaml", 3000)
+    writeConfig(work, emulator, [kept], {}, "term.yaml")
     a.signal("SIGHUP")
     await new Promise((r) => setTimeout(r, 300))
     const sent = Date.now()
