@@ -150,9 +150,32 @@ const credentialErrorNames: ReadonlySet<string> = new Set([
 const unreachableAuthority =
   /network_error|endpoints_resolution_error|network unreachable|ENOTFOUND|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|socket hang up|getaddrinfo/i
 
-/** How MSAL and the identity endpoints say they are down or throttling for now (no status on the error). */
-const providerOutage =
-  /temporarily_unavailable|server_error|\bstatus(?: code)?:? (?:5\d\d|429)\b|too many requests|throttl/i
+/**
+ * The status of a token error: @azure/identity's own, or that of MSAL's error it wraps (its cause).
+ * The identity provider is down or throttling for now when it is 429 or 5xx, or when MSAL says so
+ * with its transient codes (also replaying a recent failure without a request, AADSTS90033), never
+ * judged from the free text of a message (a tenant named "Throttle Labs" is no outage), and never
+ * for a chain's aggregate error, whose text mixes every source's (the chain's verdict is its own).
+ */
+const tokenErrorStatus = (error: unknown): number | undefined => {
+  const e = error as { readonly statusCode?: unknown; readonly cause?: { readonly status?: unknown } }
+  return typeof e.statusCode === "number"
+    ? e.statusCode
+    : typeof e.cause?.status === "number"
+      ? e.cause.status
+      : undefined
+}
+const providerOutage = (error: unknown, name: string, message: string): boolean => {
+  if (name === "AggregateAuthenticationError") return false
+  const status = tokenErrorStatus(error)
+  if (status !== undefined) return status === 429 || status >= 500
+  const code = (error as { readonly cause?: { readonly errorCode?: unknown } }).cause?.errorCode
+  return (
+    code === "temporarily_unavailable" ||
+    code === "server_error" ||
+    /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90033|90055)\b/.test(message)
+  )
+}
 
 const isSoftDeletedConflict = (f: KeyVaultRequestFailure): boolean =>
   f.innerCode === "ObjectIsDeletedButRecoverable" ||
@@ -245,11 +268,14 @@ const mapFailure = (
   // an unknown tenant, a credential source this host does not have) does not, and is no network
   // problem of the vault's.
   if (credentialErrorNames.has(cause.name)) {
-    const authorityStatus = (error as { readonly statusCode?: unknown }).statusCode
-    if (typeof authorityStatus === "number" && (authorityStatus === 429 || authorityStatus >= 500))
+    const authorityStatus = tokenErrorStatus(error)
+    if (providerOutage(error, cause.name, detail))
       return new VaultUnavailable({
         ...fields,
-        detail: `no token for the vault (nothing was sent; the identity provider answered ${authorityStatus}): ${detail}`,
+        detail:
+          authorityStatus === undefined
+            ? `no token for the vault (nothing was sent): the identity provider is unavailable or throttling for now: ${detail}`
+            : `no token for the vault (nothing was sent; the identity provider answered ${authorityStatus}): ${detail}`,
       })
     // @azure/identity reports an identity provider or managed identity endpoint it could not reach
     // as CredentialUnavailableError (MSAL's network_error, a refused connection, an unknown host),
@@ -258,11 +284,6 @@ const mapFailure = (
       return new VaultUnavailable({
         ...fields,
         detail: `no token for the vault (nothing was sent): the identity provider could not be reached: ${detail}`,
-      })
-    if (authorityStatus === undefined && providerOutage.test(detail))
-      return new VaultUnavailable({
-        ...fields,
-        detail: `no token for the vault (nothing was sent): the identity provider is unavailable or throttling for now: ${detail}`,
       })
     return new VaultForbidden({
       ...fields,

@@ -355,6 +355,26 @@ describe("an import whose outcome is unknown is never sent again", () => {
         )).error
         expect(transient._tag).toBe("VaultUnavailable")
         expect(transient.message).toContain("unavailable or throttling for now")
+        // A refusal whose text happens to name "Throttle Labs", and a chain's aggregate that mixes a
+        // 503 into its text, are refused credentials, not outages.
+        const named = (yield* importWith(
+          failingWith(
+            "AuthenticationRequiredError",
+            400,
+            "unauthorized_client: AADSTS700016: Application x was not found in the directory 'Throttle Labs'",
+          ),
+          "authority-refusal-named",
+        )).error
+        expect(named._tag === "VaultForbidden" && named.refusal).toBe("credential")
+        const chain = (yield* importWith(
+          failingWith(
+            "AggregateAuthenticationError",
+            undefined,
+            "ChainedTokenCredential failed: ManagedIdentityCredential: server_error: Http status code: 503",
+          ),
+          "chain-aggregate",
+        )).error
+        expect(chain._tag === "VaultForbidden" && chain.refusal).toBe("credential")
         // The real @azure/identity, its authority unreachable (nothing listens on port 1); the tenant
         // is the one the listener's challenge names (another would be refused as a credential problem).
         const unreachable = (yield* importWith(

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs"
 import { access, constants } from "node:fs/promises"
 import { rootCertificates } from "node:tls"
 import type { TokenCredential } from "@azure/core-auth"
@@ -66,9 +67,13 @@ const requireVariables = Effect.fn("Credentials.requireVariables")(function* (mo
   return values
 })
 
+/** Where the Azure Arc agent lives on Windows (MSAL's check); on Linux /opt/azcmagent/bin/himds. */
+const arcWindowsAgent = `${process.env.ProgramFiles ?? "C:\\Program Files"}\\AzureConnectedMachineAgent\\himds.exe`
+
 /**
- * The managed identity source @azure/identity (MSAL) will use, in its order, each needing all of
- * its variables: Service Fabric, App Service, Machine Learning, Cloud Shell, Azure Arc, else IMDS.
+ * The managed identity source @azure/identity will use: the workload identity token exchange when
+ * its three variables are set, else MSAL's, in its order, each needing all of its variables:
+ * Service Fabric, App Service, Machine Learning, Cloud Shell, Azure Arc (or its agent's file), else IMDS.
  */
 const managedIdentityEndpoint = Effect.gen(function* () {
   const set = (o: Option.Option<string>) => Option.isSome(o)
@@ -79,12 +84,21 @@ const managedIdentityEndpoint = Effect.gen(function* () {
   const msiSecret = yield* optionalEnv("MSI_SECRET")
   const imdsEndpoint = yield* optionalEnv("IMDS_ENDPOINT")
   const endpoint = Option.getOrElse(identityEndpoint, () => "")
+  // In an AKS workload identity pod @azure/identity exchanges the federated token itself (not MSAL).
+  const federated = yield* optionalEnv("AZURE_FEDERATED_TOKEN_FILE")
+  const tenant = yield* optionalEnv("AZURE_TENANT_ID")
+  const client = yield* optionalEnv("AZURE_CLIENT_ID")
+  if (set(federated) && set(tenant) && set(client))
+    return `Entra ID token exchange with the federated token ${Option.getOrElse(federated, () => "")} (workload identity)`
   if (set(identityEndpoint) && set(identityHeader) && set(thumbprint))
     return `Service Fabric endpoint ${endpoint}`
   if (set(identityEndpoint) && set(identityHeader)) return `App Service endpoint ${endpoint}`
   if (Option.isSome(msiEndpoint))
     return `${set(msiSecret) ? "Azure Machine Learning" : "Cloud Shell"} endpoint ${msiEndpoint.value}`
   if (set(identityEndpoint) && set(imdsEndpoint)) return `Azure Arc endpoint ${endpoint}`
+  // MSAL also takes an Azure Arc machine by its agent's file, without the variables.
+  if (existsSync(process.platform === "win32" ? arcWindowsAgent : "/opt/azcmagent/bin/himds"))
+    return "Azure Arc endpoint (the machine's Arc agent)"
   const imds = yield* optionalEnv("AZURE_POD_IDENTITY_AUTHORITY_HOST")
   return `IMDS ${Option.getOrElse(imds, () => "http://169.254.169.254")}`
 })

@@ -94,13 +94,21 @@ export const explainTokenFailure = (
       fix: "Check the credential the chain used (doctor's credential line): its secret, federated token or identity",
     }
   }
-  // The provider's own outage or throttling (MSAL's temporarily_unavailable and server_error, an
-  // identity endpoint's 5xx or 429): nothing is wrong with the credential; it passes.
-  if (
-    /temporarily_unavailable|server_error|\bstatus(?: code)?:? (?:5\d\d|429)\b|too many requests|throttl/i.test(
-      text,
-    )
-  ) {
+  // The provider's own outage or throttling: nothing is wrong with the credential; it passes. Judged
+  // by the status MSAL's error carries (429, 5xx) or its transient codes, never the free text (a
+  // tenant named "Throttle Labs"), and not for a chain's aggregate, whose text mixes every source's.
+  const cause = (error as { cause?: { status?: unknown; errorCode?: unknown } } | null)?.cause
+  const ownStatus = (error as { statusCode?: unknown } | null)?.statusCode
+  const status =
+    typeof ownStatus === "number" ? ownStatus : typeof cause?.status === "number" ? cause.status : undefined
+  const outage =
+    name !== "AggregateAuthenticationError" &&
+    (status !== undefined
+      ? status === 429 || status >= 500
+      : cause?.errorCode === "temporarily_unavailable" ||
+        cause?.errorCode === "server_error" ||
+        /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90033|90055)\b/.test(text))
+  if (outage) {
     return {
       reason:
         "the identity provider (Entra ID or the managed identity endpoint) is unavailable or throttling for now",

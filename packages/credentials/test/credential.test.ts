@@ -139,6 +139,14 @@ describe("makeCredential", () => {
         expect(yield* endpointWith({ MSI_ENDPOINT: e, MSI_SECRET: "s" })).toBe(
           `Azure Machine Learning endpoint ${e}`,
         )
+        // An AKS workload identity pod: @azure/identity exchanges the federated token itself.
+        expect(
+          yield* endpointWith({
+            AZURE_FEDERATED_TOKEN_FILE: "/var/run/t",
+            AZURE_TENANT_ID: "t",
+            AZURE_CLIENT_ID: "c",
+          }),
+        ).toContain("token exchange")
       }),
   )
 

@@ -185,13 +185,46 @@ describe("explainTokenFailure: what Entra ID refused", () => {
   })
 
   it("an outage or throttling of the identity provider passes; it is not a missing credential source", () => {
-    for (const message of [
-      "temporarily_unavailable: AADSTS90033: A transient error has occurred",
-      "server_error: the service is unavailable",
-      "ManagedIdentityCredential: the endpoint answered status code 503",
+    const withCause = (name: string, message: string, cause: Record<string, unknown>) =>
+      Object.assign(new Error(message), { name, cause })
+    for (const error of [
+      entra("temporarily_unavailable: AADSTS90033: A transient error has occurred"),
+      // MSAL replaying a recent failure without a request: no status, its code first.
+      entra("90033: AADSTS90033: A transient error has occurred. Please try again."),
+      entra("invalid_request: AADSTS90055: There are too many incoming requests."),
+      // An App Service identity endpoint's 500, the status on MSAL's error (the cause).
+      withCause("CredentialUnavailableError", "ManagedIdentityCredential: authentication failed", {
+        status: 500,
+      }),
+      withCause("AuthenticationRequiredError", "the token request failed", { errorCode: "server_error" }),
     ]) {
-      const explained = explainTokenFailure(entra(message), "managed_identity")
-      expect(explained.reason, message).toMatch(/unavailable or throttling for now/)
+      const explained = explainTokenFailure(error, "managed_identity")
+      expect(explained.reason, error.message).toMatch(/unavailable or throttling for now/)
     }
+  })
+
+  it("a refusal that names a tenant or app like 'Throttle Labs', or a chain's aggregate, is no outage", () => {
+    const refused = Object.assign(
+      new Error(
+        "unauthorized_client: AADSTS700016: Application x was not found in the directory 'Throttle Labs'",
+      ),
+      { name: "AuthenticationRequiredError", cause: { status: 400 } },
+    )
+    expect(explainTokenFailure(refused, "client_secret").reason).not.toMatch(/for now/)
+    const tenant = Object.assign(
+      new Error("invalid_request: AADSTS90002: Tenant 'throttle-labs' not found"),
+      {
+        name: "AuthenticationRequiredError",
+        cause: { status: 400 },
+      },
+    )
+    expect(explainTokenFailure(tenant, "client_secret").reason).not.toMatch(/for now/)
+    const chain = Object.assign(
+      new Error(
+        "ChainedTokenCredential failed: ManagedIdentityCredential: server_error: Http status code: 503",
+      ),
+      { name: "AggregateAuthenticationError" },
+    )
+    expect(explainTokenFailure(chain, "default").reason).not.toMatch(/for now/)
   })
 })
