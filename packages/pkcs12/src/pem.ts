@@ -112,7 +112,7 @@ const parseDer = (bytes: Uint8Array): Effect.Effect<ParsedPem, MaterialInvalid> 
           problem(
             "input",
             "is neither PEM text nor a DER certificate or PKCS#8 key",
-            "supply PEM (-----BEGIN CERTIFICATE----- / -----BEGIN PRIVATE KEY-----) or a single DER certificate",
+            "supply PEM (CERTIFICATE blocks and one PRIVATE KEY block) or a single DER certificate",
           ),
         ],
       }),
