@@ -21,6 +21,13 @@ const start = (config: string) => {
   return a
 }
 
+/** The deployments the state file has a record of. */
+const stateNames = () =>
+  Object.keys(
+    (JSON.parse(readFileSync(suite.work.path("state/state.json"), "utf8")) as { deployments: object })
+      .deployments,
+  )
+
 /** A deployment of `name` from freshly written files of `leaf`, to `${name}-cert`. */
 const spec = (name: string, leaf: { certPem: string; keyPem: string }) => ({
   name,
@@ -128,17 +135,12 @@ describe("stopping and reloading", () => {
     expect(JSON.stringify(invalid.problems)).toContain("fix:")
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
-    const state = JSON.parse(readFileSync(work.path("state/state.json"), "utf8")) as {
-      deployments: Record<string, unknown>
-    }
-    expect(Object.keys(state.deployments)).toEqual(["keep"])
+    expect(stateNames()).toEqual(["keep"])
   })
+
   it("records of deployments no longer configured are dropped at start (after the reload test's state)", async () => {
     const { emulator, pki, work } = suite
-    const before = JSON.parse(readFileSync(work.path("state/state.json"), "utf8")) as {
-      deployments: Record<string, unknown>
-    }
-    expect(Object.keys(before.deployments)).toEqual(["keep"])
+    expect(stateNames()).toEqual(["keep"])
     const leaf = await pki.leaf("fresh.example.test")
     const config = writeConfig(work, emulator, [spec("fresh", leaf)], {}, "fresh.yaml")
     const a = start(config)
@@ -149,10 +151,7 @@ describe("stopping and reloading", () => {
     await a.waitFor((l) => l.deployment === "fresh" && l.msg === "deploy: Succeeded")
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
-    const after = JSON.parse(readFileSync(work.path("state/state.json"), "utf8")) as {
-      deployments: Record<string, unknown>
-    }
-    expect(Object.keys(after.deployments)).toEqual(["fresh"])
+    expect(stateNames()).toEqual(["fresh"])
   })
 
   it("SIGTERM while a reload waits for a removed deployment's import: the import is waited for, not abandoned", async () => {
