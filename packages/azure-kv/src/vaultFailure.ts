@@ -17,6 +17,7 @@ import {
   VaultThrottled,
   VaultUnavailable,
 } from "@kvdeploy/core"
+import { identityProviderOutage, tokenErrorStatus } from "@kvdeploy/credentials/tokenErrors"
 import { ImportOutcomeUnknown, neverSentCodes } from "./importPolicy.js"
 import { LatestNotFound } from "./notFoundPolicy.js"
 import { grantAdvice, requiredPermission } from "./permissions.js"
@@ -150,33 +151,6 @@ const credentialErrorNames: ReadonlySet<string> = new Set([
 const unreachableAuthority =
   /network_error|endpoints_resolution_error|network unreachable|ENOTFOUND|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|socket hang up|getaddrinfo/i
 
-/**
- * The status of a token error: @azure/identity's own, or that of MSAL's error it wraps (its cause).
- * The identity provider is down or throttling for now when it is 429 or 5xx, or when MSAL says so
- * with its transient codes (also replaying a recent failure without a request, AADSTS90033), never
- * judged from the free text of a message (a tenant named "Throttle Labs" is no outage), and never
- * for a chain's aggregate error, whose text mixes every source's (the chain's verdict is its own).
- */
-const tokenErrorStatus = (error: unknown): number | undefined => {
-  const e = error as { readonly statusCode?: unknown; readonly cause?: { readonly status?: unknown } }
-  return typeof e.statusCode === "number"
-    ? e.statusCode
-    : typeof e.cause?.status === "number"
-      ? e.cause.status
-      : undefined
-}
-const providerOutage = (error: unknown, name: string, message: string): boolean => {
-  if (name === "AggregateAuthenticationError") return false
-  const status = tokenErrorStatus(error)
-  if (status !== undefined) return status === 429 || status >= 500
-  const code = (error as { readonly cause?: { readonly errorCode?: unknown } }).cause?.errorCode
-  return (
-    code === "temporarily_unavailable" ||
-    code === "server_error" ||
-    /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90033|90055)\b/.test(message)
-  )
-}
-
 const isSoftDeletedConflict = (f: KeyVaultRequestFailure): boolean =>
   f.innerCode === "ObjectIsDeletedButRecoverable" ||
   f.code === "ObjectIsDeletedButRecoverable" ||
@@ -269,7 +243,7 @@ const mapFailure = (
   // problem of the vault's.
   if (credentialErrorNames.has(cause.name)) {
     const authorityStatus = tokenErrorStatus(error)
-    if (providerOutage(error, cause.name, detail))
+    if (identityProviderOutage(error))
       return new VaultUnavailable({
         ...fields,
         detail:

@@ -1,6 +1,7 @@
 import * as Effect from "effect/Effect"
 import { TokenRequestFailed } from "./CredentialUnavailable.js"
 import type { ResolvedCredential } from "./credential.js"
+import { identityProviderOutage } from "./tokenErrors.js"
 
 /** What a token says about the identity that got it. The token itself is never kept. */
 export interface TokenProbe {
@@ -94,21 +95,8 @@ export const explainTokenFailure = (
       fix: "Check the credential the chain used (doctor's credential line): its secret, federated token or identity",
     }
   }
-  // The provider's own outage or throttling: nothing is wrong with the credential; it passes. Judged
-  // by the status MSAL's error carries (429, 5xx) or its transient codes, never the free text (a
-  // tenant named "Throttle Labs"), and not for a chain's aggregate, whose text mixes every source's.
-  const cause = (error as { cause?: { status?: unknown; errorCode?: unknown } } | null)?.cause
-  const ownStatus = (error as { statusCode?: unknown } | null)?.statusCode
-  const status =
-    typeof ownStatus === "number" ? ownStatus : typeof cause?.status === "number" ? cause.status : undefined
-  const outage =
-    name !== "AggregateAuthenticationError" &&
-    (status !== undefined
-      ? status === 429 || status >= 500
-      : cause?.errorCode === "temporarily_unavailable" ||
-        cause?.errorCode === "server_error" ||
-        /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90033|90055)\b/.test(text))
-  if (outage) {
+  // The provider's own outage or throttling: nothing is wrong with the credential; it passes.
+  if (identityProviderOutage(error)) {
     return {
       reason:
         "the identity provider (Entra ID or the managed identity endpoint) is unavailable or throttling for now",

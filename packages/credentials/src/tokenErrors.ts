@@ -1,0 +1,41 @@
+/**
+ * What a token error says about the identity provider, read from the data @azure/identity and
+ * MSAL attach to it. One rule for `doctor`'s explanation (probe.ts) and the Vault adapter's
+ * mapping (@kvdeploy/azure-kv), so the two never disagree. Imports nothing: the adapter loads it
+ * without @azure/identity.
+ */
+
+/** The status of a token error: @azure/identity's own, or that of MSAL's error it wraps (its cause). */
+export const tokenErrorStatus = (error: unknown): number | undefined => {
+  const e = error as { readonly statusCode?: unknown; readonly cause?: { readonly status?: unknown } } | null
+  return typeof e?.statusCode === "number"
+    ? e.statusCode
+    : typeof e?.cause?.status === "number"
+      ? e.cause.status
+      : undefined
+}
+
+/**
+ * The identity provider (Entra ID or a managed identity endpoint) is down or throttling for now:
+ * its status is 429 or 5xx, or MSAL says so with its transient codes (also when it replays a recent
+ * failure without a request, AADSTS90033). Never judged from a message's free text (a refusal
+ * naming a tenant "Throttle Labs" is no outage), and never for a chain's aggregate error, whose
+ * text mixes every source's.
+ */
+export const identityProviderOutage = (error: unknown): boolean => {
+  const e = error as {
+    readonly name?: unknown
+    readonly message?: unknown
+    readonly cause?: { readonly errorCode?: unknown }
+  } | null
+  if (e?.name === "AggregateAuthenticationError") return false
+  const status = tokenErrorStatus(error)
+  if (status !== undefined) return status === 429 || status >= 500
+  const code = e?.cause?.errorCode
+  return (
+    code === "temporarily_unavailable" ||
+    code === "server_error" ||
+    (typeof e?.message === "string" &&
+      /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90033|90055)\b/.test(e.message))
+  )
+}
