@@ -673,6 +673,32 @@ describe("validate, doctor, emulator", () => {
     expect(world.emulator.state.versions(world.vault, "no-secret")).toBeUndefined()
   })
 
+  it("doctor, credential_mode default: names the chain's source that answered; with none, each source's reason (1)", async () => {
+    type Check = { check: string; status: string; detail: string }
+    const target = world.targetFile("doctor-default", { credential_mode: "default" })
+    const ok = await runCli(["doctor", "--config", target, "--json"], { env: world.env })
+    expect(ok.code, ok.stdout).toBe(0)
+    const token = json<{ checks: Array<Check> }>(ok).checks.find((c) => c.check === "token")
+    expect(token?.detail).toContain("from EnvironmentCredential (the default chain's source that answered)")
+    // No service principal, an App Service managed identity endpoint that refuses the header, and
+    // no developer tools ("prod").
+    const { AZURE_CLIENT_SECRET: _s, AZURE_CLIENT_ID: _c, AZURE_TENANT_ID: _t, ...rest } = world.env
+    const env = {
+      ...rest,
+      AZURE_TOKEN_CREDENTIALS: "prod",
+      IDENTITY_ENDPOINT: world.emulator.managedIdentity.appServiceEndpoint,
+      IDENTITY_HEADER: "not-the-header",
+    }
+    const none = await runCli(["doctor", "--config", target, "--json"], { env })
+    expect(none.code, none.stdout).toBe(1)
+    const checks = json<{ checks: Array<Check> }>(none).checks
+    expect(checks.find((c) => c.check === "token")?.status).toBe("fail")
+    const sources = checks.filter((c) => c.check.startsWith("chain source"))
+    expect(sources.map((c) => c.status)).toEqual(["fail", "fail"])
+    expect(sources[0]?.detail).toMatch(/^EnvironmentCredential is unavailable/)
+    expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential/)
+  })
+
   it("doctor: a missing client secret fails the credential check (1)", async () => {
     const { AZURE_CLIENT_SECRET: _, ...env } = world.env
     const r = await runCli(["doctor", "--config", world.targetFile("doctor")], { env })

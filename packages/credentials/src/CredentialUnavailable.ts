@@ -58,6 +58,8 @@ export class TokenRequestFailed extends Schema.TaggedError<TokenRequestFailed>()
   source: Schema.String,
   reason: Schema.String,
   fix: Schema.String,
+  /** For the default chain: each source's reason, in the chain's order (see chainFailures). */
+  sources: Schema.optional(Schema.Array(Schema.String)),
   cause: Schema.optional(Schema.Defect()),
 }) {
   override get message(): string {

@@ -145,6 +145,16 @@ const sdkMessage = (cause: unknown): string | undefined => {
   return line.length > 300 ? `${line.slice(0, 300)}…` : line
 }
 
+/** One failed check per source of a default chain that gave no token, in the chain's order. */
+export const chainSourceChecks = (
+  sources: ReadonlyArray<string> | undefined,
+): ReadonlyArray<CredentialCheck> =>
+  (sources ?? []).map((reason, i) => ({
+    name: `default chain: source ${i + 1}`,
+    status: "failed",
+    detail: reason,
+  }))
+
 /**
  * Diagnose the credential of `settings`: build it, ask for one token for the
  * vault's resource, and report every step. Never fails.
@@ -180,9 +190,11 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
     checks.push({
       name: "token",
       status: "failed",
-      detail: `${e.reason}${sdk === undefined ? "" : ` (${sdk})`}`,
+      // A chain's first line says only that the chain failed: its sources follow, one check each.
+      detail: `${e.reason}${sdk === undefined || e.sources !== undefined ? "" : ` (${sdk})`}`,
       fix: e.fix,
     })
+    checks.push(...chainSourceChecks(e.sources))
     return {
       mode: settings.mode,
       ok: false,
@@ -196,6 +208,9 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
     status: "ok",
     detail: [
       `obtained for ${resource}`,
+      token.answeredBy === undefined
+        ? undefined
+        : `from ${token.answeredBy} (the default chain's source that answered)`,
       token.tenantId === undefined ? undefined : `tenant ${token.tenantId}`,
       token.appId === undefined ? undefined : `app ${token.appId}`,
       token.objectId === undefined ? undefined : `object ${token.objectId}`,

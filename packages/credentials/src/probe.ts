@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import { TokenRequestFailed } from "./CredentialUnavailable.js"
+import { chainFailures, withChainReport } from "./chainReport.js"
 import type { ResolvedCredential } from "./credential.js"
 import { identityProviderOutage } from "./tokenErrors.js"
 
@@ -10,6 +11,8 @@ export interface TokenProbe {
   readonly objectId?: string
   readonly appId?: string
   readonly audience?: string
+  /** For the default chain: the source that answered (EnvironmentCredential, ManagedIdentityCredential, ...), when the SDK said. */
+  readonly answeredBy?: string
 }
 
 /** Key Vault's token scope for a cloud's Key Vault resource, e.g. https://vault.azure.net/.default. */
@@ -48,6 +51,14 @@ export const explainTokenFailure = (
   const code =
     (error as { code?: unknown; cause?: { code?: unknown } } | null)?.code ??
     (error as { cause?: { code?: unknown } } | null)?.cause?.code
+  // A chain's message joins every source's: judged by any one, it would read as that source's
+  // failure. Each source's own reason is listed apart (chainFailures).
+  if (name === "AggregateAuthenticationError") {
+    return {
+      reason: "none of the default chain's sources gave a token (each one's reason is listed)",
+      fix: unavailableFix[mode ?? "default"],
+    }
+  }
   if (/endpoints_resolution_error|openid-configuration/i.test(text)) {
     return {
       reason: "the authority host could not be reached or did not serve its OpenID configuration",
@@ -126,16 +137,22 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
   resolved: ResolvedCredential,
   scope: string,
 ) {
-  const token = yield* Effect.tryPromise({
+  const request = Effect.tryPromise({
     try: (signal) => resolved.credential.getToken(scope, { abortSignal: signal }),
-    catch: (error) =>
-      new TokenRequestFailed({
+    catch: (error) => {
+      const sources = chainFailures(error)
+      return new TokenRequestFailed({
         mode: resolved.identity.mode,
         source: resolved.identity.source,
         ...explainTokenFailure(error, resolved.identity.mode),
+        ...(sources.length === 0 ? {} : { sources }),
         cause: error,
-      }),
+      })
+    },
   })
+  // The default chain does not say which source answered but in its log: listen for that one line.
+  const [token, answeredBy] =
+    resolved.identity.mode === "default" ? yield* withChainReport(request) : [yield* request, undefined]
   if (token === null) {
     return yield* new TokenRequestFailed({
       mode: resolved.identity.mode,
@@ -159,5 +176,6 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
     ...(objectId === undefined ? {} : { objectId }),
     ...(appId === undefined ? {} : { appId }),
     ...(audience === undefined ? {} : { audience }),
+    ...(answeredBy === undefined ? {} : { answeredBy }),
   } satisfies TokenProbe
 })

@@ -226,5 +226,15 @@ describe("explainTokenFailure: what Entra ID refused", () => {
       { name: "AggregateAuthenticationError" },
     )
     expect(explainTokenFailure(chain, "default").reason).not.toMatch(/for now/)
+    // Nor as a network failure of one of its sources: the chain failed, each source for its reason.
+    const unreachable = Object.assign(
+      new Error(
+        "ChainedTokenCredential authentication failed.\nManagedIdentityCredential: Network unreachable",
+      ),
+      { name: "AggregateAuthenticationError" },
+    )
+    expect(explainTokenFailure(unreachable, "default").reason).toBe(
+      "none of the default chain's sources gave a token (each one's reason is listed)",
+    )
   })
 })

@@ -47,6 +47,7 @@ const identityVariables = [
   "MSI_SECRET",
   "IMDS_ENDPOINT",
   "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+  "AZURE_TOKEN_CREDENTIALS",
 ]
 
 /** Run `effect` with exactly `vars` as the identity environment, in process.env and in Effect's ConfigProvider. */
@@ -169,6 +170,7 @@ describe("DefaultAzureCredential picks the source the environment configures", (
   it.live("environment (client secret)", () =>
     Effect.gen(function* () {
       const { token, status } = yield* viaDefault("clientSecret")
+      expect(token.answeredBy).toBe("EnvironmentCredential")
       expect(token.appId).toBe(emulator.clientSecret.clientId)
       expect(status).toBe(404)
     }),
@@ -177,6 +179,7 @@ describe("DefaultAzureCredential picks the source the environment configures", (
   it.live("workload identity", () =>
     Effect.gen(function* () {
       const { token } = yield* viaDefault("workloadIdentity")
+      expect(token.answeredBy).toBe("WorkloadIdentityCredential")
       expect(token.appId).toBe(emulator.workloadIdentity.clientId)
     }),
   )
@@ -184,12 +187,30 @@ describe("DefaultAzureCredential picks the source the environment configures", (
   it.live("managed identity (IMDS)", () =>
     Effect.gen(function* () {
       const { token } = yield* viaDefault("managedIdentityImds")
+      expect(token.answeredBy).toBe("ManagedIdentityCredential")
       expect(token.appId).toBe(emulator.managedIdentity.systemAssigned.clientId)
     }),
   )
 })
 
 describe("doctor", () => {
+  // When no source answers: defaultChainFailure.test.ts (its own process: MSAL keeps the managed
+  // identity source it found, and this file's tests found one).
+  it.live("default chain: names the source that answered", () =>
+    Effect.gen(function* () {
+      const settings = { ...settingsFor("managedIdentityAppService"), mode: "default" as const }
+      const answered = yield* withEnvironment(
+        emulator.env.managedIdentityAppService,
+        diagnoseCredential(settings),
+      )
+      expect(answered.ok).toBe(true)
+      expect(answered.token?.answeredBy).toBe("ManagedIdentityCredential")
+      expect(formatDiagnosis(answered).join("\n")).toContain(
+        "from ManagedIdentityCredential (the default chain's source that answered)",
+      )
+    }),
+  )
+
   it.live(
     "reports which credential, tenant and client worked, and never prints the token or the secret",
     () =>

@@ -90,13 +90,16 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
         detail: `${scope}: ${token.failure.reason}`,
         fix: token.failure.fix,
       })
+      // The default chain: why each of its sources gave no token.
+      for (const [i, reason] of (token.failure.sources ?? []).entries())
+        yield* add({ check: `chain source ${i + 1}`, status: "fail", detail: reason, fix: undefined })
       return checks
     }
     const t = token.success
     yield* add({
       check: "token",
       status: "pass",
-      detail: `for ${scope}, expires ${t.expiresOn.toISOString()}${t.objectId === undefined ? "" : `, object id ${t.objectId}`}${t.appId === undefined ? "" : `, app id ${t.appId}`} (the token itself is not shown)`,
+      detail: `for ${scope}${t.answeredBy === undefined ? "" : `, from ${t.answeredBy} (the default chain's source that answered)`}, expires ${t.expiresOn.toISOString()}${t.objectId === undefined ? "" : `, object id ${t.objectId}`}${t.appId === undefined ? "" : `, app id ${t.appId}`} (the token itself is not shown)`,
       fix: undefined,
     })
 

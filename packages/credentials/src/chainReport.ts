@@ -1,0 +1,85 @@
+/**
+ * Which source of DefaultAzureCredential's chain answered a token request, and
+ * why each one did not, for `doctor` in `credential_mode: default`.
+ *
+ * @azure/identity keeps the source that answered to itself; it says which in
+ * one info line of its own log ("ChainedTokenCredential => getToken() =>
+ * Result for ManagedIdentityCredential: SUCCESS ..."). `withChainReport`
+ * listens to the SDK's logger (`AzureLogger.log`, the SDK's documented place
+ * to redirect its logs) at info level for the length of one token request,
+ * keeps that source's name and nothing else, and puts the logger back as it
+ * was. Lines the operator's own `AZURE_LOG_LEVEL` asks for still go where they
+ * went. When the chain fails, every source's reason is in the SDK's
+ * AggregateAuthenticationError (`errors`, one per source), read by
+ * `chainFailures`.
+ */
+import { AzureLogger, type AzureLogLevel, getLogLevel, setLogLevel } from "@azure/logger"
+import * as Effect from "effect/Effect"
+import * as Semaphore from "effect/Semaphore"
+
+const levels: ReadonlyArray<AzureLogLevel> = ["error", "warning", "info", "verbose"]
+
+/** Whether a log line (its first argument starts with the namespace, `azure:<package>:<level>`) is one `level` enables. */
+const enabledAt = (level: AzureLogLevel | undefined, args: ReadonlyArray<unknown>): boolean => {
+  if (level === undefined) return false
+  const namespace = String(args[0] ?? "").split(" ", 1)[0] ?? ""
+  const lineLevel = namespace.slice(namespace.lastIndexOf(":") + 1) as AzureLogLevel
+  const at = levels.indexOf(lineLevel)
+  return at !== -1 && at <= levels.indexOf(level)
+}
+
+const answered = /ChainedTokenCredential => getToken\(\) => Result for (\w+): SUCCESS/
+
+/** One listener at a time: the logger is one per process, and each report must be its own request's. */
+const oneAtATime = Semaphore.makeUnsafe(1)
+
+/**
+ * Run `request` (one token request of a DefaultAzureCredential) and answer its
+ * result with the name of the chain's source that answered it (`undefined`
+ * when the SDK did not say: a credential that is no chain, or a log line it
+ * no longer writes).
+ */
+export const withChainReport = <A, E, R>(
+  request: Effect.Effect<A, E, R>,
+): Effect.Effect<readonly [A, string | undefined], E, R> =>
+  oneAtATime.withPermits(1)(
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        const saved = { log: AzureLogger.log, level: getLogLevel() }
+        const heard: { source: string | undefined } = { source: undefined }
+        AzureLogger.log = (...args: Array<unknown>) => {
+          const line = args.map(String).join(" ")
+          const match = answered.exec(line)
+          if (match?.[1] !== undefined) heard.source = match[1]
+          if (enabledAt(saved.level, args)) saved.log(...args)
+        }
+        // Info is needed to hear the line; a more verbose level the operator set stays.
+        if (saved.level !== "verbose") setLogLevel("info")
+        return { saved, heard }
+      }),
+      ({ heard }) => Effect.map(request, (a) => [a, heard.source] as const),
+      ({ saved }) =>
+        Effect.sync(() => {
+          setLogLevel(saved.level)
+          AzureLogger.log = saved.log
+        }),
+    ),
+  )
+
+/**
+ * Each source's reason from a chain's AggregateAuthenticationError: the first
+ * line of each, without the error class (`EnvironmentCredential is
+ * unavailable. ...`), cut at 240 characters. Empty for any other error. The
+ * SDK's messages name variables, endpoints and tools, never a secret's value.
+ */
+export const chainFailures = (error: unknown): ReadonlyArray<string> => {
+  if (!(error instanceof Error) || error.name !== "AggregateAuthenticationError") return []
+  const errors: unknown = (error as { errors?: unknown }).errors
+  if (!Array.isArray(errors)) return []
+  return errors.map((e) => {
+    const text = e instanceof Error ? e.message : String(e)
+    const line = (text.split("\n").find((l) => l.trim() !== "") ?? "").trim()
+    const bare = line.replace(/^(CredentialUnavailableError|AuthenticationRequiredError|Error): /, "")
+    return bare.length > 240 ? `${bare.slice(0, 240)}…` : bare
+  })
+}

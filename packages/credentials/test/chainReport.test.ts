@@ -1,0 +1,79 @@
+/**
+ * withChainReport listens to the SDK's logger for one request and puts it back
+ * as it was; lines the operator's own level asks for still reach the
+ * operator's log function. (The source names the real DefaultAzureCredential
+ * reports are checked against the emulator in emulator.test.ts.)
+ */
+import { AzureLogger, createClientLogger, getLogLevel, setLogLevel } from "@azure/logger"
+import { afterEach, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { chainFailures, withChainReport } from "../src/chainReport.js"
+
+// The logger @azure/identity writes to (its namespace), and the line its chain writes on success.
+const identity = createClientLogger("identity")
+const success = "ChainedTokenCredential => getToken() => Result for ManagedIdentityCredential: SUCCESS."
+
+const originalLog = AzureLogger.log
+afterEach(() => {
+  AzureLogger.log = originalLog
+  setLogLevel(undefined)
+})
+
+describe("withChainReport", () => {
+  it.effect("hears the source that answered, and restores the logger and its level", () =>
+    Effect.gen(function* () {
+      const operatorLines: Array<string> = []
+      const operatorLog = (...args: Array<unknown>) => operatorLines.push(args.map(String).join(" "))
+      AzureLogger.log = operatorLog
+      setLogLevel("warning")
+      const [value, source] = yield* withChainReport(
+        Effect.sync(() => {
+          identity.info(success)
+          identity.warning("a warning the operator asked for")
+          return 42
+        }),
+      )
+      expect(value).toBe(42)
+      expect(source).toBe("ManagedIdentityCredential")
+      expect(AzureLogger.log).toBe(operatorLog)
+      expect(getLogLevel()).toBe("warning")
+      // The info line was heard but not forwarded at the operator's "warning"; the warning was.
+      expect(operatorLines.some((l) => l.includes("a warning the operator asked for"))).toBe(true)
+      expect(operatorLines.some((l) => l.includes("SUCCESS"))).toBe(false)
+      // Back at "warning", info lines are off again.
+      identity.info(success)
+      expect(operatorLines.some((l) => l.includes("SUCCESS"))).toBe(false)
+    }),
+  )
+
+  it.effect("answers undefined when no source was named, and restores logging off after a failure", () =>
+    Effect.gen(function* () {
+      expect(getLogLevel()).toBeUndefined()
+      const [, source] = yield* withChainReport(Effect.succeed(1))
+      expect(source).toBeUndefined()
+      const failed = yield* withChainReport(Effect.fail("refused")).pipe(Effect.flip)
+      expect(failed).toBe("refused")
+      expect(getLogLevel()).toBeUndefined()
+      expect(AzureLogger.log).toBe(originalLog)
+    }),
+  )
+})
+
+describe("chainFailures", () => {
+  it("reads each source's first line from an AggregateAuthenticationError, and nothing from others", () => {
+    const aggregate = Object.assign(new Error("ChainedTokenCredential authentication failed."), {
+      name: "AggregateAuthenticationError",
+      errors: [
+        Object.assign(new Error("EnvironmentCredential is unavailable. No underlying credential."), {
+          name: "CredentialUnavailableError",
+        }),
+        new Error(`ManagedIdentityCredential: ${"x".repeat(300)}\nHttp status code: 403`),
+      ],
+    })
+    const reasons = chainFailures(aggregate)
+    expect(reasons[0]).toBe("EnvironmentCredential is unavailable. No underlying credential.")
+    expect(reasons[1]).toMatch(/^ManagedIdentityCredential: x+…$/)
+    expect(reasons[1]).not.toContain("Http status code")
+    expect(chainFailures(new Error("AADSTS7000215: invalid secret"))).toEqual([])
+  })
+})
