@@ -57,6 +57,13 @@ export type FaultAction =
   /** Perform the operation, then wait `ms` before answering (a client timeout shorter than this sees an ambiguous outcome). */
   | { readonly kind: "delayAfterCommit"; readonly ms: number }
   /**
+   * Perform the operation and answer it as performed, then disable the
+   * certificate's latest version (for an import, the version it created), as
+   * a policy or an operator might right after a write: the vault serves that
+   * version, but disabled. A deploy's verify sees its own version, wrong.
+   */
+  | { readonly kind: "disableAfterCommit" }
+  /**
    * Another writer imports a new self-signed version of the same certificate
    * (`before` this request runs, default, or `after` it committed but before the answer).
    */
@@ -217,6 +224,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "drop",
     "dropAfterCommit",
     "delayAfterCommit",
+    "disableAfterCommit",
     "foreignImport",
   ]
   if (!kinds.includes(String(action.kind))) throw new Error(`unknown action kind ${String(action.kind)}`)

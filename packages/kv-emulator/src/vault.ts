@@ -365,6 +365,7 @@ export class VaultHandler {
       }
       if (after.kind === "delayAfterCommit") await sleep(after.ms)
       if (after.kind === "foreignImport" && r.name !== undefined) await this.foreignImport(r.name, after)
+      if (after.kind === "disableAfterCommit" && r.name !== undefined) this.disableLatest(r.name)
     }
     finish(outcome)
   }
@@ -417,6 +418,17 @@ export class VaultHandler {
       ].join("\r\n"),
       "ForbiddenByRbac",
     )
+  }
+
+  /** Disable the latest version of `name`, as an update of its properties would (fault injection). */
+  private disableLatest(name: string): void {
+    const store = this.ctx.store
+    const entry = store.active(name)
+    if (entry === undefined) return
+    const latest = store.latest(entry)
+    latest.enabled = false
+    latest.updated = nowSeconds()
+    store.changed()
   }
 
   /** Another writer imports a fresh self-signed version of `name` (fault injection). */

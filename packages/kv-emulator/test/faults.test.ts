@@ -99,6 +99,22 @@ describe("fault injection", () => {
     expect(emulator.requests.entries({ operation: "import" }).at(-1)?.dropped).toBe(true)
   })
 
+  it("disables the new version after the import committed: the import answers enabled, the next read serves it disabled", async () => {
+    emulator.faults.add({ operation: "import", name: "svc", action: { kind: "disableAfterCommit" } })
+    const before = emulator.state.versions("faulty", "svc") ?? []
+    const imported = await certificates.importCertificate("svc", Buffer.from(pemBundle(material)), PEM)
+    expect(imported.properties.enabled).toBe(true)
+    const after = emulator.state.versions("faulty", "svc") ?? []
+    expect(after).toHaveLength(before.length + 1)
+    expect(after.at(-1)?.version).toBe(imported.properties.version)
+    expect(after.at(-1)?.enabled).toBe(false)
+    // Older versions are untouched.
+    expect(after.slice(0, -1).map((v) => v.enabled)).toEqual(before.map((v) => v.enabled))
+    const latest = await certificates.getCertificate("svc")
+    expect(latest.properties.version).toBe(imported.properties.version)
+    expect(latest.properties.enabled).toBe(false)
+  })
+
   it("with its default retries the SDK re-sends an import whose connection dropped: two versions for one call", async () => {
     emulator.faults.add({ operation: "import", action: { kind: "dropAfterCommit" } })
     const before = emulator.state.versions("faulty", "svc")?.length ?? 0
