@@ -391,6 +391,49 @@ describe("deploy contract against the emulator", () => {
       }),
   )
 
+  it.live(
+    "Entra ID throttling fails the deploy for now (nothing sent to the vault), also while MSAL replays the 429 after Entra answers again",
+    () =>
+      Effect.gen(function* () {
+        const name = "entra-throttled-app"
+        const target = targetFor(emulator, VAULT, name)
+        // A credential of its own (no token cached yet), kept across the deploys as the agent keeps one.
+        const fresh = yield* credentialFor(emulator, target)
+        const tokenCalls = () => emulator.requests.entries({}).filter((e) => e.operation === "token").length
+        const deployWith = (m: CertificateMaterial) =>
+          Effect.gen(function* () {
+            const since = emulator.requests.mark()
+            const tokensBefore = tokenCalls()
+            const outcome: DeployOutcome = yield* deployOnce(target, m, `id-${name}`).pipe(fastReads)
+            const sent = emulator.requests.entries({ vault: VAULT, since }).filter((e) => !e.challenge)
+            return { outcome, sent, tokenRequests: tokenCalls() - tokensBefore }
+          }).pipe(Effect.provide(worldLayer(emulator, target, fresh)))
+        const forNow = (outcome: DeployOutcome) => {
+          expect(outcome._tag).toBe("Failed")
+          expect(outcome.reason).toContain("unavailable or throttling for now")
+          expect(outcome.reason).not.toContain("refused")
+        }
+        emulator.faults.add({
+          operation: "token",
+          times: "always",
+          action: { kind: "throttle", retryAfterSeconds: 0 },
+        })
+        const throttled = yield* deployWith(yield* material())
+        forNow(throttled.outcome)
+        expect(throttled.outcome._tag === "Failed" && throttled.outcome.error).toBe("VaultUnavailable")
+        expect(throttled.sent).toEqual([])
+        expect(throttled.tokenRequests).toBeGreaterThan(0)
+        // Entra answers again, but MSAL remembers the 429 (60 s when Retry-After says 0) and answers the
+        // token requests itself, with the 429's text and no status.
+        emulator.faults.clear()
+        const replayed = yield* deployWith(yield* material())
+        expect(replayed.tokenRequests).toBe(0)
+        forNow(replayed.outcome)
+        expect(replayed.sent).toEqual([])
+        expect(versionsOf(name)).toHaveLength(0)
+      }),
+  )
+
   it.live("throttling is survived: the SDK honours Retry-After, every 429 is counted", () =>
     Effect.gen(function* () {
       const name = "throttled-app"

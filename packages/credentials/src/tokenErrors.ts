@@ -17,8 +17,8 @@ export const tokenErrorStatus = (error: unknown): number | undefined => {
 
 /**
  * The identity provider (Entra ID or a managed identity endpoint) is down or throttling for now:
- * its status is 429 or 5xx, or MSAL says so with its transient codes (also when it replays a recent
- * failure without a request, AADSTS90033). Never judged from a message's free text (a refusal
+ * its status is 429 or 5xx, MSAL replays such an answer without a request, or MSAL says so with its
+ * transient codes (AADSTS90033, AADSTS90055). Never judged from a message's free text (a refusal
  * naming a tenant "Throttle Labs" is no outage), and never for a chain's aggregate error, whose
  * text mixes every source's.
  */
@@ -26,11 +26,15 @@ export const identityProviderOutage = (error: unknown): boolean => {
   const e = error as {
     readonly name?: unknown
     readonly message?: unknown
-    readonly cause?: { readonly errorCode?: unknown }
+    readonly cause?: { readonly name?: unknown; readonly errorCode?: unknown; readonly status?: unknown }
   } | null
   if (e?.name === "AggregateAuthenticationError") return false
   const status = tokenErrorStatus(error)
   if (status !== undefined) return status === 429 || status >= 500
+  // MSAL answering by itself: after a 429 or 5xx (or an answer with Retry-After) it sends no token
+  // request for Retry-After, or 60 s, and throws that answer's text again as a ServerError with no
+  // status (its ThrottlingUtils). A ServerError made from an answer always has the answer's status.
+  if (e?.cause?.name === "ServerError" && e.cause.status === undefined) return true
   const code = e?.cause?.errorCode
   return (
     code === "temporarily_unavailable" ||

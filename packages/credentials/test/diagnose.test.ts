@@ -197,6 +197,11 @@ describe("explainTokenFailure: what Entra ID refused", () => {
         status: 500,
       }),
       withCause("AuthenticationRequiredError", "the token request failed", { errorCode: "server_error" }),
+      // MSAL answering by itself with a recent 429's text (ThrottlingUtils): a ServerError, no status.
+      withCause("AuthenticationRequiredError", ": Too many requests.", {
+        name: "ServerError",
+        errorCode: "",
+      }),
     ]) {
       const explained = explainTokenFailure(error, "managed_identity")
       expect(explained.reason, error.message).toMatch(/unavailable or throttling for now/)
@@ -219,6 +224,15 @@ describe("explainTokenFailure: what Entra ID refused", () => {
       },
     )
     expect(explainTokenFailure(tenant, "client_secret").reason).not.toMatch(/for now/)
+    // A ServerError made from an answer has its status: a refused secret is no outage.
+    const secret = Object.assign(
+      new Error("invalid_client: AADSTS7000215: Invalid client secret provided."),
+      {
+        name: "AuthenticationRequiredError",
+        cause: { name: "ServerError", status: 401, errorCode: "invalid_client" },
+      },
+    )
+    expect(explainTokenFailure(secret, "client_secret").reason).toBe("Entra ID refused the client secret")
     const chain = Object.assign(
       new Error(
         "ChainedTokenCredential failed: ManagedIdentityCredential: server_error: Http status code: 503",

@@ -373,6 +373,7 @@ const startServers = async (
     entraHandler({
       directory,
       log,
+      faults,
       authorityHost,
       tenants: () => tenants,
       admin: (req, res) => admin(req, res),
@@ -382,6 +383,7 @@ const startServers = async (
     managedIdentityHandler({
       directory,
       log,
+      faults,
       identityHeader,
       tenantId,
       admin: (req, res) => admin(req, res),

@@ -7,12 +7,15 @@
 import { randomUUID } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Directory, Principal } from "./directory.js"
-import { readBody, sendJson } from "./http.js"
+import type { FaultController, IdentityOperationName } from "./faults.js"
+import { readBody, sendJson, sleep } from "./http.js"
 import type { RequestLog } from "./requestLog.js"
 
 export interface EntraContext {
   readonly directory: Directory
   readonly log: RequestLog
+  /** Faults tests script for the token endpoint (operation "token"). */
+  readonly faults: FaultController
   /** https://host:port */
   readonly authorityHost: string
   /** Tenants the token endpoint serves (the emulator's and any vault-specific ones). */
@@ -26,15 +29,68 @@ const aadError = (
   error: string,
   description: string,
   codes: number[] = [],
+  headers: Readonly<Record<string, string>> = {},
 ) =>
-  sendJson(res, status, {
-    error,
-    error_description: description,
-    error_codes: codes,
-    timestamp: new Date().toISOString().replace("T", " ").replace("Z", "Z"),
-    trace_id: randomUUID(),
-    correlation_id: randomUUID(),
-  })
+  sendJson(
+    res,
+    status,
+    {
+      error,
+      error_description: description,
+      error_codes: codes,
+      timestamp: new Date().toISOString().replace("T", " ").replace("Z", "Z"),
+      trace_id: randomUUID(),
+      correlation_id: randomUUID(),
+    },
+    headers,
+  )
+
+/** How an identity endpoint answers an error: its status, OAuth error code, description and headers. */
+type IdentityAnswer = (
+  status: number,
+  error: string,
+  description: string,
+  headers: Readonly<Record<string, string>>,
+) => void
+
+/**
+ * Apply the fault a test scripted for an identity endpoint's operation (an
+ * outage or throttling of Entra ID or a managed identity endpoint). True when
+ * the fault answered the request (or dropped its connection); false when the
+ * request goes on (no fault, or a delay or hold that has passed).
+ */
+const identityFault = async (
+  faults: FaultController,
+  operation: IdentityOperationName,
+  req: IncomingMessage,
+  res: ServerResponse,
+  answer: IdentityAnswer,
+): Promise<boolean> => {
+  const injected = faults.take("", operation, undefined)
+  if (injected === undefined) return false
+  const a = injected.action
+  if (a.kind === "delay") await sleep(a.ms)
+  else if (a.kind === "hold") await faults.hold(injected.id, a.timeoutMs ?? 30_000)
+  else if (a.kind === "drop") {
+    req.resume()
+    res.socket?.destroy()
+    return true
+  } else if (a.kind === "throttle") {
+    req.resume()
+    answer(429, "temporarily_unavailable", "Injected throttling: too many requests.", {
+      "Retry-After": String(a.retryAfterSeconds ?? 1),
+    })
+    return true
+  } else if (a.kind === "status") {
+    req.resume()
+    const error =
+      a.code ??
+      (a.status >= 500 ? "server_error" : a.status === 429 ? "temporarily_unavailable" : "invalid_request")
+    answer(a.status, error, a.message ?? "Injected fault.", a.headers ?? {})
+    return true
+  }
+  return false
+}
 
 const resourceFromScope = (scope: string | null): string | undefined => {
   if (!scope) return undefined
@@ -182,6 +238,12 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
   }
   if (req.method === "POST" && (rest === "oauth2/v2.0/token" || rest === "oauth2/token")) {
     operation = "token"
+    if (
+      await identityFault(ctx.faults, "token", req, res, (status, error, description, headers) =>
+        aadError(res, status, error, description, [], headers),
+      )
+    )
+      return
     if (!known.has(tenant))
       return aadError(
         res,
@@ -270,6 +332,8 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
 export interface ManagedIdentityContext {
   readonly directory: Directory
   readonly log: RequestLog
+  /** Faults tests script for the managed identity endpoints ("imdsToken", "appServiceToken"). */
+  readonly faults: FaultController
   /** The value App Service puts in IDENTITY_HEADER. */
   readonly identityHeader: string
   readonly tenantId: string
@@ -325,6 +389,12 @@ const handleManagedIdentity = async (
   }
   if (req.method === "GET" && path === "/metadata/identity/oauth2/token") {
     operation = "imdsToken"
+    if (
+      await identityFault(ctx.faults, "imdsToken", req, res, (status, error, description, headers) =>
+        sendJson(res, status, { error, error_description: description }, headers),
+      )
+    )
+      return
     if (req.headers.metadata !== "true")
       return sendJson(res, 400, {
         error: "invalid_request",
@@ -354,6 +424,12 @@ const handleManagedIdentity = async (
   }
   if (req.method === "GET" && path === "/msi/token") {
     operation = "appServiceToken"
+    if (
+      await identityFault(ctx.faults, "appServiceToken", req, res, (status, error, description, headers) =>
+        sendJson(res, status, { statusCode: status, message: `${error}: ${description}` }, headers),
+      )
+    )
+      return
     if (req.headers["x-identity-header"] !== ctx.identityHeader)
       return sendJson(res, 401, {
         statusCode: 401,

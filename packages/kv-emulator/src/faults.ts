@@ -29,6 +29,18 @@ export const OPERATIONS = [
 
 export type OperationName = (typeof OPERATIONS)[number]
 
+/**
+ * The identity endpoints' operations: Entra ID's token endpoint, and the
+ * managed identity endpoints (IMDS, App Service). A rule names one of them
+ * explicitly ("*" matches vault operations only) and takes no vault or name.
+ */
+export const IDENTITY_OPERATIONS = ["token", "imdsToken", "appServiceToken"] as const
+
+export type IdentityOperationName = (typeof IDENTITY_OPERATIONS)[number]
+
+/** The actions an identity endpoint's fault can take (nothing there is written, so nothing "after commit"). */
+export const IDENTITY_FAULT_KINDS = ["status", "throttle", "delay", "hold", "drop"] as const
+
 export type FaultAction =
   /** Answer this status and Key Vault error body without performing the operation. */
   | {
@@ -75,8 +87,8 @@ export type FaultAction =
     }
 
 export interface FaultRule {
-  /** Operation name, or "*" for every vault operation. */
-  readonly operation: OperationName | "*"
+  /** Operation name, or "*" for every vault operation (not the identity endpoints'). */
+  readonly operation: OperationName | IdentityOperationName | "*"
   /** Only this vault (name); every vault when omitted. */
   readonly vault?: string
   /** Only requests for this certificate / secret name (case-insensitive). */
@@ -184,12 +196,13 @@ export class FaultController {
   /** The action to apply to this request, if a rule matches (consumes one use). */
   take(
     vault: string,
-    operation: OperationName,
+    operation: OperationName | IdentityOperationName,
     name: string | undefined,
   ): { id: string; action: FaultAction } | undefined {
+    const identity = (IDENTITY_OPERATIONS as ReadonlyArray<string>).includes(operation)
     for (const slot of this.slots) {
       const r = slot.rule
-      if (r.operation !== "*" && r.operation !== operation) continue
+      if (r.operation === "*" ? identity : r.operation !== operation) continue
       if (r.vault !== undefined && r.vault.toLowerCase() !== vault.toLowerCase()) continue
       if (r.name !== undefined && (name === undefined || r.name.toLowerCase() !== name.toLowerCase()))
         continue
@@ -212,10 +225,21 @@ const isRec = (v: unknown): v is Record<string, unknown> =>
 export const validateRule = (rule: unknown): FaultRule => {
   if (!isRec(rule)) throw new Error("fault rule must be an object")
   const op = rule.operation
-  if (op !== "*" && !OPERATIONS.includes(op as OperationName))
-    throw new Error(`unknown operation ${String(op)}; one of ${OPERATIONS.join(", ")} or *`)
+  const identity = IDENTITY_OPERATIONS.includes(op as IdentityOperationName)
+  if (op !== "*" && !identity && !OPERATIONS.includes(op as OperationName))
+    throw new Error(
+      `unknown operation ${String(op)}; one of ${OPERATIONS.join(", ")}, *, or an identity endpoint's ${IDENTITY_OPERATIONS.join(", ")}`,
+    )
   const action = rule.action
   if (!isRec(action)) throw new Error("fault rule needs an action")
+  if (identity) {
+    if (rule.vault !== undefined || rule.name !== undefined)
+      throw new Error(`${String(op)} is an identity endpoint's operation: it takes no vault or name`)
+    if (!(IDENTITY_FAULT_KINDS as ReadonlyArray<unknown>).includes(action.kind))
+      throw new Error(
+        `an identity endpoint's fault is one of ${IDENTITY_FAULT_KINDS.join(", ")}, not ${String(action.kind)}`,
+      )
+  }
   const kinds = [
     "status",
     "throttle",

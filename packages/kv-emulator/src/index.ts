@@ -35,7 +35,7 @@ export type {
   WorkloadIdentity,
 } from "./emulator.js"
 export { start } from "./emulator.js"
-export type { ActiveFault, FaultAction, FaultRule, OperationName } from "./faults.js"
+export type { ActiveFault, FaultAction, FaultRule, IdentityOperationName, OperationName } from "./faults.js"
 export { OPERATIONS } from "./faults.js"
 export type { RequestLogEntry, RequestLogFilter, RequestSummary } from "./requestLog.js"
 export type { ThrottleLimits } from "./throttle.js"

@@ -1,0 +1,143 @@
+/**
+ * Faults of the identity endpoints (an outage or throttling of Entra ID's token
+ * endpoint, of IMDS, of App Service's identity endpoint), seen through the real
+ * @azure/identity and MSAL: what a client of the emulator can learn from them.
+ * IMDS through ManagedIdentityCredential here; App Service over plain HTTP
+ * (MSAL keeps the managed identity source it first finds for the process).
+ */
+import { ClientSecretCredential, ManagedIdentityCredential } from "@azure/identity"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { type Emulator, start } from "../src/index.js"
+import { credentialOptions } from "./support.js"
+
+let emulator: Emulator
+const saved = { ...process.env }
+const scope = "https://vault.azure.net/.default"
+
+beforeAll(async () => {
+  emulator = await start({ vaults: ["idf"] })
+  for (const k of [
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+  ])
+    delete process.env[k]
+  Object.assign(process.env, emulator.env.managedIdentityImds)
+})
+afterEach(() => emulator.faults.clear())
+afterAll(async () => {
+  process.env = saved
+  await emulator?.stop()
+})
+
+/** A fresh client-secret credential (its own MSAL cache: no token yet). */
+const secret = () =>
+  new ClientSecretCredential(
+    emulator.clientSecret.tenantId,
+    emulator.clientSecret.clientId,
+    emulator.clientSecret.clientSecret,
+    credentialOptions(emulator),
+  )
+
+const calls = (operation: string) =>
+  emulator.requests
+    .entries({})
+    .filter((e) => e.operation === operation)
+    .map((e) => e.status)
+
+/** The status MSAL's error carries (@azure/identity wraps it as the cause). */
+const statusOf = (error: unknown) => (error as { cause?: { status?: number } }).cause?.status
+
+describe("Entra ID token endpoint faults", () => {
+  it("throttled: 429 with Retry-After in Entra's error shape; MSAL's error carries the status, and MSAL replays it", async () => {
+    const before = calls("token").length
+    emulator.faults.add({
+      operation: "token",
+      times: "always",
+      action: { kind: "throttle", retryAfterSeconds: 0 },
+    })
+    const credential = secret()
+    const error = await credential.getToken(scope).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(statusOf(error)).toBe(429)
+    expect((error as { cause?: { errorCode?: string } }).cause?.errorCode).toBe("temporarily_unavailable")
+    const sent = calls("token").length
+    expect(
+      calls("token")
+        .slice(before)
+        .every((s) => s === 429),
+    ).toBe(true)
+    emulator.faults.clear()
+    // MSAL remembers the 429 (Retry-After, or 60 s when it says 0) and answers that credential's
+    // requests itself meanwhile: the same text, no status, nothing sent.
+    const replay = await credential.getToken(scope).then(
+      () => undefined,
+      (e: unknown) => e as { cause?: { name?: string; status?: number } },
+    )
+    expect(replay?.cause?.name).toBe("ServerError")
+    expect(replay?.cause?.status).toBeUndefined()
+    expect(calls("token").length).toBe(sent)
+    // Another credential (its own MSAL cache) gets a token at once.
+    expect((await secret().getToken(scope))?.token.length).toBeGreaterThan(20)
+    expect(calls("token").at(-1)).toBe(200)
+  })
+
+  it("503 once: MSAL retries it and gets the token", async () => {
+    const before = calls("token").length
+    emulator.faults.add({ operation: "token", action: { kind: "status", status: 503 } })
+    expect((await secret().getToken(scope))?.token.length).toBeGreaterThan(20)
+    expect(calls("token").slice(before)).toEqual([503, 200])
+  })
+
+  it('"*" rules are the vault operations\' only: they never hit the token endpoint', async () => {
+    emulator.faults.add({ operation: "*", times: "always", action: { kind: "status", status: 503 } })
+    expect((await secret().getToken(scope))?.token.length).toBeGreaterThan(20)
+  })
+})
+
+describe("managed identity endpoint faults", () => {
+  it("IMDS throttled: ManagedIdentityCredential fails with MSAL's 429; once IMDS answers, a token (no replay here)", async () => {
+    emulator.faults.add({
+      operation: "imdsToken",
+      times: "always",
+      action: { kind: "throttle", retryAfterSeconds: 0 },
+    })
+    const credential = new ManagedIdentityCredential()
+    const error = await credential.getToken(scope).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(statusOf(error)).toBe(429)
+    emulator.faults.clear()
+    expect((await credential.getToken(scope))?.token.length).toBeGreaterThan(20)
+  })
+
+  it("App Service endpoint: a fault answers in that endpoint's own error shape", async () => {
+    emulator.faults.add({ operation: "appServiceToken", action: { kind: "status", status: 500 } })
+    const url = `${emulator.managedIdentity.appServiceEndpoint}?api-version=2019-08-01&resource=https://vault.azure.net`
+    const headers = { "X-IDENTITY-HEADER": emulator.managedIdentity.identityHeader }
+    const failed = await fetch(url, { headers })
+    expect(failed.status).toBe(500)
+    expect(await failed.json()).toEqual({ statusCode: 500, message: "server_error: Injected fault." })
+    const answered = await fetch(url, { headers })
+    expect(answered.status).toBe(200)
+  })
+})
+
+describe("identity fault rules", () => {
+  it("take no vault or name, and no action that writes", () => {
+    expect(() =>
+      emulator.faults.add({ operation: "token", vault: "idf", action: { kind: "status", status: 503 } }),
+    ).toThrow(/takes no vault or name/)
+    expect(() =>
+      emulator.faults.add({ operation: "imdsToken", action: { kind: "dropAfterCommit" } }),
+    ).toThrow(/one of status, throttle, delay, hold, drop/)
+  })
+})
