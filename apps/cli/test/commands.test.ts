@@ -699,6 +699,22 @@ describe("validate, doctor, emulator", () => {
     expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential/)
   })
 
+  it("doctor: Entra ID throttling fails the token check as an outage for now, not a refused credential (1)", async () => {
+    world.emulator.faults.add({
+      operation: "token",
+      times: "always",
+      action: { kind: "throttle", retryAfterSeconds: 0 },
+    })
+    const r = await runCli(["doctor", "--config", world.targetFile("doctor"), "--json"], { env: world.env })
+    world.emulator.faults.clear()
+    expect(r.code, r.stdout).toBe(1)
+    type Check = { check: string; status: string; detail: string; fix?: string }
+    const token = json<{ checks: Array<Check> }>(r).checks.find((c) => c.check === "token")
+    expect(token?.status).toBe("fail")
+    expect(token?.detail).toContain("unavailable or throttling for now")
+    expect(token?.fix).toContain("nothing is wrong with the credential")
+  })
+
   it("doctor: a missing client secret fails the credential check (1)", async () => {
     const { AZURE_CLIENT_SECRET: _, ...env } = world.env
     const r = await runCli(["doctor", "--config", world.targetFile("doctor")], { env })
