@@ -4,7 +4,7 @@
  *
  * The SDK's RestError holds the request, whose body for an import is the PFX:
  * it is never kept. `cause` is a `KeyVaultRequestFailure` with the status,
- * codes, request id and the SDK's message only.
+ * codes, request id and the SDK's message only, without key text (see shownMessage).
  */
 import { isRestError } from "@azure/core-rest-pipeline"
 import {
@@ -16,11 +16,27 @@ import {
   VaultRequestRejected,
   VaultThrottled,
   VaultUnavailable,
+  withoutKeyText,
 } from "@kvdeploy/core"
 import { identityProviderOutage, tokenErrorStatus } from "@kvdeploy/credentials/tokenErrors"
 import { ImportOutcomeUnknown, neverSentCodes } from "./importPolicy.js"
 import { LatestNotFound } from "./notFoundPolicy.js"
 import { grantAdvice, requiredPermission } from "./permissions.js"
+
+/**
+ * The SDK's message as a failure keeps it. An answer the SDK could not parse (PARSE_ERROR) has its
+ * whole body in the message, and a backing secret's body is the PFX with its key: that message is
+ * replaced. Any other message is kept without PEM text or long base64 (an identity provider's answer
+ * may echo a value it was given).
+ */
+const shownMessage = (fields: {
+  readonly message: string
+  readonly code?: string | undefined
+  readonly statusCode?: number | undefined
+}) =>
+  fields.code === "PARSE_ERROR"
+    ? `the answer${fields.statusCode === undefined ? "" : ` (status ${fields.statusCode})`} is not the JSON Key Vault sends; it is not shown (it may hold secret material)`
+    : withoutKeyText(fields.message)
 
 /** A Key Vault request failure with everything but the request and response bodies. */
 export class KeyVaultRequestFailure extends Error {
@@ -38,7 +54,7 @@ export class KeyVaultRequestFailure extends Error {
     readonly requestId?: string | undefined
     readonly retryAfterMs?: number | undefined
   }) {
-    super(fields.message)
+    super(shownMessage(fields))
     this.name = fields.name
     this.statusCode = fields.statusCode
     this.code = fields.code

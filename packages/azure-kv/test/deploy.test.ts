@@ -6,9 +6,10 @@
  */
 import type { TokenCredential } from "@azure/core-auth"
 import { CertificateClient } from "@azure/keyvault-certificates"
+import { SecretClient } from "@azure/keyvault-secrets"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, DeployOutcome, TargetConfig } from "@kvdeploy/core"
-import { MetricsRecorder } from "@kvdeploy/core/test"
+import { AuditRecords, MetricsRecorder } from "@kvdeploy/core/test"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
@@ -43,9 +44,11 @@ const deployTo = (target: TargetConfig, material: CertificateMaterial, options: 
       options,
     ).pipe(fastReads)
     const recorder = yield* MetricsRecorder
+    const audit = (yield* AuditRecords).all()
     const entries = emulator.requests.entries({ vault: VAULT, since })
     return {
       outcome,
+      audit,
       requests: entries.filter((e) => !e.challenge),
       challenges: entries.filter((e) => e.challenge).length,
       recorder,
@@ -431,6 +434,39 @@ describe("deploy contract against the emulator", () => {
         forNow(replayed.outcome)
         expect(replayed.sent).toEqual([])
         expect(versionsOf(name)).toHaveLength(0)
+      }),
+  )
+
+  it.live(
+    "a backing secret answer the SDK cannot parse: RollbackFailed, and the PFX it held is in no outcome or audit text",
+    () =>
+      Effect.gen(function* () {
+        const name = "garbled-secret-app"
+        const target = targetFor(emulator, VAULT, name)
+        expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
+        const previous = versionsOf(name).at(-1)?.version ?? ""
+        const secrets = new SecretClient(emulator.vault(VAULT).url, credential, {
+          tlsOptions: { ca: emulator.caPem },
+          disableChallengeResourceVerification: true,
+        })
+        const pfx = (yield* Effect.promise(() => secrets.getSecret(name, { version: previous }))).value ?? ""
+        expect(pfx.length).toBeGreaterThan(500)
+        // The new version is disabled after its import (a verify mismatch); the rollback's read of the
+        // previous PFX comes back with text after its JSON (a faulty proxy): the SDK cannot parse it,
+        // and its error message quotes the whole body.
+        emulator.faults.add({
+          operation: "import",
+          vault: VAULT,
+          name,
+          action: { kind: "disableAfterCommit" },
+        })
+        emulator.faults.add({ operation: "getSecret", vault: VAULT, name, action: { kind: "garbleAnswer" } })
+        const result = yield* deployTo(target, yield* material())
+        expect(result.outcome._tag).toBe("RollbackFailed")
+        expect(result.audit).toHaveLength(1)
+        const shown = JSON.stringify([result.outcome, result.audit])
+        expect(result.outcome.reason).toContain("not the JSON Key Vault sends")
+        for (const at of [0, 200, 400, pfx.length - 80]) expect(shown).not.toContain(pfx.slice(at, at + 40))
       }),
   )
 

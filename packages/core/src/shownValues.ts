@@ -5,16 +5,65 @@
  * message is replaced before it is printed.
  */
 
+/** Runs of 40 or more base64 characters, and of 40 or more hex digits. */
+const base64Run = /[A-Za-z0-9+/]{40,}={0,2}/g
+const hexRun = /[0-9A-Fa-f]{40,}/
+
+const count = (run: string, chars: RegExp): number => run.match(chars)?.length ?? 0
+
+const classOf = (c: string): number =>
+  c >= "A" && c <= "Z" ? 0 : c >= "a" && c <= "z" ? 1 : c >= "0" && c <= "9" ? 2 : 3
+
+/** The share of neighbouring characters of different classes (upper case, lower case, digit, other). */
+const changes = (run: string): number => {
+  let n = 0
+  for (let i = 1; i < run.length; i++) if (classOf(run[i - 1] ?? "") !== classOf(run[i] ?? "")) n++
+  return n / Math.max(1, run.length - 1)
+}
+
+/**
+ * Whether a run of base64 characters reads as encoded bytes rather than words: an eighth or more
+ * upper case, an eighth or more lower case, two digits or more, and the class changing at 45 % or
+ * more of its characters. Random base64 has about 40 % of each case, 16 % digits and changes class
+ * at about 65 % of its characters; paths and URLs are mostly lower case, and CamelCase names change
+ * class once or twice a word (about 30 %).
+ */
+const encoded = (run: string): boolean =>
+  count(run, /[A-Z]/g) >= run.length / 8 &&
+  count(run, /[a-z]/g) >= run.length / 8 &&
+  count(run, /[0-9]/g) >= 2 &&
+  changes(run) >= 0.45
+
+/**
+ * Whether a value may be key material rather than a name, a path or a setting: PEM markers or a line
+ * break, 40 or more hex digits (a private scalar in hex), or a run of 40 or more base64 characters
+ * that reads as encoded bytes (a key's DER in base64, also cut short). Names, paths and URLs of
+ * words, digits and separators do not match. (A base64url value with "-" or "_" in it, such as a
+ * JWK's "d", is not recognised.)
+ */
+export const looksLikeKeyText = (value: string): boolean =>
+  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
+  hexRun.test(value) ||
+  (value.match(base64Run) ?? []).some(encoded)
+
 /**
  * A refused value as a message quotes it: short one-line text as it is; anything else (PEM text or
- * a key pasted into the field, long text) by its length only, so no message repeats key material.
+ * a key pasted into the field, text that looks like a key in base64 or hex, long text) by its length
+ * only, so no message repeats key material.
  */
 export const quotedValue = (value: unknown): string =>
   typeof value !== "string"
     ? typeof value
-    : value.length <= 64 && !/[\r\n]|-----/.test(value)
+    : value.length <= 64 && !/[\r\n]|-----/.test(value) && !looksLikeKeyText(value)
       ? JSON.stringify(value)
       : `a string of ${value.length} characters, not shown`
+
+/**
+ * A path (or another value an operator typed) as a message shows it: as it is, unless it looks like
+ * key text (see looksLikeKeyText), which is described by its length.
+ */
+export const shownPath = (path: string): string =>
+  looksLikeKeyText(path) ? `(${path.length} characters that look like key text, not shown)` : path
 
 /**
  * A key of the input as a problem's field names it: as it is when it could be a key (at most 256
@@ -48,3 +97,17 @@ const pemText = new RegExp(
  * back from a file or the command line) is never shown.
  */
 export const withoutPem = (text: string): string => text.replace(pemText, "[PEM text, not shown]")
+
+/** Runs of 64 or more base64 characters (a PFX, a DER key or certificate in base64, when they read as encoded bytes). */
+const longBase64 = /[A-Za-z0-9+/]{64,}={0,2}/g
+
+/**
+ * `text` without PEM blocks and without long base64 runs (64 or more characters that read as encoded
+ * bytes): what a message from elsewhere (an SDK's error, an identity provider's
+ * answer) may carry of a response body or an echoed value is not shown. Ids, thumbprints and URLs
+ * are shorter or read as words and stay.
+ */
+export const withoutKeyText = (text: string): string =>
+  withoutPem(text).replace(longBase64, (run) =>
+    encoded(run) ? `[base64 text of ${run.length} characters, not shown]` : run,
+  )

@@ -76,6 +76,12 @@ export type FaultAction =
    */
   | { readonly kind: "disableAfterCommit" }
   /**
+   * Perform the operation, then send its answer with text appended after the
+   * JSON (as a faulty proxy might): the client cannot parse the answer, which
+   * still holds everything the operation answers (a backing secret's value too).
+   */
+  | { readonly kind: "garbleAnswer" }
+  /**
    * Another writer imports a new self-signed version of the same certificate
    * (`before` this request runs, default, or `after` it committed but before the answer).
    */
@@ -249,6 +255,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "dropAfterCommit",
     "delayAfterCommit",
     "disableAfterCommit",
+    "garbleAnswer",
     "foreignImport",
   ]
   if (!kinds.includes(String(action.kind))) throw new Error(`unknown action kind ${String(action.kind)}`)

@@ -215,10 +215,14 @@ export class VaultHandler {
     let summary: RequestSummary | undefined
     let challenge = false
     let dropped = false
+    let garbled = false
     const finish = (o: Outcome) => {
       const errorCode =
         o.status >= 400 && isRecord(o.body) && isRecord(o.body.error) ? String(o.body.error.code) : undefined
-      if (!dropped) sendJson(res, o.status, o.body, o.headers)
+      if (garbled && !dropped) {
+        const text = o.body instanceof RawJson ? o.body.bytes.toString("utf8") : JSON.stringify(o.body ?? {})
+        sendJson(res, o.status, new RawJson(Buffer.from(`${text} <!-- garbled by a fault -->`)), o.headers)
+      } else if (!dropped) sendJson(res, o.status, o.body, o.headers)
       this.ctx.log.add({
         seq,
         time,
@@ -366,6 +370,7 @@ export class VaultHandler {
       if (after.kind === "delayAfterCommit") await sleep(after.ms)
       if (after.kind === "foreignImport" && r.name !== undefined) await this.foreignImport(r.name, after)
       if (after.kind === "disableAfterCommit" && r.name !== undefined) this.disableLatest(r.name)
+      if (after.kind === "garbleAnswer") garbled = true
     }
     finish(outcome)
   }

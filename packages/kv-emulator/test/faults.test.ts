@@ -115,6 +115,14 @@ describe("fault injection", () => {
     expect(latest.properties.enabled).toBe(false)
   })
 
+  it("garbles an answer: the operation ran, the SDK cannot parse what came back", async () => {
+    emulator.faults.add({ operation: "getLatest", name: "svc", action: { kind: "garbleAnswer" } })
+    const e = await restError(certificates.getCertificate("svc"))
+    expect(e.code).toBe("PARSE_ERROR")
+    expect(e.statusCode).toBe(200)
+    expect((await certificates.getCertificate("svc")).name).toBe("svc")
+  })
+
   it("with its default retries the SDK re-sends an import whose connection dropped: two versions for one call", async () => {
     emulator.faults.add({ operation: "import", action: { kind: "dropAfterCommit" } })
     const before = emulator.state.versions("faulty", "svc")?.length ?? 0

@@ -1,0 +1,70 @@
+/**
+ * What messages may show of input values: key material in base64 or hex (also cut short) is never
+ * shown; names, paths, URLs, ids and thumbprints are.
+ */
+import { generateKeyPairSync, randomUUID } from "node:crypto"
+import { describe, expect, it } from "@effect/vitest"
+import { looksLikeKeyText, quotedValue, shownPath, withoutKeyText } from "../src/index.js"
+
+const ecKey = () =>
+  generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "der", type: "pkcs8" })
+const rsaKey = () =>
+  generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "der", type: "pkcs8" })
+
+describe("looksLikeKeyText", () => {
+  it("recognises keys in base64, whole or cut short, and private scalars in hex", () => {
+    for (let i = 0; i < 40; i++) {
+      const der = ecKey()
+      const b64 = der.toString("base64")
+      expect(looksLikeKeyText(b64)).toBe(true)
+      // Cut short by a paste, as the CLI once echoed it.
+      expect(looksLikeKeyText(b64.slice(0, 180))).toBe(true)
+      // The last 36 bytes hold the private scalar's end; its hex alone.
+      expect(looksLikeKeyText(der.subarray(-40, -8).toString("hex"))).toBe(true)
+    }
+    expect(looksLikeKeyText(rsaKey().toString("base64").slice(0, 300))).toBe(true)
+    expect(looksLikeKeyText("-----BEGIN PRIVATE KEY-----")).toBe(true)
+    expect(looksLikeKeyText("line\nbreak")).toBe(true)
+  })
+
+  it("leaves names, paths, URLs, ids and thumbprints alone", () => {
+    for (const value of [
+      "/etc/kvdeploy/certs/api-prod/fullchain.pem",
+      "/var/lib/kubelet/pods/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/volumes/kubernetes.io~secret/tls/tls.key",
+      "C:\\ProgramData\\kvdeploy\\ApiProductionWestEurope2024\\cert.pem",
+      "ProductionWestEurope2024CertificateForTheApiGateway",
+      "https://my-vault.vault.azure.net/certificates/api-prod/0123456789abcdef0123456789abcdef",
+      randomUUID(),
+      "0123456789abcdef0123456789abcdef",
+      "wRHZammwtNq3dN8SasAGj5yApIs",
+      "api.example.com",
+      "managed_identity",
+    ])
+      expect(looksLikeKeyText(value), value).toBe(false)
+  })
+})
+
+describe("what messages show", () => {
+  it("quotedValue and shownPath describe key text by its length", () => {
+    const scalarHex = ecKey().subarray(-32).toString("hex")
+    expect(quotedValue(scalarHex)).toBe("a string of 64 characters, not shown")
+    expect(quotedValue("api.example.com")).toBe('"api.example.com"')
+    const pasted = ecKey().toString("base64").slice(0, 180)
+    expect(shownPath(pasted)).toBe("(180 characters that look like key text, not shown)")
+    expect(shownPath("/etc/kvdeploy/tls.key")).toBe("/etc/kvdeploy/tls.key")
+  })
+
+  it("withoutKeyText removes a response body's base64 (a PFX) from an SDK message, and keeps the rest", () => {
+    const pfxLike = rsaKey().toString("base64")
+    const message = `Error "SyntaxError: Unexpected token" occurred while parsing the response body - {"value":"${pfxLike}"} <!-- proxy -->. Request https://my-vault.vault.azure.net/secrets/api-prod/0123456789abcdef0123456789abcdef`
+    const shown = withoutKeyText(message)
+    expect(shown).not.toContain(pfxLike.slice(100, 140))
+    expect(shown).toContain(`[base64 text of ${pfxLike.length} characters, not shown]`)
+    expect(shown).toContain(
+      "https://my-vault.vault.azure.net/secrets/api-prod/0123456789abcdef0123456789abcdef",
+    )
+    expect(
+      withoutKeyText("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg"),
+    ).toBe("[PEM text, not shown]")
+  })
+})
