@@ -5,12 +5,14 @@
  * every problem at once, each with the field it concerns and the fix.
  */
 import { createHash } from "node:crypto"
+import { existsSync } from "node:fs"
 import { readFile } from "node:fs/promises"
 import { isIP } from "node:net"
 import { dirname, resolve as resolvePath } from "node:path"
 import { domainToASCII } from "node:url"
 import {
   type ConfigProblem,
+  hasBase64Bytes,
   keyInField,
   quotedValue,
   type TargetConfig,
@@ -738,11 +740,16 @@ export const validateAgentConfig = (
       }
       for (const k of ["cert", "chain", "key", "pfx"]) {
         const value = rawSource[k]
-        if (typeof value === "string" && /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value))
+        if (
+          typeof value === "string" &&
+          (/-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
+            // A key's DER in base64, whole or cut short, pasted without its PEM lines.
+            (hasBase64Bytes(value) && !existsSync(resolve(value))))
+        )
           problems.push(
             problem(
               `${at}.source.${k}`,
-              "holds text (PEM, a certificate or key) instead of a file path; it is not shown here",
+              "holds text (PEM or base64, a certificate or key) instead of a file path; it is not shown here",
               "put the certificate or key in a file the agent can read and give that file's path",
             ),
           )

@@ -23,7 +23,7 @@ import {
   type Stats,
   statSync,
 } from "node:fs"
-import type { CertificateMaterial, PfxCodec } from "@kvdeploy/core"
+import { type CertificateMaterial, type PfxCodec, shownPath } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -187,7 +187,7 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
             stamp: stampOf(path, stats),
           }
         },
-        catch: (e) => `${role} ${path} ${errnoText(e)}`,
+        catch: (e) => `${role} ${shownPath(path)} ${errnoText(e)}`,
       }),
     )
     const problems = read.flatMap((r) => (r._tag === "Failure" ? [r.failure] : []))

@@ -18,6 +18,7 @@
  */
 import { type FSWatcher, statSync, watch } from "node:fs"
 import { basename, dirname } from "node:path"
+import { shownPath } from "@kvdeploy/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
@@ -168,7 +169,7 @@ export const makeWatcher = (
                 "cannot watch a source directory; the interval still reconciles it",
               ).pipe(
                 Effect.annotateLogs({
-                  directory: dir,
+                  directory: shownPath(dir),
                   error: (failed as NodeJS.ErrnoException).code ?? String(failed),
                 }),
               )

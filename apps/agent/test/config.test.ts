@@ -1,4 +1,5 @@
 /** The configuration: every problem listed at once, the published JSON Schema in step with the Effect Schema. */
+import { generateKeyPairSync } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { dump } from "js-yaml"
@@ -390,6 +391,45 @@ deployments:
       ]),
     )
     expect(JSON.stringify(asKeys)).not.toContain("MIGHAgEA")
+  })
+
+  it("refuses a key's base64 (no PEM lines, whole or cut short) where a file path goes, and a hex scalar in a field, never repeating them", () => {
+    const der = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
+      format: "der",
+      type: "pkcs8",
+    })
+    const b64 = der.toString("base64")
+    const scalarHex = der.subarray(-32).toString("hex")
+    const problems = fullProblems(
+      JSON.stringify({
+        deployments: [
+          {
+            name: "a",
+            source: { cert: "c.pem", key: b64 },
+            target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "a" },
+          },
+          {
+            name: "b",
+            source: { cert: b64.slice(0, 120) },
+            target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "b" },
+            pickup: { servername: scalarHex },
+          },
+        ],
+      }),
+    )
+    expect(problems.map((p) => p.field)).toEqual(
+      expect.arrayContaining([
+        "deployments[0].source.key",
+        "deployments[1].source.cert",
+        "deployments[1].pickup.servername",
+      ]),
+    )
+    expect(problems.find((p) => p.field === "deployments[0].source.key")?.message).toMatch(
+      /instead of a file path/,
+    )
+    const shown = JSON.stringify(problems)
+    expect(shown).not.toContain(b64.slice(40, 80))
+    expect(shown).not.toContain(scalarHex.slice(0, 40))
   })
 
   it("names the variables a credential mode in use needs that the agent's environment lacks, once per mode", () => {

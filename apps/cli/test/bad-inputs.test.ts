@@ -777,6 +777,35 @@ const cases: ReadonlyArray<Case> = [
     says: ["--key: holds certificate or key text instead of a file path or a value"],
   },
   {
+    name: "a key's base64 cut short by a paste, as --key, --key-passphrase-env and --tag: each refused, never shown",
+    args: () => {
+      const cut = good.keyPem.split("\n").slice(1, -2).join("").slice(0, 180)
+      return [
+        "deploy",
+        "--config",
+        target("c-pasted-cut"),
+        "--cert",
+        pemFile("pasted-cut.pem", good.certPem),
+        "--key",
+        cut,
+        "--key-passphrase-env",
+        cut,
+        "--tag",
+        `env=${cut}`,
+      ]
+    },
+    exit: 2,
+    says: ["--key: holds certificate or key text", "--key-passphrase-env: holds", "--tag: holds"],
+  },
+  {
+    name: "a key pasted into AZURE_CLIENT_ID: refused before any request, naming the variable, never shown",
+    args: () => deploy("c-client-id-key"),
+    stdin: () => fx.bundle(good),
+    env: () => ({ AZURE_CLIENT_ID: good.keyPem }),
+    exit: 1,
+    says: ["AZURE_CLIENT_ID is not a client id (a GUID)"],
+  },
+  {
     name: "a key pasted as a (too long) tag key and as an unknown field of a target file: named by length, never shown",
     args: () => [
       "validate",

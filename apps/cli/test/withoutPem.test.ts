@@ -52,12 +52,23 @@ describe("pemArgumentProblems", () => {
     for (const p of problems) expect(`${p.field} ${p.message} ${p.fix}`).not.toContain("MIGHAgEA")
     expect(pemArgumentProblems(["deploy", "--key", "leaf.key", "--name", "api"])).toEqual([])
     // A key's base64 body without its PEM lines is caught too; a long name of letters alone is not.
-    // Base64 that OpenSSL does not read as a key or certificate is left to be a path or value.
-    const body =
-      "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSyntheticBodyNotAKey0123456789abcdefGHIJKLmnopQRSTuv"
-    expect(pemArgumentProblems(["deploy", `--key=${body}`])).toEqual([])
+    // Base64 that reads as encoded bytes but not as a whole key (a key cut short or altered) is
+    // refused too; names, hashes in hex and hyphenated values are left alone.
+    const cut = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ format: "der", type: "pkcs8" })
+      .toString("base64")
+      .slice(0, 100)
+    expect(pemArgumentProblems(["deploy", `--key=${cut}`]).map((p) => p.field)).toEqual(["--key"])
     expect(
-      pemArgumentProblems(["deploy", "--name", "a".repeat(127), "--tag", `k=${"Ab1".repeat(40)}`]),
+      pemArgumentProblems([
+        "deploy",
+        "--name",
+        "a".repeat(127),
+        "--tag",
+        `commit=${"0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"}`,
+        "--tag",
+        "owner=team-payments-westeurope-ProductionGateway2024",
+      ]),
     ).toEqual([])
     // The base64 of any key OpenSSL reads (here a SEC1 EC key, as cert-manager writes them) or of a certificate.
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" })

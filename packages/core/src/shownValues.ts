@@ -42,9 +42,14 @@ const encoded = (run: string): boolean =>
  * JWK's "d", is not recognised.)
  */
 export const looksLikeKeyText = (value: string): boolean =>
-  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
-  hexRun.test(value) ||
-  (value.match(base64Run) ?? []).some(encoded)
+  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) || hexRun.test(value) || hasBase64Bytes(value)
+
+/**
+ * Whether a value holds 40 or more base64 characters that read as encoded bytes (see
+ * looksLikeKeyText): a key or certificate's DER in base64, whole or cut short. Hex is left out: an
+ * id or a thumbprint may be 40 hex digits.
+ */
+export const hasBase64Bytes = (value: string): boolean => (value.match(base64Run) ?? []).some(encoded)
 
 /**
  * A refused value as a message quotes it: short one-line text as it is; anything else (PEM text or

@@ -8,6 +8,7 @@ import {
   ManagedIdentityCredential,
   WorkloadIdentityCredential,
 } from "@azure/identity"
+import { looksLikeKeyText, shownPath } from "@kvdeploy/core"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -124,6 +125,50 @@ const construct = <T>(mode: CredentialMode, fix: string, build: () => T) =>
 const tenantFix =
   "Check AZURE_TENANT_ID: the directory (tenant) id, a GUID, or its domain name such as contoso.onmicrosoft.com"
 
+const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * A client id as messages show it: a GUID as it is; anything else (a key or secret pasted into
+ * AZURE_CLIENT_ID) by its length only. Entra ID quotes the client id back in its refusals.
+ */
+export const shownClientId = (value: string): string =>
+  guid.test(value) ? value : `(not a client id: ${value.length} characters, not shown)`
+
+/** A tenant id as messages show it: a GUID or domain name as it is; anything else by its length only. */
+export const shownTenantId = (value: string): string =>
+  /^[A-Za-z0-9.-]{1,253}$/.test(value) && !looksLikeKeyText(value)
+    ? value
+    : `(not a tenant id: ${value.length} characters, not shown)`
+
+/**
+ * AZURE_CLIENT_ID, when set, must be a client id (a GUID): every application and managed identity
+ * has one; AZURE_TENANT_ID a GUID or domain name. Anything else is refused before a credential is
+ * built, without repeating the value: Entra ID would quote it back in its refusal, and kvdeploy
+ * would print that.
+ */
+const checkIdentityVariables = Effect.fn("Credentials.checkIdentityVariables")(function* (
+  mode: CredentialMode,
+) {
+  const client = yield* optionalEnv("AZURE_CLIENT_ID")
+  if (Option.isSome(client) && !guid.test(client.value.trim()))
+    return yield* new CredentialUnavailable({
+      mode,
+      reason: `AZURE_CLIENT_ID is not a client id (a GUID); its value (${client.value.length} characters) is not shown`,
+      fix: "Set AZURE_CLIENT_ID to the application's or managed identity's client id, such as 00000000-0000-0000-0000-000000000000",
+      missing: [],
+    })
+  // @azure/identity's own rule for a tenant id; it would refuse the value (or skip a source) later,
+  // and the identity doctor reports would keep it.
+  const tenant = yield* optionalEnv("AZURE_TENANT_ID")
+  if (Option.isSome(tenant) && shownTenantId(tenant.value.trim()) !== tenant.value.trim())
+    return yield* new CredentialUnavailable({
+      mode,
+      reason: `AZURE_TENANT_ID is not a tenant id (a GUID or a domain name); its value (${tenant.value.length} characters) is not shown`,
+      fix: tenantFix,
+      missing: [],
+    })
+})
+
 /**
  * Build the TokenCredential for a credential mode. Environment variables are
  * read through Effect's ConfigProvider (the process environment by default),
@@ -153,6 +198,7 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
   switch (settings.mode) {
     case "client_secret": {
       const env = yield* requireVariables("client_secret")
+      yield* checkIdentityVariables("client_secret")
       const secret = yield* Config.Redacted("AZURE_CLIENT_SECRET").pipe(
         Effect.mapError(
           () =>
@@ -183,13 +229,14 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
     }
     case "workload_identity": {
       const env = yield* requireVariables("workload_identity")
+      yield* checkIdentityVariables("workload_identity")
       const tokenFile = env.AZURE_FEDERATED_TOKEN_FILE as string
       yield* Effect.tryPromise({
         try: () => access(tokenFile, constants.R_OK),
         catch: () =>
           new CredentialUnavailable({
             mode: "workload_identity",
-            reason: `the federated token file ${tokenFile} (AZURE_FEDERATED_TOKEN_FILE) cannot be read`,
+            reason: `the federated token file ${shownPath(tokenFile)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read`,
             fix: "Check the projected service account token volume is mounted and readable by this user",
             missing: [],
           }),
@@ -238,6 +285,7 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
       } satisfies ResolvedCredential
     }
     case "default": {
+      yield* checkIdentityVariables("default")
       const tenantId = yield* optionalEnv("AZURE_TENANT_ID")
       const clientId = settings.managedIdentityClientId
       const credential = yield* construct(

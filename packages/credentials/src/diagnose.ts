@@ -6,10 +6,11 @@
  * token or a secret: only the token's claims that name the identity.
  */
 import { access, constants } from "node:fs/promises"
+import { shownPath } from "@kvdeploy/core"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { type CredentialIdentity, makeCredential } from "./credential.js"
+import { type CredentialIdentity, makeCredential, shownClientId, shownTenantId } from "./credential.js"
 import { keyVaultScope, probeToken, type TokenProbe } from "./probe.js"
 import type { CredentialMode, CredentialSettings } from "./settings.js"
 
@@ -71,7 +72,7 @@ const defaultChainChecks = Effect.gen(function* () {
       ? {
           name: "default: 1 environment",
           status: "ok",
-          detail: `EnvironmentCredential will be used (tenant ${tenant}, client ${client}, ${secret !== undefined ? "client secret" : "client certificate"})`,
+          detail: `EnvironmentCredential will be used (tenant ${shownTenantId(tenant ?? "")}, client ${shownClientId(client ?? "")}, ${secret !== undefined ? "client secret" : "client certificate"})`,
         }
       : {
           name: "default: 1 environment",
@@ -98,12 +99,12 @@ const defaultChainChecks = Effect.gen(function* () {
         ? {
             name: "default: 2 workload identity",
             status: "ok",
-            detail: `federated token file ${tokenFile} is readable (client ${client})`,
+            detail: `federated token file ${shownPath(tokenFile ?? "")} is readable (client ${shownClientId(client ?? "")})`,
           }
         : {
             name: "default: 2 workload identity",
             status: "failed",
-            detail: `AZURE_FEDERATED_TOKEN_FILE ${tokenFile} cannot be read`,
+            detail: `AZURE_FEDERATED_TOKEN_FILE ${shownPath(tokenFile ?? "")} cannot be read`,
             fix: "Check the projected service account token volume is mounted and readable by this user",
           },
     )
@@ -129,9 +130,9 @@ const defaultChainChecks = Effect.gen(function* () {
 const identityLine = (identity: CredentialIdentity): string =>
   [
     identity.source,
-    identity.tenantId === undefined ? undefined : `tenant ${identity.tenantId}`,
-    identity.clientId === undefined ? undefined : `client ${identity.clientId}`,
-    identity.tokenFile === undefined ? undefined : `token file ${identity.tokenFile}`,
+    identity.tenantId === undefined ? undefined : `tenant ${shownTenantId(identity.tenantId)}`,
+    identity.clientId === undefined ? undefined : `client ${shownClientId(identity.clientId)}`,
+    identity.tokenFile === undefined ? undefined : `token file ${shownPath(identity.tokenFile)}`,
     identity.endpoint === undefined ? undefined : `via ${identity.endpoint}`,
   ]
     .filter((x) => x !== undefined)

@@ -35,7 +35,11 @@ describe("makeCredential", () => {
       Effect.gen(function* () {
         const error = yield* failureOf(
           { mode: "client_secret", ...publicCloud },
-          { AZURE_TENANT_ID: "contoso tenant", AZURE_CLIENT_ID: "app", AZURE_CLIENT_SECRET: "s3cret-value" },
+          {
+            AZURE_TENANT_ID: "contoso tenant",
+            AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
+            AZURE_CLIENT_SECRET: "s3cret-value",
+          },
         )
         expect(error._tag).toBe("CredentialUnavailable")
         expect(error.fix).toContain("AZURE_TENANT_ID")
@@ -69,13 +73,17 @@ describe("makeCredential", () => {
     Effect.gen(function* () {
       const secret = "very-secret-value-123"
       const resolved = yield* makeCredential({ mode: "client_secret", ...publicCloud }).pipe(
-        withEnv({ AZURE_TENANT_ID: "tenant-1", AZURE_CLIENT_ID: "client-1", AZURE_CLIENT_SECRET: secret }),
+        withEnv({
+          AZURE_TENANT_ID: "tenant-1",
+          AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000c1",
+          AZURE_CLIENT_SECRET: secret,
+        }),
       )
       expect(resolved.identity).toMatchObject({
         mode: "client_secret",
         source: "ClientSecretCredential",
         tenantId: "tenant-1",
-        clientId: "client-1",
+        clientId: "00000000-0000-0000-0000-0000000000c1",
       })
       expect(JSON.stringify(resolved.identity)).not.toContain(secret)
     }),
@@ -85,7 +93,11 @@ describe("makeCredential", () => {
     Effect.gen(function* () {
       const error = yield* failureOf(
         { mode: "workload_identity", ...publicCloud },
-        { AZURE_TENANT_ID: "t", AZURE_CLIENT_ID: "c", AZURE_FEDERATED_TOKEN_FILE: "/nonexistent/token" },
+        {
+          AZURE_TENANT_ID: "t",
+          AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c",
+          AZURE_FEDERATED_TOKEN_FILE: "/nonexistent/token",
+        },
       )
       expect(error._tag).toBe("CredentialUnavailable")
       expect(error.message).toContain("/nonexistent/token")
@@ -144,7 +156,7 @@ describe("makeCredential", () => {
           yield* endpointWith({
             AZURE_FEDERATED_TOKEN_FILE: "/var/run/t",
             AZURE_TENANT_ID: "t",
-            AZURE_CLIENT_ID: "c",
+            AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c",
           }),
         ).toContain("token exchange")
       }),

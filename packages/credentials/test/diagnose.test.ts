@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { validateTargetConfigSync } from "@kvdeploy/core"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -92,7 +93,7 @@ describe("diagnoseCredential", () => {
       }).pipe(
         withEnv({
           AZURE_TENANT_ID: "t",
-          AZURE_CLIENT_ID: "c",
+          AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c",
           AZURE_FEDERATED_TOKEN_FILE: "/nonexistent/kvdeploy-token",
         }),
       )
@@ -113,11 +114,17 @@ describe("diagnoseCredential", () => {
           authorityHost: "https://127.0.0.1:1",
           disableInstanceDiscovery: true,
         }).pipe(
-          withEnv({ AZURE_TENANT_ID: "tenant-x", AZURE_CLIENT_ID: "client-y", AZURE_CLIENT_SECRET: secret }),
+          withEnv({
+            AZURE_TENANT_ID: "tenant-x",
+            AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000c9",
+            AZURE_CLIENT_SECRET: secret,
+          }),
         )
         expect(d.ok).toBe(false)
         const text = formatDiagnosis(d).join("\n")
-        expect(text).toContain("[ok] credential: ClientSecretCredential, tenant tenant-x, client client-y")
+        expect(text).toContain(
+          "[ok] credential: ClientSecretCredential, tenant tenant-x, client 00000000-0000-0000-0000-0000000000c9",
+        )
         expect(text).toContain("[FAILED] token: the authority host could not be reached")
         expect(text).not.toContain(secret)
       }),
@@ -133,7 +140,7 @@ describe("diagnoseCredential", () => {
         }).pipe(
           withEnv({
             AZURE_TENANT_ID: "t",
-            AZURE_CLIENT_ID: "c",
+            AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c",
             AZURE_FEDERATED_TOKEN_FILE: "/nonexistent/f",
           }),
           // Only the checks that need no network: stop before the token request.
@@ -251,4 +258,57 @@ describe("explainTokenFailure: what Entra ID refused", () => {
       "none of the default chain's sources gave a token (each one's reason is listed)",
     )
   })
+})
+
+describe("values pasted into the identity variables are never shown", () => {
+  const der = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
+    format: "der",
+    type: "pkcs8",
+  })
+  const pem = `-----BEGIN PRIVATE KEY-----\n${der.toString("base64")}\n-----END PRIVATE KEY-----\n`
+  const secretPart = der.toString("base64").slice(60, 100)
+
+  it.effect(
+    "a key in AZURE_CLIENT_ID: refused before any credential is built, naming the variable, not the value",
+    () =>
+      Effect.gen(function* () {
+        for (const mode of ["client_secret", "default"] as const) {
+          for (const value of [pem, der.toString("base64")]) {
+            const diagnosis = yield* diagnoseCredential({
+              mode,
+              authorityHost: "https://login.microsoftonline.com",
+            }).pipe(
+              withEnv({
+                AZURE_TENANT_ID: "11111111-2222-3333-4444-555555555555",
+                AZURE_CLIENT_ID: value,
+                AZURE_CLIENT_SECRET: "not-a-real-secret",
+              }),
+            )
+            expect(diagnosis.ok).toBe(false)
+            const text = `${formatDiagnosis(diagnosis).join("\n")}${JSON.stringify(diagnosis)}`
+            expect(text, mode).toContain("AZURE_CLIENT_ID is not a client id (a GUID)")
+            expect(text, mode).not.toContain(secretPart)
+          }
+        }
+      }),
+  )
+
+  it.effect("a key in AZURE_TENANT_ID is not shown by the default chain's checks", () =>
+    Effect.gen(function* () {
+      const diagnosis = yield* diagnoseCredential({
+        mode: "default",
+        authorityHost: "https://login.microsoftonline.com",
+      }).pipe(
+        withEnv({
+          AZURE_TENANT_ID: der.toString("base64"),
+          AZURE_CLIENT_ID: "11111111-2222-3333-4444-555555555555",
+          AZURE_CLIENT_SECRET: "not-a-real-secret",
+        }),
+      )
+      const text = `${formatDiagnosis(diagnosis).join("\n")}${JSON.stringify(diagnosis)}`
+      expect(text).toContain("(not a tenant id:")
+      expect(text).toContain("AZURE_TENANT_ID is not a tenant id (a GUID or a domain name)")
+      expect(text).not.toContain(secretPart)
+    }),
+  )
 })

@@ -5,7 +5,7 @@
  * terminal; never from a flag value. Key bytes stay `Redacted` and in memory.
  */
 import { createPrivateKey, X509Certificate } from "node:crypto"
-import type { CertificateMaterial } from "@kvdeploy/core"
+import { type CertificateMaterial, quotedValue } from "@kvdeploy/core"
 import * as Prompt from "effect/cli/Prompt"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -52,7 +52,7 @@ const envVariableProblem = (flag: string, name: string): Problem | undefined =>
   !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
     ? {
         field: flag,
-        message: `"${name}" is not an environment variable name`,
+        message: `${quotedValue(name)} is not an environment variable name`,
         fix: `give the variable's name, e.g. ${flag} PFX_PASSWORD, and put the secret in that variable`,
       }
     : process.env[name] === undefined

@@ -5,6 +5,7 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto"
 import { existsSync } from "node:fs"
+import { hasBase64Bytes } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Runtime from "effect/Runtime"
 
@@ -89,11 +90,13 @@ const isDerMaterial = (value: string): boolean => {
 
 /**
  * Whether a value given as a file path (or a flag value) is certificate or key text instead: PEM
- * markers or a line break, or the base64 of a key or certificate without its PEM lines (what
- * OpenSSL reads as one), when no file has that name.
+ * markers or a line break, or base64 without its PEM lines (what OpenSSL reads as a key or
+ * certificate, or 40 or more characters that read as encoded bytes: a key cut short by a paste),
+ * when no file has that name.
  */
 export const looksLikePastedText = (value: string): boolean =>
-  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) || (isDerMaterial(value) && !existsSync(value))
+  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
+  ((isDerMaterial(value) || hasBase64Bytes(value)) && !existsSync(value))
 
 /**
  * Command-line arguments that hold PEM text (a certificate or key pasted where a path or value

@@ -4,6 +4,7 @@
  */
 import { constants } from "node:fs"
 import { access, readFile, stat } from "node:fs/promises"
+import { shownPath } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import { looksLikePastedText, type Problem, usageOne } from "./problems.js"
 
@@ -74,9 +75,10 @@ export const readSource = (
     if (looksLikePastedText(source)) return yield* pastedText(flag)
     const bytes = yield* Effect.tryPromise({
       try: () => readFile(source),
-      catch: (e) => usageOne(flag, `${source}: ${explainFsError(e)}`, "check the path"),
+      catch: (e) => usageOne(flag, `${shownPath(source)}: ${explainFsError(e)}`, "check the path"),
     })
-    if (bytes.byteLength === 0) return yield* usageOne(flag, `${source} is empty`, "check the file")
+    if (bytes.byteLength === 0)
+      return yield* usageOne(flag, `${shownPath(source)} is empty`, "check the file")
     if (bytes.byteLength > maxInputBytes) {
       return yield* usageOne(
         flag,
@@ -112,11 +114,14 @@ export const sourceFileProblems = (flag: string, source: string): Effect.Effect<
       if (!stats.isFile()) return []
       if (stats.size === 0) return problem(`${source} is empty`, "check the file")
       if (stats.size > maxInputBytes)
-        return problem(`${source} is ${stats.size} bytes`, "give a PEM or PFX file of at most 1 MiB")
+        return problem(
+          `${shownPath(source)} is ${stats.size} bytes`,
+          "give a PEM or PFX file of at most 1 MiB",
+        )
       await access(source, constants.R_OK)
       return []
     } catch (e) {
-      return problem(`${source}: ${explainFsError(e)}`, "check the path")
+      return problem(`${shownPath(source)}: ${explainFsError(e)}`, "check the path")
     }
   })
 

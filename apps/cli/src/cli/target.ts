@@ -5,7 +5,7 @@
  * before any vault is contacted.
  */
 import { readFile } from "node:fs/promises"
-import { type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
+import { quotedValue, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
@@ -80,7 +80,7 @@ export const parseTagFlags = (
     if (at <= 0) {
       problems.push({
         field: "--tag",
-        message: `"${value}" is not KEY=VALUE`,
+        message: `${quotedValue(value)} is not KEY=VALUE`,
         fix: "write --tag env=production",
       })
       continue

@@ -9,7 +9,7 @@
  * caller's permission first: a permitted caller gets 400 (bad parameter), an
  * unpermitted one 403. No version is created either way.
  */
-import { type TargetConfig, Vault, type VaultForbidden, type VaultOperation } from "@kvdeploy/core"
+import { shownPath, type TargetConfig, Vault, type VaultForbidden, type VaultOperation } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -71,10 +71,14 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
       status: "pass",
       detail:
         [
-          identity.tenantId === undefined ? undefined : `tenant ${identity.tenantId}`,
-          identity.clientId === undefined ? undefined : `client ${identity.clientId}`,
+          identity.tenantId === undefined
+            ? undefined
+            : `tenant ${credentials.shownTenantId(identity.tenantId)}`,
+          identity.clientId === undefined
+            ? undefined
+            : `client ${credentials.shownClientId(identity.clientId)}`,
           identity.endpoint === undefined ? undefined : `via ${identity.endpoint}`,
-          identity.tokenFile === undefined ? undefined : `token file ${identity.tokenFile}`,
+          identity.tokenFile === undefined ? undefined : `token file ${shownPath(identity.tokenFile)}`,
         ]
           .filter((x) => x !== undefined)
           .join(", ") || "(from the environment)",
