@@ -49,7 +49,13 @@ import {
 import { checkBuiltPfx, pfxOptionsOf, pfxPassword, preflightInspected } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
 import { rollback } from "./rollback.js"
-import { CERTIFICATE_ID_TAG, forwardTags, isManagedByKvdeploy, MANAGED_BY_TAG } from "./tags.js"
+import {
+  CERTIFICATE_ID_TAG,
+  forwardTags,
+  isManagedByKvdeploy,
+  MANAGED_BY_TAG,
+  ROLLBACK_OF_TAG,
+} from "./tags.js"
 import { DeployTrail, retryAfter } from "./trail.js"
 import { type Expected, judgeLatest, type Verdict, verifyAfterFirst } from "./verify.js"
 import { byCreationLatestFirst, createdSince } from "./versions.js"
@@ -278,12 +284,22 @@ const reconcile = Effect.fnUntraced(function* (
   // Our version, if the import took effect, was created in the snapshot's second or later. Within a
   // second nothing orders versions (the list is not in creation order), so every version but the
   // snapshot from that second on is a candidate; all that match can be ours.
+  // A version a listed rollback names (certctl-rollback-of) was rolled back before this deploy's
+  // import: an earlier deploy's failed import of the same certificate, often from the snapshot's own
+  // second (the rollback follows it at once), is no candidate.
+  const rolledBack = new Set(
+    listed.success.flatMap((v) => {
+      const of = v.tags[ROLLBACK_OF_TAG]
+      return of === undefined ? [] : [of]
+    }),
+  )
   const candidates = byCreationLatestFirst(
     createdSince(listed.success, state.previous).filter(
       (v) =>
         v.x5t === newX5t &&
         v.tags[CERTIFICATE_ID_TAG] === request.certificateId &&
-        isManagedByKvdeploy(v.tags),
+        isManagedByKvdeploy(v.tags) &&
+        !rolledBack.has(v.versionId),
     ),
   )
   const match = candidates[0]

@@ -63,7 +63,12 @@ const provablyPrevious = (
         if (!inspected.keyMatchesLeaf)
           return Effect.succeed(`${source}: the key does not match the previous certificate`)
         // The backing secret is the previous material itself: restored as read, whatever its chain.
-        if (source === "backing-secret" || inspected.chain.length === material.chain.length)
+        // A key given with a chain that all links to the previous certificate: restored with it.
+        if (
+          source === "backing-secret" ||
+          (inspected.chain.length === material.chain.length &&
+            (material.chain.length > 0 || inspected.leaf.selfSigned))
+        )
           return Effect.succeed({ material, inspected, source })
         // A self-signed previous certificate needs no chain: restored alone.
         const kept: CertificateMaterial = inspected.leaf.selfSigned
@@ -71,7 +76,9 @@ const provablyPrevious = (
           : { ...material, chain: inspected.chain.map((c) => c.der) }
         if (kept.chain.length === 0 && !inspected.leaf.selfSigned)
           return Effect.succeed(
-            `${source}: the chain given with the key does not issue the previous certificate (its issuer "${inspected.leaf.issuer}" is not in it), so the previous chain cannot be restored`,
+            material.chain.length === 0
+              ? `${source}: no chain came with the key, and the previous certificate is issued by "${inspected.leaf.issuer}": its chain cannot be restored${source === "caller-key" ? " (give previousChain with previousKey)" : ""}`
+              : `${source}: the chain given with the key does not issue the previous certificate (its issuer "${inspected.leaf.issuer}" is not in it), so the previous chain cannot be restored`,
           )
         // Some certificates link to the previous certificate and others do not: restore it with those that do.
         return Effect.map(
