@@ -847,7 +847,11 @@ export const validateAgentConfig = (
     )
   if (problems.length > 0)
     return Result.fail(new AgentConfigInvalid({ path, problems: [...problems, ...environmentProblems] }))
-  const stateDir = agent.state_dir ?? defaults.stateDir
+  // Without state_dir: the directory systemd made for the unit (StateDirectory= sets STATE_DIRECTORY,
+  // the first of its paths), else kvdeploy-agent-state next to the configuration file.
+  const systemdState = env.STATE_DIRECTORY?.split(":")[0]?.trim()
+  const stateDir =
+    agent.state_dir ?? (systemdState !== undefined && systemdState !== "" ? systemdState : defaults.stateDir)
   return Result.succeed({
     path,
     settings: {

@@ -11,6 +11,7 @@
  *
  * Usage: kvdeploy-agent [--config FILE] [--check [--json]] [--print-schema] [--version]
  */
+import { accessSync, constants as fsConstants, mkdirSync } from "node:fs"
 import { createServer } from "node:http"
 import { createServer as createNetServer } from "node:net"
 import { parseArgs } from "node:util"
@@ -22,6 +23,7 @@ import {
   type ConfigProblem,
   type Metrics,
   type PfxCodec,
+  shownPath,
   type TargetConfig,
   type Vault,
   withoutPem,
@@ -30,6 +32,7 @@ import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credenti
 import * as Prometheus from "@kvdeploy/metrics/prometheus"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -40,7 +43,7 @@ import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
-import { deploysUnfinishedAtShutdown } from "./reconciler.js"
+import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
 import { version } from "./version.js"
@@ -181,6 +184,33 @@ const listenable = (host: string, port: number): Effect.Effect<void, Error> =>
         probe.listen({ host, port, exclusive: true }, () => probe.close(() => resume(Effect.void)))
       })
 
+/** The state directory cannot be created or written: the agent cannot keep its outcomes. */
+export class StateDirUnusable extends Data.TaggedError("StateDirUnusable")<{
+  readonly dir: string
+  readonly code: string | undefined
+  readonly message: string
+}> {}
+
+/**
+ * Create the state directory (0700) if it is missing and check this user can write in it, before
+ * the first pass: a directory under a file, in a read-only tree (systemd's ProtectSystem=strict
+ * outside the unit's StateDirectory=) or of another user stops the agent with the fix, instead of
+ * failing inside its runtime.
+ */
+const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
+  Effect.try({
+    try: () => {
+      mkdirSync(dir, { recursive: true, mode: 0o700 })
+      accessSync(dir, fsConstants.W_OK | fsConstants.X_OK)
+    },
+    catch: (e) =>
+      new StateDirUnusable({
+        dir,
+        code: (e as NodeJS.ErrnoException).code,
+        message: `the state directory ${shownPath(dir)} cannot be used (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      }),
+  })
+
 /**
  * Why the agent could not start, in words: the error and the causes it wraps (a ServeError's
  * cause is the listen error: EADDRINUSE, EADDRNOTAVAIL, EACCES), with what to do for those.
@@ -211,13 +241,15 @@ export const startFailure = (
   }
   const where = config.listen === undefined ? "agent.listen" : `agent.listen ${config.listen}`
   const fix =
-    code === "EADDRINUSE"
-      ? `${where} is in use by another process: choose another port in agent.listen, or stop the other process`
-      : code === "EADDRNOTAVAIL"
-        ? `${where} is not an address of this host: listen on 127.0.0.1, 0.0.0.0 or an address of one of its interfaces`
-        : code === "EACCES"
-          ? `${where} needs privileges (a port below 1024): choose a port of 1024 or more`
-          : undefined
+    error instanceof StateDirUnusable
+      ? `give agent.state_dir a directory this user can create and write (e.g. /var/lib/kvdeploy-agent); under systemd, leave state_dir out to use the unit's StateDirectory=, or add the directory to ReadWritePaths=`
+      : code === "EADDRINUSE"
+        ? `${where} is in use by another process: choose another port in agent.listen, or stop the other process`
+        : code === "EADDRNOTAVAIL"
+          ? `${where} is not an address of this host: listen on 127.0.0.1, 0.0.0.0 or an address of one of its interfaces`
+          : code === "EACCES"
+            ? `${where} needs privileges (a port below 1024): choose a port of 1024 or more`
+            : undefined
   return {
     error: `${parts.join(": ")}${code === undefined || parts.some((p) => p.includes(code)) ? "" : ` (${code})`}`,
     ...(fix === undefined ? {} : { fix }),
@@ -331,6 +363,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
     }
     listenOf.listen = `${config.settings.listenHost}:${config.settings.listenPort}`
     yield* listenable(config.settings.listenHost, config.settings.listenPort)
+    yield* stateDirUsable(config.settings.stateDir)
     return yield* Layer.launch(agentLayer(config))
   }).pipe(
     Effect.tapError((e) =>
@@ -361,7 +394,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
     teardown: (exit, onExit) => {
       // Stopped: 0, or 1 when the grace period ended with deploys in flight (their outcome is unknown).
       if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause))
-        return onExit(deploysUnfinishedAtShutdown() ? 1 : 0)
+        return onExit(deploysUnfinishedAtShutdown() || stateUnwrittenAtExit() ? 1 : 0)
       const error = Cause.squash(exit.cause)
       onExit(error instanceof AgentConfigInvalid ? 2 : 1)
     },

@@ -955,13 +955,16 @@ export const makeReconciler = (
             // Refused for want of the list permission (not a token or firewall refusal: those end this list only).
             const refused = e._tag === "VaultForbidden" && e.refusal === "permission"
             if (refused) listRefused.add(vault)
-            yield* log(
-              d,
+            // A problem of the vault, not of one deployment: logged with the vault and how many
+            // deployments it concerns (no deployment field, so `select(.deployment)` leaves it out).
+            yield* Effect.logWarning(
               refused
                 ? "vault list refused: each deployment reads its own certificate until the next reload (SIGHUP)"
                 : "vault list failed: the deployments not listed read their own certificate",
-              "warn",
-              {
+            ).pipe(
+              Effect.annotateLogs({
+                vault: d.target.vaultUrl,
+                deployments: group.length,
                 error: e._tag,
                 reason: e.message,
                 ...(refused
@@ -969,7 +972,7 @@ export const makeReconciler = (
                       fix: "grant the agent's identity certificates/list (RBAC: Key Vault Certificate User), or set agent.vault_list_min_deployments: 0",
                     }
                   : {}),
-              },
+              }),
             )
             break
           }
@@ -996,16 +999,9 @@ export const makeReconciler = (
           continuation = page.success.continuation
         } while (continuation !== undefined && pages < maxPages)
         if (continuation !== undefined)
-          yield* log(
-            d,
+          yield* Effect.logInfo(
             "vault list stopped early: it holds many more certificates than are deployed to it",
-            "info",
-            {
-              pages,
-              found,
-              deployments: group.length,
-            },
-          )
+          ).pipe(Effect.annotateLogs({ vault: d.target.vaultUrl, pages, found, deployments: group.length }))
       })
 
     const triggerAll = (reason: string) =>
@@ -1212,6 +1208,12 @@ export const makeReconciler = (
         ).pipe(Effect.annotateLogs({ deployments: [...inFlight.keys()] }))
       }
       yield* state.flush
+      if (state.writeFailing()) {
+        stateUnwrittenAtShutdown = true
+        yield* Effect.logError(
+          "the state file cannot be written: outcomes and holds since its last write are lost at this exit (exit 1)",
+        ).pipe(Effect.annotateLogs({ state: state.path }))
+      }
     })
 
     return {
@@ -1229,4 +1231,7 @@ export type { TargetConfig }
 
 /** Set when the shutdown's grace period ended with deploys still in flight: the process exits 1. */
 let unfinishedAtShutdown = false
+let stateUnwrittenAtShutdown = false
 export const deploysUnfinishedAtShutdown = (): boolean => unfinishedAtShutdown
+/** Whether the last write of the state file, at shutdown, failed: the exit is 1. */
+export const stateUnwrittenAtExit = (): boolean => stateUnwrittenAtShutdown

@@ -44,11 +44,12 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
     Effect.gen(function* () {
       const context = yield* Effect.context<Vaults | Metrics | PfxCodec>()
       const metrics = makeAgentMetrics()
-      const state = openStateStore(initial.settings.stateDir, (line) =>
-        process.stderr.write(
-          `${JSON.stringify({ time: new Date().toISOString(), level: "warn", msg: line })}\n`,
-        ),
-      )
+      // The store's warnings (a state file that cannot be read or written) are log lines like the
+      // rest, on stdout with the agent's logger.
+      const services = yield* Effect.context<never>()
+      const state = openStateStore(initial.settings.stateDir, (line) => {
+        Effect.runForkWith(services)(Effect.logWarning(line))
+      })
       let config = initial
       // Records of deployments the configuration no longer has are dropped at start, as a reload
       // drops them: a held outcome must not come back when a new deployment reuses the name.

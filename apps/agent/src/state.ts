@@ -7,7 +7,7 @@
  * alone wait for the write after the pass, or at most `TIME_ONLY_MAX_AGE_MS` (60 s) when
  * the agent never goes quiet.
  */
-import { mkdirSync, readFileSync } from "node:fs"
+import { mkdirSync, readFileSync, renameSync } from "node:fs"
 import { open, rename } from "node:fs/promises"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
@@ -56,6 +56,8 @@ export interface StateStore {
    */
   readonly flushChanges: Effect.Effect<void>
   readonly path: string
+  /** Whether the last write failed (and what it held is not on disk yet). */
+  readonly writeFailing: () => boolean
 }
 
 /** Changes of times alone are written at least this often by the periodic write (see flushChanges). */
@@ -87,6 +89,16 @@ export const openStateStore = (
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const path = join(dir, "state.json")
   const records = new Map<string, DeploymentRecord>()
+  /** Keep an unreadable state file beside the new one for a person to look at, instead of overwriting it. */
+  const setAside = (): string => {
+    const aside = `${path}.unreadable-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`
+    try {
+      renameSync(path, aside)
+      return `kept as ${aside}`
+    } catch (e) {
+      return `it could not be kept aside (${(e as NodeJS.ErrnoException).code ?? String(e)}) and will be overwritten`
+    }
+  }
   try {
     const parsed = JSON.parse(readFileSync(path, "utf8")) as Partial<StateFile>
     if (
@@ -102,10 +114,12 @@ export const openStateStore = (
             ? { ...record, configFingerprint: configFingerprintOf(record.configFingerprint) }
             : record,
         )
-    } else warn(`state file ${path} has an unknown schema; starting without state`)
+    } else warn(`state file ${path} has an unknown schema; ${setAside()}; starting without state`)
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT")
-      warn(`state file ${path} cannot be read (${String((e as Error).message)}); starting without state`)
+      warn(
+        `state file ${path} cannot be read (${String((e as Error).message)}); ${setAside()}; starting without state`,
+      )
   }
   let dirty = false
   // Changed in more than its times (see flushChanges).
@@ -113,6 +127,7 @@ export const openStateStore = (
   // When the oldest change not written yet was made (0: none).
   let dirtySince = 0
   let writing: Promise<void> = Promise.resolve()
+  let failing = false
   const write = async () => {
     const body: StateFile = { schema: "kvdeploy.agent-state/v1", deployments: Object.fromEntries(records) }
     const tmp = `${path}.tmp-${process.pid}`
@@ -124,6 +139,7 @@ export const openStateStore = (
       await handle.close()
     }
     await rename(tmp, path)
+    failing = false
   }
   const flush = Effect.promise(() => {
     if (!dirty) return writing
@@ -131,6 +147,7 @@ export const openStateStore = (
     changed = false
     dirtySince = 0
     writing = writing.then(write, write).catch((e: unknown) => {
+      failing = true
       dirty = true
       changed = true
       if (dirtySince === 0) dirtySince = now()
@@ -157,6 +174,7 @@ export const openStateStore = (
       }
     },
     flush,
+    writeFailing: () => failing,
     flushChanges: Effect.suspend(() =>
       changed || (dirty && now() - dirtySince >= TIME_ONLY_MAX_AGE_MS) ? flush : Effect.void,
     ),

@@ -432,6 +432,28 @@ deployments:
     expect(shown).not.toContain(scalarHex.slice(0, 40))
   })
 
+  it("without state_dir, the state directory is systemd's StateDirectory= (STATE_DIRECTORY), else next to the file", () => {
+    const yaml = `
+deployments:
+  - { name: a, source: { cert: c.pem }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`
+    const stateDirWith = (env: Record<string, string>, text = yaml) => {
+      const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", env)
+      if (r._tag === "Failure") throw new Error(r.failure.message)
+      return r.success.settings.stateDir
+    }
+    expect(stateDirWith({ STATE_DIRECTORY: "/var/lib/kvdeploy-agent:/var/lib/other" })).toBe(
+      "/var/lib/kvdeploy-agent",
+    )
+    expect(stateDirWith({})).toBe("/etc/kvdeploy/kvdeploy-agent-state")
+    expect(
+      stateDirWith(
+        { STATE_DIRECTORY: "/var/lib/kvdeploy-agent" },
+        `agent: { state_dir: /srv/state }\n${yaml}`,
+      ),
+    ).toBe("/srv/state")
+  })
+
   it("names the variables a credential mode in use needs that the agent's environment lacks, once per mode", () => {
     const target = (n: number, mode: string) =>
       `{ vault_url: "https://kv-prod.vault.azure.net", certificate_name: c${n}, credential_mode: ${mode} }`

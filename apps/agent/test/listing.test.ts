@@ -147,6 +147,9 @@ describe("a pass over a vault with many deployments lists it", () => {
     const warning = a.lines.slice(from).find((l) => l.msg.startsWith("vault list refused"))
     expect(warning?.level).toBe("warn")
     expect(String(warning?.fix)).toContain("certificates/list")
+    // The vault's problem, not one deployment's: no deployment field, the number it concerns.
+    expect(warning?.deployment).toBeUndefined()
+    expect(warning?.deployments).toBe(N)
     emulator.faults.remove(refusal)
 
     // A reload tries the list again (a grant may have been made since).

@@ -1,5 +1,5 @@
 /** The state file: outcomes written by the periodic write, a pass's new times only by the full flush. */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
@@ -26,6 +26,23 @@ const record = (at: string, outcome = "Skipped"): DeploymentRecord => ({
 })
 
 describe("state store", () => {
+  it("keeps an unreadable state file aside instead of overwriting it, and says where", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    const path = join(dir, "state.json")
+    writeFileSync(path, '{"schema": "kvdeploy.agent-state/v1", "deployments": {"api": ')
+    const warnings: Array<string> = []
+    const state = openStateStore(dir, (line) => warnings.push(line), { now: () => Date.UTC(2026, 11, 1) })
+    expect(state.names()).toEqual([])
+    const aside = readdirSync(dir).filter((f) => f.startsWith("state.json.unreadable-"))
+    expect(aside).toHaveLength(1)
+    expect(readFileSync(join(dir, aside[0] ?? ""), "utf8")).toContain('"deployments": {"api": ')
+    expect(warnings[0]).toContain(`kept as ${join(dir, aside[0] ?? "")}`)
+    state.set("api", record("2026-12-01T00:00:00.000Z"))
+    await Effect.runPromise(state.flush)
+    expect(state.writeFailing()).toBe(false)
+    expect(readdirSync(dir).filter((f) => f.startsWith("state.json.unreadable-"))).toHaveLength(1)
+  })
+
   it("writes a changed outcome on the periodic write, a record's new times only on the full flush", async () => {
     dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
     const store = openStateStore(dir, () => {})

@@ -3,7 +3,7 @@
  * grace period that ends with an import in flight, a reload that removes a deployment whose
  * import is in flight, an invalid file on SIGHUP.
  */
-import { readFileSync } from "node:fs"
+import { readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
 import { type AgentProcess, agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
@@ -84,6 +84,62 @@ describe("stopping and reloading", () => {
     } finally {
       held.close()
     }
+  })
+
+  it("a state directory that cannot be created: exit 1 naming it and the fix, before any pass (it exited 1 silently)", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("stateless.example.test")
+    // A directory under a regular file: ENOTDIR, as a state_dir in a read-only tree gives EROFS.
+    const file = work.write("not-a-directory", "x")
+    const config = writeConfig(
+      work,
+      emulator,
+      [spec("stateless", leaf)],
+      { state_dir: `${file}/state` },
+      "stateless.yaml",
+    )
+    const a = start(config)
+    expect(await a.exited).toBe(1)
+    const failure = a.lines.find((l) => l.msg === "kvdeploy-agent cannot start")
+    expect(String(failure?.error)).toContain("ENOTDIR")
+    expect(String(failure?.error)).toContain(`${file}/state`)
+    expect(String(failure?.fix)).toContain("agent.state_dir")
+    expect(a.lines.some((l) => l.msg === "pass over")).toBe(false)
+    expect(emulator.state.versions(VAULT, "stateless-cert")).toBeUndefined()
+  })
+
+  it("a state file that cannot be written: a warning on stdout, and the exit after SIGTERM is 1", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("unwritten.example.test")
+    const stateDir = work.path("unwritten-state")
+    const config = writeConfig(
+      work,
+      emulator,
+      [spec("unwritten", leaf)],
+      { state_dir: stateDir },
+      "unwritten.yaml",
+    )
+    const a = start(config)
+    await a.waitFor((l) => l.deployment === "unwritten" && l.msg === "deploy: Succeeded")
+    // The directory becomes a file; a renewal gives the state something new to write.
+    rmSync(stateDir, { recursive: true, force: true })
+    writeFileSync(stateDir, "not a directory")
+    const renewed = await pki.leaf("unwritten.example.test")
+    const from = a.lines.length
+    work.write("unwritten.key", renewed.keyPem)
+    work.write("unwritten.crt", renewed.certPem)
+    await a.waitFor((l) => l.deployment === "unwritten" && l.msg === "deploy: Succeeded", { from })
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(1)
+    expect(
+      a.lines.some((l) => l.level === "warn" && /state file .* cannot be written/.test(String(l.msg))),
+    ).toBe(true)
+    expect(
+      a.lines.some(
+        (l) => l.level === "error" && String(l.msg).startsWith("the state file cannot be written"),
+      ),
+    ).toBe(true)
+    expect(a.stderr()).not.toContain("cannot be written")
   })
 
   it("SIGTERM whose grace period ends with an import in flight: exit 1, the deployment named", async () => {

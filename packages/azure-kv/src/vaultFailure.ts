@@ -325,8 +325,9 @@ const mapFailure = (
     if (status === 429) {
       return new VaultThrottled({
         ...sent,
-        detail:
-          cause.retryAfterMs === undefined
+        detail: !sdkRetries
+          ? `the vault throttled the request (the SDK's retries are off here: its caller waits and retries)${cause.retryAfterMs === undefined ? "" : `; it asks to wait ${Math.ceil(cause.retryAfterMs / 1000)} s`}: ${detail}`
+          : cause.retryAfterMs === undefined
             ? `the vault throttled the request (without Retry-After, so the SDK did not retry it): ${detail}`
             : `the vault throttled the request and it did not succeed within the SDK's retries: ${detail}`,
         ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),

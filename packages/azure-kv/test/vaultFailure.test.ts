@@ -28,6 +28,25 @@ describe("toVaultError", () => {
     expect(framesOf(new Error("elsewhere"))).toBeGreaterThan(0)
   })
 
+  it("a 429 says who retries: the SDK's retries that ran out, or its caller when they are off (the agent)", () => {
+    const throttled = () =>
+      new RestError("Too many requests.", {
+        statusCode: 429,
+        code: "Throttled",
+        response: {
+          status: 429,
+          headers: { get: (h: string) => (h.toLowerCase() === "retry-after" ? "3" : undefined) },
+        } as never,
+      })
+    expect(toVaultError("importVersion", "write", throttled()).detail).toContain(
+      "did not succeed within the SDK's retries",
+    )
+    const agent = toVaultError("importVersion", "write", throttled(), false).detail
+    expect(agent).not.toContain("within the SDK's retries")
+    expect(agent).toContain("the SDK's retries are off here: its caller waits and retries")
+    expect(agent).toContain("asks to wait 3 s")
+  })
+
   it("restores the stack limit when mapping throws", () => {
     const before = Error.stackTraceLimit
     const hostile = {
