@@ -97,7 +97,7 @@ export const makeAgentMetrics = (): AgentMetrics => {
   const outcomesPending = new Map<string, string>()
   const lastOutcome = new Gauge({
     name: "kvdeploy_agent_last_outcome",
-    help: "1 for the outcome of the deployment's last reconcile (Succeeded, Skipped, Failed, Rejected, Unverified, Superseded, RolledBack, RollbackFailed, SourceBroken, Held).",
+    help: "1 for the outcome of the deployment's last reconcile (Succeeded, Skipped, Failed, Rejected, Unverified, Superseded, RolledBack, RollbackFailed, SourceBroken; a held deployment keeps the outcome it is held on).",
     labelNames: ["deployment", "outcome"],
     registers: [registry],
     collect() {

@@ -625,7 +625,7 @@ export const validateAgentConfig = (
         schemaFix(issue.path as ReadonlyArray<PropertyKey>, issue.message),
       )
       // A target field core's validation below also refuses is reported once, in core's words.
-      if (/^deployments\[\d+\]\.target\./.test(field)) schemaTargetProblems.push(found)
+      if (/^deployments\[\d+\]\.target(\.|$)/.test(field)) schemaTargetProblems.push(found)
       else problems.push(found)
     }
   }

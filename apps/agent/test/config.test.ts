@@ -326,6 +326,13 @@ deployments:
       "deployments[0].source.password: looks like a secret; the agent never reads secrets from its configuration",
       expect.stringMatching(/^deployments\[1\]\.target\.certificate_name: /),
     ])
+    // A deployment without a target: once, not as the schema's "Missing key" and the check's "is missing".
+    const noTarget = problemsOf(`
+deployments:
+  - name: a
+    source: { cert: c.pem }
+`)
+    expect(noTarget).toEqual(["deployments[0].target: is missing"])
   })
 
   it("refuses certificate or key text where a file path goes, and never repeats it or a key pasted into another field", () => {

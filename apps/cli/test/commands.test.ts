@@ -4,7 +4,8 @@
  * Rejected, 3 RolledBack (through `demo`), 4 Unverified, 5 Superseded.
  */
 import { execFileSync, spawn } from "node:child_process"
-import { existsSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
+import * as https from "node:https"
 import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
 import { ClientSecretCredential } from "@azure/identity"
@@ -741,6 +742,23 @@ describe("validate, doctor, emulator", () => {
     const printed = JSON.parse(text) as { env: Record<string, string>; targetConfig: Record<string, unknown> }
     expect(printed.env.NODE_EXTRA_CA_CERTS).toBeDefined()
     expect(printed.targetConfig.cloud).toBeDefined()
+    // The admin API answers with the key it printed: faults can be scripted from another shell.
+    const admin = (printed as unknown as { admin: { url: string; key: string } }).admin
+    const faults = await new Promise<number>((resolve, reject) => {
+      const req = https.get(
+        `${admin.url}/faults`,
+        {
+          headers: { "x-kv-emulator-admin-key": admin.key },
+          ca: readFileSync(printed.env.NODE_EXTRA_CA_CERTS ?? ""),
+        },
+        (res) => {
+          res.resume()
+          resolve(res.statusCode ?? 0)
+        },
+      )
+      req.on("error", reject)
+    })
+    expect(faults).toBe(200)
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
     child.kill("SIGINT")
     expect(await exited).not.toBeNull()

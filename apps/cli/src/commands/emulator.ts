@@ -130,6 +130,8 @@ export const emulator = Command.make(
             caFile: started.caFile,
             env,
             targetConfig: config,
+            // The fault, RBAC and request-log API (packages/kv-emulator/README.md, "Admin API").
+            admin: { url: started.adminUrl, key: started.adminKey },
           })
         } else {
           const s = styleOut()
@@ -137,6 +139,7 @@ export const emulator = Command.make(
             `${s.bold("kv-emulator")} running; Ctrl+C stops it (its contents ${Option.isSome(input.stateDir) ? `are kept in ${input.stateDir.value}` : "are lost"}).`,
             ...started.vaults.map((v) => `  vault ${v.name.padEnd(16)} ${v.url}`),
             `  entra ${"".padEnd(16)} ${started.authorityHost}`,
+            `  admin ${"".padEnd(16)} ${started.adminUrl} (header x-kv-emulator-admin-key: ${started.adminKey}; faults, RBAC, request log)`,
             "",
             s.dim("# Environment for kvdeploy (client_secret mode; trusts the emulator's CA):"),
             ...envText,
