@@ -137,6 +137,8 @@ const arbScenario = fc.record({
 })
 type Scenario = typeof arbScenario extends fc.Arbitrary<infer T> ? T : never
 
+const hexOf = (der: Uint8Array): string => Buffer.from(der).toString("hex")
+
 const runScenario = (s: Scenario) =>
   Effect.gen(function* () {
     const vault = yield* InMemoryVaultHandle
@@ -176,6 +178,8 @@ const runScenario = (s: Scenario) =>
     mismatchedEncodes.length = 0
     yield* TestClock.adjust(s.deployGapMs)
 
+    // The serial the vault must serve for the new certificate (verify checks it beside the x5t).
+    const newSerial = (yield* Effect.orDie((yield* PfxCodec).inspect(material))).leaf.serialHex
     const port = yield* Vault
     const slowReads: (typeof Vault)["Service"] =
       s.readLatencyMs === 0
@@ -222,6 +226,7 @@ const runScenario = (s: Scenario) =>
       case "Succeeded":
         expect(latest?.versionId, context).toBe(outcome.versionId)
         expect(latest?.x5t, context).toBe(outcome.newX5t)
+        expect(latest?.serialHex, context).toBe(newSerial)
         expect(latest?.enabled, context).toBe(true)
         expect(hasTags(latest?.tags ?? {}, managedTags), context).toBe(true)
         break
@@ -237,6 +242,10 @@ const runScenario = (s: Scenario) =>
       case "RolledBack": {
         expect(latest?.versionId, context).toBe(outcome.rollbackVersionId)
         expect(latest?.x5t, context).toBe(outcome.previous?.x5t)
+        // The previous certificate itself, with its chain (not the new one's, not none).
+        const snapshot = after.find((v) => v.versionId === outcome.previous?.versionId)
+        expect(latest?.serialHex, context).toBe(snapshot?.serialHex)
+        expect(latest?.material.chain.map(hexOf), context).toEqual(snapshot?.material.chain.map(hexOf))
         expect(latest?.tags[ROLLBACK_OF_TAG], context).toBe(outcome.failedVersionId)
         // The snapshot's operator tags (not the failed request's), plus the reserved tags.
         const snapshotTags = after.find((v) => v.versionId === outcome.previous?.versionId)?.tags ?? {}

@@ -606,6 +606,7 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
         vault.script("listVersions", ...Array.from({ length: 5 }, () => Fault.fail("Unavailable")))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
         assert.strictEqual(o.versionId, undefined)
+        assert.strictEqual(o.postVerifyFailure, "unreadable")
         assert.match(o.reason, /may have taken effect/)
       }),
     ),

@@ -70,3 +70,21 @@ describe("reconcile after a rollback", () => {
       ),
   )
 })
+
+describe("rollback verify", () => {
+  it.effect("a rollback the vault never serves (every read stale) is RollbackFailed, not RolledBack", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* vault.seed(NAME, oldCert.material, { tags: managedTags })
+        vault.script("importVersion", Fault.alter("disable"))
+        // The snapshot and the forward verify read the vault; every read of the rollback's verify
+        // answers what the one before it answered (the failed version).
+        vault.script("getLatest", Fault.pass, Fault.pass, ...Fault.repeat(12, Fault.staleRead))
+        const outcome = yield* runDeploy(request(newCert.material))
+        assert.strictEqual(outcome._tag, "RollbackFailed", outcome.reason)
+        assert.match(outcome.reason, /the vault still serves/)
+      }),
+    ),
+  )
+})

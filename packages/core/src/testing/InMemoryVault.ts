@@ -18,7 +18,8 @@
  *   Throttled, Unavailable, Rejected) or `Ambiguous` without effect;
  * - `AfterWrite`: the write takes effect, then the caller gets VaultAmbiguous;
  * - `ForeignImport`: another writer imports a version just before this call;
- * - `Alter`: the write is stored altered (disabled, tags dropped), the "ours but wrong" case;
+ * - `Alter`: the write is stored altered (disabled, tags dropped, or served with another x5t or
+ *   serial than the certificate sent), the "ours but wrong" case;
  * - `StaleRead`: `getLatest` answers as a replica that has applied nothing since the
  *   caller's last read of the latest version (what that read answered, or not found);
  * - `Pass`: no fault for this call (to target the Nth call).
@@ -72,6 +73,9 @@ export type FailKind =
   | "Rejected"
   | "Ambiguous"
 
+/** How an `Alter` fault stores a write: disabled, without its tags, or with another x5t or serial. */
+export type AlterChange = "disable" | "drop-tags" | "other-x5t" | "other-serial"
+
 export type Fault =
   | { readonly _tag: "Pass" }
   | { readonly _tag: "Fail"; readonly kind: FailKind }
@@ -81,7 +85,7 @@ export type Fault =
       readonly material: CertificateMaterial
       readonly tags?: Readonly<Record<string, string>>
     }
-  | { readonly _tag: "Alter"; readonly change: "disable" | "drop-tags" }
+  | { readonly _tag: "Alter"; readonly change: AlterChange }
   | { readonly _tag: "StaleRead" }
 
 export const Fault = {
@@ -90,7 +94,7 @@ export const Fault = {
   afterWrite: { _tag: "AfterWrite" } as Fault,
   foreignImport: (material: CertificateMaterial, tags?: Readonly<Record<string, string>>): Fault =>
     tags === undefined ? { _tag: "ForeignImport", material } : { _tag: "ForeignImport", material, tags },
-  alter: (change: "disable" | "drop-tags"): Fault => ({ _tag: "Alter", change }),
+  alter: (change: AlterChange): Fault => ({ _tag: "Alter", change }),
   /** The same fault for the next `n` calls (a read that fails N times): `script(op, ...Fault.repeat(3, Fault.fail("Throttled")))`. */
   repeat: (n: number, fault: Fault): ReadonlyArray<Fault> => Array.from({ length: n }, () => fault),
   /** A lagging replica: `getLatest` answers what the caller's previous read of the latest answered. */
@@ -233,6 +237,7 @@ const make = Effect.gen(function* () {
     writer: string,
     exportable: boolean,
     enabled: boolean,
+    alter?: AlterChange,
   ) =>
     Effect.gen(function* () {
       const inspected = yield* codec.inspect(material).pipe(Effect.orDie)
@@ -240,8 +245,8 @@ const make = Effect.gen(function* () {
       sequence++
       const version: StoredVersion = {
         versionId: versionIdOf(sequence),
-        x5t: inspected.leaf.x5t,
-        serialHex: inspected.leaf.serialHex,
+        x5t: alter === "other-x5t" ? `other-${inspected.leaf.x5t}` : inspected.leaf.x5t,
+        serialHex: alter === "other-serial" ? `ff${inspected.leaf.serialHex}` : inspected.leaf.serialHex,
         enabled,
         createdAt: wholeSecond(now),
         tags: { ...tags },
@@ -285,7 +290,7 @@ const make = Effect.gen(function* () {
   const callRaw = <A, E>(
     operation: VaultOperation,
     name: string | undefined,
-    body: (alter: "disable" | "drop-tags" | undefined, stale: boolean) => Effect.Effect<A, E>,
+    body: (alter: AlterChange | undefined, stale: boolean) => Effect.Effect<A, E>,
   ): Effect.Effect<A, E | ReturnType<typeof makeError>> =>
     Effect.gen(function* () {
       const fault = faults.get(operation)?.shift()
@@ -320,7 +325,7 @@ const make = Effect.gen(function* () {
   const call = <A, E extends { readonly _tag: string }>(
     operation: VaultOperation,
     name: string | undefined,
-    body: (alter: "disable" | "drop-tags" | undefined, stale: boolean) => Effect.Effect<A, E>,
+    body: (alter: AlterChange | undefined, stale: boolean) => Effect.Effect<A, E>,
   ): Effect.Effect<A, E | ReturnType<typeof makeError>> =>
     Effect.flatMap(Effect.serviceOption(Metrics), (metrics) =>
       metrics._tag === "None"
@@ -495,6 +500,7 @@ const make = Effect.gen(function* () {
             "deploy",
             request.exportable ?? true,
             alter !== "disable",
+            alter,
           )
           return publicView(stored)
         }),

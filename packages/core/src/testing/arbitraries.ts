@@ -78,6 +78,8 @@ export const arbFault = (
             arbitrary: fc.constantFrom<Fault>(
               { _tag: "Alter", change: "disable" },
               { _tag: "Alter", change: "drop-tags" },
+              { _tag: "Alter", change: "other-x5t" },
+              { _tag: "Alter", change: "other-serial" },
             ),
           },
         ]
