@@ -461,10 +461,12 @@ function* run(
   trail.vaultCalls++
   const firstRead: ReadResult = yield* resultOf(vault.getLatest(name))
   const firstVerdict = firstRead._tag === "Success" ? judgeLatest(firstRead.success, expected) : undefined
-  const verdict: Verdict =
+  let verdict: Verdict =
     firstVerdict !== undefined && firstVerdict._tag !== "StaleAnswer"
       ? firstVerdict
       : yield* verifyAfterFirst(trail, name, expected, firstRead)
+  if (verdict._tag === "Superseded" && verdict.latest.createdAt.getTime() === imported.createdAt.getTime())
+    verdict = yield* confirmSuperseded(trail, name, expected, verdict)
   if (verdict._tag === "Verified") {
     trail.note("verify: latest is the new version")
     return {
@@ -475,6 +477,28 @@ function* run(
     } satisfies Draft
   }
   return yield* notVerified(request, trail, state, verdict, imported, alsoOurs, reconciledUncertain)
+}
+
+/**
+ * Another writer's version from our own second is latest. Key Vault's whole seconds do not order
+ * the two, and a lagging read can show the other writer's version without ours yet: read once more
+ * before reporting Superseded (a read that shows ours settles it as ours; an unreadable or stale one
+ * leaves the first verdict).
+ */
+function* confirmSuperseded(
+  trail: DeployTrail,
+  name: string,
+  expected: Expected,
+  first: Extract<Verdict, { readonly _tag: "Superseded" }>,
+): Effect.fn.Return<Verdict, never, Vault> {
+  const vault = yield* Vault
+  trail.vaultCalls++
+  const again = yield* Effect.result(vault.getLatest(name))
+  if (again._tag === "Failure") return first
+  const judged = judgeLatest(again.success, expected)
+  if (judged._tag === "StaleAnswer") return first
+  if (judged._tag !== "Superseded") trail.note("verify: a second read serves ours, not the other writer's")
+  return judged
 }
 
 /** Step 6 when the verdict is not Verified, and step 7: what a deploy reports then (rare paths). */

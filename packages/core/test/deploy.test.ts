@@ -648,8 +648,42 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
         assert.strictEqual(vault.latest(NAME)?.x5t, foreign.x5t)
         assert.strictEqual(vault.versions(NAME).length, 3)
         assert.strictEqual(exitCodeOf(o), 5)
+        // From our own second: confirmed by a second read before it is reported.
+        assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 3, importVersion: 1 })
       }),
     ),
+  )
+
+  it.effect(
+    "a lagging read shows another writer's version of our second without ours: read again, ours is served",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          yield* seedManaged()
+          const foreign = issue({ seed: "foreign", issuer: ca })
+          // The other writer imports just before ours, in the same second: ours is latest.
+          vault.script("importVersion", Fault.foreignImport(foreign.material, { owner: "x" }))
+          let reads = 0
+          const lagging: (typeof Vault)["Service"] = {
+            ...port,
+            // The verify's first read comes from a replica that has the other writer's import and not ours.
+            getLatest: (name) =>
+              ++reads === 2
+                ? Effect.map(port.getLatest(name), () => {
+                    const other = vault.versions(NAME).find((v) => v.writer === "foreign")
+                    if (other === undefined) throw new Error("no foreign version")
+                    return other
+                  })
+                : port.getLatest(name),
+          }
+          const o = yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, lagging))
+          assert.strictEqual(vault.latest(NAME)?.writer, "deploy")
+          assert.strictEqual(o._tag, "Succeeded", o.reason)
+          assert.strictEqual(reads, 3)
+        }),
+      ),
   )
 })
 
