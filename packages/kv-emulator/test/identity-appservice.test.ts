@@ -8,27 +8,17 @@
 import { DefaultAzureCredential, ManagedIdentityCredential } from "@azure/identity"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Emulator, start } from "../src/index.js"
-import { clients, makeMaterial, pemBundle } from "./support.js"
+import { clients, makeMaterial, pemBundle, useIdentityEnvironment } from "./support.js"
 
 let emulator: Emulator
-const saved = { ...process.env }
+let restoreEnvironment = () => {}
 
 beforeAll(async () => {
   emulator = await start({ vaults: ["mi-app"] })
-  for (const k of [
-    "AZURE_CLIENT_ID",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-  ])
-    delete process.env[k]
-  Object.assign(process.env, emulator.env.managedIdentityAppService)
+  restoreEnvironment = useIdentityEnvironment(emulator.env.managedIdentityAppService)
 })
 afterAll(async () => {
-  process.env = saved
+  restoreEnvironment()
   await emulator?.stop()
 })
 

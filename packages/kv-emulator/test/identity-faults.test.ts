@@ -8,30 +8,19 @@
 import { ClientSecretCredential, ManagedIdentityCredential } from "@azure/identity"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { type Emulator, start } from "../src/index.js"
-import { credentialOptions } from "./support.js"
+import { credentialOptions, useIdentityEnvironment } from "./support.js"
 
 let emulator: Emulator
-const saved = { ...process.env }
+let restoreEnvironment = () => {}
 const scope = "https://vault.azure.net/.default"
 
 beforeAll(async () => {
   emulator = await start({ vaults: ["idf"] })
-  for (const k of [
-    "AZURE_CLIENT_ID",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-  ])
-    delete process.env[k]
-  Object.assign(process.env, emulator.env.managedIdentityImds)
+  restoreEnvironment = useIdentityEnvironment(emulator.env.managedIdentityImds)
 })
 afterEach(() => emulator.faults.clear())
 afterAll(async () => {
-  process.env = saved
+  restoreEnvironment()
   await emulator?.stop()
 })
 
