@@ -12,8 +12,8 @@ import { dirname, resolve as resolvePath } from "node:path"
 import { domainToASCII } from "node:url"
 import {
   type ConfigProblem,
-  hasBase64Bytes,
   keyInField,
+  looksLikeDerBase64,
   quotedValue,
   type TargetConfig,
   validateTargetConfigSync,
@@ -743,8 +743,8 @@ export const validateAgentConfig = (
         if (
           typeof value === "string" &&
           (/-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
-            // A key's DER in base64, whole or cut short, pasted without its PEM lines.
-            (hasBase64Bytes(value) && !existsSync(resolve(value))))
+            // A key's DER in base64 (from the "M" of its SEQUENCE, whole or cut short at its end).
+            (looksLikeDerBase64(value) && !existsSync(resolve(value))))
         )
           problems.push(
             problem(

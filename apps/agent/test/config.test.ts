@@ -437,6 +437,22 @@ deployments:
     const shown = JSON.stringify(problems)
     expect(shown).not.toContain(b64.slice(40, 80))
     expect(shown).not.toContain(scalarHex.slice(0, 40))
+    // A path not written yet, with CamelCase and digits, is a path (sources may appear after the start).
+    const later = fullProblems(
+      JSON.stringify({
+        deployments: [
+          {
+            name: "c",
+            source: {
+              cert: "/srv/Certs2024/WebApp1/Prod02/Api3V2/tls.crt",
+              key: "/srv/releases/4b825dc642cb6eb9a060e54bf8d69288fbee4904/tls.key",
+            },
+            target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "c" },
+          },
+        ],
+      }),
+    )
+    expect(later).toEqual([])
   })
 
   it("without state_dir, the state directory is systemd's StateDirectory= (STATE_DIRECTORY), else next to the file", () => {

@@ -700,6 +700,8 @@ describe("validate, doctor, emulator", () => {
     expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential/)
   })
 
+  // The direct 429 (MSAL's own request and retry), which doctor's one token request meets; MSAL's
+  // replay of it is tested against a long-lived credential in @kvdeploy/azure-kv's deploy test.
   it("doctor: Entra ID throttling fails the token check as an outage for now, not a refused credential (1)", async () => {
     world.emulator.faults.add({
       operation: "token",

@@ -68,6 +68,11 @@ describe("pemArgumentProblems", () => {
         `commit=${"0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c"}`,
         "--tag",
         "owner=team-payments-westeurope-ProductionGateway2024",
+        // Names and paths an earlier rule refused: CamelCase with digits, a path not written yet.
+        "--name",
+        "WwwContosoCom2024Q3WildcardSanCert01Eu2Prod",
+        "--cert",
+        "/srv/Certs2024/WebApp1/Prod02/Api3V2/tls.crt",
       ]),
     ).toEqual([])
     // The base64 of any key OpenSSL reads (here a SEC1 EC key, as cert-manager writes them) or of a certificate.

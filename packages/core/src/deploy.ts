@@ -481,9 +481,9 @@ function* run(
 
 /**
  * Another writer's version from our own second is latest. Key Vault's whole seconds do not order
- * the two, and a lagging read can show the other writer's version without ours yet: read once more
- * before reporting Superseded (a read that shows ours settles it as ours; an unreadable or stale one
- * leaves the first verdict).
+ * the two, and a lagging read can show either without the other: read again until two reads in a
+ * row answer the same version (at most three more), and judge that one. Reads that keep disagreeing
+ * establish nothing (Unverified); a read that fails leaves the first verdict.
  */
 function* confirmSuperseded(
   trail: DeployTrail,
@@ -492,13 +492,24 @@ function* confirmSuperseded(
   first: Extract<Verdict, { readonly _tag: "Superseded" }>,
 ): Effect.fn.Return<Verdict, never, Vault> {
   const vault = yield* Vault
-  trail.vaultCalls++
-  const again = yield* Effect.result(vault.getLatest(name))
-  if (again._tag === "Failure") return first
-  const judged = judgeLatest(again.success, expected)
-  if (judged._tag === "StaleAnswer") return first
-  if (judged._tag !== "Superseded") trail.note("verify: a second read serves ours, not the other writer's")
-  return judged
+  let last = first.latest
+  for (let i = 0; i < 3; i++) {
+    trail.vaultCalls++
+    const again = yield* Effect.result(vault.getLatest(name))
+    if (again._tag === "Failure") return first
+    if (again.success.versionId === last.versionId) {
+      const judged = judgeLatest(again.success, expected)
+      if (judged._tag === "StaleAnswer") return first
+      if (judged._tag !== "Superseded")
+        trail.note("verify: two more reads serve ours, not the other writer's")
+      return judged
+    }
+    last = again.success
+  }
+  return {
+    _tag: "Unreadable",
+    detail: `reads of the latest version keep disagreeing (another writer's ${first.latest.versionId} from our second, then ${last.versionId})`,
+  }
 }
 
 /** Step 6 when the verdict is not Verified, and step 7: what a deploy reports then (rare paths). */

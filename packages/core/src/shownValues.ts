@@ -5,9 +5,13 @@
  * message is replaced before it is printed.
  */
 
-/** Runs of 40 or more base64 characters, and of 40 or more hex digits. */
-const base64Run = /[A-Za-z0-9+/]{40,}={0,2}/g
-const hexRun = /[0-9A-Fa-f]{40,}/
+/**
+ * The base64 of DER (a key or a certificate, whole or cut short at its end): it starts with the "M"
+ * of a SEQUENCE and runs 64 characters or more. Names, ids, paths and URLs do not look like this.
+ */
+const derBase64Run = /(?:^|[^A-Za-z0-9+/])(M[A-Za-z0-9+/]{63,}={0,2})/
+/** 64 or more hex digits: a private scalar (P-256 and larger) in hex. SHA-1 thumbprints and git ids (40) stay. */
+const hexRun = /[0-9A-Fa-f]{64,}/
 
 const count = (run: string, chars: RegExp): number => run.match(chars)?.length ?? 0
 
@@ -35,21 +39,24 @@ const encoded = (run: string): boolean =>
   changes(run) >= 0.45
 
 /**
- * Whether a value may be key material rather than a name, a path or a setting: PEM markers or a line
- * break, 40 or more hex digits (a private scalar in hex), or a run of 40 or more base64 characters
- * that reads as encoded bytes (a key's DER in base64, also cut short). Names, paths and URLs of
- * words, digits and separators do not match. (A base64url value with "-" or "_" in it, such as a
- * JWK's "d", is not recognised.)
+ * Whether a value holds the base64 of DER: a run of 64 or more base64 characters starting with the
+ * "M" of a SEQUENCE that reads as encoded bytes (a key or certificate without its PEM lines, whole
+ * or cut short at its end by a paste). What the CLI and the agent refuse where a path or a value
+ * goes: a name or a path, even a long CamelCase one with digits, does not match.
  */
-export const looksLikeKeyText = (value: string): boolean =>
-  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) || hexRun.test(value) || hasBase64Bytes(value)
+export const looksLikeDerBase64 = (value: string): boolean => {
+  const run = derBase64Run.exec(value)?.[1]
+  return run !== undefined && encoded(run)
+}
 
 /**
- * Whether a value holds 40 or more base64 characters that read as encoded bytes (see
- * looksLikeKeyText): a key or certificate's DER in base64, whole or cut short. Hex is left out: an
- * id or a thumbprint may be 40 hex digits.
+ * Whether a value may be key material rather than a name, a path or a setting: PEM markers or a
+ * line break, 64 or more hex digits (a private scalar in hex), or the base64 of DER (see
+ * looksLikeDerBase64). Names, paths, URLs, ids and thumbprints do not match. (A key cut short at its
+ * start, or a base64url value such as a JWK's "d", is not recognised.)
  */
-export const hasBase64Bytes = (value: string): boolean => (value.match(base64Run) ?? []).some(encoded)
+export const looksLikeKeyText = (value: string): boolean =>
+  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) || hexRun.test(value) || looksLikeDerBase64(value)
 
 /**
  * A refused value as a message quotes it: short one-line text as it is; anything else (PEM text or

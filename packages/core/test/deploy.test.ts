@@ -648,7 +648,7 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
         assert.strictEqual(vault.latest(NAME)?.x5t, foreign.x5t)
         assert.strictEqual(vault.versions(NAME).length, 3)
         assert.strictEqual(exitCodeOf(o), 5)
-        // From our own second: confirmed by a second read before it is reported.
+        // From our own second: confirmed by a read that agrees before it is reported.
         assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 3, importVersion: 1 })
       }),
     ),
@@ -681,7 +681,40 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
           const o = yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, lagging))
           assert.strictEqual(vault.latest(NAME)?.writer, "deploy")
           assert.strictEqual(o._tag, "Succeeded", o.reason)
-          assert.strictEqual(reads, 3)
+          // The lagging read, then two that agree on ours.
+          assert.strictEqual(reads, 4)
+        }),
+      ),
+  )
+
+  it.effect(
+    "reads that keep disagreeing between ours and another writer's of our second: Unverified, no rollback",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          yield* seedManaged()
+          const foreign = issue({ seed: "foreign", issuer: ca })
+          vault.script("importVersion", Fault.foreignImport(foreign.material, { owner: "x" }))
+          let reads = 0
+          const flapping: (typeof Vault)["Service"] = {
+            ...port,
+            // From the verify on, every other read answers the other writer's version.
+            getLatest: (name) =>
+              ++reads >= 2 && reads % 2 === 0
+                ? Effect.map(port.getLatest(name), () => {
+                    const other = vault.versions(NAME).find((v) => v.writer === "foreign")
+                    if (other === undefined) throw new Error("no foreign version")
+                    return other
+                  })
+                : port.getLatest(name),
+          }
+          const o = yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, flapping))
+          assert.strictEqual(o._tag, "Unverified", o.reason)
+          assert.match(o.reason, /keep disagreeing/)
+          assert.strictEqual(reads, 5)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
         }),
       ),
   )

@@ -34,6 +34,13 @@ describe("looksLikeKeyText", () => {
       "C:\\ProgramData\\kvdeploy\\ApiProductionWestEurope2024\\cert.pem",
       "ProductionWestEurope2024CertificateForTheApiGateway",
       "https://my-vault.vault.azure.net/certificates/api-prod/0123456789abcdef0123456789abcdef",
+      // Names and paths a review found refused by an earlier rule: CamelCase with digits, a git id in a path.
+      "WwwContosoCom2024Q3WildcardSanCert01Eu2Prod",
+      "MyContosoWebApp2024ProdWestEurope01FrontendCertificateForApiGw2",
+      "/srv/Certs2024/WebApp1/Prod02/Api3V2/tls.crt",
+      "/srv/releases/4b825dc642cb6eb9a060e54bf8d69288fbee4904/tls.crt",
+      // A SHA-1 thumbprint in hex.
+      "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
       randomUUID(),
       "0123456789abcdef0123456789abcdef",
       "wRHZammwtNq3dN8SasAGj5yApIs",

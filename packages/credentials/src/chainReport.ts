@@ -9,11 +9,14 @@
  * to redirect its logs) at info level for the length of one token request,
  * keeps that source's name and nothing else, and puts the logger back as it
  * was. Lines the operator's own `AZURE_LOG_LEVEL` asks for still go where they
- * went. When the chain fails, every source's reason is in the SDK's
+ * went. When identity's info lines are on already (also through `DEBUG`),
+ * no level is touched. (When they are not, and `DEBUG` turned on other Azure
+ * namespaces, turning info on and back off ends those: @azure/logger offers
+ * no way to read and restore them.) When the chain fails, every source's reason is in the SDK's
  * AggregateAuthenticationError (`errors`, one per source), read by
  * `chainFailures`.
  */
-import { AzureLogger, type AzureLogLevel, getLogLevel, setLogLevel } from "@azure/logger"
+import { AzureLogger, type AzureLogLevel, createClientLogger, getLogLevel, setLogLevel } from "@azure/logger"
 import * as Effect from "effect/Effect"
 import * as Semaphore from "effect/Semaphore"
 
@@ -29,6 +32,9 @@ const enabledAt = (level: AzureLogLevel | undefined, args: ReadonlyArray<unknown
 }
 
 const answered = /ChainedTokenCredential => getToken\(\) => Result for (\w+): SUCCESS/
+
+/** A logger of @azure/identity's namespace: whether its info lines are on already (AZURE_LOG_LEVEL, DEBUG). */
+const identityInfo = createClientLogger("identity").info
 
 /** One listener at a time: the logger is one per process, and each report must be its own request's. */
 const oneAtATime = Semaphore.makeUnsafe(1)
@@ -46,21 +52,24 @@ export const withChainReport = <A, E, R>(
     Effect.acquireUseRelease(
       Effect.sync(() => {
         const saved = { log: AzureLogger.log, level: getLogLevel() }
+        // Identity's info lines already on (the operator's AZURE_LOG_LEVEL or DEBUG): the levels are
+        // left alone and every line goes on to the operator's log. Otherwise info is turned on for
+        // this request, and only the lines the operator's level asks for go on.
+        const onAlready = identityInfo.enabled
         const heard: { source: string | undefined } = { source: undefined }
         AzureLogger.log = (...args: Array<unknown>) => {
           const line = args.map(String).join(" ")
           const match = answered.exec(line)
           if (match?.[1] !== undefined) heard.source = match[1]
-          if (enabledAt(saved.level, args)) saved.log(...args)
+          if (onAlready || enabledAt(saved.level, args)) saved.log(...args)
         }
-        // Info is needed to hear the line; a more verbose level the operator set stays.
-        if (saved.level !== "verbose") setLogLevel("info")
-        return { saved, heard }
+        if (!onAlready) setLogLevel("info")
+        return { saved, heard, onAlready }
       }),
       ({ heard }) => Effect.map(request, (a) => [a, heard.source] as const),
-      ({ saved }) =>
+      ({ saved, onAlready }) =>
         Effect.sync(() => {
-          setLogLevel(saved.level)
+          if (!onAlready) setLogLevel(saved.level)
           AzureLogger.log = saved.log
         }),
     ),

@@ -46,6 +46,28 @@ describe("withChainReport", () => {
     }),
   )
 
+  it.effect(
+    "identity's info lines on already (verbose, or DEBUG): no level is touched, every line goes on",
+    () =>
+      Effect.gen(function* () {
+        const operatorLines: Array<string> = []
+        const operatorLog = (...args: Array<unknown>) => operatorLines.push(args.map(String).join(" "))
+        AzureLogger.log = operatorLog
+        setLogLevel("verbose")
+        const [, source] = yield* withChainReport(
+          Effect.sync(() => {
+            identity.info(success)
+            identity.verbose("a verbose line")
+          }),
+        )
+        expect(source).toBe("ManagedIdentityCredential")
+        expect(getLogLevel()).toBe("verbose")
+        expect(AzureLogger.log).toBe(operatorLog)
+        expect(operatorLines.some((l) => l.includes("SUCCESS"))).toBe(true)
+        expect(operatorLines.some((l) => l.includes("a verbose line"))).toBe(true)
+      }),
+  )
+
   it.effect("answers undefined when no source was named, and restores logging off after a failure", () =>
     Effect.gen(function* () {
       expect(getLogLevel()).toBeUndefined()

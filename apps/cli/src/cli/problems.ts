@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto"
 import { existsSync } from "node:fs"
-import { hasBase64Bytes } from "@kvdeploy/core"
+import { looksLikeDerBase64 } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Runtime from "effect/Runtime"
 
@@ -91,12 +91,12 @@ const isDerMaterial = (value: string): boolean => {
 /**
  * Whether a value given as a file path (or a flag value) is certificate or key text instead: PEM
  * markers or a line break, or base64 without its PEM lines (what OpenSSL reads as a key or
- * certificate, or 40 or more characters that read as encoded bytes: a key cut short by a paste),
- * when no file has that name.
+ * certificate, or the base64 of DER cut short by a paste: 64 or more characters from the "M" of a
+ * SEQUENCE, also after "KEY=" in a tag), when no file has that name.
  */
 export const looksLikePastedText = (value: string): boolean =>
   /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
-  ((isDerMaterial(value) || hasBase64Bytes(value)) && !existsSync(value))
+  ((isDerMaterial(value) || looksLikeDerBase64(value)) && !existsSync(value))
 
 /**
  * Command-line arguments that hold PEM text (a certificate or key pasted where a path or value
