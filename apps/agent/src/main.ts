@@ -264,14 +264,24 @@ const shown = (problems: ReadonlyArray<ConfigProblem>): Array<ConfigProblem> =>
     fix: withoutPem(p.fix),
   }))
 
-const printProblems = (error: AgentConfigInvalid) =>
-  Effect.sync(() => {
-    process.stderr.write(
-      `kvdeploy-agent: the configuration ${error.path} has ${error.problems.length} problem(s):\n`,
-    )
-    for (const p of shown(error.problems))
-      process.stderr.write(`  ${p.field}: ${p.message}\n    fix: ${p.fix}\n`)
+/**
+ * Write to stdout (or stderr) and wait until it is handed to the system: runMain exits the process
+ * right after, and output still queued for a pipe (64 KiB at a time) would be cut off.
+ */
+const written = (stream: NodeJS.WriteStream, text: string): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    stream.write(text, () => resume(Effect.void))
   })
+const writtenOut = (text: string) => written(process.stdout, text)
+
+const printProblems = (error: AgentConfigInvalid) =>
+  written(
+    process.stderr,
+    [
+      `kvdeploy-agent: the configuration ${error.path} has ${error.problems.length} problem(s):\n`,
+      ...shown(error.problems).map((p) => `  ${p.field}: ${p.message}\n    fix: ${p.fix}\n`),
+    ].join(""),
+  )
 
 const usage = `kvdeploy-agent ${version}: keeps Azure Key Vault certificates in step with certificate files.
 
@@ -346,8 +356,9 @@ export const main = (argv: ReadonlyArray<string>): void => {
   const path = args.values.config ?? process.env.KVDEPLOY_AGENT_CONFIG ?? "/etc/kvdeploy/agent.yaml"
   const check = args.values.check === true
   const json = args.values.json === true
-  const printJson = (value: unknown) =>
-    Effect.sync(() => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`))
+  // Written before runMain's exit: a pipe takes 64 KiB at a time, and a long --check --json
+  // document was cut off when the process exited with the rest still queued.
+  const printJson = (value: unknown) => writtenOut(`${JSON.stringify(value, null, 2)}\n`)
   /** The listen address, once the configuration is read (named in a start failure). */
   const listenOf: { listen?: string } = {}
   const program = Effect.gen(function* () {
@@ -358,7 +369,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       return yield* new AgentConfigInvalid({ path: config.path, problems: environment })
     if (check) {
       if (json) yield* printJson({ path: config.path, valid: true, deployments: config.deployments.length })
-      else process.stdout.write(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
+      else yield* writtenOut(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
       return
     }
     listenOf.listen = `${config.settings.listenHost}:${config.settings.listenPort}`

@@ -1,5 +1,7 @@
 /** `--check` and `--check --json`: the configuration judged in the agent's environment, exit 0 or 2. */
 import { spawnSync } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { agentRoot, bin } from "./harness.js"
@@ -17,10 +19,36 @@ const agent = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   spawnSync(process.execPath, [bin, ...args], {
     encoding: "utf8",
     timeout: 30_000,
+    maxBuffer: 64 * 1024 * 1024,
     env: { PATH: process.env.PATH ?? "", ...env },
   })
 
 describe("kvdeploy-agent --check", () => {
+  it("prints a long result whole through a pipe (it was cut off at 64 KiB when the process exited)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
+    try {
+      // 3,000 deployments aimed at one certificate: 2,999 problems, far more than 64 KiB of JSON.
+      const lines = ["deployments:"]
+      for (let i = 0; i < 3000; i++)
+        lines.push(
+          `  - { name: d${i}, source: { cert: c.pem }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: same } }`,
+        )
+      const config = join(dir, "many.yaml")
+      writeFileSync(config, `${lines.join("\n")}\n`)
+      const json = agent(["--config", config, "--check", "--json"])
+      expect(json.status).toBe(2)
+      expect(json.stdout.length).toBeGreaterThan(65_536)
+      const parsed = JSON.parse(json.stdout) as { problems: Array<unknown> }
+      expect(parsed.problems.length).toBeGreaterThan(2_000)
+      const text = agent(["--config", config, "--check"])
+      expect(text.status).toBe(2)
+      expect(text.stderr.length).toBeGreaterThan(65_536)
+      expect(text.stderr.trimEnd().split("\n").at(-1)).toMatch(/^ {4}fix: /)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it("says valid (exit 0), as text or as one JSON document", () => {
     const text = agent(["--config", example, "--check"], exampleEnv)
     expect(text.status, text.stderr).toBe(0)

@@ -19,7 +19,7 @@ import * as GlobalFlag from "effect/cli/GlobalFlag"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { CliProblem, ExitCode, ExitWith, pemArgumentProblems, usage, withoutPem } from "./cli/problems.js"
-import { clearProgress, printErr, styleErr } from "./cli/terminal.js"
+import { clearProgress, printErr, printJson, styleErr } from "./cli/terminal.js"
 import { demo } from "./commands/demo.js"
 import { deploy } from "./commands/deploy.js"
 import { doctor } from "./commands/doctor.js"
@@ -79,11 +79,7 @@ const renderProblem = (error: CliProblem, json: boolean): Effect.Effect<void> =>
       message: withoutPem(p.message),
       fix: withoutPem(p.fix),
     }))
-    if (json) {
-      process.stdout.write(
-        `${JSON.stringify({ error: { title, exitCode: error.exitCode, problems } }, null, 2)}\n`,
-      )
-    }
+    if (json) yield* printJson({ error: { title, exitCode: error.exitCode, problems } })
     const s = styleErr()
     yield* printErr(`${s.red("error")}: ${title}`)
     for (const p of problems) {
@@ -176,9 +172,13 @@ export const main = (argv: ReadonlyArray<string>): void => {
               message: withoutPem(e.message),
               fix: `see \`kvdeploy${command} --help\` for the flags and examples`,
             }))
-            process.stdout.write(
-              `${JSON.stringify({ error: { title: problems[0]?.message ?? withoutPem(error.message), exitCode: ExitCode.usage, problems } }, null, 2)}\n`,
-            )
+            return printJson({
+              error: {
+                title: problems[0]?.message ?? withoutPem(error.message),
+                exitCode: ExitCode.usage,
+                problems,
+              },
+            }).pipe(Effect.andThen(Effect.fail(new ExitWith({ exitCode: ExitCode.usage }))))
           }
           return Effect.fail(new ExitWith({ exitCode: ExitCode.usage }))
         }

@@ -593,6 +593,15 @@ describe("emulator files", () => {
 })
 
 describe("validate, doctor, emulator", () => {
+  it("validate --json: a result of far more than 64 KiB reaches a pipe whole (it was cut off at exit)", async () => {
+    const fields = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`unknown_field_${i}`, i]))
+    const r = await runCli(["validate", world.targetFile("many-unknown", fields), "--json"])
+    expect(r.code).toBe(2)
+    expect(r.stdout.length).toBeGreaterThan(65_536)
+    const parsed = json<{ problems: Array<{ field: string }> }>(r)
+    expect(parsed.problems.length).toBeGreaterThanOrEqual(3000)
+  })
+
   it("validate: valid file exit 0, invalid exit 2 with every problem", async () => {
     const ok = await runCli(["validate", world.targetFile("valid-name")])
     expect(ok.code).toBe(0)

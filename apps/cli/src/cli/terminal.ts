@@ -37,16 +37,27 @@ export const styleOut = (): Style => (colourWanted(process.stdout) ? coloured : 
 /** Style for stderr. */
 export const styleErr = (): Style => (colourWanted(process.stderr) ? coloured : uncoloured)
 
-export const printLine = (line = ""): Effect.Effect<void> =>
-  Effect.sync(() => void process.stdout.write(`${line}\n`))
+/**
+ * Write `text` and wait until the stream has handed it to the system: the process exits right
+ * after the command (runMain), and a pipe takes 64 KiB at a time, so output not yet written when
+ * it exits would be cut off (a long --json document was). A failed write (a reader that went
+ * away) ends the wait as well.
+ */
+const written = (stream: NodeJS.WriteStream, text: string): Effect.Effect<void> =>
+  text === ""
+    ? Effect.void
+    : Effect.callback<void>((resume) => {
+        stream.write(text, () => resume(Effect.void))
+      })
+
+export const printLine = (line = ""): Effect.Effect<void> => written(process.stdout, `${line}\n`)
 export const printLines = (lines: ReadonlyArray<string>): Effect.Effect<void> =>
-  Effect.sync(() => void process.stdout.write(lines.length === 0 ? "" : `${lines.join("\n")}\n`))
-export const printErr = (line: string): Effect.Effect<void> =>
-  Effect.sync(() => void process.stderr.write(`${line}\n`))
+  written(process.stdout, lines.length === 0 ? "" : `${lines.join("\n")}\n`)
+export const printErr = (line: string): Effect.Effect<void> => written(process.stderr, `${line}\n`)
 
 /** Print a value as the command's JSON result (pretty, one document). */
 export const printJson = (value: unknown): Effect.Effect<void> =>
-  Effect.sync(() => void process.stdout.write(`${JSON.stringify(value, jsonReplacer, 2)}\n`))
+  written(process.stdout, `${JSON.stringify(value, jsonReplacer, 2)}\n`)
 
 const jsonReplacer = (_key: string, value: unknown): unknown => {
   if (value instanceof Uint8Array) return undefined
