@@ -5,8 +5,7 @@
  * every problem at once, each with the field it concerns and the fix.
  */
 import { createHash } from "node:crypto"
-import { existsSync } from "node:fs"
-import { readFile } from "node:fs/promises"
+import { createReadStream, existsSync } from "node:fs"
 import { isIP } from "node:net"
 import { dirname, resolve as resolvePath } from "node:path"
 import { domainToASCII } from "node:url"
@@ -885,6 +884,7 @@ const readErrorText: Readonly<Record<string, string>> = {
   ENOENT: "no such file (ENOENT)",
   EACCES: "permission denied (EACCES)",
   EISDIR: "it is a directory (EISDIR)",
+  EFBIG: "it is larger than 64 MiB (a configuration of 10,000 deployments is about 3 MB)",
 }
 
 /** Aliases (`*name`) a configuration may hold: anchors for shared values are fine, a chain of them is an alias bomb. */
@@ -1076,6 +1076,31 @@ export const parseAgentConfig = (
 }
 
 /** Read and validate the configuration file. */
+/** The largest configuration read: 10,000 deployments take about 3 MB of YAML. */
+const maxConfigBytes = 64 * 1024 * 1024
+
+/**
+ * The configuration file's text, read to its end or refused past 64 MiB (a device such as
+ * /dev/zero was read until the string could grow no more).
+ */
+const readConfigText = (path: string): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const chunks: Array<Buffer> = []
+    let total = 0
+    const stream = createReadStream(path)
+    stream.on("data", (c: Buffer | string) => {
+      const chunk = typeof c === "string" ? Buffer.from(c) : c
+      chunks.push(chunk)
+      total += chunk.byteLength
+      if (total > maxConfigBytes) {
+        stream.destroy()
+        reject(Object.assign(new Error("larger than 64 MiB"), { code: "EFBIG" }))
+      }
+    })
+    stream.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+    stream.on("error", reject)
+  })
+
 export const loadAgentConfig = (path: string): Effect.Effect<AgentConfig, AgentConfigInvalid> =>
   Effect.map(loadAgentConfigUnless(path, undefined), (loaded) => loaded as AgentConfig)
 
@@ -1089,9 +1114,20 @@ export const loadAgentConfigUnless = (
   textSha256: string | undefined,
 ): Effect.Effect<AgentConfig | "unchanged", AgentConfigInvalid> =>
   Effect.gen(function* () {
+    if (path.trim() === "")
+      return yield* new AgentConfigInvalid({
+        path,
+        problems: [
+          problem(
+            "(file)",
+            "is an empty path",
+            "give the configuration file with --config FILE (or $KVDEPLOY_AGENT_CONFIG)",
+          ),
+        ],
+      })
     const absolute = resolvePath(path)
     const text = yield* Effect.tryPromise({
-      try: () => readFile(absolute, "utf8"),
+      try: () => readConfigText(absolute),
       catch: (e) =>
         new AgentConfigInvalid({
           path: absolute,

@@ -24,6 +24,17 @@ const agent = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   })
 
 describe("kvdeploy-agent --check", () => {
+  it("refuses a configuration that never ends (/dev/zero) and an empty --config path, naming the fix", () => {
+    const zero = agent(["--config", "/dev/zero", "--check", "--json"])
+    expect(zero.status).toBe(2)
+    expect(JSON.parse(zero.stdout).problems[0].message).toBe(
+      "cannot be read: it is larger than 64 MiB (a configuration of 10,000 deployments is about 3 MB)",
+    )
+    const empty = agent(["--config", "", "--check", "--json"])
+    expect(empty.status).toBe(2)
+    expect(JSON.parse(empty.stdout).problems[0].message).toBe("is an empty path")
+  })
+
   it("prints a long result whole through a pipe (it was cut off at 64 KiB when the process exited)", () => {
     const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
     try {

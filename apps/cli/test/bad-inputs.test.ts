@@ -798,6 +798,19 @@ const cases: ReadonlyArray<Case> = [
     says: ["--key: holds certificate or key text", "--key-passphrase-env: holds", "--tag: holds"],
   },
   {
+    name: "a device that never ends (/dev/zero) as --cert: refused after 1 MiB, not read for ever",
+    args: () => ["deploy", "--config", target("c-dev-zero"), "--cert", "/dev/zero"],
+    exit: 2,
+    says: ["--cert: /dev/zero is larger than 1 MiB"],
+  },
+  {
+    name: "standard input of more than 1 MiB: refused, as a file of that size is",
+    args: () => deploy("c-big-stdin"),
+    stdin: () => "A".repeat(2 * 1024 * 1024),
+    exit: 2,
+    says: ["standard input is larger than 1 MiB"],
+  },
+  {
     name: "a key pasted into AZURE_CLIENT_ID: refused before any request, naming the variable, never shown",
     args: () => deploy("c-client-id-key"),
     stdin: () => fx.bundle(good),

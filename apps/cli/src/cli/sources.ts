@@ -2,20 +2,35 @@
  * Reading operator input: a file path, or `-` for standard input (once per
  * run). Contents stay in memory; nothing is written anywhere.
  */
-import { constants } from "node:fs"
-import { access, readFile, stat } from "node:fs/promises"
+import { constants, createReadStream } from "node:fs"
+import { access, stat } from "node:fs/promises"
+import type { Readable } from "node:stream"
 import { shownPath } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import { looksLikePastedText, type Problem, usageOne } from "./problems.js"
 
 let stdinTakenBy: string | undefined
 
-const readStdin = (): Promise<Uint8Array> =>
+/**
+ * Read a stream to its end, or only until it has given more than `limit` bytes (then it is closed):
+ * a device such as /dev/zero, an endless pipe or a huge standard input is refused after 1 MiB and a
+ * byte instead of being read for ever into memory. Files of /proc, which say they are empty, are
+ * read for what they hold.
+ */
+const readAtMost = (stream: Readable, limit: number): Promise<{ bytes: Uint8Array; over: boolean }> =>
   new Promise((resolve, reject) => {
     const chunks: Array<Buffer> = []
-    process.stdin.on("data", (c: Buffer) => chunks.push(c))
-    process.stdin.on("end", () => resolve(new Uint8Array(Buffer.concat(chunks))))
-    process.stdin.on("error", reject)
+    let total = 0
+    stream.on("data", (c: Buffer) => {
+      chunks.push(c)
+      total += c.byteLength
+      if (total > limit) {
+        stream.destroy()
+        resolve({ bytes: new Uint8Array(0), over: true })
+      }
+    })
+    stream.on("end", () => resolve({ bytes: new Uint8Array(Buffer.concat(chunks)), over: false }))
+    stream.on("error", reject)
   })
 
 /** A file system error in a few words (its code's meaning), for a problem that names the file. */
@@ -62,31 +77,36 @@ export const readSource = (
         )
       }
       stdinTakenBy = flag
-      const bytes = yield* Effect.tryPromise({
-        try: readStdin,
+      const read = yield* Effect.tryPromise({
+        try: () => readAtMost(process.stdin, maxInputBytes),
         catch: (e) =>
           usageOne(flag, `standard input could not be read: ${explainFsError(e)}`, "check the pipe"),
       })
-      if (bytes.byteLength === 0) {
+      if (read.over)
+        return yield* usageOne(
+          flag,
+          "standard input is larger than 1 MiB",
+          "pipe a PEM or PFX file of at most 1 MiB",
+        )
+      if (read.bytes.byteLength === 0) {
         return yield* usageOne(flag, "standard input is empty", "pipe the file in, or give its path")
       }
-      return bytes
+      return read.bytes
     }
     if (looksLikePastedText(source)) return yield* pastedText(flag)
-    const bytes = yield* Effect.tryPromise({
-      try: () => readFile(source),
+    const read = yield* Effect.tryPromise({
+      try: () => readAtMost(createReadStream(source), maxInputBytes),
       catch: (e) => usageOne(flag, `${shownPath(source)}: ${explainFsError(e)}`, "check the path"),
     })
-    if (bytes.byteLength === 0)
-      return yield* usageOne(flag, `${shownPath(source)} is empty`, "check the file")
-    if (bytes.byteLength > maxInputBytes) {
+    if (read.over)
       return yield* usageOne(
         flag,
-        `${source} is ${bytes.byteLength} bytes`,
+        `${shownPath(source)} is larger than 1 MiB`,
         "give a PEM or PFX file of at most 1 MiB",
       )
-    }
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    if (read.bytes.byteLength === 0)
+      return yield* usageOne(flag, `${shownPath(source)} is empty`, "check the file")
+    return read.bytes
   })
 
 /** A flag whose value is certificate or key text, not a path: named, never quoted. */
@@ -110,9 +130,9 @@ export const sourceFileProblems = (flag: string, source: string): Effect.Effect<
     if (looksLikePastedText(source)) return pastedText(flag).problems
     try {
       const stats = await stat(source)
-      if (stats.isDirectory()) return problem(`${source}: is a directory`, "check the path")
+      if (stats.isDirectory()) return problem(`${shownPath(source)}: is a directory`, "check the path")
       if (!stats.isFile()) return []
-      if (stats.size === 0) return problem(`${source} is empty`, "check the file")
+      // A size of 0 is left to the read: files of /proc say 0 and hold more.
       if (stats.size > maxInputBytes)
         return problem(
           `${shownPath(source)} is ${stats.size} bytes`,
