@@ -798,6 +798,37 @@ const cases: ReadonlyArray<Case> = [
     says: ["--key: holds certificate or key text", "--key-passphrase-env: holds", "--tag: holds"],
   },
   {
+    name: "verify: a first block that cannot be read is refused naming it, not skipped for the CA after it",
+    args: () => [
+      "verify",
+      "--config",
+      target("c-verify-bad-block"),
+      "--cert",
+      pemFile(
+        "verify-bad-block.pem",
+        `${good.certPem.replace("-----END CERTIFICATE-----", "-----END PRIVATE KEY-----")}${fx.pki.root.certPem}`,
+      ),
+    ],
+    exit: 2,
+    says: ["block 1 (CERTIFICATE)", "BEGIN and END labels must match"],
+  },
+  {
+    name: "a private key in --chain: refused, not ignored",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-key-in-chain"),
+      "--cert",
+      pemFile("key-in-chain.crt", good.certPem),
+      "--key",
+      pemFile("key-in-chain.key", good.keyPem),
+      "--chain",
+      pemFile("key-in-chain.chain", `${fx.chainPem}${other.keyPem}`),
+    ],
+    exit: 2,
+    says: [/--chain .*: holds a private key/],
+  },
+  {
     name: "a device that never ends (/dev/zero) as --cert: refused after 1 MiB, not read for ever",
     args: () => ["deploy", "--config", target("c-dev-zero"), "--cert", "/dev/zero"],
     exit: 2,

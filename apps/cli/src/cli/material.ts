@@ -84,7 +84,7 @@ const askSecret = (message: string) =>
     ),
   )
 
-const withSource = (
+export const withSource = (
   flag: string,
   source: string,
   problems: ReadonlyArray<{ field: string; message: string; fix: string }>,
@@ -174,6 +174,12 @@ const fromPem = (flags: MaterialFlags) =>
         "give the leaf's private key with --key FILE",
       )
     }
+    if (chainParsed?.key !== undefined && chainSource !== undefined)
+      return yield* usageOne(
+        `--chain ${sourceName(chainSource)}`,
+        "holds a private key",
+        "give the chain's certificates only, and the leaf's key with --key (or in the --cert file)",
+      )
     const all = [...certificates, ...(chainParsed?.certificates ?? []), ...(keyParsed?.certificates ?? [])]
     // The leaf is the certificate the key belongs to, wherever it sits in the bundle; without a match
     // the first certificate of --cert stays the leaf and preflight reports the mismatch.
