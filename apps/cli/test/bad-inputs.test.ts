@@ -813,6 +813,18 @@ const cases: ReadonlyArray<Case> = [
     says: ["block 1 (CERTIFICATE)", "BEGIN and END labels must match"],
   },
   {
+    name: "a target file with a key given twice: refused naming the line, not the last value taken silently",
+    args: () => [
+      "validate",
+      pemFile(
+        "twice.json",
+        `{\n  "vault_url": "https://a-vault.vault.azure.net",\n  "certificate_name": "twice",\n  "vault_url": "https://b-vault.vault.azure.net"\n}\n`,
+      ),
+    ],
+    exit: 2,
+    says: [/a key is given twice \(line 4\)/],
+  },
+  {
     name: "a private key in --chain: refused, not ignored",
     args: () => [
       "deploy",

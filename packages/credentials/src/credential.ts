@@ -146,6 +146,34 @@ export const shownTenantId = (value: string): string =>
  * built, without repeating the value: Entra ID would quote it back in its refusal, and kvdeploy
  * would print that.
  */
+/** Whether a proxy variable's value is a URL the Azure SDKs can use (with or without its scheme). */
+const proxyUrlReadable = (value: string): boolean => {
+  try {
+    new URL(value.includes("://") ? value : `http://${value}`)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A proxy from the environment that is no URL: @azure/identity's constructors and the SDK's clients
+ * fail on it with "Invalid URL", which read as a problem of the tenant id. Named here, value not
+ * shown (a proxy URL may hold a user and password).
+ */
+const checkProxyVariables = Effect.fn("Credentials.checkProxyVariables")(function* (mode: CredentialMode) {
+  for (const name of ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]) {
+    const value = yield* optionalEnv(name)
+    if (Option.isSome(value) && !proxyUrlReadable(value.value.trim()))
+      return yield* new CredentialUnavailable({
+        mode,
+        reason: `${name} is not a proxy URL (its value is not shown)`,
+        fix: `Set ${name} to the proxy's URL, such as http://proxy.example.com:8080, or unset it`,
+        missing: [],
+      })
+  }
+})
+
 const checkIdentityVariables = Effect.fn("Credentials.checkIdentityVariables")(function* (
   mode: CredentialMode,
 ) {
@@ -195,6 +223,7 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
     ...(settings.disableInstanceDiscovery === true ? { disableInstanceDiscovery: true } : {}),
     ...tls,
   }
+  yield* checkProxyVariables(settings.mode)
   switch (settings.mode) {
     case "client_secret": {
       const env = yield* requireVariables("client_secret")

@@ -17,7 +17,7 @@ let stdinTakenBy: string | undefined
  * byte instead of being read for ever into memory. Files of /proc, which say they are empty, are
  * read for what they hold.
  */
-const readAtMost = (stream: Readable, limit: number): Promise<{ bytes: Uint8Array; over: boolean }> =>
+export const readAtMost = (stream: Readable, limit: number): Promise<{ bytes: Uint8Array; over: boolean }> =>
   new Promise((resolve, reject) => {
     const chunks: Array<Buffer> = []
     let total = 0
@@ -49,8 +49,8 @@ export const explainFsError = (error: unknown): string => {
   }
 }
 
-/** Maximum input size: PEM bundles and PFX files are small; refuse anything absurd. */
-const maxInputBytes = 1024 * 1024
+/** Maximum input size: PEM bundles, PFX files and target files are small; refuse anything absurd. */
+export const maxInputBytes = 1024 * 1024
 
 /**
  * Read `source` (a path, or `-` for stdin) for the flag `flag`. Fails with a

@@ -4,12 +4,13 @@
  * where it came from (the flag, or the file and field). Usage problems exit 2
  * before any vault is contacted.
  */
-import { readFile } from "node:fs/promises"
-import { quotedValue, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
+import { createReadStream } from "node:fs"
+import { quotedValue, shownPath, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
+import { explainFsError, maxInputBytes, readAtMost } from "./sources.js"
 
 export interface TargetFlags {
   readonly config: Option.Option<string>
@@ -35,30 +36,58 @@ const flagOfField: Readonly<Record<string, string>> = {
   pfx_encoding: "--pfx-encoding",
 }
 
+/** A key given twice in JSON text, as js-yaml reports it (with its line), or undefined. */
+const duplicateKey = async (text: string): Promise<string | undefined> => {
+  const { load, YAMLException } = await import("js-yaml")
+  try {
+    load(text)
+    return undefined
+  } catch (e) {
+    // Only the duplicate is judged here: JSON.parse has read the text already.
+    if (e instanceof YAMLException && /duplicated mapping key/.test(e.reason))
+      return e.mark === undefined ? "a key is given twice" : `a key is given twice (line ${e.mark.line + 1})`
+    return undefined
+  }
+}
+
 /** Read and parse a JSON target file. */
 export const readConfigFile = (
   path: string,
   field = "--config",
 ): Effect.Effect<Record<string, unknown>, CliProblem> =>
   Effect.gen(function* () {
-    const text = yield* Effect.tryPromise({
-      try: () => readFile(path, "utf8"),
+    const read = yield* Effect.tryPromise({
+      try: () => readAtMost(createReadStream(path), maxInputBytes),
       catch: (e) =>
-        usageOne(
-          field,
-          `${path}: ${(e as { code?: string }).code === "ENOENT" ? "no such file" : String((e as Error).message ?? e)}`,
-          "check the path of the target file",
-        ),
+        usageOne(field, `${shownPath(path)}: ${explainFsError(e)}`, "check the path of the target file"),
     })
+    if (read.over)
+      return yield* usageOne(
+        field,
+        `${shownPath(path)} is larger than 1 MiB`,
+        "give the target file (a JSON object of a few fields)",
+      )
+    // A byte order mark, as some editors write, is not part of the JSON.
+    const text = Buffer.from(read.bytes)
+      .toString("utf8")
+      .replace(/^\uFEFF/, "")
     const parsed = yield* Effect.try({
       try: (): unknown => JSON.parse(text),
       catch: (e) =>
         usageOne(
           field,
-          `${path} is not valid JSON: ${(e as Error).message}`,
+          `${shownPath(path)} is not valid JSON: ${(e as Error).message}`,
           "fix the JSON syntax (the file must be one JSON object)",
         ),
     })
+    // JSON.parse keeps the last of a key given twice; js-yaml (JSON is YAML) names it and its line.
+    const duplicate = yield* Effect.promise(() => duplicateKey(text))
+    if (duplicate !== undefined)
+      return yield* usageOne(
+        field,
+        `${shownPath(path)}: ${duplicate}`,
+        "give each key once (JSON keeps only the last, silently)",
+      )
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
       return yield* usageOne(
         field,
@@ -86,14 +115,20 @@ export const parseTagFlags = (
       continue
     }
     const key = value.slice(0, at)
-    if (key in tags) {
+    if (Object.hasOwn(tags, key)) {
       problems.push({
         field: "--tag",
         message: `the key "${key}" is given twice`,
         fix: "give each tag key once",
       })
     }
-    tags[key] = value.slice(at + 1)
+    // Defined, not assigned: a key such as "__proto__" is a tag like any other.
+    Object.defineProperty(tags, key, {
+      value: value.slice(at + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
   }
   return problems.length > 0 ? Result.fail(problems) : Result.succeed(tags)
 }
