@@ -825,6 +825,12 @@ const cases: ReadonlyArray<Case> = [
     says: [/a key is given twice \(line 4\)/],
   },
   {
+    name: "versions --limit 0 or -1: refused (0 showed every version, -1 none)",
+    args: () => ["versions", "--config", target("c-limit"), "--limit", "0"],
+    exit: 2,
+    says: ["--limit: is 0; it counts the versions shown"],
+  },
+  {
     name: "a private key in --chain: refused, not ignored",
     args: () => [
       "deploy",

@@ -6,7 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import { keyInField, quotedValue } from "./shownValues.js"
+import { keyInField, looksLikeDerBase64, quotedValue } from "./shownValues.js"
 import { isReservedTagKey, MAX_OPERATOR_TAGS, RESERVED_TAG_KEYS } from "./tags.js"
 
 // ---------------------------------------------------------------------------
@@ -199,12 +199,22 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         ),
       )
     }
-    if (controlOrPem.test(value)) {
+    if (controlOrPem.test(value) || looksLikeDerBase64(value)) {
       out.push(
         problem(
           `${field}.${keyInField(key)}`,
-          "tag value holds control characters (line breaks, tabs, NUL) or PEM text; it is not shown here",
+          "tag value holds control characters (line breaks, tabs, NUL), PEM text or the base64 of a key or certificate; it is not shown here",
           "use a short one-line value",
+        ),
+      )
+    }
+    // A tag is read by anyone who can read the certificate's metadata: no place for a secret.
+    if (/password|passphrase|passwd|secret/i.test(key)) {
+      out.push(
+        problem(
+          `${field}.${keyInField(key)}`,
+          "is a tag key that names a secret; tags are shown to every reader of the vault's certificate metadata",
+          "keep secrets out of tags (kvdeploy reads passwords from environment variables only); rename the tag if it holds none",
         ),
       )
     }

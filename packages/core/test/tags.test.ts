@@ -2,9 +2,10 @@
  * The tag helpers every deploy runs (reserved keys, the operator tags without them, "are
  * kvdeploy's tags in place"), against their plain definitions over random tag sets.
  */
+import { generateKeyPairSync } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
-import { hasTags, isReservedTagKey, RESERVED_TAG_KEYS, withoutReserved } from "../src/index.js"
+import { hasTags, isReservedTagKey, RESERVED_TAG_KEYS, tagProblems, withoutReserved } from "../src/index.js"
 
 const reservedByDefinition = (key: string) => RESERVED_TAG_KEYS.includes(key.toLowerCase())
 /** By definition: each entry that is not reserved, assigned in order (as JSON-parsed tags are copied). */
@@ -57,5 +58,19 @@ describe("tags", () => {
       }),
       { numRuns: 2000 },
     )
+  })
+})
+
+describe("tags that would show a secret", () => {
+  it("refuses a tag key naming a secret, and a value holding a key's base64, without showing it", () => {
+    const der = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
+      format: "der",
+      type: "pkcs8",
+    })
+    const problems = tagProblems({ db_password: "x", note: der.toString("base64") })
+    expect(problems.map((p) => p.field)).toEqual(["tags.db_password", "tags.note"])
+    expect(problems[0]?.message).toMatch(/names a secret/)
+    expect(JSON.stringify(problems)).not.toContain(der.toString("base64").slice(40, 80))
+    expect(tagProblems({ env: "production", owner: "team-payments" })).toEqual([])
   })
 })

@@ -5,7 +5,7 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
-import { failure } from "../cli/problems.js"
+import { failure, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { printJson, printLines, step, styleOut } from "../cli/terminal.js"
 import { useVault, vaultProblem } from "../cli/vault.js"
@@ -25,6 +25,12 @@ export const versions = Command.make(
   },
   (input) =>
     Effect.gen(function* () {
+      if (Option.isSome(input.limit) && input.limit.value < 1)
+        return yield* usageOne(
+          "--limit",
+          `is ${input.limit.value}; it counts the versions shown`,
+          "give a whole number of 1 or more, or leave --limit out for every version",
+        )
       const { config } = yield* resolveTarget(input, { name: input.name })
       const missing = failure(`${config.certificateName} does not exist in ${config.vaultUrl}`, [
         {
@@ -54,7 +60,7 @@ export const versions = Command.make(
       // Key Vault lists a name that holds no certificate as empty (200): the same answer as a 404.
       if (all.length === 0 && latestId === undefined) return yield* missing
       const sorted = newestFirst(all, latestId)
-      const limited = Option.isSome(input.limit) ? sorted.slice(0, Math.max(0, input.limit.value)) : sorted
+      const limited = Option.isSome(input.limit) ? sorted.slice(0, input.limit.value) : sorted
       const records = limited.map((v) => versionRecord(v, v.versionId === latestId))
       if (input.json) {
         return yield* printJson({
