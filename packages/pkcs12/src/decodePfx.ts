@@ -91,13 +91,13 @@ const verifyMac = (
       `the PFX's integrity MAC uses algorithm ${algorithm}, which is not supported (SHA-1, SHA-2 MACs are); re-export it with -macalg sha256`,
     )
   const iterations = mac.iterations ?? 1
-  if (!Number.isSafeInteger(iterations) || iterations < 1)
-    return refuse("malformed", `the PFX's MAC iteration count is invalid; ${MALFORMED_FIX}`)
   if (iterations > maxIterations)
     return refuse(
       "unsupported",
-      `the PFX's MAC iteration count ${iterations} exceeds the limit of ${maxIterations}; re-export it with fewer iterations`,
+      `the PFX's MAC iteration count ${Number.isFinite(iterations) ? iterations : "(more than 2^53)"} exceeds the limit of ${maxIterations}; re-export it with fewer iterations`,
     )
+  if (!Number.isSafeInteger(iterations) || iterations < 1)
+    return refuse("malformed", `the PFX's MAC iteration count is invalid; ${MALFORMED_FIX}`)
   const salt = mac.salt.valueBlock.valueHexView
   const expected = mac.digest.valueBlock.valueHexView
   const candidates = password === "" ? [bmpPassword(""), new Uint8Array(0)] : [bmpPassword(password)]

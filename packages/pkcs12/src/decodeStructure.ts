@@ -51,9 +51,21 @@ const oidOf = (block: unknown, what: string): string => {
   return block.valueBlock.toString()
 }
 
+/**
+ * An INTEGER's value as a number: asn1js's `valueDec` reads 0 for values of four bytes and more, so a
+ * count of 50,000,000 looked like 0 ("not a positive integer"); read through BigInt, and beyond what
+ * a number holds exactly as plus or minus infinity (refused by the callers as over their limits).
+ */
+export const integerValue = (block: asn1js.Integer): number => {
+  const value = block.toBigInt()
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) return Number.POSITIVE_INFINITY
+  if (value < BigInt(Number.MIN_SAFE_INTEGER)) return Number.NEGATIVE_INFINITY
+  return Number(value)
+}
+
 const integerOf = (block: unknown, what: string): number => {
   if (!(block instanceof asn1js.Integer)) throw new Error(`${what} is not an INTEGER`)
-  return block.valueBlock.valueDec
+  return integerValue(block)
 }
 
 const octetsOf = (block: unknown, what: string): asn1js.OctetString => {

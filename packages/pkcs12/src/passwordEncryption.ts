@@ -21,6 +21,7 @@ import {
 } from "./algorithms.js"
 import {
   type AlgorithmReference,
+  integerValue,
   type Pbes2Parts,
   type Pbkdf2Parts,
   readPbes2Params,
@@ -186,6 +187,10 @@ export const spendIterationsNow = (
   derivations: number,
   budget: KdfBudget,
 ): number | PbeFailure => {
+  if (typeof n === "number" && n > maxIterations)
+    return unsupported(
+      `the iteration count ${Number.isFinite(n) ? n : "(more than 2^53)"} exceeds the limit of ${maxIterations}; re-export the PFX with fewer`,
+    )
   if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1)
     return malformed("the iteration count is not a positive integer")
   if (n > maxIterations)
@@ -282,14 +287,14 @@ const decryptPbes1 = (
   const candidates = password === "" ? [bmpPassword(""), new Uint8Array(0)] : [bmpPassword(password)]
   // Key and IV: one SHA-1 block per 20 bytes each, per candidate password.
   const derivations = candidates.length * (Math.ceil(scheme.keyLength / 20) + 1)
-  const iterations = spendIterationsNow(iterationBlock.valueBlock.valueDec, derivations, budget)
+  const iterations = spendIterationsNow(integerValue(iterationBlock), derivations, budget)
   if (iterations instanceof PbeFailure) return iterations
   const native = nativeKey(encryptedPrivateKeyInfo, password)
   if (native !== undefined) return { _tag: "Key", key: native }
   // OpenSSL's failed attempt already spent the derivations once: the JavaScript path's are
   // work on top, and are charged too, so a key bag that fails both ways costs its budget twice.
   if (encryptedPrivateKeyInfo !== undefined) {
-    const again = spendIterationsNow(iterationBlock.valueBlock.valueDec, derivations, budget)
+    const again = spendIterationsNow(integerValue(iterationBlock), derivations, budget)
     if (again instanceof PbeFailure) return again
   }
   for (const pw of candidates) {
