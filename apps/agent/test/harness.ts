@@ -67,20 +67,33 @@ export interface AgentSuite {
   readonly emulator: Emulator
   readonly pki: Pki
   readonly work: Workdir
-  /** The agent the file's test started, killed after the file's tests. */
+  /** The agent the file's test started last; every agent set here is killed after the file's tests. */
   agent: AgentProcess | undefined
 }
 
 /** An emulator serving `vaults`, a test PKI and a work directory for the calling test file (its beforeAll/afterAll). */
 export const agentSuite = (vaults: ReadonlyArray<string>): AgentSuite => {
-  const suite = { agent: undefined } as { -readonly [K in keyof AgentSuite]: AgentSuite[K] }
+  // Every agent a test sets, not only the last: a test that starts a second agent (a restart) set it
+  // over the first, and an agent a later test replaced was left running after the suite (found
+  // running an hour later, its parent gone).
+  const started: Array<AgentProcess> = []
+  let current: AgentProcess | undefined
+  const suite = {} as { -readonly [K in keyof AgentSuite]: AgentSuite[K] }
+  Object.defineProperty(suite, "agent", {
+    get: () => current,
+    set: (agent: AgentProcess | undefined) => {
+      if (agent !== undefined && !started.includes(agent)) started.push(agent)
+      current = agent
+    },
+    enumerable: true,
+  })
   beforeAll(async () => {
     suite.emulator = await startEmulator({ vaults: [...vaults] })
     suite.pki = await makePki()
     suite.work = workdir()
   })
   afterAll(async () => {
-    suite.agent?.kill()
+    for (const agent of started) agent.kill()
     suite.work.remove()
     await suite.emulator.stop()
   })
