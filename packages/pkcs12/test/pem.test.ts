@@ -102,6 +102,11 @@ describe("parsePem", () => {
       expect(missing.message).toMatch(/encrypted and no passphrase/)
       const wrong = yield* Effect.flip(parsePem(text, { passphrase: Redacted.make("wrong") }))
       expect(wrong.message).toMatch(/passphrase is wrong/)
+      // Longer than OpenSSL reads (1,024 bytes): said so, not blamed on the key.
+      const long = yield* Effect.flip(parsePem(text, { passphrase: Redacted.make("ü".repeat(1000)) }))
+      expect(long.message).toMatch(
+        /the passphrase is 2000 bytes; OpenSSL reads a key's passphrase of at most 1,024 bytes/,
+      )
     }),
   )
 

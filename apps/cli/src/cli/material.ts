@@ -223,11 +223,12 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
           case "wrong-password":
             return usageOne(
               field,
+              // The integrity MAC fails alike for a wrong password and for a damaged file.
               Option.isSome(flags.pfxPasswordEnv)
-                ? `the password in ${flags.pfxPasswordEnv.value} does not open it`
+                ? `the password in ${flags.pfxPasswordEnv.value} does not open it (or the file is damaged or incomplete)`
                 : asked
-                  ? "the password entered does not open it"
-                  : "it is password-protected and no password was given",
+                  ? "the password entered does not open it (or the file is damaged or incomplete)"
+                  : "it is password-protected and no password was given (or the file is damaged or incomplete)",
               Option.isSome(flags.pfxPasswordEnv)
                 ? `put the PFX's password in ${flags.pfxPasswordEnv.value} (check it with \`openssl pkcs12 -info -noout -in FILE\`)`
                 : "name the variable that holds the password with --pfx-password-env VAR",
