@@ -11,7 +11,7 @@
  *
  * Usage: kvdeploy-agent [--config FILE] [--check [--json]] [--print-schema] [--version]
  */
-import { accessSync, constants as fsConstants, mkdirSync } from "node:fs"
+import { accessSync, constants as fsConstants, mkdirSync, type Stats, statSync } from "node:fs"
 import { createServer } from "node:http"
 import { createServer as createNetServer } from "node:net"
 import { parseArgs } from "node:util"
@@ -45,6 +45,7 @@ import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
+import { sourceRoles } from "./source.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
 import { version } from "./version.js"
 
@@ -212,6 +213,47 @@ const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
   })
 
 /**
+ * For `--check`: the paths that exist but can never be read as a source or used as the state
+ * directory (a directory or a device as a source file, a symbolic link loop, a file as state_dir).
+ * A missing source is fine: it may be written after the start, and is picked up then.
+ */
+const checkedPaths = (config: AgentConfig): Array<ConfigProblem> => {
+  const problems: Array<ConfigProblem> = []
+  config.deployments.forEach((d, i) => {
+    for (const [role, path] of sourceRoles(d.source)) {
+      let stats: Stats
+      try {
+        stats = statSync(path)
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code
+        if (code === "ENOENT") continue
+        problems.push({
+          field: `deployments[${i}].source.${role}`,
+          message: `${shownPath(path)} cannot be read (${code ?? String(e)})`,
+          fix: "give the path of a regular file the agent can read",
+        })
+        continue
+      }
+      if (!stats.isFile())
+        problems.push({
+          field: `deployments[${i}].source.${role}`,
+          message: `${shownPath(path)} is ${stats.isDirectory() ? "a directory" : "not a regular file (a device, a pipe or a socket)"}`,
+          fix: "give the path of the certificate or key file itself",
+        })
+    }
+  })
+  try {
+    if (!statSync(config.settings.stateDir).isDirectory())
+      problems.push({
+        field: "agent.state_dir",
+        message: `${shownPath(config.settings.stateDir)} is not a directory`,
+        fix: "give a directory this user can write (it is created when it does not exist)",
+      })
+  } catch {}
+  return problems
+}
+
+/**
  * Why the agent could not start, in words: the error and the causes it wraps (a ServeError's
  * cause is the listen error: EADDRINUSE, EADDRNOTAVAIL, EACCES), with what to do for those.
  */
@@ -367,6 +409,10 @@ export const main = (argv: ReadonlyArray<string>): void => {
     // The check is strict about the environment; the agent runs the deployments it can (logged below).
     if (check && environment.length > 0)
       return yield* new AgentConfigInvalid({ path: config.path, problems: environment })
+    if (check) {
+      const found = checkedPaths(config)
+      if (found.length > 0) return yield* new AgentConfigInvalid({ path: config.path, problems: found })
+    }
     if (check) {
       if (json) yield* printJson({ path: config.path, valid: true, deployments: config.deployments.length })
       else yield* writtenOut(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)

@@ -141,14 +141,18 @@ export const unchangedSince = (stamp: SourceStamp, nowMs: number): boolean => {
 }
 
 /** Paths a source reads (for the directory watcher). */
-export const sourcePaths = (source: Source): ReadonlyArray<string> =>
+/** A source's files with the configuration key each is given under (cert, chain, key, pfx). */
+export const sourceRoles = (source: Source): ReadonlyArray<readonly [string, string]> =>
   source._tag === "Pfx"
-    ? [source.pfx]
+    ? [["pfx", source.pfx]]
     : [
-        source.cert,
-        ...(source.chain === undefined ? [] : [source.chain]),
-        ...(source.key === undefined ? [] : [source.key]),
+        ["cert", source.cert],
+        ...(source.chain === undefined ? [] : [["chain", source.chain] as const]),
+        ...(source.key === undefined ? [] : [["key", source.key] as const]),
       ]
+
+export const sourcePaths = (source: Source): ReadonlyArray<string> =>
+  sourceRoles(source).map(([, path]) => path)
 
 const errnoText = (e: unknown): string => {
   const code = (e as NodeJS.ErrnoException | undefined)?.code

@@ -35,6 +35,36 @@ describe("kvdeploy-agent --check", () => {
     expect(JSON.parse(empty.stdout).problems[0].message).toBe("is an empty path")
   })
 
+  it("refuses source paths that are a directory or a device, and a state_dir that is a file; a missing source is fine", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
+    try {
+      const stateFile = join(dir, "state-file")
+      writeFileSync(stateFile, "x")
+      const config = join(dir, "paths.yaml")
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${stateFile} }
+deployments:
+  - { name: a, source: { cert: ${dir}, key: /dev/zero }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+  - { name: b, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: b } }
+`,
+      )
+      const json = agent(["--config", config, "--check", "--json"])
+      expect(json.status).toBe(2)
+      const problems = (JSON.parse(json.stdout) as { problems: Array<{ field: string; message: string }> })
+        .problems
+      expect(problems.map((p) => p.field)).toEqual([
+        "deployments[0].source.cert",
+        "deployments[0].source.key",
+        "agent.state_dir",
+      ])
+      expect(problems[0]?.message).toContain("is a directory")
+      expect(problems[1]?.message).toContain("not a regular file")
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it("prints a long result whole through a pipe (it was cut off at 64 KiB when the process exited)", () => {
     const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
     try {
