@@ -208,8 +208,9 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         ),
       )
     }
-    // A tag is read by anyone who can read the certificate's metadata: no place for a secret.
-    if (/password|passphrase|passwd|secret/i.test(key)) {
+    // A tag is read by anyone who can read the certificate's metadata: no place for a secret. A key
+    // whose last word names one (db_password, client-secret) is refused; secret-rotation-date is not.
+    if (/(?:^|[-_.:\s])(?:password|passphrase|passwd|secret)$/i.test(key)) {
       out.push(
         problem(
           `${field}.${keyInField(key)}`,

@@ -72,5 +72,11 @@ describe("tags that would show a secret", () => {
     expect(problems[0]?.message).toMatch(/names a secret/)
     expect(JSON.stringify(problems)).not.toContain(der.toString("base64").slice(40, 80))
     expect(tagProblems({ env: "production", owner: "team-payments" })).toEqual([])
+    // Only a key whose last word names a secret: these describe one, they hold none.
+    expect(tagProblems({ "secret-rotation-date": "2027-01-01", "password-policy": "v2" })).toEqual([])
+    expect(tagProblems({ "client-secret": "x", Password: "y" }).map((p) => p.field)).toEqual([
+      "tags.client-secret",
+      "tags.Password",
+    ])
   })
 })
