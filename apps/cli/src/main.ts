@@ -137,6 +137,9 @@ const fieldOfParseError = (e: Record<string, unknown>): string => {
 
 /** Run the CLI with these arguments (without `node` and the script); sets the process exit code. */
 export const main = (argv: ReadonlyArray<string>): void => {
+  // A reader that went away (`kvdeploy versions | head -1`): the rest of the output has nowhere to
+  // go, and that is no crash ("Unhandled 'error' event"); the command's exit code stands.
+  process.stdout.on("error", () => {})
   const json = wantsJson(argv)
   // Certificate or key text on the command line is refused before any parsing, so no parser error can quote it.
   const pasted = pemArgumentProblems(argv)

@@ -208,6 +208,15 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         ),
       )
     }
+    if (key === "__proto__") {
+      out.push(
+        problem(
+          `${field}.__proto__`,
+          "is a key JavaScript objects reserve; kvdeploy cannot carry it as a tag",
+          "use another tag key",
+        ),
+      )
+    }
     // A tag is read by anyone who can read the certificate's metadata: no place for a secret. A key
     // whose last word names one (db_password, client-secret) is refused; secret-rotation-date is not.
     if (/(?:^|[-_.:\s])(?:password|passphrase|passwd|secret)$/i.test(key)) {

@@ -40,13 +40,34 @@ const encoded = (run: string): boolean =>
 
 /**
  * Whether a value holds the base64 of DER: a run of 64 or more base64 characters starting with the
- * "M" of a SEQUENCE that reads as encoded bytes (a key or certificate without its PEM lines, whole
- * or cut short at its end by a paste). What the CLI and the agent refuse where a path or a value
+ * "M" of a SEQUENCE that reads as encoded bytes and begins as DER does (a key or certificate without
+ * its PEM lines, whole or cut short at its end by a paste). What the CLI and the agent refuse where a path or a value
  * goes: a name or a path, even a long CamelCase one with digits, does not match.
  */
 export const looksLikeDerBase64 = (value: string): boolean => {
   const run = derBase64Run.exec(value)?.[1]
-  return run !== undefined && encoded(run)
+  return run !== undefined && encoded(run) && startsLikeDer(Buffer.from(run, "base64"))
+}
+
+/**
+ * Whether bytes begin as DER does: a SEQUENCE (0x30) whose length, in the short or the long form
+ * (one to three bytes), covers at least the bytes there are (a whole key or certificate, or one cut
+ * short at its end). A digest or id in base64 that happens to start with "M" (a 0x30-0x33 byte)
+ * rarely passes: its next byte must also be a length that fits.
+ */
+const startsLikeDer = (bytes: Uint8Array): boolean => {
+  if (bytes[0] !== 0x30 || bytes.length < 2) return false
+  const first = bytes[1] ?? 0
+  const header = first < 0x80 ? 2 : 2 + (first & 0x7f)
+  if (first === 0x80 || first > 0x83 || bytes.length < header) return false
+  let length = first < 0x80 ? first : 0
+  for (let i = 2; i < header; i++) length = length * 256 + (bytes[i] ?? 0)
+  // Long forms are minimal in DER: 0x81 only for 128 and more.
+  if (first === 0x81 && length < 0x80) return false
+  // What every key and certificate holds first: an INTEGER (a key's version) or a SEQUENCE.
+  const content = bytes[header]
+  if (content !== undefined && content !== 0x02 && content !== 0x30) return false
+  return header + length >= bytes.length - 2
 }
 
 /**

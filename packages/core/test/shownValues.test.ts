@@ -39,8 +39,9 @@ describe("looksLikeKeyText", () => {
       "MyContosoWebApp2024ProdWestEurope01FrontendCertificateForApiGw2",
       "/srv/Certs2024/WebApp1/Prod02/Api3V2/tls.crt",
       "/srv/releases/4b825dc642cb6eb9a060e54bf8d69288fbee4904/tls.crt",
-      // A SHA-1 thumbprint in hex.
+      // A SHA-1 thumbprint in hex, and an SRI digest whose base64 starts with "M".
       "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+      "sha384-MBnEH6+F9+CB3OEvQ1MkO0W/jsFNSXqnuY3DMaSjlf9QXkT12XsAiqfFkpFoXmPP",
       randomUUID(),
       "0123456789abcdef0123456789abcdef",
       "wRHZammwtNq3dN8SasAGj5yApIs",

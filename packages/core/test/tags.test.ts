@@ -74,6 +74,11 @@ describe("tags that would show a secret", () => {
     expect(tagProblems({ env: "production", owner: "team-payments" })).toEqual([])
     // Only a key whose last word names a secret: these describe one, they hold none.
     expect(tagProblems({ "secret-rotation-date": "2027-01-01", "password-policy": "v2" })).toEqual([])
+    // __proto__ would be lost as an object key on its way to the vault: refused, saying why.
+    const proto = JSON.parse('{"__proto__": "x"}') as Record<string, string>
+    expect(tagProblems(proto).map((p) => p.message)).toEqual([
+      "is a key JavaScript objects reserve; kvdeploy cannot carry it as a tag",
+    ])
     expect(tagProblems({ "client-secret": "x", Password: "y" }).map((p) => p.field)).toEqual([
       "tags.client-secret",
       "tags.Password",

@@ -146,31 +146,30 @@ export const shownTenantId = (value: string): string =>
  * built, without repeating the value: Entra ID would quote it back in its refusal, and kvdeploy
  * would print that.
  */
-/** Whether a proxy variable's value is a URL the Azure SDKs can use (with or without its scheme). */
-const proxyUrlReadable = (value: string): boolean => {
-  try {
-    new URL(value.includes("://") ? value : `http://${value}`)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /**
- * A proxy from the environment that is no URL: @azure/identity's constructors and the SDK's clients
- * fail on it with "Invalid URL", which read as a problem of the tenant id. Named here, value not
+ * The proxy the Azure SDKs take from the environment, as they pick it: the first set of HTTPS_PROXY,
+ * ALL_PROXY and HTTP_PROXY (each in upper case, else lower case), read with `new URL` as it is.
+ * One that is no URL (also `host:port` without its scheme) fails inside @azure/identity and the
+ * clients with "Invalid URL", which read as a problem of the tenant id: named here, its value not
  * shown (a proxy URL may hold a user and password).
  */
 const checkProxyVariables = Effect.fn("Credentials.checkProxyVariables")(function* (mode: CredentialMode) {
-  for (const name of ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]) {
-    const value = yield* optionalEnv(name)
-    if (Option.isSome(value) && !proxyUrlReadable(value.value.trim()))
-      return yield* new CredentialUnavailable({
-        mode,
-        reason: `${name} is not a proxy URL (its value is not shown)`,
-        fix: `Set ${name} to the proxy's URL, such as http://proxy.example.com:8080, or unset it`,
-        missing: [],
-      })
+  for (const name of ["HTTPS_PROXY", "ALL_PROXY", "HTTP_PROXY"]) {
+    for (const variable of [name, name.toLowerCase()]) {
+      const value = yield* optionalEnv(variable)
+      if (Option.isNone(value)) continue
+      try {
+        new URL(value.value)
+        return
+      } catch {
+        return yield* new CredentialUnavailable({
+          mode,
+          reason: `${variable} is not a proxy URL (its value is not shown)`,
+          fix: `Set ${variable} to the proxy's URL with its scheme, such as http://proxy.example.com:8080, or unset it`,
+          missing: [],
+        })
+      }
+    }
   }
 })
 

@@ -76,6 +76,22 @@ describe("makeCredential", () => {
         expect(error.message).toContain("HTTPS_PROXY is not a proxy URL")
         expect(error.message).not.toContain("hunter2")
         expect(error.message).not.toContain("AZURE_TENANT_ID")
+        const ids = {
+          AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a0",
+          AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
+          AZURE_CLIENT_SECRET: "s",
+        }
+        // host:port without a scheme is no URL to the SDK either.
+        const bare = yield* failureOf(
+          { mode: "client_secret", ...publicCloud },
+          { ...ids, HTTPS_PROXY: "10.0.0.1:3128" },
+        )
+        expect(bare.message).toContain("HTTPS_PROXY is not a proxy URL")
+        // The SDK reads HTTPS_PROXY first: a malformed HTTP_PROXY it never reads is no problem.
+        const used = yield* makeCredential({ mode: "client_secret", ...publicCloud }).pipe(
+          withEnv({ ...ids, HTTPS_PROXY: "http://proxy.corp:3128", HTTP_PROXY: "proxy corp:3128" }),
+        )
+        expect(used.identity.source).toBe("ClientSecretCredential")
       }),
   )
 

@@ -189,7 +189,7 @@ export const pemKeyToPkcs8 = (
         }
       // OpenSSL takes a passphrase of at most 1,024 bytes (PEM_BUFSIZE) and answers a longer one
       // with "interrupted or cancelled", as if the key were unreadable.
-      if (passphrase !== undefined && Buffer.byteLength(passphrase, "utf8") > 1024)
+      if (passphrase !== undefined && /ENCRYPTED/.test(pem) && Buffer.byteLength(passphrase, "utf8") > 1024)
         return {
           message: `the passphrase is ${Buffer.byteLength(passphrase, "utf8")} bytes; OpenSSL reads a key's passphrase of at most 1,024 bytes`,
           fix: "re-encrypt the key with a shorter passphrase (openssl pkcs8 -topk8 -v2 aes-256-cbc), or supply it unencrypted through a file only kvdeploy reads",
