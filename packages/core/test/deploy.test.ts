@@ -654,33 +654,43 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
     ),
   )
 
+  /**
+   * Another writer imports just before ours, in the same second (ours is latest), and the reads of
+   * the latest for which `foreignOn(n)` holds (n counts from 1) answer the other writer's version,
+   * as a lagging replica would. Answers the outcome and how many reads were made.
+   */
+  const deployWithForeignReads = (foreignOn: (read: number) => boolean) =>
+    Effect.gen(function* () {
+      const vault = yield* InMemoryVaultHandle
+      const port = yield* Vault
+      yield* seedManaged()
+      const foreign = issue({ seed: "foreign", issuer: ca })
+      vault.script("importVersion", Fault.foreignImport(foreign.material, { owner: "x" }))
+      let reads = 0
+      const lagging: (typeof Vault)["Service"] = {
+        ...port,
+        getLatest: (name) =>
+          foreignOn(++reads)
+            ? Effect.map(port.getLatest(name), () => {
+                const other = vault.versions(NAME).find((v) => v.writer === "foreign")
+                if (other === undefined) throw new Error("no foreign version")
+                return other
+              })
+            : port.getLatest(name),
+      }
+      const outcome = yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, lagging))
+      return { outcome, reads, vault }
+    })
+
   it.effect(
     "a lagging read shows another writer's version of our second without ours: read again, ours is served",
     () =>
       fresh(
         Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          const port = yield* Vault
-          yield* seedManaged()
-          const foreign = issue({ seed: "foreign", issuer: ca })
-          // The other writer imports just before ours, in the same second: ours is latest.
-          vault.script("importVersion", Fault.foreignImport(foreign.material, { owner: "x" }))
-          let reads = 0
-          const lagging: (typeof Vault)["Service"] = {
-            ...port,
-            // The verify's first read comes from a replica that has the other writer's import and not ours.
-            getLatest: (name) =>
-              ++reads === 2
-                ? Effect.map(port.getLatest(name), () => {
-                    const other = vault.versions(NAME).find((v) => v.writer === "foreign")
-                    if (other === undefined) throw new Error("no foreign version")
-                    return other
-                  })
-                : port.getLatest(name),
-          }
-          const o = yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, lagging))
+          // The verify's first read comes from a replica that has the other writer's import and not ours.
+          const { outcome, reads, vault } = yield* deployWithForeignReads((n) => n === 2)
           assert.strictEqual(vault.latest(NAME)?.writer, "deploy")
-          assert.strictEqual(o._tag, "Succeeded", o.reason)
+          assert.strictEqual(outcome._tag, "Succeeded", outcome.reason)
           // The lagging read, then two that agree on ours.
           assert.strictEqual(reads, 4)
         }),
@@ -692,27 +702,10 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
     () =>
       fresh(
         Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          const port = yield* Vault
-          yield* seedManaged()
-          const foreign = issue({ seed: "foreign", issuer: ca })
-          vault.script("importVersion", Fault.foreignImport(foreign.material, { owner: "x" }))
-          let reads = 0
-          const flapping: (typeof Vault)["Service"] = {
-            ...port,
-            // From the verify on, every other read answers the other writer's version.
-            getLatest: (name) =>
-              ++reads >= 2 && reads % 2 === 0
-                ? Effect.map(port.getLatest(name), () => {
-                    const other = vault.versions(NAME).find((v) => v.writer === "foreign")
-                    if (other === undefined) throw new Error("no foreign version")
-                    return other
-                  })
-                : port.getLatest(name),
-          }
-          const o = yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, flapping))
-          assert.strictEqual(o._tag, "Unverified", o.reason)
-          assert.match(o.reason, /keep disagreeing/)
+          // From the verify on, every other read answers the other writer's version.
+          const { outcome, reads, vault } = yield* deployWithForeignReads((n) => n >= 2 && n % 2 === 0)
+          assert.strictEqual(outcome._tag, "Unverified", outcome.reason)
+          assert.match(outcome.reason, /keep disagreeing/)
           assert.strictEqual(reads, 5)
           assert.strictEqual(vault.calls().byOperation.importVersion, 1)
         }),
