@@ -63,24 +63,19 @@ describe("makeCredential", () => {
     "a proxy variable that is no URL is named (not blamed on the tenant id), its value not shown",
     () =>
       Effect.gen(function* () {
-        const error = yield* failureOf(
-          { mode: "client_secret", ...publicCloud },
-          {
-            AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a0",
-            AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
-            AZURE_CLIENT_SECRET: "s",
-            HTTPS_PROXY: "http://user:hunter2@::::",
-          },
-        )
-        expect(error._tag).toBe("CredentialUnavailable")
-        expect(error.message).toContain("HTTPS_PROXY is not a proxy URL")
-        expect(error.message).not.toContain("hunter2")
-        expect(error.message).not.toContain("AZURE_TENANT_ID")
         const ids = {
           AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a0",
           AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
           AZURE_CLIENT_SECRET: "s",
         }
+        const error = yield* failureOf(
+          { mode: "client_secret", ...publicCloud },
+          { ...ids, HTTPS_PROXY: "http://user:hunter2@::::" },
+        )
+        expect(error._tag).toBe("CredentialUnavailable")
+        expect(error.message).toContain("HTTPS_PROXY is not a proxy URL")
+        expect(error.message).not.toContain("hunter2")
+        expect(error.message).not.toContain("AZURE_TENANT_ID")
         // host:port without a scheme is no URL to the SDK either.
         const bare = yield* failureOf(
           { mode: "client_secret", ...publicCloud },
