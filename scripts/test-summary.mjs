@@ -1,5 +1,8 @@
 // Sums the vitest JSON reports of every workspace package into one closing
 // line, "tests: N passed, N failed, N skipped", and fails when no test ran.
+// Each failed test is named with the first lines of its failure, last, so that
+// the tail of a CI log says what failed even when the runner's own output is
+// cut or interleaved with the other packages'.
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 
@@ -8,6 +11,7 @@ let passed = 0
 let failed = 0
 let skipped = 0
 const perPackage = []
+const failures = []
 for (const group of ["packages", "apps", "tooling"]) {
   const dir = join(root, group)
   if (!existsSync(dir)) continue
@@ -19,9 +23,21 @@ for (const group of ["packages", "apps", "tooling"]) {
     failed += r.numFailedTests
     skipped += r.numPendingTests + (r.numTodoTests ?? 0)
     perPackage.push(`${group}/${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)
+    for (const file of r.testResults ?? []) {
+      for (const test of file.assertionResults ?? []) {
+        if (test.status !== "failed") continue
+        const first = (test.failureMessages ?? []).join("\n").split("\n").slice(0, 12)
+        failures.push([`${group}/${name} ${file.name.slice(join(dir, name).length + 1)}: ${test.fullName}`, ...first.map((l) => `    ${l}`)])
+      }
+      // A file that fails before its tests run (an import error) has no assertion results.
+      if (file.status === "failed" && (file.assertionResults ?? []).length === 0) {
+        failures.push([`${group}/${name} ${file.name.slice(join(dir, name).length + 1)}: ${String(file.message ?? "failed").split("\n")[0]}`])
+      }
+    }
   }
 }
 for (const line of perPackage) console.log(`  ${line}`)
+for (const lines of failures) console.log(`FAILED ${lines.join("\n")}`)
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`)
 if (passed + failed === 0) {
   console.error("no test ran")
