@@ -24,14 +24,15 @@ for (const group of ["packages", "apps", "tooling"]) {
     skipped += r.numPendingTests + (r.numTodoTests ?? 0)
     perPackage.push(`${group}/${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)
     for (const file of r.testResults ?? []) {
+      const where = `${group}/${name} ${file.name.slice(join(dir, name).length + 1)}`
       for (const test of file.assertionResults ?? []) {
         if (test.status !== "failed") continue
         const first = (test.failureMessages ?? []).join("\n").split("\n").slice(0, 12)
-        failures.push([`${group}/${name} ${file.name.slice(join(dir, name).length + 1)}: ${test.fullName}`, ...first.map((l) => `    ${l}`)])
+        failures.push([`${where}: ${test.fullName}`, ...first.map((l) => `    ${l}`)])
       }
       // A file that fails before its tests run (an import error) has no assertion results.
       if (file.status === "failed" && (file.assertionResults ?? []).length === 0) {
-        failures.push([`${group}/${name} ${file.name.slice(join(dir, name).length + 1)}: ${String(file.message ?? "failed").split("\n")[0]}`])
+        failures.push([`${where}: ${String(file.message ?? "failed").split("\n")[0]}`])
       }
     }
   }

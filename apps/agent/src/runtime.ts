@@ -45,10 +45,11 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
       const context = yield* Effect.context<Vaults | Metrics | PfxCodec>()
       const metrics = makeAgentMetrics()
       // The store's warnings (a state file that cannot be read or written) are log lines like the
-      // rest, on stdout with the agent's logger.
+      // rest, on stdout with the agent's logger. Logged at once, not forked: the write that fails
+      // last is the one at shutdown, and a forked line could lose the race with the exit.
       const services = yield* Effect.context<never>()
       const state = openStateStore(initial.settings.stateDir, (line) => {
-        Effect.runForkWith(services)(Effect.logWarning(line))
+        Effect.runSyncWith(services)(Effect.logWarning(line))
       })
       let config = initial
       // Records of deployments the configuration no longer has are dropped at start, as a reload
