@@ -23,16 +23,16 @@ for (const group of ["packages", "apps", "tooling"]) {
     failed += r.numFailedTests
     skipped += r.numPendingTests + (r.numTodoTests ?? 0)
     perPackage.push(`${group}/${name}: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)
-    for (const file of r.testResults ?? []) {
-      const where = `${group}/${name} ${file.name.slice(join(dir, name).length + 1)}`
-      for (const test of file.assertionResults ?? []) {
+    for (const testFile of r.testResults ?? []) {
+      const where = `${group}/${name} ${testFile.name.slice(join(dir, name).length + 1)}`
+      for (const test of testFile.assertionResults ?? []) {
         if (test.status !== "failed") continue
         const first = (test.failureMessages ?? []).join("\n").split("\n").slice(0, 12)
         failures.push([`${where}: ${test.fullName}`, ...first.map((l) => `    ${l}`)])
       }
       // A file that fails before its tests run (an import error) has no assertion results.
-      if (file.status === "failed" && (file.assertionResults ?? []).length === 0) {
-        failures.push([`${where}: ${String(file.message ?? "failed").split("\n")[0]}`])
+      if (testFile.status === "failed" && (testFile.assertionResults ?? []).length === 0) {
+        failures.push([`${where}: ${String(testFile.message ?? "failed").split("\n")[0]}`])
       }
     }
   }
