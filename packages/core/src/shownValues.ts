@@ -40,34 +40,81 @@ const encoded = (run: string): boolean =>
 
 /**
  * Whether a value holds the base64 of DER: a run of 64 or more base64 characters starting with the
- * "M" of a SEQUENCE that reads as encoded bytes and begins as DER does (a key or certificate without
- * its PEM lines, whole or cut short at its end by a paste). What the CLI and the agent refuse where a path or a value
- * goes: a name or a path, even a long CamelCase one with digits, does not match.
+ * "M" of a SEQUENCE whose bytes read as DER elements all the way (a key or certificate without its
+ * PEM lines, whole or cut short at its end by a paste). What the CLI and the agent refuse where a
+ * path or a value goes: a name or a path, even a long CamelCase one with digits, does not read as
+ * DER past its first bytes.
  */
 export const looksLikeDerBase64 = (value: string): boolean => {
-  const run = derBase64Run.exec(value)?.[1]
-  return run !== undefined && encoded(run) && startsLikeDer(Buffer.from(run, "base64"))
+  const run = derBase64Run.exec(value)?.[1]?.replace(/=+$/, "")
+  if (run === undefined) return false
+  // Whole groups of four only: the bits of a cut group would be read as a byte that is not there.
+  return derHeaders(Buffer.from(run.slice(0, run.length - (run.length % 4)), "base64")) >= 3
 }
 
 /**
- * Whether bytes begin as DER does: a SEQUENCE (0x30) whose length, in the short or the long form
- * (one to three bytes), covers at least the bytes there are (a whole key or certificate, or one cut
- * short at its end). A digest or id in base64 that happens to start with "M" (a 0x30-0x33 byte)
- * rarely passes: its next byte must also be a length that fits.
+ * Tags that keys and certificates hold: BOOLEAN, INTEGER, BIT STRING, OCTET STRING, NULL, OBJECT
+ * IDENTIFIER, the string and time types, SEQUENCE, SET, and context-specific tags 0-8.
  */
-const startsLikeDer = (bytes: Uint8Array): boolean => {
-  if (bytes[0] !== 0x30 || bytes.length < 2) return false
-  const first = bytes[1] ?? 0
-  const header = first < 0x80 ? 2 : 2 + (first & 0x7f)
-  if (first === 0x80 || first > 0x83 || bytes.length < header) return false
-  let length = first < 0x80 ? first : 0
-  for (let i = 2; i < header; i++) length = length * 256 + (bytes[i] ?? 0)
-  // Long forms are minimal in DER: 0x81 only for 128 and more.
-  if (first === 0x81 && length < 0x80) return false
-  // What every key and certificate holds first: an INTEGER (a key's version) or a SEQUENCE.
-  const content = bytes[header]
-  if (content !== undefined && content !== 0x02 && content !== 0x30) return false
-  return header + length >= bytes.length - 2
+const derTags = new Set([
+  0x01,
+  0x02,
+  0x03,
+  0x04,
+  0x05,
+  0x06,
+  0x0c,
+  0x13,
+  0x14,
+  0x16,
+  0x17,
+  0x18,
+  0x1e,
+  0x30,
+  0x31,
+  ...Array.from({ length: 9 }, (_, n) => 0x80 + n),
+  ...Array.from({ length: 9 }, (_, n) => 0xa0 + n),
+])
+
+/**
+ * How many element headers `bytes` hold when read as the start of one DER element (a SEQUENCE),
+ * into every SEQUENCE, SET and constructed context-specific element, up to where the bytes end (a
+ * paste may cut anywhere); -1 when they stop reading as DER first: a tag keys and certificates do
+ * not use, a length that is not minimal or overruns its container, a second element after the
+ * first. Not a decoder (the ASN.1 readers are pkijs and asn1js, which refuse a cut element): a test
+ * of whether text is key material, which random bytes and encoded names fail within a few headers.
+ */
+const derHeaders = (bytes: Uint8Array): number => {
+  if (bytes[0] !== 0x30) return -1
+  // The ends of the elements the walk is inside, outermost first.
+  const ends: Array<number> = []
+  let count = 0
+  let at = 0
+  while (at < bytes.length) {
+    while (ends.length > 0 && at === ends[ends.length - 1]) ends.pop()
+    if (ends.length === 0 && count > 0) return -1
+    const tag = bytes[at] ?? 0
+    if (!derTags.has(tag)) return -1
+    const first = bytes[at + 1]
+    if (first === undefined) break
+    const size = first < 0x80 ? 0 : first & 0x7f
+    if (first === 0x80 || size > 3) return -1
+    if (at + 2 + size > bytes.length) break
+    let length = first < 0x80 ? first : 0
+    for (let i = 0; i < size; i++) length = length * 256 + (bytes[at + 2 + i] ?? 0)
+    // DER's lengths are minimal: the long form only for 128 and more, with no leading zero byte.
+    if (size > 0 && (length < 0x80 || bytes[at + 2] === 0)) return -1
+    if (tag === 0x05 && length !== 0) return -1
+    const content = at + 2 + size
+    const end = content + length
+    if (ends.length > 0 && end > (ends[ends.length - 1] ?? 0)) return -1
+    count++
+    if (tag === 0x30 || tag === 0x31 || tag >= 0xa0) {
+      ends.push(end)
+      at = content
+    } else at = end
+  }
+  return count
 }
 
 /**
@@ -142,5 +189,5 @@ const longBase64 = /[A-Za-z0-9+/]{64,}={0,2}/g
  */
 export const withoutKeyText = (text: string): string =>
   withoutPem(text).replace(longBase64, (run) =>
-    encoded(run) ? `[base64 text of ${run.length} characters, not shown]` : run,
+    encoded(run) || looksLikeDerBase64(run) ? `[base64 text of ${run.length} characters, not shown]` : run,
   )
