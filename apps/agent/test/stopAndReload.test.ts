@@ -40,24 +40,44 @@ const spec = (name: string, leaf: { certPem: string; keyPem: string }) => ({
 })
 
 /**
- * An agent with two deployments from `file`: `keptName` deployed, `heldName`'s import held `ms` by
- * the emulator (on its way when this answers).
+ * An agent with two deployments from `file`: `keptName` deployed, `heldName`'s import held by the
+ * emulator until `release()` (it has reached the vault when this answers: committed, in flight).
+ * A hold, not a delay: on a slow machine the import could still be unsent when a delay ran out or
+ * when the test signalled.
  */
-const startWithHeldImport = async (keptName: string, heldName: string, file: string, ms: number) => {
+const startWithHeldImport = async (keptName: string, heldName: string, file: string) => {
   const { emulator, pki, work } = suite
   const kept = spec(keptName, await pki.leaf(`${keptName}.example.test`))
   const held = spec(heldName, await pki.leaf(`${heldName}.example.test`))
   const config = writeConfig(work, emulator, [kept, held], {}, file)
-  emulator.faults.add({
+  const hold = emulator.faults.add({
     operation: "import",
     vault: VAULT,
     name: `${heldName}-cert`,
-    action: { kind: "delay", ms },
+    action: { kind: "hold" },
   })
   const a = start(config)
   await a.waitFor((l) => l.deployment === keptName && l.msg === "deploy: Succeeded")
-  return { a, kept }
+  await heldImportArrived(hold)
+  return { a, kept, release: () => emulator.faults.release(hold) }
 }
+
+/** Waits until the `hold` fault `id` holds a request (the request has reached the emulator). */
+const heldImportArrived = (id: string) =>
+  expect
+    .poll(() => suite.emulator.faults.list().find((f) => f.id === id)?.hits ?? 0, {
+      timeout: 30_000,
+      interval: 10,
+    })
+    .toBe(1)
+
+/** Waits until the agent's metrics no longer name `deployment` (a reload removed it). */
+const seriesGone = (a: AgentProcess, deployment: string) =>
+  expect
+    .poll(async () => (await a.http("/metrics")).body.includes(`deployment="${deployment}"`), {
+      timeout: 30_000,
+    })
+    .toBe(false)
 
 describe("stopping and reloading", () => {
   it("a listen address in use: exit 1 naming the address and the fix, before any pass", async () => {
@@ -154,34 +174,35 @@ describe("stopping and reloading", () => {
       { shutdown_grace_seconds: 1 },
       "slow.yaml",
     )
-    emulator.faults.add({
+    // Held until the agent has exited: the import is in flight at SIGTERM however slow the start.
+    const hold = emulator.faults.add({
       operation: "import",
       vault: VAULT,
       name: "slow-cert",
-      action: { kind: "delay", ms: 4000 },
+      action: { kind: "hold" },
     })
     const a = start(config)
-    await a.waitFor((l) => /Listening on/.test(l.msg))
-    // The deploy starts at once; its import is then on its way (held 4 s by the emulator).
-    await new Promise((r) => setTimeout(r, 1000))
+    await heldImportArrived(hold)
     expect(a.lines.some((l) => l.deployment === "slow" && /^deploy: /.test(l.msg))).toBe(false)
     a.signal("SIGTERM")
     expect(await a.exited).toBe(1)
     const warning = a.lines.find((l) => /exiting with deploys unfinished/.test(l.msg))
     expect(warning?.deployments).toEqual(["slow"])
+    emulator.faults.release(hold)
   })
 
   it("a reload that removes a deployment with an import in flight: its series and state stay removed", async () => {
     const { emulator, work } = suite
-    const { a, kept } = await startWithHeldImport("keep", "gone", "reload.yaml", 2500)
-    await a.waitFor((l) => /Listening on/.test(l.msg))
-    // gone's import is held; the reload removes it.
+    const { a, kept, release } = await startWithHeldImport("keep", "gone", "reload.yaml")
+    // gone's import is held; the reload removes it, and waits for the import before it applies.
     writeConfig(work, emulator, [kept], {}, "reload.yaml")
     let from = a.lines.length
     a.signal("SIGHUP")
+    await seriesGone(a, "gone")
+    release()
     await a.waitFor((l) => l.msg === "configuration applied", { from })
-    // Wait for the held import to end, then for the state to be written.
-    await new Promise((r) => setTimeout(r, 3500))
+    // The import's late outcome came after the removal: it must not bring the series back.
+    expect(emulator.state.versions(VAULT, "gone-cert")).toHaveLength(1)
     const page = (await a.http("/metrics")).body
     expect(page).toMatch(/kvdeploy_agent_last_outcome\{deployment="keep"/)
     expect(page).not.toContain('deployment="gone"')
@@ -214,15 +235,23 @@ describe("stopping and reloading", () => {
 
   it("SIGTERM while a reload waits for a removed deployment's import: the import is waited for, not abandoned", async () => {
     const { emulator, work } = suite
-    const { a, kept } = await startWithHeldImport("stays", "leaves", "term.yaml", 3000)
+    const { a, kept, release } = await startWithHeldImport("stays", "leaves", "term.yaml")
     writeConfig(work, emulator, [kept], {}, "term.yaml")
     a.signal("SIGHUP")
-    await new Promise((r) => setTimeout(r, 300))
-    const sent = Date.now()
+    // The reload has removed it and waits for its import.
+    await seriesGone(a, "leaves")
+    const from = a.lines.length
     a.signal("SIGTERM")
+    await a.waitFor((l) => /^stopping/.test(l.msg), { from })
+    // The agent waits for the held import: it has not exited a second later (abandoning it, it
+    // exited at once).
+    const early = await Promise.race([
+      a.exited.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 1000)),
+    ])
+    expect(early).toBe(false)
+    release()
     expect(await a.exited).toBe(0)
-    // The held import (3 s) was waited for: it landed, and the agent did not exit before it.
-    expect(Date.now() - sent).toBeGreaterThan(1000)
     expect(emulator.state.versions(VAULT, "leaves-cert")).toHaveLength(1)
   })
 })
