@@ -293,23 +293,27 @@ describe("signals and restarts", () => {
     const previousVersion = e.state.versions("kv-rollback", "rb")?.at(-1)
     expect(previousVersion?.x5t).toBe(previous.x5t)
 
-    // The renewal's verify read is held back (the agent's compare read passes), and while it waits the
-    // new version is disabled through the SDK: the vault serves our version, but wrong, so the deploy
-    // rolls back. The rollback's read of the previous PFX is held back too: SIGTERM arrives mid-rollback.
-    e.faults.add({
+    // The renewal's verify read is held (the agent's compare read passes), and while it is the new
+    // version is disabled through the SDK: the vault serves our version, but wrong, so the deploy
+    // rolls back. The rollback's read of the previous PFX is held too: SIGTERM arrives mid-rollback.
+    // Holds the test lets go, not delays: a stalled machine outlasted a 3 s delay in a review.
+    const verifyHold = e.faults.add({
       operation: "getLatest",
       vault: "kv-rollback",
       name: "rb",
       skip: 1,
-      // Long enough for the test to disable the new version through the SDK on a loaded machine.
-      action: { kind: "delay", ms: 3000 },
+      action: { kind: "hold" },
     })
-    const secretDelay = e.faults.add({
+    const secretHold = e.faults.add({
       operation: "getSecret",
       vault: "kv-rollback",
       name: "rb",
-      action: { kind: "delay", ms: 2000 },
+      action: { kind: "hold" },
     })
+    const holding = (id: string) =>
+      expect
+        .poll(() => e.faults.list().find((f) => f.id === id)?.hits ?? 0, { timeout: 30_000, interval: 10 })
+        .toBe(1)
     const sdk = new CertificateClient(
       e.vault("kv-rollback").url,
       {
@@ -332,16 +336,16 @@ describe("signals and restarts", () => {
       .toBe(2)
     const failed = e.state.versions("kv-rollback", "rb")?.at(-1)
     expect(failed?.x5t).toBe(renewal.x5t)
+    await holding(verifyHold)
     await sdk.updateCertificateProperties("rb", failed?.version as string, { enabled: false })
+    e.faults.release(verifyHold)
     // The rollback has started: its read of the previous version's backing secret is being held.
-    await expect
-      .poll(() => e.faults.list().find((f) => f.id === secretDelay)?.hits ?? 0, {
-        timeout: 10_000,
-        interval: 10,
-      })
-      .toBe(1)
+    await holding(secretHold)
     const marked = a.lines.length
     a.signal("SIGTERM")
+    // Past the grace period (0.2 s), the agent says it waits for the rollback; then it may go on.
+    await a.waitFor((l) => /waiting for the rollbacks in flight/.test(l.msg), { from: marked })
+    e.faults.release(secretHold)
     expect(await a.exited).toBe(0)
 
     const after = a.lines.slice(marked)
