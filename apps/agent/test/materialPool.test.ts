@@ -404,7 +404,7 @@ parentPort.on("message", (m) => {
       expect(pooled.success.facts).toEqual(main.success.facts)
     }
     expect(errors).toEqual([{ worker: "kvdeploy-material-0", error: "TypeError ERR_STUB" }])
-    await expect.poll(() => stats).toMatchObject({ answered: 0, handedBack: 2 })
+    await expect.poll(() => stats, { timeout: 10_000 }).toMatchObject({ answered: 0, handedBack: 2 })
   })
 
   it("log a worker's internal error once per worker, its kind only, through the agent's layer", async () => {

@@ -170,7 +170,7 @@ describe("vaults that throttle, fail and recover", () => {
       l.deployment === "flaky" && /^cannot read the vault/.test(l.msg)
     const firstFailure = await a.waitFor(failing)
     await a.waitFor((l) => failing(l) && l !== firstFailure)
-    await expect.poll(async () => (await a.http("/readyz")).status).toBe(200)
+    await expect.poll(async () => (await a.http("/readyz")).status, { timeout: 10_000 }).toBe(200)
     expect(e.state.versions("kv-flaky", "flaky")).toBeUndefined()
     e.faults.remove(fault)
     await a.waitFor(succeeded("flaky"), { timeoutMs: 30_000 })
@@ -250,7 +250,7 @@ describe("signals and restarts", () => {
     await a.waitFor((l) => l.msg === "configuration applied", { from })
     expect((await a.http("/readyz")).status).toBe(503)
     await a.waitFor(succeeded(waiting.name), { from, timeoutMs: 30_000 })
-    await expect.poll(async () => (await a.http("/readyz")).status).toBe(200)
+    await expect.poll(async () => (await a.http("/readyz")).status, { timeout: 10_000 }).toBe(200)
   })
 
   it("SIGTERM during a deploy finishes it (import, verify) and exits 0", async () => {
