@@ -9,7 +9,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { type Emulator, type EmulatorOptions, start } from "@kvdeploy/kv-emulator"
-import { afterAll, beforeAll } from "vitest"
+import { afterAll, beforeAll, expect } from "vitest"
 import { stringify } from "yaml"
 import { makePki, type Pki } from "./pki.js"
 
@@ -70,6 +70,16 @@ export interface AgentSuite {
   /** The agent the file's test started last; every agent set here is killed after the file's tests. */
   agent: AgentProcess | undefined
 }
+
+/**
+ * Waits until the emulator's `hold` fault `id` holds a request: the request has reached the vault
+ * (the request log only has it once it is answered). A test that holds a request and waits for
+ * this does not depend on how fast the agent got there.
+ */
+export const requestHeld = (emulator: Emulator, id: string) =>
+  expect
+    .poll(() => emulator.faults.list().find((f) => f.id === id)?.hits ?? 0, { timeout: 30_000, interval: 10 })
+    .toBe(1)
 
 /** An emulator serving `vaults`, a test PKI and a work directory for the calling test file (its beforeAll/afterAll). */
 export const agentSuite = (vaults: ReadonlyArray<string>): AgentSuite => {

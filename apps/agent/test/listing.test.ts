@@ -13,6 +13,7 @@ import {
   baseEnv,
   type LogLine,
   metricValue,
+  requestHeld,
   startAgent,
   writeConfig,
 } from "./harness.js"
@@ -28,7 +29,6 @@ const PAGES = Math.ceil(N / 25)
 const suite = agentSuite([VAULT, MOVED_FROM, MOVED_TO, OWN])
 
 /** How often the emulator's fault `id` matched a request so far. */
-const hitsOf = (id: string) => suite.emulator.faults.list().find((f) => f.id === id)?.hits ?? 0
 
 /** The deployment's next decision after log line `from`: found in place, or a deploy's outcome. */
 const decision = (a: AgentProcess, deployment: string, from: number): Promise<LogLine> =>
@@ -208,12 +208,12 @@ describe("a pass over a vault with many deployments lists it", () => {
       action: { kind: "hold" },
     })
     a.signal("SIGHUP")
-    await expect.poll(() => hitsOf(holdOld), { timeout: 10_000, interval: 50 }).toBe(1)
+    await requestHeld(suite.emulator, holdOld)
     // ...while a second reload moves the deployment to the other vault (whose list is held too).
     writeConfig(work, emulator, spec(MOVED_TO), settings, "moved.yaml")
     const from = a.lines.length
     a.signal("SIGHUP")
-    await expect.poll(() => hitsOf(holdNew), { timeout: 10_000, interval: 50 }).toBe(1)
+    await requestHeld(suite.emulator, holdNew)
     // The old vault's page (the certificate in place there) arrives after the move: it says nothing
     // about the new vault, which serves nothing yet. The deployment reads the new vault and deploys.
     emulator.faults.release(holdOld)
@@ -272,7 +272,7 @@ describe("a pass over a vault with many deployments lists it", () => {
     })
     work.write("web.key", s2.keyPem)
     work.write("web.crt", s2.certPem)
-    await expect.poll(() => hitsOf(holdImport), { timeout: 10_000, interval: 50 }).toBe(1)
+    await requestHeld(suite.emulator, holdImport)
     // A reload pass lists the vault while that deploy is in flight: page 1 (aa-web still S1) is
     // answered, page 2 is held, so the pass's own attempts wait.
     const holdPage2 = emulator.faults.add({
@@ -283,7 +283,7 @@ describe("a pass over a vault with many deployments lists it", () => {
       action: { kind: "hold" },
     })
     a.signal("SIGHUP")
-    await expect.poll(() => hitsOf(holdPage2), { timeout: 10_000, interval: 50 }).toBe(1)
+    await requestHeld(suite.emulator, holdPage2)
     let from = a.lines.length
     emulator.faults.release(holdImport)
     await a.waitFor((l) => l.deployment === "web" && l.msg === "deploy: Succeeded", {

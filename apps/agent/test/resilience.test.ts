@@ -13,6 +13,7 @@ import {
   type AgentProcess,
   baseEnv,
   metricValue,
+  requestHeld,
   startAgent,
   startEmulator,
   type Workdir,
@@ -310,10 +311,6 @@ describe("signals and restarts", () => {
       name: "rb",
       action: { kind: "hold" },
     })
-    const holding = (id: string) =>
-      expect
-        .poll(() => e.faults.list().find((f) => f.id === id)?.hits ?? 0, { timeout: 30_000, interval: 10 })
-        .toBe(1)
     const sdk = new CertificateClient(
       e.vault("kv-rollback").url,
       {
@@ -336,11 +333,11 @@ describe("signals and restarts", () => {
       .toBe(2)
     const failed = e.state.versions("kv-rollback", "rb")?.at(-1)
     expect(failed?.x5t).toBe(renewal.x5t)
-    await holding(verifyHold)
+    await requestHeld(e, verifyHold)
     await sdk.updateCertificateProperties("rb", failed?.version as string, { enabled: false })
     e.faults.release(verifyHold)
     // The rollback has started: its read of the previous version's backing secret is being held.
-    await holding(secretHold)
+    await requestHeld(e, secretHold)
     const marked = a.lines.length
     a.signal("SIGTERM")
     // Past the grace period (0.2 s), the agent says it waits for the rollback; then it may go on.

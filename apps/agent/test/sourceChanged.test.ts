@@ -9,7 +9,7 @@
  */
 import { statSync } from "node:fs"
 import { describe, expect, it } from "vitest"
-import { agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
+import { agentSuite, baseEnv, requestHeld, startAgent, writeConfig } from "./harness.js"
 
 const VAULT = "agent-changed"
 const CERT = "mid-cert"
@@ -76,12 +76,7 @@ describe("a source that changes during a reconcile known only from its stamp", (
     // are found as stamped (one stat each, no bytes read), and the source is known by the stamp's fingerprint.
     a.signal("SIGHUP")
     // The comparison read has reached the vault (and is held): the stamp was checked before it was sent.
-    await expect
-      .poll(() => emulator.faults.list().find((f) => f.id === hold)?.hits ?? 0, {
-        timeout: 15_000,
-        interval: 10,
-      })
-      .toBe(1)
+    await requestHeld(emulator, hold)
     // The renewal lands now: a new matching key and certificate (atomic renames), then the held read goes on.
     work.write("mid.key", second.keyPem)
     work.write("mid.crt", second.certPem)

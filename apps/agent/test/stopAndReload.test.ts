@@ -6,7 +6,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
-import { type AgentProcess, agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
+import { type AgentProcess, agentSuite, baseEnv, requestHeld, startAgent, writeConfig } from "./harness.js"
 
 const VAULT = "agent-stop"
 const suite = agentSuite([VAULT])
@@ -58,18 +58,9 @@ const startWithHeldImport = async (keptName: string, heldName: string, file: str
   })
   const a = start(config)
   await a.waitFor((l) => l.deployment === keptName && l.msg === "deploy: Succeeded")
-  await heldImportArrived(hold)
+  await requestHeld(suite.emulator, hold)
   return { a, kept, release: () => emulator.faults.release(hold) }
 }
-
-/** Waits until the `hold` fault `id` holds a request (the request has reached the emulator). */
-const heldImportArrived = (id: string) =>
-  expect
-    .poll(() => suite.emulator.faults.list().find((f) => f.id === id)?.hits ?? 0, {
-      timeout: 30_000,
-      interval: 10,
-    })
-    .toBe(1)
 
 /** Waits until the agent's metrics no longer name `deployment` (a reload removed it). */
 const seriesGone = (a: AgentProcess, deployment: string) =>
@@ -182,7 +173,7 @@ describe("stopping and reloading", () => {
       action: { kind: "hold" },
     })
     const a = start(config)
-    await heldImportArrived(hold)
+    await requestHeld(suite.emulator, hold)
     expect(a.lines.some((l) => l.deployment === "slow" && /^deploy: /.test(l.msg))).toBe(false)
     a.signal("SIGTERM")
     expect(await a.exited).toBe(1)
