@@ -17,7 +17,7 @@ import {
   type TargetConfig,
   validateTargetConfigSync,
 } from "@kvdeploy/core"
-import { credentialVariables } from "@kvdeploy/credentials"
+import { type CredentialMode, credentialEnvironmentProblems, credentialModes } from "@kvdeploy/credentials"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
@@ -786,20 +786,25 @@ export const validateAgentConfig = (
       deployments.push({ name, source, target, certificateId, adopt, pickup, fingerprint })
     }
   })
-  // The variables each credential mode in use needs: one problem per mode, at its first deployment.
-  // Kept apart: they stop `--check`, not the agent (its other deployments run).
+  // The variables each credential mode in use needs and the values it reads that cannot work (the
+  // credentials package's rule, the one its credentials are made by): at the mode's first
+  // deployment, a value shared by several modes (a proxy variable) once. Kept apart: they stop
+  // `--check`, not the agent (its other deployments run).
   const environmentProblems: Array<ConfigProblem> = []
+  const reported = new Set<string>()
   for (const [mode, { at, count }] of modes) {
-    const needed = credentialVariables[mode as keyof typeof credentialVariables]
-    const missing = needed?.names.filter((name) => (env[name] ?? "").trim() === "") ?? []
-    if (needed !== undefined && missing.length > 0)
-      environmentProblems.push(
-        problem(
-          at,
-          `${mode} (used by ${count} deployment${count === 1 ? "" : "s"}) needs ${missing.join(", ")}, not set in the agent's environment`,
-          needed.fix,
-        ),
-      )
+    if (!(credentialModes as ReadonlyArray<string>).includes(mode)) continue
+    const used = `${mode} (used by ${count} deployment${count === 1 ? "" : "s"})`
+    for (const p of credentialEnvironmentProblems(mode as CredentialMode, (name) => env[name])) {
+      if (p.kind === "missing") {
+        environmentProblems.push(
+          problem(at, `${used} needs ${p.variables.join(", ")}, not set in the agent's environment`, p.fix),
+        )
+      } else if (!reported.has(p.reason)) {
+        reported.add(p.reason)
+        environmentProblems.push(problem(at, `${used} cannot work: ${p.reason}`, p.fix))
+      }
+    }
   }
   const coreFields = new Set(problems.map((p) => p.field))
   for (const p of schemaTargetProblems) if (!coreFields.has(p.field)) problems.push(p)

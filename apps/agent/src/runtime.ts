@@ -28,13 +28,13 @@ export class AgentRuntime extends Context.Service<
   }
 >()("@kvdeploy/agent/AgentRuntime") {}
 
-/** What the environment lacks for some deployments: a warning each; the agent runs every deployment it can. */
+/** What the environment lacks or holds malformed for some deployments: a warning each; the agent runs every deployment it can. */
 const logEnvironmentProblems = (config: AgentConfig) =>
   Effect.forEach(
     config.environmentProblems ?? [],
     (p) =>
       Effect.logWarning(
-        `${p.field}: ${p.message}; these deployments fail until it is set and the agent restarted`,
+        `${p.field}: ${p.message}; these deployments fail until the environment is fixed and the agent restarted`,
       ).pipe(Effect.annotateLogs({ fix: p.fix })),
     { discard: true },
   )

@@ -493,11 +493,21 @@ deployments:
       if (r._tag === "Failure") throw new Error(r.failure.message)
       return (r.success.environmentProblems ?? []).map((p) => `${p.field}: ${p.message}`)
     }
-    expect(environmentOf({ AZURE_TENANT_ID: "t", AZURE_CLIENT_ID: "c", AZURE_CLIENT_SECRET: "  " })).toEqual([
+    const ids = { AZURE_TENANT_ID: "t", AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c" }
+    expect(environmentOf({ ...ids, AZURE_CLIENT_SECRET: "  " })).toEqual([
       "deployments[1].target.credential_mode: client_secret (used by 2 deployments) needs AZURE_CLIENT_SECRET, not set in the agent's environment",
       "deployments[3].target.credential_mode: workload_identity (used by 1 deployment) needs AZURE_FEDERATED_TOKEN_FILE, not set in the agent's environment",
     ])
     expect(environmentOf(hostEnv)).toEqual([])
+    // A value the credential would refuse is a problem too, named, never quoted; one shared by every
+    // mode (the proxy the SDKs use) is named once.
+    const pasted = "Zx8Q~a-client-secret-pasted-into-the-client-id"
+    const malformed = environmentOf({ ...hostEnv, AZURE_CLIENT_ID: pasted, HTTPS_PROXY: "10.0.0.9:3128" })
+    expect(malformed).toEqual([
+      "deployments[0].target.credential_mode: managed_identity (used by 1 deployment) cannot work: HTTPS_PROXY is not a proxy URL (its value is not shown)",
+      `deployments[1].target.credential_mode: client_secret (used by 2 deployments) cannot work: AZURE_CLIENT_ID is not a client id (a GUID); its value (${pasted.length} characters) is not shown`,
+    ])
+    expect(malformed.join("\n")).not.toContain(pasted)
     // Listed with the configuration's problems when there are some.
     expect(
       problemsOf(`${yaml}  - { name: e, source: { cert: c.pem }, target: { certificate_name: e } }\n`, {}),

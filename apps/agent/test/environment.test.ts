@@ -1,5 +1,5 @@
 /**
- * A credential mode whose variables the environment lacks: `--check` refuses the configuration
+ * A credential mode whose variables the environment lacks (or holds malformed): `--check` refuses the configuration
  * (exit 2), the running agent warns and still runs every deployment it can.
  */
 import { spawnSync } from "node:child_process"
@@ -37,10 +37,24 @@ describe("a credential mode's variables missing from the environment", () => {
       "deployments[1].target.credential_mode: client_secret (used by 1 deployment) needs AZURE_CLIENT_SECRET, not set in the agent's environment",
     )
 
+    // A value the credential cannot work with fails the check alike, named and never quoted.
+    const pasted = "Zx8Q~a-client-secret-pasted-into-the-client-id"
+    const malformed = spawnSync(process.execPath, [bin, "--config", config, "--check"], {
+      encoding: "utf8",
+      env: { ...env, AZURE_CLIENT_SECRET: "s", AZURE_CLIENT_ID: pasted },
+    })
+    expect(malformed.status, malformed.stdout + malformed.stderr).toBe(2)
+    expect(malformed.stderr).toContain(
+      "deployments[1].target.credential_mode: client_secret (used by 1 deployment) cannot work: AZURE_CLIENT_ID is not a client id (a GUID)",
+    )
+    expect(malformed.stdout + malformed.stderr).not.toContain(pasted)
+
     const a = startAgent(config, env)
     suite.agent = a
     const warning = await a.waitFor((l) => /needs AZURE_CLIENT_SECRET/.test(l.msg))
-    expect(warning.msg).toMatch(/these deployments fail until it is set and the agent restarted$/)
+    expect(warning.msg).toMatch(
+      /these deployments fail until the environment is fixed and the agent restarted$/,
+    )
     await a.waitFor((l) => l.deployment === "managed" && l.msg === "deploy: Succeeded")
     expect(emulator.state.versions(VAULT, "managed-cert")?.at(-1)?.x5t).toBe(leaf.x5t)
     expect(emulator.state.versions(VAULT, "secret-cert")).toBeUndefined()

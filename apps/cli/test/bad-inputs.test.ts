@@ -864,8 +864,34 @@ const cases: ReadonlyArray<Case> = [
     args: () => deploy("c-client-id-key"),
     stdin: () => fx.bundle(good),
     env: () => ({ AZURE_CLIENT_ID: good.keyPem }),
-    exit: 1,
-    says: ["AZURE_CLIENT_ID is not a client id (a GUID)"],
+    // A usage problem of the process, like a variable not set.
+    exit: 2,
+    says: [
+      "AZURE_CLIENT_ID: cannot work with credential_mode client_secret: AZURE_CLIENT_ID is not a client id (a GUID)",
+      "fix: Set AZURE_CLIENT_ID to the application's or managed identity's client id",
+    ],
+  },
+  {
+    name: "a malformed AZURE_TENANT_ID, AZURE_CLIENT_SECRET not set and a certificate file that cannot be read: all listed in one run",
+    args: () => [
+      "plan",
+      "--config",
+      target("c-env-malformed"),
+      "--cert",
+      "/nonexistent/kvdeploy-corpus.pem",
+      "--key",
+      pemFile("env-malformed.key", good.keyPem),
+      "--json",
+    ],
+    env: () => ({ AZURE_TENANT_ID: "contoso tenant", AZURE_CLIENT_SECRET: "" }),
+    exit: 2,
+    says: [
+      '"field": "AZURE_CLIENT_SECRET"',
+      '"field": "AZURE_TENANT_ID"',
+      "AZURE_TENANT_ID is not a tenant id (a GUID or a domain name); its value (14 characters) is not shown",
+      "/nonexistent/kvdeploy-corpus.pem: no such file",
+      "credential_mode client_secret: AZURE_CLIENT_SECRET not set, AZURE_TENANT_ID malformed; the certificate flags: 1 problem",
+    ],
   },
   {
     name: "a key pasted as a (too long) tag key and as an unknown field of a target file: named by length, never shown",

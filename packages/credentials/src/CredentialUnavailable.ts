@@ -49,8 +49,35 @@ export class CredentialVariableMissing extends Schema.TaggedError<CredentialVari
   }
 }
 
-/** Every way `makeCredential` can fail; both carry `reason` and `fix`. */
-export type CredentialSetupError = CredentialUnavailable | CredentialVariableMissing
+/**
+ * An environment variable the credential reads is set to a value that cannot
+ * work (an AZURE_CLIENT_ID that is no GUID, a proxy variable that is no URL):
+ * like a missing one, a configuration problem of the process found before any
+ * request (the CLI's exit 2). `reason` names the variable, never its value.
+ */
+export class CredentialVariableMalformed extends Schema.TaggedError<CredentialVariableMalformed>()(
+  "CredentialVariableMalformed",
+  {
+    mode: Schema.String,
+    variable: Schema.String,
+    reason: Schema.String,
+    fix: Schema.String,
+  },
+) {
+  /** Always empty: the variable is set. */
+  get missing(): ReadonlyArray<string> {
+    return []
+  }
+  override get message(): string {
+    return `credential_mode ${this.mode}: ${this.reason}. ${this.fix}`
+  }
+}
+
+/** Every way `makeCredential` can fail; each carries `reason` and `fix`. */
+export type CredentialSetupError =
+  | CredentialUnavailable
+  | CredentialVariableMissing
+  | CredentialVariableMalformed
 
 /** A credential was set up but getting a token failed. Never carries the token. */
 export class TokenRequestFailed extends Schema.TaggedError<TokenRequestFailed>()("TokenRequestFailed", {

@@ -8,12 +8,17 @@ import {
   ManagedIdentityCredential,
   WorkloadIdentityCredential,
 } from "@azure/identity"
-import { looksLikeKeyText, shownPath } from "@kvdeploy/core"
+import { shownPath } from "@kvdeploy/core"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { CredentialUnavailable, CredentialVariableMissing } from "./CredentialUnavailable.js"
+import {
+  CredentialUnavailable,
+  CredentialVariableMalformed,
+  CredentialVariableMissing,
+} from "./CredentialUnavailable.js"
+import { credentialEnvironmentProblems, environmentVariablesOf, tenantFix } from "./environment.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
 
 /** Which credential was built and for which identity. Printable: holds no secret. */
@@ -122,78 +127,34 @@ const construct = <T>(mode: CredentialMode, fix: string, build: () => T) =>
       }),
   })
 
-const tenantFix =
-  "Check AZURE_TENANT_ID: the directory (tenant) id, a GUID, or its domain name such as contoso.onmicrosoft.com"
-
-const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
 /**
- * A client id as messages show it: a GUID as it is; anything else (a key or secret pasted into
- * AZURE_CLIENT_ID) by its length only. Entra ID quotes the client id back in its refusals.
+ * Every problem of the environment for `mode` (credentialEnvironmentProblems' rule, its variables
+ * read through the ConfigProvider), so a caller can list them with the others of its input before
+ * doing any work.
  */
-export const shownClientId = (value: string): string =>
-  guid.test(value) ? value : `(not a client id: ${value.length} characters, not shown)`
-
-/** A tenant id as messages show it: a GUID or domain name as it is; anything else by its length only. */
-export const shownTenantId = (value: string): string =>
-  /^[A-Za-z0-9.-]{1,253}$/.test(value) && !looksLikeKeyText(value)
-    ? value
-    : `(not a tenant id: ${value.length} characters, not shown)`
-
-/**
- * AZURE_CLIENT_ID, when set, must be a client id (a GUID): every application and managed identity
- * has one; AZURE_TENANT_ID a GUID or domain name. Anything else is refused before a credential is
- * built, without repeating the value: Entra ID would quote it back in its refusal, and kvdeploy
- * would print that.
- */
-/**
- * The proxy the Azure SDKs take from the environment, as they pick it: the first set of HTTPS_PROXY,
- * ALL_PROXY and HTTP_PROXY (each in upper case, else lower case), read with `new URL` as it is.
- * One that is no URL (also `host:port` without its scheme) fails inside @azure/identity and the
- * clients with "Invalid URL", which read as a problem of the tenant id: named here, its value not
- * shown (a proxy URL may hold a user and password).
- */
-const checkProxyVariables = Effect.fn("Credentials.checkProxyVariables")(function* (mode: CredentialMode) {
-  for (const name of ["HTTPS_PROXY", "ALL_PROXY", "HTTP_PROXY"]) {
-    for (const variable of [name, name.toLowerCase()]) {
-      const value = yield* optionalEnv(variable)
-      if (Option.isNone(value)) continue
-      try {
-        new URL(value.value)
-        return
-      } catch {
-        return yield* new CredentialUnavailable({
-          mode,
-          reason: `${variable} is not a proxy URL (its value is not shown)`,
-          fix: `Set ${variable} to the proxy's URL with its scheme, such as http://proxy.example.com:8080, or unset it`,
-          missing: [],
-        })
-      }
-    }
-  }
-})
-
-const checkIdentityVariables = Effect.fn("Credentials.checkIdentityVariables")(function* (
+export const environmentProblems = Effect.fn("Credentials.environmentProblems")(function* (
   mode: CredentialMode,
 ) {
-  const client = yield* optionalEnv("AZURE_CLIENT_ID")
-  if (Option.isSome(client) && !guid.test(client.value.trim()))
-    return yield* new CredentialUnavailable({
-      mode,
-      reason: `AZURE_CLIENT_ID is not a client id (a GUID); its value (${client.value.length} characters) is not shown`,
-      fix: "Set AZURE_CLIENT_ID to the application's or managed identity's client id, such as 00000000-0000-0000-0000-000000000000",
-      missing: [],
-    })
-  // @azure/identity's own rule for a tenant id; it would refuse the value (or skip a source) later,
-  // and the identity doctor reports would keep it.
-  const tenant = yield* optionalEnv("AZURE_TENANT_ID")
-  if (Option.isSome(tenant) && shownTenantId(tenant.value.trim()) !== tenant.value.trim())
-    return yield* new CredentialUnavailable({
-      mode,
-      reason: `AZURE_TENANT_ID is not a tenant id (a GUID or a domain name); its value (${tenant.value.length} characters) is not shown`,
-      fix: tenantFix,
-      missing: [],
-    })
+  const values = new Map<string, string>()
+  for (const name of environmentVariablesOf(mode)) {
+    const value = yield* optionalEnv(name)
+    if (Option.isSome(value)) values.set(name, value.value)
+  }
+  return credentialEnvironmentProblems(mode, (name) => values.get(name))
+})
+
+/** The environment's first problem for `mode`, as the error `makeCredential` fails with. */
+const checkEnvironment = Effect.fn("Credentials.checkEnvironment")(function* (mode: CredentialMode) {
+  const first = (yield* environmentProblems(mode))[0]
+  if (first === undefined) return
+  return yield* first.kind === "missing"
+    ? new CredentialVariableMissing({ mode, variables: first.variables, fix: first.fix })
+    : new CredentialVariableMalformed({
+        mode,
+        variable: first.variables[0] ?? "",
+        reason: first.reason,
+        fix: first.fix,
+      })
 })
 
 /**
@@ -222,11 +183,10 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
     ...(settings.disableInstanceDiscovery === true ? { disableInstanceDiscovery: true } : {}),
     ...tls,
   }
-  yield* checkProxyVariables(settings.mode)
+  yield* checkEnvironment(settings.mode)
   switch (settings.mode) {
     case "client_secret": {
       const env = yield* requireVariables("client_secret")
-      yield* checkIdentityVariables("client_secret")
       const secret = yield* Config.Redacted("AZURE_CLIENT_SECRET").pipe(
         Effect.mapError(
           () =>
@@ -257,7 +217,6 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
     }
     case "workload_identity": {
       const env = yield* requireVariables("workload_identity")
-      yield* checkIdentityVariables("workload_identity")
       const tokenFile = env.AZURE_FEDERATED_TOKEN_FILE as string
       yield* Effect.tryPromise({
         try: () => access(tokenFile, constants.R_OK),
@@ -313,7 +272,6 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
       } satisfies ResolvedCredential
     }
     case "default": {
-      yield* checkIdentityVariables("default")
       const tenantId = yield* optionalEnv("AZURE_TENANT_ID")
       const clientId = settings.managedIdentityClientId
       const credential = yield* construct(

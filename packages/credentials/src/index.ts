@@ -1,6 +1,7 @@
 export * from "./CredentialUnavailable.js"
 export * from "./credential.js"
 export * from "./diagnose.js"
+export * from "./environment.js"
 export * from "./fromTarget.js"
 export * from "./probe.js"
 export * from "./settings.js"

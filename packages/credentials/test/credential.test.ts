@@ -30,7 +30,7 @@ describe("makeCredential", () => {
   )
 
   it.effect(
-    "a value @azure/identity refuses is a CredentialUnavailable naming the variable, not a crash",
+    "a malformed tenant id is a CredentialVariableMalformed; a value @azure/identity refuses is a CredentialUnavailable, not a crash",
     () =>
       Effect.gen(function* () {
         const error = yield* failureOf(
@@ -41,7 +41,12 @@ describe("makeCredential", () => {
             AZURE_CLIENT_SECRET: "s3cret-value",
           },
         )
-        expect(error._tag).toBe("CredentialUnavailable")
+        // Found before any credential is made, like a missing variable (the CLI's exit 2).
+        expect(error._tag).toBe("CredentialVariableMalformed")
+        if (error._tag !== "CredentialVariableMalformed") return
+        expect(error.variable).toBe("AZURE_TENANT_ID")
+        expect(error.missing).toEqual([])
+        expect(error.message).not.toContain("contoso tenant")
         expect(error.fix).toContain("AZURE_TENANT_ID")
         expect(error.reason).toMatch(/tenant/i)
         expect(error.message).not.toContain("s3cret-value")
@@ -72,7 +77,7 @@ describe("makeCredential", () => {
           { mode: "client_secret", ...publicCloud },
           { ...ids, HTTPS_PROXY: "http://user:hunter2@::::" },
         )
-        expect(error._tag).toBe("CredentialUnavailable")
+        expect(error._tag).toBe("CredentialVariableMalformed")
         expect(error.message).toContain("HTTPS_PROXY is not a proxy URL")
         expect(error.message).not.toContain("hunter2")
         expect(error.message).not.toContain("AZURE_TENANT_ID")

@@ -43,26 +43,50 @@ export interface VaultAccessOptions {
   readonly trustedCaPem?: string | undefined
 }
 
-/** A variable the target's credential mode needs and the environment lacks, one problem each. */
+/**
+ * What the environment lacks or holds wrongly for the target's credential mode, one problem per
+ * missing variable and one per malformed value (named, never quoted).
+ */
 const variableProblems = (
   target: TargetConfig,
-  missing: { readonly variables: ReadonlyArray<string>; readonly fix: string },
+  problem: { readonly variables: ReadonlyArray<string>; readonly fix: string } & (
+    | { readonly kind: "missing" }
+    | { readonly kind: "malformed"; readonly reason: string }
+  ),
 ): Array<Problem> =>
-  missing.variables.map((variable) => ({
-    field: variable,
-    message: `is not set (credential_mode ${target.credentialMode} needs it)`,
-    fix: missing.fix,
-  }))
+  problem.kind === "missing"
+    ? problem.variables.map((variable) => ({
+        field: variable,
+        message: `is not set (credential_mode ${target.credentialMode} needs it)`,
+        fix: problem.fix,
+      }))
+    : problem.variables.map((variable) => ({
+        field: variable,
+        message: `cannot work with credential_mode ${target.credentialMode}: ${problem.reason}`,
+        fix: problem.fix,
+      }))
 
 /**
- * The environment variables the target's credential mode needs that are not set, as problems:
- * checked without making a credential, so a command can list them with its other input problems.
+ * The environment variables the target's credential mode needs that are not set, and those it
+ * reads that are malformed, as problems: checked without making a credential, so a command can
+ * list them with its other input problems.
  */
-export const credentialVariableProblems = (target: TargetConfig): Effect.Effect<ReadonlyArray<Problem>> =>
+export const credentialVariableProblems = (
+  target: TargetConfig,
+): Effect.Effect<{ readonly problems: ReadonlyArray<Problem>; readonly summary: string | undefined }> =>
   Effect.gen(function* () {
     const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
-    const missing = yield* credentials.missingCredentialVariables(target.credentialMode)
-    return missing === undefined ? [] : variableProblems(target, missing)
+    const found = yield* credentials.environmentProblems(target.credentialMode)
+    const named = (kind: "missing" | "malformed") =>
+      found.filter((p) => p.kind === kind).flatMap((p) => p.variables)
+    const parts = [
+      ...(named("missing").length > 0 ? [`${named("missing").join(", ")} not set`] : []),
+      ...(named("malformed").length > 0 ? [`${named("malformed").join(", ")} malformed`] : []),
+    ]
+    return {
+      problems: found.flatMap((p) => variableProblems(target, p)),
+      summary: parts.length > 0 ? `credential_mode ${target.credentialMode}: ${parts.join(", ")}` : undefined,
+    }
   })
 
 /** A credential for the target, or a problem that says which variable or setting is missing. */
@@ -76,12 +100,26 @@ export const credentialFor = (target: TargetConfig, trustedCaPem?: string) =>
     return yield* credentials.makeCredential(settings).pipe(
       Effect.mapError((e) => {
         const title = `no credential for credential_mode ${target.credentialMode}: ${e.reason}`
-        // A variable the mode needs is not set: the process is misconfigured, nothing was
-        // sent anywhere; a usage problem (exit 2) like any other missing input. Anything
-        // else (an unreadable token file, a malformed value) stays a failure (exit 1).
-        return e._tag === "CredentialVariableMissing"
-          ? usage(title, variableProblems(target, e))
-          : failure(title, [{ field: "credential_mode", message: e.reason, fix: e.fix }])
+        // A variable the mode needs is not set, or set to a value that cannot work: the
+        // process is misconfigured, nothing was sent anywhere; a usage problem (exit 2) like
+        // any other bad input. Anything else (an unreadable token file, a setting
+        // @azure/identity refuses) stays a failure (exit 1).
+        switch (e._tag) {
+          case "CredentialVariableMissing":
+            return usage(title, variableProblems(target, { kind: "missing", ...e }))
+          case "CredentialVariableMalformed":
+            return usage(
+              title,
+              variableProblems(target, {
+                kind: "malformed",
+                variables: [e.variable],
+                reason: e.reason,
+                fix: e.fix,
+              }),
+            )
+          default:
+            return failure(title, [{ field: "credential_mode", message: e.reason, fix: e.fix }])
+        }
       }),
     )
   })

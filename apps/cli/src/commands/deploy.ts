@@ -51,7 +51,7 @@ export const deployFlags = {
 /**
  * The target (config file, then flags) and the certificate material, read alike by `deploy` and
  * `plan`. Every problem found before the material is parsed is listed in one usage error: the
- * target's, the environment variables its credential mode needs and lacks, and the material
+ * target's, the environment variables its credential mode needs and lacks or holds malformed, and the material
  * flags' (flags that cannot go together, a password variable not set, a file that cannot be read,
  * is empty or too large). The material itself is read and parsed only when there is none of
  * those (no password prompt before that).
@@ -76,8 +76,10 @@ export const targetAndMaterial = (
     )
     // A failure that is not the input's (exit 1) stands alone.
     if (target._tag === "Failure" && target.failure.exitCode !== ExitCode.usage) return yield* target.failure
-    const environment =
-      target._tag === "Success" ? yield* credentialVariableProblems(target.success.config) : []
+    const { problems: environment, summary: environmentSummary } =
+      target._tag === "Success"
+        ? yield* credentialVariableProblems(target.success.config)
+        : { problems: [], summary: undefined }
     const files = yield* materialFlagProblems(input)
     if (target._tag === "Failure" || environment.length > 0 || files.length > 0) {
       const problems = [
@@ -92,11 +94,7 @@ export const targetAndMaterial = (
           ? `${only.field}: ${only.message}`
           : [
               ...(target._tag === "Failure" ? [target.failure.title] : []),
-              ...(target._tag === "Success" && environment.length > 0
-                ? [
-                    `credential_mode ${target.success.config.credentialMode}: ${environment.map((p) => p.field).join(", ")} not set`,
-                  ]
-                : []),
+              ...(environmentSummary === undefined ? [] : [environmentSummary]),
               ...(files.length > 0 ? [`the certificate flags: ${count(files.length, "problem")}`] : []),
             ].join("; ")
       return yield* usage(title, problems)

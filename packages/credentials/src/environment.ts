@@ -1,0 +1,118 @@
+/**
+ * What the environment must hold for a credential mode, checked without making
+ * a credential or loading @azure/identity: the variables the mode needs, and
+ * the values it reads that cannot work (an AZURE_CLIENT_ID that is no client
+ * id, an AZURE_TENANT_ID that is no tenant id, a proxy variable that is no
+ * URL). One rule for `makeCredential`, the CLI's input check and the agent's
+ * `--check`, so a value `--check` passes is one the credential accepts.
+ *
+ * No problem ever repeats a value: a secret pasted into the wrong variable is
+ * shown by its length only.
+ */
+import { looksLikeKeyText } from "@kvdeploy/core"
+import { type CredentialMode, credentialVariables } from "./settings.js"
+
+/** One thing wrong with the environment of a credential mode. Holds no value. */
+export interface EnvironmentProblem {
+  /** `missing`: needed and not set (or blank); `malformed`: set to a value that cannot work. */
+  readonly kind: "missing" | "malformed"
+  /** The variables it is about: every missing one, or the one malformed. */
+  readonly variables: ReadonlyArray<string>
+  readonly reason: string
+  readonly fix: string
+}
+
+const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * A client id as messages show it: a GUID as it is; anything else (a key or secret pasted into
+ * AZURE_CLIENT_ID) by its length only. Entra ID quotes the client id back in its refusals.
+ */
+export const shownClientId = (value: string): string =>
+  guid.test(value) ? value : `(not a client id: ${value.length} characters, not shown)`
+
+/** A tenant id as messages show it: a GUID or domain name as it is; anything else by its length only. */
+export const shownTenantId = (value: string): string =>
+  /^[A-Za-z0-9.-]{1,253}$/.test(value) && !looksLikeKeyText(value)
+    ? value
+    : `(not a tenant id: ${value.length} characters, not shown)`
+
+export const tenantFix =
+  "Check AZURE_TENANT_ID: the directory (tenant) id, a GUID, or its domain name such as contoso.onmicrosoft.com"
+
+/** The proxy variables the Azure SDKs read, in the order they pick the first one set. */
+const proxyVariables = ["HTTPS_PROXY", "ALL_PROXY", "HTTP_PROXY"].flatMap((n) => [n, n.toLowerCase()])
+
+/** The modes whose credential reads AZURE_CLIENT_ID and AZURE_TENANT_ID from the environment. */
+const readsIdentityVariables: ReadonlySet<CredentialMode> = new Set([
+  "client_secret",
+  "workload_identity",
+  "default",
+])
+
+/** Every variable `credentialEnvironmentProblems` may read for `mode`. */
+export const environmentVariablesOf = (mode: CredentialMode): ReadonlyArray<string> => [
+  ...new Set([
+    ...proxyVariables,
+    ...(credentialVariables[mode]?.names ?? []),
+    ...(readsIdentityVariables.has(mode) ? ["AZURE_CLIENT_ID", "AZURE_TENANT_ID"] : []),
+  ]),
+]
+
+/**
+ * Every problem of the environment for `mode`, in the order `makeCredential`
+ * meets them: the proxy the SDKs would use, the variables the mode needs, then
+ * the client id and the tenant id. `lookup` answers a variable's value
+ * (undefined when not set); a value of blanks counts as not set.
+ */
+export const credentialEnvironmentProblems = (
+  mode: CredentialMode,
+  lookup: (name: string) => string | undefined,
+): ReadonlyArray<EnvironmentProblem> => {
+  const value = (name: string): string | undefined => {
+    const v = lookup(name)?.trim()
+    return v === undefined || v === "" ? undefined : v
+  }
+  const problems: Array<EnvironmentProblem> = []
+  // The SDKs take the first proxy variable set, read with `new URL` as it is. One that is no URL
+  // (also host:port without its scheme) fails inside @azure/identity and the clients with "Invalid
+  // URL", which reads as a problem of the tenant id. Its value is not shown: a proxy URL may hold
+  // a user and password.
+  const proxy = proxyVariables.find((name) => value(name) !== undefined)
+  if (proxy !== undefined && !URL.canParse(lookup(proxy) ?? ""))
+    problems.push({
+      kind: "malformed",
+      variables: [proxy],
+      reason: `${proxy} is not a proxy URL (its value is not shown)`,
+      fix: `Set ${proxy} to the proxy's URL with its scheme, such as http://proxy.example.com:8080, or unset it`,
+    })
+  const needed = credentialVariables[mode]
+  const missing = needed?.names.filter((name) => value(name) === undefined) ?? []
+  if (needed !== undefined && missing.length > 0)
+    problems.push({
+      kind: "missing",
+      variables: missing,
+      reason: `missing environment variable${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`,
+      fix: needed.fix,
+    })
+  if (!readsIdentityVariables.has(mode)) return problems
+  // Every application and managed identity has a client id, a GUID; a tenant id is a GUID or a
+  // domain name (@azure/identity's own rule, which would refuse it later, or skip a source).
+  const client = value("AZURE_CLIENT_ID")
+  if (client !== undefined && !guid.test(client))
+    problems.push({
+      kind: "malformed",
+      variables: ["AZURE_CLIENT_ID"],
+      reason: `AZURE_CLIENT_ID is not a client id (a GUID); its value (${client.length} characters) is not shown`,
+      fix: "Set AZURE_CLIENT_ID to the application's or managed identity's client id, such as 00000000-0000-0000-0000-000000000000",
+    })
+  const tenant = value("AZURE_TENANT_ID")
+  if (tenant !== undefined && shownTenantId(tenant) !== tenant)
+    problems.push({
+      kind: "malformed",
+      variables: ["AZURE_TENANT_ID"],
+      reason: `AZURE_TENANT_ID is not a tenant id (a GUID or a domain name); its value (${tenant.length} characters) is not shown`,
+      fix: tenantFix,
+    })
+  return problems
+}

@@ -1,0 +1,103 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import {
+  type CredentialMode,
+  credentialEnvironmentProblems,
+  environmentProblems,
+  makeCredential,
+} from "../src/index.js"
+
+const ids = {
+  AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a0",
+  AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
+}
+const pastedSecret = "Zx8Q~very.secret-value_pasted_into_the_wrong_variable"
+
+const problemsIn = (mode: CredentialMode, env: Record<string, string | undefined>) =>
+  credentialEnvironmentProblems(mode, (name) => env[name])
+
+const withEnv = (env: Record<string, string | undefined>) =>
+  Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(env)))
+
+describe("credentialEnvironmentProblems", () => {
+  it("lists every problem at once, in the order makeCredential meets them, without a value", () => {
+    const env = {
+      HTTPS_PROXY: "http://user:hunter2@::::",
+      AZURE_CLIENT_ID: pastedSecret,
+      AZURE_TENANT_ID: "contoso tenant",
+    }
+    const problems = problemsIn("client_secret", env)
+    expect(problems.map((p) => [p.kind, p.variables])).toEqual([
+      ["malformed", ["HTTPS_PROXY"]],
+      ["missing", ["AZURE_CLIENT_SECRET"]],
+      ["malformed", ["AZURE_CLIENT_ID"]],
+      ["malformed", ["AZURE_TENANT_ID"]],
+    ])
+    const text = JSON.stringify(problems)
+    for (const value of Object.values(env)) expect(text).not.toContain(value)
+    expect(text).not.toContain("hunter2")
+    expect(problems[2]?.reason).toContain(`(${pastedSecret.length} characters)`)
+  })
+
+  it("reads the variables each mode's credential reads, and only those", () => {
+    const bad = { AZURE_CLIENT_ID: "not-a-guid", AZURE_TENANT_ID: "bad tenant" }
+    // A managed identity takes its client id from the target (managed_identity_client_id).
+    expect(problemsIn("managed_identity", bad)).toEqual([])
+    // The default chain's environment and workload identity sources read both.
+    expect(problemsIn("default", bad).map((p) => p.variables[0])).toEqual([
+      "AZURE_CLIENT_ID",
+      "AZURE_TENANT_ID",
+    ])
+    expect(problemsIn("default", {})).toEqual([])
+    expect(problemsIn("workload_identity", { ...ids })).toEqual([
+      expect.objectContaining({ kind: "missing", variables: ["AZURE_FEDERATED_TOKEN_FILE"] }),
+    ])
+    // A domain name is a tenant id too; blanks count as not set.
+    expect(
+      problemsIn("client_secret", {
+        ...ids,
+        AZURE_TENANT_ID: "contoso.onmicrosoft.com",
+        AZURE_CLIENT_SECRET: "s",
+      }),
+    ).toEqual([])
+    expect(problemsIn("client_secret", { ...ids, AZURE_CLIENT_SECRET: "  " })).toEqual([
+      expect.objectContaining({ kind: "missing", variables: ["AZURE_CLIENT_SECRET"] }),
+    ])
+  })
+
+  it("judges the proxy variable the SDKs use: the first one set, upper case before lower case", () => {
+    const proxies = (env: Record<string, string>) =>
+      problemsIn("managed_identity", env).map((p) => p.variables[0])
+    expect(proxies({ HTTPS_PROXY: "http://proxy:3128", HTTP_PROXY: "proxy corp:3128" })).toEqual([])
+    expect(proxies({ https_proxy: "10.0.0.1:3128" })).toEqual(["https_proxy"])
+    expect(proxies({ HTTPS_PROXY: " ", ALL_PROXY: "10.0.0.1:3128" })).toEqual(["ALL_PROXY"])
+    expect(proxies({ HTTP_PROXY: "http://10.0.0.1:3128" })).toEqual([])
+  })
+
+  it.effect("makeCredential fails with the first problem the rule lists, as a tagged error", () =>
+    Effect.gen(function* () {
+      const cases: ReadonlyArray<readonly [CredentialMode, Record<string, string>]> = [
+        ["client_secret", { ...ids, AZURE_CLIENT_ID: pastedSecret, AZURE_CLIENT_SECRET: "s" }],
+        ["client_secret", { AZURE_CLIENT_ID: "not-a-guid" }],
+        ["workload_identity", { ...ids, AZURE_TENANT_ID: "bad tenant", AZURE_FEDERATED_TOKEN_FILE: "/t" }],
+        ["default", { ALL_PROXY: "10.0.0.1:3128" }],
+        ["managed_identity", { http_proxy: "proxy corp:3128" }],
+      ]
+      for (const [mode, env] of cases) {
+        const listed = yield* environmentProblems(mode).pipe(withEnv(env))
+        expect(listed).toEqual(problemsIn(mode, env))
+        const first = listed[0]
+        const error = yield* makeCredential({
+          mode,
+          authorityHost: "https://login.microsoftonline.com",
+        }).pipe(withEnv(env), Effect.flip)
+        expect(error._tag).toBe(
+          first?.kind === "missing" ? "CredentialVariableMissing" : "CredentialVariableMalformed",
+        )
+        expect(error.reason).toBe(first?.reason)
+        expect(error.message).not.toContain(pastedSecret)
+      }
+    }),
+  )
+})
