@@ -496,28 +496,26 @@ describe("deploy contract against the emulator", () => {
     }),
   )
 
-  it.live(
-    "one retry loop: a read that fails through the SDK's retries is not retried again by the deploy",
-    () =>
-      Effect.gen(function* () {
-        const name = "unavailable-app"
-        const target = targetFor(emulator, VAULT, name)
-        emulator.faults.add({
-          operation: "getLatest",
-          vault: VAULT,
-          name,
-          times: "always",
-          action: { kind: "status", status: 503 },
-        })
-        const result = yield* deployTo(target, yield* material())
-        emulator.faults.clear()
-        expect(result.outcome._tag).toBe("Failed")
-        if (result.outcome._tag === "Failed") expect(result.outcome.step).toBe("snapshot")
-        // The SDK's first attempt and its 3 retries (testRetry), and no more: before, the deploy
-        // program's own 4 retries each went through the SDK's 4 attempts (20 requests).
-        expect(ops(result.requests)).toEqual(Array.from({ length: 4 }, () => "getLatest 503"))
-      }),
-  )
+  for (const [status, action] of [
+    [503, { kind: "status", status: 503 }],
+    [429, { kind: "throttle", retryAfterSeconds: 0 }],
+  ] as const)
+    it.live(
+      `one retry loop: a read that fails with ${status} through the SDK's retries is not retried again by the deploy`,
+      () =>
+        Effect.gen(function* () {
+          const name = `unavailable-${status}-app`
+          const target = targetFor(emulator, VAULT, name)
+          emulator.faults.add({ operation: "getLatest", vault: VAULT, name, times: "always", action })
+          const result = yield* deployTo(target, yield* material())
+          emulator.faults.clear()
+          expect(result.outcome._tag).toBe("Failed")
+          if (result.outcome._tag === "Failed") expect(result.outcome.step).toBe("snapshot")
+          // The SDK's first attempt and its 3 retries (testRetry), and no more: a deploy program
+          // retrying on top sends each of its tries through the SDK's 4 attempts (20 requests).
+          expect(ops(result.requests)).toEqual(Array.from({ length: 4 }, () => `getLatest ${status}`))
+        }),
+    )
 
   it.live("a 408 after the import was sent is not sent again: reconciled from the version list", () =>
     Effect.gen(function* () {

@@ -555,6 +555,8 @@ describe("Key Vault errors through the real SDK", () => {
       expect(error._tag).toBe("VaultThrottled")
       if (error._tag !== "VaultThrottled") return
       expect(error.retryAfterMs).toBe(0)
+      // The SDK retried it already: the deploy program must not retry it again.
+      expect(error.retried).toBe(true)
       // 1 attempt + maxRetries (2)
       expect(authorized("GET", "/certificates/errs/")).toHaveLength(3)
     }),
