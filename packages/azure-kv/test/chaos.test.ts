@@ -242,6 +242,20 @@ it.live(
           const ours = added.filter((v) => !v.foreign)
           const forward = ours.filter((v) => v.tags?.["certctl-rollback-of"] === undefined)
           const rollbacks = ours.filter((v) => v.tags?.["certctl-rollback-of"] !== undefined)
+          // Provenance: every version this deploy wrote carries kvdeploy's tags with this deployment's id,
+          // and a rollback names the forward version it replaced.
+          for (const v of ours) {
+            if (
+              v.tags?.["certctl-managed-by"] !== "certctl" ||
+              v.tags["certctl-certificate-id"] !== `chaos-${name}`
+            )
+              fail(`provenance: version ${v.version} tagged ${JSON.stringify(v.tags)}`)
+          }
+          for (const v of rollbacks)
+            if (!forward.some((f) => f.version === v.tags?.["certctl-rollback-of"]))
+              fail(
+                `provenance: rollback ${v.version} is of ${v.tags?.["certctl-rollback-of"]}, not a version this deploy added`,
+              )
           // I2: at most one forward import and one rollback import.
           if (forward.length > 1) fail(`I2: ${forward.length} forward imports`)
           if (rollbacks.length > 1) fail(`I2: ${rollbacks.length} rollback imports`)
@@ -271,10 +285,26 @@ it.live(
               if (!ours.some((v) => v.version === outcome.versionId))
                 fail("I3: Superseded names a version we did not add")
               break
-            case "RolledBack":
+            case "RolledBack": {
               if (latest?.x5t !== outcome.previous?.x5t)
                 fail("I3: RolledBack but latest is not the snapshot's certificate")
+              // The version it found wrong is one this deploy added, and the rollback is the latest.
+              if (!forward.some((v) => v.version === outcome.failedVersionId))
+                fail("RolledBack names a failed version this deploy did not add")
+              if (latest?.version !== outcome.rollbackVersionId || !rollbacks.includes(latest))
+                fail("I3: RolledBack but latest is not its rollback version")
+              // The previous material restored whole: the certificates served before, chain included, in order.
+              const previous = before.versions.at(-1)?.certificates ?? []
+              const restored = latest?.certificates ?? []
+              if (
+                restored.length !== previous.length ||
+                restored.some((der, k) => !Buffer.from(der).equals(Buffer.from(previous[k] ?? [])))
+              )
+                fail(
+                  `I4: rollback served ${restored.length} certificate(s), not the ${previous.length} served before`,
+                )
               break
+            }
             case "Unverified":
               if (outcome.postVerifyFailure !== "unreadable") fail("I3: Unverified without 'unreadable'")
               break
