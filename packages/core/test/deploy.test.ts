@@ -224,6 +224,24 @@ describe("Skipped", () => {
   )
 })
 
+describe("Skipped only when the served version is enabled", () => {
+  it.effect(
+    "same certificate with kvdeploy's tags, but its version disabled: re-imported (not skipped)",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* vault.seed(NAME, newCert.material, { tags: managedTags, enabled: false })
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+          assert.notStrictEqual(o.versionId, old.versionId)
+          assert.strictEqual(vault.latest(NAME)?.versionId, o.versionId)
+          assert.strictEqual(vault.latest(NAME)?.enabled, true)
+          assert.strictEqual(vault.versions(NAME).length, 2)
+        }),
+      ),
+  )
+})
+
 describe("Rejected (preflight: no vault I/O, every problem listed)", () => {
   it.effect("a key that does not match the leaf", () =>
     fresh(
@@ -742,6 +760,25 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
         }),
       ),
   )
+
+  for (const [change, what] of [
+    ["other-x5t", "another thumbprint"],
+    ["other-serial", "another serial number"],
+  ] as const)
+    it.effect(`the new version is tagged ours but served with ${what}: a mismatch, rolled back`, () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const metrics = yield* MetricsRecorder
+          yield* seedManaged()
+          vault.script("importVersion", Fault.alter(change))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
+          assert.strictEqual(metrics.count("postVerifyFailure", "mismatch"), 1)
+          assert.strictEqual(vault.latest(NAME)?.versionId, o.rollbackVersionId)
+          assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+        }),
+      ),
+    )
 
   it.effect("without secrets/get, from a key the caller kept for the previous certificate", () =>
     fresh(
