@@ -17,6 +17,7 @@ import {
   deploy,
   exitCodeOf,
   hasTags,
+  isManagedByKvdeploy,
   MANAGED_BY_TAG,
   PfxCodec,
   ROLLBACK_OF_TAG,
@@ -108,6 +109,11 @@ const arbScenario = fc.record({
       cert: fc.integer({ min: 0, max: pool.length - 1 }),
       managed: fc.boolean(),
       exportable: fc.boolean(),
+      /** Mostly enabled; a disabled latest version is never left in place. */
+      enabled: fc.oneof(
+        { weight: 4, arbitrary: fc.constant(true) },
+        { weight: 1, arbitrary: fc.constant(false) },
+      ),
       gapMs: arbGapMs,
     }),
     { maxLength: 3 },
@@ -150,6 +156,7 @@ const runScenario = (s: Scenario) =>
       yield* vault.seed(NAME, pool[h.cert]!.material, {
         tags: h.managed ? managedTags : { owner: "someone" },
         exportable: h.exportable,
+        enabled: h.enabled,
       })
     }
     const latestBefore = vault.latest(NAME)
@@ -233,6 +240,9 @@ const runScenario = (s: Scenario) =>
       case "Skipped":
         expect(ours.length, context).toBe(0)
         expect(latest?.x5t, context).toBe(outcome.newX5t)
+        // In place: served (enabled) and kvdeploy's, with this deployment's id.
+        expect(latest?.enabled, context).toBe(true)
+        expect(hasTags(latest?.tags ?? {}, managedTags), context).toBe(true)
         expect(vault.isSoftDeleted(NAME), context).toBe(false)
         break
       case "Rejected":
@@ -278,6 +288,21 @@ const runScenario = (s: Scenario) =>
           context,
         ).toBe(true)
         break
+    }
+    // Ownership: a certificate kvdeploy did not write is written over only with adopt. Judged on the
+    // version the snapshot read (a foreign write may come just before it; a read the vault answers
+    // with a 404 is a first deploy).
+    const seen = after.find((v) => v.versionId === outcome.previous?.versionId)
+    if (ours.length > 0 && !s.adopt && seen !== undefined)
+      expect(isManagedByKvdeploy(seen.tags), context).toBe(true)
+    // A soft-deleted name is recovered only with on_soft_deleted: recover, and a deploy that wrote
+    // a version to it recovered it.
+    if (s.softDeleted && s.history.length > 0) {
+      if (s.onSoftDeleted === "fail") {
+        expect(ours.length, context).toBe(0)
+        expect(vault.isSoftDeleted(NAME), context).toBe(true)
+      }
+      if (ours.length > 0) expect(vault.isSoftDeleted(NAME), context).toBe(false)
     }
     // I4: no PFX was ever requested for a key that does not match its certificate.
     expect(mismatchedEncodes, context).toEqual([])
