@@ -9,7 +9,6 @@
  * `kvdeploy_vault_throttled_total`; this adapter is the only recorder of
  * those two series (core's deploy program no longer records them).
  */
-import { Agent } from "node:https"
 import { createSecureContext, rootCertificates } from "node:tls"
 import type { TokenCredential } from "@azure/core-auth"
 import { getDefaultProxySettings } from "@azure/core-rest-pipeline"
@@ -59,6 +58,7 @@ import {
   nonIdempotentImport,
   throttleObserver,
 } from "./importPolicy.js"
+import { LogSafeAgent } from "./logSafeAgent.js"
 import { latestNotFound } from "./notFoundPolicy.js"
 import { connectionsOf, VaultConnections } from "./VaultConnections.js"
 import { toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailure.js"
@@ -220,7 +220,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const agent =
     options.trustedCaPem === undefined && getDefaultProxySettings() !== undefined
       ? undefined
-      : new Agent({
+      : // An agent that is described, not serialised, in the SDKs' log lines (see logSafeAgent.ts).
+        new LogSafeAgent({
           keepAlive: true,
           ...(maxConnections === undefined ? {} : { maxSockets: maxConnections }),
           // One TLS context for every connection: without one, each new connection builds its own
