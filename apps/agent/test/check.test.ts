@@ -1,5 +1,6 @@
 /** `--check` and `--check --json`: the configuration judged in the agent's environment, exit 0 or 2. */
 import { spawnSync } from "node:child_process"
+import { generateKeyPairSync } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -119,6 +120,32 @@ deployments:
     const missing = agent(["--config", "/nonexistent/kvdeploy-agent.yaml", "--check", "--json"])
     expect(missing.status).toBe(2)
     expect(JSON.parse(missing.stdout).problems[0].message).toBe("cannot be read: no such file (ENOENT)")
+  })
+
+  it("does not print key text that js-yaml names whole in a syntax error (an unknown tag or alias)", () => {
+    const key = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ format: "der", type: "pkcs8" })
+      .toString("base64")
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-agent-yaml-key-"))
+    try {
+      for (const [kind, yaml] of [
+        ["tag", `deployments:\n  - name: !<${key}> web\n`],
+        ["alias", `deployments:\n  - name: *${key}\n`],
+      ] as const) {
+        const file = join(dir, `${kind}.yaml`)
+        writeFileSync(file, yaml)
+        for (const json of [false, true]) {
+          const r = agent(["--config", file, "--check", ...(json ? ["--json"] : [])])
+          const text = r.stdout + r.stderr
+          expect(r.status, text).toBe(2)
+          expect(text).toContain("(yaml) line 2")
+          expect(text).toMatch(/\[base64 text of \d+ characters, not shown\]/)
+          for (let i = 0; i + 24 <= key.length; i += 12) expect(text).not.toContain(key.slice(i, i + 24))
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it("refuses --json without --check, and an unknown option, with exit 2", () => {
