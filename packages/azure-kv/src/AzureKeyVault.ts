@@ -9,6 +9,7 @@
  * `kvdeploy_vault_throttled_total`; this adapter is the only recorder of
  * those two series (core's deploy program no longer records them).
  */
+import { Agent } from "node:https"
 import { createSecureContext, rootCertificates } from "node:tls"
 import type { TokenCredential } from "@azure/core-auth"
 import { getDefaultProxySettings } from "@azure/core-rest-pipeline"
@@ -44,6 +45,7 @@ import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import { agentOutOfLogs } from "./agentOutOfLogs.js"
 import {
   type CertificateListCall,
   certificateListPolicy,
@@ -58,7 +60,6 @@ import {
   nonIdempotentImport,
   throttleObserver,
 } from "./importPolicy.js"
-import { LogSafeAgent } from "./logSafeAgent.js"
 import { latestNotFound } from "./notFoundPolicy.js"
 import { connectionsOf, VaultConnections } from "./VaultConnections.js"
 import { toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailure.js"
@@ -220,8 +221,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const agent =
     options.trustedCaPem === undefined && getDefaultProxySettings() !== undefined
       ? undefined
-      : // An agent that is described, not serialised, in the SDKs' log lines (see logSafeAgent.ts).
-        new LogSafeAgent({
+      : new Agent({
           keepAlive: true,
           ...(maxConnections === undefined ? {} : { maxSockets: maxConnections }),
           // One TLS context for every connection: without one, each new connection builds its own
@@ -257,6 +257,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const certificates = new CertificateClient(options.vaultUrl, options.credential, {
     ...common,
     additionalPolicies: [
+      { policy: agentOutOfLogs, position: "perCall" },
       { policy: importPolicyInjection, position: "perCall" },
       { policy: certificateListPolicy, position: "perCall" },
       { policy: latestNotFound, position: "perCall" },
@@ -266,7 +267,10 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   } satisfies CertificateClientOptions)
   const secrets = new SecretClient(options.vaultUrl, options.credential, {
     ...common,
-    additionalPolicies: [{ policy: throttleObserver(onThrottled), position: "perRetry" }],
+    additionalPolicies: [
+      { policy: agentOutOfLogs, position: "perCall" },
+      { policy: throttleObserver(onThrottled), position: "perRetry" },
+    ],
   } satisfies SecretClientOptions)
 
   const requestOptions = { requestOptions: { timeout } }

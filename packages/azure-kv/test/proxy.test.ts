@@ -6,6 +6,7 @@
  */
 import { createServer, type Server } from "node:net"
 import type { TokenCredential } from "@azure/core-auth"
+import { AzureLogger, getLogLevel, setLogLevel } from "@azure/logger"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { RecordingMetrics } from "@kvdeploy/core/test"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
@@ -63,6 +64,42 @@ describe("a proxy from the environment", () => {
         expect(proxy.lines).toContain("CONNECT kvdeploy-proxied.vault.azure.net:443 HTTP/1.1")
         expect(yield* connections.releaseIdle).toBe(0)
         expect(yield* connections.count).toEqual({ active: 0, idle: 0 })
+      }).pipe(Effect.provide(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
+  )
+
+  it.live(
+    "the SDKs' request log leaves out the SDK's proxy agent (its sockets carry bearer tokens, its queue request bodies)",
+    () =>
+      Effect.gen(function* () {
+        const proxy = yield* Effect.promise(fakeProxy)
+        proxyServer = proxy.server
+        process.env.HTTPS_PROXY = proxy.url
+        delete process.env.NO_PROXY
+        const { vault } = yield* makeWithConnections({
+          vaultUrl: "https://kvdeploy-proxied.vault.azure.net",
+          credential,
+          retry: { maxRetries: 0 },
+          requestTimeoutMs: 5_000,
+        })
+        const lines: Array<string> = []
+        const saved = { log: AzureLogger.log, level: getLogLevel() }
+        AzureLogger.log = (...args: Array<unknown>) => {
+          lines.push(args.map(String).join(" "))
+        }
+        setLogLevel("info")
+        try {
+          yield* Effect.forEach(["a", "b"], (name) => Effect.result(vault.getLatest(name)), {
+            concurrency: "unbounded",
+          })
+        } finally {
+          setLogLevel(saved.level)
+          AzureLogger.log = saved.log
+        }
+        // The requests went through the proxy and were logged, without the agent.
+        expect(proxy.lines).toContain("CONNECT kvdeploy-proxied.vault.azure.net:443 HTTP/1.1")
+        const requests = lines.filter((l) => l.includes("Request: "))
+        expect(requests.length).toBeGreaterThanOrEqual(2)
+        for (const line of requests) expect(line).not.toContain('"agent"')
       }).pipe(Effect.provide(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
   )
 })
