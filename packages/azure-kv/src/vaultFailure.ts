@@ -333,6 +333,12 @@ const mapFailure = (
         ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
       })
     }
+    // A success whose answer could not be read (PARSE_ERROR: a faulty proxy, a cut body): the vault
+    // did what was asked. For a write that is no refusal: ambiguous, reconciled by reading back.
+    if (status >= 200 && status < 300)
+      return ambiguousOrUnavailable(
+        `the vault answered ${status}, but its answer could not be read: ${detail}`,
+      )
     if (status >= 500) return ambiguousOrUnavailable(`the vault answered ${status}: ${detail}`)
     if (status === 408) return ambiguousOrUnavailable(`the vault timed out the request (408): ${detail}`)
     return new VaultRequestRejected({

@@ -55,6 +55,20 @@ const chaosMenu: ReadonlyArray<readonly [number, Chaos]> = [
   [
     4,
     {
+      label: "import committed, its answer garbled",
+      rules: [{ operation: "import", action: { kind: "garbleAnswer" } }],
+    },
+  ],
+  [
+    3,
+    {
+      label: "snapshot answer garbled",
+      rules: [{ operation: "getLatest", action: { kind: "garbleAnswer" } }],
+    },
+  ],
+  [
+    4,
+    {
       label: "import answer late (timeout)",
       rules: [{ operation: "import", action: { kind: "delayAfterCommit", ms: 700 } }],
     },

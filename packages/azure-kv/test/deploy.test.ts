@@ -451,16 +451,22 @@ describe("deploy contract against the emulator", () => {
         })
         const pfx = (yield* Effect.promise(() => secrets.getSecret(name, { version: previous }))).value ?? ""
         expect(pfx.length).toBeGreaterThan(500)
-        // The new version is disabled after its import (a verify mismatch); the rollback's read of the
-        // previous PFX comes back with text after its JSON (a faulty proxy): the SDK cannot parse it,
-        // and its error message quotes the whole body.
+        // The new version is disabled after its import (a verify mismatch); every read of the previous
+        // PFX comes back with text after its JSON (a faulty proxy): the SDK cannot parse it, and its
+        // error message quotes the whole body. (One such answer is retried like any failed read.)
         emulator.faults.add({
           operation: "import",
           vault: VAULT,
           name,
           action: { kind: "disableAfterCommit" },
         })
-        emulator.faults.add({ operation: "getSecret", vault: VAULT, name, action: { kind: "garbleAnswer" } })
+        emulator.faults.add({
+          operation: "getSecret",
+          vault: VAULT,
+          name,
+          times: "always",
+          action: { kind: "garbleAnswer" },
+        })
         const result = yield* deployTo(target, yield* material())
         expect(result.outcome._tag).toBe("RollbackFailed")
         expect(result.audit).toHaveLength(1)
@@ -516,6 +522,21 @@ describe("deploy contract against the emulator", () => {
           expect(ops(result.requests)).toEqual(Array.from({ length: 4 }, () => `getLatest ${status}`))
         }),
     )
+
+  it.live(
+    "an import the vault committed but whose answer cannot be parsed: reconciled from the version list, Succeeded with one version",
+    () =>
+      Effect.gen(function* () {
+        const name = "garbled-import-app"
+        const result = yield* secondDeployWithImportFault(name, { kind: "garbleAnswer" })
+        // Not "refused, nothing changed": the vault answered 200, so the import took effect.
+        expect(result.outcome._tag, result.outcome.reason).toBe("Succeeded")
+        expect(ops(result.requests)).toEqual(["getLatest 200", "import 200", "versions 200", "getLatest 200"])
+        expect(versionsOf(name)).toHaveLength(2)
+        if (result.outcome._tag === "Succeeded")
+          expect(versionsOf(name).at(-1)?.version).toBe(result.outcome.versionId)
+      }),
+  )
 
   it.live("a 408 after the import was sent is not sent again: reconciled from the version list", () =>
     Effect.gen(function* () {

@@ -47,6 +47,25 @@ describe("toVaultError", () => {
     expect(agent).toContain("asks to wait 3 s")
   })
 
+  it("a success whose answer cannot be parsed: a write may have taken effect, a read failed; the body is not shown", () => {
+    const garbled = () =>
+      new RestError(
+        'Error "Unexpected non-whitespace character after JSON" occurred while parsing the response body - {"value":"MIIKSECRETBODY"} trailing',
+        {
+          statusCode: 200,
+          code: "PARSE_ERROR",
+        },
+      )
+    const write = toVaultError("importVersion", "write", garbled())
+    expect(write._tag).toBe("VaultAmbiguous")
+    expect(write.detail).toContain("the vault answered 200, but its answer could not be read")
+    expect(write.detail).toContain("the import may have taken effect")
+    const read = toVaultError("getVersionSecret", "read", garbled())
+    expect(read._tag).toBe("VaultUnavailable")
+    for (const e of [write, read])
+      expect(JSON.stringify([e.detail, e.message])).not.toContain("MIIKSECRETBODY")
+  })
+
   it("restores the stack limit when mapping throws", () => {
     const before = Error.stackTraceLimit
     const hostile = {
