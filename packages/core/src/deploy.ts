@@ -309,7 +309,9 @@ const reconcile = Effect.fnUntraced(function* (
       _tag: "Failed",
       step: "reconcile",
       error: "VaultAmbiguous",
-      reason: `the import did not take effect (checked the version list): ${failure.message}`,
+      // True when the list was read; an import the vault was still working on when its answer was lost
+      // (a client timeout) could still appear later, and the next deploy finds it (Skipped) or imports.
+      reason: `the import did not take effect (checked the version list): ${failure.message}; if the vault was still working on it when the answer was lost, it may yet appear: run the deploy again (it is skipped if the version is there) or check with kvdeploy versions`,
     } satisfies Draft
   }
   trail.note(
