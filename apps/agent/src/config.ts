@@ -16,6 +16,7 @@ import {
   quotedValue,
   type TargetConfig,
   validateTargetConfigSync,
+  withoutKeyText,
 } from "@kvdeploy/core"
 import { type CredentialMode, credentialEnvironmentProblems, credentialModes } from "@kvdeploy/credentials"
 import * as Data from "effect/Data"
@@ -1040,7 +1041,9 @@ export const parseAgentConfig = (
   try {
     documents = json !== undefined ? [json.value] : loadAll(text, { maxAliases })
   } catch (e) {
-    const reason = e instanceof YAMLException ? e.reason : String(e)
+    // js-yaml names what it stopped at whole (an unknown tag, an alias): key text written there is
+    // not repeated.
+    const reason = withoutKeyText(e instanceof YAMLException ? e.reason : String(e))
     const line = e instanceof YAMLException && e.mark !== undefined ? e.mark.line + 1 : "?"
     return invalid(path, `(yaml) line ${line}`, reason, yamlFix(reason))
   }

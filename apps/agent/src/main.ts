@@ -26,7 +26,7 @@ import {
   shownPath,
   type TargetConfig,
   type Vault,
-  withoutKeyText,
+  withoutPem,
 } from "@kvdeploy/core"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
 import * as Prometheus from "@kvdeploy/metrics/prometheus"
@@ -298,15 +298,12 @@ export const startFailure = (
   }
 }
 
-/**
- * Problems as they are printed: key text that reached one (a value quoted back, also by js-yaml in a
- * syntax error: an unknown tag or alias is named whole) is replaced, PEM or a long base64 run.
- */
+/** Problems as they are printed: PEM text that reached one (a value quoted back) is replaced. */
 const shown = (problems: ReadonlyArray<ConfigProblem>): Array<ConfigProblem> =>
   problems.map((p) => ({
-    field: withoutKeyText(p.field),
-    message: withoutKeyText(p.message),
-    fix: withoutKeyText(p.fix),
+    field: withoutPem(p.field),
+    message: withoutPem(p.message),
+    fix: withoutPem(p.fix),
   }))
 
 /**

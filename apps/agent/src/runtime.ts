@@ -4,7 +4,7 @@
  * starts the loop (start, interval, file changes, SIGHUP); releasing it stops
  * the loop and finishes the deploys in flight.
  */
-import { type Metrics, type PfxCodec, withoutKeyText } from "@kvdeploy/core"
+import { type Metrics, type PfxCodec, withoutPem } from "@kvdeploy/core"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -101,7 +101,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           yield* Effect.logError("the new configuration is invalid; keeping the running one").pipe(
             Effect.annotateLogs({
               problems: next.failure.problems.map((p) =>
-                withoutKeyText(`${p.field}: ${p.message} (fix: ${p.fix})`),
+                withoutPem(`${p.field}: ${p.message} (fix: ${p.fix})`),
               ),
             }),
           )

@@ -180,14 +180,29 @@ export const withoutPem = (text: string): string => text.replace(pemText, "[PEM 
 
 /** Runs of 64 or more base64 characters (a PFX, a DER key or certificate in base64, when they read as encoded bytes). */
 const longBase64 = /[A-Za-z0-9+/]{64,}={0,2}/g
+/** The same DER in base64url (`-` and `_` for `+` and `/`), starting with the "M" of a SEQUENCE. */
+const derBase64Url = /M[A-Za-z0-9_-]{63,}/g
+/** The same DER in base64 inside JSON text whose slashes are escaped (`\/`). */
+const derBase64Escaped = /M(?:[A-Za-z0-9+]|\\\/){63,}={0,2}/g
+
+const hiddenRun = (run: string): string => `[base64 text of ${run.length} characters, not shown]`
 
 /**
  * `text` without PEM blocks and without long base64 runs (64 or more characters that read as encoded
  * bytes): what a message from elsewhere (an SDK's error, an identity provider's
  * answer) may carry of a response body or an echoed value is not shown. Ids, thumbprints and URLs
- * are shorter or read as words and stay.
+ * are shorter or read as words and stay. DER in base64url or in JSON with escaped slashes is
+ * recognised by its structure only (names with hyphens and underscores do not read as DER); other
+ * base64url (a JWK's private value) is not.
  */
 export const withoutKeyText = (text: string): string =>
-  withoutPem(text).replace(longBase64, (run) =>
-    encoded(run) || looksLikeDerBase64(run) ? `[base64 text of ${run.length} characters, not shown]` : run,
-  )
+  withoutPem(text)
+    .replace(derBase64Escaped, (run) =>
+      run.includes("\\/") && looksLikeDerBase64(run.replace(/\\\//g, "/")) ? hiddenRun(run) : run,
+    )
+    .replace(derBase64Url, (run) =>
+      /[-_]/.test(run) && looksLikeDerBase64(run.replace(/-/g, "+").replace(/_/g, "/"))
+        ? hiddenRun(run)
+        : run,
+    )
+    .replace(longBase64, (run) => (encoded(run) || looksLikeDerBase64(run) ? hiddenRun(run) : run))

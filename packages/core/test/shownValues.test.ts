@@ -130,4 +130,28 @@ describe("what messages show", () => {
       withoutKeyText("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg"),
     ).toBe("[PEM text, not shown]")
   })
+
+  it("withoutKeyText removes DER in base64url and in JSON with escaped slashes, and keeps names and paths", () => {
+    for (let i = 0; i < 20; i++) {
+      const der = rsaKey()
+      const escaped = JSON.stringify({ value: der.toString("base64") }).replace(/\//g, "\\/")
+      for (const secret of [der.toString("base64url"), escaped, ecKey().toString("base64url")]) {
+        const shown = withoutKeyText(`the answer was ${secret} (status 200)`)
+        for (let at = 0; at + 40 <= secret.length; at += 20)
+          expect(shown).not.toContain(secret.slice(at, at + 40))
+        expect(shown).toContain("(status 200)")
+      }
+    }
+    const kept = [
+      "kvdeploy-agent-production-frontend-certificate-renewal-westeurope-2026-12-01-blue-green",
+      "/var/lib/kvdeploy-agent/state_dir/Production_Frontend/api-gateway_certificates/2026-12/tls.pem",
+      "AZURE_CLIENT_ID_FOR_THE_PRODUCTION_FRONTEND_DEPLOYMENT_OF_THE_API_GATEWAY_CERTIFICATE_2026",
+      `${randomUUID()}-${randomUUID()}-${randomUUID()}`,
+      "certctl-certificate-id=the-api-gateway-production-certificate-for-westeurope-and-northeurope",
+      "Payments-Frontend-Api2026-WestEurope-Blue-Green-Renewal-V2-Identity-Backend-Door-Gateway-01",
+      "Payments_Frontend_Api2026_WestEurope_Blue_Green_Renewal_V2_Identity_Backend_Door_Gateway_01",
+      "MyCompany-Payments-Frontend-Api2026-WestEurope-Blue-Green-Renewal-V2-Identity-Backend-Door",
+    ]
+    for (const value of kept) expect(withoutKeyText(`refused: ${value}`)).toBe(`refused: ${value}`)
+  })
 })
