@@ -6,13 +6,13 @@
  */
 import { createServer, type Server } from "node:net"
 import type { TokenCredential } from "@azure/core-auth"
-import { AzureLogger, getLogLevel, setLogLevel } from "@azure/logger"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { RecordingMetrics } from "@kvdeploy/core/test"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { makeWithConnections } from "../src/index.js"
+import { withSdkLog } from "./support/sdkLog.js"
 
 const credential: TokenCredential = {
   getToken: async () => ({ token: "not-a-real-token", expiresOnTimestamp: Date.now() + 3_600_000 }),
@@ -81,20 +81,11 @@ describe("a proxy from the environment", () => {
           retry: { maxRetries: 0 },
           requestTimeoutMs: 5_000,
         })
-        const lines: Array<string> = []
-        const saved = { log: AzureLogger.log, level: getLogLevel() }
-        AzureLogger.log = (...args: Array<unknown>) => {
-          lines.push(args.map(String).join(" "))
-        }
-        setLogLevel("info")
-        try {
-          yield* Effect.forEach(["a", "b"], (name) => Effect.result(vault.getLatest(name)), {
+        const [, lines] = yield* withSdkLog(() =>
+          Effect.forEach(["a", "b"], (name) => Effect.result(vault.getLatest(name)), {
             concurrency: "unbounded",
-          })
-        } finally {
-          setLogLevel(saved.level)
-          AzureLogger.log = saved.log
-        }
+          }),
+        )
         // The requests went through the proxy and were logged, without the agent.
         expect(proxy.lines).toContain("CONNECT kvdeploy-proxied.vault.azure.net:443 HTTP/1.1")
         const requests = lines.filter((l) => l.includes("Request: "))
