@@ -44,21 +44,27 @@ afterEach(() => {
   proxyServer?.close()
 })
 
+/** An adapter without extra CAs, with HTTPS_PROXY naming a fake proxy (restored after each test). */
+const proxiedAdapter = Effect.gen(function* () {
+  const proxy = yield* Effect.promise(fakeProxy)
+  proxyServer = proxy.server
+  process.env.HTTPS_PROXY = proxy.url
+  delete process.env.NO_PROXY
+  const adapter = yield* makeWithConnections({
+    vaultUrl: "https://kvdeploy-proxied.vault.azure.net",
+    credential,
+    retry: { maxRetries: 0 },
+    requestTimeoutMs: 5_000,
+  })
+  return { proxy, ...adapter }
+})
+
 describe("a proxy from the environment", () => {
   it.live(
     "carries the vault requests of an adapter without extra CAs; there are no sockets of ours to release",
     () =>
       Effect.gen(function* () {
-        const proxy = yield* Effect.promise(fakeProxy)
-        proxyServer = proxy.server
-        process.env.HTTPS_PROXY = proxy.url
-        delete process.env.NO_PROXY
-        const { vault, connections } = yield* makeWithConnections({
-          vaultUrl: "https://kvdeploy-proxied.vault.azure.net",
-          credential,
-          retry: { maxRetries: 0 },
-          requestTimeoutMs: 5_000,
-        })
+        const { proxy, vault, connections } = yield* proxiedAdapter
         const read = yield* Effect.result(vault.getLatest("through-the-proxy"))
         expect(read._tag).toBe("Failure")
         expect(proxy.lines).toContain("CONNECT kvdeploy-proxied.vault.azure.net:443 HTTP/1.1")
@@ -71,16 +77,7 @@ describe("a proxy from the environment", () => {
     "the SDKs' request log leaves out the SDK's proxy agent (its sockets carry bearer tokens, its queue request bodies)",
     () =>
       Effect.gen(function* () {
-        const proxy = yield* Effect.promise(fakeProxy)
-        proxyServer = proxy.server
-        process.env.HTTPS_PROXY = proxy.url
-        delete process.env.NO_PROXY
-        const { vault } = yield* makeWithConnections({
-          vaultUrl: "https://kvdeploy-proxied.vault.azure.net",
-          credential,
-          retry: { maxRetries: 0 },
-          requestTimeoutMs: 5_000,
-        })
+        const { proxy, vault } = yield* proxiedAdapter
         const [, lines] = yield* withSdkLog(() =>
           Effect.forEach(["a", "b"], (name) => Effect.result(vault.getLatest(name)), {
             concurrency: "unbounded",
