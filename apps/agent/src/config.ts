@@ -788,25 +788,42 @@ export const validateAgentConfig = (
     }
   })
   // The variables each credential mode in use needs and the values it reads that cannot work (the
-  // credentials package's rule, the one its credentials are made by): at the mode's first
-  // deployment, a value shared by several modes (a proxy variable) once. Kept apart: they stop
-  // `--check`, not the agent (its other deployments run).
+  // credentials package's rule, the one its credentials are made by). A missing variable is one
+  // problem per mode, at its first deployment; a malformed value one problem, at the first
+  // deployment it breaks, naming every mode it breaks (a proxy variable: all of them). Kept apart:
+  // they stop `--check`, not the agent (its other deployments run).
+  const deploymentsOf = (n: number) => `${n} deployment${n === 1 ? "" : "s"}`
   const environmentProblems: Array<ConfigProblem> = []
-  const reported = new Set<string>()
-  for (const [mode, { at, count }] of modes) {
-    if (!(credentialModes as ReadonlyArray<string>).includes(mode)) continue
-    const used = `${mode} (used by ${count} deployment${count === 1 ? "" : "s"})`
+  const malformed = new Map<string, { at: string; fix: string; modes: Array<string> }>()
+  const inUse = [...modes].filter(([mode]) => (credentialModes as ReadonlyArray<string>).includes(mode))
+  for (const [mode, { at, count }] of inUse) {
     for (const p of credentialEnvironmentProblems(mode as CredentialMode, (name) => env[name])) {
       if (p.kind === "missing") {
         environmentProblems.push(
-          problem(at, `${used} needs ${p.variables.join(", ")}, not set in the agent's environment`, p.fix),
+          problem(
+            at,
+            `${mode} (used by ${deploymentsOf(count)}) needs ${p.variables.join(", ")}, not set in the agent's environment`,
+            p.fix,
+          ),
         )
-      } else if (!reported.has(p.reason)) {
-        reported.add(p.reason)
-        environmentProblems.push(problem(at, `${used} cannot work: ${p.reason}`, p.fix))
+        continue
       }
+      const known = malformed.get(p.reason)
+      const used = `${mode} (${deploymentsOf(count)})`
+      if (known === undefined) malformed.set(p.reason, { at, fix: p.fix, modes: [used] })
+      else known.modes.push(used)
     }
   }
+  for (const [reason, { at, fix, modes: broken }] of malformed)
+    environmentProblems.push(
+      problem(
+        at,
+        broken.length === inUse.length && inUse.length > 1
+          ? `every credential mode in use cannot work: ${reason}`
+          : `${broken.join(" and ")} cannot work: ${reason}`,
+        fix,
+      ),
+    )
   const coreFields = new Set(problems.map((p) => p.field))
   for (const p of schemaTargetProblems) if (!coreFields.has(p.field)) problems.push(p)
   const agent = (Result.isSuccess(decoded) ? decoded.success.agent : undefined) ?? {}

@@ -504,8 +504,8 @@ deployments:
     const pasted = "Zx8Q~a-client-secret-pasted-into-the-client-id"
     const malformed = environmentOf({ ...hostEnv, AZURE_CLIENT_ID: pasted, HTTPS_PROXY: "10.0.0.9:3128" })
     expect(malformed).toEqual([
-      "deployments[0].target.credential_mode: managed_identity (used by 1 deployment) cannot work: HTTPS_PROXY is not a proxy URL (its value is not shown)",
-      `deployments[1].target.credential_mode: client_secret (used by 2 deployments) cannot work: AZURE_CLIENT_ID is not a client id (a GUID); its value (${pasted.length} characters) is not shown`,
+      "deployments[0].target.credential_mode: every credential mode in use cannot work: HTTPS_PROXY is not a proxy URL (its value is not shown)",
+      `deployments[1].target.credential_mode: client_secret (2 deployments) and workload_identity (1 deployment) cannot work: AZURE_CLIENT_ID is not a client id (a GUID); its value (${pasted.length} characters) is not shown`,
     ])
     expect(malformed.join("\n")).not.toContain(pasted)
     // Listed with the configuration's problems when there are some.

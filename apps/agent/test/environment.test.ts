@@ -45,7 +45,7 @@ describe("a credential mode's variables missing from the environment", () => {
     })
     expect(malformed.status, malformed.stdout + malformed.stderr).toBe(2)
     expect(malformed.stderr).toContain(
-      "deployments[1].target.credential_mode: client_secret (used by 1 deployment) cannot work: AZURE_CLIENT_ID is not a client id (a GUID)",
+      "deployments[1].target.credential_mode: client_secret (1 deployment) cannot work: AZURE_CLIENT_ID is not a client id (a GUID)",
     )
     expect(malformed.stdout + malformed.stderr).not.toContain(pasted)
 

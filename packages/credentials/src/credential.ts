@@ -135,9 +135,12 @@ const construct = <T>(mode: CredentialMode, fix: string, build: () => T) =>
 export const environmentProblems = Effect.fn("Credentials.environmentProblems")(function* (
   mode: CredentialMode,
 ) {
+  // As they are set: blanks and padding are the rule's to judge.
   const values = new Map<string, string>()
   for (const name of environmentVariablesOf(mode)) {
-    const value = yield* optionalEnv(name)
+    const value = yield* Config.option(Config.String(name)).pipe(
+      Effect.orElseSucceed(() => Option.none<string>()),
+    )
     if (Option.isSome(value)) values.set(name, value.value)
   }
   return credentialEnvironmentProblems(mode, (name) => values.get(name))

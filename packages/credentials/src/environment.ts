@@ -43,27 +43,29 @@ export const tenantFix =
 /** The proxy variables the Azure SDKs read, in the order they pick the first one set. */
 const proxyVariables = ["HTTPS_PROXY", "ALL_PROXY", "HTTP_PROXY"].flatMap((n) => [n, n.toLowerCase()])
 
-/** The modes whose credential reads AZURE_CLIENT_ID and AZURE_TENANT_ID from the environment. */
-const readsIdentityVariables: ReadonlySet<CredentialMode> = new Set([
-  "client_secret",
-  "workload_identity",
-  "default",
-])
+/**
+ * The variables each mode's credential reads from the environment and uses as they are (beyond
+ * the proxy): the ones it needs, and for `default` those its environment and workload identity
+ * sources read.
+ */
+const readVariables: Readonly<Record<CredentialMode, ReadonlyArray<string>>> = {
+  client_secret: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"],
+  workload_identity: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"],
+  default: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE"],
+  managed_identity: [],
+}
 
 /** Every variable `credentialEnvironmentProblems` may read for `mode`. */
 export const environmentVariablesOf = (mode: CredentialMode): ReadonlyArray<string> => [
-  ...new Set([
-    ...proxyVariables,
-    ...(credentialVariables[mode]?.names ?? []),
-    ...(readsIdentityVariables.has(mode) ? ["AZURE_CLIENT_ID", "AZURE_TENANT_ID"] : []),
-  ]),
+  ...new Set([...proxyVariables, ...(credentialVariables[mode]?.names ?? []), ...readVariables[mode]]),
 ]
 
 /**
  * Every problem of the environment for `mode`, in the order `makeCredential`
- * meets them: the proxy the SDKs would use, the variables the mode needs, then
- * the client id and the tenant id. `lookup` answers a variable's value
- * (undefined when not set); a value of blanks counts as not set.
+ * meets them: the proxy the SDKs would use, the variables the mode needs, values
+ * with spaces or a line break around them, then the client id and the tenant id.
+ * `lookup` answers a variable's value as it is set (undefined when not set); a
+ * value of blanks counts as not set, except for a proxy (the SDKs take it).
  */
 export const credentialEnvironmentProblems = (
   mode: CredentialMode,
@@ -73,12 +75,19 @@ export const credentialEnvironmentProblems = (
     const v = lookup(name)?.trim()
     return v === undefined || v === "" ? undefined : v
   }
+  /** Set, not blank, with spaces or a line break around it: the SDKs use a value as it is. */
+  const padded = (name: string): boolean => {
+    const raw = lookup(name)
+    return raw !== undefined && raw.trim() !== "" && raw !== raw.trim()
+  }
   const problems: Array<EnvironmentProblem> = []
-  // The SDKs take the first proxy variable set, read with `new URL` as it is. One that is no URL
-  // (also host:port without its scheme) fails inside @azure/identity and the clients with "Invalid
-  // URL", which reads as a problem of the tenant id. Its value is not shown: a proxy URL may hold
-  // a user and password.
-  const proxy = proxyVariables.find((name) => value(name) !== undefined)
+  // The SDKs take the first proxy variable that is set and not empty (spaces count), read with
+  // `new URL` as it is. One that is no URL (an IP address and port without a scheme, a value of
+  // spaces) fails inside @azure/identity and the clients with "Invalid URL", which reads as a
+  // problem of the tenant id. (A host name and port without a scheme reads as a URL of that scheme,
+  // and fails only when a request is sent.) Its value is not shown: a proxy URL may hold a user and
+  // password.
+  const proxy = proxyVariables.find((name) => (lookup(name) ?? "") !== "")
   if (proxy !== undefined && !URL.canParse(lookup(proxy) ?? ""))
     problems.push({
       kind: "malformed",
@@ -95,10 +104,22 @@ export const credentialEnvironmentProblems = (
       reason: `missing environment variable${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`,
       fix: needed.fix,
     })
-  if (!readsIdentityVariables.has(mode)) return problems
+  // A value pasted with its line break (a CI secret, a file read with its newline): @azure/identity
+  // refuses such a tenant id, Entra ID such a client id or secret, and no such token file exists.
+  const paddedProblem = (name: string): EnvironmentProblem => ({
+    kind: "malformed",
+    variables: [name],
+    reason: `${name} has spaces or a line break around its value (${lookup(name)?.length ?? 0} characters; the value is not shown), and the Azure SDKs use it as it is`,
+    fix: `Set ${name} without the spaces or line break around its value`,
+  })
+  const reads = readVariables[mode]
+  for (const name of reads)
+    if (name !== "AZURE_CLIENT_ID" && name !== "AZURE_TENANT_ID" && padded(name))
+      problems.push(paddedProblem(name))
   // Every application and managed identity has a client id, a GUID; a tenant id is a GUID or a
-  // domain name (@azure/identity's own rule, which would refuse it later, or skip a source).
-  const client = value("AZURE_CLIENT_ID")
+  // domain name (@azure/identity's own rule, which would refuse it later, or skip a source). A value
+  // that is neither is named so; one that is, with spaces or a line break around it, for those.
+  const client = reads.includes("AZURE_CLIENT_ID") ? value("AZURE_CLIENT_ID") : undefined
   if (client !== undefined && !guid.test(client))
     problems.push({
       kind: "malformed",
@@ -106,7 +127,8 @@ export const credentialEnvironmentProblems = (
       reason: `AZURE_CLIENT_ID is not a client id (a GUID); its value (${client.length} characters) is not shown`,
       fix: "Set AZURE_CLIENT_ID to the application's or managed identity's client id, such as 00000000-0000-0000-0000-000000000000",
     })
-  const tenant = value("AZURE_TENANT_ID")
+  else if (client !== undefined && padded("AZURE_CLIENT_ID")) problems.push(paddedProblem("AZURE_CLIENT_ID"))
+  const tenant = reads.includes("AZURE_TENANT_ID") ? value("AZURE_TENANT_ID") : undefined
   if (tenant !== undefined && shownTenantId(tenant) !== tenant)
     problems.push({
       kind: "malformed",
@@ -114,5 +136,6 @@ export const credentialEnvironmentProblems = (
       reason: `AZURE_TENANT_ID is not a tenant id (a GUID or a domain name); its value (${tenant.length} characters) is not shown`,
       fix: tenantFix,
     })
+  else if (tenant !== undefined && padded("AZURE_TENANT_ID")) problems.push(paddedProblem("AZURE_TENANT_ID"))
   return problems
 }

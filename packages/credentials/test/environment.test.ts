@@ -71,8 +71,35 @@ describe("credentialEnvironmentProblems", () => {
       problemsIn("managed_identity", env).map((p) => p.variables[0])
     expect(proxies({ HTTPS_PROXY: "http://proxy:3128", HTTP_PROXY: "proxy corp:3128" })).toEqual([])
     expect(proxies({ https_proxy: "10.0.0.1:3128" })).toEqual(["https_proxy"])
-    expect(proxies({ HTTPS_PROXY: " ", ALL_PROXY: "10.0.0.1:3128" })).toEqual(["ALL_PROXY"])
+    // Spaces are a value to the SDKs (they take the first variable that is not empty), and no URL.
+    expect(proxies({ HTTPS_PROXY: " ", ALL_PROXY: "http://10.0.0.1:3128" })).toEqual(["HTTPS_PROXY"])
+    expect(proxies({ HTTPS_PROXY: "", ALL_PROXY: "10.0.0.1:3128" })).toEqual(["ALL_PROXY"])
     expect(proxies({ HTTP_PROXY: "http://10.0.0.1:3128" })).toEqual([])
+  })
+
+  it("names a value with spaces or a line break around it, which the SDKs would use as it is", () => {
+    const env = {
+      AZURE_TENANT_ID: "contoso.onmicrosoft.com\n",
+      AZURE_CLIENT_ID: ` ${ids.AZURE_CLIENT_ID}`,
+      AZURE_CLIENT_SECRET: `${pastedSecret}\r\n`,
+    }
+    const problems = problemsIn("client_secret", env)
+    expect(problems.map((p) => [p.kind, p.variables[0]])).toEqual([
+      ["malformed", "AZURE_CLIENT_SECRET"],
+      ["malformed", "AZURE_CLIENT_ID"],
+      ["malformed", "AZURE_TENANT_ID"],
+    ])
+    expect(problems[0]?.reason).toContain("has spaces or a line break around its value")
+    expect(JSON.stringify(problems)).not.toContain(pastedSecret)
+    // A value that is no id at all is named for that, whatever surrounds it.
+    expect(
+      problemsIn("client_secret", { ...env, AZURE_CLIENT_ID: `${pastedSecret}\n` })[1]?.reason,
+    ).toContain("AZURE_CLIENT_ID is not a client id")
+    // The default chain's environment and workload identity sources read the secret and the token file.
+    expect(problemsIn("default", { AZURE_FEDERATED_TOKEN_FILE: "/var/run/token\n" })[0]?.variables).toEqual([
+      "AZURE_FEDERATED_TOKEN_FILE",
+    ])
+    expect(problemsIn("managed_identity", env)).toEqual([])
   })
 
   it.effect("makeCredential fails with the first problem the rule lists, as a tagged error", () =>
@@ -83,6 +110,8 @@ describe("credentialEnvironmentProblems", () => {
         ["workload_identity", { ...ids, AZURE_TENANT_ID: "bad tenant", AZURE_FEDERATED_TOKEN_FILE: "/t" }],
         ["default", { ALL_PROXY: "10.0.0.1:3128" }],
         ["managed_identity", { http_proxy: "proxy corp:3128" }],
+        ["client_secret", { ...ids, AZURE_TENANT_ID: "contoso.onmicrosoft.com\n", AZURE_CLIENT_SECRET: "s" }],
+        ["default", { HTTPS_PROXY: " " }],
       ]
       for (const [mode, env] of cases) {
         const listed = yield* environmentProblems(mode).pipe(withEnv(env))
