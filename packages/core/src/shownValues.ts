@@ -180,10 +180,27 @@ export const withoutPem = (text: string): string => text.replace(pemText, "[PEM 
 
 /** Runs of 64 or more base64 characters (a PFX, a DER key or certificate in base64, when they read as encoded bytes). */
 const longBase64 = /[A-Za-z0-9+/]{64,}={0,2}/g
-/** The same DER in base64url (`-` and `_` for `+` and `/`), starting with the "M" of a SEQUENCE. */
-const derBase64Url = /M[A-Za-z0-9_-]{63,}/g
-/** The same DER in base64 inside JSON text whose slashes are escaped (`\/`). */
-const derBase64Escaped = /M(?:[A-Za-z0-9+]|\\\/){63,}={0,2}/g
+/** The same DER in base64url (`-` and `_` for `+` and `/`): runs that hold one of the two. */
+const base64UrlRun = /[A-Za-z0-9_-]{64,}/g
+/** The same DER in base64 inside JSON text whose slashes are escaped (`\/`, `\\\/` in JSON in JSON). */
+const base64EscapedRun = /(?:[A-Za-z0-9+]|\\+\/){64,}={0,2}/g
+
+/**
+ * Whether DER in base64 starts at one of the first "M"s of `run`: the DER may follow a word it was
+ * glued to (`PEM_MIIE…`), which may hold an "M" of its own. Each try reads at most 1,024 characters.
+ */
+const holdsDerBase64 = (run: string): boolean => {
+  let tries = 0
+  for (
+    let at = run.indexOf("M");
+    at !== -1 && run.length - at >= 64 && tries < 16;
+    at = run.indexOf("M", at + 1)
+  ) {
+    tries++
+    if (looksLikeDerBase64(run.slice(at, at + 1024))) return true
+  }
+  return false
+}
 
 const hiddenRun = (run: string): string => `[base64 text of ${run.length} characters, not shown]`
 
@@ -197,12 +214,10 @@ const hiddenRun = (run: string): string => `[base64 text of ${run.length} charac
  */
 export const withoutKeyText = (text: string): string =>
   withoutPem(text)
-    .replace(derBase64Escaped, (run) =>
-      run.includes("\\/") && looksLikeDerBase64(run.replace(/\\\//g, "/")) ? hiddenRun(run) : run,
+    .replace(base64EscapedRun, (run) =>
+      /\\\//.test(run) && holdsDerBase64(run.replace(/\\+\//g, "/")) ? hiddenRun(run) : run,
     )
-    .replace(derBase64Url, (run) =>
-      /[-_]/.test(run) && looksLikeDerBase64(run.replace(/-/g, "+").replace(/_/g, "/"))
-        ? hiddenRun(run)
-        : run,
+    .replace(base64UrlRun, (run) =>
+      /[-_]/.test(run) && holdsDerBase64(run.replace(/-/g, "+").replace(/_/g, "/")) ? hiddenRun(run) : run,
     )
     .replace(longBase64, (run) => (encoded(run) || looksLikeDerBase64(run) ? hiddenRun(run) : run))

@@ -135,7 +135,16 @@ describe("what messages show", () => {
     for (let i = 0; i < 20; i++) {
       const der = rsaKey()
       const escaped = JSON.stringify({ value: der.toString("base64") }).replace(/\//g, "\\/")
-      for (const secret of [der.toString("base64url"), escaped, ecKey().toString("base64url")]) {
+      const url = der.toString("base64url")
+      for (const secret of [
+        url,
+        escaped,
+        ecKey().toString("base64url"),
+        // Glued to a word that holds an "M" of its own, and JSON in JSON.
+        `PEM_${url}`,
+        `Key-Material-${ecKey().toString("base64url")}`,
+        JSON.stringify(escaped),
+      ]) {
         const shown = withoutKeyText(`the answer was ${secret} (status 200)`)
         for (let at = 0; at + 40 <= secret.length; at += 20)
           expect(shown).not.toContain(secret.slice(at, at + 40))
