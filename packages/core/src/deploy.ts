@@ -304,14 +304,14 @@ const reconcile = Effect.fnUntraced(function* (
   )
   const match = candidates[0]
   if (match === undefined) {
-    trail.note("reconcile: the import did not take effect")
+    trail.note("reconcile: no new version in the version list")
     return {
       _tag: "Failed",
       step: "reconcile",
       error: "VaultAmbiguous",
       // True when the list was read; an import the vault was still working on when its answer was lost
       // (a client timeout) could still appear later, and the next deploy finds it (Skipped) or imports.
-      reason: `the import did not take effect (checked the version list): ${failure.message}; if the vault was still working on it when the answer was lost, it may yet appear: run the deploy again (it is skipped if the version is there) or check with kvdeploy versions`,
+      reason: `the import had not taken effect when the version list was read: ${failure.message}; if the vault was still working on it when the answer was lost, it may yet appear: run the deploy again (it is skipped if the version is there) or check with kvdeploy versions`,
     } satisfies Draft
   }
   trail.note(
