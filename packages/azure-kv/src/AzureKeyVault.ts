@@ -40,12 +40,12 @@ import {
   type VersionSecret,
   vaultRequestStatusOf,
 } from "@kvdeploy/core"
+import { agentOutOfLogs } from "@kvdeploy/credentials/agentOutOfLogs"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { agentOutOfLogs } from "./agentOutOfLogs.js"
 import {
   type CertificateListCall,
   certificateListPolicy,

@@ -547,7 +547,9 @@ describe("deploy contract against the emulator", () => {
         code: "RequestTimeout",
       })
       expect(result.outcome._tag).toBe("Failed")
-      expect(result.outcome.reason).toContain("the import had not taken effect when the version list was read")
+      expect(result.outcome.reason).toContain(
+        "the import had not taken effect when the version list was read",
+      )
       // Before, the SDK's retry policy sent the import again after the 408.
       expect(ops(result.requests)).toEqual(["getLatest 200", "import 408", "versions 200"])
       expect(versionsOf(name)).toHaveLength(1)
@@ -563,7 +565,9 @@ describe("deploy contract against the emulator", () => {
         emulator.faults.add({ operation: "import", vault: VAULT, name, action: { kind: "drop" } })
         const result = yield* deployTo(target, yield* material())
         expect(result.outcome._tag).toBe("Failed")
-        expect(result.outcome.reason).toContain("the import had not taken effect when the version list was read")
+        expect(result.outcome.reason).toContain(
+          "the import had not taken effect when the version list was read",
+        )
         // Key Vault lists no versions (200, empty) for a name that holds no certificate.
         expect(ops(result.requests)).toEqual(["getLatest 404", "import 0", "versions 200"])
         expect(versionsOf(name)).toHaveLength(0)

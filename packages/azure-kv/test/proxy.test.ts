@@ -8,7 +8,9 @@ import { createServer, type Server } from "node:net"
 import type { TokenCredential } from "@azure/core-auth"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { RecordingMetrics } from "@kvdeploy/core/test"
+import { keyVaultScope, makeCredential } from "@kvdeploy/credentials"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { makeWithConnections } from "../src/index.js"
@@ -89,5 +91,34 @@ describe("a proxy from the environment", () => {
         expect(requests.length).toBeGreaterThanOrEqual(2)
         for (const line of requests) expect(line).not.toContain('"agent"')
       }).pipe(Effect.provide(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
+  )
+
+  it.live("@azure/identity's request log leaves out the proxy agent of a credential kvdeploy makes", () =>
+    Effect.gen(function* () {
+      const { proxy } = yield* proxiedAdapter
+      const resolved = yield* makeCredential({
+        mode: "client_secret",
+        authorityHost: "https://login.microsoftonline.com",
+      }).pipe(
+        Effect.provide(
+          ConfigProvider.layer(
+            ConfigProvider.fromEnvRecord({
+              AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a0",
+              AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
+              AZURE_CLIENT_SECRET: "not-a-real-secret",
+            }),
+          ),
+        ),
+      )
+      const [, lines] = yield* withSdkLog(() =>
+        Effect.promise(() =>
+          resolved.credential.getToken(keyVaultScope("https://vault.azure.net")).catch(() => null),
+        ),
+      )
+      expect(proxy.lines.some((l) => l.startsWith("CONNECT login.microsoftonline.com:443"))).toBe(true)
+      const requests = lines.filter((l) => l.includes("Request: "))
+      expect(requests.length).toBeGreaterThanOrEqual(1)
+      for (const line of requests) expect(line).not.toContain('"agent"')
+    }).pipe(Effect.provide(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
   )
 })

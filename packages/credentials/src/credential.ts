@@ -13,6 +13,7 @@ import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { agentOutOfLogs } from "./agentOutOfLogs.js"
 import {
   CredentialUnavailable,
   CredentialVariableMalformed,
@@ -181,7 +182,10 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
             ],
           },
         }
+  // Every credential's pipeline keeps the request's agent out of the SDK's log (agentOutOfLogs.ts).
+  const pipeline = { additionalPolicies: [{ policy: agentOutOfLogs, position: "perCall" as const }] }
   const authority = {
+    ...pipeline,
     authorityHost: settings.authorityHost,
     ...(settings.disableInstanceDiscovery === true ? { disableInstanceDiscovery: true } : {}),
     ...tls,
@@ -258,8 +262,8 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
         "Check managed_identity_client_id (the user-assigned identity's client id, a GUID)",
         () =>
           clientId === undefined
-            ? new ManagedIdentityCredential({ ...tls })
-            : new ManagedIdentityCredential({ clientId, ...tls }),
+            ? new ManagedIdentityCredential({ ...pipeline, ...tls })
+            : new ManagedIdentityCredential({ clientId, ...pipeline, ...tls }),
       )
       return {
         credential,

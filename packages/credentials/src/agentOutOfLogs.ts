@@ -3,14 +3,16 @@
  *
  * The SDKs' log policy (`AZURE_LOG_LEVEL` info or verbose, or `DEBUG=azure*`) writes every
  * request it sends through its sanitizer, which is `JSON.stringify` with a few fields (headers,
- * url, query, body) redacted. A request carries the agent it is sent through (the adapter's
- * keep-alive agent, or the SDK's proxy agent for a proxy from the environment), and an agent holds
+ * url, query, body) redacted. A request carries the agent it is sent through (the vault adapter's
+ * keep-alive agent, or the SDK's proxy agent for a proxy from the environment, also for
+ * @azure/identity's token requests), and an agent holds
  * its sockets and the requests waiting for one: their raw HTTP text (the `Authorization: Bearer`
- * header, and an import's body, the PFX whose password is blank), and TLS session data. So the
- * log line of any request sent while another was on its way or queued printed that request's
- * token and PFX.
+ * header, an import's body, the PFX whose password is blank, a token request's client secret or
+ * federated token), and TLS session data. So the log line of any request sent while another was on
+ * its way or queued printed those.
  *
- * This per-call policy makes the request's `agent` property non-enumerable, which `JSON.stringify`
+ * This per-call policy (on the Key Vault clients, azure-kv, and on every credential makeCredential
+ * builds) makes the request's `agent` property non-enumerable, which `JSON.stringify`
  * (the sanitizer, and a RestError's inspection through it) skips. It runs after the SDK's proxy
  * policy has chosen its agent and before the log policy (which comes after the Sign phase); the
  * HTTP client still reads the property.
