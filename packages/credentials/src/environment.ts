@@ -84,16 +84,17 @@ export const credentialEnvironmentProblems = (
   // The SDKs take the first proxy variable that is set and not empty (spaces count), read with
   // `new URL` as it is. One that is no URL (an IP address and port without a scheme, a value of
   // spaces) fails inside @azure/identity and the clients with "Invalid URL", which reads as a
-  // problem of the tenant id. (A host name and port without a scheme reads as a URL of that scheme,
-  // and fails only when a request is sent.) Its value is not shown: a proxy URL may hold a user and
-  // password.
+  // problem of the tenant id; a host name and port without a scheme reads as a URL whose scheme is
+  // the host name, and fails only when a request is sent. Their proxy agents speak http and https.
+  // Its value is not shown: a proxy URL may hold a user and password.
   const proxy = proxyVariables.find((name) => (lookup(name) ?? "") !== "")
-  if (proxy !== undefined && !URL.canParse(lookup(proxy) ?? ""))
+  const proxyUrl = proxy === undefined ? undefined : URL.parse(lookup(proxy) ?? "")
+  if (proxy !== undefined && (proxyUrl === null || !["http:", "https:"].includes(proxyUrl?.protocol ?? "")))
     problems.push({
       kind: "malformed",
       variables: [proxy],
       reason: `${proxy} is not a proxy URL (its value is not shown)`,
-      fix: `Set ${proxy} to the proxy's URL with its scheme, such as http://proxy.example.com:8080, or unset it`,
+      fix: `Set ${proxy} to the proxy's URL with its scheme (http or https), such as http://proxy.example.com:8080, or unset it`,
     })
   const needed = credentialVariables[mode]
   const missing = needed?.names.filter((name) => value(name) === undefined) ?? []

@@ -75,6 +75,10 @@ describe("credentialEnvironmentProblems", () => {
     expect(proxies({ HTTPS_PROXY: " ", ALL_PROXY: "http://10.0.0.1:3128" })).toEqual(["HTTPS_PROXY"])
     expect(proxies({ HTTPS_PROXY: "", ALL_PROXY: "10.0.0.1:3128" })).toEqual(["ALL_PROXY"])
     expect(proxies({ HTTP_PROXY: "http://10.0.0.1:3128" })).toEqual([])
+    // A host name and port without a scheme reads as a URL whose scheme is the host name.
+    expect(proxies({ HTTPS_PROXY: "proxy.example.com:3128" })).toEqual(["HTTPS_PROXY"])
+    expect(proxies({ HTTPS_PROXY: "socks5://proxy.example.com:1080" })).toEqual(["HTTPS_PROXY"])
+    expect(proxies({ HTTPS_PROXY: "https://user:pw@proxy.example.com:3128" })).toEqual([])
   })
 
   it("names a value with spaces or a line break around it, which the SDKs would use as it is", () => {
