@@ -46,26 +46,10 @@ const optionalEnv = (name: string) =>
   )
 
 /**
- * The variables `mode` needs that are not set (or blank), as the error `makeCredential` would
- * fail with, or `undefined` when none is missing. Makes no credential and reads nothing else, so
- * a caller can list this problem together with the others of its input before doing any work.
+ * The values of every variable `mode` needs. Called after checkEnvironment, which fails when one is
+ * missing (the rule in environment.ts), so every one is here.
  */
-export const missingCredentialVariables = Effect.fn("Credentials.missingCredentialVariables")(function* (
-  mode: CredentialMode,
-) {
-  const needed = credentialVariables[mode]
-  if (needed === undefined) return undefined
-  const missing: Array<string> = []
-  for (const name of needed.names) if (Option.isNone(yield* optionalEnv(name))) missing.push(name)
-  return missing.length > 0
-    ? new CredentialVariableMissing({ mode, variables: missing, fix: needed.fix })
-    : undefined
-})
-
-/** The values of every variable `mode` needs, or the error naming each missing one. */
 const requireVariables = Effect.fn("Credentials.requireVariables")(function* (mode: CredentialMode) {
-  const missing = yield* missingCredentialVariables(mode)
-  if (missing !== undefined) return yield* missing
   const values: Record<string, string> = {}
   for (const name of credentialVariables[mode]?.names ?? []) {
     const value = yield* optionalEnv(name)
