@@ -2,7 +2,9 @@
  * Invariants I1-I5 of the deploy program over random vault histories and
  * random fault schedules (fast-check, 1,000 schedules by default; set
  * KVDEPLOY_PROPERTY_RUNS for more). After every run the reported outcome must
- * be true of the in-memory vault (I3).
+ * be true of the in-memory vault (I3). Without faults, the outcome must also be
+ * the one the contract's steps give for the scenario (a deploy that gives up
+ * truthfully where it must not, such as a recovery never tried, fails there).
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -319,10 +321,32 @@ const runScenario = (s: Scenario) =>
     expect(metrics.count("deployAttempt", resultLabelOf(outcome._tag)), context).toBe(1)
     expect(outcome.vaultCalls, context).toBe(vault.calls().total)
     return {
-      tag: outcome._tag,
+      outcome,
       overlapped: outcome.decisions.includes("pfx: built while the snapshot read was on its way"),
     }
   }).pipe(Effect.provide(World), Effect.provide(TestClock.layer()))
+
+/**
+ * What a deploy must end in when the vault answers every request (no faults scheduled): the
+ * contract's steps judged on the scenario alone, so a deploy that gives up where it must not
+ * (a recovery never tried, a managed version refused, an in-place certificate re-imported) fails
+ * here even though its outcome would be true of the vault.
+ */
+const expectedWithoutFaults = (
+  s: Scenario,
+): { readonly tag: DeployOutcome["_tag"]; readonly recovered?: "recovered" } => {
+  if (s.newCert === "wrong-key") return { tag: "Rejected" }
+  const last = s.history.at(-1)
+  if (last === undefined) return { tag: "Succeeded" }
+  const inPlace = s.newCert === "same-as-latest" && last.managed && last.enabled
+  const judged = inPlace ? "Skipped" : last.managed || s.adopt ? "Succeeded" : "Rejected"
+  if (!s.softDeleted) return { tag: judged }
+  if (s.onSoftDeleted === "fail") return { tag: "Failed" }
+  // A certificate kvdeploy would refuse is left deleted; any other is recovered, then judged again.
+  return judged === "Rejected" ? { tag: "Rejected" } : { tag: judged, recovered: "recovered" }
+}
+
+const noFaults = Object.fromEntries(operations.map(([op]) => [op, []])) as unknown as Scenario["faults"]
 
 describe("deploy invariants (property)", () => {
   it(
@@ -332,7 +356,8 @@ describe("deploy invariants (property)", () => {
       let overlaps = 0
       await fc.assert(
         fc.asyncProperty(arbScenario, async (s) => {
-          const { tag, overlapped } = await Effect.runPromise(runScenario(s))
+          const { outcome, overlapped } = await Effect.runPromise(runScenario(s))
+          const tag = outcome._tag
           seen.set(tag, (seen.get(tag) ?? 0) + 1)
           if (overlapped) overlaps++
         }),
@@ -359,6 +384,31 @@ describe("deploy invariants (property)", () => {
     },
     60_000 + RUNS * 30,
   )
+
+  it("without faults, every deploy ends as the contract's steps say (recovered, skipped, refused or imported)", async () => {
+    const seen = new Map<string, number>()
+    await fc.assert(
+      fc.asyncProperty(
+        arbScenario.map((s) => ({ ...s, faults: noFaults })),
+        async (s) => {
+          const { outcome } = await Effect.runPromise(runScenario(s))
+          const expected = expectedWithoutFaults(s)
+          const context = `${outcome._tag}: ${outcome.reason}\n${outcome.decisions.join("\n")}`
+          expect({ tag: outcome._tag, recovered: outcome.recovered }, context).toEqual({
+            tag: expected.tag,
+            recovered: expected.recovered,
+          })
+          const key = `${expected.tag}${expected.recovered === undefined ? "" : " (recovered)"}`
+          seen.set(key, (seen.get(key) ?? 0) + 1)
+        },
+      ),
+      { numRuns: Math.max(300, Math.floor(RUNS / 2)) },
+    )
+    // Every branch of the oracle was taken, the recovered ones included.
+    expect([...seen.keys()].sort()).toEqual(
+      ["Failed", "Rejected", "Skipped", "Skipped (recovered)", "Succeeded", "Succeeded (recovered)"].sort(),
+    )
+  })
 
   it("round trips without faults: 3 for a deploy over a version, 3 for a first deploy, 1 when unchanged", async () => {
     const calls = await Effect.runPromise(
