@@ -624,6 +624,7 @@ describe("validate, doctor, emulator", () => {
     const mark = world.emulator.requests.mark()
     const ok = await runCli(["doctor", "--config", world.targetFile("doctor"), "--json"], { env: world.env })
     expect(ok.code, ok.stdout).toBe(0)
+    expect(json<{ warnings: number }>(ok).warnings).toBe(0)
     const checks = json<{ checks: Array<{ check: string; status: string }> }>(ok).checks
     expect(checks.map((c) => c.check)).toEqual(
       expect.arrayContaining([
@@ -657,8 +658,14 @@ describe("validate, doctor, emulator", () => {
     await sdkClient().updateCertificateProperties(name, latest.properties.version ?? "", { enabled: false })
     world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/list"])
     const r = await runCli(["doctor", "--config", world.targetFile(name), "--json"], { env: world.env })
+    const text = await runCli(["doctor", "--config", world.targetFile(name)], { env: world.env })
     world.emulator.rbac.reset()
+    // Warnings do not fail doctor, and its last line counts them: "ready" is never read alone.
+    expect(r.code, r.stdout).toBe(0)
+    expect(text.code).toBe(0)
+    expect(text.stdout.trim().split("\n").at(-1)).toMatch(/^ready to deploy, with 2 warnings above/)
     type Check = { check: string; status: string; detail: string; fix?: string }
+    expect(json<{ warnings: number }>(r).warnings).toBe(2)
     const checks = json<{ checks: Array<Check> }>(r).checks
     const list = checks.find((c) => c.check === "certificates/list")
     expect(list?.status).toBe("warn")

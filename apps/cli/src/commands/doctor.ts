@@ -311,7 +311,10 @@ export const doctor = Command.make(
       const checks = yield* runChecks(config, name)
       yield* clearProgress
       const ok = checks.every((c) => c.status !== "fail")
-      if (input.json) yield* printJson({ vaultUrl: config.vaultUrl, ok, checks })
+      // A warning does not fail the check (a deploy works), but says what will not: a rollback
+      // without secrets/get, a list. The last line counts them, so "ready" is never read alone.
+      const warnings = checks.filter((c) => c.status === "warn").length
+      if (input.json) yield* printJson({ vaultUrl: config.vaultUrl, ok, warnings, checks })
       else {
         const s = styleOut()
         const mark = {
@@ -328,14 +331,20 @@ export const doctor = Command.make(
               ? []
               : [`        ${" ".repeat(20)} fix: ${c.fix}`]),
           ]),
-          ok ? s.green("ready to deploy") : s.red("not ready: fix the failed checks above"),
+          !ok
+            ? s.red("not ready: fix the failed checks above")
+            : warnings === 0
+              ? s.green("ready to deploy")
+              : s.yellow(
+                  `ready to deploy, with ${warnings === 1 ? "1 warning" : `${warnings} warnings`} above: read ${warnings === 1 ? "it" : "them"} before deploying to a certificate in use`,
+                ),
         ])
       }
       if (!ok) return yield* new ExitWith({ exitCode: ExitCode.failed })
     }),
 ).pipe(
   Command.withDescription(
-    `Check everything a deploy needs from a vault, each pass or fail with the fix: the target configuration, a credential for its mode, the identity, a token for Key Vault (never printed), reachability, and which data actions work: certificates/get, certificates/import and secrets/get.
+    `Check everything a deploy needs from a vault, each pass, warn, fail or skip, with the fix: the target configuration, a credential for its mode, the identity, a token for Key Vault (never printed), reachability, and which data actions work: certificates/get, certificates/import, certificates/list and secrets/get.
 
 The import probe writes nothing: it imports content that is not a certificate under the name ${probeCertificateName}; Key Vault answers a permitted caller 400 and an unpermitted one 403, and creates no version either way. Exit 0 when nothing failed (warnings allowed), 1 otherwise.`,
   ),
