@@ -9,11 +9,13 @@ import { createReadStream, existsSync } from "node:fs"
 import { isIP } from "node:net"
 import { dirname, resolve as resolvePath } from "node:path"
 import { domainToASCII } from "node:url"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import {
   type ConfigProblem,
   keyInField,
   looksLikeDerBase64,
   quotedValue,
+  readAtMost,
   type TargetConfig,
   validateTargetConfigSync,
   withoutKeyText,
@@ -1105,26 +1107,25 @@ export const parseAgentConfig = (
 const maxConfigBytes = 64 * 1024 * 1024
 
 /**
- * The configuration file's text, read to its end or refused past 64 MiB (a device such as
- * /dev/zero was read until the string could grow no more).
+ * The configuration file's text, read to its end or refused past 64 MiB (core's readAtMost: a
+ * device such as /dev/zero was read until the string could grow no more).
  */
-const readConfigText = (path: string): Promise<string> =>
-  new Promise((resolve, reject) => {
-    const chunks: Array<Buffer> = []
-    let total = 0
-    const stream = createReadStream(path)
-    stream.on("data", (c: Buffer | string) => {
-      const chunk = typeof c === "string" ? Buffer.from(c) : c
-      chunks.push(chunk)
-      total += chunk.byteLength
-      if (total > maxConfigBytes) {
-        stream.destroy()
-        reject(Object.assign(new Error("larger than 64 MiB"), { code: "EFBIG" }))
-      }
-    })
-    stream.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
-    stream.on("error", reject)
-  })
+const readConfigText = (path: string): Effect.Effect<string, unknown> =>
+  readAtMost(
+    NodeStream.fromReadable<Uint8Array, unknown>({
+      evaluate: () => createReadStream(path),
+      onError: (e) => e,
+    }),
+    maxConfigBytes,
+  ).pipe(
+    Effect.flatMap((read) =>
+      read.over
+        ? Effect.fail({ code: "EFBIG" })
+        : Effect.succeed(
+            Buffer.from(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength).toString("utf8"),
+          ),
+    ),
+  )
 
 export const loadAgentConfig = (path: string): Effect.Effect<AgentConfig, AgentConfigInvalid> =>
   Effect.map(loadAgentConfigUnless(path, undefined), (loaded) => loaded as AgentConfig)
@@ -1151,20 +1152,21 @@ export const loadAgentConfigUnless = (
         ],
       })
     const absolute = resolvePath(path)
-    const text = yield* Effect.tryPromise({
-      try: () => readConfigText(absolute),
-      catch: (e) =>
-        new AgentConfigInvalid({
-          path: absolute,
-          problems: [
-            problem(
-              "(file)",
-              `cannot be read: ${readErrorText[(e as NodeJS.ErrnoException).code ?? ""] ?? (e as NodeJS.ErrnoException).code ?? String(e)}`,
-              "check the path given with --config and its permissions",
-            ),
-          ],
-        }),
-    })
+    const text = yield* readConfigText(absolute).pipe(
+      Effect.mapError(
+        (e) =>
+          new AgentConfigInvalid({
+            path: absolute,
+            problems: [
+              problem(
+                "(file)",
+                `cannot be read: ${readErrorText[(e as NodeJS.ErrnoException).code ?? ""] ?? (e as NodeJS.ErrnoException).code ?? String(e)}`,
+                "check the path given with --config and its permissions",
+              ),
+            ],
+          }),
+      ),
+    )
     const sha256 = createHash("sha256").update(text).digest("hex")
     if (sha256 === textSha256) return "unchanged" as const
     const config = yield* Effect.fromResult(parseAgentConfig(text, absolute, dirname(absolute), process.env))

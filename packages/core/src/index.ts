@@ -15,6 +15,7 @@ export {
   transportIterations,
   transportPfxOptions,
 } from "./preflight.js"
+export * from "./readAtMost.js"
 export * from "./request.js"
 export * from "./shownValues.js"
 export * from "./TargetConfig.js"

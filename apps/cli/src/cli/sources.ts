@@ -5,33 +5,20 @@
 import { constants, createReadStream } from "node:fs"
 import { access, stat } from "node:fs/promises"
 import type { Readable } from "node:stream"
-import { shownPath } from "@kvdeploy/core"
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import { type BoundedRead, readAtMost, shownPath } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import { looksLikePastedText, type Problem, usageOne } from "./problems.js"
 
 let stdinTakenBy: string | undefined
 
 /**
- * Read a stream to its end, or only until it has given more than `limit` bytes (then it is closed):
- * a device such as /dev/zero, an endless pipe or a huge standard input is refused after 1 MiB and a
- * byte instead of being read for ever into memory. Files of /proc, which say they are empty, are
- * read for what they hold.
+ * A file or standard input, read to its end or refused once it has given more than 1 MiB (core's
+ * readAtMost): a device such as /dev/zero, an endless pipe or a huge standard input is not read for
+ * ever into memory. Files of /proc, which say they are empty, are read for what they hold.
  */
-export const readAtMost = (stream: Readable, limit: number): Promise<{ bytes: Uint8Array; over: boolean }> =>
-  new Promise((resolve, reject) => {
-    const chunks: Array<Buffer> = []
-    let total = 0
-    stream.on("data", (c: Buffer) => {
-      chunks.push(c)
-      total += c.byteLength
-      if (total > limit) {
-        stream.destroy()
-        resolve({ bytes: new Uint8Array(0), over: true })
-      }
-    })
-    stream.on("end", () => resolve({ bytes: new Uint8Array(Buffer.concat(chunks)), over: false }))
-    stream.on("error", reject)
-  })
+export const readInput = (evaluate: () => Readable): Effect.Effect<BoundedRead, unknown> =>
+  readAtMost(NodeStream.fromReadable<Uint8Array, unknown>({ evaluate, onError: (e) => e }), maxInputBytes)
 
 /** A file system error in a few words (its code's meaning), for a problem that names the file. */
 export const explainFsError = (error: unknown): string => {
@@ -77,11 +64,11 @@ export const readSource = (
         )
       }
       stdinTakenBy = flag
-      const read = yield* Effect.tryPromise({
-        try: () => readAtMost(process.stdin, maxInputBytes),
-        catch: (e) =>
+      const read = yield* readInput(() => process.stdin).pipe(
+        Effect.mapError((e) =>
           usageOne(flag, `standard input could not be read: ${explainFsError(e)}`, "check the pipe"),
-      })
+        ),
+      )
       if (read.over)
         return yield* usageOne(
           flag,
@@ -94,10 +81,9 @@ export const readSource = (
       return read.bytes
     }
     if (looksLikePastedText(source)) return yield* pastedText(flag)
-    const read = yield* Effect.tryPromise({
-      try: () => readAtMost(createReadStream(source), maxInputBytes),
-      catch: (e) => usageOne(flag, `${shownPath(source)}: ${explainFsError(e)}`, "check the path"),
-    })
+    const read = yield* readInput(() => createReadStream(source)).pipe(
+      Effect.mapError((e) => usageOne(flag, `${shownPath(source)}: ${explainFsError(e)}`, "check the path")),
+    )
     if (read.over)
       return yield* usageOne(
         flag,

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
-import { explainFsError, maxInputBytes, readAtMost } from "./sources.js"
+import { explainFsError, readInput } from "./sources.js"
 
 export interface TargetFlags {
   readonly config: Option.Option<string>
@@ -56,11 +56,11 @@ export const readConfigFile = (
   field = "--config",
 ): Effect.Effect<Record<string, unknown>, CliProblem> =>
   Effect.gen(function* () {
-    const read = yield* Effect.tryPromise({
-      try: () => readAtMost(createReadStream(path), maxInputBytes),
-      catch: (e) =>
+    const read = yield* readInput(() => createReadStream(path)).pipe(
+      Effect.mapError((e) =>
         usageOne(field, `${shownPath(path)}: ${explainFsError(e)}`, "check the path of the target file"),
-    })
+      ),
+    )
     if (read.over)
       return yield* usageOne(
         field,
