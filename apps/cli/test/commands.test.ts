@@ -677,6 +677,46 @@ describe("validate, doctor, emulator", () => {
     expect(secret?.fix ?? "").not.toContain("grant the identity")
   })
 
+  it("list: every page of the vault (25 a page), as another client lists it; a denied list fails (1) in words with the grant", async () => {
+    const names = async () => {
+      const out: Array<string> = []
+      for await (const p of sdkClient().listPropertiesOfCertificates()) out.push(p.name ?? "")
+      return out.sort()
+    }
+    // More than one page of 25, whatever the tests before this one left in the vault.
+    const missing = Math.max(0, 27 - (await names()).length)
+    for (let i = 0; i < missing; i++)
+      expect(
+        (await runCli(deployArgs(`page-${i}`), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code,
+      ).toBe(0)
+    const expected = await names()
+    expect(expected.length).toBeGreaterThan(25)
+    const listed = json<{ total: number; matched: number; certificates: Array<{ name: string }> }>(
+      await runCli(["list", "--config", world.targetFile("listing"), "--json"], { env: world.env }),
+    )
+    expect(listed.certificates.map((c) => c.name)).toEqual(expected)
+    expect([listed.total, listed.matched]).toEqual([expected.length, expected.length])
+
+    world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/list"])
+    const denied = await runCli(["list", "--config", world.targetFile("listing"), "--json"], {
+      env: world.env,
+    })
+    world.emulator.rbac.reset()
+    expect(denied.code, denied.stdout).toBe(1)
+    const error = json<{
+      error: { title: string; problems: Array<{ field: string; message: string; fix: string }> }
+    }>(denied).error
+    expect(error.title).toMatch(
+      /^listing the vault's certificates failed: forbidden \(needs certificates\/list\)/,
+    )
+    expect(error.problems[0]).toMatchObject({
+      field: "vault",
+      message: "refused (VaultForbidden; needs certificates/list)",
+    })
+    expect(error.problems[0]?.fix).toContain("grant the identity the permission")
+    expect(denied.stdout).not.toContain("listCertificates")
+  })
+
   it("deploy: a missing client secret is a usage error (2) naming the variable; nothing is sent to the vault", async () => {
     const { AZURE_CLIENT_SECRET: _, ...env } = world.env
     const leaf = await fx.leaf()

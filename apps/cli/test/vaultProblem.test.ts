@@ -14,6 +14,15 @@ const problemOf = (error: VaultForbidden) => {
 }
 
 describe("a VaultForbidden as a CLI problem", () => {
+  it("says what failed in words, without the port's operation names", () => {
+    const problem = vaultProblem(
+      "getLatest",
+      new VaultForbidden({ operation: "getLatest", detail: "denied", permission: "certificates/get" }),
+    )
+    expect(problem.title).toBe("reading the certificate failed: forbidden (needs certificates/get): denied")
+    expect(JSON.stringify(problem)).not.toContain("getLatest")
+  })
+
   it("a missing permission: names it and says to grant it", () => {
     const p = problemOf(
       new VaultForbidden({
@@ -23,13 +32,14 @@ describe("a VaultForbidden as a CLI problem", () => {
         refusal: "permission",
       }),
     )
-    expect(p.message).toBe("VaultForbidden (needs certificates/get)")
+    expect(p.message).toBe("refused (VaultForbidden; needs certificates/get)")
+    expect(p.field).toBe("vault")
     expect(p.fix).toContain("grant the identity the permission")
   })
 
   it("a refused token: names no permission and points at the tenant and cloud", () => {
     const p = problemOf(new VaultForbidden({ operation: "getLatest", detail: "AKV10032", refusal: "token" }))
-    expect(p.message).toBe("VaultForbidden")
+    expect(p.message).toBe("refused (VaultForbidden)")
     expect(p.fix).toContain("tenant")
     expect(p.fix).not.toContain("grant")
   })

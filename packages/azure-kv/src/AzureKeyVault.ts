@@ -161,6 +161,8 @@ const listedFromProperties = (properties: CertificateProperties): ListedCertific
   // The SDK reads the name from the item's id (it throws on an id without one).
   name: properties.name ?? "",
   ...servedFrom(properties),
+  ...(properties.expiresOn === undefined ? {} : { expiresAt: properties.expiresOn }),
+  ...(properties.updatedOn === undefined ? {} : { updatedAt: properties.updatedOn }),
 })
 
 const pemBlocks = (pem: string, label: string): Uint8Array[] => {

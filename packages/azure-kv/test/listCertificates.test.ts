@@ -159,7 +159,10 @@ describe("listCertificates over the emulator", () => {
             x5t: latest.x5t,
             enabled: latest.enabled,
             tags: latest.tags,
+            expiresAt: latest.expiresAt,
+            updatedAt: expect.any(Date),
           })
+          expect(entry.expiresAt).toBeInstanceOf(Date)
           expect(entry.x5t).toMatch(/^[A-Za-z0-9_-]{27}$/)
         }
         const byName = new Map(entries.map((e) => [e.name, e]))

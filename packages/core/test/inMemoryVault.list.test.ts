@@ -87,6 +87,7 @@ describe("InMemoryVault listCertificates", () => {
             x5t: latest.x5t,
             enabled: latest.enabled,
             tags: latest.tags,
+            ...(latest.expiresAt === undefined ? {} : { expiresAt: latest.expiresAt }),
           })
         }
         const byName = new Map(entries.map((e) => [e.name, e]))

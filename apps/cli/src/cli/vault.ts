@@ -170,6 +170,8 @@ export const useVault = <A, E>(
 interface TaggedVaultError {
   readonly _tag: string
   readonly message: string
+  /** The port operation the error names at the start of its message (core's vault errors). */
+  readonly operation?: string | undefined
   readonly permission?: string | undefined
   readonly refusal?: "permission" | "token" | "network" | "credential" | "disabled" | undefined
 }
@@ -185,6 +187,29 @@ export const forbiddenFix = (refusal: TaggedVaultError["refusal"]): string =>
         : refusal === "credential"
           ? "no token could be had, so nothing reached the vault: check that the credential is current and belongs to the identity (client_secret: AZURE_CLIENT_SECRET for AZURE_CLIENT_ID in AZURE_TENANT_ID; workload_identity: the federated token file; managed_identity: run on a host that has one); `kvdeploy doctor` checks the credential"
           : "grant the identity the permission (run `kvdeploy doctor` to see which data actions work); check the vault firewall allows this network"
+
+/** What each vault operation does, in an operator's words (the port's names are not theirs). */
+const operationWords: Readonly<Record<VaultOperation, string>> = {
+  getLatest: "reading the certificate",
+  getVersion: "reading a version of the certificate",
+  listVersions: "listing the certificate's versions",
+  listCertificates: "listing the vault's certificates",
+  importVersion: "importing the new version",
+  getVersionSecret: "reading a version's secret",
+  getDeleted: "reading the soft-deleted certificate",
+  recoverDeleted: "recovering the soft-deleted certificate",
+}
+
+/** What happened, in a few words, before the error's tag (which scripts may match). */
+const errorWords: Readonly<Record<string, string>> = {
+  VaultForbidden: "refused",
+  VaultThrottled: "throttled",
+  VaultUnavailable: "no answer from the vault",
+  VaultAmbiguous: "the answer was lost",
+  VaultNotFound: "not found",
+  VaultRequestRejected: "request refused",
+  VaultConflictSoftDeleted: "the name is held by a soft-deleted certificate",
+}
 
 /** A vault error as an operator problem: what failed, and what to do. Exit 1. */
 export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError): CliProblem => {
@@ -202,10 +227,13 @@ export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError)
   // No token because the identity provider (or the host's managed identity endpoint) did not answer:
   // nothing reached the vault, so the vault's URL and DNS are not what to check.
   const noToken = error._tag === "VaultUnavailable" && error.message.includes("no token for the vault")
-  return failure(`${operation} failed: ${error.message}`, [
+  // The error's message starts with the port operation's name, which the title says in words.
+  const named = `${error.operation ?? operation}: `
+  const detail = error.message.startsWith(named) ? error.message.slice(named.length) : error.message
+  return failure(`${operationWords[operation]} failed: ${detail}`, [
     {
-      field: operation,
-      message: `${error._tag}${error.permission === undefined ? "" : ` (needs ${error.permission})`}`,
+      field: "vault",
+      message: `${errorWords[error._tag] ?? "failed"} (${error._tag}${error.permission === undefined ? "" : `; needs ${error.permission}`})`,
       fix: noToken
         ? "the identity provider could not be reached or is failing, so nothing was sent to the vault: check network access to it (its authority host; for managed_identity, the host's identity endpoint, which only Azure hosts with a managed identity have) and retry; `kvdeploy doctor` checks the credential"
         : (fixes[error._tag] ?? "run `kvdeploy doctor` for this vault"),

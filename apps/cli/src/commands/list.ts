@@ -1,15 +1,16 @@
 /** `kvdeploy list`: the certificates in a vault, managed by kvdeploy or not, with expiry. */
 
+import { isManagedByKvdeploy } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { parseDuration } from "../cli/duration.js"
 import * as flags from "../cli/flags.js"
-import { failure, usageOne } from "../cli/problems.js"
+import { usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
-import { credentialFor } from "../cli/vault.js"
+import { useVault, vaultProblem } from "../cli/vault.js"
 import { expiryText } from "../cli/versions.js"
 
 export interface ListedCertificate {
@@ -52,50 +53,34 @@ export const list = Command.make(
         }
       }
       const { config } = yield* resolveTarget(input, {}, { requireName: false })
-      const resolved = yield* credentialFor(config)
-      yield* progress(`listing certificates in ${config.vaultUrl}…`)
-      const { CertificateClient } = yield* Effect.promise(() => import("@azure/keyvault-certificates"))
-      const client = new CertificateClient(config.vaultUrl, resolved.credential, {
-        ...(config.cloud.name === "Custom" ? { disableChallengeResourceVerification: true } : {}),
-        userAgentOptions: { userAgentPrefix: "kvdeploy" },
-      })
-      const all = yield* Effect.tryPromise({
-        try: async () => {
+      // Through the vault adapter, as every other command: its error mapping, timeouts, proxy, CAs and
+      // the request log kept free of its connections. One request per page of 25.
+      const all = yield* useVault(config, (vault) =>
+        Effect.gen(function* () {
+          const listPage = vault.listCertificates
+          if (listPage === undefined)
+            return yield* Effect.die(new Error("the vault adapter does not list certificates"))
           const out: Array<ListedCertificate> = []
-          for await (const p of client.listPropertiesOfCertificates()) {
-            out.push({
-              name: p.name ?? "",
-              managedByKvdeploy: p.tags?.["certctl-managed-by"] === "certctl",
-              enabled: p.enabled ?? true,
-              expiresAt: p.expiresOn?.toISOString(),
-              x5t:
-                p.x509Thumbprint === undefined
-                  ? undefined
-                  : Buffer.from(p.x509Thumbprint).toString("base64url"),
-              updatedAt: p.updatedOn?.toISOString(),
-            })
-          }
+          let continuation: string | undefined
+          do {
+            yield* progress(
+              `listing certificates in ${config.vaultUrl}…${out.length === 0 ? "" : ` ${out.length} so far`}`,
+            )
+            const page = yield* listPage(continuation)
+            for (const c of page.certificates)
+              out.push({
+                name: c.name,
+                managedByKvdeploy: isManagedByKvdeploy(c.tags),
+                enabled: c.enabled,
+                expiresAt: c.expiresAt?.toISOString(),
+                x5t: c.x5t === "" ? undefined : c.x5t,
+                updatedAt: c.updatedAt?.toISOString(),
+              })
+            continuation = page.continuation
+          } while (continuation !== undefined)
           return out
-        },
-        catch: (e) => {
-          const status = (e as { statusCode?: number }).statusCode
-          return failure(`could not list the certificates of ${config.vaultUrl}`, [
-            {
-              field: "list",
-              message:
-                status === undefined
-                  ? e instanceof Error
-                    ? (e.message.split("\n")[0] ?? "")
-                    : String(e)
-                  : `HTTP ${status}: ${(e as Error).message.split("\n")[0]}`,
-              fix:
-                status === 403
-                  ? "grant certificates/list (RBAC: Key Vault Certificate User, data action Microsoft.KeyVault/vaults/certificates/read)"
-                  : "check the vault URL and network access; `kvdeploy doctor` checks reachability and permissions",
-            },
-          ])
-        },
-      })
+        }).pipe(Effect.mapError((e) => vaultProblem("listCertificates", e))),
+      )
       yield* clearProgress
       const now = Date.now()
       const selected = all
@@ -107,7 +92,12 @@ export const list = Command.make(
         )
         .sort((a, b) => a.name.localeCompare(b.name))
       if (input.json) {
-        return yield* printJson({ vaultUrl: config.vaultUrl, total: all.length, certificates: selected })
+        return yield* printJson({
+          vaultUrl: config.vaultUrl,
+          total: all.length,
+          matched: selected.length,
+          certificates: selected,
+        })
       }
       const s = styleOut()
       const width = Math.max(4, ...selected.map((c) => c.name.length))

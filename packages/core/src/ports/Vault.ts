@@ -36,6 +36,10 @@ export interface ListedCertificate {
   readonly x5t: string
   readonly enabled: boolean
   readonly tags: Readonly<Record<string, string>>
+  /** The latest version's expiry (its leaf's notAfter), when the vault says. */
+  readonly expiresAt?: Date
+  /** When the certificate was last changed (a version written, an attribute updated), when the vault says. */
+  readonly updatedAt?: Date
 }
 
 /** One page of the vault's certificate list. */

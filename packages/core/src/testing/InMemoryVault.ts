@@ -381,7 +381,13 @@ const make = Effect.gen(function* () {
     return Effect.succeed<ListedPage>({
       certificates: page.map((name) => {
         const v = latestOf(name) as StoredVersion
-        return { name, x5t: v.x5t, enabled: v.enabled, tags: { ...v.tags } }
+        return {
+          name,
+          x5t: v.x5t,
+          enabled: v.enabled,
+          tags: { ...v.tags },
+          ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt }),
+        }
       }),
       continuation:
         listed.length > LIST_PAGE_SIZE && last !== undefined
