@@ -236,7 +236,33 @@ describe("a certificate that does not exist", () => {
       })
       expect(r.code, `${command}: ${r.stdout}`).toBe(1)
       expect(json<{ error: { title: string } }>(r).error.title).toContain("never-existed")
+      expect(r.stdout).toContain("does not exist")
     }
+  })
+
+  it("show and versions on a soft-deleted name: named as soft-deleted with the way back, not as absent (1)", async () => {
+    const name = "show-deleted"
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
+      0,
+    )
+    await (await sdkClient().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    for (const command of ["show", "versions"]) {
+      const r = await runCli([command, "--config", world.targetFile(name), "--json"], { env: world.env })
+      expect(r.code, `${command}: ${r.stdout}`).toBe(1)
+      const error = json<{ error: { title: string; problems: Array<{ message: string; fix: string }> } }>(
+        r,
+      ).error
+      expect(error.title).toBe(`${name} is soft-deleted in ${world.emulator.vault(world.vault).url}`)
+      expect(error.problems[0]?.message).toMatch(/was deleted \d{4}-\d\d-\d\dT.* and is purged after \d{4}-/)
+      expect(error.problems[0]?.fix).toContain("--on-soft-deleted recover")
+      expect(r.stdout).not.toContain("does not exist")
+    }
+    // Without the permission to read deleted certificates (certificates/list) it is "does not exist", as before.
+    world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/list"])
+    const denied = await runCli(["show", "--config", world.targetFile(name), "--json"], { env: world.env })
+    world.emulator.rbac.reset()
+    expect(denied.code).toBe(1)
+    expect(json<{ error: { title: string } }>(denied).error.title).toContain("does not exist")
   })
 })
 

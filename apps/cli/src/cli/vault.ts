@@ -240,3 +240,33 @@ export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError)
     },
   ])
 }
+
+/**
+ * The problem for a certificate name that holds no certificate (a 404, or an empty version list):
+ * "does not exist", unless the name is held by a soft-deleted certificate, which is then named
+ * with its dates and the way back (a deploy would fail on it, not create it). Reading deleted
+ * certificates may be forbidden: then it is "does not exist" as before.
+ */
+export const absentCertificate = (
+  vault: Vault["Service"],
+  target: TargetConfig,
+  fix: string,
+): Effect.Effect<CliProblem> =>
+  vault.getDeleted(target.certificateName).pipe(
+    Effect.map((deleted) =>
+      failure(`${target.certificateName} is soft-deleted in ${target.vaultUrl}`, [
+        {
+          field: "--name",
+          message: `${target.certificateName} was deleted ${deleted.deletedAt.toISOString()}${deleted.scheduledPurgeAt === undefined ? "" : ` and is purged after ${deleted.scheduledPurgeAt.toISOString()}`}; the vault serves nothing under this name until it is recovered`,
+          fix: "deploy with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover it and deploy, or recover it (`az keyvault certificate recover`); a deploy without it fails on this name",
+        },
+      ]),
+    ),
+    Effect.catch(() =>
+      Effect.succeed(
+        failure(`${target.certificateName} does not exist in ${target.vaultUrl}`, [
+          { field: "--name", message: `no certificate named ${target.certificateName}`, fix },
+        ]),
+      ),
+    ),
+  )

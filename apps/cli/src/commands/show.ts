@@ -3,10 +3,9 @@
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as flags from "../cli/flags.js"
-import { failure } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { printJson, printLines, step, styleOut } from "../cli/terminal.js"
-import { useVault, vaultProblem } from "../cli/vault.js"
+import { absentCertificate, useVault, vaultProblem } from "../cli/vault.js"
 import { versionDetail, versionRecord } from "../cli/versions.js"
 
 export const show = Command.make(
@@ -18,14 +17,8 @@ export const show = Command.make(
       const latest = yield* useVault(config, (vault) =>
         step(`reading ${config.certificateName}`, vault.getLatest(config.certificateName)).pipe(
           Effect.catchTag("VaultNotFound", () =>
-            Effect.fail(
-              failure(`${config.certificateName} does not exist in ${config.vaultUrl}`, [
-                {
-                  field: "--name",
-                  message: `no certificate named ${config.certificateName}`,
-                  fix: "check the name with `kvdeploy list`, or deploy it first",
-                },
-              ]),
+            Effect.flip(
+              absentCertificate(vault, config, "check the name with `kvdeploy list`, or deploy it first"),
             ),
           ),
           Effect.mapError((e) => ("_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e))),

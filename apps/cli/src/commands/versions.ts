@@ -5,10 +5,10 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
-import { failure, usageOne } from "../cli/problems.js"
+import { usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { printJson, printLines, step, styleOut } from "../cli/terminal.js"
-import { useVault, vaultProblem } from "../cli/vault.js"
+import { absentCertificate, useVault, vaultProblem } from "../cli/vault.js"
 import { newestFirst, versionLines, versionRecord } from "../cli/versions.js"
 
 export const versions = Command.make(
@@ -32,15 +32,9 @@ export const versions = Command.make(
           "give a whole number of 1 or more, or leave --limit out for every version",
         )
       const { config } = yield* resolveTarget(input, { name: input.name })
-      const missing = failure(`${config.certificateName} does not exist in ${config.vaultUrl}`, [
-        {
-          field: "--name",
-          message: `no certificate named ${config.certificateName}`,
-          fix: "check the name with `kvdeploy list`",
-        },
-      ])
-      const [all, latestId] = yield* useVault(config, (vault) =>
-        step(
+      const [all, latestId] = yield* useVault(config, (vault) => {
+        const missing = Effect.flip(absentCertificate(vault, config, "check the name with `kvdeploy list`"))
+        return step(
           `listing versions of ${config.certificateName}`,
           Effect.all([
             vault.listVersions(config.certificateName),
@@ -51,14 +45,16 @@ export const versions = Command.make(
             ),
           ]),
         ).pipe(
-          Effect.catchTag("VaultNotFound", () => Effect.fail(missing)),
+          // Key Vault lists a name that holds no certificate as empty (200): the same answer as a 404.
+          Effect.flatMap(([all, latestId]) =>
+            all.length === 0 && latestId === undefined ? missing : Effect.succeed([all, latestId] as const),
+          ),
+          Effect.catchTag("VaultNotFound", () => missing),
           Effect.mapError((e) =>
             "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("listVersions", e),
           ),
-        ),
-      )
-      // Key Vault lists a name that holds no certificate as empty (200): the same answer as a 404.
-      if (all.length === 0 && latestId === undefined) return yield* missing
+        )
+      })
       const sorted = newestFirst(all, latestId)
       const limited = Option.isSome(input.limit) ? sorted.slice(0, input.limit.value) : sorted
       const records = limited.map((v) => versionRecord(v, v.versionId === latestId))
