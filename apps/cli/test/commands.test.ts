@@ -408,12 +408,41 @@ describe("outcomes and exit codes", () => {
     const failed = await runCli(deployArgs(name), { stdin: fx.bundle(v2), env: world.env })
     expect(failed.code).toBe(1)
     expect(json<Outcome & { step: string }>(failed).step).toBe("soft-deleted")
+    // The text's next step is the way out, not "retry as is" (which fails the same way).
+    const text = await runCli(
+      deployArgs(name).filter((a) => a !== "--json"),
+      {
+        stdin: fx.bundle(v2),
+        env: world.env,
+      },
+    )
+    expect(text.code).toBe(1)
+    expect(text.stdout).toMatch(/next {8}deploy again with --on-soft-deleted recover/)
+    expect(text.stdout).not.toContain("retried as is")
     const recovered = await runCli(deployArgs(name, ["--on-soft-deleted", "recover"]), {
       stdin: fx.bundle(v2),
       env: world.env,
     })
     expect(recovered.code, recovered.stdout).toBe(0)
     expect(json<Outcome>(recovered)._tag).toBe("Succeeded")
+  })
+
+  it("Failed (exit 1) on a denied import: the next step is the grant, not a retry", async () => {
+    const name = "import-denied"
+    world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/import"])
+    const r = await runCli(
+      deployArgs(name).filter((a) => a !== "--json"),
+      {
+        stdin: fx.bundle(await fx.leaf()),
+        env: world.env,
+      },
+    )
+    world.emulator.rbac.reset()
+    expect(r.code, r.stdout).toBe(1)
+    expect(r.stdout).toMatch(/next {8}grant what the reason names/)
+    expect(r.stdout).toContain("certificates/import")
+    expect(r.stdout).not.toContain("retried as is")
+    expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
   })
 
   it("a recovered certificate whose import is then refused: exit 1, and the output says it was recovered", async () => {

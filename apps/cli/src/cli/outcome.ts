@@ -2,7 +2,7 @@
 import { X509Certificate } from "node:crypto"
 import { type DeployOutcome, exitCodeOf } from "@kvdeploy/core"
 import type { Style } from "./terminal.js"
-import { expiryText } from "./versions.js"
+import { expiryRow } from "./versions.js"
 
 /** Facts of the certificate being deployed, read with node:crypto (no key involved). */
 export interface LeafSummary {
@@ -72,8 +72,7 @@ const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
   Succeeded: undefined,
   Skipped: undefined,
   Rejected: "fix the problems listed",
-  Failed:
-    "`kvdeploy doctor` checks the credential, reachability and permissions; the deploy can be retried as is",
+  Failed: undefined,
   RolledBack:
     "the new certificate was not served as imported; `kvdeploy versions` shows the failed version and the rollback",
   RollbackFailed:
@@ -81,6 +80,29 @@ const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
   Unverified: "a person must look: `kvdeploy verify --cert …` once the vault can be read again",
   Superseded:
     "another writer imported a newer version: `kvdeploy versions` shows who; decide before deploying again",
+}
+
+/**
+ * What to do after a Failed deploy, by what failed: retrying as is helps only when the vault or the
+ * network was at fault, not when the name is soft-deleted, a permission is missing or Key Vault
+ * refused the request itself.
+ */
+const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string => {
+  if (o.error === "VaultConflictSoftDeleted" && o.recovered === undefined)
+    return "deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover the certificate and deploy, or purge it first; retrying as is fails the same way"
+  // No token (the identity provider refused the credential, or did not answer): nothing reached the vault.
+  if (o.reason.includes("no token for the vault"))
+    return "no token could be had, so nothing reached the vault: check the credential (`kvdeploy doctor` checks it), then deploy again"
+  switch (o.error) {
+    case "VaultForbidden":
+      return "grant what the reason names (`kvdeploy doctor` shows which data actions work and what to grant), then deploy again; retrying as is fails the same way"
+    case "VaultRequestRejected":
+      return "Key Vault refused the request itself (the reason says why): retrying as is gets the same answer; `kvdeploy versions` shows what the vault holds"
+    case "VaultNotFound":
+      return "check the vault URL and certificate name (`kvdeploy list`), then deploy again"
+    default:
+      return "the vault or the network failed: the deploy can be retried as is; `kvdeploy doctor` checks the credential, reachability and permissions"
+  }
 }
 
 /** The new version this outcome reports, when any. */
@@ -136,7 +158,7 @@ export const outcomeLines = (
   if (leaf !== undefined) {
     lines.push(`  subject     ${leaf.subject}`)
     lines.push(`  sha256      ${leaf.sha256}`)
-    lines.push(`  ${expiryText(leaf.notAfter, now)}`)
+    lines.push(`  ${expiryRow(leaf.notAfter, now, 12)}`)
   }
   if (o.adopted) lines.push(`  ${s.yellow("adopted a certificate kvdeploy did not manage before")}`)
   if (o._tag === "Rejected") {
@@ -148,7 +170,7 @@ export const outcomeLines = (
   }
   if (o._tag === "Failed")
     lines.push(`  failed at   ${o.step}${o.error === undefined ? "" : ` (${o.error})`}`)
-  const todo = next[o._tag]
+  const todo = o._tag === "Failed" ? nextAfterFailure(o) : next[o._tag]
   if (todo !== undefined) lines.push(`  next        ${todo}`)
   lines.push(`  ${s.dim(`steps: ${o.decisions.join(" → ")}`)}`)
   return lines

@@ -45,6 +45,10 @@ export const expiryText = (expiresAt: string | undefined, now: number): string =
   return ms < 0 ? `expired ${date} (${days} d ago)` : `expires ${date} (in ${days} d)`
 }
 
+/** `expiryText` as a labelled row: its first word padded to `width` columns, as the rows around it. */
+export const expiryRow = (expiresAt: string | undefined, now: number, width: number): string =>
+  expiryText(expiresAt, now).replace(/^(\S+) /, (_, word: string) => word.padEnd(width))
+
 const short = (id: string): string => (id.length > 12 ? id.slice(0, 12) : id)
 
 /** One line per version, newest first, with marks. */
@@ -65,7 +69,7 @@ export const versionLines = (records: ReadonlyArray<VersionRecord>, s: Style, no
 export const versionDetail = (name: string, r: VersionRecord, s: Style, now: number): Array<string> => [
   `${s.bold(name)}  version ${r.versionId}${r.latest ? " (latest)" : ""}`,
   `  created      ${r.createdAt}`,
-  `  ${r.expiresAt !== undefined && Date.parse(r.expiresAt) < now ? s.red(expiryText(r.expiresAt, now)) : expiryText(r.expiresAt, now)}`,
+  `  ${r.expiresAt !== undefined && Date.parse(r.expiresAt) < now ? s.red(expiryRow(r.expiresAt, now, 13)) : expiryRow(r.expiresAt, now, 13)}`,
   `  enabled      ${r.enabled ? "yes" : s.red("no")}`,
   `  x5t          ${r.x5t}`,
   `  serial       ${r.serialHex ?? "(not in the vault's answer)"}`,
