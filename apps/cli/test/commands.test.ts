@@ -700,6 +700,12 @@ describe("validate, doctor, emulator", () => {
     expect(denied.code).toBe(1)
     expect(denied.stdout).toMatch(/FAIL\s+certificates\/import/)
     expect(denied.stdout).toContain("Key Vault Certificates Officer")
+    // One row and its fix: Key Vault's refusal (over several lines) on one line, the grant said once.
+    const lines = denied.stdout.split("\n")
+    const row = lines.findIndex((l) => /FAIL\s+certificates\/import/.test(l))
+    expect(lines[row]).toMatch(/certificates\/import\s+refused: /)
+    expect(lines[row + 1]).toMatch(/^\s+fix: grant the identity/)
+    expect(denied.stdout.split("Key Vault Certificates Officer").length - 1).toBe(1)
     expect(world.emulator.state.versions(world.vault, "kvdeploy-doctor-probe")).toBeUndefined()
     expect(world.writesSince(mark, "doctor")).toBe(0)
   })

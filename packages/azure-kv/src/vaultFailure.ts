@@ -36,7 +36,11 @@ const shownMessage = (fields: {
 }) =>
   fields.code === "PARSE_ERROR"
     ? `the answer${fields.statusCode === undefined ? "" : ` (status ${fields.statusCode})`} is not the JSON Key Vault sends; it is not shown (it may hold secret material)`
-    : withoutKeyText(fields.message)
+    : // One line: Key Vault's RBAC refusals run over lines (Caller, Action, Resource, Assignment...),
+      // which broke every report they went into. The lines are joined after key text is taken out.
+      withoutKeyText(fields.message)
+        .replace(/\s*[\r\n]+\s*/g, " ")
+        .trim()
 
 /** A Key Vault request failure with everything but the request and response bodies. */
 export class KeyVaultRequestFailure extends Error {

@@ -28,6 +28,20 @@ describe("toVaultError", () => {
     expect(framesOf(new Error("elsewhere"))).toBeGreaterThan(0)
   })
 
+  it("a refusal whose message runs over lines (Key Vault's RBAC answer) is one line, every part kept", () => {
+    const sdkError = new RestError(
+      "Caller is not authorized to perform action on resource.\r\nIf role assignments were changed recently, please observe propagation time.\r\nCaller: appid=1;oid=2\r\nAction: 'Microsoft.KeyVault/vaults/certificates/import/action'\r\nDenyAssignmentId: null\r\n",
+      { statusCode: 403, code: "Forbidden" },
+    )
+    const mapped = toVaultError("importVersion", "write", sdkError)
+    expect(mapped._tag).toBe("VaultForbidden")
+    expect(mapped.detail).not.toMatch(/[\r\n]/)
+    expect(mapped.message).not.toMatch(/[\r\n]/)
+    expect(mapped.detail).toContain(
+      "on resource. If role assignments were changed recently, please observe propagation time. Caller: appid=1;oid=2 Action: 'Microsoft.KeyVault/vaults/certificates/import/action' DenyAssignmentId: null",
+    )
+  })
+
   it("a 429 says who retries: the SDK's retries that ran out, or its caller when they are off (the agent)", () => {
     const throttled = () =>
       new RestError("Too many requests.", {

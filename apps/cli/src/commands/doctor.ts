@@ -41,7 +41,13 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
   Effect.gen(function* () {
     const checks: Array<DoctorCheck> = []
     const add = (c: DoctorCheck) => {
-      checks.push(c)
+      // A refusal's detail opens with the grant its fix says: said once, as the fix.
+      const repeated = c.fix === undefined ? undefined : `${c.fix}: `
+      checks.push(
+        repeated !== undefined && c.detail.startsWith(repeated)
+          ? { ...c, detail: `refused: ${c.detail.slice(repeated.length)}` }
+          : c,
+      )
       return Effect.void
     }
     yield* add({
