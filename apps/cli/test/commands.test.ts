@@ -4,6 +4,7 @@
  * Rejected, 3 RolledBack (through `demo`), 4 Unverified, 5 Superseded.
  */
 import { execFileSync, spawn } from "node:child_process"
+import { createHash } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
 import * as https from "node:https"
 import { dirname, join } from "node:path"
@@ -134,6 +135,14 @@ describe("deploy lifecycle", () => {
     expect(o._tag).toBe("Succeeded")
     expect(o.previous).toBeUndefined()
     expect(o.vaultCalls).toBe(3)
+    // What the text shows is in the JSON too: the outcome and exit code as plain fields, the certificate.
+    const shown = json<{ outcome: string; exitCode: number; certificate: Record<string, string> }>(r)
+    expect([shown.outcome, shown.exitCode]).toEqual(["Succeeded", 0])
+    expect(shown.certificate).toEqual({
+      subject: "CN=api.example.test",
+      notAfter: new Date(v1leaf.certificate.notAfter).toISOString(),
+      sha256: createHash("sha256").update(Buffer.from(v1leaf.certificate.rawData)).digest("hex"),
+    })
     v1x5t = o.newX5t ?? ""
     v1version = o.versionId ?? ""
     const versions = world.emulator.state.versions(world.vault, name) ?? []
@@ -298,7 +307,13 @@ describe("plan", () => {
           env: world.env,
         },
       )
-    const refused = json<{ action: string; reason: string; writes: number }>(await plan([]))
+    const refused = json<{
+      action: string
+      reason: string
+      writes: number
+      newCertificate: { subject: string }
+    }>(await plan([]))
+    expect(refused.newCertificate.subject).toBe("CN=api.example.test")
     expect(refused.action).toBe("refuse")
     expect(refused.reason).toContain("leave it deleted")
     expect(refused.writes).toBe(0)

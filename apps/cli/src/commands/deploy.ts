@@ -118,9 +118,18 @@ export const deploy = Command.make("deploy", deployFlags, (input) =>
       }),
     )
     yield* clearProgress
-    if (input.json) yield* printJson(outcome)
-    else yield* printLines(outcomeLines(outcome, leafSummary(material.leaf), styleOut(), Date.now()))
     const code = exitCodeOf(outcome)
+    const leaf = leafSummary(material.leaf)
+    // The outcome as core reports it, with what the text shows beside it: the outcome's name and exit
+    // code as plain fields (scripts need not know `_tag`), and the certificate deployed.
+    if (input.json)
+      yield* printJson({
+        outcome: outcome._tag,
+        exitCode: code,
+        ...outcome,
+        ...(leaf === undefined ? {} : { certificate: leaf }),
+      })
+    else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now()))
     if (code !== 0) return yield* new ExitWith({ exitCode: code })
   }),
 ).pipe(

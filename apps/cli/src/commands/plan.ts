@@ -165,8 +165,10 @@ export const plan = Command.make("plan", deployFlags, (input) =>
       }),
     )
     yield* clearProgress
-    if (input.json) yield* printJson(record)
-    else {
+    if (input.json) {
+      const leaf = leafSummary(material.leaf)
+      yield* printJson({ ...record, ...(leaf === undefined ? {} : { newCertificate: leaf }) })
+    } else {
       const s = styleOut()
       const now = Date.now()
       const leaf = leafSummary(material.leaf)
