@@ -405,15 +405,11 @@ export const main = (argv: ReadonlyArray<string>): void => {
   const listenOf: { listen?: string } = {}
   const program = Effect.gen(function* () {
     const config = yield* loadAgentConfig(path)
-    const environment = config.environmentProblems ?? []
     // The check is strict about the environment; the agent runs the deployments it can (logged below).
-    if (check && environment.length > 0)
-      return yield* new AgentConfigInvalid({ path: config.path, problems: environment })
+    // Both kinds in one run: an operator fixing the variables should not meet the paths only next time.
     if (check) {
-      const found = checkedPaths(config)
+      const found = [...(config.environmentProblems ?? []), ...checkedPaths(config)]
       if (found.length > 0) return yield* new AgentConfigInvalid({ path: config.path, problems: found })
-    }
-    if (check) {
       if (json) yield* printJson({ path: config.path, valid: true, deployments: config.deployments.length })
       else yield* writtenOut(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
       return

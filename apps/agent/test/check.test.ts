@@ -66,6 +66,27 @@ deployments:
     }
   })
 
+  it("names the environment's problems and the paths' in one run (the paths were checked only once the variables were set)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
+    try {
+      const config = join(dir, "both.yaml")
+      writeFileSync(
+        config,
+        `deployments:
+  - { name: a, source: { cert: ${dir} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, credential_mode: client_secret } }
+`,
+      )
+      const r = agent(["--config", config, "--check", "--json"])
+      expect(r.status).toBe(2)
+      const fields = (JSON.parse(r.stdout) as { problems: Array<{ field: string }> }).problems.map(
+        (p) => p.field,
+      )
+      expect(fields).toEqual(["deployments[0].target.credential_mode", "deployments[0].source.cert"])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it("prints a long result whole through a pipe (it was cut off at 64 KiB when the process exited)", () => {
     const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
     try {
