@@ -300,6 +300,14 @@ const cases: ReadonlyArray<Case> = [
     says: ["KEY=VALUE"],
   },
   {
+    name: "a malformed --tag beside a reserved and a secret-looking one: all three listed in one run",
+    args: () =>
+      deploy("c-tag-three", "--tag", "certctl-managed-by=x", "--tag", "db_password=x", "--tag", "=v"),
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ['"=v" is not KEY=VALUE', "reserved", "names a secret", "the target is invalid (3 problems)"],
+  },
+  {
     name: "tag key given twice",
     args: () => deploy("c-tag-twice", "--tag", "a=1", "--tag", "a=2"),
     stdin: () => fx.bundle(good),

@@ -10,15 +10,14 @@ import { parseTagFlags, readConfigFile } from "../src/cli/target.js"
 describe("parseTagFlags", () => {
   it("takes __proto__ and constructor as tag keys like any other (they were 'given twice')", () => {
     const parsed = parseTagFlags(["__proto__=x", "constructor=y", "env=prod"])
-    expect(Result.isSuccess(parsed)).toBe(true)
-    if (!Result.isSuccess(parsed)) return
-    expect(Object.entries(parsed.success)).toEqual([
+    expect(parsed.problems).toEqual([])
+    expect(Object.entries(parsed.tags)).toEqual([
       ["__proto__", "x"],
       ["constructor", "y"],
       ["env", "prod"],
     ])
     const twice = parseTagFlags(["env=a", "env=b"])
-    expect(Result.isFailure(twice) && twice.failure[0]?.message).toBe('the key "env" is given twice')
+    expect(twice.problems[0]?.message).toBe('the key "env" is given twice')
   })
 })
 

@@ -101,7 +101,7 @@ export const readConfigFile = (
 /** Parse `--tag k=v` values. */
 export const parseTagFlags = (
   values: ReadonlyArray<string>,
-): Result.Result<Record<string, string>, ReadonlyArray<Problem>> => {
+): { readonly tags: Record<string, string>; readonly problems: ReadonlyArray<Problem> } => {
   const tags: Record<string, string> = {}
   const problems: Array<Problem> = []
   for (const value of values) {
@@ -130,7 +130,7 @@ export const parseTagFlags = (
       configurable: true,
     })
   }
-  return problems.length > 0 ? Result.fail(problems) : Result.succeed(tags)
+  return { tags, problems }
 }
 
 /**
@@ -167,16 +167,14 @@ export const resolveTarget = (
     const early: Array<Problem> = []
     const reported = new Set<string>()
     if (overrides.tags !== undefined && overrides.tags.length > 0) {
+      // The well-formed tags are validated too, so a malformed one does not hide their problems
+      // (a reserved or secret-looking key) until the next run.
       const parsed = parseTagFlags(overrides.tags)
-      if (Result.isFailure(parsed)) {
-        early.push(...parsed.failure)
-        reported.add("tags")
-      } else {
-        const fileTags =
-          typeof raw.tags === "object" && raw.tags !== null ? (raw.tags as Record<string, unknown>) : {}
-        raw.tags = { ...fileTags, ...parsed.success }
-        fromFlag.add("tags")
-      }
+      early.push(...parsed.problems)
+      const fileTags =
+        typeof raw.tags === "object" && raw.tags !== null ? (raw.tags as Record<string, unknown>) : {}
+      raw.tags = { ...fileTags, ...parsed.tags }
+      fromFlag.add("tags")
     }
     if (configPath === undefined && raw.vault_url === undefined) {
       early.push({
