@@ -308,6 +308,16 @@ const cases: ReadonlyArray<Case> = [
     says: ['"=v" is not KEY=VALUE', "reserved", "names a secret", "the target is invalid (3 problems)"],
   },
   {
+    name: "emulator with a vault and a certificate name a target may not hold: both refused before it starts",
+    args: () => ["emulator", "--vault", "bad_vault!", "--certificate-name", "bad_name!"],
+    exit: 2,
+    says: [
+      "2 flags are invalid",
+      '--vault: vault name "bad_vault!" is invalid',
+      "--certificate-name: may contain only",
+    ],
+  },
+  {
     name: "tag key given twice",
     args: () => deploy("c-tag-twice", "--tag", "a=1", "--tag", "a=2"),
     stdin: () => fx.bundle(good),
@@ -704,7 +714,7 @@ const cases: ReadonlyArray<Case> = [
     name: "emulator with two ports out of range: both listed, nothing started",
     args: () => ["emulator", "--port", "99999", "--entra-port", "70000", "--json"],
     exit: 2,
-    says: ["--port: 99999 is not a TCP port", "--entra-port: 70000 is not a TCP port", "2 ports are invalid"],
+    says: ["--port: 99999 is not a TCP port", "--entra-port: 70000 is not a TCP port", "2 flags are invalid"],
   },
   {
     name: "emulator asked to write its environment into a directory that does not exist",

@@ -251,13 +251,17 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
   const dup = names.find((n, i) => names.indexOf(n) !== i)
   if (dup !== undefined) throw new Error(`duplicate vault name ${dup}`)
   const opened: Array<http.Server | https.Server> = []
+  // Its own work directory (the CA, the federated token) is made here, so that a start that fails
+  // (a port in use) removes it as it closes the servers already opened, instead of leaving it behind.
+  const ownWorkDir = options.workDir === undefined ? mkdtempSync(join(tmpdir(), "kv-emulator-")) : undefined
   try {
-    return await startServers(options, opened)
+    return await startServers(options, opened, ownWorkDir)
   } catch (e) {
     for (const s of opened) {
       s.close()
       s.closeAllConnections()
     }
+    if (ownWorkDir !== undefined) rmSync(ownWorkDir, { recursive: true, force: true })
     throw e
   }
 }
@@ -265,6 +269,8 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
 const startServers = async (
   options: EmulatorOptions,
   servers: Array<http.Server | https.Server>,
+  /** The work directory `start` made (removed on stop), or undefined when the caller gave one. */
+  madeWorkDir: string | undefined,
 ): Promise<Emulator> => {
   const host = options.host ?? "127.0.0.1"
   const bind = options.bind ?? host
@@ -274,8 +280,8 @@ const startServers = async (
   const recoverableDays = options.recoverableDays ?? 90
   const adminKey = options.adminKey ?? randomBytes(18).toString("base64url")
   const identityHeader = options.identityHeader ?? randomBytes(18).toString("base64url")
-  const ownWorkDir = options.workDir === undefined
-  const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), "kv-emulator-"))
+  const ownWorkDir = madeWorkDir !== undefined
+  const workDir = madeWorkDir ?? options.workDir ?? ""
   const tls = await createTlsIdentity(host === "127.0.0.1" || host === "localhost" ? [] : [host])
   const pool = materialPool(options, warn)
   const log = new RequestLog()

@@ -34,6 +34,32 @@ describe("several vaults", () => {
   })
 })
 
+describe("a start that fails", () => {
+  it("removes the work directory it made (its CA and federated token) when a port is in use", async () => {
+    const first = await start({ vaults: ["taken"] })
+    const tmp = mkdtempSync(join(tmpdir(), "kv-emulator-failed-start-"))
+    const before = process.env.TMPDIR
+    // os.tmpdir() reads TMPDIR at each call: the failed start's directory would be made here.
+    process.env.TMPDIR = tmp
+    try {
+      await expect(start({ vaults: [{ name: "again", port: first.vault("taken").port }] })).rejects.toThrow(
+        /EADDRINUSE/,
+      )
+      expect(readdirSync(tmp)).toEqual([])
+      // The same start with a free port makes its directory there: the check above can see one.
+      const ok = await start({ vaults: ["again"] })
+      expect(readdirSync(tmp)).toHaveLength(1)
+      await ok.stop()
+      expect(readdirSync(tmp)).toEqual([])
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = before
+      rmSync(tmp, { recursive: true, force: true })
+      await first.stop()
+    }
+  })
+})
+
 describe("backing secret encodings", () => {
   it("the modern PKCS#12 profile (PBES2, AES-256) is what the secret carries when asked for, readable with a blank password", async () => {
     const emulator = await start({ vaults: ["modern"], secretEncoding: "modern" })

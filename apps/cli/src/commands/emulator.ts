@@ -4,10 +4,12 @@
  * mode, trusting the emulator's CA) and a target configuration. Ctrl+C stops it.
  */
 import { writeFile } from "node:fs/promises"
+import { validateTargetConfigSync } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import * as flags from "../cli/flags.js"
 import { failure, type Problem, usage } from "../cli/problems.js"
 import { explainFsError } from "../cli/sources.js"
@@ -73,13 +75,35 @@ export const emulator = Command.make(
               fix: "give a port from 1 to 65535, or 0 (or nothing) for any free port",
             })
         }
-        if (ports.length > 0)
+        const names = input.vault.length === 0 ? ["kvdeploy-demo"] : input.vault
+        // The names go into the target configuration it prints: core's rules for a vault and a
+        // certificate name, so that `kvdeploy validate` does not refuse what the emulator wrote.
+        const named: Array<Problem> = []
+        for (const name of names) {
+          const checked = validateTargetConfigSync({
+            vault_url: `https://${name}.vault.azure.net`,
+            certificate_name: input.certificateName,
+          })
+          if (Result.isFailure(checked))
+            for (const p of checked.failure.problems)
+              if (p.field === "vault_url")
+                named.push({
+                  field: "--vault",
+                  message: p.message,
+                  fix: "give a Key Vault name: 3-24 letters, digits and single hyphens, starting with a letter",
+                })
+              else if (p.field === "certificate_name" && !named.some((n) => n.field === "--certificate-name"))
+                named.push({ field: "--certificate-name", message: p.message, fix: p.fix })
+        }
+        const problems = [...ports, ...named]
+        if (problems.length > 0)
           return yield* usage(
-            ports.length === 1 ? `${ports[0]?.field}: ${ports[0]?.message}` : "2 ports are invalid",
-            ports,
+            problems.length === 1
+              ? `${problems[0]?.field}: ${problems[0]?.message}`
+              : `${problems.length} flags are invalid`,
+            problems,
           )
         const kv = yield* Effect.promise(() => import("@kvdeploy/kv-emulator"))
-        const names = input.vault.length === 0 ? ["kvdeploy-demo"] : input.vault
         const started = yield* kv
           .startScoped({
             vaults: names.map((name, i) =>
