@@ -16,6 +16,7 @@ import * as CliError from "effect/cli/CliError"
 import * as CliOutput from "effect/cli/CliOutput"
 import * as Command from "effect/cli/Command"
 import * as GlobalFlag from "effect/cli/GlobalFlag"
+import type { HelpDoc } from "effect/cli/HelpDoc"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { CliProblem, ExitCode, ExitWith, pemArgumentProblems, usage, withoutPem } from "./cli/problems.js"
@@ -100,14 +101,23 @@ const colours = (stream: NodeJS.WriteStream) =>
  * Help goes to stdout; a usage error goes to stderr as the error and a pointer
  * to the command's help (stdout stays clean for `--json`).
  */
+/**
+ * The help page of `doc`. The formatter indents only a description's first line: a description
+ * written over several lines (deploy's) is indented whole, as the sections below it are.
+ */
+const helpPage = (doc: HelpDoc, coloured: boolean): string =>
+  `${CliOutput.defaultFormatter({ colors: coloured }).formatHelpDoc(
+    doc.description === undefined
+      ? doc
+      : { ...doc, description: doc.description.replace(/\n(?=.)/g, "\n  ") },
+  )}\n`
+
 const presenter = CliOutput.layerPresenter({
   present: (event) =>
     Effect.sync(() => {
       switch (event._tag) {
         case "Help":
-          process.stdout.write(
-            `${CliOutput.defaultFormatter({ colors: colours(process.stdout) }).formatHelpDoc(event.helpDoc)}\n`,
-          )
+          process.stdout.write(helpPage(event.helpDoc, colours(process.stdout)))
           return
         case "Version":
           process.stdout.write(`${event.name} ${event.version}\n`)
@@ -216,8 +226,7 @@ export const helpPages = (
     present: (event) =>
       Effect.sync(() => {
         if (event._tag === "Help") {
-          pages[current] =
-            `${CliOutput.defaultFormatter({ colors: coloured }).formatHelpDoc(event.helpDoc)}\n`
+          pages[current] = helpPage(event.helpDoc, coloured)
         }
       }),
   })

@@ -92,6 +92,9 @@ describe("help, completion and usage", () => {
       expect(r.stdout, c).toContain("DESCRIPTION")
       expect(r.stdout, c).toContain("EXAMPLES")
       expect(r.stdout, c).toContain("--json")
+      // The description is indented whole, also one written over several lines (deploy's).
+      const description = r.stdout.split("DESCRIPTION\n")[1]?.split("\nUSAGE")[0] ?? ""
+      for (const line of description.split("\n").filter((l) => l !== "")) expect(line, c).toMatch(/^ {2}\S/)
       // No interactive wizard: its prompts would write to stdout under --json.
       expect(r.stdout, c).not.toContain("--wizard")
       // The pre-rendered help (dist/help.json) is exactly what the command tree renders.

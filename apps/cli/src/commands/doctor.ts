@@ -352,7 +352,7 @@ export const doctor = Command.make(
   Command.withDescription(
     `Check everything a deploy needs from a vault, each pass, warn, fail or skip, with the fix: the target configuration, a credential for its mode, the identity, a token for Key Vault (never printed), reachability, and which data actions work: certificates/get, certificates/import, certificates/list and secrets/get.
 
-The import probe writes nothing: it imports content that is not a certificate under the name ${probeCertificateName}; Key Vault answers a permitted caller 400 and an unpermitted one 403, and creates no version either way. Exit 0 when nothing failed (warnings allowed), 1 otherwise.`,
+The import probe writes nothing: it imports content that is not a certificate under the name ${probeCertificateName}; Key Vault answers a permitted caller 400 and an unpermitted one 403, and creates no version either way. Exit 0 when no check failed (warnings allowed; the last line counts them), 1 when one failed, 2 for a usage error.`,
   ),
   Command.withShortDescription("Check credential, token, reachability and permissions"),
   Command.withExamples([
