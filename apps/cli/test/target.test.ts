@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
-import * as Result from "effect/Result"
 import { describe, expect, it } from "vitest"
 import { parseTagFlags, readConfigFile } from "../src/cli/target.js"
 
