@@ -6,6 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import { closest, distance } from "fastest-levenshtein"
 import { keyInField, looksLikeDerBase64, quotedValue } from "./shownValues.js"
 import { isReservedTagKey, MAX_OPERATOR_TAGS, RESERVED_TAG_KEYS } from "./tags.js"
 
@@ -415,7 +416,7 @@ const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Clou
           : problem(
               `cloud.${key}`,
               "is not a known field",
-              "use vault_dns_suffix, authority_host, keyvault_resource",
+              `${didYouMean(key, ["vault_dns_suffix", "authority_host", "keyvault_resource"])}use vault_dns_suffix, authority_host, keyvault_resource`,
             ),
       )
     }
@@ -451,7 +452,17 @@ const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Clou
   return { name: "Custom", vaultDnsSuffix: suffix, authorityHost, keyVaultResource }
 }
 
-const decodeField = <S extends Schema.Decoder<unknown>>(
+/**
+ * "did you mean X? " when `value` is within two edits of one of `candidates` (a field name or a
+ * setting misspelt), else "". Nothing is suggested for a value that is not a short word.
+ */
+export const didYouMean = (value: unknown, candidates: ReadonlyArray<string>): string => {
+  if (typeof value !== "string" || value.length > 64 || candidates.length === 0) return ""
+  const nearest = closest(value, [...candidates])
+  return distance(value, nearest) <= 2 ? `did you mean ${nearest}? ` : ""
+}
+
+const decodeField = <S extends Schema.Decoder<unknown> & { readonly literals: ReadonlyArray<unknown> }>(
   schema: S,
   field: string,
   value: unknown,
@@ -460,7 +471,10 @@ const decodeField = <S extends Schema.Decoder<unknown>>(
 ): S["Type"] | undefined => {
   const result = Schema.decodeUnknownResult(schema)(value)
   if (Result.isSuccess(result)) return result.success
-  problems.push(problem(field, `has an invalid value (${quotedValue(value)})`, fix))
+  const settings = schema.literals.filter((l): l is string => typeof l === "string")
+  problems.push(
+    problem(field, `has an invalid value (${quotedValue(value)})`, `${didYouMean(value, settings)}${fix}`),
+  )
   return undefined
 }
 
@@ -497,7 +511,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
         problem(
           keyInField(key),
           "is not a known field",
-          `remove it or fix its spelling; known fields: ${[...allowedFields].join(", ")}`,
+          `${didYouMean(key, [...allowedFields])}remove it or fix its spelling; known fields: ${[...allowedFields].join(", ")}`,
         ),
       )
     }

@@ -131,6 +131,28 @@ describe("vault_url", () => {
 })
 
 describe("other fields", () => {
+  it("a misspelt field or setting gets the nearest known one suggested; anything further gets none", () => {
+    const fixOf = (input: Record<string, unknown>, field: string) =>
+      problemsOf({ ...base, ...input }).find((p) => p.field === field)?.fix ?? ""
+    assert.match(fixOf({ certifcate_name: "x" }, "certifcate_name"), /^did you mean certificate_name\? /)
+    assert.match(
+      fixOf({ credential_mode: "manged_identity" }, "credential_mode"),
+      /^did you mean managed_identity\? use one of/,
+    )
+    assert.match(fixOf({ on_soft_deleted: "recovr" }, "on_soft_deleted"), /^did you mean recover\? /)
+    assert.match(fixOf({ pfx_encoding: "legacyy" }, "pfx_encoding"), /^did you mean legacy\? /)
+    assert.match(
+      problemsOf({
+        ...base,
+        cloud: { vault_dns_sufix: "x", authority_host: "https://a", keyvault_resource: "https://b" },
+      }).find((p) => p.field === "cloud.vault_dns_sufix")?.fix ?? "",
+      /^did you mean vault_dns_suffix\? /,
+    )
+    assert.notMatch(fixOf({ owner: "x" }, "owner"), /did you mean/)
+    assert.notMatch(fixOf({ credential_mode: "kerberos" }, "credential_mode"), /did you mean/)
+    assert.notMatch(fixOf({ credential_mode: 42 }, "credential_mode"), /did you mean/)
+  })
+
   it("certificate_name is 1-127 of [A-Za-z0-9-]", () => {
     ok({ ...base, certificate_name: "a" })
     ok({ ...base, certificate_name: "A-1".padEnd(127, "x") })
