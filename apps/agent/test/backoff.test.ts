@@ -64,4 +64,40 @@ describe("deployment retry", () => {
         }
       }),
   )
+
+  it.effect("the delay doubles from backoff_base_seconds only up to backoff_max_seconds (±20% jitter)", () =>
+    Effect.gen(function* () {
+      // Base 100 ms, max 300 ms: 100, 200, then 300 ms for every later retry (400, 800, 1,600... without the cap).
+      const times: Array<number> = []
+      let failures = 0
+      const once = Effect.gen(function* () {
+        times.push(yield* Clock.currentTimeMillis)
+        if (failures < 7) {
+          failures++
+          return yield* Effect.fail<RetryHint>({ retryAfterMs: undefined })
+        }
+        return "done"
+      })
+      const fiber = yield* Effect.forkChild(
+        Effect.retry(once, { schedule: backoffSchedule(100, 300), while: () => true }).pipe(
+          Random.withSeed("kvdeploy backoff cap"),
+        ),
+      )
+      // 30 s of clock: enough for the seven retries with or without the cap (12.7 s uncapped).
+      for (let step = 0; step < 3000; step++) yield* TestClock.adjust(10)
+      expect(yield* Fiber.join(fiber)).toBe("done")
+      const gaps = times.slice(1).map((t, i) => t - (times[i] ?? 0))
+      expect(gaps).toHaveLength(7)
+      const [first, second, ...capped] = gaps as [number, number, ...Array<number>]
+      expect(first).toBeGreaterThanOrEqual(80)
+      expect(first).toBeLessThanOrEqual(120)
+      expect(second).toBeGreaterThanOrEqual(160)
+      expect(second).toBeLessThanOrEqual(240)
+      // From the third retry on: the max, jittered (the clock moves in 10 ms steps: up to 10 ms late).
+      for (const gap of capped) {
+        expect(gap).toBeGreaterThanOrEqual(240)
+        expect(gap).toBeLessThanOrEqual(360 + 10)
+      }
+    }),
+  )
 })

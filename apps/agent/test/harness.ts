@@ -9,7 +9,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { type Emulator, type EmulatorOptions, start } from "@kvdeploy/kv-emulator"
-import { afterAll, beforeAll, expect } from "vitest"
+import { afterAll, afterEach, beforeAll, expect } from "vitest"
 import { stringify } from "yaml"
 import { makePki, type Pki } from "./pki.js"
 
@@ -286,4 +286,41 @@ export const metricValue = (
     if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[4])
   }
   return undefined
+}
+
+/**
+ * A fresh emulator, work directory and agents for each test of a file, stopped and removed after
+ * each test (the call registers the afterEach), and the PKI the file's tests share.
+ */
+export const perTestWorld = () => {
+  let emulator: Emulator | undefined
+  let work: Workdir | undefined
+  const agents: Array<AgentProcess> = []
+  let pkiPromise: Promise<Pki> | undefined
+  const pki = () => {
+    pkiPromise ??= makePki()
+    return pkiPromise
+  }
+  afterEach(async () => {
+    for (const a of agents.splice(0)) a.kill()
+    work?.remove()
+    work = undefined
+    await emulator?.stop()
+    emulator = undefined
+  })
+  return {
+    pki,
+    /** An emulator with these vaults, a work directory and the shared PKI. */
+    setUp: async (vaults: NonNullable<EmulatorOptions["vaults"]>) => {
+      emulator = await startEmulator({ vaults })
+      work = workdir()
+      return { e: emulator, w: work, p: await pki() }
+    },
+    /** The agent on `config`, with the emulator's client-secret environment; killed after the test. */
+    run: (config: string, e: Emulator) => {
+      const a = startAgent(config, { ...baseEnv(), ...e.env.clientSecret })
+      agents.push(a)
+      return a
+    },
+  }
 }

@@ -102,4 +102,22 @@ describe("materialOf", () => {
       ],
     })
   })
+
+  it("refuses a source with two private keys across its files (exactly one must be there), with the deploy's codec or without", async () => {
+    // The certificate file holds the leaf and its own key; the key file holds another key.
+    const source: Source = {
+      _tag: "Pem",
+      cert: file("with-key.crt", `${leaf.certPem}${leaf.keyPem}`),
+      chain: undefined,
+      key: file("second.key", other.keyPem),
+    }
+    const expected = { problems: [`key ${source.key}: a second private key (give exactly one)`] }
+    expect(await answer(source)).toEqual(expected)
+    expect(await answer(source, codec)).toEqual(expected)
+    // The same key twice is two keys too: the source names one.
+    const twice: Source = { ...source, key: file("same.key", leaf.keyPem) }
+    expect(await answer(twice)).toEqual({
+      problems: [`key ${twice.key}: a second private key (give exactly one)`],
+    })
+  })
 })

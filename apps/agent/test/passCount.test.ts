@@ -12,19 +12,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { forwardTags, type Vault, VaultUnavailable } from "@kvdeploy/core"
-import { TestWorld } from "@kvdeploy/core/test"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as Result from "effect/Result"
 import { afterAll, describe, expect, it, onTestFinished } from "vitest"
-import { stringify } from "yaml"
-import { type AgentMetrics, makeAgentMetrics } from "../src/agentMetrics.js"
-import { type AgentConfig, parseAgentConfig } from "../src/config.js"
-import { makeReconciler } from "../src/reconciler.js"
-import { openStateStore } from "../src/state.js"
-import { VaultAccessUnavailable, Vaults } from "../src/vaults.js"
+import { makeAgentMetrics } from "../src/agentMetrics.js"
+import type { AgentConfig } from "../src/config.js"
+import { configIn, reconcilerOf, vaultsOf } from "./inProcess.js"
 import { makePki } from "./pki.js"
 
 const N = 3000
@@ -32,7 +25,7 @@ const dir = mkdtempSync(join(tmpdir(), "kvdeploy-pass-count-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const configOf = (n: number): AgentConfig => {
-  const text = stringify({
+  return configIn(dir, {
     agent: { listen: "127.0.0.1:0", state_dir: join(dir, "state"), backoff_base_seconds: 60 },
     deployments: Array.from({ length: n }, (_, i) => ({
       name: `d${i}`,
@@ -40,36 +33,6 @@ const configOf = (n: number): AgentConfig => {
       target: { vault_url: "https://countvault.vault.azure.net", certificate_name: `c${i}` },
     })),
   })
-  const parsed = parseAgentConfig(text, join(dir, "agent.yaml"), dir, {})
-  if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
-  return parsed.success
-}
-
-/** Vaults answering `byUrl[vault_url]`; a target of any other vault has no access. */
-const vaultsOf = (byUrl: Readonly<Record<string, Vault["Service"]>>) =>
-  Layer.succeed(Vaults)({
-    forTarget: (target) => {
-      const vault = byUrl[target.vaultUrl]
-      return vault === undefined
-        ? Effect.fail(new VaultAccessUnavailable({ reason: "no vault in this test", fix: "none" }))
-        : Effect.succeed(vault)
-    },
-    releaseIdleConnections: Effect.succeed(0),
-  })
-
-/** The reconciler for `config` over `vaults`, its state in `stateDir`, logging nothing. */
-const reconcilerOf = (
-  config: AgentConfig,
-  stateDir: string,
-  vaults: Layer.Layer<Vaults>,
-  metrics: AgentMetrics = makeAgentMetrics(),
-) => {
-  const state = openStateStore(stateDir, () => {})
-  return Effect.runPromise(
-    makeReconciler(config, state, metrics).pipe(
-      Effect.provide(Layer.mergeAll(vaults, TestWorld.layer, Logger.layer([]))),
-    ),
-  ).then((reconciler) => ({ reconciler, state }))
 }
 
 describe("a pass over every deployment", () => {
@@ -117,7 +80,7 @@ describe("a reload that moves a deployment while a pass is set up", () => {
     const A = "https://vaulta.vault.azure.net"
     const B = "https://vaultb.vault.azure.net"
     const configWith = (vaultUrl: string): AgentConfig => {
-      const text = stringify({
+      return configIn(dir, {
         agent: {
           listen: "127.0.0.1:0",
           state_dir: join(dir, "moved-state"),
@@ -137,9 +100,6 @@ describe("a reload that moves a deployment while a pass is set up", () => {
           })),
         ],
       })
-      const parsed = parseAgentConfig(text, join(dir, "agent.yaml"), dir, {})
-      if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
-      return parsed.success
     }
     const before = configWith(A)
     const after = { ...configWith(B), settings: before.settings }
@@ -208,34 +168,27 @@ describe.each([[1], [0]])(
       const A = "https://vaulta.vault.azure.net"
       const Z = "https://vaultz.vault.azure.net"
       const configWith = (src: string): AgentConfig => {
-        const parsed = parseAgentConfig(
-          stringify({
-            agent: {
-              listen: "127.0.0.1:0",
-              state_dir: join(dir, "state"),
-              backoff_base_seconds: 60,
-              concurrency: 1,
-              vault_list_min_deployments: minList,
+        return configIn(dir, {
+          agent: {
+            listen: "127.0.0.1:0",
+            state_dir: join(dir, "state"),
+            backoff_base_seconds: 60,
+            concurrency: 1,
+            vault_list_min_deployments: minList,
+          },
+          deployments: [
+            {
+              name: "blocker",
+              source: { cert: join(dir, "b.crt"), key: join(dir, "b.key") },
+              target: { vault_url: Z, certificate_name: "b" },
             },
-            deployments: [
-              {
-                name: "blocker",
-                source: { cert: join(dir, "b.crt"), key: join(dir, "b.key") },
-                target: { vault_url: Z, certificate_name: "b" },
-              },
-              {
-                name: "m",
-                source: { cert: join(dir, `${src}.crt`), key: join(dir, `${src}.key`) },
-                target: { vault_url: A, certificate_name: "c" },
-              },
-            ],
-          }),
-          join(dir, "agent.yaml"),
-          dir,
-          {},
-        )
-        if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
-        return parsed.success
+            {
+              name: "m",
+              source: { cert: join(dir, `${src}.crt`), key: join(dir, `${src}.key`) },
+              target: { vault_url: A, certificate_name: "c" },
+            },
+          ],
+        })
       }
       const before = configWith("old")
       const after = { ...configWith("new"), settings: before.settings }

@@ -5,52 +5,13 @@
  * with a changed configuration, SIGTERM while a deploy is in flight and while
  * a rollback is in flight, and a restart from the state directory.
  */
-import { readFileSync } from "node:fs"
+import { readFileSync, statSync } from "node:fs"
 import { CertificateClient } from "@azure/keyvault-certificates"
-import type { Emulator } from "@kvdeploy/kv-emulator"
-import { afterEach, describe, expect, it } from "vitest"
-import {
-  type AgentProcess,
-  baseEnv,
-  metricValue,
-  requestHeld,
-  startAgent,
-  startEmulator,
-  type Workdir,
-  workdir,
-  writeConfig,
-} from "./harness.js"
-import { type Issued, makePki, type Pki } from "./pki.js"
+import { describe, expect, it } from "vitest"
+import { metricValue, perTestWorld, requestHeld, type Workdir, writeConfig } from "./harness.js"
+import type { Issued, Pki } from "./pki.js"
 
-let emulator: Emulator | undefined
-let work: Workdir | undefined
-const agents: Array<AgentProcess> = []
-let pkiPromise: Promise<Pki> | undefined
-const pki = () => {
-  pkiPromise ??= makePki()
-  return pkiPromise
-}
-
-afterEach(async () => {
-  for (const a of agents.splice(0)) a.kill()
-  work?.remove()
-  work = undefined
-  await emulator?.stop()
-  emulator = undefined
-})
-
-/** A fresh emulator with these vaults, a work directory and the shared PKI (cleaned up after each test). */
-const setUp = async (vaults: NonNullable<NonNullable<Parameters<typeof startEmulator>[0]>["vaults"]>) => {
-  emulator = await startEmulator({ vaults })
-  work = workdir()
-  return { e: emulator, w: work, p: await pki() }
-}
-
-const run = (config: string, e: Emulator) => {
-  const a = startAgent(config, { ...baseEnv(), ...e.env.clientSecret })
-  agents.push(a)
-  return a
-}
+const world = perTestWorld()
 
 const writePair = (w: Workdir, name: string, issued: Issued) => {
   w.write(`${name}.key`, issued.keyPem)
@@ -71,7 +32,7 @@ const succeeded = (name: string) => (l: { deployment?: unknown; msg: string }) =
 
 describe("vaults that throttle, fail and recover", () => {
   it("honours Retry-After on a throttled vault while the other vault goes on", async () => {
-    const { e, w, p } = await setUp(["kv-throttled", "kv-fine"])
+    const { e, w, p } = await world.setUp(["kv-throttled", "kv-fine"])
     // Every request to kv-throttled gets 429 Retry-After: 5 s, three times. (5 s, not 2: the other
     // vault's deploys must be done within it, and a stalled machine has taken over 2 s.)
     e.faults.add({
@@ -85,7 +46,7 @@ describe("vaults that throttle, fail and recover", () => {
       deployments.push(await deploymentOf(w, p, "kv-throttled", `t${i}`))
       deployments.push(await deploymentOf(w, p, "kv-fine", `f${i}`))
     }
-    const a = run(writeConfig(w, e, deployments), e)
+    const a = world.run(writeConfig(w, e, deployments), e)
     for (const d of deployments) await a.waitFor(succeeded(d.name), { timeoutMs: 45_000 })
     const throttledLog = e.requests.entries({ vault: "kv-throttled" }).filter((r) => !r.challenge)
     const first429 = throttledLog.find((r) => r.status === 429)
@@ -105,12 +66,12 @@ describe("vaults that throttle, fail and recover", () => {
   })
 
   it("keeps within the vault's import window: no 429 when the emulator enforces it", async () => {
-    const { e, w, p } = await setUp([
+    const { e, w, p } = await world.setUp([
       { name: "kv-window", throttling: { windowMs: 2000, writes: 3, others: 1000 } },
     ])
     const deployments = []
     for (let i = 0; i < 8; i++) deployments.push(await deploymentOf(w, p, "kv-window", `w${i}`))
-    const a = run(
+    const a = world.run(
       writeConfig(w, e, deployments, {
         vault_imports_per_window: 3,
         vault_window_seconds: 2,
@@ -126,7 +87,7 @@ describe("vaults that throttle, fail and recover", () => {
   })
 
   it("vault_concurrency bounds the requests (and so the connections) one vault sees at once", async () => {
-    const { e, w, p } = await setUp(["kv-lanes"])
+    const { e, w, p } = await world.setUp(["kv-lanes"])
     // Every read is held 300 ms, so deployments of the vault overlap whenever they may.
     e.faults.add({
       operation: "getLatest",
@@ -136,7 +97,7 @@ describe("vaults that throttle, fail and recover", () => {
     })
     const deployments = []
     for (let i = 0; i < 8; i++) deployments.push(await deploymentOf(w, p, "kv-lanes", `l${i}`))
-    const a = run(writeConfig(w, e, deployments, { concurrency: 8, vault_concurrency: 2 }), e)
+    const a = world.run(writeConfig(w, e, deployments, { concurrency: 8, vault_concurrency: 2 }), e)
     for (const d of deployments) await a.waitFor(succeeded(d.name), { timeoutMs: 45_000 })
     // The most requests the vault was answering at any moment (arrival to answer). Arrival times are
     // whole milliseconds: a request that arrived in the millisecond its predecessor's answer left is not
@@ -159,14 +120,14 @@ describe("vaults that throttle, fail and recover", () => {
   })
 
   it("retries with backoff while the vault fails, and deploys once it recovers", async () => {
-    const { e, w, p } = await setUp(["kv-flaky"])
+    const { e, w, p } = await world.setUp(["kv-flaky"])
     const fault = e.faults.add({
       operation: "*",
       vault: "kv-flaky",
       times: "always",
       action: { kind: "status", status: 503, code: "ServiceUnavailable" },
     })
-    const a = run(writeConfig(w, e, [await deploymentOf(w, p, "kv-flaky", "flaky")]), e)
+    const a = world.run(writeConfig(w, e, [await deploymentOf(w, p, "kv-flaky", "flaky")]), e)
     const failing = (l: { deployment?: unknown; msg: string }) =>
       l.deployment === "flaky" && /^cannot read the vault/.test(l.msg)
     const firstFailure = await a.waitFor(failing)
@@ -181,10 +142,10 @@ describe("vaults that throttle, fail and recover", () => {
 
 describe("signals and restarts", () => {
   it("SIGHUP reloads the configuration: a new deployment and changed tags are deployed; an invalid file is refused", async () => {
-    const { e, w, p } = await setUp(["kv-hup"])
+    const { e, w, p } = await world.setUp(["kv-hup"])
     const one = await deploymentOf(w, p, "kv-hup", "one")
     const config = writeConfig(w, e, [one])
-    const a = run(config, e)
+    const a = world.run(config, e)
     await a.waitFor(succeeded("one"))
     // A changed file: deployment "one" gets a tag, deployment "two" is new.
     const two = await deploymentOf(w, p, "kv-hup", "two")
@@ -223,7 +184,7 @@ describe("signals and restarts", () => {
   })
 
   it("SIGHUP removing a deployment in the middle of its first attempt does not make the agent ready early", async () => {
-    const { e, w, p } = await setUp(["kv-ready"])
+    const { e, w, p } = await world.setUp(["kv-ready"])
     // One attempt at a time, and every snapshot read held 2 s: while "first" is in its read,
     // "second" has not been attempted.
     e.faults.add({
@@ -234,7 +195,7 @@ describe("signals and restarts", () => {
     })
     const first = await deploymentOf(w, p, "kv-ready", "first")
     const second = await deploymentOf(w, p, "kv-ready", "second")
-    const a = run(writeConfig(w, e, [first, second], { concurrency: 1 }), e)
+    const a = world.run(writeConfig(w, e, [first, second], { concurrency: 1 }), e)
     // The first snapshot read has reached the vault: one deployment is mid-attempt.
     await expect
       .poll(() => e.requests.entries({ vault: "kv-ready" }).filter((r) => !r.challenge).length, {
@@ -255,7 +216,7 @@ describe("signals and restarts", () => {
   })
 
   it("SIGTERM during a deploy finishes it (import, verify) and exits 0", async () => {
-    const { e, w, p } = await setUp(["kv-term"])
+    const { e, w, p } = await world.setUp(["kv-term"])
     // The import commits, then its answer is held back 1.5 s: SIGTERM arrives while the deploy is in flight.
     e.faults.add({
       operation: "import",
@@ -263,7 +224,7 @@ describe("signals and restarts", () => {
       times: 1,
       action: { kind: "delayAfterCommit", ms: 1500 },
     })
-    const a = run(writeConfig(w, e, [await deploymentOf(w, p, "kv-term", "term")]), e)
+    const a = world.run(writeConfig(w, e, [await deploymentOf(w, p, "kv-term", "term")]), e)
     await expect
       .poll(() => e.state.versions("kv-term", "term")?.length ?? 0, { timeout: 30_000, interval: 20 })
       .toBe(1)
@@ -280,11 +241,11 @@ describe("signals and restarts", () => {
   })
 
   it("SIGTERM during a rollback waits for the rollback past the grace period, then exits 0", async () => {
-    const { e, w, p } = await setUp(["kv-rollback"])
+    const { e, w, p } = await world.setUp(["kv-rollback"])
     const previous = await p.leaf("rb.example.test")
     const source = writePair(w, "rb", previous)
     // A grace period far shorter than the rollback: the agent must wait for the rollback anyway.
-    const a = run(
+    const a = world.run(
       writeConfig(w, e, [{ name: "rb", vault: "kv-rollback", certificate: "rb", source }], {
         shutdown_grace_seconds: 0.2,
       }),
@@ -376,7 +337,7 @@ describe("signals and restarts", () => {
   })
 
   it("a restart with the state directory does not redeploy, and keeps a held outcome held", async () => {
-    const { e, w, p } = await setUp(["kv-restart"])
+    const { e, w, p } = await world.setUp(["kv-restart"])
     const leafA = await p.leaf("a.example.test")
     const deployments = [
       { name: "a", vault: "kv-restart", certificate: "a", source: writePair(w, "a", leafA) },
@@ -391,7 +352,7 @@ describe("signals and restarts", () => {
       action: { kind: "foreignImport", when: "after" },
     })
     const config = writeConfig(w, e, deployments)
-    const first = run(config, e)
+    const first = world.run(config, e)
     await first.waitFor(succeeded("a"))
     await first.waitFor((l) => l.deployment === "b" && l.msg === "deploy: Superseded")
     first.signal("SIGTERM")
@@ -403,9 +364,12 @@ describe("signals and restarts", () => {
     expect(state.deployments.a).toMatchObject({ outcome: "Succeeded", held: false, x5t: leafA.x5t })
     expect(state.deployments.b).toMatchObject({ outcome: "Superseded", held: true })
     expect(stateText).not.toMatch(/PRIVATE KEY|BEGIN/)
+    // The state directory (created by the agent) 0700, its file 0600: outcomes and holds are not for other users.
+    expect(statSync(w.path("state")).mode & 0o777).toBe(0o700)
+    expect(statSync(w.path("state/state.json")).mode & 0o777).toBe(0o600)
 
     const mark = e.requests.mark()
-    const second = run(config, e)
+    const second = world.run(config, e)
     await expect
       .poll(async () => (second.port() === 0 ? 0 : (await second.http("/readyz")).status), {
         timeout: 30_000,

@@ -9,18 +9,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { forwardTags, type Vault } from "@kvdeploy/core"
-import { TestWorld } from "@kvdeploy/core/test"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as Result from "effect/Result"
 import { afterAll, describe, expect, it, vi } from "vitest"
-import { stringify } from "yaml"
-import { makeAgentMetrics } from "../src/agentMetrics.js"
-import { type AgentConfig, parseAgentConfig } from "../src/config.js"
-import { makeReconciler, recordedFacts } from "../src/reconciler.js"
-import { type DeploymentRecord, openStateStore, type StateFile } from "../src/state.js"
-import { Vaults } from "../src/vaults.js"
+import type { AgentConfig } from "../src/config.js"
+import { recordedFacts } from "../src/reconciler.js"
+import type { DeploymentRecord, StateFile } from "../src/state.js"
+import { configIn, oneVault, reconcilerOf } from "./inProcess.js"
 import { makePki } from "./pki.js"
 
 const parses = vi.hoisted(() => ({ count: 0 }))
@@ -46,8 +40,9 @@ const configOf = (
   tags: Record<string, string> = {},
   source: Record<string, string> = pemSource,
 ): AgentConfig => {
-  const parsed = parseAgentConfig(
-    stringify({
+  return configIn(
+    dir,
+    {
       agent: {
         listen: "127.0.0.1:0",
         state_dir: join(dir, "state"),
@@ -55,13 +50,9 @@ const configOf = (
         backoff_max_seconds: 1,
       },
       deployments: [{ name: "r", source, target: { vault_url: VAULT, certificate_name: "r", tags } }],
-    }),
-    join(dir, "agent.yaml"),
-    dir,
+    },
     process.env,
   )
-  if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
-  return parsed.success
 }
 
 /** One reconciler's life: start, one pass over every deployment, stop. Answers the record. */
@@ -70,21 +61,7 @@ const runOnce = async (
   vault: Vault["Service"],
   until: (r: DeploymentRecord | undefined) => boolean = () => true,
 ) => {
-  const state = openStateStore(join(dir, "state"), () => {})
-  const reconciler = await Effect.runPromise(
-    makeReconciler(config, state, makeAgentMetrics()).pipe(
-      Effect.provide(
-        Layer.mergeAll(
-          Layer.succeed(Vaults)({
-            forTarget: () => Effect.succeed(vault),
-            releaseIdleConnections: Effect.succeed(0),
-          }),
-          TestWorld.layer,
-          Logger.layer([]),
-        ),
-      ),
-    ),
-  )
+  const { reconciler, state } = await reconcilerOf(config, join(dir, "state"), oneVault(vault))
   const before = state.get("r")?.at
   Effect.runFork(reconciler.triggerAll("interval"))
   await expect

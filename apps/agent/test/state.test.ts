@@ -1,5 +1,5 @@
 /** The state file: outcomes written by the periodic write, a pass's new times only by the full flush. */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
@@ -94,5 +94,26 @@ describe("state store", () => {
     store.set("api", record(new Date(now).toISOString()))
     await Effect.runPromise(store.flushChanges)
     expect(onDisk().at).toBe("2026-01-01T00:01:10.000Z")
+  })
+
+  it("creates the state directory 0700 and writes state.json 0600, whatever the umask lets through", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    const stateDir = join(dir, "var", "state")
+    // A umask that lets group and others read (the usual 022): the modes must come from the agent.
+    const umask = process.umask(0o022)
+    try {
+      const store = openStateStore(stateDir, () => {})
+      expect(statSync(stateDir).mode & 0o777).toBe(0o700)
+      store.set("api", record("2026-01-01T00:00:00.000Z", "Succeeded"))
+      await Effect.runPromise(store.flush)
+      expect(statSync(store.path).mode & 0o777).toBe(0o600)
+      // Written again (a temporary file renamed over it): still 0600.
+      store.set("api", record("2026-01-01T00:05:00.000Z"))
+      await Effect.runPromise(store.flush)
+      expect(JSON.parse(readFileSync(store.path, "utf8")).deployments.api.outcome).toBe("Skipped")
+      expect(statSync(store.path).mode & 0o777).toBe(0o600)
+    } finally {
+      process.umask(umask)
+    }
   })
 })

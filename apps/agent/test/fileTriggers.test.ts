@@ -1,0 +1,100 @@
+/**
+ * The built agent reacting to its source files, against the emulator: a
+ * change of its files restarts a deployment waiting in backoff at once (not
+ * at the end of the backoff), and a deployment added by SIGHUP, reading a
+ * directory no deployment read before, is watched like the others. The
+ * interval is an hour, so only the watch can start these reconciles.
+ */
+import { mkdirSync, renameSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { perTestWorld, writeConfig } from "./harness.js"
+
+const world = perTestWorld()
+
+const setUp = (vault: string) => world.setUp([vault])
+
+/** Write `path` atomically (a temporary name in the same directory, then a rename), as certificate tools do. */
+let written = 0
+const writeAtomically = (path: string, content: string) => {
+  const tmp = join(path, "..", `.tmp-${++written}`)
+  writeFileSync(tmp, content, { mode: 0o600 })
+  renameSync(tmp, path)
+}
+
+const succeeded = (name: string) => (l: { deployment?: unknown; msg: string }) =>
+  l.deployment === name && l.msg === "deploy: Succeeded"
+
+describe("file changes", () => {
+  it("a change of its files restarts a deployment waiting in backoff at once", async () => {
+    const { e, w, p } = await setUp("kv-backoff-trigger")
+    const leaf = await p.leaf("bt.example.test")
+    const other = await p.leaf("other.example.test")
+    // A renewal half-written: the certificate, and a key of another certificate.
+    w.write("bt.crt", leaf.certPem)
+    w.write("bt.key", other.keyPem)
+    // Backoff of 30-60 s: the retry the backoff would make comes long after the wait below.
+    const config = writeConfig(
+      w,
+      e,
+      [
+        {
+          name: "bt",
+          vault: "kv-backoff-trigger",
+          certificate: "bt",
+          source: { cert: w.path("bt.crt"), key: w.path("bt.key") },
+        },
+      ],
+      { backoff_base_seconds: 30, backoff_max_seconds: 60 },
+    )
+    const a = world.run(config, e)
+    await a.waitFor((l) => l.deployment === "bt" && /^source broken/.test(l.msg))
+    // The key is written: the deployment, waiting in its backoff, runs now.
+    const from = a.lines.length
+    w.write("bt.key", leaf.keyPem)
+    await a.waitFor(succeeded("bt"), { from, timeoutMs: 10_000 })
+    expect(e.state.versions("kv-backoff-trigger", "bt")?.at(-1)?.x5t).toBe(leaf.x5t)
+  })
+
+  it("a deployment added by SIGHUP, in a directory not read before, is deployed again when its files change", async () => {
+    const { e, w, p } = await setUp("kv-hup-watch")
+    const oneLeaf = await p.leaf("one.example.test")
+    w.write("one.crt", oneLeaf.certPem)
+    w.write("one.key", oneLeaf.keyPem)
+    const one = {
+      name: "one",
+      vault: "kv-hup-watch",
+      certificate: "one",
+      source: { cert: w.path("one.crt"), key: w.path("one.key") },
+    }
+    const a = world.run(writeConfig(w, e, [one]), e)
+    await a.waitFor(succeeded("one"))
+
+    // "two" reads a directory of its own, which the agent did not watch before the reload.
+    const dir = w.path("two")
+    mkdirSync(dir, { mode: 0o700 })
+    const twoLeaf = await p.leaf("two.example.test")
+    writeAtomically(join(dir, "tls.crt"), twoLeaf.certPem)
+    writeAtomically(join(dir, "tls.key"), twoLeaf.keyPem)
+    const two = {
+      name: "two",
+      vault: "kv-hup-watch",
+      certificate: "two",
+      source: { cert: join(dir, "tls.crt"), key: join(dir, "tls.key") },
+    }
+    writeConfig(w, e, [one, two])
+    let from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor(succeeded("two"), { from })
+    // Past the reload's pass (every deployment reconciled), so that only the watch can start the next deploy.
+    await a.waitFor((l) => l.msg === "pass over" && l.reason === "reload", { from })
+
+    // Renewed: key first, then the certificate.
+    const renewal = await p.leaf("two.example.test")
+    from = a.lines.length
+    writeAtomically(join(dir, "tls.key"), renewal.keyPem)
+    writeAtomically(join(dir, "tls.crt"), renewal.certPem)
+    await a.waitFor(succeeded("two"), { from, timeoutMs: 10_000 })
+    expect(e.state.versions("kv-hup-watch", "two")?.at(-1)?.x5t).toBe(renewal.x5t)
+  })
+})

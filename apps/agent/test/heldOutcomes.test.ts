@@ -1,0 +1,126 @@
+/**
+ * The built agent after a deploy outcome that needs a person, against the
+ * emulator: a refusal to take over a certificate kvdeploy does not manage and
+ * a rollback that failed are held (the same source with the same
+ * configuration is not deployed again; a pass logs `held`), a change of the
+ * deployment's configuration deploys again; an Unverified deploy is retried
+ * with backoff (the retry's comparison finds the import in place).
+ */
+import type { Emulator } from "@kvdeploy/kv-emulator"
+import { describe, expect, it } from "vitest"
+import { type AgentProcess, type LogLine, metricValue, perTestWorld, writeConfig } from "./harness.js"
+
+const world = perTestWorld()
+
+/** A fresh emulator with one vault, a work directory, and a deployment `name` of a fresh leaf in it. */
+const setUp = async (vault: string, name: string) => {
+  const { e, w: work, p } = await world.setUp([vault])
+  const leaf = await p.leaf(`${name}.example.test`)
+  work.write(`${name}.key`, leaf.keyPem)
+  work.write(`${name}.crt`, leaf.certPem)
+  const deployment = {
+    name,
+    vault,
+    certificate: name,
+    source: { cert: work.path(`${name}.crt`), key: work.path(`${name}.key`) },
+  }
+  return { e, w: work, leaf, deployment }
+}
+
+/** The deployment's next decision after log line `from`: held, found in place, or a deploy's outcome. */
+const nextDecision = (a: AgentProcess, deployment: string, from: number, timeoutMs = 20_000) =>
+  a.waitFor(
+    (l) =>
+      l.deployment === deployment &&
+      (l.msg.startsWith("held:") || l.msg.startsWith("in place") || l.msg.startsWith("deploy:")),
+    { from, timeoutMs },
+  )
+
+const deploys = (a: AgentProcess, deployment: string): Array<LogLine> =>
+  a.lines.filter((l) => l.deployment === deployment && l.msg.startsWith("deploy:"))
+
+const importsOf = (e: Emulator, vault: string) =>
+  e.requests.entries({ vault, operation: "import" }).filter((r) => !r.challenge)
+
+describe("outcomes that need a person are held", () => {
+  it("a refusal to take over a certificate kvdeploy does not manage is held until the configuration changes (adopt: true)", async () => {
+    const { e, w, deployment } = await setUp("kv-not-managed", "nm")
+    // Another writer's certificate of that name, without certctl-managed-by.
+    await e.state.foreignImport("kv-not-managed", "nm")
+    const config = writeConfig(w, e, [deployment])
+    const a = world.run(config, e)
+    const refused = await nextDecision(a, "nm", 0)
+    expect(refused.msg).toBe("deploy: Rejected")
+    expect(JSON.stringify(refused.problems)).toMatch(/certctl-managed-by/)
+
+    // A pass with the same source and configuration: held, not deployed (nor refused) again.
+    let from = a.lines.length
+    a.signal("SIGHUP")
+    const held = await nextDecision(a, "nm", from)
+    expect(held.msg).toMatch(/^held: the last deploy of this source ended Rejected/)
+    expect(deploys(a, "nm")).toHaveLength(1)
+    const page = (await a.http("/metrics")).body
+    expect(metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "nm", outcome: "Rejected" })).toBe(
+      1,
+    )
+    expect(importsOf(e, "kv-not-managed")).toHaveLength(0)
+
+    // The configuration changes (adopt: true): the same source is deployed, taking the certificate over.
+    writeConfig(w, e, [{ ...deployment, target: { adopt: true } }])
+    from = a.lines.length
+    a.signal("SIGHUP")
+    const adopted = await nextDecision(a, "nm", from)
+    expect(adopted.msg).toBe("deploy: Succeeded")
+    expect(adopted.adopted).toBe(true)
+    expect(importsOf(e, "kv-not-managed").filter((r) => r.status === 200)).toHaveLength(1)
+  })
+
+  it("a rollback that failed is held: the same source is not deployed again", async () => {
+    const { e, w, leaf, deployment } = await setUp("kv-rollback-failed", "rf")
+    // The import lands, then the new version is disabled: verify finds it wrong, and a first deploy has
+    // no previous version to roll back to.
+    e.faults.add({
+      operation: "import",
+      vault: "kv-rollback-failed",
+      name: "rf",
+      times: 1,
+      action: { kind: "disableAfterCommit" },
+    })
+    const a = world.run(writeConfig(w, e, [deployment]), e)
+    expect((await nextDecision(a, "rf", 0)).msg).toBe("deploy: RollbackFailed")
+
+    const from = a.lines.length
+    a.signal("SIGHUP")
+    const held = await nextDecision(a, "rf", from)
+    expect(held.msg).toMatch(/^held: the last deploy of this source ended RollbackFailed/)
+    expect(deploys(a, "rf")).toHaveLength(1)
+    expect(importsOf(e, "kv-rollback-failed")).toHaveLength(1)
+    // The vault still serves the disabled version the failed deploy wrote: nothing was written since.
+    const served = e.state.versions("kv-rollback-failed", "rf")
+    expect(served).toHaveLength(1)
+    expect(served?.[0]?.x5t).toBe(leaf.x5t)
+  })
+
+  it("an Unverified deploy is not held: it is retried with backoff, and the retry finds the import in place", async () => {
+    const { e, w, deployment } = await setUp("kv-unverified", "uv")
+    // The comparison's read passes (404: a first deploy); the verify read after the import is refused,
+    // so the import cannot be proven.
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-unverified",
+      name: "uv",
+      skip: 1,
+      times: 1,
+      action: { kind: "status", status: 403, code: "Forbidden", message: "refused in this test" },
+    })
+    // A retry only ever comes from the backoff here (interval one hour, no file change, no signal).
+    const a = world.run(writeConfig(w, e, [deployment]), e)
+    const unverified = await nextDecision(a, "uv", 0)
+    expect(unverified.msg).toBe("deploy: Unverified")
+    const retried = await nextDecision(a, "uv", a.lines.indexOf(unverified) + 1, 10_000)
+    expect(retried.msg).toMatch(/^in place/)
+    // The retry compared (one read) and did not import again.
+    expect(importsOf(e, "kv-unverified")).toHaveLength(1)
+    expect(deploys(a, "uv")).toHaveLength(1)
+  })
+})

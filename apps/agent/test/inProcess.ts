@@ -1,0 +1,70 @@
+/**
+ * The reconciler run in the test's own process over in-memory vaults (no HTTP, no built agent):
+ * for tests that drive passes, restarts and lists step by step.
+ */
+import { join } from "node:path"
+import type { Vault } from "@kvdeploy/core"
+import { TestWorld } from "@kvdeploy/core/test"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Result from "effect/Result"
+import { stringify } from "yaml"
+import { type AgentMetrics, makeAgentMetrics } from "../src/agentMetrics.js"
+import { type AgentConfig, parseAgentConfig } from "../src/config.js"
+import { makeReconciler } from "../src/reconciler.js"
+import { openStateStore, type StateStore } from "../src/state.js"
+import { VaultAccessUnavailable, Vaults } from "../src/vaults.js"
+
+/** Vaults answering `byUrl[vault_url]`; a target of any other vault has no access. */
+export const vaultsOf = (byUrl: Readonly<Record<string, Vault["Service"]>>): Layer.Layer<Vaults> =>
+  Layer.succeed(Vaults)({
+    forTarget: (target) => {
+      const vault = byUrl[target.vaultUrl]
+      return vault === undefined
+        ? Effect.fail(new VaultAccessUnavailable({ reason: "no vault in this test", fix: "none" }))
+        : Effect.succeed(vault)
+    },
+    releaseIdleConnections: Effect.succeed(0),
+  })
+
+/** Vaults answering `vault` for every target. */
+export const oneVault = (vault: Vault["Service"]): Layer.Layer<Vaults> =>
+  Layer.succeed(Vaults)({
+    forTarget: () => Effect.succeed(vault),
+    releaseIdleConnections: Effect.succeed(0),
+  })
+
+/** Making the reconciler for `config` over `vaults` with `state`, logging nothing. */
+export const reconcilerEffect = (
+  config: AgentConfig,
+  state: StateStore,
+  vaults: Layer.Layer<Vaults>,
+  metrics: AgentMetrics = makeAgentMetrics(),
+) =>
+  makeReconciler(config, state, metrics).pipe(
+    Effect.provide(Layer.mergeAll(vaults, TestWorld.layer, Logger.layer([]))),
+  )
+
+/** The reconciler for `config` over `vaults`, its state in `stateDir`, logging nothing. */
+export const reconcilerOf = async (
+  config: AgentConfig,
+  stateDir: string,
+  vaults: Layer.Layer<Vaults>,
+  metrics: AgentMetrics = makeAgentMetrics(),
+) => {
+  const state = openStateStore(stateDir, () => {})
+  const reconciler = await Effect.runPromise(reconcilerEffect(config, state, vaults, metrics))
+  return { reconciler, state }
+}
+
+/** `document` (an agent configuration) as the agent reads it from `dir`/agent.yaml; a test error when it is invalid. */
+export const configIn = (
+  dir: string,
+  document: unknown,
+  env: Readonly<Record<string, string | undefined>> = {},
+): AgentConfig => {
+  const parsed = parseAgentConfig(stringify(document), join(dir, "agent.yaml"), dir, env)
+  if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
+  return parsed.success
+}
