@@ -14,6 +14,7 @@
 import { accessSync, constants as fsConstants, mkdirSync, type Stats, statSync } from "node:fs"
 import { createServer } from "node:http"
 import { createServer as createNetServer } from "node:net"
+import { join } from "node:path"
 import { parseArgs } from "node:util"
 import type { TokenCredential } from "@azure/core-auth"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -38,6 +39,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as Layer from "effect/Layer"
+import lockfile from "proper-lockfile"
 import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig } from "./config.js"
 import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
@@ -254,6 +256,73 @@ const checkedPaths = (config: AgentConfig): Array<ConfigProblem> => {
 }
 
 /**
+ * Another process holds the state directory's lock: two agents over one state directory would both
+ * deploy its certificates (two writers per certificate) and write over each other's records.
+ */
+export class StateDirLocked extends Data.TaggedError("StateDirLocked")<{
+  readonly dir: string
+  readonly message: string
+}> {}
+
+/** The lock on the state directory was lost while the agent ran (taken by another process, or not refreshed). */
+export class StateDirLockLost extends Data.TaggedError("StateDirLockLost")<{
+  readonly dir: string
+  readonly message: string
+}> {}
+
+/** The lock's own path: a directory proper-lockfile makes and refreshes, beside state.json. */
+const lockPathOf = (dir: string): string => join(dir, "agent.lock")
+
+/** A lock not refreshed for this long is a stopped agent's (killed, or its host lost): taken over. */
+const lockStaleMs = 30_000
+
+/**
+ * Hold the state directory for this agent alone while it runs (proper-lockfile: a lock directory
+ * whose time is refreshed every 10 s and counts as stale after 30 s, so a killed agent's lock is
+ * taken over by the next start, and a live one's is not). A lock held at start is waited for up to
+ * a little longer than that (an agent killed a moment ago, restarted by systemd), then refused.
+ * Released when the agent stops. `onLost` is called when the lock is lost while the agent runs.
+ */
+const holdStateDir = (dir: string, onLost: (error: Error) => void) => {
+  const waitMs = lockStaleMs + 5_000
+  const attempt = (retries: number) =>
+    Effect.tryPromise({
+      try: () =>
+        lockfile.lock(dir, {
+          lockfilePath: lockPathOf(dir),
+          stale: lockStaleMs,
+          update: 10_000,
+          realpath: false,
+          retries: { retries, factor: 1, minTimeout: 1_000, maxTimeout: 1_000 },
+          onCompromised: onLost,
+        }),
+      catch: (e) => e as NodeJS.ErrnoException,
+    })
+  const acquire = attempt(0).pipe(
+    Effect.catchIf(
+      (e) => e.code === "ELOCKED",
+      () =>
+        Effect.logInfo(
+          `the state directory is locked by another agent, or by one stopped without releasing it: waiting up to ${waitMs / 1000} s for it`,
+        ).pipe(Effect.annotateLogs({ lock: lockPathOf(dir) }), Effect.andThen(attempt(waitMs / 1000))),
+    ),
+    Effect.mapError((e): StateDirLocked | StateDirUnusable =>
+      e.code === "ELOCKED"
+        ? new StateDirLocked({
+            dir,
+            message: `another kvdeploy-agent is running with the state directory ${shownPath(dir)} (its lock ${shownPath(lockPathOf(dir))} was refreshed all along while this one waited ${waitMs / 1000} s)`,
+          })
+        : new StateDirUnusable({
+            dir,
+            code: e.code,
+            message: `the state directory ${shownPath(dir)} cannot be locked (${e.code ?? String(e)})`,
+          }),
+    ),
+  )
+  return Effect.acquireRelease(acquire, (release) => Effect.promise(() => release().catch(() => undefined)))
+}
+
+/**
  * Why the agent could not start, in words: the error and the causes it wraps (a ServeError's
  * cause is the listen error: EADDRINUSE, EADDRNOTAVAIL, EACCES), with what to do for those.
  */
@@ -283,15 +352,19 @@ export const startFailure = (
   }
   const where = config.listen === undefined ? "agent.listen" : `agent.listen ${config.listen}`
   const fix =
-    error instanceof StateDirUnusable
-      ? `give agent.state_dir a directory this user can create and write (e.g. /var/lib/kvdeploy-agent); under systemd, leave state_dir out to use the unit's StateDirectory=, or add the directory to ReadWritePaths=`
-      : code === "EADDRINUSE"
-        ? `${where} is in use by another process: choose another port in agent.listen, or stop the other process`
-        : code === "EADDRNOTAVAIL"
-          ? `${where} is not an address of this host: listen on 127.0.0.1, 0.0.0.0 or an address of one of its interfaces`
-          : code === "EACCES"
-            ? `${where} needs privileges (a port below 1024): choose a port of 1024 or more`
-            : undefined
+    error instanceof StateDirLocked
+      ? "stop the other agent first, or give this one its own agent.state_dir: two agents over one state directory would both deploy its certificates"
+      : error instanceof StateDirLockLost
+        ? "another process took the state directory's lock, or it could not be refreshed (a full or read-only file system): make sure one agent alone uses this state_dir, then start it again"
+        : error instanceof StateDirUnusable
+          ? `give agent.state_dir a directory this user can create and write (e.g. /var/lib/kvdeploy-agent); under systemd, leave state_dir out to use the unit's StateDirectory=, or add the directory to ReadWritePaths=`
+          : code === "EADDRINUSE"
+            ? `${where} is in use by another process: choose another port in agent.listen, or stop the other process`
+            : code === "EADDRNOTAVAIL"
+              ? `${where} is not an address of this host: listen on 127.0.0.1, 0.0.0.0 or an address of one of its interfaces`
+              : code === "EACCES"
+                ? `${where} needs privileges (a port below 1024): choose a port of 1024 or more`
+                : undefined
   return {
     error: `${parts.join(": ")}${code === undefined || parts.some((p) => p.includes(code)) ? "" : ` (${code})`}`,
     ...(fix === undefined ? {} : { fix }),
@@ -403,22 +476,38 @@ export const main = (argv: ReadonlyArray<string>): void => {
   const printJson = (value: unknown) => writtenOut(`${JSON.stringify(value, null, 2)}\n`)
   /** The listen address, once the configuration is read (named in a start failure). */
   const listenOf: { listen?: string } = {}
-  const program = Effect.gen(function* () {
-    const config = yield* loadAgentConfig(path)
-    // The check is strict about the environment; the agent runs the deployments it can (logged below).
-    // Both kinds in one run: an operator fixing the variables should not meet the paths only next time.
-    if (check) {
-      const found = [...(config.environmentProblems ?? []), ...checkedPaths(config)]
-      if (found.length > 0) return yield* new AgentConfigInvalid({ path: config.path, problems: found })
-      if (json) yield* printJson({ path: config.path, valid: true, deployments: config.deployments.length })
-      else yield* writtenOut(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
-      return
-    }
-    listenOf.listen = `${config.settings.listenHost}:${config.settings.listenPort}`
-    yield* listenable(config.settings.listenHost, config.settings.listenPort)
-    yield* stateDirUsable(config.settings.stateDir)
-    return yield* Layer.launch(agentLayer(config))
-  }).pipe(
+  const program = Effect.scoped(
+    Effect.gen(function* () {
+      const config = yield* loadAgentConfig(path)
+      // The check is strict about the environment; the agent runs the deployments it can (logged below).
+      // Both kinds in one run: an operator fixing the variables should not meet the paths only next time.
+      if (check) {
+        const found = [...(config.environmentProblems ?? []), ...checkedPaths(config)]
+        if (found.length > 0) return yield* new AgentConfigInvalid({ path: config.path, problems: found })
+        if (json) yield* printJson({ path: config.path, valid: true, deployments: config.deployments.length })
+        else yield* writtenOut(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
+        return
+      }
+      listenOf.listen = `${config.settings.listenHost}:${config.settings.listenPort}`
+      yield* listenable(config.settings.listenHost, config.settings.listenPort)
+      yield* stateDirUsable(config.settings.stateDir)
+      // One agent per state directory. A lock lost while running stops this agent (exit 1): its deploys
+      // in flight finish, as on SIGTERM, and nothing new starts.
+      const lost = Deferred.makeUnsafe<never, StateDirLockLost>()
+      yield* holdStateDir(config.settings.stateDir, (e) => {
+        Deferred.doneUnsafe(
+          lost,
+          Effect.fail(
+            new StateDirLockLost({
+              dir: config.settings.stateDir,
+              message: `the lock on the state directory ${shownPath(config.settings.stateDir)} was lost: ${e.message}`,
+            }),
+          ),
+        )
+      })
+      return yield* Effect.raceFirst(Layer.launch(agentLayer(config)), Deferred.await(lost))
+    }),
+  ).pipe(
     Effect.tapError((e) =>
       e instanceof AgentConfigInvalid
         ? json
@@ -436,9 +525,9 @@ export const main = (argv: ReadonlyArray<string>): void => {
                 },
               ],
             })
-          : Effect.logError("kvdeploy-agent cannot start").pipe(
-              Effect.annotateLogs({ ...startFailure(e, listenOf) }),
-            ),
+          : Effect.logError(
+              e instanceof StateDirLockLost ? "kvdeploy-agent stopped" : "kvdeploy-agent cannot start",
+            ).pipe(Effect.annotateLogs({ ...startFailure(e, listenOf) })),
     ),
     Effect.provide(Logging.layer),
   )

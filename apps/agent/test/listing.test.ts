@@ -187,7 +187,9 @@ describe("a pass over a vault with many deployments lists it", () => {
         source: { cert: work.path("mover.crt"), key: work.path("mover.key") },
       },
     ]
-    const settings = { vault_list_min_deployments: 1 }
+    // Its own state directory: the earlier tests' agents run on until the file ends, and one state
+    // directory takes one agent at a time (its lock).
+    const settings = { vault_list_min_deployments: 1, state_dir: work.path("state-moved") }
     const config = writeConfig(work, emulator, spec(MOVED_FROM), settings, "moved.yaml")
     const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
     suite.agent = a
@@ -254,7 +256,7 @@ describe("a pass over a vault with many deployments lists it", () => {
           source: { cert: work.path(`o${i}.crt`), key: work.path(`o${i}.key`) },
         })),
       ],
-      {},
+      { state_dir: work.path("state-own") },
       "own.yaml",
     )
     const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
