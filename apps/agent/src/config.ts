@@ -653,9 +653,7 @@ export const validateAgentConfig = (
   const deployments: Array<Deployment> = []
   /** Each credential mode in use: the first deployment (its place in the file) and how many use it. */
   const modes = new Map<string, { readonly at: string; count: number }>()
-  // A relative path is taken from the configuration's directory, normalised ("./certs/a.crt" is
-  // shown and watched as <dir>/certs/a.crt); an absolute one is kept as written.
-  const resolve = (p: string) => (p.startsWith("/") ? p : resolvePath(baseDir, p))
+  const resolve = (p: string) => (p.startsWith("/") ? p : `${baseDir}/${p}`)
   rawDeployments.forEach((raw, i) => {
     if (typeof raw !== "object" || raw === null) return
     const d = raw as Record<string, unknown>

@@ -287,29 +287,6 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     expect(fingerprintsOf(dump(fingerprinted))).toEqual(written)
   })
 
-  it("takes a relative source path from the configuration's directory, normalised; an absolute one as written", () => {
-    const r = parseAgentConfig(
-      dump({
-        deployments: [
-          {
-            name: "a",
-            source: { cert: "./certs/a.crt", key: "../keys/a.key", chain: "/etc/ssl/./chain.pem" },
-            target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "a" },
-          },
-        ],
-      }),
-      "/etc/kvdeploy/agent.yaml",
-      "/etc/kvdeploy",
-      {},
-    )
-    if (r._tag !== "Success") throw new Error(r.failure.message)
-    expect(r.success.deployments[0]?.source).toMatchObject({
-      cert: "/etc/kvdeploy/certs/a.crt",
-      key: "/etc/keys/a.key",
-      chain: "/etc/ssl/./chain.pem",
-    })
-  })
-
   it("gives sets of tag keys their own order, whatever characters the keys hold", () => {
     const withTags = (tags: ReadonlyArray<Record<string, string>>) =>
       JSON.stringify({
