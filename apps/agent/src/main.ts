@@ -48,6 +48,7 @@ import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
 import { sourceRoles } from "./source.js"
+import { refuseStateWrites } from "./state.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
 import { version } from "./version.js"
 
@@ -285,41 +286,66 @@ const lockStaleMs = 30_000
  */
 const holdStateDir = (dir: string, onLost: (error: Error) => void) => {
   const waitMs = lockStaleMs + 5_000
-  const attempt = (retries: number) =>
-    Effect.tryPromise({
-      try: () =>
-        lockfile.lock(dir, {
-          lockfilePath: lockPathOf(dir),
-          stale: lockStaleMs,
-          update: 10_000,
-          realpath: false,
-          retries: { retries, factor: 1, minTimeout: 1_000, maxTimeout: 1_000 },
-          onCompromised: onLost,
-        }),
-      catch: (e) => e as NodeJS.ErrnoException,
-    })
-  const acquire = attempt(0).pipe(
-    Effect.catchIf(
-      (e) => e.code === "ELOCKED",
-      () =>
-        Effect.logInfo(
-          `the state directory is locked by another agent, or by one stopped without releasing it: waiting up to ${waitMs / 1000} s for it`,
-        ).pipe(Effect.annotateLogs({ lock: lockPathOf(dir) }), Effect.andThen(attempt(waitMs / 1000))),
-    ),
-    Effect.mapError((e): StateDirLocked | StateDirUnusable =>
-      e.code === "ELOCKED"
-        ? new StateDirLocked({
-            dir,
-            message: `another kvdeploy-agent is running with the state directory ${shownPath(dir)} (its lock ${shownPath(lockPathOf(dir))} was refreshed all along while this one waited ${waitMs / 1000} s)`,
-          })
-        : new StateDirUnusable({
-            dir,
-            code: e.code,
-            message: `the state directory ${shownPath(dir)} cannot be locked (${e.code ?? String(e)})`,
-          }),
-    ),
+  /** One try (no retries inside the library: its retry loop cannot be interrupted by a stop). */
+  const attempt = Effect.tryPromise({
+    try: () =>
+      lockfile.lock(dir, {
+        lockfilePath: lockPathOf(dir),
+        stale: lockStaleMs,
+        update: 10_000,
+        realpath: false,
+        onCompromised: onLost,
+      }),
+    catch: (e) => e as NodeJS.ErrnoException,
+  })
+  const refused = (e: NodeJS.ErrnoException): StateDirLocked | StateDirUnusable =>
+    e.code === "ELOCKED"
+      ? new StateDirLocked({
+          dir,
+          message: `another kvdeploy-agent is running with the state directory ${shownPath(dir)} (its lock ${shownPath(lockPathOf(dir))} was refreshed all along while this one waited ${waitMs / 1000} s)`,
+        })
+      : new StateDirUnusable({
+          dir,
+          code: e.code,
+          message: `the state directory ${shownPath(dir)} cannot be locked (${e.code ?? String(e)})`,
+        })
+  /** One try, the lock released when the agent's scope closes (a failed try registers nothing). */
+  const once = Effect.result(
+    Effect.acquireRelease(attempt, (release) => Effect.promise(() => release().catch(() => undefined))),
   )
-  return Effect.acquireRelease(acquire, (release) => Effect.promise(() => release().catch(() => undefined)))
+  // SIGHUP would kill an agent waiting for the lock (the lock library's exit hook is the only
+  // listener before the agent's own): it is logged and ignored while the agent waits.
+  const onHup = () =>
+    Effect.runFork(
+      Effect.logInfo("SIGHUP ignored: the agent is waiting for the state directory's lock").pipe(
+        Effect.provide(Logging.layer),
+      ),
+    )
+  // A held lock is tried again every second for up to waitMs (an agent killed a moment ago leaves a
+  // lock that turns stale). Each wait is interruptible: SIGTERM or SIGINT stops the waiting agent at once.
+  const waitForIt = Effect.gen(function* () {
+    const deadline = Date.now() + waitMs
+    yield* Effect.logInfo(
+      `the state directory is locked by another agent, or by one stopped without releasing it: waiting up to ${waitMs / 1000} s for it`,
+    ).pipe(Effect.annotateLogs({ lock: lockPathOf(dir) }))
+    for (;;) {
+      yield* Effect.sleep("1 second")
+      const again = yield* once
+      if (again._tag === "Success") return
+      if (again.failure.code !== "ELOCKED" || Date.now() >= deadline)
+        return yield* Effect.fail(refused(again.failure))
+    }
+  })
+  return Effect.gen(function* () {
+    const first = yield* once
+    if (first._tag === "Success") return
+    if (first.failure.code !== "ELOCKED") return yield* Effect.fail(refused(first.failure))
+    yield* Effect.acquireUseRelease(
+      Effect.sync(() => process.on("SIGHUP", onHup)),
+      () => waitForIt,
+      () => Effect.sync(() => process.off("SIGHUP", onHup)),
+    )
+  })
 }
 
 /**
@@ -495,6 +521,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
       // in flight finish, as on SIGTERM, and nothing new starts.
       const lost = Deferred.makeUnsafe<never, StateDirLockLost>()
       yield* holdStateDir(config.settings.stateDir, (e) => {
+        // Another agent may own the directory now: this one's records must not replace its own.
+        refuseStateWrites(`the state directory's lock was lost (${e.message})`)
         Deferred.doneUnsafe(
           lost,
           Effect.fail(

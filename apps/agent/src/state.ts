@@ -80,6 +80,17 @@ const sameBut = (a: DeploymentRecord, b: DeploymentRecord): boolean =>
   a.held === b.held
 
 /** Open (or create) the state directory; a corrupt state file is set aside, not fatal. */
+/** Why no state file may be written any more in this process (the state directory's lock was lost), or undefined. */
+let writesRefused: string | undefined
+
+/**
+ * Stop every state store of this process writing: another agent may own the state directory now
+ * (its lock was lost), and a write would replace that agent's records with this one's.
+ */
+export const refuseStateWrites = (why: string): void => {
+  writesRefused = why
+}
+
 export const openStateStore = (
   dir: string,
   warn: (line: string) => void,
@@ -129,6 +140,7 @@ export const openStateStore = (
   let writing: Promise<void> = Promise.resolve()
   let failing = false
   const write = async () => {
+    if (writesRefused !== undefined) throw new Error(`not written: ${writesRefused}`)
     const body: StateFile = { schema: "kvdeploy.agent-state/v1", deployments: Object.fromEntries(records) }
     const tmp = `${path}.tmp-${process.pid}`
     const handle = await open(tmp, "w", 0o600)
