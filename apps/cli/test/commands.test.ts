@@ -269,12 +269,33 @@ describe("a certificate that does not exist", () => {
       expect(error.problems[0]?.fix).toContain("--on-soft-deleted recover")
       expect(r.stdout).not.toContain("does not exist")
     }
-    // Without the permission to read deleted certificates (certificates/list) it is "does not exist", as before.
-    world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/list"])
-    const denied = await runCli(["show", "--config", world.targetFile(name), "--json"], { env: world.env })
-    world.emulator.rbac.reset()
-    expect(denied.code).toBe(1)
-    expect(json<{ error: { title: string } }>(denied).error.title).toContain("does not exist")
+    // When the deleted certificate may not be read (403) it is "does not exist", as before; when it
+    // cannot be read for another reason, that is said beside it.
+    for (const [status, said] of [
+      [403, /^no certificate named show-deleted$/],
+      [
+        400,
+        /^no certificate named show-deleted \(whether a soft-deleted one holds the name could not be read: /,
+      ],
+    ] as const) {
+      const fault = world.emulator.faults.add({
+        operation: "getDeleted",
+        name,
+        times: "always",
+        action: {
+          kind: "status",
+          status,
+          code: status === 403 ? "Forbidden" : "BadParameter",
+          message: "injected",
+        },
+      })
+      const r = await runCli(["show", "--config", world.targetFile(name), "--json"], { env: world.env })
+      world.emulator.faults.remove(fault)
+      expect(r.code, r.stdout).toBe(1)
+      const error = json<{ error: { title: string; problems: Array<{ message: string }> } }>(r).error
+      expect(error.title).toContain("does not exist")
+      expect(error.problems[0]?.message).toMatch(said)
+    }
   })
 })
 

@@ -21,6 +21,12 @@ describe("a VaultForbidden as a CLI problem", () => {
     )
     expect(problem.title).toBe("reading the certificate failed: forbidden (needs certificates/get): denied")
     expect(JSON.stringify(problem)).not.toContain("getLatest")
+    // Titled for the operation that failed, not the command's main one (versions reads the latest too).
+    const inVersions = vaultProblem(
+      "listVersions",
+      new VaultForbidden({ operation: "getLatest", detail: "denied" }),
+    )
+    expect(inVersions.title).toBe("reading the certificate failed: forbidden: denied")
   })
 
   it("a missing permission: names it and says to grant it", () => {

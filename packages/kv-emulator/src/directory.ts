@@ -56,7 +56,7 @@ export const OPERATION_PERMISSION: Readonly<Record<OperationName, readonly [Perm
   getPolicy: ["certificates/get", "Microsoft.KeyVault/vaults/certificates/read"],
   updatePolicy: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/write"],
   delete: ["certificates/delete", "Microsoft.KeyVault/vaults/certificates/delete"],
-  getDeleted: ["certificates/list", "Microsoft.KeyVault/vaults/deletedCertificates/read"],
+  getDeleted: ["certificates/get", "Microsoft.KeyVault/vaults/deletedCertificates/read"],
   listDeleted: ["certificates/list", "Microsoft.KeyVault/vaults/deletedCertificates/read"],
   recover: ["certificates/recover", "Microsoft.KeyVault/vaults/deletedCertificates/recover/action"],
   purge: ["certificates/purge", "Microsoft.KeyVault/vaults/deletedCertificates/delete"],

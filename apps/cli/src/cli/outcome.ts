@@ -2,6 +2,7 @@
 import { X509Certificate } from "node:crypto"
 import { type DeployOutcome, exitCodeOf } from "@kvdeploy/core"
 import type { Style } from "./terminal.js"
+import { forbiddenFix } from "./vault.js"
 import { expiryRow } from "./versions.js"
 
 /** Facts of the certificate being deployed, read with node:crypto (no key involved). */
@@ -90,12 +91,20 @@ const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
 const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string => {
   if (o.error === "VaultConflictSoftDeleted" && o.recovered === undefined)
     return "deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover the certificate and deploy, or purge it first; retrying as is fails the same way"
-  // No token (the identity provider refused the credential, or did not answer): nothing reached the vault.
-  if (o.reason.includes("no token for the vault"))
-    return "no token could be had, so nothing reached the vault: check the credential (`kvdeploy doctor` checks it), then deploy again"
+  // The outcome names the error, not what was refused: the adapter's reason says it (vaultFailure.ts).
+  if (o.reason.includes("no token for the vault: the credential was refused"))
+    return `${forbiddenFix("credential")}; then deploy again`
+  if (o.reason.includes("no token for the vault (nothing was sent"))
+    return "the identity provider did not give a token (unavailable, throttling or unreachable), so nothing reached the vault: deploy again later; `kvdeploy doctor` checks the credential and its endpoint"
   switch (o.error) {
     case "VaultForbidden":
-      return "grant what the reason names (`kvdeploy doctor` shows which data actions work and what to grant), then deploy again; retrying as is fails the same way"
+      return o.reason.includes("the vault refused the token")
+        ? forbiddenFix("token")
+        : o.reason.includes("firewall refused")
+          ? forbiddenFix("network")
+          : o.reason.includes("the version is disabled")
+            ? forbiddenFix("disabled")
+            : "grant what the reason names (`kvdeploy doctor` shows which data actions work and what to grant), then deploy again; retrying as is fails the same way"
     case "VaultRequestRejected":
       return "Key Vault refused the request itself (the reason says why): retrying as is gets the same answer; `kvdeploy versions` shows what the vault holds"
     case "VaultNotFound":

@@ -228,9 +228,14 @@ export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError)
   // nothing reached the vault, so the vault's URL and DNS are not what to check.
   const noToken = error._tag === "VaultUnavailable" && error.message.includes("no token for the vault")
   // The error's message starts with the port operation's name, which the title says in words.
-  const named = `${error.operation ?? operation}: `
+  // Named for the operation that failed, which may be another than the command's main one.
+  const failed =
+    error.operation !== undefined && Object.hasOwn(operationWords, error.operation)
+      ? (error.operation as VaultOperation)
+      : operation
+  const named = `${failed}: `
   const detail = error.message.startsWith(named) ? error.message.slice(named.length) : error.message
-  return failure(`${operationWords[operation]} failed: ${detail}`, [
+  return failure(`${operationWords[failed]} failed: ${detail}`, [
     {
       field: "vault",
       message: `${errorWords[error._tag] ?? "failed"} (${error._tag}${error.permission === undefined ? "" : `; needs ${error.permission}`})`,
@@ -262,10 +267,18 @@ export const absentCertificate = (
         },
       ]),
     ),
-    Effect.catch(() =>
+    Effect.catch((e) =>
       Effect.succeed(
         failure(`${target.certificateName} does not exist in ${target.vaultUrl}`, [
-          { field: "--name", message: `no certificate named ${target.certificateName}`, fix },
+          {
+            field: "--name",
+            // Not found, or not allowed to look: nothing more to say. Anything else is said.
+            message:
+              e._tag === "VaultNotFound" || e._tag === "VaultForbidden"
+                ? `no certificate named ${target.certificateName}`
+                : `no certificate named ${target.certificateName} (whether a soft-deleted one holds the name could not be read: ${e.message})`,
+            fix,
+          },
         ]),
       ),
     ),

@@ -1,0 +1,86 @@
+/** The text of a Failed deploy: its next step follows what failed, read from the adapter's reason. */
+import { type DeployOutcome, VaultForbidden, VaultUnavailable } from "@kvdeploy/core"
+import { describe, expect, it } from "vitest"
+import { outcomeLines } from "../src/cli/outcome.js"
+
+const plain = {
+  bold: (s: string) => s,
+  dim: (s: string) => s,
+  green: (s: string) => s,
+  red: (s: string) => s,
+  yellow: (s: string) => s,
+  cyan: (s: string) => s,
+}
+
+/** The `next` line of a Failed import whose error is `error` (its message is the outcome's reason, as in core). */
+const nextOf = (error: { readonly _tag: string; readonly message: string }): string => {
+  const outcome = {
+    _tag: "Failed",
+    step: "import",
+    error: error._tag,
+    target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
+    certificateId: "api",
+    previous: undefined,
+    newX5t: undefined,
+    adopted: false,
+    reason: `the import was refused and no version was written: ${error.message}`,
+    vaultCalls: 2,
+    decisions: [],
+    timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
+  } as unknown as DeployOutcome
+  const line = outcomeLines(outcome, undefined, plain as never, 0).find((l) =>
+    l.trimStart().startsWith("next"),
+  )
+  return line ?? ""
+}
+
+const forbidden = (
+  detail: string,
+  refusal?: "permission" | "token" | "network" | "credential" | "disabled",
+) => new VaultForbidden({ operation: "importVersion", detail, ...(refusal === undefined ? {} : { refusal }) })
+
+describe("a Failed deploy's next step", () => {
+  it("a missing grant: grant it, not retry", () => {
+    expect(nextOf(forbidden("grant the identity the RBAC role …: denied", "permission"))).toContain(
+      "grant what the reason names",
+    )
+  })
+  it("a token the vault refused: the tenant and cloud, not a grant", () => {
+    const next = nextOf(
+      forbidden("the vault refused the token (check the credential's tenant …): AKV10032", "token"),
+    )
+    expect(next).toContain("tenant")
+    expect(next).not.toContain("grant what")
+  })
+  it("the vault's firewall: its networking rules", () => {
+    expect(
+      nextOf(forbidden("the vault's firewall refused this client's network address: …", "network")),
+    ).toContain("networking rules")
+  })
+  it("a credential the identity provider refused: the credential", () => {
+    expect(
+      nextOf(
+        forbidden(
+          "no token for the vault: the credential was refused or is not available here (nothing was sent to the vault): AADSTS7000215",
+          "credential",
+        ),
+      ),
+    ).toContain("check that the credential is current")
+  })
+  it("an identity provider that did not answer: later, not the credential", () => {
+    const next = nextOf(
+      new VaultUnavailable({
+        operation: "importVersion",
+        detail:
+          "no token for the vault (nothing was sent): the identity provider could not be reached: ECONNREFUSED",
+      }),
+    )
+    expect(next).toContain("deploy again later")
+    expect(next).not.toContain("check that the credential is current")
+  })
+  it("a vault that did not answer: retry as is", () => {
+    expect(
+      nextOf(new VaultUnavailable({ operation: "importVersion", detail: "the vault answered 503" })),
+    ).toContain("can be retried as is")
+  })
+})
