@@ -68,3 +68,11 @@ export const configIn = (
   if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
   return parsed.success
 }
+
+/** Agent settings for a reconciler restarted over `dir`/state: retries a second apart. */
+export const quickRetries = (dir: string) => ({
+  listen: "127.0.0.1:0",
+  state_dir: join(dir, "state"),
+  backoff_base_seconds: 1,
+  backoff_max_seconds: 1,
+})

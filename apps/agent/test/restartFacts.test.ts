@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it, vi } from "vitest"
 import type { AgentConfig } from "../src/config.js"
 import { recordedFacts } from "../src/reconciler.js"
 import type { DeploymentRecord, StateFile } from "../src/state.js"
-import { configIn, oneVault, reconcilerOf } from "./inProcess.js"
+import { configIn, oneVault, quickRetries, reconcilerOf } from "./inProcess.js"
 import { makePki } from "./pki.js"
 
 const parses = vi.hoisted(() => ({ count: 0 }))
@@ -43,12 +43,7 @@ const configOf = (
   return configIn(
     dir,
     {
-      agent: {
-        listen: "127.0.0.1:0",
-        state_dir: join(dir, "state"),
-        backoff_base_seconds: 1,
-        backoff_max_seconds: 1,
-      },
+      agent: quickRetries(dir),
       deployments: [{ name: "r", source, target: { vault_url: VAULT, certificate_name: "r", tags } }],
     },
     process.env,

@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from "vitest"
 import { type AgentMetrics, makeAgentMetrics } from "../src/agentMetrics.js"
 import type { AgentConfig } from "../src/config.js"
 import type { DeploymentRecord } from "../src/state.js"
-import { configIn, oneVault, reconcilerOf } from "./inProcess.js"
+import { configIn, oneVault, quickRetries, reconcilerOf } from "./inProcess.js"
 import { makePki } from "./pki.js"
 
 const dir = mkdtempSync(join(tmpdir(), "kvdeploy-restart-metrics-"))
@@ -22,27 +22,20 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const VAULT = "https://restartmetrics.vault.azure.net"
 
-const config = ((): AgentConfig => {
-  return configIn(
-    dir,
-    {
-      agent: {
-        listen: "127.0.0.1:0",
-        state_dir: join(dir, "state"),
-        backoff_base_seconds: 1,
-        backoff_max_seconds: 1,
+const config: AgentConfig = configIn(
+  dir,
+  {
+    agent: quickRetries(dir),
+    deployments: [
+      {
+        name: "m",
+        source: { cert: join(dir, "m.crt"), key: join(dir, "m.key") },
+        target: { vault_url: VAULT, certificate_name: "m" },
       },
-      deployments: [
-        {
-          name: "m",
-          source: { cert: join(dir, "m.crt"), key: join(dir, "m.key") },
-          target: { vault_url: VAULT, certificate_name: "m" },
-        },
-      ],
-    },
-    process.env,
-  )
-})()
+    ],
+  },
+  process.env,
+)
 
 /** The value of the agent's series `name` for deployment "m" on a scrape, or undefined. */
 const seriesOf = async (metrics: AgentMetrics, name: string): Promise<number | undefined> => {
