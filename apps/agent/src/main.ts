@@ -35,10 +35,12 @@ import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import lockfile from "proper-lockfile"
 import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig } from "./config.js"
 import { shareTokenRequests } from "./credentialShare.js"
@@ -310,9 +312,10 @@ const holdStateDir = (dir: string, onLost: (error: Error) => void) => {
           message: `the state directory ${shownPath(dir)} cannot be locked (${e.code ?? String(e)})`,
         })
   /** One try, the lock released when the agent's scope closes (a failed try registers nothing). */
-  const once = Effect.result(
-    Effect.acquireRelease(attempt, (release) => Effect.promise(() => release().catch(() => undefined))),
+  const once = Effect.acquireRelease(attempt, (release) =>
+    Effect.promise(() => release().catch(() => undefined)),
   )
+  const held = (e: NodeJS.ErrnoException) => e.code === "ELOCKED"
   // SIGHUP would kill an agent waiting for the lock (the lock library's exit hook is the only
   // listener before the agent's own): it is logged and ignored while the agent waits.
   const onHup = () =>
@@ -323,29 +326,28 @@ const holdStateDir = (dir: string, onLost: (error: Error) => void) => {
     )
   // A held lock is tried again every second for up to waitMs (an agent killed a moment ago leaves a
   // lock that turns stale). Each wait is interruptible: SIGTERM or SIGINT stops the waiting agent at once.
-  const waitForIt = Effect.gen(function* () {
-    const deadline = Date.now() + waitMs
-    yield* Effect.logInfo(
-      `the state directory is locked by another agent, or by one stopped without releasing it: waiting up to ${waitMs / 1000} s for it`,
-    ).pipe(Effect.annotateLogs({ lock: lockPathOf(dir) }))
-    for (;;) {
-      yield* Effect.sleep("1 second")
-      const again = yield* once
-      if (again._tag === "Success") return
-      if (again.failure.code !== "ELOCKED" || Date.now() >= deadline)
-        return yield* Effect.fail(refused(again.failure))
-    }
-  })
-  return Effect.gen(function* () {
-    const first = yield* once
-    if (first._tag === "Success") return
-    if (first.failure.code !== "ELOCKED") return yield* Effect.fail(refused(first.failure))
-    yield* Effect.acquireUseRelease(
-      Effect.sync(() => process.on("SIGHUP", onHup)),
-      () => waitForIt,
-      () => Effect.sync(() => process.off("SIGHUP", onHup)),
-    )
-  })
+  const waitForIt = Effect.logInfo(
+    `the state directory is locked by another agent, or by one stopped without releasing it: waiting up to ${waitMs / 1000} s for it`,
+  ).pipe(
+    Effect.annotateLogs({ lock: lockPathOf(dir) }),
+    Effect.andThen(
+      Effect.retry(once, {
+        schedule: Schedule.spaced(Duration.seconds(1)),
+        while: held,
+        times: waitMs / 1000,
+      }),
+    ),
+  )
+  return once.pipe(
+    Effect.catchIf(held, () =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => process.on("SIGHUP", onHup)),
+        () => waitForIt,
+        () => Effect.sync(() => process.off("SIGHUP", onHup)),
+      ),
+    ),
+    Effect.mapError(refused),
+  )
 }
 
 /**
