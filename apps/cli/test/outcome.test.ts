@@ -12,12 +12,17 @@ const plain = {
   cyan: (s: string) => s,
 }
 
-/** The `next` line of a Failed import whose error is `error` (its message is the outcome's reason, as in core). */
-const nextOf = (error: { readonly _tag: string; readonly message: string }): string => {
+/** The `next` line of a Failed import whose error is `error` (its message is the reason and its refusal the outcome's, as in core). */
+const nextOf = (error: {
+  readonly _tag: string
+  readonly message: string
+  readonly refusal?: string | undefined
+}): string => {
   const outcome = {
     _tag: "Failed",
     step: "import",
     error: error._tag,
+    ...("refusal" in error && error.refusal !== undefined ? { refusal: error.refusal } : {}),
     target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
     certificateId: "api",
     previous: undefined,

@@ -30,6 +30,7 @@ import type { InspectedMaterial } from "./material.js"
 import {
   type DeployOutcome,
   type DeployProblem,
+  type Failed,
   type OutcomeCommon,
   resultLabelOf,
   type VersionRef,
@@ -105,12 +106,17 @@ const preflightRejected = (trail: DeployTrail, problems: ReadonlyArray<DeployPro
   }
 }
 
+/** The refusal a VaultForbidden states, as a Failed outcome carries it. */
+const refusalOf = (failure: { readonly _tag: string; readonly refusal?: Failed["refusal"] | undefined }) =>
+  failure._tag === "VaultForbidden" && failure.refusal !== undefined ? { refusal: failure.refusal } : {}
+
 const snapshotFailed = (trail: DeployTrail, failure: VaultError): Draft => {
   trail.note(`snapshot: ${failure._tag}; aborting`)
   return {
     _tag: "Failed",
     step: "snapshot",
     error: failure._tag,
+    ...refusalOf(failure),
     reason: `could not read what the vault serves now, so nothing was changed: ${failure.message}`,
   }
 }
@@ -121,6 +127,7 @@ const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | V
     _tag: "Failed",
     step: "import",
     error: failure._tag,
+    ...refusalOf(failure),
     reason:
       trail.recovered === "recovered"
         ? `the import was refused and no version was written (the soft-deleted certificate was recovered first and is served again): ${failure.message}`
@@ -218,6 +225,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
       _tag: "Failed",
       step: "soft-deleted",
       error: recovered.failure._tag,
+      ...refusalOf(recovered.failure),
       reason: `${name} is soft-deleted and could not be recovered: ${recovered.failure.message}`,
     } satisfies Draft
   } else {

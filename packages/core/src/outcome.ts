@@ -71,6 +71,12 @@ export interface Failed extends OutcomeCommon {
   readonly step: "snapshot" | "import" | "reconcile" | "soft-deleted"
   /** Tag of the vault error, when one caused it. */
   readonly error: string | undefined
+  /**
+   * What the vault (or the identity provider) refused, when the error is a VaultForbidden that says:
+   * a permission to grant, the token, the network, the credential, or a disabled version. Each has
+   * another remedy, and only a missing permission is fixed by a grant.
+   */
+  readonly refusal?: "permission" | "token" | "network" | "credential" | "disabled"
 }
 /** Imported (or possibly imported), but the vault could not be read back: needs a person. */
 export interface Unverified extends OutcomeCommon {

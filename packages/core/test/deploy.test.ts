@@ -16,6 +16,7 @@ import {
   MANAGED_BY_TAG,
   ROLLBACK_OF_TAG,
   Vault,
+  VaultForbidden,
   validateOnly,
 } from "../src/index.js"
 import {
@@ -567,6 +568,39 @@ describe("one retry loop: reads the adapter already retried are not retried agai
 })
 
 describe("Failed: soft-deleted name that cannot be recovered", () => {
+  it.effect(
+    "carries what a VaultForbidden says was refused: a token or a permission, each its own remedy",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const port = yield* Vault
+          const refusing = (
+            operation: "getLatest" | "importVersion",
+            refusal: "token" | "permission" | undefined,
+          ): (typeof Vault)["Service"] => {
+            const error = new VaultForbidden({
+              operation,
+              detail: "refused",
+              ...(refusal === undefined ? {} : { refusal }),
+            })
+            return operation === "getLatest"
+              ? { ...port, getLatest: () => Effect.fail(error) }
+              : { ...port, importVersion: () => Effect.fail(error) }
+          }
+          const run = (service: (typeof Vault)["Service"]) =>
+            runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, service))
+          const token = expectTag(yield* run(refusing("getLatest", "token")), "Failed")
+          assert.deepStrictEqual(
+            [token.step, token.error, token.refusal],
+            ["snapshot", "VaultForbidden", "token"],
+          )
+          const grant = expectTag(yield* run(refusing("importVersion", "permission")), "Failed")
+          assert.deepStrictEqual([grant.step, grant.refusal], ["import", "permission"])
+          const unsaid = expectTag(yield* run(refusing("importVersion", undefined)), "Failed")
+          assert.isFalse("refusal" in unsaid)
+        }),
+      ),
+  )
   it.effect("on_soft_deleted=recover, and the recovery is refused", () =>
     fresh(
       Effect.gen(function* () {

@@ -91,20 +91,16 @@ const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
 const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string => {
   if (o.error === "VaultConflictSoftDeleted" && o.recovered === undefined)
     return "deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover the certificate and deploy, or purge it first; retrying as is fails the same way"
-  // The outcome names the error, not what was refused: the adapter's reason says it (vaultFailure.ts).
-  if (o.reason.includes("no token for the vault: the credential was refused"))
-    return `${forbiddenFix("credential")}; then deploy again`
+  // What a VaultForbidden refused has its own remedy; only a missing permission is granted.
+  if (o.error === "VaultForbidden" && o.refusal !== undefined && o.refusal !== "permission")
+    return `${forbiddenFix(o.refusal)}; then deploy again`
+  // No token because the identity provider did not answer (a VaultUnavailable): the same test as
+  // vaultProblem's, on the adapter's words.
   if (o.reason.includes("no token for the vault (nothing was sent"))
     return "the identity provider did not give a token (unavailable, throttling or unreachable), so nothing reached the vault: deploy again later; `kvdeploy doctor` checks the credential and its endpoint"
   switch (o.error) {
     case "VaultForbidden":
-      return o.reason.includes("the vault refused the token")
-        ? forbiddenFix("token")
-        : o.reason.includes("firewall refused")
-          ? forbiddenFix("network")
-          : o.reason.includes("the version is disabled")
-            ? forbiddenFix("disabled")
-            : "grant what the reason names (`kvdeploy doctor` shows which data actions work and what to grant), then deploy again; retrying as is fails the same way"
+      return "grant what the reason names (`kvdeploy doctor` shows which data actions work and what to grant), then deploy again; retrying as is fails the same way"
     case "VaultRequestRejected":
       return "Key Vault refused the request itself (the reason says why): retrying as is gets the same answer; `kvdeploy versions` shows what the vault holds"
     case "VaultNotFound":
