@@ -596,6 +596,10 @@ describe("Failed: soft-deleted name that cannot be recovered", () => {
           )
           const grant = expectTag(yield* run(refusing("importVersion", "permission")), "Failed")
           assert.deepStrictEqual([grant.step, grant.refusal], ["import", "permission"])
+          // The reason says what failed in words; the port's names are for metrics and scripts.
+          assert.include(token.reason, "reading the certificate: forbidden: refused")
+          assert.include(grant.reason, "importing the new version: forbidden: refused")
+          assert.notMatch(`${token.reason} ${grant.reason}`, /getLatest|importVersion/)
           const unsaid = expectTag(yield* run(refusing("importVersion", undefined)), "Failed")
           assert.isFalse("refusal" in unsaid)
         }),

@@ -6,7 +6,15 @@
  */
 
 import type { TokenCredential } from "@azure/core-auth"
-import { AuditLog, Metrics, PfxCodec, type TargetConfig, Vault, type VaultOperation } from "@kvdeploy/core"
+import {
+  AuditLog,
+  Metrics,
+  PfxCodec,
+  type TargetConfig,
+  Vault,
+  type VaultOperation,
+  vaultOperationWords,
+} from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type CliProblem, failure, type Problem, usage } from "./problems.js"
@@ -170,7 +178,7 @@ export const useVault = <A, E>(
 interface TaggedVaultError {
   readonly _tag: string
   readonly message: string
-  /** The port operation the error names at the start of its message (core's vault errors). */
+  /** The port operation that failed (core's vault errors start their message with it in words). */
   readonly operation?: string | undefined
   readonly permission?: string | undefined
   readonly refusal?: "permission" | "token" | "network" | "credential" | "disabled" | undefined
@@ -187,18 +195,6 @@ export const forbiddenFix = (refusal: TaggedVaultError["refusal"]): string =>
         : refusal === "credential"
           ? "no token could be had, so nothing reached the vault: check that the credential is current and belongs to the identity (client_secret: AZURE_CLIENT_SECRET for AZURE_CLIENT_ID in AZURE_TENANT_ID; workload_identity: the federated token file; managed_identity: run on a host that has one); `kvdeploy doctor` checks the credential"
           : "grant the identity the permission (run `kvdeploy doctor` to see which data actions work); check the vault firewall allows this network"
-
-/** What each vault operation does, in an operator's words (the port's names are not theirs). */
-const operationWords: Readonly<Record<VaultOperation, string>> = {
-  getLatest: "reading the certificate",
-  getVersion: "reading a version of the certificate",
-  listVersions: "listing the certificate's versions",
-  listCertificates: "listing the vault's certificates",
-  importVersion: "importing the new version",
-  getVersionSecret: "reading a version's secret",
-  getDeleted: "reading the soft-deleted certificate",
-  recoverDeleted: "recovering the soft-deleted certificate",
-}
 
 /** What happened, in a few words, before the error's tag (which scripts may match). */
 const errorWords: Readonly<Record<string, string>> = {
@@ -227,15 +223,15 @@ export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError)
   // No token because the identity provider (or the host's managed identity endpoint) did not answer:
   // nothing reached the vault, so the vault's URL and DNS are not what to check.
   const noToken = error._tag === "VaultUnavailable" && error.message.includes("no token for the vault")
-  // The error's message starts with the port operation's name, which the title says in words.
+  // The error's message starts with the operation in words, which the title says once.
   // Named for the operation that failed, which may be another than the command's main one.
   const failed =
-    error.operation !== undefined && Object.hasOwn(operationWords, error.operation)
+    error.operation !== undefined && Object.hasOwn(vaultOperationWords, error.operation)
       ? (error.operation as VaultOperation)
       : operation
-  const named = `${failed}: `
+  const named = `${vaultOperationWords[failed]}: `
   const detail = error.message.startsWith(named) ? error.message.slice(named.length) : error.message
-  return failure(`${operationWords[failed]} failed: ${detail}`, [
+  return failure(`${vaultOperationWords[failed]} failed: ${detail}`, [
     {
       field: "vault",
       message: `${errorWords[error._tag] ?? "failed"} (${error._tag}${error.permission === undefined ? "" : `; needs ${error.permission}`})`,

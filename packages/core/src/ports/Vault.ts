@@ -118,6 +118,25 @@ export type VaultOperation =
   | "recoverDeleted"
   | "listCertificates"
 
+/**
+ * What each vault operation does, in an operator's words. Error messages and outcome reasons say
+ * these; the port's names stay in metric labels and call counts.
+ */
+export const vaultOperationWords: Readonly<Record<VaultOperation, string>> = {
+  getLatest: "reading the certificate",
+  getVersion: "reading a version of the certificate",
+  listVersions: "listing the certificate's versions",
+  listCertificates: "listing the vault's certificates",
+  importVersion: "importing the new version",
+  getVersionSecret: "reading a version's secret",
+  getDeleted: "reading the soft-deleted certificate",
+  recoverDeleted: "recovering the soft-deleted certificate",
+}
+
+/** An operation's words, or its name when it is none of the port's (an adapter's own). */
+export const operationInWords = (operation: string): string =>
+  Object.hasOwn(vaultOperationWords, operation) ? vaultOperationWords[operation as VaultOperation] : operation
+
 const errorFields = {
   operation: Schema.String,
   detail: Schema.String,
@@ -133,7 +152,7 @@ const errorFields = {
 /** 404: the certificate (or version, or deleted certificate) does not exist. */
 export class VaultNotFound extends Schema.TaggedError<VaultNotFound>()("VaultNotFound", errorFields) {
   override get message(): string {
-    return `${this.operation}: not found: ${this.detail}`
+    return `${operationInWords(this.operation)}: not found: ${this.detail}`
   }
 }
 
@@ -157,7 +176,7 @@ export class VaultForbidden extends Schema.TaggedError<VaultForbidden>()("VaultF
   refusal: Schema.optional(Schema.Literals(["permission", "token", "network", "credential", "disabled"])),
 }) {
   override get message(): string {
-    return `${this.operation}: forbidden${this.permission === undefined ? "" : ` (needs ${this.permission})`}: ${this.detail}`
+    return `${operationInWords(this.operation)}: forbidden${this.permission === undefined ? "" : ` (needs ${this.permission})`}: ${this.detail}`
   }
 }
 
@@ -167,7 +186,7 @@ export class VaultThrottled extends Schema.TaggedError<VaultThrottled>()("VaultT
   retryAfterMs: Schema.optional(Schema.Number),
 }) {
   override get message(): string {
-    return `${this.operation}: throttled: ${this.detail}`
+    return `${operationInWords(this.operation)}: throttled: ${this.detail}`
   }
 }
 
@@ -177,14 +196,14 @@ export class VaultConflictSoftDeleted extends Schema.TaggedError<VaultConflictSo
   errorFields,
 ) {
   override get message(): string {
-    return `${this.operation}: the name is held by a soft-deleted certificate: ${this.detail}`
+    return `${operationInWords(this.operation)}: the name is held by a soft-deleted certificate: ${this.detail}`
   }
 }
 
 /** The request may have taken effect (timeout, connection reset, 5xx after the body was sent). */
 export class VaultAmbiguous extends Schema.TaggedError<VaultAmbiguous>()("VaultAmbiguous", errorFields) {
   override get message(): string {
-    return `${this.operation}: outcome unknown: ${this.detail}`
+    return `${operationInWords(this.operation)}: outcome unknown: ${this.detail}`
   }
 }
 
@@ -194,7 +213,7 @@ export class VaultUnavailable extends Schema.TaggedError<VaultUnavailable>()(
   errorFields,
 ) {
   override get message(): string {
-    return `${this.operation}: unavailable: ${this.detail}`
+    return `${operationInWords(this.operation)}: unavailable: ${this.detail}`
   }
 }
 
@@ -204,7 +223,7 @@ export class VaultRequestRejected extends Schema.TaggedError<VaultRequestRejecte
   code: Schema.String,
 }) {
   override get message(): string {
-    return `${this.operation}: rejected (${this.code}): ${this.detail}`
+    return `${operationInWords(this.operation)}: rejected (${this.code}): ${this.detail}`
   }
 }
 
@@ -214,7 +233,7 @@ export class VaultNoPrivateKey extends Schema.TaggedError<VaultNoPrivateKey>()(
   errorFields,
 ) {
   override get message(): string {
-    return `${this.operation}: the backing secret holds no private key: ${this.detail}`
+    return `${operationInWords(this.operation)}: the backing secret holds no private key: ${this.detail}`
   }
 }
 
