@@ -6,7 +6,7 @@
  *
  * Exit codes: 0 Succeeded/Skipped (or the command's "yes"), 1 Failed,
  * 2 usage or Rejected, 3 RolledBack, 4 RollbackFailed/Unverified,
- * 5 Superseded, 130 interrupted.
+ * 5 Superseded, 130 interrupted (`emulator`, which runs until it is stopped, exits 0 then).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
@@ -18,8 +18,18 @@ import * as Command from "effect/cli/Command"
 import * as GlobalFlag from "effect/cli/GlobalFlag"
 import type { HelpDoc } from "effect/cli/HelpDoc"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import { CliProblem, ExitCode, ExitWith, pemArgumentProblems, usage, withoutPem } from "./cli/problems.js"
+import * as Runtime from "effect/Runtime"
+import {
+  CliProblem,
+  ExitCode,
+  ExitWith,
+  pemArgumentProblems,
+  stoppedBySignal,
+  usage,
+  withoutPem,
+} from "./cli/problems.js"
 import { clearProgress, printErr, printJson, styleErr } from "./cli/terminal.js"
 import { demo } from "./commands/demo.js"
 import { deploy } from "./commands/deploy.js"
@@ -209,7 +219,13 @@ export const main = (argv: ReadonlyArray<string>): void => {
     }),
     Effect.provide(Layer.merge(NodeServices.layer, presenter)),
   )
-  NodeRuntime.runMain(program, { disableErrorReporting: true })
+  NodeRuntime.runMain(program, {
+    disableErrorReporting: true,
+    teardown: (exit, onExit) =>
+      stoppedBySignal.isSuccess && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+        ? onExit(ExitCode.ok)
+        : Runtime.defaultTeardown(exit, onExit),
+  })
 }
 
 /**

@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as flags from "../cli/flags.js"
-import { failure, type Problem, usage } from "../cli/problems.js"
+import { failure, type Problem, stoppedBySignal, usage } from "../cli/problems.js"
 import { explainFsError } from "../cli/sources.js"
 import { printErr, printJson, printLines, styleOut } from "../cli/terminal.js"
 
@@ -174,13 +174,15 @@ export const emulator = Command.make(
             JSON.stringify(config, null, 2),
           ])
         }
-        // Stay up until interrupted (Ctrl+C / SIGTERM); the scope stops the servers.
+        // Stay up until interrupted (Ctrl+C / SIGTERM); the scope stops the servers, and the
+        // process exits 0: being stopped is how this command ends.
+        stoppedBySignal.isSuccess = true
         return yield* Effect.never
       }),
     ).pipe(Effect.onInterrupt(() => printErr("kv-emulator stopped"))),
 ).pipe(
   Command.withDescription(
-    "Run the Key Vault + Entra ID emulator (HTTPS on loopback, the same wire protocol the Azure SDKs speak) in the foreground, and print the environment and target configuration that point kvdeploy at it. With --write-env and --write-config it also writes them to files, so another shell can `source` the environment. Ctrl+C stops it.",
+    "Run the Key Vault + Entra ID emulator (HTTPS on loopback, the same wire protocol the Azure SDKs speak) in the foreground, and print the environment and target configuration that point kvdeploy at it. With --write-env and --write-config it also writes them to files, so another shell can `source` the environment. Ctrl+C or SIGTERM stops it, with exit 0.",
   ),
   Command.withShortDescription("Run the Key Vault emulator in the foreground"),
   Command.withExamples([
