@@ -698,7 +698,7 @@ const cases: ReadonlyArray<Case> = [
     says: ["credential_mode", "on_soft_deleted", /a string of \d+ characters, not shown/],
   },
   {
-    name: "a client secret the identity provider refuses: Failed at once (one attempt), named as a credential refusal, not a network problem",
+    name: "a client secret the identity provider refuses: Failed at once, named as a credential refusal, not a network problem; no vault call counted (nothing reached the vault)",
     args: () => [...deploy("c-wrong-secret"), "--json"],
     stdin: () => fx.bundle(good),
     env: () => ({ AZURE_CLIENT_SECRET: "not-the-secret" }),
@@ -707,7 +707,7 @@ const cases: ReadonlyArray<Case> = [
       '"error": "VaultForbidden"',
       "the credential was refused or is not available here (nothing was sent to the vault)",
       "AADSTS7000215",
-      '"vaultCalls": 1',
+      '"vaultCalls": 0',
     ],
   },
   {

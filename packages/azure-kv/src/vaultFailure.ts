@@ -262,10 +262,11 @@ const mapFailure = (
   // an unknown tenant, a credential source this host does not have) does not, and is no network
   // problem of the vault's.
   if (credentialErrorNames.has(cause.name)) {
+    const unsent = { ...fields, unsent: true }
     const authorityStatus = tokenErrorStatus(error)
     if (identityProviderOutage(error))
       return new VaultUnavailable({
-        ...fields,
+        ...unsent,
         detail:
           authorityStatus === undefined
             ? `no token for the vault (nothing was sent): the identity provider is unavailable or throttling for now: ${detail}`
@@ -276,11 +277,11 @@ const mapFailure = (
     // with no status: the network's problem for now, not the credential's.
     if (authorityStatus === undefined && unreachableAuthority.test(detail))
       return new VaultUnavailable({
-        ...fields,
+        ...unsent,
         detail: `no token for the vault (nothing was sent): the identity provider could not be reached: ${detail}`,
       })
     return new VaultForbidden({
-      ...fields,
+      ...unsent,
       refusal: "credential",
       detail: `no token for the vault: the credential was refused or is not available here (nothing was sent to the vault): ${detail}`,
     })

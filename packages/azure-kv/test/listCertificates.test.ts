@@ -207,6 +207,8 @@ describe("listCertificates over the emulator", () => {
         expect(error.operation).toBe("listCertificates")
         expect(error.permission).toBe("certificates/list")
         expect(error.refusal).toBe("permission")
+        // The vault saw the request and refused it: a vault call, not an unsent one.
+        expect(error.unsent).toBeUndefined()
         expect(error.message).toContain("certificates/list")
         expect(error.message).toContain("Microsoft.KeyVault/vaults/certificates/read")
         const recorder = yield* MetricsRecorder

@@ -386,6 +386,10 @@ describe("an import whose outcome is unknown is never sent again", () => {
         )).error
         expect(unreachable._tag, unreachable.message).toBe("VaultUnavailable")
         expect(unreachable.message).toContain("the identity provider could not be reached")
+        // Each says its request never reached the vault, so no outcome counts it as a vault call.
+        expect(
+          [refused, unavailable, outage, transient, named, chain, unreachable].map((e) => e.unsent),
+        ).toEqual(Array(7).fill(true))
       }),
   )
 

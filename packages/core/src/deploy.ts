@@ -399,6 +399,7 @@ function* run(
   } else {
     snapshot = yield* resultOf(vault.getLatest(name))
   }
+  if (snapshot._tag === "Failure") trail.unsent(snapshot.failure)
   if (snapshot._tag === "Failure" && isRetriableRead(snapshot.failure)) {
     snapshot = yield* Effect.result(
       retryAfter(snapshot.failure, trail.call("getLatest", vault.getLatest(name)), isRetriableRead),
@@ -436,6 +437,7 @@ function* run(
   }
   trail.vaultCalls++
   let attempt: ImportResult = yield* resultOf(vault.importVersion(importRequest))
+  if (attempt._tag === "Failure") trail.unsent(attempt.failure)
   if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {
     const handled = yield* onSoftDeleted(request, trail, state, newFacts.x5t, tags, importRequest)
     if (!("attempt" in handled)) return handled
@@ -470,6 +472,7 @@ function* run(
   }
   trail.vaultCalls++
   const firstRead: ReadResult = yield* resultOf(vault.getLatest(name))
+  if (firstRead._tag === "Failure") trail.unsent(firstRead.failure)
   const firstVerdict = firstRead._tag === "Success" ? judgeLatest(firstRead.success, expected) : undefined
   let verdict: Verdict =
     firstVerdict !== undefined && firstVerdict._tag !== "StaleAnswer"
@@ -506,7 +509,10 @@ function* confirmSuperseded(
   for (let i = 0; i < 3; i++) {
     trail.vaultCalls++
     const again = yield* Effect.result(vault.getLatest(name))
-    if (again._tag === "Failure") return first
+    if (again._tag === "Failure") {
+      trail.unsent(again.failure)
+      return first
+    }
     if (again.success.versionId === last.versionId) {
       const judged = judgeLatest(again.success, expected)
       if (judged._tag === "StaleAnswer") return first

@@ -43,7 +43,10 @@ export interface OutcomeCommon {
   readonly recovered?: "recovered" | "unknown"
   /** Human-readable reason for the outcome. */
   readonly reason: string
-  /** Vault calls this deploy made. */
+  /**
+   * Vault calls this deploy made: requests that reached the vault (a call for which no token could
+   * be had is not one; see the errors' `unsent`).
+   */
   readonly vaultCalls: number
   /** The trail of decisions, one short line per step. */
   readonly decisions: ReadonlyArray<string>

@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { DeployPolicy } from "./DeployPolicy.js"
 import type { PostVerifyFailureReason, RollbackOutcome } from "./ports/Metrics.js"
-import { isRetriableRead, type VaultOperation } from "./ports/Vault.js"
+import { isRetriableRead, type VaultOperation, wasUnsent } from "./ports/Vault.js"
 
 export class DeployTrail {
   vaultCalls = 0
@@ -23,15 +23,23 @@ export class DeployTrail {
   }
 
   /**
-   * One vault call, counted for the outcome's `vaultCalls`. The request metrics
+   * One vault call, counted for the outcome's `vaultCalls` (unless it sent nothing). The request metrics
    * (`kvdeploy_vault_requests_total`, `kvdeploy_vault_throttled_total`) belong to
    * the Vault adapter, which also sees the requests its SDK retries.
    */
   call<A, E>(_operation: VaultOperation, effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
     return Effect.suspend(() => {
       this.vaultCalls++
-      return effect
+      return Effect.tapError(effect, (error) => Effect.sync(() => this.unsent(error)))
     })
+  }
+
+  /**
+   * Takes back the count of a call whose request never reached the vault (no token could be had
+   * for it): `vaultCalls` counts requests the vault saw. Called with every failed call's error.
+   */
+  unsent(error: unknown): void {
+    if (wasUnsent(error)) this.vaultCalls--
   }
 
   /**

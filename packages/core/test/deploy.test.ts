@@ -17,6 +17,7 @@ import {
   ROLLBACK_OF_TAG,
   Vault,
   VaultForbidden,
+  VaultUnavailable,
   validateOnly,
 } from "../src/index.js"
 import {
@@ -368,6 +369,44 @@ describe("Failed (the vault is unchanged)", () => {
         assert.strictEqual(vault.versions(NAME).length, 0)
         assert.strictEqual(vault.calls().total, 1)
         assert.strictEqual(exitCodeOf(o), 1)
+      }),
+    ),
+  )
+
+  it.effect("a call whose request never reached the vault (no token) is not counted as a vault call", () =>
+    fresh(
+      Effect.gen(function* () {
+        const port = yield* Vault
+        const vault = yield* InMemoryVaultHandle
+        const failing = (error: VaultForbidden | VaultUnavailable) =>
+          runDeploy(request(newCert.material)).pipe(
+            Effect.provideService(Vault, { ...port, getLatest: () => Effect.fail(error) }),
+          )
+        const credential = expectTag(
+          yield* failing(
+            new VaultForbidden({
+              operation: "getLatest",
+              detail: "no token",
+              refusal: "credential",
+              unsent: true,
+            }),
+          ),
+          "Failed",
+        )
+        assert.strictEqual(credential.vaultCalls, 0)
+        // An identity provider that is down is retried as any unavailable read: none of the
+        // attempts reached the vault. The same failure from the vault itself counts every attempt.
+        const outage = expectTag(
+          yield* failing(new VaultUnavailable({ operation: "getLatest", detail: "no token", unsent: true })),
+          "Failed",
+        )
+        assert.strictEqual(outage.vaultCalls, 0)
+        const down = expectTag(
+          yield* failing(new VaultUnavailable({ operation: "getLatest", detail: "503" })),
+          "Failed",
+        )
+        assert.strictEqual(down.vaultCalls, 5) // 1 + 4 retries
+        assert.strictEqual(vault.versions(NAME).length, 0)
       }),
     ),
   )

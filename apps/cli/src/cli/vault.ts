@@ -181,6 +181,8 @@ interface TaggedVaultError {
   /** The port operation that failed (core's vault errors start their message with it in words). */
   readonly operation?: string | undefined
   readonly permission?: string | undefined
+  /** True when the request never reached the vault (no token could be had for it). */
+  readonly unsent?: boolean | undefined
   readonly refusal?: "permission" | "token" | "network" | "credential" | "disabled" | undefined
 }
 
@@ -222,7 +224,7 @@ export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError)
   }
   // No token because the identity provider (or the host's managed identity endpoint) did not answer:
   // nothing reached the vault, so the vault's URL and DNS are not what to check.
-  const noToken = error._tag === "VaultUnavailable" && error.message.includes("no token for the vault")
+  const noToken = error._tag === "VaultUnavailable" && error.unsent === true
   // The error's message starts with the operation in words, which the title says once.
   // Named for the operation that failed, which may be another than the command's main one.
   const failed =

@@ -147,6 +147,12 @@ const errorFields = {
    * retry loop, not one on top of another.
    */
   retried: Schema.optional(Schema.Boolean),
+  /**
+   * True when the request never left the client: no token could be had for it (the identity
+   * provider refused the credential, failed or could not be reached). The call is then not
+   * counted in an outcome's `vaultCalls`.
+   */
+  unsent: Schema.optional(Schema.Boolean),
 }
 
 /** 404: the certificate (or version, or deleted certificate) does not exist. */
@@ -286,6 +292,10 @@ export class Vault extends Context.Service<
 >()("@kvdeploy/core/Vault") {}
 
 /** Errors after which a read may be retried: transient ones the adapter has not retried already. */
+/** Whether a vault call's failure says its request never reached the vault (no token for it). */
+export const wasUnsent = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && (error as { readonly unsent?: unknown }).unsent === true
+
 export const isRetriableRead = (error: {
   readonly _tag: string
   readonly retried?: boolean | undefined
