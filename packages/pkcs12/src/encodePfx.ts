@@ -1,6 +1,6 @@
 /**
- * Build a PKCS#12 file in memory. Structures are asn1js blocks shaped as
- * pkijs's classes write them (pfxStructure.ts); the crypto is node:crypto. Two profiles:
+ * Build a PKCS#12 file in memory. Structures are pkijs's classes, encoded by
+ * asn1js (pfxStructure.ts); the crypto is node:crypto. Two profiles:
  *
  * - modern: PBES2 (PBKDF2-HMAC-SHA-256, AES-256-CBC) for the key and the
  *   certificates, HMAC-SHA-256 MAC (OpenSSL 3's and Java 17's default);
@@ -18,27 +18,22 @@ import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { oid } from "./algorithms.js"
-import { nameOf, type ParsedCertificate } from "./certificateFacts.js"
+import { nameOf } from "./certificateFacts.js"
 import { type AnalysedMaterial, analyseMaterialNow } from "./inspect.js"
 import { publicRandom, secretKey } from "./nodeCrypto.js"
 import { encryptPbes1, encryptPbes2, type Pbes1Scheme } from "./passwordEncryption.js"
 import {
   attribute,
-  attributeSet,
-  type Block,
-  certBag,
-  contentInfo,
-  der,
-  encodedOnce,
-  encryptedData,
+  authenticatedSafe,
+  certificateBag,
+  dataContent,
+  encryptedContent,
   octets,
   pfx,
-  safeBag,
-  sequence,
+  safeContents,
   shroudedKeyBag,
 } from "./pfxStructure.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
-import { bytesEqual } from "./privateKey.js"
 
 export interface Pkcs12EncodeOptions extends PfxEncodeOptions {
   /** Legacy profile only: the certificates' cipher. `3des` (default) or `rc2-40` (what `openssl -legacy` writes). */
@@ -51,8 +46,8 @@ interface BuildInput {
   readonly leaf: Uint8Array
   /** SHA-1 of `leaf`: the localKeyID shared by the key bag and the leaf's bag. */
   readonly localKeyId: Uint8Array
-  /** The SafeBags of the certificates after the leaf, in the order written (`chainBag`). */
-  readonly chainBags: ReadonlyArray<Block>
+  /** The DER of the certificates after the leaf, in the order written. */
+  readonly chain: ReadonlyArray<Uint8Array>
   readonly pkcs8: Uint8Array
   readonly password: string
   readonly encoding: "modern" | "legacy"
@@ -63,21 +58,17 @@ interface BuildInput {
 
 const build = (input: BuildInput): Uint8Array => {
   const { password, iterations } = input
-  // The key bag and the leaf's bag carry the same attributes: asn1js writes them once, both bags hold its bytes.
-  const attributes = encodedOnce(
-    attributeSet([
-      ...(input.friendlyName === undefined
-        ? []
-        : [attribute(oid.friendlyName, new asn1js.BmpString({ value: input.friendlyName }))]),
-      attribute(oid.localKeyId, octets(input.localKeyId)),
-    ]),
-  )
-  const certContents = der(
-    sequence([
-      safeBag(oid.certBag, certBag(oid.x509Certificate, input.leaf), attributes),
-      ...input.chainBags,
-    ]),
-  )
+  // The key bag and the leaf's bag carry the same attributes (each its own objects).
+  const attributes = () => [
+    ...(input.friendlyName === undefined
+      ? []
+      : [attribute(oid.friendlyName, new asn1js.BmpString({ value: input.friendlyName }))]),
+    attribute(oid.localKeyId, octets(input.localKeyId)),
+  ]
+  const certContents = safeContents([
+    certificateBag(input.leaf, attributes()),
+    ...input.chain.map((der) => certificateBag(der)),
+  ])
   const encryptedCerts =
     input.encoding === "modern"
       ? encryptPbes2(certContents, password, iterations)
@@ -86,24 +77,13 @@ const build = (input: BuildInput): Uint8Array => {
     input.encoding === "modern"
       ? encryptPbes2(input.pkcs8, password, iterations)
       : encryptPbes1(input.pkcs8, password, iterations, "3des")
-  const keyContents = der(
-    sequence([
-      safeBag(
-        oid.pkcs8ShroudedKeyBag,
-        shroudedKeyBag(encryptedKey.algorithm, encryptedKey.ciphertext),
-        attributes,
-      ),
-    ]),
-  )
-  const authenticatedSafe = der(
-    sequence([
-      contentInfo(
-        oid.encryptedData,
-        encryptedData(oid.data, encryptedCerts.algorithm, encryptedCerts.ciphertext),
-      ),
-      contentInfo(oid.data, octets(keyContents)),
-    ]),
-  )
+  const keyContents = safeContents([
+    shroudedKeyBag(encryptedKey.algorithm, encryptedKey.ciphertext, attributes()),
+  ])
+  const authSafe = authenticatedSafe([
+    encryptedContent(encryptedCerts.algorithm, encryptedCerts.ciphertext),
+    dataContent(keyContents),
+  ])
   const macHash = input.encoding === "modern" ? "sha256" : "sha1"
   const macSalt = publicRandom(input.encoding === "modern" ? 16 : 8)
   const macKey = pkcs12Kdf(
@@ -114,27 +94,8 @@ const build = (input: BuildInput): Uint8Array => {
     KdfPurpose.mac,
     macHash === "sha256" ? 32 : 20,
   )
-  const mac = createHmac(macHash, secretKey(macKey)).update(authenticatedSafe).digest()
-  return der(pfx(authenticatedSafe, macHash === "sha256" ? oid.sha256 : oid.sha1, mac, macSalt, iterations))
-}
-
-/**
- * The SafeBag of each chain certificate (a CertBag without attributes: the
- * same for every PFX it is written into), encoded by asn1js the first time and
- * written from those bytes after: a fleet's deploys share their CAs, whose
- * parsed certificate (certificateFacts' recent parses) is the key, so an entry
- * lives as long as that parse. Used only while the parse's DER still equals
- * the bytes the bag was encoded from.
- */
-const chainBags = new WeakMap<ParsedCertificate, { readonly der: Uint8Array; readonly bag: Block }>()
-
-const chainBag = (c: ParsedCertificate): Block => {
-  const known = chainBags.get(c)
-  if (known !== undefined && bytesEqual(known.der, c.der)) return known.bag
-  const der = c.der.slice()
-  const bag = encodedOnce(safeBag(oid.certBag, certBag(oid.x509Certificate, der)))
-  chainBags.set(c, { der, bag })
-  return bag
+  const mac = createHmac(macHash, secretKey(macKey)).update(authSafe).digest()
+  return pfx(authSafe, macHash === "sha256" ? oid.sha256 : oid.sha1, mac, macSalt, iterations)
 }
 
 const invalidIterations = (iterations: number): string | undefined =>
@@ -156,18 +117,18 @@ const buildAnalysed = (
     )
   try {
     // Leaf first, then the chain in issuer order, then the certificates that do not link to the leaf.
-    const chainBags: Array<Block> = []
+    const chain: Array<Uint8Array> = []
     for (const indices of [analysed.order.ordered, analysed.order.unrelated])
       for (const i of indices) {
         const c = analysed.chain[i]
-        if (c !== undefined) chainBags.push(chainBag(c))
+        if (c !== undefined) chain.push(c.der)
       }
     return Effect.succeed(
       build({
         leaf: analysed.leaf.der,
         // The leaf's SHA-1, computed once for its x5t and its localKeyID.
         localKeyId: analysed.leaf.sha1(),
-        chainBags,
+        chain,
         // The analysed copy: the bytes whose match with the leaf was just checked.
         pkcs8: analysed.pkcs8,
         password: Redacted.value(options.password),

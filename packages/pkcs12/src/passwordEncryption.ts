@@ -1,8 +1,8 @@
 /**
  * Password-based encryption of PKCS#12 contents: PBES2 (PBKDF2 + AES or 3DES,
  * RFC 8018) and the PKCS#12 PBES1 schemes (RFC 7292 Appendix C). Parameters
- * are read against pkijs's schemas (decodeStructure.ts) and written as asn1js blocks
- * (pfxStructure.ts); the ciphers are node:crypto,
+ * are read against pkijs's schemas (decodeStructure.ts) and written with pkijs's
+ * classes (pfxStructure.ts); the ciphers are node:crypto,
  * except RC2, which is node-forge's (Node's OpenSSL 3 keeps RC2 in the legacy
  * provider, which Node does not load).
  */
@@ -28,7 +28,14 @@ import {
   readPbkdf2Params,
 } from "./decodeStructure.js"
 import { loadPrivateKey, publicRandom, secretKey } from "./nodeCrypto.js"
-import { algorithm, type Block, integer, nullParametersAlgorithm, octets, sequence } from "./pfxStructure.js"
+import {
+  type Algorithm,
+  algorithm,
+  nullParametersAlgorithm,
+  octets,
+  pbes2Parameters,
+  pkcs12PbeParameters,
+} from "./pfxStructure.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf, utf8Password } from "./pkcs12Kdf.js"
 
 /** Why a password-encrypted blob could not be decrypted. Internal: callers map it to their own tagged error. */
@@ -38,8 +45,8 @@ export class PbeFailure extends Data.TaggedError("PbeFailure")<{
 }> {}
 
 export interface Encrypted {
-  /** The AlgorithmIdentifier of the scheme with its parameters, as an asn1js block. */
-  readonly algorithm: Block
+  /** The AlgorithmIdentifier of the scheme with its parameters (pkijs's). */
+  readonly algorithm: Algorithm
   readonly ciphertext: Uint8Array
 }
 
@@ -134,13 +141,12 @@ export const encryptPbes2 = (data: Uint8Array, password: string, iterations: num
   return {
     algorithm: algorithm(
       oid.pbes2,
-      sequence([
-        algorithm(
-          oid.pbkdf2,
-          sequence([octets(salt), integer(iterations), nullParametersAlgorithm(oid.hmacWithSha256)]),
-        ),
+      pbes2Parameters(
+        salt,
+        iterations,
+        nullParametersAlgorithm(oid.hmacWithSha256),
         algorithm(oid.aes256Cbc, octets(iv)),
-      ]),
+      ),
     ),
     ciphertext,
   }
@@ -163,7 +169,7 @@ export const encryptPbes1 = (
   const iv = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.iv, 8)
   const ciphertext =
     scheme === "3des" ? cipherRun("encrypt", "des-ede3-cbc", key, iv, data) : rc2CbcEncrypt(key, 40, iv, data)
-  return { algorithm: algorithm(algorithmId, sequence([octets(salt), integer(iterations)])), ciphertext }
+  return { algorithm: algorithm(algorithmId, pkcs12PbeParameters(salt, iterations)), ciphertext }
 }
 
 const malformed = (detail: string) => new PbeFailure({ kind: "malformed", detail })

@@ -1,145 +1,134 @@
 /**
  * The PKCS#12 structures encodePfx writes (RFC 7292, with the PKCS#7
  * ContentInfo and EncryptedData and the PKCS#5 algorithm identifiers it
- * uses), built as asn1js blocks and encoded by asn1js.
- *
- * Each function builds the same blocks pkijs's `toSchema()` of the
- * corresponding class builds (ContentInfo, EncryptedData,
- * EncryptedContentInfo without splitting, SafeBag, CertBag, Attribute,
- * PKCS8ShroudedKeyBag, AlgorithmIdentifier, PBES2Params, PBKDF2Params,
- * MacData, DigestInfo, PFX), without first building the pkijs object and then
- * a second tree from it: that, and asn1js writing every OBJECT IDENTIFIER
- * and INTEGER again from its value, was ~40% of an encode. The constant
- * blocks (OBJECT IDENTIFIERs, algorithm identifiers without parameters, small
- * INTEGERs) are encoded by asn1js once and reused as one block holding those
- * bytes: asn1js allocates several buffers for every block it writes, so a
- * block less is work less. test/encodedOids.test.ts checks a PFX of each
- * profile byte for byte against pkijs's own re-encoding of it.
+ * uses), as pkijs's classes: each function fills the class's fields and asks
+ * it for its `toSchema()`, which asn1js encodes. What the structures look
+ * like is pkijs's knowledge, not this package's; the one structure pkijs has
+ * no class for, the PKCS#12 PBE parameters (`pkcs-12PbeParams`, legacy
+ * profile only), is written as its two fields in a SEQUENCE.
+ * test/encodedOids.test.ts checks a PFX of each profile byte for byte against
+ * pkijs's own re-encoding of it.
  */
 import * as asn1js from "asn1js"
+import * as pkijs from "pkijs"
 import { oid } from "./algorithms.js"
 
 export type Block = asn1js.BaseBlock
+export type Algorithm = pkijs.AlgorithmIdentifier
 
-/**
- * `block` as asn1js encodes it, kept as one block under the same tag holding
- * the content asn1js wrote (for a constructed block, its children's encodings):
- * it encodes to the same bytes without asn1js visiting the children again.
- */
-export const encodedOnce = (block: Block): Block => {
-  const once = new asn1js.Primitive({
-    idBlock: { tagClass: block.idBlock.tagClass, tagNumber: block.idBlock.tagNumber },
-    valueHex: new Uint8Array(block.valueBlock.toBER(false)),
-  })
-  // Primitive's constructor clears the flag; the bytes held are the constructed block's content.
-  once.idBlock.isConstructed = block.idBlock.isConstructed
-  return once
-}
+/** An OCTET STRING holding `bytes`. */
+export const octets = (bytes: Uint8Array): asn1js.OctetString => new asn1js.OctetString({ valueHex: bytes })
 
-const memo = <K>(make: (key: K) => Block, limit: number) => {
-  const known = new Map<K, Block>()
-  return (key: K): Block => {
-    const found = known.get(key)
-    if (found !== undefined) return found
-    const block = encodedOnce(make(key))
-    if (known.size < limit) known.set(key, block)
-    return block
-  }
-}
-
-/** An OBJECT IDENTIFIER. All come from `oid` (a few dozen), so the memo stays that small. */
-export const oidBlock: (value: string) => Block = memo(
-  (value: string) => new asn1js.ObjectIdentifier({ value }),
-  64,
-)
+/** AlgorithmIdentifier; `parameters` absent writes none, as pkijs does. */
+export const algorithm = (id: string, parameters?: Block): Algorithm =>
+  new pkijs.AlgorithmIdentifier(
+    parameters === undefined ? { algorithmId: id } : { algorithmId: id, algorithmParams: parameters },
+  )
 
 /** AlgorithmIdentifier with NULL parameters (HMAC PRFs, MAC digests). */
-export const nullParametersAlgorithm: (id: string) => Block = memo(
-  (id: string) => new asn1js.Sequence({ value: [oidBlock(id), new asn1js.Null()] }),
-  16,
-)
+export const nullParametersAlgorithm = (id: string): Algorithm => algorithm(id, new asn1js.Null())
 
-/** An INTEGER: versions and iteration counts (a few values in a process; others are not kept). */
-export const integer: (value: number) => Block = memo((value: number) => new asn1js.Integer({ value }), 16)
-
-/**
- * An OCTET STRING, as asn1js's generic primitive block under the OCTET STRING
- * tag: asn1js writes the same tag, length and content, and hands the content
- * on as it is where OctetString's value block copies it first (one buffer less
- * per string; asn1js allocates a buffer per tag, length and level, and that
- * allocation is most of what writing a block costs). The writer of the
- * enclosing block copies the content into its own buffer.
- */
-export const octets = (bytes: Uint8Array): Block =>
-  new asn1js.Primitive({ idBlock: { tagClass: 1, tagNumber: 4 }, valueHex: bytes })
-
-export const sequence = (value: Array<Block>): Block => new asn1js.Sequence({ value })
-
-/** `[0] EXPLICIT`, as pkijs writes ContentInfo's content and the bag values. */
-const explicit0 = (inner: Block): Block =>
-  new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [inner] })
-
-/** AlgorithmIdentifier with parameters. */
-export const algorithm = (id: string, parameters: Block): Block => sequence([oidBlock(id), parameters])
-
-/** ContentInfo: content type and `[0] EXPLICIT` content. */
-export const contentInfo = (contentType: string, content: Block): Block =>
-  sequence([oidBlock(contentType), explicit0(content)])
+/** PBES2-params (RFC 8018): PBKDF2 with its salt, iteration count and PRF, and the encryption scheme. */
+export const pbes2Parameters = (
+  salt: Uint8Array,
+  iterations: number,
+  prf: Algorithm,
+  encryptionScheme: Algorithm,
+): Block =>
+  new pkijs.PBES2Params({
+    keyDerivationFunc: algorithm(
+      oid.pbkdf2,
+      new pkijs.PBKDF2Params({ salt: octets(salt), iterationCount: iterations, prf }).toSchema(),
+    ),
+    encryptionScheme,
+  }).toSchema()
 
 /**
- * EncryptedData version 0 (no unprotected attributes) with its
- * EncryptedContentInfo: the encrypted content `[0] IMPLICIT`, primitive (not split).
+ * pkcs-12PbeParams (RFC 7292 Appendix C): `SEQUENCE { salt OCTET STRING, iterations INTEGER }`.
+ * pkijs reads and writes no PKCS#12 PBE scheme, so it has no class for these.
  */
-export const encryptedData = (contentType: string, algorithmBlock: Block, ciphertext: Uint8Array): Block =>
-  sequence([
-    integer(0),
-    new asn1js.Sequence({
-      lenBlock: { isIndefiniteForm: false },
-      value: [
-        oidBlock(contentType),
-        algorithmBlock,
-        new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 0 }, valueHex: ciphertext }),
-      ],
-    }),
-  ])
+export const pkcs12PbeParameters = (salt: Uint8Array, iterations: number): Block =>
+  new asn1js.Sequence({ value: [octets(salt), new asn1js.Integer({ value: iterations })] })
 
 /** Attribute with one value. */
-export const attribute = (type: string, value: Block): Block =>
-  sequence([oidBlock(type), new asn1js.Set({ value: [value] })])
+export const attribute = (type: string, value: Block): pkijs.Attribute =>
+  new pkijs.Attribute({ type, values: [value] })
 
-/** The SET of a bag's attributes (`safeBag`'s last element). */
-export const attributeSet = (attributes: Array<Block>): Block => new asn1js.Set({ value: attributes })
+/** SafeBag holding a CertBag: an X.509 certificate as its DER in an OCTET STRING. */
+export const certificateBag = (certificate: Uint8Array, attributes?: Array<pkijs.Attribute>): pkijs.SafeBag =>
+  new pkijs.SafeBag({
+    bagId: oid.certBag,
+    bagValue: new pkijs.CertBag({ certId: oid.x509Certificate, certValue: octets(certificate) }),
+    ...(attributes === undefined ? {} : { bagAttributes: attributes }),
+  })
 
-/** SafeBag: bag id, `[0] EXPLICIT` value, optional SET of attributes (an `attributeSet`). */
-export const safeBag = (bagId: string, value: Block, attributes?: Block): Block =>
-  sequence([oidBlock(bagId), explicit0(value), ...(attributes === undefined ? [] : [attributes])])
+/** SafeBag holding a PKCS8ShroudedKeyBag (EncryptedPrivateKeyInfo): algorithm and ciphertext. */
+export const shroudedKeyBag = (
+  encryption: Algorithm,
+  ciphertext: Uint8Array,
+  attributes: Array<pkijs.Attribute>,
+): pkijs.SafeBag =>
+  new pkijs.SafeBag({
+    bagId: oid.pkcs8ShroudedKeyBag,
+    bagValue: new pkijs.PKCS8ShroudedKeyBag({
+      encryptionAlgorithm: encryption,
+      encryptedData: octets(ciphertext),
+    }),
+    bagAttributes: attributes,
+  })
 
-/** CertBag: certificate type and `[0] EXPLICIT` OCTET STRING of the certificate. */
-export const certBag = (certId: string, certificate: Uint8Array): Block =>
-  sequence([oidBlock(certId), explicit0(octets(certificate))])
+/** SafeContents: the SEQUENCE OF SafeBag, as DER (the content a ContentInfo carries, encrypted or not). */
+export const safeContents = (bags: Array<pkijs.SafeBag>): Uint8Array =>
+  der(new pkijs.SafeContents({ safeBags: bags }).toSchema())
 
-/** PKCS8ShroudedKeyBag (EncryptedPrivateKeyInfo): algorithm and ciphertext. */
-export const shroudedKeyBag = (algorithmBlock: Block, ciphertext: Uint8Array): Block =>
-  sequence([algorithmBlock, octets(ciphertext)])
+/** ContentInfo of type `data`: the content as an OCTET STRING. */
+export const dataContent = (content: Uint8Array): pkijs.ContentInfo =>
+  new pkijs.ContentInfo({ contentType: oid.data, content: octets(content) })
 
-/** PFX version 3 with its MacData (DigestInfo with a NULL-parameter digest algorithm, salt, iterations). */
+/**
+ * ContentInfo of type `encryptedData`: EncryptedData version 0 (no unprotected attributes) with
+ * its EncryptedContentInfo, the `data` ciphertext `[0] IMPLICIT` in one piece (not split).
+ */
+export const encryptedContent = (encryption: Algorithm, ciphertext: Uint8Array): pkijs.ContentInfo =>
+  new pkijs.ContentInfo({
+    contentType: oid.encryptedData,
+    content: new pkijs.EncryptedData({
+      version: 0,
+      encryptedContentInfo: new pkijs.EncryptedContentInfo({
+        contentType: oid.data,
+        contentEncryptionAlgorithm: encryption,
+        encryptedContent: octets(ciphertext),
+        disableSplit: true,
+      }),
+    }).toSchema(),
+  })
+
+/** AuthenticatedSafe: the SEQUENCE OF ContentInfo the MAC covers, as DER. */
+export const authenticatedSafe = (contents: Array<pkijs.ContentInfo>): Uint8Array =>
+  der(new pkijs.AuthenticatedSafe({ safeContents: contents }).toSchema())
+
+/** PFX version 3: the authenticated safe as `data`, and its MacData (digest, salt, iterations). */
 export const pfx = (
   authSafe: Uint8Array,
   digestOid: string,
   mac: Uint8Array,
   macSalt: Uint8Array,
   iterations: number,
-): Block =>
-  sequence([
-    integer(3),
-    // The authenticated safe is `data` content: an OCTET STRING of its DER.
-    contentInfo(oid.data, octets(authSafe)),
-    sequence([
-      sequence([nullParametersAlgorithm(digestOid), octets(mac)]),
-      octets(macSalt),
-      integer(iterations),
-    ]),
-  ])
+): Uint8Array =>
+  der(
+    new pkijs.PFX({
+      version: 3,
+      authSafe: dataContent(authSafe),
+      macData: new pkijs.MacData({
+        mac: new pkijs.DigestInfo({
+          digestAlgorithm: nullParametersAlgorithm(digestOid),
+          digest: octets(mac),
+        }),
+        macSalt: octets(macSalt),
+        iterations,
+      }),
+    }).toSchema(),
+  )
 
 /** The DER asn1js writes for `block`. */
 export const der = (block: Block): Uint8Array => new Uint8Array(block.toBER(false))

@@ -1,9 +1,8 @@
 /**
- * encodePfx writes OBJECT IDENTIFIERs, NULL-parameter algorithm identifiers
- * and INTEGERs from asn1js encodings of them made once (pfxStructure.ts): the
- * bytes must be exactly what asn1js writes for the same structure, and a
- * PFX of each profile exactly what pkijs writes when it re-encodes it, at
- * every level down to the decrypted SafeContents and the PBE parameters.
+ * encodePfx writes its structures with pkijs's classes (pfxStructure.ts): a
+ * PFX of each profile must be exactly what pkijs writes when it re-encodes
+ * it, at every level down to the decrypted SafeContents and the PBE
+ * parameters, with every OBJECT IDENTIFIER the one written out below.
  */
 import { createDecipheriv, createHash, pbkdf2Sync } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
@@ -13,7 +12,6 @@ import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
 import { encodePfx } from "../src/index.js"
 import { decryptWithPassword, newKdfBudget } from "../src/passwordEncryption.js"
-import { encodedOnce, integer, nullParametersAlgorithm, oidBlock } from "../src/pfxStructure.js"
 import { generateKey, issue, makeAuthorities, makeMaterial } from "./fixtures.js"
 
 const hexOf = (b: ArrayBuffer | Uint8Array) =>
@@ -333,51 +331,7 @@ const everyLevel = (expected: Levels) =>
     expect(hexOf(pkcs8), "decrypted key").toBe(hexOf(expected.pkcs8))
   })
 
-describe("blocks from encodings made once", () => {
-  it("encode to the same bytes as asn1js's own blocks, alone and inside structures", () => {
-    for (const value of [
-      "1.2.840.113549.1.12.10.1.3",
-      "2.16.840.1.101.3.4.1.42",
-      "1.3.14.3.2.26",
-      "2.5.29.15",
-    ]) {
-      const plain = new asn1js.Sequence({
-        value: [new asn1js.ObjectIdentifier({ value }), new asn1js.Null()],
-      })
-      const cached = new asn1js.Sequence({ value: [oidBlock(value), new asn1js.Null()] })
-      expect(hexOf(cached.toBER(false))).toBe(hexOf(plain.toBER(false)))
-      // A second use of the same cached block encodes the same again, alone and as part of another.
-      expect(hexOf(oidBlock(value).toBER(false))).toBe(
-        hexOf(new asn1js.ObjectIdentifier({ value }).toBER(false)),
-      )
-      expect(hexOf(nullParametersAlgorithm(value).toBER(false))).toBe(hexOf(plain.toBER(false)))
-      expect(
-        hexOf(new asn1js.Sequence({ value: [nullParametersAlgorithm(value), oidBlock(value)] }).toBER(false)),
-      ).toBe(
-        hexOf(
-          new asn1js.Sequence({
-            value: [
-              new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value }), new asn1js.Null()] }),
-              new asn1js.ObjectIdentifier({ value }),
-            ],
-          }).toBER(false),
-        ),
-      )
-    }
-    for (const value of [0, 1, 3, 127, 128, 255, 256, 2048, 10_000_000]) {
-      expect(hexOf(integer(value).toBER(false))).toBe(hexOf(new asn1js.Integer({ value }).toBER(false)))
-      expect(hexOf(integer(value).toBER(false))).toBe(hexOf(new asn1js.Integer({ value }).toBER(false)))
-    }
-    // A constructed block with a long content (long-form length) keeps its tag and bytes.
-    const long = new asn1js.Sequence({
-      value: [
-        new asn1js.OctetString({ valueHex: new Uint8Array(300).fill(7) }),
-        new asn1js.Integer({ value: 5 }),
-      ],
-    })
-    expect(hexOf(encodedOnce(long).toBER(false))).toBe(hexOf(long.toBER(false)))
-  })
-
+describe("a PFX as pkijs writes it", () => {
   it.effect("a PFX of each profile is byte for byte what asn1js writes for the same PFX structure", () =>
     Effect.gen(function* () {
       const key = yield* Effect.promise(() => generateKey("P-256"))
@@ -420,9 +374,8 @@ describe("blocks from encodings made once", () => {
     }),
   )
 
-  // A chain certificate's SafeBag is encoded once and written from those bytes into the next PFX that
-  // holds the same certificate (a fleet's deploys share their CAs): each PFX must still hold exactly its
-  // own chain, every level as pkijs writes it.
+  // A fleet's deploys share their CAs: each PFX built one after another holds exactly its own chain,
+  // every level as pkijs writes it.
   it.effect(
     "PFX files sharing CA certificates, built one after another, each hold exactly their own chain",
     () =>
