@@ -34,13 +34,15 @@ describe("shareTokenRequests", () => {
     expect((await later)?.token).toBe("two")
   })
 
-  it("does not share different scopes, tenants or claims, nor proof-of-possession tokens", async () => {
+  it("does not share different scopes, tenants, claims or CAE settings, nor proof-of-possession tokens", async () => {
     const c = counting()
     const shared = shareTokenRequests(c.credential, { timeoutMs: 60_000 })
     void shared.getToken("a/.default")
     void shared.getToken(["b/.default"])
     void shared.getToken("a/.default", { tenantId: "other" })
     void shared.getToken("a/.default", { claims: "x" })
+    // A continuous-access-evaluation token is another token than the plain one.
+    void shared.getToken("a/.default", { enableCae: true })
     const pop = {
       proofOfPossessionOptions: {
         nonce: "n",
@@ -50,7 +52,7 @@ describe("shareTokenRequests", () => {
     }
     void shared.getToken("a/.default", pop)
     void shared.getToken("a/.default", pop)
-    expect(c.calls).toHaveLength(6)
+    expect(c.calls).toHaveLength(7)
     c.answer("t")
   })
 

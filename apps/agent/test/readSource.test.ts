@@ -96,6 +96,24 @@ describe("readSource", () => {
     ])
   })
 
+  it("a missing chain file breaks the source (a leaf without its intermediates is never deployed)", async () => {
+    const d = scratch()
+    writeFileSync(join(d, "cert.pem"), "certificate bytes")
+    writeFileSync(join(d, "key.pem"), "key bytes")
+    const failed = await Effect.runPromise(
+      Effect.flip(
+        readSource({
+          _tag: "Pem",
+          cert: join(d, "cert.pem"),
+          chain: join(d, "chain.pem"),
+          key: join(d, "key.pem"),
+        }),
+      ),
+    )
+    expect(failed._tag).toBe("SourceBroken")
+    expect(failed.problems).toEqual([`chain ${join(d, "chain.pem")} does not exist`])
+  })
+
   describe("unchangedSince (a pass that finds the files as stamped does not read them)", () => {
     /** Two files last changed long before they are read; the stamp as if read `laterMs` after. */
     const stamped = async (laterMs = 5000) => {
