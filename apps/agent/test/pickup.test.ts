@@ -1,0 +1,78 @@
+/**
+ * The consumer pickup check on its own (docs/agent.md, "pickup"): the certificate a TLS endpoint
+ * presents for the configured SNI name, and a clear 0 with the reason when it presents none in
+ * time or cannot be reached. The check runs inside the pass's permits, so an endpoint that never
+ * answers must end it by the timeout, not hold the pass.
+ */
+import { createServer as createTcpServer, type Server } from "node:net"
+import { createSecureContext, createServer } from "node:tls"
+import * as Effect from "effect/Effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { checkPickup } from "../src/pickup.js"
+import { type Issued, makePki } from "./pki.js"
+
+const servers: Array<Server> = []
+afterAll(() => {
+  for (const s of servers) s.close()
+})
+
+const listening = (server: Server): Promise<number> =>
+  new Promise((resolve) => {
+    servers.push(server)
+    server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port))
+  })
+
+let served: Issued
+let other: Issued
+beforeAll(async () => {
+  const pki = await makePki()
+  served = await pki.leaf("served.example.test")
+  other = await pki.leaf("default.example.test")
+})
+
+describe("checkPickup", () => {
+  it("asks for the configured SNI name: the endpoint presents the source certificate only for it", async () => {
+    const byName = createSecureContext({ cert: served.certPem, key: served.keyPem })
+    const port = await listening(
+      createServer(
+        {
+          cert: other.certPem,
+          key: other.keyPem,
+          SNICallback: (name, done) => done(null, name === "served.example.test" ? byName : undefined),
+        },
+        (socket) => socket.end(),
+      ),
+    )
+    const named = await Effect.runPromise(
+      checkPickup({ host: "127.0.0.1", port, servername: "served.example.test" }, served.x5t),
+    )
+    expect(named).toEqual({ ok: true, served: served.x5t, detail: "serves the source certificate" })
+    // Asked by its address, the same endpoint presents its default certificate: another one.
+    const byAddress = await Effect.runPromise(
+      checkPickup({ host: "127.0.0.1", port, servername: "127.0.0.1" }, served.x5t),
+    )
+    expect(byAddress.ok).toBe(false)
+    expect(byAddress.served).toBe(other.x5t)
+    expect(byAddress.detail).toBe(`serves another certificate (x5t ${other.x5t})`)
+  })
+
+  // Without the timeout the check would never end, and this test would fail by vitest's own.
+  it("an endpoint that accepts the connection and never answers ends the check by the timeout", async () => {
+    const silent = createTcpServer(() => {})
+    const port = await listening(silent)
+    const result = await Effect.runPromise(
+      checkPickup({ host: "127.0.0.1", port, servername: "served.example.test" }, served.x5t, 300),
+    )
+    expect(result).toEqual({ ok: false, served: undefined, detail: "no TLS handshake within 300 ms" })
+  })
+
+  it("an endpoint that cannot be reached is a 0 naming the error", async () => {
+    const closed = createTcpServer()
+    const port = await listening(closed)
+    await new Promise<void>((resolve) => closed.close(() => resolve()))
+    const result = await Effect.runPromise(
+      checkPickup({ host: "127.0.0.1", port, servername: "served.example.test" }, served.x5t),
+    )
+    expect(result).toEqual({ ok: false, served: undefined, detail: "cannot connect: ECONNREFUSED" })
+  })
+})
