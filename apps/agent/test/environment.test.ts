@@ -62,3 +62,49 @@ describe("a credential mode's variables missing from the environment", () => {
     expect(await a.exited).toBe(0)
   })
 })
+
+describe("one credential per identity", () => {
+  it("a system-assigned and a user-assigned managed identity in one vault each deploy as themselves", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("identities.example.test")
+    work.write("identities.crt", leaf.certPem)
+    work.write("identities.key", leaf.keyPem)
+    const source = { cert: work.path("identities.crt"), key: work.path("identities.key") }
+    const config = writeConfig(work, emulator, [
+      {
+        name: "system",
+        vault: VAULT,
+        certificate: "system-cert",
+        source,
+        target: emulator.targetConfig(VAULT, "system-cert", "managedIdentityImds"),
+      },
+      // The same vault, with managed_identity_client_id: the user-assigned identity.
+      {
+        name: "user",
+        vault: VAULT,
+        certificate: "user-cert",
+        source,
+        target: emulator.targetConfig(VAULT, "user-cert", "managedIdentityUserAssigned"),
+      },
+    ])
+    const mark = emulator.requests.mark()
+    const a = startAgent(config, { ...baseEnv(), ...emulator.env.managedIdentityImds })
+    suite.agent = a
+    await a.waitFor((l) => l.deployment === "system" && l.msg === "deploy: Succeeded")
+    await a.waitFor((l) => l.deployment === "user" && l.msg === "deploy: Succeeded")
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    // Each certificate's requests were made by its own identity (the emulator logs the token's client).
+    const principals = (name: string) => [
+      ...new Set(
+        emulator.requests
+          .entries({ vault: VAULT, since: mark })
+          .filter((r) => !r.challenge && r.path.startsWith(`/certificates/${name}`))
+          .map((r) => r.principal),
+      ),
+    ]
+    const { systemAssigned, userAssigned } = emulator.managedIdentity
+    expect(principals("system-cert")).toEqual([systemAssigned.clientId])
+    expect(principals("user-cert")).toEqual([userAssigned.clientId])
+  })
+})

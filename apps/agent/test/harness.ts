@@ -119,7 +119,7 @@ export interface AgentProcess {
     predicate: (line: LogLine) => boolean,
     options?: { from?: number; timeoutMs?: number },
   ) => Promise<LogLine>
-  readonly http: (path: string) => Promise<{ status: number; body: string }>
+  readonly http: (path: string) => Promise<{ status: number; body: string; contentType: string | null }>
   readonly port: () => number
   readonly signal: (signal: NodeJS.Signals) => void
   /** Resolves with the exit code (or 128+signal). */
@@ -218,7 +218,7 @@ export const startAgent = (
     waitFor,
     http: async (path) => {
       const r = await fetch(`http://127.0.0.1:${portOf()}${path}`)
-      return { status: r.status, body: await r.text() }
+      return { status: r.status, body: await r.text(), contentType: r.headers.get("content-type") }
     },
     port: portOf,
     signal: (s) => {

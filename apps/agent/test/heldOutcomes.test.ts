@@ -75,6 +75,34 @@ describe("outcomes that need a person are held", () => {
     expect(importsOf(e, "kv-not-managed").filter((r) => r.status === 200)).toHaveLength(1)
   })
 
+  it("a Rejected source that may become valid (a certificate not valid yet) is retried with backoff, not held", async () => {
+    const { e, w: work, p } = await world.setUp(["kv-early"])
+    const leaf = await p.leaf("early.example.test", { notBefore: new Date(Date.now() + 2 * 86_400_000) })
+    work.write("early.key", leaf.keyPem)
+    work.write("early.crt", leaf.certPem)
+    const config = writeConfig(work, e, [
+      {
+        name: "early",
+        vault: "kv-early",
+        certificate: "early",
+        source: { cert: work.path("early.crt"), key: work.path("early.key") },
+      },
+    ])
+    const a = world.run(config, e)
+    const first = await nextDecision(a, "early", 0)
+    expect(first.msg).toBe("deploy: Rejected")
+    expect(JSON.stringify(first.problems)).toMatch(/not valid (yet|before)/i)
+    // Retried by its backoff (0.2 s here) without a pass or a signal: no `held:` line.
+    const again = await nextDecision(a, "early", a.lines.indexOf(first) + 1, 10_000)
+    expect(again.msg).toBe("deploy: Rejected")
+    // A pass decides again too, rather than holding the outcome.
+    const from = a.lines.length
+    a.signal("SIGHUP")
+    expect((await nextDecision(a, "early", from)).msg).toBe("deploy: Rejected")
+    expect(a.lines.some((l) => l.deployment === "early" && l.msg.startsWith("held:"))).toBe(false)
+    expect(importsOf(e, "kv-early")).toHaveLength(0)
+  })
+
   it("a rollback that failed is held: the same source is not deployed again", async () => {
     const { e, w, leaf, deployment } = await setUp("kv-rollback-failed", "rf")
     // The import lands, then the new version is disabled: verify finds it wrong, and a first deploy has

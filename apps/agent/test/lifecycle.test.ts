@@ -65,7 +65,10 @@ describe("lifecycle of one deployment", () => {
     )
     expect(writesSince(mark)).toBe(0)
     expect(latestX5t("api-cert")).toBe(second.x5t)
-    const brokenPage = (await a.http("/metrics")).body
+    const scraped = await a.http("/metrics")
+    // Prometheus text exposition, as a scraper reads it.
+    expect(scraped.contentType).toMatch(/^text\/plain; version=0\.0\.4/)
+    const brokenPage = scraped.body
     expect(metricValue(brokenPage, "kvdeploy_agent_source_broken", { deployment: "api" })).toBe(1)
 
     // Half-written: the certificate file is cut off mid-way (written in place, not renamed). Still nothing written.

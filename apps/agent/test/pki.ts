@@ -19,7 +19,8 @@ export interface Issued {
 
 export interface Pki {
   readonly caPem: string
-  readonly leaf: (cn: string) => Promise<Issued>
+  /** A leaf for `cn`, valid from a day ago for 90 days, or from `notBefore`. */
+  readonly leaf: (cn: string, options?: { readonly notBefore?: Date }) => Promise<Issued>
 }
 
 export const makePki = async (): Promise<Pki> => {
@@ -36,7 +37,7 @@ export const makePki = async (): Promise<Pki> => {
   })
   return {
     caPem: toPem("CERTIFICATE", caDer),
-    leaf: async (cn) => {
+    leaf: async (cn, options = {}) => {
       const key = await generateKey("P-256")
       // Whole seconds: X.509 times carry no fractions, so the expiry gauge compares exactly.
       const notAfter = new Date(Math.floor((Date.now() + 90 * day) / 1000) * 1000)
@@ -46,7 +47,7 @@ export const makePki = async (): Promise<Pki> => {
         issuer: { name: caName, key: caKey },
         ca: false,
         sans: [{ type: "dns", value: cn }],
-        notBefore: new Date(Date.now() - day),
+        notBefore: options.notBefore ?? new Date(Date.now() - day),
         notAfter,
       })
       return {
