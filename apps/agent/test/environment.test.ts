@@ -107,4 +107,33 @@ describe("one credential per identity", () => {
     expect(principals("system-cert")).toEqual([systemAssigned.clientId])
     expect(principals("user-cert")).toEqual([userAssigned.clientId])
   })
+
+  it("a cold start of many deployments of one identity asks the identity provider for one token", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("many.example.test")
+    work.write("many.crt", leaf.certPem)
+    work.write("many.key", leaf.keyPem)
+    const source = { cert: work.path("many.crt"), key: work.path("many.key") }
+    const config = writeConfig(
+      work,
+      emulator,
+      Array.from({ length: 24 }, (_, i) => ({
+        name: `many-${i}`,
+        vault: VAULT,
+        certificate: `many-${i}`,
+        source,
+      })),
+    )
+    const mark = emulator.requests.mark()
+    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    suite.agent = a
+    for (let i = 0; i < 24; i++)
+      await a.waitFor((l) => l.deployment === `many-${i}` && l.msg === "deploy: Succeeded")
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    const tokens = emulator.requests
+      .entries({ vault: "entra", since: mark })
+      .filter((r) => r.operation === "token")
+    expect(tokens).toHaveLength(1)
+  })
 })
