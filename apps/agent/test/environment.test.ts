@@ -3,28 +3,38 @@
  * (exit 2), the running agent warns and still runs every deployment it can.
  */
 import { spawnSync } from "node:child_process"
+import type { AuthMode } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
 import { agentSuite, baseEnv, bin, startAgent, writeConfig } from "./harness.js"
 
 const VAULT = "agent-env"
 const suite = agentSuite([VAULT])
 
+/** A fresh leaf for `name`.example.test written to the work directory: the source of its deployments. */
+const sourceOf = async (name: string) => {
+  const { pki, work } = suite
+  const leaf = await pki.leaf(`${name}.example.test`)
+  work.write(`${name}.crt`, leaf.certPem)
+  work.write(`${name}.key`, leaf.keyPem)
+  return { leaf, source: { cert: work.path(`${name}.crt`), key: work.path(`${name}.key`) } }
+}
+
+/** Deployment `name` of `source` into VAULT as `name`-cert, with the credential of the emulator's `mode`. */
+const deploymentAs = (name: string, source: { cert: string; key: string }, mode: AuthMode) => ({
+  name,
+  vault: VAULT,
+  certificate: `${name}-cert`,
+  source,
+  target: suite.emulator.targetConfig(VAULT, `${name}-cert`, mode),
+})
+
 describe("a credential mode's variables missing from the environment", () => {
   it("fail --check, and only the deployments of that mode in the running agent", async () => {
-    const { emulator, pki, work } = suite
-    const leaf = await pki.leaf("env.example.test")
-    work.write("env.crt", leaf.certPem)
-    work.write("env.key", leaf.keyPem)
-    const source = { cert: work.path("env.crt"), key: work.path("env.key") }
+    const { emulator, work } = suite
+    const { leaf, source } = await sourceOf("env")
     const config = writeConfig(work, emulator, [
       // Managed identity through the emulator's App Service endpoint: its variables are set.
-      {
-        name: "managed",
-        vault: VAULT,
-        certificate: "managed-cert",
-        source,
-        target: emulator.targetConfig(VAULT, "managed-cert", "managedIdentityAppService"),
-      },
+      deploymentAs("managed", source, "managedIdentityAppService"),
       // Client secret: AZURE_CLIENT_SECRET is not set.
       { name: "secret", vault: VAULT, certificate: "secret-cert", source },
     ])
@@ -65,27 +75,12 @@ describe("a credential mode's variables missing from the environment", () => {
 
 describe("one credential per identity", () => {
   it("a system-assigned and a user-assigned managed identity in one vault each deploy as themselves", async () => {
-    const { emulator, pki, work } = suite
-    const leaf = await pki.leaf("identities.example.test")
-    work.write("identities.crt", leaf.certPem)
-    work.write("identities.key", leaf.keyPem)
-    const source = { cert: work.path("identities.crt"), key: work.path("identities.key") }
+    const { emulator, work } = suite
+    const { leaf, source } = await sourceOf("identities")
     const config = writeConfig(work, emulator, [
-      {
-        name: "system",
-        vault: VAULT,
-        certificate: "system-cert",
-        source,
-        target: emulator.targetConfig(VAULT, "system-cert", "managedIdentityImds"),
-      },
+      deploymentAs("system", source, "managedIdentityImds"),
       // The same vault, with managed_identity_client_id: the user-assigned identity.
-      {
-        name: "user",
-        vault: VAULT,
-        certificate: "user-cert",
-        source,
-        target: emulator.targetConfig(VAULT, "user-cert", "managedIdentityUserAssigned"),
-      },
+      deploymentAs("user", source, "managedIdentityUserAssigned"),
     ])
     const mark = emulator.requests.mark()
     const a = startAgent(config, { ...baseEnv(), ...emulator.env.managedIdentityImds })
@@ -106,14 +101,12 @@ describe("one credential per identity", () => {
     const { systemAssigned, userAssigned } = emulator.managedIdentity
     expect(principals("system-cert")).toEqual([systemAssigned.clientId])
     expect(principals("user-cert")).toEqual([userAssigned.clientId])
+    expect(emulator.state.versions(VAULT, "user-cert")?.at(-1)?.x5t).toBe(leaf.x5t)
   })
 
   it("a cold start of many deployments of one identity asks the identity provider for one token", async () => {
-    const { emulator, pki, work } = suite
-    const leaf = await pki.leaf("many.example.test")
-    work.write("many.crt", leaf.certPem)
-    work.write("many.key", leaf.keyPem)
-    const source = { cert: work.path("many.crt"), key: work.path("many.key") }
+    const { emulator, work } = suite
+    const { source } = await sourceOf("many")
     const config = writeConfig(
       work,
       emulator,
