@@ -560,6 +560,7 @@ export const makeReconciler = (
             })
             yield* log(d, "cannot read the vault: retrying with backoff", "warn", {
               error: e._tag,
+              operation: e.operation,
               reason: e.message,
             })
             return yield* new AttemptFailed({
@@ -966,6 +967,7 @@ export const makeReconciler = (
                 vault: d.target.vaultUrl,
                 deployments: group.length,
                 error: e._tag,
+                operation: e.operation,
                 reason: e.message,
                 ...(refused
                   ? {

@@ -12,17 +12,19 @@ const plain = {
   cyan: (s: string) => s,
 }
 
-/** The `next` line of a Failed import whose error is `error` (its message is the reason and its refusal the outcome's, as in core). */
+/** The `next` line of a Failed import whose error is `error` (its message is the reason, its refusal and unsent the outcome's, as in core). */
 const nextOf = (error: {
   readonly _tag: string
   readonly message: string
   readonly refusal?: string | undefined
+  readonly unsent?: boolean | undefined
 }): string => {
   const outcome = {
     _tag: "Failed",
     step: "import",
     error: error._tag,
     ...("refusal" in error && error.refusal !== undefined ? { refusal: error.refusal } : {}),
+    ...(error.unsent === true ? { unsent: true } : {}),
     target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
     certificateId: "api",
     previous: undefined,
@@ -78,6 +80,7 @@ describe("a Failed deploy's next step", () => {
         operation: "importVersion",
         detail:
           "no token for the vault (nothing was sent): the identity provider could not be reached: ECONNREFUSED",
+        unsent: true,
       }),
     )
     expect(next).toContain("deploy again later")

@@ -106,9 +106,18 @@ const preflightRejected = (trail: DeployTrail, problems: ReadonlyArray<DeployPro
   }
 }
 
-/** The refusal a VaultForbidden states, as a Failed outcome carries it. */
-const refusalOf = (failure: { readonly _tag: string; readonly refusal?: Failed["refusal"] | undefined }) =>
-  failure._tag === "VaultForbidden" && failure.refusal !== undefined ? { refusal: failure.refusal } : {}
+/**
+ * What a Failed outcome carries of its error: the refusal a VaultForbidden states, and whether the
+ * call was never sent (no token could be had for it).
+ */
+const refusalOf = (failure: {
+  readonly _tag: string
+  readonly refusal?: Failed["refusal"] | undefined
+  readonly unsent?: boolean | undefined
+}): Pick<Failed, "refusal" | "unsent"> => ({
+  ...(failure._tag === "VaultForbidden" && failure.refusal !== undefined ? { refusal: failure.refusal } : {}),
+  ...(failure.unsent === true ? { unsent: true } : {}),
+})
 
 const snapshotFailed = (trail: DeployTrail, failure: VaultError): Draft => {
   trail.note(`snapshot: ${failure._tag}; aborting`)

@@ -44,8 +44,8 @@ export interface OutcomeCommon {
   /** Human-readable reason for the outcome. */
   readonly reason: string
   /**
-   * Vault calls this deploy made: requests that reached the vault (a call for which no token could
-   * be had is not one; see the errors' `unsent`).
+   * Vault calls this deploy made, each counted once whatever the SDK retried underneath; a call
+   * for which no token could be had is not counted (nothing was sent: see the errors' `unsent`).
    */
   readonly vaultCalls: number
   /** The trail of decisions, one short line per step. */
@@ -80,6 +80,8 @@ export interface Failed extends OutcomeCommon {
    * another remedy, and only a missing permission is fixed by a grant.
    */
   readonly refusal?: "permission" | "token" | "network" | "credential" | "disabled"
+  /** True when the failing call was never sent: no token could be had for it (the error's `unsent`). */
+  readonly unsent?: true
 }
 /** Imported (or possibly imported), but the vault could not be read back: needs a person. */
 export interface Unverified extends OutcomeCommon {

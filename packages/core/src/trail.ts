@@ -35,8 +35,8 @@ export class DeployTrail {
   }
 
   /**
-   * Takes back the count of a call whose request never reached the vault (no token could be had
-   * for it): `vaultCalls` counts requests the vault saw. Called with every failed call's error.
+   * Takes back the count of a call whose request was never sent (no token could be had for it).
+   * Called with every failed call's error.
    */
   unsent(error: unknown): void {
     if (wasUnsent(error)) this.vaultCalls--

@@ -406,6 +406,22 @@ describe("Failed (the vault is unchanged)", () => {
           "Failed",
         )
         assert.strictEqual(down.vaultCalls, 5) // 1 + 4 retries
+        // The outcome says so, for the remedy: no token (later, or the credential), not the vault.
+        assert.deepStrictEqual([credential.unsent, outage.unsent, "unsent" in down], [true, true, false])
+        // An import for which no token could be had, after a snapshot that was sent: one call.
+        const importing = expectTag(
+          yield* runDeploy(request(newCert.material)).pipe(
+            Effect.provideService(Vault, {
+              ...port,
+              importVersion: () =>
+                Effect.fail(
+                  new VaultUnavailable({ operation: "importVersion", detail: "no token", unsent: true }),
+                ),
+            }),
+          ),
+          "Failed",
+        )
+        assert.deepStrictEqual([importing.step, importing.vaultCalls, importing.unsent], ["import", 1, true])
         assert.strictEqual(vault.versions(NAME).length, 0)
       }),
     ),
@@ -637,7 +653,7 @@ describe("Failed: soft-deleted name that cannot be recovered", () => {
           assert.deepStrictEqual([grant.step, grant.refusal], ["import", "permission"])
           // The reason says what failed in words; the port's names are for metrics and scripts.
           assert.include(token.reason, "reading the certificate: forbidden: refused")
-          assert.include(grant.reason, "importing the new version: forbidden: refused")
+          assert.include(grant.reason, "importing a version: forbidden: refused")
           assert.notMatch(`${token.reason} ${grant.reason}`, /getLatest|importVersion/)
           const unsaid = expectTag(yield* run(refusing("importVersion", undefined)), "Failed")
           assert.isFalse("refusal" in unsaid)

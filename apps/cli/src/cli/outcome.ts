@@ -94,9 +94,8 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
   // What a VaultForbidden refused has its own remedy; only a missing permission is granted.
   if (o.error === "VaultForbidden" && o.refusal !== undefined && o.refusal !== "permission")
     return `${forbiddenFix(o.refusal)}; then deploy again`
-  // No token because the identity provider did not answer (a VaultUnavailable): the same test as
-  // vaultProblem's, on the adapter's words.
-  if (o.reason.includes("no token for the vault (nothing was sent"))
+  // No token because the identity provider did not answer (a VaultUnavailable that was never sent).
+  if (o.error === "VaultUnavailable" && o.unsent === true)
     return "the identity provider did not give a token (unavailable, throttling or unreachable), so nothing reached the vault: deploy again later; `kvdeploy doctor` checks the credential and its endpoint"
   switch (o.error) {
     case "VaultForbidden":

@@ -30,16 +30,16 @@ export const ExitCode = {
 } as const
 
 /**
- * The command cannot go on. `kind` says whether it is a usage problem (exit 2,
- * the vault was not touched) or a failure talking to the vault or the system.
- */
-/**
  * Set by a command that runs in the foreground until it is stopped (`kvdeploy emulator`) once it
  * is up: Ctrl+C or SIGTERM is then how it ends, and it exits 0, not 130 (a supervisor that sends
  * SIGTERM reads 130 as a failure).
  */
 export const stoppedBySignal = { isSuccess: false }
 
+/**
+ * The command cannot go on. `kind` says whether it is a usage problem (exit 2,
+ * the vault was not touched) or a failure talking to the vault or the system.
+ */
 export class CliProblem extends Data.TaggedError("CliProblem")<{
   readonly exitCode: number
   readonly title: string

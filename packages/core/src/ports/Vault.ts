@@ -127,7 +127,7 @@ export const vaultOperationWords: Readonly<Record<VaultOperation, string>> = {
   getVersion: "reading a version of the certificate",
   listVersions: "listing the certificate's versions",
   listCertificates: "listing the vault's certificates",
-  importVersion: "importing the new version",
+  importVersion: "importing a version",
   getVersionSecret: "reading a version's secret",
   getDeleted: "reading the soft-deleted certificate",
   recoverDeleted: "recovering the soft-deleted certificate",
@@ -148,9 +148,10 @@ const errorFields = {
    */
   retried: Schema.optional(Schema.Boolean),
   /**
-   * True when the request never left the client: no token could be had for it (the identity
-   * provider refused the credential, failed or could not be reached). The call is then not
-   * counted in an outcome's `vaultCalls`.
+   * True when the request was never sent: no token could be had for it (the identity provider
+   * refused the credential, failed or could not be reached). The call is then not counted in an
+   * outcome's `vaultCalls`. (Only the SDK's body-less challenge request, which asks the vault for
+   * its tenant before any token, may have reached it.)
    */
   unsent: Schema.optional(Schema.Boolean),
 }
@@ -291,11 +292,11 @@ export class Vault extends Context.Service<
   }
 >()("@kvdeploy/core/Vault") {}
 
-/** Errors after which a read may be retried: transient ones the adapter has not retried already. */
-/** Whether a vault call's failure says its request never reached the vault (no token for it). */
+/** Whether a vault call's failure says its request was never sent (no token could be had for it). */
 export const wasUnsent = (error: unknown): boolean =>
   typeof error === "object" && error !== null && (error as { readonly unsent?: unknown }).unsent === true
 
+/** Errors after which a read may be retried: transient ones the adapter has not retried already. */
 export const isRetriableRead = (error: {
   readonly _tag: string
   readonly retried?: boolean | undefined
