@@ -881,23 +881,36 @@ describe("validate, doctor, emulator", () => {
     expect(r.stdout).toContain("AZURE_CLIENT_SECRET")
   })
 
-  it("emulator: runs in the foreground and prints the environment and target", async () => {
+  it("emulator: runs in the foreground, prints the environment and target, and exits 0 when stopped", async () => {
     const { spawn } = await import("node:child_process")
     const { bin, baseEnv } = await import("./harness.js")
-    const child = spawn(process.execPath, [bin, "emulator", "--json"], { env: baseEnv() })
-    const text = await new Promise<string>((resolve, reject) => {
-      let buf = ""
-      child.stdout.on("data", (c: Buffer) => {
-        buf += c.toString()
-        try {
-          JSON.parse(buf)
-          resolve(buf)
-        } catch {}
+    /** `kvdeploy emulator --json` once it has printed its JSON, with its stderr and exit code to come. */
+    const started = async () => {
+      const child = spawn(process.execPath, [bin, "emulator", "--json"], { env: baseEnv() })
+      let stderr = ""
+      child.stderr.on("data", (c: Buffer) => {
+        stderr += c.toString()
       })
-      child.on("error", reject)
-      setTimeout(() => reject(new Error(`no JSON from kvdeploy emulator: ${buf}`)), 20_000)
-    })
-    const printed = JSON.parse(text) as { env: Record<string, string>; targetConfig: Record<string, unknown> }
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
+      const text = await new Promise<string>((resolve, reject) => {
+        let buf = ""
+        child.stdout.on("data", (c: Buffer) => {
+          buf += c.toString()
+          try {
+            JSON.parse(buf)
+            resolve(buf)
+          } catch {}
+        })
+        child.on("error", reject)
+        setTimeout(() => reject(new Error(`no JSON from kvdeploy emulator: ${buf}`)), 20_000)
+      })
+      return { child, text, exited, stderr: () => stderr }
+    }
+    const first = await started()
+    const printed = JSON.parse(first.text) as {
+      env: Record<string, string>
+      targetConfig: Record<string, unknown>
+    }
     expect(printed.env.NODE_EXTRA_CA_CERTS).toBeDefined()
     expect(printed.targetConfig.cloud).toBeDefined()
     // The admin API answers with the key it printed: faults can be scripted from another shell.
@@ -918,14 +931,12 @@ describe("validate, doctor, emulator", () => {
     })
     expect(faults).toBe(200)
     // Stopped as a supervisor stops it (systemd, docker stop): SIGTERM, and exit 0, which is how
-    // this command ends (130 would read as a failure).
-    let stderr = ""
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString()
-    })
-    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
-    child.kill("SIGTERM")
-    expect(await exited, stderr).toBe(0)
-    expect(stderr).toContain("kv-emulator stopped")
+    // this command ends (130 would read as a failure). Ctrl+C (SIGINT) alike.
+    first.child.kill("SIGTERM")
+    expect(await first.exited, first.stderr()).toBe(0)
+    expect(first.stderr()).toContain("kv-emulator stopped")
+    const second = await started()
+    second.child.kill("SIGINT")
+    expect(await second.exited, second.stderr()).toBe(0)
   })
 })

@@ -1,8 +1,11 @@
 /**
- * encodePfx writes its structures with pkijs's classes (pfxStructure.ts): a
+ * encodePfx writes its structures with pkijs's classes (pfxStructure.ts). A
  * PFX of each profile must be exactly what pkijs writes when it re-encodes
- * it, at every level down to the decrypted SafeContents and the PBE
- * parameters, with every OBJECT IDENTIFIER the one written out below.
+ * what it reads, at every level down to the decrypted SafeContents and the PBE
+ * parameters (so every tag, length and form is the canonical one a reader
+ * parses back to the same bytes), with every OBJECT IDENTIFIER the one written
+ * out below and the levels holding what was put in (certificates, key,
+ * friendly name, iterations, salt lengths).
  */
 import { createDecipheriv, createHash, pbkdf2Sync } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
