@@ -330,8 +330,8 @@ export const materialOf = (
           const e = decoded.failure
           problems.push(
             e.reason === "wrong-password"
-              ? `pfx ${file.path}: the password${source.passwordEnv === undefined ? " (none given)" : ` in ${source.passwordEnv}`} does not open it (or the file is incomplete)`
-              : `pfx ${file.path}: ${e.detail}`,
+              ? `pfx ${shownPath(file.path)}: the password${source.passwordEnv === undefined ? " (none given)" : ` in ${source.passwordEnv}`} does not open it (or the file is incomplete)`
+              : `pfx ${shownPath(file.path)}: ${e.detail}`,
           )
         } else {
           certificates = [decoded.success.leaf, ...decoded.success.chain]
@@ -342,7 +342,8 @@ export const materialOf = (
       for (const file of bytes.files) {
         const parsed = yield* parsePem(file.bytes).pipe(Effect.result)
         if (parsed._tag === "Failure") {
-          for (const p of parsed.failure.problems) problems.push(`${file.role} ${file.path}: ${p.message}`)
+          for (const p of parsed.failure.problems)
+            problems.push(`${file.role} ${shownPath(file.path)}: ${p.message}`)
           continue
         }
         if (
@@ -350,13 +351,13 @@ export const materialOf = (
           parsed.success.certificates.length === 0 &&
           parsed.success.key === undefined
         )
-          problems.push(`key ${file.path}: holds no private key`)
+          problems.push(`key ${shownPath(file.path)}: holds no private key`)
         if (file.role === "cert" && parsed.success.certificates.length === 0)
-          problems.push(`cert ${file.path}: holds no certificate`)
+          problems.push(`cert ${shownPath(file.path)}: holds no certificate`)
         certificates.push(...parsed.success.certificates)
         if (parsed.success.key !== undefined) {
           if (key !== undefined)
-            problems.push(`${file.role} ${file.path}: a second private key (give exactly one)`)
+            problems.push(`${file.role} ${shownPath(file.path)}: a second private key (give exactly one)`)
           else key = parsed.success.key
         }
       }

@@ -105,7 +105,8 @@ describe("readSource", () => {
         readSource({
           _tag: "Pem",
           cert: join(d, "cert.pem"),
-          chain: join(d, "chain.pem"),
+          // As a relative `./chain.pem` of the configuration resolves: shown without the `/./`.
+          chain: `${d}/./chain.pem`,
           key: join(d, "key.pem"),
         }),
       ),

@@ -139,11 +139,18 @@ export const quotedValue = (value: unknown): string =>
       : `a string of ${value.length} characters, not shown`
 
 /**
- * A path (or another value an operator typed) as a message shows it: as it is, unless it looks like
- * key text (see looksLikeKeyText), which is described by its length.
+ * A path (or another value an operator typed) as a message shows it: as it is, without the `/.`
+ * segments that name no directory (`/etc/kvdeploy/./certs` is shown `/etc/kvdeploy/certs`; `..`
+ * is kept, as it may step out of a symbolic link), unless it looks like key text (see
+ * looksLikeKeyText), which is described by its length. Only what is shown changes: the path used
+ * and fingerprinted stays as configured.
  */
-export const shownPath = (path: string): string =>
-  looksLikeKeyText(path) ? `(${path.length} characters that look like key text, not shown)` : path
+export const shownPath = (path: string): string => {
+  if (looksLikeKeyText(path)) return `(${path.length} characters that look like key text, not shown)`
+  const shown = path.replace(/\/\.(?=\/|$)/g, "")
+  // "/." is the root.
+  return shown === "" && path !== "" ? "/" : shown
+}
 
 /**
  * A key of the input as a problem's field names it: as it is when it could be a key (at most 256

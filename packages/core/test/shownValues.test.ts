@@ -115,6 +115,14 @@ describe("what messages show", () => {
     const pasted = ecKey().toString("base64").slice(0, 180)
     expect(shownPath(pasted)).toBe("(180 characters that look like key text, not shown)")
     expect(shownPath("/etc/kvdeploy/tls.key")).toBe("/etc/kvdeploy/tls.key")
+    // A relative source path resolved against the configuration's directory: no `/./` shown.
+    expect(shownPath("/etc/kvdeploy/./certs/./tls.key")).toBe("/etc/kvdeploy/certs/tls.key")
+    expect(shownPath("/etc/kvdeploy/.")).toBe("/etc/kvdeploy")
+    // `..` and names that start with a dot are kept.
+    expect(shownPath("/etc/kvdeploy/../tls/.hidden/.key")).toBe("/etc/kvdeploy/../tls/.hidden/.key")
+    expect(shownPath("./tls.key")).toBe("./tls.key")
+    expect(shownPath("/.")).toBe("/")
+    expect(shownPath("")).toBe("")
   })
 
   it("withoutKeyText removes a response body's base64 (a PFX) from an SDK message, and keeps the rest", () => {
