@@ -74,6 +74,8 @@ describe("docs/getting-started.md", () => {
       expect(result.out).toContain("exit code 1: the vault serves another certificate")
       expect(result.out).toMatch(/ready to deploy/)
       expect(result.out).toMatch(/2 versions, newest first/)
+      // Stopped with `kill`, the emulator exits 0 (set -e would have ended the script otherwise).
+      expect(result.out).toContain("emulator exit code 0")
     } finally {
       if (pid !== undefined) {
         try {
