@@ -674,6 +674,12 @@ const cases: ReadonlyArray<Case> = [
     says: ["--key: holds certificate or key text instead of a file path or a value", "it is not shown here"],
   },
   {
+    name: "a certificate pasted as the value of --cert: refused by flag, never shown",
+    args: () => ["deploy", "--config", target("c-pasted-cert"), "--cert", good.certPem, "--json"],
+    exit: 2,
+    says: ["--cert: holds certificate or key text instead of a file path or a value", "it is not shown here"],
+  },
+  {
     name: "keys pasted into --key=… and --credential-mode=…: each refused, never shown",
     args: () => [
       "plan",

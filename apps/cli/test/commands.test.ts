@@ -115,7 +115,14 @@ describe("help, completion and usage", () => {
     expect((await runCli(["frobnicate"])).code).toBe(2)
     const withJson = await runCli(["deploy", "--bogus", "--json"])
     expect(withJson.code).toBe(2)
-    expect(json<{ error: { title: string } }>(withJson).error.title).toContain("--bogus")
+    const error = json<{
+      error: { title: string; exitCode: number; problems: Array<{ field: string; fix: string }> }
+    }>(withJson).error
+    expect(error.title).toContain("--bogus")
+    // The JSON's exit code is the process's, and the problem names the flag and the help to read.
+    expect(error.exitCode).toBe(2)
+    expect(error.problems[0]?.field).toBe("--bogus")
+    expect(error.problems[0]?.fix).toContain("--help")
     expect(withJson.stderr).toContain("kvdeploy deploy --help")
     // --wizard is no flag of kvdeploy: refused like any unknown flag, the JSON contract kept.
     const wizard = await runCli(["show", "--wizard", "--json"])
@@ -381,11 +388,15 @@ describe("plan", () => {
       env: world.env,
     })
     expect(first.code, first.stderr).toBe(0)
-    expect(json<{ action: string }>(first).action).toBe("import")
+    const planned = json<{ action: string; tags: Record<string, string> }>(first)
+    expect(planned.action).toBe("import")
     expect(world.writesSince(mark)).toBe(0)
     expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
 
     await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
+    // The tags the plan named are the tags the deploy wrote (kvdeploy's provenance tags included).
+    expect(planned.tags).toMatchObject({ "certctl-managed-by": "certctl", "certctl-certificate-id": name })
+    expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.tags).toEqual(planned.tags)
     const again = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-"], {
       stdin: fx.bundle(leaf),
       env: world.env,
@@ -401,6 +412,13 @@ describe("plan", () => {
     )
     expect(refuse.code).toBe(2)
     expect(json<{ action: string; reason: string }>(refuse).reason).toContain("certctl-managed-by")
+    // With --adopt, the plan is what deploy --adopt would do: take the certificate over.
+    const adopt = await runCli(
+      ["plan", "--config", world.targetFile("foreign-plan"), "--cert", "-", "--json", "--adopt"],
+      { stdin: fx.bundle(leaf), env: world.env },
+    )
+    expect(adopt.code, adopt.stdout).toBe(0)
+    expect(json<{ action: string }>(adopt).action).toBe("import")
     expect(world.writesSince(mark2)).toBe(0)
   })
 })
@@ -414,6 +432,13 @@ describe("outcomes and exit codes", () => {
     const r = await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
     expect(r.code).toBe(2)
     expect(json<Outcome>(r)._tag).toBe("Rejected")
+    // A certificate id of its own is no permission to take the certificate over.
+    const withId = await runCli(deployArgs(name, ["--certificate-id", "other-id"]), {
+      stdin: fx.bundle(leaf),
+      env: world.env,
+    })
+    expect(withId.code, withId.stdout).toBe(2)
+    expect(json<Outcome>(withId)._tag).toBe("Rejected")
     expect(world.writesSince(mark)).toBe(0)
     const adopted = await runCli(deployArgs(name, ["--adopt"]), { stdin: fx.bundle(leaf), env: world.env })
     expect(adopted.code, adopted.stdout).toBe(0)
@@ -444,6 +469,15 @@ describe("outcomes and exit codes", () => {
     await poller.pollUntilDone()
     expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
     const v2 = await fx.leaf()
+    // The plan says so first (exit 1), writing nothing.
+    const mark = world.emulator.requests.mark()
+    const plan = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-", "--json"], {
+      stdin: fx.bundle(v2),
+      env: world.env,
+    })
+    expect(plan.code, plan.stdout).toBe(1)
+    expect(json<{ action: string }>(plan).action).toBe("fail-soft-deleted")
+    expect(world.writesSince(mark)).toBe(0)
     const failed = await runCli(deployArgs(name), { stdin: fx.bundle(v2), env: world.env })
     expect(failed.code).toBe(1)
     expect(json<Outcome & { step: string }>(failed).step).toBe("soft-deleted")
@@ -624,6 +658,24 @@ describe("verify --endpoint", () => {
     expect(json<{ serves: boolean }>(no).serves).toBe(false)
     // No SNI for an IP address, so Node has nothing to warn about (DEP0123).
     expect(no.stderr).not.toContain("DEP0123")
+    // With a vault too, both must serve it: the endpoint does, the vault (no such certificate) does not.
+    const both = await runCli(
+      [
+        "verify",
+        "--config",
+        world.targetFile("never-deployed"),
+        "--cert",
+        "-",
+        "--endpoint",
+        `127.0.0.1:${port}`,
+        "--json",
+      ],
+      { stdin: served, env: world.env },
+    )
+    expect(both.code, both.stdout).toBe(1)
+    const verdict = json<{ serves: boolean; checks: Array<{ serves: boolean }> }>(both)
+    expect(verdict.serves).toBe(false)
+    expect(verdict.checks.map((c) => c.serves).sort()).toEqual([false, true])
   })
 
   it("polls with --timeout: yes once the endpoint switches to the certificate; no, after every look that fits, when it never does", async () => {
@@ -751,11 +803,19 @@ describe("validate, doctor, emulator", () => {
 
   it("doctor: a denied list is a warning with the grant; a disabled latest version is not blamed on secrets/get", async () => {
     const name = "doctor-disabled"
-    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
-      0,
-    )
+    const deployed = await fx.leaf()
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(deployed), env: world.env })).code).toBe(0)
     const latest = await sdkClient().getCertificate(name)
     await sdkClient().updateCertificateProperties(name, latest.properties.version ?? "", { enabled: false })
+    // A disabled latest version is not served: verify says no (1), naming why.
+    const verify = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-", "--json"], {
+      stdin: deployed.certPem,
+      env: world.env,
+    })
+    expect(verify.code, verify.stdout).toBe(1)
+    const verdict = json<{ serves: boolean; checks: Array<{ detail: string }> }>(verify)
+    expect(verdict.serves).toBe(false)
+    expect(verdict.checks[0]?.detail).toContain("is disabled")
     world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/list"])
     const r = await runCli(["doctor", "--config", world.targetFile(name), "--json"], { env: world.env })
     const text = await runCli(["doctor", "--config", world.targetFile(name)], { env: world.env })
@@ -796,6 +856,21 @@ describe("validate, doctor, emulator", () => {
     )
     expect(listed.certificates.map((c) => c.name)).toEqual(expected)
     expect([listed.total, listed.matched]).toEqual([expected.length, expected.length])
+    // --managed keeps kvdeploy's certificates only: another writer's certificate is left out.
+    await world.emulator.state.foreignImport(world.vault, "list-foreign")
+    const managed = json<{
+      total: number
+      matched: number
+      certificates: Array<{ name: string; managedByKvdeploy: boolean }>
+    }>(
+      await runCli(["list", "--config", world.targetFile("listing"), "--managed", "--json"], {
+        env: world.env,
+      }),
+    )
+    expect(managed.certificates.length).toBeGreaterThan(0)
+    expect(managed.certificates.every((c) => c.managedByKvdeploy)).toBe(true)
+    expect(managed.certificates.map((c) => c.name)).not.toContain("list-foreign")
+    expect(managed.matched).toBeLessThan(managed.total)
 
     world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/list"])
     const denied = await runCli(["list", "--config", world.targetFile("listing"), "--json"], {
