@@ -110,7 +110,7 @@ const preflightRejected = (trail: DeployTrail, problems: ReadonlyArray<DeployPro
  * What a Failed outcome carries of its error: the refusal a VaultForbidden states, and whether the
  * call was never sent (no token could be had for it).
  */
-const refusalOf = (failure: {
+const failureFacts = (failure: {
   readonly _tag: string
   readonly refusal?: Failed["refusal"] | undefined
   readonly unsent?: boolean | undefined
@@ -125,7 +125,7 @@ const snapshotFailed = (trail: DeployTrail, failure: VaultError): Draft => {
     _tag: "Failed",
     step: "snapshot",
     error: failure._tag,
-    ...refusalOf(failure),
+    ...failureFacts(failure),
     reason: `could not read what the vault serves now, so nothing was changed: ${failure.message}`,
   }
 }
@@ -136,7 +136,7 @@ const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | V
     _tag: "Failed",
     step: "import",
     error: failure._tag,
-    ...refusalOf(failure),
+    ...failureFacts(failure),
     reason:
       trail.recovered === "recovered"
         ? `the import was refused and no version was written (the soft-deleted certificate was recovered first and is served again): ${failure.message}`
@@ -234,7 +234,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
       _tag: "Failed",
       step: "soft-deleted",
       error: recovered.failure._tag,
-      ...refusalOf(recovered.failure),
+      ...failureFacts(recovered.failure),
       reason: `${name} is soft-deleted and could not be recovered: ${recovered.failure.message}`,
     } satisfies Draft
   } else {

@@ -13,7 +13,7 @@ import * as asn1js from "asn1js"
 import * as pkijs from "pkijs"
 import { oid } from "./algorithms.js"
 
-export type Block = asn1js.BaseBlock
+type Block = asn1js.BaseBlock
 export type Algorithm = pkijs.AlgorithmIdentifier
 
 /** An OCTET STRING holding `bytes`. */
@@ -131,4 +131,4 @@ export const pfx = (
   )
 
 /** The DER asn1js writes for `block`. */
-export const der = (block: Block): Uint8Array => new Uint8Array(block.toBER(false))
+const der = (block: Block): Uint8Array => new Uint8Array(block.toBER(false))

@@ -134,7 +134,7 @@ export const vaultOperationWords: Readonly<Record<VaultOperation, string>> = {
 }
 
 /** An operation's words, or its name when it is none of the port's (an adapter's own). */
-export const operationInWords = (operation: string): string =>
+const operationInWords = (operation: string): string =>
   Object.hasOwn(vaultOperationWords, operation) ? vaultOperationWords[operation as VaultOperation] : operation
 
 const errorFields = {
