@@ -11,6 +11,9 @@ import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
 import { ClientSecretCredential } from "@azure/identity"
 import { CertificateClient } from "@azure/keyvault-certificates"
+import { encodePfx } from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
 import { json, runCli, startWorld, type World } from "./harness.js"
@@ -890,6 +893,38 @@ describe("validate, doctor, emulator", () => {
     })
     expect(error.problems[0]?.fix).toContain("grant the identity the permission")
     expect(denied.stdout).not.toContain("listCertificates")
+  })
+
+  it("list --expiring-within keeps a certificate that has already expired, and says so", async () => {
+    // Key Vault refuses to import an expired certificate, so this one is imported seconds before it
+    // expires (by the test's own SDK client: the CLI's start-up could outlast its validity).
+    const expiring = await fx.leaf({ notAfterDays: 3 / 86_400 })
+    const lasting = await fx.leaf()
+    const chain = [fx.pki.intermediate, fx.pki.root].map((c) => new Uint8Array(c.certificate.rawData))
+    const pfxOf = (leaf: typeof expiring) =>
+      Effect.runPromise(
+        encodePfx(
+          { leaf: new Uint8Array(leaf.certificate.rawData), chain, key: Redacted.make(leaf.pkcs8) },
+          { encoding: "modern", password: Redacted.make(""), iterations: 1 },
+        ),
+      )
+    const client = sdkClient()
+    await client.importCertificate("list-expired", await pfxOf(expiring), { password: "" })
+    await client.importCertificate("list-lasting", await pfxOf(lasting), { password: "" })
+    // X.509 times have whole seconds: wait until the vault's expiry is past.
+    await new Promise((r) => setTimeout(r, expiring.certificate.notAfter.getTime() + 1_000 - Date.now()))
+
+    const args = ["list", "--config", world.targetFile("listing"), "--expiring-within", "1d"]
+    const listed = json<{ certificates: Array<{ name: string; expiresAt?: string }> }>(
+      await runCli([...args, "--json"], { env: world.env }),
+    )
+    const expired = listed.certificates.find((c) => c.name === "list-expired")
+    expect(expired, JSON.stringify(listed)).toBeDefined()
+    expect(Date.parse(expired?.expiresAt ?? "")).toBeLessThan(Date.now())
+    expect(listed.certificates.map((c) => c.name)).not.toContain("list-lasting")
+    const text = await runCli(args, { env: world.env })
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toMatch(/list-expired .*expired \d{4}-\d{2}-\d{2} \(0 d ago\)/)
   })
 
   it("deploy: a missing client secret is a usage error (2) naming the variable; nothing is sent to the vault", async () => {
