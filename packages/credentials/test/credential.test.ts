@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
@@ -195,7 +198,42 @@ describe("makeCredential", () => {
             AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c",
           }),
         ).toContain("token exchange")
+        // The token exchange needs the tenant and client too (@azure/identity's tokenExchangeMsi):
+        // a token file alone leaves MSAL's source, here IMDS.
+        expect(yield* endpointWith({ AZURE_FEDERATED_TOKEN_FILE: "/var/run/t" })).toBe(
+          "IMDS http://169.254.169.254",
+        )
+        expect(yield* endpointWith({ AZURE_FEDERATED_TOKEN_FILE: "/var/run/t", AZURE_TENANT_ID: "t" })).toBe(
+          "IMDS http://169.254.169.254",
+        )
       }),
+  )
+
+  it.effect("workload_identity records the tenant, client and token file doctor shows", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(tmpdir(), "kvdeploy-wi-"))
+      const tokenFile = join(dir, "token")
+      writeFileSync(tokenFile, "eyJ.fake.token")
+      try {
+        const resolved = yield* makeCredential({ mode: "workload_identity", ...publicCloud }).pipe(
+          withEnv({
+            AZURE_TENANT_ID: "contoso.onmicrosoft.com",
+            AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c",
+            AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+          }),
+        )
+        expect(resolved.identity).toEqual({
+          mode: "workload_identity",
+          source: "WorkloadIdentityCredential",
+          tenantId: "contoso.onmicrosoft.com",
+          clientId: "00000000-0000-0000-0000-00000000000c",
+          tokenFile,
+          endpoint: publicCloud.authorityHost,
+        })
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }),
   )
 
   it.effect("default builds from a sound environment and records the tenant it will use", () =>

@@ -1,14 +1,24 @@
 import { generateKeyPairSync } from "node:crypto"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { Agent } from "node:https"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { createHttpHeaders, createPipelineRequest, type PipelineRequest } from "@azure/core-rest-pipeline"
 import { describe, expect, it } from "@effect/vitest"
-import { validateTargetConfigSync } from "@kvdeploy/core"
+import { knownClouds, validateTargetConfigSync } from "@kvdeploy/core"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
+import { agentOutOfLogs } from "../src/agentOutOfLogs.js"
 import {
+  authorityHosts,
   credentialSettingsFromTarget,
   diagnoseCredential,
   explainTokenFailure,
   formatDiagnosis,
+  identityProviderOutage,
+  keyVaultScope,
+  probeToken,
 } from "../src/index.js"
 
 const withEnv = (env: Record<string, string | undefined>) =>
@@ -64,6 +74,23 @@ describe("credentialSettingsFromTarget", () => {
       disableInstanceDiscovery: true,
     })
     expect(settings.trustedCaPem).toContain("BEGIN CERTIFICATE")
+  })
+})
+
+describe("the clouds' authority hosts and Key Vault scope", () => {
+  it("authorityHosts names the authority core's cloud table gives each public cloud", () => {
+    const authorityOf = (name: string) => knownClouds.find((c) => c.name === name)?.authorityHost
+    expect(authorityHosts).toEqual({
+      public: authorityOf("AzurePublic"),
+      usgovernment: authorityOf("AzureUSGovernment"),
+      china: authorityOf("AzureChina"),
+    })
+    expect(authorityHosts.usgovernment).toBe("https://login.microsoftonline.us")
+  })
+
+  it("keyVaultScope takes the resource with or without a trailing slash", () => {
+    expect(keyVaultScope("https://vault.azure.net")).toBe("https://vault.azure.net/.default")
+    expect(keyVaultScope("https://vault.usgovcloudapi.net/")).toBe("https://vault.usgovcloudapi.net/.default")
   })
 })
 
@@ -157,6 +184,105 @@ describe("diagnoseCredential", () => {
   )
 })
 
+describe("diagnoseCredential: the default chain's checks", () => {
+  const defaultChecks = (env: Record<string, string>) =>
+    diagnoseCredential({ mode: "default", authorityHost: "https://login.microsoftonline.com" }).pipe(
+      withEnv(env),
+      Effect.map((d) => ({ d, checks: d.checks.filter((c) => c.name.startsWith("default:")) })),
+    )
+
+  it.effect(
+    "a client certificate configures the environment source as well as a secret",
+    () =>
+      Effect.gen(function* () {
+        const { checks } = yield* defaultChecks({
+          AZURE_TENANT_ID: "11111111-2222-3333-4444-555555555555",
+          AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c",
+          AZURE_CLIENT_CERTIFICATE_PATH: "/etc/kvdeploy/sp.pem",
+        })
+        expect(checks[0]).toMatchObject({ name: "default: 1 environment", status: "ok" })
+        expect(checks[0]?.detail).toContain("client certificate")
+      }),
+    { timeout: 60_000 },
+  )
+
+  it.effect(
+    "a key in AZURE_CLIENT_ID is not shown by the workload identity check",
+    () =>
+      Effect.gen(function* () {
+        const dir = mkdtempSync(join(tmpdir(), "kvdeploy-wi-"))
+        const tokenFile = join(dir, "token")
+        writeFileSync(tokenFile, "eyJ.fake.token")
+        const key = generateKeyPairSync("ec", { namedCurve: "P-256" })
+          .privateKey.export({ format: "der", type: "pkcs8" })
+          .toString("base64")
+        try {
+          const { d, checks } = yield* defaultChecks({
+            AZURE_TENANT_ID: "11111111-2222-3333-4444-555555555555",
+            AZURE_CLIENT_ID: key,
+            AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+          })
+          expect(checks[1]).toMatchObject({ name: "default: 2 workload identity", status: "ok" })
+          expect(checks[1]?.detail).toContain("(not a client id:")
+          expect(`${formatDiagnosis(d).join("\n")}${JSON.stringify(d)}`).not.toContain(key.slice(40, 80))
+        } finally {
+          rmSync(dir, { recursive: true, force: true })
+        }
+      }),
+    { timeout: 60_000 },
+  )
+})
+
+describe("probeToken", () => {
+  const jwt = (claims: Record<string, unknown>) =>
+    `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.c2ln`
+
+  it.effect("reads the app from a v2 token's azp claim, and keeps no token", () =>
+    Effect.gen(function* () {
+      const token = jwt({
+        tid: "11111111-2222-3333-4444-555555555555",
+        azp: "00000000-0000-0000-0000-0000000000a2",
+        oid: "00000000-0000-0000-0000-0000000000b3",
+        aud: "https://vault.azure.net",
+      })
+      const probe = yield* probeToken(
+        {
+          credential: { getToken: async () => ({ token, expiresOnTimestamp: Date.UTC(2030, 0, 1) }) },
+          identity: { mode: "client_secret", source: "ClientSecretCredential" },
+        },
+        "https://vault.azure.net/.default",
+      )
+      expect(probe).toEqual({
+        expiresOn: new Date(Date.UTC(2030, 0, 1)),
+        tenantId: "11111111-2222-3333-4444-555555555555",
+        appId: "00000000-0000-0000-0000-0000000000a2",
+        objectId: "00000000-0000-0000-0000-0000000000b3",
+        audience: "https://vault.azure.net",
+      })
+    }),
+  )
+})
+
+describe("agentOutOfLogs", () => {
+  it("keeps a request's agent out of its JSON (the SDK's request log), and usable", async () => {
+    const agent = new Agent({ keepAlive: true })
+    const request = createPipelineRequest({
+      url: "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+      headers: createHttpHeaders(),
+    })
+    request.agent = agent
+    let sent: PipelineRequest | undefined
+    await agentOutOfLogs.sendRequest(request, async (r) => {
+      sent = r
+      return { request: r, status: 200, headers: createHttpHeaders() }
+    })
+    expect(sent?.agent).toBe(agent)
+    expect(Object.keys(sent ?? {})).not.toContain("agent")
+    expect(JSON.stringify(sent)).not.toContain("keepAlive")
+    agent.destroy()
+  })
+})
+
 describe("explainTokenFailure", () => {
   it("says what to do for the credential mode when no credential source is available", () => {
     const unavailable = Object.assign(new Error("ManagedIdentityCredential: endpoint not available"), {
@@ -213,6 +339,29 @@ describe("explainTokenFailure: what Entra ID refused", () => {
       const explained = explainTokenFailure(error, "managed_identity")
       expect(explained.reason, error.message).toMatch(/unavailable or throttling for now/)
     }
+  })
+
+  it("identityProviderOutage: a 429 status or MSAL's transient error codes are an outage; a refusal's code is not", () => {
+    const withCause = (message: string, cause: Record<string, unknown>) =>
+      Object.assign(new Error(message), { name: "AuthenticationRequiredError", cause })
+    expect(identityProviderOutage(withCause("Too many requests", { status: 429 }))).toBe(true)
+    expect(
+      identityProviderOutage(Object.assign(new Error("throttled"), { name: "RestError", statusCode: 429 })),
+    ).toBe(true)
+    expect(
+      identityProviderOutage(withCause("the token request failed", { errorCode: "temporarily_unavailable" })),
+    ).toBe(true)
+    expect(
+      identityProviderOutage(withCause("the token request failed", { errorCode: "invalid_client" })),
+    ).toBe(false)
+    // A chain's text holds every source's: one transient code in it is no outage of the chain.
+    const chain = Object.assign(
+      new Error(
+        "ChainedTokenCredential authentication failed.\nEnvironmentCredential: AADSTS90033: A transient error has occurred.\nManagedIdentityCredential: no endpoint",
+      ),
+      { name: "AggregateAuthenticationError" },
+    )
+    expect(identityProviderOutage(chain)).toBe(false)
   })
 
   it("a refusal that names a tenant or app like 'Throttle Labs', or a chain's aggregate, is no outage", () => {

@@ -191,6 +191,21 @@ describe("DefaultAzureCredential picks the source the environment configures", (
       expect(token.appId).toBe(emulator.managedIdentity.systemAssigned.clientId)
     }),
   )
+
+  it.live("managed identity (IMDS), the user-assigned identity the settings name", () =>
+    Effect.gen(function* () {
+      // No AZURE_CLIENT_ID in this environment: only the settings name the user-assigned identity.
+      const settings = {
+        ...settingsFor("managedIdentityImds"),
+        mode: "default" as const,
+        managedIdentityClientId: emulator.managedIdentity.userAssigned.clientId,
+      }
+      const { resolved, token } = yield* obtain("managedIdentityImds", settings)
+      expect(resolved.identity.clientId).toBe(emulator.managedIdentity.userAssigned.clientId)
+      expect(token.answeredBy).toBe("ManagedIdentityCredential")
+      expect(token.appId).toBe(emulator.managedIdentity.userAssigned.clientId)
+    }),
+  )
 })
 
 describe("doctor", () => {
@@ -237,6 +252,33 @@ describe("doctor", () => {
         expect(text).not.toContain(emulator.clientSecret.clientSecret)
         expect(JSON.stringify(diagnosis)).not.toContain(emulator.clientSecret.clientSecret)
       }),
+  )
+
+  it.live("Entra ID throttling (429): the identity provider is throttling for now, not a refusal", () =>
+    Effect.acquireUseRelease(
+      Effect.sync(() =>
+        emulator.faults.add({
+          operation: "token",
+          times: 10,
+          action: { kind: "throttle", retryAfterSeconds: 0 },
+        }),
+      ),
+      () =>
+        Effect.gen(function* () {
+          const diagnosis = yield* withEnvironment(
+            emulator.env.clientSecret,
+            diagnoseCredential(settingsFor("clientSecret")),
+          )
+          expect(diagnosis.ok).toBe(false)
+          const token = diagnosis.checks.find((c) => c.name === "token")
+          expect(token?.status).toBe("failed")
+          expect(token?.detail).toMatch(
+            /^the identity provider \(Entra ID or the managed identity endpoint\) is unavailable or throttling for now/,
+          )
+          expect(token?.fix).toBe("Retry in a few minutes; nothing is wrong with the credential itself")
+        }),
+      (id) => Effect.sync(() => emulator.faults.remove(id)),
+    ),
   )
 
   it.live("a wrong client secret: Entra ID refused it, with the fix", () =>

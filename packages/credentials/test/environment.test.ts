@@ -79,6 +79,9 @@ describe("credentialEnvironmentProblems", () => {
     expect(proxies({ HTTPS_PROXY: "proxy.example.com:3128" })).toEqual(["HTTPS_PROXY"])
     expect(proxies({ HTTPS_PROXY: "socks5://proxy.example.com:1080" })).toEqual(["HTTPS_PROXY"])
     expect(proxies({ HTTPS_PROXY: "https://user:pw@proxy.example.com:3128" })).toEqual([])
+    // ALL_PROXY comes before HTTP_PROXY (core-rest-pipeline: HTTPS_PROXY || ALL_PROXY || HTTP_PROXY).
+    expect(proxies({ ALL_PROXY: "10.0.0.1:3128", HTTP_PROXY: "http://10.0.0.1:3128" })).toEqual(["ALL_PROXY"])
+    expect(proxies({ all_proxy: "http://10.0.0.1:3128", HTTP_PROXY: "10.0.0.1:3128" })).toEqual([])
   })
 
   it("names a value with spaces or a line break around it, which the SDKs would use as it is", () => {
@@ -104,6 +107,12 @@ describe("credentialEnvironmentProblems", () => {
       "AZURE_FEDERATED_TOKEN_FILE",
     ])
     expect(problemsIn("managed_identity", env)).toEqual([])
+    // The default chain's EnvironmentCredential sends AZURE_CLIENT_SECRET as it is.
+    const secretProblems = problemsIn("default", { ...ids, AZURE_CLIENT_SECRET: `${pastedSecret}\n` })
+    expect(secretProblems.map((p) => [p.kind, p.variables[0]])).toEqual([
+      ["malformed", "AZURE_CLIENT_SECRET"],
+    ])
+    expect(JSON.stringify(secretProblems)).not.toContain(pastedSecret)
   })
 
   it.effect("makeCredential fails with the first problem the rule lists, as a tagged error", () =>
