@@ -61,10 +61,44 @@ const requireVariables = Effect.fn("Credentials.requireVariables")(function* (mo
 /** Where the Azure Arc agent lives on Windows (MSAL's check); on Linux /opt/azcmagent/bin/himds. */
 const arcWindowsAgent = `${process.env.ProgramFiles ?? "C:\\Program Files"}\\AzureConnectedMachineAgent\\himds.exe`
 
+/** The AKS workload identity token exchange that managed identity makes when it can. */
+interface TokenExchange {
+  readonly tenantId: string
+  readonly clientId: string
+  readonly tokenFile: string
+}
+
 /**
- * The managed identity source @azure/identity will use: the workload identity token exchange when
- * its three variables are set, else MSAL's, in its order, each needing all of its variables:
- * Service Fabric, App Service, Machine Learning, Cloud Shell, Azure Arc (or its agent's file), else IMDS.
+ * What @azure/identity's ManagedIdentityCredential checks before any MSAL source (its
+ * `tokenExchangeMsi`): in an AKS workload identity pod, a client id (the configured one, else
+ * AZURE_CLIENT_ID), AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE make it exchange the federated
+ * token with Entra ID instead of asking a managed identity endpoint.
+ */
+const tokenExchangeOf = (configuredClientId: string | undefined) =>
+  Effect.gen(function* () {
+    const tokenFile = yield* optionalEnv("AZURE_FEDERATED_TOKEN_FILE")
+    const tenant = yield* optionalEnv("AZURE_TENANT_ID")
+    const client =
+      configuredClientId === undefined
+        ? yield* optionalEnv("AZURE_CLIENT_ID")
+        : Option.some(configuredClientId)
+    return Option.isSome(tokenFile) && Option.isSome(tenant) && Option.isSome(client)
+      ? ({
+          tenantId: tenant.value,
+          clientId: client.value,
+          tokenFile: tokenFile.value,
+        } satisfies TokenExchange)
+      : undefined
+  })
+
+/** How doctor names the token exchange's source. */
+const tokenExchangeEndpoint = (tokenFile: string): string =>
+  `Entra ID token exchange with the federated token ${tokenFile} (workload identity)`
+
+/**
+ * The managed identity endpoint MSAL will use when there is no token exchange, in its order, each
+ * needing all of its variables: Service Fabric, App Service, Machine Learning, Cloud Shell, Azure
+ * Arc (or its agent's file), else IMDS.
  */
 const managedIdentityEndpoint = Effect.gen(function* () {
   const set = (o: Option.Option<string>) => Option.isSome(o)
@@ -75,12 +109,6 @@ const managedIdentityEndpoint = Effect.gen(function* () {
   const msiSecret = yield* optionalEnv("MSI_SECRET")
   const imdsEndpoint = yield* optionalEnv("IMDS_ENDPOINT")
   const endpoint = Option.getOrElse(identityEndpoint, () => "")
-  // In an AKS workload identity pod @azure/identity exchanges the federated token itself (not MSAL).
-  const federated = yield* optionalEnv("AZURE_FEDERATED_TOKEN_FILE")
-  const tenant = yield* optionalEnv("AZURE_TENANT_ID")
-  const client = yield* optionalEnv("AZURE_CLIENT_ID")
-  if (set(federated) && set(tenant) && set(client))
-    return `Entra ID token exchange with the federated token ${Option.getOrElse(federated, () => "")} (workload identity)`
   if (set(identityEndpoint) && set(identityHeader) && set(thumbprint))
     return `Service Fabric endpoint ${endpoint}`
   if (set(identityEndpoint) && set(identityHeader)) return `App Service endpoint ${endpoint}`
@@ -240,14 +268,43 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
     }
     case "managed_identity": {
       const clientId = settings.managedIdentityClientId
+      const clientIdFix = "Check managed_identity_client_id (the user-assigned identity's client id, a GUID)"
+      const exchange = yield* tokenExchangeOf(clientId)
+      if (exchange !== undefined) {
+        // ManagedIdentityCredential would make this exchange through a WorkloadIdentityCredential of
+        // its own, built without the options it was given: the public cloud's authority (unless
+        // AZURE_AUTHORITY_HOST says otherwise), Node's CAs only, none of these pipeline policies. The
+        // same exchange here goes to the target's cloud, with its CAs and policies.
+        const credential = yield* construct(
+          "managed_identity",
+          `${tenantFix}; ${clientIdFix}`,
+          () =>
+            new WorkloadIdentityCredential({
+              tenantId: exchange.tenantId,
+              clientId: exchange.clientId,
+              tokenFilePath: exchange.tokenFile,
+              ...authority,
+              // As ManagedIdentityCredential's exchange does.
+              disableInstanceDiscovery: true,
+            }),
+        )
+        return {
+          credential,
+          identity: {
+            mode: "managed_identity",
+            source: `WorkloadIdentityCredential (${clientId === undefined ? "" : "user-assigned, "}the managed identity's AKS token exchange)`,
+            tenantId: exchange.tenantId,
+            clientId: exchange.clientId,
+            tokenFile: exchange.tokenFile,
+            endpoint: tokenExchangeEndpoint(exchange.tokenFile),
+          },
+        } satisfies ResolvedCredential
+      }
       const endpoint = yield* managedIdentityEndpoint
-      const credential = yield* construct(
-        "managed_identity",
-        "Check managed_identity_client_id (the user-assigned identity's client id, a GUID)",
-        () =>
-          clientId === undefined
-            ? new ManagedIdentityCredential({ ...pipeline, ...tls })
-            : new ManagedIdentityCredential({ clientId, ...pipeline, ...tls }),
+      const credential = yield* construct("managed_identity", clientIdFix, () =>
+        clientId === undefined
+          ? new ManagedIdentityCredential({ ...pipeline, ...tls })
+          : new ManagedIdentityCredential({ clientId, ...pipeline, ...tls }),
       )
       return {
         credential,

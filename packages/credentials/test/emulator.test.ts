@@ -164,6 +164,57 @@ describe("each credential mode gets a token from the emulator", () => {
   )
 })
 
+describe("managed_identity in an AKS workload identity pod (the token exchange)", () => {
+  // The pod's variables as the workload identity webhook injects them, without AZURE_AUTHORITY_HOST:
+  // the cloud comes from the target. ManagedIdentityCredential's own exchange would ask the public
+  // cloud's authority with Node's CAs only, and get no token from the emulator.
+  const podVariables = (withClientId: boolean): Record<string, string> => {
+    const { AZURE_AUTHORITY_HOST: _, AZURE_CLIENT_ID: clientId, ...rest } = emulator.env.workloadIdentity
+    return withClientId && clientId !== undefined ? { ...rest, AZURE_CLIENT_ID: clientId } : rest
+  }
+  const exchange = (variables: Record<string, string>, settings: CredentialSettings) =>
+    withEnvironment(
+      variables,
+      Effect.gen(function* () {
+        const resolved = yield* makeCredential(settings)
+        const token = yield* probeToken(resolved, keyVaultScope(emulator.keyvaultResource))
+        return { resolved, token, status: yield* opensTheVault(resolved) }
+      }),
+    )
+
+  it.live("a client id in the settings alone selects the exchange, at the target's cloud", () =>
+    Effect.gen(function* () {
+      const settings = {
+        ...settingsFor("workloadIdentity"),
+        mode: "managed_identity" as const,
+        managedIdentityClientId: emulator.workloadIdentity.clientId,
+      }
+      const { resolved, token, status } = yield* exchange(podVariables(false), settings)
+      expect(resolved.identity).toMatchObject({
+        mode: "managed_identity",
+        tenantId: emulator.tenantId,
+        clientId: emulator.workloadIdentity.clientId,
+        tokenFile: emulator.workloadIdentity.tokenFile,
+        endpoint: `Entra ID token exchange with the federated token ${emulator.workloadIdentity.tokenFile} (workload identity)`,
+      })
+      expect(resolved.identity.source).toContain("user-assigned, the managed identity's AKS token exchange")
+      expect(token.appId).toBe(emulator.workloadIdentity.clientId)
+      expect(status).toBe(404)
+    }),
+  )
+
+  it.live("without a client id in the settings, AZURE_CLIENT_ID names the identity", () =>
+    Effect.gen(function* () {
+      const settings = { ...settingsFor("workloadIdentity"), mode: "managed_identity" as const }
+      const { resolved, token } = yield* exchange(podVariables(true), settings)
+      expect(resolved.identity.source).toBe(
+        "WorkloadIdentityCredential (the managed identity's AKS token exchange)",
+      )
+      expect(token.appId).toBe(emulator.workloadIdentity.clientId)
+    }),
+  )
+})
+
 describe("DefaultAzureCredential picks the source the environment configures", () => {
   const viaDefault = (mode: AuthMode) => obtain(mode, { ...settingsFor(mode), mode: "default" })
 
