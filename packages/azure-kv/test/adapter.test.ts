@@ -5,6 +5,7 @@
  */
 import type { TokenCredential } from "@azure/core-auth"
 import { CertificateClient } from "@azure/keyvault-certificates"
+import { SecretClient } from "@azure/keyvault-secrets"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import {
   type CertificateMaterial,
@@ -227,6 +228,108 @@ describe("Vault over the emulator", () => {
           expect(emulator.state.isDeleted(VAULT, "gone-app")).toBe(false)
           const notDeleted = yield* Effect.flip(vault.getDeleted("gone-app"))
           expect(notDeleted._tag).toBe("VaultNotFound")
+        }),
+      ),
+  )
+})
+
+describe("what the operator reads: metrics, soft-deleted facts, conflicts", () => {
+  const sdkClients = () => {
+    const options = { tlsOptions: { ca: emulator.caPem }, disableChallengeResourceVerification: true }
+    return {
+      certificates: new CertificateClient(emulator.vault(VAULT).url, credential, options),
+      secrets: new SecretClient(emulator.vault(VAULT).url, credential, options),
+    }
+  }
+  const softDelete = (name: string) =>
+    Effect.promise(async () =>
+      (await sdkClients().certificates.beginDeleteCertificate(name, { intervalInMs: 20 })).pollUntilDone(),
+    )
+
+  it.live("a backing secret read is counted, and a 429 on it is counted as a throttle", () =>
+    run(
+      Effect.gen(function* () {
+        const vault = yield* Vault
+        const v = yield* importMaterial("counted-secret-app", yield* Effect.promise(() => makeMaterial(ca)))
+        emulator.faults.add({
+          operation: "getSecret",
+          vault: VAULT,
+          name: "counted-secret-app",
+          action: { kind: "throttle", retryAfterSeconds: 0 },
+        })
+        yield* vault.getVersionSecret("counted-secret-app", v.versionId)
+        // Give the throttle observer's fiber a turn.
+        yield* Effect.sleep("10 millis")
+        const recorder = yield* MetricsRecorder
+        expect(recorder.count("vaultRequest", "getVersionSecret:ok")).toBe(1)
+        expect(recorder.count("vaultThrottled")).toBe(1)
+      }),
+    ),
+  )
+
+  it.live(
+    "getDeleted answers when it was deleted, when it will be purged and what a recovery brings back; it is counted",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          const m = yield* Effect.promise(() => makeMaterial(ca))
+          const v = yield* importMaterial("deleted-facts-app", m)
+          const before = Date.now()
+          yield* softDelete("deleted-facts-app")
+          const deleted = yield* vault.getDeleted("deleted-facts-app")
+          // Key Vault states times in whole seconds.
+          expect(deleted.deletedAt.getTime()).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000)
+          expect(deleted.deletedAt.getTime()).toBeLessThanOrEqual(Date.now())
+          expect(deleted.scheduledPurgeAt).toBeInstanceOf(Date)
+          expect(deleted.scheduledPurgeAt?.getTime() ?? 0).toBeGreaterThan(
+            deleted.deletedAt.getTime() + 86_400_000,
+          )
+          expect(deleted.latest).toMatchObject({
+            versionId: v.versionId,
+            x5t: yield* Effect.promise(() => x5tOf(m.leaf)),
+            tags: { t: "deleted-facts-app" },
+          })
+          const recorder = yield* MetricsRecorder
+          expect(recorder.count("vaultRequest", "getDeleted:ok")).toBe(1)
+        }),
+      ),
+  )
+
+  it.live(
+    "a recovery whose answer cannot be read may have taken effect: VaultAmbiguous, not unavailable",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          yield* importMaterial("garbled-recover-app", yield* Effect.promise(() => makeMaterial(ca)))
+          yield* softDelete("garbled-recover-app")
+          emulator.faults.add({
+            operation: "recover",
+            vault: VAULT,
+            name: "garbled-recover-app",
+            action: { kind: "garbleAnswer" },
+          })
+          const error = yield* Effect.flip(vault.recoverDeleted("garbled-recover-app"))
+          expect(error._tag).toBe("VaultAmbiguous")
+          expect(error.message).toContain("the recovery may have taken effect")
+          expect(emulator.state.isDeleted(VAULT, "garbled-recover-app")).toBe(false)
+        }),
+      ),
+  )
+
+  it.live(
+    "a name held by a plain secret: the import is refused as a conflict, not as soft-deleted (nothing to recover)",
+    () =>
+      run(
+        Effect.gen(function* () {
+          yield* Effect.promise(() => sdkClients().secrets.setSecret("plain-secret-app", "not a certificate"))
+          const error = yield* Effect.flip(
+            importMaterial("plain-secret-app", yield* Effect.promise(() => makeMaterial(ca))),
+          )
+          expect(error._tag).toBe("VaultRequestRejected")
+          if (error._tag === "VaultRequestRejected") expect(error.code).toBe("Conflict")
+          expect(error.message).toContain("There is already a secret with the name")
         }),
       ),
   )

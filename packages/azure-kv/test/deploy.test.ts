@@ -152,6 +152,25 @@ describe("deploy contract against the emulator", () => {
     }),
   )
 
+  it.live(
+    "a soft-deleted certificate kvdeploy did not write is left deleted, also with on_soft_deleted: recover",
+    () =>
+      Effect.gen(function* () {
+        const name = "deleted-foreign-app"
+        yield* Effect.promise(() => emulator.state.foreignImport(VAULT, name))
+        yield* Effect.promise(async () =>
+          (await sdk.beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone(),
+        )
+        const target = targetFor(emulator, VAULT, name, { on_soft_deleted: "recover" })
+        const result = yield* deployTo(target, yield* material())
+        expect(result.outcome._tag).toBe("Rejected")
+        expect(result.outcome.reason).toContain("it was left deleted")
+        // Judged on the deleted certificate's latest version, before any recovery.
+        expect(ops(result.requests)).toEqual(["getLatest 404", "import 409", "getDeleted 200"])
+        expect(emulator.state.isDeleted(VAULT, name)).toBe(true)
+      }),
+  )
+
   /**
    * A verify mismatch: the verify read is held back (an injected delay on the
    * second getLatest), and while it waits the new version is disabled through

@@ -26,6 +26,7 @@ import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
 
 const LISTED = "listed"
 const EMPTY = "empty"
+const UPDATED = "updated"
 let emulator: Emulator
 let ca: Issuer
 let credential: TokenCredential
@@ -44,9 +45,9 @@ const sdkFor = (vault: string) =>
   })
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [LISTED, EMPTY], warn: () => {} })
+  emulator = await start({ vaults: [LISTED, EMPTY, UPDATED], warn: () => {} })
   ca = await makeCa()
-  for (const vault of [LISTED, EMPTY]) targets.set(vault, targetFor(emulator, vault, "any"))
+  for (const vault of [LISTED, EMPTY, UPDATED]) targets.set(vault, targetFor(emulator, vault, "any"))
   credential = await Effect.runPromise(credentialFor(emulator, targets.get(LISTED) as TargetConfig))
   // 60 certificates the list must show, 2 soft-deleted ones it must not.
   await Effect.runPromise(
@@ -176,6 +177,36 @@ describe("listCertificates over the emulator", () => {
         expect(versions).toHaveLength(2)
         expect(byName.get(DISABLED)?.x5t).toBe(versions.at(-1)?.x5t)
         expect(byName.get(DISABLED)?.x5t).not.toBe(versions[0]?.x5t)
+      }),
+    ),
+  )
+
+  it.live("updatedAt is when the certificate last changed, not when its latest version was created", () =>
+    run(
+      UPDATED,
+      Effect.gen(function* () {
+        const codec = yield* PfxCodec
+        const vault = yield* Vault
+        const material = yield* Effect.promise(() => makeMaterial(ca))
+        const pfx = yield* codec.encode(material, { encoding: "modern", password: Redacted.make("") })
+        const imported = yield* vault.importVersion({
+          name: "retagged",
+          pfx,
+          password: Redacted.make(""),
+          tags: {},
+        })
+        // Key Vault's times are whole seconds: change it in a later second than its creation.
+        yield* Effect.sleep(`${1050 - (Date.now() % 1000)} millis`)
+        yield* Effect.promise(() =>
+          sdkFor(UPDATED).updateCertificateProperties("retagged", imported.versionId, {
+            tags: { env: "prod" },
+          }),
+        )
+        const list = yield* listOf
+        const [entry] = (yield* list(undefined)).certificates
+        expect(entry?.name).toBe("retagged")
+        expect(entry?.tags).toEqual({ env: "prod" })
+        expect(entry?.updatedAt?.getTime()).toBeGreaterThan(imported.createdAt.getTime())
       }),
     ),
   )

@@ -4,6 +4,7 @@
  * reaches the wire (through the challenge), an import is never sent twice
  * when its outcome is unknown, and real SDK failures map to the right errors.
  */
+import type { ServerResponse } from "node:http"
 import type { TokenCredential } from "@azure/core-auth"
 import { ClientSecretCredential } from "@azure/identity"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
@@ -23,7 +24,7 @@ import {
   staticCredential,
   type WireRequest,
 } from "./support/listener.js"
-import { type Issuer, loopbackTls, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
+import { type Issuer, loopbackTls, makeCa, makeMaterial, toPem, x5tOf } from "./support/pki.js"
 
 let listener: Listener
 let ca: Issuer
@@ -624,5 +625,232 @@ describe("Key Vault errors through the real SDK", () => {
       expect(error.permission).toBe("secrets/get")
       expect(error.message).toContain("Microsoft.KeyVault/vaults/secrets/getSecret/action")
     }),
+  )
+})
+
+describe("what an answer or a failure tells the deploy program (enabled, who retries, did it take effect)", () => {
+  const getLatestFailure = (
+    answer: (res: ServerResponse) => void,
+    options?: Partial<AzureKeyVault.AzureKeyVaultOptions>,
+  ) =>
+    Effect.gen(function* () {
+      listener.log.length = 0
+      listener.answer = (_req, res) => answer(res)
+      const vault = yield* Vault
+      return yield* Effect.flip(vault.getLatest("fails"))
+    }).pipe((e) => run(e, options))
+
+  for (const [status, code] of [
+    [500, "InternalServerError"],
+    [408, "RequestTimeout"],
+  ] as const)
+    it.live(
+      `${status} on a read: VaultUnavailable that the SDK already retried (not a definite refusal)`,
+      () =>
+        Effect.gen(function* () {
+          const error = yield* getLatestFailure((res) => keyVaultError(res, status, code, "try again"))
+          expect(error._tag).toBe("VaultUnavailable")
+          if (error._tag !== "VaultUnavailable") return
+          expect(error.retried).toBe(true)
+          // 1 attempt + maxRetries (2): the SDK's exponential retries.
+          expect(authorized("GET", "/certificates/fails/")).toHaveLength(3)
+        }),
+    )
+
+  it.live("429 without Retry-After: the SDK did not retry it, so it is not marked retried", () =>
+    Effect.gen(function* () {
+      const error = yield* getLatestFailure((res) =>
+        keyVaultError(res, 429, "Throttled", "Too many requests"),
+      )
+      expect(error._tag).toBe("VaultThrottled")
+      if (error._tag !== "VaultThrottled") return
+      expect(error.retried).toBeUndefined()
+      expect(error.retryAfterMs).toBeUndefined()
+      expect(error.message).toContain("without Retry-After")
+      expect(authorized("GET", "/certificates/fails/")).toHaveLength(1)
+    }),
+  )
+
+  it.live(
+    "with the SDK's retries off (maxRetries 0) a 503 read is not marked retried: the deploy program retries it",
+    () =>
+      Effect.gen(function* () {
+        const error = yield* getLatestFailure(
+          (res) => keyVaultError(res, 503, "ServiceUnavailable", "try later"),
+          {
+            retry: { maxRetries: 0 },
+          },
+        )
+        expect(error._tag).toBe("VaultUnavailable")
+        if (error._tag !== "VaultUnavailable") return
+        expect(error.retried).toBeUndefined()
+        expect(authorized("GET", "/certificates/fails/")).toHaveLength(1)
+      }),
+  )
+
+  it.live(
+    "403 with the inner code SecretDisabled is about the disabled version, whatever the message says",
+    () =>
+      Effect.gen(function* () {
+        const error = yield* getLatestFailure((res) =>
+          keyVaultError(
+            res,
+            403,
+            "Forbidden",
+            "Operation get is not permitted for this version.",
+            "SecretDisabled",
+          ),
+        )
+        expect(error._tag).toBe("VaultForbidden")
+        if (error._tag !== "VaultForbidden") return
+        expect(error.refusal).toBe("disabled")
+        expect(error.permission).toBeUndefined()
+      }),
+  )
+
+  it.live("a Key Vault answer without attributes.enabled is an enabled version (Key Vault's default)", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+      const full = yield* Effect.promise(() => bundle("no-enabled", "v1", material, {}))
+      const { enabled: _, ...attributes } = full.attributes
+      listener.answer = (_req, res) => json(res, 200, { ...full, attributes })
+      const latest = yield* run(
+        Effect.flatMap(Effect.service(Vault), (vault) => vault.getLatest("no-enabled")),
+      )
+      expect(latest.versionId).toBe("v1")
+      expect(latest.enabled).toBe(true)
+    }),
+  )
+
+  it.live(
+    "connection refused on a read: VaultUnavailable marked retried (the SDK retries refused connections)",
+    () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flatMap(Effect.service(Vault), (vault) =>
+          Effect.flip(vault.getLatest("refused")),
+        ).pipe(
+          Effect.provide(
+            AzureKeyVault.layer({
+              vaultUrl: "https://127.0.0.1:1",
+              credential: staticCredential,
+              customCloud: true,
+              retry: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 10 },
+            }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
+          ),
+        )
+        expect(error._tag).toBe("VaultUnavailable")
+        if (error._tag !== "VaultUnavailable") return
+        expect(error.message).toContain("ECONNREFUSED")
+        expect(error.retried).toBe(true)
+      }),
+  )
+})
+
+describe("imports, backing secrets and soft-deleted names: what the operator is told", () => {
+  const importError = (name: string) =>
+    run(
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+        const pfx = yield* pfxOf(material)
+        const vault = yield* Vault
+        return yield* Effect.flip(vault.importVersion({ name, pfx, password: Redacted.make(""), tags: {} }))
+      }),
+    )
+
+  it.live(
+    "409 with the inner code ObjectIsDeletedButRecoverable is soft-deleted, whatever the message says",
+    () =>
+      Effect.gen(function* () {
+        listener.answer = (_req, res) =>
+          keyVaultError(
+            res,
+            409,
+            "Conflict",
+            "Certificate gone cannot be written now.",
+            "ObjectIsDeletedButRecoverable",
+          )
+        const error = yield* importError("gone")
+        expect(error._tag).toBe("VaultConflictSoftDeleted")
+      }),
+  )
+
+  it.live("404 on an import (no such vault path) is a definite refusal, not a missing certificate", () =>
+    Effect.gen(function* () {
+      listener.answer = (_req, res) =>
+        keyVaultError(res, 404, "NotFound", "The requested resource was not found.")
+      const error = yield* importError("nowhere")
+      expect(error._tag).toBe("VaultRequestRejected")
+      if (error._tag !== "VaultRequestRejected") return
+      expect(error.code).toBe("NotFound")
+    }),
+  )
+
+  it.live(
+    "an import refused a connection after the challenge was answered: nothing was sent, VaultUnavailable (not ambiguous)",
+    () =>
+      Effect.gen(function* () {
+        // A vault of its own that goes away once the client holds its challenge and token.
+        const gone = yield* Effect.promise(async () => startListener(await loopbackTls()))
+        gone.answer = (_req, res) => keyVaultError(res, 404, "CertificateNotFound", "not here")
+        const error = yield* Effect.gen(function* () {
+          const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+          const pfx = yield* pfxOf(material)
+          const vault = yield* Vault
+          expect((yield* Effect.flip(vault.getLatest("vanishing")))._tag).toBe("VaultNotFound")
+          yield* Effect.promise(() => gone.close())
+          yield* Effect.sleep("50 millis")
+          return yield* Effect.flip(
+            vault.importVersion({ name: "vanishing", pfx, password: Redacted.make(""), tags: {} }),
+          )
+        }).pipe(
+          Effect.provide(
+            AzureKeyVault.layer({
+              vaultUrl: gone.url,
+              credential: staticCredential,
+              customCloud: true,
+              trustedCaPem: gone.ca,
+              retry: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 10 },
+            }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
+          ),
+        )
+        // Only the read reached the vault; the import's attempts were refused before any byte was sent.
+        expect(gone.log.filter((r) => r.method === "POST")).toEqual([])
+        expect(error._tag, error.message).toBe("VaultUnavailable")
+        expect(error.message).toContain("ECONNREFUSED")
+      }),
+  )
+
+  it.live(
+    "a PEM backing secret gives the PFX of its leaf (the first certificate), its chain and its key",
+    () =>
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+        const pem = [
+          toPem("PRIVATE KEY", Redacted.value(material.key)),
+          toPem("CERTIFICATE", material.leaf),
+          toPem("CERTIFICATE", ca.der),
+        ].join("\n")
+        listener.answer = (_req, res) =>
+          json(res, 200, {
+            value: pem,
+            id: `${listener.url}/secrets/pem-app/v1`,
+            contentType: "application/x-pem-file",
+            attributes: { enabled: true, created: 1_700_000_000, updated: 1_700_000_000 },
+            kid: `${listener.url}/keys/pem-app/v1`,
+            managed: true,
+          })
+        const decoded = yield* run(
+          Effect.gen(function* () {
+            const vault = yield* Vault
+            const codec = yield* PfxCodec
+            const secret = yield* vault.getVersionSecret("pem-app", "v1")
+            return yield* codec.decode(secret.pfx, secret.password)
+          }),
+        )
+        expect(Buffer.from(decoded.leaf).toString("hex")).toBe(Buffer.from(material.leaf).toString("hex"))
+        expect(decoded.chain.map((c) => Buffer.from(c).toString("hex"))).toEqual([
+          Buffer.from(ca.der).toString("hex"),
+        ])
+      }),
   )
 })
