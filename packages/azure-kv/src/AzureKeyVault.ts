@@ -32,6 +32,7 @@ import {
   PfxCodec,
   type TargetConfig,
   Vault,
+  VaultAmbiguous,
   type VaultError,
   VaultNoPrivateKey,
   type VaultOperation,
@@ -107,6 +108,13 @@ export interface AzureKeyVaultOptions {
     | undefined
   /** How often the recover poller checks that a recovered certificate is readable (default 2 s). */
   readonly recoverPollIntervalMs?: number | undefined
+  /**
+   * How long a recovery may take to become readable (default 5 minutes). The SDK's poller reads
+   * the certificate until it is served, with no end of its own; past this, `recoverDeleted` fails
+   * `VaultAmbiguous` (the recovery was sent and may still finish) and the deploy program reads
+   * whether it did.
+   */
+  readonly recoverTimeoutMs?: number | undefined
   /**
    * Record `kvdeploy_vault_requests_total` per call and `kvdeploy_vault_throttled_total`
    * per 429 through the Metrics port (default true). This adapter is the only
@@ -472,6 +480,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     } satisfies DeletedCertificate
   })
 
+  const recoverTimeoutMs = options.recoverTimeoutMs ?? 300_000
   const recoverDeleted = Effect.fnUntraced(function* (name: string) {
     const certificate = yield* call("recoverDeleted", "write", async (abortSignal) => {
       const poller = await certificates.beginRecoverDeletedCertificate(name, {
@@ -480,7 +489,21 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
         intervalInMs: options.recoverPollIntervalMs ?? 2000,
       })
       return poller.pollUntilDone({ abortSignal })
-    }).pipe((e) => counted("recoverDeleted", e))
+    }).pipe(
+      // The poller reads until the certificate is served, with no end of its own: a recovery that
+      // never becomes readable would hold the deploy (and an agent's pass) for good.
+      Effect.timeoutOrElse({
+        duration: recoverTimeoutMs,
+        orElse: () =>
+          Effect.fail(
+            new VaultAmbiguous({
+              operation: "recoverDeleted",
+              detail: `the recovery was sent, but the certificate was not served within ${recoverTimeoutMs / 1000} s; Key Vault may still be recovering it`,
+            }),
+          ),
+      }),
+      (e) => counted("recoverDeleted", e),
+    )
     return versionFromCertificate(certificate)
   })
 

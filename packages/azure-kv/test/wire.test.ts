@@ -746,6 +746,32 @@ describe("what an answer or a failure tells the deploy program (enabled, who ret
   )
 })
 
+describe("a recovery that never becomes readable", () => {
+  it.live("ends VaultAmbiguous after recoverTimeoutMs instead of polling for good", () =>
+    Effect.gen(function* () {
+      listener.log.length = 0
+      const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+      const recovered = yield* Effect.promise(() => bundle("stuck", "v1", material, {}))
+      // Key Vault accepts the recovery, and the certificate is never served (the poller's reads: 404).
+      listener.answer = (req, res) =>
+        req.method === "POST"
+          ? json(res, 200, recovered)
+          : keyVaultError(res, 404, "CertificateNotFound", "A certificate with (name/id) stuck was not found")
+      const error = yield* run(
+        Effect.flatMap(Effect.service(Vault), (vault) => Effect.flip(vault.recoverDeleted("stuck"))),
+        { recoverPollIntervalMs: 20, recoverTimeoutMs: 400 },
+      )
+      expect(error._tag).toBe("VaultAmbiguous")
+      expect(error.message).toBe(
+        "recovering the soft-deleted certificate: outcome unknown: the recovery was sent, but the certificate was not served within 0.4 s; Key Vault may still be recovering it",
+      )
+      // One recovery sent, and the poller read the certificate more than once before the end.
+      expect(authorized("POST", "/deletedcertificates/stuck/recover")).toHaveLength(1)
+      expect(authorized("GET", "/certificates/stuck/").length).toBeGreaterThan(1)
+    }),
+  )
+})
+
 describe("imports, backing secrets and soft-deleted names: what the operator is told", () => {
   const importError = (name: string) =>
     run(

@@ -251,7 +251,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
         _tag: "Failed",
         step: "soft-deleted",
         error: recovered.failure._tag,
-        reason: `${name} was soft-deleted; its recovery was sent but the answer was lost, and ${served}. Check with \`kvdeploy show\` and deploy again; no version was written`,
+        reason: `${name} was soft-deleted; its recovery was sent but its outcome is unknown (${recovered.failure.detail}), and ${served}. Check with \`kvdeploy show\` and deploy again; no version was written`,
       } satisfies Draft
     }
     restored = latest.success

@@ -540,6 +540,8 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
           const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
           assert.strictEqual(o.recovered, "unknown")
           assert.match(o.reason, /may still be recovering/)
+          // Why its outcome is unknown (the adapter's words: an answer lost, or not served in time).
+          assert.match(o.reason, /its recovery was sent but its outcome is unknown \(.+\)/)
           assert.strictEqual(vault.calls().byOperation.importVersion, 1) // the first, refused with 409
           // The audit record says so too (the agent logs it).
           assert.strictEqual((yield* AuditRecords).all().at(-1)?.recovered, "unknown")
