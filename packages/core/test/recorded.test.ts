@@ -1,0 +1,216 @@
+/**
+ * What a deploy records besides its outcome: the metric events per outcome (the series
+ * dashboards read) and the audit record's fields. Against the in-memory vault, under the TestClock.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { type DeployOutcome, exitCodeOf } from "../src/index.js"
+import {
+  AuditRecords,
+  Fault,
+  InMemoryVaultHandle,
+  issue,
+  MetricsRecorder,
+  makeAuthority,
+  TestWorld,
+  withWrongKey,
+} from "../src/testing/index.js"
+import { managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
+
+const ca = makeAuthority("recorded")
+const oldCert = issue({ seed: "rec-old", issuer: ca, notAfter: new Date(Date.UTC(2090, 0, 1)) })
+const newCert = issue({ seed: "rec-new", issuer: ca })
+
+const expectTag = <T extends DeployOutcome["_tag"]>(
+  o: DeployOutcome,
+  tag: T,
+): Extract<DeployOutcome, { _tag: T }> => {
+  assert.strictEqual(o._tag, tag, `expected ${tag}, got ${o._tag}: ${o.reason}`)
+  return o as Extract<DeployOutcome, { _tag: T }>
+}
+
+const fresh = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provide(eff, TestWorld.layer)
+
+const seedManaged = (material = oldCert.material) =>
+  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
+    vault.seed(NAME, material, { tags: managedTags }),
+  )
+
+describe("metrics per outcome", () => {
+  it.effect(
+    "a Rejected deploy counts each validate failure reason once, however many problems share it",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const metrics = yield* MetricsRecorder
+          const tags: Record<string, string> = { long: "v".repeat(257) }
+          for (let i = 0; i < 13; i++) tags[`t${i}`] = "v"
+          const config = { ...target(), certificateName: "bad name!", tags }
+          const o = expectTag(yield* runDeploy(request(withWrongKey(newCert), {}, config)), "Rejected")
+          // Two tag problems (count, value length), one name problem, one key mismatch.
+          assert.strictEqual(o.problems.filter((p) => p.reason === "tags").length, 2)
+          assert.deepStrictEqual(
+            metrics
+              .events()
+              .filter((e) => e.series === "validateFailure")
+              .map((e) => e.label)
+              .sort(),
+            ["certificate_name", "key_mismatch", "tags"],
+          )
+        }),
+      ),
+  )
+
+  it.effect(
+    "an Unverified deploy whose version list cannot be read counts one unreadable post-verify failure",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const metrics = yield* MetricsRecorder
+          yield* seedManaged()
+          vault.script("importVersion", Fault.afterWrite)
+          vault.script("listVersions", ...Array.from({ length: 5 }, () => Fault.fail("Unavailable")))
+          expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+          assert.deepStrictEqual(
+            metrics
+              .events()
+              .filter((e) => e.series === "postVerifyFailure")
+              .map((e) => e.label),
+            ["unreadable"],
+          )
+          assert.strictEqual(metrics.count("deployAttempt", "unverified"), 1)
+        }),
+      ),
+  )
+
+  it.effect("the duration is recorded in seconds", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const metrics = yield* MetricsRecorder
+        // Throttled reads back off (TestClock time): the deploy lasts seconds, not milliseconds.
+        vault.script("getLatest", ...Array.from({ length: 5 }, () => Fault.fail("Throttled")))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+        assert.isAbove(o.timings.durationMs, 1000)
+        const durations = metrics.events().flatMap((e) => (e.series === "deployDuration" ? [e.value] : []))
+        assert.deepStrictEqual(durations, [o.timings.durationMs / 1000])
+      }),
+    ),
+  )
+
+  it.effect("the expiry gauge is set when the vault serves a known certificate: Skipped sets it too", () =>
+    fresh(
+      Effect.gen(function* () {
+        const metrics = yield* MetricsRecorder
+        yield* seedManaged(newCert.material)
+        expectTag(yield* runDeploy(request(newCert.material)), "Skipped")
+        assert.deepStrictEqual(
+          metrics.events().filter((e) => e.series === "certificateExpiry"),
+          [
+            {
+              series: "certificateExpiry",
+              label: `${target().vaultUrl}/${NAME}`,
+              value: newCert.notAfter.getTime() / 1000,
+            },
+          ],
+        )
+      }),
+    ),
+  )
+
+  it.effect(
+    "the expiry gauge is not set from the new certificate when the vault may not serve it (Rejected, Failed, Unverified, Superseded, RollbackFailed)",
+    () =>
+      Effect.gen(function* () {
+        const scenarios: ReadonlyArray<
+          readonly [
+            DeployOutcome["_tag"],
+            (vault: (typeof InMemoryVaultHandle)["Service"]) => void,
+            ReturnType<typeof request>,
+          ]
+        > = [
+          ["Rejected", () => {}, request(withWrongKey(newCert))],
+          ["Failed", (v) => v.script("importVersion", Fault.fail("Forbidden")), request(newCert.material)],
+          [
+            "Unverified",
+            (v) =>
+              v.script(
+                "getLatest",
+                Fault.pass,
+                ...Array.from({ length: 5 }, () => Fault.fail("Unavailable")),
+              ),
+            request(newCert.material),
+          ],
+          [
+            "Superseded",
+            (v) => v.script("getLatest", Fault.pass, Fault.foreignImport(oldCert.material)),
+            request(newCert.material),
+          ],
+          [
+            "RollbackFailed",
+            (v) => {
+              v.setSecretsGet(false)
+              v.script("importVersion", Fault.alter("drop-tags"))
+            },
+            request(newCert.material),
+          ],
+        ]
+        for (const [tag, setup, req] of scenarios) {
+          yield* fresh(
+            Effect.gen(function* () {
+              const vault = yield* InMemoryVaultHandle
+              const metrics = yield* MetricsRecorder
+              yield* seedManaged()
+              setup(vault)
+              expectTag(yield* runDeploy(req), tag)
+              assert.strictEqual(metrics.count("certificateExpiry"), 0, tag)
+            }),
+          )
+        }
+      }),
+  )
+})
+
+describe("the audit record", () => {
+  it.effect("a RolledBack deploy: both versions it wrote, the snapshot it replaced, the exit code", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const previous = yield* seedManaged()
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
+        const [record] = (yield* AuditRecords).all()
+        assert.notStrictEqual(o.failedVersionId, o.rollbackVersionId)
+        assert.strictEqual(record?.outcome, "RolledBack")
+        assert.strictEqual(record?.exitCode, 3)
+        assert.strictEqual(record?.versionId, o.failedVersionId)
+        assert.strictEqual(record?.rollbackVersionId, o.rollbackVersionId)
+        assert.strictEqual(record?.previousVersionId, previous.versionId)
+        assert.strictEqual(record?.previousX5t, oldCert.x5t)
+        assert.strictEqual(record?.newX5t, newCert.x5t)
+        assert.notStrictEqual(oldCert.x5t, newCert.x5t)
+      }),
+    ),
+  )
+
+  it.effect("a Rejected deploy: every problem with its field, message and fix", () =>
+    fresh(
+      Effect.gen(function* () {
+        const config = { ...target(), certificateName: "bad name!" }
+        const o = expectTag(yield* runDeploy(request(withWrongKey(newCert), {}, config)), "Rejected")
+        const [record] = (yield* AuditRecords).all()
+        assert.strictEqual(record?.exitCode, exitCodeOf(o))
+        assert.strictEqual(record?.exitCode, 2)
+        assert.deepStrictEqual(
+          record?.problems.map((p) => p.field),
+          ["certificate_name", "key"],
+        )
+        assert.deepStrictEqual(
+          record?.problems,
+          o.problems.map((p) => ({ field: p.field, message: p.message, fix: p.fix })),
+        )
+      }),
+    ),
+  )
+})
