@@ -12,6 +12,7 @@ import { domainToASCII } from "node:url"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import {
   type ConfigProblem,
+  certificateIdProblems,
   keyInField,
   looksLikeDerBase64,
   quotedValue,
@@ -682,7 +683,10 @@ export const validateAgentConfig = (
       if (d.target === undefined)
         problems.push(problem(`${at}.target`, "is missing", "give vault_url and certificate_name"))
     } else {
-      if (typeof rawTarget.certificate_id === "string") certificateId = rawTarget.certificate_id
+      if (typeof rawTarget.certificate_id === "string") {
+        certificateId = rawTarget.certificate_id
+        problems.push(...certificateIdProblems(certificateId, `${at}.target.certificate_id`))
+      }
       if (rawTarget.adopt === true) adopt = true
       delete rawTarget.certificate_id
       delete rawTarget.adopt

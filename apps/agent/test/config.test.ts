@@ -354,7 +354,12 @@ deployments:
           {
             name: "b",
             source: { pfx: key },
-            target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "b" },
+            // The certctl-certificate-id tag value: every reader of the vault's metadata sees it.
+            target: {
+              vault_url: "https://kv-prod.vault.azure.net",
+              certificate_name: "b",
+              certificate_id: key,
+            },
           },
         ],
       }),
@@ -366,6 +371,7 @@ deployments:
         "deployments[0].source.key",
         "deployments[0].target.on_soft_deleted",
         "deployments[1].source.pfx",
+        "deployments[1].target.certificate_id",
       ]),
     )
     expect(problems.find((p) => p.field === "deployments[0].source.key")?.message).toMatch(

@@ -159,6 +159,40 @@ export const certificateNameProblems = (name: string, field = "certificate_name"
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
 const controlOrPem = /[\u0000-\u001f\u007f]|-----BEGIN /
 
+/**
+ * Whether a value cannot be a tag value: it holds control characters or PEM text, or reads as the
+ * base64 of a key or certificate. Never shown back: it may be a pasted key.
+ */
+export const unfitTagValue = (value: string): boolean => controlOrPem.test(value) || looksLikeDerBase64(value)
+
+/** What an outcome shows for a certificate id preflight refused as unfit: never the value itself. */
+export const withheldCertificateId = "(not shown: not a certificate id)"
+
+/**
+ * Problems with a certificate id (it becomes the certctl-certificate-id tag value): the checks on
+ * every tag value. `field` is where the caller took it from.
+ */
+export const certificateIdProblems = (id: string, field: string): Array<ConfigProblem> => [
+  ...(id.length === 0 || id.length > 256
+    ? [
+        problem(
+          field,
+          `is ${id.length} characters long; it becomes the certctl-certificate-id tag value`,
+          "use an id of 1-256 characters",
+        ),
+      ]
+    : []),
+  ...(unfitTagValue(id)
+    ? [
+        problem(
+          field,
+          "holds control characters (line breaks, tabs, NUL), PEM text or the base64 of a key or certificate; it becomes the certctl-certificate-id tag value, which every reader of the vault's metadata sees, and it is not shown here",
+          "use the certificate's id in the system that issued it: a short one-line value",
+        ),
+      ]
+    : []),
+]
+
 export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tags"): Array<ConfigProblem> => {
   const out: Array<ConfigProblem> = []
   const keys = Object.keys(tags)
@@ -200,7 +234,7 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         ),
       )
     }
-    if (controlOrPem.test(value) || looksLikeDerBase64(value)) {
+    if (unfitTagValue(value)) {
       out.push(
         problem(
           `${field}.${keyInField(key)}`,

@@ -50,6 +50,7 @@ import {
 import { checkBuiltPfx, pfxOptionsOf, pfxPassword, preflightInspected } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
 import { rollback } from "./rollback.js"
+import { unfitTagValue, withheldCertificateId } from "./TargetConfig.js"
 import {
   CERTIFICATE_ID_TAG,
   forwardTags,
@@ -652,7 +653,8 @@ export const deploy: (
     // without the common fields, so this is the outcome (TS cannot check a spread over a union).
     const outcome = {
       target: { vaultUrl: request.target.vaultUrl, certificateName: request.target.certificateName },
-      certificateId: request.certificateId,
+      // A pasted key as the id is refused by preflight and not repeated here (outcomes are logged).
+      certificateId: unfitTagValue(request.certificateId) ? withheldCertificateId : request.certificateId,
       previous: state.previous === undefined ? undefined : refOf(state.previous),
       newX5t: state.inspected?.leaf.x5t,
       adopted: trail.adopted,

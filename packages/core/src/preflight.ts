@@ -24,7 +24,7 @@ import {
   type PfxEncoding,
 } from "./ports/PfxCodec.js"
 import type { DeployRequest } from "./request.js"
-import { certificateNameProblems, tagProblems } from "./TargetConfig.js"
+import { certificateIdProblems, certificateNameProblems, tagProblems } from "./TargetConfig.js"
 
 export interface PreflightPassed {
   readonly _tag: "Passed"
@@ -89,14 +89,8 @@ export const requestProblems = (request: DeployRequest): Array<DeployProblem> =>
   for (const p of certificateNameProblems(request.target.certificateName))
     problems.push(with_("certificate_name")(p))
   for (const p of tagProblems(request.target.tags)) problems.push(with_("tags")(p))
-  if (request.certificateId.length === 0 || request.certificateId.length > 256) {
-    problems.push({
-      field: "certificateId",
-      message: `is ${request.certificateId.length} characters long; it becomes the certctl-certificate-id tag value`,
-      fix: "use an id of 1-256 characters",
-      reason: "tags",
-    })
-  }
+  for (const p of certificateIdProblems(request.certificateId, "certificateId"))
+    problems.push(with_("tags")(p))
   return problems
 }
 

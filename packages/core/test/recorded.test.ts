@@ -2,9 +2,10 @@
  * What a deploy records besides its outcome: the metric events per outcome (the series
  * dashboards read) and the audit record's fields. Against the in-memory vault, under the TestClock.
  */
+import { generateKeyPairSync } from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { type DeployOutcome, exitCodeOf } from "../src/index.js"
+import { type DeployOutcome, exitCodeOf, withheldCertificateId } from "../src/index.js"
 import {
   AuditRecords,
   Fault,
@@ -212,5 +213,43 @@ describe("the audit record", () => {
         )
       }),
     ),
+  )
+})
+
+describe("a certificate id that is no id", () => {
+  it.effect(
+    "a pasted key, PEM text or a line break as the id: Rejected, nothing sent, the value in no outcome or audit record",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const audit = yield* AuditRecords
+          // A real key's DER (this test world's material is synthetic, not DER).
+          const keyBase64 = generateKeyPairSync("ec", { namedCurve: "P-256" })
+            .privateKey.export({ format: "der", type: "pkcs8" })
+            .toString("base64")
+          for (const id of [keyBase64, "-----BEGIN PRIVATE KEY-----", "web\napi"]) {
+            const o = expectTag(
+              yield* runDeploy({ ...request(newCert.material), certificateId: id }),
+              "Rejected",
+            )
+            assert.deepStrictEqual(
+              o.problems.map((p) => [p.field, p.reason]),
+              [["certificateId", "tags"]],
+            )
+            assert.match(o.problems[0]?.message ?? "", /certctl-certificate-id tag value/)
+            assert.strictEqual(o.certificateId, withheldCertificateId)
+            assert.strictEqual(o.vaultCalls, 0)
+            const shown = JSON.stringify([o, audit.all().at(-1)])
+            assert.notInclude(shown, id.slice(0, 40))
+          }
+          assert.isUndefined(vault.latest(NAME))
+          // An ordinary id goes through.
+          expectTag(
+            yield* runDeploy({ ...request(newCert.material), certificateId: "web-api/2026" }),
+            "Succeeded",
+          )
+        }),
+      ),
   )
 })
