@@ -118,7 +118,8 @@ const allowedFields = new Set([
 const allowedCloudFields = new Set(["vault_dns_suffix", "authority_host", "keyvault_resource", "name"])
 
 /** Field names that look like they hold a secret. */
-export const secretLookingField = /secret|password|passwd|pwd|token|key$/i
+export const secretLookingField =
+  /secret|password|passphrase|passwd|pwd|token|key$|private[-_]?key|connection[-_]?string|sas[-_]?url/i
 
 const certificateNamePattern = /^[A-Za-z0-9-]{1,127}$/
 const vaultNamePattern = /^[a-z][a-z0-9-]{1,22}[a-z0-9]$/

@@ -18,7 +18,10 @@ export interface AuditRecord {
   readonly previousVersionId: string | undefined
   readonly previousX5t: string | undefined
   readonly newX5t: string | undefined
-  /** The version this deploy created and left in place, when any. */
+  /**
+   * The version the vault serves as this deploy's: the one it created (Succeeded, Unverified,
+   * Superseded) or, for Skipped, the one already in place; undefined otherwise.
+   */
   readonly versionId: string | undefined
   readonly rollbackVersionId: string | undefined
   readonly adopted: boolean

@@ -29,6 +29,10 @@ describe("secrets in configuration", () => {
       "api_token",
       "access_token",
       "private_key",
+      "pfx_passphrase",
+      "private_key_pem",
+      "connection_string",
+      "storage_sas_url",
     ]) {
       const problems = problemsOf({ ...base, [key]: "value-0123" })
       assert.deepStrictEqual(
