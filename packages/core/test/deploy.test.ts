@@ -9,7 +9,6 @@ import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
 import {
   CERTIFICATE_ID_TAG,
-  type DeployOutcome,
   DeployPolicy,
   exitCodeOf,
   type ImportRequest,
@@ -28,27 +27,25 @@ import {
   MetricsRecorder,
   makeAuthority,
   makeKey,
-  TestWorld,
   withWrongKey,
 } from "../src/testing/index.js"
-import { CERT_ID, managedTags, NAME, request, runDeploy, target, toJson } from "./fixtures.js"
+import {
+  CERT_ID,
+  expectTag,
+  fresh,
+  managedTags,
+  NAME,
+  request,
+  runDeploy,
+  target,
+  toJson,
+} from "./fixtures.js"
 
 const ca = makeAuthority("test")
 const oldCert = issue({ seed: "old", issuer: ca })
 const newCert = issue({ seed: "new", issuer: ca })
 /** A renewal that reuses the old certificate's key. */
 const renewedSameKey = issue({ seed: "renewed", issuer: ca, key: oldCert.key })
-
-const expectTag = <T extends DeployOutcome["_tag"]>(
-  o: DeployOutcome,
-  tag: T,
-): Extract<DeployOutcome, { _tag: T }> => {
-  assert.strictEqual(o._tag, tag, `expected ${tag}, got ${o._tag}: ${o.reason}`)
-  return o as Extract<DeployOutcome, { _tag: T }>
-}
-
-/** Each test gets a fresh world. */
-const fresh = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provide(eff, TestWorld.layer)
 
 /** The vault already serves `oldCert`, deployed by kvdeploy (not counted as a call). */
 const seedManaged = (material = oldCert.material, options: { exportable?: boolean } = {}) =>

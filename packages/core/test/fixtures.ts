@@ -1,8 +1,10 @@
+import { assert } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import {
   CERTIFICATE_ID_TAG,
   type DeployOptions,
+  type DeployOutcome,
   type DeployRequest,
   deploy,
   MANAGED_BY_TAG,
@@ -10,7 +12,7 @@ import {
   validateTargetConfigSync,
 } from "../src/index.js"
 import type { CertificateMaterial } from "../src/material.js"
-import { runAdvancingClock } from "../src/testing/index.js"
+import { runAdvancingClock, TestWorld } from "../src/testing/index.js"
 
 export const NAME = "api-prod"
 export const CERT_ID = "cert-123"
@@ -34,6 +36,18 @@ export const request = (
 
 /** Tags a version deployed by kvdeploy carries. */
 export const managedTags = { env: "test", [MANAGED_BY_TAG]: "certctl", [CERTIFICATE_ID_TAG]: CERT_ID }
+
+/** The outcome, as its tag's type; fails the test (with the reason) when it has another tag. */
+export const expectTag = <T extends DeployOutcome["_tag"]>(
+  o: DeployOutcome,
+  tag: T,
+): Extract<DeployOutcome, { _tag: T }> => {
+  assert.strictEqual(o._tag, tag, `expected ${tag}, got ${o._tag}: ${o.reason}`)
+  return o as Extract<DeployOutcome, { _tag: T }>
+}
+
+/** Each test gets a fresh world (in-memory vault, recorders, TestClock). */
+export const fresh = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provide(eff, TestWorld.layer)
 
 /** Deploy, advancing the TestClock so retries take no real time. */
 export const runDeploy = (req: DeployRequest) => runAdvancingClock(deploy(req))

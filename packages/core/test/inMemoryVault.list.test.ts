@@ -7,17 +7,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { type ListedCertificate, type ListedPage, Vault } from "../src/index.js"
-import {
-  Fault,
-  InMemoryVaultHandle,
-  issue,
-  MetricsRecorder,
-  makeAuthority,
-  TestWorld,
-} from "../src/testing/index.js"
+import { Fault, InMemoryVaultHandle, issue, MetricsRecorder, makeAuthority } from "../src/testing/index.js"
+import { fresh } from "./fixtures.js"
 
 const ca = makeAuthority("list")
-const fresh = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provide(eff, TestWorld.layer)
 
 const listOf = Effect.flatMap(Effect.service(Vault), (vault) =>
   vault.listCertificates === undefined

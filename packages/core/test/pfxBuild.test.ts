@@ -30,13 +30,11 @@ import {
   SyntheticCodec,
   TestWorld,
 } from "../src/testing/index.js"
-import { managedTags, NAME, request, runDeploy } from "./fixtures.js"
+import { fresh, managedTags, NAME, request, runDeploy } from "./fixtures.js"
 
 const ca = makeAuthority("pfx-build")
 const oldCert = issue({ seed: "old", issuer: ca })
 const newCert = issue({ seed: "new", issuer: ca })
-
-const fresh = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provide(eff, TestWorld.layer)
 
 const policyWith = (overrides: Partial<DeployPolicyShape>) =>
   Effect.map(Effect.service(DeployPolicy), (p): DeployPolicyShape => ({ ...p, ...overrides }))

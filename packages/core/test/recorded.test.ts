@@ -13,24 +13,13 @@ import {
   issue,
   MetricsRecorder,
   makeAuthority,
-  TestWorld,
   withWrongKey,
 } from "../src/testing/index.js"
-import { managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
+import { expectTag, fresh, managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
 
 const ca = makeAuthority("recorded")
 const oldCert = issue({ seed: "rec-old", issuer: ca, notAfter: new Date(Date.UTC(2090, 0, 1)) })
 const newCert = issue({ seed: "rec-new", issuer: ca })
-
-const expectTag = <T extends DeployOutcome["_tag"]>(
-  o: DeployOutcome,
-  tag: T,
-): Extract<DeployOutcome, { _tag: T }> => {
-  assert.strictEqual(o._tag, tag, `expected ${tag}, got ${o._tag}: ${o.reason}`)
-  return o as Extract<DeployOutcome, { _tag: T }>
-}
-
-const fresh = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provide(eff, TestWorld.layer)
 
 const seedManaged = (material = oldCert.material) =>
   Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>

@@ -5,13 +5,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { TestClock } from "effect/testing"
-import { Fault, InMemoryVaultHandle, issue, makeAuthority, TestWorld } from "../src/testing/index.js"
-import { managedTags, NAME, request, runDeploy } from "./fixtures.js"
+import { Fault, InMemoryVaultHandle, issue, makeAuthority } from "../src/testing/index.js"
+import { fresh, managedTags, NAME, request, runDeploy } from "./fixtures.js"
 
 const ca = makeAuthority("rollback-chain")
 const oldCert = issue({ seed: "old", issuer: ca })
 const newCert = issue({ seed: "new", issuer: ca })
-const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, TestWorld.layer)
 
 describe("rollback keeps the previous chain", () => {
   it.effect("a caller key without previousChain: the backing secret (with the chain) restores it", () =>

@@ -20,16 +20,14 @@ import {
   Vault,
 } from "../src/index.js"
 import type { CertificateMaterial } from "../src/material.js"
-import { Fault, InMemoryVaultHandle, issue, makeAuthority, TestWorld } from "../src/testing/index.js"
-import { managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
+import { Fault, InMemoryVaultHandle, issue, makeAuthority } from "../src/testing/index.js"
+import { fresh, managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
 
 const ca = makeAuthority("transport-pfx")
 const oldCert = issue({ seed: "old", issuer: ca })
 const newCert = issue({ seed: "new", issuer: ca })
 /** A renewal that reuses the old certificate's key (rollback from the reused key). */
 const renewedSameKey = issue({ seed: "renewed", issuer: ca, key: oldCert.key })
-
-const fresh = <A, E, R>(eff: Effect.Effect<A, E, R>) => Effect.provide(eff, TestWorld.layer)
 
 const seedManaged = (material: CertificateMaterial) =>
   Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
