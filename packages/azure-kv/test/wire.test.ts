@@ -47,6 +47,14 @@ const vaultLayer = (options: Partial<AzureKeyVault.AzureKeyVaultOptions> = {}) =
     ...options,
   }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer)))
 
+/** An adapter for a vault nobody listens at (connections refused), one quick SDK retry. */
+const refusingVaultLayer = AzureKeyVault.layer({
+  vaultUrl: "https://127.0.0.1:1",
+  credential: staticCredential,
+  customCloud: true,
+  retry: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 10 },
+}).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer)))
+
 const run = <A, E>(
   effect: Effect.Effect<A, E, Vault | PfxCodec | MetricsRecorder>,
   options?: Partial<AzureKeyVault.AzureKeyVaultOptions>,
@@ -396,16 +404,7 @@ describe("an import whose outcome is unknown is never sent again", () => {
 
   it.live("connection refused: nothing was sent, VaultUnavailable (definite) even for an import", () =>
     Effect.gen(function* () {
-      const { error } = yield* importOnce("refused").pipe(
-        Effect.provide(
-          AzureKeyVault.layer({
-            vaultUrl: "https://127.0.0.1:1",
-            credential: staticCredential,
-            customCloud: true,
-            retry: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 10 },
-          }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
-        ),
-      )
+      const { error } = yield* importOnce("refused").pipe(Effect.provide(refusingVaultLayer))
       expect(error._tag).toBe("VaultUnavailable")
       expect(error.message).toContain("ECONNREFUSED")
     }),
@@ -716,16 +715,7 @@ describe("what an answer or a failure tells the deploy program (enabled, who ret
       Effect.gen(function* () {
         const error = yield* Effect.flatMap(Effect.service(Vault), (vault) =>
           Effect.flip(vault.getLatest("refused")),
-        ).pipe(
-          Effect.provide(
-            AzureKeyVault.layer({
-              vaultUrl: "https://127.0.0.1:1",
-              credential: staticCredential,
-              customCloud: true,
-              retry: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 10 },
-            }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer))),
-          ),
-        )
+        ).pipe(Effect.provide(refusingVaultLayer))
         expect(error._tag).toBe("VaultUnavailable")
         if (error._tag !== "VaultUnavailable") return
         expect(error.message).toContain("ECONNREFUSED")
