@@ -1,14 +1,36 @@
-import { createHmac, createPrivateKey, createPublicKey } from "node:crypto"
+import "reflect-metadata"
+import {
+  createCipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+} from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { PfxCodec } from "@kvdeploy/core"
+import * as x509 from "@peculiar/x509"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
 import { beforeAll } from "vitest"
-import { certificateFacts, decodePfx, encodePfx, inspectMaterial, layer } from "../src/index.js"
+import { certificateFacts, decodePfx, encodePfx, inspectMaterial, layer, x5tOf } from "../src/index.js"
+import {
+  algorithm,
+  authenticatedSafe,
+  certificateBag,
+  dataContent,
+  encryptedContent,
+  pfx as pfxOf,
+  pkcs12PbeParameters,
+  safeContents,
+  shroudedKeyBag,
+} from "../src/pfxStructure.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "../src/pkcs12Kdf.js"
 import { publicKeysEqual } from "../src/privateKey.js"
+import { algorithmOf } from "../src/testing/index.js"
 import {
   canonicalPkcs8,
   generateKey,
@@ -87,6 +109,24 @@ describe("encodePfx / decodePfx", () => {
     }),
   )
 
+  it.effect("a certificate that does not link to the leaf is written after the chain, not dropped", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 3, authorities))
+      const unrelated = yield* Effect.promise(() =>
+        issue({ subject: "CN=Somebody Else", key: other, ca: true }),
+      )
+      for (const encoding of ["modern", "legacy"] as const) {
+        const pfx = yield* encodePfx(
+          { ...material, chain: [unrelated, ...material.chain] },
+          { encoding, password },
+        )
+        const back = yield* decodePfx(pfx, password)
+        expect(hex(back.leaf)).toBe(hex(material.leaf))
+        expect(back.chain.map(hex)).toEqual([...material.chain, unrelated].map(hex))
+      }
+    }),
+  )
+
   it.effect("a wrong password is a tagged wrong-password error", () =>
     Effect.gen(function* () {
       const material = yield* Effect.promise(() => makeMaterial(ec, 1, authorities))
@@ -146,6 +186,20 @@ describe("certificateFacts", () => {
         )
         expect(notSelf.selfSigned).toBe(false)
       }),
+  )
+
+  it.effect("x5t is the unpadded base64url SHA-1 of the DER, exactly as Key Vault reports it", () =>
+    Effect.gen(function* () {
+      for (const der of [
+        ...authorities.certificates,
+        (yield* Effect.promise(() => makeMaterial(ec, 2, authorities))).leaf,
+      ]) {
+        const expected = createHash("sha1").update(der).digest("base64url")
+        expect(expected).toMatch(/^[A-Za-z0-9_-]{27}$/)
+        expect((yield* certificateFacts(der)).x5t).toBe(expected)
+        expect(x5tOf(der)).toBe(expected)
+      }
+    }),
   )
 
   it.effect("fails with MaterialInvalid on garbage", () =>
@@ -209,6 +263,99 @@ describe("inspectMaterial", () => {
     }),
   )
 
+  it.effect(
+    "reports an EC key on a curve Key Vault refuses (P-192, P-224), with its matching certificate",
+    () =>
+      Effect.gen(function* () {
+        const root = authorities.issuers[0]
+        if (root === undefined) throw new Error("fixtures")
+        for (const [curve, named] of [
+          ["prime192v1", "EC prime192v1"],
+          ["secp224r1", "EC secp224r1"],
+        ] as const) {
+          // WebCrypto has no P-192 or P-224 key: node:crypto makes it, the root signs its SPKI.
+          const pair = generateKeyPairSync("ec", { namedCurve: curve })
+          const leaf = yield* Effect.promise(async () => {
+            const cert = await x509.X509CertificateGenerator.create({
+              serialNumber: "01",
+              subject: `CN=${curve}.example.test`,
+              issuer: root.name,
+              notBefore: new Date(Date.now() - 3600_000),
+              notAfter: new Date(Date.now() + 86400_000),
+              signingAlgorithm: algorithmOf(root.key.spec),
+              publicKey: new Uint8Array(pair.publicKey.export({ type: "spki", format: "der" })),
+              signingKey: root.key.pair.privateKey,
+            })
+            return new Uint8Array(cert.rawData)
+          })
+          const inspected = yield* inspectMaterial({
+            leaf,
+            chain: [authorities.certificates[0] ?? new Uint8Array()],
+            key: Redacted.make(new Uint8Array(pair.privateKey.export({ type: "pkcs8", format: "der" }))),
+          })
+          expect(inspected.keyMatchesLeaf).toBe(true)
+          expect(inspected.key).toEqual({ keyType: "EC" })
+          expect(inspected.problems).toEqual([
+            {
+              field: "key",
+              message: `is an ${named} key, which Key Vault does not accept`,
+              fix: "use an RSA (2048, 3072, 4096) or EC (P-256, P-384, P-521, P-256K) key",
+            },
+          ])
+        }
+      }),
+  )
+
+  it.effect(
+    "a chain that stops below its root (the root left out, as most full chains do) has no problem",
+    () =>
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(ec, 4, authorities))
+        // leaf <- int2 <- int1 (<- root, not supplied); also a leaf alone, issued by a CA not supplied.
+        for (const chain of [material.chain.slice(0, 2), material.chain.slice(0, 1), []]) {
+          const inspected = yield* inspectMaterial({ ...material, chain })
+          expect(inspected.problems).toEqual([])
+          expect(inspected.chain.map((c) => hex(c.der))).toEqual(chain.map(hex))
+        }
+      }),
+  )
+
+  it.effect(
+    "a certificate named as its own issuer but signed by another key is not self-signed, and its issuer links",
+    () =>
+      Effect.gen(function* () {
+        // An internal CA that gave a server certificate its own name: subject = issuer, another key.
+        const caKey = yield* Effect.promise(() => generateKey("P-256"))
+        const ca = { name: "CN=same.example.test", key: caKey }
+        const caDer = yield* Effect.promise(() => issue({ subject: ca.name, key: caKey, ca: true }))
+        const leaf = yield* Effect.promise(() => issue({ subject: ca.name, key: ec, issuer: ca, ca: false }))
+        expect((yield* certificateFacts(leaf)).selfSigned).toBe(false)
+        expect((yield* certificateFacts(caDer)).selfSigned).toBe(true)
+        const inspected = yield* inspectMaterial({ leaf, chain: [caDer], key: Redacted.make(ec.pkcs8) })
+        expect(inspected.leaf.selfSigned).toBe(false)
+        expect(inspected.chain.map((c) => hex(c.der))).toEqual([hex(caDer)])
+        expect(inspected.problems).toEqual([])
+      }),
+  )
+
+  it.effect("duplicates of chain certificates and of the leaf are dropped without a problem", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 4, authorities))
+      const [int2, int1, root] = material.chain
+      if (int2 === undefined || int1 === undefined || root === undefined) throw new Error("fixtures")
+      // A full chain and its intermediates concatenated, with the leaf again: each certificate once.
+      const chain = [int2, int1, root, material.leaf.slice(), int1.slice(), int2.slice()]
+      const inspected = yield* inspectMaterial({ ...material, chain })
+      expect(inspected.problems).toEqual([])
+      expect(inspected.chain.map((c) => hex(c.der))).toEqual(material.chain.map(hex))
+      const back = yield* decodePfx(
+        yield* encodePfx({ ...material, chain }, { encoding: "modern", password }),
+        password,
+      )
+      expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+    }),
+  )
+
   it.effect("works through the PfxCodec layer", () =>
     Effect.gen(function* () {
       const codec = yield* PfxCodec
@@ -269,6 +416,21 @@ describe("one analysis per material object (inspect then encode, decode then ins
           mismatch,
         )
       }
+    }),
+  )
+
+  it.effect("a certificate added to the chain array in place after inspect is inspected and written", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(() => makeMaterial(ec, 3, authorities))
+      const [int1, root] = material.chain
+      if (int1 === undefined || root === undefined) throw new Error("fixtures")
+      const chain = [int1]
+      const own = { ...material, chain }
+      expect((yield* inspectMaterial(own)).chain).toHaveLength(1)
+      chain.push(root)
+      expect((yield* inspectMaterial(own)).chain.map((c) => hex(c.der))).toEqual([int1, root].map(hex))
+      const back = yield* decodePfx(yield* encodePfx(own, { encoding: "modern", password }), password)
+      expect(back.chain.map(hex)).toEqual([int1, root].map(hex))
     }),
   )
 
@@ -403,5 +565,111 @@ describe("BER input (as Windows and some Java versions write)", () => {
       expect(hex(back.leaf)).toBe(hex(material.leaf))
       expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
     }),
+  )
+
+  it.effect(
+    "a MacData without an iteration count is one iteration (RFC 7292's DEFAULT 1; OpenSSL leaves 1 out)",
+    () =>
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
+        for (const encoding of ["modern", "legacy"] as const) {
+          const pfx = pkijs.PFX.fromBER(
+            Uint8Array.from(yield* encodePfx(material, { encoding, password, iterations: 1 })),
+          )
+          const macData = pfx.macData
+          if (macData === undefined) throw new Error("no MAC")
+          expect(macData.iterations).toBe(1)
+          // The same MAC (computed with one iteration), its count left out as `openssl pkcs12 -nomaciter` writes it.
+          pfx.macData = new pkijs.MacData({ mac: macData.mac, macSalt: macData.macSalt })
+          const withoutCount = new Uint8Array(pfx.toSchema().toBER(false))
+          expect(pkijs.PFX.fromBER(withoutCount).macData?.iterations).toBeUndefined()
+          const back = yield* decodePfx(withoutCount, password)
+          expect(hex(back.leaf)).toBe(hex(material.leaf))
+          expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+          // Still checked: one iteration under another password is not accepted.
+          expect((yield* Effect.flip(decodePfx(withoutCount, Redacted.make("wrong")))).reason).toBe(
+            "wrong-password",
+          )
+        }
+      }),
+  )
+
+  it.effect(
+    "a MAC keyed with the empty password as no bytes at all (not 00 00) is read with the empty password",
+    () =>
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
+        const empty = Redacted.make("")
+        const pfx = pkijs.PFX.fromBER(
+          Uint8Array.from(yield* encodePfx(material, { encoding: "modern", password: empty, iterations: 1 })),
+        )
+        const macData = pfx.macData
+        if (macData === undefined) throw new Error("no MAC")
+        const authSafe = new Uint8Array((pfx.authSafe.content as asn1js.OctetString).getValue())
+        const macKey = pkcs12Kdf(
+          "sha256",
+          new Uint8Array(0),
+          macData.macSalt.valueBlock.valueHexView,
+          1,
+          KdfPurpose.mac,
+          32,
+        )
+        pfx.macData = new pkijs.MacData({
+          mac: new pkijs.DigestInfo({
+            digestAlgorithm: macData.mac.digestAlgorithm,
+            digest: new asn1js.OctetString({
+              valueHex: createHmac("sha256", macKey).update(authSafe).digest(),
+            }),
+          }),
+          macSalt: macData.macSalt,
+          iterations: 1,
+        })
+        const rewritten = new Uint8Array(pfx.toSchema().toBER(false))
+        const back = yield* decodePfx(rewritten, empty)
+        expect(hex(back.leaf)).toBe(hex(material.leaf))
+        expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+        expect((yield* Effect.flip(decodePfx(rewritten, Redacted.make(" ")))).reason).toBe("wrong-password")
+      }),
+  )
+
+  it.effect(
+    "a legacy PFX whose PBE and MAC keys come from the empty password as no bytes at all is read",
+    () =>
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
+        const none = new Uint8Array(0)
+        // PBE-SHA1-3DES with the password as zero bytes (not the BMPString 00 00 kvdeploy writes).
+        const tripleDes = (data: Uint8Array) => {
+          const salt = randomBytes(8)
+          const key = pkcs12Kdf("sha1", none, salt, 1, KdfPurpose.key, 24)
+          const iv = pkcs12Kdf("sha1", none, salt, 1, KdfPurpose.iv, 8)
+          const cipher = createCipheriv("des-ede3-cbc", key, iv)
+          return {
+            algorithm: algorithm("1.2.840.113549.1.12.1.3", pkcs12PbeParameters(salt, 1)),
+            ciphertext: new Uint8Array(Buffer.concat([cipher.update(data), cipher.final()])),
+          }
+        }
+        const certificates = tripleDes(
+          safeContents([material.leaf, ...material.chain].map((der) => certificateBag(der))),
+        )
+        const key = tripleDes(Redacted.value(material.key))
+        const authSafe = authenticatedSafe([
+          encryptedContent(certificates.algorithm, certificates.ciphertext),
+          dataContent(safeContents([shroudedKeyBag(key.algorithm, key.ciphertext, [])])),
+        ])
+        const macSalt = randomBytes(8)
+        const macKey = pkcs12Kdf("sha1", none, macSalt, 1, KdfPurpose.mac, 20)
+        const file = pfxOf(
+          authSafe,
+          "1.3.14.3.2.26",
+          createHmac("sha1", macKey).update(authSafe).digest(),
+          macSalt,
+          1,
+        )
+        const back = yield* decodePfx(file, Redacted.make(""))
+        expect(hex(back.leaf)).toBe(hex(material.leaf))
+        expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+        expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(ec.pkcs8)))
+      }),
   )
 })

@@ -145,6 +145,32 @@ describe("parsePem", () => {
   )
 
   it.effect(
+    "a single unreadable key block is MaterialInvalid naming it, in every way, without echoing key bytes",
+    () =>
+      Effect.gen(function* () {
+        const keyPem = rsa.export({ type: "pkcs8", format: "pem" }).toString()
+        const lines = keyPem.trimEnd().split("\n")
+        const body = lines.slice(1, -1).join("")
+        const legacyHeaders =
+          "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00112233445566778899AABBCCDDEEFF\n\n"
+        for (const [text, passphrase] of [
+          // Legacy encryption headers over a key that is not encrypted: OpenSSL cannot parse the block.
+          [keyPem.replace("-----\n", `-----\n${legacyHeaders}`), "pw"],
+          [keyPem.replace(/\n([A-Za-z0-9+/]{20})/, "\n!!!!"), undefined],
+          [[...lines.slice(0, 8), lines.at(-1)].join("\n"), undefined],
+        ] as const) {
+          const error = yield* Effect.flip(
+            parsePem(text, passphrase === undefined ? {} : { passphrase: Redacted.make(passphrase) }),
+          )
+          expect(error.problems.map((p) => p.field)).toEqual(["block 1 (PRIVATE KEY)"])
+          const shown = JSON.stringify(error.problems) + error.message
+          // Eight characters (six key bytes) at a time: no run of the key's base64 shows.
+          for (let i = 0; i + 8 <= body.length; i += 8) expect(shown).not.toContain(body.slice(i, i + 8))
+        }
+      }),
+  )
+
+  it.effect(
     "a certificate with bytes after it reads as the certificate alone, whatever was inspected before",
     () =>
       Effect.gen(function* () {

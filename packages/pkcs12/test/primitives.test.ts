@@ -1,6 +1,14 @@
-import { createHash, generateKeyPairSync } from "node:crypto"
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  generateKeyPairSync,
+  pbkdf2Sync,
+  randomBytes,
+} from "node:crypto"
 import { createRequire } from "node:module"
 import { sha256 } from "@noble/hashes/sha2.js"
+import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as fc from "fast-check"
 import type * as Forge from "node-forge"
@@ -9,6 +17,7 @@ import { describe, expect, it, vi } from "vitest"
 import { maxIterations, maxTotalIterations } from "../src/algorithms.js"
 import {
   decryptPrivateKeyInfo,
+  decryptWithPassword,
   newKdfBudget,
   rc2CbcDecrypt,
   rc2CbcEncrypt,
@@ -66,6 +75,19 @@ describe("RC2 (RFC 2268 section 5 test vectors, node-forge through rc2CbcEncrypt
     expect(rc2CbcDecrypt(h("0011223345"), 40, iv, c)).not.toEqual(data)
     expect(rc2CbcDecrypt(h("0011223344"), 40, iv, c.subarray(0, c.length - 1))).toBeUndefined()
     expect(rc2CbcDecrypt(h("0011223344"), 40, iv, new Uint8Array(0))).toBeUndefined()
+  })
+  it("refuses a last block whose padding bytes are not all the padding count (PKCS#7, the wrong-key check)", () => {
+    const iv = h("0102030405060708")
+    const key = h("0011223344")
+    for (const tail of ["0000000000000702", "0000000000000303"]) {
+      // CBC: the first two ciphertext blocks decrypt to these 16 bytes alone, ending in `tail`.
+      const plain = h(`6365727469666963${tail}`)
+      const twoBlocks = rc2CbcEncrypt(key, 40, iv, plain).subarray(0, 16)
+      expect(rc2CbcDecrypt(key, 40, iv, twoBlocks)).toBeUndefined()
+    }
+    // The same bytes with valid padding are read.
+    const valid = rc2CbcEncrypt(key, 40, iv, h("63657274696669630000000000"))
+    expect(rc2CbcDecrypt(key, 40, iv, valid.subarray(0, 16))).toEqual(h("63657274696669630000000000"))
   })
   it("RC2-40-CBC and RC2-128-CBC agree with OpenSSL both ways", () => {
     // printf '%s' "$data" | openssl enc -rc2-40-cbc|-rc2-cbc -K <key> -iv 0102030405060708 -provider legacy -provider default
@@ -212,8 +234,33 @@ describe("KDF work budget with OpenSSL's key decryption", () => {
       }).iterationCount,
     }
   }
+  /**
+   * Whether `password` gives the ciphertext valid CBC padding (Node's own PBKDF2 and AES, not the
+   * code under test): about 1 wrong password in 256 does, and then decrypts to garbage.
+   */
+  const paddingValid = (made: ReturnType<typeof encrypted>, password: string): boolean => {
+    const pbes2 = new pkijs.PBES2Params({ schema: made.info.encryptionAlgorithm.algorithmParams })
+    const kdf = new pkijs.PBKDF2Params({ schema: pbes2.keyDerivationFunc.algorithmParams })
+    const prf = kdf.prf?.algorithmId === "1.2.840.113549.2.9" ? "sha256" : "sha1"
+    const salt = (kdf.salt as asn1js.OctetString).valueBlock.valueHexView
+    const key = pbkdf2Sync(password, salt, made.iterations, 32, prf)
+    const iv = (pbes2.encryptionScheme.algorithmParams as asn1js.OctetString).valueBlock.valueHexView
+    const decipher = createDecipheriv("aes-256-cbc", key, iv)
+    try {
+      decipher.update(made.info.encryptedData.valueBlock.valueHexView)
+      decipher.final()
+      return true
+    } catch {
+      return false
+    }
+  }
   const run = (password: string) => {
-    const { der, info, iterations } = encrypted()
+    // For a wrong password, material it gives bad padding: the rare valid padding is another case.
+    let made = encrypted()
+    // The check itself reads the padding right: the right password always gives valid padding.
+    expect(paddingValid(made, "right")).toBe(true)
+    while (password !== "right" && paddingValid(made, password)) made = encrypted()
+    const { der, info, iterations } = made
     const budget = newKdfBudget()
     const result = Effect.runSync(
       Effect.result(
@@ -275,5 +322,44 @@ describe("publicRandom (salts and IVs)", () => {
     const copy = Uint8Array.from(kept)
     for (let i = 0; i < 300; i++) publicRandom(32)
     expect(Buffer.from(kept).equals(Buffer.from(copy))).toBe(true)
+  })
+})
+
+describe("PBES2 parameters as other writers leave them", () => {
+  it("a PBKDF2 without a PRF is HMAC-SHA-1 (RFC 8018's default; OpenSSL leaves hmacWithSHA1 out)", () => {
+    const salt = randomBytes(16)
+    const iv = randomBytes(16)
+    const plain = randomBytes(100)
+    const key = pbkdf2Sync(Buffer.from("pässword", "utf8"), salt, 2048, 32, "sha1")
+    const cipher = createCipheriv("aes-256-cbc", key, iv)
+    const ciphertext = new Uint8Array(Buffer.concat([cipher.update(plain), cipher.final()]))
+    const algorithmDer = new pkijs.AlgorithmIdentifier({
+      algorithmId: "1.2.840.113549.1.5.13",
+      algorithmParams: new pkijs.PBES2Params({
+        keyDerivationFunc: new pkijs.AlgorithmIdentifier({
+          algorithmId: "1.2.840.113549.1.5.12",
+          algorithmParams: new pkijs.PBKDF2Params({
+            salt: new asn1js.OctetString({ valueHex: salt }),
+            iterationCount: 2048,
+          }).toSchema(),
+        }),
+        encryptionScheme: new pkijs.AlgorithmIdentifier({
+          algorithmId: "2.16.840.1.101.3.4.1.42",
+          algorithmParams: new asn1js.OctetString({ valueHex: iv }),
+        }),
+      }).toSchema(),
+    })
+      .toSchema()
+      .toBER(false)
+    // Read back as a file holds it: PBKDF2-params with salt and count only.
+    const algorithm = pkijs.AlgorithmIdentifier.fromBER(algorithmDer)
+    const pbes2 = new pkijs.PBES2Params({ schema: algorithm.algorithmParams })
+    expect(new pkijs.PBKDF2Params({ schema: pbes2.keyDerivationFunc.algorithmParams }).prf).toBeUndefined()
+    const opened = Effect.runSync(
+      Effect.result(decryptWithPassword(algorithm, ciphertext, "pässword", newKdfBudget())),
+    )
+    expect(
+      opened._tag === "Success" ? Buffer.from(opened.success).toString("hex") : opened.failure.kind,
+    ).toBe(plain.toString("hex"))
   })
 })

@@ -13,11 +13,21 @@ import * as pkijs from "pkijs"
 import { beforeAll } from "vitest"
 import { oid } from "../src/algorithms.js"
 import { decodePfx } from "../src/index.js"
-import { canonicalPkcs8, generateKey, hex, makeAuthorities, makeMaterial } from "./fixtures.js"
+import {
+  canonicalPkcs8,
+  generateKey,
+  hex,
+  issue,
+  makeAuthorities,
+  makeMaterial,
+  type TestKey,
+} from "./fixtures.js"
 
 let material: CertificateMaterial
+let leafKey: TestKey
 beforeAll(async () => {
-  material = await makeMaterial(await generateKey("P-256"), 2, await makeAuthorities())
+  leafKey = await generateKey("P-256")
+  material = await makeMaterial(leafKey, 2, await makeAuthorities())
 })
 
 const octets = (bytes: Uint8Array | ArrayBuffer) => new asn1js.OctetString({ valueHex: bytes })
@@ -33,6 +43,13 @@ const secretBag = () =>
       // Any ASN.1 value: pkijs wants one with toSchema().
       secretValue: new pkijs.AlgorithmIdentifier({ algorithmId: "1.2.3.4.5" }),
     }),
+  })
+/** The same bags with a localKeyID attribute. */
+const withLocalKeyId = (bag: pkijs.SafeBag, id: Uint8Array) =>
+  new pkijs.SafeBag({
+    bagId: bag.bagId,
+    bagValue: bag.bagValue,
+    bagAttributes: [new pkijs.Attribute({ type: oid.localKeyId, values: [octets(id)] })],
   })
 const nested = (bags: Array<pkijs.SafeBag>) =>
   new pkijs.SafeBag({ bagId: oid.safeContentsBag, bagValue: new pkijs.SafeContents({ safeBags: bags }) })
@@ -121,6 +138,42 @@ describe("safe bags", () => {
       const error = yield* Effect.flip(decode(pfxOf(bags)))
       expect(error.reason).toBe("malformed")
       expect(error.detail).toMatch(/nests safe contents too deeply/)
+    }),
+  )
+
+  it.effect(
+    "a key that matches none of the certificates is no-certificate, whatever their localKeyIDs say",
+    () =>
+      Effect.gen(function* () {
+        const id = new Uint8Array([1, 2, 3, 4])
+        // The root's bag carries the key's localKeyID, but the key is the leaf's: nothing to pair it with.
+        const error = yield* Effect.flip(
+          decode(
+            pfxOf([
+              withLocalKeyId(certBag(material.chain[0] ?? new Uint8Array()), id),
+              withLocalKeyId(key(), id),
+            ]),
+          ),
+        )
+        expect(error.reason).toBe("no-certificate")
+      }),
+  )
+
+  it.effect("of two certificates for the same key, the one carrying the key's localKeyID is the leaf", () =>
+    Effect.gen(function* () {
+      // A renewal for the same key, written after the certificate it replaces (which has no localKeyID).
+      const renewed = yield* Effect.promise(() =>
+        issue({ subject: "CN=app.example.test, O=kvdeploy tests", key: leafKey, ca: false }),
+      )
+      const id = new Uint8Array([9, 8, 7, 6])
+      for (const bags of [
+        [certBag(material.leaf), withLocalKeyId(certBag(renewed), id), withLocalKeyId(key(), id)],
+        [withLocalKeyId(key(), id), certBag(material.leaf), withLocalKeyId(certBag(renewed), id)],
+      ]) {
+        const back = yield* decode(pfxOf(bags))
+        expect(hex(back.leaf)).toBe(hex(renewed))
+        expect(back.chain.map(hex)).toEqual([hex(material.leaf)])
+      }
     }),
   )
 })

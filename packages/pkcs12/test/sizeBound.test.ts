@@ -65,6 +65,18 @@ describe("maxEncodedBytes", () => {
     expect(loosest).toBeLessThanOrEqual(2048)
   })
 
+  it("is never less than the encoded length for long friendly names (two bytes a UTF-16 unit, on two bags)", async () => {
+    const material = await makeMaterial(keys[0] as TestKey, 2, authorities)
+    for (const friendlyName of ["a".repeat(4000), "é".repeat(2500), "😀".repeat(1500)])
+      for (const encoding of ["modern", "legacy"] as const) {
+        const options = { encoding, password: Redacted.make("pw"), friendlyName }
+        const pfx = await Effect.runPromise(encodePfx(material, options))
+        const bound = maxEncodedBytes(material, options)
+        expect(bound).toBeGreaterThanOrEqual(pfx.byteLength)
+        expect(bound - pfx.byteLength).toBeLessThanOrEqual(2048)
+      }
+  })
+
   it("a certificate too big for Key Vault is over 25 KB by the bound and by the real encoding alike", async () => {
     const key = keys[0] as TestKey
     // 1,200 DNS names of 30 characters: a leaf of about 40 KB, a bundle no vault accepts.
