@@ -91,9 +91,9 @@ const tokenExchangeOf = (configuredClientId: string | undefined) =>
       : undefined
   })
 
-/** How doctor names the token exchange's source. */
-const tokenExchangeEndpoint = (tokenFile: string): string =>
-  `Entra ID token exchange with the federated token ${tokenFile} (workload identity)`
+/** How doctor names the token exchange's source (the token file is shown apart, as a path). */
+const tokenExchangeEndpoint = (authorityHost: string): string =>
+  `Entra ID token exchange at ${authorityHost} (workload identity's federated token)`
 
 /**
  * The managed identity endpoint MSAL will use when there is no token exchange, in its order, each
@@ -120,6 +120,32 @@ const managedIdentityEndpoint = Effect.gen(function* () {
     return "Azure Arc endpoint (the machine's Arc agent)"
   const imds = yield* optionalEnv("AZURE_POD_IDENTITY_AUTHORITY_HOST")
   return `IMDS ${Option.getOrElse(imds, () => "http://169.254.169.254")}`
+})
+
+/** The federated token file is readable, or why not, before any token request. */
+const readableTokenFile = (mode: CredentialMode, tokenFile: string) =>
+  Effect.tryPromise({
+    try: () => access(tokenFile, constants.R_OK),
+    catch: () =>
+      new CredentialUnavailable({
+        mode,
+        reason: `the federated token file ${shownPath(tokenFile)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read`,
+        fix: "Check the projected service account token volume is mounted and readable by this user",
+        missing: [],
+      }),
+  })
+
+/**
+ * As ManagedIdentityCredential's own exchange asks: for the scopes alone (and the caller's abort
+ * signal). It passes no request options on, so the tenant a Key Vault challenge names, and its
+ * claims, never reach the exchange: the token comes from AZURE_TENANT_ID's tenant, as it would there.
+ */
+const asManagedIdentityExchange = (credential: TokenCredential): TokenCredential => ({
+  getToken: (scopes, options) =>
+    credential.getToken(
+      scopes,
+      options?.abortSignal === undefined ? {} : { abortSignal: options.abortSignal },
+    ),
 })
 
 /**
@@ -237,16 +263,7 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
     case "workload_identity": {
       const env = yield* requireVariables("workload_identity")
       const tokenFile = env.AZURE_FEDERATED_TOKEN_FILE as string
-      yield* Effect.tryPromise({
-        try: () => access(tokenFile, constants.R_OK),
-        catch: () =>
-          new CredentialUnavailable({
-            mode: "workload_identity",
-            reason: `the federated token file ${shownPath(tokenFile)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read`,
-            fix: "Check the projected service account token volume is mounted and readable by this user",
-            missing: [],
-          }),
-      })
+      yield* readableTokenFile("workload_identity", tokenFile)
       const tenantId = env.AZURE_TENANT_ID as string
       const clientId = env.AZURE_CLIENT_ID as string
       const credential = yield* construct(
@@ -271,10 +288,25 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
       const clientIdFix = "Check managed_identity_client_id (the user-assigned identity's client id, a GUID)"
       const exchange = yield* tokenExchangeOf(clientId)
       if (exchange !== undefined) {
+        // The exchange reads workload identity's variables: judged as that mode judges them (a
+        // client id that is no GUID, a value padded with spaces or a line break), before any request.
+        const malformed = (yield* environmentProblems("workload_identity")).find(
+          (p) =>
+            p.kind === "malformed" && !(clientId !== undefined && p.variables.includes("AZURE_CLIENT_ID")),
+        )
+        if (malformed !== undefined)
+          return yield* new CredentialVariableMalformed({
+            mode: "managed_identity",
+            variable: malformed.variables[0] ?? "",
+            reason: malformed.reason,
+            fix: malformed.fix,
+          })
+        yield* readableTokenFile("managed_identity", exchange.tokenFile)
         // ManagedIdentityCredential would make this exchange through a WorkloadIdentityCredential of
-        // its own, built without the options it was given: the public cloud's authority (unless
-        // AZURE_AUTHORITY_HOST says otherwise), Node's CAs only, none of these pipeline policies. The
-        // same exchange here goes to the target's cloud, with its CAs and policies.
+        // its own, built without the options it was given: AZURE_AUTHORITY_HOST's authority (the
+        // workload identity webhook sets it; else the public cloud's), Node's CAs only, none of these
+        // pipeline policies. The same exchange here goes to the target's cloud, with its CAs and
+        // policies, and asks as that one does (asManagedIdentityExchange).
         const credential = yield* construct(
           "managed_identity",
           `${tenantFix}; ${clientIdFix}`,
@@ -289,14 +321,14 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
             }),
         )
         return {
-          credential,
+          credential: asManagedIdentityExchange(credential),
           identity: {
             mode: "managed_identity",
             source: `WorkloadIdentityCredential (${clientId === undefined ? "" : "user-assigned, "}the managed identity's AKS token exchange)`,
             tenantId: exchange.tenantId,
             clientId: exchange.clientId,
             tokenFile: exchange.tokenFile,
-            endpoint: tokenExchangeEndpoint(exchange.tokenFile),
+            endpoint: tokenExchangeEndpoint(settings.authorityHost),
           },
         } satisfies ResolvedCredential
       }

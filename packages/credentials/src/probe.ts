@@ -33,7 +33,7 @@ const claimsOf = (token: string): Record<string, unknown> => {
 /** What to do when a mode's credential has nothing to get a token from here. */
 const unavailableFix: Record<ResolvedCredential["identity"]["mode"], string> = {
   managed_identity:
-    "Run on an Azure host with a managed identity (VM, App Service, Container Apps, AKS node); with managed_identity_client_id, check that user-assigned identity is attached to this host",
+    "Run on an Azure host with a managed identity (VM, App Service, Container Apps, AKS node), or in an AKS pod set up for workload identity (AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and a client id); with managed_identity_client_id, check that user-assigned identity is attached to this host or federated for the pod",
   workload_identity:
     "Run in an AKS pod whose service account is annotated for workload identity (AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID and AZURE_TENANT_ID are injected there)",
   client_secret: "Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for the service principal",

@@ -190,14 +190,32 @@ describe("makeCredential", () => {
         expect(yield* endpointWith({ MSI_ENDPOINT: e, MSI_SECRET: "s" })).toBe(
           `Azure Machine Learning endpoint ${e}`,
         )
-        // An AKS workload identity pod: @azure/identity exchanges the federated token itself.
-        expect(
-          yield* endpointWith({
-            AZURE_FEDERATED_TOKEN_FILE: "/var/run/t",
-            AZURE_TENANT_ID: "t",
-            AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c",
-          }),
-        ).toContain("token exchange")
+        // An AKS workload identity pod: the federated token is exchanged (as @azure/identity would).
+        const dir = mkdtempSync(join(tmpdir(), "kvdeploy-mi-"))
+        const tokenFile = join(dir, "token")
+        writeFileSync(tokenFile, "eyJ.fake.token")
+        const pod = { AZURE_TENANT_ID: "t", AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c" }
+        try {
+          expect(yield* endpointWith({ ...pod, AZURE_FEDERATED_TOKEN_FILE: tokenFile })).toBe(
+            `Entra ID token exchange at ${publicCloud.authorityHost} (workload identity's federated token)`,
+          )
+          // Judged before any request, as workload_identity judges them: a token file that cannot be
+          // read, a client id that is no GUID (not shown: it may be a pasted secret).
+          const unreadable = yield* Effect.flip(
+            endpointWith({ ...pod, AZURE_FEDERATED_TOKEN_FILE: join(dir, "none") }),
+          )
+          expect(unreadable._tag).toBe("CredentialUnavailable")
+          expect(unreadable.message).toContain("cannot be read")
+          const pasted = "Zx8Q~not-a-guid-but-a-secret-value"
+          const malformed = yield* Effect.flip(
+            endpointWith({ ...pod, AZURE_CLIENT_ID: pasted, AZURE_FEDERATED_TOKEN_FILE: tokenFile }),
+          )
+          expect(malformed._tag).toBe("CredentialVariableMalformed")
+          expect(malformed.message).toContain("AZURE_CLIENT_ID")
+          expect(JSON.stringify(malformed) + malformed.message).not.toContain(pasted)
+        } finally {
+          rmSync(dir, { recursive: true, force: true })
+        }
         // The token exchange needs the tenant and client too (@azure/identity's tokenExchangeMsi):
         // a token file alone leaves MSAL's source, here IMDS.
         expect(yield* endpointWith({ AZURE_FEDERATED_TOKEN_FILE: "/var/run/t" })).toBe(

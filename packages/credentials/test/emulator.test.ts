@@ -165,9 +165,9 @@ describe("each credential mode gets a token from the emulator", () => {
 })
 
 describe("managed_identity in an AKS workload identity pod (the token exchange)", () => {
-  // The pod's variables as the workload identity webhook injects them, without AZURE_AUTHORITY_HOST:
-  // the cloud comes from the target. ManagedIdentityCredential's own exchange would ask the public
-  // cloud's authority with Node's CAs only, and get no token from the emulator.
+  // A pod's workload identity variables without AZURE_AUTHORITY_HOST (a pod set up by hand; the
+  // webhook sets it): the cloud comes from the target. ManagedIdentityCredential's own exchange would
+  // ask the public cloud's authority, with Node's CAs only, and get no token from the emulator.
   const podVariables = (withClientId: boolean): Record<string, string> => {
     const { AZURE_AUTHORITY_HOST: _, AZURE_CLIENT_ID: clientId, ...rest } = emulator.env.workloadIdentity
     return withClientId && clientId !== undefined ? { ...rest, AZURE_CLIENT_ID: clientId } : rest
@@ -195,11 +195,19 @@ describe("managed_identity in an AKS workload identity pod (the token exchange)"
         tenantId: emulator.tenantId,
         clientId: emulator.workloadIdentity.clientId,
         tokenFile: emulator.workloadIdentity.tokenFile,
-        endpoint: `Entra ID token exchange with the federated token ${emulator.workloadIdentity.tokenFile} (workload identity)`,
+        endpoint: `Entra ID token exchange at ${emulator.authorityHost} (workload identity's federated token)`,
       })
       expect(resolved.identity.source).toContain("user-assigned, the managed identity's AKS token exchange")
       expect(token.appId).toBe(emulator.workloadIdentity.clientId)
       expect(status).toBe(404)
+      // A challenge naming the tenant otherwise (a domain name, another tenant's id) changes nothing:
+      // the exchange asks AZURE_TENANT_ID's tenant, as ManagedIdentityCredential's own exchange does.
+      const asked = yield* Effect.promise(() =>
+        resolved.credential.getToken(keyVaultScope(emulator.keyvaultResource), {
+          tenantId: "contoso.onmicrosoft.com",
+        }),
+      )
+      expect(asked?.token.length).toBeGreaterThan(0)
     }),
   )
 
