@@ -498,7 +498,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
           Effect.fail(
             new VaultAmbiguous({
               operation: "recoverDeleted",
-              detail: `the recovery was sent, but the certificate was not served within ${recoverTimeoutMs / 1000} s; Key Vault may still be recovering it`,
+              detail: `the recovery may have been sent, but the certificate was not served within ${recoverTimeoutMs / 1000} s`,
             }),
           ),
       }),

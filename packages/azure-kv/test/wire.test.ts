@@ -735,17 +735,28 @@ describe("a recovery that never becomes readable", () => {
         req.method === "POST"
           ? json(res, 200, recovered)
           : keyVaultError(res, 404, "CertificateNotFound", "A certificate with (name/id) stuck was not found")
-      const error = yield* run(
-        Effect.flatMap(Effect.service(Vault), (vault) => Effect.flip(vault.recoverDeleted("stuck"))),
-        { recoverPollIntervalMs: 20, recoverTimeoutMs: 400 },
+      const { error, recorder } = yield* run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          return {
+            error: yield* Effect.flip(vault.recoverDeleted("stuck")),
+            recorder: yield* MetricsRecorder,
+          }
+        }),
+        { recoverPollIntervalMs: 20, recoverTimeoutMs: 1_500 },
       )
       expect(error._tag).toBe("VaultAmbiguous")
       expect(error.message).toBe(
-        "recovering the soft-deleted certificate: outcome unknown: the recovery was sent, but the certificate was not served within 0.4 s; Key Vault may still be recovering it",
+        "recovering the soft-deleted certificate: outcome unknown: the recovery may have been sent, but the certificate was not served within 1.5 s",
       )
-      // One recovery sent, and the poller read the certificate more than once before the end.
+      expect(recorder.count("vaultRequest", "recoverDeleted:ambiguous")).toBe(1)
+      // One recovery sent, and the poller read the certificate more than once before the end ...
       expect(authorized("POST", "/deletedcertificates/stuck/recover")).toHaveLength(1)
-      expect(authorized("GET", "/certificates/stuck/").length).toBeGreaterThan(1)
+      const reads = authorized("GET", "/certificates/stuck/").length
+      expect(reads).toBeGreaterThan(1)
+      // ... and not after it: the deadline stopped the poller (ten of its intervals later).
+      yield* Effect.sleep("200 millis")
+      expect(authorized("GET", "/certificates/stuck/").length).toBeLessThanOrEqual(reads + 1)
     }),
   )
 })

@@ -246,13 +246,13 @@ const onSoftDeleted = Effect.fnUntraced(function* (
       trail.recovered = "unknown"
       const served =
         latest.failure._tag === "VaultNotFound"
-          ? "the certificate is not served yet: Key Vault may still be recovering it"
+          ? "it is still not served: Key Vault may still be recovering it"
           : `the certificate could not be read to find out (${latest.failure.message})`
       return {
         _tag: "Failed",
         step: "soft-deleted",
         error: recovered.failure._tag,
-        reason: `${name} was soft-deleted; its recovery was sent but its outcome is unknown (${recovered.failure.detail}), and ${served}. Check with \`kvdeploy show\` and deploy again; no version was written`,
+        reason: `${name} was soft-deleted and the outcome of its recovery is unknown (${recovered.failure.detail}); ${served}. Check with \`kvdeploy show\` and deploy again; no version was written`,
       } satisfies Draft
     }
     restored = latest.success

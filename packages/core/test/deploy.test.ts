@@ -538,7 +538,7 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
           assert.strictEqual(o.recovered, "unknown")
           assert.match(o.reason, /may still be recovering/)
           // Why its outcome is unknown (the adapter's words: an answer lost, or not served in time).
-          assert.match(o.reason, /its recovery was sent but its outcome is unknown \(.+\)/)
+          assert.match(o.reason, /the outcome of its recovery is unknown \(.+\); it is still not served/)
           assert.strictEqual(vault.calls().byOperation.importVersion, 1) // the first, refused with 409
           // The audit record says so too (the agent logs it).
           assert.strictEqual((yield* AuditRecords).all().at(-1)?.recovered, "unknown")
