@@ -897,11 +897,10 @@ describe("validate, doctor, emulator", () => {
 
   it("list --expiring-within keeps a certificate that has already expired, and says so", async () => {
     // Key Vault refuses to import an expired certificate, so this one is imported seconds before it
-    // expires (by the test's own SDK client: the CLI's start-up could outlast its validity).
-    const expiring = await fx.leaf({ notAfterDays: 3 / 86_400 })
-    const lasting = await fx.leaf()
+    // expires, by the test's own SDK client (the CLI's start-up could outlast its validity), with
+    // everything else done first: the other certificate imported, the client holding its token.
     const chain = [fx.pki.intermediate, fx.pki.root].map((c) => new Uint8Array(c.certificate.rawData))
-    const pfxOf = (leaf: typeof expiring) =>
+    const pfxOf = (leaf: Awaited<ReturnType<typeof fx.leaf>>) =>
       Effect.runPromise(
         encodePfx(
           { leaf: new Uint8Array(leaf.certificate.rawData), chain, key: Redacted.make(leaf.pkcs8) },
@@ -909,8 +908,9 @@ describe("validate, doctor, emulator", () => {
         ),
       )
     const client = sdkClient()
+    await client.importCertificate("list-lasting", await pfxOf(await fx.leaf()), { password: "" })
+    const expiring = await fx.leaf({ notAfterDays: 5 / 86_400 })
     await client.importCertificate("list-expired", await pfxOf(expiring), { password: "" })
-    await client.importCertificate("list-lasting", await pfxOf(lasting), { password: "" })
     // X.509 times have whole seconds: wait until the vault's expiry is past.
     await new Promise((r) => setTimeout(r, expiring.certificate.notAfter.getTime() + 1_000 - Date.now()))
 

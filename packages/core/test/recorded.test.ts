@@ -228,6 +228,7 @@ describe("a certificate id that is no id", () => {
             )
             assert.match(o.problems[0]?.message ?? "", /certctl-certificate-id tag value/)
             assert.strictEqual(o.certificateId, withheldCertificateId)
+            assert.strictEqual(audit.all().at(-1)?.certificateId, withheldCertificateId)
             assert.strictEqual(o.vaultCalls, 0)
             const shown = JSON.stringify([o, audit.all().at(-1)])
             assert.notInclude(shown, id.slice(0, 40))

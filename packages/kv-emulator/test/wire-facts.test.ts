@@ -41,7 +41,7 @@ beforeAll(async () => {
   emulator = await start({
     vaults: [
       "facts",
-      { name: "window", throttling: { windowMs: 1_000, writes: 100, others: 2 } },
+      { name: "window", throttling: { windowMs: 3_000, writes: 100, others: 2 } },
       { name: "retry-after", throttling: { windowMs: 1_500, writes: 100, others: 1 } },
       { name: "writes", throttling: { windowMs: 60_000, writes: 1, others: 1_000 } },
       { name: "other-tenant", tenantId: OTHER_TENANT },
@@ -242,14 +242,14 @@ describe("throttling", () => {
   const read = (vault: string) => raw(emulator, vault, "GET", `/certificates/none/?${API}`, { token })
 
   it("throttled requests do not count towards the window", async () => {
-    // Window 1 s, 2 reads. Timed from the counted reads' end (tB), so a slow machine only delays
-    // the test: the refusals come at tB + 0.2 s, while the counted reads are still in the window;
-    // at tB + 1.05 s the counted reads have left it and the refusals, had they counted, have not.
+    // Window 3 s, 2 reads. Timed from the counted reads' end (tB): the refusals come at tB + 0.2 s,
+    // while the counted reads are still in the window (a slow machine has 2.8 s for them); at
+    // tB + 3.05 s the counted reads have left it and the refusals, had they counted, have not.
     expect([(await read("window")).status, (await read("window")).status]).toEqual([404, 404])
     const tB = Date.now()
     await sleep(200)
     for (let i = 0; i < 3; i++) expect((await read("window")).status).toBe(429)
-    await sleep(Math.max(0, tB + 1_050 - Date.now()))
+    await sleep(Math.max(0, tB + 3_050 - Date.now()))
     expect((await read("window")).status).toBe(404)
   })
 
