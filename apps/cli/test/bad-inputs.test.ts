@@ -207,6 +207,30 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "--certificate-id of 257 characters, listed with the other flags before any file is read",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-id-long"),
+      "--certificate-id",
+      "i".repeat(257),
+      "--cert",
+      "/nonexistent/kvdeploy-corpus.pem",
+    ],
+    exit: 2,
+    says: [
+      "the --certificate-id flag: 1 problem; the certificate flags: 1 problem",
+      "257 characters long; it becomes the certctl-certificate-id tag value",
+    ],
+  },
+  {
+    name: "--certificate-id with a tab in it (plan too)",
+    args: () => ["plan", "--config", target("c-id-tab"), "--certificate-id", "web\tapi", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["--certificate-id: holds control characters", "is not shown here"],
+  },
+  {
     name: "certificate name of 128 characters",
     args: () => ["deploy", "--config", target("ok-name"), "--name", "a".repeat(128), "--cert", "-"],
     stdin: () => fx.bundle(good),

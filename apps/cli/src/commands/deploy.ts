@@ -1,5 +1,5 @@
 /** `kvdeploy deploy`: the deploy program (snapshot, import, verify, rollback) for one certificate and target. */
-import { type DeployOutcome, exitCodeOf, deploy as runDeploy } from "@kvdeploy/core"
+import { certificateIdProblems, type DeployOutcome, exitCodeOf, deploy as runDeploy } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -63,6 +63,7 @@ export const targetAndMaterial = (
       readonly tag: ReadonlyArray<string>
       readonly onSoftDeleted: Option.Option<string>
       readonly pfxEncoding: Option.Option<string>
+      readonly certificateId: Option.Option<string>
     },
 ) =>
   Effect.gen(function* () {
@@ -81,10 +82,16 @@ export const targetAndMaterial = (
         ? yield* credentialVariableProblems(target.success.config)
         : { problems: [], summary: undefined }
     const files = yield* materialFlagProblems(input)
-    if (target._tag === "Failure" || environment.length > 0 || files.length > 0) {
+    // The id becomes the certctl-certificate-id tag: checked with the other flags, before any file is read.
+    const id = Option.match(input.certificateId, {
+      onNone: () => [],
+      onSome: (value) => certificateIdProblems(value, "--certificate-id"),
+    })
+    if (target._tag === "Failure" || environment.length > 0 || files.length > 0 || id.length > 0) {
       const problems = [
         ...(target._tag === "Failure" ? target.failure.problems : []),
         ...environment,
+        ...id,
         ...files,
       ]
       const [only] = problems
@@ -95,6 +102,7 @@ export const targetAndMaterial = (
           : [
               ...(target._tag === "Failure" ? [target.failure.title] : []),
               ...(environmentSummary === undefined ? [] : [environmentSummary]),
+              ...(id.length > 0 ? [`the --certificate-id flag: ${count(id.length, "problem")}`] : []),
               ...(files.length > 0 ? [`the certificate flags: ${count(files.length, "problem")}`] : []),
             ].join("; ")
       return yield* usage(title, problems)
