@@ -60,6 +60,19 @@ const run = <A, E>(
   options?: Partial<AzureKeyVault.AzureKeyVaultOptions>,
 ) => effect.pipe(Effect.provide(vaultLayer(options)))
 
+/** How `getLatest(name)` fails when the vault answers as `answer` does (the wire log emptied first). */
+const getLatestFailure = (
+  answer: (res: ServerResponse) => void,
+  options?: Partial<AzureKeyVault.AzureKeyVaultOptions>,
+  name = "fails",
+) =>
+  Effect.gen(function* () {
+    listener.log.length = 0
+    listener.answer = (_req, res) => answer(res)
+    const vault = yield* Vault
+    return yield* Effect.flip(vault.getLatest(name))
+  }).pipe((e) => run(e, options))
+
 const pfxOf = (material: CertificateMaterial) =>
   Effect.flatMap(Effect.service(PfxCodec), (codec) =>
     codec.encode(material, { encoding: "modern", password: Redacted.make("") }),
@@ -418,12 +431,7 @@ describe("Key Vault errors through the real SDK", () => {
     message: string,
     inner?: string,
     headers?: Record<string, string>,
-  ) =>
-    Effect.gen(function* () {
-      listener.answer = (_req, res) => keyVaultError(res, status, code, message, inner, headers)
-      const vault = yield* Vault
-      return yield* Effect.flip(vault.getLatest("errs"))
-    }).pipe((e) => run(e))
+  ) => getLatestFailure((res) => keyVaultError(res, status, code, message, inner, headers), {}, "errs")
 
   it.live("404 CertificateNotFound -> VaultNotFound", () =>
     Effect.gen(function* () {
@@ -636,17 +644,6 @@ describe("Key Vault errors through the real SDK", () => {
 })
 
 describe("what an answer or a failure tells the deploy program (enabled, who retries, did it take effect)", () => {
-  const getLatestFailure = (
-    answer: (res: ServerResponse) => void,
-    options?: Partial<AzureKeyVault.AzureKeyVaultOptions>,
-  ) =>
-    Effect.gen(function* () {
-      listener.log.length = 0
-      listener.answer = (_req, res) => answer(res)
-      const vault = yield* Vault
-      return yield* Effect.flip(vault.getLatest("fails"))
-    }).pipe((e) => run(e, options))
-
   for (const [status, code] of [
     [500, "InternalServerError"],
     [408, "RequestTimeout"],
