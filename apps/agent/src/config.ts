@@ -161,6 +161,11 @@ export const AgentSettingsSchema = Schema.Struct({
   request_timeout_seconds: Schema.optionalKey(
     positiveNumber("Per-request timeout towards Key Vault (default 30)"),
   ),
+  recover_timeout_seconds: Schema.optionalKey(
+    positiveNumber(
+      "How long a deployment with on_soft_deleted: recover waits for Key Vault to serve the recovered certificate (default 300)",
+    ),
+  ),
   vault_list_min_deployments: Schema.optionalKey(
     Schema.Finite.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)).annotate({
       description:
@@ -235,6 +240,8 @@ export interface AgentSettings {
   readonly backoffBaseMs: number
   readonly backoffMaxMs: number
   readonly requestTimeoutMs: number
+  /** How long a recovery of a soft-deleted certificate may take to be served (then the deploy fails, outcome unknown). */
+  readonly recoverTimeoutMs: number
   /** A pass lists a vault with at least this many deployments (0: never). */
   readonly vaultListMinDeployments: number
   /** Worker threads for the material of deploys (materialPool.ts; 0: none). */
@@ -300,6 +307,7 @@ const defaults = {
   backoffBaseSeconds: 2,
   backoffMaxSeconds: 300,
   requestTimeoutSeconds: 30,
+  recoverTimeoutSeconds: 300,
   vaultListMinDeployments: 25,
 } as const
 
@@ -900,6 +908,7 @@ export const validateAgentConfig = (
       backoffBaseMs: backoffBase * 1000,
       backoffMaxMs: backoffMax * 1000,
       requestTimeoutMs: (agent.request_timeout_seconds ?? defaults.requestTimeoutSeconds) * 1000,
+      recoverTimeoutMs: (agent.recover_timeout_seconds ?? defaults.recoverTimeoutSeconds) * 1000,
       vaultListMinDeployments: agent.vault_list_min_deployments ?? defaults.vaultListMinDeployments,
       materialWorkers: agent.material_workers ?? defaultMaterialWorkers,
     },

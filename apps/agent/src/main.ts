@@ -136,6 +136,7 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
               credential: tokenCredential,
               customCloud: target.cloud.name === "Custom",
               requestTimeoutMs: config.settings.requestTimeoutMs,
+              recoverTimeoutMs: config.settings.recoverTimeoutMs,
               // As many connections as this vault's deployments in progress (each makes one request
               // at a time), and one for a pass's list pages (read outside the lane's slots); without
               // a bound, bursts opened twice as many, ~100 KB of TLS buffers each.

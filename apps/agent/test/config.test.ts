@@ -35,6 +35,7 @@ describe("agent configuration", () => {
     ])
     expect(r.success.settings.listenPort).toBe(9464)
     expect(r.success.settings.vaultListMinDeployments).toBe(25)
+    expect(r.success.settings.recoverTimeoutMs).toBe(300_000)
     expect(r.success.settings.importsPerWindow).toBeLessThanOrEqual(300)
     expect(r.success.deployments[1]?.source).toEqual({
       _tag: "Pfx",
@@ -732,7 +733,7 @@ deployments:
   it("gives a value the schema refuses the field's own description as its fix", () => {
     const problems = fullProblems(
       dump({
-        agent: { concurrency: 0, debounce_ms: -5 },
+        agent: { concurrency: 0, debounce_ms: -5, recover_timeout_seconds: 0 },
         deployments: [
           {
             name: "api",
@@ -749,6 +750,9 @@ deployments:
     )
     expect(fixOf("agent.debounce_ms")).toBe(
       "Quiet time after a file change before reconciling (default 500); see docs/agent.md (configuration reference)",
+    )
+    expect(fixOf("agent.recover_timeout_seconds")).toBe(
+      "How long a deployment with on_soft_deleted: recover waits for Key Vault to serve the recovered certificate (default 300); see docs/agent.md (configuration reference)",
     )
     // Through the deployments array and into the pickup.
     expect(fixOf("deployments[0].pickup.port")).toBe(

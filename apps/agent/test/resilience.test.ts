@@ -138,6 +138,52 @@ describe("vaults that throttle, fail and recover", () => {
     await a.waitFor(succeeded("flaky"), { timeoutMs: 30_000 })
     expect(e.state.versions("kv-flaky", "flaky")).toHaveLength(1)
   })
+
+  it("recover_timeout_seconds ends a recovery Key Vault never serves; the next attempt deploys over the recovered certificate", async () => {
+    const { e, w, p } = await world.setUp(["kv-recover"])
+    const sdk = new CertificateClient(
+      e.vault("kv-recover").url,
+      {
+        getToken: async () => ({
+          token: e.issueToken(e.clientSecret.clientId),
+          expiresOnTimestamp: Date.now() + 3_600_000,
+        }),
+      },
+      { tlsOptions: { ca: e.caPem }, disableChallengeResourceVerification: true },
+    )
+    // A managed certificate, soft-deleted.
+    const before = await e.state.foreignImport("kv-recover", "gone", { "certctl-managed-by": "certctl" })
+    await (await sdk.beginDeleteCertificate("gone", { intervalInMs: 50 })).pollUntilDone()
+    // Key Vault takes the recovery, but never serves the certificate: every read of it answers 404.
+    const unserved = e.faults.add({
+      operation: "getLatest",
+      vault: "kv-recover",
+      name: "gone",
+      times: "always",
+      action: { kind: "status", status: 404, code: "CertificateNotFound", message: "not found" },
+    })
+    const deployment = {
+      ...(await deploymentOf(w, p, "kv-recover", "gone")),
+      target: { on_soft_deleted: "recover" },
+    }
+    const a = world.run(writeConfig(w, e, [deployment], { recover_timeout_seconds: 1 }), e)
+    // Without the setting the recovery would be waited for 5 minutes.
+    const failed = await a.waitFor((l) => l.deployment === "gone" && l.msg === "deploy: Failed", {
+      timeoutMs: 20_000,
+    })
+    expect(failed.reason).toMatch(/the certificate was not served within 1 s/)
+    expect(failed.recovered).toBe("unknown")
+    expect(e.requests.entries({ vault: "kv-recover", operation: "recover" })).toHaveLength(1)
+    expect(e.state.isDeleted("kv-recover", "gone")).toBe(false)
+    // Once Key Vault serves it, the retry deploys over it: no second recovery.
+    e.faults.remove(unserved)
+    await a.waitFor(succeeded("gone"), { timeoutMs: 30_000 })
+    expect(e.state.versions("kv-recover", "gone")?.map((v) => v.version)).toEqual([
+      before.version,
+      expect.any(String),
+    ])
+    expect(e.requests.entries({ vault: "kv-recover", operation: "recover" })).toHaveLength(1)
+  })
 })
 
 describe("signals and restarts", () => {
