@@ -178,11 +178,17 @@ const parseSafeContents = (bytes: Uint8Array): ReadonlyArray<SafeBag> | PfxDecod
   }
 }
 
-/** The bags of one ContentInfo of the authenticated safe, decrypted when it is encrypted data. */
+/**
+ * The bags of one ContentInfo of the authenticated safe, decrypted when it is encrypted data.
+ * `passwordChecked`: a MAC has confirmed the password, so an encrypted block that decrypts to
+ * something unreadable is a damaged file; without a MAC, a wrong password passes the CBC padding
+ * check about 1 time in 256, and its garbage is what a wrong password gives.
+ */
 const bagsOf = (
   info: ContentInfoParts,
   password: string,
   budget: KdfBudget,
+  passwordChecked: boolean,
 ): ReadonlyArray<SafeBag> | PfxDecodeError => {
   const inner = info.content
   if (info.contentType === oid.data && inner instanceof asn1js.OctetString)
@@ -196,7 +202,14 @@ const bagsOf = (
     }
     const plain = decryptWithPasswordNow(encrypted.algorithm, encrypted.ciphertext, password, budget)
     if (plain instanceof PbeFailure) return fromPbe(plain, "certificate block")
-    return parseSafeContents(plain)
+    const bags = parseSafeContents(plain)
+    if (bags instanceof PfxDecodeError && !passwordChecked)
+      return new PfxDecodeError({
+        reason: "wrong-password",
+        detail:
+          "the certificate block decrypted to garbage: the password is wrong (this PFX has no integrity MAC to tell a wrong password from a damaged file); check it with openssl pkcs12 -info -noout -in file.pfx",
+      })
+    return bags
   }
   if (info.contentType === oid.envelopedData)
     return refuse(
@@ -249,7 +262,7 @@ const decodeNow = (
   const keys: Array<FoundKey> = []
   const certificates: Array<FoundCertificate> = []
   for (const info of infos) {
-    const bags = bagsOf(info, pw, budget)
+    const bags = bagsOf(info, pw, budget, pfx.mac !== undefined)
     if (bags instanceof PfxDecodeError) return bags
     const refused = collectBags(bags, pw, keys, certificates, 0, budget)
     if (refused !== undefined) return refused

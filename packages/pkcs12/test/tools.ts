@@ -141,10 +141,18 @@ export const opensslExport = async (
   legacy: boolean,
   /** `-certpbe` and `-keypbe` algorithm names, e.g. PBE-SHA1-RC2-128 (with `legacy`). */
   pbe?: { readonly cert: string; readonly key: string },
-  /** `-macalg` digest name, e.g. sha512 (OpenSSL's default: sha256, sha1 with `legacy`). */
+  /** `-macalg` digest name, e.g. sha512 (OpenSSL's default: sha256, sha1 with `legacy`), or `none` for `-nomac`. */
   macalg?: string,
+  /** `-iter`: the key's and certificates' PBKDF iterations (OpenSSL's default: 2048). */
+  iterations?: number,
 ): Promise<Uint8Array> => {
-  const pbeArgs = `${pbe === undefined ? "" : `-certpbe ${pbe.cert} -keypbe ${pbe.key}`}${macalg === undefined ? "" : ` -macalg ${macalg}`}`
+  // In this order: OpenSSL 3.0 turns the MAC back on for an `-iter` after `-nomac`, and `-nomac`
+  // leaves the certificates unencrypted unless a `-certpbe` after it names a cipher.
+  const pbeArgs = [
+    ...(iterations === undefined ? [] : [`-iter ${iterations}`]),
+    ...(macalg === undefined ? [] : [macalg === "none" ? "-nomac" : `-macalg ${macalg}`]),
+    ...(pbe === undefined ? [] : [`-certpbe ${pbe.cert} -keypbe ${pbe.key}`]),
+  ].join(" ")
   const r = mustSucceed(
     "openssl pkcs12 -export",
     await run(
