@@ -8,15 +8,9 @@
  * 1 to 4 certificates × modern/legacy, in full for OpenSSL, Python and forge.
  * keytool is in interop-keytool.test.ts.
  */
-import {
-  createDecipheriv,
-  createHash,
-  createPrivateKey,
-  generateKeyPairSync,
-  pbkdf2Sync,
-} from "node:crypto"
-import * as asn1js from "asn1js"
+import { createDecipheriv, createHash, createPrivateKey, generateKeyPairSync, pbkdf2Sync } from "node:crypto"
 import type { CertificateMaterial } from "@kvdeploy/core"
+import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
@@ -250,69 +244,75 @@ describe.runIf(shouldRun("openssl"))("kvdeploy checks the MAC of every digest Op
   })
 })
 
-describe.runIf(shouldRun("openssl"))("a PFX without a MAC (openssl -nomac): a wrong password is named", () => {
-  /** The certificate block's PBES2 parameters and ciphertext, read with pkijs (not the code under test). */
-  const certificateBlock = (pfx: Uint8Array) => {
-    const outer = new pkijs.PFX({ schema: asn1js.fromBER(pfx).result })
-    const authSafe = (outer.authSafe.content as asn1js.OctetString).getValue()
-    const safe = new pkijs.AuthenticatedSafe({ schema: asn1js.fromBER(authSafe).result })
-    const info = safe.safeContents.find((c) => c.contentType === "1.2.840.113549.1.7.6")
-    if (info === undefined) throw new Error("no encrypted block")
-    const data = new pkijs.EncryptedData({ schema: info.content })
-    const pbes2 = new pkijs.PBES2Params({
-      schema: data.encryptedContentInfo.contentEncryptionAlgorithm.algorithmParams,
-    })
-    const kdf = new pkijs.PBKDF2Params({ schema: pbes2.keyDerivationFunc.algorithmParams })
-    return {
-      salt: (kdf.salt as asn1js.OctetString).valueBlock.valueHexView,
-      iterations: kdf.iterationCount,
-      iv: (pbes2.encryptionScheme.algorithmParams as asn1js.OctetString).valueBlock.valueHexView,
-      ciphertext: new Uint8Array(data.encryptedContentInfo.getEncryptedContent()),
+describe.runIf(shouldRun("openssl"))(
+  "a PFX without a MAC (openssl -nomac): a wrong password is named",
+  () => {
+    /** The certificate block's PBES2 parameters and ciphertext, read with pkijs (not the code under test). */
+    const certificateBlock = (pfx: Uint8Array) => {
+      const outer = new pkijs.PFX({ schema: asn1js.fromBER(pfx).result })
+      const authSafe = (outer.authSafe.content as asn1js.OctetString).getValue()
+      const safe = new pkijs.AuthenticatedSafe({ schema: asn1js.fromBER(authSafe).result })
+      const info = safe.safeContents.find((c) => c.contentType === "1.2.840.113549.1.7.6")
+      if (info === undefined) throw new Error("no encrypted block")
+      const data = new pkijs.EncryptedData({ schema: info.content })
+      const pbes2 = new pkijs.PBES2Params({
+        schema: data.encryptedContentInfo.contentEncryptionAlgorithm.algorithmParams,
+      })
+      const kdf = new pkijs.PBKDF2Params({ schema: pbes2.keyDerivationFunc.algorithmParams })
+      return {
+        salt: (kdf.salt as asn1js.OctetString).valueBlock.valueHexView,
+        iterations: kdf.iterationCount,
+        iv: (pbes2.encryptionScheme.algorithmParams as asn1js.OctetString).valueBlock.valueHexView,
+        ciphertext: new Uint8Array(data.encryptedContentInfo.getEncryptedContent()),
+      }
     }
-  }
-  /** Whether `password` gives the block valid CBC padding (Node's PBKDF2 and AES): about 1 wrong password in 256 does. */
-  const paddingValid = (block: ReturnType<typeof certificateBlock>, password: string) => {
-    const key = pbkdf2Sync(password, block.salt, block.iterations, 32, "sha256")
-    const decipher = createDecipheriv("aes-256-cbc", key, block.iv)
-    try {
-      decipher.update(block.ciphertext)
-      decipher.final()
-      return true
-    } catch {
-      return false
+    /** Whether `password` gives the block valid CBC padding (Node's PBKDF2 and AES): about 1 wrong password in 256 does. */
+    const paddingValid = (block: ReturnType<typeof certificateBlock>, password: string) => {
+      const key = pbkdf2Sync(password, block.salt, block.iterations, 32, "sha256")
+      const decipher = createDecipheriv("aes-256-cbc", key, block.iv)
+      try {
+        decipher.update(block.ciphertext)
+        decipher.final()
+        return true
+      } catch {
+        return false
+      }
     }
-  }
 
-  it("a wrong password whose garbage passes the padding check is still a wrong password, not a malformed file", async () => {
-    const m = material("P-256", 2)
-    const pem = [...m.chain, m.leaf].map((c) => toPem("CERTIFICATE", c)).join("")
-    const pfx = await opensslExport(
-      pem,
-      pemOfKey(Redacted.value(m.key)),
-      PASSWORD,
-      false,
-      { cert: "AES-256-CBC", key: "AES-256-CBC" },
-      "none",
-      1,
-    )
-    const read = await opensslRead(pfx, PASSWORD, false)
-    expect(read.info).not.toMatch(/MAC:/)
-    expect(read.info).toMatch(/PKCS7 Encrypted data: PBES2, PBKDF2, AES-256-CBC, Iteration 1/)
-    expect(hex((await decode(pfx)).leaf)).toBe(hex(m.leaf))
-    const block = certificateBlock(pfx)
-    // The check reads the padding right: the right password gives valid padding.
-    expect(paddingValid(block, PASSWORD)).toBe(true)
-    const lucky = Array.from({ length: 20_000 }, (_, i) => `wrong-${i}`).find((pw) => paddingValid(block, pw))
-    if (lucky === undefined) throw new Error("no wrong password with valid padding in 20,000 (expected about 78)")
-    const wrong = await Effect.runPromise(Effect.flip(decodePfx(pfx, Redacted.make(lucky))))
-    expect(wrong.reason).toBe("wrong-password")
-    expect(wrong.detail).toMatch(/no integrity MAC/)
-    // And the usual wrong password (bad padding) as before.
-    const usual = Array.from({ length: 100 }, (_, i) => `wrong-${i}`).find((pw) => !paddingValid(block, pw))
-    const plain = await Effect.runPromise(Effect.flip(decodePfx(pfx, Redacted.make(usual ?? ""))))
-    expect(plain.reason).toBe("wrong-password")
-  })
-})
+    it("a wrong password whose garbage passes the padding check is still a wrong password, not a malformed file", async () => {
+      const m = material("P-256", 2)
+      const pem = [...m.chain, m.leaf].map((c) => toPem("CERTIFICATE", c)).join("")
+      const pfx = await opensslExport(
+        pem,
+        pemOfKey(Redacted.value(m.key)),
+        PASSWORD,
+        false,
+        { cert: "AES-256-CBC", key: "AES-256-CBC" },
+        "none",
+        1,
+      )
+      const read = await opensslRead(pfx, PASSWORD, false)
+      expect(read.info).not.toMatch(/MAC:/)
+      expect(read.info).toMatch(/PKCS7 Encrypted data: PBES2, PBKDF2, AES-256-CBC, Iteration 1/)
+      expect(hex((await decode(pfx)).leaf)).toBe(hex(m.leaf))
+      const block = certificateBlock(pfx)
+      // The check reads the padding right: the right password gives valid padding.
+      expect(paddingValid(block, PASSWORD)).toBe(true)
+      const lucky = Array.from({ length: 20_000 }, (_, i) => `wrong-${i}`).find((pw) =>
+        paddingValid(block, pw),
+      )
+      if (lucky === undefined)
+        throw new Error("no wrong password with valid padding in 20,000 (expected about 78)")
+      const wrong = await Effect.runPromise(Effect.flip(decodePfx(pfx, Redacted.make(lucky))))
+      expect(wrong.reason).toBe("wrong-password")
+      expect(wrong.detail).toMatch(/no integrity MAC/)
+      // And the usual wrong password (bad padding) as before.
+      const usual = Array.from({ length: 100 }, (_, i) => `wrong-${i}`).find((pw) => !paddingValid(block, pw))
+      const plain = await Effect.runPromise(Effect.flip(decodePfx(pfx, Redacted.make(usual ?? ""))))
+      expect(plain.reason).toBe("wrong-password")
+    })
+  },
+)
 
 describe.runIf(shouldRun("python"))("Python cryptography reads what kvdeploy writes", () => {
   it("pkcs12.load_key_and_certificates, every key type, chain length and profile (one Python process)", async () => {
