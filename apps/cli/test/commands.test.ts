@@ -9,8 +9,6 @@ import { existsSync, readFileSync } from "node:fs"
 import * as https from "node:https"
 import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
-import { ClientSecretCredential } from "@azure/identity"
-import { CertificateClient } from "@azure/keyvault-certificates"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -37,22 +35,6 @@ interface Outcome {
   readonly reason: string
   readonly vaultCalls: number
 }
-
-/** The test's own SDK client for the emulator (another actor changing the vault). */
-const sdkClient = () =>
-  new CertificateClient(
-    world.emulator.vault(world.vault).url,
-    new ClientSecretCredential(
-      world.env.AZURE_TENANT_ID ?? "",
-      world.env.AZURE_CLIENT_ID ?? "",
-      world.env.AZURE_CLIENT_SECRET ?? "",
-      {
-        authorityHost: world.emulator.authorityHost,
-        disableInstanceDiscovery: true,
-      },
-    ),
-    { disableChallengeResourceVerification: true },
-  )
 
 const deployArgs = (name: string, extra: ReadonlyArray<string> = []) => [
   "deploy",
@@ -267,7 +249,7 @@ describe("a certificate that does not exist", () => {
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
       0,
     )
-    await (await sdkClient().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
     for (const command of ["show", "versions"]) {
       const r = await runCli([command, "--config", world.targetFile(name), "--json"], { env: world.env })
       expect(r.code, `${command}: ${r.stdout}`).toBe(1)
@@ -315,7 +297,7 @@ describe("plan", () => {
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
       0,
     )
-    const client = sdkClient()
+    const client = world.sdk()
     const latest = await client.getCertificate(name)
     // Another writer's certificate: kvdeploy's tags gone.
     await client.updateCertificateProperties(name, latest.properties.version ?? "", {
@@ -467,7 +449,7 @@ describe("outcomes and exit codes", () => {
     const name = "soft-deleted"
     const leaf = await fx.leaf()
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })).code).toBe(0)
-    const client = sdkClient()
+    const client = world.sdk()
     const poller = await client.beginDeleteCertificate(name, { intervalInMs: 50 })
     await poller.pollUntilDone()
     expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
@@ -526,7 +508,7 @@ describe("outcomes and exit codes", () => {
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
       0,
     )
-    await (await sdkClient().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
     // The first import answers 409 (soft-deleted); the one after the recovery is refused.
     const id = world.emulator.faults.add({
       operation: "import",
@@ -602,7 +584,7 @@ describe("outcomes and exit codes", () => {
       await new Promise((r) => setTimeout(r, 50))
     }
     const imported = world.emulator.state.versions(world.vault, name)?.at(-1)
-    await sdkClient().updateCertificateProperties(name, imported?.version ?? "", { enabled: false })
+    await world.sdk().updateCertificateProperties(name, imported?.version ?? "", { enabled: false })
     const r = await running
     world.emulator.faults.remove(id)
     expect(r.code, r.stdout + r.stderr).toBe(3)
@@ -808,8 +790,8 @@ describe("validate, doctor, emulator", () => {
     const name = "doctor-disabled"
     const deployed = await fx.leaf()
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(deployed), env: world.env })).code).toBe(0)
-    const latest = await sdkClient().getCertificate(name)
-    await sdkClient().updateCertificateProperties(name, latest.properties.version ?? "", { enabled: false })
+    const latest = await world.sdk().getCertificate(name)
+    await world.sdk().updateCertificateProperties(name, latest.properties.version ?? "", { enabled: false })
     // A disabled latest version is not served: verify says no (1), naming why.
     const verify = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-", "--json"], {
       stdin: deployed.certPem,
@@ -843,7 +825,7 @@ describe("validate, doctor, emulator", () => {
   it("list: every page of the vault (25 a page), as another client lists it; a denied list fails (1) in words with the grant", async () => {
     const names = async () => {
       const out: Array<string> = []
-      for await (const p of sdkClient().listPropertiesOfCertificates()) out.push(p.name ?? "")
+      for await (const p of world.sdk().listPropertiesOfCertificates()) out.push(p.name ?? "")
       return out.sort()
     }
     // More than one page of 25, whatever the tests before this one left in the vault.
@@ -907,7 +889,7 @@ describe("validate, doctor, emulator", () => {
           { encoding: "modern", password: Redacted.make(""), iterations: 1 },
         ),
       )
-    const client = sdkClient()
+    const client = world.sdk()
     await client.importCertificate("list-lasting", await pfxOf(await fx.leaf()), { password: "" })
     const expiring = await fx.leaf({ notAfterDays: 5 / 86_400 })
     await client.importCertificate("list-expired", await pfxOf(expiring), { password: "" })

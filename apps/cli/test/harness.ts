@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { getCACertificates, setDefaultCACertificates } from "node:tls"
 import { fileURLToPath } from "node:url"
+import { ClientSecretCredential } from "@azure/identity"
+import { CertificateClient } from "@azure/keyvault-certificates"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 
 export const cliRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
@@ -74,6 +76,8 @@ export interface World {
   readonly file: (name: string, content: string | Uint8Array) => string
   /** Requests that could change the vault (anything but GET), since `mark`, optionally for one certificate. */
   readonly writesSince: (mark: number, name?: string) => number
+  /** The test's own SDK client for the vault (another actor changing it). */
+  readonly sdk: () => CertificateClient
   readonly stop: () => Promise<void>
 }
 
@@ -103,6 +107,17 @@ export const startWorld = async (vault = "kvdeploy-e2e"): Promise<World> => {
         .entries({ since: mark, vault })
         .filter((e) => e.method !== "GET" && !e.challenge)
         .filter((e) => name === undefined || e.path.toLowerCase().includes(`/${name.toLowerCase()}`)).length,
+    sdk: () =>
+      new CertificateClient(
+        emulator.vault(vault).url,
+        new ClientSecretCredential(
+          emulator.env.clientSecret.AZURE_TENANT_ID ?? "",
+          emulator.env.clientSecret.AZURE_CLIENT_ID ?? "",
+          emulator.env.clientSecret.AZURE_CLIENT_SECRET ?? "",
+          { authorityHost: emulator.authorityHost, disableInstanceDiscovery: true },
+        ),
+        { disableChallengeResourceVerification: true },
+      ),
     stop: async () => {
       rmSync(dir, { recursive: true, force: true })
       await emulator.stop()

@@ -97,6 +97,62 @@ describe.skipIf(!hasScript)("on a terminal", () => {
     expect(r.code, r.screen).toBe(0)
   })
 
+  it("names each step of a deploy on the progress line: the snapshot, the import and the verify; a recovery and its wait", async () => {
+    const name = "tty-steps"
+    const first = world.file(`${name}.pem`, fx.bundle(await fx.leaf()))
+    const r = await onTerminal(
+      ["deploy", "--config", world.targetFile(name), "--cert", first],
+      "",
+      world.env,
+      false,
+    )
+    expect(r.code, r.screen).toBe(0)
+    const steps = (screen: string) =>
+      [...screen.matchAll(new RegExp(`${name}: ([^\u001b\r\n]*?)…`, "g"))].map((m) => m[1])
+    expect(steps(r.screen)).toEqual([
+      "reading the version served now",
+      "importing the new version",
+      "verifying that the new version is served",
+    ])
+    // Soft-deleted, then deployed again with --on-soft-deleted recover: the recovery is named while it runs.
+    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    const second = world.file(`${name}-2.pem`, fx.bundle(await fx.leaf()))
+    const again = await onTerminal(
+      ["deploy", "--config", world.targetFile(name), "--cert", second, "--on-soft-deleted", "recover"],
+      "",
+      world.env,
+      false,
+    )
+    expect(again.code, again.screen).toBe(0)
+    // (The first import meets the soft-deleted name: Key Vault answers 409.)
+    expect(steps(again.screen)).toEqual([
+      "reading the version served now",
+      "importing the new version",
+      "the name is soft-deleted: reading the deleted certificate",
+      "recovering the soft-deleted certificate (may take minutes)",
+      "importing the new version",
+      "verifying that the new version is served",
+    ])
+    // A version the vault serves wrong (disabled right after the import): the rollback's steps.
+    world.emulator.faults.add({ operation: "import", name, action: { kind: "disableAfterCommit" } })
+    const third = world.file(`${name}-3.pem`, fx.bundle(await fx.leaf()))
+    const rolled = await onTerminal(
+      ["deploy", "--config", world.targetFile(name), "--cert", third],
+      "",
+      world.env,
+      false,
+    )
+    expect(rolled.code, rolled.screen).toBe(3)
+    expect(steps(rolled.screen)).toEqual([
+      "reading the version served now",
+      "importing the new version",
+      "verifying that the new version is served",
+      "rolling back: reading the previous version's PFX",
+      "rolling back: importing the previous certificate",
+      "verifying that the restored version is served",
+    ])
+  })
+
   it("a wrong password typed on the terminal is a usage error (exit 2), nothing written, no colours with NO_COLOR", async () => {
     const mark = world.emulator.requests.mark()
     const r = await onTerminal(

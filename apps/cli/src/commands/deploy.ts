@@ -1,9 +1,16 @@
 /** `kvdeploy deploy`: the deploy program (snapshot, import, verify, rollback) for one certificate and target. */
-import { certificateIdProblems, type DeployOutcome, exitCodeOf, deploy as runDeploy } from "@kvdeploy/core"
+import {
+  certificateIdProblems,
+  type DeployOutcome,
+  exitCodeOf,
+  deploy as runDeploy,
+  Vault,
+} from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { withStepProgress } from "../cli/deployProgress.js"
 import * as flags from "../cli/flags.js"
 import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
 import { leafSummary, outcomeLines } from "../cli/outcome.js"
@@ -118,12 +125,14 @@ export const deploy = Command.make("deploy", deployFlags, (input) =>
     yield* progress(`deploying ${config.certificateName} to ${config.vaultUrl}…`)
     const outcome: DeployOutcome = yield* withDeployServices(
       config,
-      runDeploy({
-        target: config,
-        material,
-        certificateId: Option.getOrElse(input.certificateId, () => config.certificateName),
-        options: { adopt: input.adopt },
-      }),
+      Effect.flatMap(Effect.service(Vault), (vault) =>
+        runDeploy({
+          target: config,
+          material,
+          certificateId: Option.getOrElse(input.certificateId, () => config.certificateName),
+          options: { adopt: input.adopt },
+        }).pipe(Effect.provideService(Vault, withStepProgress(vault, config.certificateName))),
+      ),
     )
     yield* clearProgress
     const code = exitCodeOf(outcome)
