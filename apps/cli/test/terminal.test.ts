@@ -99,33 +99,28 @@ describe.skipIf(!hasScript)("on a terminal", () => {
 
   it("names each step of a deploy on the progress line: the snapshot, the import and the verify; a recovery and its wait", async () => {
     const name = "tty-steps"
-    const first = world.file(`${name}.pem`, fx.bundle(await fx.leaf()))
-    const r = await onTerminal(
-      ["deploy", "--config", world.targetFile(name), "--cert", first],
-      "",
-      world.env,
-      false,
-    )
-    expect(r.code, r.screen).toBe(0)
-    const steps = (screen: string) =>
-      [...screen.matchAll(new RegExp(`${name}: ([^\u001b\r\n]*?)…`, "g"))].map((m) => m[1])
-    expect(steps(r.screen)).toEqual([
+    let n = 0
+    /** Deploy a fresh leaf on a terminal; its exit code and the steps its progress line named. */
+    const deployed = async (extra: ReadonlyArray<string> = []) => {
+      const cert = world.file(`${name}-${++n}.pem`, fx.bundle(await fx.leaf()))
+      const args = ["deploy", "--config", world.targetFile(name), "--cert", cert, ...extra]
+      const r = await onTerminal(args, "", world.env, false)
+      const steps = [...r.screen.matchAll(new RegExp(`${name}: ([^\u001b\r\n]*?)…`, "g"))].map((m) => m[1])
+      return { code: r.code, steps, screen: r.screen }
+    }
+    const first = await deployed()
+    expect(first.code, first.screen).toBe(0)
+    expect(first.steps).toEqual([
       "reading the version served now",
       "importing the new version",
       "verifying that the new version is served",
     ])
-    // Soft-deleted, then deployed again with --on-soft-deleted recover: the recovery is named while it runs.
+    // Soft-deleted, then deployed again with --on-soft-deleted recover: the recovery is named while it
+    // runs. (The first import meets the soft-deleted name: Key Vault answers 409.)
     await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
-    const second = world.file(`${name}-2.pem`, fx.bundle(await fx.leaf()))
-    const again = await onTerminal(
-      ["deploy", "--config", world.targetFile(name), "--cert", second, "--on-soft-deleted", "recover"],
-      "",
-      world.env,
-      false,
-    )
-    expect(again.code, again.screen).toBe(0)
-    // (The first import meets the soft-deleted name: Key Vault answers 409.)
-    expect(steps(again.screen)).toEqual([
+    const recovered = await deployed(["--on-soft-deleted", "recover"])
+    expect(recovered.code, recovered.screen).toBe(0)
+    expect(recovered.steps).toEqual([
       "reading the version served now",
       "importing the new version",
       "the name is soft-deleted: reading the deleted certificate",
@@ -135,15 +130,9 @@ describe.skipIf(!hasScript)("on a terminal", () => {
     ])
     // A version the vault serves wrong (disabled right after the import): the rollback's steps.
     world.emulator.faults.add({ operation: "import", name, action: { kind: "disableAfterCommit" } })
-    const third = world.file(`${name}-3.pem`, fx.bundle(await fx.leaf()))
-    const rolled = await onTerminal(
-      ["deploy", "--config", world.targetFile(name), "--cert", third],
-      "",
-      world.env,
-      false,
-    )
-    expect(rolled.code, rolled.screen).toBe(3)
-    expect(steps(rolled.screen)).toEqual([
+    const rolledBack = await deployed()
+    expect(rolledBack.code, rolledBack.screen).toBe(3)
+    expect(rolledBack.steps).toEqual([
       "reading the version served now",
       "importing the new version",
       "verifying that the new version is served",
