@@ -100,6 +100,40 @@ const cases: ReadonlyArray<Case> = [
     says: ["does not match"],
   },
   {
+    name: "the key of a --chain certificate (files swapped, or the issuer's key given)",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-chain-key"),
+      "--cert",
+      pemFile("leaf.pem", good.certPem),
+      "--chain",
+      pemFile("chain.pem", fx.chainPem),
+      "--key",
+      pemFile("intermediate.key", fx.pki.intermediate.keyPem),
+    ],
+    exit: 2,
+    says: [
+      /--key \S*intermediate\.key: holds the private key of "[^"]*" from --chain \S*chain\.pem, not of the --cert leaf "[^"]*api\.example\.test/,
+      "check that the files are not swapped",
+    ],
+  },
+  {
+    name: "two different keys: one in the --cert bundle, another with --key",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-two-keys"),
+      "--cert",
+      "-",
+      "--key",
+      pemFile("other.key", other.keyPem),
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["is another private key than the one in --cert standard input", "give the leaf's key once"],
+  },
+  {
     name: "expired leaf",
     args: () => deploy("c-expired"),
     stdin: () => fx.bundle(expired),
@@ -1050,6 +1084,21 @@ describe("inputs kvdeploy accepts and normalises", () => {
       },
     )
     expect(reversed.code, reversed.stdout + reversed.stderr).toBe(0)
+    // The same key in the --cert bundle and with --key (in another form) is one key, not two.
+    const twice = await runCli(
+      [
+        "deploy",
+        "--config",
+        world.targetFile("n-key-twice"),
+        "--cert",
+        "-",
+        "--key",
+        world.file("same.key", traditionalKeyPem(rsa2048.keyPem)),
+        "--json",
+      ],
+      { stdin: fx.bundle(rsa2048), env: world.env },
+    )
+    expect(twice.code, twice.stdout + twice.stderr).toBe(0)
     const versions = world.emulator.state.versions(world.vault, "n-reversed") ?? []
     // Served leaf-first: leaf, intermediate, root.
     expect(versions[0]?.certificates.length).toBe(3)
@@ -1065,6 +1114,6 @@ describe("the vault after the corpus", () => {
     // ...while the accepted inputs did write: the log sees writes when there are some.
     expect(
       world.emulator.requests.count({ since: mark, vault: world.vault, operation: "import" }),
-    ).toBeGreaterThanOrEqual(5)
+    ).toBeGreaterThanOrEqual(6)
   })
 })

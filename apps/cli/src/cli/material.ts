@@ -4,12 +4,13 @@
  * environment variable named by a flag, or an interactive prompt on a
  * terminal; never from a flag value. Key bytes stay `Redacted` and in memory.
  */
-import { createPrivateKey, X509Certificate } from "node:crypto"
+import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
 import { type CertificateMaterial, quotedValue } from "@kvdeploy/core"
 import * as Prompt from "effect/cli/Prompt"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { leafSummary } from "./outcome.js"
 import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
 import { readSource, sourceFileProblems, sourceName } from "./sources.js"
 
@@ -44,6 +45,20 @@ const leafForKey = (
     })
   } catch {
     return undefined
+  }
+}
+
+/** A certificate's subject as a message names it (a certificate is no secret). */
+const subjectOf = (der: Uint8Array): string => JSON.stringify(leafSummary(der)?.subject ?? "(unreadable)")
+
+/** Whether two PKCS#8 keys are one key (their public halves equal; either unreadable: not the same). */
+const sameKey = (a: Redacted.Redacted<Uint8Array>, b: Redacted.Redacted<Uint8Array>): boolean => {
+  try {
+    const load = (k: Redacted.Redacted<Uint8Array>) =>
+      createPublicKey(createPrivateKey({ key: Buffer.from(Redacted.value(k)), format: "der", type: "pkcs8" }))
+    return load(a).equals(load(b))
+  } catch {
+    return false
   }
 }
 
@@ -180,10 +195,35 @@ const fromPem = (flags: MaterialFlags) =>
         "holds a private key",
         "give the chain's certificates only, and the leaf's key with --key (or in the --cert file)",
       )
-    const all = [...certificates, ...(chainParsed?.certificates ?? []), ...(keyParsed?.certificates ?? [])]
-    // The leaf is the certificate the key belongs to, wherever it sits in the bundle; without a match
-    // the first certificate of --cert stays the leaf and preflight reports the mismatch.
-    const matching = leafForKey(all, key)
+    const keyField =
+      keySource === undefined ? `--cert ${sourceName(certSource)}` : `--key ${sourceName(keySource)}`
+    if (
+      keyParsed?.key !== undefined &&
+      certParsed?.key !== undefined &&
+      !sameKey(keyParsed.key, certParsed.key)
+    )
+      return yield* usageOne(
+        keyField,
+        `is another private key than the one in --cert ${sourceName(certSource)}`,
+        "give the leaf's key once: in the --cert file, or with --key",
+      )
+    const issuers = chainParsed?.certificates ?? []
+    const own = [...certificates, ...(keyParsed?.certificates ?? [])]
+    const all = [...certificates, ...issuers, ...(keyParsed?.certificates ?? [])]
+    // The leaf is the certificate of --cert (or of the key's file) the key belongs to, wherever it
+    // sits in that bundle; without a match the first certificate of --cert stays the leaf and
+    // preflight reports the mismatch. A key that belongs to a certificate of --chain is the wrong
+    // key (or the files are swapped): said so, rather than deploying the issuer as the leaf.
+    const matching = leafForKey(own, key)
+    if (matching === undefined && chainSource !== undefined) {
+      const issuer = leafForKey(issuers, key)
+      if (issuer !== undefined)
+        return yield* usageOne(
+          keyField,
+          `holds the private key of ${subjectOf(issuer)} from --chain ${sourceName(chainSource)}, not of the --cert leaf ${subjectOf(leaf)}`,
+          "give the --cert leaf's own private key (--chain holds its issuers; check that the files are not swapped)",
+        )
+    }
     const chosen = matching ?? leaf
     return { leaf: chosen, chain: all.filter((c) => c !== chosen), key } satisfies CertificateMaterial
   })
