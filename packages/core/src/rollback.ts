@@ -92,11 +92,48 @@ const provablyPrevious = (
     ),
   )
 
+/**
+ * Why the backing secret gave no previous material, for the advice a failed rollback gives:
+ * the permission is missing; the vault refused the request itself (the token, its firewall, no
+ * token at all); the previous version is disabled; its key was not exportable; the vault could
+ * not be read (an outage, an answer lost or unreadable: no grant would help); or it was read but
+ * held no usable previous material.
+ */
+type SecretShortfall = "permission" | "access" | "disabled" | "not-exportable" | "unreadable" | "unusable"
+
+interface NoPreviousMaterial {
+  readonly why: ReadonlyArray<string>
+  readonly secret: SecretShortfall
+}
+
+const shortfallOf = (e: { readonly _tag: string; readonly refusal?: string | undefined }): SecretShortfall =>
+  e._tag === "VaultForbidden"
+    ? e.refusal === undefined || e.refusal === "permission"
+      ? "permission"
+      : e.refusal === "disabled"
+        ? "disabled"
+        : "access"
+    : e._tag === "VaultNoPrivateKey"
+      ? "not-exportable"
+      : "unreadable"
+
+/** What a failed rollback advises, by why the backing secret could not give the previous material. */
+const adviceFor: Readonly<Record<SecretShortfall, string>> = {
+  permission: "grant secrets/get or keep key history",
+  disabled: "enable the previous version (Key Vault reads no disabled secret) or keep key history",
+  "not-exportable": "the previous key is not exportable, so only kept key history could restore it",
+  access:
+    "fix the vault access the backing secret's read was refused for (the token, the vault's firewall, or no token: `kvdeploy doctor` shows which) or keep key history",
+  unreadable:
+    "the previous version's backing secret gave no usable answer (why, in brackets; no permission is missing): restore the previous certificate by hand, or keep key history",
+  unusable: "the backing secret held no usable previous material; keep key history",
+}
+
 const findPreviousMaterial = (
   trail: DeployTrail,
   request: DeployRequest,
   previous: VaultVersion,
-): Effect.Effect<PreviousMaterial | ReadonlyArray<string>, never, Vault | PfxCodec> =>
+): Effect.Effect<PreviousMaterial | NoPreviousMaterial, never, Vault | PfxCodec> =>
   Effect.gen(function* () {
     const vault = yield* Vault
     const codec = yield* PfxCodec
@@ -125,6 +162,7 @@ const findPreviousMaterial = (
         Effect.catch((e) =>
           Effect.succeed({
             ok: false as const,
+            shortfall: shortfallOf(e),
             why:
               e._tag === "VaultForbidden"
                 ? e.refusal === undefined || e.refusal === "permission"
@@ -138,6 +176,7 @@ const findPreviousMaterial = (
           }),
         ),
       )
+    let shortfall: SecretShortfall = "unusable"
     if (secret.ok) {
       const decoded = yield* codec.decode(secret.s.pfx, secret.s.password).pipe(
         Effect.map((m) => ({ ok: true as const, m })),
@@ -150,7 +189,10 @@ const findPreviousMaterial = (
         if (typeof checked !== "string") return checked
         why.push(checked)
       } else why.push(decoded.why)
-    } else why.push(secret.why)
+    } else {
+      why.push(secret.why)
+      shortfall = secret.shortfall
+    }
 
     // 3. The new key, when the key was reused and it matches the previous certificate.
     const reused = withCer(request.material.key, request.material.chain)
@@ -160,7 +202,7 @@ const findPreviousMaterial = (
       if (typeof checked !== "string") return checked
       why.push(checked)
     }
-    return why
+    return { why, secret: shortfall } satisfies NoPreviousMaterial
   })
 
 export const rollback = Effect.fnUntraced(function* (
@@ -182,10 +224,10 @@ export const rollback = Effect.fnUntraced(function* (
   }
   const found = yield* findPreviousMaterial(trail, request, previous)
   if (!("material" in found)) {
-    trail.note(`rollback: previous key unavailable (${found.join("; ")})`)
+    trail.note(`rollback: previous key unavailable (${found.why.join("; ")})`)
     return {
       _tag: "AlsoFailed",
-      reason: `previous key unavailable: grant secrets/get or keep key history (${found.join("; ")})`,
+      reason: `previous key unavailable: ${adviceFor[found.secret]} (${found.why.join("; ")})`,
       rollbackVersionId: undefined,
     } satisfies RollbackResult
   }

@@ -1098,6 +1098,27 @@ describe("RollbackFailed (needs a person)", () => {
     ),
   )
 
+  it.effect(
+    "previous key unavailable because the backing secret gave no usable answer: no grant is advised",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          vault.script("getVersionSecret", Fault.fail("UnavailableRetried"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+          assert.match(
+            o.reason,
+            /previous key unavailable: the previous version's backing secret gave no usable answer \(why, in brackets; no permission is missing\)/,
+          )
+          assert.notMatch(o.reason, /grant secrets\/get/)
+          assert.strictEqual(vault.versions(NAME).length, 2)
+          assert.strictEqual(exitCodeOf(o), 4)
+        }),
+      ),
+  )
+
   it.effect("a caller key that does not match the previous certificate is never used", () =>
     fresh(
       Effect.gen(function* () {
