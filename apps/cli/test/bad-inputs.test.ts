@@ -134,6 +134,31 @@ const cases: ReadonlyArray<Case> = [
     says: ["is another private key than the one in --cert standard input", "give the leaf's key once"],
   },
   {
+    name: "--previous-key that does not exist: listed with the other flags' problems, before anything is read",
+    args: () => [...deploy("c-prev-missing"), "--previous-key", "/nonexistent/previous.key", "--tag", "bad"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["--previous-key", "/nonexistent/previous.key", "--tag"],
+  },
+  {
+    name: "--previous-key holding no key",
+    args: () => [...deploy("c-prev-nokey"), "--previous-key", pemFile("cert-only.pem", other.certPem)],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: [/--previous-key \S*cert-only\.pem: holds no private key/],
+  },
+  {
+    name: "--previous-key encrypted without a passphrase",
+    args: () => [
+      ...deploy("c-prev-enc"),
+      "--previous-key",
+      pemFile("enc.key", encryptedKeyPem(other.keyPem, "pw")),
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["is encrypted and no passphrase was given", "--key-passphrase-env"],
+  },
+  {
     name: "expired leaf",
     args: () => deploy("c-expired"),
     stdin: () => fx.bundle(expired),

@@ -601,6 +601,36 @@ describe("outcomes and exit codes", () => {
     expect(history.stdout).toContain(`rollback of ${(imported?.version ?? "").slice(0, 12)}`)
   })
 
+  it("--previous-key: without secrets/get, the operator's kept key restores the previous version (exit 3); without it, RollbackFailed (exit 4)", async () => {
+    const client = world.env.AZURE_CLIENT_ID ?? ""
+    const deployWrong = async (name: string, extra: ReadonlyArray<string> = []) => {
+      // The version each deploy imports is disabled right after: its verify sees it wrong.
+      world.emulator.faults.add({ operation: "import", name, action: { kind: "disableAfterCommit" } })
+      return runCli(deployArgs(name, extra), { stdin: fx.bundle(await fx.leaf()), env: world.env })
+    }
+    const v1 = await fx.leaf()
+    for (const name of ["previous-key-none", "previous-key"])
+      expect((await runCli(deployArgs(name), { stdin: fx.bundle(v1), env: world.env })).code).toBe(0)
+    world.emulator.rbac.deny(client, ["secrets/get"])
+    try {
+      const none = await deployWrong("previous-key-none")
+      expect(none.code, none.stdout).toBe(4)
+      expect(json<Outcome>(none).reason).toMatch(
+        /previous key unavailable: grant secrets\/get or keep key history/,
+      )
+      const r = await deployWrong("previous-key", ["--previous-key", world.file("v1.key", v1.keyPem)])
+      expect(r.code, r.stdout + r.stderr).toBe(3)
+      expect(json<Outcome & { rollbackSource: string }>(r).rollbackSource).toBe("caller-key")
+      const versions = world.emulator.state.versions(world.vault, "previous-key") ?? []
+      // The previous certificate again, with its chain (the new material's, which issues it).
+      expect(versions.at(-1)?.x5t).toBe(versions[0]?.x5t)
+      expect(versions.at(-1)?.certificates.length).toBe(versions[0]?.certificates.length)
+      expect(versions[0]?.certificates.length).toBeGreaterThan(1)
+    } finally {
+      world.emulator.rbac.reset()
+    }
+  })
+
   it("RolledBack (exit 3) and the whole story: kvdeploy demo --json", async () => {
     const r = await runCli(["demo", "--json"], { timeoutMs: 60_000 })
     expect(r.code, r.stderr).toBe(0)

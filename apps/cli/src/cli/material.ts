@@ -79,7 +79,10 @@ const envVariableProblem = (flag: string, name: string): Problem | undefined =>
       : undefined
 
 /** Read a secret from the environment variable named by `flag`. */
-const secretFromEnv = (flag: string, name: string): Effect.Effect<Redacted.Redacted<string>, CliProblem> =>
+export const secretFromEnv = (
+  flag: string,
+  name: string,
+): Effect.Effect<Redacted.Redacted<string>, CliProblem> =>
   Effect.suspend(() => {
     const problem = envVariableProblem(flag, name)
     if (problem !== undefined) return Effect.fail(usage(`${problem.field}: ${problem.message}`, [problem]))

@@ -14,7 +14,8 @@ import { withStepProgress } from "../cli/deployProgress.js"
 import * as flags from "../cli/flags.js"
 import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
 import { leafSummary, outcomeLines } from "../cli/outcome.js"
-import { ExitCode, ExitWith, usage } from "../cli/problems.js"
+import { previousKeyFlag, previousKeyProblems, readPreviousKey } from "../cli/previousKey.js"
+import { ExitCode, ExitWith, type Problem, usage } from "../cli/problems.js"
 import { resolveTarget, type TargetFlags } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { credentialVariableProblems, withDeployServices } from "../cli/vault.js"
@@ -45,6 +46,7 @@ export const deployFlags = {
     ),
     Flag.optional,
   ),
+  previousKey: previousKeyFlag,
   pfxEncoding: Flag.String("pfx-encoding").pipe(
     Flag.withMetavar("modern|legacy"),
     Flag.withDescription(
@@ -72,6 +74,8 @@ export const targetAndMaterial = (
       readonly pfxEncoding: Option.Option<string>
       readonly certificateId: Option.Option<string>
     },
+  /** Problems of the command's own further flags (deploy's --previous-key), listed with the material flags'. */
+  moreFileProblems: Effect.Effect<ReadonlyArray<Problem>> = Effect.succeed([]),
 ) =>
   Effect.gen(function* () {
     const target = yield* Effect.result(
@@ -88,7 +92,7 @@ export const targetAndMaterial = (
       target._tag === "Success"
         ? yield* credentialVariableProblems(target.success.config)
         : { problems: [], summary: undefined }
-    const files = yield* materialFlagProblems(input)
+    const files = [...(yield* materialFlagProblems(input)), ...(yield* moreFileProblems)]
     // The id becomes the certctl-certificate-id tag: checked with the other flags, before any file is read.
     const id = Option.match(input.certificateId, {
       onNone: () => [],
@@ -121,7 +125,10 @@ export const targetAndMaterial = (
 
 export const deploy = Command.make("deploy", deployFlags, (input) =>
   Effect.gen(function* () {
-    const { config, material } = yield* targetAndMaterial(input)
+    const { config, material } = yield* targetAndMaterial(input, previousKeyProblems(input.previousKey))
+    const previous = Option.isSome(input.previousKey)
+      ? yield* readPreviousKey(input.previousKey.value, input.keyPassphraseEnv)
+      : undefined
     yield* progress(`deploying ${config.certificateName} to ${config.vaultUrl}…`)
     const outcome: DeployOutcome = yield* withDeployServices(
       config,
@@ -130,7 +137,17 @@ export const deploy = Command.make("deploy", deployFlags, (input) =>
           target: config,
           material,
           certificateId: Option.getOrElse(input.certificateId, () => config.certificateName),
-          options: { adopt: input.adopt },
+          options: {
+            adopt: input.adopt,
+            ...(previous === undefined
+              ? {}
+              : {
+                  previousKey: previous.previousKey,
+                  // The file's certificates, else the new chain (a renewal by the same CA): core
+                  // keeps those that issue the previous certificate.
+                  previousChain: previous.certificates.length > 0 ? previous.certificates : material.chain,
+                }),
+          },
         }).pipe(Effect.provideService(Vault, withStepProgress(vault, config.certificateName))),
       ),
     )

@@ -17,6 +17,7 @@ import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { leafSummary } from "../cli/outcome.js"
+import { previousKeyProblems, readPreviousKey } from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { vaultProblem, withDeployServices } from "../cli/vault.js"
@@ -75,7 +76,10 @@ const decide = (
 
 export const plan = Command.make("plan", deployFlags, (input) =>
   Effect.gen(function* () {
-    const { config, material } = yield* targetAndMaterial(input)
+    const { config, material } = yield* targetAndMaterial(input, previousKeyProblems(input.previousKey))
+    // Read as deploy reads it, so that a plan accepts exactly the inputs its deploy would.
+    if (Option.isSome(input.previousKey))
+      yield* readPreviousKey(input.previousKey.value, input.keyPassphraseEnv)
     const certificateId = Option.getOrElse(input.certificateId, () => config.certificateName)
     yield* progress("preflight…")
     const record: PlanRecord = yield* withDeployServices(

@@ -1,0 +1,64 @@
+/**
+ * `deploy --previous-key FILE`: the private key of the version the vault serves now, kept by the
+ * operator (key history). A rollback restores the previous certificate from the vault's backing
+ * secret when it can read it; when it cannot (no `secrets/get`, a key that was not exportable),
+ * core tries this key, and uses it only when it provably matches the previous certificate. The
+ * certificates in the same file are the previous chain; without any, the new material's chain
+ * (a renewal by the same CA): core keeps only those that issue the previous certificate.
+ */
+import * as Flag from "effect/cli/Flag"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import { secretFromEnv, withSource } from "./material.js"
+import { type Problem, usage, usageOne } from "./problems.js"
+import { readSource, sourceFileProblems, sourceName } from "./sources.js"
+
+const FLAG = "--previous-key"
+
+export const previousKeyFlag = Flag.String("previous-key").pipe(
+  Flag.withMetavar("FILE"),
+  Flag.withDescription(
+    "The private key (PEM) of the version the vault serves now, with its chain if the file holds it. Used only by a rollback that cannot read the previous PFX from the vault (no secrets/get, a key that was not exportable), and only when it matches the previous certificate.",
+  ),
+  Flag.optional,
+)
+
+/** The file's problems found without reading it (missing, a directory, too large), listed with the other flags'. */
+export const previousKeyProblems = (source: Option.Option<string>): Effect.Effect<ReadonlyArray<Problem>> =>
+  Option.isNone(source) ? Effect.succeed([]) : sourceFileProblems(FLAG, source.value)
+
+export interface PreviousKey {
+  readonly previousKey: Redacted.Redacted<Uint8Array>
+  /** The certificates the file holds besides the key; empty when it holds none. */
+  readonly certificates: ReadonlyArray<Uint8Array>
+}
+
+/** Read and parse the previous key (an encrypted one with `--key-passphrase-env`'s passphrase). */
+export const readPreviousKey = (source: string, passphraseEnv: Option.Option<string>) =>
+  Effect.gen(function* () {
+    const field = `${FLAG} ${sourceName(source)}`
+    const { parsePem } = yield* Effect.promise(() => import("@kvdeploy/pkcs12"))
+    const bytes = yield* readSource(FLAG, source)
+    const encrypted = Buffer.from(bytes).toString("latin1").includes("ENCRYPTED")
+    if (encrypted && Option.isNone(passphraseEnv))
+      return yield* usageOne(
+        field,
+        "is encrypted and no passphrase was given",
+        "name the variable that holds its passphrase with --key-passphrase-env (the same as --key's), or decrypt it with `openssl pkey`",
+      )
+    const passphrase =
+      encrypted && Option.isSome(passphraseEnv)
+        ? yield* secretFromEnv("--key-passphrase-env", passphraseEnv.value)
+        : undefined
+    const parsed = yield* parsePem(bytes, passphrase === undefined ? {} : { passphrase }).pipe(
+      Effect.mapError((e) => usage(`${field} cannot be read`, withSource(FLAG, source, e.problems))),
+    )
+    if (parsed.key === undefined)
+      return yield* usageOne(
+        field,
+        "holds no private key",
+        "give the private key of the version the vault serves now (PEM)",
+      )
+    return { previousKey: parsed.key, certificates: parsed.certificates } satisfies PreviousKey
+  })
