@@ -9,6 +9,8 @@ import { existsSync, readFileSync } from "node:fs"
 import * as https from "node:https"
 import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
+import { ClientSecretCredential } from "@azure/identity"
+import { SecretClient } from "@azure/keyvault-secrets"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -483,6 +485,30 @@ describe("outcomes and exit codes", () => {
     })
     expect(recovered.code, recovered.stdout).toBe(0)
     expect(json<Outcome>(recovered)._tag).toBe("Succeeded")
+  })
+
+  it("Failed (exit 1) on a name a plain secret holds: the next step names the secret, not a retry or the version list", async () => {
+    const name = "held-by-secret"
+    const credential = new ClientSecretCredential(
+      world.env.AZURE_TENANT_ID ?? "",
+      world.env.AZURE_CLIENT_ID ?? "",
+      world.env.AZURE_CLIENT_SECRET ?? "",
+      { authorityHost: world.emulator.authorityHost, disableInstanceDiscovery: true },
+    )
+    await new SecretClient(world.emulator.vault(world.vault).url, credential, {
+      disableChallengeResourceVerification: true,
+    }).setSecret(name, "not a certificate")
+    const r = await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })
+    expect(r.code, r.stdout).toBe(1)
+    const o = json<Outcome & { error: string; code: string }>(r)
+    expect([o.error, o.code]).toEqual(["VaultRequestRejected", "Conflict"])
+    const text = await runCli(
+      deployArgs(name).filter((a) => a !== "--json"),
+      { stdin: fx.bundle(await fx.leaf()), env: world.env },
+    )
+    expect(text.stdout).toMatch(/next {8}a key or secret of this name already exists in the vault/)
+    expect(text.stdout).not.toContain("kvdeploy versions")
+    expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
   })
 
   it("Failed (exit 1) on a denied import: the next step is the grant, not a retry", async () => {

@@ -115,9 +115,11 @@ const failureFacts = (failure: {
   readonly _tag: string
   readonly refusal?: Failed["refusal"] | undefined
   readonly unsent?: boolean | undefined
-}): Pick<Failed, "refusal" | "unsent"> => ({
+  readonly code?: string | undefined
+}): Pick<Failed, "refusal" | "unsent" | "code"> => ({
   ...(failure._tag === "VaultForbidden" && failure.refusal !== undefined ? { refusal: failure.refusal } : {}),
   ...(failure.unsent === true ? { unsent: true } : {}),
+  ...(failure._tag === "VaultRequestRejected" && failure.code !== undefined ? { code: failure.code } : {}),
 })
 
 const snapshotFailed = (trail: DeployTrail, failure: VaultError): Draft => {

@@ -82,6 +82,11 @@ export interface Failed extends OutcomeCommon {
   readonly refusal?: "permission" | "token" | "network" | "credential" | "disabled"
   /** True when the failing call was never sent: no token could be had for it (the error's `unsent`). */
   readonly unsent?: true
+  /**
+   * Key Vault's error code when it refused the request itself (a VaultRequestRejected): `Conflict`
+   * for an import whose name a key or secret holds, `BadParameter`, and so on.
+   */
+  readonly code?: string
 }
 /** Imported (or possibly imported), but the vault could not be read back: needs a person. */
 export interface Unverified extends OutcomeCommon {

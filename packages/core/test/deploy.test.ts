@@ -446,6 +446,9 @@ describe("Failed (the vault is unchanged)", () => {
         vault.script("importVersion", Fault.fail("Rejected"))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
         assert.strictEqual(o.step, "import")
+        // Key Vault's own error code, so a caller can tell what to do about it.
+        assert.strictEqual(o.error, "VaultRequestRejected")
+        assert.strictEqual(o.code, "BadParameter")
         assert.strictEqual(vault.versions(NAME).length, 1)
         assert.strictEqual(vault.calls().byOperation.importVersion, 1)
       }),
