@@ -25,8 +25,8 @@ export interface MaterialFlags {
 
 const loadPkcs12 = () => import("@kvdeploy/pkcs12")
 
-/** The certificate whose public key is the key's, when one is. */
-const leafForKey = (
+/** The certificate whose public key is the key's, when one is (deploy's leaf; `verify` picks it alike). */
+export const leafForKey = (
   certificates: ReadonlyArray<Uint8Array>,
   key: Redacted.Redacted<Uint8Array>,
 ): Uint8Array | undefined => {

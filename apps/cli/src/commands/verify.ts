@@ -1,7 +1,8 @@
 /**
  * `kvdeploy verify`: does the vault serve this certificate (the latest
  * version's x5t equals the file's)? Optionally: does a TLS endpoint serve it,
- * polling until a timeout. Exit 0 yes, 1 no.
+ * polling until a timeout. Exit 0 yes, 1 no. The certificate is the leaf a
+ * deploy of the same file would import (leaf.ts; a PFX is read by deploy's code).
  */
 import { isIP } from "node:net"
 import { connect } from "node:tls"
@@ -13,10 +14,21 @@ import * as Schedule from "effect/Schedule"
 import { parseDuration } from "../cli/duration.js"
 import * as flags from "../cli/flags.js"
 import { leafOf, readLeaf } from "../cli/leaf.js"
-import { ExitCode, ExitWith, type Problem, usage } from "../cli/problems.js"
+import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
+import { ExitCode, ExitWith, type Problem, usage, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { useVault, vaultProblem } from "../cli/vault.js"
+
+/** The material flags of a PFX alone (verify has no --chain, --key or --key-passphrase-env). */
+const pfxFlags = (pfx: string, pfxPasswordEnv: Option.Option<string>): MaterialFlags => ({
+  cert: Option.none(),
+  chain: Option.none(),
+  key: Option.none(),
+  keyPassphraseEnv: Option.none(),
+  pfx: Option.some(pfx),
+  pfxPasswordEnv,
+})
 
 interface Check {
   readonly check: "vault" | "endpoint"
@@ -53,9 +65,12 @@ export const verify = Command.make(
     cert: Flag.String("cert").pipe(
       Flag.withMetavar("FILE|-"),
       Flag.withDescription(
-        "The certificate (PEM or DER; the first certificate of a bundle is the leaf). '-' reads stdin.",
+        "The certificate (PEM or DER). Of a bundle, the leaf is the certificate its private key matches, as deploy picks it; without a key, the one that issued none of the others. '-' reads stdin.",
       ),
+      Flag.optional,
     ),
+    pfx: flags.material.pfx,
+    pfxPasswordEnv: flags.material.pfxPasswordEnv,
     endpoint: Flag.String("endpoint").pipe(
       Flag.withMetavar("HOST:PORT"),
       Flag.withDescription(
@@ -119,20 +134,51 @@ export const verify = Command.make(
         if (target.failure.exitCode !== ExitCode.usage) return yield* target.failure
         problems.push(...target.failure.problems)
       }
-      // Standard input is read only when nothing else is wrong (a pipe that never closes must not
-      // hold back the other problems); a file is read to check it in any case.
+      // The certificate: --cert (PEM or DER), or --pfx read as deploy reads it.
+      const cert = Option.getOrUndefined(input.cert)
+      const pfx = Option.getOrUndefined(input.pfx)
+      if (cert !== undefined && pfx !== undefined)
+        problems.push({
+          field: "--pfx",
+          message: "cannot be combined with --cert",
+          fix: "give the certificate either as --cert FILE (PEM or DER) or as --pfx FILE",
+        })
+      else if (cert === undefined && pfx === undefined)
+        problems.push({
+          field: "--cert",
+          message: "is missing",
+          fix: "give the certificate with --cert FILE (PEM or DER), or the PFX that was deployed with --pfx FILE",
+        })
+      if (pfx === undefined && Option.isSome(input.pfxPasswordEnv))
+        problems.push({
+          field: "--pfx-password-env",
+          message: "applies only to --pfx",
+          fix: "drop it, or give the PFX with --pfx FILE",
+        })
+      // A password variable not set and a PFX file that cannot be read, found as deploy finds them (nothing read yet).
+      if (pfx !== undefined && cert === undefined)
+        problems.push(...(yield* materialFlagProblems(pfxFlags(pfx, input.pfxPasswordEnv))))
+      // Standard input is read, and a password asked for, only when nothing else is wrong (a pipe
+      // that never closes must not hold back the other problems); a --cert file is read to check
+      // it in any case.
       const read =
-        input.cert === "-" && problems.length > 0
+        cert === undefined || (cert === "-" && problems.length > 0)
           ? undefined
-          : yield* Effect.result(readLeaf("--cert", input.cert))
+          : yield* Effect.result(readLeaf("--cert", cert))
       if (read?._tag === "Failure") problems.push(...read.failure.problems)
-      if (problems.length > 0 || timeoutMs === undefined || read === undefined || read._tag === "Failure") {
+      if (problems.length > 0 || timeoutMs === undefined || read?._tag === "Failure") {
         const [only] = problems
         return yield* problems.length === 1 && only !== undefined
           ? usage(`${only.field}: ${only.message}`, problems)
           : usage(`the input has ${problems.length} problems`, problems)
       }
-      const leaf = read.success
+      // The PFX's leaf is the certificate its key matches (decodePfx), the one deploy imports.
+      const leaf =
+        read?._tag === "Success"
+          ? read.success
+          : pfx !== undefined
+            ? leafOf((yield* readMaterial(pfxFlags(pfx, input.pfxPasswordEnv))).leaf)
+            : yield* usageOne("--cert", "is missing", "give --cert FILE or --pfx FILE")
       const config = target?._tag === "Success" ? target.success.config : undefined
       const checks: Array<Check> = []
       if (config !== undefined) {
@@ -221,13 +267,18 @@ export const verify = Command.make(
     }),
 ).pipe(
   Command.withDescription(
-    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout. Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error.",
+    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout. Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error.",
   ),
   Command.withShortDescription("Does the vault (and an endpoint) serve this certificate?"),
   Command.withExamples([
     {
       command: "kvdeploy verify --config target.json --cert leaf.pem",
       description: "Is leaf.pem what the vault serves?",
+    },
+    {
+      command:
+        "PFX_PASSWORD=… kvdeploy verify --config target.json --pfx api.pfx --pfx-password-env PFX_PASSWORD",
+      description: "Is the PFX that was deployed what the vault serves?",
     },
     {
       command:
