@@ -115,9 +115,52 @@ export const DeploymentSchema = Schema.Struct({
   pickup: Schema.optionalKey(PickupSchema),
 })
 
+/**
+ * The longest request timeout, in seconds: Node's timers hold at most 2^31-1 ms, and a longer one
+ * fires at once (the agent's token requests would all time out).
+ */
+export const maxRequestTimeoutSeconds = 2_147_483
+
+/**
+ * Settings in seconds with a bound only a mistake crosses (docs/agent.md, `agent`): a number outside
+ * it is reported with why and the fix instead of the schema's words.
+ */
+const secondsBounds: Readonly<
+  Record<
+    "reconcile_interval_seconds" | "request_timeout_seconds",
+    {
+      readonly min: number
+      readonly tooSmall: string
+      readonly max?: { readonly value: number; readonly tooLarge: string }
+      readonly fix: string
+    }
+  >
+> = {
+  reconcile_interval_seconds: {
+    min: 1,
+    tooSmall:
+      "a full pass reads every deployment from its vault, and passes less than a second apart run back to back without end (a file change is picked up at once, without a pass)",
+    fix: "give the seconds between full passes, at least 1 (default 300)",
+  },
+  request_timeout_seconds: {
+    min: 1,
+    tooSmall:
+      "shorter than Key Vault takes to answer an import (about 0.5 s at its usual latency): imports that would succeed time out, and each costs a reconcile",
+    max: {
+      value: maxRequestTimeoutSeconds,
+      tooLarge: `longer than a timer can hold (${maxRequestTimeoutSeconds} s, about 24.8 days): every token request would time out at once`,
+    },
+    fix: `give the seconds a request to Key Vault may take, from 1 to ${maxRequestTimeoutSeconds} (default 30)`,
+  },
+}
+
 export const AgentSettingsSchema = Schema.Struct({
   reconcile_interval_seconds: Schema.optionalKey(
-    positiveNumber("Seconds between full reconcile passes (default 300)"),
+    Schema.Finite.check(Schema.isGreaterThanOrEqualTo(secondsBounds.reconcile_interval_seconds.min)).annotate(
+      {
+        description: "Seconds between full reconcile passes, at least 1 (default 300)",
+      },
+    ),
   ),
   concurrency: Schema.optionalKey(
     positiveInt("Deployments reconciled at once, across all vaults (default 32)"),
@@ -159,7 +202,12 @@ export const AgentSettingsSchema = Schema.Struct({
     positiveNumber("Largest retry delay of a failed deployment (default 300)"),
   ),
   request_timeout_seconds: Schema.optionalKey(
-    positiveNumber("Per-request timeout towards Key Vault (default 30)"),
+    Schema.Finite.check(
+      Schema.isGreaterThanOrEqualTo(secondsBounds.request_timeout_seconds.min),
+      Schema.isLessThanOrEqualTo(maxRequestTimeoutSeconds),
+    ).annotate({
+      description: `Per-request timeout towards Key Vault, in seconds: 1 to ${maxRequestTimeoutSeconds} (default 30)`,
+    }),
   ),
   recover_timeout_seconds: Schema.optionalKey(
     positiveNumber(
@@ -419,6 +467,32 @@ const decodeAgentConfigSchema = (input: unknown) => {
   return decodeSchema(input, judgeAll)
 }
 
+type AgentSettingsInput = NonNullable<RawAgentConfig["agent"]>
+
+const decodeSettings = Schema.decodeUnknownResult(AgentSettingsSchema)
+
+/**
+ * The agent settings of a document the schema refused, judged one field at a time: the fields that
+ * pass their own schema, whatever else the file gets wrong, so that the checks across settings
+ * still run (a bad deployment name hid a backoff_max_seconds smaller than backoff_base_seconds
+ * until the next run). A field given but refused is left out of `settings` and named in `refused`:
+ * no check compares it (its own problem is reported).
+ */
+const settingsJudgedAlone = (
+  raw: Record<string, unknown>,
+): { readonly settings: AgentSettingsInput; readonly refused: ReadonlySet<string> } => {
+  const settings: Record<string, unknown> = {}
+  const refused = new Set<string>()
+  for (const key of Object.keys(AgentSettingsSchema.fields)) {
+    if (!Object.hasOwn(raw, key)) continue
+    const judged = decodeSettings({ [key]: raw[key] })
+    if (Result.isSuccess(judged) && Object.hasOwn(judged.success, key))
+      settings[key] = (judged.success as Record<string, unknown>)[key]
+    else refused.add(key)
+  }
+  return { settings: settings as AgentSettingsInput, refused }
+}
+
 /**
  * The description the schema gives the field at `path` (what it is, its default), for the fix of
  * a problem the schema found there: the same text the published JSON Schema carries. Through
@@ -599,6 +673,7 @@ export const validateAgentConfig = (
   const problems: Array<ConfigProblem> = []
   const doc = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>
   const rawDeployments = Array.isArray(doc.deployments) ? (doc.deployments as Array<unknown>) : []
+  const rawAgent = isPlainObject(doc.agent) ? doc.agent : {}
   const decoded = decodeAgentConfigSchema(input)
   /** The schema's problems with target fields, kept unless core's validation finds the same field wrong. */
   const schemaTargetProblems: Array<ConfigProblem> = []
@@ -630,6 +705,15 @@ export const validateAgentConfig = (
         continue
       // Checked below, with its own fix.
       if (field === "agent.material_workers") continue
+      // A number outside the bounds only a mistake crosses: checked below, once, saying why.
+      if (
+        issuePath.length === 2 &&
+        top === "agent" &&
+        typeof index === "string" &&
+        Object.hasOwn(secondsBounds, index) &&
+        typeof rawAgent[index] === "number"
+      )
+        continue
       const found = problem(
         field,
         issue.message,
@@ -699,15 +783,33 @@ export const validateAgentConfig = (
       delete rawTarget.certificate_id
       delete rawTarget.adopt
       const checked = validateTargetConfigSync(rawTarget)
+      // The certificate a target deploys to and its credential mode, judged on their own fields even
+      // when another field of the target is wrong: its other problems do not hide these.
+      let certificate: TargetConfig | undefined
+      let credentialMode: string | undefined
       if (Result.isFailure(checked)) {
         for (const p of checked.failure.problems) problems.push({ ...p, field: `${at}.target.${p.field}` })
+        const located = validateTargetConfigSync({
+          vault_url: rawTarget.vault_url,
+          certificate_name: rawTarget.certificate_name,
+          ...(rawTarget.cloud === undefined ? {} : { cloud: rawTarget.cloud }),
+        })
+        if (Result.isSuccess(located)) certificate = located.success
+        const rawMode = rawTarget.credential_mode ?? "default"
+        if (typeof rawMode === "string" && (credentialModes as ReadonlyArray<string>).includes(rawMode))
+          credentialMode = rawMode
       } else {
         target = shared(checked.success)
-        const mode = modes.get(target.credentialMode)
-        if (mode === undefined)
-          modes.set(target.credentialMode, { at: `${at}.target.credential_mode`, count: 1 })
+        certificate = target
+        credentialMode = target.credentialMode
+      }
+      if (credentialMode !== undefined) {
+        const mode = modes.get(credentialMode)
+        if (mode === undefined) modes.set(credentialMode, { at: `${at}.target.credential_mode`, count: 1 })
         else mode.count++
-        const key = `${target.vaultUrl}/${target.certificateName.toLowerCase()}`
+      }
+      if (certificate !== undefined) {
+        const key = `${certificate.vaultUrl}/${certificate.certificateName.toLowerCase()}`
         const seen = targets.get(key)
         if (seen !== undefined)
           problems.push(
@@ -840,9 +942,12 @@ export const validateAgentConfig = (
     )
   const coreFields = new Set(problems.map((p) => p.field))
   for (const p of schemaTargetProblems) if (!coreFields.has(p.field)) problems.push(p)
-  const agent = (Result.isSuccess(decoded) ? decoded.success.agent : undefined) ?? {}
-  const rawAgent =
-    typeof doc.agent === "object" && doc.agent !== null ? (doc.agent as Record<string, unknown>) : {}
+  // The settings: those of a valid document, else each one that passes its own schema (the checks
+  // across settings below run whatever else the file gets wrong, and skip a setting it refused).
+  const judgedAlone = Result.isSuccess(decoded) ? undefined : settingsJudgedAlone(rawAgent)
+  const agent: AgentSettingsInput =
+    (Result.isSuccess(decoded) ? decoded.success.agent : judgedAlone?.settings) ?? {}
+  const refused = (key: keyof AgentSettingsInput) => judgedAlone?.refused.has(key) === true
   const listenText = agent.listen ?? (typeof rawAgent.listen === "string" ? rawAgent.listen : defaults.listen)
   const listen = parseListen(listenText)
   if (listen === undefined)
@@ -855,14 +960,27 @@ export const validateAgentConfig = (
     )
   const backoffBase = agent.backoff_base_seconds ?? defaults.backoffBaseSeconds
   const backoffMax = agent.backoff_max_seconds ?? defaults.backoffMaxSeconds
-  if (backoffMax < backoffBase)
+  // Not when either was refused: its own problem is reported, and a comparison would be with the default.
+  if (backoffMax < backoffBase && !refused("backoff_base_seconds") && !refused("backoff_max_seconds"))
     problems.push(
       problem(
         "agent.backoff_max_seconds",
-        "is smaller than backoff_base_seconds",
+        `is ${backoffMax}, smaller than backoff_base_seconds (${backoffBase}${agent.backoff_base_seconds === undefined ? ", its default" : ""})`,
         "make it at least backoff_base_seconds",
       ),
     )
+  for (const [key, bound] of Object.entries(secondsBounds)) {
+    const value = rawAgent[key]
+    if (typeof value !== "number") continue
+    const wrong = !Number.isFinite(value)
+      ? "not a finite number"
+      : value < bound.min
+        ? bound.tooSmall
+        : bound.max !== undefined && value > bound.max.value
+          ? bound.max.tooLarge
+          : undefined
+    if (wrong !== undefined) problems.push(problem(`agent.${key}`, `is ${value}: ${wrong}`, bound.fix))
+  }
   const rawWorkers = rawAgent.material_workers
   if (
     rawWorkers !== undefined &&

@@ -767,6 +767,140 @@ deployments:
     ])
   })
 
+  it("checks settings against each other whatever else the file gets wrong, never with a setting it refused", () => {
+    const deployment = (name: string) =>
+      `{ name: "${name}", source: { cert: c.pem }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: api } }`
+    const backoff = {
+      field: "agent.backoff_max_seconds",
+      message: "is 10, smaller than backoff_base_seconds (600)",
+      fix: "make it at least backoff_base_seconds",
+    }
+    // Another setting refused: both problems in one run (the backoff one showed once the other was fixed).
+    expect(
+      fullProblems(`
+agent: { backoff_base_seconds: 600, backoff_max_seconds: 10, shutdown_grace_seconds: 0 }
+deployments: [${deployment("api")}]
+`),
+    ).toEqual([expect.objectContaining({ field: "agent.shutdown_grace_seconds" }), backoff])
+    // A deployment's name refused: the same.
+    expect(
+      fullProblems(`
+agent: { backoff_base_seconds: 600, backoff_max_seconds: 10 }
+deployments: [${deployment("bad name!")}]
+`),
+    ).toEqual([expect.objectContaining({ field: "deployments[0].name" }), backoff])
+    // A default takes the place of a setting left out, as in a valid file.
+    expect(
+      fullProblems(`
+agent: { backoff_max_seconds: 1, concurrency: 0 }
+deployments: [${deployment("api")}]
+`).map((p) => `${p.field}: ${p.message}`),
+    ).toEqual([
+      "agent.concurrency: Expected a value greater than or equal to 1",
+      "agent.backoff_max_seconds: is 1, smaller than backoff_base_seconds (2, its default)",
+    ])
+    // A setting refused itself is not compared (with its default or anything else): its own problem is the one.
+    for (const agent of [
+      "{ backoff_base_seconds: soon, backoff_max_seconds: 1 }",
+      "{ backoff_base_seconds: 600, backoff_max_seconds: -1 }",
+      "{ backoff_base_seconds: 600, backoff_max_seconds: ~ }",
+    ])
+      expect(
+        fullProblems(`agent: ${agent}\ndeployments: [${deployment("api")}]\n`).map((p) => p.field),
+        agent,
+      ).toEqual([agent.includes("soon") ? "agent.backoff_base_seconds" : "agent.backoff_max_seconds"])
+  })
+
+  it("finds a target's certificate deployed twice and its credential mode's missing variables whatever else the target gets wrong", () => {
+    const problems = problemsOf(`
+deployments:
+  - { name: a, source: { cert: a.pem }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: api } }
+  - name: b
+    source: { cert: b.pem }
+    target:
+      vault_url: "https://kv-prod.vault.azure.net"
+      certificate_name: API
+      credential_mode: client_secret
+      tags: { owner: 7 }
+  # Nothing to compare: its vault_url is refused.
+  - { name: c, source: { cert: c.pem }, target: { vault_url: "http://kv-prod.vault.azure.net", certificate_name: api } }
+  # Nor here: its credential_mode is refused.
+  - { name: d, source: { cert: d.pem }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: d, credential_mode: secret_client } }
+`)
+    expect(problems).toEqual([
+      "deployments[1].target.tags.owner: tag value is not a string",
+      "deployments[1].target: deploys to the same certificate as deployments[0] (https://kv-prod.vault.azure.net/api)",
+      "deployments[2].target.vault_url: uses http; Key Vault is served over https only",
+      expect.stringMatching(/^deployments\[3\]\.target\.credential_mode: /),
+      "deployments[1].target.credential_mode: client_secret (used by 1 deployment) needs AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, not set in the agent's environment",
+    ])
+  })
+
+  it("refuses a reconcile interval or a request timeout that can only be a mistake, saying why", () => {
+    const settings = (agent: Record<string, unknown>) =>
+      fullProblems(
+        dump({
+          agent,
+          deployments: [
+            {
+              name: "api",
+              source: { cert: "api.crt" },
+              target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "api" },
+            },
+          ],
+        }),
+      )
+    const interval = {
+      field: "agent.reconcile_interval_seconds",
+      message:
+        "is 0.001: a full pass reads every deployment from its vault, and passes less than a second apart run back to back without end (a file change is picked up at once, without a pass)",
+      fix: "give the seconds between full passes, at least 1 (default 300)",
+    }
+    const timeoutFix = "give the seconds a request to Key Vault may take, from 1 to 2147483 (default 30)"
+    expect(settings({ reconcile_interval_seconds: 0.001, request_timeout_seconds: 0.001 })).toEqual([
+      interval,
+      {
+        field: "agent.request_timeout_seconds",
+        message:
+          "is 0.001: shorter than Key Vault takes to answer an import (about 0.5 s at its usual latency): imports that would succeed time out, and each costs a reconcile",
+        fix: timeoutFix,
+      },
+    ])
+    // Past what a timer holds, Node fires it at once: every token request would time out.
+    expect(settings({ request_timeout_seconds: 3_000_000 })).toEqual([
+      {
+        field: "agent.request_timeout_seconds",
+        message:
+          "is 3000000: longer than a timer can hold (2147483 s, about 24.8 days): every token request would time out at once",
+        fix: timeoutFix,
+      },
+    ])
+    // One problem for a number that is no finite one; a value of another type gets the schema's words.
+    expect(fullProblems("agent: { request_timeout_seconds: -.inf }\ndeployments: []\n")).toEqual([
+      {
+        field: "agent.request_timeout_seconds",
+        message: "is -Infinity: not a finite number",
+        fix: timeoutFix,
+      },
+    ])
+    expect(settings({ reconcile_interval_seconds: "5m" })).toEqual([
+      {
+        field: "agent.reconcile_interval_seconds",
+        message: "Expected number",
+        fix: "Seconds between full reconcile passes, at least 1 (default 300); see docs/agent.md (configuration reference)",
+      },
+    ])
+    // The bounds themselves are fine; budgets above Key Vault's own stay accepted (the emulator, a raised limit).
+    expect(
+      settings({
+        reconcile_interval_seconds: 1,
+        request_timeout_seconds: 2_147_483,
+        vault_imports_per_window: 1_000_000,
+        vault_reads_per_window: 1_000_000,
+      }),
+    ).toEqual([])
+  })
+
   it("publishes the JSON Schema generated from the Effect Schema", () => {
     const published = JSON.parse(
       readFileSync(join(agentRoot, "schema", "agent-config.schema.json"), "utf8"),
