@@ -121,6 +121,42 @@ const allowedCloudFields = new Set(["vault_dns_suffix", "authority_host", "keyva
 export const secretLookingField =
   /secret|password|passphrase|passwd|pwd|token|key$|private[-_]?key|connection[-_]?string|sas[-_]?url/i
 
+/** Words that, last in a tag key, say it holds a secret; and pairs of last words that do. */
+const secretWords = new Set([
+  "password",
+  "passphrase",
+  "passwd",
+  "pwd",
+  "secret",
+  "token",
+  "apikey",
+  "privatekey",
+])
+const secretPairs = new Set([
+  "api key",
+  "private key",
+  "access key",
+  "secret key",
+  "account key",
+  "signing key",
+  "connection string",
+  "sas url",
+])
+
+/**
+ * Whether a tag key's last word (or last two) names a secret: its words split at `-`, `_`, `.`,
+ * `:`, spaces and camelCase humps (`dbPassword` is "db password").
+ */
+const namesASecret = (key: string): boolean => {
+  const words = key
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .toLowerCase()
+    .split(/[-_.:\s]+/)
+    .filter((w) => w !== "")
+  const last = words.at(-1) ?? ""
+  return secretWords.has(last) || secretPairs.has(words.slice(-2).join(" "))
+}
+
 const certificateNamePattern = /^[A-Za-z0-9-]{1,127}$/
 const vaultNamePattern = /^[a-z][a-z0-9-]{1,22}[a-z0-9]$/
 const guidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -254,8 +290,9 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
       )
     }
     // A tag is read by anyone who can read the certificate's metadata: no place for a secret. A key
-    // whose last word names one (db_password, client-secret) is refused; secret-rotation-date is not.
-    if (/(?:^|[-_.:\s])(?:password|passphrase|passwd|secret)$/i.test(key)) {
+    // whose last word names one (db_password, client-secret, dbPassword, api_key) is refused;
+    // secret-rotation-date is not.
+    if (namesASecret(key) && !controlOrPem.test(key)) {
       out.push(
         problem(
           `${field}.${keyInField(key)}`,

@@ -83,5 +83,28 @@ describe("tags that would show a secret", () => {
       "tags.client-secret",
       "tags.Password",
     ])
+    // camelCase words, and the other names of secrets: a token, a pwd, an API or private key.
+    const named = [
+      "dbPassword",
+      "api_token",
+      "db_pwd",
+      "api_key",
+      "apiKey",
+      "storage.AccountKey",
+      "PRIVATE_KEY",
+    ]
+    expect(tagProblems(Object.fromEntries(named.map((k) => [k, "x"]))).map((p) => p.field)).toEqual(
+      named.map((k) => `tags.${k}`),
+    )
+    // ...and words that only describe one, or a key that is no secret.
+    expect(
+      tagProblems({
+        "token-expiry": "x",
+        "password-policy": "x",
+        "cost-key": "x",
+        keyVault: "x",
+        monkey: "x",
+      }),
+    ).toEqual([])
   })
 })
