@@ -343,7 +343,14 @@ export const materialOf = (
         const parsed = yield* parsePem(file.bytes).pipe(Effect.result)
         if (parsed._tag === "Failure") {
           for (const p of parsed.failure.problems)
-            problems.push(`${file.role} ${shownPath(file.path)}: ${p.message}`)
+            problems.push(
+              `${file.role} ${shownPath(file.path)}: ${
+                // The agent takes no passphrase for a PEM key: say what it can read instead.
+                /encrypted and no passphrase was given/.test(p.message)
+                  ? "the private key is encrypted, and the agent reads PEM keys without a passphrase: decrypt it to a file only the agent can read (openssl pkey -in key.pem -out key-plain.pem), or give the certificate as a PFX with pfx_password_env"
+                  : p.message
+              }`,
+            )
           continue
         }
         if (

@@ -4,6 +4,7 @@
  * leaf itself (`leafForKey`): same leaf, chain, facts, or the same problems.
  * A codec whose inspection crashes leaves the agent's own search in charge.
  */
+import { createPrivateKey } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -57,6 +58,29 @@ const answer = async (source: Source, deployWith?: PfxCodec["Service"]) => {
 }
 
 describe("materialOf", () => {
+  it("an encrypted PEM key: says the agent takes no passphrase and what it reads instead, never the key", async () => {
+    const encrypted = createPrivateKey(leaf.keyPem).export({
+      format: "pem",
+      type: "pkcs8",
+      cipher: "aes-256-cbc",
+      passphrase: "pass phrase",
+    })
+    const got = await answer({
+      _tag: "Pem",
+      cert: file("enc.crt", leaf.certPem),
+      chain: undefined,
+      key: file("enc.key", String(encrypted)),
+    })
+    expect(got).toEqual({
+      problems: [
+        expect.stringMatching(
+          /^key \S*enc\.key: the private key is encrypted, and the agent reads PEM keys without a passphrase: .* pfx_password_env$/,
+        ),
+      ],
+    })
+    expect(JSON.stringify(got)).not.toContain(String(encrypted).split("\n")[2])
+  })
+
   it("answers alike with the deploy's codec, without it, and with a codec whose inspection crashes", async () => {
     const sources: Array<[string, Source]> = [
       [

@@ -72,6 +72,8 @@ interface Case {
   readonly exit: number
   /** Text the error must contain (stderr or the JSON record). */
   readonly says: ReadonlyArray<string | RegExp>
+  /** Text the error must contain exactly once (a problem not repeated in other words). */
+  readonly once?: RegExp
 }
 
 /** A line of base64 from the middle of each fixture key: none may appear in any output. */
@@ -185,6 +187,7 @@ const cases: ReadonlyArray<Case> = [
     stdin: () => fx.bundle(rsa1024),
     exit: 2,
     says: ["RSA 1024", "2048"],
+    once: /^ *key: /gm,
   },
   {
     name: "encrypted key without passphrase",
@@ -1038,6 +1041,7 @@ describe("bad inputs: each its own clear error, exit code, and no write", () => 
         if (typeof s === "string") expect(text, c.name).toContain(s)
         else expect(text, c.name).toMatch(s)
       }
+      if (c.once !== undefined) expect(text.match(c.once) ?? [], text).toHaveLength(1)
       for (const body of keyBodies()) expect(text).not.toContain(body)
       expect(text).not.toContain("internal error")
       expect(text).not.toContain("hunter2")

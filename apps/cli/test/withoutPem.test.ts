@@ -49,6 +49,11 @@ describe("pemArgumentProblems", () => {
   it("names the flag a pasted PEM belongs to (separate or inline value), or its position, and never quotes it", () => {
     const problems = pemArgumentProblems(["deploy", "--key", block, `--cert=${block}`, "-n", block, block])
     expect(problems.map((p) => p.field)).toEqual(["--key", "--cert", "-n", "argument 7"])
+    // A file flag's fix is a file; another flag's (a name, an id) is its own value.
+    expect(problems.map((p) => /put it in a file/.test(p.fix))).toEqual([true, true, false, false])
+    expect(pemArgumentProblems(["deploy", "--certificate-id", block])[0]?.fix).toMatch(
+      /^give the flag its own value \(a name, an id, KEY=VALUE\), not certificate or key text/,
+    )
     for (const p of problems) expect(`${p.field} ${p.message} ${p.fix}`).not.toContain("MIGHAgEA")
     expect(pemArgumentProblems(["deploy", "--key", "leaf.key", "--name", "api"])).toEqual([])
     // A key's base64 body without its PEM lines is caught too; a long name of letters alone is not.

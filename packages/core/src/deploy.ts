@@ -173,7 +173,7 @@ const judgeExisting = (
     const problem: DeployProblem = {
       field: "certificate_name",
       message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl; kvdeploy does not overwrite certificates it does not manage`,
-      fix: "deploy with adopt to take it over (recorded in the audit log), or choose another certificate_name",
+      fix: "deploy with adopt (`--adopt`; `adopt: true` in an agent deployment's target) to take it over, which the outcome and the audit record note; or choose another certificate_name",
       reason: "not_managed",
     }
     return { _tag: "Rejected", problems: [problem], reason: problem.message }
@@ -223,7 +223,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     const problem: DeployProblem = {
       field: "certificate_name",
       message: `${name} is soft-deleted and was not written by kvdeploy (no ${MANAGED_BY_TAG}=certctl); it was left deleted`,
-      fix: "deploy with adopt to recover it and take it over (recorded in the audit log), purge it, or choose another certificate_name",
+      fix: "deploy with adopt (`--adopt`; `adopt: true` in an agent deployment's target) to recover it and take it over, which the outcome and the audit record note; purge it; or choose another certificate_name",
       reason: "not_managed",
     }
     return { _tag: "Rejected", problems: [problem], reason: problem.message } satisfies Draft

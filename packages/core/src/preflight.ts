@@ -138,6 +138,10 @@ export const materialProblems = (
     })
   }
   const key = inspected.key
+  // A codec that already refused the key's type (a "key" problem besides the mismatch) said it in
+  // its own words, naming the key: the same refusal again would only repeat it.
+  const codecKeyProblems = inspected.problems.filter((p) => p.field === "key").length
+  if (codecKeyProblems > (inspected.keyMatchesLeaf ? 0 : 1)) return
   if (key.keyType === "RSA" && (key.keySize === undefined || !rsaSizes.has(key.keySize))) {
     problems.push({
       field: "key",
@@ -175,7 +179,7 @@ export const checkBuiltPfx = (
 const tooLarge = (what: string, maxPfxBytes: number): DeployProblem => ({
   field: "material",
   message: `${what}; Key Vault accepts at most ${maxPfxBytes} (its backing secret holds the PFX as base64, at most 25,600 characters)`,
-  fix: "drop unrelated certificates from the chain",
+  fix: "shorten the chain (leave out the root CA, which clients already hold; certificates that do not link to the leaf are dropped already), or issue the certificate with fewer names or an EC key",
   reason: "pfx_too_large",
 })
 

@@ -105,6 +105,9 @@ export const looksLikePastedText = (value: string): boolean =>
   /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
   ((isDerMaterial(value) || looksLikeDerBase64(value)) && !existsSync(value))
 
+/** The flags whose value is a file of certificate or key material (or - for standard input). */
+const fileFlags = new Set(["--cert", "--chain", "--key", "--pfx", "--previous-key", "--config"])
+
 /**
  * Command-line arguments that hold PEM text (a certificate or key pasted where a path or value
  * goes), one problem each, named by the flag they belong to and never quoting them. kvdeploy takes
@@ -125,7 +128,9 @@ export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem>
       field: flag,
       message:
         "holds certificate or key text (PEM or base64) instead of a file path or a value; it is not shown here",
-      fix: "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)",
+      fix: fileFlags.has(flag)
+        ? "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)"
+        : "give the flag its own value (a name, an id, KEY=VALUE), not certificate or key text; certificate material goes in files given to --cert, --chain, --key or --pfx (command-line arguments are visible to every user of the host, so never put a key in one)",
     })
   })
   return problems
