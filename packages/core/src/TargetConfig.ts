@@ -550,6 +550,14 @@ const decodeField = <S extends Schema.Decoder<unknown> & { readonly literals: Re
   return undefined
 }
 
+/** Fields of an agent deployment's target that are the deploy request's (given apart on the command line), with where they go. */
+const requestFields: Readonly<Record<string, string>> = {
+  certificate_id:
+    "remove it from the target file and give it to kvdeploy deploy as --certificate-id ID (an agent deployment takes certificate_id in its target)",
+  adopt:
+    "remove it from the target file and give kvdeploy deploy --adopt (an agent deployment takes adopt: true in its target)",
+}
+
 /** Validate raw (JSON/YAML-decoded) target configuration; every problem is reported. */
 export const validateTargetConfigSync = (input: unknown): Result.Result<TargetConfig, ConfigInvalid> => {
   const problems: Array<ConfigProblem> = []
@@ -576,6 +584,14 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
           key === "client_secret"
             ? "remove it; credential_mode client_secret reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET from the environment"
             : "remove it; use credential_mode (managed identity, workload identity, or client_secret from the environment)",
+        ),
+      )
+    } else if (key in requestFields) {
+      problems.push(
+        problem(
+          keyInField(key),
+          "is not a field of the target: it belongs to the deploy request",
+          requestFields[key] ?? "",
         ),
       )
     } else {

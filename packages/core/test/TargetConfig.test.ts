@@ -265,6 +265,19 @@ describe("other fields", () => {
       assert.notInclude(text, v)
   })
 
+  it("an agent deployment's certificate_id and adopt in a target file: said where they go on the command line", () => {
+    const problems = problemsOf({ ...base, certificate_id: "api-2026", adopt: true })
+    assert.deepStrictEqual(
+      problems.map((p) => [p.field, p.message]),
+      [
+        ["certificate_id", "is not a field of the target: it belongs to the deploy request"],
+        ["adopt", "is not a field of the target: it belongs to the deploy request"],
+      ],
+    )
+    assert.match(problems[0]?.fix ?? "", /--certificate-id ID/)
+    assert.match(problems[1]?.fix ?? "", /kvdeploy deploy --adopt/)
+  })
+
   it("collects every problem at once", () => {
     const problems = problemsOf({
       vault_url: "http://x.vault.azure.net/path",
