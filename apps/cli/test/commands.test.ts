@@ -625,6 +625,8 @@ describe("outcomes and exit codes", () => {
     expect(latest?.tags?.["certctl-rollback-of"]).toBe(imported?.version)
     const history = await runCli(["versions", "--config", world.targetFile(name)], { env: world.env })
     expect(history.stdout).toContain(`rollback of ${(imported?.version ?? "").slice(0, 12)}`)
+    // Creation times say their zone, as show's ISO times do.
+    expect(history.stdout).toMatch(/ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC {2}expires /)
   })
 
   it("--previous-key: without secrets/get, the operator's kept key restores the previous version (exit 3); without it, RollbackFailed (exit 4)", async () => {

@@ -62,7 +62,7 @@ export const versionLines = (records: ReadonlyArray<VersionRecord>, s: Style, no
     if (!r.enabled) marks.push(s.red("disabled"))
     const exp = expiryText(r.expiresAt, now)
     const expiry = r.expiresAt !== undefined && Date.parse(r.expiresAt) < now ? s.red(exp) : exp
-    return `${r.latest ? "*" : " "} ${r.versionId}  ${r.createdAt.replace("T", " ").slice(0, 19)}  ${expiry}  x5t ${r.x5t}  ${marks.join(", ")}`
+    return `${r.latest ? "*" : " "} ${r.versionId}  ${r.createdAt.replace("T", " ").slice(0, 19)} UTC  ${expiry}  x5t ${r.x5t}  ${marks.join(", ")}`
   })
 
 /** The detailed block for one version (`show`). */
