@@ -12,7 +12,7 @@
 // expression literals) makes V8 hold the whole text as a two-byte string.
 // Together that is about 3.5 MB of heap instead of 10. The worker's bundle is
 // treated alike (a worker holds its own copy while it runs).
-import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { build } from "esbuild"
@@ -22,6 +22,7 @@ const sea = process.argv.includes("--sea")
 if (!sea) {
   rmSync(join(root, "dist", "bin.js"), { force: true })
   rmSync(join(root, "dist", "materialWorker.js"), { force: true })
+  rmSync(join(root, "dist", "kvdeploy-agent"), { force: true })
 }
 const started = Date.now()
 // The ESM bundle's require (a bundled CommonJS dependency may require a Node built-in).
@@ -79,6 +80,11 @@ const outputs = await Promise.all([
     banner: esmRequire,
   }),
 ])
+// dist/bin.js is the executable (shebang); dist/kvdeploy-agent lets `PATH=apps/agent/dist:$PATH` find it by name.
+if (!sea) {
+  chmodSync(join(root, "dist", "bin.js"), 0o755)
+  symlinkSync("bin.js", join(root, "dist", "kvdeploy-agent"))
+}
 console.log(
   `kvdeploy-agent bundled: ${outputs.map((out) => `${out?.[0]} ${Math.round((out?.[1].bytes ?? 0) / 1024)} KiB`).join(", ")} in ${Date.now() - started} ms`,
 )

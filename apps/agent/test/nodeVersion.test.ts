@@ -1,4 +1,6 @@
 /** A Node.js older than the engines range is refused at start, with the fix, before anything is loaded. */
+import { spawnSync } from "node:child_process"
+import { dirname } from "node:path"
 import { spawnAsNodeVersion } from "@kvdeploy/core/test"
 import { describe, expect, it } from "vitest"
 import { bin } from "./harness.js"
@@ -26,5 +28,17 @@ describe("the Node.js version", () => {
     const current = spawnAsNodeVersion("22.10.0", bin, ["--config", "/nonexistent/agent.yaml", "--check"])
     expect(current.stderr).not.toContain("needs Node.js")
     expect(current.stderr).toMatch(/nonexistent\/agent\.yaml/)
+  })
+})
+
+describe("the built agent by name", () => {
+  it("dist/kvdeploy-agent runs as dist/bin.js from PATH, with the node first on PATH (docs/agent.md)", () => {
+    const dist = dirname(bin)
+    const r = spawnSync("kvdeploy-agent", ["--version"], {
+      env: { ...process.env, PATH: `${dist}:${dirname(process.execPath)}:/usr/bin:/bin` },
+      encoding: "utf8",
+    })
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^\d+\.\d+\.\d+\n$/)
   })
 })
