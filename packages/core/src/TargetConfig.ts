@@ -145,11 +145,12 @@ const secretPairs = new Set([
 
 /**
  * Whether a tag key's last word (or last two) names a secret: its words split at `-`, `_`, `.`,
- * `:`, spaces and camelCase humps (`dbPassword` is "db password").
+ * `:`, spaces and camelCase humps (`dbPassword` is "db password", `APIToken` "api token").
  */
 const namesASecret = (key: string): boolean => {
   const words = key
     .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1 $2")
     .toLowerCase()
     .split(/[-_.:\s]+/)
     .filter((w) => w !== "")

@@ -179,7 +179,7 @@ export const checkBuiltPfx = (
 const tooLarge = (what: string, maxPfxBytes: number): DeployProblem => ({
   field: "material",
   message: `${what}; Key Vault accepts at most ${maxPfxBytes} (its backing secret holds the PFX as base64, at most 25,600 characters)`,
-  fix: "shorten the chain (leave out the root CA, which clients already hold; certificates that do not link to the leaf are dropped already), or issue the certificate with fewer names or an EC key",
+  fix: "shorten the chain (leave out the root CA, which clients already hold), or issue the certificate with fewer names or an EC key",
   reason: "pfx_too_large",
 })
 

@@ -117,6 +117,14 @@ const shortfallOf = (e: { readonly _tag: string; readonly refusal?: string | und
       ? "not-exportable"
       : "unreadable"
 
+/** The backing secret's shortfall in the rollback's details, where the error's own message says less. */
+const secretWhy: Partial<Record<SecretShortfall, string>> = {
+  permission: "forbidden (the identity lacks secrets/get)",
+  disabled:
+    "the previous version is disabled, and Key Vault reads no disabled secret (enable it to allow a rollback from it)",
+  "not-exportable": "the previous key is not exportable",
+}
+
 /** What a failed rollback advises, by why the backing secret could not give the previous material. */
 const adviceFor: Readonly<Record<SecretShortfall, string>> = {
   permission: "grant secrets/get or keep key history",
@@ -125,7 +133,7 @@ const adviceFor: Readonly<Record<SecretShortfall, string>> = {
   access:
     "fix the vault access the backing secret's read was refused for (the token, the vault's firewall, or no token: `kvdeploy doctor` shows which) or keep key history",
   unreadable:
-    "the previous version's backing secret gave no usable answer (why, in brackets; no permission is missing): restore the previous certificate by hand, or keep key history",
+    "the previous version's backing secret could not be read, and not for a refused permission (why, in brackets): restore the previous certificate by hand, or keep key history",
   unusable: "the backing secret held no usable previous material; keep key history",
 }
 
@@ -163,16 +171,7 @@ const findPreviousMaterial = (
           Effect.succeed({
             ok: false as const,
             shortfall: shortfallOf(e),
-            why:
-              e._tag === "VaultForbidden"
-                ? e.refusal === undefined || e.refusal === "permission"
-                  ? "backing-secret: forbidden (the identity lacks secrets/get)"
-                  : e.refusal === "disabled"
-                    ? "backing-secret: the previous version is disabled, and Key Vault reads no disabled secret (enable it to allow a rollback from it)"
-                    : `backing-secret: ${e.message}`
-                : e._tag === "VaultNoPrivateKey"
-                  ? "backing-secret: the previous key is not exportable"
-                  : `backing-secret: ${e.message}`,
+            why: `backing-secret: ${secretWhy[shortfallOf(e)] ?? e.message}`,
           }),
         ),
       )

@@ -1113,7 +1113,7 @@ describe("RollbackFailed (needs a person)", () => {
           const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
           assert.match(
             o.reason,
-            /previous key unavailable: the previous version's backing secret gave no usable answer \(why, in brackets; no permission is missing\)/,
+            /previous key unavailable: the previous version's backing secret could not be read, and not for a refused permission \(why, in brackets\)/,
           )
           assert.notMatch(o.reason, /grant secrets\/get/)
           assert.strictEqual(vault.versions(NAME).length, 2)

@@ -92,6 +92,9 @@ describe("tags that would show a secret", () => {
       "apiKey",
       "storage.AccountKey",
       "PRIVATE_KEY",
+      "DBPassword",
+      "APIToken",
+      "AWSSecretKey",
     ]
     expect(tagProblems(Object.fromEntries(named.map((k) => [k, "x"]))).map((p) => p.field)).toEqual(
       named.map((k) => `tags.${k}`),
