@@ -121,6 +121,20 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "the key of a CA whose certificate is in --cert with the leaf (a full chain beside the issuer's key)",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-ca-key"),
+      "--cert",
+      pemFile("fullchain.pem", good.certPem + fx.chainPem),
+      "--key",
+      pemFile("intermediate2.key", fx.pki.intermediate.keyPem),
+    ],
+    exit: 2,
+    says: [/holds the private key of "[^"]*", which issued "[^"]*api\.example\.test[^"]*" in the same files/],
+  },
+  {
     name: "two different keys: one in the --cert bundle, another with --key",
     args: () => [
       "deploy",

@@ -5,7 +5,7 @@
 import { createHash, X509Certificate } from "node:crypto"
 import * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
-import { leafForKey, withSource } from "./material.js"
+import { issuedBy, leafForKey, withSource } from "./material.js"
 import { type CliProblem, usage, usageOne } from "./problems.js"
 import { readSource, sourceName } from "./sources.js"
 
@@ -35,13 +35,7 @@ interface Candidate {
 }
 
 /** Whether `parent` is named as `child`'s issuer and its key verifies `child`'s signature (as the chain order of a deploy asks). */
-const issued = (parent: Candidate, child: Candidate): boolean => {
-  try {
-    return child.node.checkIssued(parent.node) && child.node.verify(parent.node.publicKey)
-  } catch {
-    return false
-  }
-}
+const issued = (parent: Candidate, child: Candidate): boolean => issuedBy(parent.node, child.node)
 
 const described = (c: Candidate): string =>
   `${JSON.stringify(c.node.subject.replace(/\n/g, ", "))} (x5t ${createHash("sha1").update(c.der).digest("base64url")})`

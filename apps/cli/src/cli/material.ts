@@ -48,6 +48,32 @@ export const leafForKey = (
   }
 }
 
+/** Whether `parent` is named as `child`'s issuer and its key verifies `child`'s signature (the link a chain's order checks). */
+export const issuedBy = (parent: X509Certificate, child: X509Certificate): boolean => {
+  try {
+    return child.checkIssued(parent) && child.verify(parent.publicKey)
+  } catch {
+    return false
+  }
+}
+
+/** A certificate of `certificates` (other than `parent` itself) that `parent` issued, if any. */
+const issuedOneOf = (parent: Uint8Array, certificates: ReadonlyArray<Uint8Array>): Uint8Array | undefined => {
+  try {
+    const issuer = new X509Certificate(parent)
+    return certificates.find((c) => {
+      if (c === parent || Buffer.compare(c, parent) === 0) return false
+      try {
+        return issuedBy(issuer, new X509Certificate(c))
+      } catch {
+        return false
+      }
+    })
+  } catch {
+    return undefined
+  }
+}
+
 /** A certificate's subject as a message names it (a certificate is no secret). */
 const subjectOf = (der: Uint8Array): string => JSON.stringify(leafSummary(der)?.subject ?? "(unreadable)")
 
@@ -227,6 +253,16 @@ const fromPem = (flags: MaterialFlags) =>
           "give the --cert leaf's own private key (--chain holds its issuers; check that the files are not swapped)",
         )
     }
+    // The key of a certificate that issued another of the files (a CA's key beside a full chain in
+    // --cert) is not the leaf's key: deploying the CA as the leaf would be refused as a broken chain,
+    // telling the operator to remove the real leaf.
+    const issued = matching === undefined ? undefined : issuedOneOf(matching, all)
+    if (matching !== undefined && issued !== undefined)
+      return yield* usageOne(
+        keyField,
+        `holds the private key of ${subjectOf(matching)}, which issued ${subjectOf(issued)} in the same files: an issuer's key, not the leaf's`,
+        "give the leaf's own private key (the key its certificate was issued for)",
+      )
     const chosen = matching ?? leaf
     return { leaf: chosen, chain: all.filter((c) => c !== chosen), key } satisfies CertificateMaterial
   })
