@@ -5,7 +5,7 @@
  */
 import { ROLLBACK_OF_TAG, Vault } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
-import { progress } from "./terminal.js"
+import { step } from "./terminal.js"
 
 /** The step each vault call stands for, once the deploy has (or has not yet) sent its import. */
 const stepOf = {
@@ -26,8 +26,8 @@ const stepOf = {
 export const withStepProgress = (vault: Vault["Service"], name: string): Vault["Service"] => {
   let imported = false
   let restoring = false
-  const say = <A, E>(step: keyof typeof stepOf, call: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-    Effect.andThen(progress(`${name}: ${stepOf[step]}…`), call)
+  const say = <A, E>(which: keyof typeof stepOf, call: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    step(`${name}: ${stepOf[which]}`, call)
   return Vault.of({
     ...vault,
     getLatest: (n) =>
@@ -36,10 +36,21 @@ export const withStepProgress = (vault: Vault["Service"], name: string): Vault["
     listVersions: (n) => say("versions", vault.listVersions(n)),
     importVersion: (request) =>
       Effect.suspend(() => {
-        // What follows an import (its verify, or the search for a lost answer) is about it.
-        imported = true
         restoring = request.tags[ROLLBACK_OF_TAG] !== undefined
-        return say(restoring ? "rollbackImport" : "import", vault.importVersion(request))
+        // What follows an import that may have written (its verify) is about it; a refused one (a
+        // soft-deleted name's 409) wrote nothing, and the reads after it are not verifies.
+        return say(restoring ? "rollbackImport" : "import", vault.importVersion(request)).pipe(
+          Effect.tap(() =>
+            Effect.sync(() => {
+              imported = true
+            }),
+          ),
+          Effect.tapError((e) =>
+            Effect.sync(() => {
+              if (e._tag === "VaultAmbiguous") imported = true
+            }),
+          ),
+        )
       }),
     getVersionSecret: (n, v) => say("secret", vault.getVersionSecret(n, v)),
     getDeleted: (n) => say("deleted", vault.getDeleted(n)),
