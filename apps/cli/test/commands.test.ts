@@ -506,7 +506,10 @@ describe("outcomes and exit codes", () => {
       deployArgs(name).filter((a) => a !== "--json"),
       { stdin: fx.bundle(await fx.leaf()), env: world.env },
     )
-    expect(text.stdout).toMatch(/next {8}a key or secret of this name already exists in the vault/)
+    expect(text.stdout).toMatch(
+      /next {8}Key Vault refused the import as a conflict \(the reason says why\): when a key or secret of this name exists/,
+    )
+    expect(text.stdout).toContain("There is already a secret with the name")
     expect(text.stdout).not.toContain("kvdeploy versions")
     expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
   })
@@ -639,6 +642,19 @@ describe("outcomes and exit codes", () => {
     const v1 = await fx.leaf()
     for (const name of ["previous-key-none", "previous-key"])
       expect((await runCli(deployArgs(name), { stdin: fx.bundle(v1), env: world.env })).code).toBe(0)
+    // plan says whether the key is the served certificate's, before any rollback needs it.
+    const planned = async (key: string) =>
+      json<{ previousKey: string }>(
+        await runCli(
+          ["plan", ...deployArgs("previous-key").slice(1), "--previous-key", world.file("k.key", key)],
+          {
+            stdin: fx.bundle(await fx.leaf()),
+            env: world.env,
+          },
+        ),
+      ).previousKey
+    expect(await planned(v1.keyPem)).toBe("matches")
+    expect(await planned((await fx.leaf()).keyPem)).toBe("does-not-match")
     world.emulator.rbac.deny(client, ["secrets/get"])
     try {
       const none = await deployWrong("previous-key-none")

@@ -102,9 +102,10 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
       return "grant what the reason names (`kvdeploy doctor` shows which data actions work and what to grant), then deploy again; retrying as is fails the same way"
     case "VaultRequestRejected":
       // Key Vault keeps one name for a certificate, its key and its secret: a plain key or secret of
-      // the name refuses the import (409), and no certificate of it exists to show.
+      // the name refuses the import (409), and no certificate of it exists to show. A 409 also comes
+      // while another operation on the certificate is pending: the reason tells which.
       return o.code === "Conflict" && o.step === "import"
-        ? "a key or secret of this name already exists in the vault, and a certificate cannot share its name: choose another certificate name, or remove that key or secret (`az keyvault secret show` and `az keyvault key show` with the name show it); retrying as is gets the same answer"
+        ? "Key Vault refused the import as a conflict (the reason says why): when a key or secret of this name exists, a certificate cannot share its name, so choose another certificate name or remove that key or secret (`az keyvault secret show` and `az keyvault key show` with the name show it); when an operation on the certificate is pending, let it finish (`az keyvault certificate pending show`) and deploy again"
         : "Key Vault refused the request itself (the reason says why): fix what it names, then deploy again; retrying as is gets the same answer"
     case "VaultNotFound":
       return "check the vault URL and certificate name (`kvdeploy list`), then deploy again"

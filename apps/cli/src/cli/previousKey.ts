@@ -1,10 +1,11 @@
 /**
  * `deploy --previous-key FILE`: the private key of the version the vault serves now, kept by the
- * operator (key history). A rollback restores the previous certificate from the vault's backing
- * secret when it can read it; when it cannot (no `secrets/get`, a key that was not exportable),
- * core tries this key, and uses it only when it provably matches the previous certificate. The
- * certificates in the same file are the previous chain; without any, the new material's chain
- * (a renewal by the same CA): core keeps only those that issue the previous certificate.
+ * operator (key history). A rollback tries it first (core's order: the caller's key, then the
+ * vault's backing secret, then a reused key), and uses it only when it provably matches the
+ * previous certificate; it restores that certificate with the chain that issues it, from the
+ * certificates in the same file, or without any there, from the new material's chain (a renewal by
+ * the same CA). When it does not match, or no chain issues the certificate, the rollback goes on
+ * to the backing secret, which needs `secrets/get`.
  */
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -19,7 +20,7 @@ const FLAG = "--previous-key"
 export const previousKeyFlag = Flag.String("previous-key").pipe(
   Flag.withMetavar("FILE"),
   Flag.withDescription(
-    "The private key (PEM) of the version the vault serves now, with its chain if the file holds it. Used only by a rollback that cannot read the previous PFX from the vault (no secrets/get, a key that was not exportable), and only when it matches the previous certificate.",
+    "The private key (PEM) of the version the vault serves now, with its chain if the file holds it: lets a rollback restore that version without secrets/get. A rollback tries it first and uses it only when it matches the previous certificate; otherwise it reads the vault's backing secret.",
   ),
   Flag.optional,
 )

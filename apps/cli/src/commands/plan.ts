@@ -16,6 +16,7 @@ import {
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { leafForKey } from "../cli/material.js"
 import { leafSummary } from "../cli/outcome.js"
 import { previousKeyProblems, readPreviousKey } from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
@@ -39,6 +40,12 @@ export interface PlanRecord {
   readonly tags: Readonly<Record<string, string>> | undefined
   /** Requests the deploy would send: reads and writes. */
   readonly writes: number
+  /**
+   * With `--previous-key`: whether it is the key of the certificate the vault serves now, the one a
+   * rollback would restore (`none-served` when nothing is served, `unknown` when the vault did not
+   * return the certificate).
+   */
+  readonly previousKey?: "matches" | "does-not-match" | "none-served" | "unknown"
 }
 
 const decide = (
@@ -74,12 +81,22 @@ const decide = (
   }
 }
 
+/** What `--previous-key` is worth to a rollback, in the plan's words. */
+const previousKeyText: Readonly<Record<NonNullable<PlanRecord["previousKey"]>, string>> = {
+  matches: "matches the served certificate: a rollback can restore it without secrets/get",
+  "does-not-match":
+    "does NOT match the served certificate: a rollback cannot use it (give the key of the version the vault serves now)",
+  "none-served": "not needed: the vault serves no version of this certificate",
+  unknown: "not checked: the vault did not return the served certificate",
+}
+
 export const plan = Command.make("plan", deployFlags, (input) =>
   Effect.gen(function* () {
     const { config, material } = yield* targetAndMaterial(input, previousKeyProblems(input.previousKey))
     // Read as deploy reads it, so that a plan accepts exactly the inputs its deploy would.
-    if (Option.isSome(input.previousKey))
-      yield* readPreviousKey(input.previousKey.value, input.keyPassphraseEnv)
+    const previous = Option.isSome(input.previousKey)
+      ? yield* readPreviousKey(input.previousKey.value, input.keyPassphraseEnv)
+      : undefined
     const certificateId = Option.getOrElse(input.certificateId, () => config.certificateName)
     yield* progress("preflight…")
     const record: PlanRecord = yield* withDeployServices(
@@ -165,6 +182,18 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           reason: decision.reason,
           tags: decision.writes > 0 ? tags : undefined,
           writes: decision.writes,
+          ...(previous === undefined
+            ? {}
+            : {
+                previousKey:
+                  latest === undefined
+                    ? "none-served"
+                    : latest.cer === undefined
+                      ? "unknown"
+                      : leafForKey([latest.cer], previous.previousKey) === undefined
+                        ? "does-not-match"
+                        : "matches",
+              }),
         } satisfies PlanRecord
       }),
     )
@@ -192,6 +221,9 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted === undefined ? "(none)" : `(soft-deleted ${record.softDeleted.deletedAt})`) : `${record.current.versionId}  x5t ${record.current.x5t}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
         `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${expiryText(leaf.notAfter, now)}`}`,
         `  action      ${actionText}: ${record.reason}`,
+        ...(record.previousKey === undefined
+          ? []
+          : [`  previous key ${previousKeyText[record.previousKey]}`]),
         ...(record.tags === undefined
           ? []
           : [
