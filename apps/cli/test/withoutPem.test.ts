@@ -50,7 +50,7 @@ describe("pemArgumentProblems", () => {
     const problems = pemArgumentProblems(["deploy", "--key", block, `--cert=${block}`, "-n", block, block])
     expect(problems.map((p) => p.field)).toEqual(["--key", "--cert", "-n", "argument 7"])
     // A file flag's fix is a file; another flag's (a name, an id) is its own value.
-    expect(problems.map((p) => /put it in a file/.test(p.fix))).toEqual([true, true, false, false])
+    expect(problems.map((p) => /put it in a file/.test(p.fix))).toEqual([true, true, false, true])
     expect(pemArgumentProblems(["deploy", "--certificate-id", block])[0]?.fix).toMatch(
       /^give the flag its own value \(a name, an id, KEY=VALUE\), not certificate or key text/,
     )
