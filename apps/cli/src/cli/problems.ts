@@ -128,9 +128,10 @@ export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem>
       field: flag,
       message:
         "holds certificate or key text (PEM or base64) instead of a file path or a value; it is not shown here",
-      fix: fileFlags.has(flag) || flag.startsWith("argument ")
-        ? "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)"
-        : "give the flag its own value (a name, an id, KEY=VALUE), not certificate or key text; certificate material goes in files given to --cert, --chain, --key or --pfx (command-line arguments are visible to every user of the host, so never put a key in one)",
+      fix:
+        fileFlags.has(flag) || flag.startsWith("argument ")
+          ? "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)"
+          : "give the flag its own value (a name, an id, KEY=VALUE), not certificate or key text; certificate material goes in files given to --cert, --chain, --key or --pfx (command-line arguments are visible to every user of the host, so never put a key in one)",
     })
   })
   return problems
