@@ -482,12 +482,12 @@ const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Clou
       problems.push(
         secretLookingField.test(key)
           ? problem(
-              `cloud.${key}`,
+              `cloud.${keyInField(key)}`,
               "looks like a secret; secrets are never read from configuration",
               "remove it",
             )
           : problem(
-              `cloud.${key}`,
+              `cloud.${keyInField(key)}`,
               "is not a known field",
               `${didYouMean(key, ["vault_dns_suffix", "authority_host", "keyvault_resource"])}use vault_dns_suffix, authority_host, keyvault_resource`,
             ),
@@ -580,7 +580,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
     if (secretLookingField.test(key)) {
       problems.push(
         problem(
-          key,
+          keyInField(key),
           "looks like a secret; kvdeploy never reads secrets from configuration",
           key === "client_secret"
             ? "remove it; credential_mode client_secret reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET from the environment"

@@ -265,6 +265,24 @@ describe("other fields", () => {
       assert.notInclude(text, v)
   })
 
+  it("a pasted key as a field name that happens to hold a secret's word is refused by its length, never shown", () => {
+    // A key's base64 holds "pwd" or "token" by chance about once in a hundred keys: its field name
+    // must be withheld on the secret path as on the unknown-field path.
+    const body = `MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgtoken${"A".repeat(40)}`
+    const pem = `-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----\n`
+    for (const key of [pem, body]) {
+      const problems = problemsOf({ ...base, [key]: 1, cloud: { [key]: 1 } })
+      assert.deepStrictEqual(
+        problems.map((p) => p.field).filter((f) => f.includes("a key of")),
+        [
+          `(a key of ${key.length} characters, not shown)`,
+          `cloud.(a key of ${key.length} characters, not shown)`,
+        ],
+      )
+      assert.notInclude(JSON.stringify(problems), body)
+    }
+  })
+
   it("an agent deployment's certificate_id and adopt in a target file: said where they go on the command line", () => {
     const problems = problemsOf({ ...base, certificate_id: "api-2026", adopt: true })
     assert.deepStrictEqual(
