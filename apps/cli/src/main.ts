@@ -21,6 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
+import { refineParseErrors } from "./cli/parseErrors.js"
 import {
   CliProblem,
   ExitCode,
@@ -122,6 +123,9 @@ const helpPage = (doc: HelpDoc, coloured: boolean): string =>
       : { ...doc, description: doc.description.replace(/\n(?=.)/g, "\n  ") },
   )}\n`
 
+/** The parse errors as the presenter showed them (refined), for `--json` to give the same. */
+let shownParseErrors: ReadonlyArray<CliError.NonShowHelpErrors> | undefined
+
 const presenter = CliOutput.layerPresenter({
   present: (event) =>
     Effect.sync(() => {
@@ -134,7 +138,8 @@ const presenter = CliOutput.layerPresenter({
           return
         case "InvalidInvocation": {
           const formatter = CliOutput.defaultFormatter({ colors: colours(process.stderr) })
-          process.stderr.write(`${withoutPem(formatter.formatErrors(event.errors))}\n`)
+          shownParseErrors = refineParseErrors(event.errors, event.helpDoc)
+          process.stderr.write(`${withoutPem(formatter.formatErrors(shownParseErrors))}\n`)
           process.stderr.write(
             `  fix: see \`${event.commandPath.join(" ")} --help\` for the flags and examples\n`,
           )
@@ -185,10 +190,10 @@ export const main = (argv: ReadonlyArray<string>): void => {
         if (CliError.isCliError(error)) {
           // The presenter already printed the parse error (stderr) and pointed at --help.
           if (json) {
-            const errors =
-              "errors" in error && Array.isArray(error.errors)
-                ? (error.errors as ReadonlyArray<{ message: string } & Record<string, unknown>>)
-                : []
+            const errors = (shownParseErrors ??
+              ("errors" in error && Array.isArray(error.errors) ? error.errors : [])) as ReadonlyArray<
+              { message: string } & Record<string, unknown>
+            >
             const command = argv[0] !== undefined && subcommandNames.has(argv[0]) ? ` ${argv[0]}` : ""
             const problems = errors.map((e) => ({
               field: withoutPem(fieldOfParseError(e)),

@@ -74,6 +74,8 @@ interface Case {
   readonly says: ReadonlyArray<string | RegExp>
   /** Text the error must contain exactly once (a problem not repeated in other words). */
   readonly once?: RegExp
+  /** Text the error must not contain (noise the parser would add). */
+  readonly never?: ReadonlyArray<string>
 }
 
 /** A line of base64 from the middle of each fixture key: none may appear in any output. */
@@ -133,6 +135,28 @@ const cases: ReadonlyArray<Case> = [
     ],
     exit: 2,
     says: [/holds the private key of "[^"]*", which issued "[^"]*api\.example\.test[^"]*" in the same files/],
+  },
+  {
+    name: "an unknown flag: the command's flags it may stand for",
+    args: () => ["deploy", "--vault", "https://kv.vault.azure.net", "--cert", "-"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["Unrecognized flag: --vault in command kvdeploy deploy", "Did you mean this?", "--vault-url"],
+  },
+  {
+    name: "a mistyped command: the command suggested, its flags not each called unrecognized",
+    args: () => ["deplyo", "--config", target("c-mistyped"), "--cert", "-"],
+    exit: 2,
+    says: ['Unknown subcommand "deplyo"', "deploy"],
+    never: ["Unrecognized flag"],
+  },
+  {
+    name: "--chain given twice: said so, with how to give one file",
+    args: () => [...deploy("c-chain-twice"), "--chain", "a.pem", "--chain", "b.pem"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ['--chain: "given 2 times"', "cat intermediate.pem root.pem > chain.pem"],
+    never: ["occurrences"],
   },
   {
     name: "two different keys: one in the --cert bundle, another with --key",
@@ -1056,6 +1080,7 @@ describe("bad inputs: each its own clear error, exit code, and no write", () => 
         else expect(text, c.name).toMatch(s)
       }
       if (c.once !== undefined) expect(text.match(c.once) ?? [], text).toHaveLength(1)
+      for (const n of c.never ?? []) expect(text, c.name).not.toContain(n)
       for (const body of keyBodies()) expect(text).not.toContain(body)
       expect(text).not.toContain("internal error")
       expect(text).not.toContain("hunter2")
