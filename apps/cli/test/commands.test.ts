@@ -294,6 +294,28 @@ describe("a certificate that does not exist", () => {
 })
 
 describe("plan", () => {
+  it("the same certificate with another tag value: plan says why a version would be written, and skip once it is", async () => {
+    const name = "plan-tag-only"
+    const leaf = await fx.leaf()
+    const plan = async (tag: string) =>
+      json<{ action: string; reason: string }>(
+        await runCli(["plan", "--config", world.targetFile(name), "--cert", "-", "--tag", tag, "--json"], {
+          stdin: fx.bundle(leaf),
+          env: world.env,
+        }),
+      )
+    expect(
+      (await runCli([...deployArgs(name), "--tag", "env=a"], { stdin: fx.bundle(leaf), env: world.env }))
+        .code,
+    ).toBe(0)
+    expect((await plan("env=a")).action).toBe("skip")
+    const retag = await plan("env=b")
+    expect(retag.action).toBe("import")
+    expect(retag.reason).toMatch(
+      /^the vault serves this certificate \(\S+\), but without the requested value of tag env: deploy would import the same certificate again as a new version that carries them/,
+    )
+  })
+
   it("a soft-deleted certificate kvdeploy did not write: plan says deploy would leave it deleted (unless --adopt)", async () => {
     const name = "plan-foreign-deleted"
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(

@@ -74,6 +74,21 @@ const decide = (
       writes: 0,
     }
   }
+  if (current.x5t === newX5t) {
+    // The same certificate, not served as the request wants it: say why a version is written at all.
+    const tagKeys = Object.keys(tags).filter((k) => current.tags[k] !== tags[k])
+    const why = [
+      ...(current.enabled ? [] : ["disabled"]),
+      ...(tagKeys.length > 0
+        ? [`without the requested value of tag${tagKeys.length === 1 ? "" : "s"} ${tagKeys.join(", ")}`]
+        : []),
+    ].join(", and ")
+    return {
+      action: "import",
+      reason: `the vault serves this certificate (${current.versionId}), but ${why}: deploy would ${judgement.adopting ? "adopt it and " : ""}import the same certificate again as a new version that carries them, then verify`,
+      writes: 1,
+    }
+  }
   return {
     action: "import",
     reason: `${judgement.adopting ? "adopt and " : ""}import a new version over ${current.versionId}, then verify (rollback only if verify fails)`,
