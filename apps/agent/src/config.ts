@@ -310,10 +310,22 @@ export interface AgentConfig {
   readonly environmentProblems?: ReadonlyArray<ConfigProblem>
 }
 
+/** A deployment's source with its place in the configuration's `deployments`. */
+export interface SourceAt {
+  readonly index: number
+  readonly source: Source
+}
+
 /** The configuration file cannot be used; `problems` lists every issue. */
 export class AgentConfigInvalid extends Data.TaggedError("AgentConfigInvalid")<{
   readonly path: string
   readonly problems: ReadonlyArray<ConfigProblem>
+  /**
+   * What can still be checked on disk in an invalid file (`--check`): the sources that were valid
+   * (at their place in the file) and the state directory, so that their problems are listed in the
+   * same run as the file's.
+   */
+  readonly checkable?: { readonly sources: ReadonlyArray<SourceAt>; readonly stateDir: string }
 }> {
   override get message(): string {
     return `${this.path}: ${this.problems.length} problem(s): ${this.problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`
@@ -747,6 +759,7 @@ export const validateAgentConfig = (
   /** Each credential mode in use: the first deployment (its place in the file) and how many use it. */
   const modes = new Map<string, { readonly at: string; count: number }>()
   const resolve = (p: string) => (p.startsWith("/") ? p : `${baseDir}/${p}`)
+  const sources: Array<SourceAt> = []
   rawDeployments.forEach((raw, i) => {
     if (typeof raw !== "object" || raw === null) return
     const d = raw as Record<string, unknown>
@@ -896,6 +909,7 @@ export const validateAgentConfig = (
             servername: typeof rawPickup.servername === "string" ? rawPickup.servername : rawPickup.host,
           }
         : undefined
+    if (source !== undefined) sources.push({ index: i, source })
     if (target !== undefined && source !== undefined) {
       const fingerprint = configFingerprintOf(
         JSON.stringify(canonical({ source, target, certificateId, adopt, pickup })),
@@ -999,13 +1013,19 @@ export const validateAgentConfig = (
         `give a whole number from 0 to ${maxMaterialWorkers} (0: every source is parsed on the main thread), or leave it out for the default (${defaultMaterialWorkers}: none)`,
       ),
     )
-  if (problems.length > 0)
-    return Result.fail(new AgentConfigInvalid({ path, problems: [...problems, ...environmentProblems] }))
   // Without state_dir: the directory systemd made for the unit (StateDirectory= sets STATE_DIRECTORY,
   // the first of its paths), else kvdeploy-agent-state next to the configuration file.
   const systemdState = env.STATE_DIRECTORY?.split(":")[0]?.trim()
   const stateDir =
     agent.state_dir ?? (systemdState !== undefined && systemdState !== "" ? systemdState : defaults.stateDir)
+  if (problems.length > 0)
+    return Result.fail(
+      new AgentConfigInvalid({
+        path,
+        problems: [...problems, ...environmentProblems],
+        checkable: { sources, stateDir: resolve(stateDir) },
+      }),
+    )
   return Result.succeed({
     path,
     settings: {

@@ -42,7 +42,7 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import lockfile from "proper-lockfile"
-import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig } from "./config.js"
+import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig, type SourceAt } from "./config.js"
 import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
@@ -223,10 +223,10 @@ const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
  * directory (a directory or a device as a source file, a symbolic link loop, a file as state_dir).
  * A missing source is fine: it may be written after the start, and is picked up then.
  */
-const checkedPaths = (config: AgentConfig): Array<ConfigProblem> => {
+const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array<ConfigProblem> => {
   const problems: Array<ConfigProblem> = []
-  config.deployments.forEach((d, i) => {
-    for (const [role, path] of sourceRoles(d.source)) {
+  for (const { index: i, source } of sources) {
+    for (const [role, path] of sourceRoles(source)) {
       let stats: Stats
       try {
         stats = statSync(path)
@@ -247,12 +247,12 @@ const checkedPaths = (config: AgentConfig): Array<ConfigProblem> => {
           fix: "give the path of the certificate or key file itself",
         })
     }
-  })
+  }
   try {
-    if (!statSync(config.settings.stateDir).isDirectory())
+    if (!statSync(stateDir).isDirectory())
       problems.push({
         field: "agent.state_dir",
-        message: `${shownPath(config.settings.stateDir)} is not a directory`,
+        message: `${shownPath(stateDir)} is not a directory`,
         fix: "give a directory this user can write (it is created when it does not exist)",
       })
   } catch {}
@@ -507,11 +507,29 @@ export const main = (argv: ReadonlyArray<string>): void => {
   const listenOf: { listen?: string } = {}
   const program = Effect.scoped(
     Effect.gen(function* () {
-      const config = yield* loadAgentConfig(path)
+      const config = yield* loadAgentConfig(path).pipe(
+        // An invalid file's sources and state directory are looked at too, in the same --check run.
+        Effect.catchTag("AgentConfigInvalid", (e) =>
+          Effect.fail(
+            check && e.checkable !== undefined
+              ? new AgentConfigInvalid({
+                  path: e.path,
+                  problems: [...e.problems, ...checkedPaths(e.checkable.sources, e.checkable.stateDir)],
+                })
+              : e,
+          ),
+        ),
+      )
       // The check is strict about the environment; the agent runs the deployments it can (logged below).
       // Both kinds in one run: an operator fixing the variables should not meet the paths only next time.
       if (check) {
-        const found = [...(config.environmentProblems ?? []), ...checkedPaths(config)]
+        const found = [
+          ...(config.environmentProblems ?? []),
+          ...checkedPaths(
+            config.deployments.map((d, index) => ({ index, source: d.source })),
+            config.settings.stateDir,
+          ),
+        ]
         if (found.length > 0) return yield* new AgentConfigInvalid({ path: config.path, problems: found })
         if (json) yield* printJson({ path: config.path, valid: true, deployments: config.deployments.length })
         else yield* writtenOut(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)

@@ -66,6 +66,46 @@ deployments:
     }
   })
 
+  it("names the paths' problems in the same run as the file's own (an invalid file hid them until it was fixed)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
+    try {
+      const stateFile = join(dir, "state-file")
+      writeFileSync(stateFile, "x")
+      const config = join(dir, "invalid.yaml")
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${stateFile}, concurrency: 0 }
+deployments:
+  - { name: a, source: { cert: ${dir} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+  - { name: "bad name", source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: b } }
+  - { name: c, source: { cert: /dev/zero }, target: { vault_url: "http://not-a-vault", certificate_name: c } }
+`,
+      )
+      const r = agent(["--config", config, "--check", "--json"])
+      expect(r.status).toBe(2)
+      const fields = (JSON.parse(r.stdout) as { problems: Array<{ field: string }> }).problems.map(
+        (p) => p.field,
+      )
+      // The file's own problems, then each path's: a source in a deployment whose target is wrong too.
+      expect(fields).toEqual(
+        expect.arrayContaining([
+          "agent.concurrency",
+          "deployments[1].name",
+          "deployments[2].target.vault_url",
+          "deployments[0].source.cert",
+          "deployments[2].source.cert",
+          "agent.state_dir",
+        ]),
+      )
+      expect(fields.filter((f) => f.endsWith(".source.cert"))).toEqual([
+        "deployments[0].source.cert",
+        "deployments[2].source.cert",
+      ])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it("names the environment's problems and the paths' in one run (the paths were checked only once the variables were set)", () => {
     const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
     try {
