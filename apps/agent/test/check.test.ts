@@ -24,6 +24,16 @@ const agent = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
     env: { PATH: process.env.PATH ?? "", ...env },
   })
 
+/** Run `f` in a scratch directory of its own, removed afterwards. */
+const inScratch = (f: (dir: string) => void): void => {
+  const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
+  try {
+    f(dir)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 describe("kvdeploy-agent --check", () => {
   it("refuses a configuration that never ends (/dev/zero) and an empty --config path, naming the fix", () => {
     const zero = agent(["--config", "/dev/zero", "--check", "--json"])
@@ -37,8 +47,7 @@ describe("kvdeploy-agent --check", () => {
   })
 
   it("refuses source paths that are a directory or a device, and a state_dir that is a file; a missing source is fine", () => {
-    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
-    try {
+    inScratch((dir) => {
       const stateFile = join(dir, "state-file")
       writeFileSync(stateFile, "x")
       const config = join(dir, "paths.yaml")
@@ -61,14 +70,11 @@ deployments:
       ])
       expect(problems[0]?.message).toContain("is a directory")
       expect(problems[1]?.message).toContain("not a regular file")
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   it("names the paths' problems in the same run as the file's own (an invalid file hid them until it was fixed)", () => {
-    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
-    try {
+    inScratch((dir) => {
       const stateFile = join(dir, "state-file")
       writeFileSync(stateFile, "x")
       const config = join(dir, "invalid.yaml")
@@ -101,14 +107,11 @@ deployments:
         "deployments[0].source.cert",
         "deployments[2].source.cert",
       ])
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   it("names the environment's problems and the paths' in one run (the paths were checked only once the variables were set)", () => {
-    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
-    try {
+    inScratch((dir) => {
       const config = join(dir, "both.yaml")
       writeFileSync(
         config,
@@ -122,14 +125,11 @@ deployments:
         (p) => p.field,
       )
       expect(fields).toEqual(["deployments[0].target.credential_mode", "deployments[0].source.cert"])
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   it("prints a long result whole through a pipe (it was cut off at 64 KiB when the process exited)", () => {
-    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-check-"))
-    try {
+    inScratch((dir) => {
       // 3,000 deployments aimed at one certificate: 2,999 problems, far more than 64 KiB of JSON.
       const lines = ["deployments:"]
       for (let i = 0; i < 3000; i++)
@@ -147,9 +147,7 @@ deployments:
       expect(text.status).toBe(2)
       expect(text.stderr.length).toBeGreaterThan(65_536)
       expect(text.stderr.trimEnd().split("\n").at(-1)).toMatch(/^ {4}fix: /)
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   it("says valid (exit 0), as text or as one JSON document", () => {
