@@ -665,8 +665,8 @@ describe("outcomes and exit codes", () => {
     for (const name of ["previous-key-none", "previous-key"])
       expect((await runCli(deployArgs(name), { stdin: fx.bundle(v1), env: world.env })).code).toBe(0)
     // plan says whether the key is the served certificate's, before any rollback needs it.
-    const planned = async (key: string) =>
-      json<{ previousKey: string }>(
+    const planned = async (key: string) => {
+      const p = json<{ previousKey: string; action: string }>(
         await runCli(
           ["plan", ...deployArgs("previous-key").slice(1), "--previous-key", world.file("k.key", key)],
           {
@@ -674,9 +674,27 @@ describe("outcomes and exit codes", () => {
             env: world.env,
           },
         ),
-      ).previousKey
-    expect(await planned(v1.keyPem)).toBe("matches")
-    expect(await planned((await fx.leaf()).keyPem)).toBe("does-not-match")
+      )
+      return [p.previousKey, p.action]
+    }
+    const otherKey = (await fx.leaf()).keyPem
+    expect(await planned(v1.keyPem)).toEqual(["matches", "import"])
+    expect(await planned(otherKey)).toEqual(["does-not-match", "refuse"])
+    // Deploy refuses that key as plan said, before it writes: its rollback could not use it.
+    const before = world.emulator.state.versions(world.vault, "previous-key")?.length
+    const refused = await runCli(
+      deployArgs("previous-key", ["--previous-key", world.file("other.key", otherKey)]),
+      {
+        stdin: fx.bundle(await fx.leaf()),
+        env: world.env,
+      },
+    )
+    expect(refused.code, refused.stdout + refused.stderr).toBe(2)
+    const ro = json<Outcome & { problems: Array<{ field: string; fix: string }> }>(refused)
+    expect(ro._tag).toBe("Rejected")
+    expect(ro.problems.map((p) => p.field)).toEqual(["previousKey"])
+    expect(ro.problems[0]?.fix).toMatch(/--previous-key/)
+    expect(world.emulator.state.versions(world.vault, "previous-key")?.length).toBe(before)
     world.emulator.rbac.deny(client, ["secrets/get"])
     try {
       const none = await deployWrong("previous-key-none")

@@ -49,7 +49,7 @@ import {
 } from "./ports/Vault.js"
 import { checkBuiltPfx, pfxOptionsOf, pfxPassword, preflightInspected } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
-import { rollback } from "./rollback.js"
+import { type PreviousKeyFit, previousKeyFit, rollback } from "./rollback.js"
 import { unfitTagValue, withheldCertificateId } from "./TargetConfig.js"
 import {
   CERTIFICATE_ID_TAG,
@@ -183,6 +183,33 @@ const judgeExisting = (
     trail.note(`ownership: adopting ${previous.versionId}`)
   }
   return undefined
+}
+
+/**
+ * Step 4's check of a caller's previous key (key history): one the rollback could not use is
+ * refused, as the caller gave it to make the rollback safe.
+ */
+const previousKeyRefused = (
+  trail: DeployTrail,
+  served: VaultVersion,
+  judged: PreviousKeyFit,
+): Draft | undefined => {
+  if (judged.fit === "matches" || judged.fit === "unknown") {
+    if (judged.fit === "unknown")
+      trail.note("previous key: not checked (the vault did not return the certificate)")
+    return undefined
+  }
+  trail.note(`previous key: refusing (${judged.fit})`)
+  const problem: DeployProblem = {
+    field: "previousKey",
+    message: `cannot restore the version the vault serves now (${served.versionId}, x5t ${served.x5t}) in a rollback: ${judged.why}`,
+    fix:
+      judged.fit === "chain-missing"
+        ? "give the served certificate's chain with its key (`--previous-key`: the key and the chain in one PEM file), or leave the previous key out: a rollback then reads the previous version's backing secret (secrets/get)"
+        : "give the key of the version the vault serves now (`--previous-key`; `kvdeploy plan --previous-key` checks it without writing), or leave it out: a rollback then reads the previous version's backing secret (secrets/get)",
+    reason: "previous_key",
+  }
+  return { _tag: "Rejected", problems: [problem], reason: `previousKey: ${problem.message}` }
 }
 
 /** Step 5 when the name is held by a soft-deleted certificate: fail with the remedy, or recover and import. */
@@ -429,6 +456,16 @@ function* run(
   if (state.previous !== undefined) {
     const early = judgeExisting(request, trail, state.previous, newFacts.x5t, tags)
     if (early !== undefined) return early
+    // A caller's previous key its rollback could not use: refused before anything is written.
+    const previousKey = request.options?.previousKey
+    if (previousKey !== undefined) {
+      const refused = previousKeyRefused(
+        trail,
+        state.previous,
+        yield* previousKeyFit(previousKey, request.options?.previousChain ?? [], state.previous),
+      )
+      if (refused !== undefined) return refused
+    }
   }
 
   // 5. Import (the PFX is built now if it was not yet: an import follows).

@@ -17,6 +17,7 @@ export {
 } from "./preflight.js"
 export * from "./readAtMost.js"
 export * from "./request.js"
+export { type PreviousKeyFit, previousKeyFit } from "./rollback.js"
 export * from "./shownValues.js"
 export * from "./TargetConfig.js"
 export * from "./tags.js"

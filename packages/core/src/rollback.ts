@@ -48,20 +48,40 @@ interface PreviousMaterial {
  * CA, or a re-keyed one) the candidate is refused: restoring the previous certificate under the
  * new chain would serve a chain that does not issue it.
  */
+/** Why candidate material cannot restore the previous version. */
+interface Unproven {
+  readonly _tag: "Unproven"
+  readonly kind: "other-certificate" | "key-mismatch" | "chain-missing" | "unreadable"
+  /** Prefixed with the candidate's source. */
+  readonly why: string
+}
+
+const unproven = (source: RollbackSource, kind: Unproven["kind"], why: string): Unproven => ({
+  _tag: "Unproven",
+  kind,
+  why: `${source}: ${why}`,
+})
+
 const provablyPrevious = (
   material: CertificateMaterial,
   previous: VersionRef,
   source: RollbackSource,
-): Effect.Effect<PreviousMaterial | string, never, PfxCodec> =>
+): Effect.Effect<PreviousMaterial | Unproven, never, PfxCodec> =>
   Effect.flatMap(Effect.service(PfxCodec), (codec) =>
     codec.inspect(material).pipe(
-      Effect.flatMap((inspected): Effect.Effect<PreviousMaterial | string, MaterialInvalid> => {
+      Effect.flatMap((inspected): Effect.Effect<PreviousMaterial | Unproven, MaterialInvalid> => {
         if (inspected.leaf.x5t !== previous.x5t)
           return Effect.succeed(
-            `${source}: the certificate is not the previous version's (x5t ${inspected.leaf.x5t})`,
+            unproven(
+              source,
+              "other-certificate",
+              `the certificate is not the previous version's (x5t ${inspected.leaf.x5t})`,
+            ),
           )
         if (!inspected.keyMatchesLeaf)
-          return Effect.succeed(`${source}: the key does not match the previous certificate`)
+          return Effect.succeed(
+            unproven(source, "key-mismatch", "the key does not match the previous certificate"),
+          )
         // The backing secret is the previous material itself: restored as read, whatever its chain.
         // A key given with a chain that all links to the previous certificate: restored with it.
         if (
@@ -76,9 +96,13 @@ const provablyPrevious = (
           : { ...material, chain: inspected.chain.map((c) => c.der) }
         if (kept.chain.length === 0 && !inspected.leaf.selfSigned)
           return Effect.succeed(
-            material.chain.length === 0
-              ? `${source}: no chain came with the key, and the previous certificate is issued by "${inspected.leaf.issuer}": its chain cannot be restored${source === "caller-key" ? " (give previousChain with previousKey)" : ""}`
-              : `${source}: the chain given with the key does not issue the previous certificate (its issuer "${inspected.leaf.issuer}" is not in it), so the previous chain cannot be restored`,
+            unproven(
+              source,
+              "chain-missing",
+              material.chain.length === 0
+                ? `no chain came with the key, and the previous certificate is issued by "${inspected.leaf.issuer}": its chain cannot be restored${source === "caller-key" ? " (give previousChain with previousKey)" : ""}`
+                : `the chain given with the key does not issue the previous certificate (its issuer "${inspected.leaf.issuer}" is not in it), so the previous chain cannot be restored`,
+            ),
           )
         // Some certificates link to the previous certificate and others do not: restore it with those that do.
         return Effect.map(
@@ -87,7 +111,7 @@ const provablyPrevious = (
         )
       }),
       Effect.catchTag("MaterialInvalid", (e) =>
-        Effect.succeed(`${source}: unreadable material: ${e.message}`),
+        Effect.succeed(unproven(source, "unreadable", `unreadable material: ${e.message}`)),
       ),
     ),
   )
@@ -137,6 +161,41 @@ const adviceFor: Readonly<Record<SecretShortfall, string>> = {
   unusable: "the backing secret held no usable previous material; keep key history",
 }
 
+/** Whether a caller's previous key (key history) can restore the version served now. */
+export type PreviousKeyFit =
+  | { readonly fit: "matches" }
+  /** The vault did not return the served version's certificate: nothing to judge against. */
+  | { readonly fit: "unknown" }
+  | { readonly fit: "does-not-match" | "chain-missing" | "unreadable"; readonly why: string }
+
+/**
+ * Judge a caller's previous key (and the chain to restore with it) as a rollback judges it first,
+ * against the version the vault serves now: a deploy refuses a key its rollback could not use
+ * before it writes, and `plan` reports the same judgement.
+ */
+export const previousKeyFit = (
+  previousKey: Redacted.Redacted<Uint8Array>,
+  previousChain: ReadonlyArray<Uint8Array>,
+  served: VaultVersion,
+): Effect.Effect<PreviousKeyFit, never, PfxCodec> =>
+  served.cer === undefined
+    ? Effect.succeed({ fit: "unknown" })
+    : Effect.map(
+        provablyPrevious({ leaf: served.cer, chain: previousChain, key: previousKey }, served, "caller-key"),
+        (checked): PreviousKeyFit =>
+          "material" in checked
+            ? { fit: "matches" }
+            : {
+                fit:
+                  checked.kind === "chain-missing"
+                    ? "chain-missing"
+                    : checked.kind === "unreadable"
+                      ? "unreadable"
+                      : "does-not-match",
+                why: checked.why.replace(/^caller-key: /, ""),
+              },
+      )
+
 const findPreviousMaterial = (
   trail: DeployTrail,
   request: DeployRequest,
@@ -157,8 +216,8 @@ const findPreviousMaterial = (
       if (candidate === undefined) why.push("caller-key: the vault did not return the previous certificate")
       else {
         const checked = yield* provablyPrevious(candidate, ref, "caller-key")
-        if (typeof checked !== "string") return checked
-        why.push(checked)
+        if ("material" in checked) return checked
+        why.push(checked.why)
       }
     }
 
@@ -185,8 +244,8 @@ const findPreviousMaterial = (
       )
       if (decoded.ok) {
         const checked = yield* provablyPrevious(decoded.m, ref, "backing-secret")
-        if (typeof checked !== "string") return checked
-        why.push(checked)
+        if ("material" in checked) return checked
+        why.push(checked.why)
       } else why.push(decoded.why)
     } else {
       why.push(secret.why)
@@ -198,8 +257,8 @@ const findPreviousMaterial = (
     if (reused === undefined) why.push("reused-key: the vault did not return the previous certificate")
     else {
       const checked = yield* provablyPrevious(reused, ref, "reused-key")
-      if (typeof checked !== "string") return checked
-      why.push(checked)
+      if ("material" in checked) return checked
+      why.push(checked.why)
     }
     return { why, secret: shortfall } satisfies NoPreviousMaterial
   })

@@ -175,7 +175,7 @@ const runScenario = (s: Scenario) =>
             : fresh.material
     const previousKey =
       s.callerKey === "right" && latestCert !== undefined
-        ? { previousKey: latestCert.material.key }
+        ? { previousKey: latestCert.material.key, previousChain: latestCert.material.chain }
         : s.callerKey === "wrong"
           ? { previousKey: Redacted.make(fresh.key.bytes) }
           : {}
@@ -340,7 +340,8 @@ const expectedWithoutFaults = (
   if (last === undefined) return { tag: "Succeeded" }
   const inPlace = s.newCert === "same-as-latest" && last.managed && last.enabled
   const judged = inPlace ? "Skipped" : last.managed || s.adopt ? "Succeeded" : "Rejected"
-  if (!s.softDeleted) return { tag: judged }
+  // A caller key that is not the served version's is refused before an import (not after a recovery).
+  if (!s.softDeleted) return { tag: judged === "Succeeded" && s.callerKey === "wrong" ? "Rejected" : judged }
   if (s.onSoftDeleted === "fail") return { tag: "Failed" }
   // A certificate kvdeploy would refuse is left deleted; any other is recovered, then judged again.
   return judged === "Rejected" ? { tag: "Rejected" } : { tag: judged, recovered: "recovered" }

@@ -1122,21 +1122,71 @@ describe("RollbackFailed (needs a person)", () => {
       ),
   )
 
-  it.effect("a caller key that does not match the previous certificate is never used", () =>
+  it.effect("a caller key that does not match the served certificate: Rejected before the import", () =>
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged(oldCert.material, { exportable: false })
-        vault.script("importVersion", Fault.alter("drop-tags"))
+        const metrics = yield* MetricsRecorder
+        const served = yield* seedManaged(oldCert.material, { exportable: false })
         const o = expectTag(
           yield* runDeploy(
             request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) }),
           ),
-          "RollbackFailed",
+          "Rejected",
         )
-        assert.match(o.reason, /caller-key: the key does not match/)
-        assert.match(o.reason, /not exportable/)
-        assert.strictEqual(vault.versions(NAME).length, 2)
+        assert.deepStrictEqual(
+          o.problems.map((p) => [p.field, p.reason]),
+          [["previousKey", "previous_key"]],
+        )
+        assert.match(o.reason, /cannot restore the version the vault serves now/)
+        assert.include(o.reason, served.versionId)
+        assert.match(o.reason, /the key does not match the previous certificate/)
+        assert.match(o.problems[0]?.fix ?? "", /--previous-key/)
+        assert.strictEqual(vault.calls().byOperation.importVersion ?? 0, 0)
+        assert.deepStrictEqual(
+          vault.versions(NAME).map((v) => v.versionId),
+          [served.versionId],
+        )
+        assert.strictEqual(exitCodeOf(o), 2)
+        assert.strictEqual(metrics.count("validateFailure", "previous_key"), 1)
+      }),
+    ),
+  )
+
+  it.effect("a caller key whose chain cannot be restored: Rejected, naming the missing chain", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        // The served certificate is CA-issued; its key comes with no chain, and the new material's
+        // chain (previousChain) is another CA's.
+        yield* seedManaged(oldCert.material)
+        const otherCa = makeAuthority("other-ca")
+        const o = expectTag(
+          yield* runDeploy(
+            request(newCert.material, {
+              previousKey: oldCert.material.key,
+              previousChain: [otherCa.certificate],
+            }),
+          ),
+          "Rejected",
+        )
+        assert.match(o.reason, /does not issue the previous certificate/)
+        assert.match(o.problems[0]?.fix ?? "", /chain/)
+        assert.strictEqual(vault.calls().byOperation.importVersion ?? 0, 0)
+      }),
+    ),
+  )
+
+  it.effect("a wrong caller key does not stop a deploy that skips (the certificate is served already)", () =>
+    fresh(
+      Effect.gen(function* () {
+        yield* seedManaged(newCert.material)
+        expectTag(
+          yield* runDeploy(
+            request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) }),
+          ),
+          "Skipped",
+        )
       }),
     ),
   )

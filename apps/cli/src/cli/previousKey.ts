@@ -63,3 +63,19 @@ export const readPreviousKey = (source: string, passphraseEnv: Option.Option<str
       )
     return { previousKey: parsed.key, certificates: parsed.certificates } satisfies PreviousKey
   })
+
+/**
+ * The deploy options a previous key gives: the key, and the chain to restore the previous
+ * certificate with, the file's certificates or else the new material's chain (a renewal by the
+ * same CA): core keeps those that issue the previous certificate. Plan and deploy judge the same.
+ */
+export const previousKeyOptions = (
+  previous: PreviousKey,
+  newChain: ReadonlyArray<Uint8Array>,
+): {
+  readonly previousKey: Redacted.Redacted<Uint8Array>
+  readonly previousChain: ReadonlyArray<Uint8Array>
+} => ({
+  previousKey: previous.previousKey,
+  previousChain: previous.certificates.length > 0 ? previous.certificates : newChain,
+})

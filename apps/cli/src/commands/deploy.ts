@@ -14,7 +14,12 @@ import { withStepProgress } from "../cli/deployProgress.js"
 import * as flags from "../cli/flags.js"
 import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
 import { leafSummary, outcomeLines } from "../cli/outcome.js"
-import { previousKeyFlag, previousKeyProblems, readPreviousKey } from "../cli/previousKey.js"
+import {
+  previousKeyFlag,
+  previousKeyOptions,
+  previousKeyProblems,
+  readPreviousKey,
+} from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem, usage } from "../cli/problems.js"
 import { resolveTarget, type TargetFlags } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
@@ -139,14 +144,7 @@ export const deploy = Command.make("deploy", deployFlags, (input) =>
           certificateId: Option.getOrElse(input.certificateId, () => config.certificateName),
           options: {
             adopt: input.adopt,
-            ...(previous === undefined
-              ? {}
-              : {
-                  previousKey: previous.previousKey,
-                  // The file's certificates, else the new chain (a renewal by the same CA): core
-                  // keeps those that issue the previous certificate.
-                  previousChain: previous.certificates.length > 0 ? previous.certificates : material.chain,
-                }),
+            ...(previous === undefined ? {} : previousKeyOptions(previous, material.chain)),
           },
         }).pipe(Effect.provideService(Vault, withStepProgress(vault, config.certificateName))),
       ),

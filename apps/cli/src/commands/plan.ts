@@ -9,6 +9,7 @@ import {
   judgeExistingVersion,
   MANAGED_BY_TAG,
   preflight,
+  previousKeyFit,
   type TargetConfig,
   Vault,
   type VaultVersion,
@@ -16,9 +17,8 @@ import {
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { leafForKey } from "../cli/material.js"
 import { leafSummary } from "../cli/outcome.js"
-import { previousKeyProblems, readPreviousKey } from "../cli/previousKey.js"
+import { previousKeyOptions, previousKeyProblems, readPreviousKey } from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { vaultProblem, withDeployServices } from "../cli/vault.js"
@@ -41,11 +41,21 @@ export interface PlanRecord {
   /** Requests the deploy would send: reads and writes. */
   readonly writes: number
   /**
-   * With `--previous-key`: whether it is the key of the certificate the vault serves now, the one a
-   * rollback would restore (`none-served` when nothing is served, `unknown` when the vault did not
-   * return the certificate).
+   * With `--previous-key`: whether a rollback could restore the certificate the vault serves now
+   * with it, judged as deploy judges it (`chain-missing`: the key matches, but no chain given with
+   * it issues the certificate; `unreadable`: the key cannot be used with it; `none-served` when
+   * nothing is served, `unknown` when the vault did not return the certificate). Deploy refuses a
+   * key that does not match, lacks its chain or is unreadable before it writes.
    */
-  readonly previousKey?: "matches" | "does-not-match" | "none-served" | "unknown"
+  readonly previousKey?:
+    | "matches"
+    | "does-not-match"
+    | "chain-missing"
+    | "unreadable"
+    | "none-served"
+    | "unknown"
+  /** Why `previousKey` is not `matches`, when there is more to say. */
+  readonly previousKeyReason?: string
 }
 
 const decide = (
@@ -100,7 +110,10 @@ const decide = (
 const previousKeyText: Readonly<Record<NonNullable<PlanRecord["previousKey"]>, string>> = {
   matches: "matches the served certificate: a rollback can restore it without secrets/get",
   "does-not-match":
-    "does NOT match the served certificate: a rollback cannot use it (give the key of the version the vault serves now)",
+    "does NOT match the served certificate: deploy would refuse it (give the key of the version the vault serves now)",
+  "chain-missing":
+    "matches the served certificate, but no chain given with it issues that certificate: deploy would refuse it (put the served certificate's chain in the --previous-key file)",
+  unreadable: "cannot be used with the served certificate: deploy would refuse it",
   "none-served": "not needed: the vault serves no version of this certificate",
   unknown: "not checked: the vault did not return the served certificate",
 }
@@ -187,6 +200,22 @@ export const plan = Command.make("plan", deployFlags, (input) =>
                     }
           }
         }
+        // The previous key judged as deploy judges it, after idempotency and ownership: one its
+        // rollback could not use makes the deploy refuse before it writes.
+        const fit =
+          previous === undefined || latest === undefined
+            ? undefined
+            : yield* previousKeyFit(
+                previous.previousKey,
+                previousKeyOptions(previous, material.chain).previousChain,
+                latest,
+              )
+        if (fit !== undefined && "why" in fit && decision.action === "import")
+          decision = {
+            action: "refuse",
+            reason: `--previous-key cannot restore ${latest?.versionId ?? "the served version"} in a rollback (${fit.why}); deploy would refuse it and write nothing`,
+            writes: 0,
+          }
         return {
           target,
           preflight: { passed: true, problems: [] },
@@ -200,14 +229,8 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           ...(previous === undefined
             ? {}
             : {
-                previousKey:
-                  latest === undefined
-                    ? "none-served"
-                    : latest.cer === undefined
-                      ? "unknown"
-                      : leafForKey([latest.cer], previous.previousKey) === undefined
-                        ? "does-not-match"
-                        : "matches",
+                previousKey: fit === undefined ? "none-served" : fit.fit,
+                ...(fit !== undefined && "why" in fit ? { previousKeyReason: fit.why } : {}),
               }),
         } satisfies PlanRecord
       }),

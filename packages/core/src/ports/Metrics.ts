@@ -32,6 +32,7 @@ export type ValidateFailureReason =
   | "tags"
   | "pfx_too_large"
   | "not_managed"
+  | "previous_key"
 
 /** `reason` label of `certctl_deploy_post_verify_failures_total`. */
 export type PostVerifyFailureReason = "unreadable" | "superseded" | "mismatch"
