@@ -196,7 +196,28 @@ const cases: ReadonlyArray<Case> = [
     ],
     stdin: () => fx.bundle(good),
     exit: 2,
-    says: ["is encrypted and no passphrase was given", "--key-passphrase-env"],
+    says: ["is encrypted and no passphrase was given", "--previous-key-passphrase-env"],
+  },
+  {
+    name: "--previous-key-passphrase-env without --previous-key",
+    args: () => [...deploy("c-prev-pass-alone"), "--previous-key-passphrase-env", "PREV_PASS"],
+    stdin: () => fx.bundle(good),
+    env: () => ({ PREV_PASS: "unused" }),
+    exit: 2,
+    says: ["--previous-key-passphrase-env: applies only to --previous-key"],
+  },
+  {
+    name: "--previous-key-passphrase-env naming an unset variable",
+    args: () => [
+      ...deploy("c-prev-pass-unset"),
+      "--previous-key",
+      pemFile("enc-unset.key", encryptedKeyPem(other.keyPem, "pw")),
+      "--previous-key-passphrase-env",
+      "KVDEPLOY_TEST_UNSET_PREV_PASS",
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["--previous-key-passphrase-env", "KVDEPLOY_TEST_UNSET_PREV_PASS"],
   },
   {
     name: "expired leaf",
@@ -1118,6 +1139,35 @@ describe("inputs kvdeploy accepts and normalises", () => {
     expect(traditionalKeyPem(rsa2048.keyPem)).toContain("BEGIN RSA PRIVATE KEY")
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(json<{ _tag: string }>(r)._tag).toBe("Succeeded")
+  })
+  it.concurrent("an encrypted --previous-key with a passphrase of its own, beside --key's, is read and judged", async () => {
+    const name = "n-prev-enc"
+    const served = await runCli([...deploy(name), "--json"], { stdin: fx.bundle(other), env: world.env })
+    expect(served.code, served.stdout + served.stderr).toBe(0)
+    const r = await runCli(
+      [
+        "plan",
+        "--config",
+        target(name),
+        "--cert",
+        world.file("prev-enc-leaf.pem", good.certPem + fx.chainPem),
+        "--key",
+        world.file("prev-enc-new.key", encryptedKeyPem(good.keyPem, "new pass")),
+        "--key-passphrase-env",
+        "NEW_PASS",
+        "--previous-key",
+        world.file("prev-enc-old.key", encryptedKeyPem(other.keyPem, "old pass")),
+        "--previous-key-passphrase-env",
+        "OLD_PASS",
+        "--json",
+      ],
+      { env: { ...world.env, NEW_PASS: "new pass", OLD_PASS: "old pass" } },
+    )
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(json<{ previousKey: string; action: string }>(r)).toMatchObject({
+      previousKey: "matches",
+      action: "import",
+    })
   })
   it.concurrent("SEC1 EC key, encrypted key with its passphrase, and a bundle in reverse order are accepted", async () => {
     const sec1 = await runCli(["deploy", "--config", world.targetFile("n-sec1"), "--cert", "-", "--json"], {

@@ -8,6 +8,7 @@ import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { encryptedKeyPem } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
 import { baseEnv, bin, startWorld, type World } from "./harness.js"
 
@@ -70,7 +71,7 @@ const onTerminal = (
     })
     let hasTyped = false
     child.stdout.on("data", () => {
-      if (!hasTyped && screen.includes("Password for")) {
+      if (!hasTyped && /Password for|Passphrase for/.test(screen)) {
         hasTyped = true
         setTimeout(() => child.stdin.write(typed), 200)
       }
@@ -140,6 +141,40 @@ describe.skipIf(!hasScript)("on a terminal", () => {
       "rolling back: importing the previous certificate",
       "verifying that the restored version is served",
     ])
+  })
+
+  it("asks for an encrypted --previous-key's passphrase (masked) when no variable names it, and plan judges the key", async () => {
+    const name = "tty-previous-key"
+    const served = await fx.leaf()
+    const deployed = await onTerminal(
+      [
+        "deploy",
+        "--config",
+        world.targetFile(name),
+        "--cert",
+        world.file(`${name}-v1.pem`, fx.bundle(served)),
+      ],
+      "",
+      world.env,
+      false,
+    )
+    expect(deployed.code, deployed.screen).toBe(0)
+    const previousKey = world.file(`${name}.key`, encryptedKeyPem(served.keyPem, "kept key 7"))
+    const args = [
+      "plan",
+      "--config",
+      world.targetFile(name),
+      "--cert",
+      world.file(`${name}-v2.pem`, fx.bundle(await fx.leaf())),
+      "--previous-key",
+      previousKey,
+    ]
+    const r = await onTerminal(args, "kept key 7\r", world.env, false)
+    expect(r.screen).toContain("Passphrase for")
+    expect(r.screen).toContain("(the previous key)")
+    expect(r.screen).not.toContain("kept key 7")
+    expect(r.screen).toMatch(/previous key matches the served certificate/)
+    expect(r.code, r.screen).toBe(0)
   })
 
   it("a wrong password typed on the terminal is a usage error (exit 2), nothing written, no colours with NO_COLOR", async () => {

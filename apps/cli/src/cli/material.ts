@@ -89,7 +89,7 @@ const sameKey = (a: Redacted.Redacted<Uint8Array>, b: Redacted.Redacted<Uint8Arr
 }
 
 /** A secret-holding variable's name that is not a name, or a variable that is not set; never reads the value out. */
-const envVariableProblem = (flag: string, name: string): Problem | undefined =>
+export const envVariableProblem = (flag: string, name: string): Problem | undefined =>
   !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
     ? {
         field: flag,
@@ -115,9 +115,9 @@ export const secretFromEnv = (
     return Effect.succeed(Redacted.make(process.env[name] ?? ""))
   })
 
-const interactive = (): boolean => process.stdin.isTTY === true && process.stderr.isTTY === true
+export const interactive = (): boolean => process.stdin.isTTY === true && process.stderr.isTTY === true
 
-const askSecret = (message: string) =>
+export const askSecret = (message: string) =>
   Prompt.run(Prompt.Password({ message })).pipe(
     Effect.mapError(() =>
       usageOne(

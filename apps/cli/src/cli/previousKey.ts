@@ -1,17 +1,18 @@
 /**
  * `deploy --previous-key FILE`: the private key of the version the vault serves now, kept by the
  * operator (key history). A rollback tries it first (core's order: the caller's key, then the
- * vault's backing secret, then a reused key), and uses it only when it provably matches the
- * previous certificate; it restores that certificate with the chain that issues it, from the
- * certificates in the same file, or without any there, from the new material's chain (a renewal by
- * the same CA). When it does not match, or no chain issues the certificate, the rollback goes on
- * to the backing secret, which needs `secrets/get`.
+ * vault's backing secret, then a reused key); it restores that certificate with the chain that
+ * issues it, from the certificates in the same file, or without any there, from the new material's
+ * chain (a renewal by the same CA). Before it writes, a deploy judges the key as its rollback would
+ * and refuses one that does not match the served certificate or whose chain cannot be restored.
+ * An encrypted file's passphrase comes from `--previous-key-passphrase-env`, else
+ * `--key-passphrase-env`'s variable, else a prompt on a terminal.
  */
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
-import { secretFromEnv, withSource } from "./material.js"
+import { askSecret, envVariableProblem, interactive, secretFromEnv, withSource } from "./material.js"
 import { type Problem, usage, usageOne } from "./problems.js"
 import { readSource, sourceFileProblems, sourceName } from "./sources.js"
 
@@ -20,14 +21,44 @@ const FLAG = "--previous-key"
 export const previousKeyFlag = Flag.String("previous-key").pipe(
   Flag.withMetavar("FILE"),
   Flag.withDescription(
-    "The private key (PEM) of the version the vault serves now, with its chain if the file holds it: lets a rollback restore that version without secrets/get. A rollback tries it first and uses it only when it matches the previous certificate; otherwise it reads the vault's backing secret.",
+    "The private key (PEM) of the version the vault serves now, with its chain if the file holds it: lets a rollback restore that version without secrets/get. A rollback tries it first; a deploy refuses, before it writes, a key that does not match the served certificate or whose chain cannot be restored. An encrypted key's passphrase: --previous-key-passphrase-env.",
   ),
   Flag.optional,
 )
 
-/** The file's problems found without reading it (missing, a directory, too large), listed with the other flags'. */
-export const previousKeyProblems = (source: Option.Option<string>): Effect.Effect<ReadonlyArray<Problem>> =>
-  Option.isNone(source) ? Effect.succeed([]) : sourceFileProblems(FLAG, source.value)
+const PASSPHRASE_FLAG = "--previous-key-passphrase-env"
+
+export const previousKeyPassphraseEnvFlag = Flag.String("previous-key-passphrase-env").pipe(
+  Flag.withMetavar("VAR"),
+  Flag.withDescription(
+    "Name of the environment variable holding the passphrase of an encrypted --previous-key (never the passphrase itself); without it, --key-passphrase-env's variable is used, or a terminal asks.",
+  ),
+  Flag.optional,
+)
+
+/**
+ * The problems found without reading the file (missing, a directory, too large) or the passphrase
+ * (a malformed variable name; a passphrase flag without the key), listed with the other flags'.
+ */
+export const previousKeyProblems = (
+  source: Option.Option<string>,
+  passphraseEnv: Option.Option<string>,
+): Effect.Effect<ReadonlyArray<Problem>> =>
+  Effect.gen(function* () {
+    const problems: Array<Problem> = []
+    if (Option.isSome(passphraseEnv)) {
+      if (Option.isNone(source))
+        problems.push({
+          field: PASSPHRASE_FLAG,
+          message: "applies only to --previous-key",
+          fix: "drop it, or give --previous-key FILE (the encrypted key of the version the vault serves now)",
+        })
+      const named = envVariableProblem(PASSPHRASE_FLAG, passphraseEnv.value)
+      if (named !== undefined) problems.push(named)
+    }
+    if (Option.isSome(source)) problems.push(...(yield* sourceFileProblems(FLAG, source.value)))
+    return problems
+  })
 
 export interface PreviousKey {
   readonly previousKey: Redacted.Redacted<Uint8Array>
@@ -35,23 +66,36 @@ export interface PreviousKey {
   readonly certificates: ReadonlyArray<Uint8Array>
 }
 
-/** Read and parse the previous key (an encrypted one with `--key-passphrase-env`'s passphrase). */
-export const readPreviousKey = (source: string, passphraseEnv: Option.Option<string>) =>
+/**
+ * Read and parse the previous key. An encrypted one is decrypted with the passphrase in
+ * `--previous-key-passphrase-env`'s variable, else in `--key-passphrase-env`'s (one passphrase for
+ * both keys), else one asked for on a terminal.
+ */
+export const readPreviousKey = (
+  source: string,
+  passphrases: { readonly own: Option.Option<string>; readonly key: Option.Option<string> },
+) =>
   Effect.gen(function* () {
     const field = `${FLAG} ${sourceName(source)}`
     const { parsePem } = yield* Effect.promise(() => import("@kvdeploy/pkcs12"))
     const bytes = yield* readSource(FLAG, source)
     const encrypted = Buffer.from(bytes).toString("latin1").includes("ENCRYPTED")
-    if (encrypted && Option.isNone(passphraseEnv))
+    const named = Option.isSome(passphrases.own)
+      ? ([PASSPHRASE_FLAG, passphrases.own.value] as const)
+      : Option.isSome(passphrases.key)
+        ? (["--key-passphrase-env", passphrases.key.value] as const)
+        : undefined
+    if (encrypted && named === undefined && !(interactive() && source !== "-"))
       return yield* usageOne(
         field,
         "is encrypted and no passphrase was given",
-        "name the variable that holds its passphrase with --key-passphrase-env (the same as --key's), or decrypt it with `openssl pkey`",
+        "name the variable that holds its passphrase with --previous-key-passphrase-env VAR (or run on a terminal to be asked), or decrypt it with `openssl pkey`",
       )
-    const passphrase =
-      encrypted && Option.isSome(passphraseEnv)
-        ? yield* secretFromEnv("--key-passphrase-env", passphraseEnv.value)
-        : undefined
+    const passphrase = !encrypted
+      ? undefined
+      : named !== undefined
+        ? yield* secretFromEnv(named[0], named[1])
+        : yield* askSecret(`Passphrase for ${source} (the previous key)`)
     const parsed = yield* parsePem(bytes, passphrase === undefined ? {} : { passphrase }).pipe(
       Effect.mapError((e) => usage(`${field} cannot be read`, withSource(FLAG, source, e.problems))),
     )

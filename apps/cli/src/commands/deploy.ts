@@ -17,6 +17,7 @@ import { leafSummary, outcomeLines } from "../cli/outcome.js"
 import {
   previousKeyFlag,
   previousKeyOptions,
+  previousKeyPassphraseEnvFlag,
   previousKeyProblems,
   readPreviousKey,
 } from "../cli/previousKey.js"
@@ -52,6 +53,7 @@ export const deployFlags = {
     Flag.optional,
   ),
   previousKey: previousKeyFlag,
+  previousKeyPassphraseEnv: previousKeyPassphraseEnvFlag,
   pfxEncoding: Flag.String("pfx-encoding").pipe(
     Flag.withMetavar("modern|legacy"),
     Flag.withDescription(
@@ -130,9 +132,15 @@ export const targetAndMaterial = (
 
 export const deploy = Command.make("deploy", deployFlags, (input) =>
   Effect.gen(function* () {
-    const { config, material } = yield* targetAndMaterial(input, previousKeyProblems(input.previousKey))
+    const { config, material } = yield* targetAndMaterial(
+      input,
+      previousKeyProblems(input.previousKey, input.previousKeyPassphraseEnv),
+    )
     const previous = Option.isSome(input.previousKey)
-      ? yield* readPreviousKey(input.previousKey.value, input.keyPassphraseEnv)
+      ? yield* readPreviousKey(input.previousKey.value, {
+          own: input.previousKeyPassphraseEnv,
+          key: input.keyPassphraseEnv,
+        })
       : undefined
     yield* progress(`deploying ${config.certificateName} to ${config.vaultUrl}…`)
     const outcome: DeployOutcome = yield* withDeployServices(

@@ -120,10 +120,16 @@ const previousKeyText: Readonly<Record<NonNullable<PlanRecord["previousKey"]>, s
 
 export const plan = Command.make("plan", deployFlags, (input) =>
   Effect.gen(function* () {
-    const { config, material } = yield* targetAndMaterial(input, previousKeyProblems(input.previousKey))
+    const { config, material } = yield* targetAndMaterial(
+      input,
+      previousKeyProblems(input.previousKey, input.previousKeyPassphraseEnv),
+    )
     // Read as deploy reads it, so that a plan accepts exactly the inputs its deploy would.
     const previous = Option.isSome(input.previousKey)
-      ? yield* readPreviousKey(input.previousKey.value, input.keyPassphraseEnv)
+      ? yield* readPreviousKey(input.previousKey.value, {
+          own: input.previousKeyPassphraseEnv,
+          key: input.keyPassphraseEnv,
+        })
       : undefined
     const certificateId = Option.getOrElse(input.certificateId, () => config.certificateName)
     yield* progress("preflight…")
