@@ -183,8 +183,18 @@ const isDisabledObject = (f: KeyVaultRequestFailure): boolean =>
   (f.code !== undefined && disabledCodes.has(f.code)) ||
   /not allowed on a disabled (secret|certificate|key)/i.test(f.message)
 
-const isFirewall = (f: KeyVaultRequestFailure): boolean =>
-  f.code === "ForbiddenByFirewall" || f.innerCode === "ForbiddenByFirewall"
+/**
+ * Key Vault's 403s for the client's network, not its identity: the firewall refused the address
+ * (`ForbiddenByFirewall`), or public network access is off and the request did not come through an
+ * approved private endpoint (`ForbiddenByConnection`: "Connection is not an approved private link
+ * and caller was ignored because bypass is not set to 'AzureServices' and PublicNetworkAccess is
+ * set to 'Disabled'").
+ */
+const networkCodes: ReadonlySet<string> = new Set(["ForbiddenByFirewall", "ForbiddenByConnection"])
+const isNetworkRefusal = (f: KeyVaultRequestFailure): boolean =>
+  (f.code !== undefined && networkCodes.has(f.code)) ||
+  (f.innerCode !== undefined && networkCodes.has(f.innerCode)) ||
+  /not an approved private link|PublicNetworkAccess is set to .?Disabled/i.test(f.message)
 
 /**
  * Map a failure of `operation` to core's error. `kind` says whether the
@@ -299,12 +309,14 @@ const mapFailure = (
       })
     }
     if (status === 403) {
-      if (isFirewall(cause)) {
+      if (isNetworkRefusal(cause)) {
         return new VaultForbidden({
           ...fields,
           permission: "network access",
           refusal: "network",
-          detail: `the vault's firewall refused this client's network address: add it to the vault's networking rules, or reach the vault through a private endpoint: ${detail}`,
+          detail: /not an approved private link|PublicNetworkAccess/i.test(cause.message)
+            ? `the vault takes no requests from public networks (public network access is disabled) and this one did not come through an approved private endpoint: reach the vault through its private endpoint (check that its name resolves to the private address), or allow public access from this network in the vault's networking settings: ${detail}`
+            : `the vault's firewall refused this client's network address: add it to the vault's networking rules, or reach the vault through a private endpoint: ${detail}`,
         })
       }
       if (isDisabledObject(cause)) {

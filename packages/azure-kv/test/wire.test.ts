@@ -541,6 +541,26 @@ describe("Key Vault errors through the real SDK", () => {
     }),
   )
 
+  it.live(
+    "403 ForbiddenByConnection (public network access disabled) -> VaultForbidden about the network, not RBAC",
+    () =>
+      Effect.gen(function* () {
+        const error = yield* getLatestError(
+          403,
+          "Forbidden",
+          "Connection is not an approved private link and caller was ignored because bypass is not set to 'AzureServices' and PublicNetworkAccess is set to 'Disabled'.",
+          "ForbiddenByConnection",
+        )
+        expect(error._tag).toBe("VaultForbidden")
+        if (error._tag !== "VaultForbidden") return
+        expect(error.refusal).toBe("network")
+        expect(error.permission).toBe("network access")
+        expect(error.message).toContain("private endpoint")
+        expect(error.message).toContain("public network access is disabled")
+        expect(error.message).not.toMatch(/grant|RBAC|role/i)
+      }),
+  )
+
   it.live("403 SecretDisabled -> VaultForbidden about the disabled version, not a missing grant", () =>
     Effect.gen(function* () {
       // The inner code decides, whatever the message says.
