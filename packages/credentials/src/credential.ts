@@ -19,7 +19,7 @@ import {
   CredentialVariableMalformed,
   CredentialVariableMissing,
 } from "./CredentialUnavailable.js"
-import { credentialEnvironmentProblems, environmentVariablesOf, tenantFix } from "./environment.js"
+import { credentialEnvironmentProblems, environmentVariablesOf, isGuid, tenantFix } from "./environment.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
 
 /** Which credential was built and for which identity. Printable: holds no secret. */
@@ -149,6 +149,33 @@ const asManagedIdentityExchange = (credential: TokenCredential): TokenCredential
 })
 
 /**
+ * Key Vault's challenge names the vault's tenant by its id (lower case), and keyvault-common asks
+ * the credential for a token of that tenant. @azure/identity's credentials compare it with the
+ * tenant they were given, text for text (processMultiTenantRequest), and refuse any other before
+ * sending a request: a tenant given as its domain name (contoso.onmicrosoft.com), or as its id in
+ * upper case, would have every token refused. For such a tenant the challenge's tenant is left out
+ * of the request (the id in upper case: only when it is that id): the token comes from the tenant
+ * configured, which Entra ID takes by its domain name, and the vault judges it (a token of another
+ * tenant is refused with a 401, which says to check the tenant). A tenant given as its id in lower
+ * case keeps the SDK's own check.
+ */
+export const forConfiguredTenant = (
+  tenantId: string | undefined,
+  credential: TokenCredential,
+): TokenCredential =>
+  tenantId === undefined || (isGuid(tenantId) && tenantId === tenantId.toLowerCase())
+    ? credential
+    : {
+        getToken: (scopes, options) => {
+          const asked = options?.tenantId
+          if (asked === undefined || (isGuid(tenantId) && asked.toLowerCase() !== tenantId.toLowerCase()))
+            return credential.getToken(scopes, options)
+          const { tenantId: _challengeTenant, ...rest } = options ?? {}
+          return credential.getToken(scopes, rest)
+        },
+      }
+
+/**
  * Construct an @azure/identity credential. Its constructors check their arguments and throw (a
  * tenant id that is no GUID or domain name, an unknown AZURE_TOKEN_CREDENTIALS value): such a
  * throw is the environment's problem, named with its fix, never a crash. The SDK's messages name
@@ -244,10 +271,11 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
       )
       const tenantId = env.AZURE_TENANT_ID as string
       const clientId = env.AZURE_CLIENT_ID as string
-      const credential = yield* construct(
-        "client_secret",
-        tenantFix,
-        () => new ClientSecretCredential(tenantId, clientId, Redacted.value(secret), authority),
+      const credential = yield* construct("client_secret", tenantFix, () =>
+        forConfiguredTenant(
+          tenantId,
+          new ClientSecretCredential(tenantId, clientId, Redacted.value(secret), authority),
+        ),
       )
       return {
         credential,
@@ -266,10 +294,11 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
       yield* readableTokenFile("workload_identity", tokenFile)
       const tenantId = env.AZURE_TENANT_ID as string
       const clientId = env.AZURE_CLIENT_ID as string
-      const credential = yield* construct(
-        "workload_identity",
-        tenantFix,
-        () => new WorkloadIdentityCredential({ tenantId, clientId, tokenFilePath: tokenFile, ...authority }),
+      const credential = yield* construct("workload_identity", tenantFix, () =>
+        forConfiguredTenant(
+          tenantId,
+          new WorkloadIdentityCredential({ tenantId, clientId, tokenFilePath: tokenFile, ...authority }),
+        ),
       )
       return {
         credential,
@@ -358,11 +387,14 @@ export const makeCredential = Effect.fn("Credentials.makeCredential")(function* 
         "default",
         `${tenantFix}; and AZURE_TOKEN_CREDENTIALS, when set: "prod", "dev" or one credential's name (EnvironmentCredential, WorkloadIdentityCredential, ManagedIdentityCredential, AzureCliCredential, ...)`,
         () =>
-          new DefaultAzureCredential({
-            ...authority,
-            ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
-            ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
-          }),
+          forConfiguredTenant(
+            Option.getOrUndefined(tenantId),
+            new DefaultAzureCredential({
+              ...authority,
+              ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
+              ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
+            }),
+          ),
       )
       return {
         credential,

@@ -1,10 +1,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { TokenCredential } from "@azure/core-auth"
 import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { forConfiguredTenant } from "../src/credential.js"
 import { type CredentialSettings, makeCredential } from "../src/index.js"
 
 const publicCloud = { authorityHost: "https://login.microsoftonline.com" }
@@ -264,4 +266,44 @@ describe("makeCredential", () => {
       if (Exit.isSuccess(exit)) expect(exit.value.identity.tenantId).toBe("tenant-9")
     }),
   )
+})
+
+describe("forConfiguredTenant: the tenant a Key Vault challenge names, against the one configured", () => {
+  const id = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+  /** A credential that records the options of each token request. */
+  const recording = () => {
+    const asked: Array<Record<string, unknown> | undefined> = []
+    const credential: TokenCredential = {
+      getToken: async (_scopes, options) => {
+        asked.push(options === undefined ? undefined : { ...options })
+        return { token: "t", expiresOnTimestamp: Date.now() + 60_000 }
+      },
+    }
+    return { asked, credential }
+  }
+
+  it("a tenant id in lower case keeps the SDK's own check: the credential is used as it is", () => {
+    const { credential } = recording()
+    expect(forConfiguredTenant(id, credential)).toBe(credential)
+    expect(forConfiguredTenant(undefined, credential)).toBe(credential)
+  })
+
+  it("a domain name, or the same id in upper case: the challenge's tenant is left out, the rest kept", async () => {
+    for (const configured of ["contoso.onmicrosoft.com", id.toUpperCase()]) {
+      const { asked, credential } = recording()
+      await forConfiguredTenant(configured, credential).getToken("https://vault.azure.net/.default", {
+        tenantId: id,
+        enableCae: true,
+        claims: "c",
+      })
+      expect(asked).toEqual([{ enableCae: true, claims: "c" }])
+    }
+  })
+
+  it("an id in upper case and a challenge naming another tenant: passed on, for the SDK to refuse", async () => {
+    const { asked, credential } = recording()
+    const other = "00000000-0000-0000-0000-0000000000aa"
+    await forConfiguredTenant(id.toUpperCase(), credential).getToken("s", { tenantId: other })
+    expect(asked).toEqual([{ tenantId: other }])
+  })
 })

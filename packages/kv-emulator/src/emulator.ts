@@ -47,6 +47,8 @@ export interface EmulatorOptions {
   /** Address to bind. Default: `host` (loopback). */
   readonly bind?: string
   readonly tenantId?: string
+  /** The domain name of the emulator's tenant, which Entra ID takes for its id. Default kvdeploy-emulator.onmicrosoft.com. */
+  readonly tenantDomain?: string
   readonly entraPort?: number
   readonly managedIdentityPort?: number
   /** Throttling for every vault (per-vault options win). Default: Key Vault's limits; `false` turns it off. */
@@ -199,6 +201,8 @@ export interface Emulator {
   /** Path of a file holding `caPem`. */
   readonly caFile: string
   readonly tenantId: string
+  /** The tenant's domain name: Entra ID takes it in place of `tenantId` (Key Vault's challenges name the id). */
+  readonly tenantDomain: string
   /** https://127.0.0.1:PORT — `authorityHost` for @azure/identity credentials. */
   readonly authorityHost: string
   readonly keyvaultResource: string
@@ -341,6 +345,8 @@ const startServers = async (
   )
   const vaults: EmulatorVault[] = []
   const tenants = new Set<string>([tenantId])
+  const tenantDomain = (options.tenantDomain ?? "kvdeploy-emulator.onmicrosoft.com").toLowerCase()
+  const tenantDomains: ReadonlyMap<string, string> = new Map([[tenantDomain, tenantId]])
   for (const vo of vaultOptions) {
     const store: VaultStore = new VaultStore(vo.name, recoverableDays, () => scheduleSave(store))
     if (options.stateDir !== undefined) loadVault(options.stateDir, store)
@@ -382,6 +388,7 @@ const startServers = async (
       faults,
       authorityHost,
       tenants: () => tenants,
+      tenantDomains: () => tenantDomains,
       admin: (req, res) => admin(req, res),
     }),
   )
@@ -469,6 +476,7 @@ const startServers = async (
     caPem: tls.caPem,
     caFile,
     tenantId,
+    tenantDomain,
     authorityHost,
     keyvaultResource,
     clientSecret: { tenantId, clientId: app.clientId, clientSecret, objectId: app.objectId },

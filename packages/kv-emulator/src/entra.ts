@@ -20,6 +20,11 @@ export interface EntraContext {
   readonly authorityHost: string
   /** Tenants the token endpoint serves (the emulator's and any vault-specific ones). */
   readonly tenants: () => ReadonlySet<string>
+  /**
+   * Domain names of tenants (lower case, to the tenant's id): Entra ID takes a tenant's domain name
+   * (contoso.onmicrosoft.com) wherever the path names a tenant, and answers with its id.
+   */
+  readonly tenantDomains: () => ReadonlyMap<string, string>
   readonly admin: (req: IncomingMessage, res: ServerResponse) => Promise<void>
 }
 
@@ -172,7 +177,12 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
       return sendJson(res, 200, { keys: [d.federationKey.jwk] })
     }
   }
-  const tenant = parts[0] ?? ""
+  // The tenant in the path: an id in any letter case, or a domain name, both as Entra ID takes them;
+  // endpoints, issuers and tokens name the tenant by its id (lower case) as Entra ID's do.
+  const pathTenant = parts[0] ?? ""
+  const tenant = /^[0-9a-f-]{36}$/i.test(pathTenant)
+    ? pathTenant.toLowerCase()
+    : (ctx.tenantDomains().get(pathTenant.toLowerCase()) ?? pathTenant)
   const rest = parts.slice(1).join("/")
   if (req.method === "GET" && rest === "discovery/instance") {
     operation = "instanceDiscovery"

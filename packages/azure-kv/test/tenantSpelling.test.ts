@@ -1,0 +1,148 @@
+/**
+ * The tenant as an operator may write it. Key Vault's challenge names the vault's tenant by its id
+ * in lower case, and keyvault-common asks the credential for a token of that tenant;
+ * @azure/identity's credentials refuse a tenant other than the one they were given, comparing the
+ * text exactly. A tenant given as its domain name, or as its id in upper case, is the same tenant:
+ * deploys with it work, through the challenge, over HTTPS with the real SDKs. The last test shows
+ * the SDK's refusal these deploys would meet without @kvdeploy/credentials' handling.
+ */
+import { ClientSecretCredential } from "@azure/identity"
+import { CertificateClient } from "@azure/keyvault-certificates"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import type { DeployOutcome } from "@kvdeploy/core"
+import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
+import { type AuthMode, type Emulator, start } from "@kvdeploy/kv-emulator"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import { deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
+import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
+
+const VAULT = "tenants"
+let emulator: Emulator
+let ca: Issuer
+
+beforeAll(async () => {
+  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  ca = await makeCa()
+})
+afterAll(() => emulator?.stop())
+
+const cases: ReadonlyArray<{
+  readonly name: string
+  readonly mode: AuthMode
+  readonly credentialMode?: string
+  readonly tenant: () => string
+}> = [
+  {
+    name: "client_secret, the tenant's domain name",
+    mode: "clientSecret",
+    tenant: () => emulator.tenantDomain,
+  },
+  {
+    name: "client_secret, the tenant's id in upper case",
+    mode: "clientSecret",
+    tenant: () => emulator.tenantId.toUpperCase(),
+  },
+  {
+    name: "workload_identity, the tenant's domain name",
+    mode: "workloadIdentity",
+    tenant: () => emulator.tenantDomain.toUpperCase(),
+  },
+  {
+    name: "default (its environment source), the tenant's domain name",
+    mode: "clientSecret",
+    credentialMode: "default",
+    tenant: () => emulator.tenantDomain,
+  },
+]
+
+/** Run `effect` with `variables` set in process.env (the other identity variables unset), then restore it. */
+const inProcessEnvironment = <A, E>(
+  variables: Readonly<Record<string, string>>,
+  effect: Effect.Effect<A, E>,
+) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const names = [
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_AUTHORITY_HOST",
+      ]
+      const saved = new Map([...names, ...Object.keys(variables)].map((k) => [k, process.env[k]] as const))
+      if (Object.keys(variables).length > 0) for (const k of names) delete process.env[k]
+      for (const [k, v] of Object.entries(variables)) if (k !== "NODE_EXTRA_CA_CERTS") process.env[k] = v
+      return saved
+    }),
+    () => effect,
+    (saved) =>
+      Effect.sync(() => {
+        for (const [k, v] of saved) {
+          if (v === undefined) delete process.env[k]
+          else process.env[k] = v
+        }
+      }),
+  )
+
+describe("a tenant written as its domain name or its id in upper case", () => {
+  for (const c of cases)
+    it.live(`${c.name}: the deploy gets its token through the vault's challenge and succeeds`, () =>
+      Effect.gen(function* () {
+        const name = `tenant-${cases.indexOf(c)}`
+        const target = targetFor(
+          emulator,
+          VAULT,
+          name,
+          c.credentialMode === undefined ? {} : { credential_mode: c.credentialMode },
+          c.mode,
+        )
+        const tenant = c.tenant()
+        const variables: Record<string, string> = { ...emulator.env[c.mode], AZURE_TENANT_ID: tenant }
+        // DefaultAzureCredential's sources read process.env themselves, when it is built.
+        const resolved = yield* inProcessEnvironment(
+          c.credentialMode === "default" ? variables : {},
+          makeCredential(credentialSettingsFromTarget(target, { trustedCaPem: emulator.caPem })).pipe(
+            Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(variables))),
+          ),
+        )
+        expect(resolved.identity.tenantId).toBe(tenant)
+        const material = yield* Effect.promise(() => makeMaterial(ca))
+        const since = emulator.requests.mark()
+        const outcome: DeployOutcome = yield* deployOnce(target, material, name).pipe(
+          fastReads,
+          Effect.provide(worldLayer(emulator, target, resolved.credential)),
+        )
+        expect(outcome._tag, outcome.reason).toBe("Succeeded")
+        // The challenge was answered: the vault named its tenant, and the token was for it.
+        const entries = emulator.requests.entries({ vault: VAULT, since })
+        expect(entries.filter((e) => e.challenge).length).toBeGreaterThan(0)
+        expect(entries.filter((e) => !e.challenge).map((e) => `${e.operation} ${e.status}`)).toEqual([
+          "getLatest 404",
+          "import 200",
+          "getLatest 200",
+        ])
+      }),
+    )
+
+  it.live(
+    "the SDK's own credential with the domain name refuses the challenge's tenant (what kvdeploy handles)",
+    () =>
+      Effect.gen(function* () {
+        const credential = new ClientSecretCredential(
+          emulator.tenantDomain,
+          emulator.clientSecret.clientId,
+          emulator.clientSecret.clientSecret,
+          { authorityHost: emulator.authorityHost },
+        )
+        const sdk = new CertificateClient(emulator.vault(VAULT).url, credential, {
+          tlsOptions: { ca: emulator.caPem },
+          disableChallengeResourceVerification: true,
+        })
+        const error = yield* Effect.flip(Effect.tryPromise(() => sdk.getCertificate("tenant-0")))
+        expect(String(error.cause)).toContain(
+          `not configured to acquire tokens for tenant ${emulator.tenantId}`,
+        )
+      }),
+  )
+})
