@@ -83,6 +83,10 @@ interface Slot {
   deployment: Deployment
   phase: Phase
   again: boolean
+  /** Between its first failed attempt and the end of its retries: an interval pass leaves it to its backoff. */
+  backingOff: boolean
+  /** What started the current run: a pass's reason (`start`, `interval`, `reload`), `file change`, or `retry`. */
+  cause: string | undefined
   generation: number
   fiber: Fiber.Fiber<void> | undefined
   attempted: boolean
@@ -123,6 +127,8 @@ interface Pass {
   readInPlace: number
   /** List pages read for this pass, across its vaults. */
   listPages: number
+  /** Deployments the next pass took before their attempt in this one: the pass did not get through. */
+  superseded: number
 }
 
 /** A deployment in a vault's list, with the deployment (configuration) it was grouped under. */
@@ -284,6 +290,7 @@ export const makeReconciler = (
           deployment: d.name,
           vault: d.target.vaultUrl,
           certificate: d.target.certificateName,
+          trigger: slots.get(d.name)?.cause,
           ...fields,
         }),
       )
@@ -849,7 +856,22 @@ export const makeReconciler = (
               )
             }),
           )
-          yield* Effect.catch(once, (first) => retrying(first, once)).pipe(Effect.ignore)
+          yield* Effect.catch(once, (first) =>
+            Effect.andThen(
+              Effect.sync(() => {
+                slot.backingOff = true
+                slot.cause = "retry"
+              }),
+              retrying(first, once),
+            ),
+          ).pipe(
+            Effect.ensuring(
+              Effect.sync(() => {
+                slot.backingOff = false
+              }),
+            ),
+            Effect.ignore,
+          )
         } while (slot.again && !stopping)
       }).pipe(
         Effect.ensuring(
@@ -873,28 +895,56 @@ export const makeReconciler = (
       )
     }
 
-    const trigger = (name: string, reason: string) =>
-      Effect.sync(() => {
-        if (stopping) return
+    const trigger = (name: string, reason: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (stopping) return Effect.void
         const slot = slots.get(name)
-        if (slot === undefined) return
+        if (slot === undefined) return Effect.void
         // A watched file changed: read it whole, whatever its stamp says.
         if (reason === "file change") slot.stamp = undefined
+        // An interval pass leaves a deployment retrying to its backoff, and does not count it: starting
+        // it again would start its backoff again too, so that a failing deployment never waited longer
+        // than an interval, and every failing deployment retried in step after each pass. A change of
+        // its files, a reload or a restart still starts it at once.
+        if (reason === "interval" && slot.backingOff) {
+          const pass = slot.pass
+          slot.pass = undefined
+          return pass === undefined ? Effect.void : passDone(pass, undefined)
+        }
+        slot.cause = reason
         if (slot.phase === "attempting") slot.again = true
         else start(slot)
+        return Effect.void
       })
 
-    /** One deployment's part of `pass` is over (its first attempt ended, or it left the pass). */
-    const passDone = (pass: Pass, work: Work | undefined): Effect.Effect<void> =>
+    /**
+     * One deployment's part of `pass` is over (its first attempt ended, or it left the pass:
+     * removed, left to its backoff, or taken by the next pass before its attempt: `superseded`).
+     */
+    const passDone = (pass: Pass, work: Work | undefined, superseded = false): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (work?.inPlace === "list") pass.listedInPlace++
         else if (work?.inPlace === "read") pass.readInPlace++
+        if (superseded) pass.superseded++
         pass.remaining--
         if (pass.remaining !== 0) return Effect.void
         // The pass held off the idle release (below): now it may run.
         idle.end(true)
         const endedAt = Date.now()
         const durationMs = endedAt - pass.startedAtMs
+        // A pass the next one overtook did not get through its deployments (a vault holding them back
+        // longer than an interval): it is not an ended pass, for the log or the last-pass gauges, so
+        // that the alert on passes that stopped ending can fire.
+        if (pass.superseded > 0)
+          return Effect.logWarning("pass overtaken: the next pass began before it got through").pipe(
+            Effect.annotateLogs({
+              reason: pass.reason,
+              deployments: pass.deployments,
+              notAttempted: pass.superseded,
+              durationMs,
+              fix: "deployments waited longer than an interval (for their vault's Retry-After, budget or permits): see their log lines; a longer reconcile_interval_seconds gives a pass time to finish",
+            }),
+          )
         agentMetrics.passOver(pass.reason, endedAt, durationMs, pass.listedInPlace)
         return Effect.logInfo("pass over").pipe(
           Effect.annotateLogs({
@@ -1020,6 +1070,7 @@ export const makeReconciler = (
           listedInPlace: 0,
           readInPlace: 0,
           listPages: 0,
+          superseded: 0,
         }
         // Every deployment joins the pass here, in one synchronous step: nothing (a reload's apply)
         // runs between taking the list of deployments and joining them, so each one the pass counts
@@ -1037,7 +1088,7 @@ export const makeReconciler = (
         if (all.length > 0) idle.begin()
         return Effect.gen(function* () {
           // The passes they were waiting for go on without them.
-          for (const before of left) yield* passDone(before, undefined)
+          for (const before of left) yield* passDone(before, undefined, true)
           // Deployments by vault client (a vault and a credential); the ones in a group large enough are
           // triggered once their vault is listed, the others at once.
           const groups = new Map<Vault["Service"], Array<Listing>>()
@@ -1097,6 +1148,8 @@ export const makeReconciler = (
         deployment: d,
         phase: "idle",
         again: false,
+        backingOff: false,
+        cause: undefined,
         generation: 0,
         fiber: undefined,
         attempted: false,

@@ -88,7 +88,12 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
       yield* reconciler.triggerAll("start")
       yield* Effect.forkScoped(
         Effect.repeat(
-          Effect.andThen(watcher.watch(reconciler.deployments()), reconciler.triggerAll("interval")),
+          // The deployments of each pass's own time (a SIGHUP may have changed them since the start),
+          // whose directories the pass watches again (a directory made again since is watched anew).
+          Effect.andThen(
+            Effect.suspend(() => watcher.watch(reconciler.deployments())),
+            reconciler.triggerAll("interval"),
+          ),
           Schedule.spaced(Duration.millis(initial.settings.reconcileIntervalMs)),
         ).pipe(Effect.delay(Duration.millis(initial.settings.reconcileIntervalMs))),
       )

@@ -97,4 +97,43 @@ describe("file changes", () => {
     await a.waitFor(succeeded("two"), { from, timeoutMs: 10_000 })
     expect(e.state.versions("kv-hup-watch", "two")?.at(-1)?.x5t).toBe(renewal.x5t)
   })
+
+  it("a deployment moved by SIGHUP to another directory is still watched there after the next interval pass", async () => {
+    const { e, w, p } = await setUp("kv-hup-interval-watch")
+    mkdirSync(w.path("one"), { mode: 0o700 })
+    mkdirSync(w.path("two"), { mode: 0o700 })
+    const first = await p.leaf("moved.example.test")
+    writeAtomically(w.path("one/tls.crt"), first.certPem)
+    writeAtomically(w.path("one/tls.key"), first.keyPem)
+    const moved = (dir: string) => ({
+      name: "moved",
+      vault: "kv-hup-interval-watch",
+      certificate: "moved",
+      source: { cert: w.path(`${dir}/tls.crt`), key: w.path(`${dir}/tls.key`) },
+    })
+    // Interval passes every 4 s: the renewal below comes right after one, so the watch answers it
+    // long before the next pass would.
+    const settings = { reconcile_interval_seconds: 4 }
+    const a = world.run(writeConfig(w, e, [moved("one")], settings), e)
+    await a.waitFor(succeeded("moved"))
+
+    // Moved to two/ (another certificate there) by a reload.
+    const second = await p.leaf("moved.example.test")
+    writeAtomically(w.path("two/tls.crt"), second.certPem)
+    writeAtomically(w.path("two/tls.key"), second.keyPem)
+    writeConfig(w, e, [moved("two")], settings)
+    let from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor((l) => l.msg === "pass over" && l.reason === "reload", { from })
+    // An interval pass after the reload: it watched the start-up configuration's directories again.
+    await a.waitFor((l) => l.msg === "pass over" && l.reason === "interval", { from })
+
+    const renewal = await p.leaf("moved.example.test")
+    from = a.lines.length
+    writeAtomically(w.path("two/tls.key"), renewal.keyPem)
+    writeAtomically(w.path("two/tls.crt"), renewal.certPem)
+    const deployed = await a.waitFor(succeeded("moved"), { from, timeoutMs: 10_000 })
+    expect(deployed.trigger).toBe("file change")
+    expect(e.state.versions("kv-hup-interval-watch", "moved")?.at(-1)?.x5t).toBe(renewal.x5t)
+  })
 })

@@ -1,0 +1,94 @@
+/**
+ * Interval passes against deployments that are retrying or held back, with the built agent and
+ * the emulator: an interval pass leaves a deployment retrying to its backoff (it used to start the
+ * backoff again, so a failing deployment retried at least once an interval, in step with every
+ * other), and a pass the next one overtakes is not reported as an ended pass.
+ */
+import { describe, expect, it } from "vitest"
+import { type LogLine, metricValue, perTestWorld, writeConfig } from "./harness.js"
+
+const world = perTestWorld()
+
+describe("interval passes", () => {
+  it("leave a deployment retrying to its backoff: its retries keep growing apart", async () => {
+    const { e, w, p } = await world.setUp(["kv-interval-backoff"])
+    const leaf = await p.leaf("backoff.example.test")
+    const other = await p.leaf("other.example.test")
+    // A broken source (the key of another certificate): retried with backoff, 2 s first, then 4 s.
+    w.write("b.crt", leaf.certPem)
+    w.write("b.key", other.keyPem)
+    const config = writeConfig(
+      w,
+      e,
+      [
+        {
+          name: "b",
+          vault: "kv-interval-backoff",
+          certificate: "b",
+          source: { cert: w.path("b.crt"), key: w.path("b.key") },
+        },
+      ],
+      { reconcile_interval_seconds: 1, backoff_base_seconds: 2, backoff_max_seconds: 60 },
+    )
+    const a = world.run(config, e)
+    const broken = (l: LogLine) => l.deployment === "b" && /^source broken/.test(l.msg)
+    await a.waitFor(broken)
+    // Seven interval passes go by (one a second).
+    const from = a.lines.length
+    for (let i = 0; i < 7; i++)
+      await a.waitFor((l) => l.msg === "pass over" && l.reason === "interval", { from: a.lines.length })
+    const attempts = a.lines.slice(from).filter(broken)
+    // With the backoff kept (jittered 0.8-1.2): retries about 2 s and 4 s after the first, so at
+    // most 3 in these 7 s. Restarted by each pass, it was one a second.
+    expect(attempts.length, JSON.stringify(attempts)).toBeGreaterThanOrEqual(1)
+    expect(attempts.length, JSON.stringify(attempts)).toBeLessThanOrEqual(3)
+    expect(attempts.every((l) => l.trigger === "retry")).toBe(true)
+    // Nothing reached the vault for the broken source.
+    expect(e.state.versions("kv-interval-backoff", "b") ?? []).toEqual([])
+  })
+
+  it("a pass the next one overtakes is logged as overtaken and does not set the last-pass gauge", async () => {
+    const { e, w, p } = await world.setUp(["kv-overtaken"])
+    const deployments = []
+    for (const name of ["slow", "queued"]) {
+      const leaf = await p.leaf(`${name}.example.test`)
+      w.write(`${name}.crt`, leaf.certPem)
+      w.write(`${name}.key`, leaf.keyPem)
+      deployments.push({
+        name,
+        vault: "kv-overtaken",
+        certificate: name,
+        source: { cert: w.path(`${name}.crt`), key: w.path(`${name}.key`) },
+      })
+    }
+    // The first read of "slow" takes 2.5 s; with one deployment of the vault at a time, "queued"
+    // waits behind it, and the interval pass (after 1 s) takes it before the start pass got to it.
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-overtaken",
+      name: "slow",
+      times: 1,
+      action: { kind: "delay", ms: 2500 },
+    })
+    const a = world.run(
+      writeConfig(w, e, deployments, { reconcile_interval_seconds: 1, vault_concurrency: 1, concurrency: 1 }),
+      e,
+    )
+    // (The interval passes behind it, overtaken by the next ones while "slow" is read, say so too.)
+    const overtaken = await a.waitFor(
+      (l) => l.msg === "pass overtaken: the next pass began before it got through" && l.reason === "start",
+    )
+    expect(overtaken.notAttempted).toBeGreaterThanOrEqual(1)
+    // Both deploy, in a later pass; and the passes after it end as before.
+    await a.waitFor((l) => l.deployment === "queued" && l.msg === "deploy: Succeeded")
+    await a.waitFor((l) => l.msg === "pass over" && l.reason === "interval")
+    expect(a.lines.some((l) => l.msg === "pass over" && l.reason === "start")).toBe(false)
+    const page = (await a.http("/metrics")).body
+    expect(
+      metricValue(page, "kvdeploy_agent_last_pass_timestamp_seconds", { reason: "start" }),
+    ).toBeUndefined()
+    expect(
+      metricValue(page, "kvdeploy_agent_last_pass_timestamp_seconds", { reason: "interval" }),
+    ).toBeGreaterThan(0)
+  })
+})
