@@ -590,6 +590,14 @@ export const makeReconciler = (
             "warn",
             { outcome: previous.outcome, reason: previous.reason },
           )
+          // The expiry series says what the vault serves: after a Superseded, another writer's version.
+          if (Exit.isSuccess(latest) && latest.value.expiresAt !== undefined) {
+            yield* metrics.certificateExpiry(
+              { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
+              latest.value.expiresAt,
+            )
+            slot.expiryRecorded = undefined
+          }
           agentMetrics.lastOutcome(d.name, previous.outcome)
           return
         }

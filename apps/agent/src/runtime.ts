@@ -5,6 +5,7 @@
  * the loop and finishes the deploys in flight.
  */
 import { type Metrics, type PfxCodec, withoutPem } from "@kvdeploy/core"
+import { PrometheusExposition } from "@kvdeploy/metrics/prometheus"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -131,6 +132,11 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         // hold those, not the reloaded copies (10,000 deployments: a second copy of about 10 MB).
         config = { ...loaded, settings: config.settings, deployments: reconciler.deployments() }
         yield* watcher.watch(config.deployments)
+        // The expiry series of targets no deployment names any more (removed, or renamed) go, so
+        // that an alert on them does not fire for a certificate the agent no longer deploys.
+        const exposition = yield* Effect.serviceOption(PrometheusExposition)
+        if (exposition._tag === "Some")
+          yield* exposition.value.retainCertificateExpiry(config.deployments.map((d) => d.target))
         yield* reconciler.triggerAll("reload")
       })
       // One reload at a time, in the order of the signals: each reads the file when its turn comes,

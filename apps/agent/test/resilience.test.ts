@@ -5,6 +5,7 @@
  * with a changed configuration, SIGTERM while a deploy is in flight and while
  * a rollback is in flight, and a restart from the state directory.
  */
+import { X509Certificate } from "node:crypto"
 import { readFileSync, statSync } from "node:fs"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { describe, expect, it } from "vitest"
@@ -401,6 +402,16 @@ describe("signals and restarts", () => {
     const first = world.run(config, e)
     await first.waitFor(succeeded("a"))
     await first.waitFor((l) => l.deployment === "b" && l.msg === "deploy: Superseded")
+    // The expiry series says what the vault serves: the other writer's version, not ours.
+    const served = e.state.versions("kv-restart", "b")?.at(-1)
+    expect(served?.foreign).toBe(true)
+    const servedNotAfter = Math.floor(
+      Date.parse(new X509Certificate(Buffer.from(served?.certificates[0] ?? new Uint8Array())).validTo) /
+        1000,
+    )
+    const expiryOfB = (page: string) =>
+      metricValue(page, "kvdeploy_certificate_expiry_timestamp_seconds", { certificate_name: "b" })
+    expect(expiryOfB((await first.http("/metrics")).body)).toBe(servedNotAfter)
     first.signal("SIGTERM")
     expect(await first.exited).toBe(0)
     const stateText = readFileSync(w.path("state/state.json"), "utf8")
@@ -436,6 +447,8 @@ describe("signals and restarts", () => {
     expect(metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "b", outcome: "Superseded" })).toBe(
       1,
     )
+    // Held, read again by the restarted agent: the served version's expiry.
+    expect(expiryOfB(page)).toBe(servedNotAfter)
     second.signal("SIGINT")
     expect(await second.exited).toBe(0)
   })

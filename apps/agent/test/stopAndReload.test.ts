@@ -197,6 +197,9 @@ describe("stopping and reloading", () => {
     const page = (await a.http("/metrics")).body
     expect(page).toMatch(/kvdeploy_agent_last_outcome\{deployment="keep"/)
     expect(page).not.toContain('deployment="gone"')
+    // Its certificate's expiry series too: an alert on it would fire for a certificate no longer deployed.
+    expect(page).toMatch(/kvdeploy_certificate_expiry_timestamp_seconds\{[^}]*certificate_name="keep-cert"/)
+    expect(page).not.toContain('certificate_name="gone-cert"')
     // An invalid file on SIGHUP: every problem with its fix, the running configuration kept.
     work.write("reload.yaml", "agent:\n  backof_base_seconds: 1\ndeployments: []\n")
     from = a.lines.length

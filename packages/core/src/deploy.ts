@@ -71,8 +71,11 @@ type Draft = DraftOf<DeployOutcome>
 interface RunState {
   previous: VaultVersion | undefined
   inspected: InspectedMaterial | undefined
-  /** notAfter of the previous certificate once a rollback restored it. */
-  restoredNotAfter: Date | undefined
+  /**
+   * notAfter of what the vault serves at the end when it is not the new certificate: the previous
+   * certificate a rollback restored, or another writer's version that superseded ours.
+   */
+  servedNotAfter: Date | undefined
 }
 
 const refOf = (v: VaultVersion): VersionRef => ({
@@ -623,6 +626,7 @@ function* notVerified(
         }
       }
       trail.postVerifyFailure = "superseded"
+      state.servedNotAfter = verdict.latest.expiresAt
       trail.note(`verify: superseded by ${verdict.latest.versionId}`)
       return {
         _tag: "Superseded",
@@ -641,7 +645,7 @@ function* notVerified(
   switch (restored._tag) {
     case "Restored":
       trail.rollbackOutcome = "restored"
-      state.restoredNotAfter = restored.previousNotAfter
+      state.servedNotAfter = restored.previousNotAfter
       return {
         _tag: "RolledBack",
         failedVersionId: imported.versionId,
@@ -650,6 +654,7 @@ function* notVerified(
         reason: `${wrong}; the previous certificate is served again as ${restored.version.versionId}`,
       }
     case "Superseded":
+      state.servedNotAfter = restored.latest.expiresAt
       // The rollback was written, then overtaken by another writer before it could be verified:
       // neither restored nor failed, so no rollback outcome is counted (the forward version's
       // mismatch is, above).
@@ -685,7 +690,7 @@ export const deploy: (
     const clock = Context.get(context, Clock.Clock)
     const startedAtMs = clock.currentTimeMillisUnsafe()
     const trail = new DeployTrail()
-    const state: RunState = { previous: undefined, inspected: undefined, restoredNotAfter: undefined }
+    const state: RunState = { previous: undefined, inspected: undefined, servedNotAfter: undefined }
     const draft = yield* run(context, request, trail, state, startedAtMs)
     const finishedAtMs = clock.currentTimeMillisUnsafe()
     // The common fields, then the draft's (its reason again, in place): each draft is its outcome
@@ -720,8 +725,8 @@ export const deploy: (
     const notAfter =
       outcome._tag === "Succeeded" || outcome._tag === "Skipped"
         ? state.inspected?.leaf.notAfter
-        : outcome._tag === "RolledBack"
-          ? state.restoredNotAfter
+        : outcome._tag === "RolledBack" || outcome._tag === "Superseded"
+          ? state.servedNotAfter
           : undefined
     if (notAfter !== undefined) yield* metrics.certificateExpiry(outcome.target, notAfter)
 

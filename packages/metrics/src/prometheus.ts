@@ -16,6 +16,14 @@ export class PrometheusExposition extends Context.Service<
     /** The exposition text (format 0.0.4) of every series. */
     readonly text: Effect.Effect<string>
     readonly contentType: string
+    /**
+     * Drop the expiry series (`kvdeploy_certificate_expiry_timestamp_seconds`) of every target but
+     * these: a long-running caller (the agent) whose configuration no longer names a target, so that
+     * an alert on the series does not fire for a certificate it no longer deploys.
+     */
+    readonly retainCertificateExpiry: (
+      keep: ReadonlyArray<{ readonly vaultUrl: string; readonly certificateName: string }>,
+    ) => Effect.Effect<void>
   }
 >()("@kvdeploy/metrics/PrometheusExposition") {}
 
@@ -80,7 +88,10 @@ const make = Effect.sync(() => {
     string,
     { readonly labels: { vault_url: string; certificate_name: string }; seconds: number }
   >()
-  new Gauge({
+  // Every target whose expiry was ever set, for retainCertificateExpiry.
+  const expiryKnown = new Map<string, { vault_url: string; certificate_name: string }>()
+  const expiryKey = (vaultUrl: string, certificateName: string) => `${vaultUrl}\n${certificateName}`
+  const expiryGauge = new Gauge({
     name: C.certificateExpiry.name,
     help: C.certificateExpiry.help,
     labelNames: [...C.certificateExpiry.labels],
@@ -105,19 +116,29 @@ const make = Effect.sync(() => {
     certificateExpiry: (certificate, notAfter) =>
       Effect.sync(() => {
         const seconds = Math.floor(notAfter.getTime() / 1000)
-        const key = `${certificate.vaultUrl}\n${certificate.certificateName}`
+        const key = expiryKey(certificate.vaultUrl, certificate.certificateName)
         const p = expiryPending.get(key)
         if (p !== undefined) p.seconds = seconds
-        else
-          expiryPending.set(key, {
-            labels: { vault_url: certificate.vaultUrl, certificate_name: certificate.certificateName },
-            seconds,
-          })
+        else {
+          const labels = { vault_url: certificate.vaultUrl, certificate_name: certificate.certificateName }
+          expiryPending.set(key, { labels, seconds })
+          if (!expiryKnown.has(key)) expiryKnown.set(key, labels)
+        }
       }),
   }
   const exposition: (typeof PrometheusExposition)["Service"] = {
     text: Effect.promise(() => registry.metrics()),
     contentType: registry.contentType,
+    retainCertificateExpiry: (keep) =>
+      Effect.sync(() => {
+        const kept = new Set(keep.map((c) => expiryKey(c.vaultUrl, c.certificateName)))
+        for (const [key, labels] of expiryKnown) {
+          if (kept.has(key)) continue
+          expiryGauge.remove(labels)
+          expiryKnown.delete(key)
+          expiryPending.delete(key)
+        }
+      }),
   }
   return Context.make(Metrics, metrics).pipe(Context.add(PrometheusExposition, exposition))
 })

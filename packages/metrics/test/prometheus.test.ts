@@ -171,4 +171,45 @@ describe("Prometheus adapter", () => {
       ])
     }).pipe(Effect.provide(prometheusLayer)),
   )
+
+  it.effect(
+    "retainCertificateExpiry drops the expiry series of the targets not kept, scraped or pending",
+    () =>
+      Effect.gen(function* () {
+        const metrics = yield* Metrics
+        const exposition = yield* PrometheusExposition
+        const expiries = (text: string) =>
+          text
+            .split("\n")
+            .filter((l) => l.startsWith("kvdeploy_certificate_expiry_timestamp_seconds{"))
+            .map((l) => /certificate_name="([^"]*)"/.exec(l)?.[1])
+        const vaultUrl = "https://a.vault.azure.net"
+        yield* metrics.certificateExpiry(
+          { vaultUrl, certificateName: "kept" },
+          new Date("2027-01-01T00:00:00Z"),
+        )
+        yield* metrics.certificateExpiry(
+          { vaultUrl, certificateName: "gone" },
+          new Date("2027-01-01T00:00:00Z"),
+        )
+        assert.deepStrictEqual(expiries(yield* exposition.text), ["kept", "gone"])
+        // Set again after the scrape (pending), then dropped: neither the gauge's value nor the pending one shows.
+        yield* metrics.certificateExpiry(
+          { vaultUrl, certificateName: "gone" },
+          new Date("2027-02-01T00:00:00Z"),
+        )
+        yield* metrics.certificateExpiry(
+          { vaultUrl, certificateName: "late" },
+          new Date("2027-02-01T00:00:00Z"),
+        )
+        yield* exposition.retainCertificateExpiry([{ vaultUrl, certificateName: "kept" }])
+        assert.deepStrictEqual(expiries(yield* exposition.text), ["kept"])
+        // A target set again later shows again.
+        yield* metrics.certificateExpiry(
+          { vaultUrl, certificateName: "gone" },
+          new Date("2027-03-01T00:00:00Z"),
+        )
+        assert.deepStrictEqual(expiries(yield* exposition.text), ["kept", "gone"])
+      }).pipe(Effect.provide(prometheusLayer)),
+  )
 })
