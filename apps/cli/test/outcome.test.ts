@@ -91,4 +91,29 @@ describe("a Failed deploy's next step", () => {
       nextOf(new VaultUnavailable({ operation: "importVersion", detail: "the vault answered 503" })),
     ).toContain("can be retried as is")
   })
+  it("a lost import the version list did not show, and a recovery of unknown outcome: the CLI's checks", () => {
+    const failed = (fields: Record<string, unknown>) =>
+      outcomeLines(
+        {
+          _tag: "Failed",
+          target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
+          certificateId: "api",
+          previous: undefined,
+          newX5t: undefined,
+          adopted: false,
+          reason: "core's reason, for every caller",
+          vaultCalls: 3,
+          decisions: [],
+          timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
+          ...fields,
+        } as unknown as DeployOutcome,
+        undefined,
+        plain as never,
+        0,
+      ).find((l) => l.trimStart().startsWith("next")) ?? ""
+    expect(failed({ step: "reconcile", error: "VaultAmbiguous" })).toContain("`kvdeploy versions`")
+    expect(failed({ step: "soft-deleted", error: "VaultAmbiguous", recovered: "unknown" })).toContain(
+      "`kvdeploy show`",
+    )
+  })
 })

@@ -284,7 +284,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
         _tag: "Failed",
         step: "soft-deleted",
         error: recovered.failure._tag,
-        reason: `${name} was soft-deleted and the outcome of its recovery is unknown (${recovered.failure.detail}); ${served}. Check with \`kvdeploy show\` and deploy again; no version was written`,
+        reason: `${name} was soft-deleted and the outcome of its recovery is unknown (${recovered.failure.detail}); ${served}; no version was written: deploy again once Key Vault serves the certificate`,
       } satisfies Draft
     }
     restored = latest.success
@@ -361,7 +361,7 @@ const reconcile = Effect.fnUntraced(function* (
       error: "VaultAmbiguous",
       // True when the list was read; an import the vault was still working on when its answer was lost
       // (a client timeout) could still appear later, and the next deploy finds it (Skipped) or imports.
-      reason: `the import had not taken effect when the version list was read: ${failure.message}; if the vault was still working on it when the answer was lost, it may yet appear: run the deploy again (it is skipped if the version is there) or check with kvdeploy versions`,
+      reason: `the import had not taken effect when the version list was read: ${failure.message}; if the vault was still working on it when the answer was lost, it may yet appear: a later deploy of the same certificate skips it if it is there, or imports it`,
     } satisfies Draft
   }
   trail.note(

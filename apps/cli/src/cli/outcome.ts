@@ -89,6 +89,12 @@ const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
  * refused the request itself.
  */
 const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string => {
+  // The outcome of a recovery is not known (core's words are for every caller): what to check here.
+  if (o.recovered === "unknown")
+    return "check whether Key Vault serves the certificate again (`kvdeploy show`), then deploy again; the recovery is not sent twice"
+  // The answer to the import was lost and the version list did not show it: it may still appear.
+  if (o.error === "VaultAmbiguous" && o.step === "reconcile")
+    return "deploy again: it is skipped if the import did land, or imports once; `kvdeploy versions` shows what the vault holds"
   if (o.error === "VaultConflictSoftDeleted" && o.recovered === undefined)
     return "deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover the certificate and deploy, or purge it first; retrying as is fails the same way"
   // What a VaultForbidden refused has its own remedy; only a missing permission is granted.
