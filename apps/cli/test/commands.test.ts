@@ -715,6 +715,48 @@ describe("outcomes and exit codes", () => {
     }
   })
 
+  it("a certificate whose secret is PEM: plan and deploy say the import makes it PKCS#12", async () => {
+    const name = "pem-secret"
+    // Another tool imported it as PEM (key first, as Key Vault's own PEM secrets are), with kvdeploy's tags.
+    const served = await fx.leaf()
+    await world
+      .sdk()
+      .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
+        policy: { contentType: "application/x-pem-file" },
+        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
+      })
+    expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.contentType).toBe(
+      "application/x-pem-file",
+    )
+    const renewal = await fx.leaf()
+    const planned = json<{ action: string; contentTypeChange?: { from: string; to: string } }>(
+      await runCli(["plan", ...deployArgs(name).slice(1)], { stdin: fx.bundle(renewal), env: world.env }),
+    )
+    expect(planned.action).toBe("import")
+    expect(planned.contentTypeChange).toEqual({ from: "application/x-pem-file", to: "application/x-pkcs12" })
+    const text = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-"], {
+      stdin: fx.bundle(renewal),
+      env: world.env,
+    })
+    expect(text.stdout).toMatch(
+      /content +the secret is PEM \(application\/x-pem-file\) now; the import writes PKCS#12/,
+    )
+    const r = await runCli(deployArgs(name), { stdin: fx.bundle(renewal), env: world.env })
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(json<Outcome & { decisions: string[] }>(r).decisions.join("\n")).toMatch(
+      /content type: the vault serves this certificate's secret as PEM/,
+    )
+    expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.contentType).toBe("application/x-pkcs12")
+    // Once PKCS#12, plan says nothing more of it.
+    const again = json<{ contentTypeChange?: unknown }>(
+      await runCli(["plan", ...deployArgs(name).slice(1)], {
+        stdin: fx.bundle(await fx.leaf()),
+        env: world.env,
+      }),
+    )
+    expect(again.contentTypeChange).toBeUndefined()
+  })
+
   it("RolledBack (exit 3) and the whole story: kvdeploy demo --json", async () => {
     const r = await runCli(["demo", "--json"], { timeoutMs: 60_000 })
     expect(r.code, r.stderr).toBe(0)

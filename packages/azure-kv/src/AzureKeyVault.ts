@@ -18,6 +18,7 @@ import {
   type CertificateClientOptions,
   type CertificateProperties,
   type KeyVaultCertificate,
+  type KeyVaultCertificateWithPolicy,
   type ListPropertiesOfCertificatesOptions,
 } from "@azure/keyvault-certificates"
 import { SecretClient, type SecretClientOptions } from "@azure/keyvault-secrets"
@@ -141,6 +142,7 @@ const versionFromProperties = (
   properties: CertificateProperties,
   cer: Uint8Array | undefined,
   serialHexOf: SerialHexReader,
+  contentType?: string,
 ): VaultVersion => {
   // A certificate whose serial is in the reader's memory (the one a deploy imports, whose serial it
   // stated, or one read before) gets it as a plain field.
@@ -156,6 +158,7 @@ const versionFromProperties = (
     tags: served.tags,
     ...(cer === undefined ? {} : { cer }),
     ...(properties.expiresOn === undefined ? {} : { expiresAt: properties.expiresOn }),
+    ...(contentType === undefined ? {} : { contentType }),
   }
   // The serial is read from the certificate when first asked for: a caller that compares only
   // x5t, tags and enabled (the agent's no-change check) parses nothing.
@@ -218,7 +221,13 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   // each certificate's SHA-1, see certificateSerial.ts).
   const serialHexOf = serialHexReader(Math.min(256, Math.max(8, 2 * (maxConnections ?? 32))))
   const versionFromCertificate = (certificate: KeyVaultCertificate): VaultVersion =>
-    versionFromProperties(certificate.properties, certificate.cer, serialHexOf)
+    versionFromProperties(
+      certificate.properties,
+      certificate.cer,
+      serialHexOf,
+      // A read of the latest version (and an import's answer) carries the certificate's policy.
+      (certificate as Partial<KeyVaultCertificateWithPolicy>).policy?.contentType,
+    )
   const recording = options.recordMetrics !== false
   const onThrottled = () => {
     if (recording) Effect.runFork(metrics.vaultThrottled())

@@ -150,6 +150,11 @@ const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | V
   }
 }
 
+const PEM_CONTENT_TYPE = "application/x-pem-file"
+/** The decision a deploy over a certificate whose secret is PEM notes: what its consumers read changes. */
+export const pemToPkcs12Note =
+  "content type: the vault serves this certificate's secret as PEM (application/x-pem-file); the import writes PKCS#12 (application/x-pkcs12), for this and every later version: a consumer that reads the secret as PEM must read PKCS#12 from now on"
+
 /** Steps 3-4, idempotency and ownership, against the snapshot (again after a recovery). */
 const judgeExisting = (
   request: DeployRequest,
@@ -469,6 +474,8 @@ function* run(
       )
       if (refused !== undefined) return refused
     }
+    // An import sets the certificate's policy: a secret read as PEM until now is PKCS#12 from now on.
+    if (state.previous.contentType === PEM_CONTENT_TYPE) trail.note(pemToPkcs12Note)
   }
 
   // 5. Import (the PFX is built now if it was not yet: an import follows).

@@ -56,6 +56,11 @@ export interface PlanRecord {
     | "unknown"
   /** Why `previousKey` is not `matches`, when there is more to say. */
   readonly previousKeyReason?: string
+  /**
+   * When the deploy would change what the certificate's secret holds: the vault serves it as PEM
+   * (`application/x-pem-file`) and the import writes PKCS#12, for every later version.
+   */
+  readonly contentTypeChange?: { readonly from: string; readonly to: "application/x-pkcs12" }
 }
 
 const decide = (
@@ -232,6 +237,9 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           reason: decision.reason,
           tags: decision.writes > 0 ? tags : undefined,
           writes: decision.writes,
+          ...(latest?.contentType === "application/x-pem-file" && decision.writes > 0
+            ? { contentTypeChange: { from: latest.contentType, to: "application/x-pkcs12" as const } }
+            : {}),
           ...(previous === undefined
             ? {}
             : {
@@ -268,6 +276,11 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         ...(record.previousKey === undefined
           ? []
           : [`  previous key ${previousKeyText[record.previousKey]}`]),
+        ...(record.contentTypeChange === undefined
+          ? []
+          : [
+              `  ${s.yellow("content")}     the secret is PEM (${record.contentTypeChange.from}) now; the import writes PKCS#12 (${record.contentTypeChange.to}) for this and every later version: a consumer that reads it as PEM must read PKCS#12`,
+            ]),
         ...(record.tags === undefined
           ? []
           : [

@@ -23,6 +23,12 @@ export interface VaultVersion {
   readonly cer?: Uint8Array
   /** The leaf's notAfter, when the vault returned it. */
   readonly expiresAt?: Date
+  /**
+   * The content type of the certificate's backing secret, as the certificate's policy says
+   * (`application/x-pkcs12` or `application/x-pem-file`), when the vault returned the policy (a
+   * read of the latest version does). An import sets the policy of every later version.
+   */
+  readonly contentType?: string
 }
 
 /**
