@@ -12,6 +12,15 @@ const ca = makeAuthority("rollback-chain")
 const oldCert = issue({ seed: "old", issuer: ca })
 const newCert = issue({ seed: "new", issuer: ca })
 
+/** The vault serves oldCert (kvdeploy's), refuses secrets/get, and serves the next import wrong (its tags dropped). */
+const servedWrongWithoutSecrets = Effect.gen(function* () {
+  const vault = yield* InMemoryVaultHandle
+  yield* vault.seed(NAME, oldCert.material, { tags: managedTags })
+  vault.setSecretsGet(false)
+  vault.script("importVersion", Fault.alter("drop-tags"))
+  return vault
+})
+
 describe("rollback keeps the previous chain", () => {
   it.effect(
     "a caller key without previousChain is refused before the import: its rollback could not restore the chain",
@@ -33,10 +42,7 @@ describe("rollback keeps the previous chain", () => {
     () =>
       fresh(
         Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          yield* vault.seed(NAME, oldCert.material, { tags: managedTags })
-          vault.setSecretsGet(false)
-          vault.script("importVersion", Fault.alter("drop-tags"))
+          const vault = yield* servedWrongWithoutSecrets
           const outcome = yield* runDeploy(
             request(newCert.material, {
               previousKey: oldCert.material.key,
@@ -57,10 +63,7 @@ describe("rollback keeps the previous chain", () => {
     () =>
       fresh(
         Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          yield* vault.seed(NAME, oldCert.material, { tags: managedTags })
-          vault.setSecretsGet(false)
-          vault.script("importVersion", Fault.alter("drop-tags"))
+          const vault = yield* servedWrongWithoutSecrets
           const renewed = issue({ seed: "renewed", issuer: ca, key: oldCert.key, withChain: false })
           const outcome = yield* runDeploy(request(renewed.material))
           assert.strictEqual(outcome._tag, "RollbackFailed")
