@@ -85,7 +85,7 @@ interface Slot {
   again: boolean
   /** Between its first failed attempt and the end of its retries: an interval pass leaves it to its backoff. */
   backingOff: boolean
-  /** What started the current run: a pass's reason (`start`, `interval`, `reload`), `file change`, or `retry`. */
+  /** The last trigger's reason (`start`, `interval`, `reload`, `file change`): the next run's `trigger`. */
   cause: string | undefined
   generation: number
   fiber: Fiber.Fiber<void> | undefined
@@ -210,6 +210,20 @@ export const makeReconciler = (
     const services = yield* Effect.context<Vaults | Metrics | PfxCodec>()
     const vaults = yield* Vaults
     const metrics = yield* Metrics
+    /**
+     * The Metrics a run of `d` records through: its expiry series only while `d` is still the
+     * configured deployment of its name. A run of a configuration a reload replaced (a renamed
+     * target) ends after the reload dropped the old target's series, and must not set it again.
+     */
+    const metricsFor = (d: Deployment): typeof metrics => ({
+      ...metrics,
+      certificateExpiry: (certificate, notAfter) =>
+        Effect.suspend(() =>
+          slots.get(d.name)?.deployment === d
+            ? metrics.certificateExpiry(certificate, notAfter)
+            : Effect.void,
+        ),
+    })
     const codec = yield* PfxCodec
     const materialWorkers = yield* MaterialWorkers
     const settings: AgentSettings = initial.settings
@@ -290,7 +304,6 @@ export const makeReconciler = (
           deployment: d.name,
           vault: d.target.vaultUrl,
           certificate: d.target.certificateName,
-          trigger: slots.get(d.name)?.cause,
           ...fields,
         }),
       )
@@ -490,7 +503,7 @@ export const makeReconciler = (
             yield* metrics.idempotentSkip()
             yield* metrics.deployDuration((finishedAt - startedAt) / 1000)
             if (slot.expiryRecorded !== facts) {
-              yield* metrics.certificateExpiry(
+              yield* metricsFor(d).certificateExpiry(
                 { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
                 facts.notAfter,
               )
@@ -592,7 +605,7 @@ export const makeReconciler = (
           )
           // The expiry series says what the vault serves: after a Superseded, another writer's version.
           if (Exit.isSuccess(latest) && latest.value.expiresAt !== undefined) {
-            yield* metrics.certificateExpiry(
+            yield* metricsFor(d).certificateExpiry(
               { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
               latest.value.expiresAt,
             )
@@ -729,6 +742,7 @@ export const makeReconciler = (
             options: { adopt: d.adopt },
           }).pipe(
             Effect.provideService(Vault, decorated),
+            Effect.provideService(Metrics, metricsFor(d)),
             Effect.provideService(AuditLog, audit),
             // Recorded inside the uninterruptible region: a deploy finished during shutdown is in the state file.
             Effect.tap((outcome) =>
@@ -767,8 +781,13 @@ export const makeReconciler = (
       schedule: backoffSchedule(settings.backoffBaseMs, settings.backoffMaxMs),
       while: () => !stopping,
     }
-    const retrying = <A, R>(first: AttemptFailed, once: Effect.Effect<A, AttemptFailed, R>) =>
-      retryAfterFirstFailure(first, once, retryPolicy)
+    // A trigger that came during an attempt (`again`: a change of its files, a reload) ends the
+    // retries: the run starts again at once with a fresh backoff, instead of after the next delay.
+    const retrying = <A, R>(slot: Slot, first: AttemptFailed, once: Effect.Effect<A, AttemptFailed, R>) =>
+      retryAfterFirstFailure(first, once, {
+        schedule: retryPolicy.schedule,
+        while: () => retryPolicy.while() && !slot.again,
+      })
 
     // Deployments not attempted yet: a count, not a scan of every slot after each attempt (a cold
     // pass over 10,000 deployments scanned 10,000 slots 10,000 times).
@@ -788,89 +807,98 @@ export const makeReconciler = (
       Effect.gen(function* () {
         do {
           slot.again = false
+          const cause = slot.cause
           const lane = yield* laneFor(slot.deployment.target.vaultUrl)
           // The vault's lane first: a deployment holds nothing else (and little memory) while it waits
           // for it, so a fleet triggered at once keeps only a few deployments per vault in progress.
-          const once = lane.slots.withPermit(
-            Effect.gen(function* () {
-              const d = slot.deployment
-              // Read the source first (cheap): it tells whether a deploy is likely, and so whether to
-              // wait for an import permit now, before holding a global permit. Files found exactly as
-              // the last whole read stamped them are not read again (one stat each).
-              const stamp = slot.stamp
-              const bytes: Result.Result<SourceBytes | SourceUnchanged, SourceBroken> =
-                stamp !== undefined && unchangedSince(stamp, Date.now())
-                  ? Result.succeed({ fingerprint: stamp.fingerprint, files: undefined, stamp })
-                  : yield* readSource(d.source).pipe(Effect.result)
-              slot.stamp = bytes._tag === "Success" ? bytes.success.stamp : undefined
-              const recorded = state.get(d.name)
-              const inPlace =
-                recorded !== undefined &&
-                recorded.configFingerprint === d.fingerprint &&
-                bytes._tag === "Success" &&
-                recorded.sourceFingerprint === bytes.success.fingerprint &&
-                (recorded.outcome === "Succeeded" || recorded.outcome === "Skipped" || recorded.held)
-              const likelyDeploy = bytes._tag === "Success" && !inPlace
-              const run = (reservation: ImportReservation | undefined) =>
-                Effect.andThen(
-                  lane.budget.awaitGate,
-                  global.withPermit(
-                    Effect.suspend(() => {
-                      let begun = false
-                      // Whether the attempt parsed or deployed (the in-pass collections are for those).
-                      const work: Work = { heavy: false }
-                      // The pass this attempt answers for (taken when it begins).
-                      let pass: Pass | undefined
-                      return Effect.suspend(() => {
-                        // A reload changed the deployment while this one waited for its permits: the
-                        // source read above is the old configuration's. Read again for the new one.
-                        if (slot.deployment !== d) {
-                          slot.again = true
-                          return Effect.void
-                        }
-                        if (slot.generation === generation) slot.phase = "attempting"
-                        begun = true
-                        slot.touchedSeq = ++attemptSeq
-                        slot.inAttempt = true
-                        pass = slot.pass
-                        slot.pass = undefined
-                        idle.begin()
-                        return attempt(slot, lane, bytes, reservation, work)
-                      }).pipe(
-                        Effect.ensuring(
-                          Effect.andThen(
-                            Effect.sync(() => {
-                              if (begun) {
-                                slot.touchedSeq = ++attemptSeq
-                                slot.inAttempt = false
-                                idle.end(!work.heavy)
-                              }
-                              if (slot.generation === generation) slot.phase = "waiting"
-                            }),
+          /** One attempt, its lines saying what started it. */
+          const onceAs = (trigger: string) =>
+            lane.slots.withPermit(
+              Effect.gen(function* () {
+                const d = slot.deployment
+                // Read the source first (cheap): it tells whether a deploy is likely, and so whether to
+                // wait for an import permit now, before holding a global permit. Files found exactly as
+                // the last whole read stamped them are not read again (one stat each).
+                const stamp = slot.stamp
+                const bytes: Result.Result<SourceBytes | SourceUnchanged, SourceBroken> =
+                  stamp !== undefined && unchangedSince(stamp, Date.now())
+                    ? Result.succeed({ fingerprint: stamp.fingerprint, files: undefined, stamp })
+                    : yield* readSource(d.source).pipe(Effect.result)
+                slot.stamp = bytes._tag === "Success" ? bytes.success.stamp : undefined
+                const recorded = state.get(d.name)
+                const inPlace =
+                  recorded !== undefined &&
+                  recorded.configFingerprint === d.fingerprint &&
+                  bytes._tag === "Success" &&
+                  recorded.sourceFingerprint === bytes.success.fingerprint &&
+                  (recorded.outcome === "Succeeded" || recorded.outcome === "Skipped" || recorded.held)
+                const likelyDeploy = bytes._tag === "Success" && !inPlace
+                const run = (reservation: ImportReservation | undefined) =>
+                  Effect.andThen(
+                    lane.budget.awaitGate,
+                    global.withPermit(
+                      Effect.suspend(() => {
+                        let begun = false
+                        // Whether the attempt parsed or deployed (the in-pass collections are for those).
+                        const work: Work = { heavy: false }
+                        // The pass this attempt answers for (taken when it begins).
+                        let pass: Pass | undefined
+                        return Effect.suspend(() => {
+                          // A reload changed the deployment while this one waited for its permits: the
+                          // source read above is the old configuration's. Read again for the new one.
+                          if (slot.deployment !== d) {
+                            slot.again = true
+                            return Effect.void
+                          }
+                          if (slot.generation === generation) slot.phase = "attempting"
+                          begun = true
+                          slot.touchedSeq = ++attemptSeq
+                          slot.inAttempt = true
+                          pass = slot.pass
+                          slot.pass = undefined
+                          idle.begin()
+                          return Effect.annotateLogs(
+                            attempt(slot, lane, bytes, reservation, work),
+                            "trigger",
+                            trigger,
+                          )
+                        }).pipe(
+                          Effect.ensuring(
                             Effect.andThen(
-                              markAttempted(slot),
-                              Effect.suspend(() => (pass === undefined ? Effect.void : passDone(pass, work))),
+                              Effect.sync(() => {
+                                if (begun) {
+                                  slot.touchedSeq = ++attemptSeq
+                                  slot.inAttempt = false
+                                  idle.end(!work.heavy)
+                                }
+                                if (slot.generation === generation) slot.phase = "waiting"
+                              }),
+                              Effect.andThen(
+                                markAttempted(slot),
+                                Effect.suspend(() =>
+                                  pass === undefined ? Effect.void : passDone(pass, work),
+                                ),
+                              ),
                             ),
                           ),
-                        ),
-                      )
-                    }),
-                  ),
+                        )
+                      }),
+                    ),
+                  )
+                // No import permit to hold (the likely case of a pass that changes nothing): run as is.
+                if (!likelyDeploy) return yield* run(undefined)
+                return yield* Effect.acquireUseRelease(lane.budget.reserveImport, run, (reservation) =>
+                  lane.budget.releaseUnused(reservation),
                 )
-              // No import permit to hold (the likely case of a pass that changes nothing): run as is.
-              if (!likelyDeploy) return yield* run(undefined)
-              return yield* Effect.acquireUseRelease(lane.budget.reserveImport, run, (reservation) =>
-                lane.budget.releaseUnused(reservation),
-              )
-            }),
-          )
-          yield* Effect.catch(once, (first) =>
+              }),
+            )
+          // The run's lines say what started it (a trigger during the run starts the next one).
+          yield* Effect.catch(onceAs(cause ?? "start"), (first) =>
             Effect.andThen(
               Effect.sync(() => {
                 slot.backingOff = true
-                slot.cause = "retry"
               }),
-              retrying(first, once),
+              retrying(slot, first, onceAs("retry")),
             ),
           ).pipe(
             Effect.ensuring(

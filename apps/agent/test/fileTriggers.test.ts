@@ -136,4 +136,107 @@ describe("file changes", () => {
     expect(deployed.trigger).toBe("file change")
     expect(e.state.versions("kv-hup-interval-watch", "moved")?.at(-1)?.x5t).toBe(renewal.x5t)
   })
+
+  it("a run's lines carry what started it; a file change during the run starts the next one", async () => {
+    const { e, w, p } = await setUp("kv-trigger-per-run")
+    const leaf = await p.leaf("tr.example.test")
+    writeAtomically(w.path("tr.crt"), leaf.certPem)
+    writeAtomically(w.path("tr.key"), leaf.keyPem)
+    // The start pass's import takes 2 s; the files change meanwhile.
+    e.faults.add({
+      operation: "import",
+      vault: "kv-trigger-per-run",
+      name: "tr",
+      times: 1,
+      action: { kind: "delay", ms: 2000 },
+    })
+    const a = world.run(
+      writeConfig(w, e, [
+        {
+          name: "tr",
+          vault: "kv-trigger-per-run",
+          certificate: "tr",
+          source: { cert: w.path("tr.crt"), key: w.path("tr.key") },
+        },
+      ]),
+      e,
+    )
+    // The request log has a request once it is answered: the comparison's read, then the import
+    // begins, and 0.3 s later it is in its 2 s wait.
+    const deadline = Date.now() + 20_000
+    while (e.requests.count({ vault: "kv-trigger-per-run", operation: "getLatest" }) === 0) {
+      if (Date.now() > deadline) throw new Error("the comparison never read the vault")
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await new Promise((r) => setTimeout(r, 300))
+    const renewal = await p.leaf("tr.example.test")
+    writeAtomically(w.path("tr.key"), renewal.keyPem)
+    writeAtomically(w.path("tr.crt"), renewal.certPem)
+    const first = await a.waitFor(succeeded("tr"))
+    expect(first.trigger).toBe("start")
+    const second = await a.waitFor(succeeded("tr"), { from: a.lines.indexOf(first) + 1 })
+    expect(second.trigger).toBe("file change")
+    expect(e.state.versions("kv-trigger-per-run", "tr")?.at(-1)?.x5t).toBe(renewal.x5t)
+  })
+
+  it("a file change during a retry ends the backoff: the next run starts at once, not after the next delay", async () => {
+    const { e, w, p } = await setUp("kv-retry-trigger")
+    const leaf = await p.leaf("rt.example.test")
+    writeAtomically(w.path("rt.crt"), leaf.certPem)
+    writeAtomically(w.path("rt.key"), leaf.keyPem)
+    // The first read is refused (a retry after about 2 s); the retry's read is refused too, after
+    // 3 s, and the files change meanwhile. The next retry would come 4 s later (3.2-4.8 s).
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-retry-trigger",
+      name: "rt",
+      times: 1,
+      // A refusal the SDK does not retry itself (a 503 it would).
+      action: { kind: "status", status: 403 },
+    })
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-retry-trigger",
+      name: "rt",
+      // (Faults apply in order: this one meets the calls after the first fault's.)
+      times: 1,
+      action: { kind: "status", status: 403, afterMs: 3000 },
+    })
+    const a = world.run(
+      writeConfig(
+        w,
+        e,
+        [
+          {
+            name: "rt",
+            vault: "kv-retry-trigger",
+            certificate: "rt",
+            source: { cert: w.path("rt.crt"), key: w.path("rt.key") },
+          },
+        ],
+        { backoff_base_seconds: 2, backoff_max_seconds: 60 },
+      ),
+      e,
+    )
+    await a.waitFor((l) => l.deployment === "rt" && /^cannot read the vault/.test(l.msg))
+    // The retry begins 1.6-2.4 s later and waits 3 s for its read: 3 s after the failure it is waiting.
+    await new Promise((r) => setTimeout(r, 3000))
+    expect(
+      e.requests
+        .entries({ vault: "kv-retry-trigger", operation: "getLatest", challenge: false })
+        .map((r) => r.status),
+    ).toEqual([403])
+    const renewal = await p.leaf("rt.example.test")
+    writeAtomically(w.path("rt.key"), renewal.keyPem)
+    writeAtomically(w.path("rt.crt"), renewal.certPem)
+    const refused = await a.waitFor(
+      (l) => l.deployment === "rt" && /^cannot read the vault/.test(l.msg) && l.trigger === "retry",
+    )
+    const deployed = await a.waitFor(succeeded("rt"), { from: a.lines.indexOf(refused) + 1 })
+    expect(deployed.trigger).toBe("file change")
+    const gapMs = Date.parse(String(deployed.time)) - Date.parse(String(refused.time))
+    // At once: well under the next backoff delay (4 s, jittered to 3.2-4.8 s).
+    expect(gapMs).toBeLessThan(2500)
+    expect(e.state.versions("kv-retry-trigger", "rt")?.at(-1)?.x5t).toBe(renewal.x5t)
+  })
 })

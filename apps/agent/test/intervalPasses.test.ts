@@ -91,4 +91,43 @@ describe("interval passes", () => {
       metricValue(page, "kvdeploy_agent_last_pass_timestamp_seconds", { reason: "interval" }),
     ).toBeGreaterThan(0)
   })
+
+  it("a target renamed by SIGHUP while its import runs: the old name's expiry series does not come back", async () => {
+    const { e, w, p } = await world.setUp(["kv-renamed"])
+    const leaf = await p.leaf("renamed.example.test")
+    w.write("r.crt", leaf.certPem)
+    w.write("r.key", leaf.keyPem)
+    const deployment = (certificate: string) => ({
+      name: "r",
+      vault: "kv-renamed",
+      certificate,
+      source: { cert: w.path("r.crt"), key: w.path("r.key") },
+    })
+    e.faults.add({
+      operation: "import",
+      vault: "kv-renamed",
+      name: "old-name",
+      times: 1,
+      action: { kind: "delay", ms: 2500 },
+    })
+    const a = world.run(writeConfig(w, e, [deployment("old-name")]), e)
+    const deadline = Date.now() + 20_000
+    while (e.requests.count({ vault: "kv-renamed", operation: "getLatest" }) === 0) {
+      if (Date.now() > deadline) throw new Error("the comparison never read the vault")
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await new Promise((r) => setTimeout(r, 300))
+    // Renamed while the import of old-name waits.
+    writeConfig(w, e, [deployment("new-name")])
+    const from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor((l) => l.msg === "configuration applied", { from })
+    await a.waitFor((l) => l.msg === "deploy: Succeeded" && l.certificate === "old-name")
+    await a.waitFor((l) => l.msg === "deploy: Succeeded" && l.certificate === "new-name")
+    const page = (await a.http("/metrics")).body
+    expect(
+      metricValue(page, "kvdeploy_certificate_expiry_timestamp_seconds", { certificate_name: "new-name" }),
+    ).toBe(Math.floor(leaf.notAfter.getTime() / 1000))
+    expect(page).not.toContain('certificate_name="old-name"')
+  })
 })

@@ -50,6 +50,8 @@ export type FaultAction =
       readonly message?: string
       readonly innerCode?: string
       readonly headers?: Readonly<Record<string, string>>
+      /** Wait this long first (a slow refusal: the client waits, then fails). */
+      readonly afterMs?: number
     }
   /** Answer 429 Throttled with Retry-After (seconds, default 1) without performing the operation. */
   | { readonly kind: "throttle"; readonly retryAfterSeconds?: number }
@@ -264,6 +266,12 @@ export const validateRule = (rule: unknown): FaultRule => {
     (typeof action.status !== "number" || action.status < 100 || action.status > 599)
   )
     throw new Error("status action needs a numeric status")
+  if (
+    action.kind === "status" &&
+    action.afterMs !== undefined &&
+    (typeof action.afterMs !== "number" || !(action.afterMs >= 0) || action.afterMs > 2_147_483_647)
+  )
+    throw new Error("status action's afterMs must be a number of milliseconds from 0 to 2147483647")
   if ((action.kind === "delay" || action.kind === "delayAfterCommit") && typeof action.ms !== "number")
     throw new Error(`${String(action.kind)} action needs ms`)
   if (

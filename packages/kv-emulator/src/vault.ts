@@ -305,6 +305,7 @@ export class VaultHandler {
         return finish({ status: 0 })
       } else if (a.kind === "status") {
         req.resume()
+        if (a.afterMs !== undefined) await sleep(a.afterMs)
         const e = new KvError(
           a.status,
           a.code ?? defaultCode(a.status),
