@@ -18,11 +18,14 @@ import { deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator
 import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
 
 const VAULT = "tenants"
+/** A vault of another tenant, which the application may reach (AZURE_ADDITIONALLY_ALLOWED_TENANTS). */
+const OTHER = "tenants-other"
+const OTHER_TENANT = "11111111-2222-3333-4444-555555555555"
 let emulator: Emulator
 let ca: Issuer
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  emulator = await start({ vaults: [VAULT, { name: OTHER, tenantId: OTHER_TENANT }], warn: () => {} })
   ca = await makeCa()
 })
 afterAll(() => emulator?.stop())
@@ -69,6 +72,7 @@ const inProcessEnvironment = <A, E>(
         "AZURE_CLIENT_SECRET",
         "AZURE_FEDERATED_TOKEN_FILE",
         "AZURE_AUTHORITY_HOST",
+        "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
       ]
       const saved = new Map([...names, ...Object.keys(variables)].map((k) => [k, process.env[k]] as const))
       if (Object.keys(variables).length > 0) for (const k of names) delete process.env[k]
@@ -124,6 +128,31 @@ describe("a tenant written as its domain name or its id in upper case", () => {
         ])
       }),
     )
+
+  it.live(
+    "default with the domain name and AZURE_ADDITIONALLY_ALLOWED_TENANTS: a vault of another tenant gets that tenant's token",
+    () =>
+      Effect.gen(function* () {
+        const target = targetFor(emulator, OTHER, "cross-tenant", { credential_mode: "default" })
+        const variables: Record<string, string> = {
+          ...emulator.env.clientSecret,
+          AZURE_TENANT_ID: emulator.tenantDomain,
+          AZURE_ADDITIONALLY_ALLOWED_TENANTS: "*",
+        }
+        const resolved = yield* inProcessEnvironment(
+          variables,
+          makeCredential(credentialSettingsFromTarget(target, { trustedCaPem: emulator.caPem })).pipe(
+            Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(variables))),
+          ),
+        )
+        const material = yield* Effect.promise(() => makeMaterial(ca))
+        const outcome: DeployOutcome = yield* deployOnce(target, material, "cross-tenant").pipe(
+          fastReads,
+          Effect.provide(worldLayer(emulator, target, resolved.credential)),
+        )
+        expect(outcome._tag, outcome.reason).toBe("Succeeded")
+      }),
+  )
 
   it.live(
     "the SDK's own credential with the domain name refuses the challenge's tenant (what kvdeploy handles)",

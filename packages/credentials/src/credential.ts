@@ -148,16 +148,25 @@ const asManagedIdentityExchange = (credential: TokenCredential): TokenCredential
     ),
 })
 
+/** @azure/identity's refusal of a token for a tenant the credential was not given (processMultiTenantRequest). */
+const refusedTenant = (error: unknown): boolean =>
+  error instanceof Error && /not configured to acquire tokens for tenant/.test(error.message)
+
 /**
  * Key Vault's challenge names the vault's tenant by its id (lower case), and keyvault-common asks
  * the credential for a token of that tenant. @azure/identity's credentials compare it with the
  * tenant they were given, text for text (processMultiTenantRequest), and refuse any other before
- * sending a request: a tenant given as its domain name (contoso.onmicrosoft.com), or as its id in
- * upper case, would have every token refused. For such a tenant the challenge's tenant is left out
- * of the request (the id in upper case: only when it is that id): the token comes from the tenant
- * configured, which Entra ID takes by its domain name, and the vault judges it (a token of another
- * tenant is refused with a 401, which says to check the tenant). A tenant given as its id in lower
- * case keeps the SDK's own check.
+ * sending a request, unless it is one of their additionally allowed tenants: a tenant given as its
+ * domain name (contoso.onmicrosoft.com), or as its id in upper case, would have every token
+ * refused. For those:
+ * - the id in upper case, and the challenge names that id: the challenge's tenant is left out of
+ *   the request (the same tenant);
+ * - a domain name: the request is made as asked first (a vault of another tenant the credential
+ *   may reach, with AZURE_ADDITIONALLY_ALLOWED_TENANTS, gets its token); only when the SDK refuses
+ *   the challenge's tenant, before sending anything, is it asked again without it. The token then
+ *   comes from the tenant configured, which Entra ID takes by its domain name, and the vault judges
+ *   it (a token of another tenant gets Key Vault's 401, which says to check the tenant).
+ * A tenant given as its id in lower case keeps the SDK's own check: the credential is unchanged.
  */
 export const forConfiguredTenant = (
   tenantId: string | undefined,
@@ -166,12 +175,21 @@ export const forConfiguredTenant = (
   tenantId === undefined || (isGuid(tenantId) && tenantId === tenantId.toLowerCase())
     ? credential
     : {
-        getToken: (scopes, options) => {
+        getToken: async (scopes, options) => {
           const asked = options?.tenantId
-          if (asked === undefined || (isGuid(tenantId) && asked.toLowerCase() !== tenantId.toLowerCase()))
-            return credential.getToken(scopes, options)
-          const { tenantId: _challengeTenant, ...rest } = options ?? {}
-          return credential.getToken(scopes, rest)
+          if (asked === undefined) return credential.getToken(scopes, options)
+          const { tenantId: _challengeTenant, ...withoutTenant } = options ?? {}
+          if (isGuid(tenantId))
+            return credential.getToken(
+              scopes,
+              asked.toLowerCase() === tenantId.toLowerCase() ? withoutTenant : options,
+            )
+          try {
+            return await credential.getToken(scopes, options)
+          } catch (error) {
+            if (!refusedTenant(error)) throw error
+            return credential.getToken(scopes, withoutTenant)
+          }
         },
       }
 

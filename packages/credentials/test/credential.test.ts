@@ -270,40 +270,63 @@ describe("makeCredential", () => {
 
 describe("forConfiguredTenant: the tenant a Key Vault challenge names, against the one configured", () => {
   const id = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-  /** A credential that records the options of each token request. */
-  const recording = () => {
+  /**
+   * A credential that records the options of each token request and, as @azure/identity's do,
+   * refuses a tenant it was not given (unless `allowsOthers`, as with additionally allowed tenants).
+   */
+  const recording = (configured: string, allowsOthers = false) => {
     const asked: Array<Record<string, unknown> | undefined> = []
     const credential: TokenCredential = {
       getToken: async (_scopes, options) => {
         asked.push(options === undefined ? undefined : { ...options })
+        if (options?.tenantId !== undefined && options.tenantId !== configured && !allowsOthers)
+          throw new Error(
+            `The current credential is not configured to acquire tokens for tenant ${options.tenantId}.`,
+          )
         return { token: "t", expiresOnTimestamp: Date.now() + 60_000 }
       },
     }
     return { asked, credential }
   }
+  const challenge = { tenantId: id, enableCae: true, claims: "c" }
 
   it("a tenant id in lower case keeps the SDK's own check: the credential is used as it is", () => {
-    const { credential } = recording()
+    const { credential } = recording(id)
     expect(forConfiguredTenant(id, credential)).toBe(credential)
     expect(forConfiguredTenant(undefined, credential)).toBe(credential)
   })
 
-  it("a domain name, or the same id in upper case: the challenge's tenant is left out, the rest kept", async () => {
-    for (const configured of ["contoso.onmicrosoft.com", id.toUpperCase()]) {
-      const { asked, credential } = recording()
-      await forConfiguredTenant(configured, credential).getToken("https://vault.azure.net/.default", {
-        tenantId: id,
-        enableCae: true,
-        claims: "c",
-      })
-      expect(asked).toEqual([{ enableCae: true, claims: "c" }])
+  it("the same id in upper case: the challenge's tenant is left out, the rest kept", async () => {
+    const { asked, credential } = recording(id.toUpperCase())
+    await forConfiguredTenant(id.toUpperCase(), credential).getToken("s", challenge)
+    expect(asked).toEqual([{ enableCae: true, claims: "c" }])
+  })
+
+  it("a domain name: asked as the challenge asks; only the SDK's refusal of its tenant asks again without it", async () => {
+    const refused = recording("contoso.onmicrosoft.com")
+    await forConfiguredTenant("contoso.onmicrosoft.com", refused.credential).getToken("s", challenge)
+    expect(refused.asked).toEqual([challenge, { enableCae: true, claims: "c" }])
+    // Another tenant's vault the credential may reach (additionally allowed tenants): its token, once.
+    const allowed = recording("contoso.onmicrosoft.com", true)
+    await forConfiguredTenant("contoso.onmicrosoft.com", allowed.credential).getToken("s", challenge)
+    expect(allowed.asked).toEqual([challenge])
+    // Any other failure is the caller's to see, not asked again.
+    const failing: TokenCredential = {
+      getToken: async () => {
+        throw new Error("AADSTS7000215: Invalid client secret provided.")
+      },
     }
+    await expect(
+      forConfiguredTenant("contoso.onmicrosoft.com", failing).getToken("s", challenge),
+    ).rejects.toThrow(/AADSTS7000215/)
   })
 
   it("an id in upper case and a challenge naming another tenant: passed on, for the SDK to refuse", async () => {
-    const { asked, credential } = recording()
     const other = "00000000-0000-0000-0000-0000000000aa"
-    await forConfiguredTenant(id.toUpperCase(), credential).getToken("s", { tenantId: other })
+    const { asked, credential } = recording(id.toUpperCase())
+    await expect(
+      forConfiguredTenant(id.toUpperCase(), credential).getToken("s", { tenantId: other }),
+    ).rejects.toThrow(/not configured to acquire tokens for tenant/)
     expect(asked).toEqual([{ tenantId: other }])
   })
 })
