@@ -693,7 +693,22 @@ describe("outcomes and exit codes", () => {
     const ro = json<Outcome & { problems: Array<{ field: string; fix: string }> }>(refused)
     expect(ro._tag).toBe("Rejected")
     expect(ro.problems.map((p) => p.field)).toEqual(["previousKey"])
-    expect(ro.problems[0]?.fix).toMatch(/--previous-key/)
+    expect(ro.problems[0]?.fix).toMatch(/give the key of the version the vault serves now/)
+    // The text names the flag.
+    const shown = await runCli(
+      [
+        "deploy",
+        "--config",
+        world.targetFile("previous-key"),
+        "--cert",
+        "-",
+        "--previous-key",
+        world.file("other.key", otherKey),
+      ],
+      { stdin: fx.bundle(await fx.leaf()), env: world.env },
+    )
+    expect(shown.code).toBe(2)
+    expect(shown.stdout).toMatch(/--previous-key: cannot restore the version the vault serves now/)
     expect(world.emulator.state.versions(world.vault, "previous-key")?.length).toBe(before)
     world.emulator.rbac.deny(client, ["secrets/get"])
     try {

@@ -194,27 +194,35 @@ const judgeExisting = (
 }
 
 /**
- * Step 4's check of a caller's previous key (key history): one the rollback could not use is
- * refused, as the caller gave it to make the rollback safe.
+ * Step 4's check of a caller's previous key (key history), judged as the rollback would judge it:
+ * a key that is not the served certificate's (or cannot be read with it) is refused, as the caller
+ * gave it to make the rollback safe and it is the wrong one. A right key whose chain cannot be
+ * restored (the served certificate's issuer is not among the chain given: a renewal whose
+ * intermediate changed, with a key-only file) is noted, not refused: the rollback then reads the
+ * previous version's backing secret, as without a key.
  */
 const previousKeyRefused = (
   trail: DeployTrail,
   served: VaultVersion,
   judged: PreviousKeyFit,
 ): Draft | undefined => {
-  if (judged.fit === "matches" || judged.fit === "unknown") {
-    if (judged.fit === "unknown")
+  switch (judged.fit) {
+    case "matches":
+      return undefined
+    case "unknown":
       trail.note("previous key: not checked (the vault did not return the certificate)")
-    return undefined
+      return undefined
+    case "chain-missing":
+      trail.note(
+        `previous key: matches the served certificate, but a rollback cannot restore its chain with it (${judged.why}); a rollback would read the previous version's backing secret (secrets/get)`,
+      )
+      return undefined
   }
   trail.note(`previous key: refusing (${judged.fit})`)
   const problem: DeployProblem = {
     field: "previousKey",
     message: `cannot restore the version the vault serves now (${served.versionId}, x5t ${served.x5t}) in a rollback: ${judged.why}`,
-    fix:
-      judged.fit === "chain-missing"
-        ? "give the served certificate's chain with its key (`--previous-key`: the key and the chain in one PEM file), or leave the previous key out: a rollback then reads the previous version's backing secret (secrets/get)"
-        : "give the key of the version the vault serves now (`--previous-key`; `kvdeploy plan --previous-key` checks it without writing), or leave it out: a rollback then reads the previous version's backing secret (secrets/get)",
+    fix: "give the key of the version the vault serves now, or leave the previous key out: a rollback then reads the previous version's backing secret (secrets/get)",
     reason: "previous_key",
   }
   return { _tag: "Rejected", problems: [problem], reason: `previousKey: ${problem.message}` }

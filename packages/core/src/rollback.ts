@@ -39,15 +39,6 @@ interface PreviousMaterial {
   readonly source: RollbackSource
 }
 
-/**
- * Inspect candidate material; keep it only when it is the previous certificate and the key
- * matches it (I4). The backing secret's is the previous material itself, restored as read. A
- * chain given with a key (the new material's, when the key was reused, or the caller's) was
- * checked against another leaf: only the certificates that link to the previous certificate are
- * kept (none, for a self-signed one), and when none does for a CA-issued one (a renewal by another
- * CA, or a re-keyed one) the candidate is refused: restoring the previous certificate under the
- * new chain would serve a chain that does not issue it.
- */
 /** Why candidate material cannot restore the previous version. */
 interface Unproven {
   readonly _tag: "Unproven"
@@ -62,6 +53,15 @@ const unproven = (source: RollbackSource, kind: Unproven["kind"], why: string): 
   why: `${source}: ${why}`,
 })
 
+/**
+ * Inspect candidate material; keep it only when it is the previous certificate and the key
+ * matches it (I4). The backing secret's is the previous material itself, restored as read. A
+ * chain given with a key (the new material's, when the key was reused, or the caller's) was
+ * checked against another leaf: only the certificates that link to the previous certificate are
+ * kept (none, for a self-signed one), and when none does for a CA-issued one (a renewal by another
+ * CA, or a re-keyed one) the candidate is refused: restoring the previous certificate under the
+ * new chain would serve a chain that does not issue it.
+ */
 const provablyPrevious = (
   material: CertificateMaterial,
   previous: VersionRef,
@@ -100,7 +100,7 @@ const provablyPrevious = (
               source,
               "chain-missing",
               material.chain.length === 0
-                ? `no chain came with the key, and the previous certificate is issued by "${inspected.leaf.issuer}": its chain cannot be restored${source === "caller-key" ? " (give previousChain with previousKey)" : ""}`
+                ? `no chain came with the key, and the previous certificate is issued by "${inspected.leaf.issuer}": its chain cannot be restored${source === "caller-key" ? " (give the chain with the key)" : ""}`
                 : `the chain given with the key does not issue the previous certificate (its issuer "${inspected.leaf.issuer}" is not in it), so the previous chain cannot be restored`,
             ),
           )
@@ -155,7 +155,7 @@ const adviceFor: Readonly<Record<SecretShortfall, string>> = {
   disabled: "enable the previous version (Key Vault reads no disabled secret) or keep key history",
   "not-exportable": "the previous key is not exportable, so only kept key history could restore it",
   access:
-    "fix the vault access the backing secret's read was refused for (the token, the vault's firewall, or no token: `kvdeploy doctor` shows which) or keep key history",
+    "fix the vault access the backing secret's read was refused for (the token, the vault's network rules or private endpoint, or no token: `kvdeploy doctor` shows which) or keep key history",
   unreadable:
     "the previous version's backing secret could not be read, and not for a refused permission (why, in brackets): restore the previous certificate by hand, or keep key history",
   unusable: "the backing secret held no usable previous material; keep key history",

@@ -1141,7 +1141,9 @@ describe("RollbackFailed (needs a person)", () => {
         assert.match(o.reason, /cannot restore the version the vault serves now/)
         assert.include(o.reason, served.versionId)
         assert.match(o.reason, /the key does not match the previous certificate/)
-        assert.match(o.problems[0]?.fix ?? "", /--previous-key/)
+        // Core speaks to every caller: no CLI flag in its fix.
+        assert.match(o.problems[0]?.fix ?? "", /give the key of the version the vault serves now/)
+        assert.notMatch(o.problems[0]?.fix ?? "", /--/)
         assert.strictEqual(vault.calls().byOperation.importVersion ?? 0, 0)
         assert.deepStrictEqual(
           vault.versions(NAME).map((v) => v.versionId),
@@ -1153,28 +1155,31 @@ describe("RollbackFailed (needs a person)", () => {
     ),
   )
 
-  it.effect("a caller key whose chain cannot be restored: Rejected, naming the missing chain", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        // The served certificate is CA-issued; its key comes with no chain, and the new material's
-        // chain (previousChain) is another CA's.
-        yield* seedManaged(oldCert.material)
-        const otherCa = makeAuthority("other-ca")
-        const o = expectTag(
-          yield* runDeploy(
-            request(newCert.material, {
-              previousKey: oldCert.material.key,
-              previousChain: [otherCa.certificate],
-            }),
-          ),
-          "Rejected",
-        )
-        assert.match(o.reason, /does not issue the previous certificate/)
-        assert.match(o.problems[0]?.fix ?? "", /chain/)
-        assert.strictEqual(vault.calls().byOperation.importVersion ?? 0, 0)
-      }),
-    ),
+  it.effect(
+    "a right caller key whose chain cannot be restored: the deploy goes on, noting that a rollback would read the backing secret",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          // The served certificate is CA-issued; its key comes with another CA's chain (a renewal
+          // whose intermediate changed, with a key-only file).
+          yield* seedManaged(oldCert.material)
+          const otherCa = makeAuthority("other-ca")
+          const o = expectTag(
+            yield* runDeploy(
+              request(newCert.material, {
+                previousKey: oldCert.material.key,
+                previousChain: [otherCa.certificate],
+              }),
+            ),
+            "Succeeded",
+          )
+          const note = o.decisions.find((d) => d.startsWith("previous key:"))
+          assert.match(note ?? "", /matches the served certificate, but a rollback cannot restore its chain/)
+          assert.match(note ?? "", /does not issue the previous certificate/)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+        }),
+      ),
   )
 
   it.effect("a wrong caller key does not stop a deploy that skips (the certificate is served already)", () =>

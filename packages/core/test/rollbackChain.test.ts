@@ -22,19 +22,24 @@ const servedWrongWithoutSecrets = Effect.gen(function* () {
 })
 
 describe("rollback keeps the previous chain", () => {
-  it.effect(
-    "a caller key without previousChain is refused before the import: its rollback could not restore the chain",
-    () =>
-      fresh(
-        Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          yield* vault.seed(NAME, oldCert.material, { tags: managedTags })
-          const outcome = yield* runDeploy(request(newCert.material, { previousKey: oldCert.material.key }))
-          assert.strictEqual(outcome._tag, "Rejected")
-          assert.match(outcome.reason, /no chain came with the key/)
-          assert.strictEqual(vault.versions(NAME).length, 1)
-        }),
-      ),
+  it.effect("a caller key without previousChain: the backing secret (with the chain) restores it", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* vault.seed(NAME, oldCert.material, { tags: managedTags })
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const outcome = yield* runDeploy(request(newCert.material, { previousKey: oldCert.material.key }))
+        assert.strictEqual(outcome._tag, "RolledBack")
+        if (outcome._tag !== "RolledBack") return
+        assert.strictEqual(outcome.rollbackSource, "backing-secret")
+        assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+        assert.deepStrictEqual(vault.latest(NAME)?.material.chain, oldCert.material.chain)
+        // Said before the import: the key alone could not restore the chain.
+        assert.isTrue(
+          outcome.decisions.some((d) => /^previous key: matches the served certificate, but/.test(d)),
+        )
+      }),
+    ),
   )
 
   it.effect(

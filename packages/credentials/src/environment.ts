@@ -24,13 +24,13 @@ export interface EnvironmentProblem {
 
 const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
+/** Whether `value` is written as a GUID (a tenant, client or object id), in either letter case. */
+export const isGuid = (value: string): boolean => guid.test(value)
+
 /**
  * A client id as messages show it: a GUID as it is; anything else (a key or secret pasted into
  * AZURE_CLIENT_ID) by its length only. Entra ID quotes the client id back in its refusals.
  */
-/** Whether `value` is written as a GUID (a tenant, client or object id), in either letter case. */
-export const isGuid = (value: string): boolean => guid.test(value)
-
 export const shownClientId = (value: string): string =>
   guid.test(value) ? value : `(not a client id: ${value.length} characters, not shown)`
 

@@ -179,7 +179,8 @@ export const outcomeLines = (
   if (o._tag === "Rejected") {
     lines.push("  problems")
     for (const p of o.problems) {
-      lines.push(`    ${s.bold(p.field)}: ${p.message}`)
+      // Core names its request's fields; the one a flag gives is shown as the flag.
+      lines.push(`    ${s.bold(p.field === "previousKey" ? "--previous-key" : p.field)}: ${p.message}`)
       lines.push(`      fix: ${p.fix}`)
     }
   }

@@ -4,7 +4,8 @@
  * vault's backing secret, then a reused key); it restores that certificate with the chain that
  * issues it, from the certificates in the same file, or without any there, from the new material's
  * chain (a renewal by the same CA). Before it writes, a deploy judges the key as its rollback would
- * and refuses one that does not match the served certificate or whose chain cannot be restored.
+ * and refuses one that does not match the served certificate (one whose chain cannot be restored
+ * only makes the rollback read the backing secret, as without a key).
  * An encrypted file's passphrase comes from `--previous-key-passphrase-env`, else
  * `--key-passphrase-env`'s variable, else a prompt on a terminal.
  */
@@ -21,7 +22,7 @@ const FLAG = "--previous-key"
 export const previousKeyFlag = Flag.String("previous-key").pipe(
   Flag.withMetavar("FILE"),
   Flag.withDescription(
-    "The private key (PEM) of the version the vault serves now, with its chain if the file holds it: lets a rollback restore that version without secrets/get. A rollback tries it first; a deploy refuses, before it writes, a key that does not match the served certificate or whose chain cannot be restored. An encrypted key's passphrase: --previous-key-passphrase-env.",
+    "The private key (PEM) of the version the vault serves now, with its chain if the file holds it: lets a rollback restore that version without secrets/get. A rollback tries it first; a deploy refuses, before it writes, a key that does not match the served certificate. Keep the served certificate's chain in the file: without a chain that issues it, a rollback reads the backing secret instead. An encrypted key's passphrase: --previous-key-passphrase-env.",
   ),
   Flag.optional,
 )
@@ -89,7 +90,9 @@ export const readPreviousKey = (
       return yield* usageOne(
         field,
         "is encrypted and no passphrase was given",
-        "name the variable that holds its passphrase with --previous-key-passphrase-env VAR (or run on a terminal to be asked), or decrypt it with `openssl pkey`",
+        source === "-"
+          ? "name the variable that holds its passphrase with --previous-key-passphrase-env VAR, or decrypt it with `openssl pkey`"
+          : "name the variable that holds its passphrase with --previous-key-passphrase-env VAR (or run on a terminal to be asked), or decrypt it with `openssl pkey`",
       )
     const passphrase = !encrypted
       ? undefined

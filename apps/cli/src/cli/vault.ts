@@ -191,7 +191,7 @@ export const forbiddenFix = (refusal: TaggedVaultError["refusal"]): string =>
   refusal === "token"
     ? "the vault refused the token itself (no permission would help): check the credential's tenant (AZURE_TENANT_ID) and that the vault is in the target's cloud; `kvdeploy doctor` shows the token's tenant"
     : refusal === "network"
-      ? "the vault's firewall refused this network: add this address to the vault's networking rules, or reach it through a private endpoint"
+      ? "the vault refused this network (the reason says which): its firewall refused the address, so add it to the vault's networking rules; or public access is disabled, so reach the vault through its private endpoint"
       : refusal === "disabled"
         ? "the version is disabled, and Key Vault reads no disabled version (no grant helps): enable it (`az keyvault certificate set-attributes --enabled true --version …`), or leave it disabled"
         : refusal === "credential"

@@ -45,7 +45,8 @@ export interface PlanRecord {
    * with it, judged as deploy judges it (`chain-missing`: the key matches, but no chain given with
    * it issues the certificate; `unreadable`: the key cannot be used with it; `none-served` when
    * nothing is served, `unknown` when the vault did not return the certificate). Deploy refuses a
-   * key that does not match, lacks its chain or is unreadable before it writes.
+   * key that does not match or is unreadable before it writes; with `chain-missing` it goes on, and
+   * a rollback would read the backing secret.
    */
   readonly previousKey?:
     | "matches"
@@ -115,10 +116,10 @@ const decide = (
 const previousKeyText: Readonly<Record<NonNullable<PlanRecord["previousKey"]>, string>> = {
   matches: "matches the served certificate: a rollback can restore it without secrets/get",
   "does-not-match":
-    "does NOT match the served certificate: deploy would refuse it (give the key of the version the vault serves now)",
+    "does NOT match the served certificate: give the key of the version the vault serves now (an import refuses this one)",
   "chain-missing":
-    "matches the served certificate, but no chain given with it issues that certificate: deploy would refuse it (put the served certificate's chain in the --previous-key file)",
-  unreadable: "cannot be used with the served certificate: deploy would refuse it",
+    "matches the served certificate, but no certificate given with it issues that certificate: a rollback would read the backing secret instead (secrets/get); put the served certificate's chain in the --previous-key file",
+  unreadable: "cannot be used with the served certificate (an import refuses it)",
   "none-served": "not needed: the vault serves no version of this certificate",
   unknown: "not checked: the vault did not return the served certificate",
 }
@@ -221,7 +222,11 @@ export const plan = Command.make("plan", deployFlags, (input) =>
                 previousKeyOptions(previous, material.chain).previousChain,
                 latest,
               )
-        if (fit !== undefined && "why" in fit && decision.action === "import")
+        if (
+          fit !== undefined &&
+          (fit.fit === "does-not-match" || fit.fit === "unreadable") &&
+          decision.action === "import"
+        )
           decision = {
             action: "refuse",
             reason: `--previous-key cannot restore ${latest?.versionId ?? "the served version"} in a rollback (${fit.why}); deploy would refuse it and write nothing`,
