@@ -8,7 +8,7 @@
 import { mkdirSync, renameSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { perTestWorld, writeConfig } from "./harness.js"
+import { perTestWorld, whileImporting, writeConfig } from "./harness.js"
 
 const world = perTestWorld()
 
@@ -161,14 +161,7 @@ describe("file changes", () => {
       ]),
       e,
     )
-    // The request log has a request once it is answered: the comparison's read, then the import
-    // begins, and 0.3 s later it is in its 2 s wait.
-    const deadline = Date.now() + 20_000
-    while (e.requests.count({ vault: "kv-trigger-per-run", operation: "getLatest" }) === 0) {
-      if (Date.now() > deadline) throw new Error("the comparison never read the vault")
-      await new Promise((r) => setTimeout(r, 20))
-    }
-    await new Promise((r) => setTimeout(r, 300))
+    await whileImporting(e, "kv-trigger-per-run")
     const renewal = await p.leaf("tr.example.test")
     writeAtomically(w.path("tr.key"), renewal.keyPem)
     writeAtomically(w.path("tr.crt"), renewal.certPem)

@@ -270,6 +270,20 @@ export const writeConfig = (
     }),
   )
 
+/**
+ * Resolves 0.3 s after the emulator answered the vault's first certificate read (its request log
+ * has a request once it is answered): a deploy's import, begun right after that read, is then
+ * under way, waiting for a delay fault.
+ */
+export const whileImporting = async (emulator: Emulator, vault: string): Promise<void> => {
+  const deadline = Date.now() + 20_000
+  while (emulator.requests.count({ vault, operation: "getLatest" }) === 0) {
+    if (Date.now() > deadline) throw new Error(`no deployment read ${vault} within 20 s`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  await new Promise((r) => setTimeout(r, 300))
+}
+
 /** The metric's value from a Prometheus text page, or undefined. */
 export const metricValue = (
   page: string,

@@ -5,7 +5,7 @@
  * other), and a pass the next one overtakes is not reported as an ended pass.
  */
 import { describe, expect, it } from "vitest"
-import { type LogLine, metricValue, perTestWorld, writeConfig } from "./harness.js"
+import { type LogLine, metricValue, perTestWorld, whileImporting, writeConfig } from "./harness.js"
 
 const world = perTestWorld()
 
@@ -111,12 +111,7 @@ describe("interval passes", () => {
       action: { kind: "delay", ms: 2500 },
     })
     const a = world.run(writeConfig(w, e, [deployment("old-name")]), e)
-    const deadline = Date.now() + 20_000
-    while (e.requests.count({ vault: "kv-renamed", operation: "getLatest" }) === 0) {
-      if (Date.now() > deadline) throw new Error("the comparison never read the vault")
-      await new Promise((r) => setTimeout(r, 20))
-    }
-    await new Promise((r) => setTimeout(r, 300))
+    await whileImporting(e, "kv-renamed")
     // Renamed while the import of old-name waits.
     writeConfig(w, e, [deployment("new-name")])
     const from = a.lines.length

@@ -130,7 +130,16 @@ export const targetAndMaterial = (
     return { config, material }
   })
 
-export const deploy = Command.make("deploy", deployFlags, (input) =>
+/**
+ * Deploy's and plan's inputs, read the same way (so that a plan accepts exactly the inputs its
+ * deploy would): the target, the material, and the previous key when `--previous-key` names one.
+ */
+export const deployInputs = (
+  input: Parameters<typeof targetAndMaterial>[0] & {
+    readonly previousKey: Option.Option<string>
+    readonly previousKeyPassphraseEnv: Option.Option<string>
+  },
+) =>
   Effect.gen(function* () {
     const { config, material } = yield* targetAndMaterial(
       input,
@@ -142,6 +151,12 @@ export const deploy = Command.make("deploy", deployFlags, (input) =>
           key: input.keyPassphraseEnv,
         })
       : undefined
+    return { config, material, previous }
+  })
+
+export const deploy = Command.make("deploy", deployFlags, (input) =>
+  Effect.gen(function* () {
+    const { config, material, previous } = yield* deployInputs(input)
     yield* progress(`deploying ${config.certificateName} to ${config.vaultUrl}…`)
     const outcome: DeployOutcome = yield* withDeployServices(
       config,

@@ -18,12 +18,12 @@ import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { leafSummary } from "../cli/outcome.js"
-import { previousKeyOptions, previousKeyProblems, readPreviousKey } from "../cli/previousKey.js"
+import { previousKeyOptions } from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { vaultProblem, withDeployServices } from "../cli/vault.js"
 import { expiryText, type VersionRecord, versionRecord } from "../cli/versions.js"
-import { deployFlags, targetAndMaterial } from "./deploy.js"
+import { deployFlags, deployInputs } from "./deploy.js"
 
 export type PlanAction = "import" | "skip" | "refuse" | "recover-and-import" | "fail-soft-deleted"
 
@@ -126,17 +126,7 @@ const previousKeyText: Readonly<Record<NonNullable<PlanRecord["previousKey"]>, s
 
 export const plan = Command.make("plan", deployFlags, (input) =>
   Effect.gen(function* () {
-    const { config, material } = yield* targetAndMaterial(
-      input,
-      previousKeyProblems(input.previousKey, input.previousKeyPassphraseEnv),
-    )
-    // Read as deploy reads it, so that a plan accepts exactly the inputs its deploy would.
-    const previous = Option.isSome(input.previousKey)
-      ? yield* readPreviousKey(input.previousKey.value, {
-          own: input.previousKeyPassphraseEnv,
-          key: input.keyPassphraseEnv,
-        })
-      : undefined
+    const { config, material, previous } = yield* deployInputs(input)
     const certificateId = Option.getOrElse(input.certificateId, () => config.certificateName)
     yield* progress("preflight…")
     const record: PlanRecord = yield* withDeployServices(
