@@ -772,6 +772,74 @@ describe("outcomes and exit codes", () => {
     expect(again.contentTypeChange).toBeUndefined()
   })
 
+  it("a soft-deleted PEM certificate: plan and deploy judge the previous key and the content type on what a recovery brings back", async () => {
+    const name = "pem-deleted"
+    const served = await fx.leaf()
+    await world
+      .sdk()
+      .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
+        policy: { contentType: "application/x-pem-file" },
+        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
+      })
+    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    const recover = ["--on-soft-deleted", "recover"]
+    const wrongKey = world.file("pem-deleted-wrong.key", (await fx.leaf()).keyPem)
+    const rightKey = world.file("pem-deleted-right.key", served.keyPem)
+    const renewal = await fx.leaf()
+    type Planned = {
+      action: string
+      reason: string
+      writes: number
+      previousKey?: string
+      contentTypeChange?: { from: string; to: string }
+    }
+    const plan = async (leaf: typeof renewal, extra: Array<string>) =>
+      json<Planned>(
+        await runCli(["plan", ...deployArgs(name, [...recover, ...extra]).slice(1)], {
+          stdin: fx.bundle(leaf),
+          env: world.env,
+        }),
+      )
+    const mark = world.emulator.requests.mark()
+    // The deleted certificate is this one already: recovered, nothing imported.
+    const same = await plan(served, [])
+    expect(same.action).toBe("recover")
+    expect(same.writes).toBe(1)
+    expect(same.contentTypeChange).toBeUndefined()
+    // A renewal: recovered and imported over, turning the secret into PKCS#12.
+    const renewed = await plan(renewal, ["--previous-key", rightKey])
+    expect(renewed.action).toBe("recover-and-import")
+    expect(renewed.previousKey).toBe("matches")
+    expect(renewed.contentTypeChange).toEqual({ from: "application/x-pem-file", to: "application/x-pkcs12" })
+    // A key the rollback could not use: refused, left deleted.
+    const wrong = await plan(renewal, ["--previous-key", wrongKey])
+    expect(wrong.action).toBe("refuse")
+    expect(wrong.previousKey).toBe("does-not-match")
+    expect(wrong.reason).toMatch(/which a recovery would bring back.*leave the certificate deleted/)
+    expect(world.writesSince(mark)).toBe(0)
+    // Deploy does what plan said.
+    const refused = await runCli(deployArgs(name, [...recover, "--previous-key", wrongKey]), {
+      stdin: fx.bundle(renewal),
+      env: world.env,
+    })
+    expect(refused.code, refused.stdout).toBe(2)
+    expect(json<Outcome>(refused).reason).toMatch(
+      /cannot restore the version a recovery of the soft-deleted certificate would bring back/,
+    )
+    expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
+    const deployed = await runCli(deployArgs(name, [...recover, "--previous-key", rightKey]), {
+      stdin: fx.bundle(renewal),
+      env: world.env,
+    })
+    expect(deployed.code, deployed.stdout).toBe(0)
+    const outcome = json<Outcome & { decisions: string[]; recovered?: string }>(deployed)
+    expect(outcome.recovered).toBe("recovered")
+    expect(outcome.decisions.join("\n")).toMatch(
+      /content type: the vault serves this certificate's secret as PEM/,
+    )
+    expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.contentType).toBe("application/x-pkcs12")
+  })
+
   it("RolledBack (exit 3) and the whole story: kvdeploy demo --json", async () => {
     const r = await runCli(["demo", "--json"], { timeoutMs: 60_000 })
     expect(r.code, r.stderr).toBe(0)

@@ -205,6 +205,7 @@ const previousKeyRefused = (
   trail: DeployTrail,
   served: VaultVersion,
   judged: PreviousKeyFit,
+  deleted: boolean,
 ): Draft | undefined => {
   switch (judged.fit) {
     case "matches":
@@ -218,15 +219,42 @@ const previousKeyRefused = (
       )
       return undefined
   }
-  trail.note(`previous key: refusing (${judged.fit})`)
+  trail.note(
+    `previous key: refusing (${judged.fit})${deleted ? "; the soft-deleted certificate was left deleted" : ""}`,
+  )
+  const which = deleted
+    ? "the version a recovery of the soft-deleted certificate would bring back"
+    : "the version the vault serves now"
   const problem: DeployProblem = {
     field: "previousKey",
-    message: `cannot restore the version the vault serves now (${served.versionId}, x5t ${served.x5t}) in a rollback: ${judged.why}`,
-    fix: "give the key of the version the vault serves now, or leave the previous key out: a rollback then reads the previous version's backing secret (secrets/get)",
+    message: `cannot restore ${which} (${served.versionId}, x5t ${served.x5t}) in a rollback: ${judged.why}${deleted ? "; it was left deleted" : ""}`,
+    fix: `give the key of ${which}, or leave the previous key out: a rollback then reads the previous version's backing secret (secrets/get)`,
     reason: "previous_key",
   }
   return { _tag: "Rejected", problems: [problem], reason: `previousKey: ${problem.message}` }
 }
+
+/**
+ * Step 4's checks of the version an import replaces, after idempotency and ownership (and again
+ * after a recovery): a caller's previous key its rollback could not use is refused before
+ * anything is written; a secret read as PEM until now, which the import's policy makes PKCS#12, is
+ * noted.
+ */
+const judgeReplaced = Effect.fnUntraced(function* (
+  request: DeployRequest,
+  trail: DeployTrail,
+  served: VaultVersion,
+  checks: { readonly previousKey: boolean; readonly deleted: boolean },
+): Effect.fn.Return<Draft | undefined, never, PfxCodec> {
+  const previousKey = request.options?.previousKey
+  if (checks.previousKey && previousKey !== undefined) {
+    const judged = yield* previousKeyFit(previousKey, request.options?.previousChain ?? [], served)
+    const refused = previousKeyRefused(trail, served, judged, checks.deleted)
+    if (refused !== undefined) return refused
+  }
+  if (!checks.deleted && served.contentType === PEM_CONTENT_TYPE) trail.note(pemToPkcs12Note)
+  return undefined
+})
 
 /** Step 5 when the name is held by a soft-deleted certificate: fail with the remedy, or recover and import. */
 const onSoftDeleted = Effect.fnUntraced(function* (
@@ -236,7 +264,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   newX5t: string,
   tags: Readonly<Record<string, string>>,
   importRequest: ImportRequest,
-): Effect.fn.Return<Draft | { readonly attempt: ImportResult }, never, Vault> {
+): Effect.fn.Return<Draft | { readonly attempt: ImportResult }, never, Vault | PfxCodec> {
   const vault = yield* Vault
   const name = request.target.certificateName
   if (request.target.onSoftDeleted === "fail") {
@@ -270,6 +298,14 @@ const onSoftDeleted = Effect.fnUntraced(function* (
       reason: "not_managed",
     }
     return { _tag: "Rejected", problems: [problem], reason: problem.message } satisfies Draft
+  }
+  // The caller's previous key, judged on the same version before recovering, for the same reason.
+  const judgedBefore =
+    before !== undefined &&
+    judgeExistingVersion(before, newX5t, tags, request.options?.adopt === true)._tag !== "InPlace"
+  if (judgedBefore) {
+    const refused = yield* judgeReplaced(request, trail, before, { previousKey: true, deleted: true })
+    if (refused !== undefined) return refused
   }
   trail.note("import: name held by a soft-deleted certificate; recovering")
   const recovered = yield* trail.call("recoverDeleted", vault.recoverDeleted(name)).pipe(Effect.result)
@@ -307,6 +343,11 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   trail.note(`recovered: ${restored.versionId}`)
   const early = judgeExisting(request, trail, restored, newX5t, tags)
   if (early !== undefined) return early
+  const replaced = yield* judgeReplaced(request, trail, restored, {
+    previousKey: !judgedBefore,
+    deleted: false,
+  })
+  if (replaced !== undefined) return replaced
   const attempt: ImportResult = yield* trail
     .call("importVersion", vault.importVersion(importRequest))
     .pipe(Effect.result)
@@ -472,18 +513,11 @@ function* run(
   if (state.previous !== undefined) {
     const early = judgeExisting(request, trail, state.previous, newFacts.x5t, tags)
     if (early !== undefined) return early
-    // A caller's previous key its rollback could not use: refused before anything is written.
-    const previousKey = request.options?.previousKey
-    if (previousKey !== undefined) {
-      const refused = previousKeyRefused(
-        trail,
-        state.previous,
-        yield* previousKeyFit(previousKey, request.options?.previousChain ?? [], state.previous),
-      )
-      if (refused !== undefined) return refused
-    }
-    // An import sets the certificate's policy: a secret read as PEM until now is PKCS#12 from now on.
-    if (state.previous.contentType === PEM_CONTENT_TYPE) trail.note(pemToPkcs12Note)
+    const replaced = yield* judgeReplaced(request, trail, state.previous, {
+      previousKey: true,
+      deleted: false,
+    })
+    if (replaced !== undefined) return replaced
   }
 
   // 5. Import (the PFX is built now if it was not yet: an import follows).

@@ -340,10 +340,12 @@ const expectedWithoutFaults = (
   if (last === undefined) return { tag: "Succeeded" }
   const inPlace = s.newCert === "same-as-latest" && last.managed && last.enabled
   const judged = inPlace ? "Skipped" : last.managed || s.adopt ? "Succeeded" : "Rejected"
-  // A caller key that is not the served version's is refused before an import (not after a recovery).
+  // A caller key that is not the served version's is refused before an import.
   if (!s.softDeleted) return { tag: judged === "Succeeded" && s.callerKey === "wrong" ? "Rejected" : judged }
   if (s.onSoftDeleted === "fail") return { tag: "Failed" }
-  // A certificate kvdeploy would refuse is left deleted; any other is recovered, then judged again.
+  // A certificate kvdeploy would refuse, or whose rollback the caller's key could not serve, is
+  // left deleted; any other is recovered, then judged again.
+  if (judged === "Succeeded" && s.callerKey === "wrong") return { tag: "Rejected" }
   return judged === "Rejected" ? { tag: "Rejected" } : { tag: judged, recovered: "recovered" }
 }
 

@@ -583,6 +583,70 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
       }),
     ),
   )
+
+  it.effect(
+    "a caller's previous key that cannot restore what a recovery would bring back: Rejected, left deleted",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          const o = expectTag(
+            yield* runDeploy(
+              request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) }, recover),
+            ),
+            "Rejected",
+          )
+          assert.deepStrictEqual(
+            o.problems.map((p) => [p.field, p.reason]),
+            [["previousKey", "previous_key"]],
+          )
+          assert.match(
+            o.reason,
+            /cannot restore the version a recovery of the soft-deleted certificate would bring back/,
+          )
+          assert.include(o.reason, old.versionId)
+          assert.match(o.reason, /it was left deleted/)
+          assert.isTrue(vault.isSoftDeleted(NAME))
+          assert.strictEqual(vault.calls().byOperation.recoverDeleted ?? 0, 0)
+          assert.strictEqual(o.recovered, undefined)
+          // The right key recovers and deploys.
+          const right = expectTag(
+            yield* runDeploy(request(newCert.material, { previousKey: oldCert.material.key }, recover)),
+            "Succeeded",
+          )
+          assert.strictEqual(right.recovered, "recovered")
+          assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
+        }),
+      ),
+  )
+
+  it.effect(
+    "a vault that does not say what a recovery brings back: the previous key is judged after the recovery",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          vault.script("getDeleted", Fault.fail("Unavailable"))
+          const o = expectTag(
+            yield* runDeploy(
+              request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) }, recover),
+            ),
+            "Rejected",
+          )
+          assert.strictEqual(o.problems[0]?.field, "previousKey")
+          assert.match(o.reason, /cannot restore the version the vault serves now/)
+          // Recovered, and nothing imported over it.
+          assert.strictEqual(o.recovered, "recovered")
+          assert.isFalse(vault.isSoftDeleted(NAME))
+          assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1) // the first, refused with 409
+        }),
+      ),
+  )
 })
 
 describe("one retry loop: reads the adapter already retried are not retried again", () => {

@@ -25,7 +25,7 @@ import { vaultProblem, withDeployServices } from "../cli/vault.js"
 import { expiryText, type VersionRecord, versionRecord } from "../cli/versions.js"
 import { deployFlags, deployInputs } from "./deploy.js"
 
-export type PlanAction = "import" | "skip" | "refuse" | "recover-and-import" | "fail-soft-deleted"
+export type PlanAction = "import" | "skip" | "refuse" | "recover-and-import" | "recover" | "fail-soft-deleted"
 
 export interface PlanRecord {
   readonly target: { readonly vaultUrl: string; readonly certificateName: string }
@@ -38,13 +38,15 @@ export interface PlanRecord {
   readonly action: PlanAction
   readonly reason: string
   readonly tags: Readonly<Record<string, string>> | undefined
-  /** Requests the deploy would send: reads and writes. */
+  /** Writes the deploy would send: an import, a recovery (reads are not counted). */
   readonly writes: number
   /**
    * With `--previous-key`: whether a rollback could restore the certificate the vault serves now
-   * with it, judged as deploy judges it (`chain-missing`: the key matches, but no chain given with
+   * (with `on_soft_deleted: recover`, the one a recovery would bring back) with it, judged as
+   * deploy judges it (`chain-missing`: the key matches, but no chain given with
    * it issues the certificate; `unreadable`: the key cannot be used with it; `none-served` when
-   * nothing is served, `unknown` when the vault did not return the certificate). Deploy refuses a
+   * nothing is served, `unknown` when the vault did not return the certificate, or did not say
+   * what a recovery would bring back). Deploy refuses a
    * key that does not match or is unreadable before it writes; with `chain-missing` it goes on, and
    * a rollback would read the backing secret.
    */
@@ -165,6 +167,8 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         const tags = forwardTags(config.tags, certificateId)
         let softDeleted: PlanRecord["softDeleted"]
         let decision = decide(config, latest, checked.inspected.leaf.x5t, tags, input.adopt)
+        /** The version an import would replace: the served one, or the one a recovery would bring back. */
+        let replaced = latest
         if (latest === undefined) {
           const deleted = yield* vault.getDeleted(config.certificateName).pipe(
             Effect.map((d) => d as typeof d | undefined),
@@ -177,51 +181,64 @@ export const plan = Command.make("plan", deployFlags, (input) =>
               deletedAt: deleted.deletedAt.toISOString(),
               scheduledPurgeAt: deleted.scheduledPurgeAt?.toISOString(),
             }
-            // As the deploy does: a soft-deleted certificate kvdeploy did not write is left deleted.
-            const foreign =
-              deleted.latest !== undefined &&
-              judgeExistingVersion(deleted.latest, checked.inspected.leaf.x5t, tags, input.adopt)._tag ===
-                "NotManaged"
+            // As the deploy does: a soft-deleted certificate kvdeploy did not write is left deleted,
+            // and one that is this certificate already is recovered and not imported over.
+            const judged =
+              deleted.latest === undefined
+                ? undefined
+                : judgeExistingVersion(deleted.latest, checked.inspected.leaf.x5t, tags, input.adopt)._tag
+            if (config.onSoftDeleted === "recover") replaced = deleted.latest
             decision =
-              config.onSoftDeleted === "recover" && foreign
+              config.onSoftDeleted === "recover" && judged === "NotManaged"
                 ? {
                     action: "refuse",
                     reason: `${config.certificateName} is soft-deleted and was not written by kvdeploy; deploy would leave it deleted (use --adopt to recover it and take it over)`,
                     writes: 0,
                   }
-                : config.onSoftDeleted === "recover"
+                : config.onSoftDeleted === "recover" && judged === "InPlace"
                   ? {
-                      action: "recover-and-import",
-                      reason: `${config.certificateName} is soft-deleted; deploy would recover it, then judge and import`,
-                      writes: 2,
+                      action: "recover",
+                      reason: `${config.certificateName} is soft-deleted, and is this certificate with kvdeploy's tags: deploy would recover it and write no version`,
+                      writes: 1,
                     }
-                  : {
-                      action: "fail-soft-deleted",
-                      reason: `${config.certificateName} is soft-deleted; deploy would fail without writing (use --on-soft-deleted recover, or purge it)`,
-                      writes: 0,
-                    }
+                  : config.onSoftDeleted === "recover"
+                    ? {
+                        action: "recover-and-import",
+                        reason: `${config.certificateName} is soft-deleted; deploy would recover it, then import a new version over ${deleted.latest?.versionId ?? "it"} and verify`,
+                        writes: 2,
+                      }
+                    : {
+                        action: "fail-soft-deleted",
+                        reason: `${config.certificateName} is soft-deleted; deploy would fail without writing (use --on-soft-deleted recover, or purge it)`,
+                        writes: 0,
+                      }
           }
         }
         // The previous key judged as deploy judges it, after idempotency and ownership: one its
-        // rollback could not use makes the deploy refuse before it writes.
+        // rollback could not use makes the deploy refuse before it writes (and leave a soft-deleted
+        // certificate deleted).
         const fit =
-          previous === undefined || latest === undefined
+          previous === undefined || replaced === undefined
             ? undefined
             : yield* previousKeyFit(
                 previous.previousKey,
                 previousKeyOptions(previous, material.chain).previousChain,
-                latest,
+                replaced,
               )
         if (
           fit !== undefined &&
           (fit.fit === "does-not-match" || fit.fit === "unreadable") &&
-          decision.action === "import"
+          (decision.action === "import" || decision.action === "recover-and-import")
         )
           decision = {
             action: "refuse",
-            reason: `--previous-key cannot restore ${latest?.versionId ?? "the served version"} in a rollback (${fit.why}); deploy would refuse it and write nothing`,
+            reason:
+              decision.action === "import"
+                ? `--previous-key cannot restore ${replaced?.versionId ?? "the served version"} in a rollback (${fit.why}); deploy would refuse it and write nothing`
+                : `--previous-key cannot restore ${replaced?.versionId ?? "the soft-deleted version"}, which a recovery would bring back, in a rollback (${fit.why}); deploy would refuse it and leave the certificate deleted`,
             writes: 0,
           }
+        const imports = decision.action === "import" || decision.action === "recover-and-import"
         return {
           target,
           preflight: { passed: true, problems: [] },
@@ -232,13 +249,18 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           reason: decision.reason,
           tags: decision.writes > 0 ? tags : undefined,
           writes: decision.writes,
-          ...(latest?.contentType === "application/x-pem-file" && decision.writes > 0
-            ? { contentTypeChange: { from: latest.contentType, to: "application/x-pkcs12" as const } }
+          ...(replaced?.contentType === "application/x-pem-file" && imports
+            ? { contentTypeChange: { from: replaced.contentType, to: "application/x-pkcs12" as const } }
             : {}),
           ...(previous === undefined
             ? {}
             : {
-                previousKey: fit === undefined ? "none-served" : fit.fit,
+                previousKey:
+                  fit !== undefined
+                    ? fit.fit
+                    : softDeleted !== undefined && config.onSoftDeleted === "recover"
+                      ? "unknown"
+                      : "none-served",
                 ...(fit !== undefined && "why" in fit ? { previousKeyReason: fit.why } : {}),
               }),
         } satisfies PlanRecord
@@ -253,7 +275,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
       const now = Date.now()
       const leaf = leafSummary(material.leaf)
       const actionText =
-        record.action === "import" || record.action === "recover-and-import"
+        record.action === "import" || record.action === "recover-and-import" || record.action === "recover"
           ? s.green(record.action)
           : record.action === "skip"
             ? s.green("skip")
@@ -290,9 +312,9 @@ export const plan = Command.make("plan", deployFlags, (input) =>
   }),
 ).pipe(
   Command.withDescription(
-    `Preview a deploy without writing anything. Key Vault has no validate-only import, so plan runs the deploy's preflight, reads the current version (and the soft-deleted state) and reports exactly what deploy would do: import, skip (already served), refuse (and why), or stop on a soft-deleted name. Takes the same flags as deploy. Needs certificates/get.
+    `Preview a deploy without writing anything. Key Vault has no validate-only import, so plan runs the deploy's preflight, reads the current version (and the soft-deleted state) and reports exactly what deploy would do: import, skip (already served), refuse (and why), stop on a soft-deleted name, or recover it (and import over it, unless it is this certificate already). Takes the same flags as deploy. Needs certificates/get.
 
-Exit codes: 0 deploy would import or skip, 1 the vault could not be read or the name is soft-deleted (deploy would fail), 2 usage error or deploy would refuse.`,
+Exit codes: 0 deploy would import, skip or recover, 1 the vault could not be read or the name is soft-deleted (deploy would fail), 2 usage error or deploy would refuse.`,
   ),
   Command.withShortDescription("Read-only preview of what deploy would do"),
   Command.withExamples([
