@@ -1145,7 +1145,7 @@ describe("validate, doctor, emulator", () => {
     expect(listed.certificates.map((c) => c.name)).not.toContain("list-lasting")
     const text = await runCli(args, { env: world.env })
     expect(text.code, text.stderr).toBe(0)
-    expect(text.stdout).toMatch(/list-expired .*expired \d{4}-\d{2}-\d{2} \(0 d ago\)/)
+    expect(text.stdout).toMatch(/list-expired .*expired \d{4}-\d{2}-\d{2} \(0 min ago\)/)
   })
 
   it("deploy: a missing client secret is a usage error (2) naming the variable; nothing is sent to the vault", async () => {

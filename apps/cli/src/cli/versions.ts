@@ -37,12 +37,19 @@ export const versionRecord = (v: VaultVersion, latest: boolean): VersionRecord =
 const day = 86_400_000
 
 /** "in 89 days", "expired 3 days ago". */
+/** A span, rounded down, in days from 2 days on, else in hours, else in minutes: "in 0 d" says too little. */
+const spanText = (ms: number): string =>
+  ms >= 2 * day
+    ? `${Math.floor(ms / day)} d`
+    : ms >= 3_600_000
+      ? `${Math.floor(ms / 3_600_000)} h`
+      : `${Math.floor(ms / 60_000)} min`
+
 export const expiryText = (expiresAt: string | undefined, now: number): string => {
   if (expiresAt === undefined) return "expiry unknown"
   const ms = Date.parse(expiresAt) - now
-  const days = Math.floor(Math.abs(ms) / day)
   const date = expiresAt.slice(0, 10)
-  return ms < 0 ? `expired ${date} (${days} d ago)` : `expires ${date} (in ${days} d)`
+  return ms < 0 ? `expired ${date} (${spanText(-ms)} ago)` : `expires ${date} (in ${spanText(ms)})`
 }
 
 /** `expiryText` as a labelled row: its first word padded to `width` columns, as the rows around it. */
