@@ -199,7 +199,7 @@ export const AgentSettingsSchema = Schema.Struct({
     positiveNumber("First retry delay of a failed deployment (default 2)"),
   ),
   backoff_max_seconds: Schema.optionalKey(
-    positiveNumber("Largest retry delay of a failed deployment (default 300)"),
+    positiveNumber("Largest retry delay of a failed deployment, before the ±20% jitter (default 300)"),
   ),
   request_timeout_seconds: Schema.optionalKey(
     Schema.Finite.check(

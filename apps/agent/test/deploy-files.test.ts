@@ -70,6 +70,26 @@ describe("deployment files", () => {
     expect(Object.fromEntries(env.map((e) => [e.name, e.value]))).toMatchObject(mallocSettings)
   })
 
+  it("the systemd unit does not restart an agent that refused its configuration (the exit code it uses)", () => {
+    const unit = readFileSync(join(deploy, "systemd", "kvdeploy-agent.service"), "utf8")
+    const prevented = /^RestartPreventExitStatus=(.+)$/m.exec(unit)?.[1]?.split(/\s+/)
+    const dir = mkdtempSync(join("/dev/shm", "kvdeploy-agent-bad-config-"))
+    try {
+      const file = join(dir, "agent.yaml")
+      writeFileSync(file, "deployments: [{ name: 1 }]\n")
+      for (const args of [["--config", file], ["--config", join(dir, "missing.yaml")]]) {
+        const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", timeout: 30_000 })
+        expect(r.status, r.stderr + r.stdout).not.toBe(0)
+        expect(prevented).toContain(String(r.status))
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    // A start-up failure that may pass (a lock, an address in use) is still restarted.
+    expect(unit).toMatch(/^Restart=on-failure$/m)
+    expect(prevented).not.toContain("1")
+  })
+
   it("the systemd unit and the Dockerfile set the same glibc malloc settings", () => {
     const unit = readFileSync(join(deploy, "systemd", "kvdeploy-agent.service"), "utf8")
     const dockerfile = readFileSync(join(deploy, "docker", "Dockerfile"), "utf8")

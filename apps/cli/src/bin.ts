@@ -26,7 +26,10 @@ const cachedHelp = (): string | undefined => {
     const page = Object.hasOwn(pages, command) ? pages[command] : undefined
     if (page === undefined) return undefined
     const colour =
-      process.stdout.isTTY === true && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb"
+      process.stdout.isTTY === true &&
+      process.env.NO_COLOR === undefined &&
+      process.env.TERM !== "dumb" &&
+      process.env.FORCE_COLOR !== "0"
     return colour ? page.coloured : page.plain
   } catch {
     return undefined
