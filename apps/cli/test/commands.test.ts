@@ -294,6 +294,49 @@ describe("a certificate that does not exist", () => {
 })
 
 describe("plan", () => {
+  it("a name whose soft-deleted state cannot be read: plan says it could not tell, instead of a plain first deploy", async () => {
+    const name = "plan-deleted-unread"
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
+      0,
+    )
+    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    const fault = world.emulator.faults.add({
+      operation: "getDeleted",
+      name,
+      times: "always",
+      action: { kind: "status", status: 403, code: "Forbidden", message: "injected" },
+    })
+    try {
+      const leaf = await fx.leaf()
+      const planned = json<{ action: string; reason: string; softDeletedUnknown?: string }>(
+        await runCli(["plan", ...deployArgs(name).slice(1)], { stdin: fx.bundle(leaf), env: world.env }),
+      )
+      expect(planned.action).toBe("import")
+      expect(planned.softDeletedUnknown).toMatch(/injected|forbidden|certificates\/get/i)
+      expect(planned.reason).toMatch(
+        /whether a soft-deleted certificate holds the name could not be read \(.+\): if one does, deploy would fail without writing/,
+      )
+      const text = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-"], {
+        stdin: fx.bundle(leaf),
+        env: world.env,
+      })
+      expect(text.stdout).toMatch(
+        /current +\(none; whether a soft-deleted one holds the name could not be read\)/,
+      )
+    } finally {
+      world.emulator.faults.remove(fault)
+    }
+    // Read, it is what it is: soft-deleted.
+    expect(
+      json<{ action: string; softDeletedUnknown?: string }>(
+        await runCli(["plan", ...deployArgs(name).slice(1)], {
+          stdin: fx.bundle(await fx.leaf()),
+          env: world.env,
+        }),
+      ),
+    ).toMatchObject({ action: "fail-soft-deleted" })
+  })
+
   it("the same certificate with another tag value: plan says why a version would be written, and skip once it is", async () => {
     const name = "plan-tag-only"
     const leaf = await fx.leaf()

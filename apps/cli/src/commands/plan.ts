@@ -34,6 +34,12 @@ export interface PlanRecord {
   readonly softDeleted:
     | { readonly deletedAt: string; readonly scheduledPurgeAt: string | undefined }
     | undefined
+  /**
+   * Why plan could not tell whether a soft-deleted certificate holds the name (reading it failed:
+   * refused, throttled, unreachable), when no certificate is served: a deploy would then meet
+   * Key Vault's 409 if one does.
+   */
+  readonly softDeletedUnknown?: string
   readonly newX5t: string | undefined
   readonly action: PlanAction
   readonly reason: string
@@ -166,6 +172,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         )
         const tags = forwardTags(config.tags, certificateId)
         let softDeleted: PlanRecord["softDeleted"]
+        let softDeletedUnknown: string | undefined
         let decision = decide(config, latest, checked.inspected.leaf.x5t, tags, input.adopt)
         /** The version an import would replace: the served one, or the one a recovery would bring back. */
         let replaced = latest
@@ -174,8 +181,18 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             Effect.map((d) => d as typeof d | undefined),
             Effect.catchTag("VaultNotFound", () => Effect.succeed(undefined)),
             // Reading deleted certificates may be forbidden: plan says so instead of failing.
-            Effect.catch(() => Effect.succeed(undefined)),
+            Effect.catch((e) =>
+              Effect.sync(() => {
+                softDeletedUnknown = e.message
+                return undefined
+              }),
+            ),
           )
+          if (softDeletedUnknown !== undefined)
+            decision = {
+              ...decision,
+              reason: `${decision.reason}; whether a soft-deleted certificate holds the name could not be read (${softDeletedUnknown}): if one does, deploy would ${config.onSoftDeleted === "recover" ? "recover it first" : "fail without writing"}`,
+            }
           if (deleted !== undefined) {
             softDeleted = {
               deletedAt: deleted.deletedAt.toISOString(),
@@ -244,6 +261,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           preflight: { passed: true, problems: [] },
           current: latest === undefined ? undefined : versionRecord(latest, true),
           softDeleted,
+          ...(softDeletedUnknown === undefined ? {} : { softDeletedUnknown }),
           newX5t: checked.inspected.leaf.x5t,
           action: decision.action,
           reason: decision.reason,
@@ -287,7 +305,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           `    ${s.bold(p.field)}: ${p.message}`,
           `      fix: ${p.fix}`,
         ]),
-        `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted === undefined ? "(none)" : `(soft-deleted ${record.softDeleted.deletedAt})`) : `${record.current.versionId}  x5t ${record.current.x5t}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
+        `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted !== undefined ? `(soft-deleted ${record.softDeleted.deletedAt})` : record.softDeletedUnknown !== undefined ? "(none; whether a soft-deleted one holds the name could not be read)" : "(none)") : `${record.current.versionId}  x5t ${record.current.x5t}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
         `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${expiryText(leaf.notAfter, now)}`}`,
         `  action      ${actionText}: ${record.reason}`,
         ...(record.previousKey === undefined
