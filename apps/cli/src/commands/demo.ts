@@ -242,7 +242,7 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
   ),
 ).pipe(
   Command.withDescription(
-    "Show kvdeploy's whole job against the Key Vault emulator it embeds, in about ten seconds: start the Key Vault + Entra ID emulator in this process, make a throwaway CA and certificates in memory, deploy v1, deploy v2, deploy v2 again (skipped: nothing written), deploy v3 while another actor disables the new version between import and verify (an injected fault delays the verify read): rolled back to v2, tagged certctl-rollback-of, then print the version history and the metrics recorded (Prometheus text). The deploys go through the real Azure SDKs over HTTPS. Exit 0 when every outcome is the expected one.",
+    "Show kvdeploy's whole job against the Key Vault emulator it embeds, in a few seconds: start the Key Vault + Entra ID emulator in this process, make a throwaway CA and certificates in memory, deploy v1, deploy v2, deploy v2 again (skipped: nothing written), deploy v3 while another actor disables the new version between import and verify (an injected fault delays the verify read): rolled back to v2, tagged certctl-rollback-of, then print the version history and the metrics recorded (Prometheus text). The deploys go through the real Azure SDKs over HTTPS. Exit 0 when every outcome is the expected one.",
   ),
   Command.withShortDescription("Deploy, skip and rollback against the embedded emulator"),
   Command.withExamples([
