@@ -48,6 +48,18 @@ const deployArgs = (name: string, extra: ReadonlyArray<string> = []) => [
   ...extra,
 ]
 
+/** Soft-delete a certificate through the SDK, as an operator's `az keyvault certificate delete` would. */
+const softDelete = async (name: string) => {
+  await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+  expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
+}
+
+/** Deploy a fresh certificate under `name`, then soft-delete it. */
+const deployThenSoftDelete = async (name: string) => {
+  expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(0)
+  await softDelete(name)
+}
+
 /** Every command, written out here rather than read from the build so a dropped command fails the tests. */
 const commandNames = [
   "deploy",
@@ -248,10 +260,7 @@ describe("a certificate that does not exist", () => {
 
   it("show and versions on a soft-deleted name: named as soft-deleted with the way back, not as absent (1)", async () => {
     const name = "show-deleted"
-    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
-      0,
-    )
-    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    await deployThenSoftDelete(name)
     for (const command of ["show", "versions"]) {
       const r = await runCli([command, "--config", world.targetFile(name), "--json"], { env: world.env })
       expect(r.code, `${command}: ${r.stdout}`).toBe(1)
@@ -296,10 +305,7 @@ describe("a certificate that does not exist", () => {
 describe("plan", () => {
   it("a name whose soft-deleted state cannot be read: plan says it could not tell, instead of a plain first deploy", async () => {
     const name = "plan-deleted-unread"
-    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
-      0,
-    )
-    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    await deployThenSoftDelete(name)
     const fault = world.emulator.faults.add({
       operation: "getDeleted",
       name,
@@ -370,7 +376,7 @@ describe("plan", () => {
     await client.updateCertificateProperties(name, latest.properties.version ?? "", {
       tags: { owner: "other" },
     })
-    await (await client.beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    await softDelete(name)
     const leaf = await fx.leaf()
     const plan = (extra: Array<string>) =>
       runCli(
@@ -514,12 +520,7 @@ describe("outcomes and exit codes", () => {
 
   it("Failed (exit 1) on a soft-deleted name; --on-soft-deleted recover deploys", async () => {
     const name = "soft-deleted"
-    const leaf = await fx.leaf()
-    expect((await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })).code).toBe(0)
-    const client = world.sdk()
-    const poller = await client.beginDeleteCertificate(name, { intervalInMs: 50 })
-    await poller.pollUntilDone()
-    expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
+    await deployThenSoftDelete(name)
     const v2 = await fx.leaf()
     // The plan says so first (exit 1), writing nothing.
     const mark = world.emulator.requests.mark()
@@ -599,10 +600,7 @@ describe("outcomes and exit codes", () => {
 
   it("a recovered certificate whose import is then refused: exit 1, and the output says it was recovered", async () => {
     const name = "recovered-refused"
-    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
-      0,
-    )
-    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    await deployThenSoftDelete(name)
     // The first import answers 409 (soft-deleted); the one after the recovery is refused.
     const id = world.emulator.faults.add({
       operation: "import",
@@ -824,7 +822,7 @@ describe("outcomes and exit codes", () => {
         policy: { contentType: "application/x-pem-file" },
         tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
       })
-    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    await softDelete(name)
     const recover = ["--on-soft-deleted", "recover"]
     const wrongKey = world.file("pem-deleted-wrong.key", (await fx.leaf()).keyPem)
     const rightKey = world.file("pem-deleted-right.key", served.keyPem)
