@@ -54,6 +54,21 @@ const softDelete = async (name: string) => {
   expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
 }
 
+/**
+ * A certificate another tool imported as PEM (key first, as Key Vault's own PEM secrets are), with
+ * kvdeploy's tags: its secret is `application/x-pem-file`.
+ */
+const importAsPem = async (name: string) => {
+  const served = await fx.leaf()
+  await world
+    .sdk()
+    .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
+      policy: { contentType: "application/x-pem-file" },
+      tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
+    })
+  return served
+}
+
 /** Deploy a fresh certificate under `name`, then soft-delete it. */
 const deployThenSoftDelete = async (name: string) => {
   expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(0)
@@ -773,14 +788,7 @@ describe("outcomes and exit codes", () => {
 
   it("a certificate whose secret is PEM: plan and deploy say the import makes it PKCS#12", async () => {
     const name = "pem-secret"
-    // Another tool imported it as PEM (key first, as Key Vault's own PEM secrets are), with kvdeploy's tags.
-    const served = await fx.leaf()
-    await world
-      .sdk()
-      .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
-        policy: { contentType: "application/x-pem-file" },
-        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
-      })
+    const served = await importAsPem(name)
     expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.contentType).toBe(
       "application/x-pem-file",
     )
@@ -815,13 +823,7 @@ describe("outcomes and exit codes", () => {
 
   it("a soft-deleted PEM certificate: plan and deploy judge the previous key and the content type on what a recovery brings back", async () => {
     const name = "pem-deleted"
-    const served = await fx.leaf()
-    await world
-      .sdk()
-      .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
-        policy: { contentType: "application/x-pem-file" },
-        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
-      })
+    const served = await importAsPem(name)
     await softDelete(name)
     const recover = ["--on-soft-deleted", "recover"]
     const wrongKey = world.file("pem-deleted-wrong.key", (await fx.leaf()).keyPem)
