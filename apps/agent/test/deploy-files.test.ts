@@ -77,7 +77,10 @@ describe("deployment files", () => {
     try {
       const file = join(dir, "agent.yaml")
       writeFileSync(file, "deployments: [{ name: 1 }]\n")
-      for (const args of [["--config", file], ["--config", join(dir, "missing.yaml")]]) {
+      for (const args of [
+        ["--config", file],
+        ["--config", join(dir, "missing.yaml")],
+      ]) {
         const r = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", timeout: 30_000 })
         expect(r.status, r.stderr + r.stdout).not.toBe(0)
         expect(prevented).toContain(String(r.status))

@@ -788,7 +788,7 @@ describe("outcomes and exit codes", () => {
 
   it("a certificate whose secret is PEM: plan and deploy say the import makes it PKCS#12", async () => {
     const name = "pem-secret"
-    const served = await importAsPem(name)
+    await importAsPem(name)
     expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.contentType).toBe(
       "application/x-pem-file",
     )
