@@ -17,6 +17,7 @@ import {
   looksLikeDerBase64,
   quotedValue,
   readAtMost,
+  shownSecretVariable,
   type TargetConfig,
   validateTargetConfigSync,
   withoutKeyText,
@@ -852,11 +853,17 @@ export const validateAgentConfig = (
           env[passwordEnv] === undefined
         )
           problems.push(
-            problem(
-              `${at}.source.pfx_password_env`,
-              `the environment variable ${passwordEnv} is not set`,
-              `set ${passwordEnv} in the agent's environment (systemd EnvironmentFile, a Kubernetes secret)`,
-            ),
+            shownSecretVariable(passwordEnv) !== undefined
+              ? problem(
+                  `${at}.source.pfx_password_env`,
+                  `the environment variable ${passwordEnv} is not set`,
+                  `set ${passwordEnv} in the agent's environment (systemd EnvironmentFile, a Kubernetes secret)`,
+                )
+              : problem(
+                  `${at}.source.pfx_password_env`,
+                  `the environment variable it names is not set (${passwordEnv.length} characters, not shown: a variable's name is written in upper case, and this may be the password itself)`,
+                  "give the name of the variable that holds the password (e.g. PORTAL_PFX_PASSWORD) and set it in the agent's environment (systemd EnvironmentFile, a Kubernetes secret); if the password itself was written here, change it",
+                ),
           )
         source = { _tag: "Pfx", pfx: resolve(rawSource.pfx), passwordEnv }
       } else if (typeof rawSource.cert === "string") {

@@ -23,6 +23,36 @@ const hostEnv = {
 }
 
 describe("agent configuration", () => {
+  it("a password written where its variable's name belongs is refused without being shown", () => {
+    const problems = problemsOf(`
+deployments:
+  - name: typed
+    source: { pfx: p.pfx, pfx_password_env: Sup3rSecretPassphraseXYZZY }
+    target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: typed }
+  - name: invalid
+    source: { pfx: p.pfx, pfx_password_env: "Sup3r$ecret!pass" }
+    target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: invalid }
+`)
+    expect([...problems].sort()).toEqual([
+      expect.stringMatching(
+        /^deployments\[0\]\.source\.pfx_password_env: the environment variable it names is not set \(26 characters, not shown/,
+      ),
+      expect.stringMatching(/^deployments\[1\]\.source\.pfx_password_env: Expected a string matching/),
+    ])
+    expect(problems.join("\n")).not.toMatch(/Sup3r|XYZZY/)
+    // A name as such variables are written is shown.
+    expect(
+      problemsOf(`
+deployments:
+  - name: a
+    source: { pfx: p.pfx, pfx_password_env: PORTAL_PFX_PASSWORD }
+    target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: a }
+`),
+    ).toEqual([
+      "deployments[0].source.pfx_password_env: the environment variable PORTAL_PFX_PASSWORD is not set",
+    ])
+  })
+
   it("accepts the example configuration and applies defaults", () => {
     const text = readFileSync(join(agentRoot, "examples", "agent.yaml"), "utf8")
     const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", hostEnv)

@@ -632,6 +632,28 @@ const cases: ReadonlyArray<Case> = [
     stdin: () => "x",
     exit: 2,
     says: ["not an environment variable name"],
+    never: ["my password"],
+  },
+  {
+    name: "a passphrase typed where its variable's name belongs (each flag): refused, never shown",
+    args: () => [
+      ...deploy("c-secret-as-name"),
+      "--key",
+      pemFile("enc-secret-as-name.key", encryptedKeyPem(other.keyPem, "pw")),
+      "--key-passphrase-env",
+      "Sup3rSecretPassphraseXYZZY",
+      "--previous-key",
+      pemFile("enc-prev-secret-as-name.key", encryptedKeyPem(other.keyPem, "pw")),
+      "--previous-key-passphrase-env",
+      "Sup3r$ecret!pass",
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: [
+      "--key-passphrase-env: the environment variable it names is not set (26 characters, not shown",
+      "--previous-key-passphrase-env: the value given is not an environment variable name (16 characters, not shown",
+    ],
+    never: ["Sup3rSecret", "Sup3r$ecret", "XYZZY"],
   },
   {
     name: "PFX with the wrong password",

@@ -139,6 +139,15 @@ export const quotedValue = (value: unknown): string =>
       : `a string of ${value.length} characters, not shown`
 
 /**
+ * The name of an environment variable that holds a secret (a PFX password, a key's passphrase), as
+ * a message shows it: as it is when it reads as a variable's name (upper-case letters, digits and
+ * `_`, as such variables are written), else `undefined`: an operator who typed the secret itself
+ * where its variable's name belongs would see it printed back (and in logs) otherwise.
+ */
+export const shownSecretVariable = (name: string): string | undefined =>
+  /^[A-Z_][A-Z0-9_]{0,63}$/.test(name) ? name : undefined
+
+/**
  * A path (or another value an operator typed) as a message shows it: as it is, without the `/.`
  * segments that name no directory (`/etc/kvdeploy/./certs` is shown `/etc/kvdeploy/certs`; `..`
  * is kept, as it may step out of a symbolic link), unless it looks like key text (see

@@ -5,7 +5,7 @@
  * terminal; never from a flag value. Key bytes stay `Redacted` and in memory.
  */
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
-import { type CertificateMaterial, quotedValue } from "@kvdeploy/core"
+import { type CertificateMaterial, shownSecretVariable } from "@kvdeploy/core"
 import * as Prompt from "effect/cli/Prompt"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -89,20 +89,30 @@ const sameKey = (a: Redacted.Redacted<Uint8Array>, b: Redacted.Redacted<Uint8Arr
 }
 
 /** A secret-holding variable's name that is not a name, or a variable that is not set; never reads the value out. */
-export const envVariableProblem = (flag: string, name: string): Problem | undefined =>
-  !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
+export const envVariableProblem = (flag: string, name: string): Problem | undefined => {
+  const valid = /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
+  if (valid && process.env[name] !== undefined) return undefined
+  const shown = shownSecretVariable(name)
+  // What was typed is not shown unless it reads as a variable's name: it may be the secret itself.
+  const notShown = `(${name.length} characters, not shown: a variable's name is written in upper case, and this may be the secret itself)`
+  if (!valid)
+    return {
+      field: flag,
+      message: `the value given is not an environment variable name ${notShown}`,
+      fix: `give the variable's name, e.g. ${flag} PFX_PASSWORD, and put the secret in that variable`,
+    }
+  return shown !== undefined
     ? {
         field: flag,
-        message: `${quotedValue(name)} is not an environment variable name`,
-        fix: `give the variable's name, e.g. ${flag} PFX_PASSWORD, and put the secret in that variable`,
+        message: `the environment variable ${shown} is not set`,
+        fix: `export ${shown} before running kvdeploy`,
       }
-    : process.env[name] === undefined
-      ? {
-          field: flag,
-          message: `the environment variable ${name} is not set`,
-          fix: `export ${name} before running kvdeploy`,
-        }
-      : undefined
+    : {
+        field: flag,
+        message: `the environment variable it names is not set ${notShown}`,
+        fix: `give the name of the variable that holds the secret, e.g. ${flag} PFX_PASSWORD, and export it before running kvdeploy`,
+      }
+}
 
 /** Read a secret from the environment variable named by `flag`. */
 export const secretFromEnv = (
