@@ -50,6 +50,34 @@ const duplicateKey = async (text: string): Promise<string | undefined> => {
   }
 }
 
+/**
+ * JSON.parse's complaint about `text`, where it is, without the text around it: for an unexpected
+ * token, V8 quotes about ten characters either side (`..."assword": 'Sup3rSecr"...`), which may be a
+ * secret written in the file by mistake; the line and column say where to look instead.
+ */
+export const jsonSyntaxError = (text: string, message: string): string => {
+  const at = /^(.*?) in JSON at position (\d+)(?: \(line (\d+) column (\d+)\))?$/s.exec(message)
+  if (at !== undefined && at !== null) {
+    const position = Number(at[2])
+    const line = at[3] ?? String(text.slice(0, position).split("\n").length)
+    const column = at[4] ?? String(position - text.lastIndexOf("\n", position - 1))
+    return `${at[1]} (line ${line}, column ${column})`
+  }
+  const quoted = /^(Unexpected token '.*?'), (\.\.\.)?"(.*)"(?:\.\.\.)? is not valid JSON$/s.exec(message)
+  if (quoted !== null) {
+    const [, what = "", cut, excerpt = ""] = quoted
+    const start = text.indexOf(excerpt)
+    // V8 quotes from 10 characters before the token when it cuts the text, else from its start.
+    const position = start < 0 ? undefined : cut === undefined ? undefined : start + 10
+    if (position === undefined)
+      return start < 0 ? what : `${what} (line ${text.slice(0, start).split("\n").length} or after)`
+    const line = text.slice(0, position).split("\n").length
+    return `${what} (line ${line}, column ${position - text.lastIndexOf("\n", position - 1)})`
+  }
+  // Other complaints (the end of the input, say) quote nothing; one that would is not shown.
+  return /"/.test(message) ? "a syntax error" : message
+}
+
 /** Read and parse a JSON target file. */
 export const readConfigFile = (
   path: string,
@@ -76,7 +104,7 @@ export const readConfigFile = (
       catch: (e) =>
         usageOne(
           field,
-          `${shownPath(path)} is not valid JSON: ${(e as Error).message}`,
+          `${shownPath(path)} is not valid JSON: ${jsonSyntaxError(text, (e as Error).message)}`,
           "fix the JSON syntax (the file must be one JSON object)",
         ),
     })
