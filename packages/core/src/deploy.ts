@@ -187,7 +187,7 @@ const judgeExisting = (
     return { _tag: "Rejected", problems: [problem], reason: problem.message }
   }
   if (judgement.adopting) {
-    trail.adopted = true
+    trail.adopting = true
     trail.note(`ownership: adopting ${previous.versionId}`)
   }
   return undefined
@@ -548,6 +548,8 @@ function* run(
   let imported: VaultVersion
   let alsoOurs: ReadonlyArray<VaultVersion> = noVersions
   let reconciledUncertain = false
+  // Taken over once an import may have landed; a refusal before it, or a refused import, took nothing.
+  if (attempt._tag === "Success" || attempt.failure._tag === "VaultAmbiguous") trail.adopted = trail.adopting
   if (attempt._tag === "Success") {
     imported = attempt.success
   } else if (attempt.failure._tag === "VaultAmbiguous") {

@@ -14,6 +14,9 @@ export class DeployTrail {
   readonly decisions: Array<string> = []
   postVerifyFailure: PostVerifyFailureReason | undefined = undefined
   rollbackOutcome: RollbackOutcome | undefined = undefined
+  /** Whether ownership judged the served certificate one to take over (`adopt`): it is taken over once an import may have landed. */
+  adopting = false
+  /** Whether the deploy took over a certificate kvdeploy did not manage: an import that may have landed, while adopting. */
   adopted = false
   /** Whether the deploy recovered the soft-deleted certificate of its name (`on_soft_deleted: recover`). */
   recovered: "recovered" | "unknown" | undefined = undefined

@@ -109,6 +109,38 @@ describe("Succeeded", () => {
     ),
   )
 
+  it.effect(
+    "adopt, refused before the import or by the vault: nothing was taken over, and the outcome says so",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
+          const refused = expectTag(
+            yield* runDeploy(
+              request(newCert.material, {
+                adopt: true,
+                previousKey: Redacted.make(makeKey("unrelated").bytes),
+              }),
+            ),
+            "Rejected",
+          )
+          assert.isFalse(refused.adopted)
+          assert.include(refused.decisions, `ownership: adopting ${vault.latest(NAME)?.versionId}`)
+          vault.script("importVersion", Fault.fail("Rejected"))
+          assert.isFalse(
+            expectTag(yield* runDeploy(request(newCert.material, { adopt: true })), "Failed").adopted,
+          )
+          // An import whose answer was lost may have landed: adopted.
+          vault.script("importVersion", Fault.afterWrite)
+          assert.isTrue(
+            yield* runDeploy(request(newCert.material, { adopt: true })).pipe(Effect.map((o) => o.adopted)),
+          )
+          assert.strictEqual(vault.latest(NAME)?.tags[MANAGED_BY_TAG], "certctl")
+        }),
+      ),
+  )
+
   it.effect("a read that fails fewer times than the retry budget is retried with backoff", () =>
     fresh(
       Effect.gen(function* () {
