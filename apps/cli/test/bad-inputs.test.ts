@@ -491,6 +491,27 @@ const cases: ReadonlyArray<Case> = [
     says: ["pfx_password", "looks like a secret"],
   },
   {
+    name: "a bad tag in the target file, with --tag given too: blamed on the file, not on --tag",
+    args: () => [
+      "plan",
+      "--config",
+      target("c-file-tags", { tags: { db_password: "x" } }),
+      "--tag",
+      "team=web",
+      "--tag",
+      "api_token=y",
+      "--cert",
+      "-",
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: [
+      /c-file-tags\S*: tags\.db_password: is a tag key that names a secret/,
+      "--tag api_token: is a tag key",
+    ],
+    never: ["--tag db_password", "hunter2"],
+  },
+  {
     name: "unknown configuration field",
     args: () => ["validate", target("c-unknown", { vault_uri: "x" })],
     exit: 2,

@@ -179,6 +179,8 @@ export const resolveTarget = (
     const raw: Record<string, unknown> =
       configPath === undefined ? {} : { ...(yield* readConfigFile(configPath)) }
     const fromFlag = new Set<string>()
+    /** The tag keys `--tag` gave (a problem of another tag is the file's). */
+    const flagTags = new Set<string>()
     const set = (field: string, value: Option.Option<unknown> | undefined) => {
       if (value !== undefined && Option.isSome(value)) {
         raw[field] = value.value
@@ -202,7 +204,8 @@ export const resolveTarget = (
       const fileTags =
         typeof raw.tags === "object" && raw.tags !== null ? (raw.tags as Record<string, unknown>) : {}
       raw.tags = { ...fileTags, ...parsed.tags }
-      fromFlag.add("tags")
+      for (const key of Object.keys(parsed.tags)) flagTags.add(key)
+      if (Object.keys(fileTags).length === 0) fromFlag.add("tags")
     }
     if (configPath === undefined && raw.vault_url === undefined) {
       early.push({
@@ -230,12 +233,18 @@ export const resolveTarget = (
         const top = p.field.split(".")[0] ?? p.field
         if (reported.has(top)) continue
         const flag = flagOfField[top]
+        const tagKey =
+          top === "tags" && p.field.startsWith("tags.") ? p.field.slice("tags.".length) : undefined
         const where =
-          fromFlag.has(top) && flag !== undefined
-            ? `${flag}${p.field.length > top.length ? ` ${p.field.slice(top.length + 1)}` : ""}`
-            : configPath === undefined
-              ? p.field
-              : `${configPath}: ${p.field}`
+          tagKey !== undefined && flagTags.has(tagKey)
+            ? `--tag ${tagKey}`
+            : top === "tags" && p.field === "tags" && flagTags.size > 0 && !fromFlag.has("tags")
+              ? `${configPath}: tags, with --tag`
+              : fromFlag.has(top) && flag !== undefined
+                ? `${flag}${p.field.length > top.length ? ` ${p.field.slice(top.length + 1)}` : ""}`
+                : configPath === undefined
+                  ? p.field
+                  : `${configPath}: ${p.field}`
         problems.push({ field: where, message: p.message, fix: p.fix })
       }
     }
