@@ -732,6 +732,9 @@ export const makeReconciler = (
                 ...(r.problems.length > 0
                   ? { problems: r.problems.map((p) => `${p.field}: ${p.message}`) }
                   : {}),
+                ...(r.warnings === undefined
+                  ? {}
+                  : { warnings: r.warnings.map((w) => `${w.field}: ${w.message}`) }),
               }),
           })
           inFlight.set(d.name, "deploying")

@@ -15,6 +15,7 @@ import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { issue } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
 import { json, runCli, startWorld, type World } from "./harness.js"
 
@@ -819,6 +820,48 @@ describe("outcomes and exit codes", () => {
       }),
     )
     expect(again.contentTypeChange).toBeUndefined()
+  })
+
+  it("warnings: an expired intermediate, and a CA-issued leaf without its chain, deploy with a warning each", async () => {
+    const name = "chain-warnings"
+    const oldIntermediate = await issue({
+      subject: "CN=retired intermediate CA",
+      ca: true,
+      issuer: fx.pki.root,
+      notBeforeDays: -400,
+      notAfterDays: -10,
+    })
+    const leaf = await issue({ subject: "CN=api.example.test", issuer: oldIntermediate })
+    const expiredChain = leaf.certPem + oldIntermediate.certPem + fx.pki.root.certPem + leaf.keyPem
+    type Warned = { warnings?: Array<{ field: string; message: string; fix: string }> }
+    const planned = json<Warned & { action: string }>(
+      await runCli(["plan", ...deployArgs(name).slice(1)], { stdin: expiredChain, env: world.env }),
+    )
+    expect(planned.action).toBe("import")
+    expect(planned.warnings?.map((w) => w.field)).toEqual(["chain[0]"])
+    expect(planned.warnings?.[0]?.message).toMatch(/^CN=retired intermediate CA expired at /)
+    const deployed = await runCli(deployArgs(name), { stdin: expiredChain, env: world.env })
+    expect(deployed.code, deployed.stdout).toBe(0)
+    expect(json<Outcome & Warned>(deployed).warnings).toEqual(planned.warnings)
+    // A leaf and its key alone (cert.pem where fullchain.pem belongs), in text.
+    const renewal = await fx.leaf()
+    const text = await runCli(["deploy", "--config", world.targetFile(name), "--cert", "-"], {
+      stdin: renewal.certPem + renewal.keyPem,
+      env: world.env,
+    })
+    expect(text.code, text.stdout).toBe(0)
+    expect(text.stdout).toMatch(
+      /warning +chain: none given, and the leaf is issued by CN=kvdeploy test intermediate CA/,
+    )
+    expect(text.stdout).toMatch(
+      /fix: give the issuer's chain with the leaf \(an ACME client's fullchain\.pem/,
+    )
+    // With its chain, no warning.
+    const clean = json<Outcome & Warned>(
+      await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env }),
+    )
+    expect(clean._tag).toBe("Succeeded")
+    expect(clean.warnings).toBeUndefined()
   })
 
   it("a soft-deleted PEM certificate: plan and deploy judge the previous key and the content type on what a recovery brings back", async () => {

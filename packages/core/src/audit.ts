@@ -31,6 +31,12 @@ export interface AuditRecord {
   readonly durationMs: number
   readonly decisions: ReadonlyArray<string>
   readonly problems: ReadonlyArray<{ readonly field: string; readonly message: string; readonly fix: string }>
+  /** As the outcome's: what may break a client without stopping the deploy; absent when nothing. */
+  readonly warnings?: ReadonlyArray<{
+    readonly field: string
+    readonly message: string
+    readonly fix: string
+  }>
 }
 
 export const auditRecordOf = (outcome: DeployOutcome): AuditRecord => ({
@@ -67,4 +73,5 @@ export const auditRecordOf = (outcome: DeployOutcome): AuditRecord => ({
     outcome._tag === "Rejected"
       ? outcome.problems.map((p) => ({ field: p.field, message: p.message, fix: p.fix }))
       : [],
+  ...(outcome.warnings === undefined ? {} : { warnings: outcome.warnings }),
 })

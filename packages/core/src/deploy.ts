@@ -47,7 +47,13 @@ import {
   type VaultNotFound,
   type VaultVersion,
 } from "./ports/Vault.js"
-import { checkBuiltPfx, pfxOptionsOf, pfxPassword, preflightInspected } from "./preflight.js"
+import {
+  checkBuiltPfx,
+  materialWarnings,
+  pfxOptionsOf,
+  pfxPassword,
+  preflightInspected,
+} from "./preflight.js"
 import type { DeployRequest } from "./request.js"
 import { type PreviousKeyFit, previousKeyFit, rollback } from "./rollback.js"
 import { unfitTagValue, withheldCertificateId } from "./TargetConfig.js"
@@ -458,6 +464,7 @@ function* run(
   if (checked._tag === "Rejected") return preflightRejected(trail, checked.problems)
   trail.note("preflight: passed")
   const inspected = checked.inspected
+  trail.warnings = materialWarnings(inspected, now)
   const newFacts = inspected.leaf
   const tags = forwardTags(request.target.tags, request.certificateId)
   /** The PFX once built (by preflight, or below), or why it cannot be imported. */
@@ -757,6 +764,7 @@ export const deploy: (
       reason: draft.reason,
       vaultCalls: trail.vaultCalls,
       decisions: trail.decisions,
+      ...(trail.warnings.length === 0 ? {} : { warnings: trail.warnings }),
       timings: { startedAtMs, finishedAtMs, durationMs: finishedAtMs - startedAtMs },
       ...(draft as object),
     } satisfies OutcomeCommon as OutcomeCommon as DeployOutcome

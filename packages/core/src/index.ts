@@ -9,6 +9,7 @@ export * from "./ports/Metrics.js"
 export * from "./ports/PfxCodec.js"
 export * from "./ports/Vault.js"
 export {
+  materialWarnings,
   type PreflightPassed,
   type PreflightRejected,
   preflight,

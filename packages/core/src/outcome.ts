@@ -19,6 +19,17 @@ export interface DeployProblem {
   readonly reason: ValidateFailureReason
 }
 
+/**
+ * Something about the material that does not stop a deploy but may break a client: an expired
+ * certificate in the chain, a CA-issued leaf deployed without its chain. `field` names the input,
+ * `fix` says what to do.
+ */
+export interface DeployWarning {
+  readonly field: string
+  readonly message: string
+  readonly fix: string
+}
+
 export interface DeployTimings {
   readonly startedAtMs: number
   readonly finishedAtMs: number
@@ -50,6 +61,8 @@ export interface OutcomeCommon {
   readonly vaultCalls: number
   /** The trail of decisions, one short line per step. */
   readonly decisions: ReadonlyArray<string>
+  /** What preflight found that may break a client without stopping the deploy; absent when nothing. */
+  readonly warnings?: ReadonlyArray<DeployWarning>
   readonly timings: DeployTimings
 }
 

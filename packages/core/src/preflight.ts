@@ -14,7 +14,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Result from "effect/Result"
 import { DeployPolicy, type DeployPolicyShape } from "./DeployPolicy.js"
 import type { InspectedMaterial } from "./material.js"
-import type { DeployProblem } from "./outcome.js"
+import type { DeployProblem, DeployWarning } from "./outcome.js"
 import type { ValidateFailureReason } from "./ports/Metrics.js"
 import {
   type MaterialInvalid,
@@ -158,6 +158,42 @@ export const materialProblems = (
       reason: "unsupported_key",
     })
   }
+}
+
+/**
+ * What may break a client without stopping a deploy (Key Vault imports either): a certificate of
+ * the chain outside its validity window (a client that builds its path from the chain served may
+ * refuse the leaf), and a CA-issued leaf given without the certificate that issued it (a client
+ * that does not hold that intermediate cannot build a path at all; the usual slip is an ACME
+ * client's `cert.pem` where `fullchain.pem` belongs). Not problems: an expired cross-signed root
+ * is kept in chains on purpose for old clients, and a leaf a trusted root issues directly needs no
+ * chain.
+ */
+export const materialWarnings = (inspected: InspectedMaterial, now: number): Array<DeployWarning> => {
+  const warnings: Array<DeployWarning> = []
+  inspected.chain.forEach((c, i) => {
+    const outside =
+      now >= c.notAfter.getTime()
+        ? `expired at ${c.notAfter.toISOString()}`
+        : now < c.notBefore.getTime()
+          ? `is not valid before ${c.notBefore.toISOString()}`
+          : undefined
+    if (outside !== undefined)
+      warnings.push({
+        field: `chain[${i}]`,
+        message: `${c.subject} ${outside}: a client that builds its path from the chain served may refuse the certificate`,
+        fix: c.selfSigned
+          ? "leave it out if clients do not need it (a root they trust is not served), or give the chain your CA serves now"
+          : "give the chain your CA serves now (the issuer's current intermediate)",
+      })
+  })
+  if (inspected.chain.length === 0 && !inspected.leaf.selfSigned)
+    warnings.push({
+      field: "chain",
+      message: `none given, and the leaf is issued by ${inspected.leaf.issuer}: a client that does not already hold that certificate cannot build a path to a root`,
+      fix: "give the issuer's chain with the leaf (an ACME client's fullchain.pem, not cert.pem), unless a root your clients trust issues the leaf directly",
+    })
+  return warnings
 }
 
 /** The built PFX, or why it cannot be imported (it could not be built, or it is over the size limit). */

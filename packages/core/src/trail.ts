@@ -6,6 +6,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { DeployPolicy } from "./DeployPolicy.js"
+import type { DeployWarning } from "./outcome.js"
 import type { PostVerifyFailureReason, RollbackOutcome } from "./ports/Metrics.js"
 import { isRetriableRead, type VaultOperation, wasUnsent } from "./ports/Vault.js"
 
@@ -14,6 +15,8 @@ export class DeployTrail {
   readonly decisions: Array<string> = []
   postVerifyFailure: PostVerifyFailureReason | undefined = undefined
   rollbackOutcome: RollbackOutcome | undefined = undefined
+  /** What preflight found that may break a client without stopping the deploy. */
+  warnings: ReadonlyArray<DeployWarning> = []
   /** Whether ownership judged the served certificate one to take over (`adopt`): it is taken over once an import may have landed. */
   adopting = false
   /** Whether the deploy took over a certificate kvdeploy did not manage: an import that may have landed, while adopting. */

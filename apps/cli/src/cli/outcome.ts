@@ -56,6 +56,18 @@ const meaning: { readonly [K in DeployOutcome["_tag"]]: string } = {
   Superseded: "another writer's newer version is served; kvdeploy did not overwrite it",
 }
 
+/** Preflight's warnings (what may break a client without stopping the deploy), as deploy and plan print them. */
+export const warningLines = (
+  warnings:
+    | ReadonlyArray<{ readonly field: string; readonly message: string; readonly fix: string }>
+    | undefined,
+  s: Style,
+): Array<string> =>
+  (warnings ?? []).flatMap((w) => [
+    `  ${s.yellow("warning")}     ${s.bold(w.field)}: ${w.message}`,
+    `      fix: ${w.fix}`,
+  ])
+
 /**
  * The outcome's meaning. A deploy that recovered the soft-deleted certificate of its name
  * changed the vault even when it wrote no version: "nothing was written" would not be true.
@@ -176,6 +188,7 @@ export const outcomeLines = (
     lines.push(`  ${expiryRow(leaf.notAfter, now, 12)}`)
   }
   if (o.adopted) lines.push(`  ${s.yellow("adopted a certificate kvdeploy did not manage before")}`)
+  lines.push(...warningLines(o.warnings, s))
   if (o._tag === "Rejected") {
     lines.push("  problems")
     for (const p of o.problems) {

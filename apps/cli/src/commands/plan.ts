@@ -5,19 +5,22 @@
  * says exactly what deploy would do. It never writes.
  */
 import {
+  type DeployWarning,
   forwardTags,
   judgeExistingVersion,
   MANAGED_BY_TAG,
+  materialWarnings,
   preflight,
   previousKeyFit,
   type TargetConfig,
   Vault,
   type VaultVersion,
 } from "@kvdeploy/core"
+import * as Clock from "effect/Clock"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { leafSummary } from "../cli/outcome.js"
+import { leafSummary, warningLines } from "../cli/outcome.js"
 import { previousKeyOptions } from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
@@ -70,6 +73,8 @@ export interface PlanRecord {
    * (`application/x-pem-file`) and the import writes PKCS#12, for every later version.
    */
   readonly contentTypeChange?: { readonly from: string; readonly to: "application/x-pkcs12" }
+  /** What preflight found that may break a client without stopping the deploy (as the deploy's outcome has them). */
+  readonly warnings?: ReadonlyArray<DeployWarning>
 }
 
 const decide = (
@@ -256,6 +261,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             writes: 0,
           }
         const imports = decision.action === "import" || decision.action === "recover-and-import"
+        const warnings = materialWarnings(checked.inspected, yield* Clock.currentTimeMillis)
         return {
           target,
           preflight: { passed: true, problems: [] },
@@ -270,6 +276,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           ...(replaced?.contentType === "application/x-pem-file" && imports
             ? { contentTypeChange: { from: replaced.contentType, to: "application/x-pkcs12" as const } }
             : {}),
+          ...(warnings.length === 0 ? {} : { warnings }),
           ...(previous === undefined
             ? {}
             : {
@@ -316,6 +323,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           : [
               `  ${s.yellow("content")}     the secret is PEM (${record.contentTypeChange.from}) now; the import writes PKCS#12 (${record.contentTypeChange.to}) for this and every later version: a consumer that reads it as PEM must read PKCS#12`,
             ]),
+        ...warningLines(record.warnings, s),
         ...(record.tags === undefined
           ? []
           : [

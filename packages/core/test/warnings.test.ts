@@ -1,0 +1,92 @@
+/** Preflight's warnings: what may break a client without stopping a deploy (an expired chain certificate, no chain). */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { type CertificateFacts, type InspectedMaterial, materialWarnings } from "../src/index.js"
+import { AuditRecords, issue, makeAuthority } from "../src/testing/index.js"
+import { expectTag, fresh, request, runDeploy } from "./fixtures.js"
+
+const ca = makeAuthority("warnings")
+const leafCert = issue({ seed: "warned", issuer: ca })
+
+const day = 86_400_000
+const now = Date.parse("2026-12-01T00:00:00Z")
+const facts = (subject: string, issuer: string, notBefore: number, notAfter: number): CertificateFacts => ({
+  serialHex: "1",
+  x5t: `x5t-${subject}`,
+  sha256Thumbprint: "00",
+  subject,
+  issuer,
+  sans: [],
+  notBefore: new Date(notBefore),
+  notAfter: new Date(notAfter),
+  keyType: "EC",
+  curve: "P-256",
+  selfSigned: subject === issuer,
+  der: new Uint8Array(),
+})
+const inspected = (leaf: CertificateFacts, chain: ReadonlyArray<CertificateFacts>): InspectedMaterial => ({
+  leaf,
+  chain,
+  key: { keyType: "EC", curve: "P-256" },
+  keyMatchesLeaf: true,
+  problems: [],
+})
+const leaf = facts("CN=api", "CN=Intermediate", now - day, now + 90 * day)
+
+describe("materialWarnings", () => {
+  it("a chain certificate outside its validity window, and none else", () => {
+    const warnings = materialWarnings(
+      inspected(leaf, [
+        facts("CN=Intermediate", "CN=Root", now - 400 * day, now - 10 * day),
+        facts("CN=Root", "CN=Root", now + day, now + 3650 * day),
+      ]),
+      now,
+    )
+    assert.deepStrictEqual(
+      warnings.map((w) => w.field),
+      ["chain[0]", "chain[1]"],
+    )
+    assert.match(warnings[0]?.message ?? "", /^CN=Intermediate expired at 2026-11-21T00:00:00.000Z: a client/)
+    assert.match(warnings[0]?.fix ?? "", /the chain your CA serves now/)
+    assert.match(warnings[1]?.message ?? "", /^CN=Root is not valid before 2026-12-02/)
+    assert.match(warnings[1]?.fix ?? "", /leave it out if clients do not need it/)
+    assert.deepStrictEqual(
+      materialWarnings(inspected(leaf, [facts("CN=Intermediate", "CN=Root", now - day, now + day)]), now),
+      [],
+    )
+  })
+
+  it("a CA-issued leaf without a chain; a self-signed leaf needs none", () => {
+    const [only, ...more] = materialWarnings(inspected(leaf, []), now)
+    assert.strictEqual(only?.field, "chain")
+    assert.match(only?.message ?? "", /none given, and the leaf is issued by CN=Intermediate/)
+    assert.match(only?.fix ?? "", /fullchain\.pem, not cert\.pem/)
+    assert.deepStrictEqual(more, [])
+    assert.deepStrictEqual(
+      materialWarnings(inspected(facts("CN=self", "CN=self", 0, now + day), []), now),
+      [],
+    )
+  })
+})
+
+describe("a deploy's warnings", () => {
+  it.effect("are in the outcome and the audit record; a deploy without any has no warnings field", () =>
+    fresh(
+      Effect.gen(function* () {
+        const audit = yield* AuditRecords
+        const o = expectTag(yield* runDeploy(request({ ...leafCert.material, chain: [] })), "Succeeded")
+        assert.deepStrictEqual(
+          o.warnings?.map((w) => w.field),
+          ["chain"],
+        )
+        assert.deepStrictEqual(audit.all()[0]?.warnings, o.warnings)
+        const withChain = expectTag(
+          yield* runDeploy(request(issue({ seed: "w2", issuer: ca }).material)),
+          "Succeeded",
+        )
+        assert.isFalse("warnings" in withChain)
+        assert.isFalse("warnings" in (audit.all()[1] ?? {}))
+      }),
+    ),
+  )
+})
