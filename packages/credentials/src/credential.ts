@@ -4,6 +4,7 @@ import { rootCertificates } from "node:tls"
 import type { TokenCredential } from "@azure/core-auth"
 import {
   ClientSecretCredential,
+  CredentialUnavailableError,
   DefaultAzureCredential,
   ManagedIdentityCredential,
   WorkloadIdentityCredential,
@@ -20,6 +21,7 @@ import {
   CredentialVariableMissing,
 } from "./CredentialUnavailable.js"
 import { credentialEnvironmentProblems, environmentVariablesOf, isGuid, tenantFix } from "./environment.js"
+import { keyVaultScope } from "./probe.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
 
 /** Which credential was built and for which identity. Printable: holds no secret. */
@@ -245,13 +247,51 @@ const checkEnvironment = Effect.fn("Credentials.checkEnvironment")(function* (mo
 })
 
 /**
+ * A credential that gives tokens for the vault's resource only (`keyVaultResource/.default`). The
+ * Key Vault SDK asks for the scope its vault's challenge names; for a custom cloud (Azure Stack
+ * Hub, a private deployment) it is told not to check that name against the vault's host, so a
+ * hostile or misconfigured endpoint could otherwise be handed a token for another API the
+ * identity may call (Azure Resource Manager, say). Any other scope is refused before a token is
+ * asked for, as a credential that is not available for it.
+ */
+export const forKeyVaultScope = (keyVaultResource: string, credential: TokenCredential): TokenCredential => {
+  const allowed = keyVaultScope(keyVaultResource).toLowerCase()
+  return {
+    getToken: (scopes, options) => {
+      const asked = (typeof scopes === "string" ? [scopes] : scopes).map((s) =>
+        keyVaultScope(s.replace(/\/\.default$/i, "")).toLowerCase(),
+      )
+      const other = asked.find((s) => s !== allowed)
+      if (other !== undefined)
+        return Promise.reject(
+          new CredentialUnavailableError(
+            `kvdeploy asks for tokens for ${allowed} only (the target cloud's keyvault_resource), and the vault asked for ${other}: check cloud.keyvault_resource, or that the vault URL is the vault's`,
+          ),
+        )
+      return credential.getToken(scopes, options)
+    },
+  }
+}
+
+/**
  * Build the TokenCredential for a credential mode. Environment variables are
  * read through Effect's ConfigProvider (the process environment by default),
- * so callers and tests choose where they come from.
+ * so callers and tests choose where they come from. With `keyVaultResource`,
+ * it gives tokens for the vault's resource only (forKeyVaultScope).
  */
 export const makeCredential = Effect.fn("Credentials.makeCredential")(function* (
   settings: CredentialSettings,
 ) {
+  const resolved = yield* resolveCredential(settings)
+  return settings.keyVaultResource === undefined
+    ? resolved
+    : ({
+        ...resolved,
+        credential: forKeyVaultScope(settings.keyVaultResource, resolved.credential),
+      } satisfies ResolvedCredential)
+})
+
+const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSettings) {
   const tls =
     settings.trustedCaPem === undefined
       ? {}

@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { forConfiguredTenant } from "../src/credential.js"
+import { forConfiguredTenant, forKeyVaultScope } from "../src/credential.js"
 import { type CredentialSettings, makeCredential } from "../src/index.js"
 
 const publicCloud = { authorityHost: "https://login.microsoftonline.com" }
@@ -328,5 +328,33 @@ describe("forConfiguredTenant: the tenant a Key Vault challenge names, against t
       forConfiguredTenant(id.toUpperCase(), credential).getToken("s", { tenantId: other }),
     ).rejects.toThrow(/not configured to acquire tokens for tenant/)
     expect(asked).toEqual([{ tenantId: other }])
+  })
+})
+
+describe("forKeyVaultScope: tokens for the vault's resource only", () => {
+  const asked: Array<string | ReadonlyArray<string>> = []
+  const inner: TokenCredential = {
+    getToken: async (scopes) => {
+      asked.push(scopes)
+      return { token: "t", expiresOnTimestamp: Date.now() + 3_600_000 }
+    },
+  }
+  it("passes the vault's scope however its resource is spelled, and refuses any other before asking", async () => {
+    const credential = forKeyVaultScope("https://vault.azure.net/", inner)
+    await credential.getToken("https://vault.azure.net/.default")
+    await credential.getToken(["https://VAULT.azure.net//.default"])
+    expect(asked).toEqual(["https://vault.azure.net/.default", ["https://VAULT.azure.net//.default"]])
+    for (const scopes of [
+      "https://management.azure.com/.default",
+      ["https://vault.azure.net/.default", "https://graph.microsoft.com/.default"],
+      "https://vault.azure.net.evil.example/.default",
+    ])
+      await expect(credential.getToken(scopes)).rejects.toMatchObject({
+        name: "CredentialUnavailableError",
+        message: expect.stringContaining(
+          "kvdeploy asks for tokens for https://vault.azure.net/.default only",
+        ),
+      })
+    expect(asked).toHaveLength(2)
   })
 })
