@@ -58,10 +58,36 @@ const readVariables: Readonly<Record<CredentialMode, ReadonlyArray<string>>> = {
   managed_identity: [],
 }
 
+/**
+ * What managed identity's token endpoint is, for the proxy check: the variables that name it (as
+ * @azure/identity and MSAL read them), the AKS token exchange's file (which goes to Entra ID over
+ * HTTPS instead), and NO_PROXY.
+ */
+const managedIdentityEndpointVariables = [
+  "IDENTITY_ENDPOINT",
+  "MSI_ENDPOINT",
+  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+  "AZURE_FEDERATED_TOKEN_FILE",
+  "NO_PROXY",
+  "no_proxy",
+]
+
 /** Every variable `credentialEnvironmentProblems` may read for `mode`. */
 export const environmentVariablesOf = (mode: CredentialMode): ReadonlyArray<string> => [
-  ...new Set([...proxyVariables, ...(credentialVariables[mode]?.names ?? []), ...readVariables[mode]]),
+  ...new Set([
+    ...proxyVariables,
+    ...(credentialVariables[mode]?.names ?? []),
+    ...readVariables[mode],
+    ...(mode === "managed_identity" ? managedIdentityEndpointVariables : []),
+  ]),
 ]
+
+/** Whether NO_PROXY exempts `host` from the proxy, as the Azure SDKs match it (`.example.com`: the domain and below; else the host exactly). */
+const exemptFromProxy = (host: string, noProxy: string | undefined): boolean =>
+  (noProxy ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .some((p) => (p.startsWith(".") ? host.endsWith(p) || host === p.slice(1) : p !== "" && host === p))
 
 /**
  * Every problem of the environment for `mode`, in the order `makeCredential`
@@ -99,6 +125,34 @@ export const credentialEnvironmentProblems = (
       reason: `${proxy} is not a proxy URL (its value is not shown)`,
       fix: `Set ${proxy} to the proxy's URL with its scheme (http or https), such as http://proxy.example.com:8080, or unset it`,
     })
+  // Managed identity's token endpoint speaks plain HTTP on this host (IMDS at 169.254.169.254, App
+  // Service and Arc on a loopback port), and the SDKs send its requests to the proxy unless
+  // NO_PROXY names it: in the clear, with the endpoint's identity header, to a proxy that cannot
+  // reach a link-local or loopback address anyway.
+  if (
+    mode === "managed_identity" &&
+    proxy !== undefined &&
+    proxyUrl !== null &&
+    value("AZURE_FEDERATED_TOKEN_FILE") === undefined
+  ) {
+    const endpoint =
+      value("IDENTITY_ENDPOINT") ??
+      value("MSI_ENDPOINT") ??
+      value("AZURE_POD_IDENTITY_AUTHORITY_HOST") ??
+      "http://169.254.169.254"
+    const url = URL.parse(endpoint)
+    if (
+      url !== null &&
+      url.protocol === "http:" &&
+      !exemptFromProxy(url.hostname, lookup("NO_PROXY") ?? lookup("no_proxy"))
+    )
+      problems.push({
+        kind: "malformed",
+        variables: [proxy, "NO_PROXY"],
+        reason: `${proxy} is set and NO_PROXY does not name ${url.hostname}: managed identity's token requests (plain HTTP to ${url.origin}, with the endpoint's identity header) would go to the proxy, which cannot reach that address`,
+        fix: `Add ${url.hostname} to NO_PROXY (comma-separated, e.g. NO_PROXY=${url.hostname},.vault.azure.net if the vault is reached directly), or unset ${proxy} for kvdeploy`,
+      })
+  }
   const needed = credentialVariables[mode]
   const missing = needed?.names.filter((name) => value(name) === undefined) ?? []
   if (needed !== undefined && missing.length > 0)

@@ -67,8 +67,9 @@ describe("credentialEnvironmentProblems", () => {
   })
 
   it("judges the proxy variable the SDKs use: the first one set, upper case before lower case", () => {
+    // (IMDS exempted from the proxy, as it must be: see the next test.)
     const proxies = (env: Record<string, string>) =>
-      problemsIn("managed_identity", env).map((p) => p.variables[0])
+      problemsIn("managed_identity", { NO_PROXY: "169.254.169.254", ...env }).map((p) => p.variables[0])
     expect(proxies({ HTTPS_PROXY: "http://proxy:3128", HTTP_PROXY: "proxy corp:3128" })).toEqual([])
     expect(proxies({ https_proxy: "10.0.0.1:3128" })).toEqual(["https_proxy"])
     // Spaces are a value to the SDKs (they take the first variable that is not empty), and no URL.
@@ -82,6 +83,40 @@ describe("credentialEnvironmentProblems", () => {
     // ALL_PROXY comes before HTTP_PROXY (core-rest-pipeline: HTTPS_PROXY || ALL_PROXY || HTTP_PROXY).
     expect(proxies({ ALL_PROXY: "10.0.0.1:3128", HTTP_PROXY: "http://10.0.0.1:3128" })).toEqual(["ALL_PROXY"])
     expect(proxies({ all_proxy: "http://10.0.0.1:3128", HTTP_PROXY: "10.0.0.1:3128" })).toEqual([])
+  })
+
+  it("managed identity behind a proxy: its plain-HTTP token endpoint must be named in NO_PROXY", () => {
+    const proxy = { HTTPS_PROXY: "http://proxy.corp:3128" }
+    const [imds, ...none] = problemsIn("managed_identity", proxy)
+    expect(none).toEqual([])
+    expect(imds).toMatchObject({ kind: "malformed", variables: ["HTTPS_PROXY", "NO_PROXY"] })
+    expect(imds?.reason).toContain("NO_PROXY does not name 169.254.169.254")
+    expect(imds?.fix).toMatch(/^Add 169\.254\.169\.254 to NO_PROXY/)
+    // App Service's endpoint (with its header) on a loopback port.
+    const appService = {
+      ...proxy,
+      IDENTITY_ENDPOINT: "http://127.0.0.1:41741/msi/token",
+      IDENTITY_HEADER: "h",
+    }
+    expect(problemsIn("managed_identity", appService)[0]?.reason).toContain(
+      "NO_PROXY does not name 127.0.0.1",
+    )
+    // Named in NO_PROXY (as the SDKs match it), no proxy, or the AKS token exchange (HTTPS to Entra ID): fine.
+    for (const env of [
+      { ...proxy, NO_PROXY: "localhost, 169.254.169.254" },
+      { ...proxy, no_proxy: "169.254.169.254" },
+      { ...appService, NO_PROXY: "127.0.0.1" },
+      {},
+      {
+        ...proxy,
+        AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/token",
+        AZURE_CLIENT_ID: ids.AZURE_CLIENT_ID,
+        AZURE_TENANT_ID: ids.AZURE_TENANT_ID,
+      },
+    ])
+      expect(problemsIn("managed_identity", env), JSON.stringify(env)).toEqual([])
+    // Other modes ask Entra ID over HTTPS.
+    expect(problemsIn("client_secret", { ...proxy, ...ids, AZURE_CLIENT_SECRET: "s" })).toEqual([])
   })
 
   it("names a value with spaces or a line break around it, which the SDKs would use as it is", () => {
