@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
-import { existsSync, readFileSync } from "node:fs"
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import * as https from "node:https"
 import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
@@ -1302,8 +1302,8 @@ describe("validate, doctor, emulator", () => {
     const { spawn } = await import("node:child_process")
     const { bin, baseEnv } = await import("./harness.js")
     /** `kvdeploy emulator --json` once it has printed its JSON, with its stderr and exit code to come. */
-    const started = async () => {
-      const child = spawn(process.execPath, [bin, "emulator", "--json"], { env: baseEnv() })
+    const started = async (extra: ReadonlyArray<string> = []) => {
+      const child = spawn(process.execPath, [bin, "emulator", "--json", ...extra], { env: baseEnv() })
       let stderr = ""
       child.stderr.on("data", (c: Buffer) => {
         stderr += c.toString()
@@ -1352,7 +1352,14 @@ describe("validate, doctor, emulator", () => {
     first.child.kill("SIGTERM")
     expect(await first.exited, first.stderr()).toBe(0)
     expect(first.stderr()).toContain("kv-emulator stopped")
-    const second = await started()
+    // --write-env over a file that exists (readable by others): it holds the client secret, so it is
+    // left readable by its owner only, as a new one is.
+    const envFile = join(dirname(world.file("emulator-mode.marker", "")), "emulator-mode.env")
+    writeFileSync(envFile, "old\n", { mode: 0o644 })
+    chmodSync(envFile, 0o644)
+    const second = await started(["--write-env", envFile])
+    expect(statSync(envFile).mode & 0o777).toBe(0o600)
+    expect(readFileSync(envFile, "utf8")).toContain("export AZURE_CLIENT_SECRET=")
     second.child.kill("SIGINT")
     expect(await second.exited, second.stderr()).toBe(0)
   })

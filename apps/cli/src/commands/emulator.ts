@@ -3,7 +3,7 @@
  * foreground and print what to use it with: the environment (client-secret
  * mode, trusting the emulator's CA) and a target configuration. Ctrl+C stops it.
  */
-import { writeFile } from "node:fs/promises"
+import { open, writeFile } from "node:fs/promises"
 import { validateTargetConfigSync } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
@@ -133,7 +133,17 @@ export const emulator = Command.make(
           Option.isNone(path)
             ? Effect.void
             : Effect.tryPromise({
-                try: () => writeFile(path.value, text, mode === undefined ? {} : { mode }),
+                try: async () => {
+                  if (mode === undefined) return writeFile(path.value, text)
+                  // An existing file keeps its mode on open: set it before the text goes in.
+                  const file = await open(path.value, "w", mode)
+                  try {
+                    await file.chmod(mode)
+                    await file.writeFile(text)
+                  } finally {
+                    await file.close()
+                  }
+                },
                 catch: (e) =>
                   usage(`${flag}: ${path.value}: ${explainFsError(e)}`, [
                     {
