@@ -1108,7 +1108,39 @@ describe("validate, doctor, emulator", () => {
     expect(lines[row + 1]).toMatch(/^\s+fix: grant the identity/)
     expect(denied.stdout.split("Key Vault Certificates Officer").length - 1).toBe(1)
     expect(world.emulator.state.versions(world.vault, "kvdeploy-doctor-probe")).toBeUndefined()
-    expect(world.writesSince(mark, "doctor")).toBe(0)
+    // The import probes went to the target's certificate, and were refused (400 permitted, 403 not): nothing written.
+    expect(world.emulator.state.versions(world.vault, "doctor")).toBeUndefined()
+    const probes = world.emulator.requests
+      .entries({ since: mark, vault: world.vault })
+      .filter((e) => e.method !== "GET" && !e.challenge)
+    expect(probes.map((e) => `${e.operation} ${e.status}`)).toEqual(["import 400", "import 403"])
+  })
+
+  it("doctor with a role assigned at the certificate's scope: every check is made on that certificate, and passes", async () => {
+    const name = "doctor-scoped"
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
+      0,
+    )
+    const before = world.emulator.state.versions(world.vault, name)?.length
+    world.emulator.rbac.scopeTo(world.env.AZURE_CLIENT_ID ?? "", [name])
+    try {
+      const r = await runCli(["doctor", "--config", world.targetFile(name), "--json"], { env: world.env })
+      const checks = json<{ checks: Array<{ check: string; status: string; detail: string }> }>(r).checks
+      expect(r.code, JSON.stringify(checks)).toBe(0)
+      expect(checks.find((c) => c.check === "certificates/import")?.status).toBe("pass")
+      // A deploy under that scope works too, and another name is refused (the scope is real).
+      expect(
+        (await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code,
+      ).toBe(0)
+      expect(
+        (await runCli(deployArgs("doctor-unscoped"), { stdin: fx.bundle(await fx.leaf()), env: world.env }))
+          .code,
+      ).toBe(1)
+    } finally {
+      world.emulator.rbac.reset()
+    }
+    // The probe wrote nothing: the versions are the two deploys'.
+    expect(world.emulator.state.versions(world.vault, name)?.length).toBe((before ?? 0) + 1)
   })
 
   it("doctor: a denied list is a warning with the grant; a disabled latest version is not blamed on secrets/get", async () => {

@@ -96,6 +96,8 @@ export class Directory {
   readonly federationKey: SigningKey = createSigningKey()
   readonly principals = new Map<string, Principal>()
   private readonly grants = new Map<string, Set<Permission>>()
+  /** Principals whose role assignment is scoped to some objects' names (lower case). */
+  private readonly scopes = new Map<string, Set<string>>()
   private readonly verified = new Map<string, JwtClaims>()
 
   constructor(
@@ -150,10 +152,22 @@ export class Directory {
     for (const p of permissions) set.add(p)
     this.grants.set(clientId.toLowerCase(), set)
   }
+  /**
+   * Scopes a principal's role assignment to the objects of these names (as an assignment at
+   * `/certificates/NAME`, `/secrets/NAME`, `/keys/NAME` scope does): a request about another name, or
+   * about none (a vault-wide list), is refused.
+   */
+  scopeTo(clientId: string, names: ReadonlyArray<string>): void {
+    this.scopes.set(clientId.toLowerCase(), new Set(names.map((n) => n.toLowerCase())))
+  }
   resetPermissions(): void {
     this.grants.clear()
+    this.scopes.clear()
   }
-  can(clientId: string, permission: Permission): boolean {
+  can(clientId: string, permission: Permission, objectName?: string): boolean {
+    const scope = this.scopes.get(clientId.toLowerCase())
+    if (scope !== undefined && (objectName === undefined || !scope.has(objectName.toLowerCase())))
+      return false
     const g = this.grants.get(clientId.toLowerCase())
     return g ? g.has(permission) : true
   }

@@ -140,7 +140,13 @@ export interface RbacControl {
   readonly deny: (clientId: string, permissions: ReadonlyArray<Permission>) => void
   readonly allow: (clientId: string, permissions: ReadonlyArray<Permission>) => void
   readonly permissionsOf: (clientId: string) => ReadonlyArray<Permission>
-  /** Every principal back to all permissions. */
+  /**
+   * Scopes a principal's permissions to the certificates (and their secrets and keys) of these
+   * names, as a role assignment at certificate scope does: requests about other names, and
+   * vault-wide lists, get 403.
+   */
+  readonly scopeTo: (clientId: string, names: ReadonlyArray<string>) => void
+  /** Every principal back to all permissions, vault-wide. */
   readonly reset: () => void
 }
 
@@ -519,6 +525,7 @@ const startServers = async (
       deny: (id, p) => directory.deny(id, p),
       allow: (id, p) => directory.allow(id, p),
       permissionsOf: (id) => directory.permissionsOf(id),
+      scopeTo: (id, names) => directory.scopeTo(id, names),
       reset: () => directory.resetPermissions(),
     },
     requests: {

@@ -333,7 +333,7 @@ export class VaultHandler {
 
     // 4. RBAC.
     const [permission, action] = OPERATION_PERMISSION[r.operation]
-    if (!this.ctx.directory.can(who.clientId, permission)) {
+    if (!this.ctx.directory.can(who.clientId, permission, r.name)) {
       req.resume()
       return fail(this.forbidden(who, verified.claims, action, r))
     }

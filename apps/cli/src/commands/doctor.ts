@@ -5,9 +5,11 @@
  * secrets/get (rollback from the backing secret).
  *
  * The import probe writes nothing: it imports content that is not a
- * certificate under the name `kvdeploy-doctor-probe`. Key Vault checks the
- * caller's permission first: a permitted caller gets 400 (bad parameter), an
- * unpermitted one 403. No version is created either way.
+ * certificate under the target's certificate name (`kvdeploy-doctor-probe`
+ * without one), so that a role assigned at that certificate's scope is judged
+ * as a deploy meets it. Key Vault checks the caller's permission first: a
+ * permitted caller gets 400 (bad parameter), an unpermitted one 403. No
+ * version is created either way.
  */
 import { shownPath, type TargetConfig, Vault, type VaultForbidden, type VaultOperation } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
@@ -184,9 +186,10 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
       }
       // Import, without writing: invalid content is refused with 400 when permitted, 403 when not.
       yield* progress("import permission (probe writes nothing)…")
+      const probeName = name ?? probeCertificateName
       const probe = yield* vault
         .importVersion({
-          name: probeCertificateName,
+          name: probeName,
           pfx: new TextEncoder().encode("kvdeploy doctor: this is not a certificate"),
           password: Redacted.make(""),
           tags: {},
@@ -203,7 +206,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
         yield* add({
           check: "certificates/import",
           status: "pass",
-          detail: `permitted (${probeCertificateName} is soft-deleted: 409)`,
+          detail: `permitted (${probeName} is soft-deleted: 409)`,
           fix: undefined,
         })
       } else if (probe._tag === "Failure" && probe.failure._tag === "VaultForbidden") {
@@ -225,8 +228,8 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
         yield* add({
           check: "certificates/import",
           status: "warn",
-          detail: `the vault accepted invalid content as ${probeCertificateName}/${probe.success.versionId}; this is not Key Vault's behaviour`,
-          fix: `delete ${probeCertificateName}`,
+          detail: `the vault accepted invalid content as ${probeName}/${probe.success.versionId}; this is not Key Vault's behaviour`,
+          fix: `delete version ${probe.success.versionId} of ${probeName}`,
         })
       }
       // certificates/list: the version list (a deploy reconciles an ambiguous import from it; `versions`
