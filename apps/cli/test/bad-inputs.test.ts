@@ -512,6 +512,30 @@ const cases: ReadonlyArray<Case> = [
     never: ["--tag db_password", "hunter2"],
   },
   {
+    name: "a PFX given as --cert: named for what it is, with --pfx",
+    args: () => ["deploy", "--config", target("c-pfx-as-cert"), "--cert", world.file("given.pfx", pfx)],
+    exit: 2,
+    says: [
+      /--cert \S*given\.pfx: is a PKCS#12 \(PFX\) file, not PEM or a DER certificate/,
+      "give it with --pfx FILE",
+    ],
+  },
+  {
+    name: "the key in the --chain file, no --key: the chain is named, not a missing key",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-key-in-chain"),
+      "--cert",
+      pemFile("leaf-only.pem", good.certPem),
+      "--chain",
+      pemFile("chain-and-key.pem", fx.chainPem + good.keyPem),
+    ],
+    exit: 2,
+    says: [/--chain \S*chain-and-key\.pem: holds a private key/, "the leaf's key with --key"],
+    never: ["is missing"],
+  },
+  {
     name: "unknown configuration field",
     args: () => ["validate", target("c-unknown", { vault_uri: "x" })],
     exit: 2,

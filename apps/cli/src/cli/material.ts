@@ -152,7 +152,7 @@ export const withSource = (
 /** Read PEM material. */
 const fromPem = (flags: MaterialFlags) =>
   Effect.gen(function* () {
-    const { parsePem } = yield* Effect.promise(loadPkcs12)
+    const { parsePem, decodePfx } = yield* Effect.promise(loadPkcs12)
     const certSource = Option.getOrUndefined(flags.cert)
     if (certSource === undefined) {
       return yield* usageOne("--cert", "is missing", "give --cert FILE (PEM) with --key FILE, or --pfx FILE")
@@ -174,10 +174,27 @@ const fromPem = (flags: MaterialFlags) =>
           (parsed) =>
             parsed as { certificates: ReadonlyArray<Uint8Array>; key?: Redacted.Redacted<Uint8Array> },
         ),
-        Effect.catchTag("MaterialInvalid", (e) => {
-          problems.push(...withSource(flag, source, e.problems))
-          return Effect.succeed(undefined)
-        }),
+        Effect.catchTag("MaterialInvalid", (e) =>
+          // A PKCS#12 file where PEM belongs: its structure reads as one (with any password, or
+          // none), so it is named for what it is, with the flag that takes it.
+          Effect.map(Effect.result(decodePfx(bytes, Redacted.make(""))), (pfx) => {
+            const isPfx =
+              pfx._tag === "Success" ||
+              (pfx.failure.reason !== "malformed" && pfx.failure.reason !== "too-large")
+            problems.push(
+              ...(isPfx
+                ? [
+                    {
+                      field: `${flag} ${sourceName(source)}`,
+                      message: "is a PKCS#12 (PFX) file, not PEM or a DER certificate",
+                      fix: "give it with --pfx FILE (its password from --pfx-password-env VAR), in place of --cert, --chain and --key",
+                    },
+                  ]
+                : withSource(flag, source, e.problems)),
+            )
+            return undefined
+          }),
+        ),
       )
 
     const certParsed = yield* parse(
@@ -220,6 +237,12 @@ const fromPem = (flags: MaterialFlags) =>
         "give the leaf certificate as PEM",
       )
     }
+    if (chainParsed?.key !== undefined && chainSource !== undefined)
+      return yield* usageOne(
+        `--chain ${sourceName(chainSource)}`,
+        "holds a private key",
+        "give the chain's certificates only, and the leaf's key with --key (or in the --cert file)",
+      )
     const key = keyParsed?.key ?? certParsed?.key
     if (key === undefined) {
       return yield* usageOne(
@@ -228,12 +251,6 @@ const fromPem = (flags: MaterialFlags) =>
         "give the leaf's private key with --key FILE",
       )
     }
-    if (chainParsed?.key !== undefined && chainSource !== undefined)
-      return yield* usageOne(
-        `--chain ${sourceName(chainSource)}`,
-        "holds a private key",
-        "give the chain's certificates only, and the leaf's key with --key (or in the --cert file)",
-      )
     const keyField =
       keySource === undefined ? `--cert ${sourceName(certSource)}` : `--key ${sourceName(keySource)}`
     if (
