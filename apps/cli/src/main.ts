@@ -31,7 +31,7 @@ import {
   usage,
   withoutPem,
 } from "./cli/problems.js"
-import { clearProgress, printErr, printJson, styleErr } from "./cli/terminal.js"
+import { clearProgress, colourWanted, jsonOutput, printErr, printJson, styleErr } from "./cli/terminal.js"
 import { demo } from "./commands/demo.js"
 import { deploy } from "./commands/deploy.js"
 import { doctor } from "./commands/doctor.js"
@@ -105,8 +105,7 @@ const renderProblem = (error: CliProblem, json: boolean): Effect.Effect<void> =>
   })
 
 const colours = (stream: NodeJS.WriteStream) =>
-  process.env.KVDEPLOY_HELP_COLOURS === "1" ||
-  (stream.isTTY === true && process.env.NO_COLOR === undefined && process.env.TERM !== "dumb")
+  process.env.KVDEPLOY_HELP_COLOURS === "1" || colourWanted(stream)
 
 /**
  * Help goes to stdout; a usage error goes to stderr as the error and a pointer
@@ -166,6 +165,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
   // go, and that is no crash ("Unhandled 'error' event"); the command's exit code stands.
   process.stdout.on("error", () => {})
   const json = wantsJson(argv)
+  // No colours and no progress line with --json, whatever the command (its help promises it).
+  if (json) jsonOutput()
   // Certificate or key text on the command line is refused before any parsing, so no parser error can quote it.
   const pasted = pemArgumentProblems(argv)
   const command =

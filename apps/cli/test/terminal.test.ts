@@ -4,6 +4,7 @@
  * `script` (a pseudo-terminal); skipped where `script` is not installed.
  */
 import { spawn, spawnSync } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -48,19 +49,26 @@ afterAll(async () => {
 
 /**
  * Run kvdeploy under a pseudo-terminal and type `typed` once the prompt is on
- * the screen (typed earlier, the terminal itself would still echo it).
+ * the screen (typed earlier, the terminal itself would still echo it). With
+ * `stdoutTo`, stdout goes to that file (`kvdeploy … > out.json`) and stderr
+ * stays on the terminal.
  */
 const onTerminal = (
   args: ReadonlyArray<string>,
   typed: string,
   env: Record<string, string>,
   colour: boolean,
+  stdoutTo?: string,
 ) =>
   new Promise<{ code: number | null; screen: string }>((resolve) => {
     const environment: Record<string, string> = { ...baseEnv(), ...env }
     environment.TERM = "xterm-256color"
     if (colour) delete environment.NO_COLOR
-    const command = [process.execPath, bin, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ")
+    const quoted = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`
+    const command = [process.execPath, bin, ...args]
+      .map(quoted)
+      .concat(stdoutTo === undefined ? [] : [`> ${quoted(stdoutTo)}`])
+      .join(" ")
     const child = spawn("script", ["-qec", command, "/dev/null"], {
       env: environment,
       stdio: ["pipe", "pipe", "pipe"],
@@ -141,6 +149,53 @@ describe.skipIf(!hasScript)("on a terminal", () => {
       "rolling back: importing the previous certificate",
       "verifying that the restored version is served",
     ])
+  })
+
+  it("--json: no progress line and no colours on the terminal's stderr, whatever the command; stdout one JSON document", async () => {
+    const name = "tty-json"
+    const leaf = await fx.leaf()
+    const cert = world.file(`${name}.pem`, fx.bundle(leaf))
+    const outcome = world.file(`${name}-deploy.json`, "")
+    // Colours allowed (no NO_COLOR), stderr a terminal: --json alone turns both off.
+    const deployed = await onTerminal(
+      ["deploy", "--config", world.targetFile(name), "--cert", cert, "--json"],
+      "",
+      world.env,
+      true,
+      outcome,
+    )
+    expect(deployed.code, deployed.screen).toBe(0)
+    expect(JSON.parse(readFileSync(outcome, "utf8"))).toMatchObject({ outcome: "Succeeded" })
+    // Neither the progress line's steps nor its dim colour (SGR 2), nor any other colour code.
+    expect(deployed.screen).not.toContain(`${name}: `)
+    expect(deployed.screen).not.toContain("…")
+    expect(deployed.screen).not.toContain("\u001b[")
+    // The same without --json shows them: the test sees progress and colour when there are some.
+    const plain = await onTerminal(
+      ["deploy", "--config", world.targetFile(name), "--cert", cert],
+      "",
+      world.env,
+      true,
+      world.file(`${name}-deploy.txt`, ""),
+    )
+    expect(plain.code, plain.screen).toBe(0)
+    expect(plain.screen).toContain(`${name}: reading the version served now…`)
+    expect(plain.screen).toContain("\u001b[2m")
+    // Other commands alike, their errors on stderr included (uncoloured; the JSON error on stdout).
+    for (const args of [
+      ["show", "--config", world.targetFile(name)],
+      ["versions", "--config", world.targetFile(name)],
+      ["verify", "--config", world.targetFile(name), "--cert", cert],
+      ["show", "--config", world.targetFile(`${name}-absent`)],
+      ["versions", "--config", world.targetFile(name), "--limit", "0"],
+      ["show", "--config", world.targetFile(name), "--no-such-flag"],
+    ]) {
+      const out = world.file(`${name}-${args[0]}.json`, "")
+      const r = await onTerminal([...args, "--json"], "", world.env, true, out)
+      expect(r.screen, args.join(" ")).not.toContain("\u001b[")
+      expect(r.screen, args.join(" ")).not.toContain("…")
+      expect(() => JSON.parse(readFileSync(out, "utf8")), args.join(" ")).not.toThrow()
+    }
   })
 
   it("asks for an encrypted --previous-key's passphrase (masked) when no variable names it, and plan judges the key", async () => {

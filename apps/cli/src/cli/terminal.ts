@@ -1,14 +1,30 @@
 /**
  * Where output goes. stdout carries the result (and nothing but JSON with
  * `--json`); stderr carries progress and errors. Colours and the progress line
- * appear only on a TTY, and never when NO_COLOR is set or TERM=dumb.
+ * appear only on a TTY, and never with `--json`, when NO_COLOR is set or TERM=dumb.
  */
 import * as Effect from "effect/Effect"
 
 const env = process.env
 
-const colourWanted = (stream: NodeJS.WriteStream): boolean =>
-  stream.isTTY === true && env.NO_COLOR === undefined && env.TERM !== "dumb" && env.FORCE_COLOR !== "0"
+/**
+ * Whether the command line asks for `--json`: every command's help promises it means "no colours,
+ * no progress", on stderr as well (a terminal's stderr beside `--json > out.json` got both).
+ */
+const output = { json: false }
+
+/** Turn colours and the progress line off for the rest of the run (`--json`). */
+export const jsonOutput = (): void => {
+  output.json = true
+}
+
+/** Whether colours may be written to `stream`: a terminal, without `--json`, NO_COLOR, TERM=dumb or FORCE_COLOR=0. */
+export const colourWanted = (stream: NodeJS.WriteStream): boolean =>
+  !output.json &&
+  stream.isTTY === true &&
+  env.NO_COLOR === undefined &&
+  env.TERM !== "dumb" &&
+  env.FORCE_COLOR !== "0"
 
 export interface Style {
   readonly bold: (s: string) => string
@@ -66,10 +82,10 @@ const jsonReplacer = (_key: string, value: unknown): unknown => {
 
 let progressShown = false
 
-/** A one-line progress note on stderr, rewritten in place; only on a TTY. */
+/** A one-line progress note on stderr, rewritten in place; only on a TTY, and never with `--json`. */
 export const progress = (text: string): Effect.Effect<void> =>
   Effect.sync(() => {
-    if (process.stderr.isTTY !== true || env.TERM === "dumb") return
+    if (output.json || process.stderr.isTTY !== true || env.TERM === "dumb") return
     progressShown = true
     const columns = process.stderr.columns
     const width = columns === undefined || columns < 20 ? 80 : columns
