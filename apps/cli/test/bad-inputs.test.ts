@@ -5,6 +5,8 @@
  * accepts and normalises (PKCS#1 and SEC1 keys, encrypted keys with their
  * passphrase, a bundle in reverse order) are deployed for real.
  */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -1143,6 +1145,49 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "an empty --cert beside a --chain that does not exist: both listed in one run, before any file is parsed",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-empty-and-missing"),
+      "--cert",
+      pemFile("empty-cert.pem", ""),
+      "--key",
+      pemFile("empty-cert.key", good.keyPem),
+      "--chain",
+      "/nonexistent/kvdeploy-corpus-chain.pem",
+    ],
+    exit: 2,
+    says: [
+      /--cert: \S*empty-cert\.pem is empty/,
+      "--chain: /nonexistent/kvdeploy-corpus-chain.pem: no such file",
+      "the certificate flags: 2 problems",
+    ],
+  },
+  {
+    name: "show with an AZURE_CLIENT_ID and an AZURE_TENANT_ID that cannot work: both listed in one run, as plan lists them",
+    args: () => ["show", "--config", target("c-show-env"), "--json"],
+    env: () => ({ AZURE_CLIENT_ID: "not-a-guid", AZURE_TENANT_ID: "bad tenant" }),
+    exit: 2,
+    says: [
+      "credential_mode client_secret: AZURE_CLIENT_ID, AZURE_TENANT_ID malformed",
+      '"field": "AZURE_CLIENT_ID"',
+      '"field": "AZURE_TENANT_ID"',
+      "AZURE_TENANT_ID is not a tenant id (a GUID or a domain name)",
+    ],
+  },
+  {
+    name: "doctor (credential_mode default) with an AZURE_CLIENT_ID and an AZURE_TENANT_ID that cannot work: each a failed credential check (1)",
+    args: () => ["doctor", "--config", target("c-doctor-env"), "--credential-mode", "default"],
+    env: () => ({ AZURE_CLIENT_ID: "not-a-guid", AZURE_TENANT_ID: "bad tenant" }),
+    exit: 1,
+    says: [
+      /FAIL {2}credential +AZURE_CLIENT_ID: cannot work with credential_mode default: AZURE_CLIENT_ID is not a client id/,
+      /FAIL {2}credential +AZURE_TENANT_ID: cannot work with credential_mode default: AZURE_TENANT_ID is not a tenant id/,
+      "not ready",
+    ],
+  },
+  {
     name: "verify without a target or endpoint",
     args: () => ["verify", "--cert", "-"],
     stdin: () => good.certPem,
@@ -1174,6 +1219,43 @@ describe("bad inputs: each its own clear error, exit code, and no write", () => 
       expect(text).not.toContain("hunter2")
     })
   }
+})
+
+describe("a file the user may not read", () => {
+  it("is named with a fix about its permissions (not its path), for a certificate file and the target file alike", async () => {
+    // Root reads any file: then the CLI runs as nobody, in a directory it may enter.
+    const asRoot = process.getuid?.() === 0
+    const dir = mkdtempSync(join("/dev/shm", "kvdeploy-cli-perm-"))
+    try {
+      chmodSync(dir, 0o755)
+      const locked = (name: string, content: string) => {
+        const path = join(dir, name)
+        writeFileSync(path, content, { mode: 0o000 })
+        return path
+      }
+      const cert = locked("locked.pem", fx.bundle(good))
+      const config = locked("locked.json", "{}")
+      const r = await runCli(["deploy", "--config", config, "--cert", cert, "--json"], {
+        env: world.env,
+        ...(asRoot ? { user: { uid: 65534, gid: 65534 } } : {}),
+      })
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      const problems = json<{ error: { problems: Array<{ field: string; message: string; fix: string }> } }>(
+        r,
+      ).error.problems
+      const about = (field: string) => problems.find((p) => p.field === field)
+      for (const [field, path] of [
+        ["--cert", cert],
+        ["--config", config],
+      ] as const) {
+        expect(about(field)?.message, JSON.stringify(problems)).toBe(`${path}: permission denied`)
+        expect(about(field)?.fix).toMatch(/readable by the user kvdeploy runs as \(check its permissions/)
+        expect(about(field)?.fix).not.toContain("check the path")
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
 
 describe("inputs kvdeploy accepts and normalises", () => {

@@ -39,12 +39,15 @@ export const runCli = (
     readonly stdin?: string | Uint8Array
     readonly env?: Readonly<Record<string, string>>
     readonly timeoutMs?: number
+    /** Run as this user and group (a test run by root that needs permissions to refuse a read). */
+    readonly user?: { readonly uid: number; readonly gid: number }
   } = {},
 ): Promise<CliResult> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
       env: { ...baseEnv(), ...(options.env ?? {}) },
       stdio: ["pipe", "pipe", "pipe"],
+      ...(options.user ?? {}),
     })
     const out: Array<Buffer> = []
     const err: Array<Buffer> = []

@@ -3,7 +3,7 @@
  * run). Contents stay in memory; nothing is written anywhere.
  */
 import { constants, createReadStream } from "node:fs"
-import { access, stat } from "node:fs/promises"
+import { access, open, stat } from "node:fs/promises"
 import type { Readable } from "node:stream"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { type BoundedRead, readAtMost, shownPath } from "@kvdeploy/core"
@@ -35,6 +35,21 @@ export const explainFsError = (error: unknown): string => {
       return error instanceof Error ? error.message : String(error)
   }
 }
+
+/** Whether a file system error is a refusal by permissions (the file's, or a directory's above it). */
+const deniedByPermissions = (error: unknown): boolean => {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === "EACCES" || code === "EPERM"
+}
+
+/**
+ * The fix for a file that could not be read: its permissions when they refused it ("check the
+ * path" sends the operator to a path that is right), else `otherwise`.
+ */
+export const fsErrorFix = (error: unknown, otherwise: string): string =>
+  deniedByPermissions(error)
+    ? "make the file readable by the user kvdeploy runs as (check its permissions and those of its directories: ls -l), or run kvdeploy as a user that may read it"
+    : otherwise
 
 /** Maximum input size: PEM bundles, PFX files and target files are small; refuse anything absurd. */
 export const maxInputBytes = 1024 * 1024
@@ -82,7 +97,9 @@ export const readSource = (
     }
     if (looksLikePastedText(source)) return yield* pastedText(flag)
     const read = yield* readInput(() => createReadStream(source)).pipe(
-      Effect.mapError((e) => usageOne(flag, `${shownPath(source)}: ${explainFsError(e)}`, "check the path")),
+      Effect.mapError((e) =>
+        usageOne(flag, `${shownPath(source)}: ${explainFsError(e)}`, fsErrorFix(e, "check the path")),
+      ),
     )
     if (read.over)
       return yield* usageOne(
@@ -104,8 +121,9 @@ const pastedText = (flag: string) =>
   )
 
 /**
- * What `readSource` would refuse about `source`, found without reading it: it is text instead of a
- * path, does not exist, cannot be read, is a directory, is empty or too large. Standard input and
+ * What `readSource` would refuse about `source`, found without reading it (a file that says it is
+ * empty is read for one byte): it is text instead of a path, does not exist, cannot be read, is a
+ * directory, is empty or too large. Standard input and
  * anything that is not a regular file (a pipe, `<(…)`, a device) are left alone: reading them would
  * consume what the command reads afterwards.
  */
@@ -118,18 +136,32 @@ export const sourceFileProblems = (flag: string, source: string): Effect.Effect<
       const stats = await stat(source)
       if (stats.isDirectory()) return problem(`${shownPath(source)}: is a directory`, "check the path")
       if (!stats.isFile()) return []
-      // A size of 0 is left to the read: files of /proc say 0 and hold more.
       if (stats.size > maxInputBytes)
         return problem(
           `${shownPath(source)} is ${stats.size} bytes`,
           "give a PEM or PFX file of at most 1 MiB",
         )
       await access(source, constants.R_OK)
+      // A size of 0 is checked by reading a byte (a regular file loses nothing to it): files of /proc
+      // say 0 and hold more, and an empty file found only when the material is read was reported
+      // alone, on a later run than the other problems.
+      if (stats.size === 0 && (await holdsNothing(source)))
+        return problem(`${shownPath(source)} is empty`, "check the file")
       return []
     } catch (e) {
-      return problem(`${shownPath(source)}: ${explainFsError(e)}`, "check the path")
+      return problem(`${shownPath(source)}: ${explainFsError(e)}`, fsErrorFix(e, "check the path"))
     }
   })
+
+/** Whether a regular file holds not one byte. */
+const holdsNothing = async (path: string): Promise<boolean> => {
+  const handle = await open(path, "r")
+  try {
+    return (await handle.read(Buffer.alloc(1), 0, 1, 0)).bytesRead === 0
+  } finally {
+    await handle.close()
+  }
+}
 
 /** Display name of a source in messages. */
 export const sourceName = (source: string): string => (source === "-" ? "standard input" : source)

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
-import { explainFsError, readInput } from "./sources.js"
+import { explainFsError, fsErrorFix, readInput } from "./sources.js"
 
 export interface TargetFlags {
   readonly config: Option.Option<string>
@@ -86,7 +86,11 @@ export const readConfigFile = (
   Effect.gen(function* () {
     const read = yield* readInput(() => createReadStream(path)).pipe(
       Effect.mapError((e) =>
-        usageOne(field, `${shownPath(path)}: ${explainFsError(e)}`, "check the path of the target file"),
+        usageOne(
+          field,
+          `${shownPath(path)}: ${explainFsError(e)}`,
+          fsErrorFix(e, "check the path of the target file"),
+        ),
       ),
     )
     if (read.over)

@@ -97,9 +97,19 @@ export const credentialVariableProblems = (
     }
   })
 
-/** A credential for the target, or a problem that says which variable or setting is missing. */
+/**
+ * A credential for the target, or a problem that says which variable or setting is missing. Every
+ * variable the mode needs and lacks or holds malformed is listed (as deploy and plan list them),
+ * not the first alone: `show` with two malformed variables named one per run.
+ */
 export const credentialFor = (target: TargetConfig, trustedCaPem?: string) =>
   Effect.gen(function* () {
+    const environment = yield* credentialVariableProblems(target)
+    if (environment.problems.length > 0)
+      return yield* usage(
+        `no credential for ${environment.summary ?? `credential_mode ${target.credentialMode}`}`,
+        environment.problems,
+      )
     const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
     const settings = credentials.credentialSettingsFromTarget(
       target,

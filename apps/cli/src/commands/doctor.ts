@@ -19,7 +19,7 @@ import * as flags from "../cli/flags.js"
 import { ExitCode, ExitWith } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
-import { deployServices, forbiddenFix } from "../cli/vault.js"
+import { credentialVariableProblems, deployServices, forbiddenFix } from "../cli/vault.js"
 
 export const probeCertificateName = "kvdeploy-doctor-probe"
 
@@ -60,6 +60,14 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
     })
     const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
     yield* progress("credential…")
+    // Every variable the mode needs and lacks or holds malformed, each a failed check with its fix
+    // (the credential is made only without them, and would name the first alone).
+    const environment = yield* credentialVariableProblems(target)
+    if (environment.problems.length > 0) {
+      for (const p of environment.problems)
+        yield* add({ check: "credential", status: "fail", detail: `${p.field}: ${p.message}`, fix: p.fix })
+      return checks
+    }
     const resolved = yield* credentials
       .makeCredential(credentials.credentialSettingsFromTarget(target))
       .pipe(Effect.result)
