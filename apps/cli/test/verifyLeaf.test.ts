@@ -4,6 +4,7 @@
  * others; of a PFX, the certificate its key matches. A bundle with no such single certificate is a
  * usage error naming them. The BUILT kvdeploy against the emulator.
  */
+import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
@@ -22,6 +23,7 @@ let other: Issued
 /** The root of a PKI that issued none of the above. */
 let stranger: Issued
 const name = "verify-leaf"
+const hasOpenssl = spawnSync("openssl", ["version"]).status === 0
 
 const x5tOf = (c: Issued) =>
   createHash("sha1").update(new Uint8Array(c.certificate.rawData)).digest("base64url")
@@ -191,6 +193,56 @@ describe("verify --pfx: the PFX that was deployed, read as deploy reads it", () 
     expect(no.code, no.stdout + no.stderr).toBe(1)
     expect(json<Verdict>(no)).toMatchObject({ serves: false, x5t: x5tOf(other) })
   })
+
+  it.skipIf(!hasOpenssl)(
+    "a PFX without a private key (openssl pkcs12 -export -nokeys): verify takes the certificate that issued none of the others; deploy still refuses it",
+    async () => {
+      /** A certificate-only PFX of these PEM certificates, with the empty password, as OpenSSL writes it. */
+      const certOnly = (label: string, pem: string) => {
+        const out = world.file(`${label}.pfx`, "")
+        const made = spawnSync(
+          "openssl",
+          [
+            "pkcs12",
+            "-export",
+            "-nokeys",
+            "-in",
+            world.file(`${label}.pem`, pem),
+            "-out",
+            out,
+            "-passout",
+            "pass:",
+          ],
+          { encoding: "utf8" },
+        )
+        expect(made.status, made.stderr).toBe(0)
+        return out
+      }
+      const alone = await verify(["--pfx", certOnly("certonly", served.certPem), "--json"])
+      expect(alone.code, alone.stdout + alone.stderr).toBe(0)
+      expect(json<Verdict>(alone)).toMatchObject({ serves: true, x5t: x5tOf(served) })
+      // With its chain, in any order: the leaf is the certificate that issued none of the others.
+      const chained = await verify([
+        "--pfx",
+        certOnly("certonly-chain", fx.chainPem + served.certPem),
+        "--json",
+      ])
+      expect(chained.code, chained.stdout + chained.stderr).toBe(0)
+      expect(json<Verdict>(chained)).toMatchObject({ serves: true, x5t: x5tOf(served) })
+      const another = await verify(["--pfx", certOnly("certonly-other", other.certPem), "--json"])
+      expect(another.code, another.stdout + another.stderr).toBe(1)
+      expect(json<Verdict>(another)).toMatchObject({ serves: false, x5t: x5tOf(other) })
+      // Deploy imports a key: a PFX without one is refused, and nothing is written.
+      const mark = world.emulator.requests.mark()
+      const deploy = await runCli(
+        ["deploy", "--config", world.targetFile(name), "--pfx", certOnly("certonly-deploy", other.certPem)],
+        { env: world.env },
+      )
+      expect(deploy.code, deploy.stderr).toBe(2)
+      expect(deploy.stderr).toMatch(/--pfx \S*certonly-deploy\.pfx: holds no private key/)
+      expect(world.writesSince(mark)).toBe(0)
+    },
+  )
 
   it("the PFX flags' problems, as deploy reports them: a wrong password, --pfx with --cert, --pfx-password-env alone", async () => {
     const pfx = world.file("locked.pfx", await pfxOf(served, "s3cret pfx"))

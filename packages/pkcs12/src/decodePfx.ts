@@ -219,11 +219,17 @@ const bagsOf = (
   return refuse("malformed", `the PFX holds an unknown content type ${info.contentType}; ${MALFORMED_FIX}`)
 }
 
-/** The whole decode, synchronous: the material, or the refusal. */
-const decodeNow = (
+/** What a PFX holds, its integrity checked and its blocks decrypted: the keys and the certificates. */
+interface PfxContents {
+  readonly keys: ReadonlyArray<FoundKey>
+  readonly certificates: ReadonlyArray<FoundCertificate>
+}
+
+/** The PFX read to its bags, synchronous: its keys and certificates, or the refusal. */
+const contentsNow = (
   bytes: Uint8Array,
   password: Redacted.Redacted<string>,
-): CertificateMaterial | PfxDecodeError => {
+): PfxContents | PfxDecodeError => {
   if (bytes.length > maxPfxBytes)
     return refuse(
       "too-large",
@@ -267,11 +273,13 @@ const decodeNow = (
     const refused = collectBags(bags, pw, keys, certificates, 0, budget)
     if (refused !== undefined) return refused
   }
-  if (keys.length === 0)
-    return refuse(
-      "no-key",
-      "the PFX holds no private key; export it together with the key (openssl pkcs12 -export -inkey key.pem -in cert.pem)",
-    )
+  return { keys, certificates }
+}
+
+/** The certificates of the contents, each parsed (shared with decodeNow's analysis), or the refusal. */
+const parsedCertificatesNow = (
+  certificates: ReadonlyArray<FoundCertificate>,
+): Array<ParsedCertificate> | PfxDecodeError => {
   if (certificates.length === 0)
     return refuse(
       "no-certificate",
@@ -286,6 +294,24 @@ const decodeNow = (
     }
     parsed.push(outcome.parsed)
   }
+  return parsed
+}
+
+/** The whole decode, synchronous: the material, or the refusal. */
+const decodeNow = (
+  bytes: Uint8Array,
+  password: Redacted.Redacted<string>,
+): CertificateMaterial | PfxDecodeError => {
+  const contents = contentsNow(bytes, password)
+  if (contents instanceof PfxDecodeError) return contents
+  const { keys, certificates } = contents
+  if (keys.length === 0)
+    return refuse(
+      "no-key",
+      "the PFX holds no private key; export it together with the key (openssl pkcs12 -export -inkey key.pem -in cert.pem)",
+    )
+  const parsed = parsedCertificatesNow(certificates)
+  if (parsed instanceof PfxDecodeError) return parsed
   for (const key of keys) {
     const publicKey = publicOfNow(key.key)
     if (publicKey === undefined)
@@ -293,8 +319,10 @@ const decodeNow = (
         reason: "malformed",
         detail: `the PFX's private key: ${keyProblems.noPublicKey.message}`,
       })
-    const matches = parsed.flatMap((c, i) => (publicKeysEqual(c.publicKey, publicKey) ? [i] : []))
-    const byId = matches.find((i) => {
+    const matches: Array<number> = parsed.flatMap((c, i) =>
+      publicKeysEqual(c.publicKey, publicKey) ? [i] : [],
+    )
+    const byId = matches.find((i: number) => {
       const id = certificates[i]?.localKeyId
       return id !== undefined && key.localKeyId !== undefined && bytesEqual(id, key.localKeyId)
     })
@@ -343,3 +371,21 @@ export const decodePfx = (
     const decoded = decodeNow(bytes, password)
     return decoded instanceof PfxDecodeError ? Effect.fail(decoded) : Effect.succeed(decoded)
   }).pipe(Effect.withSpan("pkcs12.decodePfx", undefined, noStackTrace))
+
+/**
+ * The certificates of a PFX, in the file's order, whether or not it holds a private key (a
+ * certificate-only PFX: `openssl pkcs12 -export -nokeys`), for a reader that needs no key (the
+ * CLI's `verify`). Refused as `decodePfx` refuses the file, but for a missing key.
+ */
+export const decodePfxCertificates = (
+  bytes: Uint8Array,
+  password: Redacted.Redacted<string>,
+): Effect.Effect<ReadonlyArray<Uint8Array>, PfxDecodeError> =>
+  Effect.suspend(() => {
+    const contents = contentsNow(bytes, password)
+    if (contents instanceof PfxDecodeError) return Effect.fail(contents)
+    const parsed = parsedCertificatesNow(contents.certificates)
+    return parsed instanceof PfxDecodeError
+      ? Effect.fail(parsed)
+      : Effect.succeed(contents.certificates.map((c) => c.der.slice()))
+  }).pipe(Effect.withSpan("pkcs12.decodePfxCertificates", undefined, noStackTrace))

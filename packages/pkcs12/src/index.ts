@@ -4,7 +4,7 @@
  */
 export { MaterialInvalid, PfxDecodeError, PfxEncodeError } from "@kvdeploy/core"
 export { canonicalSerial, certificateFacts, nodeCertificate, x5tOf } from "./certificateFacts.js"
-export { decodePfx } from "./decodePfx.js"
+export { decodePfx, decodePfxCertificates } from "./decodePfx.js"
 export { defaultIterations, encodePfx, type Pkcs12EncodeOptions } from "./encodePfx.js"
 export { inspectMaterial } from "./inspect.js"
 export { keyUsageBits } from "./keyUsage.js"

@@ -15,7 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
 import { beforeAll, describe, expect, it } from "vitest"
-import { decodePfx, encodePfx, inspectMaterial } from "../src/index.js"
+import { decodePfx, decodePfxCertificates, encodePfx, inspectMaterial } from "../src/index.js"
 import {
   canonicalPkcs8,
   generateKey,
@@ -163,6 +163,13 @@ describe.runIf(shouldRun("openssl"))("bag attributes as OpenSSL sees them", () =
       Effect.flip(decodePfx(new Uint8Array(certsOnly), Redacted.make(PASSWORD))),
     )
     expect(noKey.reason).toBe("no-key")
+    // Its certificates are read all the same by decodePfxCertificates (for a reader that needs no key).
+    const certificates = await Effect.runPromise(
+      decodePfxCertificates(new Uint8Array(certsOnly), Redacted.make(PASSWORD)),
+    )
+    expect(certificates.map((c) => Buffer.from(c).toString("hex"))).toEqual(
+      [m.leaf, ...m.chain].map((c) => Buffer.from(c).toString("hex")),
+    )
     const keyOnly = mustSucceed(
       "openssl pkcs12 -export -nocerts",
       await run("bash", ["-c", "exec openssl pkcs12 -export -nocerts -passout env:PFXPW -inkey <(cat)"], {
@@ -174,6 +181,10 @@ describe.runIf(shouldRun("openssl"))("bag attributes as OpenSSL sees them", () =
       Effect.flip(decodePfx(new Uint8Array(keyOnly), Redacted.make(PASSWORD))),
     )
     expect(noCert.reason).toBe("no-certificate")
+    const noCertificates = await Effect.runPromise(
+      Effect.flip(decodePfxCertificates(new Uint8Array(keyOnly), Redacted.make(PASSWORD))),
+    )
+    expect(noCertificates.reason).toBe("no-certificate")
   })
 })
 

@@ -5,7 +5,7 @@
 import { createHash, X509Certificate } from "node:crypto"
 import * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
-import { issuedBy, leafForKey, withSource } from "./material.js"
+import { issuedBy, leafForKey, type MaterialFlags, readPfxCertificates, withSource } from "./material.js"
 import { type CliProblem, usage, usageOne } from "./problems.js"
 import { readSource, sourceName } from "./sources.js"
 
@@ -132,4 +132,18 @@ export const readLeaf = (flag: string, source: string): Effect.Effect<LeafCertif
     const byKey = key === undefined ? undefined : leafForKey(certificates, key)
     if (key !== undefined && byKey === undefined) keyInFile = "matches-none"
     return leafOf(byKey ?? (yield* chainEnd(field, read, keyInFile)))
+  })
+
+/**
+ * The leaf of a `--pfx` as verify checks it: the certificate its private key matches (the one
+ * deploy imports), or, of a PFX without a key (verify needs none), the certificate that issued
+ * none of the others, as for a `--cert` bundle without a key (see chainEnd).
+ */
+export const readPfxLeaf = (flags: MaterialFlags, source: string) =>
+  Effect.gen(function* () {
+    const read = yield* readPfxCertificates(flags, source)
+    if ("material" in read) return leafOf(read.material.leaf)
+    // Each certificate was read by the PFX's decoder already.
+    const candidates = read.certificates.map((der) => ({ der, node: new X509Certificate(der) }))
+    return leafOf(yield* chainEnd(`--pfx ${sourceName(source)}`, candidates, "none"))
   })

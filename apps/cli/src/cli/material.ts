@@ -5,7 +5,7 @@
  * terminal; never from a flag value. Key bytes stay `Redacted` and in memory.
  */
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
-import { type CertificateMaterial, shownSecretVariable } from "@kvdeploy/core"
+import { type CertificateMaterial, type PfxDecodeError, shownSecretVariable } from "@kvdeploy/core"
 import * as Prompt from "effect/cli/Prompt"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -310,8 +310,26 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
         )
       }
     }
+    return yield* decodedPfx(flags, pfxSource, (pkcs12, bytes, password) => pkcs12.decodePfx(bytes, password))
+  })
+
+/**
+ * Read the PFX of `pfxSource` with its password (from the variable named by --pfx-password-env, a
+ * prompt on a terminal, or the empty one) and decode it with `decode`; a refusal is a usage
+ * problem that names the file and says what to do.
+ */
+const decodedPfx = <A>(
+  flags: MaterialFlags,
+  pfxSource: string,
+  decode: (
+    pkcs12: Awaited<ReturnType<typeof loadPkcs12>>,
+    bytes: Uint8Array,
+    password: Redacted.Redacted<string>,
+  ) => Effect.Effect<A, PfxDecodeError>,
+) =>
+  Effect.gen(function* () {
     const bytes = yield* readSource("--pfx", pfxSource)
-    const { decodePfx } = yield* Effect.promise(loadPkcs12)
+    const pkcs12 = yield* Effect.promise(loadPkcs12)
     let password: Redacted.Redacted<string>
     let asked = false
     if (Option.isSome(flags.pfxPasswordEnv)) {
@@ -322,7 +340,7 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
     } else {
       password = Redacted.make("")
     }
-    return yield* decodePfx(bytes, password).pipe(
+    return yield* decode(pkcs12, bytes, password).pipe(
       Effect.mapError((e) => {
         const field = `--pfx ${sourceName(pfxSource)}`
         switch (e.reason) {
@@ -353,6 +371,33 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
       }),
     )
   })
+
+/** A PFX as `verify` reads it: its material, or, when it holds no private key, its certificates. */
+export type PfxRead =
+  | { readonly material: CertificateMaterial }
+  | { readonly certificates: ReadonlyArray<Uint8Array> }
+
+/**
+ * Read a PFX for a command that needs no key (`verify`): its material, as deploy reads it, or the
+ * certificates of a PFX without a private key (`openssl pkcs12 -export -nokeys`), which deploy
+ * refuses and verify can check.
+ */
+export const readPfxCertificates = (
+  flags: MaterialFlags,
+  pfxSource: string,
+): Effect.Effect<PfxRead, CliProblem, Prompt.Environment> =>
+  decodedPfx(flags, pfxSource, (pkcs12, bytes, password) =>
+    pkcs12.decodePfx(bytes, password).pipe(
+      Effect.map((material): PfxRead => ({ material })),
+      Effect.catch((e) =>
+        e.reason === "no-key"
+          ? pkcs12
+              .decodePfxCertificates(bytes, password)
+              .pipe(Effect.map((certificates): PfxRead => ({ certificates })))
+          : Effect.fail(e),
+      ),
+    ),
+  )
 
 /** The material named by the flags; exactly one of PEM or PFX. */
 export const readMaterial = (

@@ -13,8 +13,8 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { parseDuration } from "../cli/duration.js"
 import * as flags from "../cli/flags.js"
-import { leafOf, readLeaf } from "../cli/leaf.js"
-import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
+import { leafOf, readLeaf, readPfxLeaf } from "../cli/leaf.js"
+import { type MaterialFlags, materialFlagProblems } from "../cli/material.js"
 import { ExitCode, ExitWith, type Problem, usage, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
@@ -172,12 +172,13 @@ export const verify = Command.make(
           ? usage(`${only.field}: ${only.message}`, problems)
           : usage(`the input has ${problems.length} problems`, problems)
       }
-      // The PFX's leaf is the certificate its key matches (decodePfx), the one deploy imports.
+      // The PFX's leaf is the certificate its key matches (decodePfx), the one deploy imports; of a
+      // PFX without a key, the one that issued none of the others.
       const leaf =
         read?._tag === "Success"
           ? read.success
           : pfx !== undefined
-            ? leafOf((yield* readMaterial(pfxFlags(pfx, input.pfxPasswordEnv))).leaf)
+            ? yield* readPfxLeaf(pfxFlags(pfx, input.pfxPasswordEnv), pfx)
             : yield* usageOne("--cert", "is missing", "give --cert FILE or --pfx FILE")
       const config = target?._tag === "Success" ? target.success.config : undefined
       const checks: Array<Check> = []
@@ -267,7 +268,7 @@ export const verify = Command.make(
     }),
 ).pipe(
   Command.withDescription(
-    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout. Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error.",
+    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches, or of one without a key (openssl pkcs12 -export -nokeys) the one that issued none of the others (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout. Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error.",
   ),
   Command.withShortDescription("Does the vault (and an endpoint) serve this certificate?"),
   Command.withExamples([
