@@ -21,7 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
-import { refineParseErrors } from "./cli/parseErrors.js"
+import { FlagBeforeCommand, flagsBeforeCommand, refineParseErrors } from "./cli/parseErrors.js"
 import {
   CliProblem,
   ExitCode,
@@ -124,6 +124,12 @@ const helpPage = (doc: HelpDoc, coloured: boolean): string =>
 
 /** The parse errors as the presenter showed them (refined), for `--json` to give the same. */
 let shownParseErrors: ReadonlyArray<CliError.NonShowHelpErrors> | undefined
+/** The command line the presenter's parse errors are about. */
+let presentedArgv: ReadonlyArray<string> = []
+
+/** The fix a refined parse error carries (a flag before the command's name), if any. */
+const fixOfParseError = (e: unknown): string | undefined =>
+  e instanceof FlagBeforeCommand ? e.fix : undefined
 
 const presenter = CliOutput.layerPresenter({
   present: (event) =>
@@ -137,11 +143,17 @@ const presenter = CliOutput.layerPresenter({
           return
         case "InvalidInvocation": {
           const formatter = CliOutput.defaultFormatter({ colors: colours(process.stderr) })
-          shownParseErrors = refineParseErrors(event.errors, event.helpDoc)
-          process.stderr.write(`${withoutPem(formatter.formatErrors(shownParseErrors))}\n`)
-          process.stderr.write(
-            `  fix: see \`${event.commandPath.join(" ")} --help\` for the flags and examples\n`,
+          shownParseErrors = refineParseErrors(
+            event.errors,
+            event.helpDoc,
+            flagsBeforeCommand(presentedArgv, subcommandNames),
           )
+          process.stderr.write(`${withoutPem(formatter.formatErrors(shownParseErrors))}\n`)
+          // An error that knows its fix says it; the others point at the command's help.
+          for (const fix of new Set(shownParseErrors.map(fixOfParseError)))
+            process.stderr.write(
+              `  fix: ${withoutPem(fix ?? `see \`${event.commandPath.join(" ")} --help\` for the flags and examples`)}\n`,
+            )
           return
         }
       }
@@ -165,6 +177,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
   // go, and that is no crash ("Unhandled 'error' event"); the command's exit code stands.
   process.stdout.on("error", () => {})
   const json = wantsJson(argv)
+  presentedArgv = argv
   // No colours and no progress line with --json, whatever the command (its help promises it).
   if (json) jsonOutput()
   // Certificate or key text on the command line is refused before any parsing, so no parser error can quote it.
@@ -199,7 +212,9 @@ export const main = (argv: ReadonlyArray<string>): void => {
             const problems = errors.map((e) => ({
               field: withoutPem(fieldOfParseError(e)),
               message: withoutPem(e.message),
-              fix: `see \`kvdeploy${command} --help\` for the flags and examples`,
+              fix: withoutPem(
+                fixOfParseError(e) ?? `see \`kvdeploy${command} --help\` for the flags and examples`,
+              ),
             }))
             return printJson({
               error: {

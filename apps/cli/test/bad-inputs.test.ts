@@ -1188,6 +1188,27 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "--json before the command name: said so, with where it goes (the error as JSON)",
+    args: () => ["--json", "show", "--config", target("c-json-first")],
+    exit: 2,
+    says: [
+      '"field": "--json"',
+      '--json is given before the command name \\"show\\": a command\'s flags go after its name',
+      '"fix": "put it after the command: kvdeploy show --json"',
+    ],
+    never: ["Did you mean", "Unrecognized flag"],
+  },
+  {
+    name: "a flag with its value before the command name: said so, not read as an unknown command",
+    args: () => ["--name", "c-name-first", "versions", "--config", target("c-name-first")],
+    exit: 2,
+    says: [
+      '--name is given before the command name "versions"',
+      "fix: put it after the command: kvdeploy versions --name c-name-first",
+    ],
+    never: ["Unknown subcommand", "Unrecognized flag"],
+  },
+  {
     name: "verify without a target or endpoint",
     args: () => ["verify", "--cert", "-"],
     stdin: () => good.certPem,

@@ -2,7 +2,10 @@
  * The command-line parser's errors, made more useful before they are shown: an unknown flag gets
  * the command's flags it may stand for (the parser suggests only near spellings: `--vault` got
  * nothing, though `--vault-url` exists), a mistyped command is not followed by an "unrecognized
- * flag" for each of its flags, and a flag given twice says so instead of "2 occurrences".
+ * flag" for each of its flags, a flag given twice says so instead of "2 occurrences", and a flag
+ * given before the command's name (`kvdeploy --json show`) says so, with where it goes, instead of
+ * "Unrecognized flag: --json … Did you mean this? --json" (or, for a flag with a value, an unknown
+ * command named after the value).
  */
 import * as CliError from "effect/cli/CliError"
 import type { HelpDoc } from "effect/cli/HelpDoc"
@@ -19,14 +22,87 @@ const flagsLike = (option: string, flags: ReadonlyArray<string>): Array<string> 
     .map((f) => `--${f}`)
 }
 
+/** The flags kvdeploy itself takes before a command's name (the command framework's own). */
+const ownFlags: ReadonlySet<string> = new Set(["--help", "-h", "--version", "--completions", "--log-level"])
+
+interface MisplacedFlag {
+  /** The flag as typed, without an inline value: `--config`. */
+  readonly flag: string
+  /** The flag and its value as typed: `--config target.json`, `--json`. */
+  readonly typed: string
+}
+
+/**
+ * The flags given before the command's name (`kvdeploy --json show`), each with the value that
+ * followed it, if any; none without a command name on the line. The parser reads them as
+ * kvdeploy's own (it has none but its framework's), and a flag's value as the command.
+ */
+export const flagsBeforeCommand = (
+  argv: ReadonlyArray<string>,
+  commands: ReadonlySet<string>,
+): { readonly command: string; readonly flags: ReadonlyArray<MisplacedFlag> } | undefined => {
+  const at = argv.findIndex((a) => commands.has(a))
+  const command = argv[at]
+  if (at <= 0 || command === undefined) return undefined
+  const flags: Array<MisplacedFlag> = []
+  for (let i = 0; i < at; i++) {
+    const arg = argv[i] ?? ""
+    if (!arg.startsWith("-")) continue
+    const flag = arg.split("=")[0] ?? arg
+    if (ownFlags.has(flag)) continue
+    const next = argv[i + 1]
+    const value =
+      !arg.includes("=") && i + 1 < at && next !== undefined && !next.startsWith("-") ? next : undefined
+    flags.push({ flag, typed: value === undefined ? arg : `${arg} ${value}` })
+  }
+  return flags.length === 0 ? undefined : { command, flags }
+}
+
+/** A command's flag given before the command's name: said so, with where it goes. */
+export class FlagBeforeCommand extends CliError.UnrecognizedOption {
+  readonly misplaced: MisplacedFlag
+  readonly commandName: string
+  constructor(misplaced: MisplacedFlag, commandName: string) {
+    super({ option: misplaced.flag, command: ["kvdeploy"], suggestions: [] })
+    this.misplaced = misplaced
+    this.commandName = commandName
+  }
+  override get message(): string {
+    return `${this.misplaced.flag} is given before the command name "${this.commandName}": a command's flags go after its name`
+  }
+  /** What to do, in place of the pointer to --help. */
+  get fix(): string {
+    return `put it after the command: kvdeploy ${this.commandName} ${this.misplaced.typed}`
+  }
+}
+
 export const refineParseErrors = (
-  errors: ReadonlyArray<ParseError>,
+  parsed: ReadonlyArray<ParseError>,
   helpDoc: HelpDoc,
+  misplaced?: ReturnType<typeof flagsBeforeCommand>,
 ): ReadonlyArray<ParseError> => {
+  // The parser's errors about flags given before the command's name (an unrecognized flag, or its
+  // value read as an unknown command) are replaced by one that says so.
+  const misplacedFlags = new Set(misplaced?.flags.map((f) => f.flag))
+  const misplacedValues = new Set(misplaced?.flags.map((f) => f.typed.split(" ")[1]))
+  // A value read as the command kept the parser from reaching the real one: the flags after it
+  // were judged as kvdeploy's own, and are the command's.
+  const valueReadAsCommand = parsed.some(
+    (e) => e._tag === "UnknownSubcommand" && misplacedValues.has(e.subcommand),
+  )
+  const errors = parsed.filter(
+    (e) =>
+      !(e._tag === "UnrecognizedOption" && misplacedFlags.has(e.option)) &&
+      !(e._tag === "UnrecognizedOption" && valueReadAsCommand && (e.command?.length ?? 1) <= 1) &&
+      !(e._tag === "UnknownSubcommand" && misplacedValues.has(e.subcommand)),
+  )
+  const before =
+    misplaced === undefined ? [] : misplaced.flags.map((f) => new FlagBeforeCommand(f, misplaced.command))
   // The flags after a mistyped command are that command's: the unknown command says it all.
   const mistypedCommand = errors.some((e) => e._tag === "UnknownSubcommand")
   const flags = helpDoc.flags.map((f) => f.name)
-  return errors.flatMap((e): Array<ParseError> => {
+  return [...before, ...errors].flatMap((e): Array<ParseError> => {
+    if (e instanceof FlagBeforeCommand) return [e]
     if (e._tag === "UnrecognizedOption") {
       if (mistypedCommand) return []
       if (e.suggestions.length > 0) return [e]
