@@ -88,7 +88,7 @@ export const verify = Command.make(
       Flag.withDescription(
         "How long to poll --endpoint until it serves the certificate (default 0s: one attempt), e.g. 5m.",
       ),
-      Flag.withDefault("0s"),
+      Flag.optional,
     ),
     json: flags.json,
   },
@@ -96,13 +96,29 @@ export const verify = Command.make(
     Effect.gen(function* () {
       // Every problem of the input in one usage error: the flags, the target and the certificate file.
       const problems: Array<Problem> = []
-      const timeoutMs = parseDuration(input.timeout)
+      const timeout = Option.getOrElse(input.timeout, () => "0s")
+      const timeoutMs = parseDuration(timeout)
       if (timeoutMs === undefined)
         problems.push({
           field: "--timeout",
-          message: `"${input.timeout}" is not a duration`,
+          message: `"${timeout}" is not a duration`,
           fix: "write a number and a unit: 30s, 5m",
         })
+      // The endpoint's own flags do nothing without it: said, not silently ignored.
+      if (Option.isNone(input.endpoint)) {
+        if (Option.isSome(input.timeout))
+          problems.push({
+            field: "--timeout",
+            message: "applies only to --endpoint (how long to poll it); without one it does nothing",
+            fix: "give the TLS endpoint to poll with --endpoint HOST:PORT, or drop --timeout",
+          })
+        if (Option.isSome(input.servername))
+          problems.push({
+            field: "--servername",
+            message: "applies only to --endpoint (the SNI name sent to it); without one it does nothing",
+            fix: "give the TLS endpoint with --endpoint HOST:PORT, or drop --servername",
+          })
+      }
       let endpoint: { host: string; port: number } | undefined
       if (Option.isSome(input.endpoint)) {
         const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(input.endpoint.value)
@@ -268,7 +284,7 @@ export const verify = Command.make(
     }),
 ).pipe(
   Command.withDescription(
-    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches, or of one without a key (openssl pkcs12 -export -nokeys) the one that issued none of the others (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout. Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error.",
+    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches, or of one without a key (openssl pkcs12 -export -nokeys) the one that issued none of the others (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout (--timeout and --servername apply to --endpoint alone: without it they are a usage error). Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error.",
   ),
   Command.withShortDescription("Does the vault (and an endpoint) serve this certificate?"),
   Command.withExamples([
