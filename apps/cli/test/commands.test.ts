@@ -229,6 +229,17 @@ describe("deploy lifecycle", () => {
     expect(versions.versions.every((v) => v.managedByKvdeploy)).toBe(true)
     // A version list carries no certificate, so no serial: absent, not "".
     expect(versions.versions.every((v) => !("serialHex" in v))).toBe(true)
+    // --limit: the header says how many of how many it shows.
+    const limited = await runCli(["versions", "--config", world.targetFile(name), "--limit", "1"], {
+      env: world.env,
+    })
+    expect(limited.code, limited.stderr).toBe(0)
+    expect(limited.stdout.split("\n")[0]).toMatch(/: 1 of 2 versions, newest first$/)
+    expect(limited.stdout.trimEnd().split("\n")).toHaveLength(2)
+    const whole = await runCli(["versions", "--config", world.targetFile(name), "--limit", "5"], {
+      env: world.env,
+    })
+    expect(whole.stdout.split("\n")[0]).toMatch(/: 2 versions, newest first$/)
 
     const yes = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-"], {
       stdin: v2.certPem,

@@ -67,8 +67,13 @@ export const versions = Command.make(
         })
       }
       const s = styleOut()
+      // With --limit, how many of how many are shown: "30 versions" above 3 lines read as a cut list.
+      const counted =
+        records.length < all.length
+          ? `${records.length} of ${all.length} versions`
+          : `${all.length} version${all.length === 1 ? "" : "s"}`
       yield* printLines([
-        `${s.bold(config.certificateName)} in ${config.vaultUrl}: ${all.length} version${all.length === 1 ? "" : "s"}, newest first`,
+        `${s.bold(config.certificateName)} in ${config.vaultUrl}: ${counted}, newest first`,
         ...versionLines(records, s, Date.now()),
       ])
     }),
