@@ -327,6 +327,42 @@ describe("a certificate that does not exist", () => {
       expect(error.problems[0]?.message).toMatch(said)
     }
   })
+
+  it("verify on a soft-deleted name: no (1), named as soft-deleted with the way back, as show says it", async () => {
+    const name = "verify-deleted"
+    const leaf = await fx.leaf()
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })).code).toBe(0)
+    await softDelete(name)
+    const shown = json<{ error: { problems: Array<{ message: string; fix: string }> } }>(
+      await runCli(["show", "--config", world.targetFile(name), "--json"], { env: world.env }),
+    ).error.problems[0]
+    const r = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-", "--json"], {
+      stdin: leaf.certPem,
+      env: world.env,
+    })
+    expect(r.code, r.stdout + r.stderr).toBe(1)
+    const check = json<{ serves: boolean; checks: Array<{ detail: string; fix?: string }> }>(r).checks[0]
+    expect(check?.detail).toBe(`the certificate is soft-deleted: ${shown?.message}`)
+    expect(check?.fix).toBe(shown?.fix)
+    expect(check?.fix).toContain("--on-soft-deleted recover")
+    const text = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-"], {
+      stdin: leaf.certPem,
+      env: world.env,
+    })
+    expect(text.code).toBe(1)
+    expect(text.stdout).toMatch(
+      /✗ vault +\S+ verify-deleted: the certificate is soft-deleted: verify-deleted was deleted /,
+    )
+    expect(text.stdout).toContain("fix: deploy with --on-soft-deleted recover")
+    expect(text.stdout).not.toContain("does not exist")
+    // A name that never held a certificate is still "does not exist".
+    const never = await runCli(["verify", "--config", world.targetFile("verify-never"), "--cert", "-"], {
+      stdin: leaf.certPem,
+      env: world.env,
+    })
+    expect(never.code).toBe(1)
+    expect(never.stdout).toContain("verify-never: the certificate does not exist")
+  })
 })
 
 describe("plan", () => {

@@ -255,16 +255,10 @@ export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError)
 }
 
 /**
- * The problem for a certificate name that holds no certificate (a 404, or an empty version list):
- * "does not exist", unless the name is held by a soft-deleted certificate, which is then named
- * with its dates and the way back (a deploy would fail on it, not create it). Reading deleted
- * certificates may be forbidden: then it is "does not exist" as before.
+ * The problem for a name held by a soft-deleted certificate: its dates and the way back (a deploy
+ * would fail on it, not create it). Fails as reading the deleted certificate fails (404: none).
  */
-export const absentCertificate = (
-  vault: Vault["Service"],
-  target: TargetConfig,
-  fix: string,
-): Effect.Effect<CliProblem> =>
+export const softDeletedCertificate = (vault: Vault["Service"], target: TargetConfig) =>
   vault.getDeleted(target.certificateName).pipe(
     Effect.map((deleted) =>
       failure(`${target.certificateName} is soft-deleted in ${target.vaultUrl}`, [
@@ -275,6 +269,20 @@ export const absentCertificate = (
         },
       ]),
     ),
+  )
+
+/**
+ * The problem for a certificate name that holds no certificate (a 404, or an empty version list):
+ * "does not exist", unless the name is held by a soft-deleted certificate, which is then named
+ * with its dates and the way back (a deploy would fail on it, not create it). Reading deleted
+ * certificates may be forbidden: then it is "does not exist" as before.
+ */
+export const absentCertificate = (
+  vault: Vault["Service"],
+  target: TargetConfig,
+  fix: string,
+): Effect.Effect<CliProblem> =>
+  softDeletedCertificate(vault, target).pipe(
     Effect.catch((e) =>
       Effect.succeed(
         failure(`${target.certificateName} does not exist in ${target.vaultUrl}`, [

@@ -18,7 +18,7 @@ import { type MaterialFlags, materialFlagProblems } from "../cli/material.js"
 import { ExitCode, ExitWith, type Problem, usage, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
-import { useVault, vaultProblem } from "../cli/vault.js"
+import { softDeletedCertificate, useVault, vaultProblem } from "../cli/vault.js"
 
 /** The material flags of a PFX alone (verify has no --chain, --key or --key-passphrase-env). */
 const pfxFlags = (pfx: string, pfxPasswordEnv: Option.Option<string>): MaterialFlags => ({
@@ -36,6 +36,8 @@ interface Check {
   readonly serves: boolean
   readonly detail: string
   readonly servedX5t: string | undefined
+  /** What to do, when the answer has a way forward (a soft-deleted name: its recovery). */
+  readonly fix?: string
 }
 
 /** The leaf an endpoint presents, or why it could not be read. */
@@ -201,10 +203,17 @@ export const verify = Command.make(
       if (config !== undefined) {
         const target = config
         yield* progress(`reading ${target.certificateName}…`)
-        const latest = yield* useVault(target, (vault) =>
+        const [latest, softDeleted] = yield* useVault(target, (vault) =>
           vault.getLatest(target.certificateName).pipe(
-            Effect.map((v) => v as typeof v | undefined),
-            Effect.catchTag("VaultNotFound", () => Effect.succeed(undefined)),
+            Effect.map((v) => [v, undefined] as const),
+            // A name that holds no certificate may be held by a soft-deleted one: said as show and
+            // versions say it, with the way back (not being allowed to read it: "does not exist").
+            Effect.catchTag("VaultNotFound", () =>
+              softDeletedCertificate(vault, target).pipe(
+                Effect.map((problem) => [undefined, problem.problems[0]] as const),
+                Effect.orElseSucceed(() => [undefined, undefined] as const),
+              ),
+            ),
           ),
         ).pipe(
           Effect.mapError((e) => ("_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e))),
@@ -214,14 +223,17 @@ export const verify = Command.make(
           where: `${target.vaultUrl} ${target.certificateName}`,
           serves: latest !== undefined && latest.x5t === leaf.x5t && latest.enabled,
           servedX5t: latest?.x5t,
+          ...(softDeleted === undefined ? {} : { fix: softDeleted.fix }),
           detail:
-            latest === undefined
-              ? "the certificate does not exist"
-              : latest.x5t !== leaf.x5t
-                ? `the latest version ${latest.versionId} is another certificate`
-                : !latest.enabled
-                  ? `the latest version ${latest.versionId} is disabled`
-                  : `the latest version ${latest.versionId} is this certificate`,
+            softDeleted !== undefined
+              ? `the certificate is soft-deleted: ${softDeleted.message}`
+              : latest === undefined
+                ? "the certificate does not exist"
+                : latest.x5t !== leaf.x5t
+                  ? `the latest version ${latest.versionId} is another certificate`
+                  : !latest.enabled
+                    ? `the latest version ${latest.versionId} is disabled`
+                    : `the latest version ${latest.versionId} is this certificate`,
         })
       }
       if (endpoint !== undefined) {
@@ -275,9 +287,10 @@ export const verify = Command.make(
         const s = styleOut()
         yield* printLines([
           `${serves ? s.green("yes") : s.red("no")}  ${leaf.subject}  x5t ${leaf.x5t}`,
-          ...checks.map(
-            (c) => `  ${c.serves ? s.green("✓") : s.red("✗")} ${c.check.padEnd(8)} ${c.where}: ${c.detail}`,
-          ),
+          ...checks.flatMap((c) => [
+            `  ${c.serves ? s.green("✓") : s.red("✗")} ${c.check.padEnd(8)} ${c.where}: ${c.detail}`,
+            ...(c.fix === undefined ? [] : [`             fix: ${c.fix}`]),
+          ]),
         ])
       }
       if (!serves) return yield* new ExitWith({ exitCode: ExitCode.failed })
