@@ -1,5 +1,5 @@
 /**
- * On a terminal: the PFX password is asked for (masked, never echoed), the
+ * On a terminal: the PFX password is asked for (nothing echoed, not even its length), the
  * result is coloured unless NO_COLOR is set. Runs the built binary under
  * `script` (a pseudo-terminal); skipped where `script` is not installed.
  */
@@ -92,7 +92,7 @@ const onTerminal = (
   })
 
 describe.skipIf(!hasScript)("on a terminal", () => {
-  it("asks for the PFX password (masked) and deploys with it; colours on without NO_COLOR", async () => {
+  it("asks for the PFX password (not echoed) and deploys with it; colours on without NO_COLOR", async () => {
     const r = await onTerminal(
       ["deploy", "--config", world.targetFile("tty-pfx"), "--pfx", pfxPath],
       "tty secret 42\r",
@@ -101,6 +101,8 @@ describe.skipIf(!hasScript)("on a terminal", () => {
     )
     expect(r.screen).toContain("Password for")
     expect(r.screen).not.toContain("tty secret 42")
+    // Not even its length: nothing is echoed for what is typed (as sudo and ssh do).
+    expect(r.screen).not.toMatch(/\*{3,}/)
     // Green, bold "Succeeded" (SGR 32 and 1).
     expect(r.screen).toContain("\u001b[32m\u001b[1mSucceeded")
     expect(r.code, r.screen).toBe(0)
@@ -198,7 +200,7 @@ describe.skipIf(!hasScript)("on a terminal", () => {
     }
   })
 
-  it("asks for an encrypted --previous-key's passphrase (masked) when no variable names it, and plan judges the key", async () => {
+  it("asks for an encrypted --previous-key's passphrase (not echoed) when no variable names it, and plan judges the key", async () => {
     const name = "tty-previous-key"
     const served = await fx.leaf()
     const deployed = await onTerminal(

@@ -128,7 +128,7 @@ export const secretFromEnv = (
 export const interactive = (): boolean => process.stdin.isTTY === true && process.stderr.isTTY === true
 
 export const askSecret = (message: string) =>
-  Prompt.run(Prompt.Password({ message })).pipe(
+  Prompt.run(Prompt.Hidden({ message })).pipe(
     Effect.mapError(() =>
       usageOne(
         "(prompt)",
