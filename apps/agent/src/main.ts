@@ -47,6 +47,7 @@ import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
+import { type PathWalk, untrustedFix, untrustedText, walkPath } from "./pathTrust.js"
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
 import { sourceRoles } from "./source.js"
@@ -220,7 +221,8 @@ const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
 
 /**
  * For `--check`: the paths that exist but can never be read as a source or used as the state
- * directory (a directory or a device as a source file, a symbolic link loop, a file as state_dir).
+ * directory (a directory or a device as a source file, a symbolic link loop, a source file another
+ * user could replace, a file as state_dir).
  * A missing source is fine: it may be written after the start, and is picked up then.
  */
 const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array<ConfigProblem> => {
@@ -240,11 +242,24 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
         })
         continue
       }
-      if (!stats.isFile())
+      if (!stats.isFile()) {
         problems.push({
           field: `deployments[${i}].source.${role}`,
           message: `${shownPath(path)} is ${stats.isDirectory() ? "a directory" : "not a regular file (a device, a pipe or a socket)"}`,
           fix: "give the path of the certificate or key file itself",
+        })
+        continue
+      }
+      // A file another user could replace is never read (source.ts): say so now.
+      let walk: PathWalk | undefined
+      try {
+        walk = walkPath(path)
+      } catch {}
+      if (walk?._tag === "Untrusted")
+        problems.push({
+          field: `deployments[${i}].source.${role}`,
+          message: `${shownPath(path)}: ${untrustedText(walk.untrusted)}`,
+          fix: untrustedFix(walk.untrusted),
         })
     }
   }

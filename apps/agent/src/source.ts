@@ -4,8 +4,9 @@
  * (unless its stamp shows it unchanged, below) and fingerprinted (SHA-256 of the bytes); it is parsed and
  * checked (certificates parse, a key is there, the key matches a certificate,
  * which becomes the leaf) only when the fingerprint changed. A broken source
- * (half-written, mismatched key, unreadable) is a `SourceBroken` value that
- * names the problem and never the key; it never reaches the vault.
+ * (half-written, mismatched key, unreadable, or a file another user than root
+ * and the agent's could have replaced: pathTrust.ts) is a `SourceBroken` value
+ * that names the problem and never the key; it never reaches the vault.
  *
  * Between passes the reconciler keeps a read's `SourceStamp` (fingerprint,
  * inode, size and change times of each file; no bytes): when `unchangedSince`
@@ -29,6 +30,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import type { Source } from "./config.js"
+import { type UntrustedPath, untrustedFile, untrustedFix, untrustedText, walkPath } from "./pathTrust.js"
 
 /** What the agent remembers about a source between passes: no key material. */
 export interface SourceFacts {
@@ -162,7 +164,9 @@ const errnoText = (e: unknown): string => {
       ? "is not readable (permission denied)"
       : code === "ENOTREG"
         ? "is not a regular file (a directory, FIFO or device): point the source at the certificate file itself"
-        : `cannot be read (${code ?? "error"})`
+        : code === "ECHANGED"
+          ? "was replaced while it was read (it is read again)"
+          : `cannot be read (${code ?? "error"})`
 }
 
 /** Read every file of the source and fingerprint them together. */
@@ -191,7 +195,10 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
             stamp: stampOf(path, stats),
           }
         },
-        catch: (e) => `${role} ${shownPath(path)} ${errnoText(e)}`,
+        catch: (e) =>
+          e instanceof Untrusted
+            ? `${role} ${shownPath(path)}: ${untrustedText(e.untrusted)}; fix: ${untrustedFix(e.untrusted)}`
+            : `${role} ${shownPath(path)} ${errnoText(e)}`,
       }),
     )
     const problems = read.flatMap((r) => (r._tag === "Failure" ? [r.failure] : []))
@@ -214,12 +221,21 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
  * The file's bytes, refusing anything but a regular file: the read is synchronous, and a FIFO
  * (or a device) would block the event loop, and with it every deployment, /healthz and the
  * signal handlers. Opened non-blocking, so a FIFO with no writer does not block the open.
+ *
+ * Only a file no user but root and the agent's could have changed is read (pathTrust.ts): the path
+ * is resolved by hand, each directory and link judged, and the resolved path opened with
+ * O_NOFOLLOW; the file opened must be the one judged (device and inode), and is judged again.
  */
 const readRegularFile = (path: string): { readonly bytes: Buffer; readonly stats: Stats } => {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  const walk = walkPath(path)
+  if (walk._tag === "Untrusted") throw new Untrusted(walk.untrusted)
+  const fd = openSync(walk.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW)
   try {
     const stats = fstatSync(fd)
     if (!stats.isFile()) throw new NotARegularFile()
+    if (stats.dev !== walk.stats.dev || stats.ino !== walk.stats.ino) throw new ChangedWhileRead()
+    const bad = untrustedFile(walk.real, stats)
+    if (bad !== undefined) throw new Untrusted(bad)
     return { bytes: readWhole(fd, stats.size), stats }
   } finally {
     closeSync(fd)
@@ -247,6 +263,18 @@ const readWhole = (fd: number, size: number): Buffer => {
 
 class NotARegularFile extends Error {
   readonly code = "ENOTREG"
+}
+
+/** The file at the resolved path is not the one its walk judged (replaced in between). */
+class ChangedWhileRead extends Error {
+  readonly code = "ECHANGED"
+}
+
+/** A user other than root and the agent's could have changed the file (pathTrust.ts). */
+class Untrusted extends Error {
+  constructor(readonly untrusted: UntrustedPath) {
+    super(untrusted.why)
+  }
 }
 
 const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest("base64url")

@@ -1,7 +1,7 @@
 /** `--check` and `--check --json`: the configuration judged in the agent's environment, exit 0 or 2. */
 import { spawnSync } from "node:child_process"
 import { generateKeyPairSync } from "node:crypto"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -70,6 +70,31 @@ deployments:
       ])
       expect(problems[0]?.message).toContain("is a directory")
       expect(problems[1]?.message).toContain("not a regular file")
+    })
+  })
+
+  it("refuses a source file another user could replace, with its field and the fix", () => {
+    inScratch((dir) => {
+      const open = join(dir, "open")
+      mkdirSync(open)
+      writeFileSync(join(open, "cert.pem"), "x")
+      chmodSync(open, 0o777)
+      const config = join(dir, "open.yaml")
+      writeFileSync(
+        config,
+        `deployments:
+  - { name: a, source: { cert: ${join(open, "cert.pem")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+      )
+      const r = agent(["--config", config, "--check", "--json"])
+      expect(r.status).toBe(2)
+      expect(JSON.parse(r.stdout).problems).toEqual([
+        {
+          field: "deployments[0].source.cert",
+          message: `${join(open, "cert.pem")}: the directory ${open} is writable by every user (mode 0777, no sticky bit): a user other than root and the agent's could replace the file, so it is not read`,
+          fix: `chmod o-w ${open}; every directory on the way to a source file, every symbolic link followed and the file itself must be owned by root or the agent's user and writable by no one else`,
+        },
+      ])
     })
   })
 

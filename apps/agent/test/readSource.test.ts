@@ -4,7 +4,18 @@
  */
 import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  chownSync,
+  lchownSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
@@ -113,6 +124,144 @@ describe("readSource", () => {
     )
     expect(failed._tag).toBe("SourceBroken")
     expect(failed.problems).toEqual([`chain ${join(d, "chain.pem")} does not exist`])
+  })
+
+  describe("who may change the files (ssh's StrictModes: only root and the agent's user)", () => {
+    const isRoot = process.getuid?.() === 0
+    /** Another user's id, for the cases that need root to make (chown). */
+    const other = 4242
+    const pem = (cert: string, key: string) => ({ _tag: "Pem" as const, cert, chain: undefined, key })
+    const problems = async (source: Parameters<typeof readSource>[0]) =>
+      (await Effect.runPromise(Effect.flip(readSource(source)))).problems
+
+    it("refuses files in a directory every user may write (no sticky bit), with the fix", async () => {
+      const d = scratch()
+      const open = join(d, "open")
+      mkdirSync(open)
+      writeFileSync(join(open, "cert.pem"), "certificate bytes")
+      writeFileSync(join(open, "key.pem"), "key bytes")
+      chmodSync(open, 0o777)
+      const found = await problems(pem(join(open, "cert.pem"), join(open, "key.pem")))
+      expect(found).toEqual([
+        `cert ${join(open, "cert.pem")}: the directory ${open} is writable by every user (mode 0777, no sticky bit): a user other than root and the agent's could replace the file, so it is not read; fix: chmod o-w ${open}; every directory on the way to a source file, every symbolic link followed and the file itself must be owned by root or the agent's user and writable by no one else`,
+        expect.stringContaining(
+          `key ${join(open, "key.pem")}: the directory ${open} is writable by every user`,
+        ),
+      ])
+    })
+
+    it("refuses a symbolic link into such a directory, and a file every user may write", async () => {
+      const d = scratch()
+      const open = join(d, "open")
+      mkdirSync(open)
+      writeFileSync(join(open, "elsewhere.key"), "key bytes")
+      chmodSync(open, 0o777)
+      const safe = join(d, "safe")
+      mkdirSync(safe, { mode: 0o755 })
+      writeFileSync(join(safe, "cert.pem"), "certificate bytes", { mode: 0o666 })
+      chmodSync(join(safe, "cert.pem"), 0o666)
+      symlinkSync("../open/elsewhere.key", join(safe, "key.pem"))
+      const found = await problems(pem(join(safe, "cert.pem"), join(safe, "key.pem")))
+      expect(found).toEqual([
+        expect.stringContaining(
+          `cert ${join(safe, "cert.pem")}: the file ${join(safe, "cert.pem")} is writable by every user (mode 0666)`,
+        ),
+        expect.stringContaining(
+          `key ${join(safe, "key.pem")}: the directory ${open} is writable by every user`,
+        ),
+      ])
+    })
+
+    it.skipIf(!isRoot)(
+      "refuses a directory, a file or a link owned by another user (as root: chown)",
+      async () => {
+        const d = scratch()
+        const theirs = join(d, "theirs")
+        mkdirSync(theirs, { mode: 0o755 })
+        writeFileSync(join(theirs, "cert.pem"), "certificate bytes")
+        chownSync(theirs, other, other)
+        const mine = join(d, "mine")
+        mkdirSync(mine, { mode: 0o755 })
+        writeFileSync(join(mine, "cert.pem"), "certificate bytes")
+        writeFileSync(join(mine, "their.key"), "key bytes")
+        chownSync(join(mine, "their.key"), other, 0)
+        writeFileSync(join(mine, "key.pem"), "key bytes")
+        symlinkSync("key.pem", join(mine, "link.key"))
+        lchownSync(join(mine, "link.key"), other, 0)
+        expect(await problems(pem(join(theirs, "cert.pem"), join(mine, "their.key")))).toEqual([
+          expect.stringContaining(
+            `the directory ${theirs} is owned by uid ${other}, neither root nor the agent's user`,
+          ),
+          expect.stringContaining(`the file ${join(mine, "their.key")} is owned by uid ${other}`),
+        ])
+        expect(await problems(pem(join(mine, "cert.pem"), join(mine, "link.key")))).toEqual([
+          expect.stringContaining(`the symbolic link ${join(mine, "link.key")} is owned by uid ${other}`),
+        ])
+        // A directory writable by its group is refused too, unless the group is root's. (Other
+        // directories: a directory's judgment is kept for a second.)
+        const groups = join(d, "groups")
+        mkdirSync(groups, { mode: 0o775 })
+        writeFileSync(join(groups, "cert.pem"), "certificate bytes")
+        chownSync(groups, 0, other)
+        chmodSync(groups, 0o775)
+        expect(await problems(pem(join(groups, "cert.pem"), join(groups, "cert.pem")))).toEqual([
+          expect.stringContaining(
+            `the directory ${groups} is writable by group ${other} (mode 0775): a user`,
+          ),
+          expect.stringContaining(`the directory ${groups} is writable by group ${other}`),
+        ])
+        const rootGroup = join(d, "root-group")
+        mkdirSync(rootGroup, { mode: 0o775 })
+        writeFileSync(join(rootGroup, "cert.pem"), "certificate bytes")
+        chownSync(rootGroup, 0, 0)
+        chmodSync(rootGroup, 0o775)
+        await Effect.runPromise(readSource(pem(join(rootGroup, "cert.pem"), join(rootGroup, "cert.pem"))))
+      },
+    )
+
+    it("reads certbot's layout: live/NAME/privkey.pem -> ../../archive/NAME/privkey1.pem", async () => {
+      const d = scratch()
+      mkdirSync(join(d, "archive", "example.com"), { recursive: true, mode: 0o700 })
+      mkdirSync(join(d, "live", "example.com"), { recursive: true, mode: 0o700 })
+      writeFileSync(join(d, "archive", "example.com", "cert1.pem"), "certificate bytes", { mode: 0o644 })
+      writeFileSync(join(d, "archive", "example.com", "privkey1.pem"), "key bytes", { mode: 0o600 })
+      symlinkSync("../../archive/example.com/cert1.pem", join(d, "live", "example.com", "cert.pem"))
+      symlinkSync("../../archive/example.com/privkey1.pem", join(d, "live", "example.com", "privkey.pem"))
+      const read = await Effect.runPromise(
+        readSource(
+          pem(join(d, "live", "example.com", "cert.pem"), join(d, "live", "example.com", "privkey.pem")),
+        ),
+      )
+      expect(read.files.map((f) => Buffer.from(f.bytes).toString())).toEqual([
+        "certificate bytes",
+        "key bytes",
+      ])
+    })
+
+    it("reads a Kubernetes secret volume (..data links, a sticky 1777 mount directory) but not another user's file in it", async () => {
+      const d = scratch()
+      const mount = join(d, "tls")
+      mkdirSync(mount)
+      chmodSync(mount, 0o1777)
+      mkdirSync(join(mount, "..2026_12_01_10_00_00.123"), { mode: 0o755 })
+      writeFileSync(join(mount, "..2026_12_01_10_00_00.123", "tls.crt"), "certificate bytes", { mode: 0o644 })
+      writeFileSync(join(mount, "..2026_12_01_10_00_00.123", "tls.key"), "key bytes", { mode: 0o600 })
+      symlinkSync("..2026_12_01_10_00_00.123", join(mount, "..data"))
+      symlinkSync("..data/tls.crt", join(mount, "tls.crt"))
+      symlinkSync("..data/tls.key", join(mount, "tls.key"))
+      const read = await Effect.runPromise(readSource(pem(join(mount, "tls.crt"), join(mount, "tls.key"))))
+      expect(read.files.map((f) => Buffer.from(f.bytes).toString())).toEqual([
+        "certificate bytes",
+        "key bytes",
+      ])
+      if (!isRoot) return
+      // Anyone may add a file to a sticky directory: one another user added is not read.
+      writeFileSync(join(mount, "planted.key"), "key bytes")
+      chownSync(join(mount, "planted.key"), other, other)
+      expect(await problems(pem(join(mount, "tls.crt"), join(mount, "planted.key")))).toEqual([
+        expect.stringContaining(`the file ${join(mount, "planted.key")} is owned by uid ${other}`),
+      ])
+    })
   })
 
   describe("unchangedSince (a pass that finds the files as stamped does not read them)", () => {
