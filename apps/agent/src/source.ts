@@ -14,16 +14,7 @@
  * reading the files again.
  */
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto"
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  openSync,
-  readFileSync,
-  readSync,
-  type Stats,
-  statSync,
-} from "node:fs"
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from "node:fs"
 import { type CertificateMaterial, type PfxCodec, shownPath } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -164,9 +155,11 @@ const errnoText = (e: unknown): string => {
       ? "is not readable (permission denied)"
       : code === "ENOTREG"
         ? "is not a regular file (a directory, FIFO or device): point the source at the certificate file itself"
-        : code === "ECHANGED"
-          ? "was replaced while it was read (it is read again)"
-          : `cannot be read (${code ?? "error"})`
+        : code === "ETOOBIG"
+          ? `is larger than ${MAX_SOURCE_BYTES / 1024 / 1024} MiB${(e as TooLarge).size === undefined ? "" : ` (${(e as TooLarge).size} bytes)`}, and certificate, chain, key and PFX files are a few KB: point the source at the certificate file itself`
+          : code === "ECHANGED"
+            ? "was replaced while it was read (it is read again)"
+            : `cannot be read (${code ?? "error"})`
 }
 
 /** Read every file of the source and fingerprint them together. */
@@ -236,6 +229,7 @@ const readRegularFile = (path: string): { readonly bytes: Buffer; readonly stats
     if (stats.dev !== walk.stats.dev || stats.ino !== walk.stats.ino) throw new ChangedWhileRead()
     const bad = untrustedFile(walk.real, stats)
     if (bad !== undefined) throw new Untrusted(bad)
+    if (stats.size > MAX_SOURCE_BYTES) throw new TooLarge(stats.size)
     return { bytes: readWhole(fd, stats.size), stats }
   } finally {
     closeSync(fd)
@@ -243,14 +237,23 @@ const readRegularFile = (path: string): { readonly bytes: Buffer; readonly stats
 }
 
 /**
- * The file's bytes up to `size` (its size when it was stamped), as `readFileSync(fd)` reads them,
- * without the second `fstat` that `readFileSync` makes for the size: read until `size` bytes or
- * the end of the file (a file truncated meanwhile gives fewer; one grown meanwhile is read as
- * stamped, and its new size or change time makes the next pass read it again). An empty file goes
- * to `readFileSync`, which reads until the end whatever the size says.
+ * The largest source file read, as the CLI's bound (1 MiB): certificate, chain, key and PFX files
+ * are a few KB, and a file is read whole into memory (a 2 GB sparse cert.pem took the agent to
+ * 11.8 GB and stalled /healthz). Checked on the `fstat` of the file opened, and while reading a
+ * file whose size says nothing (0: files of /proc).
+ */
+export const MAX_SOURCE_BYTES = 1024 * 1024
+
+/**
+ * The file's bytes up to `size` (its size when it was stamped, at most MAX_SOURCE_BYTES), as
+ * `readFileSync(fd)` reads them, without the second `fstat` that `readFileSync` makes for the size:
+ * read until `size` bytes or the end of the file (a file truncated meanwhile gives fewer; one grown
+ * meanwhile is read as stamped, and its new size or change time makes the next pass read it
+ * again). A file whose size is 0 is read until its end, or refused once it gave more than
+ * MAX_SOURCE_BYTES.
  */
 const readWhole = (fd: number, size: number): Buffer => {
-  if (size === 0) return readFileSync(fd)
+  if (size === 0) return readToEndAtMost(fd, MAX_SOURCE_BYTES)
   const buffer = Buffer.allocUnsafe(size)
   let pos = 0
   let n: number
@@ -259,6 +262,29 @@ const readWhole = (fd: number, size: number): Buffer => {
     pos += n
   } while (n !== 0 && pos < size)
   return pos < size ? buffer.subarray(0, pos) : buffer
+}
+
+/** A file that says it is empty read to its end, refused (TooLarge) past `limit` bytes. */
+const readToEndAtMost = (fd: number, limit: number): Buffer => {
+  const chunks: Array<Buffer> = []
+  let total = 0
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(64 * 1024)
+    const n = readSync(fd, chunk, 0, chunk.length, null)
+    if (n === 0) break
+    total += n
+    if (total > limit) throw new TooLarge(undefined)
+    chunks.push(n < chunk.length ? chunk.subarray(0, n) : chunk)
+  }
+  return Buffer.concat(chunks, total)
+}
+
+/** Larger than MAX_SOURCE_BYTES (`size`: what fstat said, when it said it). */
+class TooLarge extends Error {
+  readonly code = "ETOOBIG"
+  constructor(readonly size: number | undefined) {
+    super("too large")
+  }
 }
 
 class NotARegularFile extends Error {

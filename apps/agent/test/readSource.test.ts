@@ -7,6 +7,7 @@ import { createHash } from "node:crypto"
 import {
   chmodSync,
   chownSync,
+  existsSync,
   lchownSync,
   mkdirSync,
   mkdtempSync,
@@ -14,6 +15,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  truncateSync,
   writeFileSync,
 } from "node:fs"
 import { tmpdir } from "node:os"
@@ -49,7 +51,8 @@ describe("readSource", () => {
 
   it("reads every byte of an empty file, a large one and each file of a source, stamped with its size", async () => {
     const d = scratch()
-    const large = Buffer.alloc(3 * 1024 * 1024 + 17)
+    // The largest a source file may be: 1 MiB.
+    const large = Buffer.alloc(1024 * 1024)
     for (let i = 0; i < large.length; i++) large[i] = (i * 31 + 7) & 0xff
     writeFileSync(join(d, "empty.crt"), "")
     writeFileSync(join(d, "large.pem"), large)
@@ -82,6 +85,42 @@ describe("readSource", () => {
     }
     expect(read.fingerprint).toBe(hash.digest("hex"))
   })
+
+  it("refuses a file larger than 1 MiB without reading it (a 2 GB sparse cert.pem), with its size", async () => {
+    const d = scratch()
+    writeFileSync(join(d, "over.pem"), Buffer.alloc(1024 * 1024 + 1))
+    // Sparse: 2 GB long, no block written. Read whole, it took the agent to 11.8 GB.
+    writeFileSync(join(d, "huge.pem"), "")
+    truncateSync(join(d, "huge.pem"), 2 * 1024 * 1024 * 1024)
+    const rssBefore = process.memoryUsage().rss
+    const failed = await Effect.runPromise(
+      Effect.flip(
+        readSource({ _tag: "Pem", cert: join(d, "huge.pem"), chain: undefined, key: join(d, "over.pem") }),
+      ),
+    )
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * 1024 * 1024)
+    expect(failed.problems).toEqual([
+      `cert ${join(d, "huge.pem")} is larger than 1 MiB (2147483648 bytes), and certificate, chain, key and PFX files are a few KB: point the source at the certificate file itself`,
+      `key ${join(d, "over.pem")} is larger than 1 MiB (1048577 bytes), and certificate, chain, key and PFX files are a few KB: point the source at the certificate file itself`,
+    ])
+  })
+
+  it.skipIf(!existsSync("/proc/kallsyms"))(
+    "stops reading a file whose size says 0 once it gave more than 1 MiB (/proc/kallsyms)",
+    async () => {
+      const failed = await Effect.runPromise(
+        Effect.flip(readSource({ _tag: "Pem", cert: "/proc/kallsyms", chain: undefined, key: undefined })),
+      )
+      expect(failed.problems).toEqual([
+        "cert /proc/kallsyms is larger than 1 MiB, and certificate, chain, key and PFX files are a few KB: point the source at the certificate file itself",
+      ])
+      // A small one is read to its end.
+      const read = await Effect.runPromise(
+        readSource({ _tag: "Pem", cert: "/proc/self/status", chain: undefined, key: undefined }),
+      )
+      expect(Buffer.from(read.files[0]?.bytes ?? []).toString()).toMatch(/^Name:/)
+    },
+  )
 
   it("refuses a FIFO without blocking, naming the file and the fix", async () => {
     const d = scratch()
