@@ -11,10 +11,18 @@
  *
  * Usage: kvdeploy-agent [--config FILE] [--check [--json]] [--print-schema] [--version]
  */
-import { accessSync, constants as fsConstants, mkdirSync, type Stats, statSync } from "node:fs"
+import {
+  accessSync,
+  constants as fsConstants,
+  lstatSync,
+  mkdirSync,
+  readlinkSync,
+  type Stats,
+  statSync,
+} from "node:fs"
 import { createServer } from "node:http"
 import { createServer as createNetServer } from "node:net"
-import { join } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import type { TokenCredential } from "@azure/core-auth"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -47,7 +55,7 @@ import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
-import { type PathWalk, untrustedFix, untrustedText, walkPath } from "./pathTrust.js"
+import { type PathWalk, untrustedEntry, untrustedFix, untrustedText, walkPath } from "./pathTrust.js"
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
 import { sourceRoles } from "./source.js"
@@ -197,19 +205,66 @@ export class StateDirUnusable extends Data.TaggedError("StateDirUnusable")<{
   readonly dir: string
   readonly code: string | undefined
   readonly message: string
+  /** The fix for this directory, when there is one of its own. */
+  readonly fix?: string
 }> {}
 
 /**
- * Create the state directory (0700) if it is missing and check this user can write in it, before
- * the first pass: a directory under a file, in a read-only tree (systemd's ProtectSystem=strict
- * outside the unit's StateDirectory=) or of another user stops the agent with the fix, instead of
- * failing inside its runtime.
+ * Why the state directory may not be used, or undefined. It must be a directory of the agent's
+ * user that no other user may write (as the CLI's compile cache): the state file decides what the
+ * agent deploys again and what it holds, so a directory another user made (an existing state_dir
+ * was taken with any owner and mode) or may write could feed it their records. A symbolic link is
+ * followed when it and the directory holding it are root's or the agent's and no one else may write
+ * them: systemd's DynamicUser= makes StateDirectory= a link into /var/lib/private.
+ */
+const stateDirRefusal = (dir: string): { readonly message: string; readonly fix: string } | undefined => {
+  const uid = process.geteuid?.()
+  if (uid === undefined) return undefined
+  const named = (path: string) =>
+    `the state directory ${shownPath(dir)}${path === dir ? "" : ` (${shownPath(path)})`}`
+  const remake = (path: string) =>
+    `remove ${shownPath(path)} to let the agent create it (mode 0700, its own), or give agent.state_dir a directory of the agent's user (uid ${uid}) that no one else may write`
+  let path = dir
+  for (let links = 0; links <= 40; links++) {
+    const s = lstatSync(path)
+    if (!s.isSymbolicLink()) {
+      const mode = (s.mode & 0o7777).toString(8).padStart(4, "0")
+      if (!s.isDirectory()) return { message: `${named(path)} is not a directory`, fix: remake(path) }
+      if (s.uid !== uid)
+        return {
+          message: `${named(path)} is owned by uid ${s.uid}, not by the agent's user (uid ${uid})`,
+          fix: `chown ${uid} ${shownPath(path)} && chmod 0700 ${shownPath(path)}, or ${remake(path)}`,
+        }
+      if ((s.mode & 0o022) !== 0)
+        return {
+          message: `${named(path)} is writable by ${(s.mode & 0o002) !== 0 ? "every user" : `group ${s.gid}`} (mode ${mode})`,
+          fix: `chmod 0700 ${shownPath(path)} (the agent creates it so)`,
+        }
+      return undefined
+    }
+    const bad = untrustedEntry(path, s) ?? untrustedEntry(dirname(path), lstatSync(dirname(path)))
+    if (bad !== undefined)
+      return {
+        message: `${named(dir)} is reached through the symbolic link ${shownPath(path)}, and the ${bad.kind} ${shownPath(bad.path)} ${bad.why}`,
+        fix: `${bad.fix}, or give agent.state_dir a directory of the agent's user that no one else may write`,
+      }
+    path = resolve(dirname(path), readlinkSync(path))
+  }
+  return { message: `${named(dir)} is reached through more than 40 symbolic links`, fix: remake(dir) }
+}
+
+/**
+ * Create the state directory (0700) if it is missing and check this user can write in it and no
+ * other user can (stateDirRefusal), before the first pass: a directory under a file, in a read-only
+ * tree (systemd's ProtectSystem=strict outside the unit's StateDirectory=), of another user or
+ * open to other users stops the agent with the fix, instead of failing inside its runtime.
  */
 const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
   Effect.try({
     try: () => {
       mkdirSync(dir, { recursive: true, mode: 0o700 })
       accessSync(dir, fsConstants.W_OK | fsConstants.X_OK)
+      return stateDirRefusal(dir)
     },
     catch: (e) =>
       new StateDirUnusable({
@@ -217,7 +272,15 @@ const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
         code: (e as NodeJS.ErrnoException).code,
         message: `the state directory ${shownPath(dir)} cannot be used (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
       }),
-  })
+  }).pipe(
+    Effect.flatMap((refused) =>
+      refused === undefined
+        ? Effect.void
+        : Effect.fail(
+            new StateDirUnusable({ dir, code: undefined, message: refused.message, fix: refused.fix }),
+          ),
+    ),
+  )
 
 /**
  * For `--check`: the paths that exist but can never be read as a source or used as the state
@@ -270,6 +333,10 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
         message: `${shownPath(stateDir)} is not a directory`,
         fix: "give a directory this user can write (it is created when it does not exist)",
       })
+    else {
+      const refused = stateDirRefusal(stateDir)
+      if (refused !== undefined) problems.push({ field: "agent.state_dir", ...refused })
+    }
   } catch {}
   return problems
 }
@@ -401,7 +468,8 @@ export const startFailure = (
       : error instanceof StateDirLockLost
         ? "another process took the state directory's lock, or it could not be refreshed (a full or read-only file system): make sure one agent alone uses this state_dir, then start it again"
         : error instanceof StateDirUnusable
-          ? `give agent.state_dir a directory this user can create and write (e.g. /var/lib/kvdeploy-agent); under systemd, leave state_dir out to use the unit's StateDirectory=, or add the directory to ReadWritePaths=`
+          ? (error.fix ??
+            `give agent.state_dir a directory this user can create and write (e.g. /var/lib/kvdeploy-agent); under systemd, leave state_dir out to use the unit's StateDirectory=, or add the directory to ReadWritePaths=`)
           : code === "EADDRINUSE"
             ? `${where} is in use by another process: choose another port in agent.listen, or stop the other process`
             : code === "EADDRNOTAVAIL"

@@ -166,6 +166,12 @@ export const walkPath = (path: string): PathWalk => {
   return { _tag: "Resolved", real: dir, stats: stats ?? lstatSync(dir) }
 }
 
+/**
+ * Why a user other than root and the agent's could change this entry (its lstat), or undefined:
+ * the rule above for one directory, link or file.
+ */
+export const untrustedEntry = (path: string, s: Stats): UntrustedPath | undefined => untrusted(path, s)
+
 /** The judgment of a regular file's own fstat (taken after it was opened): the file may have changed since its walk. */
 export const untrustedFile = (path: string, s: Stats): UntrustedPath | undefined => untrusted(path, s)
 

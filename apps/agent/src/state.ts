@@ -7,8 +7,8 @@
  * alone wait for the write after the pass, or at most `TIME_ONLY_MAX_AGE_MS` (60 s) when
  * the agent never goes quiet.
  */
-import { mkdirSync, readFileSync, renameSync } from "node:fs"
-import { open, rename } from "node:fs/promises"
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, renameSync } from "node:fs"
+import { open, rename, unlink } from "node:fs/promises"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
 import { configFingerprintOf } from "./config.js"
@@ -79,6 +79,50 @@ const sameBut = (a: DeploymentRecord, b: DeploymentRecord): boolean =>
   a.notAfter === b.notAfter &&
   a.held === b.held
 
+/**
+ * The state file's text, never read through a symbolic link (O_NOFOLLOW: ELOOP) nor from anything
+ * but a regular file (opened non-blocking: a FIFO does not block the start).
+ */
+const readStateText = (path: string): string => {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  try {
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error("not a regular file"), { code: "ENOTREG" })
+    return readFileSync(fd, "utf8")
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * Why the state file could not be read, in words that quote none of its text (`text`, what was
+ * read of it): V8's JSON.parse message quotes the text around the error, which is not the log's to
+ * carry (the file may have been planted or garbled with anything); the place is said instead.
+ */
+const unreadableWhy = (e: unknown, text: string): string => {
+  const code = (e as NodeJS.ErrnoException).code
+  if (code === "ELOOP") return "it is a symbolic link (ELOOP), which the agent does not follow"
+  if (code !== undefined) return code
+  if (!(e instanceof SyntaxError)) return "its records are not in the agent's form"
+  return `not valid JSON${jsonFailedAt(e.message, text)}`
+}
+
+/** Where JSON.parse stopped, from its message: " at line L, column C", or "" when it cannot say. */
+const jsonFailedAt = (message: string, text: string): string => {
+  const lineAt = (position: number) => text.slice(0, position).split("\n").length
+  const at = / at position (\d+)/.exec(message)
+  if (at !== null || /^Unexpected end of JSON input/.test(message)) {
+    const position = at === null ? text.length : Number(at[1])
+    return ` at line ${lineAt(position)}, column ${position - text.lastIndexOf("\n", position - 1)}`
+  }
+  // `Unexpected token 'x', ..."ten either side"... is not valid JSON`: found by its excerpt.
+  const quoted = /^Unexpected token .*?, (\.\.\.)?"(.*)"(?:\.\.\.)? is not valid JSON$/s.exec(message)
+  const start = quoted === null ? -1 : text.indexOf(quoted[2] ?? "")
+  if (quoted === null || start < 0) return ""
+  if (quoted[1] === undefined) return ` at line ${lineAt(start)} or after`
+  const position = start + 10
+  return ` at line ${lineAt(position)}, column ${position - text.lastIndexOf("\n", position - 1)}`
+}
+
 /** Open (or create) the state directory; a corrupt state file is set aside, not fatal. */
 /** Why no state file may be written any more in this process (the state directory's lock was lost), or undefined. */
 let writesRefused: string | undefined
@@ -110,8 +154,10 @@ export const openStateStore = (
       return `it could not be kept aside (${(e as NodeJS.ErrnoException).code ?? String(e)}) and will be overwritten`
     }
   }
+  let text = ""
   try {
-    const parsed = JSON.parse(readFileSync(path, "utf8")) as Partial<StateFile>
+    text = readStateText(path)
+    const parsed = JSON.parse(text) as Partial<StateFile>
     if (
       parsed.schema === "kvdeploy.agent-state/v1" &&
       typeof parsed.deployments === "object" &&
@@ -129,7 +175,7 @@ export const openStateStore = (
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT")
       warn(
-        `state file ${path} cannot be read (${String((e as Error).message)}); ${setAside()}; starting without state`,
+        `state file ${path} cannot be read (${unreadableWhy(e, text)}); ${setAside()}; starting without state`,
       )
   }
   let dirty = false
@@ -143,7 +189,15 @@ export const openStateStore = (
     if (writesRefused !== undefined) throw new Error(`not written: ${writesRefused}`)
     const body: StateFile = { schema: "kvdeploy.agent-state/v1", deployments: Object.fromEntries(records) }
     const tmp = `${path}.tmp-${process.pid}`
-    const handle = await open(tmp, "w", 0o600)
+    // Made anew (O_EXCL) and never through a link (O_NOFOLLOW): a name planted in the directory is not
+    // written through. One left by an agent that was killed with this process id is removed first.
+    const create = () =>
+      open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+    const handle = await create().catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EEXIST") throw e
+      await unlink(tmp)
+      return create()
+    })
     try {
       await handle.writeFile(`${JSON.stringify(body)}\n`)
       await handle.sync()

@@ -1,5 +1,15 @@
 /** The state file: outcomes written by the periodic write, a pass's new times only by the full flush. */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
@@ -41,6 +51,49 @@ describe("state store", () => {
     await Effect.runPromise(state.flush)
     expect(state.writeFailing()).toBe(false)
     expect(readdirSync(dir).filter((f) => f.startsWith("state.json.unreadable-"))).toHaveLength(1)
+  })
+
+  it("never reads state.json through a symbolic link, nor writes through a planted temporary file", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    const stateDir = join(dir, "state")
+    mkdirSync(stateDir, { mode: 0o700 })
+    // Someone else's file, which a link named state.json (or the temporary file's name) points at.
+    const elsewhere = join(dir, "elsewhere.json")
+    const theirs = JSON.stringify({
+      schema: "kvdeploy.agent-state/v1",
+      deployments: { api: record("2026-01-01T00:00:00.000Z", "RolledBack") },
+    })
+    writeFileSync(elsewhere, theirs)
+    symlinkSync(elsewhere, join(stateDir, "state.json"))
+    symlinkSync(elsewhere, join(stateDir, `state.json.tmp-${process.pid}`))
+    const warnings: Array<string> = []
+    const store = openStateStore(stateDir, (line) => warnings.push(line), {
+      now: () => Date.UTC(2026, 11, 1),
+    })
+    expect(store.names()).toEqual([])
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^state file .*state\.json cannot be read \(it is a symbolic link \(ELOOP\), which the agent does not follow\); kept as .*state\.json\.unreadable-.*; starting without state$/,
+      ),
+    ])
+    store.set("api", record("2026-12-01T00:00:00.000Z"))
+    await Effect.runPromise(store.flush)
+    expect(store.writeFailing()).toBe(false)
+    expect(readFileSync(elsewhere, "utf8")).toBe(theirs)
+    expect(lstatSync(store.path).isFile()).toBe(true)
+    expect(JSON.parse(readFileSync(store.path, "utf8")).deployments.api.outcome).toBe("Skipped")
+  })
+
+  it("says where a state file is not valid JSON, never its text", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    writeFileSync(
+      join(dir, "state.json"),
+      '{"schema": "kvdeploy.agent-state/v1",\n "deployments": {}, "password": \'Sup3rSecretValue\'}',
+    )
+    const warnings: Array<string> = []
+    openStateStore(dir, (line) => warnings.push(line))
+    expect(warnings[0]).toMatch(/cannot be read \(not valid JSON at line 2, column 33\); kept as /)
+    expect(warnings.join("\n")).not.toMatch(/Sup3r|assword/)
   })
 
   it("writes a changed outcome on the periodic write, a record's new times only on the full flush", async () => {

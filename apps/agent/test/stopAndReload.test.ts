@@ -3,7 +3,7 @@
  * grace period that ends with an import in flight, a reload that removes a deployment whose
  * import is in flight, an invalid file on SIGHUP.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
 import { type AgentProcess, agentSuite, baseEnv, requestHeld, startAgent, writeConfig } from "./harness.js"
@@ -117,6 +117,56 @@ describe("stopping and reloading", () => {
     expect(String(failure?.fix)).toContain("agent.state_dir")
     expect(a.lines.some((l) => l.msg === "pass over")).toBe(false)
     expect(emulator.state.versions(VAULT, "stateless-cert")).toBeUndefined()
+  })
+
+  it("a state directory another user made or may write: exit 1 naming it and the fix; a link to one of the agent's own is followed (systemd's DynamicUser=)", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("planted.example.test")
+    const refusal = async (stateDir: string, file: string) => {
+      const a = start(writeConfig(work, emulator, [spec("planted", leaf)], { state_dir: stateDir }, file))
+      expect(await a.exited).toBe(1)
+      expect(a.lines.some((l) => l.msg === "pass over")).toBe(false)
+      return a.lines.find((l) => l.msg === "kvdeploy-agent cannot start")
+    }
+    // Every user may write it: its state.json could be anyone's.
+    const open = work.path("open-state")
+    mkdirSync(open)
+    chmodSync(open, 0o777)
+    const openFailure = await refusal(open, "open-state.yaml")
+    expect(openFailure?.error).toBe(`the state directory ${open} is writable by every user (mode 0777)`)
+    expect(openFailure?.fix).toBe(`chmod 0700 ${open} (the agent creates it so)`)
+    if (process.getuid?.() === 0) {
+      const theirs = work.path("their-state")
+      mkdirSync(theirs, { mode: 0o700 })
+      chownSync(theirs, 4242, 4242)
+      const theirFailure = await refusal(theirs, "their-state.yaml")
+      expect(theirFailure?.error).toBe(
+        `the state directory ${theirs} is owned by uid 4242, not by the agent's user (uid 0)`,
+      )
+      expect(String(theirFailure?.fix)).toContain(`chown 0 ${theirs} && chmod 0700 ${theirs}`)
+    }
+    expect(emulator.state.versions(VAULT, "planted-cert")).toBeUndefined()
+    // systemd's StateDirectory= with DynamicUser=: a link (root's, in a directory of root's) into a
+    // private directory of the agent's user, 0700.
+    mkdirSync(work.path("private/kvdeploy-agent"), { recursive: true, mode: 0o700 })
+    symlinkSync("private/kvdeploy-agent", work.path("linked-state"))
+    const a = start(
+      writeConfig(
+        work,
+        emulator,
+        [spec("planted", leaf)],
+        { state_dir: work.path("linked-state") },
+        "linked.yaml",
+      ),
+    )
+    await a.waitFor((l) => l.deployment === "planted" && l.msg === "deploy: Succeeded")
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    expect(
+      Object.keys(
+        JSON.parse(readFileSync(work.path("private/kvdeploy-agent/state.json"), "utf8")).deployments,
+      ),
+    ).toEqual(["planted"])
   })
 
   it("a state file that cannot be written: a warning on stdout, and the exit after SIGTERM is 1", async () => {
