@@ -165,6 +165,27 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
     }),
   )
 
+/** Connections the HTTP listener keeps at once; one more is closed as soon as it is accepted. */
+export const HTTP_MAX_CONNECTIONS = 64
+
+/**
+ * The HTTP listener (/metrics, /healthz, /readyz), bounded: Node's defaults keep a connection that
+ * sends half a request for 5 minutes (requestTimeout) and accept any number of them, and 24,000
+ * such connections took every file handle of the agent (its state file and sources then failed
+ * with EMFILE). A scrape or a probe is one small request: 64 connections at once, 10 s for a
+ * request's headers and for the whole request (checked every second), 5 s of keep-alive.
+ */
+const boundedHttpServer = () => {
+  const server = createServer({
+    headersTimeout: 10_000,
+    requestTimeout: 10_000,
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: 1_000,
+  })
+  server.maxConnections = HTTP_MAX_CONNECTIONS
+  return server
+}
+
 /** The whole agent for a validated configuration. */
 export const agentLayer = (config: AgentConfig) => {
   // The material of likely deploys is parsed, inspected and encoded by worker threads
@@ -177,7 +198,7 @@ export const agentLayer = (config: AgentConfig) => {
   const runtime = Runtime.layer(config).pipe(Layer.provide(azureVaults(config)), Layer.provideMerge(adapters))
   const http = HttpRouter.serve(routes, { disableLogger: true }).pipe(
     Layer.provide(
-      NodeHttpServer.layer(() => createServer(), {
+      NodeHttpServer.layer(boundedHttpServer, {
         host: config.settings.listenHost,
         port: config.settings.listenPort,
       }),

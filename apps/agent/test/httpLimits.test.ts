@@ -1,0 +1,64 @@
+/**
+ * The HTTP listener is bounded: 64 connections at once (one more is closed as soon as it is
+ * accepted), and a connection that sends half a request is closed after about 10 s instead of
+ * Node's 5 minutes, so /healthz answers again once they are gone. Before, 24,000 half-sent
+ * requests took every file handle of the agent.
+ */
+import { connect, type Socket } from "node:net"
+import { describe, expect, it } from "vitest"
+import { agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
+
+const VAULT = "agent-http"
+const suite = agentSuite([VAULT])
+
+/** A connection to the agent's port that sends the start of a request and never the rest. */
+const halfSent = (port: number) =>
+  new Promise<{ socket: Socket; closed: Promise<{ afterMs: number; data: string }> }>((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port })
+    const opened = Date.now()
+    let data = ""
+    socket.on("data", (chunk) => {
+      data += chunk.toString("utf8")
+    })
+    const closed = new Promise<{ afterMs: number; data: string }>((done) =>
+      socket.on("close", () => done({ afterMs: Date.now() - opened, data })),
+    )
+    socket.on("error", () => {})
+    socket.once("connect", () => {
+      socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+      resolve({ socket, closed })
+    })
+    socket.once("error", reject)
+  })
+
+describe("the HTTP listener", () => {
+  it("refuses a connection past 64 and closes half-sent requests after about 10 s; /healthz then answers", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("http.example.test")
+    const config = writeConfig(work, emulator, [
+      {
+        name: "http",
+        vault: VAULT,
+        certificate: "http",
+        source: { cert: work.write("http.crt", leaf.certPem), key: work.write("http.key", leaf.keyPem) },
+      },
+    ])
+    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    suite.agent = a
+    await a.waitFor((l) => /Listening on/.test(l.msg))
+    expect((await a.http("/healthz")).status).toBe(200)
+    const held = await Promise.all(Array.from({ length: 64 }, () => halfSent(a.port())))
+    // Let the agent accept them all.
+    await new Promise((r) => setTimeout(r, 500))
+    const beyond = await halfSent(a.port())
+    const refused = await beyond.closed
+    expect(refused.data).toBe("")
+    expect(refused.afterMs).toBeLessThan(5_000)
+    // The held ones are closed by the agent once their headers are 10 s late (checked every second).
+    const closed = await Promise.all(held.map((h) => h.closed))
+    for (const c of closed) expect(c.afterMs).toBeLessThan(15_000)
+    expect((await a.http("/healthz")).status).toBe(200)
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+  }, 60_000)
+})
