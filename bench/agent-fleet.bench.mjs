@@ -27,7 +27,7 @@
 //     pass is over) and again after a full collection forced through the inspector.
 //
 // The agent runs the way the deployment files run it: with the single executable's node
-// flags (apps/agent/scripts/node-flags.mjs: --expose-gc) and
+// flags (apps/agent/scripts/node-flags.mjs: --expose-gc, --disable-sigusr1) and
 // glibc's malloc settings of the systemd unit, the Dockerfile and the Kubernetes manifest
 // (AGENT_ENV below). KVDEPLOY_BENCH_AGENT_FLAGS adds node flags (for example --cpu-prof
 // --cpu-prof-dir=DIR to profile the agent).

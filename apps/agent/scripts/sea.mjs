@@ -3,7 +3,8 @@
 // postject injects into a copy of this Node binary: dist/sea/kvdeploy-agent
 // runs with no Node.js on PATH. Prints how long each step took. The executable
 // starts Node with --expose-gc (execArgv), so the agent can give memory back
-// after each reconcile pass. The material worker's CommonJS bundle
+// after each reconcile pass, and with --disable-sigusr1 when the building Node
+// has it (node-flags.mjs). The material worker's CommonJS bundle
 // (dist/sea/materialWorker.cjs) goes into the blob as an asset: a worker of the
 // executable cannot load a file from the blob, so the agent starts it from the
 // asset's text (src/materialPool.ts).
@@ -35,7 +36,7 @@ writeFileSync(
     // refuses import() in an executable with a code cache; the agent's bundle no longer holds one.
     useCodeCache: false,
     useSnapshot: false,
-    // The agent's Node flags (--expose-gc): see node-flags.mjs.
+    // The agent's Node flags (--expose-gc, and --disable-sigusr1 when this Node has it): see node-flags.mjs.
     execArgv: [...agentNodeFlags],
     // The name is src/materialPool.ts's seaWorkerAsset.
     assets: { "materialWorker.cjs": worker },

@@ -1,3 +1,15 @@
+// SIGUSR1 opens Node's inspector (127.0.0.1:9229) in a process without a listener for it, and any
+// local user could then connect and read the agent's memory and environment (AZURE_CLIENT_SECRET,
+// PFX passwords, keys being deployed). A listener keeps it closed on every Node, `node dist/bin.js`
+// included; the single executable also has --disable-sigusr1 where its Node has the flag
+// (scripts/node-flags.mjs), which closes the moment before this line runs (Node then ignores the
+// signal itself, and this listener is not called).
+process.on("SIGUSR1", () => {
+  process.stdout.write(
+    `${JSON.stringify({ time: new Date().toISOString(), level: "warn", msg: "SIGUSR1 ignored: the agent does not open Node's inspector (it would let local users read its memory and environment)" })}\n`,
+  )
+})
+
 // Entry point of the `kvdeploy-agent` binary. A Node.js older than the `engines` range lacks APIs
 // the agent uses (X509Certificate's validFromDate and validToDate, among others): it would fail
 // deep inside a reconcile, so it is refused here, with the fix, before the agent is loaded.

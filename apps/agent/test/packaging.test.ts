@@ -49,7 +49,7 @@ afterAll(async () => {
 })
 
 describe("single executable", () => {
-  it("runs with no Node.js on PATH: deploys (through a material worker), releases memory after the pass, serves /metrics, exits 0 on SIGTERM", async () => {
+  it("runs with no Node.js on PATH: deploys (through a material worker), releases memory after the pass, serves /metrics, ignores SIGUSR1, exits 0 on SIGTERM", async () => {
     const env = { ...baseEnv(), ...emulator.env.clientSecret, PATH: emptyPath }
     // Nothing named node is reachable through that PATH.
     expect(spawnSync("node", ["--version"], { env }).error).toBeDefined()
@@ -90,6 +90,12 @@ describe("single executable", () => {
     expect(released.rssAfterMb).toBeGreaterThan(0)
     await agent.waitFor((l) => /Listening on/.test(l.msg))
     expect((await agent.http("/metrics")).body).toContain("certctl_deploy_attempts_total")
+    // SIGUSR1 does not open Node's inspector in the executable either (with --disable-sigusr1 in its
+    // execArgv where the building Node has it, Node ignores the signal before the agent's listener).
+    agent.signal("SIGUSR1")
+    await new Promise((r) => setTimeout(r, 1000))
+    expect(agent.stderr()).not.toContain("Debugger listening")
+    expect((await agent.http("/healthz")).status).toBe(200)
     agent.signal("SIGTERM")
     expect(await agent.exited).toBe(0)
   })
