@@ -35,6 +35,13 @@ describe("deployment files", () => {
     }
   })
 
+  it("the systemd unit writes no core dump (it would hold key material and the client secret)", () => {
+    const unit = readFileSync(join(deploy, "systemd", "kvdeploy-agent.service"), "utf8")
+    const service = unit.slice(unit.indexOf("[Service]"), unit.indexOf("[Install]"))
+    // In the [Service] section, where systemd reads it (the verify test above checks its syntax).
+    expect(service).toMatch(/^LimitCORE=0$/m)
+  })
+
   it("the Kubernetes manifests use workload identity and a configuration the agent accepts", () => {
     const docs: Array<unknown> = parseAllDocuments(
       readFileSync(join(deploy, "kubernetes", "kvdeploy-agent.yaml"), "utf8"),
