@@ -1212,6 +1212,19 @@ const cases: ReadonlyArray<Case> = [
     never: ["Unknown subcommand", "Unrecognized flag"],
   },
   {
+    name: "a passphrase given to a variable-name flag before the command name: the fix does not print it back",
+    args: () => [
+      "--json",
+      "--key-passphrase-env",
+      "Sup3rSecret!x",
+      "--pfx-password-env=Hunter2pass",
+      "deploy",
+    ],
+    exit: 2,
+    says: ["kvdeploy deploy --key-passphrase-env VAR", "kvdeploy deploy --pfx-password-env VAR"],
+    never: ["Sup3rSecret", "Hunter2pass"],
+  },
+  {
     name: "verify --timeout without --endpoint: a usage error naming the flag, not silently ignored",
     args: () => [
       "verify",

@@ -7,6 +7,7 @@
  * "Unrecognized flag: --json … Did you mean this? --json" (or, for a flag with a value, an unknown
  * command named after the value).
  */
+import { looksLikeKeyText, shownSecretVariable } from "@kvdeploy/core"
 import * as CliError from "effect/cli/CliError"
 import type { HelpDoc } from "effect/cli/HelpDoc"
 
@@ -25,11 +26,25 @@ const flagsLike = (option: string, flags: ReadonlyArray<string>): Array<string> 
 /** The flags kvdeploy itself takes before a command's name (the command framework's own). */
 const ownFlags: ReadonlySet<string> = new Set(["--help", "-h", "--version", "--completions", "--log-level"])
 
+/**
+ * A misplaced flag's value as the fix repeats it: as typed, unless it may be a secret. A variable's
+ * name (`--pfx-password-env`, `--key-passphrase-env`, …) is shown only when it reads as one (a
+ * passphrase typed there is not printed back); a value that looks like key text, never.
+ */
+const shownFlagValue = (flag: string, value: string): string =>
+  flag.endsWith("-env")
+    ? (shownSecretVariable(value) ?? "VAR")
+    : looksLikeKeyText(value) || /[\r\n]/.test(value)
+      ? "VALUE"
+      : value
+
 interface MisplacedFlag {
   /** The flag as typed, without an inline value: `--config`. */
   readonly flag: string
-  /** The flag and its value as typed: `--config target.json`, `--json`. */
+  /** The flag and its value as the fix shows it: `--config target.json`, `--json` (see shownFlagValue). */
   readonly typed: string
+  /** The value that followed it, as typed (matched against the parser's errors, never shown). */
+  readonly value: string | undefined
 }
 
 /**
@@ -51,9 +66,9 @@ export const flagsBeforeCommand = (
     const flag = arg.split("=")[0] ?? arg
     if (ownFlags.has(flag)) continue
     const next = argv[i + 1]
-    const value =
-      !arg.includes("=") && i + 1 < at && next !== undefined && !next.startsWith("-") ? next : undefined
-    flags.push({ flag, typed: value === undefined ? arg : `${arg} ${value}` })
+    const inline = arg.includes("=") ? arg.slice(flag.length + 1) : undefined
+    const value = inline ?? (i + 1 < at && next !== undefined && !next.startsWith("-") ? next : undefined)
+    flags.push({ flag, typed: value === undefined ? flag : `${flag} ${shownFlagValue(flag, value)}`, value })
   }
   return flags.length === 0 ? undefined : { command, flags }
 }
@@ -84,7 +99,7 @@ export const refineParseErrors = (
   // The parser's errors about flags given before the command's name (an unrecognized flag, or its
   // value read as an unknown command) are replaced by one that says so.
   const misplacedFlags = new Set(misplaced?.flags.map((f) => f.flag))
-  const misplacedValues = new Set(misplaced?.flags.map((f) => f.typed.split(" ")[1]))
+  const misplacedValues = new Set(misplaced?.flags.map((f) => f.value))
   // A value read as the command kept the parser from reaching the real one: the flags after it
   // were judged as kvdeploy's own, and are the command's.
   const valueReadAsCommand = parsed.some(
