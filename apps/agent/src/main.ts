@@ -103,10 +103,13 @@ const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | 
       const vaultOf = new Map<string, Effect.Effect<Vault["Service"], VaultAccessUnavailable>>()
       const forTarget = (target: TargetConfig) => {
         const settings = credentialSettingsFromTarget(target)
+        // The credential gives tokens for its cloud's Key Vault resource only (forKeyVaultScope):
+        // targets of two clouds with one authority (Azure Stack Hub on Entra ID) each have their own.
         const identity = JSON.stringify([
           settings.mode,
           settings.managedIdentityClientId ?? "",
           settings.authorityHost,
+          settings.keyVaultResource ?? "",
         ])
         const key = `${target.vaultUrl} ${identity} ${target.cloud.name}`
         const known = vaultOf.get(key)
