@@ -49,18 +49,21 @@ const mode = (s: Stats): string => `mode ${(s.mode & 0o7777).toString(8).padStar
  * services, and its write bit would let each of them replace another's key. A sticky directory
  * (1777, /tmp) is fine: others may add entries to it but not replace one of another owner's, and
  * every entry followed must be root's or the agent's anyway. A link's own mode means nothing.
- * A file system mounted read-only (a Kubernetes configMap volume, 0777) is changed by no one.
+ * A file system mounted read-only (a Kubernetes configMap volume, 0777) is changed by no one
+ * through this path, which excuses its mode bits, never another owner.
  */
 const whyOthersMayWrite = (path: string, s: Stats): { why: string; fix: string } | undefined => {
   if (agentUid === undefined) return undefined
   const shown = shownPath(path)
   let found: { why: string; fix: string } | undefined
+  // Another owner may change it through another path (a read-only bind mount of their directory
+  // is still theirs): no read-only mount excuses it.
   if (s.uid !== 0 && s.uid !== agentUid)
-    found = {
+    return {
       why: `is owned by uid ${s.uid}, neither root nor the agent's user (uid ${agentUid})`,
       fix: `chown root ${shown} (or to uid ${agentUid}), or keep the files where only root and the agent's user can write`,
     }
-  else if (s.isSymbolicLink() || (s.isDirectory() && (s.mode & STICKY) !== 0)) return undefined
+  if (s.isSymbolicLink() || (s.isDirectory() && (s.mode & STICKY) !== 0)) return undefined
   else if ((s.mode & 0o002) !== 0)
     found = {
       why: `is writable by every user (${mode(s)}${s.isDirectory() ? ", no sticky bit" : ""})`,

@@ -306,8 +306,9 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     return { _tag: "Rejected", problems: [problem], reason: problem.message } satisfies Draft
   }
   // The caller's previous key, judged on the same version before recovering, for the same reason.
+  // (A deleted version the vault returned without its certificate is judged after the recovery.)
   const judgedBefore =
-    before !== undefined &&
+    before?.cer !== undefined &&
     judgeExistingVersion(before, newX5t, tags, request.options?.adopt === true)._tag !== "InPlace"
   if (judgedBefore) {
     const refused = yield* judgeReplaced(request, trail, before, { previousKey: true, deleted: true })

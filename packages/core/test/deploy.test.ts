@@ -655,6 +655,38 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
   )
 
   it.effect(
+    "a deleted version returned without its certificate: the previous key is judged after the recovery",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          const port = yield* Vault
+          // The deleted version's x5t and tags, but no certificate (cer) to judge a key against.
+          const withoutCer: (typeof Vault)["Service"] = {
+            ...port,
+            getDeleted: (name) =>
+              Effect.map(port.getDeleted(name), (d) => {
+                if (d.latest === undefined) return d
+                const { cer: _cer, ...latest } = d.latest
+                return { ...d, latest }
+              }),
+          }
+          const o = expectTag(
+            yield* runDeploy(
+              request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) }, recover),
+            ).pipe(Effect.provideService(Vault, withoutCer)),
+            "Rejected",
+          )
+          assert.strictEqual(o.problems[0]?.field, "previousKey")
+          assert.strictEqual(o.recovered, "recovered")
+          assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+        }),
+      ),
+  )
+
+  it.effect(
     "a vault that does not say what a recovery brings back: the previous key is judged after the recovery",
     () =>
       fresh(

@@ -133,7 +133,7 @@ export const credentialEnvironmentProblems = (
     mode === "managed_identity" &&
     proxy !== undefined &&
     proxyUrl !== null &&
-    value("AZURE_FEDERATED_TOKEN_FILE") === undefined
+    (value("AZURE_FEDERATED_TOKEN_FILE") === undefined || value("AZURE_TENANT_ID") === undefined)
   ) {
     const endpoint =
       value("IDENTITY_ENDPOINT") ??
@@ -144,7 +144,7 @@ export const credentialEnvironmentProblems = (
     if (
       url !== null &&
       url.protocol === "http:" &&
-      !exemptFromProxy(url.hostname, lookup("NO_PROXY") ?? lookup("no_proxy"))
+      !exemptFromProxy(url.hostname, lookup("NO_PROXY") || lookup("no_proxy"))
     )
       problems.push({
         kind: "malformed",

@@ -106,6 +106,8 @@ describe("credentialEnvironmentProblems", () => {
       { ...proxy, NO_PROXY: "localhost, 169.254.169.254" },
       { ...proxy, no_proxy: "169.254.169.254" },
       { ...appService, NO_PROXY: "127.0.0.1" },
+      // An empty NO_PROXY falls back to no_proxy, as the SDKs read it.
+      { ...proxy, NO_PROXY: "", no_proxy: "169.254.169.254" },
       {},
       {
         ...proxy,
@@ -115,6 +117,10 @@ describe("credentialEnvironmentProblems", () => {
       },
     ])
       expect(problemsIn("managed_identity", env), JSON.stringify(env)).toEqual([])
+    // A token file without a tenant is no token exchange: the SDK asks IMDS, through the proxy.
+    expect(
+      problemsIn("managed_identity", { ...proxy, AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/token" }),
+    ).toHaveLength(1)
     // Other modes ask Entra ID over HTTPS.
     expect(problemsIn("client_secret", { ...proxy, ...ids, AZURE_CLIENT_SECRET: "s" })).toEqual([])
   })
