@@ -654,51 +654,47 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
       ),
   )
 
-  it.effect(
-    "a deleted version returned without its certificate: the previous key is judged after the recovery",
-    () =>
+  // When the vault does not say what a recovery brings back, or says it without the certificate, the
+  // caller's previous key is judged after the recovery (as ownership is), on the version recovered.
+  const unjudgedBefore: ReadonlyArray<{
+    readonly name: string
+    readonly arrange: (
+      vault: (typeof InMemoryVaultHandle)["Service"],
+      port: (typeof Vault)["Service"],
+    ) => (typeof Vault)["Service"]
+  }> = [
+    {
+      name: "a vault that does not say what a recovery brings back",
+      arrange: (vault, port) => {
+        vault.script("getDeleted", Fault.fail("Unavailable"))
+        return port
+      },
+    },
+    {
+      name: "a deleted version returned without its certificate (its x5t and tags only)",
+      arrange: (_vault, port) => ({
+        ...port,
+        getDeleted: (name) =>
+          Effect.map(port.getDeleted(name), (d) => {
+            if (d.latest === undefined) return d
+            const { cer: _cer, ...latest } = d.latest
+            return { ...d, latest }
+          }),
+      }),
+    },
+  ]
+  for (const c of unjudgedBefore)
+    it.effect(`${c.name}: the previous key is judged after the recovery`, () =>
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
           yield* seedManaged(oldCert.material)
           yield* vault.softDelete(NAME)
-          const port = yield* Vault
-          // The deleted version's x5t and tags, but no certificate (cer) to judge a key against.
-          const withoutCer: (typeof Vault)["Service"] = {
-            ...port,
-            getDeleted: (name) =>
-              Effect.map(port.getDeleted(name), (d) => {
-                if (d.latest === undefined) return d
-                const { cer: _cer, ...latest } = d.latest
-                return { ...d, latest }
-              }),
-          }
+          const port = c.arrange(vault, yield* Vault)
           const o = expectTag(
             yield* runDeploy(
               request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) }, recover),
-            ).pipe(Effect.provideService(Vault, withoutCer)),
-            "Rejected",
-          )
-          assert.strictEqual(o.problems[0]?.field, "previousKey")
-          assert.strictEqual(o.recovered, "recovered")
-          assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
-        }),
-      ),
-  )
-
-  it.effect(
-    "a vault that does not say what a recovery brings back: the previous key is judged after the recovery",
-    () =>
-      fresh(
-        Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          yield* seedManaged(oldCert.material)
-          yield* vault.softDelete(NAME)
-          vault.script("getDeleted", Fault.fail("Unavailable"))
-          const o = expectTag(
-            yield* runDeploy(
-              request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) }, recover),
-            ),
+            ).pipe(Effect.provideService(Vault, port)),
             "Rejected",
           )
           assert.strictEqual(o.problems[0]?.field, "previousKey")
@@ -710,7 +706,7 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
           assert.strictEqual(vault.calls().byOperation.importVersion, 1) // the first, refused with 409
         }),
       ),
-  )
+    )
 })
 
 describe("one retry loop: reads the adapter already retried are not retried again", () => {
