@@ -270,6 +270,26 @@ export const writeConfig = (
     }),
   )
 
+/** The configuration of one deployment `name` (a fresh leaf for `name`.example.test) to certificate `name` of `vault`. */
+export const oneDeploymentConfig = async (
+  suite: AgentSuite,
+  vault: string,
+  name: string,
+): Promise<string> => {
+  const leaf = await suite.pki.leaf(`${name}.example.test`)
+  return writeConfig(suite.work, suite.emulator, [
+    {
+      name,
+      vault,
+      certificate: name,
+      source: {
+        cert: suite.work.write(`${name}.crt`, leaf.certPem),
+        key: suite.work.write(`${name}.key`, leaf.keyPem),
+      },
+    },
+  ])
+}
+
 /**
  * Resolves 0.3 s after the emulator answered the vault's first certificate read (its request log
  * has a request once it is answered): a deploy's import, begun right after that read, is then

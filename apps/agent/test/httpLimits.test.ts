@@ -6,7 +6,7 @@
  */
 import { connect, type Socket } from "node:net"
 import { describe, expect, it } from "vitest"
-import { agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
+import { agentSuite, baseEnv, oneDeploymentConfig, startAgent } from "./harness.js"
 
 const VAULT = "agent-http"
 const suite = agentSuite([VAULT])
@@ -33,16 +33,8 @@ const halfSent = (port: number) =>
 
 describe("the HTTP listener", () => {
   it("refuses a connection past 64 and closes half-sent requests after about 10 s; /healthz then answers", async () => {
-    const { emulator, pki, work } = suite
-    const leaf = await pki.leaf("http.example.test")
-    const config = writeConfig(work, emulator, [
-      {
-        name: "http",
-        vault: VAULT,
-        certificate: "http",
-        source: { cert: work.write("http.crt", leaf.certPem), key: work.write("http.key", leaf.keyPem) },
-      },
-    ])
+    const { emulator } = suite
+    const config = await oneDeploymentConfig(suite, VAULT, "http")
     const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
     suite.agent = a
     await a.waitFor((l) => /Listening on/.test(l.msg))

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process"
 import { connect } from "node:net"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { agentRoot, agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
+import { agentRoot, agentSuite, baseEnv, oneDeploymentConfig, startAgent } from "./harness.js"
 
 const VAULT = "agent-inspector"
 const suite = agentSuite([VAULT])
@@ -26,16 +26,8 @@ const listening = (port: number) =>
 
 describe("SIGUSR1", () => {
   it("does not open the inspector: the agent logs that it ignored it and keeps serving", async () => {
-    const { emulator, pki, work } = suite
-    const leaf = await pki.leaf("inspector.example.test")
-    const config = writeConfig(work, emulator, [
-      {
-        name: "inspector",
-        vault: VAULT,
-        certificate: "inspector",
-        source: { cert: work.write("i.crt", leaf.certPem), key: work.write("i.key", leaf.keyPem) },
-      },
-    ])
+    const { emulator } = suite
+    const config = await oneDeploymentConfig(suite, VAULT, "inspector")
     const before = await listening(9229)
     const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
     suite.agent = a
