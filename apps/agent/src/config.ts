@@ -4,6 +4,7 @@
  * from it) and checked further with core's target validation. Loading reports
  * every problem at once, each with the field it concerns and the fix.
  */
+import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { createReadStream, existsSync } from "node:fs"
 import { isIP } from "node:net"
@@ -46,6 +47,15 @@ const positiveInt = (description: string) =>
 const positiveNumber = (description: string) =>
   Schema.Finite.check(Schema.isGreaterThan(0)).annotate({ description })
 
+/** `source.owner`: one more user whose files pass the agent's check of who may write them (pathTrust.ts). */
+const SourceOwnerSchema = Schema.Union([
+  Schema.String.check(Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/)),
+  Schema.Finite.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)),
+]).annotate({
+  description:
+    "The user (a name or a uid) that writes these files, when neither root nor the agent's user: an ACME client that runs as its own user. Its files, directories and links are trusted as root's; a file reached through one of its directories or links must be its own",
+})
+
 export const PemSourceSchema = Schema.Struct({
   cert: Schema.String.annotate({
     description: "PEM file holding the leaf certificate (may also hold the chain and the key)",
@@ -56,6 +66,7 @@ export const PemSourceSchema = Schema.Struct({
   key: Schema.optionalKey(
     Schema.String.annotate({ description: "PEM file holding the unencrypted private key" }),
   ),
+  owner: Schema.optionalKey(SourceOwnerSchema),
 }).annotate({ title: "PEM source" })
 
 export const PfxSourceSchema = Schema.Struct({
@@ -65,6 +76,7 @@ export const PfxSourceSchema = Schema.Struct({
       description: "Name of the environment variable that holds the PFX password (never the password itself)",
     }),
   ),
+  owner: Schema.optionalKey(SourceOwnerSchema),
 }).annotate({ title: "PFX source" })
 
 export const CloudSchema = Schema.Struct({
@@ -247,7 +259,7 @@ export type RawAgentConfig = typeof AgentConfigSchema.Type
 // The validated configuration
 // ---------------------------------------------------------------------------
 
-export type Source =
+export type Source = (
   | {
       readonly _tag: "Pem"
       readonly cert: string
@@ -255,6 +267,13 @@ export type Source =
       readonly key: string | undefined
     }
   | { readonly _tag: "Pfx"; readonly pfx: string; readonly passwordEnv: string | undefined }
+) & {
+  /**
+   * The user (uid) whose files, directories and links pass too (`source.owner`: an ACME client
+   * that runs as its own user), besides root and the agent's user (pathTrust.ts).
+   */
+  readonly owner?: number | undefined
+}
 
 export interface Pickup {
   readonly host: string
@@ -591,12 +610,12 @@ const decodePem = Schema.decodeUnknownResult(PemSourceSchema)
 const decodePfx = Schema.decodeUnknownResult(PfxSourceSchema)
 const pemForm: SourceForm = {
   form: "PEM",
-  keys: Object.keys(PemSourceSchema.fields),
+  keys: Object.keys(PemSourceSchema.fields).filter((k) => k !== "owner"),
   judge: (source) => decodePem(source, judgeAll),
 }
 const pfxForm: SourceForm = {
   form: "PFX",
-  keys: Object.keys(PfxSourceSchema.fields),
+  keys: Object.keys(PfxSourceSchema.fields).filter((k) => k !== "owner"),
   judge: (source) => decodePfx(source, judgeAll),
 }
 
@@ -628,6 +647,52 @@ const hostProblem = (value: string): { readonly message: string; readonly fix: s
       fix: `write its ASCII form: ${ascii}`,
     }
   return { message: `${quotedValue(value)} is not a DNS name or an IP address`, fix }
+}
+
+/** A user name looked up: its uid, none of that name (`missing`), or no way to look (`unavailable`). */
+export type UserLookup = number | "missing" | "unavailable"
+
+/**
+ * The uid of the user `name` as the host's name service knows it (`getent passwd`, which reads
+ * /etc/passwd and whatever else nsswitch.conf names, LDAP or SSSD).
+ */
+export const systemUserIdOf = (name: string): UserLookup => {
+  const r = spawnSync("getent", ["passwd", name], { encoding: "utf8", timeout: 5000 })
+  if (r.error !== undefined) return "unavailable"
+  // getent exits 2 when the name is not found.
+  if (r.status === 2) return "missing"
+  const uid = r.status === 0 ? Number(r.stdout.split(":")[2]) : Number.NaN
+  return Number.isInteger(uid) && uid >= 0 ? uid : "unavailable"
+}
+
+/**
+ * `source.owner` as a uid (a number is one; a name is looked up), or undefined when it is not given
+ * or cannot be used (a problem is then added; a value of the wrong form is the schema's problem).
+ */
+const sourceOwnerOf = (
+  value: unknown,
+  field: string,
+  uidOf: (name: string) => UserLookup,
+  problems: Array<ConfigProblem>,
+): number | undefined => {
+  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : undefined
+  if (typeof value !== "string" || !/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(value)) return undefined
+  const uid = uidOf(value)
+  if (typeof uid === "number") return uid
+  problems.push(
+    uid === "missing"
+      ? problem(
+          field,
+          `names the user ${value}, unknown on this host (getent passwd ${value} finds none)`,
+          "give the name or the uid of the user that writes the source's files (the ACME client's user)",
+        )
+      : problem(
+          field,
+          `names the user ${value}, but user names cannot be looked up here (getent passwd failed)`,
+          "give the user's uid (a number) instead of its name",
+        ),
+  )
+  return undefined
 }
 
 /** A source key the deployment checks refuse as a secret (a password never goes in the configuration). */
@@ -682,8 +747,18 @@ export const validateAgentConfig = (
   path: string,
   baseDir: string,
   env: Readonly<Record<string, string | undefined>>,
+  userIdOf: (name: string) => UserLookup = systemUserIdOf,
 ): Result.Result<AgentConfig, AgentConfigInvalid> => {
   const problems: Array<ConfigProblem> = []
+  const uids = new Map<string, UserLookup>()
+  const uidOf = (name: string): UserLookup => {
+    let found = uids.get(name)
+    if (found === undefined) {
+      found = userIdOf(name)
+      uids.set(name, found)
+    }
+    return found
+  }
   const doc = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>
   const rawDeployments = Array.isArray(doc.deployments) ? (doc.deployments as Array<unknown>) : []
   const rawAgent = isPlainObject(doc.agent) ? doc.agent : {}
@@ -874,6 +949,8 @@ export const validateAgentConfig = (
           key: typeof rawSource.key === "string" ? resolve(rawSource.key) : undefined,
         }
       }
+      const owner = sourceOwnerOf(rawSource.owner, `${at}.source.owner`, uidOf, problems)
+      if (source !== undefined && owner !== undefined) source = { ...source, owner }
       for (const k of ["cert", "chain", "key", "pfx"]) {
         const value = rawSource[k]
         if (

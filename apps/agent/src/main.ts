@@ -340,7 +340,7 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
       // A file another user could replace is never read (source.ts): say so now.
       let walk: PathWalk | undefined
       try {
-        walk = walkPath(path)
+        walk = walkPath(path, source.owner)
       } catch {}
       if (walk?._tag === "Untrusted")
         problems.push({

@@ -8,6 +8,12 @@
  * another user could replace (or point elsewhere with a symbolic link) would
  * let that user have any key on the host deployed, or their own.
  *
+ * A source may name one more user, its `owner` (an ACME client that runs as
+ * its own user and writes its own directory): that user's files, directories
+ * and links pass too. Since that user could link (or hard-link) a file it
+ * cannot read into its directory, a file reached through any entry of that
+ * user's must be that user's own file: root's keys stay out of its reach.
+ *
  * Links are allowed wherever they lead (certbot's `live/NAME/privkey.pem` ->
  * `../../archive/NAME/privkey1.pem`, Kubernetes' `tls.key` -> `..data/tls.key`),
  * as long as each link and its target pass the same rule. The path is resolved
@@ -27,7 +33,7 @@ const STICKY = 0o1000
 /** Symbolic links followed at most, as the kernel does (MAXSYMLINKS). */
 const MAX_LINKS = 40
 
-/** A user other than root and the agent's could change the file: nothing is read from it. */
+/** A user other than root and the agent's (and the source's owner) could change the file: nothing is read from it. */
 export interface UntrustedPath {
   /** The file, directory or link that others could change. */
   readonly path: string
@@ -36,7 +42,28 @@ export interface UntrustedPath {
   /** Why others could change it, in words. */
   readonly why: string
   readonly fix: string
+  /** The source's owner (`source.owner`), when it names one. */
+  readonly owner: number | undefined
+  /** What follows, in words, when it is not that others could replace the file. */
+  readonly consequence?: string
 }
+
+/**
+ * The user a source names besides root and the agent's user (`source.owner`), or undefined when it
+ * names none or one of those two (trusted anyway).
+ */
+const extraOwner = (owner: number | undefined): number | undefined =>
+  owner === undefined || owner === 0 || owner === agentUid ? undefined : owner
+
+/** The users who may own a source's entries, in words: "a user other than ...". */
+const otherThan = (owner: number | undefined): string =>
+  owner === undefined ? "root and the agent's" : `root, the agent's and the source's owner (uid ${owner})`
+
+/** The users who may own a source's entries, in words: "owned by ...". */
+const ownedBy = (owner: number | undefined): string =>
+  owner === undefined
+    ? "root or the agent's user"
+    : `root, the agent's user or the source's owner (uid ${owner})`
 
 const kindOf = (s: Stats): string =>
   s.isSymbolicLink() ? "symbolic link" : s.isDirectory() ? "directory" : "file"
@@ -52,17 +79,26 @@ const mode = (s: Stats): string => `mode ${(s.mode & 0o7777).toString(8).padStar
  * A file system mounted read-only (a Kubernetes configMap volume, 0777) is changed by no one
  * through this path, which excuses its mode bits, never another owner.
  */
-const whyOthersMayWrite = (path: string, s: Stats): { why: string; fix: string } | undefined => {
+const whyOthersMayWrite = (
+  path: string,
+  s: Stats,
+  owner: number | undefined,
+): { why: string; fix: string } | undefined => {
   if (agentUid === undefined) return undefined
   const shown = shownPath(path)
   let found: { why: string; fix: string } | undefined
   // Another owner may change it through another path (a read-only bind mount of their directory
   // is still theirs): no read-only mount excuses it.
-  if (s.uid !== 0 && s.uid !== agentUid)
-    return {
-      why: `is owned by uid ${s.uid}, neither root nor the agent's user (uid ${agentUid})`,
-      fix: `chown root ${shown} (or to uid ${agentUid}), or keep the files where only root and the agent's user can write`,
-    }
+  if (s.uid !== 0 && s.uid !== agentUid && s.uid !== owner)
+    return owner === undefined
+      ? {
+          why: `is owned by uid ${s.uid}, neither root nor the agent's user (uid ${agentUid})`,
+          fix: `chown root ${shown} (or to uid ${agentUid}), or keep the files where only root and the agent's user can write; if uid ${s.uid} is the ACME client that writes them, name it as the source's owner (source.owner)`,
+        }
+      : {
+          why: `is owned by uid ${s.uid}, neither root, the agent's user (uid ${agentUid}) nor the source's owner (uid ${owner})`,
+          fix: `chown root ${shown} (or to uid ${owner}, the source's owner), or keep the files where only those users can write`,
+        }
   if (s.isSymbolicLink() || (s.isDirectory() && (s.mode & STICKY) !== 0)) return undefined
   else if ((s.mode & 0o002) !== 0)
     found = {
@@ -83,33 +119,79 @@ const whyOthersMayWrite = (path: string, s: Stats): { why: string; fix: string }
   return found
 }
 
-/** Judgments of real directories, kept for a second (a pass reads many files in one directory). */
-const judged = new Map<string, UntrustedPath | undefined>()
+/** A directory's judgment: why others could change it, and whether it is the source owner's. */
+interface Judgment {
+  readonly bad: UntrustedPath | undefined
+  readonly owners: boolean
+}
+
+/**
+ * Judgments of real directories, kept for a second (a pass reads many files in one directory), by
+ * the source's owner they were made for (a directory of that user's passes only for its sources).
+ */
+const judged = new Map<number | undefined, Map<string, Judgment>>()
 let judgedSince = 0
 const JUDGED_MS = 1000
 
 /** The entry's judgment, as an UntrustedPath. */
-const untrusted = (path: string, s: Stats): UntrustedPath | undefined => {
-  const found = whyOthersMayWrite(path, s)
-  return found === undefined ? undefined : { path, kind: kindOf(s), why: found.why, fix: found.fix }
+const untrusted = (path: string, s: Stats, owner: number | undefined): UntrustedPath | undefined => {
+  const found = whyOthersMayWrite(path, s, owner)
+  return found === undefined ? undefined : { path, kind: kindOf(s), why: found.why, fix: found.fix, owner }
 }
+
+const judge = (path: string, s: Stats, owner: number | undefined): Judgment => ({
+  bad: untrusted(path, s, owner),
+  owners: owner !== undefined && s.uid === owner,
+})
+
+/**
+ * A file that is not the source owner's, reached through `via`, an entry of that user's: that user
+ * could have linked there (or hard-linked) a file it cannot read itself, such as root's key.
+ */
+const notTheOwnersFile = (
+  path: string,
+  s: Stats,
+  owner: number,
+  via: { readonly path: string; readonly kind: string },
+): UntrustedPath => ({
+  path,
+  kind: kindOf(s),
+  why: `is owned by uid ${s.uid}, and reached through the ${via.kind} ${shownPath(via.path)} of the source's owner (uid ${owner})`,
+  fix: `have uid ${owner} write the file itself (the file must be its own), or keep files of other users out of its directories`,
+  owner,
+  consequence:
+    "the source's owner could have put there a file it cannot read itself, such as root's key, so it is not read",
+})
 
 /** What the walk found: the first entry others could change, or the resolved file and its lstat. */
 export type PathWalk =
   | { readonly _tag: "Untrusted"; readonly untrusted: UntrustedPath }
-  | { readonly _tag: "Resolved"; readonly real: string; readonly stats: Stats }
+  | {
+      readonly _tag: "Resolved"
+      readonly real: string
+      readonly stats: Stats
+      /** The first entry of the source owner's on the way (the file must then be that user's own). */
+      readonly via: { readonly path: string; readonly kind: string } | undefined
+    }
 
 /**
  * Resolve `path` (absolute, or relative to the working directory) one component at a time, judging
  * each directory, link and the final entry (when it is a regular file; anything else is the
- * caller's to refuse) by who may write it. Throws the file system's error (ENOENT, ENOTDIR, EACCES,
- * ELOOP) as `open` would.
+ * caller's to refuse) by who may write it: root, the agent's user, and `owner` (the source's
+ * `owner`, a uid) when given. Throws the file system's error (ENOENT, ENOTDIR, EACCES, ELOOP) as
+ * `open` would.
  */
-export const walkPath = (path: string): PathWalk => {
+export const walkPath = (path: string, sourceOwner?: number): PathWalk => {
+  const owner = extraOwner(sourceOwner)
   const now = Date.now()
   if (now - judgedSince > JUDGED_MS || now < judgedSince) {
     judged.clear()
     judgedSince = now
+  }
+  let known = judged.get(owner)
+  if (known === undefined) {
+    known = new Map()
+    judged.set(owner, known)
   }
   const pending = resolve(path)
     .split("/")
@@ -118,12 +200,14 @@ export const walkPath = (path: string): PathWalk => {
   let dir = "/"
   let links = 0
   let stats: Stats | undefined
-  if (!judged.has("/")) {
+  let via: { readonly path: string; readonly kind: string } | undefined
+  if (!known.has("/")) {
     stats = lstatSync("/")
-    judged.set("/", untrusted("/", stats))
+    known.set("/", judge("/", stats, owner))
   }
-  const rootJudged = judged.get("/")
-  if (rootJudged !== undefined) return { _tag: "Untrusted", untrusted: rootJudged }
+  const root = known.get("/") as Judgment
+  if (root.bad !== undefined) return { _tag: "Untrusted", untrusted: root.bad }
+  if (root.owners) via = { path: "/", kind: "directory" }
   while (pending.length > 0) {
     const name = pending.pop() as string
     if (name === "..") {
@@ -132,16 +216,18 @@ export const walkPath = (path: string): PathWalk => {
       continue
     }
     const full = join(dir, name)
-    if (judged.has(full) && pending.length > 0) {
-      const known = judged.get(full)
-      if (known !== undefined) return { _tag: "Untrusted", untrusted: known }
+    const cached = pending.length > 0 ? known.get(full) : undefined
+    if (cached !== undefined) {
+      if (cached.bad !== undefined) return { _tag: "Untrusted", untrusted: cached.bad }
+      if (cached.owners && via === undefined) via = { path: full, kind: "directory" }
       dir = full
       continue
     }
     stats = lstatSync(full)
     if (stats.isSymbolicLink()) {
-      const bad = untrusted(full, stats)
-      if (bad !== undefined) return { _tag: "Untrusted", untrusted: bad }
+      const link = judge(full, stats, owner)
+      if (link.bad !== undefined) return { _tag: "Untrusted", untrusted: link.bad }
+      if (link.owners && via === undefined) via = { path: full, kind: "symbolic link" }
       if (++links > MAX_LINKS)
         throw Object.assign(new Error(`too many symbolic links: ${full}`), { code: "ELOOP" })
       const target = readlinkSync(full)
@@ -155,33 +241,51 @@ export const walkPath = (path: string): PathWalk => {
       continue
     }
     if (stats.isDirectory()) {
-      const bad = untrusted(full, stats)
-      judged.set(full, bad)
-      if (bad !== undefined) return { _tag: "Untrusted", untrusted: bad }
+      const directory = judge(full, stats, owner)
+      known.set(full, directory)
+      if (directory.bad !== undefined) return { _tag: "Untrusted", untrusted: directory.bad }
+      if (directory.owners && via === undefined) via = { path: full, kind: "directory" }
     } else if (pending.length > 0)
       throw Object.assign(new Error(`not a directory: ${full}`), { code: "ENOTDIR" })
     else if (stats.isFile()) {
-      const bad = untrusted(full, stats)
+      const bad = untrustedFile(full, stats, owner, via)
       if (bad !== undefined) return { _tag: "Untrusted", untrusted: bad }
     }
     dir = full
   }
-  return { _tag: "Resolved", real: dir, stats: stats ?? lstatSync(dir) }
+  return { _tag: "Resolved", real: dir, stats: stats ?? lstatSync(dir), via }
 }
 
 /**
  * Why a user other than root and the agent's could change this entry (its lstat), or undefined:
- * the rule above for one directory, link or file.
+ * the rule above for one directory, link or file (of a source without an owner).
  */
-export const untrustedEntry = (path: string, s: Stats): UntrustedPath | undefined => untrusted(path, s)
+export const untrustedEntry = (path: string, s: Stats): UntrustedPath | undefined =>
+  untrusted(path, s, undefined)
 
-/** The judgment of a regular file's own fstat (taken after it was opened): the file may have changed since its walk. */
-export const untrustedFile = (path: string, s: Stats): UntrustedPath | undefined => untrusted(path, s)
+/**
+ * The judgment of a regular file, by its lstat in the walk and again by its own fstat (taken after
+ * it was opened: the file may have changed since its walk): who may write it, and, when the walk
+ * went through an entry of the source owner's (`via`), whether it is that user's own.
+ */
+export const untrustedFile = (
+  path: string,
+  s: Stats,
+  sourceOwner: number | undefined,
+  via: { readonly path: string; readonly kind: string } | undefined,
+): UntrustedPath | undefined => {
+  const owner = extraOwner(sourceOwner)
+  const bad = untrusted(path, s, owner)
+  if (bad !== undefined) return bad
+  return owner !== undefined && via !== undefined && s.uid !== owner
+    ? notTheOwnersFile(path, s, owner, via)
+    : undefined
+}
 
 /** The problem in words: what others could change, and why nothing is read. */
 export const untrustedText = (u: UntrustedPath): string =>
-  `the ${u.kind} ${shownPath(u.path)} ${u.why}: a user other than root and the agent's could replace the file, so it is not read`
+  `the ${u.kind} ${shownPath(u.path)} ${u.why}: ${u.consequence ?? `a user other than ${otherThan(u.owner)} could replace the file, so it is not read`}`
 
 /** The fix in words. */
 export const untrustedFix = (u: UntrustedPath): string =>
-  `${u.fix}; every directory on the way to a source file, every symbolic link followed and the file itself must be owned by root or the agent's user and writable by no one else`
+  `${u.fix}; every directory on the way to a source file, every symbolic link followed and the file itself must be owned by ${ownedBy(u.owner)} and writable by no one else`

@@ -180,7 +180,7 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
     const read = roles.map(({ role, path }) =>
       Result.try({
         try: () => {
-          const { bytes, stats } = readRegularFile(path)
+          const { bytes, stats } = readRegularFile(path, source.owner)
           return {
             role,
             path,
@@ -219,15 +219,18 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
  * is resolved by hand, each directory and link judged, and the resolved path opened with
  * O_NOFOLLOW; the file opened must be the one judged (device and inode), and is judged again.
  */
-const readRegularFile = (path: string): { readonly bytes: Buffer; readonly stats: Stats } => {
-  const walk = walkPath(path)
+const readRegularFile = (
+  path: string,
+  owner: number | undefined,
+): { readonly bytes: Buffer; readonly stats: Stats } => {
+  const walk = walkPath(path, owner)
   if (walk._tag === "Untrusted") throw new Untrusted(walk.untrusted)
   const fd = openSync(walk.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW)
   try {
     const stats = fstatSync(fd)
     if (!stats.isFile()) throw new NotARegularFile()
     if (stats.dev !== walk.stats.dev || stats.ino !== walk.stats.ino) throw new ChangedWhileRead()
-    const bad = untrustedFile(walk.real, stats)
+    const bad = untrustedFile(walk.real, stats, owner, walk.via)
     if (bad !== undefined) throw new Untrusted(bad)
     if (stats.size > MAX_SOURCE_BYTES) throw new TooLarge(stats.size)
     return { bytes: readWhole(fd, stats.size), stats }

@@ -1,7 +1,16 @@
 /** `--check` and `--check --json`: the configuration judged in the agent's environment, exit 0 or 2. */
 import { spawnSync } from "node:child_process"
 import { generateKeyPairSync } from "node:crypto"
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  chownSync,
+  lchownSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -97,6 +106,37 @@ deployments:
       ])
     })
   })
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "judges a source's files with its owner (source.owner): its files pass, root's key linked into its directory does not",
+    () => {
+      inScratch((dir) => {
+        const acme = join(dir, "acme")
+        mkdirSync(acme, { mode: 0o700 })
+        writeFileSync(join(acme, "cert.pem"), "x")
+        symlinkSync("/etc/shadow", join(acme, "key.pem"))
+        lchownSync(join(acme, "key.pem"), 4242, 4242)
+        chownSync(join(acme, "cert.pem"), 4242, 4242)
+        chownSync(acme, 4242, 4242)
+        const config = join(dir, "owned.yaml")
+        writeFileSync(
+          config,
+          `deployments:
+  - { name: a, source: { cert: ${join(acme, "cert.pem")}, key: ${join(acme, "key.pem")}, owner: 4242 }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+        )
+        const r = agent(["--config", config, "--check", "--json"])
+        expect(r.status).toBe(2)
+        expect(JSON.parse(r.stdout).problems).toEqual([
+          {
+            field: "deployments[0].source.key",
+            message: `${join(acme, "key.pem")}: the file /etc/shadow is owned by uid 0, and reached through the directory ${acme} of the source's owner (uid 4242): the source's owner could have put there a file it cannot read itself, such as root's key, so it is not read`,
+            fix: expect.stringMatching(/^have uid 4242 write the file itself/),
+          },
+        ])
+      })
+    },
+  )
 
   it("names the paths' problems in the same run as the file's own (an invalid file hid them until it was fixed)", () => {
     inScratch((dir) => {

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { dump } from "js-yaml"
 import { describe, expect, it } from "vitest"
-import { jsonSchema, parseAgentConfig } from "../src/config.js"
+import { jsonSchema, parseAgentConfig, validateAgentConfig } from "../src/config.js"
 import { agentRoot } from "./harness.js"
 
 const problemsOf = (yaml: string, env: Record<string, string> = {}) => {
@@ -931,6 +931,60 @@ deployments:
     ).toEqual([])
   })
 
+  it("takes the source's owner as a uid or a user name the host knows, and names the field when it cannot", () => {
+    const yaml = (owner: string) => `
+deployments:
+  - name: acme
+    source: { cert: /home/acme/cert.pem, key: /home/acme/key.pem, owner: ${owner} }
+    target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: acme }
+  - name: pfx
+    source: { pfx: /home/acme/p.pfx, owner: 4242 }
+    target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: pfx }
+`
+    const parsed = (owner: string) => {
+      const r = parseAgentConfig(yaml(owner), "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})
+      if (r._tag === "Failure") throw new Error(r.failure.message)
+      return r.success.deployments
+    }
+    // A name is looked up with the host's name service (getent passwd: nobody is 65534 on Debian).
+    const byName = parsed("nobody")
+    expect(byName.map((d) => d.source.owner)).toEqual([65534, 4242])
+    const byUid = parsed("65534")
+    expect(byUid[0]?.source.owner).toBe(65534)
+    expect(byUid[0]?.fingerprint).toBe(byName[0]?.fingerprint)
+    // The owner is part of the deployment: naming another one reconsiders its held outcomes.
+    expect(parsed("4243")[0]?.fingerprint).not.toBe(byUid[0]?.fingerprint)
+    expect(problemsOf(yaml("kvdeploy-no-such-user"))).toEqual([
+      "deployments[0].source.owner: names the user kvdeploy-no-such-user, unknown on this host (getent passwd kvdeploy-no-such-user finds none)",
+    ])
+    expect(problemsOf(yaml("-1"))).toEqual([expect.stringMatching(/^deployments\[0\]\.source\.owner: /)])
+    expect(problemsOf(yaml('"no such name!"'))).toEqual([
+      expect.stringMatching(/^deployments\[0\]\.source\.owner: /),
+    ])
+    // Where names cannot be looked up, the fix is the uid.
+    const r = validateAgentConfig(
+      {
+        deployments: [
+          {
+            name: "acme",
+            source: { cert: "/home/acme/cert.pem", owner: "acme" },
+            target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: "acme" },
+          },
+        ],
+      },
+      "/etc/kvdeploy/agent.yaml",
+      "/etc/kvdeploy",
+      {},
+      () => "unavailable",
+    )
+    expect(r._tag === "Failure" ? r.failure.problems : []).toEqual([
+      {
+        field: "deployments[0].source.owner",
+        message: "names the user acme, but user names cannot be looked up here (getent passwd failed)",
+        fix: "give the user's uid (a number) instead of its name",
+      },
+    ])
+  })
   it("publishes the JSON Schema generated from the Effect Schema", () => {
     const published = JSON.parse(
       readFileSync(join(agentRoot, "schema", "agent-config.schema.json"), "utf8"),

@@ -235,7 +235,7 @@ export interface DeploymentSpec {
   readonly name: string
   readonly vault: string
   readonly certificate: string
-  readonly source: Record<string, string>
+  readonly source: Record<string, string | number>
   readonly target?: Record<string, unknown>
   readonly pickup?: Record<string, unknown>
 }

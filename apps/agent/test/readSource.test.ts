@@ -258,6 +258,71 @@ describe("readSource", () => {
       },
     )
 
+    it.skipIf(!isRoot)(
+      "reads the files of the source's owner (source.owner), and no file of another user's through its entries",
+      async () => {
+        const d = scratch()
+        // An ACME client running as its own user (uid 4242) writes its own directory.
+        const acme = join(d, "acme")
+        mkdirSync(acme, { mode: 0o700 })
+        writeFileSync(join(acme, "cert.pem"), "certificate bytes", { mode: 0o644 })
+        writeFileSync(join(acme, "key.pem"), "key bytes", { mode: 0o600 })
+        for (const p of [acme, join(acme, "cert.pem"), join(acme, "key.pem")]) chownSync(p, other, other)
+        const owned = (cert: string, key: string) => ({ ...pem(cert, key), owner: other })
+        const read = await Effect.runPromise(readSource(owned(join(acme, "cert.pem"), join(acme, "key.pem"))))
+        expect(read.files.map((f) => Buffer.from(f.bytes).toString())).toEqual([
+          "certificate bytes",
+          "key bytes",
+        ])
+        // Without the owner named, the same files are refused, and the fix names source.owner.
+        expect(await problems(pem(join(acme, "cert.pem"), join(acme, "key.pem")))).toEqual([
+          expect.stringContaining(
+            `the directory ${acme} is owned by uid ${other}, neither root nor the agent's user (uid 0): a user other than root and the agent's could replace the file, so it is not read; fix: chown root ${acme} (or to uid 0), or keep the files where only root and the agent's user can write; if uid ${other} is the ACME client that writes them, name it as the source's owner (source.owner)`,
+          ),
+          expect.stringContaining(`the directory ${acme} is owned by uid ${other}`),
+        ])
+        // The owner links root's key into its directory (a symbolic link of its own, and a hard
+        // link): neither is read, though root's file and its directories pass.
+        const roots = join(d, "root-only")
+        mkdirSync(roots, { mode: 0o700 })
+        writeFileSync(join(roots, "other.key"), "root's key bytes", { mode: 0o600 })
+        symlinkSync(join(roots, "other.key"), join(acme, "linked.key"))
+        lchownSync(join(acme, "linked.key"), other, other)
+        execFileSync("ln", [join(roots, "other.key"), join(acme, "hard.key")])
+        expect(await problems(owned(join(acme, "cert.pem"), join(acme, "linked.key")))).toEqual([
+          `key ${join(acme, "linked.key")}: the file ${join(roots, "other.key")} is owned by uid 0, and reached through the directory ${acme} of the source's owner (uid ${other}): the source's owner could have put there a file it cannot read itself, such as root's key, so it is not read; fix: have uid ${other} write the file itself (the file must be its own), or keep files of other users out of its directories; every directory on the way to a source file, every symbolic link followed and the file itself must be owned by root, the agent's user or the source's owner (uid ${other}) and writable by no one else`,
+        ])
+        expect(await problems(owned(join(acme, "cert.pem"), join(acme, "hard.key")))).toEqual([
+          expect.stringContaining(
+            `key ${join(acme, "hard.key")}: the file ${join(acme, "hard.key")} is owned by uid 0, and reached through the directory ${acme} of the source's owner`,
+          ),
+        ])
+        // A root-owned link elsewhere into the owner's directory reaches the owner's own file: read.
+        const etc = join(d, "etc")
+        mkdirSync(etc, { mode: 0o755 })
+        symlinkSync(join(acme, "key.pem"), join(etc, "key.pem"))
+        await Effect.runPromise(readSource(owned(join(etc, "key.pem"), join(etc, "key.pem"))))
+        // A third user's file is refused, named with the users that may own the files.
+        writeFileSync(join(acme, "third.key"), "key bytes", { mode: 0o600 })
+        chownSync(join(acme, "third.key"), other + 1, other + 1)
+        expect(await problems(owned(join(acme, "cert.pem"), join(acme, "third.key")))).toEqual([
+          `key ${join(acme, "third.key")}: the file ${join(acme, "third.key")} is owned by uid ${other + 1}, neither root, the agent's user (uid 0) nor the source's owner (uid ${other}): a user other than root, the agent's and the source's owner (uid ${other}) could replace the file, so it is not read; fix: chown root ${join(acme, "third.key")} (or to uid ${other}, the source's owner), or keep the files where only those users can write; every directory on the way to a source file, every symbolic link followed and the file itself must be owned by root, the agent's user or the source's owner (uid ${other}) and writable by no one else`,
+        ])
+        // A directory of its own writable by its group is refused as any other. (Another directory:
+        // a directory's judgment is kept for a second.)
+        const shared = join(d, "acme-shared")
+        mkdirSync(shared, { mode: 0o700 })
+        writeFileSync(join(shared, "key.pem"), "key bytes", { mode: 0o600 })
+        chownSync(join(shared, "key.pem"), other, other)
+        chownSync(shared, other, other)
+        chmodSync(shared, 0o770)
+        expect(await problems(owned(join(shared, "key.pem"), join(shared, "key.pem")))).toEqual([
+          expect.stringContaining(`the directory ${shared} is writable by group ${other} (mode 0770)`),
+          expect.stringContaining(`the directory ${shared} is writable by group ${other}`),
+        ])
+      },
+    )
+
     it("reads certbot's layout: live/NAME/privkey.pem -> ../../archive/NAME/privkey1.pem", async () => {
       const d = scratch()
       mkdirSync(join(d, "archive", "example.com"), { recursive: true, mode: 0o700 })

@@ -2,9 +2,10 @@
  * Source files another user could replace are not deployed (ssh's StrictModes for the agent): a
  * directory every user may write, and a symbolic link into one, are `source broken` with the fix
  * and nothing reaches the vault; certbot's live -> archive links and a Kubernetes secret volume's
- * ..data links (in a sticky 1777 mount directory) deploy.
+ * ..data links (in a sticky 1777 mount directory) deploy, and so does the directory of an ACME client
+ * running as its own user, named as the source's owner.
  */
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs"
+import { chmodSync, chownSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
@@ -15,10 +16,16 @@ const suite = agentSuite([VAULT])
 describe("who may change a source's files", () => {
   it("deploys certbot's and Kubernetes' linked layouts, and nothing from files another user could replace", async () => {
     const { emulator, pki, work } = suite
-    const [certbot, kube, open, linked] = await Promise.all(
-      ["certbot", "kube", "open", "linked"].map((n) => pki.leaf(`${n}.example.test`)),
+    const [certbot, kube, open, linked, acme] = await Promise.all(
+      ["certbot", "kube", "open", "linked", "acme"].map((n) => pki.leaf(`${n}.example.test`)),
     )
-    if (certbot === undefined || kube === undefined || open === undefined || linked === undefined)
+    if (
+      certbot === undefined ||
+      kube === undefined ||
+      open === undefined ||
+      linked === undefined ||
+      acme === undefined
+    )
       throw new Error("no leaf")
     // certbot: live/NAME/*.pem -> ../../archive/NAME/*1.pem, directories 0700.
     const archive = join(work.dir, "letsencrypt", "archive", "certbot.example.test")
@@ -52,6 +59,14 @@ describe("who may change a source's files", () => {
     mkdirSync(safe, { mode: 0o755 })
     writeFileSync(join(safe, "linked.crt"), linked.certPem, { mode: 0o644 })
     symlinkSync("../open/linked.key", join(safe, "linked.key"))
+    // An ACME client running as its own user (uid 4242, named as the source's owner) writes its own
+    // directory (as root only: chown).
+    const asRoot = process.getuid?.() === 0
+    const acmeDir = join(work.dir, "acme-home")
+    mkdirSync(acmeDir, { mode: 0o700 })
+    writeFileSync(join(acmeDir, "fullchain.cer"), acme.certPem, { mode: 0o644 })
+    writeFileSync(join(acmeDir, "acme.key"), acme.keyPem, { mode: 0o600 })
+    if (asRoot) for (const f of ["", "fullchain.cer", "acme.key"]) chownSync(join(acmeDir, f), 4242, 4242)
 
     const config = writeConfig(work, emulator, [
       {
@@ -78,6 +93,12 @@ describe("who may change a source's files", () => {
         certificate: "linked",
         source: { cert: join(safe, "linked.crt"), key: join(safe, "linked.key") },
       },
+      {
+        name: "acme",
+        vault: VAULT,
+        certificate: "acme",
+        source: { cert: join(acmeDir, "fullchain.cer"), key: join(acmeDir, "acme.key"), owner: 4242 },
+      },
     ])
     const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
     suite.agent = a
@@ -85,6 +106,8 @@ describe("who may change a source's files", () => {
     await a.waitFor((l) => l.deployment === "kube" && l.msg === "deploy: Succeeded")
     expect(emulator.state.versions(VAULT, "certbot")?.at(-1)?.x5t).toBe(certbot.x5t)
     expect(emulator.state.versions(VAULT, "kube")?.at(-1)?.x5t).toBe(kube.x5t)
+    await a.waitFor((l) => l.deployment === "acme" && l.msg === "deploy: Succeeded")
+    expect(emulator.state.versions(VAULT, "acme")?.at(-1)?.x5t).toBe(acme.x5t)
 
     const openBroken = await a.waitFor((l) => l.deployment === "open" && /^source broken/.test(l.msg))
     expect(openBroken.problems).toEqual([
