@@ -20,9 +20,10 @@
  * by hand, as `fs.realpath` does, with an `lstat` per component, and the caller
  * opens the resolved path with O_NOFOLLOW, so the file read is the one judged.
  */
-import { accessSync, constants, lstatSync, readlinkSync, type Stats } from "node:fs"
+import { lstatSync, readlinkSync, type Stats } from "node:fs"
 import { dirname, isAbsolute, join, resolve } from "node:path"
 import { shownPath } from "@kvdeploy/core"
+import { writableThrough } from "./mounts.js"
 
 /** The agent's own user (undefined where there are no user ids). */
 const agentUid = process.geteuid?.()
@@ -76,8 +77,9 @@ const mode = (s: Stats): string => `mode ${(s.mode & 0o7777).toString(8).padStar
  * services, and its write bit would let each of them replace another's key. A sticky directory
  * (1777, /tmp) is fine: others may add entries to it but not replace one of another owner's, and
  * every entry followed must be root's or the agent's anyway. A link's own mode means nothing.
- * A file system mounted read-only (a Kubernetes configMap volume, 0777) is changed by no one
- * through this path, which excuses its mode bits, never another owner.
+ * A directory or file mounted read-only and writable through no other mount (a Kubernetes configMap
+ * volume, 0777; mounts.ts) is changed by no one, which excuses its mode bits, never another owner;
+ * a read-only bind mount of a directory every user may write is still written through its own path.
  */
 const whyOthersMayWrite = (
   path: string,
@@ -86,7 +88,6 @@ const whyOthersMayWrite = (
 ): { why: string; fix: string } | undefined => {
   if (agentUid === undefined) return undefined
   const shown = shownPath(path)
-  let found: { why: string; fix: string } | undefined
   // Another owner may change it through another path (a read-only bind mount of their directory
   // is still theirs): no read-only mount excuses it.
   if (s.uid !== 0 && s.uid !== agentUid && s.uid !== owner)
@@ -100,23 +101,24 @@ const whyOthersMayWrite = (
           fix: `chown root ${shown} (or to uid ${owner}, the source's owner), or keep the files where only those users can write`,
         }
   if (s.isSymbolicLink() || (s.isDirectory() && (s.mode & STICKY) !== 0)) return undefined
-  else if ((s.mode & 0o002) !== 0)
-    found = {
-      why: `is writable by every user (${mode(s)}${s.isDirectory() ? ", no sticky bit" : ""})`,
-      fix: `chmod o-w ${shown}`,
-    }
-  else if ((s.mode & 0o020) !== 0 && s.gid !== 0)
-    found = {
-      why: `is writable by group ${s.gid} (${mode(s)})`,
-      fix: `chmod g-w ${shown} (readable by the group is fine)`,
-    }
-  if (found === undefined || s.isSymbolicLink()) return found
-  try {
-    accessSync(path, constants.W_OK)
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EROFS") return undefined
-  }
-  return found
+  let why: string
+  let fix: (at: string) => string
+  if ((s.mode & 0o002) !== 0) {
+    why = `is writable by every user (${mode(s)}${s.isDirectory() ? ", no sticky bit" : ""})`
+    fix = (at) => `chmod o-w ${at}`
+  } else if ((s.mode & 0o020) !== 0 && s.gid !== 0) {
+    why = `is writable by group ${s.gid} (${mode(s)})`
+    fix = (at) => `chmod g-w ${at} (readable by the group is fine)`
+  } else return undefined
+  // Mounted read-only here and writable through no other path (a configMap volume): no one changes it.
+  const through = writableThrough(path, Date.now())
+  if (through.readOnlyHere && through.writableAt === undefined) return undefined
+  return through.writableAt === undefined
+    ? { why, fix: fix(shown) }
+    : {
+        why: `${why}; it is mounted read-only here, but the same ${kindOf(s)} is writable at ${shownPath(through.writableAt)}`,
+        fix: fix(shownPath(through.writableAt)),
+      }
 }
 
 /** A directory's judgment: why others could change it, and whether it is the source owner's. */
