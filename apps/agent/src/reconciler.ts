@@ -324,12 +324,24 @@ export const makeReconciler = (
       fields: Omit<DeploymentRecord, "configFingerprint" | "lastSuccessAt" | "at"> & {
         success: boolean
         atMs: number
+        /**
+         * Not a decision about the source (a vault that could not be read, a source that could not
+         * be read or parsed): a held outcome of this configuration stays recorded instead, so the
+         * same source is still held once the vault answers or the files are whole again.
+         */
+        keepsHeld?: true
       },
     ) => {
       // A deployment removed by a reload while its deploy was in flight: its state record and
       // series were removed with it, and an outcome arriving after must not bring them back.
       if (!slots.has(d.name)) return
       const previous = state.get(d.name)
+      if (
+        fields.keepsHeld === true &&
+        previous?.held === true &&
+        previous.configFingerprint === d.fingerprint
+      )
+        return
       const at = isoAt(fields.atMs)
       state.set(d.name, {
         outcome: fields.outcome,
@@ -454,6 +466,7 @@ export const makeReconciler = (
               held: false,
               success: false,
               atMs: startedAt,
+              keepsHeld: true,
             })
             yield* log(d, "source broken: nothing sent to the vault; retrying", "warn", {
               problems: b.problems,
@@ -577,6 +590,7 @@ export const makeReconciler = (
               held: false,
               success: false,
               atMs: yield* Clock.currentTimeMillis,
+              keepsHeld: true,
             })
             yield* log(d, "cannot read the vault: retrying with backoff", "warn", {
               error: e._tag,

@@ -12,7 +12,7 @@ import { type AgentProcess, type LogLine, metricValue, perTestWorld, writeConfig
 
 const world = perTestWorld()
 
-/** A fresh emulator with one vault, a work directory, and a deployment `name` of a fresh leaf in it. */
+/** A fresh emulator with one vault, a work directory, the PKI, and a deployment `name` of a fresh leaf in it. */
 const setUp = async (vault: string, name: string) => {
   const { e, w: work, p } = await world.setUp([vault])
   const leaf = await p.leaf(`${name}.example.test`)
@@ -24,7 +24,7 @@ const setUp = async (vault: string, name: string) => {
     certificate: name,
     source: { cert: work.path(`${name}.crt`), key: work.path(`${name}.key`) },
   }
-  return { e, w: work, leaf, deployment }
+  return { e, w: work, p, leaf, deployment }
 }
 
 /** The deployment's next decision after log line `from`: held, found in place, or a deploy's outcome. */
@@ -151,5 +151,45 @@ describe("outcomes that need a person are held", () => {
     // The retry compared (one read) and did not import again.
     expect(importsOf(e, "kv-unverified")).toHaveLength(1)
     expect(deploys(a, "uv")).toHaveLength(1)
+  })
+
+  it("a held outcome stays held through a vault read that failed and a source broken for a while", async () => {
+    const { e, w, p, leaf, deployment } = await setUp("kv-held-transient", "ht")
+    await e.state.foreignImport("kv-held-transient", "ht")
+    const a = world.run(writeConfig(w, e, [deployment]), e)
+    expect((await nextDecision(a, "ht", 0)).msg).toBe("deploy: Rejected")
+
+    // A pass whose read of the vault fails once (503): retried with backoff, and the retry holds.
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-held-transient",
+      name: "ht",
+      times: 1,
+      action: { kind: "status", status: 503 },
+    })
+    let from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor((l) => l.deployment === "ht" && l.msg.startsWith("cannot read the vault"), { from })
+    const afterRead = await nextDecision(a, "ht", from)
+    expect(afterRead.msg).toMatch(/^held: the last deploy of this source ended Rejected/)
+
+    // The key is replaced by another certificate's (a broken source), then put back: still held.
+    const other = await p.leaf("other.example.test")
+    from = a.lines.length
+    w.write("ht.key", other.keyPem)
+    await a.waitFor((l) => l.deployment === "ht" && l.msg.startsWith("source broken"), { from })
+    from = a.lines.length
+    w.write("ht.key", leaf.keyPem)
+    const afterBroken = await nextDecision(a, "ht", from)
+    expect(afterBroken.msg).toMatch(/^held: the last deploy of this source ended Rejected/)
+
+    // One deploy in all (the refusal), nothing imported, and the held outcome still shown.
+    expect(deploys(a, "ht")).toHaveLength(1)
+    expect(importsOf(e, "kv-held-transient")).toHaveLength(0)
+    const page = (await a.http("/metrics")).body
+    expect(metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "ht", outcome: "Rejected" })).toBe(
+      1,
+    )
+    expect(metricValue(page, "certctl_deploy_attempts_total", { result: "rejected" })).toBe(1)
   })
 })
