@@ -27,6 +27,7 @@ import {
   ExitCode,
   ExitWith,
   pemArgumentProblems,
+  reportedExit,
   stoppedBySignal,
   usage,
   withoutPem,
@@ -243,9 +244,11 @@ export const main = (argv: ReadonlyArray<string>): void => {
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
     teardown: (exit, onExit) =>
-      stoppedBySignal.isSuccess && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
-        ? onExit(ExitCode.ok)
-        : Runtime.defaultTeardown(exit, onExit),
+      Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) && reportedExit.exitCode !== undefined
+        ? onExit(reportedExit.exitCode)
+        : stoppedBySignal.isSuccess && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+          ? onExit(ExitCode.ok)
+          : Runtime.defaultTeardown(exit, onExit),
   })
 }
 

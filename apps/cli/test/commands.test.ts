@@ -3,7 +3,7 @@
  * each exit code of the contract: 0 Succeeded/Skipped, 1 Failed, 2 usage or
  * Rejected, 3 RolledBack (through `demo`), 4 Unverified, 5 Superseded.
  */
-import { execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import * as https from "node:https"
@@ -756,6 +756,73 @@ describe("outcomes and exit codes", () => {
     expect(history.stdout).toContain(`rollback of ${(imported?.version ?? "").slice(0, 12)}`)
     // Creation times say their zone, as show's ISO times do.
     expect(history.stdout).toMatch(/ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC {2}expires /)
+  })
+
+  it("Ctrl+C before the import stops the deploy (130, nothing written); SIGTERM after it waits for the rollback and reports it (3)", async () => {
+    /** Wait until fault `id` has held a request, send `signal` to the deploy, and release the request 0.3 s later. */
+    const signalWhenHeld = (id: string, signal: NodeJS.Signals) => (child: ChildProcess) => {
+      const deadline = Date.now() + 60_000
+      const poll = setInterval(() => {
+        const hits = world.emulator.faults.list().find((f) => f.id === id)?.hits ?? 0
+        if (hits > 0 || Date.now() > deadline) {
+          clearInterval(poll)
+          child.kill(signal)
+          setTimeout(() => world.emulator.faults.release(id), 300)
+        }
+      }, 25)
+    }
+    // Before the import: the snapshot read is held, and Ctrl+C stops the deploy there.
+    const before = "interrupt-before-import"
+    const snapshot = world.emulator.faults.add({
+      operation: "getLatest",
+      name: before,
+      times: 1,
+      action: { kind: "hold", timeoutMs: 20_000 },
+    })
+    let mark = world.emulator.requests.mark()
+    const stopped = await runCli(deployArgs(before), {
+      stdin: fx.bundle(await fx.leaf()),
+      env: world.env,
+      started: signalWhenHeld(snapshot, "SIGINT"),
+    })
+    expect(stopped.code, stopped.stderr).toBe(130)
+    expect(stopped.stdout).toBe("")
+    expect(world.writesSince(mark, before)).toBe(0)
+    expect(world.emulator.state.versions(world.vault, before) ?? []).toEqual([])
+
+    // After it: the import lands and is disabled (its verify finds it wrong); the rollback's read of
+    // the previous version's secret is held, and SIGTERM comes then. The rollback runs to its end.
+    const after = "interrupt-after-import"
+    expect(
+      (await runCli(deployArgs(after), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code,
+    ).toBe(0)
+    world.emulator.faults.add({
+      operation: "import",
+      name: after,
+      times: 1,
+      action: { kind: "disableAfterCommit" },
+    })
+    const secret = world.emulator.faults.add({
+      operation: "getSecret",
+      name: after,
+      times: 1,
+      action: { kind: "hold", timeoutMs: 20_000 },
+    })
+    mark = world.emulator.requests.mark()
+    const finished = await runCli(deployArgs(after), {
+      stdin: fx.bundle(await fx.leaf()),
+      env: world.env,
+      started: signalWhenHeld(secret, "SIGTERM"),
+    })
+    expect(finished.code, finished.stdout + finished.stderr).toBe(3)
+    expect(json<Outcome>(finished)._tag).toBe("RolledBack")
+    expect(finished.stderr).toContain(
+      `interrupted: ${after} has been written to; the deploy finishes first (verify, and a rollback when the vault serves something wrong), reports its outcome, then stops`,
+    )
+    const versions = world.emulator.state.versions(world.vault, after) ?? []
+    expect(versions.at(-1)?.tags?.["certctl-rollback-of"]).toBe(versions.at(-2)?.version)
+    expect(versions.at(-1)?.enabled).toBe(true)
+    expect(world.writesSince(mark, after)).toBe(2)
   })
 
   it("--previous-key: without secrets/get, the operator's kept key restores the previous version (exit 3); without it, RollbackFailed (exit 4)", async () => {

@@ -3,7 +3,7 @@
  * (dist/bin.js) as a subprocess, temporary files on /dev/shm (removed after),
  * and the emulator's request log to prove what was (not) written.
  */
-import { spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { getCACertificates, setDefaultCACertificates } from "node:tls"
@@ -41,6 +41,8 @@ export const runCli = (
     readonly timeoutMs?: number
     /** Run as this user and group (a test run by root that needs permissions to refuse a read). */
     readonly user?: { readonly uid: number; readonly gid: number }
+    /** Called with the process once it started (a test that signals it). */
+    readonly started?: (child: ChildProcess) => void
   } = {},
 ): Promise<CliResult> =>
   new Promise((resolve, reject) => {
@@ -64,6 +66,7 @@ export const runCli = (
       })
     })
     child.stdin.on("error", () => {})
+    options.started?.(child)
     if (options.stdin !== undefined) child.stdin.end(options.stdin)
     else child.stdin.end()
   })

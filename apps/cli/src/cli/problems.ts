@@ -37,6 +37,12 @@ export const ExitCode = {
 export const stoppedBySignal = { isSuccess: false }
 
 /**
+ * Set by a command once it printed an outcome it finished although it was interrupted (a deploy
+ * interrupted after its import runs to its end): the command then exits with this code, not 130.
+ */
+export const reportedExit: { exitCode: number | undefined } = { exitCode: undefined }
+
+/**
  * The command cannot go on. `kind` says whether it is a usage problem (exit 2,
  * the vault was not touched) or a failure talking to the vault or the system.
  */

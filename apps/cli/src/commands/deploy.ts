@@ -3,6 +3,7 @@ import {
   certificateIdProblems,
   type DeployOutcome,
   exitCodeOf,
+  interruptibleUntilWritten,
   deploy as runDeploy,
   Vault,
 } from "@kvdeploy/core"
@@ -21,9 +22,17 @@ import {
   previousKeyProblems,
   readPreviousKey,
 } from "../cli/previousKey.js"
-import { ExitCode, ExitWith, type Problem, usage } from "../cli/problems.js"
+import { ExitCode, ExitWith, type Problem, reportedExit, usage } from "../cli/problems.js"
 import { resolveTarget, type TargetFlags } from "../cli/target.js"
-import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
+import {
+  clearProgress,
+  printErr,
+  printJson,
+  printLines,
+  progress,
+  styleErr,
+  styleOut,
+} from "../cli/terminal.js"
 import { credentialVariableProblems, withDeployServices } from "../cli/vault.js"
 
 export const deployFlags = {
@@ -158,33 +167,55 @@ export const deploy = Command.make("deploy", deployFlags, (input) =>
   Effect.gen(function* () {
     const { config, material, previous } = yield* deployInputs(input)
     yield* progress(`deploying ${config.certificateName} to ${config.vaultUrl}…`)
-    const outcome: DeployOutcome = yield* withDeployServices(
+    const leaf = leafSummary(material.leaf)
+    /** The outcome as core reports it, printed (inside the part an interruption waits for). */
+    const report = (outcome: DeployOutcome) =>
+      Effect.gen(function* () {
+        yield* clearProgress
+        const code = exitCodeOf(outcome)
+        // With what the text shows beside it: the outcome's name and exit code as plain fields
+        // (scripts need not know `_tag`), and the certificate deployed.
+        if (input.json)
+          yield* printJson({
+            outcome: outcome._tag,
+            exitCode: code,
+            ...outcome,
+            ...(leaf === undefined ? {} : { certificate: leaf }),
+          })
+        else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now()))
+        // An interruption that waited for this deploy ends the command with this code, not 130.
+        reportedExit.exitCode = code
+        return code
+      })
+    // Ctrl+C or SIGTERM stops the deploy before its import; after it, the deploy finishes (verify,
+    // rollback) and reports first: a version written and left unproven needs a person.
+    const code = yield* withDeployServices(
       config,
       Effect.flatMap(Effect.service(Vault), (vault) =>
-        runDeploy({
-          target: config,
-          material,
-          certificateId: Option.getOrElse(input.certificateId, () => config.certificateName),
-          options: {
-            adopt: input.adopt,
-            ...(previous === undefined ? {} : previousKeyOptions(previous, material.chain)),
+        interruptibleUntilWritten(
+          (guarded) =>
+            runDeploy({
+              target: config,
+              material,
+              certificateId: Option.getOrElse(input.certificateId, () => config.certificateName),
+              options: {
+                adopt: input.adopt,
+                ...(previous === undefined ? {} : previousKeyOptions(previous, material.chain)),
+              },
+            }).pipe(Effect.provideService(Vault, guarded), Effect.flatMap(report)),
+          withStepProgress(vault, config.certificateName),
+          {
+            onInterruptedAfterWrite: clearProgress.pipe(
+              Effect.andThen(
+                printErr(
+                  `${styleErr().yellow("interrupted")}: ${config.certificateName} has been written to; the deploy finishes first (verify, and a rollback when the vault serves something wrong), reports its outcome, then stops`,
+                ),
+              ),
+            ),
           },
-        }).pipe(Effect.provideService(Vault, withStepProgress(vault, config.certificateName))),
+        ),
       ),
     )
-    yield* clearProgress
-    const code = exitCodeOf(outcome)
-    const leaf = leafSummary(material.leaf)
-    // The outcome as core reports it, with what the text shows beside it: the outcome's name and exit
-    // code as plain fields (scripts need not know `_tag`), and the certificate deployed.
-    if (input.json)
-      yield* printJson({
-        outcome: outcome._tag,
-        exitCode: code,
-        ...outcome,
-        ...(leaf === undefined ? {} : { certificate: leaf }),
-      })
-    else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now()))
     if (code !== 0) return yield* new ExitWith({ exitCode: code })
   }),
 ).pipe(
