@@ -93,7 +93,7 @@ describe("a Failed deploy's next step", () => {
     ).toContain("can be retried as is")
   })
   it("a lost import the version list did not show, and a recovery of unknown outcome: the CLI's checks", () => {
-    const failed = (fields: Record<string, unknown>) =>
+    const failedLines = (fields: Record<string, unknown>) =>
       outcomeLines(
         {
           _tag: "Failed",
@@ -111,11 +111,48 @@ describe("a Failed deploy's next step", () => {
         undefined,
         plain as never,
         0,
-      ).find((l) => l.trimStart().startsWith("next")) ?? ""
+      )
+    const failed = (fields: Record<string, unknown>) =>
+      failedLines(fields).find((l) => l.trimStart().startsWith("next")) ?? ""
     expect(failed({ step: "reconcile", error: "VaultAmbiguous" })).toContain("`kvdeploy versions`")
     expect(failed({ step: "soft-deleted", error: "VaultAmbiguous", recovered: "unknown" })).toContain(
       "`kvdeploy show`",
     )
+    // The meaning line (second) does not call the vault unchanged when the import may still land.
+    expect(failedLines({ step: "reconcile", error: "VaultAmbiguous" })[1]).toBe(
+      "  the import's answer was lost and the vault's versions did not show it: no version is known to be written, but it may still appear",
+    )
+    expect(failedLines({ step: "import", error: "VaultUnavailable" })[1]).toBe(
+      "  the vault is unchanged by this deploy",
+    )
+  })
+})
+
+describe("the certificate rows", () => {
+  it("say they are the certificate this deploy was given, not what the vault serves after a rollback", () => {
+    const lines = outcomeLines(
+      {
+        _tag: "RolledBack",
+        target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
+        certificateId: "api",
+        previous: { versionId: "v1", x5t: "old" },
+        failedVersionId: "v2",
+        rollbackVersionId: "v3",
+        rollbackSource: "backing secret",
+        newX5t: "new",
+        adopted: false,
+        reason: "the vault served v2 disabled",
+        vaultCalls: 6,
+        decisions: [],
+        timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
+      } as unknown as DeployOutcome,
+      { subject: "CN=new.example.test", notAfter: "2027-01-01T00:00:00.000Z", sha256: "ab" },
+      plain as never,
+      Date.parse("2026-12-01T00:00:00Z"),
+    )
+    const at = lines.indexOf("  given       the certificate this deploy was given:")
+    expect(at).toBeGreaterThan(0)
+    expect(lines[at + 1]).toBe("  subject     CN=new.example.test")
   })
 })
 

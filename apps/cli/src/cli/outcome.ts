@@ -73,6 +73,9 @@ export const warningLines = (
  * changed the vault even when it wrote no version: "nothing was written" would not be true.
  */
 const meaningOf = (o: DeployOutcome): string => {
+  // An import whose answer was lost and that the version list did not show: it may still land.
+  if (o._tag === "Failed" && o.error === "VaultAmbiguous" && o.step === "reconcile")
+    return "the import's answer was lost and the vault's versions did not show it: no version is known to be written, but it may still appear"
   if (o.recovered === undefined || (o._tag !== "Skipped" && o._tag !== "Rejected" && o._tag !== "Failed"))
     return meaning[o._tag]
   return o.recovered === "recovered"
@@ -183,6 +186,8 @@ export const outcomeLines = (
   if (o._tag === "Superseded")
     lines.push(`  served now  ${o.supersededBy.versionId}  x5t ${o.supersededBy.x5t}`)
   if (leaf !== undefined) {
+    // The certificate this deploy was given, whatever the vault serves now (after a rollback, the previous one).
+    lines.push(`  given       the certificate this deploy was given:`)
     lines.push(`  subject     ${leaf.subject}`)
     lines.push(`  sha256      ${leaf.sha256}`)
     lines.push(`  ${expiryRow(leaf.notAfter, now, 12)}`)
