@@ -1011,7 +1011,9 @@ export const validateAgentConfig = (
   const malformed = new Map<string, { at: string; fix: string; modes: Array<string> }>()
   const inUse = [...modes].filter(([mode]) => (credentialModes as ReadonlyArray<string>).includes(mode))
   for (const [mode, { at, count }] of inUse) {
-    for (const p of credentialEnvironmentProblems(mode as CredentialMode, (name) => env[name])) {
+    for (const p of credentialEnvironmentProblems(mode as CredentialMode, (name) => env[name], {
+      checkFiles: true,
+    })) {
       if (p.kind === "missing") {
         environmentProblems.push(
           problem(

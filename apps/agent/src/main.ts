@@ -241,23 +241,34 @@ export class StateDirUnusable extends Data.TaggedError("StateDirUnusable")<{
  * followed when it and the directory holding it are root's or the agent's and no one else may write
  * them: systemd's DynamicUser= makes StateDirectory= a link into /var/lib/private.
  */
-const stateDirRefusal = (dir: string): { readonly message: string; readonly fix: string } | undefined => {
+const stateDirRefusal = (
+  dir: string,
+  /** For `--check`: the user it runs as may not be the one the agent runs as (root checking a service's file). */
+  checking = false,
+): { readonly message: string; readonly fix: string } | undefined => {
   const uid = process.geteuid?.()
   if (uid === undefined) return undefined
   const named = (path: string) =>
     `the state directory ${shownPath(dir)}${path === dir ? "" : ` (${shownPath(path)})`}`
   const remake = (path: string) =>
-    `remove ${shownPath(path)} to let the agent create it (mode 0700, its own), or give agent.state_dir a directory of the agent's user (uid ${uid}) that no one else may write`
+    `remove ${shownPath(path)} to let the agent create it (mode 0700, its own; the records in it, held outcomes among them, are lost), or give agent.state_dir a directory of the agent's user (uid ${uid}) that no one else may write`
   let path = dir
   for (let links = 0; links <= 40; links++) {
     const s = lstatSync(path)
     if (!s.isSymbolicLink()) {
       const mode = (s.mode & 0o7777).toString(8).padStart(4, "0")
       if (!s.isDirectory()) return { message: `${named(path)} is not a directory`, fix: remake(path) }
+      // Root checking a directory of another user's: the agent may well run as that user (systemd's
+      // DynamicUser=, a container's runAsUser), and its records must not be taken from it.
+      if (s.uid !== uid && checking && uid === 0 && (s.mode & 0o022) === 0)
+        return {
+          message: `${named(path)} is owned by uid ${s.uid}, not by the user this check runs as (root): an agent run as root would refuse it`,
+          fix: `if the agent runs as uid ${s.uid} (systemd's DynamicUser=, a container's runAsUser), run --check as the agent runs: systemd-run --pipe --wait with the unit's User= or DynamicUser= and StateDirectory= properties, or kubectl exec in its pod; if it runs as root, chown 0 ${shownPath(path)} && chmod 0700 ${shownPath(path)} (its records are kept)`,
+        }
       if (s.uid !== uid)
         return {
           message: `${named(path)} is owned by uid ${s.uid}, not by the agent's user (uid ${uid})`,
-          fix: `chown ${uid} ${shownPath(path)} && chmod 0700 ${shownPath(path)}, or ${remake(path)}`,
+          fix: `chown ${uid} ${shownPath(path)} && chmod 0700 ${shownPath(path)} (its records are kept), or ${remake(path)}`,
         }
       if ((s.mode & 0o022) !== 0)
         return {
@@ -358,7 +369,7 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
         fix: "give a directory this user can write (it is created when it does not exist)",
       })
     else {
-      const refused = stateDirRefusal(stateDir)
+      const refused = stateDirRefusal(stateDir, true)
       if (refused !== undefined) problems.push({ field: "agent.state_dir", ...refused })
     }
   } catch {}

@@ -13,16 +13,22 @@ import {
 } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "vitest"
 import { agentRoot, bin } from "./harness.js"
 
 const example = join(agentRoot, "examples", "agent.yaml")
 /** The variables the example's deployments need: its PFX password, and workload identity's. */
+/** The projected service account token the workload identity webhook mounts (a file --check reads). */
+const tokenDir = mkdtempSync(join(tmpdir(), "kvdeploy-check-token-"))
+afterAll(() => rmSync(tokenDir, { recursive: true, force: true }))
+const tokenFile = join(tokenDir, "azure-identity-token")
+writeFileSync(tokenFile, "a federated token")
+
 const exampleEnv = {
   PORTAL_PFX_PASSWORD: "x",
   AZURE_TENANT_ID: "00000000-0000-0000-0000-000000000001",
   AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000002",
-  AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/azure/tokens/azure-identity-token",
+  AZURE_FEDERATED_TOKEN_FILE: tokenFile,
 }
 
 const agent = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
@@ -137,6 +143,66 @@ deployments:
       })
     },
   )
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "root checking a state directory of another user's: says the agent may run as that user, and keeps its records",
+    () => {
+      inScratch((dir) => {
+        const state = join(dir, "service-state")
+        mkdirSync(state, { mode: 0o700 })
+        chownSync(state, 4242, 4242)
+        const config = join(dir, "service.yaml")
+        writeFileSync(
+          config,
+          `agent: { state_dir: ${state} }
+deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+        )
+        const r = agent(["--config", config, "--check", "--json"])
+        expect(r.status).toBe(2)
+        const [problem] = JSON.parse(r.stdout).problems as Array<{
+          field: string
+          message: string
+          fix: string
+        }>
+        expect(problem?.field).toBe("agent.state_dir")
+        expect(problem?.message).toBe(
+          `the state directory ${state} is owned by uid 4242, not by the user this check runs as (root): an agent run as root would refuse it`,
+        )
+        expect(problem?.fix).toMatch(/^if the agent runs as uid 4242 .*run --check as the agent runs/)
+        expect(problem?.fix).not.toMatch(/remove /)
+      })
+    },
+  )
+
+  it("names a federated token file that cannot be read (workload_identity), as doctor and the running agent would", () => {
+    inScratch((dir) => {
+      const config = join(dir, "workload.yaml")
+      writeFileSync(
+        config,
+        `deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, credential_mode: workload_identity } }
+`,
+      )
+      const missing = join(dir, "no-such-token")
+      const r = agent(["--config", config, "--check", "--json"], {
+        AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a0",
+        AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
+        AZURE_FEDERATED_TOKEN_FILE: missing,
+      })
+      expect(r.status, r.stdout + r.stderr).toBe(2)
+      expect(JSON.parse(r.stdout).problems).toEqual([
+        {
+          field: "deployments[0].target.credential_mode",
+          message: expect.stringContaining(
+            `the federated token file ${missing} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT)`,
+          ),
+          fix: expect.stringMatching(/^Check that the projected service account token is mounted there/),
+        },
+      ])
+    })
+  })
 
   it("names the paths' problems in the same run as the file's own (an invalid file hid them until it was fixed)", () => {
     inScratch((dir) => {

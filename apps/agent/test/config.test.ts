@@ -1,9 +1,10 @@
 /** The configuration: every problem listed at once, the published JSON Schema in step with the Effect Schema. */
 import { generateKeyPairSync } from "node:crypto"
-import { readFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { dump } from "js-yaml"
-import { describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "vitest"
 import { jsonSchema, parseAgentConfig, validateAgentConfig } from "../src/config.js"
 import { agentRoot } from "./harness.js"
 
@@ -13,13 +14,19 @@ const problemsOf = (yaml: string, env: Record<string, string> = {}) => {
   return r.failure.problems.map((p) => `${p.field}: ${p.message}`)
 }
 
+/** The projected service account token of workload identity (a file the environment check reads). */
+const tokenDir = mkdtempSync(join(tmpdir(), "kvdeploy-config-token-"))
+afterAll(() => rmSync(tokenDir, { recursive: true, force: true }))
+const tokenFile = join(tokenDir, "azure-identity-token")
+writeFileSync(tokenFile, "a federated token")
+
 /** The environment of a host the example runs on: the PFX password and the variables of every credential mode it uses. */
 const hostEnv = {
   PORTAL_PFX_PASSWORD: "x",
   AZURE_TENANT_ID: "00000000-0000-0000-0000-000000000001",
   AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000002",
   AZURE_CLIENT_SECRET: "x",
-  AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/azure/tokens/azure-identity-token",
+  AZURE_FEDERATED_TOKEN_FILE: tokenFile,
 }
 
 describe("agent configuration", () => {

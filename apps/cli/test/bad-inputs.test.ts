@@ -1113,6 +1113,23 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "workload_identity with a federated token file that does not exist: refused before any request, naming the variable and the path",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-token-file", { credential_mode: "workload_identity" }),
+      "--cert",
+      "-",
+    ],
+    stdin: () => fx.bundle(good),
+    env: () => ({ AZURE_FEDERATED_TOKEN_FILE: "/nonexistent/kvdeploy/azure-identity-token" }),
+    exit: 2,
+    says: [
+      "AZURE_FEDERATED_TOKEN_FILE: cannot work with credential_mode workload_identity: the federated token file /nonexistent/kvdeploy/azure-identity-token (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT)",
+      "fix: Check that the projected service account token is mounted there",
+    ],
+  },
+  {
     name: "a malformed AZURE_TENANT_ID, AZURE_CLIENT_SECRET not set and a certificate file that cannot be read: all listed in one run",
     args: () => [
       "plan",

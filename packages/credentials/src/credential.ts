@@ -20,7 +20,13 @@ import {
   CredentialVariableMalformed,
   CredentialVariableMissing,
 } from "./CredentialUnavailable.js"
-import { credentialEnvironmentProblems, environmentVariablesOf, isGuid, tenantFix } from "./environment.js"
+import {
+  credentialEnvironmentProblems,
+  type EnvironmentCheckOptions,
+  environmentVariablesOf,
+  isGuid,
+  tenantFix,
+} from "./environment.js"
 import { keyVaultScope } from "./probe.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
 
@@ -220,6 +226,7 @@ const construct = <T>(mode: CredentialMode, fix: string, build: () => T) =>
  */
 export const environmentProblems = Effect.fn("Credentials.environmentProblems")(function* (
   mode: CredentialMode,
+  options: EnvironmentCheckOptions = {},
 ) {
   // As they are set: blanks and padding are the rule's to judge.
   const values = new Map<string, string>()
@@ -229,7 +236,7 @@ export const environmentProblems = Effect.fn("Credentials.environmentProblems")(
     )
     if (Option.isSome(value)) values.set(name, value.value)
   }
-  return credentialEnvironmentProblems(mode, (name) => values.get(name))
+  return credentialEnvironmentProblems(mode, (name) => values.get(name), options)
 })
 
 /** The environment's first problem for `mode`, as the error `makeCredential` fails with. */

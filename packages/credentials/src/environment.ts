@@ -3,13 +3,14 @@
  * a credential or loading @azure/identity: the variables the mode needs, and
  * the values it reads that cannot work (an AZURE_CLIENT_ID that is no client
  * id, an AZURE_TENANT_ID that is no tenant id, a proxy variable that is no
- * URL). One rule for `makeCredential`, the CLI's input check and the agent's
+ * URL, a federated token file that cannot be read). One rule for `makeCredential`, the CLI's input check and the agent's
  * `--check`, so a value `--check` passes is one the credential accepts.
  *
  * No problem ever repeats a value: a secret pasted into the wrong variable is
  * shown by its length only.
  */
-import { looksLikeKeyText } from "@kvdeploy/core"
+import { accessSync, constants } from "node:fs"
+import { looksLikeKeyText, shownPath } from "@kvdeploy/core"
 import { type CredentialMode, credentialVariables } from "./settings.js"
 
 /** One thing wrong with the environment of a credential mode. Holds no value. */
@@ -99,6 +100,7 @@ const exemptFromProxy = (host: string, noProxy: string | undefined): boolean =>
 export const credentialEnvironmentProblems = (
   mode: CredentialMode,
   lookup: (name: string) => string | undefined,
+  options: EnvironmentCheckOptions = {},
 ): ReadonlyArray<EnvironmentProblem> => {
   const value = (name: string): string | undefined => {
     const v = lookup(name)?.trim()
@@ -195,5 +197,43 @@ export const credentialEnvironmentProblems = (
       fix: tenantFix,
     })
   else if (tenant !== undefined && padded("AZURE_TENANT_ID")) problems.push(paddedProblem("AZURE_TENANT_ID"))
+  // The federated token file the token exchange reads (workload identity; managed identity's AKS
+  // exchange, given a tenant): one that cannot be read fails every token request, and the variable
+  // is the only place that names it. Its path is not a secret.
+  const tokenFile = value("AZURE_FEDERATED_TOKEN_FILE")
+  if (
+    options.checkFiles === true &&
+    tokenFile !== undefined &&
+    !padded("AZURE_FEDERATED_TOKEN_FILE") &&
+    (mode === "workload_identity" || (mode === "managed_identity" && value("AZURE_TENANT_ID") !== undefined))
+  ) {
+    const unreadable = unreadableFile(tokenFile)
+    if (unreadable !== undefined)
+      problems.push({
+        kind: "malformed",
+        variables: ["AZURE_FEDERATED_TOKEN_FILE"],
+        reason: `the federated token file ${shownPath(tokenFile)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (${unreadable})`,
+        fix: "Check that the projected service account token is mounted there and readable by this user (on AKS: the pod's label azure.workload.identity/use: \"true\" and a service account annotated with the identity's client id); run the check where the agent runs (kubectl exec into its pod)",
+      })
+  }
   return problems
+}
+
+export interface EnvironmentCheckOptions {
+  /**
+   * Also look at the files the variables name (the federated token file): for an input check run
+   * before any work (the CLI's, the agent's `--check`). A credential made without it reports an
+   * unreadable token file as unavailable, when it is about to read it.
+   */
+  readonly checkFiles?: boolean
+}
+
+/** Why `path` cannot be read by this process (ENOENT, EACCES, …), or undefined when it can. */
+const unreadableFile = (path: string): string | undefined => {
+  try {
+    accessSync(path, constants.R_OK)
+    return undefined
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? "unreadable"
+  }
 }

@@ -183,4 +183,25 @@ describe("credentialEnvironmentProblems", () => {
       }
     }),
   )
+
+  it("with checkFiles, names a federated token file that cannot be read (the agent's --check, the CLI's input check)", () => {
+    const missing = "/nonexistent/kvdeploy/azure-identity-token"
+    const env = { ...ids, AZURE_FEDERATED_TOKEN_FILE: missing }
+    const check = (mode: CredentialMode, more: Record<string, string> = {}) =>
+      credentialEnvironmentProblems(mode, (name) => ({ ...env, ...more })[name], { checkFiles: true })
+    expect(check("workload_identity")).toEqual([
+      {
+        kind: "malformed",
+        variables: ["AZURE_FEDERATED_TOKEN_FILE"],
+        reason: `the federated token file ${missing} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT)`,
+        fix: expect.stringMatching(/^Check that the projected service account token is mounted there/),
+      },
+    ])
+    // Managed identity exchanges it only with a tenant (AKS); the default chain may use another source.
+    expect(check("managed_identity").map((p) => p.variables)).toEqual([["AZURE_FEDERATED_TOKEN_FILE"]])
+    expect(check("default")).toEqual([])
+    // A file that can be read passes; without checkFiles the rule reads no file (makeCredential's use).
+    expect(check("workload_identity", { AZURE_FEDERATED_TOKEN_FILE: "/etc/hostname" })).toEqual([])
+    expect(problemsIn("workload_identity", env)).toEqual([])
+  })
 })

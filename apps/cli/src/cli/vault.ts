@@ -84,7 +84,7 @@ export const credentialVariableProblems = (
 ): Effect.Effect<{ readonly problems: ReadonlyArray<Problem>; readonly summary: string | undefined }> =>
   Effect.gen(function* () {
     const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
-    const found = yield* credentials.environmentProblems(target.credentialMode)
+    const found = yield* credentials.environmentProblems(target.credentialMode, { checkFiles: true })
     const named = (kind: "missing" | "malformed") =>
       found.filter((p) => p.kind === kind).flatMap((p) => p.variables)
     const parts = [
