@@ -55,7 +55,14 @@ import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
-import { type PathWalk, untrustedEntry, untrustedFix, untrustedText, walkPath } from "./pathTrust.js"
+import {
+  type PathWalk,
+  readRefusal,
+  untrustedEntry,
+  untrustedFix,
+  untrustedText,
+  walkPath,
+} from "./pathTrust.js"
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
 import { sourceRoles } from "./source.js"
@@ -323,6 +330,17 @@ const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
  * user could replace, a file as state_dir).
  * A missing source is fine: it may be written after the start, and is picked up then.
  */
+/** A source file that cannot be read, as a problem: for a refusal by permissions, where and the fix. */
+const unreadable = (field: string, path: string, e: unknown): ConfigProblem => {
+  const code = (e as NodeJS.ErrnoException).code
+  const refused = code === "EACCES" ? readRefusal(path) : undefined
+  return {
+    field,
+    message: `${shownPath(path)} cannot be read (${code ?? String(e)})${refused === undefined ? "" : `: ${refused.why}`}`,
+    fix: refused?.fix ?? "give the path of a regular file the agent can read",
+  }
+}
+
 const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array<ConfigProblem> => {
   const problems: Array<ConfigProblem> = []
   for (const { index: i, source } of sources) {
@@ -333,11 +351,7 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code
         if (code === "ENOENT") continue
-        problems.push({
-          field: `deployments[${i}].source.${role}`,
-          message: `${shownPath(path)} cannot be read (${code ?? String(e)})`,
-          fix: "give the path of a regular file the agent can read",
-        })
+        problems.push(unreadable(`deployments[${i}].source.${role}`, path, e))
         continue
       }
       if (!stats.isFile()) {
@@ -346,6 +360,13 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
           message: `${shownPath(path)} is ${stats.isDirectory() ? "a directory" : "not a regular file (a device, a pipe or a socket)"}`,
           fix: "give the path of the certificate or key file itself",
         })
+        continue
+      }
+      // A file this user may not read (a directory on its way unsearchable is caught by the stat).
+      try {
+        accessSync(path, fsConstants.R_OK)
+      } catch (e) {
+        problems.push(unreadable(`deployments[${i}].source.${role}`, path, e))
         continue
       }
       // A file another user could replace is never read (source.ts): say so now.

@@ -20,7 +20,7 @@
  * by hand, as `fs.realpath` does, with an `lstat` per component, and the caller
  * opens the resolved path with O_NOFOLLOW, so the file read is the one judged.
  */
-import { lstatSync, readlinkSync, type Stats } from "node:fs"
+import { accessSync, constants, lstatSync, readlinkSync, type Stats } from "node:fs"
 import { dirname, isAbsolute, join, resolve } from "node:path"
 import { shownPath } from "@kvdeploy/core"
 import { writableThrough } from "./mounts.js"
@@ -291,3 +291,38 @@ export const untrustedText = (u: UntrustedPath): string =>
 /** The fix in words. */
 export const untrustedFix = (u: UntrustedPath): string =>
   `${u.fix}; every directory on the way to a source file, every symbolic link followed and the file itself must be owned by ${ownedBy(u.owner)} and writable by no one else`
+
+/**
+ * Why this process may not read `path` (an EACCES), in words, with the fix: the first directory on
+ * the way it may not search, or the file it may not read. Undefined when access() finds neither
+ * (the refusal came from elsewhere, a security module). Certbot keeps `live/` and `archive/` 0700:
+ * an agent that is not root reads them through a group it is in.
+ */
+export const readRefusal = (path: string): { readonly why: string; readonly fix: string } | undefined => {
+  const who = `the agent's user (uid ${agentUid ?? "?"}, groups ${process.getgroups?.().join(", ") ?? "?"})`
+  const groupFix = (what: string, bits: string, at: string) =>
+    `give a group the agent is in (the systemd unit's SupplementaryGroups=, ssl-cert) ${what} on it: chgrp GROUP ${at} && chmod ${bits} ${at} (never g+w); or run the agent as a user that may read it`
+  const full = resolve(path)
+  let dir = "/"
+  for (const part of full.split("/").filter((c) => c !== "")) {
+    try {
+      accessSync(dir, constants.X_OK)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EACCES")
+        return {
+          why: `${who} may not search the directory ${shownPath(dir)} on its way`,
+          fix: groupFix("search (x)", "g+x", shownPath(dir)),
+        }
+      return undefined
+    }
+    dir = join(dir, part)
+  }
+  try {
+    accessSync(full, constants.R_OK)
+    return undefined
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EACCES"
+      ? { why: `${who} may not read the file`, fix: groupFix("read", "g+r", shownPath(full)) }
+      : undefined
+  }
+}

@@ -21,7 +21,14 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import type { Source } from "./config.js"
-import { type UntrustedPath, untrustedFile, untrustedFix, untrustedText, walkPath } from "./pathTrust.js"
+import {
+  readRefusal,
+  type UntrustedPath,
+  untrustedFile,
+  untrustedFix,
+  untrustedText,
+  walkPath,
+} from "./pathTrust.js"
 
 /** What the agent remembers about a source between passes: no key material. */
 export interface SourceFacts {
@@ -147,12 +154,15 @@ export const sourceRoles = (source: Source): ReadonlyArray<readonly [string, str
 export const sourcePaths = (source: Source): ReadonlyArray<string> =>
   sourceRoles(source).map(([, path]) => path)
 
-const errnoText = (e: unknown): string => {
+const errnoText = (e: unknown, path: string): string => {
   const code = (e as NodeJS.ErrnoException | undefined)?.code
+  const refused = code === "EACCES" ? readRefusal(path) : undefined
   return code === "ENOENT"
     ? "does not exist"
     : code === "EACCES"
-      ? "is not readable (permission denied)"
+      ? refused === undefined
+        ? "is not readable (permission denied)"
+        : `is not readable: ${refused.why}; fix: ${refused.fix}`
       : code === "ENOTREG"
         ? "is not a regular file (a directory, FIFO or device): point the source at the certificate file itself"
         : code === "ETOOBIG"
@@ -191,7 +201,7 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
         catch: (e) =>
           e instanceof Untrusted
             ? `${role} ${shownPath(path)}: ${untrustedText(e.untrusted)}; fix: ${untrustedFix(e.untrusted)}`
-            : `${role} ${shownPath(path)} ${errnoText(e)}`,
+            : `${role} ${shownPath(path)} ${errnoText(e, path)}`,
       }),
     )
     const problems = read.flatMap((r) => (r._tag === "Failure" ? [r.failure] : []))

@@ -204,6 +204,63 @@ deployments:
     })
   })
 
+  it.skipIf(process.getuid?.() !== 0)(
+    "an agent that may not read a source names the directory or file that refuses it, and the group fix (run as uid 65534)",
+    () => {
+      inScratch((dir) => {
+        chmodSync(dir, 0o755)
+        // certbot's layout: live/ 0700, so a user other than root may not search it.
+        const live = join(dir, "live")
+        mkdirSync(live, { mode: 0o700 })
+        writeFileSync(join(live, "fullchain.pem"), "x")
+        // A directory it may search, and a key only root may read.
+        const open = join(dir, "keys")
+        mkdirSync(open, { mode: 0o755 })
+        writeFileSync(join(open, "privkey.pem"), "x", { mode: 0o600 })
+        const state = join(dir, "state")
+        mkdirSync(state, { mode: 0o700 })
+        chownSync(state, 65534, 65534)
+        const config = join(dir, "unreadable.yaml")
+        writeFileSync(
+          config,
+          `agent: { state_dir: ${state} }
+deployments:
+  - { name: a, source: { cert: ${join(live, "fullchain.pem")}, key: ${join(open, "privkey.pem")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+          { mode: 0o644 },
+        )
+        const r = spawnSync(
+          "setpriv",
+          [
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            process.execPath,
+            bin,
+            "--config",
+            config,
+            "--check",
+            "--json",
+          ],
+          { encoding: "utf8" },
+        )
+        expect(r.status, r.stderr).toBe(2)
+        expect(JSON.parse(r.stdout).problems).toEqual([
+          {
+            field: "deployments[0].source.cert",
+            message: `${join(live, "fullchain.pem")} cannot be read (EACCES): the agent's user (uid 65534, groups 65534) may not search the directory ${live} on its way`,
+            fix: `give a group the agent is in (the systemd unit's SupplementaryGroups=, ssl-cert) search (x) on it: chgrp GROUP ${live} && chmod g+x ${live} (never g+w); or run the agent as a user that may read it`,
+          },
+          {
+            field: "deployments[0].source.key",
+            message: `${join(open, "privkey.pem")} cannot be read (EACCES): the agent's user (uid 65534, groups 65534) may not read the file`,
+            fix: expect.stringContaining(`chgrp GROUP ${join(open, "privkey.pem")} && chmod g+r`),
+          },
+        ])
+      })
+    },
+  )
+
   it("names the paths' problems in the same run as the file's own (an invalid file hid them until it was fixed)", () => {
     inScratch((dir) => {
       const stateFile = join(dir, "state-file")
