@@ -19,6 +19,7 @@ const nextOf = (error: {
   readonly message: string
   readonly refusal?: string | undefined
   readonly unsent?: boolean | undefined
+  readonly tlsRefused?: boolean | undefined
 }): string => {
   const outcome = {
     _tag: "Failed",
@@ -26,6 +27,7 @@ const nextOf = (error: {
     error: error._tag,
     ...("refusal" in error && error.refusal !== undefined ? { refusal: error.refusal } : {}),
     ...(error.unsent === true ? { unsent: true } : {}),
+    ...(error.tlsRefused === true ? { tlsRefused: true } : {}),
     target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
     certificateId: "api",
     previous: undefined,
@@ -92,6 +94,17 @@ describe("a Failed deploy's next step", () => {
       nextOf(new VaultUnavailable({ operation: "importVersion", detail: "the vault answered 503" })),
     ).toContain("can be retried as is")
   })
+  it("a vault TLS certificate this machine did not accept: the CA trust, not a retry", () => {
+    const next = nextOf(
+      new VaultUnavailable({ operation: "getLatest", detail: "not accepted", tlsRefused: true }),
+    )
+    expect(next).toContain("NODE_EXTRA_CA_CERTS")
+    expect(next).toContain("retrying as is fails the same way")
+    expect(nextOf(new VaultUnavailable({ operation: "getLatest", detail: "down" }))).toContain(
+      "can be retried as is",
+    )
+  })
+
   it("a lost import the version list did not show, and a recovery of unknown outcome: the CLI's checks", () => {
     const failedLines = (fields: Record<string, unknown>) =>
       outcomeLines(

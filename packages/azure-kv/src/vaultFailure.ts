@@ -220,6 +220,22 @@ export const toVaultError = (
   }
 }
 
+/**
+ * TLS errors of a certificate this client did not accept (Node's codes, from OpenSSL's verify
+ * results): an issuer it does not trust, a name that does not match, outside its validity.
+ */
+const tlsRefusedCodes: ReadonlySet<string> = new Set([
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+])
+
 /** Network error codes the SDK's exponential retry strategy retries (@typespec/ts-http-runtime's isSystemError). */
 const sdkRetriedCodes: ReadonlySet<string> = new Set([
   "ETIMEDOUT",
@@ -365,6 +381,12 @@ const mapFailure = (
     })
   }
 
+  if (cause.code !== undefined && tlsRefusedCodes.has(cause.code))
+    return new VaultUnavailable({
+      ...fields,
+      tlsRefused: true,
+      detail: `the vault's TLS certificate was not accepted (${cause.code}), so nothing was sent: ${detail}. kvdeploy trusts Node's CA list and the CA file NODE_EXTRA_CA_CERTS names; a proxy or firewall that inspects TLS needs its CA there (or the system store, with NODE_OPTIONS=--use-system-ca)`,
+    })
   if (cause.code !== undefined && neverSentCodes.has(cause.code)) {
     return new VaultUnavailable({
       ...sent,

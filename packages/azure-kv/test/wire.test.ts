@@ -9,7 +9,7 @@ import type { TokenCredential } from "@azure/core-auth"
 import { ClientSecretCredential } from "@azure/identity"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, ImportRequest } from "@kvdeploy/core"
-import { PfxCodec, Vault } from "@kvdeploy/core"
+import { isRetriableRead, PfxCodec, Vault } from "@kvdeploy/core"
 import { MetricsRecorder, RecordingMetrics } from "@kvdeploy/core/test"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
@@ -738,6 +738,34 @@ describe("what an answer or a failure tells the deploy program (enabled, who ret
         expect(error.message).toContain("ECONNREFUSED")
         expect(error.retried).toBe(true)
       }),
+  )
+})
+
+describe("a vault whose TLS certificate this client does not accept", () => {
+  it.live("is VaultUnavailable marked tlsRefused, sent nothing, and names the CA trust to fix", () =>
+    Effect.gen(function* () {
+      listener.log.length = 0
+      // The listener's CA is not given (nor in NODE_EXTRA_CA_CERTS): as behind a TLS-inspecting proxy.
+      const untrusting = AzureKeyVault.layer({
+        vaultUrl: listener.url,
+        credential: staticCredential,
+        customCloud: true,
+        retry: { maxRetries: 2, retryDelayInMs: 5, maxRetryDelayInMs: 20 },
+      }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer)))
+      const error = yield* Effect.flatMap(Effect.service(Vault), (vault) =>
+        Effect.flip(vault.getLatest("untrusted")),
+      ).pipe(Effect.provide(untrusting))
+      expect(error._tag).toBe("VaultUnavailable")
+      if (error._tag !== "VaultUnavailable") return
+      expect(error.tlsRefused).toBe(true)
+      expect(error.message).toMatch(
+        /the vault's TLS certificate was not accepted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\), so nothing was sent/,
+      )
+      expect(error.message).toContain("NODE_EXTRA_CA_CERTS")
+      // Not a transient failure: the deploy program does not retry it.
+      expect(isRetriableRead(error)).toBe(false)
+      expect(listener.log).toEqual([])
+    }),
   )
 })
 

@@ -117,17 +117,20 @@ const preflightRejected = (trail: DeployTrail, problems: ReadonlyArray<DeployPro
 }
 
 /**
- * What a Failed outcome carries of its error: the refusal a VaultForbidden states, and whether the
- * call was never sent (no token could be had for it).
+ * What a Failed outcome carries of its error: the refusal a VaultForbidden states, whether the
+ * call was never sent (no token could be had for it), and whether the client refused the vault's
+ * TLS certificate.
  */
 const failureFacts = (failure: {
   readonly _tag: string
   readonly refusal?: Failed["refusal"] | undefined
   readonly unsent?: boolean | undefined
   readonly code?: string | undefined
-}): Pick<Failed, "refusal" | "unsent" | "code"> => ({
+  readonly tlsRefused?: boolean | undefined
+}): Pick<Failed, "refusal" | "unsent" | "code" | "tlsRefused"> => ({
   ...(failure._tag === "VaultForbidden" && failure.refusal !== undefined ? { refusal: failure.refusal } : {}),
   ...(failure.unsent === true ? { unsent: true } : {}),
+  ...(failure._tag === "VaultUnavailable" && failure.tlsRefused === true ? { tlsRefused: true } : {}),
   ...(failure._tag === "VaultRequestRejected" && failure.code !== undefined ? { code: failure.code } : {}),
 })
 

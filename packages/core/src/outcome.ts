@@ -96,6 +96,11 @@ export interface Failed extends OutcomeCommon {
   /** True when the failing call was never sent: no token could be had for it (the error's `unsent`). */
   readonly unsent?: true
   /**
+   * True when the connection failed because the client did not accept the vault's TLS certificate
+   * (a VaultUnavailable's `tlsRefused`): its CA trust or the vault URL is to fix, not a retry.
+   */
+  readonly tlsRefused?: true
+  /**
    * Key Vault's error code when it refused the request itself (a VaultRequestRejected): `Conflict`
    * for an import whose name a key or secret holds, `BadParameter`, and so on.
    */

@@ -115,6 +115,9 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
   // What a VaultForbidden refused has its own remedy; only a missing permission is granted.
   if (o.error === "VaultForbidden" && o.refusal !== undefined && o.refusal !== "permission")
     return `${forbiddenFix(o.refusal)}; then deploy again`
+  // The client refused the vault's TLS certificate: trust or the URL is to fix, not a retry.
+  if (o.error === "VaultUnavailable" && o.tlsRefused === true)
+    return "this machine did not accept the vault's TLS certificate (the reason names why): behind a proxy or firewall that inspects TLS, trust its CA (NODE_EXTRA_CA_CERTS=/path/to/proxy-ca.pem, or NODE_OPTIONS=--use-system-ca for the system store); a name that does not match means the vault URL is not the vault's; retrying as is fails the same way"
   // No token because the identity provider did not answer (a VaultUnavailable that was never sent).
   if (o.error === "VaultUnavailable" && o.unsent === true)
     return "the identity provider did not give a token (unavailable, throttling or unreachable), so nothing reached the vault: deploy again later; `kvdeploy doctor` checks the credential and its endpoint"

@@ -221,10 +221,15 @@ export class VaultAmbiguous extends Schema.TaggedError<VaultAmbiguous>()("VaultA
 }
 
 /** The vault could not be reached or answered 5xx before the request was processed. Nothing changed. */
-export class VaultUnavailable extends Schema.TaggedError<VaultUnavailable>()(
-  "VaultUnavailable",
-  errorFields,
-) {
+export class VaultUnavailable extends Schema.TaggedError<VaultUnavailable>()("VaultUnavailable", {
+  ...errorFields,
+  /**
+   * True when the connection failed because this client did not accept the vault's TLS
+   * certificate (an issuer it does not trust, as a TLS-inspecting proxy's; a name that does not
+   * match; an expired certificate): nothing was sent, and retrying as is fails the same way.
+   */
+  tlsRefused: Schema.optional(Schema.Boolean),
+}) {
   override get message(): string {
     return `${operationInWords(this.operation)}: unavailable: ${this.detail}`
   }
@@ -302,10 +307,15 @@ export class Vault extends Context.Service<
 export const wasUnsent = (error: unknown): boolean =>
   typeof error === "object" && error !== null && (error as { readonly unsent?: unknown }).unsent === true
 
-/** Errors after which a read may be retried: transient ones the adapter has not retried already. */
+/**
+ * Errors after which a read may be retried: transient ones the adapter has not retried already (a
+ * TLS certificate the client refused is not transient).
+ */
 export const isRetriableRead = (error: {
   readonly _tag: string
   readonly retried?: boolean | undefined
+  readonly tlsRefused?: boolean | undefined
 }): boolean =>
   (error._tag === "VaultThrottled" || error._tag === "VaultUnavailable" || error._tag === "VaultAmbiguous") &&
-  error.retried !== true
+  error.retried !== true &&
+  error.tlsRefused !== true
