@@ -1045,13 +1045,25 @@ describe("outcomes and exit codes", () => {
     expect(r.code, r.stderr).toBe(0)
     const d = json<{
       ok: boolean
-      steps: Array<{ expected: string; outcome: { _tag: string } }>
-      versions: Array<{ rollbackOf?: string }>
+      steps: Array<{
+        expected: string
+        outcome: { _tag: string; versionId?: string; failedVersionId?: string; rollbackVersionId?: string }
+      }>
+      versions: Array<{ versionId: string; rollbackOf?: string }>
       metrics: string
     }>(r)
     expect(d.ok).toBe(true)
     expect(d.steps.map((s) => s.outcome._tag)).toEqual(["Succeeded", "Succeeded", "Skipped", "RolledBack"])
     expect(d.versions[0]?.rollbackOf).toBeDefined()
+    // The history newest first in the order the demo wrote it, though Key Vault's whole seconds
+    // cannot tell (its versions are written within a second or two).
+    const [v1, v2, , v3] = d.steps.map((s) => s.outcome)
+    expect(d.versions.map((v) => v.versionId)).toEqual([
+      v3?.rollbackVersionId,
+      v3?.failedVersionId,
+      v2?.versionId,
+      v1?.versionId,
+    ])
     expect(d.metrics).toContain('certctl_deploy_rollback_total{target_type="azure_kv",outcome="restored"} 1')
   })
 })

@@ -94,14 +94,18 @@ export const versionDetail = (name: string, r: VersionRecord, s: Style, now: num
 
 /**
  * Versions newest first. Key Vault's creation times have one-second
- * resolution, so ties are broken by what is known: the version the vault
- * serves (`latestId`) is newest, and a rollback is newer than the version it
- * rolled back.
+ * resolution, so ties are broken by what is known: the order the caller
+ * created them in (`createdOrder`, oldest first: the demo's own deploys), the
+ * version the vault serves (`latestId`) is newest, and a rollback is newer than
+ * the version it rolled back. `orderUnknown` says that some versions of one
+ * second are left in the vault's order (by version id), which says nothing of
+ * which came first.
  */
 export const newestFirst = (
   versions: ReadonlyArray<VaultVersion>,
   latestId?: string,
-): Array<VaultVersion> => {
+  createdOrder: ReadonlyArray<string> = [],
+): Array<VaultVersion> & { readonly orderUnknown: boolean } => {
   // A version some rollback R replaced is newer than the version R restored (same x5t as R).
   const restoredBy = new Map<string, string>()
   for (const r of versions) {
@@ -112,13 +116,35 @@ export const newestFirst = (
     const x5t = restoredBy.get(a.versionId)
     return x5t !== undefined && b.x5t === x5t && b.tags[ROLLBACK_OF_TAG] !== a.versionId
   }
-  return [...versions].sort((a, b) => {
-    const byTime = b.createdAt.getTime() - a.createdAt.getTime()
-    if (byTime !== 0) return byTime
-    if (a.versionId === latestId) return -1
-    if (b.versionId === latestId) return 1
-    if (a.tags[ROLLBACK_OF_TAG] === b.versionId || replacedBefore(a, b)) return -1
-    if (b.tags[ROLLBACK_OF_TAG] === a.versionId || replacedBefore(b, a)) return 1
-    return 0
-  })
+  const created = new Map(createdOrder.map((id, i) => [id, i]))
+  /** Whether something known says `a` is newer than `b` (two versions of one second). */
+  const knownNewer = (a: VaultVersion, b: VaultVersion): boolean => {
+    const ia = created.get(a.versionId)
+    const ib = created.get(b.versionId)
+    if (ia !== undefined && ib !== undefined) return ia > ib
+    return a.versionId === latestId || a.tags[ROLLBACK_OF_TAG] === b.versionId || replacedBefore(a, b)
+  }
+  const second = (v: VaultVersion) => Math.floor(v.createdAt.getTime() / 1000)
+  const bySecond = new Map<number, Array<VaultVersion>>()
+  for (const v of versions) {
+    const group = bySecond.get(second(v))
+    if (group === undefined) bySecond.set(second(v), [v])
+    else group.push(v)
+  }
+  const sorted: Array<VaultVersion> = []
+  let orderUnknown = false
+  for (const [, group] of [...bySecond].sort(([a], [b]) => b - a)) {
+    // Newest first within the second: each time, a version no other left one is known to be newer
+    // than (in the vault's order when there are several, and the order is then unknown).
+    const left = [...group]
+    while (left.length > 0) {
+      const newest = left.filter((v) => !left.some((w) => w !== v && knownNewer(w, v)))
+      // A contradiction in what is known (none qualifies) falls back to the vault's order.
+      const next = newest[0] ?? (left[0] as VaultVersion)
+      if (newest.length !== 1) orderUnknown = true
+      sorted.push(next)
+      left.splice(left.indexOf(next), 1)
+    }
+  }
+  return Object.assign(sorted, { orderUnknown })
 }

@@ -195,9 +195,16 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
         Effect.provide(services),
         Effect.mapError((e) => failure(`could not read the version history: ${e.message}`, [])),
       )
-      const records = newestFirst(history, latest.versionId).map((v) =>
-        versionRecord(v, v.versionId === latest.versionId),
-      )
+      // The order the demo wrote its versions in: its steps' new versions, and the rollback's.
+      const createdOrder = outcomes.flatMap(({ outcome }) => [
+        ...(outcome._tag === "Skipped" ? [] : [newVersionOf(outcome)]),
+        ...(outcome._tag === "RolledBack" ? [outcome.rollbackVersionId] : []),
+      ])
+      const records = newestFirst(
+        history,
+        latest.versionId,
+        createdOrder.filter((id): id is string => id !== undefined),
+      ).map((v) => versionRecord(v, v.versionId === latest.versionId))
       const exposition = yield* Effect.gen(function* () {
         const p = yield* prometheus.PrometheusExposition
         return yield* p.text

@@ -63,6 +63,8 @@ export const versions = Command.make(
           vaultUrl: config.vaultUrl,
           certificateName: config.certificateName,
           total: all.length,
+          // Some versions of one second are in the vault's order, which says nothing of which came first.
+          orderUnknown: sorted.orderUnknown,
           versions: records,
         })
       }
@@ -74,6 +76,13 @@ export const versions = Command.make(
           : `${all.length} version${all.length === 1 ? "" : "s"}`
       yield* printLines([
         `${s.bold(config.certificateName)} in ${config.vaultUrl}: ${counted}, newest first`,
+        ...(sorted.orderUnknown
+          ? [
+              s.dim(
+                "(some versions were created in the same second, and Key Vault keeps whole seconds: their order among themselves is unknown)",
+              ),
+            ]
+          : []),
         ...versionLines(records, s, Date.now()),
       ])
     }),
