@@ -185,6 +185,42 @@ describe("deploy lifecycle", () => {
     expect(world.writesSince(mark)).toBe(0)
   })
 
+  it("deploy --metrics-file: this run's metrics for node_exporter's textfile collector, labelled with the target", async () => {
+    const file = join(dirname(world.targetFile(name)), "kvdeploy-lifecycle.prom")
+    const r = await runCli(deployArgs(name, ["--metrics-file", file]), {
+      stdin: fx.bundle(v1leaf),
+      env: world.env,
+    })
+    expect(r.code, r.stderr).toBe(0)
+    expect(json<Outcome>(r)._tag).toBe("Skipped")
+    expect(statSync(file).mode & 0o777).toBe(0o644)
+    const text = readFileSync(file, "utf8")
+    const target = `vault_url="${world.emulator.vault(world.vault).url}",certificate_name="${name}"`
+    expect(text).toContain(
+      `certctl_deploy_attempts_total{target_type="azure_kv",result="skipped",${target}} 1`,
+    )
+    expect(text).toContain(`kvdeploy_vault_requests_total{operation="getLatest",status="ok",${target}} 1`)
+    expect(text).not.toMatch(/PRIVATE KEY|AZURE_CLIENT_SECRET/)
+    const promtool = spawn("promtool", ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] })
+    const checked = await new Promise<number | null>((resolve) => {
+      promtool.on("error", () => resolve(null))
+      promtool.on("close", resolve)
+      promtool.stdin.end(text)
+    })
+    if (checked !== null || process.env.CI === "true") expect(checked).toBe(0)
+    // A file it cannot write is an input problem, before anything reaches the vault.
+    const mark = world.emulator.requests.mark()
+    const refused = await runCli(deployArgs(name, ["--metrics-file", "/nonexistent/dir/k.prom"]), {
+      stdin: fx.bundle(v1leaf),
+      env: world.env,
+    })
+    expect(refused.code).toBe(2)
+    expect(refused.stdout + refused.stderr).toContain(
+      "--metrics-file: /nonexistent/dir/k.prom: its directory cannot be written (ENOENT)",
+    )
+    expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
+  })
+
   it("deploy, show, versions, verify, list: a renewal, the history and the answers", async () => {
     const v2 = await fx.leaf({ dnsNames: ["api.example.test", "www.example.test"] })
     const r = await runCli(deployArgs(name, ["--tag", "env=test"]), { stdin: fx.bundle(v2), env: world.env })

@@ -58,90 +58,105 @@ const deferredCounter = (registry: Registry, spec: C.SeriesSpec) => {
   }
 }
 
-const make = Effect.sync(() => {
-  const registry = new Registry()
-  const t = C.TARGET_TYPE
-  /** A counter of `target_type` and one label (`name`) that varies. */
-  const byOne = (spec: C.SeriesSpec, name: string) => {
-    const count = deferredCounter(registry, spec)
-    return (value: string) => count(value, () => ({ target_type: t, [name]: value }))
-  }
-  const attempts = byOne(C.deployAttempts, "result")
-  const validate = byOne(C.validateFailures, "reason")
-  const postVerify = byOne(C.postVerifyFailures, "reason")
-  const rollbacks = byOne(C.rollbacks, "outcome")
-  const skips = deferredCounter(registry, C.idempotentSkips)
-  const requests = deferredCounter(registry, C.vaultRequests)
-  const throttled = deferredCounter(registry, C.vaultThrottled)
-  const duration = new Histogram({
-    name: C.deployDuration.name,
-    help: C.deployDuration.help,
-    buckets: [...C.deployDurationBuckets],
-    registers: [registry],
+export interface PrometheusOptions {
+  /**
+   * Labels every series carries besides its own (a series' own label of the same name wins): a
+   * CLI run's file for node_exporter's textfile collector names its target, so that the files of
+   * several targets' runs do not hold the same series.
+   */
+  readonly defaultLabels?: Readonly<Record<string, string>>
+}
+
+const make = (options: PrometheusOptions = {}) =>
+  Effect.sync(() => {
+    const registry = new Registry()
+    if (options.defaultLabels !== undefined) registry.setDefaultLabels({ ...options.defaultLabels })
+    const t = C.TARGET_TYPE
+    /** A counter of `target_type` and one label (`name`) that varies. */
+    const byOne = (spec: C.SeriesSpec, name: string) => {
+      const count = deferredCounter(registry, spec)
+      return (value: string) => count(value, () => ({ target_type: t, [name]: value }))
+    }
+    const attempts = byOne(C.deployAttempts, "result")
+    const validate = byOne(C.validateFailures, "reason")
+    const postVerify = byOne(C.postVerifyFailures, "reason")
+    const rollbacks = byOne(C.rollbacks, "outcome")
+    const skips = deferredCounter(registry, C.idempotentSkips)
+    const requests = deferredCounter(registry, C.vaultRequests)
+    const throttled = deferredCounter(registry, C.vaultThrottled)
+    const duration = new Histogram({
+      name: C.deployDuration.name,
+      help: C.deployDuration.help,
+      buckets: [...C.deployDurationBuckets],
+      registers: [registry],
+    })
+    // notAfter by vault and certificate, set at every deploy: the values wait here and reach the
+    // gauge when it is read, as the counters' increments do (a labelled set of two labels sorts
+    // and hashes them and stores a new object: about 10 us a deploy in a profiled cold pass, about
+    // 1 us each in one loop at the scrape). Keyed by both names (a newline joins them: neither a
+    // vault URL nor a certificate name holds one), first set first, as the gauge keeps them.
+    const expiryPending = new Map<
+      string,
+      { readonly labels: { vault_url: string; certificate_name: string }; seconds: number }
+    >()
+    // Every target whose expiry was ever set, for retainCertificateExpiry.
+    const expiryKnown = new Map<string, { vault_url: string; certificate_name: string }>()
+    const expiryKey = (vaultUrl: string, certificateName: string) => `${vaultUrl}\n${certificateName}`
+    const expiryGauge = new Gauge({
+      name: C.certificateExpiry.name,
+      help: C.certificateExpiry.help,
+      labelNames: [...C.certificateExpiry.labels],
+      registers: [registry],
+      collect() {
+        for (const p of expiryPending.values()) this.set(p.labels, p.seconds)
+        expiryPending.clear()
+      },
+    })
+    const skipLabels = () => ({ target_type: t })
+    const noLabels = () => ({})
+    const metrics: (typeof Metrics)["Service"] = {
+      deployAttempt: (result) => Effect.sync(() => attempts(result)),
+      validateFailure: (reason) => Effect.sync(() => validate(reason)),
+      postVerifyFailure: (reason) => Effect.sync(() => postVerify(reason)),
+      rollback: (outcome) => Effect.sync(() => rollbacks(outcome)),
+      idempotentSkip: () => Effect.sync(() => skips("", skipLabels)),
+      deployDuration: (seconds) => Effect.sync(() => duration.observe(seconds)),
+      vaultRequest: (operation, status) =>
+        Effect.sync(() => requests(`${operation} ${status}`, () => ({ operation, status }))),
+      vaultThrottled: () => Effect.sync(() => throttled("", noLabels)),
+      certificateExpiry: (certificate, notAfter) =>
+        Effect.sync(() => {
+          const seconds = Math.floor(notAfter.getTime() / 1000)
+          const key = expiryKey(certificate.vaultUrl, certificate.certificateName)
+          const p = expiryPending.get(key)
+          if (p !== undefined) p.seconds = seconds
+          else {
+            const labels = { vault_url: certificate.vaultUrl, certificate_name: certificate.certificateName }
+            expiryPending.set(key, { labels, seconds })
+            if (!expiryKnown.has(key)) expiryKnown.set(key, labels)
+          }
+        }),
+    }
+    const exposition: (typeof PrometheusExposition)["Service"] = {
+      text: Effect.promise(() => registry.metrics()),
+      contentType: registry.contentType,
+      retainCertificateExpiry: (keep) =>
+        Effect.sync(() => {
+          const kept = new Set(keep.map((c) => expiryKey(c.vaultUrl, c.certificateName)))
+          for (const [key, labels] of expiryKnown) {
+            if (kept.has(key)) continue
+            expiryGauge.remove(labels)
+            expiryKnown.delete(key)
+            expiryPending.delete(key)
+          }
+        }),
+    }
+    return Context.make(Metrics, metrics).pipe(Context.add(PrometheusExposition, exposition))
   })
-  // notAfter by vault and certificate, set at every deploy: the values wait here and reach the
-  // gauge when it is read, as the counters' increments do (a labelled set of two labels sorts
-  // and hashes them and stores a new object: about 10 us a deploy in a profiled cold pass, about
-  // 1 us each in one loop at the scrape). Keyed by both names (a newline joins them: neither a
-  // vault URL nor a certificate name holds one), first set first, as the gauge keeps them.
-  const expiryPending = new Map<
-    string,
-    { readonly labels: { vault_url: string; certificate_name: string }; seconds: number }
-  >()
-  // Every target whose expiry was ever set, for retainCertificateExpiry.
-  const expiryKnown = new Map<string, { vault_url: string; certificate_name: string }>()
-  const expiryKey = (vaultUrl: string, certificateName: string) => `${vaultUrl}\n${certificateName}`
-  const expiryGauge = new Gauge({
-    name: C.certificateExpiry.name,
-    help: C.certificateExpiry.help,
-    labelNames: [...C.certificateExpiry.labels],
-    registers: [registry],
-    collect() {
-      for (const p of expiryPending.values()) this.set(p.labels, p.seconds)
-      expiryPending.clear()
-    },
-  })
-  const skipLabels = () => ({ target_type: t })
-  const noLabels = () => ({})
-  const metrics: (typeof Metrics)["Service"] = {
-    deployAttempt: (result) => Effect.sync(() => attempts(result)),
-    validateFailure: (reason) => Effect.sync(() => validate(reason)),
-    postVerifyFailure: (reason) => Effect.sync(() => postVerify(reason)),
-    rollback: (outcome) => Effect.sync(() => rollbacks(outcome)),
-    idempotentSkip: () => Effect.sync(() => skips("", skipLabels)),
-    deployDuration: (seconds) => Effect.sync(() => duration.observe(seconds)),
-    vaultRequest: (operation, status) =>
-      Effect.sync(() => requests(`${operation} ${status}`, () => ({ operation, status }))),
-    vaultThrottled: () => Effect.sync(() => throttled("", noLabels)),
-    certificateExpiry: (certificate, notAfter) =>
-      Effect.sync(() => {
-        const seconds = Math.floor(notAfter.getTime() / 1000)
-        const key = expiryKey(certificate.vaultUrl, certificate.certificateName)
-        const p = expiryPending.get(key)
-        if (p !== undefined) p.seconds = seconds
-        else {
-          const labels = { vault_url: certificate.vaultUrl, certificate_name: certificate.certificateName }
-          expiryPending.set(key, { labels, seconds })
-          if (!expiryKnown.has(key)) expiryKnown.set(key, labels)
-        }
-      }),
-  }
-  const exposition: (typeof PrometheusExposition)["Service"] = {
-    text: Effect.promise(() => registry.metrics()),
-    contentType: registry.contentType,
-    retainCertificateExpiry: (keep) =>
-      Effect.sync(() => {
-        const kept = new Set(keep.map((c) => expiryKey(c.vaultUrl, c.certificateName)))
-        for (const [key, labels] of expiryKnown) {
-          if (kept.has(key)) continue
-          expiryGauge.remove(labels)
-          expiryKnown.delete(key)
-          expiryPending.delete(key)
-        }
-      }),
-  }
-  return Context.make(Metrics, metrics).pipe(Context.add(PrometheusExposition, exposition))
-})
 
 /** Prometheus Metrics: provides `Metrics` and `PrometheusExposition`, on a registry of its own. */
-export const layer: Layer.Layer<Metrics | PrometheusExposition> = Layer.effectContext(make)
+export const layer: Layer.Layer<Metrics | PrometheusExposition> = Layer.effectContext(make())
+
+/** As `layer`, with options (labels every series carries). */
+export const layerWith = (options: PrometheusOptions): Layer.Layer<Metrics | PrometheusExposition> =>
+  Layer.effectContext(make(options))

@@ -1,15 +1,27 @@
 /** `kvdeploy deploy`: the deploy program (snapshot, import, verify, rollback) for one certificate and target. */
+
+import {
+  accessSync,
+  constants as fsConstants,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs"
+import { dirname, resolve } from "node:path"
 import {
   certificateIdProblems,
   type DeployOutcome,
   exitCodeOf,
   interruptibleUntilWritten,
   deploy as runDeploy,
+  shownPath,
   Vault,
 } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { withStepProgress } from "../cli/deployProgress.js"
 import * as flags from "../cli/flags.js"
@@ -71,6 +83,59 @@ export const deployFlags = {
     Flag.optional,
   ),
   json: flags.json,
+}
+
+/** deploy's own flag: this run's metrics, as a file for node_exporter's textfile collector. */
+const metricsFile = Flag.String("metrics-file").pipe(
+  Flag.withMetavar("FILE"),
+  Flag.withDescription(
+    "Write this run's Prometheus metrics to FILE (replaced atomically, mode 0644), labelled with the vault and certificate: for node_exporter's textfile collector (a FILE ending in .prom in its directory). The outcome stays the exit code; a file that cannot be written is a warning.",
+  ),
+  Flag.optional,
+)
+
+/** Why `--metrics-file` cannot be written: its directory must exist and be writable, and it must not be a directory. */
+const metricsFileProblems = (file: string): ReadonlyArray<Problem> => {
+  const problem = (message: string, fix: string): ReadonlyArray<Problem> => [
+    { field: "--metrics-file", message: `${shownPath(file)}: ${message}`, fix },
+  ]
+  if (file === "" || file === "-")
+    return problem(
+      "is not a file path",
+      "give the path of the file to write, such as /var/lib/node_exporter/textfile/kvdeploy-api.prom",
+    )
+  try {
+    if (statSync(file).isDirectory())
+      return problem("is a directory", "give the path of a file in it, such as DIR/kvdeploy-NAME.prom")
+  } catch {}
+  try {
+    accessSync(dirname(resolve(file)), fsConstants.W_OK | fsConstants.X_OK)
+  } catch (e) {
+    return problem(
+      `its directory cannot be written (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      "give a file in an existing directory this user may write (node_exporter's textfile directory)",
+    )
+  }
+  return []
+}
+
+/**
+ * Replace `file` with `text` atomically: a temporary file in the same directory (mode 0644, made
+ * anew), then renamed over it, so a collector never reads half a file. Undefined once written,
+ * else why not.
+ */
+const writeMetricsFile = (file: string, text: string): string | undefined => {
+  const temp = `${resolve(file)}.tmp-${process.pid}`
+  try {
+    writeFileSync(temp, text, { mode: 0o644, flag: "wx" })
+    renameSync(temp, file)
+    return undefined
+  } catch (e) {
+    try {
+      unlinkSync(temp)
+    } catch {}
+    return (e as NodeJS.ErrnoException).code ?? String(e)
+  }
 }
 
 /**
@@ -148,11 +213,16 @@ export const deployInputs = (
     readonly previousKey: Option.Option<string>
     readonly previousKeyPassphraseEnv: Option.Option<string>
   },
+  /** Problems of the command's own further flags (deploy's --metrics-file). */
+  moreProblems: ReadonlyArray<Problem> = [],
 ) =>
   Effect.gen(function* () {
     const { config, material } = yield* targetAndMaterial(
       input,
-      previousKeyProblems(input.previousKey, input.previousKeyPassphraseEnv),
+      Effect.map(previousKeyProblems(input.previousKey, input.previousKeyPassphraseEnv), (found) => [
+        ...found,
+        ...moreProblems,
+      ]),
     )
     const previous = Option.isSome(input.previousKey)
       ? yield* readPreviousKey(input.previousKey.value, {
@@ -163,9 +233,24 @@ export const deployInputs = (
     return { config, material, previous }
   })
 
-export const deploy = Command.make("deploy", deployFlags, (input) =>
+export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (input) =>
   Effect.gen(function* () {
-    const { config, material, previous } = yield* deployInputs(input)
+    const { config, material, previous } = yield* deployInputs(
+      input,
+      Option.match(input.metricsFile, { onNone: () => [], onSome: metricsFileProblems }),
+    )
+    // With --metrics-file: this run's metrics, on a registry of their own, labelled with the target.
+    const prometheus = Option.isSome(input.metricsFile)
+      ? yield* Effect.promise(() => import("@kvdeploy/metrics/prometheus"))
+      : undefined
+    const metricsContext =
+      prometheus === undefined
+        ? undefined
+        : yield* Layer.build(
+            prometheus.layerWith({
+              defaultLabels: { vault_url: config.vaultUrl, certificate_name: config.certificateName },
+            }),
+          )
     yield* progress(`deploying ${config.certificateName} to ${config.vaultUrl}…`)
     const leaf = leafSummary(material.leaf)
     /** The outcome as core reports it, printed (inside the part an interruption waits for). */
@@ -183,6 +268,18 @@ export const deploy = Command.make("deploy", deployFlags, (input) =>
             ...(leaf === undefined ? {} : { certificate: leaf }),
           })
         else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now()))
+        if (Option.isSome(input.metricsFile) && prometheus !== undefined && metricsContext !== undefined) {
+          const text = yield* Effect.flatMap(
+            Effect.service(prometheus.PrometheusExposition),
+            (p) => p.text,
+          ).pipe(Effect.provideContext(metricsContext))
+          const written = writeMetricsFile(input.metricsFile.value, text)
+          // The outcome stays the exit code: the deploy happened; the file's failure is said apart.
+          if (written !== undefined)
+            yield* printErr(
+              `${styleErr().yellow("warning")}: --metrics-file ${shownPath(input.metricsFile.value)} was not written (${written}); the deploy's outcome is above`,
+            )
+        }
         // An interruption that waited for this deploy ends the command with this code, not 130.
         reportedExit.exitCode = code
         return code
@@ -215,9 +312,10 @@ export const deploy = Command.make("deploy", deployFlags, (input) =>
           },
         ),
       ),
+      metricsContext === undefined ? {} : { metrics: Layer.succeedContext(metricsContext) },
     )
     if (code !== 0) return yield* new ExitWith({ exitCode: code })
-  }),
+  }).pipe(Effect.scoped),
 ).pipe(
   Command.withDescription(
     `Deploy a certificate and its key to a Key Vault certificate as a new version, safely:
