@@ -14,7 +14,7 @@ import {
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { agentRoot, bin } from "./harness.js"
+import { agentRoot, bin, checkAsNobody } from "./harness.js"
 
 const example = join(agentRoot, "examples", "agent.yaml")
 /** The variables the example's deployments need: its PFX password, and workload identity's. */
@@ -229,21 +229,7 @@ deployments:
 `,
           { mode: 0o644 },
         )
-        const r = spawnSync(
-          "setpriv",
-          [
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            process.execPath,
-            bin,
-            "--config",
-            config,
-            "--check",
-            "--json",
-          ],
-          { encoding: "utf8" },
-        )
+        const r = checkAsNobody(config)
         expect(r.status, r.stderr).toBe(2)
         expect(JSON.parse(r.stdout).problems).toEqual([
           {

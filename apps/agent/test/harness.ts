@@ -4,7 +4,7 @@
  * lines collected, certificate files on /dev/shm in a directory removed after
  * each test, and the emulator's request log to prove what was (not) written.
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -15,6 +15,27 @@ import { makePki, type Pki } from "./pki.js"
 
 export const agentRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
 export const bin = join(agentRoot, "dist", "bin.js")
+
+/**
+ * `kvdeploy-agent --config CONFIG --check --json` run as uid and gid 65534 with no other group (a
+ * root test's stand-in for a service's own user: setpriv). The configuration must be readable by it.
+ */
+export const checkAsNobody = (config: string) =>
+  spawnSync(
+    "setpriv",
+    [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      process.execPath,
+      bin,
+      "--config",
+      config,
+      "--check",
+      "--json",
+    ],
+    { encoding: "utf8" },
+  )
 
 export type LogLine = Record<string, unknown> & { readonly msg: string; readonly level: string }
 

@@ -6,12 +6,12 @@
  * write through its own path. Needs root (to own files as another user and to mount); skipped
  * otherwise.
  */
-import { execFileSync, spawnSync } from "node:child_process"
+import { execFileSync } from "node:child_process"
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { walkPath } from "../src/pathTrust.js"
-import { bin } from "./harness.js"
+import { checkAsNobody } from "./harness.js"
 
 const base = mkdtempSync(join("/dev/shm", "kvdeploy-ro-mount-"))
 const mounted: Array<string> = []
@@ -113,21 +113,7 @@ deployments:
 `,
       { mode: 0o644 },
     )
-    const r = spawnSync(
-      "setpriv",
-      [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        process.execPath,
-        bin,
-        "--config",
-        config,
-        "--check",
-        "--json",
-      ],
-      { encoding: "utf8" },
-    )
+    const r = checkAsNobody(config)
     expect(r.status, r.stderr).toBe(2)
     expect(
       (JSON.parse(r.stdout) as { problems: Array<{ field: string; message: string }> }).problems,
