@@ -23,7 +23,7 @@
 import { accessSync, constants, lstatSync, readlinkSync, type Stats } from "node:fs"
 import { dirname, isAbsolute, join, resolve } from "node:path"
 import { shownPath } from "@kvdeploy/core"
-import { writableThrough } from "./mounts.js"
+import { fileSystemWrites } from "./mounts.js"
 
 /** The agent's own user (undefined where there are no user ids). */
 const agentUid = process.geteuid?.()
@@ -77,9 +77,10 @@ const mode = (s: Stats): string => `mode ${(s.mode & 0o7777).toString(8).padStar
  * services, and its write bit would let each of them replace another's key. A sticky directory
  * (1777, /tmp) is fine: others may add entries to it but not replace one of another owner's, and
  * every entry followed must be root's or the agent's anyway. A link's own mode means nothing.
- * A directory or file mounted read-only and writable through no other mount (a Kubernetes configMap
- * volume, 0777; mounts.ts) is changed by no one, which excuses its mode bits, never another owner;
- * a read-only bind mount of a directory every user may write is still written through its own path.
+ * A directory or file on a file system that is itself read-only (mounts.ts) is changed by no one,
+ * which excuses its mode bits, never another owner. A read-only mount of a writable file system
+ * (systemd's ProtectSystem=, a container's read-only volume, a configMap volume) excuses nothing:
+ * the host or kubelet writes that file system through another mount.
  */
 const whyOthersMayWrite = (
   path: string,
@@ -110,14 +111,18 @@ const whyOthersMayWrite = (
     why = `is writable by group ${s.gid} (${mode(s)})`
     fix = (at) => `chmod g-w ${at} (readable by the group is fine)`
   } else return undefined
-  // Mounted read-only here and writable through no other path (a configMap volume): no one changes it.
-  const through = writableThrough(path, Date.now())
-  if (through.readOnlyHere && through.writableAt === undefined) return undefined
-  return through.writableAt === undefined
-    ? { why, fix: fix(shown) }
+  // On a file system that is itself read-only, no one changes it; a read-only mount is no evidence.
+  const writes = fileSystemWrites(path, s.dev, Date.now())
+  if (writes._tag === "ReadOnly") return undefined
+  if (writes._tag === "Writable") return { why, fix: fix(shown) }
+  return writes.writableAt === undefined
+    ? {
+        why: `${why}; it is mounted read-only here, but its file system is not read-only, and another mount (the host's, kubelet's) may write it`,
+        fix: `${fix(shown)} where the file system is mounted writable (on the host, in the volume's source)`,
+      }
     : {
-        why: `${why}; it is mounted read-only here, but the same ${kindOf(s)} is writable at ${shownPath(through.writableAt)}`,
-        fix: fix(shownPath(through.writableAt)),
+        why: `${why}; it is mounted read-only here, but the same ${kindOf(s)} is writable at ${shownPath(writes.writableAt)}`,
+        fix: fix(shownPath(writes.writableAt)),
       }
 }
 
