@@ -72,6 +72,20 @@ describe("deployment files", () => {
     })
     if (parsed._tag === "Failure") throw new Error(parsed.failure.message)
     expect(parsed.success.deployments[0]?.target.credentialMode).toBe("workload_identity")
+    // No source is read through a configMap volume's mount: its root may be 0777 (kubelet's disk),
+    // a directory others may write, which the agent refuses on a read-only mount too.
+    const volumes = at(pod, "spec", "volumes") as Array<{ name: string; configMap?: unknown }>
+    const mounts = at(pod, "spec", "containers", 0, "volumeMounts") as Array<{
+      name: string
+      mountPath: string
+    }>
+    const configMapMounts = mounts.filter((m) =>
+      volumes.some((v) => v.name === m.name && v.configMap !== undefined),
+    )
+    expect(configMapMounts.length).toBeGreaterThan(0)
+    for (const d of parsed.success.deployments)
+      for (const path of d.source._tag === "Pem" ? [d.source.cert, d.source.key ?? ""] : [d.source.pfx])
+        for (const m of configMapMounts) expect(path.startsWith(`${m.mountPath}/`), path).toBe(false)
     // The glibc malloc settings the memory figures were measured with (docs/agent.md, "Memory").
     const env = at(pod, "spec", "containers", 0, "env") as Array<{ name: string; value: string }>
     expect(Object.fromEntries(env.map((e) => [e.name, e.value]))).toMatchObject(mallocSettings)
