@@ -126,6 +126,13 @@ const whyOthersMayWrite = (
       }
 }
 
+/** A path's components but "" and ".", last first (a stack to pop from, as the kernel walks it). */
+const componentsLastFirst = (path: string): Array<string> =>
+  path
+    .split("/")
+    .filter((c) => c !== "" && c !== ".")
+    .reverse()
+
 /** A directory's judgment: why others could change it, and whether it is the source owner's. */
 interface Judgment {
   readonly bad: UntrustedPath | undefined
@@ -200,10 +207,7 @@ export const walkPath = (path: string, sourceOwner?: number): PathWalk => {
     known = new Map()
     judged.set(owner, known)
   }
-  const pending = resolve(path)
-    .split("/")
-    .filter((c) => c !== "" && c !== ".")
-  pending.reverse()
+  const pending = componentsLastFirst(resolve(path))
   let dir = "/"
   let links = 0
   let stats: Stats | undefined
@@ -239,12 +243,7 @@ export const walkPath = (path: string, sourceOwner?: number): PathWalk => {
         throw Object.assign(new Error(`too many symbolic links: ${full}`), { code: "ELOOP" })
       const target = readlinkSync(full)
       if (isAbsolute(target)) dir = "/"
-      pending.push(
-        ...target
-          .split("/")
-          .filter((c) => c !== "" && c !== ".")
-          .reverse(),
-      )
+      pending.push(...componentsLastFirst(target))
       continue
     }
     if (stats.isDirectory()) {
@@ -307,27 +306,45 @@ export const readRefusal = (path: string): { readonly why: string; readonly fix:
   const who = `the agent's user (uid ${agentUid ?? "?"}, groups ${process.getgroups?.().join(", ") ?? "?"})`
   const groupFix = (what: string, bits: string, at: string) =>
     `give a group the agent is in (the systemd unit's SupplementaryGroups=, ssl-cert) ${what} on it: chgrp GROUP ${at} && chmod ${bits} ${at} (never g+w); or run the agent as a user that may read it`
-  const full = resolve(path)
+  // Resolved as the kernel resolves it, link by link (certbot's live/ links lead into archive/):
+  // the directory refused is the one on the way the link leads to.
+  const pending = componentsLastFirst(resolve(path))
   let dir = "/"
-  for (const part of full.split("/").filter((c) => c !== "")) {
-    try {
-      accessSync(dir, constants.X_OK)
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EACCES")
+  let links = 0
+  try {
+    while (pending.length > 0) {
+      const name = pending.pop() as string
+      if (name === "..") {
+        dir = dirname(dir)
+        continue
+      }
+      try {
+        accessSync(dir, constants.X_OK)
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EACCES") return undefined
         return {
           why: `${who} may not search the directory ${shownPath(dir)} on its way`,
           fix: groupFix("search (x)", "g+x", shownPath(dir)),
         }
-      return undefined
+      }
+      const full = join(dir, name)
+      if (lstatSync(full).isSymbolicLink()) {
+        if (++links > MAX_LINKS) return undefined
+        const target = readlinkSync(full)
+        if (isAbsolute(target)) dir = "/"
+        pending.push(...componentsLastFirst(target))
+        continue
+      }
+      dir = full
     }
-    dir = join(dir, part)
-  }
-  try {
-    accessSync(full, constants.R_OK)
+    accessSync(dir, constants.R_OK)
     return undefined
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EACCES"
-      ? { why: `${who} may not read the file`, fix: groupFix("read", "g+r", shownPath(full)) }
+      ? {
+          why: `${who} may not read the file ${shownPath(dir)}`,
+          fix: groupFix("read", "g+r", shownPath(dir)),
+        }
       : undefined
   }
 }

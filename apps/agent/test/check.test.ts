@@ -217,6 +217,13 @@ deployments:
         const open = join(dir, "keys")
         mkdirSync(open, { mode: 0o755 })
         writeFileSync(join(open, "privkey.pem"), "x", { mode: 0o600 })
+        // live/ made searchable, its file a link into archive/, still 0700: archive/ is named.
+        const live2 = join(dir, "live2")
+        const archive = join(dir, "archive")
+        mkdirSync(live2, { mode: 0o755 })
+        mkdirSync(archive, { mode: 0o700 })
+        writeFileSync(join(archive, "cert1.pem"), "x", { mode: 0o644 })
+        symlinkSync("../archive/cert1.pem", join(live2, "cert.pem"))
         const state = join(dir, "state")
         mkdirSync(state, { mode: 0o700 })
         chownSync(state, 65534, 65534)
@@ -226,6 +233,7 @@ deployments:
           `agent: { state_dir: ${state} }
 deployments:
   - { name: a, source: { cert: ${join(live, "fullchain.pem")}, key: ${join(open, "privkey.pem")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+  - { name: b, source: { cert: ${join(live2, "cert.pem")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: b } }
 `,
           { mode: 0o644 },
         )
@@ -239,8 +247,13 @@ deployments:
           },
           {
             field: "deployments[0].source.key",
-            message: `${join(open, "privkey.pem")} cannot be read (EACCES): the agent's user (uid 65534, groups 65534) may not read the file`,
+            message: `${join(open, "privkey.pem")} cannot be read (EACCES): the agent's user (uid 65534, groups 65534) may not read the file ${join(open, "privkey.pem")}`,
             fix: expect.stringContaining(`chgrp GROUP ${join(open, "privkey.pem")} && chmod g+r`),
+          },
+          {
+            field: "deployments[1].source.cert",
+            message: `${join(live2, "cert.pem")} cannot be read (EACCES): the agent's user (uid 65534, groups 65534) may not search the directory ${archive} on its way`,
+            fix: expect.stringContaining(`chgrp GROUP ${archive} && chmod g+x ${archive}`),
           },
         ])
       })

@@ -187,10 +187,12 @@ describe("deploy lifecycle", () => {
 
   it("deploy --metrics-file: this run's metrics for node_exporter's textfile collector, labelled with the target", async () => {
     const file = join(dirname(world.targetFile(name)), "kvdeploy-lifecycle.prom")
+    // Under a umask of 077 too: node_exporter, a user of its own, must be able to read the file.
+    const umask = process.umask(0o077)
     const r = await runCli(deployArgs(name, ["--metrics-file", file]), {
       stdin: fx.bundle(v1leaf),
       env: world.env,
-    })
+    }).finally(() => process.umask(umask))
     expect(r.code, r.stderr).toBe(0)
     expect(json<Outcome>(r)._tag).toBe("Skipped")
     expect(statSync(file).mode & 0o777).toBe(0o644)
@@ -853,7 +855,7 @@ describe("outcomes and exit codes", () => {
     expect(finished.code, finished.stdout + finished.stderr).toBe(3)
     expect(json<Outcome>(finished)._tag).toBe("RolledBack")
     expect(finished.stderr).toContain(
-      `interrupted: ${after} has been written to; the deploy finishes first (verify, and a rollback when the vault serves something wrong), reports its outcome, then stops`,
+      `interrupted: a write to ${after} was sent; the deploy finishes first (verify, and a rollback when the vault serves something wrong), reports its outcome, then stops`,
     )
     const versions = world.emulator.state.versions(world.vault, after) ?? []
     expect(versions.at(-1)?.tags?.["certctl-rollback-of"]).toBe(versions.at(-2)?.version)

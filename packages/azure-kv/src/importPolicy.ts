@@ -143,7 +143,37 @@ export const importPolicyInjection: PipelinePolicy = {
 /** Error code of an import whose outcome is unknown; the retry policy never retries it. */
 export const outcomeUnknownCode = "KVDEPLOY_IMPORT_OUTCOME_UNKNOWN"
 
-/** Network error codes meaning the request never reached the server: safe to retry, nothing changed. */
+/**
+ * TLS errors of a server certificate this client did not accept (Node's codes: its own for a name
+ * that does not match, OpenSSL's verify results for the rest): an issuer it does not trust, a
+ * signature or a chain that fails, outside its validity. The connection closed before the request
+ * was sent, and sending it again fails the same way.
+ */
+export const tlsRefusedCodes: ReadonlySet<string> = new Set([
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "HOSTNAME_MISMATCH",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_DECRYPT_CERT_SIGNATURE",
+  "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERROR_IN_CERT_NOT_BEFORE_FIELD",
+  "ERROR_IN_CERT_NOT_AFTER_FIELD",
+  "CERT_CHAIN_TOO_LONG",
+  "CERT_REVOKED",
+  "INVALID_CA",
+  "PATH_LENGTH_EXCEEDED",
+  "INVALID_PURPOSE",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+])
+
+/** Network error codes meaning the request never reached the server: nothing changed. */
 export const neverSentCodes: ReadonlySet<string> = new Set([
   "ECONNREFUSED",
   "ENOTFOUND",
@@ -151,13 +181,7 @@ export const neverSentCodes: ReadonlySet<string> = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "EADDRNOTAVAIL",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
+  ...tlsRefusedCodes,
 ])
 
 /**

@@ -19,7 +19,7 @@ import {
   withoutKeyText,
 } from "@kvdeploy/core"
 import { identityProviderOutage, tokenErrorStatus } from "@kvdeploy/credentials/tokenErrors"
-import { ImportOutcomeUnknown, neverSentCodes } from "./importPolicy.js"
+import { ImportOutcomeUnknown, neverSentCodes, tlsRefusedCodes } from "./importPolicy.js"
 import { LatestNotFound } from "./notFoundPolicy.js"
 import { grantAdvice, requiredPermission } from "./permissions.js"
 
@@ -219,22 +219,6 @@ export const toVaultError = (
     Error.stackTraceLimit = limit
   }
 }
-
-/**
- * TLS errors of a certificate this client did not accept (Node's codes, from OpenSSL's verify
- * results): an issuer it does not trust, a name that does not match, outside its validity.
- */
-const tlsRefusedCodes: ReadonlySet<string> = new Set([
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "CERT_UNTRUSTED",
-])
 
 /** Network error codes the SDK's exponential retry strategy retries (@typespec/ts-http-runtime's isSystemError). */
 const sdkRetriedCodes: ReadonlySet<string> = new Set([

@@ -197,15 +197,16 @@ export const credentialEnvironmentProblems = (
       fix: tenantFix,
     })
   else if (tenant !== undefined && padded("AZURE_TENANT_ID")) problems.push(paddedProblem("AZURE_TENANT_ID"))
-  // The federated token file the token exchange reads (workload identity; managed identity's AKS
-  // exchange, given a tenant): one that cannot be read fails every token request, and the variable
-  // is the only place that names it. Its path is not a secret.
+  // The federated token file workload identity reads: one that cannot be read fails every token
+  // request, and the variable is the only place that names it. Its path is not a secret. (Managed
+  // identity's AKS exchange reads it only with a tenant and a client id, which may come from the
+  // configuration: its credential reports the file when it is about to read it.)
   const tokenFile = value("AZURE_FEDERATED_TOKEN_FILE")
   if (
     options.checkFiles === true &&
+    mode === "workload_identity" &&
     tokenFile !== undefined &&
-    !padded("AZURE_FEDERATED_TOKEN_FILE") &&
-    (mode === "workload_identity" || (mode === "managed_identity" && value("AZURE_TENANT_ID") !== undefined))
+    !padded("AZURE_FEDERATED_TOKEN_FILE")
   ) {
     const unreadable = unreadableFile(tokenFile)
     if (unreadable !== undefined)

@@ -197,8 +197,9 @@ describe("credentialEnvironmentProblems", () => {
         fix: expect.stringMatching(/^Check that the projected service account token is mounted there/),
       },
     ])
-    // Managed identity exchanges it only with a tenant (AKS); the default chain may use another source.
-    expect(check("managed_identity").map((p) => p.variables)).toEqual([["AZURE_FEDERATED_TOKEN_FILE"]])
+    // Managed identity reads it only with a tenant and a client id (which the configuration may
+    // give), the default chain may use another source: their credentials report it when they read it.
+    expect(check("managed_identity")).toEqual([])
     expect(check("default")).toEqual([])
     // A file that can be read passes; without checkFiles the rule reads no file (makeCredential's use).
     expect(check("workload_identity", { AZURE_FEDERATED_TOKEN_FILE: "/etc/hostname" })).toEqual([])

@@ -1,7 +1,7 @@
 /** `kvdeploy deploy`: the deploy program (snapshot, import, verify, rollback) for one certificate and target. */
-
 import {
   accessSync,
+  chmodSync,
   constants as fsConstants,
   renameSync,
   statSync,
@@ -128,6 +128,9 @@ const writeMetricsFile = (file: string, text: string): string | undefined => {
   const temp = `${resolve(file)}.tmp-${process.pid}`
   try {
     writeFileSync(temp, text, { mode: 0o644, flag: "wx" })
+    // The mode asked at creation is masked by the umask (077 gives 0600, which node_exporter, a user
+    // of its own, cannot read): set it whole.
+    chmodSync(temp, 0o644)
     renameSync(temp, file)
     return undefined
   } catch (e) {
@@ -268,6 +271,8 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
             ...(leaf === undefined ? {} : { certificate: leaf }),
           })
         else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now()))
+        // An interruption that waited for this deploy ends the command with this code, not 130.
+        reportedExit.exitCode = code
         if (Option.isSome(input.metricsFile) && prometheus !== undefined && metricsContext !== undefined) {
           const text = yield* Effect.flatMap(
             Effect.service(prometheus.PrometheusExposition),
@@ -280,8 +285,6 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
               `${styleErr().yellow("warning")}: --metrics-file ${shownPath(input.metricsFile.value)} was not written (${written}); the deploy's outcome is above`,
             )
         }
-        // An interruption that waited for this deploy ends the command with this code, not 130.
-        reportedExit.exitCode = code
         return code
       })
     // Ctrl+C or SIGTERM stops the deploy before its import; after it, the deploy finishes (verify,
@@ -305,7 +308,7 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
             onInterruptedAfterWrite: clearProgress.pipe(
               Effect.andThen(
                 printErr(
-                  `${styleErr().yellow("interrupted")}: ${config.certificateName} has been written to; the deploy finishes first (verify, and a rollback when the vault serves something wrong), reports its outcome, then stops`,
+                  `${styleErr().yellow("interrupted")}: a write to ${config.certificateName} was sent; the deploy finishes first (verify, and a rollback when the vault serves something wrong), reports its outcome, then stops`,
                 ),
               ),
             ),
