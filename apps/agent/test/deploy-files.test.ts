@@ -1,13 +1,52 @@
-/** The shipped deployment files: the systemd unit passes systemd-analyze verify; the Kubernetes manifests wire AKS workload identity. */
+/** The shipped deployment files: the systemd unit passes systemd-analyze verify; the Kubernetes manifests wire AKS workload identity; the Dockerfile's context leaves out what is installed or built. */
 import { spawnSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import { parseAllDocuments } from "yaml"
 import { parseAgentConfig } from "../src/config.js"
 import { agentRoot, bin } from "./harness.js"
 
 const deploy = join(agentRoot, "deploy")
+const repoRoot = resolve(agentRoot, "..", "..")
+
+/**
+ * Whether `.dockerignore` leaves a context path out, as Docker matches it: each pattern from the
+ * context's root, against the path and each directory above it (a directory left out takes its
+ * contents along); `**` spans directories, `*` and `?` stay within one; the last pattern that
+ * matches decides, so a later `!pattern` keeps what an earlier one left out.
+ */
+const dockerIgnores = (dockerignore: string) => {
+  const rules = dockerignore
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+    .map((line) => {
+      const keep = line.startsWith("!")
+      const pattern = (keep ? line.slice(1) : line).replace(/^\/+|\/+$/g, "")
+      const parts = pattern.split("/")
+      const source = parts
+        .map((part, i) => {
+          const last = i === parts.length - 1
+          if (part === "**") return last ? ".*" : "(?:.*/)?"
+          const glob = part
+            .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+            .replace(/\*/g, "[^/]*")
+            .replace(/\?/g, "[^/]")
+          return last ? glob : `${glob}/`
+        })
+        .join("")
+      return { keep, re: new RegExp(`^${source}$`) }
+    })
+  return (path: string): boolean => {
+    const parts = path.split("/")
+    const prefixes = parts.map((_, i) => parts.slice(0, i + 1).join("/"))
+    let ignored = false
+    for (const rule of rules) if (prefixes.some((p) => rule.re.test(p))) ignored = !rule.keep
+    return ignored
+  }
+}
+
 const mallocSettings = {
   MALLOC_ARENA_MAX: "2",
   MALLOC_TRIM_THRESHOLD_: "131072",
@@ -121,5 +160,63 @@ describe("deployment files", () => {
       expect(unit).toMatch(new RegExp(`^Environment=.*\\b${name}=${value}\\b`, "m"))
       expect(dockerfile).toMatch(new RegExp(`^ENV .*\\b${name}=${value}\\b`, "m"))
     }
+  })
+
+  it("the Dockerfile's syntax line is its first, where BuildKit reads it", () => {
+    const dockerfile = readFileSync(join(deploy, "docker", "Dockerfile"), "utf8")
+    expect(dockerfile.split("\n")[0]).toMatch(/^# syntax=docker\/dockerfile:\d/)
+    expect(dockerfile.split("\n").filter((l) => /^#\s*syntax=/.test(l))).toHaveLength(1)
+  })
+
+  it(".dockerignore leaves out what is installed or built and keeps what the image's build reads", () => {
+    const ignored = dockerIgnores(readFileSync(join(repoRoot, ".dockerignore"), "utf8"))
+    for (const path of [
+      "node_modules/.pnpm/effect@4.1.0/node_modules/effect/package.json",
+      "apps/agent/node_modules/effect/package.json",
+      "packages/core/node_modules/.bin/tsc",
+      "scripts/toolchain/node_modules/node/bin/node",
+      "apps/agent/dist/sea/kvdeploy-agent",
+      "apps/cli/dist/bin.js",
+      ".git/HEAD",
+      "apps/cli/.turbo/turbo-build.log",
+      "apps/cli/.vitest-results.json",
+    ])
+      expect(ignored(path), path).toBe(true)
+    // The build stage copies the whole context, then installs with the frozen lockfile (every
+    // workspace package's manifest) and builds the agent and its packages from their sources.
+    const dockerfile = readFileSync(join(deploy, "docker", "Dockerfile"), "utf8")
+    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) =>
+      (m[1] ?? "").split(/\s+/),
+    )
+    expect(copied).toEqual(["."])
+    const needed = [
+      "package.json",
+      "pnpm-lock.yaml",
+      "pnpm-workspace.yaml",
+      "apps/agent/package.json",
+      "apps/agent/scripts/bundle.mjs",
+      "apps/agent/scripts/sea.mjs",
+      "apps/agent/src/bin.ts",
+      "packages/core/src/index.ts",
+    ]
+    const tracked = spawnSync("git", ["ls-files"], { cwd: repoRoot, encoding: "utf8" })
+    // In a git checkout, every file of the repository is kept but the toolchain of scripts/dev.
+    if (tracked.status === 0)
+      needed.push(
+        ...tracked.stdout.split("\n").filter((f) => f !== "" && !f.startsWith("scripts/toolchain/")),
+      )
+    expect(needed.filter((path) => ignored(path))).toEqual([])
+  })
+
+  it("the .dockerignore matcher of this test can keep and leave out", () => {
+    const ignored = dockerIgnores("**/dist\nbuild\n!build/keep\n*.log\n")
+    expect(ignored("a/b/dist/x.js")).toBe(true)
+    expect(ignored("dist")).toBe(true)
+    expect(ignored("a/distant/x")).toBe(false)
+    expect(ignored("build/x")).toBe(true)
+    expect(ignored("build/keep")).toBe(false)
+    expect(ignored("a/build/x")).toBe(false)
+    expect(ignored("x.log")).toBe(true)
+    expect(ignored("a/x.log")).toBe(false)
   })
 })
