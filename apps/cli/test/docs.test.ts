@@ -1,13 +1,27 @@
 /**
  * The operator docs are tested: every shell block of docs/getting-started.md
- * runs, in order, in one bash (against the emulator it starts), and every
- * relative link in docs/ and the CLI README points at a file that exists.
+ * runs, in order, in one bash (against the emulator it starts); the wrapper,
+ * deploy hook and cron line of docs/cron-and-certbot.md run against the
+ * emulator; and every relative link in docs/ and the CLI README points at a
+ * file that exists.
  */
 import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { createHash } from "node:crypto"
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { describe, expect, it } from "vitest"
-import { baseEnv, cliRoot } from "./harness.js"
+import { makeFixtures } from "./fixtures.js"
+import { baseEnv, cliRoot, startWorld } from "./harness.js"
 
 const repoRoot = resolve(cliRoot, "..", "..")
 const docsDir = join(repoRoot, "docs")
@@ -20,6 +34,14 @@ export const shellBlocks = (markdown: string): Array<string> => {
     if (m[1] === undefined) blocks.push(m[2] ?? "")
   }
   return blocks
+}
+
+/** The files a page shows whole, each marked `<!-- docs-test: file PATH -->` above its block. */
+export const fileBlocks = (markdown: string): Map<string, string> => {
+  const files = new Map<string, string>()
+  const re = /<!--\s*docs-test:\s*file\s+(\S+)\s*-->\s*\n```(?:sh|bash)\n([\s\S]*?)```/g
+  for (const m of markdown.matchAll(re)) files.set(m[1] ?? "", m[2] ?? "")
+  return files
 }
 
 /** Whether every process of the group `pgid` has ended, polled until `ms` have passed. */
@@ -99,6 +121,169 @@ describe("docs/getting-started.md", () => {
       rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
     }
   })
+})
+
+describe("docs/cron-and-certbot.md", () => {
+  it("the wrapper, the certbot deploy hook and the cron line run as shown, under cron's PATH", async () => {
+    const files = fileBlocks(readFileSync(join(docsDir, "cron-and-certbot.md"), "utf8"))
+    const wrapperPath = "/usr/local/bin/kvdeploy"
+    const hookPath = "/etc/letsencrypt/renewal-hooks/deploy/kvdeploy"
+    expect([...files.keys()].sort()).toEqual(["/etc/cron.d/kvdeploy", hookPath, wrapperPath].sort())
+    const scratch = mkdtempSync(join("/dev/shm", "kvdeploy-cron-"))
+    const world = await startWorld("kv-cron")
+    try {
+      // The page's absolute paths, moved into the scratch directory (the clone is this repository).
+      const moved = (text: string) =>
+        text
+          .replaceAll("/usr/local/bin/kvdeploy", join(scratch, "bin", "kvdeploy"))
+          .replaceAll("/opt/kvdeploy", repoRoot)
+          .replaceAll("/etc/kvdeploy", join(scratch, "etc", "kvdeploy"))
+          .replaceAll("/etc/letsencrypt", join(scratch, "letsencrypt"))
+          .replaceAll("/var/log/kvdeploy", join(scratch, "log"))
+      const install = (path: string, text: string, mode: number) => {
+        mkdirSync(dirname(path), { recursive: true })
+        writeFileSync(path, text, { mode })
+        chmodSync(path, mode)
+      }
+      const wrapper = moved(files.get(wrapperPath) ?? "")
+      const hook = moved(files.get(hookPath) ?? "")
+      for (const text of [wrapper, hook]) expect(text).not.toMatch(/(^|[\s"'=])\/(etc|opt|var|usr\/local)\//m)
+      install(join(scratch, "bin", "kvdeploy"), wrapper, 0o755)
+      const hookFile = join(scratch, "letsencrypt", "renewal-hooks", "deploy", "kvdeploy")
+      install(hookFile, hook, 0o755)
+      // The target file (no secret in it) and the environment file (root-only, NAME=value lines).
+      const name = "www.example.test"
+      install(
+        join(scratch, "etc", "kvdeploy", "targets", `${name}.json`),
+        JSON.stringify({
+          ...world.emulator.targetConfig("kv-cron", "www-example-test", "clientSecret"),
+          tags: { source: "certbot" },
+        }),
+        0o644,
+      )
+      const envFile = join(scratch, "etc", "kvdeploy", "kvdeploy.env")
+      install(
+        envFile,
+        Object.entries(world.env)
+          .map(([k, v]) => `${k}=${v}\n`)
+          .join(""),
+        0o600,
+      )
+      // certbot's layout: live/NAME holds cert.pem (the leaf), chain.pem, fullchain.pem, privkey.pem.
+      const fixtures = await makeFixtures()
+      const lineage = join(scratch, "letsencrypt", "live", name)
+      const issue = async () => {
+        const leaf = await fixtures.leaf()
+        install(join(lineage, "cert.pem"), leaf.certPem, 0o644)
+        install(join(lineage, "chain.pem"), fixtures.pki.intermediate.certPem, 0o644)
+        install(join(lineage, "fullchain.pem"), leaf.certPem + fixtures.pki.intermediate.certPem, 0o644)
+        install(join(lineage, "privkey.pem"), leaf.keyPem, 0o600)
+        return leaf
+      }
+      // cron's environment: /bin/sh, PATH=/usr/bin:/bin (an older node there, or none), no Azure variables.
+      const cronEnv = { PATH: "/usr/bin:/bin", HOME: scratch, TMPDIR: scratch, LANG: "C.UTF-8" }
+      // Asynchronous: the emulator answers from this process, which a synchronous spawn would block.
+      const run = (command: string, args: Array<string>, env: Record<string, string> = {}) =>
+        new Promise<{ code: number | null; out: string }>((done) => {
+          const child = spawn(command, args, {
+            env: { ...cronEnv, ...env },
+            stdio: ["ignore", "pipe", "pipe"],
+          })
+          let out = ""
+          child.stdout.on("data", (c: Buffer) => {
+            out += c.toString()
+          })
+          child.stderr.on("data", (c: Buffer) => {
+            out += c.toString()
+          })
+          const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
+          child.on("close", (code) => {
+            clearTimeout(timer)
+            done({ code, out })
+          })
+        })
+      const logFile = join(scratch, "log", "deploy.json")
+      const outcomes = () =>
+        existsSync(logFile)
+          ? readFileSync(logFile, "utf8")
+              .split(/\n(?=\{)/)
+              .filter((d) => d.trim() !== "")
+              .map(
+                (d) => JSON.parse(d) as { outcome?: string; warnings?: unknown; error?: { title: string } },
+              )
+          : []
+
+      // The wrapper runs the CLI with the project's Node.js whatever node cron's PATH finds.
+      const version = await run(join(scratch, "bin", "kvdeploy"), ["--version"])
+      expect(version, version.out).toMatchObject({ code: 0 })
+      expect(version.out).toMatch(/^kvdeploy \d/)
+
+      // cert.pem alone: deployed, with the chain warning; the same leaf with its chain is then Skipped.
+      const first = await issue()
+      const leafOnly = await run(
+        join(scratch, "bin", "kvdeploy"),
+        ["deploy", "--config", join(scratch, "etc", "kvdeploy", "targets", `${name}.json`)]
+          .concat(["--cert", join(lineage, "cert.pem"), "--key", join(lineage, "privkey.pem")])
+          .concat(["--tag", "source=certbot"]),
+        world.env,
+      )
+      expect(leafOnly.code, leafOnly.out).toBe(0)
+      expect(leafOnly.out).toMatch(/^Succeeded/m)
+      expect(leafOnly.out).toMatch(/chain: none given/)
+      const hook1 = await run(hookFile, [], { RENEWED_LINEAGE: lineage })
+      expect(hook1, hook1.out).toEqual({ code: 0, out: "" })
+      expect(outcomes().map((o) => o.outcome)).toEqual(["Skipped"])
+
+      // A renewal (a new leaf and key): deployed, silently, and recorded.
+      const renewed = await issue()
+      const x5t = (pem: { certificate: { rawData: ArrayBuffer } }) =>
+        createHash("sha1").update(Buffer.from(pem.certificate.rawData)).digest("base64url")
+      expect(x5t(renewed)).not.toBe(x5t(first))
+      const hook2 = await run(hookFile, [], { RENEWED_LINEAGE: lineage })
+      expect(hook2, hook2.out).toEqual({ code: 0, out: "" })
+      expect(outcomes().at(-1)?.outcome).toBe("Succeeded")
+      const served = world.emulator.state.versions("kv-cron", "www-example-test")?.at(-1)
+      expect(served?.x5t).toBe(x5t(renewed))
+      // fullchain.pem: the vault serves the leaf with its intermediate.
+      expect(served?.certificates).toHaveLength(2)
+
+      // The cron line (after its schedule and user fields), run by /bin/sh: in place, Skipped, silent.
+      const cronLine = (files.get("/etc/cron.d/kvdeploy") ?? "").split("\n").find((l) => /^\d/.test(l)) ?? ""
+      const cronCommand = moved(cronLine.split(/\s+/).slice(6).join(" "))
+      expect(cronCommand).toContain(join(scratch, "letsencrypt", "live"))
+      const cron = await run("/bin/sh", ["-c", cronCommand])
+      expect(cron, cron.out).toEqual({ code: 0, out: "" })
+      expect(outcomes().at(-1)?.outcome).toBe("Skipped")
+
+      // A certificate without a target file: nothing done, nothing logged.
+      const logged = outcomes().length
+      const other = join(scratch, "letsencrypt", "live", "other.example.test")
+      mkdirSync(other, { recursive: true })
+      expect(await run(hookFile, [], { RENEWED_LINEAGE: other })).toEqual({ code: 0, out: "" })
+      expect(outcomes()).toHaveLength(logged)
+
+      // A key that does not match the leaf: Rejected (exit 2), said on stderr, nothing written.
+      install(join(lineage, "privkey.pem"), first.keyPem, 0o600)
+      const versions = world.emulator.state.versions("kv-cron", "www-example-test")?.length
+      const rejected = await run(hookFile, [], { RENEWED_LINEAGE: lineage })
+      expect(rejected.code, rejected.out).toBe(2)
+      expect(rejected.out).toContain(`kvdeploy hook: ${name}: Rejected or a usage error`)
+      expect(outcomes().at(-1)?.outcome).toBe("Rejected")
+      expect(world.emulator.state.versions("kv-cron", "www-example-test")?.length).toBe(versions)
+
+      // An environment file others may read is refused before anything runs.
+      install(join(lineage, "privkey.pem"), renewed.keyPem, 0o600)
+      chmodSync(envFile, 0o644)
+      expect(statSync(envFile).mode & 0o777).toBe(0o644)
+      const loose = await run(hookFile, [], { RENEWED_LINEAGE: lineage })
+      expect(loose.code, loose.out).toBe(2)
+      expect(loose.out).toContain("must be")
+      expect(outcomes()).toHaveLength(logged + 1)
+    } finally {
+      await world.stop()
+      rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
+    }
+  }, 120_000)
 })
 
 describe("links", () => {
