@@ -5,7 +5,7 @@
  * emulator; and every relative link in docs/ and the CLI README points at a
  * file that exists.
  */
-import { spawn } from "node:child_process"
+import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import {
   chmodSync,
@@ -58,6 +58,34 @@ const groupEnded = async (pgid: number, ms: number): Promise<boolean> => {
   }
 }
 
+/**
+ * Run `command` with stdin closed, its stdout and stderr collected together, killed after
+ * `timeoutMs`; `started` is given the process (a caller that ends its process group).
+ */
+const collected = (
+  command: string,
+  args: ReadonlyArray<string>,
+  options: SpawnOptions,
+  timeoutMs: number,
+  started?: (child: ChildProcess) => void,
+) =>
+  new Promise<{ code: number | null; out: string }>((done) => {
+    const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"] })
+    started?.(child)
+    let out = ""
+    child.stdout?.on("data", (c: Buffer) => {
+      out += c.toString()
+    })
+    child.stderr?.on("data", (c: Buffer) => {
+      out += c.toString()
+    })
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
+    child.on("close", (code) => {
+      clearTimeout(timer)
+      done({ code, out })
+    })
+  })
+
 describe("docs/getting-started.md", () => {
   it("every command shown runs against the emulator", async () => {
     const page = readFileSync(join(docsDir, "getting-started.md"), "utf8")
@@ -67,28 +95,16 @@ describe("docs/getting-started.md", () => {
     let pid: number | undefined
     const script = ["set -euo pipefail", ...blocks.map((b, i) => `echo "::block ${i + 1}"\n${b}`)].join("\n")
     try {
-      const result = await new Promise<{ code: number | null; out: string }>((done) => {
-        const child = spawn("bash", ["-c", script], {
-          cwd: repoRoot,
-          env: { ...baseEnv(), TMPDIR: scratch },
-          stdio: ["ignore", "pipe", "pipe"],
-          // Its own process group, so whatever it started in the background can be ended with it.
-          detached: true,
-        })
-        pid = child.pid
-        let out = ""
-        child.stdout.on("data", (c: Buffer) => {
-          out += c.toString()
-        })
-        child.stderr.on("data", (c: Buffer) => {
-          out += c.toString()
-        })
-        const timer = setTimeout(() => child.kill("SIGKILL"), 150_000)
-        child.on("close", (code) => {
-          clearTimeout(timer)
-          done({ code, out })
-        })
-      })
+      const result = await collected(
+        "bash",
+        ["-c", script],
+        // Its own process group, so whatever it started in the background can be ended with it.
+        { cwd: repoRoot, env: { ...baseEnv(), TMPDIR: scratch }, detached: true },
+        150_000,
+        (child) => {
+          pid = child.pid
+        },
+      )
       expect(result.code, result.out).toBe(0)
       expect(result.out).toContain(`::block ${blocks.length}`)
       expect(result.out).toMatch(/^Succeeded/m)
@@ -184,24 +200,7 @@ describe("docs/cron-and-certbot.md", () => {
       const cronEnv = { PATH: "/usr/bin:/bin", HOME: scratch, TMPDIR: scratch, LANG: "C.UTF-8" }
       // Asynchronous: the emulator answers from this process, which a synchronous spawn would block.
       const run = (command: string, args: Array<string>, env: Record<string, string> = {}) =>
-        new Promise<{ code: number | null; out: string }>((done) => {
-          const child = spawn(command, args, {
-            env: { ...cronEnv, ...env },
-            stdio: ["ignore", "pipe", "pipe"],
-          })
-          let out = ""
-          child.stdout.on("data", (c: Buffer) => {
-            out += c.toString()
-          })
-          child.stderr.on("data", (c: Buffer) => {
-            out += c.toString()
-          })
-          const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
-          child.on("close", (code) => {
-            clearTimeout(timer)
-            done({ code, out })
-          })
-        })
+        collected(command, args, { env: { ...cronEnv, ...env } }, 60_000)
       const logFile = join(scratch, "log", "deploy.json")
       const outcomes = () =>
         existsSync(logFile)
