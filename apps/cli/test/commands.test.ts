@@ -311,6 +311,48 @@ describe("deploy lifecycle", () => {
   })
 })
 
+describe("versions created in one second", () => {
+  it("orderUnknown is said of the versions shown: --limit 1 (the served one) is known, --limit 2 is not", async () => {
+    // Three versions by another writer, in one second (Key Vault keeps whole seconds): the served
+    // one is known to be the newest, nothing orders the other two. A fresh name is tried until
+    // the three share a second, so the test does not depend on where a second boundary falls.
+    let name = ""
+    for (let attempt = 0; attempt < 5 && name === ""; attempt++) {
+      const candidate = `one-second-${attempt}`
+      const made = []
+      for (let i = 0; i < 3; i++) made.push(await world.emulator.state.foreignImport(world.vault, candidate))
+      if (new Set(made.map((v) => v.created)).size === 1) name = candidate
+    }
+    expect(name, "three imports in one second").not.toBe("")
+    const served = world.emulator.state.versions(world.vault, name)?.at(-1)?.version
+    const list = async (limit?: number) =>
+      json<{ orderUnknown: boolean; total: number; versions: Array<{ versionId: string; latest: boolean }> }>(
+        await runCli(
+          [
+            "versions",
+            "--config",
+            world.targetFile(name),
+            "--json",
+            ...(limit ? ["--limit", `${limit}`] : []),
+          ],
+          { env: world.env },
+        ),
+      )
+    const one = await list(1)
+    expect(one.versions.map((v) => v.versionId)).toEqual([served])
+    expect(one.orderUnknown).toBe(false)
+    expect(one.total).toBe(3)
+    const two = await list(2)
+    expect(two.versions[0]?.versionId).toBe(served)
+    expect(two.orderUnknown).toBe(true)
+    expect((await list()).orderUnknown).toBe(true)
+    const human = await runCli(["versions", "--config", world.targetFile(name), "--limit", "1"], {
+      env: world.env,
+    })
+    expect(human.stdout).not.toContain("order among themselves is unknown")
+  })
+})
+
 describe("a certificate that does not exist", () => {
   it("show and versions both say so, exit 1 (Key Vault lists its versions as empty, not 404)", async () => {
     for (const command of ["show", "versions"]) {

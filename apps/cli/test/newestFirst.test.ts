@@ -61,5 +61,23 @@ describe("newestFirst", () => {
     expect(ids(sorted).indexOf("d-v2")).toBeGreaterThan(ids(sorted).indexOf("b-v3"))
     // Nothing says whether v1 or v2 came first.
     expect(sorted.orderUnknown).toBe(true)
+    // The served version is known to be the newest: `--limit 1` shows it in a known order.
+    expect(sorted.firstUnknown).toBe(1)
+  })
+
+  it("firstUnknown: the newest versions before an unsettled tie are known, the tie's first place is not", () => {
+    // Two whole seconds apart: c (second 2) is newest, then a tie nothing settles (second 1), then d.
+    const sorted = newestFirst([
+      version("a", "A", 1),
+      version("d", "D", 0),
+      version("c", "C", 2),
+      version("b", "B", 1),
+    ])
+    expect(ids(sorted)[0]).toBe("c")
+    expect(ids(sorted)[3]).toBe("d")
+    expect(sorted.orderUnknown).toBe(true)
+    expect(sorted.firstUnknown).toBe(1)
+    // Without a tie, every place is known.
+    expect(newestFirst([version("a", "A", 0), version("b", "B", 1)]).firstUnknown).toBe(2)
   })
 })

@@ -99,13 +99,15 @@ export const versionDetail = (name: string, r: VersionRecord, s: Style, now: num
  * version the vault serves (`latestId`) is newest, and a rollback is newer than
  * the version it rolled back. `orderUnknown` says that some versions of one
  * second are left in the vault's order (by version id), which says nothing of
- * which came first.
+ * which came first; `firstUnknown` is the first place taken that way (the
+ * length when there is none), so the newest `n` shown are in a known order,
+ * and are known to be the newest `n`, exactly when `n <= firstUnknown`.
  */
 export const newestFirst = (
   versions: ReadonlyArray<VaultVersion>,
   latestId?: string,
   createdOrder: ReadonlyArray<string> = [],
-): Array<VaultVersion> & { readonly orderUnknown: boolean } => {
+): Array<VaultVersion> & { readonly orderUnknown: boolean; readonly firstUnknown: number } => {
   // A version some rollback R replaced is newer than the version R restored (same x5t as R).
   const restoredBy = new Map<string, string>()
   for (const r of versions) {
@@ -132,7 +134,7 @@ export const newestFirst = (
     else group.push(v)
   }
   const sorted: Array<VaultVersion> = []
-  let orderUnknown = false
+  let firstUnknown: number | undefined
   for (const [, group] of [...bySecond].sort(([a], [b]) => b - a)) {
     // Newest first within the second: each time, a version no other left one is known to be newer
     // than (in the vault's order when there are several, and the order is then unknown).
@@ -141,10 +143,14 @@ export const newestFirst = (
       const newest = left.filter((v) => !left.some((w) => w !== v && knownNewer(w, v)))
       // A contradiction in what is known (none qualifies) falls back to the vault's order.
       const next = newest[0] ?? (left[0] as VaultVersion)
-      if (newest.length !== 1) orderUnknown = true
+      // Each place taken by the only candidate is known: that version is newer than every one left.
+      if (newest.length !== 1) firstUnknown ??= sorted.length
       sorted.push(next)
       left.splice(left.indexOf(next), 1)
     }
   }
-  return Object.assign(sorted, { orderUnknown })
+  return Object.assign(sorted, {
+    orderUnknown: firstUnknown !== undefined,
+    firstUnknown: firstUnknown ?? sorted.length,
+  })
 }

@@ -58,13 +58,15 @@ export const versions = Command.make(
       const sorted = newestFirst(all, latestId)
       const limited = Option.isSome(input.limit) ? sorted.slice(0, input.limit.value) : sorted
       const records = limited.map((v) => versionRecord(v, v.versionId === latestId))
+      // Of the versions shown: with --limit, the order beyond them does not matter.
+      const orderUnknown = limited.length > sorted.firstUnknown
       if (input.json) {
         return yield* printJson({
           vaultUrl: config.vaultUrl,
           certificateName: config.certificateName,
           total: all.length,
           // Some versions of one second are in the vault's order, which says nothing of which came first.
-          orderUnknown: sorted.orderUnknown,
+          orderUnknown,
           versions: records,
         })
       }
@@ -76,7 +78,7 @@ export const versions = Command.make(
           : `${all.length} version${all.length === 1 ? "" : "s"}`
       yield* printLines([
         `${s.bold(config.certificateName)} in ${config.vaultUrl}: ${counted}, newest first`,
-        ...(sorted.orderUnknown
+        ...(orderUnknown
           ? [
               s.dim(
                 "(some versions were created in the same second, and Key Vault keeps whole seconds: their order among themselves is unknown)",
