@@ -4,7 +4,7 @@
  * from it) and checked further with core's target validation. Loading reports
  * every problem at once, each with the field it concerns and the fix.
  */
-import { spawnSync } from "node:child_process"
+import { execFile, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { createReadStream, existsSync } from "node:fs"
 import { isIP } from "node:net"
@@ -652,18 +652,45 @@ const hostProblem = (value: string): { readonly message: string; readonly fix: s
 /** A user name looked up: its uid, none of that name (`missing`), or no way to look (`unavailable`). */
 export type UserLookup = number | "missing" | "unavailable"
 
-/**
- * The uid of the user `name` as the host's name service knows it (`getent passwd`, which reads
- * /etc/passwd and whatever else nsswitch.conf names, LDAP or SSSD).
- */
-export const systemUserIdOf = (name: string): UserLookup => {
-  const r = spawnSync("getent", ["passwd", name], { encoding: "utf8", timeout: 5000 })
-  if (r.error !== undefined) return "unavailable"
+/** How long one `getent passwd` may take (a slow LDAP or SSSD server). */
+const userLookupTimeoutMs = 5000
+
+/** What `getent passwd NAME` answered: its exit status (null when it did not exit) and output. */
+const userLookupOf = (failed: boolean, status: number | null, stdout: string): UserLookup => {
+  if (failed && status === null) return "unavailable"
   // getent exits 2 when the name is not found.
-  if (r.status === 2) return "missing"
-  const uid = r.status === 0 ? Number(r.stdout.split(":")[2]) : Number.NaN
+  if (status === 2) return "missing"
+  const uid = status === 0 ? Number(stdout.split(":")[2]) : Number.NaN
   return Number.isInteger(uid) && uid >= 0 ? uid : "unavailable"
 }
+
+/**
+ * The uid of the user `name` as the host's name service knows it (`getent passwd`, which reads
+ * /etc/passwd and whatever else nsswitch.conf names, LDAP or SSSD). Synchronous, for callers that
+ * have no event loop to keep; the agent's loads use `lookUpUserId`.
+ */
+export const systemUserIdOf = (name: string): UserLookup => {
+  const r = spawnSync("getent", ["passwd", name], { encoding: "utf8", timeout: userLookupTimeoutMs })
+  return userLookupOf(r.error !== undefined, r.error !== undefined ? null : r.status, r.stdout ?? "")
+}
+
+/**
+ * `systemUserIdOf` in a child process the event loop does not wait for: a configuration (re)load
+ * naming users by name no longer holds the agent's loop (its metrics, health and running deploys)
+ * while the name service answers. Interrupting it kills the `getent`.
+ */
+export const lookUpUserId = (name: string): Effect.Effect<UserLookup> =>
+  Effect.callback<UserLookup>((resume, signal) => {
+    execFile(
+      "getent",
+      ["passwd", name],
+      { encoding: "utf8", timeout: userLookupTimeoutMs, signal },
+      (error, stdout) => {
+        const status = error === null ? 0 : typeof error.code === "number" ? error.code : null
+        resume(Effect.succeed(userLookupOf(error !== null, status, stdout)))
+      },
+    )
+  })
 
 /**
  * `source.owner` as a uid (a number is one; a name is looked up), or undefined when it is not given
@@ -1291,7 +1318,14 @@ export const parseAgentConfig = (
   path: string,
   baseDir: string,
   env: Readonly<Record<string, string | undefined>>,
-): Result.Result<AgentConfig, AgentConfigInvalid> => {
+  userIdOf: (name: string) => UserLookup = systemUserIdOf,
+): Result.Result<AgentConfig, AgentConfigInvalid> =>
+  Result.flatMap(readAgentDocument(text, path), (loaded) =>
+    validateAgentConfig(loaded, path, baseDir, env, userIdOf),
+  )
+
+/** The configuration text as one decoded document (YAML or JSON), before validation. */
+const readAgentDocument = (text: string, path: string): Result.Result<unknown, AgentConfigInvalid> => {
   const json = readJsonDocument(text)
   let documents: Array<unknown>
   try {
@@ -1336,8 +1370,40 @@ export const parseAgentConfig = (
       `expand to more than ${limit} values, far more than the text holds (aliases of aliases)`,
       "write the shared values out instead of nesting aliases",
     )
-  return validateAgentConfig(loaded, path, baseDir, env)
+  return Result.succeed(loaded)
 }
+
+/**
+ * Validate a decoded document with the user names it gives (`source.owner`) looked up by
+ * `lookUpUserId`, off the event loop and at most 4 at a time: a first validation answers from what
+ * is known and records the names it asks for; when it asked for any, they are looked up and the
+ * document is validated again with their answers.
+ */
+const validateWithUserLookups = (
+  loaded: unknown,
+  path: string,
+  baseDir: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Effect.Effect<Result.Result<AgentConfig, AgentConfigInvalid>> =>
+  Effect.gen(function* () {
+    const known = new Map<string, UserLookup>()
+    const asked = new Set<string>()
+    const userIdOf = (name: string): UserLookup => {
+      const found = known.get(name)
+      if (found !== undefined) return found
+      asked.add(name)
+      return "unavailable"
+    }
+    const first = validateAgentConfig(loaded, path, baseDir, env, userIdOf)
+    if (asked.size === 0) return first
+    const answers = yield* Effect.forEach(
+      asked,
+      (name) => Effect.map(lookUpUserId(name), (uid) => [name, uid] as const),
+      { concurrency: 4 },
+    )
+    for (const [name, uid] of answers) known.set(name, uid)
+    return validateAgentConfig(loaded, path, baseDir, env, userIdOf)
+  })
 
 /** Read and validate the configuration file. */
 /** The largest configuration read: 10,000 deployments take about 3 MB of YAML. */
@@ -1406,7 +1472,11 @@ export const loadAgentConfigUnless = (
     )
     const sha256 = createHash("sha256").update(text).digest("hex")
     if (sha256 === textSha256) return "unchanged" as const
-    const config = yield* Effect.fromResult(parseAgentConfig(text, absolute, dirname(absolute), process.env))
+    const loaded = yield* Effect.fromResult(readAgentDocument(text, absolute))
+    const config = yield* Effect.flatMap(
+      validateWithUserLookups(loaded, absolute, dirname(absolute), process.env),
+      Effect.fromResult,
+    )
     return { ...config, textSha256: sha256 }
   })
 

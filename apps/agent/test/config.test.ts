@@ -1,11 +1,12 @@
 /** The configuration: every problem listed at once, the published JSON Schema in step with the Effect Schema. */
 import { generateKeyPairSync } from "node:crypto"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as Effect from "effect/Effect"
 import { dump } from "js-yaml"
 import { afterAll, describe, expect, it } from "vitest"
-import { jsonSchema, parseAgentConfig, validateAgentConfig } from "../src/config.js"
+import { jsonSchema, loadAgentConfig, parseAgentConfig, validateAgentConfig } from "../src/config.js"
 import { agentRoot } from "./harness.js"
 
 const problemsOf = (yaml: string, env: Record<string, string> = {}) => {
@@ -992,6 +993,56 @@ deployments:
       },
     ])
   })
+  it("a (re)load looks user names up off the event loop, once per name, while the agent's loop runs on", async () => {
+    // A getent that answers only after the test has seen the event loop run while it waits (a slow
+    // LDAP or SSSD server); it logs each call and marks its start and end.
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-getent-"))
+    const mark = (name: string) => join(dir, name)
+    writeFileSync(
+      mark("getent"),
+      `#!/bin/sh
+echo "$2" >> ${mark("calls")}
+touch ${mark("started")}
+while [ ! -e ${mark("release")} ]; do sleep 0.02; done
+touch ${mark("ended")}
+[ "$2" = acme ] && { echo "acme:x:4242:4242::/home/acme:/bin/sh"; exit 0; }
+exit 2
+`,
+    )
+    chmodSync(mark("getent"), 0o755)
+    const config = mark("agent.yaml")
+    const deployment = (name: string, owner: string) => ({
+      name,
+      source: { cert: `/home/acme/${name}.pem`, key: `/home/acme/${name}.key`, owner },
+      target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: name },
+    })
+    writeFileSync(config, dump({ deployments: [deployment("a", "acme"), deployment("b", "acme")] }))
+    const path = process.env.PATH
+    process.env.PATH = `${dir}:${path}`
+    try {
+      let sawLoopDuringLookup = false
+      const watch = setInterval(() => {
+        if (existsSync(mark("started")) && !existsSync(mark("ended"))) {
+          sawLoopDuringLookup = true
+          writeFileSync(mark("release"), "")
+        }
+      }, 10)
+      const loaded = await Effect.runPromise(loadAgentConfig(config)).finally(() => clearInterval(watch))
+      expect(sawLoopDuringLookup).toBe(true)
+      expect(loaded.deployments.map((d) => d.source.owner)).toEqual([4242, 4242])
+      expect(readFileSync(mark("calls"), "utf8")).toBe("acme\n")
+      // A name the name service does not know: the field is named, as with the synchronous lookup.
+      writeFileSync(config, dump({ deployments: [deployment("a", "nosuchuser")] }))
+      const refused = await Effect.runPromise(Effect.flip(loadAgentConfig(config)))
+      expect(refused.problems.map((p) => `${p.field}: ${p.message}`)).toEqual([
+        "deployments[0].source.owner: names the user nosuchuser, unknown on this host (getent passwd nosuchuser finds none)",
+      ])
+    } finally {
+      process.env.PATH = path
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it("publishes the JSON Schema generated from the Effect Schema", () => {
     const published = JSON.parse(
       readFileSync(join(agentRoot, "schema", "agent-config.schema.json"), "utf8"),
