@@ -60,6 +60,9 @@ export const shareTokenRequests = (
         getTokenOptions?.tenantId ?? null,
         getTokenOptions?.enableCae ?? null,
       ])
+      const signal = getTokenOptions?.abortSignal
+      // Aborted already: no request is started (one nobody waits for would fail unheard).
+      if (signal?.aborted === true) return Promise.reject(abortError())
       let shared = inFlight.get(key)
       if (shared === undefined) {
         const { abortSignal: _own, ...rest } = getTokenOptions ?? {}
@@ -80,12 +83,13 @@ export const shareTokenRequests = (
           clearTimeout(timer)
           if (inFlight.get(key) === request) inFlight.delete(key)
         })
+        // Its failure reaches every waiter through their own handlers; once they have all stopped
+        // waiting (aborted), nobody is left to hear it, and an unheard rejection ends the process.
+        request.catch(() => undefined)
         inFlight.set(key, request)
         shared = request
       }
-      const signal = getTokenOptions?.abortSignal
       if (signal === undefined) return shared
-      if (signal.aborted) return Promise.reject(abortError())
       const request = shared
       return new Promise<AccessToken | null>((resolve, reject) => {
         const onAbort = () => {

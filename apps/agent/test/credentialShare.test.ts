@@ -76,6 +76,36 @@ describe("shareTokenRequests", () => {
     expect((await after)?.token).toBe("t")
   })
 
+  it("a caller aborted before it asks starts no request; a request all its waiters left fails unheard, not as an unhandled rejection", async () => {
+    const unhandled: Array<unknown> = []
+    const onUnhandled = (e: unknown) => void unhandled.push(e)
+    process.on("unhandledRejection", onUnhandled)
+    try {
+      let calls = 0
+      // Entra ID down: every token request fails a moment after it was sent.
+      const failing: TokenCredential = {
+        getToken: () => {
+          calls++
+          return new Promise((_, reject) => setTimeout(() => reject(new Error("AADSTS: down")), 20))
+        },
+      }
+      const shared = shareTokenRequests(failing, { timeoutMs: 60_000 })
+      const scope = "https://vault.azure.net/.default"
+      await expect(shared.getToken(scope, { abortSignal: AbortSignal.abort() })).rejects.toThrow(/aborted/)
+      expect(calls).toBe(0)
+      // One waiter, which leaves before the request fails.
+      const leaving = new AbortController()
+      const waiting = shared.getToken(scope, { abortSignal: leaving.signal })
+      leaving.abort()
+      await expect(waiting).rejects.toThrow(/aborted/)
+      expect(calls).toBe(1)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off("unhandledRejection", onUnhandled)
+    }
+  })
+
   it("a shared request that gets no answer in time fails its waiters, is aborted, and is not joined later", async () => {
     const c = counting()
     const shared = shareTokenRequests(c.credential, { timeoutMs: 50 })
