@@ -55,6 +55,7 @@ import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
+import { memoByKey } from "./memoByKey.js"
 import {
   type PathWalk,
   readRefusal,
@@ -69,32 +70,6 @@ import { sourceRoles } from "./source.js"
 import { refuseStateWrites } from "./state.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
 import { version } from "./version.js"
-
-/**
- * Build a value once per key, however many fibers ask at once; a failure is
- * not kept (the next request tries again).
- */
-const memoByKey = <A, E>() => {
-  const cache = new Map<string, Deferred.Deferred<A, E>>()
-  return (key: string, build: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-    Effect.suspend(() => {
-      const existing = cache.get(key)
-      if (existing !== undefined) return Deferred.await(existing)
-      const deferred = Deferred.makeUnsafe<A, E>()
-      cache.set(key, deferred)
-      return Effect.exit(build).pipe(
-        Effect.tap((exit) =>
-          Effect.andThen(
-            Effect.sync(() => {
-              if (Exit.isFailure(exit)) cache.delete(key)
-            }),
-            Deferred.done(deferred, exit),
-          ),
-        ),
-        Effect.flatten,
-      )
-    })
-}
 
 /** Vaults over the Azure SDKs: one client per vault and identity, one credential per identity. */
 const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | PfxCodec> =>

@@ -1,0 +1,42 @@
+/** One build per key, shared by every fiber that asks while it runs. */
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+
+/**
+ * Build a value once per key, however many fibers ask at once; a failure is
+ * not kept (the next request tries again), nor is a build its caller's
+ * interruption stopped (the callers waiting for it build again).
+ */
+export const memoByKey = <A, E>() => {
+  const cache = new Map<string, Deferred.Deferred<A, E>>()
+  const get = (key: string, build: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.suspend(() => {
+      const existing = cache.get(key)
+      if (existing !== undefined)
+        return Effect.flatMap(Effect.exit(Deferred.await(existing)), (exit) =>
+          // A build stopped by its own caller's interruption (a reload, shutdown): this caller was not
+          // interrupted, so it builds again.
+          Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? get(key, build) : exit,
+        )
+      const deferred = Deferred.makeUnsafe<A, E>()
+      cache.set(key, deferred)
+      // The build can be interrupted; its end, whatever it is, is given to every waiter and a failed
+      // (or interrupted) build is forgotten, so that no waiter waits for good.
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.exit(restore(build)).pipe(
+          Effect.tap((exit) =>
+            Effect.andThen(
+              Effect.sync(() => {
+                if (Exit.isFailure(exit)) cache.delete(key)
+              }),
+              Deferred.done(deferred, exit),
+            ),
+          ),
+          Effect.flatten,
+        ),
+      )
+    })
+  return get
+}

@@ -1,0 +1,50 @@
+/** One build per key: waiters share it, and a build stopped by its own caller's interruption leaves no waiter stuck. */
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import { describe, expect, it } from "vitest"
+import { memoByKey } from "../src/memoByKey.js"
+
+describe("memoByKey", () => {
+  it("a build interrupted with its first caller is built again for the callers that waited for it", async () => {
+    let builds = 0
+    const build = Effect.andThen(
+      Effect.sync(() => ++builds),
+      Effect.as(Effect.sleep("50 millis"), "client"),
+    )
+    const memo = memoByKey<string, never>()
+    const result = await Effect.runPromise(
+      Effect.gen(function* () {
+        // The first caller (a deployment a reload removes) starts the build and is interrupted in it.
+        const first = yield* Effect.forkChild(memo("vault", build))
+        yield* Effect.sleep("10 millis")
+        // A second caller joins the build while it runs.
+        const second = yield* Effect.forkChild(memo("vault", build))
+        yield* Effect.sleep("10 millis")
+        yield* Fiber.interrupt(first)
+        const got = yield* Effect.timeoutOption(Fiber.join(second), "5 seconds")
+        // Built once more, and kept: a later caller builds nothing.
+        const later = yield* memo("vault", build)
+        return { got, later }
+      }),
+    )
+    expect(result.got).toEqual(Option.some("client"))
+    expect(result.later).toBe("client")
+    expect(builds).toBe(2)
+  })
+
+  it("shares one build between concurrent callers, and forgets a failed one", async () => {
+    let builds = 0
+    const memo = memoByKey<string, string>()
+    const failing = Effect.andThen(
+      Effect.sync(() => ++builds),
+      Effect.flatMap(Effect.sleep("10 millis"), () => Effect.fail("no token")),
+    )
+    const both = await Effect.runPromise(
+      Effect.all([Effect.flip(memo("k", failing)), Effect.flip(memo("k", failing))], { concurrency: 2 }),
+    )
+    expect(both).toEqual(["no token", "no token"])
+    expect(builds).toBe(1)
+    expect(await Effect.runPromise(memo("k", Effect.succeed("ok")))).toBe("ok")
+  })
+})
