@@ -31,6 +31,7 @@ import {
   type DeployOutcome,
   deploy,
   forwardTags,
+  interruptibleUntilWritten,
   type ListedCertificate,
   Metrics,
   PfxCodec,
@@ -690,20 +691,16 @@ export const makeReconciler = (
             retryAfterMs: undefined,
           })
         const material = parsed.material
-        // The import permit: reserved before this deploy took its global permit (the likely case), or now.
-        let reservation = reserved
-        let primedLatest: typeof latest | undefined = latest
-        if (reservation === undefined) {
-          const before = yield* Clock.currentTimeMillis
-          reservation = yield* lane.budget.reserveImport
-          // A snapshot read long before the import is not a snapshot any more: let the deploy read its own.
-          if ((yield* Clock.currentTimeMillis) - before > 1000) primedLatest = undefined
-        }
-        const importPermit = reservation
-        const outcome = yield* Effect.uninterruptibleMask((restore) => {
+        /**
+         * The deploy (core's state machine) on the import permit `importPermit`, with the snapshot
+         * `primedLatest` when it is still one. Interruptible until its first write (core's
+         * `interruptibleUntilWritten`: the deploy runs in a fiber of its own, its forked snapshot read
+         * included, which an interruption before the import stops); from the import on it runs to its
+         * end, rollback included, and its outcome is recorded.
+         */
+        const deployOn = (importPermit: ImportReservation, primedLatest: typeof latest | undefined) => {
           let committed = false
           let primed: typeof latest | undefined = primedLatest
-          const guard = <A, E, R>(e: Effect.Effect<A, E, R>) => (committed ? e : restore(e))
           const commit = (kind: InFlight) =>
             Effect.sync(() => {
               inFlight.set(d.name, committed && kind === "committed" ? "rolling-back" : kind)
@@ -714,10 +711,10 @@ export const makeReconciler = (
               Effect.suspend(() => {
                 const p = primed
                 primed = undefined
-                return p === undefined ? guard(spend("other", vault.getLatest(name))) : p
+                return p === undefined ? spend("other", vault.getLatest(name)) : p
               }),
-            getVersion: (name, v) => guard(spend("other", vault.getVersion(name, v))),
-            listVersions: (name) => guard(spend("other", vault.listVersions(name))),
+            getVersion: (name, v) => spend("other", vault.getVersion(name, v)),
+            listVersions: (name) => spend("other", vault.listVersions(name)),
             importVersion: (request) =>
               Effect.andThen(
                 commit("committed"),
@@ -725,7 +722,7 @@ export const makeReconciler = (
               ),
             getVersionSecret: (name, v) =>
               Effect.andThen(commit("rolling-back"), spend("other", vault.getVersionSecret(name, v))),
-            getDeleted: (name) => guard(spend("other", vault.getDeleted(name))),
+            getDeleted: (name) => spend("other", vault.getDeleted(name)),
             recoverDeleted: (name) =>
               Effect.andThen(commit("committed"), spend("other", vault.recoverDeleted(name))),
           }
@@ -751,35 +748,52 @@ export const makeReconciler = (
                   : { warnings: r.warnings.map((w) => `${w.field}: ${w.message}`) }),
               }),
           })
-          inFlight.set(d.name, "deploying")
-          return deploy({
-            target: d.target,
-            material,
-            certificateId: d.certificateId,
-            options: { adopt: d.adopt },
-          }).pipe(
-            Effect.provideService(Vault, decorated),
-            Effect.provideService(Metrics, metricsFor(d)),
-            Effect.provideService(AuditLog, audit),
-            // Recorded inside the uninterruptible region: a deploy finished during shutdown is in the state file.
-            Effect.tap((outcome) =>
-              Effect.map(Clock.currentTimeMillis, (finishedAt) =>
-                record(d, {
-                  outcome: outcome._tag,
-                  reason: outcome.reason,
-                  sourceFingerprint: facts.fingerprint,
-                  x5t: facts.x5t,
-                  versionId: outcomeVersionId(outcome),
-                  notAfter: facts.notAfterText,
-                  held: isHeld(outcome),
-                  success: outcome._tag === "Succeeded" || outcome._tag === "Skipped",
-                  atMs: finishedAt,
-                }),
-              ),
-            ),
-            Effect.ensuring(Effect.sync(() => inFlight.delete(d.name))),
-          )
-        })
+          return Effect.suspend(() => {
+            inFlight.set(d.name, "deploying")
+            return interruptibleUntilWritten(
+              (guarded) =>
+                deploy({
+                  target: d.target,
+                  material,
+                  certificateId: d.certificateId,
+                  options: { adopt: d.adopt },
+                }).pipe(
+                  Effect.provideService(Vault, guarded),
+                  Effect.provideService(Metrics, metricsFor(d)),
+                  Effect.provideService(AuditLog, audit),
+                  // Recorded in the deploy's own fiber: a deploy finished during shutdown is in the state file.
+                  Effect.tap((outcome) =>
+                    Effect.map(Clock.currentTimeMillis, (finishedAt) =>
+                      record(d, {
+                        outcome: outcome._tag,
+                        reason: outcome.reason,
+                        sourceFingerprint: facts.fingerprint,
+                        x5t: facts.x5t,
+                        versionId: outcomeVersionId(outcome),
+                        notAfter: facts.notAfterText,
+                        held: isHeld(outcome),
+                        success: outcome._tag === "Succeeded" || outcome._tag === "Skipped",
+                        atMs: finishedAt,
+                      }),
+                    ),
+                  ),
+                ),
+              decorated,
+            )
+          }).pipe(Effect.ensuring(Effect.sync(() => inFlight.delete(d.name))))
+        }
+        // The import permit: reserved before this deploy took its global permit (the likely case), or
+        // now, given back when no import used it (a deploy refused, skipped, failed or stopped before
+        // its import). Its wait can be interrupted (a reload, shutdown).
+        const outcome: DeployOutcome = yield* reserved !== undefined
+          ? deployOn(reserved, latest)
+          : Effect.acquireUseRelease(
+              Effect.interruptible(Effect.timed(lane.budget.reserveImport)),
+              // A snapshot read long before the import is not a snapshot any more: let the deploy read its own.
+              ([waited, reservation]) =>
+                deployOn(reservation, Duration.toMillis(waited) > 1000 ? undefined : latest),
+              ([, reservation]) => lane.budget.releaseUnused(reservation),
+            )
         const success = outcome._tag === "Succeeded" || outcome._tag === "Skipped"
         const held = isHeld(outcome)
         if (success) {
@@ -904,8 +918,12 @@ export const makeReconciler = (
                   )
                 // No import permit to hold (the likely case of a pass that changes nothing): run as is.
                 if (!likelyDeploy) return yield* run(undefined)
-                return yield* Effect.acquireUseRelease(lane.budget.reserveImport, run, (reservation) =>
-                  lane.budget.releaseUnused(reservation),
+                // The wait for the permit can be interrupted (a reload, shutdown); a permit taken is given back
+                // when no import used it.
+                return yield* Effect.acquireUseRelease(
+                  Effect.interruptible(lane.budget.reserveImport),
+                  run,
+                  (reservation) => lane.budget.releaseUnused(reservation),
                 )
               }),
             )
