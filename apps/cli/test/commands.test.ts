@@ -311,6 +311,54 @@ describe("deploy lifecycle", () => {
   })
 })
 
+describe("a certificate operation in progress in the vault", () => {
+  it("a renewal waiting for its CA: deploy fails at the import with the remedy, nothing written (1); a create that never completed: show and plan say it holds no certificate", async () => {
+    const name = "renewal-in-progress"
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
+      0,
+    )
+    await world
+      .sdk()
+      .beginCreateCertificate(name, { issuerName: "Unknown", subject: "CN=renewal.example.test" })
+    const mark = world.emulator.requests.mark()
+    const r = await runCli(["deploy", "--config", world.targetFile(name), "--cert", "-"], {
+      stdin: fx.bundle(await fx.leaf()),
+      env: world.env,
+    })
+    expect(r.code, r.stderr).toBe(1)
+    expect(r.stdout).toMatch(/^Failed/)
+    expect(r.stdout).toContain("the vault is unchanged by this deploy")
+    expect(r.stdout).toMatch(/next +a certificate operation is in progress on this certificate/)
+    expect(r.stdout).toContain("az keyvault certificate pending delete")
+    expect(world.writesSince(mark)).toBe(1)
+    expect(world.emulator.state.versions(world.vault, name)).toHaveLength(1)
+
+    const started = "create-not-completed"
+    await world
+      .sdk()
+      .beginCreateCertificate(started, { issuerName: "Unknown", subject: "CN=started.example.test" })
+    const show = await runCli(["show", "--config", world.targetFile(started)], { env: world.env })
+    expect(show.code).toBe(0)
+    expect(show.stdout).toMatch(/certificate +none yet: a create was started in the vault/)
+    const shown = json<{ latest: { noCertificate?: boolean } }>(
+      await runCli(["show", "--config", world.targetFile(started), "--json"], { env: world.env }),
+    )
+    expect(shown.latest.noCertificate).toBe(true)
+    const plan = await runCli(["plan", "--config", world.targetFile(started), "--cert", "-"], {
+      stdin: fx.bundle(await fx.leaf()),
+      env: world.env,
+    })
+    expect(plan.stdout).toMatch(
+      /refuse: create-not-completed exists without certctl-managed-by=certctl and holds no certificate yet/,
+    )
+    const refused = json<Outcome>(
+      await runCli(deployArgs(started), { stdin: fx.bundle(await fx.leaf()), env: world.env }),
+    )
+    expect(refused._tag).toBe("Rejected")
+    expect(refused.reason).toContain("holds no certificate yet")
+  })
+})
+
 describe("versions created in one second", () => {
   it("orderUnknown is said of the versions shown: --limit 1 (the served one) is known, --limit 2 is not", async () => {
     // Three versions by another writer, in one second (Key Vault keeps whole seconds): the served

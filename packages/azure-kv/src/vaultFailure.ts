@@ -176,6 +176,15 @@ const isSoftDeletedConflict = (f: KeyVaultRequestFailure): boolean =>
   f.code === "ObjectIsDeletedButRecoverable" ||
   /deleted but recoverable/i.test(f.message)
 
+/**
+ * Key Vault's 409 for an import or create while the certificate's pending operation (a create
+ * waiting for its CA, or for the merge of a CSR's certificate) is `inProgress`: code `Forbidden`,
+ * "A new key vault certificate can not be created or imported while a pending key vault
+ * certificate's status is inProgress." (Key Vault's "Monitor and manage certificate creation").
+ */
+const isOperationInProgress = (f: KeyVaultRequestFailure): boolean =>
+  /pending key vault certificate's status is inProgress|while a pending .*inProgress/i.test(f.message)
+
 /** Key Vault's 403 for reading a disabled secret, certificate or key version (not a permission refusal). */
 const disabledCodes: ReadonlySet<string> = new Set(["SecretDisabled", "CertificateDisabled", "KeyDisabled"])
 const isDisabledObject = (f: KeyVaultRequestFailure): boolean =>
@@ -339,6 +348,12 @@ const mapFailure = (
         detail: `${detail} Recover it (on_soft_deleted: recover, needs certificates/recover) or purge it.`,
       })
     }
+    if (status === 409 && isOperationInProgress(cause))
+      return new VaultRequestRejected({
+        ...fields,
+        code: cause.innerCode ?? cause.code ?? String(status),
+        detail: `a certificate operation is in progress on this certificate (a create waiting for its CA, or for the merge of a signed CSR), and Key Vault takes no import while it is: let it complete, or cancel or delete it if nobody will (az keyvault certificate pending show / delete; the portal's "Certificate Operation"; deleting it may not cancel a CA's request), then deploy again: ${detail}`,
+      })
     if (status === 429) {
       return new VaultThrottled({
         ...sent,

@@ -125,6 +125,42 @@ describe("deploy contract against the emulator", () => {
     }),
   )
 
+  it.live(
+    "a certificate operation in progress: a renewal waiting for its CA refuses the import (nothing written, the remedy named); a create that never completed is named as such; once deleted, the deploy goes through",
+    () =>
+      Effect.gen(function* () {
+        const name = "renewing-app"
+        const target = targetFor(emulator, VAULT, name)
+        expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
+        // Someone starts a renewal in the vault with a CA (or a CSR to merge): the operation stays inProgress.
+        yield* Effect.promise(() =>
+          sdk.beginCreateCertificate(name, { issuerName: "Unknown", subject: "CN=renewing.example.test" }),
+        )
+        const refused = yield* deployTo(target, yield* material())
+        expect(refused.outcome._tag).toBe("Failed")
+        if (refused.outcome._tag !== "Failed") return
+        expect(refused.outcome.step).toBe("import")
+        expect(refused.outcome.error).toBe("VaultRequestRejected")
+        expect(refused.outcome.reason).toContain("a certificate operation is in progress on this certificate")
+        expect(refused.outcome.reason).toContain("az keyvault certificate pending")
+        expect(ops(refused.requests)).toEqual(["getLatest 200", "import 409"])
+        expect(versionsOf(name)).toHaveLength(1)
+        yield* Effect.promise(() => sdk.deleteCertificateOperation(name))
+        expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
+        expect(versionsOf(name)).toHaveLength(2)
+
+        // A name whose create never completed holds no certificate: refused before any write, and said so.
+        const started = "started-app"
+        yield* Effect.promise(() =>
+          sdk.beginCreateCertificate(started, { issuerName: "Unknown", subject: "CN=started.example.test" }),
+        )
+        const notYet = yield* deployTo(targetFor(emulator, VAULT, started), yield* material())
+        expect(notYet.outcome._tag).toBe("Rejected")
+        expect(notYet.outcome.reason).toContain("holds no certificate yet")
+        expect(ops(notYet.requests)).toEqual(["getLatest 200"])
+      }),
+  )
+
   it.live("a soft-deleted name fails with the remedy, then is recovered with on_soft_deleted: recover", () =>
     Effect.gen(function* () {
       const name = "deleted-app"

@@ -25,7 +25,7 @@ import * as Fiber from "effect/Fiber"
 import * as Result from "effect/Result"
 import { auditRecordOf } from "./audit.js"
 import { DeployPolicy } from "./DeployPolicy.js"
-import { judgeExistingVersion } from "./judgeExisting.js"
+import { holdsNoCertificate, judgeExistingVersion } from "./judgeExisting.js"
 import type { InspectedMaterial } from "./material.js"
 import {
   type DeployOutcome,
@@ -187,12 +187,21 @@ const judgeExisting = (
   if (judgement._tag === "NotManaged") {
     trail.note("ownership: not managed by kvdeploy; refusing")
     const name = request.target.certificateName
-    const problem: DeployProblem = {
-      field: "certificate_name",
-      message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl; kvdeploy does not overwrite certificates it does not manage`,
-      fix: "deploy with adopt (`--adopt`; `adopt: true` in an agent deployment's target) to take it over, which the outcome and the audit record note; or choose another certificate_name",
-      reason: "not_managed",
-    }
+    // The latest "version" holds no certificate: a create was started in the vault (waiting for its CA,
+    // or for the merge of a signed CSR), and Key Vault takes no import while it is in progress.
+    const problem: DeployProblem = holdsNoCertificate(previous)
+      ? {
+          field: "certificate_name",
+          message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl and holds no certificate yet: a create was started on it in the vault (a certificate operation waiting for its CA, or for the merge of a signed CSR); kvdeploy does not overwrite certificates it does not manage`,
+          fix: "if nobody will finish that create, delete its operation (az keyvault certificate pending delete, or the portal's Certificate Operation) and deploy again (with adopt if the vault still shows the name); or choose another certificate_name",
+          reason: "not_managed",
+        }
+      : {
+          field: "certificate_name",
+          message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl; kvdeploy does not overwrite certificates it does not manage`,
+          fix: "deploy with adopt (`--adopt`; `adopt: true` in an agent deployment's target) to take it over, which the outcome and the audit record note; or choose another certificate_name",
+          reason: "not_managed",
+        }
     return { _tag: "Rejected", problems: [problem], reason: problem.message }
   }
   if (judgement.adopting) {

@@ -32,6 +32,15 @@ export const servesInPlace = (
   tags: Readonly<Record<string, string>>,
 ): boolean => version.x5t === x5t && version.enabled && hasTags(version.tags, tags)
 
+/**
+ * Whether the version the vault answered holds no certificate: a certificate whose create was
+ * started in the vault and has not completed (a certificate operation waiting for its CA, or for the
+ * merge of a signed CSR). Key Vault shows it disabled, without `cer` or `x5t`, and takes no import
+ * while the operation is in progress.
+ */
+export const holdsNoCertificate = (version: Pick<VaultVersion, "x5t" | "cer">): boolean =>
+  version.x5t === "" && version.cer === undefined
+
 /** What a deploy of the certificate `newX5t` with `tags` does about `current`, the version served now. */
 export const judgeExistingVersion = (
   current: VaultVersion,

@@ -79,6 +79,17 @@ export class KvError extends Error {
   static pendingNotFound(name: string): KvError {
     return new KvError(404, "PendingCertificateNotFound", `Pending certificate not found: ${name}`)
   }
+  /**
+   * An import or create while the certificate's pending operation is `inProgress`: 409 with code
+   * `Forbidden` and this message, as Key Vault's "Monitor and manage certificate creation" shows it.
+   */
+  static operationInProgress(): KvError {
+    return new KvError(
+      409,
+      "Forbidden",
+      "A new key vault certificate can not be created or imported while a pending key vault certificate's status is inProgress.",
+    )
+  }
   static deletedButRecoverable(name: string): KvError {
     return new KvError(
       409,

@@ -228,6 +228,13 @@ export class VaultStore {
       )
   }
 
+  /** Refuses an import or create while the certificate's pending operation is in progress. */
+  checkNoOperationInProgress(name: string): void {
+    const e = this.certificates.get(name.toLowerCase())
+    if (e !== undefined && e.deleted === undefined && e.pending?.status === "inProgress")
+      throw KvError.operationInProgress()
+  }
+
   importVersion(name: string, input: ImportInput): CertVersion {
     this.checkWritable(name)
     const now = nowSeconds()
@@ -266,6 +273,9 @@ export class VaultStore {
       existing.versions.push(version)
       existing.policy = policy
       existing.policyUpdated = now
+      // A pending operation that is not in progress (completed, cancelled) is overwritten: its
+      // `GET .../pending` answers 404 from now on.
+      existing.pending = undefined
     } else {
       this.certificates.set(name.toLowerCase(), {
         name,

@@ -633,6 +633,7 @@ export class VaultHandler {
   private async importCertificate(origin: string, name: string, body: unknown): Promise<Outcome> {
     const store = this.ctx.store
     store.checkWritable(name)
+    store.checkNoOperationInProgress(name)
     if (!isRecord(body)) throw KvError.badParameter("Property parameters has invalid value")
     const value = body.value
     if (typeof value !== "string" || value.length === 0)
@@ -696,6 +697,7 @@ export class VaultHandler {
   private async createCertificate(origin: string, name: string, body: unknown): Promise<Outcome> {
     const store = this.ctx.store
     store.checkWritable(name)
+    store.checkNoOperationInProgress(name)
     if (!isRecord(body) || body.policy === undefined || body.policy === null)
       throw KvError.badParameter("Property policy is required")
     const requested = parsePolicy(body.policy)

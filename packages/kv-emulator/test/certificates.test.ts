@@ -420,6 +420,40 @@ describe("pending operations for other issuers", () => {
   })
 })
 
+describe("an operation in progress", () => {
+  it("refuses imports and creates (409) while a certificate's operation is inProgress; once it is deleted, or over a cancelled one, an import lands and overwrites it", async () => {
+    // A deployed certificate whose renewal waits for a CA (or a merge): Key Vault takes no import.
+    await certificates.importCertificate("renewing", Buffer.from(pemBundle(material)), PEM)
+    await certificates.beginCreateCertificate("renewing", { issuerName: "Unknown", subject: "CN=renewing" })
+    const refused = await restError(
+      certificates.importCertificate("renewing", Buffer.from(pemBundle(other)), PEM),
+    )
+    expect(refused.statusCode).toBe(409)
+    expect(refused.code).toBe("Forbidden")
+    expect(refused.message).toBe(
+      "A new key vault certificate can not be created or imported while a pending key vault certificate's status is inProgress.",
+    )
+    expect(
+      (
+        await restError(
+          certificates.beginCreateCertificate("renewing", { issuerName: "Self", subject: "CN=x" }),
+        )
+      ).statusCode,
+    ).toBe(409)
+    expect((await certificates.getCertificate("renewing")).properties.x509Thumbprint).toBeDefined()
+    await certificates.deleteCertificateOperation("renewing")
+    await certificates.importCertificate("renewing", Buffer.from(pemBundle(other)), PEM)
+    expect(Buffer.from((await certificates.getCertificate("renewing")).cer ?? []).equals(other.leafDer)).toBe(
+      true,
+    )
+    // A cancelled operation does not stand in the way, and the import overwrites it.
+    await certificates.beginCreateCertificate("renewing", { issuerName: "Unknown", subject: "CN=renewing" })
+    await (await certificates.getCertificateOperation("renewing")).cancelOperation()
+    await certificates.importCertificate("renewing", Buffer.from(pemBundle(material)), PEM)
+    expect((await restError(certificates.getCertificateOperation("renewing"))).statusCode).toBe(404)
+  })
+})
+
 describe("soft delete", () => {
   it("deletes, refuses the name with 409 ObjectIsDeletedButRecoverable, recovers, deletes and purges (204)", async () => {
     await certificates.importCertificate("doomed", Buffer.from(pemBundle(other)), PEM)

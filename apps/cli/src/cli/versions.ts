@@ -1,5 +1,11 @@
 /** Rendering of vault versions for `show`, `versions` and `plan`: provenance marks, expiry, enabled. */
-import { CERTIFICATE_ID_TAG, isManagedByKvdeploy, ROLLBACK_OF_TAG, type VaultVersion } from "@kvdeploy/core"
+import {
+  CERTIFICATE_ID_TAG,
+  holdsNoCertificate,
+  isManagedByKvdeploy,
+  ROLLBACK_OF_TAG,
+  type VaultVersion,
+} from "@kvdeploy/core"
 import type { Style } from "./terminal.js"
 
 /** A version as printed and as put in JSON output. */
@@ -18,6 +24,8 @@ export interface VersionRecord {
   /** The failed version this one rolled back, when it is a rollback. */
   readonly rollbackOf: string | undefined
   readonly tags: Readonly<Record<string, string>>
+  /** True when it holds no certificate yet: a create started in the vault that has not completed. */
+  readonly noCertificate?: true
 }
 
 export const versionRecord = (v: VaultVersion, latest: boolean): VersionRecord => ({
@@ -32,6 +40,7 @@ export const versionRecord = (v: VaultVersion, latest: boolean): VersionRecord =
   certificateId: v.tags[CERTIFICATE_ID_TAG],
   rollbackOf: v.tags[ROLLBACK_OF_TAG],
   tags: v.tags,
+  ...(holdsNoCertificate(v) ? { noCertificate: true as const } : {}),
 })
 
 const day = 86_400_000
@@ -78,7 +87,9 @@ export const versionDetail = (name: string, r: VersionRecord, s: Style, now: num
   `  created      ${r.createdAt}`,
   `  ${r.expiresAt !== undefined && Date.parse(r.expiresAt) < now ? s.red(expiryRow(r.expiresAt, now, 13)) : expiryRow(r.expiresAt, now, 13)}`,
   `  enabled      ${r.enabled ? "yes" : s.red("no")}`,
-  `  x5t          ${r.x5t}`,
+  r.noCertificate === true
+    ? `  certificate  ${s.yellow("none yet: a create was started in the vault and has not completed (`az keyvault certificate pending show` shows its operation)")}`
+    : `  x5t          ${r.x5t}`,
   `  serial       ${r.serialHex ?? "(not in the vault's answer)"}`,
   `  written by   ${r.managedByKvdeploy ? s.cyan("kvdeploy (certctl-managed-by=certctl)") : s.yellow("not kvdeploy (no certctl-managed-by tag): deploy refuses it unless --adopt")}`,
   ...(r.certificateId === undefined ? [] : [`  cert id      ${r.certificateId}`]),

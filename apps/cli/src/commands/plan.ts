@@ -7,6 +7,7 @@
 import {
   type DeployWarning,
   forwardTags,
+  holdsNoCertificate,
   judgeExistingVersion,
   MANAGED_BY_TAG,
   materialWarnings,
@@ -99,7 +100,9 @@ const decide = (
   if (judgement._tag === "NotManaged") {
     return {
       action: "refuse",
-      reason: `${config.certificateName} exists without ${MANAGED_BY_TAG}=certctl; deploy would refuse it (use --adopt to take it over)`,
+      reason: holdsNoCertificate(current)
+        ? `${config.certificateName} exists without ${MANAGED_BY_TAG}=certctl and holds no certificate yet (a create was started on it in the vault and has not completed: \`az keyvault certificate pending show\`); deploy would refuse it`
+        : `${config.certificateName} exists without ${MANAGED_BY_TAG}=certctl; deploy would refuse it (use --adopt to take it over)`,
       writes: 0,
     }
   }
