@@ -59,12 +59,21 @@ export interface ImportReservation {
   state: "reserved" | "used" | "released"
 }
 
+/**
+ * Milliseconds on the monotonic clock: windows and Retry-After gates are spans of time, and a wall
+ * clock set back (an NTP step, a resumed VM) would hold every permit given back, and a closed gate,
+ * for as long as the jump.
+ */
+const monotonicMillis: Effect.Effect<number> = Effect.map(Clock.monotonicTimeNanos, (nanos) =>
+  Number(nanos / 1_000_000n),
+)
+
 /** Make a vault's budget (synchronously, so that a map of budgets can be filled without a race). */
 export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): VaultBudget => {
   const imports = Semaphore.makeUnsafe(limits.importsPerWindow)
   const others = Semaphore.makeUnsafe(limits.readsPerWindow)
   let gateUntil = 0
-  const gateRemainingMs = Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, gateUntil - now))
+  const gateRemainingMs = Effect.map(monotonicMillis, (now) => Math.max(0, gateUntil - now))
   // A gate never closed (or seen open since it was last closed) is open: no clock read. Every
   // request passes here twice (before its global permit and before it is sent).
   const awaitGate: Effect.Effect<void> = Effect.suspend(() =>
@@ -77,12 +86,12 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
         }),
   )
   const closeGate = (ms: number) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
+    Effect.map(monotonicMillis, (now) => {
       gateUntil = Math.max(gateUntil, now + ms)
     })
   /**
    * Permits to give back one window after their request finished: a queue of
-   * due times per semaphore (in order, as the clock never goes back) and one
+   * due times per semaphore (in order: the monotonic clock never goes back) and one
    * fiber that sleeps until the earliest is due, only while the queue is not
    * empty. Not a sleeping fiber per request: a vault at Key Vault's read
    * window has 4,000 requests in a window.
@@ -93,7 +102,7 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
     let running = false
     const drain: Effect.Effect<void> = Effect.gen(function* () {
       while (head < due.length) {
-        const now = yield* Clock.currentTimeMillis
+        const now = yield* monotonicMillis
         const next = due[head] as number
         if (next > now) {
           yield* Effect.sleep(next - now)
@@ -115,7 +124,7 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
       }
       running = false
     })
-    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    return Effect.flatMap(monotonicMillis, (now) =>
       Effect.suspend(() => {
         due.push(now + limits.windowMs)
         if (running) return Effect.void

@@ -110,4 +110,45 @@ describe("VaultBudget", () => {
       expect(started).toEqual([0, 10_000])
     }),
   )
+
+  // The live clock with its wall time set back a minute after the first request (an NTP step, a
+  // resumed VM); its monotonic time and its timers go on as they do.
+  it.live("a wall clock set back holds neither a permit given back nor a Retry-After gate", () =>
+    Effect.gen(function* () {
+      const live = yield* Clock.clockWith(Effect.succeed)
+      let offsetMs = 0
+      const setBack: Clock.Clock = {
+        monotonicTimeNanosUnsafe: () => live.monotonicTimeNanosUnsafe(),
+        monotonicTimeNanos: live.monotonicTimeNanos,
+        sleep: (duration) => live.sleep(duration),
+        currentTimeMillisUnsafe: () => live.currentTimeMillisUnsafe() + offsetMs,
+        currentTimeMillis: Effect.sync(() => live.currentTimeMillisUnsafe() + offsetMs),
+        currentTimeNanosUnsafe: () => live.currentTimeNanosUnsafe() + BigInt(offsetMs) * 1_000_000n,
+        currentTimeNanos: Effect.sync(() => live.currentTimeNanosUnsafe() + BigInt(offsetMs) * 1_000_000n),
+      }
+      const outcome = yield* Effect.gen(function* () {
+        const budget = yield* makeVaultBudget("https://kv.example", {
+          importsPerWindow: 1,
+          readsPerWindow: 1,
+          windowMs: 200,
+        })
+        // The only read permit, due back 0.2 s after this request; then a 429 asking for 0.2 s.
+        yield* budget.spend("other", Effect.void)
+        yield* Effect.exit(
+          budget.spend(
+            "import",
+            Effect.fail(
+              new VaultThrottled({ operation: "importVersion", detail: "throttled", retryAfterMs: 200 }),
+            ),
+          ),
+        )
+        offsetMs = -60_000
+        const read = yield* Effect.timeoutOption(budget.spend("other", Effect.succeed("read")), "10 seconds")
+        const gate = yield* Effect.timeoutOption(budget.awaitGate, "10 seconds")
+        return { read, gate }
+      }).pipe(Effect.provideService(Clock.Clock, setBack))
+      expect(outcome.read._tag, "the permit is back one window after its request").toBe("Some")
+      expect(outcome.gate._tag, "the gate opens after its Retry-After").toBe("Some")
+    }),
+  )
 })
