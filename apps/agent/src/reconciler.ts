@@ -975,9 +975,12 @@ export const makeReconciler = (
         if (reason === "file change") slot.stamp = undefined
         // An interval pass leaves a deployment retrying to its backoff, and does not count it: starting
         // it again would start its backoff again too, so that a failing deployment never waited longer
-        // than an interval, and every failing deployment retried in step after each pass. A change of
-        // its files, a reload or a restart still starts it at once.
-        if (reason === "interval" && slot.backingOff) {
+        // than an interval, and every failing deployment retried in step after each pass. The same for
+        // a deployment in an attempt (the attempt compares anyway): marked to run again, it left its
+        // backoff at once when the attempt failed, so an attempt longer than the interval (a slow
+        // identity endpoint) was retried back to back. A change of its files, a reload or a restart
+        // still starts it at once.
+        if (reason === "interval" && (slot.backingOff || slot.phase === "attempting")) {
           const pass = slot.pass
           slot.pass = undefined
           return pass === undefined ? Effect.void : passDone(pass, undefined)

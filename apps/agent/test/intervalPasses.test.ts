@@ -47,6 +47,51 @@ describe("interval passes", () => {
     expect(e.state.versions("kv-interval-backoff", "b") ?? []).toEqual([])
   })
 
+  it("that come during a first attempt longer than the interval do not cut its backoff short", async () => {
+    const { e, w, p } = await world.setUp(["kv-interval-slow"])
+    const leaf = await p.leaf("slow.example.test")
+    w.write("s.crt", leaf.certPem)
+    w.write("s.key", leaf.keyPem)
+    const config = writeConfig(
+      w,
+      e,
+      [
+        {
+          name: "s",
+          vault: "kv-interval-slow",
+          certificate: "s",
+          source: { cert: w.path("s.crt"), key: w.path("s.key") },
+        },
+      ],
+      { reconcile_interval_seconds: 1, backoff_base_seconds: 2, backoff_max_seconds: 60 },
+    )
+    // Every read of the vault is refused after 3 s (a slow refusal): each attempt outlasts three intervals.
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-interval-slow",
+      times: "always",
+      action: {
+        kind: "status",
+        status: 403,
+        code: "Forbidden",
+        message: "Caller is not authorized.",
+        afterMs: 3000,
+      },
+    })
+    const a = world.run(config, e)
+    const failed = (l: LogLine) => l.deployment === "s" && /^cannot read the vault/.test(l.msg)
+    await a.waitFor(failed)
+    await a.waitFor(failed, { from: a.lines.length })
+    await a.waitFor(failed, { from: a.lines.length })
+    const attempts = a.lines.filter(failed)
+    // After the first attempt, each begins when its backoff ends ("retry"), not when an interval
+    // pass that came during the attempt before starts it again ("interval", at once).
+    expect(
+      attempts.slice(1).map((l) => l.trigger),
+      JSON.stringify(attempts),
+    ).toEqual(["retry", "retry"])
+  })
+
   it("a pass the next one overtakes is logged as overtaken and does not set the last-pass gauge", async () => {
     const { e, w, p } = await world.setUp(["kv-overtaken"])
     const deployments = []
