@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from "node:http"
 import type { TokenCredential } from "@azure/core-auth"
-import { ClientSecretCredential } from "@azure/identity"
+import { AuthenticationError, ClientSecretCredential, EnvironmentCredential } from "@azure/identity"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, ImportRequest } from "@kvdeploy/core"
 import { isRetriableRead, PfxCodec, Vault } from "@kvdeploy/core"
@@ -408,10 +408,77 @@ describe("an import whose outcome is unknown is never sent again", () => {
         )).error
         expect(unreachable._tag, unreachable.message).toBe("VaultUnavailable")
         expect(unreachable.message).toContain("the identity provider could not be reached")
+        // EnvironmentCredential (DefaultAzureCredential's first source) turns any failure into an
+        // AuthenticationError of status 400 of its own, with the failure's text: judged by that text.
+        // The real one, its authority unreachable:
+        const saved = { ...process.env }
+        Object.assign(process.env, {
+          AZURE_TENANT_ID: "tenant-1",
+          AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000002",
+          AZURE_CLIENT_SECRET: "secret",
+        })
+        const environment = new EnvironmentCredential({
+          authorityHost: "https://127.0.0.1:1",
+          disableInstanceDiscovery: true,
+        })
+        const environmentUnreachable = (yield* importWith(environment, "environment-unreachable").pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              for (const k of ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]) {
+                if (saved[k] === undefined) delete process.env[k]
+                else process.env[k] = saved[k]
+              }
+            }),
+          ),
+        )).error
+        expect(environmentUnreachable._tag, environmentUnreachable.message).toBe("VaultUnavailable")
+        expect(environmentUnreachable.message).toContain("the identity provider could not be reached")
+        // And its wrapping (as EnvironmentCredential writes it) of Entra's 503, and of a refused secret.
+        const wrappedBy = (inner: AuthenticationError): TokenCredential => ({
+          getToken: async () => {
+            throw new AuthenticationError(400, {
+              error:
+                "EnvironmentCredential authentication failed. To troubleshoot, visit https://aka.ms/azsdk/js/identity/environmentcredential/troubleshoot.",
+              error_description: inner.message.toString().split("More details:").join(""),
+            })
+          },
+        })
+        const environmentOutage = (yield* importWith(
+          wrappedBy(
+            new AuthenticationError(503, {
+              error: "temporarily_unavailable",
+              error_description: "AADSTS90033: A transient error has occurred.",
+            }),
+          ),
+          "environment-outage",
+        )).error
+        expect(environmentOutage._tag).toBe("VaultUnavailable")
+        expect(environmentOutage.message).toContain("the identity provider answered 503")
+        const environmentRefused = (yield* importWith(
+          wrappedBy(
+            new AuthenticationError(401, {
+              error: "invalid_client",
+              error_description: "AADSTS7000215: Invalid client secret provided.",
+            }),
+          ),
+          "environment-refused",
+        )).error
+        expect(environmentRefused._tag === "VaultForbidden" && environmentRefused.refusal).toBe("credential")
         // Each says its request never reached the vault, so no outcome counts it as a vault call.
         expect(
-          [refused, unavailable, outage, transient, named, chain, unreachable].map((e) => e.unsent),
-        ).toEqual(Array(7).fill(true))
+          [
+            refused,
+            unavailable,
+            outage,
+            transient,
+            named,
+            chain,
+            unreachable,
+            environmentUnreachable,
+            environmentOutage,
+            environmentRefused,
+          ].map((e) => e.unsent),
+        ).toEqual(Array(10).fill(true))
       }),
   )
 

@@ -5,8 +5,32 @@
  * without @azure/identity.
  */
 
-/** The status of a token error: @azure/identity's own, or that of MSAL's error it wraps (its cause). */
+/**
+ * EnvironmentCredential (alone, or the first source of DefaultAzureCredential) turns every failure
+ * of the credential it uses into an AuthenticationError of status 400 whose text ends with that
+ * failure's own text (its "More details:" taken out): the 400 is its own, never the identity
+ * provider's. The wrapped failure's text, and the status @azure/identity wrote into it ("Status
+ * code: 503"), when the wrapped failure had one.
+ */
+const environmentWrapped = (
+  error: unknown,
+): { readonly status: number | undefined; readonly text: string } | undefined => {
+  const e = error as { readonly name?: unknown; readonly message?: unknown } | null
+  if (e?.name !== "AuthenticationError" || typeof e.message !== "string") return undefined
+  if (!e.message.startsWith("EnvironmentCredential authentication failed")) return undefined
+  const at = e.message.indexOf("More details:")
+  const text = at < 0 ? "" : e.message.slice(at + "More details:".length).trim()
+  const status = /^\S+ Status code: (\d{3})\b/.exec(text)?.[1]
+  return { status: status === undefined ? undefined : Number(status), text }
+}
+
+/**
+ * The status of a token error: @azure/identity's own, or that of MSAL's error it wraps (its cause),
+ * or for EnvironmentCredential's wrapper, the wrapped failure's.
+ */
 export const tokenErrorStatus = (error: unknown): number | undefined => {
+  const wrapped = environmentWrapped(error)
+  if (wrapped !== undefined) return wrapped.status
   const e = error as { readonly statusCode?: unknown; readonly cause?: { readonly status?: unknown } } | null
   return typeof e?.statusCode === "number"
     ? e.statusCode
@@ -31,6 +55,10 @@ export const identityProviderOutage = (error: unknown): boolean => {
   if (e?.name === "AggregateAuthenticationError") return false
   const status = tokenErrorStatus(error)
   if (status !== undefined) return status === 429 || status >= 500
+  // EnvironmentCredential's wrapper keeps only the wrapped failure's text: MSAL's transient codes
+  // lead it (its error code first), as they lead a message of MSAL's own.
+  const wrapped = environmentWrapped(error)
+  if (wrapped !== undefined) return transientText.test(wrapped.text)
   // MSAL answering by itself: after a 429 or 5xx (or an answer with Retry-After) it sends no token
   // request for Retry-After, or 60 s, and throws that answer's text again as a ServerError with no
   // status (its ThrottlingUtils). A ServerError made from an answer always has the answer's status.
@@ -39,7 +67,9 @@ export const identityProviderOutage = (error: unknown): boolean => {
   return (
     code === "temporarily_unavailable" ||
     code === "server_error" ||
-    (typeof e?.message === "string" &&
-      /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90033|90055)\b/.test(e.message))
+    (typeof e?.message === "string" && transientText.test(e.message))
   )
 }
+
+/** MSAL's transient error codes at the head of a message, or Entra's transient AADSTS numbers. */
+const transientText = /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90033|90055)\b/
