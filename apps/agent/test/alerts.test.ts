@@ -28,6 +28,17 @@ describe("the documented alerts", () => {
             held(outcome("Failed"), 1, 120),
             held(outcome("Superseded"), 1, 10),
             held("kvdeploy_agent_ready", 1, 120),
+            // The vault serves a certificate that expires 2 days after the test's start, another 90 days.
+            held(
+              'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://kv",certificate_name="api"}',
+              2 * 86400,
+              120,
+            ),
+            held(
+              'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://kv",certificate_name="web"}',
+              90 * 86400,
+              120,
+            ),
           ],
           alert_rule_test: [
             // A deployment that cannot reach its vault: not before an hour, then firing.
@@ -44,6 +55,13 @@ describe("the documented alerts", () => {
               exp_alerts: [{ exp_labels: { deployment: "api", outcome: "Superseded" } }],
             },
             { eval_time: "90m", alertname: "KvdeployAgentNotReady", exp_alerts: [] },
+            // What the vault serves expires soon: after an hour, for that certificate only.
+            { eval_time: "30m", alertname: "KvdeployServedCertificateExpiresSoon", exp_alerts: [] },
+            {
+              eval_time: "90m",
+              alertname: "KvdeployServedCertificateExpiresSoon",
+              exp_alerts: [{ exp_labels: { vault_url: "https://kv", certificate_name: "api" } }],
+            },
           ],
         },
       ])
