@@ -103,6 +103,8 @@ export class Directory {
   constructor(
     readonly tenantId: string,
     readonly federationIssuer: string,
+    /** Lifetime of the access tokens it issues unless a request says otherwise (seconds). */
+    readonly tokenLifetimeSeconds = 3599,
   ) {}
 
   addPrincipal(
@@ -180,7 +182,7 @@ export class Directory {
   issueAccessToken(p: Principal, options: AccessTokenOptions): { token: string; expiresOn: number } {
     const now = options.issuedAt ?? Math.floor(Date.now() / 1000)
     const tid = options.tenantId ?? this.tenantId
-    const exp = now + (options.lifetimeSeconds ?? 3599)
+    const exp = now + (options.lifetimeSeconds ?? this.tokenLifetimeSeconds)
     const claims: JwtClaims = {
       aud: options.resource,
       iss: this.issuerFor(tid),

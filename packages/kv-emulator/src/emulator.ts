@@ -55,6 +55,16 @@ export interface EmulatorOptions {
   readonly throttling?: Partial<ThrottleLimits> | false
   /** Soft-delete retention in days (Key Vault default 90). */
   readonly recoverableDays?: number
+  /**
+   * Lifetime in seconds of the access tokens Entra ID and the managed identity endpoints issue
+   * (default 3599, as Entra's). A short one lets a test cross token expiries in seconds.
+   */
+  readonly tokenLifetimeSeconds?: number
+  /**
+   * Seconds past its `exp` (and before its `nbf`) a vault still accepts a token (default 300, Key
+   * Vault's clock skew); 0 refuses a token the moment it expires.
+   */
+  readonly tokenClockSkewSeconds?: number
   /** The resource in the challenge and the token audience. Default https://vault.azure.net. */
   readonly keyvaultResource?: string
   /** PKCS#12 profile of backing secrets. Default "legacy" (3DES / SHA-1 MAC, readable everywhere). */
@@ -306,7 +316,11 @@ const startServers = async (
   servers.push(entraServer)
   const entraPort = await listen(entraServer, options.entraPort ?? 0, bind)
   const authorityHost = `https://${urlHost(host)}:${entraPort}`
-  const directory = new Directory(tenantId, `${authorityHost}/federation`)
+  const directory = new Directory(
+    tenantId,
+    `${authorityHost}/federation`,
+    options.tokenLifetimeSeconds ?? 3599,
+  )
   const clientSecret = options.clientSecret ?? randomBytes(24).toString("base64url")
   const app = directory.addPrincipal({ kind: "application", displayName: "kvdeploy-app", clientSecret })
   const subject = "system:serviceaccount:kvdeploy:kvdeploy-agent"
@@ -372,6 +386,7 @@ const startServers = async (
       authorityHost,
       keyvaultResource,
       recoverableDays,
+      tokenClockSkewSeconds: options.tokenClockSkewSeconds ?? 300,
       secretEncoding: options.secretEncoding ?? "legacy",
       pfxDecodeCache: options.pfxDecodeCache ?? true,
       materialReader: pool,

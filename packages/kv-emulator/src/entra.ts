@@ -327,11 +327,12 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
       )
     }
     principal = p.clientId
-    const { token } = d.issueAccessToken(p, { resource, tenantId: tenant })
+    const { token, expiresOn } = d.issueAccessToken(p, { resource, tenantId: tenant })
+    const lifetime = expiresOn - Math.floor(Date.now() / 1000)
     return sendJson(res, 200, {
       token_type: "Bearer",
-      expires_in: 3599,
-      ext_expires_in: 3599,
+      expires_in: lifetime,
+      ext_expires_in: lifetime,
       access_token: token,
     })
   }

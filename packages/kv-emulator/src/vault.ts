@@ -60,6 +60,8 @@ export interface VaultContext {
   /** e.g. https://vault.azure.net */
   readonly keyvaultResource: string
   readonly recoverableDays: number
+  /** Seconds past `exp` (and before `nbf`) a token is still accepted. */
+  readonly tokenClockSkewSeconds: number
   readonly secretEncoding: PfxEncoding
   /** Reuse the decoded material of a PFX import whose exact bytes and password were seen before. */
   readonly pfxDecodeCache: boolean
@@ -395,9 +397,10 @@ export class VaultHandler {
         ok: false,
         message: `AKV10032: Invalid issuer. Expected one of ${expected}, found ${String(c.iss)}.`,
       }
-    if (typeof c.exp !== "number" || c.exp + 300 < now)
+    const skew = this.ctx.tokenClockSkewSeconds
+    if (typeof c.exp !== "number" || c.exp + skew < now)
       return { ok: false, message: "AKV10022: Invalid token lifetime: the token has expired." }
-    if (typeof c.nbf === "number" && c.nbf - 300 > now)
+    if (typeof c.nbf === "number" && c.nbf - skew > now)
       return { ok: false, message: "AKV10022: Invalid token lifetime: the token is not yet valid." }
     const p = typeof c.appid === "string" ? this.ctx.directory.principal(c.appid) : undefined
     if (!p) return { ok: false, message: "AKV10010: The caller is not a known principal of this tenant." }
