@@ -8,7 +8,7 @@
 import { mkdirSync, renameSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { perTestWorld, whileImporting, writeConfig } from "./harness.js"
+import { oneSourceConfig, perTestWorld, whileImporting, writeConfig } from "./harness.js"
 
 const world = perTestWorld()
 
@@ -30,21 +30,12 @@ describe("file changes", () => {
     const { e, w, p } = await setUp("kv-backoff-trigger")
     const leaf = await p.leaf("bt.example.test")
     const other = await p.leaf("other.example.test")
-    // A renewal half-written: the certificate, and a key of another certificate.
-    w.write("bt.crt", leaf.certPem)
-    w.write("bt.key", other.keyPem)
-    // Backoff of 30-60 s: the retry the backoff would make comes long after the wait below.
-    const config = writeConfig(
+    // A renewal half-written: the certificate, and a key of another certificate. Backoff of 30-60 s:
+    // the retry the backoff would make comes long after the wait below.
+    const config = oneSourceConfig(
       w,
       e,
-      [
-        {
-          name: "bt",
-          vault: "kv-backoff-trigger",
-          certificate: "bt",
-          source: { cert: w.path("bt.crt"), key: w.path("bt.key") },
-        },
-      ],
+      { name: "bt", vault: "kv-backoff-trigger", certPem: leaf.certPem, keyPem: other.keyPem },
       { backoff_base_seconds: 30, backoff_max_seconds: 60 },
     )
     const a = world.run(config, e)

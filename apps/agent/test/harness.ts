@@ -291,6 +291,23 @@ export const writeConfig = (
     }),
   )
 
+/**
+ * The configuration of one deployment `name` to certificate `name` of `vault`, its source the files
+ * `name`.crt and `name`.key written with `certPem` and `keyPem` (a key of another certificate makes
+ * a broken source), and the agent settings `agent`.
+ */
+export const oneSourceConfig = (
+  work: Workdir,
+  emulator: Emulator,
+  spec: { readonly name: string; readonly vault: string; readonly certPem: string; readonly keyPem: string },
+  agent: Record<string, unknown> = {},
+): string => {
+  const { name, vault } = spec
+  const cert = work.write(`${name}.crt`, spec.certPem)
+  const key = work.write(`${name}.key`, spec.keyPem)
+  return writeConfig(work, emulator, [{ name, vault, certificate: name, source: { cert, key } }], agent)
+}
+
 /** The configuration of one deployment `name` (a fresh leaf for `name`.example.test) to certificate `name` of `vault`. */
 export const oneDeploymentConfig = async (
   suite: AgentSuite,

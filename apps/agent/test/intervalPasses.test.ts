@@ -5,7 +5,14 @@
  * other), and a pass the next one overtakes is not reported as an ended pass.
  */
 import { describe, expect, it } from "vitest"
-import { type LogLine, metricValue, perTestWorld, whileImporting, writeConfig } from "./harness.js"
+import {
+  type LogLine,
+  metricValue,
+  oneSourceConfig,
+  perTestWorld,
+  whileImporting,
+  writeConfig,
+} from "./harness.js"
 
 const world = perTestWorld()
 
@@ -15,19 +22,10 @@ describe("interval passes", () => {
     const leaf = await p.leaf("backoff.example.test")
     const other = await p.leaf("other.example.test")
     // A broken source (the key of another certificate): retried with backoff, 2 s first, then 4 s.
-    w.write("b.crt", leaf.certPem)
-    w.write("b.key", other.keyPem)
-    const config = writeConfig(
+    const config = oneSourceConfig(
       w,
       e,
-      [
-        {
-          name: "b",
-          vault: "kv-interval-backoff",
-          certificate: "b",
-          source: { cert: w.path("b.crt"), key: w.path("b.key") },
-        },
-      ],
+      { name: "b", vault: "kv-interval-backoff", certPem: leaf.certPem, keyPem: other.keyPem },
       { reconcile_interval_seconds: 1, backoff_base_seconds: 2, backoff_max_seconds: 60 },
     )
     const a = world.run(config, e)
@@ -50,19 +48,10 @@ describe("interval passes", () => {
   it("that come during a first attempt longer than the interval do not cut its backoff short", async () => {
     const { e, w, p } = await world.setUp(["kv-interval-slow"])
     const leaf = await p.leaf("slow.example.test")
-    w.write("s.crt", leaf.certPem)
-    w.write("s.key", leaf.keyPem)
-    const config = writeConfig(
+    const config = oneSourceConfig(
       w,
       e,
-      [
-        {
-          name: "s",
-          vault: "kv-interval-slow",
-          certificate: "s",
-          source: { cert: w.path("s.crt"), key: w.path("s.key") },
-        },
-      ],
+      { name: "s", vault: "kv-interval-slow", certPem: leaf.certPem, keyPem: leaf.keyPem },
       { reconcile_interval_seconds: 1, backoff_base_seconds: 2, backoff_max_seconds: 60 },
     )
     // Every read of the vault is refused after 3 s (a slow refusal): each attempt outlasts three intervals.
