@@ -9,8 +9,11 @@
  * EnvironmentCredential (alone, or the first source of DefaultAzureCredential) turns every failure
  * of the credential it uses into an AuthenticationError of status 400 whose text ends with that
  * failure's own text (its "More details:" taken out): the 400 is its own, never the identity
- * provider's. The wrapped failure's text, and the status @azure/identity wrote into it ("Status
- * code: 503"), when the wrapped failure had one.
+ * provider's. What is left is MSAL's message, laid out by MSAL: the error code first
+ * (`temporarily_unavailable: Error(s): … - Description: …`), and for an answer that was not
+ * Entra's JSON (a proxy's or a gateway's page), an `Http status code: 429` line. The wrapped
+ * failure's text, and that status when MSAL wrote it; a JSON answer's status is not in the text
+ * (a 429 whose JSON names no transient code is then read as a refusal, as nothing says otherwise).
  */
 const environmentWrapped = (
   error: unknown,
@@ -20,9 +23,20 @@ const environmentWrapped = (
   if (!e.message.startsWith("EnvironmentCredential authentication failed")) return undefined
   const at = e.message.indexOf("More details:")
   const text = at < 0 ? "" : e.message.slice(at + "More details:".length).trim()
-  const status = /^\S+ Status code: (\d{3})\b/.exec(text)?.[1]
+  // MSAL's own line, after its description of a non-JSON answer ("\nHttp status code: 503\nHttp status message: …").
+  const status = /\nHttp status code: (\d{3})\nHttp status message: /.exec(text)?.[1]
   return { status: status === undefined ? undefined : Number(status), text }
 }
+
+/** MSAL's transient error codes leading its message, or Entra's transient AADSTS numbers. */
+const transientText = /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90033|90055)\b/
+
+/**
+ * The same in a wrapped MSAL message, where nothing but the layout tells MSAL's words from Entra's
+ * description: the code leading it, or a description that starts with a transient AADSTS number.
+ */
+const wrappedTransientText =
+  /^(?:temporarily_unavailable|server_error):|- Description: AADSTS(?:90033|90055):/
 
 /**
  * The status of a token error: @azure/identity's own, or that of MSAL's error it wraps (its cause),
@@ -55,10 +69,9 @@ export const identityProviderOutage = (error: unknown): boolean => {
   if (e?.name === "AggregateAuthenticationError") return false
   const status = tokenErrorStatus(error)
   if (status !== undefined) return status === 429 || status >= 500
-  // EnvironmentCredential's wrapper keeps only the wrapped failure's text: MSAL's transient codes
-  // lead it (its error code first), as they lead a message of MSAL's own.
+  // EnvironmentCredential's wrapper keeps only the wrapped failure's text, laid out by MSAL.
   const wrapped = environmentWrapped(error)
-  if (wrapped !== undefined) return transientText.test(wrapped.text)
+  if (wrapped !== undefined) return wrappedTransientText.test(wrapped.text)
   // MSAL answering by itself: after a 429 or 5xx (or an answer with Retry-After) it sends no token
   // request for Retry-After, or 60 s, and throws that answer's text again as a ServerError with no
   // status (its ThrottlingUtils). A ServerError made from an answer always has the answer's status.
@@ -70,6 +83,3 @@ export const identityProviderOutage = (error: unknown): boolean => {
     (typeof e?.message === "string" && transientText.test(e.message))
   )
 }
-
-/** MSAL's transient error codes at the head of a message, or Entra's transient AADSTS numbers. */
-const transientText = /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90033|90055)\b/
