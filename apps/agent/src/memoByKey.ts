@@ -16,9 +16,12 @@ export const memoByKey = <A, E>() => {
       const existing = cache.get(key)
       if (existing !== undefined)
         return Effect.flatMap(Effect.exit(Deferred.await(existing)), (exit) =>
-          // A build stopped by its own caller's interruption (a reload, shutdown): this caller was not
-          // interrupted, so it builds again.
-          Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? get(key, build) : exit,
+          // A build stopped by its own caller's interruption (a reload, shutdown): this caller builds
+          // again, unless it is being stopped too (shutdown interrupts every fiber at once): the yield
+          // lets an interruption of its own take effect before a build starts.
+          Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+            ? Effect.andThen(Effect.yieldNow, get(key, build))
+            : exit,
         )
       const deferred = Deferred.makeUnsafe<A, E>()
       cache.set(key, deferred)

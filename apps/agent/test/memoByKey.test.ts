@@ -33,6 +33,27 @@ describe("memoByKey", () => {
     expect(builds).toBe(2)
   })
 
+  it("a waiter interrupted together with the caller whose build it waits for starts no build", async () => {
+    let builds = 0
+    const build = Effect.andThen(
+      Effect.sync(() => ++builds),
+      Effect.as(Effect.sleep("200 millis"), "client"),
+    )
+    const memo = memoByKey<string, never>()
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        const first = yield* Effect.forkChild(memo("vault", build))
+        yield* Effect.sleep("10 millis")
+        const second = yield* Effect.forkChild(memo("vault", build))
+        yield* Effect.sleep("10 millis")
+        // Shutdown: every fiber interrupted at once.
+        yield* Effect.all([Fiber.interrupt(first), Fiber.interrupt(second)], { concurrency: "unbounded" })
+        yield* Effect.sleep("50 millis")
+      }),
+    )
+    expect(builds).toBe(1)
+  })
+
   it("shares one build between concurrent callers, and forgets a failed one", async () => {
     let builds = 0
     const memo = memoByKey<string, string>()
