@@ -349,7 +349,7 @@ describe("a certificate operation in progress in the vault", () => {
       env: world.env,
     })
     expect(plan.stdout).toMatch(
-      /refuse: create-not-completed exists without certctl-managed-by=certctl and holds no certificate yet/,
+      /refuse: create-not-completed exists without certctl-managed-by=certctl, and its latest version holds no certificate yet/,
     )
     const refused = json<Outcome>(
       await runCli(deployArgs(started), { stdin: fx.bundle(await fx.leaf()), env: world.env }),

@@ -192,7 +192,7 @@ const judgeExisting = (
     const problem: DeployProblem = holdsNoCertificate(previous)
       ? {
           field: "certificate_name",
-          message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl and holds no certificate yet: a create was started on it in the vault (a certificate operation waiting for its CA, or for the merge of a signed CSR); kvdeploy does not overwrite certificates it does not manage`,
+          message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl, and its latest version holds no certificate yet: a create was started on it in the vault (a certificate operation waiting for its CA, or for the merge of a signed CSR) and has not completed; kvdeploy does not overwrite certificates it does not manage`,
           fix: "if nobody will finish that create, delete its operation (az keyvault certificate pending delete, or the portal's Certificate Operation) and deploy again (with adopt if the vault still shows the name); or choose another certificate_name",
           reason: "not_managed",
         }

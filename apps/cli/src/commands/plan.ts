@@ -101,7 +101,7 @@ const decide = (
     return {
       action: "refuse",
       reason: holdsNoCertificate(current)
-        ? `${config.certificateName} exists without ${MANAGED_BY_TAG}=certctl and holds no certificate yet (a create was started on it in the vault and has not completed: \`az keyvault certificate pending show\`); deploy would refuse it`
+        ? `${config.certificateName} exists without ${MANAGED_BY_TAG}=certctl, and its latest version holds no certificate yet (a create was started on it in the vault and has not completed: \`az keyvault certificate pending show\`); deploy would refuse it`
         : `${config.certificateName} exists without ${MANAGED_BY_TAG}=certctl; deploy would refuse it (use --adopt to take it over)`,
       writes: 0,
     }
