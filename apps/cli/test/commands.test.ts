@@ -332,6 +332,21 @@ describe("a certificate operation in progress in the vault", () => {
     expect(r.stdout).toContain("az keyvault certificate pending delete")
     expect(world.writesSince(mark)).toBe(1)
     expect(world.emulator.state.versions(world.vault, name)).toHaveLength(1)
+    // plan says so beforehand (exit 1, as deploy's), and says import once the operation is deleted.
+    const planArgs = ["plan", "--config", world.targetFile(name), "--cert", "-", "--json"]
+    const planned = await runCli(planArgs, { stdin: fx.bundle(await fx.leaf()), env: world.env })
+    expect(planned.code, planned.stderr).toBe(1)
+    expect(
+      json<{ action: string; operation?: { status: string; issuerName?: string } }>(planned),
+    ).toMatchObject({
+      action: "fail-operation-in-progress",
+      operation: { status: "inProgress", issuerName: "Unknown" },
+    })
+    await world.sdk().deleteCertificateOperation(name)
+    const free = await runCli(planArgs, { stdin: fx.bundle(await fx.leaf()), env: world.env })
+    expect(free.code, free.stderr).toBe(0)
+    expect(json<{ action: string; operation?: unknown }>(free)).toMatchObject({ action: "import" })
+    expect(json<{ operation?: unknown }>(free).operation).toBeUndefined()
 
     const started = "create-not-completed"
     await world

@@ -24,6 +24,7 @@ import {
 import { SecretClient, type SecretClientOptions } from "@azure/keyvault-secrets"
 import {
   type CertificateMaterial,
+  type CertificateOperation,
   type DeletedCertificate,
   type ImportKeyFacts,
   type ImportRequest,
@@ -581,6 +582,20 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
           identity,
         )
 
+  /** One read of the pending operation (the SDK's poller, polled once and dropped); none: a 404. */
+  const getOperation = (name: string): Effect.Effect<CertificateOperation | undefined, VaultError> =>
+    countedAs(
+      "getOperation",
+      call("getOperation", "read", async (abortSignal) => {
+        const poller = await certificates.getCertificateOperation(name, { abortSignal, ...requestOptions })
+        return poller.getOperationState().certificateOperation
+      }),
+      (operation): CertificateOperation | undefined =>
+        operation === undefined
+          ? undefined
+          : { status: operation.status ?? "unknown", issuerName: operation.issuerName },
+    ).pipe(Effect.catchTag("VaultNotFound", () => Effect.succeed(undefined)))
+
   return {
     vault: Vault.of({
       getLatest,
@@ -591,6 +606,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       getDeleted,
       recoverDeleted,
       listCertificates,
+      getOperation,
     }),
     connections: connectionsOf(agent),
   } satisfies AzureKeyVaultHandle

@@ -41,6 +41,7 @@ export const requiredPermission: { readonly [K in VaultOperation]: RequiredPermi
     roles: ["Key Vault Certificates Officer"],
   },
   listCertificates: { ...certificateRead, accessPolicy: "certificates/list" },
+  getOperation: certificateRead,
 }
 
 /** One sentence telling the operator what to grant for `operation`. */

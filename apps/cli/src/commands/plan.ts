@@ -29,7 +29,14 @@ import { vaultProblem, withDeployServices } from "../cli/vault.js"
 import { expiryText, type VersionRecord, versionRecord } from "../cli/versions.js"
 import { deployFlags, deployInputs } from "./deploy.js"
 
-export type PlanAction = "import" | "skip" | "refuse" | "recover-and-import" | "recover" | "fail-soft-deleted"
+export type PlanAction =
+  | "import"
+  | "skip"
+  | "refuse"
+  | "recover-and-import"
+  | "recover"
+  | "fail-soft-deleted"
+  | "fail-operation-in-progress"
 
 export interface PlanRecord {
   readonly target: { readonly vaultUrl: string; readonly certificateName: string }
@@ -44,6 +51,13 @@ export interface PlanRecord {
    * Key Vault's 409 if one does.
    */
   readonly softDeletedUnknown?: string
+  /**
+   * The certificate's pending operation, when it has one (a create waiting for its CA, or for the
+   * merge of a signed CSR): Key Vault refuses imports while its status is `inProgress`.
+   */
+  readonly operation?: { readonly status: string; readonly issuerName: string | undefined }
+  /** Why plan could not tell whether an operation is in progress (reading it failed), when it would import. */
+  readonly operationUnknown?: string
   readonly newX5t: string | undefined
   readonly action: PlanAction
   readonly reason: string
@@ -239,6 +253,31 @@ export const plan = Command.make("plan", deployFlags, (input) =>
                       }
           }
         }
+        // An operation in progress on the certificate (a create waiting for its CA, or for a merge):
+        // Key Vault refuses the import, so deploy would fail at it, writing nothing.
+        let operation: PlanRecord["operation"]
+        let operationUnknown: string | undefined
+        if (latest !== undefined && decision.action === "import" && vault.getOperation !== undefined) {
+          operation = yield* vault.getOperation(config.certificateName).pipe(
+            Effect.catch((e) =>
+              Effect.sync(() => {
+                operationUnknown = e.message
+                return undefined
+              }),
+            ),
+          )
+          if (operation?.status === "inProgress")
+            decision = {
+              action: "fail-operation-in-progress",
+              reason: `a certificate operation is in progress on ${config.certificateName} (issuer ${operation.issuerName ?? "unknown"}): Key Vault refuses imports until it completes, or is cancelled or deleted (\`az keyvault certificate pending show\` / \`delete\`); deploy would fail at the import and write nothing`,
+              writes: 0,
+            }
+          else if (operationUnknown !== undefined)
+            decision = {
+              ...decision,
+              reason: `${decision.reason}; whether a certificate operation is in progress could not be read (${operationUnknown}): if one is, deploy would fail at the import and write nothing`,
+            }
+        }
         // The previous key judged as deploy judges it, after idempotency and ownership: one its
         // rollback could not use makes the deploy refuse before it writes (and leave a soft-deleted
         // certificate deleted).
@@ -271,6 +310,8 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           current: latest === undefined ? undefined : versionRecord(latest, true),
           softDeleted,
           ...(softDeletedUnknown === undefined ? {} : { softDeletedUnknown }),
+          ...(operation === undefined ? {} : { operation }),
+          ...(operationUnknown === undefined ? {} : { operationUnknown }),
           newX5t: checked.inspected.leaf.x5t,
           action: decision.action,
           reason: decision.reason,
@@ -337,13 +378,14 @@ export const plan = Command.make("plan", deployFlags, (input) =>
       ])
     }
     if (record.action === "refuse") return yield* new ExitWith({ exitCode: ExitCode.usage })
-    if (record.action === "fail-soft-deleted") return yield* new ExitWith({ exitCode: ExitCode.failed })
+    if (record.action === "fail-soft-deleted" || record.action === "fail-operation-in-progress")
+      return yield* new ExitWith({ exitCode: ExitCode.failed })
   }),
 ).pipe(
   Command.withDescription(
-    `Preview a deploy without writing anything. Key Vault has no validate-only import, so plan runs the deploy's preflight, reads the current version (and the soft-deleted state) and reports exactly what deploy would do: import, skip (already served), refuse (and why), stop on a soft-deleted name, or recover it (and import over it, unless it is this certificate already). Takes the same flags as deploy. Needs certificates/get.
+    `Preview a deploy without writing anything. Key Vault has no validate-only import, so plan runs the deploy's preflight, reads the current version (and the soft-deleted state) and reports exactly what deploy would do: import, skip (already served), refuse (and why), stop on a soft-deleted name, or recover it (and import over it, unless it is this certificate already), or fail on a certificate operation in progress (a create waiting for its CA or a merge). Takes the same flags as deploy. Needs certificates/get.
 
-Exit codes: 0 deploy would import, skip or recover, 1 the vault could not be read or the name is soft-deleted (deploy would fail), 2 usage error or deploy would refuse.`,
+Exit codes: 0 deploy would import, skip or recover, 1 the vault could not be read, the name is soft-deleted or an operation is in progress (deploy would fail), 2 usage error or deploy would refuse.`,
   ),
   Command.withShortDescription("Read-only preview of what deploy would do"),
   Command.withExamples([

@@ -107,6 +107,14 @@ export interface ImportRequest {
   readonly leaf?: ImportLeaf | undefined
 }
 
+/** A certificate's pending operation, as Key Vault reports it. */
+export interface CertificateOperation {
+  /** `inProgress`, `completed`, `cancelled` or `failed` (Key Vault's words). */
+  readonly status: string
+  /** The issuer the create named (`Unknown` for a CSR to merge), when given. */
+  readonly issuerName: string | undefined
+}
+
 /** The leaf certificate of an import, as its caller read it (core's `CertificateFacts` satisfy it). */
 export interface ImportLeaf {
   readonly der: Uint8Array
@@ -123,6 +131,7 @@ export type VaultOperation =
   | "getDeleted"
   | "recoverDeleted"
   | "listCertificates"
+  | "getOperation"
 
 /**
  * What each vault operation does, in an operator's words. Error messages and outcome reasons say
@@ -137,6 +146,7 @@ export const vaultOperationWords: Readonly<Record<VaultOperation, string>> = {
   getVersionSecret: "reading a version's secret",
   getDeleted: "reading the soft-deleted certificate",
   recoverDeleted: "recovering the soft-deleted certificate",
+  getOperation: "reading the certificate's pending operation",
 }
 
 /** An operation's words, or its name when it is none of the port's (an adapter's own). */
@@ -300,6 +310,13 @@ export class Vault extends Context.Service<
      * certificates of one vault with a few pages instead of a read each.
      */
     readonly listCertificates?: (continuation: string | undefined) => Effect.Effect<ListedPage, VaultError>
+    /**
+     * The certificate's pending operation (a create waiting for its CA, or for the merge of a
+     * signed CSR; Key Vault refuses imports while its status is `inProgress`), `undefined` when it
+     * has none. Optional: the deploy program never asks; `kvdeploy plan` does, to say that a deploy
+     * would be refused.
+     */
+    readonly getOperation?: (name: string) => Effect.Effect<CertificateOperation | undefined, VaultError>
   }
 >()("@kvdeploy/core/Vault") {}
 
