@@ -9,6 +9,8 @@ import { join } from "node:path"
 
 export const promtoolAvailable = spawnSync("promtool", ["--version"], { encoding: "utf8" }).status === 0
 export const promtoolRequired = process.env.CI === "true"
+/** Whether a test that needs promtool is skipped here: promtool is missing, and not required. */
+export const promtoolSkipped = !promtoolAvailable && !promtoolRequired
 
 /** The first ```yaml block after the line `heading` in the markdown file `path`. */
 export const rulesBlock = (path, heading) => {
@@ -22,8 +24,11 @@ export const rulesBlock = (path, heading) => {
 /**
  * `promtool check rules` on `rules`, then `promtool test rules` with `tests` (the `tests` list of
  * a promtool test file; the rule file is added): the first that fails, or status 0 and both outputs.
+ * Throws when promtool is missing (a test not skipped by `promtoolSkipped`: CI requires it).
  */
 export const checkRules = (rules, tests) => {
+  if (!promtoolAvailable)
+    throw new Error("promtool is missing (Debian's prometheus package); .ci/run installs it")
   const dir = mkdtempSync(join(tmpdir(), "kvdeploy-rules-"))
   try {
     const rulesFile = join(dir, "rules.yml")

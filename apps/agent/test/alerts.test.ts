@@ -4,7 +4,7 @@
  * rules`). With CI=true a missing promtool fails the test instead of skipping it.
  */
 import { join } from "node:path"
-import { checkRules, promtoolAvailable, promtoolRequired, rulesBlock } from "@kvdeploy/vitest-config/promtool"
+import { checkRules, promtoolSkipped, rulesBlock } from "@kvdeploy/vitest-config/promtool"
 import { describe, expect, it } from "vitest"
 import { agentRoot } from "./harness.js"
 
@@ -12,60 +12,53 @@ import { agentRoot } from "./harness.js"
 const held = (series: string, value: number, minutes: number) => ({ series, values: `${value}x${minutes}` })
 
 describe("the documented alerts", () => {
-  it.skipIf(!promtoolAvailable && !promtoolRequired)(
-    "are valid rules that fire as their comments say",
-    () => {
-      expect(
-        promtoolAvailable,
-        "promtool is missing (Debian's prometheus package); .ci/run installs it",
-      ).toBe(true)
-      const rules = rulesBlock(join(agentRoot, "..", "..", "docs", "agent.md"), "## Alerts worth having")
-      const outcome = (o: string) => `kvdeploy_agent_last_outcome{deployment="api",outcome="${o}"}`
-      const result = checkRules(rules, [
-        {
-          interval: "1m",
-          input_series: [
-            held(outcome("Failed"), 1, 120),
-            held(outcome("Superseded"), 1, 10),
-            held("kvdeploy_agent_ready", 1, 120),
-            // The vault serves a certificate that expires 2 days after the test's start, another 90 days.
-            held(
-              'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://kv",certificate_name="api"}',
-              2 * 86400,
-              120,
-            ),
-            held(
-              'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://kv",certificate_name="web"}',
-              90 * 86400,
-              120,
-            ),
-          ],
-          alert_rule_test: [
-            // A deployment that cannot reach its vault: not before an hour, then firing.
-            { eval_time: "30m", alertname: "KvdeployDeployFailing", exp_alerts: [] },
-            {
-              eval_time: "90m",
-              alertname: "KvdeployDeployFailing",
-              exp_alerts: [{ exp_labels: { deployment: "api", outcome: "Failed" } }],
-            },
-            // A held outcome fires at once; the ready agent does not.
-            {
-              eval_time: "5m",
-              alertname: "KvdeployNeedsAPerson",
-              exp_alerts: [{ exp_labels: { deployment: "api", outcome: "Superseded" } }],
-            },
-            { eval_time: "90m", alertname: "KvdeployAgentNotReady", exp_alerts: [] },
-            // What the vault serves expires soon: after an hour, for that certificate only.
-            { eval_time: "30m", alertname: "KvdeployServedCertificateExpiresSoon", exp_alerts: [] },
-            {
-              eval_time: "90m",
-              alertname: "KvdeployServedCertificateExpiresSoon",
-              exp_alerts: [{ exp_labels: { vault_url: "https://kv", certificate_name: "api" } }],
-            },
-          ],
-        },
-      ])
-      expect(result.status, result.output).toBe(0)
-    },
-  )
+  it.skipIf(promtoolSkipped)("are valid rules that fire as their comments say", () => {
+    const rules = rulesBlock(join(agentRoot, "..", "..", "docs", "agent.md"), "## Alerts worth having")
+    const outcome = (o: string) => `kvdeploy_agent_last_outcome{deployment="api",outcome="${o}"}`
+    const result = checkRules(rules, [
+      {
+        interval: "1m",
+        input_series: [
+          held(outcome("Failed"), 1, 120),
+          held(outcome("Superseded"), 1, 10),
+          held("kvdeploy_agent_ready", 1, 120),
+          // The vault serves a certificate that expires 2 days after the test's start, another 90 days.
+          held(
+            'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://kv",certificate_name="api"}',
+            2 * 86400,
+            120,
+          ),
+          held(
+            'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://kv",certificate_name="web"}',
+            90 * 86400,
+            120,
+          ),
+        ],
+        alert_rule_test: [
+          // A deployment that cannot reach its vault: not before an hour, then firing.
+          { eval_time: "30m", alertname: "KvdeployDeployFailing", exp_alerts: [] },
+          {
+            eval_time: "90m",
+            alertname: "KvdeployDeployFailing",
+            exp_alerts: [{ exp_labels: { deployment: "api", outcome: "Failed" } }],
+          },
+          // A held outcome fires at once; the ready agent does not.
+          {
+            eval_time: "5m",
+            alertname: "KvdeployNeedsAPerson",
+            exp_alerts: [{ exp_labels: { deployment: "api", outcome: "Superseded" } }],
+          },
+          { eval_time: "90m", alertname: "KvdeployAgentNotReady", exp_alerts: [] },
+          // What the vault serves expires soon: after an hour, for that certificate only.
+          { eval_time: "30m", alertname: "KvdeployServedCertificateExpiresSoon", exp_alerts: [] },
+          {
+            eval_time: "90m",
+            alertname: "KvdeployServedCertificateExpiresSoon",
+            exp_alerts: [{ exp_labels: { vault_url: "https://kv", certificate_name: "api" } }],
+          },
+        ],
+      },
+    ])
+    expect(result.status, result.output).toBe(0)
+  })
 })
