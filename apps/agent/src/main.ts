@@ -24,20 +24,9 @@ import { createServer } from "node:http"
 import { createServer as createNetServer } from "node:net"
 import { dirname, join, resolve } from "node:path"
 import { parseArgs } from "node:util"
-import type { TokenCredential } from "@azure/core-auth"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as AzureKv from "@kvdeploy/azure-kv"
-import {
-  type ConfigProblem,
-  type Metrics,
-  type PfxCodec,
-  shownPath,
-  type TargetConfig,
-  type Vault,
-  withoutPem,
-} from "@kvdeploy/core"
-import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
+import { type ConfigProblem, shownPath, withoutPem } from "@kvdeploy/core"
 import * as Prometheus from "@kvdeploy/metrics/prometheus"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Cause from "effect/Cause"
@@ -50,12 +39,11 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import lockfile from "proper-lockfile"
+import { azureVaults } from "./azureVaults.js"
 import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig, type SourceAt } from "./config.js"
-import { shareTokenRequests } from "./credentialShare.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
-import { memoByKey } from "./memoByKey.js"
 import {
   type PathWalk,
   readRefusal,
@@ -68,87 +56,7 @@ import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.
 import * as Runtime from "./runtime.js"
 import { sourceRoles } from "./source.js"
 import { refuseStateWrites } from "./state.js"
-import { VaultAccessUnavailable, Vaults } from "./vaults.js"
 import { version } from "./version.js"
-
-/** Vaults over the Azure SDKs: one client per vault and identity, one credential per identity. */
-const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | PfxCodec> =>
-  Layer.effect(Vaults)(
-    Effect.gen(function* () {
-      const context = yield* Effect.context<Metrics | PfxCodec>()
-      const clients = memoByKey<AzureKv.AzureKeyVaultHandle, VaultAccessUnavailable>()
-      // Every client made, for releaseIdleConnections.
-      const handles = new Set<AzureKv.AzureKeyVaultHandle>()
-      const credentials = memoByKey<TokenCredential, VaultAccessUnavailable>()
-      // The vault of each vault URL and identity, as an effect made once: deployments of a vault
-      // share it (10,000 deployments made 10,000 copies of the same effect at start-up, ~0.1 s).
-      const vaultOf = new Map<string, Effect.Effect<Vault["Service"], VaultAccessUnavailable>>()
-      const forTarget = (target: TargetConfig) => {
-        const settings = credentialSettingsFromTarget(target)
-        // The credential gives tokens for its cloud's Key Vault resource only (forKeyVaultScope):
-        // targets of two clouds with one authority (Azure Stack Hub on Entra ID) each have their own.
-        const identity = JSON.stringify([
-          settings.mode,
-          settings.managedIdentityClientId ?? "",
-          settings.authorityHost,
-          settings.keyVaultResource ?? "",
-        ])
-        const key = `${target.vaultUrl} ${identity} ${target.cloud.name}`
-        const known = vaultOf.get(key)
-        if (known !== undefined) return known
-        const made = vaultFor(target, settings, identity)
-        vaultOf.set(key, made)
-        return made
-      }
-      const vaultFor = (
-        target: TargetConfig,
-        settings: ReturnType<typeof credentialSettingsFromTarget>,
-        identity: string,
-      ) => {
-        const credential = credentials(
-          identity,
-          makeCredential(settings).pipe(
-            // A fleet's first requests all ask for a token at once: one token request for them,
-            // with the agent's request timeout as its limit.
-            Effect.map((c) =>
-              shareTokenRequests(c.credential, { timeoutMs: config.settings.requestTimeoutMs }),
-            ),
-            Effect.mapError(
-              (e) =>
-                new VaultAccessUnavailable({
-                  reason: `no credential for credential_mode ${target.credentialMode}: ${e.reason}`,
-                  fix: e.fix,
-                }),
-            ),
-          ),
-        )
-        return clients(
-          `${target.vaultUrl} ${identity}`,
-          Effect.flatMap(credential, (tokenCredential) =>
-            AzureKv.makeWithConnections({
-              vaultUrl: target.vaultUrl,
-              credential: tokenCredential,
-              customCloud: target.cloud.name === "Custom",
-              requestTimeoutMs: config.settings.requestTimeoutMs,
-              recoverTimeoutMs: config.settings.recoverTimeoutMs,
-              // As many connections as this vault's deployments in progress (each makes one request
-              // at a time), and one for a pass's list pages (read outside the lane's slots); without
-              // a bound, bursts opened twice as many, ~100 KB of TLS buffers each.
-              maxConnections: config.settings.vaultConcurrency + 1,
-              retry: { maxRetries: 0 },
-            }).pipe(
-              Effect.tap((handle) => Effect.sync(() => handles.add(handle))),
-              Effect.provideContext(context),
-            ),
-          ),
-        ).pipe(Effect.map((handle): Vault["Service"] => handle.vault))
-      }
-      const releaseIdleConnections = Effect.suspend(() =>
-        Effect.forEach(handles, (h) => h.connections.releaseIdle, { concurrency: "unbounded" }),
-      ).pipe(Effect.map((closed) => closed.reduce((a, n) => a + n, 0)))
-      return Vaults.of({ forTarget, releaseIdleConnections })
-    }),
-  )
 
 /** Connections the HTTP listener keeps at once; one more is closed as soon as it is accepted. */
 export const HTTP_MAX_CONNECTIONS = 64

@@ -8,6 +8,9 @@ import * as Exit from "effect/Exit"
  * Build a value once per key, however many fibers ask at once; a failure is
  * not kept (the next request tries again), nor is a build its caller's
  * interruption stopped (the callers waiting for it build again).
+ * `retain(keep)` forgets the keys `keep` refuses (a fiber waiting for one of
+ * their builds still gets it; the next request of such a key builds anew) and
+ * answers how many it forgot.
  */
 export const memoByKey = <A, E>() => {
   const cache = new Map<string, Deferred.Deferred<A, E>>()
@@ -32,7 +35,8 @@ export const memoByKey = <A, E>() => {
           Effect.tap((exit) =>
             Effect.andThen(
               Effect.sync(() => {
-                if (Exit.isFailure(exit)) cache.delete(key)
+                // Only its own entry: `retain` may have forgotten it and a new build taken the key.
+                if (Exit.isFailure(exit) && cache.get(key) === deferred) cache.delete(key)
               }),
               Deferred.done(deferred, exit),
             ),
@@ -41,5 +45,14 @@ export const memoByKey = <A, E>() => {
         ),
       )
     })
-  return get
+  const retain = (keep: (key: string) => boolean): number => {
+    let forgotten = 0
+    for (const key of [...cache.keys()])
+      if (!keep(key)) {
+        cache.delete(key)
+        forgotten++
+      }
+    return forgotten
+  }
+  return Object.assign(get, { retain })
 }

@@ -17,7 +17,7 @@ import { type AgentConfig, loadAgentConfigUnless } from "./config.js"
 import { MaterialWorkers } from "./materialPool.js"
 import { makeReconciler, type Reconciler } from "./reconciler.js"
 import { openStateStore } from "./state.js"
-import type { Vaults } from "./vaults.js"
+import { Vaults } from "./vaults.js"
 import { makeWatcher } from "./watcher.js"
 
 export class AgentRuntime extends Context.Service<
@@ -44,6 +44,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
   Layer.effect(AgentRuntime)(
     Effect.gen(function* () {
       const context = yield* Effect.context<Vaults | Metrics | PfxCodec>()
+      const vaults = yield* Vaults
       const metrics = makeAgentMetrics()
       // The store's warnings (a state file that cannot be read or written) are log lines like the
       // rest, on stdout with the agent's logger. Logged at once, not forked: the write that fails
@@ -137,6 +138,13 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         const exposition = yield* Effect.serviceOption(PrometheusExposition)
         if (exposition._tag === "Some")
           yield* exposition.value.retainCertificateExpiry(config.deployments.map((d) => d.target))
+        // The clients and credentials of vaults no deployment names any more go too (tens of KB
+        // each, and an agent whose configuration moves between vaults would otherwise keep them all).
+        const released = yield* vaults.retain(config.deployments.map((d) => d.target))
+        if (released.length > 0)
+          yield* Effect.logInfo("reload: released the clients of vaults no deployment names any more").pipe(
+            Effect.annotateLogs({ vaults: released }),
+          )
         yield* reconciler.triggerAll("reload")
       })
       // One reload at a time, in the order of the signals: each reads the file when its turn comes,

@@ -31,5 +31,11 @@ export class Vaults extends Context.Service<
      * holds tens of KB, and a fleet's clients keep hundreds open otherwise.
      */
     readonly releaseIdleConnections: Effect.Effect<number>
+    /**
+     * Keep the clients and credentials of `targets` only (a reload's deployments): those of
+     * every other vault and identity are let go, their idle connections closed (a deploy still
+     * using one keeps it until it ends). Answers the vault URLs whose clients were let go.
+     */
+    readonly retain: (targets: ReadonlyArray<TargetConfig>) => Effect.Effect<ReadonlyArray<string>>
   }
 >()("@kvdeploy/agent/Vaults") {}

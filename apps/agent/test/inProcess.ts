@@ -26,6 +26,7 @@ export const vaultsOf = (byUrl: Readonly<Record<string, Vault["Service"]>>): Lay
         : Effect.succeed(vault)
     },
     releaseIdleConnections: Effect.succeed(0),
+    retain: () => Effect.succeed([]),
   })
 
 /** Vaults answering `vault` for every target. */
@@ -33,6 +34,7 @@ export const oneVault = (vault: Vault["Service"]): Layer.Layer<Vaults> =>
   Layer.succeed(Vaults)({
     forTarget: () => Effect.succeed(vault),
     releaseIdleConnections: Effect.succeed(0),
+    retain: () => Effect.succeed([]),
   })
 
 /** Making the reconciler for `config` over `vaults` with `state`, logging nothing. */

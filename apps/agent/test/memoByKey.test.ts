@@ -68,4 +68,37 @@ describe("memoByKey", () => {
     expect(builds).toBe(1)
     expect(await Effect.runPromise(memo("k", Effect.succeed("ok")))).toBe("ok")
   })
+
+  it("retain forgets the keys it refuses; a forgotten build that fails leaves the key's new build in place", async () => {
+    const memo = memoByKey<string, string>()
+    const result = await Effect.runPromise(
+      Effect.gen(function* () {
+        const kept = yield* memo("kept", Effect.succeed("kept v1"))
+        // A build still running when a reload forgets its key (a deploy of a removed deployment asked).
+        const old = yield* Effect.forkChild(
+          memo(
+            "gone",
+            Effect.flatMap(Effect.sleep("50 millis"), () => Effect.fail("no token")),
+          ),
+        )
+        yield* Effect.sleep("10 millis")
+        const forgotten = memo.retain((key) => key === "kept")
+        // The key named again (a later reload): a new build, done before the old one fails.
+        const rebuilt = yield* memo("gone", Effect.succeed("gone v2"))
+        const oldEnd = yield* Effect.flip(Fiber.join(old))
+        const afterOld = yield* memo("gone", Effect.succeed("gone v3"))
+        const keptLater = yield* memo("kept", Effect.succeed("kept v2"))
+        return { kept, forgotten, rebuilt, oldEnd, afterOld, keptLater }
+      }),
+    )
+    expect(result).toEqual({
+      kept: "kept v1",
+      forgotten: 1,
+      rebuilt: "gone v2",
+      oldEnd: "no token",
+      // The old build's failure did not remove the new build.
+      afterOld: "gone v2",
+      keptLater: "kept v1",
+    })
+  })
 })

@@ -1,0 +1,131 @@
+/**
+ * Vaults over the Azure SDKs (@kvdeploy/azure-kv): one client pair per vault
+ * and identity, one credential per identity, shared by the deployments that
+ * name them, and released once a reload leaves no deployment naming them.
+ */
+import type { TokenCredential } from "@azure/core-auth"
+import * as AzureKv from "@kvdeploy/azure-kv"
+import type { Metrics, PfxCodec, TargetConfig, Vault } from "@kvdeploy/core"
+import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { AgentConfig } from "./config.js"
+import { shareTokenRequests } from "./credentialShare.js"
+import { memoByKey } from "./memoByKey.js"
+import { VaultAccessUnavailable, Vaults } from "./vaults.js"
+
+/** The keys of a target: its credential's identity, its vault client's, and its vault's. */
+const keysOf = (target: TargetConfig) => {
+  const settings = credentialSettingsFromTarget(target)
+  // The credential gives tokens for its cloud's Key Vault resource only (forKeyVaultScope):
+  // targets of two clouds with one authority (Azure Stack Hub on Entra ID) each have their own.
+  const identity = JSON.stringify([
+    settings.mode,
+    settings.managedIdentityClientId ?? "",
+    settings.authorityHost,
+    settings.keyVaultResource ?? "",
+  ])
+  const client = `${target.vaultUrl} ${identity}`
+  return { settings, identity, client, vault: `${client} ${target.cloud.name}` }
+}
+
+/** Vaults over the Azure SDKs: one client per vault and identity, one credential per identity. */
+export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | PfxCodec> =>
+  Layer.effect(Vaults)(
+    Effect.gen(function* () {
+      const context = yield* Effect.context<Metrics | PfxCodec>()
+      const clients = memoByKey<AzureKv.AzureKeyVaultHandle, VaultAccessUnavailable>()
+      // Every client made and still named (for releaseIdleConnections), with its key.
+      const handles = new Map<AzureKv.AzureKeyVaultHandle, string>()
+      // Clients no deployment names any more, until their last connection is closed: a deploy that
+      // began before the reload may still be using one (its socket then goes back to the idle pool,
+      // which the next release closes).
+      const retired = new Set<AzureKv.AzureKeyVaultHandle>()
+      const credentials = memoByKey<TokenCredential, VaultAccessUnavailable>()
+      // The vault of each vault URL and identity, as an effect made once: deployments of a vault
+      // share it (10,000 deployments made 10,000 copies of the same effect at start-up, ~0.1 s).
+      const vaultOf = new Map<string, Effect.Effect<Vault["Service"], VaultAccessUnavailable>>()
+      const forTarget = (target: TargetConfig) => {
+        const keys = keysOf(target)
+        const known = vaultOf.get(keys.vault)
+        if (known !== undefined) return known
+        const made = vaultFor(target, keys)
+        vaultOf.set(keys.vault, made)
+        return made
+      }
+      const vaultFor = (target: TargetConfig, keys: ReturnType<typeof keysOf>) => {
+        const credential = credentials(
+          keys.identity,
+          makeCredential(keys.settings).pipe(
+            // A fleet's first requests all ask for a token at once: one token request for them,
+            // with the agent's request timeout as its limit.
+            Effect.map((c) =>
+              shareTokenRequests(c.credential, { timeoutMs: config.settings.requestTimeoutMs }),
+            ),
+            Effect.mapError(
+              (e) =>
+                new VaultAccessUnavailable({
+                  reason: `no credential for credential_mode ${target.credentialMode}: ${e.reason}`,
+                  fix: e.fix,
+                }),
+            ),
+          ),
+        )
+        return clients(
+          keys.client,
+          Effect.flatMap(credential, (tokenCredential) =>
+            AzureKv.makeWithConnections({
+              vaultUrl: target.vaultUrl,
+              credential: tokenCredential,
+              customCloud: target.cloud.name === "Custom",
+              requestTimeoutMs: config.settings.requestTimeoutMs,
+              recoverTimeoutMs: config.settings.recoverTimeoutMs,
+              // As many connections as this vault's deployments in progress (each makes one request
+              // at a time), and one for a pass's list pages (read outside the lane's slots); without
+              // a bound, bursts opened twice as many, ~100 KB of TLS buffers each.
+              maxConnections: config.settings.vaultConcurrency + 1,
+              retry: { maxRetries: 0 },
+            }).pipe(
+              Effect.tap((handle) => Effect.sync(() => handles.set(handle, keys.client))),
+              Effect.provideContext(context),
+            ),
+          ),
+        ).pipe(Effect.map((handle): Vault["Service"] => handle.vault))
+      }
+      /** Close the idle connections of `of`; a retired client with none left at all is let go. */
+      const release = (of: Iterable<AzureKv.AzureKeyVaultHandle>) =>
+        Effect.forEach(
+          of,
+          (h) =>
+            Effect.tap(h.connections.releaseIdle, () =>
+              retired.has(h)
+                ? Effect.map(h.connections.count, (n) => {
+                    if (n.active === 0 && n.idle === 0) retired.delete(h)
+                  })
+                : Effect.void,
+            ),
+          { concurrency: "unbounded" },
+        ).pipe(Effect.map((closed) => closed.reduce((a, n) => a + n, 0)))
+      const releaseIdleConnections = Effect.suspend(() => release([...handles.keys(), ...retired]))
+      const retain = (targets: ReadonlyArray<TargetConfig>) =>
+        Effect.suspend(() => {
+          const named = targets.map(keysOf)
+          const vaultKeys = new Set(named.map((k) => k.vault))
+          const clientKeys = new Set(named.map((k) => k.client))
+          const identities = new Set(named.map((k) => k.identity))
+          for (const key of [...vaultOf.keys()]) if (!vaultKeys.has(key)) vaultOf.delete(key)
+          clients.retain((key) => clientKeys.has(key))
+          credentials.retain((key) => identities.has(key))
+          // The vault URLs whose clients go (a vault URL has no space; the identity follows one).
+          const released = new Set<string>()
+          for (const [handle, key] of handles)
+            if (!clientKeys.has(key)) {
+              handles.delete(handle)
+              retired.add(handle)
+              released.add(key.slice(0, key.indexOf(" ")))
+            }
+          return Effect.as(release([...retired]), [...released].sort())
+        })
+      return Vaults.of({ forTarget, releaseIdleConnections, retain })
+    }),
+  )

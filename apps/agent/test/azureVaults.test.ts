@@ -1,0 +1,142 @@
+/**
+ * The agent's vault clients over the real Azure SDKs, against the emulator: shared by the
+ * deployments of a vault, and let go when a reload leaves no deployment naming their vault
+ * (their idle connections closed; a request still in flight on one finishes).
+ */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { getCACertificates, setDefaultCACertificates } from "node:tls"
+import { Metrics, type Vault } from "@kvdeploy/core"
+import type { Emulator } from "@kvdeploy/kv-emulator"
+import * as Pkcs12 from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { azureVaults } from "../src/azureVaults.js"
+import type { AgentConfig } from "../src/config.js"
+import { Vaults } from "../src/vaults.js"
+import { requestHeld, startEmulator } from "./harness.js"
+import { configIn } from "./inProcess.js"
+
+const A = "retain-a"
+const B = "retain-b"
+let emulator: Emulator
+let dir: string
+let config: AgentConfig
+const saved: Record<string, string | undefined> = {}
+
+beforeAll(async () => {
+  emulator = await startEmulator({ vaults: [A, B] })
+  setDefaultCACertificates([...getCACertificates("default"), emulator.caPem])
+  // The client-secret credential reads its identity from the environment, as in the agent's process.
+  for (const [k, v] of Object.entries(emulator.env.clientSecret)) {
+    saved[k] = process.env[k]
+    process.env[k] = v
+  }
+  dir = mkdtempSync(join(tmpdir(), "kvdeploy-azure-vaults-"))
+  const deployment = (vault: string) => ({
+    name: vault,
+    source: { cert: join(dir, `${vault}.crt`), key: join(dir, `${vault}.key`) },
+    target: emulator.targetConfig(vault, `${vault}-cert`, "clientSecret"),
+  })
+  config = configIn(dir, {
+    agent: { listen: "127.0.0.1:0", state_dir: join(dir, "state") },
+    deployments: [deployment(A), deployment(B)],
+  })
+})
+afterAll(async () => {
+  for (const [k, v] of Object.entries(saved)) {
+    if (v === undefined) delete process.env[k]
+    else process.env[k] = v
+  }
+  rmSync(dir, { recursive: true, force: true })
+  await emulator.stop()
+})
+
+const runtimeOf = () =>
+  ManagedRuntime.make(
+    azureVaults(config).pipe(Layer.provide(Layer.mergeAll(Metrics.layerNoop, Pkcs12.layer))),
+  )
+
+/** A read of the certificate the deployment of `vault` names (it has none: answered not found). */
+const read = (vault: Vault["Service"], name: string) => Effect.result(vault.getLatest(`${name}-cert`))
+
+describe("azureVaults", () => {
+  it("a reload that leaves no deployment naming a vault lets its client go, and closes its connections", async () => {
+    const [targetA, targetB] = config.deployments.map((d) => d.target)
+    const runtime = runtimeOf()
+    try {
+      const result = await runtime.runPromise(
+        Effect.gen(function* () {
+          const vaults = yield* Vaults
+          const first = yield* vaults.forTarget(targetA!)
+          // The deployments of a vault share its client.
+          const again = yield* vaults.forTarget(targetA!)
+          yield* read(first, A)
+          yield* read(yield* vaults.forTarget(targetB!), B)
+          // Each client keeps its connection between requests.
+          const idleBefore = yield* vaults.releaseIdleConnections
+          yield* read(first, A)
+          yield* read(yield* vaults.forTarget(targetB!), B)
+          // The reload keeps B's deployment only: A's client goes, and its idle connection is closed.
+          const released = yield* vaults.retain([targetB!])
+          const idleAfter = yield* vaults.releaseIdleConnections
+          // Named again (a later reload), A has a client built anew, which works.
+          const rebuilt = yield* vaults.forTarget(targetA!)
+          const readAgain = yield* read(rebuilt, A)
+          const keptAll = yield* vaults.retain([targetA!, targetB!])
+          return { first, again, idleBefore, released, idleAfter, rebuilt, readAgain, keptAll }
+        }),
+      )
+      expect(result.again).toBe(result.first)
+      expect(result.idleBefore).toBe(2)
+      expect(result.released).toEqual([emulator.vault(A).url])
+      // Only B's connection was still open: A's was closed by the retain.
+      expect(result.idleAfter).toBe(1)
+      expect(result.rebuilt).not.toBe(result.first)
+      expect(result.readAgain._tag).toBe("Failure")
+      expect(result.readAgain._tag === "Failure" && result.readAgain.failure._tag).toBe("VaultNotFound")
+      expect(result.keptAll).toEqual([])
+    } finally {
+      await runtime.dispose()
+    }
+  })
+
+  it("a request in flight on a client a reload lets go finishes, and its connection is closed afterwards", async () => {
+    const [targetA, targetB] = config.deployments.map((d) => d.target)
+    const runtime = runtimeOf()
+    const fault = emulator.faults.add({
+      operation: "getLatest",
+      vault: A,
+      times: 1,
+      action: { kind: "hold" },
+    })
+    try {
+      const result = await runtime.runPromise(
+        Effect.gen(function* () {
+          const vaults = yield* Vaults
+          const vaultA = yield* vaults.forTarget(targetA!)
+          const inFlight = yield* Effect.forkChild(read(vaultA, A))
+          yield* Effect.promise(() => requestHeld(emulator, fault))
+          const released = yield* vaults.retain([targetB!])
+          emulator.faults.release(fault)
+          const answer = yield* Fiber.join(inFlight)
+          // The finished request's socket went back to the idle pool: closed now, and the client let go.
+          const closedAfter = yield* vaults.releaseIdleConnections
+          const closedLater = yield* vaults.releaseIdleConnections
+          return { released, answer, closedAfter, closedLater }
+        }),
+      )
+      expect(result.released).toEqual([emulator.vault(A).url])
+      expect(result.answer._tag === "Failure" && result.answer.failure._tag).toBe("VaultNotFound")
+      expect(result.closedAfter).toBe(1)
+      expect(result.closedLater).toBe(0)
+    } finally {
+      emulator.faults.clear()
+      await runtime.dispose()
+    }
+  })
+})
