@@ -297,7 +297,11 @@ const mapFailure = (
     if (authorityStatus === undefined && unreachableAuthority.test(detail))
       return new VaultUnavailable({
         ...unsent,
-        detail: `no token for the vault (nothing was sent): the identity provider could not be reached: ${detail}`,
+        detail: /endpoints_resolution_error/i.test(detail)
+          ? // A custom cloud's authority: MSAL reads the tenant's OpenID configuration first, and an
+            // unknown tenant's 400 there ends in the same error as an outage's 500 (retried as one).
+            `no token for the vault (nothing was sent): the identity provider could not be reached or did not serve the tenant's OpenID configuration (as for a tenant it does not know: check AZURE_TENANT_ID): ${detail}`
+          : `no token for the vault (nothing was sent): the identity provider could not be reached: ${detail}`,
       })
     return new VaultForbidden({
       ...unsent,

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, ImportRequest } from "@kvdeploy/core"
 import { isRetriableRead, PfxCodec, Vault } from "@kvdeploy/core"
 import { MetricsRecorder, RecordingMetrics } from "@kvdeploy/core/test"
+import { start as startEmulator } from "@kvdeploy/kv-emulator"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -408,6 +409,22 @@ describe("an import whose outcome is unknown is never sent again", () => {
         )).error
         expect(unreachable._tag, unreachable.message).toBe("VaultUnavailable")
         expect(unreachable.message).toContain("the identity provider could not be reached")
+        // A custom cloud's authority (the emulator's Entra) that does not know the tenant: MSAL reads
+        // the tenant's OpenID configuration first and gets 400 invalid_tenant, which ends in the same
+        // error as an outage (retried as one): the reason names the tenant to check as well.
+        const entra = yield* Effect.promise(() => startEmulator({ vaults: [], warn: () => {} }))
+        const unknownTenant = (yield* importWith(
+          new ClientSecretCredential("tenant-1", "00000000-0000-0000-0000-000000000002", "secret", {
+            authorityHost: entra.authorityHost,
+            disableInstanceDiscovery: true,
+            tlsOptions: { ca: entra.caPem },
+          } as ConstructorParameters<typeof ClientSecretCredential>[3]),
+          "authority-unknown-tenant",
+        ).pipe(Effect.ensuring(Effect.promise(() => entra.stop())))).error
+        expect(unknownTenant._tag, unknownTenant.message).toBe("VaultUnavailable")
+        expect(unknownTenant.message).toContain(
+          "could not be reached or did not serve the tenant's OpenID configuration (as for a tenant it does not know: check AZURE_TENANT_ID)",
+        )
         // EnvironmentCredential (DefaultAzureCredential's first source) turns any failure into an
         // AuthenticationError of status 400 of its own, with the failure's text: judged by that text.
         // The real one, its authority unreachable:

@@ -59,10 +59,13 @@ export const explainTokenFailure = (
       fix: unavailableFix[mode ?? "default"],
     }
   }
+  // MSAL reads the tenant's OpenID configuration only from an authority it has no metadata for (a
+  // custom cloud's): an unknown tenant's 400 there and an outage's 500 end in the same error.
   if (/endpoints_resolution_error|openid-configuration/i.test(text)) {
     return {
-      reason: "the authority host could not be reached or did not serve its OpenID configuration",
-      fix: "Check network access to the authority host (proxy, firewall, DNS, TLS trust) and that it is the authority of the vault's cloud",
+      reason:
+        "the authority host could not be reached or did not serve the tenant's OpenID configuration (it answers so for a tenant it does not know, too)",
+      fix: "Check network access to the authority host (proxy, firewall, DNS, TLS trust), that it is the authority of the vault's cloud, and that AZURE_TENANT_ID (or the identity's tenant) is right",
     }
   }
   if (
@@ -92,6 +95,12 @@ export const explainTokenFailure = (
     )
   )
     return assertionRefused
+  if (/AADSTS90002\b|invalid_tenant/i.test(text)) {
+    return {
+      reason: "Entra ID does not know this tenant",
+      fix: "Check AZURE_TENANT_ID (a tenant id or a verified domain of the directory the identity is in) and that the authority host is the vault's cloud's",
+    }
+  }
   if (/AADSTS700016|unauthorized_client|application.*not found/i.test(text)) {
     return {
       reason: "Entra ID does not know this client id in this tenant",

@@ -33,10 +33,14 @@ const transientText = /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90
 
 /**
  * The same in a wrapped MSAL message, where nothing but the layout tells MSAL's words from Entra's
- * description: the code leading it, or a description that starts with a transient AADSTS number.
+ * description: the code leading it, or a description that starts with a transient AADSTS number;
+ * or MSAL's replay of a 429 or 5xx answer it keeps for Retry-After, or 60 s (its throttling cache:
+ * the same credential's next request gets it without a request), which leads with the answer's
+ * AADSTS numbers (`90033: AADSTS90033: …`), or with nothing (`: …`) when it named none. An answer's
+ * own message leads with its error code, a word, never with a number or a colon.
  */
 const wrappedTransientText =
-  /^(?:temporarily_unavailable|server_error):|- Description: AADSTS(?:90033|90055):/
+  /^(?:temporarily_unavailable|server_error):|- Description: AADSTS(?:90033|90055):|^(?:\d+(?: \d+)*)?: /
 
 /**
  * The status of a token error: @azure/identity's own, or that of MSAL's error it wraps (its cause),

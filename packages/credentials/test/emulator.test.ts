@@ -353,4 +353,20 @@ describe("doctor", () => {
       expect(text).not.toContain(wrong)
     }),
   )
+
+  it.live("an unknown tenant: the authority's answer names the tenant to check, not only the network", () =>
+    Effect.gen(function* () {
+      // A custom cloud's authority (the emulator's): MSAL reads the tenant's OpenID configuration
+      // first, which Entra answers 400 invalid_tenant (AADSTS90002) for a tenant it does not know.
+      const diagnosis = yield* withEnvironment(
+        { ...emulator.env.clientSecret, AZURE_TENANT_ID: "00000000-0000-0000-0000-00000000dead" },
+        diagnoseCredential(settingsFor("clientSecret")),
+      )
+      expect(diagnosis.ok).toBe(false)
+      const token = diagnosis.checks.find((c) => c.name === "token")
+      expect(token?.status).toBe("failed")
+      expect(token?.detail).toMatch(/did not serve the tenant's OpenID configuration/)
+      expect(token?.fix).toMatch(/AZURE_TENANT_ID/)
+    }),
+  )
 })

@@ -2,7 +2,9 @@
  * EnvironmentCredential (DefaultAzureCredential's first source) rewraps every failure as an
  * AuthenticationError of status 400: the identity provider's outage must still read as one, and a
  * refusal as a refusal, as for ClientSecretCredential. Both real credentials, against a local
- * authority that answers the token request with the case's status and body.
+ * authority that answers the token request with the case's status and body. Each credential asks
+ * twice: after a 429 or 5xx, MSAL answers the next request itself (its throttling cache, for
+ * Retry-After or 60 s) with that answer's text laid out anew, which must read the same.
  */
 import { createServer, type Server } from "node:https"
 import type { AddressInfo } from "node:net"
@@ -10,14 +12,17 @@ import { getCACertificates, setDefaultCACertificates } from "node:tls"
 import { ClientSecretCredential, EnvironmentCredential } from "@azure/identity"
 import { createTlsIdentity } from "@kvdeploy/kv-emulator"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { explainTokenFailure } from "../src/probe.js"
 import { identityProviderOutage } from "../src/tokenErrors.js"
 
 interface Answer {
   readonly status: number
-  readonly json?: Record<string, string>
+  readonly json?: Record<string, string | ReadonlyArray<number>>
   readonly page?: string
 }
 let answer: Answer = { status: 503 }
+/** Token requests the authority answered. */
+let tokenRequests = 0
 let server: Server
 let authorityHost = ""
 const tenant = "tenant-1"
@@ -42,6 +47,7 @@ beforeAll(async () => {
         )
         return
       }
+      tokenRequests++
       res.writeHead(answer.status, {
         "content-type": answer.json !== undefined ? "application/json" : "text/html",
         ...(answer.status === 429 ? { "retry-after": "5" } : {}),
@@ -54,9 +60,13 @@ beforeAll(async () => {
 })
 afterAll(() => new Promise<void>((resolve) => server?.close(() => resolve())))
 
-/** Whether each credential's failure on `case_` reads as the identity provider's outage. */
+/**
+ * Whether each credential's failure on `case_` reads as the identity provider's outage, for its
+ * first request and a second one right after; and how many token requests reached the authority.
+ */
 const outageFor = async (case_: Answer) => {
   answer = case_
+  tokenRequests = 0
   const saved = { ...process.env }
   Object.assign(process.env, { AZURE_TENANT_ID: tenant, AZURE_CLIENT_ID: clientId, AZURE_CLIENT_SECRET: "s" })
   const failure = async (credential: { getToken: (scope: string) => Promise<unknown> }) => {
@@ -67,13 +77,20 @@ const outageFor = async (case_: Answer) => {
     }
     throw new Error("a token was given")
   }
+  const twice = async (credential: { getToken: (scope: string) => Promise<unknown> }) => [
+    identityProviderOutage(await failure(credential)),
+    identityProviderOutage(await failure(credential)),
+  ]
   try {
     // No retries: the classification of the failure is what is tested, not how long it took.
     const options = { authorityHost, disableInstanceDiscovery: true, retryOptions: { maxRetries: 0 } }
-    const secret = await failure(new ClientSecretCredential(tenant, clientId, "s", options))
-    const environment = await failure(new EnvironmentCredential(options))
-    expect((environment as Error).message).toMatch(/^EnvironmentCredential authentication failed/)
-    return { clientSecret: identityProviderOutage(secret), environment: identityProviderOutage(environment) }
+    const clientSecret = await twice(new ClientSecretCredential(tenant, clientId, "s", options))
+    const environmentCredential = new EnvironmentCredential(options)
+    expect(((await failure(environmentCredential)) as Error).message).toMatch(
+      /^EnvironmentCredential authentication failed/,
+    )
+    const environment = await twice(new EnvironmentCredential(options))
+    return { clientSecret, environment, tokenRequests }
   } finally {
     for (const k of ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]) {
       if (saved[k] === undefined) delete process.env[k]
@@ -90,6 +107,7 @@ describe("EnvironmentCredential's wrapped failures", () => {
         json: {
           error: "temporarily_unavailable",
           error_description: "AADSTS90033: A transient error has occurred.",
+          error_codes: [90033],
         },
       },
       {
@@ -97,14 +115,25 @@ describe("EnvironmentCredential's wrapped failures", () => {
         json: {
           error: "server_error",
           error_description: "AADSTS50000: There was an error issuing a token.",
+          error_codes: [50000],
         },
+      },
+      // An answer naming no code: MSAL's replay then leads with none.
+      {
+        status: 503,
+        json: { error: "temporarily_unavailable", error_description: "Try again later." },
       },
       { status: 503, page: "<html>Service Unavailable</html>" },
       { status: 502, page: "Bad Gateway" },
       { status: 429, page: "Too Many Requests" },
     ]
+    // Each credential's second failure is MSAL's replay: 3 requests reached the authority, not 5.
     for (const case_ of outages)
-      expect(await outageFor(case_), JSON.stringify(case_)).toEqual({ clientSecret: true, environment: true })
+      expect(await outageFor(case_), JSON.stringify(case_)).toEqual({
+        clientSecret: [true, true],
+        environment: [true, true],
+        tokenRequests: 3,
+      })
   })
 
   it("a refusal reads as one, whatever its description's words", async () => {
@@ -114,6 +143,7 @@ describe("EnvironmentCredential's wrapped failures", () => {
         json: {
           error: "invalid_client",
           error_description: "AADSTS7000215: Invalid client secret provided.",
+          error_codes: [7000215],
         },
       },
       {
@@ -133,10 +163,38 @@ describe("EnvironmentCredential's wrapped failures", () => {
       },
       { status: 400, page: "Http status code: 503" },
     ]
+    // A refusal is not replayed: each request reaches the authority and is refused again.
     for (const case_ of refusals)
       expect(await outageFor(case_), JSON.stringify(case_)).toEqual({
-        clientSecret: false,
-        environment: false,
+        clientSecret: [false, false],
+        environment: [false, false],
+        tokenRequests: 5,
       })
+  })
+
+  it("an unknown tenant at the token endpoint (a cloud MSAL knows the endpoints of): a refusal naming the tenant", async () => {
+    answer = {
+      status: 400,
+      json: {
+        error: "invalid_tenant",
+        error_description:
+          "AADSTS90002: Tenant 'tenant-1' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
+        error_codes: [90002],
+      },
+    }
+    const options = { authorityHost, disableInstanceDiscovery: true, retryOptions: { maxRetries: 0 } }
+    const failure = await new ClientSecretCredential(tenant, clientId, "s", options)
+      .getToken("https://vault.azure.net/.default")
+      .then(
+        () => {
+          throw new Error("a token was given")
+        },
+        (e: unknown) => e,
+      )
+    expect(identityProviderOutage(failure)).toBe(false)
+    expect(explainTokenFailure(failure, "client_secret")).toEqual({
+      reason: "Entra ID does not know this tenant",
+      fix: expect.stringMatching(/AZURE_TENANT_ID/),
+    })
   })
 })
