@@ -356,7 +356,7 @@ const mapFailure = (
       return new VaultRequestRejected({
         ...fields,
         code: cause.innerCode ?? cause.code ?? String(status),
-        detail: `a certificate operation is in progress on this certificate (a create waiting for its CA, or for the merge of a signed CSR), and Key Vault takes no import while it is: let it complete, or cancel or delete it if nobody will (az keyvault certificate pending show / delete; the portal's "Certificate Operation"; deleting it may not cancel a CA's request), then deploy again: ${detail}`,
+        detail: `a certificate operation is in progress on this certificate (a create waiting for its CA, or for the merge of a signed CSR), and Key Vault takes no import while it is: let it complete, or delete it if nobody will (az keyvault certificate pending show / delete; the portal's "Certificate Operation"; a cancel only asks the issuer to stop, and the operation stays in progress until it does; deleting it may not cancel a CA's request), then deploy again: ${detail}`,
       })
     if (status === 429) {
       return new VaultThrottled({

@@ -158,6 +158,26 @@ describe("deploy contract against the emulator", () => {
         expect(notYet.outcome._tag).toBe("Rejected")
         expect(notYet.outcome.reason).toContain("holds no certificate yet")
         expect(ops(notYet.requests)).toEqual(["getLatest 200"])
+        // The remedy, as Key Vault behaves (its recorded operations): a cancel only requests one and
+        // the operation stays in progress, so even an adopting deploy is refused at the import...
+        const operation = yield* Effect.promise(() => sdk.getCertificateOperation(started))
+        yield* Effect.promise(() => operation.cancelOperation())
+        const adoptedTooEarly = yield* deployTo(targetFor(emulator, VAULT, started), yield* material(), {
+          adopt: true,
+        })
+        expect(adoptedTooEarly.outcome._tag).toBe("Failed")
+        expect(adoptedTooEarly.outcome.reason).toContain("a certificate operation is in progress")
+        // ...deleting it leaves the create's version (disabled, no certificate): still refused without
+        // adopt, with the same words; taken over with it.
+        yield* Effect.promise(() => sdk.deleteCertificateOperation(started))
+        const stillNotYet = yield* deployTo(targetFor(emulator, VAULT, started), yield* material())
+        expect(stillNotYet.outcome._tag).toBe("Rejected")
+        expect(stillNotYet.outcome.reason).toContain("holds no certificate yet")
+        const adopted = yield* deployTo(targetFor(emulator, VAULT, started), yield* material(), {
+          adopt: true,
+        })
+        expect(adopted.outcome._tag, adopted.outcome.reason).toBe("Succeeded")
+        expect(ops(adopted.requests)).toEqual(["getLatest 200", "import 200", "getLatest 200"])
       }),
   )
 

@@ -44,7 +44,7 @@ export interface PendingOperation {
   readonly pendingVersion: string
   readonly created: number
   readonly csr: Uint8Array
-  status: "inProgress" | "completed" | "cancelled" | "failed"
+  status: "inProgress" | "completed" | "failed"
   version?: string
   cancellationRequested: boolean
   error?: { code: string; message: string }
@@ -58,6 +58,12 @@ export interface CertEntry {
   policyUpdated: number
   deleted?: { readonly deletedDate: number; readonly scheduledPurgeDate: number } | undefined
   pending?: PendingOperation | undefined
+  /**
+   * What a first create whose operation was deleted before it completed leaves (Key Vault keeps its
+   * version: the latest version, disabled and without a certificate, listed as such; `GET
+   * .../pending` answers 404). An import replaces it (the emulator then forgets it).
+   */
+  shell?: PendingOperation | undefined
 }
 
 export interface SecretVersion {
@@ -197,7 +203,7 @@ export class VaultStore {
 
   dropIfEmpty(name: string): void {
     const e = this.certificates.get(name.toLowerCase())
-    if (e && e.versions.length === 0 && !e.pending) this.certificates.delete(name.toLowerCase())
+    if (e && e.versions.length === 0 && !e.pending && !e.shell) this.certificates.delete(name.toLowerCase())
     this.changed()
   }
 
@@ -273,9 +279,10 @@ export class VaultStore {
       existing.versions.push(version)
       existing.policy = policy
       existing.policyUpdated = now
-      // A pending operation that is not in progress (completed, cancelled) is overwritten: its
+      // A pending operation that is not in progress (completed, failed) is overwritten: its
       // `GET .../pending` answers 404 from now on.
       existing.pending = undefined
+      existing.shell = undefined
     } else {
       this.certificates.set(name.toLowerCase(), {
         name,
@@ -377,7 +384,11 @@ export const certAttributes = (v: CertVersion, recoverableDays: number) => ({
   recoverableDays,
 })
 
-/** A certificate that only has a pending create (no certificate yet): id, kid, sid, policy, disabled attributes. */
+/**
+ * A certificate that only has a pending create, or what one left (no certificate yet): as Key Vault
+ * answers it (the SDK's recorded "read, cancel and delete a certificate's operation"): id, disabled
+ * attributes, policy and `pending`; no kid, sid, x5t or cer.
+ */
 export const renderPendingBundle = (
   origin: string,
   e: CertEntry,
@@ -385,8 +396,6 @@ export const renderPendingBundle = (
   recoverableDays: number,
 ) => ({
   id: `${origin}/certificates/${e.name}/${p.pendingVersion}`,
-  kid: `${origin}/keys/${e.name}/${p.pendingVersion}`,
-  sid: `${origin}/secrets/${e.name}/${p.pendingVersion}`,
   attributes: {
     enabled: false,
     created: p.created,
@@ -395,6 +404,13 @@ export const renderPendingBundle = (
     recoverableDays,
   },
   policy: renderPolicy(origin, e),
+  pending: { id: `${origin}/certificates/${e.name}/pending` },
+})
+
+/** The list item of a certificate that holds no certificate yet: disabled, no x5t. */
+export const renderPendingItem = (origin: string, e: CertEntry, p: PendingOperation) => ({
+  id: `${origin}/certificates/${e.name}`,
+  attributes: { enabled: false, created: p.created, updated: p.created },
 })
 
 export const renderPolicy = (origin: string, e: CertEntry) => ({

@@ -39,6 +39,7 @@ import {
   renderItem,
   renderKey,
   renderPendingBundle,
+  renderPendingItem,
   renderPolicy,
   type VaultStore,
 } from "./store.js"
@@ -493,16 +494,18 @@ export class VaultHandler {
       case "cancelOperation": {
         const e = store.mustActiveOrPending(name)
         if (!e.pending) throw KvError.pendingNotFound(name)
-        if (isRecord(body) && body.cancellation_requested === true) {
-          e.pending.cancellationRequested = true
-          if (e.pending.status === "inProgress") e.pending.status = "cancelled"
-        }
+        // Key Vault only notes the request (the SDK's recorded cancels answer `cancellation_requested:
+        // true` with the status still `inProgress`): the issuer ends the operation, or it is deleted.
+        if (isRecord(body) && body.cancellation_requested === true) e.pending.cancellationRequested = true
         return { status: 200, body: renderOperation(origin, e) }
       }
       case "deleteOperation": {
         const e = store.mustActiveOrPending(name)
         if (!e.pending) throw KvError.pendingNotFound(name)
         const out = renderOperation(origin, e)
+        // A first create's version stays, disabled and without a certificate (Key Vault's recorded
+        // "read, cancel and delete a certificate's operation": latest still answers it after the delete).
+        if (e.versions.length === 0 && e.pending.status !== "completed") e.shell = e.pending
         e.pending = undefined
         store.dropIfEmpty(name)
         return { status: 200, body: out }
@@ -510,8 +513,8 @@ export class VaultHandler {
       case "getLatest":
       case "getVersion": {
         const waiting = store.certificates.get(name.toLowerCase())
-        if (waiting && !waiting.deleted && waiting.versions.length === 0 && waiting.pending) {
-          const p = waiting.pending
+        const p = waiting?.pending ?? waiting?.shell
+        if (waiting && !waiting.deleted && waiting.versions.length === 0 && p) {
           if (r.version !== undefined && r.version !== "" && r.version.toLowerCase() !== p.pendingVersion)
             throw KvError.certificateNotFound(`${name}/${r.version}`)
           return { status: 200, body: renderPendingBundle(origin, waiting, p, days) }
@@ -547,7 +550,13 @@ export class VaultHandler {
           origin,
           "/certificates",
           listedEntries(store),
-          (e) => renderItem(origin, e, store.latest(e), days, false),
+          (e) => {
+            // A certificate whose first create has not completed is listed too, disabled, without x5t.
+            const p = e.versions.length === 0 ? (e.pending ?? e.shell) : undefined
+            return p !== undefined
+              ? renderPendingItem(origin, e, p)
+              : renderItem(origin, e, store.latest(e), days, false)
+          },
           params,
           apiVersion,
         )
@@ -904,7 +913,8 @@ const renderOperation = (origin: string, e: CertEntry) => {
     csr: p ? Buffer.from(p.csr).toString("base64") : undefined,
     cancellation_requested: p?.cancellationRequested ?? false,
     status: p?.status ?? "completed",
-    status_details: done ? "" : p?.status === "cancelled" ? "Cancelled" : IN_PROGRESS,
+    // A completed operation has no status_details (Key Vault's recorded operations).
+    ...(done ? {} : { status_details: IN_PROGRESS }),
     ...(done ? { target: `${origin}/certificates/${e.name}` } : {}),
     request_id: p?.requestId,
     preserveCertOrder: false,
@@ -929,7 +939,7 @@ const listedEntries = (store: VaultStore): ReadonlyArray<CertEntry> => {
   const cached = listCache.get(store)
   if (cached?.revision === store.revision) return cached.entries
   const entries = [...store.certificates.values()]
-    .filter((e) => !e.deleted && e.versions.length > 0)
+    .filter((e) => !e.deleted && (e.versions.length > 0 || e.pending !== undefined || e.shell !== undefined))
     .sort((x, y) => (x.name.toLowerCase() < y.name.toLowerCase() ? -1 : 1))
   listCache.set(store, { revision: store.revision, entries })
   return entries

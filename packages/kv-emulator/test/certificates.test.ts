@@ -392,7 +392,7 @@ describe("create with the self-signed issuer", () => {
 })
 
 describe("pending operations for other issuers", () => {
-  it("an Unknown-issuer create stays inProgress (waiting for a merge) and can be cancelled and deleted", async () => {
+  it("an Unknown-issuer create stays inProgress (waiting for a merge); a cancel is only noted; deleting the operation leaves the disabled version", async () => {
     const mark = emulator.requests.mark()
     await certificates.beginCreateCertificate(
       "awaiting-merge",
@@ -410,18 +410,35 @@ describe("pending operations for other issuers", () => {
     expect(waiting.properties.enabled).toBe(false)
     await pending.cancelOperation()
     expect(emulator.requests.entries({ operation: "cancelOperation" }).at(-1)?.status).toBe(200)
-    expect(
-      (await certificates.getCertificateOperation("awaiting-merge")).getOperationState().certificateOperation
-        ?.status,
-    ).toBe("cancelled")
+    // As Key Vault answers a cancel (the SDK's recorded cancels): requested, still in progress.
+    const cancelled = (await certificates.getCertificateOperation("awaiting-merge")).getOperationState()
+      .certificateOperation
+    expect(cancelled?.status).toBe("inProgress")
+    expect(cancelled?.cancellationRequested).toBe(true)
     await certificates.deleteCertificateOperation("awaiting-merge")
     const gone = await restError(certificates.getCertificateOperation("awaiting-merge"))
     expect(gone.statusCode).toBe(404)
+    expect(gone.code).toBe("PendingCertificateNotFound")
+    // The create's version stays (Key Vault's recording reads it after the delete): disabled, no
+    // certificate, and listed so.
+    const left = await certificates.getCertificate("awaiting-merge")
+    expect(left.cer).toBeUndefined()
+    expect(left.properties.enabled).toBe(false)
+    expect(left.properties.version).toBe(waiting.properties.version)
+    const listed: Array<{ name?: string; enabled?: boolean; x509Thumbprint?: Uint8Array }> = []
+    for await (const p of certificates.listPropertiesOfCertificates()) listed.push(p)
+    const item = listed.find((p) => p.name === "awaiting-merge")
+    expect(item?.enabled).toBe(false)
+    expect(item?.x509Thumbprint).toBeUndefined()
+    // No operation stands in the way now: an import lands.
+    await certificates.importCertificate("awaiting-merge", Buffer.from(pemBundle(material)), PEM)
+    const imported = await certificates.getCertificate("awaiting-merge")
+    expect(Buffer.from(imported.cer ?? []).equals(material.leafDer)).toBe(true)
   })
 })
 
 describe("an operation in progress", () => {
-  it("refuses imports and creates (409) while a certificate's operation is inProgress; once it is deleted, or over a cancelled one, an import lands and overwrites it", async () => {
+  it("refuses imports and creates (409) while a certificate's operation is inProgress, cancelled or not; once it is deleted, an import lands", async () => {
     // A deployed certificate whose renewal waits for a CA (or a merge): Key Vault takes no import.
     await certificates.importCertificate("renewing", Buffer.from(pemBundle(material)), PEM)
     await certificates.beginCreateCertificate("renewing", { issuerName: "Unknown", subject: "CN=renewing" })
@@ -446,9 +463,14 @@ describe("an operation in progress", () => {
     expect(Buffer.from((await certificates.getCertificate("renewing")).cer ?? []).equals(other.leafDer)).toBe(
       true,
     )
-    // A cancelled operation does not stand in the way, and the import overwrites it.
+    // A cancel only requests one: the operation stays in progress, and still refuses imports.
     await certificates.beginCreateCertificate("renewing", { issuerName: "Unknown", subject: "CN=renewing" })
     await (await certificates.getCertificateOperation("renewing")).cancelOperation()
+    expect(
+      (await restError(certificates.importCertificate("renewing", Buffer.from(pemBundle(material)), PEM)))
+        .statusCode,
+    ).toBe(409)
+    await certificates.deleteCertificateOperation("renewing")
     await certificates.importCertificate("renewing", Buffer.from(pemBundle(material)), PEM)
     expect((await restError(certificates.getCertificateOperation("renewing"))).statusCode).toBe(404)
   })

@@ -128,7 +128,7 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
       // A certificate operation in progress (a create waiting for its CA, or for a merge) refuses
       // imports with 409 and code Forbidden (a 403 Forbidden is a VaultForbidden, never this).
       if (o.code === "Forbidden" && o.step === "import")
-        return "a certificate operation is in progress on this certificate (the reason says so): let it complete, or cancel or delete it if nobody will (`az keyvault certificate pending show`, then `az keyvault certificate pending delete`), then deploy again; nothing was written"
+        return "a certificate operation is in progress on this certificate (the reason says so): let it complete, or delete it if nobody will (`az keyvault certificate pending show`, then `az keyvault certificate pending delete`; a cancel only asks its issuer to stop, and the operation stays in progress until it does), then deploy again; nothing was written"
       // Key Vault keeps one name for a certificate, its key and its secret: a plain key or secret of
       // the name refuses the import (409), and no certificate of it exists to show. A 409 also comes
       // while another operation on the certificate is pending: the reason tells which.

@@ -269,7 +269,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           if (operation?.status === "inProgress")
             decision = {
               action: "fail-operation-in-progress",
-              reason: `a certificate operation is in progress on ${config.certificateName} (issuer ${operation.issuerName ?? "unknown"}): Key Vault refuses imports until it completes, or is cancelled or deleted (\`az keyvault certificate pending show\` / \`delete\`); deploy would fail at the import and write nothing`,
+              reason: `a certificate operation is in progress on ${config.certificateName} (issuer ${operation.issuerName ?? "unknown"}): Key Vault refuses imports until it completes or is deleted (\`az keyvault certificate pending show\` / \`delete\`; a cancel leaves it in progress until its issuer stops); deploy would fail at the import and write nothing`,
               writes: 0,
             }
           else if (operationUnknown !== undefined)
