@@ -423,14 +423,26 @@ export const renderPolicy = (origin: string, e: CertEntry) => ({
   },
 })
 
-export const renderBundle = (origin: string, e: CertEntry, v: CertVersion, recoverableDays: number) => ({
+/**
+ * A certificate version as Key Vault answers it. `withPolicy` false: a read or update of a version
+ * named by its id, which Key Vault answers without the certificate's policy (the SDK's recorded
+ * "retrieve all versions" and "disable a certificate version"); the latest version, an import, a
+ * recovery and a deleted certificate carry it.
+ */
+export const renderBundle = (
+  origin: string,
+  e: CertEntry,
+  v: CertVersion,
+  recoverableDays: number,
+  withPolicy = true,
+) => ({
   id: `${origin}/certificates/${e.name}/${v.version}`,
   kid: `${origin}/keys/${e.name}/${v.version}`,
   sid: `${origin}/secrets/${e.name}/${v.version}`,
   x5t: v.x5t,
   cer: Buffer.from(v.leaf).toString("base64"),
   attributes: certAttributes(v, recoverableDays),
-  policy: renderPolicy(origin, e),
+  ...(withPolicy ? { policy: renderPolicy(origin, e) } : {}),
   ...(v.tags !== undefined ? { tags: v.tags } : {}),
   preserveCertOrder: v.preserveCertOrder,
 })

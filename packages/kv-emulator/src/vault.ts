@@ -521,11 +521,12 @@ export class VaultHandler {
         }
         const e = store.mustActive(name)
         const v = store.version(e, r.version ?? "")
+        const byId = r.version !== undefined && r.version !== ""
         // The hot path of a deploy (snapshot, verify) and of the benchmark: serialise once per revision.
-        const key = `${origin}#${store.revision}`
+        const key = `${origin}#${store.revision}#${byId}`
         const cached = bundleCache.get(v)
         if (cached?.key === key) return { status: 200, body: cached.body }
-        const body = new RawJson(Buffer.from(JSON.stringify(renderBundle(origin, e, v, days))))
+        const body = new RawJson(Buffer.from(JSON.stringify(renderBundle(origin, e, v, days, !byId))))
         bundleCache.set(v, { key, body })
         return { status: 200, body }
       }
@@ -581,7 +582,10 @@ export class VaultHandler {
         }
         v.updated = nowSeconds()
         store.changed()
-        return { status: 200, body: renderBundle(origin, e, v, days) }
+        return {
+          status: 200,
+          body: renderBundle(origin, e, v, days, r.version === undefined || r.version === ""),
+        }
       }
       case "getPolicy": {
         const e = store.mustActive(name)

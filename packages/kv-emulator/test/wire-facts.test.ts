@@ -124,6 +124,25 @@ describe("latest and versions", () => {
     expect((await secrets.getSecret("disabled-old")).value).toContain("BEGIN CERTIFICATE")
   })
 
+  it("the latest version carries the certificate's policy; a version read or updated by its id does not", async () => {
+    const imported = await certificates.importCertificate("policy-by-id", pem, PEM)
+    const version = imported.properties.version ?? ""
+    const policyOf = async (method: string, path: string, body?: unknown) =>
+      (
+        (
+          await raw(emulator, "facts", method, `${path}?${API}`, {
+            token,
+            ...(body === undefined ? {} : { body }),
+          })
+        ).json as { policy?: unknown }
+      ).policy
+    expect(await policyOf("GET", "/certificates/policy-by-id/")).toBeDefined()
+    expect(await policyOf("GET", `/certificates/policy-by-id/${version}`)).toBeUndefined()
+    expect(
+      await policyOf("PATCH", `/certificates/policy-by-id/${version}`, { tags: { a: "b" } }),
+    ).toBeUndefined()
+  })
+
   it("nextLink is null on the last page, also when that page is full", async () => {
     for (let i = 0; i < 4; i++) await certificates.importCertificate("four-versions", pem, PEM)
     const first = await raw(
