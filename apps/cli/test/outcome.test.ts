@@ -1,5 +1,5 @@
 /** The text of a Failed deploy: its next step follows what failed, read from the adapter's reason. */
-import { type DeployOutcome, VaultForbidden, VaultUnavailable } from "@kvdeploy/core"
+import { type DeployOutcome, VaultForbidden, VaultRequestRejected, VaultUnavailable } from "@kvdeploy/core"
 import { describe, expect, it } from "vitest"
 import { outcomeLines } from "../src/cli/outcome.js"
 import { expiryText } from "../src/cli/versions.js"
@@ -20,6 +20,7 @@ const nextOf = (error: {
   readonly refusal?: string | undefined
   readonly unsent?: boolean | undefined
   readonly tlsRefused?: boolean | undefined
+  readonly code?: string | undefined
 }): string => {
   const outcome = {
     _tag: "Failed",
@@ -28,6 +29,7 @@ const nextOf = (error: {
     ...("refusal" in error && error.refusal !== undefined ? { refusal: error.refusal } : {}),
     ...(error.unsent === true ? { unsent: true } : {}),
     ...(error.tlsRefused === true ? { tlsRefused: true } : {}),
+    ...(error.code === undefined ? {} : { code: error.code }),
     target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
     certificateId: "api",
     previous: undefined,
@@ -88,6 +90,17 @@ describe("a Failed deploy's next step", () => {
     )
     expect(next).toContain("deploy again later")
     expect(next).not.toContain("check that the credential is current")
+  })
+  it("a certificate whose delete was under way: recover or purge it once deleted, not a retry as is", () => {
+    const next = nextOf(
+      new VaultRequestRejected({
+        operation: "importVersion",
+        code: "ObjectIsBeingDeleted",
+        detail: "the certificate is being deleted in the vault …",
+      }),
+    )
+    expect(next).toContain("--on-soft-deleted recover")
+    expect(next).not.toContain("retrying as is gets the same answer")
   })
   it("a vault that did not answer: retry as is", () => {
     expect(

@@ -185,6 +185,17 @@ const isSoftDeletedConflict = (f: KeyVaultRequestFailure): boolean =>
 const isOperationInProgress = (f: KeyVaultRequestFailure): boolean =>
   /pending key vault certificate's status is inProgress|while a pending .*inProgress/i.test(f.message)
 
+/**
+ * Key Vault's 409 while a delete of the object is still under way (it takes seconds: a deleted
+ * certificate shows among the deleted ones about 10 s after the delete in the SDK's recordings):
+ * inner code `ObjectIsBeingDeleted`, "… is currently being deleted." (recorded for keys). It passes
+ * by itself; the name is then soft-deleted (or purged).
+ */
+const isBeingDeleted = (f: KeyVaultRequestFailure): boolean =>
+  f.innerCode === "ObjectIsBeingDeleted" ||
+  f.code === "ObjectIsBeingDeleted" ||
+  /is currently being deleted/i.test(f.message)
+
 /** Key Vault's 403 for reading a disabled secret, certificate or key version (not a permission refusal). */
 const disabledCodes: ReadonlySet<string> = new Set(["SecretDisabled", "CertificateDisabled", "KeyDisabled"])
 const isDisabledObject = (f: KeyVaultRequestFailure): boolean =>
@@ -352,6 +363,12 @@ const mapFailure = (
         detail: `${detail} Recover it (on_soft_deleted: recover, needs certificates/recover) or purge it.`,
       })
     }
+    if (status === 409 && isBeingDeleted(cause))
+      return new VaultRequestRejected({
+        ...fields,
+        code: "ObjectIsBeingDeleted",
+        detail: `the certificate is being deleted in the vault (a delete still under way, for some seconds), so nothing was written; once it is deleted the name is soft-deleted: recover it (on_soft_deleted: recover) to deploy over it, or purge it, then deploy again: ${detail}`,
+      })
     if (status === 409 && isOperationInProgress(cause))
       return new VaultRequestRejected({
         ...fields,

@@ -879,6 +879,28 @@ describe("imports, backing secrets and soft-deleted names: what the operator is 
       }),
   )
 
+  it.live(
+    "409 ObjectIsBeingDeleted (a delete still under way) is a refusal that names the delete and what follows it",
+    () =>
+      Effect.gen(function* () {
+        // The answer Key Vault gives for an object whose delete is under way (recorded for keys).
+        listener.answer = (_req, res) =>
+          keyVaultError(
+            res,
+            409,
+            "Conflict",
+            "Certificate is currently being deleted.",
+            "ObjectIsBeingDeleted",
+          )
+        const error = yield* importError("leaving")
+        expect(error._tag).toBe("VaultRequestRejected")
+        if (error._tag !== "VaultRequestRejected") return
+        expect(error.code).toBe("ObjectIsBeingDeleted")
+        expect(error.message).toContain("the certificate is being deleted in the vault")
+        expect(error.message).toContain("on_soft_deleted: recover")
+      }),
+  )
+
   it.live("404 on an import (no such vault path) is a definite refusal, not a missing certificate", () =>
     Effect.gen(function* () {
       listener.answer = (_req, res) =>

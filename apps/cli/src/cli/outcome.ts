@@ -127,6 +127,8 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
     case "VaultRequestRejected":
       // A certificate operation in progress (a create waiting for its CA, or for a merge) refuses
       // imports with 409 and code Forbidden (a 403 Forbidden is a VaultForbidden, never this).
+      if (o.code === "ObjectIsBeingDeleted")
+        return "the certificate was being deleted in the vault when the import came (a delete takes seconds): nothing was written; once deleted it is soft-deleted, so deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover and deploy over it, or purge it first"
       if (o.code === "Forbidden" && o.step === "import")
         return "a certificate operation is in progress on this certificate (the reason says so): let it complete, or delete it if nobody will (`az keyvault certificate pending show`, then `az keyvault certificate pending delete`; a cancel only asks its issuer to stop, and the operation stays in progress until it does), then deploy again; nothing was written"
       // Key Vault keeps one name for a certificate, its key and its secret: a plain key or secret of
