@@ -307,7 +307,10 @@ export class VaultStore {
 
   recover(name: string): CertEntry {
     const e = this.deletedEntry(name)
-    if (!e) throw KvError.deletedCertificateNotFound(name)
+    // Key Vault answers a recovery of a name it holds no deleted certificate of with its plain
+    // not-found text (the SDK's recorded "recover a deleted certificate, non-existing"), unlike a
+    // get or purge of the deleted certificate.
+    if (!e) throw KvError.certificateNotFound(name)
     e.deleted = undefined
     this.changed()
     return e

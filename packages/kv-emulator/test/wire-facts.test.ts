@@ -231,13 +231,19 @@ describe("soft delete", () => {
     for (const call of [
       certificates.getDeletedCertificate("never-deleted"),
       certificates.purgeDeletedCertificate("never-deleted"),
-      certificates.beginRecoverDeletedCertificate("never-deleted"),
     ]) {
       const e = await restError(call)
       expect(e.statusCode).toBe(404)
       expect(e.code).toBe("CertificateNotFound")
       expect(e.message).toBe("Deleted Certificate not found: never-deleted")
     }
+    // A recovery gets the plain not-found text (the SDK's recorded "recover ..., non-existing").
+    const recover = await restError(certificates.beginRecoverDeletedCertificate("never-deleted"))
+    expect(recover.statusCode).toBe(404)
+    expect(recover.code).toBe("CertificateNotFound")
+    expect(recover.message).toMatch(
+      /^A certificate with \(name\/id\) never-deleted was not found in this key vault\. If you recently deleted this certificate you may be able to recover it/,
+    )
   })
 
   it("scheduledPurgeDate is the deletion plus the vault's retention, not a fixed 90 days", async () => {
