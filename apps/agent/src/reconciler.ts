@@ -98,6 +98,8 @@ interface Slot {
   vault: Vault["Service"] | undefined
   /** The facts whose expiry the catalogue's gauge holds (set again only when they change). */
   expiryRecorded: SourceFacts | undefined
+  /** The notAfter (ISO) the vault expiry series was last set to for this deployment, for its state record. */
+  servedNotAfter: string | undefined
   /** The tags a version in place carries (forwardTags), for the deployment they were computed for. */
   expectedTags:
     | { readonly deployment: Deployment; readonly tags: Readonly<Record<string, string>> }
@@ -219,11 +221,13 @@ export const makeReconciler = (
     const metricsFor = (d: Deployment): typeof metrics => ({
       ...metrics,
       certificateExpiry: (certificate, notAfter) =>
-        Effect.suspend(() =>
-          slots.get(d.name)?.deployment === d
-            ? metrics.certificateExpiry(certificate, notAfter)
-            : Effect.void,
-        ),
+        Effect.suspend(() => {
+          const slot = slots.get(d.name)
+          if (slot?.deployment !== d) return Effect.void
+          // Kept in the deployment's state record, for the series after a restart.
+          slot.servedNotAfter = notAfter.toISOString()
+          return metrics.certificateExpiry(certificate, notAfter)
+        }),
     })
     const codec = yield* PfxCodec
     const materialWorkers = yield* MaterialWorkers
@@ -344,6 +348,11 @@ export const makeReconciler = (
       )
         return
       const at = isoAt(fields.atMs)
+      // What the vault served at the last read that told it, for this configuration (kept through
+      // attempts that could not read the vault).
+      const servedNotAfter =
+        slots.get(d.name)?.servedNotAfter ??
+        (previous?.configFingerprint === d.fingerprint ? previous.servedNotAfter : undefined)
       state.set(d.name, {
         outcome: fields.outcome,
         at,
@@ -355,6 +364,7 @@ export const makeReconciler = (
         notAfter: fields.notAfter,
         lastSuccessAt: fields.success ? at : previous?.lastSuccessAt,
         held: fields.held,
+        ...(servedNotAfter === undefined ? {} : { servedNotAfter }),
       })
       agentMetrics.lastOutcome(d.name, fields.outcome)
       if (fields.success) agentMetrics.lastSuccess(d.name, fields.atMs)
@@ -1231,6 +1241,7 @@ export const makeReconciler = (
         stamp: undefined,
         vault: undefined,
         expiryRecorded: undefined,
+        servedNotAfter: undefined,
         expectedTags: undefined,
         listed: undefined,
         touchedSeq: 0,
@@ -1242,6 +1253,23 @@ export const makeReconciler = (
       if (recorded !== undefined) agentMetrics.lastOutcome(d.name, recorded.outcome)
     }
     for (const d of initial.deployments) addSlot(d)
+    // The vault expiry series as the last run left it (its state records, for the same configuration):
+    // shown before the first read, which an outage of the vault or of its identity provider may delay.
+    yield* Effect.forEach(
+      initial.deployments,
+      (d) => {
+        const served = state.get(d.name)
+        return served?.servedNotAfter === undefined ||
+          served.configFingerprint !== d.fingerprint ||
+          !Number.isFinite(Date.parse(served.servedNotAfter))
+          ? Effect.void
+          : metricsFor(d).certificateExpiry(
+              { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
+              new Date(served.servedNotAfter),
+            )
+      },
+      { discard: true },
+    )
     agentMetrics.deployments(slots.size)
     agentMetrics.ready(false)
     if (slots.size === 0) {
@@ -1289,6 +1317,7 @@ export const makeReconciler = (
             slot.stamp = undefined
             slot.vault = undefined
             slot.expiryRecorded = undefined
+            slot.servedNotAfter = undefined
             slot.expectedTags = undefined
             slot.listed = undefined
             changed++

@@ -29,6 +29,12 @@ export interface DeploymentRecord {
   readonly lastSuccessAt: string | undefined
   /** True when this outcome needs a person: not retried until the source or the configuration changes. */
   readonly held: boolean
+  /**
+   * The notAfter of the certificate the vault served at the last read that told it (the value of
+   * `kvdeploy_certificate_expiry_timestamp_seconds` for the target), for this configuration: a
+   * restarted agent shows it again before it can read the vault. Absent in files of agents before it.
+   */
+  readonly servedNotAfter?: string | undefined
 }
 
 export interface StateFile {
@@ -77,7 +83,8 @@ const sameBut = (a: DeploymentRecord, b: DeploymentRecord): boolean =>
   a.x5t === b.x5t &&
   a.versionId === b.versionId &&
   a.notAfter === b.notAfter &&
-  a.held === b.held
+  a.held === b.held &&
+  a.servedNotAfter === b.servedNotAfter
 
 /**
  * The state file's text, never read through a symbolic link (O_NOFOLLOW: ELOOP) nor from anything
