@@ -852,8 +852,13 @@ describe("a recovery that never becomes readable", () => {
 })
 
 describe("imports, backing secrets and soft-deleted names: what the operator is told", () => {
-  const importError = (name: string) =>
-    run(
+  /** The error of an import of `name` the vault answers with `status`, `code`, `message` (and `innerCode`). */
+  const importError = (
+    name: string,
+    ...answer: [status: number, code: string, message: string, innerCode?: string]
+  ) => {
+    listener.answer = (_req, res) => keyVaultError(res, ...answer)
+    return run(
       Effect.gen(function* () {
         const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
         const pfx = yield* pfxOf(material)
@@ -861,20 +866,19 @@ describe("imports, backing secrets and soft-deleted names: what the operator is 
         return yield* Effect.flip(vault.importVersion({ name, pfx, password: Redacted.make(""), tags: {} }))
       }),
     )
+  }
 
   it.live(
     "409 with the inner code ObjectIsDeletedButRecoverable is soft-deleted, whatever the message says",
     () =>
       Effect.gen(function* () {
-        listener.answer = (_req, res) =>
-          keyVaultError(
-            res,
-            409,
-            "Conflict",
-            "Certificate gone cannot be written now.",
-            "ObjectIsDeletedButRecoverable",
-          )
-        const error = yield* importError("gone")
+        const error = yield* importError(
+          "gone",
+          409,
+          "Conflict",
+          "Certificate gone cannot be written now.",
+          "ObjectIsDeletedButRecoverable",
+        )
         expect(error._tag).toBe("VaultConflictSoftDeleted")
       }),
   )
@@ -884,15 +888,13 @@ describe("imports, backing secrets and soft-deleted names: what the operator is 
     () =>
       Effect.gen(function* () {
         // The answer Key Vault gives for an object whose delete is under way (recorded for keys).
-        listener.answer = (_req, res) =>
-          keyVaultError(
-            res,
-            409,
-            "Conflict",
-            "Certificate is currently being deleted.",
-            "ObjectIsBeingDeleted",
-          )
-        const error = yield* importError("leaving")
+        const error = yield* importError(
+          "leaving",
+          409,
+          "Conflict",
+          "Certificate is currently being deleted.",
+          "ObjectIsBeingDeleted",
+        )
         expect(error._tag).toBe("VaultRequestRejected")
         if (error._tag !== "VaultRequestRejected") return
         expect(error.code).toBe("ObjectIsBeingDeleted")
@@ -903,9 +905,7 @@ describe("imports, backing secrets and soft-deleted names: what the operator is 
 
   it.live("404 on an import (no such vault path) is a definite refusal, not a missing certificate", () =>
     Effect.gen(function* () {
-      listener.answer = (_req, res) =>
-        keyVaultError(res, 404, "NotFound", "The requested resource was not found.")
-      const error = yield* importError("nowhere")
+      const error = yield* importError("nowhere", 404, "NotFound", "The requested resource was not found.")
       expect(error._tag).toBe("VaultRequestRejected")
       if (error._tag !== "VaultRequestRejected") return
       expect(error.code).toBe("NotFound")
