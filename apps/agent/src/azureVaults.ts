@@ -1,7 +1,8 @@
 /**
  * Vaults over the Azure SDKs (@kvdeploy/azure-kv): one client pair per vault
  * and identity, one credential per identity, shared by the deployments that
- * name them, and released once a reload leaves no deployment naming them.
+ * name them, and let go once a reload leaves no deployment naming them (their
+ * connections closed as their last requests end).
  */
 import type { TokenCredential } from "@azure/core-auth"
 import * as AzureKv from "@kvdeploy/azure-kv"
@@ -37,10 +38,8 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
       const clients = memoByKey<AzureKv.AzureKeyVaultHandle, VaultAccessUnavailable>()
       // Every client made and still named (for releaseIdleConnections), with its key.
       const handles = new Map<AzureKv.AzureKeyVaultHandle, string>()
-      // Clients no deployment names any more, until their last connection is closed: a deploy that
-      // began before the reload may still be using one (its socket then goes back to the idle pool,
-      // which the next release closes).
-      const retired = new Set<AzureKv.AzureKeyVaultHandle>()
+      // The client keys the last reload named (none before the first reload: every key is named).
+      let namedClients: ReadonlySet<string> | undefined
       const credentials = memoByKey<TokenCredential, VaultAccessUnavailable>()
       // The vault of each vault URL and identity, as an effect made once: deployments of a vault
       // share it (10,000 deployments made 10,000 copies of the same effect at start-up, ~0.1 s).
@@ -86,45 +85,60 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
               maxConnections: config.settings.vaultConcurrency + 1,
               retry: { maxRetries: 0 },
             }).pipe(
-              Effect.tap((handle) => Effect.sync(() => handles.set(handle, keys.client))),
+              Effect.tap((handle) =>
+                // Made for a key the last reload no longer names (a deploy of a configuration it
+                // replaced, still running): retired at once, and not remembered for later requests.
+                namedClients === undefined || namedClients.has(keys.client)
+                  ? Effect.sync(() => void handles.set(handle, keys.client))
+                  : Effect.andThen(
+                      Effect.sync(() => forget(keys.client)),
+                      Effect.asVoid(handle.connections.retire),
+                    ),
+              ),
               Effect.provideContext(context),
             ),
           ),
         ).pipe(Effect.map((handle): Vault["Service"] => handle.vault))
       }
-      /** Close the idle connections of `of`; a retired client with none left at all is let go. */
-      const release = (of: Iterable<AzureKv.AzureKeyVaultHandle>) =>
-        Effect.forEach(
-          of,
-          (h) =>
-            Effect.tap(h.connections.releaseIdle, () =>
-              retired.has(h)
-                ? Effect.map(h.connections.count, (n) => {
-                    if (n.active === 0 && n.idle === 0) retired.delete(h)
-                  })
-                : Effect.void,
-            ),
-          { concurrency: "unbounded" },
-        ).pipe(Effect.map((closed) => closed.reduce((a, n) => a + n, 0)))
-      const releaseIdleConnections = Effect.suspend(() => release([...handles.keys(), ...retired]))
+      /** Forget the client of `clientKey` (and its vaults), so that the next request builds one anew. */
+      const forget = (clientKey: string) => {
+        clients.retain((key) => key !== clientKey)
+        for (const key of [...vaultOf.keys()]) if (key.startsWith(`${clientKey} `)) vaultOf.delete(key)
+      }
+      const releaseIdleConnections = Effect.suspend(() =>
+        Effect.forEach(handles.keys(), (h) => h.connections.releaseIdle, { concurrency: "unbounded" }),
+      ).pipe(Effect.map((closed) => closed.reduce((a, n) => a + n, 0)))
       const retain = (targets: ReadonlyArray<TargetConfig>) =>
         Effect.suspend(() => {
           const named = targets.map(keysOf)
           const vaultKeys = new Set(named.map((k) => k.vault))
           const clientKeys = new Set(named.map((k) => k.client))
           const identities = new Set(named.map((k) => k.identity))
+          namedClients = clientKeys
           for (const key of [...vaultOf.keys()]) if (!vaultKeys.has(key)) vaultOf.delete(key)
           clients.retain((key) => clientKeys.has(key))
           credentials.retain((key) => identities.has(key))
-          // The vault URLs whose clients go (a vault URL has no space; the identity follows one).
-          const released = new Set<string>()
+          // Let go: a deploy of a configuration the reload replaced may still be using one, so its
+          // connections are closed as their requests end (retire), not only the idle ones now.
+          const gone: Array<AzureKv.AzureKeyVaultHandle> = []
+          const goneUrls = new Set<string>()
           for (const [handle, key] of handles)
             if (!clientKeys.has(key)) {
               handles.delete(handle)
-              retired.add(handle)
-              released.add(key.slice(0, key.indexOf(" ")))
+              gone.push(handle)
+              // A vault URL has no space; the identity follows one.
+              goneUrls.add(key.slice(0, key.indexOf(" ")))
             }
-          return Effect.as(release([...retired]), [...released].sort())
+          // The vault URLs no deployment names any more (a vault still named under another
+          // credential setting lets its old client go, but is not one of them).
+          const namedUrls = new Set(targets.map((t) => t.vaultUrl))
+          return Effect.as(
+            Effect.forEach(gone, (h) => h.connections.retire, { discard: true }),
+            {
+              clients: gone.length,
+              vaults: [...goneUrls].filter((url) => !namedUrls.has(url)).sort(),
+            },
+          )
         })
       return Vaults.of({ forTarget, releaseIdleConnections, retain })
     }),

@@ -141,9 +141,9 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         // The clients and credentials of vaults no deployment names any more go too (tens of KB
         // each, and an agent whose configuration moves between vaults would otherwise keep them all).
         const released = yield* vaults.retain(config.deployments.map((d) => d.target))
-        if (released.length > 0)
-          yield* Effect.logInfo("reload: released the clients of vaults no deployment names any more").pipe(
-            Effect.annotateLogs({ vaults: released }),
+        if (released.clients > 0)
+          yield* Effect.logInfo("reload: released the vault clients no deployment uses any more").pipe(
+            Effect.annotateLogs({ clients: released.clients, vaults: released.vaults }),
           )
         yield* reconciler.triggerAll("reload")
       })

@@ -33,9 +33,12 @@ export class Vaults extends Context.Service<
     readonly releaseIdleConnections: Effect.Effect<number>
     /**
      * Keep the clients and credentials of `targets` only (a reload's deployments): those of
-     * every other vault and identity are let go, their idle connections closed (a deploy still
-     * using one keeps it until it ends). Answers the vault URLs whose clients were let go.
+     * every other vault and identity are let go, their idle connections closed now and the others
+     * as their requests end (a deploy still using one finishes). Answers how many clients were let
+     * go, and the vault URLs no target names any more among theirs.
      */
-    readonly retain: (targets: ReadonlyArray<TargetConfig>) => Effect.Effect<ReadonlyArray<string>>
+    readonly retain: (
+      targets: ReadonlyArray<TargetConfig>,
+    ) => Effect.Effect<{ readonly clients: number; readonly vaults: ReadonlyArray<string> }>
   }
 >()("@kvdeploy/agent/Vaults") {}

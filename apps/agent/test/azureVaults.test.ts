@@ -93,21 +93,23 @@ describe("azureVaults", () => {
       )
       expect(result.again).toBe(result.first)
       expect(result.idleBefore).toBe(2)
-      expect(result.released).toEqual([emulator.vault(A).url])
+      expect(result.released).toEqual({ clients: 1, vaults: [emulator.vault(A).url] })
       // Only B's connection was still open: A's was closed by the retain.
       expect(result.idleAfter).toBe(1)
       expect(result.rebuilt).not.toBe(result.first)
       expect(result.readAgain._tag).toBe("Failure")
       expect(result.readAgain._tag === "Failure" && result.readAgain.failure._tag).toBe("VaultNotFound")
-      expect(result.keptAll).toEqual([])
+      expect(result.keptAll).toEqual({ clients: 0, vaults: [] })
     } finally {
       await runtime.dispose()
     }
   })
 
-  it("a request in flight on a client a reload lets go finishes, and its connection is closed afterwards", async () => {
+  it("a deploy still using a client a reload lets go finishes its requests, and their connections are closed as they end", async () => {
     const [targetA, targetB] = config.deployments.map((d) => d.target)
     const runtime = runtimeOf()
+    // The process's TCP sockets (the client's and, in this process, the emulator's side).
+    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length
     const fault = emulator.faults.add({
       operation: "getLatest",
       vault: A,
@@ -115,25 +117,35 @@ describe("azureVaults", () => {
       action: { kind: "hold" },
     })
     try {
+      // The count once the first test's connections have closed (the same over half a second).
+      let before = -1
+      for (let i = 0; i < 20 && before !== sockets(); i++) {
+        before = sockets()
+        await new Promise((r) => setTimeout(r, 500))
+      }
       const result = await runtime.runPromise(
         Effect.gen(function* () {
           const vaults = yield* Vaults
           const vaultA = yield* vaults.forTarget(targetA!)
+          // One request in flight when the reload comes, and one the same deploy sends after it.
           const inFlight = yield* Effect.forkChild(read(vaultA, A))
           yield* Effect.promise(() => requestHeld(emulator, fault))
+          const whileHeld = sockets()
+          const later = yield* Effect.forkChild(Effect.andThen(Effect.sleep("300 millis"), read(vaultA, A)))
           const released = yield* vaults.retain([targetB!])
           emulator.faults.release(fault)
-          const answer = yield* Fiber.join(inFlight)
-          // The finished request's socket went back to the idle pool: closed now, and the client let go.
-          const closedAfter = yield* vaults.releaseIdleConnections
-          const closedLater = yield* vaults.releaseIdleConnections
-          return { released, answer, closedAfter, closedLater }
+          const answers = [yield* Fiber.join(inFlight), yield* Fiber.join(later)]
+          return { whileHeld, released, answers, idle: yield* vaults.releaseIdleConnections }
         }),
       )
-      expect(result.released).toEqual([emulator.vault(A).url])
-      expect(result.answer._tag === "Failure" && result.answer.failure._tag).toBe("VaultNotFound")
-      expect(result.closedAfter).toBe(1)
-      expect(result.closedLater).toBe(0)
+      expect(result.released).toEqual({ clients: 1, vaults: [emulator.vault(A).url] })
+      for (const answer of result.answers)
+        expect(answer._tag === "Failure" && answer.failure._tag).toBe("VaultNotFound")
+      expect(result.idle).toBe(0)
+      // The count sees A's connection (it is open while its request is held)...
+      expect(result.whileHeld).toBeGreaterThan(before)
+      // ...and neither request left one open (before, the second one's stayed open for good).
+      await expect.poll(sockets, { timeout: 5_000 }).toBe(before)
     } finally {
       emulator.faults.clear()
       await runtime.dispose()

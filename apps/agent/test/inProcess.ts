@@ -26,7 +26,7 @@ export const vaultsOf = (byUrl: Readonly<Record<string, Vault["Service"]>>): Lay
         : Effect.succeed(vault)
     },
     releaseIdleConnections: Effect.succeed(0),
-    retain: () => Effect.succeed([]),
+    retain: () => Effect.succeed({ clients: 0, vaults: [] }),
   })
 
 /** Vaults answering `vault` for every target. */
@@ -34,7 +34,7 @@ export const oneVault = (vault: Vault["Service"]): Layer.Layer<Vaults> =>
   Layer.succeed(Vaults)({
     forTarget: () => Effect.succeed(vault),
     releaseIdleConnections: Effect.succeed(0),
-    retain: () => Effect.succeed([]),
+    retain: () => Effect.succeed({ clients: 0, vaults: [] }),
   })
 
 /** Making the reconciler for `config` over `vaults` with `state`, logging nothing. */

@@ -217,8 +217,9 @@ describe("a pass over a vault with many deployments lists it", () => {
     a.signal("SIGHUP")
     await requestHeld(suite.emulator, holdNew)
     // No deployment names the old vault now: its client goes (the list held on it still finishes).
-    const released = await a.waitFor((l) => /released the clients of vaults/.test(l.msg), { from })
+    const released = await a.waitFor((l) => /released the vault clients/.test(l.msg), { from })
     expect(released.vaults).toEqual([emulator.vault(MOVED_FROM).url])
+    expect(released.clients).toBe(1)
     // The old vault's page (the certificate in place there) arrives after the move: it says nothing
     // about the new vault, which serves nothing yet. The deployment reads the new vault and deploys.
     emulator.faults.release(holdOld)

@@ -31,6 +31,12 @@ export class VaultConnections extends Context.Service<
      * later requests open new connections as needed.
      */
     readonly releaseIdle: Effect.Effect<number>
+    /**
+     * For an adapter its caller lets go while a request may still use it: from now on no socket is
+     * kept alive (each one is closed once its request is over, and a later request's too), and
+     * the idle ones are closed now. Answers how many were closed now.
+     */
+    readonly retire: Effect.Effect<number>
     /** The sockets the adapter holds now (for metrics and tests). */
     readonly count: Effect.Effect<VaultConnectionCount>
   }
@@ -52,6 +58,7 @@ export const connectionsOf = (agent: Agent | undefined): VaultConnections["Servi
   if (agent === undefined)
     return VaultConnections.of({
       releaseIdle: Effect.succeed(0),
+      retire: Effect.succeed(0),
       count: Effect.succeed({ active: 0, idle: 0 }),
     })
   const releaseIdle = Effect.callback<number>((resume) => {
@@ -76,5 +83,13 @@ export const connectionsOf = (agent: Agent | undefined): VaultConnections["Servi
       idle: socketsIn(agent.freeSockets),
     }),
   )
-  return VaultConnections.of({ releaseIdle, count })
+  // Node's Agent destroys a freed socket instead of pooling it when its keepAlive is off (a public
+  // property of http.Agent that @types/node does not declare).
+  const retire = Effect.andThen(
+    Effect.sync(() => {
+      ;(agent as Agent & { keepAlive: boolean }).keepAlive = false
+    }),
+    releaseIdle,
+  )
+  return VaultConnections.of({ releaseIdle, retire, count })
 }
