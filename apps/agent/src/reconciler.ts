@@ -324,6 +324,20 @@ export const makeReconciler = (
       return isoAtText
     }
 
+    /**
+     * A record kept as it is (a held outcome) still follows what the vault serves: the value the
+     * vault expiry series was set to since, for the restart's series.
+     */
+    const keepServed = (d: Deployment, previous: DeploymentRecord) => {
+      const served = slots.get(d.name)?.servedNotAfter
+      if (
+        served !== undefined &&
+        previous.servedNotAfter !== served &&
+        previous.configFingerprint === d.fingerprint
+      )
+        state.set(d.name, { ...previous, servedNotAfter: served })
+    }
+
     const record = (
       d: Deployment,
       fields: Omit<DeploymentRecord, "configFingerprint" | "lastSuccessAt" | "at"> & {
@@ -346,7 +360,7 @@ export const makeReconciler = (
         previous?.held === true &&
         previous.configFingerprint === d.fingerprint
       )
-        return
+        return keepServed(d, previous)
       const at = isoAt(fields.atMs)
       // What the vault served at the last read that told it, for this configuration (kept through
       // attempts that could not read the vault).
@@ -635,6 +649,7 @@ export const makeReconciler = (
               latest.value.expiresAt,
             )
             slot.expiryRecorded = undefined
+            keepServed(d, previous)
           }
           agentMetrics.lastOutcome(d.name, previous.outcome)
           return

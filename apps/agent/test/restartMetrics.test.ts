@@ -8,7 +8,7 @@
  * what the vault serves), kept in the state file for the configuration it was
  * read for, so that an agent restarted while the vault cannot be read shows it.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { forwardTags, type Vault, VaultUnavailable } from "@kvdeploy/core"
@@ -61,7 +61,12 @@ const seriesOf = async (metrics: AgentMetrics, name: string): Promise<number | u
 const runOnce = async (
   vault: Vault["Service"],
   until: (r: DeploymentRecord | undefined) => boolean,
-  options: { readonly config?: AgentConfig; readonly state?: string } = {},
+  options: {
+    readonly config?: AgentConfig
+    readonly state?: string
+    /** Whether `until` alone decides (a held deployment's pass writes no new outcome). */
+    readonly untilOnly?: boolean
+  } = {},
 ) => {
   const metrics = makeAgentMetrics()
   const state = openStateStore(join(dir, options.state ?? "state"), () => {})
@@ -74,7 +79,10 @@ const runOnce = async (
   const before = state.get("m")?.at
   Effect.runFork(reconciler.triggerAll("start"))
   await expect
-    .poll(() => state.get("m")?.at !== before && until(state.get("m")), { timeout: 20_000, interval: 20 })
+    .poll(() => (options.untilOnly === true || state.get("m")?.at !== before) && until(state.get("m")), {
+      timeout: 20_000,
+      interval: 20,
+    })
     .toBe(true)
   await Effect.runPromise(reconciler.shutdown)
   const served = recorder
@@ -171,5 +179,49 @@ describe("a restarted agent's own series", () => {
     })
     expect(moved.served).toEqual([])
     expect(moved.record?.servedNotAfter).toBeUndefined()
+  })
+
+  it("the vault expiry series of a held deployment: what the vault serves now is kept for the restart", async () => {
+    const leaf = await (await makePki()).leaf("held-expiry.example.test")
+    // The other writer's certificate, as the vault describes it.
+    const other = { x5t: "b3RoZXItd3JpdGVyLXZlcnNpb24", notAfter: new Date("2027-03-02T00:00:00.000Z") }
+    writeFileSync(join(dir, "m.crt"), leaf.certPem)
+    writeFileSync(join(dir, "m.key"), leaf.keyPem, { mode: 0o600 })
+    const { serving, failing } = vaultsFor(leaf)
+    const own = { state: "state-held" }
+    await runOnce(serving, (r) => r?.outcome === "Skipped", own)
+    // Another writer's version in place since, and the deployment held on it (a Superseded), its
+    // record still naming an older read's value.
+    const path = join(dir, "state-held", "state.json")
+    const file = JSON.parse(readFileSync(path, "utf8")) as { deployments: Record<string, DeploymentRecord> }
+    const older = "2030-01-01T00:00:00.000Z"
+    file.deployments.m = { ...file.deployments.m!, outcome: "Superseded", held: true, servedNotAfter: older }
+    writeFileSync(path, JSON.stringify(file))
+    const otherWriter = {
+      getLatest: () =>
+        Effect.succeed({
+          versionId: "v9",
+          x5t: other.x5t,
+          serialHex: "09",
+          enabled: true,
+          createdAt: new Date(0),
+          expiresAt: other.notAfter,
+          tags: {},
+        }),
+    } as unknown as Vault["Service"]
+    const served = { label: `${VAULT}/m`, value: other.notAfter.getTime() / 1000 }
+    // The held pass reads the vault: the series says the other writer's certificate, and so does
+    // the record, still held.
+    const held = await runOnce(otherWriter, (r) => r?.servedNotAfter === other.notAfter.toISOString(), {
+      ...own,
+      untilOnly: true,
+    })
+    expect(held.served.at(-1)).toEqual(served)
+    expect(held.record?.held).toBe(true)
+    expect(held.record?.outcome).toBe("Superseded")
+    // Restarted while the vault cannot be read: that value, not the older one, from the start (a
+    // held deployment's failed read writes no new outcome: the run is stopped once it has begun).
+    const restarted = await runOnce(failing, () => true, { ...own, untilOnly: true })
+    expect(restarted.served[0]).toEqual(served)
   })
 })
