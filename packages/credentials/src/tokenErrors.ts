@@ -22,7 +22,14 @@ const environmentWrapped = (
   if (e?.name !== "AuthenticationError" || typeof e.message !== "string") return undefined
   if (!e.message.startsWith("EnvironmentCredential authentication failed")) return undefined
   const at = e.message.indexOf("More details:")
-  const text = at < 0 ? "" : e.message.slice(at + "More details:".length).trim()
+  // The wrapper's own layout: "<error> Status code: 400\nMore details:\n<the failure's text>,".
+  const text =
+    at < 0
+      ? ""
+      : e.message
+          .slice(at + "More details:".length)
+          .trim()
+          .replace(/,$/, "")
   // MSAL's own line, after its description of a non-JSON answer ("\nHttp status code: 503\nHttp status message: …").
   const status = /\nHttp status code: (\d{3})\nHttp status message: /.exec(text)?.[1]
   return { status: status === undefined ? undefined : Number(status), text }
@@ -34,13 +41,16 @@ const transientText = /^(?:temporarily_unavailable|server_error)\b|\bAADSTS(?:90
 /**
  * The same in a wrapped MSAL message, where nothing but the layout tells MSAL's words from Entra's
  * description: the code leading it, or a description that starts with a transient AADSTS number;
- * or MSAL's replay of a 429 or 5xx answer it keeps for Retry-After, or 60 s (its throttling cache:
- * the same credential's next request gets it without a request), which leads with the answer's
- * AADSTS numbers (`90033: AADSTS90033: …`), or with nothing (`: …`) when it named none. An answer's
- * own message leads with its error code, a word, never with a number or a colon.
+ * or MSAL's replay of an answer it keeps for Retry-After, or 60 s (its throttling cache, which keeps
+ * 429 and 5xx answers and any other that carries Retry-After: the same credential's next request
+ * gets it without a request). A replay leads with the answer's AADSTS numbers (`90033: AADSTS90033:
+ * …`), or with nothing (`: …`) when it named none, and is empty when the answer had neither numbers
+ * nor a description. An answer's own message leads with its error code (`invalid_client: Error(s):
+ * …`), or with `: Error(s): …` when it named none. (A 4xx that carried Retry-After would be replayed
+ * as an outage too, as for ClientSecretCredential; Entra sends Retry-After with 429 and 503.)
  */
 const wrappedTransientText =
-  /^(?:temporarily_unavailable|server_error):|- Description: AADSTS(?:90033|90055):|^(?:\d+(?: \d+)*)?: /
+  /^(?:temporarily_unavailable|server_error):|- Description: AADSTS(?:90033|90055):|^(?:\d+(?: \d+)*)?: (?!Error\(s\):)|^$/
 
 /**
  * The status of a token error: @azure/identity's own, or that of MSAL's error it wraps (its cause),

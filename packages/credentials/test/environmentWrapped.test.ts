@@ -123,6 +123,8 @@ describe("EnvironmentCredential's wrapped failures", () => {
         status: 503,
         json: { error: "temporarily_unavailable", error_description: "Try again later." },
       },
+      // Neither codes nor a description: MSAL's replay is empty.
+      { status: 503, json: { error: "server_error" } },
       { status: 503, page: "<html>Service Unavailable</html>" },
       { status: 502, page: "Bad Gateway" },
       { status: 429, page: "Too Many Requests" },
@@ -162,6 +164,11 @@ describe("EnvironmentCredential's wrapped failures", () => {
         },
       },
       { status: 400, page: "Http status code: 503" },
+      // No error code: MSAL's message then leads with ": Error(s):", not to be taken for a replay.
+      {
+        status: 400,
+        json: { error_description: "AADSTS7000215: Invalid client secret provided.", error_codes: [7000215] },
+      },
     ]
     // A refusal is not replayed: each request reaches the authority and is refused again.
     for (const case_ of refusals)
