@@ -531,6 +531,22 @@ export class VaultHandler {
         return { status: 200, body }
       }
       case "versions": {
+        // A certificate whose first create has not completed lists that create's version (the one
+        // its latest read names), disabled and without x5t (not seen in a recording).
+        const waiting = store.certificates.get(name.toLowerCase())
+        const p = waiting?.pending ?? waiting?.shell
+        if (waiting && !waiting.deleted && waiting.versions.length === 0 && p)
+          return page(
+            origin,
+            `/certificates/${waiting.name}/versions`,
+            [p],
+            (op) => ({
+              ...renderPendingItem(origin, waiting, op),
+              id: `${origin}/certificates/${waiting.name}/${op.pendingVersion}`,
+            }),
+            params,
+            apiVersion,
+          )
         // A name that never held a certificate lists no versions (200, as Key Vault answers; the
         // SDK's recorded "list certificate versions, non-existing" test); a soft-deleted one 404s.
         if (store.holder(name) === "none")
@@ -928,7 +944,7 @@ const renderOperation = (origin: string, e: CertEntry) => {
 const MAX_RESULTS = 25
 
 /**
- * The certificates the list shows (not deleted, with a version), in Key
+ * The certificates the list shows (not deleted, with a version or a first create's), in Key
  * Vault's order (by name, case-insensitively), sorted once per store revision:
  * every change to which certificates exist, are deleted or have a version
  * bumps it. Sorting 10,000 names on every page cost about 6 ms a page (2.4 s

@@ -430,6 +430,10 @@ describe("pending operations for other issuers", () => {
     const item = listed.find((p) => p.name === "awaiting-merge")
     expect(item?.enabled).toBe(false)
     expect(item?.x509Thumbprint).toBeUndefined()
+    // Its versions: that one version, as the latest read names it.
+    const versions: Array<{ version?: string; enabled?: boolean }> = []
+    for await (const v of certificates.listPropertiesOfCertificateVersions("awaiting-merge")) versions.push(v)
+    expect(versions.map((v) => [v.version, v.enabled])).toEqual([[waiting.properties.version, false]])
     // No operation stands in the way now: an import lands.
     await certificates.importCertificate("awaiting-merge", Buffer.from(pemBundle(material)), PEM)
     const imported = await certificates.getCertificate("awaiting-merge")
