@@ -56,6 +56,13 @@ export interface EmulatorOptions {
   /** Soft-delete retention in days (Key Vault default 90). */
   readonly recoverableDays?: number
   /**
+   * Milliseconds a certificate's delete or recovery takes to show (default 0: at once). Key Vault
+   * takes about 10 s in the SDK's recordings: meanwhile a deleted certificate is neither served nor
+   * among the deleted ones (an import or create answers 409 `ObjectIsBeingDeleted`), and a
+   * recovered one is not served yet (the SDK's pollers wait through both).
+   */
+  readonly propagationMs?: number
+  /**
    * Lifetime in seconds of the access tokens Entra ID and the managed identity endpoints issue
    * (default 3599, as Entra's). A short one lets a test cross token expiries in seconds.
    */
@@ -270,6 +277,11 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
   )
   const dup = names.find((n, i) => names.indexOf(n) !== i)
   if (dup !== undefined) throw new Error(`duplicate vault name ${dup}`)
+  if (
+    options.propagationMs !== undefined &&
+    !(Number.isFinite(options.propagationMs) && options.propagationMs >= 0)
+  )
+    throw new Error(`propagationMs must be a number of milliseconds, 0 or more; got ${options.propagationMs}`)
   const opened: Array<http.Server | https.Server> = []
   // Its own work directory (the CA, the federated token) is made here, so that a start that fails
   // (a port in use) removes it as it closes the servers already opened, instead of leaving it behind.
@@ -368,7 +380,12 @@ const startServers = async (
   const tenantDomain = (options.tenantDomain ?? "kvdeploy-emulator.onmicrosoft.com").toLowerCase()
   const tenantDomains: ReadonlyMap<string, string> = new Map([[tenantDomain, tenantId]])
   for (const vo of vaultOptions) {
-    const store: VaultStore = new VaultStore(vo.name, recoverableDays, () => scheduleSave(store))
+    const store: VaultStore = new VaultStore(
+      vo.name,
+      recoverableDays,
+      () => scheduleSave(store),
+      options.propagationMs ?? 0,
+    )
     if (options.stateDir !== undefined) loadVault(options.stateDir, store)
     const limits = vo.throttling ?? options.throttling
     const throttle =

@@ -98,6 +98,14 @@ export class KvError extends Error {
       "ObjectIsDeletedButRecoverable",
     )
   }
+  /**
+   * An import or create while the name's delete has not shown yet. Key Vault's answer is recorded
+   * for keys ("Key is currently being deleted.", innererror ObjectIsBeingDeleted); the certificate
+   * wording here follows it and is not confirmed.
+   */
+  static beingDeleted(): KvError {
+    return new KvError(409, "Conflict", "Certificate is currently being deleted.", "ObjectIsBeingDeleted")
+  }
   static conflict(message: string, innerCode?: string): KvError {
     return new KvError(409, "Conflict", message, innerCode)
   }

@@ -64,6 +64,12 @@ export interface CertEntry {
    * .../pending` answers 404). An import replaces it (the emulator then forgets it).
    */
   shell?: PendingOperation | undefined
+  /**
+   * A delete or a recovery that has not shown yet (the emulator's `propagationMs`): until `untilMs`
+   * a deleting certificate is neither served nor among the deleted ones, and a recovering one is not
+   * served yet, as Key Vault's answers for about 10 s in the SDK's recordings.
+   */
+  settling?: { readonly kind: "deleting" | "recovering"; readonly untilMs: number } | undefined
 }
 
 export interface SecretVersion {
@@ -139,7 +145,32 @@ export class VaultStore {
     readonly name: string,
     readonly recoverableDays: number,
     private readonly onChange: () => void = () => {},
+    /** How long a delete or a recovery takes to show (0: at once). */
+    readonly propagationMs = 0,
   ) {}
+
+  /**
+   * Whether `e` is still deleting or recovering (`kind`); a settling that is over is cleared here
+   * (a change: answers cached while it lasted are stale).
+   */
+  settling(e: CertEntry, kind: "deleting" | "recovering"): boolean {
+    if (e.settling === undefined) return false
+    if (Date.now() >= e.settling.untilMs) {
+      e.settling = undefined
+      this.changed()
+      return false
+    }
+    return e.settling.kind === kind
+  }
+
+  /** Whether any certificate's delete or recovery has not shown yet (its answers are not cached then). */
+  anySettling(): boolean {
+    if (this.propagationMs === 0) return false
+    let any = false
+    for (const e of this.certificates.values())
+      if (this.settling(e, "deleting") || this.settling(e, "recovering")) any = true
+    return any
+  }
 
   /** Bumped on every change: rendered answers cached under an older revision are stale. */
   revision = 0
@@ -170,7 +201,7 @@ export class VaultStore {
   /** The certificate if it exists and is not deleted. */
   active(name: string): CertEntry | undefined {
     const e = this.purgeExpired(this.certificates.get(name.toLowerCase()))
-    return e && !e.deleted && e.versions.length > 0 ? e : undefined
+    return e && !e.deleted && e.versions.length > 0 && !this.settling(e, "recovering") ? e : undefined
   }
   mustActive(name: string): CertEntry {
     const e = this.active(name)
@@ -209,7 +240,7 @@ export class VaultStore {
 
   deletedEntry(name: string): CertEntry | undefined {
     const e = this.purgeExpired(this.certificates.get(name.toLowerCase()))
-    return e?.deleted ? e : undefined
+    return e?.deleted && !this.settling(e, "deleting") ? e : undefined
   }
 
   latest(e: CertEntry): CertVersion {
@@ -227,6 +258,8 @@ export class VaultStore {
 
   /** Refuses a name that is deleted-but-recoverable or used by a plain secret. */
   checkWritable(name: string): void {
+    const e = this.certificates.get(name.toLowerCase())
+    if (e?.deleted && this.settling(e, "deleting")) throw KvError.beingDeleted()
     if (this.deletedEntry(name)) throw KvError.deletedButRecoverable(name)
     if (this.secrets.has(name.toLowerCase()))
       throw KvError.conflict(
@@ -301,6 +334,8 @@ export class VaultStore {
     const now = nowSeconds()
     e.deleted = { deletedDate: now, scheduledPurgeDate: now + this.recoverableDays * 86_400 }
     e.pending = undefined
+    e.settling =
+      this.propagationMs > 0 ? { kind: "deleting", untilMs: Date.now() + this.propagationMs } : undefined
     this.changed()
     return e
   }
@@ -312,6 +347,8 @@ export class VaultStore {
     // get or purge of the deleted certificate.
     if (!e) throw KvError.certificateNotFound(name)
     e.deleted = undefined
+    e.settling =
+      this.propagationMs > 0 ? { kind: "recovering", untilMs: Date.now() + this.propagationMs } : undefined
     this.changed()
     return e
   }

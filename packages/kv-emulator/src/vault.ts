@@ -956,12 +956,19 @@ const listCache = new WeakMap<
   { readonly revision: number; readonly entries: ReadonlyArray<CertEntry> }
 >()
 const listedEntries = (store: VaultStore): ReadonlyArray<CertEntry> => {
+  // A delete or recovery that has not shown yet changes the list when it does: nothing cached meanwhile.
+  const settling = store.anySettling()
   const cached = listCache.get(store)
-  if (cached?.revision === store.revision) return cached.entries
+  if (!settling && cached?.revision === store.revision) return cached.entries
   const entries = [...store.certificates.values()]
-    .filter((e) => !e.deleted && (e.versions.length > 0 || e.pending !== undefined || e.shell !== undefined))
+    .filter(
+      (e) =>
+        !e.deleted &&
+        !store.settling(e, "recovering") &&
+        (e.versions.length > 0 || e.pending !== undefined || e.shell !== undefined),
+    )
     .sort((x, y) => (x.name.toLowerCase() < y.name.toLowerCase() ? -1 : 1))
-  listCache.set(store, { revision: store.revision, entries })
+  if (!settling) listCache.set(store, { revision: store.revision, entries })
   return entries
 }
 
