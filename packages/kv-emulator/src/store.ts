@@ -316,6 +316,9 @@ export class VaultStore {
       // `GET .../pending` answers 404 from now on.
       existing.pending = undefined
       existing.shell = undefined
+      // A write during a recovery's window ends it, so that its answer (and every later read) shows
+      // the certificate: what Key Vault answers then is not known here.
+      existing.settling = undefined
     } else {
       this.certificates.set(name.toLowerCase(), {
         name,

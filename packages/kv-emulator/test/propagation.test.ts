@@ -5,7 +5,7 @@
 import type { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Emulator, start } from "../src/index.js"
-import { clients, makeMaterial, pemBundle, restError, type TestMaterial } from "./support.js"
+import { clients, makeMaterial, pemBundle, raw, restError, type TestMaterial } from "./support.js"
 
 const PEM = { policy: { contentType: "application/x-pem-file" } } as const
 // Long enough for the checks right after each step to run within it, also on a loaded machine.
@@ -36,6 +36,18 @@ describe("a delete and a recovery that take a while to show", () => {
     expect(refused.statusCode).toBe(409)
     expect(refused.code).toBe("Conflict")
     expect(refused.message).toBe("Certificate is currently being deleted.")
+    // Key Vault's inner code for it (recorded for keys), on the wire.
+    const body = await raw(emulator, "settling", "POST", "/certificates/slow/import?api-version=2025-07-01", {
+      token: emulator.issueToken(emulator.clientSecret.clientId),
+      body: {
+        value: pemBundle(material),
+        policy: { secret_props: { contentType: "application/x-pem-file" } },
+      },
+    })
+    expect(body.status).toBe(409)
+    expect((body.json as { error?: { innererror?: { code?: string } } }).error?.innererror?.code).toBe(
+      "ObjectIsBeingDeleted",
+    )
     // The SDK's delete poller waits until the certificate is among the deleted ones.
     const deleted = await deleting.pollUntilDone()
     expect(deleted.name).toBe("slow")
@@ -64,6 +76,20 @@ describe("a delete and a recovery that take a while to show", () => {
     expect(Date.now() - startedRecover).toBeGreaterThanOrEqual(SETTLE_MS - 50)
     expect((await certificates.getCertificate("slow")).properties.x509Thumbprint).toBeDefined()
     expect(await listed()).toContain("slow")
+  })
+
+  it("an import during a recovery's window is answered (not 404) and ends the window", async () => {
+    await certificates.importCertificate("rewritten", Buffer.from(pemBundle(material)), PEM)
+    await (await certificates.beginDeleteCertificate("rewritten", { intervalInMs: 50 })).pollUntilDone()
+    const recovering = await certificates.beginRecoverDeletedCertificate("rewritten", { intervalInMs: 50 })
+    expect((await restError(certificates.getCertificate("rewritten"))).statusCode).toBe(404)
+    const imported = await certificates.importCertificate("rewritten", Buffer.from(pemBundle(material)), PEM)
+    expect(imported.properties.version).toBeDefined()
+    expect((await certificates.getCertificate("rewritten")).properties.version).toBe(
+      imported.properties.version,
+    )
+    await recovering.pollUntilDone()
+    expect(emulator.state.versions("settling", "rewritten")).toHaveLength(2)
   })
 
   it("refuses a propagation time that is not a number of milliseconds", async () => {
