@@ -234,7 +234,8 @@ export class VaultStore {
 
   dropIfEmpty(name: string): void {
     const e = this.certificates.get(name.toLowerCase())
-    if (e && e.versions.length === 0 && !e.pending && !e.shell) this.certificates.delete(name.toLowerCase())
+    if (e && e.versions.length === 0 && firstCreateOf(e) === undefined)
+      this.certificates.delete(name.toLowerCase())
     this.changed()
   }
 
@@ -426,6 +427,13 @@ export const certAttributes = (v: CertVersion, recoverableDays: number) => ({
   recoveryLevel: recoveryLevelFor(recoverableDays),
   recoverableDays,
 })
+
+/**
+ * The create a certificate without any version shows as its latest version: its pending operation,
+ * or what a deleted one left (`shell`); undefined for a certificate with a version.
+ */
+export const firstCreateOf = (e: CertEntry): PendingOperation | undefined =>
+  e.versions.length === 0 ? (e.pending ?? e.shell) : undefined
 
 /**
  * A certificate that only has a pending create, or what one left (no certificate yet): as Key Vault

@@ -31,6 +31,7 @@ import {
   checkName,
   checkTags,
   contentTypeOf,
+  firstCreateOf,
   newVersionId,
   nowSeconds,
   recoveryLevelFor,
@@ -513,8 +514,8 @@ export class VaultHandler {
       case "getLatest":
       case "getVersion": {
         const waiting = store.certificates.get(name.toLowerCase())
-        const p = waiting?.pending ?? waiting?.shell
-        if (waiting && !waiting.deleted && waiting.versions.length === 0 && p) {
+        const p = waiting === undefined || waiting.deleted ? undefined : firstCreateOf(waiting)
+        if (waiting && p) {
           if (r.version !== undefined && r.version !== "" && r.version.toLowerCase() !== p.pendingVersion)
             throw KvError.certificateNotFound(`${name}/${r.version}`)
           return { status: 200, body: renderPendingBundle(origin, waiting, p, days) }
@@ -534,8 +535,8 @@ export class VaultHandler {
         // A certificate whose first create has not completed lists that create's version (the one
         // its latest read names), disabled and without x5t (not seen in a recording).
         const waiting = store.certificates.get(name.toLowerCase())
-        const p = waiting?.pending ?? waiting?.shell
-        if (waiting && !waiting.deleted && waiting.versions.length === 0 && p)
+        const p = waiting === undefined || waiting.deleted ? undefined : firstCreateOf(waiting)
+        if (waiting && p)
           return page(
             origin,
             `/certificates/${waiting.name}/versions`,
@@ -569,7 +570,7 @@ export class VaultHandler {
           listedEntries(store),
           (e) => {
             // A certificate whose first create has not completed is listed too, disabled, without x5t.
-            const p = e.versions.length === 0 ? (e.pending ?? e.shell) : undefined
+            const p = firstCreateOf(e)
             return p !== undefined
               ? renderPendingItem(origin, e, p)
               : renderItem(origin, e, store.latest(e), days, false)
@@ -965,7 +966,7 @@ const listedEntries = (store: VaultStore): ReadonlyArray<CertEntry> => {
       (e) =>
         !e.deleted &&
         !store.settling(e, "recovering") &&
-        (e.versions.length > 0 || e.pending !== undefined || e.shell !== undefined),
+        (e.versions.length > 0 || firstCreateOf(e) !== undefined),
     )
     .sort((x, y) => (x.name.toLowerCase() < y.name.toLowerCase() ? -1 : 1))
   if (!settling) listCache.set(store, { revision: store.revision, entries })
