@@ -205,8 +205,16 @@ export interface CertificateVersionState {
 }
 
 export interface StateControl {
-  /** Versions of a certificate in creation order (undefined when it does not exist or is deleted). */
-  readonly versions: (vault: string, name: string) => ReadonlyArray<CertificateVersionState> | undefined
+  /**
+   * Versions of a certificate in creation order (undefined when it does not exist or is deleted;
+   * with `includeDeleted`, a deleted certificate's versions too, which a recovery brings back,
+   * and undefined only once it is purged or never existed).
+   */
+  readonly versions: (
+    vault: string,
+    name: string,
+    options?: { readonly includeDeleted?: boolean },
+  ) => ReadonlyArray<CertificateVersionState> | undefined
   readonly isDeleted: (vault: string, name: string) => boolean
   /** Policy as stored (wire format). */
   readonly policy: (vault: string, name: string) => unknown
@@ -567,7 +575,11 @@ const startServers = async (
       clear: () => log.clear(),
     },
     state: {
-      versions: (vault, name) => storeOf(vault).active(name)?.versions.map(versionState),
+      versions: (vault, name, options) =>
+        (options?.includeDeleted === true
+          ? storeOf(vault).held(name)
+          : storeOf(vault).active(name)
+        )?.versions.map(versionState),
       isDeleted: (vault, name) => storeOf(vault).deletedEntry(name) !== undefined,
       policy: (vault, name) => storeOf(vault).certificates.get(name.toLowerCase())?.policy,
       foreignImport: async (vault, name, tags) => {

@@ -93,6 +93,13 @@ export type FaultAction =
       readonly tags?: Readonly<Record<string, string>>
       readonly subject?: string
     }
+  /**
+   * Another writer deletes the certificate (a soft delete, as `DELETE /certificates/{name}` does;
+   * it shows after the emulator's `propagationMs`), `before` this request runs (default) or
+   * `after` it committed but before the answer. Nothing happens when the name holds no active
+   * certificate then.
+   */
+  | { readonly kind: "foreignDelete"; readonly when?: "before" | "after" }
 
 export interface FaultRule {
   /** Operation name, or "*" for every vault operation (not the identity endpoints'). */
@@ -259,6 +266,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "disableAfterCommit",
     "garbleAnswer",
     "foreignImport",
+    "foreignDelete",
   ]
   if (!kinds.includes(String(action.kind))) throw new Error(`unknown action kind ${String(action.kind)}`)
   if (
@@ -283,6 +291,15 @@ export const validateRule = (rule: unknown): FaultRule => {
       action.timeoutMs > 2_147_483_647)
   )
     throw new Error("hold action's timeoutMs must be a number of milliseconds from 0 to 2147483647")
+  if (
+    (action.kind === "foreignImport" || action.kind === "foreignDelete") &&
+    action.when !== undefined &&
+    action.when !== "before" &&
+    action.when !== "after"
+  )
+    throw new Error(
+      `${String(action.kind)} action's when must be "before" or "after", not ${String(action.when)}`,
+    )
   const times = rule.times
   if (times !== undefined && times !== "always" && (typeof times !== "number" || times < 0))
     throw new Error('times must be a non-negative number or "always"')

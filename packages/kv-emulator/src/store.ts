@@ -203,6 +203,10 @@ export class VaultStore {
     const e = this.purgeExpired(this.certificates.get(name.toLowerCase()))
     return e && !e.deleted && e.versions.length > 0 && !this.settling(e, "recovering") ? e : undefined
   }
+  /** The certificate `name` holds, active, deleted or settling; undefined once purged or never written. */
+  held(name: string): CertEntry | undefined {
+    return this.purgeExpired(this.certificates.get(name.toLowerCase()))
+  }
   mustActive(name: string): CertEntry {
     const e = this.active(name)
     if (!e) throw KvError.certificateNotFound(name)

@@ -323,6 +323,8 @@ export class VaultHandler {
         return fail(KvError.throttled(a.retryAfterSeconds ?? 1))
       } else if (a.kind === "foreignImport" && (a.when ?? "before") === "before") {
         if (r.name !== undefined) await this.foreignImport(r.name, a)
+      } else if (a.kind === "foreignDelete" && (a.when ?? "before") === "before") {
+        if (r.name !== undefined) this.foreignDelete(r.name)
       } else after = a
     }
 
@@ -374,6 +376,7 @@ export class VaultHandler {
       }
       if (after.kind === "delayAfterCommit") await sleep(after.ms)
       if (after.kind === "foreignImport" && r.name !== undefined) await this.foreignImport(r.name, after)
+      if (after.kind === "foreignDelete" && r.name !== undefined) this.foreignDelete(r.name)
       if (after.kind === "disableAfterCommit" && r.name !== undefined) this.disableLatest(r.name)
       if (after.kind === "garbleAnswer") garbled = true
     }
@@ -440,6 +443,11 @@ export class VaultHandler {
     latest.enabled = false
     latest.updated = nowSeconds()
     store.changed()
+  }
+
+  /** Another writer deletes `name`, when it holds an active certificate (fault injection). */
+  private foreignDelete(name: string): void {
+    if (this.ctx.store.active(name) !== undefined) this.ctx.store.delete(name)
   }
 
   /** Another writer imports a fresh self-signed version of `name` (fault injection). */

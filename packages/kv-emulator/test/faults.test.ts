@@ -142,6 +142,41 @@ describe("fault injection", () => {
     expect(versions.at(-1)?.version).toBe(latest.properties.version)
   })
 
+  it("lets another writer delete the certificate before a request or after it committed; the versions stay held for a recovery", async () => {
+    await certificates.importCertificate("gone-before", Buffer.from(pemBundle(material)), PEM)
+    emulator.faults.add({ operation: "getLatest", name: "gone-before", action: { kind: "foreignDelete" } })
+    expect(await restError(certificates.getCertificate("gone-before"))).toMatchObject({
+      statusCode: 404,
+      code: "CertificateNotFound",
+    })
+    expect(emulator.state.isDeleted("faulty", "gone-before")).toBe(true)
+    expect(emulator.state.versions("faulty", "gone-before")).toBeUndefined()
+    expect(emulator.state.versions("faulty", "gone-before", { includeDeleted: true })).toHaveLength(1)
+
+    // After: the import commits and is answered, then the certificate is deleted.
+    emulator.faults.add({
+      operation: "import",
+      name: "gone-after",
+      action: { kind: "foreignDelete", when: "after" },
+    })
+    const imported = await certificates.importCertificate("gone-after", Buffer.from(pemBundle(material)), PEM)
+    expect(imported.properties.version).toBeDefined()
+    expect(emulator.state.isDeleted("faulty", "gone-after")).toBe(true)
+    expect(
+      emulator.state.versions("faulty", "gone-after", { includeDeleted: true })?.map((v) => v.version),
+    ).toEqual([imported.properties.version])
+    // Nothing to delete: the request runs as usual.
+    emulator.faults.add({ operation: "getLatest", name: "never-there", action: { kind: "foreignDelete" } })
+    expect((await restError(certificates.getCertificate("never-there"))).statusCode).toBe(404)
+    expect(emulator.state.isDeleted("faulty", "never-there")).toBe(false)
+    expect(() =>
+      emulator.faults.add({
+        operation: "import",
+        action: { kind: "foreignDelete", when: "later" as "after" },
+      }),
+    ).toThrow(/when must be "before" or "after"/)
+  })
+
   it("delays, and matches by vault and name only", async () => {
     emulator.faults.add({
       operation: "getLatest",
