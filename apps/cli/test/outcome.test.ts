@@ -154,6 +154,39 @@ describe("a Failed deploy's next step", () => {
   })
 })
 
+describe("an Unverified deploy's meaning", () => {
+  const meaningLine = (versionId: string | undefined) =>
+    outcomeLines(
+      {
+        _tag: "Unverified",
+        versionId,
+        postVerifyFailure: "unreadable",
+        target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
+        certificateId: "api",
+        previous: undefined,
+        newX5t: undefined,
+        adopted: false,
+        reason: "core's reason, for every caller",
+        vaultCalls: 6,
+        decisions: [],
+        timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
+      } as unknown as DeployOutcome,
+      undefined,
+      plain as never,
+      0,
+    )[1]
+
+  it("says the import happened only when a version is known to be this deploy's", () => {
+    expect(meaningLine("0a1b2c")).toBe(
+      "  imported, but the vault could not be read back: needs a person to check",
+    )
+    // A lost answer the version list could not settle: no version is named, and "imported" is not said.
+    expect(meaningLine(undefined)).toBe(
+      "  the import may have been written, and the vault did not show whether: needs a person to check",
+    )
+  })
+})
+
 describe("the certificate rows", () => {
   it("say they are the certificate this deploy was given, not what the vault serves after a rollback", () => {
     const lines = outcomeLines(

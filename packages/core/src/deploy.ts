@@ -664,24 +664,30 @@ function* notVerified(
   const previous = state.previous
   // After a reconciliation that found several candidates, the one the vault serves is ours.
   const imported = verdict._tag === "Mismatch" ? verdict.latest : ourImport
+  // After a reconciliation that could not tell our version from one already there, which version
+  // (if any) this deploy added is not established: an outcome names none, and says so.
+  const claimed = reconciledUncertain ? undefined : imported.versionId
+  const importedWas = reconciledUncertain
+    ? `the import may have taken effect (the version list shows ${[imported, ...alsoOurs].map((v) => v.versionId).join(", ")}, which may also predate this deploy)`
+    : `imported ${imported.versionId}`
   switch (verdict._tag) {
     case "Unreadable":
       trail.postVerifyFailure = "unreadable"
       trail.note("verify: unreadable")
       return {
         _tag: "Unverified",
-        versionId: imported.versionId,
+        versionId: claimed,
         postVerifyFailure: "unreadable",
-        reason: `imported ${imported.versionId} but the vault could not be read back: ${verdict.detail}`,
+        reason: `${importedWas} but the vault could not be read back: ${verdict.detail}`,
       }
     case "Stale":
       trail.postVerifyFailure = "unreadable"
       trail.note(`verify: the vault still serves ${verdict.latest.versionId}`)
       return {
         _tag: "Unverified",
-        versionId: imported.versionId,
+        versionId: claimed,
         postVerifyFailure: "unreadable",
-        reason: `imported ${imported.versionId} but the vault still serves the older ${verdict.latest.versionId}`,
+        reason: `${importedWas} but the vault still serves the older ${verdict.latest.versionId}`,
       }
     case "Superseded":
       if (reconciledUncertain) {
@@ -693,7 +699,7 @@ function* notVerified(
           _tag: "Unverified",
           versionId: undefined,
           postVerifyFailure: "unreadable",
-          reason: `the import may have taken effect (the version list shows ${[imported, ...alsoOurs].map((v) => v.versionId).join(", ")}, which may also predate this deploy), and another writer's ${verdict.latest.versionId} is now latest; not rolled over`,
+          reason: `${importedWas}, and another writer's ${verdict.latest.versionId} is now latest; not rolled over`,
         }
       }
       trail.postVerifyFailure = "superseded"

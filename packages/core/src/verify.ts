@@ -101,7 +101,13 @@ const toVerdict = (e: StaleAnswer | VaultError): Effect.Effect<Verdict> =>
       ? { _tag: "Unreadable", detail: e.message }
       : e.latest !== undefined
         ? { _tag: "Stale", latest: e.latest }
-        : { _tag: "Unreadable", detail: "the vault says the certificate does not exist" },
+        : {
+            _tag: "Unreadable",
+            // The verify's reads, its retries included, ended in a 404. Someone deleting the
+            // certificate since the import is one way to get here.
+            detail:
+              "the vault says the certificate does not exist: it may have been deleted since the import (a soft-deleted certificate is listed among the vault's deleted certificates)",
+          },
   )
 
 /** One read of the latest (transient errors retried), judged; a stale answer fails with `StaleAnswer`. */

@@ -870,6 +870,30 @@ describe("Unverified: an ambiguous import that cannot be told from a version alr
         }),
       ),
   )
+
+  it.effect(
+    "a version identical to ours from the snapshot's second, the import lost before it was written, and the vault still serves the snapshot",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          // An earlier deploy of the same certificate, then another version in the same second (the
+          // snapshot): the version list cannot say which came first.
+          const earlier = yield* seedManaged(newCert.material)
+          const snapshot = yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+          // Not "imported <the earlier version>": this deploy may have imported nothing.
+          assert.strictEqual(o.versionId, undefined)
+          assert.notMatch(o.reason, /^imported /)
+          assert.include(o.reason, "may have taken effect")
+          assert.include(o.reason, earlier.versionId)
+          assert.include(o.reason, `still serves the older ${snapshot.versionId}`)
+          assert.strictEqual(vault.latest(NAME)?.versionId, snapshot.versionId)
+          assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 0)
+        }),
+      ),
+  )
 })
 
 describe("Superseded (a newer foreign write is not clobbered)", () => {

@@ -76,6 +76,9 @@ const meaningOf = (o: DeployOutcome): string => {
   // An import whose answer was lost and that the version list did not show: it may still land.
   if (o._tag === "Failed" && o.error === "VaultAmbiguous" && o.step === "reconcile")
     return "the import's answer was lost and the vault's versions did not show it: no version is known to be written, but it may still appear"
+  // An import whose answer was lost, and no version proven to be this deploy's.
+  if (o._tag === "Unverified" && o.versionId === undefined)
+    return "the import may have been written, and the vault did not show whether: needs a person to check"
   if (o.recovered === undefined || (o._tag !== "Skipped" && o._tag !== "Rejected" && o._tag !== "Failed"))
     return meaning[o._tag]
   return o.recovered === "recovered"
