@@ -20,10 +20,14 @@ const DEPLOYS = Number(process.env.KVDEPLOY_CHAOS_DEPLOYS ?? 200)
 const SEED = Number(process.env.KVDEPLOY_CHAOS_SEED ?? Date.now() % 1_000_000)
 const NAMES = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
 
+// How long a delete or a recovery takes to show: short, so that a run stays quick, and longer than
+// a deploy's own requests, so that a deploy can meet a delete that has not shown yet.
+const PROPAGATION_MS = 300
+
 let emulator: Emulator
 let ca: Issuer
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  emulator = await start({ vaults: [VAULT], propagationMs: PROPAGATION_MS, warn: () => {} })
   ca = await makeCa()
 })
 afterAll(() => emulator?.stop())
@@ -180,7 +184,36 @@ const chaosMenu: ReadonlyArray<readonly [number, Chaos]> = [
       ],
     },
   ],
+  // Another writer deletes the certificate during the deploy. The delete shows only after
+  // PROPAGATION_MS, as Key Vault's does: until then the name is neither served nor deleted, and an
+  // import into it is refused. A later deploy of the name finds it soft-deleted, and recovers it
+  // when its target says so.
+  [
+    3,
+    {
+      label: "deleted by another writer before the snapshot",
+      rules: [{ operation: "getLatest", action: { kind: "foreignDelete" } }],
+    },
+  ],
+  [
+    3,
+    {
+      label: "deleted by another writer before the import",
+      rules: [{ operation: "import", action: { kind: "foreignDelete" } }],
+    },
+  ],
+  [
+    3,
+    {
+      label: "deleted by another writer after the import",
+      rules: [{ operation: "import", action: { kind: "foreignDelete", when: "after" } }],
+    },
+  ],
 ]
+
+const FOREIGN_DELETE = new Set(
+  chaosMenu.filter(([, c]) => c.rules.some((r) => r.action.kind === "foreignDelete")).map(([, c]) => c.label),
+)
 
 const pick = (random: () => number): Chaos => {
   const total = chaosMenu.reduce((n, [w]) => n + w, 0)
@@ -193,10 +226,18 @@ const pick = (random: () => number): Chaos => {
 }
 
 interface Snapshot {
+  /** Every version the vault holds of the name, a deleted certificate's included. */
   readonly versions: ReadonlyArray<CertificateVersionState>
+  /** The versions it serves: none while the certificate is deleted, being deleted or being recovered. */
+  readonly served: boolean
+  readonly deleted: boolean
 }
 
-const snapshot = (name: string): Snapshot => ({ versions: [...(emulator.state.versions(VAULT, name) ?? [])] })
+const snapshot = (name: string): Snapshot => ({
+  versions: [...(emulator.state.versions(VAULT, name, { includeDeleted: true }) ?? [])],
+  served: emulator.state.versions(VAULT, name) !== undefined,
+  deleted: emulator.state.isDeleted(VAULT, name),
+})
 
 it.live(
   `${DEPLOYS} deploys with random faults keep I1-I5 (seed ${SEED})`,
@@ -246,7 +287,12 @@ it.live(
                 .join(", ")}; versions before ${before.versions.length}, after ${after.versions.length})`,
             )
 
-          // I1: nothing deleted, disabled or purged.
+          // I1: nothing deleted, disabled or purged. (A certificate another writer deleted keeps its
+          // versions, and a recovery brings them back.)
+          if (before.versions.length > 0 && after.versions.length === 0)
+            fail("I1: the certificate was purged")
+          if (!FOREIGN_DELETE.has(chaos.label) && before.served && !after.served && after.versions.length > 0)
+            fail("I1: the certificate is no longer served: deleted")
           for (const v of before.versions) {
             const still = after.versions.find((a) => a.version === v.version)
             if (still === undefined) fail(`I1: version ${v.version} disappeared`)
@@ -279,11 +325,13 @@ it.live(
             case "Succeeded":
               if (latest?.version !== outcome.versionId || latest.x5t !== newX5t)
                 fail("I3: latest is not the new version")
+              if (!after.served) fail("I3: Succeeded but the certificate is not served")
               if (forward.length !== 1) fail(`I3: Succeeded with ${forward.length} forward imports`)
               break
             case "Skipped":
               if (ours.length !== 0) fail("I3: Skipped but a version was added")
               if (latest?.x5t !== newX5t) fail("I3: Skipped but latest is not the certificate")
+              if (!after.served) fail("I3: Skipped but the certificate is not served")
               break
             case "Failed":
             case "Rejected":
@@ -307,6 +355,7 @@ it.live(
                 fail("RolledBack names a failed version this deploy did not add")
               if (latest?.version !== outcome.rollbackVersionId || !rollbacks.includes(latest))
                 fail("I3: RolledBack but latest is not its rollback version")
+              if (!after.served) fail("I3: RolledBack but the certificate is not served")
               // The previous material restored whole: the certificates served before, chain included, in order.
               const previous = before.versions.at(-1)?.certificates ?? []
               const restored = latest?.certificates ?? []
@@ -321,6 +370,17 @@ it.live(
             }
             case "Unverified":
               if (outcome.postVerifyFailure !== "unreadable") fail("I3: Unverified without 'unreadable'")
+              // A version it names as imported is one this deploy added (none named when it could not
+              // tell its import from a version already there).
+              if (outcome.versionId !== undefined && !forward.some((v) => v.version === outcome.versionId))
+                fail(`I3: Unverified names ${outcome.versionId} as imported, not a version this deploy added`)
+              // Deleted under it: the reason says the vault holds no such certificate, and why that may be.
+              if (
+                after.deleted &&
+                outcome.versionId !== undefined &&
+                !outcome.reason.includes("deleted since the import")
+              )
+                fail("I3: Unverified after a delete does not say the certificate may have been deleted")
               break
             case "RollbackFailed":
               // It names the forward version it found wrong: one this deploy added.
