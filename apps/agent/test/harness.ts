@@ -382,9 +382,9 @@ export const perTestWorld = () => {
   })
   return {
     pki,
-    /** An emulator with these vaults, a work directory and the shared PKI. */
-    setUp: async (vaults: NonNullable<EmulatorOptions["vaults"]>) => {
-      emulator = await startEmulator({ vaults })
+    /** An emulator with these vaults (and `options`), a work directory and the shared PKI. */
+    setUp: async (vaults: NonNullable<EmulatorOptions["vaults"]>, options: EmulatorOptions = {}) => {
+      emulator = await startEmulator({ ...options, vaults })
       work = workdir()
       return { e: emulator, w: work, p: await pki() }
     },

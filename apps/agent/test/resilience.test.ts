@@ -1,7 +1,9 @@
 /**
  * The built agent when vaults misbehave: one vault answering 429 with
  * Retry-After (honoured; the other vault goes on), a vault that fails and
- * recovers, the per-vault budget keeping within Key Vault's windows, SIGHUP
+ * recovers, the per-vault budget keeping within Key Vault's windows, a
+ * certificate someone deletes while the agent runs (a delete that takes a
+ * while to show, as Key Vault's does), SIGHUP
  * with a changed configuration, SIGTERM while a deploy is in flight and while
  * a rollback is in flight, and a restart from the state directory.
  */
@@ -184,6 +186,62 @@ describe("vaults that throttle, fail and recover", () => {
       expect.any(String),
     ])
     expect(e.requests.entries({ vault: "kv-recover", operation: "recover" })).toHaveLength(1)
+  })
+})
+
+describe("a certificate someone deletes while the agent runs", () => {
+  it("the next pass recovers it with on_soft_deleted: recover and writes no version; without, each attempt fails naming the remedy and writes nothing", async () => {
+    // Deletes and recoveries take a while to show, as Key Vault's do.
+    const { e, w, p } = await world.setUp(["kv-deleted"], { propagationMs: 1_500 })
+    const kept = {
+      ...(await deploymentOf(w, p, "kv-deleted", "kept")),
+      target: { on_soft_deleted: "recover" },
+    }
+    const left = await deploymentOf(w, p, "kv-deleted", "left")
+    const a = world.run(writeConfig(w, e, [kept, left], { reconcile_interval_seconds: 1 }), e)
+    await a.waitFor(succeeded("kept"))
+    await a.waitFor(succeeded("left"))
+    const served = e.state.versions("kv-deleted", "kept")?.map((v) => v.version)
+    const sdk = new CertificateClient(
+      e.vault("kv-deleted").url,
+      {
+        getToken: async () => ({
+          token: e.issueToken(e.clientSecret.clientId),
+          expiresOnTimestamp: Date.now() + 3_600_000,
+        }),
+      },
+      { tlsOptions: { ca: e.caPem }, disableChallengeResourceVerification: true },
+    )
+    const since = a.lines.length
+    // The deletes are sent, not waited for: the agent may recover "kept" before a poller would see it deleted.
+    for (const n of ["kept", "left"]) await sdk.beginDeleteCertificate(n, { intervalInMs: 100 })
+    expect(
+      e.requests.entries({ vault: "kv-deleted", operation: "delete", challenge: false }).map((r) => r.status),
+    ).toEqual([200, 200])
+    const recovered = await a.waitFor((l) => l.deployment === "kept" && l.recovered === "recovered", {
+      from: since,
+      timeoutMs: 30_000,
+    })
+    // The recovered certificate is the source's: nothing to import.
+    expect(recovered.msg).toBe("deploy: Skipped")
+    expect(
+      e.requests
+        .entries({ vault: "kv-deleted", operation: "recover" })
+        .filter((r) => r.path.includes("/kept/")),
+    ).toHaveLength(1)
+    expect(e.state.versions("kv-deleted", "kept")?.map((v) => v.version)).toEqual(served)
+    const refused = await a.waitFor(
+      (l) => l.deployment === "left" && l.msg === "deploy: Failed" && /soft-deleted/.test(String(l.reason)),
+      { from: since, timeoutMs: 30_000 },
+    )
+    expect(refused.reason).toContain("on_soft_deleted: recover")
+    expect(e.state.isDeleted("kv-deleted", "left")).toBe(true)
+    const ofLeft = (operation: "recover" | "import") =>
+      e.requests
+        .entries({ vault: "kv-deleted", operation })
+        .filter((r) => r.path.includes("/certificates/left/"))
+    expect(ofLeft("recover")).toHaveLength(0)
+    expect(ofLeft("import").filter((r) => r.status === 200)).toHaveLength(1)
   })
 })
 
