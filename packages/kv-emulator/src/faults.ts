@@ -86,6 +86,8 @@ export type FaultAction =
   /**
    * Another writer imports a new self-signed version of the same certificate
    * (`before` this request runs, default, or `after` it committed but before the answer).
+   * Nothing is written when Key Vault would refuse that import (the name soft-deleted or
+   * being deleted); the request goes on as usual.
    */
   | {
       readonly kind: "foreignImport"

@@ -152,6 +152,23 @@ describe("fault injection", () => {
     expect(emulator.state.isDeleted("faulty", "gone-before")).toBe(true)
     expect(emulator.state.versions("faulty", "gone-before")).toBeUndefined()
     expect(emulator.state.versions("faulty", "gone-before", { includeDeleted: true })).toHaveLength(1)
+    // Another writer's import into the soft-deleted name is refused, as Key Vault refuses anyone's:
+    // nothing is written, and the request it rides on is answered (and logged) as usual.
+    const noRetry = new Client(emulator.vault("faulty").url, secretCredential(emulator), {
+      ...clientOptions(emulator),
+      retryOptions: { maxRetries: 0 },
+    })
+    await restError(noRetry.getCertificate("gone-before")) // settle the challenge first
+    emulator.faults.add({ operation: "getLatest", name: "gone-before", action: { kind: "foreignImport" } })
+    const mark = emulator.requests.mark()
+    expect(await restError(noRetry.getCertificate("gone-before"))).toMatchObject({
+      statusCode: 404,
+      code: "CertificateNotFound",
+    })
+    expect(
+      emulator.requests.entries({ since: mark, challenge: false }).map((e) => e.fault !== undefined),
+    ).toEqual([true])
+    expect(emulator.state.versions("faulty", "gone-before", { includeDeleted: true })).toHaveLength(1)
 
     // After: the import commits and is answered, then the certificate is deleted.
     emulator.faults.add({
