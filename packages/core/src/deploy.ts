@@ -401,7 +401,12 @@ const reconcile = Effect.fnUntraced(function* (
       _tag: "Unverified",
       versionId: undefined,
       postVerifyFailure: "unreadable",
-      reason: `the import may have taken effect and the vault could not be read to find out: ${listed.failure.message}`,
+      reason:
+        listed.failure._tag === "VaultNotFound"
+          ? // The list was read, and it says the name holds no certificate: one that is soft-deleted or
+            // being deleted (then the import was refused), unless someone deleted it after the import.
+            `the import may have taken effect, and the vault's version list says the certificate does not exist: it is soft-deleted or being deleted (then the import was refused, and the next deploy says so), or it was deleted since the import (${listed.failure.message})`
+          : `the import may have taken effect and the vault could not be read to find out: ${listed.failure.message}`,
     } satisfies Draft
   }
   // Our version, if the import took effect, was created in the snapshot's second or later. Within a

@@ -845,6 +845,25 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
         assert.strictEqual(o.versionId, undefined)
         assert.strictEqual(o.postVerifyFailure, "unreadable")
         assert.match(o.reason, /may have taken effect/)
+        assert.match(o.reason, /could not be read to find out/)
+      }),
+    ),
+  )
+
+  it.effect("an ambiguous import, and a version list that says the certificate does not exist", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("importVersion", Fault.fail("Ambiguous"))
+        vault.script("listVersions", Fault.fail("NotFound"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+        assert.strictEqual(o.versionId, undefined)
+        // The list was read: not "could not be read"; what a 404 there can mean, and what to do.
+        assert.notMatch(o.reason, /could not be read/)
+        assert.include(o.reason, "the vault's version list says the certificate does not exist")
+        assert.include(o.reason, "soft-deleted or being deleted")
+        assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 0)
       }),
     ),
   )
