@@ -184,6 +184,28 @@ const chaosMenu: ReadonlyArray<readonly [number, Chaos]> = [
       ],
     },
   ],
+  [
+    2,
+    {
+      // The rollback needs the previous version's backing secret (a fresh key each deploy: no reuse).
+      label: "new version disabled after commit, secrets/get refused",
+      rules: [
+        { operation: "import", times: 1, action: { kind: "disableAfterCommit" } },
+        {
+          operation: "getSecret",
+          times: "always",
+          action: { kind: "status", status: 403, code: "Forbidden" },
+        },
+      ],
+    },
+  ],
+  [
+    2,
+    {
+      label: "recovery refused",
+      rules: [{ operation: "recover", action: { kind: "status", status: 403, code: "Forbidden" } }],
+    },
+  ],
   // Another writer deletes the certificate during the deploy. The delete shows only after
   // PROPAGATION_MS, as Key Vault's does: until then the name is neither served nor deleted, and an
   // import into it is refused. A later deploy of the name finds it soft-deleted, and recovers it
