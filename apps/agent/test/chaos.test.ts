@@ -12,6 +12,7 @@
  * KVDEPLOY_AGENT_CHAOS_MS changes how long the faults go on.
  */
 import { createPrivateKey } from "node:crypto"
+import { pickWeighted, seededRandom } from "@kvdeploy/core/test"
 import type { FaultRule } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
 import { metricValue, perTestWorld, type Workdir, writeConfig } from "./harness.js"
@@ -23,57 +24,83 @@ const CHAOS_MS = Number(process.env.KVDEPLOY_AGENT_CHAOS_MS ?? 10_000)
 const VAULTS = ["kv-chaos-a", "kv-chaos-b"]
 const PER_VAULT = 4
 
-/** mulberry32: small, seeded, good enough to pick faults. */
-const prng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 type Rule = Omit<FaultRule, "vault" | "name">
-const faultMenu: ReadonlyArray<readonly [number, string, ReadonlyArray<Rule>]> = [
-  [4, "reads 503 x2", [{ operation: "getLatest", times: 2, action: { kind: "status", status: 503 } }]],
-  [3, "import dropped before commit", [{ operation: "import", action: { kind: "drop" } }]],
-  [3, "import dropped after commit", [{ operation: "import", action: { kind: "dropAfterCommit" } }]],
-  [2, "import 500", [{ operation: "import", action: { kind: "status", status: 500 } }]],
+const faultMenu: ReadonlyArray<
+  readonly [number, { readonly label: string; readonly rules: ReadonlyArray<Rule> }]
+> = [
+  [
+    4,
+    {
+      label: "reads 503 x2",
+      rules: [{ operation: "getLatest", times: 2, action: { kind: "status", status: 503 } }],
+    },
+  ],
+  [3, { label: "import dropped before commit", rules: [{ operation: "import", action: { kind: "drop" } }] }],
+  [
+    3,
+    {
+      label: "import dropped after commit",
+      rules: [{ operation: "import", action: { kind: "dropAfterCommit" } }],
+    },
+  ],
+  [2, { label: "import 500", rules: [{ operation: "import", action: { kind: "status", status: 500 } }] }],
   [
     2,
-    "import throttled",
-    [{ operation: "import", times: 2, action: { kind: "throttle", retryAfterSeconds: 0 } }],
+    {
+      label: "import throttled",
+      rules: [{ operation: "import", times: 2, action: { kind: "throttle", retryAfterSeconds: 0 } }],
+    },
   ],
-  [2, "import answered late", [{ operation: "import", action: { kind: "delayAfterCommit", ms: 1_500 } }]],
-  [2, "new version disabled", [{ operation: "import", action: { kind: "disableAfterCommit" } }]],
   [
     2,
-    "foreign import after ours",
-    [{ operation: "import", action: { kind: "foreignImport", when: "after" } }],
+    {
+      label: "import answered late",
+      rules: [{ operation: "import", action: { kind: "delayAfterCommit", ms: 1_500 } }],
+    },
   ],
-  [1, "foreign import before a read", [{ operation: "getLatest", action: { kind: "foreignImport" } }]],
-  [1, "deleted before a read", [{ operation: "getLatest", action: { kind: "foreignDelete" } }]],
-  [1, "deleted after an import", [{ operation: "import", action: { kind: "foreignDelete", when: "after" } }]],
+  [
+    2,
+    {
+      label: "new version disabled",
+      rules: [{ operation: "import", action: { kind: "disableAfterCommit" } }],
+    },
+  ],
+  [
+    2,
+    {
+      label: "foreign import after ours",
+      rules: [{ operation: "import", action: { kind: "foreignImport", when: "after" } }],
+    },
+  ],
+  [
+    1,
+    {
+      label: "foreign import before a read",
+      rules: [{ operation: "getLatest", action: { kind: "foreignImport" } }],
+    },
+  ],
+  [
+    1,
+    {
+      label: "deleted before a read",
+      rules: [{ operation: "getLatest", action: { kind: "foreignDelete" } }],
+    },
+  ],
+  [
+    1,
+    {
+      label: "deleted after an import",
+      rules: [{ operation: "import", action: { kind: "foreignDelete", when: "after" } }],
+    },
+  ],
 ]
-
-const pickFault = (random: () => number): { readonly label: string; readonly rules: ReadonlyArray<Rule> } => {
-  const total = faultMenu.reduce((n, [w]) => n + w, 0)
-  let r = random() * total
-  for (const [w, label, rules] of faultMenu) {
-    r -= w
-    if (r < 0) return { label, rules }
-  }
-  return { label: "none", rules: [] }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 describe("the agent under chaos", () => {
   it(`brings every vault in step once the faults stop (seed ${SEED})`, async () => {
     console.log(`agent chaos seed ${SEED} (KVDEPLOY_AGENT_CHAOS_SEED=${SEED} replays its choices)`)
-    const random = prng(SEED)
+    const random = seededRandom(SEED)
     const { e, w, p } = await world.setUp(VAULTS, { propagationMs: 400 })
     const deployments = VAULTS.flatMap((vault, v) =>
       Array.from({ length: PER_VAULT }, (_, i) => ({ name: `app-${v}${i}`, vault })),
@@ -120,7 +147,7 @@ describe("the agent under chaos", () => {
         await writeSource(w, d.name)
         count("source renewed")
       } else if (r < 0.95) {
-        const { label, rules } = pickFault(random)
+        const { label, rules } = pickWeighted(random, faultMenu)
         for (const rule of rules) e.faults.add({ ...rule, vault: d.vault, name: d.name })
         count(label)
       } else {

@@ -10,6 +10,7 @@
 import { X509Certificate } from "node:crypto"
 import { readFileSync, statSync } from "node:fs"
 import { CertificateClient } from "@azure/keyvault-certificates"
+import type { Emulator } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
 import { metricValue, perTestWorld, requestHeld, type Workdir, writeConfig } from "./harness.js"
 import type { Issued, Pki } from "./pki.js"
@@ -21,6 +22,19 @@ const writePair = (w: Workdir, name: string, issued: Issued) => {
   w.write(`${name}.crt`, issued.certPem)
   return { cert: w.path(`${name}.crt`), key: w.path(`${name}.key`) }
 }
+
+/** The Azure SDK's certificate client for `vault`, as an operator's own tooling would use it. */
+const sdkFor = (e: Emulator, vault: string) =>
+  new CertificateClient(
+    e.vault(vault).url,
+    {
+      getToken: async () => ({
+        token: e.issueToken(e.clientSecret.clientId),
+        expiresOnTimestamp: Date.now() + 3_600_000,
+      }),
+    },
+    { tlsOptions: { ca: e.caPem }, disableChallengeResourceVerification: true },
+  )
 
 /** A deployment named like its certificate, with a fresh leaf for `<name>.example.test` written as a pair. */
 const deploymentOf = async (w: Workdir, p: Pki, vault: string, name: string) => ({
@@ -144,16 +158,7 @@ describe("vaults that throttle, fail and recover", () => {
 
   it("recover_timeout_seconds ends a recovery Key Vault never serves; the next attempt deploys over the recovered certificate", async () => {
     const { e, w, p } = await world.setUp(["kv-recover"])
-    const sdk = new CertificateClient(
-      e.vault("kv-recover").url,
-      {
-        getToken: async () => ({
-          token: e.issueToken(e.clientSecret.clientId),
-          expiresOnTimestamp: Date.now() + 3_600_000,
-        }),
-      },
-      { tlsOptions: { ca: e.caPem }, disableChallengeResourceVerification: true },
-    )
+    const sdk = sdkFor(e, "kv-recover")
     // A managed certificate, soft-deleted.
     const before = await e.state.foreignImport("kv-recover", "gone", { "certctl-managed-by": "certctl" })
     await (await sdk.beginDeleteCertificate("gone", { intervalInMs: 50 })).pollUntilDone()
@@ -202,16 +207,7 @@ describe("a certificate someone deletes while the agent runs", () => {
     await a.waitFor(succeeded("kept"))
     await a.waitFor(succeeded("left"))
     const served = e.state.versions("kv-deleted", "kept")?.map((v) => v.version)
-    const sdk = new CertificateClient(
-      e.vault("kv-deleted").url,
-      {
-        getToken: async () => ({
-          token: e.issueToken(e.clientSecret.clientId),
-          expiresOnTimestamp: Date.now() + 3_600_000,
-        }),
-      },
-      { tlsOptions: { ca: e.caPem }, disableChallengeResourceVerification: true },
-    )
+    const sdk = sdkFor(e, "kv-deleted")
     const since = a.lines.length
     // The deletes are sent, not waited for: the agent may recover "kept" before a poller would see it deleted.
     for (const n of ["kept", "left"]) await sdk.beginDeleteCertificate(n, { intervalInMs: 100 })

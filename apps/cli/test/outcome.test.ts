@@ -46,6 +46,26 @@ const nextOf = (error: {
   return line ?? ""
 }
 
+/** The lines the CLI prints for an outcome with `fields` over a plain one (no previous version, no new x5t). */
+const linesOf = (fields: Record<string, unknown>) =>
+  outcomeLines(
+    {
+      target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
+      certificateId: "api",
+      previous: undefined,
+      newX5t: undefined,
+      adopted: false,
+      reason: "core's reason, for every caller",
+      vaultCalls: 3,
+      decisions: [],
+      timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
+      ...fields,
+    } as unknown as DeployOutcome,
+    undefined,
+    plain as never,
+    0,
+  )
+
 const forbidden = (
   detail: string,
   refusal?: "permission" | "token" | "network" | "credential" | "disabled",
@@ -119,25 +139,7 @@ describe("a Failed deploy's next step", () => {
   })
 
   it("a lost import the version list did not show, and a recovery of unknown outcome: the CLI's checks", () => {
-    const failedLines = (fields: Record<string, unknown>) =>
-      outcomeLines(
-        {
-          _tag: "Failed",
-          target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
-          certificateId: "api",
-          previous: undefined,
-          newX5t: undefined,
-          adopted: false,
-          reason: "core's reason, for every caller",
-          vaultCalls: 3,
-          decisions: [],
-          timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
-          ...fields,
-        } as unknown as DeployOutcome,
-        undefined,
-        plain as never,
-        0,
-      )
+    const failedLines = (fields: Record<string, unknown>) => linesOf({ _tag: "Failed", ...fields })
     const failed = (fields: Record<string, unknown>) =>
       failedLines(fields).find((l) => l.trimStart().startsWith("next")) ?? ""
     expect(failed({ step: "reconcile", error: "VaultAmbiguous" })).toContain("`kvdeploy versions`")
@@ -156,25 +158,7 @@ describe("a Failed deploy's next step", () => {
 
 describe("an Unverified deploy's meaning", () => {
   const meaningLine = (versionId: string | undefined) =>
-    outcomeLines(
-      {
-        _tag: "Unverified",
-        versionId,
-        postVerifyFailure: "unreadable",
-        target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
-        certificateId: "api",
-        previous: undefined,
-        newX5t: undefined,
-        adopted: false,
-        reason: "core's reason, for every caller",
-        vaultCalls: 6,
-        decisions: [],
-        timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
-      } as unknown as DeployOutcome,
-      undefined,
-      plain as never,
-      0,
-    )[1]
+    linesOf({ _tag: "Unverified", versionId, postVerifyFailure: "unreadable" })[1]
 
   it("says the import happened only when a version is known to be this deploy's", () => {
     expect(meaningLine("0a1b2c")).toBe(

@@ -8,7 +8,7 @@
 import { createPrivateKey } from "node:crypto"
 import { afterAll, beforeAll, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, DeployOutcome } from "@kvdeploy/core"
-import { AuditRecords } from "@kvdeploy/core/test"
+import { AuditRecords, pickWeighted, seededRandom } from "@kvdeploy/core/test"
 import { type CertificateVersionState, type Emulator, type FaultRule, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -31,18 +31,6 @@ beforeAll(async () => {
   ca = await makeCa()
 })
 afterAll(() => emulator?.stop())
-
-/** mulberry32: small, seeded, good enough to pick faults. */
-const prng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Chaos = { readonly label: string; readonly rules: ReadonlyArray<Omit<FaultRule, "vault" | "name">> }
 
@@ -237,16 +225,6 @@ const FOREIGN_DELETE = new Set(
   chaosMenu.filter(([, c]) => c.rules.some((r) => r.action.kind === "foreignDelete")).map(([, c]) => c.label),
 )
 
-const pick = (random: () => number): Chaos => {
-  const total = chaosMenu.reduce((n, [w]) => n + w, 0)
-  let r = random() * total
-  for (const [w, c] of chaosMenu) {
-    r -= w
-    if (r < 0) return c
-  }
-  return chaosMenu[0]?.[1] ?? { label: "none", rules: [] }
-}
-
 interface Snapshot {
   /** Every version the vault holds of the name, a deleted certificate's included. */
   readonly versions: ReadonlyArray<CertificateVersionState>
@@ -266,7 +244,7 @@ it.live(
   () =>
     Effect.gen(function* () {
       console.log(`chaos seed ${SEED} (KVDEPLOY_CHAOS_SEED=${SEED} replays it)`)
-      const random = prng(SEED)
+      const random = seededRandom(SEED)
       const target0 = targetFor(emulator, VAULT, NAMES[0] ?? "alpha")
       const credential = yield* credentialFor(emulator, target0)
       const lastMaterial = new Map<string, CertificateMaterial>()
@@ -287,7 +265,7 @@ it.live(
           const material: CertificateMaterial =
             reuse !== undefined && random() < 0.2 ? reuse : yield* Effect.promise(() => makeMaterial(ca))
           const newX5t = yield* Effect.promise(() => x5tOf(material.leaf))
-          const chaos = pick(random)
+          const chaos = pickWeighted(random, chaosMenu)
           for (const rule of chaos.rules) emulator.faults.add({ ...rule, vault: VAULT, name })
           const before = snapshot(name)
           const since = emulator.requests.mark()
