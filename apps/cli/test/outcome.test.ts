@@ -168,6 +168,14 @@ describe("an Unverified deploy's meaning", () => {
     expect(meaningLine(undefined)).toBe(
       "  the import may have been written, and the vault did not show whether: needs a person to check",
     )
+    // ... and its next step does not wait for the vault to "be read again": it may have been read.
+    const next = (versionId: string | undefined) =>
+      linesOf({ _tag: "Unverified", versionId, postVerifyFailure: "unreadable" }).find((l) =>
+        l.trimStart().startsWith("next"),
+      )
+    expect(next("0a1b2c")).toContain("once the vault can be read again")
+    expect(next(undefined)).toContain("`kvdeploy versions` shows what the vault holds")
+    expect(next(undefined)).not.toContain("read again")
   })
 })
 

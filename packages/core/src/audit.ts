@@ -19,8 +19,9 @@ export interface AuditRecord {
   readonly previousX5t: string | undefined
   readonly newX5t: string | undefined
   /**
-   * The version the vault serves as this deploy's: the one it created (Succeeded, Unverified,
-   * Superseded) or, for Skipped, the one already in place; undefined otherwise.
+   * The version the vault serves as this deploy's: the one it created (Succeeded, Superseded; for
+   * Unverified, the one it imported when that is proven, else undefined) or, for Skipped, the one
+   * already in place; undefined otherwise.
    */
   readonly versionId: string | undefined
   readonly rollbackVersionId: string | undefined

@@ -403,9 +403,10 @@ const reconcile = Effect.fnUntraced(function* (
       postVerifyFailure: "unreadable",
       reason:
         listed.failure._tag === "VaultNotFound"
-          ? // The list was read, and it says the name holds no certificate: one that is soft-deleted or
-            // being deleted (then the import was refused), unless someone deleted it after the import.
-            `the import may have taken effect, and the vault's version list says the certificate does not exist: it is soft-deleted or being deleted (then the import was refused, and the next deploy says so), or it was deleted since the import (${listed.failure.message})`
+          ? // The list was read, and it says the name holds no certificate: one that is soft-deleted, or
+            // whose delete or recovery has not shown yet (then the import was refused), unless someone
+            // deleted it after the import.
+            `the import may have taken effect, and the vault's version list says the certificate does not exist: it is soft-deleted, being deleted or being recovered (then the import was refused, and the next deploy says so), or it was deleted since the import (${listed.failure.message})`
           : `the import may have taken effect and the vault could not be read to find out: ${listed.failure.message}`,
     } satisfies Draft
   }

@@ -862,7 +862,7 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
         // The list was read: not "could not be read"; what a 404 there can mean, and what to do.
         assert.notMatch(o.reason, /could not be read/)
         assert.include(o.reason, "the vault's version list says the certificate does not exist")
-        assert.include(o.reason, "soft-deleted or being deleted")
+        assert.include(o.reason, "soft-deleted, being deleted or being recovered")
         assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 0)
       }),
     ),

@@ -447,18 +447,20 @@ export class VaultHandler {
 
   /**
    * A `foreignImport` fault: another writer's import, which Key Vault refuses as it would anyone's
-   * while the name is soft-deleted or being deleted; then nothing is written, and the request the
-   * fault rides on goes on as usual.
+   * while the name is soft-deleted or being deleted (or a plain secret's); then nothing is written,
+   * and the request the fault rides on goes on as usual.
    */
   private async foreignWrite(
     name: string,
     a: { tags?: Readonly<Record<string, string>>; subject?: string },
   ): Promise<void> {
     try {
-      await this.foreignImport(name, a)
+      this.ctx.store.checkWritable(name)
     } catch (e) {
-      if (!(e instanceof KvError)) throw e
+      if (e instanceof KvError) return
+      throw e
     }
+    await this.foreignImport(name, a)
   }
 
   /** Another writer deletes `name`, when it holds an active certificate (fault injection). */

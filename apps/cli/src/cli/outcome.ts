@@ -216,7 +216,13 @@ export const outcomeLines = (
   }
   if (o._tag === "Failed")
     lines.push(`  failed at   ${o.step}${o.error === undefined ? "" : ` (${o.error})`}`)
-  const todo = o._tag === "Failed" ? nextAfterFailure(o) : next[o._tag]
+  const todo =
+    o._tag === "Failed"
+      ? nextAfterFailure(o)
+      : o._tag === "Unverified" && o.versionId === undefined
+        ? // No version is known to be this deploy's: the vault may have been read (a list answering 404).
+          "a person must look: `kvdeploy versions` shows what the vault holds; deploy again: it is skipped if the import did land, or imports once, and says so if the certificate is soft-deleted"
+        : next[o._tag]
   if (todo !== undefined) lines.push(`  next        ${todo}`)
   lines.push(`  ${s.dim(`steps: ${o.decisions.join(" → ")}`)}`)
   return lines
