@@ -15,7 +15,7 @@ import { createPrivateKey } from "node:crypto"
 import { pickWeighted, seededRandom } from "@kvdeploy/core/test"
 import type { FaultRule } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
-import { metricValue, perTestWorld, type Workdir, writeConfig } from "./harness.js"
+import { metricValue, perTestWorld, sdkFor, type Workdir, writeConfig } from "./harness.js"
 import type { Issued } from "./pki.js"
 
 const world = perTestWorld()
@@ -138,8 +138,24 @@ describe("the agent under chaos", () => {
     // The chaos: a source renewed, a fault added, or imports denied for a while, every 50-250 ms.
     const happened = new Map<string, number>()
     const count = (what: string) => happened.set(what, (happened.get(what) ?? 0) + 1)
-    const until = Date.now() + CHAOS_MS
+    const started = Date.now()
+    const until = started + CHAOS_MS
+    const chaosMark = e.requests.mark()
+    // Half-way, once in every run: an operator deletes one certificate, and another writer imports
+    // over another (taken over: every deployment adopts).
+    const operatorDeleted = deployments[0]
+    const foreignWritten = deployments[PER_VAULT]
+    let scripted = false
     while (Date.now() < until) {
+      if (!scripted && Date.now() >= started + CHAOS_MS / 2 && operatorDeleted && foreignWritten) {
+        scripted = true
+        if (e.state.versions(operatorDeleted.vault, operatorDeleted.name) !== undefined) {
+          await sdkFor(e, operatorDeleted.vault).beginDeleteCertificate(operatorDeleted.name)
+          count("an operator's delete")
+        }
+        await e.state.foreignImport(foreignWritten.vault, foreignWritten.name)
+        count("another writer's import")
+      }
       const d = deployments[Math.floor(random() * deployments.length)] ?? deployments[0]
       if (d === undefined) break
       const r = random()
@@ -150,6 +166,8 @@ describe("the agent under chaos", () => {
         const { label, rules } = pickWeighted(random, faultMenu)
         for (const rule of rules) e.faults.add({ ...rule, vault: d.vault, name: d.name })
         count(label)
+        // An import fault fires at the deployment's next import: most often a renewal's.
+        if (rules.some((rule) => rule.operation === "import") && random() < 0.7) await writeSource(w, d.name)
       } else {
         e.rbac.deny(e.clientSecret.clientId, ["certificates/import"])
         await sleep(300 + random() * 500)
@@ -158,12 +176,19 @@ describe("the agent under chaos", () => {
       }
       await sleep(50 + random() * 200)
     }
+    // What fired (a fault waits for its operation on its certificate, which may never come).
+    const fired = new Map<string, number>()
+    for (const entry of e.requests.entries({ since: chaosMark }))
+      if (entry.fault !== undefined) {
+        const kind = `fired: ${entry.operation} ${entry.fault.split(":")[1]}`
+        fired.set(kind, (fired.get(kind) ?? 0) + 1)
+      }
     e.faults.clear()
     // Deletes and recoveries under way show, then every source is renewed once more.
     await sleep(600)
     for (const d of deployments) await writeSource(w, d.name)
     console.log(
-      [...happened.entries()]
+      [...happened.entries(), ...fired.entries()]
         .sort()
         .map(([k, n]) => `${String(n).padStart(4)}  ${k}`)
         .join("\n"),
@@ -238,6 +263,14 @@ describe("the agent under chaos", () => {
         .join("\n"),
     )
     expect(strays).toEqual([])
+    // The run went through what it set up: faults fired, the operator's delete was recovered, and the
+    // other writer's version was taken over.
+    expect([...fired.values()].reduce((n, k) => n + k, 0)).toBeGreaterThanOrEqual(5)
+    if (happened.has("an operator's delete"))
+      expect(a.lines.some((l) => l.deployment === operatorDeleted?.name && l.recovered === "recovered")).toBe(
+        true,
+      )
+    expect(a.lines.some((l) => l.deployment === foreignWritten?.name && l.adopted === true)).toBe(true)
 
     // No private key in the log: each source key's private scalar, in the encodings a line could carry.
     const log = JSON.stringify(a.lines) + a.stderr()

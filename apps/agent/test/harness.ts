@@ -8,6 +8,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { CertificateClient, type CertificateClientOptions } from "@azure/keyvault-certificates"
 import { type Emulator, type EmulatorOptions, start } from "@kvdeploy/kv-emulator"
 import { afterAll, afterEach, beforeAll, expect } from "vitest"
 import { stringify } from "yaml"
@@ -396,3 +397,16 @@ export const perTestWorld = () => {
     },
   }
 }
+
+/** The Azure SDK's certificate client for `vault`, as an operator's own tooling would use it. */
+export const sdkFor = (e: Emulator, vault: string, options: CertificateClientOptions = {}) =>
+  new CertificateClient(
+    e.vault(vault).url,
+    {
+      getToken: async () => ({
+        token: e.issueToken(e.clientSecret.clientId),
+        expiresOnTimestamp: Date.now() + 3_600_000,
+      }),
+    },
+    { tlsOptions: { ca: e.caPem }, disableChallengeResourceVerification: true, ...options },
+  )

@@ -9,10 +9,8 @@
  */
 import { X509Certificate } from "node:crypto"
 import { readFileSync, statSync } from "node:fs"
-import { CertificateClient } from "@azure/keyvault-certificates"
-import type { Emulator } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
-import { metricValue, perTestWorld, requestHeld, type Workdir, writeConfig } from "./harness.js"
+import { metricValue, perTestWorld, requestHeld, sdkFor, type Workdir, writeConfig } from "./harness.js"
 import type { Issued, Pki } from "./pki.js"
 
 const world = perTestWorld()
@@ -22,19 +20,6 @@ const writePair = (w: Workdir, name: string, issued: Issued) => {
   w.write(`${name}.crt`, issued.certPem)
   return { cert: w.path(`${name}.crt`), key: w.path(`${name}.key`) }
 }
-
-/** The Azure SDK's certificate client for `vault`, as an operator's own tooling would use it. */
-const sdkFor = (e: Emulator, vault: string) =>
-  new CertificateClient(
-    e.vault(vault).url,
-    {
-      getToken: async () => ({
-        token: e.issueToken(e.clientSecret.clientId),
-        expiresOnTimestamp: Date.now() + 3_600_000,
-      }),
-    },
-    { tlsOptions: { ca: e.caPem }, disableChallengeResourceVerification: true },
-  )
 
 /** A deployment named like its certificate, with a fresh leaf for `<name>.example.test` written as a pair. */
 const deploymentOf = async (w: Workdir, p: Pki, vault: string, name: string) => ({
@@ -227,10 +212,17 @@ describe("a certificate someone deletes while the agent runs", () => {
     ).toHaveLength(1)
     expect(e.state.versions("kv-deleted", "kept")?.map((v) => v.version)).toEqual(served)
     const refused = await a.waitFor(
-      (l) => l.deployment === "left" && l.msg === "deploy: Failed" && /soft-deleted/.test(String(l.reason)),
+      (l) =>
+        l.deployment === "left" &&
+        l.msg === "deploy: Failed" &&
+        String(l.reason).startsWith("left is soft-deleted"),
       { from: since, timeoutMs: 30_000 },
     )
-    expect(refused.reason).toContain("on_soft_deleted: recover")
+    // Not the refusals while the delete was under way (their reason names soft-deletes too): the
+    // refusal of a soft-deleted name, with its remedy.
+    expect(refused.reason).toContain(
+      "set on_soft_deleted: recover to recover it and deploy, or purge it first",
+    )
     expect(e.state.isDeleted("kv-deleted", "left")).toBe(true)
     const ofLeft = (operation: "recover" | "import") =>
       e.requests
@@ -373,20 +365,7 @@ describe("signals and restarts", () => {
       name: "rb",
       action: { kind: "hold" },
     })
-    const sdk = new CertificateClient(
-      e.vault("kv-rollback").url,
-      {
-        getToken: async () => ({
-          token: e.issueToken(e.clientSecret.clientId),
-          expiresOnTimestamp: Date.now() + 3_600_000,
-        }),
-      },
-      {
-        tlsOptions: { ca: e.caPem },
-        disableChallengeResourceVerification: true,
-        retryOptions: { maxRetries: 0 },
-      },
-    )
+    const sdk = sdkFor(e, "kv-rollback", { retryOptions: { maxRetries: 0 } })
     const from = a.lines.length
     const renewal = await p.leaf("rb.example.test")
     writePair(w, "rb", renewal)

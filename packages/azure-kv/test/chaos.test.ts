@@ -221,10 +221,6 @@ const chaosMenu: ReadonlyArray<readonly [number, Chaos]> = [
   ],
 ]
 
-const FOREIGN_DELETE = new Set(
-  chaosMenu.filter(([, c]) => c.rules.some((r) => r.action.kind === "foreignDelete")).map(([, c]) => c.label),
-)
-
 interface Snapshot {
   /** Every version the vault holds of the name, a deleted certificate's included. */
   readonly versions: ReadonlyArray<CertificateVersionState>
@@ -288,10 +284,16 @@ it.live(
             )
 
           // I1: nothing deleted, disabled or purged. (A certificate another writer deleted keeps its
-          // versions, and a recovery brings them back.)
+          // versions, and a recovery brings them back.) The deploy sends no delete or purge at all.
+          const sent = emulator.requests.entries({ vault: VAULT, since })
+          const sentDeletes = sent.filter((e) => e.operation === "delete" || e.operation === "purge")
+          if (sentDeletes.length > 0)
+            fail(`I1: the deploy sent ${sentDeletes.map((e) => e.operation).join(", ")}`)
           if (before.versions.length > 0 && after.versions.length === 0)
             fail("I1: the certificate was purged")
-          if (!FOREIGN_DELETE.has(chaos.label) && before.served && !after.served && after.versions.length > 0)
+          // The other writer's delete, when its fault fired on one of this deploy's requests.
+          const deletedBy = sent.filter((e) => e.fault?.endsWith(":foreignDelete") === true)
+          if (deletedBy.length === 0 && before.served && !after.served && after.versions.length > 0)
             fail("I1: the certificate is no longer served: deleted")
           for (const v of before.versions) {
             const still = after.versions.find((a) => a.version === v.version)
@@ -374,13 +376,6 @@ it.live(
               // tell its import from a version already there).
               if (outcome.versionId !== undefined && !forward.some((v) => v.version === outcome.versionId))
                 fail(`I3: Unverified names ${outcome.versionId} as imported, not a version this deploy added`)
-              // Deleted under it: the reason says the vault holds no such certificate, and why that may be.
-              if (
-                after.deleted &&
-                outcome.versionId !== undefined &&
-                !outcome.reason.includes("deleted since the import")
-              )
-                fail("I3: Unverified after a delete does not say the certificate may have been deleted")
               break
             case "RollbackFailed":
               // It names the forward version it found wrong: one this deploy added.
@@ -388,6 +383,25 @@ it.live(
                 fail("RollbackFailed names a failed version this deploy did not add")
               break
           }
+          // Another writer's delete, and what the deploy says of it. Deleted after our import committed:
+          // the verify finds no certificate, and the outcome says it may have been deleted since. Deleted
+          // before a request of a served certificate: the delete has not shown yet, and the import is
+          // refused naming it.
+          // (A fault that rode on a refused import deleted nothing: it acts only after a write.)
+          if (chaos.label === "deleted by another writer after the import") {
+            if (
+              deletedBy.some((e) => e.operation === "import" && e.status === 200) &&
+              (outcome._tag !== "Unverified" || !outcome.reason.includes("deleted since the import"))
+            )
+              fail(
+                "a delete after the import: not Unverified saying the certificate may have been deleted since",
+              )
+          } else if (
+            deletedBy.length > 0 &&
+            before.served &&
+            (outcome._tag !== "Failed" || !outcome.reason.includes("being deleted"))
+          )
+            fail("a delete before the deploy's requests: not Failed naming the delete under way")
           // I4: no PFX pairs a key with a certificate it does not match. The emulator refuses such an
           // import (400); none may appear, and every version we added is a certificate we deployed.
           const imports = emulator.requests.entries({ vault: VAULT, operation: "import", since })
