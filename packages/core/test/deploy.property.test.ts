@@ -126,6 +126,8 @@ const arbScenario = fc.record({
   newCert: fc.oneof(
     { weight: 4, arbitrary: fc.constant("fresh") },
     { weight: 1, arbitrary: fc.constant("same-as-latest") },
+    // A certificate the vault holds in an older version (an earlier deploy of it, then another).
+    { weight: 1, arbitrary: fc.constant("same-as-earlier") },
     { weight: 2, arbitrary: fc.constant("reused-key") },
     { weight: 1, arbitrary: fc.constant("wrong-key") },
   ),
@@ -165,14 +167,17 @@ const runScenario = (s: Scenario) =>
     const latestCert = latestBefore === undefined ? undefined : pool.find((p) => p.x5t === latestBefore.x5t)
     if (s.softDeleted && s.history.length > 0) yield* vault.softDelete(NAME)
     const fresh = issue({ seed: "fresh-new", issuer: ca })
+    const earlier = s.history.length > 1 ? pool[s.history[0]?.cert ?? 0] : undefined
     const material =
       s.newCert === "same-as-latest" && latestCert !== undefined
         ? latestCert.material
-        : s.newCert === "reused-key" && latestCert !== undefined
-          ? issue({ seed: "reissued", issuer: ca, key: latestCert.key }).material
-          : s.newCert === "wrong-key"
-            ? withWrongKey(fresh)
-            : fresh.material
+        : s.newCert === "same-as-earlier" && earlier !== undefined
+          ? earlier.material
+          : s.newCert === "reused-key" && latestCert !== undefined
+            ? issue({ seed: "reissued", issuer: ca, key: latestCert.key }).material
+            : s.newCert === "wrong-key"
+              ? withWrongKey(fresh)
+              : fresh.material
     const previousKey =
       s.callerKey === "right" && latestCert !== undefined
         ? { previousKey: latestCert.material.key, previousChain: latestCert.material.chain }
@@ -339,7 +344,10 @@ const expectedWithoutFaults = (
   if (s.newCert === "wrong-key") return { tag: "Rejected" }
   const last = s.history.at(-1)
   if (last === undefined) return { tag: "Succeeded" }
-  const inPlace = s.newCert === "same-as-latest" && last.managed && last.enabled
+  const sameAsLatest =
+    s.newCert === "same-as-latest" ||
+    (s.newCert === "same-as-earlier" && s.history.length > 1 && s.history[0]?.cert === last.cert)
+  const inPlace = sameAsLatest && last.managed && last.enabled
   const judged = inPlace ? "Skipped" : last.managed || s.adopt ? "Succeeded" : "Rejected"
   // A caller key that is not the served version's is refused before an import.
   if (!s.softDeleted) return { tag: judged === "Succeeded" && s.callerKey === "wrong" ? "Rejected" : judged }
