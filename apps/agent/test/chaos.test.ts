@@ -196,13 +196,13 @@ describe("the agent under chaos", () => {
 
     // In step: every vault serves its deployment's newest source.
     const newest = (name: string) => sources.get(name)?.at(-1)
-    const servedX5t = (d: { name: string; vault: string }) => e.state.versions(d.vault, d.name)?.at(-1)
+    const servedVersion = (d: { name: string; vault: string }) => e.state.versions(d.vault, d.name)?.at(-1)
     await expect
       .poll(
         () =>
           deployments
             .filter((d) => {
-              const latest = servedX5t(d)
+              const latest = servedVersion(d)
               return latest?.x5t !== newest(d.name)?.x5t || !latest?.enabled
             })
             .map((d) => d.name),
@@ -210,7 +210,7 @@ describe("the agent under chaos", () => {
       )
       .toEqual([])
     for (const d of deployments) {
-      const latest = servedX5t(d)
+      const latest = servedVersion(d)
       expect(latest?.tags?.["certctl-managed-by"], d.name).toBe("certctl")
       expect(e.state.isDeleted(d.vault, d.name), d.name).toBe(false)
     }
