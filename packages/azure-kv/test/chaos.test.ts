@@ -226,13 +226,11 @@ interface Snapshot {
   readonly versions: ReadonlyArray<CertificateVersionState>
   /** The versions it serves: none while the certificate is deleted, being deleted or being recovered. */
   readonly served: boolean
-  readonly deleted: boolean
 }
 
 const snapshot = (name: string): Snapshot => ({
   versions: [...(emulator.state.versions(VAULT, name, { includeDeleted: true }) ?? [])],
   served: emulator.state.versions(VAULT, name) !== undefined,
-  deleted: emulator.state.isDeleted(VAULT, name),
 })
 
 it.live(
