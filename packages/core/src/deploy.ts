@@ -373,6 +373,63 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   return { attempt }
 })
 
+/**
+ * Step 5's reconcile when the version list answers 404 after an import whose answer was lost: the
+ * name holds no certificate now. Key Vault takes no import into a deleted certificate (or one being
+ * deleted), and an import that committed became the certificate's latest version; so a certificate
+ * that was deleted while its latest version was still the snapshot was deleted before the import
+ * could commit, and the import wrote nothing (Failed). Any other answer leaves the import unproven
+ * either way (Unverified): deleted after it, deleted with another writer's version latest, a
+ * delete or recovery that has not shown yet, or a list that is wrong.
+ */
+const reconcileDeleted = Effect.fnUntraced(function* (
+  request: DeployRequest,
+  trail: DeployTrail,
+  state: RunState,
+  newX5t: string,
+): Effect.fn.Return<Draft, never, Vault> {
+  const vault = yield* Vault
+  const name = request.target.certificateName
+  const read = yield* trail.read("getDeleted", vault.getDeleted(name)).pipe(Effect.result)
+  const deleted = read._tag === "Success" ? read.success : undefined
+  const latest = deleted?.latest
+  const previous = state.previous
+  if (deleted !== undefined && previous !== undefined && latest?.versionId === previous.versionId) {
+    trail.note(`reconcile: soft-deleted while it served ${previous.versionId}; the import wrote nothing`)
+    return {
+      _tag: "Failed",
+      step: "reconcile",
+      error: "VaultConflictSoftDeleted",
+      reason: `${name} was deleted (${deleted.deletedAt.toISOString()}) while its latest version was still ${previous.versionId}, the one this deploy replaces, and Key Vault takes no import into a deleted certificate: the import, whose answer was lost, wrote nothing; ${
+        request.target.onSoftDeleted === "recover"
+          ? "the next deploy recovers it (on_soft_deleted: recover) and imports (this one does not, as its import was sent once already)"
+          : "set on_soft_deleted: recover to recover it and deploy, or purge it first"
+      }`,
+    } satisfies Draft
+  }
+  trail.note("reconcile: outcome unknown")
+  let why: string
+  if (deleted !== undefined)
+    why = `it is soft-deleted (deleted ${deleted.deletedAt.toISOString()}${previous === undefined ? "" : ", since the snapshot"}), ${
+      latest === undefined
+        ? "and the vault does not say which version was latest then"
+        : latest.x5t === newX5t
+          ? `and its latest version then was ${latest.versionId}, which holds this certificate (this import, or an earlier one of it)`
+          : `and its latest version then was ${latest.versionId}, which holds another certificate`
+    }`
+  else if (read._tag === "Failure" && read.failure._tag !== "VaultNotFound")
+    why = `the soft-deleted certificate could not be read to find out more (${read.failure.message})`
+  else
+    why =
+      "it is being deleted or being recovered (then the import was refused, and the next deploy says so), or it was deleted since the import and the delete has not shown yet"
+  return {
+    _tag: "Unverified",
+    versionId: undefined,
+    postVerifyFailure: "unreadable",
+    reason: `the import may have taken effect, and the vault's version list says the certificate does not exist: ${why}`,
+  } satisfies Draft
+})
+
 interface Reconciled {
   readonly imported: VaultVersion
   readonly alsoOurs: ReadonlyArray<VaultVersion>
@@ -392,22 +449,15 @@ const reconcile = Effect.fnUntraced(function* (
   trail.note("import: outcome unknown; reconciling from the version list")
   const listed = yield* trail.read("listVersions", vault.listVersions(name)).pipe(Effect.result)
   if (listed._tag === "Failure") {
-    // Key Vault lists a name with no certificate as empty (200), so a 404 here means the name is
-    // soft-deleted or the answer is wrong: it contradicts a write that may have committed (a lagging
-    // replica says as much as an error does), and "Failed" would claim the vault is unchanged
-    // without evidence.
-    trail.note(`reconcile: ${listed.failure._tag}; outcome unknown`)
+    trail.note(`reconcile: ${listed.failure._tag}`)
+    // Key Vault lists a name with no certificate as empty (200): a 404 here says the name holds no
+    // certificate now, and the soft-deleted certificate of the name, when there is one, tells more.
+    if (listed.failure._tag === "VaultNotFound") return yield* reconcileDeleted(request, trail, state, newX5t)
     return {
       _tag: "Unverified",
       versionId: undefined,
       postVerifyFailure: "unreadable",
-      reason:
-        listed.failure._tag === "VaultNotFound"
-          ? // The list was read, and it says the name holds no certificate: one that is soft-deleted, or
-            // whose delete or recovery has not shown yet (then the import was refused), unless someone
-            // deleted it after the import.
-            `the import may have taken effect, and the vault's version list says the certificate does not exist: it is soft-deleted, being deleted or being recovered (then the import was refused, and the next deploy says so), or it was deleted since the import (${listed.failure.message})`
-          : `the import may have taken effect and the vault could not be read to find out: ${listed.failure.message}`,
+      reason: `the import may have taken effect and the vault could not be read to find out: ${listed.failure.message}`,
     } satisfies Draft
   }
   // Our version, if the import took effect, was created in the snapshot's second or later. Within a

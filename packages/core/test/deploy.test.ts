@@ -862,8 +862,122 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
         // The list was read: not "could not be read"; what a 404 there can mean, and what to do.
         assert.notMatch(o.reason, /could not be read/)
         assert.include(o.reason, "the vault's version list says the certificate does not exist")
-        assert.include(o.reason, "soft-deleted, being deleted or being recovered")
+        // No soft-deleted certificate either (getDeleted 404): a delete or a recovery under way.
+        assert.include(o.reason, "being deleted or being recovered")
         assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 0)
+        assert.deepStrictEqual(vault.calls().byOperation, {
+          getLatest: 1,
+          importVersion: 1,
+          listVersions: 1,
+          getDeleted: 1,
+        })
+      }),
+    ),
+  )
+})
+
+describe("an ambiguous import into a certificate another writer deletes: the soft-deleted certificate read", () => {
+  const recover = target({ on_soft_deleted: "recover" })
+
+  it.effect(
+    "deleted after the snapshot, while it still served the snapshot: the import wrote nothing (Failed), the remedy named",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged()
+          // The snapshot is read, then the certificate is deleted; the import is refused, its answer lost.
+          vault.script("getLatest", Fault.foreignDelete("after"))
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+          assert.strictEqual(o.step, "reconcile")
+          assert.strictEqual(o.error, "VaultConflictSoftDeleted")
+          assert.strictEqual(exitCodeOf(o), 1)
+          assert.include(o.reason, `while its latest version was still ${old.versionId}`)
+          assert.include(o.reason, "wrote nothing")
+          assert.include(o.reason, "set on_soft_deleted: recover to recover it and deploy, or purge it first")
+          assert.isTrue(vault.isSoftDeleted(NAME))
+          assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 0)
+          assert.deepStrictEqual(vault.calls().byOperation, {
+            getLatest: 1,
+            importVersion: 1,
+            listVersions: 1,
+            getDeleted: 1,
+          })
+        }),
+      ),
+  )
+
+  it.effect(
+    "the same with on_soft_deleted: recover: not recovered by this deploy (its import was sent), by the next one",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          vault.script("getLatest", Fault.foreignDelete("after"))
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+          assert.strictEqual(o.error, "VaultConflictSoftDeleted")
+          assert.include(o.reason, "the next deploy recovers it (on_soft_deleted: recover) and imports")
+          assert.strictEqual(o.recovered, undefined)
+          assert.isTrue(vault.isSoftDeleted(NAME))
+          assert.strictEqual(vault.calls().byOperation.recoverDeleted, undefined)
+          const next = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Succeeded")
+          assert.strictEqual(next.recovered, "recovered")
+          assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
+          assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 1)
+        }),
+      ),
+  )
+
+  it.effect("deleted after the import committed: Unverified, naming the deleted certificate's latest as this one", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("importVersion", Fault.afterWrite)
+        vault.script("listVersions", Fault.foreignDelete("before"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+        const ours = vault.versions(NAME).filter((v) => v.writer === "deploy")
+        assert.strictEqual(ours.length, 1)
+        assert.strictEqual(o.versionId, undefined)
+        assert.include(o.reason, `its latest version then was ${ours[0]?.versionId}, which holds this certificate`)
+        assert.strictEqual(exitCodeOf(o), 4)
+      }),
+    ),
+  )
+
+  it.effect(
+    "a first deploy (no snapshot) into a name deleted with another certificate latest: Unverified, nothing proven",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const other = yield* seedManaged()
+          yield* vault.softDelete(NAME)
+          // The snapshot says 404 (a first deploy); no snapshot version bounds when the delete came.
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+          assert.strictEqual(o.previous, undefined)
+          assert.include(o.reason, `its latest version then was ${other.versionId}, which holds another certificate`)
+          assert.notInclude(o.reason, "since the snapshot")
+          assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 0)
+        }),
+      ),
+  )
+
+  it.effect("the soft-deleted certificate cannot be read: Unverified, saying so", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        vault.script("getLatest", Fault.foreignDelete("after"))
+        vault.script("importVersion", Fault.fail("Ambiguous"))
+        vault.script("getDeleted", Fault.fail("Forbidden"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+        assert.include(o.reason, "the soft-deleted certificate could not be read to find out more")
+        assert.strictEqual(o.versionId, undefined)
       }),
     ),
   )

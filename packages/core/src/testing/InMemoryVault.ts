@@ -22,6 +22,9 @@
  *   serial than the certificate sent), the "ours but wrong" case;
  * - `StaleRead`: `getLatest` answers as a replica that has applied nothing since the
  *   caller's last read of the latest version (what that read answered, or not found);
+ * - `ForeignDelete`: another writer soft-deletes the certificate, `before` this call (default)
+ *   or `after` it succeeded (its answer is still given); nothing happens to a name that holds no
+ *   certificate, or one already deleted;
  * - `Pass`: no fault for this call (to target the Nth call).
  *
  * `listCertificates` answers pages of 25 (the latest version of each
@@ -87,6 +90,7 @@ export type Fault =
     }
   | { readonly _tag: "Alter"; readonly change: AlterChange }
   | { readonly _tag: "StaleRead" }
+  | { readonly _tag: "ForeignDelete"; readonly when: "before" | "after" }
 
 export const Fault = {
   pass: { _tag: "Pass" } as Fault,
@@ -99,6 +103,8 @@ export const Fault = {
   repeat: (n: number, fault: Fault): ReadonlyArray<Fault> => Array.from({ length: n }, () => fault),
   /** A lagging replica: `getLatest` answers what the caller's previous read of the latest answered. */
   staleRead: { _tag: "StaleRead" } as Fault,
+  /** Another writer soft-deletes the certificate, before this call (default) or after it ran. */
+  foreignDelete: (when: "before" | "after" = "before"): Fault => ({ _tag: "ForeignDelete", when }),
 }
 
 /** A version as the in-memory vault keeps it. */
@@ -149,6 +155,8 @@ export class InMemoryVaultHandle extends Context.Service<
       options?: SeedOptions,
     ) => Effect.Effect<StoredVersion>
     readonly softDelete: (name: string) => Effect.Effect<void>
+    /** How many scripted `ForeignDelete` faults deleted a certificate (one that found none did nothing). */
+    readonly foreignDeletes: () => number
     /** Queue faults for the next calls of an operation, one per call. */
     readonly script: (operation: VaultOperation, ...faults: ReadonlyArray<Fault>) => void
     /** Faults still queued. */
@@ -195,6 +203,25 @@ const make = Effect.gen(function* () {
   const codec = yield* PfxCodec
   const certificates = new Map<string, StoredCertificate>()
   const faults = new Map<VaultOperation, Array<Fault>>()
+  /** How many `ForeignDelete` faults deleted a certificate. */
+  let foreignDeletes = 0
+  /**
+   * Soft-delete a certificate (as another writer's delete): nothing for a name without one, or
+   * deleted already. True when it deleted one.
+   */
+  const softDelete = (name: string): Effect.Effect<boolean> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.sync(() => {
+        const c = certificates.get(name)
+        if (c === undefined || c.deleted !== undefined) return false
+        c.deleted = { at: new Date(now), scheduledPurgeAt: new Date(now + SOFT_DELETE_RETENTION_MS) }
+        return true
+      }),
+    )
+  const foreignDelete = (name: string): Effect.Effect<void> =>
+    Effect.map(softDelete(name), (deleted) => {
+      if (deleted) foreignDeletes++
+    })
   const log: Array<CallRecord> = []
   let sequence = 0
   let secretsGet = true
@@ -303,6 +330,8 @@ const make = Effect.gen(function* () {
       ) {
         yield* store(name, fault.material, fault.tags ?? {}, "foreign", true, true)
       }
+      if (fault?._tag === "ForeignDelete" && fault.when === "before" && name !== undefined)
+        yield* foreignDelete(name)
       if (fault?._tag === "Fail") {
         record(fault.kind)
         return yield* Effect.fail(makeError(operation, fault.kind))
@@ -313,6 +342,8 @@ const make = Effect.gen(function* () {
       ).pipe(
         Effect.tapError((e) => Effect.sync(() => record(String((e as { _tag?: string })._tag ?? "error")))),
       )
+      if (fault?._tag === "ForeignDelete" && fault.when === "after" && name !== undefined)
+        yield* foreignDelete(name)
       if (fault?._tag === "AfterWrite") {
         record("AmbiguousAfterWrite")
         return yield* Effect.fail(makeError(operation, "Ambiguous"))
@@ -588,14 +619,8 @@ const make = Effect.gen(function* () {
         options.exportable ?? true,
         options.enabled ?? true,
       ),
-    softDelete: (name) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.sync(() => {
-          const c = certificates.get(name)
-          if (c !== undefined)
-            c.deleted = { at: new Date(now), scheduledPurgeAt: new Date(now + SOFT_DELETE_RETENTION_MS) }
-        }),
-      ),
+    softDelete: (name) => Effect.asVoid(softDelete(name)),
+    foreignDeletes: () => foreignDeletes,
     script: (operation, ...more) => {
       const queue = faults.get(operation) ?? []
       queue.push(...more)
