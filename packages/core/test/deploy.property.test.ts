@@ -92,7 +92,9 @@ const arbFaultFor = (write: boolean): fc.Arbitrary<Fault> =>
     {
       // Another writer deletes the certificate, before the call or after it.
       weight: 1,
-      arbitrary: fc.constantFrom("before" as const, "after" as const).map((when) => Fault.foreignDelete(when)),
+      arbitrary: fc
+        .constantFrom("before" as const, "after" as const)
+        .map((when) => Fault.foreignDelete(when)),
     },
   )
 
@@ -201,7 +203,10 @@ const runScenario = (s: Scenario) =>
           : {}
     vault.setSecretsGet(s.secretsGet)
     if (s.deleteRace !== "none") {
-      vault.script("importVersion", s.importLost === "after-write" ? Fault.afterWrite : Fault.fail("Ambiguous"))
+      vault.script(
+        "importVersion",
+        s.importLost === "after-write" ? Fault.afterWrite : Fault.fail("Ambiguous"),
+      )
       if (s.deleteRace === "after-snapshot") vault.script("getLatest", Fault.foreignDelete("after"))
       else vault.script("listVersions", Fault.foreignDelete("before"))
     }

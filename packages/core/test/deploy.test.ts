@@ -931,21 +931,26 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
       ),
   )
 
-  it.effect("deleted after the import committed: Unverified, naming the deleted certificate's latest as this one", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
-        vault.script("importVersion", Fault.afterWrite)
-        vault.script("listVersions", Fault.foreignDelete("before"))
-        const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
-        const ours = vault.versions(NAME).filter((v) => v.writer === "deploy")
-        assert.strictEqual(ours.length, 1)
-        assert.strictEqual(o.versionId, undefined)
-        assert.include(o.reason, `its latest version then was ${ours[0]?.versionId}, which holds this certificate`)
-        assert.strictEqual(exitCodeOf(o), 4)
-      }),
-    ),
+  it.effect(
+    "deleted after the import committed: Unverified, naming the deleted certificate's latest as this one",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          vault.script("importVersion", Fault.afterWrite)
+          vault.script("listVersions", Fault.foreignDelete("before"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+          const ours = vault.versions(NAME).filter((v) => v.writer === "deploy")
+          assert.strictEqual(ours.length, 1)
+          assert.strictEqual(o.versionId, undefined)
+          assert.include(
+            o.reason,
+            `its latest version then was ${ours[0]?.versionId}, which holds this certificate`,
+          )
+          assert.strictEqual(exitCodeOf(o), 4)
+        }),
+      ),
   )
 
   it.effect(
@@ -960,7 +965,10 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
           vault.script("importVersion", Fault.fail("Ambiguous"))
           const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
           assert.strictEqual(o.previous, undefined)
-          assert.include(o.reason, `its latest version then was ${other.versionId}, which holds another certificate`)
+          assert.include(
+            o.reason,
+            `its latest version then was ${other.versionId}, which holds another certificate`,
+          )
           assert.notInclude(o.reason, "since the snapshot")
           assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 0)
         }),
