@@ -759,6 +759,42 @@ describe("outcomes and exit codes", () => {
     expect(json<Outcome>(recovered)._tag).toBe("Succeeded")
   })
 
+  it("Failed (exit 1): deleted by another writer after the snapshot, the import's answer lost; the next step recovers", async () => {
+    const name = "deleted-during-deploy"
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
+      0,
+    )
+    const served = world.emulator.state.versions(world.vault, name)?.at(-1)?.version
+    // The snapshot is read, then someone deletes the certificate; the import's connection drops.
+    const deletes = world.emulator.faults.add({
+      operation: "getLatest",
+      name,
+      action: { kind: "foreignDelete", when: "after" },
+    })
+    const drops = world.emulator.faults.add({ operation: "import", name, action: { kind: "drop" } })
+    const v2 = await fx.leaf()
+    const failed = await runCli(
+      deployArgs(name, ["--on-soft-deleted", "recover"]).filter((a) => a !== "--json"),
+      { stdin: fx.bundle(v2), env: world.env },
+    )
+    world.emulator.faults.remove(deletes)
+    world.emulator.faults.remove(drops)
+    expect(failed.code, failed.stdout).toBe(1)
+    expect(failed.stdout).toContain(`while its latest version was still ${served}`)
+    expect(failed.stdout).toMatch(/failed at {3}reconcile \(VaultConflictSoftDeleted\)/)
+    expect(failed.stdout).toMatch(/next {8}nothing was written: deploy again; with --on-soft-deleted recover/)
+    // Nothing written, nothing recovered: the certificate is still deleted, with its one version.
+    expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
+    expect(world.emulator.state.versions(world.vault, name, { includeDeleted: true })).toHaveLength(1)
+    const recovered = await runCli(deployArgs(name, ["--on-soft-deleted", "recover"]), {
+      stdin: fx.bundle(v2),
+      env: world.env,
+    })
+    expect(recovered.code, recovered.stdout).toBe(0)
+    expect(json<Outcome & { recovered: string }>(recovered).recovered).toBe("recovered")
+    expect(world.emulator.state.versions(world.vault, name)).toHaveLength(2)
+  })
+
   it("Failed (exit 1) on a name a plain secret holds: the next step names the secret, not a retry or the version list", async () => {
     const name = "held-by-secret"
     const credential = new ClientSecretCredential(
