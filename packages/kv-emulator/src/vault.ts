@@ -220,6 +220,7 @@ export class VaultHandler {
     let challenge = false
     let dropped = false
     let garbled = false
+    let logged = false
     const finish = (o: Outcome) => {
       const errorCode =
         o.status >= 400 && isRecord(o.body) && isRecord(o.body.error) ? String(o.body.error.code) : undefined
@@ -227,6 +228,7 @@ export class VaultHandler {
         const text = o.body instanceof RawJson ? o.body.bytes.toString("utf8") : JSON.stringify(o.body ?? {})
         sendJson(res, o.status, new RawJson(Buffer.from(`${text} <!-- garbled by a fault -->`)), o.headers)
       } else if (!dropped) sendJson(res, o.status, o.body, o.headers)
+      logged = true
       this.ctx.log.add({
         seq,
         time,
@@ -247,140 +249,148 @@ export class VaultHandler {
     }
     const fail = (e: KvError, extra: Readonly<Record<string, string>> = {}) =>
       finish({ status: e.status, body: e.body(), headers: { ...e.headers, ...extra } })
-
-    // 1. Authentication first: the challenge goes out before the body is read.
-    const auth = req.headers.authorization
-    if (auth === undefined || auth === "") {
-      challenge = true
-      req.resume()
-      fail(KvError.unauthorized(), { "WWW-Authenticate": this.challengeHeader() })
-      return
-    }
-    const m = /^Bearer\s+(.+)$/i.exec(auth)
-    const verified = m
-      ? this.checkToken(m[1] ?? "")
-      : { ok: false as const, message: "AKV10000: Request is missing a Bearer or PoP token." }
-    if (!verified.ok) {
-      req.resume()
-      fail(KvError.unauthorized(verified.message), { "WWW-Authenticate": this.challengeHeader() })
-      return
-    }
-    const who = verified.principal
-    principal = who.clientId
-
-    if (r === undefined) {
-      req.resume()
-      operation = "unknown"
-      return fail(new KvError(404, "NotFound", `The requested resource was not found: ${path}`))
-    }
-    if (r === "method") {
-      req.resume()
-      return fail(KvError.methodNotAllowed())
-    }
-    const params = new URLSearchParams(query)
-    const apiVersion = params.get("api-version")
-    if (apiVersion === null) {
-      req.resume()
-      return fail(
-        KvError.badParameter("The api-version query parameter (?api-version=) is required for all requests."),
-      )
-    }
-    if (!SUPPORTED_API_VERSIONS.test(apiVersion)) {
-      req.resume()
-      return fail(
-        KvError.badParameter(
-          `The specified version (${apiVersion}) is not recognized. Consider using the latest supported version (2025-07-01).`,
-        ),
-      )
-    }
-
-    // 2. Fault injection (scripted by tests).
-    const injected = this.ctx.faults.take(this.ctx.name, r.operation, r.name)
-    let after: FaultAction | undefined
-    if (injected) {
-      fault = `${injected.id}:${injected.action.kind}`
-      const a = injected.action
-      if (a.kind === "delay") await sleep(a.ms)
-      else if (a.kind === "hold") await this.ctx.faults.hold(injected.id, a.timeoutMs ?? 30_000)
-      else if (a.kind === "drop") {
-        dropped = true
+    try {
+      // 1. Authentication first: the challenge goes out before the body is read.
+      const auth = req.headers.authorization
+      if (auth === undefined || auth === "") {
+        challenge = true
         req.resume()
-        res.socket?.destroy()
-        return finish({ status: 0 })
-      } else if (a.kind === "status") {
-        req.resume()
-        if (a.afterMs !== undefined) await sleep(a.afterMs)
-        const e = new KvError(
-          a.status,
-          a.code ?? defaultCode(a.status),
-          a.message ?? "Injected fault.",
-          a.innerCode,
-          a.headers ?? {},
-        )
-        return fail(e)
-      } else if (a.kind === "throttle") {
-        req.resume()
-        return fail(KvError.throttled(a.retryAfterSeconds ?? 1))
-      } else if (a.kind === "foreignImport" && (a.when ?? "before") === "before") {
-        if (r.name !== undefined) await this.foreignWrite(r.name, a)
-      } else if (a.kind === "foreignDelete" && (a.when ?? "before") === "before") {
-        if (r.name !== undefined) this.foreignDelete(r.name)
-      } else after = a
-    }
-
-    // 3. Throttling (Key Vault's windows; a throttled request does not count).
-    if (this.ctx.throttle) {
-      const wait = this.ctx.throttle.take(WRITE_OPERATIONS.includes(r.operation) ? "write" : "other")
-      if (wait > 0) {
-        req.resume()
-        return fail(KvError.throttled(wait))
+        fail(KvError.unauthorized(), { "WWW-Authenticate": this.challengeHeader() })
+        return
       }
-    }
+      const m = /^Bearer\s+(.+)$/i.exec(auth)
+      const verified = m
+        ? this.checkToken(m[1] ?? "")
+        : { ok: false as const, message: "AKV10000: Request is missing a Bearer or PoP token." }
+      if (!verified.ok) {
+        req.resume()
+        fail(KvError.unauthorized(verified.message), { "WWW-Authenticate": this.challengeHeader() })
+        return
+      }
+      const who = verified.principal
+      principal = who.clientId
 
-    // 4. RBAC.
-    const [permission, action] = OPERATION_PERMISSION[r.operation]
-    if (!this.ctx.directory.can(who.clientId, permission, r.name)) {
-      req.resume()
-      return fail(this.forbidden(who, verified.claims, action, r))
-    }
+      if (r === undefined) {
+        req.resume()
+        operation = "unknown"
+        return fail(new KvError(404, "NotFound", `The requested resource was not found: ${path}`))
+      }
+      if (r === "method") {
+        req.resume()
+        return fail(KvError.methodNotAllowed())
+      }
+      const params = new URLSearchParams(query)
+      const apiVersion = params.get("api-version")
+      if (apiVersion === null) {
+        req.resume()
+        return fail(
+          KvError.badParameter(
+            "The api-version query parameter (?api-version=) is required for all requests.",
+          ),
+        )
+      }
+      if (!SUPPORTED_API_VERSIONS.test(apiVersion)) {
+        req.resume()
+        return fail(
+          KvError.badParameter(
+            `The specified version (${apiVersion}) is not recognized. Consider using the latest supported version (2025-07-01).`,
+          ),
+        )
+      }
 
-    // 5. Body, then the operation.
-    let body: unknown
-    if (method === "POST" || method === "PUT" || method === "PATCH") {
-      let buf: Buffer
+      // 2. Fault injection (scripted by tests).
+      const injected = this.ctx.faults.take(this.ctx.name, r.operation, r.name)
+      let after: FaultAction | undefined
+      if (injected) {
+        fault = `${injected.id}:${injected.action.kind}`
+        const a = injected.action
+        if (a.kind === "delay") await sleep(a.ms)
+        else if (a.kind === "hold") await this.ctx.faults.hold(injected.id, a.timeoutMs ?? 30_000)
+        else if (a.kind === "drop") {
+          dropped = true
+          req.resume()
+          res.socket?.destroy()
+          return finish({ status: 0 })
+        } else if (a.kind === "status") {
+          req.resume()
+          if (a.afterMs !== undefined) await sleep(a.afterMs)
+          const e = new KvError(
+            a.status,
+            a.code ?? defaultCode(a.status),
+            a.message ?? "Injected fault.",
+            a.innerCode,
+            a.headers ?? {},
+          )
+          return fail(e)
+        } else if (a.kind === "throttle") {
+          req.resume()
+          return fail(KvError.throttled(a.retryAfterSeconds ?? 1))
+        } else if (a.kind === "foreignImport" && (a.when ?? "before") === "before") {
+          if (r.name !== undefined) await this.foreignWrite(r.name, a)
+        } else if (a.kind === "foreignDelete" && (a.when ?? "before") === "before") {
+          if (r.name !== undefined) this.foreignDelete(r.name)
+        } else after = a
+      }
+
+      // 3. Throttling (Key Vault's windows; a throttled request does not count).
+      if (this.ctx.throttle) {
+        const wait = this.ctx.throttle.take(WRITE_OPERATIONS.includes(r.operation) ? "write" : "other")
+        if (wait > 0) {
+          req.resume()
+          return fail(KvError.throttled(wait))
+        }
+      }
+
+      // 4. RBAC.
+      const [permission, action] = OPERATION_PERMISSION[r.operation]
+      if (!this.ctx.directory.can(who.clientId, permission, r.name)) {
+        req.resume()
+        return fail(this.forbidden(who, verified.claims, action, r))
+      }
+
+      // 5. Body, then the operation.
+      let body: unknown
+      if (method === "POST" || method === "PUT" || method === "PATCH") {
+        let buf: Buffer
+        try {
+          buf = await readBody(req)
+        } catch (e) {
+          if (e instanceof BodyTooLarge) return fail(new KvError(413, "RequestEntityTooLarge", e.message))
+          throw e
+        }
+        const parsed = parseJson(buf)
+        if (!parsed.ok) return fail(KvError.badParameter("The request body is not valid JSON."))
+        body = parsed.value
+        summary = r.operation === "updatePolicy" ? summarizePolicyBody(body) : summarize(body)
+      } else req.resume()
+
+      const origin = `https://${req.headers.host ?? "127.0.0.1"}`
+      let outcome: Outcome
       try {
-        buf = await readBody(req)
+        outcome = await this.execute(r, origin, body, params, apiVersion)
       } catch (e) {
-        if (e instanceof BodyTooLarge) return fail(new KvError(413, "RequestEntityTooLarge", e.message))
+        if (e instanceof KvError) return fail(e)
         throw e
       }
-      const parsed = parseJson(buf)
-      if (!parsed.ok) return fail(KvError.badParameter("The request body is not valid JSON."))
-      body = parsed.value
-      summary = r.operation === "updatePolicy" ? summarizePolicyBody(body) : summarize(body)
-    } else req.resume()
-
-    const origin = `https://${req.headers.host ?? "127.0.0.1"}`
-    let outcome: Outcome
-    try {
-      outcome = await this.execute(r, origin, body, params, apiVersion)
-    } catch (e) {
-      if (e instanceof KvError) return fail(e)
-      throw e
-    }
-    if (after) {
-      if (after.kind === "dropAfterCommit") {
-        dropped = true
-        res.socket?.destroy()
-        return finish(outcome)
+      if (after) {
+        if (after.kind === "dropAfterCommit") {
+          dropped = true
+          res.socket?.destroy()
+          return finish(outcome)
+        }
+        if (after.kind === "delayAfterCommit") await sleep(after.ms)
+        if (after.kind === "foreignImport" && r.name !== undefined) await this.foreignWrite(r.name, after)
+        if (after.kind === "foreignDelete" && r.name !== undefined) this.foreignDelete(r.name)
+        if (after.kind === "disableAfterCommit" && r.name !== undefined) this.disableLatest(r.name)
+        if (after.kind === "garbleAnswer") garbled = true
       }
-      if (after.kind === "delayAfterCommit") await sleep(after.ms)
-      if (after.kind === "foreignImport" && r.name !== undefined) await this.foreignWrite(r.name, after)
-      if (after.kind === "foreignDelete" && r.name !== undefined) this.foreignDelete(r.name)
-      if (after.kind === "disableAfterCommit" && r.name !== undefined) this.disableLatest(r.name)
-      if (after.kind === "garbleAnswer") garbled = true
+      finish(outcome)
+    } catch (e) {
+      // A defect of the emulator's own: answered 500 as Key Vault answers its own, and logged like
+      // any request (a test reading the log sees it), unless the answer had gone out already.
+      if (logged || res.headersSent) throw e
+      finish({ status: 500, body: KvError.internal(String(e)).body() })
     }
-    finish(outcome)
   }
 
   private checkToken(

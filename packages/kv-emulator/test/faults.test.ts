@@ -5,7 +5,8 @@
 import * as https from "node:https"
 import type { CertificateClient } from "@azure/keyvault-certificates"
 import { CertificateClient as Client } from "@azure/keyvault-certificates"
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest"
+import { FaultController } from "../src/faults.js"
 import { type Emulator, start } from "../src/index.js"
 import {
   clientOptions,
@@ -303,6 +304,40 @@ describe("fault injection", () => {
     expect((await admin("POST", `/faults/${holdId}/release`)).status).toBe(200)
     expect((await waiting).name).toBe("svc")
     expect((await admin("POST", "/faults/fault-unknown/release")).status).toBe(404)
+  })
+
+  it("a defect of the emulator's own (an exception in the request handler) answers 500 and is in the request log", async () => {
+    // Stands in for a bug: the fault controller throws while taking the fault of the first read of
+    // a certificate (the identity endpoint's token request goes through it as well, untouched).
+    const original = FaultController.prototype.take
+    let thrown = 0
+    const take = vi.spyOn(FaultController.prototype, "take").mockImplementation(function (
+      this: FaultController,
+      vault,
+      operation,
+      name,
+    ) {
+      if (operation === "getLatest" && thrown++ === 0) throw new Error("an emulator defect")
+      return original.call(this, vault, operation, name)
+    })
+    try {
+      const mark = emulator.requests.mark()
+      const noRetries = new Client(emulator.vault("faulty").url, secretCredential(emulator), {
+        ...clientOptions(emulator),
+        retryOptions: { maxRetries: 0 },
+      })
+      const e = await restError(noRetries.getCertificate("svc"))
+      expect(e.statusCode).toBe(500)
+      expect(e.message).toContain("an emulator defect")
+      const logged = emulator.requests
+        .entries({ since: mark, operation: "getLatest" })
+        .filter((x) => !x.challenge)
+      expect(logged.map((x) => [x.status, x.errorCode])).toEqual([[500, "InternalServerError"]])
+      // The next request is served as usual.
+      expect((await certificates.getCertificate("svc")).name).toBe("svc")
+    } finally {
+      take.mockRestore()
+    }
   })
 })
 
