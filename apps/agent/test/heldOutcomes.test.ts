@@ -8,7 +8,14 @@
  */
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
-import { type AgentProcess, type LogLine, metricValue, perTestWorld, writeConfig } from "./harness.js"
+import {
+  type AgentProcess,
+  type LogLine,
+  metricValue,
+  perTestWorld,
+  requestHeld,
+  writeConfig,
+} from "./harness.js"
 
 const world = perTestWorld()
 
@@ -191,5 +198,43 @@ describe("outcomes that need a person are held", () => {
       1,
     )
     expect(metricValue(page, "certctl_deploy_attempts_total", { result: "rejected" })).toBe(1)
+  })
+
+  it("a source renewed while its rollback runs is deployed once the rollback ends: the hold is the rolled-back source's", async () => {
+    const vault = "kv-mid-rollback"
+    const { e, w, p, leaf, deployment } = await setUp(vault, "mr")
+    const a = world.run(writeConfig(w, e, [deployment]), e)
+    expect((await nextDecision(a, "mr", 0)).msg).toBe("deploy: Succeeded")
+
+    // The renewal's import lands and is then disabled (verify finds it wrong); the rollback's import waits.
+    e.faults.add({ operation: "import", vault, name: "mr", times: 1, action: { kind: "disableAfterCommit" } })
+    const hold = e.faults.add({ operation: "import", vault, name: "mr", times: 1, action: { kind: "hold" } })
+    const renewed = await p.leaf("mr.example.test")
+    const from = a.lines.length
+    w.write("mr.key", renewed.keyPem)
+    w.write("mr.crt", renewed.certPem)
+    await requestHeld(e, hold)
+    // Renewed again while the rollback waits, and the change seen (debounce_ms 200) before it ends.
+    const again = await p.leaf("mr.example.test")
+    w.write("mr.key", again.keyPem)
+    w.write("mr.crt", again.certPem)
+    await new Promise((r) => setTimeout(r, 1_000))
+    e.faults.release(hold)
+    const rolledBack = await nextDecision(a, "mr", from)
+    expect(rolledBack.msg).toBe("deploy: RolledBack")
+
+    // The RolledBack outcome holds the source it deployed, not the one renewed meanwhile: that one is deployed.
+    const next = await nextDecision(a, "mr", a.lines.indexOf(rolledBack) + 1)
+    expect(next.msg).toBe("deploy: Succeeded")
+    expect(next.trigger).toBe("file change")
+    const versions = e.state.versions(vault, "mr") ?? []
+    expect(versions.at(-1)?.x5t).toBe(again.x5t)
+    // The first deploy, the renewal (disabled), its rollback to the first, and the second renewal.
+    expect(versions.map((v) => v.x5t).sort()).toEqual([leaf.x5t, renewed.x5t, leaf.x5t, again.x5t].sort())
+    expect(versions.filter((v) => v.x5t === renewed.x5t).map((v) => v.enabled)).toEqual([false])
+    const page = (await a.http("/metrics")).body
+    expect(metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "mr", outcome: "Succeeded" })).toBe(
+      1,
+    )
   })
 })
