@@ -374,19 +374,30 @@ const onSoftDeleted = Effect.fnUntraced(function* (
 })
 
 /**
+ * How far before the deploy's start (by this machine's clock) a delete may be stamped by the vault's
+ * and still be taken for one during the deploy: Key Vault's tokens already need the clocks within
+ * minutes of each other.
+ */
+const CLOCK_SKEW_MS = 5 * 60_000
+
+/**
  * Step 5's reconcile when the version list answers 404 after an import whose answer was lost: the
  * name holds no certificate now. Key Vault takes no import into a deleted certificate (or one being
  * deleted), and an import that committed became the certificate's latest version; so a certificate
- * that was deleted while its latest version was still the snapshot was deleted before the import
- * could commit, and the import wrote nothing (Failed). Any other answer leaves the import unproven
- * either way (Unverified): deleted after it, deleted with another writer's version latest, a
- * delete or recovery that has not shown yet, or a list that is wrong.
+ * that was deleted during this deploy while its latest version was still the snapshot was deleted
+ * before the import could commit, and the import wrote nothing (Failed). That takes the reads after
+ * the 404 to show the vault as it is. Not claimed after this deploy's own recovery (a read that
+ * lags behind it would show the delete it undid), nor for a delete stamped before the deploy began
+ * (an older delete that a recovery undid, shown by a lagging read, would look the same). Any other
+ * answer leaves the import unproven either way (Unverified): deleted after it, deleted with another
+ * writer's version latest, a delete or recovery that has not shown yet, or a list that is wrong.
  */
 const reconcileDeleted = Effect.fnUntraced(function* (
   request: DeployRequest,
   trail: DeployTrail,
   state: RunState,
   newX5t: string,
+  startedAtMs: number,
 ): Effect.fn.Return<Draft, never, Vault> {
   const vault = yield* Vault
   const name = request.target.certificateName
@@ -394,8 +405,16 @@ const reconcileDeleted = Effect.fnUntraced(function* (
   const deleted = read._tag === "Success" ? read.success : undefined
   const latest = deleted?.latest
   const previous = state.previous
-  if (deleted !== undefined && previous !== undefined && latest?.versionId === previous.versionId) {
+  if (
+    deleted !== undefined &&
+    previous !== undefined &&
+    latest?.versionId === previous.versionId &&
+    trail.recovered === undefined &&
+    deleted.deletedAt.getTime() >= startedAtMs - CLOCK_SKEW_MS
+  ) {
     trail.note(`reconcile: soft-deleted while it served ${previous.versionId}; the import wrote nothing`)
+    // Nothing was written, so nothing was taken over either.
+    trail.adopted = false
     return {
       _tag: "Failed",
       step: "reconcile",
@@ -410,7 +429,7 @@ const reconcileDeleted = Effect.fnUntraced(function* (
   trail.note("reconcile: outcome unknown")
   let why: string
   if (deleted !== undefined)
-    why = `it is soft-deleted (deleted ${deleted.deletedAt.toISOString()}${previous === undefined ? "" : ", since the snapshot"}), ${
+    why = `it is soft-deleted (deleted ${deleted.deletedAt.toISOString()}), ${
       latest === undefined
         ? "and the vault does not say which version was latest then"
         : latest.x5t === newX5t
@@ -443,6 +462,7 @@ const reconcile = Effect.fnUntraced(function* (
   state: RunState,
   newX5t: string,
   failure: { readonly message: string },
+  startedAtMs: number,
 ): Effect.fn.Return<Draft | Reconciled, never, Vault> {
   const vault = yield* Vault
   const name = request.target.certificateName
@@ -452,7 +472,8 @@ const reconcile = Effect.fnUntraced(function* (
     trail.note(`reconcile: ${listed.failure._tag}`)
     // Key Vault lists a name with no certificate as empty (200): a 404 here says the name holds no
     // certificate now, and the soft-deleted certificate of the name, when there is one, tells more.
-    if (listed.failure._tag === "VaultNotFound") return yield* reconcileDeleted(request, trail, state, newX5t)
+    if (listed.failure._tag === "VaultNotFound")
+      return yield* reconcileDeleted(request, trail, state, newX5t, startedAtMs)
     return {
       _tag: "Unverified",
       versionId: undefined,
@@ -629,7 +650,7 @@ function* run(
   if (attempt._tag === "Success") {
     imported = attempt.success
   } else if (attempt.failure._tag === "VaultAmbiguous") {
-    const found = yield* reconcile(request, trail, state, newFacts.x5t, attempt.failure)
+    const found = yield* reconcile(request, trail, state, newFacts.x5t, attempt.failure, now)
     if (!("imported" in found)) return found
     imported = found.imported
     alsoOurs = found.alsoOurs

@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
+import { TestClock } from "effect/testing"
 import {
   CERTIFICATE_ID_TAG,
   DeployPolicy,
@@ -969,10 +970,72 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
             o.reason,
             `its latest version then was ${other.versionId}, which holds another certificate`,
           )
-          assert.notInclude(o.reason, "since the snapshot")
           assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 0)
         }),
       ),
+  )
+
+  it.effect(
+    "after this deploy's own recovery, a delete shown again is no proof (a read lagging behind the recovery shows the same): Unverified",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged()
+          yield* vault.softDelete(NAME)
+          vault.script("importVersion", Fault.pass, Fault.fail("Ambiguous"))
+          vault.script("listVersions", Fault.foreignDelete("before"))
+          const o = expectTag(
+            yield* runDeploy(
+              request(newCert.material, { adopt: true }, target({ on_soft_deleted: "recover" })),
+            ),
+            "Unverified",
+          )
+          assert.strictEqual(o.recovered, "recovered")
+          assert.strictEqual(o.previous?.versionId, old.versionId)
+          assert.include(
+            o.reason,
+            `its latest version then was ${old.versionId}, which holds another certificate`,
+          )
+          assert.notInclude(o.reason, "wrote nothing")
+        }),
+      ),
+  )
+
+  it.effect(
+    "a delete stamped minutes before the deploy began is no proof (an older delete, undone, that a lagging read shows): Unverified",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged()
+          // A read of the served version, then the delete, then ten minutes; the snapshot's replica
+          // still answers what that read did.
+          yield* Effect.orDie((yield* Vault).getLatest(NAME))
+          yield* vault.softDelete(NAME)
+          yield* TestClock.adjust("10 minutes")
+          vault.script("getLatest", Fault.staleRead)
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+          assert.strictEqual(o.previous?.versionId, old.versionId)
+          assert.include(o.reason, `its latest version then was ${old.versionId}`)
+          assert.notInclude(o.reason, "wrote nothing")
+        }),
+      ),
+  )
+
+  it.effect("with adopt: a lost import proven to have written nothing took nothing over", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
+        vault.script("getLatest", Fault.foreignDelete("after"))
+        vault.script("importVersion", Fault.fail("Ambiguous"))
+        const o = expectTag(yield* runDeploy(request(newCert.material, { adopt: true })), "Failed")
+        assert.strictEqual(o.step, "reconcile")
+        assert.isFalse(o.adopted)
+      }),
+    ),
   )
 
   it.effect("the soft-deleted certificate cannot be read: Unverified, saying so", () =>

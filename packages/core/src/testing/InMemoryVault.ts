@@ -242,14 +242,15 @@ const make = Effect.gen(function* () {
    * the latest answers: that read's answer (nothing, when it found nothing),
    * or the plain latest when the caller has not read it yet. It never shows a
    * write the caller has not seen (Key Vault's latest is its most recently
-   * created version; a lagging read shows an earlier state the caller saw).
+   * created version; a lagging read shows an earlier state the caller saw), and
+   * it has not applied a delete since that read either.
    */
   const laggingLatest = (name: string): StoredVersion | undefined => {
     const seen = observed.get(name)
     if (seen === undefined) return latestOf(name)
     return seen.versionId === undefined
       ? undefined
-      : live(name)?.versions.find((v) => v.versionId === seen.versionId)
+      : certificates.get(name)?.versions.find((v) => v.versionId === seen.versionId)
   }
   const observe = (name: string, v: StoredVersion | undefined): StoredVersion | undefined => {
     observed.set(name, { versionId: v?.versionId })
