@@ -68,6 +68,11 @@ export type FaultAction =
   | { readonly kind: "drop" }
   /** Perform the operation (the write commits), then close the connection without an answer: an ambiguous outcome. */
   | { readonly kind: "dropAfterCommit" }
+  /**
+   * Perform the operation, whatever it answers (a refusal too: the request log keeps its error
+   * code), then close the connection without an answer: the client cannot tell a write from a refusal.
+   */
+  | { readonly kind: "dropAnswer" }
   /** Perform the operation, then wait `ms` before answering (a client timeout shorter than this sees an ambiguous outcome). */
   | { readonly kind: "delayAfterCommit"; readonly ms: number }
   /**
@@ -264,6 +269,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "hold",
     "drop",
     "dropAfterCommit",
+    "dropAnswer",
     "delayAfterCommit",
     "disableAfterCommit",
     "garbleAnswer",

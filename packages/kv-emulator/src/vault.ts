@@ -80,6 +80,16 @@ interface Route {
 
 const seg = (s: string | undefined): string => decodeURIComponent(s ?? "")
 
+/** `route`, or "malformed" when a segment of the path does not decode (a bad percent-escape). */
+const routeOrMalformed = (method: string, path: string): Route | "method" | "malformed" | undefined => {
+  try {
+    return route(method, path)
+  } catch (e) {
+    if (e instanceof URIError) return "malformed"
+    throw e
+  }
+}
+
 /** Maps method + path to an operation; undefined when Key Vault has no such resource. */
 export const route = (method: string, path: string): Route | "method" | undefined => {
   const parts = path.split("/").slice(1)
@@ -212,7 +222,8 @@ export class VaultHandler {
       await this.ctx.admin(req, res, this.ctx.name)
       return
     }
-    const r = route(method, path)
+    // A path whose escapes do not decode (`%ZZ`) is answered 400 below, after the challenge.
+    const r = routeOrMalformed(method, path)
     let operation: string = typeof r === "object" ? r.operation : "unknown"
     let principal: string | undefined
     let fault: string | undefined
@@ -270,6 +281,10 @@ export class VaultHandler {
       const who = verified.principal
       principal = who.clientId
 
+      if (r === "malformed") {
+        req.resume()
+        return fail(KvError.badParameter(`The request URI is malformed: ${path}`))
+      }
       if (r === undefined) {
         req.resume()
         operation = "unknown"
@@ -369,11 +384,15 @@ export class VaultHandler {
       try {
         outcome = await this.execute(r, origin, body, params, apiVersion)
       } catch (e) {
-        if (e instanceof KvError) return fail(e)
-        throw e
+        if (!(e instanceof KvError)) throw e
+        if (after?.kind === "dropAnswer") {
+          dropped = true
+          res.socket?.destroy()
+        }
+        return fail(e)
       }
       if (after) {
-        if (after.kind === "dropAfterCommit") {
+        if (after.kind === "dropAfterCommit" || after.kind === "dropAnswer") {
           dropped = true
           res.socket?.destroy()
           return finish(outcome)

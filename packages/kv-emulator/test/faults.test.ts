@@ -100,6 +100,33 @@ describe("fault injection", () => {
     expect(emulator.requests.entries({ operation: "import" }).at(-1)?.dropped).toBe(true)
   })
 
+  it("drops the answer whatever it was: a refused import's connection closes too, the log keeps the refusal", async () => {
+    const noRetry = new Client(emulator.vault("faulty").url, secretCredential(emulator), {
+      ...clientOptions(emulator),
+      retryOptions: { maxRetries: 0 },
+    })
+    await noRetry.getCertificate("svc") // settle the challenge first
+    // A secret of the name makes Key Vault refuse a certificate import of it (409 Conflict).
+    await raw(emulator, "faulty", "PUT", "/secrets/held-by-secret?api-version=2025-07-01", {
+      token: emulator.issueToken(emulator.clientSecret.clientId),
+      body: { value: "plain" },
+    })
+    emulator.faults.add({ operation: "import", name: "held-by-secret", action: { kind: "dropAnswer" } })
+    const mark = emulator.requests.mark()
+    const e = await restError(
+      noRetry.importCertificate("held-by-secret", Buffer.from(pemBundle(material)), PEM),
+    )
+    expect(e.statusCode).toBeUndefined()
+    const logged = emulator.requests.entries({ since: mark, operation: "import" })
+    expect(logged.map((x) => [x.status, x.dropped, x.errorCode])).toEqual([[0, true, "Conflict"]])
+    expect(emulator.state.versions("faulty", "held-by-secret")).toBeUndefined()
+    // Without the fault the same import is refused, with its answer.
+    expect(
+      (await restError(noRetry.importCertificate("held-by-secret", Buffer.from(pemBundle(material)), PEM)))
+        .statusCode,
+    ).toBe(409)
+  })
+
   it("disables the new version after the import committed: the import answers enabled, the next read serves it disabled", async () => {
     emulator.faults.add({ operation: "import", name: "svc", action: { kind: "disableAfterCommit" } })
     const before = emulator.state.versions("faulty", "svc") ?? []
@@ -333,11 +360,31 @@ describe("fault injection", () => {
         .entries({ since: mark, operation: "getLatest" })
         .filter((x) => !x.challenge)
       expect(logged.map((x) => [x.status, x.errorCode])).toEqual([[500, "InternalServerError"]])
+      // Logged as any request is: who asked, for which operation (no fault was taken).
+      expect(logged[0]?.principal).toBe(emulator.clientSecret.clientId)
+      expect(logged[0]?.fault).toBeUndefined()
       // The next request is served as usual.
       expect((await certificates.getCertificate("svc")).name).toBe("svc")
     } finally {
       take.mockRestore()
     }
+  })
+})
+
+describe("a path whose escapes do not decode", () => {
+  it("is answered 400 BadParameter after the challenge, and logged (not a 500 the log never shows)", async () => {
+    const mark = emulator.requests.mark()
+    const path = "/certificates/%ZZ/?api-version=2025-07-01"
+    expect((await raw(emulator, "faulty", "GET", path)).status).toBe(401)
+    const token = emulator.issueToken(emulator.clientSecret.clientId)
+    const r = await raw(emulator, "faulty", "GET", path, { token })
+    expect(r.status).toBe(400)
+    expect(errorOf(r.json).code).toBe("BadParameter")
+    const logged = emulator.requests.entries({ since: mark, vault: "faulty" })
+    expect(logged.map((x) => [x.status, x.challenge])).toEqual([
+      [401, true],
+      [400, false],
+    ])
   })
 })
 
