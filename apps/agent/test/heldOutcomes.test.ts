@@ -215,6 +215,9 @@ describe("outcomes that need a person are held", () => {
     w.write("mr.crt", renewed.certPem)
     await requestHeld(e, hold)
     // Renewed again while the rollback waits, and the change seen (debounce_ms 200) before it ends.
+    // (Nothing the agent logs shows when it saw it: a change seen only after the rollback ended would
+    // be compared with the hold then, which must let it through too. The mutation that forgets a
+    // change seen during an attempt fails this test.)
     const again = await p.leaf("mr.example.test")
     w.write("mr.key", again.keyPem)
     w.write("mr.crt", again.certPem)

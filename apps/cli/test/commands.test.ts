@@ -765,13 +765,15 @@ describe("outcomes and exit codes", () => {
       0,
     )
     const served = world.emulator.state.versions(world.vault, name)?.at(-1)?.version
-    // The snapshot is read, then someone deletes the certificate; the import's connection drops.
+    // The snapshot is read, then someone deletes the certificate; the vault refuses the import, and
+    // the connection drops before its answer.
+    const mark = world.emulator.requests.mark()
     const deletes = world.emulator.faults.add({
       operation: "getLatest",
       name,
       action: { kind: "foreignDelete", when: "after" },
     })
-    const drops = world.emulator.faults.add({ operation: "import", name, action: { kind: "drop" } })
+    const drops = world.emulator.faults.add({ operation: "import", name, action: { kind: "dropAnswer" } })
     const v2 = await fx.leaf()
     const failed = await runCli(
       deployArgs(name, ["--on-soft-deleted", "recover"]).filter((a) => a !== "--json"),
@@ -780,6 +782,10 @@ describe("outcomes and exit codes", () => {
     world.emulator.faults.remove(deletes)
     world.emulator.faults.remove(drops)
     expect(failed.code, failed.stdout).toBe(1)
+    const imports = world.emulator.requests
+      .entries({ since: mark, operation: "import" })
+      .filter((e) => !e.challenge)
+    expect(imports.map((e) => [e.dropped, e.errorCode])).toEqual([[true, "Conflict"]])
     expect(failed.stdout).toContain(`while its latest version was still ${served}`)
     expect(failed.stdout).toMatch(/failed at {3}reconcile \(VaultConflictSoftDeleted\)/)
     expect(failed.stdout).toMatch(/next {8}nothing was written: deploy again; with --on-soft-deleted recover/)

@@ -213,15 +213,16 @@ const chaosMenu: ReadonlyArray<readonly [number, Chaos]> = [
       rules: [{ operation: "import", action: { kind: "foreignDelete" } }],
     },
   ],
-  // The import's answer lost while the certificate is deleted: the reconcile's list (held until
-  // the delete has shown) answers 404, and the soft-deleted certificate says the import wrote nothing.
+  // The import's answer lost while the certificate is deleted (the vault refuses the import, and the
+  // connection drops before its answer): the reconcile's list (held until the delete has shown)
+  // answers 404, and the soft-deleted certificate says the import wrote nothing.
   [
     3,
     {
       label: LOST_IMPORT_DELETED,
       rules: [
         { operation: "getLatest", action: { kind: "foreignDelete", when: "after" } },
-        { operation: "import", action: { kind: "drop" } },
+        { operation: "import", action: { kind: "dropAnswer" } },
         { operation: "versions", action: { kind: "delay", ms: PROPAGATION_MS + 100 } },
       ],
     },
