@@ -374,9 +374,9 @@ const onSoftDeleted = Effect.fnUntraced(function* (
 })
 
 /**
- * How far before the deploy's start (by this machine's clock) a delete may be stamped by the vault's
- * and still be taken for one during the deploy: Key Vault's tokens already need the clocks within
- * minutes of each other.
+ * How far before the deploy's start (by this machine's clock) the vault's clock may stamp a delete
+ * that is still taken for one during the deploy: Key Vault's tokens already need the two clocks
+ * within minutes of each other.
  */
 const CLOCK_SKEW_MS = 5 * 60_000
 
@@ -387,8 +387,9 @@ const CLOCK_SKEW_MS = 5 * 60_000
  * that was deleted during this deploy while its latest version was still the snapshot was deleted
  * before the import could commit, and the import wrote nothing (Failed). That takes the reads after
  * the 404 to show the vault as it is. Not claimed after this deploy's own recovery (a read that
- * lags behind it would show the delete it undid), nor for a delete stamped before the deploy began
- * (an older delete that a recovery undid, shown by a lagging read, would look the same). Any other
+ * lags behind it would show the delete it undid), nor for a delete stamped more than CLOCK_SKEW_MS
+ * before the deploy began (an older delete that a recovery undid, shown by a lagging read, would
+ * look the same). Any other
  * answer leaves the import unproven either way (Unverified): deleted after it, deleted with another
  * writer's version latest, a delete or recovery that has not shown yet, or a list that is wrong.
  */
