@@ -113,10 +113,10 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
   // The answer to the import was lost and the version list did not show it: it may still appear.
   if (o.error === "VaultAmbiguous" && o.step === "reconcile")
     return "deploy again: it is skipped if the import did land, or imports once; `kvdeploy versions` shows what the vault holds"
-  // The import's answer was lost, and the certificate was deleted meanwhile (core proved nothing was
-  // written): a deploy that already recovers deleted certificates recovers it next time.
+  // The import's answer was lost, and the certificate was deleted meanwhile (core concluded nothing
+  // was written): a deploy that already recovers deleted certificates recovers it next time.
   if (o.error === "VaultConflictSoftDeleted" && o.step === "reconcile")
-    return "nothing was written: deploy again; with --on-soft-deleted recover (on_soft_deleted: recover in the target file) the deploy recovers the certificate and deploys, without it it fails the same way; or purge the certificate first"
+    return "nothing was written: deploy again; with --on-soft-deleted recover (on_soft_deleted: recover in the target file) the deploy recovers the certificate and deploys (without it, it fails the same way); or purge the certificate first"
   if (o.error === "VaultConflictSoftDeleted" && o.recovered === undefined)
     return "deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover the certificate and deploy, or purge it first; retrying as is fails the same way"
   // What a VaultForbidden refused has its own remedy; only a missing permission is granted.
