@@ -41,25 +41,30 @@ export const ROLES: Readonly<Record<string, ReadonlyArray<Permission>>> = {
   "Key Vault Secrets User": ["secrets/get"],
 }
 
-/** What each operation needs, and the RBAC data action Key Vault names in its 403. */
+/**
+ * What each operation needs, and the RBAC data action Key Vault names in its 403: the data actions
+ * of Azure's resource provider operations list for Microsoft.KeyVault (a deleted certificate is read
+ * with `certificates/read`, recovered with `certificates/recover/action`; there is no
+ * `certificates/write`, an update is `certificates/update/action`).
+ */
 export const OPERATION_PERMISSION: Readonly<Record<OperationName, readonly [Permission, string]>> = {
   import: ["certificates/import", "Microsoft.KeyVault/vaults/certificates/import/action"],
   create: ["certificates/create", "Microsoft.KeyVault/vaults/certificates/create/action"],
   getOperation: ["certificates/get", "Microsoft.KeyVault/vaults/certificates/read"],
-  cancelOperation: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/write"],
-  deleteOperation: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/write"],
+  cancelOperation: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/update/action"],
+  deleteOperation: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/update/action"],
   getLatest: ["certificates/get", "Microsoft.KeyVault/vaults/certificates/read"],
   getVersion: ["certificates/get", "Microsoft.KeyVault/vaults/certificates/read"],
   versions: ["certificates/list", "Microsoft.KeyVault/vaults/certificates/read"],
   list: ["certificates/list", "Microsoft.KeyVault/vaults/certificates/read"],
-  updateProperties: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/write"],
+  updateProperties: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/update/action"],
   getPolicy: ["certificates/get", "Microsoft.KeyVault/vaults/certificates/read"],
-  updatePolicy: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/write"],
+  updatePolicy: ["certificates/update", "Microsoft.KeyVault/vaults/certificates/update/action"],
   delete: ["certificates/delete", "Microsoft.KeyVault/vaults/certificates/delete"],
-  getDeleted: ["certificates/get", "Microsoft.KeyVault/vaults/deletedCertificates/read"],
-  listDeleted: ["certificates/list", "Microsoft.KeyVault/vaults/deletedCertificates/read"],
-  recover: ["certificates/recover", "Microsoft.KeyVault/vaults/deletedCertificates/recover/action"],
-  purge: ["certificates/purge", "Microsoft.KeyVault/vaults/deletedCertificates/delete"],
+  getDeleted: ["certificates/get", "Microsoft.KeyVault/vaults/certificates/read"],
+  listDeleted: ["certificates/list", "Microsoft.KeyVault/vaults/certificates/read"],
+  recover: ["certificates/recover", "Microsoft.KeyVault/vaults/certificates/recover/action"],
+  purge: ["certificates/purge", "Microsoft.KeyVault/vaults/certificates/purge/action"],
   getSecret: ["secrets/get", "Microsoft.KeyVault/vaults/secrets/getSecret/action"],
   setSecret: ["secrets/set", "Microsoft.KeyVault/vaults/secrets/setSecret/action"],
   getKey: ["keys/get", "Microsoft.KeyVault/vaults/keys/read"],

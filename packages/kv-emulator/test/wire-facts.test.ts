@@ -332,6 +332,23 @@ describe("tokens and RBAC", () => {
     expect(e.message).toContain("Action: 'Microsoft.KeyVault/vaults/certificates/import/action'")
   })
 
+  it("a 403 names the data actions of Azure's operations list: a deleted certificate is read with certificates/read, recovered with certificates/recover/action", async () => {
+    await certificates.importCertificate("rbac-deleted", pem, PEM)
+    await (await certificates.beginDeleteCertificate("rbac-deleted", { intervalInMs: 10 })).pollUntilDone()
+    const id = emulator.clientSecret.clientId
+    emulator.rbac.deny(id, ["certificates/get", "certificates/recover", "certificates/update"])
+    try {
+      const read = await restError(certificates.getDeletedCertificate("rbac-deleted"))
+      expect(read.statusCode).toBe(403)
+      expect(read.message).toContain("Action: 'Microsoft.KeyVault/vaults/certificates/read'")
+      const recover = await restError(certificates.beginRecoverDeletedCertificate("rbac-deleted"))
+      expect(recover.statusCode).toBe(403)
+      expect(recover.message).toContain("Action: 'Microsoft.KeyVault/vaults/certificates/recover/action'")
+    } finally {
+      emulator.rbac.reset()
+    }
+  })
+
   it("Key Vault Reader reads certificates but not the backing secret's value", async () => {
     await certificates.importCertificate("reader-view", pem, PEM)
     emulator.rbac.set(emulator.clientSecret.clientId, ["Key Vault Reader"])
