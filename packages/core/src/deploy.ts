@@ -147,15 +147,21 @@ const snapshotFailed = (trail: DeployTrail, failure: VaultError): Draft => {
 
 const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | VaultError): Draft => {
   trail.note(`import: ${failure._tag}`)
+  // After this deploy's recovery, a refusal that names a delete means someone deleted it again.
+  const deletedAgain =
+    failure._tag === "VaultConflictSoftDeleted" ||
+    (failure._tag === "VaultRequestRejected" && failure.code === "ObjectIsBeingDeleted")
   return {
     _tag: "Failed",
     step: "import",
     error: failure._tag,
     ...failureFacts(failure),
     reason:
-      trail.recovered === "recovered"
-        ? `the import was refused and no version was written (the soft-deleted certificate was recovered first and is served again): ${failure.message}`
-        : `the import was refused and nothing changed: ${failure.message}`,
+      trail.recovered !== "recovered"
+        ? `the import was refused and nothing changed: ${failure.message}`
+        : deletedAgain
+          ? `the import was refused and no version was written (the soft-deleted certificate was recovered first, then deleted again before the import): ${failure.message}`
+          : `the import was refused and no version was written (the soft-deleted certificate was recovered first and is served again): ${failure.message}`,
   }
 }
 
@@ -389,9 +395,10 @@ const CLOCK_SKEW_MS = 5 * 60_000
  * the 404 to show the vault as it is. Not claimed after this deploy's own recovery (a read that
  * lags behind it would show the delete it undid), nor for a delete stamped more than CLOCK_SKEW_MS
  * before the deploy began (an older delete that a recovery undid, shown by a lagging read, would
- * look the same). Any other
- * answer leaves the import unproven either way (Unverified): deleted after it, deleted with another
- * writer's version latest, a delete or recovery that has not shown yet, or a list that is wrong.
+ * look the same). Not guarded: another writer's delete and recovery both within CLOCK_SKEW_MS
+ * before the deploy, the recovery shown late to the reads after the 404. Any other answer leaves
+ * the import unproven either way (Unverified): deleted after it, deleted with another writer's
+ * version latest, a delete or recovery that has not shown yet, or a list that is wrong.
  */
 const reconcileDeleted = Effect.fnUntraced(function* (
   request: DeployRequest,
@@ -428,9 +435,16 @@ const reconcileDeleted = Effect.fnUntraced(function* (
     } satisfies Draft
   }
   trail.note("reconcile: outcome unknown")
+  // Why a delete while the snapshot was latest proves nothing here, when that is the case.
+  const unproven =
+    deleted === undefined || previous === undefined || latest?.versionId !== previous.versionId
+      ? ""
+      : trail.recovered !== undefined
+        ? " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
+        : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"
   let why: string
   if (deleted !== undefined)
-    why = `it is soft-deleted (deleted ${deleted.deletedAt.toISOString()}), ${
+    why = `it is soft-deleted (deleted ${deleted.deletedAt.toISOString()}${unproven}), ${
       latest === undefined
         ? "and the vault does not say which version was latest then"
         : latest.x5t === newX5t

@@ -545,6 +545,24 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
     ),
   )
 
+  it.effect("recovered, then deleted again before the import: Failed, not saying the vault serves it", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged()
+        yield* vault.softDelete(NAME)
+        // The first import is refused (soft-deleted); the second, after the recovery, meets another delete.
+        vault.script("importVersion", Fault.pass, Fault.foreignDelete("before"))
+        const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+        assert.strictEqual(o.recovered, "recovered")
+        assert.strictEqual(o.error, "VaultConflictSoftDeleted")
+        assert.include(o.reason, "recovered first, then deleted again before the import")
+        assert.notInclude(o.reason, "served again")
+        assert.isTrue(vault.isSoftDeleted(NAME))
+      }),
+    ),
+  )
+
   it.effect("a recovery whose answer was lost is read back: recovered, then deployed over", () =>
     fresh(
       Effect.gen(function* () {
@@ -1020,6 +1038,25 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
           assert.strictEqual(o.previous?.versionId, old.versionId)
           assert.include(o.reason, `its latest version then was ${old.versionId}`)
           assert.notInclude(o.reason, "wrote nothing")
+        }),
+      ),
+  )
+
+  it.effect(
+    "a delete stamped a minute before the deploy began (this machine's clock behind the vault's) still proves it: Failed",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged()
+          yield* Effect.orDie((yield* Vault).getLatest(NAME))
+          yield* vault.softDelete(NAME)
+          yield* TestClock.adjust("1 minute")
+          vault.script("getLatest", Fault.staleRead)
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+          assert.strictEqual(o.step, "reconcile")
+          assert.include(o.reason, `while its latest version was still ${old.versionId}`)
         }),
       ),
   )
