@@ -788,7 +788,9 @@ describe("outcomes and exit codes", () => {
     expect(imports.map((e) => [e.dropped, e.errorCode])).toEqual([[true, "Conflict"]])
     expect(failed.stdout).toContain(`while its latest version was still ${served}`)
     expect(failed.stdout).toMatch(/failed at {3}reconcile \(VaultConflictSoftDeleted\)/)
-    expect(failed.stdout).toMatch(/next {8}nothing was written: deploy again; with --on-soft-deleted recover/)
+    expect(failed.stdout).toMatch(
+      /next {8}kvdeploy concluded that nothing was written: deploy again; with --on-soft-deleted recover/,
+    )
     // Nothing written, nothing recovered: the certificate is still deleted, with its one version.
     expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
     expect(world.emulator.state.versions(world.vault, name, { includeDeleted: true })).toHaveLength(1)

@@ -154,6 +154,29 @@ describe("a Failed deploy's next step", () => {
       "  the vault is unchanged by this deploy",
     )
   })
+
+  it("recovered, then refused as deleted again: does not say the vault serves it", () => {
+    const meaning = (fields: Record<string, unknown>) =>
+      linesOf({ _tag: "Failed", step: "import", recovered: "recovered", ...fields })[1]
+    const again =
+      "  no version was written; the soft-deleted certificate was recovered, then deleted again before the import"
+    expect(meaning({ error: "VaultConflictSoftDeleted" })).toBe(again)
+    expect(meaning({ error: "VaultRequestRejected", code: "ObjectIsBeingDeleted" })).toBe(again)
+    // Refused for another reason after the recovery: the vault does serve it again.
+    expect(meaning({ error: "VaultForbidden" })).toBe(
+      "  no version was written, but the soft-deleted certificate was recovered: the vault serves it again",
+    )
+  })
+
+  it("a lost import into a certificate deleted meanwhile: kvdeploy's conclusion, and what a retry does", () => {
+    const next =
+      linesOf({ _tag: "Failed", step: "reconcile", error: "VaultConflictSoftDeleted" }).find((l) =>
+        l.trimStart().startsWith("next"),
+      ) ?? ""
+    expect(next).toContain("kvdeploy concluded that nothing was written")
+    expect(next).toContain("with --on-soft-deleted recover")
+    expect(next).not.toContain("retrying as is fails the same way")
+  })
 })
 
 describe("an Unverified deploy's meaning", () => {

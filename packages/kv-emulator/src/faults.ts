@@ -69,8 +69,9 @@ export type FaultAction =
   /** Perform the operation (the write commits), then close the connection without an answer: an ambiguous outcome. */
   | { readonly kind: "dropAfterCommit" }
   /**
-   * Perform the operation, whatever it answers (a refusal too: the request log keeps its error
-   * code), then close the connection without an answer: the client cannot tell a write from a refusal.
+   * Perform the operation, whatever it answers (a refusal by the operation itself too, not one by
+   * RBAC, throttling or the request's checks: the request log keeps its error code), then close the
+   * connection without an answer: the client cannot tell a write from a refusal.
    */
   | { readonly kind: "dropAnswer" }
   /** Perform the operation, then wait `ms` before answering (a client timeout shorter than this sees an ambiguous outcome). */

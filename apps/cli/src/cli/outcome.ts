@@ -81,6 +81,13 @@ const meaningOf = (o: DeployOutcome): string => {
     return "the import may have been written, and the vault did not show whether: needs a person to check"
   if (o.recovered === undefined || (o._tag !== "Skipped" && o._tag !== "Rejected" && o._tag !== "Failed"))
     return meaning[o._tag]
+  // Recovered, then refused as deleted (or being deleted) again: someone deleted it after the recovery.
+  if (
+    o.recovered === "recovered" &&
+    o._tag === "Failed" &&
+    (o.error === "VaultConflictSoftDeleted" || o.code === "ObjectIsBeingDeleted")
+  )
+    return "no version was written; the soft-deleted certificate was recovered, then deleted again before the import"
   return o.recovered === "recovered"
     ? "no version was written, but the soft-deleted certificate was recovered: the vault serves it again"
     : "no version was written; the soft-deleted certificate's recovery was sent and may still complete"
@@ -116,7 +123,7 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
   // The import's answer was lost, and the certificate was deleted meanwhile (core concluded nothing
   // was written): a deploy that already recovers deleted certificates recovers it next time.
   if (o.error === "VaultConflictSoftDeleted" && o.step === "reconcile")
-    return "nothing was written: deploy again; with --on-soft-deleted recover (on_soft_deleted: recover in the target file) the deploy recovers the certificate and deploys (without it, it fails the same way); or purge the certificate first"
+    return "kvdeploy concluded that nothing was written: deploy again; with --on-soft-deleted recover (on_soft_deleted: recover in the target file) the deploy recovers the certificate and deploys (without it, it fails the same way); or purge the certificate first"
   if (o.error === "VaultConflictSoftDeleted" && o.recovered === undefined)
     return "deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover the certificate and deploy, or purge it first; retrying as is fails the same way"
   // What a VaultForbidden refused has its own remedy; only a missing permission is granted.
