@@ -4,6 +4,7 @@
  * synthetic codec. Time is the TestClock: retries take no real time.
  */
 import { assert, describe, it } from "@effect/vitest"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
@@ -1015,28 +1016,38 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
             o.reason,
             `its latest version then was ${old.versionId}, which holds another certificate`,
           )
+          assert.include(o.reason, "this deploy recovered it before the import")
           assert.notInclude(o.reason, "wrote nothing")
         }),
       ),
   )
+
+  /**
+   * A read of the served version, then the delete, then `gap` of time; the snapshot's replica still
+   * answers what that read did, and the import's answer is lost.
+   */
+  const deletedBeforeTheDeploy = (gap: Duration.Input) =>
+    Effect.gen(function* () {
+      const vault = yield* InMemoryVaultHandle
+      const old = yield* seedManaged()
+      yield* Effect.orDie((yield* Vault).getLatest(NAME))
+      yield* vault.softDelete(NAME)
+      yield* TestClock.adjust(gap)
+      vault.script("getLatest", Fault.staleRead)
+      vault.script("importVersion", Fault.fail("Ambiguous"))
+      return { old, outcome: yield* runDeploy(request(newCert.material)) }
+    })
 
   it.effect(
     "a delete stamped minutes before the deploy began is no proof (an older delete, undone, that a lagging read shows): Unverified",
     () =>
       fresh(
         Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          const old = yield* seedManaged()
-          // A read of the served version, then the delete, then ten minutes; the snapshot's replica
-          // still answers what that read did.
-          yield* Effect.orDie((yield* Vault).getLatest(NAME))
-          yield* vault.softDelete(NAME)
-          yield* TestClock.adjust("10 minutes")
-          vault.script("getLatest", Fault.staleRead)
-          vault.script("importVersion", Fault.fail("Ambiguous"))
-          const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+          const { old, outcome } = yield* deletedBeforeTheDeploy("10 minutes")
+          const o = expectTag(outcome, "Unverified")
           assert.strictEqual(o.previous?.versionId, old.versionId)
           assert.include(o.reason, `its latest version then was ${old.versionId}`)
+          assert.include(o.reason, "deleted before this deploy began")
           assert.notInclude(o.reason, "wrote nothing")
         }),
       ),
@@ -1047,14 +1058,8 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
     () =>
       fresh(
         Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          const old = yield* seedManaged()
-          yield* Effect.orDie((yield* Vault).getLatest(NAME))
-          yield* vault.softDelete(NAME)
-          yield* TestClock.adjust("1 minute")
-          vault.script("getLatest", Fault.staleRead)
-          vault.script("importVersion", Fault.fail("Ambiguous"))
-          const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+          const { old, outcome } = yield* deletedBeforeTheDeploy("1 minute")
+          const o = expectTag(outcome, "Failed")
           assert.strictEqual(o.step, "reconcile")
           assert.include(o.reason, `while its latest version was still ${old.versionId}`)
         }),
