@@ -395,8 +395,9 @@ const CLOCK_SKEW_MS = 5 * 60_000
  * the 404 to show the vault as it is. Not claimed after this deploy's own recovery (a read that
  * lags behind it would show the delete it undid), nor for a delete stamped more than CLOCK_SKEW_MS
  * before the deploy began (an older delete that a recovery undid, shown by a lagging read, would
- * look the same). Not guarded: another writer's delete and recovery both within CLOCK_SKEW_MS
- * before the deploy, the recovery shown late to the reads after the 404. Any other answer leaves
+ * look the same). Not guarded: another writer's delete within CLOCK_SKEW_MS before the deploy or
+ * during it, and recovery before the import, the recovery shown late to the reads after the 404
+ * (a snapshot read from before the delete sees the certificate served too). Any other answer leaves
  * the import unproven either way (Unverified): deleted after it, deleted with another writer's
  * version latest, a delete or recovery that has not shown yet, or a list that is wrong.
  */
