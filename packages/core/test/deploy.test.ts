@@ -1022,6 +1022,38 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
       ),
   )
 
+  it.effect(
+    "after this deploy's own recovery, an import that landed, then reads lagging behind the recovery: Unverified, not Failed",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged()
+          yield* vault.softDelete(NAME)
+          // The first import is refused (409), the recovery runs, the second import lands and its
+          // answer is lost; the version list and the deleted certificate still show the delete.
+          vault.script("importVersion", Fault.pass, Fault.afterWrite)
+          vault.script("getDeleted", Fault.pass, Fault.staleRead)
+          vault.script("listVersions", Fault.staleRead)
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material, {}, target({ on_soft_deleted: "recover" }))),
+            "Unverified",
+          )
+          assert.strictEqual(o.recovered, "recovered")
+          assert.include(o.reason, `its latest version then was ${old.versionId}`)
+          assert.include(o.reason, "this deploy recovered it before the import")
+          // The import did land: a Failed here would have been false.
+          assert.deepStrictEqual(
+            vault
+              .versions(NAME)
+              .filter((v) => v.writer === "deploy")
+              .map((v) => v.x5t),
+            [newCert.x5t],
+          )
+        }),
+      ),
+  )
+
   /**
    * A read of the served version, then the delete, then `gap` of time; the snapshot's replica still
    * answers what that read did, and the import's answer is lost.

@@ -215,3 +215,49 @@ describe("InMemoryVault listCertificates", () => {
     ),
   )
 })
+
+describe("InMemoryVault StaleRead on the version list and the deleted certificate", () => {
+  it.effect(
+    "lagging behind the last delete: versions listed, no deleted certificate; behind the last recovery: no list, the delete it undid",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          const [first] = yield* seedNamed(["lagging"])
+          const tagsOf = (e: Effect.Effect<unknown, { readonly _tag: string }>) =>
+            Effect.match(e, { onFailure: (f) => f._tag, onSuccess: () => "ok" })
+          // Neither yet: the fault changes nothing.
+          vault.script("listVersions", Fault.staleRead)
+          assert.deepStrictEqual(
+            (yield* port.listVersions("lagging")).map((v) => v.versionId),
+            [first?.versionId],
+          )
+          yield* vault.softDelete("lagging")
+          vault.script("listVersions", Fault.staleRead)
+          vault.script("getDeleted", Fault.staleRead)
+          assert.deepStrictEqual(
+            (yield* port.listVersions("lagging")).map((v) => v.versionId),
+            [first?.versionId],
+          )
+          assert.strictEqual(yield* tagsOf(port.getDeleted("lagging")), "VaultNotFound")
+          // Without the fault, the delete shows.
+          assert.strictEqual(yield* tagsOf(port.listVersions("lagging")), "VaultNotFound")
+          const deleted = yield* port.getDeleted("lagging")
+          yield* port.recoverDeleted("lagging")
+          const second = yield* vault.seed("lagging", issue({ seed: "lagging-2", issuer: ca }).material)
+          vault.script("listVersions", Fault.staleRead)
+          vault.script("getDeleted", Fault.staleRead)
+          assert.strictEqual(yield* tagsOf(port.listVersions("lagging")), "VaultNotFound")
+          const undone = yield* port.getDeleted("lagging")
+          // The delete the recovery undid, with its latest version then (not the one written since).
+          assert.strictEqual(undone.deletedAt.getTime(), deleted.deletedAt.getTime())
+          assert.strictEqual(undone.latest?.versionId, first?.versionId)
+          assert.notStrictEqual(undone.latest?.versionId, second.versionId)
+          // Without the fault, the recovery shows.
+          assert.strictEqual(yield* tagsOf(port.getDeleted("lagging")), "VaultNotFound")
+          assert.strictEqual((yield* port.listVersions("lagging")).length, 2)
+        }),
+      ),
+  )
+})

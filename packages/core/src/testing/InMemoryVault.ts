@@ -22,6 +22,11 @@
  *   serial than the certificate sent), the "ours but wrong" case;
  * - `StaleRead`: `getLatest` answers as a replica that has applied nothing since the
  *   caller's last read of the latest version (what that read answered, or not found);
+ *   `listVersions` and `getDeleted` answer as a replica that has applied every version but not
+ *   the certificate's last delete or recovery: after a delete, the versions are listed and no
+ *   deleted certificate is found; after a recovery, the list is not found and the deleted
+ *   certificate is the one the recovery undid (its delete time, its latest version then); with
+ *   neither, they answer as without the fault;
  * - `ForeignDelete`: another writer soft-deletes the certificate, `before` this call (default)
  *   or `after` it succeeded (its answer is still given); nothing happens to a name that holds no
  *   certificate, or one already deleted;
@@ -116,9 +121,18 @@ export interface StoredVersion extends VaultVersion {
   readonly sequence: number
 }
 
+interface DeleteRecord {
+  readonly at: Date
+  readonly scheduledPurgeAt: Date
+  /** The sequence of the certificate's latest version when it was deleted. */
+  readonly latestSequence: number | undefined
+}
+
 interface StoredCertificate {
   versions: Array<StoredVersion>
-  deleted: { at: Date; scheduledPurgeAt: Date } | undefined
+  deleted: DeleteRecord | undefined
+  /** The delete the certificate's last recovery undid (what a replica lagging behind it still shows). */
+  recoveredFrom?: DeleteRecord | undefined
 }
 
 export interface CallRecord {
@@ -214,7 +228,12 @@ const make = Effect.gen(function* () {
       Effect.sync(() => {
         const c = certificates.get(name)
         if (c === undefined || c.deleted !== undefined) return false
-        c.deleted = { at: new Date(now), scheduledPurgeAt: new Date(now + SOFT_DELETE_RETENTION_MS) }
+        c.deleted = {
+          at: new Date(now),
+          scheduledPurgeAt: new Date(now + SOFT_DELETE_RETENTION_MS),
+          latestSequence: c.versions.at(-1)?.sequence,
+        }
+        c.recoveredFrom = undefined
         return true
       }),
     )
@@ -446,8 +465,15 @@ const make = Effect.gen(function* () {
           : Effect.succeed(publicView(v))
       }),
     listVersions: (name) =>
-      call("listVersions", name, () => {
-        const c = live(name)
+      call("listVersions", name, (_alter, stale) => {
+        const stored = certificates.get(name)
+        // A replica lagging behind the last delete lists the versions; behind the last recovery, none.
+        const c =
+          stale && stored?.deleted !== undefined && stored.versions.length > 0
+            ? stored
+            : stale && stored?.recoveredFrom !== undefined
+              ? undefined
+              : live(name)
         return c === undefined
           ? Effect.fail(notFound("listVersions", name))
           : Effect.succeed(
@@ -576,16 +602,22 @@ const make = Effect.gen(function* () {
         }),
       ),
     getDeleted: (name) =>
-      call("getDeleted", name, () => {
+      call("getDeleted", name, (_alter, stale) => {
         const c = certificates.get(name)
-        return c?.deleted === undefined
+        // A replica lagging behind the last delete finds none; behind the last recovery, the one it undid.
+        const deleted = stale ? (c?.deleted === undefined ? c?.recoveredFrom : undefined) : c?.deleted
+        const latest =
+          deleted?.latestSequence === undefined
+            ? undefined
+            : c?.versions.find((v) => v.sequence === deleted.latestSequence)
+        return deleted === undefined
           ? Effect.fail(notFound("getDeleted", `Deleted Certificate not found: ${name}`))
           : Effect.succeed<DeletedCertificate>({
               name,
               recoveryId: `deletedcertificates/${name}`,
-              deletedAt: c.deleted.at,
-              scheduledPurgeAt: c.deleted.scheduledPurgeAt,
-              ...((last) => (last === undefined ? {} : { latest: publicView(last) }))(c.versions.at(-1)),
+              deletedAt: deleted.at,
+              scheduledPurgeAt: deleted.scheduledPurgeAt,
+              ...(latest === undefined ? {} : { latest: publicView(latest) }),
             })
       }),
     recoverDeleted: (name) =>
@@ -593,6 +625,7 @@ const make = Effect.gen(function* () {
         const c = certificates.get(name)
         if (c?.deleted === undefined)
           return Effect.fail(notFound("recoverDeleted", `Deleted Certificate not found: ${name}`))
+        c.recoveredFrom = c.deleted
         c.deleted = undefined
         const v = observe(name, latestOf(name))
         return v === undefined ? Effect.fail(notFound("recoverDeleted", name)) : Effect.succeed(publicView(v))
