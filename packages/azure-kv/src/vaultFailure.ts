@@ -49,6 +49,8 @@ export class KeyVaultRequestFailure extends Error {
   readonly innerCode: string | undefined
   readonly requestId: string | undefined
   readonly retryAfterMs: number | undefined
+  /** The answer's `Date` header (the vault's clock, whole seconds), in epoch milliseconds. */
+  readonly answeredAtMs: number | undefined
   constructor(fields: {
     readonly name: string
     readonly message: string
@@ -57,6 +59,7 @@ export class KeyVaultRequestFailure extends Error {
     readonly innerCode?: string | undefined
     readonly requestId?: string | undefined
     readonly retryAfterMs?: number | undefined
+    readonly answeredAtMs?: number | undefined
   }) {
     super(shownMessage(fields))
     this.name = fields.name
@@ -65,6 +68,7 @@ export class KeyVaultRequestFailure extends Error {
     this.innerCode = fields.innerCode
     this.requestId = fields.requestId
     this.retryAfterMs = fields.retryAfterMs
+    this.answeredAtMs = fields.answeredAtMs
   }
 }
 
@@ -119,6 +123,16 @@ const retryAfterMsOf = (
   return undefined
 }
 
+/** When the vault answered, by its `Date` header (an HTTP date: whole seconds), or undefined. */
+const answeredAtMsOf = (
+  headers: { get(name: string): string | undefined } | undefined,
+): number | undefined => {
+  const raw = headers?.get("date")
+  if (raw === undefined) return undefined
+  const ms = Date.parse(raw)
+  return Number.isFinite(ms) ? ms : undefined
+}
+
 /** The sanitised facts of any failure the SDK or credential threw. */
 export const describeFailure = (error: unknown): KeyVaultRequestFailure => {
   if (error instanceof ImportOutcomeUnknown) {
@@ -139,6 +153,7 @@ export const describeFailure = (error: unknown): KeyVaultRequestFailure => {
       innerCode: error.innerCode,
       requestId: error.headers.get("x-ms-request-id"),
       retryAfterMs: retryAfterMsOf(error.headers),
+      answeredAtMs: answeredAtMsOf(error.headers),
     })
   }
   if (isRestError(error)) {
@@ -151,6 +166,7 @@ export const describeFailure = (error: unknown): KeyVaultRequestFailure => {
       innerCode: innerCodeOf(error.details, response?.bodyAsText ?? undefined),
       requestId: response?.headers.get("x-ms-request-id"),
       retryAfterMs: retryAfterMsOf(response?.headers),
+      answeredAtMs: answeredAtMsOf(response?.headers),
     })
   }
   if (error instanceof Error) {
@@ -323,7 +339,12 @@ const mapFailure = (
 
   const status = cause.statusCode
   if (status !== undefined) {
-    if (status === 404) return new VaultNotFound({ ...fields, detail })
+    if (status === 404)
+      return new VaultNotFound(
+        cause.answeredAtMs === undefined
+          ? { ...fields, detail }
+          : { ...fields, detail, answeredAtMs: cause.answeredAtMs },
+      )
     if (status === 401) {
       // Not a missing permission: the token itself was refused (a grant would not help).
       return new VaultForbidden({

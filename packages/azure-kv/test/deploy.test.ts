@@ -649,6 +649,39 @@ describe("deploy contract against the emulator", () => {
       }),
   )
 
+  it.live(
+    "a first deploy into a name deleted before its first read, the import's answer lost: Failed, nothing written (the delete's time against the 404's Date header)",
+    () =>
+      Effect.gen(function* () {
+        const name = "first-into-deleted-app"
+        expect((yield* deployTo(targetFor(emulator, VAULT, name), yield* material())).outcome._tag).toBe(
+          "Succeeded",
+        )
+        yield* Effect.promise(async () =>
+          (await sdk.beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone(),
+        )
+        // Key Vault stamps deletes and answers in whole seconds: the next deploy's first read comes a
+        // second later.
+        yield* Effect.sleep("1100 millis")
+        // The vault refuses the import (409: the name is deleted), and the answer never arrives.
+        emulator.faults.add({ operation: "import", vault: VAULT, name, action: { kind: "dropAnswer" } })
+        const result = yield* deployTo(targetFor(emulator, VAULT, name), yield* material())
+        expect(result.outcome._tag, result.outcome.reason).toBe("Failed")
+        if (result.outcome._tag !== "Failed") return
+        expect(result.outcome.step).toBe("reconcile")
+        expect(result.outcome.error).toBe("VaultConflictSoftDeleted")
+        expect(result.outcome.reason).toContain("before this deploy's first read found no certificate there")
+        expect(result.outcome.reason).toContain("set on_soft_deleted: recover")
+        // The import was refused (Conflict) and its answer dropped (logged with status 0).
+        expect(ops(result.requests)).toEqual(["getLatest 404", "import 0", "versions 404", "getDeleted 200"])
+        expect(
+          result.requests.filter((r) => r.operation === "import").map((r) => [r.dropped, r.errorCode]),
+        ).toEqual([[true, "Conflict"]])
+        expect(emulator.state.isDeleted(VAULT, name)).toBe(true)
+        expect(emulator.state.versions(VAULT, name, { includeDeleted: true })).toHaveLength(1)
+      }),
+  )
+
   it.live("a recovery whose answer was lost is read back, not sent again: recovered, then deployed", () =>
     Effect.gen(function* () {
       const name = "lost-recovery"

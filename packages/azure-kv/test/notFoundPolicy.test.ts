@@ -13,7 +13,12 @@ const answer =
   async (request: ReturnType<typeof createPipelineRequest>): Promise<PipelineResponse> => ({
     request,
     status,
-    headers: createHttpHeaders({ "content-type": contentType, "x-ms-request-id": "r-1", "retry-after": "3" }),
+    headers: createHttpHeaders({
+      "content-type": contentType,
+      "x-ms-request-id": "r-1",
+      "retry-after": "3",
+      date: "Wed, 02 Dec 2026 10:00:05 GMT",
+    }),
     bodyAsText: text,
   })
 const get = (path: string) =>
@@ -38,10 +43,15 @@ describe("latestNotFound", () => {
       innerCode: "Inner",
       requestId: "r-1",
       retryAfterMs: 3000,
+      answeredAtMs: Date.UTC(2026, 11, 2, 10, 0, 5),
     })
     const mapped = toVaultError("getLatest", "read", error)
     expect(mapped._tag).toBe("VaultNotFound")
     expect(mapped.detail).toBe("not here")
+    // When the vault answered, by its clock: a first deploy compares a delete's time with it.
+    expect(mapped._tag === "VaultNotFound" ? mapped.answeredAtMs : undefined).toBe(
+      Date.UTC(2026, 11, 2, 10, 0, 5),
+    )
   })
 
   it("leaves every other answer to the SDK", async () => {

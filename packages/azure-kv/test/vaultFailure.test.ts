@@ -1,5 +1,5 @@
 /** SDK failures mapped to core's errors: what they carry, and that mapping one captures no stack trace. */
-import { RestError } from "@azure/core-rest-pipeline"
+import { createHttpHeaders, createPipelineRequest, RestError } from "@azure/core-rest-pipeline"
 import { describe, expect, it } from "@effect/vitest"
 import { KeyVaultRequestFailure, toVaultError } from "../src/vaultFailure.js"
 
@@ -26,6 +26,30 @@ describe("toVaultError", () => {
     expect(Error.stackTraceLimit).toBe(before)
     // The limit is back for every other error.
     expect(framesOf(new Error("elsewhere"))).toBeGreaterThan(0)
+  })
+
+  it("a 404 keeps when the vault answered (its Date header); without one, or unreadable, it says nothing", () => {
+    const notFound = (headers: Record<string, string>) =>
+      toVaultError(
+        "listVersions",
+        "read",
+        new RestError("not found", {
+          statusCode: 404,
+          code: "CertificateNotFound",
+          response: {
+            status: 404,
+            headers: createHttpHeaders(headers),
+            request: createPipelineRequest({ url: "https://v.vault.kvdeploy.test/certificates/a/versions" }),
+          },
+        }),
+      )
+    const answeredAt = (e: ReturnType<typeof notFound>) =>
+      e._tag === "VaultNotFound" ? e.answeredAtMs : "not a 404"
+    expect(answeredAt(notFound({ date: "Wed, 02 Dec 2026 10:00:05 GMT" }))).toBe(
+      Date.UTC(2026, 11, 2, 10, 0, 5),
+    )
+    expect(answeredAt(notFound({}))).toBeUndefined()
+    expect(answeredAt(notFound({ date: "yesterday-ish" }))).toBeUndefined()
   })
 
   it("a refusal whose message runs over lines (Key Vault's RBAC answer) is one line, every part kept", () => {

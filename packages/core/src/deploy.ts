@@ -82,6 +82,8 @@ interface RunState {
    * certificate a rollback restored, or another writer's version that superseded ours.
    */
   servedNotAfter: Date | undefined
+  /** When the vault answered the snapshot's 404, by its own clock, when the adapter says (a first deploy). */
+  snapshotNotFoundAtMs?: number | undefined
 }
 
 const refOf = (v: VaultVersion): VersionRef => ({
@@ -397,9 +399,13 @@ const CLOCK_SKEW_MS = 5 * 60_000
  * before the deploy began (an older delete that a recovery undid, shown by a lagging read, would
  * look the same). Not guarded: another writer's delete within CLOCK_SKEW_MS before the deploy or
  * during it, and recovery before the import, the recovery shown late to the reads after the 404
- * (a snapshot read from before the delete sees the certificate served too). Any other answer leaves
- * the import unproven either way (Unverified): deleted after it, deleted with another writer's
- * version latest, a delete or recovery that has not shown yet, or a list that is wrong.
+ * (a snapshot read from before the delete sees the certificate served too). A first deploy (the
+ * snapshot found nothing) draws the same conclusion from a delete the vault stamped in an earlier
+ * second than its answer to the snapshot read, both by the vault's clock (when the adapter gives
+ * that answer's time), unless the deleted certificate's latest version holds this certificate; not
+ * guarded there either: another writer's recovery before the import, shown late. Any other answer
+ * leaves the import unproven either way (Unverified): deleted after it, deleted with another
+ * writer's version latest, a delete or recovery that has not shown yet, or a list that is wrong.
  */
 const reconcileDeleted = Effect.fnUntraced(function* (
   request: DeployRequest,
@@ -414,6 +420,21 @@ const reconcileDeleted = Effect.fnUntraced(function* (
   const deleted = read._tag === "Success" ? read.success : undefined
   const latest = deleted?.latest
   const previous = state.previous
+  const snapshotAt = state.snapshotNotFoundAtMs
+  const remedy =
+    request.target.onSoftDeleted === "recover"
+      ? "the next deploy recovers it (on_soft_deleted: recover) and imports (this one does not, as its import was sent once already)"
+      : "set on_soft_deleted: recover to recover it and deploy, or purge it first"
+  const wroteNothing = (why: string): Draft => {
+    // Nothing was written, so nothing was taken over either.
+    trail.adopted = false
+    return {
+      _tag: "Failed",
+      step: "reconcile",
+      error: "VaultConflictSoftDeleted",
+      reason: `${why}, and Key Vault takes no import into a deleted certificate: the import, whose answer was lost, wrote nothing; ${remedy}`,
+    } satisfies Draft
+  }
   if (
     deleted !== undefined &&
     previous !== undefined &&
@@ -422,27 +443,44 @@ const reconcileDeleted = Effect.fnUntraced(function* (
     deleted.deletedAt.getTime() >= startedAtMs - CLOCK_SKEW_MS
   ) {
     trail.note(`reconcile: soft-deleted while it served ${previous.versionId}; the import wrote nothing`)
-    // Nothing was written, so nothing was taken over either.
-    trail.adopted = false
-    return {
-      _tag: "Failed",
-      step: "reconcile",
-      error: "VaultConflictSoftDeleted",
-      reason: `${name} was deleted (${deleted.deletedAt.toISOString()}) while its latest version was still ${previous.versionId}, the one this deploy replaces, and Key Vault takes no import into a deleted certificate: the import, whose answer was lost, wrote nothing; ${
-        request.target.onSoftDeleted === "recover"
-          ? "the next deploy recovers it (on_soft_deleted: recover) and imports (this one does not, as its import was sent once already)"
-          : "set on_soft_deleted: recover to recover it and deploy, or purge it first"
-      }`,
-    } satisfies Draft
+    return wroteNothing(
+      `${name} was deleted (${deleted.deletedAt.toISOString()}) while its latest version was still ${previous.versionId}, the one this deploy replaces`,
+    )
+  }
+  // A first deploy: the snapshot read found nothing. A delete the vault stamped in an earlier second
+  // than its answer to that read (both by the vault's clock) held the name when the import was
+  // sent. Not drawn when the deleted certificate's latest version holds this certificate: a delete
+  // just after this import landed would show that, if the vault's two stamps disagree.
+  if (
+    deleted !== undefined &&
+    previous === undefined &&
+    snapshotAt !== undefined &&
+    trail.recovered === undefined &&
+    latest?.x5t !== newX5t &&
+    deleted.deletedAt.getTime() < snapshotAt
+  ) {
+    trail.note("reconcile: soft-deleted before the snapshot read found nothing; the import wrote nothing")
+    return wroteNothing(
+      `${name} was deleted (${deleted.deletedAt.toISOString()}) before this deploy's first read found no certificate there (the vault answered it at ${new Date(snapshotAt).toISOString()}, by its own clock)`,
+    )
   }
   trail.note("reconcile: outcome unknown")
-  // Why a delete while the snapshot was latest proves nothing here, when that is the case.
+  // Why a delete while the snapshot was latest (or before a first deploy's read) proves nothing
+  // here, when that is the case.
   const unproven =
-    deleted === undefined || previous === undefined || latest?.versionId !== previous.versionId
+    deleted === undefined
       ? ""
-      : trail.recovered !== undefined
-        ? " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
-        : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"
+      : previous === undefined
+        ? snapshotAt === undefined
+          ? " (the vault's answer to this deploy's first read gave no time to tell whether the delete came before it)"
+          : deleted.deletedAt.getTime() >= snapshotAt
+            ? ` (not before the vault answered this deploy's first read, at ${new Date(snapshotAt).toISOString()}: it may have come after the import)`
+            : ""
+        : latest?.versionId !== previous.versionId
+          ? ""
+          : trail.recovered !== undefined
+            ? " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
+            : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"
   let why: string
   if (deleted !== undefined)
     why = `it is soft-deleted (deleted ${deleted.deletedAt.toISOString()}${unproven}), ${
@@ -616,6 +654,7 @@ function* run(
   }
   if (snapshot._tag === "Failure") {
     if (snapshot.failure._tag !== "VaultNotFound") return snapshotFailed(trail, snapshot.failure)
+    state.snapshotNotFoundAtMs = snapshot.failure.answeredAtMs
     trail.note("snapshot: not found (first deploy)")
   } else {
     state.previous = snapshot.success

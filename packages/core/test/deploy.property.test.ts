@@ -396,6 +396,10 @@ const runScenario = (s: Scenario) =>
       overlapped: outcome.decisions.includes("pfx: built while the snapshot read was on its way"),
       // A lost import into a certificate another writer deleted, proven to have written nothing.
       deletedRefused: outcome.decisions.some((d) => d.startsWith("reconcile: soft-deleted while it served")),
+      // The same for a first deploy, from a delete stamped before the vault's 404 to its first read.
+      deletedBeforeFirstRead: outcome.decisions.includes(
+        "reconcile: soft-deleted before the snapshot read found nothing; the import wrote nothing",
+      ),
       // A delete undone by this deploy's recovery, shown by lagging reads: left unproven.
       lagAfterRecovery: outcome.reason.includes("a read lagging behind that recovery would show the same"),
     }
@@ -436,13 +440,17 @@ describe("deploy invariants (property)", () => {
       const seen = new Map<string, number>()
       let overlaps = 0
       let refusedAfterDelete = 0
+      let refusedFirstDeploy = 0
       await fc.assert(
         fc.asyncProperty(arbScenario, async (s) => {
-          const { outcome, overlapped, deletedRefused } = await Effect.runPromise(runScenario(s))
+          const { outcome, overlapped, deletedRefused, deletedBeforeFirstRead } = await Effect.runPromise(
+            runScenario(s),
+          )
           const tag = outcome._tag
           seen.set(tag, (seen.get(tag) ?? 0) + 1)
           if (overlapped) overlaps++
           if (deletedRefused) refusedAfterDelete++
+          if (deletedBeforeFirstRead) refusedFirstDeploy++
         }),
         { numRuns: RUNS },
       )
@@ -464,7 +472,7 @@ describe("deploy invariants (property)", () => {
       // ... and a lost import was proven refused by another writer's delete in some (the Failed check held there).
       expect(refusedAfterDelete).toBeGreaterThan(0)
       console.log(
-        `property runs by outcome: ${JSON.stringify(Object.fromEntries(seen))}; PFX built during the snapshot read in ${overlaps}; a lost import proven refused by a delete in ${refusedAfterDelete}`,
+        `property runs by outcome: ${JSON.stringify(Object.fromEntries(seen))}; PFX built during the snapshot read in ${overlaps}; a lost import proven refused by a delete in ${refusedAfterDelete}, by a delete before a first deploy's read in ${refusedFirstDeploy}`,
       )
     },
     60_000 + RUNS * 30,

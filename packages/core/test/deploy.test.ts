@@ -18,6 +18,7 @@ import {
   ROLLBACK_OF_TAG,
   Vault,
   VaultForbidden,
+  VaultNotFound,
   VaultUnavailable,
   validateOnly,
 } from "../src/index.js"
@@ -973,23 +974,119 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
       ),
   )
 
+  /**
+   * A first deploy (the snapshot finds nothing) into a name soft-deleted `gap` before it, with
+   * `latest` as the deleted certificate's latest version; the import's answer is lost (the vault
+   * refused it: the name is deleted).
+   */
+  const firstDeployIntoDeleted = (
+    gap: Duration.Input,
+    options: {
+      readonly latest?: "other" | "this"
+      readonly withoutAnswerTime?: boolean
+      readonly onSoftDeleted?: "fail" | "recover"
+    } = {},
+  ) =>
+    Effect.gen(function* () {
+      const vault = yield* InMemoryVaultHandle
+      const held =
+        options.latest === "this"
+          ? yield* vault.seed(NAME, newCert.material, { tags: managedTags })
+          : yield* seedManaged()
+      yield* vault.softDelete(NAME)
+      yield* TestClock.adjust(gap)
+      vault.script("importVersion", Fault.fail("Ambiguous"))
+      const port = yield* Vault
+      // An adapter that does not say when the vault answered (no Date header).
+      const withoutTime: typeof port = {
+        ...port,
+        getLatest: (name) =>
+          Effect.mapError(port.getLatest(name), (e) =>
+            e._tag === "VaultNotFound" ? new VaultNotFound({ operation: e.operation, detail: e.detail }) : e,
+          ),
+      }
+      const outcome = yield* runDeploy(
+        request(newCert.material, {}, target({ on_soft_deleted: options.onSoftDeleted ?? "fail" })),
+      ).pipe(Effect.provideService(Vault, options.withoutAnswerTime === true ? withoutTime : port))
+      return { held, outcome, ours: vault.versions(NAME).filter((v) => v.writer === "deploy") }
+    })
+
   it.effect(
-    "a first deploy (no snapshot) into a name deleted with another certificate latest: Unverified, nothing proven",
+    "a first deploy into a name deleted in an earlier second than the vault's 404 to its first read: Failed, nothing written",
     () =>
       fresh(
         Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          const other = yield* seedManaged()
-          yield* vault.softDelete(NAME)
-          // The snapshot says 404 (a first deploy); no snapshot version bounds when the delete came.
-          vault.script("importVersion", Fault.fail("Ambiguous"))
-          const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+          const { outcome, ours } = yield* firstDeployIntoDeleted("2 seconds")
+          const o = expectTag(outcome, "Failed")
           assert.strictEqual(o.previous, undefined)
+          assert.strictEqual(o.step, "reconcile")
+          assert.strictEqual(o.error, "VaultConflictSoftDeleted")
+          assert.include(o.reason, "before this deploy's first read found no certificate there")
+          assert.include(o.reason, "wrote nothing")
+          assert.include(o.reason, "set on_soft_deleted: recover")
+          assert.isFalse(o.adopted)
+          assert.strictEqual(ours.length, 0)
+          assert.include(
+            o.decisions,
+            "reconcile: soft-deleted before the snapshot read found nothing; the import wrote nothing",
+          )
+        }),
+      ),
+  )
+
+  it.effect("the same with on_soft_deleted: recover: the next deploy recovers it", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { outcome } = yield* firstDeployIntoDeleted("2 seconds", { onSoftDeleted: "recover" })
+        const o = expectTag(outcome, "Failed")
+        assert.include(o.reason, "the next deploy recovers it (on_soft_deleted: recover) and imports")
+      }),
+    ),
+  )
+
+  it.effect(
+    "a first deploy into a name deleted in the same second as the vault's 404: Unverified (the delete may have come after the import)",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const { held, outcome } = yield* firstDeployIntoDeleted("0 millis")
+          const o = expectTag(outcome, "Unverified")
+          assert.strictEqual(o.previous, undefined)
+          assert.include(o.reason, "not before the vault answered this deploy's first read")
           assert.include(
             o.reason,
-            `its latest version then was ${other.versionId}, which holds another certificate`,
+            `its latest version then was ${held.versionId}, which holds another certificate`,
           )
-          assert.strictEqual(vault.versions(NAME).filter((v) => v.writer === "deploy").length, 0)
+          assert.notInclude(o.reason, "wrote nothing")
+        }),
+      ),
+  )
+
+  it.effect(
+    "a first deploy into a name deleted earlier with this certificate latest: Unverified (a delete just after the import would show the same)",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const { held, outcome } = yield* firstDeployIntoDeleted("2 seconds", { latest: "this" })
+          const o = expectTag(outcome, "Unverified")
+          assert.include(
+            o.reason,
+            `its latest version then was ${held.versionId}, which holds this certificate`,
+          )
+          assert.notInclude(o.reason, "wrote nothing")
+        }),
+      ),
+  )
+
+  it.effect(
+    "a first deploy into a deleted name, the adapter not saying when the vault answered: Unverified, and the reason says why",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const { outcome } = yield* firstDeployIntoDeleted("2 seconds", { withoutAnswerTime: true })
+          const o = expectTag(outcome, "Unverified")
+          assert.include(o.reason, "gave no time to tell whether the delete came before it")
+          assert.notInclude(o.reason, "wrote nothing")
         }),
       ),
   )

@@ -173,7 +173,15 @@ const errorFields = {
 }
 
 /** 404: the certificate (or version, or deleted certificate) does not exist. */
-export class VaultNotFound extends Schema.TaggedError<VaultNotFound>()("VaultNotFound", errorFields) {
+export class VaultNotFound extends Schema.TaggedError<VaultNotFound>()("VaultNotFound", {
+  ...errorFields,
+  /**
+   * When the vault answered, by the vault's own clock (its `Date` header: whole seconds, epoch
+   * milliseconds), when the adapter knows it. A first deploy compares a soft-deleted
+   * certificate's delete time with it (both stamped by the vault).
+   */
+  answeredAtMs: Schema.optional(Schema.Number),
+}) {
   override get message(): string {
     return `${operationInWords(this.operation)}: not found: ${this.detail}`
   }

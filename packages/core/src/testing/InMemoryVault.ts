@@ -452,8 +452,15 @@ const make = Effect.gen(function* () {
       call("getLatest", name, (_alter, stale) => {
         const v = stale ? laggingLatest(name) : observe(name, latestOf(name))
         return v === undefined
-          ? Effect.fail(
-              notFound("getLatest", `A certificate with (name/id) ${name} was not found in this key vault`),
+          ? Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              Effect.fail(
+                new VaultNotFound({
+                  operation: "getLatest",
+                  detail: `A certificate with (name/id) ${name} was not found in this key vault`,
+                  // Its Date header: the vault's clock, whole seconds.
+                  answeredAtMs: wholeSecond(now).getTime(),
+                }),
+              ),
             )
           : Effect.succeed(publicView(v))
       }),
