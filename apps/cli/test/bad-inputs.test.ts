@@ -97,6 +97,19 @@ const deploy = (name: string, ...more: ReadonlyArray<string>) => [
 ]
 const pemFile = (label: string, content: string) => world.file(label, content)
 
+/** The P-256 key's PEM with one bit of its private scalar flipped (its stated public point kept). */
+const damagedKeyPem = (keyPem: string): string => {
+  const der = Buffer.from(derOf(keyPem, "PRIVATE KEY"))
+  const at = der.indexOf(Buffer.from("0201010420", "hex"))
+  if (at < 0) throw new Error("not a P-256 PKCS#8 key")
+  der[at + 5 + 31] = (der[at + 5 + 31] ?? 0) ^ 1
+  const body = der
+    .toString("base64")
+    .match(/.{1,64}/g)
+    ?.join("\n")
+  return `-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----\n`
+}
+
 const cases: ReadonlyArray<Case> = [
   {
     name: "mismatched key",
@@ -104,6 +117,14 @@ const cases: ReadonlyArray<Case> = [
     stdin: () => good.certPem + fx.chainPem + other.keyPem,
     exit: 2,
     says: ["does not match"],
+  },
+  {
+    name: "a damaged key (its private half altered, the public half still the leaf's)",
+    args: () => deploy("c-damaged-key"),
+    stdin: () => good.certPem + fx.chainPem + damagedKeyPem(good.keyPem),
+    exit: 2,
+    says: ["is damaged", "openssl pkey -check"],
+    never: ["does not match"],
   },
   {
     name: "the key of a --chain certificate (files swapped, or the issuer's key given)",

@@ -30,7 +30,7 @@ import {
   readEncryptedData,
   readPfx,
 } from "./decodeStructure.js"
-import { type AnalysedMaterial, orderChain, rememberAnalysis } from "./inspect.js"
+import { type AnalysedMaterial, keyPairOf, orderChain, rememberAnalysis } from "./inspect.js"
 import { secretKey } from "./nodeCrypto.js"
 import {
   decryptPrivateKeyInfoNow,
@@ -351,7 +351,7 @@ const decodeNow = (
       order: orderChain(leaf, chain),
       key: key.key,
       pkcs8: key.pkcs8,
-      keyMatchesLeaf: publicKeysEqual(publicKey, leaf.publicKey),
+      keyPair: keyPairOf(key.key, publicKey, leaf.publicKey),
     }
     rememberAnalysis(material, analysed)
     return material

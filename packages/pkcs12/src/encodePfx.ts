@@ -109,10 +109,14 @@ const buildAnalysed = (
   options: Pkcs12EncodeOptions,
   iterations: number,
 ): Effect.Effect<Uint8Array, PfxEncodeError> => {
-  if (!analysed.keyMatchesLeaf)
+  const keyPair = analysed.keyPair()
+  if (keyPair !== "match")
     return Effect.fail(
       new PfxEncodeError({
-        reason: `refusing to build a PFX: the private key does not match the leaf certificate "${nameOf(analysed.leaf, "subject")}" (their public keys differ); supply the key the certificate was issued for`,
+        reason:
+          keyPair === "damaged"
+            ? `refusing to build a PFX: the private key is damaged (its public half is the leaf certificate "${nameOf(analysed.leaf, "subject")}"'s, but a signature made with its private half does not verify with it); supply an intact copy of the key the certificate was issued for`
+            : `refusing to build a PFX: the private key does not match the leaf certificate "${nameOf(analysed.leaf, "subject")}" (their public keys differ); supply the key the certificate was issued for`,
       }),
     )
   try {

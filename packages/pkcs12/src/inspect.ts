@@ -24,12 +24,13 @@ import {
 } from "./certificateFacts.js"
 import {
   bytesEqual,
+  checkKeyPair,
   describeKey,
+  type KeyPairCheck,
   keyFacts,
   keyProblems,
   keyVaultAccepts,
   loadPkcs8SharedNow,
-  publicKeysEqual,
   publicOfNow,
 } from "./privateKey.js"
 
@@ -125,8 +126,39 @@ export interface AnalysedMaterial {
   readonly order: OrderedChain
   readonly key: KeyObject
   readonly pkcs8: Uint8Array
-  readonly keyMatchesLeaf: boolean
+  /**
+   * The key to the leaf: its pair, another key, or a damaged pair (`checkKeyPair`, run on the first
+   * call and remembered: a PFX decoded by a reader that never asks, as the emulator's, signs nothing).
+   */
+  readonly keyPair: () => KeyPairCheck
 }
+
+/** The analysis's key-pair check, run once when first asked. */
+export const keyPairOf = (
+  key: KeyObject,
+  publicKey: KeyObject,
+  leafPublicKey: KeyObject,
+): (() => KeyPairCheck) => {
+  let checked: KeyPairCheck | undefined
+  return () => {
+    checked ??= checkKeyPair(key, publicKey, leafPublicKey)
+    return checked
+  }
+}
+
+/** The problem of a key that is not the leaf's pair, in the operator's words. */
+export const keyPairProblem = (keyPair: KeyPairCheck, leafSubject: string): MaterialProblem =>
+  keyPair === "damaged"
+    ? {
+        field: "key",
+        message: `is damaged: its public half is the leaf certificate's ("${leafSubject}"), but a signature made with its private half does not verify with it, so a TLS handshake with this key would fail`,
+        fix: "supply an intact copy of the private key the leaf certificate was issued for (`openssl pkey -check -noout -in KEY` checks a key file)",
+      }
+    : {
+        field: "key",
+        message: `does not match the leaf certificate "${leafSubject}" (their public keys differ)`,
+        fix: "supply the private key the leaf certificate was issued for",
+      }
 
 /**
  * The last analysis of each material object. Core's deploy program inspects
@@ -179,7 +211,7 @@ const analyseNow = (material: CertificateMaterial): AnalysedMaterial | MaterialI
     order: orderChain(leaf.parsed, chain),
     key,
     pkcs8,
-    keyMatchesLeaf: publicKeysEqual(publicKey, leaf.parsed.publicKey),
+    keyPair: keyPairOf(key, publicKey, leaf.parsed.publicKey),
   }
 }
 
@@ -220,19 +252,15 @@ export const inspectMaterial = (
     }
     // A key that matches the leaf has the leaf's facts, already read (and memoised) for the leaf's
     // public key: OpenSSL answers asymmetricKeyDetails for an EC private key ~10 us slower.
-    const key = keyFacts(analysed.keyMatchesLeaf ? analysed.leaf.publicKey : analysed.key)
+    const keyPair = analysed.keyPair()
+    const key = keyFacts(keyPair === "match" ? analysed.leaf.publicKey : analysed.key)
     if (key === undefined)
       return toInvalid({
         field: "key",
         message: `is an ${describeKey(analysed.key)} key, which Key Vault does not accept`,
         fix: "use an RSA (2048, 3072, 4096) or EC (P-256, P-384, P-521, P-256K) key",
       })
-    if (!analysed.keyMatchesLeaf)
-      problems.push({
-        field: "key",
-        message: `does not match the leaf certificate "${leaf.facts.subject}" (their public keys differ)`,
-        fix: "supply the private key the leaf certificate was issued for",
-      })
+    if (keyPair !== "match") problems.push(keyPairProblem(keyPair, leaf.facts.subject))
     if (!keyVaultAccepts(key))
       problems.push({
         field: "key",
@@ -244,7 +272,7 @@ export const inspectMaterial = (
       leaf: leaf.facts,
       chain,
       key,
-      keyMatchesLeaf: analysed.keyMatchesLeaf,
+      keyMatchesLeaf: keyPair === "match",
       problems,
     })
   })

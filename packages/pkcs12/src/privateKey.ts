@@ -4,7 +4,7 @@
  * KeyObject does the parsing, so every curve OpenSSL knows (secp256k1
  * included, which WebCrypto lacks) works.
  */
-import { createPublicKey, type KeyObject } from "node:crypto"
+import { createPublicKey, type KeyObject, sign, verify } from "node:crypto"
 import type { Curve, KeyType } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import { loadPrivateKey } from "./nodeCrypto.js"
@@ -92,8 +92,67 @@ export const keyVaultAccepts = (facts: KeyFacts | undefined): boolean =>
  * key answers false but leaves "different key types" on OpenSSL's error
  * queue, where the next unrelated createPrivateKey call finds it and fails.
  */
-export const publicKeysEqual = (a: KeyObject, b: KeyObject): boolean =>
-  a.asymmetricKeyType === b.asymmetricKeyType && a.equals(b)
+export const publicKeysEqual = (a: KeyObject, b: KeyObject): boolean => {
+  if (a.asymmetricKeyType !== b.asymmetricKeyType) return false
+  try {
+    return a.equals(b)
+  } catch {
+    // A key OpenSSL loaded but cannot compare (an RSA key with a broken modulus) is no match.
+    return false
+  }
+}
+
+/**
+ * What a private key is to a certificate: its key pair (`match`), another key (`mismatch`), or a key
+ * whose public half is the certificate's but whose private half does not belong to it (`damaged`: a
+ * corrupted private scalar or exponent, which a TLS handshake would fail with).
+ */
+export type KeyPairCheck = "match" | "mismatch" | "damaged"
+
+/** Signed and verified to prove the private key belongs to the certificate's public key. */
+const possessionChallenge = Buffer.from("kvdeploy: does this private key sign for its certificate?")
+
+/**
+ * Whether `privateKey` (whose public half is `privatePublic`) is the key pair of `leafPublic`. The
+ * public halves are compared first (a key file states its public half, or it is derived from
+ * the modulus); when they agree, a signature made with the private key must verify with the
+ * certificate's public key, so a key whose private half was damaged is not taken for the pair.
+ * Key types that cannot sign (X25519, DH) are judged on their public halves alone: Key Vault
+ * refuses them anyway.
+ */
+export const checkKeyPair = (
+  privateKey: KeyObject,
+  privatePublic: KeyObject,
+  leafPublic: KeyObject,
+): KeyPairCheck => {
+  if (privatePublic.asymmetricKeyType !== leafPublic.asymmetricKeyType) return "mismatch"
+  try {
+    if (!privatePublic.equals(leafPublic)) return "mismatch"
+  } catch {
+    // OpenSSL loaded the key but cannot compare it (an RSA key with a broken modulus).
+    return "damaged"
+  }
+  const type = privateKey.asymmetricKeyType
+  const algorithm =
+    type === "rsa" || type === "rsa-pss" || type === "ec" || type === "dsa"
+      ? "sha256"
+      : type === "ed25519" || type === "ed448"
+        ? null
+        : undefined
+  if (algorithm === undefined) return "match"
+  try {
+    return verify(
+      algorithm,
+      possessionChallenge,
+      leafPublic,
+      sign(algorithm, possessionChallenge, privateKey),
+    )
+      ? "match"
+      : "damaged"
+  } catch {
+    return "damaged"
+  }
+}
 
 /** Same length and bytes (node:buffer's native compare: a byte loop in JavaScript cost ~10 us per material check). */
 export const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean =>

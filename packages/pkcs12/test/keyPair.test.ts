@@ -1,0 +1,142 @@
+/**
+ * A key whose public half is the leaf's but whose private half does not belong to it (a damaged
+ * private scalar or exponents) is refused by inspect and encode, in its own words; a key OpenSSL
+ * loads but cannot compare is refused the same way, as a typed problem, never a defect.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto"
+import type { CertificateMaterial } from "@kvdeploy/core"
+import * as asn1js from "asn1js"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { beforeAll, describe, expect, it } from "vitest"
+import { encodePfx, inspectMaterial, parsePem } from "../src/index.js"
+import { checkKeyPair } from "../src/privateKey.js"
+import { generateKey, makeAuthorities, makeMaterial, type TestAuthorities, toPem } from "./fixtures.js"
+
+let authorities: TestAuthorities
+beforeAll(async () => {
+  authorities = await makeAuthorities()
+})
+
+const password = Redacted.make("")
+
+/** P-256 material whose PKCS#8 key has one bit of its private scalar flipped (the public point kept). */
+const withFlippedScalar = (material: CertificateMaterial): CertificateMaterial => {
+  const pkcs8 = Buffer.from(Redacted.value(material.key))
+  // SEC1 ECPrivateKey inside the PKCS#8: version 1, then the 32-byte scalar.
+  const at = pkcs8.indexOf(Buffer.from("0201010420", "hex"))
+  expect(at).toBeGreaterThan(0)
+  pkcs8[at + 5 + 31] = (pkcs8[at + 5 + 31] ?? 0) ^ 1
+  return { ...material, key: Redacted.make(new Uint8Array(pkcs8)) }
+}
+
+const bigOf = (b64url: string | undefined): bigint =>
+  BigInt(`0x${Buffer.from(b64url ?? "", "base64url").toString("hex")}`)
+
+const jwkOf = (material: CertificateMaterial) =>
+  createPrivateKey({ key: Buffer.from(Redacted.value(material.key)), format: "der", type: "pkcs8" }).export({
+    format: "jwk",
+  }) as Record<string, string | undefined>
+
+/** A PKCS#1 RSAPrivateKey PEM of `jwk` with some of its numbers replaced. */
+const rsaPem = (
+  jwk: Record<string, string | undefined>,
+  replace: Readonly<Record<string, bigint>>,
+): string => {
+  const fields = ["n", "e", "d", "p", "q", "dp", "dq", "qi"] as const
+  const integer = (v: bigint) => {
+    let h = v.toString(16)
+    if (h.length % 2 === 1) h = `0${h}`
+    if (Number.parseInt(h[0] ?? "0", 16) >= 8) h = `00${h}`
+    return new asn1js.Integer({ valueHex: Buffer.from(h, "hex") })
+  }
+  const der = new asn1js.Sequence({
+    value: [new asn1js.Integer({ value: 0 }), ...fields.map((f) => integer(replace[f] ?? bigOf(jwk[f])))],
+  }).toBER()
+  const body = Buffer.from(der)
+    .toString("base64")
+    .match(/.{1,64}/g)
+    ?.join("\n")
+  return `-----BEGIN RSA PRIVATE KEY-----\n${body}\n-----END RSA PRIVATE KEY-----\n`
+}
+
+describe("a damaged private key", () => {
+  it("an EC key with a flipped scalar bit: inspect names it damaged, encode refuses it, a good key still passes after it", async () => {
+    const material = await makeMaterial(await generateKey("P-256"), 2, authorities)
+    const damaged = withFlippedScalar(material)
+    const inspected = await Effect.runPromise(inspectMaterial(damaged))
+    expect(inspected.keyMatchesLeaf).toBe(false)
+    const keyProblems = inspected.problems.filter((p) => p.field === "key")
+    expect(keyProblems).toHaveLength(1)
+    expect(keyProblems[0]?.message).toContain("is damaged")
+    expect(keyProblems[0]?.message).not.toContain("public keys differ")
+    expect(keyProblems[0]?.fix).toContain("openssl pkey -check")
+    const refused = await Effect.runPromise(Effect.flip(encodePfx(damaged, { encoding: "modern", password })))
+    expect(refused.reason).toContain("the private key is damaged")
+    // The check left nothing behind for the next key OpenSSL loads.
+    const good = await Effect.runPromise(inspectMaterial(material))
+    expect(good.keyMatchesLeaf).toBe(true)
+    expect(good.problems).toEqual([])
+  })
+
+  it("an RSA key with a damaged private exponent and CRT exponent, read from PEM: damaged; one damaged number OpenSSL recovers from is still the pair", async () => {
+    const material = await makeMaterial(await generateKey("RSA-2048"), 1, authorities)
+    const leafPem = toPem("CERTIFICATE", material.leaf)
+    const jwk = jwkOf(material)
+    const inspectPem = async (keyPem: string) => {
+      const parsed = await Effect.runPromise(parsePem(leafPem + keyPem))
+      return Effect.runPromise(
+        inspectMaterial({
+          leaf: parsed.certificates[0] ?? new Uint8Array(),
+          chain: [],
+          key: parsed.key ?? Redacted.make(new Uint8Array()),
+        }),
+      )
+    }
+    const twice = await inspectPem(rsaPem(jwk, { d: bigOf(jwk.d) + 2n, dp: bigOf(jwk.dp) + 2n }))
+    expect(twice.keyMatchesLeaf).toBe(false)
+    expect(twice.problems.find((p) => p.field === "key")?.message).toContain("is damaged")
+    // OpenSSL signs with the CRT numbers and falls back to the private exponent when the result does
+    // not verify: a key with only its exponent damaged still makes good signatures (a TLS server
+    // using it works), and is taken for the pair.
+    const once = await inspectPem(rsaPem(jwk, { d: bigOf(jwk.d) + 2n }))
+    expect(once.keyMatchesLeaf).toBe(true)
+    expect(once.problems).toEqual([])
+  })
+
+  it("checkKeyPair: the pair, another key of the same type, another type", () => {
+    const a = generateKeyPairSync("ec", { namedCurve: "P-256" })
+    const b = generateKeyPairSync("ec", { namedCurve: "P-256" })
+    const r = generateKeyPairSync("rsa", { modulusLength: 2048 })
+    expect(checkKeyPair(a.privateKey, createPublicKey(a.privateKey), a.publicKey)).toBe("match")
+    expect(checkKeyPair(a.privateKey, createPublicKey(a.privateKey), b.publicKey)).toBe("mismatch")
+    expect(checkKeyPair(a.privateKey, createPublicKey(a.privateKey), r.publicKey)).toBe("mismatch")
+    expect(checkKeyPair(r.privateKey, createPublicKey(r.privateKey), r.publicKey)).toBe("match")
+  })
+
+  it("an RSA key whose modulus is broken (OpenSSL loads it but cannot compare it): a typed key problem, not a defect", async () => {
+    const material = await makeMaterial(await generateKey("RSA-2048"), 1, authorities)
+    const ownJwk = jwkOf(material)
+    const parsed = await Effect.runPromise(
+      parsePem(toPem("CERTIFICATE", material.leaf) + rsaPem(ownJwk, { n: 5n })),
+    )
+    const broken: CertificateMaterial = {
+      leaf: parsed.certificates[0] ?? new Uint8Array(),
+      chain: [],
+      key: parsed.key ?? Redacted.make(new Uint8Array()),
+    }
+    const exit = await Effect.runPromiseExit(inspectMaterial(broken))
+    // Inspect answers (a failure would be a typed MaterialInvalid); no defect either way.
+    if (exit._tag === "Success") {
+      expect(exit.value.keyMatchesLeaf).toBe(false)
+      expect(exit.value.problems.some((p) => p.field === "key" && p.message.includes("is damaged"))).toBe(
+        true,
+      )
+    } else {
+      expect(JSON.stringify(exit.cause)).toContain("MaterialInvalid")
+    }
+    const encoded = await Effect.runPromiseExit(encodePfx(broken, { encoding: "modern", password }))
+    expect(encoded._tag).toBe("Failure")
+    if (encoded._tag === "Failure") expect(JSON.stringify(encoded.cause)).not.toContain("Die")
+  })
+})
