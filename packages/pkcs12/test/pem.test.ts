@@ -3,9 +3,11 @@ import { describe, expect, it } from "@effect/vitest"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import * as fc from "fast-check"
 import * as pkijs from "pkijs"
 import { beforeAll } from "vitest"
 import { inspectMaterial, parsePem } from "../src/index.js"
+import { pemBlocks } from "../src/pem.js"
 import {
   canonicalPkcs8,
   generateKey,
@@ -288,6 +290,57 @@ describe("parsePem", () => {
           const parsed = yield* parsePem(toPem("PRIVATE KEY", given))
           expect(parsed.key && hex(Redacted.value(parsed.key))).toBe(hex(der))
         }
+      }),
+  )
+})
+
+describe("pemBlocks: the blocks of PEM text in one pass", () => {
+  /** The expression parsePem used before: the blocks it finds are the reference. */
+  const reference = (text: string) =>
+    [...text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g)].map((m) => ({
+      index: m.index,
+      endIndex: m.index + m[0].length,
+      label: m[1],
+      endLabel: m[3],
+      body: m[2],
+    }))
+
+  it("finds the same blocks as the regular expression, over random mixes of markers and text (property)", () => {
+    const pieces = fc.constantFrom(
+      "-----BEGIN CERTIFICATE-----",
+      "-----BEGIN PRIVATE KEY-----",
+      "-----END CERTIFICATE-----",
+      "-----END PRIVATE KEY-----",
+      "-----END X-----",
+      "-----BEGIN ",
+      "-----END ",
+      "-----",
+      "-----BEGIN a-----",
+      "MIIB",
+      "\n",
+      " ",
+      "A",
+      "-",
+    )
+    fc.assert(
+      fc.property(fc.array(pieces, { maxLength: 40 }), (parts) => {
+        const text = parts.join("")
+        expect([...pemBlocks(text)]).toEqual(reference(text))
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it.effect(
+    "1 MiB of BEGIN lines without an END: one cut-short block reported (the scan is linear; bench/pem-hostile measures it)",
+    () =>
+      Effect.gen(function* () {
+        const hostile = "-----BEGIN A-----\n".repeat(58_254)
+        expect(hostile.length).toBeLessThanOrEqual(1024 * 1024)
+        const error = yield* Effect.flip(parsePem(hostile))
+        expect(error.problems).toEqual([
+          expect.objectContaining({ field: "block 1 (A)", message: expect.stringContaining("is cut short") }),
+        ])
       }),
   )
 })
