@@ -114,14 +114,26 @@ const verifyMac = (
   )
 }
 
-const unreadableKeyAfterDecryption = () =>
-  new PfxDecodeError({
-    reason: "wrong-password",
-    detail:
-      "the private key decrypted to garbage: the password is wrong; check it with openssl pkcs12 -info -noout -in file.pfx",
-  })
+/**
+ * A private key bag that did not decrypt to a key. Without a MAC, that is what a wrong password
+ * gives; when a MAC confirmed the password, the bag is damaged (or encrypted with another password).
+ */
+const unreadableKeyAfterDecryption = (passwordChecked: boolean) =>
+  passwordChecked
+    ? refuse(
+        "malformed",
+        `the private key bag decrypted with the password the PFX's integrity MAC confirmed, but holds no readable key: the key bag is damaged; ${MALFORMED_FIX}`,
+      )
+    : new PfxDecodeError({
+        reason: "wrong-password",
+        detail:
+          "the private key decrypted to garbage: the password is wrong; check it with openssl pkcs12 -info -noout -in file.pfx",
+      })
 
-/** Decrypt and load the keys of `bags` and collect their certificates; the refusal that stops it, if any. */
+/**
+ * Decrypt and load the keys of `bags` and collect their certificates; the refusal that stops it, if
+ * any. `passwordChecked`: a MAC confirmed the password (see `bagsOf`).
+ */
 const collectBags = (
   bags: ReadonlyArray<SafeBag>,
   password: string,
@@ -129,6 +141,7 @@ const collectBags = (
   certificates: Array<FoundCertificate>,
   depth: number,
   budget: KdfBudget,
+  passwordChecked: boolean,
 ): PfxDecodeError | undefined => {
   for (const bag of bags) {
     if (bag._tag === "ShroudedKey") {
@@ -140,9 +153,15 @@ const collectBags = (
         password,
         budget,
       )
-      if (decrypted instanceof PbeFailure) return fromPbe(decrypted, "private key")
+      if (decrypted instanceof PbeFailure)
+        return decrypted.kind === "wrong-password" && passwordChecked
+          ? refuse(
+              "malformed",
+              `the private key bag could not be decrypted with the password the PFX's integrity MAC confirmed: the key bag is damaged, or was encrypted with another password; ${MALFORMED_FIX}`,
+            )
+          : fromPbe(decrypted, "private key")
       const key = decrypted._tag === "Key" ? decrypted.key : loadPkcs8Now(decrypted.plain)
-      if (key === undefined) return unreadableKeyAfterDecryption()
+      if (key === undefined) return unreadableKeyAfterDecryption(passwordChecked)
       keys.push({
         pkcs8: new Uint8Array(key.export({ type: "pkcs8", format: "der" })),
         key,
@@ -162,7 +181,7 @@ const collectBags = (
       certificates.push({ der: bag.der, localKeyId: bag.localKeyId })
     } else if (bag._tag === "Nested") {
       if (depth >= 4) return refuse("malformed", `the PFX nests safe contents too deeply; ${MALFORMED_FIX}`)
-      const refused = collectBags(bag.bags, password, keys, certificates, depth + 1, budget)
+      const refused = collectBags(bag.bags, password, keys, certificates, depth + 1, budget, passwordChecked)
       if (refused !== undefined) return refused
     }
     // CRL and secret bags are not certificate material: skipped.
@@ -270,7 +289,7 @@ const contentsNow = (
   for (const info of infos) {
     const bags = bagsOf(info, pw, budget, pfx.mac !== undefined)
     if (bags instanceof PfxDecodeError) return bags
-    const refused = collectBags(bags, pw, keys, certificates, 0, budget)
+    const refused = collectBags(bags, pw, keys, certificates, 0, budget, pfx.mac !== undefined)
     if (refused !== undefined) return refused
   }
   return { keys, certificates }

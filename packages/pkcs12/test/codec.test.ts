@@ -672,4 +672,65 @@ describe("BER input (as Windows and some Java versions write)", () => {
         expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(ec.pkcs8)))
       }),
   )
+
+  it.effect(
+    "a key bag that is unreadable although the MAC confirmed the password is a damaged file, not a wrong password",
+    () =>
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
+        const password = bmpPassword("secret")
+        const tripleDes = (data: Uint8Array, pw: Uint8Array) => {
+          const salt = randomBytes(8)
+          const key = pkcs12Kdf("sha1", pw, salt, 1, KdfPurpose.key, 24)
+          const iv = pkcs12Kdf("sha1", pw, salt, 1, KdfPurpose.iv, 8)
+          const cipher = createCipheriv("des-ede3-cbc", key, iv)
+          return {
+            algorithm: algorithm("1.2.840.113549.1.12.1.3", pkcs12PbeParameters(salt, 1)),
+            ciphertext: new Uint8Array(Buffer.concat([cipher.update(data), cipher.final()])),
+          }
+        }
+        /** A PFX with a valid MAC (password "secret") whose key bag holds `keyBytes` encrypted with `keyPassword`. */
+        const fileWith = (keyBytes: Uint8Array, keyPassword: Uint8Array) => {
+          const certificates = tripleDes(
+            safeContents([material.leaf, ...material.chain].map((der) => certificateBag(der))),
+            password,
+          )
+          const key = tripleDes(keyBytes, keyPassword)
+          const authSafe = authenticatedSafe([
+            encryptedContent(certificates.algorithm, certificates.ciphertext),
+            dataContent(safeContents([shroudedKeyBag(key.algorithm, key.ciphertext, [])])),
+          ])
+          const macSalt = randomBytes(8)
+          const macKey = pkcs12Kdf("sha1", password, macSalt, 1, KdfPurpose.mac, 20)
+          return pfxOf(
+            authSafe,
+            "1.3.14.3.2.26",
+            createHmac("sha1", macKey).update(authSafe).digest(),
+            macSalt,
+            1,
+          )
+        }
+        const pkcs8 = Redacted.value(material.key)
+        // The key cut short: it decrypts (the padding is the cipher's), but is no key.
+        const cut = yield* Effect.flip(
+          decodePfx(fileWith(pkcs8.subarray(0, pkcs8.length - 20), password), Redacted.make("secret")),
+        )
+        expect(cut.reason).toBe("malformed")
+        expect(cut.detail).toContain("the key bag is damaged")
+        expect(cut.detail).not.toContain("password is wrong")
+        // The key encrypted with another password than the MAC's.
+        const other = yield* Effect.flip(
+          decodePfx(fileWith(pkcs8, bmpPassword("other")), Redacted.make("secret")),
+        )
+        expect(other.reason).toBe("malformed")
+        expect(other.detail).toMatch(/the key bag is damaged|another password/)
+        // The intact file decodes, and a wrong password is still called one (by the MAC).
+        expect(hex((yield* decodePfx(fileWith(pkcs8, password), Redacted.make("secret"))).leaf)).toBe(
+          hex(material.leaf),
+        )
+        expect(
+          (yield* Effect.flip(decodePfx(fileWith(pkcs8, password), Redacted.make("wrong")))).reason,
+        ).toBe("wrong-password")
+      }),
+  )
 })
