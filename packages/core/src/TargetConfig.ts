@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { closest, distance } from "fastest-levenshtein"
-import { keyInField, looksLikeDerBase64, quotedValue } from "./shownValues.js"
+import { keyInField, looksLikeDerBase64, quotedValue, shownPath } from "./shownValues.js"
 import { isReservedTagKey, MAX_OPERATOR_TAGS, RESERVED_TAG_KEYS } from "./tags.js"
 
 // ---------------------------------------------------------------------------
@@ -254,11 +254,11 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         ),
       )
     }
-    if (controlOrPem.test(key)) {
+    if (unfitTagValue(key)) {
       out.push(
         problem(
           `${field}.${keyInField(key)}`,
-          "is not a tag key: it holds control characters (line breaks, tabs, NUL) or PEM text",
+          "is not a tag key: it holds control characters (line breaks, tabs, NUL), PEM text or the base64 of a key or certificate; a tag key is shown to every reader of the vault's metadata, and it is not shown here",
           "use a short name such as env or owner",
         ),
       )
@@ -358,7 +358,7 @@ const validateVaultUrl = (
     problems.push(
       problem(
         field,
-        `has a path (${url.pathname}); a vault URL is scheme and host only`,
+        `has a path (${shownPath(url.pathname)}); a vault URL is scheme and host only`,
         `use only the origin, for example ${example}`,
       ),
     )

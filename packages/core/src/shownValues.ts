@@ -8,8 +8,9 @@
 /**
  * The base64 of DER (a key or a certificate, whole or cut short at its end): it starts with the "M"
  * of a SEQUENCE and runs 64 characters or more. Names, ids, paths and URLs do not look like this.
+ * It may follow a slash (a key pasted as a path's or a URL's last segment).
  */
-const derBase64Run = /(?:^|[^A-Za-z0-9+/])(M[A-Za-z0-9+/]{63,}={0,2})/
+const derBase64Run = /(?:^|[^A-Za-z0-9+])(M[A-Za-z0-9+/]{63,}={0,2})/
 /** 64 or more hex digits: a private scalar (P-256 and larger) in hex. SHA-1 thumbprints and git ids (40) stay. */
 const hexRun = /[0-9A-Fa-f]{64,}/
 
@@ -164,11 +165,14 @@ export const shownPath = (path: string): string => {
 /**
  * A key of the input as a problem's field names it: as it is when it could be a key (at most 256
  * characters on one line, no PEM markers, not 64 or more base64 characters starting with the "M"
- * of a DER SEQUENCE), else by its length.
+ * of a DER SEQUENCE, and no DER in base64 anywhere in it), else by its length.
  */
 export const keyInField = (key: string): string =>
+  key.length <= 256 &&
   // biome-ignore lint/suspicious/noControlCharactersInRegex: a key with control characters is named by its length
-  key.length <= 256 && !/[\u0000-\u001f\u007f]|-----/.test(key) && !/^M[A-Za-z0-9+/]{63,}={0,2}$/.test(key)
+  !/[\u0000-\u001f\u007f]|-----/.test(key) &&
+  !/^M[A-Za-z0-9+/]{63,}={0,2}$/.test(key) &&
+  !looksLikeDerBase64(key)
     ? key
     : `(a key of ${key.length} characters, not shown)`
 

@@ -1,4 +1,5 @@
 /** Target configuration: every rule, every problem reported at once with its field and fix. */
+import { generateKeyPairSync } from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
@@ -50,7 +51,7 @@ describe("vault_url", () => {
   it("refuses http, paths, query strings, fragments, credentials and other ports with a fix each", () => {
     const cases: Array<[string, RegExp]> = [
       ["http://my-vault.vault.azure.net", /https only/],
-      ["https://my-vault.vault.azure.net/secrets/x", /has a path/],
+      ["https://my-vault.vault.azure.net/secrets/x", /has a path \(\/secrets\/x\)/],
       ["https://my-vault.vault.azure.net/?api-version=7.4", /query string/],
       ["https://my-vault.vault.azure.net/#x", /fragment/],
       ["https://user:pw@my-vault.vault.azure.net", /credentials/],
@@ -65,6 +66,17 @@ describe("vault_url", () => {
         `${url}: ${JSON.stringify(problems)}`,
       )
     }
+  })
+
+  it("a vault URL whose path is a pasted key names the path by its length, not its text", () => {
+    const b64 = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ format: "der", type: "pkcs8" })
+      .toString("base64")
+    const problems = problemsOf({ ...base, vault_url: `https://my-vault.vault.azure.net/${b64}` })
+    assert.isTrue(
+      problems.some((p) => p.field === "vault_url" && /has a path \(.*not shown\)/.test(p.message)),
+    )
+    assert.notInclude(JSON.stringify(problems), b64.slice(40, 80))
   })
 
   it("refuses Managed HSM with a pointed message", () => {

@@ -62,6 +62,18 @@ describe("tags", () => {
 })
 
 describe("tags that would show a secret", () => {
+  it("refuses a tag key holding a key's base64 (alone or after a word), and never names it in the field", () => {
+    const b64 = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ format: "der", type: "pkcs8" })
+      .toString("base64")
+    for (const key of [b64, `note:${b64}`, `${b64.slice(0, 120)}`]) {
+      const problems = tagProblems({ [key]: "x" })
+      expect(problems.map((p) => p.message)).toContainEqual(expect.stringContaining("is not a tag key"))
+      expect(problems.every((p) => p.field.startsWith("tags.(a key of "))).toBe(true)
+      expect(JSON.stringify(problems)).not.toContain(b64.slice(40, 80))
+    }
+  })
+
   it("refuses a tag key naming a secret, and a value holding a key's base64, without showing it", () => {
     const der = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
       format: "der",
