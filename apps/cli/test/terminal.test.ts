@@ -234,6 +234,23 @@ describe.skipIf(!hasScript)("on a terminal", () => {
     expect(r.code, r.screen).toBe(0)
   })
 
+  it("with stdout redirected (--json > file), the password prompt is on the terminal and the file holds only the JSON document", async () => {
+    const out = world.file("tty-json.out", "")
+    const r = await onTerminal(
+      ["deploy", "--config", world.targetFile("tty-json"), "--pfx", pfxPath, "--json"],
+      "tty secret 42\r",
+      world.env,
+      false,
+      out,
+    )
+    // The prompt reached the screen (stderr), not the file.
+    expect(r.screen).toContain("Password for")
+    expect(r.code, r.screen).toBe(0)
+    const written = readFileSync(out, "utf8")
+    expect(written).not.toContain("Password for")
+    expect((JSON.parse(written) as { outcome: string }).outcome).toBe("Succeeded")
+  })
+
   it("a wrong password typed on the terminal is a usage error (exit 2), nothing written, no colours with NO_COLOR", async () => {
     const mark = world.emulator.requests.mark()
     const r = await onTerminal(

@@ -9,10 +9,13 @@ import { type CertificateMaterial, type PfxDecodeError, shownSecretVariable } fr
 import * as Prompt from "effect/cli/Prompt"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { badArgument, type PlatformError } from "effect/PlatformError"
 import * as Redacted from "effect/Redacted"
+import * as Terminal from "effect/Terminal"
 import { leafSummary } from "./outcome.js"
 import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
 import { readSource, sourceFileProblems, sourceName } from "./sources.js"
+import { clearProgress } from "./terminal.js"
 
 export interface MaterialFlags {
   readonly cert: Option.Option<string>
@@ -127,8 +130,45 @@ export const secretFromEnv = (
 
 export const interactive = (): boolean => process.stdin.isTTY === true && process.stderr.isTTY === true
 
+/**
+ * The terminal with its display on stderr. A prompt is not the command's result: stdout carries
+ * that (only the JSON document with --json, often redirected to a file), so a prompt written there
+ * went into the file and never reached the screen, and the command looked hung.
+ */
+const promptOnStderr = Effect.map(Effect.service(Terminal.Terminal), (terminal) =>
+  Terminal.make({
+    columns: Effect.sync(() => process.stderr.columns ?? 0),
+    rows: Effect.sync(() => process.stderr.rows ?? 0),
+    size: terminal.size,
+    readInput: terminal.readInput,
+    readLine: terminal.readLine,
+    display: (text) =>
+      Effect.uninterruptible(
+        Effect.callback<void, PlatformError>((resume) => {
+          process.stderr.write(text, (error) =>
+            resume(
+              error === null || error === undefined
+                ? Effect.void
+                : Effect.fail(
+                    badArgument({
+                      module: "Terminal",
+                      method: "display",
+                      description: "could not write the prompt to stderr",
+                      cause: error,
+                    }),
+                  ),
+            ),
+          )
+        }),
+      ),
+  }),
+)
+
 export const askSecret = (message: string) =>
-  Prompt.run(Prompt.Hidden({ message })).pipe(
+  Effect.andThen(clearProgress, promptOnStderr).pipe(
+    Effect.flatMap((terminal) =>
+      Prompt.run(Prompt.Hidden({ message })).pipe(Effect.provideService(Terminal.Terminal, terminal)),
+    ),
     Effect.mapError(() =>
       usageOne(
         "(prompt)",
