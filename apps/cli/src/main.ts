@@ -243,13 +243,36 @@ export const main = (argv: ReadonlyArray<string>): void => {
   )
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
-    teardown: (exit, onExit) =>
-      Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) && reportedExit.exitCode !== undefined
-        ? onExit(reportedExit.exitCode)
-        : stoppedBySignal.isSuccess && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
-          ? onExit(ExitCode.ok)
-          : Runtime.defaultTeardown(exit, onExit),
+    teardown: (exit, onExit) => {
+      const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+      if (interrupted && reportedExit.exitCode !== undefined) return onExit(reportedExit.exitCode)
+      if (interrupted && stoppedBySignal.isSuccess) return onExit(ExitCode.ok)
+      if (interrupted) reportInterrupted(json)
+      return Runtime.defaultTeardown(exit, onExit)
+    },
   })
+}
+
+/**
+ * Say that the command was interrupted (Ctrl+C, SIGTERM) before it finished: with --json, as the
+ * one JSON document stdout promises (a script appending documents to a log would otherwise take
+ * the last run's for this one's); else a line on stderr. Written synchronously (stdout and stderr
+ * to files, pipes and terminals are on Linux), as the process exits right after.
+ */
+const reportInterrupted = (json: boolean): void => {
+  const problem = {
+    field: "(command)",
+    message:
+      "the command was stopped (Ctrl+C or SIGTERM) before it finished; a deploy is stopped this way only before its import, so it wrote nothing",
+    fix: "run the command again; `kvdeploy show` says what the vault serves now",
+  }
+  Effect.runSync(clearProgress)
+  if (json)
+    process.stdout.write(
+      `${JSON.stringify({ error: { title: "interrupted", exitCode: ExitCode.interrupted, problems: [problem] } }, null, 2)}\n`,
+    )
+  else
+    process.stderr.write(`${styleErr().yellow("interrupted")}: ${problem.message}\n  fix: ${problem.fix}\n`)
 }
 
 /**

@@ -973,9 +973,31 @@ describe("outcomes and exit codes", () => {
       started: signalWhenHeld(snapshot, "SIGINT"),
     })
     expect(stopped.code, stopped.stderr).toBe(130)
-    expect(stopped.stdout).toBe("")
+    // --json: stdout is still one JSON document, saying so (a log of documents gets this run's).
+    const interrupted = JSON.parse(stopped.stdout) as {
+      error: { title: string; exitCode: number; problems: ReadonlyArray<{ message: string }> }
+    }
+    expect(interrupted.error.title).toBe("interrupted")
+    expect(interrupted.error.exitCode).toBe(130)
+    expect(interrupted.error.problems[0]?.message).toContain("wrote nothing")
     expect(world.writesSince(mark, before)).toBe(0)
     expect(world.emulator.state.versions(world.vault, before) ?? []).toEqual([])
+    // Without --json, a line on stderr says it, and stdout stays empty.
+    const textual = world.emulator.faults.add({
+      operation: "getLatest",
+      name: before,
+      times: 1,
+      action: { kind: "hold", timeoutMs: 20_000 },
+    })
+    const stoppedText = await runCli(
+      deployArgs(before).filter((a) => a !== "--json"),
+      { stdin: fx.bundle(await fx.leaf()), env: world.env, started: signalWhenHeld(textual, "SIGTERM") },
+    )
+    expect(stoppedText.code, stoppedText.stderr).toBe(130)
+    expect(stoppedText.stdout).toBe("")
+    expect(stoppedText.stderr).toMatch(
+      /interrupted: the command was stopped \(Ctrl\+C or SIGTERM\) before it finished/,
+    )
 
     // After it: the import lands and is disabled (its verify finds it wrong); the rollback's read of
     // the previous version's secret is held, and SIGTERM comes then. The rollback runs to its end.

@@ -27,6 +27,8 @@ export const ExitCode = {
   rolledBack: 3,
   needsPerson: 4,
   superseded: 5,
+  /** Interrupted (Ctrl+C, SIGTERM) before the command finished. */
+  interrupted: 130,
 } as const
 
 /**
