@@ -1514,6 +1514,33 @@ describe("validate, doctor, emulator", () => {
     expect(secret?.fix ?? "").not.toContain("grant the identity")
   })
 
+  it("doctor: the target's certificate soft-deleted is a warning that says what a deploy does, with the remedy", async () => {
+    const name = "doctor-soft-deleted"
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
+      0,
+    )
+    await softDelete(name)
+    type Check = { check: string; status: string; detail: string; fix?: string }
+    const failing = await runCli(["doctor", "--config", world.targetFile(name), "--json"], { env: world.env })
+    expect(failing.code, failing.stdout).toBe(0)
+    const warned = json<{ checks: Array<Check> }>(failing).checks.find((c) => c.check === "soft-deleted")
+    expect(warned?.status).toBe("warn")
+    expect(warned?.detail).toBe(`${name} is soft-deleted: a deploy fails (exit 1) and writes nothing`)
+    expect(warned?.fix).toContain("--on-soft-deleted recover")
+    const text = await runCli(["doctor", "--config", world.targetFile(name)], { env: world.env })
+    expect(text.stdout.trim().split("\n").at(-1)).toMatch(/^ready to deploy, with \d+ warnings? above/)
+    // With on_soft_deleted: recover, it says the deploy recovers it first.
+    const recovering = await runCli(
+      ["doctor", "--config", world.targetFile(name, { on_soft_deleted: "recover" }), "--json"],
+      { env: world.env },
+    )
+    const noted = json<{ checks: Array<Check> }>(recovering).checks.find((c) => c.check === "soft-deleted")
+    expect(noted?.detail).toContain("a deploy recovers it first")
+    // The help names the probe's name as it is: the target's certificate.
+    const help = await runCli(["doctor", "--help"], { env: world.env })
+    expect(help.stdout).toContain("under the target's certificate name")
+  })
+
   it("list: every page of the vault (25 a page), as another client lists it; a denied list fails (1) in words with the grant", async () => {
     const names = async () => {
       const out: Array<string> = []

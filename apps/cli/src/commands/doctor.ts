@@ -217,6 +217,21 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           detail: `permitted (${probeName} is soft-deleted: 409)`,
           fix: undefined,
         })
+        // The target's own certificate is soft-deleted: a deploy as configured fails, or recovers it
+        // first. Said, so "ready to deploy" is not read alone.
+        if (name !== undefined)
+          yield* add({
+            check: "soft-deleted",
+            status: "warn",
+            detail:
+              target.onSoftDeleted === "recover"
+                ? `${name} is soft-deleted: a deploy recovers it first (on_soft_deleted: recover; certificates/recover), then deploys`
+                : `${name} is soft-deleted: a deploy fails (exit 1) and writes nothing`,
+            fix:
+              target.onSoftDeleted === "recover"
+                ? "nothing, if recovering it is intended; `kvdeploy plan` shows what a deploy would do"
+                : "deploy with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover it, or purge it first; `kvdeploy plan` shows what a deploy would do",
+          })
       } else if (probe._tag === "Failure" && probe.failure._tag === "VaultForbidden") {
         const refusal = probe.failure.refusal
         yield* add({
@@ -363,7 +378,7 @@ export const doctor = Command.make(
   Command.withDescription(
     `Check everything a deploy needs from a vault, each pass, warn, fail or skip, with the fix: the target configuration, a credential for its mode, the identity, a token for Key Vault (never printed), reachability, and which data actions work: certificates/get, certificates/import, certificates/list and secrets/get.
 
-The import probe writes nothing: it imports content that is not a certificate under the name ${probeCertificateName}; Key Vault answers a permitted caller 400 and an unpermitted one 403, and creates no version either way. Exit 0 when no check failed (warnings allowed; the last line counts them), 1 when one failed, 2 for a usage error.`,
+The import probe writes nothing: it imports content that is not a certificate under the target's certificate name (${probeCertificateName} when the target names none); Key Vault answers a permitted caller 400 and an unpermitted one 403, and creates no version either way. Exit 0 when no check failed (warnings allowed; the last line counts them), 1 when one failed, 2 for a usage error.`,
   ),
   Command.withShortDescription("Check credential, token, reachability and permissions"),
   Command.withExamples([
