@@ -249,10 +249,13 @@ export const pemKeyToPkcs8 = (
         }
       // OpenSSL's decoders answer "unsupported" both for an encryption they lack and for a key block
       // they cannot decode at all (cut short, altered): only an encrypted key is about its encryption.
+      // A wrong passphrase also ends here about 1 time in 256: its garbage passes the cipher's
+      // padding check, and the decoder then cannot read it. Both causes are named.
       if (/unsupported/i.test(text) && /ENCRYPTED/.test(pem))
         return {
-          message: "the private key uses an encryption this system does not support",
-          fix: "re-encrypt it with PBES2/AES (openssl pkcs8 -topk8 -v2 aes-256-cbc) or supply it unencrypted",
+          message:
+            "the private key could not be decrypted and read: the passphrase is wrong, or the key uses an encryption this system does not support",
+          fix: "check the passphrase; if it is right, re-encrypt the key with PBES2/AES (openssl pkcs8 -topk8 -v2 aes-256-cbc) or supply it unencrypted",
         }
       if (/unsupported/i.test(text))
         return {

@@ -344,3 +344,26 @@ describe("pemBlocks: the blocks of PEM text in one pass", () => {
       }),
   )
 })
+
+describe("a wrong passphrase whose garbage passes the cipher's padding check", () => {
+  it.effect("is not blamed on the encryption alone: the message names the passphrase first", () =>
+    Effect.gen(function* () {
+      const key = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey
+      const pem = key
+        .export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "right passphrase" })
+        .toString()
+      // About 1 wrong passphrase in 256 decrypts to bytes whose padding looks right; OpenSSL's decoder
+      // then answers "unsupported" instead of "bad decrypt". Find one.
+      let message: string | undefined
+      for (let i = 0; i < 4000 && message === undefined; i++) {
+        const refused = yield* Effect.flip(parsePem(pem, { passphrase: Redacted.make(`wrong ${i}`) }))
+        const text = refused.problems[0]?.message ?? ""
+        if (!text.includes("the passphrase is wrong") || text.includes("could not be decrypted and read"))
+          message = text
+        else expect(text).toBe("the private key could not be decrypted: the passphrase is wrong")
+      }
+      expect(message).toBeDefined()
+      expect(message).toContain("the passphrase is wrong, or the key uses an encryption")
+    }),
+  )
+})
