@@ -56,6 +56,18 @@ beforeAll(async () => {
 
 const password = Redacted.make("correct horse")
 
+/** PBE-SHA1-3DES (PKCS#12's, one iteration) of `data` under the password's bytes as given: algorithm and ciphertext. */
+const pbeSha1TripleDes = (data: Uint8Array, password: Uint8Array) => {
+  const salt = randomBytes(8)
+  const key = pkcs12Kdf("sha1", password, salt, 1, KdfPurpose.key, 24)
+  const iv = pkcs12Kdf("sha1", password, salt, 1, KdfPurpose.iv, 8)
+  const cipher = createCipheriv("des-ede3-cbc", key, iv)
+  return {
+    algorithm: algorithm("1.2.840.113549.1.12.1.3", pkcs12PbeParameters(salt, 1)),
+    ciphertext: new Uint8Array(Buffer.concat([cipher.update(data), cipher.final()])),
+  }
+}
+
 describe("encodePfx / decodePfx", () => {
   for (const encoding of ["modern", "legacy"] as const) {
     it.effect(`round-trips key, leaf and a 4-certificate chain (${encoding})`, () =>
@@ -639,16 +651,7 @@ describe("BER input (as Windows and some Java versions write)", () => {
         const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
         const none = new Uint8Array(0)
         // PBE-SHA1-3DES with the password as zero bytes (not the BMPString 00 00 kvdeploy writes).
-        const tripleDes = (data: Uint8Array) => {
-          const salt = randomBytes(8)
-          const key = pkcs12Kdf("sha1", none, salt, 1, KdfPurpose.key, 24)
-          const iv = pkcs12Kdf("sha1", none, salt, 1, KdfPurpose.iv, 8)
-          const cipher = createCipheriv("des-ede3-cbc", key, iv)
-          return {
-            algorithm: algorithm("1.2.840.113549.1.12.1.3", pkcs12PbeParameters(salt, 1)),
-            ciphertext: new Uint8Array(Buffer.concat([cipher.update(data), cipher.final()])),
-          }
-        }
+        const tripleDes = (data: Uint8Array) => pbeSha1TripleDes(data, none)
         const certificates = tripleDes(
           safeContents([material.leaf, ...material.chain].map((der) => certificateBag(der))),
         )
@@ -679,16 +682,7 @@ describe("BER input (as Windows and some Java versions write)", () => {
       Effect.gen(function* () {
         const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
         const password = bmpPassword("secret")
-        const tripleDes = (data: Uint8Array, pw: Uint8Array) => {
-          const salt = randomBytes(8)
-          const key = pkcs12Kdf("sha1", pw, salt, 1, KdfPurpose.key, 24)
-          const iv = pkcs12Kdf("sha1", pw, salt, 1, KdfPurpose.iv, 8)
-          const cipher = createCipheriv("des-ede3-cbc", key, iv)
-          return {
-            algorithm: algorithm("1.2.840.113549.1.12.1.3", pkcs12PbeParameters(salt, 1)),
-            ciphertext: new Uint8Array(Buffer.concat([cipher.update(data), cipher.final()])),
-          }
-        }
+        const tripleDes = pbeSha1TripleDes
         /** A PFX with a valid MAC (password "secret") whose key bag holds `keyBytes` encrypted with `keyPassword`. */
         const fileWith = (keyBytes: Uint8Array, keyPassword: Uint8Array) => {
           const certificates = tripleDes(
