@@ -87,19 +87,29 @@ export const keyVaultAccepts = (facts: KeyFacts | undefined): boolean =>
   (facts.keyType === "RSA" ? [2048, 3072, 4096].includes(facts.keySize ?? 0) : facts.curve !== undefined)
 
 /**
- * Whether two public keys are the same key. Keys of different types are
- * unequal without asking OpenSSL: node:crypto's `equals` on an RSA and an EC
- * key answers false but leaves "different key types" on OpenSSL's error
- * queue, where the next unrelated createPrivateKey call finds it and fails.
+ * Whether two public keys are the same key: their SubjectPublicKeyInfo DER compared byte for byte.
+ * Not node:crypto's `equals`: on keys of different types it answers false but leaves "different
+ * key types" on OpenSSL's error queue, and on an RSA key with a broken modulus (which OpenSSL
+ * loads) it throws and leaves "invalid keypair" there; the next unrelated createPrivateKey call
+ * finds either and fails.
  */
 export const publicKeysEqual = (a: KeyObject, b: KeyObject): boolean => {
   if (a.asymmetricKeyType !== b.asymmetricKeyType) return false
   try {
-    return a.equals(b)
+    return bytesEqual(spkiOf(a), spkiOf(b))
   } catch {
-    // A key OpenSSL loaded but cannot compare (an RSA key with a broken modulus) is no match.
     return false
   }
+}
+
+/** A public key's SubjectPublicKeyInfo DER, remembered per key object (a leaf's is compared again). */
+const spkis = new WeakMap<KeyObject, Uint8Array>()
+const spkiOf = (key: KeyObject): Uint8Array => {
+  const known = spkis.get(key)
+  if (known !== undefined) return known
+  const der = new Uint8Array(key.export({ type: "spki", format: "der" }))
+  spkis.set(key, der)
+  return der
 }
 
 /**
@@ -123,13 +133,7 @@ export const checkKeyPair = (
   privatePublic: KeyObject,
   leafPublic: KeyObject,
 ): KeyPairCheck => {
-  if (privatePublic.asymmetricKeyType !== leafPublic.asymmetricKeyType) return "mismatch"
-  try {
-    if (!privatePublic.equals(leafPublic)) return "mismatch"
-  } catch {
-    // OpenSSL loaded the key but cannot compare it (an RSA key with a broken modulus).
-    return "damaged"
-  }
+  if (!publicKeysEqual(privatePublic, leafPublic)) return "mismatch"
   // The key types Key Vault accepts; any other (RSA-PSS, whose parameters may restrict the digest;
   // EdDSA; X25519) is refused for its type, and judged on its public half here.
   const type = privateKey.asymmetricKeyType
