@@ -483,7 +483,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     return {
       name: deleted.name,
       recoveryId: deleted.recoveryId ?? "",
-      deletedAt: deleted.deletedOn ?? new Date(0),
+      // Never a made-up time when the vault gives none: core draws conclusions from it.
+      ...(deleted.deletedOn === undefined ? {} : { deletedAt: deleted.deletedOn }),
       ...(deleted.scheduledPurgeDate === undefined ? {} : { scheduledPurgeAt: deleted.scheduledPurgeDate }),
       // The deleted bundle is the certificate's latest as it was (x5t, tags, cer).
       ...(deleted.properties.version === undefined ? {} : { latest: versionFromCertificate(deleted) }),

@@ -660,9 +660,9 @@ describe("deploy contract against the emulator", () => {
         yield* Effect.promise(async () =>
           (await sdk.beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone(),
         )
-        // Key Vault stamps deletes and answers in whole seconds: the next deploy's first read comes a
-        // second later.
-        yield* Effect.sleep("1100 millis")
+        // Key Vault stamps deletes and answers in whole seconds, and kvdeploy wants them 2 s apart:
+        // the next deploy's first read comes 2 seconds later.
+        yield* Effect.sleep("2100 millis")
         // The vault refuses the import (409: the name is deleted), and the answer never arrives.
         emulator.faults.add({ operation: "import", vault: VAULT, name, action: { kind: "dropAnswer" } })
         const result = yield* deployTo(targetFor(emulator, VAULT, name), yield* material())

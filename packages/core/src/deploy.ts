@@ -297,7 +297,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     const deleted = yield* trail.call("getDeleted", vault.getDeleted(name)).pipe(Effect.option)
     const when =
       deleted._tag === "Some"
-        ? ` (deleted ${deleted.value.deletedAt.toISOString()}${deleted.value.scheduledPurgeAt === undefined ? "" : `, purged after ${deleted.value.scheduledPurgeAt.toISOString()}`})`
+        ? ` (deleted ${deleted.value.deletedAt?.toISOString() ?? "at a time the vault did not give"}${deleted.value.scheduledPurgeAt === undefined ? "" : `, purged after ${deleted.value.scheduledPurgeAt.toISOString()}`})`
         : ""
     trail.note("import: name held by a soft-deleted certificate; on_soft_deleted=fail")
     return {
@@ -389,6 +389,15 @@ const onSoftDeleted = Effect.fnUntraced(function* (
 const CLOCK_SKEW_MS = 5 * 60_000
 
 /**
+ * How far before the vault's answer to a first deploy's snapshot read (its Date header) a delete
+ * must be stamped to be taken for one before that read: the two stamps are whole seconds from the
+ * vault's own servers, so a second apart may be the same moment.
+ */
+const FIRST_READ_MARGIN_MS = 2_000
+
+const isoOf = (ms: number): string => new Date(ms).toISOString()
+
+/**
  * Step 5's reconcile when the version list answers 404 after an import whose answer was lost: the
  * name holds no certificate now. Key Vault takes no import into a deleted certificate (or one being
  * deleted), and an import that committed became the certificate's latest version; so a certificate
@@ -435,33 +444,38 @@ const reconcileDeleted = Effect.fnUntraced(function* (
       reason: `${why}, and Key Vault takes no import into a deleted certificate: the import, whose answer was lost, wrote nothing; ${remedy}`,
     } satisfies Draft
   }
+  const deletedAtMs = deleted?.deletedAt?.getTime()
   if (
     deleted !== undefined &&
+    deletedAtMs !== undefined &&
     previous !== undefined &&
     latest?.versionId === previous.versionId &&
     trail.recovered === undefined &&
-    deleted.deletedAt.getTime() >= startedAtMs - CLOCK_SKEW_MS
+    deletedAtMs >= startedAtMs - CLOCK_SKEW_MS
   ) {
     trail.note(`reconcile: soft-deleted while it served ${previous.versionId}; the import wrote nothing`)
     return wroteNothing(
-      `${name} was deleted (${deleted.deletedAt.toISOString()}) while its latest version was still ${previous.versionId}, the one this deploy replaces`,
+      `${name} was deleted (${isoOf(deletedAtMs)}) while its latest version was still ${previous.versionId}, the one this deploy replaces`,
     )
   }
-  // A first deploy: the snapshot read found nothing. A delete the vault stamped in an earlier second
-  // than its answer to that read (both by the vault's clock) held the name when the import was
-  // sent. Not drawn when the deleted certificate's latest version holds this certificate: a delete
-  // just after this import landed would show that, if the vault's two stamps disagree.
+  // A first deploy: the snapshot read found nothing. A delete the vault stamped before its answer to
+  // that read (both by the vault's clock, in whole seconds; FIRST_READ_MARGIN_MS apart, for the
+  // clocks of the vault's own servers) held the name when the import was sent. Drawn only when the
+  // vault says which version was latest then and it is another certificate: a delete just after
+  // this import landed would show this certificate there.
   if (
     deleted !== undefined &&
+    deletedAtMs !== undefined &&
     previous === undefined &&
     snapshotAt !== undefined &&
     trail.recovered === undefined &&
-    latest?.x5t !== newX5t &&
-    deleted.deletedAt.getTime() < snapshotAt
+    latest !== undefined &&
+    latest.x5t !== newX5t &&
+    deletedAtMs <= snapshotAt - FIRST_READ_MARGIN_MS
   ) {
     trail.note("reconcile: soft-deleted before the snapshot read found nothing; the import wrote nothing")
     return wroteNothing(
-      `${name} was deleted (${deleted.deletedAt.toISOString()}) before this deploy's first read found no certificate there (the vault answered it at ${new Date(snapshotAt).toISOString()}, by its own clock)`,
+      `${name} was deleted (${isoOf(deletedAtMs)}) before this deploy's first read found no certificate there (the vault answered it at ${isoOf(snapshotAt)}, by its own clock)`,
     )
   }
   trail.note("reconcile: outcome unknown")
@@ -470,20 +484,22 @@ const reconcileDeleted = Effect.fnUntraced(function* (
   const unproven =
     deleted === undefined
       ? ""
-      : previous === undefined
-        ? snapshotAt === undefined
-          ? " (the vault's answer to this deploy's first read gave no time to tell whether the delete came before it)"
-          : deleted.deletedAt.getTime() >= snapshotAt
-            ? ` (not before the vault answered this deploy's first read, at ${new Date(snapshotAt).toISOString()}: it may have come after the import)`
-            : ""
-        : latest?.versionId !== previous.versionId
-          ? ""
-          : trail.recovered !== undefined
-            ? " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
-            : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"
+      : deletedAtMs === undefined
+        ? ""
+        : previous === undefined
+          ? snapshotAt === undefined
+            ? " (the vault's answer to this deploy's first read gave no time to tell whether the delete came before it)"
+            : deletedAtMs > snapshotAt - FIRST_READ_MARGIN_MS
+              ? ` (not clearly before the vault answered this deploy's first read, at ${isoOf(snapshotAt)}: it may have come after the import)`
+              : ""
+          : latest?.versionId !== previous.versionId
+            ? ""
+            : trail.recovered !== undefined
+              ? " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
+              : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"
   let why: string
   if (deleted !== undefined)
-    why = `it is soft-deleted (deleted ${deleted.deletedAt.toISOString()}${unproven}), ${
+    why = `it is soft-deleted (deleted ${deletedAtMs === undefined ? "at a time the vault did not give" : isoOf(deletedAtMs)}${unproven}), ${
       latest === undefined
         ? "and the vault does not say which version was latest then"
         : latest.x5t === newX5t

@@ -984,6 +984,8 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
     options: {
       readonly latest?: "other" | "this"
       readonly withoutAnswerTime?: boolean
+      /** What the deleted-certificate read leaves out, as a vault that does not say would. */
+      readonly deletedWithout?: "deletedAt" | "latest"
       readonly onSoftDeleted?: "fail" | "recover"
     } = {},
   ) =>
@@ -998,16 +1000,27 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
       vault.script("importVersion", Fault.fail("Ambiguous"))
       const port = yield* Vault
       // An adapter that does not say when the vault answered (no Date header).
-      const withoutTime: typeof port = {
+      const left = options.deletedWithout
+      const adapted: typeof port = {
         ...port,
         getLatest: (name) =>
-          Effect.mapError(port.getLatest(name), (e) =>
-            e._tag === "VaultNotFound" ? new VaultNotFound({ operation: e.operation, detail: e.detail }) : e,
+          options.withoutAnswerTime === true
+            ? Effect.mapError(port.getLatest(name), (e) =>
+                e._tag === "VaultNotFound"
+                  ? new VaultNotFound({ operation: e.operation, detail: e.detail })
+                  : e,
+              )
+            : port.getLatest(name),
+        getDeleted: (name) =>
+          Effect.map(port.getDeleted(name), (d) =>
+            left === undefined
+              ? d
+              : (Object.fromEntries(Object.entries(d).filter(([k]) => k !== left)) as typeof d),
           ),
       }
       const outcome = yield* runDeploy(
         request(newCert.material, {}, target({ on_soft_deleted: options.onSoftDeleted ?? "fail" })),
-      ).pipe(Effect.provideService(Vault, options.withoutAnswerTime === true ? withoutTime : port))
+      ).pipe(Effect.provideService(Vault, adapted))
       return { held, outcome, ours: vault.versions(NAME).filter((v) => v.writer === "deploy") }
     })
 
@@ -1052,7 +1065,7 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
           const { held, outcome } = yield* firstDeployIntoDeleted("0 millis")
           const o = expectTag(outcome, "Unverified")
           assert.strictEqual(o.previous, undefined)
-          assert.include(o.reason, "not before the vault answered this deploy's first read")
+          assert.include(o.reason, "not clearly before the vault answered this deploy's first read")
           assert.include(
             o.reason,
             `its latest version then was ${held.versionId}, which holds another certificate`,
@@ -1075,6 +1088,45 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
           )
           assert.notInclude(o.reason, "wrote nothing")
         }),
+      ),
+  )
+
+  it.effect(
+    "a first deploy into a name deleted one second before the vault's 404: Unverified (a second apart may be the same moment)",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const { outcome } = yield* firstDeployIntoDeleted("1 second")
+          const o = expectTag(outcome, "Unverified")
+          assert.include(o.reason, "not clearly before the vault answered this deploy's first read")
+        }),
+      ),
+  )
+
+  it.effect(
+    "a first deploy into a deleted name whose delete time or latest version the vault does not give: Unverified",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const noTime = expectTag(
+            (yield* firstDeployIntoDeleted("1 hour", { deletedWithout: "deletedAt" })).outcome,
+            "Unverified",
+          )
+          assert.include(noTime.reason, "deleted at a time the vault did not give")
+          assert.notInclude(noTime.reason, "wrote nothing")
+        }),
+      ).pipe(
+        Effect.andThen(
+          fresh(
+            Effect.gen(function* () {
+              const noLatest = expectTag(
+                (yield* firstDeployIntoDeleted("1 hour", { deletedWithout: "latest" })).outcome,
+                "Unverified",
+              )
+              assert.include(noLatest.reason, "the vault does not say which version was latest then")
+            }),
+          ),
+        ),
       ),
   )
 

@@ -251,7 +251,8 @@ describe("InMemoryVault StaleRead on the version list and the deleted certificat
           assert.strictEqual(yield* tagsOf(port.listVersions("lagging")), "VaultNotFound")
           const undone = yield* port.getDeleted("lagging")
           // The delete the recovery undid, with its latest version then (not the one written since).
-          assert.strictEqual(undone.deletedAt.getTime(), deleted.deletedAt.getTime())
+          assert.strictEqual(undone.deletedAt?.getTime(), deleted.deletedAt?.getTime())
+          assert.isDefined(undone.deletedAt)
           assert.strictEqual(undone.latest?.versionId, first?.versionId)
           assert.notStrictEqual(undone.latest?.versionId, second.versionId)
           // Without the fault, the recovery shows.

@@ -264,7 +264,7 @@ export const softDeletedCertificate = (vault: Vault["Service"], target: TargetCo
       failure(`${target.certificateName} is soft-deleted in ${target.vaultUrl}`, [
         {
           field: "--name",
-          message: `${target.certificateName} was deleted ${deleted.deletedAt.toISOString()}${deleted.scheduledPurgeAt === undefined ? "" : ` and is purged after ${deleted.scheduledPurgeAt.toISOString()}`}; the vault serves nothing under this name until it is recovered`,
+          message: `${target.certificateName} was deleted ${deleted.deletedAt?.toISOString() ?? "(the vault does not say when)"}${deleted.scheduledPurgeAt === undefined ? "" : ` and is purged after ${deleted.scheduledPurgeAt.toISOString()}`}; the vault serves nothing under this name until it is recovered`,
           fix: "deploy with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover it and deploy, or recover it (`az keyvault certificate recover`); a deploy without it fails on this name",
         },
       ]),

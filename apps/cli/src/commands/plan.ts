@@ -43,7 +43,7 @@ export interface PlanRecord {
   readonly preflight: { readonly passed: boolean; readonly problems: ReadonlyArray<Problem> }
   readonly current: VersionRecord | undefined
   readonly softDeleted:
-    | { readonly deletedAt: string; readonly scheduledPurgeAt: string | undefined }
+    | { readonly deletedAt: string | undefined; readonly scheduledPurgeAt: string | undefined }
     | undefined
   /**
    * Why plan could not tell whether a soft-deleted certificate holds the name (reading it failed:
@@ -217,7 +217,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             }
           if (deleted !== undefined) {
             softDeleted = {
-              deletedAt: deleted.deletedAt.toISOString(),
+              deletedAt: deleted.deletedAt?.toISOString(),
               scheduledPurgeAt: deleted.scheduledPurgeAt?.toISOString(),
             }
             // As the deploy does: a soft-deleted certificate kvdeploy did not write is left deleted,
@@ -356,7 +356,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           `    ${s.bold(p.field)}: ${p.message}`,
           `      fix: ${p.fix}`,
         ]),
-        `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted !== undefined ? `(soft-deleted ${record.softDeleted.deletedAt})` : record.softDeletedUnknown !== undefined ? "(none; whether a soft-deleted one holds the name could not be read)" : "(none)") : `${record.current.versionId}  x5t ${record.current.x5t}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
+        `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted !== undefined ? `(soft-deleted ${record.softDeleted.deletedAt ?? "at a time the vault does not give"})` : record.softDeletedUnknown !== undefined ? "(none; whether a soft-deleted one holds the name could not be read)" : "(none)") : `${record.current.versionId}  x5t ${record.current.x5t}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
         `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${expiryText(leaf.notAfter, now)}`}`,
         `  action      ${actionText}: ${record.reason}`,
         ...(record.previousKey === undefined

@@ -59,7 +59,8 @@ export interface ListedPage {
 export interface DeletedCertificate {
   readonly name: string
   readonly recoveryId: string
-  readonly deletedAt: Date
+  /** When it was deleted, by the vault's clock (whole seconds), when the vault says (Key Vault does). */
+  readonly deletedAt?: Date
   readonly scheduledPurgeAt?: Date
   /**
    * The version it served when it was deleted (x5t, tags), when the vault says: what a

@@ -229,7 +229,8 @@ const make = Effect.gen(function* () {
         const c = certificates.get(name)
         if (c === undefined || c.deleted !== undefined) return false
         c.deleted = {
-          at: new Date(now),
+          // Key Vault stamps deletes in whole seconds.
+          at: wholeSecond(now),
           scheduledPurgeAt: new Date(now + SOFT_DELETE_RETENTION_MS),
           latestSequence: c.versions.at(-1)?.sequence,
         }
