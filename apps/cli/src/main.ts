@@ -32,7 +32,15 @@ import {
   usage,
   withoutPem,
 } from "./cli/problems.js"
-import { clearProgress, colourWanted, jsonOutput, printErr, printJson, styleErr } from "./cli/terminal.js"
+import {
+  clearProgress,
+  colourWanted,
+  jsonOutput,
+  jsonPrinted,
+  printErr,
+  printJson,
+  styleErr,
+} from "./cli/terminal.js"
 import { demo } from "./commands/demo.js"
 import { deploy } from "./commands/deploy.js"
 import { doctor } from "./commands/doctor.js"
@@ -247,7 +255,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
       if (interrupted && reportedExit.exitCode !== undefined) return onExit(reportedExit.exitCode)
       if (interrupted && stoppedBySignal.isSuccess) return onExit(ExitCode.ok)
-      if (interrupted) reportInterrupted(json)
+      if (interrupted) reportInterrupted(json, argv[0] === "deploy")
       return Runtime.defaultTeardown(exit, onExit)
     },
   })
@@ -259,14 +267,15 @@ export const main = (argv: ReadonlyArray<string>): void => {
  * the last run's for this one's); else a line on stderr. Written synchronously (stdout and stderr
  * to files, pipes and terminals are on Linux), as the process exits right after.
  */
-const reportInterrupted = (json: boolean): void => {
+const reportInterrupted = (json: boolean, deploying: boolean): void => {
   const problem = {
     field: "(command)",
-    message:
-      "the command was stopped (Ctrl+C or SIGTERM) before it finished; a deploy is stopped this way only before its import, so it wrote nothing",
+    message: `the command was stopped (Ctrl+C or SIGTERM) before it finished${deploying ? "; a deploy is stopped this way only before its first write, so it wrote nothing" : ""}`,
     fix: "run the command again; `kvdeploy show` says what the vault serves now",
   }
   Effect.runSync(clearProgress)
+  // A command that printed its document before the interruption came keeps it as the only one.
+  if (json && jsonPrinted.value) return
   if (json)
     process.stdout.write(
       `${JSON.stringify({ error: { title: "interrupted", exitCode: ExitCode.interrupted, problems: [problem] } }, null, 2)}\n`,

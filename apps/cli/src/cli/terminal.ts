@@ -73,7 +73,15 @@ export const printErr = (line: string): Effect.Effect<void> => written(process.s
 
 /** Print a value as the command's JSON result (pretty, one document). */
 export const printJson = (value: unknown): Effect.Effect<void> =>
-  written(process.stdout, `${JSON.stringify(value, jsonReplacer, 2)}\n`)
+  Effect.andThen(
+    Effect.sync(() => {
+      jsonPrinted.value = true
+    }),
+    written(process.stdout, `${JSON.stringify(value, jsonReplacer, 2)}\n`),
+  )
+
+/** Whether the command printed its JSON document (an interruption after it adds none: one document). */
+export const jsonPrinted = { value: false }
 
 const jsonReplacer = (_key: string, value: unknown): unknown => {
   if (value instanceof Uint8Array) return undefined

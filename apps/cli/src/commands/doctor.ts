@@ -225,7 +225,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
             status: "warn",
             detail:
               target.onSoftDeleted === "recover"
-                ? `${name} is soft-deleted: a deploy recovers it first (on_soft_deleted: recover; certificates/recover), then deploys`
+                ? `${name} is soft-deleted: a deploy recovers it first (on_soft_deleted: recover; it needs certificates/recover, which doctor does not probe), then deploys`
                 : `${name} is soft-deleted: a deploy fails (exit 1) and writes nothing`,
             fix:
               target.onSoftDeleted === "recover"
