@@ -291,6 +291,17 @@ describe("what the operator reads: metrics, soft-deleted facts, conflicts", () =
           })
           const recorder = yield* MetricsRecorder
           expect(recorder.count("vaultRequest", "getDeleted:ok")).toBe(1)
+          // An answer without the delete time: none made up (it was 1970-01-01, which a first deploy
+          // would have taken for a delete long before its first read).
+          emulator.faults.add({
+            operation: "getDeleted",
+            name: "deleted-facts-app",
+            action: { kind: "omitFields", fields: ["deletedDate"] },
+          })
+          const incomplete = yield* vault.getDeleted("deleted-facts-app")
+          expect(incomplete.deletedAt).toBeUndefined()
+          expect(incomplete.latest?.versionId).toBe(v.versionId)
+          expect(incomplete.scheduledPurgeAt).toBeInstanceOf(Date)
         }),
       ),
   )

@@ -90,6 +90,12 @@ export type FaultAction =
    */
   | { readonly kind: "garbleAnswer" }
   /**
+   * Perform the operation, then answer without these fields of its JSON body (dotted paths into
+   * objects, such as `deletedDate` or `attributes.created`): a vault answer with facts missing, to
+   * test what a client makes of it.
+   */
+  | { readonly kind: "omitFields"; readonly fields: ReadonlyArray<string> }
+  /**
    * Another writer imports a new self-signed version of the same certificate
    * (`before` this request runs, default, or `after` it committed but before the answer).
    * Nothing is written when Key Vault would refuse that import (the name soft-deleted or
@@ -274,6 +280,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "delayAfterCommit",
     "disableAfterCommit",
     "garbleAnswer",
+    "omitFields",
     "foreignImport",
     "foreignDelete",
   ]
@@ -289,6 +296,13 @@ export const validateRule = (rule: unknown): FaultRule => {
     (typeof action.afterMs !== "number" || !(action.afterMs >= 0) || action.afterMs > 2_147_483_647)
   )
     throw new Error("status action's afterMs must be a number of milliseconds from 0 to 2147483647")
+  if (
+    action.kind === "omitFields" &&
+    (!Array.isArray(action.fields) ||
+      action.fields.length === 0 ||
+      !action.fields.every((f: unknown) => typeof f === "string" && f !== ""))
+  )
+    throw new Error("omitFields action needs fields: a non-empty list of field paths such as deletedDate")
   if ((action.kind === "delay" || action.kind === "delayAfterCommit") && typeof action.ms !== "number")
     throw new Error(`${String(action.kind)} action needs ms`)
   if (

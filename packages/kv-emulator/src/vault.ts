@@ -178,6 +178,19 @@ const summarize = (body: unknown): RequestSummary | undefined => {
 const summarizePolicyBody = (body: unknown): RequestSummary | undefined =>
   isRecord(body) ? { keys: Object.keys(body), policy: body } : undefined
 
+/** `body` without the fields at these dotted paths (a copy; what is not an object is left as it is). */
+const withoutFields = (body: unknown, paths: ReadonlyArray<string>): unknown => {
+  const copy = structuredClone(body)
+  for (const path of paths) {
+    const parts = path.split(".")
+    let at: unknown = copy
+    for (const part of parts.slice(0, -1)) at = isRecord(at) ? at[part] : undefined
+    const last = parts.at(-1)
+    if (isRecord(at) && last !== undefined) delete at[last]
+  }
+  return copy
+}
+
 interface Outcome {
   readonly status: number
   readonly body?: unknown
@@ -231,11 +244,15 @@ export class VaultHandler {
     let challenge = false
     let dropped = false
     let garbled = false
+    let omitted: ReadonlyArray<string> | undefined
     let logged = false
     const finish = (o: Outcome) => {
       const errorCode =
         o.status >= 400 && isRecord(o.body) && isRecord(o.body.error) ? String(o.body.error.code) : undefined
-      if (garbled && !dropped) {
+      if (omitted !== undefined && !dropped && o.status < 400) {
+        const text = o.body instanceof RawJson ? o.body.bytes.toString("utf8") : JSON.stringify(o.body ?? {})
+        sendJson(res, o.status, withoutFields(JSON.parse(text) as unknown, omitted), o.headers)
+      } else if (garbled && !dropped) {
         const text = o.body instanceof RawJson ? o.body.bytes.toString("utf8") : JSON.stringify(o.body ?? {})
         sendJson(res, o.status, new RawJson(Buffer.from(`${text} <!-- garbled by a fault -->`)), o.headers)
       } else if (!dropped) sendJson(res, o.status, o.body, o.headers)
@@ -402,6 +419,7 @@ export class VaultHandler {
         if (after.kind === "foreignDelete" && r.name !== undefined) this.foreignDelete(r.name)
         if (after.kind === "disableAfterCommit" && r.name !== undefined) this.disableLatest(r.name)
         if (after.kind === "garbleAnswer") garbled = true
+        if (after.kind === "omitFields") omitted = after.fields
       }
       finish(outcome)
     } catch (e) {

@@ -151,6 +151,23 @@ describe("fault injection", () => {
     expect((await certificates.getCertificate("svc")).name).toBe("svc")
   })
 
+  it("leaves fields out of an answer (omitFields), nested ones too; a rule without fields is refused", async () => {
+    emulator.faults.add({
+      operation: "getLatest",
+      name: "svc",
+      action: { kind: "omitFields", fields: ["attributes.created", "tags"] },
+    })
+    const partial = await certificates.getCertificate("svc")
+    expect(partial.properties.createdOn).toBeUndefined()
+    expect(partial.properties.tags).toBeUndefined()
+    expect(partial.properties.version).toBeDefined()
+    const whole = await certificates.getCertificate("svc")
+    expect(whole.properties.createdOn).toBeInstanceOf(Date)
+    expect(() =>
+      emulator.faults.add({ operation: "getLatest", action: { kind: "omitFields", fields: [] } }),
+    ).toThrow(/omitFields action needs fields/)
+  })
+
   it("with its default retries the SDK re-sends an import whose connection dropped: two versions for one call", async () => {
     emulator.faults.add({ operation: "import", action: { kind: "dropAfterCommit" } })
     const before = emulator.state.versions("faulty", "svc")?.length ?? 0
