@@ -303,21 +303,33 @@ const decryptPbes1 = (
     const again = spendIterationsNow(integerValue(iterationBlock), derivations, budget)
     if (again instanceof PbeFailure) return again
   }
+  // With two candidates, the wrong one passes the padding check about 1 time in 256: its plaintext
+  // is taken only when it reads as one whole DER element (a key or safe contents), else the next
+  // candidate is tried; the first that decrypted is the answer when none reads so.
+  let first: Uint8Array | undefined
   for (const pw of candidates) {
     const key = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.key, scheme.keyLength)
     const iv = pkcs12Kdf("sha1", pw, salt, iterations, KdfPurpose.iv, 8)
-    if (scheme.cipher === "rc2") {
-      const plain = rc2CbcDecrypt(key, scheme.keyLength * 8, iv, ciphertext)
-      if (plain !== undefined) return plainOf(plain)
-    } else {
+    let plain: Uint8Array | undefined
+    if (scheme.cipher === "rc2") plain = rc2CbcDecrypt(key, scheme.keyLength * 8, iv, ciphertext)
+    else {
       try {
-        return plainOf(cipherRun("decrypt", scheme.cipher, key, iv, ciphertext))
+        plain = cipherRun("decrypt", scheme.cipher, key, iv, ciphertext)
       } catch {
         // A wrong key (bad padding): the next candidate, or the wrong-password failure below.
       }
     }
+    if (plain === undefined) continue
+    if (candidates.length === 1 || isWholeDer(plain)) return plainOf(plain)
+    first ??= plain
   }
-  return wrongPassword()
+  return first === undefined ? wrongPassword() : plainOf(first)
+}
+
+/** Whether `bytes` are one complete BER element and nothing after it. */
+const isWholeDer = (bytes: Uint8Array): boolean => {
+  const parsed = asn1js.fromBER(bytes)
+  return parsed.offset === bytes.length
 }
 
 const decryptPbes2 = (

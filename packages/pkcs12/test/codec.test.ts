@@ -1,6 +1,7 @@
 import "reflect-metadata"
 import {
   createCipheriv,
+  createDecipheriv,
   createHash,
   createHmac,
   createPrivateKey,
@@ -57,8 +58,7 @@ beforeAll(async () => {
 const password = Redacted.make("correct horse")
 
 /** PBE-SHA1-3DES (PKCS#12's, one iteration) of `data` under the password's bytes as given: algorithm and ciphertext. */
-const pbeSha1TripleDes = (data: Uint8Array, password: Uint8Array) => {
-  const salt = randomBytes(8)
+const pbeSha1TripleDes = (data: Uint8Array, password: Uint8Array, salt: Uint8Array = randomBytes(8)) => {
   const key = pkcs12Kdf("sha1", password, salt, 1, KdfPurpose.key, 24)
   const iv = pkcs12Kdf("sha1", password, salt, 1, KdfPurpose.iv, 8)
   const cipher = createCipheriv("des-ede3-cbc", key, iv)
@@ -672,6 +672,56 @@ describe("BER input (as Windows and some Java versions write)", () => {
         const back = yield* decodePfx(file, Redacted.make(""))
         expect(hex(back.leaf)).toBe(hex(material.leaf))
         expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+        expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(ec.pkcs8)))
+      }),
+  )
+
+  it.effect(
+    "an empty-password PFX written with the zero-byte convention is read even when the other convention's key passes the padding check",
+    () =>
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
+        const none = new Uint8Array(0)
+        const pkcs8 = Redacted.value(material.key)
+        // A salt for which the BMPString-password's key and IV (tried first) also decrypt the key bag
+        // with valid padding, to garbage: about 1 salt in 256.
+        const paddingPassesFor = (salt: Uint8Array, ciphertext: Uint8Array) => {
+          const key = pkcs12Kdf("sha1", bmpPassword(""), salt, 1, KdfPurpose.key, 24)
+          const iv = pkcs12Kdf("sha1", bmpPassword(""), salt, 1, KdfPurpose.iv, 8)
+          try {
+            const d = createDecipheriv("des-ede3-cbc", key, iv)
+            Buffer.concat([d.update(ciphertext), d.final()])
+            return true
+          } catch {
+            return false
+          }
+        }
+        let keyBag: ReturnType<typeof pbeSha1TripleDes> | undefined
+        for (let i = 0; i < 20_000 && keyBag === undefined; i++) {
+          const salt = randomBytes(8)
+          const candidate = pbeSha1TripleDes(pkcs8, none, salt)
+          if (paddingPassesFor(salt, candidate.ciphertext)) keyBag = candidate
+        }
+        if (keyBag === undefined)
+          throw new Error("no salt found whose other-convention key passes the padding")
+        const certificates = pbeSha1TripleDes(
+          safeContents([material.leaf, ...material.chain].map((der) => certificateBag(der))),
+          none,
+        )
+        const authSafe = authenticatedSafe([
+          encryptedContent(certificates.algorithm, certificates.ciphertext),
+          dataContent(safeContents([shroudedKeyBag(keyBag.algorithm, keyBag.ciphertext, [])])),
+        ])
+        const macSalt = randomBytes(8)
+        const macKey = pkcs12Kdf("sha1", none, macSalt, 1, KdfPurpose.mac, 20)
+        const file = pfxOf(
+          authSafe,
+          "1.3.14.3.2.26",
+          createHmac("sha1", macKey).update(authSafe).digest(),
+          macSalt,
+          1,
+        )
+        const back = yield* decodePfx(file, Redacted.make(""))
         expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(ec.pkcs8)))
       }),
   )
