@@ -115,7 +115,15 @@ export const TargetSchema = Schema.Struct({
 
 export const PickupSchema = Schema.Struct({
   host: Schema.String.annotate({ description: "TLS endpoint expected to serve the deployed certificate" }),
-  port: Schema.optionalKey(positiveInt("TCP port (default 443)")),
+  port: Schema.optionalKey(
+    Schema.Finite.check(
+      Schema.isInt(),
+      Schema.isGreaterThanOrEqualTo(1),
+      Schema.isLessThanOrEqualTo(65535),
+    ).annotate({
+      description: "TCP port, 1-65535 (default 443)",
+    }),
+  ),
   servername: Schema.optionalKey(Schema.String.annotate({ description: "SNI name (default: host)" })),
 }).annotate({ title: "Consumer pickup check" })
 

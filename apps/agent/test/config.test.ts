@@ -61,6 +61,17 @@ deployments:
     ])
   })
 
+  it("a pickup port outside 1-65535 is refused with its field (it passed, then turned the pickup check off)", () => {
+    const problems = problemsOf(`
+deployments:
+  - name: a
+    source: { cert: c.pem, key: k.pem }
+    target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: a }
+    pickup: { host: 127.0.0.1, port: 70000 }
+`)
+    expect(problems).toEqual([expect.stringMatching(/^deployments\[0\]\.pickup\.port: /)])
+  })
+
   it("accepts the example configuration and applies defaults", () => {
     const text = readFileSync(join(agentRoot, "examples", "agent.yaml"), "utf8")
     const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", hostEnv)

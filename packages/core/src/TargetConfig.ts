@@ -343,7 +343,9 @@ const validateVaultUrl = (
   if (url.protocol === "http:") {
     problems.push(problem(field, "uses http; Key Vault is served over https only", "use https://"))
   } else if (url.protocol !== "https:") {
-    problems.push(problem(field, `uses the scheme ${url.protocol.replace(/:$/, "")}`, "use https://"))
+    problems.push(
+      problem(field, `uses the scheme ${quotedValue(url.protocol.replace(/:$/, ""))}`, "use https://"),
+    )
   }
   if (url.username !== "" || url.password !== "") {
     problems.push(
@@ -406,12 +408,12 @@ const validateVaultUrl = (
         custom === undefined
           ? problem(
               field,
-              `host ${hostname} is not a Key Vault host of the public (.vault.azure.net), US Government (.vault.usgovcloudapi.net) or China (.vault.azure.cn) cloud`,
+              `host ${quotedValue(hostname)} is not a Key Vault host of the public (.vault.azure.net), US Government (.vault.usgovcloudapi.net) or China (.vault.azure.cn) cloud`,
               "fix the host, or for Azure Stack, a private cloud or the emulator declare cloud: { vault_dns_suffix, authority_host, keyvault_resource }",
             )
           : problem(
               field,
-              `host ${hostname} does not end with the custom cloud's vault_dns_suffix .${custom.vaultDnsSuffix}`,
+              `host ${quotedValue(hostname)} does not end with the custom cloud's vault_dns_suffix .${custom.vaultDnsSuffix}`,
               "make vault_url and cloud.vault_dns_suffix agree",
             ),
       )
@@ -425,7 +427,7 @@ const validateVaultUrl = (
       problems.push(
         problem(
           field,
-          `vault name "${name}" is invalid: it must be 3-24 characters of letters, digits and single hyphens, start with a letter and not end with a hyphen`,
+          `vault name ${quotedValue(name)} is invalid: it must be 3-24 characters of letters, digits and single hyphens, start with a letter and not end with a hyphen`,
           "use the vault's name exactly as in the Azure portal",
         ),
       )

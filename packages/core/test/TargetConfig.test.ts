@@ -79,6 +79,28 @@ describe("vault_url", () => {
     assert.notInclude(JSON.stringify(problems), b64.slice(40, 80))
   })
 
+  it("a vault URL whose host, scheme or vault name is key text names it by its length", () => {
+    const b64 = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ format: "der", type: "pkcs8" })
+      .toString("base64")
+    const hex = "a6dbf228".repeat(8)
+    for (const url of [
+      `https://${b64.replace(/[+/=]/g, "")}`,
+      `https://${hex}c24e.example.com`,
+      `https://${hex}.vault.azure.net`,
+      `${b64.replace(/[+/=]/g, "")}://127.0.0.1:39121`,
+    ]) {
+      const problems = problemsOf({ ...base, vault_url: url })
+      assert.isTrue(
+        problems.some((p) => p.field === "vault_url"),
+        url,
+      )
+      const text = JSON.stringify(problems).toLowerCase()
+      assert.notInclude(text, b64.replace(/[+/=]/g, "").slice(20, 60).toLowerCase(), url)
+      assert.notInclude(text, hex, url)
+    }
+  })
+
   it("refuses Managed HSM with a pointed message", () => {
     const [p] = problemsOf({ ...base, vault_url: "https://my-hsm.managedhsm.azure.net" })
     assert.strictEqual(p?.field, "vault_url")

@@ -26,6 +26,9 @@ export interface ParsePemOptions {
   readonly passphrase?: Redacted.Redacted<string>
 }
 
+/** At most this many problems are listed for one input; the rest are counted. */
+const MAX_LISTED_PROBLEMS = 20
+
 const BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/g
 const END = /-----END ([A-Z0-9 ]+)-----/g
 
@@ -266,6 +269,18 @@ export const parsePem = (
             "supply PEM text with -----BEGIN CERTIFICATE----- blocks (or DER bytes)",
           ),
         )
+      if (problems.length > MAX_LISTED_PROBLEMS) {
+        const more = problems.length - MAX_LISTED_PROBLEMS
+        problems.length = MAX_LISTED_PROBLEMS
+        // Text made of thousands of stray blocks gave a problem each: megabytes in one log line.
+        problems.push(
+          problem(
+            "input",
+            `has ${more} more problems, not listed`,
+            "fix the ones listed; the input is probably not the right file",
+          ),
+        )
+      }
       if (problems.length > 0) return yield* Effect.fail(new MaterialInvalid({ problems }))
       return key === undefined ? { certificates } : { certificates, key: Redacted.make(key) }
     }),

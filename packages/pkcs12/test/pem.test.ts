@@ -345,6 +345,20 @@ describe("pemBlocks: the blocks of PEM text in one pass", () => {
   )
 })
 
+describe("text of thousands of stray blocks", () => {
+  it.effect("lists 20 problems and counts the rest (one per block was megabytes in a log line)", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(parsePem("-----BEGIN A-----\n-----END A-----\n".repeat(5000)))
+      expect(error.problems).toHaveLength(21)
+      expect(error.problems[20]).toMatchObject({
+        field: "input",
+        message: "has 4980 more problems, not listed",
+      })
+      expect(JSON.stringify(error.problems).length).toBeLessThan(10_000)
+    }),
+  )
+})
+
 describe("a wrong passphrase whose garbage passes the cipher's padding check", () => {
   it.effect("is not blamed on the encryption alone: the message names the passphrase first", () =>
     Effect.gen(function* () {
