@@ -13,7 +13,7 @@
  * finds every file exactly as stamped, the fingerprint is known without
  * reading the files again.
  */
-import { createHash, createPrivateKey, X509Certificate } from "node:crypto"
+import { createHash, createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from "node:fs"
 import { type CertificateMaterial, type PfxCodec, shownPath } from "@kvdeploy/core"
 import * as Data from "effect/Data"
@@ -320,11 +320,17 @@ const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest
 
 const loadPkcs12 = () => import("@kvdeploy/pkcs12")
 
-/** The certificate whose public key is the key's, with its parse (used for its facts). */
+/**
+ * The certificate whose public key is the key's, with its parse (used for its facts); "damaged"
+ * when that certificate's public key is the key's own but a signature made with the key does not
+ * verify with it (the codec's `checkKeyPair`): a key file whose private half was damaged states an
+ * intact public half, which is all `checkPrivateKey` compares.
+ */
 const leafForKey = (
   certificates: ReadonlyArray<Uint8Array>,
   key: Redacted.Redacted<Uint8Array>,
-): { readonly der: Uint8Array; readonly x509: X509Certificate } | undefined => {
+  checkKeyPair: typeof import("@kvdeploy/pkcs12")["checkKeyPair"],
+): { readonly der: Uint8Array; readonly x509: X509Certificate } | "damaged" | undefined => {
   let privateKey: ReturnType<typeof createPrivateKey>
   try {
     privateKey = createPrivateKey({ key: Buffer.from(Redacted.value(key)), format: "der", type: "pkcs8" })
@@ -334,7 +340,10 @@ const leafForKey = (
   for (const der of certificates) {
     try {
       const x509 = new X509Certificate(der)
-      if (x509.checkPrivateKey(privateKey)) return { der, x509 }
+      if (x509.checkPrivateKey(privateKey))
+        return checkKeyPair(privateKey, createPublicKey(privateKey), x509.publicKey) === "damaged"
+          ? "damaged"
+          : { der, x509 }
     } catch {}
   }
   return undefined
@@ -384,7 +393,7 @@ export const materialOf = (
   deployWith?: PfxCodec["Service"],
 ): Effect.Effect<{ readonly material: CertificateMaterial; readonly facts: SourceFacts }, SourceBroken> =>
   Effect.gen(function* () {
-    const { parsePem, decodePfx } = yield* Effect.promise(loadPkcs12)
+    const { parsePem, decodePfx, checkKeyPair } = yield* Effect.promise(loadPkcs12)
     let certificates: Array<Uint8Array> = []
     let key: Redacted.Redacted<Uint8Array> | undefined
     const problems: Array<string> = []
@@ -456,7 +465,13 @@ export const materialOf = (
           },
         }
     }
-    const found = leafForKey(certificates, key)
+    const found = leafForKey(certificates, key, checkKeyPair)
+    if (found === "damaged")
+      return yield* new SourceBroken({
+        problems: [
+          "the private key is damaged: its public half is the certificate's, but a signature made with its private half does not verify with it, so a TLS handshake with it would fail (`openssl pkey -check -noout -in KEY` checks a key file); supply an intact copy of the key",
+        ],
+      })
     if (found === undefined)
       return yield* new SourceBroken({
         problems: [

@@ -81,6 +81,27 @@ describe("materialOf", () => {
     expect(JSON.stringify(got)).not.toContain(String(encrypted).split("\n")[2])
   })
 
+  it("a damaged key (its private half altered, its stated public half the leaf's) is a broken source, with or without the deploy's codec", async () => {
+    const der = Buffer.from(createPrivateKey(leaf.keyPem).export({ format: "der", type: "pkcs8" }))
+    const at = der.indexOf(Buffer.from("0201010420", "hex"))
+    expect(at).toBeGreaterThan(0)
+    der[at + 5 + 31] = (der[at + 5 + 31] ?? 0) ^ 1
+    const body = der
+      .toString("base64")
+      .match(/.{1,64}/g)
+      ?.join("\n")
+    const source: Source = {
+      _tag: "Pem",
+      cert: file("damaged.crt", leaf.certPem),
+      chain: undefined,
+      key: file("damaged.key", `-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----\n`),
+    }
+    // Without the codec: the comparison-only check that decides "in place" (it took the key for the pair).
+    const plain = await answer(source)
+    expect(plain).toEqual({ problems: [expect.stringMatching(/^the private key is damaged: /)] })
+    expect(await answer(source, codec)).toEqual(plain)
+  })
+
   it("answers alike with the deploy's codec, without it, and with a codec whose inspection crashes", async () => {
     const sources: Array<[string, Source]> = [
       [
