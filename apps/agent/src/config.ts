@@ -121,7 +121,7 @@ export const PickupSchema = Schema.Struct({
       Schema.isGreaterThanOrEqualTo(1),
       Schema.isLessThanOrEqualTo(65535),
     ).annotate({
-      description: "TCP port, 1-65535 (default 443)",
+      description: "TCP port (default 443)",
     }),
   ),
   servername: Schema.optionalKey(Schema.String.annotate({ description: "SNI name (default: host)" })),
@@ -361,6 +361,26 @@ export class AgentConfigInvalid extends Data.TaggedError("AgentConfigInvalid")<{
 }
 
 const problem = (field: string, message: string, fix: string): ConfigProblem => ({ field, message, fix })
+
+/** At most this many problems of one configuration are listed; the rest are counted. */
+const MAX_LISTED_PROBLEMS = 200
+
+/**
+ * The problems as they are listed: the first MAX_LISTED_PROBLEMS, then one that counts the rest. A
+ * file of a million stray keys gave a problem each, and their text, joined for stderr or the log,
+ * was longer than a string can be: the agent exited 1 without a word (and systemd restarted it).
+ */
+export const listedProblems = (problems: ReadonlyArray<ConfigProblem>): ReadonlyArray<ConfigProblem> =>
+  problems.length <= MAX_LISTED_PROBLEMS
+    ? problems
+    : [
+        ...problems.slice(0, MAX_LISTED_PROBLEMS),
+        problem(
+          "(configuration)",
+          `has ${problems.length - MAX_LISTED_PROBLEMS} more problems, not listed`,
+          "fix the ones listed first; a file with this many problems is probably not the agent's configuration",
+        ),
+      ]
 
 const pathText = (path: ReadonlyArray<PropertyKey> | undefined): string => {
   let out = ""
@@ -1143,7 +1163,7 @@ export const validateAgentConfig = (
     return Result.fail(
       new AgentConfigInvalid({
         path,
-        problems: [...problems, ...environmentProblems],
+        problems: listedProblems([...problems, ...environmentProblems]),
         checkable: { sources, stateDir: resolve(stateDir) },
       }),
     )

@@ -40,7 +40,14 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import lockfile from "proper-lockfile"
 import { azureVaults } from "./azureVaults.js"
-import { type AgentConfig, AgentConfigInvalid, jsonSchema, loadAgentConfig, type SourceAt } from "./config.js"
+import {
+  type AgentConfig,
+  AgentConfigInvalid,
+  jsonSchema,
+  listedProblems,
+  loadAgentConfig,
+  type SourceAt,
+} from "./config.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
@@ -552,7 +559,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
             config.settings.stateDir,
           ),
         ]
-        if (found.length > 0) return yield* new AgentConfigInvalid({ path: config.path, problems: found })
+        if (found.length > 0)
+          return yield* new AgentConfigInvalid({ path: config.path, problems: listedProblems(found) })
         if (json) yield* printJson({ path: config.path, valid: true, deployments: config.deployments.length })
         else yield* writtenOut(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
         return
