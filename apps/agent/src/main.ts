@@ -83,8 +83,19 @@ const boundedHttpServer = () => {
     connectionsCheckingInterval: 1_000,
   })
   server.maxConnections = HTTP_MAX_CONNECTIONS
+  // The timeouts above are per request: a client that asks again every few seconds kept its
+  // keep-alive connection, and 64 of them held /healthz unavailable for good. A connection lives
+  // HTTP_CONNECTION_LIFETIME_MS at most (a scrape or a probe takes milliseconds).
+  server.on("connection", (socket) => {
+    const timer = setTimeout(() => socket.destroy(), HTTP_CONNECTION_LIFETIME_MS)
+    timer.unref()
+    socket.once("close", () => clearTimeout(timer))
+  })
   return server
 }
+
+/** The longest a connection to the HTTP listener is kept, however busy. */
+const HTTP_CONNECTION_LIFETIME_MS = 10_000
 
 /** The whole agent for a validated configuration. */
 export const agentLayer = (config: AgentConfig) => {

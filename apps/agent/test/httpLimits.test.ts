@@ -50,7 +50,32 @@ describe("the HTTP listener", () => {
     const closed = await Promise.all(held.map((h) => h.closed))
     for (const c of closed) expect(c.afterMs).toBeLessThan(15_000)
     expect((await a.http("/healthz")).status).toBe(200)
+
+    // Keep-alive connections that ask again every 2 s (each request complete, so no request
+    // timeout applies): closed after about 10 s however busy, and /healthz answers again. (The
+    // probe's own keep-alive connection holds one of the 64: 63 of them.)
+    const busy = await Promise.all(
+      Array.from({ length: 63 }, () =>
+        halfSent(a.port()).then((h) => {
+          h.socket.write("\r\n")
+          const again = setInterval(
+            () => h.socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+            2_000,
+          )
+          return h.closed.then((c) => {
+            clearInterval(again)
+            return c
+          })
+        }),
+      ),
+    )
+    for (const c of busy) {
+      expect(c.afterMs).toBeLessThan(15_000)
+      // They were answered while they lived (the connections were served, not refused).
+      expect(c.data).toContain("HTTP/1.1 200")
+    }
+    expect((await a.http("/healthz")).status).toBe(200)
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
-  }, 60_000)
+  }, 90_000)
 })
