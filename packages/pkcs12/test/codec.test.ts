@@ -10,7 +10,7 @@ import {
   randomBytes,
 } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
-import { PfxCodec } from "@kvdeploy/core"
+import { type CertificateMaterial, PfxCodec } from "@kvdeploy/core"
 import * as x509 from "@peculiar/x509"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
@@ -66,6 +66,28 @@ const pbeSha1TripleDes = (data: Uint8Array, password: Uint8Array, salt: Uint8Arr
     algorithm: algorithm("1.2.840.113549.1.12.1.3", pkcs12PbeParameters(salt, 1)),
     ciphertext: new Uint8Array(Buffer.concat([cipher.update(data), cipher.final()])),
   }
+}
+
+/**
+ * A legacy PFX of `material`'s certificates (PBE-SHA1-3DES) and `keyBag` (a shrouded key bag's
+ * algorithm and ciphertext), with a SHA-1 MAC, all under the password's bytes as given.
+ */
+const legacyPfxOf = (
+  material: CertificateMaterial,
+  keyBag: { readonly algorithm: ReturnType<typeof algorithm>; readonly ciphertext: Uint8Array },
+  password: Uint8Array,
+): Uint8Array => {
+  const certificates = pbeSha1TripleDes(
+    safeContents([material.leaf, ...material.chain].map((der) => certificateBag(der))),
+    password,
+  )
+  const authSafe = authenticatedSafe([
+    encryptedContent(certificates.algorithm, certificates.ciphertext),
+    dataContent(safeContents([shroudedKeyBag(keyBag.algorithm, keyBag.ciphertext, [])])),
+  ])
+  const macSalt = randomBytes(8)
+  const macKey = pkcs12Kdf("sha1", password, macSalt, 1, KdfPurpose.mac, 20)
+  return pfxOf(authSafe, "1.3.14.3.2.26", createHmac("sha1", macKey).update(authSafe).digest(), macSalt, 1)
 }
 
 describe("encodePfx / decodePfx", () => {
@@ -652,23 +674,7 @@ describe("BER input (as Windows and some Java versions write)", () => {
         const none = new Uint8Array(0)
         // PBE-SHA1-3DES with the password as zero bytes (not the BMPString 00 00 kvdeploy writes).
         const tripleDes = (data: Uint8Array) => pbeSha1TripleDes(data, none)
-        const certificates = tripleDes(
-          safeContents([material.leaf, ...material.chain].map((der) => certificateBag(der))),
-        )
-        const key = tripleDes(Redacted.value(material.key))
-        const authSafe = authenticatedSafe([
-          encryptedContent(certificates.algorithm, certificates.ciphertext),
-          dataContent(safeContents([shroudedKeyBag(key.algorithm, key.ciphertext, [])])),
-        ])
-        const macSalt = randomBytes(8)
-        const macKey = pkcs12Kdf("sha1", none, macSalt, 1, KdfPurpose.mac, 20)
-        const file = pfxOf(
-          authSafe,
-          "1.3.14.3.2.26",
-          createHmac("sha1", macKey).update(authSafe).digest(),
-          macSalt,
-          1,
-        )
+        const file = legacyPfxOf(material, tripleDes(Redacted.value(material.key)), none)
         const back = yield* decodePfx(file, Redacted.make(""))
         expect(hex(back.leaf)).toBe(hex(material.leaf))
         expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
@@ -704,23 +710,7 @@ describe("BER input (as Windows and some Java versions write)", () => {
         }
         if (keyBag === undefined)
           throw new Error("no salt found whose other-convention key passes the padding")
-        const certificates = pbeSha1TripleDes(
-          safeContents([material.leaf, ...material.chain].map((der) => certificateBag(der))),
-          none,
-        )
-        const authSafe = authenticatedSafe([
-          encryptedContent(certificates.algorithm, certificates.ciphertext),
-          dataContent(safeContents([shroudedKeyBag(keyBag.algorithm, keyBag.ciphertext, [])])),
-        ])
-        const macSalt = randomBytes(8)
-        const macKey = pkcs12Kdf("sha1", none, macSalt, 1, KdfPurpose.mac, 20)
-        const file = pfxOf(
-          authSafe,
-          "1.3.14.3.2.26",
-          createHmac("sha1", macKey).update(authSafe).digest(),
-          macSalt,
-          1,
-        )
+        const file = legacyPfxOf(material, keyBag, none)
         const back = yield* decodePfx(file, Redacted.make(""))
         expect(hex(Redacted.value(back.key))).toBe(hex(canonicalPkcs8(ec.pkcs8)))
       }),
@@ -734,26 +724,8 @@ describe("BER input (as Windows and some Java versions write)", () => {
         const password = bmpPassword("secret")
         const tripleDes = pbeSha1TripleDes
         /** A PFX with a valid MAC (password "secret") whose key bag holds `keyBytes` encrypted with `keyPassword`. */
-        const fileWith = (keyBytes: Uint8Array, keyPassword: Uint8Array) => {
-          const certificates = tripleDes(
-            safeContents([material.leaf, ...material.chain].map((der) => certificateBag(der))),
-            password,
-          )
-          const key = tripleDes(keyBytes, keyPassword)
-          const authSafe = authenticatedSafe([
-            encryptedContent(certificates.algorithm, certificates.ciphertext),
-            dataContent(safeContents([shroudedKeyBag(key.algorithm, key.ciphertext, [])])),
-          ])
-          const macSalt = randomBytes(8)
-          const macKey = pkcs12Kdf("sha1", password, macSalt, 1, KdfPurpose.mac, 20)
-          return pfxOf(
-            authSafe,
-            "1.3.14.3.2.26",
-            createHmac("sha1", macKey).update(authSafe).digest(),
-            macSalt,
-            1,
-          )
-        }
+        const fileWith = (keyBytes: Uint8Array, keyPassword: Uint8Array) =>
+          legacyPfxOf(material, tripleDes(keyBytes, keyPassword), password)
         const pkcs8 = Redacted.value(material.key)
         // The key cut short: it decrypts (the padding is the cipher's), but is no key.
         const cut = yield* Effect.flip(
