@@ -363,7 +363,7 @@ export class AgentConfigInvalid extends Data.TaggedError("AgentConfigInvalid")<{
 const problem = (field: string, message: string, fix: string): ConfigProblem => ({ field, message, fix })
 
 /** At most this many problems of one configuration are listed; the rest are counted. */
-const MAX_LISTED_PROBLEMS = 200
+const MAX_LISTED_PROBLEMS = 1_000
 
 /**
  * The problems as they are listed: the first MAX_LISTED_PROBLEMS, then one that counts the rest. A
