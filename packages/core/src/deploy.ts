@@ -409,10 +409,11 @@ const isoOf = (ms: number): string => new Date(ms).toISOString()
  * look the same). Not guarded: another writer's delete within CLOCK_SKEW_MS before the deploy or
  * during it, and recovery before the import, the recovery shown late to the reads after the 404
  * (a snapshot read from before the delete sees the certificate served too). A first deploy (the
- * snapshot found nothing) draws the same conclusion from a delete the vault stamped in an earlier
- * second than its answer to the snapshot read, both by the vault's clock (when the adapter gives
- * that answer's time), unless the deleted certificate's latest version holds this certificate; not
- * guarded there either: another writer's recovery before the import, shown late. Any other answer
+ * snapshot found nothing) draws the same conclusion from a delete the vault stamped at least
+ * FIRST_READ_MARGIN_MS before its answer to the snapshot read, both by the vault's clock (when the
+ * adapter gives both times), when the deleted certificate's latest version is given and holds
+ * another certificate; not guarded there either: another writer's recovery before the import,
+ * shown late. Any other answer
  * leaves the import unproven either way (Unverified): deleted after it, deleted with another
  * writer's version latest, a delete or recovery that has not shown yet, or a list that is wrong.
  */
