@@ -91,10 +91,16 @@ export type FaultAction =
   | { readonly kind: "garbleAnswer" }
   /**
    * Perform the operation, then answer without these fields of its JSON body (dotted paths into
-   * objects, such as `deletedDate` or `attributes.created`): a vault answer with facts missing, to
-   * test what a client makes of it.
+   * objects, such as `deletedDate` or `attributes.created`; `*` for every item of an array, as in
+   * `value.*.x5t`): a vault answer with facts missing, to test what a client makes of it.
    */
   | { readonly kind: "omitFields"; readonly fields: ReadonlyArray<string> }
+  /**
+   * Perform the operation, then answer with these fields of its JSON body set to these JSON values
+   * (paths as omitFields'; the last field is added where it is missing): an answer a proxy or a faulty
+   * service changed, such as a list's `nextLink` leading back to its own page.
+   */
+  | { readonly kind: "setFields"; readonly fields: Readonly<Record<string, unknown>> }
   /**
    * Another writer imports a new self-signed version of the same certificate
    * (`before` this request runs, default, or `after` it committed but before the answer).
@@ -281,6 +287,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "disableAfterCommit",
     "garbleAnswer",
     "omitFields",
+    "setFields",
     "foreignImport",
     "foreignDelete",
   ]
@@ -303,6 +310,18 @@ export const validateRule = (rule: unknown): FaultRule => {
       !action.fields.every((f: unknown) => typeof f === "string" && f !== ""))
   )
     throw new Error("omitFields action needs fields: a non-empty list of field paths such as deletedDate")
+  if (
+    action.kind === "setFields" &&
+    (typeof action.fields !== "object" ||
+      action.fields === null ||
+      Array.isArray(action.fields) ||
+      Object.keys(action.fields).length === 0 ||
+      !Object.keys(action.fields).every((f) => f !== "") ||
+      Object.values(action.fields).some((v) => v === undefined))
+  )
+    throw new Error(
+      'setFields action needs fields: an object of field paths and JSON values such as {"nextLink": "https://…"}',
+    )
   if ((action.kind === "delay" || action.kind === "delayAfterCommit") && typeof action.ms !== "number")
     throw new Error(`${String(action.kind)} action needs ms`)
   if (

@@ -179,14 +179,36 @@ const summarizePolicyBody = (body: unknown): RequestSummary | undefined =>
   isRecord(body) ? { keys: Object.keys(body), policy: body } : undefined
 
 /** `body` without the fields at these dotted paths (a copy; what is not an object is left as it is). */
-const withoutFields = (body: unknown, paths: ReadonlyArray<string>): unknown => {
+/**
+ * The objects a dotted path's parent parts lead to: a part names an object's field, and `*` every
+ * item of an array (`value.*.x5t`: each list item's x5t).
+ */
+const parentsOf = (root: unknown, parts: ReadonlyArray<string>): Array<Record<string, unknown>> => {
+  let at: Array<unknown> = [root]
+  for (const part of parts)
+    at = at.flatMap((node) =>
+      part === "*" ? (Array.isArray(node) ? node : []) : isRecord(node) ? [node[part]] : [],
+    )
+  return at.filter(isRecord)
+}
+
+/** The body with the fields at `omit` removed and those of `set` given these values (see FaultAction). */
+const withFields = (
+  body: unknown,
+  omit: ReadonlyArray<string>,
+  set: Readonly<Record<string, unknown>>,
+): unknown => {
   const copy = structuredClone(body)
-  for (const path of paths) {
+  for (const [path, value] of [
+    ...omit.map((p) => [p, undefined] as const),
+    ...Object.entries(set).map(([p, v]) => [p, v] as const),
+  ]) {
     const parts = path.split(".")
-    let at: unknown = copy
-    for (const part of parts.slice(0, -1)) at = isRecord(at) ? at[part] : undefined
     const last = parts.at(-1)
-    if (isRecord(at) && last !== undefined) delete at[last]
+    if (last === undefined) continue
+    for (const parent of parentsOf(copy, parts.slice(0, -1)))
+      if (value === undefined) delete parent[last]
+      else parent[last] = structuredClone(value)
   }
   return copy
 }
@@ -245,13 +267,19 @@ export class VaultHandler {
     let dropped = false
     let garbled = false
     let omitted: ReadonlyArray<string> | undefined
+    let replaced: Readonly<Record<string, unknown>> | undefined
     let logged = false
     const finish = (o: Outcome) => {
       const errorCode =
         o.status >= 400 && isRecord(o.body) && isRecord(o.body.error) ? String(o.body.error.code) : undefined
-      if (omitted !== undefined && !dropped && o.status < 400) {
+      if ((omitted !== undefined || replaced !== undefined) && !dropped && o.status < 400) {
         const text = o.body instanceof RawJson ? o.body.bytes.toString("utf8") : JSON.stringify(o.body ?? {})
-        sendJson(res, o.status, withoutFields(JSON.parse(text) as unknown, omitted), o.headers)
+        sendJson(
+          res,
+          o.status,
+          withFields(JSON.parse(text) as unknown, omitted ?? [], replaced ?? {}),
+          o.headers,
+        )
       } else if (garbled && !dropped) {
         const text = o.body instanceof RawJson ? o.body.bytes.toString("utf8") : JSON.stringify(o.body ?? {})
         sendJson(res, o.status, new RawJson(Buffer.from(`${text} <!-- garbled by a fault -->`)), o.headers)
@@ -420,6 +448,7 @@ export class VaultHandler {
         if (after.kind === "disableAfterCommit" && r.name !== undefined) this.disableLatest(r.name)
         if (after.kind === "garbleAnswer") garbled = true
         if (after.kind === "omitFields") omitted = after.fields
+        if (after.kind === "setFields") replaced = after.fields
       }
       finish(outcome)
     } catch (e) {

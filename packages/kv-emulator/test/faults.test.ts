@@ -168,6 +168,37 @@ describe("fault injection", () => {
     ).toThrow(/omitFields action needs fields/)
   })
 
+  it("changes a list's items (omitFields and setFields with *) and sets fields (setFields); a rule without fields is refused", async () => {
+    emulator.faults.add({
+      operation: "versions",
+      name: "svc",
+      action: { kind: "omitFields", fields: ["value.*.x5t"] },
+    })
+    const listed = []
+    for await (const v of certificates.listPropertiesOfCertificateVersions("svc")) listed.push(v)
+    expect(listed.length).toBeGreaterThan(0)
+    expect(listed.every((v) => v.x509Thumbprint === undefined && v.version !== undefined)).toBe(true)
+    const before = await certificates.getCertificate("svc")
+    emulator.faults.add({
+      operation: "getLatest",
+      name: "svc",
+      action: {
+        kind: "setFields",
+        fields: { "attributes.enabled": !before.properties.enabled, tags: { added: "yes" } },
+      },
+    })
+    const changed = await certificates.getCertificate("svc")
+    expect(changed.properties.enabled).toBe(!before.properties.enabled)
+    expect(changed.properties.tags?.added).toBe("yes")
+    // Only the answer changed: the vault's own state did not.
+    const after = await certificates.getCertificate("svc")
+    expect(after.properties.enabled).toBe(before.properties.enabled)
+    expect(after.properties.tags?.added).toBeUndefined()
+    expect(() =>
+      emulator.faults.add({ operation: "getLatest", action: { kind: "setFields", fields: {} } }),
+    ).toThrow(/setFields action needs fields/)
+  })
+
   it("with its default retries the SDK re-sends an import whose connection dropped: two versions for one call", async () => {
     emulator.faults.add({ operation: "import", action: { kind: "dropAfterCommit" } })
     const before = emulator.state.versions("faulty", "svc")?.length ?? 0
