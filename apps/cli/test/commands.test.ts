@@ -1594,6 +1594,32 @@ describe("validate, doctor, emulator", () => {
     })
     expect(error.problems[0]?.fix).toContain("grant the identity the permission")
     expect(denied.stdout).not.toContain("listCertificates")
+
+    // A next-page link that leads back to a page already read ends the list (it was followed for good).
+    const vaultUrl = world.emulator.vault(world.vault).url
+    const looping = world.emulator.faults.add({
+      operation: "list",
+      times: "always",
+      action: {
+        kind: "setFields",
+        fields: { nextLink: `${vaultUrl}/certificates?api-version=2025-07-01&maxresults=25` },
+      },
+    })
+    const since = world.emulator.requests.mark()
+    const loop = await runCli(["list", "--config", world.targetFile("listing"), "--json"], { env: world.env })
+    world.emulator.faults.remove(looping)
+    expect(loop.code, loop.stdout).toBe(1)
+    const loopError = json<{ error: { title: string; problems: Array<{ message: string; fix: string }> } }>(
+      loop,
+    ).error
+    expect(loopError.title).toContain("its next-page link leads back to a page already read")
+    expect(loopError.problems[0]?.message).toBe("an answer kvdeploy cannot use (VaultMalformedAnswer)")
+    expect(loopError.problems[0]?.fix).toContain("a proxy")
+    expect(
+      world.emulator.requests
+        .entries({ vault: world.vault, since })
+        .filter((e) => e.operation === "list" && !e.challenge),
+    ).toHaveLength(2)
   })
 
   it("list --expiring-within keeps a certificate that has already expired, and says so", async () => {

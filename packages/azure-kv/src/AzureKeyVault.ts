@@ -9,10 +9,11 @@
  * `kvdeploy_vault_throttled_total`; this adapter is the only recorder of
  * those two series (core's deploy program no longer records them).
  */
+import { hash } from "node:crypto"
 import { Agent } from "node:https"
 import { createSecureContext, rootCertificates } from "node:tls"
 import type { TokenCredential } from "@azure/core-auth"
-import { getDefaultProxySettings } from "@azure/core-rest-pipeline"
+import { getDefaultProxySettings, isRestError } from "@azure/core-rest-pipeline"
 import {
   CertificateClient,
   type CertificateClientOptions,
@@ -36,6 +37,7 @@ import {
   Vault,
   VaultAmbiguous,
   type VaultError,
+  VaultMalformedAnswer,
   VaultNoPrivateKey,
   type VaultOperation,
   VaultRequestRejected,
@@ -69,6 +71,12 @@ import { toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailur
 
 /** Key Vault's largest page (and its default): one list request answers at most 25 certificates. */
 export const CERTIFICATE_LIST_PAGE_SIZE = 25
+
+/**
+ * The most versions a version list is followed for (2,000 pages of Key Vault's 25): a certificate
+ * renewed every day for a century has fewer. A list that goes on past it is not Key Vault's.
+ */
+export const MAX_LISTED_VERSIONS = 50_000
 
 export interface AzureKeyVaultOptions {
   /** `https://<name>.vault.azure.net` (or the custom cloud's URL); scheme, host and port only. */
@@ -132,50 +140,106 @@ const keyVaultBytesToBase64url = (bytes: Uint8Array | undefined): string =>
     ? ""
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64url")
 
-/** What a version serves, as a bundle, a versions item and a list item all report it. */
-const servedFrom = (properties: CertificateProperties) => ({
-  x5t: keyVaultBytesToBase64url(properties.x509Thumbprint),
-  enabled: properties.enabled ?? true,
-  tags: { ...(properties.tags ?? {}) },
-})
+/**
+ * A version's x5t: as the answer states it, or, when it states none but carries the certificate
+ * (`cer`), that certificate's SHA-1, which is what Key Vault's x5t is.
+ */
+const x5tOf = (properties: CertificateProperties, cer: Uint8Array | undefined): string => {
+  const stated = keyVaultBytesToBase64url(properties.x509Thumbprint)
+  return stated !== "" || cer === undefined || cer.byteLength === 0 ? stated : hash("sha1", cer, "base64url")
+}
+
+/** An answer the port cannot report: what it lacks or contradicts, in a few words. */
+class Unusable {
+  constructor(readonly detail: string) {}
+}
+
+/**
+ * What an answer about one version lacks of the facts the port reports (none: an empty list). Key
+ * Vault sends every one of them, so each would otherwise be made up: an id without a version, a
+ * creation time of 1970, an `enabled` flag of true, a blank x5t or serial that verify would read as
+ * another certificate. `shape` says whether the answer carries the certificate (`bundle`: a read, an
+ * import's answer) or not (`item`: a version list's entry). A version without a certificate and
+ * without an x5t is one whose create is still pending, which Key Vault shows disabled.
+ */
+const lackingFacts = (
+  properties: CertificateProperties,
+  x5t: string,
+  cer: Uint8Array | undefined,
+  shape: "bundle" | "item",
+  name: string | undefined,
+): Array<string> => {
+  const lacking: Array<string> = []
+  if (properties.version === undefined || properties.version === "") lacking.push("a version in its `id`")
+  else if (name !== undefined && properties.name?.toLowerCase() !== name.toLowerCase())
+    lacking.push(`its own name (its \`id\` names the certificate "${properties.name ?? ""}", not "${name}")`)
+  if (properties.enabled === undefined) lacking.push("`attributes.enabled`")
+  if (properties.createdOn === undefined) lacking.push("`attributes.created`")
+  const hasCer = cer !== undefined && cer.byteLength > 0
+  if (shape === "bundle" && !hasCer && x5t !== "") lacking.push("`cer` (it states an `x5t`)")
+  else if (x5t === "" && !hasCer && properties.enabled !== false)
+    lacking.push("`x5t` (only a disabled version, whose create is pending, has no certificate)")
+  return lacking
+}
 
 const versionFromProperties = (
   properties: CertificateProperties,
   cer: Uint8Array | undefined,
   serialHexOf: SerialHexReader,
+  shape: "bundle" | "item",
+  name: string | undefined,
   contentType?: string,
-): VaultVersion => {
+): VaultVersion | Unusable => {
+  const x5t = x5tOf(properties, cer)
+  const lacking = lackingFacts(properties, x5t, cer, shape, name)
+  if (lacking.length > 0) return new Unusable(`it lacks ${lacking.join(", ")}`)
   // A certificate whose serial is in the reader's memory (the one a deploy imports, whose serial it
   // stated, or one read before) gets it as a plain field.
-  const known = cer === undefined ? undefined : serialHexOf.known(cer)
-  const served = servedFrom(properties)
+  const withCer = cer !== undefined && cer.byteLength > 0 ? cer : undefined
+  const known = withCer === undefined ? undefined : serialHexOf.known(withCer)
   const version = {
     versionId: properties.version ?? "",
-    x5t: served.x5t,
+    x5t,
     // The versions listing carries no certificate: its serial is unknown there ("").
     serialHex: known ?? "",
-    enabled: served.enabled,
-    createdAt: properties.createdOn ?? new Date(0),
-    tags: served.tags,
-    ...(cer === undefined ? {} : { cer }),
+    enabled: properties.enabled ?? false,
+    createdAt: properties.createdOn ?? new Date(Number.NaN),
+    // Key Vault leaves `tags` out of an answer about an object that has none.
+    tags: { ...(properties.tags ?? {}) },
+    ...(withCer === undefined ? {} : { cer: withCer }),
     ...(properties.expiresOn === undefined ? {} : { expiresAt: properties.expiresOn }),
     ...(contentType === undefined ? {} : { contentType }),
   }
   // The serial is read from the certificate when first asked for: a caller that compares only
   // x5t, tags and enabled (the agent's no-change check) parses nothing.
-  return cer === undefined || known !== undefined
+  return withCer === undefined || known !== undefined
     ? version
-    : withSerialReadOnDemand(version, cer, serialHexOf)
+    : withSerialReadOnDemand(version, withCer, serialHexOf)
 }
 
+/** A deleted certificate's `latest`, when its bundle says what a version is reported with. */
+const latestOf = (version: VaultVersion | Unusable): { readonly latest?: VaultVersion } =>
+  version instanceof Unusable ? {} : { latest: version }
+
 /** A list item: its latest version's x5t, enabled and tags, read as getLatest reads them. */
-const listedFromProperties = (properties: CertificateProperties): ListedCertificate => ({
-  // The SDK reads the name from the item's id (it throws on an id without one).
-  name: properties.name ?? "",
-  ...servedFrom(properties),
-  ...(properties.expiresOn === undefined ? {} : { expiresAt: properties.expiresOn }),
-  ...(properties.updatedOn === undefined ? {} : { updatedAt: properties.updatedOn }),
-})
+const listedFromProperties = (properties: CertificateProperties): ListedCertificate | Unusable => {
+  const x5t = x5tOf(properties, undefined)
+  if (properties.enabled === undefined)
+    return new Unusable(`its entry for "${properties.name ?? ""}" lacks \`attributes.enabled\``)
+  if (x5t === "" && properties.enabled)
+    return new Unusable(
+      `its entry for "${properties.name ?? ""}" lacks \`x5t\` (only a disabled certificate, whose create is pending, has none)`,
+    )
+  return {
+    // The SDK reads the name from the item's id (it throws on an id without one).
+    name: properties.name ?? "",
+    x5t,
+    enabled: properties.enabled,
+    tags: { ...(properties.tags ?? {}) },
+    ...(properties.expiresOn === undefined ? {} : { expiresAt: properties.expiresOn }),
+    ...(properties.updatedOn === undefined ? {} : { updatedAt: properties.updatedOn }),
+  }
+}
 
 const pemBlocks = (pem: string, label: string): Uint8Array[] => {
   const re = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+?)-----END ${label}-----`, "g")
@@ -221,14 +285,19 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   // memory of 8 had forgotten it by then, so the read parsed it again. At most 256 entries (a map keyed by
   // each certificate's SHA-1, see certificateSerial.ts).
   const serialHexOf = serialHexReader(Math.min(256, Math.max(8, 2 * (maxConnections ?? 32))))
-  const versionFromCertificate = (certificate: KeyVaultCertificate): VaultVersion =>
-    versionFromProperties(
-      certificate.properties,
-      certificate.cer,
-      serialHexOf,
-      // A read of the latest version (and an import's answer) carries the certificate's policy.
-      (certificate as Partial<KeyVaultCertificateWithPolicy>).policy?.contentType,
-    )
+  /** A certificate bundle (a read's, an import's or a recovery's answer) as the port's version, for `name`. */
+  const versionFromCertificate =
+    (name: string) =>
+    (certificate: KeyVaultCertificate): VaultVersion | Unusable =>
+      versionFromProperties(
+        certificate.properties,
+        certificate.cer,
+        serialHexOf,
+        "bundle",
+        name,
+        // A read of the latest version (and an import's answer) carries the certificate's policy.
+        (certificate as Partial<KeyVaultCertificateWithPolicy>).policy?.contentType,
+      )
   const recording = options.recordMetrics !== false
   const onThrottled = () => {
     if (recording) Effect.runFork(metrics.vaultThrottled())
@@ -297,7 +366,20 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   /** Whether the SDK retries (its default, 3 retries): failures it retried are marked so core does not retry them again. */
   const sdkRetries = options.retry?.maxRetries !== 0
 
-  /** Run one SDK read, map its failure. */
+  /**
+   * A read's failure that is the SDK failing on an answer it was given: a TypeError its conversion
+   * of the answer throws (an `id` it cannot split). Transport failures and the vault's refusals come
+   * as RestErrors, never as TypeErrors.
+   */
+  const answerFailure = (operation: VaultOperation, error: unknown): VaultMalformedAnswer | undefined =>
+    error instanceof TypeError && !isRestError(error)
+      ? new VaultMalformedAnswer({
+          operation,
+          detail: `the SDK failed on it (${error.message}), which Key Vault's answers do not make it do: a proxy or service between this machine and the vault may have changed the answer`,
+        })
+      : undefined
+
+  /** Run one SDK call, map its failure. */
   const call = <A>(
     operation: VaultOperation,
     kind: "read" | "write",
@@ -305,27 +387,62 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   ) =>
     Effect.tryPromise({
       try: run,
-      catch: (error) => withoutSoftDeleted(toVaultError(operation, kind, error, sdkRetries)),
+      catch: (error) =>
+        (kind === "read" ? answerFailure(operation, error) : undefined) ??
+        withoutSoftDeleted(toVaultError(operation, kind, error, sdkRetries)),
     })
 
-  /** Count the call's outcome (one match, not a tap and a tapError) and map its answer. */
+  /**
+   * The failure for an answer the port cannot report. After a write (an import, a recovery) the
+   * request took effect, and what it created is not known from the answer: ambiguous, so the
+   * deploy program reads what the vault holds. After a read nothing changed.
+   */
+  const unusable = (
+    operation: VaultOperation,
+    { detail }: Unusable,
+  ): VaultMalformedAnswer | VaultAmbiguous =>
+    operation === "importVersion" || operation === "recoverDeleted"
+      ? new VaultAmbiguous({
+          operation,
+          detail: `the vault answered that it was done, but its answer cannot be used (${detail}), so what it holds now is read instead`,
+        })
+      : new VaultMalformedAnswer({
+          operation,
+          detail: `${detail}. Key Vault sends this; a proxy or service between this machine and the vault may have changed the answer`,
+        })
+
+  /**
+   * Count the call's outcome (one match, not a tap and a tapError) and map its answer; an answer
+   * the port cannot report fails the call (see `unusable`) and is counted as such.
+   */
   const countedAs = <A, B, E extends { readonly _tag: string }, R>(
     operation: VaultOperation,
     effect: Effect.Effect<A, E, R>,
-    answer: (a: A) => B,
-  ): Effect.Effect<B, E, R> =>
+    answer: (a: A) => B | Unusable,
+  ): Effect.Effect<B, E | VaultMalformedAnswer | VaultAmbiguous, R> =>
     recording
       ? Effect.matchEffect(effect, {
           onFailure: (error) =>
             Effect.andThen(metrics.vaultRequest(operation, vaultRequestStatusOf(error)), Effect.fail(error)),
-          onSuccess: (a) => Effect.as(metrics.vaultRequest(operation, "ok"), answer(a)),
+          onSuccess: (a) => {
+            const b = answer(a)
+            if (!(b instanceof Unusable)) return Effect.as(metrics.vaultRequest(operation, "ok"), b)
+            const error = unusable(operation, b)
+            return Effect.andThen(
+              metrics.vaultRequest(operation, vaultRequestStatusOf(error)),
+              Effect.fail(error),
+            )
+          },
         })
-      : Effect.map(effect, answer)
+      : Effect.flatMap(effect, (a) => {
+          const b = answer(a)
+          return b instanceof Unusable ? Effect.fail(unusable(operation, b)) : Effect.succeed(b)
+        })
 
   const counted = <A, E extends { readonly _tag: string }, R>(
     operation: VaultOperation,
     effect: Effect.Effect<A, E, R>,
-  ): Effect.Effect<A, E, R> => countedAs(operation, effect, identity)
+  ): Effect.Effect<A, E | VaultMalformedAnswer | VaultAmbiguous, R> => countedAs(operation, effect, identity)
 
   /** The key facts for the policy: as the caller states them (core's deploy program does), else read from the PFX. */
   const keyFactsOf = (request: ImportRequest) =>
@@ -356,7 +473,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       call("getLatest", "read", (abortSignal) =>
         certificates.getCertificate(name, { ...requestOptions, abortSignal }),
       ),
-      versionFromCertificate,
+      versionFromCertificate(name),
     )
 
   const getVersion = (name: string, versionId: string) =>
@@ -365,24 +482,52 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       call("getVersion", "read", (abortSignal) =>
         certificates.getCertificateVersion(name, versionId, { ...requestOptions, abortSignal }),
       ),
-      versionFromCertificate,
+      (certificate) => {
+        const version = versionFromCertificate(name)(certificate)
+        return version instanceof Unusable || version.versionId.toLowerCase() === versionId.toLowerCase()
+          ? version
+          : new Unusable(`it is about version ${version.versionId}, not the ${versionId} asked for`)
+      },
     )
 
-  const listVersions = Effect.fnUntraced(function* (name: string) {
-    const all = yield* call("listVersions", "read", async (abortSignal) => {
-      const out: CertificateProperties[] = []
-      for await (const properties of certificates.listPropertiesOfCertificateVersions(name, {
-        ...requestOptions,
-        abortSignal,
-      })) {
-        out.push(properties)
-      }
-      return out
-    }).pipe((e) => counted("listVersions", e))
-    return all
-      .map((properties) => versionFromProperties(properties, undefined, serialHexOf))
-      .sort(newestFirst)
-  })
+  const listVersions = (name: string) =>
+    countedAs(
+      "listVersions",
+      call("listVersions", "read", async (abortSignal) => {
+        const out: CertificateProperties[] = []
+        const seen = new Set<string>()
+        for await (const properties of certificates.listPropertiesOfCertificateVersions(name, {
+          ...requestOptions,
+          abortSignal,
+        })) {
+          // Key Vault lists each version once, on pages its nextLinks chain to an end. A next page
+          // that leads back (a proxy's or a faulty service's) would be followed for good.
+          const id = properties.version ?? ""
+          if (id !== "" && seen.has(id))
+            return new Unusable(
+              `it lists version ${id} twice (a next-page link leads back to an earlier page)`,
+            )
+          if (out.length >= MAX_LISTED_VERSIONS)
+            return new Unusable(`it did not end after ${MAX_LISTED_VERSIONS} versions`)
+          seen.add(id)
+          out.push(properties)
+        }
+        return out
+      }),
+      (all) => {
+        if (all instanceof Unusable) return all
+        const versions: Array<VaultVersion> = []
+        for (const properties of all) {
+          const version = versionFromProperties(properties, undefined, serialHexOf, "item", name)
+          if (version instanceof Unusable)
+            return new Unusable(
+              `its entry ${properties.version === undefined ? "without a version" : `for version ${properties.version}`}: ${version.detail}`,
+            )
+          versions.push(version)
+        }
+        return versions.sort(newestFirst)
+      },
+    )
 
   /** The encoded policy header per key facts and exportability (a handful of distinct values). */
   const policyHeaders = new Map<string, string>()
@@ -420,7 +565,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
             },
           }),
       }),
-      versionFromCertificate,
+      versionFromCertificate(request.name),
     )
   }
 
@@ -437,9 +582,27 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
         secrets.getSecret(name, { version: versionId, ...requestOptions, abortSignal }),
       )
       const value = secret.value ?? ""
+      // A backing secret always has a value; one without is not "no private key", it is no answer.
+      if (value === "")
+        return yield* Effect.fail(
+          unusable(
+            "getVersionSecret",
+            new Unusable(`the backing secret of ${name}/${versionId} has no value`),
+          ),
+        )
+      const pem = value.includes("-----BEGIN")
+      if (secret.properties.contentType === "application/x-pem-file" && !pem)
+        return yield* Effect.fail(
+          unusable(
+            "getVersionSecret",
+            new Unusable(
+              `the backing secret of ${name}/${versionId} says it is PEM (application/x-pem-file), but its value holds no PEM block`,
+            ),
+          ),
+        )
       const blank = Redacted.make("")
       let pfx: Uint8Array
-      if (secret.properties.contentType === "application/x-pem-file" || value.includes("-----BEGIN")) {
+      if (pem) {
         const certs = pemBlocks(value, "CERTIFICATE")
         const keys = pemBlocks(value, "PRIVATE KEY")
         const leaf = certs[0]
@@ -486,37 +649,39 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       // Never a made-up time when the vault gives none: core draws conclusions from it.
       ...(deleted.deletedOn === undefined ? {} : { deletedAt: deleted.deletedOn }),
       ...(deleted.scheduledPurgeDate === undefined ? {} : { scheduledPurgeAt: deleted.scheduledPurgeDate }),
-      // The deleted bundle is the certificate's latest as it was (x5t, tags, cer).
-      ...(deleted.properties.version === undefined ? {} : { latest: versionFromCertificate(deleted) }),
+      // The deleted bundle is the certificate's latest as it was (x5t, tags, cer); one that lacks
+      // what a version is reported with says nothing of it (core then judges after a recovery).
+      ...latestOf(versionFromCertificate(name)(deleted)),
     } satisfies DeletedCertificate
   })
 
   const recoverTimeoutMs = options.recoverTimeoutMs ?? 300_000
-  const recoverDeleted = Effect.fnUntraced(function* (name: string) {
-    const certificate = yield* call("recoverDeleted", "write", async (abortSignal) => {
-      const poller = await certificates.beginRecoverDeletedCertificate(name, {
-        ...requestOptions,
-        abortSignal,
-        intervalInMs: options.recoverPollIntervalMs ?? 2000,
-      })
-      return poller.pollUntilDone({ abortSignal })
-    }).pipe(
-      // The poller reads until the certificate is served, with no end of its own: a recovery that
-      // never becomes readable would hold the deploy (and an agent's pass) for good.
-      Effect.timeoutOrElse({
-        duration: recoverTimeoutMs,
-        orElse: () =>
-          Effect.fail(
-            new VaultAmbiguous({
-              operation: "recoverDeleted",
-              detail: `the recovery may have been sent, but the certificate was not served within ${recoverTimeoutMs / 1000} s`,
-            }),
-          ),
-      }),
-      (e) => counted("recoverDeleted", e),
+  const recoverDeleted = (name: string) =>
+    countedAs(
+      "recoverDeleted",
+      call("recoverDeleted", "write", async (abortSignal) => {
+        const poller = await certificates.beginRecoverDeletedCertificate(name, {
+          ...requestOptions,
+          abortSignal,
+          intervalInMs: options.recoverPollIntervalMs ?? 2000,
+        })
+        return poller.pollUntilDone({ abortSignal })
+      }).pipe(
+        // The poller reads until the certificate is served, with no end of its own: a recovery that
+        // never becomes readable would hold the deploy (and an agent's pass) for good.
+        Effect.timeoutOrElse({
+          duration: recoverTimeoutMs,
+          orElse: () =>
+            Effect.fail(
+              new VaultAmbiguous({
+                operation: "recoverDeleted",
+                detail: `the recovery may have been sent, but the certificate was not served within ${recoverTimeoutMs / 1000} s`,
+              }),
+            ),
+        }),
+      ),
+      versionFromCertificate(name),
     )
-    return versionFromCertificate(certificate)
-  })
 
   const vaultOrigin = new URL(options.vaultUrl).origin
   const badContinuation = (continuation: string) => {
@@ -568,7 +733,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
                   return {
                     certificates: first.done === true ? [] : first.value.map(listedFromProperties),
                     continuation: context.page.nextLink,
-                  } satisfies ListedPage
+                  }
                 } finally {
                   context.open = false
                   await pages.return?.(undefined)
@@ -576,11 +741,20 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
               })
             },
             catch: (error) =>
+              answerFailure("listCertificates", error) ??
               withoutNotFound(
                 withoutSoftDeleted(toVaultError("listCertificates", "read", error, sdkRetries)),
               ),
           }),
-          identity,
+          (page): ListedPage | Unusable => {
+            const unusableEntry = page.certificates.find((c) => c instanceof Unusable)
+            return unusableEntry instanceof Unusable
+              ? unusableEntry
+              : {
+                  certificates: page.certificates as Array<ListedCertificate>,
+                  continuation: page.continuation,
+                }
+          },
         )
 
   /** One read of the pending operation (the SDK's poller, polled once and dropped); none: a 404. */

@@ -757,18 +757,27 @@ describe("what an answer or a failure tells the deploy program (enabled, who ret
       }),
   )
 
-  it.live("a Key Vault answer without attributes.enabled is an enabled version (Key Vault's default)", () =>
-    Effect.gen(function* () {
-      const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
-      const full = yield* Effect.promise(() => bundle("no-enabled", "v1", material, {}))
-      const { enabled: _, ...attributes } = full.attributes
-      listener.answer = (_req, res) => json(res, 200, { ...full, attributes })
-      const latest = yield* run(
-        Effect.flatMap(Effect.service(Vault), (vault) => vault.getLatest("no-enabled")),
-      )
-      expect(latest.versionId).toBe("v1")
-      expect(latest.enabled).toBe(true)
-    }),
+  it.live(
+    "an answer without attributes.enabled is malformed: no enabled flag is made up (true once let a disabled version pass verify)",
+    () =>
+      Effect.gen(function* () {
+        const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+        const full = yield* Effect.promise(() => bundle("no-enabled", "v1", material, {}))
+        const { enabled: _, ...attributes } = full.attributes
+        listener.answer = (_req, res) => json(res, 200, { ...full, attributes })
+        const error = yield* run(
+          Effect.flatMap(Effect.service(Vault), (vault) => Effect.flip(vault.getLatest("no-enabled"))),
+        )
+        expect(error._tag).toBe("VaultMalformedAnswer")
+        expect(error.message).toContain("`attributes.enabled`")
+        // Key Vault sends it with every version; the same answer with it is read as usual.
+        listener.answer = (_req, res) => json(res, 200, full)
+        const latest = yield* run(
+          Effect.flatMap(Effect.service(Vault), (vault) => vault.getLatest("no-enabled")),
+        )
+        expect(latest.versionId).toBe("v1")
+        expect(latest.enabled).toBe(true)
+      }),
   )
 
   it.live(

@@ -153,6 +153,8 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
         : "Key Vault refused the request itself (the reason says why): fix what it names, then deploy again; retrying as is gets the same answer"
     case "VaultNotFound":
       return "check the vault URL and certificate name (`kvdeploy list`), then deploy again"
+    case "VaultMalformedAnswer":
+      return "the vault's answer lacked what Key Vault always sends (the reason names it), so kvdeploy concluded nothing from it: check what stands between this machine and the vault (a proxy, an API gateway) and deploy again once it passes Key Vault's answers unchanged; `kvdeploy versions` shows what the vault holds"
     default:
       return "the vault or the network failed: the deploy can be retried as is; `kvdeploy doctor` checks the credential, reachability and permissions"
   }

@@ -216,6 +216,7 @@ const errorWords: Readonly<Record<string, string>> = {
   VaultAmbiguous: "the answer was lost",
   VaultNotFound: "not found",
   VaultRequestRejected: "request refused",
+  VaultMalformedAnswer: "an answer kvdeploy cannot use",
   VaultConflictSoftDeleted: "the name is held by a soft-deleted certificate",
 }
 
@@ -229,6 +230,8 @@ export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError)
     VaultAmbiguous: "the request may have taken effect; check with `kvdeploy versions` before retrying",
     VaultNotFound: "check the certificate name with `kvdeploy list`",
     VaultRequestRejected: "Key Vault refused the request; the message says why",
+    VaultMalformedAnswer:
+      "the answer lacked what Key Vault always sends (the message names it): check what stands between this machine and the vault (a proxy, an API gateway, an emulator) and retry once it passes Key Vault's answers unchanged",
     VaultConflictSoftDeleted:
       "recover or purge the soft-deleted certificate, or deploy with --on-soft-deleted recover",
   }

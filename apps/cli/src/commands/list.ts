@@ -1,6 +1,6 @@
 /** `kvdeploy list`: the certificates in a vault, managed by kvdeploy or not, with expiry. */
 
-import { isManagedByKvdeploy } from "@kvdeploy/core"
+import { isManagedByKvdeploy, VaultMalformedAnswer } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -61,8 +61,19 @@ export const list = Command.make(
           if (listPage === undefined)
             return yield* Effect.die(new Error("the vault adapter does not list certificates"))
           const out: Array<ListedCertificate> = []
+          // Key Vault's next-page links chain to an end; one that leads back to a page already read (a
+          // proxy's, a faulty service's) would be followed for good.
+          const followed = new Set<string>()
           let continuation: string | undefined
           do {
+            if (continuation !== undefined) {
+              if (followed.has(continuation))
+                return yield* new VaultMalformedAnswer({
+                  operation: "listCertificates",
+                  detail: `its next-page link leads back to a page already read, after ${out.length} certificates: a proxy or service between this machine and the vault may have changed the answer`,
+                })
+              followed.add(continuation)
+            }
             yield* progress(
               `listing certificates in ${config.vaultUrl}…${out.length === 0 ? "" : ` ${out.length} so far`}`,
             )

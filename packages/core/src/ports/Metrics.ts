@@ -52,6 +52,7 @@ export type VaultRequestStatus =
   | "unavailable"
   | "rejected"
   | "no_private_key"
+  | "malformed"
 
 export interface CertificateRef {
   readonly vaultUrl: string
@@ -112,6 +113,8 @@ export const vaultRequestStatusOf = (error: {
       return "no_private_key"
     case "VaultRequestRejected":
       return "rejected"
+    case "VaultMalformedAnswer":
+      return "malformed"
     default:
       return "unavailable"
   }

@@ -264,6 +264,22 @@ export class VaultRequestRejected extends Schema.TaggedError<VaultRequestRejecte
   }
 }
 
+/**
+ * The vault answered, but its answer lacks facts the port reports or contradicts itself (a version
+ * without its id, creation time or enabled flag; a certificate whose `x5t` is there without its
+ * `cer`; a list whose next page repeats; a secret without its value). Key Vault sends all of them,
+ * so a proxy or another service in between is the likely source. A read changed nothing; the
+ * answer is not retried (it would come the same way), and nothing is concluded from it.
+ */
+export class VaultMalformedAnswer extends Schema.TaggedError<VaultMalformedAnswer>()(
+  "VaultMalformedAnswer",
+  errorFields,
+) {
+  override get message(): string {
+    return `${operationInWords(this.operation)}: the vault's answer cannot be used: ${this.detail}`
+  }
+}
+
 /** The backing secret holds no private key (the key is not exportable). */
 export class VaultNoPrivateKey extends Schema.TaggedError<VaultNoPrivateKey>()(
   "VaultNoPrivateKey",
@@ -281,6 +297,7 @@ export type VaultError =
   | VaultAmbiguous
   | VaultUnavailable
   | VaultRequestRejected
+  | VaultMalformedAnswer
 
 export class Vault extends Context.Service<
   Vault,
