@@ -198,7 +198,8 @@ export const AgentSettingsSchema = Schema.Struct({
   ),
   state_dir: Schema.optionalKey(
     Schema.String.annotate({
-      description: "Directory for the last outcome per deployment (default ./kvdeploy-agent-state)",
+      description:
+        "Directory for the last outcome per deployment and the agent's lock (default: $STATE_DIRECTORY when systemd sets it, else kvdeploy-agent-state next to the configuration file)",
     }),
   ),
   shutdown_grace_seconds: Schema.optionalKey(
