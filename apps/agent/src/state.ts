@@ -10,7 +10,10 @@
 import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, renameSync } from "node:fs"
 import { open, rename, unlink } from "node:fs/promises"
 import { join } from "node:path"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Schema from "effect/Schema"
 import { configFingerprintOf } from "./config.js"
 
 export interface DeploymentRecord {
@@ -130,6 +133,58 @@ const jsonFailedAt = (message: string, text: string): string => {
   return ` at line ${lineAt(position)}, column ${position - text.lastIndexOf("\n", position - 1)}`
 }
 
+/** A time as the agent writes them (ISO 8601); a record with another holds nothing a metric can show. */
+const RecordTime = Schema.String.check(
+  Schema.makeFilter((s: string) => Number.isFinite(Date.parse(s)) || "is not a time (ISO 8601)"),
+)
+
+/** A record as the agent writes it: what a record of the file must be before anything of it is used. */
+const RecordFields = Schema.Struct({
+  outcome: Schema.String,
+  at: RecordTime,
+  reason: Schema.String,
+  configFingerprint: Schema.String,
+  sourceFingerprint: Schema.optional(Schema.String),
+  x5t: Schema.optional(Schema.String),
+  versionId: Schema.optional(Schema.String),
+  notAfter: Schema.optional(RecordTime),
+  lastSuccessAt: Schema.optional(RecordTime),
+  held: Schema.Boolean,
+  servedNotAfter: Schema.optional(RecordTime),
+})
+const decodeRecord = Schema.decodeUnknownExit(RecordFields)
+
+/** The record in the file, checked, or what is wrong with it (its first problem, without its values). */
+const recordOf = (value: unknown): DeploymentRecord | string => {
+  const decoded = decodeRecord(value, { onExcessProperty: "ignore" })
+  if (Exit.isFailure(decoded)) {
+    const squashed = Cause.squash(decoded.cause)
+    const issue = squashed instanceof Error ? squashed.message : String(squashed)
+    return issue.split("\n").slice(0, 3).join(" ").replace(/\s+/g, " ").slice(0, 200)
+  }
+  const r = decoded.value
+  return {
+    outcome: r.outcome,
+    at: r.at,
+    reason: r.reason,
+    // Written by an agent that kept the canonical JSON itself as the configuration's fingerprint.
+    configFingerprint: r.configFingerprint.startsWith("{")
+      ? configFingerprintOf(r.configFingerprint)
+      : r.configFingerprint,
+    sourceFingerprint: r.sourceFingerprint,
+    x5t: r.x5t,
+    versionId: r.versionId,
+    notAfter: r.notAfter,
+    lastSuccessAt: r.lastSuccessAt,
+    held: r.held,
+    ...(r.servedNotAfter === undefined ? {} : { servedNotAfter: r.servedNotAfter }),
+  }
+}
+
+/** What a state file that cannot be used costs: no outcome is remembered, so none is held. */
+const withoutState =
+  "starting without state: every deployment is compared with its vault again, and one whose last outcome was held (it needed a person) is deployed again"
+
 /** Open (or create) the state directory; a corrupt state file is set aside, not fatal. */
 /** Why no state file may be written any more in this process (the state directory's lock was lost), or undefined. */
 let writesRefused: string | undefined
@@ -164,26 +219,35 @@ export const openStateStore = (
   let text = ""
   try {
     text = readStateText(path)
-    const parsed = JSON.parse(text) as Partial<StateFile>
+    const parsed = JSON.parse(text) as { readonly schema?: unknown; readonly deployments?: unknown }
+    const deployments = parsed?.deployments
     if (
-      parsed.schema === "kvdeploy.agent-state/v1" &&
-      typeof parsed.deployments === "object" &&
-      parsed.deployments !== null
+      parsed?.schema === "kvdeploy.agent-state/v1" &&
+      typeof deployments === "object" &&
+      deployments !== null &&
+      !Array.isArray(deployments)
     ) {
-      for (const [name, record] of Object.entries(parsed.deployments))
-        records.set(
-          name,
-          // Written by an agent that kept the canonical JSON itself as the configuration's fingerprint.
-          record.configFingerprint.startsWith("{")
-            ? { ...record, configFingerprint: configFingerprintOf(record.configFingerprint) }
-            : record,
+      // Every record is checked before any is used: a record that is not in the agent's form (a hand
+      // edit, another program's) is left out, named, and the file kept aside with it.
+      const bad: Array<string> = []
+      for (const [name, value] of Object.entries(deployments)) {
+        const record = recordOf(value)
+        if (typeof record === "string") bad.push(`${JSON.stringify(name.slice(0, 64))}: ${record}`)
+        else records.set(name, record)
+      }
+      if (bad.length > 0)
+        warn(
+          `state file ${path} has ${bad.length} record${bad.length === 1 ? "" : "s"} not in the agent's form (${bad.slice(0, 10).join("; ")}${bad.length > 10 ? `; and ${bad.length - 10} more` : ""}); ${setAside()}; those deployments start without a record (one whose last outcome was held is deployed again), the other ${records.size} keep theirs`,
         )
-    } else warn(`state file ${path} has an unknown schema; ${setAside()}; starting without state`)
+    } else
+      warn(
+        typeof parsed?.schema === "string" && parsed.schema !== "kvdeploy.agent-state/v1"
+          ? `state file ${path} has the schema ${JSON.stringify(parsed.schema.slice(0, 64))}, not kvdeploy.agent-state/v1 (a newer agent's?); ${setAside()}; ${withoutState}`
+          : `state file ${path} is not an agent's state file (no schema kvdeploy.agent-state/v1 with its deployments); ${setAside()}; ${withoutState}`,
+      )
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT")
-      warn(
-        `state file ${path} cannot be read (${unreadableWhy(e, text)}); ${setAside()}; starting without state`,
-      )
+      warn(`state file ${path} cannot be read (${unreadableWhy(e, text)}); ${setAside()}; ${withoutState}`)
   }
   let dirty = false
   // Changed in more than its times (see flushChanges).

@@ -73,7 +73,7 @@ describe("state store", () => {
     expect(store.names()).toEqual([])
     expect(warnings).toEqual([
       expect.stringMatching(
-        /^state file .*state\.json cannot be read \(it is a symbolic link \(ELOOP\), which the agent does not follow\); kept as .*state\.json\.unreadable-.*; starting without state$/,
+        /^state file .*state\.json cannot be read \(it is a symbolic link \(ELOOP\), which the agent does not follow\); kept as .*state\.json\.unreadable-.*; starting without state: every deployment is compared with its vault again, and one whose last outcome was held \(it needed a person\) is deployed again$/,
       ),
     ])
     store.set("api", record("2026-12-01T00:00:00.000Z"))
@@ -94,6 +94,62 @@ describe("state store", () => {
     openStateStore(dir, (line) => warnings.push(line))
     expect(warnings[0]).toMatch(/cannot be read \(not valid JSON at line 2, column 33\); kept as /)
     expect(warnings.join("\n")).not.toMatch(/Sup3r|assword/)
+  })
+
+  it("checks every record before using any: one not in the agent's form is left out and named, the others kept, the file kept aside", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    const held = { ...record("2026-11-30T00:00:00.000Z", "RolledBack"), held: true }
+    writeFileSync(
+      join(dir, "state.json"),
+      JSON.stringify({
+        schema: "kvdeploy.agent-state/v1",
+        deployments: {
+          api: held,
+          nulled: null,
+          // The last-success time became `NaN` on /metrics, where the staleness alert never fires.
+          garbled: { ...record("2026-11-30T00:00:00.000Z"), lastSuccessAt: "garbage" },
+          yes: { ...held, held: "yes" },
+          web: record("2026-11-29T00:00:00.000Z"),
+        },
+      }),
+    )
+    const warnings: Array<string> = []
+    const store = openStateStore(dir, (line) => warnings.push(line), { now: () => Date.UTC(2026, 11, 1) })
+    // Before: "api" kept, the loop stopped at "nulled" (the records after it lost), and the warning
+    // said the agent started without state.
+    expect([...store.names()].sort()).toEqual(["api", "web"])
+    expect(store.get("api")).toEqual(held)
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(
+      /has 3 records not in the agent's form \("nulled": .*; "garbled": .*lastSuccessAt.*; "yes": .*held.*\); kept as .*state\.json\.unreadable-/,
+    )
+    expect(warnings[0]).toContain("the other 2 keep theirs")
+    expect(readdirSync(dir).filter((f) => f.startsWith("state.json.unreadable-"))).toHaveLength(1)
+  })
+
+  it("a file of another schema or form is named as such, and what starting without it costs is said", () => {
+    for (const [body, said] of [
+      [
+        { schema: "kvdeploy.agent-state/v2", deployments: {} },
+        /has the schema "kvdeploy\.agent-state\/v2", not kvdeploy\.agent-state\/v1 \(a newer agent's\?\)/,
+      ],
+      // An array of records was read as records named "0", "1"…, then dropped as not configured.
+      [
+        { schema: "kvdeploy.agent-state/v1", deployments: [record("2026-11-30T00:00:00.000Z")] },
+        /is not an agent's state file/,
+      ],
+      [[1, 2], /is not an agent's state file/],
+    ] as const) {
+      dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+      writeFileSync(join(dir, "state.json"), JSON.stringify(body))
+      const warnings: Array<string> = []
+      const store = openStateStore(dir, (line) => warnings.push(line))
+      expect(store.names()).toEqual([])
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toMatch(said)
+      expect(warnings[0]).toContain("one whose last outcome was held (it needed a person) is deployed again")
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it("writes a changed outcome on the periodic write, a record's new times only on the full flush", async () => {
