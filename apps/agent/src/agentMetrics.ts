@@ -17,6 +17,10 @@ export interface AgentMetrics {
   readonly deployments: (count: number) => void
   /** A reconcile pass (start, interval, reload) ended: every deployment's first attempt of it is over. */
   readonly passOver: (reason: string, endedAtMs: number, durationMs: number, listed: number) => void
+  /** The configuration was read at start or by a reload (SIGHUP): `ok` false when it was invalid and the running one kept. */
+  readonly configLoaded: (ok: boolean, atMs: number) => void
+  /** Where the state file's last write stands, read at each scrape (true: it failed, and the outcomes since are not on disk). */
+  readonly stateWriteFailing: (failing: () => boolean) => void
   readonly forget: (deployment: string) => void
   readonly text: () => Promise<string>
 }
@@ -141,6 +145,25 @@ export const makeAgentMetrics = (): AgentMetrics => {
     "Deployments the last pass found in place from a list of their vault's certificates (no read of their own).",
     ["reason"],
   )
+  const reloadOk = gauge(
+    "kvdeploy_agent_config_last_reload_successful",
+    "1 when the last reading of the configuration (start, SIGHUP) was valid, 0 when it was not and the agent kept the one it runs.",
+    [],
+  )
+  const reloadedAt = gauge(
+    "kvdeploy_agent_config_last_reload_success_timestamp_seconds",
+    "Unix time the configuration the agent runs was read (start, or the last valid SIGHUP reload).",
+    [],
+  )
+  let writeFailing: () => boolean = () => false
+  new Gauge({
+    name: "kvdeploy_agent_state_last_write_successful",
+    help: "1 while the state file's last write succeeded (or none was needed yet), 0 once one failed: outcomes and holds since are not on disk.",
+    registers: [registry],
+    collect() {
+      this.set(writeFailing() ? 0 : 1)
+    },
+  })
   // Whether each deployment's source is broken as last set, so that a pass that changes nothing sets nothing.
   const brokenNow = new Map<string, boolean>()
   return {
@@ -161,6 +184,13 @@ export const makeAgentMetrics = (): AgentMetrics => {
     pickup: (deployment, ok) => pickup.set(deployment, ok ? 1 : 0),
     ready: (r) => ready.set(r ? 1 : 0),
     deployments: (n) => count.set(n),
+    configLoaded: (ok, atMs) => {
+      reloadOk.set(ok ? 1 : 0)
+      if (ok) reloadedAt.set(Math.floor(atMs / 1000))
+    },
+    stateWriteFailing: (failing) => {
+      writeFailing = failing
+    },
     passOver: (reason, endedAtMs, durationMs, listed) => {
       passEnded.set({ reason }, Math.floor(endedAtMs / 1000))
       passDuration.set({ reason }, durationMs / 1000)

@@ -1,3 +1,9 @@
+// SIGHUP is listened for from the first moment to the last (see hangup.ts): without a listener it
+// ends the process, during start-up and shutdown too.
+import { listenForHangups } from "./hangup.js"
+
+listenForHangups()
+
 // SIGUSR1 opens Node's inspector (127.0.0.1:9229) in a process without a listener for it, and any
 // local user could then connect and read the agent's memory and environment (AZURE_CLIENT_SECRET,
 // PFX passwords, keys being deployed). A listener keeps it closed on every Node, `node dist/bin.js`

@@ -17,6 +17,7 @@ import {
   lstatSync,
   mkdirSync,
   readlinkSync,
+  rmSync,
   type Stats,
   statSync,
 } from "node:fs"
@@ -48,6 +49,7 @@ import {
   loadAgentConfig,
   type SourceAt,
 } from "./config.js"
+import { handleHangups } from "./hangup.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
@@ -344,7 +346,7 @@ const holdStateDir = (dir: string, onLost: (error: Error) => void) => {
     e.code === "ELOCKED"
       ? new StateDirLocked({
           dir,
-          message: `another kvdeploy-agent is running with the state directory ${shownPath(dir)} (its lock ${shownPath(lockPathOf(dir))} was refreshed all along while this one waited ${waitMs / 1000} s)`,
+          message: `another kvdeploy-agent is running with the state directory ${shownPath(dir)} (its lock ${shownPath(lockPathOf(dir))} was ${refreshed ? "refreshed" : "held"} all along while this one waited ${waitMs / 1000} s)`,
         })
       : new StateDirUnusable({
           dir,
@@ -356,6 +358,33 @@ const holdStateDir = (dir: string, onLost: (error: Error) => void) => {
     Effect.promise(() => release().catch(() => undefined)),
   )
   const held = (e: NodeJS.ErrnoException) => e.code === "ELOCKED"
+  // The library calls a lock stale by its time against the wall clock, so a lock dated ahead (a
+  // killed agent's, then the clock set back: a restored VM, a clock behind at boot) was never stale
+  // until the clock caught up, and start-up failed on it with "refreshed all along". The waiting
+  // agent watches the lock's time on its own monotonic clock instead: a lock whose time has not
+  // changed for lockStaleMs is no running agent's, whatever its date, and is taken over.
+  let seen: { readonly mtimeMs: number; readonly sinceMs: number } | undefined
+  let refreshed = false
+  const takeOverUnrefreshed = Effect.suspend(() => {
+    let mtimeMs: number
+    try {
+      mtimeMs = statSync(lockPathOf(dir)).mtimeMs
+    } catch {
+      return Effect.void // gone: the next try takes it
+    }
+    const nowMs = performance.now()
+    if (seen === undefined || seen.mtimeMs !== mtimeMs) {
+      if (seen !== undefined) refreshed = true
+      seen = { mtimeMs, sinceMs: nowMs }
+      return Effect.void
+    }
+    if (nowMs - seen.sinceMs < lockStaleMs) return Effect.void
+    seen = undefined
+    rmSync(lockPathOf(dir), { recursive: true, force: true })
+    return Effect.logWarning(
+      `the state directory's lock was not refreshed for ${lockStaleMs / 1000} s while this agent waited (its time, ${new Date(mtimeMs).toISOString()}, is that of an agent that stopped without releasing it): taken over`,
+    ).pipe(Effect.annotateLogs({ lock: lockPathOf(dir) }))
+  })
   // SIGHUP would kill an agent waiting for the lock (the lock library's exit hook is the only
   // listener before the agent's own): it is logged and ignored while the agent waits.
   const onHup = () =>
@@ -371,7 +400,7 @@ const holdStateDir = (dir: string, onLost: (error: Error) => void) => {
   ).pipe(
     Effect.annotateLogs({ lock: lockPathOf(dir) }),
     Effect.andThen(
-      Effect.retry(once, {
+      Effect.retry(once.pipe(Effect.tapError((e) => (held(e) ? takeOverUnrefreshed : Effect.void))), {
         schedule: Schedule.spaced(Duration.seconds(1)),
         while: held,
         times: waitMs / 1000,
@@ -381,9 +410,9 @@ const holdStateDir = (dir: string, onLost: (error: Error) => void) => {
   return once.pipe(
     Effect.catchIf(held, () =>
       Effect.acquireUseRelease(
-        Effect.sync(() => process.on("SIGHUP", onHup)),
+        Effect.sync(() => handleHangups(onHup)),
         () => waitForIt,
-        () => Effect.sync(() => process.off("SIGHUP", onHup)),
+        (stopHandling) => Effect.sync(stopHandling),
       ),
     ),
     Effect.mapError(refused),

@@ -132,6 +132,8 @@ interface Pass {
   listPages: number
   /** Deployments the next pass took before their attempt in this one: the pass did not get through. */
   superseded: number
+  /** Why the pass that took them began (`interval`, `reload`, a file change…), once one did. */
+  overtakenBy?: string
 }
 
 /** A deployment in a vault's list, with the deployment (configuration) it was grouped under. */
@@ -1041,7 +1043,11 @@ export const makeReconciler = (
               deployments: pass.deployments,
               notAttempted: pass.superseded,
               durationMs,
-              fix: "deployments waited longer than an interval (for their vault's Retry-After, budget or permits): see their log lines; a longer reconcile_interval_seconds gives a pass time to finish",
+              overtakenBy: pass.overtakenBy,
+              fix:
+                pass.overtakenBy === "reload"
+                  ? "a reload (SIGHUP) began the next pass, which took over the deployments this one had not reached: nothing to fix, unless reloads keep coming faster than a pass ends"
+                  : "deployments waited longer than an interval (for their vault's Retry-After, budget or permits): see their log lines; a longer reconcile_interval_seconds gives a pass time to finish",
             }),
           )
         agentMetrics.passOver(pass.reason, endedAt, durationMs, pass.listedInPlace)
@@ -1187,7 +1193,10 @@ export const makeReconciler = (
         if (all.length > 0) idle.begin()
         return Effect.gen(function* () {
           // The passes they were waiting for go on without them.
-          for (const before of left) yield* passDone(before, undefined, true)
+          for (const before of left) {
+            before.overtakenBy ??= reason
+            yield* passDone(before, undefined, true)
+          }
           // Deployments by vault client (a vault and a credential); the ones in a group large enough are
           // triggered once their vault is listed, the others at once.
           const groups = new Map<Vault["Service"], Array<Listing>>()

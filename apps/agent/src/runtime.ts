@@ -14,6 +14,7 @@ import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
 import { type AgentMetrics, makeAgentMetrics } from "./agentMetrics.js"
 import { type AgentConfig, loadAgentConfigUnless } from "./config.js"
+import { handleHangups } from "./hangup.js"
 import { MaterialWorkers } from "./materialPool.js"
 import { makeReconciler, type Reconciler } from "./reconciler.js"
 import { openStateStore } from "./state.js"
@@ -53,6 +54,8 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
       const state = openStateStore(initial.settings.stateDir, (line) => {
         Effect.runSyncWith(services)(Effect.logWarning(line))
       })
+      metrics.stateWriteFailing(state.writeFailing)
+      metrics.configLoaded(true, Date.now())
       let config = initial
       // Records of deployments the configuration no longer has are dropped at start, as a reload
       // drops them: a held outcome must not come back when a new deployment reuses the name.
@@ -105,6 +108,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         )
         const next = yield* loadAgentConfigUnless(config.path, config.textSha256).pipe(Effect.result)
         if (next._tag === "Failure") {
+          metrics.configLoaded(false, Date.now())
           yield* Effect.logError("the new configuration is invalid; keeping the running one").pipe(
             Effect.annotateLogs({
               problems: next.failure.problems.map((p) =>
@@ -115,6 +119,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           return
         }
         const loaded = next.success
+        metrics.configLoaded(true, Date.now())
         if (loaded === "unchanged") {
           // The same text, so the same deployments: nothing to parse or apply; reconciled all the same.
           yield* Effect.logInfo("configuration unchanged; reconciling every deployment").pipe(
@@ -154,9 +159,10 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
       const onHup = () => {
         Effect.runForkWith(context)(reloading.withPermits(1)(reload))
       }
+      // A SIGHUP that came while the agent started (after it read its configuration) reloads now.
       yield* Effect.acquireRelease(
-        Effect.sync(() => process.on("SIGHUP", onHup)),
-        () => Effect.sync(() => process.off("SIGHUP", onHup)),
+        Effect.sync(() => handleHangups(onHup, { replayPending: true })),
+        (stopHandling) => Effect.sync(stopHandling),
       )
       return { config: () => config, reconciler, metrics }
     }),

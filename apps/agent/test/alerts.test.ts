@@ -22,6 +22,9 @@ describe("the documented alerts", () => {
           held(outcome("Failed"), 1, 120),
           held(outcome("Superseded"), 1, 10),
           held("kvdeploy_agent_ready", 1, 120),
+          // A reload whose file was invalid 20 minutes in; the state's writes fail from the start.
+          { series: "kvdeploy_agent_config_last_reload_successful", values: "1x20 0x100" },
+          held("kvdeploy_agent_state_last_write_successful", 0, 120),
           // The vault serves a certificate that expires 2 days after the test's start, another 90 days.
           held(
             'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://kv",certificate_name="api"}',
@@ -49,6 +52,11 @@ describe("the documented alerts", () => {
             exp_alerts: [{ exp_labels: { deployment: "api", outcome: "Superseded" } }],
           },
           { eval_time: "90m", alertname: "KvdeployAgentNotReady", exp_alerts: [] },
+          // An invalid reload fires after 10 minutes; writes failing, after 15.
+          { eval_time: "25m", alertname: "KvdeployAgentConfigInvalid", exp_alerts: [] },
+          { eval_time: "35m", alertname: "KvdeployAgentConfigInvalid", exp_alerts: [{ exp_labels: {} }] },
+          { eval_time: "10m", alertname: "KvdeployAgentStateNotWritten", exp_alerts: [] },
+          { eval_time: "20m", alertname: "KvdeployAgentStateNotWritten", exp_alerts: [{ exp_labels: {} }] },
           // What the vault serves expires soon: after an hour, for that certificate only.
           { eval_time: "30m", alertname: "KvdeployServedCertificateExpiresSoon", exp_alerts: [] },
           {

@@ -113,6 +113,8 @@ describe("interval passes", () => {
       (l) => l.msg === "pass overtaken: the next pass began before it got through" && l.reason === "start",
     )
     expect(overtaken.notAttempted).toBeGreaterThanOrEqual(1)
+    expect(overtaken.overtakenBy).toBe("interval")
+    expect(String(overtaken.fix)).toContain("reconcile_interval_seconds")
     // Both deploy, in a later pass; and the passes after it end as before.
     await a.waitFor((l) => l.deployment === "queued" && l.msg === "deploy: Succeeded")
     await a.waitFor((l) => l.msg === "pass over" && l.reason === "interval")
@@ -124,6 +126,44 @@ describe("interval passes", () => {
     expect(
       metricValue(page, "kvdeploy_agent_last_pass_timestamp_seconds", { reason: "interval" }),
     ).toBeGreaterThan(0)
+  })
+
+  it("a pass a reload overtook says so, and that nothing is to fix (it blamed the interval)", async () => {
+    const { e, w, p } = await world.setUp(["kv-overtaken-hup"])
+    const deployments = []
+    for (const name of ["slow", "queued"]) {
+      const leaf = await p.leaf(`${name}.example.test`)
+      deployments.push({
+        name,
+        vault: "kv-overtaken-hup",
+        certificate: name,
+        source: { cert: w.write(`${name}.crt`, leaf.certPem), key: w.write(`${name}.key`, leaf.keyPem) },
+      })
+    }
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-overtaken-hup",
+      name: "slow",
+      times: 1,
+      action: { kind: "delay", ms: 2500 },
+    })
+    const a = world.run(
+      writeConfig(w, e, deployments, {
+        reconcile_interval_seconds: 600,
+        vault_concurrency: 1,
+        concurrency: 1,
+      }),
+      e,
+    )
+    await a.waitFor((l) => l.msg === "kvdeploy-agent started")
+    a.signal("SIGHUP")
+    const overtaken = await a.waitFor(
+      (l) => l.msg === "pass overtaken: the next pass began before it got through" && l.reason === "start",
+    )
+    expect(overtaken.overtakenBy).toBe("reload")
+    expect(String(overtaken.fix)).toMatch(/^a reload \(SIGHUP\) began the next pass/)
+    expect(String(overtaken.fix)).not.toContain("reconcile_interval_seconds")
+    await a.waitFor((l) => l.deployment === "queued" && l.msg === "deploy: Succeeded")
   })
 
   it("a target renamed by SIGHUP while its import runs: the old name's expiry series does not come back", async () => {

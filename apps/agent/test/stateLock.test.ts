@@ -4,7 +4,7 @@
  * file), starts once the first has stopped and released it, and stops at once on SIGTERM while it
  * waits. An agent that loses its lock stops (exit 1) without writing the state another may own now.
  */
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync } from "node:fs"
 
 import { describe, expect, it } from "vitest"
 import { type LogLine, perTestWorld, writeConfig } from "./harness.js"
@@ -84,4 +84,31 @@ describe("the state directory's lock", () => {
     expect(String(stopped?.fix)).toContain("one agent alone")
     expect({ text: readFileSync(statePath, "utf8"), mtimeMs: statSync(statePath).mtimeMs }).toEqual(before)
   })
+
+  it("a lock dated ahead that nobody refreshes (a killed agent's, then the clock set back) is taken over after 30 s unchanged", async () => {
+    const { e, w, p } = await world.setUp(["kv-lock-ahead"])
+    const leaf = await p.leaf("ahead.example.test")
+    const deployment = {
+      name: "ahead",
+      vault: "kv-lock-ahead",
+      certificate: "ahead",
+      source: { cert: w.write("a.crt", leaf.certPem), key: w.write("a.key", leaf.keyPem) },
+    }
+    mkdirSync(w.path("state"), { mode: 0o700 })
+    mkdirSync(w.path("state/agent.lock"))
+    const ahead = new Date(Date.now() + 10 * 60_000)
+    utimesSync(w.path("state/agent.lock"), ahead, ahead)
+    const a = world.run(writeConfig(w, e, [deployment], {}, "ahead.yaml"), e)
+    await a.waitFor(waiting)
+    // Before: it waited 35 s, then exited 1 saying another agent had refreshed the lock all along,
+    // and did so at every restart until the clock passed the lock's date.
+    const taken = await a.waitFor(
+      (l) => /^the state directory's lock was not refreshed for 30 s/.test(l.msg),
+      {
+        timeoutMs: 40_000,
+      },
+    )
+    expect(String(taken.msg)).toContain(ahead.toISOString())
+    await a.waitFor((l) => l.deployment === "ahead" && l.msg === "deploy: Succeeded")
+  }, 60_000)
 })

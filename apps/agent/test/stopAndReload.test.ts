@@ -6,7 +6,15 @@
 import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
-import { type AgentProcess, agentSuite, baseEnv, requestHeld, startAgent, writeConfig } from "./harness.js"
+import {
+  type AgentProcess,
+  agentSuite,
+  baseEnv,
+  metricValue,
+  requestHeld,
+  startAgent,
+  writeConfig,
+} from "./harness.js"
 
 const VAULT = "agent-stop"
 const suite = agentSuite([VAULT])
@@ -182,6 +190,9 @@ describe("stopping and reloading", () => {
     )
     const a = start(config)
     await a.waitFor((l) => l.deployment === "unwritten" && l.msg === "deploy: Succeeded")
+    const written = async () =>
+      metricValue((await a.http("/metrics")).body, "kvdeploy_agent_state_last_write_successful", {})
+    expect(await written()).toBe(1)
     // The directory becomes a file; a renewal gives the state something new to write.
     rmSync(stateDir, { recursive: true, force: true })
     writeFileSync(stateDir, "not a directory")
@@ -190,6 +201,8 @@ describe("stopping and reloading", () => {
     work.write("unwritten.key", renewed.keyPem)
     work.write("unwritten.crt", renewed.certPem)
     await a.waitFor((l) => l.deployment === "unwritten" && l.msg === "deploy: Succeeded", { from })
+    // The pass's write (after 3 s of quiet) fails: /metrics says so, not the log alone.
+    await expect.poll(written, { timeout: 15_000, interval: 500 }).toBe(0)
     a.signal("SIGTERM")
     expect(await a.exited).toBe(1)
     // The write at shutdown is the one that fails (the pass's write waits for 3 s of quiet): its
@@ -250,12 +263,21 @@ describe("stopping and reloading", () => {
     // Its certificate's expiry series too: an alert on it would fire for a certificate no longer deployed.
     expect(page).toMatch(/kvdeploy_certificate_expiry_timestamp_seconds\{[^}]*certificate_name="keep-cert"/)
     expect(page).not.toContain('certificate_name="gone-cert"')
+    expect(metricValue(page, "kvdeploy_agent_config_last_reload_successful", {})).toBe(1)
+    const loadedAt = metricValue(page, "kvdeploy_agent_config_last_reload_success_timestamp_seconds", {})
+    expect(loadedAt).toBeGreaterThan(Date.now() / 1000 - 120)
     // An invalid file on SIGHUP: every problem with its fix, the running configuration kept.
     work.write("reload.yaml", "agent:\n  backof_base_seconds: 1\ndeployments: []\n")
     from = a.lines.length
     a.signal("SIGHUP")
     const invalid = await a.waitFor((l) => /the new configuration is invalid/.test(l.msg), { from })
     expect(JSON.stringify(invalid.problems)).toContain("fix:")
+    // Before, it showed on the log alone: systemctl reload succeeds whatever the file holds.
+    const after = (await a.http("/metrics")).body
+    expect(metricValue(after, "kvdeploy_agent_config_last_reload_successful", {})).toBe(0)
+    expect(metricValue(after, "kvdeploy_agent_config_last_reload_success_timestamp_seconds", {})).toBe(
+      loadedAt,
+    )
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
     expect(stateNames()).toEqual(["keep"])
@@ -297,5 +319,56 @@ describe("stopping and reloading", () => {
     release()
     expect(await a.exited).toBe(0)
     expect(emulator.state.versions(VAULT, "leaves-cert")).toHaveLength(1)
+  })
+
+  /** Resolves once the process catches SIGHUP (Linux: bit 0 of SigCgt in /proc/PID/status). */
+  const catchingHangups = async (pid: number) => {
+    for (let i = 0; i < 2_000; i++) {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8")
+      const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status)?.[1]
+      if (caught !== undefined && (BigInt(`0x${caught}`) & 1n) === 1n) return
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    throw new Error("the agent never caught SIGHUP")
+  }
+
+  it("SIGHUP from the first moment the process catches it, during start-up: no death, one reload once running", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("early-hup.example.test")
+    const a = start(writeConfig(work, emulator, [spec("early-hup", leaf)], {}, "early-hup.yaml"))
+    // The first SIGHUP listener of the process (before: the state lock's exit hook, which re-raised
+    // the signal, and the agent died by it without a word).
+    await catchingHangups(a.child.pid ?? 0)
+    a.signal("SIGHUP")
+    await a.waitFor((l) => l.msg === "SIGHUP: reloading the configuration")
+    await a.waitFor((l) => l.deployment === "early-hup" && l.msg === "deploy: Succeeded")
+    expect(a.lines.some((l) => /^SIGHUP while the agent is not running its passes/.test(String(l.msg)))).toBe(
+      true,
+    )
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+  })
+
+  it("SIGHUP while stopping is ignored: the import in flight is waited for, the exit is the grace period's", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("late-hup.example.test")
+    const hold = emulator.faults.add({
+      operation: "import",
+      vault: VAULT,
+      name: "late-hup-cert",
+      action: { kind: "hold" },
+    })
+    const a = start(writeConfig(work, emulator, [spec("late-hup", leaf)], {}, "late-hup.yaml"))
+    await requestHeld(emulator, hold)
+    const from = a.lines.length
+    a.signal("SIGTERM")
+    await a.waitFor((l) => /^stopping/.test(String(l.msg)), { from })
+    a.signal("SIGHUP")
+    await a.waitFor((l) => /^SIGHUP while the agent is not running its passes/.test(String(l.msg)), { from })
+    emulator.faults.release(hold)
+    // Before: killed by the SIGHUP (129), the import's outcome and the state's last write lost.
+    expect(await a.exited).toBe(0)
+    expect(a.lines.some((l) => l.deployment === "late-hup" && l.msg === "deploy: Succeeded")).toBe(true)
+    expect(stateNames()).toContain("late-hup")
   })
 })
