@@ -111,6 +111,10 @@ const readStateText = (path: string): string => {
 const unreadableWhy = (e: unknown, text: string): string => {
   const code = (e as NodeJS.ErrnoException).code
   if (code === "ELOOP") return "it is a symbolic link (ELOOP), which the agent does not follow"
+  if (code === "ENOTREG") return "it is not a regular file (a directory, a FIFO or a device)"
+  if (code === "EISDIR") return "it is a directory"
+  if (code === "EACCES" || code === "EPERM")
+    return `the agent${typeof process.getuid === "function" ? ` (uid ${process.getuid()})` : ""} may not read it (${code}): make it the agent's user's (chown) or remove it`
   if (code !== undefined) return code
   if (!(e instanceof SyntaxError)) return "its records are not in the agent's form"
   return `not valid JSON${jsonFailedAt(e.message, text)}`

@@ -127,6 +127,17 @@ describe("state store", () => {
     expect(readdirSync(dir).filter((f) => f.startsWith("state.json.unreadable-"))).toHaveLength(1)
   })
 
+  it("a state.json that is a directory is named as such (it said ENOTREG, which no manual explains)", () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    mkdirSync(join(dir, "state.json"))
+    const warnings: Array<string> = []
+    const store = openStateStore(dir, (line) => warnings.push(line))
+    expect(store.names()).toEqual([])
+    expect(warnings[0]).toMatch(
+      /cannot be read \(it is not a regular file \(a directory, a FIFO or a device\)\); kept as /,
+    )
+  })
+
   it("a file of another schema or form is named as such, and what starting without it costs is said", () => {
     for (const [body, said] of [
       [
