@@ -16,6 +16,34 @@ import {
 
 const world = perTestWorld()
 
+/**
+ * An agent with two deployments of `vault`, one at a time: the first read of "slow" takes 2.5 s, and
+ * "queued" waits behind it, so a pass begun meanwhile (an interval pass after `intervalSeconds`, a
+ * reload) takes "queued" before the start pass got to it.
+ */
+const slowThenQueued = async (vault: string, intervalSeconds: number) => {
+  const { e, w, p } = await world.setUp([vault])
+  const deployments = []
+  for (const name of ["slow", "queued"]) {
+    const leaf = await p.leaf(`${name}.example.test`)
+    deployments.push({
+      name,
+      vault,
+      certificate: name,
+      source: { cert: w.write(`${name}.crt`, leaf.certPem), key: w.write(`${name}.key`, leaf.keyPem) },
+    })
+  }
+  e.faults.add({ operation: "getLatest", vault, name: "slow", times: 1, action: { kind: "delay", ms: 2500 } })
+  return world.run(
+    writeConfig(w, e, deployments, {
+      reconcile_interval_seconds: intervalSeconds,
+      vault_concurrency: 1,
+      concurrency: 1,
+    }),
+    e,
+  )
+}
+
 describe("interval passes", () => {
   it("leave a deployment retrying to its backoff: its retries keep growing apart", async () => {
     const { e, w, p } = await world.setUp(["kv-interval-backoff"])
@@ -82,32 +110,7 @@ describe("interval passes", () => {
   })
 
   it("a pass the next one overtakes is logged as overtaken and does not set the last-pass gauge", async () => {
-    const { e, w, p } = await world.setUp(["kv-overtaken"])
-    const deployments = []
-    for (const name of ["slow", "queued"]) {
-      const leaf = await p.leaf(`${name}.example.test`)
-      w.write(`${name}.crt`, leaf.certPem)
-      w.write(`${name}.key`, leaf.keyPem)
-      deployments.push({
-        name,
-        vault: "kv-overtaken",
-        certificate: name,
-        source: { cert: w.path(`${name}.crt`), key: w.path(`${name}.key`) },
-      })
-    }
-    // The first read of "slow" takes 2.5 s; with one deployment of the vault at a time, "queued"
-    // waits behind it, and the interval pass (after 1 s) takes it before the start pass got to it.
-    e.faults.add({
-      operation: "getLatest",
-      vault: "kv-overtaken",
-      name: "slow",
-      times: 1,
-      action: { kind: "delay", ms: 2500 },
-    })
-    const a = world.run(
-      writeConfig(w, e, deployments, { reconcile_interval_seconds: 1, vault_concurrency: 1, concurrency: 1 }),
-      e,
-    )
+    const a = await slowThenQueued("kv-overtaken", 1)
     // (The interval passes behind it, overtaken by the next ones while "slow" is read, say so too.)
     const overtaken = await a.waitFor(
       (l) => l.msg === "pass overtaken: the next pass began before it got through" && l.reason === "start",
@@ -129,32 +132,7 @@ describe("interval passes", () => {
   })
 
   it("a pass a reload overtook says so, and that nothing is to fix (it blamed the interval)", async () => {
-    const { e, w, p } = await world.setUp(["kv-overtaken-hup"])
-    const deployments = []
-    for (const name of ["slow", "queued"]) {
-      const leaf = await p.leaf(`${name}.example.test`)
-      deployments.push({
-        name,
-        vault: "kv-overtaken-hup",
-        certificate: name,
-        source: { cert: w.write(`${name}.crt`, leaf.certPem), key: w.write(`${name}.key`, leaf.keyPem) },
-      })
-    }
-    e.faults.add({
-      operation: "getLatest",
-      vault: "kv-overtaken-hup",
-      name: "slow",
-      times: 1,
-      action: { kind: "delay", ms: 2500 },
-    })
-    const a = world.run(
-      writeConfig(w, e, deployments, {
-        reconcile_interval_seconds: 600,
-        vault_concurrency: 1,
-        concurrency: 1,
-      }),
-      e,
-    )
+    const a = await slowThenQueued("kv-overtaken-hup", 600)
     await a.waitFor((l) => l.msg === "kvdeploy-agent started")
     a.signal("SIGHUP")
     const overtaken = await a.waitFor(
