@@ -152,7 +152,7 @@ export const makeAgentMetrics = (): AgentMetrics => {
   )
   const reloadedAt = gauge(
     "kvdeploy_agent_config_last_reload_success_timestamp_seconds",
-    "Unix time the configuration the agent runs was read (start, or the last valid SIGHUP reload).",
+    "Unix time the agent began running the configuration it runs (its start, or the last valid SIGHUP reload).",
     [],
   )
   let writeFailing: () => boolean = () => false

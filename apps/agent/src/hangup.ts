@@ -15,13 +15,21 @@ const log = (msg: string) =>
 
 /** Listen for SIGHUP for the rest of the process's life (bin.ts, once). */
 export const listenForHangups = (): void => {
+  // `--check` prints its report (one JSON document with --json) and exits: no log line of its own.
+  const checking = process.argv.includes("--check")
   process.on("SIGHUP", () => {
     if (handler !== undefined) return handler()
     pending = true
-    log(
-      "SIGHUP while the agent is not running its passes (starting or stopping): a starting agent reloads once it runs; a stopping one ignores it",
-    )
+    if (!checking)
+      log(
+        "SIGHUP while the agent is not running its passes (starting or stopping): a starting agent reloads once it runs; a stopping one ignores it",
+      )
   })
+}
+
+/** Remember a SIGHUP its handler could not act on yet (the lock wait), for the runtime to reload once it runs. */
+export const rememberHangup = (): void => {
+  pending = true
 }
 
 /**

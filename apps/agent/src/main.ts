@@ -49,7 +49,7 @@ import {
   loadAgentConfig,
   type SourceAt,
 } from "./config.js"
-import { handleHangups } from "./hangup.js"
+import { handleHangups, rememberHangup } from "./hangup.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
@@ -385,14 +385,16 @@ const holdStateDir = (dir: string, onLost: (error: Error) => void) => {
       `the state directory's lock was not refreshed for ${lockStaleMs / 1000} s while this agent waited (its time, ${new Date(mtimeMs).toISOString()}, is that of an agent that stopped without releasing it): taken over`,
     ).pipe(Effect.annotateLogs({ lock: lockPathOf(dir) }))
   })
-  // SIGHUP would kill an agent waiting for the lock (the lock library's exit hook is the only
-  // listener before the agent's own): it is logged and ignored while the agent waits.
-  const onHup = () =>
+  // The configuration was read before the wait: a SIGHUP during it (a file changed meanwhile) reloads
+  // it once the agent runs.
+  const onHup = () => {
+    rememberHangup()
     Effect.runFork(
-      Effect.logInfo("SIGHUP ignored: the agent is waiting for the state directory's lock").pipe(
-        Effect.provide(Logging.layer),
-      ),
+      Effect.logInfo(
+        "SIGHUP while the agent waits for the state directory's lock: it reads the configuration again once it runs",
+      ).pipe(Effect.provide(Logging.layer)),
     )
+  }
   // A held lock is tried again every second for up to waitMs (an agent killed a moment ago leaves a
   // lock that turns stale). Each wait is interruptible: SIGTERM or SIGINT stops the waiting agent at once.
   const waitForIt = Effect.logInfo(

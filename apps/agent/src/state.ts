@@ -221,6 +221,7 @@ export const openStateStore = (
     }
   }
   let text = ""
+  let keptFromSetAside = false
   try {
     text = readStateText(path)
     const parsed = JSON.parse(text) as { readonly schema?: unknown; readonly deployments?: unknown }
@@ -237,12 +238,17 @@ export const openStateStore = (
       for (const [name, value] of Object.entries(deployments)) {
         const record = recordOf(value)
         if (typeof record === "string") bad.push(`${JSON.stringify(name.slice(0, 64))}: ${record}`)
-        else records.set(name, record)
+        // Fields this agent does not know (a newer agent's) are kept and written back.
+        else records.set(name, { ...(value as object), ...record })
       }
-      if (bad.length > 0)
+      if (bad.length > 0) {
+        // The file is set aside below: the records kept are written anew at the next flush (a stop
+        // before any record changed would otherwise leave no state file, and lose them).
+        keptFromSetAside = true
         warn(
           `state file ${path} has ${bad.length} record${bad.length === 1 ? "" : "s"} not in the agent's form (${bad.slice(0, 10).join("; ")}${bad.length > 10 ? `; and ${bad.length - 10} more` : ""}); ${setAside()}; those deployments start without a record (one whose last outcome was held is deployed again), the other ${records.size} keep theirs`,
         )
+      }
     } else
       warn(
         typeof parsed?.schema === "string" && parsed.schema !== "kvdeploy.agent-state/v1"
@@ -253,11 +259,11 @@ export const openStateStore = (
     if ((e as NodeJS.ErrnoException).code !== "ENOENT")
       warn(`state file ${path} cannot be read (${unreadableWhy(e, text)}); ${setAside()}; ${withoutState}`)
   }
-  let dirty = false
+  let dirty = keptFromSetAside
   // Changed in more than its times (see flushChanges).
-  let changed = false
+  let changed = keptFromSetAside
   // When the oldest change not written yet was made (0: none).
-  let dirtySince = 0
+  let dirtySince = keptFromSetAside ? now() : 0
   let writing: Promise<void> = Promise.resolve()
   let failing = false
   const write = async () => {

@@ -125,6 +125,13 @@ describe("state store", () => {
     )
     expect(warnings[0]).toContain("the other 2 keep theirs")
     expect(readdirSync(dir).filter((f) => f.startsWith("state.json.unreadable-"))).toHaveLength(1)
+    // The records kept are on disk again at the next flush (the periodic one too), though none
+    // changed: a stop before any did left no state file, and the next start lost the hold.
+    await Effect.runPromise(store.flushChanges)
+    const reopened = openStateStore(dir, (line) => warnings.push(line))
+    expect(reopened.get("api")).toEqual(held)
+    expect([...reopened.names()].sort()).toEqual(["api", "web"])
+    expect(warnings).toHaveLength(1)
   })
 
   it("a state.json that is a directory is named as such (it said ENOTREG, which no manual explains)", () => {

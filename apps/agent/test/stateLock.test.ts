@@ -38,9 +38,31 @@ describe("the state directory's lock", () => {
     const { e, w, first, second: startSecond } = await firstAgent("kv-lock")
     const second = startSecond()
     await second.waitFor(waiting)
-    // A reload sent to the waiting agent is logged and ignored (it used to kill it).
+    // A reload sent to the waiting agent (it used to kill it, then it was ignored): its file, changed
+    // while it waits, is read again once it runs, so the deployment added is deployed.
+    const leaf = await (await world.pki()).leaf("added.example.test")
+    writeConfig(
+      w,
+      e,
+      [
+        {
+          name: "l",
+          vault: "kv-lock",
+          certificate: "l",
+          source: { cert: w.path("l.crt"), key: w.path("l.key") },
+        },
+        {
+          name: "added",
+          vault: "kv-lock",
+          certificate: "added",
+          source: { cert: w.write("added.crt", leaf.certPem), key: w.write("added.key", leaf.keyPem) },
+        },
+      ],
+      {},
+      "second.yaml",
+    )
     second.signal("SIGHUP")
-    await second.waitFor((l) => /^SIGHUP ignored/.test(l.msg))
+    await second.waitFor((l) => /^SIGHUP while the agent waits for the state directory's lock/.test(l.msg))
 
     // The first stops and releases the lock; only then does the second start, and it finds the
     // certificate in place.
@@ -51,6 +73,7 @@ describe("the state directory's lock", () => {
     // Its start comes after the first's last line (its exit), not while the first ran.
     expect(timeOf(started)).toBeGreaterThanOrEqual(timeOf(first.lines.at(-1)))
     expect(e.state.versions("kv-lock", "l")).toHaveLength(1)
+    await second.waitFor((l) => l.deployment === "added" && l.msg === "deploy: Succeeded")
     second.signal("SIGTERM")
     expect(await second.exited).toBe(0)
     expect(existsSync(w.path("state/agent.lock"))).toBe(false)
