@@ -369,10 +369,11 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   /**
    * A read's failure that is the SDK failing on an answer it was given: a TypeError its conversion
    * of the answer throws (an `id` it cannot split). Transport failures and the vault's refusals come
-   * as RestErrors, never as TypeErrors.
+   * as RestErrors; Node's own TypeErrors before a request is sent (an invalid header or URL) carry a
+   * `code` (ERR_INVALID_CHAR, ERR_INVALID_URL) and keep their mapping.
    */
   const answerFailure = (operation: VaultOperation, error: unknown): VaultMalformedAnswer | undefined =>
-    error instanceof TypeError && !isRestError(error)
+    error instanceof TypeError && !isRestError(error) && (error as { code?: unknown }).code === undefined
       ? new VaultMalformedAnswer({
           operation,
           detail: `the SDK failed on it (${error.message}), which Key Vault's answers do not make it do: a proxy or service between this machine and the vault may have changed the answer`,
@@ -765,10 +766,13 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
         const poller = await certificates.getCertificateOperation(name, { abortSignal, ...requestOptions })
         return poller.getOperationState().certificateOperation
       }),
-      (operation): CertificateOperation | undefined =>
+      (operation): CertificateOperation | undefined | Unusable =>
         operation === undefined
           ? undefined
-          : { status: operation.status ?? "unknown", issuerName: operation.issuerName },
+          : operation.status === undefined
+            ? // Whether Key Vault takes an import depends on it: "unknown" read as not in progress.
+              new Unusable("its pending operation lacks `status`")
+            : { status: operation.status, issuerName: operation.issuerName },
     ).pipe(Effect.catchTag("VaultNotFound", () => Effect.succeed(undefined)))
 
   return {

@@ -5,8 +5,15 @@
  * the emulator's own state or request log.
  */
 import type { TokenCredential } from "@azure/core-auth"
+import { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { type CertificateMaterial, type DeployOutcome, type TargetConfig, Vault } from "@kvdeploy/core"
+import {
+  type CertificateMaterial,
+  type DeployOutcome,
+  type ListedCertificate,
+  type TargetConfig,
+  Vault,
+} from "@kvdeploy/core"
 import { MetricsRecorder } from "@kvdeploy/core/test"
 import { type Emulator, type FaultRule, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
@@ -186,31 +193,63 @@ describe("vault answers without the facts a version is reported with", () => {
 
 describe("the adapter's reads of answers without their facts", () => {
   it.live(
-    "a version still being created (no cer, no x5t, disabled) is reported as such, not as malformed",
+    "a certificate whose create is pending (disabled, without cer and x5t) is read as such by every read, not as malformed",
     () =>
       Effect.gen(function* () {
         const name = "pending-shape-app"
-        yield* deployTo(targetFor(emulator, VAULT, name), yield* material())
+        const sdk = new CertificateClient(emulator.vault(VAULT).url, credential, {
+          tlsOptions: { ca: emulator.caPem },
+          disableChallengeResourceVerification: true,
+        })
+        yield* Effect.promise(() =>
+          sdk.beginCreateCertificate(name, { issuerName: "Unknown", subject: "CN=pending.example.test" }),
+        )
+        const { answer } = yield* withVault(name, (vault) =>
+          Effect.gen(function* () {
+            const latest = yield* vault.getLatest(name)
+            const versions = yield* vault.listVersions(name)
+            const listed: Array<ListedCertificate> = []
+            let continuation: string | undefined
+            do {
+              const page = yield* vault.listCertificates?.(continuation) ?? Effect.die("no list")
+              listed.push(...page.certificates)
+              continuation = page.continuation
+            } while (continuation !== undefined)
+            return { latest, versions, entry: listed.find((c) => c.name === name) }
+          }),
+        )
+        expect(answer.latest).toMatchObject({ enabled: false, x5t: "" })
+        expect(answer.latest.cer).toBeUndefined()
+        expect(answer.versions).toHaveLength(1)
+        expect(answer.versions[0]).toMatchObject({ enabled: false, x5t: "" })
+        expect(answer.entry).toMatchObject({ enabled: false, x5t: "" })
+        // The same answer with the version enabled is no pending create: malformed.
         emulator.faults.add({
           operation: "getLatest",
           vault: VAULT,
           name,
-          action: { kind: "omitFields", fields: ["cer", "x5t"] },
+          action: { kind: "setFields", fields: { "attributes.enabled": true } },
         })
+        const { answer: enabled } = yield* withVault(name, (vault) => Effect.flip(vault.getLatest(name)))
+        expect(enabled._tag).toBe("VaultMalformedAnswer")
+        expect(enabled.message).toContain("`x5t`")
+        // Its pending operation without a status: not "unknown", which read as not in progress.
+        const { answer: operation } = yield* withVault(
+          name,
+          (vault) => vault.getOperation?.(name) ?? Effect.die("no getOperation"),
+        )
+        expect(operation?.status).toBe("inProgress")
         emulator.faults.add({
-          operation: "getLatest",
+          operation: "getOperation",
           vault: VAULT,
           name,
-          action: { kind: "setFields", fields: { "attributes.enabled": false } },
+          action: { kind: "omitFields", fields: ["status"] },
         })
-        // Both faults fire on the one read: the first rule that matches acts, so read twice.
-        const { answer: first } = yield* withVault(name, (vault) => Effect.result(vault.getLatest(name)))
-        const { answer: second } = yield* withVault(name, (vault) => Effect.result(vault.getLatest(name)))
-        // Without x5t and cer but enabled: malformed.
-        expect(first._tag === "Failure" && first.failure._tag).toBe("VaultMalformedAnswer")
-        // Disabled, with its certificate: read as it is.
-        expect(second._tag === "Success" && second.success.enabled).toBe(false)
-        emulator.faults.clear()
+        const { answer: statusless } = yield* withVault(name, (vault) =>
+          Effect.flip(vault.getOperation?.(name) ?? Effect.die("no getOperation")),
+        )
+        expect(statusless._tag).toBe("VaultMalformedAnswer")
+        expect(statusless.message).toContain("lacks `status`")
       }),
   )
 
