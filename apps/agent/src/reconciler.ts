@@ -1135,6 +1135,18 @@ export const makeReconciler = (
           }
           pages++
           pass.listPages++
+          const unusable = page.success.unusable ?? []
+          if (unusable.length > 0)
+            // Their deployments are not listed: each reads its own certificate, as when it is on no page.
+            yield* Effect.logWarning(
+              "vault list: entries the vault answered without their facts; their deployments read their own certificate",
+            ).pipe(
+              Effect.annotateLogs({
+                vault: d.target.vaultUrl,
+                entries: unusable.slice(0, 20).map((u) => `${u.name}: ${u.detail}`),
+                fix: "Key Vault sends these facts: check what stands between the agent and the vault (a proxy, an API gateway)",
+              }),
+            )
           const atMs = yield* Clock.currentTimeMillis
           for (const entry of page.success.certificates) {
             const slotsOf = wanted.get(entry.name.toLowerCase())

@@ -159,6 +159,30 @@ describe("a pass over a vault with many deployments lists it", () => {
     expect(await passOver("reload", from)).toMatchObject({ inPlaceFromList: N, listPages: PAGES })
     expect(requestsSince(mark)).toEqual({ "list 200": PAGES })
 
+    // An entry the vault answers without its facts: that deployment reads its own certificate, the
+    // page's others stay listed (the whole page failed before: N reads), and the warning names it.
+    const odd = emulator.faults.add({
+      operation: "list",
+      vault: VAULT,
+      times: 1,
+      action: { kind: "omitFields", fields: ["value.0.attributes.enabled"] },
+    })
+    mark = emulator.requests.mark()
+    from = a.lines.length
+    a.signal("SIGHUP")
+    expect(await passOver("reload", from)).toMatchObject({
+      inPlace: N,
+      inPlaceFromList: N - 1,
+      listPages: PAGES,
+    })
+    expect(requestsSince(mark)).toEqual({ "list 200": PAGES, "getLatest 200": 1 })
+    const named = a.lines
+      .slice(from)
+      .find((l) => l.msg.startsWith("vault list: entries the vault answered without"))
+    expect(named?.level).toBe("warn")
+    expect(JSON.stringify(named?.entries)).toContain("lacks `attributes.enabled`")
+    emulator.faults.remove(odd)
+
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
 

@@ -1620,6 +1620,23 @@ describe("validate, doctor, emulator", () => {
         .entries({ vault: world.vault, since })
         .filter((e) => e.operation === "list" && !e.challenge),
     ).toHaveLength(2)
+
+    // An entry without its facts is named apart; the others are listed (the whole list failed before).
+    const odd = world.emulator.faults.add({
+      operation: "list",
+      action: { kind: "omitFields", fields: ["value.0.attributes.enabled"] },
+    })
+    const partial = await runCli(["list", "--config", world.targetFile("listing"), "--json"], {
+      env: world.env,
+    })
+    world.emulator.faults.remove(odd)
+    expect(partial.code, partial.stdout).toBe(0)
+    const partialDoc = json<{ total: number; unusable: Array<{ name: string; problem: string }> }>(partial)
+    expect(partialDoc.unusable).toHaveLength(1)
+    expect(partialDoc.total).toBe(expected.length)
+    expect(partialDoc.unusable[0]?.problem).toMatch(
+      /cannot be used \(lacks `attributes\.enabled`; .*`kvdeploy show --name /,
+    )
   })
 
   it("list --expiring-within keeps a certificate that has already expired, and says so", async () => {

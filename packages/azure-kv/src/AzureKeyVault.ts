@@ -34,6 +34,7 @@ import {
   Metrics,
   PfxCodec,
   type TargetConfig,
+  type UnusableListEntry,
   Vault,
   VaultAmbiguous,
   type VaultError,
@@ -224,12 +225,9 @@ const latestOf = (version: VaultVersion | Unusable): { readonly latest?: VaultVe
 /** A list item: its latest version's x5t, enabled and tags, read as getLatest reads them. */
 const listedFromProperties = (properties: CertificateProperties): ListedCertificate | Unusable => {
   const x5t = x5tOf(properties, undefined)
-  if (properties.enabled === undefined)
-    return new Unusable(`its entry for "${properties.name ?? ""}" lacks \`attributes.enabled\``)
+  if (properties.enabled === undefined) return new Unusable("it lacks `attributes.enabled`")
   if (x5t === "" && properties.enabled)
-    return new Unusable(
-      `its entry for "${properties.name ?? ""}" lacks \`x5t\` (only a disabled certificate, whose create is pending, has none)`,
-    )
+    return new Unusable("it lacks `x5t` (only a disabled certificate, whose create is pending, has none)")
   return {
     // The SDK reads the name from the item's id (it throws on an id without one).
     name: properties.name ?? "",
@@ -731,10 +729,21 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
                     throw new Error(
                       "the certificate list page's nextLink was not seen by the adapter's policy",
                     )
-                  return {
-                    certificates: first.done === true ? [] : first.value.map(listedFromProperties),
-                    continuation: context.page.nextLink,
+                  // An entry that lacks facts is named apart, not made up and not the page's failure:
+                  // the other entries are usable, and a reader reads that certificate on its own.
+                  const certificates: Array<ListedCertificate> = []
+                  const unusable: Array<UnusableListEntry> = []
+                  for (const properties of first.done === true ? [] : first.value) {
+                    const listed = listedFromProperties(properties)
+                    if (listed instanceof Unusable)
+                      unusable.push({ name: properties.name ?? "", detail: listed.detail })
+                    else certificates.push(listed)
                   }
+                  return {
+                    certificates,
+                    continuation: context.page.nextLink,
+                    ...(unusable.length === 0 ? {} : { unusable }),
+                  } satisfies ListedPage
                 } finally {
                   context.open = false
                   await pages.return?.(undefined)
@@ -747,15 +756,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
                 withoutSoftDeleted(toVaultError("listCertificates", "read", error, sdkRetries)),
               ),
           }),
-          (page): ListedPage | Unusable => {
-            const unusableEntry = page.certificates.find((c) => c instanceof Unusable)
-            return unusableEntry instanceof Unusable
-              ? unusableEntry
-              : {
-                  certificates: page.certificates as Array<ListedCertificate>,
-                  continuation: page.continuation,
-                }
-          },
+          identity,
         )
 
   /** One read of the pending operation (the SDK's poller, polled once and dropped); none: a 404. */

@@ -294,12 +294,6 @@ describe("the adapter's reads of answers without their facts", () => {
           ],
           ["versions", omit("value.*.attributes"), "`attributes.enabled`", (v) => v.listVersions(name)],
           [
-            "list",
-            omit("value.*.attributes.enabled"),
-            "`attributes.enabled`",
-            (v) => v.listCertificates?.(undefined) ?? Effect.void,
-          ],
-          [
             "getSecret",
             omit("value"),
             "has no value",
@@ -345,6 +339,39 @@ describe("the adapter's reads of answers without their facts", () => {
         )
         expect(answer._tag).toBe("VaultMalformedAnswer")
         expect(answer.message).toContain("holds no PEM block")
+      }),
+  )
+
+  it.live(
+    "a certificate list entry without its facts is named apart; the page's other entries are listed",
+    () =>
+      Effect.gen(function* () {
+        const name = "list-entries-app"
+        yield* deployTo(targetFor(emulator, VAULT, name), yield* material())
+        emulator.faults.add({
+          operation: "list",
+          vault: VAULT,
+          action: { kind: "omitFields", fields: ["value.0.attributes.enabled"] },
+        })
+        const whole = emulator.state.versions(VAULT, name)?.length ?? 0
+        expect(whole).toBeGreaterThan(0)
+        const { answer, recorder } = yield* withVault(
+          name,
+          (vault) => vault.listCertificates?.(undefined) ?? Effect.die("no list"),
+        )
+        // Before: the page failed whole, and the agent's deployments of the vault each read their own.
+        expect(answer.unusable).toHaveLength(1)
+        expect(answer.unusable?.[0]?.detail).toBe("it lacks `attributes.enabled`")
+        expect(answer.certificates.length).toBeGreaterThan(0)
+        expect(answer.certificates.map((c) => c.name)).not.toContain(answer.unusable?.[0]?.name)
+        expect(recorder.count("vaultRequest", "listCertificates:ok")).toBe(1)
+        // Without the fault, the entry is listed with the others.
+        const { answer: again } = yield* withVault(
+          name,
+          (vault) => vault.listCertificates?.(undefined) ?? Effect.die("no list"),
+        )
+        expect(again.unusable).toBeUndefined()
+        expect(again.certificates.map((c) => c.name)).toContain(answer.unusable?.[0]?.name)
       }),
   )
 

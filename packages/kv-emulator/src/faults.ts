@@ -91,8 +91,9 @@ export type FaultAction =
   | { readonly kind: "garbleAnswer" }
   /**
    * Perform the operation, then answer without these fields of its JSON body (dotted paths into
-   * objects, such as `deletedDate` or `attributes.created`; `*` for every item of an array, as in
-   * `value.*.x5t`): a vault answer with facts missing, to test what a client makes of it.
+   * objects, such as `deletedDate` or `attributes.created`; an array's item by its index, as in
+   * `value.0.x5t`, or `*` for every item, as in `value.*.x5t`): a vault answer with facts missing,
+   * to test what a client makes of it.
    */
   | { readonly kind: "omitFields"; readonly fields: ReadonlyArray<string> }
   /**

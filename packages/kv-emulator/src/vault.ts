@@ -180,14 +180,22 @@ const summarizePolicyBody = (body: unknown): RequestSummary | undefined =>
 
 /** `body` without the fields at these dotted paths (a copy; what is not an object is left as it is). */
 /**
- * The objects a dotted path's parent parts lead to: a part names an object's field, and `*` every
- * item of an array (`value.*.x5t`: each list item's x5t).
+ * The objects a dotted path's parent parts lead to: a part names an object's field, an array's item
+ * by its index (`value.0.x5t`: the first list item's x5t), or `*` every item of an array.
  */
 const parentsOf = (root: unknown, parts: ReadonlyArray<string>): Array<Record<string, unknown>> => {
   let at: Array<unknown> = [root]
   for (const part of parts)
     at = at.flatMap((node) =>
-      part === "*" ? (Array.isArray(node) ? node : []) : isRecord(node) ? [node[part]] : [],
+      Array.isArray(node)
+        ? part === "*"
+          ? node
+          : /^\d+$/.test(part) && Number(part) < node.length
+            ? [node[Number(part)]]
+            : []
+        : isRecord(node)
+          ? [node[part]]
+          : [],
     )
   return at.filter(isRecord)
 }

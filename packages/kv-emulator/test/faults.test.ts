@@ -168,7 +168,7 @@ describe("fault injection", () => {
     ).toThrow(/omitFields action needs fields/)
   })
 
-  it("changes a list's items (omitFields and setFields with *) and sets fields (setFields); a rule without fields is refused", async () => {
+  it("changes a list's items (omitFields and setFields with * or an index) and sets fields (setFields); a rule without fields is refused", async () => {
     emulator.faults.add({
       operation: "versions",
       name: "svc",
@@ -178,6 +178,16 @@ describe("fault injection", () => {
     for await (const v of certificates.listPropertiesOfCertificateVersions("svc")) listed.push(v)
     expect(listed.length).toBeGreaterThan(0)
     expect(listed.every((v) => v.x509Thumbprint === undefined && v.version !== undefined)).toBe(true)
+    // One item by its index: the others keep theirs.
+    emulator.faults.add({
+      operation: "versions",
+      name: "svc",
+      action: { kind: "omitFields", fields: ["value.0.x5t"] },
+    })
+    const one = []
+    for await (const v of certificates.listPropertiesOfCertificateVersions("svc")) one.push(v)
+    expect(one.length).toBeGreaterThan(1)
+    expect(one.filter((v) => v.x509Thumbprint === undefined)).toHaveLength(1)
     const before = await certificates.getCertificate("svc")
     emulator.faults.add({
       operation: "getLatest",

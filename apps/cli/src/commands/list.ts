@@ -1,6 +1,6 @@
 /** `kvdeploy list`: the certificates in a vault, managed by kvdeploy or not, with expiry. */
 
-import { isManagedByKvdeploy, VaultMalformedAnswer } from "@kvdeploy/core"
+import { isManagedByKvdeploy, type UnusableListEntry, VaultMalformedAnswer } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -53,14 +53,18 @@ export const list = Command.make(
         }
       }
       const { config } = yield* resolveTarget(input, {}, { requireName: false })
+      /** What an entry the vault answered without its facts is, in an operator's words. */
+      const unusableText = (u: UnusableListEntry) =>
+        `the vault's list entry for ${u.name} cannot be used (${u.detail.replace(/^it /, "")}; Key Vault sends it, so a proxy or service between this machine and the vault may have changed the answer): \`kvdeploy show --name ${u.name}\` reads the certificate itself`
       // Through the vault adapter, as every other command: its error mapping, timeouts, proxy, CAs and
       // the request log kept free of its connections. One request per page of 25.
-      const all = yield* useVault(config, (vault) =>
+      const { out: all, unusable } = yield* useVault(config, (vault) =>
         Effect.gen(function* () {
           const listPage = vault.listCertificates
           if (listPage === undefined)
             return yield* Effect.die(new Error("the vault adapter does not list certificates"))
           const out: Array<ListedCertificate> = []
+          const unusable: Array<UnusableListEntry> = []
           // Key Vault's next-page links chain to an end; one that leads back to a page already read (a
           // proxy's, a faulty service's) would be followed for good.
           const followed = new Set<string>()
@@ -78,6 +82,7 @@ export const list = Command.make(
               `listing certificates in ${config.vaultUrl}…${out.length === 0 ? "" : ` ${out.length} so far`}`,
             )
             const page = yield* listPage(continuation)
+            unusable.push(...(page.unusable ?? []))
             for (const c of page.certificates)
               out.push({
                 name: c.name,
@@ -89,7 +94,7 @@ export const list = Command.make(
               })
             continuation = page.continuation
           } while (continuation !== undefined)
-          return out
+          return { out, unusable }
         }).pipe(Effect.mapError((e) => vaultProblem("listCertificates", e))),
       )
       yield* clearProgress
@@ -108,6 +113,9 @@ export const list = Command.make(
           total: all.length,
           matched: selected.length,
           certificates: selected,
+          ...(unusable.length === 0
+            ? {}
+            : { unusable: unusable.map((u) => ({ name: u.name, problem: unusableText(u) })) }),
         })
       }
       const s = styleOut()
@@ -119,6 +127,7 @@ export const list = Command.make(
           const soon = c.expiresAt !== undefined && Date.parse(c.expiresAt) - now < 30 * 86_400_000
           return `  ${c.name.padEnd(width)}  ${c.managedByKvdeploy ? s.cyan("kvdeploy    ") : s.yellow("not kvdeploy")}  ${soon ? s.red(exp) : exp}${c.enabled ? "" : s.red("  disabled")}`
         }),
+        ...unusable.map((u) => `  ${s.yellow("warning:")} ${unusableText(u)}`),
       ])
     }),
 ).pipe(

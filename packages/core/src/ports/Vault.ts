@@ -53,6 +53,18 @@ export interface ListedPage {
   readonly certificates: ReadonlyArray<ListedCertificate>
   /** Where the next page starts (opaque); `undefined` on the last page. */
   readonly continuation: string | undefined
+  /**
+   * Entries of the page that lack what Key Vault always sends (`attributes.enabled`, an enabled
+   * certificate's `x5t`), by name, with what they lack: left out of `certificates` rather than
+   * reported with made-up facts; a reader reads such a certificate on its own. Absent: none.
+   */
+  readonly unusable?: ReadonlyArray<UnusableListEntry> | undefined
+}
+
+/** A certificate list entry that could not be used, and why. */
+export interface UnusableListEntry {
+  readonly name: string
+  readonly detail: string
 }
 
 /** A certificate in the soft-deleted state. */
