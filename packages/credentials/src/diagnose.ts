@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { type CredentialIdentity, makeCredential } from "./credential.js"
 import { shownClientId, shownTenantId } from "./environment.js"
-import { keyVaultScope, probeToken, type TokenProbe } from "./probe.js"
+import { expiryInWords, keyVaultScope, probeToken, type TokenProbe } from "./probe.js"
 import type { CredentialMode, CredentialSettings } from "./settings.js"
 
 export type CheckStatus = "ok" | "missing" | "failed" | "skipped"
@@ -216,7 +216,7 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       token.tenantId === undefined ? undefined : `tenant ${token.tenantId}`,
       token.appId === undefined ? undefined : `app ${token.appId}`,
       token.objectId === undefined ? undefined : `object ${token.objectId}`,
-      `expires ${token.expiresOn.toISOString()}`,
+      expiryInWords(token),
     ]
       .filter((x) => x !== undefined)
       .join(", "),

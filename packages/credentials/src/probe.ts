@@ -6,7 +6,8 @@ import { identityProviderOutage } from "./tokenErrors.js"
 
 /** What a token says about the identity that got it. The token itself is never kept. */
 export interface TokenProbe {
-  readonly expiresOn: Date
+  /** When the token expires, as its endpoint said; undefined when that is no time (an absurd `expires_in`). */
+  readonly expiresOn: Date | undefined
   readonly tenantId?: string
   readonly objectId?: string
   readonly appId?: string
@@ -14,6 +15,12 @@ export interface TokenProbe {
   /** For the default chain: the source that answered (EnvironmentCredential, ManagedIdentityCredential, ...), when the SDK said. */
   readonly answeredBy?: string
 }
+
+/** A token's expiry in words: its time, or that the endpoint gave none that is a time. */
+export const expiryInWords = (probe: Pick<TokenProbe, "expiresOn">): string =>
+  probe.expiresOn === undefined
+    ? "an expiry that is no time (the identity endpoint's expires_in or expires_on is out of range)"
+    : `expires ${probe.expiresOn.toISOString()}`
 
 /** Key Vault's token scope for a cloud's Key Vault resource, e.g. https://vault.azure.net/.default. */
 export const keyVaultScope = (keyVaultResource: string): string =>
@@ -179,8 +186,10 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
   const objectId = claim("oid")
   const appId = claim("appid") ?? claim("azp")
   const audience = claim("aud")
+  // An endpoint (or a proxy) may answer an expiry no Date holds (expires_in: 99999999999999).
+  const expiresOn = new Date(token.expiresOnTimestamp)
   return {
-    expiresOn: new Date(token.expiresOnTimestamp),
+    expiresOn: Number.isFinite(expiresOn.getTime()) ? expiresOn : undefined,
     ...(tenantId === undefined ? {} : { tenantId }),
     ...(objectId === undefined ? {} : { objectId }),
     ...(appId === undefined ? {} : { appId }),

@@ -14,6 +14,7 @@ import {
   authorityHosts,
   credentialSettingsFromTarget,
   diagnoseCredential,
+  expiryInWords,
   explainTokenFailure,
   formatDiagnosis,
   identityProviderOutage,
@@ -259,6 +260,28 @@ describe("probeToken", () => {
         objectId: "00000000-0000-0000-0000-0000000000b3",
         audience: "https://vault.azure.net",
       })
+    }),
+  )
+
+  it.effect("an expiry no Date holds is no expiry, in words (doctor crashed on it: exit 70)", () =>
+    Effect.gen(function* () {
+      // expires_in: 99999999999999 from a token endpoint (or a proxy in front of it).
+      const probe = yield* probeToken(
+        {
+          credential: {
+            getToken: async () => ({ token: jwt({}), expiresOnTimestamp: 99_999_999_999_999_000 }),
+          },
+          identity: { mode: "managed_identity", source: "ManagedIdentityCredential" },
+        },
+        "https://vault.azure.net/.default",
+      )
+      expect(probe.expiresOn).toBeUndefined()
+      expect(expiryInWords(probe)).toBe(
+        "an expiry that is no time (the identity endpoint's expires_in or expires_on is out of range)",
+      )
+      expect(expiryInWords({ expiresOn: new Date(Date.UTC(2030, 0, 1)) })).toBe(
+        "expires 2030-01-01T00:00:00.000Z",
+      )
     }),
   )
 })

@@ -119,7 +119,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
     yield* add({
       check: "token",
       status: "pass",
-      detail: `for ${scope}${t.answeredBy === undefined ? "" : `, from ${t.answeredBy} (the default chain's source that answered)`}, expires ${t.expiresOn.toISOString()}${t.objectId === undefined ? "" : `, object id ${t.objectId}`}${t.appId === undefined ? "" : `, app id ${t.appId}`} (the token itself is not shown)`,
+      detail: `for ${scope}${t.answeredBy === undefined ? "" : `, from ${t.answeredBy} (the default chain's source that answered)`}, ${credentials.expiryInWords(t)}${t.objectId === undefined ? "" : `, object id ${t.objectId}`}${t.appId === undefined ? "" : `, app id ${t.appId}`} (the token itself is not shown)`,
       fix: undefined,
     })
 
