@@ -7,11 +7,10 @@
 import type { TokenCredential } from "@azure/core-auth"
 import * as AzureKv from "@kvdeploy/azure-kv"
 import type { Metrics, PfxCodec, TargetConfig, Vault } from "@kvdeploy/core"
-import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
+import { credentialSettingsFromTarget, makeCredential, shareTokenRequests } from "@kvdeploy/credentials"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { AgentConfig } from "./config.js"
-import { shareTokenRequests } from "./credentialShare.js"
 import { memoByKey } from "./memoByKey.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
 
@@ -59,7 +58,10 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
             // A fleet's first requests all ask for a token at once: one token request for them,
             // with the agent's request timeout as its limit.
             Effect.map((c) =>
-              shareTokenRequests(c.credential, { timeoutMs: config.settings.requestTimeoutMs }),
+              shareTokenRequests(c.credential, {
+                timeoutMs: config.settings.requestTimeoutMs,
+                setting: "agent.request_timeout_seconds",
+              }),
             ),
             Effect.mapError(
               (e) =>

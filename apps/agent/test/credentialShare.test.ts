@@ -1,8 +1,8 @@
 /** Concurrent requests for the same token share one request to the credential. */
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
 import { toVaultError } from "@kvdeploy/azure-kv"
+import { shareTokenRequests } from "@kvdeploy/credentials"
 import { describe, expect, it } from "vitest"
-import { shareTokenRequests } from "../src/credentialShare.js"
 
 const counting = () => {
   const calls: Array<{ scopes: string | string[]; options: GetTokenOptions | undefined }> = []

@@ -1712,6 +1712,37 @@ describe("validate, doctor, emulator", () => {
 
   // The direct 429 (MSAL's own request and retry), which doctor's one token request meets; MSAL's
   // replay of it is tested against a long-lived credential in @kvdeploy/azure-kv's deploy test.
+  it("a token endpoint that never answers: show and doctor give up at the 30 s limit and say why, not hang", async () => {
+    const hold = world.emulator.faults.add({
+      operation: "token",
+      times: "always",
+      action: { kind: "hold", timeoutMs: 150_000 },
+    })
+    const [show, doctor] = await Promise.all([
+      runCli(["show", "--config", world.targetFile("held-token-show"), "--json"], {
+        env: world.env,
+        timeoutMs: 120_000,
+      }),
+      runCli(["doctor", "--config", world.targetFile("held-token-doctor"), "--json"], {
+        env: world.env,
+        timeoutMs: 120_000,
+      }),
+    ]).finally(() => world.emulator.faults.remove(hold))
+    expect(show.code, show.stdout + show.stderr).toBe(1)
+    const shown = json<{ error: { title: string; problems: Array<{ message: string; fix: string }> } }>(
+      show,
+    ).error
+    expect(shown.title).toContain("no token for the vault (nothing was sent)")
+    expect(shown.title).toContain("the token request got no answer within 30000 ms")
+    expect(shown.problems[0]?.message).toContain("VaultUnavailable")
+    expect(shown.problems[0]?.fix).toContain("the identity provider could not be reached")
+    expect(doctor.code, doctor.stdout).toBe(1)
+    type Check = { check: string; status: string; detail: string; fix?: string }
+    const token = json<{ checks: Array<Check> }>(doctor).checks.find((c) => c.check === "token")
+    expect(token?.status).toBe("fail")
+    expect(token?.detail).toContain("the identity endpoint gave no token within 30 s")
+  }, 150_000)
+
   it("doctor: Entra ID throttling fails the token check as an outage for now, not a refused credential (1)", async () => {
     world.emulator.faults.add({
       operation: "token",

@@ -279,6 +279,14 @@ const sdkRetried = (cause: KeyVaultRequestFailure): boolean => {
   return (status >= 500 && status !== 501 && status !== 505) || status === 408
 }
 
+/** Characters of an identity endpoint's error text a failure keeps (its AADSTS code and description fit). */
+const identityTextLimit = 1_000
+
+const shortIdentityText = (text: string): string =>
+  text.length <= identityTextLimit
+    ? text
+    : `${text.slice(0, identityTextLimit)}… (${text.length - identityTextLimit} more characters not shown)`
+
 const mapFailure = (
   operation: VaultOperation,
   kind: Kind,
@@ -308,23 +316,29 @@ const mapFailure = (
   // an unknown tenant, a credential source this host does not have) does not, and is no network
   // problem of the vault's.
   if (credentialErrorNames.has(cause.name)) {
-    const unsent = { ...fields, unsent: true }
+    // @azure/identity has retried the token request already (its pipeline's retry policy, and for
+    // IMDS its own), honouring Retry-After, or MSAL answered from its throttling cache, which a
+    // retry within the minute meets again: one retry loop, not a second one on top.
+    const unsent = { ...fields, unsent: true, retried: true }
     const authorityStatus = tokenErrorStatus(error)
+    // An identity endpoint's error page (a proxy's, a gateway's) comes whole in the library's
+    // message: kept to its start, which names the error, so a report stays one readable line.
+    const detail = shortIdentityText(cause.message)
     if (identityProviderOutage(error))
       return new VaultUnavailable({
         ...unsent,
         detail:
           authorityStatus === undefined
             ? `no token for the vault (nothing was sent): the identity provider is unavailable or throttling for now: ${detail}`
-            : `no token for the vault (nothing was sent; the identity provider answered ${authorityStatus}): ${detail}`,
+            : `no token for the vault (nothing was sent): the identity provider is unavailable or throttling for now (it answered ${authorityStatus}): ${detail}`,
       })
     // @azure/identity reports an identity provider or managed identity endpoint it could not reach
     // as CredentialUnavailableError (MSAL's network_error, a refused connection, an unknown host),
     // with no status: the network's problem for now, not the credential's.
-    if (authorityStatus === undefined && unreachableAuthority.test(detail))
+    if (authorityStatus === undefined && unreachableAuthority.test(cause.message))
       return new VaultUnavailable({
         ...unsent,
-        detail: /endpoints_resolution_error/i.test(detail)
+        detail: /endpoints_resolution_error/i.test(cause.message)
           ? // A custom cloud's authority: MSAL reads the tenant's OpenID configuration first, and an
             // unknown tenant's 400 there ends in the same error as an outage's 500 (retried as one).
             `no token for the vault (nothing was sent): the identity provider could not be reached or did not serve the tenant's OpenID configuration (as for a tenant it does not know: check AZURE_TENANT_ID): ${detail}`

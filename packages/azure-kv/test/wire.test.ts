@@ -366,7 +366,9 @@ describe("an import whose outcome is unknown is never sent again", () => {
           "authority-outage",
         )).error
         expect(outage._tag).toBe("VaultUnavailable")
-        expect(outage.message).toContain("the identity provider answered 503")
+        expect(outage.message).toContain(
+          "the identity provider is unavailable or throttling for now (it answered 503)",
+        )
         // MSAL's transient codes come without a status: an outage for now, not a refused credential.
         const transient = (yield* importWith(
           failingWith(
@@ -457,6 +459,25 @@ describe("an import whose outcome is unknown is never sent again", () => {
             (e) => e.unsent,
           ),
         ).toEqual(Array(8).fill(true))
+        // @azure/identity retried the token request already (its pipeline's retry policy, IMDS's
+        // own), or MSAL answered from its throttling cache: the deploy program does not retry such a
+        // read again (one retry loop, not 4 identity requests for each of its 5 attempts).
+        for (const e of [outage, transient, unreachable, unknownTenant, environmentUnreachable])
+          expect(e.retried, e.message).toBe(true)
+        // An identity endpoint's error page comes whole in the library's message: its start is kept.
+        const page = `server_error: <html>${"<p>maintenance</p>".repeat(12_000)}</html>`
+        const paged = (yield* importWith(failingWith("AuthenticationError", 503, page), "authority-page"))
+          .error
+        expect(paged._tag).toBe("VaultUnavailable")
+        expect(paged.message).toContain("(it answered 503): server_error: <html><p>maintenance")
+        expect(paged.message).toMatch(/… \(\d+ more characters not shown\)$/)
+        expect(paged.message.length).toBeLessThan(1_300)
+        const refusedPage = (yield* importWith(
+          failingWith("AuthenticationError", 401, `AADSTS7000215: ${"x".repeat(50_000)}`),
+          "refused-page",
+        )).error
+        expect(refusedPage._tag === "VaultForbidden" && refusedPage.refusal).toBe("credential")
+        expect(refusedPage.message.length).toBeLessThan(1_300)
       }),
   )
 

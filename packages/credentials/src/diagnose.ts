@@ -14,6 +14,7 @@ import { type CredentialIdentity, makeCredential } from "./credential.js"
 import { shownClientId, shownTenantId } from "./environment.js"
 import { expiryInWords, keyVaultScope, probeToken, type TokenProbe } from "./probe.js"
 import type { CredentialMode, CredentialSettings } from "./settings.js"
+import { withTokenTimeLimit } from "./tokenRequests.js"
 
 export type CheckStatus = "ok" | "missing" | "failed" | "skipped"
 
@@ -182,7 +183,7 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
     })
     return { mode: settings.mode, ok: false, checks } satisfies CredentialDiagnosis
   }
-  const resolved = built.success
+  const resolved = withTokenTimeLimit(built.success)
   checks.push({ name: "credential", status: "ok", detail: identityLine(resolved.identity) })
 
   const probed = yield* probeToken(resolved, keyVaultScope(resource)).pipe(Effect.result)

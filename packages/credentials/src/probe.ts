@@ -3,6 +3,7 @@ import { TokenRequestFailed } from "./CredentialUnavailable.js"
 import { chainFailures, withChainReport } from "./chainReport.js"
 import type { ResolvedCredential } from "./credential.js"
 import { identityProviderOutage } from "./tokenErrors.js"
+import { TokenRequestTimedOut } from "./tokenRequests.js"
 
 /** What a token says about the identity that got it. The token itself is never kept. */
 export interface TokenProbe {
@@ -64,6 +65,12 @@ export const explainTokenFailure = (
     return {
       reason: "none of the default chain's sources gave a token (each one's reason is listed)",
       fix: unavailableFix[mode ?? "default"],
+    }
+  }
+  if (error instanceof TokenRequestTimedOut) {
+    return {
+      reason: `the identity endpoint gave no token within ${error.timeoutMs / 1000} s (its own retries included)`,
+      fix: "Check that the token endpoint answers: a proxy or firewall that accepts the connection and holds it, or an identity endpoint asking to wait (Retry-After) longer than that; then run the command again",
     }
   }
   // MSAL reads the tenant's OpenID configuration only from an authority it has no metadata for (a

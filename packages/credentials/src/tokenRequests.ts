@@ -11,15 +11,18 @@
  * own wait only (the request goes on for the others), and forgets the
  * request, so that a hung token request is not joined by later callers.
  *
- * A shared request has a time limit (`timeoutMs`, the agent's request
- * timeout): the credential library sets none of its own on token requests,
- * and without one a token endpoint that accepts the connection and never
+ * A shared request has a time limit (`timeoutMs`: the agent's request
+ * timeout, the CLI's 30 s): the credential library sets none of its own on
+ * token requests, and honours an identity endpoint's Retry-After however long
+ * it is. Without one, a token endpoint that accepts the connection and never
  * answers would hold every waiting deployment of that identity (and their
- * permits) for good. When it runs out, the request is aborted and forgotten
- * and its waiters fail with an error that says so; the next caller starts a
- * new request.
+ * permits), or a CLI command, for good. The limit covers the whole request,
+ * the library's own retries included. When it runs out, the request is
+ * aborted and forgotten and its waiters fail with an error that says so; the
+ * next caller starts a new request.
  */
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
+import type { ResolvedCredential } from "./credential.js"
 
 const abortError = (): Error => {
   const e = new Error("The token request was aborted.")
@@ -30,20 +33,33 @@ const abortError = (): Error => {
 export interface ShareTokenRequestsOptions {
   /** How long a shared token request may take before its waiters fail (ms). */
   readonly timeoutMs: number
+  /** The setting that changes `timeoutMs`, named in the error (e.g. `agent.request_timeout_seconds`). */
+  readonly setting?: string | undefined
 }
+
+/** The CLI's limit on a token request, as on each vault request (@kvdeploy/azure-kv's default). */
+export const defaultTokenRequestTimeoutMs = 30_000
 
 /**
  * Named as @azure/identity names a credential that cannot get a token, and carrying ETIMEDOUT, so
  * the Vault adapter reads it as what it is: no token, nothing sent to the vault, the identity
  * endpoint not answering (unavailable for now), not an import that may have taken effect.
  */
-const timedOut = (timeoutMs: number): Error => {
-  const e = new Error(
-    `the token request got no answer within ${timeoutMs} ms (ETIMEDOUT; agent request_timeout); check that the identity endpoint (Entra ID, IMDS or the App Service identity endpoint) is reachable`,
-  )
-  e.name = "CredentialUnavailableError"
-  return e
+export class TokenRequestTimedOut extends Error {
+  readonly code = "ETIMEDOUT"
+  constructor(
+    readonly timeoutMs: number,
+    setting: string | undefined,
+  ) {
+    super(
+      `the token request got no answer within ${timeoutMs} ms (ETIMEDOUT${setting === undefined ? "" : `; ${setting}`}), the identity library's own retries included; check that the identity endpoint (Entra ID, IMDS or the App Service identity endpoint) is reachable and answering`,
+    )
+    this.name = "CredentialUnavailableError"
+  }
 }
+
+const timedOut = (options: ShareTokenRequestsOptions): Error =>
+  new TokenRequestTimedOut(options.timeoutMs, options.setting)
 
 export const shareTokenRequests = (
   credential: TokenCredential,
@@ -72,7 +88,7 @@ export const shareTokenRequests = (
           timer = setTimeout(() => {
             if (inFlight.get(key) === request) inFlight.delete(key)
             controller.abort()
-            reject(timedOut(options.timeoutMs))
+            reject(timedOut(options))
           }, options.timeoutMs)
           timer.unref()
         })
@@ -111,3 +127,13 @@ export const shareTokenRequests = (
     },
   }
 }
+
+/**
+ * A resolved credential whose token requests share and have the CLI's limit
+ * (`defaultTokenRequestTimeoutMs`, as each vault request's): a command never
+ * waits for a token for good.
+ */
+export const withTokenTimeLimit = <R extends ResolvedCredential>(resolved: R): R => ({
+  ...resolved,
+  credential: shareTokenRequests(resolved.credential, { timeoutMs: defaultTokenRequestTimeoutMs }),
+})

@@ -139,6 +139,7 @@ export const credentialFor = (target: TargetConfig, trustedCaPem?: string) =>
             return failure(title, [{ field: "credential_mode", message: e.reason, fix: e.fix }])
         }
       }),
+      Effect.map(credentials.withTokenTimeLimit),
     )
   })
 

@@ -70,7 +70,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
     }
     const resolved = yield* credentials
       .makeCredential(credentials.credentialSettingsFromTarget(target))
-      .pipe(Effect.result)
+      .pipe(Effect.map(credentials.withTokenTimeLimit), Effect.result)
     if (resolved._tag === "Failure") {
       yield* add({
         check: "credential",
