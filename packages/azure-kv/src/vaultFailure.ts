@@ -18,7 +18,11 @@ import {
   VaultUnavailable,
   withoutKeyText,
 } from "@kvdeploy/core"
-import { identityProviderOutage, tokenErrorStatus } from "@kvdeploy/credentials/tokenErrors"
+import {
+  brokenTokenAnswer,
+  identityProviderOutage,
+  tokenErrorStatus,
+} from "@kvdeploy/credentials/tokenErrors"
 import { ImportOutcomeUnknown, neverSentCodes, tlsRefusedCodes } from "./importPolicy.js"
 import { LatestNotFound } from "./notFoundPolicy.js"
 import { grantAdvice, requiredPermission } from "./permissions.js"
@@ -324,6 +328,12 @@ const mapFailure = (
     // An identity endpoint's error page (a proxy's, a gateway's) comes whole in the library's
     // message: kept to its start, which names the error, so a report stays one readable line.
     const detail = shortIdentityText(cause.message)
+    const broken = brokenTokenAnswer(error)
+    if (broken !== undefined)
+      return new VaultUnavailable({
+        ...unsent,
+        detail: `no token for the vault (nothing was sent): the identity endpoint answered, but not with a token (${broken}; a proxy or gateway between this host and the endpoint may have answered in its place): ${detail}`,
+      })
     if (identityProviderOutage(error))
       return new VaultUnavailable({
         ...unsent,

@@ -513,6 +513,46 @@ describe("deploy contract against the emulator", () => {
   )
 
   it.live(
+    "a token endpoint that answers no token (an HTML page, no access token, a pop token): Failed for now, said as such, not a refused credential; nothing sent, not retried again",
+    () =>
+      Effect.gen(function* () {
+        const name = "broken-token-app"
+        const target = targetFor(emulator, VAULT, name)
+        const tokenCalls = () => emulator.requests.entries({}).filter((e) => e.operation === "token").length
+        for (const [what, action] of [
+          [
+            "an HTML page",
+            { kind: "rawAnswer", body: "<html><body>Sign in</body></html>", contentType: "text/html" },
+          ],
+          ["no access token", { kind: "omitFields", fields: ["access_token"] }],
+          ["a pop token", { kind: "setFields", fields: { token_type: "pop" } }],
+        ] as const) {
+          // A credential of its own: no token cached yet.
+          const fresh = yield* credentialFor(emulator, target)
+          const fault = emulator.faults.add({ operation: "token", times: "always", action })
+          const since = emulator.requests.mark()
+          const tokensBefore = tokenCalls()
+          const outcome: DeployOutcome = yield* deployOnce(target, yield* material(), `id-${name}`).pipe(
+            fastReads,
+            Effect.provide(worldLayer(emulator, target, fresh)),
+            Effect.ensuring(Effect.sync(() => emulator.faults.remove(fault))),
+          )
+          expect(outcome._tag, what).toBe("Failed")
+          expect(outcome._tag === "Failed" && outcome.error, what).toBe("VaultUnavailable")
+          expect(outcome.reason, what).toContain("the identity endpoint answered, but not with a token")
+          expect(outcome.reason, what).not.toContain("refused")
+          expect(
+            emulator.requests.entries({ vault: VAULT, since }).filter((e) => !e.challenge),
+            what,
+          ).toEqual([])
+          // One token request (MSAL sends a 200 once): the deploy program did not retry the read.
+          expect(tokenCalls() - tokensBefore, what).toBe(1)
+        }
+        expect(versionsOf(name)).toHaveLength(0)
+      }),
+  )
+
+  it.live(
     "a backing secret answer the SDK cannot parse: RollbackFailed, and the PFX it held is in no outcome or audit text",
     () =>
       Effect.gen(function* () {

@@ -2,7 +2,7 @@ import * as Effect from "effect/Effect"
 import { TokenRequestFailed } from "./CredentialUnavailable.js"
 import { chainFailures, withChainReport } from "./chainReport.js"
 import type { ResolvedCredential } from "./credential.js"
-import { identityProviderOutage } from "./tokenErrors.js"
+import { brokenTokenAnswer, identityProviderOutage } from "./tokenErrors.js"
 import { TokenRequestTimedOut } from "./tokenRequests.js"
 
 /** What a token says about the identity that got it. The token itself is never kept. */
@@ -71,6 +71,13 @@ export const explainTokenFailure = (
     return {
       reason: `the identity endpoint gave no token within ${error.timeoutMs / 1000} s (its own retries included)`,
       fix: "Check that the token endpoint answers: a proxy or firewall that accepts the connection and holds it, or an identity endpoint asking to wait (Retry-After) longer than that; then run the command again",
+    }
+  }
+  const broken = brokenTokenAnswer(error)
+  if (broken !== undefined) {
+    return {
+      reason: `the identity endpoint answered, but not with a token: ${broken}`,
+      fix: "Check what answers at the identity endpoint (the authority host, or the managed identity endpoint): a proxy from HTTPS_PROXY without NO_PROXY for it, a captive portal, or a TLS-inspecting gateway that rewrites answers; the credential itself was not refused",
     }
   }
   // MSAL reads the tenant's OpenID configuration only from an authority it has no metadata for (a

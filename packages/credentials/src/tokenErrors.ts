@@ -97,3 +97,38 @@ export const identityProviderOutage = (error: unknown): boolean => {
     (typeof e?.message === "string" && transientText.test(e.message))
   )
 }
+
+/**
+ * The identity endpoint answered, but its answer was no token: what was wrong with it, in words, or
+ * undefined. Such an answer comes from something other than the identity endpoint (a proxy, a
+ * captive portal, a gateway that rewrote the answer) or a broken endpoint; it is neither a refused
+ * credential nor an outage. Read from what MSAL and @azure/identity attach:
+ * - MSAL's ServerError for a 2xx answer it could not read as a token answer (an HTML page, an
+ *   empty body: `unknown_error`, with the status);
+ * - @azure/identity's `Response had no "expiresOn" property.`, its words for an answer without an
+ *   access token or an expiry;
+ * - MSAL's `token_claims_cnf_required_for_signedjwt`: a token of type `pop` that was not asked for.
+ * The text is checked too, for EnvironmentCredential's wrapper, which keeps the text alone.
+ */
+export const brokenTokenAnswer = (error: unknown): string | undefined => {
+  const e = error as {
+    readonly name?: unknown
+    readonly message?: unknown
+    readonly cause?: { readonly name?: unknown; readonly errorCode?: unknown; readonly status?: unknown }
+  } | null
+  if (e?.name === "AggregateAuthenticationError") return undefined
+  const text = typeof e?.message === "string" ? e.message : ""
+  const status = e?.cause?.status
+  if (
+    (e?.cause?.name === "ServerError" && typeof status === "number" && status >= 200 && status < 300) ||
+    /\bHttp status code: 2\d\d\b/.test(text)
+  )
+    return `it answered ${typeof status === "number" ? status : "2xx"} with something that is not a token answer (an HTML page, an empty body or other text)`
+  if (/Response had no "expiresOn" property/.test(text)) return "its answer had no access token or no expiry"
+  if (
+    e?.cause?.errorCode === "token_claims_cnf_required_for_signedjwt" ||
+    /token_claims_cnf_required_for_signedjwt/.test(text)
+  )
+    return "its answer's token type was not Bearer (a proof-of-possession token, which kvdeploy does not ask for)"
+  return undefined
+}

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
+import { withFields } from "./answerFields.js"
 import type { Directory, Principal } from "./directory.js"
 import type { FaultController, IdentityOperationName } from "./faults.js"
 import { readBody, sendJson, sleep } from "./http.js"
@@ -58,11 +59,16 @@ type IdentityAnswer = (
   headers: Readonly<Record<string, string>>,
 ) => void
 
+/** How the request goes on after an identity fault: its token answer as it is, or changed. */
+type Reshape = (body: Record<string, unknown>) => unknown
+
 /**
  * Apply the fault a test scripted for an identity endpoint's operation (an
- * outage or throttling of Entra ID or a managed identity endpoint). True when
- * the fault answered the request (or dropped its connection); false when the
- * request goes on (no fault, or a delay or hold that has passed).
+ * outage or throttling of Entra ID or a managed identity endpoint, or an answer
+ * changed on the way). True when the fault answered the request (or dropped its
+ * connection); otherwise the request goes on (no fault, or a delay or hold that
+ * has passed), and its successful token answer goes through the function
+ * returned (omitFields, setFields).
  */
 const identityFault = async (
   faults: FaultController,
@@ -70,10 +76,23 @@ const identityFault = async (
   req: IncomingMessage,
   res: ServerResponse,
   answer: IdentityAnswer,
-): Promise<boolean> => {
+): Promise<true | Reshape> => {
+  const asIs: Reshape = (body) => body
   const injected = faults.take("", operation, undefined)
-  if (injected === undefined) return false
+  if (injected === undefined) return asIs
   const a = injected.action
+  if (a.kind === "omitFields") return (body) => withFields(body, a.fields, {})
+  if (a.kind === "setFields") return (body) => withFields(body, [], a.fields)
+  if (a.kind === "rawAnswer") {
+    req.resume()
+    const text = Buffer.from(a.body, "utf8")
+    res.writeHead(a.status ?? 200, {
+      ...(a.contentType === undefined ? {} : { "Content-Type": a.contentType }),
+      "Content-Length": String(text.length),
+    })
+    res.end(text)
+    return true
+  }
   if (a.kind === "delay") await sleep(a.ms)
   else if (a.kind === "hold") await faults.hold(injected.id, a.timeoutMs ?? 30_000)
   else if (a.kind === "drop") {
@@ -94,7 +113,7 @@ const identityFault = async (
     answer(a.status, error, a.message ?? "Injected fault.", a.headers ?? {})
     return true
   }
-  return false
+  return asIs
 }
 
 const resourceFromScope = (scope: string | null): string | undefined => {
@@ -248,12 +267,10 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
   }
   if (req.method === "POST" && (rest === "oauth2/v2.0/token" || rest === "oauth2/token")) {
     operation = "token"
-    if (
-      await identityFault(ctx.faults, "token", req, res, (status, error, description, headers) =>
-        aadError(res, status, error, description, [], headers),
-      )
+    const fault = await identityFault(ctx.faults, "token", req, res, (status, error, description, headers) =>
+      aadError(res, status, error, description, [], headers),
     )
-      return
+    if (fault === true) return
     if (!known.has(tenant))
       return aadError(
         res,
@@ -329,12 +346,16 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
     principal = p.clientId
     const { token, expiresOn } = d.issueAccessToken(p, { resource, tenantId: tenant })
     const lifetime = expiresOn - Math.floor(Date.now() / 1000)
-    return sendJson(res, 200, {
-      token_type: "Bearer",
-      expires_in: lifetime,
-      ext_expires_in: lifetime,
-      access_token: token,
-    })
+    return sendJson(
+      res,
+      200,
+      fault({
+        token_type: "Bearer",
+        expires_in: lifetime,
+        ext_expires_in: lifetime,
+        access_token: token,
+      }),
+    )
   }
   operation = "unknown"
   return aadError(res, 404, "not_found", `No such Entra endpoint: ${req.method ?? ""} ${path}`)
@@ -400,12 +421,15 @@ const handleManagedIdentity = async (
   }
   if (req.method === "GET" && path === "/metadata/identity/oauth2/token") {
     operation = "imdsToken"
-    if (
-      await identityFault(ctx.faults, "imdsToken", req, res, (status, error, description, headers) =>
+    const fault = await identityFault(
+      ctx.faults,
+      "imdsToken",
+      req,
+      res,
+      (status, error, description, headers) =>
         sendJson(res, status, { error, error_description: description }, headers),
-      )
     )
-      return
+    if (fault === true) return
     if (req.headers.metadata !== "true")
       return sendJson(res, 400, {
         error: "invalid_request",
@@ -422,25 +446,32 @@ const handleManagedIdentity = async (
     principal = p.clientId
     const { token, expiresOn } = d.issueAccessToken(p, { resource, tenantId: ctx.tenantId })
     const now = Math.floor(Date.now() / 1000)
-    return sendJson(res, 200, {
-      access_token: token,
-      client_id: p.clientId,
-      expires_in: String(expiresOn - now),
-      expires_on: String(expiresOn),
-      ext_expires_in: String(expiresOn - now),
-      not_before: String(now),
-      resource,
-      token_type: "Bearer",
-    })
+    return sendJson(
+      res,
+      200,
+      fault({
+        access_token: token,
+        client_id: p.clientId,
+        expires_in: String(expiresOn - now),
+        expires_on: String(expiresOn),
+        ext_expires_in: String(expiresOn - now),
+        not_before: String(now),
+        resource,
+        token_type: "Bearer",
+      }),
+    )
   }
   if (req.method === "GET" && path === "/msi/token") {
     operation = "appServiceToken"
-    if (
-      await identityFault(ctx.faults, "appServiceToken", req, res, (status, error, description, headers) =>
+    const fault = await identityFault(
+      ctx.faults,
+      "appServiceToken",
+      req,
+      res,
+      (status, error, description, headers) =>
         sendJson(res, status, { statusCode: status, message: `${error}: ${description}` }, headers),
-      )
     )
-      return
+    if (fault === true) return
     if (req.headers["x-identity-header"] !== ctx.identityHeader)
       return sendJson(res, 401, {
         statusCode: 401,
@@ -454,13 +485,17 @@ const handleManagedIdentity = async (
     if (!p) return sendJson(res, 400, { statusCode: 400, message: "Identity not found" })
     principal = p.clientId
     const { token, expiresOn } = d.issueAccessToken(p, { resource, tenantId: ctx.tenantId })
-    return sendJson(res, 200, {
-      access_token: token,
-      expires_on: String(expiresOn),
-      resource,
-      token_type: "Bearer",
-      client_id: p.clientId,
-    })
+    return sendJson(
+      res,
+      200,
+      fault({
+        access_token: token,
+        expires_on: String(expiresOn),
+        resource,
+        token_type: "Bearer",
+        client_id: p.clientId,
+      }),
+    )
   }
   return sendJson(res, 404, { error: "not_found", error_description: `No such endpoint: ${url.pathname}` })
 }

@@ -38,8 +38,20 @@ export const IDENTITY_OPERATIONS = ["token", "imdsToken", "appServiceToken"] as 
 
 export type IdentityOperationName = (typeof IDENTITY_OPERATIONS)[number]
 
-/** The actions an identity endpoint's fault can take (nothing there is written, so nothing "after commit"). */
-export const IDENTITY_FAULT_KINDS = ["status", "throttle", "delay", "hold", "drop"] as const
+/**
+ * The actions an identity endpoint's fault can take (nothing there is written, so nothing "after
+ * commit"); `omitFields` and `setFields` change its token answer, `rawAnswer` replaces it.
+ */
+export const IDENTITY_FAULT_KINDS = [
+  "status",
+  "throttle",
+  "delay",
+  "hold",
+  "drop",
+  "omitFields",
+  "setFields",
+  "rawAnswer",
+] as const
 
 export type FaultAction =
   /** Answer this status and Key Vault error body without performing the operation. */
@@ -121,6 +133,17 @@ export type FaultAction =
    * certificate then.
    */
   | { readonly kind: "foreignDelete"; readonly when?: "before" | "after" }
+  /**
+   * An identity endpoint's operations only: answer this text instead (`status` default 200, with
+   * `contentType` when given), as a proxy, a captive portal or a broken endpoint might: an HTML
+   * page, an empty body, JSON of another shape. The operation does not run.
+   */
+  | {
+      readonly kind: "rawAnswer"
+      readonly body: string
+      readonly status?: number
+      readonly contentType?: string
+    }
 
 export interface FaultRule {
   /** Operation name, or "*" for every vault operation (not the identity endpoints'). */
@@ -291,6 +314,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "setFields",
     "foreignImport",
     "foreignDelete",
+    "rawAnswer",
   ]
   if (!kinds.includes(String(action.kind))) throw new Error(`unknown action kind ${String(action.kind)}`)
   if (
@@ -343,6 +367,21 @@ export const validateRule = (rule: unknown): FaultRule => {
     throw new Error(
       `${String(action.kind)} action's when must be "before" or "after", not ${String(action.when)}`,
     )
+  if (action.kind === "rawAnswer") {
+    if (!identity)
+      throw new Error("rawAnswer is an identity endpoint's fault (token, imdsToken, appServiceToken)")
+    if (typeof action.body !== "string") throw new Error("rawAnswer action needs body: the text to answer")
+    if (
+      action.status !== undefined &&
+      (typeof action.status !== "number" ||
+        !Number.isInteger(action.status) ||
+        action.status < 200 ||
+        action.status > 599)
+    )
+      throw new Error("rawAnswer action's status must be a whole number from 200 to 599")
+    if (action.contentType !== undefined && typeof action.contentType !== "string")
+      throw new Error("rawAnswer action's contentType must be a string such as text/html")
+  }
   const times = rule.times
   if (times !== undefined && times !== "always" && (typeof times !== "number" || times < 0))
     throw new Error('times must be a non-negative number or "always"')

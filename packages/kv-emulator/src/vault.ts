@@ -5,6 +5,7 @@
  */
 import { createHash, randomUUID } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
+import { withFields } from "./answerFields.js"
 import { loadPfxCodec, type PfxEncoding } from "./codec.js"
 import { type Directory, OPERATION_PERMISSION, type Principal } from "./directory.js"
 import { KvError } from "./errors.js"
@@ -177,49 +178,6 @@ const summarize = (body: unknown): RequestSummary | undefined => {
 /** A summary of a policy-only body (PATCH /policy sends the policy itself). */
 const summarizePolicyBody = (body: unknown): RequestSummary | undefined =>
   isRecord(body) ? { keys: Object.keys(body), policy: body } : undefined
-
-/** `body` without the fields at these dotted paths (a copy; what is not an object is left as it is). */
-/**
- * The objects a dotted path's parent parts lead to: a part names an object's field, an array's item
- * by its index (`value.0.x5t`: the first list item's x5t), or `*` every item of an array.
- */
-const parentsOf = (root: unknown, parts: ReadonlyArray<string>): Array<Record<string, unknown>> => {
-  let at: Array<unknown> = [root]
-  for (const part of parts)
-    at = at.flatMap((node) =>
-      Array.isArray(node)
-        ? part === "*"
-          ? node
-          : /^\d+$/.test(part) && Number(part) < node.length
-            ? [node[Number(part)]]
-            : []
-        : isRecord(node)
-          ? [node[part]]
-          : [],
-    )
-  return at.filter(isRecord)
-}
-
-/** The body with the fields at `omit` removed and those of `set` given these values (see FaultAction). */
-const withFields = (
-  body: unknown,
-  omit: ReadonlyArray<string>,
-  set: Readonly<Record<string, unknown>>,
-): unknown => {
-  const copy = structuredClone(body)
-  for (const [path, value] of [
-    ...omit.map((p) => [p, undefined] as const),
-    ...Object.entries(set).map(([p, v]) => [p, v] as const),
-  ]) {
-    const parts = path.split(".")
-    const last = parts.at(-1)
-    if (last === undefined) continue
-    for (const parent of parentsOf(copy, parts.slice(0, -1)))
-      if (value === undefined) delete parent[last]
-      else parent[last] = structuredClone(value)
-  }
-  return copy
-}
 
 interface Outcome {
   readonly status: number

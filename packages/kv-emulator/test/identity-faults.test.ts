@@ -120,6 +120,55 @@ describe("managed identity endpoint faults", () => {
   })
 })
 
+describe("identity answers changed on the way", () => {
+  const appService = () => ({
+    url: `${emulator.managedIdentity.appServiceEndpoint}?api-version=2019-08-01&resource=https://vault.azure.net`,
+    headers: { "X-IDENTITY-HEADER": emulator.managedIdentity.identityHeader },
+  })
+
+  it("omitFields and setFields change a token answer; the token is issued as usual", async () => {
+    const { url, headers } = appService()
+    emulator.faults.add({
+      operation: "appServiceToken",
+      action: { kind: "omitFields", fields: ["access_token"] },
+    })
+    const omitted = (await (await fetch(url, { headers })).json()) as Record<string, unknown>
+    expect(omitted.access_token).toBeUndefined()
+    expect(omitted.token_type).toBe("Bearer")
+    expect(Number(omitted.expires_on)).toBeGreaterThan(Date.now() / 1000)
+    emulator.faults.add({
+      operation: "appServiceToken",
+      action: { kind: "setFields", fields: { token_type: "pop" } },
+    })
+    const changed = (await (await fetch(url, { headers })).json()) as Record<string, unknown>
+    expect(changed.token_type).toBe("pop")
+    expect(String(changed.access_token).split(".")).toHaveLength(3)
+    // One request each: the next one is answered as it is.
+    const plain = (await (await fetch(url, { headers })).json()) as Record<string, unknown>
+    expect(plain.token_type).toBe("Bearer")
+  })
+
+  it("rawAnswer answers its text instead, with its status and content type; an empty body too", async () => {
+    const { url, headers } = appService()
+    emulator.faults.add({
+      operation: "appServiceToken",
+      action: { kind: "rawAnswer", body: "<html>portal</html>", contentType: "text/html" },
+    })
+    const html = await fetch(url, { headers })
+    expect(html.status).toBe(200)
+    expect(html.headers.get("content-type")).toBe("text/html")
+    expect(await html.text()).toBe("<html>portal</html>")
+    emulator.faults.add({
+      operation: "appServiceToken",
+      action: { kind: "rawAnswer", body: "", status: 502 },
+    })
+    const empty = await fetch(url, { headers })
+    expect(empty.status).toBe(502)
+    expect(await empty.text()).toBe("")
+    expect(calls("appServiceToken").slice(-2)).toEqual([200, 502])
+  })
+})
+
 describe("identity fault rules", () => {
   it("take no vault or name, and no action that writes", () => {
     expect(() =>
@@ -127,6 +176,17 @@ describe("identity fault rules", () => {
     ).toThrow(/takes no vault or name/)
     expect(() =>
       emulator.faults.add({ operation: "imdsToken", action: { kind: "dropAfterCommit" } }),
-    ).toThrow(/one of status, throttle, delay, hold, drop/)
+    ).toThrow(
+      /one of status, throttle, delay, hold, drop, omitFields, setFields, rawAnswer, not dropAfterCommit/,
+    )
+    expect(() =>
+      emulator.faults.add({ operation: "getLatest", action: { kind: "rawAnswer", body: "<html></html>" } }),
+    ).toThrow(/rawAnswer is an identity endpoint's fault/)
+    expect(() => emulator.faults.add({ operation: "token", action: { kind: "rawAnswer" } as never })).toThrow(
+      /rawAnswer action needs body/,
+    )
+    expect(() =>
+      emulator.faults.add({ operation: "token", action: { kind: "rawAnswer", body: "", status: 99 } }),
+    ).toThrow(/status must be a whole number from 200 to 599/)
   })
 })
