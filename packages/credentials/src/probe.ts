@@ -15,6 +15,89 @@ export interface TokenProbe {
   readonly audience?: string
   /** For the default chain: the source that answered (EnvironmentCredential, ManagedIdentityCredential, ...), when the SDK said. */
   readonly answeredBy?: string
+  /** Whether the token is a JWT whose claims could be read (Entra ID's access tokens are). */
+  readonly jwt: boolean
+  /** The token's own `exp` and `nbf` claims, when it has them. */
+  readonly claimExpiresOn?: Date
+  readonly notBefore?: Date
+}
+
+/** A problem of a token obtained: what `doctor` reports after its token check. */
+export interface TokenProblem {
+  readonly check: string
+  readonly status: "fail" | "warn"
+  readonly detail: string
+  readonly fix: string
+}
+
+/** How far this host's clock may be from the identity endpoint's before a token's times count. */
+const clockSkewMs = 5 * 60_000
+
+const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * What is wrong with a token the credential obtained, read from its claims: Key Vault would refuse
+ * it, so a probe that only asked whether a token came would pass what a deploy then fails. Judged:
+ * - not a JWT: Entra ID's access tokens are; something else answered (warn: the vault read after
+ *   it tells whether the vault takes it);
+ * - its audience is not the vault's resource (the target's cloud);
+ * - expired, or not valid yet, beyond 5 minutes of clock skew (this host's clock, or a replayed token);
+ * - issued by another tenant than the one configured (AZURE_TENANT_ID, when it is a tenant id).
+ */
+export const tokenProblems = (
+  probe: TokenProbe,
+  expected: { readonly resource: string; readonly tenantId?: string | undefined; readonly nowMs?: number },
+): ReadonlyArray<TokenProblem> => {
+  if (!probe.jwt)
+    return [
+      {
+        check: "token claims",
+        status: "warn",
+        detail:
+          "the token is not a JWT, so its audience, tenant and times cannot be read (Entra ID's access tokens are JWTs)",
+        fix: "Check what answers at the identity endpoint (a proxy or gateway answering in its place); the vault read below shows whether Key Vault takes the token",
+      },
+    ]
+  const problems: Array<TokenProblem> = []
+  const now = expected.nowMs ?? Date.now()
+  const resource = expected.resource.replace(/\/+$/, "")
+  const audience = probe.audience?.replace(/\/+$/, "")
+  if (audience !== undefined && audience !== resource)
+    problems.push({
+      check: "token audience",
+      status: "fail",
+      detail: `the token is for ${audience}, not the vault's resource ${resource}: Key Vault refuses it`,
+      fix: "Check the target's cloud (authority host and keyvault_resource) is the vault's",
+    })
+  const expiry = probe.claimExpiresOn ?? probe.expiresOn
+  if (expiry !== undefined && expiry.getTime() + clockSkewMs < now)
+    problems.push({
+      check: "token times",
+      status: "fail",
+      detail: `the token expired at ${expiry.toISOString()}, before this host's time ${new Date(now).toISOString()}`,
+      fix: "Check this host's clock (timedatectl; an NTP source), and that nothing between this host and the identity endpoint answers old tokens",
+    })
+  if (probe.notBefore !== undefined && probe.notBefore.getTime() - clockSkewMs > now)
+    problems.push({
+      check: "token times",
+      status: "fail",
+      detail: `the token is not valid before ${probe.notBefore.toISOString()}, after this host's time ${new Date(now).toISOString()}: this host's clock is behind`,
+      fix: "Check this host's clock (timedatectl; an NTP source)",
+    })
+  const configured = expected.tenantId
+  if (
+    configured !== undefined &&
+    guid.test(configured) &&
+    probe.tenantId !== undefined &&
+    probe.tenantId.toLowerCase() !== configured.toLowerCase()
+  )
+    problems.push({
+      check: "token tenant",
+      status: "fail",
+      detail: `the token is of tenant ${probe.tenantId}, not AZURE_TENANT_ID's ${configured}`,
+      fix: "Check AZURE_TENANT_ID and the authority host: the token came from another directory than the one configured",
+    })
+  return problems
 }
 
 /** A token's expiry in words: its time, or that the endpoint gave none that is a time. */
@@ -27,15 +110,26 @@ export const expiryInWords = (probe: Pick<TokenProbe, "expiresOn">): string =>
 export const keyVaultScope = (keyVaultResource: string): string =>
   `${keyVaultResource.replace(/\/+$/, "")}/.default`
 
-const claimsOf = (token: string): Record<string, unknown> => {
-  const payload = token.split(".")[1]
-  if (payload === undefined) return {}
+/** A JWT's claims, or undefined for a token that is not a JWT (three parts, a JSON object in the second). */
+const claimsOf = (token: string): Record<string, unknown> | undefined => {
+  const parts = token.split(".")
+  const payload = parts[1]
+  if (parts.length !== 3 || payload === undefined) return undefined
   try {
     const parsed: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"))
-    return typeof parsed === "object" && parsed !== null ? (parsed as Record<string, unknown>) : {}
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined
   } catch {
-    return {}
+    return undefined
   }
+}
+
+/** A NumericDate claim (seconds since the epoch) as a Date, when it is one a Date holds. */
+const dateClaim = (value: unknown): Date | undefined => {
+  if (typeof value !== "number") return undefined
+  const date = new Date(value * 1000)
+  return Number.isFinite(date.getTime()) ? date : undefined
 }
 
 /** What to do when a mode's credential has nothing to get a token from here. */
@@ -193,9 +287,11 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
   }
   const claims = claimsOf(token.token)
   const claim = (name: string): string | undefined => {
-    const value = claims[name]
+    const value = claims?.[name]
     return typeof value === "string" ? value : undefined
   }
+  const claimExpiresOn = dateClaim(claims?.exp)
+  const notBefore = dateClaim(claims?.nbf)
   const tenantId = claim("tid")
   const objectId = claim("oid")
   const appId = claim("appid") ?? claim("azp")
@@ -209,5 +305,8 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
     ...(appId === undefined ? {} : { appId }),
     ...(audience === undefined ? {} : { audience }),
     ...(answeredBy === undefined ? {} : { answeredBy }),
+    jwt: claims !== undefined,
+    ...(claimExpiresOn === undefined ? {} : { claimExpiresOn }),
+    ...(notBefore === undefined ? {} : { notBefore }),
   } satisfies TokenProbe
 })

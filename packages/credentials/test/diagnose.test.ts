@@ -20,6 +20,7 @@ import {
   identityProviderOutage,
   keyVaultScope,
   probeToken,
+  tokenProblems,
 } from "../src/index.js"
 
 const withEnv = (env: Record<string, string | undefined>) =>
@@ -259,7 +260,75 @@ describe("probeToken", () => {
         appId: "00000000-0000-0000-0000-0000000000a2",
         objectId: "00000000-0000-0000-0000-0000000000b3",
         audience: "https://vault.azure.net",
+        jwt: true,
       })
+    }),
+  )
+
+  it.effect("tokenProblems: audience, tenant and times from the claims, within 5 minutes of clock skew", () =>
+    Effect.gen(function* () {
+      const now = Date.UTC(2026, 11, 2, 12, 0, 0)
+      const probeOf = (token: string) =>
+        probeToken(
+          {
+            credential: { getToken: async () => ({ token, expiresOnTimestamp: now + 3_600_000 }) },
+            identity: { mode: "client_secret", source: "ClientSecretCredential" },
+          },
+          "https://vault.azure.net/.default",
+        )
+      const tenant = "11111111-2222-3333-4444-555555555555"
+      const expected = { resource: "https://vault.azure.net/", tenantId: tenant.toUpperCase(), nowMs: now }
+      const seconds = (ms: number) => Math.floor(ms / 1000)
+      // Issued as Entra ID issues it, with this host 4 minutes off either way: no problem.
+      const good = yield* probeOf(
+        jwt({
+          aud: "https://vault.azure.net",
+          tid: tenant,
+          nbf: seconds(now + 240_000),
+          exp: seconds(now - 240_000),
+        }),
+      )
+      expect(tokenProblems(good, expected)).toEqual([])
+      const bad = yield* probeOf(
+        jwt({
+          aud: "https://vault.usgovcloudapi.net",
+          tid: "99999999-2222-3333-4444-555555555555",
+          exp: seconds(now - 360_000),
+        }),
+      )
+      expect(tokenProblems(bad, expected).map((p) => [p.check, p.status, p.detail])).toEqual([
+        [
+          "token audience",
+          "fail",
+          "the token is for https://vault.usgovcloudapi.net, not the vault's resource https://vault.azure.net: Key Vault refuses it",
+        ],
+        [
+          "token times",
+          "fail",
+          "the token expired at 2026-12-02T11:54:00.000Z, before this host's time 2026-12-02T12:00:00.000Z",
+        ],
+        [
+          "token tenant",
+          "fail",
+          `the token is of tenant 99999999-2222-3333-4444-555555555555, not AZURE_TENANT_ID's ${tenant.toUpperCase()}`,
+        ],
+      ])
+      const early = yield* probeOf(jwt({ aud: "https://vault.azure.net", nbf: seconds(now + 600_000) }))
+      expect(tokenProblems(early, expected).map((p) => p.detail)).toEqual([
+        "the token is not valid before 2026-12-02T12:10:00.000Z, after this host's time 2026-12-02T12:00:00.000Z: this host's clock is behind",
+      ])
+      // A tenant configured by its domain name is not compared with the token's tenant id.
+      expect(
+        tokenProblems(bad, { ...expected, tenantId: "contoso.onmicrosoft.com" }).map((p) => p.check),
+      ).toEqual(["token audience", "token times"])
+      // Not a JWT: nothing can be read, a warning.
+      for (const opaque of ["not-a-jwt", "a.b", `a.${Buffer.from("[1]").toString("base64url")}.c`]) {
+        const probe = yield* probeOf(opaque)
+        expect(probe.jwt, opaque).toBe(false)
+        expect(tokenProblems(probe, expected).map((p) => [p.check, p.status])).toEqual([
+          ["token claims", "warn"],
+        ])
+      }
     }),
   )
 

@@ -119,9 +119,16 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
     yield* add({
       check: "token",
       status: "pass",
-      detail: `for ${scope}${t.answeredBy === undefined ? "" : `, from ${t.answeredBy} (the default chain's source that answered)`}, ${credentials.expiryInWords(t)}${t.objectId === undefined ? "" : `, object id ${t.objectId}`}${t.appId === undefined ? "" : `, app id ${t.appId}`} (the token itself is not shown)`,
+      detail: `for ${scope}${t.answeredBy === undefined ? "" : `, from ${t.answeredBy} (the default chain's source that answered)`}, ${credentials.expiryInWords(t)}${t.tenantId === undefined ? "" : `, tenant ${t.tenantId}`}${t.objectId === undefined ? "" : `, object id ${t.objectId}`}${t.appId === undefined ? "" : `, app id ${t.appId}`} (the token itself is not shown)`,
       fix: undefined,
     })
+    // A token Key Vault would refuse (another audience or tenant, expired, not a JWT): said here, by
+    // its claims, and not only as the vault read's 401 below.
+    for (const problem of credentials.tokenProblems(t, {
+      resource: target.cloud.keyVaultResource,
+      tenantId: identity.tenantId,
+    }))
+      yield* add(problem)
 
     const layer = yield* deployServices(target, { credential: resolved.success.credential })
     return yield* Effect.gen(function* () {
