@@ -1691,6 +1691,31 @@ describe("validate, doctor, emulator", () => {
     expect(ok.code, ok.stdout).toBe(0)
     const token = json<{ checks: Array<Check> }>(ok).checks.find((c) => c.check === "token")
     expect(token?.detail).toContain("from EnvironmentCredential (the default chain's source that answered)")
+    // IMDS answers when no service principal is set: the identity line names no authority as the
+    // way the token came, and the token line names the managed identity.
+    // (No AZURE_CLIENT_ID either: the chain would ask IMDS for that user-assigned identity.)
+    const {
+      AZURE_CLIENT_SECRET: _secret,
+      AZURE_CLIENT_ID: _client,
+      AZURE_TENANT_ID: _tenant,
+      ...noPrincipal
+    } = world.env
+    const imds = await runCli(["doctor", "--config", target, "--json"], {
+      env: {
+        ...noPrincipal,
+        AZURE_TOKEN_CREDENTIALS: "prod",
+        AZURE_POD_IDENTITY_AUTHORITY_HOST: world.emulator.managedIdentity.imdsHost,
+      },
+    })
+    const imdsChecks = json<{ checks: Array<Check> }>(imds).checks
+    expect(imdsChecks.find((c) => c.check === "token")?.detail).toContain(
+      "from ManagedIdentityCredential (the default chain's source that answered)",
+    )
+    const identityLine = imdsChecks.find((c) => c.check === "identity")?.detail ?? ""
+    expect(identityLine).toContain(
+      `authority ${world.env.AZURE_AUTHORITY_HOST} for the chain's Entra ID sources`,
+    )
+    expect(identityLine).not.toContain("via ")
     // No service principal, an App Service managed identity endpoint that refuses the header, and
     // no developer tools ("prod").
     const { AZURE_CLIENT_SECRET: _s, AZURE_CLIENT_ID: _c, AZURE_TENANT_ID: _t, ...rest } = world.env

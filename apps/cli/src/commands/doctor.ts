@@ -93,7 +93,13 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           identity.clientId === undefined
             ? undefined
             : `client ${credentials.shownClientId(identity.clientId)}`,
-          identity.endpoint === undefined ? undefined : `via ${identity.endpoint}`,
+          identity.endpoint === undefined
+            ? undefined
+            : identity.mode === "default"
+              ? // The chain has not chosen a source yet: the authority is its Entra ID sources' (the
+                // token check names the one that answered, which may be a managed identity endpoint).
+                `authority ${identity.endpoint} for the chain's Entra ID sources`
+              : `via ${identity.endpoint}`,
           identity.tokenFile === undefined ? undefined : `token file ${shownPath(identity.tokenFile)}`,
         ]
           .filter((x) => x !== undefined)
