@@ -1,5 +1,4 @@
 import { existsSync } from "node:fs"
-import { access, constants } from "node:fs/promises"
 import { rootCertificates } from "node:tls"
 import type { TokenCredential } from "@azure/core-auth"
 import {
@@ -24,6 +23,8 @@ import {
   credentialEnvironmentProblems,
   type EnvironmentCheckOptions,
   environmentVariablesOf,
+  federatedTokenFileDefect,
+  federatedTokenFileProblem,
   isGuid,
   tenantFix,
 } from "./environment.js"
@@ -130,17 +131,26 @@ const managedIdentityEndpoint = Effect.gen(function* () {
   return `IMDS ${Option.getOrElse(imds, () => "http://169.254.169.254")}`
 })
 
-/** The federated token file is readable, or why not, before any token request. */
+/**
+ * The federated token file may hold a token, or why not, before any token request: it cannot be
+ * read, or it is a directory, empty or too large to be a token (federatedTokenFileProblem: one
+ * stat and a bounded read; its content is never shown). A first check only: @azure/identity reads
+ * the file again when its cached copy is 5 minutes old, and reports what it finds then.
+ */
 const readableTokenFile = (mode: CredentialMode, tokenFile: string) =>
-  Effect.tryPromise({
-    try: () => access(tokenFile, constants.R_OK),
-    catch: () =>
-      new CredentialUnavailable({
-        mode,
-        reason: `the federated token file ${shownPath(tokenFile)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read`,
-        fix: "Check the projected service account token volume is mounted and readable by this user",
-        missing: [],
-      }),
+  Effect.gen(function* () {
+    const problem = yield* Effect.sync(() => federatedTokenFileProblem(tokenFile))
+    if (problem === undefined) return
+    return yield* new CredentialUnavailable({
+      mode,
+      ...(problem.kind === "unreadable"
+        ? {
+            reason: `the federated token file ${shownPath(tokenFile)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read`,
+            fix: "Check the projected service account token volume is mounted and readable by this user",
+          }
+        : federatedTokenFileDefect(tokenFile, problem)),
+      missing: [],
+    })
   })
 
 /**

@@ -5,13 +5,17 @@
  * endpoint, a refused secret), with the fix. Nothing here keeps or prints a
  * token or a secret: only the token's claims that name the identity.
  */
-import { access, constants } from "node:fs/promises"
 import { shownPath } from "@kvdeploy/core"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { type CredentialIdentity, makeCredential } from "./credential.js"
-import { shownClientId, shownTenantId } from "./environment.js"
+import {
+  federatedTokenFileDefect,
+  federatedTokenFileProblem,
+  shownClientId,
+  shownTenantId,
+} from "./environment.js"
 import { expiryInWords, keyVaultScope, probeToken, type TokenProbe } from "./probe.js"
 import type { CredentialMode, CredentialSettings } from "./settings.js"
 import { withTokenTimeLimit } from "./tokenRequests.js"
@@ -39,14 +43,6 @@ const env = (name: string) =>
     Effect.map(Option.filter((v) => v.trim() !== "")),
     Effect.map(Option.getOrUndefined),
     Effect.orElseSucceed(() => undefined),
-  )
-
-const readable = (path: string) =>
-  Effect.promise(() =>
-    access(path, constants.R_OK).then(
-      () => true,
-      () => false,
-    ),
   )
 
 /** The sources DefaultAzureCredential tries, in its order, and whether this environment configures each. */
@@ -95,20 +91,33 @@ const defaultChainChecks = Effect.gen(function* () {
       detail: `not configured (missing ${workloadMissing.join(", ")})`,
     })
   } else {
-    const ok = yield* readable(tokenFile as string)
+    // One stat and a bounded read: a directory, an empty file or one too large to be a token
+    // fails as an unreadable one does (DefaultAzureCredential would report it as it reads it).
+    const problem = yield* Effect.sync(() => federatedTokenFileProblem(tokenFile as string))
+    const defect =
+      problem === undefined || problem.kind === "unreadable"
+        ? undefined
+        : federatedTokenFileDefect(tokenFile as string, problem)
     checks.push(
-      ok
+      problem === undefined
         ? {
             name: "default: 2 workload identity",
             status: "ok",
             detail: `federated token file ${shownPath(tokenFile ?? "")} is readable (client ${shownClientId(client ?? "")})`,
           }
-        : {
-            name: "default: 2 workload identity",
-            status: "failed",
-            detail: `AZURE_FEDERATED_TOKEN_FILE ${shownPath(tokenFile ?? "")} cannot be read`,
-            fix: "Check the projected service account token volume is mounted and readable by this user",
-          },
+        : defect === undefined
+          ? {
+              name: "default: 2 workload identity",
+              status: "failed",
+              detail: `AZURE_FEDERATED_TOKEN_FILE ${shownPath(tokenFile ?? "")} cannot be read`,
+              fix: "Check the projected service account token volume is mounted and readable by this user",
+            }
+          : {
+              name: "default: 2 workload identity",
+              status: "failed",
+              detail: defect.reason,
+              fix: defect.fix,
+            },
     )
   }
 

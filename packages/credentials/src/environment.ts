@@ -3,13 +3,13 @@
  * a credential or loading @azure/identity: the variables the mode needs, and
  * the values it reads that cannot work (an AZURE_CLIENT_ID that is no client
  * id, an AZURE_TENANT_ID that is no tenant id, a proxy variable that is no
- * URL, a federated token file that cannot be read). One rule for `makeCredential`, the CLI's input check and the agent's
+ * URL, a federated token file that cannot be read or holds no token). One rule for `makeCredential`, the CLI's input check and the agent's
  * `--check`, so a value `--check` passes is one the credential accepts.
  *
  * No problem ever repeats a value: a secret pasted into the wrong variable is
  * shown by its length only.
  */
-import { accessSync, constants } from "node:fs"
+import { closeSync, openSync, readSync, type Stats, statSync } from "node:fs"
 import { looksLikeKeyText, shownPath } from "@kvdeploy/core"
 import { type CredentialMode, credentialVariables } from "./settings.js"
 
@@ -197,8 +197,9 @@ export const credentialEnvironmentProblems = (
       fix: tenantFix,
     })
   else if (tenant !== undefined && padded("AZURE_TENANT_ID")) problems.push(paddedProblem("AZURE_TENANT_ID"))
-  // The federated token file workload identity reads: one that cannot be read fails every token
-  // request, and the variable is the only place that names it. Its path is not a secret. (Managed
+  // The federated token file workload identity reads: one that cannot be read, or is a directory,
+  // empty or too large to be a token (federatedTokenFileProblem), fails every token request, and
+  // the variable is the only place that names it. Its path is not a secret. (Managed
   // identity's AKS exchange reads it only with a tenant and a client id, which may come from the
   // configuration: its credential reports the file when it is about to read it.)
   const tokenFile = value("AZURE_FEDERATED_TOKEN_FILE")
@@ -208,13 +209,17 @@ export const credentialEnvironmentProblems = (
     tokenFile !== undefined &&
     !padded("AZURE_FEDERATED_TOKEN_FILE")
   ) {
-    const unreadable = unreadableFile(tokenFile)
-    if (unreadable !== undefined)
+    const problem = federatedTokenFileProblem(tokenFile)
+    if (problem !== undefined)
       problems.push({
         kind: "malformed",
         variables: ["AZURE_FEDERATED_TOKEN_FILE"],
-        reason: `the federated token file ${shownPath(tokenFile)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (${unreadable})`,
-        fix: "Check that the projected service account token is mounted there and readable by this user (on AKS: the pod's label azure.workload.identity/use: \"true\" and a service account annotated with the identity's client id); run the check where the agent runs (kubectl exec into its pod)",
+        ...(problem.kind === "unreadable"
+          ? {
+              reason: `the federated token file ${shownPath(tokenFile)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (${problem.code})`,
+              fix: "Check that the projected service account token is mounted there and readable by this user (on AKS: the pod's label azure.workload.identity/use: \"true\" and a service account annotated with the identity's client id); run the check where the agent runs (kubectl exec into its pod)",
+            }
+          : federatedTokenFileDefect(tokenFile, problem)),
       })
   }
   return problems
@@ -223,18 +228,131 @@ export const credentialEnvironmentProblems = (
 export interface EnvironmentCheckOptions {
   /**
    * Also look at the files the variables name (the federated token file): for an input check run
-   * before any work (the CLI's, the agent's `--check`). A credential made without it reports an
-   * unreadable token file as unavailable, when it is about to read it.
+   * before any work (the CLI's, the agent's `--check`). A credential made without it reports such
+   * a token file as unavailable, when it is about to read it.
    */
   readonly checkFiles?: boolean
 }
 
-/** Why `path` cannot be read by this process (ENOENT, EACCES, …), or undefined when it can. */
-const unreadableFile = (path: string): string | undefined => {
+/**
+ * The most a federated token file may hold. A projected service account token is a JWT of a few
+ * KB (about 1 KB on AKS; a long issuer or several audiences add little). 64 KiB leaves room for any
+ * real token while a file larger than that is something else (a log, a bundle, a file mounted in
+ * its place): it is named as such without being read, and @azure/identity, which reads the whole
+ * file and sends it as its client assertion, is never handed one (a 50 MB file failed as a network
+ * error).
+ */
+export const maxFederatedTokenFileBytes = 64 * 1024
+
+/**
+ * What is wrong with a federated token file, from one stat and a read of at most
+ * maxFederatedTokenFileBytes + 1 bytes. Holds no content of the file (it is a credential).
+ */
+export type FederatedTokenFileProblem =
+  /** It cannot be read by this process: the error's code (ENOENT, EACCES, …). */
+  | { readonly kind: "unreadable"; readonly code: string }
+  /** It is no regular file: what it is ("a directory", "a FIFO", …). */
+  | { readonly kind: "notAFile"; readonly what: string }
+  /** It holds nothing, or only spaces and line breaks (`bytes` of them). */
+  | { readonly kind: "empty"; readonly bytes: number }
+  /** It holds more than maxFederatedTokenFileBytes: `bytes` (at least, when it grew while read). */
+  | { readonly kind: "tooLarge"; readonly bytes: number }
+
+const errorCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? "unreadable"
+
+const kindOf = (stats: Stats): string =>
+  stats.isDirectory()
+    ? "a directory"
+    : stats.isFIFO()
+      ? "a FIFO"
+      : stats.isSocket()
+        ? "a socket"
+        : stats.isCharacterDevice()
+          ? "a character device"
+          : stats.isBlockDevice()
+            ? "a block device"
+            : "not a regular file"
+
+/**
+ * What is wrong with the federated token file at `path`, or undefined when it holds something
+ * that may be a token: a regular file (the projected volume's file is a symbolic link to one,
+ * followed), not empty or blank (as @azure/identity trims it), of at most
+ * maxFederatedTokenFileBytes. A directory, FIFO or device is never opened (a FIFO would block),
+ * a file too large by its size is never read, and the bytes read are zeroed before returning.
+ */
+export const federatedTokenFileProblem = (path: string): FederatedTokenFileProblem | undefined => {
+  let stats: Stats
   try {
-    accessSync(path, constants.R_OK)
+    stats = statSync(path)
+  } catch (e) {
+    return { kind: "unreadable", code: errorCode(e) }
+  }
+  if (!stats.isFile()) return { kind: "notAFile", what: kindOf(stats) }
+  if (stats.size > maxFederatedTokenFileBytes) return { kind: "tooLarge", bytes: stats.size }
+  let fd: number
+  try {
+    fd = openSync(path, "r")
+  } catch (e) {
+    return { kind: "unreadable", code: errorCode(e) }
+  }
+  // One more byte than a token may hold: a file that grew since the stat is still told apart.
+  const buffer = Buffer.alloc(maxFederatedTokenFileBytes + 1)
+  try {
+    let length = 0
+    while (length < buffer.length) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null)
+      if (read === 0) break
+      length += read
+    }
+    if (length > maxFederatedTokenFileBytes) return { kind: "tooLarge", bytes: Math.max(length, stats.size) }
+    if (buffer.toString("utf8", 0, length).trim() === "") return { kind: "empty", bytes: length }
     return undefined
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code ?? "unreadable"
+    return { kind: "unreadable", code: errorCode(e) }
+  } finally {
+    buffer.fill(0)
+    closeSync(fd)
+  }
+}
+
+/** A size in bytes as people read it (`50 MiB`, `70 KiB`, `12 bytes`). */
+const sizeInWords = (bytes: number): string =>
+  bytes >= 1024 * 1024
+    ? `${Number((bytes / (1024 * 1024)).toFixed(1))} MiB`
+    : bytes >= 1024
+      ? `${Number((bytes / 1024).toFixed(1))} KiB`
+      : `${bytes} byte${bytes === 1 ? "" : "s"}`
+
+/** Where the AKS workload identity webhook mounts the token, for the fixes. */
+const projectedTokenPath = "/var/run/secrets/azure/tokens/azure-identity-token"
+
+/**
+ * The reason and fix for a federated token file that can be read and holds no token (every
+ * problem but `unreadable`, whose wording each caller keeps). Names the file, never its content.
+ */
+export const federatedTokenFileDefect = (
+  path: string,
+  problem: Exclude<FederatedTokenFileProblem, { readonly kind: "unreadable" }>,
+): { readonly reason: string; readonly fix: string } => {
+  const file = `the federated token file ${shownPath(path)} (AZURE_FEDERATED_TOKEN_FILE)`
+  switch (problem.kind) {
+    case "notAFile":
+      return {
+        reason:
+          problem.what === "a directory"
+            ? `${file} is a directory, not a file`
+            : `${file} is not a regular file (it is ${problem.what})`,
+        fix: `Set AZURE_FEDERATED_TOKEN_FILE to the token's file in the projected service account token volume, not ${problem.what === "a directory" ? "the volume's directory" : "another kind of file"} (the AKS workload identity webhook sets ${projectedTokenPath})`,
+      }
+    case "empty":
+      return {
+        reason: `${file} is empty${problem.bytes > 0 ? ` (only spaces or line breaks, ${sizeInWords(problem.bytes)})` : ""}`,
+        fix: `The kubelet writes the service account token there: check that the projected service account token volume is mounted at that path (on AKS the webhook mounts it at ${projectedTokenPath}) and that the pod's service account is annotated for workload identity (azure.workload.identity/client-id) and the pod labelled azure.workload.identity/use: "true"`,
+      }
+    case "tooLarge":
+      return {
+        reason: `${file} is too large to be a service account token (${sizeInWords(problem.bytes)}; a token is a JWT of a few KB, and kvdeploy reads at most ${sizeInWords(maxFederatedTokenFileBytes)})`,
+        fix: `Set AZURE_FEDERATED_TOKEN_FILE to the token's file in the projected service account token volume (the AKS workload identity webhook sets ${projectedTokenPath}); this file is something else`,
+      }
   }
 }
