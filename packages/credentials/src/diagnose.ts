@@ -16,11 +16,11 @@ import {
   shownClientId,
   shownTenantId,
 } from "./environment.js"
-import { expiryInWords, keyVaultScope, probeToken, type TokenProbe } from "./probe.js"
+import { expiryInWords, keyVaultScope, probeToken, type TokenProbe, tokenProblems } from "./probe.js"
 import type { CredentialMode, CredentialSettings } from "./settings.js"
 import { withTokenTimeLimit } from "./tokenRequests.js"
 
-export type CheckStatus = "ok" | "missing" | "failed" | "skipped"
+export type CheckStatus = "ok" | "missing" | "failed" | "warning" | "skipped"
 
 export interface CredentialCheck {
   readonly name: string
@@ -231,25 +231,19 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       .filter((x) => x !== undefined)
       .join(", "),
   })
-  const audience = token.audience?.replace(/\/+$/, "")
-  if (audience !== undefined && audience !== resource.replace(/\/+$/, "")) {
+  // A token Key Vault would refuse (another audience or tenant, expired), read from its claims; one
+  // that is not a JWT is a warning (what it says cannot be read).
+  const problems = tokenProblems(token, { resource, tenantId: resolved.identity.tenantId })
+  for (const p of problems)
     checks.push({
-      name: "token audience",
-      status: "failed",
-      detail: `the token is for ${audience}, not the vault's resource ${resource}`,
-      fix: "Check the cloud of the target (authority host and keyvault_resource)",
+      name: p.check,
+      status: p.status === "fail" ? "failed" : "warning",
+      detail: p.detail,
+      fix: p.fix,
     })
-    return {
-      mode: settings.mode,
-      ok: false,
-      identity: resolved.identity,
-      token,
-      checks,
-    } satisfies CredentialDiagnosis
-  }
   return {
     mode: settings.mode,
-    ok: true,
+    ok: problems.every((p) => p.status !== "fail"),
     identity: resolved.identity,
     token,
     checks,
@@ -260,6 +254,7 @@ const statusMark: Readonly<Record<CheckStatus, string>> = {
   ok: "ok",
   missing: "MISSING",
   failed: "FAILED",
+  warning: "WARN",
   skipped: "-",
 }
 

@@ -53,7 +53,7 @@ describe("diagnoseCredential: the token's audience", () => {
           expect(d.checks.find((c) => c.name === "token audience")).toMatchObject({
             status: "failed",
             detail:
-              "the token is for https://management.azure.com, not the vault's resource https://vault.azure.net",
+              "the token is for https://management.azure.com, not the vault's resource https://vault.azure.net: Key Vault refuses it",
           })
         }),
       ({ server, saved }) =>
