@@ -12,7 +12,6 @@ import { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { validateTargetConfigSync } from "@kvdeploy/core"
 import { type AuthMode, type Emulator, start } from "@kvdeploy/kv-emulator"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import {
@@ -25,49 +24,13 @@ import {
   probeToken,
   type ResolvedCredential,
 } from "../src/index.js"
+import { withEnvironment } from "./identityEnvironment.js"
 
 let emulator: Emulator
 beforeAll(async () => {
   emulator = await start({ vaults: ["creds"], warn: () => {} })
 })
 afterAll(() => emulator?.stop())
-
-const identityVariables = [
-  "AZURE_TENANT_ID",
-  "AZURE_CLIENT_ID",
-  "AZURE_CLIENT_SECRET",
-  "AZURE_CLIENT_CERTIFICATE_PATH",
-  "AZURE_FEDERATED_TOKEN_FILE",
-  "AZURE_AUTHORITY_HOST",
-  "AZURE_USERNAME",
-  "AZURE_PASSWORD",
-  "IDENTITY_ENDPOINT",
-  "IDENTITY_HEADER",
-  "MSI_ENDPOINT",
-  "MSI_SECRET",
-  "IMDS_ENDPOINT",
-  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-  "AZURE_TOKEN_CREDENTIALS",
-]
-
-/** Run `effect` with exactly `vars` as the identity environment, in process.env and in Effect's ConfigProvider. */
-const withEnvironment = <A, E>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E>) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      const saved = new Map(identityVariables.map((k) => [k, process.env[k]] as const))
-      for (const k of identityVariables) delete process.env[k]
-      for (const [k, v] of Object.entries(vars)) if (k !== "NODE_EXTRA_CA_CERTS") process.env[k] = v
-      return saved
-    }),
-    () => effect.pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ ...vars })))),
-    (saved) =>
-      Effect.sync(() => {
-        for (const [k, v] of saved) {
-          if (v === undefined) delete process.env[k]
-          else process.env[k] = v
-        }
-      }),
-  )
 
 const settingsFor = (
   mode: AuthMode,

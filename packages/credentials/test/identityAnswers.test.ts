@@ -9,7 +9,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { validateTargetConfigSync } from "@kvdeploy/core"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import {
@@ -21,6 +20,7 @@ import {
   shareTokenRequests,
   withTokenTimeLimit,
 } from "../src/index.js"
+import { withEnvironment } from "./identityEnvironment.js"
 
 let emulator: Emulator
 beforeAll(async () => {
@@ -29,24 +29,6 @@ beforeAll(async () => {
 afterAll(() => emulator?.stop())
 
 type Mode = "clientSecret" | "managedIdentityImds"
-
-/** @azure/identity reads the managed identity endpoints from process.env when a credential is made. */
-const withProcessEnv = <A, E>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E>) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      const saved = new Map(Object.keys(vars).map((k) => [k, process.env[k]] as const))
-      for (const [k, v] of Object.entries(vars)) if (k !== "NODE_EXTRA_CA_CERTS") process.env[k] = v
-      return saved
-    }),
-    () => effect.pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ ...vars })))),
-    (saved) =>
-      Effect.sync(() => {
-        for (const [k, v] of saved) {
-          if (v === undefined) delete process.env[k]
-          else process.env[k] = v
-        }
-      }),
-  )
 
 const settingsFor = (mode: Mode) => {
   const target = validateTargetConfigSync(emulator.targetConfig("held", "web", mode))
@@ -61,7 +43,7 @@ const probeFailure = (
   limit: (resolved: ResolvedCredential) => ResolvedCredential = (resolved) => resolved,
 ) => {
   const id = emulator.faults.add(fault)
-  return withProcessEnv(
+  return withEnvironment(
     emulator.env[mode],
     Effect.gen(function* () {
       const resolved = limit(yield* makeCredential(settingsFor(mode)))
@@ -134,7 +116,7 @@ describe("the time limit on a token request", () => {
 
   it.live("withTokenTimeLimit (the CLI's 30 s) keeps the identity, and a token within the limit passes", () =>
     Effect.gen(function* () {
-      const resolved = yield* withProcessEnv(
+      const resolved = yield* withEnvironment(
         emulator.env.clientSecret,
         makeCredential(settingsFor("clientSecret")),
       )
