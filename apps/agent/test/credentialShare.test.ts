@@ -106,12 +106,34 @@ describe("shareTokenRequests", () => {
     }
   })
 
+  it("a credential that throws at once fails that call only: no timer is left to fire later", async () => {
+    const uncaught: Array<unknown> = []
+    const onUncaught = (e: unknown) => uncaught.push(e)
+    process.on("uncaughtException", onUncaught)
+    try {
+      const shared = shareTokenRequests(
+        {
+          getToken: () => {
+            throw new Error("no token from this one")
+          },
+        },
+        { timeoutMs: 20 },
+      )
+      expect(() => shared.getToken("s")).toThrow("no token from this one")
+      // Past the limit: a timer set for the call would have fired (it read a request never made).
+      await new Promise((resolve) => setTimeout(resolve, 80))
+      expect(uncaught).toEqual([])
+    } finally {
+      process.off("uncaughtException", onUncaught)
+    }
+  })
+
   it("a shared request that gets no answer in time fails its waiters, is aborted, and is not joined later", async () => {
     const c = counting()
     const shared = shareTokenRequests(c.credential, { timeoutMs: 50 })
     const waiters = [shared.getToken("s"), shared.getToken("s")]
     expect(c.calls).toHaveLength(1)
-    for (const w of waiters) await expect(w).rejects.toThrow(/no answer within 50 ms/)
+    for (const w of waiters) await expect(w).rejects.toThrow(/gave no token within 50 ms/)
     // The Vault adapter reads the timeout as no token (nothing sent), not as an import that may
     // have taken effect.
     const failure = await waiters[0]?.catch((e: unknown) => e)

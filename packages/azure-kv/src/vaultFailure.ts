@@ -21,6 +21,7 @@ import {
 import {
   brokenTokenAnswer,
   identityProviderOutage,
+  TokenRequestTimedOut,
   tokenErrorStatus,
 } from "@kvdeploy/credentials/tokenErrors"
 import { ImportOutcomeUnknown, neverSentCodes, tlsRefusedCodes } from "./importPolicy.js"
@@ -320,10 +321,14 @@ const mapFailure = (
   // an unknown tenant, a credential source this host does not have) does not, and is no network
   // problem of the vault's.
   if (credentialErrorNames.has(cause.name)) {
-    // @azure/identity has retried the token request already (its pipeline's retry policy, and for
-    // IMDS its own), honouring Retry-After, or MSAL answered from its throttling cache, which a
-    // retry within the minute meets again: one retry loop, not a second one on top.
-    const unsent = { ...fields, unsent: true, retried: true }
+    const unsent = { ...fields, unsent: true }
+    // Not retried again by the deploy program (one retry loop, not a second one on top): an
+    // identity provider that answered 429 or 5xx (@azure/identity's retry policy, and IMDS's own,
+    // retried it, honouring Retry-After; or MSAL answered from its throttling cache, which a retry
+    // within the minute meets again), a request that ran out its time limit (it waited that long
+    // already), and an answer that was no token (a retry meets the same). One that could not be
+    // reached is retried: IMDS's retry policy leaves refused connections alone.
+    const given = { ...unsent, retried: true }
     const authorityStatus = tokenErrorStatus(error)
     // An identity endpoint's error page (a proxy's, a gateway's) comes whole in the library's
     // message: kept to its start, which names the error, so a report stays one readable line.
@@ -331,12 +336,17 @@ const mapFailure = (
     const broken = brokenTokenAnswer(error)
     if (broken !== undefined)
       return new VaultUnavailable({
-        ...unsent,
+        ...given,
         detail: `no token for the vault (nothing was sent): the identity endpoint answered, but not with a token (${broken}; a proxy or gateway between this host and the endpoint may have answered in its place): ${detail}`,
+      })
+    if (error instanceof TokenRequestTimedOut)
+      return new VaultUnavailable({
+        ...given,
+        detail: `no token for the vault (nothing was sent): ${detail}`,
       })
     if (identityProviderOutage(error))
       return new VaultUnavailable({
-        ...unsent,
+        ...given,
         detail:
           authorityStatus === undefined
             ? `no token for the vault (nothing was sent): the identity provider is unavailable or throttling for now: ${detail}`

@@ -6,11 +6,12 @@
  */
 import type { ServerResponse } from "node:http"
 import type { TokenCredential } from "@azure/core-auth"
-import { ClientSecretCredential, EnvironmentCredential } from "@azure/identity"
+import { AggregateAuthenticationError, ClientSecretCredential, EnvironmentCredential } from "@azure/identity"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, ImportRequest } from "@kvdeploy/core"
 import { isRetriableRead, PfxCodec, Vault } from "@kvdeploy/core"
 import { MetricsRecorder, RecordingMetrics } from "@kvdeploy/core/test"
+import { TokenRequestTimedOut } from "@kvdeploy/credentials/tokenErrors"
 import { start as startEmulator } from "@kvdeploy/kv-emulator"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
@@ -459,11 +460,49 @@ describe("an import whose outcome is unknown is never sent again", () => {
             (e) => e.unsent,
           ),
         ).toEqual(Array(8).fill(true))
-        // @azure/identity retried the token request already (its pipeline's retry policy, IMDS's
+        // @azure/identity retried an answered 429 or 5xx already (its pipeline's retry policy, IMDS's
         // own), or MSAL answered from its throttling cache: the deploy program does not retry such a
-        // read again (one retry loop, not 4 identity requests for each of its 5 attempts).
-        for (const e of [outage, transient, unreachable, unknownTenant, environmentUnreachable])
-          expect(e.retried, e.message).toBe(true)
+        // read again (one retry loop, not 4 identity requests for each of its 5 attempts). Nor one
+        // that ran out its time limit. One that could not be reached is retried (IMDS's retry
+        // policy leaves refused connections alone).
+        const timedOut = (yield* importWith(
+          {
+            getToken: async () => {
+              throw new TokenRequestTimedOut(50, undefined)
+            },
+          },
+          "token-timed-out",
+        )).error
+        expect(timedOut._tag).toBe("VaultUnavailable")
+        expect(timedOut.message).toContain(
+          "no token for the vault (nothing was sent): the token request gave no token within 50 ms",
+        )
+        // The default chain: the source that reached its endpoint and got no token from it is named,
+        // not the chain's "refused" (the others were not configured).
+        const notConfigured = Object.assign(new Error("EnvironmentCredential is unavailable."), {
+          name: "CredentialUnavailableError",
+        })
+        const noToken = Object.assign(new Error('Response had no "expiresOn" property.'), {
+          name: "AuthenticationRequiredError",
+        })
+        const chainBroken = (yield* importWith(
+          {
+            getToken: async () => {
+              throw new AggregateAuthenticationError(
+                [notConfigured, noToken],
+                "ChainedTokenCredential failed",
+              )
+            },
+          },
+          "chain-broken-answer",
+        )).error
+        expect(chainBroken._tag, chainBroken.message).toBe("VaultUnavailable")
+        expect(chainBroken.message).toContain(
+          "the identity endpoint answered, but not with a token (its answer had no access token or no expiry",
+        )
+        for (const e of [outage, transient, timedOut, chainBroken]) expect(e.retried, e.message).toBe(true)
+        for (const e of [unreachable, unknownTenant, environmentUnreachable])
+          expect(e.retried, e.message).toBeUndefined()
         // An identity endpoint's error page comes whole in the library's message: its start is kept.
         const page = `server_error: <html>${"<p>maintenance</p>".repeat(12_000)}</html>`
         const paged = (yield* importWith(failingWith("AuthenticationError", 503, page), "authority-page"))

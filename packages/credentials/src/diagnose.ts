@@ -16,7 +16,14 @@ import {
   shownClientId,
   shownTenantId,
 } from "./environment.js"
-import { expiryInWords, keyVaultScope, probeToken, type TokenProbe, tokenProblems } from "./probe.js"
+import {
+  expectedTenant,
+  expiryInWords,
+  keyVaultScope,
+  probeToken,
+  type TokenProbe,
+  tokenProblems,
+} from "./probe.js"
 import type { CredentialMode, CredentialSettings } from "./settings.js"
 import { withTokenTimeLimit } from "./tokenRequests.js"
 
@@ -233,7 +240,7 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
   })
   // A token Key Vault would refuse (another audience or tenant, expired), read from its claims; one
   // that is not a JWT is a warning (what it says cannot be read).
-  const problems = tokenProblems(token, { resource, tenantId: resolved.identity.tenantId })
+  const problems = tokenProblems(token, { resource, tenantId: expectedTenant(resolved.identity, token) })
   for (const p of problems)
     checks.push({
       name: p.check,

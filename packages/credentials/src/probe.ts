@@ -2,8 +2,7 @@ import * as Effect from "effect/Effect"
 import { TokenRequestFailed } from "./CredentialUnavailable.js"
 import { chainFailures, withChainReport } from "./chainReport.js"
 import type { ResolvedCredential } from "./credential.js"
-import { brokenTokenAnswer, identityProviderOutage } from "./tokenErrors.js"
-import { TokenRequestTimedOut } from "./tokenRequests.js"
+import { brokenTokenAnswer, identityProviderOutage, TokenRequestTimedOut } from "./tokenErrors.js"
 
 /** What a token says about the identity that got it. The token itself is never kept. */
 export interface TokenProbe {
@@ -36,13 +35,30 @@ const clockSkewMs = 5 * 60_000
 const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
+ * The tenant a token must be of: the one configured (AZURE_TENANT_ID) when the source that got the
+ * token uses it (a service principal, workload identity; in a default chain, when one of those
+ * answered). A managed identity's token is of the host's tenant, whatever AZURE_TENANT_ID says.
+ */
+export const expectedTenant = (
+  identity: { readonly mode: ResolvedCredential["identity"]["mode"]; readonly tenantId?: string | undefined },
+  probe: Pick<TokenProbe, "answeredBy">,
+): string | undefined =>
+  identity.mode === "client_secret" ||
+  identity.mode === "workload_identity" ||
+  (identity.mode === "default" &&
+    (probe.answeredBy === "EnvironmentCredential" || probe.answeredBy === "WorkloadIdentityCredential"))
+    ? identity.tenantId
+    : undefined
+
+/**
  * What is wrong with a token the credential obtained, read from its claims: Key Vault would refuse
  * it, so a probe that only asked whether a token came would pass what a deploy then fails. Judged:
  * - not a JWT: Entra ID's access tokens are; something else answered (warn: the vault read after
  *   it tells whether the vault takes it);
- * - its audience is not the vault's resource (the target's cloud);
+ * - its audience is not the vault's resource (the target's cloud; an application id audience is
+ *   taken as it is);
  * - expired, or not valid yet, beyond 5 minutes of clock skew (this host's clock, or a replayed token);
- * - issued by another tenant than the one configured (AZURE_TENANT_ID, when it is a tenant id).
+ * - issued by another tenant than `expected.tenantId` (expectedTenant; when it is a tenant id).
  */
 export const tokenProblems = (
   probe: TokenProbe,
@@ -62,7 +78,9 @@ export const tokenProblems = (
   const now = expected.nowMs ?? Date.now()
   const resource = expected.resource.replace(/\/+$/, "")
   const audience = probe.audience?.replace(/\/+$/, "")
-  if (audience !== undefined && audience !== resource)
+  // A v2 token names the resource by its application id (a GUID), which Key Vault takes too: only
+  // a URI is compared, without regard to case.
+  if (audience !== undefined && !guid.test(audience) && audience.toLowerCase() !== resource.toLowerCase())
     problems.push({
       check: "token audience",
       status: "fail",

@@ -114,14 +114,26 @@ export const brokenTokenAnswer = (error: unknown): string | undefined => {
   const e = error as {
     readonly name?: unknown
     readonly message?: unknown
+    readonly errors?: unknown
     readonly cause?: { readonly name?: unknown; readonly errorCode?: unknown; readonly status?: unknown }
   } | null
-  if (e?.name === "AggregateAuthenticationError") return undefined
+  // A chain (credential_mode default): the source that reached an endpoint and got no token from
+  // it, when one did (the others are most often not configured here).
+  if (e?.name === "AggregateAuthenticationError")
+    return Array.isArray(e.errors)
+      ? e.errors.map((inner: unknown) => brokenTokenAnswer(inner)).find((found) => found !== undefined)
+      : undefined
   const text = typeof e?.message === "string" ? e.message : ""
   const status = e?.cause?.status
+  const code = e?.cause?.errorCode
+  // A 2xx whose JSON names an OAuth error (invalid_client, AADSTS…) is Entra's refusal, read as such.
   if (
-    (e?.cause?.name === "ServerError" && typeof status === "number" && status >= 200 && status < 300) ||
-    /\bHttp status code: 2\d\d\b/.test(text)
+    (e?.cause?.name === "ServerError" &&
+      typeof status === "number" &&
+      status >= 200 &&
+      status < 300 &&
+      (code === undefined || code === "unknown_error")) ||
+    (/\bHttp status code: 2\d\d\b/.test(text) && !/\bAADSTS\d+/.test(text))
   )
     return `it answered ${typeof status === "number" ? status : "2xx"} with something that is not a token answer (an HTML page, an empty body or other text)`
   if (/Response had no "expiresOn" property/.test(text)) return "its answer had no access token or no expiry"
@@ -131,4 +143,22 @@ export const brokenTokenAnswer = (error: unknown): string | undefined => {
   )
     return "its answer's token type was not Bearer (a proof-of-possession token, which kvdeploy does not ask for)"
   return undefined
+}
+
+/**
+ * Named as @azure/identity names a credential that cannot get a token, and carrying ETIMEDOUT, so
+ * the Vault adapter reads it as what it is: no token, nothing sent to the vault, the identity
+ * endpoint not answering (unavailable for now), not an import that may have taken effect.
+ */
+export class TokenRequestTimedOut extends Error {
+  readonly code = "ETIMEDOUT"
+  constructor(
+    readonly timeoutMs: number,
+    setting: string | undefined,
+  ) {
+    super(
+      `the token request gave no token within ${timeoutMs} ms (ETIMEDOUT${setting === undefined ? "" : `; ${setting}`}), the identity library's own retries included: the identity endpoint (Entra ID, IMDS or the App Service identity endpoint) did not answer, or answered only with errors the library retries (as IMDS's 410 while a managed identity is set up); check that it is reachable and answering`,
+    )
+    this.name = "CredentialUnavailableError"
+  }
 }

@@ -12,17 +12,21 @@
  * request, so that a hung token request is not joined by later callers.
  *
  * A shared request has a time limit (`timeoutMs`: the agent's request
- * timeout, the CLI's 30 s): the credential library sets none of its own on
- * token requests, and honours an identity endpoint's Retry-After however long
- * it is. Without one, a token endpoint that accepts the connection and never
- * answers would hold every waiting deployment of that identity (and their
- * permits), or a CLI command, for good. The limit covers the whole request,
- * the library's own retries included. When it runs out, the request is
- * aborted and forgotten and its waiters fail with an error that says so; the
- * next caller starts a new request.
+ * timeout; the CLI's 30 s, 90 s where a managed identity endpoint may answer):
+ * the credential library sets none of its own on token requests, and honours
+ * an identity endpoint's Retry-After however long it is. Without one, a token
+ * endpoint that accepts the connection and never answers would hold every
+ * waiting deployment of that identity (and their permits), or a CLI command,
+ * for good. The limit covers the whole request, the library's own retries
+ * included (IMDS's 410s while a managed identity is set up: about 70 s). When
+ * it runs out, the waiters fail with an error that says so, the request is
+ * forgotten (the next caller starts a new one) and told to abort; the library
+ * does not pass that on to a managed identity's requests, which then go on in
+ * the background until its own retries end.
  */
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
 import type { ResolvedCredential } from "./credential.js"
+import { TokenRequestTimedOut } from "./tokenErrors.js"
 
 const abortError = (): Error => {
   const e = new Error("The token request was aborted.")
@@ -41,22 +45,10 @@ export interface ShareTokenRequestsOptions {
 export const defaultTokenRequestTimeoutMs = 30_000
 
 /**
- * Named as @azure/identity names a credential that cannot get a token, and carrying ETIMEDOUT, so
- * the Vault adapter reads it as what it is: no token, nothing sent to the vault, the identity
- * endpoint not answering (unavailable for now), not an import that may have taken effect.
+ * The CLI's limit where a managed identity endpoint may answer (`managed_identity`, `default`):
+ * @azure/identity retries IMDS's 410 (a managed identity being set up) for about 70 s.
  */
-export class TokenRequestTimedOut extends Error {
-  readonly code = "ETIMEDOUT"
-  constructor(
-    readonly timeoutMs: number,
-    setting: string | undefined,
-  ) {
-    super(
-      `the token request got no answer within ${timeoutMs} ms (ETIMEDOUT${setting === undefined ? "" : `; ${setting}`}), the identity library's own retries included; check that the identity endpoint (Entra ID, IMDS or the App Service identity endpoint) is reachable and answering`,
-    )
-    this.name = "CredentialUnavailableError"
-  }
-}
+export const managedIdentityTokenRequestTimeoutMs = 90_000
 
 const timedOut = (options: ShareTokenRequestsOptions): Error =>
   new TokenRequestTimedOut(options.timeoutMs, options.setting)
@@ -83,6 +75,9 @@ export const shareTokenRequests = (
       if (shared === undefined) {
         const { abortSignal: _own, ...rest } = getTokenOptions ?? {}
         const controller = new AbortController()
+        // A credential that throws at once (not through its promise) fails this call alone, before
+        // any timer is set.
+        const call = credential.getToken(scopes, { ...rest, abortSignal: controller.signal })
         let timer: NodeJS.Timeout | undefined
         const limit = new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
@@ -92,10 +87,7 @@ export const shareTokenRequests = (
           }, options.timeoutMs)
           timer.unref()
         })
-        const request: Promise<AccessToken | null> = Promise.race([
-          credential.getToken(scopes, { ...rest, abortSignal: controller.signal }),
-          limit,
-        ]).finally(() => {
+        const request: Promise<AccessToken | null> = Promise.race([call, limit]).finally(() => {
           clearTimeout(timer)
           if (inFlight.get(key) === request) inFlight.delete(key)
         })
@@ -129,11 +121,17 @@ export const shareTokenRequests = (
 }
 
 /**
- * A resolved credential whose token requests share and have the CLI's limit
- * (`defaultTokenRequestTimeoutMs`, as each vault request's): a command never
- * waits for a token for good.
+ * A resolved credential whose token requests share and have the CLI's limit: 30 s
+ * (`defaultTokenRequestTimeoutMs`, as each vault request's), or 90 s where a managed identity
+ * endpoint may answer (`managedIdentityTokenRequestTimeoutMs`); a command never waits for a token
+ * for good.
  */
 export const withTokenTimeLimit = <R extends ResolvedCredential>(resolved: R): R => ({
   ...resolved,
-  credential: shareTokenRequests(resolved.credential, { timeoutMs: defaultTokenRequestTimeoutMs }),
+  credential: shareTokenRequests(resolved.credential, {
+    timeoutMs:
+      resolved.identity.mode === "managed_identity" || resolved.identity.mode === "default"
+        ? managedIdentityTokenRequestTimeoutMs
+        : defaultTokenRequestTimeoutMs,
+  }),
 })

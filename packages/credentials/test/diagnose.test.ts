@@ -14,6 +14,7 @@ import {
   authorityHosts,
   credentialSettingsFromTarget,
   diagnoseCredential,
+  expectedTenant,
   expiryInWords,
   explainTokenFailure,
   formatDiagnosis,
@@ -321,6 +322,11 @@ describe("probeToken", () => {
       expect(
         tokenProblems(bad, { ...expected, tenantId: "contoso.onmicrosoft.com" }).map((p) => p.check),
       ).toEqual(["token audience", "token times"])
+      // An application id audience (a v2 token's), and a resource that differs in case only, pass.
+      const appIdAudience = yield* probeOf(jwt({ aud: "cfa8b339-82a2-471a-a3c9-0fc0be7a4093", tid: tenant }))
+      expect(tokenProblems(appIdAudience, expected)).toEqual([])
+      const upper = yield* probeOf(jwt({ aud: "https://Vault.Azure.NET", tid: tenant }))
+      expect(tokenProblems(upper, expected)).toEqual([])
       // Not a JWT: nothing can be read, a warning.
       for (const opaque of ["not-a-jwt", "a.b", `a.${Buffer.from("[1]").toString("base64url")}.c`]) {
         const probe = yield* probeOf(opaque)
@@ -331,6 +337,21 @@ describe("probeToken", () => {
       }
     }),
   )
+
+  it("expectedTenant: AZURE_TENANT_ID counts only for the sources that use it", () => {
+    const tenantId = "11111111-2222-3333-4444-555555555555"
+    expect(expectedTenant({ mode: "client_secret", tenantId }, {})).toBe(tenantId)
+    expect(expectedTenant({ mode: "workload_identity", tenantId }, {})).toBe(tenantId)
+    // A managed identity's token is of the host's tenant, whatever AZURE_TENANT_ID says.
+    expect(expectedTenant({ mode: "managed_identity", tenantId }, {})).toBeUndefined()
+    expect(
+      expectedTenant({ mode: "default", tenantId }, { answeredBy: "ManagedIdentityCredential" }),
+    ).toBeUndefined()
+    expect(expectedTenant({ mode: "default", tenantId }, { answeredBy: "EnvironmentCredential" })).toBe(
+      tenantId,
+    )
+    expect(expectedTenant({ mode: "default", tenantId }, {})).toBeUndefined()
+  })
 
   it.effect("an expiry no Date holds is no expiry, in words (doctor crashed on it: exit 70)", () =>
     Effect.gen(function* () {

@@ -84,6 +84,27 @@ describe("an identity endpoint that answers no token", () => {
   )
 })
 
+describe("answers that look broken but are not", () => {
+  it.live("a 200 whose JSON is Entra's refusal is read as the refusal, with its fix", () =>
+    Effect.gen(function* () {
+      const failed = yield* probeFailure("clientSecret", {
+        operation: "token",
+        times: "always",
+        action: {
+          kind: "rawAnswer",
+          contentType: "application/json",
+          body: JSON.stringify({
+            error: "invalid_client",
+            error_description: "AADSTS7000215: Invalid client secret provided.",
+            error_codes: [7000215],
+          }),
+        },
+      })
+      expect(failed.reason).toBe("Entra ID refused the client secret")
+    }),
+  )
+})
+
 describe("the time limit on a token request", () => {
   it.live(
     "an identity endpoint that holds the request: the probe gives up at the limit and says so (Entra ID, IMDS)",

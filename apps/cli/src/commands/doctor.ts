@@ -132,7 +132,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
     // its claims, and not only as the vault read's 401 below.
     for (const problem of credentials.tokenProblems(t, {
       resource: target.cloud.keyVaultResource,
-      tenantId: identity.tenantId,
+      tenantId: credentials.expectedTenant(identity, t),
     }))
       yield* add(problem)
 
