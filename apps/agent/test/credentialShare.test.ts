@@ -140,6 +140,8 @@ describe("shareTokenRequests", () => {
     const mapped = toVaultError("importVersion", "write", failure)
     expect(mapped._tag).toBe("VaultUnavailable")
     expect(mapped.message).toContain("nothing was sent")
+    // ... and as one the deploy program does not retry (it waited the whole limit already).
+    expect(mapped.retried).toBe(true)
     expect(c.calls[0]?.options?.abortSignal?.aborted).toBe(true)
     const after = shared.getToken("s")
     expect(c.calls).toHaveLength(2)

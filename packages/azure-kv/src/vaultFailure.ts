@@ -21,7 +21,7 @@ import {
 import {
   brokenTokenAnswer,
   identityProviderOutage,
-  TokenRequestTimedOut,
+  isTokenRequestTimedOut,
   tokenErrorStatus,
 } from "@kvdeploy/credentials/tokenErrors"
 import { ImportOutcomeUnknown, neverSentCodes, tlsRefusedCodes } from "./importPolicy.js"
@@ -339,7 +339,7 @@ const mapFailure = (
         ...given,
         detail: `no token for the vault (nothing was sent): the identity endpoint answered, but not with a token (${broken}; a proxy or gateway between this host and the endpoint may have answered in its place): ${detail}`,
       })
-    if (error instanceof TokenRequestTimedOut)
+    if (isTokenRequestTimedOut(error))
       return new VaultUnavailable({
         ...given,
         detail: `no token for the vault (nothing was sent): ${detail}`,

@@ -2,7 +2,7 @@ import * as Effect from "effect/Effect"
 import { TokenRequestFailed } from "./CredentialUnavailable.js"
 import { chainFailures, withChainReport } from "./chainReport.js"
 import type { ResolvedCredential } from "./credential.js"
-import { brokenTokenAnswer, identityProviderOutage, TokenRequestTimedOut } from "./tokenErrors.js"
+import { brokenTokenAnswer, identityProviderOutage, isTokenRequestTimedOut } from "./tokenErrors.js"
 
 /** What a token says about the identity that got it. The token itself is never kept. */
 export interface TokenProbe {
@@ -179,7 +179,7 @@ export const explainTokenFailure = (
       fix: unavailableFix[mode ?? "default"],
     }
   }
-  if (error instanceof TokenRequestTimedOut) {
+  if (isTokenRequestTimedOut(error)) {
     return {
       reason: `the identity endpoint gave no token within ${error.timeoutMs / 1000} s (its own retries included)`,
       fix: "Check that the token endpoint answers: a proxy or firewall that accepts the connection and holds it, or an identity endpoint asking to wait (Retry-After) longer than that; then run the command again",

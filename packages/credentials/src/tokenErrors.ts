@@ -145,6 +145,14 @@ export const brokenTokenAnswer = (error: unknown): string | undefined => {
   return undefined
 }
 
+const timedOutBrand: unique symbol = Symbol.for("@kvdeploy/credentials/TokenRequestTimedOut")
+
+/** Whether `error` is a TokenRequestTimedOut, from whichever copy of this module made it. */
+export const isTokenRequestTimedOut = (error: unknown): error is TokenRequestTimedOut =>
+  typeof error === "object" &&
+  error !== null &&
+  (error as { [timedOutBrand]?: unknown })[timedOutBrand] === true
+
 /**
  * Named as @azure/identity names a credential that cannot get a token, and carrying ETIMEDOUT, so
  * the Vault adapter reads it as what it is: no token, nothing sent to the vault, the identity
@@ -152,6 +160,8 @@ export const brokenTokenAnswer = (error: unknown): string | undefined => {
  */
 export class TokenRequestTimedOut extends Error {
   readonly code = "ETIMEDOUT"
+  /** Its brand, read by isTokenRequestTimedOut across copies of this module (a bundle's, dist's, src's). */
+  readonly [timedOutBrand] = true
   constructor(
     readonly timeoutMs: number,
     setting: string | undefined,
