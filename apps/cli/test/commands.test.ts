@@ -1621,6 +1621,77 @@ describe("validate, doctor, emulator", () => {
         .filter((e) => e.operation === "list" && !e.challenge),
     ).toHaveLength(2)
 
+    // Next-page links that are each new but never end stop at --max-pages: what was read is printed,
+    // said to be incomplete, and the command exits 1. (The first page's own link is followed.)
+    const everything = await names()
+    /** `list` with this cap, every list answer after its first page's made endless. */
+    const listEndless = async (cap: string, ...more: Array<string>) => {
+      const endless = world.emulator.faults.add({
+        operation: "list",
+        skip: 1,
+        times: "always",
+        action: { kind: "endlessList" },
+      })
+      const ran = await runCli(
+        ["list", "--config", world.targetFile("listing"), "--max-pages", cap, ...more],
+        {
+          env: world.env,
+        },
+      )
+      world.emulator.faults.remove(endless)
+      return ran
+    }
+    const endlessSince = world.emulator.requests.mark()
+    const capped = await listEndless("5", "--json")
+    const cappedText = await listEndless("4")
+    expect(capped.code, capped.stdout).toBe(1)
+    const cappedDoc = json<{
+      complete: boolean
+      total: number
+      certificates: Array<{ name: string }>
+      incomplete: { pages: number; problem: string }
+    }>(capped)
+    expect(cappedDoc.complete).toBe(false)
+    expect(cappedDoc.certificates.map((c) => c.name)).toEqual(everything)
+    expect(cappedDoc.incomplete.pages).toBe(5)
+    expect(cappedDoc.incomplete.problem).toBe(
+      `the list did not end after 5 pages (${everything.length} certificates read): the vault holds more than that, or a proxy or service between this machine and the vault keeps answering next-page links; \`--max-pages 10\` reads further`,
+    )
+    expect(cappedText.code, cappedText.stdout).toBe(1)
+    expect(cappedText.stdout).toContain(
+      `: ${everything.length} of at least ${everything.length} certificates`,
+    )
+    expect(cappedText.stdout).toContain("incomplete: the list did not end after 4 pages")
+    // 5 + 4 list requests: each run stopped at its cap, not one page later.
+    expect(
+      world.emulator.requests
+        .entries({ vault: world.vault, since: endlessSince })
+        .filter((e) => e.operation === "list" && !e.challenge),
+    ).toHaveLength(9)
+    // A list that ends says so; a cap that is not a number of pages is refused before any request.
+    expect(
+      json<{ complete: boolean }>(
+        await runCli(["list", "--config", world.targetFile("listing"), "--json"], { env: world.env }),
+      ).complete,
+    ).toBe(true)
+    for (const bad of ["0", "-3", "2.5", "lots", "1000001"]) {
+      const refused = await runCli(
+        ["list", "--config", world.targetFile("listing"), "--max-pages", bad, "--json"],
+        {
+          env: world.env,
+        },
+      )
+      expect(refused.code, refused.stdout).toBe(2)
+      expect(
+        json<{ error: { problems: Array<{ field: string; message: string; fix: string }> } }>(refused).error
+          .problems[0],
+      ).toEqual({
+        field: "--max-pages",
+        message: `"${bad}" is not a number of pages from 1 to 1000000`,
+        fix: "write a whole number such as 4000 (each page holds up to 25 certificates)",
+      })
+    }
+
     // An entry without its facts is named apart; the others are listed (the whole list failed before).
     const odd = world.emulator.faults.add({
       operation: "list",

@@ -29,6 +29,9 @@ export const OPERATIONS = [
 
 export type OperationName = (typeof OPERATIONS)[number]
 
+/** The operations that answer a page of a list, with a `nextLink` to the next. */
+export const LIST_OPERATIONS: ReadonlyArray<OperationName> = ["list", "versions", "listDeleted"]
+
 /**
  * The identity endpoints' operations: Entra ID's token endpoint, and the
  * managed identity endpoints (IMDS, App Service). A rule names one of them
@@ -114,6 +117,13 @@ export type FaultAction =
    * service changed, such as a list's `nextLink` leading back to its own page.
    */
   | { readonly kind: "setFields"; readonly fields: Readonly<Record<string, unknown>> }
+  /**
+   * A list operation's only (`list`, `versions`, `listDeleted`): perform it, then answer with a
+   * `nextLink` that no answer gave before, to an empty page past the list's end (in place of the
+   * answer's own): a faulty service or proxy whose list never ends. With `times: "always"` every
+   * page leads to another.
+   */
+  | { readonly kind: "endlessList" }
   /**
    * Another writer imports a new self-signed version of the same certificate
    * (`before` this request runs, default, or `after` it committed but before the answer).
@@ -299,6 +309,10 @@ export const validateRule = (rule: unknown): FaultRule => {
         `an identity endpoint's fault is one of ${IDENTITY_FAULT_KINDS.join(", ")}, not ${String(action.kind)}`,
       )
   }
+  if (action.kind === "endlessList" && !LIST_OPERATIONS.includes(op as OperationName))
+    throw new Error(
+      `endlessList is a list operation's fault (${LIST_OPERATIONS.join(", ")}), not ${String(op)}'s`,
+    )
   const kinds = [
     "status",
     "throttle",
@@ -312,6 +326,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "garbleAnswer",
     "omitFields",
     "setFields",
+    "endlessList",
     "foreignImport",
     "foreignDelete",
     "rawAnswer",

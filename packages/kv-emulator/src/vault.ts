@@ -193,6 +193,8 @@ export class VaultHandler {
   private readonly audienceWithSlash: string
   private readonly expectedIssuer: string
   private readonly challenge: string
+  /** How many next links the `endlessList` fault has made up: each one new. */
+  private endlessPages = 0
 
   constructor(private readonly ctx: VaultContext) {
     this.audienceWithSlash = `${ctx.keyvaultResource}/`
@@ -415,6 +417,15 @@ export class VaultHandler {
         if (after.kind === "garbleAnswer") garbled = true
         if (after.kind === "omitFields") omitted = after.fields
         if (after.kind === "setFields") replaced = after.fields
+        if (after.kind === "endlessList") {
+          // A link no answer gave before, to an empty page past the list's end (its answer, under the
+          // same rule, makes up the next).
+          this.endlessPages++
+          const skip = Buffer.from(`offset:${ENDLESS_OFFSET + this.endlessPages}`).toString("base64url")
+          replaced = {
+            nextLink: `${origin}${path}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${skip}&maxresults=${MAX_RESULTS}`,
+          }
+        }
       }
       finish(outcome)
     } catch (e) {
@@ -1011,6 +1022,8 @@ const renderOperation = (origin: string, e: CertEntry) => {
 }
 
 const MAX_RESULTS = 25
+/** Where the `endlessList` fault's made-up pages start: past the end of any list the emulator holds. */
+const ENDLESS_OFFSET = 1_000_000_000
 
 /**
  * The certificates the list shows (not deleted, with a version or a first create's), in Key

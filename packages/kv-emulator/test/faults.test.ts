@@ -208,6 +208,37 @@ describe("fault injection", () => {
     ).toThrow(/setFields action needs fields/)
   })
 
+  it("endlessList answers a next link no answer gave before, to an empty page: the SDK follows each", async () => {
+    /** The versions of "svc" as the SDK lists them, and the next links the emulator answered. */
+    const versionsListed = async () => {
+      const since = emulator.requests.mark()
+      const listed: Array<string | undefined> = []
+      for await (const v of certificates.listPropertiesOfCertificateVersions("svc")) listed.push(v.version)
+      const requests = emulator.requests
+        .entries({ vault: "faulty", since })
+        .filter((e) => e.operation === "versions" && !e.challenge)
+      return { listed, requests }
+    }
+    const plain = await versionsListed()
+    expect(plain.listed.length).toBeGreaterThan(0)
+    expect(plain.requests).toHaveLength(1)
+    emulator.faults.add({
+      operation: "versions",
+      name: "svc",
+      times: 3,
+      action: { kind: "endlessList" },
+    })
+    const endless = await versionsListed()
+    // Three made-up links, each followed once, each to an empty page; the fourth page ends.
+    expect(endless.requests.map((e) => e.status)).toEqual([200, 200, 200, 200])
+    const queries = endless.requests.slice(1).map((e) => e.query)
+    expect(new Set(queries).size).toBe(3)
+    expect(queries.every((q) => q.includes("$skiptoken="))).toBe(true)
+    expect(endless.listed).toEqual(plain.listed)
+    expect(() => emulator.faults.add({ operation: "getLatest", action: { kind: "endlessList" } })).toThrow(
+      /endlessList is a list operation's fault \(list, versions, listDeleted\), not getLatest's/,
+    )
+  })
   it("with its default retries the SDK re-sends an import whose connection dropped: two versions for one call", async () => {
     emulator.faults.add({ operation: "import", action: { kind: "dropAfterCommit" } })
     const before = emulator.state.versions("faulty", "svc")?.length ?? 0

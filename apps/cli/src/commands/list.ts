@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { parseDuration } from "../cli/duration.js"
 import * as flags from "../cli/flags.js"
-import { usageOne } from "../cli/problems.js"
+import { ExitCode, ExitWith, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { useVault, vaultProblem } from "../cli/vault.js"
@@ -21,6 +21,14 @@ export interface ListedCertificate {
   readonly x5t: string | undefined
   readonly updatedAt: string | undefined
 }
+
+/**
+ * The pages `list` reads unless told otherwise (`--max-pages`): 100,000 certificates at Key Vault's 25
+ * a page. A vault rarely holds a tenth of that; a list that goes on past it may be a proxy's or a
+ * faulty service's whose next links never end, and would otherwise be followed for good.
+ */
+export const DEFAULT_LIST_MAX_PAGES = 4_000
+const MOST_LIST_PAGES = 1_000_000
 
 export const list = Command.make(
   "list",
@@ -37,6 +45,13 @@ export const list = Command.make(
       Flag.withDescription("Only certificates kvdeploy manages (certctl-managed-by=certctl)."),
       Flag.withDefault(false),
     ),
+    maxPages: Flag.String("max-pages").pipe(
+      Flag.withMetavar("N"),
+      Flag.withDescription(
+        `Read at most N pages of the list, one request each, of up to 25 certificates (default ${DEFAULT_LIST_MAX_PAGES}). A list that goes on past them is printed as far as it was read, marked incomplete, and the command exits 1.`,
+      ),
+      Flag.optional,
+    ),
     json: flags.json,
   },
   (input) =>
@@ -52,13 +67,30 @@ export const list = Command.make(
           )
         }
       }
+      let maxPages = DEFAULT_LIST_MAX_PAGES
+      if (Option.isSome(input.maxPages)) {
+        const raw = input.maxPages.value.trim()
+        const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN
+        if (!(n >= 1 && n <= MOST_LIST_PAGES))
+          return yield* usageOne(
+            "--max-pages",
+            `"${input.maxPages.value}" is not a number of pages from 1 to ${MOST_LIST_PAGES}`,
+            `write a whole number such as ${DEFAULT_LIST_MAX_PAGES} (each page holds up to 25 certificates)`,
+          )
+        maxPages = n
+      }
       const { config } = yield* resolveTarget(input, {}, { requireName: false })
       /** What an entry the vault answered without its facts is, in an operator's words. */
       const unusableText = (u: UnusableListEntry) =>
         `the vault's list entry for ${u.name} cannot be used (${u.detail.replace(/^it /, "")}; Key Vault sends it, so a proxy or service between this machine and the vault may have changed the answer): \`kvdeploy show --name ${u.name}\` reads the certificate itself`
       // Through the vault adapter, as every other command: its error mapping, timeouts, proxy, CAs and
       // the request log kept free of its connections. One request per page of 25.
-      const { out: all, unusable } = yield* useVault(config, (vault) =>
+      const {
+        out: all,
+        unusable,
+        pages,
+        incomplete,
+      } = yield* useVault(config, (vault) =>
         Effect.gen(function* () {
           const listPage = vault.listCertificates
           if (listPage === undefined)
@@ -69,7 +101,10 @@ export const list = Command.make(
           // proxy's, a faulty service's) would be followed for good.
           const followed = new Set<string>()
           let continuation: string | undefined
+          let pages = 0
           do {
+            // A list whose links are each new, but never end, is stopped by the page cap.
+            if (pages >= maxPages) return { out, unusable, pages, incomplete: true }
             if (continuation !== undefined) {
               if (followed.has(continuation))
                 return yield* new VaultMalformedAnswer({
@@ -82,6 +117,7 @@ export const list = Command.make(
               `listing certificates in ${config.vaultUrl}…${out.length === 0 ? "" : ` ${out.length} so far`}`,
             )
             const page = yield* listPage(continuation)
+            pages++
             unusable.push(...(page.unusable ?? []))
             for (const c of page.certificates)
               out.push({
@@ -94,7 +130,7 @@ export const list = Command.make(
               })
             continuation = page.continuation
           } while (continuation !== undefined)
-          return { out, unusable }
+          return { out, unusable, pages, incomplete: false }
         }).pipe(Effect.mapError((e) => vaultProblem("listCertificates", e))),
       )
       yield* clearProgress
@@ -107,32 +143,42 @@ export const list = Command.make(
             (c.expiresAt !== undefined && Date.parse(c.expiresAt) - now <= withinMs),
         )
         .sort((a, b) => a.name.localeCompare(b.name))
+      // Printed as far as it was read (nothing read is lost), said to be incomplete, and exit 1.
+      const incompleteText = incomplete
+        ? `the list did not end after ${pages} pages (${all.length} certificates read): the vault holds more than that, or a proxy or service between this machine and the vault keeps answering next-page links; \`--max-pages ${Math.min(MOST_LIST_PAGES, pages * 2)}\` reads further`
+        : undefined
+      const end = incomplete ? new ExitWith({ exitCode: ExitCode.failed }) : Effect.void
       if (input.json) {
-        return yield* printJson({
+        yield* printJson({
           vaultUrl: config.vaultUrl,
+          complete: !incomplete,
           total: all.length,
           matched: selected.length,
           certificates: selected,
           ...(unusable.length === 0
             ? {}
             : { unusable: unusable.map((u) => ({ name: u.name, problem: unusableText(u) })) }),
+          ...(incompleteText === undefined ? {} : { incomplete: { pages, problem: incompleteText } }),
         })
+        return yield* end
       }
       const s = styleOut()
       const width = Math.max(4, ...selected.map((c) => c.name.length))
       yield* printLines([
-        `${s.bold(config.vaultUrl)}: ${selected.length} of ${all.length} certificate${all.length === 1 ? "" : "s"}${withinMs === undefined ? "" : ` expiring within ${Option.getOrElse(input.expiringWithin, () => "")}`}`,
+        `${s.bold(config.vaultUrl)}: ${selected.length} of ${incomplete ? "at least " : ""}${all.length} certificate${all.length === 1 ? "" : "s"}${withinMs === undefined ? "" : ` expiring within ${Option.getOrElse(input.expiringWithin, () => "")}`}`,
         ...selected.map((c) => {
           const exp = expiryText(c.expiresAt, now)
           const soon = c.expiresAt !== undefined && Date.parse(c.expiresAt) - now < 30 * 86_400_000
           return `  ${c.name.padEnd(width)}  ${c.managedByKvdeploy ? s.cyan("kvdeploy    ") : s.yellow("not kvdeploy")}  ${soon ? s.red(exp) : exp}${c.enabled ? "" : s.red("  disabled")}`
         }),
         ...unusable.map((u) => `  ${s.yellow("warning:")} ${unusableText(u)}`),
+        ...(incompleteText === undefined ? [] : [`  ${s.red("incomplete:")} ${incompleteText}`]),
       ])
+      return yield* end
     }),
 ).pipe(
   Command.withDescription(
-    "List the certificates in a vault, whether kvdeploy manages them (certctl-managed-by=certctl) or not, with expiry. --expiring-within 30d keeps those expiring within 30 days (and expired ones). Needs certificates/list. Exit 0, 1 when the vault cannot be read, 2 for a usage error.",
+    "List the certificates in a vault, whether kvdeploy manages them (certctl-managed-by=certctl) or not, with expiry. --expiring-within 30d keeps those expiring within 30 days (and expired ones). Needs certificates/list. Exit 0, 1 when the vault cannot be read or its list did not end within --max-pages, 2 for a usage error.",
   ),
   Command.withShortDescription("Certificates in a vault, with expiry"),
   Command.withExamples([
