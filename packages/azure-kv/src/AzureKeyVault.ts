@@ -79,6 +79,12 @@ export const CERTIFICATE_LIST_PAGE_SIZE = 25
  */
 export const MAX_LISTED_VERSIONS = 50_000
 
+/**
+ * The most pages a version list is followed for: as many as MAX_LISTED_VERSIONS fill. A list whose
+ * next links are each new but lead to empty pages (a proxy's, a faulty service's) ends here.
+ */
+export const MAX_LISTED_VERSION_PAGES = MAX_LISTED_VERSIONS / CERTIFICATE_LIST_PAGE_SIZE
+
 export interface AzureKeyVaultOptions {
   /** `https://<name>.vault.azure.net` (or the custom cloud's URL); scheme, host and port only. */
   readonly vaultUrl: string
@@ -495,21 +501,28 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       call("listVersions", "read", async (abortSignal) => {
         const out: CertificateProperties[] = []
         const seen = new Set<string>()
-        for await (const properties of certificates.listPropertiesOfCertificateVersions(name, {
-          ...requestOptions,
-          abortSignal,
-        })) {
+        let pages = 0
+        for await (const page of certificates
+          .listPropertiesOfCertificateVersions(name, { ...requestOptions, abortSignal })
+          .byPage()) {
           // Key Vault lists each version once, on pages its nextLinks chain to an end. A next page
-          // that leads back (a proxy's or a faulty service's) would be followed for good.
-          const id = properties.version ?? ""
-          if (id !== "" && seen.has(id))
+          // that leads back, or on and on to empty pages (a proxy's or a faulty service's), would be
+          // followed for good.
+          if (++pages > MAX_LISTED_VERSION_PAGES)
             return new Unusable(
-              `it lists version ${id} twice (a next-page link leads back to an earlier page)`,
+              `it did not end after ${MAX_LISTED_VERSION_PAGES} pages (${out.length} versions listed)`,
             )
-          if (out.length >= MAX_LISTED_VERSIONS)
-            return new Unusable(`it did not end after ${MAX_LISTED_VERSIONS} versions`)
-          seen.add(id)
-          out.push(properties)
+          for (const properties of page) {
+            const id = properties.version ?? ""
+            if (id !== "" && seen.has(id))
+              return new Unusable(
+                `it lists version ${id} twice (a next-page link leads back to an earlier page)`,
+              )
+            if (out.length >= MAX_LISTED_VERSIONS)
+              return new Unusable(`it did not end after ${MAX_LISTED_VERSIONS} versions`)
+            seen.add(id)
+            out.push(properties)
+          }
         }
         return out
       }),

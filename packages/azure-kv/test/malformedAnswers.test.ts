@@ -17,6 +17,7 @@ import {
 import { MetricsRecorder } from "@kvdeploy/core/test"
 import { type Emulator, type FaultRule, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
+import { MAX_LISTED_VERSION_PAGES } from "../src/AzureKeyVault.js"
 import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
 
@@ -188,6 +189,28 @@ describe("vault answers without the facts a version is reported with", () => {
       expect(result.outcome.reason).toContain("twice")
       expect(result.requests.filter((r) => r.operation === "versions")).toHaveLength(2)
     }),
+  )
+
+  it.live(
+    "a version list whose next links are each new but lead on to empty pages ends after 2,000 pages: Unverified",
+    () =>
+      Effect.gen(function* () {
+        const name = "endless-list-app"
+        // The first page's items as Key Vault answers them, then made-up links to empty pages, for good.
+        const result = yield* secondDeploy(name, () => [
+          { operation: "import", times: 1, action: { kind: "dropAfterCommit" } },
+          { operation: "versions", times: "always", action: { kind: "endlessList" } },
+        ])
+        expect(MAX_LISTED_VERSION_PAGES).toBe(2_000)
+        // Before: the deploy followed the links for good.
+        expect(result.outcome._tag).toBe("Unverified")
+        expect(result.outcome.reason).toContain("it did not end after 2000 pages (2 versions listed)")
+        // The first page and 2,000 made-up ones: the one past the cap is read, to know there is one.
+        const lists = result.requests.filter((r) => r.operation === "versions")
+        expect(lists).toHaveLength(1 + MAX_LISTED_VERSION_PAGES)
+        expect(new Set(lists.map((r) => r.query)).size).toBe(lists.length)
+      }),
+    60_000,
   )
 })
 
