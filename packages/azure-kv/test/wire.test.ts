@@ -362,14 +362,19 @@ describe("an import whose outcome is unknown is never sent again", () => {
           "no-identity",
         )).error
         expect(unavailable._tag === "VaultForbidden" && unavailable.refusal).toBe("credential")
-        const outage = (yield* importWith(
+        const { error: outage, recorder: outageRecorder } = yield* importWith(
           failingWith("AuthenticationError", 503, "the authority is unavailable"),
           "authority-outage",
-        )).error
+        )
         expect(outage._tag).toBe("VaultUnavailable")
         expect(outage.message).toContain(
           "the identity provider is unavailable or throttling for now (it answered 503)",
         )
+        // Counted as the identity provider's outage, not as the vault's.
+        expect(outageRecorder.events()).toContainEqual({
+          series: "vaultRequest",
+          label: "importVersion:identity_unavailable",
+        })
         // MSAL's transient codes come without a status: an outage for now, not a refused credential.
         const transient = (yield* importWith(
           failingWith(

@@ -46,6 +46,7 @@ export type VaultRequestStatus =
   | "not_found"
   | "forbidden"
   | "no_token"
+  | "identity_unavailable"
   | "throttled"
   | "conflict_soft_deleted"
   | "ambiguous"
@@ -91,12 +92,15 @@ export class Metrics extends Context.Service<
 }
 
 /**
- * The `status` label for a vault error: its tag, and for a refusal of the credential (no token, so
- * no request reached the vault) `no_token` rather than `forbidden`.
+ * The `status` label for a vault error: its tag, and where no token could be had (so no request
+ * reached the vault) the identity's part: `no_token` for a refused credential rather than
+ * `forbidden`, `identity_unavailable` for an identity provider that failed, timed out or could not be
+ * reached rather than `unavailable` (which stays the vault's own).
  */
 export const vaultRequestStatusOf = (error: {
   readonly _tag: string
   readonly refusal?: string | undefined
+  readonly unsent?: boolean | undefined
 }): VaultRequestStatus => {
   switch (error._tag) {
     case "VaultNotFound":
@@ -116,6 +120,6 @@ export const vaultRequestStatusOf = (error: {
     case "VaultMalformedAnswer":
       return "malformed"
     default:
-      return "unavailable"
+      return error.unsent === true ? "identity_unavailable" : "unavailable"
   }
 }
