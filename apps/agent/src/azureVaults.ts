@@ -7,7 +7,13 @@
 import type { TokenCredential } from "@azure/core-auth"
 import * as AzureKv from "@kvdeploy/azure-kv"
 import type { Metrics, PfxCodec, TargetConfig, Vault } from "@kvdeploy/core"
-import { credentialSettingsFromTarget, makeCredential, shareTokenRequests } from "@kvdeploy/credentials"
+import {
+  credentialSettingsFromTarget,
+  identityRequestMarginMs,
+  makeCredential,
+  shareTokenRequests,
+  tokenRequestTimeLimitFor,
+} from "@kvdeploy/credentials"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { AgentConfig } from "./config.js"
@@ -52,15 +58,38 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
         return made
       }
       const vaultFor = (target: TargetConfig, keys: ReturnType<typeof keysOf>) => {
+        // The agent's request timeout, and at least 90 s where a managed identity endpoint may
+        // answer (@azure/identity retries IMDS's 410 for about 70 s while an identity is set up).
+        const tokenLimitMs = Math.max(
+          config.settings.requestTimeoutMs,
+          tokenRequestTimeLimitFor(keys.settings.mode),
+        )
         const credential = credentials(
           keys.identity,
-          makeCredential(keys.settings).pipe(
+          makeCredential({
+            ...keys.settings,
+            identityRequestTimeoutMs: tokenLimitMs + identityRequestMarginMs,
+          }).pipe(
             // A fleet's first requests all ask for a token at once: one token request for them,
-            // with the agent's request timeout as its limit.
+            // with that limit.
             Effect.map((c) =>
               shareTokenRequests(c.credential, {
-                timeoutMs: config.settings.requestTimeoutMs,
+                timeoutMs: tokenLimitMs,
                 setting: "agent.request_timeout_seconds",
+                // The token held is still served; said once per token, as the next failure is not.
+                onRefreshFailed: (error, heldUntilMs) =>
+                  Effect.runForkWith(context)(
+                    Effect.logWarning(
+                      "token refresh failed: the token held is used until it expires or a refresh succeeds",
+                    ).pipe(
+                      Effect.annotateLogs({
+                        credential_mode: target.credentialMode,
+                        held_until: new Date(heldUntilMs).toISOString(),
+                        reason: (error instanceof Error ? error.message : String(error)).slice(0, 1_000),
+                        fix: "check the identity endpoint (Entra ID, or the managed identity endpoint) from this host; deploys fail once the held token expires",
+                      }),
+                    ),
+                  ),
               }),
             ),
             Effect.mapError(

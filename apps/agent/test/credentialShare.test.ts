@@ -1,7 +1,7 @@
 /** Concurrent requests for the same token share one request to the credential. */
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
 import { toVaultError } from "@kvdeploy/azure-kv"
-import { shareTokenRequests } from "@kvdeploy/credentials"
+import { heldTokenRetryMs, shareTokenRequests } from "@kvdeploy/credentials"
 import { describe, expect, it } from "vitest"
 
 const counting = () => {
@@ -128,7 +128,7 @@ describe("shareTokenRequests", () => {
     }
   })
 
-  it("a shared request that gets no answer in time fails its waiters, is aborted, and is not joined later", async () => {
+  it("a shared request that gets no answer in time fails its waiters, is aborted, and no second one runs beside it", async () => {
     const c = counting()
     const shared = shareTokenRequests(c.credential, { timeoutMs: 50 })
     const waiters = [shared.getToken("s"), shared.getToken("s")]
@@ -143,9 +143,110 @@ describe("shareTokenRequests", () => {
     // ... and as one the deploy program does not retry (it waited the whole limit already).
     expect(mapped.retried).toBe(true)
     expect(c.calls[0]?.options?.abortSignal?.aborted).toBe(true)
+    // The library went on with it (it does not pass the abort on): a caller now fails at once, with
+    // the same error, and starts no request beside it (one more per attempt piled up before).
+    await expect(shared.getToken("s")).rejects.toThrow(/gave no token within 50 ms/)
+    expect(c.calls).toHaveLength(1)
+    // Once it ended (here with a token nobody waits for any more), the next caller starts a new one.
+    c.answer("late")
+    await new Promise((resolve) => setTimeout(resolve, 0))
     const after = shared.getToken("s")
     expect(c.calls).toHaveLength(2)
     c.answer("t")
     expect((await after)?.token).toBe("t")
+  })
+
+  it("a failed request while a token it gave is valid answers that token, to be asked for again 30 s later, and says so once", async () => {
+    let next: (() => Promise<AccessToken | null>) | undefined
+    const calls: Array<number> = []
+    const credential: TokenCredential = {
+      getToken: () => {
+        calls.push(Date.now())
+        if (next === undefined) throw new Error("no answer scripted")
+        return next()
+      },
+    }
+    const told: Array<{ error: unknown; heldUntilMs: number }> = []
+    const shared = shareTokenRequests(credential, {
+      timeoutMs: 50,
+      onRefreshFailed: (error, heldUntilMs) => told.push({ error, heldUntilMs }),
+    })
+    const expiresOnTimestamp = Date.now() + 3_600_000
+    next = async () => ({ token: "first", expiresOnTimestamp, refreshAfterTimestamp: Date.now() - 1 })
+    expect((await shared.getToken("s"))?.token).toBe("first")
+    const outage = Object.assign(new Error("the identity endpoint answered 503"), { statusCode: 503 })
+    next = async () => {
+      throw outage
+    }
+    const before = Date.now()
+    const again = await shared.getToken("s")
+    expect(again?.token).toBe("first")
+    expect(again?.expiresOnTimestamp).toBe(expiresOnTimestamp)
+    // The caller's cache asks again in 30 s, not at once (the Key Vault clients asked every 3 s).
+    expect(again?.refreshAfterTimestamp).toBeGreaterThanOrEqual(before + heldTokenRetryMs)
+    expect(again?.refreshAfterTimestamp).toBeLessThanOrEqual(Date.now() + heldTokenRetryMs)
+    expect(told).toEqual([{ error: outage, heldUntilMs: expiresOnTimestamp }])
+    // A request that runs out its time limit answers the held token too; told once, not again.
+    next = () => new Promise(() => {})
+    expect((await shared.getToken("s"))?.token).toBe("first")
+    // ... as does a caller while that request still runs, without a request of its own.
+    const callsBefore = calls.length
+    expect((await shared.getToken("s"))?.token).toBe("first")
+    expect(calls).toHaveLength(callsBefore)
+    expect(told).toHaveLength(1)
+    // Another token (another key) is not answered with this one.
+    await expect(shared.getToken("s", { claims: "challenge" })).rejects.toThrow(/gave no token within 50 ms/)
+  })
+
+  it("a token the library answers as already due for refresh is due again 30 s later, and told once when 5 minutes past due", async () => {
+    let answer: AccessToken = { token: "A", expiresOnTimestamp: Date.now() + 3_600_000 }
+    const told: Array<{ error: unknown; heldUntilMs: number }> = []
+    const shared = shareTokenRequests(
+      { getToken: async () => answer },
+      { timeoutMs: 1_000, onRefreshFailed: (error, heldUntilMs) => told.push({ error, heldUntilMs }) },
+    )
+    // MSAL's managed identity answers the token it holds while its refresh runs in the background:
+    // the Key Vault clients asked again every 3 s, each time starting another refresh.
+    answer = { ...answer, refreshAfterTimestamp: Date.now() - 1_000 }
+    const before = Date.now()
+    const due = await shared.getToken("s")
+    expect(due?.token).toBe("A")
+    expect(due?.refreshAfterTimestamp).toBeGreaterThanOrEqual(before + heldTokenRetryMs)
+    expect(told).toEqual([])
+    // Still that token 6 minutes past its refresh time: told, once.
+    answer = { ...answer, refreshAfterTimestamp: Date.now() - 6 * 60_000 }
+    await shared.getToken("s")
+    await shared.getToken("s")
+    expect(told).toHaveLength(1)
+    expect(String(told[0]?.error)).toContain(
+      "has given no new token since its refresh was due, 6 minutes ago",
+    )
+    expect(told[0]?.heldUntilMs).toBe(answer.expiresOnTimestamp)
+    // A new token is answered as it is.
+    const fresh = {
+      token: "B",
+      expiresOnTimestamp: Date.now() + 3_600_000,
+      refreshAfterTimestamp: Date.now() + 60_000,
+    }
+    answer = fresh
+    expect(await shared.getToken("s")).toEqual(fresh)
+  })
+
+  it("a held token close to its expiry is not answered: the failure is", async () => {
+    let answer: () => Promise<AccessToken | null> = async () => ({
+      token: "short",
+      expiresOnTimestamp: Date.now() + 4 * 60_000,
+    })
+    const told: Array<unknown> = []
+    const shared = shareTokenRequests(
+      { getToken: () => answer() },
+      { timeoutMs: 1_000, onRefreshFailed: (e) => told.push(e) },
+    )
+    expect((await shared.getToken("s"))?.token).toBe("short")
+    answer = async () => {
+      throw new Error("refused")
+    }
+    await expect(shared.getToken("s")).rejects.toThrow("refused")
+    expect(told).toEqual([])
   })
 })

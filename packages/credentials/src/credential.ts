@@ -28,8 +28,10 @@ import {
   isGuid,
   tenantFix,
 } from "./environment.js"
+import { identityRequestMarginMs, withRequestTimeout } from "./identityRequestTimeout.js"
 import { keyVaultScope } from "./probe.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
+import { tokenRequestTimeLimitFor } from "./tokenRequests.js"
 
 /** Which credential was built and for which identity. Printable: holds no secret. */
 export interface CredentialIdentity {
@@ -322,8 +324,14 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
             ],
           },
         }
-  // Every credential's pipeline keeps the request's agent out of the SDK's log (agentOutOfLogs.ts).
-  const pipeline = { additionalPolicies: [{ policy: agentOutOfLogs, position: "perCall" as const }] }
+  // Every credential's pipeline keeps the request's agent out of the SDK's log (agentOutOfLogs.ts),
+  // and its HTTP client lets go of a request its identity endpoint holds (identityRequestTimeout.ts).
+  const pipeline = {
+    additionalPolicies: [{ policy: agentOutOfLogs, position: "perCall" as const }],
+    httpClient: withRequestTimeout(
+      settings.identityRequestTimeoutMs ?? tokenRequestTimeLimitFor(settings.mode) + identityRequestMarginMs,
+    ),
+  }
   const authority = {
     ...pipeline,
     authorityHost: settings.authorityHost,

@@ -50,6 +50,13 @@ export interface CredentialSettings {
    * Node's default roots: a private cloud's CA, or the emulator's.
    */
   readonly trustedCaPem?: string | ReadonlyArray<string> | undefined
+  /**
+   * The time limit on each HTTP request to an identity endpoint, in ms (default 5 s more than the
+   * token request's limit of the mode, `tokenRequestTimeLimitFor`: 35 s, or 95 s where a managed
+   * identity endpoint may answer): one that accepts the connection and never answers is let go then,
+   * with its connection (identityRequestTimeout.ts).
+   */
+  readonly identityRequestTimeoutMs?: number | undefined
 }
 
 /** Public authority hosts of the three Azure clouds. */

@@ -19,13 +19,30 @@
  * waiting deployment of that identity (and their permits), or a CLI command,
  * for good. The limit covers the whole request, the library's own retries
  * included (IMDS's 410s while a managed identity is set up: about 70 s). When
- * it runs out, the waiters fail with an error that says so, the request is
- * forgotten (the next caller starts a new one) and told to abort; the library
- * does not pass that on to a managed identity's requests, which then go on in
- * the background until its own retries end.
+ * it runs out, the waiters fail with an error that says so, and the request
+ * is told to abort; the library does not pass that on to a managed identity's
+ * requests (nor MSAL's for a client secret), which go on in the background
+ * until each HTTP request's own limit (identityRequestTimeout.ts) or the
+ * library's retries end. Until then a caller fails at once with the same
+ * error instead of starting another request beside it: a hung endpoint holds
+ * one request per token, not one more per attempt.
+ *
+ * A token it gave that is still valid for more than 5 minutes is answered
+ * again when a request for the same token fails (`heldTokenRetryMs` later
+ * than now as its `refreshAfterTimestamp`, so the caller's cache asks again
+ * then, not at once). The Key Vault clients ask for a new token from half a
+ * managed identity token's life (about 12 hours before it expires), every 3 s
+ * while that fails; with an identity endpoint down for those hours, that was a
+ * silent request every 3 s while the vault was served with the token held.
+ * A token the library answers as already due for refresh (MSAL's managed
+ * identity answers the one it holds while it refreshes in the background, and
+ * again when that failed) is answered as due 30 s later too. `onRefreshFailed`
+ * hears of the first such failure after each new token, or of such a token
+ * still answered 5 minutes past its refresh time.
  */
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
 import type { ResolvedCredential } from "./credential.js"
+import type { CredentialMode } from "./settings.js"
 import { TokenRequestTimedOut } from "./tokenErrors.js"
 
 const abortError = (): Error => {
@@ -39,7 +56,22 @@ export interface ShareTokenRequestsOptions {
   readonly timeoutMs: number
   /** The setting that changes `timeoutMs`, named in the error (e.g. `agent.request_timeout_seconds`). */
   readonly setting?: string | undefined
+  /**
+   * A token request failed while a token given earlier was still valid, and that token was answered
+   * instead: called once after each token obtained (not for every failure that follows), with the
+   * failure and when the held token expires (epoch ms).
+   */
+  readonly onRefreshFailed?: ((error: unknown, heldUntilMs: number) => void) | undefined
 }
+
+/** How long after a failed request a held token is answered before a new request is made. */
+export const heldTokenRetryMs = 30_000
+
+/** How long past its refresh time a token may still be answered by the library before that is told. */
+const staleRefreshMs = 5 * 60_000
+
+/** A held token is answered while it has more than this left (the caller's cache stops using it 2 minutes before it expires). */
+const heldTokenMarginMs = 5 * 60_000
 
 /** The CLI's limit on a token request, as on each vault request (@kvdeploy/azure-kv's default). */
 export const defaultTokenRequestTimeoutMs = 30_000
@@ -50,6 +82,12 @@ export const defaultTokenRequestTimeoutMs = 30_000
  */
 export const managedIdentityTokenRequestTimeoutMs = 90_000
 
+/** The least time limit on a token request of this mode: 90 s where a managed identity endpoint may answer, else 30 s. */
+export const tokenRequestTimeLimitFor = (mode: CredentialMode): number =>
+  mode === "managed_identity" || mode === "default"
+    ? managedIdentityTokenRequestTimeoutMs
+    : defaultTokenRequestTimeoutMs
+
 const timedOut = (options: ShareTokenRequestsOptions): Error =>
   new TokenRequestTimedOut(options.timeoutMs, options.setting)
 
@@ -58,6 +96,45 @@ export const shareTokenRequests = (
   options: ShareTokenRequestsOptions,
 ): TokenCredential => {
   const inFlight = new Map<string, Promise<AccessToken | null>>()
+  /** Requests given up at the limit that still run, and the error their waiters got. */
+  const abandoned = new Map<string, Error>()
+  /** The last token obtained for each key, and the keys whose failure was told since. */
+  const held = new Map<string, AccessToken>()
+  const told = new Set<string>()
+  /** The held token, if still valid long enough, in place of `error`; else `error`. */
+  const heldOr = (key: string, error: unknown): AccessToken => {
+    const token = held.get(key)
+    const now = Date.now()
+    if (token === undefined || token.expiresOnTimestamp - now <= heldTokenMarginMs) throw error
+    if (!told.has(key)) {
+      told.add(key)
+      options.onRefreshFailed?.(error, token.expiresOnTimestamp)
+    }
+    return { ...token, refreshAfterTimestamp: Math.min(now + heldTokenRetryMs, token.expiresOnTimestamp) }
+  }
+  /**
+   * A token obtained. One already due for refresh is what the library holds while its own refresh
+   * runs in the background (MSAL's managed identity does that) or has failed: answered as due again
+   * in 30 s, not at once, and told once when no new token came for 5 minutes past that time.
+   */
+  const answered = (key: string, token: AccessToken | null): AccessToken | null => {
+    if (token === null) return token
+    if (held.get(key)?.token !== token.token) told.delete(key)
+    held.set(key, token)
+    const due = token.refreshAfterTimestamp
+    const now = Date.now()
+    if (due === undefined || due > now) return token
+    if (now - due > staleRefreshMs && !told.has(key)) {
+      told.add(key)
+      options.onRefreshFailed?.(
+        new Error(
+          `the identity library has given no new token since its refresh was due, ${Math.floor((now - due) / 60_000)} minutes ago (its refresh runs in the background and failed, or has not ended)`,
+        ),
+        token.expiresOnTimestamp,
+      )
+    }
+    return { ...token, refreshAfterTimestamp: Math.min(now + heldTokenRetryMs, token.expiresOnTimestamp) }
+  }
   return {
     getToken: (scopes, getTokenOptions?: GetTokenOptions) => {
       if (getTokenOptions?.proofOfPossessionOptions !== undefined)
@@ -72,6 +149,15 @@ export const shareTokenRequests = (
       // Aborted already: no request is started (one nobody waits for would fail unheard).
       if (signal?.aborted === true) return Promise.reject(abortError())
       let shared = inFlight.get(key)
+      const stillRunning = shared === undefined ? abandoned.get(key) : undefined
+      // A request given up at the limit still runs: no second one beside it.
+      if (stillRunning !== undefined) {
+        try {
+          return Promise.resolve(heldOr(key, stillRunning))
+        } catch (e) {
+          return Promise.reject(e)
+        }
+      }
       if (shared === undefined) {
         const { abortSignal: _own, ...rest } = getTokenOptions ?? {}
         const controller = new AbortController()
@@ -83,14 +169,26 @@ export const shareTokenRequests = (
           timer = setTimeout(() => {
             if (inFlight.get(key) === request) inFlight.delete(key)
             controller.abort()
-            reject(timedOut(options))
+            const error = timedOut(options)
+            // Remembered until the request ends, however it ends.
+            abandoned.set(key, error)
+            const forget = () => {
+              if (abandoned.get(key) === error) abandoned.delete(key)
+            }
+            call.then(forget, forget)
+            reject(error)
           }, options.timeoutMs)
           timer.unref()
         })
-        const request: Promise<AccessToken | null> = Promise.race([call, limit]).finally(() => {
-          clearTimeout(timer)
-          if (inFlight.get(key) === request) inFlight.delete(key)
-        })
+        const request: Promise<AccessToken | null> = Promise.race([call, limit])
+          .then(
+            (token) => answered(key, token),
+            (error: unknown) => heldOr(key, error),
+          )
+          .finally(() => {
+            clearTimeout(timer)
+            if (inFlight.get(key) === request) inFlight.delete(key)
+          })
         // Its failure reaches every waiter through their own handlers; once they have all stopped
         // waiting (aborted), nobody is left to hear it, and an unheard rejection ends the process.
         request.catch(() => undefined)
@@ -129,9 +227,6 @@ export const shareTokenRequests = (
 export const withTokenTimeLimit = <R extends ResolvedCredential>(resolved: R): R => ({
   ...resolved,
   credential: shareTokenRequests(resolved.credential, {
-    timeoutMs:
-      resolved.identity.mode === "managed_identity" || resolved.identity.mode === "default"
-        ? managedIdentityTokenRequestTimeoutMs
-        : defaultTokenRequestTimeoutMs,
+    timeoutMs: tokenRequestTimeLimitFor(resolved.identity.mode),
   }),
 })
