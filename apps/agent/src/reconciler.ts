@@ -619,11 +619,20 @@ export const makeReconciler = (
               atMs: yield* Clock.currentTimeMillis,
               keepsHeld: true,
             })
-            yield* log(d, "cannot read the vault: retrying with backoff", "warn", {
-              error: e._tag,
-              operation: e.operation,
-              reason: e.message,
-            })
+            // No token (nothing was sent): the identity's problem, not the vault's.
+            const noToken = e.unsent === true
+            yield* log(
+              d,
+              noToken
+                ? "no token for the vault: retrying with backoff"
+                : "cannot read the vault: retrying with backoff",
+              "warn",
+              {
+                error: e._tag,
+                operation: e.operation,
+                reason: e.message,
+              },
+            )
             return yield* new AttemptFailed({
               outcome: "Failed",
               reason: e.message,
