@@ -76,6 +76,9 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
               shareTokenRequests(c.credential, {
                 timeoutMs: tokenLimitMs,
                 setting: "agent.request_timeout_seconds",
+                // A failure answers every deployment of the identity for 5 s: at most 12 requests a
+                // minute to a failing identity endpoint, whatever the fleet's size.
+                reuseFailureMs: 5_000,
                 // The token held is still served; said once per token, as the next failure is not.
                 onRefreshFailed: (error, heldUntilMs) =>
                   Effect.runForkWith(context)(

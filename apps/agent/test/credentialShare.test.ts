@@ -232,6 +232,27 @@ describe("shareTokenRequests", () => {
     expect(await shared.getToken("s")).toEqual(fresh)
   })
 
+  it("with reuseFailureMs a failure answers later callers for that long, without a request; without it, each starts one", async () => {
+    let calls = 0
+    const failing: TokenCredential = {
+      getToken: async () => {
+        calls++
+        throw new Error(`down ${calls}`)
+      },
+    }
+    const reusing = shareTokenRequests(failing, { timeoutMs: 1_000, reuseFailureMs: 200 })
+    await expect(reusing.getToken("s")).rejects.toThrow("down 1")
+    await expect(reusing.getToken("s")).rejects.toThrow("down 1")
+    expect(calls).toBe(1)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await expect(reusing.getToken("s")).rejects.toThrow("down 2")
+    expect(calls).toBe(2)
+    // Without it, each caller starts one.
+    const plain = shareTokenRequests(failing, { timeoutMs: 1_000 })
+    await expect(plain.getToken("s")).rejects.toThrow("down 3")
+    await expect(plain.getToken("s")).rejects.toThrow("down 4")
+  })
+
   it("a held token close to its expiry is not answered: the failure is", async () => {
     let answer: () => Promise<AccessToken | null> = async () => ({
       token: "short",

@@ -62,6 +62,13 @@ export interface ShareTokenRequestsOptions {
    * failure and when the held token expires (epoch ms).
    */
   readonly onRefreshFailed?: ((error: unknown, heldUntilMs: number) => void) | undefined
+  /**
+   * How long a failed request stays the answer for the same token (ms, default 0: the next caller
+   * starts a new one). The agent's deployments each retry with their own backoff: without it, an
+   * identity endpoint that fails fast met one request per deployment's attempt, a load that grew
+   * with the fleet (IMDS allows about 5 requests a second per host).
+   */
+  readonly reuseFailureMs?: number | undefined
 }
 
 /** How long after a failed request a held token is answered before a new request is made. */
@@ -185,13 +192,18 @@ export const shareTokenRequests = (
             (token) => answered(key, token),
             (error: unknown) => heldOr(key, error),
           )
-          .finally(() => {
-            clearTimeout(timer)
-            if (inFlight.get(key) === request) inFlight.delete(key)
-          })
-        // Its failure reaches every waiter through their own handlers; once they have all stopped
-        // waiting (aborted), nobody is left to hear it, and an unheard rejection ends the process.
-        request.catch(() => undefined)
+          .finally(() => clearTimeout(timer))
+        const forget = () => {
+          if (inFlight.get(key) === request) inFlight.delete(key)
+        }
+        // A failure is the answer for `reuseFailureMs` more (its failure reaches every waiter through
+        // their own handlers; once they have all stopped waiting, aborted, nobody is left to hear it,
+        // and an unheard rejection would end the process).
+        request.then(forget, () => {
+          const reuseMs = options.reuseFailureMs ?? 0
+          if (!(reuseMs > 0)) return forget()
+          setTimeout(forget, reuseMs).unref()
+        })
         inFlight.set(key, request)
         shared = request
       }
