@@ -24,10 +24,18 @@ import { createDefaultHttpClient, type HttpClient } from "@azure/core-rest-pipel
  */
 export const identityRequestMarginMs = 5_000
 
-export const withRequestTimeout = (
-  timeoutMs: number,
-  client: HttpClient = createDefaultHttpClient(),
-): HttpClient => ({
+/**
+ * One client for every credential of the process, as the SDK's own cached default is: its
+ * keep-alive connections to an identity endpoint are shared, not one set per credential, left open
+ * when a reload lets that credential go.
+ */
+let sharedClient: HttpClient | undefined
+const processClient = (): HttpClient => {
+  sharedClient ??= createDefaultHttpClient()
+  return sharedClient
+}
+
+export const withRequestTimeout = (timeoutMs: number, client: HttpClient = processClient()): HttpClient => ({
   sendRequest: (request) => {
     if (!(request.timeout > 0)) request.timeout = timeoutMs
     return client.sendRequest(request)

@@ -108,6 +108,14 @@ export const shareTokenRequests = (
   /** The last token obtained for each key, and the keys whose failure was told since. */
   const held = new Map<string, AccessToken>()
   const told = new Set<string>()
+  /** `onRefreshFailed`, whose own failure is no failure of the token request. */
+  const tell = (error: unknown, heldUntilMs: number) => {
+    try {
+      options.onRefreshFailed?.(error, heldUntilMs)
+    } catch {
+      // The token is answered all the same.
+    }
+  }
   /** The held token, if still valid long enough, in place of `error`; else `error`. */
   const heldOr = (key: string, error: unknown): AccessToken => {
     const token = held.get(key)
@@ -115,7 +123,7 @@ export const shareTokenRequests = (
     if (token === undefined || token.expiresOnTimestamp - now <= heldTokenMarginMs) throw error
     if (!told.has(key)) {
       told.add(key)
-      options.onRefreshFailed?.(error, token.expiresOnTimestamp)
+      tell(error, token.expiresOnTimestamp)
     }
     return { ...token, refreshAfterTimestamp: Math.min(now + heldTokenRetryMs, token.expiresOnTimestamp) }
   }
@@ -133,7 +141,7 @@ export const shareTokenRequests = (
     if (due === undefined || due > now) return token
     if (now - due > staleRefreshMs && !told.has(key)) {
       told.add(key)
-      options.onRefreshFailed?.(
+      tell(
         new Error(
           `the identity library has given no new token since its refresh was due, ${Math.floor((now - due) / 60_000)} minutes ago (its refresh runs in the background and failed, or has not ended)`,
         ),
