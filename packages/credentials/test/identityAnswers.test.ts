@@ -7,12 +7,9 @@
  * a request.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { validateTargetConfigSync } from "@kvdeploy/core"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
-import * as Result from "effect/Result"
 import {
-  credentialSettingsFromTarget,
   keyVaultScope,
   makeCredential,
   probeToken,
@@ -20,7 +17,7 @@ import {
   shareTokenRequests,
   withTokenTimeLimit,
 } from "../src/index.js"
-import { withEnvironment } from "./identityEnvironment.js"
+import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
 
 let emulator: Emulator
 beforeAll(async () => {
@@ -30,11 +27,7 @@ afterAll(() => emulator?.stop())
 
 type Mode = "clientSecret" | "managedIdentityImds"
 
-const settingsFor = (mode: Mode) => {
-  const target = validateTargetConfigSync(emulator.targetConfig("held", "web", mode))
-  if (Result.isFailure(target)) throw new Error(target.failure.message)
-  return credentialSettingsFromTarget(target.success, { trustedCaPem: emulator.caPem })
-}
+const settingsFor = (mode: Mode) => emulatorSettings(emulator, "held", mode)
 
 /** The probe's failure for a fresh credential of `mode` (through `limit`), its token requests met by `fault`. */
 const probeFailure = (

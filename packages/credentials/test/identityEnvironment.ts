@@ -4,8 +4,12 @@
  * makeCredential reads them through Effect's ConfigProvider. vitest runs files in separate workers,
  * so no other file sees what a test sets here.
  */
+import { validateTargetConfigSync } from "@kvdeploy/core"
+import type { Emulator } from "@kvdeploy/kv-emulator"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import { type CredentialSettings, credentialSettingsFromTarget } from "../src/index.js"
 
 const identityVariables = [
   "AZURE_TENANT_ID",
@@ -43,3 +47,14 @@ export const withEnvironment = <A, E>(vars: Readonly<Record<string, string>>, ef
         }
       }),
   )
+
+/** The credential settings of the emulator's target for `mode` in `vault` (its CA trusted). */
+export const emulatorSettings = (
+  emulator: Emulator,
+  vault: string,
+  mode: "clientSecret" | "managedIdentityImds",
+): CredentialSettings => {
+  const target = validateTargetConfigSync(emulator.targetConfig(vault, "web", mode))
+  if (Result.isFailure(target)) throw new Error(target.failure.message)
+  return credentialSettingsFromTarget(target.success, { trustedCaPem: emulator.caPem })
+}

@@ -6,17 +6,10 @@
 
 import { createHttpHeaders, createPipelineRequest } from "@azure/core-rest-pipeline"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { validateTargetConfigSync } from "@kvdeploy/core"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
-import * as Result from "effect/Result"
-import {
-  credentialSettingsFromTarget,
-  keyVaultScope,
-  makeCredential,
-  withRequestTimeout,
-} from "../src/index.js"
-import { withEnvironment } from "./identityEnvironment.js"
+import { keyVaultScope, makeCredential, withRequestTimeout } from "../src/index.js"
+import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
 
 let emulator: Emulator
 beforeAll(async () => {
@@ -26,14 +19,10 @@ afterAll(() => emulator?.stop())
 
 type Mode = "clientSecret" | "managedIdentityImds"
 
-const settingsFor = (mode: Mode, identityRequestTimeoutMs: number | undefined) => {
-  const target = validateTargetConfigSync(emulator.targetConfig("held", "web", mode))
-  if (Result.isFailure(target)) throw new Error(target.failure.message)
-  return {
-    ...credentialSettingsFromTarget(target.success, { trustedCaPem: emulator.caPem }),
-    identityRequestTimeoutMs,
-  }
-}
+const settingsFor = (mode: Mode, identityRequestTimeoutMs: number | undefined) => ({
+  ...emulatorSettings(emulator, "held", mode),
+  identityRequestTimeoutMs,
+})
 
 describe("each HTTP request to an identity endpoint has a time limit", () => {
   it.live("a held token request ends at the limit, without the caller's abort (Entra ID, IMDS)", () =>
