@@ -5,6 +5,7 @@
  * consumer pickup check; readiness and the fleet size.
  */
 import { Gauge, Registry } from "prom-client"
+import type { IdentityTokenState } from "./identityHealth.js"
 
 export interface AgentMetrics {
   readonly registry: Registry
@@ -21,6 +22,8 @@ export interface AgentMetrics {
   readonly configLoaded: (ok: boolean, atMs: number) => void
   /** Where the state file's last write stands, read at each scrape (true: it failed, and the outcomes since are not on disk). */
   readonly stateWriteFailing: (failing: () => boolean) => void
+  /** Where each identity's token requests stand, read at each scrape. */
+  readonly identities: (states: () => ReadonlyArray<IdentityTokenState>) => void
   readonly forget: (deployment: string) => void
   readonly text: () => Promise<string>
 }
@@ -164,6 +167,36 @@ export const makeAgentMetrics = (): AgentMetrics => {
       this.set(writeFailing() ? 0 : 1)
     },
   })
+  // Each identity's token requests, as they stand at the scrape (a reload's identities only).
+  let identityStates: () => ReadonlyArray<IdentityTokenState> = () => []
+  const identityLabels = [
+    "credential_mode",
+    "managed_identity_client_id",
+    "authority_host",
+    "key_vault_resource",
+  ]
+  new Gauge({
+    name: "kvdeploy_agent_token_request_failing",
+    help: "1 while the identity's last token request failed (the deployments then run on a token obtained earlier until it expires, or get none), 0 once one succeeded.",
+    labelNames: identityLabels,
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const identity of identityStates()) this.set({ ...identity.labels }, identity.failing ? 1 : 0)
+    },
+  })
+  new Gauge({
+    name: "kvdeploy_agent_token_expiry_timestamp_seconds",
+    help: "Unix time the newest token the identity obtained expires: the deployments of an identity whose token requests fail reach their vaults until then.",
+    labelNames: identityLabels,
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const identity of identityStates())
+        if (identity.expiresOnMs !== undefined)
+          this.set({ ...identity.labels }, Math.floor(identity.expiresOnMs / 1000))
+    },
+  })
   // Whether each deployment's source is broken as last set, so that a pass that changes nothing sets nothing.
   const brokenNow = new Map<string, boolean>()
   return {
@@ -190,6 +223,9 @@ export const makeAgentMetrics = (): AgentMetrics => {
     },
     stateWriteFailing: (failing) => {
       writeFailing = failing
+    },
+    identities: (states) => {
+      identityStates = states
     },
     passOver: (reason, endedAtMs, durationMs, listed) => {
       passEnded.set({ reason }, Math.floor(endedAtMs / 1000))

@@ -17,6 +17,7 @@ import {
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { AgentConfig } from "./config.js"
+import { makeIdentityHealth } from "./identityHealth.js"
 import { memoByKey } from "./memoByKey.js"
 import { VaultAccessUnavailable, Vaults } from "./vaults.js"
 
@@ -46,6 +47,13 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
       // The client keys the last reload named (none before the first reload: every key is named).
       let namedClients: ReadonlySet<string> | undefined
       const credentials = memoByKey<TokenCredential, VaultAccessUnavailable>()
+      const identityHealth = makeIdentityHealth((line) =>
+        Effect.runForkWith(context)(
+          (line.level === "info" ? Effect.logInfo(line.msg) : Effect.logWarning(line.msg)).pipe(
+            Effect.annotateLogs(line.fields),
+          ),
+        ),
+      )
       // The vault of each vault URL and identity, as an effect made once: deployments of a vault
       // share it (10,000 deployments made 10,000 copies of the same effect at start-up, ~0.1 s).
       const vaultOf = new Map<string, Effect.Effect<Vault["Service"], VaultAccessUnavailable>>()
@@ -79,20 +87,13 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
                 // A failure answers every deployment of the identity for 5 s: at most 12 requests a
                 // minute to a failing identity endpoint, whatever the fleet's size.
                 reuseFailureMs: 5_000,
-                // The token held is still served; said once per token, as the next failure is not.
-                onRefreshFailed: (error, heldUntilMs) =>
-                  Effect.runForkWith(context)(
-                    Effect.logWarning(
-                      "token refresh failed: the token held is used until it expires or a refresh succeeds",
-                    ).pipe(
-                      Effect.annotateLogs({
-                        credential_mode: target.credentialMode,
-                        held_until: new Date(heldUntilMs).toISOString(),
-                        reason: (error instanceof Error ? error.message : String(error)).slice(0, 1_000),
-                        fix: "check the identity endpoint (Entra ID, or the managed identity endpoint) from this host; deploys fail once the held token expires",
-                      }),
-                    ),
-                  ),
+                // The identity's log lines and token series (identityHealth.ts).
+                onRequestEnded: identityHealth.track(keys.identity, {
+                  credential_mode: keys.settings.mode,
+                  managed_identity_client_id: keys.settings.managedIdentityClientId ?? "",
+                  authority_host: keys.settings.authorityHost,
+                  key_vault_resource: keys.settings.keyVaultResource ?? "",
+                }),
               }),
             ),
             Effect.mapError(
@@ -152,6 +153,7 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
           for (const key of [...vaultOf.keys()]) if (!vaultKeys.has(key)) vaultOf.delete(key)
           clients.retain((key) => clientKeys.has(key))
           credentials.retain((key) => identities.has(key))
+          identityHealth.retain((key) => identities.has(key))
           // Let go: a deploy of a configuration the reload replaced may still be using one, so its
           // connections are closed as their requests end (retire), not only the idle ones now.
           const gone: Array<AzureKv.AzureKeyVaultHandle> = []
@@ -174,6 +176,6 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
             },
           )
         })
-      return Vaults.of({ forTarget, releaseIdleConnections, retain })
+      return Vaults.of({ forTarget, releaseIdleConnections, retain, identities: identityHealth.states })
     }),
   )

@@ -117,6 +117,11 @@ interface Slot {
   inAttempt: boolean
   /** The pass whose attempt of this deployment has not begun yet. */
   pass: Pass | undefined
+  /**
+   * Its last attempt ended for want of a token, and its line said so: the next attempts that end so
+   * say nothing more (the identity's own lines follow that outage: identityHealth.ts).
+   */
+  noTokenTold: boolean
 }
 
 /** A pass over every deployment, until each one's first attempt of it is over. */
@@ -355,7 +360,10 @@ export const makeReconciler = (
     ) => {
       // A deployment removed by a reload while its deploy was in flight: its state record and
       // series were removed with it, and an outcome arriving after must not bring them back.
-      if (!slots.has(d.name)) return
+      const recordedSlot = slots.get(d.name)
+      if (recordedSlot === undefined) return
+      // Any other outcome than a want of a token ends the run of those (the no-token line sets it again).
+      recordedSlot.noTokenTold = false
       const previous = state.get(d.name)
       if (
         fields.keepsHeld === true &&
@@ -607,6 +615,9 @@ export const makeReconciler = (
           if (e === undefined)
             return yield* Effect.die(new Error("the vault read ended without an error value"))
           if (e._tag !== "VaultNotFound") {
+            // No token (nothing was sent): the identity's problem, not the vault's.
+            const noToken = e.unsent === true
+            const toldAlready = noToken && slot.noTokenTold
             record(d, {
               outcome: "Failed",
               reason: e.message,
@@ -619,20 +630,21 @@ export const makeReconciler = (
               atMs: yield* Clock.currentTimeMillis,
               keepsHeld: true,
             })
-            // No token (nothing was sent): the identity's problem, not the vault's.
-            const noToken = e.unsent === true
-            yield* log(
-              d,
-              noToken
-                ? "no token for the vault: retrying with backoff"
-                : "cannot read the vault: retrying with backoff",
-              "warn",
-              {
-                error: e._tag,
-                operation: e.operation,
-                reason: e.message,
-              },
-            )
+            slot.noTokenTold = noToken
+            // Said once for a run of attempts that get no token; the identity's lines say the rest.
+            if (!toldAlready)
+              yield* log(
+                d,
+                noToken
+                  ? "no token for the vault: retrying with backoff"
+                  : "cannot read the vault: retrying with backoff",
+                "warn",
+                {
+                  error: e._tag,
+                  operation: e.operation,
+                  reason: e.message,
+                },
+              )
             return yield* new AttemptFailed({
               outcome: "Failed",
               reason: e.message,
@@ -647,6 +659,8 @@ export const makeReconciler = (
           previous.sourceFingerprint === facts.fingerprint &&
           previous.configFingerprint === d.fingerprint
         ) {
+          // Read: a token was had.
+          slot.noTokenTold = false
           yield* log(
             d,
             `held: the last deploy of this source ended ${previous.outcome}; change the source or the configuration to deploy again`,
@@ -1292,6 +1306,7 @@ export const makeReconciler = (
         touchedSeq: 0,
         inAttempt: false,
         pass: undefined,
+        noTokenTold: false,
       })
       if (recorded?.lastSuccessAt !== undefined)
         agentMetrics.lastSuccess(d.name, Date.parse(recorded.lastSuccessAt))

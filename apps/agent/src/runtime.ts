@@ -55,6 +55,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         Effect.runSyncWith(services)(Effect.logWarning(line))
       })
       metrics.stateWriteFailing(state.writeFailing)
+      metrics.identities(vaults.identities)
       metrics.configLoaded(true, Date.now())
       let config = initial
       // Records of deployments the configuration no longer has are dropped at start, as a reload

@@ -8,6 +8,7 @@ import type { TargetConfig, Vault } from "@kvdeploy/core"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
+import type { IdentityTokenState } from "./identityHealth.js"
 
 /** No vault client could be made for the target (credential settings missing, ...). */
 export class VaultAccessUnavailable extends Data.TaggedError("VaultAccessUnavailable")<{
@@ -40,5 +41,7 @@ export class Vaults extends Context.Service<
     readonly retain: (
       targets: ReadonlyArray<TargetConfig>,
     ) => Effect.Effect<{ readonly clients: number; readonly vaults: ReadonlyArray<string> }>
+    /** Each identity's token requests now: failing or not, and the expiry of the token it holds. */
+    readonly identities: () => ReadonlyArray<IdentityTokenState>
   }
 >()("@kvdeploy/agent/Vaults") {}

@@ -1,6 +1,9 @@
 /** The agent's own series: what a scrape shows after the values were set (some are set only when read). */
+import { spawnSync } from "node:child_process"
+import { promtoolSkipped } from "@kvdeploy/vitest-config/promtool"
 import { describe, expect, it } from "vitest"
 import { makeAgentMetrics } from "../src/agentMetrics.js"
+import type { IdentityTokenState } from "../src/identityHealth.js"
 
 const series = (text: string, name: string): Array<string> =>
   text.split("\n").filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
@@ -89,4 +92,41 @@ describe("makeAgentMetrics", () => {
       'kvdeploy_agent_last_outcome{deployment="web",outcome="Failed"} 1',
     ])
   })
+
+  it.skipIf(promtoolSkipped)(
+    "shows each identity's token requests as they stand at the scrape, and none for an identity let go",
+    async () => {
+      const m = makeAgentMetrics()
+      const mi = {
+        credential_mode: "managed_identity",
+        managed_identity_client_id: "11111111-2222-3333-4444-555555555555",
+        authority_host: "https://login.microsoftonline.com",
+        key_vault_resource: "",
+      }
+      const sp = { ...mi, credential_mode: "client_secret", managed_identity_client_id: "" }
+      let states: ReadonlyArray<IdentityTokenState> = [
+        { labels: mi, failing: true, expiresOnMs: 1_800_000_000_900 },
+        { labels: sp, failing: false, expiresOnMs: undefined },
+      ]
+      m.identities(() => states)
+      const failing = "kvdeploy_agent_token_request_failing"
+      const expiry = "kvdeploy_agent_token_expiry_timestamp_seconds"
+      const miLabels =
+        'credential_mode="managed_identity",managed_identity_client_id="11111111-2222-3333-4444-555555555555",authority_host="https://login.microsoftonline.com",key_vault_resource=""'
+      const spLabels =
+        'credential_mode="client_secret",managed_identity_client_id="",authority_host="https://login.microsoftonline.com",key_vault_resource=""'
+      let text = await m.text()
+      expect(series(text, failing)).toEqual([`${failing}{${miLabels}} 1`, `${failing}{${spLabels}} 0`])
+      // No token obtained yet: no expiry.
+      expect(series(text, expiry)).toEqual([`${expiry}{${miLabels}} 1800000000`])
+      // The page is a valid exposition.
+      const checked = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" })
+      expect(checked.status, `${checked.stdout}${checked.stderr}`).toBe(0)
+      // The managed identity recovered; the service principal's identity was let go by a reload.
+      states = [{ labels: mi, failing: false, expiresOnMs: 1_800_086_400_000 }]
+      text = await m.text()
+      expect(series(text, failing)).toEqual([`${failing}{${miLabels}} 0`])
+      expect(series(text, expiry)).toEqual([`${expiry}{${miLabels}} 1800086400`])
+    },
+  )
 })

@@ -25,6 +25,13 @@ describe("the documented alerts", () => {
           // A reload whose file was invalid 20 minutes in; the state's writes fail from the start.
           { series: "kvdeploy_agent_config_last_reload_successful", values: "1x20 0x100" },
           held("kvdeploy_agent_state_last_write_successful", 0, 120),
+          // One identity's token requests fail from minute 10 on; another's never do.
+          {
+            series:
+              'kvdeploy_agent_token_request_failing{credential_mode="managed_identity",authority_host="https://login.microsoftonline.com"}',
+            values: "0x10 1x110",
+          },
+          held('kvdeploy_agent_token_request_failing{credential_mode="client_secret"}', 0, 120),
           // The vault serves a certificate that expires 2 days after the test's start, another 90 days.
           held(
             'kvdeploy_certificate_expiry_timestamp_seconds{vault_url="https://kv",certificate_name="api"}',
@@ -57,6 +64,20 @@ describe("the documented alerts", () => {
           { eval_time: "35m", alertname: "KvdeployAgentConfigInvalid", exp_alerts: [{ exp_labels: {} }] },
           { eval_time: "10m", alertname: "KvdeployAgentStateNotWritten", exp_alerts: [] },
           { eval_time: "20m", alertname: "KvdeployAgentStateNotWritten", exp_alerts: [{ exp_labels: {} }] },
+          // An identity's token requests failing: after 15 minutes of it, for that identity only.
+          { eval_time: "20m", alertname: "KvdeployTokenRequestsFailing", exp_alerts: [] },
+          {
+            eval_time: "30m",
+            alertname: "KvdeployTokenRequestsFailing",
+            exp_alerts: [
+              {
+                exp_labels: {
+                  credential_mode: "managed_identity",
+                  authority_host: "https://login.microsoftonline.com",
+                },
+              },
+            ],
+          },
           // What the vault serves expires soon: after an hour, for that certificate only.
           { eval_time: "30m", alertname: "KvdeployServedCertificateExpiresSoon", exp_alerts: [] },
           {

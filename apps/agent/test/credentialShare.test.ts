@@ -1,7 +1,7 @@
 /** Concurrent requests for the same token share one request to the credential. */
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
 import { toVaultError } from "@kvdeploy/azure-kv"
-import { heldTokenRetryMs, shareTokenRequests } from "@kvdeploy/credentials"
+import { heldTokenRetryMs, shareTokenRequests, type TokenRequestEnded } from "@kvdeploy/credentials"
 import { describe, expect, it } from "vitest"
 
 const counting = () => {
@@ -156,7 +156,7 @@ describe("shareTokenRequests", () => {
     expect((await after)?.token).toBe("t")
   })
 
-  it("a failed request while a token it gave is valid answers that token, to be asked for again 30 s later, and says so once", async () => {
+  it("a failed request while a token it gave is valid answers that token, to be asked for again 30 s later", async () => {
     let next: (() => Promise<AccessToken | null>) | undefined
     const calls: Array<number> = []
     const credential: TokenCredential = {
@@ -166,11 +166,8 @@ describe("shareTokenRequests", () => {
         return next()
       },
     }
-    const told: Array<{ error: unknown; heldUntilMs: number }> = []
-    const shared = shareTokenRequests(credential, {
-      timeoutMs: 50,
-      onRefreshFailed: (error, heldUntilMs) => told.push({ error, heldUntilMs }),
-    })
+    const told: Array<TokenRequestEnded> = []
+    const shared = shareTokenRequests(credential, { timeoutMs: 50, onRequestEnded: (e) => told.push(e) })
     const expiresOnTimestamp = Date.now() + 3_600_000
     next = async () => ({ token: "first", expiresOnTimestamp, refreshAfterTimestamp: Date.now() - 1 })
     expect((await shared.getToken("s"))?.token).toBe("first")
@@ -185,26 +182,32 @@ describe("shareTokenRequests", () => {
     // The caller's cache asks again in 30 s, not at once (the Key Vault clients asked every 3 s).
     expect(again?.refreshAfterTimestamp).toBeGreaterThanOrEqual(before + heldTokenRetryMs)
     expect(again?.refreshAfterTimestamp).toBeLessThanOrEqual(Date.now() + heldTokenRetryMs)
-    expect(told).toEqual([{ error: outage, heldUntilMs: expiresOnTimestamp }])
-    // A request that runs out its time limit answers the held token too; told once, not again.
+    // The first token was answered as due already (the library's background refresh): no event for it.
+    expect(told).toEqual([{ _tag: "Failed", error: outage, heldUntilMs: expiresOnTimestamp }])
+    // A request that runs out its time limit answers the held token too.
     next = () => new Promise(() => {})
     expect((await shared.getToken("s"))?.token).toBe("first")
-    // ... as does a caller while that request still runs, without a request of its own.
+    expect(told).toHaveLength(2)
+    expect(told[1]).toMatchObject({ _tag: "Failed", heldUntilMs: expiresOnTimestamp })
+    // ... as does a caller while that request still runs, without a request (or an event) of its own.
     const callsBefore = calls.length
     expect((await shared.getToken("s"))?.token).toBe("first")
     expect(calls).toHaveLength(callsBefore)
-    expect(told).toHaveLength(1)
+    expect(told).toHaveLength(2)
     // Another token (another key) is not answered with this one.
     await expect(shared.getToken("s", { claims: "challenge" })).rejects.toThrow(/gave no token within 50 ms/)
   })
 
-  it("a token the library answers as already due for refresh is due again 30 s later, and told once when 5 minutes past due", async () => {
+  it("a token the library answers as already due for refresh is due again 30 s later, and a failure when 5 minutes past due", async () => {
     let answer: AccessToken = { token: "A", expiresOnTimestamp: Date.now() + 3_600_000 }
-    const told: Array<{ error: unknown; heldUntilMs: number }> = []
+    const told: Array<TokenRequestEnded> = []
     const shared = shareTokenRequests(
       { getToken: async () => answer },
-      { timeoutMs: 1_000, onRefreshFailed: (error, heldUntilMs) => told.push({ error, heldUntilMs }) },
+      { timeoutMs: 1_000, onRequestEnded: (e) => told.push(e) },
     )
+    await shared.getToken("s")
+    expect(told).toEqual([{ _tag: "Obtained", expiresOnMs: answer.expiresOnTimestamp }])
+    told.length = 0
     // MSAL's managed identity answers the token it holds while its refresh runs in the background:
     // the Key Vault clients asked again every 3 s, each time starting another refresh.
     answer = { ...answer, refreshAfterTimestamp: Date.now() - 1_000 }
@@ -213,15 +216,14 @@ describe("shareTokenRequests", () => {
     expect(due?.token).toBe("A")
     expect(due?.refreshAfterTimestamp).toBeGreaterThanOrEqual(before + heldTokenRetryMs)
     expect(told).toEqual([])
-    // Still that token 6 minutes past its refresh time: told, once.
+    // Still that token 6 minutes past its refresh time: a failure, the token held still answered.
     answer = { ...answer, refreshAfterTimestamp: Date.now() - 6 * 60_000 }
-    await shared.getToken("s")
-    await shared.getToken("s")
+    expect((await shared.getToken("s"))?.token).toBe("A")
     expect(told).toHaveLength(1)
-    expect(String(told[0]?.error)).toContain(
+    expect(told[0]).toMatchObject({ _tag: "Failed", heldUntilMs: answer.expiresOnTimestamp })
+    expect(String((told[0] as { error: unknown }).error)).toContain(
       "has given no new token since its refresh was due, 6 minutes ago",
     )
-    expect(told[0]?.heldUntilMs).toBe(answer.expiresOnTimestamp)
     // A new token is answered as it is.
     const fresh = {
       token: "B",
@@ -253,21 +255,96 @@ describe("shareTokenRequests", () => {
     await expect(plain.getToken("s")).rejects.toThrow("down 4")
   })
 
+  it("onRequestEnded hears how each request to the credential ended, once per request, not per caller", async () => {
+    let answer: () => Promise<AccessToken | null> = async () => ({
+      token: "A",
+      expiresOnTimestamp: Date.now() + 3_600_000,
+      refreshAfterTimestamp: Date.now() + 1_800_000,
+    })
+    let calls = 0
+    const ended: Array<TokenRequestEnded> = []
+    const shared = shareTokenRequests(
+      {
+        getToken: () => {
+          calls++
+          return answer()
+        },
+      },
+      {
+        timeoutMs: 100,
+        onRequestEnded: (e) => {
+          ended.push(e)
+          // A hook that throws fails no request.
+          throw new Error("the hook's own failure")
+        },
+      },
+    )
+    // 8 callers, one request: one event.
+    const first = await Promise.all(Array.from({ length: 8 }, () => shared.getToken("s")))
+    expect(first.map((t) => t?.token)).toEqual(Array(8).fill("A"))
+    const expiresA = first[0]?.expiresOnTimestamp
+    expect(ended).toEqual([{ _tag: "Obtained", expiresOnMs: expiresA }])
+    // A failure while token A is valid: A answered, the event carries its expiry.
+    const outage = new Error("the identity endpoint answered 503")
+    answer = async () => {
+      throw outage
+    }
+    expect((await shared.getToken("s"))?.token).toBe("A")
+    expect(ended[1]).toEqual({ _tag: "Failed", error: outage, heldUntilMs: expiresA })
+    // A token the library answers as due within 5 minutes of its refresh time (its background
+    // refresh running): neither.
+    answer = async () => ({
+      token: "A",
+      expiresOnTimestamp: expiresA ?? 0,
+      refreshAfterTimestamp: Date.now() - 60_000,
+    })
+    await shared.getToken("s")
+    expect(ended).toHaveLength(2)
+    // ... and past those 5 minutes: failed, the held token's expiry with it.
+    answer = async () => ({
+      token: "A",
+      expiresOnTimestamp: expiresA ?? 0,
+      refreshAfterTimestamp: Date.now() - 6 * 60_000,
+    })
+    await shared.getToken("s")
+    expect(ended[2]).toMatchObject({ _tag: "Failed", heldUntilMs: expiresA })
+    expect(String((ended[2] as { error: unknown }).error)).toContain("no new token since its refresh was due")
+    // Another token (no held one): the failure is the answer, and the event has no held expiry.
+    answer = async () => {
+      throw outage
+    }
+    await expect(shared.getToken("s", { claims: "c" })).rejects.toThrow("503")
+    expect(ended[3]).toEqual({ _tag: "Failed", error: outage, heldUntilMs: undefined })
+    // A request that runs out its limit ends once; a caller while it still runs makes no request and no event.
+    answer = () => new Promise(() => {})
+    await expect(shared.getToken("s", { claims: "c" })).rejects.toThrow(/gave no token within 100 ms/)
+    const callsThen = calls
+    await expect(shared.getToken("s", { claims: "c" })).rejects.toThrow(/gave no token within 100 ms/)
+    expect(calls).toBe(callsThen)
+    expect(ended).toHaveLength(5)
+    expect(ended[4]).toMatchObject({ _tag: "Failed", heldUntilMs: undefined })
+    // The credential gave no token at all.
+    answer = async () => null
+    expect(await shared.getToken("s", { tenantId: "other" })).toBeNull()
+    expect(ended[5]).toMatchObject({ _tag: "Failed", heldUntilMs: undefined })
+  })
+
   it("a held token close to its expiry is not answered: the failure is", async () => {
     let answer: () => Promise<AccessToken | null> = async () => ({
       token: "short",
       expiresOnTimestamp: Date.now() + 4 * 60_000,
     })
-    const told: Array<unknown> = []
+    const told: Array<TokenRequestEnded> = []
     const shared = shareTokenRequests(
       { getToken: () => answer() },
-      { timeoutMs: 1_000, onRefreshFailed: (e) => told.push(e) },
+      { timeoutMs: 1_000, onRequestEnded: (e) => told.push(e) },
     )
     expect((await shared.getToken("s"))?.token).toBe("short")
+    const refused = new Error("refused")
     answer = async () => {
-      throw new Error("refused")
+      throw refused
     }
     await expect(shared.getToken("s")).rejects.toThrow("refused")
-    expect(told).toEqual([])
+    expect(told[1]).toEqual({ _tag: "Failed", error: refused, heldUntilMs: undefined })
   })
 })

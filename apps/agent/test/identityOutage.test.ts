@@ -1,9 +1,12 @@
 /**
  * The built agent while its identity endpoint fails (IMDS dropping every connection): each failed
  * read says no token could be had, not that the vault could not be read; the metrics count the
- * identity's outage apart from the vault's; the deploy goes through once the endpoint is back.
+ * identity's outage apart from the vault's; each deployment says so once, however many attempts
+ * fail, and the identity's own lines and series follow the outage; the deploy goes through once the
+ * endpoint is back.
  */
 import { describe, expect, it } from "vitest"
+import { noTokenMessage, recoveredMessage } from "../src/identityHealth.js"
 import { baseEnv, metricValue, startAgent, startEmulator, workdir, writeConfig } from "./harness.js"
 import { makePki } from "./pki.js"
 
@@ -13,43 +16,79 @@ describe("an identity endpoint that fails", () => {
     const emulator = await startEmulator({ vaults: [vault] })
     const work = workdir()
     const fault = emulator.faults.add({ operation: "imdsToken", times: "always", action: { kind: "drop" } })
-    const leaf = await (await makePki()).leaf("io.example.test")
-    const config = writeConfig(
-      work,
-      emulator,
-      [
-        {
-          name: "io",
-          vault,
-          certificate: "io",
-          source: { cert: work.write("io.crt", leaf.certPem), key: work.write("io.key", leaf.keyPem) },
-          target: emulator.targetConfig(vault, "io", "managedIdentityImds"),
+    const pki = await makePki()
+    // Three deployments of one identity.
+    const names = ["io-1", "io-2", "io-3"]
+    const deployments = []
+    for (const name of names) {
+      const leaf = await pki.leaf(`${name}.example.test`)
+      deployments.push({
+        name,
+        vault,
+        certificate: name,
+        source: {
+          cert: work.write(`${name}.crt`, leaf.certPem),
+          key: work.write(`${name}.key`, leaf.keyPem),
         },
-      ],
-      { backoff_base_seconds: 1, backoff_max_seconds: 4 },
-    )
+        target: emulator.targetConfig(vault, name, "managedIdentityImds"),
+      })
+    }
+    const config = writeConfig(work, emulator, deployments, {
+      backoff_base_seconds: 1,
+      backoff_max_seconds: 4,
+    })
     const a = startAgent(config, { ...baseEnv(), ...emulator.env.managedIdentityImds })
+    const identity = { credential_mode: "managed_identity" }
+    const noTokenLines = (name: string) =>
+      a.lines.filter(
+        (l) => l.deployment === name && l.msg === "no token for the vault: retrying with backoff",
+      )
+    const identityLines = (msg: string) => a.lines.filter((l) => l.msg === msg)
     try {
       const failed = await a.waitFor(
-        (l) => l.deployment === "io" && l.msg === "no token for the vault: retrying with backoff",
+        (l) => l.deployment === "io-1" && l.msg === "no token for the vault: retrying with backoff",
         { timeoutMs: 60_000 },
       )
       expect(failed.reason).toContain("no token for the vault (nothing was sent)")
-      expect(a.lines.some((l) => l.msg.startsWith("cannot read the vault"))).toBe(false)
-      const page = (await a.http("/metrics")).body
-      expect(
-        metricValue(page, "kvdeploy_vault_requests_total", {
+      // At least 9 reads that got no token: some deployment failed 3 times or more.
+      const deadline = Date.now() + 60_000
+      let page = ""
+      for (;;) {
+        page = (await a.http("/metrics")).body
+        const count = metricValue(page, "kvdeploy_vault_requests_total", {
           operation: "getLatest",
           status: "identity_unavailable",
-        }),
-      ).toBeGreaterThan(0)
+        })
+        if ((count ?? 0) >= 9) break
+        if (Date.now() > deadline) throw new Error(`only ${count} reads without a token in 60 s`)
+        await new Promise((resolve) => setTimeout(resolve, 500))
+      }
+      expect(a.lines.some((l) => l.msg.startsWith("cannot read the vault"))).toBe(false)
       expect(
         metricValue(page, "kvdeploy_vault_requests_total", { operation: "getLatest", status: "unavailable" }),
       ).toBeUndefined()
+      // Each deployment says it once, however many attempts failed; the identity's line says it once.
+      for (const name of names) expect(noTokenLines(name)).toHaveLength(1)
+      const down = identityLines(noTokenMessage)
+      expect(down).toHaveLength(1)
+      expect(down[0]).toMatchObject({ level: "warn", credential_mode: "managed_identity" })
+      expect(down[0]?.authority_host).toBe(emulator.authorityHost)
+      expect(metricValue(page, "kvdeploy_agent_token_request_failing", identity)).toBe(1)
+      expect(metricValue(page, "kvdeploy_agent_token_expiry_timestamp_seconds", identity)).toBeUndefined()
       // Nothing but the body-less challenge reached the vault.
       expect(emulator.requests.entries({ vault }).every((r) => r.challenge)).toBe(true)
       emulator.faults.remove(fault)
-      await a.waitFor((l) => l.deployment === "io" && l.msg === "deploy: Succeeded", { timeoutMs: 60_000 })
+      for (const name of names)
+        await a.waitFor((l) => l.deployment === name && l.msg === "deploy: Succeeded", { timeoutMs: 60_000 })
+      const back = identityLines(recoveredMessage)
+      expect(back).toHaveLength(1)
+      expect(back[0]).toMatchObject({ level: "info", credential_mode: "managed_identity" })
+      expect(back[0]?.failed_requests).toBeGreaterThanOrEqual(1)
+      page = (await a.http("/metrics")).body
+      expect(metricValue(page, "kvdeploy_agent_token_request_failing", identity)).toBe(0)
+      expect(metricValue(page, "kvdeploy_agent_token_expiry_timestamp_seconds", identity)).toBeGreaterThan(
+        Date.now() / 1000,
+      )
     } finally {
       a.kill()
       work.remove()

@@ -27,6 +27,7 @@ export const vaultsOf = (byUrl: Readonly<Record<string, Vault["Service"]>>): Lay
     },
     releaseIdleConnections: Effect.succeed(0),
     retain: () => Effect.succeed({ clients: 0, vaults: [] }),
+    identities: () => [],
   })
 
 /** Vaults answering `vault` for every target. */
@@ -35,6 +36,7 @@ export const oneVault = (vault: Vault["Service"]): Layer.Layer<Vaults> =>
     forTarget: () => Effect.succeed(vault),
     releaseIdleConnections: Effect.succeed(0),
     retain: () => Effect.succeed({ clients: 0, vaults: [] }),
+    identities: () => [],
   })
 
 /** Making the reconciler for `config` over `vaults` with `state`, logging nothing. */

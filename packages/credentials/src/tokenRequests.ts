@@ -36,9 +36,10 @@
  * silent request every 3 s while the vault was served with the token held.
  * A token the library answers as already due for refresh (MSAL's managed
  * identity answers the one it holds while it refreshes in the background, and
- * again when that failed) is answered as due 30 s later too. `onRefreshFailed`
- * hears of the first such failure after each new token, or of such a token
- * still answered 5 minutes past its refresh time.
+ * again when that failed) is answered as due 30 s later too. `onRequestEnded`
+ * hears how every request ended, such a token still answered 5 minutes past
+ * its refresh time counting as a failure (a health signal: the agent's token
+ * series and its identity's log lines).
  */
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
 import type { ResolvedCredential } from "./credential.js"
@@ -57,24 +58,36 @@ export interface ShareTokenRequestsOptions {
   /** The setting that changes `timeoutMs`, named in the error (e.g. `agent.request_timeout_seconds`). */
   readonly setting?: string | undefined
   /**
-   * A token request failed while a token given earlier was still valid, and that token was answered
-   * instead: called once after each token obtained (not for every failure that follows), with the
-   * failure and when the held token expires (epoch ms).
-   */
-  readonly onRefreshFailed?: ((error: unknown, heldUntilMs: number) => void) | undefined
-  /**
    * How long a failed request stays the answer for the same token (ms, default 0: the next caller
    * starts a new one). The agent's deployments each retry with their own backoff: without it, an
    * identity endpoint that fails fast met one request per deployment's attempt, a load that grew
    * with the fleet (IMDS allows about 5 requests a second per host).
    */
   readonly reuseFailureMs?: number | undefined
+  /**
+   * How each token request ended (once per request to the credential, not per caller): for a
+   * health signal. Not called for a caller answered without a request (a shared or reused one).
+   */
+  readonly onRequestEnded?: ((ended: TokenRequestEnded) => void) | undefined
 }
+
+/**
+ * How a token request to the credential ended:
+ * - `Obtained`: a token not yet due for refresh (`expiresOnMs`: when it expires);
+ * - `Failed`: the request failed or ran out its time limit, or the library still answers a token
+ *   5 minutes past its refresh time, or gave none; `heldUntilMs` is the expiry of the token
+ *   answered instead (one obtained earlier, still valid), absent when the failure was the answer.
+ * A token the library answers as due for refresh within those 5 minutes (its background refresh
+ * running) is neither.
+ */
+export type TokenRequestEnded =
+  | { readonly _tag: "Obtained"; readonly expiresOnMs: number }
+  | { readonly _tag: "Failed"; readonly error: unknown; readonly heldUntilMs: number | undefined }
 
 /** How long after a failed request a held token is answered before a new request is made. */
 export const heldTokenRetryMs = 30_000
 
-/** How long past its refresh time a token may still be answered by the library before that is told. */
+/** How long past its refresh time a token may still be answered by the library before that is a failure. */
 const staleRefreshMs = 5 * 60_000
 
 /** A held token is answered while it has more than this left (the caller's cache stops using it 2 minutes before it expires). */
@@ -105,15 +118,14 @@ export const shareTokenRequests = (
   const inFlight = new Map<string, Promise<AccessToken | null>>()
   /** Requests given up at the limit that still run, and the error their waiters got. */
   const abandoned = new Map<string, Error>()
-  /** The last token obtained for each key, and the keys whose failure was told since. */
+  /** The last token obtained for each key. */
   const held = new Map<string, AccessToken>()
-  const told = new Set<string>()
-  /** `onRefreshFailed`, whose own failure is no failure of the token request. */
-  const tell = (error: unknown, heldUntilMs: number) => {
+  /** `onRequestEnded`, whose own failure is no failure of the token request. */
+  const ended = (event: TokenRequestEnded) => {
     try {
-      options.onRefreshFailed?.(error, heldUntilMs)
+      options.onRequestEnded?.(event)
     } catch {
-      // The token is answered all the same.
+      // The request's answer stands.
     }
   }
   /** The held token, if still valid long enough, in place of `error`; else `error`. */
@@ -121,32 +133,30 @@ export const shareTokenRequests = (
     const token = held.get(key)
     const now = Date.now()
     if (token === undefined || token.expiresOnTimestamp - now <= heldTokenMarginMs) throw error
-    if (!told.has(key)) {
-      told.add(key)
-      tell(error, token.expiresOnTimestamp)
-    }
     return { ...token, refreshAfterTimestamp: Math.min(now + heldTokenRetryMs, token.expiresOnTimestamp) }
   }
   /**
    * A token obtained. One already due for refresh is what the library holds while its own refresh
    * runs in the background (MSAL's managed identity does that) or has failed: answered as due again
-   * in 30 s, not at once, and told once when no new token came for 5 minutes past that time.
+   * in 30 s, not at once, and a failed request once no new token came for 5 minutes past that time.
    */
   const answered = (key: string, token: AccessToken | null): AccessToken | null => {
-    if (token === null) return token
-    if (held.get(key)?.token !== token.token) told.delete(key)
+    if (token === null) {
+      ended({ _tag: "Failed", error: new Error("the credential gave no token"), heldUntilMs: undefined })
+      return token
+    }
     held.set(key, token)
     const due = token.refreshAfterTimestamp
     const now = Date.now()
-    if (due === undefined || due > now) return token
-    if (now - due > staleRefreshMs && !told.has(key)) {
-      told.add(key)
-      tell(
-        new Error(
-          `the identity library has given no new token since its refresh was due, ${Math.floor((now - due) / 60_000)} minutes ago (its refresh runs in the background and failed, or has not ended)`,
-        ),
-        token.expiresOnTimestamp,
+    if (due === undefined || due > now) {
+      ended({ _tag: "Obtained", expiresOnMs: token.expiresOnTimestamp })
+      return token
+    }
+    if (now - due > staleRefreshMs) {
+      const stale = new Error(
+        `the identity library has given no new token since its refresh was due, ${Math.floor((now - due) / 60_000)} minutes ago (its refresh runs in the background and failed, or has not ended)`,
       )
+      ended({ _tag: "Failed", error: stale, heldUntilMs: token.expiresOnTimestamp })
     }
     return { ...token, refreshAfterTimestamp: Math.min(now + heldTokenRetryMs, token.expiresOnTimestamp) }
   }
@@ -198,7 +208,17 @@ export const shareTokenRequests = (
         const request: Promise<AccessToken | null> = Promise.race([call, limit])
           .then(
             (token) => answered(key, token),
-            (error: unknown) => heldOr(key, error),
+            (error: unknown) => {
+              let answer: AccessToken
+              try {
+                answer = heldOr(key, error)
+              } catch (failure) {
+                ended({ _tag: "Failed", error, heldUntilMs: undefined })
+                throw failure
+              }
+              ended({ _tag: "Failed", error, heldUntilMs: answer.expiresOnTimestamp })
+              return answer
+            },
           )
           .finally(() => clearTimeout(timer))
         const forget = () => {

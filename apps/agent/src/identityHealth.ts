@@ -1,0 +1,144 @@
+/**
+ * Each identity's token requests, as the operator sees them: one log line
+ * when its token requests start failing (or the token held runs out), a
+ * reminder every 10 minutes while they fail, one when a token comes again;
+ * and, for the metrics, whether they fail and when the token it holds
+ * expires. The deployments' own lines say "no token for the vault" once
+ * each, not at every attempt (reconciler.ts): this is where an outage of an
+ * identity endpoint is followed.
+ */
+import type { TokenRequestEnded } from "@kvdeploy/credentials"
+
+/** What names an identity in its log lines and series. */
+export interface IdentityLabels {
+  readonly credential_mode: string
+  /** The user-assigned managed identity's client id, or "". */
+  readonly managed_identity_client_id: string
+  readonly authority_host: string
+  /** The Key Vault resource its tokens are for, or "" (the cloud's). */
+  readonly key_vault_resource: string
+}
+
+/** An identity's token requests at one moment. */
+export interface IdentityTokenState {
+  readonly labels: IdentityLabels
+  /** Its last token request failed (a held token may still be answered). */
+  readonly failing: boolean
+  /** When the newest token it obtained expires (epoch ms), if it obtained one. */
+  readonly expiresOnMs: number | undefined
+}
+
+/** A line to log: its level, message and fields. */
+export interface IdentityLine {
+  readonly level: "info" | "warn"
+  readonly msg: string
+  readonly fields: Record<string, unknown>
+}
+
+/** How often a line repeats that an identity's token requests still fail. */
+export const stillFailingEveryMs = 10 * 60_000
+
+export const heldTokenMessage =
+  "token refresh failed: the token held is used until it expires or a refresh succeeds"
+export const noTokenMessage =
+  "no token for the identity: its deployments cannot reach the vault until a token request succeeds"
+export const recoveredMessage = "token obtained again: the identity's deployments reach the vault"
+
+const fix =
+  "check the identity endpoint (Entra ID, or the managed identity endpoint) from this host, and the identity's settings"
+
+interface Tracked {
+  labels: IdentityLabels
+  failing: boolean
+  /** Whether the last failure was answered with a held token. */
+  held: boolean
+  since: number
+  failures: number
+  lastLineMs: number
+  expiresOnMs: number | undefined
+}
+
+export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: () => number = Date.now) => {
+  const identities = new Map<string, Tracked>()
+  const describe = (t: Tracked) => ({
+    credential_mode: t.labels.credential_mode,
+    ...(t.labels.managed_identity_client_id === ""
+      ? {}
+      : { managed_identity_client_id: t.labels.managed_identity_client_id }),
+    authority_host: t.labels.authority_host,
+  })
+  const reason = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 1_000)
+  /** The hook of the credential of identity `key` (a new credential for the key starts afresh). */
+  const track = (key: string, labels: IdentityLabels) => {
+    const t: Tracked = {
+      labels,
+      failing: false,
+      held: false,
+      since: 0,
+      failures: 0,
+      lastLineMs: 0,
+      expiresOnMs: undefined,
+    }
+    identities.set(key, t)
+    return (ended: TokenRequestEnded): void => {
+      // A reload let this identity go, or a newer credential of it took over.
+      if (identities.get(key) !== t) return
+      const at = now()
+      if (ended._tag === "Obtained") {
+        t.expiresOnMs = ended.expiresOnMs
+        if (t.failing)
+          logLine({
+            level: "info",
+            msg: recoveredMessage,
+            fields: {
+              ...describe(t),
+              since: new Date(t.since).toISOString(),
+              outage_seconds: Math.round((at - t.since) / 1000),
+              failed_requests: t.failures,
+            },
+          })
+        t.failing = false
+        t.failures = 0
+        return
+      }
+      const held = ended.heldUntilMs !== undefined
+      const started = !t.failing
+      const changed = started || held !== t.held
+      if (started) {
+        t.failing = true
+        t.since = at
+        t.failures = 0
+      }
+      t.failures++
+      t.held = held
+      if (!changed && at - t.lastLineMs < stillFailingEveryMs) return
+      t.lastLineMs = at
+      logLine({
+        level: "warn",
+        msg: held ? heldTokenMessage : noTokenMessage,
+        fields: {
+          ...describe(t),
+          ...(ended.heldUntilMs === undefined
+            ? {}
+            : { held_until: new Date(ended.heldUntilMs).toISOString() }),
+          ...(started ? {} : { since: new Date(t.since).toISOString(), failed_requests: t.failures }),
+          reason: reason(ended.error),
+          fix: held ? `${fix}; deploys fail once the held token expires` : fix,
+        },
+      })
+    }
+  }
+  /** Forget the identities `keep` refuses (a reload no longer names them). */
+  const retain = (keep: (key: string) => boolean) => {
+    for (const key of [...identities.keys()]) if (!keep(key)) identities.delete(key)
+  }
+  const states = (): ReadonlyArray<IdentityTokenState> =>
+    [...identities.values()].map((t) => ({
+      labels: t.labels,
+      failing: t.failing,
+      expiresOnMs: t.expiresOnMs,
+    }))
+  return { track, retain, states }
+}
+
+export type IdentityHealth = ReturnType<typeof makeIdentityHealth>

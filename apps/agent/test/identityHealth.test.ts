@@ -1,0 +1,125 @@
+/** An identity's token requests as the operator sees them: a line when they start failing, a reminder, a line when they recover. */
+import { describe, expect, it } from "vitest"
+import {
+  heldTokenMessage,
+  type IdentityLine,
+  makeIdentityHealth,
+  noTokenMessage,
+  recoveredMessage,
+  stillFailingEveryMs,
+} from "../src/identityHealth.js"
+
+const labels = {
+  credential_mode: "managed_identity",
+  managed_identity_client_id: "11111111-2222-3333-4444-555555555555",
+  authority_host: "https://login.microsoftonline.com",
+  key_vault_resource: "",
+}
+
+const setUp = () => {
+  const lines: Array<IdentityLine> = []
+  let now = Date.parse("2026-12-02T10:00:00Z")
+  const health = makeIdentityHealth(
+    (line) => lines.push(line),
+    () => now,
+  )
+  return {
+    lines,
+    health,
+    advance: (ms: number) => {
+      now += ms
+    },
+    now: () => now,
+  }
+}
+
+describe("an identity's token requests", () => {
+  it("a failing run: one line at its start, a reminder every 10 minutes, one when a token comes again", () => {
+    const t = setUp()
+    const ended = t.health.track("mi", labels)
+    const expiresOnMs = t.now() + 24 * 3600_000
+    ended({ _tag: "Obtained", expiresOnMs })
+    expect(t.lines).toEqual([])
+    expect(t.health.states()).toEqual([{ labels, failing: false, expiresOnMs }])
+    // The refresh fails while the token obtained is valid: the held token's line, once.
+    const down = new Error("IMDS answered 500")
+    ended({ _tag: "Failed", error: down, heldUntilMs: expiresOnMs })
+    for (let i = 0; i < 50; i++) {
+      t.advance(5_000)
+      ended({ _tag: "Failed", error: down, heldUntilMs: expiresOnMs })
+    }
+    expect(t.lines).toHaveLength(1)
+    expect(t.lines[0]).toMatchObject({
+      level: "warn",
+      msg: heldTokenMessage,
+      fields: {
+        credential_mode: "managed_identity",
+        managed_identity_client_id: labels.managed_identity_client_id,
+        authority_host: labels.authority_host,
+        held_until: new Date(expiresOnMs).toISOString(),
+        reason: "IMDS answered 500",
+      },
+    })
+    expect(t.health.states()).toEqual([{ labels, failing: true, expiresOnMs }])
+    // 10 minutes after that line: a reminder, with the run's start and its failed requests.
+    t.advance(stillFailingEveryMs - 50 * 5_000)
+    ended({ _tag: "Failed", error: down, heldUntilMs: expiresOnMs })
+    expect(t.lines).toHaveLength(2)
+    expect(t.lines[1]?.msg).toBe(heldTokenMessage)
+    expect(t.lines[1]?.fields).toMatchObject({ since: "2026-12-02T10:00:00.000Z", failed_requests: 52 })
+    // The held token ran out: said at once, as another line.
+    ended({ _tag: "Failed", error: down, heldUntilMs: undefined })
+    expect(t.lines).toHaveLength(3)
+    expect(t.lines[2]).toMatchObject({ level: "warn", msg: noTokenMessage })
+    expect(t.lines[2]?.fields).not.toHaveProperty("held_until")
+    ended({ _tag: "Failed", error: down, heldUntilMs: undefined })
+    expect(t.lines).toHaveLength(3)
+    // A token again: one line, with how long the run lasted.
+    t.advance(60_000)
+    const next = t.now() + 24 * 3600_000
+    ended({ _tag: "Obtained", expiresOnMs: next })
+    expect(t.lines).toHaveLength(4)
+    expect(t.lines[3]).toMatchObject({
+      level: "info",
+      msg: recoveredMessage,
+      fields: { since: "2026-12-02T10:00:00.000Z", outage_seconds: 660, failed_requests: 54 },
+    })
+    expect(t.health.states()).toEqual([{ labels, failing: false, expiresOnMs: next }])
+    ended({ _tag: "Obtained", expiresOnMs: next })
+    expect(t.lines).toHaveLength(4)
+    // The next failing run starts its own count, with a line of its own.
+    ended({ _tag: "Failed", error: down, heldUntilMs: undefined })
+    expect(t.lines).toHaveLength(5)
+    expect(t.lines[4]?.msg).toBe(noTokenMessage)
+    expect(t.lines[4]?.fields).not.toHaveProperty("failed_requests")
+  })
+
+  it("an identity with no token yet has no expiry; a reload lets identities go; a newer credential of a key takes over", () => {
+    const t = setUp()
+    const first = t.health.track("a", labels)
+    const other = { ...labels, credential_mode: "client_secret", managed_identity_client_id: "" }
+    const b = t.health.track("b", other)
+    first({ _tag: "Failed", error: new Error("x"), heldUntilMs: undefined })
+    expect(t.lines[0]?.fields).toHaveProperty("managed_identity_client_id")
+    b({ _tag: "Failed", error: new Error("y"), heldUntilMs: undefined })
+    // No client id to name: no such field.
+    expect(t.lines[1]?.fields).not.toHaveProperty("managed_identity_client_id")
+    expect(t.health.states()).toEqual([
+      { labels, failing: true, expiresOnMs: undefined },
+      { labels: other, failing: true, expiresOnMs: undefined },
+    ])
+    t.health.retain((key) => key === "a")
+    expect(t.health.states().map((s) => s.labels.credential_mode)).toEqual(["managed_identity"])
+    // The credential let go still ends requests in flight: they change nothing.
+    b({ _tag: "Obtained", expiresOnMs: t.now() + 1 })
+    expect(t.health.states()).toHaveLength(1)
+    expect(t.lines).toHaveLength(2)
+    // A new credential of key "a" starts afresh; the old one's events are ignored.
+    const second = t.health.track("a", labels)
+    first({ _tag: "Obtained", expiresOnMs: t.now() + 5 })
+    expect(t.health.states()).toEqual([{ labels, failing: false, expiresOnMs: undefined }])
+    second({ _tag: "Obtained", expiresOnMs: t.now() + 7 })
+    expect(t.health.states()).toEqual([{ labels, failing: false, expiresOnMs: t.now() + 7 }])
+    expect(t.lines).toHaveLength(2)
+  })
+})
