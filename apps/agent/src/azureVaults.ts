@@ -84,8 +84,9 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
               shareTokenRequests(c.credential, {
                 timeoutMs: tokenLimitMs,
                 setting: "agent.request_timeout_seconds",
-                // A failure answers every deployment of the identity for 5 s: at most 12 requests a
-                // minute to a failing identity endpoint, whatever the fleet's size.
+                // A failure answers every deployment of the identity for 5 s: with no token held, at
+                // most 12 requests a minute to a failing identity endpoint, whatever the fleet's size
+                // (a held token is answered instead, asked for again 30 s later).
                 reuseFailureMs: 5_000,
                 // The identity's log lines and token series (identityHealth.ts).
                 onRequestEnded: identityHealth.track(keys.identity, {

@@ -60,15 +60,22 @@ interface Tracked {
 
 export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: () => number = Date.now) => {
   const identities = new Map<string, Tracked>()
+  /** The identities the last reload named (before the first: all). */
+  let named: (key: string) => boolean = () => true
   const describe = (t: Tracked) => ({
     credential_mode: t.labels.credential_mode,
     ...(t.labels.managed_identity_client_id === ""
       ? {}
       : { managed_identity_client_id: t.labels.managed_identity_client_id }),
     authority_host: t.labels.authority_host,
+    ...(t.labels.key_vault_resource === "" ? {} : { key_vault_resource: t.labels.key_vault_resource }),
   })
   const reason = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 1_000)
-  /** The hook of the credential of identity `key` (a new credential for the key starts afresh). */
+  /**
+   * The hook of the credential of identity `key` (a new credential for the key starts afresh). A
+   * key the last reload no longer names (its credential made again for a deploy of the replaced
+   * configuration, still running) is not tracked: its series and lines left with the reload.
+   */
   const track = (key: string, labels: IdentityLabels) => {
     const t: Tracked = {
       labels,
@@ -79,11 +86,16 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
       lastLineMs: 0,
       expiresOnMs: undefined,
     }
-    identities.set(key, t)
+    if (named(key)) identities.set(key, t)
     return (ended: TokenRequestEnded): void => {
       // A reload let this identity go, or a newer credential of it took over.
       if (identities.get(key) !== t) return
       const at = now()
+      // A token due for refresh, the library's refresh running: no news but its expiry.
+      if (ended._tag === "Due") {
+        t.expiresOnMs = ended.expiresOnMs
+        return
+      }
       if (ended._tag === "Obtained") {
         t.expiresOnMs = ended.expiresOnMs
         if (t.failing)
@@ -111,6 +123,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
       }
       t.failures++
       t.held = held
+      if (ended.heldUntilMs !== undefined) t.expiresOnMs = ended.heldUntilMs
       if (!changed && at - t.lastLineMs < stillFailingEveryMs) return
       t.lastLineMs = at
       logLine({
@@ -130,6 +143,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
   }
   /** Forget the identities `keep` refuses (a reload no longer names them). */
   const retain = (keep: (key: string) => boolean) => {
+    named = keep
     for (const key of [...identities.keys()]) if (!keep(key)) identities.delete(key)
   }
   const states = (): ReadonlyArray<IdentityTokenState> =>

@@ -652,6 +652,8 @@ export const makeReconciler = (
             })
           }
         }
+        // Read (or not found): a token was had, whatever comes next (held, the source changed meanwhile).
+        slot.noTokenTold = false
         // 3. They differ. Held? (an outcome that needs a person, for this very source and configuration)
         const previous = state.get(d.name)
         if (
@@ -659,8 +661,6 @@ export const makeReconciler = (
           previous.sourceFingerprint === facts.fingerprint &&
           previous.configFingerprint === d.fingerprint
         ) {
-          // Read: a token was had.
-          slot.noTokenTold = false
           yield* log(
             d,
             `held: the last deploy of this source ended ${previous.outcome}; change the source or the configuration to deploy again`,
@@ -1380,6 +1380,8 @@ export const makeReconciler = (
             slot.servedNotAfter = undefined
             slot.expectedTags = undefined
             slot.listed = undefined
+            // Another target or identity: its first attempt without a token is told again.
+            slot.noTokenTold = false
             changed++
           }
         }

@@ -2,7 +2,7 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
 import { toVaultError } from "@kvdeploy/azure-kv"
 import { heldTokenRetryMs, shareTokenRequests, type TokenRequestEnded } from "@kvdeploy/credentials"
-import { describe, expect, it } from "vitest"
+import { describe, expect, it, vi } from "vitest"
 
 const counting = () => {
   const calls: Array<{ scopes: string | string[]; options: GetTokenOptions | undefined }> = []
@@ -182,56 +182,80 @@ describe("shareTokenRequests", () => {
     // The caller's cache asks again in 30 s, not at once (the Key Vault clients asked every 3 s).
     expect(again?.refreshAfterTimestamp).toBeGreaterThanOrEqual(before + heldTokenRetryMs)
     expect(again?.refreshAfterTimestamp).toBeLessThanOrEqual(Date.now() + heldTokenRetryMs)
-    // The first token was answered as due already (the library's background refresh): no event for it.
-    expect(told).toEqual([{ _tag: "Failed", error: outage, heldUntilMs: expiresOnTimestamp }])
+    // The first token was answered as due already (the library's background refresh): due.
+    expect(told).toEqual([
+      { _tag: "Due", expiresOnMs: expiresOnTimestamp },
+      { _tag: "Failed", error: outage, heldUntilMs: expiresOnTimestamp },
+    ])
     // A request that runs out its time limit answers the held token too.
     next = () => new Promise(() => {})
     expect((await shared.getToken("s"))?.token).toBe("first")
-    expect(told).toHaveLength(2)
-    expect(told[1]).toMatchObject({ _tag: "Failed", heldUntilMs: expiresOnTimestamp })
+    expect(told).toHaveLength(3)
+    expect(told[2]).toMatchObject({ _tag: "Failed", heldUntilMs: expiresOnTimestamp })
     // ... as does a caller while that request still runs, without a request (or an event) of its own.
     const callsBefore = calls.length
     expect((await shared.getToken("s"))?.token).toBe("first")
     expect(calls).toHaveLength(callsBefore)
-    expect(told).toHaveLength(2)
+    expect(told).toHaveLength(3)
     // Another token (another key) is not answered with this one.
     await expect(shared.getToken("s", { claims: "challenge" })).rejects.toThrow(/gave no token within 50 ms/)
   })
 
-  it("a token the library answers as already due for refresh is due again 30 s later, and a failure when 5 minutes past due", async () => {
-    let answer: AccessToken = { token: "A", expiresOnTimestamp: Date.now() + 3_600_000 }
-    const told: Array<TokenRequestEnded> = []
-    const shared = shareTokenRequests(
-      { getToken: async () => answer },
-      { timeoutMs: 1_000, onRequestEnded: (e) => told.push(e) },
-    )
-    await shared.getToken("s")
-    expect(told).toEqual([{ _tag: "Obtained", expiresOnMs: answer.expiresOnTimestamp }])
-    told.length = 0
-    // MSAL's managed identity answers the token it holds while its refresh runs in the background:
-    // the Key Vault clients asked again every 3 s, each time starting another refresh.
-    answer = { ...answer, refreshAfterTimestamp: Date.now() - 1_000 }
-    const before = Date.now()
-    const due = await shared.getToken("s")
-    expect(due?.token).toBe("A")
-    expect(due?.refreshAfterTimestamp).toBeGreaterThanOrEqual(before + heldTokenRetryMs)
-    expect(told).toEqual([])
-    // Still that token 6 minutes past its refresh time: a failure, the token held still answered.
-    answer = { ...answer, refreshAfterTimestamp: Date.now() - 6 * 60_000 }
-    expect((await shared.getToken("s"))?.token).toBe("A")
-    expect(told).toHaveLength(1)
-    expect(told[0]).toMatchObject({ _tag: "Failed", heldUntilMs: answer.expiresOnTimestamp })
-    expect(String((told[0] as { error: unknown }).error)).toContain(
-      "has given no new token since its refresh was due, 6 minutes ago",
-    )
-    // A new token is answered as it is.
-    const fresh = {
-      token: "B",
-      expiresOnTimestamp: Date.now() + 3_600_000,
-      refreshAfterTimestamp: Date.now() + 60_000,
+  it("a token the library answers as already due for refresh is due again 30 s later, and a failure once answered due for 5 minutes", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] })
+    try {
+      let answer: AccessToken = { token: "A", expiresOnTimestamp: Date.now() + 24 * 3_600_000 }
+      const told: Array<TokenRequestEnded> = []
+      const shared = shareTokenRequests(
+        { getToken: async () => answer },
+        { timeoutMs: 1_000, onRequestEnded: (e) => told.push(e) },
+      )
+      await shared.getToken("s")
+      expect(told).toEqual([{ _tag: "Obtained", expiresOnMs: answer.expiresOnTimestamp }])
+      told.length = 0
+      // Hours without a request: msal-node answers the old token to the request whose refresh it
+      // runs, due since long ago. No failure: the next answer is the new token.
+      answer = { ...answer, refreshAfterTimestamp: Date.now() - 6 * 3_600_000 }
+      const before = Date.now()
+      const due = await shared.getToken("s")
+      expect(due?.token).toBe("A")
+      expect(due?.refreshAfterTimestamp).toBeGreaterThanOrEqual(before + heldTokenRetryMs)
+      expect(told).toEqual([{ _tag: "Due", expiresOnMs: answer.expiresOnTimestamp }])
+      const fresh = {
+        token: "B",
+        expiresOnTimestamp: Date.now() + 24 * 3_600_000,
+        refreshAfterTimestamp: Date.now() + 12 * 3_600_000,
+      }
+      answer = fresh
+      expect(await shared.getToken("s")).toEqual(fresh)
+      expect(told[1]).toEqual({ _tag: "Obtained", expiresOnMs: fresh.expiresOnTimestamp })
+      told.length = 0
+      // Its refresh fails in the background: the same due token, asked for again every 30 s.
+      answer = { ...fresh, refreshAfterTimestamp: Date.now() - 1_000 }
+      for (let i = 0; i < 10; i++) {
+        expect((await shared.getToken("s"))?.token).toBe("B")
+        vi.setSystemTime(Date.now() + heldTokenRetryMs)
+      }
+      expect(told.every((e) => e._tag === "Due")).toBe(true)
+      // More than 5 minutes since it was first answered due: a failure, the token held still answered.
+      vi.setSystemTime(Date.now() + 60_000)
+      expect((await shared.getToken("s"))?.token).toBe("B")
+      expect(told.at(-1)).toMatchObject({ _tag: "Failed", heldUntilMs: answer.expiresOnTimestamp })
+      expect(String((told.at(-1) as { error: unknown }).error)).toContain(
+        "has answered a token due for refresh for 6 minutes: none of its refreshes in that time gave a new token",
+      )
+      // Another due token (a refresh that gave one already due) starts its own count.
+      answer = {
+        ...answer,
+        token: "C",
+        refreshAfterTimestamp: Date.now() - 1,
+        expiresOnTimestamp: Date.now() + 7_200_000,
+      }
+      await shared.getToken("s")
+      expect(told.at(-1)).toEqual({ _tag: "Due", expiresOnMs: answer.expiresOnTimestamp })
+    } finally {
+      vi.useRealTimers()
     }
-    answer = fresh
-    expect(await shared.getToken("s")).toEqual(fresh)
   })
 
   it("with reuseFailureMs a failure answers later callers for that long, without a request; without it, each starts one", async () => {
@@ -291,24 +315,15 @@ describe("shareTokenRequests", () => {
     }
     expect((await shared.getToken("s"))?.token).toBe("A")
     expect(ended[1]).toEqual({ _tag: "Failed", error: outage, heldUntilMs: expiresA })
-    // A token the library answers as due within 5 minutes of its refresh time (its background
-    // refresh running): neither.
+    // A token the library answers as due for refresh (its own refresh running): due, with its
+    // expiry (5 minutes of the same due token are a failure: the test above).
     answer = async () => ({
       token: "A",
       expiresOnTimestamp: expiresA ?? 0,
       refreshAfterTimestamp: Date.now() - 60_000,
     })
     await shared.getToken("s")
-    expect(ended).toHaveLength(2)
-    // ... and past those 5 minutes: failed, the held token's expiry with it.
-    answer = async () => ({
-      token: "A",
-      expiresOnTimestamp: expiresA ?? 0,
-      refreshAfterTimestamp: Date.now() - 6 * 60_000,
-    })
-    await shared.getToken("s")
-    expect(ended[2]).toMatchObject({ _tag: "Failed", heldUntilMs: expiresA })
-    expect(String((ended[2] as { error: unknown }).error)).toContain("no new token since its refresh was due")
+    expect(ended[2]).toEqual({ _tag: "Due", expiresOnMs: expiresA })
     // Another token (no held one): the failure is the answer, and the event has no held expiry.
     answer = async () => {
       throw outage

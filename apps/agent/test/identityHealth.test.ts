@@ -114,6 +114,12 @@ describe("an identity's token requests", () => {
     b({ _tag: "Obtained", expiresOnMs: t.now() + 1 })
     expect(t.health.states()).toHaveLength(1)
     expect(t.lines).toHaveLength(2)
+    // A deploy of the replaced configuration, still running, makes key "b"'s credential again: it
+    // is not tracked, and its series does not come back.
+    const again = t.health.track("b", other)
+    again({ _tag: "Failed", error: new Error("z"), heldUntilMs: undefined })
+    expect(t.health.states()).toHaveLength(1)
+    expect(t.lines).toHaveLength(2)
     // A new credential of key "a" starts afresh; the old one's events are ignored.
     const second = t.health.track("a", labels)
     first({ _tag: "Obtained", expiresOnMs: t.now() + 5 })
@@ -121,5 +127,25 @@ describe("an identity's token requests", () => {
     second({ _tag: "Obtained", expiresOnMs: t.now() + 7 })
     expect(t.health.states()).toEqual([{ labels, failing: false, expiresOnMs: t.now() + 7 }])
     expect(t.lines).toHaveLength(2)
+  })
+  it("a token due for refresh tells its expiry only; a vault resource of its own is named in the lines", () => {
+    const t = setUp()
+    const resource = "https://vault.sovereign.example"
+    const ended = t.health.track("mi", { ...labels, key_vault_resource: resource })
+    const expiresOnMs = t.now() + 3600_000
+    // The library's refresh running (msal-node answers the old token to the request that ran it).
+    ended({ _tag: "Due", expiresOnMs })
+    expect(t.lines).toEqual([])
+    expect(t.health.states()[0]).toMatchObject({ failing: false, expiresOnMs })
+    ended({ _tag: "Failed", error: new Error("down"), heldUntilMs: expiresOnMs })
+    // Nor does a due token end a failing run.
+    ended({ _tag: "Due", expiresOnMs })
+    expect(t.health.states()[0]).toMatchObject({ failing: true, expiresOnMs })
+    expect(t.lines).toHaveLength(1)
+    expect(t.lines[0]?.fields).toMatchObject({ key_vault_resource: resource })
+    // The cloud's own resource ("") is not named.
+    const other = t.health.track("cs", { ...labels, credential_mode: "client_secret" })
+    other({ _tag: "Failed", error: new Error("down"), heldUntilMs: undefined })
+    expect(t.lines[1]?.fields).not.toHaveProperty("key_vault_resource")
   })
 })

@@ -33,10 +33,8 @@ describe("an identity endpoint that fails", () => {
         target: emulator.targetConfig(vault, name, "managedIdentityImds"),
       })
     }
-    const config = writeConfig(work, emulator, deployments, {
-      backoff_base_seconds: 1,
-      backoff_max_seconds: 4,
-    })
+    const agentSettings = { backoff_base_seconds: 1, backoff_max_seconds: 4 }
+    const config = writeConfig(work, emulator, deployments, agentSettings)
     const a = startAgent(config, { ...baseEnv(), ...emulator.env.managedIdentityImds })
     const identity = { credential_mode: "managed_identity" }
     const noTokenLines = (name: string) =>
@@ -77,6 +75,32 @@ describe("an identity endpoint that fails", () => {
       expect(metricValue(page, "kvdeploy_agent_token_expiry_timestamp_seconds", identity)).toBeUndefined()
       // Nothing but the body-less challenge reached the vault.
       expect(emulator.requests.entries({ vault }).every((r) => r.challenge)).toBe(true)
+      // A reload moves io-1 to another certificate: its first attempt without a token is told again;
+      // the others, unchanged, stay silent, and the identity (still named) says nothing new.
+      const from = a.lines.length
+      writeConfig(
+        work,
+        emulator,
+        deployments.map((d) =>
+          d.name === "io-1"
+            ? {
+                ...d,
+                certificate: "io-1-moved",
+                target: emulator.targetConfig(vault, "io-1-moved", "managedIdentityImds"),
+              }
+            : d,
+        ),
+        agentSettings,
+      )
+      a.signal("SIGHUP")
+      const moved = await a.waitFor(
+        (l) => l.deployment === "io-1" && l.msg === "no token for the vault: retrying with backoff",
+        { from, timeoutMs: 30_000 },
+      )
+      expect(moved.reason).toContain("no token for the vault (nothing was sent)")
+      expect(noTokenLines("io-1")).toHaveLength(2)
+      for (const name of ["io-2", "io-3"]) expect(noTokenLines(name)).toHaveLength(1)
+      expect(identityLines(noTokenMessage)).toHaveLength(1)
       emulator.faults.remove(fault)
       for (const name of names)
         await a.waitFor((l) => l.deployment === name && l.msg === "deploy: Succeeded", { timeoutMs: 60_000 })

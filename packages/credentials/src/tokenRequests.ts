@@ -37,9 +37,12 @@
  * A token the library answers as already due for refresh (MSAL's managed
  * identity answers the one it holds while it refreshes in the background, and
  * again when that failed) is answered as due 30 s later too. `onRequestEnded`
- * hears how every request ended, such a token still answered 5 minutes past
- * its refresh time counting as a failure (a health signal: the agent's token
- * series and its identity's log lines).
+ * hears how each request it made to the credential ended (not the callers
+ * answered by a shared, reused or abandoned request), for a health signal:
+ * the agent's token series and its identity's log lines. The same due token
+ * answered for more than 5 minutes since this wrapper first saw it due counts
+ * as a failure: msal-node answers the old token to the request whose refresh
+ * it ran, so one due answer after hours without a request is no failure.
  */
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
 import type { ResolvedCredential } from "./credential.js"
@@ -66,7 +69,8 @@ export interface ShareTokenRequestsOptions {
   readonly reuseFailureMs?: number | undefined
   /**
    * How each token request ended (once per request to the credential, not per caller): for a
-   * health signal. Not called for a caller answered without a request (a shared or reused one).
+   * health signal. Not called for a caller answered without a request (a shared, reused or
+   * abandoned one).
    */
   readonly onRequestEnded?: ((ended: TokenRequestEnded) => void) | undefined
 }
@@ -74,20 +78,23 @@ export interface ShareTokenRequestsOptions {
 /**
  * How a token request to the credential ended:
  * - `Obtained`: a token not yet due for refresh (`expiresOnMs`: when it expires);
- * - `Failed`: the request failed or ran out its time limit, or the library still answers a token
- *   5 minutes past its refresh time, or gave none; `heldUntilMs` is the expiry of the token
- *   answered instead (one obtained earlier, still valid), absent when the failure was the answer.
- * A token the library answers as due for refresh within those 5 minutes (its background refresh
- * running) is neither.
+ * - `Due`: a token already due for refresh, the library's own refresh running or just done
+ *   (msal-node answers the old token to the request that refreshed it): neither success nor
+ *   failure;
+ * - `Failed`: the request failed or ran out its time limit, or gave no token, or the library has
+ *   answered the same due token for more than 5 minutes since it was first answered due;
+ *   `heldUntilMs` is the expiry of the token answered instead (one obtained earlier, still
+ *   valid), absent when the failure was the answer.
  */
 export type TokenRequestEnded =
   | { readonly _tag: "Obtained"; readonly expiresOnMs: number }
+  | { readonly _tag: "Due"; readonly expiresOnMs: number }
   | { readonly _tag: "Failed"; readonly error: unknown; readonly heldUntilMs: number | undefined }
 
 /** How long after a failed request a held token is answered before a new request is made. */
 export const heldTokenRetryMs = 30_000
 
-/** How long past its refresh time a token may still be answered by the library before that is a failure. */
+/** How long the library may answer the same token due for refresh, from the first such answer, before that is a failure. */
 const staleRefreshMs = 5 * 60_000
 
 /** A held token is answered while it has more than this left (the caller's cache stops using it 2 minutes before it expires). */
@@ -120,6 +127,8 @@ export const shareTokenRequests = (
   const abandoned = new Map<string, Error>()
   /** The last token obtained for each key. */
   const held = new Map<string, AccessToken>()
+  /** For each key answered a token due for refresh: that token's times, and when it was first answered due. */
+  const dueSince = new Map<string, { refreshAfterMs: number; expiresOnMs: number; firstMs: number }>()
   /** `onRequestEnded`, whose own failure is no failure of the token request. */
   const ended = (event: TokenRequestEnded) => {
     try {
@@ -136,9 +145,10 @@ export const shareTokenRequests = (
     return { ...token, refreshAfterTimestamp: Math.min(now + heldTokenRetryMs, token.expiresOnTimestamp) }
   }
   /**
-   * A token obtained. One already due for refresh is what the library holds while its own refresh
-   * runs in the background (MSAL's managed identity does that) or has failed: answered as due again
-   * in 30 s, not at once, and a failed request once no new token came for 5 minutes past that time.
+   * A token obtained. One already due for refresh is what the library answers while its own
+   * refresh runs in the background, to the request that ran the refresh (msal-node's managed
+   * identity), or when the refresh failed: answered as due again in 30 s, not at once; a failed
+   * request once the library has answered that same due token for 5 minutes.
    */
   const answered = (key: string, token: AccessToken | null): AccessToken | null => {
     if (token === null) {
@@ -149,15 +159,23 @@ export const shareTokenRequests = (
     const due = token.refreshAfterTimestamp
     const now = Date.now()
     if (due === undefined || due > now) {
+      dueSince.delete(key)
       ended({ _tag: "Obtained", expiresOnMs: token.expiresOnTimestamp })
       return token
     }
-    if (now - due > staleRefreshMs) {
+    const seen = dueSince.get(key)
+    const firstMs =
+      seen !== undefined && seen.refreshAfterMs === due && seen.expiresOnMs === token.expiresOnTimestamp
+        ? seen.firstMs
+        : now
+    if (firstMs === now)
+      dueSince.set(key, { refreshAfterMs: due, expiresOnMs: token.expiresOnTimestamp, firstMs })
+    if (now - firstMs > staleRefreshMs) {
       const stale = new Error(
-        `the identity library has given no new token since its refresh was due, ${Math.floor((now - due) / 60_000)} minutes ago (its refresh runs in the background and failed, or has not ended)`,
+        `the identity library has answered a token due for refresh for ${Math.floor((now - firstMs) / 60_000)} minutes: none of its refreshes in that time gave a new token`,
       )
       ended({ _tag: "Failed", error: stale, heldUntilMs: token.expiresOnTimestamp })
-    }
+    } else ended({ _tag: "Due", expiresOnMs: token.expiresOnTimestamp })
     return { ...token, refreshAfterTimestamp: Math.min(now + heldTokenRetryMs, token.expiresOnTimestamp) }
   }
   return {
