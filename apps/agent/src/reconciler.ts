@@ -38,6 +38,7 @@ import {
   servesInPlace,
   type TargetConfig,
   Vault,
+  wasUnsent,
 } from "@kvdeploy/core"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
@@ -1093,6 +1094,8 @@ export const makeReconciler = (
     let attemptSeq = 0
     // Vaults whose list was refused (403): each deployment reads its own certificate until the next reload.
     const listRefused = new Set<Vault["Service"]>()
+    // Vault URLs whose last list failed for want of a token, said once: the identity's lines follow the outage.
+    const listNoTokenTold = new Set<string>()
     // Lists in progress, interrupted on shutdown.
     const listing = new Set<Fiber.Fiber<void>>()
 
@@ -1134,6 +1137,12 @@ export const makeReconciler = (
             // Refused for want of the list permission (not a token or firewall refusal: those end this list only).
             const refused = e._tag === "VaultForbidden" && e.refusal === "permission"
             if (refused) listRefused.add(vault)
+            // No token (nothing was sent): said at the first such list of the vault, not at every pass.
+            const noToken = wasUnsent(e)
+            const toldAlready = noToken && listNoTokenTold.has(d.target.vaultUrl)
+            if (noToken) listNoTokenTold.add(d.target.vaultUrl)
+            else listNoTokenTold.delete(d.target.vaultUrl)
+            if (toldAlready) break
             // A problem of the vault, not of one deployment: logged with the vault and how many
             // deployments it concerns (no deployment field, so `select(.deployment)` leaves it out).
             yield* Effect.logWarning(
@@ -1158,6 +1167,7 @@ export const makeReconciler = (
           }
           pages++
           pass.listPages++
+          listNoTokenTold.delete(d.target.vaultUrl)
           const unusable = page.success.unusable ?? []
           if (unusable.length > 0)
             // Their deployments are not listed: each reads its own certificate, as when it is on no page.

@@ -33,7 +33,8 @@ describe("an identity endpoint that fails", () => {
         target: emulator.targetConfig(vault, name, "managedIdentityImds"),
       })
     }
-    const agentSettings = { backoff_base_seconds: 1, backoff_max_seconds: 4 }
+    // Each pass lists the vault (3 deployments).
+    const agentSettings = { backoff_base_seconds: 1, backoff_max_seconds: 4, vault_list_min_deployments: 1 }
     const config = writeConfig(work, emulator, deployments, agentSettings)
     const a = startAgent(config, { ...baseEnv(), ...emulator.env.managedIdentityImds })
     const identity = { credential_mode: "managed_identity" }
@@ -101,6 +102,22 @@ describe("an identity endpoint that fails", () => {
       expect(noTokenLines("io-1")).toHaveLength(2)
       for (const name of ["io-2", "io-3"]) expect(noTokenLines(name)).toHaveLength(1)
       expect(identityLines(noTokenMessage)).toHaveLength(1)
+      // The reload's pass listed the vault again without a token: the vault's line was said once.
+      const listDeadline = Date.now() + 30_000
+      const listsWithoutToken = async () =>
+        metricValue((await a.http("/metrics")).body, "kvdeploy_vault_requests_total", {
+          operation: "listCertificates",
+          status: "identity_unavailable",
+        }) ?? 0
+      while ((await listsWithoutToken()) < 2) {
+        if (Date.now() > listDeadline) throw new Error("the reload's pass did not list the vault")
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+      const listLines = a.lines.filter((l) => l.msg.startsWith("vault list failed"))
+      expect(listLines).toHaveLength(1)
+      expect(listLines[0]).toMatchObject({
+        vault: emulator.targetConfig(vault, "io-1", "managedIdentityImds").vault_url,
+      })
       emulator.faults.remove(fault)
       for (const name of names)
         await a.waitFor((l) => l.deployment === name && l.msg === "deploy: Succeeded", { timeoutMs: 60_000 })
