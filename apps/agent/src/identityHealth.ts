@@ -73,8 +73,9 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
   const reason = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 1_000)
   /**
    * The hook of the credential of identity `key` (a new credential for the key starts afresh). A
-   * key the last reload no longer names (its credential made again for a deploy of the replaced
-   * configuration, still running) is not tracked: its series and lines left with the reload.
+   * key the last reload does not name (its credential made again by a deploy of the replaced
+   * configuration, still running; or by one of a reload not yet applied here) is tracked without
+   * lines or series until a reload names it: the credential is kept, and its hook with it.
    */
   const track = (key: string, labels: IdentityLabels) => {
     const t: Tracked = {
@@ -86,7 +87,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
       lastLineMs: 0,
       expiresOnMs: undefined,
     }
-    if (named(key)) identities.set(key, t)
+    identities.set(key, t)
     return (ended: TokenRequestEnded): void => {
       // A reload let this identity go, or a newer credential of it took over.
       if (identities.get(key) !== t) return
@@ -98,7 +99,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
       }
       if (ended._tag === "Obtained") {
         t.expiresOnMs = ended.expiresOnMs
-        if (t.failing)
+        if (t.failing && named(key))
           logLine({
             level: "info",
             msg: recoveredMessage,
@@ -124,7 +125,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
       t.failures++
       t.held = held
       if (ended.heldUntilMs !== undefined) t.expiresOnMs = ended.heldUntilMs
-      if (!changed && at - t.lastLineMs < stillFailingEveryMs) return
+      if ((!changed && at - t.lastLineMs < stillFailingEveryMs) || !named(key)) return
       t.lastLineMs = at
       logLine({
         level: "warn",
@@ -147,11 +148,9 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
     for (const key of [...identities.keys()]) if (!keep(key)) identities.delete(key)
   }
   const states = (): ReadonlyArray<IdentityTokenState> =>
-    [...identities.values()].map((t) => ({
-      labels: t.labels,
-      failing: t.failing,
-      expiresOnMs: t.expiresOnMs,
-    }))
+    [...identities].flatMap(([key, t]) =>
+      named(key) ? [{ labels: t.labels, failing: t.failing, expiresOnMs: t.expiresOnMs }] : [],
+    )
   return { track, retain, states }
 }
 

@@ -618,7 +618,9 @@ export const makeReconciler = (
           if (e._tag !== "VaultNotFound") {
             // No token (nothing was sent): the identity's problem, not the vault's.
             const noToken = e.unsent === true
-            const toldAlready = noToken && slot.noTokenTold
+            // An attempt of a configuration a reload replaced neither reads nor sets the new one's.
+            const current = slot.deployment === d
+            const toldAlready = noToken && current && slot.noTokenTold
             record(d, {
               outcome: "Failed",
               reason: e.message,
@@ -631,7 +633,7 @@ export const makeReconciler = (
               atMs: yield* Clock.currentTimeMillis,
               keepsHeld: true,
             })
-            slot.noTokenTold = noToken
+            if (current) slot.noTokenTold = noToken
             // Said once for a run of attempts that get no token; the identity's lines say the rest.
             if (!toldAlready)
               yield* log(

@@ -258,6 +258,92 @@ describe("shareTokenRequests", () => {
     }
   })
 
+  it("a due token that is news is asked for once more: msal-node answers the old token to the request whose refresh succeeded", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] })
+    try {
+      // msal-node's managed identity, as it behaves: a token past its refresh time is refreshed within
+      // the request, which answers the old one (the new one is cached for the next request); a refresh
+      // that gets an HTTP error answers the old one too; a network error throws.
+      const hour = 3_600_000
+      let serial = 0
+      const mint = (): AccessToken => ({
+        token: `T${++serial}`,
+        expiresOnTimestamp: Date.now() + 24 * hour,
+        refreshAfterTimestamp: Date.now() + 12 * hour,
+      })
+      let cached = mint()
+      let endpoint: "ok" | "http error" | "network error" = "ok"
+      let endpointRequests = 0
+      let calls = 0
+      const msalLike: TokenCredential = {
+        getToken: async () => {
+          calls++
+          if ((cached.refreshAfterTimestamp ?? 0) > Date.now()) return cached
+          endpointRequests++
+          if (endpoint === "network error") throw new Error("connect ECONNREFUSED 169.254.169.254:80")
+          const old = cached
+          if (endpoint === "ok") cached = mint()
+          return old
+        },
+      }
+      const told: Array<TokenRequestEnded> = []
+      const shared = shareTokenRequests(msalLike, { timeoutMs: 1_000, onRequestEnded: (e) => told.push(e) })
+      expect((await shared.getToken("s"))?.token).toBe("T1")
+      // 13 hours on: the refresh succeeds, and the caller gets the new token at once (the second call
+      // is answered from the library's cache: no second request to the endpoint).
+      vi.setSystemTime(Date.now() + 13 * hour)
+      expect((await shared.getToken("s"))?.token).toBe("T2")
+      expect([calls, endpointRequests]).toEqual([3, 1])
+      expect(told.at(-1)).toEqual({ _tag: "Obtained", expiresOnMs: cached.expiresOnTimestamp })
+      // 13 hours on, the endpoint unreachable: failed, T2 held.
+      vi.setSystemTime(Date.now() + 13 * hour)
+      endpoint = "network error"
+      expect((await shared.getToken("s"))?.token).toBe("T2")
+      expect(told.at(-1)).toMatchObject({ _tag: "Failed", heldUntilMs: cached.expiresOnTimestamp })
+      // Back: the request that refreshes is answered T2, due, after a failure: asked again, T3.
+      vi.setSystemTime(Date.now() + 60_000)
+      endpoint = "ok"
+      expect((await shared.getToken("s"))?.token).toBe("T3")
+      expect(told.at(-1)).toEqual({ _tag: "Obtained", expiresOnMs: cached.expiresOnTimestamp })
+      // 13 hours on, the endpoint answering 500: the due token is asked for once more when first
+      // seen due (two refreshes), then once a request, not twice.
+      vi.setSystemTime(Date.now() + 13 * hour)
+      endpoint = "http error"
+      const before = endpointRequests
+      expect((await shared.getToken("s"))?.token).toBe("T3")
+      expect(endpointRequests - before).toBe(2)
+      expect(told.at(-1)).toEqual({ _tag: "Due", expiresOnMs: cached.expiresOnTimestamp })
+      vi.setSystemTime(Date.now() + heldTokenRetryMs)
+      await shared.getToken("s")
+      expect(endpointRequests - before).toBe(3)
+      // More than 5 minutes of it: a failure. The refresh that then succeeds answers T3 once more,
+      // counted as failed; the next request has T4, and the identity is told it is back.
+      vi.setSystemTime(Date.now() + 6 * 60_000)
+      await shared.getToken("s")
+      expect(told.at(-1)).toMatchObject({ _tag: "Failed", heldUntilMs: cached.expiresOnTimestamp })
+      endpoint = "ok"
+      vi.setSystemTime(Date.now() + heldTokenRetryMs)
+      expect((await shared.getToken("s"))?.token).toBe("T3")
+      vi.setSystemTime(Date.now() + heldTokenRetryMs)
+      expect((await shared.getToken("s"))?.token).toBe("T4")
+      expect(told.at(-1)).toEqual({ _tag: "Obtained", expiresOnMs: cached.expiresOnTimestamp })
+      // A due token seen already, then a failure (500s, then the endpoint unreachable): the first
+      // request after the failure is news, asked once more: T5 at once.
+      vi.setSystemTime(Date.now() + 13 * hour)
+      endpoint = "http error"
+      expect((await shared.getToken("s"))?.token).toBe("T4")
+      endpoint = "network error"
+      vi.setSystemTime(Date.now() + heldTokenRetryMs)
+      await shared.getToken("s")
+      expect(told.at(-1)).toMatchObject({ _tag: "Failed" })
+      endpoint = "ok"
+      vi.setSystemTime(Date.now() + heldTokenRetryMs)
+      expect((await shared.getToken("s"))?.token).toBe("T5")
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
   it("with reuseFailureMs a failure answers later callers for that long, without a request; without it, each starts one", async () => {
     let calls = 0
     const failing: TokenCredential = {

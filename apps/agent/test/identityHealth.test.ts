@@ -114,31 +114,42 @@ describe("an identity's token requests", () => {
     b({ _tag: "Obtained", expiresOnMs: t.now() + 1 })
     expect(t.health.states()).toHaveLength(1)
     expect(t.lines).toHaveLength(2)
-    // A deploy of the replaced configuration, still running, makes key "b"'s credential again: it
-    // is not tracked, and its series does not come back.
+    // A deploy of the replaced configuration, still running, makes key "b"'s credential again: its
+    // series does not come back, nor do its lines...
     const again = t.health.track("b", other)
     again({ _tag: "Failed", error: new Error("z"), heldUntilMs: undefined })
     expect(t.health.states()).toHaveLength(1)
     expect(t.lines).toHaveLength(2)
+    // ... until a reload names "b" again, and keeps that credential: then it is followed.
+    t.health.retain((key) => key === "a" || key === "b")
+    expect(t.health.states()).toEqual([
+      { labels, failing: true, expiresOnMs: undefined },
+      { labels: other, failing: true, expiresOnMs: undefined },
+    ])
+    again({ _tag: "Failed", error: new Error("z"), heldUntilMs: undefined })
+    expect(t.lines).toHaveLength(3)
+    expect(t.lines[2]).toMatchObject({ msg: noTokenMessage, fields: { failed_requests: 2 } })
+    t.health.retain((key) => key === "a")
     // A new credential of key "a" starts afresh; the old one's events are ignored.
     const second = t.health.track("a", labels)
     first({ _tag: "Obtained", expiresOnMs: t.now() + 5 })
     expect(t.health.states()).toEqual([{ labels, failing: false, expiresOnMs: undefined }])
     second({ _tag: "Obtained", expiresOnMs: t.now() + 7 })
     expect(t.health.states()).toEqual([{ labels, failing: false, expiresOnMs: t.now() + 7 }])
-    expect(t.lines).toHaveLength(2)
+    expect(t.lines).toHaveLength(3)
   })
   it("a token due for refresh tells its expiry only; a vault resource of its own is named in the lines", () => {
     const t = setUp()
     const resource = "https://vault.sovereign.example"
     const ended = t.health.track("mi", { ...labels, key_vault_resource: resource })
     const expiresOnMs = t.now() + 3600_000
-    // The library's refresh running (msal-node answers the old token to the request that ran it).
+    // A token due for refresh, asked for once more and due still (its refresh got an HTTP error).
     ended({ _tag: "Due", expiresOnMs })
     expect(t.lines).toEqual([])
     expect(t.health.states()[0]).toMatchObject({ failing: false, expiresOnMs })
     ended({ _tag: "Failed", error: new Error("down"), heldUntilMs: expiresOnMs })
-    // Nor does a due token end a failing run.
+    // Nor does a due token end a failing run (credentials' shareTokenRequests asks once more after a
+    // failure: a refresh that succeeded is answered as Obtained).
     ended({ _tag: "Due", expiresOnMs })
     expect(t.health.states()[0]).toMatchObject({ failing: true, expiresOnMs })
     expect(t.lines).toHaveLength(1)

@@ -34,15 +34,20 @@
  * managed identity token's life (about 12 hours before it expires), every 3 s
  * while that fails; with an identity endpoint down for those hours, that was a
  * silent request every 3 s while the vault was served with the token held.
- * A token the library answers as already due for refresh (MSAL's managed
- * identity answers the one it holds while it refreshes in the background, and
- * again when that failed) is answered as due 30 s later too. `onRequestEnded`
- * hears how each request it made to the credential ended (not the callers
- * answered by a shared, reused or abandoned request), for a health signal:
- * the agent's token series and its identity's log lines. The same due token
- * answered for more than 5 minutes since this wrapper first saw it due counts
- * as a failure: msal-node answers the old token to the request whose refresh
- * it ran, so one due answer after hours without a request is no failure.
+ * A token the library answers as already due for refresh is answered as due
+ * 30 s later too. msal-node's managed identity runs its refresh within the
+ * request and answers the token it held, whether the refresh succeeded (the
+ * new token is in its cache for the next request) or failed with an HTTP
+ * error (a network error throws). So a due token that is news (first seen due,
+ * or after a failed request) is asked for once more at once: the new token
+ * when the refresh succeeded, without another request to the identity
+ * endpoint. `onRequestEnded` hears how each request it made to the credential
+ * ended (not the callers answered by a shared, reused or abandoned request),
+ * for a health signal: the agent's token series and its identity's log lines.
+ * The same due token answered for more than 5 minutes since this wrapper
+ * first saw it due counts as a failure; when the refresh then succeeds, the
+ * new token shows at the next request (one that is not news is not asked for
+ * again, which would double the requests to a failing endpoint).
  */
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/core-auth"
 import type { ResolvedCredential } from "./credential.js"
@@ -78,9 +83,8 @@ export interface ShareTokenRequestsOptions {
 /**
  * How a token request to the credential ended:
  * - `Obtained`: a token not yet due for refresh (`expiresOnMs`: when it expires);
- * - `Due`: a token already due for refresh, the library's own refresh running or just done
- *   (msal-node answers the old token to the request that refreshed it): neither success nor
- *   failure;
+ * - `Due`: a token already due for refresh, its library's refresh having failed with an HTTP
+ *   error (msal-node answers the token it held then) or not run: neither success nor failure;
  * - `Failed`: the request failed or ran out its time limit, or gave no token, or the library has
  *   answered the same due token for more than 5 minutes since it was first answered due;
  *   `heldUntilMs` is the expiry of the token answered instead (one obtained earlier, still
@@ -97,7 +101,11 @@ export const heldTokenRetryMs = 30_000
 /** How long the library may answer the same token due for refresh, from the first such answer, before that is a failure. */
 const staleRefreshMs = 5 * 60_000
 
-/** A held token is answered while it has more than this left (the caller's cache stops using it 2 minutes before it expires). */
+/**
+ * A held token is answered while it has more than this left. A Key Vault client that cached it
+ * uses it until 1 s before it expires whatever its refreshes answer; one that holds none gets
+ * none from this much before.
+ */
 const heldTokenMarginMs = 5 * 60_000
 
 /** The CLI's limit on a token request, as on each vault request (@kvdeploy/azure-kv's default). */
@@ -129,6 +137,25 @@ export const shareTokenRequests = (
   const held = new Map<string, AccessToken>()
   /** For each key answered a token due for refresh: that token's times, and when it was first answered due. */
   const dueSince = new Map<string, { refreshAfterMs: number; expiresOnMs: number; firstMs: number }>()
+  /** The keys whose last request failed (threw, ran out its limit, or gave no token). */
+  const lastFailed = new Set<string>()
+  /** Whether `token` is due for refresh. */
+  const isDue = (token: AccessToken): boolean =>
+    token.refreshAfterTimestamp !== undefined && token.refreshAfterTimestamp <= Date.now()
+  /**
+   * Whether a due `token` is news: first answered due, or answered after a failure. msal-node runs
+   * its refresh within the request and answers the old token; when the refresh succeeded, the next
+   * request is answered the new one from its cache, without a request to the identity endpoint.
+   */
+  const dueNews = (key: string, token: AccessToken): boolean => {
+    const seen = dueSince.get(key)
+    return (
+      lastFailed.has(key) ||
+      seen === undefined ||
+      seen.refreshAfterMs !== token.refreshAfterTimestamp ||
+      seen.expiresOnMs !== token.expiresOnTimestamp
+    )
+  }
   /** `onRequestEnded`, whose own failure is no failure of the token request. */
   const ended = (event: TokenRequestEnded) => {
     try {
@@ -145,16 +172,17 @@ export const shareTokenRequests = (
     return { ...token, refreshAfterTimestamp: Math.min(now + heldTokenRetryMs, token.expiresOnTimestamp) }
   }
   /**
-   * A token obtained. One already due for refresh is what the library answers while its own
-   * refresh runs in the background, to the request that ran the refresh (msal-node's managed
-   * identity), or when the refresh failed: answered as due again in 30 s, not at once; a failed
-   * request once the library has answered that same due token for 5 minutes.
+   * A token obtained. One already due for refresh is what the library answers when its refresh
+   * failed with an HTTP error (msal-node's managed identity): answered as due again in 30 s, not
+   * at once; a failed request once the library has answered that same due token for 5 minutes.
    */
   const answered = (key: string, token: AccessToken | null): AccessToken | null => {
     if (token === null) {
+      lastFailed.add(key)
       ended({ _tag: "Failed", error: new Error("the credential gave no token"), heldUntilMs: undefined })
       return token
     }
+    lastFailed.delete(key)
     held.set(key, token)
     const due = token.refreshAfterTimestamp
     const now = Date.now()
@@ -206,7 +234,9 @@ export const shareTokenRequests = (
         const controller = new AbortController()
         // A credential that throws at once (not through its promise) fails this call alone, before
         // any timer is set.
-        const call = credential.getToken(scopes, { ...rest, abortSignal: controller.signal })
+        const ask = () => credential.getToken(scopes, { ...rest, abortSignal: controller.signal })
+        /** The request's call to the credential now running (the first, or its follow-up). */
+        let call = ask()
         let timer: NodeJS.Timeout | undefined
         const limit = new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
@@ -224,9 +254,19 @@ export const shareTokenRequests = (
           timer.unref()
         })
         const request: Promise<AccessToken | null> = Promise.race([call, limit])
+          .then((token) => {
+            // A due token that is news: asked for once more, at once (the new token from the
+            // library's cache when its refresh succeeded; the due one again when it did not), within
+            // the same limit. Held meanwhile, to be answered should that call fail.
+            if (token === null || !isDue(token) || !dueNews(key, token)) return token
+            held.set(key, token)
+            call = ask()
+            return Promise.race([call, limit])
+          })
           .then(
             (token) => answered(key, token),
             (error: unknown) => {
+              lastFailed.add(key)
               let answer: AccessToken
               try {
                 answer = heldOr(key, error)
