@@ -55,6 +55,8 @@ interface Tracked {
   since: number
   failures: number
   lastLineMs: number
+  /** A line said this failing run (none while the key was not named). */
+  announced: boolean
   expiresOnMs: number | undefined
 }
 
@@ -85,6 +87,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
       since: 0,
       failures: 0,
       lastLineMs: 0,
+      announced: false,
       expiresOnMs: undefined,
     }
     identities.set(key, t)
@@ -92,14 +95,16 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
       // A reload let this identity go, or a newer credential of it took over.
       if (identities.get(key) !== t) return
       const at = now()
-      // A token due for refresh, the library's refresh running: no news but its expiry.
+      // A token due for refresh, asked for once more and due still (its refresh got an HTTP error),
+      // or already seen due: no news but its expiry.
       if (ended._tag === "Due") {
         t.expiresOnMs = ended.expiresOnMs
         return
       }
       if (ended._tag === "Obtained") {
         t.expiresOnMs = ended.expiresOnMs
-        if (t.failing && named(key))
+        // Said when the run was (a run while the key was not named was not).
+        if (t.failing && t.announced)
           logLine({
             level: "info",
             msg: recoveredMessage,
@@ -112,6 +117,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
           })
         t.failing = false
         t.failures = 0
+        t.announced = false
         return
       }
       const held = ended.heldUntilMs !== undefined
@@ -125,8 +131,10 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
       t.failures++
       t.held = held
       if (ended.heldUntilMs !== undefined) t.expiresOnMs = ended.heldUntilMs
-      if ((!changed && at - t.lastLineMs < stillFailingEveryMs) || !named(key)) return
+      if (!named(key)) return
+      if (!changed && t.announced && at - t.lastLineMs < stillFailingEveryMs) return
       t.lastLineMs = at
+      t.announced = true
       logLine({
         level: "warn",
         msg: held ? heldTokenMessage : noTokenMessage,

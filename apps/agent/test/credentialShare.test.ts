@@ -169,7 +169,7 @@ describe("shareTokenRequests", () => {
     const told: Array<TokenRequestEnded> = []
     const shared = shareTokenRequests(credential, { timeoutMs: 50, onRequestEnded: (e) => told.push(e) })
     const expiresOnTimestamp = Date.now() + 3_600_000
-    next = async () => ({ token: "first", expiresOnTimestamp, refreshAfterTimestamp: Date.now() - 1 })
+    next = async () => ({ token: "first", expiresOnTimestamp, refreshAfterTimestamp: Date.now() - 60_000 })
     expect((await shared.getToken("s"))?.token).toBe("first")
     const outage = Object.assign(new Error("the identity endpoint answered 503"), { statusCode: 503 })
     next = async () => {
@@ -231,7 +231,7 @@ describe("shareTokenRequests", () => {
       expect(told[1]).toEqual({ _tag: "Obtained", expiresOnMs: fresh.expiresOnTimestamp })
       told.length = 0
       // Its refresh fails in the background: the same due token, asked for again every 30 s.
-      answer = { ...fresh, refreshAfterTimestamp: Date.now() - 1_000 }
+      answer = { ...fresh, refreshAfterTimestamp: Date.now() - 2_000 }
       for (let i = 0; i < 10; i++) {
         expect((await shared.getToken("s"))?.token).toBe("B")
         vi.setSystemTime(Date.now() + heldTokenRetryMs)
@@ -248,7 +248,7 @@ describe("shareTokenRequests", () => {
       answer = {
         ...answer,
         token: "C",
-        refreshAfterTimestamp: Date.now() - 1,
+        refreshAfterTimestamp: Date.now() - 2_000,
         expiresOnTimestamp: Date.now() + 7_200_000,
       }
       await shared.getToken("s")
@@ -339,6 +339,76 @@ describe("shareTokenRequests", () => {
       endpoint = "ok"
       vi.setSystemTime(Date.now() + heldTokenRetryMs)
       expect((await shared.getToken("s"))?.token).toBe("T5")
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it("a follow-up that fails, gives none or runs out the limit leaves the due token the answer; a token within msal's second is not due yet", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] })
+    try {
+      const expiresOnTimestamp = Date.now() + 3_600_000
+      const due: AccessToken = { token: "D", expiresOnTimestamp, refreshAfterTimestamp: Date.now() - 60_000 }
+      let followUp: () => Promise<AccessToken | null> = async () => {
+        throw new Error("connect ECONNREFUSED")
+      }
+      let calls = 0
+      const told: Array<TokenRequestEnded> = []
+      const shared = shareTokenRequests(
+        {
+          getToken: () => {
+            calls++
+            return calls % 2 === 1 ? Promise.resolve(due) : followUp()
+          },
+        },
+        { timeoutMs: 100, onRequestEnded: (e) => told.push(e) },
+      )
+      // The follow-up fails: the due token, as due (the request's first call gave a token).
+      expect((await shared.getToken("s"))?.token).toBe("D")
+      expect(calls).toBe(2)
+      expect(told).toEqual([{ _tag: "Due", expiresOnMs: expiresOnTimestamp }])
+      // No failure was recorded: the same due token is not news, not asked for again.
+      vi.setSystemTime(Date.now() + heldTokenRetryMs)
+      expect((await shared.getToken("s"))?.token).toBe("D")
+      expect(calls).toBe(3)
+      // A token the follow-up does not give, and one that runs out the limit: the due token still.
+      const other = shareTokenRequests(
+        {
+          getToken: () => {
+            calls++
+            return calls % 2 === 0 ? Promise.resolve(due) : followUp()
+          },
+        },
+        { timeoutMs: 100, onRequestEnded: (e) => told.push(e) },
+      )
+      followUp = async () => null
+      expect((await other.getToken("s"))?.token).toBe("D")
+      followUp = () => new Promise(() => {})
+      expect((await other.getToken("s", { claims: "c" }))?.token).toBe("D")
+      // A caller while that follow-up still runs: the due token, held, without a call of its own.
+      const callsThen = calls
+      expect((await other.getToken("s", { claims: "c" }))?.token).toBe("D")
+      expect(calls).toBe(callsThen)
+      expect(told.slice(2)).toEqual([
+        { _tag: "Due", expiresOnMs: expiresOnTimestamp },
+        { _tag: "Due", expiresOnMs: expiresOnTimestamp },
+      ])
+      // Half a second past its refresh time, msal (whole seconds, rounded) has not refreshed yet:
+      // answered as it is, obtained, and not asked for again.
+      const callsBefore = calls
+      const early = { token: "E", expiresOnTimestamp, refreshAfterTimestamp: Date.now() - 500 }
+      const third = shareTokenRequests(
+        {
+          getToken: async () => {
+            calls++
+            return early
+          },
+        },
+        { timeoutMs: 100, onRequestEnded: (e) => told.push(e) },
+      )
+      expect(await third.getToken("s")).toEqual(early)
+      expect(calls - callsBefore).toBe(1)
+      expect(told.at(-1)).toEqual({ _tag: "Obtained", expiresOnMs: expiresOnTimestamp })
     } finally {
       vi.useRealTimers()
     }

@@ -159,4 +159,30 @@ describe("an identity's token requests", () => {
     other({ _tag: "Failed", error: new Error("down"), heldUntilMs: undefined })
     expect(t.lines[1]?.fields).not.toHaveProperty("key_vault_resource")
   })
+  it("a run that began while its key was not named is said once it is, and only a run said is said to end", () => {
+    const t = setUp()
+    t.health.retain((key) => key === "a")
+    // Made by a reload not yet applied here (or a replaced configuration's deploy): not named.
+    const c = t.health.track("c", labels)
+    c({ _tag: "Failed", error: new Error("down"), heldUntilMs: undefined })
+    expect(t.lines).toEqual([])
+    t.health.retain((key) => key === "a" || key === "c")
+    // Named now, still failing: said at its next failure, with the run's start.
+    t.advance(1_000)
+    c({ _tag: "Failed", error: new Error("down"), heldUntilMs: undefined })
+    expect(t.lines).toHaveLength(1)
+    expect(t.lines[0]).toMatchObject({
+      msg: noTokenMessage,
+      fields: { since: "2026-12-02T10:00:00.000Z", failed_requests: 2 },
+    })
+    c({ _tag: "Obtained", expiresOnMs: t.now() + 3600_000 })
+    expect(t.lines[1]?.msg).toBe(recoveredMessage)
+    // A run that ended before it was said: no line for its end either.
+    t.health.retain((key) => key === "a")
+    const d = t.health.track("d", labels)
+    d({ _tag: "Failed", error: new Error("down"), heldUntilMs: undefined })
+    t.health.retain((key) => key === "a" || key === "d")
+    d({ _tag: "Obtained", expiresOnMs: t.now() + 3600_000 })
+    expect(t.lines).toHaveLength(2)
+  })
 })

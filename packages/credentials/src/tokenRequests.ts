@@ -40,8 +40,10 @@
  * new token is in its cache for the next request) or failed with an HTTP
  * error (a network error throws). So a due token that is news (first seen due,
  * or after a failed request) is asked for once more at once: the new token
- * when the refresh succeeded, without another request to the identity
- * endpoint. `onRequestEnded` hears how each request it made to the credential
+ * from the library's cache when the refresh succeeded (no request to the
+ * identity endpoint, but for DefaultAzureCredential's probe of IMDS, which it
+ * sends before each token request on a host with IMDS); a follow-up that
+ * fails leaves the due token the answer. `onRequestEnded` hears how each request it made to the credential
  * ended (not the callers answered by a shared, reused or abandoned request),
  * for a health signal: the agent's token series and its identity's log lines.
  * The same due token answered for more than 5 minutes since this wrapper
@@ -83,8 +85,9 @@ export interface ShareTokenRequestsOptions {
 /**
  * How a token request to the credential ended:
  * - `Obtained`: a token not yet due for refresh (`expiresOnMs`: when it expires);
- * - `Due`: a token already due for refresh, its library's refresh having failed with an HTTP
- *   error (msal-node answers the token it held then) or not run: neither success nor failure;
+ * - `Due`: a token already due for refresh: its library's refresh got an HTTP error (msal-node
+ *   answers the token it held then), or its success shows at the next request (a due token
+ *   already seen is not asked for again): neither success nor failure;
  * - `Failed`: the request failed or ran out its time limit, or gave no token, or the library has
  *   answered the same due token for more than 5 minutes since it was first answered due;
  *   `heldUntilMs` is the expiry of the token answered instead (one obtained earlier, still
@@ -97,6 +100,9 @@ export type TokenRequestEnded =
 
 /** How long after a failed request a held token is answered before a new request is made. */
 export const heldTokenRetryMs = 30_000
+
+/** How long past its refresh time a token is due for its library (msal rounds the time to whole seconds). */
+const dueSlackMs = 1_000
 
 /** How long the library may answer the same token due for refresh, from the first such answer, before that is a failure. */
 const staleRefreshMs = 5 * 60_000
@@ -139,9 +145,13 @@ export const shareTokenRequests = (
   const dueSince = new Map<string, { refreshAfterMs: number; expiresOnMs: number; firstMs: number }>()
   /** The keys whose last request failed (threw, ran out its limit, or gave no token). */
   const lastFailed = new Set<string>()
-  /** Whether `token` is due for refresh. */
+  /**
+   * Whether `token` is due for refresh, as its library sees it: msal compares whole seconds
+   * (rounded), so it refreshes from up to 1 s past `refreshAfterTimestamp`; before that, the
+   * token is answered as it is (not yet news, the caller asks again at its next request).
+   */
   const isDue = (token: AccessToken): boolean =>
-    token.refreshAfterTimestamp !== undefined && token.refreshAfterTimestamp <= Date.now()
+    token.refreshAfterTimestamp !== undefined && token.refreshAfterTimestamp + dueSlackMs <= Date.now()
   /**
    * Whether a due `token` is news: first answered due, or answered after a failure. msal-node runs
    * its refresh within the request and answers the old token; when the refresh succeeded, the next
@@ -186,7 +196,7 @@ export const shareTokenRequests = (
     held.set(key, token)
     const due = token.refreshAfterTimestamp
     const now = Date.now()
-    if (due === undefined || due > now) {
+    if (due === undefined || !isDue(token)) {
       dueSince.delete(key)
       ended({ _tag: "Obtained", expiresOnMs: token.expiresOnTimestamp })
       return token
@@ -257,11 +267,19 @@ export const shareTokenRequests = (
           .then((token) => {
             // A due token that is news: asked for once more, at once (the new token from the
             // library's cache when its refresh succeeded; the due one again when it did not), within
-            // the same limit. Held meanwhile, to be answered should that call fail.
+            // the same limit. A call that fails, gives none or runs out the limit leaves this one the
+            // answer, due (no failure of the request: its first call gave a token); while one that
+            // ran out still runs, callers are answered this one, held, without a request.
             if (token === null || !isDue(token) || !dueNews(key, token)) return token
-            held.set(key, token)
-            call = ask()
-            return Promise.race([call, limit])
+            try {
+              call = ask()
+            } catch {
+              return token
+            }
+            return Promise.race([call, limit]).then(
+              (again) => again ?? token,
+              () => token,
+            )
           })
           .then(
             (token) => answered(key, token),
