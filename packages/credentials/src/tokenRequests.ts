@@ -155,7 +155,8 @@ export const shareTokenRequests = (
   /**
    * Whether a due `token` is news: first answered due, or answered after a failure. msal-node runs
    * its refresh within the request and answers the old token; when the refresh succeeded, the next
-   * request is answered the new one from its cache, without a request to the identity endpoint.
+   * request is answered the new one from its cache. A due token already seen, with no failure
+   * since, is not news: asking again would double the requests to a failing endpoint.
    */
   const dueNews = (key: string, token: AccessToken): boolean => {
     const seen = dueSince.get(key)
