@@ -43,9 +43,10 @@
  * from the library's cache when the refresh succeeded (no request to the
  * identity endpoint, but for DefaultAzureCredential's probe of IMDS, which it
  * sends before each token request on a host with IMDS); a follow-up that
- * fails leaves the due token the answer. `onRequestEnded` hears how each request it made to the credential
- * ended (not the callers answered by a shared, reused or abandoned request),
- * for a health signal: the agent's token series and its identity's log lines.
+ * fails leaves the due token the answer. `onRequestEnded` hears how each
+ * request it made to the credential ended (not the callers answered by a
+ * shared, reused or abandoned request), for a health signal: the agent's
+ * token series and its identity's log lines.
  * The same due token answered for more than 5 minutes since this wrapper
  * first saw it due counts as a failure; when the refresh then succeeds, the
  * new token shows at the next request (one that is not news is not asked for
@@ -143,6 +144,15 @@ export const shareTokenRequests = (
   const held = new Map<string, AccessToken>()
   /** For each key answered a token due for refresh: that token's times, and when it was first answered due. */
   const dueSince = new Map<string, { refreshAfterMs: number; expiresOnMs: number; firstMs: number }>()
+  /** When `key` was first answered `token` due, if the due token it was answered last is that one. */
+  const dueFirstSeen = (key: string, token: AccessToken): number | undefined => {
+    const seen = dueSince.get(key)
+    return seen !== undefined &&
+      seen.refreshAfterMs === token.refreshAfterTimestamp &&
+      seen.expiresOnMs === token.expiresOnTimestamp
+      ? seen.firstMs
+      : undefined
+  }
   /** The keys whose last request failed (threw, ran out its limit, or gave no token). */
   const lastFailed = new Set<string>()
   /**
@@ -158,15 +168,8 @@ export const shareTokenRequests = (
    * request is answered the new one from its cache. A due token already seen, with no failure
    * since, is not news: asking again would double the requests to a failing endpoint.
    */
-  const dueNews = (key: string, token: AccessToken): boolean => {
-    const seen = dueSince.get(key)
-    return (
-      lastFailed.has(key) ||
-      seen === undefined ||
-      seen.refreshAfterMs !== token.refreshAfterTimestamp ||
-      seen.expiresOnMs !== token.expiresOnTimestamp
-    )
-  }
+  const dueNews = (key: string, token: AccessToken): boolean =>
+    lastFailed.has(key) || dueFirstSeen(key, token) === undefined
   /** `onRequestEnded`, whose own failure is no failure of the token request. */
   const ended = (event: TokenRequestEnded) => {
     try {
@@ -202,11 +205,7 @@ export const shareTokenRequests = (
       ended({ _tag: "Obtained", expiresOnMs: token.expiresOnTimestamp })
       return token
     }
-    const seen = dueSince.get(key)
-    const firstMs =
-      seen !== undefined && seen.refreshAfterMs === due && seen.expiresOnMs === token.expiresOnTimestamp
-        ? seen.firstMs
-        : now
+    const firstMs = dueFirstSeen(key, token) ?? now
     if (firstMs === now)
       dueSince.set(key, { refreshAfterMs: due, expiresOnMs: token.expiresOnTimestamp, firstMs })
     if (now - firstMs > staleRefreshMs) {
