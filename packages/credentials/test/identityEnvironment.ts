@@ -52,7 +52,7 @@ export const withEnvironment = <A, E>(vars: Readonly<Record<string, string>>, ef
 export const emulatorSettings = (
   emulator: Emulator,
   vault: string,
-  mode: "clientSecret" | "managedIdentityImds" | "managedIdentityAppService",
+  mode: "clientSecret" | "workloadIdentity" | "managedIdentityImds" | "managedIdentityAppService",
 ): CredentialSettings => {
   const target = validateTargetConfigSync(emulator.targetConfig(vault, "web", mode))
   if (Result.isFailure(target)) throw new Error(target.failure.message)

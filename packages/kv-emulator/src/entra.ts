@@ -353,6 +353,7 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
         token_type: "Bearer",
         expires_in: lifetime,
         ext_expires_in: lifetime,
+        ...refreshIn(lifetime),
         access_token: token,
       }),
     )
@@ -360,6 +361,15 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
   operation = "unknown"
   return aadError(res, 404, "not_found", `No such Entra endpoint: ${req.method ?? ""} ${path}`)
 }
+
+/**
+ * Entra ID's proactive refresh hint: a long-lived token's answer carries `refresh_in`, the seconds
+ * after which MSAL asks for a new token while it still answers the cached one. The emulator sends
+ * half the lifetime for a token of more than 2 hours (the rule msal-node itself applies to managed
+ * identity answers, which carry no hint), and nothing for the default 3599 s.
+ */
+const refreshIn = (lifetimeSeconds: number): { readonly refresh_in?: number } =>
+  lifetimeSeconds > 2 * 3600 ? { refresh_in: Math.floor(lifetimeSeconds / 2) } : {}
 
 export interface ManagedIdentityContext {
   readonly directory: Directory

@@ -42,6 +42,28 @@ describe("client secret", () => {
     expect(t.expiresOnTimestamp).toBeGreaterThan(Date.now() + 3_000_000)
   })
 
+  it("says when to refresh a token of more than 2 hours (refresh_in, half its lifetime), and not a default one", async () => {
+    const credential = (e: Emulator) =>
+      new ClientSecretCredential(
+        e.tenantId,
+        e.clientSecret.clientId,
+        e.clientSecret.clientSecret,
+        credentialOptions(e),
+      )
+    const short = await credential(emulator).getToken(scope)
+    expect(short.refreshAfterTimestamp).toBeUndefined()
+    const long = await start({ vaults: ["long"], warn: () => {}, tokenLifetimeSeconds: 24 * 3600 })
+    try {
+      const before = Date.now()
+      const t = await credential(long).getToken(scope)
+      expect(t.expiresOnTimestamp - before).toBeGreaterThan(24 * 3600_000 - 5_000)
+      // msal-node's cache entry: refresh from the request's time + refresh_in (12 hours).
+      expect(Math.abs((t.refreshAfterTimestamp ?? 0) - (before + 12 * 3600_000))).toBeLessThan(5_000)
+    } finally {
+      await long.stop()
+    }
+  })
+
   it("refuses a wrong secret with AADSTS7000215", async () => {
     const c = new ClientSecretCredential(
       emulator.tenantId,
