@@ -136,4 +136,59 @@ describe("an identity endpoint that fails", () => {
       await emulator.stop()
     }
   }, 150_000)
+
+  it("an attempt of a configuration a reload replaced, ending without a token, leaves the new one's first such attempt told", async () => {
+    const vault = "identity-reload"
+    const emulator = await startEmulator({ vaults: [vault] })
+    const work = workdir()
+    // Entra ID holds every token request (until the test ends): each one runs out the agent's limit on a
+    // token request (request_timeout_seconds, and at least 30 s).
+    const hold = emulator.faults.add({
+      operation: "token",
+      times: "always",
+      action: { kind: "hold", timeoutMs: 120_000 },
+    })
+    const pki = await makePki()
+    const leaf = await pki.leaf("ir.example.test")
+    const source = { cert: work.write("ir.crt", leaf.certPem), key: work.write("ir.key", leaf.keyPem) }
+    const agentSettings = { backoff_base_seconds: 1, backoff_max_seconds: 2 }
+    const config = writeConfig(
+      work,
+      emulator,
+      [{ name: "ir", vault, certificate: "ir-a", source }],
+      agentSettings,
+    )
+    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    const noTokenLines = () =>
+      a.lines.filter(
+        (l) => l.deployment === "ir" && l.msg === "no token for the vault: retrying with backoff",
+      )
+    try {
+      // The first attempt waits for its token; the reload moves the deployment to another certificate meanwhile.
+      const deadline = Date.now() + 30_000
+      while ((emulator.faults.list().find((f) => f.id === hold)?.hits ?? 0) < 1) {
+        if (Date.now() > deadline) throw new Error("no token request reached Entra ID in 30 s")
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      const from = a.lines.length
+      writeConfig(work, emulator, [{ name: "ir", vault, certificate: "ir-b", source }], agentSettings)
+      a.signal("SIGHUP")
+      await a.waitFor((l) => l.msg === "configuration applied", { from, timeoutMs: 20_000 })
+      expect(noTokenLines()).toHaveLength(0)
+      // The replaced configuration's attempt ends without a token (said: its own first), then the new
+      // one's first attempt (the same identity, whose request has not ended: no token at once) is said too.
+      await a.waitFor(
+        (l) => l.msg === "no token for the vault: retrying with backoff" && l.certificate === "ir-b",
+        { from, timeoutMs: 45_000 },
+      )
+      const [first, second] = noTokenLines()
+      expect(first?.certificate).toBe("ir-a")
+      expect(second?.certificate).toBe("ir-b")
+    } finally {
+      a.kill()
+      emulator.faults.remove(hold)
+      work.remove()
+      await emulator.stop()
+    }
+  }, 90_000)
 })
