@@ -13,6 +13,8 @@ import { type CredentialIdentity, makeCredential } from "./credential.js"
 import {
   federatedTokenFileDefect,
   federatedTokenFileProblem,
+  federatedTokenTimes,
+  projectedTokenPath,
   shownClientId,
   shownTenantId,
 } from "./environment.js"
@@ -174,6 +176,62 @@ export const chainSourceChecks = (
     detail: reason,
   }))
 
+/** A span of time in words, to the minute (`3 h 20 min`, `under a minute`). */
+const spanInWords = (ms: number): string => {
+  const minutes = Math.floor(Math.abs(ms) / 60_000)
+  if (minutes === 0) return "under a minute"
+  const hours = Math.floor(minutes / 60)
+  return hours === 0 ? `${minutes} min` : `${hours} h${minutes % 60 === 0 ? "" : ` ${minutes % 60} min`}`
+}
+
+/**
+ * The federated token a workload identity exchanges with Entra ID, judged by its own claims
+ * (federatedTokenTimes; its signature is Entra ID's to check): expired, or not valid yet beyond 5
+ * minutes of clock skew, is what Entra ID refuses with AADSTS700024, and doctor names it with the
+ * file's times. Failed when no token came; a warning when one came all the same (this host's clock).
+ */
+export const federatedTokenCheck = (
+  tokenFile: string,
+  tokenObtained: boolean,
+  nowMs: number,
+): CredentialCheck => {
+  const name = "federated token"
+  const times = federatedTokenTimes(tokenFile)
+  const file = shownPath(tokenFile)
+  if (times === undefined)
+    return {
+      name,
+      status: "warning",
+      detail: `the token in ${file} is not a JWT, so when it expires cannot be read (a service account token is a JWT)`,
+      fix: `Check that AZURE_FEDERATED_TOKEN_FILE names the projected service account token (the AKS workload identity webhook sets ${projectedTokenPath})`,
+    }
+  const skewMs = 5 * 60_000
+  const bad = tokenObtained ? "warning" : "failed"
+  const { expiresAtSeconds: exp, notBeforeSeconds: nbf } = times
+  if (exp !== undefined && exp * 1000 <= nowMs)
+    return {
+      name,
+      status: bad,
+      detail: `the token in ${file} expired at ${new Date(exp * 1000).toISOString()} (${spanInWords(nowMs - exp * 1000)} ago, by this host's clock): Entra ID refuses an expired one (AADSTS700024)`,
+      fix: `Whatever writes the file must renew the token before it expires: on AKS the kubelet rewrites the projected service account token (about every hour), so check that AZURE_FEDERATED_TOKEN_FILE is that file (${projectedTokenPath}) and not a copy, and that this host's clock is right`,
+    }
+  if (nbf !== undefined && nbf * 1000 > nowMs + skewMs)
+    return {
+      name,
+      status: bad,
+      detail: `the token in ${file} is not valid before ${new Date(nbf * 1000).toISOString()} (in ${spanInWords(nbf * 1000 - nowMs)}, by this host's clock): Entra ID refuses it until then (AADSTS700024)`,
+      fix: "Check this host's clock (and the issuer's): a token is valid from when it was issued",
+    }
+  return {
+    name,
+    status: "ok",
+    detail:
+      exp === undefined
+        ? `the token in ${file} has no expiry (exp)`
+        : `the token in ${file} expires at ${new Date(exp * 1000).toISOString()} (in ${spanInWords(exp * 1000 - nowMs)}); whatever writes the file renews it before then`,
+  }
+}
+
 /**
  * Diagnose the credential of `settings`: build it, ask for one token for the
  * vault's resource, and report every step. Never fails.
@@ -214,6 +272,8 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       fix: e.fix,
     })
     checks.push(...chainSourceChecks(e.sources))
+    if (resolved.identity.tokenFile !== undefined)
+      checks.push(federatedTokenCheck(resolved.identity.tokenFile, false, Date.now()))
     return {
       mode: settings.mode,
       ok: false,
@@ -248,6 +308,8 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       detail: p.detail,
       fix: p.fix,
     })
+  if (resolved.identity.tokenFile !== undefined)
+    checks.push(federatedTokenCheck(resolved.identity.tokenFile, true, Date.now()))
   return {
     mode: settings.mode,
     ok: problems.every((p) => p.status !== "fail"),

@@ -274,26 +274,29 @@ const kindOf = (stats: Stats): string =>
             : "not a regular file"
 
 /**
- * What is wrong with the federated token file at `path`, or undefined when it holds something
- * that may be a token: a regular file (the projected volume's file is a symbolic link to one,
- * followed), not empty or blank (as @azure/identity trims it), of at most
- * maxFederatedTokenFileBytes. A directory, FIFO or device is never opened (a FIFO would block),
- * a file too large by its size is never read, and the bytes read are zeroed before returning.
+ * Reads the federated token file at `path` and hands its bytes to `use`, or says what is wrong
+ * with it: a regular file (the projected volume's file is a symbolic link to one, followed), not
+ * empty or blank (as @azure/identity trims it), of at most maxFederatedTokenFileBytes. A directory,
+ * FIFO or device is never opened (a FIFO would block), a file too large by its size is never read,
+ * and the bytes read are zeroed once `use` has returned.
  */
-export const federatedTokenFileProblem = (path: string): FederatedTokenFileProblem | undefined => {
+const readFederatedTokenFile = <A>(
+  path: string,
+  use: (bytes: Buffer) => A,
+): { readonly problem: FederatedTokenFileProblem } | { readonly problem: undefined; readonly value: A } => {
   let stats: Stats
   try {
     stats = statSync(path)
   } catch (e) {
-    return { kind: "unreadable", code: errorCode(e) }
+    return { problem: { kind: "unreadable", code: errorCode(e) } }
   }
-  if (!stats.isFile()) return { kind: "notAFile", what: kindOf(stats) }
-  if (stats.size > maxFederatedTokenFileBytes) return { kind: "tooLarge", bytes: stats.size }
+  if (!stats.isFile()) return { problem: { kind: "notAFile", what: kindOf(stats) } }
+  if (stats.size > maxFederatedTokenFileBytes) return { problem: { kind: "tooLarge", bytes: stats.size } }
   let fd: number
   try {
     fd = openSync(path, "r")
   } catch (e) {
-    return { kind: "unreadable", code: errorCode(e) }
+    return { problem: { kind: "unreadable", code: errorCode(e) } }
   }
   // One more byte than a token may hold: a file that grew since the stat is still told apart.
   const buffer = Buffer.alloc(maxFederatedTokenFileBytes + 1)
@@ -304,15 +307,54 @@ export const federatedTokenFileProblem = (path: string): FederatedTokenFileProbl
       if (read === 0) break
       length += read
     }
-    if (length > maxFederatedTokenFileBytes) return { kind: "tooLarge", bytes: Math.max(length, stats.size) }
-    if (buffer.toString("utf8", 0, length).trim() === "") return { kind: "empty", bytes: length }
-    return undefined
+    if (length > maxFederatedTokenFileBytes)
+      return { problem: { kind: "tooLarge", bytes: Math.max(length, stats.size) } }
+    if (buffer.toString("utf8", 0, length).trim() === "") return { problem: { kind: "empty", bytes: length } }
+    return { problem: undefined, value: use(buffer.subarray(0, length)) }
   } catch (e) {
-    return { kind: "unreadable", code: errorCode(e) }
+    return { problem: { kind: "unreadable", code: errorCode(e) } }
   } finally {
     buffer.fill(0)
     closeSync(fd)
   }
+}
+
+/** What is wrong with the federated token file at `path`, or undefined when it holds something that may be a token (readFederatedTokenFile). */
+export const federatedTokenFileProblem = (path: string): FederatedTokenFileProblem | undefined =>
+  readFederatedTokenFile(path, () => undefined).problem
+
+/** When a federated token is valid, from its JWT claims (epoch seconds; either may be absent). */
+export interface FederatedTokenTimes {
+  readonly expiresAtSeconds: number | undefined
+  readonly notBeforeSeconds: number | undefined
+}
+
+/**
+ * The validity of the token in the federated token file at `path`: its JWT payload's `exp` and
+ * `nbf`, read without checking its signature (Entra ID does that), to tell an operator that the
+ * token has expired before Entra ID says so. Undefined when the file cannot be read or holds no JWT
+ * (three dot-separated parts, a JSON object in the second). Only the payload is decoded; nothing of
+ * the file is kept or shown.
+ */
+export const federatedTokenTimes = (path: string): FederatedTokenTimes | undefined => {
+  const read = readFederatedTokenFile(path, (bytes): FederatedTokenTimes | undefined => {
+    const first = bytes.indexOf(0x2e)
+    const second = first === -1 ? -1 : bytes.indexOf(0x2e, first + 1)
+    if (second === -1 || bytes.indexOf(0x2e, second + 1) !== -1) return undefined
+    const payload = Buffer.from(bytes.subarray(first + 1, second).toString("latin1"), "base64url")
+    try {
+      const claims: unknown = JSON.parse(payload.toString("utf8"))
+      if (typeof claims !== "object" || claims === null || Array.isArray(claims)) return undefined
+      const time = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined)
+      const c = claims as Record<string, unknown>
+      return { expiresAtSeconds: time(c.exp), notBeforeSeconds: time(c.nbf) }
+    } catch {
+      return undefined
+    } finally {
+      payload.fill(0)
+    }
+  })
+  return read.problem === undefined ? read.value : undefined
 }
 
 /** A size in bytes as people read it (`50 MiB`, `70 KiB`, `12 bytes`). */
@@ -324,7 +366,7 @@ const sizeInWords = (bytes: number): string =>
       : `${bytes} byte${bytes === 1 ? "" : "s"}`
 
 /** Where the AKS workload identity webhook mounts the token, for the fixes. */
-const projectedTokenPath = "/var/run/secrets/azure/tokens/azure-identity-token"
+export const projectedTokenPath = "/var/run/secrets/azure/tokens/azure-identity-token"
 
 /**
  * The reason and fix for a federated token file that can be read and holds no token (every

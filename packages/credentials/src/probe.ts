@@ -222,11 +222,12 @@ export const explainTokenFailure = (
     fix: "Check the federated identity credential's issuer and subject match the service account, and the token is fresh",
   }
   if (/AADSTS7000215|AADSTS7000222/i.test(text)) return secretRefused
-  if (
-    /AADSTS70021\b|AADSTS700211|AADSTS700212|AADSTS700213|AADSTS700024|AADSTS50027|federat|assertion/i.test(
-      text,
-    )
-  )
+  if (/AADSTS700024\b/i.test(text))
+    return {
+      reason: "Entra ID refused the federated token as expired or not valid yet (AADSTS700024)",
+      fix: "The token in AZURE_FEDERATED_TOKEN_FILE must be renewed before it expires (on AKS the kubelet rewrites the projected service account token): check that the variable names that file and not a copy, and this host's clock; doctor shows the token's times",
+    }
+  if (/AADSTS70021\b|AADSTS700211|AADSTS700212|AADSTS700213|AADSTS50027|federat|assertion/i.test(text))
     return assertionRefused
   if (/AADSTS90002\b|invalid_tenant/i.test(text)) {
     return {

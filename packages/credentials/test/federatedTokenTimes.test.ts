@@ -1,0 +1,119 @@
+/**
+ * The federated token's own times, read from the file a workload identity exchanges: doctor names
+ * an expired (or not yet valid) token with its times, and Entra ID's refusal of it (AADSTS700024) is
+ * explained as such, through the real @azure/identity against the emulator's Entra ID.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import * as Effect from "effect/Effect"
+import { vi } from "vitest"
+import { federatedTokenCheck } from "../src/diagnose.js"
+import { federatedTokenTimes } from "../src/environment.js"
+import { diagnoseCredential } from "../src/index.js"
+import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
+
+let emulator: Emulator
+let dir: string
+beforeAll(async () => {
+  emulator = await start({ vaults: ["fed"], warn: () => {} })
+  dir = mkdtempSync(join(tmpdir(), "kvdeploy-fed-"))
+})
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true })
+  await emulator?.stop()
+})
+
+const hour = 3_600_000
+/** A federated token the emulator's issuer signed as if `agoMs` ago (valid for an hour from then), in a file of its own. */
+const tokenFileIssued = (name: string, agoMs: number): string => {
+  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - agoMs })
+  try {
+    const file = join(dir, name)
+    writeFileSync(file, `${emulator.issueFederatedToken()}\n`, { mode: 0o600 })
+    return file
+  } finally {
+    vi.useRealTimers()
+  }
+}
+const unsignedJwt = (claims: Record<string, unknown>): string =>
+  ["{}", JSON.stringify(claims), "sig"].map((p) => Buffer.from(p).toString("base64url")).join(".")
+
+describe("federatedTokenTimes", () => {
+  it("reads exp and nbf from the file's JWT, and nothing from a file that holds none", () => {
+    const at = Math.floor(Date.now() / 1000)
+    const file = join(dir, "times")
+    writeFileSync(file, `  ${unsignedJwt({ exp: at + 60, nbf: at - 5, sub: "x" })}\n`)
+    expect(federatedTokenTimes(file)).toEqual({ expiresAtSeconds: at + 60, notBeforeSeconds: at - 5 })
+    writeFileSync(file, unsignedJwt({ exp: "soon" }))
+    expect(federatedTokenTimes(file)).toEqual({ expiresAtSeconds: undefined, notBeforeSeconds: undefined })
+    for (const text of ["not a token", "a.b", "a.b.c.d", `x.${Buffer.from("[1]").toString("base64url")}.y`]) {
+      writeFileSync(file, text)
+      expect(federatedTokenTimes(file)).toBeUndefined()
+    }
+    expect(federatedTokenTimes(join(dir, "missing"))).toBeUndefined()
+  })
+
+  it("judges them for doctor: expired, not valid yet beyond 5 minutes, or fine", () => {
+    const now = Date.UTC(2026, 11, 3, 12, 0, 0)
+    const file = join(dir, "judged")
+    const check = (claims: Record<string, unknown>, obtained = false) => {
+      writeFileSync(file, unsignedJwt(claims))
+      return federatedTokenCheck(file, obtained, now)
+    }
+    const expired = check({ exp: now / 1000 - 2 * 3600 - 20 * 60 })
+    expect(expired).toMatchObject({ name: "federated token", status: "failed" })
+    expect(expired.detail).toContain("expired at 2026-12-03T09:40:00.000Z (2 h 20 min ago")
+    expect(expired.fix).toContain("/var/run/secrets/azure/tokens/azure-identity-token")
+    // A token came all the same: this host's clock is the suspect, a warning.
+    expect(check({ exp: now / 1000 - 60 }, true).status).toBe("warning")
+    const early = check({ nbf: now / 1000 + 10 * 60, exp: now / 1000 + 3600 })
+    expect(early).toMatchObject({ status: "failed" })
+    expect(early.detail).toContain("not valid before 2026-12-03T12:10:00.000Z (in 10 min")
+    // Within the 5 minutes of skew: fine.
+    const fine = check({ nbf: now / 1000 + 4 * 60, exp: now / 1000 + 3600 })
+    expect(fine).toMatchObject({ status: "ok" })
+    expect(fine.detail).toContain("expires at 2026-12-03T13:00:00.000Z (in 1 h)")
+    writeFileSync(file, "opaque")
+    expect(federatedTokenCheck(file, false, now).status).toBe("warning")
+  })
+})
+
+const federatedTokenFileCheckStatus = (file: string, now: number) =>
+  federatedTokenCheck(file, false, now).status
+
+describe("doctor with a workload identity's federated token", () => {
+  const diagnose = (tokenFile: string) =>
+    withEnvironment(
+      { ...emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: tokenFile },
+      diagnoseCredential(emulatorSettings(emulator, "fed", "workloadIdentity")),
+    )
+
+  it.live("a fresh token: the token is obtained and the file's token expiry is shown", () =>
+    Effect.gen(function* () {
+      const d = yield* diagnose(tokenFileIssued("fresh", 0))
+      expect(d.ok).toBe(true)
+      const check = d.checks.find((c) => c.name === "federated token")
+      expect(check?.status).toBe("ok")
+      expect(check?.detail).toMatch(/expires at \S+ \(in (59|1 h)/)
+    }),
+  )
+
+  it.live("an expired token: Entra ID's AADSTS700024 explained, and the file's token named expired", () =>
+    Effect.gen(function* () {
+      const d = yield* diagnose(tokenFileIssued("expired", 2 * hour))
+      expect(d.ok).toBe(false)
+      const token = d.checks.find((c) => c.name === "token")
+      expect(token?.status).toBe("failed")
+      expect(token?.detail).toContain(
+        "Entra ID refused the federated token as expired or not valid yet (AADSTS700024)",
+      )
+      expect(token?.fix).toContain("kubelet")
+      const check = d.checks.find((c) => c.name === "federated token")
+      expect(check?.status).toBe("failed")
+      expect(check?.detail).toMatch(/expired at \S+ \((59 min|1 h) ago/)
+    }),
+  )
+})
