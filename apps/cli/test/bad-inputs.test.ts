@@ -720,8 +720,10 @@ const cases: ReadonlyArray<Case> = [
     says: [
       "--key-passphrase-env: the environment variable it names is not set (26 characters, not shown",
       "--previous-key-passphrase-env: the value given is not an environment variable name (16 characters, not shown",
+      "e.g. --key-passphrase-env KEY_PASSPHRASE,",
+      "e.g. --previous-key-passphrase-env PREVIOUS_KEY_PASSPHRASE,",
     ],
-    never: ["Sup3rSecret", "Sup3r$ecret", "XYZZY"],
+    never: ["Sup3rSecret", "Sup3r$ecret", "XYZZY", "PFX_PASSWORD"],
   },
   {
     name: "PFX with the wrong password",
@@ -958,7 +960,22 @@ const cases: ReadonlyArray<Case> = [
     name: "emulator with two ports out of range: both listed, nothing started",
     args: () => ["emulator", "--port", "99999", "--entra-port", "70000", "--json"],
     exit: 2,
-    says: ["--port: 99999 is not a TCP port", "--entra-port: 70000 is not a TCP port", "2 flags are invalid"],
+    says: [
+      '--port: "99999" is not a TCP port',
+      '--entra-port: "70000" is not a TCP port',
+      "2 flags are invalid",
+    ],
+  },
+  {
+    name: "emulator with ports that are no whole numbers: each named with the fix, not the parser's words",
+    args: () => ["emulator", "--port", "abc", "--entra-port", "1.5"],
+    exit: 2,
+    says: [
+      '--port: "abc" is not a TCP port',
+      '--entra-port: "1.5" is not a TCP port',
+      "give a port from 1 to 65535, or 0 (or nothing) for any free port",
+    ],
+    never: ["Expected", "Invalid value for flag"],
   },
   {
     name: "emulator asked to write its environment into a directory that does not exist",
@@ -1039,6 +1056,30 @@ const cases: ReadonlyArray<Case> = [
     says: ["--key: holds certificate or key text instead of a file path or a value"],
   },
   {
+    name: "a key pasted as the value of --config: refused, told to give a file's path (--config takes no -)",
+    args: () => ["show", "--config", good.keyPem, "--json"],
+    exit: 2,
+    says: ["--config: holds certificate or key text", "give a file's path here"],
+    never: ["give - and pipe it", "PRIVATE KEY"],
+  },
+  {
+    name: "a line break in --tag: named as a tag's control characters, not as pasted key text",
+    args: () => [
+      "plan",
+      "--config",
+      target("c-tag-line-break"),
+      "--cert",
+      pemFile("tag-line-break.pem", good.certPem),
+      "--key",
+      pemFile("tag-line-break.key", good.keyPem),
+      "--tag",
+      "note=line1\nline2",
+    ],
+    exit: 2,
+    says: ["control characters"],
+    never: ["holds certificate or key text"],
+  },
+  {
     name: "a key's base64 cut short by a paste, as --key, --key-passphrase-env and --tag: each refused, never shown",
     args: () => {
       const cut = good.keyPem.split("\n").slice(1, -2).join("").slice(0, 180)
@@ -1090,7 +1131,14 @@ const cases: ReadonlyArray<Case> = [
     name: "versions --limit 0 or -1: refused (0 showed every version, -1 none)",
     args: () => ["versions", "--config", target("c-limit"), "--limit", "0"],
     exit: 2,
-    says: ["--limit: is 0; it counts the versions shown"],
+    says: ['--limit: "0" is not a number of versions to show (1 or more)'],
+  },
+  {
+    name: "versions --limit abc or 1.5: named with the fix, not the parser's words",
+    args: () => ["versions", "--config", target("c-limit-text"), "--limit", "1.5"],
+    exit: 2,
+    says: ['--limit: "1.5" is not a number of versions to show', "give a whole number of 1 or more"],
+    never: ["Expected an integer"],
   },
   {
     name: "a private key in --chain: refused, not ignored",

@@ -93,6 +93,12 @@ const sameKey = (a: Redacted.Redacted<Uint8Array>, b: Redacted.Redacted<Uint8Arr
 
 /** A secret-holding variable's name that is not a name, or a variable that is not set; never reads the value out. */
 export const envVariableProblem = (flag: string, name: string): Problem | undefined => {
+  // An example name that says what the variable holds.
+  const example = flag.includes("previous-key")
+    ? "PREVIOUS_KEY_PASSPHRASE"
+    : flag.includes("key")
+      ? "KEY_PASSPHRASE"
+      : "PFX_PASSWORD"
   const valid = /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
   if (valid && process.env[name] !== undefined) return undefined
   const shown = shownSecretVariable(name)
@@ -102,7 +108,7 @@ export const envVariableProblem = (flag: string, name: string): Problem | undefi
     return {
       field: flag,
       message: `the value given is not an environment variable name ${notShown}`,
-      fix: `give the variable's name, e.g. ${flag} PFX_PASSWORD, and put the secret in that variable`,
+      fix: `give the variable's name, e.g. ${flag} ${example}, and put the secret in that variable`,
     }
   return shown !== undefined
     ? {
@@ -113,7 +119,7 @@ export const envVariableProblem = (flag: string, name: string): Problem | undefi
     : {
         field: flag,
         message: `the environment variable it names is not set ${notShown}`,
-        fix: `give the name of the variable that holds the secret, e.g. ${flag} PFX_PASSWORD, and export it before running kvdeploy`,
+        fix: `give the name of the variable that holds the secret, e.g. ${flag} ${example}, and export it before running kvdeploy`,
       }
 }
 

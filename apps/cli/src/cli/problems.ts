@@ -68,6 +68,23 @@ export const usage = (title: string, problems: ReadonlyArray<Problem>): CliProbl
 export const usageOne = (field: string, message: string, fix: string): CliProblem =>
   usage(`${field}: ${message}`, [{ field, message, fix }])
 
+/**
+ * A flag's whole number, from the text given (a flag read as a string, so that "abc" or "1.5" is
+ * named with the fix, not the parser's own words): the number, or the problem naming `flag`, what
+ * the number is (`what`, e.g. "a number of pages from 1 to 1000000") and `fix`.
+ */
+export const wholeNumberFlag = (
+  flag: string,
+  raw: string,
+  range: { readonly min: number; readonly max: number },
+  what: string,
+  fix: string,
+): number | Problem => {
+  const text = raw.trim()
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN
+  return n >= range.min && n <= range.max ? n : { field: flag, message: `"${raw}" is not ${what}`, fix }
+}
+
 /** A failure (vault unreachable, forbidden, ...). Exit 1 unless told otherwise. */
 export const failure = (
   title: string,
@@ -109,12 +126,16 @@ const isDerMaterial = (value: string): boolean => {
  * certificate, or the base64 of DER cut short by a paste: 64 or more characters from the "M" of a
  * SEQUENCE, also after "KEY=" in a tag), when no file has that name.
  */
-export const looksLikePastedText = (value: string): boolean =>
-  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
+export const looksLikePastedText = (
+  value: string,
+  options: { readonly lineBreaks?: boolean } = {},
+): boolean =>
+  /-----BEGIN |PRIVATE KEY-----/.test(value) ||
+  (options.lineBreaks !== false && /[\r\n]/.test(value)) ||
   ((isDerMaterial(value) || looksLikeDerBase64(value)) && !existsSync(value))
 
-/** The flags whose value is a file of certificate or key material (or - for standard input). */
-const fileFlags = new Set(["--cert", "--chain", "--key", "--pfx", "--previous-key", "--config"])
+/** The flags whose value is a file of certificate or key material, or - for standard input. */
+const materialFlags = new Set(["--cert", "--chain", "--key", "--pfx", "--previous-key"])
 
 /**
  * Command-line arguments that hold PEM text (a certificate or key pasted where a path or value
@@ -125,20 +146,26 @@ export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem>
   const problems: Array<Problem> = []
   argv.forEach((arg, i) => {
     const inline = /^(--?[A-Za-z0-9][A-Za-z0-9-]*)=/.exec(arg)?.[1]
-    if (!looksLikePastedText(inline === undefined ? arg : arg.slice(inline.length + 1))) return
     const previous = argv[i - 1]
     const flag =
       inline ??
       (previous !== undefined && /^--?[A-Za-z0-9][A-Za-z0-9-]*$/.test(previous)
         ? previous
         : `argument ${i + 1}`)
+    const material = materialFlags.has(flag)
+    const path = material || flag === "--config" || flag.startsWith("argument ")
+    // A line break alone marks pasted text only where a path goes: a value's own check names it
+    // (a tag's control characters).
+    if (!looksLikePastedText(inline === undefined ? arg : arg.slice(inline.length + 1), { lineBreaks: path }))
+      return
     problems.push({
       field: flag,
       message:
         "holds certificate or key text (PEM or base64) instead of a file path or a value; it is not shown here",
-      fix:
-        fileFlags.has(flag) || flag.startsWith("argument ")
-          ? "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)"
+      fix: material
+        ? "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)"
+        : path
+          ? "give a file's path here; certificate and key material goes in files given to --cert, --chain, --key or --pfx, or on standard input with - (command-line arguments are visible to every user of the host, so never put a key in one)"
           : "give the flag its own value (a name, an id, KEY=VALUE), not certificate or key text; certificate material goes in files given to --cert, --chain, --key or --pfx (command-line arguments are visible to every user of the host, so never put a key in one)",
     })
   })

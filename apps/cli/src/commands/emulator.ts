@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as flags from "../cli/flags.js"
-import { failure, type Problem, stoppedBySignal, usage } from "../cli/problems.js"
+import { failure, type Problem, stoppedBySignal, usage, wholeNumberFlag } from "../cli/problems.js"
 import { explainFsError } from "../cli/sources.js"
 import { printErr, printJson, printLines, styleOut } from "../cli/terminal.js"
 
@@ -28,11 +28,13 @@ export const emulator = Command.make(
       ),
       Flag.atLeast(0),
     ),
-    port: Flag.Int("port").pipe(
+    port: Flag.String("port").pipe(
+      Flag.withMetavar("PORT"),
       Flag.withDescription("Port of the first vault (default: any free port)."),
       Flag.optional,
     ),
-    entraPort: Flag.Int("entra-port").pipe(
+    entraPort: Flag.String("entra-port").pipe(
+      Flag.withMetavar("PORT"),
       Flag.withDescription("Port of the Entra ID endpoint (default: any free port)."),
       Flag.optional,
     ),
@@ -64,17 +66,21 @@ export const emulator = Command.make(
     Effect.scoped(
       Effect.gen(function* () {
         const ports: Array<Problem> = []
-        for (const [flag, value] of [
-          ["--port", input.port],
-          ["--entra-port", input.entraPort],
-        ] as const) {
-          if (Option.isSome(value) && !(value.value >= 0 && value.value <= 65535))
-            ports.push({
-              field: flag,
-              message: `${value.value} is not a TCP port`,
-              fix: "give a port from 1 to 65535, or 0 (or nothing) for any free port",
-            })
+        const port = (flag: string, value: Option.Option<string>): number | undefined => {
+          if (Option.isNone(value)) return undefined
+          const n = wholeNumberFlag(
+            flag,
+            value.value,
+            { min: 0, max: 65535 },
+            "a TCP port",
+            "give a port from 1 to 65535, or 0 (or nothing) for any free port",
+          )
+          if (typeof n === "number") return n
+          ports.push(n)
+          return undefined
         }
+        const vaultPort = port("--port", input.port)
+        const entraPort = port("--entra-port", input.entraPort)
         const names = input.vault.length === 0 ? ["kvdeploy-demo"] : input.vault
         // The names go into the target configuration it prints: core's rules for a vault and a
         // certificate name, so that `kvdeploy validate` does not refuse what the emulator wrote.
@@ -107,9 +113,9 @@ export const emulator = Command.make(
         const started = yield* kv
           .startScoped({
             vaults: names.map((name, i) =>
-              i === 0 && Option.isSome(input.port) ? { name, port: input.port.value } : { name },
+              i === 0 && vaultPort !== undefined ? { name, port: vaultPort } : { name },
             ),
-            ...(Option.isSome(input.entraPort) ? { entraPort: input.entraPort.value } : {}),
+            ...(entraPort !== undefined ? { entraPort } : {}),
             ...(Option.isSome(input.stateDir) ? { stateDir: input.stateDir.value } : {}),
             warn: (line) => void process.stderr.write(`${line}\n`),
           })

@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { parseDuration } from "../cli/duration.js"
 import * as flags from "../cli/flags.js"
-import { ExitCode, ExitWith, usageOne } from "../cli/problems.js"
+import { ExitCode, ExitWith, usageOne, wholeNumberFlag } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { useVault, vaultProblem } from "../cli/vault.js"
@@ -69,14 +69,14 @@ export const list = Command.make(
       }
       let maxPages = DEFAULT_LIST_MAX_PAGES
       if (Option.isSome(input.maxPages)) {
-        const raw = input.maxPages.value.trim()
-        const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN
-        if (!(n >= 1 && n <= MOST_LIST_PAGES))
-          return yield* usageOne(
-            "--max-pages",
-            `"${input.maxPages.value}" is not a number of pages from 1 to ${MOST_LIST_PAGES}`,
-            `write a whole number such as ${DEFAULT_LIST_MAX_PAGES} (each page holds up to 25 certificates)`,
-          )
+        const n = wholeNumberFlag(
+          "--max-pages",
+          input.maxPages.value,
+          { min: 1, max: MOST_LIST_PAGES },
+          `a number of pages from 1 to ${MOST_LIST_PAGES}`,
+          `write a whole number such as ${DEFAULT_LIST_MAX_PAGES} (each page holds up to 25 certificates)`,
+        )
+        if (typeof n !== "number") return yield* usageOne(n.field, n.message, n.fix)
         maxPages = n
       }
       const { config } = yield* resolveTarget(input, {}, { requireName: false })

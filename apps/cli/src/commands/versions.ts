@@ -5,7 +5,7 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
-import { usageOne } from "../cli/problems.js"
+import { usageOne, wholeNumberFlag } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { printJson, printLines, step, styleOut } from "../cli/terminal.js"
 import { absentCertificate, useVault, vaultProblem } from "../cli/vault.js"
@@ -16,7 +16,7 @@ export const versions = Command.make(
   {
     ...flags.target,
     name: flags.certificateName,
-    limit: Flag.Int("limit").pipe(
+    limit: Flag.String("limit").pipe(
       Flag.withMetavar("N"),
       Flag.withDescription("Show at most N versions."),
       Flag.optional,
@@ -25,12 +25,18 @@ export const versions = Command.make(
   },
   (input) =>
     Effect.gen(function* () {
-      if (Option.isSome(input.limit) && input.limit.value < 1)
-        return yield* usageOne(
+      let limit: number | undefined
+      if (Option.isSome(input.limit)) {
+        const n = wholeNumberFlag(
           "--limit",
-          `is ${input.limit.value}; it counts the versions shown`,
+          input.limit.value,
+          { min: 1, max: Number.MAX_SAFE_INTEGER },
+          "a number of versions to show (1 or more)",
           "give a whole number of 1 or more, or leave --limit out for every version",
         )
+        if (typeof n !== "number") return yield* usageOne(n.field, n.message, n.fix)
+        limit = n
+      }
       const { config } = yield* resolveTarget(input, { name: input.name })
       const [all, latestId] = yield* useVault(config, (vault) => {
         const missing = Effect.flip(absentCertificate(vault, config, "check the name with `kvdeploy list`"))
@@ -56,7 +62,7 @@ export const versions = Command.make(
         )
       })
       const sorted = newestFirst(all, latestId)
-      const limited = Option.isSome(input.limit) ? sorted.slice(0, input.limit.value) : sorted
+      const limited = limit === undefined ? sorted : sorted.slice(0, limit)
       const records = limited.map((v) => versionRecord(v, v.versionId === latestId))
       // Of the versions shown: with --limit, the order beyond them does not matter.
       const orderUnknown = limited.length > sorted.firstUnknown
