@@ -567,7 +567,17 @@ describe("plan", () => {
     const retag = await plan("env=b")
     expect(retag.action).toBe("import")
     expect(retag.reason).toMatch(
-      /^the vault serves this certificate \(\S+\), but without the requested value of tag env: deploy would import the same certificate again as a new version that carries them/,
+      /^the vault serves this certificate \(\S+\), but without the requested value of tag env: deploy would import the same certificate again as a new version that carries them, then verify/,
+    )
+    // Served disabled: a new version, enabled (no tags to carry).
+    const client = world.sdk()
+    const served = await client.getCertificate(name)
+    await client.updateCertificateProperties(name, served.properties.version ?? "", { enabled: false })
+    expect((await plan("env=a")).reason).toMatch(
+      /^the vault serves this certificate \(\S+\), but disabled: deploy would import the same certificate again as a new version, enabled, then verify$/,
+    )
+    expect((await plan("env=b")).reason).toMatch(
+      /but disabled, and without the requested value of tag env: deploy would import the same certificate again as a new version that carries them, enabled, then verify$/,
     )
   })
 

@@ -131,7 +131,7 @@ const decide = (
     ].join(", and ")
     return {
       action: "import",
-      reason: `the vault serves this certificate (${current.versionId}), but ${why}: deploy would ${judgement.adopting ? "adopt it and " : ""}import the same certificate again as a new version that carries them, then verify`,
+      reason: `the vault serves this certificate (${current.versionId}), but ${why}: deploy would ${judgement.adopting ? "adopt it and " : ""}import the same certificate again as a new version${tagKeys.length > 0 ? " that carries them" : ""}${current.enabled ? "" : ", enabled"}, then verify`,
       writes: 1,
     }
   }
