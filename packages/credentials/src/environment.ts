@@ -162,7 +162,8 @@ export const credentialEnvironmentProblems = (
       kind: "missing",
       variables: missing,
       reason: `missing environment variable${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`,
-      fix: needed.fix,
+      fix:
+        missing.length === 1 ? needed.fix.replace("the missing variables", missing[0] ?? "it") : needed.fix,
     })
   // A value pasted with its line break (a CI secret, a file read with its newline): @azure/identity
   // refuses such a tenant id, Entra ID such a client id or secret, and no such token file exists.

@@ -17,7 +17,7 @@ export const credentialVariables: Partial<
 > = {
   client_secret: {
     names: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"],
-    fix: "Set them in the environment kvdeploy runs in (the agent's service, the pipeline or the shell), never in the target configuration",
+    fix: "Set the missing variables in the environment kvdeploy runs in (the agent's service, the pipeline or the shell), never in the target configuration",
   },
   workload_identity: {
     names: ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"],

@@ -31,6 +31,13 @@ describe("makeCredential", () => {
       expect(error.reason).toBe("missing environment variables AZURE_TENANT_ID, AZURE_CLIENT_SECRET")
       expect(error.message).toContain("AZURE_TENANT_ID, AZURE_CLIENT_SECRET")
       expect(error.message).toContain("never in the target configuration")
+      expect(error.fix).toMatch(/^Set the missing variables in the environment/)
+      // One missing: named in the fix.
+      const one = yield* failureOf(
+        { mode: "client_secret", ...publicCloud },
+        { AZURE_CLIENT_ID: "app", AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a2" },
+      )
+      expect(one.fix).toMatch(/^Set AZURE_CLIENT_SECRET in the environment kvdeploy runs in/)
     }),
   )
 

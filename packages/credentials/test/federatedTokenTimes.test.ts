@@ -81,9 +81,6 @@ describe("federatedTokenTimes", () => {
   })
 })
 
-const federatedTokenFileCheckStatus = (file: string, now: number) =>
-  federatedTokenCheck(file, false, now).status
-
 describe("doctor with a workload identity's federated token", () => {
   const diagnose = (tokenFile: string) =>
     withEnvironment(
