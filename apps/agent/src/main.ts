@@ -49,6 +49,7 @@ import {
   loadAgentConfig,
   type SourceAt,
 } from "./config.js"
+import { configPathOf } from "./configPath.js"
 import { handleHangups, rememberHangup } from "./hangup.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
@@ -541,7 +542,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
   } catch (e) {
     if (argv.includes("--json"))
       process.stdout.write(
-        `${JSON.stringify({ valid: false, problems: [{ field: "(command line)", message: (e as Error).message, fix: "see kvdeploy-agent --help" }] }, null, 2)}\n`,
+        `${JSON.stringify({ path: configPathOf(argv), valid: false, problems: [{ field: "(command line)", message: (e as Error).message, fix: "see kvdeploy-agent --help" }] }, null, 2)}\n`,
       )
     process.stderr.write(`kvdeploy-agent: ${(e as Error).message}\n\n${usage}`)
     process.exitCode = 2
@@ -568,7 +569,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
   }
   // A closed stdout (a log reader that went away) must not stop the deploys: log lines are dropped instead.
   process.stdout.on("error", () => {})
-  const path = args.values.config ?? process.env.KVDEPLOY_AGENT_CONFIG ?? "/etc/kvdeploy/agent.yaml"
+  const path = configPathOf(argv, args.values.config)
   const check = args.values.check === true
   const json = args.values.json === true
   // Written before runMain's exit: a pipe takes 64 KiB at a time, and a long --check --json

@@ -398,8 +398,11 @@ deployments:
 
   it("refuses --json without --check, and an unknown option, with exit 2", () => {
     expect(agent(["--json"]).status).toBe(2)
-    const unknown = agent(["--check", "--json", "--bogus"])
+    const unknown = agent(["--check", "--json", "--bogus", "--config=/nonexistent/agent.yaml"])
     expect(unknown.status).toBe(2)
-    expect(JSON.parse(unknown.stdout).problems[0].message).toContain("--bogus")
+    const answer = JSON.parse(unknown.stdout)
+    expect(answer.problems[0].message).toContain("--bogus")
+    // The document names the file, as every `--check --json` answer does.
+    expect(answer).toMatchObject({ path: "/nonexistent/agent.yaml", valid: false })
   })
 })

@@ -21,6 +21,7 @@ describe("the Node.js version", () => {
     ])
     expect(json.status).toBe(2)
     expect(JSON.parse(json.stdout)).toMatchObject({
+      path: "/nonexistent/agent.yaml",
       valid: false,
       problems: [{ field: "node", message: "is v20.20.2" }],
     })
