@@ -14,7 +14,7 @@ import { SecretClient } from "@azure/keyvault-secrets"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { issue } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
 import { json, runCli, startWorld, type World } from "./harness.js"
@@ -1817,6 +1817,56 @@ describe("validate, doctor, emulator", () => {
     expect(sources.map((c) => c.status)).toEqual(["fail", "fail"])
     expect(sources[0]?.detail).toMatch(/^EnvironmentCredential is unavailable/)
     expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential/)
+  })
+
+  it("doctor, workload_identity: the federated token's expiry is shown; an expired one fails as such, the vault's checks skipped (1)", async () => {
+    type Check = { check: string; status: string; detail: string; fix?: string }
+    const target = world.targetFile("doctor-workload", { credential_mode: "workload_identity" })
+    const env = (tokenFile: string) => ({
+      ...world.emulator.env.workloadIdentity,
+      AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+    })
+    const fresh = await runCli(["doctor", "--config", target, "--json"], {
+      env: env(world.emulator.workloadIdentity.tokenFile),
+    })
+    expect(fresh.code, fresh.stdout).toBe(0)
+    const freshChecks = json<{ checks: Array<Check> }>(fresh).checks
+    expect(freshChecks.find((c) => c.check === "federated token")).toMatchObject({
+      status: "pass",
+      detail: expect.stringMatching(/expires at \S+ \(in \d+ h/),
+    })
+    // A token the emulator's issuer signed two hours ago, valid for one: expired, as a copy of the
+    // projected token is once the kubelet has renewed the real one.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 2 * 3_600_000 })
+    let old: string
+    try {
+      old = world.emulator.issueFederatedToken()
+    } finally {
+      vi.useRealTimers()
+    }
+    const expiredFile = world.file("expired-federated-token", `${old}\n`)
+    const expired = await runCli(["doctor", "--config", target, "--json"], { env: env(expiredFile) })
+    expect(expired.code, expired.stdout).toBe(1)
+    const checks = json<{ checks: Array<Check> }>(expired).checks
+    expect(checks.find((c) => c.check === "token")).toMatchObject({
+      status: "fail",
+      detail: expect.stringContaining(
+        "Entra ID refused the federated token as expired or not valid yet (AADSTS700024)",
+      ),
+    })
+    expect(checks.find((c) => c.check === "federated token")).toMatchObject({
+      status: "fail",
+      detail: expect.stringMatching(/expired at \S+ \(59 min ago|expired at \S+ \(1 h ago/),
+      fix: expect.stringContaining("kubelet"),
+    })
+    expect(checks.filter((c) => c.status === "skip").map((c) => c.check)).toEqual([
+      "reachable",
+      "certificates/get",
+      "certificates/import",
+      "certificates/list",
+      "secrets/get",
+    ])
+    expect(expired.stdout).not.toContain(old)
   })
 
   // The direct 429 (MSAL's own request and retry), which doctor's one token request meets; MSAL's

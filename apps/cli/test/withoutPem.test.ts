@@ -49,8 +49,19 @@ describe("pemArgumentProblems", () => {
   it("names the flag a pasted PEM belongs to (separate or inline value), or its position, and never quotes it", () => {
     const problems = pemArgumentProblems(["deploy", "--key", block, `--cert=${block}`, "-n", block, block])
     expect(problems.map((p) => p.field)).toEqual(["--key", "--cert", "-n", "argument 7"])
-    // A file flag's fix is a file; another flag's (a name, an id) is its own value.
-    expect(problems.map((p) => /put it in a file/.test(p.fix))).toEqual([true, true, false, true])
+    // A material flag's fix is a file or standard input; a path argument's (which takes no -) a file's
+    // path; another flag's (a name, an id) is its own value.
+    expect(problems.map((p) => /put it in a file .*give - and pipe it/.test(p.fix))).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ])
+    expect(problems[3]?.fix).toMatch(/^give a file's path here/)
+    expect(pemArgumentProblems(["show", "--config", block])[0]?.fix).toMatch(/^give a file's path here/)
+    // A line break alone is pasted text where a path goes, not in a value (its own check names it).
+    expect(pemArgumentProblems(["plan", "--tag", "note=a\nb"])).toEqual([])
+    expect(pemArgumentProblems(["plan", "--config", "a\nb"]).map((p) => p.field)).toEqual(["--config"])
     expect(pemArgumentProblems(["deploy", "--certificate-id", block])[0]?.fix).toMatch(
       /^give the flag its own value \(a name, an id, KEY=VALUE\), not certificate or key text/,
     )

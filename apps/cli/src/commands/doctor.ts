@@ -39,9 +39,23 @@ const fixFor = (operation: VaultOperation, refusal: VaultForbidden["refusal"]): 
     ? Promise.resolve(forbiddenFix(refusal))
     : grant(operation)
 
+/** The vault's checks, in their order: what a failed credential or token step leaves unchecked. */
+const vaultChecks = [
+  "reachable",
+  "certificates/get",
+  "certificates/import",
+  "certificates/list",
+  "secrets/get",
+] as const
+
 const runChecks = (target: TargetConfig, name: string | undefined) =>
   Effect.gen(function* () {
     const checks: Array<DoctorCheck> = []
+    /** The vault's checks, skipped: listed, so that a failed step does not read as the whole story. */
+    const skipVault = (why: string) =>
+      Effect.forEach(vaultChecks, (check) =>
+        add({ check, status: "skip", detail: `not checked: ${why}`, fix: undefined }),
+      )
     const add = (c: DoctorCheck) => {
       // A refusal's detail opens with the grant its fix says: said once, as the fix.
       const repeated = c.fix === undefined ? undefined : `${c.fix}: `
@@ -66,6 +80,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
     if (environment.problems.length > 0) {
       for (const p of environment.problems)
         yield* add({ check: "credential", status: "fail", detail: `${p.field}: ${p.message}`, fix: p.fix })
+      yield* skipVault("no credential")
       return checks
     }
     const resolved = yield* credentials
@@ -78,6 +93,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
         detail: resolved.failure.reason,
         fix: resolved.failure.fix,
       })
+      yield* skipVault("no credential")
       return checks
     }
     const identity = resolved.success.identity
@@ -106,6 +122,13 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           .join(", ") || "(from the environment)",
       fix: undefined,
     })
+    /** A workload identity's federated token, judged by its own times (expired: Entra ID's AADSTS700024). */
+    const federatedToken = (tokenObtained: boolean) => {
+      if (identity.tokenFile === undefined) return Effect.void
+      const c = credentials.federatedTokenCheck(identity.tokenFile, tokenObtained, Date.now())
+      const status = c.status === "ok" ? "pass" : c.status === "warning" ? "warn" : "fail"
+      return add({ check: c.name, status, detail: c.detail, fix: c.fix })
+    }
     yield* progress("token…")
     const scope = credentials.keyVaultScope(target.cloud.keyVaultResource)
     const token = yield* credentials.probeToken(resolved.success, scope).pipe(Effect.result)
@@ -119,6 +142,8 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
       // The default chain: why each of its sources gave no token.
       for (const [i, reason] of (token.failure.sources ?? []).entries())
         yield* add({ check: `chain source ${i + 1}`, status: "fail", detail: reason, fix: undefined })
+      yield* federatedToken(false)
+      yield* skipVault("no token")
       return checks
     }
     const t = token.success
@@ -135,6 +160,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
       tenantId: credentials.expectedTenant(identity, t),
     }))
       yield* add(problem)
+    yield* federatedToken(true)
 
     const layer = yield* deployServices(target, { credential: resolved.success.credential })
     return yield* Effect.gen(function* () {
