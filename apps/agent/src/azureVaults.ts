@@ -89,12 +89,16 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
                 // (a held token is answered instead, asked for again 30 s later).
                 reuseFailureMs: 5_000,
                 // The identity's log lines and token series (identityHealth.ts).
-                onRequestEnded: identityHealth.track(keys.identity, {
-                  credential_mode: keys.settings.mode,
-                  managed_identity_client_id: keys.settings.managedIdentityClientId ?? "",
-                  authority_host: keys.settings.authorityHost,
-                  key_vault_resource: keys.settings.keyVaultResource ?? "",
-                }),
+                onRequestEnded: identityHealth.track(
+                  keys.identity,
+                  {
+                    credential_mode: keys.settings.mode,
+                    managed_identity_client_id: keys.settings.managedIdentityClientId ?? "",
+                    authority_host: keys.settings.authorityHost,
+                    key_vault_resource: keys.settings.keyVaultResource ?? "",
+                  },
+                  { tokenFile: c.identity.tokenFile },
+                ),
               }),
             ),
             Effect.mapError(

@@ -7,7 +7,9 @@
  * each, not at every attempt (reconciler.ts): this is where an outage of an
  * identity endpoint is followed.
  */
-import type { TokenRequestEnded } from "@kvdeploy/credentials"
+
+import { shownPath } from "@kvdeploy/core"
+import { federatedTokenTimes, type TokenRequestEnded } from "@kvdeploy/credentials"
 
 /** What names an identity in its log lines and series. */
 export interface IdentityLabels {
@@ -47,6 +49,25 @@ export const recoveredMessage = "token obtained again: the identity's deployment
 const fix =
   "check the identity endpoint (Entra ID, or the managed identity endpoint) from this host, and the identity's settings"
 
+/**
+ * What a workload identity's federated token file says when its token requests fail: the token's
+ * expiry (its JWT `exp`, read without its signature; nothing else of it), and, once it has expired,
+ * that this is the cause: Entra ID refuses an expired one (AADSTS700024), which msal-node does not
+ * pass on while it holds a token (its refreshes fail quietly). Read only when a line is said.
+ */
+const federatedTokenFields = (tokenFile: string, atMs: number) => {
+  const exp = federatedTokenTimes(tokenFile)?.expiresAtSeconds
+  if (exp === undefined) return { fields: {}, fix: undefined }
+  const expiresAt = new Date(exp * 1000).toISOString()
+  return {
+    fields: { federated_token_expires_at: expiresAt },
+    fix:
+      exp * 1000 <= atMs
+        ? `the federated token in ${shownPath(tokenFile)} expired at ${expiresAt}, and Entra ID refuses an expired one: whatever writes the file must renew it (on AKS the kubelet rewrites the projected service account token), so check that AZURE_FEDERATED_TOKEN_FILE is that file and not a copy, and this host's clock`
+        : undefined,
+  }
+}
+
 interface Tracked {
   labels: IdentityLabels
   failing: boolean
@@ -79,7 +100,11 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
    * configuration, still running; or by one of a reload not yet applied here) is tracked without
    * lines or series until a reload names it: the credential is kept, and its hook with it.
    */
-  const track = (key: string, labels: IdentityLabels) => {
+  const track = (
+    key: string,
+    labels: IdentityLabels,
+    facts: { readonly tokenFile?: string | undefined } = {},
+  ) => {
     const t: Tracked = {
       labels,
       failing: false,
@@ -135,6 +160,11 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
       if (!changed && t.announced && at - t.lastLineMs < stillFailingEveryMs) return
       t.lastLineMs = at
       t.announced = true
+      const federated =
+        facts.tokenFile === undefined
+          ? { fields: {}, fix: undefined }
+          : federatedTokenFields(facts.tokenFile, at)
+      const cause = federated.fix ?? fix
       logLine({
         level: "warn",
         msg: held ? heldTokenMessage : noTokenMessage,
@@ -144,8 +174,9 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
             ? {}
             : { held_until: new Date(ended.heldUntilMs).toISOString() }),
           ...(started ? {} : { since: new Date(t.since).toISOString(), failed_requests: t.failures }),
+          ...federated.fields,
           reason: reason(ended.error),
-          fix: held ? `${fix}; deploys fail once the held token expires` : fix,
+          fix: held ? `${cause}; deploys fail once the held token expires` : cause,
         },
       })
     }

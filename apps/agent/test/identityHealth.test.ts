@@ -1,4 +1,7 @@
 /** An identity's token requests as the operator sees them: a line when they start failing, a reminder, a line when they recover. */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import {
   heldTokenMessage,
@@ -184,5 +187,46 @@ describe("an identity's token requests", () => {
     t.health.retain((key) => key === "a" || key === "d")
     d({ _tag: "Obtained", expiresOnMs: t.now() + 3600_000 })
     expect(t.lines).toHaveLength(2)
+  })
+
+  it("a workload identity's line names its federated token's expiry, and an expired one as the cause", () => {
+    const t = setUp()
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-identity-"))
+    try {
+      const tokenFile = join(dir, "azure-identity-token")
+      const jwt = (exp: number) =>
+        ["{}", JSON.stringify({ exp, sub: "system:serviceaccount:a:b" }), "sig"]
+          .map((p) => Buffer.from(p).toString("base64url"))
+          .join(".")
+      const workload = { ...labels, credential_mode: "workload_identity", managed_identity_client_id: "" }
+      const ended = t.health.track("wi", workload, { tokenFile })
+      const expiresOnMs = t.now() + 3600_000
+      ended({ _tag: "Obtained", expiresOnMs })
+      // The file's token still valid: its expiry is said, the fix is the usual one.
+      const valid = Math.floor(t.now() / 1000) + 1800
+      writeFileSync(tokenFile, jwt(valid))
+      ended({ _tag: "Failed", error: new Error("refreshes gave nothing"), heldUntilMs: expiresOnMs })
+      expect(t.lines.at(-1)?.fields).toMatchObject({
+        federated_token_expires_at: new Date(valid * 1000).toISOString(),
+        fix: expect.stringMatching(/^check the identity endpoint/),
+      })
+      // Expired (the kubelet stopped renewing it, or it is a copy): named as the cause.
+      t.advance(stillFailingEveryMs + 1_000)
+      const expired = Math.floor(t.now() / 1000) - 60
+      const expiredJwt = jwt(expired)
+      writeFileSync(tokenFile, expiredJwt)
+      ended({ _tag: "Failed", error: new Error("refreshes gave nothing"), heldUntilMs: expiresOnMs })
+      expect(t.lines).toHaveLength(2)
+      expect(t.lines.at(-1)?.fields).toMatchObject({
+        federated_token_expires_at: new Date(expired * 1000).toISOString(),
+        fix: expect.stringContaining(
+          `expired at ${new Date(expired * 1000).toISOString()}, and Entra ID refuses`,
+        ),
+      })
+      // Nothing of the token itself.
+      expect(JSON.stringify(t.lines)).not.toContain(expiredJwt.split(".")[1])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

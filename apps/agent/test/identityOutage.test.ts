@@ -5,7 +5,7 @@
  * fail, and the identity's own lines and series follow the outage; the deploy goes through once the
  * endpoint is back.
  */
-import { describe, expect, it } from "vitest"
+import { describe, expect, it, vi } from "vitest"
 import { noTokenMessage, recoveredMessage } from "../src/identityHealth.js"
 import { baseEnv, metricValue, startAgent, startEmulator, workdir, writeConfig } from "./harness.js"
 import { makePki } from "./pki.js"
@@ -191,4 +191,48 @@ describe("an identity endpoint that fails", () => {
       await emulator.stop()
     }
   }, 90_000)
+
+  it("a workload identity whose federated token file holds an expired token: its line names the expiry as the cause", async () => {
+    const vault = "identity-federated"
+    const emulator = await startEmulator({ vaults: [vault] })
+    const work = workdir()
+    // Signed by the emulator's issuer two hours ago, valid for one: a copy of a projected token.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 2 * 3_600_000 })
+    let old: string
+    try {
+      old = emulator.issueFederatedToken()
+    } finally {
+      vi.useRealTimers()
+    }
+    const tokenFile = work.write("azure-identity-token", old)
+    const pki = await makePki()
+    const leaf = await pki.leaf("wf.example.test")
+    const source = { cert: work.write("wf.crt", leaf.certPem), key: work.write("wf.key", leaf.keyPem) }
+    const config = writeConfig(work, emulator, [
+      {
+        name: "wf",
+        vault,
+        certificate: "wf",
+        source,
+        target: emulator.targetConfig(vault, "wf", "workloadIdentity"),
+      },
+    ])
+    const a = startAgent(config, {
+      ...baseEnv(),
+      ...emulator.env.workloadIdentity,
+      AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+    })
+    try {
+      const line = await a.waitFor((l) => l.msg === noTokenMessage, { timeoutMs: 30_000 })
+      expect(line).toMatchObject({ credential_mode: "workload_identity", level: "warn" })
+      expect(String(line.reason)).toContain("AADSTS700024")
+      expect(Date.parse(String(line.federated_token_expires_at))).toBeLessThan(Date.now() - 3_000_000)
+      expect(String(line.fix)).toMatch(/^the federated token in \S+ expired at \S+, and Entra ID refuses/)
+      expect(JSON.stringify(a.lines)).not.toContain(old)
+    } finally {
+      a.kill()
+      work.remove()
+      await emulator.stop()
+    }
+  }, 60_000)
 })
