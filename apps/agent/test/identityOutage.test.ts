@@ -5,7 +5,7 @@
  * fail, and the identity's own lines and series follow the outage; the deploy goes through once the
  * endpoint is back.
  */
-import { describe, expect, it, vi } from "vitest"
+import { describe, expect, it } from "vitest"
 import { noTokenMessage, recoveredMessage } from "../src/identityHealth.js"
 import { baseEnv, metricValue, startAgent, startEmulator, workdir, writeConfig } from "./harness.js"
 import { makePki } from "./pki.js"
@@ -197,13 +197,9 @@ describe("an identity endpoint that fails", () => {
     const emulator = await startEmulator({ vaults: [vault] })
     const work = workdir()
     // Signed by the emulator's issuer two hours ago, valid for one: a copy of a projected token.
-    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 2 * 3_600_000 })
-    let old: string
-    try {
-      old = emulator.issueFederatedToken()
-    } finally {
-      vi.useRealTimers()
-    }
+    const old = emulator.issueFederatedToken(undefined, {
+      issuedAt: Math.floor(Date.now() / 1000) - 2 * 3600,
+    })
     const tokenFile = work.write("azure-identity-token", old)
     const pki = await makePki()
     const leaf = await pki.leaf("wf.example.test")

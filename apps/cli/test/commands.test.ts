@@ -14,7 +14,7 @@ import { SecretClient } from "@azure/keyvault-secrets"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { issue } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
 import { json, runCli, startWorld, type World } from "./harness.js"
@@ -1837,13 +1837,9 @@ describe("validate, doctor, emulator", () => {
     })
     // A token the emulator's issuer signed two hours ago, valid for one: expired, as a copy of the
     // projected token is once the kubelet has renewed the real one.
-    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 2 * 3_600_000 })
-    let old: string
-    try {
-      old = world.emulator.issueFederatedToken()
-    } finally {
-      vi.useRealTimers()
-    }
+    const old = world.emulator.issueFederatedToken(undefined, {
+      issuedAt: Math.floor(Date.now() / 1000) - 2 * 3600,
+    })
     const expiredFile = world.file("expired-federated-token", `${old}\n`)
     const expired = await runCli(["doctor", "--config", target, "--json"], { env: env(expiredFile) })
     expect(expired.code, expired.stdout).toBe(1)

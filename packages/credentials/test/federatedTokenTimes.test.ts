@@ -9,7 +9,6 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
-import { vi } from "vitest"
 import { federatedTokenCheck } from "../src/diagnose.js"
 import { federatedTokenTimes } from "../src/environment.js"
 import { diagnoseCredential } from "../src/index.js"
@@ -29,14 +28,10 @@ afterAll(async () => {
 const hour = 3_600_000
 /** A federated token the emulator's issuer signed as if `agoMs` ago (valid for an hour from then), in a file of its own. */
 const tokenFileIssued = (name: string, agoMs: number): string => {
-  vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - agoMs })
-  try {
-    const file = join(dir, name)
-    writeFileSync(file, `${emulator.issueFederatedToken()}\n`, { mode: 0o600 })
-    return file
-  } finally {
-    vi.useRealTimers()
-  }
+  const file = join(dir, name)
+  const issuedAt = Math.floor((Date.now() - agoMs) / 1000)
+  writeFileSync(file, `${emulator.issueFederatedToken(undefined, { issuedAt })}\n`, { mode: 0o600 })
+  return file
 }
 const unsignedJwt = (claims: Record<string, unknown>): string =>
   ["{}", JSON.stringify(claims), "sig"].map((p) => Buffer.from(p).toString("base64url")).join(".")

@@ -214,9 +214,9 @@ export class Directory {
     return { token: signJwt(this.tokenKey, claims), expiresOn: exp }
   }
 
-  /** A workload identity (federated) token signed by the emulator's federation issuer. */
-  issueFederatedToken(subject: string, lifetimeSeconds = 3600): string {
-    const now = Math.floor(Date.now() / 1000)
+  /** A workload identity (federated) token signed by the emulator's federation issuer, issued at `issuedAt` (epoch seconds; now). */
+  issueFederatedToken(subject: string, lifetimeSeconds = 3600, issuedAt?: number): string {
+    const now = issuedAt ?? Math.floor(Date.now() / 1000)
     return signJwt(this.federationKey, {
       aud: [AZURE_AD_TOKEN_EXCHANGE],
       iss: this.federationIssuer,

@@ -257,8 +257,14 @@ export interface Emulator {
     clientId: string,
     options?: { resource?: string; tenantId?: string; lifetimeSeconds?: number; issuedAt?: number },
   ) => string
-  /** A federated token for the workload identity (what AZURE_FEDERATED_TOKEN_FILE holds). */
-  readonly issueFederatedToken: (subject?: string) => string
+  /**
+   * A federated token for the workload identity (what AZURE_FEDERATED_TOKEN_FILE holds): valid for
+   * `lifetimeSeconds` (3600) from `issuedAt` (epoch seconds; now), e.g. an expired one.
+   */
+  readonly issueFederatedToken: (
+    subject?: string,
+    options?: { readonly lifetimeSeconds?: number; readonly issuedAt?: number },
+  ) => string
   readonly stop: () => Promise<void>
 }
 
@@ -605,7 +611,8 @@ const startServers = async (
         ...(o.issuedAt !== undefined ? { issuedAt: o.issuedAt } : {}),
       }).token
     },
-    issueFederatedToken: (s = subject) => directory.issueFederatedToken(s),
+    issueFederatedToken: (s = subject, options = {}) =>
+      directory.issueFederatedToken(s, options.lifetimeSeconds, options.issuedAt),
     stop: async () => {
       if (stopped) return
       stopped = true
