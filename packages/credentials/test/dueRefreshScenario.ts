@@ -18,9 +18,14 @@ import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
 
 const hour = 3_600_000
 
-/** The scenario against `mode`'s endpoint, with an emulator of its own issuing 24 h tokens (msal refreshes them from 12 h on). */
+/**
+ * The scenario against `mode`'s endpoint, with an emulator of its own issuing 24 h tokens (msal
+ * refreshes them from 12 h on); with `defaultChain`, through credential_mode default in that
+ * environment (the chain's source that answers is `mode`'s).
+ */
 export const dueRefreshScenario = async (
   mode: "clientSecret" | "workloadIdentity" | "managedIdentityImds" | "managedIdentityAppService",
+  options: { readonly defaultChain?: boolean } = {},
 ) => {
   const emulator = await start({ vaults: ["due"], warn: () => {}, tokenLifetimeSeconds: 24 * 3600 })
   vi.useFakeTimers({ toFake: ["Date"], now: Date.now() })
@@ -29,26 +34,32 @@ export const dueRefreshScenario = async (
     await Effect.runPromise(
       withEnvironment(
         emulator.env[mode],
-        Effect.flatMap(makeCredential(emulatorSettings(emulator, "due", mode)), (c) =>
-          Effect.promise(() =>
-            scenario(
-              emulator,
-              c.credential,
-              mode === "managedIdentityImds"
-                ? "imdsToken"
-                : mode === "managedIdentityAppService"
-                  ? "appServiceToken"
-                  : "token",
-              // As AKS's kubelet does, a fresh federated token in the file whenever the clock moves on
-              // (the emulator's first one is valid for 24 hours).
-              mode === "workloadIdentity"
-                ? () =>
-                    writeFileSync(emulator.workloadIdentity.tokenFile, emulator.issueFederatedToken(), {
-                      mode: 0o600,
-                    })
-                : () => {},
-            ),
-          ),
+        Effect.flatMap(
+          makeCredential({
+            ...emulatorSettings(emulator, "due", mode),
+            ...(options.defaultChain === true ? { mode: "default" as const } : {}),
+          }),
+          (c) =>
+            Effect.promise(() => {
+              if (options.defaultChain === true) expect(c.identity.mode).toBe("default")
+              return scenario(
+                emulator,
+                c.credential,
+                mode === "managedIdentityImds"
+                  ? "imdsToken"
+                  : mode === "managedIdentityAppService"
+                    ? "appServiceToken"
+                    : "token",
+                // As AKS's kubelet does, a fresh federated token in the file whenever the clock moves on
+                // (the emulator's first one is valid for 24 hours).
+                mode === "workloadIdentity"
+                  ? () =>
+                      writeFileSync(emulator.workloadIdentity.tokenFile, emulator.issueFederatedToken(), {
+                        mode: 0o600,
+                      })
+                  : () => {},
+              )
+            }),
         ),
       ),
     )
