@@ -55,8 +55,16 @@ const fix =
  * that this is the cause: Entra ID refuses an expired one (AADSTS700024), which msal-node does not
  * pass on while it holds a token (its refreshes fail quietly). Read only when a line is said.
  */
-const federatedTokenFields = (tokenFile: string, atMs: number) => {
-  const exp = federatedTokenTimes(tokenFile)?.expiresAtSeconds
+const federatedTokenFields = (
+  tokenFile: string,
+  atMs: number,
+): { readonly fields: Record<string, string>; readonly fix: string | undefined } => {
+  let exp: number | undefined
+  try {
+    exp = federatedTokenTimes(tokenFile)?.expiresAtSeconds
+  } catch {
+    // The line is said without it.
+  }
   if (exp === undefined) return { fields: {}, fix: undefined }
   const expiresAt = new Date(exp * 1000).toISOString()
   return {
@@ -158,12 +166,12 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
       if (ended.heldUntilMs !== undefined) t.expiresOnMs = ended.heldUntilMs
       if (!named(key)) return
       if (!changed && t.announced && at - t.lastLineMs < stillFailingEveryMs) return
-      t.lastLineMs = at
-      t.announced = true
       const federated =
         facts.tokenFile === undefined
           ? { fields: {}, fix: undefined }
           : federatedTokenFields(facts.tokenFile, at)
+      t.lastLineMs = at
+      t.announced = true
       const cause = federated.fix ?? fix
       logLine({
         level: "warn",

@@ -223,6 +223,13 @@ describe("an identity's token requests", () => {
           `expired at ${new Date(expired * 1000).toISOString()}, and Entra ID refuses`,
         ),
       })
+      // An expiry no date holds: the line is said all the same, without it.
+      t.advance(stillFailingEveryMs + 1_000)
+      writeFileSync(tokenFile, jwt(1e13))
+      ended({ _tag: "Failed", error: new Error("refreshes gave nothing"), heldUntilMs: expiresOnMs })
+      expect(t.lines).toHaveLength(3)
+      expect(t.lines.at(-1)?.fields.federated_token_expires_at).toBeUndefined()
+      expect(t.lines.at(-1)?.fields.fix).toMatch(/^check the identity endpoint/)
       // Nothing of the token itself.
       expect(JSON.stringify(t.lines)).not.toContain(expiredJwt.split(".")[1])
     } finally {

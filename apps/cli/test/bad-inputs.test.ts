@@ -1063,6 +1063,18 @@ const cases: ReadonlyArray<Case> = [
     never: ["give - and pipe it", "PRIVATE KEY"],
   },
   {
+    name: "a line break in a path flag that writes a file: refused before anything is written",
+    args: () => ["emulator", "--write-env", "/tmp/kvdeploy-corpus-env\n", "--json"],
+    exit: 2,
+    says: ["--write-env: holds certificate or key text", "give a file's path here"],
+  },
+  {
+    name: "a line break in a value checked on its own: quoted with the line break escaped, on one line",
+    args: () => ["list", "--config", target("c-within-line-break"), "--expiring-within", "30d\nX"],
+    exit: 2,
+    says: ['--expiring-within: "30d\\nX" is not a duration'],
+  },
+  {
     name: "a line break in --tag: named as a tag's control characters, not as pasted key text",
     args: () => [
       "plan",

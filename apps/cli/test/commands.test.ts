@@ -1488,6 +1488,31 @@ describe("validate, doctor, emulator", () => {
     expect(world.emulator.state.versions(world.vault, name)?.length).toBe((before ?? 0) + 1)
   })
 
+  it("doctor: a vault read that fails otherwise than 403/404 fails reachable, and lists the checks after it as skipped (1)", async () => {
+    const name = "doctor-unreadable"
+    const fault = world.emulator.faults.add({
+      operation: "getLatest",
+      name,
+      times: "always",
+      action: { kind: "status", status: 400, code: "BadParameter", message: "scripted" },
+    })
+    try {
+      const r = await runCli(["doctor", "--config", world.targetFile(name), "--json"], { env: world.env })
+      expect(r.code, r.stdout).toBe(1)
+      const checks = json<{ checks: Array<{ check: string; status: string; detail: string }> }>(r).checks
+      expect(checks.find((c) => c.check === "reachable")?.status).toBe("fail")
+      expect(checks.filter((c) => c.status === "skip")).toEqual(
+        ["certificates/get", "certificates/import", "certificates/list", "secrets/get"].map((check) => ({
+          check,
+          status: "skip",
+          detail: "not checked: the first vault read failed",
+        })),
+      )
+    } finally {
+      world.emulator.faults.remove(fault)
+    }
+  })
+
   it("doctor: a denied list is a warning with the grant; a disabled latest version is not blamed on secrets/get", async () => {
     const name = "doctor-disabled"
     const deployed = await fx.leaf()

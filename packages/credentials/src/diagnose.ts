@@ -13,8 +13,8 @@ import { type CredentialIdentity, makeCredential } from "./credential.js"
 import {
   federatedTokenFileDefect,
   federatedTokenFileProblem,
-  federatedTokenTimes,
   projectedTokenPath,
+  readFederatedTokenTimes,
   shownClientId,
   shownTenantId,
 } from "./environment.js"
@@ -196,8 +196,22 @@ export const federatedTokenCheck = (
   nowMs: number,
 ): CredentialCheck => {
   const name = "federated token"
-  const times = federatedTokenTimes(tokenFile)
   const file = shownPath(tokenFile)
+  const read = readFederatedTokenTimes(tokenFile)
+  if (read.problem !== undefined)
+    return {
+      name,
+      status: tokenObtained ? "warning" : "failed",
+      ...(read.problem.kind === "unreadable"
+        ? {
+            detail: `the federated token file ${file} (AZURE_FEDERATED_TOKEN_FILE) cannot be read now (${read.problem.code})`,
+            fix: "Check the projected service account token volume is mounted and readable by this user",
+          }
+        : (({ reason, fix }) => ({ detail: reason, fix }))(
+            federatedTokenFileDefect(tokenFile, read.problem),
+          )),
+    }
+  const times = read.times
   if (times === undefined)
     return {
       name,
@@ -222,13 +236,17 @@ export const federatedTokenCheck = (
       detail: `the token in ${file} is not valid before ${new Date(nbf * 1000).toISOString()} (in ${spanInWords(nbf * 1000 - nowMs)}, by this host's clock): Entra ID refuses it until then (AADSTS700024)`,
       fix: "Check this host's clock (and the issuer's): a token is valid from when it was issued",
     }
+  if (exp === undefined)
+    return {
+      name,
+      status: "warning",
+      detail: `the token in ${file} ${times.unreadable.includes("exp") ? "has an expiry (exp) that is no time in seconds" : "has no expiry (exp)"}, so when it expires cannot be read${times.unreadable.includes("nbf") ? ", nor its nbf" : ""} (a service account token's exp is a number of seconds)`,
+      fix: `Check that AZURE_FEDERATED_TOKEN_FILE names the projected service account token (the AKS workload identity webhook sets ${projectedTokenPath})`,
+    }
   return {
     name,
     status: "ok",
-    detail:
-      exp === undefined
-        ? `the token in ${file} has no expiry (exp)`
-        : `the token in ${file} expires at ${new Date(exp * 1000).toISOString()} (in ${spanInWords(exp * 1000 - nowMs)}); whatever writes the file renews it before then`,
+    detail: `the token in ${file} expires at ${new Date(exp * 1000).toISOString()} (in ${spanInWords(exp * 1000 - nowMs)}); whatever writes the file renews it before then`,
   }
 }
 

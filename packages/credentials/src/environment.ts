@@ -324,20 +324,29 @@ const readFederatedTokenFile = <A>(
 export const federatedTokenFileProblem = (path: string): FederatedTokenFileProblem | undefined =>
   readFederatedTokenFile(path, () => undefined).problem
 
-/** When a federated token is valid, from its JWT claims (epoch seconds; either may be absent). */
+/**
+ * When a federated token is valid, from its JWT claims (epoch seconds). A claim that is absent is
+ * undefined; one that is present but no number a date can hold (a string, a value past year
+ * 275760) is undefined too, and named in `unreadable`.
+ */
 export interface FederatedTokenTimes {
   readonly expiresAtSeconds: number | undefined
   readonly notBeforeSeconds: number | undefined
+  readonly unreadable: ReadonlyArray<"exp" | "nbf">
 }
 
 /**
- * The validity of the token in the federated token file at `path`: its JWT payload's `exp` and
- * `nbf`, read without checking its signature (Entra ID does that), to tell an operator that the
- * token has expired before Entra ID says so. Undefined when the file cannot be read or holds no JWT
- * (three dot-separated parts, a JSON object in the second). Only the payload is decoded; nothing of
- * the file is kept or shown.
+ * The federated token file at `path`, read for its token's validity: what is wrong with the file
+ * (federatedTokenFileProblem's rules), or its token's times (its JWT payload's `exp` and `nbf`, read
+ * without checking its signature: Entra ID does that), undefined when it holds no JWT (three
+ * dot-separated parts, a JSON object in the second). Only the payload is decoded; nothing of the
+ * file is kept or shown.
  */
-export const federatedTokenTimes = (path: string): FederatedTokenTimes | undefined => {
+export const readFederatedTokenTimes = (
+  path: string,
+):
+  | { readonly problem: FederatedTokenFileProblem }
+  | { readonly problem: undefined; readonly times: FederatedTokenTimes | undefined } => {
   const read = readFederatedTokenFile(path, (bytes): FederatedTokenTimes | undefined => {
     const first = bytes.indexOf(0x2e)
     const second = first === -1 ? -1 : bytes.indexOf(0x2e, first + 1)
@@ -346,16 +355,29 @@ export const federatedTokenTimes = (path: string): FederatedTokenTimes | undefin
     try {
       const claims: unknown = JSON.parse(payload.toString("utf8"))
       if (typeof claims !== "object" || claims === null || Array.isArray(claims)) return undefined
-      const time = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined)
       const c = claims as Record<string, unknown>
-      return { expiresAtSeconds: time(c.exp), notBeforeSeconds: time(c.nbf) }
+      const unreadable: Array<"exp" | "nbf"> = []
+      const time = (name: "exp" | "nbf") => {
+        const v = c[name]
+        if (v === undefined) return undefined
+        if (typeof v === "number" && Number.isFinite(new Date(v * 1000).getTime())) return v
+        unreadable.push(name)
+        return undefined
+      }
+      return { expiresAtSeconds: time("exp"), notBeforeSeconds: time("nbf"), unreadable }
     } catch {
       return undefined
     } finally {
       payload.fill(0)
     }
   })
-  return read.problem === undefined ? read.value : undefined
+  return read.problem === undefined ? { problem: undefined, times: read.value } : { problem: read.problem }
+}
+
+/** The federated token's times (readFederatedTokenTimes), or undefined when the file cannot be read or holds no JWT. */
+export const federatedTokenTimes = (path: string): FederatedTokenTimes | undefined => {
+  const read = readFederatedTokenTimes(path)
+  return read.problem === undefined ? read.times : undefined
 }
 
 /** A size in bytes as people read it (`50 MiB`, `70 KiB`, `12 bytes`). */

@@ -41,9 +41,18 @@ describe("federatedTokenTimes", () => {
     const at = Math.floor(Date.now() / 1000)
     const file = join(dir, "times")
     writeFileSync(file, `  ${unsignedJwt({ exp: at + 60, nbf: at - 5, sub: "x" })}\n`)
-    expect(federatedTokenTimes(file)).toEqual({ expiresAtSeconds: at + 60, notBeforeSeconds: at - 5 })
-    writeFileSync(file, unsignedJwt({ exp: "soon" }))
-    expect(federatedTokenTimes(file)).toEqual({ expiresAtSeconds: undefined, notBeforeSeconds: undefined })
+    expect(federatedTokenTimes(file)).toEqual({
+      expiresAtSeconds: at + 60,
+      notBeforeSeconds: at - 5,
+      unreadable: [],
+    })
+    // Present but no time a date holds: named, not taken.
+    writeFileSync(file, unsignedJwt({ exp: "soon", nbf: 1e13 }))
+    expect(federatedTokenTimes(file)).toEqual({
+      expiresAtSeconds: undefined,
+      notBeforeSeconds: undefined,
+      unreadable: ["exp", "nbf"],
+    })
     for (const text of ["not a token", "a.b", "a.b.c.d", `x.${Buffer.from("[1]").toString("base64url")}.y`]) {
       writeFileSync(file, text)
       expect(federatedTokenTimes(file)).toBeUndefined()
@@ -73,6 +82,20 @@ describe("federatedTokenTimes", () => {
     expect(fine.detail).toContain("expires at 2026-12-03T13:00:00.000Z (in 1 h)")
     writeFileSync(file, "opaque")
     expect(federatedTokenCheck(file, false, now).status).toBe("warning")
+    // No expiry, or one that is no time (past what a date holds): a warning that says so, never a crash.
+    for (const exp of [undefined, "1700000000", 1e13, -1e13]) {
+      const c = check(exp === undefined ? { sub: "x" } : { exp })
+      expect(c.status).toBe("warning")
+      expect(c.detail).toMatch(
+        exp === undefined ? /has no expiry \(exp\)/ : /has an expiry \(exp\) that is no time/,
+      )
+    }
+    // The file gone since the credential was made: said as such, not as "not a JWT".
+    const gone = federatedTokenCheck(join(dir, "gone"), false, now)
+    expect(gone).toMatchObject({
+      status: "failed",
+      detail: expect.stringContaining("cannot be read now (ENOENT)"),
+    })
   })
 })
 

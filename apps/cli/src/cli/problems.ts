@@ -82,7 +82,9 @@ export const wholeNumberFlag = (
 ): number | Problem => {
   const text = raw.trim()
   const n = /^\d+$/.test(text) ? Number(text) : Number.NaN
-  return n >= range.min && n <= range.max ? n : { field: flag, message: `"${raw}" is not ${what}`, fix }
+  return n >= range.min && n <= range.max
+    ? n
+    : { field: flag, message: `${JSON.stringify(raw)} is not ${what}`, fix }
 }
 
 /** A failure (vault unreachable, forbidden, ...). Exit 1 unless told otherwise. */
@@ -137,6 +139,9 @@ export const looksLikePastedText = (
 /** The flags whose value is a file of certificate or key material, or - for standard input. */
 const materialFlags = new Set(["--cert", "--chain", "--key", "--pfx", "--previous-key"])
 
+/** The other flags whose value is a path (a file read or written, a directory), never -. */
+const pathFlags = new Set(["--config", "--write-env", "--write-config", "--metrics-file", "--state-dir"])
+
 /**
  * Command-line arguments that hold PEM text (a certificate or key pasted where a path or value
  * goes), one problem each, named by the flag they belong to and never quoting them. kvdeploy takes
@@ -153,9 +158,9 @@ export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem>
         ? previous
         : `argument ${i + 1}`)
     const material = materialFlags.has(flag)
-    const path = material || flag === "--config" || flag.startsWith("argument ")
-    // A line break alone marks pasted text only where a path goes: a value's own check names it
-    // (a tag's control characters).
+    const path = material || pathFlags.has(flag) || flag.startsWith("argument ")
+    // A line break alone marks pasted text only where a path goes: a value's own check names it (a
+    // tag's control characters; a duration, port or address quoted with its line breaks escaped).
     if (!looksLikePastedText(inline === undefined ? arg : arg.slice(inline.length + 1), { lineBreaks: path }))
       return
     problems.push({

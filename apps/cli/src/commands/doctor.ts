@@ -228,6 +228,13 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
             detail: e.message,
             fix: "check the vault URL, DNS, proxy and firewall (private endpoint or selected networks); retry when throttling ends",
           })
+          for (const check of vaultChecks.slice(1))
+            yield* add({
+              check,
+              status: "skip",
+              detail: "not checked: the first vault read failed",
+              fix: undefined,
+            })
           return checks
         }
       }

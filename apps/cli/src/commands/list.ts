@@ -62,7 +62,7 @@ export const list = Command.make(
         if (withinMs === undefined) {
           return yield* usageOne(
             "--expiring-within",
-            `"${input.expiringWithin.value}" is not a duration`,
+            `${JSON.stringify(input.expiringWithin.value)} is not a duration`,
             "write a number and a unit: 30d, 12h, 2w",
           )
         }

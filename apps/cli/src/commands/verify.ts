@@ -103,7 +103,7 @@ export const verify = Command.make(
       if (timeoutMs === undefined)
         problems.push({
           field: "--timeout",
-          message: `"${timeout}" is not a duration`,
+          message: `${JSON.stringify(timeout)} is not a duration`,
           fix: "write a number and a unit: 30s, 5m",
         })
       // The endpoint's own flags do nothing without it: said, not silently ignored.
@@ -128,7 +128,7 @@ export const verify = Command.make(
         if (m === null)
           problems.push({
             field: "--endpoint",
-            message: `"${input.endpoint.value}" is not HOST:PORT`,
+            message: `${JSON.stringify(input.endpoint.value)} is not HOST:PORT`,
             fix: "write e.g. api.example.com:443",
           })
         else if (!(port > 0 && port < 65536))
