@@ -1,9 +1,10 @@
 /**
- * The configuration file the agent reads: `--config FILE` (`--config=FILE`, `-c FILE`, `-cFILE`:
- * as node's parseArgs reads them), else $KVDEPLOY_AGENT_CONFIG, else /etc/kvdeploy/agent.yaml. Read from the raw
- * arguments too, so that `--check --json` names the file in its answer even when the command line
- * or the Node.js version is refused before the arguments are parsed (an argument that starts with
- * "-" is not taken for the value). Uses nothing newer than the oldest Node.js it refuses.
+ * The configuration file the agent reads: `--config FILE` (`--config=FILE`, `-c FILE`, `-cFILE`,
+ * as node's parseArgs reads them), else $KVDEPLOY_AGENT_CONFIG, else /etc/kvdeploy/agent.yaml.
+ * Read from the raw arguments too, so that `--check --json` names the file in its answer even when
+ * the command line or the Node.js version is refused before the arguments are parsed (an argument
+ * that starts with "-" is not taken for the value). Uses nothing newer than the oldest Node.js it
+ * refuses.
  */
 export const configPathOf = (argv: ReadonlyArray<string>, parsed?: string): string => {
   if (parsed !== undefined) return parsed

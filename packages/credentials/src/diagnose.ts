@@ -186,9 +186,10 @@ const spanInWords = (ms: number): string => {
 
 /**
  * The federated token a workload identity exchanges with Entra ID, judged by its own claims
- * (federatedTokenTimes; its signature is Entra ID's to check): expired, or not valid yet beyond 5
- * minutes of clock skew, is what Entra ID refuses with AADSTS700024, and doctor names it with the
- * file's times. Failed when no token came; a warning when one came all the same (this host's clock).
+ * (readFederatedTokenTimes; its signature is Entra ID's to check): expired, or not valid yet beyond
+ * 5 minutes of clock skew, is what Entra ID refuses with AADSTS700024, and doctor names it with the
+ * file's times. Failed when no token came; a warning when one came all the same (this host's
+ * clock), when the token has no readable expiry, or when it is no JWT.
  */
 export const federatedTokenCheck = (
   tokenFile: string,

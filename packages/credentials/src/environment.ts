@@ -320,7 +320,10 @@ const readFederatedTokenFile = <A>(
   }
 }
 
-/** What is wrong with the federated token file at `path`, or undefined when it holds something that may be a token (readFederatedTokenFile). */
+/**
+ * What is wrong with the federated token file at `path`, or undefined when it holds something that
+ * may be a token (readFederatedTokenFile).
+ */
 export const federatedTokenFileProblem = (path: string): FederatedTokenFileProblem | undefined =>
   readFederatedTokenFile(path, () => undefined).problem
 
@@ -374,7 +377,10 @@ export const readFederatedTokenTimes = (
   return read.problem === undefined ? { problem: undefined, times: read.value } : { problem: read.problem }
 }
 
-/** The federated token's times (readFederatedTokenTimes), or undefined when the file cannot be read or holds no JWT. */
+/**
+ * The federated token's times (readFederatedTokenTimes), or undefined when the file cannot be read
+ * or holds no JWT.
+ */
 export const federatedTokenTimes = (path: string): FederatedTokenTimes | undefined => {
   const read = readFederatedTokenTimes(path)
   return read.problem === undefined ? read.times : undefined
