@@ -1860,15 +1860,23 @@ describe("validate, doctor, emulator", () => {
       status: "pass",
       detail: expect.stringMatching(/expires at \S+ \(in \d+ h/),
     })
-    // A token the emulator's issuer signed two hours ago, valid for one: expired, as a copy of the
-    // projected token is once the kubelet has renewed the real one.
-    const old = world.emulator.issueFederatedToken(undefined, {
-      issuedAt: Math.floor(Date.now() / 1000) - 2 * 3600,
+    const vaultSkipped = [
+      "reachable",
+      "certificates/get",
+      "certificates/import",
+      "certificates/list",
+      "secrets/get",
+    ]
+    const issued = (agoSeconds: number) =>
+      world.emulator.issueFederatedToken(undefined, { issuedAt: Math.floor(Date.now() / 1000) - agoSeconds })
+    // Signed 62 minutes ago, valid for an hour: expired 2 minutes ago, within the clock skew the input
+    // check allows; Entra ID refuses it, and doctor says why from the file's own times.
+    const justExpired = issued(62 * 60)
+    const late = await runCli(["doctor", "--config", target, "--json"], {
+      env: env(world.file("just-expired-federated-token", `${justExpired}\n`)),
     })
-    const expiredFile = world.file("expired-federated-token", `${old}\n`)
-    const expired = await runCli(["doctor", "--config", target, "--json"], { env: env(expiredFile) })
-    expect(expired.code, expired.stdout).toBe(1)
-    const checks = json<{ checks: Array<Check> }>(expired).checks
+    expect(late.code, late.stdout).toBe(1)
+    const checks = json<{ checks: Array<Check> }>(late).checks
     expect(checks.find((c) => c.check === "token")).toMatchObject({
       status: "fail",
       detail: expect.stringContaining(
@@ -1877,17 +1885,34 @@ describe("validate, doctor, emulator", () => {
     })
     expect(checks.find((c) => c.check === "federated token")).toMatchObject({
       status: "fail",
-      detail: expect.stringMatching(/expired at \S+ \(59 min ago|expired at \S+ \(1 h ago/),
+      detail: expect.stringMatching(/expired at \S+ \(2 min ago/),
       fix: expect.stringContaining("kubelet"),
     })
-    expect(checks.filter((c) => c.status === "skip").map((c) => c.check)).toEqual([
-      "reachable",
-      "certificates/get",
-      "certificates/import",
-      "certificates/list",
-      "secrets/get",
-    ])
-    expect(expired.stdout).not.toContain(old)
+    expect(checks.filter((c) => c.status === "skip").map((c) => c.check)).toEqual(vaultSkipped)
+    // Signed two hours ago (a copy of the projected token, long since renewed): refused by the input
+    // check before any token request, by every command (doctor's credential check; deploy exit 2).
+    const old = issued(2 * 3600)
+    const oldFile = world.file("expired-federated-token", `${old}\n`)
+    const stale = await runCli(["doctor", "--config", target, "--json"], { env: env(oldFile) })
+    expect(stale.code, stale.stdout).toBe(1)
+    const staleChecks = json<{ checks: Array<Check> }>(stale).checks
+    expect(staleChecks.find((c) => c.check === "credential")).toMatchObject({
+      status: "fail",
+      detail: expect.stringMatching(
+        /^AZURE_FEDERATED_TOKEN_FILE: cannot work with credential_mode workload_identity: the token in \S+ expired at \S+ \((59 min|1 h) ago/,
+      ),
+    })
+    expect(staleChecks.filter((c) => c.status === "skip").map((c) => c.check)).toEqual(vaultSkipped)
+    const deploy = await runCli(["deploy", "--config", target, "--cert", "-", "--json"], {
+      stdin: fx.bundle(await fx.leaf()),
+      env: env(oldFile),
+    })
+    expect(deploy.code, deploy.stdout).toBe(2)
+    expect(deploy.stdout).toContain("AZURE_FEDERATED_TOKEN_FILE")
+    for (const out of [late.stdout, stale.stdout, deploy.stdout]) {
+      expect(out).not.toContain(old)
+      expect(out).not.toContain(justExpired)
+    }
   })
 
   // The direct 429 (MSAL's own request and retry), which doctor's one token request meets; MSAL's

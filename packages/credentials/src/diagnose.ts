@@ -11,12 +11,14 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { type CredentialIdentity, makeCredential } from "./credential.js"
 import {
+  federatedTokenExpired,
   federatedTokenFileDefect,
   federatedTokenFileProblem,
   projectedTokenPath,
   readFederatedTokenTimes,
   shownClientId,
   shownTenantId,
+  spanInWords,
 } from "./environment.js"
 import {
   expectedTenant,
@@ -176,14 +178,6 @@ export const chainSourceChecks = (
     detail: reason,
   }))
 
-/** A span of time in words, to the minute (`3 h 20 min`, `under a minute`). */
-const spanInWords = (ms: number): string => {
-  const minutes = Math.floor(Math.abs(ms) / 60_000)
-  if (minutes === 0) return "under a minute"
-  const hours = Math.floor(minutes / 60)
-  return hours === 0 ? `${minutes} min` : `${hours} h${minutes % 60 === 0 ? "" : ` ${minutes % 60} min`}`
-}
-
 /**
  * The federated token a workload identity exchanges with Entra ID, judged by its own claims
  * (readFederatedTokenTimes; its signature is Entra ID's to check): expired, or not valid yet beyond
@@ -223,13 +217,10 @@ export const federatedTokenCheck = (
   const skewMs = 5 * 60_000
   const bad = tokenObtained ? "warning" : "failed"
   const { expiresAtSeconds: exp, notBeforeSeconds: nbf } = times
-  if (exp !== undefined && exp * 1000 <= nowMs)
-    return {
-      name,
-      status: bad,
-      detail: `the token in ${file} expired at ${new Date(exp * 1000).toISOString()} (${spanInWords(nowMs - exp * 1000)} ago, by this host's clock): Entra ID refuses an expired one (AADSTS700024)`,
-      fix: `Whatever writes the file must renew the token before it expires: on AKS the kubelet rewrites the projected service account token (about every hour), so check that AZURE_FEDERATED_TOKEN_FILE is that file (${projectedTokenPath}) and not a copy, and that this host's clock is right`,
-    }
+  if (exp !== undefined && exp * 1000 <= nowMs) {
+    const expired = federatedTokenExpired(tokenFile, exp, nowMs)
+    return { name, status: bad, detail: expired.reason, fix: expired.fix }
+  }
   if (nbf !== undefined && nbf * 1000 > nowMs + skewMs)
     return {
       name,

@@ -199,10 +199,11 @@ export const credentialEnvironmentProblems = (
     })
   else if (tenant !== undefined && padded("AZURE_TENANT_ID")) problems.push(paddedProblem("AZURE_TENANT_ID"))
   // The federated token file workload identity reads: one that cannot be read, or is a directory,
-  // empty or too large to be a token (federatedTokenFileProblem), fails every token request, and
-  // the variable is the only place that names it. Its path is not a secret. (Managed
-  // identity's AKS exchange reads it only with a tenant and a client id, which may come from the
-  // configuration: its credential reports the file when it is about to read it.)
+  // empty or too large to be a token (federatedTokenFileProblem), or whose token has expired (with
+  // tokenExpiry), fails every token request, and the variable is the only place that names it. Its
+  // path is not a secret. (Managed identity's AKS exchange reads it only with a tenant and a client
+  // id, which may come from the configuration: its credential reports the file when it is about to
+  // read it.)
   const tokenFile = value("AZURE_FEDERATED_TOKEN_FILE")
   if (
     options.checkFiles === true &&
@@ -210,7 +211,18 @@ export const credentialEnvironmentProblems = (
     tokenFile !== undefined &&
     !padded("AZURE_FEDERATED_TOKEN_FILE")
   ) {
-    const problem = federatedTokenFileProblem(tokenFile)
+    const read = readFederatedTokenTimes(tokenFile)
+    const problem = read.problem
+    // A token that expired more than 5 minutes ago by this host's clock (Entra ID allows for some
+    // skew): a projection that stopped renewing it, or a copy. Entra ID would refuse it.
+    const exp = read.problem === undefined ? read.times?.expiresAtSeconds : undefined
+    const now = Date.now()
+    if (options.tokenExpiry === true && exp !== undefined && exp * 1000 + 5 * 60_000 <= now)
+      problems.push({
+        kind: "malformed",
+        variables: ["AZURE_FEDERATED_TOKEN_FILE"],
+        ...federatedTokenExpired(tokenFile, exp, now),
+      })
     if (problem !== undefined)
       problems.push({
         kind: "malformed",
@@ -233,6 +245,12 @@ export interface EnvironmentCheckOptions {
    * a token file as unavailable, when it is about to read it.
    */
   readonly checkFiles?: boolean
+  /**
+   * With checkFiles, also refuse a federated token file whose token expired more than 5 minutes ago:
+   * for a one-shot command (the CLI's), which would meet Entra ID's refusal. Not for a long-running
+   * agent, where the kubelet may renew the file and the identity's own lines name an expired one.
+   */
+  readonly tokenExpiry?: boolean
 }
 
 /**
@@ -385,6 +403,24 @@ export const federatedTokenTimes = (path: string): FederatedTokenTimes | undefin
   const read = readFederatedTokenTimes(path)
   return read.problem === undefined ? read.times : undefined
 }
+
+/** A span of time in words, to the minute (`3 h 20 min`, `under a minute`). */
+export const spanInWords = (ms: number): string => {
+  const minutes = Math.floor(Math.abs(ms) / 60_000)
+  if (minutes === 0) return "under a minute"
+  const hours = Math.floor(minutes / 60)
+  return hours === 0 ? `${minutes} min` : `${hours} h${minutes % 60 === 0 ? "" : ` ${minutes % 60} min`}`
+}
+
+/** Why and what to do when the federated token in `tokenFile` expired at `expSeconds`, by this host's clock at `nowMs`. */
+export const federatedTokenExpired = (
+  tokenFile: string,
+  expSeconds: number,
+  nowMs: number,
+): { readonly reason: string; readonly fix: string } => ({
+  reason: `the token in ${shownPath(tokenFile)} expired at ${new Date(expSeconds * 1000).toISOString()} (${spanInWords(nowMs - expSeconds * 1000)} ago, by this host's clock): Entra ID refuses an expired one (AADSTS700024)`,
+  fix: `Whatever writes the file must renew the token before it expires: on AKS the kubelet rewrites the projected service account token (about every hour), so check that AZURE_FEDERATED_TOKEN_FILE is that file (${projectedTokenPath}) and not a copy, and that this host's clock is right`,
+})
 
 /** A size in bytes as people read it (`50 MiB`, `70 KiB`, `12 bytes`). */
 const sizeInWords = (bytes: number): string =>

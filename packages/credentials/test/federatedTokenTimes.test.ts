@@ -11,7 +11,7 @@ import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import { federatedTokenCheck } from "../src/diagnose.js"
 import { federatedTokenTimes } from "../src/environment.js"
-import { diagnoseCredential } from "../src/index.js"
+import { credentialEnvironmentProblems, diagnoseCredential } from "../src/index.js"
 import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
 
 let emulator: Emulator
@@ -96,6 +96,32 @@ describe("federatedTokenTimes", () => {
       status: "failed",
       detail: expect.stringContaining("cannot be read now (ENOENT)"),
     })
+  })
+})
+
+describe("the CLI's input check (checkFiles and tokenExpiry)", () => {
+  it("refuses a federated token that expired more than 5 minutes ago, and lets one within the skew pass", () => {
+    const check = (file: string, tokenExpiry = true) =>
+      credentialEnvironmentProblems(
+        "workload_identity",
+        (n) => ({ ...emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: file })[n],
+        { checkFiles: true, tokenExpiry },
+      )
+    // Issued 66 minutes ago for an hour: expired 6 minutes ago.
+    const stale = check(tokenFileIssued("stale", 66 * 60_000))
+    expect(stale).toEqual([
+      expect.objectContaining({
+        kind: "malformed",
+        variables: ["AZURE_FEDERATED_TOKEN_FILE"],
+        reason: expect.stringMatching(/expired at \S+ \(6 min ago, by this host's clock\): Entra ID refuses/),
+        fix: expect.stringContaining("kubelet"),
+      }),
+    ])
+    // Without tokenExpiry (the agent's check: the kubelet may renew the file), not looked at.
+    expect(check(tokenFileIssued("stale-agent", 66 * 60_000), false)).toEqual([])
+    // Expired 2 minutes ago: within Entra ID's skew, not refused here.
+    expect(check(tokenFileIssued("within-skew", 62 * 60_000))).toEqual([])
+    expect(check(tokenFileIssued("fresh-check", 0))).toEqual([])
   })
 })
 

@@ -84,7 +84,10 @@ export const credentialVariableProblems = (
 ): Effect.Effect<{ readonly problems: ReadonlyArray<Problem>; readonly summary: string | undefined }> =>
   Effect.gen(function* () {
     const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
-    const found = yield* credentials.environmentProblems(target.credentialMode, { checkFiles: true })
+    const found = yield* credentials.environmentProblems(target.credentialMode, {
+      checkFiles: true,
+      tokenExpiry: true,
+    })
     const named = (kind: "missing" | "malformed") =>
       found.filter((p) => p.kind === kind).flatMap((p) => p.variables)
     const parts = [
