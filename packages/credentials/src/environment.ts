@@ -213,8 +213,8 @@ export const credentialEnvironmentProblems = (
   ) {
     const read = readFederatedTokenTimes(tokenFile)
     const problem = read.problem
-    // A token that expired more than 5 minutes ago by this host's clock (Entra ID allows for some
-    // skew): a projection that stopped renewing it, or a copy. Entra ID would refuse it.
+    // A token that expired more than 5 minutes ago by this host's clock (5 minutes left for the
+    // clocks of this host and Entra ID to differ): a projection that stopped renewing it, or a copy.
     const exp = read.problem === undefined ? read.times?.expiresAtSeconds : undefined
     const now = Date.now()
     if (options.tokenExpiry === true && exp !== undefined && exp * 1000 + 5 * 60_000 <= now)
