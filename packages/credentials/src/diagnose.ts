@@ -192,6 +192,7 @@ export const federatedTokenCheck = (
 ): CredentialCheck => {
   const name = "federated token"
   const file = shownPath(tokenFile)
+  const notTheProjectedToken = `Check that AZURE_FEDERATED_TOKEN_FILE names the projected service account token (the AKS workload identity webhook sets ${projectedTokenPath})`
   const read = readFederatedTokenTimes(tokenFile)
   if (read.problem !== undefined)
     return {
@@ -212,7 +213,7 @@ export const federatedTokenCheck = (
       name,
       status: "warning",
       detail: `the token in ${file} is not a JWT, so when it expires cannot be read (a service account token is a JWT)`,
-      fix: `Check that AZURE_FEDERATED_TOKEN_FILE names the projected service account token (the AKS workload identity webhook sets ${projectedTokenPath})`,
+      fix: notTheProjectedToken,
     }
   const skewMs = 5 * 60_000
   const bad = tokenObtained ? "warning" : "failed"
@@ -233,7 +234,7 @@ export const federatedTokenCheck = (
       name,
       status: "warning",
       detail: `the token in ${file} ${times.unreadable.includes("exp") ? "has an expiry (exp) that is no time in seconds" : "has no expiry (exp)"}, so when it expires cannot be read${times.unreadable.includes("nbf") ? ", nor its nbf" : ""} (a service account token's exp is a number of seconds)`,
-      fix: `Check that AZURE_FEDERATED_TOKEN_FILE names the projected service account token (the AKS workload identity webhook sets ${projectedTokenPath})`,
+      fix: notTheProjectedToken,
     }
   return {
     name,
