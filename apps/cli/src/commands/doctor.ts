@@ -51,11 +51,6 @@ const vaultChecks = [
 const runChecks = (target: TargetConfig, name: string | undefined) =>
   Effect.gen(function* () {
     const checks: Array<DoctorCheck> = []
-    /** The vault's checks, skipped: listed, so that a failed step does not read as the whole story. */
-    const skipVault = (why: string) =>
-      Effect.forEach(vaultChecks, (check) =>
-        add({ check, status: "skip", detail: `not checked: ${why}`, fix: undefined }),
-      )
     const add = (c: DoctorCheck) => {
       // A refusal's detail opens with the grant its fix says: said once, as the fix.
       const repeated = c.fix === undefined ? undefined : `${c.fix}: `
@@ -66,6 +61,11 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
       )
       return Effect.void
     }
+    /** The vault's checks (from index `from` on), skipped: listed, so that a failed step does not read as the whole story. */
+    const skipVault = (why: string, from = 0) =>
+      Effect.forEach(vaultChecks.slice(from), (check) =>
+        add({ check, status: "skip", detail: `not checked: ${why}`, fix: undefined }),
+      )
     yield* add({
       check: "target",
       status: "pass",
@@ -228,13 +228,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
             detail: e.message,
             fix: "check the vault URL, DNS, proxy and firewall (private endpoint or selected networks); retry when throttling ends",
           })
-          for (const check of vaultChecks.slice(1))
-            yield* add({
-              check,
-              status: "skip",
-              detail: "not checked: the first vault read failed",
-              fix: undefined,
-            })
+          yield* skipVault("the first vault read failed", 1)
           return checks
         }
       }
