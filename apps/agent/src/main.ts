@@ -9,7 +9,7 @@
  * turns SIGTERM/SIGINT into interruption (exit 0 once the deploys in flight
  * are finished).
  *
- * Usage: kvdeploy-agent [--config FILE] [--check [--json]] [--print-schema] [--version]
+ * Usage: kvdeploy-agent [--config FILE] [--check [--json]] [--print-schema] [--version [--json]]
  */
 import {
   accessSync,
@@ -507,7 +507,7 @@ Usage:
   kvdeploy-agent --config FILE --check --json
                                    the same as one JSON document on stdout: {path, valid, deployments | problems}
   kvdeploy-agent --print-schema    print the configuration's JSON Schema
-  kvdeploy-agent --version
+  kvdeploy-agent --version [--json]
 
 Signals: SIGTERM/SIGINT finish the deploys in flight (within shutdown_grace_seconds) and exit 0, or 1 when the grace period ends with deploys unfinished; SIGHUP reloads the configuration.
 HTTP (default 127.0.0.1:9464): /metrics, /healthz, /readyz. Documentation: docs/agent.md.
@@ -548,19 +548,23 @@ export const main = (argv: ReadonlyArray<string>): void => {
     process.exitCode = 2
     return
   }
+  if (args.values.version === true) {
+    process.stdout.write(
+      args.values.json === true
+        ? `${JSON.stringify({ name: "kvdeploy-agent", version, node: process.version }, null, 2)}\n`
+        : `${version}\n`,
+    )
+    return
+  }
   if (args.values.json === true && args.values.check !== true) {
     process.stderr.write(
-      `kvdeploy-agent: --json goes with --check (the running agent logs JSON lines already)\n\n${usage}`,
+      `kvdeploy-agent: --json goes with --check or --version (the running agent logs JSON lines already)\n\n${usage}`,
     )
     process.exitCode = 2
     return
   }
   if (args.values.help === true) {
     process.stdout.write(usage)
-    return
-  }
-  if (args.values.version === true) {
-    process.stdout.write(`${version}\n`)
     return
   }
   if (args.values["print-schema"] === true) {

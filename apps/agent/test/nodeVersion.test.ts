@@ -1,5 +1,6 @@
 /** A Node.js older than the engines range is refused at start, with the fix, before anything is loaded. */
 import { spawnSync } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { dirname } from "node:path"
 import { spawnAsNodeVersion } from "@kvdeploy/core/test"
 import { describe, expect, it } from "vitest"
@@ -40,6 +41,16 @@ describe("the built agent by name", () => {
       encoding: "utf8",
     })
     expect(r.status, r.stderr).toBe(0)
-    expect(r.stdout).toMatch(/^\d+\.\d+\.\d+\n$/)
+    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+      version: string
+    }
+    expect(r.stdout).toBe(`${version}\n`)
+    // With --json: one JSON document (--json otherwise goes with --check only).
+    const json = spawnSync(process.execPath, [bin, "--version", "--json"], { encoding: "utf8" })
+    expect(json.status, json.stderr).toBe(0)
+    expect(JSON.parse(json.stdout)).toEqual({ name: "kvdeploy-agent", version, node: process.version })
+    const stray = spawnSync(process.execPath, [bin, "--json"], { encoding: "utf8" })
+    expect(stray.status).toBe(2)
+    expect(stray.stderr).toContain("--json goes with --check or --version")
   })
 })

@@ -131,6 +131,8 @@ const helpPage = (doc: HelpDoc, coloured: boolean): string =>
       : { ...doc, description: doc.description.replace(/\n(?=.)/g, "\n  ") },
   )}\n`
 
+/** Whether this run's command line asks for `--json` (the presenter's `--version` answers in JSON then). */
+let presentJson = false
 /** The parse errors as the presenter showed them (refined), for `--json` to give the same. */
 let shownParseErrors: ReadonlyArray<CliError.NonShowHelpErrors> | undefined
 /** The command line the presenter's parse errors are about. */
@@ -148,7 +150,11 @@ const presenter = CliOutput.layerPresenter({
           process.stdout.write(helpPage(event.helpDoc, colours(process.stdout)))
           return
         case "Version":
-          process.stdout.write(`${event.name} ${event.version}\n`)
+          process.stdout.write(
+            presentJson
+              ? `${JSON.stringify({ name: event.name, version: event.version, node: process.version }, null, 2)}\n`
+              : `${event.name} ${event.version}\n`,
+          )
           return
         case "InvalidInvocation": {
           const formatter = CliOutput.defaultFormatter({ colors: colours(process.stderr) })
@@ -186,6 +192,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
   // go, and that is no crash ("Unhandled 'error' event"); the command's exit code stands.
   process.stdout.on("error", () => {})
   const json = wantsJson(argv)
+  presentJson = json
   presentedArgv = argv
   // No colours and no progress line with --json, whatever the command (its help promises it).
   if (json) jsonOutput()

@@ -118,6 +118,23 @@ describe("help, completion and usage", () => {
     }
   })
 
+  it("--version prints package.json's version; with --json, one JSON document", async () => {
+    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+      version: string
+    }
+    const plain = await runCli(["--version"])
+    expect(plain.code).toBe(0)
+    expect(plain.stdout).toBe(`kvdeploy ${version}\n`)
+    for (const argv of [
+      ["--version", "--json"],
+      ["--json", "--version"],
+    ]) {
+      const r = await runCli(argv)
+      expect(r.code, argv.join(" ")).toBe(0)
+      expect(JSON.parse(r.stdout)).toEqual({ name: "kvdeploy", version, node: process.version })
+    }
+  })
+
   it("prints a bash completion script", async () => {
     const r = await runCli(["--completions", "bash"])
     expect(r.code).toBe(0)
