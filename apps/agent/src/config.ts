@@ -337,6 +337,12 @@ export interface AgentConfig {
    * variable is set); `--check` counts them as problems.
    */
   readonly environmentProblems?: ReadonlyArray<ConfigProblem>
+  /**
+   * Problems `--check` counts and the running agent does not log at start: a workload identity's
+   * federated token that expired more than 5 minutes ago (the kubelet may renew the file while the
+   * agent runs; the identity's outage lines name an expired token as the cause).
+   */
+  readonly checkOnlyProblems?: ReadonlyArray<ConfigProblem>
 }
 
 /** A deployment's source with its place in the configuration's `deployments`. */
@@ -1064,11 +1070,16 @@ export const validateAgentConfig = (
   // they stop `--check`, not the agent (its other deployments run).
   const deploymentsOf = (n: number) => `${n} deployment${n === 1 ? "" : "s"}`
   const environmentProblems: Array<ConfigProblem> = []
-  const malformed = new Map<string, { at: string; fix: string; modes: Array<string> }>()
+  const checkOnlyProblems: Array<ConfigProblem> = []
+  const malformed = new Map<
+    string,
+    { at: string; fix: string; modes: Array<string>; expiredToken: boolean }
+  >()
   const inUse = [...modes].filter(([mode]) => (credentialModes as ReadonlyArray<string>).includes(mode))
   for (const [mode, { at, count }] of inUse) {
     for (const p of credentialEnvironmentProblems(mode as CredentialMode, (name) => env[name], {
       checkFiles: true,
+      tokenExpiry: true,
     })) {
       if (p.kind === "missing") {
         environmentProblems.push(
@@ -1082,12 +1093,13 @@ export const validateAgentConfig = (
       }
       const known = malformed.get(p.reason)
       const used = `${mode} (${deploymentsOf(count)})`
-      if (known === undefined) malformed.set(p.reason, { at, fix: p.fix, modes: [used] })
+      if (known === undefined)
+        malformed.set(p.reason, { at, fix: p.fix, modes: [used], expiredToken: p.expiredToken === true })
       else known.modes.push(used)
     }
   }
-  for (const [reason, { at, fix, modes: broken }] of malformed)
-    environmentProblems.push(
+  for (const [reason, { at, fix, modes: broken, expiredToken }] of malformed)
+    (expiredToken ? checkOnlyProblems : environmentProblems).push(
       problem(
         at,
         broken.length === inUse.length && inUse.length > 1
@@ -1164,7 +1176,7 @@ export const validateAgentConfig = (
     return Result.fail(
       new AgentConfigInvalid({
         path,
-        problems: listedProblems([...problems, ...environmentProblems]),
+        problems: listedProblems([...problems, ...environmentProblems, ...checkOnlyProblems]),
         checkable: { sources, stateDir: resolve(stateDir) },
       }),
     )
@@ -1194,6 +1206,7 @@ export const validateAgentConfig = (
     },
     deployments,
     environmentProblems,
+    checkOnlyProblems,
   })
 }
 

@@ -601,6 +601,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       if (check) {
         const found = [
           ...(config.environmentProblems ?? []),
+          ...(config.checkOnlyProblems ?? []),
           ...checkedPaths(
             config.deployments.map((d, index) => ({ index, source: d.source })),
             config.settings.stateDir,

@@ -204,6 +204,56 @@ deployments:
     })
   })
 
+  it("refuses a federated token that expired more than 5 minutes ago, as the CLI does; 2 minutes past is valid", () => {
+    inScratch((dir) => {
+      const config = join(dir, "workload.yaml")
+      writeFileSync(
+        config,
+        `deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, credential_mode: workload_identity } }
+`,
+      )
+      // A JWT's shape with only the times read (--check never checks a signature).
+      const jwt = (expSeconds: number) =>
+        [
+          { alg: "RS256", typ: "JWT" },
+          { sub: "system:serviceaccount:ns:sa", exp: expSeconds },
+        ]
+          .map((part) => Buffer.from(JSON.stringify(part)).toString("base64url"))
+          .concat("c2lnbmF0dXJl")
+          .join(".")
+      const token = join(dir, "azure-identity-token")
+      const env = {
+        AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a0",
+        AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
+        AZURE_FEDERATED_TOKEN_FILE: token,
+      }
+      const now = Math.floor(Date.now() / 1000)
+      // Two hours past its expiry: a copy of a projected token nobody renews.
+      writeFileSync(token, jwt(now - 2 * 3600))
+      const r = agent(["--config", config, "--check", "--json"], env)
+      expect(r.status, r.stdout + r.stderr).toBe(2)
+      const problems = JSON.parse(r.stdout).problems
+      expect(problems).toEqual([
+        {
+          field: "deployments[0].target.credential_mode",
+          message: expect.stringMatching(
+            new RegExp(
+              `^workload_identity \\(1 deployment\\) cannot work: the token in ${token} expired at \\S+ \\(2 h ago, by this host's clock\\): Entra ID refuses an expired one \\(AADSTS700024\\)$`,
+            ),
+          ),
+          fix: expect.stringMatching(/^Whatever writes the file must renew the token before it expires/),
+        },
+      ])
+      expect(r.stdout).not.toContain(jwt(now - 2 * 3600))
+      // Two minutes past: within the 5 minutes left for the clocks to differ, valid.
+      writeFileSync(token, jwt(now - 120))
+      const recent = agent(["--config", config, "--check", "--json"], env)
+      expect(recent.status, recent.stdout + recent.stderr).toBe(0)
+      expect(JSON.parse(recent.stdout)).toMatchObject({ valid: true, deployments: 1 })
+    })
+  })
+
   it.skipIf(process.getuid?.() !== 0)(
     "an agent that may not read a source names the directory or file that refuses it, and the group fix (run as uid 65534)",
     () => {

@@ -21,6 +21,11 @@ export interface EnvironmentProblem {
   readonly variables: ReadonlyArray<string>
   readonly reason: string
   readonly fix: string
+  /**
+   * Set on the expired federated token (`tokenExpiry`): a problem the file's writer may mend while
+   * a long-running process waits (the kubelet renews a projected token), unlike the others.
+   */
+  readonly expiredToken?: true
 }
 
 const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -222,6 +227,7 @@ export const credentialEnvironmentProblems = (
         kind: "malformed",
         variables: ["AZURE_FEDERATED_TOKEN_FILE"],
         ...federatedTokenExpired(tokenFile, exp, now),
+        expiredToken: true,
       })
     if (problem !== undefined)
       problems.push({
@@ -246,9 +252,10 @@ export interface EnvironmentCheckOptions {
    */
   readonly checkFiles?: boolean
   /**
-   * With checkFiles, also refuse a federated token file whose token expired more than 5 minutes ago:
-   * for a one-shot command (the CLI's), which would meet Entra ID's refusal. Not for a long-running
-   * agent, where the kubelet may renew the file and the identity's own lines name an expired one.
+   * With checkFiles, also refuse a federated token file whose token expired more than 5 minutes ago
+   * (the problem carries `expiredToken`): for a check made before work starts (the CLI's commands,
+   * the agent's `--check`), which would meet Entra ID's refusal. A running agent leaves it out of its
+   * start-up warnings: the kubelet may renew the file, and the identity's own lines name an expired one.
    */
   readonly tokenExpiry?: boolean
 }
