@@ -49,6 +49,23 @@ const inScratch = (f: (dir: string) => void): void => {
   }
 }
 
+/** A configuration of one workload_identity deployment in `dir` (its source not there yet). */
+const workloadConfig = (dir: string): string => {
+  const config = join(dir, "workload.yaml")
+  writeFileSync(
+    config,
+    `deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, credential_mode: workload_identity } }
+`,
+  )
+  return config
+}
+/** The tenant and client workload identity needs beside its token file. */
+const workloadIds = {
+  AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a0",
+  AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
+}
+
 describe("kvdeploy-agent --check", () => {
   it("refuses a configuration that never ends (/dev/zero) and an empty --config path, naming the fix", () => {
     const zero = agent(["--config", "/dev/zero", "--check", "--json"])
@@ -178,17 +195,10 @@ deployments:
 
   it("names a federated token file that cannot be read (workload_identity), as doctor and the running agent would", () => {
     inScratch((dir) => {
-      const config = join(dir, "workload.yaml")
-      writeFileSync(
-        config,
-        `deployments:
-  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, credential_mode: workload_identity } }
-`,
-      )
+      const config = workloadConfig(dir)
       const missing = join(dir, "no-such-token")
       const r = agent(["--config", config, "--check", "--json"], {
-        AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a0",
-        AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
+        ...workloadIds,
         AZURE_FEDERATED_TOKEN_FILE: missing,
       })
       expect(r.status, r.stdout + r.stderr).toBe(2)
@@ -206,13 +216,7 @@ deployments:
 
   it("refuses a federated token that expired more than 5 minutes ago, as the CLI does; 2 minutes past is valid", () => {
     inScratch((dir) => {
-      const config = join(dir, "workload.yaml")
-      writeFileSync(
-        config,
-        `deployments:
-  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, credential_mode: workload_identity } }
-`,
-      )
+      const config = workloadConfig(dir)
       // A JWT's shape with only the times read (--check never checks a signature).
       const jwt = (expSeconds: number) =>
         [
@@ -224,8 +228,7 @@ deployments:
           .join(".")
       const token = join(dir, "azure-identity-token")
       const env = {
-        AZURE_TENANT_ID: "00000000-0000-0000-0000-0000000000a0",
-        AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
+        ...workloadIds,
         AZURE_FEDERATED_TOKEN_FILE: token,
       }
       const now = Math.floor(Date.now() / 1000)
