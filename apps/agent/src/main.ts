@@ -15,7 +15,6 @@ import {
   accessSync,
   constants as fsConstants,
   lstatSync,
-  mkdirSync,
   readlinkSync,
   rmSync,
   type Stats,
@@ -66,6 +65,7 @@ import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.
 import * as Runtime from "./runtime.js"
 import { sourceRoles } from "./source.js"
 import { refuseStateWrites } from "./state.js"
+import { makeStateDir, stateDirPathProblem } from "./stateDirPath.js"
 import { version } from "./version.js"
 
 /** Connections the HTTP listener keeps at once; one more is closed as soon as it is accepted. */
@@ -208,7 +208,9 @@ const stateDirRefusal = (
 const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
   Effect.try({
     try: () => {
-      mkdirSync(dir, { recursive: true, mode: 0o700 })
+      const problem = stateDirPathProblem(dir)
+      if (problem !== undefined) return problem
+      makeStateDir(dir)
       accessSync(dir, fsConstants.W_OK | fsConstants.X_OK)
       return stateDirRefusal(dir)
     },
@@ -223,7 +225,12 @@ const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
       refused === undefined
         ? Effect.void
         : Effect.fail(
-            new StateDirUnusable({ dir, code: undefined, message: refused.message, fix: refused.fix }),
+            new StateDirUnusable({
+              dir,
+              code: (refused as { readonly code?: string }).code,
+              message: refused.message,
+              fix: refused.fix,
+            }),
           ),
     ),
   )
@@ -286,18 +293,33 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
         })
     }
   }
+  // What the agent checks before its first pass, without creating anything: a state_dir that is a
+  // file, one it could not create or write (a read-only tree, a path under a file, a link to
+  // nothing, a directory above it this user may not write), another user's or one open to others.
+  let isFile = false
   try {
-    if (!statSync(stateDir).isDirectory())
-      problems.push({
-        field: "agent.state_dir",
-        message: `${shownPath(stateDir)} is not a directory`,
-        fix: "give a directory this user can write (it is created when it does not exist)",
-      })
-    else {
-      const refused = stateDirRefusal(stateDir, true)
-      if (refused !== undefined) problems.push({ field: "agent.state_dir", ...refused })
-    }
+    isFile = !statSync(stateDir).isDirectory()
   } catch {}
+  if (isFile)
+    problems.push({
+      field: "agent.state_dir",
+      message: `${shownPath(stateDir)} is not a directory`,
+      fix: "give a directory this user can write (it is created when it does not exist)",
+    })
+  else {
+    const problem = stateDirPathProblem(stateDir)
+    const refused =
+      problem === undefined
+        ? (() => {
+            try {
+              return statSync(stateDir).isDirectory() ? stateDirRefusal(stateDir, true) : undefined
+            } catch {
+              return undefined
+            }
+          })()
+        : { message: problem.message, fix: problem.fix }
+    if (refused !== undefined) problems.push({ field: "agent.state_dir", ...refused })
+  }
   return problems
 }
 

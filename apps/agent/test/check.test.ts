@@ -4,6 +4,7 @@ import { generateKeyPairSync } from "node:crypto"
 import {
   chmodSync,
   chownSync,
+  existsSync,
   lchownSync,
   mkdirSync,
   mkdtempSync,
@@ -102,6 +103,87 @@ deployments:
       ])
       expect(problems[0]?.message).toContain("is a directory")
       expect(problems[1]?.message).toContain("not a regular file")
+    })
+  })
+
+  it("names a state_dir the agent could not create or write, as its start would (it said valid, and the start failed)", () => {
+    inScratch((dir) => {
+      const stateProblem = (
+        stateDir: string,
+        check: (config: string) => ReturnType<typeof agent> = (config) =>
+          agent(["--config", config, "--check", "--json"]),
+      ) => {
+        const config = join(dir, "state.yaml")
+        writeFileSync(
+          config,
+          `agent: { state_dir: ${stateDir} }
+deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+          { mode: 0o644 },
+        )
+        const r = check(config)
+        return { status: r.status, problems: JSON.parse(r.stdout).problems, stderr: r.stderr }
+      }
+      // Under a file.
+      const file = join(dir, "a-file")
+      writeFileSync(file, "x")
+      expect(stateProblem(join(file, "state"))).toEqual({
+        status: 2,
+        problems: [
+          {
+            field: "agent.state_dir",
+            message: `the state directory ${join(file, "state")} cannot be created: ${file} is a file, not a directory (ENOTDIR)`,
+            fix: "give agent.state_dir a path that is not under a file",
+          },
+        ],
+        stderr: expect.any(String),
+      })
+      // Through a symbolic link to nothing.
+      const dangling = join(dir, "dangling")
+      symlinkSync(join(dir, "gone"), dangling)
+      expect(stateProblem(join(dangling, "state")).problems).toEqual([
+        {
+          field: "agent.state_dir",
+          message: `the state directory ${join(dangling, "state")} cannot be created: ${dangling} is a symbolic link to ${join(dir, "gone")}, which does not exist (ENOENT)`,
+          fix: `create ${join(dir, "gone")} (mode 0700, the agent's user's), or remove the link ${dangling}`,
+        },
+      ])
+      // Missing, two levels deep, under a directory this user may write: valid, and nothing is made.
+      const fresh = join(dir, "fresh", "state")
+      expect(stateProblem(fresh)).toMatchObject({ status: 0 })
+      expect(existsSync(join(dir, "fresh"))).toBe(false)
+      if (process.getuid?.() === 0) {
+        // Under a directory the agent's user may not write (checked as uid 65534).
+        chmodSync(dir, 0o755)
+        const closed = join(dir, "closed")
+        mkdirSync(closed, { mode: 0o755 })
+        expect(stateProblem(join(closed, "state"), checkAsNobody).problems).toEqual([
+          {
+            field: "agent.state_dir",
+            message: `the state directory ${join(closed, "state")} cannot be created: ${closed} may not be written by uid 65534 (EACCES)`,
+            fix: `create it for the agent's user: mkdir -p ${join(closed, "state")} && chown 65534 ${join(closed, "state")} && chmod 0700 ${join(closed, "state")}; or give agent.state_dir a directory that user may create`,
+          },
+        ])
+        // On a read-only file system (systemd's ProtectSystem=strict outside StateDirectory=).
+        const readOnly = join(dir, "read-only")
+        mkdirSync(readOnly)
+        if (spawnSync("mount", ["-t", "tmpfs", "-o", "ro", "none", readOnly]).status === 0) {
+          try {
+            expect(stateProblem(join(readOnly, "state")).problems).toEqual([
+              {
+                field: "agent.state_dir",
+                message: `the state directory ${join(readOnly, "state")} cannot be created: ${readOnly} is on a read-only file system (EROFS)`,
+                fix: expect.stringMatching(
+                  /^give agent.state_dir a directory on a writable file system; under systemd/,
+                ),
+              },
+            ])
+          } finally {
+            spawnSync("umount", [readOnly])
+          }
+        }
+      }
     })
   })
 

@@ -3,7 +3,16 @@
  * grace period that ends with an import in flight, a reload that removes a deployment whose
  * import is in flight, an invalid file on SIGHUP.
  */
-import { chmodSync, chownSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { createServer } from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
 import {
@@ -126,6 +135,26 @@ describe("stopping and reloading", () => {
     expect(a.lines.some((l) => l.msg === "pass over")).toBe(false)
     expect(emulator.state.versions(VAULT, "stateless-cert")).toBeUndefined()
   })
+
+  it.skipIf(!existsSync("/proc/self"))(
+    "a state directory under /proc, where mkdir fails with ENOENT: exit 1 naming it (a recursive mkdir spun for ever, deaf to SIGTERM)",
+    async () => {
+      const { emulator, pki, work } = suite
+      const leaf = await pki.leaf("proc.example.test")
+      const stateDir = "/proc/kvdeploy-agent-state"
+      const a = start(writeConfig(work, emulator, [spec("proc", leaf)], { state_dir: stateDir }, "proc.yaml"))
+      const exited = await Promise.race([
+        a.exited,
+        new Promise<"running">((resolve) => setTimeout(() => resolve("running"), 20_000)),
+      ])
+      if (exited === "running") a.kill()
+      expect(exited).toBe(1)
+      const failure = a.lines.find((l) => l.msg === "kvdeploy-agent cannot start")
+      expect(String(failure?.error)).toContain(stateDir)
+      expect(String(failure?.fix)).toContain("agent.state_dir")
+      expect(emulator.state.versions(VAULT, "proc-cert")).toBeUndefined()
+    },
+  )
 
   it("a state directory another user made or may write: exit 1 naming it and the fix; a link to one of the agent's own is followed (systemd's DynamicUser=)", async () => {
     const { emulator, pki, work } = suite

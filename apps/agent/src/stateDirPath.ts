@@ -1,0 +1,128 @@
+/**
+ * Whether this process can make and write the state directory: the checks the agent makes before
+ * its first pass, and `--check` makes without creating anything. A state directory that does not
+ * exist is made one level at a time (0700), after the nearest directory that exists is found and
+ * may be written: a read-only tree, a path under a file, a symbolic link to nothing and a directory
+ * this user may not write are each named with their fix. (Node's recursive mkdir also loops for
+ * ever under /proc, where a mkdir fails with ENOENT and its parent exists.)
+ */
+import { accessSync, constants as fsConstants, lstatSync, mkdirSync, readlinkSync, statSync } from "node:fs"
+import { dirname, resolve } from "node:path"
+import { shownPath } from "@kvdeploy/core"
+
+export interface StateDirPathProblem {
+  readonly code: string
+  readonly message: string
+  readonly fix: string
+}
+
+const codeOf = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? String(e)
+
+const uidOf = (): number | undefined => process.geteuid?.()
+
+const readOnlyFix =
+  "give agent.state_dir a directory on a writable file system; under systemd (ProtectSystem=strict), leave state_dir out to use the unit's StateDirectory=, or add the directory to ReadWritePaths="
+
+/**
+ * Why this process may not create entries in the existing directory `path`, or undefined.
+ * `dir` is the state directory; `creating` says whether `path` is a directory above it.
+ */
+const unwritable = (dir: string, path: string, creating: boolean): StateDirPathProblem | undefined => {
+  try {
+    accessSync(path, fsConstants.W_OK | fsConstants.X_OK)
+    return undefined
+  } catch (e) {
+    const code = codeOf(e)
+    const named = creating
+      ? `the state directory ${shownPath(dir)} cannot be created: ${shownPath(path)}`
+      : `the state directory ${shownPath(dir)}`
+    if (code === "EROFS")
+      return { code, message: `${named} is on a read-only file system (EROFS)`, fix: readOnlyFix }
+    if (code === "EACCES" || code === "EPERM")
+      return {
+        code,
+        message: `${named} may not be written by ${uidOf() === undefined ? "this user" : `uid ${uidOf()}`} (${code})`,
+        fix: `${creating ? `create it for the agent's user: mkdir -p ${shownPath(dir)} && ` : ""}chown ${uidOf() ?? "AGENT_USER"} ${shownPath(dir)} && chmod 0700 ${shownPath(dir)}; or give agent.state_dir a directory that user may ${creating ? "create" : "write"}`,
+      }
+    return { code, message: `${named} cannot be used (${code})`, fix: readOnlyFix }
+  }
+}
+
+/**
+ * The directories above `dir`, nearest first, down to the first that exists (its last entry), or
+ * the problem that stops the walk: a file on the way, a symbolic link to nothing, an unreadable
+ * directory on the way.
+ */
+const walkUp = (
+  dir: string,
+): { readonly missing: ReadonlyArray<string>; readonly existing: string } | StateDirPathProblem => {
+  const missing: Array<string> = []
+  let path = resolve(dir)
+  for (;;) {
+    try {
+      const stats = statSync(path)
+      if (!stats.isDirectory())
+        return {
+          code: "ENOTDIR",
+          message: `the state directory ${shownPath(dir)} cannot be created: ${shownPath(path)} is a file, not a directory (ENOTDIR)`,
+          fix: "give agent.state_dir a path that is not under a file",
+        }
+      return { missing, existing: path }
+    } catch (e) {
+      const code = codeOf(e)
+      if (code === "ENOENT") {
+        let link: string | undefined
+        try {
+          if (lstatSync(path).isSymbolicLink()) link = readlinkSync(path)
+        } catch {}
+        if (link !== undefined)
+          return {
+            code,
+            message: `the state directory ${shownPath(dir)} cannot be created: ${shownPath(path)} is a symbolic link to ${shownPath(link)}, which does not exist (ENOENT)`,
+            fix: `create ${shownPath(resolve(dirname(path), link))} (mode 0700, the agent's user's), or remove the link ${shownPath(path)}`,
+          }
+      }
+      if (code !== "ENOENT" && code !== "ENOTDIR")
+        return {
+          code,
+          message: `the state directory ${shownPath(dir)} cannot be used: ${shownPath(path)} cannot be read (${code})`,
+          fix: "give agent.state_dir a directory the agent's user may reach and write",
+        }
+      missing.push(path)
+      const parent = dirname(path)
+      if (parent === path) return { missing, existing: path }
+      path = parent
+    }
+  }
+}
+
+const isProblem = (x: object): x is StateDirPathProblem => "code" in x
+
+/**
+ * Why the state directory `dir` cannot be made or written by this process, or undefined: for an
+ * existing directory, whether it may be written; for a missing one, whether the nearest directory
+ * above it that exists may be. Creates nothing.
+ */
+export const stateDirPathProblem = (dir: string): StateDirPathProblem | undefined => {
+  const walked = walkUp(dir)
+  if (isProblem(walked)) return walked
+  return unwritable(dir, walked.existing, walked.missing.length > 0)
+}
+
+/**
+ * Make the state directory `dir` when it is missing (each missing directory 0700, from the top
+ * down), after stateDirPathProblem found nothing in the way. Throws the error of a mkdir that fails,
+ * or the problem found on the way (a file, a link to nothing) when one appeared since.
+ */
+export const makeStateDir = (dir: string): void => {
+  const walked = walkUp(dir)
+  if (isProblem(walked)) throw Object.assign(new Error(walked.message), { code: walked.code })
+  for (const path of [...walked.missing].reverse()) {
+    try {
+      mkdirSync(path, { mode: 0o700 })
+    } catch (e) {
+      // Made by another process in the meantime: fine when it is a directory now.
+      if (codeOf(e) !== "EEXIST" || !statSync(path).isDirectory()) throw e
+    }
+  }
+}
