@@ -207,8 +207,8 @@ const stateDirRefusal = (
  */
 const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
   Effect.try({
-    try: () => {
-      const problem = stateDirPathProblem(dir)
+    try: (): StateDirRefused | undefined => {
+      const problem = stateDirProblem(dir)
       if (problem !== undefined) return problem
       makeStateDir(dir)
       accessSync(dir, fsConstants.W_OK | fsConstants.X_OK)
@@ -225,15 +225,30 @@ const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
       refused === undefined
         ? Effect.void
         : Effect.fail(
-            new StateDirUnusable({
-              dir,
-              code: (refused as { readonly code?: string }).code,
-              message: refused.message,
-              fix: refused.fix,
-            }),
+            new StateDirUnusable({ dir, code: refused.code, message: refused.message, fix: refused.fix }),
           ),
     ),
   )
+
+/** Why the state directory may not be used, with the fix (and the error's code, when one says it). */
+interface StateDirRefused {
+  readonly code?: string
+  readonly message: string
+  readonly fix: string
+}
+
+/**
+ * Why the state directory cannot be used, before anything is created: an existing one that is no
+ * directory, another user's or open to others (stateDirRefusal), or one this user may not write;
+ * a missing one that could not be created (stateDirPathProblem). Undefined when it can be used.
+ */
+const stateDirProblem = (dir: string, checking = false): StateDirRefused | undefined => {
+  let exists = false
+  try {
+    exists = statSync(dir) !== undefined
+  } catch {}
+  return (exists ? stateDirRefusal(dir, checking) : undefined) ?? stateDirPathProblem(dir)
+}
 
 /**
  * For `--check`: the paths that exist but can never be read as a source or used as the state
@@ -294,32 +309,19 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
     }
   }
   // What the agent checks before its first pass, without creating anything: a state_dir that is a
-  // file, one it could not create or write (a read-only tree, a path under a file, a link to
-  // nothing, a directory above it this user may not write), another user's or one open to others.
-  let isFile = false
+  // file, another user's or open to others, or one it could not create or write (a read-only tree,
+  // a path under a file, a link to nothing, a directory above it this user may not write).
+  let refused: ReturnType<typeof stateDirProblem>
   try {
-    isFile = !statSync(stateDir).isDirectory()
-  } catch {}
-  if (isFile)
-    problems.push({
-      field: "agent.state_dir",
-      message: `${shownPath(stateDir)} is not a directory`,
-      fix: "give a directory this user can write (it is created when it does not exist)",
-    })
-  else {
-    const problem = stateDirPathProblem(stateDir)
-    const refused =
-      problem === undefined
-        ? (() => {
-            try {
-              return statSync(stateDir).isDirectory() ? stateDirRefusal(stateDir, true) : undefined
-            } catch {
-              return undefined
-            }
-          })()
-        : { message: problem.message, fix: problem.fix }
-    if (refused !== undefined) problems.push({ field: "agent.state_dir", ...refused })
+    refused = stateDirProblem(stateDir, true)
+  } catch (e) {
+    refused = {
+      message: `the state directory ${shownPath(stateDir)} cannot be used (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      fix: "give agent.state_dir a directory the agent's user may reach and write",
+    }
   }
+  if (refused !== undefined)
+    problems.push({ field: "agent.state_dir", message: refused.message, fix: refused.fix })
   return problems
 }
 
