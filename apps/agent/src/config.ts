@@ -994,12 +994,12 @@ export const validateAgentConfig = (
               ? problem(
                   `${at}.source.pfx_password_env`,
                   `the environment variable ${passwordEnv} is not set`,
-                  `set ${passwordEnv} in the agent's environment (systemd EnvironmentFile, a Kubernetes secret)`,
+                  `set ${passwordEnv} in the agent's environment (systemd EnvironmentFile, a Kubernetes secret) and restart the agent: it reads its environment at start, and a reload (SIGHUP) does not see a new variable`,
                 )
               : problem(
                   `${at}.source.pfx_password_env`,
                   `the environment variable it names is not set (${passwordEnv.length} characters, not shown: a variable's name is written in upper case, and this may be the password itself)`,
-                  "give the name of the variable that holds the password (e.g. PORTAL_PFX_PASSWORD) and set it in the agent's environment (systemd EnvironmentFile, a Kubernetes secret); if the password itself was written here, change it",
+                  "give the name of the variable that holds the password (e.g. PORTAL_PFX_PASSWORD), set it in the agent's environment (systemd EnvironmentFile, a Kubernetes secret) and restart the agent (a reload does not see a new variable); if the password itself was written here, change it",
                 ),
           )
         source = { _tag: "Pfx", pfx: resolve(rawSource.pfx), passwordEnv }

@@ -202,6 +202,10 @@ export const recordedFacts = (
   return { fingerprint: sourceFingerprint, x5t: record.x5t, notAfter, notAfterText: record.notAfter }
 }
 
+/** The fix of a held refusal to take over a certificate kvdeploy does not manage. */
+const heldRefusalFix =
+  "to take the certificate over, set adopt: true in this deployment's target and send SIGHUP (the deploy's outcome and audit record note the adoption); or give the deployment another certificate_name"
+
 const isHeld = (o: DeployOutcome): boolean =>
   HOLDING.has(o._tag) || (o._tag === "Rejected" && o.problems.some((p) => p.reason === "not_managed"))
 
@@ -668,7 +672,12 @@ export const makeReconciler = (
             d,
             `held: the last deploy of this source ended ${previous.outcome}; change the source or the configuration to deploy again`,
             "warn",
-            { outcome: previous.outcome, reason: previous.reason },
+            {
+              outcome: previous.outcome,
+              reason: previous.reason,
+              // A Rejected outcome is held only for a certificate kvdeploy does not manage (isHeld).
+              ...(previous.outcome === "Rejected" ? { fix: heldRefusalFix } : {}),
+            },
           )
           // The expiry series says what the vault serves: after a Superseded, another writer's version.
           if (Exit.isSuccess(latest) && latest.value.expiresAt !== undefined) {
@@ -794,7 +803,10 @@ export const makeReconciler = (
                 durationMs: r.durationMs,
                 decisions: r.decisions,
                 ...(r.problems.length > 0
-                  ? { problems: r.problems.map((p) => `${p.field}: ${p.message}`) }
+                  ? {
+                      problems: r.problems.map((p) => `${p.field}: ${p.message}`),
+                      fix: [...new Set(r.problems.map((p) => p.fix))].join("; "),
+                    }
                   : {}),
                 ...(r.warnings === undefined
                   ? {}

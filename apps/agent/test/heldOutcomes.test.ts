@@ -59,12 +59,17 @@ describe("outcomes that need a person are held", () => {
     const refused = await nextDecision(a, "nm", 0)
     expect(refused.msg).toBe("deploy: Rejected")
     expect(JSON.stringify(refused.problems)).toMatch(/certctl-managed-by/)
+    // The way out is named on the refusal and on every held pass: adopt: true.
+    expect(String(refused.fix)).toContain("`adopt: true` in an agent deployment's target")
 
     // A pass with the same source and configuration: held, not deployed (nor refused) again.
     let from = a.lines.length
     a.signal("SIGHUP")
     const held = await nextDecision(a, "nm", from)
     expect(held.msg).toMatch(/^held: the last deploy of this source ended Rejected/)
+    expect(String(held.fix)).toMatch(
+      /^to take the certificate over, set adopt: true in this deployment's target and send SIGHUP/,
+    )
     expect(deploys(a, "nm")).toHaveLength(1)
     const page = (await a.http("/metrics")).body
     expect(metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "nm", outcome: "Rejected" })).toBe(
