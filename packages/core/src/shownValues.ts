@@ -128,14 +128,25 @@ export const looksLikeKeyText = (value: string): boolean =>
   /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) || hexRun.test(value) || looksLikeDerBase64(value)
 
 /**
+ * Whether a value may be one line of a PEM body (64 base64 characters a line), whole or cut: 40 or
+ * more base64 characters in one run with upper- and lower-case letters. Names of that length are
+ * written with dots, hyphens or underscores; one that is not is described by its length only.
+ */
+const looksLikePemBodyLine = (value: string): boolean =>
+  /^[A-Za-z0-9+/]{40,}={0,2}$/.test(value) && /[A-Z]/.test(value) && /[a-z]/.test(value)
+
+/**
  * A refused value as a message quotes it: short one-line text as it is; anything else (PEM text or
- * a key pasted into the field, text that looks like a key in base64 or hex, long text) by its length
- * only, so no message repeats key material.
+ * a key pasted into the field, text that looks like a key in base64 or hex, one line of a PEM key's
+ * body, long text) by its length only, so no message repeats key material.
  */
 export const quotedValue = (value: unknown): string =>
   typeof value !== "string"
     ? typeof value
-    : value.length <= 64 && !/[\r\n]|-----/.test(value) && !looksLikeKeyText(value)
+    : value.length <= 64 &&
+        !/[\r\n]|-----/.test(value) &&
+        !looksLikeKeyText(value) &&
+        !looksLikePemBodyLine(value)
       ? JSON.stringify(value)
       : `a string of ${value.length} characters, not shown`
 

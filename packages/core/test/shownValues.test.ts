@@ -112,6 +112,25 @@ describe("what messages show", () => {
     const scalarHex = ecKey().subarray(-32).toString("hex")
     expect(quotedValue(scalarHex)).toBe("a string of 64 characters, not shown")
     expect(quotedValue("api.example.com")).toBe('"api.example.com"')
+    // One line from inside a PEM key (64 base64 characters): hidden, every line of 40 keys.
+    for (let i = 0; i < 40; i++) {
+      const lines = (
+        ecKey()
+          .toString("base64")
+          .match(/.{1,64}/g) ?? []
+      ).filter((l) => l.length === 64)
+      expect(lines.length).toBeGreaterThan(0)
+      for (const line of lines) {
+        expect(quotedValue(line), line).toBe("a string of 64 characters, not shown")
+        expect(quotedValue(line.slice(0, 40)), line).toBe("a string of 40 characters, not shown")
+      }
+    }
+    for (let i = 0; i < 10; i++)
+      for (const line of (rsaKey().toString("base64").match(/.{64}/g) ?? []).slice(1))
+        expect(quotedValue(line), line).toBe("a string of 64 characters, not shown")
+    // Names of 64 characters stay quoted.
+    const longName = `${"api-".repeat(15)}prod`
+    expect(quotedValue(longName)).toBe(JSON.stringify(longName))
     const pasted = ecKey().toString("base64").slice(0, 180)
     expect(shownPath(pasted)).toBe("(180 characters that look like key text, not shown)")
     expect(shownPath("/etc/kvdeploy/tls.key")).toBe("/etc/kvdeploy/tls.key")
