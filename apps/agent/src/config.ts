@@ -325,6 +325,36 @@ export interface AgentSettings {
   readonly materialWorkers: number
 }
 
+/** Each setting's key under `agent:` in the configuration file, as a message names it. */
+const settingKeys: { readonly [K in keyof AgentSettings]: string } = {
+  reconcileIntervalMs: "reconcile_interval_seconds",
+  concurrency: "concurrency",
+  vaultConcurrency: "vault_concurrency",
+  listenHost: "listen",
+  listenPort: "listen",
+  stateDir: "state_dir",
+  shutdownGraceMs: "shutdown_grace_seconds",
+  debounceMs: "debounce_ms",
+  importsPerWindow: "vault_imports_per_window",
+  readsPerWindow: "vault_reads_per_window",
+  windowMs: "vault_window_seconds",
+  backoffBaseMs: "backoff_base_seconds",
+  backoffMaxMs: "backoff_max_seconds",
+  requestTimeoutMs: "request_timeout_seconds",
+  recoverTimeoutMs: "recover_timeout_seconds",
+  vaultListMinDeployments: "vault_list_min_deployments",
+  materialWorkers: "material_workers",
+}
+
+/** The `agent:` keys whose values differ between two settings, in the file's words (`agent.listen`). */
+export const changedSettings = (from: AgentSettings, to: AgentSettings): Array<string> => [
+  ...new Set(
+    (Object.keys(settingKeys) as Array<keyof AgentSettings>)
+      .filter((k) => from[k] !== to[k])
+      .map((k) => `agent.${settingKeys[k]}`),
+  ),
+]
+
 export interface AgentConfig {
   readonly path: string
   readonly settings: AgentSettings

@@ -13,7 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
 import { type AgentMetrics, makeAgentMetrics } from "./agentMetrics.js"
-import { type AgentConfig, loadAgentConfigUnless } from "./config.js"
+import { type AgentConfig, changedSettings, loadAgentConfigUnless } from "./config.js"
 import { handleHangups } from "./hangup.js"
 import { MaterialWorkers } from "./materialPool.js"
 import { makeReconciler, type Reconciler } from "./reconciler.js"
@@ -129,10 +129,11 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           yield* reconciler.triggerAll("reload")
           return
         }
-        if (JSON.stringify(loaded.settings) !== JSON.stringify(config.settings))
+        const changed = changedSettings(config.settings, loaded.settings)
+        if (changed.length > 0)
           yield* Effect.logWarning(
             "agent settings changed; they take effect at the next restart (deployments are reloaded now)",
-          )
+          ).pipe(Effect.annotateLogs({ settings: changed }))
         yield* logEnvironmentProblems(loaded)
         yield* reconciler.apply({ ...loaded, settings: config.settings })
         // The reconciler keeps its own Deployment objects for the deployments that did not change:

@@ -6,7 +6,13 @@ import { join } from "node:path"
 import * as Effect from "effect/Effect"
 import { dump } from "js-yaml"
 import { afterAll, describe, expect, it } from "vitest"
-import { jsonSchema, loadAgentConfig, parseAgentConfig, validateAgentConfig } from "../src/config.js"
+import {
+  changedSettings,
+  jsonSchema,
+  loadAgentConfig,
+  parseAgentConfig,
+  validateAgentConfig,
+} from "../src/config.js"
 import { agentRoot } from "./harness.js"
 
 const problemsOf = (yaml: string, env: Record<string, string> = {}) => {
@@ -538,6 +544,30 @@ deployments:
         `agent: { state_dir: /srv/state }\n${yaml}`,
       ),
     ).toBe("/srv/state")
+  })
+
+  it("a reload's changed settings are named by their keys under agent: (the warning said only that some changed)", () => {
+    const settingsOf = (agent: string) => {
+      const r = parseAgentConfig(
+        `agent: ${agent}
+deployments:
+  - { name: a, source: { cert: c.pem }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+        "/etc/kvdeploy/agent.yaml",
+        "/etc/kvdeploy",
+        {},
+      )
+      if (r._tag === "Failure") throw new Error(r.failure.message)
+      return r.success.settings
+    }
+    const before = settingsOf("{ listen: '127.0.0.1:9464', concurrency: 4 }")
+    expect(changedSettings(before, settingsOf("{ listen: '127.0.0.1:9464', concurrency: 4 }"))).toEqual([])
+    expect(
+      changedSettings(
+        before,
+        settingsOf("{ listen: '0.0.0.0:9470', concurrency: 4, backoff_max_seconds: 900, state_dir: /srv/s }"),
+      ),
+    ).toEqual(["agent.listen", "agent.state_dir", "agent.backoff_max_seconds"])
   })
 
   it("names the variables a credential mode in use needs that the agent's environment lacks, once per mode", () => {

@@ -198,7 +198,7 @@ export const explainTokenFailure = (
     return {
       reason:
         "the authority host could not be reached or did not serve the tenant's OpenID configuration (it answers so for a tenant it does not know, too)",
-      fix: "Check network access to the authority host (proxy, firewall, DNS, TLS trust), that it is the authority of the vault's cloud, and that AZURE_TENANT_ID (or the identity's tenant) is right",
+      fix: "Check network access to the authority host (proxy, firewall, DNS, TLS trust), that it is the authority of the vault's cloud (a custom cloud's is cloud.authority_host in the target configuration), and that AZURE_TENANT_ID (or the identity's tenant) is right",
     }
   }
   if (

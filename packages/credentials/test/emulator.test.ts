@@ -330,6 +330,7 @@ describe("doctor", () => {
       expect(token?.status).toBe("failed")
       expect(token?.detail).toMatch(/did not serve the tenant's OpenID configuration/)
       expect(token?.fix).toMatch(/AZURE_TENANT_ID/)
+      expect(token?.fix).toContain("cloud.authority_host in the target configuration")
     }),
   )
 })
