@@ -658,6 +658,8 @@ const unknownKeyFix = (path: ReadonlyArray<PropertyKey>): string => {
  */
 const schemaFix = (path: ReadonlyArray<PropertyKey>, message: string): string => {
   if (path.length > 0 && /excess|unexpected/i.test(message)) return unknownKeyFix(path)
+  if (message === "Missing key" && path.at(-1) === "source" && path.length === 3)
+    return "give the certificate's files: cert and key (PEM, with chain when the chain is a file of its own), or pfx and pfx_password_env; see docs/agent.md (configuration reference)"
   const description = path.length === 0 ? undefined : describedAt(AgentConfigSchema.ast, path)
   return description === undefined
     ? "see schema/agent-config.schema.json or docs/agent.md"
@@ -826,9 +828,12 @@ const sourceProblems = (index: number, source: Record<string, unknown>): Array<C
       : uses(form)
         ? schemaFix(path, issue.message)
         : both
-    return problem(pathText(path), issue.message, fix)
+    return problem(pathText(path), schemaMessage(issue.message), fix)
   })
 }
+
+/** A schema issue's message as the agent's own checks word it (the schema's "Missing key": "is missing"). */
+const schemaMessage = (message: string): string => (message === "Missing key" ? "is missing" : message)
 
 /**
  * Validate a decoded YAML/JSON document. `env` is consulted only to check
@@ -896,7 +901,7 @@ export const validateAgentConfig = (
         continue
       const found = problem(
         field,
-        issue.message,
+        schemaMessage(issue.message),
         schemaFix(issue.path as ReadonlyArray<PropertyKey>, issue.message),
       )
       // A target field core's validation below also refuses is reported once, in core's words.
@@ -1407,7 +1412,21 @@ const readAgentDocument = (text: string, path: string): Result.Result<unknown, A
     // not repeated.
     const reason = withoutKeyText(e instanceof YAMLException ? e.reason : String(e))
     const line = e instanceof YAMLException && e.mark !== undefined ? e.mark.line + 1 : "?"
-    return invalid(path, `(yaml) line ${line}`, reason, yamlFix(reason))
+    // A key given twice in one mapping: js-yaml stops at its second occurrence, which names it.
+    const duplicated =
+      reason === "duplicated mapping key" && e instanceof YAMLException && e.mark !== undefined
+        ? /^["']?([A-Za-z0-9_.-]{1,64})["']?(?=\s*:)/.exec(
+            text.slice(e.mark.position, e.mark.position + 80),
+          )?.[1]
+        : undefined
+    return duplicated === undefined
+      ? invalid(path, `(yaml) line ${line}`, reason, yamlFix(reason))
+      : invalid(
+          path,
+          `(yaml) line ${line}`,
+          `duplicated mapping key ${quotedValue(duplicated)}`,
+          `give ${quotedValue(duplicated)} once in this mapping (remove or rename one of the two)`,
+        )
   }
   // No document, or one that is only `---`, `~` or `null`: nothing configured.
   if (documents.length === 0 || (documents.length === 1 && documents[0] === null))

@@ -159,11 +159,14 @@ deployments:
   it("refuses a duplicate key with its line, in block and in flow (JSON) style", () => {
     // A later value silently replacing an earlier one would deploy to a vault nobody wrote down.
     expect(problemsOf(`deployments:${deployment("api")}\n    name: other\n`)).toEqual([
-      expect.stringMatching(/^\(yaml\) line 5: duplicated mapping key/),
+      '(yaml) line 5: duplicated mapping key "name"',
     ])
     expect(problemsOf('{"agent": {"concurrency": 4, "concurrency": 8},\n "deployments": []}')).toEqual([
-      expect.stringMatching(/^\(yaml\) line 1: duplicated mapping key/),
+      '(yaml) line 1: duplicated mapping key "concurrency"',
     ])
+    expect(fullProblems(`deployments:${deployment("api")}\n    name: other\n`)[0]?.fix).toBe(
+      'give "name" once in this mapping (remove or rename one of the two)',
+    )
   })
 
   const fullProblems = (yaml: string) => {
@@ -546,6 +549,26 @@ deployments:
     ).toBe("/srv/state")
   })
 
+  it("a deployment without a source says so as one without a target does, and names the files to give", () => {
+    const r = parseAgentConfig(
+      `deployments:
+  - { name: a, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+      "/etc/kvdeploy/agent.yaml",
+      "/etc/kvdeploy",
+      {},
+    )
+    expect(r._tag === "Failure" ? r.failure.problems : []).toEqual([
+      {
+        field: "deployments[0].source",
+        message: "is missing",
+        fix: expect.stringMatching(
+          /^give the certificate's files: cert and key .*, or pfx and pfx_password_env/,
+        ),
+      },
+    ])
+  })
+
   it("a reload's changed settings are named by their keys under agent: (the warning said only that some changed)", () => {
     const settingsOf = (agent: string) => {
       const r = parseAgentConfig(
@@ -699,7 +722,7 @@ deployments:
         message: "mixes the keys of a PEM source and a PFX source",
         fix: both,
       },
-      { field: "deployments[3].source.cert", message: "Missing key", fix: both },
+      { field: "deployments[3].source.cert", message: "is missing", fix: both },
       {
         field: "deployments[4].source.pfx_password_env",
         message: expect.stringMatching(/^Expected a string matching/),
@@ -775,16 +798,20 @@ deployments:
     }))
     const text = JSON.stringify({ deployments: many }, null, 1)
     // A tag, a target field and a deployment name given twice, deep in the file.
-    for (const [from, to] of [
-      ['"team": "web"', '"team": "web", "team": "ops"'],
-      ['"certificate_name": "c27"', '"certificate_name": "c27", "certificate_name": "c28"'],
-      ['"name": "c31"', '"name": "c31",\n "name": "x"'],
+    for (const [from, to, key] of [
+      ['"team": "web"', '"team": "web", "team": "ops"', "team"],
+      [
+        '"certificate_name": "c27"',
+        '"certificate_name": "c27", "certificate_name": "c28"',
+        "certificate_name",
+      ],
+      ['"name": "c31"', '"name": "c31",\n "name": "x"', "name"],
     ] as const) {
       const problems = fullProblems(text.replace(from, to))
       expect(problems, to).toEqual([
         expect.objectContaining({
           field: expect.stringMatching(/^\(yaml\) line \d+$/),
-          message: "duplicated mapping key",
+          message: `duplicated mapping key "${key}"`,
         }),
       ])
     }
