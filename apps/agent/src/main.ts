@@ -21,7 +21,8 @@ import {
   statSync,
 } from "node:fs"
 import { createServer } from "node:http"
-import { createServer as createNetServer } from "node:net"
+import { createServer as createNetServer, isIP } from "node:net"
+import { networkInterfaces } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -323,6 +324,31 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
   if (refused !== undefined)
     problems.push({ field: "agent.state_dir", message: refused.message, fix: refused.fix })
   return problems
+}
+
+/**
+ * For `--check`: a listen address that is an IP address of no interface of this host, which the
+ * start refuses (EADDRNOTAVAIL). The wildcard addresses, IPv4 loopback (127/8) and names (resolved
+ * at start) pass. Whether the port is free is not checked: the running agent may hold it.
+ */
+const listenProblems = (host: string, port: number): Array<ConfigProblem> => {
+  const family = isIP(host)
+  if (family === 0 || host === "0.0.0.0" || host === "::" || (family === 4 && host.startsWith("127.")))
+    return []
+  // One spelling per IPv6 address (`::1`, `0:0:0:0:0:0:0:1`): the URL parser's.
+  const normal = (address: string) =>
+    isIP(address) === 6 ? new URL(`http://[${address}]`).hostname : address
+  const own = Object.values(networkInterfaces())
+    .flatMap((addresses) => addresses ?? [])
+    .map((a) => normal(a.address))
+  if (own.includes(normal(host))) return []
+  return [
+    {
+      field: "agent.listen",
+      message: `${family === 6 ? `[${host}]` : host}:${port} is not an address of this host (EADDRNOTAVAIL at start; this host's: ${[...new Set(own)].join(", ")})`,
+      fix: "listen on 127.0.0.1, 0.0.0.0 or an address of one of this host's interfaces; run --check where the agent runs (its host, its pod)",
+    },
+  ]
 }
 
 /**
@@ -630,6 +656,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
             config.deployments.map((d, index) => ({ index, source: d.source })),
             config.settings.stateDir,
           ),
+          ...listenProblems(config.settings.listenHost, config.settings.listenPort),
         ]
         if (found.length > 0)
           return yield* new AgentConfigInvalid({ path: config.path, problems: listedProblems(found) })

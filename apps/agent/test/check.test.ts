@@ -187,6 +187,40 @@ deployments:
     })
   })
 
+  it("names a listen address that is no address of this host (the start failed with EADDRNOTAVAIL); loopback and the wildcard pass", () => {
+    inScratch((dir) => {
+      const withListen = (listen: string) => {
+        const config = join(dir, "listen.yaml")
+        writeFileSync(
+          config,
+          `agent: { listen: "${listen}", state_dir: ${join(dir, "state")} }
+deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+        )
+        return agent(["--config", config, "--check", "--json"])
+      }
+      // TEST-NET-2 (RFC 5737): no host's interface.
+      const foreign = withListen("198.51.100.7:9471")
+      expect(foreign.status, foreign.stdout).toBe(2)
+      expect(JSON.parse(foreign.stdout).problems).toEqual([
+        {
+          field: "agent.listen",
+          message: expect.stringMatching(
+            /^198\.51\.100\.7:9471 is not an address of this host \(EADDRNOTAVAIL at start; this host's: .*127\.0\.0\.1/,
+          ),
+          fix: expect.stringMatching(
+            /^listen on 127\.0\.0\.1, 0\.0\.0\.0 or an address of one of this host's interfaces/,
+          ),
+        },
+      ])
+      for (const fine of ["127.0.0.2:9471", "0.0.0.0:9471", "[::]:9471", "localhost:9471"]) {
+        const r = withListen(fine)
+        expect(r.status, `${fine}: ${r.stdout}`).toBe(0)
+      }
+    })
+  })
+
   it("refuses a source file another user could replace, with its field and the fix", () => {
     inScratch((dir) => {
       const open = join(dir, "open")
