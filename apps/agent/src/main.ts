@@ -13,6 +13,7 @@
  */
 import {
   accessSync,
+  existsSync,
   constants as fsConstants,
   lstatSync,
   readlinkSync,
@@ -44,6 +45,7 @@ import { azureVaults } from "./azureVaults.js"
 import {
   type AgentConfig,
   AgentConfigInvalid,
+  type Deployment,
   jsonSchema,
   listedProblems,
   loadAgentConfig,
@@ -64,7 +66,7 @@ import {
 } from "./pathTrust.js"
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
-import { sourceRoles } from "./source.js"
+import { materialOf, readSource, sourceRoles } from "./source.js"
 import { refuseStateWrites } from "./state.js"
 import { makeStateDir, stateDirPathProblem } from "./stateDirPath.js"
 import { version } from "./version.js"
@@ -325,6 +327,40 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
     problems.push({ field: "agent.state_dir", message: refused.message, fix: refused.fix })
   return problems
 }
+
+/**
+ * For `--check`: the material of every source whose files all exist and passed checkedPaths, read
+ * as the agent reads it before a deploy (every file parsed, the key matched to a certificate, a PFX
+ * opened with its password from the environment): what the running agent would log as `source
+ * broken` and deploy nothing from. The key is dropped at once.
+ */
+const checkedMaterial = (
+  deployments: ReadonlyArray<Deployment>,
+  pathProblems: ReadonlyArray<ConfigProblem>,
+): Effect.Effect<Array<ConfigProblem>> =>
+  Effect.gen(function* () {
+    const problems: Array<ConfigProblem> = []
+    for (const [i, d] of deployments.entries()) {
+      const field = `deployments[${i}].source`
+      if (pathProblems.some((p) => p.field === field || p.field.startsWith(`${field}.`))) continue
+      if (!sourceRoles(d.source).every(([, path]) => existsSync(path))) continue
+      const read = yield* readSource(d.source).pipe(
+        Effect.flatMap((bytes) => materialOf(d.source, bytes, process.env)),
+        Effect.result,
+      )
+      if (read._tag === "Failure")
+        for (const message of read.failure.problems)
+          problems.push({
+            field,
+            message,
+            fix:
+              d.source._tag === "Pfx" && / does not open it /.test(message)
+                ? `${d.source.passwordEnv === undefined ? "give pfx_password_env, the name of a variable that holds" : `set ${d.source.passwordEnv} to`} the password the PFX was exported with, and restart the agent (it reads its environment at start); or check that the file is whole`
+                : "give the certificate, its chain and the key it was issued for as files the agent reads (docs/agent.md, Files); until they change, the running agent logs `source broken` and deploys nothing from them",
+          })
+    }
+    return problems
+  })
 
 /**
  * For `--check`: a listen address that is an IP address of no interface of this host, which the
@@ -649,13 +685,15 @@ export const main = (argv: ReadonlyArray<string>): void => {
       // The check is strict about the environment; the agent runs the deployments it can (logged below).
       // Both kinds in one run: an operator fixing the variables should not meet the paths only next time.
       if (check) {
+        const paths = checkedPaths(
+          config.deployments.map((d, index) => ({ index, source: d.source })),
+          config.settings.stateDir,
+        )
         const found = [
           ...(config.environmentProblems ?? []),
           ...(config.checkOnlyProblems ?? []),
-          ...checkedPaths(
-            config.deployments.map((d, index) => ({ index, source: d.source })),
-            config.settings.stateDir,
-          ),
+          ...paths,
+          ...(yield* checkedMaterial(config.deployments, paths)),
           ...listenProblems(config.settings.listenHost, config.settings.listenPort),
         ]
         if (found.length > 0)

@@ -187,6 +187,85 @@ deployments:
     })
   })
 
+  it("reads the material of every source that exists, as a deploy would: a mismatched key, a file that is no certificate, a wrong PFX password", () => {
+    inScratch((dir) => {
+      const openssl = (args: ReadonlyArray<string>) => {
+        const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" })
+        if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`)
+      }
+      openssl(
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"].concat([
+          "-keyout",
+          "a.key",
+          "-out",
+          "a.crt",
+          "-subj",
+          "/CN=a.example.test",
+          "-days",
+          "30",
+        ]),
+      )
+      openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "other.key"])
+      openssl([
+        "pkcs12",
+        "-export",
+        "-in",
+        "a.crt",
+        "-inkey",
+        "a.key",
+        "-out",
+        "a.pfx",
+        "-passout",
+        "pass:right",
+      ])
+      writeFileSync(join(dir, "bad.crt"), "not a certificate\n")
+      for (const f of ["a.key", "other.key", "a.pfx"]) chmodSync(join(dir, f), 0o600)
+      const target = (n: string) => `{ vault_url: "https://kv-prod.vault.azure.net", certificate_name: ${n} }`
+      const config = join(dir, "material.yaml")
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${join(dir, "state")} }
+deployments:
+  - { name: good, source: { cert: ${join(dir, "a.crt")}, key: ${join(dir, "a.key")} }, target: ${target("good")} }
+  - { name: mismatched, source: { cert: ${join(dir, "a.crt")}, key: ${join(dir, "other.key")} }, target: ${target("mm")} }
+  - { name: malformed, source: { cert: ${join(dir, "bad.crt")}, key: ${join(dir, "a.key")} }, target: ${target("mf")} }
+  - { name: pfx, source: { pfx: ${join(dir, "a.pfx")}, pfx_password_env: A_PFX_PASSWORD }, target: ${target("px")} }
+  - { name: later, source: { cert: ${join(dir, "later.crt")}, key: ${join(dir, "a.key")} }, target: ${target("lt")} }
+`,
+      )
+      const wrong = agent(["--config", config, "--check", "--json"], { A_PFX_PASSWORD: "wrong" })
+      expect(wrong.status, wrong.stdout + wrong.stderr).toBe(2)
+      const problems = JSON.parse(wrong.stdout).problems
+      expect(problems).toEqual([
+        {
+          field: "deployments[1].source",
+          message: expect.stringMatching(/^the private key matches none of the certificates/),
+          fix: expect.stringMatching(/^give the certificate, its chain and the key it was issued for/),
+        },
+        {
+          field: "deployments[2].source",
+          message: `cert ${join(dir, "bad.crt")}: is neither PEM text nor a DER certificate or PKCS#8 key`,
+          fix: expect.stringMatching(/^give the certificate, its chain and the key it was issued for/),
+        },
+        {
+          field: "deployments[3].source",
+          message: `pfx ${join(dir, "a.pfx")}: the password in A_PFX_PASSWORD does not open it (or the file is incomplete)`,
+          fix: expect.stringMatching(
+            /^set A_PFX_PASSWORD to the password the PFX was exported with, and restart the agent/,
+          ),
+        },
+      ])
+      // No key material in what --check prints, whatever it read.
+      expect(wrong.stdout + wrong.stderr).not.toMatch(/BEGIN|PRIVATE|wrong|right/)
+      // The right password: the PFX passes; the other two stay.
+      const right = agent(["--config", config, "--check", "--json"], { A_PFX_PASSWORD: "right" })
+      expect(JSON.parse(right.stdout).problems.map((p: { field: string }) => p.field)).toEqual([
+        "deployments[1].source",
+        "deployments[2].source",
+      ])
+    })
+  })
+
   it("names a listen address that is no address of this host (the start failed with EADDRNOTAVAIL); loopback and the wildcard pass", () => {
     inScratch((dir) => {
       const withListen = (listen: string) => {
