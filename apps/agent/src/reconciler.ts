@@ -202,9 +202,9 @@ export const recordedFacts = (
   return { fingerprint: sourceFingerprint, x5t: record.x5t, notAfter, notAfterText: record.notAfter }
 }
 
-/** The fix of a held refusal to take over a certificate kvdeploy does not manage. */
-const heldRefusalFix =
-  "to take the certificate over, set adopt: true in this deployment's target and send SIGHUP (the deploy's outcome and audit record note the adoption); or give the deployment another certificate_name"
+/** The fixes of a deploy's problems, each once, as one `fix` field of a log line or state record. */
+const problemsFix = (problems: ReadonlyArray<{ readonly fix: string }>): string =>
+  [...new Set(problems.map((p) => p.fix))].join("; ")
 
 const isHeld = (o: DeployOutcome): boolean =>
   HOLDING.has(o._tag) || (o._tag === "Rejected" && o.problems.some((p) => p.reason === "not_managed"))
@@ -394,6 +394,7 @@ export const makeReconciler = (
         lastSuccessAt: fields.success ? at : previous?.lastSuccessAt,
         held: fields.held,
         ...(servedNotAfter === undefined ? {} : { servedNotAfter }),
+        ...(fields.fix === undefined ? {} : { fix: fields.fix }),
       })
       agentMetrics.lastOutcome(d.name, fields.outcome)
       if (fields.success) agentMetrics.lastSuccess(d.name, fields.atMs)
@@ -675,8 +676,7 @@ export const makeReconciler = (
             {
               outcome: previous.outcome,
               reason: previous.reason,
-              // A Rejected outcome is held only for a certificate kvdeploy does not manage (isHeld).
-              ...(previous.outcome === "Rejected" ? { fix: heldRefusalFix } : {}),
+              ...(previous.fix === undefined ? {} : { fix: previous.fix }),
             },
           )
           // The expiry series says what the vault serves: after a Superseded, another writer's version.
@@ -805,7 +805,7 @@ export const makeReconciler = (
                 ...(r.problems.length > 0
                   ? {
                       problems: r.problems.map((p) => `${p.field}: ${p.message}`),
-                      fix: [...new Set(r.problems.map((p) => p.fix))].join("; "),
+                      fix: problemsFix(r.problems),
                     }
                   : {}),
                 ...(r.warnings === undefined
@@ -837,6 +837,10 @@ export const makeReconciler = (
                         versionId: outcomeVersionId(outcome),
                         notAfter: facts.notAfterText,
                         held: isHeld(outcome),
+                        // A held refusal's fix (a takeover: adopt; a create in progress: its operation).
+                        ...(outcome._tag === "Rejected" && isHeld(outcome)
+                          ? { fix: problemsFix(outcome.problems) }
+                          : {}),
                         success: outcome._tag === "Succeeded" || outcome._tag === "Skipped",
                         atMs: finishedAt,
                       }),

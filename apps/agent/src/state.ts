@@ -38,6 +38,11 @@ export interface DeploymentRecord {
    * restarted agent shows it again before it can read the vault. Absent in files of agents before it.
    */
   readonly servedNotAfter?: string | undefined
+  /**
+   * The fix of a held Rejected outcome (the deploy's problems'), which the held lines repeat.
+   * Absent in files of agents before it, and for other outcomes.
+   */
+  readonly fix?: string | undefined
 }
 
 export interface StateFile {
@@ -87,7 +92,8 @@ const sameBut = (a: DeploymentRecord, b: DeploymentRecord): boolean =>
   a.versionId === b.versionId &&
   a.notAfter === b.notAfter &&
   a.held === b.held &&
-  a.servedNotAfter === b.servedNotAfter
+  a.servedNotAfter === b.servedNotAfter &&
+  a.fix === b.fix
 
 /**
  * The state file's text, never read through a symbolic link (O_NOFOLLOW: ELOOP) nor from anything
@@ -155,6 +161,7 @@ const RecordFields = Schema.Struct({
   lastSuccessAt: Schema.optional(RecordTime),
   held: Schema.Boolean,
   servedNotAfter: Schema.optional(RecordTime),
+  fix: Schema.optional(Schema.String),
 })
 const decodeRecord = Schema.decodeUnknownExit(RecordFields)
 
@@ -182,6 +189,7 @@ const recordOf = (value: unknown): DeploymentRecord | string => {
     lastSuccessAt: r.lastSuccessAt,
     held: r.held,
     ...(r.servedNotAfter === undefined ? {} : { servedNotAfter: r.servedNotAfter }),
+    ...(r.fix === undefined ? {} : { fix: r.fix }),
   }
 }
 

@@ -14,6 +14,7 @@ import {
   metricValue,
   perTestWorld,
   requestHeld,
+  sdkFor,
   writeConfig,
 } from "./harness.js"
 
@@ -67,9 +68,8 @@ describe("outcomes that need a person are held", () => {
     a.signal("SIGHUP")
     const held = await nextDecision(a, "nm", from)
     expect(held.msg).toMatch(/^held: the last deploy of this source ended Rejected/)
-    expect(String(held.fix)).toMatch(
-      /^to take the certificate over, set adopt: true in this deployment's target and send SIGHUP/,
-    )
+    // The held line repeats the refusal's own fix (kept in the state record).
+    expect(held.fix).toBe(refused.fix)
     expect(deploys(a, "nm")).toHaveLength(1)
     const page = (await a.http("/metrics")).body
     expect(metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "nm", outcome: "Rejected" })).toBe(
@@ -85,6 +85,25 @@ describe("outcomes that need a person are held", () => {
     expect(adopted.msg).toBe("deploy: Succeeded")
     expect(adopted.adopted).toBe(true)
     expect(importsOf(e, "kv-not-managed").filter((r) => r.status === 200)).toHaveLength(1)
+  })
+
+  it("a refusal for a create still in progress is held with its own fix (delete the operation), not the takeover's", async () => {
+    const { e, w, deployment } = await setUp("kv-pending", "pend")
+    // A create started in the vault whose CA never answers: its latest version holds no certificate.
+    await sdkFor(e, "kv-pending").beginCreateCertificate("pend", {
+      issuerName: "Unknown",
+      subject: "CN=pend.example.test",
+    })
+    const a = world.run(writeConfig(w, e, [deployment]), e)
+    const refused = await nextDecision(a, "pend", 0)
+    expect(refused.msg).toBe("deploy: Rejected")
+    expect(String(refused.fix)).toMatch(/delete its operation/)
+    const from = a.lines.length
+    a.signal("SIGHUP")
+    const held = await nextDecision(a, "pend", from)
+    expect(held.msg).toMatch(/^held: the last deploy of this source ended Rejected/)
+    expect(held.fix).toBe(refused.fix)
+    expect(String(held.fix)).not.toMatch(/^to take the certificate over/)
   })
 
   it("a Rejected source that may become valid (a certificate not valid yet) is retried with backoff, not held", async () => {
