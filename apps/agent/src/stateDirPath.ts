@@ -6,7 +6,15 @@
  * this user may not write are each named with their fix. (Node's recursive mkdir also loops for
  * ever under /proc, where a mkdir fails with ENOENT and its parent exists.)
  */
-import { accessSync, constants as fsConstants, lstatSync, mkdirSync, readlinkSync, statSync } from "node:fs"
+import {
+  accessSync,
+  constants as fsConstants,
+  lstatSync,
+  mkdirSync,
+  readlinkSync,
+  statfsSync,
+  statSync,
+} from "node:fs"
 import { dirname, resolve } from "node:path"
 import { shownPath } from "@kvdeploy/core"
 
@@ -24,10 +32,46 @@ const readOnlyFix =
   "give agent.state_dir a directory on a writable file system; under systemd (ProtectSystem=strict), leave state_dir out to use the unit's StateDirectory=, or add the directory to ReadWritePaths="
 
 /**
+ * The kernel's file systems that hold no files of their own (statfs magic numbers, linux/magic.h):
+ * a directory there cannot be made, or holds nothing across a restart, whatever `access` says
+ * (root passes its W_OK under /proc).
+ */
+const virtualFileSystems: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, "proc"],
+  [0x62656572, "sysfs"],
+  [0x27e0eb, "cgroup"],
+  [0x63677270, "cgroup2"],
+  [0x64626720, "debugfs"],
+  [0x74726163, "tracefs"],
+  [0x73636673, "securityfs"],
+  [0x1cd1, "devpts"],
+  [0xcafe4a11, "bpf"],
+  [0x6165676c, "pstore"],
+  [0x62656570, "configfs"],
+  [0xde5e81e4, "efivarfs"],
+])
+
+/** The name of the virtual file system `path` is on, or undefined (also when statfs cannot tell). */
+const virtualFileSystemOf = (path: string): string | undefined => {
+  try {
+    return virtualFileSystems.get(statfsSync(path).type)
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * Why this process may not create entries in the existing directory `path`, or undefined.
  * `dir` is the state directory; `creating` says whether `path` is a directory above it.
  */
 const unwritable = (dir: string, path: string, creating: boolean): StateDirPathProblem | undefined => {
+  const virtual = virtualFileSystemOf(path)
+  if (virtual !== undefined)
+    return {
+      code: "EVIRTUAL",
+      message: `the state directory ${shownPath(dir)}${creating ? ` cannot be created: ${shownPath(path)}` : ""} is on the kernel's ${virtual} file system, which holds no files of the agent's`,
+      fix: "give agent.state_dir a directory on a disk (e.g. /var/lib/kvdeploy-agent); under systemd, leave state_dir out to use the unit's StateDirectory=",
+    }
   try {
     accessSync(path, fsConstants.W_OK | fsConstants.X_OK)
     return undefined
@@ -46,6 +90,31 @@ const unwritable = (dir: string, path: string, creating: boolean): StateDirPathP
       }
     return { code, message: `${named} cannot be used (${code})`, fix: readOnlyFix }
   }
+}
+
+/**
+ * For a symbolic link whose target does not exist: what it names, and the path at the end of its
+ * chain of links that is missing (a link to a link to nothing names the last one's target, which
+ * is what can be created). Undefined when `path` is no symbolic link.
+ */
+const danglingTarget = (path: string): { readonly link: string; readonly missing: string } | undefined => {
+  let link: string
+  try {
+    if (!lstatSync(path).isSymbolicLink()) return undefined
+    link = readlinkSync(path)
+  } catch {
+    return undefined
+  }
+  let missing = resolve(dirname(path), link)
+  for (let hops = 0; hops < 40; hops++) {
+    try {
+      if (!lstatSync(missing).isSymbolicLink()) break
+      missing = resolve(dirname(missing), readlinkSync(missing))
+    } catch {
+      break
+    }
+  }
+  return { link, missing }
 }
 
 /**
@@ -71,15 +140,12 @@ const walkUp = (
     } catch (e) {
       const code = codeOf(e)
       if (code === "ENOENT") {
-        let link: string | undefined
-        try {
-          if (lstatSync(path).isSymbolicLink()) link = readlinkSync(path)
-        } catch {}
-        if (link !== undefined)
+        const dangling = danglingTarget(path)
+        if (dangling !== undefined)
           return {
             code,
-            message: `the state directory ${shownPath(dir)} cannot be created: ${shownPath(path)} is a symbolic link to ${shownPath(link)}, which does not exist (ENOENT)`,
-            fix: `create ${shownPath(resolve(dirname(path), link))} (mode 0700, the agent's user's), or remove the link ${shownPath(path)}`,
+            message: `the state directory ${shownPath(dir)} cannot be created: ${shownPath(path)} is a symbolic link to ${shownPath(dangling.link)}, which ${dangling.missing === resolve(dirname(path), dangling.link) ? "" : `leads through links to ${shownPath(dangling.missing)}, which `}does not exist (ENOENT)`,
+            fix: `create ${shownPath(dangling.missing)} (mode 0700, the agent's user's), or remove the link ${shownPath(path)}`,
           }
       }
       if (code !== "ENOENT" && code !== "ENOTDIR")

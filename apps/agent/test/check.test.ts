@@ -1,5 +1,5 @@
 /** `--check` and `--check --json`: the configuration judged in the agent's environment, exit 0 or 2. */
-import { spawnSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import { generateKeyPairSync } from "node:crypto"
 import {
   chmodSync,
@@ -149,6 +149,26 @@ deployments:
           fix: `create ${join(dir, "gone")} (mode 0700, the agent's user's), or remove the link ${dangling}`,
         },
       ])
+      // Through a link to a link to nothing: the path at the end of the chain is the one to create.
+      const chained = join(dir, "chained")
+      symlinkSync("dangling", chained)
+      expect(stateProblem(join(chained, "state")).problems).toEqual([
+        {
+          field: "agent.state_dir",
+          message: `the state directory ${join(chained, "state")} cannot be created: ${chained} is a symbolic link to dangling, which leads through links to ${join(dir, "gone")}, which does not exist (ENOENT)`,
+          fix: `create ${join(dir, "gone")} (mode 0700, the agent's user's), or remove the link ${chained}`,
+        },
+      ])
+      // Under /proc, which root's access(W_OK) passes and where no directory can be made.
+      if (existsSync("/proc/self"))
+        expect(stateProblem("/proc/kvdeploy-agent-state").problems).toEqual([
+          {
+            field: "agent.state_dir",
+            message:
+              "the state directory /proc/kvdeploy-agent-state cannot be created: /proc is on the kernel's proc file system, which holds no files of the agent's",
+            fix: expect.stringMatching(/^give agent.state_dir a directory on a disk/),
+          },
+        ])
       // Missing, two levels deep, under a directory this user may write: valid, and nothing is made.
       const fresh = join(dir, "fresh", "state")
       expect(stateProblem(fresh)).toMatchObject({ status: 0 })
@@ -168,20 +188,20 @@ deployments:
         // On a read-only file system (systemd's ProtectSystem=strict outside StateDirectory=).
         const readOnly = join(dir, "read-only")
         mkdirSync(readOnly)
-        if (spawnSync("mount", ["-t", "tmpfs", "-o", "ro", "none", readOnly]).status === 0) {
-          try {
-            expect(stateProblem(join(readOnly, "state")).problems).toEqual([
-              {
-                field: "agent.state_dir",
-                message: `the state directory ${join(readOnly, "state")} cannot be created: ${readOnly} is on a read-only file system (EROFS)`,
-                fix: expect.stringMatching(
-                  /^give agent.state_dir a directory on a writable file system; under systemd/,
-                ),
-              },
-            ])
-          } finally {
-            spawnSync("umount", [readOnly])
-          }
+        // As pathTrustMount.test.ts, the suite's root may mount: a failure to is the test's.
+        execFileSync("mount", ["-t", "tmpfs", "-o", "ro", "none", readOnly])
+        try {
+          expect(stateProblem(join(readOnly, "state")).problems).toEqual([
+            {
+              field: "agent.state_dir",
+              message: `the state directory ${join(readOnly, "state")} cannot be created: ${readOnly} is on a read-only file system (EROFS)`,
+              fix: expect.stringMatching(
+                /^give agent.state_dir a directory on a writable file system; under systemd/,
+              ),
+            },
+          ])
+        } finally {
+          spawnSync("umount", [readOnly])
         }
       }
     })
