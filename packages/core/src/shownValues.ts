@@ -129,11 +129,13 @@ export const looksLikeKeyText = (value: string): boolean =>
 
 /**
  * Whether a value may be one line of a PEM body (64 base64 characters a line), whole or cut: 40 or
- * more base64 characters in one run with upper- and lower-case letters. Names of that length are
+ * more base64 characters in one run with upper- and lower-case letters, spaces around it aside. Names of that length are
  * written with dots, hyphens or underscores; one that is not is described by its length only.
  */
-const looksLikePemBodyLine = (value: string): boolean =>
-  /^[A-Za-z0-9+/]{40,}={0,2}$/.test(value) && /[A-Z]/.test(value) && /[a-z]/.test(value)
+const looksLikePemBodyLine = (value: string): boolean => {
+  const run = value.trim()
+  return /^[A-Za-z0-9+/]{40,}={0,2}$/.test(run) && /[A-Z]/.test(run) && /[a-z]/.test(run)
+}
 
 /**
  * A refused value as a message quotes it: short one-line text as it is; anything else (PEM text or

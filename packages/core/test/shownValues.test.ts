@@ -123,6 +123,8 @@ describe("what messages show", () => {
       for (const line of lines) {
         expect(quotedValue(line), line).toBe("a string of 64 characters, not shown")
         expect(quotedValue(line.slice(0, 40)), line).toBe("a string of 40 characters, not shown")
+        // The short last line of a body, with a space a quoted YAML value kept.
+        expect(quotedValue(` ${line.slice(0, 44)} `), line).toBe("a string of 46 characters, not shown")
       }
     }
     for (let i = 0; i < 10; i++)
