@@ -34,6 +34,7 @@ import {
   interruptibleUntilWritten,
   type ListedCertificate,
   Metrics,
+  notManagedFix,
   PfxCodec,
   servesInPlace,
   type TargetConfig,
@@ -201,6 +202,16 @@ export const recordedFacts = (
   if (Number.isNaN(notAfter.getTime())) return undefined
   return { fingerprint: sourceFingerprint, x5t: record.x5t, notAfter, notAfterText: record.notAfter }
 }
+
+/**
+ * The fix a held line repeats: the one recorded with the refusal; for a held Rejected recorded by an
+ * agent before records kept it, the takeover's, unless the refusal was a create still in progress.
+ */
+const heldFix = (record: DeploymentRecord): string | undefined =>
+  record.fix ??
+  (record.outcome === "Rejected" && !record.reason.includes("holds no certificate yet")
+    ? notManagedFix
+    : undefined)
 
 /** The fixes of a deploy's problems, each once, as one `fix` field of a log line or state record. */
 const problemsFix = (problems: ReadonlyArray<{ readonly fix: string }>): string =>
@@ -676,7 +687,7 @@ export const makeReconciler = (
             {
               outcome: previous.outcome,
               reason: previous.reason,
-              ...(previous.fix === undefined ? {} : { fix: previous.fix }),
+              ...(heldFix(previous) === undefined ? {} : { fix: heldFix(previous) }),
             },
           )
           // The expiry series says what the vault serves: after a Superseded, another writer's version.

@@ -6,6 +6,8 @@
  * deployment's configuration deploys again; an Unverified deploy is retried
  * with backoff (the retry's comparison finds the import in place).
  */
+import { readFileSync, writeFileSync } from "node:fs"
+import { notManagedFix } from "@kvdeploy/core"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
 import {
@@ -85,6 +87,27 @@ describe("outcomes that need a person are held", () => {
     expect(adopted.msg).toBe("deploy: Succeeded")
     expect(adopted.adopted).toBe(true)
     expect(importsOf(e, "kv-not-managed").filter((r) => r.status === 200)).toHaveLength(1)
+  })
+
+  it("a held takeover recorded by an agent before records kept the fix still names adopt on its held line", async () => {
+    const { e, w, deployment } = await setUp("kv-old-record", "old")
+    await e.state.foreignImport("kv-old-record", "old")
+    const config = writeConfig(w, e, [deployment])
+    const a = world.run(config, e)
+    const refused = await nextDecision(a, "old", 0)
+    expect(refused.msg).toBe("deploy: Rejected")
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    // The record as an older agent wrote it: no fix.
+    const stateFile = w.path("state/state.json")
+    const saved = JSON.parse(readFileSync(stateFile, "utf8"))
+    expect(saved.deployments.old.fix).toBe(refused.fix)
+    delete saved.deployments.old.fix
+    writeFileSync(stateFile, JSON.stringify(saved))
+    const restarted = world.run(config, e)
+    const held = await nextDecision(restarted, "old", 0)
+    expect(held.msg).toMatch(/^held: the last deploy of this source ended Rejected/)
+    expect(held.fix).toBe(notManagedFix)
   })
 
   it("a refusal for a create still in progress is held with its own fix (delete the operation), not the takeover's", async () => {

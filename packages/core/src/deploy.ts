@@ -172,6 +172,10 @@ const PEM_CONTENT_TYPE = "application/x-pem-file"
 export const pemToPkcs12Note =
   "content type: the vault serves this certificate's secret as PEM (application/x-pem-file); the import writes PKCS#12 (application/x-pkcs12), for this and every later version: a consumer that reads the secret as PEM must read PKCS#12 from now on"
 
+/** The fix of a refusal to overwrite a certificate kvdeploy does not manage (a takeover). */
+export const notManagedFix =
+  "deploy with adopt (`--adopt`; `adopt: true` in an agent deployment's target) to take it over, which the outcome and the audit record note; or choose another certificate_name"
+
 /** Steps 3-4, idempotency and ownership, against the snapshot (again after a recovery). */
 const judgeExisting = (
   request: DeployRequest,
@@ -207,7 +211,7 @@ const judgeExisting = (
       : {
           field: "certificate_name",
           message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl; kvdeploy does not overwrite certificates it does not manage`,
-          fix: "deploy with adopt (`--adopt`; `adopt: true` in an agent deployment's target) to take it over, which the outcome and the audit record note; or choose another certificate_name",
+          fix: notManagedFix,
           reason: "not_managed",
         }
     return { _tag: "Rejected", problems: [problem], reason: problem.message }
