@@ -12,6 +12,7 @@ import {
   lstatSync,
   mkdirSync,
   readlinkSync,
+  realpathSync,
   statfsSync,
   statSync,
 } from "node:fs"
@@ -97,7 +98,9 @@ const unwritable = (dir: string, path: string, creating: boolean): StateDirPathP
  * chain of links that is missing (a link to a link to nothing names the last one's target, which
  * is what can be created). Undefined when `path` is no symbolic link.
  */
-const danglingTarget = (path: string): { readonly link: string; readonly missing: string } | undefined => {
+const danglingTarget = (
+  path: string,
+): { readonly link: string; readonly missing: string; readonly chained: boolean } | undefined => {
   let link: string
   try {
     if (!lstatSync(path).isSymbolicLink()) return undefined
@@ -105,16 +108,27 @@ const danglingTarget = (path: string): { readonly link: string; readonly missing
   } catch {
     return undefined
   }
-  let missing = resolve(dirname(path), link)
+  // Each hop's target is resolved from the real directory of the link (its own links followed), as
+  // the kernel does: `..` after a linked directory is that directory's parent, not the link's.
+  const hop = (from: string, target: string) => {
+    let base = dirname(from)
+    try {
+      base = realpathSync(base)
+    } catch {}
+    return resolve(base, target)
+  }
+  let missing = hop(path, link)
+  let chained = false
   for (let hops = 0; hops < 40; hops++) {
     try {
       if (!lstatSync(missing).isSymbolicLink()) break
-      missing = resolve(dirname(missing), readlinkSync(missing))
+      missing = hop(missing, readlinkSync(missing))
+      chained = true
     } catch {
       break
     }
   }
-  return { link, missing }
+  return { link, missing, chained }
 }
 
 /**
@@ -144,7 +158,7 @@ const walkUp = (
         if (dangling !== undefined)
           return {
             code,
-            message: `the state directory ${shownPath(dir)} cannot be created: ${shownPath(path)} is a symbolic link to ${shownPath(dangling.link)}, which ${dangling.missing === resolve(dirname(path), dangling.link) ? "" : `leads through links to ${shownPath(dangling.missing)}, which `}does not exist (ENOENT)`,
+            message: `the state directory ${shownPath(dir)} cannot be created: ${shownPath(path)} is a symbolic link to ${shownPath(dangling.link)}, which ${!dangling.chained ? "" : `leads through links to ${shownPath(dangling.missing)}, which `}does not exist (ENOENT)`,
             fix: `create ${shownPath(dangling.missing)} (mode 0700, the agent's user's), or remove the link ${shownPath(path)}`,
           }
       }
