@@ -23,12 +23,17 @@ import {
 } from "node:fs"
 import { createServer } from "node:http"
 import { createServer as createNetServer, isIP } from "node:net"
-import { networkInterfaces } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { type ConfigProblem, shownPath, withoutPem } from "@kvdeploy/core"
+import {
+  type CertificateMaterial,
+  type ConfigProblem,
+  preflight,
+  shownPath,
+  withoutPem,
+} from "@kvdeploy/core"
 import * as Prometheus from "@kvdeploy/metrics/prometheus"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Cause from "effect/Cause"
@@ -39,6 +44,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as Layer from "effect/Layer"
+import type * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import lockfile from "proper-lockfile"
 import { azureVaults } from "./azureVaults.js"
@@ -66,7 +72,7 @@ import {
 } from "./pathTrust.js"
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
-import { materialOf, readSource, sourceRoles } from "./source.js"
+import { materialOf, readSource, type SourceBroken, sourceRoles } from "./source.js"
 import { refuseStateWrites } from "./state.js"
 import { makeStateDir, stateDirPathProblem } from "./stateDirPath.js"
 import { version } from "./version.js"
@@ -331,8 +337,10 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
 /**
  * For `--check`: the material of every source whose files all exist and passed checkedPaths, read
  * as the agent reads it before a deploy (every file parsed, the key matched to a certificate, a PFX
- * opened with its password from the environment): what the running agent would log as `source
- * broken` and deploy nothing from. The key is dropped at once.
+ * opened with its password from the environment) and then judged by core's preflight, as a deploy
+ * judges it (the chain's links, the validity window, the key type, the size): what the running
+ * agent would log as `source broken`, or a deploy as `Rejected`. A source several deployments
+ * share is read once. The material (its key `Redacted`) is held in memory until the check ends.
  */
 const checkedMaterial = (
   deployments: ReadonlyArray<Deployment>,
@@ -340,15 +348,22 @@ const checkedMaterial = (
 ): Effect.Effect<Array<ConfigProblem>> =>
   Effect.gen(function* () {
     const problems: Array<ConfigProblem> = []
+    const reads = new Map<string, Result.Result<CertificateMaterial, SourceBroken>>()
     for (const [i, d] of deployments.entries()) {
       const field = `deployments[${i}].source`
       if (pathProblems.some((p) => p.field === field || p.field.startsWith(`${field}.`))) continue
       if (!sourceRoles(d.source).every(([, path]) => existsSync(path))) continue
-      const read = yield* readSource(d.source).pipe(
-        Effect.flatMap((bytes) => materialOf(d.source, bytes, process.env)),
-        Effect.result,
-      )
-      if (read._tag === "Failure")
+      const key = JSON.stringify(d.source)
+      let read = reads.get(key)
+      if (read === undefined) {
+        read = yield* readSource(d.source).pipe(
+          Effect.flatMap((bytes) => materialOf(d.source, bytes, process.env)),
+          Effect.map((r) => r.material),
+          Effect.result,
+        )
+        reads.set(key, read)
+      }
+      if (read._tag === "Failure") {
         for (const message of read.failure.problems)
           problems.push({
             field,
@@ -358,34 +373,45 @@ const checkedMaterial = (
                 ? `${d.source.passwordEnv === undefined ? "give pfx_password_env, the name of a variable that holds" : `set ${d.source.passwordEnv} to`} the password the PFX was exported with, and restart the agent (it reads its environment at start); or check that the file is whole`
                 : "give the certificate, its chain and the key it was issued for as files the agent reads (docs/agent.md, Files); until they change, the running agent logs `source broken` and deploys nothing from them",
           })
+        continue
+      }
+      const checked = yield* preflight({
+        target: d.target,
+        material: read.success,
+        certificateId: d.certificateId,
+      })
+      if (checked._tag === "Rejected")
+        for (const p of checked.problems)
+          problems.push({ field, message: `${p.field}: ${p.message} (a deploy is refused)`, fix: p.fix })
     }
     return problems
-  })
+  }).pipe(Effect.provide(Pkcs12.layer))
 
 /**
- * For `--check`: a listen address that is an IP address of no interface of this host, which the
- * start refuses (EADDRNOTAVAIL). The wildcard addresses, IPv4 loopback (127/8) and names (resolved
- * at start) pass. Whether the port is free is not checked: the running agent may hold it.
+ * For `--check`: a listen address no socket of this host can be bound to, which the start refuses
+ * (EADDRNOTAVAIL): tried on port 0, so the answer is the kernel's (wildcards, loopback in any
+ * spelling, `ip_nonlocal_bind`) and the port the running agent may hold is left alone.
  */
-const listenProblems = (host: string, port: number): Array<ConfigProblem> => {
-  const family = isIP(host)
-  if (family === 0 || host === "0.0.0.0" || host === "::" || (family === 4 && host.startsWith("127.")))
-    return []
-  // One spelling per IPv6 address (`::1`, `0:0:0:0:0:0:0:1`): the URL parser's.
-  const normal = (address: string) =>
-    isIP(address) === 6 ? new URL(`http://[${address}]`).hostname : address
-  const own = Object.values(networkInterfaces())
-    .flatMap((addresses) => addresses ?? [])
-    .map((a) => normal(a.address))
-  if (own.includes(normal(host))) return []
-  return [
-    {
-      field: "agent.listen",
-      message: `${family === 6 ? `[${host}]` : host}:${port} is not an address of this host (EADDRNOTAVAIL at start; this host's: ${[...new Set(own)].join(", ")})`,
-      fix: "listen on 127.0.0.1, 0.0.0.0 or an address of one of this host's interfaces; run --check where the agent runs (its host, its pod)",
-    },
-  ]
-}
+const listenProblems = (host: string, port: number): Effect.Effect<Array<ConfigProblem>> =>
+  Effect.callback<Array<ConfigProblem>>((resume) => {
+    const server = createNetServer()
+    server.once("error", (e: NodeJS.ErrnoException) =>
+      resume(
+        Effect.succeed(
+          e.code === "EADDRNOTAVAIL"
+            ? [
+                {
+                  field: "agent.listen",
+                  message: `${isIP(host) === 6 ? `[${host}]` : host}:${port} is not an address of this host (EADDRNOTAVAIL)`,
+                  fix: "listen on 127.0.0.1, 0.0.0.0 or an address of one of this host's interfaces; run --check where the agent runs (its host, its pod)",
+                },
+              ]
+            : [],
+        ),
+      ),
+    )
+    server.listen({ host, port: 0, exclusive: true }, () => server.close(() => resume(Effect.succeed([]))))
+  })
 
 /**
  * Another process holds the state directory's lock: two agents over one state directory would both
@@ -694,7 +720,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
           ...(config.checkOnlyProblems ?? []),
           ...paths,
           ...(yield* checkedMaterial(config.deployments, paths)),
-          ...listenProblems(config.settings.listenHost, config.settings.listenPort),
+          ...(yield* listenProblems(config.settings.listenHost, config.settings.listenPort)),
         ]
         if (found.length > 0)
           return yield* new AgentConfigInvalid({ path: config.path, problems: listedProblems(found) })

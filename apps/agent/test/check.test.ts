@@ -159,6 +159,15 @@ deployments:
           fix: `create ${join(dir, "gone")} (mode 0700, the agent's user's), or remove the link ${chained}`,
         },
       ])
+      // A hop's `..` after a linked directory is that directory's parent, as the kernel takes it.
+      mkdirSync(join(dir, "x"))
+      mkdirSync(join(dir, "elsewhere", "sub"), { recursive: true })
+      symlinkSync("../elsewhere/sub", join(dir, "x", "d"))
+      symlinkSync("../c", join(dir, "elsewhere", "sub", "b"))
+      symlinkSync("d/b", join(dir, "x", "a"))
+      expect(stateProblem(join(dir, "x", "a", "state")).problems[0]?.fix).toBe(
+        `create ${join(dir, "elsewhere", "c")} (mode 0700, the agent's user's), or remove the link ${join(dir, "x", "a")}`,
+      )
       // Under /proc, which root's access(W_OK) passes and where no directory can be made.
       if (existsSync("/proc/self"))
         expect(stateProblem("/proc/kvdeploy-agent-state").problems).toEqual([
@@ -226,6 +235,18 @@ deployments:
         ]),
       )
       openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "other.key"])
+      openssl(
+        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"].concat([
+          "-keyout",
+          "b.key",
+          "-out",
+          "b.crt",
+          "-subj",
+          "/CN=b.example.test",
+          "-days",
+          "30",
+        ]),
+      )
       openssl([
         "pkcs12",
         "-export",
@@ -251,6 +272,8 @@ deployments:
   - { name: malformed, source: { cert: ${join(dir, "bad.crt")}, key: ${join(dir, "a.key")} }, target: ${target("mf")} }
   - { name: pfx, source: { pfx: ${join(dir, "a.pfx")}, pfx_password_env: A_PFX_PASSWORD }, target: ${target("px")} }
   - { name: later, source: { cert: ${join(dir, "later.crt")}, key: ${join(dir, "a.key")} }, target: ${target("lt")} }
+  - { name: unrelated, source: { cert: ${join(dir, "a.crt")}, chain: ${join(dir, "b.crt")}, key: ${join(dir, "a.key")} }, target: ${target("un")} }
+  - { name: shared, source: { cert: ${join(dir, "a.crt")}, chain: ${join(dir, "b.crt")}, key: ${join(dir, "a.key")} }, target: ${target("sh")} }
 `,
       )
       const wrong = agent(["--config", config, "--check", "--json"], { A_PFX_PASSWORD: "wrong" })
@@ -274,6 +297,15 @@ deployments:
             /^set A_PFX_PASSWORD to the password the PFX was exported with, and restart the agent/,
           ),
         },
+        // Read and parsed, then judged by the deploy's own preflight: a chain certificate that is
+        // not the leaf's issuer is refused by a deploy (read once for the two deployments sharing it).
+        ...[5, 6].map((i) => ({
+          field: `deployments[${i}].source`,
+          message: expect.stringMatching(
+            /^chain\[0\]: \("CN=b\.example\.test"\) is not part of the leaf's chain \(a deploy is refused\)$/,
+          ),
+          fix: expect.stringMatching(/^remove it, or add the certificates that link it to the leaf/),
+        })),
       ])
       // No key material in what --check prints, whatever it read.
       expect(wrong.stdout + wrong.stderr).not.toMatch(/BEGIN|PRIVATE|wrong|right/)
@@ -282,6 +314,8 @@ deployments:
       expect(JSON.parse(right.stdout).problems.map((p: { field: string }) => p.field)).toEqual([
         "deployments[1].source",
         "deployments[2].source",
+        "deployments[5].source",
+        "deployments[6].source",
       ])
     })
   })
@@ -305,15 +339,22 @@ deployments:
       expect(JSON.parse(foreign.stdout).problems).toEqual([
         {
           field: "agent.listen",
-          message: expect.stringMatching(
-            /^198\.51\.100\.7:9471 is not an address of this host \(EADDRNOTAVAIL at start; this host's: .*127\.0\.0\.1/,
-          ),
+          message: "198.51.100.7:9471 is not an address of this host (EADDRNOTAVAIL)",
           fix: expect.stringMatching(
             /^listen on 127\.0\.0\.1, 0\.0\.0\.0 or an address of one of this host's interfaces/,
           ),
         },
       ])
-      for (const fine of ["127.0.0.2:9471", "0.0.0.0:9471", "[::]:9471", "localhost:9471"]) {
+      // Tried by binding port 0: every spelling the kernel takes passes.
+      for (const fine of [
+        "127.0.0.2:9471",
+        "0.0.0.0:9471",
+        "[::]:9471",
+        "[::0]:9471",
+        "[0:0:0:0:0:0:0:0]:9471",
+        "[::ffff:7f00:1]:9471",
+        "localhost:9471",
+      ]) {
         const r = withListen(fine)
         expect(r.status, `${fine}: ${r.stdout}`).toBe(0)
       }
