@@ -52,15 +52,20 @@ const deploys = (a: AgentProcess, deployment: string): Array<LogLine> =>
 const importsOf = (e: Emulator, vault: string) =>
   e.requests.entries({ vault, operation: "import" }).filter((r) => !r.challenge)
 
+/** Another writer's certificate `name` (without certctl-managed-by), and the agent's refusal to take it over. */
+const refusedTakeover = async (vault: string, name: string) => {
+  const { e, w, deployment } = await setUp(vault, name)
+  await e.state.foreignImport(vault, name)
+  const config = writeConfig(w, e, [deployment])
+  const a = world.run(config, e)
+  const refused = await nextDecision(a, name, 0)
+  expect(refused.msg).toBe("deploy: Rejected")
+  return { e, w, deployment, config, a, refused }
+}
+
 describe("outcomes that need a person are held", () => {
   it("a refusal to take over a certificate kvdeploy does not manage is held until the configuration changes (adopt: true)", async () => {
-    const { e, w, deployment } = await setUp("kv-not-managed", "nm")
-    // Another writer's certificate of that name, without certctl-managed-by.
-    await e.state.foreignImport("kv-not-managed", "nm")
-    const config = writeConfig(w, e, [deployment])
-    const a = world.run(config, e)
-    const refused = await nextDecision(a, "nm", 0)
-    expect(refused.msg).toBe("deploy: Rejected")
+    const { e, w, deployment, a, refused } = await refusedTakeover("kv-not-managed", "nm")
     expect(JSON.stringify(refused.problems)).toMatch(/certctl-managed-by/)
     // The way out is named on the refusal and on every held pass: adopt: true.
     expect(String(refused.fix)).toContain("`adopt: true` in an agent deployment's target")
@@ -90,12 +95,7 @@ describe("outcomes that need a person are held", () => {
   })
 
   it("a held takeover recorded by an agent before records kept the fix still names adopt on its held line", async () => {
-    const { e, w, deployment } = await setUp("kv-old-record", "old")
-    await e.state.foreignImport("kv-old-record", "old")
-    const config = writeConfig(w, e, [deployment])
-    const a = world.run(config, e)
-    const refused = await nextDecision(a, "old", 0)
-    expect(refused.msg).toBe("deploy: Rejected")
+    const { e, w, config, a, refused } = await refusedTakeover("kv-old-record", "old")
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
     // The record as an older agent wrote it: no fix.
