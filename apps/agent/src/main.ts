@@ -251,13 +251,8 @@ interface StateDirRefused {
  * directory, another user's or open to others (stateDirRefusal), or one this user may not write;
  * a missing one that could not be created (stateDirPathProblem). Undefined when it can be used.
  */
-const stateDirProblem = (dir: string, checking = false): StateDirRefused | undefined => {
-  let exists = false
-  try {
-    exists = statSync(dir) !== undefined
-  } catch {}
-  return (exists ? stateDirRefusal(dir, checking) : undefined) ?? stateDirPathProblem(dir)
-}
+const stateDirProblem = (dir: string, checking = false): StateDirRefused | undefined =>
+  (existsSync(dir) ? stateDirRefusal(dir, checking) : undefined) ?? stateDirPathProblem(dir)
 
 /**
  * For `--check`: the paths that exist but can never be read as a source or used as the state
