@@ -72,7 +72,7 @@ import {
 } from "./pathTrust.js"
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
-import { materialOf, readSource, type SourceBroken, sourceRoles } from "./source.js"
+import { materialOf, readSource, type SourceBroken, sourceRoles, splitFix } from "./source.js"
 import { refuseStateWrites } from "./state.js"
 import { makeStateDir, stateDirPathProblem } from "./stateDirPath.js"
 import { version } from "./version.js"
@@ -359,15 +359,18 @@ const checkedMaterial = (
         reads.set(key, read)
       }
       if (read._tag === "Failure") {
-        for (const message of read.failure.problems)
+        for (const problem of read.failure.problems) {
+          const { message, fix } = splitFix(problem)
           problems.push({
             field,
             message,
             fix:
-              d.source._tag === "Pfx" && / does not open it /.test(message)
+              fix ??
+              (d.source._tag === "Pfx" && / does not open it /.test(message)
                 ? `${d.source.passwordEnv === undefined ? "give pfx_password_env, the name of a variable that holds" : `set ${d.source.passwordEnv} to`} the password the PFX was exported with, and restart the agent (it reads its environment at start); or check that the file is whole`
-                : "give the certificate, its chain and the key it was issued for as files the agent reads (docs/agent.md, Files); until they change, the running agent logs `source broken` and deploys nothing from them",
+                : "give the certificate, its chain and the key it was issued for as files the agent reads (docs/agent.md, Files); until they change, the running agent logs `source broken` and deploys nothing from them"),
           })
+        }
         continue
       }
       const checked = yield* preflight({

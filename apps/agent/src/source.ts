@@ -50,6 +50,20 @@ export class SourceBroken extends Data.TaggedError("SourceBroken")<{
   }
 }
 
+/**
+ * Joins a problem to its fix inside one of `SourceBroken`'s problems (the form `errnoText` and the
+ * parser's problems take: "cert PATH: what is wrong; fix: what to do"); `splitFix` parts them again.
+ */
+export const FIX_MARK = "; fix: "
+
+/** A `SourceBroken` problem's text and its own fix, when it carries one (`FIX_MARK`). */
+export const splitFix = (problem: string): { readonly message: string; readonly fix: string | undefined } => {
+  const at = problem.indexOf(FIX_MARK)
+  return at < 0
+    ? { message: problem, fix: undefined }
+    : { message: problem.slice(0, at), fix: problem.slice(at + FIX_MARK.length) }
+}
+
 /** The files of a source, read. */
 export interface SourceBytes {
   readonly fingerprint: string
@@ -162,7 +176,7 @@ const errnoText = (e: unknown, path: string): string => {
     : code === "EACCES"
       ? refused === undefined
         ? "is not readable (permission denied)"
-        : `is not readable: ${refused.why}; fix: ${refused.fix}`
+        : `is not readable: ${refused.why}${FIX_MARK}${refused.fix}`
       : code === "ENOTREG"
         ? "is not a regular file (a directory, FIFO or device): point the source at the certificate file itself"
         : code === "ETOOBIG"
@@ -200,7 +214,7 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
         },
         catch: (e) =>
           e instanceof Untrusted
-            ? `${role} ${shownPath(path)}: ${untrustedText(e.untrusted)}; fix: ${untrustedFix(e.untrusted)}`
+            ? `${role} ${shownPath(path)}: ${untrustedText(e.untrusted)}${FIX_MARK}${untrustedFix(e.untrusted)}`
             : `${role} ${shownPath(path)} ${errnoText(e, path)}`,
       }),
     )
@@ -397,6 +411,7 @@ export const materialOf = (
     let certificates: Array<Uint8Array> = []
     let key: Redacted.Redacted<Uint8Array> | undefined
     const problems: Array<string> = []
+    const keyHolders: Array<SourceBytes["files"][number]> = []
     if (source._tag === "Pfx") {
       const file = bytes.files[0]
       const password = source.passwordEnv === undefined ? "" : (env[source.passwordEnv] ?? "")
@@ -424,7 +439,8 @@ export const materialOf = (
                 // The agent takes no passphrase for a PEM key: say what it can read instead.
                 /encrypted and no passphrase was given/.test(p.message)
                   ? "the private key is encrypted, and the agent reads PEM keys without a passphrase: decrypt it to a file only the agent can read (openssl pkey -in key.pem -out key-plain.pem), or give the certificate as a PFX with pfx_password_env"
-                  : p.message
+                  : // The parser's field names the block ("block 3 (CERTIFICATE)") in a file of several.
+                    `${p.field === "input" ? "" : `${p.field} `}${p.message}${FIX_MARK}${p.fix}`
               }`,
             )
           continue
@@ -439,16 +455,26 @@ export const materialOf = (
           problems.push(`cert ${shownPath(file.path)}: holds no certificate`)
         certificates.push(...parsed.success.certificates)
         if (parsed.success.key !== undefined) {
-          if (key !== undefined)
-            problems.push(`${file.role} ${shownPath(file.path)}: a second private key (give exactly one)`)
-          else key = parsed.success.key
+          keyHolders.push(file)
+          // The key file's key is the source's key; one in the certificate or chain file is the extra.
+          if (key === undefined || file.role === "key") key = parsed.success.key
         }
+      }
+      if (keyHolders.length > 1) {
+        const keyFile = keyHolders.find((f) => f.role === "key")
+        for (const f of keyHolders)
+          if (f !== keyFile && (keyFile !== undefined || f !== keyHolders[0]))
+            problems.push(
+              keyFile === undefined
+                ? `${f.role} ${shownPath(f.path)}: holds a second private key, besides the one in ${keyHolders[0]?.role} ${shownPath(keyHolders[0]?.path ?? "")}${FIX_MARK}give exactly one private key, the leaf's`
+                : `${f.role} ${shownPath(f.path)}: holds a private key, and so does key ${shownPath(keyFile.path)}${FIX_MARK}give exactly one private key, the leaf's: remove it from the ${f.role} file`,
+            )
       }
       if (problems.length === 0 && key === undefined)
         problems.push(
           source.key === undefined
-            ? `cert ${source.cert}: holds no private key and no key file is configured`
-            : `key ${source.key}: holds no private key`,
+            ? `cert ${shownPath(source.cert)}: holds no private key and no key file is configured`
+            : `key ${shownPath(source.key)}: holds no private key`,
         )
     }
     if (problems.length > 0 || key === undefined) return yield* new SourceBroken({ problems })

@@ -156,13 +156,61 @@ describe("materialOf", () => {
       chain: undefined,
       key: file("second.key", other.keyPem),
     }
-    const expected = { problems: [`key ${source.key}: a second private key (give exactly one)`] }
+    // The extra key is the one outside the key file, whichever file is read first: the message
+    // named the key file, which holds the key it should.
+    const expected = {
+      problems: [
+        `cert ${source.cert}: holds a private key, and so does key ${source.key}; fix: give exactly one private key, the leaf's: remove it from the cert file`,
+      ],
+    }
     expect(await answer(source)).toEqual(expected)
     expect(await answer(source, codec)).toEqual(expected)
-    // The same key twice is two keys too: the source names one.
+    // The same key twice is two keys too.
     const twice: Source = { ...source, key: file("same.key", leaf.keyPem) }
     expect(await answer(twice)).toEqual({
-      problems: [`key ${twice.key}: a second private key (give exactly one)`],
+      problems: [
+        `cert ${twice.cert}: holds a private key, and so does key ${twice.key}; fix: give exactly one private key, the leaf's: remove it from the cert file`,
+      ],
+    })
+    // A key in the chain file, read before the key file: the chain file is named, not the key file.
+    const inChain: Source = {
+      _tag: "Pem",
+      cert: file("leaf.crt", leaf.certPem),
+      chain: file("chain-with-key.crt", other.keyPem),
+      key: file("leaf.key", leaf.keyPem),
+    }
+    expect(await answer(inChain)).toEqual({
+      problems: [
+        `chain ${inChain.chain}: holds a private key, and so does key ${inChain.key}; fix: give exactly one private key, the leaf's: remove it from the chain file`,
+      ],
+    })
+    // No key file: the second file with a key is the extra one, and the first is named beside it.
+    const noKeyFile: Source = {
+      _tag: "Pem",
+      cert: file("leaf-and-key.crt", `${leaf.certPem}${leaf.keyPem}`),
+      chain: inChain.chain,
+      key: undefined,
+    }
+    expect(await answer(noKeyFile)).toEqual({
+      problems: [
+        `chain ${inChain.chain}: holds a second private key, besides the one in cert ${noKeyFile.cert}; fix: give exactly one private key, the leaf's`,
+      ],
+    })
+  })
+
+  it("names the block a parser problem is in, with the parser's own fix", async () => {
+    // A full chain cut inside its second certificate (read while it was being written).
+    const cut = leaf.certPem + leaf.certPem.slice(0, 120)
+    const source: Source = {
+      _tag: "Pem",
+      cert: file("cut.crt", cut),
+      chain: undefined,
+      key: file("k.key", leaf.keyPem),
+    }
+    expect(await answer(source)).toEqual({
+      problems: [
+        `cert ${source.cert}: block 2 (CERTIFICATE) is cut short: it has no -----END line (the file may still be being written); fix: supply the complete file (write it to a temporary name and rename it into place)`,
+      ],
     })
   })
 })
