@@ -381,16 +381,28 @@ export interface SourceAt {
   readonly source: Source
 }
 
+/** A deployment whose source and target are valid, with its place in the configuration's `deployments`. */
+export interface DeploymentAt extends SourceAt {
+  readonly target: Deployment["target"]
+  readonly certificateId: string
+}
+
 /** The configuration file cannot be used; `problems` lists every issue. */
 export class AgentConfigInvalid extends Data.TaggedError("AgentConfigInvalid")<{
   readonly path: string
   readonly problems: ReadonlyArray<ConfigProblem>
   /**
-   * What can still be checked on disk in an invalid file (`--check`): the sources that were valid
-   * (at their place in the file) and the state directory, so that their problems are listed in the
-   * same run as the file's.
+   * What can still be checked in an invalid file (`--check`): the sources that were valid (at their
+   * place in the file), the deployments whose source and target were (their material), the state
+   * directory and the listen address when it was host:port, so that their problems are listed in
+   * the same run as the file's.
    */
-  readonly checkable?: { readonly sources: ReadonlyArray<SourceAt>; readonly stateDir: string }
+  readonly checkable?: {
+    readonly sources: ReadonlyArray<SourceAt>
+    readonly deployments: ReadonlyArray<DeploymentAt>
+    readonly stateDir: string
+    readonly listen: { readonly host: string; readonly port: number } | undefined
+  }
 }> {
   override get message(): string {
     return `${this.path}: ${this.problems.length} problem(s): ${this.problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`
@@ -400,7 +412,7 @@ export class AgentConfigInvalid extends Data.TaggedError("AgentConfigInvalid")<{
 const problem = (field: string, message: string, fix: string): ConfigProblem => ({ field, message, fix })
 
 /** At most this many problems of one configuration are listed; the rest are counted. */
-const MAX_LISTED_PROBLEMS = 1_000
+export const MAX_LISTED_PROBLEMS = 1_000
 
 /**
  * The problems as they are listed: the first MAX_LISTED_PROBLEMS, then one that counts the rest. A
@@ -933,6 +945,7 @@ export const validateAgentConfig = (
   const modes = new Map<string, { readonly at: string; count: number }>()
   const resolve = (p: string) => (p.startsWith("/") ? p : `${baseDir}/${p}`)
   const sources: Array<SourceAt> = []
+  const deploymentsAt: Array<DeploymentAt> = []
   rawDeployments.forEach((raw, i) => {
     if (typeof raw !== "object" || raw === null) return
     const d = raw as Record<string, unknown>
@@ -1096,6 +1109,7 @@ export const validateAgentConfig = (
         JSON.stringify(canonical({ source, target, certificateId, adopt, pickup })),
       )
       deployments.push({ name, source, target, certificateId, adopt, pickup, fingerprint })
+      deploymentsAt.push({ index: i, source, target, certificateId })
     }
   })
   // The variables each credential mode in use needs and the values it reads that cannot work (the
@@ -1212,7 +1226,7 @@ export const validateAgentConfig = (
       new AgentConfigInvalid({
         path,
         problems: listedProblems([...problems, ...environmentProblems, ...checkOnlyProblems]),
-        checkable: { sources, stateDir: resolve(stateDir) },
+        checkable: { sources, deployments: deploymentsAt, stateDir: resolve(stateDir), listen },
       }),
     )
   return Result.succeed({

@@ -52,9 +52,11 @@ import {
   type AgentConfig,
   AgentConfigInvalid,
   type Deployment,
+  type DeploymentAt,
   jsonSchema,
   listedProblems,
   loadAgentConfig,
+  MAX_LISTED_PROBLEMS,
   type SourceAt,
 } from "./config.js"
 import { configPathOf } from "./configPath.js"
@@ -338,14 +340,14 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
  * share is read once. The material (its key `Redacted`) is held in memory until the check ends.
  */
 const checkedMaterial = (
-  deployments: ReadonlyArray<Deployment>,
+  deployments: ReadonlyArray<DeploymentAt>,
   pathProblems: ReadonlyArray<ConfigProblem>,
 ): Effect.Effect<Array<ConfigProblem>> =>
   Effect.gen(function* () {
     const problems: Array<ConfigProblem> = []
     const reads = new Map<string, Result.Result<CertificateMaterial, SourceBroken>>()
-    for (const [i, d] of deployments.entries()) {
-      const field = `deployments[${i}].source`
+    for (const d of deployments) {
+      const field = `deployments[${d.index}].source`
       if (pathProblems.some((p) => p.field === field || p.field.startsWith(`${field}.`))) continue
       if (!sourceRoles(d.source).every(([, path]) => existsSync(path))) continue
       const key = JSON.stringify(d.source)
@@ -693,32 +695,58 @@ export const main = (argv: ReadonlyArray<string>): void => {
   const listenOf: { listen?: string } = {}
   const program = Effect.scoped(
     Effect.gen(function* () {
+      /** What --check finds beyond the file's own problems: the paths, the material, the listen address. */
+      const onDisk = (
+        deployments: ReadonlyArray<DeploymentAt>,
+        sources: ReadonlyArray<SourceAt>,
+        stateDir: string,
+        listen: { readonly host: string; readonly port: number } | undefined,
+      ) =>
+        Effect.gen(function* () {
+          const paths = checkedPaths(sources, stateDir)
+          return [
+            ...paths,
+            ...(yield* checkedMaterial(deployments, paths)),
+            ...(listen === undefined ? [] : yield* listenProblems(listen.host, listen.port)),
+          ]
+        })
       const config = yield* loadAgentConfig(path).pipe(
-        // An invalid file's sources and state directory are looked at too, in the same --check run.
+        // An invalid file's valid parts are looked at too, in the same --check run.
         Effect.catchTag("AgentConfigInvalid", (e) =>
-          Effect.fail(
-            check && e.checkable !== undefined
-              ? new AgentConfigInvalid({
-                  path: e.path,
-                  problems: [...e.problems, ...checkedPaths(e.checkable.sources, e.checkable.stateDir)],
-                })
-              : e,
-          ),
+          check && e.checkable !== undefined
+            ? onDisk(
+                e.checkable.deployments,
+                e.checkable.sources,
+                e.checkable.stateDir,
+                e.checkable.listen,
+              ).pipe(
+                Effect.flatMap((found) =>
+                  Effect.fail(
+                    new AgentConfigInvalid({
+                      path: e.path,
+                      // A file with more problems than are listed already ends in "N more": nothing after that.
+                      problems:
+                        e.problems.length > MAX_LISTED_PROBLEMS
+                          ? e.problems
+                          : listedProblems([...e.problems, ...found]),
+                    }),
+                  ),
+                ),
+              )
+            : Effect.fail(e),
         ),
       )
       // The check is strict about the environment; the agent runs the deployments it can (logged below).
       // Both kinds in one run: an operator fixing the variables should not meet the paths only next time.
       if (check) {
-        const paths = checkedPaths(
-          config.deployments.map((d, index) => ({ index, source: d.source })),
-          config.settings.stateDir,
-        )
+        const deployments = config.deployments.map((d, index) => ({ ...d, index }))
         const found = [
           ...(config.environmentProblems ?? []),
           ...(config.checkOnlyProblems ?? []),
-          ...paths,
-          ...(yield* checkedMaterial(config.deployments, paths)),
-          ...(yield* listenProblems(config.settings.listenHost, config.settings.listenPort)),
+          ...(yield* onDisk(deployments, deployments, config.settings.stateDir, {
+            host: config.settings.listenHost,
+            port: config.settings.listenPort,
+          })),
         ]
         if (found.length > 0)
           return yield* new AgentConfigInvalid({ path: config.path, problems: listedProblems(found) })

@@ -613,6 +613,68 @@ deployments:
     })
   })
 
+  it("judges the material and the listen address of an invalid file too, for the deployments that are valid (they waited for a valid file)", () => {
+    inScratch((dir) => {
+      for (const [out, args] of [
+        [
+          "a",
+          [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "a.key",
+            "-out",
+            "a.crt",
+            "-subj",
+            "/CN=a.example.test",
+            "-days",
+            "30",
+          ],
+        ],
+        [
+          "other",
+          ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "other.key"],
+        ],
+      ] as const) {
+        const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" })
+        if (r.status !== 0) throw new Error(`openssl (${out}): ${r.stderr}`)
+      }
+      for (const f of ["a.key", "other.key"]) chmodSync(join(dir, f), 0o600)
+      const vault = `vault_url: "https://kv-prod.vault.azure.net"`
+      const config = join(dir, "invalid-material.yaml")
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${join(dir, "state")}, concurrency: 0, listen: "198.51.100.7:9471" }
+deployments:
+  - { name: mismatched, source: { cert: ${join(dir, "a.crt")}, key: ${join(dir, "other.key")} }, target: { ${vault}, certificate_name: mm } }
+  - { name: "bad name", source: { cert: ${join(dir, "a.crt")}, key: ${join(dir, "a.key")} }, target: { ${vault}, certificate_name: ok } }
+  - { name: badtarget, source: { cert: ${join(dir, "a.crt")}, key: ${join(dir, "other.key")} }, target: { vault_url: "http://not-a-vault", certificate_name: bt } }
+`,
+      )
+      const r = agent(["--config", config, "--check", "--json"])
+      expect(r.status, r.stdout + r.stderr).toBe(2)
+      const problems = (JSON.parse(r.stdout) as { problems: Array<{ field: string; message: string }> })
+        .problems
+      // (An http:// vault URL is two problems of the file's own.)
+      expect([...new Set(problems.map((p) => p.field))]).toEqual([
+        "agent.concurrency",
+        "deployments[1].name",
+        "deployments[2].target.vault_url",
+        // The valid deployments' material, at their own places in the file: [0]'s key is not its
+        // certificate's. [2]'s (the same mismatch) is not judged: a deploy needs its target.
+        "deployments[0].source",
+        "agent.listen",
+      ])
+      expect(problems.at(-2)?.message).toMatch(/^the private key matches none of the certificates/)
+      expect(problems.at(-1)?.message).toBe("198.51.100.7:9471 is not an address of this host (EADDRNOTAVAIL)")
+    })
+  })
+
   it("names the environment's problems and the paths' in one run (the paths were checked only once the variables were set)", () => {
     inScratch((dir) => {
       const config = join(dir, "both.yaml")
