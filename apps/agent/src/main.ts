@@ -51,7 +51,6 @@ import { azureVaults } from "./azureVaults.js"
 import {
   type AgentConfig,
   AgentConfigInvalid,
-  type Deployment,
   type DeploymentAt,
   jsonSchema,
   listedProblems,

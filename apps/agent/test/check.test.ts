@@ -671,7 +671,9 @@ deployments:
         "agent.listen",
       ])
       expect(problems.at(-2)?.message).toMatch(/^the private key matches none of the certificates/)
-      expect(problems.at(-1)?.message).toBe("198.51.100.7:9471 is not an address of this host (EADDRNOTAVAIL)")
+      expect(problems.at(-1)?.message).toBe(
+        "198.51.100.7:9471 is not an address of this host (EADDRNOTAVAIL)",
+      )
     })
   })
 
