@@ -180,11 +180,10 @@ export const chainSourceChecks = (
 
 /**
  * The federated token a workload identity exchanges with Entra ID, judged by its own claims
- * (readFederatedTokenTimes; its signature is Entra ID's to check): expired, or not valid yet, beyond
+ * (readFederatedTokenTimes; its signature is Entra ID's to check): expired, or not valid yet beyond
  * 5 minutes of clock skew, is what Entra ID refuses with AADSTS700024, and doctor names it with the
  * file's times. Failed when no token came; a warning when one came all the same (this host's
- * clock), when the token expired less than 5 minutes ago, when it has no readable expiry, or when
- * it is no JWT.
+ * clock), when the token has no readable expiry, or when it is no JWT.
  */
 export const federatedTokenCheck = (
   tokenFile: string,
@@ -219,20 +218,9 @@ export const federatedTokenCheck = (
   const skewMs = 5 * 60_000
   const bad = tokenObtained ? "warning" : "failed"
   const { expiresAtSeconds: exp, notBeforeSeconds: nbf } = times
-  if (exp !== undefined && exp * 1000 + skewMs <= nowMs) {
+  if (exp !== undefined && exp * 1000 <= nowMs) {
     const expired = federatedTokenExpired(tokenFile, exp, nowMs)
     return { name, status: bad, detail: expired.reason, fix: expired.fix }
-  }
-  if (exp !== undefined && exp * 1000 <= nowMs) {
-    // Past its expiry by less than the skew Entra ID allows: not why a token did not come (the
-    // agent's and the CLI's checks refuse it only beyond 5 minutes too), but due for renewal.
-    const expired = federatedTokenExpired(tokenFile, exp, nowMs)
-    return {
-      name,
-      status: "warning",
-      detail: `the token in ${file} expired at ${new Date(exp * 1000).toISOString()} (${spanInWords(nowMs - exp * 1000)} ago, by this host's clock), within the 5 minutes of clock skew Entra ID allows: it is refused from ${new Date(exp * 1000 + skewMs).toISOString()}`,
-      fix: expired.fix,
-    }
   }
   if (nbf !== undefined && nbf * 1000 > nowMs + skewMs)
     return {
