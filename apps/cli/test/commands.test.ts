@@ -1566,6 +1566,69 @@ describe("validate, doctor, emulator", () => {
     expect(secret?.fix ?? "").not.toContain("grant the identity")
   })
 
+  it("doctor: a name a plain secret holds fails (1) with the deploy's remedy, not 'ready to deploy'; an unmanaged certificate is a warning", async () => {
+    type Check = { check: string; status: string; detail: string; fix?: string }
+    const name = "doctor-held-by-secret"
+    const credential = new ClientSecretCredential(
+      world.env.AZURE_TENANT_ID ?? "",
+      world.env.AZURE_CLIENT_ID ?? "",
+      world.env.AZURE_CLIENT_SECRET ?? "",
+      { authorityHost: world.emulator.authorityHost, disableInstanceDiscovery: true },
+    )
+    await new SecretClient(world.emulator.vault(world.vault).url, credential, {
+      disableChallengeResourceVerification: true,
+    }).setSecret(name, "not a certificate")
+    const held = await runCli(["doctor", "--config", world.targetFile(name), "--json"], { env: world.env })
+    // It passed every check and said "ready to deploy", and read the 409 as the probe's 400.
+    expect(held.code, held.stdout).toBe(1)
+    const checks = json<{ checks: Array<Check> }>(held).checks
+    expect(checks.find((c) => c.check === "certificates/import")).toMatchObject({
+      status: "pass",
+      detail: `permitted (${name} refused the probe with 409 Conflict; nothing was written)`,
+    })
+    const conflict = checks.find((c) => c.check === "certificate name")
+    expect(conflict?.status).toBe("fail")
+    expect(conflict?.detail).toMatch(
+      new RegExp(
+        `^${name} takes no import now, so a deploy to it fails \\(409 Conflict\\): .*already a secret with the name`,
+      ),
+    )
+    expect(conflict?.fix).toMatch(
+      /^Key Vault refused the import as a conflict \(the reason says why\): when a key or secret of this name exists/,
+    )
+    const text = await runCli(["doctor", "--config", world.targetFile(name)], { env: world.env })
+    expect(text.stdout).not.toContain("ready to deploy")
+    expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
+
+    // A certificate another tool imported (no kvdeploy tags): ready, with a warning naming --adopt.
+    const foreign = "doctor-unmanaged"
+    const served = await fx.leaf()
+    await world.sdk().importCertificate(foreign, new TextEncoder().encode(served.keyPem + served.certPem), {
+      policy: { contentType: "application/x-pem-file" },
+    })
+    const unmanaged = await runCli(["doctor", "--config", world.targetFile(foreign), "--json"], {
+      env: world.env,
+    })
+    expect(unmanaged.code, unmanaged.stdout).toBe(0)
+    const warned = json<{ checks: Array<Check> }>(unmanaged).checks.find((c) => c.check === "managed")
+    expect(warned?.status).toBe("warn")
+    expect(warned?.detail).toMatch(
+      new RegExp(
+        `^${foreign}'s latest version [0-9a-f]{32} was not written by kvdeploy \\(no certctl-managed-by=certctl tag\\): a deploy refuses to replace it`,
+      ),
+    )
+    expect(warned?.fix).toContain("--adopt")
+    // kvdeploy's own certificate: no such warning.
+    expect(
+      (await runCli(deployArgs("doctor-managed"), { stdin: fx.bundle(await fx.leaf()), env: world.env }))
+        .code,
+    ).toBe(0)
+    const managed = await runCli(["doctor", "--config", world.targetFile("doctor-managed"), "--json"], {
+      env: world.env,
+    })
+    expect(json<{ checks: Array<Check> }>(managed).checks.map((c) => c.check)).not.toContain("managed")
+  })
+
   it("doctor: the target's certificate soft-deleted is a warning that says what a deploy does, with the remedy", async () => {
     const name = "doctor-soft-deleted"
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(

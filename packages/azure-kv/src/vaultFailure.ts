@@ -421,12 +421,14 @@ const mapFailure = (
     if (status === 409 && isBeingDeleted(cause))
       return new VaultRequestRejected({
         ...fields,
+        status,
         code: "ObjectIsBeingDeleted",
         detail: `the certificate is being deleted in the vault (a delete still under way, for some seconds), so nothing was written; once it is deleted the name is soft-deleted: recover it (on_soft_deleted: recover) to deploy over it, or purge it, then deploy again: ${detail}`,
       })
     if (status === 409 && isOperationInProgress(cause))
       return new VaultRequestRejected({
         ...fields,
+        status,
         code: cause.innerCode ?? cause.code ?? String(status),
         detail: `a certificate operation is in progress on this certificate (a create waiting for its CA, or for the merge of a signed CSR), and Key Vault takes no import while it is: let it complete, or delete it if nobody will (az keyvault certificate pending show / delete; the portal's "Certificate Operation"; a cancel only asks the issuer to stop, and the operation stays in progress until it does; deleting it may not cancel a CA's request), then deploy again: ${detail}`,
       })
@@ -451,6 +453,7 @@ const mapFailure = (
     if (status === 408) return ambiguousOrUnavailable(`the vault timed out the request (408): ${detail}`)
     return new VaultRequestRejected({
       ...fields,
+      status,
       code: cause.innerCode ?? cause.code ?? String(status),
       detail,
     })
@@ -481,6 +484,7 @@ export const withoutSoftDeleted = <E extends MappedVaultError>(
     ? new VaultRequestRejected({
         operation: error.operation,
         detail: error.detail,
+        status: 409,
         code: "ObjectIsDeletedButRecoverable",
         ...(error.cause === undefined ? {} : { cause: error.cause }),
       })
@@ -497,6 +501,7 @@ export const withoutNotFound = <E extends MappedVaultError>(
     ? new VaultRequestRejected({
         operation: error.operation,
         detail: error.detail,
+        status: 404,
         code: "NotFound",
         ...(error.cause === undefined ? {} : { cause: error.cause }),
       })

@@ -109,6 +109,26 @@ const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
 }
 
 /**
+ * What to do when Key Vault refused a request itself (a VaultRequestRejected), by its code: for an
+ * import (`isImport`), the 409s that refuse every import of the name have their own remedies. Also
+ * doctor's, for its import probe's 409.
+ */
+export const rejectedFix = (code: string | undefined, isImport: boolean): string => {
+  if (code === "ObjectIsBeingDeleted")
+    return "the certificate was being deleted in the vault when the import came (a delete takes seconds): nothing was written; once deleted it is soft-deleted, so deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover and deploy over it, or purge it first"
+  // A certificate operation in progress (a create waiting for its CA, or for a merge) refuses
+  // imports with 409 and code Forbidden (a 403 Forbidden is a VaultForbidden, never this).
+  if (code === "Forbidden" && isImport)
+    return "a certificate operation is in progress on this certificate (the reason says so): let it complete, or delete it if nobody will (`az keyvault certificate pending show`, then `az keyvault certificate pending delete`; a cancel only asks its issuer to stop, and the operation stays in progress until it does), then deploy again; nothing was written"
+  // Key Vault keeps one name for a certificate, its key and its secret: a plain key or secret of
+  // the name refuses the import (409), and no certificate of it exists to show. A 409 also comes
+  // while another operation on the certificate is pending: the reason tells which.
+  return code === "Conflict" && isImport
+    ? "Key Vault refused the import as a conflict (the reason says why): when a key or secret of this name exists, a certificate cannot share its name, so choose another certificate name or remove that key or secret (`az keyvault secret show` and `az keyvault key show` with the name show it); when an operation on the certificate is pending, let it finish (`az keyvault certificate pending show`) and deploy again"
+    : "Key Vault refused the request itself (the reason says why): fix what it names, then deploy again; retrying as is gets the same answer"
+}
+
+/**
  * What to do after a Failed deploy, by what failed: retrying as is helps only when the vault or the
  * network was at fault, not when the name is soft-deleted, a permission is missing or Key Vault
  * refused the request itself.
@@ -139,18 +159,7 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
     case "VaultForbidden":
       return "grant what the reason names (`kvdeploy doctor` shows which data actions work and what to grant), then deploy again; retrying as is fails the same way"
     case "VaultRequestRejected":
-      // A certificate operation in progress (a create waiting for its CA, or for a merge) refuses
-      // imports with 409 and code Forbidden (a 403 Forbidden is a VaultForbidden, never this).
-      if (o.code === "ObjectIsBeingDeleted")
-        return "the certificate was being deleted in the vault when the import came (a delete takes seconds): nothing was written; once deleted it is soft-deleted, so deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover and deploy over it, or purge it first"
-      if (o.code === "Forbidden" && o.step === "import")
-        return "a certificate operation is in progress on this certificate (the reason says so): let it complete, or delete it if nobody will (`az keyvault certificate pending show`, then `az keyvault certificate pending delete`; a cancel only asks its issuer to stop, and the operation stays in progress until it does), then deploy again; nothing was written"
-      // Key Vault keeps one name for a certificate, its key and its secret: a plain key or secret of
-      // the name refuses the import (409), and no certificate of it exists to show. A 409 also comes
-      // while another operation on the certificate is pending: the reason tells which.
-      return o.code === "Conflict" && o.step === "import"
-        ? "Key Vault refused the import as a conflict (the reason says why): when a key or secret of this name exists, a certificate cannot share its name, so choose another certificate name or remove that key or secret (`az keyvault secret show` and `az keyvault key show` with the name show it); when an operation on the certificate is pending, let it finish (`az keyvault certificate pending show`) and deploy again"
-        : "Key Vault refused the request itself (the reason says why): fix what it names, then deploy again; retrying as is gets the same answer"
+      return rejectedFix(o.code, o.step === "import")
     case "VaultNotFound":
       return "check the vault URL and certificate name (`kvdeploy list`), then deploy again"
     case "VaultMalformedAnswer":

@@ -11,11 +11,22 @@
  * permitted caller gets 400 (bad parameter), an unpermitted one 403. No
  * version is created either way.
  */
-import { shownPath, type TargetConfig, Vault, type VaultForbidden, type VaultOperation } from "@kvdeploy/core"
+import {
+  isManagedByKvdeploy,
+  MANAGED_BY_TAG,
+  MANAGED_BY_VALUE,
+  notManagedFix,
+  shownPath,
+  type TargetConfig,
+  Vault,
+  type VaultForbidden,
+  type VaultOperation,
+} from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as flags from "../cli/flags.js"
+import { rejectedFix } from "../cli/outcome.js"
 import { ExitCode, ExitWith } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
@@ -184,6 +195,15 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           detail: `read ${readName} (latest ${latestVersion})`,
           fix: undefined,
         })
+        // A certificate kvdeploy did not write: a deploy refuses to take it over without adopt.
+        // Said, so "ready to deploy" is not read alone.
+        if (name !== undefined && !isManagedByKvdeploy(latest.success.tags))
+          yield* add({
+            check: "managed",
+            status: "warn",
+            detail: `${name}'s latest version ${latestVersion} was not written by kvdeploy (no ${MANAGED_BY_TAG}=${MANAGED_BY_VALUE} tag): a deploy refuses to replace it (Rejected, exit 2; nothing written) unless it adopts it`,
+            fix: notManagedFix,
+          })
       } else {
         const e = latest.failure
         if (e._tag === "VaultNotFound") {
@@ -243,11 +263,32 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           tags: {},
         })
         .pipe(Effect.result)
-      if (probe._tag === "Failure" && probe.failure._tag === "VaultRequestRejected") {
+      if (
+        probe._tag === "Failure" &&
+        probe.failure._tag === "VaultRequestRejected" &&
+        probe.failure.status === 409
+      ) {
+        // Permitted (Key Vault checks the caller first), but the name takes no import: a key or secret
+        // holds it, an operation on the certificate is pending, or a delete is under way. A deploy
+        // fails the same way, so "ready to deploy" must not be said.
+        const rejected = probe.failure
         yield* add({
           check: "certificates/import",
           status: "pass",
-          detail: "permitted (the probe's invalid content was refused with 400; nothing was written)",
+          detail: `permitted (${probeName} refused the probe with 409 ${rejected.code}; nothing was written)`,
+          fix: undefined,
+        })
+        yield* add({
+          check: "certificate name",
+          status: name === undefined ? "warn" : "fail",
+          detail: `${probeName} takes no import now, so a deploy to it fails (409 ${rejected.code}): ${rejected.detail}`,
+          fix: rejectedFix(rejected.code, true),
+        })
+      } else if (probe._tag === "Failure" && probe.failure._tag === "VaultRequestRejected") {
+        yield* add({
+          check: "certificates/import",
+          status: "pass",
+          detail: `permitted (the probe's invalid content was refused${probe.failure.status === undefined ? "" : ` with ${probe.failure.status}`}; nothing was written)`,
           fix: undefined,
         })
       } else if (probe._tag === "Failure" && probe.failure._tag === "VaultConflictSoftDeleted") {

@@ -270,6 +270,12 @@ export class VaultUnavailable extends Schema.TaggedError<VaultUnavailable>()("Va
 export class VaultRequestRejected extends Schema.TaggedError<VaultRequestRejected>()("VaultRequestRejected", {
   ...errorFields,
   code: Schema.String,
+  /**
+   * The HTTP status the vault refused the request with (400, 409, …), when it answered one: a 409
+   * (the name is held by a key or secret, an operation is pending, a delete is under way) refuses
+   * every import of the name, where a 400 refused this request's content.
+   */
+  status: Schema.optional(Schema.Number),
 }) {
   override get message(): string {
     return `${operationInWords(this.operation)}: rejected (${this.code}): ${this.detail}`
