@@ -445,6 +445,37 @@ describe("a certificate that does not exist", () => {
     }
   })
 
+  it("a cloud.keyvault_resource that is not the vault's: show and doctor name it and the vault URL as the fix, not the credential (1)", async () => {
+    const served = world.emulator.targetConfig(world.vault, "other-resource", "clientSecret") as {
+      cloud: Record<string, unknown>
+    }
+    const target = world.targetFile("other-resource", {
+      cloud: { ...served.cloud, keyvault_resource: "https://vault.elsewhere.example" },
+    })
+    const mark = world.emulator.requests.mark()
+    const shown = await runCli(["show", "--config", target, "--json"], { env: world.env })
+    expect(shown.code, shown.stdout).toBe(1)
+    const error = json<{ error: { problems: Array<{ message: string; fix: string }> } }>(shown).error
+    expect(JSON.stringify(error)).toContain("and the vault asked for https://vault.azure.net/.default")
+    // It said to check the client secret, which was fine.
+    expect(error.problems.map((p) => p.fix)).toEqual([
+      expect.stringMatching(
+        /^the vault asked for a token for another resource than the target cloud's keyvault_resource .*the credential is not in question/,
+      ),
+    ])
+    expect(JSON.stringify(error)).not.toContain("AZURE_CLIENT_SECRET")
+    type Check = { check: string; status: string; fix?: string }
+    const doctor = await runCli(["doctor", "--config", target, "--json"], { env: world.env })
+    expect(doctor.code, doctor.stdout).toBe(1)
+    const get = json<{ checks: Array<Check> }>(doctor).checks.find((c) => c.check === "certificates/get")
+    expect(get?.status).toBe("fail")
+    expect(get?.fix).toMatch(/set cloud\.keyvault_resource to the resource its challenge names/)
+    // No token was asked for: only the body-less challenges reached the vault.
+    expect(
+      world.emulator.requests.entries({ since: mark, vault: world.vault }).filter((e) => !e.challenge),
+    ).toEqual([])
+  })
+
   it("show and versions on a soft-deleted name: named as soft-deleted with the way back, not as absent (1)", async () => {
     const name = "show-deleted"
     await deployThenSoftDelete(name)

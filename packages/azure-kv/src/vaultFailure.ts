@@ -22,6 +22,7 @@ import {
   brokenTokenAnswer,
   identityProviderOutage,
   isTokenRequestTimedOut,
+  KEY_VAULT_SCOPE_REFUSED,
   tokenErrorStatus,
 } from "@kvdeploy/credentials/tokenErrors"
 import { ImportOutcomeUnknown, neverSentCodes, tlsRefusedCodes } from "./importPolicy.js"
@@ -329,6 +330,14 @@ const mapFailure = (
     // already), and an answer that was no token (a retry meets the same). One that could not be
     // reached is retried: IMDS's retry policy leaves refused connections alone.
     const given = { ...unsent, retried: true }
+    // The vault asked a token for another resource than the target cloud's keyvault_resource
+    // (forKeyVaultScope refused it before asking): the configuration or the vault URL is to fix.
+    if (cause.code === KEY_VAULT_SCOPE_REFUSED)
+      return new VaultForbidden({
+        ...given,
+        refusal: "resource",
+        detail: `no token for the vault (nothing was sent): ${cause.message}`,
+      })
     const authorityStatus = tokenErrorStatus(error)
     // An identity endpoint's error page (a proxy's, a gateway's) comes whole in the library's
     // message: kept to its start, which names the error, so a report stays one readable line.

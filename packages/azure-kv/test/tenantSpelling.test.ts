@@ -200,7 +200,8 @@ describe("tokens for the target cloud's Key Vault resource only", () => {
       expect(outcome.reason).toContain(
         "kvdeploy asks for tokens for https://vault.elsewhere.example/.default only (the target cloud's keyvault_resource), and the vault asked for",
       )
-      expect(outcome._tag === "Failed" ? outcome.refusal : undefined).toBe("credential")
+      // Not "credential": the configuration or the vault URL is to fix, not the credential.
+      expect(outcome._tag === "Failed" ? outcome.refusal : undefined).toBe("resource")
       const entries = emulator.requests.entries({ vault: VAULT, since })
       expect(entries.filter((e) => !e.challenge)).toEqual([])
       // The same vault, its own resource: deployed.

@@ -31,6 +31,7 @@ import {
 import { identityRequestMarginMs, withRequestTimeout } from "./identityRequestTimeout.js"
 import { keyVaultScope } from "./probe.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
+import { KEY_VAULT_SCOPE_REFUSED } from "./tokenErrors.js"
 import { tokenRequestTimeLimitFor } from "./tokenRequests.js"
 
 /** Which credential was built and for which identity. Printable: holds no secret. */
@@ -283,8 +284,11 @@ export const forKeyVaultScope = (keyVaultResource: string, credential: TokenCred
       const other = asked.find((s) => s !== allowed)
       if (other !== undefined)
         return Promise.reject(
-          new CredentialUnavailableError(
-            `kvdeploy asks for tokens for ${allowed} only (the target cloud's keyvault_resource), and the vault asked for ${other}: check cloud.keyvault_resource, or that the vault URL is the vault's`,
+          Object.assign(
+            new CredentialUnavailableError(
+              `kvdeploy asks for tokens for ${allowed} only (the target cloud's keyvault_resource), and the vault asked for ${other}: check cloud.keyvault_resource, or that the vault URL is the vault's`,
+            ),
+            { code: KEY_VAULT_SCOPE_REFUSED },
           ),
         )
       return credential.getToken(scopes, options)

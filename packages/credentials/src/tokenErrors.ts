@@ -172,3 +172,10 @@ export class TokenRequestTimedOut extends Error {
     this.name = "CredentialUnavailableError"
   }
 }
+
+/**
+ * The `code` of forKeyVaultScope's refusal (a CredentialUnavailableError): the vault asked a token
+ * for another resource than the target cloud's keyvault_resource. The adapter tells it from a
+ * refused credential by it: the configuration is to fix, not the credential.
+ */
+export const KEY_VAULT_SCOPE_REFUSED = "KeyVaultScopeRefused"

@@ -46,7 +46,11 @@ const grant = async (operation: VaultOperation): Promise<string> =>
 
 /** The fix for a refusal: a grant when a permission is missing; else what a token or network refusal needs. */
 const fixFor = (operation: VaultOperation, refusal: VaultForbidden["refusal"]): Promise<string> =>
-  refusal === "token" || refusal === "network" || refusal === "credential" || refusal === "disabled"
+  refusal === "token" ||
+  refusal === "network" ||
+  refusal === "credential" ||
+  refusal === "disabled" ||
+  refusal === "resource"
     ? Promise.resolve(forbiddenFix(refusal))
     : grant(operation)
 
@@ -221,7 +225,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           })
         } else if (e._tag === "VaultForbidden") {
           yield* add(
-            e.refusal === "credential"
+            e.refusal === "credential" || e.refusal === "resource"
               ? {
                   check: "reachable",
                   status: "skip",

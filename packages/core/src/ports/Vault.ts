@@ -215,9 +215,13 @@ export class VaultForbidden extends Schema.TaggedError<VaultForbidden>()("VaultF
    * had: the identity provider refused the secret or federated token, or the credential's
    * source is not available here; nothing reached the vault), or the object itself because it is
    * `disabled` (Key Vault refuses to read a disabled secret or certificate version with 403 even
-   * to an identity allowed to read it; enabling it fixes it, no grant does).
+   * to an identity allowed to read it; enabling it fixes it, no grant does), or the `resource`
+   * the vault's challenge asked a token for, which is not the target cloud's keyvault_resource (no
+   * token was asked for, nothing reached the vault: the configuration or the vault URL is to fix).
    */
-  refusal: Schema.optional(Schema.Literals(["permission", "token", "network", "credential", "disabled"])),
+  refusal: Schema.optional(
+    Schema.Literals(["permission", "token", "network", "credential", "disabled", "resource"]),
+  ),
 }) {
   override get message(): string {
     return `${operationInWords(this.operation)}: forbidden${this.permission === undefined ? "" : ` (needs ${this.permission})`}: ${this.detail}`
