@@ -561,6 +561,26 @@ const requestFields: Readonly<Record<string, string>> = {
     "remove it from the target file and give kvdeploy deploy --adopt (an agent deployment takes adopt: true in its target)",
 }
 
+/**
+ * The fix for a secret-looking field in a target file, by what it seems to hold: a credential's
+ * secret comes from credential_mode, a PFX's password and a key's passphrase from a variable the
+ * deploy names, a key from the deploy's own flags (a PFX password was told to use credential_mode).
+ */
+const secretFieldFix = (key: string): string => {
+  const k = key.toLowerCase().replace(/-/g, "_")
+  if (k === "client_secret")
+    return "remove it; credential_mode client_secret reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET from the environment"
+  if (/pfx|password|passwd|pwd/.test(k))
+    return "remove it; a PFX's password comes from the environment variable that kvdeploy deploy --pfx-password-env VAR names (an agent deployment: pfx_password_env in its source), never from a file"
+  if (/passphrase/.test(k))
+    return "remove it; an encrypted key's passphrase comes from the environment variable that kvdeploy deploy --key-passphrase-env VAR names, never from a file"
+  if (/previous/.test(k) && /key/.test(k))
+    return "remove it; give the served version's key file to kvdeploy deploy as --previous-key FILE"
+  if (/key$|private_?key/.test(k))
+    return "remove it; give the key file to kvdeploy deploy as --key FILE (the target file says where to deploy; the material comes with the deploy)"
+  return "remove it; use credential_mode (managed identity, workload identity, or client_secret from the environment)"
+}
+
 /** Validate raw (JSON/YAML-decoded) target configuration; every problem is reported. */
 export const validateTargetConfigSync = (input: unknown): Result.Result<TargetConfig, ConfigInvalid> => {
   const problems: Array<ConfigProblem> = []
@@ -584,9 +604,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
         problem(
           keyInField(key),
           "looks like a secret; kvdeploy never reads secrets from configuration",
-          key === "client_secret"
-            ? "remove it; credential_mode client_secret reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET from the environment"
-            : "remove it; use credential_mode (managed identity, workload identity, or client_secret from the environment)",
+          secretFieldFix(key),
         ),
       )
     } else if (key in requestFields) {

@@ -292,7 +292,15 @@ describe("other fields", () => {
       "pwd",
       "vault_uri",
     ])
-    assert.match(problems.find((p) => p.field === "client_secret")?.fix ?? "", /AZURE_CLIENT_SECRET/)
+    const fixOf = (field: string) => problems.find((p) => p.field === field)?.fix ?? ""
+    assert.match(fixOf("client_secret"), /AZURE_CLIENT_SECRET/)
+    // Each fix names where that secret does go (a PFX password was told to use credential_mode).
+    for (const f of ["password", "pfx_password", "passwd", "pwd"])
+      assert.match(fixOf(f), /--pfx-password-env VAR/)
+    assert.match(fixOf("private_key"), /--key FILE/)
+    assert.match(fixOf("api_token"), /use credential_mode/)
+    assert.match(problemsOf({ ...base, previous_key: "/etc/k.pem" })[0]?.fix ?? "", /--previous-key FILE/)
+    assert.match(problemsOf({ ...base, key_passphrase: "x" })[0]?.fix ?? "", /--key-passphrase-env VAR/)
     assert.match(problems.find((p) => p.field === "vault_uri")?.message ?? "", /not a known field/)
     const text = JSON.stringify(problems)
     for (const v of ["hunter2-value", "pw-value", "pfx-value", "tok-value", "key-value"])
