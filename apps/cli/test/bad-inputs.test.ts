@@ -899,6 +899,37 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "a malformed --tag and AZURE_CLIENT_SECRET not set: both listed in one run (the tag hid the variable)",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-env-tag"),
+      "--tag",
+      "x",
+      "--cert",
+      pemFile("env-tag.pem", good.certPem),
+      "--key",
+      pemFile("env-tag.key", good.keyPem),
+    ],
+    env: () => ({ AZURE_CLIENT_SECRET: "" }),
+    exit: 2,
+    says: [
+      '--tag: "x" is not KEY=VALUE',
+      "AZURE_CLIENT_SECRET: is not set (credential_mode client_secret needs it)",
+      "the target is invalid (1 problem); credential_mode client_secret: AZURE_CLIENT_SECRET not set",
+    ],
+  },
+  {
+    name: "show with an unknown target field and AZURE_CLIENT_SECRET not set: both listed in one run",
+    args: () => ["show", "--config", target("c-env-field", { vault_uri: "typo" })],
+    env: () => ({ AZURE_CLIENT_SECRET: "" }),
+    exit: 2,
+    says: [
+      "vault_uri: is not a known field",
+      "AZURE_CLIENT_SECRET: is not set (credential_mode client_secret needs it)",
+    ],
+  },
+  {
     name: "a key pasted as the value of --key: refused by flag, never shown",
     args: () => [
       "deploy",

@@ -20,9 +20,7 @@ import {
   CredentialVariableMissing,
 } from "./CredentialUnavailable.js"
 import {
-  credentialEnvironmentProblems,
-  type EnvironmentCheckOptions,
-  environmentVariablesOf,
+  environmentProblems,
   federatedTokenFileDefect,
   federatedTokenFileProblem,
   isGuid,
@@ -231,26 +229,6 @@ const construct = <T>(mode: CredentialMode, fix: string, build: () => T) =>
         missing: [],
       }),
   })
-
-/**
- * Every problem of the environment for `mode` (credentialEnvironmentProblems' rule, its variables
- * read through the ConfigProvider), so a caller can list them with the others of its input before
- * doing any work.
- */
-export const environmentProblems = Effect.fn("Credentials.environmentProblems")(function* (
-  mode: CredentialMode,
-  options: EnvironmentCheckOptions = {},
-) {
-  // As they are set: blanks and padding are the rule's to judge.
-  const values = new Map<string, string>()
-  for (const name of environmentVariablesOf(mode)) {
-    const value = yield* Config.option(Config.String(name)).pipe(
-      Effect.orElseSucceed(() => Option.none<string>()),
-    )
-    if (Option.isSome(value)) values.set(name, value.value)
-  }
-  return credentialEnvironmentProblems(mode, (name) => values.get(name), options)
-})
 
 /** The environment's first problem for `mode`, as the error `makeCredential` fails with. */
 const checkEnvironment = Effect.fn("Credentials.checkEnvironment")(function* (mode: CredentialMode) {

@@ -11,6 +11,9 @@
  */
 import { closeSync, openSync, readSync, type Stats, statSync } from "node:fs"
 import { looksLikeKeyText, shownPath } from "@kvdeploy/core"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { type CredentialMode, credentialVariables } from "./settings.js"
 
 /** One thing wrong with the environment of a credential mode. Holds no value. */
@@ -470,3 +473,25 @@ export const federatedTokenFileDefect = (
       }
   }
 }
+
+/**
+ * Every problem of the environment for `mode` (credentialEnvironmentProblems' rule, its variables
+ * read through the ConfigProvider), so a caller can list them with the others of its input before
+ * doing any work.
+ */
+// Here, not beside makeCredential: the CLI checks the environment of an invalid target too, without
+// loading @azure/identity (its `./environment` export).
+export const environmentProblems = Effect.fn("Credentials.environmentProblems")(function* (
+  mode: CredentialMode,
+  options: EnvironmentCheckOptions = {},
+) {
+  // As they are set: blanks and padding are the rule's to judge.
+  const values = new Map<string, string>()
+  for (const name of environmentVariablesOf(mode)) {
+    const value = yield* Config.option(Config.String(name)).pipe(
+      Effect.orElseSucceed(() => Option.none<string>()),
+    )
+    if (Option.isSome(value)) values.set(name, value.value)
+  }
+  return credentialEnvironmentProblems(mode, (name) => values.get(name), options)
+})

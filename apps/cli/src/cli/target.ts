@@ -5,12 +5,22 @@
  * before any vault is contacted.
  */
 import { createReadStream } from "node:fs"
-import { quotedValue, shownPath, type TargetConfig, validateTargetConfigSync } from "@kvdeploy/core"
+import {
+  CredentialMode,
+  quotedValue,
+  shownPath,
+  type TargetConfig,
+  validateTargetConfigSync,
+} from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
 import { explainFsError, fsErrorFix, readInput } from "./sources.js"
+import { credentialVariableProblems } from "./vault.js"
+
+/** The credential modes a target may name. */
+const credentialModes: ReadonlySet<string> = new Set(CredentialMode.literals)
 
 export interface TargetFlags {
   readonly config: Option.Option<string>
@@ -253,13 +263,23 @@ export const resolveTarget = (
       }
     }
     if (problems.length > 0 || Result.isFailure(validated)) {
+      // The credential mode's variables are listed too when the mode itself is valid: a bad --tag
+      // hid a missing AZURE_CLIENT_SECRET until the next run.
+      const mode = raw.credential_mode ?? "default"
+      const environment =
+        typeof mode === "string" &&
+        credentialModes.has(mode) &&
+        !problems.some((p) => /credential_mode|--credential-mode/.test(p.field))
+          ? yield* credentialVariableProblems({ credentialMode: mode as TargetConfig["credentialMode"] })
+          : { problems: [], summary: undefined }
       const [only] = problems
+      const all = [...problems, ...environment.problems]
       // A single problem found before validation is its own title ("--vault-url: is missing").
-      return yield* problems.length === 1 && only !== undefined && early.length === 1
-        ? usage(`${only.field}: ${only.message}`, problems)
+      return yield* all.length === 1 && only !== undefined && early.length === 1
+        ? usage(`${only.field}: ${only.message}`, all)
         : usage(
-            `the target is invalid (${problems.length} problem${problems.length === 1 ? "" : "s"})`,
-            problems,
+            `the target is invalid (${problems.length} problem${problems.length === 1 ? "" : "s"})${environment.summary === undefined ? "" : `; ${environment.summary}`}`,
+            all,
           )
     }
     if (placeholderName) delete raw.certificate_name

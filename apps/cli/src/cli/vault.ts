@@ -56,7 +56,7 @@ export interface VaultAccessOptions {
  * missing variable and one per malformed value (named, never quoted).
  */
 const variableProblems = (
-  target: TargetConfig,
+  target: Pick<TargetConfig, "credentialMode">,
   problem: { readonly variables: ReadonlyArray<string>; readonly fix: string } & (
     | { readonly kind: "missing" }
     | { readonly kind: "malformed"; readonly reason: string }
@@ -80,11 +80,12 @@ const variableProblems = (
  * list them with its other input problems.
  */
 export const credentialVariableProblems = (
-  target: TargetConfig,
+  target: Pick<TargetConfig, "credentialMode">,
 ): Effect.Effect<{ readonly problems: ReadonlyArray<Problem>; readonly summary: string | undefined }> =>
   Effect.gen(function* () {
-    const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
-    const found = yield* credentials.environmentProblems(target.credentialMode, {
+    // The environment checks alone: an invalid target's are listed too, without @azure/identity.
+    const environment = yield* Effect.promise(() => import("@kvdeploy/credentials/environment"))
+    const found = yield* environment.environmentProblems(target.credentialMode, {
       checkFiles: true,
       tokenExpiry: true,
     })
