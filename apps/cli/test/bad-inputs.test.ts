@@ -486,6 +486,15 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "emulator with a vault given twice (in two spellings): refused before it starts (exit 2), naming --vault",
+    args: () => ["emulator", "--vault", "dup-vault", "--vault", "other-vault", "--vault", "Dup-Vault"],
+    exit: 2,
+    says: [
+      '--vault: "Dup-Vault" is given twice (vault names are case-insensitive)',
+      "give each vault name once",
+    ],
+  },
+  {
     name: "tag key given twice",
     args: () => deploy("c-tag-twice", "--tag", "a=1", "--tag", "a=2"),
     stdin: () => fx.bundle(good),

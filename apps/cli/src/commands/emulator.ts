@@ -4,7 +4,7 @@
  * mode, trusting the emulator's CA) and a target configuration. Ctrl+C stops it.
  */
 import { open, writeFile } from "node:fs/promises"
-import { validateTargetConfigSync } from "@kvdeploy/core"
+import { quotedValue, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -101,6 +101,21 @@ export const emulator = Command.make(
               else if (p.field === "certificate_name" && !named.some((n) => n.field === "--certificate-name"))
                 named.push({ field: "--certificate-name", message: p.message, fix: p.fix })
         }
+        // Vault names are host names: case-insensitive, each one vault (the emulator refuses a repeat).
+        const seen = new Set<string>()
+        const repeated = new Set<string>()
+        for (const name of names) {
+          const key = name.toLowerCase()
+          if (seen.has(key) && !repeated.has(key)) {
+            repeated.add(key)
+            named.push({
+              field: "--vault",
+              message: `${quotedValue(name)} is given twice (vault names are case-insensitive)`,
+              fix: "give each vault name once: --vault NAME for each vault",
+            })
+          }
+          seen.add(key)
+        }
         const problems = [...ports, ...named]
         if (problems.length > 0)
           return yield* usage(
@@ -125,7 +140,9 @@ export const emulator = Command.make(
                 {
                   field: "emulator",
                   message: e.message,
-                  fix: "choose free ports with --port/--entra-port, or omit them",
+                  fix: /EADDRINUSE|EACCES|EADDRNOTAVAIL|address already in use/i.test(e.message)
+                    ? "choose free ports with --port/--entra-port, or omit them"
+                    : "the message says why; `kvdeploy emulator --help` lists the flags",
                 },
               ]),
             ),
