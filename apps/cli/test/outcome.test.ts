@@ -179,6 +179,25 @@ describe("a Failed deploy's next step", () => {
   })
 })
 
+describe("the old line of an outcome without a previous version", () => {
+  it("says why there is none, not 'first deploy, or unknown' for a served certificate or a soft-deleted name", () => {
+    const old = (fields: Record<string, unknown>) =>
+      linesOf(fields).find((l) => l.trimStart().startsWith("old")) ?? ""
+    expect(old({ _tag: "Rejected", problems: [], vaultCalls: 0 })).toBe(
+      "  old         (not read: the material was refused before any vault call)",
+    )
+    expect(old({ _tag: "Failed", step: "snapshot", error: "VaultUnavailable", vaultCalls: 2 })).toBe(
+      "  old         (unknown: the served version could not be read)",
+    )
+    expect(
+      old({ _tag: "Failed", step: "soft-deleted", error: "VaultConflictSoftDeleted", vaultCalls: 2 }),
+    ).toBe("  old         (none served: a soft-deleted certificate holds the name)")
+    expect(old({ _tag: "Succeeded", versionId: "v1", vaultCalls: 3 })).toBe(
+      "  old         (none: first deploy)",
+    )
+  })
+})
+
 describe("an Unverified deploy's meaning", () => {
   const meaningLine = (versionId: string | undefined) =>
     linesOf({ _tag: "Unverified", versionId, postVerifyFailure: "unreadable" })[1]

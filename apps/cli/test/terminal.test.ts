@@ -260,6 +260,10 @@ describe.skipIf(!hasScript)("on a terminal", () => {
       false,
     )
     expect(r.screen).toContain("the password entered does not open it")
+    // The fix is to type the right one, not to name a variable (it said only that).
+    expect(r.screen.replace(/\s+/g, " ")).toContain(
+      "fix: run it again and enter the password the PFX was exported with",
+    )
     // NO_COLOR: kvdeploy's own lines carry no colour codes.
     expect(r.screen).toMatch(/error: --pfx [^\n]*: the password entered/)
     expect(r.screen).not.toContain("\u001b[31merror")

@@ -676,7 +676,8 @@ function* run(
   if (snapshot._tag === "Failure") {
     if (snapshot.failure._tag !== "VaultNotFound") return snapshotFailed(trail, snapshot.failure)
     state.snapshotNotFoundAtMs = snapshot.failure.answeredAtMs
-    trail.note("snapshot: not found (first deploy)")
+    // Not "first deploy": a soft-deleted certificate may hold the name, which the import meets.
+    trail.note("snapshot: not found (no version is served under this name)")
   } else {
     state.previous = snapshot.success
     trail.note(`snapshot: ${snapshot.success.versionId}`)

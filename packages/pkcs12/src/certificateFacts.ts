@@ -107,8 +107,10 @@ export const parseCertificateNow = (
       _tag: "Problem",
       problem: {
         field,
-        message: "has a public key of an algorithm or curve this system cannot read",
-        fix: "use a certificate with an RSA or EC (P-256, P-384, P-521, secp256k1) key",
+        // A damaged key (a point off its curve, a changed byte) is refused alike: both are said.
+        message:
+          "has a public key this system cannot read: of an algorithm or curve it does not know, or damaged",
+        fix: "use a certificate with an RSA or EC (P-256, P-384, P-521, secp256k1) key; if it has one, the certificate is damaged: check it with openssl x509 -noout -text and supply an intact copy",
       },
     }
   }

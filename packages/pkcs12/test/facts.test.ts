@@ -166,3 +166,29 @@ describe("certificate facts from OpenSSL equal @peculiar/x509's", () => {
     expect(node.subjectAltName).toBe("DNS:app.example.test")
   })
 })
+
+describe("certificateFacts on a damaged public key", () => {
+  it("says the key may be damaged, not only of an unknown algorithm (a changed byte in a P-256 point)", async () => {
+    const der = await issue({ subject: "CN=damaged.example.test", key, ca: false })
+    // The P-256 SubjectPublicKeyInfo's BIT STRING: 03 42 00 04, then X and Y (32 bytes each).
+    const at = Buffer.from(der).indexOf(Buffer.from([0x03, 0x42, 0x00, 0x04]))
+    expect(at).toBeGreaterThan(0)
+    const damaged = Uint8Array.from(der)
+    // The point's last byte changed: off the curve (a point on it has one Y for each parity).
+    const last = at + 4 + 63
+    damaged[last] = (damaged[last] ?? 0) ^ 0x01
+    // The certificate still parses; its key does not.
+    expect(() => new X509Certificate(damaged).publicKey).toThrow()
+    const failure = await Effect.runPromise(Effect.flip(certificateFacts(damaged)))
+    expect(failure.problems).toEqual([
+      {
+        field: "certificate",
+        message:
+          "has a public key this system cannot read: of an algorithm or curve it does not know, or damaged",
+        fix: expect.stringContaining(
+          "if it has one, the certificate is damaged: check it with openssl x509 -noout -text",
+        ),
+      },
+    ])
+  })
+})

@@ -401,7 +401,9 @@ const decodedPfx = <A>(
                   : "it is password-protected and no password was given (or the file is damaged or incomplete)",
               Option.isSome(flags.pfxPasswordEnv)
                 ? `put the PFX's password in ${flags.pfxPasswordEnv.value} (check it with \`openssl pkcs12 -info -noout -in FILE\`)`
-                : "name the variable that holds the password with --pfx-password-env VAR",
+                : asked
+                  ? "run it again and enter the password the PFX was exported with (check it with `openssl pkcs12 -info -noout -in FILE`), or name a variable that holds it with --pfx-password-env VAR"
+                  : "name the variable that holds the password with --pfx-password-env VAR",
             )
           case "no-key":
             return usageOne(field, "holds no private key", "export the PFX with its private key")

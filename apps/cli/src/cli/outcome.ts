@@ -169,6 +169,22 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
   }
 }
 
+/**
+ * Why an outcome has no previous version, in words: "first deploy, or unknown" was said of a
+ * certificate the vault serves when the material was refused before it was read, and of a name a
+ * soft-deleted certificate holds.
+ */
+const noPreviousText = (o: DeployOutcome): string =>
+  o._tag === "Failed" && o.step === "snapshot"
+    ? "(unknown: the served version could not be read)"
+    : o._tag === "Rejected" && o.vaultCalls === 0
+      ? "(not read: the material was refused before any vault call)"
+      : o._tag === "Failed" && (o.step === "soft-deleted" || o.error === "VaultConflictSoftDeleted")
+        ? "(none served: a soft-deleted certificate holds the name)"
+        : o.recovered !== undefined
+          ? "(none served before the recovery)"
+          : "(none: first deploy)"
+
 /** The new version this outcome reports, when any. */
 export const newVersionOf = (o: DeployOutcome): string | undefined => {
   switch (o._tag) {
@@ -200,7 +216,7 @@ export const outcomeLines = (
   lines.push(`  ${meaningOf(o)}`)
   lines.push(`  reason      ${o.reason}`)
   lines.push(
-    `  old         ${o.previous === undefined ? "(none: first deploy, or unknown)" : `${o.previous.versionId}  x5t ${o.previous.x5t}`}`,
+    `  old         ${o.previous === undefined ? noPreviousText(o) : `${o.previous.versionId}  x5t ${o.previous.x5t}`}`,
   )
   const newVersion = newVersionOf(o)
   lines.push(
