@@ -21,7 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
-import { FlagBeforeCommand, flagsBeforeCommand, refineParseErrors } from "./cli/parseErrors.js"
+import { FlagBeforeCommand, flagsBeforeCommand, refineParseErrors, slipFix } from "./cli/parseErrors.js"
 import {
   CliProblem,
   ExitCode,
@@ -135,12 +135,14 @@ const helpPage = (doc: HelpDoc, coloured: boolean): string =>
 let presentJson = false
 /** The parse errors as the presenter showed them (refined), for `--json` to give the same. */
 let shownParseErrors: ReadonlyArray<CliError.NonShowHelpErrors> | undefined
+/** The help of the command the presenter's parse errors are about (for their fixes under `--json`). */
+let shownHelpDoc: HelpDoc | undefined
 /** The command line the presenter's parse errors are about. */
 let presentedArgv: ReadonlyArray<string> = []
 
-/** The fix a refined parse error carries (a flag before the command's name), if any. */
-const fixOfParseError = (e: unknown): string | undefined =>
-  e instanceof FlagBeforeCommand ? e.fix : undefined
+/** The fix a refined parse error carries (a flag before the command's name, a usual slip), if any. */
+const fixOfParseError = (e: CliError.NonShowHelpErrors, helpDoc: HelpDoc): string | undefined =>
+  e instanceof FlagBeforeCommand ? e.fix : slipFix(e, helpDoc)
 
 const presenter = CliOutput.layerPresenter({
   present: (event) =>
@@ -158,6 +160,7 @@ const presenter = CliOutput.layerPresenter({
           return
         case "InvalidInvocation": {
           const formatter = CliOutput.defaultFormatter({ colors: colours(process.stderr) })
+          shownHelpDoc = event.helpDoc
           shownParseErrors = refineParseErrors(
             event.errors,
             event.helpDoc,
@@ -165,7 +168,7 @@ const presenter = CliOutput.layerPresenter({
           )
           process.stderr.write(`${withoutPem(formatter.formatErrors(shownParseErrors))}\n`)
           // An error that knows its fix says it; the others point at the command's help.
-          for (const fix of new Set(shownParseErrors.map(fixOfParseError)))
+          for (const fix of new Set(shownParseErrors.map((e) => fixOfParseError(e, event.helpDoc))))
             process.stderr.write(
               `  fix: ${withoutPem(fix ?? `see \`${event.commandPath.join(" ")} --help\` for the flags and examples`)}\n`,
             )
@@ -229,7 +232,10 @@ export const main = (argv: ReadonlyArray<string>): void => {
               field: withoutPem(fieldOfParseError(e)),
               message: withoutPem(e.message),
               fix: withoutPem(
-                fixOfParseError(e) ?? `see \`kvdeploy${command} --help\` for the flags and examples`,
+                (shownHelpDoc === undefined
+                  ? undefined
+                  : fixOfParseError(e as unknown as CliError.NonShowHelpErrors, shownHelpDoc)) ??
+                  `see \`kvdeploy${command} --help\` for the flags and examples`,
               ),
             }))
             return printJson({

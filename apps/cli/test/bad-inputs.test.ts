@@ -495,6 +495,21 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "validate --config FILE: the file is validate's argument, said as the fix (it pointed at --help)",
+    args: () => ["validate", "--config", target("c-validate-config")],
+    exit: 2,
+    says: [
+      "Unrecognized flag: --config",
+      "fix: kvdeploy validate takes the file as its argument, without --config: kvdeploy validate FILE",
+    ],
+  },
+  {
+    name: "show with the target file as an argument: the fix is --config FILE",
+    args: () => ["show", target("c-show-positional")],
+    exit: 2,
+    says: ["fix: give the target file with --config: kvdeploy show --config /", "c-show-positional.json"],
+  },
+  {
     name: "tag key given twice",
     args: () => deploy("c-tag-twice", "--tag", "a=1", "--tag", "a=2"),
     stdin: () => fx.bundle(good),

@@ -145,3 +145,28 @@ export const refineParseErrors = (
     return [e]
   })
 }
+
+/**
+ * The fix for a parse error that is one of the usual slips between commands, by what the command
+ * takes: `--config FILE` to a command whose file is its argument (`validate`), and a target file
+ * given as an argument to one that takes `--config`. Undefined for the others (the pointer to the
+ * command's help is said then). A value that may be a secret is not repeated (shownFlagValue).
+ */
+export const slipFix = (e: ParseError, helpDoc: HelpDoc): string | undefined => {
+  const command = (helpDoc.commandPath ?? ["kvdeploy"]).join(" ")
+  const flags = new Set(helpDoc.flags.map((f) => f.name))
+  const fileArgument = helpDoc.args?.find((a) => a.name === "file")
+  if (
+    e._tag === "UnrecognizedOption" &&
+    e.option === "--config" &&
+    fileArgument !== undefined &&
+    !flags.has("config")
+  )
+    return `${command} takes the file as its argument, without --config: ${command} FILE`
+  if (e._tag === "UnexpectedArgument" && flags.has("config")) {
+    const [argument] = e.arguments
+    if (argument !== undefined && /\.(json|ya?ml)$/i.test(argument))
+      return `give the target file with --config: ${command} --config ${shownFlagValue("--config", argument)}`
+  }
+  return undefined
+}
