@@ -96,7 +96,7 @@ export const versions = Command.make(
     }),
 ).pipe(
   Command.withDescription(
-    "List every version of a certificate, newest first: version id, creation time, expiry, x5t, and marks for the latest version, versions kvdeploy wrote (certctl-managed-by), rollbacks (certctl-rollback-of) and disabled versions. Needs certificates/list. Exit 0, 1 when it cannot be read, 2 for a usage error.",
+    "List every version of a certificate, newest first: version id, creation time, expiry, x5t, and marks for the latest version, versions kvdeploy wrote (certctl-managed-by), rollbacks (certctl-rollback-of) and disabled versions. Needs certificates/list. Exit 0, 1 when it does not exist (no version) or cannot be read, 2 for a usage error.",
   ),
   Command.withShortDescription("Version history, newest first"),
   Command.withExamples([
