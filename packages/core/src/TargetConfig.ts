@@ -684,18 +684,19 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
         )
   let managedIdentityClientId: string | undefined
   if (input.managed_identity_client_id !== undefined) {
+    const notGuid =
+      typeof input.managed_identity_client_id !== "string" ||
+      !guidPattern.test(input.managed_identity_client_id)
     if (credentialMode !== "managed_identity") {
+      // Both said at once: setting the mode alone would meet the second next run.
       problems.push(
         problem(
           "managed_identity_client_id",
-          "is set but credential_mode is not managed_identity",
-          "set credential_mode: managed_identity, or remove managed_identity_client_id",
+          `is set but credential_mode is not managed_identity${notGuid ? ", and it is not a client id (a GUID)" : ""}`,
+          `set credential_mode: managed_identity${notGuid ? " and the user-assigned identity's client id (for example 00000000-0000-0000-0000-000000000000)" : ""}, or remove managed_identity_client_id`,
         ),
       )
-    } else if (
-      typeof input.managed_identity_client_id !== "string" ||
-      !guidPattern.test(input.managed_identity_client_id)
-    ) {
+    } else if (notGuid) {
       problems.push(
         problem(
           "managed_identity_client_id",
@@ -704,7 +705,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
         ),
       )
     } else {
-      managedIdentityClientId = input.managed_identity_client_id.toLowerCase()
+      managedIdentityClientId = String(input.managed_identity_client_id).toLowerCase()
     }
   }
   const onSoftDeleted =

@@ -209,7 +209,7 @@ export const checkBuiltPfx = (
         reason: "material_invalid",
       }
     : encoded.success.byteLength > maxPfxBytes
-      ? tooLarge(`the PFX is ${encoded.success.byteLength} bytes`, maxPfxBytes)
+      ? tooLarge(`makes a PFX of ${encoded.success.byteLength} bytes`, maxPfxBytes)
       : encoded.success
 
 const tooLarge = (what: string, maxPfxBytes: number): DeployProblem => ({

@@ -144,13 +144,28 @@ const looksLikePemBodyLine = (value: string): boolean => {
  */
 export const quotedValue = (value: unknown): string =>
   typeof value !== "string"
-    ? typeof value
+    ? nonStringInWords(value)
     : value.length <= 64 &&
         !/[\r\n]|-----/.test(value) &&
         !looksLikeKeyText(value) &&
         !looksLikePemBodyLine(value)
       ? JSON.stringify(value)
       : `a string of ${value.length} characters, not shown`
+
+/**
+ * A value that is no string, as a message names it: `null`, a number or boolean as written (no
+ * secret is a number), a list or an object by its kind. `typeof` said "object" for null.
+ */
+const nonStringInWords = (value: unknown): string =>
+  value === null
+    ? "null"
+    : typeof value === "number" || typeof value === "boolean"
+      ? String(value)
+      : Array.isArray(value)
+        ? "a list"
+        : typeof value === "object"
+          ? "an object"
+          : typeof value
 
 /**
  * The name of an environment variable that holds a secret (a PFX password, a key's passphrase), as

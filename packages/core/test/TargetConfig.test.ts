@@ -253,6 +253,21 @@ describe("other fields", () => {
       fieldsOf({ ...base, credential_mode: "managed_identity", managed_identity_client_id: "x" }),
       ["managed_identity_client_id"],
     )
+    // Another mode and no GUID: both in one problem (the GUID was said only once the mode was set).
+    const both = problemsOf({
+      ...base,
+      credential_mode: "client_secret",
+      managed_identity_client_id: "my-identity",
+    })
+    assert.strictEqual(
+      both[0]?.message,
+      "is set but credential_mode is not managed_identity, and it is not a client id (a GUID)",
+    )
+    assert.match(both[0]?.fix ?? "", /client id \(for example 00000000-0000-0000-0000-000000000000\)/)
+    assert.strictEqual(
+      problemsOf({ ...base, managed_identity_client_id: id })[0]?.message,
+      "is set but credential_mode is not managed_identity",
+    )
   })
 
   it("on_soft_deleted defaults to fail; pfx_encoding defaults to modern", () => {

@@ -252,7 +252,7 @@ describe("the 25 KB rule is decided before any vault call", () => {
         )
         assert.match(
           o.problems[0]?.message ?? "",
-          /the PFX is \d+ bytes; Key Vault accepts at most 19200 \(its backing secret holds the PFX as base64/,
+          /makes a PFX of \d+ bytes; Key Vault accepts at most 19200 \(its backing secret holds the PFX as base64/,
         )
         // What helps is a shorter chain (certificates that do not link were refused before this check).
         assert.match(o.problems[0]?.fix ?? "", /^shorten the chain \(leave out the root CA/)

@@ -112,6 +112,15 @@ describe("what messages show", () => {
     const scalarHex = ecKey().subarray(-32).toString("hex")
     expect(quotedValue(scalarHex)).toBe("a string of 64 characters, not shown")
     expect(quotedValue("api.example.com")).toBe('"api.example.com"')
+    // Not a string: named by what it is ("object" was said of null).
+    expect([null, 3, false, ["a"], { a: 1 }, undefined].map(quotedValue)).toEqual([
+      "null",
+      "3",
+      "false",
+      "a list",
+      "an object",
+      "undefined",
+    ])
     // One line from inside a PEM key (64 base64 characters): hidden, every line of 40 keys.
     for (let i = 0; i < 40; i++) {
       const lines = (
