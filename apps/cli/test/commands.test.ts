@@ -383,6 +383,10 @@ describe("a certificate operation in progress in the vault", () => {
     expect(plan.stdout).toMatch(
       /refuse: create-not-completed exists without certctl-managed-by=certctl, and its latest version holds no certificate yet/,
     )
+    // Its x5t is said to be none, not left blank (plan's current line, and versions).
+    expect(plan.stdout).toMatch(/current +[0-9a-f]{32} {2}x5t \(none: no certificate yet\)/)
+    const versions = await runCli(["versions", "--config", world.targetFile(started)], { env: world.env })
+    expect(versions.stdout).toContain("x5t (none: no certificate yet)")
     const refused = json<Outcome>(
       await runCli(deployArgs(started), { stdin: fx.bundle(await fx.leaf()), env: world.env }),
     )
@@ -1283,6 +1287,20 @@ describe("outcomes and exit codes", () => {
     expect(wrong.action).toBe("refuse")
     expect(wrong.previousKey).toBe("does-not-match")
     expect(wrong.reason).toMatch(/which a recovery would bring back.*leave the certificate deleted/)
+    // The text plan speaks of the soft-deleted certificate, not of one the vault serves (none is).
+    const wrongText = await runCli(
+      ["plan", ...deployArgs(name, [...recover, "--previous-key", wrongKey]).slice(1)].filter(
+        (a) => a !== "--json",
+      ),
+      {
+        stdin: fx.bundle(renewal),
+        env: world.env,
+      },
+    )
+    expect(wrongText.stdout).toContain(
+      "previous key does NOT match the soft-deleted certificate: give the key of the soft-deleted version a recovery brings back",
+    )
+    expect(wrongText.stdout).not.toContain("serves now")
     expect(world.writesSince(mark)).toBe(0)
     // Deploy does what plan said.
     const refused = await runCli(deployArgs(name, [...recover, "--previous-key", wrongKey]), {

@@ -67,6 +67,9 @@ export const expiryRow = (expiresAt: string | undefined, now: number, width: num
 
 const short = (id: string): string => (id.length > 12 ? id.slice(0, 12) : id)
 
+/** A version's x5t as a line shows it: a version that holds no certificate yet (a create still in progress) has none. */
+export const x5tText = (x5t: string): string => (x5t === "" ? "(none: no certificate yet)" : x5t)
+
 /** One line per version, newest first, with marks. */
 export const versionLines = (records: ReadonlyArray<VersionRecord>, s: Style, now: number): Array<string> =>
   records.map((r) => {
@@ -78,7 +81,7 @@ export const versionLines = (records: ReadonlyArray<VersionRecord>, s: Style, no
     if (!r.enabled) marks.push(s.red("disabled"))
     const exp = expiryText(r.expiresAt, now)
     const expiry = r.expiresAt !== undefined && Date.parse(r.expiresAt) < now ? s.red(exp) : exp
-    return `${r.latest ? "*" : " "} ${r.versionId}  ${r.createdAt.replace("T", " ").slice(0, 19)} UTC  ${expiry}  x5t ${r.x5t}  ${marks.join(", ")}`
+    return `${r.latest ? "*" : " "} ${r.versionId}  ${r.createdAt.replace("T", " ").slice(0, 19)} UTC  ${expiry}  x5t ${x5tText(r.x5t)}  ${marks.join(", ")}`
   })
 
 /** The detailed block for one version (`show`). */

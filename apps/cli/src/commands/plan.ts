@@ -26,7 +26,7 @@ import { previousKeyOptions } from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { vaultProblem, withDeployServices } from "../cli/vault.js"
-import { expiryText, type VersionRecord, versionRecord } from "../cli/versions.js"
+import { expiryText, type VersionRecord, versionRecord, x5tText } from "../cli/versions.js"
 import { deployFlags, deployInputs } from "./deploy.js"
 
 export type PlanAction =
@@ -142,16 +142,27 @@ const decide = (
   }
 }
 
-/** What `--previous-key` is worth to a rollback, in the plan's words. */
-const previousKeyText: Readonly<Record<NonNullable<PlanRecord["previousKey"]>, string>> = {
-  matches: "matches the served certificate: a rollback can restore it without secrets/get",
-  "does-not-match":
-    "does NOT match the served certificate: give the key of the version the vault serves now (an import refuses this one)",
-  "chain-missing":
-    "matches the served certificate, but no certificate given with it issues that certificate: a rollback would read the backing secret instead (secrets/get); put the served certificate's chain in the --previous-key file",
-  unreadable: "cannot be used with the served certificate (an import refuses it)",
-  "none-served": "not needed: the vault serves no version of this certificate",
-  unknown: "not checked: the vault did not return the served certificate",
+/**
+ * What `--previous-key` is worth to a rollback, in the plan's words: about the served certificate,
+ * or the soft-deleted one a recovery brings back (nothing is served then; "the version the vault
+ * serves now" was said of it).
+ */
+const previousKeyText = (fit: NonNullable<PlanRecord["previousKey"]>, softDeleted: boolean): string => {
+  const it = softDeleted ? "the soft-deleted certificate" : "the served certificate"
+  switch (fit) {
+    case "matches":
+      return `matches ${it}: a rollback can restore it without secrets/get`
+    case "does-not-match":
+      return `does NOT match ${it}: give the key of ${softDeleted ? "the soft-deleted version a recovery brings back" : "the version the vault serves now"} (an import refuses this one)`
+    case "chain-missing":
+      return `matches ${it}, but no certificate given with it issues that certificate: a rollback would read the backing secret instead (secrets/get); put ${softDeleted ? "its" : "the served certificate's"} chain in the --previous-key file`
+    case "unreadable":
+      return `cannot be used with ${it} (an import refuses it)`
+    case "none-served":
+      return "not needed: the vault serves no version of this certificate"
+    case "unknown":
+      return `not checked: the vault did not return ${it}`
+  }
 }
 
 export const plan = Command.make("plan", deployFlags, (input) =>
@@ -356,12 +367,14 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           `    ${s.bold(p.field)}: ${p.message}`,
           `      fix: ${p.fix}`,
         ]),
-        `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted !== undefined ? `(soft-deleted ${record.softDeleted.deletedAt ?? "at a time the vault does not give"})` : record.softDeletedUnknown !== undefined ? "(none; whether a soft-deleted one holds the name could not be read)" : "(none)") : `${record.current.versionId}  x5t ${record.current.x5t}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
+        `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted !== undefined ? `(soft-deleted ${record.softDeleted.deletedAt ?? "at a time the vault does not give"})` : record.softDeletedUnknown !== undefined ? "(none; whether a soft-deleted one holds the name could not be read)" : "(none)") : `${record.current.versionId}  x5t ${x5tText(record.current.x5t)}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
         `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${expiryText(leaf.notAfter, now)}`}`,
         `  action      ${actionText}: ${record.reason}`,
         ...(record.previousKey === undefined
           ? []
-          : [`  previous key ${previousKeyText[record.previousKey]}`]),
+          : [
+              `  previous key ${previousKeyText(record.previousKey, record.current === undefined && record.softDeleted !== undefined)}`,
+            ]),
         ...(record.contentTypeChange === undefined
           ? []
           : [
