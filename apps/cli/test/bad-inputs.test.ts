@@ -510,6 +510,22 @@ const cases: ReadonlyArray<Case> = [
     says: ["fix: give the target file with --config: kvdeploy show --config /", "c-show-positional.json"],
   },
   {
+    name: "managed_identity behind HTTPS_PROXY without NO_PROXY for the identity endpoint: the pair cannot work together (NO_PROXY unset is not 'malformed')",
+    args: () => ["show", "--config", target("c-proxy", { credential_mode: "managed_identity" })],
+    env: () => ({
+      HTTPS_PROXY: "http://proxy.example.test:3128",
+      NO_PROXY: "",
+      no_proxy: "",
+      IDENTITY_ENDPOINT: "",
+      MSI_ENDPOINT: "",
+    }),
+    exit: 2,
+    says: [
+      "credential_mode managed_identity: HTTPS_PROXY and NO_PROXY cannot work together",
+      "HTTPS_PROXY is set and NO_PROXY does not name 169.254.169.254",
+    ],
+  },
+  {
     name: "tag key given twice",
     args: () => deploy("c-tag-twice", "--tag", "a=1", "--tag", "a=2"),
     stdin: () => fx.bundle(good),

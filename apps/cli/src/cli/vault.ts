@@ -89,11 +89,17 @@ export const credentialVariableProblems = (
       checkFiles: true,
       tokenExpiry: true,
     })
-    const named = (kind: "missing" | "malformed") =>
-      found.filter((p) => p.kind === kind).flatMap((p) => p.variables)
+    const missing = found.filter((p) => p.kind === "missing").flatMap((p) => p.variables)
+    // One variable's value is malformed; several together cannot work (HTTPS_PROXY without NO_PROXY
+    // for the managed identity endpoint: NO_PROXY unset was called malformed).
+    const malformed = found
+      .filter((p) => p.kind === "malformed" && p.variables.length === 1)
+      .flatMap((p) => p.variables)
+    const together = found.filter((p) => p.kind === "malformed" && p.variables.length > 1)
     const parts = [
-      ...(named("missing").length > 0 ? [`${named("missing").join(", ")} not set`] : []),
-      ...(named("malformed").length > 0 ? [`${named("malformed").join(", ")} malformed`] : []),
+      ...(missing.length > 0 ? [`${missing.join(", ")} not set`] : []),
+      ...(malformed.length > 0 ? [`${malformed.join(", ")} malformed`] : []),
+      ...together.map((p) => `${p.variables.join(" and ")} cannot work together`),
     ]
     return {
       problems: found.flatMap((p) => variableProblems(target, p)),
