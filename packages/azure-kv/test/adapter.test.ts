@@ -306,6 +306,38 @@ describe("what the operator reads: metrics, soft-deleted facts, conflicts", () =
       ),
   )
 
+  it.live("listVersions answers newest first, whatever order the vault's list comes in", () =>
+    run(
+      Effect.gen(function* () {
+        const vault = yield* Vault
+        const imported: Array<VaultVersion> = []
+        for (let i = 0; i < 3; i++)
+          imported.push(yield* importMaterial("order-app", yield* Effect.promise(() => makeMaterial(ca))))
+        // Key Vault keeps whole seconds and orders nothing: the list's entries get creation times
+        // out of their order (the versions were made within a second, which the sort cannot tell apart).
+        emulator.faults.add({
+          operation: "versions",
+          vault: VAULT,
+          name: "order-app",
+          times: 1,
+          action: {
+            kind: "setFields",
+            fields: {
+              "value.0.attributes.created": 1_800_000_100,
+              "value.1.attributes.created": 1_800_000_300,
+              "value.2.attributes.created": 1_800_000_200,
+            },
+          },
+        })
+        const listed = yield* vault.listVersions("order-app")
+        expect(listed.map((v) => v.createdAt.getTime() / 1000)).toEqual([
+          1_800_000_300, 1_800_000_200, 1_800_000_100,
+        ])
+        expect(listed.map((v) => v.versionId).sort()).toEqual(imported.map((v) => v.versionId).sort())
+      }),
+    ),
+  )
+
   it.live(
     "a recovery whose answer cannot be read may have taken effect: VaultAmbiguous, not unavailable",
     () =>
@@ -324,6 +356,33 @@ describe("what the operator reads: metrics, soft-deleted facts, conflicts", () =
           expect(error._tag).toBe("VaultAmbiguous")
           expect(error.message).toContain("the recovery may have taken effect")
           expect(emulator.state.isDeleted(VAULT, "garbled-recover-app")).toBe(false)
+        }),
+      ),
+  )
+
+  it.live(
+    "a recovery whose answer parses but lacks a fact (its creation time) was done: VaultAmbiguous, not a malformed read",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          yield* importMaterial("incomplete-recover-app", yield* Effect.promise(() => makeMaterial(ca)))
+          yield* softDelete("incomplete-recover-app")
+          // The SDK's recovery poller ends with a read of the certificate: that answer is the port's.
+          emulator.faults.add({
+            operation: "getLatest",
+            vault: VAULT,
+            name: "incomplete-recover-app",
+            times: "always",
+            action: { kind: "omitFields", fields: ["attributes.created"] },
+          })
+          const error = yield* Effect.flip(vault.recoverDeleted("incomplete-recover-app"))
+          // A VaultMalformedAnswer would make core report the recovery as not done and read nothing back.
+          expect(error._tag).toBe("VaultAmbiguous")
+          expect(error.message).toContain(
+            "the vault answered that it was done, but its answer cannot be used",
+          )
+          expect(emulator.state.isDeleted(VAULT, "incomplete-recover-app")).toBe(false)
         }),
       ),
   )

@@ -1,4 +1,5 @@
 /** SDK failures mapped to core's errors: what they carry, and that mapping one captures no stack trace. */
+import { generateKeyPairSync } from "node:crypto"
 import { createHttpHeaders, createPipelineRequest, RestError } from "@azure/core-rest-pipeline"
 import { describe, expect, it } from "@effect/vitest"
 import { KeyVaultRequestFailure, toVaultError } from "../src/vaultFailure.js"
@@ -83,6 +84,46 @@ describe("toVaultError", () => {
     expect(agent).not.toContain("within the SDK's retries")
     expect(agent).toContain("the SDK's retries are off here: its caller waits and retries")
     expect(agent).toContain("asks to wait 3 s")
+  })
+
+  it("key text in an SDK's error message (a PEM block, a DER key in base64) is not shown in the mapped error", () => {
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" })
+    const pem = privateKey.export({ type: "pkcs8", format: "pem" }).toString()
+    const der = privateKey.export({ type: "pkcs8", format: "der" }).toString("base64")
+    // Key Vault echoes a bad parameter's value in its message (a 400 to an import).
+    for (const [status, code] of [
+      [400, "BadParameter"],
+      [403, "Forbidden"],
+      [500, "InternalServerError"],
+    ] as const) {
+      const mapped = toVaultError(
+        "importVersion",
+        "write",
+        new RestError(`Property value is invalid: ${pem} and ${der}`, { statusCode: status, code }),
+      )
+      const shown = `${mapped.message} ${mapped.detail}`
+      expect(shown, `${status}`).not.toContain("PRIVATE KEY")
+      expect(shown, `${status}`).not.toContain(der.slice(0, 40))
+      for (const line of pem.split("\n").filter((l) => l.length >= 40 && !l.startsWith("-----")))
+        expect(shown, `${status}`).not.toContain(line)
+      expect(shown).toContain("Property value is invalid")
+    }
+  })
+
+  it("marks as retried exactly what the SDK's retry policy retried: resets and other transport errors, 408, 5xx but 501 and 505", () => {
+    const retried = (error: Error) => {
+      const mapped = toVaultError("getLatest", "read", error)
+      return "retried" in mapped && mapped.retried === true
+    }
+    const network = (code: string) => Object.assign(new RestError(`connect ${code}`, { code }), { code })
+    // The SDK's exponential strategy retries these transport errors (isSystemError): the deploy
+    // program must not retry them a second time.
+    for (const code of ["ECONNRESET", "ETIMEDOUT", "ESOCKETTIMEDOUT", "ECONNREFUSED", "ENOTFOUND"])
+      expect(retried(network(code)), code).toBe(true)
+    const status = (statusCode: number) => new RestError(`status ${statusCode}`, { statusCode })
+    for (const code of [500, 502, 503, 504, 408]) expect(retried(status(code)), `${code}`).toBe(true)
+    // 501 and 505 the SDK does not retry: the deploy program may.
+    for (const code of [501, 505]) expect(retried(status(code)), `${code}`).toBe(false)
   })
 
   it("a success whose answer cannot be parsed: a write may have taken effect, a read failed; the body is not shown", () => {

@@ -10,7 +10,7 @@ import { AggregateAuthenticationError, ClientSecretCredential, EnvironmentCreden
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, ImportRequest } from "@kvdeploy/core"
 import { isRetriableRead, PfxCodec, Vault } from "@kvdeploy/core"
-import { MetricsRecorder, RecordingMetrics } from "@kvdeploy/core/test"
+import { closedPort, MetricsRecorder, RecordingMetrics } from "@kvdeploy/core/test"
 import { TokenRequestTimedOut } from "@kvdeploy/credentials/tokenErrors"
 import { start as startEmulator } from "@kvdeploy/kv-emulator"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
@@ -49,9 +49,12 @@ const vaultLayer = (options: Partial<AzureKeyVault.AzureKeyVaultOptions> = {}) =
     ...options,
   }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer)))
 
+/** A loopback address nobody listens at: connections to it are refused. */
+const refusing = `https://127.0.0.1:${await closedPort()}`
+
 /** An adapter for a vault nobody listens at (connections refused), one quick SDK retry. */
 const refusingVaultLayer = AzureKeyVault.layer({
-  vaultUrl: "https://127.0.0.1:1",
+  vaultUrl: refusing,
   credential: staticCredential,
   customCloud: true,
   retry: { maxRetries: 1, retryDelayInMs: 5, maxRetryDelayInMs: 10 },
@@ -406,11 +409,11 @@ describe("an import whose outcome is unknown is never sent again", () => {
           "chain-aggregate",
         )).error
         expect(chain._tag === "VaultForbidden" && chain.refusal).toBe("credential")
-        // The real @azure/identity, its authority unreachable (nothing listens on port 1); the tenant
+        // The real @azure/identity, its authority unreachable (nothing listens at `refusing`); the tenant
         // is the one the listener's challenge names (another would be refused as a credential problem).
         const unreachable = (yield* importWith(
           new ClientSecretCredential("tenant-1", "00000000-0000-0000-0000-000000000002", "secret", {
-            authorityHost: "https://127.0.0.1:1",
+            authorityHost: refusing,
             disableInstanceDiscovery: true,
           }),
           "authority-unreachable",
@@ -443,7 +446,7 @@ describe("an import whose outcome is unknown is never sent again", () => {
           AZURE_CLIENT_SECRET: "secret",
         })
         const environment = new EnvironmentCredential({
-          authorityHost: "https://127.0.0.1:1",
+          authorityHost: refusing,
           disableInstanceDiscovery: true,
         })
         const environmentUnreachable = (yield* importWith(environment, "environment-unreachable").pipe(

@@ -134,6 +134,18 @@ describe("makeCredential", () => {
         clientId: "00000000-0000-0000-0000-0000000000c1",
       })
       expect(JSON.stringify(resolved.identity)).not.toContain(secret)
+      // The endpoint it asks is the target cloud's authority, which doctor's credential line shows.
+      expect(resolved.identity.endpoint).toBe("https://login.microsoftonline.com")
+      for (const authorityHost of ["https://login.microsoftonline.us", "https://login.chinacloudapi.cn"]) {
+        const other = yield* makeCredential({ mode: "client_secret", authorityHost }).pipe(
+          withEnv({
+            AZURE_TENANT_ID: "tenant-1",
+            AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000c1",
+            AZURE_CLIENT_SECRET: secret,
+          }),
+        )
+        expect(other.identity.endpoint).toBe(authorityHost)
+      }
     }),
   )
 

@@ -6,6 +6,7 @@ import { join } from "node:path"
 import { createHttpHeaders, createPipelineRequest, type PipelineRequest } from "@azure/core-rest-pipeline"
 import { describe, expect, it } from "@effect/vitest"
 import { knownClouds, validateTargetConfigSync } from "@kvdeploy/core"
+import { closedPort } from "@kvdeploy/core/test"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
@@ -139,9 +140,10 @@ describe("diagnoseCredential", () => {
     () =>
       Effect.gen(function* () {
         const secret = "kvdeploy-test-secret-value-0123456789"
+        const port = yield* Effect.promise(closedPort)
         const d = yield* diagnoseCredential({
           mode: "client_secret",
-          authorityHost: "https://127.0.0.1:1",
+          authorityHost: `https://127.0.0.1:${port}`,
           disableInstanceDiscovery: true,
         }).pipe(
           withEnv({
@@ -277,8 +279,11 @@ describe("probeToken", () => {
           },
           "https://vault.azure.net/.default",
         )
-      const tenant = "11111111-2222-3333-4444-555555555555"
+      // Letters in it, so the upper-case spelling configured differs from the token's (a tenant of
+      // digits only made the case-insensitive comparison untested).
+      const tenant = "abcdef01-2222-3333-4444-55555555cafe"
       const expected = { resource: "https://vault.azure.net/", tenantId: tenant.toUpperCase(), nowMs: now }
+      expect(expected.tenantId).not.toBe(tenant)
       const seconds = (ms: number) => Math.floor(ms / 1000)
       // Issued as Entra ID issues it, with this host 4 minutes off either way: no problem.
       const good = yield* probeOf(

@@ -313,6 +313,9 @@ describe("doctor", () => {
       expect(diagnosis.ok).toBe(false)
       const text = formatDiagnosis(diagnosis).join("\n")
       expect(text).toContain("[FAILED] token: Entra ID refused the client secret")
+      // With the identity library's own line: Entra ID's code, which says why (AADSTS7000215).
+      const token = diagnosis.checks.find((c) => c.name === "token")
+      expect(token?.detail).toMatch(/\(.*AADSTS7000215/)
       expect(text).not.toContain(wrong)
     }),
   )

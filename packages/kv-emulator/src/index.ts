@@ -17,7 +17,7 @@ import type * as Scope from "effect/Scope"
 import { type Emulator, type EmulatorOptions, start } from "./emulator.js"
 
 export type { Permission } from "./directory.js"
-export { PERMISSIONS, ROLES } from "./directory.js"
+export { OPERATION_PERMISSION, PERMISSIONS, ROLES } from "./directory.js"
 export type {
   AuthMode,
   CertificateVersionState,

@@ -1,4 +1,5 @@
 export * from "./asNodeVersion.js"
+export * from "./closedPort.js"
 export * from "./InMemoryAuditLog.js"
 export * from "./InMemoryVault.js"
 export * from "./RecordingMetrics.js"
