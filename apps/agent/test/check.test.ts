@@ -68,6 +68,27 @@ const workloadIds = {
   AZURE_CLIENT_ID: "00000000-0000-0000-0000-0000000000a1",
 }
 
+/** Runs openssl in `dir`, failing the test with its error output. */
+const opensslIn = (dir: string) => (args: ReadonlyArray<string>) => {
+  const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" })
+  if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`)
+}
+
+/** A self-signed EC P-256 certificate `NAME.crt` for CN=NAME.example.test and its key `NAME.key`, in `dir`. */
+const selfSigned = (dir: string, name: string) =>
+  opensslIn(dir)(
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"].concat([
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.crt`,
+      "-subj",
+      `/CN=${name}.example.test`,
+      "-days",
+      "30",
+    ]),
+  )
+
 describe("kvdeploy-agent --check", () => {
   it("refuses a configuration that never ends (/dev/zero) and an empty --config path, naming the fix", () => {
     const zero = agent(["--config", "/dev/zero", "--check", "--json"])
@@ -219,35 +240,10 @@ deployments:
 
   it("reads the material of every source that exists, as a deploy would: a mismatched key, a file that is no certificate, a wrong PFX password", () => {
     inScratch((dir) => {
-      const openssl = (args: ReadonlyArray<string>) => {
-        const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" })
-        if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`)
-      }
-      openssl(
-        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"].concat([
-          "-keyout",
-          "a.key",
-          "-out",
-          "a.crt",
-          "-subj",
-          "/CN=a.example.test",
-          "-days",
-          "30",
-        ]),
-      )
+      const openssl = opensslIn(dir)
+      selfSigned(dir, "a")
       openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "other.key"])
-      openssl(
-        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"].concat([
-          "-keyout",
-          "b.key",
-          "-out",
-          "b.crt",
-          "-subj",
-          "/CN=b.example.test",
-          "-days",
-          "30",
-        ]),
-      )
+      selfSigned(dir, "b")
       openssl([
         "pkcs12",
         "-export",
@@ -615,35 +611,16 @@ deployments:
 
   it("judges the material and the listen address of an invalid file too, for the deployments that are valid (they waited for a valid file)", () => {
     inScratch((dir) => {
-      for (const [out, args] of [
-        [
-          "a",
-          [
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "a.key",
-            "-out",
-            "a.crt",
-            "-subj",
-            "/CN=a.example.test",
-            "-days",
-            "30",
-          ],
-        ],
-        [
-          "other",
-          ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "other.key"],
-        ],
-      ] as const) {
-        const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" })
-        if (r.status !== 0) throw new Error(`openssl (${out}): ${r.stderr}`)
-      }
+      selfSigned(dir, "a")
+      opensslIn(dir)([
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "other.key",
+      ])
       for (const f of ["a.key", "other.key"]) chmodSync(join(dir, f), 0o600)
       const vault = `vault_url: "https://kv-prod.vault.azure.net"`
       const config = join(dir, "invalid-material.yaml")

@@ -70,6 +70,19 @@ const importAsPem = async (name: string) => {
   return served
 }
 
+/** A plain secret (no certificate) named `name`: Key Vault then refuses a certificate of that name (409 Conflict). */
+const setPlainSecret = async (name: string) => {
+  const credential = new ClientSecretCredential(
+    world.env.AZURE_TENANT_ID ?? "",
+    world.env.AZURE_CLIENT_ID ?? "",
+    world.env.AZURE_CLIENT_SECRET ?? "",
+    { authorityHost: world.emulator.authorityHost, disableInstanceDiscovery: true },
+  )
+  await new SecretClient(world.emulator.vault(world.vault).url, credential, {
+    disableChallengeResourceVerification: true,
+  }).setSecret(name, "not a certificate")
+}
+
 /** Deploy a fresh certificate under `name`, then soft-delete it. */
 const deployThenSoftDelete = async (name: string) => {
   expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(0)
@@ -867,15 +880,7 @@ describe("outcomes and exit codes", () => {
 
   it("Failed (exit 1) on a name a plain secret holds: the next step names the secret, not a retry or the version list", async () => {
     const name = "held-by-secret"
-    const credential = new ClientSecretCredential(
-      world.env.AZURE_TENANT_ID ?? "",
-      world.env.AZURE_CLIENT_ID ?? "",
-      world.env.AZURE_CLIENT_SECRET ?? "",
-      { authorityHost: world.emulator.authorityHost, disableInstanceDiscovery: true },
-    )
-    await new SecretClient(world.emulator.vault(world.vault).url, credential, {
-      disableChallengeResourceVerification: true,
-    }).setSecret(name, "not a certificate")
+    await setPlainSecret(name)
     const r = await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })
     expect(r.code, r.stdout).toBe(1)
     const o = json<Outcome & { error: string; code: string }>(r)
@@ -1618,15 +1623,7 @@ describe("validate, doctor, emulator", () => {
   it("doctor: a name a plain secret holds fails (1) with the deploy's remedy, not 'ready to deploy'; an unmanaged certificate is a warning", async () => {
     type Check = { check: string; status: string; detail: string; fix?: string }
     const name = "doctor-held-by-secret"
-    const credential = new ClientSecretCredential(
-      world.env.AZURE_TENANT_ID ?? "",
-      world.env.AZURE_CLIENT_ID ?? "",
-      world.env.AZURE_CLIENT_SECRET ?? "",
-      { authorityHost: world.emulator.authorityHost, disableInstanceDiscovery: true },
-    )
-    await new SecretClient(world.emulator.vault(world.vault).url, credential, {
-      disableChallengeResourceVerification: true,
-    }).setSecret(name, "not a certificate")
+    await setPlainSecret(name)
     const held = await runCli(["doctor", "--config", world.targetFile(name), "--json"], { env: world.env })
     // It passed every check and said "ready to deploy", and read the 409 as the probe's 400.
     expect(held.code, held.stdout).toBe(1)
