@@ -32,6 +32,7 @@ import {
   type ConfigProblem,
   preflight,
   shownPath,
+  shownSecretVariable,
   withoutPem,
 } from "@kvdeploy/core"
 import * as Prometheus from "@kvdeploy/metrics/prometheus"
@@ -340,14 +341,15 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
  */
 const checkedMaterial = (
   deployments: ReadonlyArray<DeploymentAt>,
-  pathProblems: ReadonlyArray<ConfigProblem>,
+  /** Problems already found: a deployment with one of its source is not read. */
+  known: ReadonlyArray<ConfigProblem>,
 ): Effect.Effect<Array<ConfigProblem>> =>
   Effect.gen(function* () {
     const problems: Array<ConfigProblem> = []
     const reads = new Map<string, Result.Result<CertificateMaterial, SourceBroken>>()
     for (const d of deployments) {
       const field = `deployments[${d.index}].source`
-      if (pathProblems.some((p) => p.field === field || p.field.startsWith(`${field}.`))) continue
+      if (known.some((p) => p.field === field || p.field.startsWith(`${field}.`))) continue
       if (!sourceRoles(d.source).every(([, path]) => existsSync(path))) continue
       const key = JSON.stringify(d.source)
       let read = reads.get(key)
@@ -368,7 +370,7 @@ const checkedMaterial = (
             fix:
               fix ??
               (d.source._tag === "Pfx" && / does not open it /.test(message)
-                ? `${d.source.passwordEnv === undefined ? "give pfx_password_env, the name of a variable that holds" : `set ${d.source.passwordEnv} to`} the password the PFX was exported with, and restart the agent (it reads its environment at start); or check that the file is whole`
+                ? `${d.source.passwordEnv === undefined ? "give pfx_password_env, the name of a variable that holds" : `set ${shownSecretVariable(d.source.passwordEnv) ?? "the variable pfx_password_env names"} to`} the password the PFX was exported with, and restart the agent (it reads its environment at start); or check that the file is whole`
                 : "give the certificate, its chain and the key it was issued for as files the agent reads (docs/agent.md, Files); until they change, the running agent logs `source broken` and deploys nothing from them"),
           })
         }
@@ -694,40 +696,44 @@ export const main = (argv: ReadonlyArray<string>): void => {
   const listenOf: { listen?: string } = {}
   const program = Effect.scoped(
     Effect.gen(function* () {
-      /** What --check finds beyond the file's own problems: the paths, the material, the listen address. */
+      /**
+       * What --check finds beyond the file's own problems (`known`): the paths, the material, the
+       * listen address. A source with a problem of its own is not read (a `pfx_password_env` not set,
+       * or holding what may be the password: its read would say it again, and print it).
+       */
       const onDisk = (
         deployments: ReadonlyArray<DeploymentAt>,
         sources: ReadonlyArray<SourceAt>,
         stateDir: string,
         listen: { readonly host: string; readonly port: number } | undefined,
+        known: ReadonlyArray<ConfigProblem>,
       ) =>
         Effect.gen(function* () {
           const paths = checkedPaths(sources, stateDir)
           return [
             ...paths,
-            ...(yield* checkedMaterial(deployments, paths)),
+            ...(yield* checkedMaterial(deployments, [...known, ...paths])),
             ...(listen === undefined ? [] : yield* listenProblems(listen.host, listen.port)),
           ]
         })
       const config = yield* loadAgentConfig(path).pipe(
         // An invalid file's valid parts are looked at too, in the same --check run.
         Effect.catchTag("AgentConfigInvalid", (e) =>
-          check && e.checkable !== undefined
+          // A file with more problems than are listed already ends in "N more": nothing is read for
+          // it (what it found could be neither listed nor counted).
+          check && e.checkable !== undefined && e.problems.length <= MAX_LISTED_PROBLEMS
             ? onDisk(
                 e.checkable.deployments,
                 e.checkable.sources,
                 e.checkable.stateDir,
                 e.checkable.listen,
+                e.problems,
               ).pipe(
                 Effect.flatMap((found) =>
                   Effect.fail(
                     new AgentConfigInvalid({
                       path: e.path,
-                      // A file with more problems than are listed already ends in "N more": nothing after that.
-                      problems:
-                        e.problems.length > MAX_LISTED_PROBLEMS
-                          ? e.problems
-                          : listedProblems([...e.problems, ...found]),
+                      problems: listedProblems([...e.problems, ...found]),
                     }),
                   ),
                 ),
@@ -742,10 +748,13 @@ export const main = (argv: ReadonlyArray<string>): void => {
         const found = [
           ...(config.environmentProblems ?? []),
           ...(config.checkOnlyProblems ?? []),
-          ...(yield* onDisk(deployments, deployments, config.settings.stateDir, {
-            host: config.settings.listenHost,
-            port: config.settings.listenPort,
-          })),
+          ...(yield* onDisk(
+            deployments,
+            deployments,
+            config.settings.stateDir,
+            { host: config.settings.listenHost, port: config.settings.listenPort },
+            [...(config.environmentProblems ?? []), ...(config.checkOnlyProblems ?? [])],
+          )),
         ]
         if (found.length > 0)
           return yield* new AgentConfigInvalid({ path: config.path, problems: listedProblems(found) })

@@ -15,7 +15,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from "node:fs"
-import { type CertificateMaterial, type PfxCodec, shownPath } from "@kvdeploy/core"
+import { type CertificateMaterial, type PfxCodec, shownPath, shownSecretVariable } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -421,7 +421,7 @@ export const materialOf = (
           const e = decoded.failure
           problems.push(
             e.reason === "wrong-password"
-              ? `pfx ${shownPath(file.path)}: the password${source.passwordEnv === undefined ? " (none given)" : ` in ${source.passwordEnv}`} does not open it (or the file is incomplete)`
+              ? `pfx ${shownPath(file.path)}: the password${source.passwordEnv === undefined ? " (none given)" : ` in ${shownSecretVariable(source.passwordEnv) ?? "the variable pfx_password_env names"}`} does not open it (or the file is incomplete)`
               : `pfx ${shownPath(file.path)}: ${e.detail}`,
           )
         } else {

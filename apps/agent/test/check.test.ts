@@ -654,6 +654,47 @@ deployments:
     })
   })
 
+  it("an invalid file's source with a problem of its own is not read: a pfx_password_env that may be the password is never printed", () => {
+    inScratch((dir) => {
+      selfSigned(dir, "a")
+      opensslIn(dir)([
+        "pkcs12",
+        "-export",
+        "-in",
+        "a.crt",
+        "-inkey",
+        "a.key",
+        "-out",
+        "a.pfx",
+        "-passout",
+        "pass:right",
+      ])
+      chmodSync(join(dir, "a.key"), 0o600)
+      chmodSync(join(dir, "a.pfx"), 0o600)
+      const config = join(dir, "leak.yaml")
+      const vault = `vault_url: "https://kv-prod.vault.azure.net"`
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${join(dir, "state")} }
+deployments:
+  - { name: d1, source: { pfx: ${join(dir, "a.pfx")}, pfx_password_env: "hunter2secret" }, target: { ${vault}, certificate_name: c1 } }
+  - { name: d2, source: { pfx: ${join(dir, "a.pfx")}, pfx_password_env: UNSET_PFX_PASSWORD }, target: { ${vault}, certificate_name: c2 } }
+`,
+      )
+      for (const json of [true, false]) {
+        const r = agent(["--config", config, "--check", ...(json ? ["--json"] : [])], {})
+        expect(r.status, r.stdout + r.stderr).toBe(2)
+        // It printed the value twice, in a problem that its read of the PFX added.
+        expect(r.stdout + r.stderr).not.toContain("hunter2secret")
+        expect(r.stdout + r.stderr).not.toContain("does not open it")
+        if (json)
+          expect(
+            (JSON.parse(r.stdout) as { problems: Array<{ field: string }> }).problems.map((p) => p.field),
+          ).toEqual(["deployments[0].source.pfx_password_env", "deployments[1].source.pfx_password_env"])
+      }
+    })
+  })
+
   it("names the environment's problems and the paths' in one run (the paths were checked only once the variables were set)", () => {
     inScratch((dir) => {
       const config = join(dir, "both.yaml")
