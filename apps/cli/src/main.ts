@@ -142,7 +142,7 @@ let presentedArgv: ReadonlyArray<string> = []
 
 /** The fix a refined parse error carries (a flag before the command's name, a usual slip), if any. */
 const fixOfParseError = (e: CliError.NonShowHelpErrors, helpDoc: HelpDoc): string | undefined =>
-  e instanceof FlagBeforeCommand ? e.fix : slipFix(e, helpDoc)
+  e instanceof FlagBeforeCommand ? e.fix : slipFix(e, helpDoc, presentedArgv)
 
 const presenter = CliOutput.layerPresenter({
   present: (event) =>

@@ -507,7 +507,16 @@ const cases: ReadonlyArray<Case> = [
     name: "show with the target file as an argument: the fix is --config FILE",
     args: () => ["show", target("c-show-positional")],
     exit: 2,
-    says: ["fix: give the target file with --config: kvdeploy show --config /", "c-show-positional.json"],
+    says: [
+      "fix: give the target file with --config, in place of the bare argument: --config /",
+      "c-show-positional.json",
+    ],
+  },
+  {
+    name: "show with --config and a stray file argument: not told to give --config again",
+    args: () => ["show", "--config", target("c-show-stray"), "extra.json"],
+    exit: 2,
+    says: ['Unexpected positional argument: "extra.json"', "fix: see `kvdeploy show --help`"],
   },
   {
     name: "managed_identity behind HTTPS_PROXY without NO_PROXY for the identity endpoint: the pair cannot work together (NO_PROXY unset is not 'malformed')",
@@ -960,8 +969,8 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
-    name: "show with an unknown target field and AZURE_CLIENT_SECRET not set: both listed in one run",
-    args: () => ["show", "--config", target("c-env-field", { vault_uri: "typo" })],
+    name: "show with an unknown target field and AZURE_CLIENT_SECRET not set: both listed in one run (also when the file's name holds credential_mode)",
+    args: () => ["show", "--config", target("credential_mode-env-field", { vault_uri: "typo" })],
     env: () => ({ AZURE_CLIENT_SECRET: "" }),
     exit: 2,
     says: [

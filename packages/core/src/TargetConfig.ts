@@ -568,16 +568,17 @@ const requestFields: Readonly<Record<string, string>> = {
  */
 const secretFieldFix = (key: string): string => {
   const k = key.toLowerCase().replace(/-/g, "_")
-  if (k === "client_secret")
+  if (/client_?secret/.test(k))
     return "remove it; credential_mode client_secret reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET from the environment"
+  if (/passphrase/.test(k) || (/key/.test(k) && /pass|pwd/.test(k)))
+    return "remove it; an encrypted key's passphrase comes from the environment variable that kvdeploy deploy --key-passphrase-env VAR names, never from a file (the agent reads unencrypted keys only)"
   if (/pfx|password|passwd|pwd/.test(k))
     return "remove it; a PFX's password comes from the environment variable that kvdeploy deploy --pfx-password-env VAR names (an agent deployment: pfx_password_env in its source), never from a file"
-  if (/passphrase/.test(k))
-    return "remove it; an encrypted key's passphrase comes from the environment variable that kvdeploy deploy --key-passphrase-env VAR names, never from a file"
   if (/previous/.test(k) && /key/.test(k))
-    return "remove it; give the served version's key file to kvdeploy deploy as --previous-key FILE"
-  if (/key$|private_?key/.test(k))
-    return "remove it; give the key file to kvdeploy deploy as --key FILE (the target file says where to deploy; the material comes with the deploy)"
+    return "remove it; give the served version's key file to kvdeploy deploy as --previous-key FILE (the agent keeps no key history)"
+  // A key file's own names, not an API key's or an account key's (those are credentials).
+  if (/^(private_?key|key|key_?(file|path|pem)|(tls|cert|certificate)_?key)$/.test(k))
+    return "remove it; the key comes with the certificate, not with the target: kvdeploy deploy --key FILE, or an agent deployment's source.key"
   return "remove it; use credential_mode (managed identity, workload identity, or client_secret from the environment)"
 }
 

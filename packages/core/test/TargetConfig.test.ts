@@ -312,7 +312,16 @@ describe("other fields", () => {
     // Each fix names where that secret does go (a PFX password was told to use credential_mode).
     for (const f of ["password", "pfx_password", "passwd", "pwd"])
       assert.match(fixOf(f), /--pfx-password-env VAR/)
-    assert.match(fixOf("private_key"), /--key FILE/)
+    assert.match(fixOf("private_key"), /--key FILE, or an agent deployment's source\.key/)
+    // An API key or an account key is a credential, not a key file; a key's password is its passphrase.
+    for (const [field, fix] of [
+      ["api_key", /use credential_mode/],
+      ["storage_account_key", /use credential_mode/],
+      ["key_password", /--key-passphrase-env VAR/],
+      ["azure_client_secret", /AZURE_CLIENT_SECRET/],
+      ["tls_key", /--key FILE/],
+    ] as const)
+      assert.match(problemsOf({ ...base, [field]: "x" })[0]?.fix ?? "", fix, field)
     assert.match(fixOf("api_token"), /use credential_mode/)
     assert.match(problemsOf({ ...base, previous_key: "/etc/k.pem" })[0]?.fix ?? "", /--previous-key FILE/)
     assert.match(problemsOf({ ...base, key_passphrase: "x" })[0]?.fix ?? "", /--key-passphrase-env VAR/)

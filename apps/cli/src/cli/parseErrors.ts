@@ -152,7 +152,7 @@ export const refineParseErrors = (
  * given as an argument to one that takes `--config`. Undefined for the others (the pointer to the
  * command's help is said then). A value that may be a secret is not repeated (shownFlagValue).
  */
-export const slipFix = (e: ParseError, helpDoc: HelpDoc): string | undefined => {
+export const slipFix = (e: ParseError, helpDoc: HelpDoc, argv: ReadonlyArray<string>): string | undefined => {
   const command = (helpDoc.commandPath ?? ["kvdeploy"]).join(" ")
   const flags = new Set(helpDoc.flags.map((f) => f.name))
   const fileArgument = helpDoc.args?.find((a) => a.name === "file")
@@ -163,10 +163,15 @@ export const slipFix = (e: ParseError, helpDoc: HelpDoc): string | undefined => 
     !flags.has("config")
   )
     return `${command} takes the file as its argument, without --config: ${command} FILE`
-  if (e._tag === "UnexpectedArgument" && flags.has("config")) {
+  // Not when --config is given already: the argument is then something else.
+  if (
+    e._tag === "UnexpectedArgument" &&
+    flags.has("config") &&
+    !argv.some((a) => a === "--config" || a.startsWith("--config="))
+  ) {
     const [argument] = e.arguments
     if (argument !== undefined && /\.(json|ya?ml)$/i.test(argument))
-      return `give the target file with --config: ${command} --config ${shownFlagValue("--config", argument)}`
+      return `give the target file with --config, in place of the bare argument: --config ${shownFlagValue("--config", argument)}`
   }
   return undefined
 }

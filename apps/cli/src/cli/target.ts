@@ -269,7 +269,11 @@ export const resolveTarget = (
       const environment =
         typeof mode === "string" &&
         credentialModes.has(mode) &&
-        !problems.some((p) => /credential_mode|--credential-mode/.test(p.field))
+        // Judged by core's own field name: a problem's field starts with the file's path, which may
+        // hold "credential_mode" itself.
+        !(
+          Result.isFailure(validated) && validated.failure.problems.some((p) => p.field === "credential_mode")
+        )
           ? yield* credentialVariableProblems({ credentialMode: mode as TargetConfig["credentialMode"] })
           : { problems: [], summary: undefined }
       const [only] = problems

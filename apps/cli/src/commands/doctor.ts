@@ -229,7 +229,8 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
               ? {
                   check: "reachable",
                   status: "skip",
-                  detail: "not tried: no token could be had for the request",
+                  detail:
+                    "not judged: no token could be had, so only the SDK's unauthenticated challenge was sent",
                   fix: undefined,
                 }
               : {
@@ -245,6 +246,12 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
             detail: e.detail,
             fix: yield* Effect.promise(() => fixFor("getLatest", e.refusal)),
           })
+          // No token for the vault: every later check would meet the same refusal (said once here),
+          // and a "forbidden" for data actions nothing was asked of.
+          if (e.refusal === "credential" || e.refusal === "resource") {
+            yield* skipVault("no token for the vault (certificates/get above says why)", 2)
+            return checks
+          }
         } else {
           yield* add({
             check: "reachable",
