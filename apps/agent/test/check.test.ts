@@ -89,6 +89,15 @@ const selfSigned = (dir: string, name: string) =>
     ]),
   )
 
+/** `NAME.pfx` of `NAME.crt` and `NAME.key` in `dir`, under `password`. */
+const exportPfx = (dir: string, name: string, password: string) =>
+  opensslIn(dir)(
+    ["pkcs12", "-export", "-in", `${name}.crt`, "-inkey", `${name}.key`, "-out", `${name}.pfx`].concat([
+      "-passout",
+      `pass:${password}`,
+    ]),
+  )
+
 describe("kvdeploy-agent --check", () => {
   it("refuses a configuration that never ends (/dev/zero) and an empty --config path, naming the fix", () => {
     const zero = agent(["--config", "/dev/zero", "--check", "--json"])
@@ -244,18 +253,7 @@ deployments:
       selfSigned(dir, "a")
       openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "other.key"])
       selfSigned(dir, "b")
-      openssl([
-        "pkcs12",
-        "-export",
-        "-in",
-        "a.crt",
-        "-inkey",
-        "a.key",
-        "-out",
-        "a.pfx",
-        "-passout",
-        "pass:right",
-      ])
+      exportPfx(dir, "a", "right")
       writeFileSync(join(dir, "bad.crt"), "not a certificate\n")
       for (const f of ["a.key", "other.key", "a.pfx"]) chmodSync(join(dir, f), 0o600)
       const target = (n: string) => `{ vault_url: "https://kv-prod.vault.azure.net", certificate_name: ${n} }`
@@ -657,18 +655,7 @@ deployments:
   it("an invalid file's source with a problem of its own is not read: a pfx_password_env that may be the password is never printed", () => {
     inScratch((dir) => {
       selfSigned(dir, "a")
-      opensslIn(dir)([
-        "pkcs12",
-        "-export",
-        "-in",
-        "a.crt",
-        "-inkey",
-        "a.key",
-        "-out",
-        "a.pfx",
-        "-passout",
-        "pass:right",
-      ])
+      exportPfx(dir, "a", "right")
       chmodSync(join(dir, "a.key"), 0o600)
       chmodSync(join(dir, "a.pfx"), 0o600)
       const config = join(dir, "leak.yaml")
