@@ -46,13 +46,9 @@ const grant = async (operation: VaultOperation): Promise<string> =>
 
 /** The fix for a refusal: a grant when a permission is missing; else what a token or network refusal needs. */
 const fixFor = (operation: VaultOperation, refusal: VaultForbidden["refusal"]): Promise<string> =>
-  refusal === "token" ||
-  refusal === "network" ||
-  refusal === "credential" ||
-  refusal === "disabled" ||
-  refusal === "resource"
-    ? Promise.resolve(forbiddenFix(refusal))
-    : grant(operation)
+  refusal === undefined || refusal === "permission"
+    ? grant(operation)
+    : Promise.resolve(forbiddenFix(refusal))
 
 /** The vault's checks, in their order: what a failed credential or token step leaves unchecked. */
 const vaultChecks = [
