@@ -1878,3 +1878,86 @@ describe("audit, metrics and redaction", () => {
     })
   })
 })
+
+describe("reconcile among decoys: a version is ours only by its x5t, certificate id, kvdeploy's tag and its time", () => {
+  it.effect(
+    "the snapshot itself, the same certificate disabled (so not skipped), is no import of ours: Failed, nothing claimed",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          // Served disabled, with the new certificate and kvdeploy's tags: re-imported, not skipped.
+          yield* vault.seed(NAME, newCert.material, { tags: managedTags, enabled: false })
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+          assert.strictEqual(o.step, "reconcile")
+          assert.strictEqual(vault.versions(NAME).length, 1)
+        }),
+      ),
+  )
+
+  it.effect(
+    "a version of the same certificate by another deployment (another certctl-certificate-id) is not ours: Failed",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          // Another deployment imports the same certificate while our import's answer is lost.
+          vault.script(
+            "listVersions",
+            Fault.foreignImport(newCert.material, {
+              [MANAGED_BY_TAG]: "certctl",
+              [CERTIFICATE_ID_TAG]: "other-id",
+            }),
+          )
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+          assert.strictEqual(o.step, "reconcile")
+          assert.strictEqual(vault.versions(NAME).length, 2)
+        }),
+      ),
+  )
+
+  it.effect(
+    "a rollback whose answer was lost: the old certificate re-imported by another deploy (no certctl-rollback-of) is not our rollback",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          // The new version is served without its tags (a mismatch), and the rollback's import is lost.
+          vault.script("importVersion", Fault.alter("drop-tags"), Fault.fail("Ambiguous"))
+          vault.script("listVersions", Fault.foreignImport(oldCert.material, managedTags))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+          assert.match(o.reason, /the rollback import did not take effect/)
+          assert.isUndefined(o.rollbackVersionId)
+        }),
+      ),
+  )
+
+  it.effect(
+    "two versions read as ours, and the one served is wrong: the failed version named is the one served",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          // Our import lands (its answer lost); the same deployment's duplicate lands after it, without
+          // the operator tag: both are candidates, and the vault serves the duplicate, which is wrong.
+          vault.script("importVersion", Fault.afterWrite)
+          vault.script(
+            "listVersions",
+            Fault.foreignImport(newCert.material, {
+              [MANAGED_BY_TAG]: "certctl",
+              [CERTIFICATE_ID_TAG]: CERT_ID,
+            }),
+          )
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
+          const served = vault.versions(NAME).find((v) => v.writer === "foreign")
+          assert.strictEqual(o.failedVersionId, served?.versionId)
+          assert.strictEqual(vault.latest(NAME)?.tags[ROLLBACK_OF_TAG], served?.versionId)
+        }),
+      ),
+  )
+})
