@@ -1960,4 +1960,40 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
         }),
       ),
   )
+
+  it.effect(
+    "two versions read as our rollback, and the one served is wrong: the rollback version named is the one served",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged()
+          // The new version is served without its tags (a mismatch); the rollback lands with its
+          // answer lost; a duplicate of the rollback (same certificate, certctl-rollback-of the failed
+          // version, without the operator tag) lands after it: both are candidates, and the vault
+          // serves the duplicate, which is wrong.
+          vault.script("importVersion", Fault.alter("drop-tags"), Fault.afterWrite)
+          vault.script(
+            "listVersions",
+            Fault.foreignImport(oldCert.material, (versions) => ({
+              [MANAGED_BY_TAG]: "certctl",
+              [CERTIFICATE_ID_TAG]: CERT_ID,
+              // The failed version: the one kvdeploy wrote without tags (the drop-tags import).
+              [ROLLBACK_OF_TAG]: versions.find(
+                (v) => v.writer === "deploy" && v.tags[MANAGED_BY_TAG] === undefined,
+              )?.versionId as string,
+            })),
+          )
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+          const versions = vault.versions(NAME)
+          const failed = versions.find((v) => v.writer === "deploy" && v.tags[MANAGED_BY_TAG] === undefined)
+          const duplicate = versions.find((v) => v.writer === "foreign")
+          assert.isDefined(failed)
+          assert.strictEqual(duplicate?.tags[ROLLBACK_OF_TAG], failed?.versionId)
+          assert.match(o.reason, /the rollback version is also wrong/)
+          assert.strictEqual(o.failedVersionId, failed?.versionId)
+          assert.strictEqual(o.rollbackVersionId, duplicate?.versionId)
+        }),
+      ),
+  )
 })

@@ -91,17 +91,25 @@ export type Fault =
   | {
       readonly _tag: "ForeignImport"
       readonly material: CertificateMaterial
-      readonly tags?: Readonly<Record<string, string>>
+      readonly tags?: ForeignTags
     }
   | { readonly _tag: "Alter"; readonly change: AlterChange }
   | { readonly _tag: "StaleRead" }
   | { readonly _tag: "ForeignDelete"; readonly when: "before" | "after" }
 
+/**
+ * The tags of a foreign import: fixed, or made from the name's versions at the time of the call
+ * (oldest first), for a writer that names a version this run wrote (`certctl-rollback-of`, say).
+ */
+export type ForeignTags =
+  | Readonly<Record<string, string>>
+  | ((versions: ReadonlyArray<StoredVersion>) => Readonly<Record<string, string>>)
+
 export const Fault = {
   pass: { _tag: "Pass" } as Fault,
   fail: (kind: FailKind): Fault => ({ _tag: "Fail", kind }),
   afterWrite: { _tag: "AfterWrite" } as Fault,
-  foreignImport: (material: CertificateMaterial, tags?: Readonly<Record<string, string>>): Fault =>
+  foreignImport: (material: CertificateMaterial, tags?: ForeignTags): Fault =>
     tags === undefined ? { _tag: "ForeignImport", material } : { _tag: "ForeignImport", material, tags },
   alter: (change: AlterChange): Fault => ({ _tag: "Alter", change }),
   /** The same fault for the next `n` calls (a read that fails N times): `script(op, ...Fault.repeat(3, Fault.fail("Throttled")))`. */
@@ -349,7 +357,11 @@ const make = Effect.gen(function* () {
         name !== undefined &&
         certificates.get(name)?.deleted === undefined
       ) {
-        yield* store(name, fault.material, fault.tags ?? {}, "foreign", true, true)
+        const tags =
+          typeof fault.tags === "function"
+            ? fault.tags([...(certificates.get(name)?.versions ?? [])])
+            : (fault.tags ?? {})
+        yield* store(name, fault.material, tags, "foreign", true, true)
       }
       if (fault?._tag === "ForeignDelete" && fault.when === "before" && name !== undefined)
         yield* foreignDelete(name)
