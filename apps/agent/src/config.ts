@@ -33,6 +33,16 @@ import * as SchemaIssue from "effect/SchemaIssue"
 import { closest, distance } from "fastest-levenshtein"
 import { loadAll, YAMLException } from "js-yaml"
 
+/**
+ * Whether a path the configuration gives holds certificate or key text instead: PEM markers or a
+ * line break, or the base64 of a key's DER (from the "M" of its SEQUENCE, whole or cut short at its
+ * end) when no file has that name (`resolved`: the path as the agent would open it). Such a path is
+ * never shown, logged or made.
+ */
+export const pathHoldsText = (value: string, resolved: (path: string) => string): boolean =>
+  /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
+  (looksLikeDerBase64(value) && !existsSync(resolved(value)))
+
 /** The most material workers a configuration may ask for. */
 export const maxMaterialWorkers = 64
 
@@ -400,7 +410,7 @@ export class AgentConfigInvalid extends Data.TaggedError("AgentConfigInvalid")<{
   readonly checkable?: {
     readonly sources: ReadonlyArray<SourceAt>
     readonly deployments: ReadonlyArray<DeploymentAt>
-    readonly stateDir: string
+    readonly stateDir: string | undefined
     readonly listen: { readonly host: string; readonly port: number } | undefined
   }
 }> {
@@ -1063,12 +1073,7 @@ export const validateAgentConfig = (
       if (source !== undefined && owner !== undefined) source = { ...source, owner }
       for (const k of ["cert", "chain", "key", "pfx"]) {
         const value = rawSource[k]
-        if (
-          typeof value === "string" &&
-          (/-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) ||
-            // A key's DER in base64 (from the "M" of its SEQUENCE, whole or cut short at its end).
-            (looksLikeDerBase64(value) && !existsSync(resolve(value))))
-        )
+        if (typeof value === "string" && pathHoldsText(value, resolve))
           problems.push(
             problem(
               `${at}.source.${k}`,
@@ -1219,14 +1224,32 @@ export const validateAgentConfig = (
   // Without state_dir: the directory systemd made for the unit (StateDirectory= sets STATE_DIRECTORY,
   // the first of its paths), else kvdeploy-agent-state next to the configuration file.
   const systemdState = env.STATE_DIRECTORY?.split(":")[0]?.trim()
+  // A certificate or key pasted as the directory would be logged as the state file's path and made
+  // into directories named after it.
+  const pastedStateDir = agent.state_dir !== undefined && pathHoldsText(agent.state_dir, resolve)
+  if (pastedStateDir)
+    problems.push(
+      problem(
+        "agent.state_dir",
+        "holds text (PEM or base64, a certificate or key) instead of a directory's path; it is not shown here",
+        "give the path of a directory for the agent's state (or leave state_dir out for the default), and keep certificates and keys in files given as a deployment's source",
+      ),
+    )
   const stateDir =
-    agent.state_dir ?? (systemdState !== undefined && systemdState !== "" ? systemdState : defaults.stateDir)
+    (pastedStateDir ? undefined : agent.state_dir) ??
+    (systemdState !== undefined && systemdState !== "" ? systemdState : defaults.stateDir)
   if (problems.length > 0)
     return Result.fail(
       new AgentConfigInvalid({
         path,
         problems: listedProblems([...problems, ...environmentProblems, ...checkOnlyProblems]),
-        checkable: { sources, deployments: deploymentsAt, stateDir: resolve(stateDir), listen },
+        checkable: {
+          sources,
+          deployments: deploymentsAt,
+          // A pasted state_dir is not looked at (the default in its place would be judged instead).
+          stateDir: pastedStateDir ? undefined : resolve(stateDir),
+          listen,
+        },
       }),
     )
   return Result.succeed({

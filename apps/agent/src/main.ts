@@ -30,9 +30,11 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import {
   type CertificateMaterial,
   type ConfigProblem,
+  looksLikeKeyText,
   preflight,
   shownPath,
   shownSecretVariable,
+  withoutKeyText,
   withoutPem,
 } from "@kvdeploy/core"
 import * as Prometheus from "@kvdeploy/metrics/prometheus"
@@ -57,6 +59,7 @@ import {
   listedProblems,
   loadAgentConfig,
   MAX_LISTED_PROBLEMS,
+  pathHoldsText,
   type SourceAt,
 } from "./config.js"
 import { configPathOf } from "./configPath.js"
@@ -78,6 +81,12 @@ import { materialOf, readSource, type SourceBroken, sourceRoles, splitFix } from
 import { refuseStateWrites } from "./state.js"
 import { makeStateDir, stateDirPathProblem } from "./stateDirPath.js"
 import { version } from "./version.js"
+
+/** The configuration's path as output shows it: never certificate or key text given in its place. */
+const shownConfigPath = (path: string): string =>
+  pathHoldsText(path, resolve) || looksLikeKeyText(path)
+    ? `(${path.length} characters of certificate or key text, not shown)`
+    : path
 
 /** Connections the HTTP listener keeps at once; one more is closed as soon as it is accepted. */
 export const HTTP_MAX_CONNECTIONS = 64
@@ -273,7 +282,10 @@ const unreadable = (field: string, path: string, e: unknown): ConfigProblem => {
   }
 }
 
-const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array<ConfigProblem> => {
+const checkedPaths = (
+  sources: ReadonlyArray<SourceAt>,
+  stateDir: string | undefined,
+): Array<ConfigProblem> => {
   const problems: Array<ConfigProblem> = []
   for (const { index: i, source } of sources) {
     for (const [role, path] of sourceRoles(source)) {
@@ -317,6 +329,7 @@ const checkedPaths = (sources: ReadonlyArray<SourceAt>, stateDir: string): Array
   // What the agent checks before its first pass, without creating anything: a state_dir that is a
   // file, another user's or open to others, or one it could not create or write (a read-only tree,
   // a path under a file, a link to nothing, a directory above it this user may not write).
+  if (stateDir === undefined) return problems
   let refused: ReturnType<typeof stateDirProblem>
   try {
     refused = stateDirProblem(stateDir, true)
@@ -653,11 +666,13 @@ export const main = (argv: ReadonlyArray<string>): void => {
       strict: true,
     })
   } catch (e) {
+    // An unknown option quoted back may be key text pasted on the command line.
+    const message = withoutKeyText((e as Error).message)
     if (argv.includes("--json"))
       process.stdout.write(
-        `${JSON.stringify({ path: configPathOf(argv), valid: false, problems: [{ field: "(command line)", message: (e as Error).message, fix: "see kvdeploy-agent --help" }] }, null, 2)}\n`,
+        `${JSON.stringify({ path: shownConfigPath(configPathOf(argv)), valid: false, problems: [{ field: "(command line)", message, fix: "see kvdeploy-agent --help" }] }, null, 2)}\n`,
       )
-    process.stderr.write(`kvdeploy-agent: ${(e as Error).message}\n\n${usage}`)
+    process.stderr.write(`kvdeploy-agent: ${message}\n\n${usage}`)
     process.exitCode = 2
     return
   }
@@ -689,6 +704,21 @@ export const main = (argv: ReadonlyArray<string>): void => {
   const path = configPathOf(argv, args.values.config)
   const check = args.values.check === true
   const json = args.values.json === true
+  if (shownConfigPath(path) !== path) {
+    // A certificate or key given as the configuration's path: never printed, logged or opened.
+    const problem = {
+      field: args.values.config === undefined ? "$KVDEPLOY_AGENT_CONFIG" : "--config",
+      message: "holds certificate or key text instead of the configuration file's path; it is not shown here",
+      fix: "give the path of the agent's configuration file (YAML or JSON); certificates and keys go in files named by each deployment's source",
+    }
+    if (json)
+      process.stdout.write(
+        `${JSON.stringify({ path: shownConfigPath(path), valid: false, problems: [problem] }, null, 2)}\n`,
+      )
+    process.stderr.write(`kvdeploy-agent: ${problem.field} ${problem.message}\n  fix: ${problem.fix}\n`)
+    process.exitCode = 2
+    return
+  }
   // Written before runMain's exit: a pipe takes 64 KiB at a time, and a long --check --json
   // document was cut off when the process exited with the rest still queued.
   const printJson = (value: unknown) => writtenOut(`${JSON.stringify(value, null, 2)}\n`)
@@ -704,7 +734,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       const onDisk = (
         deployments: ReadonlyArray<DeploymentAt>,
         sources: ReadonlyArray<SourceAt>,
-        stateDir: string,
+        stateDir: string | undefined,
         listen: { readonly host: string; readonly port: number } | undefined,
         known: ReadonlyArray<ConfigProblem>,
       ) =>

@@ -790,4 +790,43 @@ deployments:
     // The document names the file, as every `--check --json` answer does.
     expect(answer).toMatchObject({ path: "/nonexistent/agent.yaml", valid: false })
   })
+
+  it("never prints a key given as the configuration's path (--config, $KVDEPLOY_AGENT_CONFIG) or as an unknown option", () => {
+    const pem = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ format: "pem", type: "pkcs8" })
+      .toString()
+    const body = pem.replace(/-----[^-]+-----|\n/g, "")
+    const leaks = (text: string) => {
+      expect(text).not.toContain("BEGIN PRIVATE KEY")
+      for (let i = 32; i + 24 <= body.length; i += 12) expect(text).not.toContain(body.slice(i, i + 24))
+    }
+    // As the next argument, node's parser refuses it (it starts with a dash) without quoting it.
+    const separate = agent(["--config", pem, "--check"])
+    expect(separate.status).toBe(2)
+    expect(separate.stderr).toContain("Option '--config' argument is ambiguous")
+    leaks(separate.stdout + separate.stderr)
+    for (const [args, env, field] of [
+      [[`--config=${pem}`, "--check"], {}, "--config"],
+      [[`--config=${pem}`, "--check", "--json"], {}, "--config"],
+      [["--check", "--json"], { KVDEPLOY_AGENT_CONFIG: pem }, "$KVDEPLOY_AGENT_CONFIG"],
+      // The daemon itself (no --check) stops before it logs or makes anything.
+      [[], { KVDEPLOY_AGENT_CONFIG: pem }, "$KVDEPLOY_AGENT_CONFIG"],
+    ] as const) {
+      const r = agent(args, env)
+      const text = r.stdout + r.stderr
+      expect(r.status, text).toBe(2)
+      expect(text).toContain(
+        `${field} holds certificate or key text instead of the configuration file's path`,
+      )
+      leaks(text)
+      if (args.includes("--json"))
+        expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, problems: [{ field }] })
+    }
+    // An option that is a line from inside the key (node's parser quotes it back).
+    const line = body.slice(64, 128)
+    const unknown = agent(["--check", "--json", `--${line}`, "--config=/nonexistent/agent.yaml"])
+    expect(unknown.status).toBe(2)
+    expect(JSON.parse(unknown.stdout).problems[0].message).toMatch(/not shown/)
+    leaks(unknown.stdout + unknown.stderr)
+  })
 })

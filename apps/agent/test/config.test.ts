@@ -406,7 +406,7 @@ deployments:
       "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
     const problems = fullProblems(
       JSON.stringify({
-        agent: { listen: key },
+        agent: { listen: key, state_dir: key },
         deployments: [
           {
             name: "a",
@@ -434,6 +434,7 @@ deployments:
     expect(fields).toEqual(
       expect.arrayContaining([
         "agent.listen",
+        "agent.state_dir",
         "deployments[0].source.key",
         "deployments[0].target.on_soft_deleted",
         "deployments[1].source.pfx",
@@ -470,6 +471,42 @@ deployments:
       ]),
     )
     expect(JSON.stringify(asKeys)).not.toContain("MIGHAgEA")
+  })
+
+  it("refuses lines from inside a PEM key (not its first) as a tag value, a tag key or a certificate id, and names a field that is one by its length", () => {
+    const body = generateKeyPairSync("rsa", { modulusLength: 2048 })
+      .privateKey.export({ format: "der", type: "pkcs8" })
+      .toString("base64")
+    // Lines 2-4 of the PEM body (192 characters) and line 5 alone: none starts with the DER's "M".
+    const lines = body.slice(64, 256)
+    const line = body.slice(256, 320)
+    const problems = fullProblems(
+      JSON.stringify({
+        deployments: [
+          {
+            name: "t",
+            source: { cert: "c.pem" },
+            target: {
+              vault_url: "https://kv-prod.vault.azure.net",
+              certificate_name: "t",
+              certificate_id: lines,
+              tags: { note: lines, [lines]: "x" },
+            },
+            [line]: 1,
+          },
+        ],
+      }),
+    )
+    expect(problems.map((p) => p.field)).toEqual(
+      expect.arrayContaining([
+        "deployments[0].target.certificate_id",
+        "deployments[0].target.tags.note",
+        "deployments[0].target.tags.(a key of 192 characters, not shown)",
+        "deployments[0].(a key of 64 characters, not shown)",
+      ]),
+    )
+    const text = JSON.stringify(problems)
+    for (let at = 64; at + 40 <= 320; at += 8) expect(text).not.toContain(body.slice(at, at + 40))
   })
 
   it("refuses a key's base64 (no PEM lines, whole or cut short) where a file path goes, and a hex scalar in a field, never repeating them", () => {

@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { closest, distance } from "fastest-levenshtein"
-import { keyInField, looksLikeDerBase64, quotedValue, shownPath } from "./shownValues.js"
+import { holdsEncodedBase64, keyInField, looksLikeDerBase64, quotedValue, shownPath } from "./shownValues.js"
 import { isReservedTagKey, MAX_OPERATOR_TAGS, RESERVED_TAG_KEYS } from "./tags.js"
 
 // ---------------------------------------------------------------------------
@@ -199,9 +199,11 @@ const controlOrPem = /[\u0000-\u001f\u007f]|-----BEGIN /
 
 /**
  * Whether a value cannot be a tag value: it holds control characters or PEM text, or reads as the
- * base64 of a key or certificate. Never shown back: it may be a pasted key.
+ * base64 of a key or certificate: the DER from its start, or 64 or more characters from anywhere in
+ * it (a line of a PEM body; see holdsEncodedBase64). Never shown back: it may be a pasted key.
  */
-export const unfitTagValue = (value: string): boolean => controlOrPem.test(value) || looksLikeDerBase64(value)
+export const unfitTagValue = (value: string): boolean =>
+  controlOrPem.test(value) || looksLikeDerBase64(value) || holdsEncodedBase64(value)
 
 /** What an outcome shows for a certificate id preflight refused as unfit: never the value itself. */
 export const withheldCertificateId = "(not shown: not a certificate id)"
@@ -277,7 +279,7 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         problem(
           `${field}.${keyInField(key)}`,
           "tag value holds control characters (line breaks, tabs, NUL), PEM text or the base64 of a key or certificate; it is not shown here",
-          "use a short one-line value",
+          "use a short one-line value (a digest or an id: in hex, as 64 or more base64 characters read as key text)",
         ),
       )
     }

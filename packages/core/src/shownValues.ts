@@ -39,6 +39,21 @@ const encoded = (run: string): boolean =>
   count(run, /[0-9]/g) >= 2 &&
   changes(run) >= 0.45
 
+/** Runs of 64 or more base64 characters (a PFX, a DER key or certificate in base64, when they read as encoded bytes). */
+const longBase64 = /[A-Za-z0-9+/]{64,}={0,2}/g
+
+/**
+ * Whether text holds a run of 64 or more base64 characters that reads as encoded bytes (see
+ * `encoded`): a line of a PEM body or more, from anywhere in a key (not only from the "M" of its
+ * DER, as looksLikeDerBase64 needs), or a PFX's base64. Names, URLs and hex ids do not; a path of
+ * many short segments with digits (`/srv/Certs2024/WebApp1/Prod02/…`) can, so paths are not judged
+ * by it. Tag values and keys, field names and command-line values are.
+ */
+export const holdsEncodedBase64 = (text: string): boolean => {
+  for (const run of text.matchAll(longBase64)) if (encoded(run[0])) return true
+  return false
+}
+
 /**
  * Whether a value holds the base64 of DER: a run of 64 or more base64 characters starting with the
  * "M" of a SEQUENCE whose bytes read as DER elements all the way (a key or certificate without its
@@ -122,7 +137,8 @@ const derHeaders = (bytes: Uint8Array): number => {
  * Whether a value may be key material rather than a name, a path or a setting: PEM markers or a
  * line break, 64 or more hex digits (a private scalar in hex), or the base64 of DER (see
  * looksLikeDerBase64). Names, paths, URLs, ids and thumbprints do not match. (A key cut short at its
- * start, or a base64url value such as a JWK's "d", is not recognised.)
+ * start, or a base64url value such as a JWK's "d", is not recognised: base64 from inside a key
+ * reads like a long path of short words with digits, so paths are not judged by holdsEncodedBase64.)
  */
 export const looksLikeKeyText = (value: string): boolean =>
   /-----BEGIN |PRIVATE KEY-----|[\r\n]/.test(value) || hexRun.test(value) || looksLikeDerBase64(value)
@@ -193,14 +209,16 @@ export const shownPath = (path: string): string => {
 /**
  * A key of the input as a problem's field names it: as it is when it could be a key (at most 256
  * characters on one line, no PEM markers, not 64 or more base64 characters starting with the "M"
- * of a DER SEQUENCE, and no DER in base64 anywhere in it), else by its length.
+ * of a DER SEQUENCE, no DER in base64 anywhere in it, and no run of 64 or more base64 characters
+ * that reads as encoded bytes, such as a line of a PEM body), else by its length.
  */
 export const keyInField = (key: string): string =>
   key.length <= 256 &&
   // biome-ignore lint/suspicious/noControlCharactersInRegex: a key with control characters is named by its length
   !/[\u0000-\u001f\u007f]|-----/.test(key) &&
   !/^M[A-Za-z0-9+/]{63,}={0,2}$/.test(key) &&
-  !looksLikeDerBase64(key)
+  !looksLikeDerBase64(key) &&
+  !holdsEncodedBase64(key)
     ? key
     : `(a key of ${key.length} characters, not shown)`
 
@@ -226,8 +244,6 @@ const pemText = new RegExp(
  */
 export const withoutPem = (text: string): string => text.replace(pemText, "[PEM text, not shown]")
 
-/** Runs of 64 or more base64 characters (a PFX, a DER key or certificate in base64, when they read as encoded bytes). */
-const longBase64 = /[A-Za-z0-9+/]{64,}={0,2}/g
 /** The same DER in base64url (`-` and `_` for `+` and `/`): runs that hold one of the two. */
 const base64UrlRun = /[A-Za-z0-9_-]{64,}/g
 /** The same DER in base64 inside JSON text whose slashes are escaped (`\/`, `\\\/` in JSON in JSON). */

@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto"
 import { existsSync } from "node:fs"
-import { looksLikeDerBase64 } from "@kvdeploy/core"
+import { holdsEncodedBase64, looksLikeDerBase64 } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Runtime from "effect/Runtime"
 
@@ -126,7 +126,8 @@ const isDerMaterial = (value: string): boolean => {
  * Whether a value given as a file path (or a flag value) is certificate or key text instead: PEM
  * markers or a line break, or base64 without its PEM lines (what OpenSSL reads as a key or
  * certificate, or the base64 of DER cut short by a paste: 64 or more characters from the "M" of a
- * SEQUENCE, also after "KEY=" in a tag), when no file has that name.
+ * SEQUENCE, also after "KEY=" in a tag; or 64 or more base64 characters from inside a key, such as a
+ * line of a PEM body: see holdsEncodedBase64), when no file has that name.
  */
 export const looksLikePastedText = (
   value: string,
@@ -134,7 +135,7 @@ export const looksLikePastedText = (
 ): boolean =>
   /-----BEGIN |PRIVATE KEY-----/.test(value) ||
   (options.lineBreaks !== false && /[\r\n]/.test(value)) ||
-  ((isDerMaterial(value) || looksLikeDerBase64(value)) && !existsSync(value))
+  ((isDerMaterial(value) || looksLikeDerBase64(value) || holdsEncodedBase64(value)) && !existsSync(value))
 
 /** The flags whose value is a file of certificate or key material, or - for standard input. */
 const materialFlags = new Set(["--cert", "--chain", "--key", "--pfx", "--previous-key"])
