@@ -12,6 +12,15 @@ import { join } from "node:path"
 
 const argv = process.argv.slice(2)
 
+// SIGUSR1 opens Node's inspector (127.0.0.1:9229) in a process without a listener for it, and any
+// local user could then connect and read the deploy's memory and environment (the key being
+// deployed, PFX passwords, AZURE_CLIENT_SECRET). A listener keeps it closed, as the agent's does.
+process.on("SIGUSR1", () => {
+  process.stderr.write(
+    "kvdeploy: SIGUSR1 ignored: kvdeploy does not open Node's inspector (it would let local users read its memory and environment)\n",
+  )
+})
+
 const cachedHelp = (): string | undefined => {
   if (process.env.KVDEPLOY_NO_HELP_CACHE !== undefined) return undefined
   const asksHelp = (a: string | undefined) => a === "--help" || a === "-h"

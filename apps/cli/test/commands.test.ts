@@ -7,6 +7,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import * as https from "node:https"
+import { connect } from "node:net"
 import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
 import { ClientSecretCredential } from "@azure/identity"
@@ -1104,6 +1105,52 @@ describe("outcomes and exit codes", () => {
     expect(versions.at(-1)?.tags?.["certctl-rollback-of"]).toBe(versions.at(-2)?.version)
     expect(versions.at(-1)?.enabled).toBe(true)
     expect(world.writesSince(mark, after)).toBe(2)
+  })
+
+  it("SIGUSR1 during a deploy does not open Node's inspector: ignored with a line on stderr, and the deploy goes on", async () => {
+    const name = "sigusr1-ignored"
+    /** Whether something accepts connections on 127.0.0.1:`port`. */
+    const listening = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const socket = connect({ host: "127.0.0.1", port })
+        socket.once("connect", () => {
+          socket.destroy()
+          resolve(true)
+        })
+        socket.once("error", () => resolve(false))
+      })
+    const before = await listening(9229)
+    const held = world.emulator.faults.add({
+      operation: "getLatest",
+      name,
+      times: 1,
+      action: { kind: "hold", timeoutMs: 20_000 },
+    })
+    let openWhileHeld: boolean | undefined
+    const r = await runCli(deployArgs(name), {
+      stdin: fx.bundle(await fx.leaf()),
+      env: world.env,
+      started: (child: ChildProcess) => {
+        const deadline = Date.now() + 60_000
+        const poll = setInterval(() => {
+          const hits = world.emulator.faults.list().find((f) => f.id === held)?.hits ?? 0
+          if (hits === 0 && Date.now() < deadline) return
+          clearInterval(poll)
+          child.kill("SIGUSR1")
+          // Node opens the inspector at once on the signal: half a second is ample to see it.
+          setTimeout(async () => {
+            openWhileHeld = await listening(9229)
+            world.emulator.faults.release(held)
+          }, 500)
+        }, 25)
+      },
+    })
+    expect(r.code, r.stderr).toBe(0)
+    expect(json<Outcome>(r)._tag).toBe("Succeeded")
+    expect(r.stderr).toContain("kvdeploy: SIGUSR1 ignored")
+    expect(r.stderr).not.toContain("Debugger listening")
+    expect(openWhileHeld).toBeDefined()
+    if (!before) expect(openWhileHeld).toBe(false)
   })
 
   it("--previous-key: without secrets/get, the operator's kept key restores the previous version (exit 3); without it, RollbackFailed (exit 4)", async () => {
