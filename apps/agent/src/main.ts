@@ -204,7 +204,11 @@ const stateDirRefusal = (
       if ((s.mode & 0o022) !== 0)
         return {
           message: `${named(path)} is writable by ${(s.mode & 0o002) !== 0 ? "every user" : `group ${s.gid}`} (mode ${mode})`,
-          fix: `chmod 0700 ${shownPath(path)} (the agent creates it so)`,
+          // A sticky directory open to every user (/tmp, /var/tmp) is shared: chmod would take it from the others.
+          fix:
+            (s.mode & 0o1000) !== 0
+              ? `give agent.state_dir a directory of the agent's own instead, such as ${shownPath(join(path, "kvdeploy-agent-state"))} (the agent creates it, mode 0700), or leave state_dir out for the default; do not chmod ${shownPath(path)}, a directory every user shares`
+              : `chmod 0700 ${shownPath(path)} (the agent creates it so)`,
         }
       return undefined
     }
@@ -395,8 +399,12 @@ const checkedMaterial = (
         certificateId: d.certificateId,
       })
       if (checked._tag === "Rejected")
-        for (const p of checked.problems)
+        for (const p of checked.problems) {
+          // The name, the tags and the certificate id are the file's own fields, named there by the
+          // file's check (`target.certificate_id`, …): only the material's problems are added here.
+          if (p.reason === "certificate_name" || p.reason === "tags") continue
           problems.push({ field, message: `${p.field}: ${p.message} (a deploy is refused)`, fix: p.fix })
+        }
     }
     return problems
   }).pipe(Effect.provide(Pkcs12.layer))

@@ -137,6 +137,35 @@ deployments:
     })
   })
 
+  it("a state_dir every user may write: chmod 0700 for a directory of its own, a directory inside for a shared one (/tmp), never chmod of it", () => {
+    inScratch((dir) => {
+      const fixOf = (mode: number) => {
+        const stateDir = join(dir, `state-${mode.toString(8)}`)
+        mkdirSync(stateDir)
+        chmodSync(stateDir, mode)
+        const config = join(dir, `state-${mode.toString(8)}.yaml`)
+        writeFileSync(
+          config,
+          `agent: { state_dir: ${stateDir} }
+deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+        )
+        const r = agent(["--config", config, "--check", "--json"])
+        expect(r.status, r.stdout + r.stderr).toBe(2)
+        const [problem] = (JSON.parse(r.stdout) as { problems: Array<{ field: string; fix: string }> }).problems
+        expect(problem?.field).toBe("agent.state_dir")
+        return { stateDir, fix: problem?.fix ?? "" }
+      }
+      const own = fixOf(0o777)
+      expect(own.fix).toBe(`chmod 0700 ${own.stateDir} (the agent creates it so)`)
+      const shared = fixOf(0o1777)
+      expect(shared.fix).toContain(`such as ${join(shared.stateDir, "kvdeploy-agent-state")}`)
+      expect(shared.fix).toContain(`do not chmod ${shared.stateDir}`)
+      expect(shared.fix).not.toMatch(/^chmod/)
+    })
+  })
+
   it("names a state_dir the agent could not create or write, as its start would (it said valid, and the start failed)", () => {
     inScratch((dir) => {
       const stateProblem = (
@@ -652,6 +681,27 @@ deployments:
     })
   })
 
+  it("an invalid certificate_id is named once, at target.certificate_id (the material check said it again, under source)", () => {
+    inScratch((dir) => {
+      selfSigned(dir, "a")
+      chmodSync(join(dir, "a.key"), 0o600)
+      const config = join(dir, "empty-id.yaml")
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${join(dir, "state")} }
+deployments:
+  - { name: a, source: { cert: ${join(dir, "a.crt")}, key: ${join(dir, "a.key")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, certificate_id: "" } }
+`,
+      )
+      const r = agent(["--config", config, "--check", "--json"])
+      expect(r.status, r.stdout + r.stderr).toBe(2)
+      const problems = (JSON.parse(r.stdout) as { problems: Array<{ field: string; message: string }> })
+        .problems
+      expect(problems.map((p) => p.field)).toEqual(["deployments[0].target.certificate_id"])
+      expect(problems[0]?.message).toMatch(/^is 0 characters long/)
+    })
+  })
+
   it("an invalid file's source with a problem of its own is not read: a pfx_password_env that may be the password is never printed", () => {
     inScratch((dir) => {
       selfSigned(dir, "a")
@@ -819,7 +869,7 @@ deployments:
         `${field} holds certificate or key text instead of the configuration file's path`,
       )
       leaks(text)
-      if (args.includes("--json"))
+      if ((args as ReadonlyArray<string>).includes("--json"))
         expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, problems: [{ field }] })
     }
     // An option that is a line from inside the key (node's parser quotes it back).
