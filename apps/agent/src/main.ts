@@ -409,9 +409,18 @@ const checkedMaterial = (
     return problems
   }).pipe(Effect.provide(Pkcs12.layer))
 
+/** The codes of a listen host name this host could not resolve (the start fails with them too). */
+const unresolvedCodes: ReadonlySet<string> = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_NONAME", "EAI_FAIL"])
+const unresolvedText = (code: string) =>
+  code === "EAI_AGAIN"
+    ? "the host name could not be resolved now (EAI_AGAIN: no answer from the resolver)"
+    : `the host name does not resolve on this host (${code})`
+const unresolvedFix =
+  "listen on an IP address (127.0.0.1, 0.0.0.0, :: or an address of one of this host's interfaces), or a name this host resolves to one of its own addresses (/etc/hosts); run --check where the agent runs (its host, its pod)"
+
 /**
  * For `--check`: a listen address no socket of this host can be bound to, which the start refuses
- * (EADDRNOTAVAIL): tried on port 0, so the answer is the kernel's (wildcards, loopback in any
+ * (EADDRNOTAVAIL), or a host name it cannot resolve (ENOTFOUND, EAI_AGAIN): tried on port 0, so the answer is the kernel's (wildcards, loopback in any
  * spelling, `ip_nonlocal_bind`) and the port the running agent may hold is left alone.
  */
 const listenProblems = (host: string, port: number): Effect.Effect<Array<ConfigProblem>> =>
@@ -428,7 +437,9 @@ const listenProblems = (host: string, port: number): Effect.Effect<Array<ConfigP
                   fix: "listen on 127.0.0.1, 0.0.0.0 or an address of one of this host's interfaces; run --check where the agent runs (its host, its pod)",
                 },
               ]
-            : [],
+            : e.code !== undefined && unresolvedCodes.has(e.code)
+              ? [{ field: "agent.listen", message: `${host}:${port}: ${unresolvedText(e.code)}`, fix: unresolvedFix }]
+              : [],
         ),
       ),
     )
@@ -599,7 +610,9 @@ export const startFailure = (
               ? `${where} is not an address of this host: listen on 127.0.0.1, 0.0.0.0 or an address of one of its interfaces`
               : code === "EACCES"
                 ? `${where} needs privileges (a port below 1024): choose a port of 1024 or more`
-                : undefined
+                : code !== undefined && unresolvedCodes.has(code)
+                  ? `${where}: ${unresolvedFix}`
+                  : undefined
   return {
     error: `${parts.join(": ")}${code === undefined || parts.some((p) => p.includes(code)) ? "" : ` (${code})`}`,
     ...(fix === undefined ? {} : { fix }),

@@ -375,6 +375,16 @@ deployments:
           ),
         },
       ])
+      // A host name this host cannot resolve (RFC 2606's .invalid): the start failed with ENOTFOUND.
+      const unresolved = withListen("no-such-host.invalid:9471")
+      expect(unresolved.status, unresolved.stdout).toBe(2)
+      expect(JSON.parse(unresolved.stdout).problems).toEqual([
+        {
+          field: "agent.listen",
+          message: "no-such-host.invalid:9471: the host name does not resolve on this host (ENOTFOUND)",
+          fix: expect.stringMatching(/^listen on an IP address \(127\.0\.0\.1, 0\.0\.0\.0, :: or an address/),
+        },
+      ])
       // Tried by binding port 0: every spelling the kernel takes passes.
       for (const fine of [
         "127.0.0.2:9471",

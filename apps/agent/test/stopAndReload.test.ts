@@ -114,6 +114,24 @@ describe("stopping and reloading", () => {
     }
   })
 
+  it("a listen host name that does not resolve: exit 1 naming it, with the fix (the line had none)", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("unresolved.example.test")
+    const config = writeConfig(
+      work,
+      emulator,
+      [spec("unresolved", leaf)],
+      { listen: "no-such-host.invalid:9471" },
+      "unresolved.yaml",
+    )
+    const a = start(config)
+    expect(await a.exited).toBe(1)
+    const failure = a.lines.find((l) => l.msg === "kvdeploy-agent cannot start")
+    expect(String(failure?.error)).toContain("ENOTFOUND")
+    expect(String(failure?.fix)).toMatch(/^agent\.listen no-such-host\.invalid:9471: listen on an IP address/)
+    expect(emulator.state.versions(VAULT, "unresolved-cert")).toBeUndefined()
+  })
+
   it("a state directory that cannot be created: exit 1 naming it and the fix, before any pass (it exited 1 silently)", async () => {
     const { emulator, pki, work } = suite
     const leaf = await pki.leaf("stateless.example.test")
