@@ -438,7 +438,13 @@ const listenProblems = (host: string, port: number): Effect.Effect<Array<ConfigP
                 },
               ]
             : e.code !== undefined && unresolvedCodes.has(e.code)
-              ? [{ field: "agent.listen", message: `${host}:${port}: ${unresolvedText(e.code)}`, fix: unresolvedFix }]
+              ? [
+                  {
+                    field: "agent.listen",
+                    message: `${host}:${port}: ${unresolvedText(e.code)}`,
+                    fix: unresolvedFix,
+                  },
+                ]
               : [],
         ),
       ),

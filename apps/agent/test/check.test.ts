@@ -153,7 +153,8 @@ deployments:
         )
         const r = agent(["--config", config, "--check", "--json"])
         expect(r.status, r.stdout + r.stderr).toBe(2)
-        const [problem] = (JSON.parse(r.stdout) as { problems: Array<{ field: string; fix: string }> }).problems
+        const [problem] = (JSON.parse(r.stdout) as { problems: Array<{ field: string; fix: string }> })
+          .problems
         expect(problem?.field).toBe("agent.state_dir")
         return { stateDir, fix: problem?.fix ?? "" }
       }
