@@ -13,7 +13,8 @@ export interface AgentMetrics {
   readonly lastOutcome: (deployment: string, outcome: string) => void
   readonly expiry: (deployment: string, notAfter: Date) => void
   readonly sourceBroken: (deployment: string, broken: boolean) => void
-  readonly pickup: (deployment: string, ok: boolean) => void
+  /** The pickup check's answer; `undefined`: the deployment has no pickup check (any more), and no series. */
+  readonly pickup: (deployment: string, ok: boolean | undefined) => void
   readonly ready: (ready: boolean) => void
   readonly deployments: (count: number) => void
   /** A reconcile pass (start, interval, reload) ended: every deployment's first attempt of it is over. */
@@ -214,7 +215,8 @@ export const makeAgentMetrics = (): AgentMetrics => {
       brokenNow.set(deployment, b)
       broken.set(deployment, b ? 1 : 0)
     },
-    pickup: (deployment, ok) => pickup.set(deployment, ok ? 1 : 0),
+    pickup: (deployment, ok) =>
+      ok === undefined ? pickup.forget(deployment) : pickup.set(deployment, ok ? 1 : 0),
     ready: (r) => ready.set(r ? 1 : 0),
     deployments: (n) => count.set(n),
     configLoaded: (ok, atMs) => {

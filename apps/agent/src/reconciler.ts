@@ -541,18 +541,32 @@ export const makeReconciler = (
         // target's while this attempt of the old configuration was on its way).
         const vault =
           (slot.deployment === d ? slot.vault : undefined) ??
-          (yield* vaults
-            .forTarget(d.target)
-            .pipe(
-              Effect.catchTag("VaultAccessUnavailable", (e: VaultAccessUnavailable) =>
-                Effect.andThen(
-                  log(d, "no vault access", "error", { reason: e.reason, fix: e.fix }),
-                  Effect.fail(
-                    new AttemptFailed({ outcome: "Failed", reason: e.message, retryAfterMs: undefined }),
-                  ),
-                ),
-              ),
-            ))
+          (yield* vaults.forTarget(d.target).pipe(
+            Effect.catchTag("VaultAccessUnavailable", (e: VaultAccessUnavailable) =>
+              Effect.gen(function* () {
+                // Failed, as a vault that cannot be read: the outcome series and the state say so
+                // (they kept the last outcome, Skipped say, while no deploy could run).
+                record(d, {
+                  outcome: "Failed",
+                  reason: e.message,
+                  sourceFingerprint: facts.fingerprint,
+                  x5t: facts.x5t,
+                  versionId: undefined,
+                  notAfter: facts.notAfterText,
+                  held: false,
+                  success: false,
+                  atMs: yield* Clock.currentTimeMillis,
+                  keepsHeld: true,
+                })
+                yield* log(d, "no vault access", "error", { reason: e.reason, fix: e.fix })
+                return yield* new AttemptFailed({
+                  outcome: "Failed",
+                  reason: e.message,
+                  retryAfterMs: undefined,
+                })
+              }),
+            ),
+          ))
         // Kept for the deployment it was made for (a reload may have changed the target meanwhile).
         if (slot.deployment === d) slot.vault = vault
         const spend = lane.budget.spend
@@ -1411,6 +1425,9 @@ export const makeReconciler = (
             addSlot(d)
             added++
           } else if (slot.deployment.fingerprint !== d.fingerprint) {
+            // A pickup check taken out: its last answer would stay served (and an alert on it firing).
+            if (d.pickup === undefined && slot.deployment.pickup !== undefined)
+              agentMetrics.pickup(d.name, undefined)
             slot.deployment = d
             slot.facts = undefined
             slot.stamp = undefined

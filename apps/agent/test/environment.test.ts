@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process"
 import type { AuthMode } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
-import { agentSuite, baseEnv, bin, startAgent, writeConfig } from "./harness.js"
+import { agentSuite, baseEnv, bin, metricValue, startAgent, writeConfig } from "./harness.js"
 
 const VAULT = "agent-env"
 const suite = agentSuite([VAULT])
@@ -68,6 +68,16 @@ describe("a credential mode's variables missing from the environment", () => {
     await a.waitFor((l) => l.deployment === "managed" && l.msg === "deploy: Succeeded")
     expect(emulator.state.versions(VAULT, "managed-cert")?.at(-1)?.x5t).toBe(leaf.x5t)
     expect(emulator.state.versions(VAULT, "secret-cert")).toBeUndefined()
+    // The deployment without its credential is Failed in the metrics (KvdeployDeployFailing): it had
+    // no outcome series at all, and kept a Skipped one from an earlier run.
+    await a.waitFor((l) => l.deployment === "secret" && l.msg === "no vault access")
+    const page = (await a.http("/metrics")).body
+    expect(
+      metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "secret", outcome: "Failed" }),
+    ).toBe(1)
+    expect(
+      metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "managed", outcome: "Succeeded" }),
+    ).toBe(1)
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
   })

@@ -95,40 +95,36 @@ describe("sources and pickup", () => {
     work.write("stale.crt", servedStale.certPem)
     work.write("stale.key", servedStale.keyPem)
 
-    const config = writeConfig(
-      work,
-      emulator,
-      [
-        {
-          name: "pfx",
-          vault: VAULT,
-          certificate: "pfx",
-          source: { pfx: work.path("good.pfx"), pfx_password_env: "PFX_PW" },
-        },
-        {
-          name: "pfx-wrong",
-          vault: VAULT,
-          certificate: "pfx-wrong",
-          source: { pfx: work.path("other.pfx"), pfx_password_env: "PFX_PW" },
-        },
-        {
-          name: "served",
-          vault: VAULT,
-          certificate: "served",
-          source: { cert: work.path("served.crt"), key: work.path("served.key") },
-          pickup: { host: "127.0.0.1", port: goodPort, servername: "served.example.test" },
-        },
-        {
-          name: "stale",
-          vault: VAULT,
-          certificate: "stale",
-          source: { cert: work.path("stale.crt"), key: work.path("stale.key") },
-          pickup: { host: "127.0.0.1", port: stalePort },
-        },
-        // One material worker (opt-in): the PFX and its password go through it, as an agent configured so runs.
-      ],
-      { material_workers: 1 },
-    )
+    const specs = (stalePickup: boolean) => [
+      {
+        name: "pfx",
+        vault: VAULT,
+        certificate: "pfx",
+        source: { pfx: work.path("good.pfx"), pfx_password_env: "PFX_PW" },
+      },
+      {
+        name: "pfx-wrong",
+        vault: VAULT,
+        certificate: "pfx-wrong",
+        source: { pfx: work.path("other.pfx"), pfx_password_env: "PFX_PW" },
+      },
+      {
+        name: "served",
+        vault: VAULT,
+        certificate: "served",
+        source: { cert: work.path("served.crt"), key: work.path("served.key") },
+        pickup: { host: "127.0.0.1", port: goodPort, servername: "served.example.test" },
+      },
+      {
+        name: "stale",
+        vault: VAULT,
+        certificate: "stale",
+        source: { cert: work.path("stale.crt"), key: work.path("stale.key") },
+        ...(stalePickup ? { pickup: { host: "127.0.0.1", port: stalePort } } : {}),
+      },
+    ]
+    // One material worker (opt-in): the PFX and its password go through it, as an agent configured so runs.
+    const config = writeConfig(work, emulator, specs(true), { material_workers: 1 })
     agent = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret, PFX_PW: "correct horse" })
     const a = agent
     // The started line gives the workers the agent may start (the worker is built next to it).
@@ -145,6 +141,15 @@ describe("sources and pickup", () => {
     const page = (await a.http("/metrics")).body
     expect(metricValue(page, "kvdeploy_agent_pickup_ok", { deployment: "served" })).toBe(1)
     expect(metricValue(page, "kvdeploy_agent_pickup_ok", { deployment: "stale" })).toBe(0)
+    // The stale deployment's pickup check taken out by a reload: its last answer is no longer served
+    // (an alert on it kept firing until a restart).
+    const from = a.lines.length
+    writeConfig(work, emulator, specs(false), { material_workers: 1 })
+    a.signal("SIGHUP")
+    await a.waitFor((l) => l.msg === "configuration applied", { from })
+    const reloaded = (await a.http("/metrics")).body
+    expect(reloaded).not.toContain('kvdeploy_agent_pickup_ok{deployment="stale"}')
+    expect(metricValue(reloaded, "kvdeploy_agent_pickup_ok", { deployment: "served" })).toBe(1)
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
     expect(readFileSync(work.path("state/state.json"), "utf8")).not.toContain("correct horse")
