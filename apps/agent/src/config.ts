@@ -14,6 +14,7 @@ import * as NodeStream from "@effect/platform-node/NodeStream"
 import {
   type ConfigProblem,
   certificateIdProblems,
+  didYouMean,
   keyInField,
   looksLikeDerBase64,
   quotedValue,
@@ -30,7 +31,6 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as SchemaIssue from "effect/SchemaIssue"
-import { closest, distance } from "fastest-levenshtein"
 import { loadAll, YAMLException } from "js-yaml"
 
 /**
@@ -668,9 +668,7 @@ const unknownKeyFix = (path: ReadonlyArray<PropertyKey>): string => {
   const known = keysAt(AgentConfigSchema.ast, path.slice(0, -1))
   if (typeof key !== "string" || known.length === 0)
     return "see schema/agent-config.schema.json or docs/agent.md"
-  const nearest = closest(key, known)
-  const typo = distance(key, nearest) <= 2 ? `did you mean ${nearest}? ` : ""
-  return `${typo}known keys here: ${known.join(", ")}; see docs/agent.md (configuration reference)`
+  return `${didYouMean(key, known)}known keys here: ${known.join(", ")}; see docs/agent.md (configuration reference)`
 }
 
 /**
@@ -846,7 +844,7 @@ const sourceProblems = (index: number, source: Record<string, unknown>): Array<C
   return issues.map((issue) => {
     const path = ["deployments", index, "source", ...(issue.path as ReadonlyArray<PropertyKey>)]
     const fix = /excess|unexpected/i.test(issue.message)
-      ? `a ${form.form} source has ${form.keys.join(", ")}; see docs/agent.md (configuration reference)`
+      ? `${didYouMean((issue.path ?? []).at(-1), [...form.keys, "owner"])}a ${form.form} source has ${form.keys.join(", ")} (and owner, of either form); see docs/agent.md (configuration reference)`
       : uses(form)
         ? schemaFix(path, issue.message)
         : both

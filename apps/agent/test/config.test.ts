@@ -730,6 +730,46 @@ deployments:
     )
   })
 
+  it("suggests the field a misspelt one was meant to be, among every field valid there (adopt, certificate_id, owner, cloud.name)", () => {
+    const problems = fullProblems(
+      dump({
+        deployments: [
+          {
+            name: "t",
+            source: { cert: "a.crt", ownr: "root" },
+            target: {
+              vault_url: "https://kv-prod.vault.azure.net",
+              certificate_name: "t",
+              adpot: true,
+              certificate_ide: "x",
+              cloud: { nmae: "x", vault_dns_suffix: "vault.azure.net" },
+            },
+          },
+          {
+            name: "p",
+            source: { pfx: "a.pfx", pfx_pasword_env: "PW" },
+            target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: "p" },
+          },
+        ],
+      }),
+    )
+    const fixOf = (field: string) => problems.find((p) => p.field === field)?.fix ?? `no problem at ${field}`
+    expect(fixOf("deployments[0].source.ownr")).toMatch(
+      /^did you mean owner\? a PEM source has cert, chain, key \(and owner, of either form\)/,
+    )
+    expect(fixOf("deployments[1].source.pfx_pasword_env")).toMatch(
+      /^did you mean pfx_password_env\? a PFX source has pfx, pfx_password_env/,
+    )
+    expect(fixOf("deployments[0].target.adpot")).toMatch(/^did you mean adopt\? /)
+    expect(fixOf("deployments[0].target.certificate_ide")).toMatch(/^did you mean certificate_id\? /)
+    expect(fixOf("deployments[0].target.adpot")).toContain(
+      "(and, in an agent deployment's target, certificate_id and adopt)",
+    )
+    expect(fixOf("deployments[0].target.cloud.nmae")).toBe(
+      "did you mean name? use vault_dns_suffix, authority_host, keyvault_resource, name",
+    )
+  })
+
   it("judges a source against the one form it is written in", () => {
     const sources = [
       { cert: "a.crt", chian: "c.crt" },
@@ -752,7 +792,7 @@ deployments:
       {
         field: "deployments[0].source.chian",
         message: "Expected no excess property",
-        fix: "a PEM source has cert, chain, key; see docs/agent.md (configuration reference)",
+        fix: "did you mean chain? a PEM source has cert, chain, key (and owner, of either form); see docs/agent.md (configuration reference)",
       },
       {
         field: "deployments[2].source",

@@ -493,7 +493,7 @@ const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Clou
           : problem(
               `cloud.${keyInField(key)}`,
               "is not a known field",
-              `${didYouMean(key, ["vault_dns_suffix", "authority_host", "keyvault_resource"])}use vault_dns_suffix, authority_host, keyvault_resource`,
+              `${didYouMean(key, [...allowedCloudFields])}use ${[...allowedCloudFields].join(", ")}`,
             ),
       )
     }
@@ -623,7 +623,8 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
         problem(
           keyInField(key),
           "is not a known field",
-          `${didYouMean(key, [...allowedFields])}remove it or fix its spelling; known fields: ${[...allowedFields].join(", ")}`,
+          // A misspelt certificate_id or adopt (an agent deployment's target takes them) is suggested too.
+          `${didYouMean(key, [...allowedFields, ...Object.keys(requestFields)])}remove it or fix its spelling; known fields: ${[...allowedFields].join(", ")} (and, in an agent deployment's target, ${Object.keys(requestFields).join(" and ")})`,
         ),
       )
     }
