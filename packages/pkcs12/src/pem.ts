@@ -12,7 +12,9 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as pkijs from "pkijs"
 import { recentlyParsed, rememberParse } from "./certificateFacts.js"
+import { readPfx } from "./decodeStructure.js"
 import { derKeyToPkcs8, pemKeyToPkcs8 } from "./privateKey.js"
+import { parseBer } from "./safeBags.js"
 
 export interface ParsedPem {
   /** DER certificates, in file order. */
@@ -143,12 +145,34 @@ const looksLikePem = (bytes: Uint8Array): boolean => {
   return head.includes("-----BEGIN ")
 }
 
+/** Whether DER bytes read as a PFX's outer structure (pkijs's PFX schema): a PFX given where PEM goes. */
+const isPfx = (bytes: Uint8Array): boolean => {
+  try {
+    readPfx(parseBer(bytes))
+    return true
+  } catch {
+    return false
+  }
+}
+
 const parseDer = (bytes: Uint8Array): Effect.Effect<ParsedPem, MaterialInvalid> =>
   Effect.gen(function* () {
     const cert = leadingCertificate(bytes)
     if (cert !== undefined && cert.der.length === bytes.length) return { certificates: [handedOut(cert)] }
     const key = yield* Effect.result(derKeyToPkcs8(bytes))
     if (key._tag === "Success") return { certificates: [], key: Redacted.make(key.success) }
+    if (isPfx(bytes))
+      return yield* Effect.fail(
+        new MaterialInvalid({
+          problems: [
+            problem(
+              "input",
+              "is a PKCS#12/PFX file, not PEM or a DER certificate or key",
+              "give it as a PFX: kvdeploy's --pfx (with --pfx-password-env), or an agent source's pfx (with pfx_password_env)",
+            ),
+          ],
+        }),
+      )
     return yield* Effect.fail(
       new MaterialInvalid({
         problems: [

@@ -6,7 +6,7 @@ import * as Redacted from "effect/Redacted"
 import * as fc from "fast-check"
 import * as pkijs from "pkijs"
 import { beforeAll } from "vitest"
-import { inspectMaterial, parsePem } from "../src/index.js"
+import { encodePfx, inspectMaterial, parsePem } from "../src/index.js"
 import { pemBlocks } from "../src/pem.js"
 import {
   canonicalPkcs8,
@@ -109,6 +109,28 @@ describe("parsePem", () => {
       expect(long.message).toMatch(
         /the passphrase is 2000 bytes; OpenSSL reads a key's passphrase of at most 1,024 bytes/,
       )
+    }),
+  )
+
+  it.effect("a PFX given where PEM or DER goes is named as one, with the flag or field that takes it", () =>
+    Effect.gen(function* () {
+      const material = yield* Effect.promise(async () =>
+        makeMaterial(await generateKey("P-256"), 2, authorities),
+      )
+      for (const encoding of ["modern", "legacy"] as const) {
+        const pfx = yield* encodePfx(material, { encoding, password: Redacted.make("pw") })
+        const refused = yield* Effect.flip(parsePem(pfx))
+        expect(refused.problems).toEqual([
+          {
+            field: "input",
+            message: "is a PKCS#12/PFX file, not PEM or a DER certificate or key",
+            fix: "give it as a PFX: kvdeploy's --pfx (with --pfx-password-env), or an agent source's pfx (with pfx_password_env)",
+          },
+        ])
+      }
+      // Other DER that is neither: the general message.
+      const other = yield* Effect.flip(parsePem(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x03])))
+      expect(other.problems[0]?.message).toBe("is neither PEM text nor a DER certificate or PKCS#8 key")
     }),
   )
 
