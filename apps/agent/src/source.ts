@@ -421,7 +421,7 @@ export const materialOf = (
           const e = decoded.failure
           problems.push(
             e.reason === "wrong-password"
-              ? `pfx ${shownPath(file.path)}: the password${source.passwordEnv === undefined ? " (none given)" : ` in ${shownSecretVariable(source.passwordEnv) ?? "the variable pfx_password_env names"}`} does not open it (or the file is incomplete)`
+              ? `pfx ${shownPath(file.path)}: the password${source.passwordEnv === undefined ? " (none given)" : ` in ${shownSecretVariable(source.passwordEnv) ?? "the variable pfx_password_env names"}`} does not open it (or the file is incomplete)${password !== password.trim() ? "; the variable's value has spaces or a line break around it, which are part of the password as given: set it without them if they are not" : ""}`
               : `pfx ${shownPath(file.path)}: ${e.detail}`,
           )
         } else {

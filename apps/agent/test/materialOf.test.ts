@@ -4,6 +4,7 @@
  * leaf itself (`leafForKey`): same leaf, chain, facts, or the same problems.
  * A codec whose inspection crashes leaves the agent's own search in charge.
  */
+import { execFileSync } from "node:child_process"
 import { createPrivateKey } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -79,6 +80,40 @@ describe("materialOf", () => {
       ],
     })
     expect(JSON.stringify(got)).not.toContain(String(encrypted).split("\n")[2])
+  })
+
+  it("a PFX password with a line break after it (echo into an env file): the wrong password, with why it may be; a password that has spaces of its own opens it", async () => {
+    const cert = file("pw.crt", leaf.certPem)
+    const key = file("pw.key", leaf.keyPem)
+    const pfxOf = (name: string, password: string) => {
+      const out = join(dir, name)
+      execFileSync(
+        "openssl",
+        ["pkcs12", "-export", "-in", cert, "-inkey", key, "-out", out, "-passout", "env:PW"],
+        {
+          env: { ...process.env, PW: password },
+        },
+      )
+      return out
+    }
+    const check = async (pfx: string, password: string) => {
+      const source: Source = { _tag: "Pfx", pfx, passwordEnv: "PFX_PW" }
+      const bytes = await Effect.runPromise(readSource(source))
+      const result = await Effect.runPromise(Effect.result(materialOf(source, bytes, { PFX_PW: password })))
+      return result._tag === "Failure" ? result.failure.problems : []
+    }
+    const plain = pfxOf("pw.pfx", "correct horse")
+    const padded = await check(plain, "correct horse\n")
+    expect(padded).toEqual([
+      expect.stringMatching(
+        /the password in PFX_PW does not open it \(or the file is incomplete\); the variable's value has spaces or a line break around it, which are part of the password as given: set it without them if they are not$/,
+      ),
+    ])
+    expect(JSON.stringify(padded)).not.toContain("correct horse")
+    expect(await check(plain, "not it")).toEqual([
+      expect.stringMatching(/does not open it \(or the file is incomplete\)$/),
+    ])
+    expect(await check(pfxOf("spaced.pfx", " spaced "), " spaced ")).toEqual([])
   })
 
   it("a damaged key (its private half altered, its stated public half the leaf's) is a broken source, with or without the deploy's codec", async () => {

@@ -793,6 +793,27 @@ const cases: ReadonlyArray<Case> = [
     env: () => ({ PFX_PASS: "not it" }),
     exit: 2,
     says: ["the password in PFX_PASS does not open it"],
+    never: ["spaces or a line break around it"],
+  },
+  {
+    name: "PFX password with a line break after it (echo into an env file): the wrong password, and why it may be",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-pfx-newline"),
+      "--pfx",
+      "-",
+      "--pfx-password-env",
+      "PFX_PASS",
+    ],
+    stdin: () => pfx,
+    env: () => ({ PFX_PASS: "s3cret pfx\n" }),
+    exit: 2,
+    says: [
+      "the password in PFX_PASS does not open it",
+      "its value has spaces or a line break around it, which are part of the password as given",
+    ],
+    never: ["s3cret"],
   },
   {
     name: "PFX password-protected, no password given",

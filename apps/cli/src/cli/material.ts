@@ -386,6 +386,8 @@ const decodedPfx = <A>(
     } else {
       password = Redacted.make("")
     }
+    /** Whether a password has spaces or a line break around it (`echo pw > file` adds one), part of it as given. */
+    const padded = (value: string) => value !== value.trim()
     return yield* decode(pkcs12, bytes, password).pipe(
       Effect.mapError((e) => {
         const field = `--pfx ${sourceName(pfxSource)}`
@@ -395,7 +397,7 @@ const decodedPfx = <A>(
               field,
               // The integrity MAC fails alike for a wrong password and for a damaged file.
               Option.isSome(flags.pfxPasswordEnv)
-                ? `the password in ${flags.pfxPasswordEnv.value} does not open it (or the file is damaged or incomplete)`
+                ? `the password in ${flags.pfxPasswordEnv.value} does not open it (or the file is damaged or incomplete)${padded(Redacted.value(password)) ? "; its value has spaces or a line break around it, which are part of the password as given: set it without them if they are not" : ""}`
                 : asked
                   ? "the password entered does not open it (or the file is damaged or incomplete)"
                   : "it is password-protected and no password was given (or the file is damaged or incomplete)",
