@@ -1071,7 +1071,18 @@ export const validateAgentConfig = (
       if (source !== undefined && owner !== undefined) source = { ...source, owner }
       for (const k of ["cert", "chain", "key", "pfx"]) {
         const value = rawSource[k]
-        if (typeof value === "string" && pathHoldsText(value, resolve))
+        // Resolved against the configuration's directory, an empty path named that directory.
+        if (typeof value === "string" && value.trim() === "")
+          problems.push(
+            problem(
+              `${at}.source.${k}`,
+              "is an empty path",
+              k === "chain"
+                ? "give the path of the chain file, or leave chain out when the cert file holds the chain"
+                : `give the path of the ${k === "pfx" ? "PFX" : k === "key" ? "private key" : "certificate"} file`,
+            ),
+          )
+        else if (typeof value === "string" && pathHoldsText(value, resolve))
           problems.push(
             problem(
               `${at}.source.${k}`,

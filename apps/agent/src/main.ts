@@ -289,10 +289,13 @@ const unreadable = (field: string, path: string, e: unknown): ConfigProblem => {
 const checkedPaths = (
   sources: ReadonlyArray<SourceAt>,
   stateDir: string | undefined,
+  /** Problems already found: a path with one of its own (an empty one, key text) is not looked at. */
+  known: ReadonlyArray<ConfigProblem> = [],
 ): Array<ConfigProblem> => {
   const problems: Array<ConfigProblem> = []
   for (const { index: i, source } of sources) {
     for (const [role, path] of sourceRoles(source)) {
+      if (known.some((p) => p.field === `deployments[${i}].source.${role}`)) continue
       let stats: Stats
       try {
         stats = statSync(path)
@@ -766,7 +769,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
         known: ReadonlyArray<ConfigProblem>,
       ) =>
         Effect.gen(function* () {
-          const paths = checkedPaths(sources, stateDir)
+          const paths = checkedPaths(sources, stateDir, known)
           return [
             ...paths,
             ...(yield* checkedMaterial(deployments, [...known, ...paths])),

@@ -167,6 +167,43 @@ deployments:
     })
   })
 
+  it("names an empty source path as empty (it was resolved to the configuration's directory and said to be a directory)", () => {
+    inScratch((dir) => {
+      const config = join(dir, "empty-paths.yaml")
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${join(dir, "state")} }
+deployments:
+  - { name: a, source: { cert: "", key: " " }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+  - { name: b, source: { pfx: "" }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: b } }
+`,
+      )
+      const r = agent(["--config", config, "--check", "--json"])
+      expect(r.status, r.stdout + r.stderr).toBe(2)
+      const problems = (
+        JSON.parse(r.stdout) as { problems: Array<{ field: string; message: string; fix: string }> }
+      ).problems
+      expect(problems).toEqual([
+        {
+          field: "deployments[0].source.cert",
+          message: "is an empty path",
+          fix: "give the path of the certificate file",
+        },
+        {
+          field: "deployments[0].source.key",
+          message: "is an empty path",
+          fix: "give the path of the private key file",
+        },
+        {
+          field: "deployments[1].source.pfx",
+          message: "is an empty path",
+          fix: "give the path of the PFX file",
+        },
+      ])
+      expect(r.stdout).not.toContain("is a directory")
+    })
+  })
+
   it("names a state_dir the agent could not create or write, as its start would (it said valid, and the start failed)", () => {
     inScratch((dir) => {
       const stateProblem = (
