@@ -676,6 +676,11 @@ export const makeReconciler = (
                   error: e._tag,
                   operation: e.operation,
                   reason: e.message,
+                  ...("timedOutAfterMs" in e && e.timedOutAfterMs !== undefined
+                    ? {
+                        fix: `the vault answered nothing within agent.request_timeout_seconds (${e.timedOutAfterMs / 1000} s): check the network path to the vault (a proxy, a firewall, DNS), or raise request_timeout_seconds`,
+                      }
+                    : {}),
                 },
               )
             return yield* new AttemptFailed({

@@ -121,6 +121,28 @@ describe("vaults that throttle, fail and recover", () => {
     expect(most).toBe(2)
   })
 
+  it("a read the vault leaves unanswered ends at request_timeout_seconds, which the log line names with the fix", async () => {
+    const { e, w, p } = await world.setUp(["kv-silent"])
+    const hold = e.faults.add({
+      operation: "getLatest",
+      vault: "kv-silent",
+      times: "always",
+      action: { kind: "hold", timeoutMs: 20_000 },
+    })
+    const a = world.run(
+      writeConfig(w, e, [await deploymentOf(w, p, "kv-silent", "silent")], { request_timeout_seconds: 1 }),
+      e,
+    )
+    const line = await a.waitFor((l) => l.deployment === "silent" && /^cannot read the vault/.test(l.msg))
+    e.faults.remove(hold)
+    e.faults.release(hold)
+    expect(String(line.reason)).toContain("no answer within 1 s, the per-request timeout")
+    expect(String(line.fix)).toMatch(
+      /^the vault answered nothing within agent\.request_timeout_seconds \(1 s\): check the network path to the vault/,
+    )
+    expect(e.state.versions("kv-silent", "silent")).toBeUndefined()
+  })
+
   it("retries with backoff while the vault fails, and deploys once it recovers", async () => {
     const { e, w, p } = await world.setUp(["kv-flaky"])
     const fault = e.faults.add({

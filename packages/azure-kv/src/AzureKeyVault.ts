@@ -394,7 +394,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       try: run,
       catch: (error) =>
         (kind === "read" ? answerFailure(operation, error) : undefined) ??
-        withoutSoftDeleted(toVaultError(operation, kind, error, sdkRetries)),
+        withoutSoftDeleted(toVaultError(operation, kind, error, sdkRetries, timeout)),
     })
 
   /**
@@ -565,7 +565,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     return countedAs(
       "importVersion",
       Effect.tryPromise({
-        catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error, sdkRetries)),
+        catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error, sdkRetries, timeout)),
         try: (abortSignal) =>
           certificates.importCertificate(request.name, request.pfx, {
             password: Redacted.value(request.password),
@@ -766,7 +766,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
             catch: (error) =>
               answerFailure("listCertificates", error) ??
               withoutNotFound(
-                withoutSoftDeleted(toVaultError("listCertificates", "read", error, sdkRetries)),
+                withoutSoftDeleted(toVaultError("listCertificates", "read", error, sdkRetries, timeout)),
               ),
           }),
           identity,

@@ -248,6 +248,8 @@ export const toVaultError = (
   kind: Kind,
   error: unknown,
   sdkRetries = true,
+  /** The per-request timeout the client gives the SDK (ms): an aborted request names it. */
+  timeoutMs?: number,
 ): MappedVaultError => {
   // Built without stack traces: the error and its cause are made here, after the SDK's call failed,
   // so their stacks would show this mapping and not the failure (the SDK's own error, with its
@@ -256,7 +258,7 @@ export const toVaultError = (
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 0
   try {
-    return mapFailure(operation, kind, error, sdkRetries)
+    return mapFailure(operation, kind, error, sdkRetries, timeoutMs)
   } finally {
     Error.stackTraceLimit = limit
   }
@@ -298,6 +300,7 @@ const mapFailure = (
   kind: Kind,
   error: unknown,
   sdkRetries: boolean,
+  timeoutMs: number | undefined,
 ): MappedVaultError => {
   const cause = describeFailure(error)
   const detail = cause.message
@@ -307,13 +310,14 @@ const mapFailure = (
     sdkRetries && !(error instanceof ImportOutcomeUnknown) && sdkRetried(cause)
       ? { ...fields, retried: true }
       : fields
-  const ambiguousOrUnavailable = (what: string) =>
+  const ambiguousOrUnavailable = (what: string, extra: { readonly timedOutAfterMs?: number } = {}) =>
     kind === "write"
       ? new VaultAmbiguous({
           ...fields,
+          ...extra,
           detail: `${what}; the ${operation === "recoverDeleted" ? "recovery" : "import"} may have taken effect`,
         })
-      : new VaultUnavailable({ ...sent, detail: what })
+      : new VaultUnavailable({ ...sent, ...extra, detail: what })
 
   if (error instanceof ImportOutcomeUnknown) return new VaultAmbiguous({ ...fields, detail })
 
@@ -480,8 +484,14 @@ const mapFailure = (
       detail: `the vault could not be reached (${cause.code}): ${detail}`,
     })
   }
+  // The SDK aborts a request at the client's timeout (an interrupted call's abort reaches no caller).
   if (cause.name === "AbortError")
-    return ambiguousOrUnavailable(`the request was aborted or timed out: ${detail}`)
+    return ambiguousOrUnavailable(
+      timeoutMs === undefined
+        ? `the request was aborted or timed out: ${detail}`
+        : `the request was aborted or timed out (no answer within ${timeoutMs / 1000} s, the per-request timeout): ${detail}`,
+      timeoutMs === undefined ? {} : { timedOutAfterMs: timeoutMs },
+    )
   return ambiguousOrUnavailable(`the request failed (${cause.code ?? cause.name}): ${detail}`)
 }
 

@@ -231,4 +231,31 @@ describe("VaultConnections over the emulator", () => {
         }
       }).pipe(Effect.provide(worldLayer(emulator, target, credential, { maxConnections: 1 }))),
   )
+
+  it.live(
+    "a request the vault leaves unanswered ends at the per-request timeout, which its failure names",
+    () =>
+      Effect.gen(function* () {
+        const vault = yield* Vault
+        yield* vault.getLatest("warm").pipe(Effect.ignore)
+        const hold = emulator.faults.add({
+          operation: "getLatest",
+          vault: VAULT,
+          name: "unanswered",
+          action: { kind: "hold", timeoutMs: 20_000 },
+        })
+        const error = yield* Effect.flip(vault.getLatest("unanswered")).pipe(
+          Effect.ensuring(Effect.sync(() => emulator.faults.release(hold))),
+        )
+        expect(error._tag).toBe("VaultUnavailable")
+        expect(error.message).toContain(
+          "the request was aborted or timed out (no answer within 0.4 s, the per-request timeout)",
+        )
+        expect(error._tag === "VaultUnavailable" ? error.timedOutAfterMs : undefined).toBe(400)
+      }).pipe(
+        Effect.provide(
+          worldLayer(emulator, target, credential, { requestTimeoutMs: 400, retry: { maxRetries: 0 } }),
+        ),
+      ),
+  )
 })

@@ -310,6 +310,8 @@ describe("listCertificates over the emulator", () => {
         )
         expect(error._tag).toBe("VaultUnavailable")
         expect(error.operation).toBe("listCertificates")
+        // The limit is named (it said only "aborted or timed out").
+        expect(error.message).toContain("no answer within 0.3 s, the per-request timeout")
       }),
       { requestTimeoutMs: 300, retry: { maxRetries: 0 } },
     ),

@@ -183,6 +183,11 @@ const errorFields = {
    * its tenant before any token, may have reached it.)
    */
   unsent: Schema.optional(Schema.Boolean),
+  /**
+   * The client's per-request timeout (ms) when the request was abandoned for want of an answer
+   * within it: a caller can name the setting that bounds it.
+   */
+  timedOutAfterMs: Schema.optional(Schema.Number),
 }
 
 /** 404: the certificate (or version, or deleted certificate) does not exist. */
