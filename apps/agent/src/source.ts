@@ -492,16 +492,27 @@ export const materialOf = (
         }
     }
     const found = leafForKey(certificates, key, checkKeyPair)
+    // Where the key and the certificates were read, as every other problem of a source names its file.
+    const keyFile =
+      source._tag === "Pfx" ? undefined : (keyHolders.find((f) => f.role === "key") ?? keyHolders[0])
+    const keyAt =
+      source._tag === "Pfx"
+        ? `pfx ${shownPath(source.pfx)}: its private key`
+        : `${keyFile?.role ?? "key"} ${shownPath(keyFile?.path ?? source.key ?? source.cert)}: the private key`
+    const certificatesIn =
+      source._tag === "Pfx"
+        ? "its certificates"
+        : `the certificates of cert ${shownPath(source.cert)}${source.chain === undefined ? "" : ` and chain ${shownPath(source.chain)}`}`
     if (found === "damaged")
       return yield* new SourceBroken({
         problems: [
-          "the private key is damaged: its public half is the certificate's, but a signature made with its private half does not verify with it, so a TLS handshake with it would fail (`openssl pkey -check -noout -in KEY` checks a key file); supply an intact copy of the key",
+          `${keyAt} is damaged: its public half is the certificate's, but a signature made with its private half does not verify with it, so a TLS handshake with it would fail (\`openssl pkey -check -noout -in KEY\` checks a key file); supply an intact copy of the key`,
         ],
       })
     if (found === undefined)
       return yield* new SourceBroken({
         problems: [
-          "the private key matches none of the certificates (mismatched key, or a renewal half-written: certificate and key from different issues)",
+          `${keyAt} matches none of ${certificatesIn} (mismatched key, or a renewal half-written: certificate and key from different issues)`,
         ],
       })
     const { der: leaf, x509 } = found

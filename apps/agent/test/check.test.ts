@@ -344,7 +344,9 @@ deployments:
       expect(problems).toEqual([
         {
           field: "deployments[1].source",
-          message: expect.stringMatching(/^the private key matches none of the certificates/),
+          message: expect.stringMatching(
+            /^key \S+other\.key: the private key matches none of the certificates of cert \S+a\.crt /,
+          ),
           fix: expect.stringMatching(/^give the certificate, its chain and the key it was issued for/),
         },
         {
@@ -722,7 +724,9 @@ deployments:
         "deployments[0].source",
         "agent.listen",
       ])
-      expect(problems.at(-2)?.message).toMatch(/^the private key matches none of the certificates/)
+      expect(problems.at(-2)?.message).toMatch(
+        /^key \S+other\.key: the private key matches none of the certificates of cert /,
+      )
       expect(problems.at(-1)?.message).toBe(
         "198.51.100.7:9471 is not an address of this host (EADDRNOTAVAIL)",
       )

@@ -133,7 +133,10 @@ describe("materialOf", () => {
     }
     // Without the codec: the comparison-only check that decides "in place" (it took the key for the pair).
     const plain = await answer(source)
-    expect(plain).toEqual({ problems: [expect.stringMatching(/^the private key is damaged: /)] })
+    // Named with its file, as every other problem of a source.
+    expect(plain).toEqual({
+      problems: [expect.stringMatching(/^key \S*damaged\.key: the private key is damaged: /)],
+    })
     expect(await answer(source, codec)).toEqual(plain)
   })
 
@@ -178,7 +181,7 @@ describe("materialOf", () => {
     expect(caFirst && "facts" in caFirst ? caFirst.facts.x5t : undefined).toBe(leaf.x5t)
     expect(mismatch).toEqual({
       problems: [
-        "the private key matches none of the certificates (mismatched key, or a renewal half-written: certificate and key from different issues)",
+        `key ${join(dir, "other.key")}: the private key matches none of the certificates of cert ${join(dir, "mismatch.crt")} (mismatched key, or a renewal half-written: certificate and key from different issues)`,
       ],
     })
   })
