@@ -848,12 +848,41 @@ const sourceProblems = (index: number, source: Record<string, unknown>): Array<C
       : uses(form)
         ? schemaFix(path, issue.message)
         : both
-    return problem(pathText(path), schemaMessage(issue.message), fix)
+    return problem(
+      pathText(path),
+      schemaMessage(issue.message, valueAt(source, (issue.path ?? []) as ReadonlyArray<PropertyKey>)),
+      fix,
+    )
   })
 }
 
-/** A schema issue's message as the agent's own checks word it (the schema's "Missing key": "is missing"). */
-const schemaMessage = (message: string): string => (message === "Missing key" ? "is missing" : message)
+/** The value at `path` in the document (undefined where there is none). */
+const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
+  let at: unknown = input
+  for (const key of path) {
+    if (typeof at !== "object" || at === null || !Object.hasOwn(at, key)) return undefined
+    at = (at as Record<PropertyKey, unknown>)[key]
+  }
+  return at
+}
+
+/**
+ * A schema issue's message as the agent's own checks word it: the schema's "Missing key" is "is
+ * missing"; a pattern's RegExp is not shown (the fix says what the field takes), nor the value (a
+ * password written as pfx_password_env would be printed), an empty value is said to be empty; a
+ * number or boolean where text goes is told to be quoted.
+ */
+const schemaMessage = (message: string, value?: unknown): string =>
+  message === "Missing key"
+    ? "is missing"
+    : /^Expected a string matching the RegExp /.test(message) && typeof value === "string"
+      ? value === ""
+        ? "is empty"
+        : // Not quoted: a pfx_password_env that fails its pattern may be the password itself.
+          "is not of the form this field takes (see the fix)"
+      : message === "Expected string" && (typeof value === "number" || typeof value === "boolean")
+        ? `is ${String(value)}, a ${typeof value}, not text: quote it ("${String(value)}")`
+        : message
 
 /**
  * Validate a decoded YAML/JSON document. `env` is consulted only to check
@@ -919,9 +948,12 @@ export const validateAgentConfig = (
         typeof rawAgent[index] === "number"
       )
         continue
+      // One problem a field: a value the schema refuses twice (.inf: not finite, not an integer) is listed once.
+      if (problems.some((p) => p.field === field) || schemaTargetProblems.some((p) => p.field === field))
+        continue
       const found = problem(
         field,
-        schemaMessage(issue.message),
+        schemaMessage(issue.message, valueAt(input, issuePath)),
         schemaFix(issue.path as ReadonlyArray<PropertyKey>, issue.message),
       )
       // A target field core's validation below also refuses is reported once, in core's words.

@@ -37,6 +37,22 @@ const hostEnv = {
 }
 
 describe("agent configuration", () => {
+  it("words the schema's refusals for people: no RegExp, an empty value, a number to quote, one problem a field", () => {
+    const problems = problemsOf(`
+agent: { concurrency: .inf }
+deployments:
+  - { name: "bad name!", source: { cert: a.crt }, target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: a } }
+  - { name: 2024, source: { cert: a.crt }, target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: b } }
+  - { name: c, source: { pfx: a.pfx, pfx_password_env: "" }, target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: c } }
+`)
+    expect(problems).toEqual([
+      "agent.concurrency: Expected a finite number",
+      "deployments[0].name: is not of the form this field takes (see the fix)",
+      'deployments[1].name: is 2024, a number, not text: quote it ("2024")',
+      "deployments[2].source.pfx_password_env: is empty",
+    ])
+  })
+
   it("a password written where its variable's name belongs is refused without being shown", () => {
     const problems = problemsOf(`
 deployments:
@@ -51,7 +67,7 @@ deployments:
       expect.stringMatching(
         /^deployments\[0\]\.source\.pfx_password_env: the environment variable it names is not set \(26 characters, not shown/,
       ),
-      expect.stringMatching(/^deployments\[1\]\.source\.pfx_password_env: Expected a string matching/),
+      "deployments[1].source.pfx_password_env: is not of the form this field takes (see the fix)",
     ])
     expect(problems.join("\n")).not.toMatch(/Sup3r|XYZZY/)
     // A name as such variables are written is shown.
@@ -802,7 +818,7 @@ deployments:
       { field: "deployments[3].source.cert", message: "is missing", fix: both },
       {
         field: "deployments[4].source.pfx_password_env",
-        message: expect.stringMatching(/^Expected a string matching/),
+        message: "is not of the form this field takes (see the fix)",
         fix: "Name of the environment variable that holds the PFX password (never the password itself); see docs/agent.md (configuration reference)",
       },
       // A pfx named with PEM files: the deployment check's own words, once.
