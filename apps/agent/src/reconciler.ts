@@ -1493,7 +1493,12 @@ export const makeReconciler = (
         stateUnwrittenAtShutdown = true
         yield* Effect.logError(
           "the state file cannot be written: outcomes and holds since its last write are lost at this exit (exit 1)",
-        ).pipe(Effect.annotateLogs({ state: state.path }))
+        ).pipe(
+          Effect.annotateLogs({
+            state: state.path,
+            fix: "make the state directory writable again (the warning before says why it is not), then start the agent: it reads the last state written and reconciles every deployment, so a deploy whose outcome was lost is read back from the vault, not repeated blindly",
+          }),
+        )
       }
     })
 

@@ -9,7 +9,8 @@
  */
 import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, renameSync } from "node:fs"
 import { open, rename, unlink } from "node:fs/promises"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
+import { shownPath } from "@kvdeploy/core"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -306,7 +307,9 @@ export const openStateStore = (
       dirty = true
       changed = true
       if (dirtySince === 0) dirtySince = now()
-      warn(`state file ${path} cannot be written: ${String((e as Error).message)}`)
+      warn(
+        `state file ${path} cannot be written: ${String((e as Error).message)}; fix: ${stateWriteFix((e as NodeJS.ErrnoException).code, dirname(path))}`,
+      )
     })
     return writing
   })
@@ -335,3 +338,18 @@ export const openStateStore = (
     ),
   }
 }
+
+/**
+ * What to do when the state file cannot be written, by the file system's error: the outcomes and
+ * holds since its last write are then in memory only, and lost at an exit.
+ */
+export const stateWriteFix = (code: string | undefined, dir: string): string =>
+  code === "ENOSPC" || code === "EDQUOT"
+    ? `free space on the file system of ${shownPath(dir)} (or raise the quota); the agent writes it again at its next change`
+    : code === "EROFS"
+      ? `${shownPath(dir)} is on a read-only file system now: remount it read-write, or give agent.state_dir a writable directory and restart`
+      : code === "ENOTDIR" || code === "ENOENT"
+        ? `${shownPath(dir)} is no longer a directory the agent can write into: remove what is there and restart the agent, which makes it again (mode 0700)`
+        : code === "EACCES" || code === "EPERM"
+          ? `give the agent's user write access to ${shownPath(dir)} again (chmod 0700, owned by that user); the agent writes it again at its next change`
+          : `check ${shownPath(dir)} (its file system, its permissions); the agent writes it again at its next change`

@@ -262,6 +262,11 @@ describe("stopping and reloading", () => {
     )
     expect(warned).toBeGreaterThanOrEqual(0)
     expect(failed).toBeGreaterThan(warned)
+    // Each with what to do (the lines had none).
+    expect(String(a.lines[warned]?.msg)).toContain(
+      `; fix: ${stateDir} is no longer a directory the agent can write into: remove what is there and restart the agent`,
+    )
+    expect(String(a.lines[failed]?.fix)).toMatch(/^make the state directory writable again/)
     expect(a.stderr()).not.toContain("cannot be written")
   })
 
