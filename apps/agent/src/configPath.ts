@@ -18,3 +18,16 @@ export const configPathOf = (argv: ReadonlyArray<string>, parsed?: string): stri
   })
   return given ?? process.env.KVDEPLOY_AGENT_CONFIG ?? "/etc/kvdeploy/agent.yaml"
 }
+
+/**
+ * How many times the command line gives the configuration (`--config FILE`, `--config=FILE`,
+ * `-c FILE`, `-cFILE`): node's parseArgs keeps the last of several, silently.
+ */
+export const configFlagCount = (argv: ReadonlyArray<string>): number =>
+  argv.filter(
+    (arg) =>
+      arg === "--config" ||
+      arg === "-c" ||
+      arg.startsWith("--config=") ||
+      (arg.startsWith("-c") && !arg.startsWith("--") && arg.length > 2),
+  ).length

@@ -62,7 +62,7 @@ import {
   pathHoldsText,
   type SourceAt,
 } from "./config.js"
-import { configPathOf } from "./configPath.js"
+import { configFlagCount, configPathOf } from "./configPath.js"
 import { handleHangups, rememberHangup } from "./hangup.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
@@ -703,6 +703,21 @@ export const main = (argv: ReadonlyArray<string>): void => {
         `${JSON.stringify({ path: shownConfigPath(configPathOf(argv)), valid: false, problems: [{ field: "(command line)", message, fix: "see kvdeploy-agent --help" }] }, null, 2)}\n`,
       )
     process.stderr.write(`kvdeploy-agent: ${message}\n\n${usage}`)
+    process.exitCode = 2
+    return
+  }
+  if (configFlagCount(argv) > 1) {
+    // parseArgs keeps the last one: the operator may have meant either.
+    const problem = {
+      field: "--config",
+      message: "is given more than once",
+      fix: "give the configuration file once (one agent reads one file; run one agent per file)",
+    }
+    if (argv.includes("--json"))
+      process.stdout.write(
+        `${JSON.stringify({ path: shownConfigPath(configPathOf(argv)), valid: false, problems: [problem] }, null, 2)}\n`,
+      )
+    process.stderr.write(`kvdeploy-agent: --config ${problem.message}\n  fix: ${problem.fix}\n`)
     process.exitCode = 2
     return
   }

@@ -3,6 +3,7 @@ import { generateKeyPairSync } from "node:crypto"
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { holdsEncodedBase64 } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import { dump } from "js-yaml"
 import { afterAll, describe, expect, it } from "vitest"
@@ -495,7 +496,9 @@ deployments:
       .toString("base64")
     // Lines 2-4 of the PEM body (192 characters) and line 5 alone: none starts with the DER's "M".
     const lines = body.slice(64, 256)
-    const line = body.slice(256, 320)
+    // One whole line from after them that reads as encoded bytes (about 997 in 1,000 do; core's
+    // shownValues test measures the rule): this test is about where the rule is applied.
+    const line = (body.slice(256).match(/.{64}/g) ?? []).find((l) => holdsEncodedBase64(l)) ?? ""
     const problems = fullProblems(
       JSON.stringify({
         deployments: [
@@ -522,7 +525,8 @@ deployments:
       ]),
     )
     const text = JSON.stringify(problems)
-    for (let at = 64; at + 40 <= 320; at += 8) expect(text).not.toContain(body.slice(at, at + 40))
+    for (let at = 64; at + 40 <= 256; at += 8) expect(text).not.toContain(body.slice(at, at + 40))
+    expect(text).not.toContain(line.slice(0, 40))
   })
 
   it("refuses a key's base64 (no PEM lines, whole or cut short) where a file path goes, and a hex scalar in a field, never repeating them", () => {
