@@ -8,7 +8,7 @@
  * identity endpoint is followed.
  */
 
-import { shownPath } from "@kvdeploy/core"
+import { shownPath, withoutKeyText } from "@kvdeploy/core"
 import { federatedTokenTimes, type TokenRequestEnded } from "@kvdeploy/credentials"
 
 /** What names an identity in its log lines and series. */
@@ -101,7 +101,9 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
     authority_host: t.labels.authority_host,
     ...(t.labels.key_vault_resource === "" ? {} : { key_vault_resource: t.labels.key_vault_resource }),
   })
-  const reason = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 1_000)
+  // An identity library's message may echo a request's body (a certificate, a client assertion).
+  const reason = (error: unknown) =>
+    withoutKeyText(error instanceof Error ? error.message : String(error)).slice(0, 1_000)
   /**
    * The hook of the credential of identity `key` (a new credential for the key starts afresh). A
    * key the last reload does not name (its credential made again by a deploy of the replaced

@@ -5,6 +5,7 @@
  * stays `Redacted` inside the deploy), and a `Redacted` value would print as
  * `<redacted>` anyway.
  */
+import { withoutKeyText } from "@kvdeploy/core"
 import * as Cause from "effect/Cause"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -81,7 +82,8 @@ export const jsonLineLogger = (
     for (const [k, v] of Object.entries(fiber.getRef(References.CurrentLogAnnotations))) {
       if (v !== undefined) entry[k] = plain(v)
     }
-    if (cause.reasons.length > 0) entry.cause = Cause.pretty(cause)
+    // A cause's text may quote what a library was given (a file's bytes, an answer's body).
+    if (cause.reasons.length > 0) entry.cause = withoutKeyText(Cause.pretty(cause))
     write(`${JSON.stringify(entry)}\n`)
     if (logLevel === "Fatal") flush?.()
   })

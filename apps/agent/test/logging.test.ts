@@ -3,16 +3,37 @@
  * lines), in order, and none lost when the process exits in the same turn.
  */
 import { spawnSync } from "node:child_process"
+import { generateKeyPairSync } from "node:crypto"
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import { describe, expect, it } from "vitest"
 import { jsonLineLogger, tickBatchedSink } from "../src/logging.js"
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+describe("jsonLineLogger", () => {
+  it("writes a cause without key text it may quote (a library's message holding a file's bytes)", () => {
+    const lines: Array<string> = []
+    const der = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ format: "der", type: "pkcs8" })
+      .toString("base64")
+    const pem = `-----BEGIN PRIVATE KEY-----\n${der.match(/.{1,64}/g)?.join("\n")}\n-----END PRIVATE KEY-----`
+    Effect.runSync(
+      Effect.logError("a failure", Cause.fail(new Error(`could not read ${der} nor ${pem}`))).pipe(
+        Effect.provide(Logger.layer([jsonLineLogger((t) => lines.push(t))])),
+      ),
+    )
+    const entry = JSON.parse(lines.join("")) as { msg: string; cause: string }
+    expect(entry.cause).toContain("could not read [base64 text of")
+    expect(entry.cause).toContain("[PEM text, not shown]")
+    for (let i = 0; i + 24 <= der.length; i += 12) expect(entry.cause).not.toContain(der.slice(i, i + 24))
+  })
+})
 
 describe("tickBatchedSink", () => {
   it("writes the lines of a turn of the event loop at once, in order; a later turn's after them", async () => {

@@ -30,6 +30,7 @@ import {
   reportedExit,
   stoppedBySignal,
   usage,
+  withoutKeyText,
   withoutPem,
 } from "./cli/problems.js"
 import {
@@ -251,7 +252,9 @@ export const main = (argv: ReadonlyArray<string>): void => {
       }
       if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
       return clearProgress.pipe(
-        Effect.andThen(printErr(`${styleErr().red("internal error")}: ${withoutPem(Cause.pretty(cause))}`)),
+        Effect.andThen(
+          printErr(`${styleErr().red("internal error")}: ${withoutKeyText(Cause.pretty(cause))}`),
+        ),
         Effect.andThen(
           printErr(
             "This is a bug in kvdeploy; please report it with the command you ran (no key material is in this message).",

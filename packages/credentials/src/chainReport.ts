@@ -17,6 +17,7 @@
  * `chainFailures`.
  */
 import { AzureLogger, type AzureLogLevel, createClientLogger, getLogLevel, setLogLevel } from "@azure/logger"
+import { withoutKeyText } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Semaphore from "effect/Semaphore"
 
@@ -85,10 +86,19 @@ export const chainFailures = (error: unknown): ReadonlyArray<string> => {
   if (!(error instanceof Error) || error.name !== "AggregateAuthenticationError") return []
   const errors: unknown = (error as { errors?: unknown }).errors
   if (!Array.isArray(errors)) return []
-  return errors.map((e) => {
-    const text = e instanceof Error ? e.message : String(e)
-    const line = (text.split("\n").find((l) => l.trim() !== "") ?? "").trim()
-    const bare = line.replace(/^(CredentialUnavailableError|AuthenticationRequiredError|Error): /, "")
-    return bare.length > 240 ? `${bare.slice(0, 240)}…` : bare
-  })
+  return errors.map((e) =>
+    shownSdkLine(e instanceof Error ? e.message : String(e), 240).replace(
+      /^(CredentialUnavailableError|AuthenticationRequiredError|Error): /,
+      "",
+    ),
+  )
+}
+
+/**
+ * The first line of an identity library's message as kvdeploy shows it: without key text (an
+ * answer may echo a request's body: a certificate, a client assertion), cut at `max` characters.
+ */
+export const shownSdkLine = (text: string, max: number): string => {
+  const line = withoutKeyText((text.split("\n").find((l) => l.trim() !== "") ?? "").trim())
+  return line.length > max ? `${line.slice(0, max)}…` : line
 }

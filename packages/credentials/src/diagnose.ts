@@ -9,6 +9,7 @@ import { shownPath } from "@kvdeploy/core"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { shownSdkLine } from "./chainReport.js"
 import { type CredentialIdentity, makeCredential } from "./credential.js"
 import {
   federatedTokenExpired,
@@ -162,10 +163,8 @@ const identityLine = (identity: CredentialIdentity): string =>
 
 /** First line of an SDK message, cut short: enough to see the AADSTS code or the network error. */
 const sdkMessage = (cause: unknown): string | undefined => {
-  if (!(cause instanceof Error)) return undefined
-  const line = cause.message.split("\n").find((l) => l.trim() !== "")
-  if (line === undefined) return undefined
-  return line.length > 300 ? `${line.slice(0, 300)}…` : line
+  if (!(cause instanceof Error) || cause.message.trim() === "") return undefined
+  return shownSdkLine(cause.message, 300)
 }
 
 /** One failed check per source of a default chain that gave no token, in the chain's order. */

@@ -4,10 +4,11 @@
  * operator's log function. (The source names the real DefaultAzureCredential
  * reports are checked against the emulator in emulator.test.ts.)
  */
+import { generateKeyPairSync } from "node:crypto"
 import { AzureLogger, createClientLogger, getLogLevel, setLogLevel } from "@azure/logger"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { chainFailures, withChainReport } from "../src/chainReport.js"
+import { chainFailures, shownSdkLine, withChainReport } from "../src/chainReport.js"
 
 // The logger @azure/identity writes to (its namespace), and the line its chain writes on success.
 const identity = createClientLogger("identity")
@@ -97,5 +98,21 @@ describe("chainFailures", () => {
     expect(reasons[1]).toMatch(/^ManagedIdentityCredential: x+…$/)
     expect(reasons[1]).not.toContain("Http status code")
     expect(chainFailures(new Error("AADSTS7000215: invalid secret"))).toEqual([])
+    // An answer that echoes a body (a certificate, a client assertion) is shown without it.
+    const der = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ format: "der", type: "pkcs8" })
+      .toString("base64")
+    const echoed = chainFailures(
+      Object.assign(new Error("chain"), {
+        name: "AggregateAuthenticationError",
+        errors: [new Error(`ClientCertificateCredential: could not use ${der}`)],
+      }),
+    )
+    expect(echoed).toEqual([
+      `ClientCertificateCredential: could not use [base64 text of ${der.length} characters, not shown]`,
+    ])
+    expect(shownSdkLine(`AADSTS50000: ${der}\nmore`, 300)).toBe(
+      `AADSTS50000: [base64 text of ${der.length} characters, not shown]`,
+    )
   })
 })

@@ -9,7 +9,7 @@ import { holdsEncodedBase64, looksLikeDerBase64 } from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Runtime from "effect/Runtime"
 
-export { withoutPem } from "@kvdeploy/core"
+export { withoutKeyText, withoutPem } from "@kvdeploy/core"
 
 /** One thing wrong with the input, a flag or the environment. */
 export interface Problem {
