@@ -1216,7 +1216,9 @@ export const makeReconciler = (
           pages++
           pass.listPages++
           listNoTokenTold.delete(d.target.vaultUrl)
-          const unusable = page.success.unusable ?? []
+          // Only the entries of certificates a deployment of this pass wants: another writer's (or one no
+          // deployment uses any more) concern no deployment, and are not named.
+          const unusable = (page.success.unusable ?? []).filter((u) => wanted.has(u.name.toLowerCase()))
           if (unusable.length > 0)
             // Their deployments are not listed: each reads its own certificate, as when it is on no page.
             yield* Effect.logWarning(

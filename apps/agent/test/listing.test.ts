@@ -161,11 +161,14 @@ describe("a pass over a vault with many deployments lists it", () => {
 
     // An entry the vault answers without its facts: that deployment reads its own certificate, the
     // page's others stay listed (the whole page failed before: N reads), and the warning names it.
+    // Another writer's certificate, first on the page, also without its facts: it concerns no
+    // deployment, and the warning does not name it.
+    await emulator.state.foreignImport(VAULT, "0-foreign-unused")
     const odd = emulator.faults.add({
       operation: "list",
       vault: VAULT,
       times: 1,
-      action: { kind: "omitFields", fields: ["value.0.attributes.enabled"] },
+      action: { kind: "omitFields", fields: ["value.0.attributes.enabled", "value.1.attributes.enabled"] },
     })
     mark = emulator.requests.mark()
     from = a.lines.length
@@ -180,7 +183,9 @@ describe("a pass over a vault with many deployments lists it", () => {
       .slice(from)
       .find((l) => l.msg.startsWith("vault list: entries the vault answered without"))
     expect(named?.level).toBe("warn")
+    expect(named?.entries).toHaveLength(1)
     expect(JSON.stringify(named?.entries)).toContain("lacks `attributes.enabled`")
+    expect(JSON.stringify(named?.entries)).not.toContain("0-foreign-unused")
     emulator.faults.remove(odd)
 
     a.signal("SIGTERM")
