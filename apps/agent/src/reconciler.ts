@@ -411,6 +411,24 @@ export const makeReconciler = (
       if (fields.success) agentMetrics.lastSuccess(d.name, fields.atMs)
     }
 
+    /**
+     * Failed before the vault could be read (no vault access, no token, a read that failed): no
+     * decision about the source, so a held outcome of this configuration stays recorded.
+     */
+    const recordUnread = (d: Deployment, facts: SourceFacts, reason: string, atMs: number) =>
+      record(d, {
+        outcome: "Failed",
+        reason,
+        sourceFingerprint: facts.fingerprint,
+        x5t: facts.x5t,
+        versionId: undefined,
+        notAfter: facts.notAfterText,
+        held: false,
+        success: false,
+        atMs,
+        keepsHeld: true,
+      })
+
     const pickupCheck = (d: Deployment, x5t: string) =>
       d.pickup === undefined
         ? Effect.void
@@ -546,18 +564,7 @@ export const makeReconciler = (
               Effect.gen(function* () {
                 // Failed, as a vault that cannot be read: the outcome series and the state say so
                 // (they kept the last outcome, Skipped say, while no deploy could run).
-                record(d, {
-                  outcome: "Failed",
-                  reason: e.message,
-                  sourceFingerprint: facts.fingerprint,
-                  x5t: facts.x5t,
-                  versionId: undefined,
-                  notAfter: facts.notAfterText,
-                  held: false,
-                  success: false,
-                  atMs: yield* Clock.currentTimeMillis,
-                  keepsHeld: true,
-                })
+                recordUnread(d, facts, e.message, yield* Clock.currentTimeMillis)
                 yield* log(d, "no vault access", "error", { reason: e.reason, fix: e.fix })
                 return yield* new AttemptFailed({
                   outcome: "Failed",
@@ -651,18 +658,7 @@ export const makeReconciler = (
             // An attempt of a configuration a reload replaced neither reads nor sets the new one's.
             const current = slot.deployment === d
             const toldAlready = noToken && current && slot.noTokenTold
-            record(d, {
-              outcome: "Failed",
-              reason: e.message,
-              sourceFingerprint: facts.fingerprint,
-              x5t: facts.x5t,
-              versionId: undefined,
-              notAfter: facts.notAfterText,
-              held: false,
-              success: false,
-              atMs: yield* Clock.currentTimeMillis,
-              keepsHeld: true,
-            })
+            recordUnread(d, facts, e.message, yield* Clock.currentTimeMillis)
             if (current) slot.noTokenTold = noToken
             // Said once for a run of attempts that get no token; the identity's lines say the rest.
             if (!toldAlready)

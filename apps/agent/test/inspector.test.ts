@@ -5,24 +5,13 @@
  * --disable-sigusr1 wherever the Node that builds it has the flag.
  */
 import { spawnSync } from "node:child_process"
-import { connect } from "node:net"
 import { join } from "node:path"
+import { listening } from "@kvdeploy/core/test"
 import { describe, expect, it } from "vitest"
 import { agentRoot, agentSuite, baseEnv, oneDeploymentConfig, startAgent } from "./harness.js"
 
 const VAULT = "agent-inspector"
 const suite = agentSuite([VAULT])
-
-/** Whether something accepts connections on 127.0.0.1:`port`. */
-const listening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port })
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once("error", () => resolve(false))
-  })
 
 describe("SIGUSR1", () => {
   it("does not open the inspector: the agent logs that it ignored it and keeps serving", async () => {

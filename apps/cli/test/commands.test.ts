@@ -7,11 +7,11 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import * as https from "node:https"
-import { connect } from "node:net"
 import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
 import { ClientSecretCredential } from "@azure/identity"
 import { SecretClient } from "@azure/keyvault-secrets"
+import { listening } from "@kvdeploy/core/test"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -1109,16 +1109,6 @@ describe("outcomes and exit codes", () => {
 
   it("SIGUSR1 during a deploy does not open Node's inspector: ignored with a line on stderr, and the deploy goes on", async () => {
     const name = "sigusr1-ignored"
-    /** Whether something accepts connections on 127.0.0.1:`port`. */
-    const listening = (port: number) =>
-      new Promise<boolean>((resolve) => {
-        const socket = connect({ host: "127.0.0.1", port })
-        socket.once("connect", () => {
-          socket.destroy()
-          resolve(true)
-        })
-        socket.once("error", () => resolve(false))
-      })
     const before = await listening(9229)
     const held = world.emulator.faults.add({
       operation: "getLatest",

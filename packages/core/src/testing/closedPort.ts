@@ -1,4 +1,4 @@
-import { createServer } from "node:net"
+import { connect, createServer } from "node:net"
 
 /**
  * A loopback port nothing listens at (a connection to it is refused), for tests of unreachable
@@ -14,4 +14,15 @@ export const closedPort = (): Promise<number> =>
       const port = typeof address === "object" && address !== null ? address.port : 0
       server.close(() => resolve(port))
     })
+  })
+
+/** Whether something accepts connections on 127.0.0.1:`port` (a test of what a process opened). */
+export const listening = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port })
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once("error", () => resolve(false))
   })
