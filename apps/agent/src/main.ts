@@ -448,11 +448,25 @@ const listenProblems = (host: string, port: number): Effect.Effect<Array<ConfigP
                     fix: unresolvedFix,
                   },
                 ]
-              : [],
+              : e.code === "EACCES"
+                ? [
+                    {
+                      field: "agent.listen",
+                      message: `${isIP(host) === 6 ? `[${host}]` : host}:${port} needs privileges this user does not have (EACCES: a port below 1024)`,
+                      fix: "choose a port of 1024 or more, or give the agent's service the capability to bind it (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE); run --check as the agent runs",
+                    },
+                  ]
+                : [],
         ),
       ),
     )
-    server.listen({ host, port: 0, exclusive: true }, () => server.close(() => resume(Effect.succeed([]))))
+    // Port 0 leaves the port a running agent may hold alone. A privileged port (below 1024) is tried
+    // itself: whether this user may bind it is the kernel's to say (root, CAP_NET_BIND_SERVICE,
+    // net.ipv4.ip_unprivileged_port_start), and a running agent holding it answers EADDRINUSE, no problem.
+    const privileged = port > 0 && port < 1024
+    server.listen({ host, port: privileged ? port : 0, exclusive: true }, () =>
+      server.close(() => resume(Effect.succeed([]))),
+    )
   })
 
 /**

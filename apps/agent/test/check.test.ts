@@ -595,6 +595,46 @@ deployments:
   })
 
   it.skipIf(process.getuid?.() !== 0)(
+    "a privileged listen port the agent's user may not bind is a problem (the start failed with EACCES); root binds it (run as uid 65534)",
+    () => {
+      inScratch((dir) => {
+        chmodSync(dir, 0o755)
+        const state = join(dir, "state")
+        mkdirSync(state, { mode: 0o700 })
+        chownSync(state, 65534, 65534)
+        const config = join(dir, "privileged.yaml")
+        writeFileSync(
+          config,
+          `agent: { state_dir: ${state}, listen: "127.0.0.1:1" }
+deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+          { mode: 0o644 },
+        )
+        const unprivileged = Number(readFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start", "utf8"))
+        const r = checkAsNobody(config)
+        if (unprivileged > 1) {
+          expect(r.status, r.stdout + r.stderr).toBe(2)
+          expect(JSON.parse(r.stdout).problems).toEqual([
+            {
+              field: "agent.listen",
+              message: "127.0.0.1:1 needs privileges this user does not have (EACCES: a port below 1024)",
+              fix: expect.stringMatching(
+                /^choose a port of 1024 or more, or give the agent's service the capability/,
+              ),
+            },
+          ])
+        } else expect(r.status, r.stdout + r.stderr).toBe(0)
+        // Root may bind it: valid (with a state directory of root's).
+        const rootConfig = join(dir, "privileged-root.yaml")
+        writeFileSync(rootConfig, readFileSync(config, "utf8").replace(state, join(dir, "root-state")))
+        const asRoot = agent(["--config", rootConfig, "--check"])
+        expect(asRoot.status, asRoot.stdout + asRoot.stderr).toBe(0)
+      })
+    },
+  )
+
+  it.skipIf(process.getuid?.() !== 0)(
     "an agent that may not read a source names the directory or file that refuses it, and the group fix (run as uid 65534)",
     () => {
       inScratch((dir) => {
