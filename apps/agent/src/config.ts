@@ -870,7 +870,7 @@ const valueAt = (input: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
  * A schema issue's message as the agent's own checks word it: the schema's "Missing key" is "is
  * missing"; a pattern's RegExp is not shown (the fix says what the field takes), nor the value (a
  * password written as pfx_password_env would be printed), an empty value is said to be empty; a
- * number or boolean where text goes is told to be quoted.
+ * number or boolean where text goes is told to be quoted (without repeating it either).
  */
 const schemaMessage = (message: string, value?: unknown): string =>
   message === "Missing key"
@@ -881,7 +881,8 @@ const schemaMessage = (message: string, value?: unknown): string =>
         : // Not quoted: a pfx_password_env that fails its pattern may be the password itself.
           "is not of the form this field takes (see the fix)"
       : message === "Expected string" && (typeof value === "number" || typeof value === "boolean")
-        ? `is ${String(value)}, a ${typeof value}, not text: quote it ("${String(value)}")`
+        ? // Not repeated: a password of digits written as pfx_password_env is read as a number.
+          `is a ${typeof value}, not text: quote it`
         : message
 
 /**

@@ -30,6 +30,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import {
   type CertificateMaterial,
   type ConfigProblem,
+  holdsEncodedBase64,
   looksLikeKeyText,
   preflight,
   shownPath,
@@ -84,7 +85,10 @@ import { version } from "./version.js"
 
 /** The configuration's path as output shows it: never certificate or key text given in its place. */
 const shownConfigPath = (path: string): string =>
-  pathHoldsText(path, resolve) || looksLikeKeyText(path)
+  pathHoldsText(path, resolve) ||
+  // A file that exists is the configuration whatever its path looks like (a 64-hex-digit directory
+  // of a container's root file system); one that does not may be key text, a line of a key among it.
+  ((looksLikeKeyText(path) || holdsEncodedBase64(path)) && !existsSync(resolve(path)))
     ? `(${path.length} characters of certificate or key text, not shown)`
     : path
 
@@ -207,7 +211,7 @@ const stateDirRefusal = (
           // A sticky directory open to every user (/tmp, /var/tmp) is shared: chmod would take it from the others.
           fix:
             (s.mode & 0o1000) !== 0
-              ? `give agent.state_dir a directory of the agent's own instead, such as ${shownPath(join(path, "kvdeploy-agent-state"))} (the agent creates it, mode 0700), or leave state_dir out for the default; do not chmod ${shownPath(path)}, a directory every user shares`
+              ? `give agent.state_dir a directory of the agent's own that lasts, such as /var/lib/kvdeploy-agent (the agent creates it, mode 0700), or leave state_dir out (systemd's StateDirectory=, else next to the configuration); do not chmod ${shownPath(path)}, a directory every user shares (and a name of the agent's inside it, another user could make first)`
               : `chmod 0700 ${shownPath(path)} (the agent creates it so)`,
         }
       return undefined

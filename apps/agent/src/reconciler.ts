@@ -434,7 +434,11 @@ export const makeReconciler = (
         ? Effect.void
         : checkPickup(d.pickup, x5t).pipe(
             Effect.tap((r) =>
-              Effect.sync(() => agentMetrics.pickup(d.name, r.ok)).pipe(
+              // Only for the configuration that runs: a check of one a reload replaced (its pickup
+              // taken out, say) must not set the series again.
+              Effect.sync(() => {
+                if (slots.get(d.name)?.deployment === d) agentMetrics.pickup(d.name, r.ok)
+              }).pipe(
                 Effect.andThen(
                   log(
                     d,

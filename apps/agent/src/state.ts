@@ -348,8 +348,10 @@ export const stateWriteFix = (code: string | undefined, dir: string): string =>
     ? `free space on the file system of ${shownPath(dir)} (or raise the quota); the agent writes it again at its next change`
     : code === "EROFS"
       ? `${shownPath(dir)} is on a read-only file system now: remount it read-write, or give agent.state_dir a writable directory and restart`
-      : code === "ENOTDIR" || code === "ENOENT"
-        ? `${shownPath(dir)} is no longer a directory the agent can write into: remove what is there and restart the agent, which makes it again (mode 0700)`
-        : code === "EACCES" || code === "EPERM"
-          ? `give the agent's user write access to ${shownPath(dir)} again (chmod 0700, owned by that user); the agent writes it again at its next change`
-          : `check ${shownPath(dir)} (its file system, its permissions); the agent writes it again at its next change`
+      : code === "ENOENT"
+        ? `${shownPath(dir)} was removed: restart the agent, which makes it again (mode 0700)`
+        : code === "ENOTDIR"
+          ? `${shownPath(dir)} is no longer a directory the agent can write into: remove what is there and restart the agent, which makes it again (mode 0700)`
+          : code === "EACCES" || code === "EPERM"
+            ? `give the agent's user write access to ${shownPath(dir)} again (chmod 0700, owned by that user); the agent writes it again at its next change`
+            : `check ${shownPath(dir)} (its file system, its permissions); the agent writes it again at its next change`

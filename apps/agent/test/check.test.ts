@@ -138,7 +138,7 @@ deployments:
     })
   })
 
-  it("a state_dir every user may write: chmod 0700 for a directory of its own, a directory inside for a shared one (/tmp), never chmod of it", () => {
+  it("a state_dir every user may write: chmod 0700 for a directory of its own, another directory for a shared one (/tmp), never chmod of it", () => {
     inScratch((dir) => {
       const fixOf = (mode: number) => {
         const stateDir = join(dir, `state-${mode.toString(8)}`)
@@ -162,7 +162,7 @@ deployments:
       const own = fixOf(0o777)
       expect(own.fix).toBe(`chmod 0700 ${own.stateDir} (the agent creates it so)`)
       const shared = fixOf(0o1777)
-      expect(shared.fix).toContain(`such as ${join(shared.stateDir, "kvdeploy-agent-state")}`)
+      expect(shared.fix).toContain("such as /var/lib/kvdeploy-agent")
       expect(shared.fix).toContain(`do not chmod ${shared.stateDir}`)
       expect(shared.fix).not.toMatch(/^chmod/)
     })
@@ -980,6 +980,24 @@ deployments:
     // One 64-character line from inside it that reads as encoded bytes (about 997 in 1,000 do; core's
     // shownValues test measures the rule): this test is about where the rule is applied.
     const line = (body.slice(64).match(/.{64}/g) ?? []).find((l) => holdsEncodedBase64(l)) ?? ""
+    // A line of the key as the path of a configuration that does not exist: refused, not printed.
+    const asPath = agent([`--config=${line}`, "--check"])
+    expect(asPath.status).toBe(2)
+    expect(asPath.stderr).toContain("--config holds certificate or key text")
+    leaks(asPath.stdout + asPath.stderr)
+    // A configuration that exists is read whatever its path looks like (a container root file
+    // system's 64-hex-digit directory).
+    inScratch((dir) => {
+      const hexDir = join(dir, "overlay2", "4f".repeat(32), "merged")
+      mkdirSync(hexDir, { recursive: true })
+      const config = join(hexDir, "agent.yaml")
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${join(dir, "state")} }\ndeployments:\n  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }\n`,
+      )
+      const r = agent(["--config", config, "--check"])
+      expect(r.status, r.stdout + r.stderr).toBe(0)
+    })
     const unknown = agent(["--check", "--json", `--${line}`, "--config=/nonexistent/agent.yaml"])
     expect(unknown.status).toBe(2)
     expect(JSON.parse(unknown.stdout).problems[0].message).toMatch(/not shown/)

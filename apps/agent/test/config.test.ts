@@ -49,7 +49,7 @@ deployments:
     expect(problems).toEqual([
       "agent.concurrency: Expected a finite number",
       "deployments[0].name: is not of the form this field takes (see the fix)",
-      'deployments[1].name: is 2024, a number, not text: quote it ("2024")',
+      "deployments[1].name: is a number, not text: quote it",
       "deployments[2].source.pfx_password_env: is empty",
     ])
   })
@@ -63,14 +63,19 @@ deployments:
   - name: invalid
     source: { pfx: p.pfx, pfx_password_env: "Sup3r$ecret!pass" }
     target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: invalid }
+  - name: digits
+    source: { pfx: p.pfx, pfx_password_env: 83749283 }
+    target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: digits }
 `)
     expect([...problems].sort()).toEqual([
       expect.stringMatching(
         /^deployments\[0\]\.source\.pfx_password_env: the environment variable it names is not set \(26 characters, not shown/,
       ),
       "deployments[1].source.pfx_password_env: is not of the form this field takes (see the fix)",
+      // A password of digits is read as a number by YAML: not repeated either.
+      "deployments[2].source.pfx_password_env: is a number, not text: quote it",
     ])
-    expect(problems.join("\n")).not.toMatch(/Sup3r|XYZZY/)
+    expect(problems.join("\n")).not.toMatch(/Sup3r|XYZZY|83749283/)
     // A name as such variables are written is shown.
     expect(
       problemsOf(`

@@ -1,5 +1,6 @@
 /** The last guard on error output: PEM text that reached a message is never printed. */
 import { generateKeyPairSync } from "node:crypto"
+import { holdsEncodedBase64 } from "@kvdeploy/core"
 import { describe, expect, it } from "vitest"
 import { pemArgumentProblems, withoutPem } from "../src/cli/problems.js"
 
@@ -106,5 +107,23 @@ describe("pemArgumentProblems", () => {
     expect(
       pemArgumentProblems(["deploy", "--cert", `${longPath}Extra1`, "--name", `A1${"b".repeat(118)}`]),
     ).toEqual([])
+    // The path of a file to write need not exist, and a long path of short words with digits can read
+    // like base64 from inside a key: path flags are not judged by that rule (a review found these refused).
+    for (const path of [
+      "/mnt/c/Users/JSmith/AppData/Local/Kvdeploy/State/Prod2024/WebApp01/Metrics/kv.prom",
+      "/data/ProdEU2/WebApp1/TLS/Kv2/State/Node3/Metrics2024/Run01/Out7/kv.prom",
+    ]) {
+      expect(holdsEncodedBase64(path), path).toBe(true)
+      for (const flag of ["--metrics-file", "--write-env", "--write-config", "--state-dir"])
+        expect(pemArgumentProblems(["deploy", flag, path]), `${flag} ${path}`).toEqual([])
+    }
+    // A digest as a tag is refused as key text, with the way to give it.
+    const sri = pemArgumentProblems([
+      "deploy",
+      "--tag",
+      "sri=sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC",
+    ])
+    expect(sri.map((p) => p.field)).toEqual(["--tag"])
+    expect(sri[0]?.fix).toContain("a digest or an id of 64 or more base64 characters: in hex")
   })
 })

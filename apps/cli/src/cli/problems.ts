@@ -127,15 +127,20 @@ const isDerMaterial = (value: string): boolean => {
  * markers or a line break, or base64 without its PEM lines (what OpenSSL reads as a key or
  * certificate, or the base64 of DER cut short by a paste: 64 or more characters from the "M" of a
  * SEQUENCE, also after "KEY=" in a tag; or 64 or more base64 characters from inside a key, such as a
- * line of a PEM body: see holdsEncodedBase64), when no file has that name.
+ * line of a PEM body: see holdsEncodedBase64; `insideKey: false` leaves that rule out, for the
+ * paths of files to write, which need not exist and may read like base64), when no file has that
+ * name.
  */
 export const looksLikePastedText = (
   value: string,
-  options: { readonly lineBreaks?: boolean } = {},
+  options: { readonly lineBreaks?: boolean; readonly insideKey?: boolean } = {},
 ): boolean =>
   /-----BEGIN |PRIVATE KEY-----/.test(value) ||
   (options.lineBreaks !== false && /[\r\n]/.test(value)) ||
-  ((isDerMaterial(value) || looksLikeDerBase64(value) || holdsEncodedBase64(value)) && !existsSync(value))
+  ((isDerMaterial(value) ||
+    looksLikeDerBase64(value) ||
+    (options.insideKey !== false && holdsEncodedBase64(value))) &&
+    !existsSync(value))
 
 /** The flags whose value is a file of certificate or key material, or - for standard input. */
 const materialFlags = new Set(["--cert", "--chain", "--key", "--pfx", "--previous-key"])
@@ -162,7 +167,14 @@ export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem>
     const path = material || pathFlags.has(flag) || flag.startsWith("argument ")
     // A line break alone marks pasted text only where a path goes: a value's own check names it (a
     // tag's control characters; a duration, port or address quoted with its line breaks escaped).
-    if (!looksLikePastedText(inline === undefined ? arg : arg.slice(inline.length + 1), { lineBreaks: path }))
+    if (
+      !looksLikePastedText(inline === undefined ? arg : arg.slice(inline.length + 1), {
+        lineBreaks: path,
+        // A path flag (an output file among them) may name a file that does not exist yet, and a long
+        // path of short words with digits can read like base64.
+        insideKey: !pathFlags.has(flag),
+      })
+    )
       return
     problems.push({
       field: flag,
@@ -172,7 +184,7 @@ export const pemArgumentProblems = (argv: ReadonlyArray<string>): Array<Problem>
         ? "put it in a file and give the file's path, or give - and pipe it on standard input (command-line arguments are visible to every user of the host, so never put a key in one)"
         : path
           ? "give a file's path here; certificate and key material goes in files given to --cert, --chain, --key or --pfx, or on standard input with - (command-line arguments are visible to every user of the host, so never put a key in one)"
-          : "give the flag its own value (a name, an id, KEY=VALUE), not certificate or key text; certificate material goes in files given to --cert, --chain, --key or --pfx (command-line arguments are visible to every user of the host, so never put a key in one)",
+          : `give the flag its own value (a name, an id, KEY=VALUE${flag === "--tag" ? "; a digest or an id of 64 or more base64 characters: in hex" : ""}), not certificate or key text; certificate material goes in files given to --cert, --chain, --key or --pfx (command-line arguments are visible to every user of the host, so never put a key in one)`,
     })
   })
   return problems
