@@ -4,7 +4,7 @@
  * Rejected, 3 RolledBack (through `demo`), 4 Unverified, 5 Superseded.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { createHash } from "node:crypto"
+import { createHash, generateKeyPairSync } from "node:crypto"
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import * as https from "node:https"
 import { dirname, join } from "node:path"
@@ -289,6 +289,40 @@ describe("deploy lifecycle", () => {
     expect(show.code).toBe(0)
     expect(show.stdout).toContain(o.versionId ?? "?")
     expect(show.stdout).toContain("certctl-managed-by=certctl")
+
+    // Another writer's version whose tags hold lines of a key (and a line break): show and versions
+    // describe them, and print none of it.
+    const pasted = "pasted-tags"
+    // Lines 2-4 of an RSA key's PEM body (not its first: the DER's start is caught by an older rule).
+    const body = generateKeyPairSync("rsa", { modulusLength: 2048 })
+      .privateKey.export({ format: "der", type: "pkcs8" })
+      .toString("base64")
+      .slice(64, 256)
+    await world.emulator.state.foreignImport(world.vault, pasted, {
+      note: body,
+      [body.slice(0, 128)]: "x",
+      "certctl-certificate-id": body,
+      multi: "a\nb",
+    })
+    for (const args of [
+      ["show", "--config", world.targetFile(pasted)],
+      ["show", "--config", world.targetFile(pasted), "--json"],
+      ["versions", "--config", world.targetFile(pasted), "--json"],
+    ]) {
+      const r = await runCli(args, { env: world.env })
+      expect(r.code, r.stderr).toBe(0)
+      for (let at = 0; at + 32 <= body.length; at += 16)
+        expect(r.stdout).not.toContain(body.slice(at, at + 32))
+      expect(r.stdout).toContain(
+        "(a tag value of 192 characters holding key text or control characters, not shown)",
+      )
+      expect(r.stdout).toContain(
+        "(a tag key of 128 characters holding key text or control characters, not shown)",
+      )
+      expect(r.stdout).toContain(
+        "(a tag value of 3 characters holding key text or control characters, not shown)",
+      )
+    }
 
     const versions = json<{
       versions: Array<{ versionId: string; latest: boolean; managedByKvdeploy: boolean }>

@@ -4,6 +4,7 @@ import {
   holdsNoCertificate,
   isManagedByKvdeploy,
   ROLLBACK_OF_TAG,
+  unfitTagValue,
   type VaultVersion,
 } from "@kvdeploy/core"
 import type { Style } from "./terminal.js"
@@ -28,20 +29,38 @@ export interface VersionRecord {
   readonly noCertificate?: true
 }
 
-export const versionRecord = (v: VaultVersion, latest: boolean): VersionRecord => ({
-  versionId: v.versionId,
-  latest,
-  createdAt: v.createdAt.toISOString(),
-  expiresAt: v.expiresAt?.toISOString(),
-  enabled: v.enabled,
-  x5t: v.x5t,
-  ...(v.serialHex === "" ? {} : { serialHex: v.serialHex }),
-  managedByKvdeploy: isManagedByKvdeploy(v.tags),
-  certificateId: v.tags[CERTIFICATE_ID_TAG],
-  rollbackOf: v.tags[ROLLBACK_OF_TAG],
-  tags: v.tags,
-  ...(holdsNoCertificate(v) ? { noCertificate: true as const } : {}),
-})
+/**
+ * A tag key or value as output shows it: not when it holds what no tag may (control characters, PEM
+ * text, a key's base64), which another writer may have put there: described by its length.
+ */
+const shownTag = (text: string, what: "key" | "value"): string =>
+  unfitTagValue(text)
+    ? `(a tag ${what} of ${text.length} characters holding key text or control characters, not shown)`
+    : text
+
+/** The tags as output shows them (see shownTag). */
+const shownTags = (tags: Readonly<Record<string, string>>): Readonly<Record<string, string>> =>
+  Object.values(tags).some(unfitTagValue) || Object.keys(tags).some(unfitTagValue)
+    ? Object.fromEntries(Object.entries(tags).map(([k, v]) => [shownTag(k, "key"), shownTag(v, "value")]))
+    : tags
+
+export const versionRecord = (v: VaultVersion, latest: boolean): VersionRecord => {
+  const certificateId = v.tags[CERTIFICATE_ID_TAG]
+  return {
+    versionId: v.versionId,
+    latest,
+    createdAt: v.createdAt.toISOString(),
+    expiresAt: v.expiresAt?.toISOString(),
+    enabled: v.enabled,
+    x5t: v.x5t,
+    ...(v.serialHex === "" ? {} : { serialHex: v.serialHex }),
+    managedByKvdeploy: isManagedByKvdeploy(v.tags),
+    certificateId: certificateId === undefined ? undefined : shownTag(certificateId, "value"),
+    rollbackOf: v.tags[ROLLBACK_OF_TAG],
+    tags: shownTags(v.tags),
+    ...(holdsNoCertificate(v) ? { noCertificate: true as const } : {}),
+  }
+}
 
 const day = 86_400_000
 
