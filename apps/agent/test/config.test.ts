@@ -312,6 +312,67 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     ])
   })
 
+  it("reads merge keys as YAML says: the merged keys, a key beside the merge winning, the same deployments as written out", () => {
+    const parsed = (yaml: string) => {
+      const r = parseAgentConfig(yaml, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})
+      if (r._tag === "Failure") throw new Error(r.failure.message)
+      return r.success.deployments.map((d) => ({ name: d.name, target: d.target }))
+    }
+    const merged = parsed(`deployments:
+  - name: api
+    source: { cert: api.crt, key: api.key }
+    target: &prod
+      vault_url: https://kv-prod.vault.azure.net
+      certificate_name: api
+      tags: { env: production }
+  - name: www
+    source: { cert: www.crt, key: www.key }
+    target:
+      <<: *prod
+      certificate_name: www
+  - name: img
+    source: { cert: img.crt, key: img.key }
+    target:
+      <<: [{ certificate_name: img, credential_mode: managed_identity }, *prod]
+`)
+    const writtenOut = parsed(`deployments:
+  - name: api
+    source: { cert: api.crt, key: api.key }
+    target: { vault_url: https://kv-prod.vault.azure.net, certificate_name: api, tags: { env: production } }
+  - name: www
+    source: { cert: www.crt, key: www.key }
+    target: { vault_url: https://kv-prod.vault.azure.net, certificate_name: www, tags: { env: production } }
+  - name: img
+    source: { cert: img.crt, key: img.key }
+    target:
+      { vault_url: https://kv-prod.vault.azure.net, certificate_name: img, credential_mode: managed_identity, tags: { env: production } }
+`)
+    expect(merged).toEqual(writtenOut)
+    // In a list, the first mapping that has a key gives it (img's name, not prod's).
+    expect(merged.map((d) => d.target.certificateName)).toEqual(["api", "www", "img"])
+    // A merge of something that is not a mapping, and one key written twice beside a merge.
+    expect(fullProblems("a: &a [1]\ndeployments:\n  - <<: *a\n")).toEqual([
+      {
+        field: "(yaml) line 3",
+        message: expect.stringMatching(/cannot merge mappings/),
+        fix: "a merge key (<<) takes a mapping, an alias of one (<<: *name) or a list of them (<<: [*a, *b])",
+      },
+    ])
+    expect(problemsOf("a: &a { x: 1 }\ndeployments:\n  - <<: *a\n    name: b\n    name: c\n")).toEqual([
+      '(yaml) line 5: duplicated mapping key "name"',
+    ])
+    // Merges copy at most 10,000 keys in one file: 101 keys merged 100 times are refused.
+    const wide = `w: &w { ${Array.from({ length: 101 }, (_, i) => `k${i}: ${i}`).join(", ")} }`
+    const merges = Array.from({ length: 100 }, (_, i) => `m${i}: { <<: *w }`).join("\n")
+    expect(fullProblems(`${wide}\n${merges}\n`)).toEqual([
+      {
+        field: expect.stringMatching(/^\(yaml\) line \d+$/),
+        message: expect.stringMatching(/maxTotalMergeKeys/),
+        fix: "write the values out: merge keys (<<) copy at most 10,000 keys in all",
+      },
+    ])
+  })
+
   // Three deployments with every kind of field: tags with integer-like, capitalised and "_" keys
   // (their order in the canonical JSON), a PFX source, a pickup with defaults, a custom cloud.
   const fingerprinted = {
@@ -816,7 +877,7 @@ deployments:
     expect(problems).toEqual([
       {
         field: "deployments[0].source.chian",
-        message: "Expected no excess property",
+        message: "is not a known field",
         fix: "did you mean chain? a PEM source has cert, chain, key (and owner, of either form); see docs/agent.md (configuration reference)",
       },
       {
@@ -936,9 +997,9 @@ deployments:
     expect(
       fullProblems(JSON.stringify({ deployments: withExtra })).map((p) => `${p.field}: ${p.message}`),
     ).toEqual([
-      "deployments[37].pickup.sni: Expected no excess property",
+      "deployments[37].pickup.sni: is not a known field",
       // Judged as the PEM source it is written as, not also as a PFX source missing its pfx.
-      "deployments[41].source.chian: Expected no excess property",
+      "deployments[41].source.chian: is not a known field",
     ])
     expect(fullProblems(dump({ agent: { concurency: 4 }, deployments: many })).map((p) => p.field)).toEqual([
       "agent.concurency",
