@@ -69,6 +69,7 @@ import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
 import {
+  configFileUntrusted,
   type PathWalk,
   readRefusal,
   untrustedEntry,
@@ -79,7 +80,7 @@ import {
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
 import { materialOf, readSource, type SourceBroken, sourceRoles, splitFix } from "./source.js"
-import { refuseStateWrites } from "./state.js"
+import { badRecordsText, keptText, readStateFile, refuseStateWrites, withoutState } from "./state.js"
 import { makeStateDir, stateDirPathProblem } from "./stateDirPath.js"
 import { version } from "./version.js"
 
@@ -353,6 +354,39 @@ const checkedPaths = (
   if (refused !== undefined)
     problems.push({ field: "agent.state_dir", message: refused.message, fix: refused.fix })
   return problems
+}
+
+/**
+ * For `--check`: what the agent runs with all the same, and an operator should know of. A
+ * configuration file others may change (configFileUntrusted); a state file the start would set
+ * aside (damaged, another program's, records not in the agent's form), whose held outcomes are then
+ * deployed again. The state directory is not looked into when it has a problem of its own.
+ */
+const checkWarnings = (
+  configPath: string,
+  stateDir: string | undefined,
+  problems: ReadonlyArray<ConfigProblem>,
+): Array<ConfigProblem> => {
+  const warnings: Array<ConfigProblem> = []
+  const untrusted = configFileUntrusted(configPath)
+  if (untrusted !== undefined) warnings.push({ field: "(file)", message: untrusted.why, fix: untrusted.fix })
+  if (stateDir === undefined || problems.some((p) => p.field === "agent.state_dir")) return warnings
+  const stateFile = join(stateDir, "state.json")
+  const read = readStateFile(stateFile)
+  const unlessFixed = `edit or restore ${shownPath(stateFile)} if its records matter (a backup, the agent that wrote it), or leave it: the start sets it aside as state.json.unreadable-TIME`
+  if (read._tag === "Unusable")
+    warnings.push({
+      field: "agent.state_dir",
+      message: `the state file ${shownPath(stateFile)} ${read.why}: the start sets it aside, ${withoutState}`,
+      fix: unlessFixed,
+    })
+  else if (read._tag === "Read" && read.bad.length > 0)
+    warnings.push({
+      field: "agent.state_dir",
+      message: `the state file ${shownPath(stateFile)} ${badRecordsText(read.bad)}: the start sets it aside; ${keptText(read)}`,
+      fix: unlessFixed,
+    })
+  return warnings
 }
 
 /**
@@ -673,11 +707,23 @@ const printProblems = (error: AgentConfigInvalid) =>
     ].join(""),
   )
 
+/** `--check`'s warnings, after its verdict (nothing when there are none). */
+const printWarnings = (path: string, warnings: ReadonlyArray<ConfigProblem>) =>
+  warnings.length === 0
+    ? Effect.void
+    : written(
+        process.stderr,
+        [
+          `kvdeploy-agent: the configuration ${path} has ${warnings.length} warning(s) (the agent runs all the same):\n`,
+          ...shown(warnings).map((p) => `  ${p.field}: ${p.message}\n    fix: ${p.fix}\n`),
+        ].join(""),
+      )
+
 const usage = `kvdeploy-agent ${version}: keeps Azure Key Vault certificates in step with certificate files.
 
 Usage:
   kvdeploy-agent [--config FILE]   run (default FILE: $KVDEPLOY_AGENT_CONFIG or /etc/kvdeploy/agent.yaml)
-  kvdeploy-agent --config FILE --check   validate the configuration, list every problem (exit 0 or 2)
+  kvdeploy-agent --config FILE --check   validate the configuration, list every problem and warning (exit 0 or 2)
   kvdeploy-agent --config FILE --check --json
                                    the same as one JSON document on stdout: {path, valid, deployments | problems}
   kvdeploy-agent --print-schema    print the configuration's JSON Schema
@@ -787,6 +833,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
   const printJson = (value: unknown) => writtenOut(`${JSON.stringify(value, null, 2)}\n`)
   /** The listen address, once the configuration is read (named in a start failure). */
   const listenOf: { listen?: string } = {}
+  /** What `--check` warns of (printed with its verdict, valid or not). */
+  const checked: { warnings: ReadonlyArray<ConfigProblem> } = { warnings: [] }
   const program = Effect.scoped(
     Effect.gen(function* () {
       /**
@@ -811,10 +859,11 @@ export const main = (argv: ReadonlyArray<string>): void => {
         })
       const config = yield* loadAgentConfig(path).pipe(
         // An invalid file's valid parts are looked at too, in the same --check run.
-        Effect.catchTag("AgentConfigInvalid", (e) =>
+        Effect.catchTag("AgentConfigInvalid", (e) => {
+          if (check) checked.warnings = checkWarnings(e.path, e.checkable?.stateDir, e.problems)
           // A file with more problems than are listed already ends in "N more": nothing is read for
           // it (what it found could be neither listed nor counted).
-          check && e.checkable !== undefined && e.problems.length <= MAX_LISTED_PROBLEMS
+          return check && e.checkable !== undefined && e.problems.length <= MAX_LISTED_PROBLEMS
             ? onDisk(
                 e.checkable.deployments,
                 e.checkable.sources,
@@ -822,17 +871,18 @@ export const main = (argv: ReadonlyArray<string>): void => {
                 e.checkable.listen,
                 e.problems,
               ).pipe(
-                Effect.flatMap((found) =>
-                  Effect.fail(
+                Effect.flatMap((found) => {
+                  checked.warnings = checkWarnings(e.path, e.checkable?.stateDir, [...e.problems, ...found])
+                  return Effect.fail(
                     new AgentConfigInvalid({
                       path: e.path,
                       problems: listedProblems([...e.problems, ...found]),
                     }),
-                  ),
-                ),
+                  )
+                }),
               )
-            : Effect.fail(e),
-        ),
+            : Effect.fail(e)
+        }),
       )
       // The check is strict about the environment; the agent runs the deployments it can (logged below).
       // Both kinds in one run: an operator fixing the variables should not meet the paths only next time.
@@ -849,10 +899,20 @@ export const main = (argv: ReadonlyArray<string>): void => {
             [...(config.environmentProblems ?? []), ...(config.checkOnlyProblems ?? [])],
           )),
         ]
+        checked.warnings = checkWarnings(config.path, config.settings.stateDir, found)
         if (found.length > 0)
           return yield* new AgentConfigInvalid({ path: config.path, problems: listedProblems(found) })
-        if (json) yield* printJson({ path: config.path, valid: true, deployments: config.deployments.length })
-        else yield* writtenOut(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
+        if (json)
+          yield* printJson({
+            path: config.path,
+            valid: true,
+            deployments: config.deployments.length,
+            warnings: shown(checked.warnings),
+          })
+        else {
+          yield* writtenOut(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
+          yield* printWarnings(config.path, checked.warnings)
+        }
         return
       }
       listenOf.listen = `${config.settings.listenHost}:${config.settings.listenPort}`
@@ -880,8 +940,13 @@ export const main = (argv: ReadonlyArray<string>): void => {
     Effect.tapError((e) =>
       e instanceof AgentConfigInvalid
         ? json
-          ? printJson({ path: e.path, valid: false, problems: shown(e.problems) })
-          : printProblems(e)
+          ? printJson({
+              path: e.path,
+              valid: false,
+              problems: shown(e.problems),
+              warnings: shown(checked.warnings),
+            })
+          : Effect.andThen(printProblems(e), printWarnings(e.path, checked.warnings))
         : json
           ? printJson({
               path,

@@ -47,6 +47,8 @@ export interface UntrustedPath {
   readonly owner: number | undefined
   /** What follows, in words, when it is not that others could replace the file. */
   readonly consequence?: string
+  /** Whether it is another user's (else: its mode lets others write it). */
+  readonly anotherOwners?: boolean
 }
 
 /**
@@ -86,7 +88,9 @@ const whyOthersMayWrite = (
   path: string,
   s: Stats,
   owner: number | undefined,
-): { why: string; fix: string } | undefined => {
+  /** A read-only mount excuses mode bits too (the configuration file's warning: configFileUntrusted). */
+  readOnlyMountExcuses = false,
+): { why: string; fix: string; anotherOwners?: boolean } | undefined => {
   if (agentUid === undefined) return undefined
   const shown = shownPath(path)
   // Another owner may change it through another path (a read-only bind mount of their directory
@@ -94,10 +98,12 @@ const whyOthersMayWrite = (
   if (s.uid !== 0 && s.uid !== agentUid && s.uid !== owner)
     return owner === undefined
       ? {
+          anotherOwners: true,
           why: `is owned by uid ${s.uid}, neither root nor the agent's user (uid ${agentUid})`,
           fix: `chown root ${shown} (or to uid ${agentUid}), or keep the files where only root and the agent's user can write; if uid ${s.uid} is the ACME client that writes them, name it as the source's owner (source.owner)`,
         }
       : {
+          anotherOwners: true,
           why: `is owned by uid ${s.uid}, neither root, the agent's user (uid ${agentUid}) nor the source's owner (uid ${owner})`,
           fix: `chown root ${shown} (or to uid ${owner}, the source's owner), or keep the files where only those users can write`,
         }
@@ -113,7 +119,13 @@ const whyOthersMayWrite = (
   } else return undefined
   // On a file system that is itself read-only, no one changes it; a read-only mount is no evidence.
   const writes = fileSystemWrites(path, s.dev, Date.now())
-  if (writes._tag === "ReadOnly") return undefined
+  // The configuration's rule: a read-only mount with no writable mount of it here (a configMap
+  // volume) excuses mode bits; one whose file system is writable at a path here does not.
+  if (
+    writes._tag === "ReadOnly" ||
+    (readOnlyMountExcuses && writes._tag === "MountedReadOnly" && writes.writableAt === undefined)
+  )
+    return undefined
   if (writes._tag === "Writable") return { why, fix: fix(shown) }
   return writes.writableAt === undefined
     ? {
@@ -141,20 +153,42 @@ interface Judgment {
 
 /**
  * Judgments of real directories, kept for a second (a pass reads many files in one directory), by
- * the source's owner they were made for (a directory of that user's passes only for its sources).
+ * the source's owner they were made for (a directory of that user's passes only for its sources)
+ * and whether a read-only mount excused mode bits ("<owner>" or "<owner> ro").
  */
-const judged = new Map<number | undefined, Map<string, Judgment>>()
+const judged = new Map<string, Map<string, Judgment>>()
+const judgedKey = (owner: number | undefined, readOnlyMountExcuses: boolean): string =>
+  `${owner ?? ""}${readOnlyMountExcuses ? " ro" : ""}`
 let judgedSince = 0
 const JUDGED_MS = 1000
 
 /** The entry's judgment, as an UntrustedPath. */
-const untrusted = (path: string, s: Stats, owner: number | undefined): UntrustedPath | undefined => {
-  const found = whyOthersMayWrite(path, s, owner)
-  return found === undefined ? undefined : { path, kind: kindOf(s), why: found.why, fix: found.fix, owner }
+const untrusted = (
+  path: string,
+  s: Stats,
+  owner: number | undefined,
+  readOnlyMountExcuses = false,
+): UntrustedPath | undefined => {
+  const found = whyOthersMayWrite(path, s, owner, readOnlyMountExcuses)
+  return found === undefined
+    ? undefined
+    : {
+        path,
+        kind: kindOf(s),
+        why: found.why,
+        fix: found.fix,
+        owner,
+        ...(found.anotherOwners === true ? { anotherOwners: true } : {}),
+      }
 }
 
-const judge = (path: string, s: Stats, owner: number | undefined): Judgment => ({
-  bad: untrusted(path, s, owner),
+const judge = (
+  path: string,
+  s: Stats,
+  owner: number | undefined,
+  readOnlyMountExcuses = false,
+): Judgment => ({
+  bad: untrusted(path, s, owner, readOnlyMountExcuses),
   owners: owner !== undefined && s.uid === owner,
 })
 
@@ -195,18 +229,24 @@ export type PathWalk =
  * `owner`, a uid) when given. Throws the file system's error (ENOENT, ENOTDIR, EACCES, ELOOP) as
  * `open` would.
  */
-export const walkPath = (path: string, sourceOwner?: number): PathWalk => {
+export const walkPath = (
+  path: string,
+  sourceOwner?: number,
+  /** A read-only mount excuses mode bits (never another owner): the configuration file's rule. */
+  readOnlyMountExcuses = false,
+): PathWalk => {
   const owner = extraOwner(sourceOwner)
   const now = Date.now()
   if (now - judgedSince > JUDGED_MS || now < judgedSince) {
     judged.clear()
     judgedSince = now
   }
-  let known = judged.get(owner)
+  let known = judged.get(judgedKey(owner, readOnlyMountExcuses))
   if (known === undefined) {
     known = new Map()
-    judged.set(owner, known)
+    judged.set(judgedKey(owner, readOnlyMountExcuses), known)
   }
+  const judgeHere = (at: string, s: Stats) => judge(at, s, owner, readOnlyMountExcuses)
   const pending = componentsLastFirst(resolve(path))
   let dir = "/"
   let links = 0
@@ -214,7 +254,7 @@ export const walkPath = (path: string, sourceOwner?: number): PathWalk => {
   let via: { readonly path: string; readonly kind: string } | undefined
   if (!known.has("/")) {
     stats = lstatSync("/")
-    known.set("/", judge("/", stats, owner))
+    known.set("/", judgeHere("/", stats))
   }
   const root = known.get("/") as Judgment
   if (root.bad !== undefined) return { _tag: "Untrusted", untrusted: root.bad }
@@ -236,7 +276,7 @@ export const walkPath = (path: string, sourceOwner?: number): PathWalk => {
     }
     stats = lstatSync(full)
     if (stats.isSymbolicLink()) {
-      const link = judge(full, stats, owner)
+      const link = judgeHere(full, stats)
       if (link.bad !== undefined) return { _tag: "Untrusted", untrusted: link.bad }
       if (link.owners && via === undefined) via = { path: full, kind: "symbolic link" }
       if (++links > MAX_LINKS)
@@ -247,14 +287,14 @@ export const walkPath = (path: string, sourceOwner?: number): PathWalk => {
       continue
     }
     if (stats.isDirectory()) {
-      const directory = judge(full, stats, owner)
+      const directory = judgeHere(full, stats)
       known.set(full, directory)
       if (directory.bad !== undefined) return { _tag: "Untrusted", untrusted: directory.bad }
       if (directory.owners && via === undefined) via = { path: full, kind: "directory" }
     } else if (pending.length > 0)
       throw Object.assign(new Error(`not a directory: ${full}`), { code: "ENOTDIR" })
     else if (stats.isFile()) {
-      const bad = untrustedFile(full, stats, owner, via)
+      const bad = untrustedFile(full, stats, owner, via, readOnlyMountExcuses)
       if (bad !== undefined) return { _tag: "Untrusted", untrusted: bad }
     }
     dir = full
@@ -279,9 +319,10 @@ export const untrustedFile = (
   s: Stats,
   sourceOwner: number | undefined,
   via: { readonly path: string; readonly kind: string } | undefined,
+  readOnlyMountExcuses = false,
 ): UntrustedPath | undefined => {
   const owner = extraOwner(sourceOwner)
-  const bad = untrusted(path, s, owner)
+  const bad = untrusted(path, s, owner, readOnlyMountExcuses)
   if (bad !== undefined) return bad
   return owner !== undefined && via !== undefined && s.uid !== owner
     ? notTheOwnersFile(path, s, owner, via)
@@ -295,6 +336,37 @@ export const untrustedText = (u: UntrustedPath): string =>
 /** The fix in words. */
 export const untrustedFix = (u: UntrustedPath): string =>
   `${u.fix}; every directory on the way to a source file, every symbolic link followed and the file itself must be owned by ${ownedBy(u.owner)} and writable by no one else`
+
+/**
+ * Who besides root and the agent's user may change the configuration file, in words with the fix,
+ * or undefined (no one, or a path that cannot be walked: its load says why). The sources' rule
+ * for the file, every directory on the way to it and every symbolic link followed, with one
+ * difference: a read-only mount of a file system that no mount here shows writable excuses mode
+ * bits (never another owner). It is a warning, not a
+ * refusal: the file holds no key, and the shipped Kubernetes recipe mounts it from a configMap,
+ * whose volume root is 0777 on the node's disk (under kubelet's own root-only directory), written
+ * by kubelet from the ConfigMap, which the cluster's RBAC guards. Whoever may change it may still
+ * choose which files the agent reads (each must pass the sources' rule) and the vaults they go to.
+ */
+export const configFileUntrusted = (
+  path: string,
+): { readonly why: string; readonly fix: string } | undefined => {
+  let walk: PathWalk
+  // Judged afresh: read at start and at a reload, maybe just after a chmod that mended it.
+  judged.delete(judgedKey(undefined, true))
+  try {
+    walk = walkPath(path, undefined, true)
+  } catch {
+    return undefined
+  }
+  if (walk._tag === "Resolved") return undefined
+  const u = walk.untrusted
+  const shown = shownPath(u.path)
+  return {
+    why: `the ${u.kind} ${shown} ${u.why}: a user other than root and the agent's could change the configuration, and with it which files the agent deploys and to which vaults (it is read all the same)`,
+    fix: `${u.anotherOwners === true ? `chown root ${shown}${agentUid === 0 ? "" : ` (or to uid ${agentUid})`}` : u.fix}; the configuration file, every directory on the way to it and every symbolic link followed should be owned by root or the agent's user and writable by no one else (docs/agent.md, Files)`,
+  }
+}
 
 /**
  * Why this process may not read `path` (an EACCES), in words, with the fix: the first directory on

@@ -16,6 +16,7 @@ import { type AgentMetrics, makeAgentMetrics } from "./agentMetrics.js"
 import { type AgentConfig, changedSettings, loadAgentConfigUnless } from "./config.js"
 import { handleHangups } from "./hangup.js"
 import { MaterialWorkers } from "./materialPool.js"
+import { configFileUntrusted } from "./pathTrust.js"
 import { makeReconciler, type Reconciler } from "./reconciler.js"
 import { openStateStore } from "./state.js"
 import { Vaults } from "./vaults.js"
@@ -40,6 +41,20 @@ const logEnvironmentProblems = (config: AgentConfig) =>
       ).pipe(Effect.annotateLogs({ fix: p.fix })),
     { discard: true },
   )
+
+/**
+ * A configuration file others may change: a warning at start and at each reload that reads it (the
+ * agent runs it all the same; pathTrust's configFileUntrusted says why).
+ */
+const logConfigFileTrust = (path: string) =>
+  Effect.suspend(() => {
+    const untrusted = configFileUntrusted(path)
+    return untrusted === undefined
+      ? Effect.void
+      : Effect.logWarning(`the configuration file: ${untrusted.why}`).pipe(
+          Effect.annotateLogs({ config: path, fix: untrusted.fix }),
+        )
+  })
 
 export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Vaults | Metrics | PfxCodec> =>
   Layer.effect(AgentRuntime)(
@@ -77,6 +92,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
       // The workers that may answer (0: none configured, or their code is missing).
       const materialWorkers = (yield* MaterialWorkers).workers
       yield* logEnvironmentProblems(initial)
+      yield* logConfigFileTrust(initial.path)
       yield* Effect.logInfo("kvdeploy-agent started").pipe(
         Effect.annotateLogs({
           config: initial.path,
@@ -121,6 +137,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         }
         const loaded = next.success
         metrics.configLoaded(true, Date.now())
+        yield* logConfigFileTrust(config.path)
         if (loaded === "unchanged") {
           // The same text, so the same deployments: nothing to parse or apply; reconciled all the same.
           yield* Effect.logInfo("configuration unchanged; reconciling every deployment").pipe(

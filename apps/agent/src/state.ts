@@ -195,10 +195,69 @@ const recordOf = (value: unknown): DeploymentRecord | string => {
 }
 
 /** What a state file that cannot be used costs: no outcome is remembered, so none is held. */
-const withoutState =
+export const withoutState =
   "starting without state: every deployment is compared with its vault again, and one whose last outcome was held (it needed a person) is deployed again"
 
-/** Open (or create) the state directory; a corrupt state file is set aside, not fatal. */
+/**
+ * What the state file holds: nothing (no file), its records (every record checked before any is
+ * used: one that is not in the agent's form, a hand edit or another program's, is left out and
+ * named in `bad`), or why none can be used. Nothing is changed: the store sets such a file aside,
+ * `--check` warns of it.
+ */
+export type StateFileRead =
+  | { readonly _tag: "Missing" }
+  | {
+      readonly _tag: "Read"
+      readonly records: ReadonlyMap<string, DeploymentRecord>
+      /** The records left out, each as its name and its first problem (without its values). */
+      readonly bad: ReadonlyArray<string>
+    }
+  /** `why` reads after "state file PATH ". */
+  | { readonly _tag: "Unusable"; readonly why: string }
+
+export const readStateFile = (path: string): StateFileRead => {
+  let text = ""
+  try {
+    text = readStateText(path)
+    const parsed = JSON.parse(text) as { readonly schema?: unknown; readonly deployments?: unknown }
+    const deployments = parsed?.deployments
+    if (
+      parsed?.schema === "kvdeploy.agent-state/v1" &&
+      typeof deployments === "object" &&
+      deployments !== null &&
+      !Array.isArray(deployments)
+    ) {
+      const records = new Map<string, DeploymentRecord>()
+      const bad: Array<string> = []
+      for (const [name, value] of Object.entries(deployments)) {
+        const record = recordOf(value)
+        if (typeof record === "string") bad.push(`${JSON.stringify(name.slice(0, 64))}: ${record}`)
+        // Fields this agent does not know (a newer agent's) are kept and written back.
+        else records.set(name, { ...(value as object), ...record })
+      }
+      return { _tag: "Read", records, bad }
+    }
+    return {
+      _tag: "Unusable",
+      why:
+        typeof parsed?.schema === "string" && parsed.schema !== "kvdeploy.agent-state/v1"
+          ? `has the schema ${JSON.stringify(parsed.schema.slice(0, 64))}, not kvdeploy.agent-state/v1 (a newer agent's?)`
+          : "is not an agent's state file (no schema kvdeploy.agent-state/v1 with its deployments)",
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { _tag: "Missing" }
+    return { _tag: "Unusable", why: `cannot be read (${unreadableWhy(e, text)})` }
+  }
+}
+
+/** The records left out of a state file, in words (after "state file PATH "). */
+export const badRecordsText = (bad: ReadonlyArray<string>): string =>
+  `has ${bad.length} record${bad.length === 1 ? "" : "s"} not in the agent's form (${bad.slice(0, 10).join("; ")}${bad.length > 10 ? `; and ${bad.length - 10} more` : ""})`
+
+/** What the records left out cost, in words. */
+export const keptText = (read: { readonly records: ReadonlyMap<string, unknown> }): string =>
+  `those deployments start without a record (one whose last outcome was held is deployed again)${read.records.size === 0 ? "" : `, the other ${read.records.size} keep theirs`}`
+
 /** Why no state file may be written any more in this process (the state directory's lock was lost), or undefined. */
 let writesRefused: string | undefined
 
@@ -210,6 +269,7 @@ export const refuseStateWrites = (why: string): void => {
   writesRefused = why
 }
 
+/** Open (or create) the state directory; a corrupt state file is set aside, not fatal. */
 export const openStateStore = (
   dir: string,
   warn: (line: string) => void,
@@ -229,45 +289,17 @@ export const openStateStore = (
       return `it could not be kept aside (${(e as NodeJS.ErrnoException).code ?? String(e)}) and will be overwritten`
     }
   }
-  let text = ""
   let keptFromSetAside = false
-  try {
-    text = readStateText(path)
-    const parsed = JSON.parse(text) as { readonly schema?: unknown; readonly deployments?: unknown }
-    const deployments = parsed?.deployments
-    if (
-      parsed?.schema === "kvdeploy.agent-state/v1" &&
-      typeof deployments === "object" &&
-      deployments !== null &&
-      !Array.isArray(deployments)
-    ) {
-      // Every record is checked before any is used: a record that is not in the agent's form (a hand
-      // edit, another program's) is left out, named, and the file kept aside with it.
-      const bad: Array<string> = []
-      for (const [name, value] of Object.entries(deployments)) {
-        const record = recordOf(value)
-        if (typeof record === "string") bad.push(`${JSON.stringify(name.slice(0, 64))}: ${record}`)
-        // Fields this agent does not know (a newer agent's) are kept and written back.
-        else records.set(name, { ...(value as object), ...record })
-      }
-      if (bad.length > 0) {
-        // The file is set aside below: the records kept are written anew at the next flush (a stop
-        // before any record changed would otherwise leave no state file, and lose them).
-        keptFromSetAside = true
-        warn(
-          `state file ${path} has ${bad.length} record${bad.length === 1 ? "" : "s"} not in the agent's form (${bad.slice(0, 10).join("; ")}${bad.length > 10 ? `; and ${bad.length - 10} more` : ""}); ${setAside()}; those deployments start without a record (one whose last outcome was held is deployed again), the other ${records.size} keep theirs`,
-        )
-      }
-    } else
-      warn(
-        typeof parsed?.schema === "string" && parsed.schema !== "kvdeploy.agent-state/v1"
-          ? `state file ${path} has the schema ${JSON.stringify(parsed.schema.slice(0, 64))}, not kvdeploy.agent-state/v1 (a newer agent's?); ${setAside()}; ${withoutState}`
-          : `state file ${path} is not an agent's state file (no schema kvdeploy.agent-state/v1 with its deployments); ${setAside()}; ${withoutState}`,
-      )
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT")
-      warn(`state file ${path} cannot be read (${unreadableWhy(e, text)}); ${setAside()}; ${withoutState}`)
-  }
+  const read = readStateFile(path)
+  if (read._tag === "Read") {
+    for (const [name, record] of read.records) records.set(name, record)
+    if (read.bad.length > 0) {
+      // The file is set aside below: the records kept are written anew at the next flush (a stop
+      // before any record changed would otherwise leave no state file, and lose them).
+      keptFromSetAside = true
+      warn(`state file ${path} ${badRecordsText(read.bad)}; ${setAside()}; ${keptText(read)}`)
+    }
+  } else if (read._tag !== "Missing") warn(`state file ${path} ${read.why}; ${setAside()}; ${withoutState}`)
   let dirty = keptFromSetAside
   // Changed in more than its times (see flushChanges).
   let changed = keptFromSetAside

@@ -873,7 +873,88 @@ deployments:
     expect(text.stdout).toBe(`${example}: valid, 2 deployment(s)\n`)
     const json = agent(["--config", example, "--check", "--json"], exampleEnv)
     expect(json.status, json.stderr).toBe(0)
-    expect(JSON.parse(json.stdout)).toEqual({ path: example, valid: true, deployments: 2 })
+    expect(JSON.parse(json.stdout)).toEqual({ path: example, valid: true, deployments: 2, warnings: [] })
+  })
+
+  it("warns of a configuration file others may change and of a state file the start would set aside (exit 0; with the problems of an invalid file too)", () => {
+    inScratch((dir) => {
+      const open = join(dir, "open")
+      mkdirSync(open)
+      chmodSync(open, 0o777)
+      const state = join(dir, "state")
+      mkdirSync(state, { mode: 0o700 })
+      const config = join(open, "agent.yaml")
+      const deployment = `deployments:
+  - name: api
+    source: { cert: ${join(dir, "api.crt")}, key: ${join(dir, "api.key")} }
+    target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: api, credential_mode: managed_identity }
+`
+      writeFileSync(config, `agent: { state_dir: ${state} }\n${deployment}`)
+      writeFileSync(join(state, "state.json"), '{"schema": "kvdeploy.agent-state/v1", "deploy')
+      type Checked = {
+        valid: boolean
+        problems?: Array<{ field: string }>
+        warnings: Array<{ field: string; message: string; fix: string }>
+      }
+      const check = () => {
+        const r = agent(["--config", config, "--check", "--json"])
+        return { status: r.status, out: JSON.parse(r.stdout) as Checked }
+      }
+      const both = check()
+      expect(both.status).toBe(0)
+      expect(both.out.valid).toBe(true)
+      expect(both.out.warnings).toEqual([
+        {
+          field: "(file)",
+          message: `the directory ${open} is writable by every user (mode 0777, no sticky bit): a user other than root and the agent's could change the configuration, and with it which files the agent deploys and to which vaults (it is read all the same)`,
+          fix: `chmod o-w ${open}; the configuration file, every directory on the way to it and every symbolic link followed should be owned by root or the agent's user and writable by no one else (docs/agent.md, Files)`,
+        },
+        {
+          field: "agent.state_dir",
+          message: `the state file ${join(state, "state.json")} cannot be read (not valid JSON at line 1, column 46): the start sets it aside, starting without state: every deployment is compared with its vault again, and one whose last outcome was held (it needed a person) is deployed again`,
+          fix: `edit or restore ${join(state, "state.json")} if its records matter (a backup, the agent that wrote it), or leave it: the start sets it aside as state.json.unreadable-TIME`,
+        },
+      ])
+      // --check changes nothing: the state file is where it was.
+      expect(readFileSync(join(state, "state.json"), "utf8")).toMatch(/"deploy$/)
+      // As text: the verdict on stdout, the warnings on stderr.
+      const text = agent(["--config", config, "--check"])
+      expect(text.status).toBe(0)
+      expect(text.stdout).toBe(`${config}: valid, 1 deployment(s)\n`)
+      expect(text.stderr).toMatch(
+        /has 2 warning\(s\) \(the agent runs all the same\):\n {2}\(file\): the directory /,
+      )
+      // A record not in the agent's form, among good ones; the directory closed to others.
+      chmodSync(open, 0o755)
+      const at = "2026-12-03T00:00:00.000Z"
+      const good = { outcome: "Succeeded", at, reason: "deployed", configFingerprint: "f", held: false }
+      writeFileSync(
+        join(state, "state.json"),
+        JSON.stringify({
+          schema: "kvdeploy.agent-state/v1",
+          deployments: { api: good, web: good, old: { ...good, at: "yesterday" } },
+        }),
+      )
+      expect(check().out.warnings).toEqual([
+        expect.objectContaining({
+          field: "agent.state_dir",
+          message: `the state file ${join(state, "state.json")} has 1 record not in the agent's form ("old": is not a time (ISO 8601) at ["at"]): the start sets it aside; those deployments start without a record (one whose last outcome was held is deployed again), the other 2 keep theirs`,
+        }),
+      ])
+      // A good state file and a directory of the agent's own: nothing to warn of.
+      writeFileSync(
+        join(state, "state.json"),
+        JSON.stringify({ schema: "kvdeploy.agent-state/v1", deployments: { api: good } }),
+      )
+      expect(check()).toEqual({ status: 0, out: { path: config, valid: true, deployments: 1, warnings: [] } })
+      // An invalid file (an unknown key) gets its warnings beside its problems.
+      chmodSync(open, 0o777)
+      writeFileSync(config, `agent: { state_dir: ${state}, colour: blue }\n${deployment}`)
+      const invalid = check()
+      expect(invalid.status).toBe(2)
+      expect(invalid.out.problems?.map((p) => p.field)).toEqual(["agent.colour"])
+      expect(invalid.out.warnings.map((w) => w.field)).toEqual(["(file)"])
+    })
   })
 
   it("lists the problems (exit 2): in JSON on stdout, as text on stderr; a missing file in words", () => {

@@ -10,7 +10,7 @@ import { execFileSync } from "node:child_process"
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { walkPath } from "../src/pathTrust.js"
+import { configFileUntrusted, walkPath } from "../src/pathTrust.js"
 import { checkAsNobody } from "./harness.js"
 
 const base = mkdtempSync(join("/dev/shm", "kvdeploy-ro-mount-"))
@@ -114,6 +114,21 @@ describe("read-only mounts and file systems", () => {
     expect(whyOf(join(at.others ?? "", "tls.key"))[0]).toBe(
       "is owned by uid 4242, neither root nor the agent's user (uid 0)",
     )
+  })
+
+  it("the configuration file: a configMap volume's 0777 root is excused, a writable mount of it here and another owner are not", (context) => {
+    if (!canMount) return context.skip()
+    // kubelet writes the volume from the ConfigMap; its root is 0777 on the node, under kubelet's own directory.
+    expect(configFileUntrusted(join(at.configMap ?? "", "tls.crt"))).toBeUndefined()
+    expect(configFileUntrusted(join(at.open ?? "", "tls.key"))).toEqual({
+      why: `the directory ${at.open} is writable by every user (mode 0777, no sticky bit); it is mounted read-only here, but the same directory is writable at ${at.everyone}: a user other than root and the agent's could change the configuration, and with it which files the agent deploys and to which vaults (it is read all the same)`,
+      fix: `chmod o-w ${at.everyone}; the configuration file, every directory on the way to it and every symbolic link followed should be owned by root or the agent's user and writable by no one else (docs/agent.md, Files)`,
+    })
+    expect(configFileUntrusted(join(at.others ?? "", "tls.key"))?.fix).toMatch(
+      new RegExp(`^chown root ${at.others}; `),
+    )
+    // A source in the same configMap volume is still refused (the sources' rule).
+    expect(walkPath(join(at.configMap ?? "", "tls.crt"))._tag).toBe("Untrusted")
   })
 
   it("judge the same for an agent that is not root (access() said EACCES for a group's directory before it looked at the mount)", (context) => {

@@ -423,4 +423,46 @@ describe("stopping and reloading", () => {
     expect(a.lines.some((l) => l.deployment === "late-hup" && l.msg === "deploy: Succeeded")).toBe(true)
     expect(stateNames()).toContain("late-hup")
   })
+
+  it("a configuration file others may change: a warning at start and at each reload while it lasts, and the agent runs", async () => {
+    const { emulator, pki, work } = suite
+    const open = work.path("open")
+    mkdirSync(open)
+    chmodSync(open, 0o777)
+    const written = writeConfig(
+      work,
+      emulator,
+      [spec("open-dir", await pki.leaf("open-dir.example.test"))],
+      {
+        state_dir: work.path("state-open"),
+      },
+      "open-dir.yaml",
+    )
+    const config = `${open}/agent.yaml`
+    writeFileSync(config, readFileSync(written))
+    const a = start(config)
+    const warned = (from: number) =>
+      a.lines.slice(from).filter((l) => l.level === "warn" && /^the configuration file: /.test(l.msg))
+    await a.waitFor((l) => l.deployment === "open-dir" && l.msg === "deploy: Succeeded")
+    expect(warned(0)).toEqual([
+      expect.objectContaining({
+        msg: `the configuration file: the directory ${open} is writable by every user (mode 0777, no sticky bit): a user other than root and the agent's could change the configuration, and with it which files the agent deploys and to which vaults (it is read all the same)`,
+        config,
+        fix: expect.stringMatching(new RegExp(`^chmod o-w ${open}; `)),
+      }),
+    ])
+    // Mended, then reloaded: no warning. Opened again: the reload warns again.
+    chmodSync(open, 0o755)
+    let from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor((l) => /^configuration unchanged/.test(l.msg), { from })
+    expect(warned(from)).toEqual([])
+    chmodSync(open, 0o777)
+    from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor((l) => /^configuration unchanged/.test(l.msg), { from })
+    expect(warned(from)).toHaveLength(1)
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+  })
 })
