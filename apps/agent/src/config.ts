@@ -1393,6 +1393,10 @@ const yamlFixes: ReadonlyArray<readonly [RegExp, string]> = [
     "a merge key (<<) takes a mapping, an alias of one (<<: *name) or a list of them (<<: [*a, *b])",
   ],
   [/maxTotalMergeKeys|merge keys/i, "write the values out: merge keys (<<) copy at most 10,000 keys in all"],
+  [
+    /abnormal merge sequence size/,
+    "merge at most 100 mappings in one list (<<: [*a, *b]), or write the values out",
+  ],
 ]
 
 const yamlFix = (reason: string): string =>

@@ -371,6 +371,12 @@ const checkWarnings = (
   const untrusted = configFileUntrusted(configPath)
   if (untrusted !== undefined) warnings.push({ field: "(file)", message: untrusted.why, fix: untrusted.fix })
   if (stateDir === undefined || problems.some((p) => p.field === "agent.state_dir")) return warnings
+  // Judged here too: a file of more than 1,000 problems is not read for its paths' problems.
+  try {
+    if (stateDirProblem(stateDir, true) !== undefined) return warnings
+  } catch {
+    return warnings
+  }
   const stateFile = join(stateDir, "state.json")
   const read = readStateFile(stateFile)
   const unlessFixed = `edit or restore ${shownPath(stateFile)} if its records matter (a backup, the agent that wrote it), or leave it: the start sets it aside as state.json.unreadable-TIME`
@@ -725,7 +731,7 @@ Usage:
   kvdeploy-agent [--config FILE]   run (default FILE: $KVDEPLOY_AGENT_CONFIG or /etc/kvdeploy/agent.yaml)
   kvdeploy-agent --config FILE --check   validate the configuration, list every problem and warning (exit 0 or 2)
   kvdeploy-agent --config FILE --check --json
-                                   the same as one JSON document on stdout: {path, valid, deployments | problems}
+                                   the same as one JSON document on stdout: {path, valid, deployments | problems, warnings}
   kvdeploy-agent --print-schema    print the configuration's JSON Schema
   kvdeploy-agent --version [--json]
 

@@ -71,6 +71,22 @@ const ownedBy = (owner: number | undefined): string =>
 const kindOf = (s: Stats): string =>
   s.isSymbolicLink() ? "symbolic link" : s.isDirectory() ? "directory" : "file"
 
+/**
+ * The root of a volume kubelet's atomic writer fills (configMap, secret, projected): a directory
+ * holding the link `..data` to the current `..TIMESTAMP` directory, which kubelet swaps.
+ */
+const isKubeletVolumeRoot = (path: string, s: Stats): boolean => {
+  if (!s.isDirectory()) return false
+  try {
+    return lstatSync(join(path, "..data")).isSymbolicLink()
+  } catch {
+    return false
+  }
+}
+
+/** The command that gives an entry to root: `chown -h` for a link (plain chown changes its target). */
+const chownRoot = (s: Stats): string => (s.isSymbolicLink() ? "chown -h root" : "chown root")
+
 const mode = (s: Stats): string => `mode ${(s.mode & 0o7777).toString(8).padStart(4, "0")}`
 
 /**
@@ -100,12 +116,12 @@ const whyOthersMayWrite = (
       ? {
           anotherOwners: true,
           why: `is owned by uid ${s.uid}, neither root nor the agent's user (uid ${agentUid})`,
-          fix: `chown root ${shown} (or to uid ${agentUid}), or keep the files where only root and the agent's user can write; if uid ${s.uid} is the ACME client that writes them, name it as the source's owner (source.owner)`,
+          fix: `${chownRoot(s)} ${shown} (or to uid ${agentUid}), or keep the files where only root and the agent's user can write; if uid ${s.uid} is the ACME client that writes them, name it as the source's owner (source.owner)`,
         }
       : {
           anotherOwners: true,
           why: `is owned by uid ${s.uid}, neither root, the agent's user (uid ${agentUid}) nor the source's owner (uid ${owner})`,
-          fix: `chown root ${shown} (or to uid ${owner}, the source's owner), or keep the files where only those users can write`,
+          fix: `${chownRoot(s)} ${shown} (or to uid ${owner}, the source's owner), or keep the files where only those users can write`,
         }
   if (s.isSymbolicLink() || (s.isDirectory() && (s.mode & STICKY) !== 0)) return undefined
   let why: string
@@ -119,11 +135,16 @@ const whyOthersMayWrite = (
   } else return undefined
   // On a file system that is itself read-only, no one changes it; a read-only mount is no evidence.
   const writes = fileSystemWrites(path, s.dev, Date.now())
-  // The configuration's rule: a read-only mount with no writable mount of it here (a configMap
-  // volume) excuses mode bits; one whose file system is writable at a path here does not.
+  // The configuration's rule: the root of a configMap volume (kubelet's layout), on a read-only
+  // mount with no writable mount of it here, is excused its mode bits. Not any read-only mount:
+  // systemd's ProtectSystem= and a container's :ro volume of a host directory look the same from
+  // inside, and their file systems are written by the host's users.
   if (
     writes._tag === "ReadOnly" ||
-    (readOnlyMountExcuses && writes._tag === "MountedReadOnly" && writes.writableAt === undefined)
+    (readOnlyMountExcuses &&
+      writes._tag === "MountedReadOnly" &&
+      writes.writableAt === undefined &&
+      isKubeletVolumeRoot(path, s))
   )
     return undefined
   if (writes._tag === "Writable") return { why, fix: fix(shown) }
@@ -341,8 +362,8 @@ export const untrustedFix = (u: UntrustedPath): string =>
  * Who besides root and the agent's user may change the configuration file, in words with the fix,
  * or undefined (no one, or a path that cannot be walked: its load says why). The sources' rule
  * for the file, every directory on the way to it and every symbolic link followed, with one
- * difference: a read-only mount of a file system that no mount here shows writable excuses mode
- * bits (never another owner). It is a warning, not a
+ * difference: the root of a configMap volume (kubelet's `..data` layout) on a read-only mount of a
+ * file system that no mount here shows writable is excused its mode bits (never another owner). It is a warning, not a
  * refusal: the file holds no key, and the shipped Kubernetes recipe mounts it from a configMap,
  * whose volume root is 0777 on the node's disk (under kubelet's own root-only directory), written
  * by kubelet from the ConfigMap, which the cluster's RBAC guards. Whoever may change it may still
@@ -364,7 +385,7 @@ export const configFileUntrusted = (
   const shown = shownPath(u.path)
   return {
     why: `the ${u.kind} ${shown} ${u.why}: a user other than root and the agent's could change the configuration, and with it which files the agent deploys and to which vaults (it is read all the same)`,
-    fix: `${u.anotherOwners === true ? `chown root ${shown}${agentUid === 0 ? "" : ` (or to uid ${agentUid})`}` : u.fix}; the configuration file, every directory on the way to it and every symbolic link followed should be owned by root or the agent's user and writable by no one else (docs/agent.md, Files)`,
+    fix: `${u.anotherOwners === true ? `${u.kind === "symbolic link" ? "chown -h root" : "chown root"} ${shown}${agentUid === 0 ? "" : ` (or to uid ${agentUid})`}` : u.fix}; the configuration file, every directory on the way to it and every symbolic link followed should be owned by root or the agent's user and writable by no one else (docs/agent.md, Files)`,
   }
 }
 

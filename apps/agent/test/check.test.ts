@@ -954,6 +954,30 @@ deployments:
       expect(invalid.status).toBe(2)
       expect(invalid.out.problems?.map((p) => p.field)).toEqual(["agent.colour"])
       expect(invalid.out.warnings.map((w) => w.field)).toEqual(["(file)"])
+      // A state directory the start would refuse: its state file is not warned of, even in a file
+      // of more than 1,000 problems (whose paths are not looked at).
+      chmodSync(state, 0o777)
+      writeFileSync(join(state, "state.json"), "{")
+      const strays = Array.from({ length: 1_001 }, (_, i) => `stray${i}: 1`).join("\n")
+      writeFileSync(config, `agent: { state_dir: ${state} }\n${strays}\n${deployment}`)
+      const many = check()
+      expect(many.status).toBe(2)
+      expect(many.out.warnings.map((w) => w.field)).toEqual(["(file)"])
+      // A configuration reached through a link of another user's: chown -h (chown follows the link).
+      chmodSync(open, 0o755)
+      writeFileSync(config, `agent: { state_dir: ${join(dir, "fresh-state")} }\n${deployment}`)
+      const link = join(dir, "agent-link.yaml")
+      symlinkSync(config, link)
+      lchownSync(link, 4242, 4242)
+      const linked = agent(["--config", link, "--check", "--json"])
+      expect(linked.status).toBe(0)
+      expect((JSON.parse(linked.stdout) as Checked).warnings).toEqual([
+        expect.objectContaining({
+          field: "(file)",
+          message: expect.stringMatching(new RegExp(`^the symbolic link ${link} is owned by uid 4242`)),
+          fix: expect.stringMatching(new RegExp(`^chown -h root ${link}; `)),
+        }),
+      ])
     })
   })
 

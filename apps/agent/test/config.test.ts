@@ -361,6 +361,15 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     expect(problemsOf("a: &a { x: 1 }\ndeployments:\n  - <<: *a\n    name: b\n    name: c\n")).toEqual([
       '(yaml) line 5: duplicated mapping key "name"',
     ])
+    // A list of more than 100 mappings to merge.
+    const list = Array.from({ length: 101 }, (_, i) => `{ k${i}: 1 }`).join(", ")
+    expect(fullProblems(`x: { <<: [ ${list} ] }\n`)).toEqual([
+      {
+        field: "(yaml) line 1",
+        message: "abnormal merge sequence size",
+        fix: "merge at most 100 mappings in one list (<<: [*a, *b]), or write the values out",
+      },
+    ])
     // Merges copy at most 10,000 keys in one file: 101 keys merged 100 times are refused.
     const wide = `w: &w { ${Array.from({ length: 101 }, (_, i) => `k${i}: ${i}`).join(", ")} }`
     const merges = Array.from({ length: 100 }, (_, i) => `m${i}: { <<: *w }`).join("\n")

@@ -7,7 +7,7 @@
  * (to own files as another user and to mount); skipped otherwise.
  */
 import { execFileSync } from "node:child_process"
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { configFileUntrusted, walkPath } from "../src/pathTrust.js"
@@ -59,7 +59,20 @@ beforeAll(() => {
     // A configMap volume: kubelet's file system (a tmpfs here), root 0777, bind-mounted read-only and
     // then mounted nowhere else in this namespace: kubelet still writes it, on the node.
     const kubelet = tmpfs("kubelet-volume", "mode=0777", ["tls.crt"])
+    // kubelet's atomic writer: agent.yaml -> ..data/agent.yaml, ..data -> ..2026_12_03_00_00_00.1
+    mkdirSync(join(kubelet, "..2026_12_03_00_00_00.1"), { mode: 0o755 })
+    writeFileSync(join(kubelet, "..2026_12_03_00_00_00.1", "agent.yaml"), "deployments: []\n", {
+      mode: 0o644,
+    })
+    symlinkSync("..2026_12_03_00_00_00.1", join(kubelet, "..data"))
+    symlinkSync("..data/agent.yaml", join(kubelet, "agent.yaml"))
     at.configMap = readOnlyBind(kubelet, "configmap")
+    // The same without kubelet's layout: systemd's ProtectSystem=, a container's :ro volume of a
+    // host directory (their file systems are written by the host's users).
+    const host = tmpfs("host-volume", "mode=0777", ["agent.yaml"])
+    at.protected = readOnlyBind(host, "protected")
+    execFileSync("umount", ["-l", host], { stdio: "ignore" })
+    mounted.splice(mounted.indexOf(host), 1)
     execFileSync("umount", ["-l", kubelet], { stdio: "ignore" })
     mounted.splice(mounted.indexOf(kubelet), 1)
     // File systems that are themselves read-only: roots 0777, and 0775 of a group (gid 4242).
@@ -116,10 +129,14 @@ describe("read-only mounts and file systems", () => {
     )
   })
 
-  it("the configuration file: a configMap volume's 0777 root is excused, a writable mount of it here and another owner are not", (context) => {
+  it("the configuration file: a configMap volume's 0777 root is excused, a read-only mount without its layout, a writable mount of it here and another owner are not", (context) => {
     if (!canMount) return context.skip()
     // kubelet writes the volume from the ConfigMap; its root is 0777 on the node, under kubelet's own directory.
-    expect(configFileUntrusted(join(at.configMap ?? "", "tls.crt"))).toBeUndefined()
+    expect(configFileUntrusted(join(at.configMap ?? "", "agent.yaml"))).toBeUndefined()
+    // A read-only mount without kubelet's layout is not excused (ProtectSystem=, a :ro host volume).
+    expect(configFileUntrusted(join(at.protected ?? "", "agent.yaml"))?.why).toBe(
+      `the directory ${at.protected} is writable by every user (mode 0777, no sticky bit); it is mounted read-only here, but its file system is not read-only, and another mount (the host's, kubelet's) may write it: a user other than root and the agent's could change the configuration, and with it which files the agent deploys and to which vaults (it is read all the same)`,
+    )
     expect(configFileUntrusted(join(at.open ?? "", "tls.key"))).toEqual({
       why: `the directory ${at.open} is writable by every user (mode 0777, no sticky bit); it is mounted read-only here, but the same directory is writable at ${at.everyone}: a user other than root and the agent's could change the configuration, and with it which files the agent deploys and to which vaults (it is read all the same)`,
       fix: `chmod o-w ${at.everyone}; the configuration file, every directory on the way to it and every symbolic link followed should be owned by root or the agent's user and writable by no one else (docs/agent.md, Files)`,
