@@ -21,6 +21,8 @@ export interface AgentMetrics {
   readonly passOver: (reason: string, endedAtMs: number, durationMs: number, listed: number) => void
   /** The configuration was read at start or by a reload (SIGHUP): `ok` false when it was invalid and the running one kept. */
   readonly configLoaded: (ok: boolean, atMs: number) => void
+  /** Whether a user other than root and the agent's could change the configuration file, as judged at start and at the last reload. */
+  readonly configChangeableByOthers: (yes: boolean) => void
   /** Where the state file's last write stands, read at each scrape (true: it failed, and the outcomes since are not on disk). */
   readonly stateWriteFailing: (failing: () => boolean) => void
   /** Where each identity's token requests stand, read at each scrape. */
@@ -159,6 +161,11 @@ export const makeAgentMetrics = (): AgentMetrics => {
     "Unix time the agent began running the configuration it runs (its start, or the last valid SIGHUP reload).",
     [],
   )
+  const changeable = gauge(
+    "kvdeploy_agent_config_changeable_by_others",
+    "1 when a user other than root and the agent's could change the configuration file (its mode or owner, a directory on its way, a link followed), as found at start and at the last reload; 0 when not.",
+    [],
+  )
   let writeFailing: () => boolean = () => false
   new Gauge({
     name: "kvdeploy_agent_state_last_write_successful",
@@ -223,6 +230,7 @@ export const makeAgentMetrics = (): AgentMetrics => {
       reloadOk.set(ok ? 1 : 0)
       if (ok) reloadedAt.set(Math.floor(atMs / 1000))
     },
+    configChangeableByOthers: (yes) => changeable.set(yes ? 1 : 0),
     stateWriteFailing: (failing) => {
       writeFailing = failing
     },

@@ -43,12 +43,13 @@ const logEnvironmentProblems = (config: AgentConfig) =>
   )
 
 /**
- * A configuration file others may change: a warning at start and at each reload that reads it (the
- * agent runs it all the same; pathTrust's configFileUntrusted says why).
+ * A configuration file others may change: a warning at start and at each reload that reads it, and
+ * its gauge (the agent runs it all the same; pathTrust's configFileUntrusted says why).
  */
-const logConfigFileTrust = (path: string) =>
+const judgeConfigFile = (path: string, metrics: AgentMetrics) =>
   Effect.suspend(() => {
     const untrusted = configFileUntrusted(path)
+    metrics.configChangeableByOthers(untrusted !== undefined)
     return untrusted === undefined
       ? Effect.void
       : Effect.logWarning(`the configuration file: ${untrusted.why}`).pipe(
@@ -92,7 +93,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
       // The workers that may answer (0: none configured, or their code is missing).
       const materialWorkers = (yield* MaterialWorkers).workers
       yield* logEnvironmentProblems(initial)
-      yield* logConfigFileTrust(initial.path)
+      yield* judgeConfigFile(initial.path, metrics)
       yield* Effect.logInfo("kvdeploy-agent started").pipe(
         Effect.annotateLogs({
           config: initial.path,
@@ -137,7 +138,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         }
         const loaded = next.success
         metrics.configLoaded(true, Date.now())
-        yield* logConfigFileTrust(config.path)
+        yield* judgeConfigFile(config.path, metrics)
         if (loaded === "unchanged") {
           // The same text, so the same deployments: nothing to parse or apply; reconciled all the same.
           yield* Effect.logInfo("configuration unchanged; reconciling every deployment").pipe(

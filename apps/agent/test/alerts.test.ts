@@ -25,6 +25,8 @@ describe("the documented alerts", () => {
           // A reload whose file was invalid 20 minutes in; the state's writes fail from the start.
           { series: "kvdeploy_agent_config_last_reload_successful", values: "1x20 0x100" },
           held("kvdeploy_agent_state_last_write_successful", 0, 120),
+          // The configuration file's directory made writable by others at minute 30 (found by a reload).
+          { series: "kvdeploy_agent_config_changeable_by_others", values: "0x30 1x90" },
           // One identity's token requests fail from minute 10 on; another's never do.
           {
             series:
@@ -64,6 +66,13 @@ describe("the documented alerts", () => {
           { eval_time: "35m", alertname: "KvdeployAgentConfigInvalid", exp_alerts: [{ exp_labels: {} }] },
           { eval_time: "10m", alertname: "KvdeployAgentStateNotWritten", exp_alerts: [] },
           { eval_time: "20m", alertname: "KvdeployAgentStateNotWritten", exp_alerts: [{ exp_labels: {} }] },
+          // A configuration others may change: after an hour of it.
+          { eval_time: "80m", alertname: "KvdeployAgentConfigChangeableByOthers", exp_alerts: [] },
+          {
+            eval_time: "100m",
+            alertname: "KvdeployAgentConfigChangeableByOthers",
+            exp_alerts: [{ exp_labels: {} }],
+          },
           // An identity's token requests failing: after 15 minutes of it, for that identity only.
           { eval_time: "20m", alertname: "KvdeployTokenRequestsFailing", exp_alerts: [] },
           {

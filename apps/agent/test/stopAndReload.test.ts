@@ -424,7 +424,7 @@ describe("stopping and reloading", () => {
     expect(stateNames()).toContain("late-hup")
   })
 
-  it("a configuration file others may change: a warning at start and at each reload while it lasts, and the agent runs", async () => {
+  it("a configuration file others may change: a warning and its gauge at start and at each reload while it lasts, and the agent runs", async () => {
     const { emulator, pki, work } = suite
     const open = work.path("open")
     mkdirSync(open)
@@ -451,17 +451,22 @@ describe("stopping and reloading", () => {
         fix: expect.stringMatching(new RegExp(`^chmod o-w ${open}; `)),
       }),
     ])
+    const gauge = async () =>
+      metricValue((await a.http("/metrics")).body, "kvdeploy_agent_config_changeable_by_others", {})
+    expect(await gauge()).toBe(1)
     // Mended, then reloaded: no warning. Opened again: the reload warns again.
     chmodSync(open, 0o755)
     let from = a.lines.length
     a.signal("SIGHUP")
     await a.waitFor((l) => /^configuration unchanged/.test(l.msg), { from })
     expect(warned(from)).toEqual([])
+    expect(await gauge()).toBe(0)
     chmodSync(open, 0o777)
     from = a.lines.length
     a.signal("SIGHUP")
     await a.waitFor((l) => /^configuration unchanged/.test(l.msg), { from })
     expect(warned(from)).toHaveLength(1)
+    expect(await gauge()).toBe(1)
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
   })
