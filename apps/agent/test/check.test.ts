@@ -867,14 +867,19 @@ deployments:
     })
   })
 
-  it("says valid (exit 0), as text or as one JSON document", () => {
-    const text = agent(["--config", example, "--check"], exampleEnv)
-    expect(text.status, text.stderr).toBe(0)
-    expect(text.stdout).toBe(`${example}: valid, 2 deployment(s)\n`)
-    const json = agent(["--config", example, "--check", "--json"], exampleEnv)
-    expect(json.status, json.stderr).toBe(0)
-    expect(JSON.parse(json.stdout)).toEqual({ path: example, valid: true, deployments: 2, warnings: [] })
-  })
+  it("says valid (exit 0), as text or as one JSON document", () =>
+    // A copy in a directory of this test's own: no warning from where the checkout lies.
+    inScratch((dir) => {
+      const config = join(dir, "agent.yaml")
+      writeFileSync(config, readFileSync(example))
+      const text = agent(["--config", config, "--check"], exampleEnv)
+      expect(text.status, text.stderr).toBe(0)
+      expect(text.stdout).toBe(`${config}: valid, 2 deployment(s)\n`)
+      expect(text.stderr).toBe("")
+      const json = agent(["--config", config, "--check", "--json"], exampleEnv)
+      expect(json.status, json.stderr).toBe(0)
+      expect(JSON.parse(json.stdout)).toEqual({ path: config, valid: true, deployments: 2, warnings: [] })
+    }))
 
   it("warns of a configuration file others may change and of a state file the start would set aside (exit 0; with the problems of an invalid file too)", () => {
     inScratch((dir) => {
