@@ -84,8 +84,8 @@ const isKubeletVolumeRoot = (path: string, s: Stats): boolean => {
   }
 }
 
-/** The command that gives an entry to root: `chown -h` for a link (plain chown changes its target). */
-const chownRoot = (s: Stats): string => (s.isSymbolicLink() ? "chown -h root" : "chown root")
+/** The command that gives an entry (of a kind: kindOf) to root: `chown -h` for a link (plain chown changes its target). */
+const chownRoot = (kind: string): string => (kind === "symbolic link" ? "chown -h root" : "chown root")
 
 const mode = (s: Stats): string => `mode ${(s.mode & 0o7777).toString(8).padStart(4, "0")}`
 
@@ -104,8 +104,8 @@ const whyOthersMayWrite = (
   path: string,
   s: Stats,
   owner: number | undefined,
-  /** A read-only mount excuses mode bits too (the configuration file's warning: configFileUntrusted). */
-  readOnlyMountExcuses = false,
+  /** The configuration file's rule (configFileUntrusted): a configMap volume's root on a read-only mount is excused its mode bits. */
+  configurationRule = false,
 ): { why: string; fix: string; anotherOwners?: boolean } | undefined => {
   if (agentUid === undefined) return undefined
   const shown = shownPath(path)
@@ -116,12 +116,12 @@ const whyOthersMayWrite = (
       ? {
           anotherOwners: true,
           why: `is owned by uid ${s.uid}, neither root nor the agent's user (uid ${agentUid})`,
-          fix: `${chownRoot(s)} ${shown} (or to uid ${agentUid}), or keep the files where only root and the agent's user can write; if uid ${s.uid} is the ACME client that writes them, name it as the source's owner (source.owner)`,
+          fix: `${chownRoot(kindOf(s))} ${shown} (or to uid ${agentUid}), or keep the files where only root and the agent's user can write; if uid ${s.uid} is the ACME client that writes them, name it as the source's owner (source.owner)`,
         }
       : {
           anotherOwners: true,
           why: `is owned by uid ${s.uid}, neither root, the agent's user (uid ${agentUid}) nor the source's owner (uid ${owner})`,
-          fix: `${chownRoot(s)} ${shown} (or to uid ${owner}, the source's owner), or keep the files where only those users can write`,
+          fix: `${chownRoot(kindOf(s))} ${shown} (or to uid ${owner}, the source's owner), or keep the files where only those users can write`,
         }
   if (s.isSymbolicLink() || (s.isDirectory() && (s.mode & STICKY) !== 0)) return undefined
   let why: string
@@ -141,7 +141,7 @@ const whyOthersMayWrite = (
   // inside, and their file systems are written by the host's users.
   if (
     writes._tag === "ReadOnly" ||
-    (readOnlyMountExcuses &&
+    (configurationRule &&
       writes._tag === "MountedReadOnly" &&
       writes.writableAt === undefined &&
       isKubeletVolumeRoot(path, s))
@@ -178,8 +178,8 @@ interface Judgment {
  * and whether a read-only mount excused mode bits ("<owner>" or "<owner> ro").
  */
 const judged = new Map<string, Map<string, Judgment>>()
-const judgedKey = (owner: number | undefined, readOnlyMountExcuses: boolean): string =>
-  `${owner ?? ""}${readOnlyMountExcuses ? " ro" : ""}`
+const judgedKey = (owner: number | undefined, configurationRule: boolean): string =>
+  `${owner ?? ""}${configurationRule ? " ro" : ""}`
 let judgedSince = 0
 const JUDGED_MS = 1000
 
@@ -188,9 +188,9 @@ const untrusted = (
   path: string,
   s: Stats,
   owner: number | undefined,
-  readOnlyMountExcuses = false,
+  configurationRule = false,
 ): UntrustedPath | undefined => {
-  const found = whyOthersMayWrite(path, s, owner, readOnlyMountExcuses)
+  const found = whyOthersMayWrite(path, s, owner, configurationRule)
   return found === undefined
     ? undefined
     : {
@@ -203,13 +203,8 @@ const untrusted = (
       }
 }
 
-const judge = (
-  path: string,
-  s: Stats,
-  owner: number | undefined,
-  readOnlyMountExcuses = false,
-): Judgment => ({
-  bad: untrusted(path, s, owner, readOnlyMountExcuses),
+const judge = (path: string, s: Stats, owner: number | undefined, configurationRule = false): Judgment => ({
+  bad: untrusted(path, s, owner, configurationRule),
   owners: owner !== undefined && s.uid === owner,
 })
 
@@ -253,8 +248,8 @@ export type PathWalk =
 export const walkPath = (
   path: string,
   sourceOwner?: number,
-  /** A read-only mount excuses mode bits (never another owner): the configuration file's rule. */
-  readOnlyMountExcuses = false,
+  /** The configuration file's rule: a configMap volume's root on a read-only mount is excused its mode bits (never another owner). */
+  configurationRule = false,
 ): PathWalk => {
   const owner = extraOwner(sourceOwner)
   const now = Date.now()
@@ -262,12 +257,12 @@ export const walkPath = (
     judged.clear()
     judgedSince = now
   }
-  let known = judged.get(judgedKey(owner, readOnlyMountExcuses))
+  let known = judged.get(judgedKey(owner, configurationRule))
   if (known === undefined) {
     known = new Map()
-    judged.set(judgedKey(owner, readOnlyMountExcuses), known)
+    judged.set(judgedKey(owner, configurationRule), known)
   }
-  const judgeHere = (at: string, s: Stats) => judge(at, s, owner, readOnlyMountExcuses)
+  const judgeHere = (at: string, s: Stats) => judge(at, s, owner, configurationRule)
   const pending = componentsLastFirst(resolve(path))
   let dir = "/"
   let links = 0
@@ -315,7 +310,7 @@ export const walkPath = (
     } else if (pending.length > 0)
       throw Object.assign(new Error(`not a directory: ${full}`), { code: "ENOTDIR" })
     else if (stats.isFile()) {
-      const bad = untrustedFile(full, stats, owner, via, readOnlyMountExcuses)
+      const bad = untrustedFile(full, stats, owner, via, configurationRule)
       if (bad !== undefined) return { _tag: "Untrusted", untrusted: bad }
     }
     dir = full
@@ -340,10 +335,10 @@ export const untrustedFile = (
   s: Stats,
   sourceOwner: number | undefined,
   via: { readonly path: string; readonly kind: string } | undefined,
-  readOnlyMountExcuses = false,
+  configurationRule = false,
 ): UntrustedPath | undefined => {
   const owner = extraOwner(sourceOwner)
-  const bad = untrusted(path, s, owner, readOnlyMountExcuses)
+  const bad = untrusted(path, s, owner, configurationRule)
   if (bad !== undefined) return bad
   return owner !== undefined && via !== undefined && s.uid !== owner
     ? notTheOwnersFile(path, s, owner, via)
@@ -385,7 +380,7 @@ export const configFileUntrusted = (
   const shown = shownPath(u.path)
   return {
     why: `the ${u.kind} ${shown} ${u.why}: a user other than root and the agent's could change the configuration, and with it which files the agent deploys and to which vaults (it is read all the same)`,
-    fix: `${u.anotherOwners === true ? `${u.kind === "symbolic link" ? "chown -h root" : "chown root"} ${shown}${agentUid === 0 ? "" : ` (or to uid ${agentUid})`}` : u.fix}; the configuration file, every directory on the way to it and every symbolic link followed should be owned by root or the agent's user and writable by no one else (docs/agent.md, Files)`,
+    fix: `${u.anotherOwners === true ? `${chownRoot(u.kind)} ${shown}${agentUid === 0 ? "" : ` (or to uid ${agentUid})`}` : u.fix}; the configuration file, every directory on the way to it and every symbolic link followed should be owned by root or the agent's user and writable by no one else (docs/agent.md, Files)`,
   }
 }
 
