@@ -233,8 +233,13 @@ describe("readSource", () => {
           ),
           expect.stringContaining(`the file ${join(mine, "their.key")} is owned by uid ${other}`),
         ])
+        // Its fix gives the link itself to root: chown -h (plain chown changes the link's target).
         expect(await problems(pem(join(mine, "cert.pem"), join(mine, "link.key")))).toEqual([
-          expect.stringContaining(`the symbolic link ${join(mine, "link.key")} is owned by uid ${other}`),
+          expect.stringMatching(
+            new RegExp(
+              `the symbolic link ${join(mine, "link.key")} is owned by uid ${other}.*; fix: chown -h root ${join(mine, "link.key")} `,
+            ),
+          ),
         ])
         // A directory writable by its group is refused too, unless the group is root's. (Other
         // directories: a directory's judgment is kept for a second.)
