@@ -668,7 +668,11 @@ const unknownKeyFix = (path: ReadonlyArray<PropertyKey>): string => {
   const known = keysAt(AgentConfigSchema.ast, path.slice(0, -1))
   if (typeof key !== "string" || known.length === 0)
     return "see schema/agent-config.schema.json or docs/agent.md"
-  return `${didYouMean(key, known)}known keys here: ${known.join(", ")}; see docs/agent.md (configuration reference)`
+  // At the top, a key of the operator's own (a place for anchors) goes under a name starting with x-.
+  // (The key is not repeated: it may be text pasted in the wrong place.)
+  const extension =
+    path.length === 1 ? "; a key of your own here (a place for YAML anchors) must start with x-" : ""
+  return `${didYouMean(key, known)}known keys here: ${known.join(", ")}${extension}; see docs/agent.md (configuration reference)`
 }
 
 /**
@@ -888,12 +892,21 @@ const schemaMessage = (message: string, value?: unknown): string =>
             `is a ${typeof value}, not text: quote it`
           : message
 
+/** Top-level keys the agent ignores: a place for YAML anchors (`x-vault: &vault {...}`), as Docker Compose has. */
+const extensionKey = /^x-/
+
+/** The document without its top-level `x-` keys (the same object when it has none). */
+const withoutExtensions = (document: unknown): unknown => {
+  if (!isPlainObject(document) || !Object.keys(document).some((k) => extensionKey.test(k))) return document
+  return Object.fromEntries(Object.entries(document).filter(([k]) => !extensionKey.test(k)))
+}
+
 /**
  * Validate a decoded YAML/JSON document. `env` is consulted only to check
  * that the variables named for PFX passwords exist (their values are never read here).
  */
 export const validateAgentConfig = (
-  input: unknown,
+  document: unknown,
   path: string,
   baseDir: string,
   env: Readonly<Record<string, string | undefined>>,
@@ -909,6 +922,7 @@ export const validateAgentConfig = (
     }
     return found
   }
+  const input = withoutExtensions(document)
   const doc = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>
   const rawDeployments = Array.isArray(doc.deployments) ? (doc.deployments as Array<unknown>) : []
   const rawAgent = isPlainObject(doc.agent) ? doc.agent : {}
@@ -1677,6 +1691,8 @@ export const jsonSchema = (): Record<string, unknown> => {
     $schema: "https://json-schema.org/draft/2020-12/schema",
     $id: "https://kvdeploy.dev/schema/agent-config.schema.json",
     ...document.schema,
+    // Keys of the operator's own at the top (anchors), which the agent ignores.
+    patternProperties: { [extensionKey.source]: {} },
     ...(Object.keys(document.definitions).length > 0 ? { $defs: document.definitions } : {}),
   }
 }

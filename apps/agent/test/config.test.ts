@@ -348,6 +348,28 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
       { vault_url: https://kv-prod.vault.azure.net, certificate_name: img, credential_mode: managed_identity, tags: { env: production } }
 `)
     expect(merged).toEqual(writtenOut)
+    // Anchors kept at the top under x- keys (ignored, as Docker Compose does) give the same.
+    expect(
+      parsed(`x-prod: &prod { vault_url: https://kv-prod.vault.azure.net, tags: { env: production } }
+x-img: &img { certificate_name: img, credential_mode: managed_identity }
+deployments:
+  - { name: api, source: { cert: api.crt, key: api.key }, target: { <<: *prod, certificate_name: api } }
+  - { name: www, source: { cert: www.crt, key: www.key }, target: { <<: *prod, certificate_name: www } }
+  - { name: img, source: { cert: img.crt, key: img.key }, target: { <<: [*img, *prod] } }
+`),
+    ).toEqual(writtenOut)
+    // Only at the top: under agent (or anywhere else) an x- key is unknown; an unknown key at the
+    // top says where a key of one's own goes, without repeating it.
+    expect(fullProblems("agent: { x-mine: 1 }\ndeployments: []\n").map((p) => p.field)).toEqual([
+      "agent.x-mine",
+    ])
+    expect(fullProblems("common: { a: 1 }\ndeployments: []\n")).toEqual([
+      {
+        field: "common",
+        message: "is not a known field",
+        fix: "known keys here: agent, deployments; a key of your own here (a place for YAML anchors) must start with x-; see docs/agent.md (configuration reference)",
+      },
+    ])
     // In a list, the first mapping that has a key gives it (img's name, not prod's).
     expect(merged.map((d) => d.target.certificateName)).toEqual(["api", "www", "img"])
     // A merge of something that is not a mapping, and one key written twice beside a merge.
@@ -1295,5 +1317,7 @@ exit 2
       readFileSync(join(agentRoot, "schema", "agent-config.schema.json"), "utf8"),
     ) as unknown
     expect(published, "run `pnpm --filter @kvdeploy/agent schema` to regenerate").toEqual(jsonSchema())
+    // Editors that read it accept the top-level x- keys the agent ignores, and nothing else unknown there.
+    expect(jsonSchema()).toMatchObject({ patternProperties: { "^x-": {} }, additionalProperties: false })
   })
 })
