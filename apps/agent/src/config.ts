@@ -15,6 +15,7 @@ import {
   type ConfigProblem,
   certificateIdProblems,
   didYouMean,
+  holdsEncodedBase64,
   keyInField,
   looksLikeDerBase64,
   quotedValue,
@@ -895,6 +896,45 @@ const schemaMessage = (message: string, value?: unknown): string =>
 /** Top-level keys the agent ignores: a place for YAML anchors (`x-vault: &vault {...}`), as Docker Compose has. */
 const extensionKey = /^x-/
 
+/** Text that is certificate or key material: PEM, or the base64 of DER or of encoded bytes. */
+const holdsMaterial = (text: string): boolean =>
+  /-----BEGIN |PRIVATE KEY-----/.test(text) || looksLikeDerBase64(text) || holdsEncodedBase64(text)
+
+/**
+ * The top-level `x-` keys whose value holds certificate or key material anywhere (a string, or a
+ * key of a mapping inside it): the agent ignores them, but keys stay out of its configuration, as
+ * in a tag or a path (its warnings say the file holds none).
+ */
+const materialInExtensions = (document: unknown): Array<ConfigProblem> => {
+  if (!isPlainObject(document)) return []
+  const problems: Array<ConfigProblem> = []
+  for (const [key, value] of Object.entries(document)) {
+    if (!extensionKey.test(key)) continue
+    const seen = new Set<object>()
+    const stack: Array<unknown> = [value]
+    let found = false
+    for (let v = stack.pop(); v !== undefined && !found; v = stack.pop()) {
+      if (typeof v === "string") found = holdsMaterial(v)
+      else if (typeof v === "object" && v !== null && !seen.has(v)) {
+        seen.add(v)
+        for (const [k, item] of Object.entries(v)) {
+          if (!Array.isArray(v) && holdsMaterial(k)) found = true
+          stack.push(item)
+        }
+      }
+    }
+    if (found)
+      problems.push(
+        problem(
+          keyInField(key),
+          "holds PEM text or the base64 of a key or certificate; it is not shown here",
+          "remove it: certificates and keys go in files that a deployment's source names, never in the configuration",
+        ),
+      )
+  }
+  return problems
+}
+
 /** The document without its top-level `x-` keys (the same object when it has none). */
 const withoutExtensions = (document: unknown): unknown => {
   if (!isPlainObject(document) || !Object.keys(document).some((k) => extensionKey.test(k))) return document
@@ -922,6 +962,7 @@ export const validateAgentConfig = (
     }
     return found
   }
+  problems.push(...materialInExtensions(document))
   const input = withoutExtensions(document)
   const doc = (typeof input === "object" && input !== null ? input : {}) as Record<string, unknown>
   const rawDeployments = Array.isArray(doc.deployments) ? (doc.deployments as Array<unknown>) : []

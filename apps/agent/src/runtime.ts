@@ -124,6 +124,9 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         yield* Effect.logInfo("SIGHUP: reloading the configuration").pipe(
           Effect.annotateLogs({ config: config.path }),
         )
+        // Judged whatever the file holds: one made open to others and then invalid (or removed) is
+        // the case its gauge is for.
+        yield* judgeConfigFile(config.path, metrics)
         const next = yield* loadAgentConfigUnless(config.path, config.textSha256).pipe(Effect.result)
         if (next._tag === "Failure") {
           metrics.configLoaded(false, Date.now())
@@ -138,7 +141,6 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
         }
         const loaded = next.success
         metrics.configLoaded(true, Date.now())
-        yield* judgeConfigFile(config.path, metrics)
         if (loaded === "unchanged") {
           // The same text, so the same deployments: nothing to parse or apply; reconciled all the same.
           yield* Effect.logInfo("configuration unchanged; reconciling every deployment").pipe(

@@ -358,6 +358,34 @@ deployments:
   - { name: img, source: { cert: img.crt, key: img.key }, target: { <<: [*img, *prod] } }
 `),
     ).toEqual(writtenOut)
+    // Ignored, but no place for key material (the agent keeps keys out of its configuration): a
+    // PEM key, one line from inside it, a DER in base64, as a value or a mapping's key, in YAML or
+    // JSON text; refused, and not shown.
+    const pem = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ type: "pkcs8", format: "pem" })
+      .toString()
+    const line = pem.split("\n").find((l) => l.length === 64 && holdsEncodedBase64(l)) ?? ""
+    const der = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ type: "pkcs8", format: "der" })
+      .toString("base64")
+    for (const value of [pem, line, der]) {
+      for (const text of [
+        dump({ "x-note": { old: [value] }, deployments: [] }),
+        JSON.stringify({ "x-note": { [value.slice(0, 200)]: 1 }, deployments: [] }),
+      ]) {
+        const found = fullProblems(text)
+        expect(found, text).toEqual([
+          {
+            field: "x-note",
+            message: "holds PEM text or the base64 of a key or certificate; it is not shown here",
+            fix: "remove it: certificates and keys go in files that a deployment's source names, never in the configuration",
+          },
+        ])
+      }
+    }
+    expect(
+      fullProblems(dump({ "x-note": { text: "a note\nover two lines", n: 2 }, deployments: [] })),
+    ).toEqual([])
     // Only at the top: under agent (or anywhere else) an x- key is unknown; an unknown key at the
     // top says where a key of one's own goes, without repeating it.
     expect(fullProblems("agent: { x-mine: 1 }\ndeployments: []\n").map((p) => p.field)).toEqual([

@@ -461,10 +461,12 @@ describe("stopping and reloading", () => {
     await a.waitFor((l) => /^configuration unchanged/.test(l.msg), { from })
     expect(warned(from)).toEqual([])
     expect(await gauge()).toBe(0)
+    // Opened again and made invalid: the reload that keeps the running configuration says so too.
     chmodSync(open, 0o777)
+    writeFileSync(config, "deployments: [\n")
     from = a.lines.length
     a.signal("SIGHUP")
-    await a.waitFor((l) => /^configuration unchanged/.test(l.msg), { from })
+    await a.waitFor((l) => /^the new configuration is invalid/.test(l.msg), { from })
     expect(warned(from)).toHaveLength(1)
     expect(await gauge()).toBe(1)
     a.signal("SIGTERM")
