@@ -791,6 +791,23 @@ export const main = (argv: ReadonlyArray<string>): void => {
     process.exitCode = 2
     return
   }
+  // --check with --version or --print-schema would print those and exit 0: a script reading the
+  // exit code would take the configuration for valid without its having been read.
+  const alongside = (["version", "print-schema", "help"] as const).filter((o) => args.values[o] === true)
+  if (args.values.check === true && alongside.length > 0) {
+    const problem = {
+      field: "(command line)",
+      message: `--check goes without --${alongside.join(" or --")}`,
+      fix: "run kvdeploy-agent --config FILE --check [--json] alone to check the configuration",
+    }
+    if (args.values.json === true)
+      process.stdout.write(
+        `${JSON.stringify({ path: shownConfigPath(configPathOf(argv, args.values.config)), valid: false, problems: [problem] }, null, 2)}\n`,
+      )
+    process.stderr.write(`kvdeploy-agent: ${problem.message}\n  fix: ${problem.fix}\n`)
+    process.exitCode = 2
+    return
+  }
   if (args.values.version === true) {
     process.stdout.write(
       args.values.json === true

@@ -1034,7 +1034,7 @@ deployments:
     }
   })
 
-  it("refuses --json without --check, and an unknown option, with exit 2", () => {
+  it("refuses --json without --check, --check with --version, --print-schema or --help, and an unknown option, with exit 2", () => {
     expect(agent(["--json"]).status).toBe(2)
     const unknown = agent(["--check", "--json", "--bogus", "--config=/nonexistent/agent.yaml"])
     expect(unknown.status).toBe(2)
@@ -1053,6 +1053,27 @@ deployments:
       if (twice.includes("--json"))
         expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, problems: [{ field: "--config" }] })
     }
+    // --check with --version, --print-schema or --help printed those and exited 0, as if the
+    // configuration (never read) were valid.
+    for (const other of ["--version", "--print-schema", "--help"]) {
+      const r = agent(["--config", example, "--check", other])
+      expect(r.status, other).toBe(2)
+      expect(r.stdout).toBe("")
+      expect(r.stderr).toBe(
+        `kvdeploy-agent: --check goes without ${other}\n  fix: run kvdeploy-agent --config FILE --check [--json] alone to check the configuration\n`,
+      )
+      const json = agent(["--config", example, "--check", "--json", other])
+      expect(json.status).toBe(2)
+      expect(JSON.parse(json.stdout)).toEqual({
+        path: example,
+        valid: false,
+        problems: [
+          expect.objectContaining({ field: "(command line)", message: `--check goes without ${other}` }),
+        ],
+      })
+    }
+    // Each alone still answers.
+    expect(agent(["--version"]).status).toBe(0)
   })
 
   it("never prints a key given as the configuration's path (--config, $KVDEPLOY_AGENT_CONFIG) or as an unknown option", () => {
