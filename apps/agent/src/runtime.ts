@@ -43,8 +43,8 @@ const logEnvironmentProblems = (config: AgentConfig) =>
   )
 
 /**
- * A configuration file others may change: a warning at start and at each reload that reads it, and
- * its gauge (the agent runs it all the same; pathTrust's configFileUntrusted says why).
+ * A configuration file others may change: a warning at start and at each reload (whatever the file
+ * then holds), and its gauge (the agent runs it all the same; pathTrust's configFileUntrusted says why).
  */
 const judgeConfigFile = (path: string, metrics: AgentMetrics) =>
   Effect.suspend(() => {
