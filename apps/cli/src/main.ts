@@ -30,6 +30,7 @@ import {
   reportedExit,
   stoppedBySignal,
   usage,
+  usageOne,
   withoutKeyText,
   withoutPem,
 } from "./cli/problems.js"
@@ -202,6 +203,9 @@ export const main = (argv: ReadonlyArray<string>): void => {
   if (json) jsonOutput()
   // Certificate or key text on the command line is refused before any parsing, so no parser error can quote it.
   const pasted = pemArgumentProblems(argv)
+  // The parser answers --version wherever it stands, and exits 0: `kvdeploy deploy … --version`
+  // would run no deploy and report success to a script or a cron job.
+  const versionWithCommand = argv.includes("--version") && argv.some((a) => subcommandNames.has(a))
   const command =
     pasted.length > 0
       ? Effect.fail(
@@ -212,7 +216,15 @@ export const main = (argv: ReadonlyArray<string>): void => {
             pasted,
           ),
         )
-      : Command.runWith(kvdeploy, { version })(argv).pipe(Effect.provide(cliConfig))
+      : versionWithCommand
+        ? Effect.fail(
+            usageOne(
+              "--version",
+              "goes alone: with a command, only the version would be printed, the command would not run, and the exit code would be 0",
+              "run `kvdeploy --version` alone, or the command without --version",
+            ),
+          )
+        : Command.runWith(kvdeploy, { version })(argv).pipe(Effect.provide(cliConfig))
   const program = command.pipe(
     Effect.catchCause((cause) => {
       const failure = Cause.findErrorOption(cause)

@@ -147,6 +147,27 @@ describe("help, completion and usage", () => {
       expect(r.code, argv.join(" ")).toBe(0)
       expect(JSON.parse(r.stdout)).toEqual({ name: "kvdeploy", version, node: process.version })
     }
+    // With a command, before or after it: a usage error. The parser printed the version and exited
+    // 0 without running the command (a deploy in a cron job reported success).
+    for (const argv of [
+      ["validate", "--config", "target.json", "--version"],
+      ["--version", "deploy", "--config", "target.json"],
+    ]) {
+      const r = await runCli(argv)
+      expect(r.code, argv.join(" ")).toBe(2)
+      expect(r.stdout).toBe("")
+      expect(r.stderr).toContain("--version: goes alone: with a command, only the version would be printed")
+      const json = await runCli([...argv, "--json"])
+      expect(json.code).toBe(2)
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        error: {
+          exitCode: 2,
+          problems: [
+            { field: "--version", fix: "run `kvdeploy --version` alone, or the command without --version" },
+          ],
+        },
+      })
+    }
   })
 
   it("prints a bash completion script", async () => {
