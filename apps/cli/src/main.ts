@@ -203,9 +203,10 @@ export const main = (argv: ReadonlyArray<string>): void => {
   if (json) jsonOutput()
   // Certificate or key text on the command line is refused before any parsing, so no parser error can quote it.
   const pasted = pemArgumentProblems(argv)
-  // The parser answers --version wherever it stands, and exits 0: `kvdeploy deploy … --version`
-  // would run no deploy and report success to a script or a cron job.
-  const versionWithCommand = argv.includes("--version") && argv.some((a) => subcommandNames.has(a))
+  // The parser answers --version and --completions wherever they stand, and exits 0: `kvdeploy
+  // deploy … --version` would run no deploy and report success to a script or a cron job.
+  const withCommand = argv.some((a) => subcommandNames.has(a))
+  const alone = withCommand ? ["--version", "--completions"].find((f) => argv.includes(f)) : undefined
   const command =
     pasted.length > 0
       ? Effect.fail(
@@ -216,12 +217,12 @@ export const main = (argv: ReadonlyArray<string>): void => {
             pasted,
           ),
         )
-      : versionWithCommand
+      : alone !== undefined
         ? Effect.fail(
             usageOne(
-              "--version",
-              "goes alone: with a command, only the version would be printed, the command would not run, and the exit code would be 0",
-              "run `kvdeploy --version` alone, or the command without --version",
+              alone,
+              `goes alone: with a command, only ${alone === "--version" ? "the version" : "the completion script"} would be printed, the command would not run, and the exit code would be 0`,
+              `run \`kvdeploy ${alone}${alone === "--completions" ? " SHELL" : ""}\` alone, or the command without ${alone}`,
             ),
           )
         : Command.runWith(kvdeploy, { version })(argv).pipe(Effect.provide(cliConfig))

@@ -168,6 +168,13 @@ describe("help, completion and usage", () => {
         },
       })
     }
+    // So does --completions, which the parser answers the same way.
+    const completions = await runCli(["deploy", "--config", "target.json", "--completions", "bash"])
+    expect(completions.code).toBe(2)
+    expect(completions.stdout).toBe("")
+    expect(completions.stderr).toContain(
+      "--completions: goes alone: with a command, only the completion script would be printed",
+    )
   })
 
   it("prints a bash completion script", async () => {
