@@ -206,7 +206,9 @@ export const main = (argv: ReadonlyArray<string>): void => {
   // The parser answers --version and --completions wherever they stand, and exits 0: `kvdeploy
   // deploy … --version` would run no deploy and report success to a script or a cron job.
   const withCommand = argv.some((a) => subcommandNames.has(a))
-  const alone = withCommand ? ["--version", "--completions"].find((f) => argv.includes(f)) : undefined
+  const alone = withCommand
+    ? ["--version", "--completions"].find((f) => argv.some((a) => a === f || a.startsWith(`${f}=`)))
+    : undefined
   const command =
     pasted.length > 0
       ? Effect.fail(

@@ -168,13 +168,19 @@ describe("help, completion and usage", () => {
         },
       })
     }
-    // So does --completions, which the parser answers the same way.
-    const completions = await runCli(["deploy", "--config", "target.json", "--completions", "bash"])
-    expect(completions.code).toBe(2)
-    expect(completions.stdout).toBe("")
-    expect(completions.stderr).toContain(
-      "--completions: goes alone: with a command, only the completion script would be printed",
-    )
+    // So does --completions, which the parser answers the same way; and each written with "=".
+    for (const argv of [
+      ["deploy", "--config", "target.json", "--completions", "bash"],
+      ["deploy", "--config", "target.json", "--completions=bash"],
+    ]) {
+      const completions = await runCli(argv)
+      expect(completions.code).toBe(2)
+      expect(completions.stdout).toBe("")
+      expect(completions.stderr).toContain(
+        "--completions: goes alone: with a command, only the completion script would be printed",
+      )
+    }
+    expect((await runCli(["deploy", "--config", "target.json", "--version=1"])).code).toBe(2)
   })
 
   it("prints a bash completion script", async () => {
