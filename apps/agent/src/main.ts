@@ -791,8 +791,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
     process.exitCode = 2
     return
   }
-  // --check with --version or --print-schema would print those and exit 0: a script reading the
-  // exit code would take the configuration for valid without its having been read.
+  // --check with --version, --print-schema or --help would print those and exit 0: a script reading
+  // the exit code would take the configuration for valid without its having been read.
   const alongside = (["version", "print-schema", "help"] as const).filter((o) => args.values[o] === true)
   if (args.values.check === true && alongside.length > 0) {
     const problem = {

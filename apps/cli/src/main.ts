@@ -192,6 +192,33 @@ const fieldOfParseError = (e: Record<string, unknown>): string => {
 }
 
 /** Run the CLI with these arguments (without `node` and the script); sets the process exit code. */
+/** The framework's options that print and exit 0 wherever they stand, with the values of its own options. */
+const exitingOptions = ["--version", "--completions"] as const
+const valuedOptions: ReadonlySet<string> = new Set(["--log-level", "--completions"])
+
+/**
+ * `--version` or `--completions` given with a command (before or after it, `-v` and `=` forms and
+ * short groups such as `-hv` included), or undefined. The parser answers them wherever they stand
+ * and exits 0: `kvdeploy deploy … --version` would run no deploy and report success to a script or
+ * a cron job. Any bare word but the value of `--log-level` or `--completions` is taken for a command
+ * (a misspelt one too: it would otherwise print the version); nothing after `--` is an option.
+ */
+const builtInWithCommand = (argv: ReadonlyArray<string>): (typeof exitingOptions)[number] | undefined => {
+  const end = argv.indexOf("--")
+  const options = end === -1 ? argv : argv.slice(0, end)
+  let command = false
+  let found: (typeof exitingOptions)[number] | undefined
+  for (let i = 0; i < options.length; i++) {
+    const a = options[i] ?? ""
+    const name = a.split("=", 1)[0] ?? a
+    if (!a.startsWith("-")) command = true
+    else if (/^-[A-Za-z]+$/.test(name) && name.includes("v")) found ??= "--version"
+    else found ??= exitingOptions.find((o) => o === name)
+    if (valuedOptions.has(a)) i++
+  }
+  return command ? found : undefined
+}
+
 export const main = (argv: ReadonlyArray<string>): void => {
   // A reader that went away (`kvdeploy versions | head -1`): the rest of the output has nowhere to
   // go, and that is no crash ("Unhandled 'error' event"); the command's exit code stands.
@@ -203,12 +230,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
   if (json) jsonOutput()
   // Certificate or key text on the command line is refused before any parsing, so no parser error can quote it.
   const pasted = pemArgumentProblems(argv)
-  // The parser answers --version and --completions wherever they stand, and exits 0: `kvdeploy
-  // deploy … --version` would run no deploy and report success to a script or a cron job.
-  const withCommand = argv.some((a) => subcommandNames.has(a))
-  const alone = withCommand
-    ? ["--version", "--completions"].find((f) => argv.some((a) => a === f || a.startsWith(`${f}=`)))
-    : undefined
+  const alone = builtInWithCommand(argv)
   const command =
     pasted.length > 0
       ? Effect.fail(

@@ -150,7 +150,7 @@ describe("help, completion and usage", () => {
     // With a command, before or after it: a usage error. The parser printed the version and exited
     // 0 without running the command (a deploy in a cron job reported success).
     for (const argv of [
-      ["validate", "--config", "target.json", "--version"],
+      ["validate", "target.json", "--version"],
       ["--version", "deploy", "--config", "target.json"],
     ]) {
       const r = await runCli(argv)
@@ -180,7 +180,22 @@ describe("help, completion and usage", () => {
         "--completions: goes alone: with a command, only the completion script would be printed",
       )
     }
-    expect((await runCli(["deploy", "--config", "target.json", "--version=1"])).code).toBe(2)
+    // The framework's -v, alone or in a group of short flags, with = forms, and a misspelt command.
+    for (const argv of [
+      ["deploy", "--config", "target.json", "--version=1"],
+      ["deploy", "--config", "target.json", "-v"],
+      ["deploy", "--config", "target.json", "-hv"],
+      ["deplyo", "--config", "target.json", "--version"],
+    ]) {
+      const r = await runCli(argv)
+      expect(r.code, argv.join(" ")).toBe(2)
+      expect(r.stderr, argv.join(" ")).toContain("--version: goes alone")
+    }
+    // Not a command: the values of --log-level and --completions, and anything after "--".
+    expect((await runCli(["--log-level", "info", "--version"])).code).toBe(0)
+    const file = await runCli(["validate", "--", "--version"])
+    expect(file.stderr).not.toContain("goes alone")
+    expect(file.stderr).toContain("--version: no such file")
   })
 
   it("prints a bash completion script", async () => {
