@@ -15,6 +15,7 @@ import * as CliConfig from "effect/cli/CliConfig"
 import * as CliError from "effect/cli/CliError"
 import * as CliOutput from "effect/cli/CliOutput"
 import * as Command from "effect/cli/Command"
+import * as Completions from "effect/cli/Completions"
 import * as GlobalFlag from "effect/cli/GlobalFlag"
 import type { HelpDoc } from "effect/cli/HelpDoc"
 import * as Effect from "effect/Effect"
@@ -219,6 +220,42 @@ const builtInWithCommand = (argv: ReadonlyArray<string>): (typeof exitingOptions
   return command ? found : undefined
 }
 
+/** The shells `--completions` takes, as the framework names them (`sh` is bash, `pwsh` PowerShell). */
+const completionShells: Readonly<Record<string, "bash" | "zsh" | "fish" | "powershell">> = {
+  bash: "bash",
+  zsh: "zsh",
+  fish: "fish",
+  powershell: "powershell",
+  sh: "bash",
+  pwsh: "powershell",
+}
+
+/**
+ * The shell of `kvdeploy --completions SHELL --json` (no command; `--log-level` and its value may
+ * stand beside it), when SHELL is one the framework takes: the framework prints the bare script
+ * whatever `--json` says, so kvdeploy answers this one itself, as `{shell, script}`. Undefined
+ * otherwise (an unknown shell is left to the framework's usage error).
+ */
+const completionsAsJson = (
+  argv: ReadonlyArray<string>,
+): "bash" | "zsh" | "fish" | "powershell" | undefined => {
+  let shell: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? ""
+    if (a === "--json") continue
+    if (a === "--log-level") i++
+    else if (a.startsWith("--log-level=")) continue
+    else if (a === "--completions" && shell === undefined) shell = argv[++i] ?? ""
+    else if (a.startsWith("--completions=") && shell === undefined) shell = a.slice("--completions=".length)
+    else return undefined
+  }
+  return shell === undefined ? undefined : completionShells[shell]
+}
+
+/** The completion script for `shell` as one JSON document (`--completions SHELL --json`). */
+const completionsJson = (shell: "bash" | "zsh" | "fish" | "powershell") =>
+  printJson({ shell, script: Completions.generate("kvdeploy", shell, Completions.fromCommand(kvdeploy)) })
+
 export const main = (argv: ReadonlyArray<string>): void => {
   // A reader that went away (`kvdeploy versions | head -1`): the rest of the output has nowhere to
   // go, and that is no crash ("Unhandled 'error' event"); the command's exit code stands.
@@ -231,6 +268,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
   // Certificate or key text on the command line is refused before any parsing, so no parser error can quote it.
   const pasted = pemArgumentProblems(argv)
   const alone = builtInWithCommand(argv)
+  const completionsShell = json ? completionsAsJson(argv) : undefined
   const command =
     pasted.length > 0
       ? Effect.fail(
@@ -249,7 +287,9 @@ export const main = (argv: ReadonlyArray<string>): void => {
               `run \`kvdeploy ${alone}${alone === "--completions" ? " SHELL" : ""}\` alone, or the command without ${alone}`,
             ),
           )
-        : Command.runWith(kvdeploy, { version })(argv).pipe(Effect.provide(cliConfig))
+        : completionsShell !== undefined
+          ? completionsJson(completionsShell)
+          : Command.runWith(kvdeploy, { version })(argv).pipe(Effect.provide(cliConfig))
   const program = command.pipe(
     Effect.catchCause((cause) => {
       const failure = Cause.findErrorOption(cause)

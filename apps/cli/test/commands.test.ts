@@ -203,6 +203,18 @@ describe("help, completion and usage", () => {
     expect(r.code).toBe(0)
     expect(r.stdout).toContain("kvdeploy")
     expect(r.stdout).toMatch(/complete/)
+    // With --json, the same script in one document (the framework printed the bare script).
+    for (const argv of [
+      ["--json", "--completions", "bash"],
+      ["--completions=sh", "--json"],
+    ]) {
+      const j = await runCli(argv)
+      expect(j.code, argv.join(" ")).toBe(0)
+      expect(json<{ shell: string; script: string }>(j), argv.join(" ")).toEqual({
+        shell: "bash",
+        script: r.stdout.replace(/\n$/, ""),
+      })
+    }
   })
 
   it("an unknown flag or command is a usage error (exit 2)", async () => {
