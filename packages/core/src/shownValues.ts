@@ -268,11 +268,22 @@ const holdsDerBase64 = (run: string): boolean => {
 
 const hiddenRun = (run: string): string => `[base64 text of ${run.length} characters, not shown]`
 
+/** 64 or more hex digits in one run: a private scalar or exponent in hex (see hexRun). */
+const hexRunGlobal = /[0-9A-Fa-f]{64,}/g
 /**
- * `text` without PEM blocks and without long base64 runs (64 or more characters that read as encoded
- * bytes): what a message from elsewhere (an SDK's error, an identity provider's
- * answer) may carry of a response body or an echoed value is not shown. Ids, thumbprints and URLs
- * are shorter or read as words and stay. DER in base64url or in JSON with escaped slashes is
+ * 32 or more hex bytes joined by colons, across line breaks (also escaped ones) and indentation:
+ * a private value as `openssl pkey -text` (or `rsa`, `ec`) prints it, 15 bytes a line. Bounded gaps
+ * that never compete with the hex digits, so the time is linear in the text.
+ */
+const colonHexRun = new RegExp(`(?:[0-9A-Fa-f]{2}:${lineGap}){31,}[0-9A-Fa-f]{2}`, "g")
+
+/**
+ * `text` without PEM blocks, without long base64 runs (64 or more characters that read as encoded
+ * bytes) and without long hex (64 or more digits in one run, or 32 or more colon-joined bytes, as
+ * `openssl pkey -text` prints a private value): what a message from elsewhere (an SDK's error, an
+ * identity provider's answer, a value quoted back) may carry of a response body or an echoed value
+ * is not shown. Ids, SHA-1 thumbprints, version ids and URLs are shorter or read as words and stay
+ * (a SHA-256 thumbprint, 64 hex digits or 32 bytes, does not: it is a private scalar's length). DER in base64url or in JSON with escaped slashes is
  * recognised by its structure only (names with hyphens and underscores do not read as DER); other
  * base64url (a JWK's private value) is not.
  */
@@ -285,3 +296,5 @@ export const withoutKeyText = (text: string): string =>
       /[-_]/.test(run) && holdsDerBase64(run.replace(/-/g, "+").replace(/_/g, "/")) ? hiddenRun(run) : run,
     )
     .replace(longBase64, (run) => (encoded(run) || looksLikeDerBase64(run) ? hiddenRun(run) : run))
+    .replace(colonHexRun, (run) => `[hex text of ${run.length} characters, not shown]`)
+    .replace(hexRunGlobal, (run) => `[hex text of ${run.length} characters, not shown]`)

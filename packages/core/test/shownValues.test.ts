@@ -225,6 +225,47 @@ describe("what messages show", () => {
     ).toBe("[PEM text, not shown]")
   })
 
+  it("withoutKeyText removes private values in hex: one run, and colon-joined as openssl -text prints them", () => {
+    for (const [type, options] of [
+      ["ec", { namedCurve: "P-256" }],
+      ["ec", { namedCurve: "P-384" }],
+      ["rsa", { modulusLength: 2048 }],
+    ] as const) {
+      const { privateKey } = generateKeyPairSync(type as "ec", options as { namedCurve: string })
+      const d = Buffer.from(privateKey.export({ format: "jwk" }).d ?? "", "base64url").toString("hex")
+      const pem = privateKey.export({ format: "pem", type: "pkcs8" }).toString()
+      // What openssl prints of the key (PEM block left out: only the fields, in colon-joined hex).
+      const text = execFileSync("openssl", ["pkey", "-text", "-noout"], { input: pem }).toString()
+      const colons = (hex: string) => hex.match(/../g)?.join(":") ?? ""
+      // The private value's bytes as openssl writes them, 4 at a time, inside a line (no break).
+      const pieces = (hex: string) =>
+        Array.from({ length: Math.floor(hex.length / 8) }, (_, i) => colons(hex.slice(i * 8, i * 8 + 8)))
+      expect(text).toContain(pieces(d).find((p) => text.includes(p)) ?? "(no piece of d in the text)")
+      for (const message of [
+        `refused: ${text}`,
+        // The same output quoted in JSON (escaped line breaks) and in one line.
+        `refused: ${JSON.stringify(text)}`,
+        `refused: ${colons(d)}`,
+        `refused: ${d} (status 400)`,
+        `refused: ${d.toUpperCase()}`,
+      ]) {
+        const shown = withoutKeyText(message)
+        expect(shown).toMatch(/\[hex text of \d+ characters, not shown\]/)
+        for (const piece of pieces(d)) expect(shown).not.toContain(piece)
+        for (let at = 0; at + 8 <= d.length; at += 8)
+          expect(shown.toLowerCase()).not.toContain(d.slice(at, at + 8))
+      }
+    }
+    // Shorter hex stays: a SHA-1 thumbprint (also colon-joined), a version id, a GUID.
+    const kept = [
+      "thumbprint 3F2A9C0D1E4B5A6978C3D2E1F0A9B8C7D6E5F4A3",
+      "thumbprint 3F:2A:9C:0D:1E:4B:5A:69:78:C3:D2:E1:F0:A9:B8:C7:D6:E5:F4:A3",
+      "https://my-vault.vault.azure.net/certificates/api/0123456789abcdef0123456789abcdef",
+      `request ${randomUUID()}`,
+    ]
+    for (const value of kept) expect(withoutKeyText(value)).toBe(value)
+  })
+
   it("withoutKeyText removes DER in base64url and in JSON with escaped slashes, and keeps names and paths", () => {
     for (let i = 0; i < 20; i++) {
       const der = rsaKey()
