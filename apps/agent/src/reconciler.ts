@@ -100,8 +100,11 @@ interface Slot {
   vault: Vault["Service"] | undefined
   /** The facts whose expiry the catalogue's gauge holds (set again only when they change). */
   expiryRecorded: SourceFacts | undefined
-  /** The notAfter (ISO) the vault expiry series was last set to for this deployment, for its state record. */
-  servedNotAfter: string | undefined
+  /**
+   * The notAfter (ISO) the vault expiry series was last set to for this deployment, for its state
+   * record; null when a read since found the vault serving nothing (the series removed).
+   */
+  servedNotAfter: string | null | undefined
   /** The tags a version in place carries (forwardTags), for the deployment they were computed for. */
   expectedTags:
     | { readonly deployment: Deployment; readonly tags: Readonly<Record<string, string>> }
@@ -251,6 +254,15 @@ export const makeReconciler = (
           slot.servedNotAfter = notAfter.toISOString()
           return metrics.certificateExpiry(certificate, notAfter)
         }),
+      certificateNotServed: (certificate) =>
+        Effect.suspend(() => {
+          const slot = slots.get(d.name)
+          if (slot?.deployment !== d) return Effect.void
+          slot.servedNotAfter = null
+          // An in-place pass after sets the series again, from the source's facts.
+          slot.expiryRecorded = undefined
+          return metrics.certificateNotServed(certificate)
+        }),
     })
     const codec = yield* PfxCodec
     const materialWorkers = yield* MaterialWorkers
@@ -353,11 +365,12 @@ export const makeReconciler = (
      */
     const keepServed = (d: Deployment, previous: DeploymentRecord) => {
       const served = slots.get(d.name)?.servedNotAfter
-      if (
-        served !== undefined &&
-        previous.servedNotAfter !== served &&
-        previous.configFingerprint === d.fingerprint
-      )
+      if (served === undefined || previous.configFingerprint !== d.fingerprint) return
+      if (served === null) {
+        if (previous.servedNotAfter === undefined) return
+        const { servedNotAfter: _dropped, ...kept } = previous
+        state.set(d.name, kept)
+      } else if (previous.servedNotAfter !== served)
         state.set(d.name, { ...previous, servedNotAfter: served })
     }
 
@@ -389,10 +402,12 @@ export const makeReconciler = (
         return keepServed(d, previous)
       const at = isoAt(fields.atMs)
       // What the vault served at the last read that told it, for this configuration (kept through
-      // attempts that could not read the vault).
+      // attempts that could not read the vault; none once a read found nothing served).
+      const served = slots.get(d.name)?.servedNotAfter
       const servedNotAfter =
-        slots.get(d.name)?.servedNotAfter ??
-        (previous?.configFingerprint === d.fingerprint ? previous.servedNotAfter : undefined)
+        served === null
+          ? undefined
+          : (served ?? (previous?.configFingerprint === d.fingerprint ? previous.servedNotAfter : undefined))
       state.set(d.name, {
         outcome: fields.outcome,
         at,
@@ -716,6 +731,13 @@ export const makeReconciler = (
               latest.value.expiresAt,
             )
             slot.expiryRecorded = undefined
+            keepServed(d, previous)
+          } else if (Exit.isFailure(latest)) {
+            // Not found (any other failure returned above): the vault serves nothing under the name.
+            yield* metricsFor(d).certificateNotServed({
+              vaultUrl: d.target.vaultUrl,
+              certificateName: d.target.certificateName,
+            })
             keepServed(d, previous)
           }
           agentMetrics.lastOutcome(d.name, previous.outcome)

@@ -11,8 +11,15 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { forwardTags, type Vault, VaultUnavailable } from "@kvdeploy/core"
-import { MetricsRecorder, TestWorld } from "@kvdeploy/core/test"
+import {
+  forwardTags,
+  type Vault,
+  VaultConflictSoftDeleted,
+  VaultNotFound,
+  VaultUnavailable,
+} from "@kvdeploy/core"
+import { MetricsRecorder, RecordingMetrics } from "@kvdeploy/core/test"
+import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -74,7 +81,10 @@ const runOnce = async (
     Effect.gen(function* () {
       const reconciler = yield* makeReconciler(options.config ?? config, state, metrics)
       return { reconciler, recorder: yield* MetricsRecorder }
-    }).pipe(Effect.provide(Layer.mergeAll(oneVault(vault), TestWorld.layer, Logger.layer([])))),
+    }).pipe(
+      // The real codec: a deploy (the deleted certificate's) preflights the PEM files.
+      Effect.provide(Layer.mergeAll(oneVault(vault), Pkcs12.layer, RecordingMetrics.layer, Logger.layer([]))),
+    ),
   )
   const before = state.get("m")?.at
   Effect.runFork(reconciler.triggerAll("start"))
@@ -88,7 +98,8 @@ const runOnce = async (
   const served = recorder
     .events()
     .flatMap((e) => (e.series === "certificateExpiry" ? [{ label: e.label, value: e.value }] : []))
-  return { record: state.get("m"), metrics, served }
+  const notServed = recorder.count("certificateNotServed")
+  return { record: state.get("m"), metrics, served, notServed }
 }
 
 /** A vault serving `leaf` in place for deployment "m" (its expiry in the answer), and one that cannot be read. */
@@ -181,6 +192,36 @@ describe("a restarted agent's own series", () => {
     expect(moved.record?.servedNotAfter).toBeUndefined()
   })
 
+  it("the vault expiry series once the vault serves nothing (the certificate deleted): removed, and not shown after a restart", async () => {
+    const leaf = await (await makePki()).leaf("deleted-expiry.example.test")
+    writeFileSync(join(dir, "m.crt"), leaf.certPem)
+    writeFileSync(join(dir, "m.key"), leaf.keyPem, { mode: 0o600 })
+    const { serving, failing } = vaultsFor(leaf)
+    const own = { state: "state-deleted" }
+    const first = await runOnce(serving, (r) => r?.outcome === "Skipped", own)
+    expect(first.record?.servedNotAfter).toBe(leaf.notAfter.toISOString())
+    // Deleted by someone since: the read finds nothing, the import meets the soft-deleted name
+    // (on_soft_deleted: fail), and nothing is written.
+    const deleted = {
+      getLatest: () =>
+        Effect.fail(new VaultNotFound({ operation: "getLatest", detail: "deleted in this test" })),
+      importVersion: () =>
+        Effect.fail(
+          new VaultConflictSoftDeleted({ operation: "importVersion", detail: "deleted in this test" }),
+        ),
+      getDeleted: () =>
+        Effect.fail(new VaultNotFound({ operation: "getDeleted", detail: "not told in this test" })),
+    } as unknown as Vault["Service"]
+    const gone = await runOnce(deleted, (r) => r?.outcome === "Failed", own)
+    // The restart showed the recorded value first (from the state), then the deploy removed it.
+    expect(gone.served).toEqual([{ label: `${VAULT}/m`, value: leaf.notAfter.getTime() / 1000 }])
+    expect(gone.notServed).toBe(1)
+    expect(gone.record?.servedNotAfter).toBeUndefined()
+    // Restarted while the vault cannot be read: no value from the state, as the vault served none.
+    const restarted = await runOnce(failing, (r) => r?.outcome === "Failed", own)
+    expect(restarted.served).toEqual([])
+  })
+
   it("the vault expiry series of a held deployment: what the vault serves now is kept for the restart", async () => {
     const leaf = await (await makePki()).leaf("held-expiry.example.test")
     // The other writer's certificate, as the vault describes it.
@@ -223,5 +264,17 @@ describe("a restarted agent's own series", () => {
     // held deployment's failed read writes no new outcome: the run is stopped once it has begun).
     const restarted = await runOnce(failing, () => true, { ...own, untilOnly: true })
     expect(restarted.served[0]).toEqual(served)
+    // The other writer's certificate deleted since: the held pass's read finds nothing, the series
+    // is removed and the record, still held, keeps no value for the next restart.
+    const none = {
+      getLatest: () =>
+        Effect.fail(new VaultNotFound({ operation: "getLatest", detail: "deleted in this test" })),
+    } as unknown as Vault["Service"]
+    const deleted = await runOnce(none, (r) => r?.servedNotAfter === undefined, { ...own, untilOnly: true })
+    expect(deleted.notServed).toBe(1)
+    expect(deleted.record?.held).toBe(true)
+    expect(deleted.record?.outcome).toBe("Superseded")
+    const again = await runOnce(failing, () => true, { ...own, untilOnly: true })
+    expect(again.served).toEqual([])
   })
 })

@@ -954,13 +954,29 @@ export const deploy: (
     else if (trail.postVerifyFailure !== undefined) yield* metrics.postVerifyFailure(trail.postVerifyFailure)
     if (trail.rollbackOutcome !== undefined) yield* metrics.rollback(trail.rollbackOutcome)
     yield* metrics.deployDuration(outcome.timings.durationMs / 1000)
+    // What the vault serves at the end, when the run knows it. A refused import or recovery wrote
+    // nothing: the vault serves what the snapshot read (or the recovery brought back), or nothing
+    // when it read none or the import's refusal said the certificate is deleted; the series an
+    // earlier run left no longer tells the truth then.
+    const wroteNothing =
+      outcome._tag === "Failed" &&
+      (outcome.step === "import" || outcome.step === "soft-deleted") &&
+      trail.recovered !== "unknown"
+    const servesNothing =
+      wroteNothing &&
+      (outcome.error === "VaultConflictSoftDeleted" ||
+        outcome.code === "ObjectIsBeingDeleted" ||
+        (state.previous === undefined && state.snapshotNotFoundAtMs !== undefined))
     const notAfter =
       outcome._tag === "Succeeded" || outcome._tag === "Skipped"
         ? state.inspected?.leaf.notAfter
         : outcome._tag === "RolledBack" || outcome._tag === "Superseded"
           ? state.servedNotAfter
-          : undefined
-    if (notAfter !== undefined) yield* metrics.certificateExpiry(outcome.target, notAfter)
+          : wroteNothing && !servesNothing
+            ? state.previous?.expiresAt
+            : undefined
+    if (servesNothing) yield* metrics.certificateNotServed(outcome.target)
+    else if (notAfter !== undefined) yield* metrics.certificateExpiry(outcome.target, notAfter)
 
     yield* Context.get(context, AuditLog).record(auditRecordOf(outcome))
     return outcome

@@ -112,7 +112,7 @@ describe("metrics per outcome", () => {
   )
 
   it.effect(
-    "the expiry gauge is not set from the new certificate when the vault may not serve it (Rejected, Failed, Unverified, Superseded, RollbackFailed); after Superseded it is the other writer's",
+    "the expiry gauge is not set from the new certificate when the vault may not serve it (Rejected, Failed, Unverified, Superseded, RollbackFailed); after Superseded it is the other writer's, after a refused import the one the snapshot read",
     () =>
       Effect.gen(function* () {
         const scenarios: ReadonlyArray<
@@ -157,14 +157,94 @@ describe("metrics per outcome", () => {
               setup(vault)
               expectTag(yield* runDeploy(req), tag)
               const set = metrics.events().filter((e) => e.series === "certificateExpiry")
-              if (tag !== "Superseded") assert.strictEqual(set.length, 0, tag)
-              // What the vault serves: the other writer's version.
-              else
+              assert.strictEqual(metrics.count("certificateNotServed"), 0, tag)
+              // What the vault serves: the other writer's version; after a refused import (nothing
+              // written), the version the snapshot read.
+              if (tag === "Superseded" || tag === "Failed")
                 assert.deepStrictEqual(
                   set.map((e) => e.value),
-                  [foreignCert.notAfter.getTime() / 1000],
+                  [(tag === "Superseded" ? foreignCert : oldCert).notAfter.getTime() / 1000],
                   tag,
                 )
+              else assert.strictEqual(set.length, 0, tag)
+            }),
+          )
+        }
+      }),
+  )
+})
+
+describe("a vault that serves nothing", () => {
+  it.effect(
+    "a deploy that finds no certificate served and writes none removes the expiry series: a soft-deleted name (on_soft_deleted: fail, a refused recovery), an import refused as deleted",
+    () =>
+      Effect.gen(function* () {
+        const scenarios: ReadonlyArray<
+          readonly [
+            string,
+            (vault: (typeof InMemoryVaultHandle)["Service"]) => Effect.Effect<void>,
+            Record<string, unknown>,
+          ]
+        > = [
+          ["on_soft_deleted: fail", (v) => v.softDelete(NAME), {}],
+          [
+            "recovery refused",
+            (v) =>
+              Effect.andThen(
+                v.softDelete(NAME),
+                Effect.sync(() => v.script("recoverDeleted", Fault.fail("Forbidden"))),
+              ),
+            { on_soft_deleted: "recover" },
+          ],
+          // Deleted by someone else between the snapshot and the import: the import meets the deleted name.
+          [
+            "deleted after the snapshot",
+            (v) => Effect.sync(() => v.script("importVersion", Fault.foreignDelete("before"))),
+            {},
+          ],
+        ]
+        for (const [label, setup, targetFields] of scenarios) {
+          yield* fresh(
+            Effect.gen(function* () {
+              const vault = yield* InMemoryVaultHandle
+              const metrics = yield* MetricsRecorder
+              yield* seedManaged()
+              yield* setup(vault)
+              const o = expectTag(
+                yield* runDeploy(request(newCert.material, {}, target(targetFields))),
+                "Failed",
+              )
+              assert.include(["soft-deleted", "import"], o.step, label)
+              assert.isUndefined(vault.latest(NAME), label)
+              assert.strictEqual(metrics.count("certificateExpiry"), 0, label)
+              assert.deepStrictEqual(
+                metrics.events().filter((e) => e.series === "certificateNotServed"),
+                [{ series: "certificateNotServed", label: `${target().vaultUrl}/${NAME}` }],
+                label,
+              )
+            }),
+          )
+        }
+      }),
+  )
+
+  it.effect(
+    "a read that fails, or a refused import over a served version, removes nothing (the vault may serve, or serves, a version)",
+    () =>
+      Effect.gen(function* () {
+        for (const setup of [
+          (v: (typeof InMemoryVaultHandle)["Service"]) =>
+            v.script("getLatest", ...Fault.repeat(5, Fault.fail("Unavailable"))),
+          (v: (typeof InMemoryVaultHandle)["Service"]) => v.script("importVersion", Fault.fail("Forbidden")),
+        ]) {
+          yield* fresh(
+            Effect.gen(function* () {
+              const vault = yield* InMemoryVaultHandle
+              const metrics = yield* MetricsRecorder
+              yield* seedManaged()
+              setup(vault)
+              expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+              assert.strictEqual(metrics.count("certificateNotServed"), 0)
             }),
           )
         }

@@ -67,6 +67,15 @@ const make = Effect.sync(() => {
           Math.floor(notAfter.getTime() / 1000),
         )
       }),
+    certificateNotServed: (certificate) =>
+      Effect.sync(() => {
+        values.delete(
+          seriesKey(C.certificateExpiry.name, {
+            vault_url: certificate.vaultUrl,
+            certificate_name: certificate.certificateName,
+          }),
+        )
+      }),
   }
   const snapshot: (typeof MetricsSnapshot)["Service"] = {
     value: (name, labels) => values.get(seriesKey(name, labels)) ?? 0,

@@ -112,6 +112,13 @@ const make = (options: PrometheusOptions = {}) =>
         expiryPending.clear()
       },
     })
+    /** Removes a target's expiry series (set or pending), if it has one. */
+    const forgetExpiry = (key: string) => {
+      const labels = expiryKnown.get(key)
+      if (labels !== undefined) expiryGauge.remove(labels)
+      expiryKnown.delete(key)
+      expiryPending.delete(key)
+    }
     const skipLabels = () => ({ target_type: t })
     const noLabels = () => ({})
     const metrics: (typeof Metrics)["Service"] = {
@@ -136,6 +143,8 @@ const make = (options: PrometheusOptions = {}) =>
             if (!expiryKnown.has(key)) expiryKnown.set(key, labels)
           }
         }),
+      certificateNotServed: (certificate) =>
+        Effect.sync(() => forgetExpiry(expiryKey(certificate.vaultUrl, certificate.certificateName))),
     }
     const exposition: (typeof PrometheusExposition)["Service"] = {
       text: Effect.promise(() => registry.metrics()),
@@ -143,12 +152,7 @@ const make = (options: PrometheusOptions = {}) =>
       retainCertificateExpiry: (keep) =>
         Effect.sync(() => {
           const kept = new Set(keep.map((c) => expiryKey(c.vaultUrl, c.certificateName)))
-          for (const [key, labels] of expiryKnown) {
-            if (kept.has(key)) continue
-            expiryGauge.remove(labels)
-            expiryKnown.delete(key)
-            expiryPending.delete(key)
-          }
+          for (const key of [...expiryKnown.keys()]) if (!kept.has(key)) forgetExpiry(key)
         }),
     }
     return Context.make(Metrics, metrics).pipe(Context.add(PrometheusExposition, exposition))

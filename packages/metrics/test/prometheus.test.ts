@@ -212,4 +212,50 @@ describe("Prometheus adapter", () => {
         assert.deepStrictEqual(expiries(yield* exposition.text), ["kept", "gone"])
       }).pipe(Effect.provide(prometheusLayer)),
   )
+
+  it.effect(
+    "certificateNotServed drops that target's expiry series, scraped or pending, and a later set shows it again",
+    () =>
+      Effect.gen(function* () {
+        const metrics = yield* Metrics
+        const exposition = yield* PrometheusExposition
+        const expiries = (text: string) =>
+          text
+            .split("\n")
+            .filter((l) => l.startsWith("kvdeploy_certificate_expiry_timestamp_seconds{"))
+            .map((l) => /certificate_name="([^"]*)"\} ([0-9]+)/.exec(l)?.slice(1).join(" "))
+        const vaultUrl = "https://a.vault.azure.net"
+        const at = (iso: string) => String(Date.parse(iso) / 1000)
+        yield* metrics.certificateExpiry(
+          { vaultUrl, certificateName: "api" },
+          new Date("2027-01-01T00:00:00Z"),
+        )
+        yield* metrics.certificateExpiry(
+          { vaultUrl, certificateName: "web" },
+          new Date("2027-01-01T00:00:00Z"),
+        )
+        assert.deepStrictEqual(expiries(yield* exposition.text), [
+          `api ${at("2027-01-01T00:00:00Z")}`,
+          `web ${at("2027-01-01T00:00:00Z")}`,
+        ])
+        // Scraped, then not served: gone; the other target stays.
+        yield* metrics.certificateNotServed({ vaultUrl, certificateName: "web" })
+        assert.deepStrictEqual(expiries(yield* exposition.text), [`api ${at("2027-01-01T00:00:00Z")}`])
+        // Pending (set after the last scrape), then not served: the pending value does not show either.
+        yield* metrics.certificateExpiry(
+          { vaultUrl, certificateName: "api" },
+          new Date("2027-02-01T00:00:00Z"),
+        )
+        yield* metrics.certificateNotServed({ vaultUrl, certificateName: "api" })
+        // A target never set, and one already removed: nothing happens.
+        yield* metrics.certificateNotServed({ vaultUrl, certificateName: "never" })
+        yield* metrics.certificateNotServed({ vaultUrl, certificateName: "web" })
+        assert.deepStrictEqual(expiries(yield* exposition.text), [])
+        yield* metrics.certificateExpiry(
+          { vaultUrl, certificateName: "web" },
+          new Date("2027-03-01T00:00:00Z"),
+        )
+        assert.deepStrictEqual(expiries(yield* exposition.text), [`web ${at("2027-03-01T00:00:00Z")}`])
+      }).pipe(Effect.provide(prometheusLayer)),
+  )
 })

@@ -79,6 +79,12 @@ describe("kvdeploy_certificate_expiry_timestamp_seconds", () => {
         }),
         1798761600,
       )
+      // Not served any more: the series is gone from what the adapter holds.
+      yield* metrics.certificateNotServed(target)
+      assert.notInclude(
+        [...(yield* MetricsSnapshot).all().keys()].join("\n"),
+        "kvdeploy_certificate_expiry_timestamp_seconds",
+      )
     }).pipe(Effect.provide(layerTest)),
   )
 })

@@ -75,6 +75,11 @@ export class Metrics extends Context.Service<
     readonly vaultThrottled: () => Effect.Effect<void>
     /** The notAfter of the certificate the vault serves for this target. */
     readonly certificateExpiry: (certificate: CertificateRef, notAfter: Date) => Effect.Effect<void>
+    /**
+     * The vault serves no certificate for this target (a deploy read none and wrote none): its
+     * expiry series, which told what was served before, is removed.
+     */
+    readonly certificateNotServed: (certificate: CertificateRef) => Effect.Effect<void>
   }
 >()("@kvdeploy/core/Metrics") {
   /** Records nothing (for callers that do not want metrics). */
@@ -88,6 +93,7 @@ export class Metrics extends Context.Service<
     vaultRequest: () => Effect.void,
     vaultThrottled: () => Effect.void,
     certificateExpiry: () => Effect.void,
+    certificateNotServed: () => Effect.void,
   })
 }
 

@@ -17,6 +17,7 @@ export type MetricEvent =
   | { readonly series: "vaultRequest"; readonly label: string }
   | { readonly series: "vaultThrottled"; readonly label: "" }
   | { readonly series: "certificateExpiry"; readonly label: string; readonly value: number }
+  | { readonly series: "certificateNotServed"; readonly label: string }
 
 export class MetricsRecorder extends Context.Service<
   MetricsRecorder,
@@ -46,6 +47,8 @@ const make = Effect.sync(() => {
         label: `${c.vaultUrl}/${c.certificateName}`,
         value: notAfter.getTime() / 1000,
       }),
+    certificateNotServed: (c) =>
+      push({ series: "certificateNotServed", label: `${c.vaultUrl}/${c.certificateName}` }),
   }
   const recorder: (typeof MetricsRecorder)["Service"] = {
     events: () => [...events],
