@@ -60,11 +60,12 @@ const positiveNumber = (description: string) =>
 
 /** `source.owner`: one more user whose files pass the agent's check of who may write them (pathTrust.ts). */
 const SourceOwnerSchema = Schema.Union([
-  Schema.String.check(Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/)),
+  // A name, or a uid written as text (`owner: "65534"`: quoted, as YAML lets one write any value).
+  Schema.String.check(Schema.isPattern(/^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|[0-9]{1,10})$/)),
   Schema.Finite.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)),
 ]).annotate({
   description:
-    "The user (a name or a uid) that writes these files, when neither root nor the agent's user: an ACME client that runs as its own user. Its files, directories and links are trusted as root's; a file reached through one of its directories or links must be its own",
+    "The user (a name, or a uid: a number, quoted or not) that writes these files, when neither root nor the agent's user: an ACME client that runs as its own user. Its files, directories and links are trusted as root's; a file reached through one of its directories or links must be its own",
 })
 
 export const PemSourceSchema = Schema.Struct({
@@ -795,6 +796,8 @@ const sourceOwnerOf = (
   problems: Array<ConfigProblem>,
 ): number | undefined => {
   if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : undefined
+  // Digits only: a uid (no user name is all digits: useradd refuses them).
+  if (typeof value === "string" && /^[0-9]{1,10}$/.test(value)) return Number(value)
   if (typeof value !== "string" || !/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(value)) return undefined
   const uid = uidOf(value)
   if (typeof uid === "number") return uid

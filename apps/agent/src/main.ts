@@ -713,6 +713,13 @@ const printProblems = (error: AgentConfigInvalid) =>
     ].join(""),
   )
 
+/**
+ * `--check --json`'s document for a command line refused before the file was read: the same fields
+ * as every other verdict (`warnings` empty: the file was not judged).
+ */
+const refusedJson = (path: string, problem: ConfigProblem): string =>
+  `${JSON.stringify({ path, valid: false, problems: [problem], warnings: [] }, null, 2)}\n`
+
 /** `--check`'s warnings, after its verdict (nothing when there are none). */
 const printWarnings = (path: string, warnings: ReadonlyArray<ConfigProblem>) =>
   warnings.length === 0
@@ -770,7 +777,11 @@ export const main = (argv: ReadonlyArray<string>): void => {
     const message = withoutKeyText((e as Error).message)
     if (argv.includes("--json"))
       process.stdout.write(
-        `${JSON.stringify({ path: shownConfigPath(configPathOf(argv)), valid: false, problems: [{ field: "(command line)", message, fix: "see kvdeploy-agent --help" }] }, null, 2)}\n`,
+        refusedJson(shownConfigPath(configPathOf(argv)), {
+          field: "(command line)",
+          message,
+          fix: "see kvdeploy-agent --help",
+        }),
       )
     process.stderr.write(`kvdeploy-agent: ${message}\n\n${usage}`)
     process.exitCode = 2
@@ -784,9 +795,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       fix: "give the configuration file once (one agent reads one file; run one agent per file)",
     }
     if (argv.includes("--json"))
-      process.stdout.write(
-        `${JSON.stringify({ path: shownConfigPath(configPathOf(argv)), valid: false, problems: [problem] }, null, 2)}\n`,
-      )
+      process.stdout.write(refusedJson(shownConfigPath(configPathOf(argv)), problem))
     process.stderr.write(`kvdeploy-agent: --config ${problem.message}\n  fix: ${problem.fix}\n`)
     process.exitCode = 2
     return
@@ -801,9 +810,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       fix: "run kvdeploy-agent --config FILE --check [--json] alone to check the configuration",
     }
     if (args.values.json === true)
-      process.stdout.write(
-        `${JSON.stringify({ path: shownConfigPath(configPathOf(argv, args.values.config)), valid: false, problems: [problem] }, null, 2)}\n`,
-      )
+      process.stdout.write(refusedJson(shownConfigPath(configPathOf(argv, args.values.config)), problem))
     process.stderr.write(`kvdeploy-agent: ${problem.message}\n  fix: ${problem.fix}\n`)
     process.exitCode = 2
     return
@@ -843,10 +850,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       message: "holds certificate or key text instead of the configuration file's path; it is not shown here",
       fix: "give the path of the agent's configuration file (YAML or JSON); certificates and keys go in files named by each deployment's source",
     }
-    if (json)
-      process.stdout.write(
-        `${JSON.stringify({ path: shownConfigPath(path), valid: false, problems: [problem] }, null, 2)}\n`,
-      )
+    if (json) process.stdout.write(refusedJson(shownConfigPath(path), problem))
     process.stderr.write(`kvdeploy-agent: ${problem.field} ${problem.message}\n  fix: ${problem.fix}\n`)
     process.exitCode = 2
     return
@@ -981,6 +985,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
                   fix: startFailure(e, listenOf).fix ?? "see docs/agent.md",
                 },
               ],
+              warnings: shown(checked.warnings),
             })
           : Effect.logError(
               e instanceof StateDirLockLost ? "kvdeploy-agent stopped" : "kvdeploy-agent cannot start",

@@ -28,6 +28,7 @@
 import {
   AuditLog,
   type AuditRecord,
+  adoptAdvice,
   type DeployOutcome,
   deploy,
   forwardTags,
@@ -210,15 +211,26 @@ export const recordedFacts = (
  * The fix a held line repeats: the one recorded with the refusal; for a held Rejected recorded by an
  * agent before records kept it, the takeover's, unless the refusal was a create still in progress.
  */
-const heldFix = (record: DeploymentRecord): string | undefined =>
-  record.fix ??
-  (record.outcome === "Rejected" && !record.reason.includes("holds no certificate yet")
-    ? notManagedFix
-    : undefined)
+const heldFix = (record: DeploymentRecord): string | undefined => {
+  const fix =
+    record.fix ??
+    (record.outcome === "Rejected" && !record.reason.includes("holds no certificate yet")
+      ? notManagedFix
+      : undefined)
+  // A record an agent wrote before in the deploy's own words says it as the agent does now.
+  return fix === undefined ? undefined : agentFix(fix)
+}
+
+/**
+ * A deploy's fix as the agent's operator acts on it: a takeover is `adopt: true` in the deployment
+ * and a reload, not a command's flag.
+ */
+const agentFix = (fix: string): string =>
+  fix.replace(adoptAdvice, "set `adopt: true` in this deployment's target and send the agent SIGHUP")
 
 /** The fixes of a deploy's problems, each once, as one `fix` field of a log line or state record. */
 const problemsFix = (problems: ReadonlyArray<{ readonly fix: string }>): string =>
-  [...new Set(problems.map((p) => p.fix))].join("; ")
+  [...new Set(problems.map((p) => agentFix(p.fix)))].join("; ")
 
 const isHeld = (o: DeployOutcome): boolean =>
   HOLDING.has(o._tag) || (o._tag === "Rejected" && o.problems.some((p) => p.reason === "not_managed"))

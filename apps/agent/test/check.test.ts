@@ -1040,8 +1040,8 @@ deployments:
     expect(unknown.status).toBe(2)
     const answer = JSON.parse(unknown.stdout)
     expect(answer.problems[0].message).toContain("--bogus")
-    // The document names the file, as every `--check --json` answer does.
-    expect(answer).toMatchObject({ path: "/nonexistent/agent.yaml", valid: false })
+    // The document names the file and has every field a `--check --json` answer has.
+    expect(answer).toMatchObject({ path: "/nonexistent/agent.yaml", valid: false, warnings: [] })
     // --config twice: node's parser kept the last, silently; the operator may have meant either.
     for (const twice of [
       ["--config", "/a.yaml", "--config", "/b.yaml", "--check"],
@@ -1051,7 +1051,11 @@ deployments:
       expect(r.status, r.stdout + r.stderr).toBe(2)
       expect(r.stderr).toContain("kvdeploy-agent: --config is given more than once")
       if (twice.includes("--json"))
-        expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, problems: [{ field: "--config" }] })
+        expect(JSON.parse(r.stdout)).toMatchObject({
+          valid: false,
+          problems: [{ field: "--config" }],
+          warnings: [],
+        })
     }
     // --check with --version, --print-schema or --help printed those and exited 0, as if the
     // configuration (never read) were valid.
@@ -1070,6 +1074,7 @@ deployments:
         problems: [
           expect.objectContaining({ field: "(command line)", message: `--check goes without ${other}` }),
         ],
+        warnings: [],
       })
     }
     // Each alone still answers.
@@ -1105,7 +1110,7 @@ deployments:
       )
       leaks(text)
       if ((args as ReadonlyArray<string>).includes("--json"))
-        expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, problems: [{ field }] })
+        expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, problems: [{ field }], warnings: [] })
     }
     // An option that is a line from inside the key (node's parser quotes it back).
     // One 64-character line from inside it that reads as encoded bytes (about 997 in 1,000 do; core's

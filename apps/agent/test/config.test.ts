@@ -1257,6 +1257,10 @@ deployments:
     const byUid = parsed("65534")
     expect(byUid[0]?.source.owner).toBe(65534)
     expect(byUid[0]?.fingerprint).toBe(byName[0]?.fingerprint)
+    // A uid written as text (quoted) is the same uid: no user name is all digits.
+    const quoted = parsed('"65534"')
+    expect(quoted[0]?.source.owner).toBe(65534)
+    expect(quoted[0]?.fingerprint).toBe(byUid[0]?.fingerprint)
     // The owner is part of the deployment: naming another one reconsiders its held outcomes.
     expect(parsed("4243")[0]?.fingerprint).not.toBe(byUid[0]?.fingerprint)
     expect(problemsOf(yaml("kvdeploy-no-such-user"))).toEqual([

@@ -68,7 +68,10 @@ describe("outcomes that need a person are held", () => {
     const { e, w, deployment, a, refused } = await refusedTakeover("kv-not-managed", "nm")
     expect(JSON.stringify(refused.problems)).toMatch(/certctl-managed-by/)
     // The way out is named on the refusal and on every held pass: adopt: true.
-    expect(String(refused.fix)).toContain("`adopt: true` in an agent deployment's target")
+    // In the agent's words: the deployment's setting and the reload, not the CLI's flag.
+    expect(refused.fix).toBe(
+      "set `adopt: true` in this deployment's target and send the agent SIGHUP to take it over, which the outcome and the audit record note; or choose another certificate_name",
+    )
 
     // A pass with the same source and configuration: held, not deployed (nor refused) again.
     let from = a.lines.length
@@ -107,7 +110,9 @@ describe("outcomes that need a person are held", () => {
     const restarted = world.run(config, e)
     const held = await nextDecision(restarted, "old", 0)
     expect(held.msg).toMatch(/^held: the last deploy of this source ended Rejected/)
-    expect(held.fix).toBe(notManagedFix)
+    // Said as the agent says it now (the record's fix as an agent before wrote it is the deploy's own).
+    expect(held.fix).toBe(refused.fix)
+    expect(notManagedFix).toContain("`--adopt`")
   })
 
   it("a refusal for a create still in progress is held with its own fix (delete the operation), not the takeover's", async () => {

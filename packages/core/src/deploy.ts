@@ -172,9 +172,14 @@ const PEM_CONTENT_TYPE = "application/x-pem-file"
 export const pemToPkcs12Note =
   "content type: the vault serves this certificate's secret as PEM (application/x-pem-file); the import writes PKCS#12 (application/x-pkcs12), for this and every later version: a consumer that reads the secret as PEM must read PKCS#12 from now on"
 
+/**
+ * How the fix of a refusal to take over a certificate kvdeploy does not manage says to adopt it, for
+ * the CLI and the agent alike (the agent says it in its own words, with the reload it takes).
+ */
+export const adoptAdvice = "deploy with adopt (`--adopt`; `adopt: true` in an agent deployment's target)"
+
 /** The fix of a refusal to overwrite a certificate kvdeploy does not manage (a takeover). */
-export const notManagedFix =
-  "deploy with adopt (`--adopt`; `adopt: true` in an agent deployment's target) to take it over, which the outcome and the audit record note; or choose another certificate_name"
+export const notManagedFix = `${adoptAdvice} to take it over, which the outcome and the audit record note; or choose another certificate_name`
 
 /** Steps 3-4, idempotency and ownership, against the snapshot (again after a recovery). */
 const judgeExisting = (
@@ -324,7 +329,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     const problem: DeployProblem = {
       field: "certificate_name",
       message: `${name} is soft-deleted and was not written by kvdeploy (no ${MANAGED_BY_TAG}=certctl); it was left deleted`,
-      fix: "deploy with adopt (`--adopt`; `adopt: true` in an agent deployment's target) to recover it and take it over, which the outcome and the audit record note; purge it; or choose another certificate_name",
+      fix: `${adoptAdvice} to recover it and take it over, which the outcome and the audit record note; purge it; or choose another certificate_name`,
       reason: "not_managed",
     }
     return { _tag: "Rejected", problems: [problem], reason: problem.message } satisfies Draft
