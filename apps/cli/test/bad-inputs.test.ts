@@ -605,6 +605,22 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "PEM given as --pfx: named for what it is, with --cert",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-pem-as-pfx"),
+      "--pfx",
+      world.file("given.pem", good.certPem + fx.chainPem + good.keyPem),
+    ],
+    exit: 2,
+    says: [
+      /--pfx \S*given\.pem: is PEM text, not a PKCS#12 \(PFX\) file/,
+      "give it with --cert FILE in place of --pfx",
+    ],
+    never: ["PRIVATE KEY"],
+  },
+  {
     name: "the key in the --chain file, no --key: the chain is named, not a missing key",
     args: () => [
       "deploy",

@@ -982,6 +982,15 @@ describe("outcomes and exit codes", () => {
   it("Failed (exit 1) on a name a plain secret holds: the next step names the secret, not a retry or the version list", async () => {
     const name = "held-by-secret"
     await setPlainSecret(name)
+    // plan reads no secret (it would fetch its value): it says import, and that it did not look.
+    const planned = await runCli(["plan", ...deployArgs(name).slice(1)], {
+      stdin: fx.bundle(await fx.leaf()),
+      env: world.env,
+    })
+    expect(json<{ action: string; reason: string }>(planned)).toMatchObject({
+      action: "import",
+      reason: `first deploy: no certificate is served under this name (a key or a secret named ${name} would make the import fail: plan reads neither; \`kvdeploy doctor\` checks)`,
+    })
     const r = await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })
     expect(r.code, r.stdout).toBe(1)
     const o = json<Outcome & { error: string; code: string }>(r)

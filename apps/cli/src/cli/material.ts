@@ -412,15 +412,25 @@ const decodedPfx = <A>(
           case "no-certificate":
             return usageOne(field, "holds no certificate", "export the PFX with its certificate")
           default:
-            return usageOne(
-              field,
-              `cannot be read: ${e.detail}`,
-              "check it with `openssl pkcs12 -info -nokeys -in FILE`",
-            )
+            // PEM text given as a PFX (a certificate, a bundle or a key): named for what it is, with the flags that take it.
+            return pemMarker.test(Buffer.from(bytes.subarray(0, 4096)).toString("latin1"))
+              ? usageOne(
+                  field,
+                  "is PEM text, not a PKCS#12 (PFX) file",
+                  "give it with --cert FILE in place of --pfx (a PEM bundle may hold the chain and the key too; else name them with --chain FILE and --key FILE)",
+                )
+              : usageOne(
+                  field,
+                  `cannot be read: ${e.detail}`,
+                  "check it with `openssl pkcs12 -info -nokeys -in FILE`",
+                )
         }
       }),
     )
   })
+
+/** The first line of a PEM block, in a file's first bytes. */
+const pemMarker = /-----BEGIN [A-Z0-9 ]{1,40}-----/
 
 /** A PFX as `verify` reads it: its material, or, when it holds no private key, its certificates. */
 export type PfxRead =

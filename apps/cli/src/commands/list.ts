@@ -145,7 +145,7 @@ export const list = Command.make(
         .sort((a, b) => a.name.localeCompare(b.name))
       // Printed as far as it was read (nothing read is lost), said to be incomplete, and exit 1.
       const incompleteText = incomplete
-        ? `the list did not end after ${pages} pages (${all.length} certificates read): the vault holds more than that, or a proxy or service between this machine and the vault keeps answering next-page links; \`--max-pages ${Math.min(MOST_LIST_PAGES, pages * 2)}\` reads further`
+        ? `the list did not end after ${pages} ${pages === 1 ? "page" : "pages"} (${all.length} certificates read): the vault holds more than that, or a proxy or service between this machine and the vault keeps answering next-page links; \`--max-pages ${Math.min(MOST_LIST_PAGES, pages * 2)}\` reads further`
         : undefined
       const end = incomplete ? new ExitWith({ exitCode: ExitCode.failed }) : Effect.void
       if (input.json) {

@@ -2,7 +2,8 @@
  * `kvdeploy plan`: the read-only preview. Key Vault has no validate-only
  * import (core's `validateOnly` answers ValidateOnlyNotSupported), so plan runs
  * core's preflight, reads the current version (and the deleted state), and
- * says exactly what deploy would do. It never writes.
+ * says exactly what deploy would do, except for a key or a secret holding the name of a certificate
+ * that does not exist yet (it reads neither; doctor's probe finds them). It never writes.
  */
 import {
   type DeployWarning,
@@ -100,7 +101,13 @@ const decide = (
   adopt: boolean,
 ): { action: PlanAction; reason: string; writes: number } => {
   if (current === undefined) {
-    return { action: "import", reason: "first deploy: the certificate does not exist yet", writes: 1 }
+    // Key Vault refuses the import (409) when a key or a secret holds the name. Plan reads neither:
+    // reading a secret would fetch its value, and doctor's probe sends an import, which plan never does.
+    return {
+      action: "import",
+      reason: `first deploy: no certificate is served under this name (a key or a secret named ${config.certificateName} would make the import fail: plan reads neither; \`kvdeploy doctor\` checks)`,
+      writes: 1,
+    }
   }
   // The deploy program's own decision (steps 3-4), so plan says what deploy would do.
   const judgement = judgeExistingVersion(current, newX5t, tags, adopt)
@@ -396,7 +403,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
   }),
 ).pipe(
   Command.withDescription(
-    `Preview a deploy without writing anything. Key Vault has no validate-only import, so plan runs the deploy's preflight, reads the current version (and the soft-deleted state) and reports exactly what deploy would do: import, skip (already served), refuse (and why), stop on a soft-deleted name, or recover it (and import over it, unless it is this certificate already), or fail on a certificate operation in progress (a create waiting for its CA or a merge). Takes the same flags as deploy. Needs certificates/get.
+    `Preview a deploy without writing anything. Key Vault has no validate-only import, so plan runs the deploy's preflight, reads the current version (and the soft-deleted state) and reports exactly what deploy would do: import, skip (already served), refuse (and why), stop on a soft-deleted name, or recover it (and import over it, unless it is this certificate already), or fail on a certificate operation in progress (a create waiting for its CA or a merge). A first deploy's import fails when a key or a secret (not a certificate) holds the name; plan reads neither (a secret's read would fetch its value), and \`kvdeploy doctor\` checks it. Takes the same flags as deploy. Needs certificates/get.
 
 Exit codes: 0 deploy would import, skip or recover, 1 the vault could not be read, the name is soft-deleted or an operation is in progress (deploy would fail), 2 usage error or deploy would refuse.`,
   ),
