@@ -152,7 +152,12 @@ const presenter = CliOutput.layerPresenter({
     Effect.sync(() => {
       switch (event._tag) {
         case "Help":
-          process.stdout.write(helpPage(event.helpDoc, colours(process.stdout)))
+          // With --json, one document as every command's answer is: the command and its page, plain.
+          process.stdout.write(
+            presentJson
+              ? `${JSON.stringify({ command: event.commandPath.join(" "), help: helpPage(event.helpDoc, false) }, null, 2)}\n`
+              : helpPage(event.helpDoc, colours(process.stdout)),
+          )
           return
         case "Version":
           process.stdout.write(

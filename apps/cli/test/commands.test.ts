@@ -217,6 +217,18 @@ describe("help, completion and usage", () => {
     }
   })
 
+  it("--help with --json: the command and its plain page, in one document", async () => {
+    for (const argv of [["show"], []]) {
+      const page = await runCli([...argv, "--help"])
+      const j = await runCli([...argv, "--help", "--json"])
+      expect(j.code, argv.join(" ")).toBe(0)
+      expect(json<{ command: string; help: string }>(j)).toEqual({
+        command: ["kvdeploy", ...argv].join(" "),
+        help: page.stdout,
+      })
+    }
+  })
+
   it("an unknown flag or command is a usage error (exit 2)", async () => {
     expect((await runCli(["deploy", "--bogus"])).code).toBe(2)
     expect((await runCli(["frobnicate"])).code).toBe(2)

@@ -192,8 +192,24 @@ describe("the old line of an outcome without a previous version", () => {
     expect(
       old({ _tag: "Failed", step: "soft-deleted", error: "VaultConflictSoftDeleted", vaultCalls: 2 }),
     ).toBe("  old         (none served: a soft-deleted certificate holds the name)")
+    // A soft-deleted name's refusal (not kvdeploy's, or a previous key that does not match) after reading the vault.
+    expect(old({ _tag: "Rejected", problems: [], vaultCalls: 2 })).toBe(
+      "  old         (none served: a soft-deleted certificate holds the name)",
+    )
     expect(old({ _tag: "Succeeded", versionId: "v1", vaultCalls: 3 })).toBe(
       "  old         (none: first deploy)",
+    )
+    // A version whose create never completed holds no certificate: no x5t to show.
+    expect(
+      old({
+        _tag: "Rejected",
+        problems: [],
+        vaultCalls: 1,
+        previous: { versionId: "a703", x5t: "", serialHex: "" },
+      }),
+    ).toBe("  old         a703  x5t (none: no certificate yet)")
+    expect(linesOf({ _tag: "Rejected", problems: [], vaultCalls: 1 })[1]).toBe(
+      "  refused; nothing was written",
     )
   })
 })

@@ -48,7 +48,8 @@ const headline = (o: DeployOutcome, s: Style): string => {
 const meaning: { readonly [K in DeployOutcome["_tag"]]: string } = {
   Succeeded: "the vault now serves the new version (verified)",
   Skipped: "the vault already serves this certificate; nothing was written",
-  Rejected: "refused before anything was written",
+  // Not "before anything was sent": a refusal may follow the vault's answers (ownership, a soft-deleted name).
+  Rejected: "refused; nothing was written",
   Failed: "the vault is unchanged by this deploy",
   RolledBack: "the new version was wrong; the previous certificate is served again (verified)",
   RollbackFailed: "the new version was wrong and the previous one could not be restored: needs a person",
@@ -179,7 +180,10 @@ const noPreviousText = (o: DeployOutcome): string =>
     ? "(unknown: the served version could not be read)"
     : o._tag === "Rejected" && o.vaultCalls === 0
       ? "(not read: the material was refused before any vault call)"
-      : o._tag === "Failed" && (o.step === "soft-deleted" || o.error === "VaultConflictSoftDeleted")
+      : (o._tag === "Failed" && (o.step === "soft-deleted" || o.error === "VaultConflictSoftDeleted")) ||
+          // Refused after reading the vault with nothing served: only a soft-deleted name's refusals
+          // (not kvdeploy's, or a previous key that does not match) end so.
+          (o._tag === "Rejected" && o.recovered === undefined)
         ? "(none served: a soft-deleted certificate holds the name)"
         : o.recovered !== undefined
           ? "(none served before the recovery)"
@@ -216,7 +220,7 @@ export const outcomeLines = (
   lines.push(`  ${meaningOf(o)}`)
   lines.push(`  reason      ${o.reason}`)
   lines.push(
-    `  old         ${o.previous === undefined ? noPreviousText(o) : `${o.previous.versionId}  x5t ${o.previous.x5t}`}`,
+    `  old         ${o.previous === undefined ? noPreviousText(o) : `${o.previous.versionId}  x5t ${o.previous.x5t === "" ? "(none: no certificate yet)" : o.previous.x5t}`}`,
   )
   const newVersion = newVersionOf(o)
   lines.push(
