@@ -41,6 +41,13 @@ const samples = (text: string): Map<string, number> => {
   return out
 }
 
+/** The expiry series a scrape shows, in its order: each as its certificate name and value. */
+const expirySeries = (text: string): Array<Array<string>> =>
+  text
+    .split("\n")
+    .filter((l) => l.startsWith("kvdeploy_certificate_expiry_timestamp_seconds{"))
+    .map((l) => /certificate_name="([^"]*)"\} ([0-9]+)/.exec(l)?.slice(1) ?? [l])
+
 describe("Prometheus adapter", () => {
   it.effect("promtool accepts the exposition", () =>
     Effect.gen(function* () {
@@ -178,11 +185,7 @@ describe("Prometheus adapter", () => {
       Effect.gen(function* () {
         const metrics = yield* Metrics
         const exposition = yield* PrometheusExposition
-        const expiries = (text: string) =>
-          text
-            .split("\n")
-            .filter((l) => l.startsWith("kvdeploy_certificate_expiry_timestamp_seconds{"))
-            .map((l) => /certificate_name="([^"]*)"/.exec(l)?.[1])
+        const expiries = (text: string) => expirySeries(text).map(([name]) => name)
         const vaultUrl = "https://a.vault.azure.net"
         yield* metrics.certificateExpiry(
           { vaultUrl, certificateName: "kept" },
@@ -219,11 +222,7 @@ describe("Prometheus adapter", () => {
       Effect.gen(function* () {
         const metrics = yield* Metrics
         const exposition = yield* PrometheusExposition
-        const expiries = (text: string) =>
-          text
-            .split("\n")
-            .filter((l) => l.startsWith("kvdeploy_certificate_expiry_timestamp_seconds{"))
-            .map((l) => /certificate_name="([^"]*)"\} ([0-9]+)/.exec(l)?.slice(1).join(" "))
+        const expiries = (text: string) => expirySeries(text).map((series) => series.join(" "))
         const vaultUrl = "https://a.vault.azure.net"
         const at = (iso: string) => String(Date.parse(iso) / 1000)
         yield* metrics.certificateExpiry(
