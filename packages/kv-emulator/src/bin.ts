@@ -9,11 +9,13 @@
  *                     [--no-throttle] [--pfx-workers N] [--json]
  *
  * Exit status: 0 after SIGINT/SIGTERM (everything stopped), 2 for a bad command
- * line, 1 when the emulator cannot start.
+ * line (a --state-dir that is no directory it can write in, too), 1 when the
+ * emulator cannot start.
  */
 import { copyFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { type EmulatorOptions, start, type VaultOptions } from "./emulator.js"
+import { StateDirError } from "./persistence.js"
 
 const usage = `usage: kvdeploy-emulator [--vault NAME[:PORT]]... [--host HOST] [--bind ADDR] [--entra-port N]
                          [--mi-port N] [--state-dir DIR] [--ca-out FILE] [--no-throttle]
@@ -82,7 +84,14 @@ const main = async (): Promise<void> => {
       ? { pfxWorkers: count("--pfx-workers", values["pfx-workers"]) }
       : {}),
   }
-  const emulator = await start(options)
+  const emulator = await start(options).catch((e: unknown) => {
+    // A state directory that cannot hold the state is a bad command line: said by its flag.
+    if (e instanceof StateDirError)
+      throw new UsageError(
+        `--state-dir ${e.path}: ${e.reason}; give a directory it can write to, or a path where it can make one`,
+      )
+    throw e
+  })
   let caFile = emulator.caFile
   const caOut = values["ca-out"]
   if (caOut !== undefined) {

@@ -21,7 +21,7 @@ import {
   validateRule,
 } from "./faults.js"
 import { isRecord, parseJson, readBody, sendJson } from "./http.js"
-import { ensureStateDir, loadVault, saveVault } from "./persistence.js"
+import { ensureStateDir, fsReason, loadVault, saveVault, vaultFile } from "./persistence.js"
 import { PfxPool, pfxWorkerScript, runningFromSource } from "./pfxPool.js"
 import { createTlsIdentity } from "./pki.js"
 import { RequestLog, type RequestLogEntry, type RequestLogFilter } from "./requestLog.js"
@@ -91,7 +91,12 @@ export interface EmulatorOptions {
    * into another program); asked for explicitly there, it warns and reads in-thread.
    */
   readonly pfxWorkers?: number
-  /** Persist vault contents here (files 0600; they hold private keys; a warning goes to stderr). */
+  /**
+   * Persist vault contents here (files 0600; they hold private keys; a warning goes to `warn`).
+   * Made when missing; a path that is no directory, or one the emulator cannot write in, is
+   * refused at start (a `StateDirError`). A save that fails later is warned about once (the
+   * emulator goes on serving from memory) and tried again at the next change.
+   */
   readonly stateDir?: string
   /** Where to write the public files (CA certificate, federated token). Default: a fresh temp dir removed at stop. */
   readonly workDir?: string
@@ -296,6 +301,9 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
     !(Number.isFinite(options.propagationMs) && options.propagationMs >= 0)
   )
     throw new Error(`propagationMs must be a number of milliseconds, 0 or more; got ${options.propagationMs}`)
+  // A state directory that cannot hold the state is refused before anything is opened or made
+  // (it used to pass when it was a file, and the first save then crashed the process).
+  if (options.stateDir !== undefined) ensureStateDir(options.stateDir)
   const opened: Array<http.Server | https.Server> = []
   // Its own work directory (the CA, the federated token) is made here, so that a start that fails
   // (a port in use) removes it as it closes the servers already opened, instead of leaving it behind.
@@ -365,11 +373,31 @@ const startServers = async (
   const tokenFile = join(workDir, "federated-token")
   writeFileSync(tokenFile, directory.issueFederatedToken(subject, 24 * 3600), { mode: 0o600 })
 
-  if (options.stateDir !== undefined) {
-    ensureStateDir(options.stateDir)
+  if (options.stateDir !== undefined)
     warn(
       `kv-emulator: WARNING: state directory ${options.stateDir} holds the private keys of imported certificates (files 0600). Use it for demos only.`,
     )
+  /** Vaults whose last save failed: warned once, until a save works again. */
+  const unsaved = new Set<string>()
+  /**
+   * Writes a vault's file. A failure (the directory removed or made read-only, a full disk) does
+   * not stop the emulator: it serves from memory, says once that the state is not being kept, and
+   * tries again at the next change.
+   */
+  const save = (dir: string, store: VaultStore) => {
+    try {
+      saveVault(dir, store)
+    } catch (e) {
+      if (!unsaved.has(store.name)) {
+        unsaved.add(store.name)
+        warn(
+          `kv-emulator: WARNING: vault ${store.name} could not be saved to ${vaultFile(dir, store.name)} (${fsReason(e)}): its state is not being kept (it is served from memory and lost at stop); the emulator tries again at each change.`,
+        )
+      }
+      return
+    }
+    if (unsaved.delete(store.name))
+      warn(`kv-emulator: vault ${store.name} is saved to ${vaultFile(dir, store.name)} again.`)
   }
   const saveTimers = new Map<string, NodeJS.Immediate>()
   const scheduleSave = (store: VaultStore) => {
@@ -379,7 +407,7 @@ const startServers = async (
       store.name,
       setImmediate(() => {
         saveTimers.delete(store.name)
-        saveVault(dir, store)
+        save(dir, store)
       }),
     )
   }
@@ -619,7 +647,7 @@ const startServers = async (
       // Held requests go on (their connections close below).
       faults.clear()
       for (const t of saveTimers.values()) clearImmediate(t)
-      if (options.stateDir !== undefined) for (const s of stores.values()) saveVault(options.stateDir, s)
+      if (options.stateDir !== undefined) for (const s of stores.values()) save(options.stateDir, s)
       await Promise.all(
         servers.map(
           (s) =>

@@ -4,7 +4,16 @@
  * emulator warns on stderr when it is used. The emulator's own keys (CA, token
  * signing) are never written.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { join } from "node:path"
 import type { PolicyWire } from "./policy.js"
 import type { CertEntry, CertVersion, SecretEntry, VaultStore } from "./store.js"
@@ -34,8 +43,81 @@ const bytes = (s: string) => new Uint8Array(Buffer.from(s, "base64"))
 
 export const vaultFile = (dir: string, vault: string): string => join(dir, `vault-${vault}.json`)
 
+/** A file system error in words ("not a directory", "permission denied"), without the stack or syscall. */
+export const fsReason = (error: unknown): string => {
+  const code = (error as { code?: unknown } | null)?.code
+  switch (code) {
+    case "ENOENT":
+      return "no such file or directory"
+    case "ENOTDIR":
+      return "a part of the path is a file, not a directory"
+    case "EEXIST":
+      return "a file is in the way"
+    case "EACCES":
+    case "EPERM":
+      return "permission denied"
+    case "EROFS":
+      return "read-only file system"
+    case "ENOSPC":
+      return "no space left on device"
+    case "EDQUOT":
+      return "disk quota exceeded"
+    case "EISDIR":
+      return "is a directory"
+    default:
+      return error instanceof Error ? error.message : String(error)
+  }
+}
+
+/** The `stateDir` option names a path that is no directory the emulator can write in. */
+export class StateDirError extends Error {
+  override readonly name = "StateDirError"
+  constructor(
+    /** The path given as `stateDir`. */
+    readonly path: string,
+    /** Why it cannot be used ("is a file, not a directory", "permission denied"). */
+    readonly reason: string,
+    options?: { readonly cause?: unknown },
+  ) {
+    super(
+      `stateDir ${path}: ${reason}; give a directory the emulator can write to, or a path where it can make one`,
+      options,
+    )
+  }
+}
+
+/**
+ * Makes the state directory (0700) when it does not exist, and proves it is a directory the
+ * emulator can write in (a file written and removed), so that a path that cannot hold the state
+ * is refused at start instead of failing the first save. Throws a StateDirError.
+ */
 export const ensureStateDir = (dir: string): void => {
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  } catch (e) {
+    const code = (e as { code?: unknown } | null)?.code
+    // An existing path that is no directory: say so, rather than "file already exists".
+    const reason = code === "EEXIST" && !isDirectory(dir) ? "is a file, not a directory" : fsReason(e)
+    throw new StateDirError(dir, reason, { cause: e })
+  }
+  if (!isDirectory(dir)) throw new StateDirError(dir, "is a file, not a directory")
+  const probe = join(dir, `.kv-emulator-write-check-${process.pid}`)
+  try {
+    writeFileSync(probe, "", { mode: 0o600 })
+  } catch (e) {
+    throw new StateDirError(dir, `a file cannot be written in it (${fsReason(e)})`, { cause: e })
+  }
+  try {
+    unlinkSync(probe)
+  } catch {}
+}
+
+const isDirectory = (path: string): boolean => {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
 }
 
 export const saveVault = (dir: string, store: VaultStore): void => {
@@ -61,9 +143,17 @@ export const saveVault = (dir: string, store: VaultStore): void => {
   }
   const file = vaultFile(dir, store.name)
   const tmp = `${file}.tmp`
-  writeFileSync(tmp, JSON.stringify(data), { mode: 0o600 })
-  chmodSync(tmp, 0o600)
-  renameSync(tmp, file)
+  try {
+    writeFileSync(tmp, JSON.stringify(data), { mode: 0o600 })
+    chmodSync(tmp, 0o600)
+    renameSync(tmp, file)
+  } catch (e) {
+    // A part written (a full disk) holds private keys: not left behind.
+    try {
+      unlinkSync(tmp)
+    } catch {}
+    throw e
+  }
 }
 
 export const loadVault = (dir: string, store: VaultStore): boolean => {

@@ -9,8 +9,10 @@
  * test command of scripts/dev builds first).
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { ClientSecretCredential } from "@azure/identity"
 import { CertificateClient } from "@azure/keyvault-certificates"
@@ -18,7 +20,7 @@ import { SecretClient } from "@azure/keyvault-secrets"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { beforeAll, describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest"
 import { makeMaterial } from "./support.js"
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
@@ -210,5 +212,28 @@ describe("kvdeploy-emulator bin", () => {
     expect(r.stderr).toMatch(/^kvdeploy-emulator: /)
     expect(r.stderr).toMatch(message)
     expect(r.stderr).toContain("usage: kvdeploy-emulator ")
+  })
+
+  it("--state-dir naming a file: refused by the flag with the usage, exit 2, nothing started", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvemu-bin-state-"))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, "notadir")
+    writeFileSync(file, "not a directory\n")
+    const r = run(["--state-dir", file])
+    // Before the fix it started (and would have crashed at the first import): not left running.
+    onTestFinished(() => {
+      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL")
+    })
+    const exit = await Promise.race([
+      r.exited,
+      new Promise<"still running">((resolve) => setTimeout(() => resolve("still running"), 15_000)),
+    ])
+    expect(exit, r.stdout).toEqual({ code: 2, signal: null })
+    expect(r.stdout).toBe("")
+    expect(r.stderr).toContain(
+      `kvdeploy-emulator: --state-dir ${file}: is a file, not a directory; give a directory`,
+    )
+    expect(r.stderr).toContain("usage: kvdeploy-emulator ")
+    expect(r.stderr).not.toMatch(/\n\s+at /)
   })
 })

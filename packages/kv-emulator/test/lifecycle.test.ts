@@ -1,15 +1,16 @@
 /**
  * Several vaults at once, the state directory across a restart (0600 files and
- * a warning), and the Effect API (scoped start, layer).
+ * a warning; one that cannot hold the state refused at start; a save that fails
+ * later warned about, not fatal), and the Effect API (scoped start, layer).
  */
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { it as effectIt } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { describe, expect, it, onTestFinished } from "vitest"
-import { KvEmulator, layer, start, startScoped } from "../src/index.js"
+import { describe, expect, it, onTestFinished, vi } from "vitest"
+import { KvEmulator, layer, StateDirError, start, startScoped } from "../src/index.js"
 import { clients, makeMaterial, pemBundle } from "./support.js"
 
 const PEM = { policy: { contentType: "application/x-pem-file" } } as const
@@ -120,6 +121,109 @@ describe("state directory", () => {
     } finally {
       await second.stop()
     }
+  })
+})
+
+describe("a state directory that cannot hold the state", () => {
+  it("a file, or a path under a file, is refused at start naming stateDir, and nothing is left behind", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvemu-state-file-"))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, "notadir")
+    writeFileSync(file, "not a directory\n")
+    const before = process.env.TMPDIR
+    // os.tmpdir() reads TMPDIR at each call: a work directory the refused start made would be here.
+    const tmp = join(dir, "tmp")
+    mkdirSync(tmp)
+    process.env.TMPDIR = tmp
+    try {
+      for (const [stateDir, reason] of [
+        [file, "is a file, not a directory"],
+        [join(file, "sub"), "a part of the path is a file, not a directory"],
+      ] as const) {
+        const refused = start({ vaults: ["refused"], stateDir, warn: () => {} })
+        // Before the fix it started: stopped, not left running.
+        onTestFinished(() => refused.then((e) => e.stop()).catch(() => {}))
+        await expect(refused).rejects.toBeInstanceOf(StateDirError)
+        await expect(refused).rejects.toThrow(`stateDir ${stateDir}: ${reason}; give a directory`)
+        expect(readdirSync(tmp)).toEqual([])
+      }
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = before
+    }
+    expect(readdirSync(dir).sort()).toEqual(["notadir", "tmp"])
+  })
+
+  it("a save that fails later (the directory replaced by a file) does not stop the emulator: it serves from memory, warns once, and saves again at the next change", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "kvemu-state-gone-"))
+    onTestFinished(() => rmSync(parent, { recursive: true, force: true }))
+    const dir = join(parent, "state")
+    const warnings: string[] = []
+    const emulator = await start({ vaults: ["fragile"], stateDir: dir, warn: (l) => warnings.push(l) })
+    const c = clients(emulator, "fragile")
+    const saved = join(dir, "vault-fragile.json")
+    const m = await makeMaterial()
+    const importAs = (name: string) => c.certificates.importCertificate(name, Buffer.from(pemBundle(m)), PEM)
+    const failures = () => warnings.filter((l) => l.includes("could not be saved"))
+    try {
+      await importAs("before")
+      await vi.waitFor(() => expect(existsSync(saved)).toBe(true))
+      // Root writes through any mode: the directory goes, and a file takes its place.
+      rmSync(dir, { recursive: true })
+      writeFileSync(dir, "in the way\n")
+      await importAs("while-gone-1")
+      await vi.waitFor(() => expect(failures()).toHaveLength(1))
+      await importAs("while-gone-2")
+      await c.certificates.updateCertificateProperties("while-gone-1", "", { tags: { changed: "yes" } })
+      // Served from memory all along.
+      for (const name of ["before", "while-gone-1", "while-gone-2"])
+        expect((await c.certificates.getCertificate(name)).name).toBe(name)
+      // One warning for the whole run of failures, saying what failed and that nothing is kept.
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(failures()).toHaveLength(1)
+      expect(failures()[0]).toBe(
+        `kv-emulator: WARNING: vault fragile could not be saved to ${saved} (a part of the path is a file, not a directory): its state is not being kept (it is served from memory and lost at stop); the emulator tries again at each change.`,
+      )
+      // The directory is back: the next change saves everything the vault holds, and says so.
+      rmSync(dir)
+      mkdirSync(dir)
+      await importAs("after")
+      await vi.waitFor(() => expect(existsSync(saved)).toBe(true))
+      expect(warnings.filter((l) => l.includes("is saved to"))).toEqual([
+        `kv-emulator: vault fragile is saved to ${saved} again.`,
+      ])
+      // A second failure run is warned about again (once).
+      rmSync(dir, { recursive: true })
+      writeFileSync(dir, "in the way\n")
+      await importAs("gone-again")
+      await vi.waitFor(() => expect(failures()).toHaveLength(2))
+      rmSync(dir)
+      mkdirSync(dir)
+    } finally {
+      await emulator.stop()
+    }
+    const again = await start({ vaults: ["fragile"], stateDir: dir, warn: () => {} })
+    try {
+      const names: string[] = []
+      for await (const p of clients(again, "fragile").certificates.listPropertiesOfCertificates())
+        names.push(p.name ?? "")
+      expect(names.sort()).toEqual(["after", "before", "gone-again", "while-gone-1", "while-gone-2"])
+    } finally {
+      await again.stop()
+    }
+  })
+
+  it("a save that fails at stop: the emulator still stops (its work directory removed) and warns", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "kvemu-state-stop-"))
+    onTestFinished(() => rmSync(parent, { recursive: true, force: true }))
+    const dir = join(parent, "state")
+    const warnings: string[] = []
+    const emulator = await start({ vaults: ["stopping"], stateDir: dir, warn: (l) => warnings.push(l) })
+    rmSync(dir, { recursive: true })
+    writeFileSync(dir, "in the way\n")
+    await emulator.stop()
+    expect(existsSync(emulator.caFile)).toBe(false)
+    expect(warnings.filter((l) => l.includes("vault stopping could not be saved"))).toHaveLength(1)
   })
 })
 
