@@ -1113,6 +1113,27 @@ const cases: ReadonlyArray<Case> = [
     says: ["--write-env: /nonexistent/kvdeploy-corpus/emulator.env: no such file", "a directory that exists"],
   },
   {
+    name: "emulator with a --state-dir that is a file: refused at start (exit 2), naming --state-dir with the fix",
+    args: () => ["emulator", "--state-dir", pemFile("state-dir-file", "not a directory\n"), "--json"],
+    exit: 2,
+    says: [
+      '"field": "--state-dir"',
+      /"--state-dir: \/[^"]*-state-dir-file: is a file, not a directory"/,
+      "give a directory you can write to, or a path where one can be made",
+    ],
+    never: ["ENOTDIR", "EEXIST", "kv-emulator failed to start"],
+  },
+  {
+    name: "emulator with a --state-dir under a file: refused at start (exit 2), naming --state-dir",
+    args: () => ["emulator", "--state-dir", join(pemFile("state-dir-parent", "x"), "state")],
+    exit: 2,
+    says: [
+      /--state-dir: \/[^\n]*-state-dir-parent\/state: a part of the path is a file, not a directory/,
+      "give a directory you can write to",
+    ],
+    never: ["ENOTDIR", "    at "],
+  },
+  {
     name: "wrong --credential-mode, --on-soft-deleted and --pfx-encoding with an invalid --name: all listed, each by its flag",
     args: () => [
       "deploy",
@@ -1605,6 +1626,34 @@ describe("a file the user may not read", () => {
         expect(about(field)?.fix).toMatch(/readable by the user kvdeploy runs as \(check its permissions/)
         expect(about(field)?.fix).not.toContain("check the path")
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("an emulator state directory the user may not write in", () => {
+  it("is refused at start (exit 2), naming --state-dir: its contents could not have been kept", async () => {
+    // Root writes anywhere: then the CLI runs as nobody, and the directory is root's, read-only to others.
+    const asRoot = process.getuid?.() === 0
+    const dir = mkdtempSync(join("/dev/shm", "kvdeploy-cli-state-"))
+    try {
+      chmodSync(dir, 0o555)
+      const r = await runCli(["emulator", "--state-dir", dir, "--json"], {
+        ...(asRoot ? { user: { uid: 65534, gid: 65534 } } : {}),
+        timeoutMs: 20_000,
+      })
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      const problems = json<{ error: { problems: Array<{ field: string; message: string; fix: string }> } }>(
+        r,
+      ).error.problems
+      expect(problems).toEqual([
+        {
+          field: "--state-dir",
+          message: `${dir}: a file cannot be written in it (permission denied)`,
+          fix: expect.stringContaining("give a directory you can write to"),
+        },
+      ])
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

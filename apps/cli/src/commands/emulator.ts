@@ -4,7 +4,7 @@
  * mode, trusting the emulator's CA) and a target configuration. Ctrl+C stops it.
  */
 import { open, writeFile } from "node:fs/promises"
-import { quotedValue, validateTargetConfigSync } from "@kvdeploy/core"
+import { quotedValue, shownPath, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -136,15 +136,25 @@ export const emulator = Command.make(
           })
           .pipe(
             Effect.mapError((e) =>
-              failure("the emulator could not start", [
-                {
-                  field: "emulator",
-                  message: e.message,
-                  fix: /EADDRINUSE|EACCES|EADDRNOTAVAIL|address already in use/i.test(e.message)
-                    ? "choose free ports with --port/--entra-port, or omit them"
-                    : "the message says why; `kvdeploy emulator --help` lists the flags",
-                },
-              ]),
+              // A state directory that is no directory it can write in: the flag's problem (exit 2),
+              // as a --write-env or --write-config path that cannot be written is.
+              e.cause instanceof kv.StateDirError
+                ? usage(`--state-dir: ${shownPath(e.cause.path)}: ${e.cause.reason}`, [
+                    {
+                      field: "--state-dir",
+                      message: `${shownPath(e.cause.path)}: ${e.cause.reason}`,
+                      fix: "give a directory you can write to, or a path where one can be made (no file in its place or above it)",
+                    },
+                  ])
+                : failure("the emulator could not start", [
+                    {
+                      field: "emulator",
+                      message: e.message,
+                      fix: /EADDRINUSE|EACCES|EADDRNOTAVAIL|address already in use/i.test(e.message)
+                        ? "choose free ports with --port/--entra-port, or omit them"
+                        : "the message says why; `kvdeploy emulator --help` lists the flags",
+                    },
+                  ]),
             ),
           )
         const first = names[0] ?? "kvdeploy-demo"
