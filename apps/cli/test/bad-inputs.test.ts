@@ -13,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { encryptedKeyPem, type Issued, issue, traditionalKeyPem } from "../src/cli/throwawayPki.js"
-import { type Fixtures, makeFixtures } from "./fixtures.js"
+import { damagedKeyPem, type Fixtures, makeFixtures } from "./fixtures.js"
 import { json, runCli, startWorld, type World } from "./harness.js"
 
 let world: World
@@ -108,19 +108,6 @@ const deploy = (name: string, ...more: ReadonlyArray<string>) => [
   ...more,
 ]
 const pemFile = (label: string, content: string) => world.file(label, content)
-
-/** The P-256 key's PEM with one bit of its private scalar flipped (its stated public point kept). */
-const damagedKeyPem = (keyPem: string): string => {
-  const der = Buffer.from(derOf(keyPem, "PRIVATE KEY"))
-  const at = der.indexOf(Buffer.from("0201010420", "hex"))
-  if (at < 0) throw new Error("not a P-256 PKCS#8 key")
-  der[at + 5 + 31] = (der[at + 5 + 31] ?? 0) ^ 1
-  const body = der
-    .toString("base64")
-    .match(/.{1,64}/g)
-    ?.join("\n")
-  return `-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----\n`
-}
 
 const cases: ReadonlyArray<Case> = [
   {

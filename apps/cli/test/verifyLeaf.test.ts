@@ -2,7 +2,8 @@
  * `verify` checks the leaf a deploy of the same file would import: of a bundle, the certificate its
  * private key matches wherever it sits; without a key, the certificate that issued none of the
  * others; of a PFX, the certificate its key matches. A bundle with no such single certificate is a
- * usage error naming them. The BUILT kvdeploy against the emulator.
+ * usage error naming them; a file whose key deploy refuses is refused as deploy refuses it. The
+ * BUILT kvdeploy against the emulator.
  */
 import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -11,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { encryptedKeyPem, type Issued, makePki } from "../src/cli/throwawayPki.js"
-import { type Fixtures, makeFixtures } from "./fixtures.js"
+import { damagedKeyPem, type Fixtures, makeFixtures } from "./fixtures.js"
 import { type CliResult, json, runCli, startWorld, type World } from "./harness.js"
 
 let world: World
@@ -141,14 +142,7 @@ describe("verify --cert: the leaf deploy would import", () => {
     expect(doc.error.problems[0]?.field).toBe(`--cert ${unrelated}`)
     expect(doc.error.problems[0]?.message).toContain('"CN=kvdeploy stranger root CA"')
 
-    // A key that matches neither, or one verify cannot read (encrypted), is named as the reason; never shown.
-    const wrong = await verify([
-      "--cert",
-      world.file("wrong-key.pem", served.certPem + stranger.certPem + other.keyPem),
-    ])
-    expect(wrong.code, wrong.stdout + wrong.stderr).toBe(2)
-    expect(wrong.stderr).toContain("its private key matches none of them")
-    expectNoKeyText(wrong, other)
+    // A key verify cannot read (encrypted: it takes no passphrase) is named as the reason; never shown.
     const encrypted = await verify([
       "--cert",
       world.file(
@@ -164,6 +158,112 @@ describe("verify --cert: the leaf deploy would import", () => {
 
     expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toHaveLength(0)
   })
+})
+
+describe("verify of a file whose private key deploy refuses: refused as deploy refuses it", () => {
+  /** The problems plan (deploy's reading and preflight) refuses a file's key with, as [message, fix]. */
+  const planRefuses = async (material: ReadonlyArray<string>) => {
+    const plan = await runCli(["plan", "--config", world.targetFile(name), ...material, "--json"], {
+      env: world.env,
+    })
+    expect(plan.code, plan.stdout + plan.stderr).toBe(2)
+    // The issuer's key is refused as the files are read (a usage error), the others by the preflight
+    // (its problems of the key: verify judges the key, not the chain).
+    const doc = json<ErrorDocument | { preflight: { problems: ErrorDocument["error"]["problems"] } }>(plan)
+    const problems =
+      "error" in doc ? doc.error.problems : doc.preflight.problems.filter((p) => p.field === "key")
+    expect(problems.length).toBeGreaterThan(0)
+    return problems.map((p) => [p.message, p.fix])
+  }
+
+  /** Bundles deploy refuses for their key, with what its message says. */
+  const refusedBundles: ReadonlyArray<{
+    readonly bundle: string
+    readonly pem: () => string
+    readonly says: string
+  }> = [
+    // Verify answered "no" about the intermediate CA (exit 1): "the vault serves another certificate".
+    {
+      bundle: "the leaf, its chain and the intermediate CA's key",
+      pem: () => served.certPem + fx.chainPem + fx.pki.intermediate.keyPem,
+      says: "an issuer's key, not the leaf's",
+    },
+    // Verify answered "yes" (exit 0) about the leaf.
+    {
+      bundle: "the leaf, its chain and a key that matches none of them",
+      pem: () => served.certPem + fx.chainPem + other.keyPem,
+      says: 'does not match the leaf certificate "CN=api.example.test"',
+    },
+    {
+      bundle: "the leaf, its chain and the leaf's key damaged",
+      pem: () => served.certPem + fx.chainPem + damagedKeyPem(served.keyPem),
+      says: "is damaged",
+    },
+    // Verify refused it as two possible leaves; deploy takes the first certificate and refuses the key.
+    {
+      bundle: "two unrelated certificates and a key that matches neither",
+      pem: () => served.certPem + stranger.certPem + other.keyPem,
+      says: 'does not match the leaf certificate "CN=api.example.test"',
+    },
+  ]
+
+  it.each(refusedBundles)(
+    "--cert holding $bundle: exit 2 with plan's message and fix, in --json's error document too, before the vault is read",
+    async ({ bundle, pem, says }) => {
+      const file = world.file(`${bundle.replace(/\W+/g, "-")}.pem`, pem())
+      const planned = await planRefuses(["--cert", file])
+      const mark = world.emulator.requests.mark()
+      const r = await verify(["--cert", file, "--json"])
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      const doc = json<ErrorDocument>(r)
+      expect(doc.error.exitCode).toBe(2)
+      expect(doc.error.problems.map((p) => [p.message, p.fix])).toEqual(planned)
+      expect(doc.error.problems[0]?.message).toContain(says)
+      for (const p of doc.error.problems) expect(p.field.startsWith(`--cert ${file}`), p.field).toBe(true)
+      expectNoKeyText(r, served, other, fx.pki.intermediate)
+      // In text, from standard input: the same, on stderr, and no answer on stdout.
+      const text = await verify(["--cert", "-"], { stdin: pem() })
+      expect(text.code, text.stdout + text.stderr).toBe(2)
+      expect(text.stdout).toBe("")
+      expect(text.stderr).toContain(`--cert standard input`)
+      expect(text.stderr).toContain(planned[0]?.[0])
+      expectNoKeyText(text, served, other, fx.pki.intermediate)
+      expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toHaveLength(0)
+    },
+  )
+
+  it("a bundle with the leaf's own key is still answered (yes), and a certificate alone as before", async () => {
+    const keyed = await verify(["--cert", "-", "--json"], {
+      stdin: fx.chainPem + served.certPem + served.keyPem,
+    })
+    expect(keyed.code, keyed.stdout + keyed.stderr).toBe(0)
+    expect(json<Verdict>(keyed)).toMatchObject({ serves: true, x5t: x5tOf(served) })
+    const alone = await verify(["--cert", "-", "--json"], { stdin: other.certPem + fx.chainPem })
+    expect(alone.code, alone.stdout + alone.stderr).toBe(1)
+    expect(json<Verdict>(alone)).toMatchObject({ serves: false, x5t: x5tOf(other) })
+  })
+
+  it.skipIf(!hasOpenssl)(
+    "a PFX with a damaged key (OpenSSL exports it; deploy refuses it): exit 2 with plan's message",
+    async () => {
+      const pem = world.file("damaged-pfx.pem", served.certPem + fx.chainPem)
+      const key = world.file("damaged-pfx.key", damagedKeyPem(served.keyPem))
+      const pfx = world.file("damaged.pfx", "")
+      const made = spawnSync(
+        "openssl",
+        ["pkcs12", "-export", "-in", pem, "-inkey", key, "-out", pfx, "-passout", "pass:"],
+        { encoding: "utf8" },
+      )
+      expect(made.status, made.stderr).toBe(0)
+      const planned = await planRefuses(["--pfx", pfx])
+      const r = await verify(["--pfx", pfx, "--json"])
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      const doc = json<ErrorDocument>(r)
+      expect(doc.error.problems.map((p) => [p.message, p.fix])).toEqual(planned)
+      expect(doc.error.problems[0]?.field).toBe(`--pfx ${pfx}: key`)
+      expect(doc.error.problems[0]?.message).toContain("is damaged")
+    },
+  )
 })
 
 describe("verify --pfx: the PFX that was deployed, read as deploy reads it", () => {

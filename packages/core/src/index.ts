@@ -9,6 +9,7 @@ export * from "./ports/Metrics.js"
 export * from "./ports/PfxCodec.js"
 export * from "./ports/Vault.js"
 export {
+  materialProblems,
   materialWarnings,
   type PreflightPassed,
   type PreflightRejected,

@@ -3,9 +3,17 @@
  * the file would import.
  */
 import { createHash, X509Certificate } from "node:crypto"
+import type { CertificateMaterial } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
-import { issuedBy, leafForKey, type MaterialFlags, readPfxCertificates, withSource } from "./material.js"
+import {
+  issuedBy,
+  keyProblems,
+  type MaterialFlags,
+  pemMaterial,
+  readPfxCertificates,
+  withSource,
+} from "./material.js"
 import { type CliProblem, usage, usageOne } from "./problems.js"
 import { readSource, sourceName } from "./sources.js"
 
@@ -40,8 +48,8 @@ const issued = (parent: Candidate, child: Candidate): boolean => issuedBy(parent
 const described = (c: Candidate): string =>
   `${JSON.stringify(c.node.subject.replace(/\n/g, ", "))} (x5t ${createHash("sha1").update(c.der).digest("base64url")})`
 
-/** What the file's private key said about the leaf, for the message when no leaf can be chosen. */
-type KeyInFile = "none" | "unreadable" | "matches-none"
+/** Whether the file held a private key verify could not read, for the message when no leaf can be chosen. */
+type KeyInFile = "none" | "unreadable"
 
 /**
  * The leaf of the file's certificates when its key did not name one: the certificate that issued
@@ -61,11 +69,7 @@ const chainEnd = (
   if (ends.length === 1 && only !== undefined) return Effect.succeed(only.der)
   const named = (ends.length > 0 ? ends : distinct).map(described).join(", ")
   const why =
-    key === "unreadable"
-      ? "; its private key cannot be read here (encrypted?), so it cannot say which"
-      : key === "matches-none"
-        ? "; its private key matches none of them"
-        : ""
+    key === "unreadable" ? "; its private key cannot be read here (encrypted?), so it cannot say which" : ""
   return Effect.fail(
     usageOne(
       field,
@@ -78,11 +82,31 @@ const chainEnd = (
 }
 
 /**
+ * The leaf of material read as deploy reads it, once its private key is judged as deploy's
+ * preflight judges it (keyProblems): a key deploy refuses is refused here too, in the same words,
+ * as a problem of `field`, instead of an answer about a certificate deploy would not import.
+ */
+const judgedLeaf = (field: string, material: CertificateMaterial) =>
+  Effect.gen(function* () {
+    const problems = yield* keyProblems(material)
+    const [only] = problems
+    if (only !== undefined)
+      return yield* usage(
+        problems.length === 1 ? `${field}: ${only.field}: ${only.message}` : "the private key is refused",
+        problems.map((p) => ({ ...p, field: `${field}: ${p.field}` })),
+      )
+    return leafOf(material.leaf)
+  })
+
+/**
  * Read the leaf of `--cert` as deploy would choose it: with the PEM reader a deploy uses (a block
  * that cannot be read, or one cut short, is refused naming the block, not skipped for the next
- * one), the certificate the file's private key matches, or without one, the certificate that issued
- * none of the others (see chainEnd). A key that cannot be read here (encrypted: verify takes no
- * passphrase) is not reported; the certificates are read without it.
+ * one). A file that holds a private key is read by deploy's own code (pemMaterial: the certificate
+ * the key matches, wherever it sits; an issuer's key refused) and its key judged as deploy's
+ * preflight judges it (a key that matches none of the certificates, a damaged key: refused, in
+ * deploy's words). Without one, the leaf is the certificate that issued none of the others (see
+ * chainEnd). A key that cannot be read here (encrypted: verify takes no passphrase) is not judged;
+ * the certificates are read without it.
  */
 export const readLeaf = (flag: string, source: string): Effect.Effect<LeafCertificate, CliProblem> =>
   Effect.gen(function* () {
@@ -128,21 +152,25 @@ export const readLeaf = (flag: string, source: string): Effect.Effect<LeafCertif
         )
       }
     }
-    // The key's certificate, wherever it sits in the file: the leaf a deploy of this file imports.
-    const byKey = key === undefined ? undefined : leafForKey(certificates, key)
-    if (key !== undefined && byKey === undefined) keyInFile = "matches-none"
-    return leafOf(byKey ?? (yield* chainEnd(field, read, keyInFile)))
+    // With its key, the leaf a deploy of this file imports, and the key judged as deploy judges it.
+    if (key !== undefined)
+      return yield* judgedLeaf(
+        field,
+        yield* pemMaterial({ cert: { source, certificates, key }, chain: undefined, key: undefined }),
+      )
+    return leafOf(yield* chainEnd(field, read, keyInFile))
   })
 
 /**
  * The leaf of a `--pfx` as verify checks it: the certificate its private key matches (the one
- * deploy imports), or, of a PFX without a key (verify needs none), the certificate that issued
- * none of the others, as for a `--cert` bundle without a key (see chainEnd).
+ * deploy imports), its key judged as deploy judges it (a damaged key is refused, as deploy refuses
+ * it), or, of a PFX without a key (verify needs none), the certificate that issued none of the
+ * others, as for a `--cert` bundle without a key (see chainEnd).
  */
 export const readPfxLeaf = (flags: MaterialFlags, source: string) =>
   Effect.gen(function* () {
     const read = yield* readPfxCertificates(flags, source)
-    if ("material" in read) return leafOf(read.material.leaf)
+    if ("material" in read) return yield* judgedLeaf(`--pfx ${sourceName(source)}`, read.material)
     // Each certificate was read by the PFX's decoder already.
     const candidates = read.certificates.map((der) => ({ der, node: new X509Certificate(der) }))
     return leafOf(yield* chainEnd(`--pfx ${sourceName(source)}`, candidates, "none"))

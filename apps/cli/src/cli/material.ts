@@ -5,7 +5,13 @@
  * terminal; never from a flag value. Key bytes stay `Redacted` and in memory.
  */
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
-import { type CertificateMaterial, type PfxDecodeError, shownSecretVariable } from "@kvdeploy/core"
+import {
+  type CertificateMaterial,
+  type DeployProblem,
+  materialProblems,
+  type PfxDecodeError,
+  shownSecretVariable,
+} from "@kvdeploy/core"
 import * as Prompt from "effect/cli/Prompt"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -273,8 +279,40 @@ const fromPem = (flags: MaterialFlags) =>
         keyParsed = yield* parse("--key", keySource, keyBytes, passphrase)
     }
     if (problems.length > 0) return yield* usage("the certificate material cannot be read", problems)
+    return yield* pemMaterial({
+      cert: { source: certSource, ...(certParsed ?? { certificates: [] }) },
+      chain:
+        chainSource === undefined || chainParsed === undefined
+          ? undefined
+          : { source: chainSource, ...chainParsed },
+      key:
+        keySource === undefined || keyParsed === undefined ? undefined : { source: keySource, ...keyParsed },
+    })
+  })
 
-    const certificates = certParsed?.certificates ?? []
+/** A PEM file as read: where it came from, its certificates (DER) and its private key (PKCS#8), if any. */
+export interface PemFile {
+  readonly source: string
+  readonly certificates: ReadonlyArray<Uint8Array>
+  readonly key?: Redacted.Redacted<Uint8Array> | undefined
+}
+
+/**
+ * Deploy's material of PEM files already read: which certificate is the leaf, and the keys it
+ * refuses (none at all, a key of --chain, two different keys, an issuer's key). Deploy and plan
+ * read --cert, --chain and --key into it; verify reads the --cert bundle that holds a key into it.
+ */
+export const pemMaterial = (files: {
+  readonly cert: PemFile
+  readonly chain: PemFile | undefined
+  readonly key: PemFile | undefined
+}): Effect.Effect<CertificateMaterial, CliProblem> =>
+  Effect.gen(function* () {
+    const { cert: certParsed, chain: chainParsed, key: keyParsed } = files
+    const certSource = certParsed.source
+    const chainSource = chainParsed?.source
+    const keySource = keyParsed?.source
+    const certificates = certParsed.certificates
     const leaf = certificates[0]
     if (leaf === undefined) {
       return yield* usageOne(
@@ -289,7 +327,7 @@ const fromPem = (flags: MaterialFlags) =>
         "holds a private key",
         "give the chain's certificates only, and the leaf's key with --key (or in the --cert file)",
       )
-    const key = keyParsed?.key ?? certParsed?.key
+    const key = keyParsed?.key ?? certParsed.key
     if (key === undefined) {
       return yield* usageOne(
         keySource === undefined ? "--key" : `--key ${sourceName(keySource)}`,
@@ -301,7 +339,7 @@ const fromPem = (flags: MaterialFlags) =>
       keySource === undefined ? `--cert ${sourceName(certSource)}` : `--key ${sourceName(keySource)}`
     if (
       keyParsed?.key !== undefined &&
-      certParsed?.key !== undefined &&
+      certParsed.key !== undefined &&
       !sameKey(keyParsed.key, certParsed.key)
     )
       return yield* usageOne(
@@ -338,6 +376,26 @@ const fromPem = (flags: MaterialFlags) =>
       )
     const chosen = matching ?? leaf
     return { leaf: chosen, chain: all.filter((c) => c !== chosen), key } satisfies CertificateMaterial
+  })
+
+/**
+ * What deploy's preflight says of the material's private key, in its words: core's
+ * `materialProblems` over the codec's inspection, as plan and deploy run them (a key that does not
+ * match the leaf, is damaged, cannot be read, or is of a kind Key Vault does not accept). Only the
+ * key is judged: the material is inspected without its chain, and the leaf's validity is left out
+ * (verify, which runs it, answers about an expired certificate too). Empty when deploy takes the key.
+ */
+export const keyProblems = (material: CertificateMaterial): Effect.Effect<ReadonlyArray<Problem>> =>
+  Effect.gen(function* () {
+    const { inspectMaterial } = yield* Effect.promise(loadPkcs12)
+    const inspected = yield* Effect.result(inspectMaterial({ ...material, chain: [] }))
+    // Not inspected at all: the leaf or the key cannot be read as deploy reads them (it refuses it so).
+    if (inspected._tag === "Failure") return inspected.failure.problems
+    const problems: Array<DeployProblem> = []
+    materialProblems(inspected.success, Date.now(), problems)
+    return problems
+      .filter((p) => p.field === "key")
+      .map(({ field, message, fix }) => ({ field, message, fix }))
   })
 
 /** Read a PFX. */

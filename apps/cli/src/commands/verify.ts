@@ -2,7 +2,9 @@
  * `kvdeploy verify`: does the vault serve this certificate (the latest
  * version's x5t equals the file's)? Optionally: does a TLS endpoint serve it,
  * polling until a timeout. Exit 0 yes, 1 no. The certificate is the leaf a
- * deploy of the same file would import (leaf.ts; a PFX is read by deploy's code).
+ * deploy of the same file would import (leaf.ts; a PFX, and a --cert bundle with
+ * its key, are read by deploy's code, the key judged as deploy judges it: exit 2
+ * for a key deploy refuses).
  */
 import { isIP } from "node:net"
 import { connect } from "node:tls"
@@ -297,7 +299,7 @@ export const verify = Command.make(
     }),
 ).pipe(
   Command.withDescription(
-    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches, or of one without a key (openssl pkcs12 -export -nokeys) the one that issued none of the others (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout (--timeout and --servername apply to --endpoint alone: without it they are a usage error). Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error.",
+    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches, or of one without a key (openssl pkcs12 -export -nokeys) the one that issued none of the others (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). A private key in the file is judged as deploy judges it: one deploy refuses (an issuer's key, a key that matches none of the certificates, a damaged one) is refused in deploy's words, exit 2. With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout (--timeout and --servername apply to --endpoint alone: without it they are a usage error). Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error or a file deploy would refuse for its key.",
   ),
   Command.withShortDescription("Does the vault (and an endpoint) serve this certificate?"),
   Command.withExamples([
