@@ -1562,6 +1562,75 @@ describe("verify --endpoint", () => {
     expect(verdict.checks.map((c) => c.serves).sort()).toEqual([false, true])
   })
 
+  it("names the SNI it sends: none for an IP address (not the address as the name), else the host or --servername", async () => {
+    const leaf = await fx.leaf()
+    /** A null for each connection, then the SNI name of its handshake when one was sent. */
+    const sent: Array<string | null> = []
+    const recording = createServer({
+      cert: leaf.certPem + fx.chainPem,
+      key: leaf.keyPem,
+      SNICallback: (servername, callback) => {
+        sent.push(servername)
+        callback(null, undefined)
+      },
+    })
+    recording.on("connection", () => sent.push(null))
+    await new Promise<void>((resolve) => recording.listen(0, "127.0.0.1", resolve))
+    const port = (recording.address() as { port: number }).port
+    /** The SNI names sent since the last call. */
+    const names = () => sent.splice(0).filter((n) => n !== null)
+    try {
+      const ip = await runCli(["verify", "--cert", "-", "--endpoint", `127.0.0.1:${port}`], {
+        stdin: leaf.certPem,
+      })
+      expect(ip.code, ip.stdout + ip.stderr).toBe(0)
+      expect(ip.stdout).toContain(
+        `127.0.0.1:${port} (no SNI: 127.0.0.1 is an IP address): presents this certificate`,
+      )
+      expect(ip.stdout).not.toContain("SNI 127.0.0.1")
+      expect(names()).toEqual([])
+
+      const given = await runCli(
+        [
+          "verify",
+          "--cert",
+          "-",
+          "--endpoint",
+          `127.0.0.1:${port}`,
+          "--servername",
+          "api.example.test",
+          "--json",
+        ],
+        { stdin: leaf.certPem },
+      )
+      expect(given.code, given.stdout + given.stderr).toBe(0)
+      expect(json<{ checks: Array<{ where: string }> }>(given).checks[0]?.where).toBe(
+        `127.0.0.1:${port} (SNI api.example.test)`,
+      )
+      expect(names()).toEqual(["api.example.test"])
+
+      // A host name is sent as given.
+      const named = await runCli(["verify", "--cert", "-", "--endpoint", `localhost:${port}`, "--json"], {
+        stdin: leaf.certPem,
+      })
+      expect(named.code, named.stdout + named.stderr).toBe(0)
+      expect(json<{ checks: Array<{ where: string }> }>(named).checks[0]?.where).toBe(
+        `localhost:${port} (SNI localhost)`,
+      )
+      expect(names()).toEqual(["localhost"])
+    } finally {
+      await new Promise<void>((resolve) => recording.close(() => resolve()))
+    }
+    // An endpoint that cannot be reached is named with what was tried.
+    const closed = await runCli(["verify", "--cert", "-", "--endpoint", `127.0.0.1:${port}`, "--json"], {
+      stdin: leaf.certPem,
+    })
+    expect(closed.code, closed.stdout + closed.stderr).toBe(1)
+    const check = json<{ checks: Array<{ where: string; detail: string }> }>(closed).checks[0]
+    expect(check?.where).toBe(`127.0.0.1:${port} (no SNI: 127.0.0.1 is an IP address)`)
+    expect(check?.detail).toContain("ECONNREFUSED")
+  })
+
   it("polls with --timeout: yes once the endpoint switches to the certificate; no, after every look that fits, when it never does", async () => {
     const [before, after] = await Promise.all([fx.leaf(), fx.leaf()])
     const switching = createServer({ cert: before.certPem + fx.chainPem, key: before.keyPem })

@@ -42,12 +42,22 @@ interface Check {
   readonly fix?: string
 }
 
+/**
+ * The SNI name sent for `servername` (--servername, or the endpoint's host): none for an IP
+ * address, as SNI carries DNS names only (RFC 6066; Node warns, DEP0123).
+ */
+const sniOf = (servername: string): string | undefined => (isIP(servername) === 0 ? servername : undefined)
+
 /** The leaf an endpoint presents, or why it could not be read. */
-const peerLeaf = (host: string, port: number, servername: string, timeoutMs: number) =>
+const peerLeaf = (host: string, port: number, sni: string | undefined, timeoutMs: number) =>
   new Promise<{ der: Uint8Array } | { error: string }>((resolve) => {
-    // SNI carries DNS names only (RFC 6066): for an IP address none is sent (Node warns, DEP0123).
-    const sni = isIP(servername) === 0 ? { servername } : {}
-    const socket = connect({ host, port, ...sni, rejectUnauthorized: false, timeout: timeoutMs })
+    const socket = connect({
+      host,
+      port,
+      ...(sni === undefined ? {} : { servername: sni }),
+      rejectUnauthorized: false,
+      timeout: timeoutMs,
+    })
     const done = (v: { der: Uint8Array } | { error: string }) => {
       socket.destroy()
       resolve(v)
@@ -84,7 +94,9 @@ export const verify = Command.make(
     ),
     servername: Flag.String("servername").pipe(
       Flag.withMetavar("NAME"),
-      Flag.withDescription("SNI name to send to --endpoint (default: its host)."),
+      Flag.withDescription(
+        "SNI name to send to --endpoint (default: its host; none for an IP address, which SNI cannot carry).",
+      ),
       Flag.optional,
     ),
     timeout: Flag.String("timeout").pipe(
@@ -240,6 +252,9 @@ export const verify = Command.make(
       }
       if (endpoint !== undefined) {
         const servername = Option.getOrElse(input.servername, () => endpoint.host)
+        const sni = sniOf(servername)
+        // What was sent, as the check names the endpoint: the SNI name, or none (and why).
+        const where = `${endpoint.host}:${endpoint.port} (${sni === undefined ? `no SNI: ${servername} is an IP address` : `SNI ${sni}`})`
         const deadline = Date.now() + timeoutMs
         let attempt = 0
         const look = Effect.gen(function* () {
@@ -249,14 +264,14 @@ export const verify = Command.make(
             peerLeaf(
               endpoint.host,
               endpoint.port,
-              servername,
+              sni,
               Math.max(1000, Math.min(10_000, deadline - Date.now())),
             ),
           )
           if (!("der" in got))
             return {
               check: "endpoint",
-              where: `${endpoint.host}:${endpoint.port}`,
+              where,
               serves: false,
               servedX5t: undefined,
               detail: got.error,
@@ -264,7 +279,7 @@ export const verify = Command.make(
           const served = leafOf(got.der)
           return {
             check: "endpoint",
-            where: `${endpoint.host}:${endpoint.port} (SNI ${servername})`,
+            where,
             serves: served.x5t === leaf.x5t,
             servedX5t: served.x5t,
             detail:
@@ -299,7 +314,7 @@ export const verify = Command.make(
     }),
 ).pipe(
   Command.withDescription(
-    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches, or of one without a key (openssl pkcs12 -export -nokeys) the one that issued none of the others (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). A private key in the file is judged as deploy judges it: one deploy refuses (an issuer's key, a key that matches none of the certificates, a damaged one) is refused in deploy's words, exit 2. With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout (--timeout and --servername apply to --endpoint alone: without it they are a usage error). Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error or a file deploy would refuse for its key.",
+    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches, or of one without a key (openssl pkcs12 -export -nokeys) the one that issued none of the others (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). A private key in the file is judged as deploy judges it: one deploy refuses (an issuer's key, a key that matches none of the certificates, a damaged one) is refused in deploy's words, exit 2. With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout; the SNI sent is --servername or the host, none for an IP address (--timeout and --servername apply to --endpoint alone: without it they are a usage error). Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error or a file deploy would refuse for its key.",
   ),
   Command.withShortDescription("Does the vault (and an endpoint) serve this certificate?"),
   Command.withExamples([
