@@ -25,6 +25,7 @@ describe("the Node.js version", () => {
       path: "/nonexistent/agent.yaml",
       valid: false,
       problems: [{ field: "node", message: "is v20.20.2" }],
+      warnings: [],
     })
     // 22.10 passes the check: the command itself answers (here: an error of its own).
     const current = spawnAsNodeVersion("22.10.0", bin, ["--config", "/nonexistent/agent.yaml", "--check"])

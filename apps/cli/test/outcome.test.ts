@@ -193,8 +193,13 @@ describe("the old line of an outcome without a previous version", () => {
       old({ _tag: "Failed", step: "soft-deleted", error: "VaultConflictSoftDeleted", vaultCalls: 2 }),
     ).toBe("  old         (none served: a soft-deleted certificate holds the name)")
     // A soft-deleted name's refusal (not kvdeploy's, or a previous key that does not match) after reading the vault.
-    expect(old({ _tag: "Rejected", problems: [], vaultCalls: 2 })).toBe(
-      "  old         (none served: a soft-deleted certificate holds the name)",
+    for (const reason of ["not_managed", "previous_key"])
+      expect(old({ _tag: "Rejected", problems: [{ reason }], vaultCalls: 2 })).toBe(
+        "  old         (none served: a soft-deleted certificate holds the name)",
+      )
+    // A refusal after a snapshot that found nothing, for another reason (a PFX that could not be built).
+    expect(old({ _tag: "Rejected", problems: [{ reason: "material_invalid" }], vaultCalls: 1 })).toBe(
+      "  old         (none: first deploy)",
     )
     expect(old({ _tag: "Succeeded", versionId: "v1", vaultCalls: 3 })).toBe(
       "  old         (none: first deploy)",

@@ -84,6 +84,8 @@ interface RunState {
   servedNotAfter: Date | undefined
   /** When the vault answered the snapshot's 404, by its own clock, when the adapter says (a first deploy). */
   snapshotNotFoundAtMs?: number | undefined
+  /** Whether the snapshot found no certificate (whether or not the answer said when). */
+  snapshotNotFound?: boolean
 }
 
 const refOf = (v: VaultVersion): VersionRef => ({
@@ -681,6 +683,7 @@ function* run(
   if (snapshot._tag === "Failure") {
     if (snapshot.failure._tag !== "VaultNotFound") return snapshotFailed(trail, snapshot.failure)
     state.snapshotNotFoundAtMs = snapshot.failure.answeredAtMs
+    state.snapshotNotFound = true
     // Not "first deploy": a soft-deleted certificate may hold the name, which the import meets.
     trail.note("snapshot: not found (no version is served under this name)")
   } else {
@@ -959,25 +962,26 @@ export const deploy: (
     else if (trail.postVerifyFailure !== undefined) yield* metrics.postVerifyFailure(trail.postVerifyFailure)
     if (trail.rollbackOutcome !== undefined) yield* metrics.rollback(trail.rollbackOutcome)
     yield* metrics.deployDuration(outcome.timings.durationMs / 1000)
-    // What the vault serves at the end, when the run knows it. A refused import or recovery wrote
-    // nothing: the vault serves what the snapshot read (or the recovery brought back), or nothing
-    // when it read none or the import's refusal said the certificate is deleted; the series an
-    // earlier run left no longer tells the truth then.
-    const wroteNothing =
-      outcome._tag === "Failed" &&
-      (outcome.step === "import" || outcome.step === "soft-deleted") &&
-      trail.recovered !== "unknown"
+    // What the vault serves at the end, when the run knows it. A Failed deploy wrote nothing: after
+    // a refused import the vault serves what the snapshot read (or a recovery brought back), and
+    // nothing when the snapshot read none or the certificate is deleted (a soft-deleted name met,
+    // whatever then failed; an import refused as deleted; a lost import found to have met a deleted
+    // certificate). The series an earlier run left no longer tells the truth then.
+    const failed = outcome._tag === "Failed" && trail.recovered !== "unknown" ? outcome : undefined
     const servesNothing =
-      wroteNothing &&
-      (outcome.error === "VaultConflictSoftDeleted" ||
-        outcome.code === "ObjectIsBeingDeleted" ||
-        (state.previous === undefined && state.snapshotNotFoundAtMs !== undefined))
+      failed !== undefined &&
+      (failed.step === "soft-deleted" ||
+        (failed.step === "reconcile" && failed.error === "VaultConflictSoftDeleted") ||
+        (failed.step === "import" &&
+          (failed.error === "VaultConflictSoftDeleted" ||
+            failed.code === "ObjectIsBeingDeleted" ||
+            (state.previous === undefined && state.snapshotNotFound === true))))
     const notAfter =
       outcome._tag === "Succeeded" || outcome._tag === "Skipped"
         ? state.inspected?.leaf.notAfter
         : outcome._tag === "RolledBack" || outcome._tag === "Superseded"
           ? state.servedNotAfter
-          : wroteNothing && !servesNothing
+          : failed?.step === "import" && !servesNothing
             ? state.previous?.expiresAt
             : undefined
     if (servesNothing) yield* metrics.certificateNotServed(outcome.target)

@@ -268,18 +268,24 @@ const holdsDerBase64 = (run: string): boolean => {
 
 const hiddenRun = (run: string): string => `[base64 text of ${run.length} characters, not shown]`
 
-/** 64 or more hex digits in one run: a private scalar or exponent in hex (see hexRun). */
-const hexRunGlobal = /[0-9A-Fa-f]{64,}/g
 /**
- * 32 or more hex bytes joined by colons, across line breaks (also escaped ones) and indentation:
- * a private value as `openssl pkey -text` (or `rsa`, `ec`) prints it, 15 bytes a line. Bounded gaps
- * that never compete with the hex digits, so the time is linear in the text.
+ * 60 or more hex digits in one run: a private scalar or exponent in hex, P-256's (64) too when
+ * written without its leading zeros (one scalar in 16 starts with a zero digit).
  */
-const colonHexRun = new RegExp(`(?:[0-9A-Fa-f]{2}:${lineGap}){31,}[0-9A-Fa-f]{2}`, "g")
+const hexRunGlobal = /[0-9A-Fa-f]{60,}/g
+/** Between colon-joined hex bytes: a line break (also escaped, in JSON or JSON in JSON) and indentation. */
+const hexGap = String.raw`(?:\s|\\{1,8}[rn]){0,16}`
+/**
+ * 30 or more hex bytes joined by colons, across line breaks and indentation: a private value as
+ * `openssl pkey -text` (or `rsa`, `ec`) prints it, 15 bytes a line (P-256's 32, or fewer without
+ * its leading zero bytes). Bounded gaps that never compete with the hex digits, so the time is
+ * linear in the text.
+ */
+const colonHexRun = new RegExp(`(?:[0-9A-Fa-f]{2}:${hexGap}){29,}[0-9A-Fa-f]{2}`, "g")
 
 /**
  * `text` without PEM blocks, without long base64 runs (64 or more characters that read as encoded
- * bytes) and without long hex (64 or more digits in one run, or 32 or more colon-joined bytes, as
+ * bytes) and without long hex (60 or more digits in one run, or 30 or more colon-joined bytes, as
  * `openssl pkey -text` prints a private value): what a message from elsewhere (an SDK's error, an
  * identity provider's answer, a value quoted back) may carry of a response body or an echoed value
  * is not shown. Ids, SHA-1 thumbprints, version ids and URLs are shorter or read as words and stay

@@ -202,6 +202,27 @@ describe("a vault that serves nothing", () => {
             (v) => Effect.sync(() => v.script("importVersion", Fault.foreignDelete("before"))),
             {},
           ],
+          // The same, and the recovery refused: the snapshot's version is not served.
+          [
+            "deleted after the snapshot, recovery refused",
+            (v) =>
+              Effect.sync(() => {
+                v.script("importVersion", Fault.foreignDelete("before"))
+                v.script("recoverDeleted", Fault.fail("Forbidden"))
+              }),
+            { on_soft_deleted: "recover" },
+          ],
+          // An import whose answer was lost, the certificate deleted meanwhile: the import wrote nothing.
+          [
+            "a lost import into a certificate deleted meanwhile",
+            (v) =>
+              Effect.sync(() => {
+                v.script("importVersion", Fault.fail("Ambiguous"))
+                v.script("getLatest", Fault.pass, Fault.foreignDelete("before"))
+                v.script("listVersions", Fault.foreignDelete("before"))
+              }),
+            {},
+          ],
         ]
         for (const [label, setup, targetFields] of scenarios) {
           yield* fresh(
@@ -214,7 +235,7 @@ describe("a vault that serves nothing", () => {
                 yield* runDeploy(request(newCert.material, {}, target(targetFields))),
                 "Failed",
               )
-              assert.include(["soft-deleted", "import"], o.step, label)
+              assert.include(["soft-deleted", "import", "reconcile"], o.step, label)
               assert.isUndefined(vault.latest(NAME), label)
               assert.strictEqual(metrics.count("certificateExpiry"), 0, label)
               assert.deepStrictEqual(

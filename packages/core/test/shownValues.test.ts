@@ -243,8 +243,12 @@ describe("what messages show", () => {
       expect(text).toContain(pieces(d).find((p) => text.includes(p)) ?? "(no piece of d in the text)")
       for (const message of [
         `refused: ${text}`,
-        // The same output quoted in JSON (escaped line breaks) and in one line.
+        // The same output quoted in JSON (escaped line breaks), in JSON in JSON, and in one line.
         `refused: ${JSON.stringify(text)}`,
+        `refused: ${JSON.stringify(JSON.stringify(text))}`,
+        // Without leading zeros (BigInt's toString(16), BN_bn2hex): a scalar of 60 digits, of 30 bytes.
+        `refused: ${d.slice(4)}`,
+        `refused: ${colons(d.slice(4))}`,
         `refused: ${colons(d)}`,
         `refused: ${d} (status 400)`,
         `refused: ${d.toUpperCase()}`,

@@ -181,9 +181,11 @@ const noPreviousText = (o: DeployOutcome): string =>
     : o._tag === "Rejected" && o.vaultCalls === 0
       ? "(not read: the material was refused before any vault call)"
       : (o._tag === "Failed" && (o.step === "soft-deleted" || o.error === "VaultConflictSoftDeleted")) ||
-          // Refused after reading the vault with nothing served: only a soft-deleted name's refusals
-          // (not kvdeploy's, or a previous key that does not match) end so.
-          (o._tag === "Rejected" && o.recovered === undefined)
+          // Refused after reading the vault with nothing served, for what a recovery would bring back
+          // (not kvdeploy's, or a previous key that does not match): a soft-deleted name.
+          (o._tag === "Rejected" &&
+            o.recovered === undefined &&
+            o.problems.some((p) => p.reason === "not_managed" || p.reason === "previous_key"))
         ? "(none served: a soft-deleted certificate holds the name)"
         : o.recovered !== undefined
           ? "(none served before the recovery)"
