@@ -513,6 +513,13 @@ describe("a certificate operation in progress in the vault", () => {
     )
     expect(refused._tag).toBe("Rejected")
     expect(refused.reason).toContain("holds no certificate yet")
+    // verify says so too, not "another certificate".
+    const verified = await runCli(["verify", "--config", world.targetFile(started), "--cert", "-"], {
+      stdin: (await fx.leaf()).certPem,
+      env: world.env,
+    })
+    expect(verified.code).toBe(1)
+    expect(verified.stdout).toMatch(/latest version [0-9a-f]{32} holds no certificate yet/)
   })
 })
 

@@ -243,11 +243,14 @@ export const verify = Command.make(
               ? `the certificate is soft-deleted: ${softDeleted.message}`
               : latest === undefined
                 ? "the certificate does not exist"
-                : latest.x5t !== leaf.x5t
-                  ? `the latest version ${latest.versionId} is another certificate`
-                  : !latest.enabled
-                    ? `the latest version ${latest.versionId} is disabled`
-                    : `the latest version ${latest.versionId} is this certificate`,
+                : latest.x5t === ""
+                  ? // A create started in the vault that has not completed (waiting for its CA, or a merge).
+                    `the latest version ${latest.versionId} holds no certificate yet (a create or merge of it has not completed: \`az keyvault certificate pending show\`)`
+                  : latest.x5t !== leaf.x5t
+                    ? `the latest version ${latest.versionId} is another certificate`
+                    : !latest.enabled
+                      ? `the latest version ${latest.versionId} is disabled`
+                      : `the latest version ${latest.versionId} is this certificate`,
         })
       }
       if (endpoint !== undefined) {
