@@ -264,6 +264,32 @@ describe("verify of a file whose private key deploy refuses: refused as deploy r
       expect(doc.error.problems[0]?.message).toContain("is damaged")
     },
   )
+
+  it.skipIf(!hasOpenssl)(
+    "a PFX exported with its issuer's key (OpenSSL takes the intermediate as the key's certificate): deploy, plan and verify refuse it as the issuer's key, exit 2",
+    async () => {
+      const pem = world.file("issuer-pfx.pem", served.certPem + fx.chainPem)
+      const key = world.file("issuer-pfx.key", fx.pki.intermediate.keyPem)
+      const pfx = world.file("issuer.pfx", "")
+      const made = spawnSync(
+        "openssl",
+        ["pkcs12", "-export", "-in", pem, "-inkey", key, "-out", pfx, "-passout", "pass:"],
+        { encoding: "utf8" },
+      )
+      expect(made.status, made.stderr).toBe(0)
+      for (const command of ["verify", "plan", "deploy"]) {
+        const r = await runCli([command, "--config", world.targetFile(name), "--pfx", pfx, "--json"], {
+          env: world.env,
+        })
+        expect(r.code, `${command}: ${r.stdout}${r.stderr}`).toBe(2)
+        const problem = json<ErrorDocument>(r).error.problems[0]
+        expect(problem?.field, command).toBe(`--pfx ${pfx}`)
+        expect(problem?.message, command).toMatch(
+          /^holds the private key of ".*", which issued ".*api\.example\.test.*" in the same file: an issuer's key, not the leaf's$/,
+        )
+      }
+    },
+  )
 })
 
 describe("verify --pfx: the PFX that was deployed, read as deploy reads it", () => {

@@ -414,8 +414,26 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
         )
       }
     }
-    return yield* decodedPfx(flags, pfxSource, (pkcs12, bytes, password) => pkcs12.decodePfx(bytes, password))
+    return yield* decodedPfx(flags, pfxSource, (pkcs12, bytes, password) =>
+      pkcs12.decodePfx(bytes, password),
+    ).pipe(Effect.tap((material) => refuseIssuerKey(material, pfxSource)))
   })
+
+/**
+ * A PFX exported with the key of a CA that issued another of its certificates: the decoded leaf is
+ * the key's certificate, so preflight would refuse a broken chain and tell the operator to remove
+ * the real leaf. Refused as the PEM files' issuer's key is.
+ */
+const refuseIssuerKey = (material: CertificateMaterial, pfxSource: string) => {
+  const issued = issuedOneOf(material.leaf, material.chain)
+  return issued === undefined
+    ? Effect.void
+    : usageOne(
+        `--pfx ${sourceName(pfxSource)}`,
+        `holds the private key of ${subjectOf(material.leaf)}, which issued ${subjectOf(issued)} in the same file: an issuer's key, not the leaf's`,
+        "export the PFX with the leaf's own private key (the key its certificate was issued for)",
+      )
+}
 
 /**
  * Read the PFX of `pfxSource` with its password (from the variable named by --pfx-password-env, a
@@ -515,7 +533,7 @@ export const readPfxCertificates = (
           : Effect.fail(e),
       ),
     ),
-  )
+  ).pipe(Effect.tap((read) => ("material" in read ? refuseIssuerKey(read.material, pfxSource) : Effect.void)))
 
 /** The material named by the flags; exactly one of PEM or PFX. */
 export const readMaterial = (
