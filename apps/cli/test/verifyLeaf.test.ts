@@ -42,6 +42,29 @@ interface ErrorDocument {
   }
 }
 
+/** A PFX of these certificates and this key, with the empty password, as OpenSSL exports it (its path). */
+const opensslPfx = (name: string, certificatesPem: string, keyPem: string): string => {
+  const pfx = world.file(`${name}.pfx`, "")
+  const made = spawnSync(
+    "openssl",
+    [
+      "pkcs12",
+      "-export",
+      "-in",
+      world.file(`${name}-pfx.pem`, certificatesPem),
+      "-inkey",
+      world.file(`${name}-pfx.key`, keyPem),
+      "-out",
+      pfx,
+      "-passout",
+      "pass:",
+    ],
+    { encoding: "utf8" },
+  )
+  expect(made.status, made.stderr).toBe(0)
+  return pfx
+}
+
 const verify = (
   args: ReadonlyArray<string>,
   options: { readonly env?: Record<string, string>; readonly stdin?: string | Uint8Array } = {},
@@ -246,15 +269,7 @@ describe("verify of a file whose private key deploy refuses: refused as deploy r
   it.skipIf(!hasOpenssl)(
     "a PFX with a damaged key (OpenSSL exports it; deploy refuses it): exit 2 with plan's message",
     async () => {
-      const pem = world.file("damaged-pfx.pem", served.certPem + fx.chainPem)
-      const key = world.file("damaged-pfx.key", damagedKeyPem(served.keyPem))
-      const pfx = world.file("damaged.pfx", "")
-      const made = spawnSync(
-        "openssl",
-        ["pkcs12", "-export", "-in", pem, "-inkey", key, "-out", pfx, "-passout", "pass:"],
-        { encoding: "utf8" },
-      )
-      expect(made.status, made.stderr).toBe(0)
+      const pfx = opensslPfx("damaged", served.certPem + fx.chainPem, damagedKeyPem(served.keyPem))
       const planned = await planRefuses(["--pfx", pfx])
       const r = await verify(["--pfx", pfx, "--json"])
       expect(r.code, r.stdout + r.stderr).toBe(2)
@@ -268,15 +283,7 @@ describe("verify of a file whose private key deploy refuses: refused as deploy r
   it.skipIf(!hasOpenssl)(
     "a PFX exported with its issuer's key (OpenSSL takes the intermediate as the key's certificate): deploy, plan and verify refuse it as the issuer's key, exit 2",
     async () => {
-      const pem = world.file("issuer-pfx.pem", served.certPem + fx.chainPem)
-      const key = world.file("issuer-pfx.key", fx.pki.intermediate.keyPem)
-      const pfx = world.file("issuer.pfx", "")
-      const made = spawnSync(
-        "openssl",
-        ["pkcs12", "-export", "-in", pem, "-inkey", key, "-out", pfx, "-passout", "pass:"],
-        { encoding: "utf8" },
-      )
-      expect(made.status, made.stderr).toBe(0)
+      const pfx = opensslPfx("issuer", served.certPem + fx.chainPem, fx.pki.intermediate.keyPem)
       for (const command of ["verify", "plan", "deploy"]) {
         const r = await runCli([command, "--config", world.targetFile(name), "--pfx", pfx, "--json"], {
           env: world.env,
