@@ -42,18 +42,20 @@ interface ErrorDocument {
   }
 }
 
-/** A PFX of these certificates and this key, with the empty password, as OpenSSL exports it (its path). */
-const opensslPfx = (name: string, certificatesPem: string, keyPem: string): string => {
+/**
+ * A PFX of these certificates and this key (none: `-nokeys`, certificates only), with the empty
+ * password, as OpenSSL exports it (its path).
+ */
+const opensslPfx = (name: string, certificatesPem: string, keyPem?: string): string => {
   const pfx = world.file(`${name}.pfx`, "")
   const made = spawnSync(
     "openssl",
     [
       "pkcs12",
       "-export",
+      ...(keyPem === undefined ? ["-nokeys"] : ["-inkey", world.file(`${name}-pfx.key`, keyPem)]),
       "-in",
       world.file(`${name}-pfx.pem`, certificatesPem),
-      "-inkey",
-      world.file(`${name}-pfx.key`, keyPem),
       "-out",
       pfx,
       "-passout",
@@ -331,26 +333,7 @@ describe("verify --pfx: the PFX that was deployed, read as deploy reads it", () 
     "a PFX without a private key (openssl pkcs12 -export -nokeys): verify takes the certificate that issued none of the others; deploy still refuses it",
     async () => {
       /** A certificate-only PFX of these PEM certificates, with the empty password, as OpenSSL writes it. */
-      const certOnly = (label: string, pem: string) => {
-        const out = world.file(`${label}.pfx`, "")
-        const made = spawnSync(
-          "openssl",
-          [
-            "pkcs12",
-            "-export",
-            "-nokeys",
-            "-in",
-            world.file(`${label}.pem`, pem),
-            "-out",
-            out,
-            "-passout",
-            "pass:",
-          ],
-          { encoding: "utf8" },
-        )
-        expect(made.status, made.stderr).toBe(0)
-        return out
-      }
+      const certOnly = (label: string, pem: string) => opensslPfx(label, pem)
       const alone = await verify(["--pfx", certOnly("certonly", served.certPem), "--json"])
       expect(alone.code, alone.stdout + alone.stderr).toBe(0)
       expect(json<Verdict>(alone)).toMatchObject({ serves: true, x5t: x5tOf(served) })
