@@ -2204,6 +2204,26 @@ describe("validate, doctor, emulator", () => {
     expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential/)
   })
 
+  it("doctor, managed_identity with a client id the endpoint does not know: the endpoint's refusal in its words, not 'no credential source' (1)", async () => {
+    type Check = { check: string; status: string; detail: string; fix?: string }
+    const target = world.targetFile("doctor-mi-unknown", {
+      credential_mode: "managed_identity",
+      managed_identity_client_id: "11111111-2222-3333-4444-555555555555",
+    })
+    const r = await runCli(["doctor", "--config", target, "--json"], {
+      env: world.emulator.env.managedIdentityImds,
+    })
+    expect(r.code, r.stdout).toBe(1)
+    const token = json<{ checks: Array<Check> }>(r).checks.find((c) => c.check === "token")
+    expect(token?.status).toBe("fail")
+    expect(token?.detail).toMatch(
+      /: the managed identity endpoint refused the token request: Identity not found$/,
+    )
+    expect(token?.fix).toMatch(
+      /set managed_identity_client_id to the client id of a user-assigned identity assigned/,
+    )
+  })
+
   it("doctor, workload_identity: the federated token's expiry is shown; an expired one fails as such, the vault's checks skipped (1)", async () => {
     type Check = { check: string; status: string; detail: string; fix?: string }
     const target = world.targetFile("doctor-workload", { credential_mode: "workload_identity" })

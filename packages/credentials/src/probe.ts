@@ -1,3 +1,4 @@
+import { withoutKeyText } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import { TokenRequestFailed } from "./CredentialUnavailable.js"
 import { chainFailures, withChainReport } from "./chainReport.js"
@@ -255,6 +256,21 @@ export const explainTokenFailure = (
       reason:
         "the identity provider (Entra ID or the managed identity endpoint) is unavailable or throttling for now",
       fix: "Retry in a few minutes; nothing is wrong with the credential itself",
+    }
+  }
+  // A managed identity endpoint that answered and refused (an identity it does not know, a wrong
+  // IDENTITY_HEADER): not "no credential source", and the endpoint's own words say which.
+  if (/ManagedIdentityCredential: Authentication failed/i.test(text)) {
+    const said = withoutKeyText(
+      (/Description: (.*?)(?: - Correlation ID|$)/.exec(text)?.[1] ?? text.split("\n")[0] ?? "").trim(),
+    ).slice(0, 300)
+    return {
+      reason: `the managed identity endpoint refused the token request: ${said}`,
+      fix: /identity not found/i.test(text)
+        ? "The endpoint knows no identity of that client id on this host: set managed_identity_client_id to the client id of a user-assigned identity assigned to this VM, App Service or pod (az vm identity show, az webapp identity show), or leave it out for the system-assigned identity"
+        : /header/i.test(text)
+          ? "The endpoint refused its identity header: IDENTITY_HEADER must be the value the platform set for this process (App Service, Container Apps, Functions), not a copy from elsewhere"
+          : "Check the managed identity assigned to this host and the client id kvdeploy asks for (managed_identity_client_id), in the endpoint's words above",
     }
   }
   if (name === "CredentialUnavailableError" || /\bunavailable\b/i.test(text)) {

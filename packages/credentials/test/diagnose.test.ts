@@ -416,6 +416,30 @@ describe("explainTokenFailure", () => {
     expect(explainTokenFailure(unavailable, "default").fix).toMatch(/az login/)
     expect(explainTokenFailure(unavailable).fix).toMatch(/az login/)
   })
+
+  it("a managed identity endpoint that answered and refused is named with its own words, not as no source", () => {
+    const refused = (description: string) =>
+      Object.assign(
+        new Error(
+          `ManagedIdentityCredential: Authentication failed. Message invalid_request: Error(s): Not Available - Timestamp: Not Available - Description: ${description} - Correlation ID: Not Available - Trace ID: Not Available`,
+        ),
+        { name: "CredentialUnavailableError" },
+      )
+    const unknown = explainTokenFailure(refused("Identity not found"), "managed_identity")
+    expect(unknown.reason).toBe("the managed identity endpoint refused the token request: Identity not found")
+    expect(unknown.fix).toMatch(
+      /^The endpoint knows no identity of that client id on this host: set managed_identity_client_id/,
+    )
+    const header = explainTokenFailure(refused("X-IDENTITY-HEADER is missing or wrong"), "default")
+    expect(header.reason).toBe(
+      "the managed identity endpoint refused the token request: X-IDENTITY-HEADER is missing or wrong",
+    )
+    expect(header.fix).toMatch(/IDENTITY_HEADER must be the value the platform set/)
+    // Whatever the endpoint quotes back, key text in it is not shown.
+    const pem =
+      "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAAAAAAAAAAAAAAAA\n-----END PRIVATE KEY-----"
+    expect(explainTokenFailure(refused(pem), "managed_identity").reason).not.toContain("MIGHAgEA")
+  })
 })
 
 describe("explainTokenFailure: what Entra ID refused", () => {
