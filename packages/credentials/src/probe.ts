@@ -167,6 +167,22 @@ export const explainTokenFailure = (
   error: unknown,
   mode?: ResolvedCredential["identity"]["mode"],
 ): { reason: string; fix: string } => {
+  const explained = explainBare(error, mode)
+  // Entra ID's own first sentence beside kvdeploy's words: its AADSTS code tells apart what one
+  // reason covers (a federated credential's issuer or its subject, a secret expired or wrong).
+  const text = error instanceof Error ? error.message : String(error)
+  const said = /AADSTS(\d+):[^\r\n]*?(?:\.(?=\s|$)|(?=[\r\n])|$|(?= Trace ID:))/.exec(text)
+  return said === null ||
+    !explained.reason.startsWith("Entra ID") ||
+    explained.reason.includes(`AADSTS${said[1]}`)
+    ? explained
+    : { ...explained, reason: `${explained.reason} (Entra ID: ${withoutKeyText(said[0]).slice(0, 300)})` }
+}
+
+const explainBare = (
+  error: unknown,
+  mode?: ResolvedCredential["identity"]["mode"],
+): { reason: string; fix: string } => {
   const name = error instanceof Error ? error.name : ""
   const text = error instanceof Error ? error.message : String(error)
   const code =

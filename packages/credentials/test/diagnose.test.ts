@@ -446,8 +446,9 @@ describe("explainTokenFailure: what Entra ID refused", () => {
   const entra = (message: string) => Object.assign(new Error(message), { name: "AuthenticationError" })
   it("a refused federated token is not called a refused client secret, whatever the OAuth code", () => {
     const wrongSubject = entra("invalid_client: AADSTS700213: No matching federated identity record found")
+    // With Entra ID's own first sentence: its code tells the issuer from the subject.
     expect(explainTokenFailure(wrongSubject, "workload_identity").reason).toBe(
-      "Entra ID refused the federated token",
+      "Entra ID refused the federated token (Entra ID: AADSTS700213: No matching federated identity record found)",
     )
     // The bare OAuth code, under each mode.
     const bare = entra("invalid_client: the client could not be authenticated")
@@ -456,7 +457,18 @@ describe("explainTokenFailure: what Entra ID refused", () => {
     expect(explainTokenFailure(bare, "default").reason).toBe("Entra ID refused the credential")
     expect(
       explainTokenFailure(entra("invalid_client: AADSTS7000215: Invalid client secret provided")).reason,
-    ).toBe("Entra ID refused the client secret")
+    ).toBe("Entra ID refused the client secret (Entra ID: AADSTS7000215: Invalid client secret provided)")
+    // Only its first sentence, not the trace and correlation ids or the links after it.
+    expect(
+      explainTokenFailure(
+        entra(
+          "invalid_client: AADSTS700211: No matching federated identity record found for presented assertion issuer 'https://oidc.example.test/'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. Trace ID: 1 Correlation ID: 2",
+        ),
+        "workload_identity",
+      ).reason,
+    ).toBe(
+      "Entra ID refused the federated token (Entra ID: AADSTS700211: No matching federated identity record found for presented assertion issuer 'https://oidc.example.test/'.)",
+    )
   })
 
   it("an outage or throttling of the identity provider passes; it is not a missing credential source", () => {
@@ -530,7 +542,9 @@ describe("explainTokenFailure: what Entra ID refused", () => {
         cause: { name: "ServerError", status: 401, errorCode: "invalid_client" },
       },
     )
-    expect(explainTokenFailure(secret, "client_secret").reason).toBe("Entra ID refused the client secret")
+    expect(explainTokenFailure(secret, "client_secret").reason).toBe(
+      "Entra ID refused the client secret (Entra ID: AADSTS7000215: Invalid client secret provided.)",
+    )
     const chain = Object.assign(
       new Error(
         "ChainedTokenCredential failed: ManagedIdentityCredential: server_error: Http status code: 503",

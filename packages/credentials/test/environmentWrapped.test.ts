@@ -200,7 +200,7 @@ describe("EnvironmentCredential's wrapped failures", () => {
       )
     expect(identityProviderOutage(failure)).toBe(false)
     expect(explainTokenFailure(failure, "client_secret")).toEqual({
-      reason: "Entra ID does not know this tenant",
+      reason: "Entra ID does not know this tenant (Entra ID: AADSTS90002: Tenant 'tenant-1' not found.)",
       fix: expect.stringMatching(/AZURE_TENANT_ID/),
     })
   })

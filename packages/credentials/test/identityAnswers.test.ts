@@ -93,7 +93,9 @@ describe("answers that look broken but are not", () => {
           }),
         },
       })
-      expect(failed.reason).toBe("Entra ID refused the client secret")
+      expect(failed.reason).toBe(
+        "Entra ID refused the client secret (Entra ID: AADSTS7000215: Invalid client secret provided.)",
+      )
     }),
   )
 })
