@@ -17,6 +17,9 @@ import {
 } from "../src/testing/index.js"
 import { expectTag, fresh, managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
 
+/** The in-memory vault a scenario scripts. */
+type VaultHandle = (typeof InMemoryVaultHandle)["Service"]
+
 const ca = makeAuthority("recorded")
 const oldCert = issue({ seed: "rec-old", issuer: ca, notAfter: new Date(Date.UTC(2090, 0, 1)) })
 /** Another writer's certificate, with an expiry of its own. */
@@ -116,11 +119,7 @@ describe("metrics per outcome", () => {
     () =>
       Effect.gen(function* () {
         const scenarios: ReadonlyArray<
-          readonly [
-            DeployOutcome["_tag"],
-            (vault: (typeof InMemoryVaultHandle)["Service"]) => void,
-            ReturnType<typeof request>,
-          ]
+          readonly [DeployOutcome["_tag"], (vault: VaultHandle) => void, ReturnType<typeof request>]
         > = [
           ["Rejected", () => {}, request(withWrongKey(newCert))],
           ["Failed", (v) => v.script("importVersion", Fault.fail("Forbidden")), request(newCert.material)],
@@ -180,11 +179,7 @@ describe("a vault that serves nothing", () => {
     () =>
       Effect.gen(function* () {
         const scenarios: ReadonlyArray<
-          readonly [
-            string,
-            (vault: (typeof InMemoryVaultHandle)["Service"]) => Effect.Effect<void>,
-            Record<string, unknown>,
-          ]
+          readonly [string, (vault: VaultHandle) => Effect.Effect<void>, Record<string, unknown>]
         > = [
           ["on_soft_deleted: fail", (v) => v.softDelete(NAME), {}],
           [
@@ -254,9 +249,8 @@ describe("a vault that serves nothing", () => {
     () =>
       Effect.gen(function* () {
         for (const setup of [
-          (v: (typeof InMemoryVaultHandle)["Service"]) =>
-            v.script("getLatest", ...Fault.repeat(5, Fault.fail("Unavailable"))),
-          (v: (typeof InMemoryVaultHandle)["Service"]) => v.script("importVersion", Fault.fail("Forbidden")),
+          (v: VaultHandle) => v.script("getLatest", ...Fault.repeat(5, Fault.fail("Unavailable"))),
+          (v: VaultHandle) => v.script("importVersion", Fault.fail("Forbidden")),
         ]) {
           yield* fresh(
             Effect.gen(function* () {
