@@ -21,7 +21,15 @@ import {
   validateRule,
 } from "./faults.js"
 import { isRecord, parseJson, readBody, sendJson } from "./http.js"
-import { ensureStateDir, fsReason, loadVault, saveVault, vaultFile } from "./persistence.js"
+import {
+  ensureStateDir,
+  fsReason,
+  type LoadedVault,
+  loadVault,
+  readVaultFiles,
+  saveVault,
+  vaultFile,
+} from "./persistence.js"
 import { PfxPool, pfxWorkerScript, runningFromSource } from "./pfxPool.js"
 import { createTlsIdentity } from "./pki.js"
 import { RequestLog, type RequestLogEntry, type RequestLogFilter } from "./requestLog.js"
@@ -94,8 +102,11 @@ export interface EmulatorOptions {
   /**
    * Persist vault contents here (files 0600; they hold private keys; a warning goes to `warn`).
    * Made when missing; a path that is no directory, or one the emulator cannot write in, is
-   * refused at start (a `StateDirError`). A save that fails later is warned about once (the
-   * emulator goes on serving from memory) and tried again at the next change.
+   * refused at start (a `StateDirError`), and so is a vault's file there (`vault-<name>.json`)
+   * that cannot be loaded: unreadable, no file, not JSON or cut short, or not a vault's state as
+   * the emulator writes it (a `StateFileError`, a StateDirError naming each such file, what is
+   * wrong and the fix; the file is left as it is). A save that fails later is warned about once
+   * (the emulator goes on serving from memory) and tried again at the next change.
    */
   readonly stateDir?: string
   /** Where to write the public files (CA certificate, federated token). Default: a fresh temp dir removed at stop. */
@@ -304,12 +315,22 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
   // A state directory that cannot hold the state is refused before anything is opened or made
   // (it used to pass when it was a file, and the first save then crashed the process).
   if (options.stateDir !== undefined) ensureStateDir(options.stateDir)
+  // So is a vault's file there that cannot be loaded (cut short, not JSON, not a vault's state,
+  // unreadable): it used to fail the start with JSON.parse's SyntaxError, which quotes the file's
+  // text, or pass and fail requests later. The file is left as it is.
+  const saved =
+    options.stateDir !== undefined
+      ? readVaultFiles(
+          options.stateDir,
+          (options.vaults ?? ["kvdeploy-demo"]).map((v) => (typeof v === "string" ? v : v.name)),
+        )
+      : new Map<string, LoadedVault>()
   const opened: Array<http.Server | https.Server> = []
   // Its own work directory (the CA, the federated token) is made here, so that a start that fails
   // (a port in use) removes it as it closes the servers already opened, instead of leaving it behind.
   const ownWorkDir = options.workDir === undefined ? mkdtempSync(join(tmpdir(), "kv-emulator-")) : undefined
   try {
-    return await startServers(options, opened, ownWorkDir)
+    return await startServers(options, opened, ownWorkDir, saved)
   } catch (e) {
     for (const s of opened) {
       s.close()
@@ -325,6 +346,8 @@ const startServers = async (
   servers: Array<http.Server | https.Server>,
   /** The work directory `start` made (removed on stop), or undefined when the caller gave one. */
   madeWorkDir: string | undefined,
+  /** Each vault's contents read from the state directory, by the name `vaults` gives it. */
+  saved: ReadonlyMap<string, LoadedVault>,
 ): Promise<Emulator> => {
   const host = options.host ?? "127.0.0.1"
   const bind = options.bind ?? host
@@ -428,7 +451,8 @@ const startServers = async (
       () => scheduleSave(store),
       options.propagationMs ?? 0,
     )
-    if (options.stateDir !== undefined) loadVault(options.stateDir, store)
+    const contents = saved.get(vo.name)
+    if (contents !== undefined) loadVault(store, contents)
     const limits = vo.throttling ?? options.throttling
     const throttle =
       limits === false ? undefined : new VaultThrottle({ ...KEY_VAULT_LIMITS, ...(limits ?? {}) })

@@ -37,7 +37,7 @@ export type {
 export { start } from "./emulator.js"
 export type { ActiveFault, FaultAction, FaultRule, IdentityOperationName, OperationName } from "./faults.js"
 export { OPERATIONS } from "./faults.js"
-export { StateDirError } from "./persistence.js"
+export { type DamagedVaultFile, StateDirError, StateFileError } from "./persistence.js"
 export type { RequestLogEntry, RequestLogFilter, RequestSummary } from "./requestLog.js"
 export type { ThrottleLimits } from "./throttle.js"
 export { KEY_VAULT_LIMITS } from "./throttle.js"
