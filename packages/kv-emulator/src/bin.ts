@@ -9,13 +9,13 @@
  *                     [--no-throttle] [--pfx-workers N] [--json]
  *
  * Exit status: 0 after SIGINT/SIGTERM (everything stopped), 2 for a bad command
- * line (a --state-dir that is no directory it can write in, too), 1 when the
- * emulator cannot start.
+ * line (a --state-dir that is no directory it can write in, or that holds a vault
+ * file it cannot load, too), 1 when the emulator cannot start.
  */
 import { copyFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { type EmulatorOptions, start, type VaultOptions } from "./emulator.js"
-import { StateDirError } from "./persistence.js"
+import { StateDirError, StateFileError } from "./persistence.js"
 
 const usage = `usage: kvdeploy-emulator [--vault NAME[:PORT]]... [--host HOST] [--bind ADDR] [--entra-port N]
                          [--mi-port N] [--state-dir DIR] [--ca-out FILE] [--no-throttle]
@@ -85,6 +85,14 @@ const main = async (): Promise<void> => {
       : {}),
   }
   const emulator = await start(options).catch((e: unknown) => {
+    // A vault's file there that cannot be loaded: each named, with what is wrong and the fix (not
+    // its content), by the flag that pointed at it.
+    if (e instanceof StateFileError)
+      throw new UsageError(
+        e.files
+          .map((f) => `--state-dir ${e.path}: vault ${f.vault}: ${f.file} ${f.reason}; ${f.fix}`)
+          .join("\nkvdeploy-emulator: "),
+      )
     // A state directory that cannot hold the state is a bad command line: said by its flag.
     if (e instanceof StateDirError)
       throw new UsageError(

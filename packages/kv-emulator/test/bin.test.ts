@@ -9,7 +9,7 @@
  * test command of scripts/dev builds first).
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -36,8 +36,15 @@ interface Run {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-const run = (args: ReadonlyArray<string>): Run => {
-  const child = spawn(process.execPath, [binPath, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+const run = (
+  args: ReadonlyArray<string>,
+  /** Run as this user and group (a test run by root that needs a file it cannot read). */
+  user?: { readonly uid: number; readonly gid: number },
+): Run => {
+  const child = spawn(process.execPath, [binPath, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(user ?? {}),
+  })
   const r: Run = {
     child,
     stdout: "",
@@ -235,5 +242,55 @@ describe("kvdeploy-emulator bin", () => {
     )
     expect(r.stderr).toContain("usage: kvdeploy-emulator ")
     expect(r.stderr).not.toMatch(/\n\s+at /)
+  })
+  /** Runs the bin to its exit (15 s at most: one that started is killed, and the test fails). */
+  const refused = async (args: ReadonlyArray<string>, user?: { uid: number; gid: number }) => {
+    const r = run(args, user)
+    onTestFinished(() => {
+      if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill("SIGKILL")
+    })
+    const exit = await Promise.race([
+      r.exited,
+      new Promise<"still running">((resolve) => setTimeout(() => resolve("still running"), 15_000)),
+    ])
+    return { ...r, exit }
+  }
+
+  it("--state-dir holding a vault file cut short: refused by the flag naming the file, what is wrong and the fix, exit 2, the file not quoted or changed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvemu-bin-state-"))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, "vault-cut.json")
+    const m = await makeMaterial()
+    const text = `{"format":1,"vault":"cut","certificates":[{"name":"a","key":"${m.keyPem.split("\n")[1]}`
+    writeFileSync(file, text, { mode: 0o600 })
+    const r = await refused(["--state-dir", dir, "--vault", "cut"])
+    expect(r.exit, r.stdout).toEqual({ code: 2, signal: null })
+    expect(r.stdout).toBe("")
+    expect(r.stderr).toContain(
+      `kvdeploy-emulator: --state-dir ${dir}: vault cut: ${file} is cut short: its JSON ends before it is complete (an interrupted copy or a full disk?); move it aside (rename it to vault-cut.json.damaged, say) or delete it, and vault cut starts empty: the certificates and secrets it held are not served (deploy them again; a deleted file's are gone); or restore it from a backup. The emulator has not changed it\n`,
+    )
+    expect(r.stderr).not.toMatch(/\n\s+at |SyntaxError/)
+    expect(r.stderr).not.toContain(m.keyPem.split("\n")[1]?.slice(0, 24))
+    expect(readFileSync(file, "utf8")).toBe(text)
+  })
+
+  it("--state-dir holding a vault file the emulator may not read: refused by the flag, permission denied, with the fix, exit 2", async () => {
+    // Root reads any file: then the bin runs as nobody, in a directory nobody may write in.
+    const asRoot = process.getuid?.() === 0
+    const dir = mkdtempSync(join(tmpdir(), "kvemu-bin-state-"))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    chmodSync(dir, 0o777)
+    const file = join(dir, "vault-locked.json")
+    writeFileSync(file, "{}", { mode: 0o600 })
+    chmodSync(file, 0o000)
+    const r = await refused(
+      ["--state-dir", dir, "--vault", "locked"],
+      asRoot ? { uid: 65534, gid: 65534 } : undefined,
+    )
+    expect(r.exit, r.stdout + r.stderr).toEqual({ code: 2, signal: null })
+    expect(r.stderr).toContain(
+      `kvdeploy-emulator: --state-dir ${dir}: vault locked: ${file} cannot be read (permission denied); make it readable and writable by the user the emulator runs as (chown it to that user; mode 0600), or move it aside`,
+    )
+    expect(r.stderr).not.toMatch(/\n\s+at |EACCES/)
   })
 })
