@@ -5,7 +5,7 @@
  * accepts and normalises (PKCS#1 and SEC1 keys, encrypted keys with their
  * passphrase, a bundle in reverse order) are deployed for real.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { holdsEncodedBase64 } from "@kvdeploy/core"
 import { encodePfx } from "@kvdeploy/pkcs12"
@@ -1641,6 +1641,83 @@ describe("an emulator state directory the user may not write in", () => {
           fix: expect.stringContaining("give a directory you can write to"),
         },
       ])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("an emulator state directory holding a vault file it cannot load", () => {
+  type Problems = {
+    error: { title: string; problems: Array<{ field: string; message: string; fix: string }> }
+  }
+  const moveAside = (vault: string) =>
+    `move it aside (rename it to vault-${vault}.json.damaged, say) or delete it, and vault ${vault} starts empty: the certificates and secrets it held are not served (deploy them again; a deleted file's are gone); or restore it from a backup. The emulator has not changed it`
+
+  it("a file cut short, or JSON that is not a vault's state: refused at start (exit 2), naming --state-dir and the file, with the fix; the file neither quoted nor changed", async () => {
+    const dir = mkdtempSync(join("/dev/shm", "kvdeploy-cli-state-"))
+    try {
+      // What a save cut short by a full disk leaves: the start of the JSON, a private key in it.
+      const keyLine = good.keyPem.split("\n")[1] ?? ""
+      const cut = `{"format":1,"vault":"kvdeploy-cut","certificates":[{"name":"api","versions":[{"key":"${keyLine}`
+      const cutFile = join(dir, "vault-kvdeploy-cut.json")
+      writeFileSync(cutFile, cut, { mode: 0o600 })
+      // Valid JSON that is not a vault's state (a certificate without its policy or versions).
+      const shape = JSON.stringify({
+        format: 1,
+        vault: "kvdeploy-shape",
+        certificates: [{ name: "api" }],
+        secrets: [],
+      })
+      const shapeFile = join(dir, "vault-kvdeploy-shape.json")
+      writeFileSync(shapeFile, shape, { mode: 0o600 })
+      const r = await runCli(
+        ["emulator", "--state-dir", dir, "--vault", "kvdeploy-cut", "--vault", "kvdeploy-shape", "--json"],
+        { timeoutMs: 20_000 },
+      )
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      const error = json<Problems>(r).error
+      expect(error.title).toBe(`--state-dir: 2 vault files in ${dir} cannot be loaded`)
+      expect(error.problems).toEqual([
+        {
+          field: "--state-dir",
+          message: `${cutFile}: is cut short: its JSON ends before it is complete (an interrupted copy or a full disk?)`,
+          fix: moveAside("kvdeploy-cut"),
+        },
+        {
+          field: "--state-dir",
+          message: `${shapeFile}: holds JSON that is not a vault's state as this emulator writes it: certificates[0].policy is missing`,
+          fix: moveAside("kvdeploy-shape"),
+        },
+      ])
+      expect(r.stdout + r.stderr).not.toContain(keyLine.slice(0, 24))
+      expect(r.stdout + r.stderr).not.toMatch(/SyntaxError|kv-emulator failed to start|\n\s+at /)
+      expect(readFileSync(cutFile, "utf8")).toBe(cut)
+      expect(readFileSync(shapeFile, "utf8")).toBe(shape)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("a file the user may not read: refused at start (exit 2), naming --state-dir and the file, permission denied", async () => {
+    // Root reads any file: then the CLI runs as nobody, in a directory it may write in.
+    const asRoot = process.getuid?.() === 0
+    const dir = mkdtempSync(join("/dev/shm", "kvdeploy-cli-state-"))
+    try {
+      chmodSync(dir, 0o777)
+      const file = join(dir, "vault-kvdeploy-demo.json")
+      writeFileSync(file, "{}", { mode: 0o600 })
+      chmodSync(file, 0o000)
+      const r = await runCli(["emulator", "--state-dir", dir], {
+        ...(asRoot ? { user: { uid: 65534, gid: 65534 } } : {}),
+        timeoutMs: 20_000,
+      })
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      expect(r.stderr).toContain(`error: --state-dir: ${file}: cannot be read (permission denied)\n`)
+      expect(r.stderr).toContain(
+        "fix: make it readable and writable by the user the emulator runs as (chown it to that user; mode 0600), or move it aside",
+      )
+      expect(r.stderr).not.toMatch(/EACCES|kv-emulator failed to start|\n\s+at /)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -136,25 +136,39 @@ export const emulator = Command.make(
           })
           .pipe(
             Effect.mapError((e) =>
-              // A state directory that is no directory it can write in: the flag's problem (exit 2),
-              // as a --write-env or --write-config path that cannot be written is.
-              e.cause instanceof kv.StateDirError
-                ? usage(`--state-dir: ${shownPath(e.cause.path)}: ${e.cause.reason}`, [
-                    {
+              // A vault's file in the state directory that cannot be loaded (cut short, not JSON, not
+              // a vault's state, unreadable): the flag's problem too, one for each file, with what is
+              // wrong and the fix, never the file's content (it holds private keys).
+              e.cause instanceof kv.StateFileError
+                ? usage(
+                    e.cause.files.length === 1
+                      ? `--state-dir: ${shownPath(e.cause.files[0]?.file ?? "")}: ${e.cause.files[0]?.reason}`
+                      : `--state-dir: ${e.cause.files.length} vault files in ${shownPath(e.cause.path)} cannot be loaded`,
+                    e.cause.files.map((f) => ({
                       field: "--state-dir",
-                      message: `${shownPath(e.cause.path)}: ${e.cause.reason}`,
-                      fix: "give a directory you can write to, or a path where one can be made (no file in its place or above it)",
-                    },
-                  ])
-                : failure("the emulator could not start", [
-                    {
-                      field: "emulator",
-                      message: e.message,
-                      fix: /EADDRINUSE|EACCES|EADDRNOTAVAIL|address already in use/i.test(e.message)
-                        ? "choose free ports with --port/--entra-port, or omit them"
-                        : "the message says why; `kvdeploy emulator --help` lists the flags",
-                    },
-                  ]),
+                      message: `${shownPath(f.file)}: ${f.reason}`,
+                      fix: f.fix,
+                    })),
+                  )
+                : // A state directory that is no directory it can write in: the flag's problem (exit 2),
+                  // as a --write-env or --write-config path that cannot be written is.
+                  e.cause instanceof kv.StateDirError
+                  ? usage(`--state-dir: ${shownPath(e.cause.path)}: ${e.cause.reason}`, [
+                      {
+                        field: "--state-dir",
+                        message: `${shownPath(e.cause.path)}: ${e.cause.reason}`,
+                        fix: "give a directory you can write to, or a path where one can be made (no file in its place or above it)",
+                      },
+                    ])
+                  : failure("the emulator could not start", [
+                      {
+                        field: "emulator",
+                        message: e.message,
+                        fix: /EADDRINUSE|EACCES|EADDRNOTAVAIL|address already in use/i.test(e.message)
+                          ? "choose free ports with --port/--entra-port, or omit them"
+                          : "the message says why; `kvdeploy emulator --help` lists the flags",
+                      },
+                    ]),
             ),
           )
         const first = names[0] ?? "kvdeploy-demo"
