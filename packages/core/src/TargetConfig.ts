@@ -99,6 +99,14 @@ export const knownClouds: ReadonlyArray<Cloud> = [
   },
 ]
 
+/** How messages name a known cloud. */
+const cloudLabels: Readonly<Record<CloudName, string>> = {
+  AzurePublic: "the public cloud",
+  AzureUSGovernment: "the US Government cloud",
+  AzureChina: "the China cloud",
+  Custom: "a custom cloud",
+}
+
 const managedHsmSuffixes = ["managedhsm.azure.net", "managedhsm.usgovcloudapi.net", "managedhsm.azure.cn"]
 
 // ---------------------------------------------------------------------------
@@ -469,7 +477,76 @@ const validateHttpsOrigin = (
   return `${url.origin}${path}`
 }
 
-const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Cloud | undefined => {
+const originOf = (url: string): string | undefined => {
+  try {
+    return new URL(url).origin
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A problem when a custom cloud's fields are endpoints of different known clouds (a public
+ * vault_dns_suffix with China's authority_host, say): such a target could never get a token its vault
+ * accepts, and would only say so at deploy time. Fields that are no known cloud's endpoint (Azure
+ * Stack, a private cloud, the emulator's loopback hosts) are not judged; nor is a block whose known
+ * endpoints are all one cloud's. `vaultUrl` (as given) names the cloud the fix points to.
+ */
+const mixedCloudProblem = (custom: Cloud, vaultUrl: unknown): ConfigProblem | undefined => {
+  const authority = originOf(custom.authorityHost)
+  const resource = originOf(custom.keyVaultResource)
+  const fields: ReadonlyArray<{
+    readonly field: "vault_dns_suffix" | "authority_host" | "keyvault_resource"
+    readonly cloud: Cloud | undefined
+  }> = [
+    { field: "vault_dns_suffix", cloud: knownClouds.find((c) => c.vaultDnsSuffix === custom.vaultDnsSuffix) },
+    { field: "authority_host", cloud: knownClouds.find((c) => c.authorityHost === authority) },
+    { field: "keyvault_resource", cloud: knownClouds.find((c) => c.keyVaultResource === resource) },
+  ]
+  // A field is shown by its known cloud's endpoint (equal to it but for case, a trailing slash or a
+  // path the operator added, which is not echoed).
+  const endpoint = (c: Cloud, field: (typeof fields)[number]["field"]) =>
+    field === "vault_dns_suffix"
+      ? c.vaultDnsSuffix
+      : field === "authority_host"
+        ? c.authorityHost
+        : c.keyVaultResource
+  const byCloud = new Map<Cloud, Array<string>>()
+  for (const { field, cloud } of fields) {
+    if (cloud !== undefined)
+      byCloud.set(cloud, [...(byCloud.get(cloud) ?? []), `${field} ${endpoint(cloud, field)}`])
+  }
+  if (byCloud.size < 2) return undefined
+  const parts = [...byCloud].map(
+    ([cloud, named]) =>
+      `${named.join(" and ")} ${named.length === 1 ? "is" : "are"} ${cloudLabels[cloud.name]}'s (${cloud.name})`,
+  )
+  const judged = fields.filter((f) => f.cloud !== undefined).map((f) => f.field)
+  const judgedList =
+    judged.length === 3 ? `${judged[0]}, ${judged[1]} and ${judged[2]}` : judged.join(" and ")
+  const endpointsOf = (c: Cloud) => judged.map((f) => `${f} ${endpoint(c, f)}`).join(", ")
+  // The vault's own cloud, when vault_url is a known cloud's vault host: the fix points to it.
+  let host = ""
+  try {
+    host = typeof vaultUrl === "string" ? new URL(vaultUrl.trim()).hostname.toLowerCase() : ""
+  } catch {}
+  const vaultCloud = knownClouds.find((c) => host.endsWith(`.${c.vaultDnsSuffix}`))
+  const fix =
+    vaultCloud !== undefined
+      ? `vault_url is a vault of ${cloudLabels[vaultCloud.name]}: remove the cloud block (vault_url's suffix selects ${cloudLabels[vaultCloud.name]}'s authority_host and keyvault_resource by itself), or make the fields ${cloudLabels[vaultCloud.name]}'s: ${endpointsOf(vaultCloud)}`
+      : `make ${judgedList} one cloud's: ${knownClouds.map((c) => `${cloudLabels[c.name]}'s are ${endpointsOf(c)}`).join("; ")}`
+  return problem(
+    "cloud",
+    `mixes Azure clouds: ${parts.join(", while ")}; a vault accepts only tokens its own cloud's Entra ID issued for its own cloud's resource, so this target could never get one it accepts`,
+    fix,
+  )
+}
+
+const validateCustomCloud = (
+  raw: unknown,
+  vaultUrl: unknown,
+  problems: Array<ConfigProblem>,
+): Cloud | undefined => {
   if (!isRecord(raw)) {
     problems.push(
       problem(
@@ -526,7 +603,11 @@ const validateCustomCloud = (raw: unknown, problems: Array<ConfigProblem>): Clou
   ) {
     return undefined
   }
-  return { name: "Custom", vaultDnsSuffix: suffix, authorityHost, keyVaultResource }
+  const custom: Cloud = { name: "Custom", vaultDnsSuffix: suffix, authorityHost, keyVaultResource }
+  const mixed = mixedCloudProblem(custom, vaultUrl)
+  // Refused, but vault_url is still checked against the block's suffix: every problem at once.
+  if (mixed !== undefined) problems.push(mixed)
+  return custom
 }
 
 /**
@@ -630,7 +711,8 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
     }
   }
 
-  const custom = input.cloud === undefined ? undefined : validateCustomCloud(input.cloud, problems)
+  const custom =
+    input.cloud === undefined ? undefined : validateCustomCloud(input.cloud, input.vault_url, problems)
   const customFailed = input.cloud !== undefined && custom === undefined
 
   let url: VaultUrlResult | undefined

@@ -164,6 +164,132 @@ describe("vault_url", () => {
   })
 })
 
+describe("cloud: a custom block that mixes the known clouds", () => {
+  const publicCloud = {
+    vault_dns_suffix: "vault.azure.net",
+    authority_host: "https://login.microsoftonline.com",
+    keyvault_resource: "https://vault.azure.net",
+  }
+
+  it("is refused at validation, naming each known field's cloud, with the fix for the vault's cloud", () => {
+    const problems = problemsOf({
+      ...base,
+      cloud: { ...publicCloud, authority_host: "https://login.chinacloudapi.cn" },
+    })
+    assert.deepStrictEqual(
+      problems.map((p) => p.field),
+      ["cloud"],
+    )
+    assert.strictEqual(
+      problems[0]?.message,
+      "mixes Azure clouds: vault_dns_suffix vault.azure.net and keyvault_resource https://vault.azure.net are the public cloud's (AzurePublic), while authority_host https://login.chinacloudapi.cn is the China cloud's (AzureChina); a vault accepts only tokens its own cloud's Entra ID issued for its own cloud's resource, so this target could never get one it accepts",
+    )
+    assert.strictEqual(
+      problems[0]?.fix,
+      "vault_url is a vault of the public cloud: remove the cloud block (vault_url's suffix selects the public cloud's authority_host and keyvault_resource by itself), or make the fields the public cloud's: vault_dns_suffix vault.azure.net, authority_host https://login.microsoftonline.com, keyvault_resource https://vault.azure.net",
+    )
+  })
+
+  it("judges the token resource too, whatever its spelling (case, port 443, a trailing slash or path)", () => {
+    for (const keyvault_resource of [
+      "https://vault.usgovcloudapi.net",
+      "https://VAULT.usgovcloudapi.net:443/",
+      "https://vault.usgovcloudapi.net/some/path",
+    ]) {
+      const [p, ...rest] = problemsOf({ ...base, cloud: { ...publicCloud, keyvault_resource } })
+      assert.strictEqual(rest.length, 0, keyvault_resource)
+      assert.strictEqual(p?.field, "cloud", keyvault_resource)
+      assert.match(
+        p?.message ?? "",
+        /keyvault_resource https:\/\/vault\.usgovcloudapi\.net is the US Government cloud's \(AzureUSGovernment\)/,
+      )
+      // The operator's path is not echoed: the field is shown by the endpoint it was judged as.
+      assert.notInclude(p?.message ?? "", "some/path")
+    }
+  })
+
+  it("points the fix to vault_url's cloud, and still checks vault_url against the block's suffix", () => {
+    const problems = problemsOf({
+      ...base,
+      vault_url: "https://my-vault.vault.azure.cn",
+      cloud: {
+        vault_dns_suffix: "vault.azure.net",
+        authority_host: "https://login.chinacloudapi.cn",
+        keyvault_resource: "https://vault.azure.cn",
+      },
+    })
+    assert.deepStrictEqual(
+      problems.map((p) => p.field),
+      ["cloud", "vault_url"],
+    )
+    assert.match(problems[0]?.message ?? "", /vault_dns_suffix vault\.azure\.net is the public cloud's/)
+    assert.match(problems[0]?.fix ?? "", /^vault_url is a vault of the China cloud: remove the cloud block/)
+  })
+
+  it("an unknown suffix with another cloud's authority and resource: the fix lists each cloud's pair", () => {
+    const [p, ...rest] = problemsOf({
+      ...base,
+      vault_url: "https://kv1.vault.local.azurestack.external",
+      cloud: {
+        vault_dns_suffix: "vault.local.azurestack.external",
+        authority_host: "https://login.microsoftonline.us",
+        keyvault_resource: "https://vault.azure.cn",
+      },
+    })
+    assert.strictEqual(rest.length, 0)
+    assert.strictEqual(p?.field, "cloud")
+    assert.notInclude(p?.message ?? "", "vault_dns_suffix")
+    assert.match(
+      p?.message ?? "",
+      /authority_host https:\/\/login\.microsoftonline\.us is the US Government cloud's/,
+    )
+    assert.match(p?.message ?? "", /keyvault_resource https:\/\/vault\.azure\.cn is the China cloud's/)
+    assert.match(
+      p?.fix ?? "",
+      /^make authority_host and keyvault_resource one cloud's: the public cloud's are authority_host https:\/\/login\.microsoftonline\.com, keyvault_resource https:\/\/vault\.azure\.net; the US Government cloud's/,
+    )
+  })
+
+  it("accepts unknown endpoints beside a known one, and a block that is one known cloud's throughout", () => {
+    // Azure Stack Hub with Entra ID: its own suffix and resource, the public authority.
+    ok({
+      ...base,
+      vault_url: "https://kv1.vault.local.azurestack.external",
+      cloud: {
+        vault_dns_suffix: "vault.local.azurestack.external",
+        authority_host: "https://login.microsoftonline.com",
+        keyvault_resource: "https://vault.local.azurestack.external",
+      },
+    })
+    // The emulator: loopback hosts, the public cloud's resource (its default).
+    ok({
+      ...base,
+      vault_url: "https://127.0.0.1:8443",
+      cloud: {
+        vault_dns_suffix: "127.0.0.1",
+        authority_host: "https://127.0.0.1:8444",
+        keyvault_resource: "https://vault.azure.net",
+      },
+    })
+    // A private authority in front of a public vault.
+    ok({ ...base, cloud: { ...publicCloud, authority_host: "https://login.example.internal" } })
+    // One known cloud's three endpoints: it works (a custom cloud, as before), so it stays accepted.
+    assert.strictEqual(ok({ ...base, cloud: publicCloud }).cloud.name, "Custom")
+    assert.strictEqual(
+      ok({
+        ...base,
+        vault_url: "https://my-vault.vault.usgovcloudapi.net",
+        cloud: {
+          vault_dns_suffix: "vault.usgovcloudapi.net",
+          authority_host: "https://login.microsoftonline.us/",
+          keyvault_resource: "https://vault.usgovcloudapi.net",
+        },
+      }).cloud.keyVaultResource,
+      "https://vault.usgovcloudapi.net",
+    )
+  })
+})
+
 describe("other fields", () => {
   it("a misspelt field or setting gets the nearest known one suggested; anything further gets none", () => {
     const fixOf = (input: Record<string, unknown>, field: string) =>
