@@ -795,6 +795,48 @@ deployments:
     })
   })
 
+  it("refuses a custom cloud that mixes the known clouds at the deployment's cloud, and keeps an emulator's loopback block", () => {
+    inScratch((dir) => {
+      selfSigned(dir, "a")
+      chmodSync(join(dir, "a.key"), 0o600)
+      const config = join(dir, "mixed-cloud.yaml")
+      const source = `{ cert: ${join(dir, "a.crt")}, key: ${join(dir, "a.key")} }`
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${join(dir, "state")} }
+deployments:
+  - name: emu
+    source: ${source}
+    target:
+      vault_url: "https://127.0.0.1:8443"
+      certificate_name: emu
+      cloud: { vault_dns_suffix: "127.0.0.1", authority_host: "https://127.0.0.1:8444", keyvault_resource: "https://vault.azure.net" }
+  - name: gov
+    source: ${source}
+    target:
+      vault_url: "https://kv-prod.vault.usgovcloudapi.net"
+      certificate_name: gov
+      cloud: { vault_dns_suffix: vault.usgovcloudapi.net, authority_host: "https://login.microsoftonline.us", keyvault_resource: "https://vault.azure.net" }
+`,
+      )
+      const r = agent(["--config", config, "--check", "--json"])
+      expect(r.status, r.stdout + r.stderr).toBe(2)
+      const problems = (
+        JSON.parse(r.stdout) as { problems: Array<{ field: string; message: string; fix: string }> }
+      ).problems
+      expect(problems.map((p) => p.field)).toEqual(["deployments[1].target.cloud"])
+      expect(problems[0]?.message).toBe(
+        "mixes Azure clouds: vault_dns_suffix vault.usgovcloudapi.net and authority_host https://login.microsoftonline.us are the US Government cloud's (AzureUSGovernment), while keyvault_resource https://vault.azure.net is the public cloud's (AzurePublic); a vault accepts only tokens its own cloud's Entra ID issued for its own cloud's resource, so this target could never get one it accepts",
+      )
+      expect(problems[0]?.fix).toMatch(
+        /^vault_url is a vault of the US Government cloud: remove the cloud block .*keyvault_resource https:\/\/vault\.usgovcloudapi\.net$/,
+      )
+      const text = agent(["--config", config, "--check"])
+      expect(text.status).toBe(2)
+      expect(text.stderr).toContain("deployments[1].target.cloud: mixes Azure clouds:")
+    })
+  })
+
   it("an invalid file's source with a problem of its own is not read: a pfx_password_env that may be the password is never printed", () => {
     inScratch((dir) => {
       selfSigned(dir, "a")
