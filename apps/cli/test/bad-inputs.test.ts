@@ -629,6 +629,24 @@ const cases: ReadonlyArray<Case> = [
     says: ["vault_uri", "not a known field"],
   },
   {
+    name: "a custom cloud that mixes known clouds (China's authority_host, the public keyvault_resource): refused before any token request",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-mixed-cloud", {
+        cloud: { ...world.emulator.cloud, authority_host: "https://login.chinacloudapi.cn" },
+      }),
+      "--cert",
+      "-",
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: [
+      /c-mixed-cloud\.json: cloud: mixes Azure clouds: authority_host https:\/\/login\.chinacloudapi\.cn is the China cloud's \(AzureChina\), while keyvault_resource https:\/\/vault\.azure\.net is the public cloud's \(AzurePublic\)/,
+      "make authority_host and keyvault_resource one cloud's",
+    ],
+  },
+  {
     name: "configuration is not JSON",
     args: () => ["deploy", "--config", pemFile("bad.json", "{ vault_url: "), "--cert", "-"],
     stdin: () => fx.bundle(good),
