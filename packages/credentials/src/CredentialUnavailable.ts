@@ -85,10 +85,21 @@ export class TokenRequestFailed extends Schema.TaggedError<TokenRequestFailed>()
   source: Schema.String,
   reason: Schema.String,
   fix: Schema.String,
-  /** For the default chain: each source's reason, in the chain's order (see chainFailures). */
-  sources: Schema.optional(Schema.Array(Schema.String)),
+  /**
+   * For the default chain: each source that gave no token, in the order the SDK met them (see
+   * chainFailures): its credential's name when the SDK gave one (EnvironmentCredential,
+   * WorkloadIdentityCredential, ManagedIdentityCredential, AzureCliCredential, …), and its reason.
+   * Not the chain's positions: a source the SDK could not build is skipped without an error.
+   */
+  chainSources: Schema.optional(
+    Schema.Array(Schema.Struct({ credential: Schema.UndefinedOr(Schema.String), reason: Schema.String })),
+  ),
   cause: Schema.optional(Schema.Defect()),
 }) {
+  /** Each chain source's reason alone, in chainSources' order (as before the names were read). */
+  get sources(): ReadonlyArray<string> | undefined {
+    return this.chainSources?.map((s) => s.reason)
+  }
   override get message(): string {
     return `credential_mode ${this.mode} (${this.source}): ${this.reason}. ${this.fix}`
   }

@@ -12,9 +12,15 @@
  * went. When identity's info lines are on already (also through `DEBUG`),
  * no level is touched. (When they are not, and `DEBUG` turned on other Azure
  * namespaces, turning info on and back off ends those: @azure/logger offers
- * no way to read and restore them.) When the chain fails, every source's reason is in the SDK's
- * AggregateAuthenticationError (`errors`, one per source), read by
- * `chainFailures`.
+ * no way to read and restore them.) When the chain fails, the SDK's
+ * AggregateAuthenticationError holds one error per source that said it could not give a token
+ * (`errors`), read by `chainFailures`. It is no list of the chain's positions: a source the SDK
+ * could not build (a workload identity without its variables) is skipped without an error, and
+ * none of the errors says which source threw it. The name is taken where the SDK gives it: the
+ * error's own first words (`EnvironmentCredential is unavailable`, `ManagedIdentityCredential: …`),
+ * else the source's own log line for that error, heard in the same request (`AzureCliCredential
+ * => getToken() => ERROR. … Error message: <the error's message>.`); otherwise the source is
+ * unnamed (a workload identity's refusal by Entra ID is MSAL's error, named by neither).
  */
 import { AzureLogger, type AzureLogLevel, createClientLogger, getLogLevel, setLogLevel } from "@azure/logger"
 import { withoutKeyText } from "@kvdeploy/core"
@@ -34,6 +40,30 @@ const enabledAt = (level: AzureLogLevel | undefined, args: ReadonlyArray<unknown
 
 const answered = /ChainedTokenCredential => getToken\(\) => Result for (\w+): SUCCESS/
 
+/**
+ * The first argument of a credential's own getToken log line (credentialLogger's `<title> =>
+ * getToken() =>`, after the namespace the logger puts first); the chain's own lines are not a source's.
+ */
+const sourceLine = /^azure:identity:\w+ (\w+Credential) => getToken\(\) =>$/
+const notASource = new Set(["ChainedTokenCredential", "DefaultAzureCredential"])
+
+/** At most this many source failures are kept from one request's log (a chain has eight sources). */
+const maxHeardFailures = 64
+
+/** A chain source's failure as the SDK logged it: the credential's name and the line's text after it. */
+export interface HeardFailure {
+  readonly credential: string
+  readonly line: string
+}
+
+/** What the SDK's log said during one token request of a chain. */
+export interface ChainHeard {
+  /** The source that answered, when the SDK said. */
+  readonly source: string | undefined
+  /** Each source's own `ERROR.` line, in the order logged (at most maxHeardFailures). */
+  readonly failures: ReadonlyArray<HeardFailure>
+}
+
 /** A logger of @azure/identity's namespace: whether its info lines are on already (AZURE_LOG_LEVEL, DEBUG). */
 const identityInfo = createClientLogger("identity").info
 
@@ -44,10 +74,11 @@ const oneAtATime = Semaphore.makeUnsafe(1)
  * Run `request` (one token request of a DefaultAzureCredential) and answer its
  * result with the name of the chain's source that answered it (`undefined`
  * when the SDK did not say: a credential that is no chain, or a log line it
- * no longer writes).
+ * no longer writes). `request` is given what is heard while it runs, so that its
+ * failure can name each source (chainFailures).
  */
 export const withChainReport = <A, E, R>(
-  request: Effect.Effect<A, E, R>,
+  request: (heard: ChainHeard) => Effect.Effect<A, E, R>,
 ): Effect.Effect<readonly [A, string | undefined], E, R> =>
   oneAtATime.withPermits(1)(
     Effect.acquireUseRelease(
@@ -57,17 +88,30 @@ export const withChainReport = <A, E, R>(
         // left alone and every line goes on to the operator's log. Otherwise info is turned on for
         // this request, and only the lines the operator's level asks for go on.
         const onAlready = identityInfo.enabled
-        const heard: { source: string | undefined } = { source: undefined }
+        const heard: { source: string | undefined; failures: Array<HeardFailure> } = {
+          source: undefined,
+          failures: [],
+        }
         AzureLogger.log = (...args: Array<unknown>) => {
           const line = args.map(String).join(" ")
           const match = answered.exec(line)
           if (match?.[1] !== undefined) heard.source = match[1]
+          const source = sourceLine.exec(String(args[0] ?? ""))?.[1]
+          const text = args[1]
+          if (
+            source !== undefined &&
+            !notASource.has(source) &&
+            typeof text === "string" &&
+            text.startsWith("ERROR.") &&
+            heard.failures.length < maxHeardFailures
+          )
+            heard.failures.push({ credential: source, line: text })
           if (onAlready || enabledAt(saved.level, args)) saved.log(...args)
         }
         if (!onAlready) setLogLevel("info")
         return { saved, heard, onAlready }
       }),
-      ({ heard }) => Effect.map(request, (a) => [a, heard.source] as const),
+      ({ heard }) => Effect.map(request(heard), (a) => [a, heard.source] as const),
       ({ saved, onAlready }) =>
         Effect.sync(() => {
           if (!onAlready) setLogLevel(saved.level)
@@ -76,22 +120,54 @@ export const withChainReport = <A, E, R>(
     ),
   )
 
+/** One source of a chain that gave no token: its credential's name when the SDK gave one, and its reason. */
+export interface ChainSourceFailure {
+  /** EnvironmentCredential, WorkloadIdentityCredential, ManagedIdentityCredential, AzureCliCredential, …; undefined when the SDK named none. */
+  readonly credential: string | undefined
+  readonly reason: string
+}
+
+/** The credential class a message of the SDK opens with (`EnvironmentCredential is unavailable`, `WorkloadIdentityCredential: is unavailable`). */
+const openingName = /^(\w+Credential)\b/
+
 /**
- * Each source's reason from a chain's AggregateAuthenticationError: the first
- * line of each, without the error class (`EnvironmentCredential is
- * unavailable. ...`), cut at 240 characters. Empty for any other error. The
- * SDK's messages name variables, endpoints and tools, never a secret's value.
+ * The credential an error of a chain's source belongs to, as the SDK names it: by the error's
+ * own first words, else by the one source whose log line (heard during the request) gave this
+ * error's message (formatError: `ERROR. Scopes: …. Error message: <message>.`). Undefined when
+ * neither names it, or two sources logged the same message.
  */
-export const chainFailures = (error: unknown): ReadonlyArray<string> => {
+const credentialOf = (error: unknown, heard: ReadonlyArray<HeardFailure>): string | undefined => {
+  const message = error instanceof Error ? error.message : String(error)
+  const opening = openingName.exec(message.trimStart())?.[1]
+  if (opening !== undefined) return opening
+  if (message.trim() === "") return undefined
+  const named = new Set(
+    heard.filter((h) => h.line.endsWith(`Error message: ${message}.`)).map((h) => h.credential),
+  )
+  return named.size === 1 ? [...named][0] : undefined
+}
+
+/**
+ * Each source's failure from a chain's AggregateAuthenticationError, in the order the SDK met them:
+ * the credential it belongs to when the SDK named it (credentialOf, with `heard`: the request's
+ * log, withChainReport), and its reason: the first line of its message, without the error class
+ * (`EnvironmentCredential is unavailable. ...`), cut at 240 characters. Empty for any other error.
+ * The SDK's messages name variables, endpoints and tools, never a secret's value.
+ */
+export const chainFailures = (
+  error: unknown,
+  heard: ReadonlyArray<HeardFailure> = [],
+): ReadonlyArray<ChainSourceFailure> => {
   if (!(error instanceof Error) || error.name !== "AggregateAuthenticationError") return []
   const errors: unknown = (error as { errors?: unknown }).errors
   if (!Array.isArray(errors)) return []
-  return errors.map((e) =>
-    shownSdkLine(e instanceof Error ? e.message : String(e), 240).replace(
+  return errors.map((e) => ({
+    credential: credentialOf(e, heard),
+    reason: shownSdkLine(e instanceof Error ? e.message : String(e), 240).replace(
       /^(CredentialUnavailableError|AuthenticationRequiredError|Error): /,
       "",
     ),
-  )
+  }))
 }
 
 /**

@@ -9,7 +9,7 @@ import { shownPath } from "@kvdeploy/core"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { shownSdkLine } from "./chainReport.js"
+import { type ChainSourceFailure, shownSdkLine } from "./chainReport.js"
 import { type CredentialIdentity, makeCredential } from "./credential.js"
 import {
   federatedTokenExpired,
@@ -167,14 +167,28 @@ const sdkMessage = (cause: unknown): string | undefined => {
   return shownSdkLine(cause.message, 300)
 }
 
-/** One failed check per source of a default chain that gave no token, in the chain's order. */
+/**
+ * A default chain's source that gave no token, in words: its reason, opened by the credential it
+ * belongs to as the SDK named it (said once: a reason that opens with it already is left as it
+ * is), or `unnamed` when the SDK named none (chainFailures).
+ */
+export const chainSourceDetail = ({ credential, reason }: ChainSourceFailure): string =>
+  credential !== undefined && reason.startsWith(credential) && !/\w/.test(reason.charAt(credential.length))
+    ? reason
+    : `${credential ?? "unnamed"}: ${reason}`
+
+/**
+ * One failed check per source of a default chain that gave no token, in the order the SDK met
+ * them, each opening with its credential's name (chainSourceDetail): not numbered, since the SDK
+ * skips a source it could not build without an error, so a count would not be its place in the chain.
+ */
 export const chainSourceChecks = (
-  sources: ReadonlyArray<string> | undefined,
+  sources: ReadonlyArray<ChainSourceFailure> | undefined,
 ): ReadonlyArray<CredentialCheck> =>
-  (sources ?? []).map((reason, i) => ({
-    name: `default chain: source ${i + 1}`,
+  (sources ?? []).map((source) => ({
+    name: "default chain source",
     status: "failed",
-    detail: reason,
+    detail: chainSourceDetail(source),
   }))
 
 /**
@@ -278,10 +292,10 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       name: "token",
       status: "failed",
       // A chain's first line says only that the chain failed: its sources follow, one check each.
-      detail: `${e.reason}${sdk === undefined || e.sources !== undefined ? "" : ` (${sdk})`}`,
+      detail: `${e.reason}${sdk === undefined || e.chainSources !== undefined ? "" : ` (${sdk})`}`,
       fix: e.fix,
     })
-    checks.push(...chainSourceChecks(e.sources))
+    checks.push(...chainSourceChecks(e.chainSources))
     if (resolved.identity.tokenFile !== undefined)
       checks.push(federatedTokenCheck(resolved.identity.tokenFile, false, Date.now()))
     return {

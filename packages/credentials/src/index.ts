@@ -1,4 +1,5 @@
 export * from "./CredentialUnavailable.js"
+export type { ChainSourceFailure } from "./chainReport.js"
 export * from "./credential.js"
 export * from "./diagnose.js"
 export * from "./environment.js"

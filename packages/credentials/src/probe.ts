@@ -1,7 +1,7 @@
 import { withoutKeyText } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import { TokenRequestFailed } from "./CredentialUnavailable.js"
-import { chainFailures, withChainReport } from "./chainReport.js"
+import { chainFailures, type HeardFailure, withChainReport } from "./chainReport.js"
 import type { ResolvedCredential } from "./credential.js"
 import { brokenTokenAnswer, identityProviderOutage, isTokenRequestTimedOut } from "./tokenErrors.js"
 
@@ -312,22 +312,26 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
   resolved: ResolvedCredential,
   scope: string,
 ) {
-  const request = Effect.tryPromise({
-    try: (signal) => resolved.credential.getToken(scope, { abortSignal: signal }),
-    catch: (error) => {
-      const sources = chainFailures(error)
-      return new TokenRequestFailed({
-        mode: resolved.identity.mode,
-        source: resolved.identity.source,
-        ...explainTokenFailure(error, resolved.identity.mode),
-        ...(sources.length === 0 ? {} : { sources }),
-        cause: error,
-      })
-    },
-  })
-  // The default chain does not say which source answered but in its log: listen for that one line.
+  const request = (heard: ReadonlyArray<HeardFailure>) =>
+    Effect.tryPromise({
+      try: (signal) => resolved.credential.getToken(scope, { abortSignal: signal }),
+      catch: (error) => {
+        const chainSources = chainFailures(error, heard)
+        return new TokenRequestFailed({
+          mode: resolved.identity.mode,
+          source: resolved.identity.source,
+          ...explainTokenFailure(error, resolved.identity.mode),
+          ...(chainSources.length === 0 ? {} : { chainSources }),
+          cause: error,
+        })
+      },
+    })
+  // The default chain does not say which source answered but in its log: listen for that line, and
+  // for its sources' own error lines, which name the source of an error that does not name itself.
   const [token, answeredBy] =
-    resolved.identity.mode === "default" ? yield* withChainReport(request) : [yield* request, undefined]
+    resolved.identity.mode === "default"
+      ? yield* withChainReport((heard) => request(heard.failures))
+      : [yield* request([]), undefined]
   if (token === null) {
     return yield* new TokenRequestFailed({
       mode: resolved.identity.mode,

@@ -27,7 +27,7 @@ describe("withChainReport", () => {
       const operatorLog = (...args: Array<unknown>) => operatorLines.push(args.map(String).join(" "))
       AzureLogger.log = operatorLog
       setLogLevel("warning")
-      const [value, source] = yield* withChainReport(
+      const [value, source] = yield* withChainReport(() =>
         Effect.sync(() => {
           identity.info(success)
           identity.warning("a warning the operator asked for")
@@ -55,7 +55,7 @@ describe("withChainReport", () => {
         const operatorLog = (...args: Array<unknown>) => operatorLines.push(args.map(String).join(" "))
         AzureLogger.log = operatorLog
         setLogLevel("verbose")
-        const [, source] = yield* withChainReport(
+        const [, source] = yield* withChainReport(() =>
           Effect.sync(() => {
             identity.info(success)
             identity.verbose("a verbose line")
@@ -72,9 +72,9 @@ describe("withChainReport", () => {
   it.effect("answers undefined when no source was named, and restores logging off after a failure", () =>
     Effect.gen(function* () {
       expect(getLogLevel()).toBeUndefined()
-      const [, source] = yield* withChainReport(Effect.succeed(1))
+      const [, source] = yield* withChainReport(() => Effect.succeed(1))
       expect(source).toBeUndefined()
-      const failed = yield* withChainReport(Effect.fail("refused")).pipe(Effect.flip)
+      const failed = yield* withChainReport(() => Effect.fail("refused")).pipe(Effect.flip)
       expect(failed).toBe("refused")
       expect(getLogLevel()).toBeUndefined()
       expect(AzureLogger.log).toBe(originalLog)
@@ -83,6 +83,87 @@ describe("withChainReport", () => {
 })
 
 describe("chainFailures", () => {
+  it.effect(
+    "names each source as the SDK does: by its message's first words, else by its own error line in the request's log, else unnamed",
+    () =>
+      Effect.gen(function* () {
+        const error = (name: string, message: string) => Object.assign(new Error(message), { name })
+        const aggregate = Object.assign(new Error("ChainedTokenCredential authentication failed."), {
+          name: "AggregateAuthenticationError",
+          errors: [
+            error(
+              "CredentialUnavailableError",
+              "EnvironmentCredential is unavailable. No underlying credential.",
+            ),
+            // A workload identity refused by Entra ID: MSAL's error, which names no credential, and no line.
+            error(
+              "AuthenticationRequiredError",
+              "invalid_client: AADSTS700024: Client assertion is not within its valid time range.",
+            ),
+            // A managed identity's exchange, refused: the same kind of error, and its own line says whose.
+            error(
+              "AuthenticationRequiredError",
+              "invalid_client: AADSTS700213: No matching federated identity record found.",
+            ),
+            error("CredentialUnavailableError", "Visual Studio Code Authentication is not available."),
+            error(
+              "CredentialUnavailableError",
+              "Azure CLI could not be found. Please visit https://aka.ms/azure-cli.",
+            ),
+            error("CredentialUnavailableError", "Unknown error while trying to retrieve the access token"),
+            error("CredentialUnavailableError", "WorkloadIdentityCredential: is unavailable. no file"),
+          ],
+        })
+        const line = (source: string, message: string) =>
+          identity.info(
+            `${source} => getToken() =>`,
+            `ERROR. Scopes: https://vault.azure.net/.default. Error message: ${message}.`,
+          )
+        const [named] = yield* withChainReport((heard) =>
+          Effect.sync(() => {
+            line(
+              "ManagedIdentityCredential",
+              "invalid_client: AADSTS700213: No matching federated identity record found.",
+            )
+            line("AzureCliCredential", "Azure CLI could not be found. Please visit https://aka.ms/azure-cli.")
+            line("AzureCliCredential", "Azure CLI could not be found. Please visit https://aka.ms/azure-cli.")
+            // The chain's own line is no source's; two sources with the same message name neither.
+            line("ChainedTokenCredential", "Visual Studio Code Authentication is not available.")
+            line("AzureCliCredential", "Unknown error while trying to retrieve the access token")
+            line("AzureDeveloperCliCredential", "Unknown error while trying to retrieve the access token")
+            // A line that is no ERROR line names nothing.
+            identity.info(
+              "AzureCliCredential => getToken() =>",
+              "invalid_client: AADSTS700024: Client assertion is not within its valid time range.",
+            )
+            return chainFailures(aggregate, heard.failures)
+          }),
+        )
+        expect(named.map((s) => s.credential)).toEqual([
+          "EnvironmentCredential",
+          undefined,
+          "ManagedIdentityCredential",
+          undefined,
+          "AzureCliCredential",
+          undefined,
+          "WorkloadIdentityCredential",
+        ])
+        expect(named[1]?.reason).toBe(
+          "invalid_client: AADSTS700024: Client assertion is not within its valid time range.",
+        )
+        // Without the log, only the messages that name themselves.
+        expect(chainFailures(aggregate).map((s) => s.credential)).toEqual([
+          "EnvironmentCredential",
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          "WorkloadIdentityCredential",
+        ])
+      }),
+  )
+
   it("reads each source's first line from an AggregateAuthenticationError, and nothing from others", () => {
     const aggregate = Object.assign(new Error("ChainedTokenCredential authentication failed."), {
       name: "AggregateAuthenticationError",
@@ -93,7 +174,7 @@ describe("chainFailures", () => {
         new Error(`ManagedIdentityCredential: ${"x".repeat(300)}\nHttp status code: 403`),
       ],
     })
-    const reasons = chainFailures(aggregate)
+    const reasons = chainFailures(aggregate).map((s) => s.reason)
     expect(reasons[0]).toBe("EnvironmentCredential is unavailable. No underlying credential.")
     expect(reasons[1]).toMatch(/^ManagedIdentityCredential: x+…$/)
     expect(reasons[1]).not.toContain("Http status code")
@@ -109,7 +190,10 @@ describe("chainFailures", () => {
       }),
     )
     expect(echoed).toEqual([
-      `ClientCertificateCredential: could not use [base64 text of ${der.length} characters, not shown]`,
+      {
+        credential: "ClientCertificateCredential",
+        reason: `ClientCertificateCredential: could not use [base64 text of ${der.length} characters, not shown]`,
+      },
     ])
     expect(shownSdkLine(`AADSTS50000: ${der}\nmore`, 300)).toBe(
       `AADSTS50000: [base64 text of ${der.length} characters, not shown]`,

@@ -4,17 +4,26 @@
  * managed identity source it first finds for the whole process, so a process
  * that got a managed identity token elsewhere would get one here too.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import { diagnoseCredential, formatDiagnosis } from "../src/index.js"
+import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
 
 let emulator: Emulator
+let dir: string
 beforeAll(async () => {
   emulator = await start({ vaults: ["chain"], warn: () => {} })
+  dir = mkdtempSync(join(tmpdir(), "kvdeploy-chain-"))
 })
-afterAll(() => emulator?.stop())
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true })
+  await emulator?.stop()
+})
 
 // No AZURE_* service principal, the emulator's App Service managed identity endpoint with a header
 // it refuses (401, at once: an endpoint that does not answer costs MSAL's retries, ~20 s), and
@@ -61,14 +70,18 @@ describe("doctor, default chain with no source that answers", () => {
             "none of the default chain's sources gave a token (each one's reason is listed)",
           )
           const sources = diagnosis.checks.slice(token + 1)
+          // The chain's second source (workload identity, without its variables) was never built, so
+          // the SDK gave two errors for three sources: each is named, not numbered.
           expect(sources.map((c) => [c.name, c.status])).toEqual([
-            ["default chain: source 1", "failed"],
-            ["default chain: source 2", "failed"],
+            ["default chain source", "failed"],
+            ["default chain source", "failed"],
           ])
           expect(sources[0]?.detail).toMatch(/^EnvironmentCredential is unavailable/)
-          expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential/)
+          expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential: Authentication failed/)
           const text = formatDiagnosis(diagnosis).join("\n")
-          expect(text).toContain("[FAILED] default chain: source 2: ManagedIdentityCredential")
+          expect(text).toContain(
+            "[FAILED] default chain source: ManagedIdentityCredential: Authentication failed",
+          )
         }),
       (saved) =>
         Effect.sync(() => {
@@ -78,5 +91,60 @@ describe("doctor, default chain with no source that answers", () => {
           }
         }),
     ),
+  )
+})
+
+describe("doctor, the whole default chain in a workload identity pod whose federated token expired", () => {
+  // Every source of the chain is tried: the developer tools too (AZURE_TOKEN_CREDENTIALS unset),
+  // with a PATH that holds none of them, so each says so at once whatever this host has installed.
+  const withoutTools = <A, E>(effect: Effect.Effect<A, E>) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        const saved = process.env.PATH
+        process.env.PATH = mkdtempSync(join(dir, "path-"))
+        return saved
+      }),
+      () => effect,
+      (saved) =>
+        Effect.sync(() => {
+          process.env.PATH = saved
+        }),
+    )
+
+  it.live("each source is named as the SDK names it, in the order it met them, or said to be unnamed", () =>
+    Effect.gen(function* () {
+      const tokenFile = join(dir, "expired-token")
+      const issuedAt = Math.floor(Date.now() / 1000) - 2 * 3600
+      const token = emulator.issueFederatedToken(undefined, { issuedAt })
+      writeFileSync(tokenFile, token, { mode: 0o600 })
+      const diagnosis = yield* withoutTools(
+        withEnvironment(
+          { ...emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: tokenFile },
+          diagnoseCredential({ ...emulatorSettings(emulator, "chain", "workloadIdentity"), mode: "default" }),
+        ),
+      )
+      expect(diagnosis.ok).toBe(false)
+      const sources = diagnosis.checks.filter((c) => c.name === "default chain source")
+      const opening = sources.map(
+        (c) => /^(\w+Credential|unnamed): /.exec(c.detail)?.[1] ?? c.detail.split(" ")[0],
+      )
+      // Environment (its message names it), workload identity (Entra ID's refusal through MSAL: named by
+      // nothing), managed identity (its AKS token exchange; its message names it), Visual Studio Code
+      // (its message names only the editor, and it logs no error line), then the command-line tools,
+      // each named by its own error line in the SDK's log.
+      expect(opening).toEqual([
+        "EnvironmentCredential",
+        "unnamed",
+        "ManagedIdentityCredential",
+        "unnamed",
+        "AzureCliCredential",
+        "AzurePowerShellCredential",
+        "AzureDeveloperCliCredential",
+      ])
+      expect(sources[1]?.detail).toMatch(/^unnamed: invalid_client: .*AADSTS700024/)
+      expect(sources[4]?.detail).toMatch(/^AzureCliCredential: Azure CLI could not be found/)
+      const text = formatDiagnosis(diagnosis).join("\n")
+      for (const part of token.split(".")) expect(text).not.toContain(part)
+    }),
   )
 })
