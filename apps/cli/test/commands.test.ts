@@ -2151,7 +2151,7 @@ describe("validate, doctor, emulator", () => {
   })
 
   it("doctor, credential_mode default: names the chain's source that answered; with none, each source's reason (1)", async () => {
-    type Check = { check: string; status: string; detail: string }
+    type Check = { check: string; status: string; detail: string; credential?: string | null }
     const target = world.targetFile("doctor-default", { credential_mode: "default" })
     const ok = await runCli(["doctor", "--config", target, "--json"], { env: world.env })
     expect(ok.code, ok.stdout).toBe(0)
@@ -2198,10 +2198,15 @@ describe("validate, doctor, emulator", () => {
     expect(none.code, none.stdout).toBe(1)
     const checks = json<{ checks: Array<Check> }>(none).checks
     expect(checks.find((c) => c.check === "token")?.status).toBe("fail")
+    // Each named as the SDK named it, not numbered: the chain's workload identity (no variables) was
+    // never built and gave no error, so the managed identity is the second error, not the second source.
     const sources = checks.filter((c) => c.check.startsWith("chain source"))
-    expect(sources.map((c) => c.status)).toEqual(["fail", "fail"])
+    expect(sources.map((c) => [c.check, c.status, c.credential])).toEqual([
+      ["chain source", "fail", "EnvironmentCredential"],
+      ["chain source", "fail", "ManagedIdentityCredential"],
+    ])
     expect(sources[0]?.detail).toMatch(/^EnvironmentCredential is unavailable/)
-    expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential/)
+    expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential: Authentication failed/)
   })
 
   it("doctor, managed_identity with a client id the endpoint does not know: the endpoint's refusal in its words, not 'no credential source' (1)", async () => {

@@ -39,6 +39,12 @@ export interface DoctorCheck {
   readonly status: "pass" | "fail" | "warn" | "skip"
   readonly detail: string
   readonly fix: string | undefined
+  /**
+   * On a `chain source` check: the default chain's credential it is about, as @azure/identity named
+   * it (EnvironmentCredential, ManagedIdentityCredential, AzureCliCredential, …), or null when it
+   * named none (the detail then opens with `unnamed`).
+   */
+  readonly credential?: string | null
 }
 
 const grant = async (operation: VaultOperation): Promise<string> =>
@@ -150,9 +156,17 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
         detail: `${scope}: ${token.failure.reason}`,
         fix: token.failure.fix,
       })
-      // The default chain: why each of its sources gave no token.
-      for (const [i, reason] of (token.failure.sources ?? []).entries())
-        yield* add({ check: `chain source ${i + 1}`, status: "fail", detail: reason, fix: undefined })
+      // The default chain: why each of its sources gave no token, in the order the SDK met them, each
+      // named as the SDK named it. Not numbered: the SDK skips a source it could not build without an
+      // error, so a count is no place in the chain.
+      for (const source of token.failure.chainSources ?? [])
+        yield* add({
+          check: "chain source",
+          status: "fail",
+          detail: credentials.chainSourceDetail(source),
+          fix: undefined,
+          credential: source.credential ?? null,
+        })
       yield* federatedToken(false)
       yield* skipVault("no token")
       return checks
