@@ -21,6 +21,7 @@ import {
   shownTenantId,
   spanInWords,
 } from "./environment.js"
+import { type FederatedTokenUse, federatedTokenUse } from "./federatedTokenUse.js"
 import {
   expectedTenant,
   expiryInWords,
@@ -257,6 +258,42 @@ export const federatedTokenCheck = (
 }
 
 /**
+ * doctor's `federated token` check for a use of the file (federatedTokenUse): the file's token
+ * judged by federatedTokenCheck where it is read (with what reads it, when that is not the mode's
+ * own credential); skipped, saying why, where it is not; a warning, never a failure, where whether
+ * it is read cannot be told. Never shows the token: its path, and its times.
+ */
+export const federatedTokenUseCheck = (
+  use: FederatedTokenUse,
+  tokenObtained: boolean,
+  nowMs: number,
+): CredentialCheck => {
+  switch (use._tag) {
+    case "Read": {
+      const check = federatedTokenCheck(use.tokenFile, tokenObtained, nowMs)
+      return use.reader === undefined
+        ? check
+        : { ...check, detail: `${check.detail} (read by ${use.reader})` }
+    }
+    case "NotRead":
+      return {
+        name: "federated token",
+        status: "skipped",
+        detail: `not read: ${shownPath(use.tokenFile)} (AZURE_FEDERATED_TOKEN_FILE) is set, but ${use.why}`,
+      }
+    case "Undecided": {
+      const check = federatedTokenCheck(use.tokenFile, tokenObtained, nowMs)
+      return {
+        name: check.name,
+        status: "warning",
+        detail: `${check.detail}; ${use.why}`,
+        fix: check.fix === undefined ? use.fix : `${use.fix}; ${check.fix}`,
+      }
+    }
+  }
+}
+
+/**
  * Diagnose the credential of `settings`: build it, ask for one token for the
  * vault's resource, and report every step. Never fails.
  */
@@ -283,6 +320,9 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
   }
   const resolved = withTokenTimeLimit(built.success)
   checks.push({ name: "credential", status: "ok", detail: identityLine(resolved.identity) })
+  // Where the file's token is exchanged (workload identity, managed identity's AKS exchange, the
+  // default chain's sources that read it), judged after the token request, which it explains.
+  const tokenFileUse = yield* federatedTokenUse(settings, resolved.identity)
 
   const probed = yield* probeToken(resolved, keyVaultScope(resource)).pipe(Effect.result)
   if (probed._tag === "Failure") {
@@ -296,8 +336,7 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       fix: e.fix,
     })
     checks.push(...chainSourceChecks(e.chainSources))
-    if (resolved.identity.tokenFile !== undefined)
-      checks.push(federatedTokenCheck(resolved.identity.tokenFile, false, Date.now()))
+    if (tokenFileUse !== undefined) checks.push(federatedTokenUseCheck(tokenFileUse, false, Date.now()))
     return {
       mode: settings.mode,
       ok: false,
@@ -332,8 +371,7 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       detail: p.detail,
       fix: p.fix,
     })
-  if (resolved.identity.tokenFile !== undefined)
-    checks.push(federatedTokenCheck(resolved.identity.tokenFile, true, Date.now()))
+  if (tokenFileUse !== undefined) checks.push(federatedTokenUseCheck(tokenFileUse, true, Date.now()))
   return {
     mode: settings.mode,
     ok: problems.every((p) => p.status !== "fail"),
