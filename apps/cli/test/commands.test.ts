@@ -2300,6 +2300,75 @@ describe("validate, doctor, emulator", () => {
     }
   })
 
+  it("doctor, default and managed_identity: the federated token is checked wherever @azure/identity reads it, and each chain source is named (1)", async () => {
+    type Check = { check: string; status: string; detail: string; fix?: string; credential?: string | null }
+    const target = world.targetFile("doctor-default-pod", { credential_mode: "default" })
+    const issuedAt = Math.floor(Date.now() / 1000) - 2 * 3600
+    const token = world.emulator.issueFederatedToken(undefined, { issuedAt })
+    const tokenFile = world.file("expired-pod-federated-token", `${token}\n`)
+    // An AKS workload identity pod whose token file is an old copy. The whole chain is tried (no
+    // AZURE_TOKEN_CREDENTIALS), with a PATH that holds none of the developer tools, so each says so at
+    // once whatever this host has installed (node itself is run by its full path): the test's own
+    // directory of files.
+    const path = dirname(world.file("no-tools-here", ""))
+    const pod = {
+      ...world.emulator.env.workloadIdentity,
+      AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+      PATH: path,
+    }
+    const r = await runCli(["doctor", "--config", target, "--json"], { env: pod })
+    expect(r.code, r.stdout).toBe(1)
+    const checks = json<{ checks: Array<Check> }>(r).checks
+    expect(checks.find((c) => c.check === "token")?.status).toBe("fail")
+    // Each source the SDK gave an error for, named as the SDK named it: the workload identity's refusal
+    // is MSAL's error, named by nothing; the managed identity's exchange, refused the same way, by its
+    // own log line; Visual Studio Code's names no credential; the tools by their own log lines.
+    const sources = checks.filter((c) => c.check === "chain source")
+    expect(sources.map((c) => c.credential)).toEqual([
+      "EnvironmentCredential",
+      null,
+      "ManagedIdentityCredential",
+      null,
+      "AzureCliCredential",
+      "AzurePowerShellCredential",
+      "AzureDeveloperCliCredential",
+    ])
+    expect(sources[1]?.detail).toMatch(/^unnamed: invalid_client: .*AADSTS700024/)
+    expect(sources[2]?.detail).toMatch(/^ManagedIdentityCredential: invalid_client: .*AADSTS700024/)
+    expect(checks.find((c) => c.check === "federated token")).toMatchObject({
+      status: "fail",
+      detail: expect.stringMatching(
+        /^the token in \S+ expired at \S+ \((1 h|2 h) ago, by this host's clock\).* \(read by the chain's WorkloadIdentityCredential, and its ManagedIdentityCredential's AKS token exchange\)$/,
+      ),
+      fix: expect.stringContaining("kubelet"),
+    })
+    const text = await runCli(["doctor", "--config", target], { env: pod })
+    expect(text.stdout).toMatch(/FAIL {2}chain source {9}unnamed: invalid_client/)
+    expect(text.stdout).toMatch(/FAIL {2}federated token {6}the token in /)
+    for (const out of [r.stdout, text.stdout])
+      for (const part of token.split(".")) expect(out).not.toContain(part)
+    // managed_identity with the file but no AZURE_TENANT_ID: no exchange, the endpoint answers, and
+    // the check says why the file is not read (a skip: ready to deploy).
+    const mi = await runCli(
+      [
+        "doctor",
+        "--config",
+        world.targetFile("doctor-mi-file", { credential_mode: "managed_identity" }),
+        "--json",
+      ],
+      { env: { ...world.emulator.env.managedIdentityUserAssigned, AZURE_FEDERATED_TOKEN_FILE: tokenFile } },
+    )
+    expect(mi.code, mi.stdout).toBe(0)
+    expect(
+      json<{ checks: Array<Check> }>(mi).checks.find((c) => c.check === "federated token"),
+    ).toMatchObject({
+      status: "skip",
+      detail: expect.stringMatching(
+        /^not read: \S+ \(AZURE_FEDERATED_TOKEN_FILE\) is set, but .*AZURE_TENANT_ID is not set/,
+      ),
+    })
+  })
+
   // The direct 429 (MSAL's own request and retry), which doctor's one token request meets; MSAL's
   // replay of it is tested against a long-lived credential in @kvdeploy/azure-kv's deploy test.
   it("doctor reads the token's claims: another audience and tenant, expired, or not a JWT, is said, not passed", async () => {

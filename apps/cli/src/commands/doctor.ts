@@ -100,8 +100,9 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
       yield* skipVault("no credential")
       return checks
     }
+    const settings = credentials.credentialSettingsFromTarget(target)
     const resolved = yield* credentials
-      .makeCredential(credentials.credentialSettingsFromTarget(target))
+      .makeCredential(settings)
       .pipe(Effect.map(credentials.withTokenTimeLimit), Effect.result)
     if (resolved._tag === "Failure") {
       yield* add({
@@ -139,12 +140,23 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           .join(", ") || "(from the environment)",
       fix: undefined,
     })
-    /** A workload identity's federated token, judged by its own times (expired: Entra ID's AADSTS700024). */
+    /**
+     * The federated token, judged by its own times (expired: Entra ID's AADSTS700024) wherever
+     * @azure/identity reads the file: workload identity, managed identity's AKS token exchange, the
+     * default chain's sources that read it; skipped with why where the file is set and not read.
+     */
+    const tokenFileUse = yield* credentials.federatedTokenUse(settings, identity)
     const federatedToken = (tokenObtained: boolean) => {
-      if (identity.tokenFile === undefined) return Effect.void
-      const c = credentials.federatedTokenCheck(identity.tokenFile, tokenObtained, Date.now())
-      const status = c.status === "ok" ? "pass" : c.status === "warning" ? "warn" : "fail"
-      return add({ check: c.name, status, detail: c.detail, fix: c.fix })
+      if (tokenFileUse === undefined) return Effect.void
+      const c = credentials.federatedTokenUseCheck(tokenFileUse, tokenObtained, Date.now())
+      const status = {
+        ok: "pass",
+        warning: "warn",
+        skipped: "skip",
+        failed: "fail",
+        missing: "fail",
+      } as const
+      return add({ check: c.name, status: status[c.status], detail: c.detail, fix: c.fix })
     }
     yield* progress("token…")
     const scope = credentials.keyVaultScope(target.cloud.keyVaultResource)
