@@ -68,6 +68,31 @@ const requireVariables = Effect.fn("Credentials.requireVariables")(function* (mo
   return values
 })
 
+/**
+ * The tenants other than its own that a credential may get tokens for, from
+ * AZURE_ADDITIONALLY_ALLOWED_TENANTS (tenant ids or domain names separated by `;`, or `*` for any),
+ * as @azure/identity's EnvironmentCredential reads it. Its other credentials read it from their
+ * options only, so `client_secret` and `workload_identity` (and the default chain's workload
+ * identity) are given it here: a vault of another tenant that a multi-tenant application may reach
+ * is allowed the same way in every mode that asks Entra ID. Empty when unset.
+ */
+const additionallyAllowedTenants = optionalEnv("AZURE_ADDITIONALLY_ALLOWED_TENANTS").pipe(
+  Effect.map((value) =>
+    Option.match(value, {
+      onNone: () => [] as Array<string>,
+      onSome: (v) =>
+        v
+          .split(";")
+          .map((t) => t.trim())
+          .filter((t) => t !== ""),
+    }),
+  ),
+)
+
+/** The options that carry AZURE_ADDITIONALLY_ALLOWED_TENANTS, or none when it is unset. */
+const allowedTenantsOption = (tenants: ReadonlyArray<string>) =>
+  tenants.length === 0 ? {} : { additionallyAllowedTenants: [...tenants] }
+
 /** Where the Azure Arc agent lives on Windows (MSAL's check); on Linux /opt/azcmagent/bin/himds. */
 const arcWindowsAgent = `${process.env.ProgramFiles ?? "C:\\Program Files"}\\AzureConnectedMachineAgent\\himds.exe`
 
@@ -336,10 +361,14 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
       )
       const tenantId = env.AZURE_TENANT_ID as string
       const clientId = env.AZURE_CLIENT_ID as string
+      const allowed = allowedTenantsOption(yield* additionallyAllowedTenants)
       const credential = yield* construct("client_secret", tenantFix, () =>
         forConfiguredTenant(
           tenantId,
-          new ClientSecretCredential(tenantId, clientId, Redacted.value(secret), authority),
+          new ClientSecretCredential(tenantId, clientId, Redacted.value(secret), {
+            ...authority,
+            ...allowed,
+          }),
         ),
       )
       return {
@@ -359,10 +388,17 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
       yield* readableTokenFile("workload_identity", tokenFile)
       const tenantId = env.AZURE_TENANT_ID as string
       const clientId = env.AZURE_CLIENT_ID as string
+      const allowed = allowedTenantsOption(yield* additionallyAllowedTenants)
       const credential = yield* construct("workload_identity", tenantFix, () =>
         forConfiguredTenant(
           tenantId,
-          new WorkloadIdentityCredential({ tenantId, clientId, tokenFilePath: tokenFile, ...authority }),
+          new WorkloadIdentityCredential({
+            tenantId,
+            clientId,
+            tokenFilePath: tokenFile,
+            ...authority,
+            ...allowed,
+          }),
         ),
       )
       return {
@@ -448,6 +484,7 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
     case "default": {
       const tenantId = yield* optionalEnv("AZURE_TENANT_ID")
       const clientId = settings.managedIdentityClientId
+      const allowed = allowedTenantsOption(yield* additionallyAllowedTenants)
       const credential = yield* construct(
         "default",
         `${tenantFix}; and AZURE_TOKEN_CREDENTIALS, when set: "prod", "dev" or one credential's name (EnvironmentCredential, WorkloadIdentityCredential, ManagedIdentityCredential, AzureCliCredential, ...)`,
@@ -456,6 +493,7 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
             Option.getOrUndefined(tenantId),
             new DefaultAzureCredential({
               ...authority,
+              ...allowed,
               ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
               ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
             }),
