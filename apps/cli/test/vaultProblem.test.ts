@@ -50,6 +50,16 @@ describe("a VaultForbidden as a CLI problem", () => {
     expect(p.fix).not.toContain("grant")
   })
 
+  it("a vault in another tenant: an identity of that tenant or the tenant allowed, not a grant or the secret", () => {
+    const p = problemOf(
+      new VaultForbidden({ operation: "getLatest", detail: "tenants", refusal: "tenant", unsent: true }),
+    )
+    expect(p.fix).toContain("another tenant than the credential's")
+    expect(p.fix).toContain("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+    expect(p.fix).not.toContain("grant the identity")
+    expect(p.fix).not.toContain("AZURE_CLIENT_SECRET")
+  })
+
   it("a firewall refusal: points at the vault's networking rules", () => {
     const p = problemOf(
       new VaultForbidden({

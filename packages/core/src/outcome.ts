@@ -90,10 +90,10 @@ export interface Failed extends OutcomeCommon {
   /**
    * What the vault (or the identity provider) refused, when the error is a VaultForbidden that says:
    * a permission to grant, the token, the network, the credential, a disabled version, or the
-   * resource the vault asked a token for. Each has another remedy, and only a missing permission
-   * is fixed by a grant.
+   * resource the vault asked a token for, or the tenant (the vault's is not the credential's). Each
+   * has another remedy, and only a missing permission is fixed by a grant.
    */
-  readonly refusal?: "permission" | "token" | "network" | "credential" | "disabled" | "resource"
+  readonly refusal?: "permission" | "token" | "network" | "credential" | "disabled" | "resource" | "tenant"
   /** True when the failing call was never sent: no token could be had for it (the error's `unsent`). */
   readonly unsent?: true
   /**

@@ -24,6 +24,14 @@ describe("vaultRequestStatusOf", () => {
     expect(
       vaultRequestStatusOf(new VaultForbidden({ operation, detail, unsent: true, refusal: "credential" })),
     ).toBe("no_token")
+    // A vault of another tenant: no token when the credential refused it, the vault's refusal when
+    // it refused the credential's own tenant's token (401).
+    expect(
+      vaultRequestStatusOf(new VaultForbidden({ operation, detail, unsent: true, refusal: "tenant" })),
+    ).toBe("no_token")
+    expect(vaultRequestStatusOf(new VaultForbidden({ operation, detail, refusal: "tenant" }))).toBe(
+      "forbidden",
+    )
     expect(vaultRequestStatusOf(new VaultNotFound({ operation, detail }))).toBe("not_found")
     expect(vaultRequestStatusOf(new VaultThrottled({ operation, detail }))).toBe("throttled")
     expect(vaultRequestStatusOf(new VaultAmbiguous({ operation, detail }))).toBe("ambiguous")

@@ -204,7 +204,15 @@ interface TaggedVaultError {
   readonly permission?: string | undefined
   /** True when the request never reached the vault (no token could be had for it). */
   readonly unsent?: boolean | undefined
-  readonly refusal?: "permission" | "token" | "network" | "credential" | "disabled" | "resource" | undefined
+  readonly refusal?:
+    | "permission"
+    | "token"
+    | "network"
+    | "credential"
+    | "disabled"
+    | "resource"
+    | "tenant"
+    | undefined
 }
 
 /** What to do about a VaultForbidden, by what was refused. */
@@ -217,9 +225,11 @@ export const forbiddenFix = (refusal: TaggedVaultError["refusal"]): string =>
         ? "the version is disabled, and Key Vault reads no disabled version (no grant helps): enable it (`az keyvault certificate set-attributes --enabled true --version …`), or leave it disabled"
         : refusal === "resource"
           ? "the vault asked for a token for another resource than the target cloud's keyvault_resource (the reason names both), so none was asked for and nothing reached the vault; the credential is not in question: check that the vault URL is the vault you mean, and if it is, set cloud.keyvault_resource to the resource its challenge names (a custom cloud's, or the emulator's)"
-          : refusal === "credential"
-            ? "no token could be had, so nothing reached the vault: check that the credential is current and belongs to the identity (client_secret: AZURE_CLIENT_SECRET for AZURE_CLIENT_ID in AZURE_TENANT_ID; workload_identity: the federated token file; managed_identity: run on a host that has one); `kvdeploy doctor` checks the credential"
-            : "grant the identity the permission (run `kvdeploy doctor` to see which data actions work); check the vault firewall allows this network"
+          : refusal === "tenant"
+            ? "the vault is in another tenant than the credential's (the reason names both): use an identity of the vault's tenant, or, for a multi-tenant application with a service principal there, allow that tenant (AZURE_ADDITIONALLY_ALLOWED_TENANTS); no grant and no other secret helps"
+            : refusal === "credential"
+              ? "no token could be had, so nothing reached the vault: check that the credential is current and belongs to the identity (client_secret: AZURE_CLIENT_SECRET for AZURE_CLIENT_ID in AZURE_TENANT_ID; workload_identity: the federated token file; managed_identity: run on a host that has one); `kvdeploy doctor` checks the credential"
+              : "grant the identity the permission (run `kvdeploy doctor` to see which data actions work); check the vault firewall allows this network"
 
 /** What happened, in a few words, before the error's tag (which scripts may match). */
 const errorWords: Readonly<Record<string, string>> = {

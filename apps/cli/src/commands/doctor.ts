@@ -246,8 +246,14 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
             fix: undefined,
           })
         } else if (e._tag === "VaultForbidden") {
+          // No token could be had (nothing was sent but the challenge): the credential, the resource
+          // or the tenant the challenge asked for was refused before any request.
+          const noToken =
+            e.refusal === "credential" ||
+            e.refusal === "resource" ||
+            (e.refusal === "tenant" && e.unsent === true)
           yield* add(
-            e.refusal === "credential" || e.refusal === "resource"
+            noToken
               ? {
                   check: "reachable",
                   status: "skip",
@@ -258,7 +264,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
               : {
                   check: "reachable",
                   status: "pass",
-                  detail: `${target.vaultUrl} answered (${e.refusal === "token" ? 401 : 403})`,
+                  detail: `${target.vaultUrl} answered (${e.refusal === "token" || e.refusal === "tenant" ? 401 : 403})`,
                   fix: undefined,
                 },
           )
@@ -270,7 +276,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           })
           // No token for the vault: every later check would meet the same refusal (said once here),
           // and a "forbidden" for data actions nothing was asked of.
-          if (e.refusal === "credential" || e.refusal === "resource") {
+          if (noToken) {
             yield* skipVault("no token for the vault (certificates/get above says why)", 2)
             return checks
           }

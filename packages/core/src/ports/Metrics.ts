@@ -112,7 +112,11 @@ export const vaultRequestStatusOf = (error: {
     case "VaultNotFound":
       return "not_found"
     case "VaultForbidden":
-      return error.refusal === "credential" || error.refusal === "resource" ? "no_token" : "forbidden"
+      return error.refusal === "credential" ||
+        error.refusal === "resource" ||
+        (error.refusal === "tenant" && error.unsent === true)
+        ? "no_token"
+        : "forbidden"
     case "VaultThrottled":
       return "throttled"
     case "VaultConflictSoftDeleted":

@@ -222,10 +222,14 @@ export class VaultForbidden extends Schema.TaggedError<VaultForbidden>()("VaultF
    * `disabled` (Key Vault refuses to read a disabled secret or certificate version with 403 even
    * to an identity allowed to read it; enabling it fixes it, no grant does), or the `resource`
    * the vault's challenge asked a token for, which is not the target cloud's keyvault_resource (no
-   * token was asked for, nothing reached the vault: the configuration or the vault URL is to fix).
+   * token was asked for, nothing reached the vault: the configuration or the vault URL is to fix),
+   * or the `tenant`: the vault is in another tenant than the credential's (its challenge names it),
+   * and the credential refused to get a token for it (`unsent`) or the vault refused a token of the
+   * credential's own tenant (401); an identity of the vault's tenant, or that tenant allowed for a
+   * multi-tenant application, is to fix, not a grant or the secret.
    */
   refusal: Schema.optional(
-    Schema.Literals(["permission", "token", "network", "credential", "disabled", "resource"]),
+    Schema.Literals(["permission", "token", "network", "credential", "disabled", "resource", "tenant"]),
   ),
 }) {
   override get message(): string {
