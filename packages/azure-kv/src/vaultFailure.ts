@@ -23,6 +23,9 @@ import {
   identityProviderOutage,
   isTokenRequestTimedOut,
   KEY_VAULT_SCOPE_REFUSED,
+  tenantMismatchFix,
+  tenantNotAllowed,
+  tenantNotAllowedReason,
   tokenErrorStatus,
 } from "@kvdeploy/credentials/tokenErrors"
 import { ImportOutcomeUnknown, neverSentCodes, tlsRefusedCodes } from "./importPolicy.js"
@@ -57,6 +60,10 @@ export class KeyVaultRequestFailure extends Error {
   readonly retryAfterMs: number | undefined
   /** The answer's `Date` header (the vault's clock, whole seconds), in epoch milliseconds. */
   readonly answeredAtMs: number | undefined
+  /** The tenant a 401's challenge (`WWW-Authenticate`) names: the vault's. */
+  readonly challengeTenant: string | undefined
+  /** The tenant of the token a 401 refused as of another issuer (Key Vault's AKV10032 names it). */
+  readonly tokenTenant: string | undefined
   constructor(fields: {
     readonly name: string
     readonly message: string
@@ -66,6 +73,8 @@ export class KeyVaultRequestFailure extends Error {
     readonly requestId?: string | undefined
     readonly retryAfterMs?: number | undefined
     readonly answeredAtMs?: number | undefined
+    readonly challengeTenant?: string | undefined
+    readonly tokenTenant?: string | undefined
   }) {
     super(shownMessage(fields))
     this.name = fields.name
@@ -75,6 +84,8 @@ export class KeyVaultRequestFailure extends Error {
     this.requestId = fields.requestId
     this.retryAfterMs = fields.retryAfterMs
     this.answeredAtMs = fields.answeredAtMs
+    this.challengeTenant = fields.challengeTenant
+    this.tokenTenant = fields.tokenTenant
   }
 }
 
@@ -139,6 +150,46 @@ const answeredAtMsOf = (
   return Number.isFinite(ms) ? ms : undefined
 }
 
+/**
+ * The tenant Key Vault's challenge names (`WWW-Authenticate: Bearer authorization="https://login.windows.net/<tenant>", …`,
+ * or `authorization_uri`), as keyvault-common reads it: the first segment of the authorization
+ * URL's path. Undefined when the header or the tenant is not there.
+ */
+const challengeTenantOf = (
+  headers: { get(name: string): string | undefined } | undefined,
+): string | undefined => {
+  const challenge = headers?.get("www-authenticate")
+  if (challenge === undefined) return undefined
+  const uri = /\bauthorization(?:_uri)?\s*=\s*"([^"]*)"/i.exec(challenge)?.[1]
+  if (uri === undefined) return undefined
+  try {
+    const tenant = new URL(uri).pathname.split("/").find((segment) => segment !== "")
+    return tenant === undefined ? undefined : decodeURIComponent(tenant)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The tenant of the token Key Vault refused as of another issuer: its AKV10032 answer names the
+ * issuers it takes and the one it found ("AKV10032: Invalid issuer. Expected one of
+ * https://sts.windows.net/<vault's tenant>/, …, found https://sts.windows.net/<token's tenant>/.").
+ * Read from the SDK's message, which is the answer's for most calls, else from the answer's own
+ * (a list's pages fail with "Pagination failed with unexpected statusCode 401").
+ */
+const refusedIssuerTenant = (message: string, bodyText: string | undefined): string | undefined => {
+  const issuer =
+    /AKV10032:.*?\bfound https?:\/\/[^/\s]+\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b/i
+  const said = issuer.exec(message)?.[1]
+  if (said !== undefined || bodyText === undefined) return said
+  try {
+    const answer = (JSON.parse(bodyText) as { error?: { message?: unknown } }).error?.message
+    return typeof answer === "string" ? issuer.exec(answer)?.[1] : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** The sanitised facts of any failure the SDK or credential threw. */
 export const describeFailure = (error: unknown): KeyVaultRequestFailure => {
   if (error instanceof ImportOutcomeUnknown) {
@@ -173,6 +224,12 @@ export const describeFailure = (error: unknown): KeyVaultRequestFailure => {
       requestId: response?.headers.get("x-ms-request-id"),
       retryAfterMs: retryAfterMsOf(response?.headers),
       answeredAtMs: answeredAtMsOf(response?.headers),
+      ...(error.statusCode === 401
+        ? {
+            challengeTenant: challengeTenantOf(response?.headers),
+            tokenTenant: refusedIssuerTenant(error.message, response?.bodyAsText ?? undefined),
+          }
+        : {}),
     })
   }
   if (error instanceof Error) {
@@ -342,6 +399,15 @@ const mapFailure = (
         refusal: "resource",
         detail: `no token for the vault (nothing was sent): ${cause.message}`,
       })
+    // The vault is in another tenant than the credential's, which may not get tokens for it: an
+    // identity of that tenant, or the tenant allowed, is to fix (not the secret, not a grant).
+    const tenants = tenantNotAllowed(error)
+    if (tenants !== undefined)
+      return new VaultForbidden({
+        ...given,
+        refusal: "tenant",
+        detail: `no token for the vault (nothing was sent): ${tenantNotAllowedReason(tenants)}: ${tenantMismatchFix(tenants.vaultTenant)}`,
+      })
     const authorityStatus = tokenErrorStatus(error)
     // An identity endpoint's error page (a proxy's, a gateway's) comes whole in the library's
     // message: kept to its start, which names the error, so a report stays one readable line.
@@ -393,11 +459,26 @@ const mapFailure = (
           : { ...fields, detail, answeredAtMs: cause.answeredAtMs },
       )
     if (status === 401) {
+      // A token of another tenant than the vault's (one the credential got without the challenge's
+      // tenant: a managed identity's, or a tenant configured by its domain name): the challenge
+      // names the vault's tenant, and Key Vault's answer the token's.
+      const vaultTenant = cause.challengeTenant
+      const tokenTenant = cause.tokenTenant
+      if (
+        vaultTenant !== undefined &&
+        tokenTenant !== undefined &&
+        vaultTenant.toLowerCase() !== tokenTenant.toLowerCase()
+      )
+        return new VaultForbidden({
+          ...fields,
+          refusal: "tenant",
+          detail: `the vault refused the token: the vault is in tenant ${vaultTenant} (its challenge names it), and the token is of tenant ${tokenTenant}, which Key Vault does not take: ${tenantMismatchFix(vaultTenant)}: ${detail}`,
+        })
       // Not a missing permission: the token itself was refused (a grant would not help).
       return new VaultForbidden({
         ...fields,
         refusal: "token",
-        detail: `the vault refused the token (check the credential's tenant and that the token is for this cloud's Key Vault resource): ${detail}`,
+        detail: `the vault refused the token (check the credential's tenant${vaultTenant === undefined ? "" : `, against the vault's tenant ${vaultTenant} that its challenge names,`} and that the token is for this cloud's Key Vault resource): ${detail}`,
       })
     }
     if (status === 403) {

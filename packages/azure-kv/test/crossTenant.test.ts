@@ -2,12 +2,14 @@
  * A vault in another Entra tenant than the credential's, over HTTPS with the real SDKs. Key
  * Vault's challenge names the vault's tenant; keyvault-common asks the credential for a token of
  * it, and @azure/identity's credentials refuse another tenant than their own unless it is
- * additionally allowed, before sending anything. AZURE_ADDITIONALLY_ALLOWED_TENANTS allows it, and
- * kvdeploy gives it to every credential that asks Entra ID (@azure/identity reads it for its
- * EnvironmentCredential only).
+ * additionally allowed, before sending anything (a managed identity's token is of its own tenant
+ * whatever is asked, and Key Vault refuses it: AKV10032). Either way the deploy fails with
+ * `refusal: "tenant"`, and its reason says that the tenants differ, names both, and what to do:
+ * an identity of the vault's tenant, or that tenant in AZURE_ADDITIONALLY_ALLOWED_TENANTS, which
+ * kvdeploy gives every credential that asks Entra ID.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import type { DeployOutcome } from "@kvdeploy/core"
+import { type DeployOutcome, Vault } from "@kvdeploy/core"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
 import { type AuthMode, type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -88,7 +90,92 @@ const deployWith = (
     return { outcome, sent, target, credential: resolved.credential, variables }
   })
 
+/** What every tenant refusal's reason says: both tenants where known, and the two ways out. */
+const expectTenantAdvice = (reason: string) => {
+  expect(reason).toContain(`the vault is in tenant ${VAULT_TENANT} (its challenge names it)`)
+  expect(reason).toContain(`AZURE_TENANT_ID=${VAULT_TENANT}`)
+  expect(reason).toContain(`AZURE_ADDITIONALLY_ALLOWED_TENANTS=${VAULT_TENANT}`)
+  expect(reason).not.toContain("grant")
+  expect(reason).not.toContain("AdditionallyAllowedTenants on the credential options")
+}
+
 describe("a vault in another tenant than the credential's", () => {
+  const refusedBeforeSending: ReadonlyArray<{
+    readonly name: string
+    readonly mode: AuthMode
+    readonly credentialMode?: string
+  }> = [
+    { name: "client_secret", mode: "clientSecret" },
+    { name: "workload_identity", mode: "workloadIdentity" },
+    { name: "default (its environment source)", mode: "clientSecret", credentialMode: "default" },
+  ]
+  for (const c of refusedBeforeSending)
+    it.live(`${c.name}: Failed, refusal "tenant", nothing sent but the challenge, both tenants named`, () =>
+      Effect.gen(function* () {
+        const { outcome, sent } = yield* deployWith(
+          `refused-${refusedBeforeSending.indexOf(c)}`,
+          c.mode,
+          {},
+          c.credentialMode,
+        )
+        expect(outcome._tag, outcome.reason).toBe("Failed")
+        if (outcome._tag !== "Failed") return
+        expect(outcome.refusal).toBe("tenant")
+        expect(outcome.unsent).toBe(true)
+        expectTenantAdvice(outcome.reason)
+        expect(outcome.reason).toContain(`not the credential's tenant ${emulator.tenantId} (AZURE_TENANT_ID)`)
+        expect(sent).toEqual([])
+      }),
+    )
+
+  it.live(
+    `managed_identity: its token (of its own tenant) is refused by the vault (401): refusal "tenant" with both tenants; a list's 401 names the vault's tenant`,
+    () =>
+      Effect.gen(function* () {
+        const { outcome, sent, target, credential, variables } = yield* deployWith(
+          "managed",
+          "managedIdentityAppService",
+        )
+        expect(outcome._tag, outcome.reason).toBe("Failed")
+        if (outcome._tag !== "Failed") return
+        expect(outcome.refusal).toBe("tenant")
+        expect(outcome.unsent).toBeUndefined()
+        expectTenantAdvice(outcome.reason)
+        expect(outcome.reason).toContain(`the token is of tenant ${emulator.tenantId}`)
+        expect(sent).toEqual(["getLatest 401"])
+        // A version list's 401 comes without Key Vault's words (the SDK's "Pagination failed with
+        // unexpected statusCode 401", no body): the token's tenant is not known, the vault's is.
+        const listed = yield* inProcessEnvironment(
+          variables,
+          Effect.gen(function* () {
+            const vault = yield* Vault
+            return yield* vault.listVersions("managed")
+          }).pipe(Effect.flip, Effect.provide(worldLayer(emulator, target, credential))),
+        )
+        expect(listed._tag).toBe("VaultForbidden")
+        expect(listed._tag === "VaultForbidden" ? listed.refusal : undefined).toBe("token")
+        expect(listed.message).toContain(
+          `against the vault's tenant ${VAULT_TENANT} that its challenge names`,
+        )
+      }),
+  )
+
+  it.live(
+    `client_secret with the tenant's domain name: asked again without the challenge's tenant, the token is refused (401): refusal "tenant"`,
+    () =>
+      Effect.gen(function* () {
+        const { outcome, sent } = yield* deployWith("by-domain", "clientSecret", {
+          AZURE_TENANT_ID: emulator.tenantDomain,
+        })
+        expect(outcome._tag, outcome.reason).toBe("Failed")
+        if (outcome._tag !== "Failed") return
+        expect(outcome.refusal).toBe("tenant")
+        expectTenantAdvice(outcome.reason)
+        expect(outcome.reason).toContain(`the token is of tenant ${emulator.tenantId}`)
+        expect(sent).toEqual(["getLatest 401"])
+      }),
+  )
+
   const allowed: ReadonlyArray<{ readonly name: string; readonly mode: AuthMode }> = [
     { name: "client_secret", mode: "clientSecret" },
     { name: "workload_identity", mode: "workloadIdentity" },

@@ -145,6 +145,83 @@ describe("toVaultError", () => {
       expect(JSON.stringify([e.detail, e.message])).not.toContain("MIIKSECRETBODY")
   })
 
+  describe("a vault in another tenant than the credential's", () => {
+    const vaultTenant = "11111111-2222-3333-4444-555555555555"
+    const tokenTenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+    const challenge = `Bearer authorization="https://login.windows.net/${vaultTenant}", resource="https://vault.azure.net"`
+    const unauthorized = (message: string, headers: Record<string, string>) =>
+      new RestError(message, {
+        statusCode: 401,
+        code: "Unauthorized",
+        response: {
+          status: 401,
+          headers: createHttpHeaders(headers),
+          request: createPipelineRequest({ url: "https://v.vault.azure.net/certificates/a/" }),
+        },
+      })
+
+    it("@azure/identity's refusal of the challenge's tenant (a credential kvdeploy did not build): refusal tenant, unsent, the vault's tenant and the fix", () => {
+      const sdk = Object.assign(
+        new Error(
+          `The current credential is not configured to acquire tokens for tenant ${vaultTenant}. To enable acquiring tokens for this tenant add it to the AdditionallyAllowedTenants on the credential options, or add "*" to AdditionallyAllowedTenants to allow acquiring tokens for any tenant.`,
+        ),
+        { name: "CredentialUnavailableError" },
+      )
+      const mapped = toVaultError("getLatest", "read", sdk)
+      expect(mapped._tag).toBe("VaultForbidden")
+      if (mapped._tag !== "VaultForbidden") return
+      expect(mapped.refusal).toBe("tenant")
+      expect(mapped.unsent).toBe(true)
+      expect(mapped.detail).toContain(
+        `no token for the vault (nothing was sent): the vault is in tenant ${vaultTenant} (its challenge names it), not the credential's tenant,`,
+      )
+      expect(mapped.detail).toContain(`AZURE_ADDITIONALLY_ALLOWED_TENANTS=${vaultTenant}`)
+    })
+
+    it("a 401 whose challenge names the vault's tenant and whose AKV10032 names the token's other one: refusal tenant, both named", () => {
+      const mapped = toVaultError(
+        "importVersion",
+        "write",
+        unauthorized(
+          `AKV10032: Invalid issuer. Expected one of https://sts.windows.net/${vaultTenant}/, found https://sts.windows.net/${tokenTenant}/.`,
+          { "www-authenticate": challenge },
+        ),
+      )
+      expect(mapped._tag).toBe("VaultForbidden")
+      if (mapped._tag !== "VaultForbidden") return
+      expect(mapped.refusal).toBe("tenant")
+      expect(mapped.unsent).toBeUndefined()
+      expect(mapped.detail).toContain(
+        `the vault is in tenant ${vaultTenant} (its challenge names it), and the token is of tenant ${tokenTenant}`,
+      )
+      expect(mapped.detail).toContain(`AZURE_TENANT_ID=${vaultTenant}`)
+      expect(mapped.detail).not.toContain("grant")
+    })
+
+    it("a 401 that is not about the issuer, or whose token is of the vault's tenant: a token refusal, naming the vault's tenant", () => {
+      for (const message of [
+        "AKV10022: Invalid audience. Expected https://vault.azure.net, found: https://management.azure.com.",
+        `AKV10032: Invalid issuer. Expected one of https://sts.windows.net/${vaultTenant}/, found https://sts.windows.net/${vaultTenant.toUpperCase()}/.`,
+      ]) {
+        const mapped = toVaultError(
+          "getLatest",
+          "read",
+          unauthorized(message, { "www-authenticate": challenge }),
+        )
+        expect(mapped._tag).toBe("VaultForbidden")
+        if (mapped._tag !== "VaultForbidden") return
+        expect(mapped.refusal).toBe("token")
+        expect(mapped.detail).toContain(`against the vault's tenant ${vaultTenant} that its challenge names`)
+      }
+      // Without a challenge, as before.
+      const bare = toVaultError("getLatest", "read", unauthorized("AKV10000: missing token", {}))
+      expect(bare._tag === "VaultForbidden" ? bare.refusal : undefined).toBe("token")
+      expect(bare._tag === "VaultForbidden" ? bare.detail : "").toContain(
+        "the vault refused the token (check the credential's tenant and that the token is for this cloud's Key Vault resource)",
+      )
+    })
+  })
+
   it("restores the stack limit when mapping throws", () => {
     const before = Error.stackTraceLimit
     const hostile = {

@@ -29,7 +29,13 @@ import {
 import { identityRequestMarginMs, withRequestTimeout } from "./identityRequestTimeout.js"
 import { keyVaultScope } from "./probe.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
-import { KEY_VAULT_SCOPE_REFUSED } from "./tokenErrors.js"
+import {
+  KEY_VAULT_SCOPE_REFUSED,
+  tenantMismatchFix,
+  tenantNotAllowed,
+  tenantNotAllowedReason,
+  VAULT_TENANT_NOT_ALLOWED,
+} from "./tokenErrors.js"
 import { tokenRequestTimeLimitFor } from "./tokenRequests.js"
 
 /** Which credential was built and for which identity. Printable: holds no secret. */
@@ -238,6 +244,43 @@ export const forConfiguredTenant = (
       }
 
 /**
+ * A Key Vault challenge that names another tenant than the credential's (the vault is in another
+ * directory) meets @azure/identity's refusal before any request, in words written for a developer
+ * ("add it to the AdditionallyAllowedTenants on the credential options") that name the vault's
+ * tenant only. It is given again as kvdeploy's refusal (VAULT_TENANT_NOT_ALLOWED, a
+ * CredentialUnavailableError), naming both tenants and what to do, so a deploy, the agent and
+ * doctor can say that the tenants differ. Outside forConfiguredTenant: a domain name's retry
+ * without the challenge's tenant comes first.
+ */
+export const namingVaultTenant = (
+  credentialTenant: string | undefined,
+  credential: TokenCredential,
+): TokenCredential =>
+  credentialTenant === undefined
+    ? credential
+    : {
+        getToken: async (scopes, options) => {
+          try {
+            return await credential.getToken(scopes, options)
+          } catch (error) {
+            const refused = tenantNotAllowed(error)
+            if (refused === undefined) throw error
+            throw Object.assign(
+              new CredentialUnavailableError(
+                `${tenantNotAllowedReason({ ...refused, credentialTenant })}: ${tenantMismatchFix(refused.vaultTenant)}`,
+              ),
+              {
+                code: VAULT_TENANT_NOT_ALLOWED,
+                vaultTenant: refused.vaultTenant,
+                credentialTenant,
+                cause: error,
+              },
+            )
+          }
+        },
+      }
+
+/**
  * Construct an @azure/identity credential. Its constructors check their arguments and throw (a
  * tenant id that is no GUID or domain name, an unknown AZURE_TOKEN_CREDENTIALS value): such a
  * throw is the environment's problem, named with its fix, never a crash. The SDK's messages name
@@ -363,12 +406,15 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
       const clientId = env.AZURE_CLIENT_ID as string
       const allowed = allowedTenantsOption(yield* additionallyAllowedTenants)
       const credential = yield* construct("client_secret", tenantFix, () =>
-        forConfiguredTenant(
+        namingVaultTenant(
           tenantId,
-          new ClientSecretCredential(tenantId, clientId, Redacted.value(secret), {
-            ...authority,
-            ...allowed,
-          }),
+          forConfiguredTenant(
+            tenantId,
+            new ClientSecretCredential(tenantId, clientId, Redacted.value(secret), {
+              ...authority,
+              ...allowed,
+            }),
+          ),
         ),
       )
       return {
@@ -390,15 +436,18 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
       const clientId = env.AZURE_CLIENT_ID as string
       const allowed = allowedTenantsOption(yield* additionallyAllowedTenants)
       const credential = yield* construct("workload_identity", tenantFix, () =>
-        forConfiguredTenant(
+        namingVaultTenant(
           tenantId,
-          new WorkloadIdentityCredential({
+          forConfiguredTenant(
             tenantId,
-            clientId,
-            tokenFilePath: tokenFile,
-            ...authority,
-            ...allowed,
-          }),
+            new WorkloadIdentityCredential({
+              tenantId,
+              clientId,
+              tokenFilePath: tokenFile,
+              ...authority,
+              ...allowed,
+            }),
+          ),
         ),
       )
       return {
@@ -489,14 +538,17 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
         "default",
         `${tenantFix}; and AZURE_TOKEN_CREDENTIALS, when set: "prod", "dev" or one credential's name (EnvironmentCredential, WorkloadIdentityCredential, ManagedIdentityCredential, AzureCliCredential, ...)`,
         () =>
-          forConfiguredTenant(
+          namingVaultTenant(
             Option.getOrUndefined(tenantId),
-            new DefaultAzureCredential({
-              ...authority,
-              ...allowed,
-              ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
-              ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
-            }),
+            forConfiguredTenant(
+              Option.getOrUndefined(tenantId),
+              new DefaultAzureCredential({
+                ...authority,
+                ...allowed,
+                ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
+                ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
+              }),
+            ),
           ),
       )
       return {

@@ -3,7 +3,14 @@ import * as Effect from "effect/Effect"
 import { TokenRequestFailed } from "./CredentialUnavailable.js"
 import { chainFailures, type HeardFailure, withChainReport } from "./chainReport.js"
 import type { ResolvedCredential } from "./credential.js"
-import { brokenTokenAnswer, identityProviderOutage, isTokenRequestTimedOut } from "./tokenErrors.js"
+import {
+  brokenTokenAnswer,
+  identityProviderOutage,
+  isTokenRequestTimedOut,
+  tenantMismatchFix,
+  tenantNotAllowed,
+  tenantNotAllowedReason,
+} from "./tokenErrors.js"
 
 /** What a token says about the identity that got it. The token itself is never kept. */
 export interface TokenProbe {
@@ -194,6 +201,15 @@ const explainBare = (
     return {
       reason: "none of the default chain's sources gave a token (each one's reason is listed)",
       fix: unavailableFix[mode ?? "default"],
+    }
+  }
+  // The vault's challenge named another tenant than the credential's, and the credential may not get
+  // tokens for it (a token request without a challenge, as the token check's, never meets this).
+  const tenants = tenantNotAllowed(error)
+  if (tenants !== undefined) {
+    return {
+      reason: tenantNotAllowedReason(tenants),
+      fix: tenantMismatchFix(tenants.vaultTenant),
     }
   }
   if (isTokenRequestTimedOut(error)) {

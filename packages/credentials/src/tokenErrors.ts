@@ -179,3 +179,74 @@ export class TokenRequestTimedOut extends Error {
  * refused credential by it: the configuration is to fix, not the credential.
  */
 export const KEY_VAULT_SCOPE_REFUSED = "KeyVaultScopeRefused"
+
+/**
+ * The `code` of the refusal kvdeploy's credentials give (a CredentialUnavailableError, carrying
+ * `vaultTenant` and `credentialTenant`) when a Key Vault challenge asks a token for another tenant
+ * than the credential's and @azure/identity will not get one for it (tenantNotAllowed).
+ */
+export const VAULT_TENANT_NOT_ALLOWED = "VaultTenantNotAllowed"
+
+/** The vault's tenant, and the credential's when it is known, that are not the same. */
+export interface TenantMismatch {
+  /** The tenant the vault's challenge names: the vault's. */
+  readonly vaultTenant: string
+  /** The tenant the credential gets tokens of (AZURE_TENANT_ID, or the token's issuer), when known. */
+  readonly credentialTenant: string | undefined
+}
+
+/**
+ * @azure/identity's refusal (processMultiTenantRequest, a CredentialUnavailableError) of a token
+ * for a tenant the credential was not given and does not additionally allow: "The current
+ * credential is not configured to acquire tokens for tenant <id>. To enable acquiring tokens for
+ * this tenant add it to the AdditionallyAllowedTenants on the credential options, …".
+ */
+const notAllowedTenantText = /not configured to acquire tokens for tenant (\S+?)\.(?=\s|$)/
+
+/**
+ * The vault is in another tenant than the credential's, as a token error says: Key Vault's challenge
+ * named the vault's tenant, keyvault-common asked the credential for a token of it, and the
+ * credential refused (not one of its additionally allowed tenants), before any request. Read from
+ * kvdeploy's own refusal (VAULT_TENANT_NOT_ALLOWED, which names both tenants), or from
+ * @azure/identity's text: alone, inside EnvironmentCredential's wrapper (credential_mode default),
+ * or as one of a chain's errors. Undefined for any other error.
+ */
+export const tenantNotAllowed = (error: unknown): TenantMismatch | undefined => {
+  const e = error as {
+    readonly code?: unknown
+    readonly vaultTenant?: unknown
+    readonly credentialTenant?: unknown
+    readonly name?: unknown
+    readonly message?: unknown
+    readonly errors?: unknown
+  } | null
+  if (e === null || typeof e !== "object") return undefined
+  if (e.code === VAULT_TENANT_NOT_ALLOWED && typeof e.vaultTenant === "string")
+    return {
+      vaultTenant: e.vaultTenant,
+      credentialTenant: typeof e.credentialTenant === "string" ? e.credentialTenant : undefined,
+    }
+  if (e.name === "AggregateAuthenticationError")
+    return Array.isArray(e.errors)
+      ? e.errors.map((inner: unknown) => tenantNotAllowed(inner)).find((found) => found !== undefined)
+      : undefined
+  const tenant = typeof e.message === "string" ? notAllowedTenantText.exec(e.message)?.[1] : undefined
+  return tenant === undefined ? undefined : { vaultTenant: tenant, credentialTenant: undefined }
+}
+
+/**
+ * What to do when the vault's tenant is not the credential's, for the operator: an identity of the
+ * vault's tenant, or, for a multi-tenant application that has a service principal there, that
+ * tenant allowed. One text for the deploy's reason, the agent's log and doctor.
+ */
+export const tenantMismatchFix = (vaultTenant: string): string =>
+  `use an identity of the vault's tenant (a service principal or workload identity there: AZURE_TENANT_ID=${vaultTenant}; a managed identity gets tokens of its own tenant only), or, if the application is multi-tenant and has a service principal in that tenant, allow it: AZURE_ADDITIONALLY_ALLOWED_TENANTS=${vaultTenant} (client_secret, workload_identity and default; several tenants separated by ";")`
+
+/**
+ * Why no token could be had, when the vault's tenant is not the credential's and the credential
+ * refused it (tenantNotAllowed), in words; tenant ids are shown (neither is a secret).
+ */
+export const tenantNotAllowedReason = (mismatch: TenantMismatch): string =>
+  `the vault is in tenant ${mismatch.vaultTenant} (its challenge names it), not the credential's tenant${
+    mismatch.credentialTenant === undefined ? "" : ` ${mismatch.credentialTenant} (AZURE_TENANT_ID)`
+  }, and the credential may not get tokens for another tenant (@azure/identity refused to ask for one)`

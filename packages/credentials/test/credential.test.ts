@@ -6,8 +6,14 @@ import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { forConfiguredTenant, forKeyVaultScope } from "../src/credential.js"
-import { type CredentialSettings, makeCredential } from "../src/index.js"
+import { forConfiguredTenant, forKeyVaultScope, namingVaultTenant } from "../src/credential.js"
+import {
+  type CredentialSettings,
+  explainTokenFailure,
+  makeCredential,
+  tenantNotAllowed,
+  VAULT_TENANT_NOT_ALLOWED,
+} from "../src/index.js"
 
 const publicCloud = { authorityHost: "https://login.microsoftonline.com" }
 
@@ -347,6 +353,88 @@ describe("forConfiguredTenant: the tenant a Key Vault challenge names, against t
       forConfiguredTenant(id.toUpperCase(), credential).getToken("s", { tenantId: other }),
     ).rejects.toThrow(/not configured to acquire tokens for tenant/)
     expect(asked).toEqual([{ tenantId: other }])
+  })
+})
+
+describe("namingVaultTenant: a vault of another tenant, named as such", () => {
+  const home = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+  const vaultTenant = "11111111-2222-3333-4444-555555555555"
+
+  it("the SDK's refusal of the challenge's tenant (a real ClientSecretCredential, before any request) names both tenants and the fix", async () => {
+    // Refused by @azure/identity before it sends anything: no authority is reached.
+    const { ClientSecretCredential } = await import("@azure/identity")
+    const sdk = new ClientSecretCredential(home, "00000000-0000-0000-0000-0000000000c1", "not-a-secret", {
+      authorityHost: "https://127.0.0.1:9",
+    })
+    const error = await namingVaultTenant(home, sdk)
+      .getToken("https://vault.azure.net/.default", { tenantId: vaultTenant })
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error & { code?: unknown; cause?: unknown },
+      )
+    expect(error?.name).toBe("CredentialUnavailableError")
+    expect(error?.code).toBe(VAULT_TENANT_NOT_ALLOWED)
+    expect(tenantNotAllowed(error)).toEqual({ vaultTenant, credentialTenant: home })
+    expect(error?.message).toContain(
+      `the vault is in tenant ${vaultTenant} (its challenge names it), not the credential's tenant ${home} (AZURE_TENANT_ID)`,
+    )
+    expect(error?.message).toContain(`AZURE_ADDITIONALLY_ALLOWED_TENANTS=${vaultTenant}`)
+    // The SDK's own error stays its cause.
+    expect(String((error?.cause as Error | undefined)?.message)).toContain(
+      "not configured to acquire tokens for tenant",
+    )
+  })
+
+  it("any other failure, and a success, pass through as they are; without a tenant the credential is kept", async () => {
+    const refusedSecret = new Error("AADSTS7000215: Invalid client secret provided.")
+    const failing: TokenCredential = {
+      getToken: async () => {
+        throw refusedSecret
+      },
+    }
+    await expect(namingVaultTenant(home, failing).getToken("s", { tenantId: vaultTenant })).rejects.toBe(
+      refusedSecret,
+    )
+    const token = { token: "t", expiresOnTimestamp: 1 }
+    const working: TokenCredential = { getToken: async () => token }
+    expect(await namingVaultTenant(home, working).getToken("s")).toBe(token)
+    expect(namingVaultTenant(undefined, working)).toBe(working)
+  })
+})
+
+describe("tenantNotAllowed: @azure/identity's refusal of another tenant, wherever it is", () => {
+  const sdkText = (tenant: string) =>
+    `The current credential is not configured to acquire tokens for tenant ${tenant}. To enable acquiring tokens for this tenant add it to the AdditionallyAllowedTenants on the credential options, or add "*" to AdditionallyAllowedTenants to allow acquiring tokens for any tenant.`
+  const tenant = "11111111-2222-3333-4444-555555555555"
+
+  it("alone, inside EnvironmentCredential's wrapper (default), and among a chain's errors; nothing else", () => {
+    const alone = Object.assign(new Error(sdkText(tenant)), { name: "CredentialUnavailableError" })
+    expect(tenantNotAllowed(alone)).toEqual({ vaultTenant: tenant, credentialTenant: undefined })
+    const wrapped = Object.assign(
+      new Error(
+        `EnvironmentCredential authentication failed. To troubleshoot, visit https://aka.ms/azsdk/js/identity/environmentcredential/troubleshoot. Status code: 400\nMore details:\n${sdkText(tenant)},`,
+      ),
+      { name: "AuthenticationError" },
+    )
+    expect(tenantNotAllowed(wrapped)?.vaultTenant).toBe(tenant)
+    const chain = Object.assign(new Error("ChainedTokenCredential authentication failed."), {
+      name: "AggregateAuthenticationError",
+      errors: [new Error("EnvironmentCredential is unavailable."), alone],
+    })
+    expect(tenantNotAllowed(chain)?.vaultTenant).toBe(tenant)
+    expect(tenantNotAllowed(new Error("AADSTS90002: Tenant 'x' not found."))).toBeUndefined()
+    expect(tenantNotAllowed(null)).toBeUndefined()
+    expect(tenantNotAllowed("text")).toBeUndefined()
+  })
+
+  it("doctor's explanation of it says the tenants differ and what to do, not that no credential source is available", () => {
+    const explained = explainTokenFailure(
+      Object.assign(new Error(sdkText(tenant)), { name: "CredentialUnavailableError" }),
+      "client_secret",
+    )
+    expect(explained.reason).toContain(`the vault is in tenant ${tenant} (its challenge names it)`)
+    expect(explained.fix).toContain(`AZURE_TENANT_ID=${tenant}`)
+    expect(explained.fix).toContain(`AZURE_ADDITIONALLY_ALLOWED_TENANTS=${tenant}`)
   })
 })
 
