@@ -21,8 +21,15 @@ const usage = `usage: kvdeploy-emulator [--vault NAME[:PORT]]... [--host HOST] [
                          [--mi-port N] [--state-dir DIR] [--ca-out FILE] [--no-throttle]
                          [--pfx-workers N] [--json]`
 
+/**
+ * A start the emulator refuses, before any server opens: its message names what to fix, exit status 2.
+ * The usage follows only a {@link UsageError}: a damaged vault file or a state directory it cannot
+ * write is not a mistake in how the command line is written, and the usage would bury the fix.
+ */
+class Refused extends Error {}
+
 /** A command line the emulator cannot run with: printed with the usage, exit status 2. */
-class UsageError extends Error {}
+class UsageError extends Refused {}
 
 const port = (flag: string, value: string): number => {
   const n = Number(value)
@@ -88,14 +95,14 @@ const main = async (): Promise<void> => {
     // A vault's file there that cannot be loaded: each named, with what is wrong and the fix (not
     // its content), by the flag that pointed at it.
     if (e instanceof StateFileError)
-      throw new UsageError(
+      throw new Refused(
         e.files
           .map((f) => `--state-dir ${e.path}: vault ${f.vault}: ${f.file} ${f.reason}; ${f.fix}`)
           .join("\nkvdeploy-emulator: "),
       )
     // A state directory that cannot hold the state is a bad command line: said by its flag.
     if (e instanceof StateDirError)
-      throw new UsageError(
+      throw new Refused(
         `--state-dir ${e.path}: ${e.reason}; give a directory it can write to, or a path where it can make one`,
       )
     throw e
@@ -152,8 +159,8 @@ const main = async (): Promise<void> => {
 
 main().catch((e: unknown) => {
   process.stderr.write(`kvdeploy-emulator: ${e instanceof Error ? e.message : String(e)}\n`)
-  if (e instanceof UsageError) {
-    process.stderr.write(`${usage}\n`)
+  if (e instanceof Refused) {
+    if (e instanceof UsageError) process.stderr.write(`${usage}\n`)
     process.exit(2)
   }
   process.exit(1)

@@ -2,8 +2,8 @@
  * The `kvdeploy-emulator` bin as a user runs it: the built dist/bin.js in a
  * child process (the package's `bin` entry), its printed environment read back,
  * real SDK calls with the credentials and CA it printed, then SIGTERM (exit 0,
- * ports closed, temp dir removed). Also --help, --json and bad command lines
- * (exit 2 with the usage).
+ * ports closed, temp dir removed). Also --help, --json, bad command lines
+ * (exit 2 with the usage) and a state directory it refuses (exit 2, the fix, no usage).
  *
  * Needs the package built (`pnpm --filter @kvdeploy/kv-emulator... build`; the
  * test command of scripts/dev builds first).
@@ -221,7 +221,7 @@ describe("kvdeploy-emulator bin", () => {
     expect(r.stderr).toContain("usage: kvdeploy-emulator ")
   })
 
-  it("--state-dir naming a file: refused by the flag with the usage, exit 2, nothing started", async () => {
+  it("--state-dir naming a file: refused by the flag with the fix and no usage, exit 2, nothing started", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kvemu-bin-state-"))
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
     const file = join(dir, "notadir")
@@ -240,7 +240,8 @@ describe("kvdeploy-emulator bin", () => {
     expect(r.stderr).toContain(
       `kvdeploy-emulator: --state-dir ${file}: is a file, not a directory; give a directory`,
     )
-    expect(r.stderr).toContain("usage: kvdeploy-emulator ")
+    // The flag is written right; its directory is the problem: the usage would bury the fix.
+    expect(r.stderr).not.toContain("usage:")
     expect(r.stderr).not.toMatch(/\n\s+at /)
   })
   /** Runs the bin to its exit (15 s at most: one that started is killed, and the test fails). */
@@ -270,6 +271,7 @@ describe("kvdeploy-emulator bin", () => {
       `kvdeploy-emulator: --state-dir ${dir}: vault cut: ${file} is cut short: its JSON ends before it is complete (an interrupted copy or a full disk?); move it aside (rename it to vault-cut.json.damaged, say) or delete it, and vault cut starts empty: the certificates and secrets it held are not served (deploy them again; a deleted file's are gone); or restore it from a backup. The emulator has not changed it\n`,
     )
     expect(r.stderr).not.toMatch(/\n\s+at |SyntaxError/)
+    expect(r.stderr).not.toContain("usage:")
     expect(r.stderr).not.toContain(m.keyPem.split("\n")[1]?.slice(0, 24))
     expect(readFileSync(file, "utf8")).toBe(text)
   })
@@ -292,5 +294,6 @@ describe("kvdeploy-emulator bin", () => {
       `kvdeploy-emulator: --state-dir ${dir}: vault locked: ${file} cannot be read (permission denied); make it readable and writable by the user the emulator runs as (chown it to that user; mode 0600), or move it aside`,
     )
     expect(r.stderr).not.toMatch(/\n\s+at |EACCES/)
+    expect(r.stderr).not.toContain("usage:")
   })
 })
