@@ -2199,14 +2199,23 @@ describe("validate, doctor, emulator", () => {
     const checks = json<{ checks: Array<Check> }>(none).checks
     expect(checks.find((c) => c.check === "token")?.status).toBe("fail")
     // Each named as the SDK named it, not numbered: the chain's workload identity (no variables) was
-    // never built and gave no error, so the managed identity is the second error, not the second source.
+    // never built and gave no error, so the managed identity is the second error, not the second
+    // source. The one not built follows, a skip naming the variable its constructor asked for.
     const sources = checks.filter((c) => c.check.startsWith("chain source"))
     expect(sources.map((c) => [c.check, c.status, c.credential])).toEqual([
       ["chain source", "fail", "EnvironmentCredential"],
       ["chain source", "fail", "ManagedIdentityCredential"],
+      ["chain source", "skip", "WorkloadIdentityCredential"],
     ])
     expect(sources[0]?.detail).toMatch(/^EnvironmentCredential is unavailable/)
     expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential: Authentication failed/)
+    expect(sources[2]?.detail).toMatch(
+      /^WorkloadIdentityCredential: not built, so not tried: is unavailable\. clientId is a required parameter\..*"AZURE_CLIENT_ID"/,
+    )
+    const noneText = await runCli(["doctor", "--config", target], { env })
+    expect(noneText.stdout).toMatch(
+      /skip {2}chain source {9}WorkloadIdentityCredential: not built, so not tried: /,
+    )
   })
 
   it("doctor, managed_identity with a client id the endpoint does not know: the endpoint's refusal in its words, not 'no credential source' (1)", async () => {
@@ -2332,7 +2341,10 @@ describe("validate, doctor, emulator", () => {
       "AzureCliCredential",
       "AzurePowerShellCredential",
       "AzureDeveloperCliCredential",
+      // Not built (its plugin, @azure/identity-broker, is not installed): a skip, after the errors.
+      "BrokerCredential",
     ])
+    expect(sources.map((c) => c.status)).toEqual([...Array(7).fill("fail"), "skip"])
     expect(sources[1]?.detail).toMatch(/^unnamed: invalid_client: .*AADSTS700024/)
     expect(sources[2]?.detail).toMatch(/^ManagedIdentityCredential: invalid_client: .*AADSTS700024/)
     expect(checks.find((c) => c.check === "federated token")).toMatchObject({

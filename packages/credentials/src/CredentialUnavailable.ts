@@ -89,9 +89,17 @@ export class TokenRequestFailed extends Schema.TaggedError<TokenRequestFailed>()
    * For the default chain: each source that gave no token, in the order the SDK met them (see
    * chainFailures): its credential's name when the SDK gave one (EnvironmentCredential,
    * WorkloadIdentityCredential, ManagedIdentityCredential, AzureCliCredential, …), and its reason.
-   * Not the chain's positions: a source the SDK could not build is skipped without an error.
+   * Not the chain's positions: a source the SDK could not build is skipped without an error
+   * (chainNotBuilt names those).
    */
   chainSources: Schema.optional(
+    Schema.Array(Schema.Struct({ credential: Schema.UndefinedOr(Schema.String), reason: Schema.String })),
+  ),
+  /**
+   * For the default chain that gave no token: each source the SDK could not build, so never tried
+   * (a workload identity without its variables), as its stand-in logged it (chainNotBuilt).
+   */
+  chainNotBuilt: Schema.optional(
     Schema.Array(Schema.Struct({ credential: Schema.UndefinedOr(Schema.String), reason: Schema.String })),
   ),
   cause: Schema.optional(Schema.Defect()),

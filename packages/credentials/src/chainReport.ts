@@ -21,6 +21,11 @@
  * else the source's own log line for that error, heard in the same request (`AzureCliCredential
  * => getToken() => ERROR. … Error message: <the error's message>.`); otherwise the source is
  * unnamed (a workload identity's refusal by Entra ID is MSAL's error, named by neither).
+ *
+ * A source the SDK could not build (a workload identity without its variables) throws nothing: the
+ * SDK puts a stand-in in its place that logs one info line in the request ("DefaultAzureCredential
+ * => getToken() => Skipping createDefaultWorkloadIdentityCredential, reason: <the constructor's
+ * error>") and gives no token. `chainNotBuilt` names those from that line.
  */
 import { AzureLogger, type AzureLogLevel, createClientLogger, getLogLevel, setLogLevel } from "@azure/logger"
 import { withoutKeyText } from "@kvdeploy/core"
@@ -56,12 +61,28 @@ export interface HeardFailure {
   readonly line: string
 }
 
+/**
+ * The stand-in's line for a source the SDK could not build (UnavailableDefaultCredential):
+ * `Skipping <its factory>, reason: <the error its constructor threw>`.
+ */
+const skippingLine = /^Skipping (\w+), reason: (.*)$/s
+const chainLine = /^azure:identity:\w+ DefaultAzureCredential => getToken\(\) =>$/
+
+/** A chain source the SDK could not build, as its stand-in logged it: its factory's name and the reason. */
+export interface HeardSkip {
+  /** The SDK's factory of the source (createDefaultWorkloadIdentityCredential, …). */
+  readonly factory: string
+  readonly reason: string
+}
+
 /** What the SDK's log said during one token request of a chain. */
 export interface ChainHeard {
   /** The source that answered, when the SDK said. */
   readonly source: string | undefined
   /** Each source's own `ERROR.` line, in the order logged (at most maxHeardFailures). */
   readonly failures: ReadonlyArray<HeardFailure>
+  /** Each source the SDK could not build, in the order logged (at most maxHeardFailures). */
+  readonly skipped: ReadonlyArray<HeardSkip>
 }
 
 /** A logger of @azure/identity's namespace: whether its info lines are on already (AZURE_LOG_LEVEL, DEBUG). */
@@ -88,9 +109,14 @@ export const withChainReport = <A, E, R>(
         // left alone and every line goes on to the operator's log. Otherwise info is turned on for
         // this request, and only the lines the operator's level asks for go on.
         const onAlready = identityInfo.enabled
-        const heard: { source: string | undefined; failures: Array<HeardFailure> } = {
+        const heard: {
+          source: string | undefined
+          failures: Array<HeardFailure>
+          skipped: Array<HeardSkip>
+        } = {
           source: undefined,
           failures: [],
+          skipped: [],
         }
         AzureLogger.log = (...args: Array<unknown>) => {
           const line = args.map(String).join(" ")
@@ -106,6 +132,14 @@ export const withChainReport = <A, E, R>(
             heard.failures.length < maxHeardFailures
           )
             heard.failures.push({ credential: source, line: text })
+          const skip = typeof text === "string" ? skippingLine.exec(text) : null
+          if (
+            skip?.[1] !== undefined &&
+            skip[2] !== undefined &&
+            chainLine.test(String(args[0] ?? "")) &&
+            heard.skipped.length < maxHeardFailures
+          )
+            heard.skipped.push({ factory: skip[1], reason: skip[2] })
           if (onAlready || enabledAt(saved.level, args)) saved.log(...args)
         }
         if (!onAlready) setLogLevel("info")
@@ -169,6 +203,21 @@ export const chainFailures = (
     ),
   }))
 }
+
+/** The credential a factory of the SDK's chain builds: createDefaultWorkloadIdentityCredential → WorkloadIdentityCredential. */
+const factoryOf = /^createDefault(\w+Credential)$/
+
+/**
+ * The chain's sources the SDK could not build, heard in one request (withChainReport): each named
+ * by the reason's own first words (`WorkloadIdentityCredential: is unavailable. …`), else by its
+ * factory's name, else unnamed; the reason as chainFailures shows one. Not in the chain's order
+ * among chainFailures: the SDK's error list holds only the sources that threw.
+ */
+export const chainNotBuilt = (heard: ReadonlyArray<HeardSkip>): ReadonlyArray<ChainSourceFailure> =>
+  heard.map(({ factory, reason }) => ({
+    credential: openingName.exec(reason.trimStart())?.[1] ?? factoryOf.exec(factory)?.[1],
+    reason: shownSdkLine(reason, 240).replace(/^(CredentialUnavailableError|Error): /, ""),
+  }))
 
 /**
  * The first line of an identity library's message as kvdeploy shows it: without key text (an

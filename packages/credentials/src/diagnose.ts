@@ -179,18 +179,42 @@ export const chainSourceDetail = ({ credential, reason }: ChainSourceFailure): s
     : `${credential ?? "unnamed"}: ${reason}`
 
 /**
+ * A default chain's source the SDK could not build, in words: its name, that it was not tried, and
+ * the reason its constructor gave (without the name it opens with, said once).
+ */
+export const chainNotBuiltDetail = ({ credential, reason }: ChainSourceFailure): string => {
+  const own =
+    credential !== undefined && reason.startsWith(credential) && !/\w/.test(reason.charAt(credential.length))
+      ? reason.slice(credential.length).replace(/^:?\s*/, "")
+      : reason
+  return `${credential ?? "unnamed"}: not built, so not tried: ${own}`
+}
+
+/**
  * One failed check per source of a default chain that gave no token, in the order the SDK met
  * them, each opening with its credential's name (chainSourceDetail): not numbered, since the SDK
- * skips a source it could not build without an error, so a count would not be its place in the chain.
+ * skips a source it could not build without an error, so a count would not be its place in the
+ * chain. Then a skipped check per source it could not build (chainNotBuiltDetail).
  */
 export const chainSourceChecks = (
   sources: ReadonlyArray<ChainSourceFailure> | undefined,
-): ReadonlyArray<CredentialCheck> =>
-  (sources ?? []).map((source) => ({
-    name: "default chain source",
-    status: "failed",
-    detail: chainSourceDetail(source),
-  }))
+  notBuilt: ReadonlyArray<ChainSourceFailure> | undefined = undefined,
+): ReadonlyArray<CredentialCheck> => [
+  ...(sources ?? []).map(
+    (source): CredentialCheck => ({
+      name: "default chain source",
+      status: "failed",
+      detail: chainSourceDetail(source),
+    }),
+  ),
+  ...(notBuilt ?? []).map(
+    (source): CredentialCheck => ({
+      name: "default chain source",
+      status: "skipped",
+      detail: chainNotBuiltDetail(source),
+    }),
+  ),
+]
 
 /**
  * The federated token a workload identity exchanges with Entra ID, judged by its own claims
@@ -335,7 +359,7 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       detail: `${e.reason}${sdk === undefined || e.chainSources !== undefined ? "" : ` (${sdk})`}`,
       fix: e.fix,
     })
-    checks.push(...chainSourceChecks(e.chainSources))
+    checks.push(...chainSourceChecks(e.chainSources, e.chainNotBuilt))
     if (tokenFileUse !== undefined) checks.push(federatedTokenUseCheck(tokenFileUse, false, Date.now()))
     return {
       mode: settings.mode,

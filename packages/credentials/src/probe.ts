@@ -1,7 +1,7 @@
 import { withoutKeyText } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import { TokenRequestFailed } from "./CredentialUnavailable.js"
-import { chainFailures, type HeardFailure, withChainReport } from "./chainReport.js"
+import { type ChainHeard, chainFailures, chainNotBuilt, withChainReport } from "./chainReport.js"
 import type { ResolvedCredential } from "./credential.js"
 import {
   brokenTokenAnswer,
@@ -328,16 +328,20 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
   resolved: ResolvedCredential,
   scope: string,
 ) {
-  const request = (heard: ReadonlyArray<HeardFailure>) =>
+  const request = (heard: ChainHeard | undefined) =>
     Effect.tryPromise({
       try: (signal) => resolved.credential.getToken(scope, { abortSignal: signal }),
       catch: (error) => {
-        const chainSources = chainFailures(error, heard)
+        const chainSources = chainFailures(error, heard?.failures)
+        // The sources the SDK could not build, said only when the chain failed: with a token they
+        // are no reason for anything.
+        const notBuilt = chainSources.length === 0 ? [] : chainNotBuilt(heard?.skipped ?? [])
         return new TokenRequestFailed({
           mode: resolved.identity.mode,
           source: resolved.identity.source,
           ...explainTokenFailure(error, resolved.identity.mode),
           ...(chainSources.length === 0 ? {} : { chainSources }),
+          ...(notBuilt.length === 0 ? {} : { chainNotBuilt: notBuilt }),
           cause: error,
         })
       },
@@ -346,8 +350,8 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
   // for its sources' own error lines, which name the source of an error that does not name itself.
   const [token, answeredBy] =
     resolved.identity.mode === "default"
-      ? yield* withChainReport((heard) => request(heard.failures))
-      : [yield* request([]), undefined]
+      ? yield* withChainReport(request)
+      : [yield* request(undefined), undefined]
   if (token === null) {
     return yield* new TokenRequestFailed({
       mode: resolved.identity.mode,

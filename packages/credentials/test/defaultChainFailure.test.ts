@@ -71,13 +71,18 @@ describe("doctor, default chain with no source that answers", () => {
           )
           const sources = diagnosis.checks.slice(token + 1)
           // The chain's second source (workload identity, without its variables) was never built, so
-          // the SDK gave two errors for three sources: each is named, not numbered.
+          // the SDK gave two errors for three sources: each is named, not numbered. The one it could
+          // not build follows, skipped, with the variable its constructor asked for.
           expect(sources.map((c) => [c.name, c.status])).toEqual([
             ["default chain source", "failed"],
             ["default chain source", "failed"],
+            ["default chain source", "skipped"],
           ])
           expect(sources[0]?.detail).toMatch(/^EnvironmentCredential is unavailable/)
           expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential: Authentication failed/)
+          expect(sources[2]?.detail).toMatch(
+            /^WorkloadIdentityCredential: not built, so not tried: is unavailable\. .*\bclientId\b.*AZURE_CLIENT_ID/,
+          )
           const text = formatDiagnosis(diagnosis).join("\n")
           expect(text).toContain(
             "[FAILED] default chain source: ManagedIdentityCredential: Authentication failed",
@@ -131,7 +136,10 @@ describe("doctor, the whole default chain in a workload identity pod whose feder
       // Environment (its message names it), workload identity (Entra ID's refusal through MSAL: named by
       // nothing), managed identity (its AKS token exchange; its message names it), Visual Studio Code
       // (its message names only the editor, and it logs no error line), then the command-line tools,
-      // each named by its own error line in the SDK's log.
+      // each named by its own error line in the SDK's log. Then the one it could not build: the broker
+      // (its plugin, @azure/identity-broker, is not installed), skipped.
+      expect(sources.map((c) => c.status)).toEqual([...Array(7).fill("failed"), "skipped"])
+      expect(sources[7]?.detail).toMatch(/^BrokerCredential: not built, so not tried: /)
       expect(opening).toEqual([
         "EnvironmentCredential",
         "unnamed",
@@ -140,6 +148,7 @@ describe("doctor, the whole default chain in a workload identity pod whose feder
         "AzureCliCredential",
         "AzurePowerShellCredential",
         "AzureDeveloperCliCredential",
+        "BrokerCredential",
       ])
       expect(sources[1]?.detail).toMatch(/^unnamed: invalid_client: .*AADSTS700024/)
       expect(sources[4]?.detail).toMatch(/^AzureCliCredential: Azure CLI could not be found/)

@@ -179,6 +179,16 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           fix: undefined,
           credential: source.credential ?? null,
         })
+      // Then each source the SDK could not build, so never tried (a workload identity without its
+      // variables): said, so that a missing variable shows where an operator looks for that source.
+      for (const source of token.failure.chainNotBuilt ?? [])
+        yield* add({
+          check: "chain source",
+          status: "skip",
+          detail: credentials.chainNotBuiltDetail(source),
+          fix: undefined,
+          credential: source.credential ?? null,
+        })
       yield* federatedToken(false)
       yield* skipVault("no token")
       return checks
