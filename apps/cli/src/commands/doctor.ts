@@ -170,22 +170,26 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
       })
       // The default chain: why each of its sources gave no token, in the order the SDK met them, each
       // named as the SDK named it. Not numbered: the SDK skips a source it could not build without an
-      // error, so a count is no place in the chain.
-      for (const source of token.failure.chainSources ?? [])
-        yield* add({
-          check: "chain source",
-          status: "fail",
+      // error, so a count is no place in the chain. Then each source it could not build, so never
+      // tried (a workload identity without its variables), a skip: a missing variable shows where an
+      // operator looks for that source.
+      const chainLines = [
+        ...(token.failure.chainSources ?? []).map((source) => ({
+          source,
+          status: "fail" as const,
           detail: credentials.chainSourceDetail(source),
-          fix: undefined,
-          credential: source.credential ?? null,
-        })
-      // Then each source the SDK could not build, so never tried (a workload identity without its
-      // variables): said, so that a missing variable shows where an operator looks for that source.
-      for (const source of token.failure.chainNotBuilt ?? [])
+        })),
+        ...(token.failure.chainNotBuilt ?? []).map((source) => ({
+          source,
+          status: "skip" as const,
+          detail: credentials.chainNotBuiltDetail(source),
+        })),
+      ]
+      for (const { source, status, detail } of chainLines)
         yield* add({
           check: "chain source",
-          status: "skip",
-          detail: credentials.chainNotBuiltDetail(source),
+          status,
+          detail,
           fix: undefined,
           credential: source.credential ?? null,
         })
