@@ -3,6 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { TokenCredential } from "@azure/core-auth"
 import { describe, expect, it } from "@effect/vitest"
+import { withProcessEnv } from "@kvdeploy/core/test"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -69,16 +70,12 @@ describe("makeCredential", () => {
         expect(error.reason).toMatch(/tenant/i)
         expect(error.message).not.toContain("s3cret-value")
         // The default chain reads AZURE_TOKEN_CREDENTIALS from the process environment itself.
-        const saved = process.env.AZURE_TOKEN_CREDENTIALS
-        process.env.AZURE_TOKEN_CREDENTIALS = "bogus-credential"
-        try {
-          const chain = yield* failureOf({ mode: "default", ...publicCloud }, {})
-          expect(chain._tag).toBe("CredentialUnavailable")
-          expect(chain.fix).toContain("AZURE_TOKEN_CREDENTIALS")
-        } finally {
-          if (saved === undefined) delete process.env.AZURE_TOKEN_CREDENTIALS
-          else process.env.AZURE_TOKEN_CREDENTIALS = saved
-        }
+        const chain = yield* withProcessEnv(
+          { AZURE_TOKEN_CREDENTIALS: "bogus-credential" },
+          failureOf({ mode: "default", ...publicCloud }, {}),
+        )
+        expect(chain._tag).toBe("CredentialUnavailable")
+        expect(chain.fix).toContain("AZURE_TOKEN_CREDENTIALS")
       }),
   )
 

@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { withProcessEnv } from "@kvdeploy/core/test"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import { diagnoseCredential, formatDiagnosis } from "../src/index.js"
 import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
@@ -33,69 +33,40 @@ const environmentOf = (): Record<string, string> => ({
   IDENTITY_ENDPOINT: emulator.managedIdentity.appServiceEndpoint,
   IDENTITY_HEADER: "not-the-header",
 })
-const cleared = [
-  "AZURE_TENANT_ID",
-  "AZURE_CLIENT_ID",
-  "AZURE_CLIENT_SECRET",
-  "AZURE_CLIENT_CERTIFICATE_PATH",
-  "AZURE_FEDERATED_TOKEN_FILE",
-  "MSI_ENDPOINT",
-  "MSI_SECRET",
-  "IMDS_ENDPOINT",
-  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-]
 
 describe("doctor, default chain with no source that answers", () => {
   it.live("a failed check per source, each with its reason, after the failed token", () =>
-    Effect.acquireUseRelease(
-      Effect.sync(() => {
-        const saved = Object.fromEntries(
-          [...cleared, ...Object.keys(environmentOf())].map((k) => [k, process.env[k]] as const),
-        )
-        for (const k of cleared) delete process.env[k]
-        Object.assign(process.env, environmentOf())
-        return saved
-      }),
-      () =>
-        Effect.gen(function* () {
-          const diagnosis = yield* diagnoseCredential({
-            mode: "default",
-            authorityHost: "https://login.microsoftonline.com",
-          }).pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(environmentOf()))))
-          expect(diagnosis.ok).toBe(false)
-          const names = diagnosis.checks.map((c) => c.name)
-          const token = names.indexOf("token")
-          expect(diagnosis.checks[token]?.status).toBe("failed")
-          expect(diagnosis.checks[token]?.detail).toBe(
-            "none of the default chain's sources gave a token (each one's reason is listed)",
-          )
-          const sources = diagnosis.checks.slice(token + 1)
-          // The chain's second source (workload identity, without its variables) was never built, so
-          // the SDK gave two errors for three sources: each is named, not numbered. The one it could
-          // not build follows, skipped, with the variable its constructor asked for.
-          expect(sources.map((c) => [c.name, c.status])).toEqual([
-            ["default chain source", "failed"],
-            ["default chain source", "failed"],
-            ["default chain source", "skipped"],
-          ])
-          expect(sources[0]?.detail).toMatch(/^EnvironmentCredential is unavailable/)
-          expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential: Authentication failed/)
-          expect(sources[2]?.detail).toMatch(
-            /^WorkloadIdentityCredential: not built, so not tried: is unavailable\. .*\bclientId\b.*AZURE_CLIENT_ID/,
-          )
-          const text = formatDiagnosis(diagnosis).join("\n")
-          expect(text).toContain(
-            "[FAILED] default chain source: ManagedIdentityCredential: Authentication failed",
-          )
-        }),
-      (saved) =>
-        Effect.sync(() => {
-          for (const [k, v] of Object.entries(saved)) {
-            if (v === undefined) delete process.env[k]
-            else process.env[k] = v
-          }
-        }),
-    ),
+    Effect.gen(function* () {
+      const diagnosis = yield* withEnvironment(
+        environmentOf(),
+        diagnoseCredential({ mode: "default", authorityHost: "https://login.microsoftonline.com" }),
+      )
+      expect(diagnosis.ok).toBe(false)
+      const names = diagnosis.checks.map((c) => c.name)
+      const token = names.indexOf("token")
+      expect(diagnosis.checks[token]?.status).toBe("failed")
+      expect(diagnosis.checks[token]?.detail).toBe(
+        "none of the default chain's sources gave a token (each one's reason is listed)",
+      )
+      const sources = diagnosis.checks.slice(token + 1)
+      // The chain's second source (workload identity, without its variables) was never built, so
+      // the SDK gave two errors for three sources: each is named, not numbered. The one it could
+      // not build follows, skipped, with the variable its constructor asked for.
+      expect(sources.map((c) => [c.name, c.status])).toEqual([
+        ["default chain source", "failed"],
+        ["default chain source", "failed"],
+        ["default chain source", "skipped"],
+      ])
+      expect(sources[0]?.detail).toMatch(/^EnvironmentCredential is unavailable/)
+      expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential: Authentication failed/)
+      expect(sources[2]?.detail).toMatch(
+        /^WorkloadIdentityCredential: not built, so not tried: is unavailable\. .*\bclientId\b.*AZURE_CLIENT_ID/,
+      )
+      const text = formatDiagnosis(diagnosis).join("\n")
+      expect(text).toContain(
+        "[FAILED] default chain source: ManagedIdentityCredential: Authentication failed",
+      )
+    }),
   )
 })
 
@@ -103,18 +74,7 @@ describe("doctor, the whole default chain in a workload identity pod whose feder
   // Every source of the chain is tried: the developer tools too (AZURE_TOKEN_CREDENTIALS unset),
   // with a PATH that holds none of them, so each says so at once whatever this host has installed.
   const withoutTools = <A, E>(effect: Effect.Effect<A, E>) =>
-    Effect.acquireUseRelease(
-      Effect.sync(() => {
-        const saved = process.env.PATH
-        process.env.PATH = mkdtempSync(join(dir, "path-"))
-        return saved
-      }),
-      () => effect,
-      (saved) =>
-        Effect.sync(() => {
-          process.env.PATH = saved
-        }),
-    )
+    withProcessEnv(() => ({ PATH: mkdtempSync(join(dir, "path-")) }), effect)
 
   it.live("each source is named as the SDK names it, in the order it met them, or said to be unnamed", () =>
     Effect.gen(function* () {

@@ -10,6 +10,7 @@ import { createServer, type Server } from "node:https"
 import type { AddressInfo } from "node:net"
 import { getCACertificates, setDefaultCACertificates } from "node:tls"
 import { ClientSecretCredential, EnvironmentCredential } from "@azure/identity"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import { createTlsIdentity } from "@kvdeploy/kv-emulator"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { explainTokenFailure } from "../src/probe.js"
@@ -67,8 +68,11 @@ afterAll(() => new Promise<void>((resolve) => server?.close(() => resolve())))
 const outageFor = async (case_: Answer) => {
   answer = case_
   tokenRequests = 0
-  const saved = { ...process.env }
-  Object.assign(process.env, { AZURE_TENANT_ID: tenant, AZURE_CLIENT_ID: clientId, AZURE_CLIENT_SECRET: "s" })
+  const restoreEnv = changeProcessEnv({
+    AZURE_TENANT_ID: tenant,
+    AZURE_CLIENT_ID: clientId,
+    AZURE_CLIENT_SECRET: "s",
+  })
   const failure = async (credential: { getToken: (scope: string) => Promise<unknown> }) => {
     try {
       await credential.getToken("https://vault.azure.net/.default")
@@ -92,10 +96,7 @@ const outageFor = async (case_: Answer) => {
     const environment = await twice(new EnvironmentCredential(options))
     return { clientSecret, environment, tokenRequests }
   } finally {
-    for (const k of ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]) {
-      if (saved[k] === undefined) delete process.env[k]
-      else process.env[k] = saved[k]
-    }
+    restoreEnv()
   }
 }
 

@@ -5,47 +5,22 @@
  * so no other file sees what a test sets here.
  */
 import { validateTargetConfigSync } from "@kvdeploy/core"
+import { withIdentityEnvironment } from "@kvdeploy/core/test"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import { type CredentialSettings, credentialSettingsFromTarget } from "../src/index.js"
 
-const identityVariables = [
-  "AZURE_TENANT_ID",
-  "AZURE_CLIENT_ID",
-  "AZURE_CLIENT_SECRET",
-  "AZURE_CLIENT_CERTIFICATE_PATH",
-  "AZURE_FEDERATED_TOKEN_FILE",
-  "AZURE_AUTHORITY_HOST",
-  "AZURE_USERNAME",
-  "AZURE_PASSWORD",
-  "IDENTITY_ENDPOINT",
-  "IDENTITY_HEADER",
-  "MSI_ENDPOINT",
-  "MSI_SECRET",
-  "IMDS_ENDPOINT",
-  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-  "AZURE_TOKEN_CREDENTIALS",
-]
-
-/** Run `effect` with exactly `vars` as the identity environment, in process.env and in Effect's ConfigProvider. */
+/**
+ * Run `effect` with exactly `vars` as the identity environment, in process.env (every other
+ * AZURE_*, IDENTITY_*, MSI_*, IMDS_* variable unset) and in Effect's ConfigProvider; process.env is
+ * put back as it was after.
+ */
 export const withEnvironment = <A, E>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E>) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      const saved = new Map(identityVariables.map((k) => [k, process.env[k]] as const))
-      for (const k of identityVariables) delete process.env[k]
-      for (const [k, v] of Object.entries(vars)) if (k !== "NODE_EXTRA_CA_CERTS") process.env[k] = v
-      return saved
-    }),
-    () => effect.pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ ...vars })))),
-    (saved) =>
-      Effect.sync(() => {
-        for (const [k, v] of saved) {
-          if (v === undefined) delete process.env[k]
-          else process.env[k] = v
-        }
-      }),
+  withIdentityEnvironment(
+    vars,
+    effect.pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ ...vars })))),
   )
 
 /** The credential settings of the emulator's target for `mode` in `vault` (its CA trusted). */

@@ -5,6 +5,7 @@
  */
 import { createServer } from "node:http"
 import { describe, expect, it } from "@effect/vitest"
+import { withProcessEnv } from "@kvdeploy/core/test"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import { diagnoseCredential } from "../src/index.js"
@@ -33,21 +34,20 @@ describe("diagnoseCredential: the token's audience", () => {
         await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
         const address = server.address()
         const endpoint = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}/msi/token`
-        const saved = {
-          IDENTITY_ENDPOINT: process.env.IDENTITY_ENDPOINT,
-          IDENTITY_HEADER: process.env.IDENTITY_HEADER,
-        }
-        process.env.IDENTITY_ENDPOINT = endpoint
-        process.env.IDENTITY_HEADER = "h"
-        return { server, endpoint, saved }
+        return { server, endpoint }
       }),
       ({ endpoint }) =>
         Effect.gen(function* () {
-          const d = yield* diagnoseCredential({
-            mode: "managed_identity",
-            authorityHost: "https://login.microsoftonline.com",
-            keyVaultResource: "https://vault.azure.net",
-          }).pipe(withEnv({ IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: "h" }))
+          // @azure/identity reads the endpoint from process.env, kvdeploy through the ConfigProvider.
+          const identity = { IDENTITY_ENDPOINT: endpoint, IDENTITY_HEADER: "h" }
+          const d = yield* withProcessEnv(
+            identity,
+            diagnoseCredential({
+              mode: "managed_identity",
+              authorityHost: "https://login.microsoftonline.com",
+              keyVaultResource: "https://vault.azure.net",
+            }).pipe(withEnv(identity)),
+          )
           expect(d.ok).toBe(false)
           expect(d.checks.find((c) => c.name === "token")?.status).toBe("ok")
           expect(d.checks.find((c) => c.name === "token audience")).toMatchObject({
@@ -56,14 +56,7 @@ describe("diagnoseCredential: the token's audience", () => {
               "the token is for https://management.azure.com, not the vault's resource https://vault.azure.net: Key Vault refuses it",
           })
         }),
-      ({ server, saved }) =>
-        Effect.promise(async () => {
-          for (const [k, v] of Object.entries(saved)) {
-            if (v === undefined) delete process.env[k]
-            else process.env[k] = v
-          }
-          await new Promise((resolve) => server.close(resolve))
-        }),
+      ({ server }) => Effect.promise(() => new Promise<unknown>((resolve) => server.close(resolve))),
     ),
   )
 })

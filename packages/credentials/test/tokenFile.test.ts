@@ -11,7 +11,6 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { validateTargetConfigSync } from "@kvdeploy/core"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import {
@@ -23,6 +22,7 @@ import {
   formatDiagnosis,
   makeCredential,
 } from "../src/index.js"
+import { withEnvironment } from "./identityEnvironment.js"
 
 let emulator: Emulator
 let dir: string
@@ -121,23 +121,6 @@ const podEnvironment = (tokenFile: string): Record<string, string> => ({
   ...emulator.env.workloadIdentity,
   AZURE_FEDERATED_TOKEN_FILE: tokenFile,
 })
-
-/** Run `effect` with `vars` in process.env (@azure/identity reads it) and Effect's ConfigProvider. */
-const withEnvironment = <A, E>(vars: Readonly<Record<string, string>>, effect: Effect.Effect<A, E>) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      const saved = { ...process.env }
-      for (const k of Object.keys(process.env))
-        if (/^(AZURE_|IDENTITY_|MSI_|IMDS_)/.test(k)) delete process.env[k]
-      for (const [k, v] of Object.entries(vars)) if (k !== "NODE_EXTRA_CA_CERTS") process.env[k] = v
-      return saved
-    }),
-    () => effect.pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ ...vars })))),
-    (saved) =>
-      Effect.sync(() => {
-        process.env = saved
-      }),
-  )
 
 /** The reason and fix name the file and the problem, and show nothing of its content. */
 const expectNamed = (
