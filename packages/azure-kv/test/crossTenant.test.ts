@@ -10,6 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type DeployOutcome, Vault } from "@kvdeploy/core"
+import { withIdentityEnvironment } from "@kvdeploy/core/test"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
 import { type AuthMode, type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -28,29 +29,6 @@ beforeAll(async () => {
 })
 afterAll(() => emulator?.stop())
 
-/** Run `effect` with `variables` as the whole identity environment of process.env, then restore it. */
-const inProcessEnvironment = <A, E>(
-  variables: Readonly<Record<string, string>>,
-  effect: Effect.Effect<A, E>,
-) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      const names = Object.keys(process.env).filter((k) => /^(AZURE_|IDENTITY_|MSI_|IMDS_)/.test(k))
-      const saved = new Map([...names, ...Object.keys(variables)].map((k) => [k, process.env[k]] as const))
-      for (const k of names) delete process.env[k]
-      for (const [k, v] of Object.entries(variables)) if (k !== "NODE_EXTRA_CA_CERTS") process.env[k] = v
-      return saved
-    }),
-    () => effect,
-    (saved) =>
-      Effect.sync(() => {
-        for (const [k, v] of saved) {
-          if (v === undefined) delete process.env[k]
-          else process.env[k] = v
-        }
-      }),
-  )
-
 /** Deploy `name` to the other tenant's vault with the credential of `mode` built from `variables`. */
 const deployWith = (
   name: string,
@@ -68,7 +46,7 @@ const deployWith = (
     )
     const variables = { ...emulator.env[mode], ...extra }
     // DefaultAzureCredential's and ManagedIdentityCredential's sources read process.env themselves.
-    const resolved = yield* inProcessEnvironment(
+    const resolved = yield* withIdentityEnvironment(
       variables,
       makeCredential(credentialSettingsFromTarget(target, { trustedCaPem: emulator.caPem })).pipe(
         Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(variables))),
@@ -76,7 +54,7 @@ const deployWith = (
     )
     const material = yield* Effect.promise(() => makeMaterial(ca))
     const since = emulator.requests.mark()
-    const outcome: DeployOutcome = yield* inProcessEnvironment(
+    const outcome: DeployOutcome = yield* withIdentityEnvironment(
       variables,
       deployOnce(target, material, name).pipe(
         fastReads,
@@ -145,7 +123,7 @@ describe("a vault in another tenant than the credential's", () => {
         expect(sent).toEqual(["getLatest 401"])
         // A version list's 401 comes without Key Vault's words (the SDK's "Pagination failed with
         // unexpected statusCode 401", no body): the token's tenant is not known, the vault's is.
-        const listed = yield* inProcessEnvironment(
+        const listed = yield* withIdentityEnvironment(
           variables,
           Effect.gen(function* () {
             const vault = yield* Vault

@@ -7,7 +7,7 @@
 import { createServer, type Server } from "node:net"
 import type { TokenCredential } from "@azure/core-auth"
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { RecordingMetrics } from "@kvdeploy/core/test"
+import { changeProcessEnv, RecordingMetrics } from "@kvdeploy/core/test"
 import { keyVaultScope, makeCredential } from "@kvdeploy/credentials"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -36,13 +36,12 @@ const fakeProxy = async (): Promise<{ server: Server; url: string; lines: Array<
   return { server, url: `http://127.0.0.1:${address.port}`, lines }
 }
 
-const saved = { HTTPS_PROXY: process.env.HTTPS_PROXY, NO_PROXY: process.env.NO_PROXY }
+/** Puts back HTTPS_PROXY and NO_PROXY as they were before the test's proxiedAdapter. */
+let restoreEnv: (() => void) | undefined
 let proxyServer: Server | undefined
 afterEach(() => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k]
-    else process.env[k] = v
-  }
+  restoreEnv?.()
+  restoreEnv = undefined
   proxyServer?.close()
 })
 
@@ -50,8 +49,7 @@ afterEach(() => {
 const proxiedAdapter = Effect.gen(function* () {
   const proxy = yield* Effect.promise(fakeProxy)
   proxyServer = proxy.server
-  process.env.HTTPS_PROXY = proxy.url
-  delete process.env.NO_PROXY
+  restoreEnv = changeProcessEnv({ HTTPS_PROXY: proxy.url, NO_PROXY: undefined })
   const adapter = yield* makeWithConnections({
     vaultUrl: "https://kvdeploy-proxied.vault.azure.net",
     credential,

@@ -15,6 +15,7 @@ import { ClientSecretCredential } from "@azure/identity"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { DeployOutcome } from "@kvdeploy/core"
+import { withIdentityEnvironment } from "@kvdeploy/core/test"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
 import { type AuthMode, type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -64,36 +65,6 @@ const cases: ReadonlyArray<{
   },
 ]
 
-/** Run `effect` with `variables` set in process.env (the other identity variables unset), then restore it. */
-const inProcessEnvironment = <A, E>(
-  variables: Readonly<Record<string, string>>,
-  effect: Effect.Effect<A, E>,
-) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      const names = [
-        "AZURE_TENANT_ID",
-        "AZURE_CLIENT_ID",
-        "AZURE_CLIENT_SECRET",
-        "AZURE_FEDERATED_TOKEN_FILE",
-        "AZURE_AUTHORITY_HOST",
-        "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
-      ]
-      const saved = new Map([...names, ...Object.keys(variables)].map((k) => [k, process.env[k]] as const))
-      if (Object.keys(variables).length > 0) for (const k of names) delete process.env[k]
-      for (const [k, v] of Object.entries(variables)) if (k !== "NODE_EXTRA_CA_CERTS") process.env[k] = v
-      return saved
-    }),
-    () => effect,
-    (saved) =>
-      Effect.sync(() => {
-        for (const [k, v] of saved) {
-          if (v === undefined) delete process.env[k]
-          else process.env[k] = v
-        }
-      }),
-  )
-
 describe("a tenant written as its domain name or its id in upper case", () => {
   for (const c of cases)
     it.live(`${c.name}: the deploy gets its token through the vault's challenge and succeeds`, () =>
@@ -109,12 +80,12 @@ describe("a tenant written as its domain name or its id in upper case", () => {
         const tenant = c.tenant()
         const variables: Record<string, string> = { ...emulator.env[c.mode], AZURE_TENANT_ID: tenant }
         // DefaultAzureCredential's sources read process.env themselves, when it is built.
-        const resolved = yield* inProcessEnvironment(
-          c.credentialMode === "default" ? variables : {},
-          makeCredential(credentialSettingsFromTarget(target, { trustedCaPem: emulator.caPem })).pipe(
-            Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(variables))),
-          ),
-        )
+        const make = makeCredential(
+          credentialSettingsFromTarget(target, { trustedCaPem: emulator.caPem }),
+        ).pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(variables))))
+        const resolved = yield* c.credentialMode === "default"
+          ? withIdentityEnvironment(variables, make)
+          : make
         expect(resolved.identity.tenantId).toBe(tenant)
         const material = yield* Effect.promise(() => makeMaterial(ca))
         const since = emulator.requests.mark()
@@ -144,7 +115,7 @@ describe("a tenant written as its domain name or its id in upper case", () => {
           AZURE_TENANT_ID: emulator.tenantDomain,
           AZURE_ADDITIONALLY_ALLOWED_TENANTS: "*",
         }
-        const resolved = yield* inProcessEnvironment(
+        const resolved = yield* withIdentityEnvironment(
           variables,
           makeCredential(credentialSettingsFromTarget(target, { trustedCaPem: emulator.caPem })).pipe(
             Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(variables))),

@@ -10,7 +10,7 @@ import { AggregateAuthenticationError, ClientSecretCredential, EnvironmentCreden
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, ImportRequest } from "@kvdeploy/core"
 import { isRetriableRead, PfxCodec, Vault } from "@kvdeploy/core"
-import { closedPort, MetricsRecorder, RecordingMetrics } from "@kvdeploy/core/test"
+import { closedPort, MetricsRecorder, RecordingMetrics, withProcessEnv } from "@kvdeploy/core/test"
 import { TokenRequestTimedOut } from "@kvdeploy/credentials/tokenErrors"
 import { start as startEmulator } from "@kvdeploy/kv-emulator"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
@@ -439,24 +439,17 @@ describe("an import whose outcome is unknown is never sent again", () => {
         // EnvironmentCredential (DefaultAzureCredential's first source) turns any failure into an
         // AuthenticationError of status 400 of its own, with the failure's text: judged by that text.
         // The real one, its authority unreachable:
-        const saved = { ...process.env }
-        Object.assign(process.env, {
-          AZURE_TENANT_ID: "tenant-1",
-          AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000002",
-          AZURE_CLIENT_SECRET: "secret",
-        })
-        const environment = new EnvironmentCredential({
-          authorityHost: refusing,
-          disableInstanceDiscovery: true,
-        })
-        const environmentUnreachable = (yield* importWith(environment, "environment-unreachable").pipe(
-          Effect.ensuring(
-            Effect.sync(() => {
-              for (const k of ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]) {
-                if (saved[k] === undefined) delete process.env[k]
-                else process.env[k] = saved[k]
-              }
-            }),
+        const environmentUnreachable = (yield* withProcessEnv(
+          {
+            AZURE_TENANT_ID: "tenant-1",
+            AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000002",
+            AZURE_CLIENT_SECRET: "secret",
+          },
+          Effect.suspend(() =>
+            importWith(
+              new EnvironmentCredential({ authorityHost: refusing, disableInstanceDiscovery: true }),
+              "environment-unreachable",
+            ),
           ),
         )).error
         expect(environmentUnreachable._tag, environmentUnreachable.message).toBe("VaultUnavailable")
