@@ -8,6 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { getCACertificates, setDefaultCACertificates } from "node:tls"
 import { Metrics, type Vault } from "@kvdeploy/core"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
@@ -26,16 +27,14 @@ const B = "retain-b"
 let emulator: Emulator
 let dir: string
 let config: AgentConfig
-const saved: Record<string, string | undefined> = {}
+/** Puts back the process environment beforeAll changed. */
+let restoreEnv: (() => void) | undefined
 
 beforeAll(async () => {
   emulator = await startEmulator({ vaults: [A, B] })
   setDefaultCACertificates([...getCACertificates("default"), emulator.caPem])
   // The client-secret credential reads its identity from the environment, as in the agent's process.
-  for (const [k, v] of Object.entries(emulator.env.clientSecret)) {
-    saved[k] = process.env[k]
-    process.env[k] = v
-  }
+  restoreEnv = changeProcessEnv(emulator.env.clientSecret)
   dir = mkdtempSync(join(tmpdir(), "kvdeploy-azure-vaults-"))
   const deployment = (vault: string) => ({
     name: vault,
@@ -48,10 +47,7 @@ beforeAll(async () => {
   })
 })
 afterAll(async () => {
-  for (const [k, v] of Object.entries(saved)) {
-    if (v === undefined) delete process.env[k]
-    else process.env[k] = v
-  }
+  restoreEnv?.()
   rmSync(dir, { recursive: true, force: true })
   await emulator.stop()
 })

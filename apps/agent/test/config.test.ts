@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { holdsEncodedBase64 } from "@kvdeploy/core"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import * as Effect from "effect/Effect"
 import { dump } from "js-yaml"
 import { afterAll, describe, expect, it } from "vitest"
@@ -1318,8 +1319,7 @@ exit 2
       target: { vault_url: "https://my-vault.vault.azure.net", certificate_name: name },
     })
     writeFileSync(config, dump({ deployments: [deployment("a", "acme"), deployment("b", "acme")] }))
-    const path = process.env.PATH
-    process.env.PATH = `${dir}:${path}`
+    const restoreEnv = changeProcessEnv({ PATH: `${dir}:${process.env.PATH}` })
     try {
       let sawLoopDuringLookup = false
       const watch = setInterval(() => {
@@ -1339,7 +1339,7 @@ exit 2
         "deployments[0].source.owner: names the user nosuchuser, unknown on this host (getent passwd nosuchuser finds none)",
       ])
     } finally {
-      process.env.PATH = path
+      restoreEnv()
       rmSync(dir, { recursive: true, force: true })
     }
   })

@@ -1,5 +1,6 @@
 /** The configuration file named by the raw arguments, as `--check --json` reports it before they are parsed. */
 import { parseArgs } from "node:util"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import { describe, expect, it } from "vitest"
 import { configPathOf } from "../src/configPath.js"
 
@@ -26,16 +27,14 @@ describe("configPathOf", () => {
       expect(parsed.values.config).toBe("/a.yaml")
     }
     // A flag after --config is not its value: the default (or the environment's) is named.
-    const saved = process.env.KVDEPLOY_AGENT_CONFIG
-    delete process.env.KVDEPLOY_AGENT_CONFIG
+    const restoreEnv = changeProcessEnv({ KVDEPLOY_AGENT_CONFIG: undefined })
     try {
       expect(configPathOf(["--check", "--json", "--config", "--bogus"])).toBe("/etc/kvdeploy/agent.yaml")
       process.env.KVDEPLOY_AGENT_CONFIG = "/env.yaml"
       expect(configPathOf(["--check"])).toBe("/env.yaml")
       expect(configPathOf(["--check"], "/parsed.yaml")).toBe("/parsed.yaml")
     } finally {
-      if (saved === undefined) delete process.env.KVDEPLOY_AGENT_CONFIG
-      else process.env.KVDEPLOY_AGENT_CONFIG = saved
+      restoreEnv()
     }
   })
 })

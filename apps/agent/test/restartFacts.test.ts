@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { forwardTags, type Vault } from "@kvdeploy/core"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import * as Effect from "effect/Effect"
 import { afterAll, describe, expect, it, vi } from "vitest"
 import type { AgentConfig } from "../src/config.js"
@@ -154,7 +155,7 @@ describe("a restarted agent, when the record does not hold", () => {
       ]),
       { env: { ...process.env, KVDEPLOY_RESTART_PW: "right" } },
     )
-    process.env.KVDEPLOY_RESTART_PW = "right"
+    const restoreEnv = changeProcessEnv({ KVDEPLOY_RESTART_PW: "right" })
     try {
       const config = configOf(
         { case: "pfx" },
@@ -165,7 +166,7 @@ describe("a restarted agent, when the record does not hold", () => {
       process.env.KVDEPLOY_RESTART_PW = "wrong"
       expect((await runOnce(config, vault))?.outcome).toBe("SourceBroken")
     } finally {
-      delete process.env.KVDEPLOY_RESTART_PW
+      restoreEnv()
     }
   })
 })
