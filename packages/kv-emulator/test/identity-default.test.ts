@@ -3,31 +3,19 @@
  * secret (EnvironmentCredential) and workload identity (AZURE_FEDERATED_TOKEN_FILE).
  */
 import { DefaultAzureCredential } from "@azure/identity"
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { type Emulator, start } from "../src/index.js"
-import { clients, makeMaterial, pemBundle } from "./support.js"
+import { clients, makeMaterial, pemBundle, useIdentityEnvironment } from "./support.js"
 
 let emulator: Emulator
-const saved = { ...process.env }
-const cleared = [
-  "AZURE_CLIENT_ID",
-  "AZURE_TENANT_ID",
-  "AZURE_CLIENT_SECRET",
-  "AZURE_FEDERATED_TOKEN_FILE",
-  "AZURE_AUTHORITY_HOST",
-  "IDENTITY_ENDPOINT",
-  "IDENTITY_HEADER",
-  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-]
+/** Puts back the identity environment the test made (useIdentityEnvironment). */
+let restoreEnvironment = () => {}
 
 beforeAll(async () => {
   emulator = await start({ vaults: ["dac"] })
 })
-beforeEach(() => {
-  for (const k of cleared) delete process.env[k]
-})
+afterEach(() => restoreEnvironment())
 afterAll(async () => {
-  process.env = saved
   await emulator?.stop()
 })
 
@@ -35,7 +23,7 @@ const options = () => ({ tlsOptions: { ca: emulator.caPem }, disableInstanceDisc
 
 describe("DefaultAzureCredential", () => {
   it("client secret from AZURE_* (EnvironmentCredential, AZURE_AUTHORITY_HOST)", async () => {
-    Object.assign(process.env, emulator.env.clientSecret)
+    restoreEnvironment = useIdentityEnvironment(emulator.env.clientSecret)
     const { certificates } = clients(emulator, "dac", new DefaultAzureCredential(options()))
     const m = await makeMaterial()
     await certificates.importCertificate("dac-cert", Buffer.from(pemBundle(m)), {
@@ -47,7 +35,7 @@ describe("DefaultAzureCredential", () => {
   })
 
   it("workload identity from AZURE_FEDERATED_TOKEN_FILE", async () => {
-    Object.assign(process.env, emulator.env.workloadIdentity)
+    restoreEnvironment = useIdentityEnvironment(emulator.env.workloadIdentity)
     const { certificates } = clients(emulator, "dac", new DefaultAzureCredential(options()))
     const c = await certificates.getCertificate("dac-cert")
     expect(c.name).toBe("dac-cert")

@@ -5,6 +5,7 @@
  * DefaultAzureCredential (which reads AZURE_CLIENT_ID for a user-assigned identity).
  */
 import { DefaultAzureCredential, ManagedIdentityCredential } from "@azure/identity"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Emulator, start } from "../src/index.js"
 import { clients, makeMaterial, pemBundle, useIdentityEnvironment } from "./support.js"
@@ -69,7 +70,7 @@ describe("IMDS managed identity", () => {
   })
 
   it("user-assigned through DefaultAzureCredential with AZURE_CLIENT_ID", async () => {
-    Object.assign(process.env, emulator.env.managedIdentityUserAssigned)
+    const restoreUserAssigned = changeProcessEnv(emulator.env.managedIdentityUserAssigned)
     try {
       const credential = new DefaultAzureCredential({ tlsOptions: { ca: emulator.caPem } })
       const { certificates } = clients(emulator, "mi-imds", credential)
@@ -82,7 +83,7 @@ describe("IMDS managed identity", () => {
           ?.principal,
       ).toBe(emulator.managedIdentity.userAssigned.clientId)
     } finally {
-      delete process.env.AZURE_CLIENT_ID
+      restoreUserAssigned()
     }
   })
 })

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { it as effectIt } from "@effect/vitest"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import * as Effect from "effect/Effect"
 import { describe, expect, it, onTestFinished, vi } from "vitest"
 import { KvEmulator, layer, StateDirError, start, startScoped } from "../src/index.js"
@@ -39,9 +40,8 @@ describe("a start that fails", () => {
   it("removes the work directory it made (its CA and federated token) when a port is in use", async () => {
     const first = await start({ vaults: ["taken"] })
     const tmp = mkdtempSync(join(tmpdir(), "kv-emulator-failed-start-"))
-    const before = process.env.TMPDIR
     // os.tmpdir() reads TMPDIR at each call: the failed start's directory would be made here.
-    process.env.TMPDIR = tmp
+    const restoreEnv = changeProcessEnv({ TMPDIR: tmp })
     try {
       await expect(start({ vaults: [{ name: "again", port: first.vault("taken").port }] })).rejects.toThrow(
         /EADDRINUSE/,
@@ -53,8 +53,7 @@ describe("a start that fails", () => {
       await ok.stop()
       expect(readdirSync(tmp)).toEqual([])
     } finally {
-      if (before === undefined) delete process.env.TMPDIR
-      else process.env.TMPDIR = before
+      restoreEnv()
       rmSync(tmp, { recursive: true, force: true })
       await first.stop()
     }
@@ -130,11 +129,10 @@ describe("a state directory that cannot hold the state", () => {
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
     const file = join(dir, "notadir")
     writeFileSync(file, "not a directory\n")
-    const before = process.env.TMPDIR
     // os.tmpdir() reads TMPDIR at each call: a work directory the refused start made would be here.
     const tmp = join(dir, "tmp")
     mkdirSync(tmp)
-    process.env.TMPDIR = tmp
+    const restoreEnv = changeProcessEnv({ TMPDIR: tmp })
     try {
       for (const [stateDir, reason] of [
         [file, "is a file, not a directory"],
@@ -148,8 +146,7 @@ describe("a state directory that cannot hold the state", () => {
         expect(readdirSync(tmp)).toEqual([])
       }
     } finally {
-      if (before === undefined) delete process.env.TMPDIR
-      else process.env.TMPDIR = before
+      restoreEnv()
     }
     expect(readdirSync(dir).sort()).toEqual(["notadir", "tmp"])
   })

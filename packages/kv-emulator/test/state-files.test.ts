@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { inspect } from "node:util"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import { beforeAll, describe, expect, it, onTestFinished } from "vitest"
 import { StateDirError, StateFileError, start } from "../src/index.js"
 import { clients, makeMaterial, pemBundle, type TestMaterial } from "./support.js"
@@ -53,12 +54,7 @@ const stateDir = () => {
   const tmp = join(parent, "tmp")
   mkdirSync(dir)
   mkdirSync(tmp)
-  const before = process.env.TMPDIR
-  process.env.TMPDIR = tmp
-  onTestFinished(() => {
-    if (before === undefined) delete process.env.TMPDIR
-    else process.env.TMPDIR = before
-  })
+  onTestFinished(changeProcessEnv({ TMPDIR: tmp }))
   return { dir, tmp }
 }
 

@@ -5,6 +5,7 @@ import type { TokenCredential } from "@azure/identity"
 import { ClientSecretCredential } from "@azure/identity"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { SecretClient } from "@azure/keyvault-secrets"
+import { changeProcessEnv, identityEnvironment } from "@kvdeploy/core/test"
 import { generateKey, issue, toPem } from "@kvdeploy/pkcs12/testing"
 import * as x509 from "@peculiar/x509"
 import type { Emulator } from "../src/index.js"
@@ -79,31 +80,12 @@ export const pkcs1Pem = (m: TestMaterial): string =>
     format: "pem",
   }) as string
 
-/** The variables @azure/identity and MSAL read from process.env to choose an identity source. */
-const identityVariables = [
-  "AZURE_CLIENT_ID",
-  "AZURE_TENANT_ID",
-  "AZURE_CLIENT_SECRET",
-  "AZURE_FEDERATED_TOKEN_FILE",
-  "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-  "IDENTITY_ENDPOINT",
-  "IDENTITY_HEADER",
-  "MSI_ENDPOINT",
-  "MSI_SECRET",
-]
-
 /**
  * Make `env` the only identity variables in process.env (MSAL reads them when a credential first
  * asks for a token); answers the function that puts process.env back as it was.
  */
-export const useIdentityEnvironment = (env: Readonly<Record<string, string>>): (() => void) => {
-  const saved = { ...process.env }
-  for (const k of identityVariables) delete process.env[k]
-  Object.assign(process.env, env)
-  return () => {
-    process.env = saved
-  }
-}
+export const useIdentityEnvironment = (env: Readonly<Record<string, string>>): (() => void) =>
+  changeProcessEnv(identityEnvironment(env))
 
 export const clientOptions = (emulator: Emulator) => ({
   tlsOptions: { ca: emulator.caPem },
