@@ -78,7 +78,11 @@ export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigIn
 // Known clouds
 // ---------------------------------------------------------------------------
 
-export const knownClouds: ReadonlyArray<Cloud> = [
+/** A cloud kvdeploy knows by name: its vaults' suffix selects it (a `vault_url` with no `cloud` block). */
+export type KnownCloudName = Exclude<CloudName, "Custom">
+export type KnownCloud = Cloud & { readonly name: KnownCloudName }
+
+export const knownClouds: ReadonlyArray<KnownCloud> = [
   {
     name: "AzurePublic",
     vaultDnsSuffix: "vault.azure.net",
@@ -98,6 +102,74 @@ export const knownClouds: ReadonlyArray<Cloud> = [
     keyVaultResource: "https://vault.azure.cn",
   },
 ]
+
+/**
+ * The other names of each known cloud.
+ * - `names`: what `cloud.name` may say, exactly (case as written, like every setting of the file; a
+ *   name that differs only in case is refused with the right one): first the one messages suggest,
+ *   then the Azure CLI's (`az cloud show --query name`), @azure/identity's `AzureAuthorityHosts`
+ *   keys, the Azure SDK for Go's, and kvdeploy's own (`kvdeploy validate` prints it).
+ * - `authorityHosts`: the cloud's Entra ID authority host and its aliases, as MSAL's instance
+ *   discovery metadata lists them (@azure/msal-common `AuthorityMetadata`: one entry per cloud,
+ *   whose aliases issue the same tokens). MSAL's separate `login-us.microsoftonline.com` entry is
+ *   its own cloud to MSAL, so it is not taken as an alias here.
+ */
+export const knownCloudAliases: Readonly<
+  Record<
+    KnownCloudName,
+    { readonly names: ReadonlyArray<string>; readonly authorityHosts: ReadonlyArray<string> }
+  >
+> = {
+  AzurePublic: {
+    names: ["AzurePublicCloud", "AzureCloud", "AzurePublic"],
+    authorityHosts: [
+      "https://login.microsoftonline.com",
+      "https://login.windows.net",
+      "https://login.microsoft.com",
+      "https://sts.windows.net",
+    ],
+  },
+  AzureUSGovernment: {
+    names: ["AzureUSGovernment", "AzureGovernment", "AzureUSGovernmentCloud"],
+    authorityHosts: ["https://login.microsoftonline.us", "https://login.usgovcloudapi.net"],
+  },
+  AzureChina: {
+    names: ["AzureChinaCloud", "AzureChina"],
+    authorityHosts: ["https://login.chinacloudapi.cn", "https://login.partner.microsoftonline.cn"],
+  },
+}
+
+const knownCloudNames = knownClouds.flatMap((c) => knownCloudAliases[c.name].names)
+/** The name messages suggest for a known cloud. */
+const suggestedName = (c: KnownCloud): string => knownCloudAliases[c.name].names[0] ?? c.name
+/** The known cloud `name` (a `cloud.name`, exactly) names. */
+const cloudNamed = (name: string): KnownCloud | undefined =>
+  knownClouds.find((c) => knownCloudAliases[c.name].names.includes(name))
+/** The known cloud whose Entra ID `origin` is (its authority host or an alias of it). */
+const cloudOfAuthority = (origin: string | undefined): KnownCloud | undefined =>
+  origin === undefined
+    ? undefined
+    : knownClouds.find((c) => knownCloudAliases[c.name].authorityHosts.includes(origin))
+const cloudOfResource = (origin: string | undefined): KnownCloud | undefined =>
+  knownClouds.find((c) => c.keyVaultResource === origin)
+const cloudOfSuffix = (suffix: string): KnownCloud | undefined =>
+  knownClouds.find((c) => c.vaultDnsSuffix === suffix)
+/** The known cloud `vaultUrl` (as given) is a vault of, by its host's suffix; undefined when none or not a URL. */
+const cloudOfVaultUrl = (vaultUrl: unknown): KnownCloud | undefined => {
+  let host = ""
+  try {
+    host = typeof vaultUrl === "string" ? new URL(vaultUrl.trim()).hostname.toLowerCase() : ""
+  } catch {}
+  return knownClouds.find((c) => host.endsWith(`.${c.vaultDnsSuffix}`))
+}
+/** Whether `vaultUrl` (as given) parses as a URL: a vault_url that does not is its own problem. */
+const parsesAsUrl = (vaultUrl: unknown): boolean => {
+  try {
+    return typeof vaultUrl === "string" && new URL(vaultUrl.trim()).hostname !== ""
+  } catch {
+    return false
+  }
+}
 
 /** How messages name a known cloud. */
 const cloudLabels: Readonly<Record<CloudName, string>> = {
@@ -485,6 +557,38 @@ const originOf = (url: string): string | undefined => {
   }
 }
 
+type EndpointField = "vault_dns_suffix" | "authority_host" | "keyvault_resource"
+
+/**
+ * Each field of a custom cloud with the known cloud it is an endpoint of (undefined: no known
+ * cloud's) and how messages show it: by the table's endpoint it was judged as (equal to the field
+ * but for case, a trailing slash or a path the operator added, which is not echoed); an authority
+ * host alias (`login.windows.net`) is shown as that alias.
+ */
+const judgedFields = (
+  custom: Cloud,
+): ReadonlyArray<{
+  readonly field: EndpointField
+  readonly cloud: KnownCloud | undefined
+  readonly shown: string
+}> => {
+  const authority = originOf(custom.authorityHost)
+  const resource = originOf(custom.keyVaultResource)
+  return [
+    { field: "vault_dns_suffix", cloud: cloudOfSuffix(custom.vaultDnsSuffix), shown: custom.vaultDnsSuffix },
+    { field: "authority_host", cloud: cloudOfAuthority(authority), shown: authority ?? "" },
+    { field: "keyvault_resource", cloud: cloudOfResource(resource), shown: resource ?? "" },
+  ]
+}
+
+/** A known cloud's endpoint for `field`, as the fix gives it. */
+const endpointOf = (c: Cloud, field: EndpointField): string =>
+  field === "vault_dns_suffix"
+    ? c.vaultDnsSuffix
+    : field === "authority_host"
+      ? c.authorityHost
+      : c.keyVaultResource
+
 /**
  * A problem when a custom cloud's fields are endpoints of different known clouds (a public
  * vault_dns_suffix with China's authority_host, say): such a target could never get a token its vault
@@ -493,28 +597,10 @@ const originOf = (url: string): string | undefined => {
  * endpoints are all one cloud's. `vaultUrl` (as given) names the cloud the fix points to.
  */
 const mixedCloudProblem = (custom: Cloud, vaultUrl: unknown): ConfigProblem | undefined => {
-  const authority = originOf(custom.authorityHost)
-  const resource = originOf(custom.keyVaultResource)
-  const fields: ReadonlyArray<{
-    readonly field: "vault_dns_suffix" | "authority_host" | "keyvault_resource"
-    readonly cloud: Cloud | undefined
-  }> = [
-    { field: "vault_dns_suffix", cloud: knownClouds.find((c) => c.vaultDnsSuffix === custom.vaultDnsSuffix) },
-    { field: "authority_host", cloud: knownClouds.find((c) => c.authorityHost === authority) },
-    { field: "keyvault_resource", cloud: knownClouds.find((c) => c.keyVaultResource === resource) },
-  ]
-  // A field is shown by its known cloud's endpoint (equal to it but for case, a trailing slash or a
-  // path the operator added, which is not echoed).
-  const endpoint = (c: Cloud, field: (typeof fields)[number]["field"]) =>
-    field === "vault_dns_suffix"
-      ? c.vaultDnsSuffix
-      : field === "authority_host"
-        ? c.authorityHost
-        : c.keyVaultResource
-  const byCloud = new Map<Cloud, Array<string>>()
-  for (const { field, cloud } of fields) {
-    if (cloud !== undefined)
-      byCloud.set(cloud, [...(byCloud.get(cloud) ?? []), `${field} ${endpoint(cloud, field)}`])
+  const fields = judgedFields(custom)
+  const byCloud = new Map<KnownCloud, Array<string>>()
+  for (const { field, cloud, shown } of fields) {
+    if (cloud !== undefined) byCloud.set(cloud, [...(byCloud.get(cloud) ?? []), `${field} ${shown}`])
   }
   if (byCloud.size < 2) return undefined
   const parts = [...byCloud].map(
@@ -524,13 +610,9 @@ const mixedCloudProblem = (custom: Cloud, vaultUrl: unknown): ConfigProblem | un
   const judged = fields.filter((f) => f.cloud !== undefined).map((f) => f.field)
   const judgedList =
     judged.length === 3 ? `${judged[0]}, ${judged[1]} and ${judged[2]}` : judged.join(" and ")
-  const endpointsOf = (c: Cloud) => judged.map((f) => `${f} ${endpoint(c, f)}`).join(", ")
+  const endpointsOf = (c: Cloud) => judged.map((f) => `${f} ${endpointOf(c, f)}`).join(", ")
   // The vault's own cloud, when vault_url is a known cloud's vault host: the fix points to it.
-  let host = ""
-  try {
-    host = typeof vaultUrl === "string" ? new URL(vaultUrl.trim()).hostname.toLowerCase() : ""
-  } catch {}
-  const vaultCloud = knownClouds.find((c) => host.endsWith(`.${c.vaultDnsSuffix}`))
+  const vaultCloud = cloudOfVaultUrl(vaultUrl)
   const fix =
     vaultCloud !== undefined
       ? `vault_url is a vault of ${cloudLabels[vaultCloud.name]}: remove the cloud block (vault_url's suffix selects ${cloudLabels[vaultCloud.name]}'s authority_host and keyvault_resource by itself), or make the fields ${cloudLabels[vaultCloud.name]}'s: ${endpointsOf(vaultCloud)}`
@@ -542,11 +624,141 @@ const mixedCloudProblem = (custom: Cloud, vaultUrl: unknown): ConfigProblem | un
   )
 }
 
-const validateCustomCloud = (
+const customCloudWords = "a custom cloud (Azure Stack, a private cloud, the emulator)"
+const namesList = () =>
+  `${knownClouds.map((c) => suggestedName(c)).join(", ")} (also ${knownClouds.flatMap((c) => knownCloudAliases[c.name].names.slice(1)).join(", ")})`
+
+/**
+ * A problem when a custom cloud's `name` is a known cloud's and its fields say another: a
+ * vault_dns_suffix that is not the named cloud's (another known cloud's, or a custom one's), an
+ * authority_host or keyvault_resource of another known cloud. The name would otherwise be ignored,
+ * and the target would reach another cloud than the one its operator named. An authority_host or
+ * keyvault_resource of no known cloud (a private authority in front of a vault) is not judged.
+ */
+const namedCloudProblem = (
+  named: KnownCloud,
+  given: string,
+  custom: Cloud,
+  vaultUrl: unknown,
+): ConfigProblem | undefined => {
+  const fields = judgedFields(custom)
+  // Fields of another known cloud, by cloud; a vault_dns_suffix of no known cloud is a custom cloud's.
+  const byCloud = new Map<KnownCloud, Array<string>>()
+  const disagreeing: Array<string> = []
+  for (const { field, cloud, shown } of fields) {
+    if (cloud !== undefined && cloud !== named)
+      byCloud.set(cloud, [...(byCloud.get(cloud) ?? []), `${field} ${shown}`])
+    else if (cloud === undefined && field === "vault_dns_suffix")
+      disagreeing.push(
+        `vault_dns_suffix ${shown} is no vault suffix of it (${named.vaultDnsSuffix}) but a custom cloud's`,
+      )
+  }
+  for (const [cloud, shown] of byCloud)
+    disagreeing.push(
+      `${shown.length === 3 ? `${shown[0]}, ${shown[1]} and ${shown[2]}` : shown.join(" and ")} ${shown.length === 1 ? "is" : "are"} ${cloudLabels[cloud.name]}'s (${cloud.name})`,
+    )
+  if (disagreeing.length === 0) return undefined
+  const label = cloudLabels[named.name]
+  const vaultCloud = cloudOfVaultUrl(vaultUrl)
+  /** `c`'s endpoints for the fields that are not already its. */
+  const endpointsFor = (c: KnownCloud) =>
+    fields
+      .filter((f) => f.cloud !== c)
+      .map((f) => `${f.field} ${endpointOf(c, f.field)}`)
+      .join(", ")
+  const vaultLabel = vaultCloud === undefined ? "" : cloudLabels[vaultCloud.name]
+  const fix =
+    vaultCloud === undefined
+      ? `for ${customCloudWords} remove cloud.name or make it a label of your own that is no known cloud's name; for a vault in ${label} use its URL (https://NAME.${named.vaultDnsSuffix}) and remove the cloud block, or make the fields ${label}'s: ${endpointsFor(named)}`
+      : vaultCloud === named
+        ? `vault_url is a vault of ${label}, as the name says: remove the cloud block (vault_url's suffix selects ${label}'s endpoints by itself), or make the fields ${label}'s: ${endpointsFor(named)}`
+        : `vault_url is a vault of ${vaultLabel}: remove the cloud block (vault_url's suffix selects ${vaultLabel}'s endpoints by itself), or set cloud.name to ${suggestedName(vaultCloud)}${endpointsFor(vaultCloud) === "" ? ` (the fields are ${vaultLabel}'s)` : ` and the fields to ${vaultLabel}'s: ${endpointsFor(vaultCloud)}`}`
+  return problem(
+    "cloud.name",
+    `${quotedValue(given)} names ${label} (${named.name}), but ${disagreeing.join(", while ")}; a vault accepts only tokens its own cloud's Entra ID issued for its own cloud's resource, so a block and its name must be one cloud's`,
+    fix,
+  )
+}
+
+/**
+ * A problem when a cloud block of a known cloud's name alone names another cloud than vault_url's:
+ * the name selects a known cloud, whose vaults' suffix vault_url must end with. A vault_url that is
+ * no URL is its own problem (nothing is said of it here).
+ */
+const nameOnlyProblem = (named: KnownCloud, given: string, vaultUrl: unknown): ConfigProblem | undefined => {
+  if (!parsesAsUrl(vaultUrl)) return undefined
+  const vaultCloud = cloudOfVaultUrl(vaultUrl)
+  if (vaultCloud === named) return undefined
+  const label = cloudLabels[named.name]
+  if (vaultCloud === undefined)
+    return problem(
+      "cloud.name",
+      `${quotedValue(given)} names ${label} (${named.name}), but vault_url is no vault of it (a vault of ${label} is https://NAME.${named.vaultDnsSuffix}); a name alone selects a known cloud only`,
+      `for a vault in ${label} use its URL (https://NAME.${named.vaultDnsSuffix}); for ${customCloudWords} declare cloud: { vault_dns_suffix, authority_host, keyvault_resource } instead of a known cloud's name`,
+    )
+  const vaultLabel = cloudLabels[vaultCloud.name]
+  return problem(
+    "cloud.name",
+    `${quotedValue(given)} names ${label} (${named.name}), but vault_url is a vault of ${vaultLabel} (${vaultCloud.name}, .${vaultCloud.vaultDnsSuffix}); a vault accepts only tokens of its own cloud, so the name cannot select another`,
+    `set cloud.name to ${suggestedName(vaultCloud)}, or remove the cloud block (vault_url's suffix selects ${vaultLabel} by itself); if the vault is in ${label}, fix vault_url: its host ends with .${named.vaultDnsSuffix}`,
+  )
+}
+
+/**
+ * `cloud.name`, checked: the known cloud it names; undefined for a label of the operator's own (or
+ * a refused name, whose problem is pushed). A name that is a known cloud's but for case or a typo
+ * (within two edits) is refused with that name: read as a label, the check it asks for would be lost.
+ */
+const checkedCloudName = (
+  raw: unknown,
+  hasEndpoints: boolean,
+  problems: Array<ConfigProblem>,
+): { readonly named: KnownCloud | undefined; readonly given: string | undefined } => {
+  if (typeof raw !== "string" || raw.trim() === "") {
+    problems.push(
+      problem(
+        "cloud.name",
+        typeof raw === "string" ? "is empty" : `is not a string (${quotedValue(raw)})`,
+        `use a known cloud's name: ${namesList()}; or remove it`,
+      ),
+    )
+    return { named: undefined, given: undefined }
+  }
+  const named = cloudNamed(raw)
+  if (named !== undefined) return { named, given: raw }
+  const sameButCase = knownCloudNames.find((n) => n.toLowerCase() === raw.toLowerCase())
+  const suggestion =
+    sameButCase === undefined ? didYouMean(raw, knownCloudNames) : `did you mean ${sameButCase}? `
+  if (suggestion !== "") {
+    problems.push(
+      problem(
+        "cloud.name",
+        `${quotedValue(raw)} is not a known cloud's name (names are exact, as every setting here)`,
+        `${suggestion}known clouds: ${namesList()}${hasEndpoints ? `; for ${customCloudWords} use a label that is no known cloud's name, or none` : ""}`,
+      ),
+    )
+  } else if (!hasEndpoints) {
+    problems.push(
+      problem(
+        "cloud.name",
+        `${quotedValue(raw)} is not a known cloud's name, and the cloud block has no endpoints: a name alone selects a known cloud only`,
+        `for a known cloud use its name (${namesList()}), or remove the cloud block (vault_url's suffix selects the cloud); for ${customCloudWords} add vault_dns_suffix, authority_host and keyvault_resource`,
+      ),
+    )
+  }
+  return { named: undefined, given: raw }
+}
+
+/**
+ * The cloud block, checked. `custom`: the custom cloud it declares (undefined for a known cloud's
+ * name alone, which vault_url's suffix must agree with, or a refused block); `refused`: the block
+ * cannot be judged against vault_url (vault_url is then not checked against it).
+ */
+const validateCloudBlock = (
   raw: unknown,
   vaultUrl: unknown,
   problems: Array<ConfigProblem>,
-): Cloud | undefined => {
+): { readonly custom: Cloud | undefined; readonly refused: boolean } => {
   if (!isRecord(raw)) {
     problems.push(
       problem(
@@ -555,7 +767,7 @@ const validateCustomCloud = (
         "use cloud: { vault_dns_suffix, authority_host, keyvault_resource }",
       ),
     )
-    return undefined
+    return { custom: undefined, refused: true }
   }
   const before = problems.length
   for (const key of Object.keys(raw)) {
@@ -575,6 +787,24 @@ const validateCustomCloud = (
       )
     }
   }
+  const keysRefused = problems.length > before
+  const hasEndpoints = ["vault_dns_suffix", "authority_host", "keyvault_resource"].some((k) =>
+    Object.hasOwn(raw, k),
+  )
+  const { named, given } = Object.hasOwn(raw, "name")
+    ? checkedCloudName(raw.name, hasEndpoints, problems)
+    : { named: undefined, given: undefined }
+  if (!hasEndpoints && Object.hasOwn(raw, "name")) {
+    // A name alone: a known cloud's selects it, as vault_url's suffix does (the target is that
+    // known cloud's, not a custom one); vault_url is checked as with no block.
+    if (named !== undefined && given !== undefined) {
+      const p = nameOnlyProblem(named, given, vaultUrl)
+      if (p !== undefined) problems.push(p)
+    }
+    return { custom: undefined, refused: false }
+  }
+  // A refused name does not stop the endpoints being judged (every problem at once).
+  const beforeEndpoints = problems.length
   const suffixRaw = raw.vault_dns_suffix
   let suffix: string | undefined
   if (typeof suffixRaw !== "string" || suffixRaw.length === 0) {
@@ -596,18 +826,24 @@ const validateCustomCloud = (
   const authorityHost = validateHttpsOrigin("cloud.authority_host", raw.authority_host, problems)
   const keyVaultResource = validateHttpsOrigin("cloud.keyvault_resource", raw.keyvault_resource, problems)
   if (
-    problems.length > before ||
+    keysRefused ||
+    problems.length > beforeEndpoints ||
     suffix === undefined ||
     authorityHost === undefined ||
     keyVaultResource === undefined
   ) {
-    return undefined
+    return { custom: undefined, refused: true }
   }
   const custom: Cloud = { name: "Custom", vaultDnsSuffix: suffix, authorityHost, keyVaultResource }
-  const mixed = mixedCloudProblem(custom, vaultUrl)
-  // Refused, but vault_url is still checked against the block's suffix: every problem at once.
-  if (mixed !== undefined) problems.push(mixed)
-  return custom
+  // A known cloud's name: every field is judged against it (which names each field of another
+  // cloud, so a mix is not said twice). Refused, but vault_url is still checked against the block's
+  // suffix: every problem at once.
+  const wrong =
+    named !== undefined && given !== undefined
+      ? namedCloudProblem(named, given, custom, vaultUrl)
+      : mixedCloudProblem(custom, vaultUrl)
+  if (wrong !== undefined) problems.push(wrong)
+  return { custom, refused: false }
 }
 
 /**
@@ -711,9 +947,12 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
     }
   }
 
-  const custom =
-    input.cloud === undefined ? undefined : validateCustomCloud(input.cloud, input.vault_url, problems)
-  const customFailed = input.cloud !== undefined && custom === undefined
+  const block =
+    input.cloud === undefined
+      ? { custom: undefined, refused: false }
+      : validateCloudBlock(input.cloud, input.vault_url, problems)
+  const custom = block.custom
+  const customFailed = block.refused
 
   let url: VaultUrlResult | undefined
   if (typeof input.vault_url !== "string") {

@@ -290,6 +290,269 @@ describe("cloud: a custom block that mixes the known clouds", () => {
   })
 })
 
+describe("cloud: Entra ID authority host aliases", () => {
+  // MSAL's instance discovery metadata (@azure/msal-common AuthorityMetadata): each cloud's aliases.
+  const aliases: ReadonlyArray<readonly [string, "AzurePublic" | "AzureUSGovernment" | "AzureChina"]> = [
+    ["https://login.windows.net", "AzurePublic"],
+    ["https://login.microsoft.com", "AzurePublic"],
+    ["https://sts.windows.net", "AzurePublic"],
+    ["https://login.usgovcloudapi.net", "AzureUSGovernment"],
+    ["https://login.partner.microsoftonline.cn", "AzureChina"],
+  ]
+  const clouds = {
+    AzurePublic: {
+      vault: "https://my-vault.vault.azure.net",
+      suffix: "vault.azure.net",
+      resource: "https://vault.azure.net",
+    },
+    AzureUSGovernment: {
+      vault: "https://my-vault.vault.usgovcloudapi.net",
+      suffix: "vault.usgovcloudapi.net",
+      resource: "https://vault.usgovcloudapi.net",
+    },
+    AzureChina: {
+      vault: "https://my-vault.vault.azure.cn",
+      suffix: "vault.azure.cn",
+      resource: "https://vault.azure.cn",
+    },
+  } as const
+
+  it("an alias with another cloud's suffix and resource is refused as a mix, shown as the alias written", () => {
+    for (const [authority_host, own] of aliases) {
+      for (const [other, c] of Object.entries(clouds)) {
+        if (other === own) continue
+        const problems = problemsOf({
+          ...base,
+          vault_url: c.vault,
+          cloud: { vault_dns_suffix: c.suffix, authority_host, keyvault_resource: c.resource },
+        })
+        assert.deepStrictEqual(
+          problems.map((p) => p.field),
+          ["cloud"],
+          `${authority_host} in ${other}`,
+        )
+        assert.include(problems[0]?.message ?? "", `authority_host ${authority_host} is `, authority_host)
+        assert.include(problems[0]?.message ?? "", `(${own})`, authority_host)
+        assert.match(problems[0]?.fix ?? "", /^vault_url is a vault of /)
+      }
+    }
+  })
+
+  it("an alias with its own cloud's suffix and resource is accepted (a custom cloud, as the block says)", () => {
+    for (const [authority_host, own] of aliases) {
+      const c = clouds[own]
+      const target = ok({
+        ...base,
+        vault_url: c.vault,
+        cloud: {
+          vault_dns_suffix: c.suffix,
+          authority_host: `${authority_host}/`,
+          keyvault_resource: c.resource,
+        },
+      })
+      assert.strictEqual(target.cloud.name, "Custom")
+      assert.strictEqual(target.cloud.authorityHost, authority_host)
+    }
+  })
+})
+
+describe("cloud.name", () => {
+  const publicCloud = {
+    vault_dns_suffix: "vault.azure.net",
+    authority_host: "https://login.microsoftonline.com",
+    keyvault_resource: "https://vault.azure.net",
+  }
+  const chinaCloud = {
+    vault_dns_suffix: "vault.azure.cn",
+    authority_host: "https://login.chinacloudapi.cn",
+    keyvault_resource: "https://vault.azure.cn",
+  }
+  const china = { ...base, vault_url: "https://my-vault.vault.azure.cn" }
+
+  it("alone, a known cloud's name that agrees with vault_url selects that known cloud", () => {
+    const names: ReadonlyArray<readonly [string, string, string]> = [
+      ["AzurePublicCloud", "https://my-vault.vault.azure.net", "AzurePublic"],
+      ["AzureCloud", "https://my-vault.vault.azure.net", "AzurePublic"],
+      ["AzurePublic", "https://my-vault.vault.azure.net", "AzurePublic"],
+      ["AzureUSGovernment", "https://my-vault.vault.usgovcloudapi.net", "AzureUSGovernment"],
+      ["AzureGovernment", "https://my-vault.vault.usgovcloudapi.net", "AzureUSGovernment"],
+      ["AzureUSGovernmentCloud", "https://my-vault.vault.usgovcloudapi.net", "AzureUSGovernment"],
+      ["AzureChinaCloud", "https://my-vault.vault.azure.cn", "AzureChina"],
+      ["AzureChina", "https://my-vault.vault.azure.cn", "AzureChina"],
+    ]
+    for (const [name, vault_url, cloud] of names) {
+      const target = ok({ ...base, vault_url, cloud: { name } })
+      // The known cloud itself, as with no block (instance discovery on): not a custom one.
+      assert.deepStrictEqual(target.cloud, ok({ ...base, vault_url }).cloud, name)
+      assert.strictEqual(target.cloud.name, cloud, name)
+    }
+  })
+
+  it("alone, a known cloud's name for a vault of another cloud is refused, naming both clouds and the fix", () => {
+    const problems = problemsOf({ ...base, cloud: { name: "AzureChinaCloud" } })
+    assert.deepStrictEqual(
+      problems.map((p) => p.field),
+      ["cloud.name"],
+    )
+    assert.strictEqual(
+      problems[0]?.message,
+      '"AzureChinaCloud" names the China cloud (AzureChina), but vault_url is a vault of the public cloud (AzurePublic, .vault.azure.net); a vault accepts only tokens of its own cloud, so the name cannot select another',
+    )
+    assert.strictEqual(
+      problems[0]?.fix,
+      "set cloud.name to AzurePublicCloud, or remove the cloud block (vault_url's suffix selects the public cloud by itself); if the vault is in the China cloud, fix vault_url: its host ends with .vault.azure.cn",
+    )
+    // A loopback or custom-suffix vault: a known cloud's name declares no custom cloud.
+    const loopback = problemsOf({
+      ...base,
+      vault_url: "https://127.0.0.1:8443",
+      cloud: { name: "AzurePublicCloud" },
+    })
+    assert.deepStrictEqual(
+      loopback.map((p) => p.field),
+      ["cloud.name", "vault_url"],
+    )
+    assert.match(
+      loopback[0]?.message ?? "",
+      /vault_url is no vault of it \(a vault of the public cloud is https:\/\/NAME\.vault\.azure\.net\)/,
+    )
+    assert.match(
+      loopback[0]?.fix ?? "",
+      /declare cloud: \{ vault_dns_suffix, authority_host, keyvault_resource \}/,
+    )
+  })
+
+  it("alone, a name that is no known cloud's is refused with the known names and the custom cloud's fields", () => {
+    const problems = problemsOf({ ...base, cloud: { name: "MyCloud" } })
+    assert.deepStrictEqual(
+      problems.map((p) => p.field),
+      ["cloud.name"],
+    )
+    assert.strictEqual(
+      problems[0]?.message,
+      '"MyCloud" is not a known cloud\'s name, and the cloud block has no endpoints: a name alone selects a known cloud only',
+    )
+    assert.match(
+      problems[0]?.fix ?? "",
+      /^for a known cloud use its name \(AzurePublicCloud, AzureUSGovernment, AzureChinaCloud/,
+    )
+    assert.match(problems[0]?.fix ?? "", /add vault_dns_suffix, authority_host and keyvault_resource$/)
+  })
+
+  it("is exact: a known name in another case or misspelt is refused with the right one, alone or with endpoints", () => {
+    for (const [name, right] of [
+      ["azurechinacloud", "AzureChinaCloud"],
+      ["AZURECHINA", "AzureChina"],
+      ["AzureChinaClod", "AzureChinaCloud"],
+    ] as const) {
+      for (const cloud of [{ name }, { ...chinaCloud, name }]) {
+        const problems = problemsOf({ ...china, cloud })
+        assert.deepStrictEqual(
+          problems.map((p) => p.field),
+          ["cloud.name"],
+          name,
+        )
+        assert.match(problems[0]?.fix ?? "", new RegExp(`^did you mean ${right}\\? known clouds: `), name)
+      }
+    }
+    for (const name of [3, "", ["AzureChinaCloud"]]) {
+      const problems = problemsOf({ ...china, cloud: { ...chinaCloud, name } })
+      assert.deepStrictEqual(
+        problems.map((p) => p.field),
+        ["cloud.name"],
+      )
+      assert.match(problems[0]?.fix ?? "", /^use a known cloud's name: AzurePublicCloud, /)
+    }
+  })
+
+  it("with endpoints, a known cloud's name whose fields are another cloud's is refused, naming both clouds", () => {
+    const problems = problemsOf({ ...base, cloud: { ...publicCloud, name: "AzureChinaCloud" } })
+    assert.deepStrictEqual(
+      problems.map((p) => p.field),
+      ["cloud.name"],
+    )
+    assert.strictEqual(
+      problems[0]?.message,
+      "\"AzureChinaCloud\" names the China cloud (AzureChina), but vault_dns_suffix vault.azure.net, authority_host https://login.microsoftonline.com and keyvault_resource https://vault.azure.net are the public cloud's (AzurePublic); a vault accepts only tokens its own cloud's Entra ID issued for its own cloud's resource, so a block and its name must be one cloud's",
+    )
+    assert.strictEqual(
+      problems[0]?.fix,
+      "vault_url is a vault of the public cloud: remove the cloud block (vault_url's suffix selects the public cloud's endpoints by itself), or set cloud.name to AzurePublicCloud (the fields are the public cloud's)",
+    )
+    // One field of another cloud (an alias among them) with the name's own vault: the fix gives that field.
+    const one = problemsOf({
+      ...china,
+      cloud: { ...chinaCloud, authority_host: "https://login.windows.net", name: "AzureChina" },
+    })
+    assert.deepStrictEqual(
+      one.map((p) => p.field),
+      ["cloud.name"],
+    )
+    assert.match(
+      one[0]?.message ?? "",
+      /but authority_host https:\/\/login\.windows\.net is the public cloud's \(AzurePublic\);/,
+    )
+    assert.match(
+      one[0]?.fix ?? "",
+      /^vault_url is a vault of the China cloud, as the name says: .*make the fields the China cloud's: authority_host https:\/\/login\.chinacloudapi\.cn$/,
+    )
+    // A known cloud's name on a custom cloud's suffix (Azure Stack): the name says where the vault is not.
+    const stack = problemsOf({
+      ...base,
+      vault_url: "https://kv1.vault.local.azurestack.external",
+      cloud: {
+        name: "AzurePublicCloud",
+        vault_dns_suffix: "vault.local.azurestack.external",
+        authority_host: "https://login.microsoftonline.com",
+        keyvault_resource: "https://vault.local.azurestack.external",
+      },
+    })
+    assert.deepStrictEqual(
+      stack.map((p) => p.field),
+      ["cloud.name"],
+    )
+    assert.match(
+      stack[0]?.message ?? "",
+      /vault_dns_suffix vault\.local\.azurestack\.external is no vault suffix of it \(vault\.azure\.net\) but a custom cloud's/,
+    )
+    assert.match(
+      stack[0]?.fix ?? "",
+      /^for a custom cloud \(Azure Stack, a private cloud, the emulator\) remove cloud\.name or make it a label of your own/,
+    )
+  })
+
+  it("with endpoints, a name that agrees, or a label of the operator's own, changes nothing", () => {
+    const agreeing = ok({ ...china, cloud: { ...chinaCloud, name: "AzureChinaCloud" } })
+    assert.deepStrictEqual(agreeing.cloud, ok({ ...china, cloud: chinaCloud }).cloud)
+    // A private authority in front of a public vault: an endpoint of no known cloud is not judged.
+    ok({
+      ...base,
+      cloud: { ...publicCloud, authority_host: "https://login.example.internal", name: "AzurePublicCloud" },
+    })
+    const stack = ok({
+      ...base,
+      vault_url: "https://kv1.vault.local.azurestack.external",
+      cloud: {
+        name: "AzureStackHub",
+        vault_dns_suffix: "vault.local.azurestack.external",
+        authority_host: "https://login.local.azurestack.external",
+        keyvault_resource: "https://vault.local.azurestack.external",
+      },
+    })
+    assert.strictEqual(stack.cloud.name, "Custom")
+    ok({
+      ...base,
+      vault_url: "https://127.0.0.1:8443",
+      cloud: {
+        name: "emulator",
+        vault_dns_suffix: "127.0.0.1",
+        authority_host: "https://127.0.0.1:8444",
+        keyvault_resource: "https://vault.azure.net",
+      },
+    })
+  })
+})
+
 describe("other fields", () => {
   it("a misspelt field or setting gets the nearest known one suggested; anything further gets none", () => {
     const fixOf = (input: Record<string, unknown>, field: string) =>
