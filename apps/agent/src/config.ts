@@ -92,11 +92,34 @@ export const PfxSourceSchema = Schema.Struct({
 }).annotate({ title: "PFX source" })
 
 export const CloudSchema = Schema.Struct({
-  name: Schema.optionalKey(Schema.String),
-  vault_dns_suffix: Schema.String,
-  authority_host: Schema.String,
-  keyvault_resource: Schema.String,
-}).annotate({ description: "A custom cloud (Azure Stack Hub, a private deployment, the emulator)" })
+  name: Schema.optionalKey(
+    Schema.String.annotate({
+      description:
+        "A known cloud's name (AzurePublicCloud, AzureUSGovernment, AzureChinaCloud; also AzureCloud, AzurePublic, AzureGovernment, AzureUSGovernmentCloud, AzureChina; exact case): alone it selects that cloud, which must be vault_url's; with the endpoints they must be its. Any other name is a label of a custom cloud and needs the three endpoints",
+    }),
+  ),
+  vault_dns_suffix: Schema.optionalKey(
+    Schema.String.annotate({
+      description:
+        "DNS suffix of the custom cloud's vault hosts (vault.local.azurestack.external); vault_url must end with it",
+    }),
+  ),
+  authority_host: Schema.optionalKey(
+    Schema.String.annotate({
+      description:
+        "https origin of the custom cloud's Entra ID; a known cloud's (or an alias such as https://login.windows.net) must be the same cloud's as the other fields",
+    }),
+  ),
+  keyvault_resource: Schema.optionalKey(
+    Schema.String.annotate({
+      description:
+        "https origin tokens are asked for (the custom cloud's Key Vault resource); a known cloud's must be the same cloud's as the other fields",
+    }),
+  ),
+}).annotate({
+  description:
+    "A custom cloud (Azure Stack Hub, a private deployment, the emulator): vault_dns_suffix, authority_host and keyvault_resource, all three, of one cloud (a mix of the public, US Government and China clouds' endpoints is refused); or a known cloud's name alone, which must be vault_url's cloud. Leave it out for a vault in a known cloud: vault_url's suffix selects it",
+})
 
 export const TargetSchema = Schema.Struct({
   vault_url: Schema.String.annotate({
