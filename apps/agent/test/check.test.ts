@@ -837,6 +837,67 @@ deployments:
     })
   })
 
+  it("judges cloud.name (alone it selects a known cloud, which must be vault_url's) and authority host aliases", () => {
+    inScratch((dir) => {
+      selfSigned(dir, "a")
+      chmodSync(join(dir, "a.key"), 0o600)
+      const config = join(dir, "cloud-name.yaml")
+      const source = `{ cert: ${join(dir, "a.crt")}, key: ${join(dir, "a.key")} }`
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${join(dir, "state")} }
+deployments:
+  - name: named
+    source: ${source}
+    target:
+      vault_url: "https://kv-prod.vault.azure.cn"
+      certificate_name: named
+      cloud: { name: AzureChinaCloud }
+  - name: other
+    source: ${source}
+    target:
+      vault_url: "https://kv-prod.vault.azure.net"
+      certificate_name: other
+      cloud: { name: AzureChinaCloud }
+  - name: alias
+    source: ${source}
+    target:
+      vault_url: "https://kv-prod.vault.azure.cn"
+      certificate_name: alias
+      cloud: { vault_dns_suffix: vault.azure.cn, authority_host: "https://login.windows.net", keyvault_resource: "https://vault.azure.cn" }
+  - name: emu
+    source: ${source}
+    target:
+      vault_url: "https://127.0.0.1:8443"
+      certificate_name: emu
+      cloud: { name: emulator, vault_dns_suffix: "127.0.0.1", authority_host: "https://127.0.0.1:8444", keyvault_resource: "https://vault.azure.net" }
+`,
+      )
+      const r = agent(["--config", config, "--check", "--json"])
+      expect(r.status, r.stdout + r.stderr).toBe(2)
+      const problems = (
+        JSON.parse(r.stdout) as { problems: Array<{ field: string; message: string; fix: string }> }
+      ).problems
+      // A known cloud's name alone is valid (no missing endpoints); the other two are refused.
+      expect(problems.map((p) => p.field)).toEqual([
+        "deployments[1].target.cloud.name",
+        "deployments[2].target.cloud",
+      ])
+      expect(problems[0]?.message).toBe(
+        '"AzureChinaCloud" names the China cloud (AzureChina), but vault_url is a vault of the public cloud (AzurePublic, .vault.azure.net); a vault accepts only tokens of its own cloud, so the name cannot select another',
+      )
+      expect(problems[0]?.fix).toMatch(/^set cloud\.name to AzurePublicCloud, or remove the cloud block/)
+      expect(problems[1]?.message).toMatch(
+        /^mixes Azure clouds: vault_dns_suffix vault\.azure\.cn and keyvault_resource https:\/\/vault\.azure\.cn are the China cloud's \(AzureChina\), while authority_host https:\/\/login\.windows\.net is the public cloud's \(AzurePublic\);/,
+      )
+      const text = agent(["--config", config, "--check"])
+      expect(text.status).toBe(2)
+      expect(text.stderr).toContain(
+        'deployments[1].target.cloud.name: "AzureChinaCloud" names the China cloud',
+      )
+    })
+  })
+
   it("an invalid file's source with a problem of its own is not read: a pfx_password_env that may be the password is never printed", () => {
     inScratch((dir) => {
       selfSigned(dir, "a")
