@@ -647,6 +647,59 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "a known cloud's name on the emulator's block (a custom cloud's suffix): refused, the name is not ignored",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-named-cloud", { cloud: { ...world.emulator.cloud, name: "AzurePublicCloud" } }),
+      "--cert",
+      "-",
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: [
+      /c-named-cloud\.json: cloud\.name: "AzurePublicCloud" names the public cloud \(AzurePublic\), but vault_dns_suffix \S+ is no vault suffix of it \(vault\.azure\.net\) but a custom cloud's/,
+      "remove cloud.name or make it a label of your own",
+    ],
+  },
+  {
+    name: "a known cloud's name alone for a vault of another cloud: refused naming both clouds",
+    args: () => [
+      "validate",
+      target("c-name-alone", {
+        vault_url: "https://kv-prod.vault.azure.net",
+        cloud: { name: "AzureChinaCloud" },
+      }),
+    ],
+    exit: 2,
+    says: [
+      /c-name-alone\.json: 1 problem\n\s*cloud\.name: "AzureChinaCloud" names the China cloud \(AzureChina\), but vault_url is a vault of the public cloud \(AzurePublic, \.vault\.azure\.net\)/,
+      "set cloud.name to AzurePublicCloud, or remove the cloud block",
+    ],
+    never: ["vault_dns_suffix: is missing"],
+  },
+  {
+    name: "an authority host alias (login.windows.net, the public cloud's) with China's keyvault_resource: refused before any token request",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-alias-cloud", {
+        cloud: {
+          ...world.emulator.cloud,
+          authority_host: "https://login.windows.net",
+          keyvault_resource: "https://vault.azure.cn",
+        },
+      }),
+      "--cert",
+      "-",
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: [
+      /c-alias-cloud\.json: cloud: mixes Azure clouds: authority_host https:\/\/login\.windows\.net is the public cloud's \(AzurePublic\), while keyvault_resource https:\/\/vault\.azure\.cn is the China cloud's \(AzureChina\)/,
+    ],
+  },
+  {
     name: "configuration is not JSON",
     args: () => ["deploy", "--config", pemFile("bad.json", "{ vault_url: "), "--cert", "-"],
     stdin: () => fx.bundle(good),
