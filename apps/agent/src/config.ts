@@ -1068,6 +1068,11 @@ export const validateAgentConfig = (
   const deployments: Array<Deployment> = []
   /** Each credential mode in use: the first deployment (its place in the file) and how many use it. */
   const modes = new Map<string, { readonly at: string; count: number }>()
+  /**
+   * A user-assigned client id a managed_identity deployment configures: with it, the AKS token
+   * exchange reads the federated token file without AZURE_CLIENT_ID, and `--check` judges the file.
+   */
+  let managedIdentityClientId: string | undefined
   const resolve = (p: string) => (p.startsWith("/") ? p : `${baseDir}/${p}`)
   const sources: Array<SourceAt> = []
   const deploymentsAt: Array<DeploymentAt> = []
@@ -1127,6 +1132,7 @@ export const validateAgentConfig = (
         certificate = target
         credentialMode = target.credentialMode
       }
+      if (credentialMode === "managed_identity") managedIdentityClientId ??= target?.managedIdentityClientId
       if (credentialMode !== undefined) {
         const mode = modes.get(credentialMode)
         if (mode === undefined) modes.set(credentialMode, { at: `${at}.target.credential_mode`, count: 1 })
@@ -1260,6 +1266,7 @@ export const validateAgentConfig = (
     for (const p of credentialEnvironmentProblems(mode as CredentialMode, (name) => env[name], {
       checkFiles: true,
       tokenExpiry: true,
+      managedIdentityClientId,
     })) {
       if (p.kind === "missing") {
         environmentProblems.push(

@@ -594,6 +594,48 @@ deployments:
     })
   })
 
+  it("managed_identity's AKS token exchange: its expired token file is refused as workload_identity's, with the configured client id and no AZURE_CLIENT_ID", () => {
+    inScratch((dir) => {
+      const config = join(dir, "managed.yaml")
+      writeFileSync(
+        config,
+        `deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, credential_mode: managed_identity, managed_identity_client_id: 00000000-0000-0000-0000-0000000000a1 } }
+`,
+      )
+      const jwt = [
+        { alg: "RS256", typ: "JWT" },
+        { sub: "system:serviceaccount:ns:sa", exp: Math.floor(Date.now() / 1000) - 2 * 3600 },
+      ]
+        .map((part) => Buffer.from(JSON.stringify(part)).toString("base64url"))
+        .concat("c2lnbmF0dXJl")
+        .join(".")
+      const token = join(dir, "azure-identity-token")
+      writeFileSync(token, jwt)
+      const env = { AZURE_TENANT_ID: workloadIds.AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE: token }
+      const r = agent(["--config", config, "--check", "--json"], env)
+      expect(r.status, r.stdout + r.stderr).toBe(2)
+      expect(JSON.parse(r.stdout).problems).toEqual([
+        {
+          field: "deployments[0].target.credential_mode",
+          message: expect.stringMatching(
+            new RegExp(
+              `^managed_identity \\(1 deployment\\) cannot work: the token in ${token} expired at \\S+ \\(2 h ago, by this host's clock\\): Entra ID refuses an expired one \\(AADSTS700024\\)$`,
+            ),
+          ),
+          fix: expect.stringMatching(
+            /kubelet rewrites the projected service account token.*restarting the pod/,
+          ),
+        },
+      ])
+      expect(r.stdout).not.toContain(jwt)
+      // Without AZURE_TENANT_ID there is no exchange (the managed identity endpoint is asked): not read.
+      const { AZURE_TENANT_ID: _tenant, ...noTenant } = env
+      const endpoint = agent(["--config", config, "--check", "--json"], noTenant)
+      expect(endpoint.status, endpoint.stdout + endpoint.stderr).toBe(0)
+    })
+  })
+
   it.skipIf(process.getuid?.() !== 0)(
     "a privileged listen port the agent's user may not bind is a problem (the start failed with EACCES); root binds it (run as uid 65534)",
     () => {

@@ -2309,6 +2309,58 @@ describe("validate, doctor, emulator", () => {
     }
   })
 
+  it("deploy, managed_identity in an AKS pod: its federated token file is judged as workload_identity's, before the request and beside Entra ID's refusal (1)", async () => {
+    const target = world.targetFile("mi-exchange-file", { credential_mode: "managed_identity" })
+    const pod = (tokenFile: string) => ({
+      ...world.emulator.env.workloadIdentity,
+      AZURE_FEDERATED_TOKEN_FILE: tokenFile,
+    })
+    const deploy = (tokenFile: string) =>
+      fx.leaf().then((leaf) =>
+        runCli(["deploy", "--config", target, "--cert", "-", "--json"], {
+          stdin: fx.bundle(leaf),
+          env: pod(tokenFile),
+        }),
+      )
+    const issued = (agoSeconds: number) =>
+      world.emulator.issueFederatedToken(undefined, { issuedAt: Math.floor(Date.now() / 1000) - agoSeconds })
+    // A copy of the projected token, two hours old: refused before any token request (exit 2).
+    const old = issued(2 * 3600)
+    const oldFile = world.file("mi-expired-federated-token", `${old}\n`)
+    const mark = world.emulator.requests.mark()
+    const stale = await deploy(oldFile)
+    expect(stale.code, stale.stdout).toBe(2)
+    expect(
+      json<{ error: { problems: Array<{ field: string; message: string }> } }>(stale).error.problems,
+    ).toEqual([
+      expect.objectContaining({
+        field: "AZURE_FEDERATED_TOKEN_FILE",
+        message: expect.stringMatching(
+          /^cannot work with credential_mode managed_identity: the token in \S+ expired at \S+ \((59 min|1 h) ago, by this host's clock\)/,
+        ),
+      }),
+    ])
+    expect(world.emulator.requests.count({ since: mark })).toBe(0)
+    // A missing file: named with its error code, before any request too.
+    const missing = await deploy(`${oldFile}-gone`)
+    expect(missing.code, missing.stdout).toBe(2)
+    expect(missing.stdout).toContain(`${oldFile}-gone (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT)`)
+    // Expired 2 minutes ago (within the clocks' 5 minutes): Entra ID refuses it, and the reason names
+    // the file and its expiry beside Entra ID's words.
+    const justExpired = issued(62 * 60)
+    const lateFile = world.file("mi-just-expired-federated-token", `${justExpired}\n`)
+    const late = await deploy(lateFile)
+    expect(late.code, late.stdout).toBe(1)
+    expect(json<Outcome>(late).reason).toMatch(
+      new RegExp(
+        `AADSTS700024: Client assertion is not within its valid time range.* \\[the token in ${lateFile} expired at \\S+ \\(2 min ago, by this host's clock\\).*kubelet rewrites the projected service account token`,
+      ),
+    )
+    for (const out of [stale.stdout, missing.stdout, late.stdout])
+      for (const token of [old, justExpired])
+        for (const part of token.split(".")) expect(out).not.toContain(part)
+  })
+
   it("doctor, default and managed_identity: the federated token is checked wherever @azure/identity reads it, and each chain source is named (1)", async () => {
     type Check = { check: string; status: string; detail: string; fix?: string; credential?: string | null }
     const target = world.targetFile("doctor-default-pod", { credential_mode: "default" })

@@ -21,9 +21,13 @@ import {
 } from "./CredentialUnavailable.js"
 import {
   environmentProblems,
+  federatedTokenExpired,
   federatedTokenFileDefect,
   federatedTokenFileProblem,
+  federatedTokenFileState,
   isGuid,
+  readFederatedTokenTimes,
+  spanInWords,
   tenantFix,
 } from "./environment.js"
 import { identityRequestMarginMs, withRequestTimeout } from "./identityRequestTimeout.js"
@@ -196,6 +200,54 @@ const asManagedIdentityExchange = (credential: TokenCredential): TokenCredential
       scopes,
       options?.abortSignal === undefined ? {} : { abortSignal: options.abortSignal },
     ),
+})
+
+/**
+ * The federated token file's state, in words, beside a failed token request (`error`) of a
+ * credential that reads it (workload_identity, managed identity's AKS token exchange), at `nowMs`,
+ * or undefined when it says nothing about the failure. Read when the request has failed, so it is the file as it is now (the
+ * kubelet may have renewed it since the credential was made); never its content:
+ * - a file that cannot be read, is empty, a directory or too large: every request fails with it;
+ * - Entra ID's refusal of the token's times (AADSTS700024), with the file's `exp` by this host's
+ *   clock: expired (and when), or still valid here, which points at this host's clock.
+ * Entra ID's answer is the judge: a local clock that is wrong neither refuses nor passes a request.
+ */
+export const tokenFileStateBeside = (
+  tokenFile: string,
+  error: unknown,
+  nowMs: number,
+): { readonly reason: string; readonly fix: string } | undefined => {
+  const read = readFederatedTokenTimes(tokenFile)
+  if (read.problem !== undefined) return federatedTokenFileState(tokenFile, read.problem)
+  const text = error instanceof Error ? error.message : String(error)
+  if (!/AADSTS700024\b/.test(text)) return
+  const exp = read.times?.expiresAtSeconds
+  if (exp === undefined) return
+  if (exp * 1000 <= nowMs) return federatedTokenExpired(tokenFile, exp, nowMs)
+  return {
+    reason: `the token in ${shownPath(tokenFile)} expires at ${new Date(exp * 1000).toISOString()} (in ${spanInWords(exp * 1000 - nowMs)}, by this host's clock), and Entra ID refused it as expired or not valid yet`,
+    fix: "Check this host's clock against Entra ID's (NTP): a token valid by this clock and refused as expired means the clocks differ",
+  }
+}
+
+/**
+ * A credential that reads the federated token file, whose failed token requests also name the
+ * file's state (tokenFileStateBeside): Entra ID's refusal alone said neither which file nor when
+ * its token expired. The error is the SDK's own, its message extended, so it is judged as before
+ * (its status, its cause, its AADSTS code).
+ */
+const namingTokenFileState = (tokenFile: string, credential: TokenCredential): TokenCredential => ({
+  getToken: async (scopes, options) => {
+    try {
+      return await credential.getToken(scopes, options)
+    } catch (error) {
+      if (error instanceof Error && !refusedTenant(error)) {
+        const state = tokenFileStateBeside(tokenFile, error, Date.now())
+        if (state !== undefined) error.message = `${error.message} [${state.reason}: ${state.fix}]`
+      }
+      throw error
+    }
+  },
 })
 
 /** @azure/identity's refusal of a token for a tenant the credential was not given (processMultiTenantRequest). */
@@ -440,13 +492,16 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
           tenantId,
           forConfiguredTenant(
             tenantId,
-            new WorkloadIdentityCredential({
-              tenantId,
-              clientId,
-              tokenFilePath: tokenFile,
-              ...authority,
-              ...allowed,
-            }),
+            namingTokenFileState(
+              tokenFile,
+              new WorkloadIdentityCredential({
+                tenantId,
+                clientId,
+                tokenFilePath: tokenFile,
+                ...authority,
+                ...allowed,
+              }),
+            ),
           ),
         ),
       )
@@ -500,7 +555,7 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
             }),
         )
         return {
-          credential: asManagedIdentityExchange(credential),
+          credential: namingTokenFileState(exchange.tokenFile, asManagedIdentityExchange(credential)),
           identity: {
             mode: "managed_identity",
             source: `WorkloadIdentityCredential (${clientId === undefined ? "" : "user-assigned, "}the managed identity's AKS token exchange)`,

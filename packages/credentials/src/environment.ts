@@ -69,14 +69,16 @@ const readVariables: Readonly<Record<CredentialMode, ReadonlyArray<string>>> = {
 
 /**
  * What managed identity's token endpoint is, for the proxy check: the variables that name it (as
- * @azure/identity and MSAL read them), the AKS token exchange's file (which goes to Entra ID over
- * HTTPS instead), and NO_PROXY.
+ * @azure/identity and MSAL read them), the AKS token exchange's file, tenant and client id (it goes
+ * to Entra ID over HTTPS instead, and reads that file), and NO_PROXY.
  */
 const managedIdentityEndpointVariables = [
   "IDENTITY_ENDPOINT",
   "MSI_ENDPOINT",
   "AZURE_POD_IDENTITY_AUTHORITY_HOST",
   "AZURE_FEDERATED_TOKEN_FILE",
+  "AZURE_TENANT_ID",
+  "AZURE_CLIENT_ID",
   "NO_PROXY",
   "no_proxy",
 ]
@@ -206,16 +208,19 @@ export const credentialEnvironmentProblems = (
       fix: tenantFix,
     })
   else if (tenant !== undefined && padded("AZURE_TENANT_ID")) problems.push(paddedProblem("AZURE_TENANT_ID"))
-  // The federated token file workload identity reads: one that cannot be read, or is a directory,
-  // empty or too large to be a token (federatedTokenFileProblem), or whose token has expired (with
-  // tokenExpiry), fails every token request, and the variable is the only place that names it. Its
-  // path is not a secret. (Managed identity's AKS exchange reads it only with a tenant and a client
-  // id, which may come from the configuration: its credential reports the file when it is about to
-  // read it.)
+  // The federated token file workload identity reads, and managed identity's AKS token exchange
+  // (makeCredential's rule: the file, AZURE_TENANT_ID and a client id, the configured one else
+  // AZURE_CLIENT_ID): one that cannot be read, or is a directory, empty or too large to be a token
+  // (federatedTokenFileProblem), or whose token has expired (with tokenExpiry), fails every token
+  // request, and the variable is the only place that names it. Its path is not a secret.
   const tokenFile = value("AZURE_FEDERATED_TOKEN_FILE")
+  const exchangeClient = options.managedIdentityClientId ?? value("AZURE_CLIENT_ID")
+  const readsTokenFile =
+    mode === "workload_identity" ||
+    (mode === "managed_identity" && value("AZURE_TENANT_ID") !== undefined && exchangeClient !== undefined)
   if (
     options.checkFiles === true &&
-    mode === "workload_identity" &&
+    readsTokenFile &&
     tokenFile !== undefined &&
     !padded("AZURE_FEDERATED_TOKEN_FILE")
   ) {
@@ -236,12 +241,7 @@ export const credentialEnvironmentProblems = (
       problems.push({
         kind: "malformed",
         variables: ["AZURE_FEDERATED_TOKEN_FILE"],
-        ...(problem.kind === "unreadable"
-          ? {
-              reason: `the federated token file ${shownPath(tokenFile)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (${problem.code})`,
-              fix: "Check that the projected service account token is mounted there and readable by this user (on AKS: the pod's label azure.workload.identity/use: \"true\" and a service account annotated with the identity's client id); run the check where the agent runs (kubectl exec into its pod)",
-            }
-          : federatedTokenFileDefect(tokenFile, problem)),
+        ...federatedTokenFileState(tokenFile, problem),
       })
   }
   return problems
@@ -261,6 +261,12 @@ export interface EnvironmentCheckOptions {
    * start-up warnings: the kubelet may renew the file, and the identity's own lines name an expired one.
    */
   readonly tokenExpiry?: boolean
+  /**
+   * For `managed_identity`, the configured user-assigned client id (managed_identity_client_id):
+   * with it, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE, the credential makes the AKS token
+   * exchange without AZURE_CLIENT_ID, and checkFiles looks at the token file as for workload_identity.
+   */
+  readonly managedIdentityClientId?: string | undefined
 }
 
 /**
@@ -429,7 +435,7 @@ export const federatedTokenExpired = (
   nowMs: number,
 ): { readonly reason: string; readonly fix: string } => ({
   reason: `the token in ${shownPath(tokenFile)} expired at ${new Date(expSeconds * 1000).toISOString()} (${spanInWords(nowMs - expSeconds * 1000)} ago, by this host's clock): Entra ID refuses an expired one (AADSTS700024)`,
-  fix: `Whatever writes the file must renew the token before it expires: on AKS the kubelet rewrites the projected service account token (about every hour), so check that AZURE_FEDERATED_TOKEN_FILE is that file (${projectedTokenPath}) and not a copy, and that this host's clock is right`,
+  fix: `Whatever writes the file must renew the token before it expires: on AKS the kubelet rewrites the projected service account token (about every hour), so check that AZURE_FEDERATED_TOKEN_FILE is that file (${projectedTokenPath}) and not a copy, that the pod still has its projected token volume (labelled azure.workload.identity/use: "true"), and that this host's clock is right; restarting the pod projects a fresh token`,
 })
 
 /** A size in bytes as people read it (`50 MiB`, `70 KiB`, `12 bytes`). */
@@ -473,6 +479,21 @@ export const federatedTokenFileDefect = (
       }
   }
 }
+
+/**
+ * The reason and fix for any problem of a federated token file (federatedTokenFileDefect's, and the
+ * file that cannot be read, with its error code). Names the file, never its content.
+ */
+export const federatedTokenFileState = (
+  path: string,
+  problem: FederatedTokenFileProblem,
+): { readonly reason: string; readonly fix: string } =>
+  problem.kind === "unreadable"
+    ? {
+        reason: `the federated token file ${shownPath(path)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (${problem.code})`,
+        fix: "Check that the projected service account token is mounted there and readable by this user (on AKS: the pod's label azure.workload.identity/use: \"true\" and a service account annotated with the identity's client id); run the check where the agent runs (kubectl exec into its pod)",
+      }
+    : federatedTokenFileDefect(path, problem)
 
 /**
  * Every problem of the environment for `mode` (credentialEnvironmentProblems' rule, its variables

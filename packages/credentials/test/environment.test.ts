@@ -197,9 +197,11 @@ describe("credentialEnvironmentProblems", () => {
         fix: expect.stringMatching(/^Check that the projected service account token is mounted there/),
       },
     ])
-    // Managed identity reads it only with a tenant and a client id (which the configuration may
-    // give), the default chain may use another source: their credentials report it when they read it.
-    expect(check("managed_identity")).toEqual([])
+    // Managed identity's AKS token exchange reads it with a tenant and a client id (AZURE_CLIENT_ID, or
+    // the configured one): judged then as workload_identity's; without a client id the endpoint is
+    // asked. The default chain may use another source: doctor's federated token check judges it.
+    expect(check("managed_identity")).toEqual(check("workload_identity"))
+    expect(check("managed_identity", { AZURE_CLIENT_ID: "" })).toEqual([])
     expect(check("default")).toEqual([])
     // A file that can be read passes; without checkFiles the rule reads no file (makeCredential's use).
     expect(check("workload_identity", { AZURE_FEDERATED_TOKEN_FILE: "/etc/hostname" })).toEqual([])

@@ -80,14 +80,17 @@ const variableProblems = (
  * list them with its other input problems.
  */
 export const credentialVariableProblems = (
-  target: Pick<TargetConfig, "credentialMode">,
+  target: Pick<TargetConfig, "credentialMode"> & Partial<Pick<TargetConfig, "managedIdentityClientId">>,
 ): Effect.Effect<{ readonly problems: ReadonlyArray<Problem>; readonly summary: string | undefined }> =>
   Effect.gen(function* () {
     // The environment checks alone: an invalid target's are listed too, without @azure/identity.
     const environment = yield* Effect.promise(() => import("@kvdeploy/credentials/environment"))
+    // The configured client id: with it, managed identity's AKS token exchange reads the token file
+    // without AZURE_CLIENT_ID, and the file is judged as workload_identity's is.
     const found = yield* environment.environmentProblems(target.credentialMode, {
       checkFiles: true,
       tokenExpiry: true,
+      managedIdentityClientId: target.managedIdentityClientId,
     })
     const missing = found.filter((p) => p.kind === "missing").flatMap((p) => p.variables)
     // One variable's value is malformed; several together cannot work (HTTPS_PROXY without NO_PROXY
