@@ -38,6 +38,14 @@ import {
   withoutKeyText,
   withoutPem,
 } from "@kvdeploy/core"
+import {
+  type AllowedTenants,
+  allowedTenantsInWords,
+  type CredentialMode,
+  parseAllowedTenants,
+  readsAllowedTenants,
+  shownAllowedTenants,
+} from "@kvdeploy/credentials"
 import * as Prometheus from "@kvdeploy/metrics/prometheus"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Cause from "effect/Cause"
@@ -393,6 +401,50 @@ const checkWarnings = (
       fix: unlessFixed,
     })
   return warnings
+}
+
+/**
+ * For `--check`: the tenants besides their own that the credentials of the modes in use may get
+ * tokens for (AZURE_ADDITIONALLY_ALLOWED_TENANTS, in the agent's environment), for the modes that
+ * read it (allowedTenants.ts); undefined when no mode in use reads it. Its warnings (a value that
+ * allows less than it seems to) are the check's warnings: the agent runs all the same. Managed
+ * identity does not read it: when only that mode is in use and the variable is set, that is a
+ * warning too.
+ */
+const allowedTenantsCheck = (
+  modesInUse: ReadonlyArray<CredentialMode>,
+  raw: string | undefined,
+): {
+  readonly report:
+    | { readonly modes: ReadonlyArray<CredentialMode>; readonly allowed: AllowedTenants }
+    | undefined
+  readonly warnings: ReadonlyArray<ConfigProblem>
+} => {
+  const allowed = parseAllowedTenants(raw)
+  const modes = [...new Set(modesInUse)].filter(readsAllowedTenants)
+  if (modes.length === 0)
+    return {
+      report: undefined,
+      warnings:
+        allowed.set && modesInUse.length > 0
+          ? [
+              {
+                field: "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
+                message: `is set, but no credential mode in use reads it (${[...new Set(modesInUse)].join(", ")}: a managed identity gets tokens of its own tenant only)`,
+                fix: "unset it, or use client_secret, workload_identity or default for a vault in another tenant",
+              },
+            ]
+          : [],
+    }
+  return {
+    report: { modes, allowed },
+    warnings: allowed.warnings.map((w) => ({
+      field: "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
+      // The field names the variable: its reason's opening words would say it again.
+      message: `${w.reason.replace(/^AZURE_ADDITIONALLY_ALLOWED_TENANTS /, "")} (read by ${modes.join(", ")})`,
+      fix: w.fix,
+    })),
+  }
 }
 
 /**
@@ -926,7 +978,14 @@ export const main = (argv: ReadonlyArray<string>): void => {
             [...(config.environmentProblems ?? []), ...(config.checkOnlyProblems ?? [])],
           )),
         ]
-        checked.warnings = checkWarnings(config.path, config.settings.stateDir, found)
+        const tenants = allowedTenantsCheck(
+          config.deployments.map((d) => d.target.credentialMode),
+          process.env.AZURE_ADDITIONALLY_ALLOWED_TENANTS,
+        )
+        checked.warnings = [
+          ...checkWarnings(config.path, config.settings.stateDir, found),
+          ...tenants.warnings,
+        ]
         if (found.length > 0)
           return yield* new AgentConfigInvalid({ path: config.path, problems: listedProblems(found) })
         if (json)
@@ -934,10 +993,24 @@ export const main = (argv: ReadonlyArray<string>): void => {
             path: config.path,
             valid: true,
             deployments: config.deployments.length,
+            ...(tenants.report === undefined
+              ? {}
+              : {
+                  allowedTenants: {
+                    modes: tenants.report.modes,
+                    tenants: shownAllowedTenants(tenants.report.allowed),
+                  },
+                }),
             warnings: shown(checked.warnings),
           })
         else {
-          yield* writtenOut(`${config.path}: valid, ${config.deployments.length} deployment(s)\n`)
+          yield* writtenOut(
+            `${config.path}: valid, ${config.deployments.length} deployment(s)\n${
+              tenants.report === undefined
+                ? ""
+                : `  allowed tenants (${tenants.report.modes.join(", ")}): ${allowedTenantsInWords(tenants.report.allowed)}\n`
+            }`,
+          )
           yield* printWarnings(config.path, checked.warnings)
         }
         return

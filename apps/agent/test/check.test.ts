@@ -1019,11 +1019,90 @@ deployments:
       writeFileSync(config, readFileSync(example))
       const text = agent(["--config", config, "--check"], exampleEnv)
       expect(text.status, text.stderr).toBe(0)
-      expect(text.stdout).toBe(`${config}: valid, 2 deployment(s)\n`)
+      // The example's workload_identity reads AZURE_ADDITIONALLY_ALLOWED_TENANTS (its managed_identity does not).
+      expect(text.stdout).toBe(
+        `${config}: valid, 2 deployment(s)\n  allowed tenants (workload_identity): none: tokens of its own tenant only (AZURE_ADDITIONALLY_ALLOWED_TENANTS is not set)\n`,
+      )
       expect(text.stderr).toBe("")
       const json = agent(["--config", config, "--check", "--json"], exampleEnv)
       expect(json.status, json.stderr).toBe(0)
-      expect(JSON.parse(json.stdout)).toEqual({ path: config, valid: true, deployments: 2, warnings: [] })
+      expect(JSON.parse(json.stdout)).toEqual({
+        path: config,
+        valid: true,
+        deployments: 2,
+        allowedTenants: { modes: ["workload_identity"], tenants: [] },
+        warnings: [],
+      })
+    }))
+
+  it("shows the tenants AZURE_ADDITIONALLY_ALLOWED_TENANTS allows the modes that read it, and warns of a value that allows less than it seems (exit 0)", () =>
+    inScratch((dir) => {
+      const config = join(dir, "agent.yaml")
+      writeFileSync(config, readFileSync(example))
+      const check = (value: string, json = true) =>
+        agent(["--config", config, "--check", ...(json ? ["--json"] : [])], {
+          ...exampleEnv,
+          AZURE_ADDITIONALLY_ALLOWED_TENANTS: value,
+        })
+      const any = check(" * ")
+      expect(any.status, any.stderr).toBe(0)
+      expect(JSON.parse(any.stdout)).toMatchObject({
+        allowedTenants: { modes: ["workload_identity"], tenants: "*" },
+        warnings: [],
+      })
+      const upper = "72F988BF-86F1-41AF-91AB-2D7CD011DB47"
+      const odd = check(`${upper};;contoso.onmicrosoft.com`)
+      expect(odd.status, odd.stderr).toBe(0)
+      const document = JSON.parse(odd.stdout)
+      expect(document.allowedTenants).toEqual({
+        modes: ["workload_identity"],
+        tenants: [upper, "contoso.onmicrosoft.com"],
+      })
+      expect(document.warnings).toEqual([
+        {
+          field: "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
+          message:
+            "has 1 empty entry (a ';' at its start or end, or two together), left out (read by workload_identity)",
+          fix: "Separate the tenant ids with one ';' each, with none at the start or end",
+        },
+        expect.objectContaining({
+          message: expect.stringMatching(/^names tenant 72F988BF-\S+ in upper case: .*allows nothing/),
+          fix: `Write the tenant id in lower case: ${upper.toLowerCase()}`,
+        }),
+        expect.objectContaining({
+          message: expect.stringMatching(/^names contoso.onmicrosoft.com, which is not a tenant id/),
+        }),
+      ])
+      const text = check("  ", false)
+      expect(text.status).toBe(0)
+      expect(text.stdout).toContain(
+        "allowed tenants (workload_identity): none: tokens of its own tenant only (AZURE_ADDITIONALLY_ALLOWED_TENANTS holds no tenant)",
+      )
+      expect(text.stderr).toMatch(
+        /AZURE_ADDITIONALLY_ALLOWED_TENANTS: is set but holds no tenant \(only spaces/,
+      )
+      // Only managed_identity in use: it does not read the variable, and says so when it is set.
+      const managed = join(dir, "managed.yaml")
+      writeFileSync(
+        managed,
+        `deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, credential_mode: managed_identity } }
+`,
+      )
+      const mi = agent(["--config", managed, "--check", "--json"], {
+        AZURE_ADDITIONALLY_ALLOWED_TENANTS: upper,
+      })
+      expect(mi.status, mi.stderr).toBe(0)
+      const miDocument = JSON.parse(mi.stdout)
+      expect(miDocument.allowedTenants).toBeUndefined()
+      expect(miDocument.warnings).toEqual([
+        expect.objectContaining({
+          field: "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
+          message: expect.stringMatching(
+            /^is set, but no credential mode in use reads it \(managed_identity/,
+          ),
+        }),
+      ])
     }))
 
   it("warns of a configuration file others may change and of a state file the start would set aside (exit 0; with the problems of an invalid file too)", () => {

@@ -11,7 +11,8 @@ import { type Fixtures, makeFixtures } from "./fixtures.js"
 import { json, runCli, startWorld, type World } from "./harness.js"
 
 const VAULT = "cli-other-tenant"
-const VAULT_TENANT = "11111111-2222-3333-4444-555555555555"
+// With letters: the upper-case case below needs them.
+const VAULT_TENANT = "11111111-2222-3333-4444-5555555555ab"
 let world: World
 let emulator: Emulator
 let fx: Fixtures
@@ -99,5 +100,80 @@ describe("a vault in another tenant than the credential's", () => {
       stdin: fx.bundle(await fx.leaf()),
     })
     expect(json<{ outcome: string }>(r).outcome, r.stdout).toBe("Succeeded")
+  })
+
+  it("doctor shows the tenants the mode reads from AZURE_ADDITIONALLY_ALLOWED_TENANTS, and warns of a value that allows less than it seems, as the vault's read shows (1)", async () => {
+    type Listed = Check & { readonly tenants?: ReadonlyArray<string> | "*" }
+    const doctor = async (value: string | undefined) => {
+      const r = await runCli(["doctor", "--config", targetFile("doctor-allowed"), "--json"], {
+        env: {
+          ...emulator.env.clientSecret,
+          ...(value === undefined ? {} : { AZURE_ADDITIONALLY_ALLOWED_TENANTS: value }),
+        },
+      })
+      const checks = json<{ checks: Array<Listed> }>(r).checks
+      return {
+        code: r.code,
+        allowed: checks.filter((c) => c.check === "allowed tenants"),
+        get: checks.find((c) => c.check === "certificates/get"),
+      }
+    }
+    const unset = await doctor(undefined)
+    expect(unset.allowed).toEqual([
+      {
+        check: "allowed tenants",
+        status: "pass",
+        detail: `none: tokens of its own tenant (${emulator.tenantId}) only (AZURE_ADDITIONALLY_ALLOWED_TENANTS is not set)`,
+        tenants: [],
+      },
+    ])
+    // Empty entries and spaces around the id: left out and trimmed, so the vault's tenant is allowed.
+    const padded = await doctor(`; ${VAULT_TENANT} ;`)
+    expect(padded.code).toBe(0)
+    expect(padded.allowed).toEqual([
+      expect.objectContaining({
+        status: "pass",
+        detail: `${VAULT_TENANT} (AZURE_ADDITIONALLY_ALLOWED_TENANTS), besides its own tenant (${emulator.tenantId})`,
+        tenants: [VAULT_TENANT],
+      }),
+      expect.objectContaining({
+        status: "warn",
+        detail: expect.stringContaining("has 2 empty entries"),
+      }),
+    ])
+    const any = await doctor("*")
+    expect(any.code).toBe(0)
+    expect(any.allowed).toEqual([expect.objectContaining({ status: "pass", tenants: "*" })])
+    // The id in upper case, or a domain name: @azure/identity compares them with the challenge's id
+    // letter for letter, and refuses the vault's tenant: the warning says so before the read does.
+    for (const value of [VAULT_TENANT.toUpperCase(), "other.onmicrosoft.com"]) {
+      const r = await doctor(value)
+      expect(r.code).toBe(1)
+      expect(r.allowed[1]).toMatchObject({
+        status: "warn",
+        detail: expect.stringContaining("allows nothing"),
+      })
+      expect(r.get?.detail).toContain(`the vault is in tenant ${VAULT_TENANT}`)
+    }
+    // managed_identity does not read it: said when it is set, nothing when it is not.
+    const managed = world.file(
+      "doctor-allowed-mi.json",
+      JSON.stringify(world.emulator.targetConfig(world.vault, "doctor-allowed-mi", "managedIdentityImds")),
+    )
+    const mi = await runCli(["doctor", "--config", managed, "--json"], {
+      env: { ...world.emulator.env.managedIdentityImds, AZURE_ADDITIONALLY_ALLOWED_TENANTS: VAULT_TENANT },
+    })
+    expect(json<{ checks: Array<Listed> }>(mi).checks.filter((c) => c.check === "allowed tenants")).toEqual([
+      expect.objectContaining({
+        status: "skip",
+        detail: expect.stringMatching(/^not read: .*credential_mode managed_identity does not read it/),
+      }),
+    ])
+    const miUnset = await runCli(["doctor", "--config", managed, "--json"], {
+      env: world.emulator.env.managedIdentityImds,
+    })
+    expect(json<{ checks: Array<Listed> }>(miUnset).checks.map((c) => c.check)).not.toContain(
+      "allowed tenants",
+    )
   })
 })

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { agentOutOfLogs } from "./agentOutOfLogs.js"
+import { allowedTenantsFromEnvironment } from "./allowedTenants.js"
 import {
   CredentialUnavailable,
   CredentialVariableMalformed,
@@ -80,24 +81,14 @@ const requireVariables = Effect.fn("Credentials.requireVariables")(function* (mo
 
 /**
  * The tenants other than its own that a credential may get tokens for, from
- * AZURE_ADDITIONALLY_ALLOWED_TENANTS (tenant ids or domain names separated by `;`, or `*` for any),
- * as @azure/identity's EnvironmentCredential reads it. Its other credentials read it from their
- * options only, so `client_secret` and `workload_identity` (and the default chain's workload
- * identity) are given it here: a vault of another tenant that a multi-tenant application may reach
- * is allowed the same way in every mode that asks Entra ID. Empty when unset.
+ * AZURE_ADDITIONALLY_ALLOWED_TENANTS (tenant ids separated by `;`, or `*` for any), parsed by
+ * allowedTenants.ts's rule, the one doctor and the agent's `--check` show. @azure/identity reads it
+ * for its EnvironmentCredential only; its other credentials read it from their options, so
+ * `client_secret` and `workload_identity` (and the default chain's sources) are given it here: a
+ * vault of another tenant that a multi-tenant application may reach is allowed the same way in
+ * every mode that asks Entra ID. Empty when unset.
  */
-const additionallyAllowedTenants = optionalEnv("AZURE_ADDITIONALLY_ALLOWED_TENANTS").pipe(
-  Effect.map((value) =>
-    Option.match(value, {
-      onNone: () => [] as Array<string>,
-      onSome: (v) =>
-        v
-          .split(";")
-          .map((t) => t.trim())
-          .filter((t) => t !== ""),
-    }),
-  ),
-)
+const additionallyAllowedTenants = Effect.map(allowedTenantsFromEnvironment, (allowed) => allowed.tenants)
 
 /** The options that carry AZURE_ADDITIONALLY_ALLOWED_TENANTS, or none when it is unset. */
 const allowedTenantsOption = (tenants: ReadonlyArray<string>) =>

@@ -1,3 +1,4 @@
+export * from "./allowedTenants.js"
 export * from "./CredentialUnavailable.js"
 export type { ChainSourceFailure } from "./chainReport.js"
 export * from "./credential.js"

@@ -45,6 +45,12 @@ export interface DoctorCheck {
    * named none (the detail then opens with `unnamed`).
    */
   readonly credential?: string | null
+  /**
+   * On the `allowed tenants` check of a mode that reads AZURE_ADDITIONALLY_ALLOWED_TENANTS: the
+   * tenants besides its own the credential may get tokens for, as it was given them (`*`: any; an
+   * empty list: none).
+   */
+  readonly tenants?: ReadonlyArray<string> | "*"
 }
 
 const grant = async (operation: VaultOperation): Promise<string> =>
@@ -140,6 +146,26 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
           .join(", ") || "(from the environment)",
       fix: undefined,
     })
+    // The tenants besides its own the credential may get tokens for (a vault in another tenant), in
+    // the modes that read AZURE_ADDITIONALLY_ALLOWED_TENANTS; for managed_identity, only when it is set.
+    const allowed = yield* credentials.allowedTenantsFromEnvironment
+    if (credentials.readsAllowedTenants(identity.mode)) {
+      yield* add({
+        check: "allowed tenants",
+        status: "pass",
+        detail: credentials.allowedTenantsInWords(allowed, identity.tenantId),
+        fix: undefined,
+        tenants: credentials.shownAllowedTenants(allowed),
+      })
+      for (const w of allowed.warnings)
+        yield* add({ check: "allowed tenants", status: "warn", detail: w.reason, fix: w.fix })
+    } else if (allowed.set)
+      yield* add({
+        check: "allowed tenants",
+        status: "skip",
+        detail: `not read: AZURE_ADDITIONALLY_ALLOWED_TENANTS is set, but credential_mode ${identity.mode} does not read it (a managed identity gets tokens of its own tenant only)`,
+        fix: undefined,
+      })
     /**
      * The federated token, judged by its own times (expired: Entra ID's AADSTS700024) wherever
      * @azure/identity reads the file: workload identity, managed identity's AKS token exchange, the

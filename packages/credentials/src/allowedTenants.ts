@@ -1,0 +1,113 @@
+/**
+ * AZURE_ADDITIONALLY_ALLOWED_TENANTS: the tenants other than its own that a credential may get
+ * tokens for (a Key Vault challenge of a vault in another tenant asks for one). One rule for the
+ * credentials makeCredential builds and for what doctor and the agent's `--check` show, read
+ * without loading @azure/identity.
+ *
+ * kvdeploy reads the variable and gives the parsed list to the credential of every mode that asks
+ * Entra ID (`client_secret`, `workload_identity`, `default`; @azure/identity reads it itself for
+ * its EnvironmentCredential only): split at `;`, each entry trimmed, empty ones left out. The SDK
+ * then allows any tenant when an entry is `*` (resolveAdditionallyAllowedTenantIds), and otherwise
+ * compares the tenant asked for with each entry, text for text and letter case included
+ * (processMultiTenantRequest's localeCompare). A Key Vault challenge names its tenant by its id in
+ * lower case, so an id in upper case, or a tenant's domain name, allows nothing. `managed_identity`
+ * does not read it: a managed identity gets tokens of its own tenant only.
+ */
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { isGuid, shownTenantId } from "./environment.js"
+import type { CredentialMode } from "./settings.js"
+
+/** The modes whose credential kvdeploy gives AZURE_ADDITIONALLY_ALLOWED_TENANTS. */
+export const modesReadingAllowedTenants: ReadonlyArray<CredentialMode> = [
+  "client_secret",
+  "workload_identity",
+  "default",
+]
+
+/** Whether `mode`'s credential reads AZURE_ADDITIONALLY_ALLOWED_TENANTS. */
+export const readsAllowedTenants = (mode: CredentialMode): boolean =>
+  modesReadingAllowedTenants.includes(mode)
+
+/** A value of AZURE_ADDITIONALLY_ALLOWED_TENANTS as the credential takes it. */
+export interface AllowedTenants {
+  /** Whether the variable is set (to anything, spaces included). */
+  readonly set: boolean
+  /** The entries given to the credential (trimmed, empty ones left out), as they are. */
+  readonly tenants: ReadonlyArray<string>
+  /** An entry is `*`: any tenant. */
+  readonly any: boolean
+  /** What in the value does not do what it seems to (nothing is refused for it): each with its fix. */
+  readonly warnings: ReadonlyArray<{ readonly reason: string; readonly fix: string }>
+}
+
+const variable = "AZURE_ADDITIONALLY_ALLOWED_TENANTS"
+
+/** `raw`, the variable as it is set (undefined when not set), as the credential takes it. */
+export const parseAllowedTenants = (raw: string | undefined): AllowedTenants => {
+  if (raw === undefined || raw === "") return { set: false, tenants: [], any: false, warnings: [] }
+  const entries = raw.split(";").map((t) => t.trim())
+  const tenants = entries.filter((t) => t !== "")
+  const any = tenants.includes("*")
+  const warnings: Array<{ reason: string; fix: string }> = []
+  if (tenants.length === 0) {
+    warnings.push({
+      reason: `${variable} is set but holds no tenant (${raw.trim() === "" ? "only spaces or line breaks" : "only ';' and spaces"}), so no other tenant is allowed`,
+      fix: `Set ${variable} to the tenant ids the credential may get tokens for, separated by ';' (or '*' for any tenant), or unset it`,
+    })
+    return { set: true, tenants, any, warnings }
+  }
+  const empty = entries.length - tenants.length
+  if (empty > 0)
+    warnings.push({
+      reason: `${variable} has ${empty} empty entr${empty === 1 ? "y" : "ies"} (a ';' at its start or end, or two together), left out`,
+      fix: `Separate the tenant ids with one ';' each, with none at the start or end`,
+    })
+  // With `*` every tenant is allowed: what else is listed changes nothing.
+  if (!any)
+    for (const tenant of tenants) {
+      const shown = shownTenantId(tenant)
+      if (isGuid(tenant)) {
+        if (tenant !== tenant.toLowerCase())
+          warnings.push({
+            reason: `${variable} names tenant ${shown} in upper case: Key Vault's challenge names a tenant by its id in lower case and @azure/identity compares them letter for letter, so it allows nothing`,
+            fix: `Write the tenant id in lower case: ${tenant.toLowerCase()}`,
+          })
+      } else if (shown === tenant)
+        warnings.push({
+          reason: `${variable} names ${shown}, which is not a tenant id (a GUID): Key Vault's challenge names a tenant by its id, and @azure/identity compares the two as text, so a domain name or other name allows nothing`,
+          fix: "Give the tenant's id (a GUID; `az account tenant list`, or the vault's tenant as a deploy's refusal names it)",
+        })
+      else
+        warnings.push({
+          reason: `${variable} has an entry that is no tenant id (${tenant.length} characters, not shown), which allows nothing`,
+          fix: "Give tenant ids (GUIDs) separated by ';', or '*' for any tenant",
+        })
+    }
+  return { set: true, tenants, any, warnings }
+}
+
+/** The tenants as shown: `*`, or each entry as a tenant id is shown (one that is none by its length). */
+export const shownAllowedTenants = (allowed: AllowedTenants): ReadonlyArray<string> | "*" =>
+  allowed.any ? "*" : allowed.tenants.map(shownTenantId)
+
+/**
+ * What a credential may get tokens for besides its own tenant (`ownTenant`, when known), in words:
+ * any tenant, the list, or none (the variable unset, or holding no tenant).
+ */
+export const allowedTenantsInWords = (allowed: AllowedTenants, ownTenant?: string): string => {
+  const own = ownTenant === undefined ? "its own tenant" : `its own tenant (${shownTenantId(ownTenant)})`
+  if (allowed.any) return `any tenant (* in ${variable}), besides ${own}`
+  if (allowed.tenants.length > 0)
+    return `${allowed.tenants.map(shownTenantId).join(", ")} (${variable}), besides ${own}`
+  return `none: tokens of ${own} only (${variable} ${allowed.set ? "holds no tenant" : "is not set"})`
+}
+
+/** AZURE_ADDITIONALLY_ALLOWED_TENANTS as the credential takes it, read through Effect's ConfigProvider. */
+export const allowedTenantsFromEnvironment: Effect.Effect<AllowedTenants> = Config.option(
+  Config.String(variable),
+).pipe(
+  Effect.map((value) => parseAllowedTenants(Option.getOrUndefined(value))),
+  Effect.orElseSucceed(() => parseAllowedTenants(undefined)),
+)
