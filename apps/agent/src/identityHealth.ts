@@ -9,7 +9,11 @@
  */
 
 import { shownPath, withoutKeyText } from "@kvdeploy/core"
-import { federatedTokenTimes, type TokenRequestEnded } from "@kvdeploy/credentials"
+import {
+  federatedTokenTimes,
+  messageWithoutTokenFileState,
+  type TokenRequestEnded,
+} from "@kvdeploy/credentials"
 
 /** What names an identity in its log lines and series. */
 export interface IdentityLabels {
@@ -185,7 +189,12 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
             : { held_until: new Date(ended.heldUntilMs).toISOString() }),
           ...(started ? {} : { since: new Date(t.since).toISOString(), failed_requests: t.failures }),
           ...federated.fields,
-          reason: reason(ended.error),
+          // The file's expiry named in its own field and fix: the reason is the library's own text,
+          // without the same words the credential put after it.
+          reason:
+            federated.fix === undefined
+              ? reason(ended.error)
+              : reason(messageWithoutTokenFileState(ended.error)),
           fix: held ? `${cause}; deploys fail once the held token expires` : cause,
         },
       })
