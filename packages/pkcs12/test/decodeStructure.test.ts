@@ -52,6 +52,29 @@ const outcome = (read: () => unknown): Outcome => {
   }
 }
 
+/**
+ * An INTEGER field as the readers are held to read it: pkijs's number where asn1js decodes one (fewer
+ * than four content bytes); for four bytes and more asn1js leaves its valueDec at 0 (pkijs read a
+ * count of 50,000,000 as 0), and the readers read the INTEGER's value (integerValue: plus or minus
+ * infinity beyond a safe integer, refused by the callers as over their limits). A mutation that
+ * widens an INTEGER's length byte over the fields after it (a PBKDF2 iteration count over its PRF,
+ * about one run of 75) reaches that difference, which is kvdeploy's on purpose.
+ */
+const pkijsInteger = (decoded: number, block: unknown): number => {
+  if (!(block instanceof asn1js.Integer) || !block.valueBlock.isHexOnly) return decoded
+  const value = block.toBigInt()
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) return Number.POSITIVE_INFINITY
+  if (value < BigInt(Number.MIN_SAFE_INTEGER)) return Number.NEGATIVE_INFINITY
+  return Number(value)
+}
+
+/** The `at`th element of a constructed block pkijs has read (undefined when there is none). */
+const elementOf = (block: unknown, ...at: ReadonlyArray<number>): unknown =>
+  at.reduce<unknown>(
+    (b, i) => (b instanceof asn1js.Constructed ? (b.valueBlock.value[i] as unknown) : undefined),
+    block,
+  )
+
 /** Each layer's reader and the pkijs class it replaces, on a fresh parse of the same bytes each. */
 const layers = {
   pfx: {
@@ -76,7 +99,8 @@ const layers = {
     pkijs: (block: asn1js.AsnType) => {
       const p = new pkijs.PFX({ schema: block })
       return {
-        version: p.version,
+        // PFX ::= SEQUENCE { version INTEGER, authSafe ContentInfo, macData MacData OPTIONAL }.
+        version: pkijsInteger(p.version, elementOf(block, 0)),
         contentType: p.authSafe.contentType,
         content: shown(p.authSafe.content),
         mac:
@@ -87,7 +111,11 @@ const layers = {
                 parameters: shown(p.macData.mac.digestAlgorithm.algorithmParams),
                 digest: hex(p.macData.mac.digest.valueBlock.valueHexView),
                 salt: hex(p.macData.macSalt.valueBlock.valueHexView),
-                iterations: p.macData.iterations,
+                // MacData ::= SEQUENCE { mac DigestInfo, macSalt OCTET STRING, iterations INTEGER DEFAULT 1 }.
+                iterations:
+                  p.macData.iterations === undefined
+                    ? undefined
+                    : pkijsInteger(p.macData.iterations, elementOf(block, 2, 2)),
               },
       }
     },
@@ -175,7 +203,9 @@ const layers = {
     },
     pkijs: (block: asn1js.AsnType) => {
       const p = new pkijs.PBKDF2Params({ schema: block })
-      return { salt: shown(p.salt), iterations: p.iterationCount, prf: p.prf?.algorithmId }
+      // PBKDF2-params ::= SEQUENCE { salt, iterationCount INTEGER, keyLength INTEGER OPTIONAL, prf … }.
+      const iterations = pkijsInteger(p.iterationCount, elementOf(block, 1))
+      return { salt: shown(p.salt), iterations, prf: p.prf?.algorithmId }
     },
   },
 } as const
@@ -272,6 +302,31 @@ describe("the layer readers read what pkijs's classes read", () => {
       expect(read).toBeGreaterThan(0)
     })
   }
+
+  it("an iteration count of four bytes and more: pkijs reads 0, the readers its value (a random mutation found it)", () => {
+    const original = samples.pbkdf2[0] ?? new Uint8Array(0)
+    // SEQUENCE { OCTET STRING salt, INTEGER iterations, prf }: the INTEGER's length byte widened
+    // over the PRF after it, to the end of the SEQUENCE (as one mutation of the property above did).
+    const at = 2 + 2 + (original[3] ?? 0)
+    expect(original[at]).toBe(0x02)
+    const widened = original.slice()
+    widened[at + 1] = original.length - (at + 2)
+    const theirs = new pkijs.PBKDF2Params({ schema: parseBer(widened) })
+    expect(theirs.iterationCount).toBe(0)
+    expect(theirs.prf).toBeUndefined()
+    const read = expectSameReading("pbkdf2", widened)
+    expect(read).toEqual({
+      read: expect.objectContaining({ iterations: Number.POSITIVE_INFINITY, prf: undefined }),
+    })
+    // Four bytes that fit a number: read as that number (pkijs: 0).
+    const four = Uint8Array.from([...original.subarray(0, at), 0x02, 0x04, 0x03, 0x00, 0x00, 0x00])
+    four[1] = four.length - 2
+    expect(new pkijs.PBKDF2Params({ schema: parseBer(four) }).iterationCount).toBe(0)
+    expect(readPbkdf2Params(parseBer(four)).iterationCount).toBe(50_331_648)
+    expect(expectSameReading("pbkdf2", four)).toEqual({
+      read: expect.objectContaining({ iterations: 50_331_648 }),
+    })
+  })
 
   it("absent PBES2 and PBKDF2 parameters read as the pkijs classes' defaults", () => {
     const pbes2 = readPbes2Params(undefined)
