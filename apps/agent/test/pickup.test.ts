@@ -6,6 +6,7 @@
  */
 import { createServer as createTcpServer, type Server } from "node:net"
 import { createSecureContext, createServer } from "node:tls"
+import { closedPort } from "@kvdeploy/core/test"
 import * as Effect from "effect/Effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { checkPickup } from "../src/pickup.js"
@@ -67,9 +68,8 @@ describe("checkPickup", () => {
   })
 
   it("an endpoint that cannot be reached is a 0 naming the error", async () => {
-    const closed = createTcpServer()
-    const port = await listening(closed)
-    await new Promise<void>((resolve) => closed.close(() => resolve()))
+    // Not a listener's port closed again: the kernel may hand that to the next listen(0) on the host.
+    const port = await closedPort()
     const result = await Effect.runPromise(
       checkPickup({ host: "127.0.0.1", port, servername: "served.example.test" }, served.x5t),
     )
