@@ -6,12 +6,14 @@
  *
  * kvdeploy reads the variable and gives the parsed list to the credential of every mode that asks
  * Entra ID (`client_secret`, `workload_identity`, `default`; @azure/identity reads it itself for
- * its EnvironmentCredential only): split at `;`, each entry trimmed, empty ones left out. The SDK
- * then allows any tenant when an entry is `*` (resolveAdditionallyAllowedTenantIds), and otherwise
- * compares the tenant asked for with each entry, text for text and letter case included
- * (processMultiTenantRequest's localeCompare). A Key Vault challenge names its tenant by its id in
- * lower case, so an id in upper case, or a tenant's domain name, allows nothing. `managed_identity`
- * does not read it: a managed identity gets tokens of its own tenant only.
+ * its EnvironmentCredential only): split at `;`, each entry trimmed, empty ones left out, a tenant
+ * id (a GUID) in lower case. The SDK then allows any tenant when an entry is `*`
+ * (resolveAdditionallyAllowedTenantIds), and otherwise compares the tenant asked for with each
+ * entry, text for text and letter case included (processMultiTenantRequest's localeCompare). A Key
+ * Vault challenge names its tenant by its id in lower case: an id given in upper case (as the
+ * portal's copy button and some tools write it) is the same tenant, and is given to the SDK in
+ * lower case so that it matches; a tenant's domain name allows nothing. `managed_identity` does not
+ * read it: a managed identity gets tokens of its own tenant only.
  */
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
@@ -34,7 +36,7 @@ export const readsAllowedTenants = (mode: CredentialMode): boolean =>
 export interface AllowedTenants {
   /** Whether the variable is set (to anything, spaces included). */
   readonly set: boolean
-  /** The entries given to the credential (trimmed, empty ones left out), as they are. */
+  /** The entries given to the credential: trimmed, empty ones left out, a tenant id in lower case. */
   readonly tenants: ReadonlyArray<string>
   /** An entry is `*`: any tenant. */
   readonly any: boolean
@@ -48,7 +50,8 @@ const variable = "AZURE_ADDITIONALLY_ALLOWED_TENANTS"
 export const parseAllowedTenants = (raw: string | undefined): AllowedTenants => {
   if (raw === undefined || raw === "") return { set: false, tenants: [], any: false, warnings: [] }
   const entries = raw.split(";").map((t) => t.trim())
-  const tenants = entries.filter((t) => t !== "")
+  // A GUID's letters have no case: the challenge's id, in lower case, matches it so.
+  const tenants = entries.filter((t) => t !== "").map((t) => (isGuid(t) ? t.toLowerCase() : t))
   const any = tenants.includes("*")
   const warnings: Array<{ reason: string; fix: string }> = []
   if (tenants.length === 0) {
@@ -68,13 +71,8 @@ export const parseAllowedTenants = (raw: string | undefined): AllowedTenants => 
   if (!any)
     for (const tenant of tenants) {
       const shown = shownTenantId(tenant)
-      if (isGuid(tenant)) {
-        if (tenant !== tenant.toLowerCase())
-          warnings.push({
-            reason: `${variable} names tenant ${shown} in upper case: Key Vault's challenge names a tenant by its id in lower case and @azure/identity compares them letter for letter, so it allows nothing`,
-            fix: `Write the tenant id in lower case: ${tenant.toLowerCase()}`,
-          })
-      } else if (shown === tenant)
+      if (isGuid(tenant)) continue
+      if (shown === tenant)
         warnings.push({
           reason: `${variable} names ${shown}, which is not a tenant id (a GUID): Key Vault's challenge names a tenant by its id, and @azure/identity compares the two as text, so a domain name or other name allows nothing`,
           fix: "Give the tenant's id (a GUID; `az account tenant list`, or the vault's tenant as a deploy's refusal names it)",
