@@ -13,6 +13,7 @@ import {
   federatedTokenTimes,
   messageWithoutTokenFileState,
   type TokenRequestEnded,
+  tokenFileStateOf,
 } from "@kvdeploy/credentials"
 
 /** What names an identity in its log lines and series. */
@@ -106,8 +107,13 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
     ...(t.labels.key_vault_resource === "" ? {} : { key_vault_resource: t.labels.key_vault_resource }),
   })
   // An identity library's message may echo a request's body (a certificate, a client assertion).
-  const reason = (error: unknown) =>
-    withoutKeyText(error instanceof Error ? error.message : String(error)).slice(0, 1_000)
+  // The federated token file's state the credential put after the library's text is kept whole,
+  // after the cut, unless the line names the file's expiry itself (`withFileState` false).
+  const reason = (error: unknown, withFileState: boolean) => {
+    const own = withoutKeyText(messageWithoutTokenFileState(error)).slice(0, 1_000)
+    const state = withFileState ? tokenFileStateOf(error) : undefined
+    return state === undefined ? own : `${own} [${state}]`
+  }
   /**
    * The hook of the credential of identity `key` (a new credential for the key starts afresh). A
    * key the last reload does not name (its credential made again by a deploy of the replaced
@@ -191,10 +197,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
           ...federated.fields,
           // The file's expiry named in its own field and fix: the reason is the library's own text,
           // without the same words the credential put after it.
-          reason:
-            federated.fix === undefined
-              ? reason(ended.error)
-              : reason(messageWithoutTokenFileState(ended.error)),
+          reason: reason(ended.error, federated.fix === undefined),
           fix: held ? `${cause}; deploys fail once the held token expires` : cause,
         },
       })

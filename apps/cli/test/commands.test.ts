@@ -2341,6 +2341,33 @@ describe("validate, doctor, emulator", () => {
       }),
     ])
     expect(world.emulator.requests.count({ since: mark })).toBe(0)
+    // An invalid target lists the file's problem beside its own, with the configured client id
+    // (AZURE_CLIENT_ID unset): that client id is what makes the exchange read the file.
+    const { AZURE_CLIENT_ID: clientId = "", ...noClientId }: Record<string, string> = pod(oldFile)
+    const invalid = await fx.leaf().then((leaf) =>
+      runCli(
+        [
+          "deploy",
+          "--config",
+          world.targetFile("mi-exchange-invalid", {
+            credential_mode: "managed_identity",
+            managed_identity_client_id: clientId,
+          }),
+          "--cert",
+          "-",
+          "--tag",
+          "production",
+          "--json",
+        ],
+        { stdin: fx.bundle(leaf), env: noClientId },
+      ),
+    )
+    expect(invalid.code, invalid.stdout).toBe(2)
+    expect(
+      json<{ error: { problems: Array<{ field: string; message: string }> } }>(invalid).error.problems.map(
+        (p) => p.field,
+      ),
+    ).toEqual([expect.stringContaining("tag"), "AZURE_FEDERATED_TOKEN_FILE"])
     // A missing file: named with its error code, before any request too.
     const missing = await deploy(`${oldFile}-gone`)
     expect(missing.code, missing.stdout).toBe(2)
@@ -2393,10 +2420,9 @@ describe("validate, doctor, emulator", () => {
       "AzureCliCredential",
       "AzurePowerShellCredential",
       "AzureDeveloperCliCredential",
-      // Not built (its plugin, @azure/identity-broker, is not installed): a skip, after the errors.
-      "BrokerCredential",
     ])
-    expect(sources.map((c) => c.status)).toEqual([...Array(7).fill("fail"), "skip"])
+    // The broker, which the SDK could not build (kvdeploy does not ship its plugin), has no line.
+    expect(sources.map((c) => c.status)).toEqual(Array(7).fill("fail"))
     expect(sources[1]?.detail).toMatch(/^unnamed: invalid_client: .*AADSTS700024/)
     expect(sources[2]?.detail).toMatch(/^ManagedIdentityCredential: invalid_client: .*AADSTS700024/)
     expect(checks.find((c) => c.check === "federated token")).toMatchObject({

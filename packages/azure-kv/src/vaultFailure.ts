@@ -23,10 +23,12 @@ import {
   identityProviderOutage,
   isTokenRequestTimedOut,
   KEY_VAULT_SCOPE_REFUSED,
+  messageWithoutTokenFileState,
   tenantMismatchFix,
   tenantNotAllowed,
   tenantNotAllowedReason,
   tokenErrorStatus,
+  tokenFileStateOf,
 } from "@kvdeploy/credentials/tokenErrors"
 import { ImportOutcomeUnknown, neverSentCodes, tlsRefusedCodes } from "./importPolicy.js"
 import { LatestNotFound } from "./notFoundPolicy.js"
@@ -410,8 +412,14 @@ const mapFailure = (
       })
     const authorityStatus = tokenErrorStatus(error)
     // An identity endpoint's error page (a proxy's, a gateway's) comes whole in the library's
-    // message: kept to its start, which names the error, so a report stays one readable line.
-    const detail = shortIdentityText(cause.message)
+    // message: kept to its start, which names the error, so a report stays one readable line. The
+    // federated token file's state that the credential put after it is kept whole, after the cut:
+    // Entra ID's refusal of a federated token alone runs to hundreds of characters.
+    const fileState = tokenFileStateOf(error)
+    const detail =
+      fileState === undefined
+        ? shortIdentityText(cause.message)
+        : `${shortIdentityText(withoutKeyText(messageWithoutTokenFileState(error)))} [${fileState}]`
     const broken = brokenTokenAnswer(error)
     if (broken !== undefined)
       return new VaultUnavailable({

@@ -2,6 +2,7 @@
 import { generateKeyPairSync } from "node:crypto"
 import { createHttpHeaders, createPipelineRequest, RestError } from "@azure/core-rest-pipeline"
 import { describe, expect, it } from "@effect/vitest"
+import { noteTokenFileState } from "@kvdeploy/credentials/tokenErrors"
 import { KeyVaultRequestFailure, toVaultError } from "../src/vaultFailure.js"
 
 const framesOf = (e: Error): number => (e.stack ?? "").split("\n").filter((l) => /^\s+at /.test(l)).length
@@ -143,6 +144,27 @@ describe("toVaultError", () => {
     expect(read._tag).toBe("VaultUnavailable")
     for (const e of [write, read])
       expect(JSON.stringify([e.detail, e.message])).not.toContain("MIIKSECRETBODY")
+  })
+
+  it("an identity library's long refusal is cut short, and the federated token file's state put after it is kept whole", () => {
+    // Entra ID's AADSTS700024 through MSAL runs to hundreds of characters (times, a link, trace and
+    // correlation ids); the file's state the credential puts after it comes whole after the cut.
+    const sdk = Object.assign(
+      new Error(
+        `invalid_client: Error(s): 700024 - Timestamp: 2026-12-03 22:13:29Z - Description: AADSTS700024: Client assertion is not within its valid time range. ${"Current time: 2026-12-03T22:13:29Z, assertion valid from 2026-12-03T20:13:29Z, expiry time of assertion 2026-12-03T21:13:29Z. ".repeat(8)}Trace ID: 4f23cd77`,
+      ),
+      { name: "AuthenticationError" },
+    )
+    const state =
+      "the token in /var/run/secrets/azure/tokens/azure-identity-token expired at 2026-12-03T21:13:29.000Z (1 h ago, by this host's clock): check the pod's projected service account token volume"
+    noteTokenFileState(sdk, state)
+    const mapped = toVaultError("getLatest", "read", sdk)
+    expect(mapped._tag).toBe("VaultForbidden")
+    expect(mapped.detail).toMatch(/… \(\d+ more characters not shown\) \[the token in /)
+    expect(mapped.detail.endsWith(`[${state}]`)).toBe(true)
+    // Noted twice (an error passed through the credential again), the state is said once.
+    noteTokenFileState(sdk, state)
+    expect(sdk.message.split(state).length).toBe(2)
   })
 
   describe("a vault in another tenant than the credential's", () => {

@@ -65,12 +65,12 @@ export interface HeardFailure {
  * The stand-in's line for a source the SDK could not build (UnavailableDefaultCredential):
  * `Skipping <its factory>, reason: <the error its constructor threw>`.
  */
-const skippingLine = /^Skipping (\w+), reason: (.*)$/s
+const skippingLine = /^Skipping (\w*), reason: (.*)$/s
 const chainLine = /^azure:identity:\w+ DefaultAzureCredential => getToken\(\) =>$/
 
 /** A chain source the SDK could not build, as its stand-in logged it: its factory's name and the reason. */
 export interface HeardSkip {
-  /** The SDK's factory of the source (createDefaultWorkloadIdentityCredential, …). */
+  /** The SDK's factory of the source (createDefaultWorkloadIdentityCredential, …); empty for an unnamed one. */
   readonly factory: string
   readonly reason: string
 }
@@ -208,16 +208,25 @@ export const chainFailures = (
 const factoryOf = /^createDefault(\w+Credential)$/
 
 /**
+ * A source kvdeploy never builds: the Windows sign-in broker (WAM) needs the @azure/identity-broker
+ * plugin, which kvdeploy does not ship, so its line would only ask to install it.
+ */
+const neverBuilt = new Set(["BrokerCredential"])
+
+/**
  * The chain's sources the SDK could not build, heard in one request (withChainReport): each named
  * by the reason's own first words (`WorkloadIdentityCredential: is unavailable. …`), else by its
  * factory's name, else unnamed; the reason as chainFailures shows one. Not in the chain's order
- * among chainFailures: the SDK's error list holds only the sources that threw.
+ * among chainFailures: the SDK's error list holds only the sources that threw. The broker is left
+ * out (neverBuilt).
  */
 export const chainNotBuilt = (heard: ReadonlyArray<HeardSkip>): ReadonlyArray<ChainSourceFailure> =>
-  heard.map(({ factory, reason }) => ({
-    credential: openingName.exec(reason.trimStart())?.[1] ?? factoryOf.exec(factory)?.[1],
-    reason: shownSdkLine(reason, 240).replace(/^(CredentialUnavailableError|Error): /, ""),
-  }))
+  heard
+    .map(({ factory, reason }) => ({
+      credential: openingName.exec(reason.trimStart())?.[1] ?? factoryOf.exec(factory)?.[1],
+      reason: shownSdkLine(reason, 240).replace(/^(CredentialUnavailableError|Error): /, ""),
+    }))
+    .filter((s) => s.credential === undefined || !neverBuilt.has(s.credential))
 
 /**
  * The first line of an identity library's message as kvdeploy shows it: without key text (an

@@ -36,6 +36,7 @@ import { keyVaultScope } from "./probe.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
 import {
   KEY_VAULT_SCOPE_REFUSED,
+  noteTokenFileState,
   tenantMismatchFix,
   tenantNotAllowed,
   tenantNotAllowedReason,
@@ -221,22 +222,12 @@ export const tokenFileStateBeside = (
   }
 }
 
-/** The SDK's own message of an error whose message namingTokenFileState extended. */
-const sdkOwnMessages = new WeakMap<Error, string>()
-
-/**
- * An error's message as the identity library wrote it, without the token file's state that
- * namingTokenFileState put after it: for a reader that names the file's state itself (the agent's
- * no-token line names the expiry in its own fields), so that it is not said twice.
- */
-export const messageWithoutTokenFileState = (error: unknown): string =>
-  error instanceof Error ? (sdkOwnMessages.get(error) ?? error.message) : String(error)
-
 /**
  * A credential that reads the federated token file, whose failed token requests also name the
  * file's state (tokenFileStateBeside): Entra ID's refusal alone said neither which file nor when
  * its token expired. The error is the SDK's own, its message extended, so it is judged as before
- * (its status, its cause, its AADSTS code); messageWithoutTokenFileState gives the message it had.
+ * (its status, its cause, its AADSTS code); noteTokenFileState keeps the two apart for readers that
+ * cut the SDK's text short or name the file's state themselves.
  */
 const namingTokenFileState = (tokenFile: string, credential: TokenCredential): TokenCredential => ({
   getToken: async (scopes, options) => {
@@ -245,10 +236,7 @@ const namingTokenFileState = (tokenFile: string, credential: TokenCredential): T
     } catch (error) {
       if (error instanceof Error && !refusedTenant(error)) {
         const state = tokenFileStateBeside(tokenFile, error, Date.now())
-        if (state !== undefined) {
-          if (!sdkOwnMessages.has(error)) sdkOwnMessages.set(error, error.message)
-          error.message = `${error.message} [${state.reason}: ${state.fix}]`
-        }
+        if (state !== undefined) noteTokenFileState(error, `${state.reason}: ${state.fix}`)
       }
       throw error
     }

@@ -7,6 +7,7 @@ import {
   brokenTokenAnswer,
   identityProviderOutage,
   isTokenRequestTimedOut,
+  messageWithoutTokenFileState,
   tenantMismatchFix,
   tenantNotAllowed,
   tenantNotAllowedReason,
@@ -177,7 +178,7 @@ export const explainTokenFailure = (
   const explained = explainBare(error, mode)
   // Entra ID's own first sentence beside kvdeploy's words: its AADSTS code tells apart what one
   // reason covers (a federated credential's issuer or its subject, a secret expired or wrong).
-  const text = error instanceof Error ? error.message : String(error)
+  const text = messageWithoutTokenFileState(error)
   const said = /AADSTS(\d+):[^\r\n]*?(?:\.(?=\s|$)|(?=[\r\n])|$|(?= Trace ID:))/.exec(text)
   return said === null ||
     !explained.reason.startsWith("Entra ID") ||
@@ -191,7 +192,9 @@ const explainBare = (
   mode?: ResolvedCredential["identity"]["mode"],
 ): { reason: string; fix: string } => {
   const name = error instanceof Error ? error.name : ""
-  const text = error instanceof Error ? error.message : String(error)
+  // Judged by the library's own words: the token file's state put after them (credential.ts) names
+  // the file, which would read as Entra ID's refusal of a federated token.
+  const text = messageWithoutTokenFileState(error)
   const code =
     (error as { code?: unknown; cause?: { code?: unknown } } | null)?.code ??
     (error as { cause?: { code?: unknown } } | null)?.cause?.code
@@ -333,9 +336,10 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
       try: (signal) => resolved.credential.getToken(scope, { abortSignal: signal }),
       catch: (error) => {
         const chainSources = chainFailures(error, heard?.failures)
-        // The sources the SDK could not build, said only when the chain failed: with a token they
-        // are no reason for anything.
-        const notBuilt = chainSources.length === 0 ? [] : chainNotBuilt(heard?.skipped ?? [])
+        // The sources the SDK could not build, said only when the chain failed (with a token they are
+        // no reason for anything), also when none threw: a chain whose every source was left
+        // unbuilt fails with "Failed to retrieve a valid token" and an empty error list.
+        const notBuilt = chainNotBuilt(heard?.skipped ?? [])
         return new TokenRequestFailed({
           mode: resolved.identity.mode,
           source: resolved.identity.source,

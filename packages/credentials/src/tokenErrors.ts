@@ -250,3 +250,26 @@ export const tenantNotAllowedReason = (mismatch: TenantMismatch): string =>
   `the vault is in tenant ${mismatch.vaultTenant} (its challenge names it), not the credential's tenant${
     mismatch.credentialTenant === undefined ? "" : ` ${mismatch.credentialTenant} (AZURE_TENANT_ID)`
   }, and the credential may not get tokens for another tenant (@azure/identity refused to ask for one)`
+
+/** The SDK's own message and the federated token file's state put after it, of an error noteTokenFileState extended. */
+const tokenFileStates = new WeakMap<Error, { readonly sdkMessage: string; readonly state: string }>()
+
+/**
+ * Put the federated token file's state (`state`, in words: never the token) after a failed token
+ * request's message, in brackets, keeping the two apart: a reader that cuts an identity library's
+ * long text short keeps the state whole (tokenFileStateOf), and one that names the file's state
+ * itself leaves it out (messageWithoutTokenFileState). Noted again, the state replaces the last one.
+ */
+export const noteTokenFileState = (error: Error, state: string): void => {
+  const sdkMessage = tokenFileStates.get(error)?.sdkMessage ?? error.message
+  tokenFileStates.set(error, { sdkMessage, state })
+  error.message = `${sdkMessage} [${state}]`
+}
+
+/** An error's message as the identity library wrote it, without the token file's state noteTokenFileState put after it. */
+export const messageWithoutTokenFileState = (error: unknown): string =>
+  error instanceof Error ? (tokenFileStates.get(error)?.sdkMessage ?? error.message) : String(error)
+
+/** The federated token file's state noteTokenFileState put after an error's message, if any. */
+export const tokenFileStateOf = (error: unknown): string | undefined =>
+  error instanceof Error ? tokenFileStates.get(error)?.state : undefined

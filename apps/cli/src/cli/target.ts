@@ -274,7 +274,15 @@ export const resolveTarget = (
         !(
           Result.isFailure(validated) && validated.failure.problems.some((p) => p.field === "credential_mode")
         )
-          ? yield* credentialVariableProblems({ credentialMode: mode as TargetConfig["credentialMode"] })
+          ? yield* credentialVariableProblems({
+              credentialMode: mode as TargetConfig["credentialMode"],
+              // The configured client id, as for a valid target: managed identity's AKS token exchange
+              // reads the token file with it, and its file is judged then.
+              ...(typeof raw.managed_identity_client_id === "string" &&
+              raw.managed_identity_client_id.trim() !== ""
+                ? { managedIdentityClientId: raw.managed_identity_client_id.trim() }
+                : {}),
+            })
           : { problems: [], summary: undefined }
       const [only] = problems
       const all = [...problems, ...environment.problems]
