@@ -801,7 +801,9 @@ const validateCloudBlock = (
       const p = nameOnlyProblem(named, given, vaultUrl)
       if (p !== undefined) problems.push(p)
     }
-    return { custom: undefined, refused: false }
+    // A refused name (or field) is the problem to fix: vault_url judged as with no block would add
+    // a second one asking for the cloud block that is there.
+    return { custom: undefined, refused: problems.length > before }
   }
   // A refused name does not stop the endpoints being judged (every problem at once).
   const beforeEndpoints = problems.length

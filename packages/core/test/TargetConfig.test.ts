@@ -408,9 +408,11 @@ describe("cloud.name", () => {
       vault_url: "https://127.0.0.1:8443",
       cloud: { name: "AzurePublicCloud" },
     })
+    // One problem: vault_url judged as with no block would add a second, asking for the cloud block
+    // that is there.
     assert.deepStrictEqual(
       loopback.map((p) => p.field),
-      ["cloud.name", "vault_url"],
+      ["cloud.name"],
     )
     assert.match(
       loopback[0]?.message ?? "",
