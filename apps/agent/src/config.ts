@@ -1073,6 +1073,8 @@ export const validateAgentConfig = (
    * exchange reads the federated token file without AZURE_CLIENT_ID, and `--check` judges the file.
    */
   let managedIdentityClientId: string | undefined
+  /** Where managedIdentityClientId was configured: the deployment whose AKS token exchange reads the token file. */
+  let managedIdentityClientIdAt: string | undefined
   const resolve = (p: string) => (p.startsWith("/") ? p : `${baseDir}/${p}`)
   const sources: Array<SourceAt> = []
   const deploymentsAt: Array<DeploymentAt> = []
@@ -1132,7 +1134,14 @@ export const validateAgentConfig = (
         certificate = target
         credentialMode = target.credentialMode
       }
-      if (credentialMode === "managed_identity") managedIdentityClientId ??= target?.managedIdentityClientId
+      if (
+        credentialMode === "managed_identity" &&
+        managedIdentityClientId === undefined &&
+        target?.managedIdentityClientId !== undefined
+      ) {
+        managedIdentityClientId = target.managedIdentityClientId
+        managedIdentityClientIdAt = `${at}.target.credential_mode`
+      }
       if (credentialMode !== undefined) {
         const mode = modes.get(credentialMode)
         if (mode === undefined) modes.set(credentialMode, { at: `${at}.target.credential_mode`, count: 1 })
@@ -1262,7 +1271,16 @@ export const validateAgentConfig = (
     { at: string; fix: string; modes: Array<string>; expiredToken: boolean }
   >()
   const inUse = [...modes].filter(([mode]) => (credentialModes as ReadonlyArray<string>).includes(mode))
-  for (const [mode, { at, count }] of inUse) {
+  for (const [mode, { at: first, count }] of inUse) {
+    // managed_identity's token file is read by the AKS token exchange of a deployment with a client
+    // id: without AZURE_CLIENT_ID, that is the one that configured managed_identity_client_id (the
+    // others ask the managed identity endpoint), and its problems are said there.
+    const at =
+      mode === "managed_identity" &&
+      managedIdentityClientIdAt !== undefined &&
+      (env.AZURE_CLIENT_ID ?? "").trim() === ""
+        ? managedIdentityClientIdAt
+        : first
     for (const p of credentialEnvironmentProblems(mode as CredentialMode, (name) => env[name], {
       checkFiles: true,
       tokenExpiry: true,

@@ -629,6 +629,24 @@ deployments:
         },
       ])
       expect(r.stdout).not.toContain(jwt)
+      // Said at the deployment whose client id makes the exchange, not at a system-assigned one
+      // before it, which asks the managed identity endpoint and never reads the file.
+      const two = join(dir, "two.yaml")
+      writeFileSync(
+        two,
+        `deployments:
+  - { name: s, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: s, credential_mode: managed_identity } }
+${readFileSync(config, "utf8").split("\n")[1]}
+`,
+      )
+      const both = agent(["--config", two, "--check", "--json"], env)
+      expect(both.status, both.stdout + both.stderr).toBe(2)
+      expect(JSON.parse(both.stdout).problems).toEqual([
+        expect.objectContaining({
+          field: "deployments[1].target.credential_mode",
+          message: expect.stringMatching(/^managed_identity \(2 deployments\) cannot work: the token in /),
+        }),
+      ])
       // Without AZURE_TENANT_ID there is no exchange (the managed identity endpoint is asked): not read.
       const { AZURE_TENANT_ID: _tenant, ...noTenant } = env
       const endpoint = agent(["--config", config, "--check", "--json"], noTenant)
