@@ -414,13 +414,14 @@ const checkWarnings = (
 const allowedTenantsCheck = (
   modesInUse: ReadonlyArray<CredentialMode>,
   raw: string | undefined,
+  disabled: string | undefined,
 ): {
   readonly report:
     | { readonly modes: ReadonlyArray<CredentialMode>; readonly allowed: AllowedTenants }
     | undefined
   readonly warnings: ReadonlyArray<ConfigProblem>
 } => {
-  const allowed = parseAllowedTenants(raw)
+  const allowed = parseAllowedTenants(raw, disabled)
   const modes = [...new Set(modesInUse)].filter(readsAllowedTenants)
   if (modes.length === 0)
     return {
@@ -981,6 +982,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
         const tenants = allowedTenantsCheck(
           config.deployments.map((d) => d.target.credentialMode),
           process.env.AZURE_ADDITIONALLY_ALLOWED_TENANTS,
+          process.env.AZURE_IDENTITY_DISABLE_MULTITENANTAUTH,
         )
         checked.warnings = [
           ...checkWarnings(config.path, config.settings.stateDir, found),

@@ -1089,6 +1089,21 @@ deployments:
           message: expect.stringMatching(/^names contoso.onmicrosoft.com, which is not a tenant id/),
         }),
       ])
+      // AZURE_IDENTITY_DISABLE_MULTITENANTAUTH set: the list changes nothing, and the check says so.
+      const disabled = agent(["--config", config, "--check", "--json"], {
+        ...exampleEnv,
+        AZURE_ADDITIONALLY_ALLOWED_TENANTS: upper,
+        AZURE_IDENTITY_DISABLE_MULTITENANTAUTH: "true",
+      })
+      expect(disabled.status, disabled.stderr).toBe(0)
+      expect(JSON.parse(disabled.stdout).warnings).toEqual([
+        expect.objectContaining({
+          field: "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
+          message: expect.stringMatching(
+            /but AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set: .*changes nothing/,
+          ),
+        }),
+      ])
       const text = check("  ", false)
       expect(text.status).toBe(0)
       expect(text.stdout).toContain(

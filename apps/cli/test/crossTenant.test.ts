@@ -102,6 +102,46 @@ describe("a vault in another tenant than the credential's", () => {
     expect(json<{ outcome: string }>(r).outcome, r.stdout).toBe("Succeeded")
   })
 
+  it("with the tenant allowed but AZURE_IDENTITY_DISABLE_MULTITENANTAUTH set: doctor says the list changes nothing, and the vault's refusal says to unset it (1)", async () => {
+    const env = {
+      ...emulator.env.clientSecret,
+      AZURE_ADDITIONALLY_ALLOWED_TENANTS: VAULT_TENANT,
+      AZURE_IDENTITY_DISABLE_MULTITENANTAUTH: "true",
+    }
+    const r = await runCli(["doctor", "--config", targetFile("doctor-disabled"), "--json"], { env })
+    expect(r.code, r.stdout).toBe(1)
+    const checks = json<{ checks: Array<Check> }>(r).checks
+    expect(checks.filter((c) => c.check === "allowed tenants")).toEqual([
+      expect.objectContaining({
+        status: "pass",
+        detail: `none: tokens of its own tenant (${emulator.tenantId}) only, whatever a vault's challenge names (AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set)`,
+      }),
+      expect.objectContaining({
+        status: "warn",
+        detail: expect.stringContaining("the list changes nothing"),
+        fix: expect.stringMatching(/^Unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH/),
+      }),
+    ])
+    // @azure/identity asked its own tenant: the vault refused that token, naming both tenants.
+    const get = checks.find((c) => c.check === "certificates/get")
+    expect(get?.status).toBe("fail")
+    expect(get?.detail).toContain(`the vault is in tenant ${VAULT_TENANT}`)
+    // The reason carries the fix in full (the next step, one text per refusal, says it names both).
+    expect(get?.detail).toContain("unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, which is set here")
+    const deploy = await runCli(
+      ["deploy", "--config", targetFile("deploy-disabled"), "--cert", "-", "--json"],
+      {
+        env,
+        stdin: fx.bundle(await fx.leaf()),
+      },
+    )
+    const outcome = json<{ outcome: string; refusal?: string; next?: string; reason: string }>(deploy)
+    expect(outcome.outcome, deploy.stdout).toBe("Failed")
+    expect(outcome.refusal).toBe("tenant")
+    expect(outcome.reason).toContain("unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, which is set here")
+    expect(emulator.state.versions(VAULT, "deploy-disabled")).toBeUndefined()
+  })
+
   it("doctor shows the tenants the mode reads from AZURE_ADDITIONALLY_ALLOWED_TENANTS, and warns of a value that allows less than it seems, as the vault's read shows (1)", async () => {
     type Listed = Check & { readonly tenants?: ReadonlyArray<string> | "*" }
     const doctor = async (value: string | undefined) => {

@@ -42,12 +42,42 @@ export interface AllowedTenants {
   readonly any: boolean
   /** What in the value does not do what it seems to (nothing is refused for it): each with its fix. */
   readonly warnings: ReadonlyArray<{ readonly reason: string; readonly fix: string }>
+  /**
+   * AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set (any value but empty, as @azure/identity reads it):
+   * the credential asks its own tenant whatever a vault's challenge names, and the list changes nothing.
+   */
+  readonly multiTenantDisabled?: true
 }
 
 const variable = "AZURE_ADDITIONALLY_ALLOWED_TENANTS"
+const disabling = "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH"
 
-/** `raw`, the variable as it is set (undefined when not set), as the credential takes it. */
-export const parseAllowedTenants = (raw: string | undefined): AllowedTenants => {
+/**
+ * `raw`, the variable as it is set (undefined when not set), as the credential takes it;
+ * `disabled`, AZURE_IDENTITY_DISABLE_MULTITENANTAUTH as it is set: when it is, the list is read the
+ * same, and a list that names a tenant is warned of (it changes nothing).
+ */
+export const parseAllowedTenants = (raw: string | undefined, disabled?: string): AllowedTenants => {
+  const parsed = parseTenantList(raw)
+  if (disabled === undefined || disabled === "") return parsed
+  return {
+    ...parsed,
+    multiTenantDisabled: true,
+    warnings: [
+      ...parsed.warnings,
+      ...(parsed.tenants.length === 0
+        ? []
+        : [
+            {
+              reason: `${variable} allows other tenants, but ${disabling} is set: @azure/identity then asks the credential's own tenant whatever the vault's challenge names, so the list changes nothing and a vault in another tenant refuses the token`,
+              fix: `Unset ${disabling} to reach a vault in another tenant, or unset ${variable} if every vault is in the credential's own tenant`,
+            },
+          ]),
+    ],
+  }
+}
+
+const parseTenantList = (raw: string | undefined): AllowedTenants => {
   if (raw === undefined || raw === "") return { set: false, tenants: [], any: false, warnings: [] }
   const entries = raw.split(";").map((t) => t.trim())
   // A GUID's letters have no case: the challenge's id, in lower case, matches it so.
@@ -96,16 +126,24 @@ export const shownAllowedTenants = (allowed: AllowedTenants): ReadonlyArray<stri
  */
 export const allowedTenantsInWords = (allowed: AllowedTenants, ownTenant?: string): string => {
   const own = ownTenant === undefined ? "its own tenant" : `its own tenant (${shownTenantId(ownTenant)})`
+  if (allowed.multiTenantDisabled === true)
+    return `none: tokens of ${own} only, whatever a vault's challenge names (${disabling} is set)`
   if (allowed.any) return `any tenant (* in ${variable}), besides ${own}`
   if (allowed.tenants.length > 0)
     return `${allowed.tenants.map(shownTenantId).join(", ")} (${variable}), besides ${own}`
   return `none: tokens of ${own} only (${variable} ${allowed.set ? "holds no tenant" : "is not set"})`
 }
 
-/** AZURE_ADDITIONALLY_ALLOWED_TENANTS as the credential takes it, read through Effect's ConfigProvider. */
-export const allowedTenantsFromEnvironment: Effect.Effect<AllowedTenants> = Config.option(
-  Config.String(variable),
-).pipe(
-  Effect.map((value) => parseAllowedTenants(Option.getOrUndefined(value))),
+/**
+ * AZURE_ADDITIONALLY_ALLOWED_TENANTS as the credential takes it, with AZURE_IDENTITY_DISABLE_MULTITENANTAUTH,
+ * read through Effect's ConfigProvider.
+ */
+export const allowedTenantsFromEnvironment: Effect.Effect<AllowedTenants> = Effect.all([
+  Config.option(Config.String(variable)),
+  Config.option(Config.String(disabling)),
+]).pipe(
+  Effect.map(([value, disabled]) =>
+    parseAllowedTenants(Option.getOrUndefined(value), Option.getOrUndefined(disabled)),
+  ),
   Effect.orElseSucceed(() => parseAllowedTenants(undefined)),
 )

@@ -240,7 +240,18 @@ export const tenantNotAllowed = (error: unknown): TenantMismatch | undefined => 
  * tenant allowed. One text for the deploy's reason, the agent's log and doctor.
  */
 export const tenantMismatchFix = (vaultTenant: string): string =>
-  `use an identity of the vault's tenant (a service principal or workload identity there: AZURE_TENANT_ID=${vaultTenant}; a managed identity gets tokens of its own tenant only), or, if the application is multi-tenant and has a service principal in that tenant, allow it: AZURE_ADDITIONALLY_ALLOWED_TENANTS=${vaultTenant} (client_secret, workload_identity and default; several tenants separated by ";")`
+  `use an identity of the vault's tenant (a service principal or workload identity there: AZURE_TENANT_ID=${vaultTenant}; a managed identity gets tokens of its own tenant only), or, if the application is multi-tenant and has a service principal in that tenant, allow it: AZURE_ADDITIONALLY_ALLOWED_TENANTS=${vaultTenant} (client_secret, workload_identity and default; several tenants separated by ";")${
+    multiTenantAuthDisabled()
+      ? ", and unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, which is set here: with it @azure/identity asks the credential's own tenant whatever the vault names, allowed or not"
+      : ""
+  }`
+
+/**
+ * AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set: read where and as @azure/identity reads it at each
+ * token request (processMultiTenantRequest: process.env, any value but empty).
+ */
+export const multiTenantAuthDisabled = (): boolean =>
+  (process.env.AZURE_IDENTITY_DISABLE_MULTITENANTAUTH ?? "") !== ""
 
 /**
  * Why no token could be had, when the vault's tenant is not the credential's and the credential

@@ -81,4 +81,24 @@ describe("parseAllowedTenants", () => {
       ),
     ).toEqual([true, true, true, false])
   })
+
+  it("with AZURE_IDENTITY_DISABLE_MULTITENANTAUTH set (any value but empty): only its own tenant, and a list is warned of", () => {
+    const disabled = parseAllowedTenants(other, "true")
+    expect(disabled.multiTenantDisabled).toBe(true)
+    expect(disabled.warnings).toEqual([
+      {
+        reason: expect.stringContaining("but AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set"),
+        fix: expect.stringMatching(
+          /^Unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH to reach a vault in another tenant/,
+        ),
+      },
+    ])
+    expect(allowedTenantsInWords(disabled, tenant)).toBe(
+      `none: tokens of its own tenant (${tenant}) only, whatever a vault's challenge names (AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set)`,
+    )
+    // Set without a list: said in words, nothing to warn of.
+    expect(parseAllowedTenants(undefined, "1")).toMatchObject({ multiTenantDisabled: true, warnings: [] })
+    // Empty, as @azure/identity reads it: not set.
+    expect(parseAllowedTenants(other, "").multiTenantDisabled).toBeUndefined()
+  })
 })
