@@ -407,6 +407,8 @@ const validateVaultUrl = (
   raw: string,
   custom: Cloud | undefined,
   problems: Array<ConfigProblem>,
+  /** The cloud block's refused name said already which cloud vault_url is not of: not said again. */
+  cloudSaid = false,
 ): VaultUrlResult | undefined => {
   const field = "vault_url"
   const example = "https://my-vault.vault.azure.net"
@@ -471,6 +473,7 @@ const validateVaultUrl = (
   let vaultName: string | undefined
   if (isLoopbackHost(hostname)) {
     if (custom === undefined) {
+      if (cloudSaid) return undefined
       problems.push(
         problem(
           field,
@@ -486,6 +489,7 @@ const validateVaultUrl = (
     const candidates = custom === undefined ? knownClouds : [custom]
     const match = candidates.find((c) => hostname.endsWith(`.${c.vaultDnsSuffix}`))
     if (match === undefined) {
+      if (cloudSaid && custom === undefined) return undefined
       problems.push(
         custom === undefined
           ? problem(
@@ -758,7 +762,7 @@ const validateCloudBlock = (
   raw: unknown,
   vaultUrl: unknown,
   problems: Array<ConfigProblem>,
-): { readonly custom: Cloud | undefined; readonly refused: boolean } => {
+): { readonly custom: Cloud | undefined; readonly refused: boolean; readonly cloudSaid?: boolean } => {
   if (!isRecord(raw)) {
     problems.push(
       problem(
@@ -801,9 +805,9 @@ const validateCloudBlock = (
       const p = nameOnlyProblem(named, given, vaultUrl)
       if (p !== undefined) problems.push(p)
     }
-    // A refused name (or field) is the problem to fix: vault_url judged as with no block would add
-    // a second one asking for the cloud block that is there.
-    return { custom: undefined, refused: problems.length > before }
+    // A refused name (or field) is the problem to fix: vault_url is judged as with no block, but
+    // without a second problem asking for the cloud block that is there (cloudSaid).
+    return { custom: undefined, refused: false, cloudSaid: problems.length > before }
   }
   // A refused name does not stop the endpoints being judged (every problem at once).
   const beforeEndpoints = problems.length
@@ -966,7 +970,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
       ),
     )
   } else if (!customFailed) {
-    url = validateVaultUrl(input.vault_url, custom, problems)
+    url = validateVaultUrl(input.vault_url, custom, problems, block.cloudSaid === true)
   }
 
   let certificateName: string | undefined

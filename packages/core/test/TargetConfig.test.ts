@@ -414,6 +414,18 @@ describe("cloud.name", () => {
       loopback.map((p) => p.field),
       ["cloud.name"],
     )
+    // vault_url's own problems are still said with a refused name (every problem at once).
+    assert.deepStrictEqual(
+      problemsOf({
+        ...base,
+        vault_url: "http://kv-prod.vault.azure.net",
+        cloud: { name: "AzurePublicClod" },
+      }).map((p) => [p.field, p.message]),
+      [
+        ["cloud.name", problemsOf({ ...base, cloud: { name: "AzurePublicClod" } })[0]?.message],
+        ["vault_url", "uses http; Key Vault is served over https only"],
+      ],
+    )
     assert.match(
       loopback[0]?.message ?? "",
       /vault_url is no vault of it \(a vault of the public cloud is https:\/\/NAME\.vault\.azure\.net\)/,
