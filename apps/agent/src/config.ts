@@ -1134,12 +1134,20 @@ export const validateAgentConfig = (
         certificate = target
         credentialMode = target.credentialMode
       }
+      // The client id as configured, from an invalid target's own field too (as the CLI does): its
+      // token file problem is said with the target's other problems.
+      const clientId =
+        target?.managedIdentityClientId ??
+        (typeof rawTarget.managed_identity_client_id === "string" &&
+        rawTarget.managed_identity_client_id.trim() !== ""
+          ? rawTarget.managed_identity_client_id.trim()
+          : undefined)
       if (
         credentialMode === "managed_identity" &&
         managedIdentityClientId === undefined &&
-        target?.managedIdentityClientId !== undefined
+        clientId !== undefined
       ) {
-        managedIdentityClientId = target.managedIdentityClientId
+        managedIdentityClientId = clientId
         managedIdentityClientIdAt = `${at}.target.credential_mode`
       }
       if (credentialMode !== undefined) {

@@ -647,6 +647,21 @@ ${readFileSync(config, "utf8").split("\n")[1]}
           message: expect.stringMatching(/^managed_identity \(2 deployments\) cannot work: the token in /),
         }),
       ])
+      // An invalid target (a bad vault_url) with the client id: its file problem is said with its own.
+      const invalid = join(dir, "invalid.yaml")
+      writeFileSync(
+        invalid,
+        readFileSync(config, "utf8").replace(
+          "https://kv-prod.vault.azure.net",
+          "http://kv-prod.vault.azure.net",
+        ),
+      )
+      const bad = agent(["--config", invalid, "--check", "--json"], env)
+      expect(bad.status, bad.stdout + bad.stderr).toBe(2)
+      expect(JSON.parse(bad.stdout).problems.map((p: { field: string }) => p.field)).toEqual([
+        "deployments[0].target.vault_url",
+        "deployments[0].target.credential_mode",
+      ])
       // Without AZURE_TENANT_ID there is no exchange (the managed identity endpoint is asked): not read.
       const { AZURE_TENANT_ID: _tenant, ...noTenant } = env
       const endpoint = agent(["--config", config, "--check", "--json"], noTenant)
@@ -1096,6 +1111,10 @@ deployments:
         AZURE_IDENTITY_DISABLE_MULTITENANTAUTH: "true",
       })
       expect(disabled.status, disabled.stderr).toBe(0)
+      expect(JSON.parse(disabled.stdout).allowedTenants).toEqual({
+        modes: ["workload_identity"],
+        tenants: [],
+      })
       expect(JSON.parse(disabled.stdout).warnings).toEqual([
         expect.objectContaining({
           field: "AZURE_ADDITIONALLY_ALLOWED_TENANTS",

@@ -115,6 +115,7 @@ describe("a vault in another tenant than the credential's", () => {
       expect.objectContaining({
         status: "pass",
         detail: `none: tokens of its own tenant (${emulator.tenantId}) only, whatever a vault's challenge names (AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set)`,
+        tenants: [],
       }),
       expect.objectContaining({
         status: "warn",

@@ -442,10 +442,11 @@ const mapFailure = (
     // @azure/identity reports an identity provider or managed identity endpoint it could not reach
     // as CredentialUnavailableError (MSAL's network_error, a refused connection, an unknown host),
     // with no status: the network's problem for now, not the credential's.
-    if (authorityStatus === undefined && unreachableAuthority.test(cause.message))
+    const ownText = withoutKeyText(messageWithoutTokenFileState(error))
+    if (authorityStatus === undefined && unreachableAuthority.test(ownText))
       return new VaultUnavailable({
         ...unsent,
-        detail: /endpoints_resolution_error/i.test(cause.message)
+        detail: /endpoints_resolution_error/i.test(ownText)
           ? // A custom cloud's authority: MSAL reads the tenant's OpenID configuration first, and an
             // unknown tenant's 400 there ends in the same error as an outage's 500 (retried as one).
             `no token for the vault (nothing was sent): the identity provider could not be reached or did not serve the tenant's OpenID configuration (as for a tenant it does not know: check AZURE_TENANT_ID): ${detail}`

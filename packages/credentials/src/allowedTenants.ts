@@ -116,9 +116,13 @@ const parseTenantList = (raw: string | undefined): AllowedTenants => {
   return { set: true, tenants, any, warnings }
 }
 
-/** The tenants as shown: `*`, or each entry as a tenant id is shown (one that is none by its length). */
+/**
+ * The tenants the credential may get tokens for besides its own, as shown: `*`, or each entry as a
+ * tenant id is shown (one that is none by its length); none while AZURE_IDENTITY_DISABLE_MULTITENANTAUTH
+ * is set, whatever the list says (allowedTenantsInWords says the same).
+ */
 export const shownAllowedTenants = (allowed: AllowedTenants): ReadonlyArray<string> | "*" =>
-  allowed.any ? "*" : allowed.tenants.map(shownTenantId)
+  allowed.multiTenantDisabled === true ? [] : allowed.any ? "*" : allowed.tenants.map(shownTenantId)
 
 /**
  * What a credential may get tokens for besides its own tenant (`ownTenant`, when known), in words:

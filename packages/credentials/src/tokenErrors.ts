@@ -94,7 +94,8 @@ export const identityProviderOutage = (error: unknown): boolean => {
   return (
     code === "temporarily_unavailable" ||
     code === "server_error" ||
-    (typeof e?.message === "string" && transientText.test(e.message))
+    // Judged by the library's own words, without the token file's state put after them.
+    (typeof e?.message === "string" && transientText.test(messageWithoutTokenFileState(error)))
   )
 }
 
@@ -123,7 +124,7 @@ export const brokenTokenAnswer = (error: unknown): string | undefined => {
     return Array.isArray(e.errors)
       ? e.errors.map((inner: unknown) => brokenTokenAnswer(inner)).find((found) => found !== undefined)
       : undefined
-  const text = typeof e?.message === "string" ? e.message : ""
+  const text = typeof e?.message === "string" ? messageWithoutTokenFileState(error) : ""
   const status = e?.cause?.status
   const code = e?.cause?.errorCode
   // A 2xx whose JSON names an OAuth error (invalid_client, AADSTS…) is Entra's refusal, read as such.
@@ -242,7 +243,7 @@ export const tenantNotAllowed = (error: unknown): TenantMismatch | undefined => 
 export const tenantMismatchFix = (vaultTenant: string): string =>
   `use an identity of the vault's tenant (a service principal or workload identity there: AZURE_TENANT_ID=${vaultTenant}; a managed identity gets tokens of its own tenant only), or, if the application is multi-tenant and has a service principal in that tenant, allow it: AZURE_ADDITIONALLY_ALLOWED_TENANTS=${vaultTenant} (client_secret, workload_identity and default; several tenants separated by ";")${
     multiTenantAuthDisabled()
-      ? ", and unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, which is set here: with it @azure/identity asks the credential's own tenant whatever the vault names, allowed or not"
+      ? "; in those three modes, also unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, which is set here: with it @azure/identity asks the credential's own tenant whatever the vault names, allowed or not"
       : ""
   }`
 

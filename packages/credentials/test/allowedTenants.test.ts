@@ -5,7 +5,12 @@
  * @azure/identity's own comparison (letter for letter with the challenge's tenant id).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { allowedTenantsInWords, parseAllowedTenants, readsAllowedTenants } from "../src/allowedTenants.js"
+import {
+  allowedTenantsInWords,
+  parseAllowedTenants,
+  readsAllowedTenants,
+  shownAllowedTenants,
+} from "../src/allowedTenants.js"
 
 const tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 const other = "00000000-0000-0000-0000-0000000000aa"
@@ -96,6 +101,8 @@ describe("parseAllowedTenants", () => {
     expect(allowedTenantsInWords(disabled, tenant)).toBe(
       `none: tokens of its own tenant (${tenant}) only, whatever a vault's challenge names (AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set)`,
     )
+    expect(shownAllowedTenants(disabled)).toEqual([])
+    expect(shownAllowedTenants(parseAllowedTenants("*", "1"))).toEqual([])
     // Set without a list: said in words, nothing to warn of.
     expect(parseAllowedTenants(undefined, "1")).toMatchObject({ multiTenantDisabled: true, warnings: [] })
     // Empty, as @azure/identity reads it: not set.
