@@ -4,33 +4,22 @@
  * managed identity source it first finds for the whole process, so a process
  * that got a managed identity token elsewhere would get one here too.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdtempSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { withProcessEnv } from "@kvdeploy/core/test"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import { diagnoseCredential, formatDiagnosis } from "../src/index.js"
-import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
+import { emulatorSettings, emulatorWithDirectory, withEnvironment } from "./identityEnvironment.js"
 
-let emulator: Emulator
-let dir: string
-beforeAll(async () => {
-  emulator = await start({ vaults: ["chain"], warn: () => {} })
-  dir = mkdtempSync(join(tmpdir(), "kvdeploy-chain-"))
-})
-afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true })
-  await emulator?.stop()
-})
+const world = emulatorWithDirectory("chain", "kvdeploy-chain-")
 
 // No AZURE_* service principal, the emulator's App Service managed identity endpoint with a header
 // it refuses (401, at once: an endpoint that does not answer costs MSAL's retries, ~20 s), and
 // "prod", which leaves the developer tools (az, azd, PowerShell, VS Code) out of the chain.
 const environmentOf = (): Record<string, string> => ({
   AZURE_TOKEN_CREDENTIALS: "prod",
-  IDENTITY_ENDPOINT: emulator.managedIdentity.appServiceEndpoint,
+  IDENTITY_ENDPOINT: world.emulator.managedIdentity.appServiceEndpoint,
   IDENTITY_HEADER: "not-the-header",
 })
 
@@ -99,18 +88,21 @@ describe("doctor, the whole default chain in a workload identity pod whose feder
   // Every source of the chain is tried: the developer tools too (AZURE_TOKEN_CREDENTIALS unset),
   // with a PATH that holds none of them, so each says so at once whatever this host has installed.
   const withoutTools = <A, E>(effect: Effect.Effect<A, E>) =>
-    withProcessEnv(() => ({ PATH: mkdtempSync(join(dir, "path-")) }), effect)
+    withProcessEnv(() => ({ PATH: mkdtempSync(join(world.dir, "path-")) }), effect)
 
   it.live("each source is named as the SDK names it, in the order it met them, or said to be unnamed", () =>
     Effect.gen(function* () {
-      const tokenFile = join(dir, "expired-token")
+      const tokenFile = join(world.dir, "expired-token")
       const issuedAt = Math.floor(Date.now() / 1000) - 2 * 3600
-      const token = emulator.issueFederatedToken(undefined, { issuedAt })
+      const token = world.emulator.issueFederatedToken(undefined, { issuedAt })
       writeFileSync(tokenFile, token, { mode: 0o600 })
       const diagnosis = yield* withoutTools(
         withEnvironment(
-          { ...emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: tokenFile },
-          diagnoseCredential({ ...emulatorSettings(emulator, "chain", "workloadIdentity"), mode: "default" }),
+          { ...world.emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: tokenFile },
+          diagnoseCredential({
+            ...emulatorSettings(world.emulator, "chain", "workloadIdentity"),
+            mode: "default",
+          }),
         ),
       )
       expect(diagnosis.ok).toBe(false)

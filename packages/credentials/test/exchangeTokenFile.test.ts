@@ -5,11 +5,9 @@
  * request; and a token request Entra ID refuses names the file's state beside Entra ID's words,
  * through the real @azure/identity against the emulator's Entra ID. Never the token itself.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import {
   type CredentialMode,
@@ -18,25 +16,16 @@ import {
   makeCredential,
   tokenFileStateBeside,
 } from "../src/index.js"
-import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
+import { emulatorSettings, emulatorWithDirectory, withEnvironment } from "./identityEnvironment.js"
 
-let emulator: Emulator
-let dir: string
-beforeAll(async () => {
-  emulator = await start({ vaults: ["exchange"], warn: () => {} })
-  dir = mkdtempSync(join(tmpdir(), "kvdeploy-exchange-"))
-})
-afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true })
-  await emulator?.stop()
-})
+const world = emulatorWithDirectory("exchange", "kvdeploy-exchange-")
 
 /** The tokens written, so no message may hold one. */
 const written: Array<string> = []
 /** A federated token the emulator's issuer signed as if `agoMinutes` ago (valid for an hour), in a file of its own. */
 const tokenFileIssued = (name: string, agoMinutes: number): string => {
-  const file = join(dir, name)
-  const token = emulator.issueFederatedToken(undefined, {
+  const file = join(world.dir, name)
+  const token = world.emulator.issueFederatedToken(undefined, {
     issuedAt: Math.floor(Date.now() / 1000) - agoMinutes * 60,
   })
   written.push(token)
@@ -45,12 +34,12 @@ const tokenFileIssued = (name: string, agoMinutes: number): string => {
 }
 
 const pod = (tokenFile: string): Record<string, string> => ({
-  ...emulator.env.workloadIdentity,
+  ...world.emulator.env.workloadIdentity,
   AZURE_FEDERATED_TOKEN_FILE: tokenFile,
 })
 
 const settingsFor = (mode: CredentialMode) => ({
-  ...emulatorSettings(emulator, "exchange", "workloadIdentity"),
+  ...emulatorSettings(world.emulator, "exchange", "workloadIdentity"),
   mode,
 })
 
@@ -97,7 +86,7 @@ describe("the input check judges the exchange's token file as workload_identity'
   })
 
   it("a missing or empty file is named", () => {
-    const missing = join(dir, "not-there")
+    const missing = join(world.dir, "not-there")
     expect(check(pod(missing))).toEqual([
       expect.objectContaining({
         variables: ["AZURE_FEDERATED_TOKEN_FILE"],
@@ -105,7 +94,7 @@ describe("the input check judges the exchange's token file as workload_identity'
         fix: expect.stringContaining('azure.workload.identity/use: "true"'),
       }),
     ])
-    const empty = join(dir, "empty")
+    const empty = join(world.dir, "empty")
     writeFileSync(empty, "")
     expect(check(pod(empty))).toEqual([
       expect.objectContaining({
@@ -151,7 +140,7 @@ describe("a refused token request names the file's state beside Entra ID's words
             Effect.gen(function* () {
               const { credential } = yield* makeCredential(settingsFor(mode))
               return yield* Effect.tryPromise(() =>
-                credential.getToken(`${emulator.keyvaultResource}/.default`),
+                credential.getToken(`${world.emulator.keyvaultResource}/.default`),
               )
             }).pipe(Effect.flip),
           )
@@ -175,7 +164,7 @@ describe("a refused token request names the file's state beside Entra ID's words
             const { credential } = yield* makeCredential(settingsFor(mode))
             rmSync(file)
             return yield* Effect.tryPromise(() =>
-              credential.getToken(`${emulator.keyvaultResource}/.default`),
+              credential.getToken(`${world.emulator.keyvaultResource}/.default`),
             )
           }).pipe(Effect.flip),
         )

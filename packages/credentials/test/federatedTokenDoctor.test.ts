@@ -4,43 +4,32 @@
  * `managed_identity`'s AKS token exchange; and where it does not, why. Against the emulator's Entra
  * ID with the real DefaultAzureCredential, whose refused token requests show that it read the file.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { type CredentialSettings, diagnoseCredential, formatDiagnosis } from "../src/index.js"
-import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
+import { emulatorSettings, emulatorWithDirectory, withEnvironment } from "./identityEnvironment.js"
 
-let emulator: Emulator
-let dir: string
-beforeAll(async () => {
-  emulator = await start({ vaults: ["fedu"], warn: () => {} })
-  dir = mkdtempSync(join(tmpdir(), "kvdeploy-fed-doctor-"))
-})
-afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true })
-  await emulator?.stop()
-})
+const world = emulatorWithDirectory("fedu", "kvdeploy-fed-doctor-")
 
 describe("doctor's federated token check where the SDK reads the file", () => {
   const hour = 3_600_000
   const tokenFileIssued = (name: string, agoMs: number): { file: string; token: string } => {
-    const path = join(dir, name)
-    const token = emulator.issueFederatedToken(undefined, {
+    const path = join(world.dir, name)
+    const token = world.emulator.issueFederatedToken(undefined, {
       issuedAt: Math.floor((Date.now() - agoMs) / 1000),
     })
     writeFileSync(path, `${token}\n`, { mode: 0o600 })
     return { file: path, token }
   }
   const defaultSettings = (): CredentialSettings => ({
-    ...emulatorSettings(emulator, "fedu", "workloadIdentity"),
+    ...emulatorSettings(world.emulator, "fedu", "workloadIdentity"),
     mode: "default",
   })
   /** Token requests Entra ID refused since `since`: the SDK sent the file's token when it read it. */
   const refusedAssertions = (since: number) =>
-    emulator.requests
+    world.emulator.requests
       .entries({ vault: "entra", operation: "token", since })
       .filter((e) => e.status === 401 || e.status === 400).length
 
@@ -49,10 +38,10 @@ describe("doctor's federated token check where the SDK reads the file", () => {
     () =>
       Effect.gen(function* () {
         const { file, token } = tokenFileIssued("default-expired", 2 * hour)
-        const since = emulator.requests.mark()
+        const since = world.emulator.requests.mark()
         const d = yield* withEnvironment(
           {
-            ...emulator.env.workloadIdentity,
+            ...world.emulator.env.workloadIdentity,
             AZURE_FEDERATED_TOKEN_FILE: file,
             AZURE_TOKEN_CREDENTIALS: "prod",
           },
@@ -81,7 +70,7 @@ describe("doctor's federated token check where the SDK reads the file", () => {
         const { file } = tokenFileIssued("default-fresh", 0)
         const d = yield* withEnvironment(
           {
-            ...emulator.env.workloadIdentity,
+            ...world.emulator.env.workloadIdentity,
             AZURE_FEDERATED_TOKEN_FILE: file,
             AZURE_TOKEN_CREDENTIALS: "prod",
           },
@@ -103,12 +92,12 @@ describe("doctor's federated token check where the SDK reads the file", () => {
     () =>
       Effect.gen(function* () {
         const { file } = tokenFileIssued("default-environment-first", 2 * hour)
-        const since = emulator.requests.mark()
+        const since = world.emulator.requests.mark()
         const d = yield* withEnvironment(
           {
-            ...emulator.env.workloadIdentity,
-            AZURE_CLIENT_ID: emulator.clientSecret.clientId,
-            AZURE_CLIENT_SECRET: emulator.clientSecret.clientSecret,
+            ...world.emulator.env.workloadIdentity,
+            AZURE_CLIENT_ID: world.emulator.clientSecret.clientId,
+            AZURE_CLIENT_SECRET: world.emulator.clientSecret.clientSecret,
             AZURE_FEDERATED_TOKEN_FILE: file,
             AZURE_TOKEN_CREDENTIALS: "prod",
           },
@@ -130,9 +119,9 @@ describe("doctor's federated token check where the SDK reads the file", () => {
       Effect.gen(function* () {
         const { file } = tokenFileIssued("exchange-expired", 2 * hour)
         const d = yield* withEnvironment(
-          { ...emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: file },
+          { ...world.emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: file },
           diagnoseCredential({
-            ...emulatorSettings(emulator, "fedu", "workloadIdentity"),
+            ...emulatorSettings(world.emulator, "fedu", "workloadIdentity"),
             mode: "managed_identity",
           }),
         )
@@ -150,8 +139,8 @@ describe("doctor's federated token check where the SDK reads the file", () => {
       Effect.gen(function* () {
         const { file } = tokenFileIssued("no-exchange", 2 * hour)
         const d = yield* withEnvironment(
-          { ...emulator.env.managedIdentityUserAssigned, AZURE_FEDERATED_TOKEN_FILE: file },
-          diagnoseCredential(emulatorSettings(emulator, "fedu", "managedIdentityImds")),
+          { ...world.emulator.env.managedIdentityUserAssigned, AZURE_FEDERATED_TOKEN_FILE: file },
+          diagnoseCredential(emulatorSettings(world.emulator, "fedu", "managedIdentityImds")),
         )
         expect(d.ok).toBe(true)
         expect(d.checks.find((c) => c.name === "federated token")).toMatchObject({

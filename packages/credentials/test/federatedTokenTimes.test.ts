@@ -3,34 +3,23 @@
  * an expired (or not yet valid) token with its times, and Entra ID's refusal of it (AADSTS700024) is
  * explained as such, through the real @azure/identity against the emulator's Entra ID.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { federatedTokenCheck } from "../src/diagnose.js"
 import { federatedTokenTimes } from "../src/environment.js"
 import { credentialEnvironmentProblems, diagnoseCredential } from "../src/index.js"
-import { emulatorSettings, withEnvironment } from "./identityEnvironment.js"
+import { emulatorSettings, emulatorWithDirectory, withEnvironment } from "./identityEnvironment.js"
 
-let emulator: Emulator
-let dir: string
-beforeAll(async () => {
-  emulator = await start({ vaults: ["fed"], warn: () => {} })
-  dir = mkdtempSync(join(tmpdir(), "kvdeploy-fed-"))
-})
-afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true })
-  await emulator?.stop()
-})
+const world = emulatorWithDirectory("fed", "kvdeploy-fed-")
 
 const hour = 3_600_000
 /** A federated token the emulator's issuer signed as if `agoMs` ago (valid for an hour from then), in a file of its own. */
 const tokenFileIssued = (name: string, agoMs: number): string => {
-  const file = join(dir, name)
+  const file = join(world.dir, name)
   const issuedAt = Math.floor((Date.now() - agoMs) / 1000)
-  writeFileSync(file, `${emulator.issueFederatedToken(undefined, { issuedAt })}\n`, { mode: 0o600 })
+  writeFileSync(file, `${world.emulator.issueFederatedToken(undefined, { issuedAt })}\n`, { mode: 0o600 })
   return file
 }
 const unsignedJwt = (claims: Record<string, unknown>): string =>
@@ -39,7 +28,7 @@ const unsignedJwt = (claims: Record<string, unknown>): string =>
 describe("federatedTokenTimes", () => {
   it("reads exp and nbf from the file's JWT, and nothing from a file that holds none", () => {
     const at = Math.floor(Date.now() / 1000)
-    const file = join(dir, "times")
+    const file = join(world.dir, "times")
     writeFileSync(file, `  ${unsignedJwt({ exp: at + 60, nbf: at - 5, sub: "x" })}\n`)
     expect(federatedTokenTimes(file)).toEqual({
       expiresAtSeconds: at + 60,
@@ -57,12 +46,12 @@ describe("federatedTokenTimes", () => {
       writeFileSync(file, text)
       expect(federatedTokenTimes(file)).toBeUndefined()
     }
-    expect(federatedTokenTimes(join(dir, "missing"))).toBeUndefined()
+    expect(federatedTokenTimes(join(world.dir, "missing"))).toBeUndefined()
   })
 
   it("judges them for doctor: expired, not valid yet beyond 5 minutes, or fine", () => {
     const now = Date.UTC(2026, 11, 3, 12, 0, 0)
-    const file = join(dir, "judged")
+    const file = join(world.dir, "judged")
     const check = (claims: Record<string, unknown>, obtained = false) => {
       writeFileSync(file, unsignedJwt(claims))
       return federatedTokenCheck(file, obtained, now)
@@ -91,7 +80,7 @@ describe("federatedTokenTimes", () => {
       )
     }
     // The file gone since the credential was made: said as such, not as "not a JWT".
-    const gone = federatedTokenCheck(join(dir, "gone"), false, now)
+    const gone = federatedTokenCheck(join(world.dir, "gone"), false, now)
     expect(gone).toMatchObject({
       status: "failed",
       detail: expect.stringContaining("cannot be read now (ENOENT)"),
@@ -104,7 +93,7 @@ describe("the CLI's input check (checkFiles and tokenExpiry)", () => {
     const check = (file: string, tokenExpiry = true) =>
       credentialEnvironmentProblems(
         "workload_identity",
-        (n) => ({ ...emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: file })[n],
+        (n) => ({ ...world.emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: file })[n],
         { checkFiles: true, tokenExpiry },
       )
     // Issued 66 minutes ago for an hour: expired 6 minutes ago.
@@ -128,8 +117,8 @@ describe("the CLI's input check (checkFiles and tokenExpiry)", () => {
 describe("doctor with a workload identity's federated token", () => {
   const diagnose = (tokenFile: string) =>
     withEnvironment(
-      { ...emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: tokenFile },
-      diagnoseCredential(emulatorSettings(emulator, "fed", "workloadIdentity")),
+      { ...world.emulator.env.workloadIdentity, AZURE_FEDERATED_TOKEN_FILE: tokenFile },
+      diagnoseCredential(emulatorSettings(world.emulator, "fed", "workloadIdentity")),
     )
 
   it.live("a fresh token: the token is obtained and the file's token expiry is shown", () =>

@@ -5,12 +5,10 @@
  * (`checkFiles`) and by `doctor`, against the emulator's Entra ID, before any token request;
  * never with the file's content. The unreadable case keeps its wording.
  */
-import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, truncateSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { beforeAll, describe, expect, it } from "@effect/vitest"
 import { validateTargetConfigSync } from "@kvdeploy/core"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import {
@@ -22,50 +20,41 @@ import {
   formatDiagnosis,
   makeCredential,
 } from "../src/index.js"
-import { withEnvironment } from "./identityEnvironment.js"
+import { emulatorWithDirectory, withEnvironment } from "./identityEnvironment.js"
 
-let emulator: Emulator
-let dir: string
-beforeAll(async () => {
-  emulator = await start({ vaults: ["creds"], warn: () => {} })
-  dir = mkdtempSync(join(tmpdir(), "kvdeploy-token-file-"))
-})
-afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true })
-  await emulator?.stop()
-})
+const world = emulatorWithDirectory("creds", "kvdeploy-token-file-")
 
 /** Text that must never appear in a message: it stands for the token the file holds. */
 const marker = "eyJkvdeploy-token-content-marker"
 
 /** A file of `bytes` bytes of the marker, repeated. */
 const markedFile = (name: string, bytes: number): string => {
-  const path = join(dir, name)
+  const path = join(world.dir, name)
   writeFileSync(path, marker.repeat(Math.ceil(bytes / marker.length)).slice(0, bytes))
   return path
 }
 
 const fileCases = {
   empty: () => {
-    const path = join(dir, "empty")
+    const path = join(world.dir, "empty")
     writeFileSync(path, "")
     return path
   },
   blank: () => {
-    const path = join(dir, "blank")
+    const path = join(world.dir, "blank")
     writeFileSync(path, " \n\t\r\n")
     return path
   },
   directory: () => {
     // The projected volume's directory, given in place of its file (with a file of its own).
-    const path = join(dir, "tokens")
+    const path = join(world.dir, "tokens")
     mkdirSync(path, { recursive: true })
     writeFileSync(join(path, marker), marker)
     return path
   },
   huge: () => {
     // 50 MB (sparse): named by its size, never read.
-    const path = join(dir, "huge")
+    const path = join(world.dir, "huge")
     writeFileSync(path, marker)
     truncateSync(path, 50 * 1024 * 1024)
     return path
@@ -111,14 +100,14 @@ const expected: Record<
 }
 
 const settingsFor = (mode: CredentialMode): CredentialSettings => {
-  const result = validateTargetConfigSync(emulator.targetConfig("creds", "web", "workloadIdentity"))
+  const result = validateTargetConfigSync(world.emulator.targetConfig("creds", "web", "workloadIdentity"))
   if (Result.isFailure(result)) throw new Error(result.failure.message)
-  return { ...credentialSettingsFromTarget(result.success, { trustedCaPem: emulator.caPem }), mode }
+  return { ...credentialSettingsFromTarget(result.success, { trustedCaPem: world.emulator.caPem }), mode }
 }
 
 /** The emulator's workload identity environment, with `tokenFile` as the federated token file. */
 const podEnvironment = (tokenFile: string): Record<string, string> => ({
-  ...emulator.env.workloadIdentity,
+  ...world.emulator.env.workloadIdentity,
   AZURE_FEDERATED_TOKEN_FILE: tokenFile,
 })
 
@@ -145,7 +134,7 @@ describe("a federated token file that holds no token is named when the credentia
         "workload_identity: makeCredential fails with CredentialUnavailable, before any token request",
         () =>
           Effect.gen(function* () {
-            const mark = emulator.requests.mark()
+            const mark = world.emulator.requests.mark()
             const error = yield* withEnvironment(
               podEnvironment(path),
               makeCredential(settingsFor("workload_identity")).pipe(Effect.flip),
@@ -154,7 +143,7 @@ describe("a federated token file that holds no token is named when the credentia
             expectNamed(error, path, expected[name])
             expect(error.message).not.toContain(marker)
             // Nothing was asked of the emulator's Entra ID.
-            expect(emulator.requests.count({ since: mark })).toBe(0)
+            expect(world.emulator.requests.count({ since: mark })).toBe(0)
           }),
       )
 
@@ -205,7 +194,7 @@ describe("a federated token file that holds no token is named when the credentia
         Effect.gen(function* () {
           const path = fileCases[name]()
           const d = yield* withEnvironment(
-            { ...podEnvironment(path), ...emulator.env.managedIdentityImds },
+            { ...podEnvironment(path), ...world.emulator.env.managedIdentityImds },
             diagnoseCredential(settingsFor("default")),
           )
           const check = d.checks.find((c) => c.name === "default: 2 workload identity")
@@ -222,7 +211,7 @@ describe("what still passes, and the unreadable file's wording", () => {
     Effect.gen(function* () {
       // The emulator's own federated token file, a real JWT.
       const d = yield* withEnvironment(
-        podEnvironment(emulator.workloadIdentity.tokenFile),
+        podEnvironment(world.emulator.workloadIdentity.tokenFile),
         diagnoseCredential(settingsFor("workload_identity")),
       )
       expect(d.ok).toBe(true)
@@ -239,7 +228,7 @@ describe("what still passes, and the unreadable file's wording", () => {
 
   it.live("a file that does not exist: cannot be read, as before", () =>
     Effect.gen(function* () {
-      const path = join(dir, "does-not-exist")
+      const path = join(world.dir, "does-not-exist")
       const error = yield* withEnvironment(
         podEnvironment(path),
         makeCredential(settingsFor("workload_identity")).pipe(Effect.flip),
