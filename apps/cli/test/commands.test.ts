@@ -2200,18 +2200,19 @@ describe("validate, doctor, emulator", () => {
     expect(checks.find((c) => c.check === "token")?.status).toBe("fail")
     // Each named as the SDK named it, not numbered: the chain's workload identity (no variables) was
     // never built and gave no error, so the managed identity is the second error, not the second
-    // source. The one not built follows, a skip naming the variable its constructor asked for.
+    // source. The one not built is a skip in its place in the chain, naming the variable its
+    // constructor asked for.
     const sources = checks.filter((c) => c.check.startsWith("chain source"))
     expect(sources.map((c) => [c.check, c.status, c.credential])).toEqual([
       ["chain source", "fail", "EnvironmentCredential"],
-      ["chain source", "fail", "ManagedIdentityCredential"],
       ["chain source", "skip", "WorkloadIdentityCredential"],
+      ["chain source", "fail", "ManagedIdentityCredential"],
     ])
     expect(sources[0]?.detail).toMatch(/^EnvironmentCredential is unavailable/)
-    expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential: Authentication failed/)
-    expect(sources[2]?.detail).toMatch(
+    expect(sources[1]?.detail).toMatch(
       /^WorkloadIdentityCredential: not built, so not tried: is unavailable\. clientId is a required parameter\..*"AZURE_CLIENT_ID"/,
     )
+    expect(sources[2]?.detail).toMatch(/^ManagedIdentityCredential: Authentication failed/)
     const noneText = await runCli(["doctor", "--config", target], { env })
     expect(noneText.stdout).toMatch(
       /skip {2}chain source {9}WorkloadIdentityCredential: not built, so not tried: /,

@@ -161,6 +161,53 @@ export interface ChainSourceFailure {
   readonly reason: string
 }
 
+/**
+ * DefaultAzureCredential's sources in the order its chain tries them (@azure/identity 4: the
+ * production sources, then the developer tools, then the sign-in broker). A test reads the
+ * installed SDK's chain and fails when this no longer matches it.
+ */
+export const defaultChainOrder: ReadonlyArray<string> = [
+  "EnvironmentCredential",
+  "WorkloadIdentityCredential",
+  "ManagedIdentityCredential",
+  "VisualStudioCodeCredential",
+  "AzureCliCredential",
+  "AzurePowerShellCredential",
+  "AzureDeveloperCliCredential",
+  "BrokerCredential",
+]
+
+/** A default chain's source that gave no token, and whether the SDK built (and so tried) it. */
+export interface ChainSourceLine {
+  readonly source: ChainSourceFailure
+  readonly tried: boolean
+}
+
+/**
+ * The sources that failed (chainFailures, in the order the SDK met them) and those it could not
+ * build (chainNotBuilt) as one list in the chain's order (defaultChainOrder), so that a missing
+ * variable shows where the source stands. A source without a name, or with one the table does not
+ * know, keeps its place after the source before it in its own list.
+ */
+export const inChainOrder = (
+  failed: ReadonlyArray<ChainSourceFailure>,
+  notBuilt: ReadonlyArray<ChainSourceFailure>,
+): ReadonlyArray<ChainSourceLine> => {
+  const ranked = (sources: ReadonlyArray<ChainSourceFailure>, tried: boolean, list: number) => {
+    let rank = -1
+    return sources.map((source, at) => {
+      // By name in any case: the SDK's factory for PowerShell spells it AzurePowershell.
+      const name = source.credential?.toLowerCase()
+      const own = defaultChainOrder.findIndex((n) => n.toLowerCase() === name)
+      if (own !== -1) rank = own
+      return { line: { source, tried }, rank, list, at }
+    })
+  }
+  return [...ranked(failed, true, 0), ...ranked(notBuilt, false, 1)]
+    .sort((a, b) => a.rank - b.rank || a.list - b.list || a.at - b.at)
+    .map(({ line }) => line)
+}
+
 /** The credential class a message of the SDK opens with (`EnvironmentCredential is unavailable`, `WorkloadIdentityCredential: is unavailable`). */
 const openingName = /^(\w+Credential)\b/
 
@@ -216,9 +263,9 @@ const neverBuilt = new Set(["BrokerCredential"])
 /**
  * The chain's sources the SDK could not build, heard in one request (withChainReport): each named
  * by the reason's own first words (`WorkloadIdentityCredential: is unavailable. …`), else by its
- * factory's name, else unnamed; the reason as chainFailures shows one. Not in the chain's order
- * among chainFailures: the SDK's error list holds only the sources that threw. The broker is left
- * out (neverBuilt).
+ * factory's name, else unnamed; the reason as chainFailures shows one. The SDK's error list holds
+ * only the sources that threw, so inChainOrder puts the two in the chain's order. The broker is
+ * left out (neverBuilt).
  */
 export const chainNotBuilt = (heard: ReadonlyArray<HeardSkip>): ReadonlyArray<ChainSourceFailure> =>
   heard

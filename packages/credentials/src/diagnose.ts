@@ -9,7 +9,7 @@ import { shownPath } from "@kvdeploy/core"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { type ChainSourceFailure, shownSdkLine } from "./chainReport.js"
+import { type ChainSourceFailure, inChainOrder, shownSdkLine } from "./chainReport.js"
 import { type CredentialIdentity, makeCredential } from "./credential.js"
 import {
   federatedTokenExpired,
@@ -191,30 +191,22 @@ export const chainNotBuiltDetail = ({ credential, reason }: ChainSourceFailure):
 }
 
 /**
- * One failed check per source of a default chain that gave no token, in the order the SDK met
- * them, each opening with its credential's name (chainSourceDetail): not numbered, since the SDK
- * skips a source it could not build without an error, so a count would not be its place in the
- * chain. Then a skipped check per source it could not build (chainNotBuiltDetail).
+ * One check per source of a default chain that gave no token, in the chain's order (inChainOrder),
+ * each opening with its credential's name: failed for a source that was tried (chainSourceDetail),
+ * skipped for one the SDK could not build (chainNotBuiltDetail). Not numbered: an unnamed source's
+ * place is not known for sure.
  */
 export const chainSourceChecks = (
   sources: ReadonlyArray<ChainSourceFailure> | undefined,
   notBuilt: ReadonlyArray<ChainSourceFailure> | undefined = undefined,
-): ReadonlyArray<CredentialCheck> => [
-  ...(sources ?? []).map(
-    (source): CredentialCheck => ({
+): ReadonlyArray<CredentialCheck> =>
+  inChainOrder(sources ?? [], notBuilt ?? []).map(
+    ({ source, tried }): CredentialCheck => ({
       name: "default chain source",
-      status: "failed",
-      detail: chainSourceDetail(source),
+      status: tried ? "failed" : "skipped",
+      detail: tried ? chainSourceDetail(source) : chainNotBuiltDetail(source),
     }),
-  ),
-  ...(notBuilt ?? []).map(
-    (source): CredentialCheck => ({
-      name: "default chain source",
-      status: "skipped",
-      detail: chainNotBuiltDetail(source),
-    }),
-  ),
-]
+  )
 
 /**
  * The federated token a workload identity exchanges with Entra ID, judged by its own claims

@@ -1,6 +1,7 @@
 export * from "./allowedTenants.js"
 export * from "./CredentialUnavailable.js"
-export type { ChainSourceFailure } from "./chainReport.js"
+export type { ChainSourceFailure, ChainSourceLine } from "./chainReport.js"
+export { defaultChainOrder, inChainOrder } from "./chainReport.js"
 export * from "./credential.js"
 export * from "./diagnose.js"
 export * from "./environment.js"

@@ -5,10 +5,19 @@
  * reports are checked against the emulator in emulator.test.ts.)
  */
 import { generateKeyPairSync } from "node:crypto"
+import { DefaultAzureCredential } from "@azure/identity"
 import { AzureLogger, createClientLogger, getLogLevel, setLogLevel } from "@azure/logger"
 import { afterEach, describe, expect, it } from "@effect/vitest"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import * as Effect from "effect/Effect"
-import { chainFailures, shownSdkLine, withChainReport } from "../src/chainReport.js"
+import {
+  type ChainSourceFailure,
+  chainFailures,
+  defaultChainOrder,
+  inChainOrder,
+  shownSdkLine,
+  withChainReport,
+} from "../src/chainReport.js"
 
 // The logger @azure/identity writes to (its namespace), and the line its chain writes on success.
 const identity = createClientLogger("identity")
@@ -198,5 +207,78 @@ describe("chainFailures", () => {
     expect(shownSdkLine(`AADSTS50000: ${der}\nmore`, 300)).toBe(
       `AADSTS50000: [base64 text of ${der.length} characters, not shown]`,
     )
+  })
+})
+
+describe("inChainOrder", () => {
+  const source = (credential: string | undefined): ChainSourceFailure => ({
+    credential,
+    reason: `${credential ?? "unnamed"} said no`,
+  })
+  const shown = (lines: ReturnType<typeof inChainOrder>) =>
+    lines.map(({ source, tried }) => `${tried ? "failed" : "skipped"} ${source.credential ?? "unnamed"}`)
+
+  it("puts the sources the SDK could not build in their place in the chain, among those that failed", () => {
+    expect(
+      shown(
+        inChainOrder(
+          [
+            source("EnvironmentCredential"),
+            source("ManagedIdentityCredential"),
+            source("AzureCliCredential"),
+          ],
+          [source("AzureDeveloperCliCredential"), source("WorkloadIdentityCredential")],
+        ),
+      ),
+    ).toEqual([
+      "failed EnvironmentCredential",
+      "skipped WorkloadIdentityCredential",
+      "failed ManagedIdentityCredential",
+      "failed AzureCliCredential",
+      "skipped AzureDeveloperCliCredential",
+    ])
+  })
+
+  it("keeps a source without a known name after the source before it in its own list", () => {
+    // An unnamed failure after the environment's (a workload identity's refusal by Entra ID is
+    // named by neither the SDK's error nor its log) stays after it; an unknown name first stays first.
+    expect(
+      shown(
+        inChainOrder(
+          [source("SomeFutureCredential"), source("EnvironmentCredential"), source(undefined)],
+          [source("AzureCliCredential")],
+        ),
+      ),
+    ).toEqual([
+      "failed SomeFutureCredential",
+      "failed EnvironmentCredential",
+      "failed unnamed",
+      "skipped AzureCliCredential",
+    ])
+    expect(
+      shown(inChainOrder([source("AzureCliCredential")], [source("AzurePowershellCredential")])),
+    ).toEqual(["failed AzureCliCredential", "skipped AzurePowershellCredential"])
+    expect(inChainOrder([], [])).toEqual([])
+  })
+
+  it("knows the installed SDK's chain: DefaultAzureCredential's sources in its own order", () => {
+    // The SDK keeps its sources in a private field; each is the credential it built, or a stand-in
+    // naming the factory that could not build it (createDefaultWorkloadIdentityCredential). When the
+    // SDK changes its chain, this fails: update defaultChainOrder.
+    const restore = changeProcessEnv({ AZURE_TOKEN_CREDENTIALS: undefined })
+    try {
+      const chain = new DefaultAzureCredential() as unknown as {
+        readonly _sources?: ReadonlyArray<{ readonly credentialName?: string }>
+      }
+      const names = (chain._sources ?? []).map((s) =>
+        typeof s.credentialName === "string"
+          ? s.credentialName.replace(/^createDefault/, "")
+          : (s as object).constructor.name,
+      )
+      // In any case, as inChainOrder compares: a stand-in's factory spells AzurePowershell.
+      expect(names.map((n) => n.toLowerCase())).toEqual(defaultChainOrder.map((n) => n.toLowerCase()))
+    } finally {
+      restore()
+    }
   })
 })

@@ -24,7 +24,7 @@ const environmentOf = (): Record<string, string> => ({
 })
 
 describe("doctor, default chain with no source that answers", () => {
-  it.live("a failed check per source, each with its reason, after the failed token", () =>
+  it.live("a check per source in the chain's order, each with its reason, after the failed token", () =>
     Effect.gen(function* () {
       const diagnosis = yield* withEnvironment(
         environmentOf(),
@@ -40,17 +40,17 @@ describe("doctor, default chain with no source that answers", () => {
       const sources = diagnosis.checks.slice(token + 1)
       // The chain's second source (workload identity, without its variables) was never built, so
       // the SDK gave two errors for three sources: each is named, not numbered. The one it could
-      // not build follows, skipped, with the variable its constructor asked for.
+      // not build is skipped, in its place in the chain, with the variable its constructor asked for.
       expect(sources.map((c) => [c.name, c.status])).toEqual([
         ["default chain source", "failed"],
-        ["default chain source", "failed"],
         ["default chain source", "skipped"],
+        ["default chain source", "failed"],
       ])
       expect(sources[0]?.detail).toMatch(/^EnvironmentCredential is unavailable/)
-      expect(sources[1]?.detail).toMatch(/^ManagedIdentityCredential: Authentication failed/)
-      expect(sources[2]?.detail).toMatch(
+      expect(sources[1]?.detail).toMatch(
         /^WorkloadIdentityCredential: not built, so not tried: is unavailable\. .*\bclientId\b.*AZURE_CLIENT_ID/,
       )
+      expect(sources[2]?.detail).toMatch(/^ManagedIdentityCredential: Authentication failed/)
       const text = formatDiagnosis(diagnosis).join("\n")
       expect(text).toContain(
         "[FAILED] default chain source: ManagedIdentityCredential: Authentication failed",

@@ -194,23 +194,17 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
         detail: `${scope}: ${token.failure.reason}`,
         fix: token.failure.fix,
       })
-      // The default chain: why each of its sources gave no token, in the order the SDK met them, each
-      // named as the SDK named it. Not numbered: the SDK skips a source it could not build without an
-      // error, so a count is no place in the chain. Then each source it could not build, so never
-      // tried (a workload identity without its variables), a skip: a missing variable shows where an
-      // operator looks for that source.
-      const chainLines = [
-        ...(token.failure.chainSources ?? []).map((source) => ({
+      // The default chain: why each of its sources gave no token (failed), and each source it could
+      // not build, so never tried (a workload identity without its variables: skipped), in the
+      // chain's order, so a missing variable shows where an operator looks for that source. Each is
+      // named as the SDK named it; not numbered, since an unnamed source's place is not known.
+      const chainLines = credentials
+        .inChainOrder(token.failure.chainSources ?? [], token.failure.chainNotBuilt ?? [])
+        .map(({ source, tried }) => ({
           source,
-          status: "fail" as const,
-          detail: credentials.chainSourceDetail(source),
-        })),
-        ...(token.failure.chainNotBuilt ?? []).map((source) => ({
-          source,
-          status: "skip" as const,
-          detail: credentials.chainNotBuiltDetail(source),
-        })),
-      ]
+          status: tried ? ("fail" as const) : ("skip" as const),
+          detail: tried ? credentials.chainSourceDetail(source) : credentials.chainNotBuiltDetail(source),
+        }))
       for (const { source, status, detail } of chainLines)
         yield* add({
           check: "chain source",
