@@ -707,6 +707,22 @@ const cases: ReadonlyArray<Case> = [
     says: ["not valid JSON"],
   },
   {
+    name: "configuration written in YAML, as the agent's is",
+    args: () => [
+      "deploy",
+      "--config",
+      pemFile("target.yaml", "vault_url: https://kv-bad.vault.azure.net\ncertificate_name: www\n"),
+      "--cert",
+      "-",
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: [
+      /target\.yaml is YAML \(keys vault_url, certificate_name\), and a target file is JSON/,
+      /write the same fields as one JSON object/,
+    ],
+  },
+  {
     name: "configuration file missing",
     args: () => ["deploy", "--config", "/dev/shm/does-not-exist.json", "--cert", "-"],
     stdin: () => fx.bundle(good),

@@ -37,6 +37,50 @@ describe("readConfigFile", () => {
   })
 })
 
+describe("readConfigFile: a target file written in YAML", () => {
+  const readText = async (text: string) => {
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-target-"))
+    try {
+      const path = join(dir, "target.yaml")
+      writeFileSync(path, text)
+      const exit = await Effect.runPromise(Effect.flip(readConfigFile(path, "FILE")))
+      return exit.problems[0]
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+
+  it("is named YAML with its keys, never a value, and the fix writes it as JSON", async () => {
+    const problem = await readText(
+      "# copied from agent.yaml\nvault_url: https://a-vault.vault.azure.net\ncertificate_name: www\npfx_password: Sup3rSecret\n",
+    )
+    expect(problem?.field).toBe("FILE")
+    expect(problem?.message).toMatch(
+      /target\.yaml is YAML \(keys vault_url, certificate_name, pfx_password\), and a target file is JSON$/,
+    )
+    expect(problem?.fix).toMatch(/^write the same fields as one JSON object: \{ "vault_url": /)
+    expect(JSON.stringify(problem)).not.toContain("Sup3rSecret")
+    expect(JSON.stringify(problem)).not.toContain("a-vault")
+  })
+
+  it("keeps the JSON syntax error for broken JSON and for text that is no YAML mapping", async () => {
+    for (const text of ['{ "vault_url": ', "[1, 2", "just some words", "vault_url = 'x'\nname = 'y'\n", ""]) {
+      const problem = await readText(text)
+      expect(problem?.message, text).toMatch(/is not valid JSON: /)
+      expect(problem?.fix).toBe("fix the JSON syntax (the file must be one JSON object)")
+    }
+  })
+
+  it("shows only keys written as a target's fields are, and at most eight", async () => {
+    const keys = ["Vault-URL", ...Array.from({ length: 10 }, (_, i) => `field_${i}`)]
+    const problem = await readText(keys.map((k) => `${k}: 1`).join("\n"))
+    expect(problem?.message).toContain(
+      "is YAML (keys field_0, field_1, field_2, field_3, field_4, field_5, field_6, field_7, …)",
+    )
+    expect(problem?.message).not.toContain("Vault-URL")
+  })
+})
+
 describe("jsonSyntaxError: where a target file's JSON is broken, without its text", () => {
   const complaint = (text: string) => {
     try {

@@ -88,6 +88,32 @@ export const jsonSyntaxError = (text: string, message: string): string => {
   return /"/.test(message) ? "a syntax error" : message
 }
 
+/**
+ * The keys of `text` when it is no JSON but reads as a YAML mapping (`vault_url: https://…` lines,
+ * as the agent's configuration is written), else undefined: a target file is JSON, and an operator
+ * who copied a deployment's target block out of the agent's YAML is told so, not shown a token.
+ * Only the keys are given back (never a value: a file may hold a secret by mistake).
+ */
+const yamlMappingKeys = async (text: string): Promise<ReadonlyArray<string> | undefined> => {
+  if (/^\s*[[{]/.test(text)) return undefined
+  const { load, CORE_SCHEMA } = await import("js-yaml")
+  try {
+    const document: unknown = load(text, { schema: CORE_SCHEMA })
+    return typeof document === "object" && document !== null && !Array.isArray(document)
+      ? Object.keys(document)
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A YAML target file's keys as shown: each that is written as a target's field names are, the first 8. */
+const shownKeys = (keys: ReadonlyArray<string>): string => {
+  const fieldLike = keys.filter((k) => /^[a-z][a-z0-9_]{0,63}$/.test(k))
+  const shown = fieldLike.slice(0, 8).join(", ")
+  return fieldLike.length === 0 ? "" : ` (keys ${shown}${fieldLike.length > 8 ? ", …" : ""})`
+}
+
 /** Read and parse a JSON target file. */
 export const readConfigFile = (
   path: string,
@@ -115,13 +141,28 @@ export const readConfigFile = (
       .replace(/^\uFEFF/, "")
     const parsed = yield* Effect.try({
       try: (): unknown => JSON.parse(text),
-      catch: (e) =>
-        usageOne(
-          field,
-          `${shownPath(path)} is not valid JSON: ${jsonSyntaxError(text, (e as Error).message)}`,
-          "fix the JSON syntax (the file must be one JSON object)",
+      catch: (e) => e as Error,
+    }).pipe(
+      Effect.catch((e) =>
+        Effect.flatMap(
+          Effect.promise(() => yamlMappingKeys(text)),
+          (keys) =>
+            Effect.fail(
+              keys === undefined
+                ? usageOne(
+                    field,
+                    `${shownPath(path)} is not valid JSON: ${jsonSyntaxError(text, e.message)}`,
+                    "fix the JSON syntax (the file must be one JSON object)",
+                  )
+                : usageOne(
+                    field,
+                    `${shownPath(path)} is YAML${shownKeys(keys)}, and a target file is JSON`,
+                    'write the same fields as one JSON object: { "vault_url": "https://NAME.vault.azure.net", "certificate_name": "NAME" } (the agent\'s configuration is the file written in YAML; a deployment\'s target there takes these fields)',
+                  ),
+            ),
         ),
-    })
+      ),
+    )
     // JSON.parse keeps the last of a key given twice; js-yaml (JSON is YAML) names it and its line.
     const duplicate = yield* Effect.promise(() => duplicateKey(text))
     if (duplicate !== undefined)
