@@ -5,7 +5,17 @@
  * signing) are never written.
  */
 import { createPrivateKey } from "node:crypto"
-import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  type Stats,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { basename, join } from "node:path"
 import { certOf, PEM_CONTENT_TYPE, PFX_CONTENT_TYPE } from "./material.js"
 import { type PolicyWire, parsePolicy } from "./policy.js"
@@ -34,7 +44,45 @@ interface VaultFile {
 const b64 = (u: Uint8Array) => Buffer.from(u).toString("base64")
 const bytes = (s: string) => new Uint8Array(Buffer.from(s, "base64"))
 
-export const vaultFile = (dir: string, vault: string): string => join(dir, `vault-${vault}.json`)
+/**
+ * A vault's file: `<dir>/vault-<name>.json`, the name in lower case, since a vault's name has no
+ * letter case (its host is a DNS name): `--vault KV-Demo` and `--vault kv-demo` are one vault, and
+ * one file.
+ */
+export const vaultFile = (dir: string, vault: string): string =>
+  join(dir, `vault-${vault.toLowerCase()}.json`)
+
+/** statSync, or undefined where there is nothing (or nothing that can be looked at). */
+const statOf = (path: string): Stats | undefined => {
+  try {
+    return statSync(path)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The vault's files in `dir` named in another letter case than vaultFile's (an emulator before
+ * this one named the file as the vault was given: `vault-KV-Demo.json`), other than vaultFile's
+ * own (on a file system without case, that one is listed under the name it was written with).
+ */
+const otherCaseFiles = (dir: string, vault: string): ReadonlyArray<string> => {
+  const own = vaultFile(dir, vault)
+  let names: ReadonlyArray<string>
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return []
+  }
+  const ownStat = statOf(own)
+  return names
+    .filter((n) => n !== basename(own) && n.toLowerCase() === basename(own))
+    .map((n) => join(dir, n))
+    .filter((f) => {
+      const st = statOf(f)
+      return ownStat === undefined || st === undefined || st.ino !== ownStat.ino || st.dev !== ownStat.dev
+    })
+}
 
 /** A file system error in words ("not a directory", "permission denied"), without the stack or syscall. */
 export const fsReason = (error: unknown): string => {
@@ -153,7 +201,7 @@ export const saveVault = (dir: string, store: VaultStore): void => {
 export interface DamagedVaultFile {
   /** The vault, as the `vaults` option names it. */
   readonly vault: string
-  /** The file's path (`<stateDir>/vault-<vault>.json`). */
+  /** The file's path (`<stateDir>/vault-<vault>.json`, the vault's name in lower case, or the name an older emulator gave it). */
   readonly file: string
   /** What is wrong with it ("is cut short: its JSON ends before it is complete"), never its content. */
   readonly reason: string
@@ -407,7 +455,37 @@ const movedAside = (file: string, vault: string) =>
  * state as `saveVault` writes it, or what is wrong with it (the file is not changed).
  */
 const readVaultFile = (dir: string, vault: string): LoadedVault | DamagedVaultFile | undefined => {
-  const file = vaultFile(dir, vault)
+  const own = vaultFile(dir, vault)
+  const others = otherCaseFiles(dir, vault)
+  if (others.length > 1 || (others.length === 1 && statOf(own) !== undefined)) {
+    const all = [...(statOf(own) === undefined ? [] : [own]), ...others]
+    return {
+      vault,
+      file: all.join(", "),
+      reason: `are ${all.length} files of one vault (a vault's name has no letter case), so which to serve is not known`,
+      fix: `keep the one to serve, named ${basename(own)}, and move the others aside (rename them to NAME.aside, say); the emulator has not changed them`,
+    }
+  }
+  // A file an older emulator wrote under the name as given (vault-KV-Demo.json) is read, and when
+  // it loads, renamed to the lower-case name the emulator saves to, so that no second file starts.
+  const file = others[0] ?? own
+  const loaded = readVaultFileAt(file, vault)
+  if (file === own || loaded === undefined || "reason" in loaded) return loaded
+  try {
+    renameSync(file, own)
+  } catch (e) {
+    return {
+      vault,
+      file,
+      reason: `cannot be renamed to ${basename(own)}, the lower-case name the emulator saves vault ${vault} to (${fsReason(e)})`,
+      fix: `rename it to ${basename(own)} yourself (a vault's name has no letter case); the emulator has not changed it`,
+    }
+  }
+  return loaded
+}
+
+/** readVaultFile of one file. */
+const readVaultFileAt = (file: string, vault: string): LoadedVault | DamagedVaultFile | undefined => {
   const damaged = (reason: string, fix = movedAside(file, vault)): DamagedVaultFile => ({
     vault,
     file,

@@ -268,3 +268,56 @@ describe("a vault file the emulator wrote", () => {
     }
   })
 })
+
+describe("a vault's file has no letter case, as the vault's name has none", () => {
+  it("a vault given as KV-Demo is saved as vault-kv-demo.json and served again as kv-demo", async () => {
+    const { dir } = stateDir()
+    const first = await start({ vaults: ["KV-Demo"], stateDir: dir, warn: () => {} })
+    try {
+      await clients(first, "KV-Demo").certificates.importCertificate("kept", Buffer.from(pemBundle(m)), PEM)
+    } finally {
+      await first.stop()
+    }
+    expect(readdirSync(dir).filter((f) => f.endsWith(".json"))).toEqual(["vault-kv-demo.json"])
+    const again = await start({ vaults: ["kv-demo"], stateDir: dir, warn: () => {} })
+    try {
+      expect((await clients(again, "kv-demo").certificates.getCertificate("kept")).name).toBe("kept")
+    } finally {
+      await again.stop()
+    }
+  })
+
+  it("a file an older emulator named as the vault was given is loaded, and renamed to the lower-case name", async () => {
+    const { dir } = stateDir()
+    writeFileSync(join(dir, `vault-${VAULT.toUpperCase()}.json`), saved, { mode: 0o600 })
+    const emulator = await start({ vaults: [VAULT], stateDir: dir, warn: () => {} })
+    try {
+      expect((await clients(emulator, VAULT).certificates.getCertificate("kept")).name).toBe("kept")
+    } finally {
+      await emulator.stop()
+    }
+    expect(readdirSync(dir).filter((f) => f.endsWith(".json"))).toEqual([`vault-${VAULT}.json`])
+    expect(readFileSync(join(dir, `vault-${VAULT}.json`), "utf8")).toContain('"kept"')
+  })
+
+  it("two files of one vault in different cases: refused at start, both named and left as they are", async () => {
+    const { dir } = stateDir()
+    const upper = join(dir, `vault-${VAULT.toUpperCase()}.json`)
+    writeFileSync(upper, saved, { mode: 0o600 })
+    writeFileSync(join(dir, `vault-${VAULT}.json`), saved, { mode: 0o600 })
+    const error = await refusal(dir)
+    expect(error).toBeInstanceOf(StateFileError)
+    const file = (error as StateFileError).files[0]
+    expect(file?.reason).toBe(
+      "are 2 files of one vault (a vault's name has no letter case), so which to serve is not known",
+    )
+    expect(file?.file).toContain(upper)
+    expect(file?.fix).toMatch(
+      new RegExp(`^keep the one to serve, named vault-${VAULT}\\.json, and move the others aside`),
+    )
+    expect(quotes(String((error as Error).message), saved)).toBe(false)
+    expect(readdirSync(dir).sort()).toEqual(
+      [`vault-${VAULT.toUpperCase()}.json`, `vault-${VAULT}.json`].sort(),
+    )
+  })
+})
