@@ -15,6 +15,7 @@ import {
   type ConfigProblem,
   certificateIdProblems,
   didYouMean,
+  fsCodeInWords,
   holdsEncodedBase64,
   keyInField,
   looksLikeDerBase64,
@@ -1441,13 +1442,11 @@ export const validateAgentConfig = (
   })
 }
 
-/** A read error's code in words (the code itself stays for the others). */
-const readErrorText: Readonly<Record<string, string>> = {
-  ENOENT: "no such file (ENOENT)",
-  EACCES: "permission denied (EACCES)",
-  EISDIR: "it is a directory (EISDIR)",
-  EFBIG: "it is larger than 64 MiB (a configuration of 10,000 deployments is about 3 MB)",
-}
+/** A read error's code in words, with the code (fsCodeInWords); a file over the read limit says the limit. */
+const readErrorText = (code: string): string =>
+  code === "EFBIG"
+    ? "it is larger than 64 MiB (a configuration of 10,000 deployments is about 3 MB)"
+    : fsCodeInWords(code)
 
 /** Aliases (`*name`) a configuration may hold: anchors for shared values are fine, a chain of them is an alias bomb. */
 const maxAliases = 100
@@ -1767,7 +1766,7 @@ export const loadAgentConfigUnless = (
             problems: [
               problem(
                 "(file)",
-                `cannot be read: ${readErrorText[(e as NodeJS.ErrnoException).code ?? ""] ?? (e as NodeJS.ErrnoException).code ?? String(e)}`,
+                `cannot be read: ${typeof (e as NodeJS.ErrnoException).code === "string" ? readErrorText((e as NodeJS.ErrnoException).code as string) : String(e)}`,
                 "check the path given with --config and its permissions",
               ),
             ],

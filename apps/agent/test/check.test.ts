@@ -543,7 +543,7 @@ deployments:
         {
           field: "deployments[0].target.credential_mode",
           message: expect.stringContaining(
-            `the federated token file ${missing} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT)`,
+            `the federated token file ${missing} (AZURE_FEDERATED_TOKEN_FILE) cannot be read: no such file or directory (ENOENT)`,
           ),
           fix: expect.stringMatching(/^Check that the projected service account token is mounted there/),
         },
@@ -1279,7 +1279,9 @@ deployments:
     expect(text.stderr).toContain("AZURE_FEDERATED_TOKEN_FILE")
     const missing = agent(["--config", "/nonexistent/kvdeploy-agent.yaml", "--check", "--json"])
     expect(missing.status).toBe(2)
-    expect(JSON.parse(missing.stdout).problems[0].message).toBe("cannot be read: no such file (ENOENT)")
+    expect(JSON.parse(missing.stdout).problems[0].message).toBe(
+      "cannot be read: no such file or directory (ENOENT)",
+    )
   })
 
   it("does not print key text that js-yaml names whole in a syntax error (an unknown tag or alias)", () => {

@@ -1430,7 +1430,7 @@ const cases: ReadonlyArray<Case> = [
     env: () => ({ AZURE_FEDERATED_TOKEN_FILE: "/nonexistent/kvdeploy/azure-identity-token" }),
     exit: 2,
     says: [
-      "AZURE_FEDERATED_TOKEN_FILE: cannot work with credential_mode workload_identity: the federated token file /nonexistent/kvdeploy/azure-identity-token (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT)",
+      "AZURE_FEDERATED_TOKEN_FILE: cannot work with credential_mode workload_identity: the federated token file /nonexistent/kvdeploy/azure-identity-token (AZURE_FEDERATED_TOKEN_FILE) cannot be read: no such file or directory (ENOENT)",
       "fix: Check that the projected service account token is mounted there",
     ],
   },

@@ -2372,7 +2372,9 @@ describe("validate, doctor, emulator", () => {
     // A missing file: named with its error code, before any request too.
     const missing = await deploy(`${oldFile}-gone`)
     expect(missing.code, missing.stdout).toBe(2)
-    expect(missing.stdout).toContain(`${oldFile}-gone (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT)`)
+    expect(missing.stdout).toContain(
+      `${oldFile}-gone (AZURE_FEDERATED_TOKEN_FILE) cannot be read: no such file or directory (ENOENT)`,
+    )
     // Expired 2 minutes ago (within the clocks' 5 minutes): Entra ID refuses it, and the reason names
     // the file and its expiry beside Entra ID's words.
     const justExpired = issued(62 * 60)

@@ -1,6 +1,7 @@
 export * from "./audit.js"
 export * from "./DeployPolicy.js"
 export * from "./deploy.js"
+export * from "./fsErrors.js"
 export * from "./judgeExisting.js"
 export * from "./material.js"
 export * from "./outcome.js"

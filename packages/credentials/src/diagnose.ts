@@ -5,7 +5,7 @@
  * endpoint, a refused secret), with the fix. Nothing here keeps or prints a
  * token or a secret: only the token's claims that name the identity.
  */
-import { shownPath } from "@kvdeploy/core"
+import { fsCodeInWords, shownPath } from "@kvdeploy/core"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -230,7 +230,7 @@ export const federatedTokenCheck = (
       status: tokenObtained ? "warning" : "failed",
       ...(read.problem.kind === "unreadable"
         ? {
-            detail: `the federated token file ${file} (AZURE_FEDERATED_TOKEN_FILE) cannot be read now (${read.problem.code})`,
+            detail: `the federated token file ${file} (AZURE_FEDERATED_TOKEN_FILE) cannot be read now: ${fsCodeInWords(read.problem.code)}`,
             fix: "Check the projected service account token volume is mounted and readable by this user",
           }
         : (({ reason, fix }) => ({ detail: reason, fix }))(

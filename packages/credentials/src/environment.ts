@@ -10,7 +10,7 @@
  * shown by its length only.
  */
 import { closeSync, openSync, readSync, type Stats, statSync } from "node:fs"
-import { looksLikeKeyText, shownPath } from "@kvdeploy/core"
+import { fsCodeInWords, looksLikeKeyText, shownPath } from "@kvdeploy/core"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -490,7 +490,7 @@ export const federatedTokenFileState = (
 ): { readonly reason: string; readonly fix: string } =>
   problem.kind === "unreadable"
     ? {
-        reason: `the federated token file ${shownPath(path)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (${problem.code})`,
+        reason: `the federated token file ${shownPath(path)} (AZURE_FEDERATED_TOKEN_FILE) cannot be read: ${fsCodeInWords(problem.code)}`,
         fix: "Check that the projected service account token is mounted there and readable by this user (on AKS: the pod's label azure.workload.identity/use: \"true\" and a service account annotated with the identity's client id); run the check where the agent runs (kubectl exec into its pod)",
       }
     : federatedTokenFileDefect(path, problem)

@@ -193,7 +193,7 @@ describe("credentialEnvironmentProblems", () => {
       {
         kind: "malformed",
         variables: ["AZURE_FEDERATED_TOKEN_FILE"],
-        reason: `the federated token file ${missing} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT)`,
+        reason: `the federated token file ${missing} (AZURE_FEDERATED_TOKEN_FILE) cannot be read: no such file or directory (ENOENT)`,
         fix: expect.stringMatching(/^Check that the projected service account token is mounted there/),
       },
     ])

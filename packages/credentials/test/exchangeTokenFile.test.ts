@@ -90,7 +90,7 @@ describe("the input check judges the exchange's token file as workload_identity'
     expect(check(pod(missing))).toEqual([
       expect.objectContaining({
         variables: ["AZURE_FEDERATED_TOKEN_FILE"],
-        reason: `the federated token file ${missing} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT)`,
+        reason: `the federated token file ${missing} (AZURE_FEDERATED_TOKEN_FILE) cannot be read: no such file or directory (ENOENT)`,
         fix: expect.stringContaining('azure.workload.identity/use: "true"'),
       }),
     ])
@@ -170,7 +170,7 @@ describe("a refused token request names the file's state beside Entra ID's words
         )
         const text = String(error.cause instanceof Error ? error.cause.message : error)
         expect(text).toContain(
-          `[the federated token file ${file} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT): Check that the projected service account token is mounted there`,
+          `[the federated token file ${file} (AZURE_FEDERATED_TOKEN_FILE) cannot be read: no such file or directory (ENOENT): Check that the projected service account token is mounted there`,
         )
       }),
     )

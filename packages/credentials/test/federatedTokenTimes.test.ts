@@ -83,7 +83,7 @@ describe("federatedTokenTimes", () => {
     const gone = federatedTokenCheck(join(world.dir, "gone"), false, now)
     expect(gone).toMatchObject({
       status: "failed",
-      detail: expect.stringContaining("cannot be read now (ENOENT)"),
+      detail: expect.stringContaining("cannot be read now: no such file or directory (ENOENT)"),
     })
   })
 })

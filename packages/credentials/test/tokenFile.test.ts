@@ -244,7 +244,7 @@ describe("what still passes, and the unreadable file's wording", () => {
       expect(credentialEnvironmentProblems("workload_identity", (n) => env[n], { checkFiles: true })).toEqual(
         [
           expect.objectContaining({
-            reason: `the federated token file ${path} (AZURE_FEDERATED_TOKEN_FILE) cannot be read (ENOENT)`,
+            reason: `the federated token file ${path} (AZURE_FEDERATED_TOKEN_FILE) cannot be read: no such file or directory (ENOENT)`,
             fix: expect.stringMatching(/^Check that the projected service account token is mounted there/),
           }),
         ],

@@ -3,6 +3,7 @@
  * vault, one for Entra ID (and the admin API), one plain-HTTP server for
  * managed identity, and the handles tests use (faults, RBAC, request log, state).
  */
+
 import { randomBytes, randomUUID } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as http from "node:http"
@@ -10,6 +11,7 @@ import * as https from "node:https"
 import type { AddressInfo } from "node:net"
 import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
+import { fsErrorReason } from "@kvdeploy/core"
 import type { PfxEncoding } from "./codec.js"
 import { AZURE_AD_TOKEN_EXCHANGE, Directory, type Permission, type Principal } from "./directory.js"
 import { entraHandler, managedIdentityHandler } from "./entra.js"
@@ -23,7 +25,6 @@ import {
 import { isRecord, parseJson, readBody, sendJson } from "./http.js"
 import {
   ensureStateDir,
-  fsReason,
   type LoadedVault,
   loadVault,
   readVaultFiles,
@@ -414,7 +415,7 @@ const startServers = async (
       if (!unsaved.has(store.name)) {
         unsaved.add(store.name)
         warn(
-          `kv-emulator: WARNING: vault ${store.name} could not be saved to ${vaultFile(dir, store.name)} (${fsReason(e)}): its state is not being kept (it is served from memory and lost at stop); the emulator tries again at each change.`,
+          `kv-emulator: WARNING: vault ${store.name} could not be saved to ${vaultFile(dir, store.name)} (${fsErrorReason(e)}): its state is not being kept (it is served from memory and lost at stop); the emulator tries again at each change.`,
         )
       }
       return

@@ -17,6 +17,7 @@ import {
   writeFileSync,
 } from "node:fs"
 import { basename, join } from "node:path"
+import { fsErrorReason } from "@kvdeploy/core"
 import { certOf, PEM_CONTENT_TYPE, PFX_CONTENT_TYPE } from "./material.js"
 import { type PolicyWire, parsePolicy } from "./policy.js"
 import type { CertEntry, CertVersion, SecretEntry, SecretVersion, Tags, VaultStore } from "./store.js"
@@ -84,32 +85,6 @@ const otherCaseFiles = (dir: string, vault: string): ReadonlyArray<string> => {
     })
 }
 
-/** A file system error in words ("not a directory", "permission denied"), without the stack or syscall. */
-export const fsReason = (error: unknown): string => {
-  const code = (error as { code?: unknown } | null)?.code
-  switch (code) {
-    case "ENOENT":
-      return "no such file or directory"
-    case "ENOTDIR":
-      return "a part of the path is a file, not a directory"
-    case "EEXIST":
-      return "a file is in the way"
-    case "EACCES":
-    case "EPERM":
-      return "permission denied"
-    case "EROFS":
-      return "read-only file system"
-    case "ENOSPC":
-      return "no space left on device"
-    case "EDQUOT":
-      return "disk quota exceeded"
-    case "EISDIR":
-      return "is a directory"
-    default:
-      return error instanceof Error ? error.message : String(error)
-  }
-}
-
 /** The `stateDir` option names a path that is no directory the emulator can write in. */
 export class StateDirError extends Error {
   override readonly name: string = "StateDirError"
@@ -138,7 +113,7 @@ export const ensureStateDir = (dir: string): void => {
   } catch (e) {
     const code = (e as { code?: unknown } | null)?.code
     // An existing path that is no directory: say so, rather than "file already exists".
-    const reason = code === "EEXIST" && !isDirectory(dir) ? "is a file, not a directory" : fsReason(e)
+    const reason = code === "EEXIST" && !isDirectory(dir) ? "is a file, not a directory" : fsErrorReason(e)
     throw new StateDirError(dir, reason, { cause: e })
   }
   if (!isDirectory(dir)) throw new StateDirError(dir, "is a file, not a directory")
@@ -146,7 +121,7 @@ export const ensureStateDir = (dir: string): void => {
   try {
     writeFileSync(probe, "", { mode: 0o600 })
   } catch (e) {
-    throw new StateDirError(dir, `a file cannot be written in it (${fsReason(e)})`, { cause: e })
+    throw new StateDirError(dir, `a file cannot be written in it (${fsErrorReason(e)})`, { cause: e })
   }
   try {
     unlinkSync(probe)
@@ -477,7 +452,7 @@ const readVaultFile = (dir: string, vault: string): LoadedVault | DamagedVaultFi
     return {
       vault,
       file,
-      reason: `cannot be renamed to ${basename(own)}, the lower-case name the emulator saves vault ${vault} to (${fsReason(e)})`,
+      reason: `cannot be renamed to ${basename(own)}, the lower-case name the emulator saves vault ${vault} to (${fsErrorReason(e)})`,
       fix: `rename it to ${basename(own)} yourself (a vault's name has no letter case); the emulator has not changed it`,
     }
   }
@@ -507,7 +482,7 @@ const readVaultFileAt = (file: string, vault: string): LoadedVault | DamagedVaul
     const code = (e as { code?: unknown } | null)?.code
     if (code === "ENOENT") return undefined
     return damaged(
-      `cannot be read (${fsReason(e)})`,
+      `cannot be read (${fsErrorReason(e)})`,
       code === "EACCES" || code === "EPERM"
         ? `make it readable and writable by the user the emulator runs as (chown it to that user; mode 0600), or ${movedAside(file, vault)}`
         : movedAside(file, vault),

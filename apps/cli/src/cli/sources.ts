@@ -6,7 +6,7 @@ import { constants, createReadStream } from "node:fs"
 import { access, open, stat } from "node:fs/promises"
 import type { Readable } from "node:stream"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { type BoundedRead, readAtMost, shownPath } from "@kvdeploy/core"
+import { type BoundedRead, fsErrorReason, readAtMost, shownPath } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import { looksLikePastedText, type Problem, usageOne } from "./problems.js"
 
@@ -19,22 +19,6 @@ let stdinTakenBy: string | undefined
  */
 export const readInput = (evaluate: () => Readable): Effect.Effect<BoundedRead, unknown> =>
   readAtMost(NodeStream.fromReadable<Uint8Array, unknown>({ evaluate, onError: (e) => e }), maxInputBytes)
-
-/** A file system error in a few words (its code's meaning), for a problem that names the file. */
-export const explainFsError = (error: unknown): string => {
-  const code = (error as { code?: unknown } | null)?.code
-  switch (code) {
-    case "ENOENT":
-      return "no such file"
-    case "EACCES":
-    case "EPERM":
-      return "permission denied"
-    case "EISDIR":
-      return "is a directory"
-    default:
-      return error instanceof Error ? error.message : String(error)
-  }
-}
 
 /** Whether a file system error is a refusal by permissions (the file's, or a directory's above it). */
 const deniedByPermissions = (error: unknown): boolean => {
@@ -81,7 +65,7 @@ export const readSource = (
       stdinTakenBy = flag
       const read = yield* readInput(() => process.stdin).pipe(
         Effect.mapError((e) =>
-          usageOne(flag, `standard input could not be read: ${explainFsError(e)}`, "check the pipe"),
+          usageOne(flag, `standard input could not be read: ${fsErrorReason(e)}`, "check the pipe"),
         ),
       )
       if (read.over)
@@ -98,7 +82,7 @@ export const readSource = (
     if (looksLikePastedText(source)) return yield* pastedText(flag)
     const read = yield* readInput(() => createReadStream(source)).pipe(
       Effect.mapError((e) =>
-        usageOne(flag, `${shownPath(source)}: ${explainFsError(e)}`, fsErrorFix(e, "check the path")),
+        usageOne(flag, `${shownPath(source)}: ${fsErrorReason(e)}`, fsErrorFix(e, "check the path")),
       ),
     )
     if (read.over)
@@ -149,7 +133,7 @@ export const sourceFileProblems = (flag: string, source: string): Effect.Effect<
         return problem(`${shownPath(source)} is empty`, "check the file")
       return []
     } catch (e) {
-      return problem(`${shownPath(source)}: ${explainFsError(e)}`, fsErrorFix(e, "check the path"))
+      return problem(`${shownPath(source)}: ${fsErrorReason(e)}`, fsErrorFix(e, "check the path"))
     }
   })
 

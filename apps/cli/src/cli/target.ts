@@ -7,6 +7,7 @@
 import { createReadStream } from "node:fs"
 import {
   CredentialMode,
+  fsErrorReason,
   quotedValue,
   shownPath,
   type TargetConfig,
@@ -16,7 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
-import { explainFsError, fsErrorFix, readInput } from "./sources.js"
+import { fsErrorFix, readInput } from "./sources.js"
 import { credentialVariableProblems } from "./vault.js"
 
 /** The credential modes a target may name. */
@@ -124,7 +125,7 @@ export const readConfigFile = (
       Effect.mapError((e) =>
         usageOne(
           field,
-          `${shownPath(path)}: ${explainFsError(e)}`,
+          `${shownPath(path)}: ${fsErrorReason(e)}`,
           fsErrorFix(e, "check the path of the target file"),
         ),
       ),

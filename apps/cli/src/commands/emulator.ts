@@ -4,7 +4,7 @@
  * mode, trusting the emulator's CA) and a target configuration. Ctrl+C stops it.
  */
 import { open, writeFile } from "node:fs/promises"
-import { quotedValue, shownPath, validateTargetConfigSync } from "@kvdeploy/core"
+import { fsErrorReason, quotedValue, shownPath, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -12,7 +12,6 @@ import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as flags from "../cli/flags.js"
 import { failure, type Problem, stoppedBySignal, usage, wholeNumberFlag } from "../cli/problems.js"
-import { explainFsError } from "../cli/sources.js"
 import { printErr, printJson, printLines, styleOut } from "../cli/terminal.js"
 
 const shellQuote = (v: string): string =>
@@ -192,10 +191,10 @@ export const emulator = Command.make(
                   }
                 },
                 catch: (e) =>
-                  usage(`${flag}: ${path.value}: ${explainFsError(e)}`, [
+                  usage(`${flag}: ${path.value}: ${fsErrorReason(e)}`, [
                     {
                       field: flag,
-                      message: `${path.value}: ${explainFsError(e)}`,
+                      message: `${path.value}: ${fsErrorReason(e)}`,
                       fix: "give a file path in a directory that exists and that you can write to",
                     },
                   ]),
