@@ -154,6 +154,18 @@ const cloudOfResource = (origin: string | undefined): KnownCloud | undefined =>
   knownClouds.find((c) => c.keyVaultResource === origin)
 const cloudOfSuffix = (suffix: string): KnownCloud | undefined =>
   knownClouds.find((c) => c.vaultDnsSuffix === suffix)
+/**
+ * The known cloud a validated custom block is, endpoint for endpoint: its suffix (lower case, no
+ * leading dot), its authority host or an alias of it, and its resource (a trailing slash was
+ * dropped by validation). A path on either URL, or a port other than 443, is no known cloud's.
+ */
+const cloudEqualTo = (custom: Cloud): KnownCloud | undefined =>
+  knownClouds.find(
+    (c) =>
+      custom.vaultDnsSuffix === c.vaultDnsSuffix &&
+      knownCloudAliases[c.name].authorityHosts.includes(custom.authorityHost) &&
+      custom.keyVaultResource === c.keyVaultResource,
+  )
 /** The known cloud `vaultUrl` (as given) is a vault of, by its host's suffix; undefined when none or not a URL. */
 const cloudOfVaultUrl = (vaultUrl: unknown): KnownCloud | undefined => {
   let host = ""
@@ -409,6 +421,8 @@ const validateVaultUrl = (
   problems: Array<ConfigProblem>,
   /** The cloud block's refused name said already which cloud vault_url is not of: not said again. */
   cloudSaid = false,
+  /** The known cloud whose endpoints the block gives, all three (its vaults are that cloud's). */
+  known: KnownCloud | undefined = undefined,
 ): VaultUrlResult | undefined => {
   const field = "vault_url"
   const example = "https://my-vault.vault.azure.net"
@@ -483,6 +497,8 @@ const validateVaultUrl = (
       )
       return undefined
     }
+    // A loopback host is no vault of a known cloud, whatever endpoints the block gives: the block
+    // stays custom (the SDK's challenge resource check would refuse the loopback host).
     cloud = custom
     vaultName = hostname
   } else {
@@ -497,15 +513,22 @@ const validateVaultUrl = (
               `host ${quotedValue(hostname)} is not a Key Vault host of the public (.vault.azure.net), US Government (.vault.usgovcloudapi.net) or China (.vault.azure.cn) cloud`,
               "fix the host, or for Azure Stack, a private cloud or the emulator declare cloud: { vault_dns_suffix, authority_host, keyvault_resource }",
             )
-          : problem(
-              field,
-              `host ${quotedValue(hostname)} does not end with the custom cloud's vault_dns_suffix .${custom.vaultDnsSuffix}`,
-              "make vault_url and cloud.vault_dns_suffix agree",
-            ),
+          : known !== undefined
+            ? problem(
+                field,
+                `host ${quotedValue(hostname)} is no vault of ${cloudLabels[known.name]} (.${known.vaultDnsSuffix}), whose endpoints the cloud block gives`,
+                `make vault_url and the cloud block one cloud's: a vault of ${cloudLabels[known.name]} is https://NAME.${known.vaultDnsSuffix}; for a vault in another known cloud remove the cloud block (vault_url's suffix selects its cloud)`,
+              )
+            : problem(
+                field,
+                `host ${quotedValue(hostname)} does not end with the custom cloud's vault_dns_suffix .${custom.vaultDnsSuffix}`,
+                "make vault_url and cloud.vault_dns_suffix agree",
+              ),
       )
       return undefined
     }
-    if (port !== "" && custom === undefined) {
+    // A known cloud's vault listens on 443 only, whether its suffix or a block equal to it selected it.
+    if (port !== "" && (custom === undefined || known !== undefined)) {
       problems.push(problem(field, `has the port ${port}; Key Vault listens on 443 only`, "remove the port"))
     }
     const name = hostname.slice(0, hostname.length - match.vaultDnsSuffix.length - 1)
@@ -518,7 +541,9 @@ const validateVaultUrl = (
         ),
       )
     }
-    cloud = match
+    // A block equal to a known cloud is that cloud (instance discovery and the SDK's challenge
+    // resource check on), exactly as vault_url's suffix alone would select it.
+    cloud = known ?? match
     vaultName = name
   }
   if (problems.length > before) return undefined
@@ -754,15 +779,21 @@ const checkedCloudName = (
 }
 
 /**
- * The cloud block, checked. `custom`: the custom cloud it declares (undefined for a known cloud's
- * name alone, which vault_url's suffix must agree with, or a refused block); `refused`: the block
- * cannot be judged against vault_url (vault_url is then not checked against it).
+ * The cloud block, checked. `custom`: the endpoints it declares (undefined for a known cloud's
+ * name alone, which vault_url's suffix must agree with, or a refused block); `known`: the known
+ * cloud those endpoints are, all three (whatever label `name` gives them), which the target then is;
+ * `refused`: the block cannot be judged against vault_url (vault_url is then not checked against it).
  */
 const validateCloudBlock = (
   raw: unknown,
   vaultUrl: unknown,
   problems: Array<ConfigProblem>,
-): { readonly custom: Cloud | undefined; readonly refused: boolean; readonly cloudSaid?: boolean } => {
+): {
+  readonly custom: Cloud | undefined
+  readonly known?: KnownCloud | undefined
+  readonly refused: boolean
+  readonly cloudSaid?: boolean
+} => {
   if (!isRecord(raw)) {
     problems.push(
       problem(
@@ -831,6 +862,16 @@ const validateCloudBlock = (
   }
   const authorityHost = validateHttpsOrigin("cloud.authority_host", raw.authority_host, problems)
   const keyVaultResource = validateHttpsOrigin("cloud.keyvault_resource", raw.keyvault_resource, problems)
+  if (named !== undefined && given !== undefined)
+    nameAloneFixes(
+      named,
+      given,
+      raw,
+      { suffix, authorityHost, keyVaultResource },
+      vaultUrl,
+      problems,
+      beforeEndpoints,
+    )
   if (
     keysRefused ||
     problems.length > beforeEndpoints ||
@@ -849,7 +890,52 @@ const validateCloudBlock = (
       ? namedCloudProblem(named, given, custom, vaultUrl)
       : mixedCloudProblem(custom, vaultUrl)
   if (wrong !== undefined) problems.push(wrong)
-  return { custom, refused: false }
+  return { custom, known: wrong === undefined ? cloudEqualTo(custom) : undefined, refused: false }
+}
+
+/**
+ * A known cloud's name with some endpoints missing: each "is missing" problem's fix also gives the
+ * named cloud's endpoint, and says that the name alone selects that cloud (the endpoints given
+ * removed), when the endpoints given are all its (an alias authority host counts) and vault_url is a
+ * vault of it (the name alone would be accepted). Problems from index `from` on are the endpoints'.
+ */
+const nameAloneFixes = (
+  named: KnownCloud,
+  given: string,
+  raw: Record<string, unknown>,
+  checked: {
+    readonly suffix: string | undefined
+    readonly authorityHost: string | undefined
+    readonly keyVaultResource: string | undefined
+  },
+  vaultUrl: unknown,
+  problems: Array<ConfigProblem>,
+  from: number,
+): void => {
+  const fields: ReadonlyArray<EndpointField> = ["vault_dns_suffix", "authority_host", "keyvault_resource"]
+  const present = fields.filter((f) => Object.hasOwn(raw, f))
+  const missing = fields.filter((f) => !Object.hasOwn(raw, f))
+  if (present.length === 0 || missing.length === 0) return
+  const own: Readonly<Record<EndpointField, boolean>> = {
+    vault_dns_suffix: checked.suffix === named.vaultDnsSuffix,
+    authority_host:
+      checked.authorityHost !== undefined &&
+      knownCloudAliases[named.name].authorityHosts.includes(checked.authorityHost),
+    keyvault_resource: checked.keyVaultResource === named.keyVaultResource,
+  }
+  if (!present.every((f) => own[f])) return
+  if (!parsesAsUrl(vaultUrl) || cloudOfVaultUrl(vaultUrl) !== named) return
+  const label = cloudLabels[named.name]
+  const remove = present.map((f) => `cloud.${f}`).join(" and ")
+  for (let i = from; i < problems.length; i++) {
+    const p = problems[i]
+    const field = missing.find((f) => p?.field === `cloud.${f}`)
+    if (p === undefined || field === undefined) continue
+    problems[i] = {
+      ...p,
+      fix: `set it to ${endpointOf(named, field)} (${label}'s), or remove ${remove}: cloud.name ${given} alone selects ${label} and its endpoints, as vault_url's suffix does`,
+    }
+  }
 }
 
 /**
@@ -958,6 +1044,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
       ? { custom: undefined, refused: false }
       : validateCloudBlock(input.cloud, input.vault_url, problems)
   const custom = block.custom
+  const known = block.known
   const customFailed = block.refused
 
   let url: VaultUrlResult | undefined
@@ -970,7 +1057,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
       ),
     )
   } else if (!customFailed) {
-    url = validateVaultUrl(input.vault_url, custom, problems, block.cloudSaid === true)
+    url = validateVaultUrl(input.vault_url, custom, problems, block.cloudSaid === true, known)
   }
 
   let certificateName: string | undefined
@@ -1082,6 +1169,25 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
     cloud: url.cloud,
   }
   return Result.succeed(config)
+}
+
+/**
+ * A validated target's cloud in words, as `kvdeploy validate` and `doctor` show it: a known cloud
+ * by its name, noting when a cloud block's endpoints selected it (they are all that cloud's: the
+ * block equals it), with an alias authority host the block gives and a `name` that is only a
+ * label; a custom cloud by its vaults' suffix. `block` is the target's `cloud` as given (undefined
+ * when there is none).
+ */
+export const shownCloud = (cloud: Cloud, block: unknown): string => {
+  if (cloud.name === "Custom") return `custom cloud .${cloud.vaultDnsSuffix}`
+  if (!isRecord(block) || !Object.hasOwn(block, "vault_dns_suffix")) return cloud.name
+  const notes: Array<string> = []
+  const authority = typeof block.authority_host === "string" ? originOf(block.authority_host) : undefined
+  if (authority !== undefined && authority !== cloud.authorityHost)
+    notes.push(`authority_host ${authority} is an alias of its ${cloud.authorityHost}`)
+  if (typeof block.name === "string" && cloudNamed(block.name) === undefined)
+    notes.push(`cloud.name ${quotedValue(block.name)} is only a label`)
+  return `${cloud.name}: the cloud block's endpoints are ${cloudLabels[cloud.name]}'s${notes.length === 0 ? "" : ` (${notes.join("; ")})`}`
 }
 
 /** Validate raw target configuration; fails with every problem found. */

@@ -4,7 +4,13 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import fc from "fast-check"
-import { type ConfigProblem, validateTargetConfig, validateTargetConfigSync } from "../src/index.js"
+import {
+  type ConfigProblem,
+  knownClouds,
+  shownCloud,
+  validateTargetConfig,
+  validateTargetConfigSync,
+} from "../src/index.js"
 
 const base = { vault_url: "https://my-vault.vault.azure.net", certificate_name: "api-prod" }
 
@@ -273,8 +279,8 @@ describe("cloud: a custom block that mixes the known clouds", () => {
     })
     // A private authority in front of a public vault.
     ok({ ...base, cloud: { ...publicCloud, authority_host: "https://login.example.internal" } })
-    // One known cloud's three endpoints: it works (a custom cloud, as before), so it stays accepted.
-    assert.strictEqual(ok({ ...base, cloud: publicCloud }).cloud.name, "Custom")
+    // One known cloud's three endpoints: accepted, as that known cloud (see "a block equal to a known cloud").
+    assert.strictEqual(ok({ ...base, cloud: publicCloud }).cloud.name, "AzurePublic")
     assert.strictEqual(
       ok({
         ...base,
@@ -338,7 +344,7 @@ describe("cloud: Entra ID authority host aliases", () => {
     }
   })
 
-  it("an alias with its own cloud's suffix and resource is accepted (a custom cloud, as the block says)", () => {
+  it("an alias with its own cloud's suffix and resource is accepted as that known cloud, its canonical host", () => {
     for (const [authority_host, own] of aliases) {
       const c = clouds[own]
       const target = ok({
@@ -350,8 +356,178 @@ describe("cloud: Entra ID authority host aliases", () => {
           keyvault_resource: c.resource,
         },
       })
-      assert.strictEqual(target.cloud.name, "Custom")
-      assert.strictEqual(target.cloud.authorityHost, authority_host)
+      assert.strictEqual(target.cloud.name, own)
+      assert.strictEqual(target.cloud.authorityHost, knownClouds.find((k) => k.name === own)?.authorityHost)
+    }
+  })
+})
+
+describe("cloud: a block equal to a known cloud", () => {
+  const endpoints = {
+    AzurePublic: {
+      vault: "https://my-vault.vault.azure.net",
+      block: {
+        vault_dns_suffix: "vault.azure.net",
+        authority_host: "https://login.microsoftonline.com",
+        keyvault_resource: "https://vault.azure.net",
+      },
+    },
+    AzureUSGovernment: {
+      vault: "https://my-vault.vault.usgovcloudapi.net",
+      block: {
+        vault_dns_suffix: "vault.usgovcloudapi.net",
+        authority_host: "https://login.microsoftonline.us",
+        keyvault_resource: "https://vault.usgovcloudapi.net",
+      },
+    },
+    AzureChina: {
+      vault: "https://my-vault.vault.azure.cn",
+      block: {
+        vault_dns_suffix: "vault.azure.cn",
+        authority_host: "https://login.chinacloudapi.cn",
+        keyvault_resource: "https://vault.azure.cn",
+      },
+    },
+  } as const
+
+  it("selects that known cloud, exactly as vault_url alone does (instance discovery and the challenge check stay on)", () => {
+    for (const [name, c] of Object.entries(endpoints)) {
+      const alone = ok({ ...base, vault_url: c.vault }).cloud
+      assert.strictEqual(alone.name, name)
+      for (const block of [
+        c.block,
+        // Spelt otherwise, as the existing validation tolerates: a leading dot and upper case in the
+        // suffix, a trailing slash and :443 on the URLs.
+        {
+          vault_dns_suffix: `.${c.block.vault_dns_suffix.toUpperCase()}`,
+          authority_host: `${c.block.authority_host}:443/`,
+          keyvault_resource: `${c.block.keyvault_resource}/`,
+        },
+      ]) {
+        const target = ok({ ...base, vault_url: c.vault, cloud: block })
+        assert.deepStrictEqual(target.cloud, alone, `${name} ${JSON.stringify(block)}`)
+      }
+    }
+  })
+
+  it("with its own known name, or a free label: still that known cloud (the label is only a label)", () => {
+    const c = endpoints.AzureChina
+    for (const name of ["AzureChinaCloud", "AzureChina", "corp-china", "AzureStackHub"]) {
+      assert.strictEqual(
+        ok({ ...base, vault_url: c.vault, cloud: { ...c.block, name } }).cloud.name,
+        "AzureChina",
+      )
+    }
+    // A known name that is another cloud's is refused, as before.
+    assert.deepStrictEqual(
+      fieldsOf({ ...base, vault_url: c.vault, cloud: { ...c.block, name: "AzureCloud" } }),
+      ["cloud.name"],
+    )
+  })
+
+  it("a path or another port on an endpoint is no known cloud's: the block stays custom", () => {
+    const c = endpoints.AzurePublic
+    for (const block of [
+      { ...c.block, keyvault_resource: "https://vault.azure.net/some/path" },
+      { ...c.block, authority_host: "https://login.microsoftonline.com/my-tenant" },
+      { ...c.block, authority_host: "https://login.microsoftonline.com:8443" },
+    ]) {
+      assert.strictEqual(ok({ ...base, cloud: block }).cloud.name, "Custom", JSON.stringify(block))
+    }
+  })
+
+  it("a loopback vault_url keeps the block custom: a loopback host is no vault of a known cloud", () => {
+    const target = ok({ ...base, vault_url: "https://127.0.0.1:8443", cloud: endpoints.AzurePublic.block })
+    assert.strictEqual(target.cloud.name, "Custom")
+    assert.strictEqual(target.vaultName, "127.0.0.1")
+  })
+
+  it("vault_url must be a vault of that cloud: port 443 only, its suffix, each refused with the fix", () => {
+    const c = endpoints.AzurePublic
+    const [port, ...rest] = problemsOf({ ...base, vault_url: `${c.vault}:8443`, cloud: c.block })
+    assert.strictEqual(rest.length, 0)
+    assert.strictEqual(port?.field, "vault_url")
+    assert.match(port?.message ?? "", /port 8443; Key Vault listens on 443 only/)
+    const [other, ...more] = problemsOf({
+      ...base,
+      vault_url: "https://my-vault.vault.azure.cn",
+      cloud: c.block,
+    })
+    assert.strictEqual(more.length, 0)
+    assert.strictEqual(other?.field, "vault_url")
+    assert.strictEqual(
+      other?.message,
+      'host "my-vault.vault.azure.cn" is no vault of the public cloud (.vault.azure.net), whose endpoints the cloud block gives',
+    )
+    assert.match(other?.fix ?? "", /remove the cloud block \(vault_url's suffix selects its cloud\)$/)
+  })
+
+  it("shownCloud says the block equals the cloud, with an alias host and a label named", () => {
+    const c = endpoints.AzurePublic
+    const show = (cloud: unknown, vault_url: string = c.vault) =>
+      shownCloud(ok({ ...base, vault_url, ...(cloud === undefined ? {} : { cloud }) }).cloud, cloud)
+    assert.strictEqual(show(undefined), "AzurePublic")
+    assert.strictEqual(show({ name: "AzureCloud" }), "AzurePublic")
+    assert.strictEqual(show(c.block), "AzurePublic: the cloud block's endpoints are the public cloud's")
+    assert.strictEqual(
+      show({ ...c.block, name: "corp", authority_host: "https://login.windows.net/" }),
+      "AzurePublic: the cloud block's endpoints are the public cloud's (authority_host https://login.windows.net is an alias of its https://login.microsoftonline.com; cloud.name \"corp\" is only a label)",
+    )
+    assert.strictEqual(show(c.block, "https://localhost:8443"), "custom cloud .vault.azure.net")
+  })
+})
+
+describe("cloud: a known cloud's name with some endpoints", () => {
+  it("each missing endpoint's fix gives the named cloud's, and says the name alone selects it", () => {
+    const problems = problemsOf({
+      ...base,
+      cloud: { name: "AzurePublic", vault_dns_suffix: "vault.azure.net" },
+    })
+    assert.deepStrictEqual(
+      problems.map((p) => p.field),
+      ["cloud.authority_host", "cloud.keyvault_resource"],
+    )
+    assert.strictEqual(
+      problems[0]?.fix,
+      "set it to https://login.microsoftonline.com (the public cloud's), or remove cloud.vault_dns_suffix: cloud.name AzurePublic alone selects the public cloud and its endpoints, as vault_url's suffix does",
+    )
+    assert.strictEqual(
+      problems[1]?.fix,
+      "set it to https://vault.azure.net (the public cloud's), or remove cloud.vault_dns_suffix: cloud.name AzurePublic alone selects the public cloud and its endpoints, as vault_url's suffix does",
+    )
+    // Two given (an alias authority host is the cloud's): both named to remove.
+    const [suffix, ...rest] = problemsOf({
+      ...base,
+      vault_url: "https://my-vault.vault.usgovcloudapi.net",
+      cloud: {
+        name: "AzureGovernment",
+        authority_host: "https://login.usgovcloudapi.net",
+        keyvault_resource: "https://vault.usgovcloudapi.net/",
+      },
+    })
+    assert.strictEqual(rest.length, 0)
+    assert.strictEqual(suffix?.field, "cloud.vault_dns_suffix")
+    assert.strictEqual(
+      suffix?.fix,
+      "set it to vault.usgovcloudapi.net (the US Government cloud's), or remove cloud.authority_host and cloud.keyvault_resource: cloud.name AzureGovernment alone selects the US Government cloud and its endpoints, as vault_url's suffix does",
+    )
+  })
+
+  it("no such fix when a given endpoint is another's, or vault_url is no vault of the named cloud", () => {
+    for (const input of [
+      { ...base, cloud: { name: "AzurePublic", vault_dns_suffix: "vault.azure.cn" } },
+      { ...base, cloud: { name: "AzurePublic", authority_host: "https://login.example.internal" } },
+      { ...base, cloud: { name: "AzurePublic", vault_dns_suffix: "vault" } },
+      {
+        ...base,
+        vault_url: "https://my-vault.vault.azure.cn",
+        cloud: { name: "AzurePublic", vault_dns_suffix: "vault.azure.net" },
+      },
+      { ...base, cloud: { name: "corp", vault_dns_suffix: "vault.azure.net" } },
+    ]) {
+      const problems = problemsOf(input)
+      assert.isAbove(problems.length, 0, JSON.stringify(input))
+      for (const p of problems) assert.notInclude(p.fix, "alone selects", JSON.stringify(input))
     }
   })
 })
