@@ -56,6 +56,30 @@ describe("credentialSettingsFromTarget", () => {
     expect(china.disableInstanceDiscovery).toBeUndefined()
   })
 
+  it("keeps instance discovery on for a cloud block whose endpoints are a known cloud's (an alias host too)", () => {
+    for (const authority_host of ["https://login.microsoftonline.com", "https://login.windows.net/"]) {
+      const settings = credentialSettingsFromTarget(
+        target({
+          vault_url: "https://my-vault.vault.azure.net",
+          certificate_name: "api",
+          credential_mode: "client_secret",
+          cloud: {
+            name: "corp",
+            vault_dns_suffix: "vault.azure.net",
+            authority_host,
+            keyvault_resource: "https://vault.azure.net/",
+          },
+        }),
+      )
+      // The settings a target without the block gets: the public cloud's, discovery on.
+      expect(settings, authority_host).toEqual({
+        mode: "client_secret",
+        authorityHost: "https://login.microsoftonline.com",
+        keyVaultResource: "https://vault.azure.net",
+      })
+    }
+  })
+
   it("turns instance discovery off for a custom cloud only, and keeps the user-assigned identity", () => {
     const settings = credentialSettingsFromTarget(
       target({
