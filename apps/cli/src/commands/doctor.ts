@@ -16,6 +16,7 @@ import {
   MANAGED_BY_TAG,
   MANAGED_BY_VALUE,
   notManagedFix,
+  shownCloud,
   shownPath,
   type TargetConfig,
   Vault,
@@ -71,7 +72,8 @@ const vaultChecks = [
   "secrets/get",
 ] as const
 
-const runChecks = (target: TargetConfig, name: string | undefined) =>
+/** `cloudBlock`: the target file's `cloud` as given (how the target check words the cloud). */
+const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: unknown) =>
   Effect.gen(function* () {
     const checks: Array<DoctorCheck> = []
     const add = (c: DoctorCheck) => {
@@ -92,7 +94,7 @@ const runChecks = (target: TargetConfig, name: string | undefined) =>
     yield* add({
       check: "target",
       status: "pass",
-      detail: `${target.vaultUrl} (${target.cloud.name === "Custom" ? `custom cloud .${target.cloud.vaultDnsSuffix}` : target.cloud.name}), credential_mode ${target.credentialMode}`,
+      detail: `${target.vaultUrl} (${shownCloud(target.cloud, cloudBlock)}), credential_mode ${target.credentialMode}`,
       fix: undefined,
     })
     const credentials = yield* Effect.promise(() => import("@kvdeploy/credentials"))
@@ -494,7 +496,7 @@ export const doctor = Command.make(
     Effect.gen(function* () {
       const { config, raw } = yield* resolveTarget(input, { name: input.name }, { requireName: false })
       const name = typeof raw.certificate_name === "string" ? config.certificateName : undefined
-      const checks = yield* runChecks(config, name)
+      const checks = yield* runChecks(config, name, raw.cloud)
       yield* clearProgress
       const ok = checks.every((c) => c.status !== "fail")
       // A warning does not fail the check (a deploy works), but says what will not: a rollback

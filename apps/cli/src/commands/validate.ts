@@ -1,5 +1,5 @@
 /** `kvdeploy validate FILE`: core's target validation on a configuration file, every problem listed. */
-import { validateTargetConfigSync } from "@kvdeploy/core"
+import { shownCloud, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Argument from "effect/cli/Argument"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
@@ -29,7 +29,7 @@ export const validate = Command.make(
         else
           yield* printLines([
             `${s.green("valid")}  ${file}`,
-            `  vault            ${t.vaultUrl} (${t.cloud.name === "Custom" ? `custom cloud .${t.cloud.vaultDnsSuffix}` : t.cloud.name})`,
+            `  vault            ${t.vaultUrl} (${shownCloud(t.cloud, raw.cloud)})`,
             `  certificate      ${t.certificateName}`,
             `  credential mode  ${t.credentialMode}${t.managedIdentityClientId === undefined ? "" : ` (client id ${t.managedIdentityClientId})`}`,
             `  tags             ${
