@@ -96,7 +96,7 @@ export const CloudSchema = Schema.Struct({
   name: Schema.optionalKey(
     Schema.String.annotate({
       description:
-        "A known cloud's name (AzurePublicCloud, AzureUSGovernment, AzureChinaCloud; also AzureCloud, AzurePublic, AzureGovernment, AzureUSGovernmentCloud, AzureChina; exact case): alone it selects that cloud, which must be vault_url's; with the endpoints they must be its. Any other name is a label of a custom cloud and needs the three endpoints",
+        "A known cloud's name (AzurePublicCloud, AzureUSGovernment, AzureChinaCloud; also AzureCloud, AzurePublic, AzureGovernment, AzureUSGovernmentCloud, AzureChina; exact case): alone it selects that cloud, which must be vault_url's; with the endpoints they must be its. Any other name is only a label, and needs the three endpoints",
     }),
   ),
   vault_dns_suffix: Schema.optionalKey(
@@ -119,7 +119,7 @@ export const CloudSchema = Schema.Struct({
   ),
 }).annotate({
   description:
-    "A custom cloud (Azure Stack Hub, a private deployment, the emulator): vault_dns_suffix, authority_host and keyvault_resource, all three, of one cloud (a mix of the public, US Government and China clouds' endpoints is refused); or a known cloud's name alone, which must be vault_url's cloud. Leave it out for a vault in a known cloud: vault_url's suffix selects it",
+    "A custom cloud (Azure Stack Hub, a private deployment, the emulator): vault_dns_suffix, authority_host and keyvault_resource, all three, of one cloud (a mix of the public, US Government and China clouds' endpoints is refused; three that are one known cloud's, an alias authority host included, select that known cloud, with instance discovery and the challenge resource check on, as vault_url's suffix would); or a known cloud's name alone, which must be vault_url's cloud. Leave it out for a vault in a known cloud: vault_url's suffix selects it",
 })
 
 export const TargetSchema = Schema.Struct({

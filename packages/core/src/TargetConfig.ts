@@ -1187,7 +1187,7 @@ export const shownCloud = (cloud: Cloud, block: unknown): string => {
     notes.push(`authority_host ${authority} is an alias of its ${cloud.authorityHost}`)
   if (typeof block.name === "string" && cloudNamed(block.name) === undefined)
     notes.push(`cloud.name ${quotedValue(block.name)} is only a label`)
-  return `${cloud.name}: the cloud block's endpoints are ${cloudLabels[cloud.name]}'s${notes.length === 0 ? "" : ` (${notes.join("; ")})`}`
+  return [`${cloud.name}: the cloud block's endpoints are ${cloudLabels[cloud.name]}'s`, ...notes].join("; ")
 }
 
 /** Validate raw target configuration; fails with every problem found. */
