@@ -264,24 +264,51 @@ export const tenantNotAllowedReason = (mismatch: TenantMismatch): string =>
   }, and the credential may not get tokens for another tenant (@azure/identity refused to ask for one)`
 
 /** The SDK's own message and the federated token file's state put after it, of an error noteTokenFileState extended. */
-const tokenFileStates = new WeakMap<Error, { readonly sdkMessage: string; readonly state: string }>()
+interface TokenFileState {
+  readonly sdkMessage: string
+  readonly state: string
+}
+
+/**
+ * Where noteTokenFileState keeps them: on the error itself, under a registered symbol, so that every
+ * copy of this module reads what any copy wrote (an install with two versions of this package, or a
+ * bundle's copy beside dist's). Non-enumerable: JSON and util.inspect leave it out.
+ */
+const tokenFileStateKey: unique symbol = Symbol.for("@kvdeploy/credentials/tokenFileState")
+
+/** The state noteTokenFileState kept on `error`, by whichever copy of this module. */
+const tokenFileStateKept = (error: unknown): TokenFileState | undefined => {
+  if (typeof error !== "object" || error === null) return undefined
+  const kept = (error as { [tokenFileStateKey]?: unknown })[tokenFileStateKey] as
+    | { readonly sdkMessage?: unknown; readonly state?: unknown }
+    | null
+    | undefined
+  return typeof kept?.sdkMessage === "string" && typeof kept.state === "string"
+    ? { sdkMessage: kept.sdkMessage, state: kept.state }
+    : undefined
+}
 
 /**
  * Put the federated token file's state (`state`, in words: never the token) after a failed token
  * request's message, in brackets, keeping the two apart: a reader that cuts an identity library's
  * long text short keeps the state whole (tokenFileStateOf), and one that names the file's state
  * itself leaves it out (messageWithoutTokenFileState). Noted again, the state replaces the last one.
+ * Kept on the error, so any copy of this module reads it.
  */
 export const noteTokenFileState = (error: Error, state: string): void => {
-  const sdkMessage = tokenFileStates.get(error)?.sdkMessage ?? error.message
-  tokenFileStates.set(error, { sdkMessage, state })
+  const sdkMessage = tokenFileStateKept(error)?.sdkMessage ?? error.message
+  Object.defineProperty(error, tokenFileStateKey, {
+    value: { sdkMessage, state } satisfies TokenFileState,
+    enumerable: false,
+    writable: true,
+    configurable: true,
+  })
   error.message = `${sdkMessage} [${state}]`
 }
 
 /** An error's message as the identity library wrote it, without the token file's state noteTokenFileState put after it. */
 export const messageWithoutTokenFileState = (error: unknown): string =>
-  error instanceof Error ? (tokenFileStates.get(error)?.sdkMessage ?? error.message) : String(error)
+  error instanceof Error ? (tokenFileStateKept(error)?.sdkMessage ?? error.message) : String(error)
 
 /** The federated token file's state noteTokenFileState put after an error's message, if any. */
-export const tokenFileStateOf = (error: unknown): string | undefined =>
-  error instanceof Error ? tokenFileStates.get(error)?.state : undefined
+export const tokenFileStateOf = (error: unknown): string | undefined => tokenFileStateKept(error)?.state
