@@ -2237,6 +2237,17 @@ describe("validate, doctor, emulator", () => {
     expect(token?.fix).toMatch(
       /set managed_identity_client_id to the client id of a user-assigned identity assigned/,
     )
+    // The deploy's next step: the managed identity endpoint's refusal is the host's identity to fix
+    // (no token exchange here: no federated token file), not a secret or a token file.
+    const deploy = await runCli(["deploy", "--config", target, "--cert", "-"], {
+      stdin: fx.bundle(await fx.leaf()),
+      env: world.emulator.env.managedIdentityImds,
+    })
+    expect(deploy.code, deploy.stdout).toBe(1)
+    const next = deploy.stdout.split("\n").find((l) => l.trimStart().startsWith("next")) ?? ""
+    expect(next).toContain("run on an Azure host that has a managed identity")
+    expect(next).not.toContain("AZURE_FEDERATED_TOKEN_FILE")
+    expect(next).not.toContain("AZURE_CLIENT_SECRET")
   })
 
   it("doctor, workload_identity: the federated token's expiry is shown; an expired one fails as such, the vault's checks skipped (1)", async () => {
@@ -2386,7 +2397,20 @@ describe("validate, doctor, emulator", () => {
         `AADSTS700024: Client assertion is not within its valid time range.* \\[the token in ${lateFile} expired at \\S+ \\(2 min ago, by this host's clock\\).*kubelet rewrites the projected service account token`,
       ),
     )
-    for (const out of [stale.stdout, missing.stdout, late.stdout])
+    // The next step is the exchange's: the token file and the user-assigned identity's federated
+    // identity credential, not a host with a managed identity (this pod has one: its exchange failed).
+    const lateText = await fx
+      .leaf()
+      .then((leaf) =>
+        runCli(["deploy", "--config", target, "--cert", "-"], { stdin: fx.bundle(leaf), env: pod(lateFile) }),
+      )
+    expect(lateText.code, lateText.stdout).toBe(1)
+    const next = lateText.stdout.split("\n").find((l) => l.trimStart().startsWith("next")) ?? ""
+    expect(next).toContain("AKS workload identity's token exchange")
+    expect(next).toContain("AZURE_FEDERATED_TOKEN_FILE")
+    expect(next).toContain("federated identity credential on the user-assigned identity")
+    expect(next).not.toContain("run on")
+    for (const out of [stale.stdout, missing.stdout, late.stdout, lateText.stdout])
       for (const token of [old, justExpired])
         for (const part of token.split(".")) expect(out).not.toContain(part)
   })

@@ -140,6 +140,17 @@ describe("a vault in another tenant than the credential's", () => {
     expect(outcome.outcome, deploy.stdout).toBe("Failed")
     expect(outcome.refusal).toBe("tenant")
     expect(outcome.reason).toContain("unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, which is set here")
+    // The next step says it too: allowing the tenant alone cannot work while the variable is set.
+    const text = await runCli(["deploy", "--config", targetFile("deploy-disabled"), "--cert", "-"], {
+      env,
+      stdin: fx.bundle(await fx.leaf()),
+    })
+    expect(text.code, text.stdout).toBe(1)
+    const next = text.stdout.split("\n").find((l) => l.trimStart().startsWith("next")) ?? ""
+    expect(next).toContain("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+    expect(next).toContain("unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH")
+    // And doctor's fix, the same text.
+    expect(get?.fix).toContain("unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH")
     expect(emulator.state.versions(VAULT, "deploy-disabled")).toBeUndefined()
   })
 

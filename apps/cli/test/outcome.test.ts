@@ -2,7 +2,15 @@
 import { type DeployOutcome, VaultForbidden, VaultRequestRejected, VaultUnavailable } from "@kvdeploy/core"
 import { describe, expect, it } from "vitest"
 import { outcomeLines } from "../src/cli/outcome.js"
+import type { CredentialInUse } from "../src/cli/vault.js"
 import { expiryText } from "../src/cli/versions.js"
+
+/** A client secret's credential, with multi-tenant authentication as @azure/identity has it by default. */
+const clientSecret: CredentialInUse = {
+  mode: "client_secret",
+  tokenExchange: false,
+  multiTenantAuthDisabled: false,
+}
 
 const plain = {
   bold: (s: string) => s,
@@ -14,14 +22,17 @@ const plain = {
 }
 
 /** The `next` line of a Failed import whose error is `error` (its message is the reason, its refusal and unsent the outcome's, as in core). */
-const nextOf = (error: {
-  readonly _tag: string
-  readonly message: string
-  readonly refusal?: string | undefined
-  readonly unsent?: boolean | undefined
-  readonly tlsRefused?: boolean | undefined
-  readonly code?: string | undefined
-}): string => {
+const nextOf = (
+  error: {
+    readonly _tag: string
+    readonly message: string
+    readonly refusal?: string | undefined
+    readonly unsent?: boolean | undefined
+    readonly tlsRefused?: boolean | undefined
+    readonly code?: string | undefined
+  },
+  credential: CredentialInUse = clientSecret,
+): string => {
   const outcome = {
     _tag: "Failed",
     step: "import",
@@ -40,7 +51,7 @@ const nextOf = (error: {
     decisions: [],
     timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
   } as unknown as DeployOutcome
-  const line = outcomeLines(outcome, undefined, plain as never, 0).find((l) =>
+  const line = outcomeLines(outcome, undefined, plain as never, 0, credential).find((l) =>
     l.trimStart().startsWith("next"),
   )
   return line ?? ""
@@ -64,11 +75,12 @@ const linesOf = (fields: Record<string, unknown>) =>
     undefined,
     plain as never,
     0,
+    clientSecret,
   )
 
 const forbidden = (
   detail: string,
-  refusal?: "permission" | "token" | "network" | "credential" | "disabled",
+  refusal?: "permission" | "token" | "network" | "credential" | "disabled" | "tenant",
 ) => new VaultForbidden({ operation: "importVersion", detail, ...(refusal === undefined ? {} : { refusal }) })
 
 describe("a Failed deploy's next step", () => {
@@ -97,7 +109,7 @@ describe("a Failed deploy's next step", () => {
           "credential",
         ),
       ),
-    ).toContain("check that the credential is current")
+    ).toContain("check that AZURE_CLIENT_SECRET is current")
   })
   it("an identity provider that did not answer: later, not the credential", () => {
     const next = nextOf(
@@ -109,7 +121,7 @@ describe("a Failed deploy's next step", () => {
       }),
     )
     expect(next).toContain("deploy again later")
-    expect(next).not.toContain("check that the credential is current")
+    expect(next).not.toContain("AZURE_CLIENT_SECRET")
   })
   it("a certificate whose delete was under way: recover or purge it once deleted, not a retry as is", () => {
     const next = nextOf(
@@ -263,6 +275,7 @@ describe("the certificate rows", () => {
       { subject: "CN=new.example.test", notAfter: "2027-01-01T00:00:00.000Z", sha256: "ab" },
       plain as never,
       Date.parse("2026-12-01T00:00:00Z"),
+      clientSecret,
     )
     const at = lines.indexOf("  given       the certificate this deploy was given:")
     expect(at).toBeGreaterThan(0)
@@ -284,5 +297,83 @@ describe("expiryText: how long until (or since) a certificate's expiry", () => {
     expect(expiryText(at(-3 * hour), now)).toBe("expired 2026-12-01 (3 h ago)")
     expect(expiryText(at(-10 * 24 * hour), now)).toBe("expired 2026-11-21 (10 d ago)")
     expect(expiryText(undefined, now)).toBe("expiry unknown")
+  })
+})
+
+describe("a refused credential's next step, for the credential in use", () => {
+  const refused = forbidden(
+    "no token for the vault: the credential was refused or is not available here (nothing was sent to the vault): …",
+    "credential",
+  )
+  const using = (mode: CredentialInUse["mode"], tokenExchange = false): CredentialInUse => ({
+    mode,
+    tokenExchange,
+    multiTenantAuthDisabled: false,
+  })
+
+  it("client_secret: the secret, and nothing of token files or managed identities", () => {
+    const next = nextOf(refused, using("client_secret"))
+    expect(next).toContain("AZURE_CLIENT_SECRET")
+    expect(next).not.toContain("managed identity")
+    expect(next).not.toContain("AZURE_FEDERATED_TOKEN_FILE")
+  })
+
+  it("workload_identity: the federated token file and the federated identity credential, not a secret", () => {
+    const next = nextOf(refused, using("workload_identity"))
+    expect(next).toContain("AZURE_FEDERATED_TOKEN_FILE")
+    expect(next).toContain("federated identity credential")
+    expect(next).not.toContain("AZURE_CLIENT_SECRET")
+  })
+
+  it("managed_identity asking a managed identity endpoint: a host that has one", () => {
+    const next = nextOf(refused, using("managed_identity"))
+    expect(next).toContain("run on an Azure host that has a managed identity")
+    expect(next).not.toContain("AZURE_FEDERATED_TOKEN_FILE")
+    expect(next).not.toContain("AZURE_CLIENT_SECRET")
+  })
+
+  it("managed_identity by AKS workload identity's token exchange: the token file and the federated identity credential, not a host", () => {
+    const next = nextOf(refused, using("managed_identity", true))
+    expect(next).toContain("AKS workload identity's token exchange")
+    expect(next).toContain("AZURE_FEDERATED_TOKEN_FILE")
+    expect(next).toContain("federated identity credential on the user-assigned identity")
+    expect(next).not.toContain("run on")
+    expect(next).not.toContain("AZURE_CLIENT_SECRET")
+  })
+
+  it("default: the chain's source meant to answer, which doctor names", () => {
+    const next = nextOf(refused, using("default"))
+    expect(next).toContain("default chain")
+    expect(next).toContain("`kvdeploy doctor` names each source")
+  })
+})
+
+describe("a vault in another tenant: the next step, for the credential in use", () => {
+  const otherTenant = forbidden(
+    "no token for the vault (nothing was sent): the vault is in tenant …",
+    "tenant",
+  )
+
+  it("with AZURE_IDENTITY_DISABLE_MULTITENANTAUTH set: allowing the tenant takes unsetting it too", () => {
+    const next = nextOf(otherTenant, { ...clientSecret, multiTenantAuthDisabled: true })
+    expect(next).toContain("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+    expect(next).toContain("unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH")
+  })
+
+  it("without it: the tenant allowed, and nothing of the variable", () => {
+    const next = nextOf(otherTenant, clientSecret)
+    expect(next).toContain("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+    expect(next).not.toContain("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH")
+  })
+
+  it("managed_identity: an identity of the vault's tenant, not a tenant to allow (it reads no allowed tenants)", () => {
+    const next = nextOf(otherTenant, {
+      mode: "managed_identity",
+      tokenExchange: false,
+      multiTenantAuthDisabled: true,
+    })
+    expect(next).toContain("a managed identity gets tokens of its own tenant only")
+    expect(next).not.toContain("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+    expect(next).not.toContain("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH")
   })
 })

@@ -5,10 +5,16 @@
  */
 import { VaultForbidden } from "@kvdeploy/core"
 import { describe, expect, it } from "vitest"
-import { vaultProblem } from "../src/cli/vault.js"
+import { type CredentialInUse, vaultProblem } from "../src/cli/vault.js"
 
-const problemOf = (error: VaultForbidden) => {
-  const p = vaultProblem("getLatest", error).problems[0]
+const clientSecret: CredentialInUse = {
+  mode: "client_secret",
+  tokenExchange: false,
+  multiTenantAuthDisabled: false,
+}
+
+const problemOf = (error: VaultForbidden, credential: CredentialInUse = clientSecret) => {
+  const p = vaultProblem("getLatest", error, credential).problems[0]
   if (p === undefined) throw new Error("no problem reported")
   return p
 }
@@ -18,6 +24,7 @@ describe("a VaultForbidden as a CLI problem", () => {
     const problem = vaultProblem(
       "getLatest",
       new VaultForbidden({ operation: "getLatest", detail: "denied", permission: "certificates/get" }),
+      clientSecret,
     )
     expect(problem.title).toBe("reading the certificate failed: forbidden (needs certificates/get): denied")
     expect(JSON.stringify(problem)).not.toContain("getLatest")
@@ -25,6 +32,7 @@ describe("a VaultForbidden as a CLI problem", () => {
     const inVersions = vaultProblem(
       "listVersions",
       new VaultForbidden({ operation: "getLatest", detail: "denied" }),
+      clientSecret,
     )
     expect(inVersions.title).toBe("reading the certificate failed: forbidden: denied")
   })
@@ -58,6 +66,30 @@ describe("a VaultForbidden as a CLI problem", () => {
     expect(p.fix).toContain("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
     expect(p.fix).not.toContain("grant the identity")
     expect(p.fix).not.toContain("AZURE_CLIENT_SECRET")
+  })
+
+  it("a vault in another tenant with AZURE_IDENTITY_DISABLE_MULTITENANTAUTH set: unset it too", () => {
+    const p = problemOf(
+      new VaultForbidden({ operation: "getLatest", detail: "tenants", refusal: "tenant", unsent: true }),
+      { ...clientSecret, multiTenantAuthDisabled: true },
+    )
+    expect(p.fix).toContain("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+    expect(p.fix).toContain("unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH")
+  })
+
+  it("a refused credential of managed_identity: a host that has one, or with AKS's token exchange, the token file and its federated identity credential", () => {
+    const refused = new VaultForbidden({
+      operation: "getLatest",
+      detail: "no token",
+      refusal: "credential",
+      unsent: true,
+    })
+    const endpoint = problemOf(refused, { ...clientSecret, mode: "managed_identity" })
+    expect(endpoint.fix).toContain("run on an Azure host that has a managed identity")
+    const exchange = problemOf(refused, { ...clientSecret, mode: "managed_identity", tokenExchange: true })
+    expect(exchange.fix).toContain("AZURE_FEDERATED_TOKEN_FILE")
+    expect(exchange.fix).toContain("federated identity credential on the user-assigned identity")
+    expect(exchange.fix).not.toContain("run on")
   })
 
   it("a firewall refusal: points at the vault's networking rules", () => {

@@ -27,6 +27,7 @@ import {
   federatedTokenFileProblem,
   federatedTokenFileState,
   isGuid,
+  managedIdentityTokenExchange,
   readFederatedTokenTimes,
   spanInWords,
   tenantFix,
@@ -97,36 +98,6 @@ const allowedTenantsOption = (tenants: ReadonlyArray<string>) =>
 
 /** Where the Azure Arc agent lives on Windows (MSAL's check); on Linux /opt/azcmagent/bin/himds. */
 const arcWindowsAgent = `${process.env.ProgramFiles ?? "C:\\Program Files"}\\AzureConnectedMachineAgent\\himds.exe`
-
-/** The AKS workload identity token exchange that managed identity makes when it can. */
-interface TokenExchange {
-  readonly tenantId: string
-  readonly clientId: string
-  readonly tokenFile: string
-}
-
-/**
- * What @azure/identity's ManagedIdentityCredential checks before any MSAL source (its
- * `tokenExchangeMsi`): in an AKS workload identity pod, a client id (the configured one, else
- * AZURE_CLIENT_ID), AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE make it exchange the federated
- * token with Entra ID instead of asking a managed identity endpoint.
- */
-const tokenExchangeOf = (configuredClientId: string | undefined) =>
-  Effect.gen(function* () {
-    const tokenFile = yield* optionalEnv("AZURE_FEDERATED_TOKEN_FILE")
-    const tenant = yield* optionalEnv("AZURE_TENANT_ID")
-    const client =
-      configuredClientId === undefined
-        ? yield* optionalEnv("AZURE_CLIENT_ID")
-        : Option.some(configuredClientId)
-    return Option.isSome(tokenFile) && Option.isSome(tenant) && Option.isSome(client)
-      ? ({
-          tenantId: tenant.value,
-          clientId: client.value,
-          tokenFile: tokenFile.value,
-        } satisfies TokenExchange)
-      : undefined
-  })
 
 /** How doctor names the token exchange's source (the token file is shown apart, as a path). */
 const tokenExchangeEndpoint = (authorityHost: string): string =>
@@ -513,7 +484,7 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
     case "managed_identity": {
       const clientId = settings.managedIdentityClientId
       const clientIdFix = "Check managed_identity_client_id (the user-assigned identity's client id, a GUID)"
-      const exchange = yield* tokenExchangeOf(clientId)
+      const exchange = yield* managedIdentityTokenExchange(clientId)
       if (exchange !== undefined) {
         // The exchange reads workload identity's variables: judged as that mode judges them (a
         // client id that is no GUID, a value padded with spaces or a line break), before any request.

@@ -269,6 +269,40 @@ export interface EnvironmentCheckOptions {
   readonly managedIdentityClientId?: string | undefined
 }
 
+/** The AKS workload identity token exchange that managed identity makes when it can. */
+export interface TokenExchange {
+  readonly tenantId: string
+  readonly clientId: string
+  readonly tokenFile: string
+}
+
+/** A variable as the credential reads it: undefined when unset or blank, else as it is set. */
+const setValue = (name: string) =>
+  Config.option(Config.String(name)).pipe(
+    Effect.map((value) => (Option.isSome(value) && value.value.trim() !== "" ? value.value : undefined)),
+    Effect.orElseSucceed(() => undefined),
+  )
+
+/**
+ * What @azure/identity's ManagedIdentityCredential checks before any MSAL source (its
+ * `tokenExchangeMsi`): in an AKS workload identity pod, a client id (the configured one, else
+ * AZURE_CLIENT_ID), AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE make it exchange the federated
+ * token with Entra ID instead of asking a managed identity endpoint. The exchange
+ * `managed_identity`'s credential makes here (makeCredential), or undefined when it asks a managed
+ * identity endpoint; read without loading @azure/identity, so the CLI can say which a refusal
+ * came from.
+ */
+export const managedIdentityTokenExchange = Effect.fn("Credentials.managedIdentityTokenExchange")(function* (
+  configuredClientId: string | undefined,
+) {
+  const tokenFile = yield* setValue("AZURE_FEDERATED_TOKEN_FILE")
+  const tenantId = yield* setValue("AZURE_TENANT_ID")
+  const clientId = configuredClientId ?? (yield* setValue("AZURE_CLIENT_ID"))
+  return tokenFile !== undefined && tenantId !== undefined && clientId !== undefined
+    ? ({ tenantId, clientId, tokenFile } satisfies TokenExchange)
+    : undefined
+})
+
 /**
  * The most a federated token file may hold. A projected service account token is a JWT of a few
  * KB (about 1 KB on AKS; a long issuer or several audiences add little). 64 KiB leaves room for any

@@ -6,6 +6,7 @@ import {
   credentialEnvironmentProblems,
   environmentProblems,
   makeCredential,
+  managedIdentityTokenExchange,
 } from "../src/index.js"
 
 const ids = {
@@ -206,5 +207,35 @@ describe("credentialEnvironmentProblems", () => {
     // A file that can be read passes; without checkFiles the rule reads no file (makeCredential's use).
     expect(check("workload_identity", { AZURE_FEDERATED_TOKEN_FILE: "/etc/hostname" })).toEqual([])
     expect(problemsIn("workload_identity", env)).toEqual([])
+  })
+})
+
+describe("managedIdentityTokenExchange: whether managed_identity makes AKS workload identity's token exchange", () => {
+  const tokenFile = "/var/run/secrets/azure/tokens/azure-identity-token"
+  const configured = "00000000-0000-0000-0000-0000000000c1"
+  const exchangeIn = (env: Record<string, string | undefined>, clientId?: string) =>
+    Effect.runSync(managedIdentityTokenExchange(clientId).pipe(withEnv(env)))
+
+  it("the token file, the tenant and a client id (the configured one, else AZURE_CLIENT_ID): the exchange", () => {
+    const pod = { ...ids, AZURE_FEDERATED_TOKEN_FILE: tokenFile }
+    expect(exchangeIn(pod)).toEqual({
+      tenantId: ids.AZURE_TENANT_ID,
+      clientId: ids.AZURE_CLIENT_ID,
+      tokenFile,
+    })
+    expect(exchangeIn(pod, configured)?.clientId).toBe(configured)
+    const { AZURE_CLIENT_ID: _, ...noClient } = pod
+    expect(exchangeIn(noClient, configured)?.clientId).toBe(configured)
+  })
+
+  it("any of them missing or blank: none, the managed identity endpoint is asked", () => {
+    expect(exchangeIn(ids)).toBeUndefined()
+    expect(
+      exchangeIn({ AZURE_CLIENT_ID: ids.AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE: tokenFile }),
+    ).toBeUndefined()
+    expect(
+      exchangeIn({ AZURE_TENANT_ID: ids.AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE: tokenFile }),
+    ).toBeUndefined()
+    expect(exchangeIn({ ...ids, AZURE_FEDERATED_TOKEN_FILE: "  " })).toBeUndefined()
   })
 })

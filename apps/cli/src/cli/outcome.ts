@@ -2,7 +2,7 @@
 import { X509Certificate } from "node:crypto"
 import { type DeployOutcome, exitCodeOf } from "@kvdeploy/core"
 import type { Style } from "./terminal.js"
-import { forbiddenFix } from "./vault.js"
+import { type CredentialInUse, forbiddenFix } from "./vault.js"
 import { expiryRow } from "./versions.js"
 
 /** Facts of the certificate being deployed, read with node:crypto (no key involved). */
@@ -134,7 +134,10 @@ export const rejectedFix = (code: string | undefined, isImport: boolean): string
  * network was at fault, not when the name is soft-deleted, a permission is missing or Key Vault
  * refused the request itself.
  */
-const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string => {
+const nextAfterFailure = (
+  o: Extract<DeployOutcome, { _tag: "Failed" }>,
+  credential: CredentialInUse,
+): string => {
   // The outcome of a recovery is not known (core's words are for every caller): what to check here.
   if (o.recovered === "unknown")
     return "check whether Key Vault serves the certificate again (`kvdeploy show`), then deploy again; the recovery is not sent twice"
@@ -149,7 +152,7 @@ const nextAfterFailure = (o: Extract<DeployOutcome, { _tag: "Failed" }>): string
     return "deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover the certificate and deploy, or purge it first; retrying as is fails the same way"
   // What a VaultForbidden refused has its own remedy; only a missing permission is granted.
   if (o.error === "VaultForbidden" && o.refusal !== undefined && o.refusal !== "permission")
-    return `${forbiddenFix(o.refusal)}; then deploy again`
+    return `${forbiddenFix(o.refusal, credential)}; then deploy again`
   // The client refused the vault's TLS certificate: trust or the URL is to fix, not a retry.
   if (o.error === "VaultUnavailable" && o.tlsRefused === true)
     return "this machine did not accept the vault's TLS certificate (the reason names why): behind a proxy or firewall that inspects TLS, trust its CA (NODE_EXTRA_CA_CERTS=/path/to/proxy-ca.pem, or NODE_OPTIONS=--use-system-ca for the system store); a name that does not match means the vault URL is not the vault's; retrying as is fails the same way"
@@ -213,6 +216,8 @@ export const outcomeLines = (
   leaf: LeafSummary | undefined,
   s: Style,
   now: number,
+  /** The credential the deploy used: a refusal's next step depends on it. */
+  credential: CredentialInUse,
 ): Array<string> => {
   const lines: Array<string> = []
   const secs = (o.timings.durationMs / 1000).toFixed(2)
@@ -262,7 +267,7 @@ export const outcomeLines = (
     lines.push(`  failed at   ${o.step}${o.error === undefined ? "" : ` (${o.error})`}`)
   const todo =
     o._tag === "Failed"
-      ? nextAfterFailure(o)
+      ? nextAfterFailure(o, credential)
       : o._tag === "Unverified" && o.versionId === undefined
         ? // No version is known to be this deploy's: the vault may have been read (a list answering 404).
           "a person must look: `kvdeploy versions` shows what the vault holds; deploy again: it is skipped if the import did land, or imports once, and says so if the certificate is soft-deleted"

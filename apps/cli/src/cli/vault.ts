@@ -218,8 +218,78 @@ interface TaggedVaultError {
     | undefined
 }
 
-/** What to do about a VaultForbidden, by what was refused. */
-export const forbiddenFix = (refusal: TaggedVaultError["refusal"]): string =>
+/**
+ * The credential a command's vault requests use, as far as what to do about its refusal depends on
+ * it: the target's credential_mode, whether managed_identity gets its token by AKS workload
+ * identity's token exchange here, and whether AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set.
+ */
+export interface CredentialInUse {
+  readonly mode: TargetConfig["credentialMode"]
+  /**
+   * managed_identity's token comes from AKS workload identity's token exchange (the federated token
+   * file, AZURE_TENANT_ID and a client id are set), not from a managed identity endpoint.
+   */
+  readonly tokenExchange: boolean
+  /** AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set: the credential asks its own tenant, whatever the vault names. */
+  readonly multiTenantAuthDisabled: boolean
+}
+
+/**
+ * The credential the target's vault requests use, by the rules the credential is made by
+ * (makeCredential's exchange, @azure/identity's reading of the variable), read without loading
+ * @azure/identity.
+ */
+export const credentialInUse = (
+  target: Pick<TargetConfig, "credentialMode"> & Partial<Pick<TargetConfig, "managedIdentityClientId">>,
+): Effect.Effect<CredentialInUse> =>
+  Effect.gen(function* () {
+    const environment = yield* Effect.promise(() => import("@kvdeploy/credentials/environment"))
+    const tokenErrors = yield* Effect.promise(() => import("@kvdeploy/credentials/tokenErrors"))
+    const exchange =
+      target.credentialMode === "managed_identity"
+        ? yield* environment.managedIdentityTokenExchange(target.managedIdentityClientId)
+        : undefined
+    return {
+      mode: target.credentialMode,
+      tokenExchange: exchange !== undefined,
+      multiTenantAuthDisabled: tokenErrors.multiTenantAuthDisabled(),
+    }
+  })
+
+const noTokenWords = "no token could be had, so nothing reached the vault"
+const doctorChecks = "`kvdeploy doctor` checks the credential"
+/** Where a federated token comes from and is trusted, for the two modes that exchange one. */
+const federatedToken = (identity: string, trust: string) =>
+  `the federated token file (AZURE_FEDERATED_TOKEN_FILE: current, not a copy) and the federated identity credential on ${identity} (${trust})`
+
+/** What to do about a credential that gave no token, for the mode in use. */
+const credentialFix = (credential: CredentialInUse): string => {
+  switch (credential.mode) {
+    case "client_secret":
+      return `${noTokenWords}: check that AZURE_CLIENT_SECRET is current (not expired or replaced) and is a secret of AZURE_CLIENT_ID in AZURE_TENANT_ID; ${doctorChecks}`
+    case "workload_identity":
+      return `${noTokenWords}: check ${federatedToken("the application or user-assigned identity AZURE_CLIENT_ID names", "its issuer and subject must be the token's")}; ${doctorChecks}`
+    case "managed_identity":
+      return credential.tokenExchange
+        ? `${noTokenWords}: the managed identity's token comes from AKS workload identity's token exchange here, not from a managed identity endpoint: check ${federatedToken("the user-assigned identity", "its issuer: this cluster's OIDC issuer; its subject: this pod's service account")}; ${doctorChecks}`
+        : `${noTokenWords}: run on an Azure host that has a managed identity (for a user-assigned one, managed_identity_client_id names one assigned to the host); ${doctorChecks}`
+    case "default":
+      return `${noTokenWords}: check the default chain's source that should answer (AZURE_CLIENT_SECRET for AZURE_CLIENT_ID in AZURE_TENANT_ID; the federated token file and its federated identity credential; this host's managed identity; a developer tool's sign-in); \`kvdeploy doctor\` names each source and why it failed`
+  }
+}
+
+/** What to do about a vault in another tenant than the credential's, for the mode in use. */
+const tenantFix = (credential: CredentialInUse): string =>
+  credential.mode === "managed_identity"
+    ? "the vault is in another tenant than the credential's (the reason names both), and a managed identity gets tokens of its own tenant only: use an identity of the vault's tenant; no grant and no other secret helps"
+    : `the vault is in another tenant than the credential's (the reason names both): use an identity of the vault's tenant, or, for a multi-tenant application with a service principal there, allow that tenant (AZURE_ADDITIONALLY_ALLOWED_TENANTS${
+        credential.multiTenantAuthDisabled
+          ? ", and unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, which is set here and keeps every token to the credential's own tenant"
+          : ""
+      }); no grant and no other secret helps`
+
+/** What to do about a VaultForbidden, by what was refused and the credential in use. */
+export const forbiddenFix = (refusal: TaggedVaultError["refusal"], credential: CredentialInUse): string =>
   refusal === "token"
     ? "the vault refused the token itself (no permission would help): check the credential's tenant (AZURE_TENANT_ID) and that the vault is in the target's cloud; `kvdeploy doctor` shows the token's tenant"
     : refusal === "network"
@@ -229,9 +299,9 @@ export const forbiddenFix = (refusal: TaggedVaultError["refusal"]): string =>
         : refusal === "resource"
           ? "the vault asked for a token for another resource than the target cloud's keyvault_resource (the reason names both), so none was asked for and nothing reached the vault; the credential is not in question: check that the vault URL is the vault you mean, and if it is, set cloud.keyvault_resource to the resource its challenge names (a custom cloud's, or the emulator's)"
           : refusal === "tenant"
-            ? "the vault is in another tenant than the credential's (the reason names both): use an identity of the vault's tenant, or, for a multi-tenant application with a service principal there, allow that tenant (AZURE_ADDITIONALLY_ALLOWED_TENANTS); no grant and no other secret helps"
+            ? tenantFix(credential)
             : refusal === "credential"
-              ? "no token could be had, so nothing reached the vault: check that the credential is current and belongs to the identity (client_secret: AZURE_CLIENT_SECRET for AZURE_CLIENT_ID in AZURE_TENANT_ID; workload_identity: the federated token file; managed_identity: run on a host that has one); `kvdeploy doctor` checks the credential"
+              ? credentialFix(credential)
               : "grant the identity the permission (run `kvdeploy doctor` to see which data actions work); check the vault firewall allows this network"
 
 /** What happened, in a few words, before the error's tag (which scripts may match). */
@@ -247,9 +317,13 @@ const errorWords: Readonly<Record<string, string>> = {
 }
 
 /** A vault error as an operator problem: what failed, and what to do. Exit 1. */
-export const vaultProblem = (operation: VaultOperation, error: TaggedVaultError): CliProblem => {
+export const vaultProblem = (
+  operation: VaultOperation,
+  error: TaggedVaultError,
+  credential: CredentialInUse,
+): CliProblem => {
   const fixes: Record<string, string> = {
-    VaultForbidden: forbiddenFix(error.refusal),
+    VaultForbidden: forbiddenFix(error.refusal, credential),
     VaultThrottled: "Key Vault is throttling this vault; wait and retry",
     VaultUnavailable:
       "check the vault URL, DNS and network access (proxy, firewall, private endpoint); `kvdeploy doctor` checks reachability",

@@ -45,7 +45,7 @@ import {
   styleErr,
   styleOut,
 } from "../cli/terminal.js"
-import { credentialVariableProblems, withDeployServices } from "../cli/vault.js"
+import { credentialInUse, credentialVariableProblems, withDeployServices } from "../cli/vault.js"
 
 export const deployFlags = {
   ...flags.target,
@@ -256,6 +256,8 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
           )
     yield* progress(`deploying ${config.certificateName} to ${config.vaultUrl}…`)
     const leaf = leafSummary(material.leaf)
+    // What a refusal's next step depends on: the mode, and for managed_identity the AKS token exchange.
+    const credential = yield* credentialInUse(config)
     /** The outcome as core reports it, printed (inside the part an interruption waits for). */
     const report = (outcome: DeployOutcome) =>
       Effect.gen(function* () {
@@ -270,7 +272,7 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
             ...outcome,
             ...(leaf === undefined ? {} : { certificate: leaf }),
           })
-        else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now()))
+        else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now(), credential))
         // An interruption that waited for this deploy ends the command with this code, not 130.
         reportedExit.exitCode = code
         if (Option.isSome(input.metricsFile) && prometheus !== undefined && metricsContext !== undefined) {

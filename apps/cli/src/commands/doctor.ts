@@ -31,7 +31,13 @@ import { rejectedFix } from "../cli/outcome.js"
 import { ExitCode, ExitWith } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
-import { credentialVariableProblems, deployServices, forbiddenFix } from "../cli/vault.js"
+import {
+  type CredentialInUse,
+  credentialInUse,
+  credentialVariableProblems,
+  deployServices,
+  forbiddenFix,
+} from "../cli/vault.js"
 
 export const probeCertificateName = "kvdeploy-doctor-probe"
 
@@ -58,10 +64,14 @@ const grant = async (operation: VaultOperation): Promise<string> =>
   (await import("@kvdeploy/azure-kv")).grantAdvice(operation)
 
 /** The fix for a refusal: a grant when a permission is missing; else what a token or network refusal needs. */
-const fixFor = (operation: VaultOperation, refusal: VaultForbidden["refusal"]): Promise<string> =>
+const fixFor = (
+  operation: VaultOperation,
+  refusal: VaultForbidden["refusal"],
+  credential: CredentialInUse,
+): Promise<string> =>
   refusal === undefined || refusal === "permission"
     ? grant(operation)
-    : Promise.resolve(forbiddenFix(refusal))
+    : Promise.resolve(forbiddenFix(refusal, credential))
 
 /** The vault's checks, in their order: what a failed credential or token step leaves unchecked. */
 const vaultChecks = [
@@ -123,6 +133,8 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
       return checks
     }
     const identity = resolved.success.identity
+    // What a refusal's fix depends on: the mode, and for managed_identity the AKS token exchange.
+    const credential = yield* credentialInUse(target)
     yield* add({ check: "credential", status: "pass", detail: identity.source, fix: undefined })
     yield* add({
       check: "identity",
@@ -308,7 +320,7 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
             check: "certificates/get",
             status: "fail",
             detail: e.detail,
-            fix: yield* Effect.promise(() => fixFor("getLatest", e.refusal)),
+            fix: yield* Effect.promise(() => fixFor("getLatest", e.refusal, credential)),
           })
           // No token for the vault: every later check would meet the same refusal (said once here),
           // and a "forbidden" for data actions nothing was asked of.
@@ -394,7 +406,7 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
           check: "certificates/import",
           status: "fail",
           detail: probe.failure.detail,
-          fix: yield* Effect.promise(() => fixFor("importVersion", refusal)),
+          fix: yield* Effect.promise(() => fixFor("importVersion", refusal, credential)),
         })
       } else if (probe._tag === "Failure") {
         yield* add({
@@ -429,7 +441,7 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
           status: "warn",
           detail:
             "forbidden: an import whose answer is lost ends Unverified instead of being reconciled; `versions` and `list` fail",
-          fix: yield* Effect.promise(() => fixFor("listVersions", refusal)),
+          fix: yield* Effect.promise(() => fixFor("listVersions", refusal, credential)),
         })
       } else {
         yield* add({
@@ -475,7 +487,7 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
             refusal === "disabled"
               ? "the latest version is disabled, so its backing secret cannot be read (whether secrets/get is granted is not known): a rollback to it cannot read its PFX"
               : "forbidden: a rollback cannot read the previous PFX from the backing secret",
-          fix: yield* Effect.promise(() => fixFor("getVersionSecret", refusal)),
+          fix: yield* Effect.promise(() => fixFor("getVersionSecret", refusal, credential)),
         })
       } else {
         yield* add({

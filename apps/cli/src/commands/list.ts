@@ -10,7 +10,7 @@ import * as flags from "../cli/flags.js"
 import { ExitCode, ExitWith, usageOne, wholeNumberFlag } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
-import { useVault, vaultProblem } from "../cli/vault.js"
+import { credentialInUse, useVault, vaultProblem } from "../cli/vault.js"
 import { expiryText } from "../cli/versions.js"
 
 export interface ListedCertificate {
@@ -80,6 +80,7 @@ export const list = Command.make(
         maxPages = n
       }
       const { config } = yield* resolveTarget(input, {}, { requireName: false })
+      const credential = yield* credentialInUse(config)
       /** What an entry the vault answered without its facts is, in an operator's words. */
       const unusableText = (u: UnusableListEntry) =>
         `the vault's list entry for ${u.name} cannot be used (${u.detail.replace(/^it /, "")}; Key Vault sends it, so a proxy or service between this machine and the vault may have changed the answer): \`kvdeploy show --name ${u.name}\` reads the certificate itself`
@@ -131,7 +132,7 @@ export const list = Command.make(
             continuation = page.continuation
           } while (continuation !== undefined)
           return { out, unusable, pages, incomplete: false }
-        }).pipe(Effect.mapError((e) => vaultProblem("listCertificates", e))),
+        }).pipe(Effect.mapError((e) => vaultProblem("listCertificates", e, credential))),
       )
       yield* clearProgress
       const now = Date.now()

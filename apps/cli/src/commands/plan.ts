@@ -26,7 +26,7 @@ import { leafSummary, warningLines } from "../cli/outcome.js"
 import { previousKeyOptions } from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
-import { vaultProblem, withDeployServices } from "../cli/vault.js"
+import { credentialInUse, vaultProblem, withDeployServices } from "../cli/vault.js"
 import { expiryText, type VersionRecord, versionRecord, x5tText } from "../cli/versions.js"
 import { deployFlags, deployInputs } from "./deploy.js"
 
@@ -176,6 +176,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
   Effect.gen(function* () {
     const { config, material, previous } = yield* deployInputs(input)
     const certificateId = Option.getOrElse(input.certificateId, () => config.certificateName)
+    const credential = yield* credentialInUse(config)
     yield* progress("preflight…")
     const record: PlanRecord = yield* withDeployServices(
       config,
@@ -208,7 +209,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         const latest = yield* vault.getLatest(config.certificateName).pipe(
           Effect.map((v): VaultVersion | undefined => v),
           Effect.catchTag("VaultNotFound", () => Effect.succeed(undefined)),
-          Effect.mapError((e) => vaultProblem("getLatest", e)),
+          Effect.mapError((e) => vaultProblem("getLatest", e, credential)),
         )
         const tags = forwardTags(config.tags, certificateId)
         let softDeleted: PlanRecord["softDeleted"]

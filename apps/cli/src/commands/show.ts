@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import * as flags from "../cli/flags.js"
 import { resolveTarget } from "../cli/target.js"
 import { printJson, printLines, step, styleOut } from "../cli/terminal.js"
-import { absentCertificate, useVault, vaultProblem } from "../cli/vault.js"
+import { absentCertificate, credentialInUse, useVault, vaultProblem } from "../cli/vault.js"
 import { versionDetail, versionRecord } from "../cli/versions.js"
 
 export const show = Command.make(
@@ -14,6 +14,7 @@ export const show = Command.make(
   (input) =>
     Effect.gen(function* () {
       const { config } = yield* resolveTarget(input, { name: input.name })
+      const credential = yield* credentialInUse(config)
       const latest = yield* useVault(config, (vault) =>
         step(`reading ${config.certificateName}`, vault.getLatest(config.certificateName)).pipe(
           Effect.catchTag("VaultNotFound", () =>
@@ -21,7 +22,9 @@ export const show = Command.make(
               absentCertificate(vault, config, "check the name with `kvdeploy list`, or deploy it first"),
             ),
           ),
-          Effect.mapError((e) => ("_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e))),
+          Effect.mapError((e) =>
+            "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e, credential),
+          ),
         ),
       )
       const record = versionRecord(latest, true)

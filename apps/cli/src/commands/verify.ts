@@ -20,7 +20,7 @@ import { type MaterialFlags, materialFlagProblems } from "../cli/material.js"
 import { ExitCode, ExitWith, type Problem, usage, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
-import { softDeletedCertificate, useVault, vaultProblem } from "../cli/vault.js"
+import { credentialInUse, softDeletedCertificate, useVault, vaultProblem } from "../cli/vault.js"
 
 /** The material flags of a PFX alone (verify has no --chain, --key or --key-passphrase-env). */
 const pfxFlags = (pfx: string, pfxPasswordEnv: Option.Option<string>): MaterialFlags => ({
@@ -217,6 +217,7 @@ export const verify = Command.make(
       if (config !== undefined) {
         const target = config
         yield* progress(`reading ${target.certificateName}…`)
+        const credential = yield* credentialInUse(target)
         const [latest, softDeleted] = yield* useVault(target, (vault) =>
           vault.getLatest(target.certificateName).pipe(
             Effect.map((v) => [v, undefined] as const),
@@ -230,7 +231,9 @@ export const verify = Command.make(
             ),
           ),
         ).pipe(
-          Effect.mapError((e) => ("_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e))),
+          Effect.mapError((e) =>
+            "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e, credential),
+          ),
         )
         checks.push({
           check: "vault",

@@ -8,7 +8,7 @@ import * as flags from "../cli/flags.js"
 import { usageOne, wholeNumberFlag } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { printJson, printLines, step, styleOut } from "../cli/terminal.js"
-import { absentCertificate, useVault, vaultProblem } from "../cli/vault.js"
+import { absentCertificate, credentialInUse, useVault, vaultProblem } from "../cli/vault.js"
 import { newestFirst, versionLines, versionRecord } from "../cli/versions.js"
 
 export const versions = Command.make(
@@ -38,6 +38,7 @@ export const versions = Command.make(
         limit = n
       }
       const { config } = yield* resolveTarget(input, { name: input.name })
+      const credential = yield* credentialInUse(config)
       const [all, latestId] = yield* useVault(config, (vault) => {
         const missing = Effect.flip(absentCertificate(vault, config, "check the name with `kvdeploy list`"))
         return step(
@@ -57,7 +58,7 @@ export const versions = Command.make(
           ),
           Effect.catchTag("VaultNotFound", () => missing),
           Effect.mapError((e) =>
-            "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("listVersions", e),
+            "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("listVersions", e, credential),
           ),
         )
       })
