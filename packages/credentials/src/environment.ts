@@ -145,7 +145,7 @@ export const credentialEnvironmentProblems = (
     mode === "managed_identity" &&
     proxy !== undefined &&
     proxyUrl !== null &&
-    (value("AZURE_FEDERATED_TOKEN_FILE") === undefined || value("AZURE_TENANT_ID") === undefined)
+    tokenExchangeOf(value, options.managedIdentityClientId) === undefined
   ) {
     const endpoint =
       value("IDENTITY_ENDPOINT") ??
@@ -214,10 +214,9 @@ export const credentialEnvironmentProblems = (
   // (federatedTokenFileProblem), or whose token has expired (with tokenExpiry), fails every token
   // request, and the variable is the only place that names it. Its path is not a secret.
   const tokenFile = value("AZURE_FEDERATED_TOKEN_FILE")
-  const exchangeClient = options.managedIdentityClientId ?? value("AZURE_CLIENT_ID")
   const readsTokenFile =
     mode === "workload_identity" ||
-    (mode === "managed_identity" && value("AZURE_TENANT_ID") !== undefined && exchangeClient !== undefined)
+    (mode === "managed_identity" && tokenExchangeOf(value, options.managedIdentityClientId) !== undefined)
   if (
     options.checkFiles === true &&
     readsTokenFile &&
@@ -295,13 +294,30 @@ const setValue = (name: string) =>
 export const managedIdentityTokenExchange = Effect.fn("Credentials.managedIdentityTokenExchange")(function* (
   configuredClientId: string | undefined,
 ) {
-  const tokenFile = yield* setValue("AZURE_FEDERATED_TOKEN_FILE")
-  const tenantId = yield* setValue("AZURE_TENANT_ID")
-  const clientId = configuredClientId ?? (yield* setValue("AZURE_CLIENT_ID"))
-  return tokenFile !== undefined && tenantId !== undefined && clientId !== undefined
-    ? ({ tenantId, clientId, tokenFile } satisfies TokenExchange)
-    : undefined
+  const values = new Map<string, string | undefined>()
+  for (const name of exchangeVariables) values.set(name, yield* setValue(name))
+  return tokenExchangeOf((name) => values.get(name), configuredClientId)
 })
+
+/** The variables managed identity's token exchange reads. */
+const exchangeVariables = ["AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID"] as const
+
+/**
+ * managedIdentityTokenExchange's rule on values `get` reads (undefined: unset or blank): the token
+ * file, AZURE_TENANT_ID and a client id (the configured one, else AZURE_CLIENT_ID), all three. One
+ * rule for the credential and for the environment's checks (the token file's state, the proxy).
+ */
+const tokenExchangeOf = (
+  get: (name: (typeof exchangeVariables)[number]) => string | undefined,
+  configuredClientId: string | undefined,
+): TokenExchange | undefined => {
+  const tokenFile = get("AZURE_FEDERATED_TOKEN_FILE")
+  const tenantId = get("AZURE_TENANT_ID")
+  const clientId = configuredClientId ?? get("AZURE_CLIENT_ID")
+  return tokenFile !== undefined && tenantId !== undefined && clientId !== undefined
+    ? { tenantId, clientId, tokenFile }
+    : undefined
+}
 
 /**
  * The most a federated token file may hold. A projected service account token is a JWT of a few

@@ -122,6 +122,26 @@ describe("credentialEnvironmentProblems", () => {
     expect(
       problemsIn("managed_identity", { ...proxy, AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/token" }),
     ).toHaveLength(1)
+    // Nor is one with a tenant but no client id (none configured, AZURE_CLIENT_ID unset): the
+    // exchange needs all three, as makeCredential decides.
+    const noClient = {
+      ...proxy,
+      AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/token",
+      AZURE_TENANT_ID: ids.AZURE_TENANT_ID,
+    }
+    expect(problemsIn("managed_identity", noClient).map((p) => p.variables)).toEqual([
+      ["HTTPS_PROXY", "NO_PROXY"],
+    ])
+    // A configured client id makes the exchange without AZURE_CLIENT_ID.
+    expect(
+      credentialEnvironmentProblems(
+        "managed_identity",
+        (name) => (noClient as Record<string, string>)[name],
+        {
+          managedIdentityClientId: ids.AZURE_CLIENT_ID,
+        },
+      ),
+    ).toEqual([])
     // Other modes ask Entra ID over HTTPS.
     expect(problemsIn("client_secret", { ...proxy, ...ids, AZURE_CLIENT_SECRET: "s" })).toEqual([])
   })
