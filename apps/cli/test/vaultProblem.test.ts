@@ -56,6 +56,25 @@ describe("a VaultForbidden as a CLI problem", () => {
     expect(p.message).toBe("refused (VaultForbidden)")
     expect(p.fix).toContain("tenant")
     expect(p.fix).not.toContain("grant")
+    expect(p.fix).toContain("AZURE_TENANT_ID")
+  })
+
+  it("a refused token of a managed identity asking its endpoint: the identity's tenant, not AZURE_TENANT_ID", () => {
+    const refused = new VaultForbidden({ operation: "getLatest", detail: "AKV10032", refusal: "token" })
+    const endpoint = problemOf(refused, {
+      mode: "managed_identity",
+      tokenExchange: false,
+      multiTenantAuthDisabled: false,
+    })
+    expect(endpoint.fix).toContain("a managed identity's token is of the tenant the identity is in")
+    expect(endpoint.fix).not.toContain("AZURE_TENANT_ID")
+    // The AKS token exchange asks AZURE_TENANT_ID's tenant: that variable is the one to check.
+    const exchange = problemOf(refused, {
+      mode: "managed_identity",
+      tokenExchange: true,
+      multiTenantAuthDisabled: false,
+    })
+    expect(exchange.fix).toContain("AZURE_TENANT_ID")
   })
 
   it("a vault in another tenant: an identity of that tenant or the tenant allowed, not a grant or the secret", () => {

@@ -288,10 +288,20 @@ const tenantFix = (credential: CredentialInUse): string =>
           : ""
       }); no grant and no other secret helps`
 
+/**
+ * What to do about a token the vault refused itself (another tenant's, another cloud's), for the
+ * mode in use: a managed identity asking its endpoint gets a token of the tenant its identity is
+ * in, which no variable changes.
+ */
+const tokenFix = (credential: CredentialInUse): string =>
+  credential.mode === "managed_identity" && !credential.tokenExchange
+    ? "the vault refused the token itself (no permission would help): a managed identity's token is of the tenant the identity is in, which no setting here changes: check that the identity (managed_identity_client_id, or the host's system-assigned one) is in the vault's tenant and that the vault is in the target's cloud; `kvdeploy doctor` shows the token's tenant"
+    : "the vault refused the token itself (no permission would help): check the credential's tenant (AZURE_TENANT_ID) and that the vault is in the target's cloud; `kvdeploy doctor` shows the token's tenant"
+
 /** What to do about a VaultForbidden, by what was refused and the credential in use. */
 export const forbiddenFix = (refusal: TaggedVaultError["refusal"], credential: CredentialInUse): string =>
   refusal === "token"
-    ? "the vault refused the token itself (no permission would help): check the credential's tenant (AZURE_TENANT_ID) and that the vault is in the target's cloud; `kvdeploy doctor` shows the token's tenant"
+    ? tokenFix(credential)
     : refusal === "network"
       ? "the vault refused this network (the reason says which): its firewall refused the address, so add it to the vault's networking rules; or public access is disabled, so reach the vault through its private endpoint"
       : refusal === "disabled"
