@@ -51,8 +51,34 @@ export const noTokenMessage =
   "no token for the identity: its deployments cannot reach the vault until a token request succeeds"
 export const recoveredMessage = "token obtained again: the identity's deployments reach the vault"
 
-const fix =
-  "check the identity endpoint (Entra ID, or the managed identity endpoint) from this host, and the identity's settings"
+/**
+ * What to check when an identity's token requests fail, for its credential mode: the endpoint its
+ * tokens come from (Entra ID at its authority host, or this host's managed identity endpoint) and
+ * what that endpoint judges (the secret, the federated token and its federated identity
+ * credential, the identity assigned to the host). `tokenFile`: the federated token file its
+ * credential reads (workload identity, or managed identity's AKS token exchange).
+ */
+export const identityFix = (labels: IdentityLabels, tokenFile: string | undefined): string => {
+  const entra = `check that Entra ID (${labels.authority_host}) answers from this host`
+  const federated = (identity: string) =>
+    `the federated token file (AZURE_FEDERATED_TOKEN_FILE${tokenFile === undefined ? "" : ` ${shownPath(tokenFile)}`}: current, not a copy) and the federated identity credential on ${identity}`
+  switch (labels.credential_mode) {
+    case "client_secret":
+      return `${entra}, and that AZURE_CLIENT_SECRET is current and a secret of AZURE_CLIENT_ID in AZURE_TENANT_ID`
+    case "workload_identity":
+      return `${entra}, and ${federated("the identity AZURE_CLIENT_ID names")}`
+    case "managed_identity":
+      return tokenFile !== undefined
+        ? `${entra} (the managed identity's token comes from AKS workload identity's token exchange here), and ${federated("the user-assigned identity")}`
+        : `check that this host's managed identity endpoint answers (App Service's IDENTITY_ENDPOINT when set, else IMDS at 169.254.169.254), and that ${
+            labels.managed_identity_client_id === ""
+              ? "the host has a system-assigned identity"
+              : `the identity ${labels.managed_identity_client_id} is assigned to this host`
+          }`
+    default:
+      return "check the default chain's source that should answer from this host (the reason gives each source's): a service principal's AZURE_* variables, the federated token file and its federated identity credential, this host's managed identity, or a developer tool's sign-in"
+  }
+}
 
 /**
  * What a workload identity's federated token file says when its token requests fail: the token's
@@ -184,7 +210,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
           : federatedTokenFields(facts.tokenFile, at)
       t.lastLineMs = at
       t.announced = true
-      const cause = federated.fix ?? fix
+      const cause = federated.fix ?? identityFix(t.labels, facts.tokenFile)
       logLine({
         level: "warn",
         msg: held ? heldTokenMessage : noTokenMessage,

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest"
 import {
   heldTokenMessage,
   type IdentityLine,
+  identityFix,
   makeIdentityHealth,
   noTokenMessage,
   recoveredMessage,
@@ -35,6 +36,38 @@ const setUp = () => {
     now: () => now,
   }
 }
+
+describe("identityFix: what to check, for the identity's credential mode", () => {
+  it("names the endpoint its tokens come from and what that endpoint judges", () => {
+    const entra = "check that Entra ID (https://login.microsoftonline.com) answers from this host"
+    expect(
+      identityFix({ ...labels, credential_mode: "client_secret", managed_identity_client_id: "" }, undefined),
+    ).toBe(
+      `${entra}, and that AZURE_CLIENT_SECRET is current and a secret of AZURE_CLIENT_ID in AZURE_TENANT_ID`,
+    )
+    // A managed identity asking its endpoint: the endpoint and the identity assigned to the host.
+    expect(identityFix(labels, undefined)).toBe(
+      "check that this host's managed identity endpoint answers (App Service's IDENTITY_ENDPOINT when set, else IMDS at 169.254.169.254), and that the identity 11111111-2222-3333-4444-555555555555 is assigned to this host",
+    )
+    expect(identityFix({ ...labels, managed_identity_client_id: "" }, undefined)).toMatch(
+      /and that the host has a system-assigned identity$/,
+    )
+    // The AKS token exchange: Entra ID and the federated token, not a managed identity endpoint.
+    const exchange = identityFix(labels, "/var/run/secrets/azure/tokens/azure-identity-token")
+    expect(exchange).toMatch(
+      new RegExp(
+        `^${entra.replace(/[().]/g, "\\$&")} \\(the managed identity's token comes from AKS workload identity's token exchange here\\)`,
+      ),
+    )
+    expect(exchange).toContain(
+      "AZURE_FEDERATED_TOKEN_FILE /var/run/secrets/azure/tokens/azure-identity-token",
+    )
+    expect(exchange).not.toContain("IMDS")
+    expect(
+      identityFix({ ...labels, credential_mode: "default", managed_identity_client_id: "" }, undefined),
+    ).toMatch(/^check the default chain's source that should answer from this host/)
+  })
+})
 
 describe("an identity's token requests", () => {
   it("a failing run: one line at its start, a reminder every 10 minutes, one when a token comes again", () => {
@@ -208,7 +241,7 @@ describe("an identity's token requests", () => {
       ended({ _tag: "Failed", error: new Error("refreshes gave nothing"), heldUntilMs: expiresOnMs })
       expect(t.lines.at(-1)?.fields).toMatchObject({
         federated_token_expires_at: new Date(valid * 1000).toISOString(),
-        fix: expect.stringMatching(/^check the identity endpoint/),
+        fix: `check that Entra ID (https://login.microsoftonline.com) answers from this host, and the federated token file (AZURE_FEDERATED_TOKEN_FILE ${tokenFile}: current, not a copy) and the federated identity credential on the identity AZURE_CLIENT_ID names; deploys fail once the held token expires`,
       })
       // Expired (the kubelet stopped renewing it, or it is a copy): named as the cause.
       t.advance(stillFailingEveryMs + 1_000)
@@ -229,7 +262,9 @@ describe("an identity's token requests", () => {
       ended({ _tag: "Failed", error: new Error("refreshes gave nothing"), heldUntilMs: expiresOnMs })
       expect(t.lines).toHaveLength(3)
       expect(t.lines.at(-1)?.fields.federated_token_expires_at).toBeUndefined()
-      expect(t.lines.at(-1)?.fields.fix).toMatch(/^check the identity endpoint/)
+      expect(t.lines.at(-1)?.fields.fix).toMatch(
+        /^check that Entra ID \(https:\/\/login\.microsoftonline\.com\) answers from this host, and the federated token file/,
+      )
       // Nothing of the token itself.
       expect(JSON.stringify(t.lines)).not.toContain(expiredJwt.split(".")[1])
     } finally {
