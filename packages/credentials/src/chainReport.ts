@@ -187,7 +187,7 @@ export interface ChainSourceLine {
  * The sources that failed (chainFailures, in the order the SDK met them) and those it could not
  * build (chainNotBuilt) as one list in the chain's order (defaultChainOrder), so that a missing
  * variable shows where the source stands. A source without a name, or with one the table does not
- * know, keeps its place after the source before it in its own list.
+ * know, keeps its place after the source before it in its own list (first, when none is before it).
  */
 export const inChainOrder = (
   failed: ReadonlyArray<ChainSourceFailure>,

@@ -315,8 +315,12 @@ const construct = <T>(mode: CredentialMode, fix: string, build: () => T) =>
   })
 
 /** The environment's first problem for `mode`, as the error `makeCredential` fails with. */
-const checkEnvironment = Effect.fn("Credentials.checkEnvironment")(function* (mode: CredentialMode) {
-  const first = (yield* environmentProblems(mode))[0]
+const checkEnvironment = Effect.fn("Credentials.checkEnvironment")(function* (
+  mode: CredentialMode,
+  managedIdentityClientId: string | undefined,
+) {
+  // The configured client id decides managed identity's token exchange, as the credential does.
+  const first = (yield* environmentProblems(mode, { managedIdentityClientId }))[0]
   if (first === undefined) return
   return yield* first.kind === "missing"
     ? new CredentialVariableMissing({ mode, variables: first.variables, fix: first.fix })
@@ -404,7 +408,7 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
     ...(settings.disableInstanceDiscovery === true ? { disableInstanceDiscovery: true } : {}),
     ...tls,
   }
-  yield* checkEnvironment(settings.mode)
+  yield* checkEnvironment(settings.mode, settings.managedIdentityClientId)
   switch (settings.mode) {
     case "client_secret": {
       const env = yield* requireVariables("client_secret")

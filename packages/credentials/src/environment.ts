@@ -116,6 +116,16 @@ export const credentialEnvironmentProblems = (
     const v = lookup(name)?.trim()
     return v === undefined || v === "" ? undefined : v
   }
+  /** Set as @azure/identity tests a variable (`Boolean(value)`): not empty, spaces alone included. */
+  const sdkSet = (name: string): string | undefined => {
+    const v = lookup(name)
+    return v === undefined || v === "" ? undefined : v
+  }
+  /** Set for the SDK, unset for kvdeploy: spaces or line breaks alone. */
+  const blank = (name: string): boolean => {
+    const v = lookup(name)
+    return v !== undefined && v !== "" && v.trim() === ""
+  }
   /** Set, not blank, with spaces or a line break around it: the SDKs use a value as it is. */
   const padded = (name: string): boolean => {
     const raw = lookup(name)
@@ -145,7 +155,7 @@ export const credentialEnvironmentProblems = (
     mode === "managed_identity" &&
     proxy !== undefined &&
     proxyUrl !== null &&
-    tokenExchangeOf(value, options.managedIdentityClientId) === undefined
+    tokenExchangeOf(sdkSet, options.managedIdentityClientId) === undefined
   ) {
     const endpoint =
       value("IDENTITY_ENDPOINT") ??
@@ -214,9 +224,21 @@ export const credentialEnvironmentProblems = (
   // (federatedTokenFileProblem), or whose token has expired (with tokenExpiry), fails every token
   // request, and the variable is the only place that names it. Its path is not a secret.
   const tokenFile = value("AZURE_FEDERATED_TOKEN_FILE")
-  const readsTokenFile =
-    mode === "workload_identity" ||
-    (mode === "managed_identity" && tokenExchangeOf(value, options.managedIdentityClientId) !== undefined)
+  const exchange =
+    mode === "managed_identity" ? tokenExchangeOf(sdkSet, options.managedIdentityClientId) : undefined
+  // The SDK takes a value of spaces as set: with it, managed identity makes the exchange with that
+  // value (a tenant of spaces, a client id of spaces, a file named by spaces), which fails at the
+  // token request with words that name none of them.
+  if (exchange !== undefined)
+    for (const name of exchangeVariables)
+      if ((name !== "AZURE_CLIENT_ID" || options.managedIdentityClientId === undefined) && blank(name))
+        problems.push({
+          kind: "malformed",
+          variables: [name],
+          reason: `${name} is set to spaces or a line break only, which @azure/identity takes as set: with ${exchangeVariables.filter((n) => n !== name).join(" and ")} it makes managed identity exchange AKS workload identity's federated token, with that value`,
+          fix: `Unset ${name}, or set it to its value (the AKS workload identity webhook sets it in a pod labelled azure.workload.identity/use: "true")`,
+        })
+  const readsTokenFile = mode === "workload_identity" || exchange !== undefined
   if (
     options.checkFiles === true &&
     readsTokenFile &&
@@ -275,10 +297,13 @@ export interface TokenExchange {
   readonly tokenFile: string
 }
 
-/** A variable as the credential reads it: undefined when unset or blank, else as it is set. */
+/**
+ * A variable as @azure/identity's exchange test reads it (`Boolean(value)`): undefined when unset
+ * or empty, else as it is set, spaces alone included.
+ */
 const setValue = (name: string) =>
   Config.option(Config.String(name)).pipe(
-    Effect.map((value) => (Option.isSome(value) && value.value.trim() !== "" ? value.value : undefined)),
+    Effect.map((value) => (Option.isSome(value) && value.value !== "" ? value.value : undefined)),
     Effect.orElseSucceed(() => undefined),
   )
 
@@ -303,9 +328,10 @@ export const managedIdentityTokenExchange = Effect.fn("Credentials.managedIdenti
 const exchangeVariables = ["AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID"] as const
 
 /**
- * managedIdentityTokenExchange's rule on values `get` reads (undefined: unset or blank): the token
- * file, AZURE_TENANT_ID and a client id (the configured one, else AZURE_CLIENT_ID), all three. One
- * rule for the credential and for the environment's checks (the token file's state, the proxy).
+ * managedIdentityTokenExchange's rule on values `get` reads (undefined: unset or empty, as the SDK
+ * tests them): the token file, AZURE_TENANT_ID and a client id (the configured one, else
+ * AZURE_CLIENT_ID), all three. One rule for the credential and for the environment's checks (the
+ * token file's state, the proxy, a value of spaces the exchange would use).
  */
 const tokenExchangeOf = (
   get: (name: (typeof exchangeVariables)[number]) => string | undefined,

@@ -86,6 +86,31 @@ describe("credentialEnvironmentProblems", () => {
     expect(proxies({ all_proxy: "http://10.0.0.1:3128", HTTP_PROXY: "10.0.0.1:3128" })).toEqual([])
   })
 
+  it("managed identity: an exchange variable of spaces, which the SDK takes as set, is named", () => {
+    const pod = {
+      AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/token",
+      AZURE_CLIENT_ID: ids.AZURE_CLIENT_ID,
+      AZURE_TENANT_ID: "  ",
+    }
+    const [problem, ...none] = problemsIn("managed_identity", pod)
+    expect(none).toEqual([])
+    expect(problem).toMatchObject({ kind: "malformed", variables: ["AZURE_TENANT_ID"] })
+    expect(problem?.reason).toBe(
+      "AZURE_TENANT_ID is set to spaces or a line break only, which @azure/identity takes as set: with AZURE_FEDERATED_TOKEN_FILE and AZURE_CLIENT_ID it makes managed identity exchange AKS workload identity's federated token, with that value",
+    )
+    expect(problem?.fix).toMatch(/^Unset AZURE_TENANT_ID, or set it to its value/)
+    // AZURE_CLIENT_ID of spaces does not count beside a configured client id (the exchange uses that).
+    expect(
+      credentialEnvironmentProblems(
+        "managed_identity",
+        (name) => ({ ...pod, AZURE_TENANT_ID: ids.AZURE_TENANT_ID, AZURE_CLIENT_ID: " " })[name],
+        { managedIdentityClientId: ids.AZURE_CLIENT_ID },
+      ),
+    ).toEqual([])
+    // Empty is unset for the SDK too: no exchange, nothing to say.
+    expect(problemsIn("managed_identity", { ...pod, AZURE_TENANT_ID: "" })).toEqual([])
+  })
+
   it("managed identity behind a proxy: its plain-HTTP token endpoint must be named in NO_PROXY", () => {
     const proxy = { HTTPS_PROXY: "http://proxy.corp:3128" }
     const [imds, ...none] = problemsIn("managed_identity", proxy)
@@ -256,6 +281,15 @@ describe("managedIdentityTokenExchange: whether managed_identity makes AKS workl
     expect(
       exchangeIn({ AZURE_TENANT_ID: ids.AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE: tokenFile }),
     ).toBeUndefined()
-    expect(exchangeIn({ ...ids, AZURE_FEDERATED_TOKEN_FILE: "  " })).toBeUndefined()
+    expect(exchangeIn({ ...ids, AZURE_FEDERATED_TOKEN_FILE: "" })).toBeUndefined()
+  })
+
+  it("a value of spaces is set, as @azure/identity tests it (Boolean): the exchange is made with it", () => {
+    // credentialEnvironmentProblems names such a value (it fails at the token request).
+    expect(exchangeIn({ ...ids, AZURE_FEDERATED_TOKEN_FILE: "  " })).toEqual({
+      tenantId: ids.AZURE_TENANT_ID,
+      clientId: ids.AZURE_CLIENT_ID,
+      tokenFile: "  ",
+    })
   })
 })

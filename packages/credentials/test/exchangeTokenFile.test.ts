@@ -198,3 +198,22 @@ describe("a refused token request names the file's state beside Entra ID's words
     ).toBeUndefined()
   })
 })
+
+describe("makeCredential decides the exchange with the configured client id, as the credential makes it", () => {
+  it.effect(
+    "behind a proxy, with managed_identity_client_id and no AZURE_CLIENT_ID: the exchange, not a refusal about IMDS",
+    () =>
+      Effect.gen(function* () {
+        const file = tokenFileIssued("proxied", 0)
+        const { AZURE_CLIENT_ID: clientId = "", ...withoutClient } = pod(file)
+        const made = yield* withEnvironment(
+          { ...withoutClient, HTTPS_PROXY: "http://proxy.invalid:3128" },
+          makeCredential({ ...settingsFor("managed_identity"), managedIdentityClientId: clientId }),
+        )
+        // The exchange asks Entra ID over HTTPS (through the proxy, as any Entra ID request): no
+        // managed identity endpoint is asked, so NO_PROXY need not name one.
+        expect(made.identity.tokenFile).toBe(file)
+        expect(made.identity.clientId).toBe(clientId)
+      }),
+  )
+})
