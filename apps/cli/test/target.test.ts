@@ -63,8 +63,29 @@ describe("readConfigFile: a target file written in YAML", () => {
     expect(JSON.stringify(problem)).not.toContain("a-vault")
   })
 
+  it("flow style, as docs/agent.md writes a target, and a deployment copied with its list dash", async () => {
+    const flow = await readText('{ vault_url: "https://kv-prod.vault.azure.net", certificate_name: shop }\n')
+    expect(flow?.message).toMatch(
+      /target\.yaml is YAML \(keys vault_url, certificate_name\), and a target file is JSON$/,
+    )
+    const dashed = await readText("- vault_url: https://kv-prod.vault.azure.net\n  certificate_name: shop\n")
+    expect(dashed?.message).toMatch(
+      /target\.yaml is YAML, a list of one mapping \(keys vault_url, certificate_name\), and a target file is JSON$/,
+    )
+    // A list of several is no target copied by mistake: JSON's error stays.
+    const two = await readText("- vault_url: a\n- vault_url: b\n")
+    expect(two?.message).toMatch(/is not valid JSON: /)
+  })
+
   it("keeps the JSON syntax error for broken JSON and for text that is no YAML mapping", async () => {
-    for (const text of ['{ "vault_url": ', "[1, 2", "just some words", "vault_url = 'x'\nname = 'y'\n", ""]) {
+    for (const text of [
+      '{ "vault_url": ',
+      '{ "vault_url": "https://a.vault.azure.net", }',
+      "[1, 2",
+      "just some words",
+      "vault_url = 'x'\nname = 'y'\n",
+      "",
+    ]) {
       const problem = await readText(text)
       expect(problem?.message, text).toMatch(/is not valid JSON: /)
       expect(problem?.fix).toBe("fix the JSON syntax (the file must be one JSON object)")

@@ -91,18 +91,26 @@ export const jsonSyntaxError = (text: string, message: string): string => {
 
 /**
  * The keys of `text` when it is no JSON but reads as a YAML mapping (`vault_url: https://…` lines,
- * as the agent's configuration is written), else undefined: a target file is JSON, and an operator
- * who copied a deployment's target block out of the agent's YAML is told so, not shown a token.
- * Only the keys are given back (never a value: a file may hold a secret by mistake).
+ * or `{ vault_url: https://… }` in flow style, as the agent's configuration is written), or as a
+ * list of one (a deployment's `- vault_url: …` copied with its dash), else undefined: a target file
+ * is JSON, and an operator who copied a deployment's target block out of the agent's YAML is told
+ * so, not shown a token. Only the keys are given back (never a value: a file may hold a secret by
+ * mistake). Broken JSON is no YAML either, so it keeps JSON's syntax error.
  */
-const yamlMappingKeys = async (text: string): Promise<ReadonlyArray<string> | undefined> => {
-  if (/^\s*[[{]/.test(text)) return undefined
+const yamlMappingKeys = async (
+  text: string,
+): Promise<{ readonly keys: ReadonlyArray<string>; readonly listed: boolean } | undefined> => {
+  // JSON with a slip (a trailing comma) reads as YAML's flow style too: a text whose keys are
+  // quoted as JSON's are is JSON meant, and keeps JSON's error with its line and column.
+  if (/^\s*[[{]/.test(text) && /"[^"\n]*"\s*:/.test(text)) return undefined
   const { load, CORE_SCHEMA } = await import("js-yaml")
+  const isMapping = (v: unknown): v is object => typeof v === "object" && v !== null && !Array.isArray(v)
   try {
     const document: unknown = load(text, { schema: CORE_SCHEMA })
-    return typeof document === "object" && document !== null && !Array.isArray(document)
-      ? Object.keys(document)
-      : undefined
+    if (isMapping(document)) return { keys: Object.keys(document), listed: false }
+    if (Array.isArray(document) && document.length === 1 && isMapping(document[0]))
+      return { keys: Object.keys(document[0]), listed: true }
+    return undefined
   } catch {
     return undefined
   }
@@ -147,9 +155,9 @@ export const readConfigFile = (
       Effect.catch((e) =>
         Effect.flatMap(
           Effect.promise(() => yamlMappingKeys(text)),
-          (keys) =>
+          (yaml) =>
             Effect.fail(
-              keys === undefined
+              yaml === undefined
                 ? usageOne(
                     field,
                     `${shownPath(path)} is not valid JSON: ${jsonSyntaxError(text, e.message)}`,
@@ -157,7 +165,7 @@ export const readConfigFile = (
                   )
                 : usageOne(
                     field,
-                    `${shownPath(path)} is YAML${shownKeys(keys)}, and a target file is JSON`,
+                    `${shownPath(path)} is YAML${yaml.listed ? ", a list of one mapping" : ""}${shownKeys(yaml.keys)}, and a target file is JSON`,
                     'write the same fields as one JSON object: { "vault_url": "https://NAME.vault.azure.net", "certificate_name": "NAME" } (the agent\'s configuration is the file written in YAML; a deployment\'s target there takes these fields)',
                   ),
             ),
