@@ -97,7 +97,7 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
                     authority_host: keys.settings.authorityHost,
                     key_vault_resource: keys.settings.keyVaultResource ?? "",
                   },
-                  { tokenFile: c.identity.tokenFile },
+                  { tokenFile: c.identity.tokenFile, endpoint: c.identity.endpoint },
                 ),
               }),
             ),

@@ -56,9 +56,15 @@ export const recoveredMessage = "token obtained again: the identity's deployment
  * tokens come from (Entra ID at its authority host, or this host's managed identity endpoint) and
  * what that endpoint judges (the secret, the federated token and its federated identity
  * credential, the identity assigned to the host). `tokenFile`: the federated token file its
- * credential reads (workload identity, or managed identity's AKS token exchange).
+ * credential reads (workload identity, or managed identity's AKS token exchange); `endpoint`: where
+ * a managed identity's tokens come from, as the credential found it (`App Service endpoint http://…`,
+ * `IMDS http://169.254.169.254`, Service Fabric's, Arc's, Cloud Shell's).
  */
-export const identityFix = (labels: IdentityLabels, tokenFile: string | undefined): string => {
+export const identityFix = (
+  labels: IdentityLabels,
+  tokenFile: string | undefined,
+  endpoint: string | undefined = undefined,
+): string => {
   const entra = `check that Entra ID (${labels.authority_host}) answers from this host`
   const federated = (identity: string) =>
     `the federated token file (AZURE_FEDERATED_TOKEN_FILE${tokenFile === undefined ? "" : ` ${shownPath(tokenFile)}`}: current, not a copy) and the federated identity credential on ${identity}`
@@ -70,7 +76,7 @@ export const identityFix = (labels: IdentityLabels, tokenFile: string | undefine
     case "managed_identity":
       return tokenFile !== undefined
         ? `${entra} (the managed identity's token comes from AKS workload identity's token exchange here), and ${federated("the user-assigned identity")}`
-        : `check that this host's managed identity endpoint answers (App Service's IDENTITY_ENDPOINT when set, else IMDS at 169.254.169.254), and that ${
+        : `check that this host's managed identity endpoint (${endpoint ?? "IMDS http://169.254.169.254, or the platform's IDENTITY_ENDPOINT"}) answers, and that ${
             labels.managed_identity_client_id === ""
               ? "the host has a system-assigned identity"
               : `the identity ${labels.managed_identity_client_id} is assigned to this host`
@@ -149,7 +155,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
   const track = (
     key: string,
     labels: IdentityLabels,
-    facts: { readonly tokenFile?: string | undefined } = {},
+    facts: { readonly tokenFile?: string | undefined; readonly endpoint?: string | undefined } = {},
   ) => {
     const t: Tracked = {
       labels,
@@ -210,7 +216,7 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
           : federatedTokenFields(facts.tokenFile, at)
       t.lastLineMs = at
       t.announced = true
-      const cause = federated.fix ?? identityFix(t.labels, facts.tokenFile)
+      const cause = federated.fix ?? identityFix(t.labels, facts.tokenFile, facts.endpoint)
       logLine({
         level: "warn",
         msg: held ? heldTokenMessage : noTokenMessage,

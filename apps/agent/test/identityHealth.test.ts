@@ -46,8 +46,12 @@ describe("identityFix: what to check, for the identity's credential mode", () =>
       `${entra}, and that AZURE_CLIENT_SECRET is current and a secret of AZURE_CLIENT_ID in AZURE_TENANT_ID`,
     )
     // A managed identity asking its endpoint: the endpoint and the identity assigned to the host.
-    expect(identityFix(labels, undefined)).toBe(
-      "check that this host's managed identity endpoint answers (App Service's IDENTITY_ENDPOINT when set, else IMDS at 169.254.169.254), and that the identity 11111111-2222-3333-4444-555555555555 is assigned to this host",
+    expect(identityFix(labels, undefined, "App Service endpoint http://127.0.0.1:41741/msi/token")).toBe(
+      "check that this host's managed identity endpoint (App Service endpoint http://127.0.0.1:41741/msi/token) answers, and that the identity 11111111-2222-3333-4444-555555555555 is assigned to this host",
+    )
+    // Where the credential did not say, the two an operator looks at.
+    expect(identityFix(labels, undefined)).toMatch(
+      /^check that this host's managed identity endpoint \(IMDS http:\/\/169\.254\.169\.254, or the platform's IDENTITY_ENDPOINT\) answers/,
     )
     expect(identityFix({ ...labels, managed_identity_client_id: "" }, undefined)).toMatch(
       /and that the host has a system-assigned identity$/,
