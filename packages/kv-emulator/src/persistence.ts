@@ -429,7 +429,10 @@ const movedAside = (file: string, vault: string) =>
  * Reads and checks a vault's file: undefined when there is none, its contents when it is a vault's
  * state as `saveVault` writes it, or what is wrong with it (the file is not changed).
  */
-const readVaultFile = (dir: string, vault: string): LoadedVault | DamagedVaultFile | undefined => {
+const readVaultFile = (
+  dir: string,
+  vault: string,
+): (LoadedVault & { readonly renameFrom?: string }) | DamagedVaultFile | undefined => {
   const own = vaultFile(dir, vault)
   const others = otherCaseFiles(dir, vault)
   if (others.length > 1 || (others.length === 1 && statOf(own) !== undefined)) {
@@ -441,22 +444,29 @@ const readVaultFile = (dir: string, vault: string): LoadedVault | DamagedVaultFi
       fix: `keep the one to serve, named ${basename(own)}, and move the others aside (rename them to NAME.aside, say); the emulator has not changed them`,
     }
   }
-  // A file an older emulator wrote under the name as given (vault-KV-Demo.json) is read, and when
-  // it loads, renamed to the lower-case name the emulator saves to, so that no second file starts.
+  // A file an older emulator wrote under the name as given (vault-KV-Demo.json) is read; once every
+  // vault's file has loaded, readVaultFiles renames it to the lower-case name the emulator saves
+  // to, so that no second file starts.
   const file = others[0] ?? own
   const loaded = readVaultFileAt(file, vault)
   if (file === own || loaded === undefined || "reason" in loaded) return loaded
+  return { ...loaded, renameFrom: file }
+}
+
+/** Renames a vault's file an older emulator named as the vault was given to vaultFile's name. */
+const renamedToLowerCase = (dir: string, vault: string, from: string): DamagedVaultFile | undefined => {
+  const own = vaultFile(dir, vault)
   try {
-    renameSync(file, own)
+    renameSync(from, own)
+    return undefined
   } catch (e) {
     return {
       vault,
-      file,
+      file: from,
       reason: `cannot be renamed to ${basename(own)}, the lower-case name the emulator saves vault ${vault} to (${fsErrorReason(e)})`,
       fix: `rename it to ${basename(own)} yourself (a vault's name has no letter case); the emulator has not changed it`,
     }
   }
-  return loaded
 }
 
 /** readVaultFile of one file. */
@@ -518,12 +528,23 @@ export const readVaultFiles = (
 ): ReadonlyMap<string, LoadedVault> => {
   const loaded = new Map<string, LoadedVault>()
   const damaged: DamagedVaultFile[] = []
+  const renames: Array<readonly [string, string]> = []
   for (const vault of vaults) {
     const read = readVaultFile(dir, vault)
     if (read === undefined) continue
     if ("reason" in read) damaged.push(read)
-    else loaded.set(vault, read)
+    else {
+      const { renameFrom, ...contents } = read
+      loaded.set(vault, contents)
+      if (renameFrom !== undefined) renames.push([vault, renameFrom])
+    }
   }
+  // Renamed only when every file loaded: a start refused for another vault's file changes none.
+  if (damaged.length === 0)
+    for (const [vault, from] of renames) {
+      const refused = renamedToLowerCase(dir, vault, from)
+      if (refused !== undefined) damaged.push(refused)
+    }
   if (damaged.length > 0) throw new StateFileError(dir, damaged)
   return loaded
 }

@@ -300,6 +300,16 @@ describe("a vault's file has no letter case, as the vault's name has none", () =
     expect(readFileSync(join(dir, `vault-${VAULT}.json`), "utf8")).toContain('"kept"')
   })
 
+  it("an older file is not renamed when the start is refused for another vault's damaged file", async () => {
+    const { dir } = stateDir()
+    writeFileSync(join(dir, `vault-${VAULT.toUpperCase()}.json`), saved, { mode: 0o600 })
+    writeFileSync(join(dir, "vault-other.json"), "{", { mode: 0o600 })
+    const error = await refusal(dir, [VAULT, "other"])
+    expect(error).toBeInstanceOf(StateFileError)
+    expect((error as StateFileError).files.map((f) => f.vault)).toEqual(["other"])
+    expect(readdirSync(dir).sort()).toEqual([`vault-${VAULT.toUpperCase()}.json`, "vault-other.json"].sort())
+  })
+
   it("two files of one vault in different cases: refused at start, both named and left as they are", async () => {
     const { dir } = stateDir()
     const upper = join(dir, `vault-${VAULT.toUpperCase()}.json`)
