@@ -371,12 +371,26 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
           detail: `${probeName} takes no import now, so a deploy to it fails (409 ${rejected.code}): ${rejected.detail}`,
           fix: rejectedFix(rejected.code, true),
         })
-      } else if (probe._tag === "Failure" && probe.failure._tag === "VaultRequestRejected") {
+      } else if (
+        probe._tag === "Failure" &&
+        probe.failure._tag === "VaultRequestRejected" &&
+        probe.failure.status === 400
+      ) {
         yield* add({
           check: "certificates/import",
           status: "pass",
-          detail: `permitted (the probe's invalid content was refused${probe.failure.status === undefined ? "" : ` with ${probe.failure.status}`}; nothing was written)`,
+          detail: "permitted (the probe's invalid content was refused with 400; nothing was written)",
           fix: undefined,
+        })
+      } else if (probe._tag === "Failure" && probe.failure._tag === "VaultRequestRejected") {
+        // Key Vault refuses the probe's invalid content with 400 once the caller is permitted: any
+        // other refusal (a 404 for the import path, a 405) is not Key Vault's answer to an import,
+        // so a deploy's import would fail the same way.
+        yield* add({
+          check: "certificates/import",
+          status: "fail",
+          detail: `the probe's import was refused${probe.failure.status === undefined ? "" : ` with ${probe.failure.status}`}, where Key Vault refuses invalid content with 400, so a deploy's import would fail too: ${probe.failure.detail}`,
+          fix: "check that vault_url is the vault's URL and that what answers there is Key Vault (not a proxy, gateway or another service on that host and port)",
         })
       } else if (probe._tag === "Failure" && probe.failure._tag === "VaultConflictSoftDeleted") {
         yield* add({

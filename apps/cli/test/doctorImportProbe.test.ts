@@ -1,0 +1,65 @@
+/**
+ * `kvdeploy doctor`'s import probe (the built CLI): Key Vault refuses the probe's invalid content
+ * with 400 once the caller may import, so only a 400 reads as permitted. Any other refusal (a 404
+ * from something that is not Key Vault's import, answering at vault_url) fails the check, and
+ * doctor does not say "ready to deploy", since a deploy's import would be refused the same way.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { json, runCli, startWorld, type World } from "./harness.js"
+
+let world: World
+beforeAll(async () => {
+  world = await startWorld("cli-doctor-probe")
+}, 60_000)
+afterAll(async () => {
+  await world?.stop()
+})
+
+interface Check {
+  readonly check: string
+  readonly status: string
+  readonly detail: string
+  readonly fix?: string
+}
+
+const importCheck = (checks: ReadonlyArray<Check>) => checks.find((c) => c.check === "certificates/import")
+
+describe("doctor's import probe", () => {
+  it("a 400 for the invalid content: permitted, and ready", async () => {
+    const r = await runCli(["doctor", "--config", world.targetFile("probe-ok"), "--json"], { env: world.env })
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(importCheck(json<{ checks: Array<Check> }>(r).checks)).toEqual({
+      check: "certificates/import",
+      status: "pass",
+      detail: "permitted (the probe's invalid content was refused with 400; nothing was written)",
+    })
+  })
+
+  it("a 404 for the import: failed, naming the status and what to check, and not ready", async () => {
+    const fault = world.emulator.faults.add({
+      operation: "import",
+      vault: world.vault,
+      // One for the --json run, one for the text run.
+      times: 2,
+      action: { kind: "status", status: 404 },
+    })
+    try {
+      const target = world.targetFile("probe-404")
+      const r = await runCli(["doctor", "--config", target, "--json"], { env: world.env })
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      const check = importCheck(json<{ checks: Array<Check> }>(r).checks)
+      expect(check?.status).toBe("fail")
+      expect(check?.detail).toMatch(
+        /^the probe's import was refused with 404, where Key Vault refuses invalid content with 400, so a deploy's import would fail too: /,
+      )
+      expect(check?.fix).toMatch(
+        /^check that vault_url is the vault's URL and that what answers there is Key Vault/,
+      )
+      const text = await runCli(["doctor", "--config", target], { env: world.env })
+      expect(text.code).toBe(1)
+      expect(text.stdout).not.toContain("ready to deploy")
+    } finally {
+      world.emulator.faults.remove(fault)
+    }
+  })
+})
