@@ -1154,8 +1154,8 @@ const cases: ReadonlyArray<Case> = [
     exit: 1,
     says: [
       '"error": "VaultForbidden"',
-      "the credential was refused or is not available here (nothing was sent to the vault)",
-      "AADSTS7000215",
+      // In doctor's words: Entra ID's first sentence, not its timestamps and trace ids.
+      "no token for the vault (nothing was sent to the vault): Entra ID refused the client secret (Entra ID: AADSTS7000215: Invalid client secret provided.)",
       '"vaultCalls": 0',
     ],
   },

@@ -2394,7 +2394,7 @@ describe("validate, doctor, emulator", () => {
     expect(late.code, late.stdout).toBe(1)
     expect(json<Outcome>(late).reason).toMatch(
       new RegExp(
-        `AADSTS700024: Client assertion is not within its valid time range.* \\[the token in ${lateFile} expired at \\S+ \\(2 min ago, by this host's clock\\).*kubelet rewrites the projected service account token`,
+        `Entra ID refused the federated token as expired or not valid yet \\(AADSTS700024\\) \\(correlation id [0-9a-f-]{36}\\) \\[the token in ${lateFile} expired at \\S+ \\(2 min ago, by this host's clock\\).*kubelet rewrites the projected service account token`,
       ),
     )
     // The next step is the exchange's: the token file and the user-assigned identity's federated

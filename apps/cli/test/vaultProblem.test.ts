@@ -3,7 +3,7 @@
  * missing permission is granted; a refused token (401) or a firewall refusal
  * is not, and saying "grant" there sends the operator the wrong way.
  */
-import { VaultForbidden } from "@kvdeploy/core"
+import { VaultForbidden, VaultUnavailable } from "@kvdeploy/core"
 import { describe, expect, it } from "vitest"
 import { type CredentialInUse, vaultProblem } from "../src/cli/vault.js"
 
@@ -49,6 +49,24 @@ describe("a VaultForbidden as a CLI problem", () => {
     expect(p.message).toBe("refused (VaultForbidden; needs certificates/get)")
     expect(p.field).toBe("vault")
     expect(p.fix).toContain("grant the identity the permission")
+  })
+
+  it("no token for the vault: the problem is the credential's, not the vault's, which nothing reached", () => {
+    const refused = problemOf(
+      new VaultForbidden({ operation: "getLatest", detail: "no token", refusal: "credential", unsent: true }),
+    )
+    expect(refused.field).toBe("credential")
+    const outage = vaultProblem(
+      "getLatest",
+      new VaultUnavailable({ operation: "getLatest", detail: "no token", unsent: true }),
+      clientSecret,
+    ).problems[0]
+    expect(outage?.field).toBe("credential")
+    // An answer from the vault (a permission it refused) stays the vault's.
+    expect(
+      problemOf(new VaultForbidden({ operation: "getLatest", detail: "denied", refusal: "permission" }))
+        .field,
+    ).toBe("vault")
   })
 
   it("a refused token: names no permission and points at the tenant and cloud", () => {

@@ -30,6 +30,7 @@ import {
   tokenErrorStatus,
   tokenFileStateOf,
 } from "@kvdeploy/credentials/tokenErrors"
+import { explainTokenFailure } from "@kvdeploy/credentials/tokenFailure"
 import { ImportOutcomeUnknown, neverSentCodes, tlsRefusedCodes } from "./importPolicy.js"
 import { LatestNotFound } from "./notFoundPolicy.js"
 import { grantAdvice, requiredPermission } from "./permissions.js"
@@ -452,10 +453,23 @@ const mapFailure = (
             `no token for the vault (nothing was sent): the identity provider could not be reached or did not serve the tenant's OpenID configuration (as for a tenant it does not know: check AZURE_TENANT_ID): ${detail}`
           : `no token for the vault (nothing was sent): the identity provider could not be reached: ${detail}`,
       })
+    // In doctor's words where they name the refusal (Entra ID's first sentence with its AADSTS code,
+    // the managed identity endpoint's own words), with Entra ID's correlation id for a support
+    // request and the token file's state; else the library's text as it is (a default chain's
+    // sources, each with its reason).
+    const explained = explainTokenFailure(error)
+    const specific =
+      explained.reason.startsWith("Entra ID") ||
+      explained.reason.startsWith("the managed identity endpoint refused")
+    const correlation = /Correlation ID: ([0-9a-f-]{36})/i.exec(ownText)?.[1]
     return new VaultForbidden({
       ...unsent,
       refusal: "credential",
-      detail: `no token for the vault: the credential was refused or is not available here (nothing was sent to the vault): ${detail}`,
+      detail: specific
+        ? `no token for the vault (nothing was sent to the vault): ${explained.reason}${
+            correlation === undefined ? "" : ` (correlation id ${correlation})`
+          }${fileState === undefined ? "" : ` [${fileState}]`}`
+        : `no token for the vault: the credential was refused or is not available here (nothing was sent to the vault): ${detail}`,
     })
   }
 

@@ -160,11 +160,47 @@ describe("toVaultError", () => {
     noteTokenFileState(sdk, state)
     const mapped = toVaultError("getLatest", "read", sdk)
     expect(mapped._tag).toBe("VaultForbidden")
-    expect(mapped.detail).toMatch(/… \(\d+ more characters not shown\) \[the token in /)
-    expect(mapped.detail.endsWith(`[${state}]`)).toBe(true)
+    // Said as doctor says it: Entra ID's first sentence, not its hundreds of characters.
+    expect(mapped.detail).toBe(
+      `no token for the vault (nothing was sent to the vault): Entra ID refused the federated token as expired or not valid yet (AADSTS700024) [${state}]`,
+    )
+    // A refusal kvdeploy has no words for keeps the library's own text, cut short, with the state.
+    const other = Object.assign(new Error(`invalid_request: ${"x".repeat(2_000)}`), {
+      name: "AuthenticationError",
+    })
+    noteTokenFileState(other, state)
+    const kept = toVaultError("getLatest", "read", other)
+    expect(kept.detail).toMatch(/… \(\d+ more characters not shown\) \[the token in /)
+    expect(kept.detail.endsWith(`[${state}]`)).toBe(true)
     // Noted twice (an error passed through the credential again), the state is said once.
     noteTokenFileState(sdk, state)
     expect(sdk.message.split(state).length).toBe(2)
+  })
+
+  it("a refused client secret: Entra ID's first sentence and its correlation id, not its timestamps and trace id", () => {
+    const sdk = Object.assign(
+      new Error(
+        "invalid_client: Error(s): 7000215 - Timestamp: 2026-12-04 01:27:40.471Z - Description: AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '1f19488b-ddf0-45f3-9c2f-a0433d839dbe'. - Correlation ID: 965170f2-631b-485b-bb96-ca20ceb36354 - Trace ID: 148222ba-9ead-4675-b112-4e92346b0efd",
+      ),
+      { name: "AuthenticationError" },
+    )
+    const mapped = toVaultError("getLatest", "read", sdk)
+    expect(mapped).toMatchObject({ _tag: "VaultForbidden", refusal: "credential", unsent: true })
+    expect(mapped.detail).toBe(
+      "no token for the vault (nothing was sent to the vault): Entra ID refused the client secret (Entra ID: AADSTS7000215: Invalid client secret provided.) (correlation id 965170f2-631b-485b-bb96-ca20ceb36354)",
+    )
+  })
+
+  it("a managed identity endpoint's refusal in its own words", () => {
+    const sdk = Object.assign(
+      new Error(
+        "ManagedIdentityCredential: Authentication failed. Message Attempted to use the App Service managed identity endpoint. Error: 400 - Description: Identity not found - Correlation ID: 1",
+      ),
+      { name: "AuthenticationError" },
+    )
+    expect(toVaultError("getLatest", "read", sdk).detail).toBe(
+      "no token for the vault (nothing was sent to the vault): the managed identity endpoint refused the token request: Identity not found",
+    )
   })
 
   describe("a vault in another tenant than the credential's", () => {

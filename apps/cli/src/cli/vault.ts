@@ -358,7 +358,12 @@ export const vaultProblem = (
   const detail = error.message.startsWith(named) ? error.message.slice(named.length) : error.message
   return failure(`${vaultOperationWords[failed]} failed: ${detail}`, [
     {
-      field: "vault",
+      // No token (the credential refused or unavailable, the identity provider failing): what to
+      // look at is the credential, not the vault, which nothing reached.
+      field:
+        noToken || (error._tag === "VaultForbidden" && error.refusal === "credential")
+          ? "credential"
+          : "vault",
       message: `${errorWords[error._tag] ?? "failed"} (${error._tag}${error.permission === undefined ? "" : `; needs ${error.permission}`})`,
       fix: noToken
         ? "the identity provider could not be reached or is failing, so nothing was sent to the vault: check network access to it (its authority host; for managed_identity, the host's identity endpoint, which only Azure hosts with a managed identity have) and retry; `kvdeploy doctor` checks the credential"
