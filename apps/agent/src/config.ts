@@ -163,8 +163,11 @@ export const PickupSchema = Schema.Struct({
   servername: Schema.optionalKey(Schema.String.annotate({ description: "SNI name (default: host)" })),
 }).annotate({ title: "Consumer pickup check" })
 
+/** A deployment's name as the schema takes it (and as messages may quote it). */
+const deploymentNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
 export const DeploymentSchema = Schema.Struct({
-  name: Schema.String.check(Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/)).annotate({
+  name: Schema.String.check(Schema.isPattern(deploymentNamePattern)).annotate({
     description: "Unique deployment name (letters, digits, . _ -), used in logs, metrics and the state file",
   }),
   source: Schema.Union([PemSourceSchema, PfxSourceSchema]),
@@ -414,6 +417,8 @@ export interface AgentConfig {
 /** A deployment's source with its place in the configuration's `deployments`. */
 export interface SourceAt {
   readonly index: number
+  /** The deployment's name, when it is one the schema takes (an invalid file's may not be). */
+  readonly name?: string
   readonly source: Source
 }
 
@@ -1258,7 +1263,12 @@ export const validateAgentConfig = (
             servername: typeof rawPickup.servername === "string" ? rawPickup.servername : rawPickup.host,
           }
         : undefined
-    if (source !== undefined) sources.push({ index: i, source })
+    if (source !== undefined)
+      sources.push({
+        index: i,
+        ...(typeof d.name === "string" && deploymentNamePattern.test(d.name) ? { name: d.name } : {}),
+        source,
+      })
     if (target !== undefined && source !== undefined) {
       const fingerprint = configFingerprintOf(
         JSON.stringify(canonical({ source, target, certificateId, adopt, pickup })),

@@ -76,6 +76,7 @@ import { handleHangups, rememberHangup } from "./hangup.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
+import { missingSources } from "./missingSource.js"
 import {
   configFileUntrusted,
   type PathWalk,
@@ -282,12 +283,6 @@ interface StateDirRefused {
 const stateDirProblem = (dir: string, checking = false): StateDirRefused | undefined =>
   (existsSync(dir) ? stateDirRefusal(dir, checking) : undefined) ?? stateDirPathProblem(dir)
 
-/**
- * For `--check`: the paths that exist but can never be read as a source or used as the state
- * directory (a directory or a device as a source file, a symbolic link loop, a source file another
- * user could replace, a file as state_dir).
- * A missing source is fine: it may be written after the start, and is picked up then.
- */
 /** A source file that cannot be read, as a problem: for a refusal by permissions, where and the fix. */
 const unreadable = (field: string, path: string, e: unknown): ConfigProblem => {
   const code = (e as NodeJS.ErrnoException).code
@@ -299,14 +294,22 @@ const unreadable = (field: string, path: string, e: unknown): ConfigProblem => {
   }
 }
 
+/**
+ * For `--check`: the paths that exist but can never be read as a source or used as the state
+ * directory (a directory or a device as a source file, a symbolic link loop, a source file another
+ * user could replace, a file as state_dir), as problems. A missing source is no problem: it may be
+ * written after the start (a certificate not issued yet), and is picked up then; it is a warning,
+ * since a mistyped path looks the same (missingSource.ts).
+ */
 const checkedPaths = (
   sources: ReadonlyArray<SourceAt>,
   stateDir: string | undefined,
   /** Problems already found: a path with one of its own (an empty one, key text) is not looked at. */
   known: ReadonlyArray<ConfigProblem> = [],
-): Array<ConfigProblem> => {
+): { readonly problems: Array<ConfigProblem>; readonly warnings: Array<ConfigProblem> } => {
   const problems: Array<ConfigProblem> = []
-  for (const { index: i, source } of sources) {
+  const missing = missingSources(MAX_LISTED_PROBLEMS)
+  for (const { index: i, name, source } of sources) {
     for (const [role, path] of sourceRoles(source)) {
       if (known.some((p) => p.field === `deployments[${i}].source.${role}`)) continue
       let stats: Stats
@@ -314,7 +317,10 @@ const checkedPaths = (
         stats = statSync(path)
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code
-        if (code === "ENOENT") continue
+        if (code === "ENOENT") {
+          missing.warn(`deployments[${i}].source.${role}`, name, path)
+          continue
+        }
         problems.push(unreadable(`deployments[${i}].source.${role}`, path, e))
         continue
       }
@@ -349,7 +355,7 @@ const checkedPaths = (
   // What the agent checks before its first pass, without creating anything: a state_dir that is a
   // file, another user's or open to others, or one it could not create or write (a read-only tree,
   // a path under a file, a link to nothing, a directory above it this user may not write).
-  if (stateDir === undefined) return problems
+  if (stateDir === undefined) return { problems, warnings: missing.warnings() }
   let refused: ReturnType<typeof stateDirProblem>
   try {
     refused = stateDirProblem(stateDir, true)
@@ -361,7 +367,7 @@ const checkedPaths = (
   }
   if (refused !== undefined)
     problems.push({ field: "agent.state_dir", message: refused.message, fix: refused.fix })
-  return problems
+  return { problems, warnings: missing.warnings() }
 }
 
 /**
@@ -919,8 +925,9 @@ export const main = (argv: ReadonlyArray<string>): void => {
     Effect.gen(function* () {
       /**
        * What --check finds beyond the file's own problems (`known`): the paths, the material, the
-       * listen address. A source with a problem of its own is not read (a `pfx_password_env` not set,
-       * or holding what may be the password: its read would say it again, and print it).
+       * listen address; and the source paths that do not exist, as warnings. A source with a problem
+       * of its own is not read (a `pfx_password_env` not set, or holding what may be the password:
+       * its read would say it again, and print it).
        */
       const onDisk = (
         deployments: ReadonlyArray<DeploymentAt>,
@@ -931,11 +938,14 @@ export const main = (argv: ReadonlyArray<string>): void => {
       ) =>
         Effect.gen(function* () {
           const paths = checkedPaths(sources, stateDir, known)
-          return [
-            ...paths,
-            ...(yield* checkedMaterial(deployments, [...known, ...paths])),
-            ...(listen === undefined ? [] : yield* listenProblems(listen.host, listen.port)),
-          ]
+          return {
+            problems: [
+              ...paths.problems,
+              ...(yield* checkedMaterial(deployments, [...known, ...paths.problems])),
+              ...(listen === undefined ? [] : yield* listenProblems(listen.host, listen.port)),
+            ],
+            warnings: paths.warnings,
+          }
         })
       const config = yield* loadAgentConfig(path).pipe(
         // An invalid file's valid parts are looked at too, in the same --check run.
@@ -952,11 +962,14 @@ export const main = (argv: ReadonlyArray<string>): void => {
                 e.problems,
               ).pipe(
                 Effect.flatMap((found) => {
-                  checked.warnings = checkWarnings(e.path, e.checkable?.stateDir, [...e.problems, ...found])
+                  checked.warnings = [
+                    ...checkWarnings(e.path, e.checkable?.stateDir, [...e.problems, ...found.problems]),
+                    ...found.warnings,
+                  ]
                   return Effect.fail(
                     new AgentConfigInvalid({
                       path: e.path,
-                      problems: listedProblems([...e.problems, ...found]),
+                      problems: listedProblems([...e.problems, ...found.problems]),
                     }),
                   )
                 }),
@@ -968,16 +981,17 @@ export const main = (argv: ReadonlyArray<string>): void => {
       // Both kinds in one run: an operator fixing the variables should not meet the paths only next time.
       if (check) {
         const deployments = config.deployments.map((d, index) => ({ ...d, index }))
+        const disk = yield* onDisk(
+          deployments,
+          deployments,
+          config.settings.stateDir,
+          { host: config.settings.listenHost, port: config.settings.listenPort },
+          [...(config.environmentProblems ?? []), ...(config.checkOnlyProblems ?? [])],
+        )
         const found = [
           ...(config.environmentProblems ?? []),
           ...(config.checkOnlyProblems ?? []),
-          ...(yield* onDisk(
-            deployments,
-            deployments,
-            config.settings.stateDir,
-            { host: config.settings.listenHost, port: config.settings.listenPort },
-            [...(config.environmentProblems ?? []), ...(config.checkOnlyProblems ?? [])],
-          )),
+          ...disk.problems,
         ]
         const tenants = allowedTenantsCheck(
           config.deployments.map((d) => d.target.credentialMode),
@@ -986,6 +1000,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
         )
         checked.warnings = [
           ...checkWarnings(config.path, config.settings.stateDir, found),
+          ...disk.warnings,
           ...tenants.warnings,
         ]
         if (found.length > 0)

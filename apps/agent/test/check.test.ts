@@ -138,6 +138,166 @@ deployments:
     })
   })
 
+  it("warns of each source path that does not exist (exit 0, still valid), naming the deployment, the field, the path and the fix for a typo and for a file not written yet", () => {
+    inScratch((dir) => {
+      const live = join(dir, "live")
+      mkdirSync(join(live, "api"), { recursive: true })
+      // certbot's link into an archive that is not there.
+      symlinkSync("../../archive/api/cert1.pem", join(live, "api", "cert.pem"))
+      mkdirSync(join(dir, "ok"))
+      selfSigned(join(dir, "ok"), "ok")
+      const target = (name: string) =>
+        `{ vault_url: "https://kv-prod.vault.azure.net", certificate_name: ${name}, credential_mode: managed_identity }`
+      const config = join(dir, "missing.yaml")
+      writeFileSync(
+        config,
+        `deployments:
+  - { name: api, source: { cert: ${join(live, "api", "fullchain.pem")}, key: live/api/privkey.pem }, target: ${target("api")} }
+  - { name: web, source: { cert: ${join(live, "wbe", "fullchain.pem")} }, target: ${target("web")} }
+  - { name: portal, source: { pfx: ${join(dir, "nowhere", "portal", "portal.pfx")}, pfx_password_env: PORTAL_PFX_PASSWORD }, target: ${target("portal")} }
+  - { name: linked, source: { cert: ${join(live, "api", "cert.pem")} }, target: ${target("linked")} }
+  - { name: ok, source: { cert: ${join(dir, "ok", "ok.crt")}, key: ${join(dir, "ok", "ok.key")} }, target: ${target("ok")} }
+`,
+      )
+      const env = { PORTAL_PFX_PASSWORD: "x" }
+      const json = agent(["--config", config, "--check", "--json"], env)
+      expect(json.status, json.stderr).toBe(0)
+      const document = JSON.parse(json.stdout) as {
+        valid: boolean
+        deployments: number
+        warnings: Array<{ field: string; message: string; fix: string }>
+      }
+      expect(document.valid).toBe(true)
+      expect(document.deployments).toBe(5)
+      const broken = (name: string) =>
+        `the running agent reports deployment "${name}" as source broken (kvdeploy_agent_source_broken 1) and deploys nothing for it until the file exists`
+      const notWrittenYet = (watched: string) =>
+        `if the file is not written yet (a certificate not issued yet), nothing to do: the agent watches ${watched} and deploys it once the file appears`
+      const typoLikelier = (existing: string) =>
+        `a missing directory is likelier a mistyped path: compare it with what ${existing} holds (ls ${existing}) and correct it; if it is not made yet (a certificate not issued yet), nothing to do: the agent deploys it once the file appears (its retries and every interval pass look again; a directory made after the start is watched from the next interval pass)`
+      expect(document.warnings).toEqual([
+        {
+          field: "deployments[0].source.cert",
+          message: `${join(live, "api", "fullchain.pem")} does not exist: ${broken("api")}`,
+          fix: `if the path is mistyped, correct it (ls ${join(live, "api")} shows what is there); ${notWrittenYet(join(live, "api"))}`,
+        },
+        // A relative path, as the agent reads it: from the configuration's directory.
+        {
+          field: "deployments[0].source.key",
+          message: `${join(live, "api", "privkey.pem")} does not exist: ${broken("api")}`,
+          fix: `if the path is mistyped, correct it (ls ${join(live, "api")} shows what is there); ${notWrittenYet(join(live, "api"))}`,
+        },
+        // Its directory missing too: a typo is likelier, and the directory above that exists is named.
+        {
+          field: "deployments[1].source.cert",
+          message: `${join(live, "wbe", "fullchain.pem")} does not exist, nor does the directory ${join(live, "wbe")} (${live} exists): ${broken("web")}`,
+          fix: typoLikelier(live),
+        },
+        {
+          field: "deployments[2].source.pfx",
+          message: `${join(dir, "nowhere", "portal", "portal.pfx")} does not exist, nor does the directory ${join(dir, "nowhere")} on its way (${dir} exists): ${broken("portal")}`,
+          fix: typoLikelier(dir),
+        },
+        {
+          field: "deployments[3].source.cert",
+          message: `${join(live, "api", "cert.pem")} is a symbolic link to ../../archive/api/cert1.pem, which does not exist: ${broken("linked")}`,
+          fix: `if the path or the link is wrong, correct the path or point the link at the file (ln -sfn FILE ${join(live, "api", "cert.pem")}) (ls ${join(live, "api")} shows what is there); ${notWrittenYet(join(live, "api"))}`,
+        },
+      ])
+      // As text: the verdict on stdout, the warnings after it on stderr.
+      const text = agent(["--config", config, "--check"], env)
+      expect(text.status, text.stderr).toBe(0)
+      expect(text.stdout).toBe(`${config}: valid, 5 deployment(s)\n`)
+      expect(text.stderr).toContain(
+        `has 5 warning(s) (the agent runs all the same):\n  deployments[0].source.cert: ${join(live, "api", "fullchain.pem")} does not exist: ${broken("api")}\n    fix: if the path is mistyped`,
+      )
+      // An invalid file: its source paths are warned of beside its problems.
+      writeFileSync(config, `agent: { colour: blue }\n${readFileSync(config, "utf8")}`)
+      const invalid = agent(["--config", config, "--check", "--json"], env)
+      expect(invalid.status).toBe(2)
+      const invalidDocument = JSON.parse(invalid.stdout) as {
+        problems: Array<{ field: string }>
+        warnings: Array<{ field: string }>
+      }
+      expect(invalidDocument.problems.map((p) => p.field)).toEqual(["agent.colour"])
+      expect(invalidDocument.warnings).toEqual(document.warnings)
+    })
+  })
+
+  it("warns of 10,000 deployments' missing sources in one missing directory: the first 1,000 paths listed, the rest counted (exit 0)", () => {
+    inScratch((dir) => {
+      const lines = ["deployments:"]
+      for (let i = 0; i < 10_000; i++)
+        lines.push(
+          `  - { name: d${i}, source: { cert: not-issued/d${i}.crt, key: not-issued/d${i}.key }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: d${i}, credential_mode: managed_identity } }`,
+        )
+      const config = join(dir, "fleet.yaml")
+      writeFileSync(config, `${lines.join("\n")}\n`)
+      const json = agent(["--config", config, "--check", "--json"])
+      expect(json.status, json.stderr).toBe(0)
+      const document = JSON.parse(json.stdout) as {
+        valid: boolean
+        deployments: number
+        warnings: Array<{ field: string; message: string }>
+      }
+      expect(document.valid).toBe(true)
+      expect(document.deployments).toBe(10_000)
+      expect(document.warnings.length).toBe(1_001)
+      expect(document.warnings[999]).toMatchObject({
+        field: "deployments[499].source.key",
+        message: expect.stringContaining(`nor does the directory ${join(dir, "not-issued")} (${dir} exists)`),
+      })
+      expect(document.warnings.at(-1)).toEqual({
+        field: "deployments",
+        message: "19000 more source paths do not exist, not listed",
+        fix: "look at the ones listed: a certificate not issued yet is fine, a mistyped path is not (the running agent's source broken lines name each path)",
+      })
+    })
+  })
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "a source under a directory the agent's user may not search is the problem that names it, not a missing file too (run as uid 65534)",
+    () => {
+      inScratch((dir) => {
+        chmodSync(dir, 0o755)
+        const live = join(dir, "live")
+        mkdirSync(live, { mode: 0o700 })
+        const config = join(dir, "unsearchable.yaml")
+        writeFileSync(
+          config,
+          `agent: { state_dir: ${join(dir, "state")} }
+deployments:
+  - { name: a, source: { cert: ${join(live, "fullchain.pem")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, credential_mode: managed_identity } }
+`,
+          { mode: 0o644 },
+        )
+        mkdirSync(join(dir, "state"), { mode: 0o700 })
+        chownSync(join(dir, "state"), 65534, 65534)
+        const r = checkAsNobody(config)
+        expect(r.status, r.stderr).toBe(2)
+        const document = JSON.parse(r.stdout) as {
+          problems: Array<{ field: string; message: string }>
+          warnings: Array<unknown>
+        }
+        expect(document.problems).toEqual([
+          expect.objectContaining({
+            field: "deployments[0].source.cert",
+            message: expect.stringContaining(`may not search the directory ${live} on its way`),
+          }),
+        ])
+        expect(document.warnings).toEqual([])
+        // Root may search it: the file is missing, a warning.
+        const asRoot = agent(["--config", config, "--check", "--json"])
+        expect(JSON.parse(asRoot.stdout).warnings).toEqual([
+          expect.objectContaining({
+            field: "deployments[0].source.cert",
+            message: expect.stringMatching(/ does not exist: /),
+          }),
+        ])
+      })
+    },
+  )
+
   it("a state_dir every user may write: chmod 0700 for a directory of its own, another directory for a shared one (/tmp), never chmod of it", () => {
     inScratch((dir) => {
       const fixOf = (mode: number) => {
@@ -1056,7 +1216,10 @@ deployments:
       expect(text.stdout).toBe(
         `${config}: valid, 2 deployment(s)\n  allowed tenants (workload_identity): none: tokens of its own tenant only (AZURE_ADDITIONALLY_ALLOWED_TENANTS is not set)\n`,
       )
-      expect(text.stderr).toBe("")
+      // Its source files are not on this host (/etc/ssl/kvdeploy): a warning each, the verdict unchanged.
+      expect(text.stderr).toMatch(
+        /has 4 warning\(s\) \(the agent runs all the same\):\n {2}deployments\[0\]\.source\.cert: /,
+      )
       const json = agent(["--config", config, "--check", "--json"], exampleEnv)
       expect(json.status, json.stderr).toBe(0)
       expect(JSON.parse(json.stdout)).toEqual({
@@ -1064,7 +1227,10 @@ deployments:
         valid: true,
         deployments: 2,
         allowedTenants: { modes: ["workload_identity"], tenants: [] },
-        warnings: [],
+        warnings: ["cert", "chain", "key"]
+          .map((role) => `deployments[0].source.${role}`)
+          .concat("deployments[1].source.pfx")
+          .map((field) => expect.objectContaining({ field })),
       })
     }))
 
@@ -1077,12 +1243,17 @@ deployments:
           ...exampleEnv,
           AZURE_ADDITIONALLY_ALLOWED_TENANTS: value,
         })
+      /** The variable's warnings (the example's source files, not on this host, are warned of too). */
+      const tenantWarnings = (stdout: string): Array<{ field: string }> =>
+        (JSON.parse(stdout) as { warnings: Array<{ field: string }> }).warnings.filter(
+          (w) => !w.field.startsWith("deployments["),
+        )
       const any = check(" * ")
       expect(any.status, any.stderr).toBe(0)
       expect(JSON.parse(any.stdout)).toMatchObject({
         allowedTenants: { modes: ["workload_identity"], tenants: "*" },
-        warnings: [],
       })
+      expect(tenantWarnings(any.stdout)).toEqual([])
       const upper = "72F988BF-86F1-41AF-91AB-2D7CD011DB47"
       const odd = check(`${upper};;contoso.onmicrosoft.com`)
       expect(odd.status, odd.stderr).toBe(0)
@@ -1093,7 +1264,7 @@ deployments:
         modes: ["workload_identity"],
         tenants: [upper.toLowerCase(), "contoso.onmicrosoft.com"],
       })
-      expect(document.warnings).toEqual([
+      expect(tenantWarnings(odd.stdout)).toEqual([
         {
           field: "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
           message:
@@ -1115,7 +1286,7 @@ deployments:
         modes: ["workload_identity"],
         tenants: [],
       })
-      expect(JSON.parse(disabled.stdout).warnings).toEqual([
+      expect(tenantWarnings(disabled.stdout)).toEqual([
         expect.objectContaining({
           field: "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
           message: expect.stringMatching(
@@ -1145,7 +1316,7 @@ deployments:
       expect(mi.status, mi.stderr).toBe(0)
       const miDocument = JSON.parse(mi.stdout)
       expect(miDocument.allowedTenants).toBeUndefined()
-      expect(miDocument.warnings).toEqual([
+      expect(tenantWarnings(mi.stdout)).toEqual([
         expect.objectContaining({
           field: "AZURE_ADDITIONALLY_ALLOWED_TENANTS",
           message: expect.stringMatching(
@@ -1168,6 +1339,8 @@ deployments:
     source: { cert: ${join(dir, "api.crt")}, key: ${join(dir, "api.key")} }
     target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: api, credential_mode: managed_identity }
 `
+      // Its source there: a missing one would be warned of too.
+      selfSigned(dir, "api")
       writeFileSync(config, `agent: { state_dir: ${state} }\n${deployment}`)
       writeFileSync(join(state, "state.json"), '{"schema": "kvdeploy.agent-state/v1", "deploy')
       type Checked = {
