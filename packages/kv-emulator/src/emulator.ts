@@ -5,7 +5,7 @@
  */
 
 import { randomBytes, randomUUID } from "node:crypto"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import * as http from "node:http"
 import * as https from "node:https"
 import type { AddressInfo } from "node:net"
@@ -81,6 +81,13 @@ export interface EmulatorOptions {
    * Vault's clock skew); 0 refuses a token the moment it expires.
    */
   readonly tokenClockSkewSeconds?: number
+  /**
+   * Lifetime in seconds of the federated token in the workload identity's token file (default
+   * 86400). The emulator writes a new one into the file at half that lifetime (at least hourly), as
+   * the kubelet renews a projected service account token, so the file stays valid for a session of
+   * any length.
+   */
+  readonly federatedTokenLifetimeSeconds?: number
   /** The resource in the challenge and the token audience. Default https://vault.azure.net. */
   readonly keyvaultResource?: string
   /** PKCS#12 profile of backing secrets. Default "legacy" (3DES / SHA-1 MAC, readable everywhere). */
@@ -138,7 +145,10 @@ export interface WorkloadIdentity {
   readonly tenantId: string
   readonly clientId: string
   readonly objectId: string
-  /** File holding a federated token (AZURE_FEDERATED_TOKEN_FILE). */
+  /**
+   * File (0600) holding a federated token (AZURE_FEDERATED_TOKEN_FILE), renewed at half the token's
+   * lifetime (`federatedTokenLifetimeSeconds`), replaced whole each time.
+   */
   readonly tokenFile: string
   /** The issuer and subject the federated credential trusts. */
   readonly issuer: string
@@ -313,6 +323,11 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
     !(Number.isFinite(options.propagationMs) && options.propagationMs >= 0)
   )
     throw new Error(`propagationMs must be a number of milliseconds, 0 or more; got ${options.propagationMs}`)
+  const federatedLifetime = options.federatedTokenLifetimeSeconds
+  if (federatedLifetime !== undefined && !(Number.isInteger(federatedLifetime) && federatedLifetime > 0))
+    throw new Error(
+      `federatedTokenLifetimeSeconds must be a whole number of seconds, 1 or more; got ${federatedLifetime}`,
+    )
   // A state directory that cannot hold the state is refused before anything is opened or made
   // (it used to pass when it was a file, and the first save then crashed the process).
   if (options.stateDir !== undefined) ensureStateDir(options.stateDir)
@@ -395,7 +410,24 @@ const startServers = async (
   const caFile = join(workDir, "kv-emulator-ca.pem")
   writeFileSync(caFile, tls.caPem, { mode: 0o644 })
   const tokenFile = join(workDir, "federated-token")
-  writeFileSync(tokenFile, directory.issueFederatedToken(subject, 24 * 3600), { mode: 0o600 })
+  const federatedLifetime = options.federatedTokenLifetimeSeconds ?? 24 * 3600
+  /** Whether the last renewal of the token file failed: warned once, until one works again. */
+  let tokenFileStale = false
+  /**
+   * A new federated token into the token file: written beside it (0600) and renamed over it, so a
+   * reader never sees half a token. The token itself is never logged.
+   */
+  const writeTokenFile = () => {
+    const next = `${tokenFile}.${randomBytes(6).toString("hex")}.tmp`
+    try {
+      writeFileSync(next, directory.issueFederatedToken(subject, federatedLifetime), { mode: 0o600 })
+      renameSync(next, tokenFile)
+    } catch (e) {
+      rmSync(next, { force: true })
+      throw e
+    }
+  }
+  writeTokenFile()
 
   if (options.stateDir !== undefined)
     warn(
@@ -570,6 +602,31 @@ const startServers = async (
     managedIdentityUserAssigned: "managed_identity",
   }
 
+  // The token file renewed at half its token's lifetime (hourly at most), as the kubelet renews a
+  // projected token before it expires: a workload identity client reading the file in a long
+  // session keeps getting tokens. Started last, once nothing can fail the start: a timer left
+  // behind would write into the work directory the failed start removed.
+  const tokenRenewal = setInterval(
+    () => {
+      try {
+        writeTokenFile()
+        if (tokenFileStale) {
+          tokenFileStale = false
+          warn(`kv-emulator: the federated token file ${tokenFile} is renewed again.`)
+        }
+      } catch (e) {
+        if (!tokenFileStale) {
+          tokenFileStale = true
+          warn(
+            `kv-emulator: WARNING: the federated token file ${tokenFile} could not be renewed (${fsErrorReason(e)}): the token in it expires ${federatedLifetime} s after the last renewal; the emulator tries again at each renewal.`,
+          )
+        }
+      }
+    },
+    Math.min(federatedLifetime * 500, 3600_000),
+  )
+  tokenRenewal.unref()
+
   let stopped = false
   const emulator: Emulator = {
     vaults,
@@ -669,6 +726,7 @@ const startServers = async (
     stop: async () => {
       if (stopped) return
       stopped = true
+      clearInterval(tokenRenewal)
       // Held requests go on (their connections close below).
       faults.clear()
       for (const t of saveTimers.values()) clearImmediate(t)

@@ -3,7 +3,7 @@
  * refused), workload identity with the emulator's federated token file and a
  * static federated token, and the OpenID configuration / JWKS MSAL reads.
  */
-import { writeFileSync } from "node:fs"
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import {
   ClientAssertionCredential,
@@ -141,6 +141,46 @@ describe("workload identity", () => {
     })
     const t = await credential.getToken(scope)
     expect(claimsOf(t.token).appid).toBe(emulator.workloadIdentity.clientId)
+  })
+})
+
+describe("the workload identity's token file", () => {
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+  const expiry = (file: string) => Number(claimsOf(readFileSync(file, "utf8")).exp)
+
+  it("is renewed before its token expires: a credential made after the first token's expiry gets a token", async () => {
+    // A 6 s token, renewed every 3 s: the file always holds one valid for 3 s or more.
+    const short = await start({ vaults: ["renewed"], warn: () => {}, federatedTokenLifetimeSeconds: 6 })
+    const file = short.workloadIdentity.tokenFile
+    try {
+      const first = expiry(file)
+      expect(first - Number(claimsOf(readFileSync(file, "utf8")).iat)).toBe(6)
+      expect(statSync(file).mode & 0o777).toBe(0o600)
+      // Past the first token's expiry (Entra ID refuses an expired assertion: AADSTS700024).
+      while (Date.now() < first * 1000 + 1000) await pause(250)
+      expect(expiry(file)).toBeGreaterThan(first)
+      expect(statSync(file).mode & 0o777).toBe(0o600)
+      const credential = new WorkloadIdentityCredential({
+        tenantId: short.tenantId,
+        clientId: short.workloadIdentity.clientId,
+        tokenFilePath: file,
+        ...credentialOptions(short),
+      })
+      const t = await credential.getToken(scope)
+      expect(claimsOf(t.token).appid).toBe(short.workloadIdentity.clientId)
+    } finally {
+      await short.stop()
+    }
+    // Its own work directory is gone with the token file, and no renewal writes it again.
+    expect(existsSync(file)).toBe(false)
+    await pause(3500)
+    expect(existsSync(file)).toBe(false)
+  })
+
+  it("refuses a federated token lifetime that is no whole number of seconds", async () => {
+    await expect(start({ vaults: ["x"], warn: () => {}, federatedTokenLifetimeSeconds: 0 })).rejects.toThrow(
+      "federatedTokenLifetimeSeconds must be a whole number of seconds, 1 or more; got 0",
+    )
   })
 })
 
