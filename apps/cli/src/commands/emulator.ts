@@ -1,7 +1,9 @@
 /**
  * `kvdeploy emulator`: run the Key Vault + Entra ID emulator in the
  * foreground and print what to use it with: the environment (client-secret
- * mode, trusting the emulator's CA) and a target configuration. Ctrl+C stops it.
+ * mode, trusting the emulator's CA) and a target configuration; with
+ * --all-modes, the environment and target fields of every other credential mode
+ * it serves (emulatorCredentialModes.ts; always in --json). Ctrl+C stops it.
  */
 import { open, writeFile } from "node:fs/promises"
 import { fsErrorReason, quotedValue, shownPath, validateTargetConfigSync } from "@kvdeploy/core"
@@ -10,12 +12,21 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
+import {
+  type EmulatorCredentialMode,
+  emulatorCredentialModes,
+  exportLines,
+  modeFile,
+  modeShellLines,
+  modeTargetFields,
+  shellQuote,
+} from "../cli/emulatorCredentialModes.js"
 import * as flags from "../cli/flags.js"
 import { failure, type Problem, stoppedBySignal, usage, wholeNumberFlag } from "../cli/problems.js"
 import { printErr, printJson, printLines, styleOut } from "../cli/terminal.js"
 
-const shellQuote = (v: string): string =>
-  /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`
+/** A path `.` reads as a file, not a name it looks for on PATH. */
+const sourceable = (path: string): string => (path.includes("/") ? path : `./${path}`)
 
 export const emulator = Command.make(
   "emulator",
@@ -58,6 +69,12 @@ export const emulator = Command.make(
       Flag.withMetavar("FILE"),
       Flag.withDescription("Also write the target configuration to FILE (JSON)."),
       Flag.optional,
+    ),
+    allModes: Flag.Boolean("all-modes").pipe(
+      Flag.withDescription(
+        "Also print the environment and target fields of every other credential mode the emulator serves: managed_identity (App Service, IMDS, a user-assigned identity), workload_identity (a federated token file it renews) and default. With --write-env / --write-config, each mode's files too, the mode's id before the extension (emulator.workload_identity.env, target.workload_identity.json). --json always has them (modes).",
+      ),
+      Flag.withDefault(false),
     ),
     json: flags.json,
   },
@@ -173,36 +190,67 @@ export const emulator = Command.make(
         const first = names[0] ?? "kvdeploy-demo"
         const env = started.env.clientSecret
         const config = started.targetConfig(first, input.certificateName, "clientSecret")
-        const envText = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`)
+        const envText = exportLines(env)
+        const modes = emulatorCredentialModes(started, first, input.certificateName)
+        const others = modes.filter((m) => m.id !== "client_secret")
+        /** The files written for a mode with --all-modes (none for client_secret: those are the flags' own). */
+        const filesOf = (mode: EmulatorCredentialMode) =>
+          !input.allModes || mode.id === "client_secret"
+            ? {}
+            : {
+                ...(Option.isSome(input.writeEnv)
+                  ? { envFile: modeFile(input.writeEnv.value, mode.id) }
+                  : {}),
+                ...(Option.isSome(input.writeConfig)
+                  ? { configFile: modeFile(input.writeConfig.value, mode.id) }
+                  : {}),
+              }
         /** Write one of the files asked for, or say which flag's path cannot be written, and why. */
-        const writeTo = (flag: string, path: Option.Option<string>, text: string, mode?: number) =>
-          Option.isNone(path)
-            ? Effect.void
-            : Effect.tryPromise({
-                try: async () => {
-                  if (mode === undefined) return writeFile(path.value, text)
-                  // An existing file keeps its mode on open: set it before the text goes in.
-                  const file = await open(path.value, "w", mode)
-                  try {
-                    await file.chmod(mode)
-                    await file.writeFile(text)
-                  } finally {
-                    await file.close()
-                  }
+        const writeTo = (flag: string, path: string, text: string, mode?: number) =>
+          Effect.tryPromise({
+            try: async () => {
+              if (mode === undefined) return writeFile(path, text)
+              // An existing file keeps its mode on open: set it before the text goes in.
+              const file = await open(path, "w", mode)
+              try {
+                await file.chmod(mode)
+                await file.writeFile(text)
+              } finally {
+                await file.close()
+              }
+            },
+            catch: (e) =>
+              usage(`${flag}: ${path}: ${fsErrorReason(e)}`, [
+                {
+                  field: flag,
+                  message: `${path}: ${fsErrorReason(e)}`,
+                  fix: "give a file path in a directory that exists and that you can write to",
                 },
-                catch: (e) =>
-                  usage(`${flag}: ${path.value}: ${fsErrorReason(e)}`, [
-                    {
-                      field: flag,
-                      message: `${path.value}: ${fsErrorReason(e)}`,
-                      fix: "give a file path in a directory that exists and that you can write to",
-                    },
-                  ]),
-              })
-        // The target file first: it holds no secret. The environment file (the client secret) is
-        // written only once that worked, so a failure never leaves it behind for a stopped emulator.
-        yield* writeTo("--write-config", input.writeConfig, `${JSON.stringify(config, null, 2)}\n`)
-        yield* writeTo("--write-env", input.writeEnv, `${envText.join("\n")}\n`, 0o600)
+              ]),
+          })
+        // The target files first: they hold no secret. The environment files (the client secret, the
+        // identity header) are written only once that worked, so a failure never leaves them behind
+        // for a stopped emulator; the client-secret one last, so that a script waiting for it finds
+        // every other file written.
+        if (Option.isSome(input.writeConfig))
+          yield* writeTo("--write-config", input.writeConfig.value, `${JSON.stringify(config, null, 2)}\n`)
+        for (const mode of others) {
+          const file = filesOf(mode).configFile
+          if (file !== undefined)
+            yield* writeTo("--write-config", file, `${JSON.stringify(mode.targetConfig, null, 2)}\n`)
+        }
+        for (const mode of others) {
+          const file = filesOf(mode).envFile
+          if (file !== undefined)
+            yield* writeTo(
+              "--write-env",
+              file,
+              `# kvdeploy emulator: ${mode.title}\n# target: ${modeTargetFields(mode)}\n${modeShellLines(mode).join("\n")}\n`,
+              0o600,
+            )
+        }
+        if (Option.isSome(input.writeEnv))
+          yield* writeTo("--write-env", input.writeEnv.value, `${envText.join("\n")}\n`, 0o600)
         if (input.json) {
           yield* printJson({
             vaults: started.vaults,
@@ -210,11 +258,38 @@ export const emulator = Command.make(
             caFile: started.caFile,
             env,
             targetConfig: config,
+            // Every credential mode it serves, client_secret first (its env and target are the above).
+            modes: modes.map((m) => ({ ...m, ...filesOf(m) })),
             // The fault, RBAC and request-log API (packages/kv-emulator/README.md, "Admin API").
             admin: { url: started.adminUrl, key: started.adminKey },
           })
         } else {
           const s = styleOut()
+          const modeBlock = (mode: EmulatorCredentialMode) => {
+            const files = filesOf(mode)
+            return [
+              "",
+              s.dim(`# ${mode.title}`),
+              s.dim(
+                `#   target: ${modeTargetFields(mode)} (or ${mode.flags.join(" ")})${mode.clientId === mode.managedIdentityClientId ? "" : `; identity's client id ${mode.clientId}`}`,
+              ),
+              ...(files.envFile !== undefined || files.configFile !== undefined
+                ? [
+                    s.dim(
+                      `#   written: ${[
+                        ...(files.envFile !== undefined
+                          ? [`. ${shellQuote(sourceable(files.envFile))}`]
+                          : []),
+                        ...(files.configFile !== undefined
+                          ? [`--config ${shellQuote(files.configFile)}`]
+                          : []),
+                      ].join("; ")}`,
+                    ),
+                  ]
+                : []),
+              ...modeShellLines(mode),
+            ]
+          }
           yield* printLines([
             `${s.bold("kv-emulator")} running; Ctrl+C stops it (its contents ${Option.isSome(input.stateDir) ? `are kept in ${input.stateDir.value}` : "are lost"}).`,
             ...started.vaults.map((v) => `  vault ${v.name.padEnd(16)} ${v.url}`),
@@ -228,6 +303,23 @@ export const emulator = Command.make(
               `# Target configuration (save as target.json; loopback vault URLs need the custom cloud block):`,
             ),
             JSON.stringify(config, null, 2),
+            ...(input.allModes
+              ? [
+                  "",
+                  s.dim(
+                    "# Every other credential mode. Each block unsets the other blocks' variables: paste one into a",
+                  ),
+                  s.dim(
+                    "# shell, and run kvdeploy with the target above, its fields set as shown or given as flags.",
+                  ),
+                  ...others.flatMap(modeBlock),
+                ]
+              : [
+                  "",
+                  s.dim(
+                    "# Other credential modes (managed_identity: App Service, IMDS, user-assigned; workload_identity; default): kvdeploy emulator --all-modes",
+                  ),
+                ]),
           ])
         }
         // Stay up until interrupted (Ctrl+C / SIGTERM); the scope stops the servers, and the
@@ -238,7 +330,9 @@ export const emulator = Command.make(
     ).pipe(Effect.onInterrupt(() => printErr("kv-emulator stopped"))),
 ).pipe(
   Command.withDescription(
-    "Run the Key Vault + Entra ID emulator (HTTPS on loopback, the same wire protocol the Azure SDKs speak) in the foreground, and print the environment and target configuration that point kvdeploy at it. With --write-env and --write-config it also writes them to files, so another shell can `source` the environment. Ctrl+C or SIGTERM stops it, with exit 0.",
+    `Run the Key Vault + Entra ID emulator (HTTPS on loopback, the same wire protocol the Azure SDKs speak) in the foreground, and print the environment and target configuration that point kvdeploy at it. With --write-env and --write-config it also writes them to files, so another shell can \`source\` the environment. Ctrl+C or SIGTERM stops it, with exit 0.
+
+Trying each credential mode against the emulator: it also serves managed identity (App Service's endpoint, IMDS, a user-assigned identity), AKS workload identity (a federated token file in its work directory, 0600, renewed while it runs and removed at stop) and so the default chain. --all-modes prints a block for each: the \`unset\` and \`export\` lines, and the target's credential_mode (and managed_identity_client_id), or the same as flags; with --write-env/--write-config it writes each mode's files, the mode's id before the extension. --json always lists them under \`modes\`. Then, for example: \`. ./emulator.managed_identity_imds.env && kvdeploy doctor --config target.managed_identity_imds.json\`. docs/getting-started.md, "Trying each credential mode against the emulator", runs every mode.`,
   ),
   Command.withShortDescription("Run the Key Vault emulator in the foreground"),
   Command.withExamples([
@@ -247,6 +341,11 @@ export const emulator = Command.make(
       command:
         "kvdeploy emulator --port 8443 --write-env /tmp/kvdeploy-emulator.env --write-config target.json",
       description: "Fixed port; environment and target file for another shell",
+    },
+    {
+      command: "kvdeploy emulator --all-modes --write-env emulator.env --write-config target.json",
+      description:
+        "Every credential mode: emulator.<mode>.env and target.<mode>.json beside the client_secret files",
     },
   ]),
 )
