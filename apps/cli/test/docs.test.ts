@@ -112,6 +112,13 @@ describe("docs/getting-started.md", () => {
       expect(result.out).toContain("exit code 1: the vault serves another certificate")
       expect(result.out).toMatch(/ready to deploy/)
       expect(result.out).toMatch(/2 versions, newest first/)
+      // Every other credential mode, each through its own endpoint (section 10).
+      expect(result.out).toMatch(/via App Service endpoint http:\/\/127\.0\.0\.1:\d+\/msi\/token/)
+      expect(result.out).toMatch(/ManagedIdentityCredential \(user-assigned\)[\s\S]*via IMDS http/)
+      expect(result.out).toMatch(/token file \S+federated-token/)
+      expect(result.out).toContain(
+        "from ManagedIdentityCredential (the default chain's source that answered)",
+      )
       // Stopped with `kill`, the emulator exits 0 (set -e would have ended the script otherwise).
       expect(result.out).toContain("emulator exit code 0")
     } finally {
