@@ -13,8 +13,8 @@ import { ClientSecretCredential, EnvironmentCredential } from "@azure/identity"
 import { changeProcessEnv } from "@kvdeploy/core/test"
 import { createTlsIdentity } from "@kvdeploy/kv-emulator"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { explainTokenFailure } from "../src/tokenFailure.js"
 import { identityProviderOutage } from "../src/tokenErrors.js"
+import { explainTokenFailure } from "../src/tokenFailure.js"
 
 interface Answer {
   readonly status: number
