@@ -2315,7 +2315,13 @@ describe("validate, doctor, emulator", () => {
     })
     expect(deploy.code, deploy.stdout).toBe(2)
     expect(deploy.stdout).toContain("AZURE_FEDERATED_TOKEN_FILE")
-    for (const out of [late.stdout, stale.stdout, deploy.stdout]) {
+    // show says it as what it is in its title: an expired token, not a malformed variable.
+    const shown = await runCli(["show", "--config", target, "--json"], { env: env(oldFile) })
+    expect(shown.code, shown.stdout).toBe(2)
+    expect(json<{ error: { title: string } }>(shown).error.title).toBe(
+      "no credential for credential_mode workload_identity: the federated token in AZURE_FEDERATED_TOKEN_FILE expired",
+    )
+    for (const out of [late.stdout, stale.stdout, deploy.stdout, shown.stdout]) {
       expect(out).not.toContain(old)
       expect(out).not.toContain(justExpired)
     }

@@ -501,6 +501,11 @@ export const spanInWords = (ms: number): string => {
   const minutes = Math.floor(Math.abs(ms) / 60_000)
   if (minutes === 0) return "under a minute"
   const hours = Math.floor(minutes / 60)
+  // Past two days, in days and hours: "26763 h 32 min" reads as nothing.
+  if (hours >= 48) {
+    const days = Math.floor(hours / 24)
+    return `${days} d${hours % 24 === 0 ? "" : ` ${hours % 24} h`}`
+  }
   return hours === 0 ? `${minutes} min` : `${hours} h${minutes % 60 === 0 ? "" : ` ${minutes % 60} min`}`
 }
 

@@ -60,6 +60,10 @@ describe("federatedTokenTimes", () => {
     expect(expired).toMatchObject({ name: "federated token", status: "failed" })
     expect(expired.detail).toContain("expired at 2026-12-03T09:40:00.000Z (2 h 20 min ago")
     expect(expired.fix).toContain("/var/run/secrets/azure/tokens/azure-identity-token")
+    // Long ago: in days and hours, not thousands of hours.
+    expect(check({ exp: now / 1000 - (1115 * 24 + 3) * 3600 - 32 * 60 }).detail).toContain("(1115 d 3 h ago")
+    expect(check({ exp: now / 1000 - 48 * 3600 }).detail).toContain("(2 d ago")
+    expect(check({ exp: now / 1000 - (47 * 60 + 59) * 60 }).detail).toContain("(47 h 59 min ago")
     // A token came all the same: this host's clock is the suspect, a warning.
     expect(check({ exp: now / 1000 - 60 }, true).status).toBe("warning")
     const early = check({ nbf: now / 1000 + 10 * 60, exp: now / 1000 + 3600 })

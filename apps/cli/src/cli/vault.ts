@@ -95,13 +95,18 @@ export const credentialVariableProblems = (
     const missing = found.filter((p) => p.kind === "missing").flatMap((p) => p.variables)
     // One variable's value is malformed; several together cannot work (HTTPS_PROXY without NO_PROXY
     // for the managed identity endpoint: NO_PROXY unset was called malformed).
+    // A federated token that expired is no malformed variable: the file it names holds an old token.
+    const expired = found
+      .filter((p) => p.kind === "malformed" && p.expiredToken === true)
+      .flatMap((p) => p.variables)
     const malformed = found
-      .filter((p) => p.kind === "malformed" && p.variables.length === 1)
+      .filter((p) => p.kind === "malformed" && p.variables.length === 1 && p.expiredToken !== true)
       .flatMap((p) => p.variables)
     const together = found.filter((p) => p.kind === "malformed" && p.variables.length > 1)
     const parts = [
       ...(missing.length > 0 ? [`${missing.join(", ")} not set`] : []),
       ...(malformed.length > 0 ? [`${malformed.join(", ")} malformed`] : []),
+      ...expired.map((v) => `the federated token in ${v} expired`),
       ...together.map((p) => `${p.variables.join(" and ")} cannot work together`),
     ]
     return {
