@@ -195,7 +195,7 @@ describe("help, completion and usage", () => {
     expect((await runCli(["--log-level", "info", "--version"])).code).toBe(0)
     const file = await runCli(["validate", "--", "--version"])
     expect(file.stderr).not.toContain("goes alone")
-    expect(file.stderr).toContain("--version: no such file")
+    expect(file.stdout + file.stderr).toContain("--version: no such file")
   })
 
   it("prints a bash completion script", async () => {
@@ -1724,6 +1724,21 @@ describe("validate, doctor, emulator", () => {
     const fields = json<{ problems: Array<{ field: string }> }>(r).problems.map((p) => p.field)
     expect(fields).toEqual(expect.arrayContaining(["client_secret", "vault_url", "certificate_name"]))
     expect(r.stdout).not.toContain("hunter2")
+    // A file that cannot be read or is no JSON is invalid in the same record, not an error record.
+    for (const [path, says] of [
+      ["/dev/shm/kvdeploy-no-such-target.json", "no such file"],
+      [world.file("target.yaml", "vault_url: https://a.vault.azure.net\n"), "is YAML (keys vault_url)"],
+    ] as const) {
+      const unread = await runCli(["validate", path, "--json"])
+      expect(unread.code, unread.stdout).toBe(2)
+      const record = json<{
+        file: string
+        valid: boolean
+        problems: Array<{ field: string; message: string }>
+      }>(unread)
+      expect(record).toMatchObject({ file: path, valid: false, problems: [{ field: "FILE" }] })
+      expect(record.problems[0]?.message).toContain(says)
+    }
   })
 
   it("doctor: every check passes (0); a denied import fails with the fix (1); no version is written", async () => {

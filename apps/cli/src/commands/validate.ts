@@ -20,8 +20,14 @@ export const validate = Command.make(
   },
   ({ file, json }) =>
     Effect.gen(function* () {
-      const raw = yield* readConfigFile(file, "FILE")
-      const result = validateTargetConfigSync(raw)
+      // A file that cannot be read or parsed is as invalid as one with bad fields: one record shape
+      // for a script (`valid: false`, `problems`), the same exit.
+      const read = yield* Effect.result(readConfigFile(file, "FILE"))
+      const result =
+        read._tag === "Failure"
+          ? Result.fail({ problems: read.failure.problems })
+          : validateTargetConfigSync(read.success)
+      const raw = read._tag === "Success" ? read.success : {}
       const s = styleOut()
       if (Result.isSuccess(result)) {
         const t = result.success
