@@ -44,9 +44,22 @@ export const requiredPermission: { readonly [K in VaultOperation]: RequiredPermi
   getOperation: certificateRead,
 }
 
-/** One sentence telling the operator what to grant for `operation`. */
+/**
+ * Operations a role scoped to one certificate cannot grant: the vault's certificate list, and a
+ * deleted certificate (its object is gone; the deleted one is the vault's).
+ */
+const vaultScopeOnly: ReadonlySet<VaultOperation> = new Set([
+  "listCertificates",
+  "getDeleted",
+  "recoverDeleted",
+])
+
+/** One sentence telling the operator what to grant for `operation`, and where (the narrowest scope that grants it). */
 export const grantAdvice = (operation: VaultOperation): string => {
   const p = requiredPermission[operation]
   const roles = p.roles.map((r) => `"${r}"`).join(" or ")
-  return `grant the identity the RBAC role ${roles} on the vault (data action ${p.dataAction}), or the access-policy permission ${p.accessPolicy}`
+  const scope = vaultScopeOnly.has(operation)
+    ? "on the vault"
+    : "scoped to the certificate (…/vaults/VAULT/certificates/NAME) or to the vault"
+  return `grant the identity the RBAC role ${roles} ${scope} (data action ${p.dataAction}), or the access-policy permission ${p.accessPolicy}`
 }

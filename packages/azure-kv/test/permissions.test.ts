@@ -36,6 +36,17 @@ describe("grantAdvice", () => {
       for (const role of advised.roles) expect(text).toContain(`"${role}"`)
     })
   }
+  it("names the narrowest scope: the certificate where a role scoped to it grants the action, else the vault", () => {
+    expect(grantAdvice("importVersion")).toContain(
+      '"Key Vault Certificates Officer" scoped to the certificate (…/vaults/VAULT/certificates/NAME) or to the vault',
+    )
+    expect(grantAdvice("getLatest")).toContain("scoped to the certificate")
+    for (const operation of ["listCertificates", "getDeleted", "recoverDeleted"] as const) {
+      expect(grantAdvice(operation), operation).toContain("on the vault (data action")
+      expect(grantAdvice(operation), operation).not.toContain("scoped to the certificate")
+    }
+  })
+
   it("a backing secret's read names a role that grants only secrets (the narrowest) and the certificate user role", () => {
     expect(requiredPermission.getVersionSecret.roles).toEqual([
       "Key Vault Secrets User",
