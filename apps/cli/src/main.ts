@@ -311,16 +311,27 @@ export const main = (argv: ReadonlyArray<string>): void => {
               { message: string } & Record<string, unknown>
             >
             const command = argv[0] !== undefined && subcommandNames.has(argv[0]) ? ` ${argv[0]}` : ""
-            const problems = errors.map((e) => ({
-              field: withoutPem(fieldOfParseError(e)),
-              message: withoutPem(e.message),
-              fix: withoutPem(
-                (shownHelpDoc === undefined
-                  ? undefined
-                  : fixOfParseError(e as unknown as CliError.NonShowHelpErrors, shownHelpDoc)) ??
-                  `see \`kvdeploy${command} --help\` for the flags and examples`,
-              ),
-            }))
+            const problems = errors.map((e) => {
+              // One line each, for a script: the parser's "Did you mean this?" paragraph (for the
+              // terminal) becomes the fix's first words.
+              const suggestions = Array.isArray(e.suggestions) ? (e.suggestions as ReadonlyArray<string>) : []
+              const message = e.message
+                .replace(/\n\s*Did you mean (this|one of these)\?[\s\S]*$/, "")
+                .replace(/\s*\n\s*/g, " ")
+                .trim()
+              const didYouMean = suggestions.length > 0 ? `did you mean ${suggestions.join(" or ")}? ` : ""
+              return {
+                field: withoutPem(fieldOfParseError(e)),
+                message: withoutPem(message),
+                fix: withoutPem(
+                  didYouMean +
+                    ((shownHelpDoc === undefined
+                      ? undefined
+                      : fixOfParseError(e as unknown as CliError.NonShowHelpErrors, shownHelpDoc)) ??
+                      `see \`kvdeploy${command} --help\` for the flags and examples`),
+                ),
+              }
+            })
             return printJson({
               error: {
                 title: problems[0]?.message ?? withoutPem(error.message),

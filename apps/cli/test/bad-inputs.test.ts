@@ -166,6 +166,16 @@ const cases: ReadonlyArray<Case> = [
     says: ["Unrecognized flag: --vault in command kvdeploy deploy", "Did you mean this?", "--vault-url"],
   },
   {
+    name: "an unknown flag, --json: one line each, the suggestion in the fix",
+    args: () => ["deploy", "--vault", "https://kv.vault.azure.net", "--cert", "-", "--json"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: [
+      '"title": "Unrecognized flag: --vault in command kvdeploy deploy",',
+      '"fix": "did you mean --vault-url? see `kvdeploy deploy --help` for the flags and examples"',
+    ],
+  },
+  {
     name: "a mistyped command: the command suggested, its flags not each called unrecognized",
     args: () => ["deplyo", "--config", target("c-mistyped"), "--cert", "-"],
     exit: 2,
