@@ -111,6 +111,23 @@ const pemFile = (label: string, content: string) => world.file(label, content)
 
 const cases: ReadonlyArray<Case> = [
   {
+    name: "--cert and --key swapped: said so, with the fix",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-swapped"),
+      "--cert",
+      pemFile("swapped-key.pem", good.keyPem),
+      "--key",
+      pemFile("swapped-cert.pem", good.certPem),
+    ],
+    exit: 2,
+    says: [
+      /--cert \S+swapped-key\.pem: holds no certificate, only a private key/,
+      /--cert and --key look swapped \(--key \S+swapped-cert\.pem holds the certificate\)/,
+    ],
+  },
+  {
     name: "mismatched key",
     args: () => deploy("c-mismatch"),
     stdin: () => good.certPem + fx.chainPem + other.keyPem,

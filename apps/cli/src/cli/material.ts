@@ -315,10 +315,14 @@ export const pemMaterial = (files: {
     const certificates = certParsed.certificates
     const leaf = certificates[0]
     if (leaf === undefined) {
+      // A key where the certificate belongs, and a certificate where the key does: swapped flags.
+      const swapped = certParsed.key !== undefined && (keyParsed?.certificates.length ?? 0) > 0
       return yield* usageOne(
         `--cert ${sourceName(certSource)}`,
-        "holds no certificate",
-        "give the leaf certificate as PEM",
+        certParsed.key === undefined ? "holds no certificate" : "holds no certificate, only a private key",
+        swapped
+          ? `--cert and --key look swapped (--key ${sourceName(keySource ?? certSource)} holds the certificate): give the certificate with --cert and its private key with --key`
+          : "give the leaf certificate as PEM",
       )
     }
     if (chainParsed?.key !== undefined && chainSource !== undefined)
