@@ -797,7 +797,7 @@ Usage:
   kvdeploy-agent [--config FILE]   run (default FILE: $KVDEPLOY_AGENT_CONFIG or /etc/kvdeploy/agent.yaml)
   kvdeploy-agent --config FILE --check   validate the configuration, list every problem and warning (exit 0 or 2)
   kvdeploy-agent --config FILE --check --json
-                                   the same as one JSON document on stdout: {path, valid, deployments | problems, warnings}
+                                   the same as one JSON document on stdout: {path, valid, deployments, allowedTenants | problems, warnings}
   kvdeploy-agent --print-schema    print the configuration's JSON Schema
   kvdeploy-agent --version [--json]
 
