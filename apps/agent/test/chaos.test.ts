@@ -7,6 +7,7 @@
  * - each certificate served is its deployment's newest source, enabled, tagged as kvdeploy's;
  * - every version the agent wrote, a deleted certificate's included, is one of its deployment's
  *   sources, or a rollback (tagged) to a certificate the vault held before;
+ * - every deploy that replaced another writer's version it read says adopted;
  * - no private key in the agent's log; the agent never exited, and it is ready.
  * The seed is printed; KVDEPLOY_AGENT_CHAOS_SEED replays its choices (not its timing), and
  * KVDEPLOY_AGENT_CHAOS_MS changes how long the faults go on.
@@ -151,6 +152,8 @@ describe("the agent under chaos", () => {
     // that delete comes after (a fault's own deletes of the same certificate may have come before).
     let deleteMark = 0
     let linesAtDelete = 0
+    // The other writer's version, when the vault took it.
+    let foreignVersion: string | undefined
     while (Date.now() < until) {
       if (!scripted && Date.now() >= started + CHAOS_MS / 2) {
         scripted = true
@@ -167,7 +170,10 @@ describe("the agent under chaos", () => {
         if (foreignWritten)
           await e.state
             .foreignImport(foreignWritten.vault, foreignWritten.name)
-            .then(() => count("another writer's import"))
+            .then((v) => {
+              foreignVersion = v.version
+              count("another writer's import")
+            })
             .catch(() => count("another writer's import, refused"))
       }
       const d = deployments[Math.floor(random() * deployments.length)] ?? deployments[0]
@@ -278,7 +284,7 @@ describe("the agent under chaos", () => {
     )
     expect(strays).toEqual([])
     // The run went through what it set up: faults fired, the operator's delete was recovered, and the
-    // other writer's version was taken over.
+    // other writer's version was taken over (below).
     expect([...fired.values()].reduce((n, k) => n + k, 0)).toBeGreaterThanOrEqual(5)
     if (happened.has("an operator's delete") && operatorDeleted !== undefined) {
       const { vault, name } = operatorDeleted
@@ -298,8 +304,67 @@ describe("the agent under chaos", () => {
         `the agent's recovery of ${name} in its log since the delete`,
       ).toBeGreaterThanOrEqual(1)
     }
-    if (happened.has("another writer's import"))
-      expect(a.lines.some((l) => l.deployment === foreignWritten?.name && l.adopted === true)).toBe(true)
+    // The agent says when it takes another writer's certificate over: every deploy that replaced
+    // another writer's version (the one it read as the latest) and wrote one of its own says adopted.
+    const versionOf = (id: unknown) => (typeof id === "string" ? id.split("/").at(-1) : undefined)
+    const records = a.lines.filter((l) => typeof l.msg === "string" && l.msg.startsWith("deploy: "))
+    const untold: Array<string> = []
+    for (const d of deployments) {
+      const foreign = new Set(
+        (e.state.versions(d.vault, d.name, { includeDeleted: true }) ?? [])
+          .filter((v) => v.foreign)
+          .map((v) => v.version),
+      )
+      for (const r of records) {
+        const replaced = versionOf(r.previousVersionId)
+        if (r.deployment !== d.name || replaced === undefined || !foreign.has(replaced)) continue
+        if (r.versionId !== undefined && r.adopted !== true)
+          untold.push(`${d.name}: ${r.msg} replaced another writer's ${replaced} without saying adopted`)
+      }
+    }
+    expect(untold).toEqual([])
+    // The half-way import of another writer's version was taken over: a deploy read it (or another
+    // writer's version after it) as the one it replaced, and said adopted. Unless it landed while the
+    // agent's import was on its way (Key Vault's import replaces whatever is latest): then the agent's
+    // next version covered it unread, written by a deploy that had read a version from before it.
+    if (foreignWritten !== undefined && foreignVersion !== undefined) {
+      const { vault, name } = foreignWritten
+      const versions = e.state.versions(vault, name, { includeDeleted: true }) ?? []
+      const order = versions.map((v) => v.version)
+      const at = order.indexOf(foreignVersion)
+      const indexOf = (id: unknown) => order.indexOf(versionOf(id) ?? "")
+      const ofIt = records.filter((r) => r.deployment === name)
+      const tookOver = ofIt.some(
+        (r) =>
+          at >= 0 &&
+          r.adopted === true &&
+          indexOf(r.previousVersionId) >= at &&
+          versions[indexOf(r.previousVersionId)]?.foreign === true,
+      )
+      if (!tookOver) {
+        const next = versions.slice(at + 1).find((v) => !v.foreign)
+        const writer = ofIt.find(
+          (r) =>
+            next !== undefined &&
+            (versionOf(r.versionId) === next.version || versionOf(r.rollbackVersionId) === next.version),
+        )
+        const read = indexOf(writer?.previousVersionId)
+        expect(
+          at >= 0 && writer !== undefined && read >= 0 && read < at,
+          `${name}: another writer's ${foreignVersion} neither taken over nor covered by an import already on its way\n` +
+            `versions: ${versions.map((v) => `${v.version}${v.foreign ? " (other writer)" : ""}`).join(", ")}\n` +
+            ofIt
+              .map(
+                (r) =>
+                  `${r.msg} previous ${versionOf(r.previousVersionId)} version ${versionOf(r.versionId)} adopted ${String(r.adopted)}`,
+              )
+              .join("\n"),
+        ).toBe(true)
+        console.log(
+          `${name}: another writer's ${foreignVersion} landed under an import on its way: covered unread`,
+        )
+      }
+    }
 
     // No private key in the log: each source key's private scalar, in the encodings a line could carry.
     const log = JSON.stringify(a.lines) + a.stderr()
