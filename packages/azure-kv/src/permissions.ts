@@ -58,8 +58,12 @@ const vaultScopeOnly: ReadonlySet<VaultOperation> = new Set([
 export const grantAdvice = (operation: VaultOperation): string => {
   const p = requiredPermission[operation]
   const roles = p.roles.map((r) => `"${r}"`).join(" or ")
+  // The backing secret is a secret object of its own (`GET /secrets/NAME/VERSION`), not the
+  // certificate: a role scoped to the certificate is not shown to cover it.
   const scope = vaultScopeOnly.has(operation)
     ? "on the vault"
-    : "scoped to the certificate (…/vaults/VAULT/certificates/NAME) or to the vault"
+    : operation === "getVersionSecret"
+      ? "scoped to the certificate's backing secret (…/vaults/VAULT/secrets/NAME) or to the vault"
+      : "scoped to the certificate (…/vaults/VAULT/certificates/NAME) or to the vault"
   return `grant the identity the RBAC role ${roles} ${scope} (data action ${p.dataAction}), or the access-policy permission ${p.accessPolicy}`
 }

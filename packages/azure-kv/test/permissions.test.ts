@@ -41,6 +41,10 @@ describe("grantAdvice", () => {
       '"Key Vault Certificates Officer" scoped to the certificate (…/vaults/VAULT/certificates/NAME) or to the vault',
     )
     expect(grantAdvice("getLatest")).toContain("scoped to the certificate")
+    // The backing secret is a secret object: its own scope.
+    expect(grantAdvice("getVersionSecret")).toContain(
+      "scoped to the certificate's backing secret (…/vaults/VAULT/secrets/NAME) or to the vault",
+    )
     for (const operation of ["listCertificates", "getDeleted", "recoverDeleted"] as const) {
       expect(grantAdvice(operation), operation).toContain("on the vault (data action")
       expect(grantAdvice(operation), operation).not.toContain("scoped to the certificate")
