@@ -1297,7 +1297,8 @@ export const validateAgentConfig = (
     const at =
       mode === "managed_identity" &&
       managedIdentityClientIdAt !== undefined &&
-      (env.AZURE_CLIENT_ID ?? "").trim() === ""
+      // Unset as @azure/identity tests it (empty): spaces are a value it would use.
+      (env.AZURE_CLIENT_ID ?? "") === ""
         ? managedIdentityClientIdAt
         : first
     for (const p of credentialEnvironmentProblems(mode as CredentialMode, (name) => env[name], {

@@ -235,7 +235,16 @@ export const credentialEnvironmentProblems = (
         problems.push({
           kind: "malformed",
           variables: [name],
-          reason: `${name} is set to spaces or a line break only, which @azure/identity takes as set: with ${exchangeVariables.filter((n) => n !== name).join(" and ")} it makes managed identity exchange AKS workload identity's federated token, with that value`,
+          reason: `${name} is set to spaces or a line break only, which @azure/identity takes as set: with ${exchangeVariables
+            .filter((n) => n !== name)
+            .map((n) =>
+              n === "AZURE_CLIENT_ID" && options.managedIdentityClientId !== undefined
+                ? "managed_identity_client_id"
+                : n,
+            )
+            .join(
+              " and ",
+            )} it makes managed identity exchange AKS workload identity's federated token, with that value`,
           fix: `Unset ${name}, or set it to its value (the AKS workload identity webhook sets it in a pod labelled azure.workload.identity/use: "true")`,
         })
   const readsTokenFile = mode === "workload_identity" || exchange !== undefined

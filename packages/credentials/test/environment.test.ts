@@ -107,6 +107,15 @@ describe("credentialEnvironmentProblems", () => {
         { managedIdentityClientId: ids.AZURE_CLIENT_ID },
       ),
     ).toEqual([])
+    // With the configured client id in place of AZURE_CLIENT_ID, that is what the reason names.
+    const configured = credentialEnvironmentProblems(
+      "managed_identity",
+      (name) => ({ AZURE_FEDERATED_TOKEN_FILE: "/var/run/secrets/token", AZURE_TENANT_ID: "  " })[name],
+      { managedIdentityClientId: ids.AZURE_CLIENT_ID },
+    )
+    expect(configured.map((p) => p.reason)).toEqual([
+      "AZURE_TENANT_ID is set to spaces or a line break only, which @azure/identity takes as set: with AZURE_FEDERATED_TOKEN_FILE and managed_identity_client_id it makes managed identity exchange AKS workload identity's federated token, with that value",
+    ])
     // Empty is unset for the SDK too: no exchange, nothing to say.
     expect(problemsIn("managed_identity", { ...pod, AZURE_TENANT_ID: "" })).toEqual([])
   })
