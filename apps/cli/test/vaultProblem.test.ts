@@ -62,6 +62,12 @@ describe("a VaultForbidden as a CLI problem", () => {
       clientSecret,
     ).problems[0]
     expect(outage?.field).toBe("credential")
+    // The identity library refused the vault's tenant before any request: the credential's too.
+    expect(
+      problemOf(
+        new VaultForbidden({ operation: "getLatest", detail: "tenant", refusal: "tenant", unsent: true }),
+      ).field,
+    ).toBe("credential")
     // An answer from the vault (a permission it refused) stays the vault's.
     expect(
       problemOf(new VaultForbidden({ operation: "getLatest", detail: "denied", refusal: "permission" }))

@@ -191,6 +191,19 @@ describe("toVaultError", () => {
     )
   })
 
+  it("a failure no endpoint judged keeps the library's words, though they name a federated token", () => {
+    // A file that could not be read is no refusal by Entra ID: "Entra ID refused" would be false.
+    const sdk = Object.assign(
+      new Error("WorkloadIdentityCredential: the federated token file /x could not be read"),
+      {
+        name: "CredentialUnavailableError",
+      },
+    )
+    expect(toVaultError("getLatest", "read", sdk).detail).toBe(
+      "no token for the vault: the credential was refused or is not available here (nothing was sent to the vault): WorkloadIdentityCredential: the federated token file /x could not be read",
+    )
+  })
+
   it("a managed identity endpoint's refusal in its own words", () => {
     const sdk = Object.assign(
       new Error(

@@ -366,7 +366,9 @@ export const vaultProblem = (
       // No token (the credential refused or unavailable, the identity provider failing): what to
       // look at is the credential, not the vault, which nothing reached.
       field:
-        noToken || (error._tag === "VaultForbidden" && error.refusal === "credential")
+        noToken ||
+        (error._tag === "VaultForbidden" &&
+          (error.refusal === "credential" || (error.unsent === true && error.refusal !== "resource")))
           ? "credential"
           : "vault",
       message: `${errorWords[error._tag] ?? "failed"} (${error._tag}${error.permission === undefined ? "" : `; needs ${error.permission}`})`,
