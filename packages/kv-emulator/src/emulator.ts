@@ -28,6 +28,7 @@ import {
   type LoadedVault,
   loadVault,
   readVaultFiles,
+  renameVaultFiles,
   saveVault,
   vaultFile,
 } from "./persistence.js"
@@ -334,19 +335,32 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
   // So is a vault's file there that cannot be loaded (cut short, not JSON, not a vault's state,
   // unreadable): it used to fail the start with JSON.parse's SyntaxError, which quotes the file's
   // text, or pass and fail requests later. The file is left as it is.
-  const saved =
+  const read =
     options.stateDir !== undefined
       ? readVaultFiles(
           options.stateDir,
           (options.vaults ?? ["kvdeploy-demo"]).map((v) => (typeof v === "string" ? v : v.name)),
         )
-      : new Map<string, LoadedVault>()
+      : { loaded: new Map<string, LoadedVault>(), renames: [] }
+  const saved = read.loaded
   const opened: Array<http.Server | https.Server> = []
   // Its own work directory (the CA, the federated token) is made here, so that a start that fails
   // (a port in use) removes it as it closes the servers already opened, instead of leaving it behind.
   const ownWorkDir = options.workDir === undefined ? mkdtempSync(join(tmpdir(), "kv-emulator-")) : undefined
   try {
-    return await startServers(options, opened, ownWorkDir, saved)
+    const emulator = await startServers(options, opened, ownWorkDir, saved)
+    // An older emulator's mixed-case vault file is renamed only now: a start refused before (a port
+    // in use) changes none. One that cannot be renamed stops the emulator, as a damaged file would.
+    if (options.stateDir !== undefined && read.renames.length > 0) {
+      const stateDir = options.stateDir
+      try {
+        renameVaultFiles(stateDir, read.renames)
+      } catch (e) {
+        await emulator.stop()
+        throw e
+      }
+    }
+    return emulator
   } catch (e) {
     for (const s of opened) {
       s.close()

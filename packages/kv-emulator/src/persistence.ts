@@ -444,9 +444,9 @@ const readVaultFile = (
       fix: `keep the one to serve, named ${basename(own)}, and move the others aside (rename them to NAME.aside, say); the emulator has not changed them`,
     }
   }
-  // A file an older emulator wrote under the name as given (vault-KV-Demo.json) is read; once every
-  // vault's file has loaded, readVaultFiles renames it to the lower-case name the emulator saves
-  // to, so that no second file starts.
+  // A file an older emulator wrote under the name as given (vault-KV-Demo.json) is read; once the
+  // start has worked, renameVaultFiles renames it to the lower-case name the emulator saves to, so
+  // that no second file starts.
   const file = others[0] ?? own
   const loaded = readVaultFileAt(file, vault)
   if (file === own || loaded === undefined || "reason" in loaded) return loaded
@@ -517,15 +517,23 @@ const readVaultFileAt = (file: string, vault: string): LoadedVault | DamagedVaul
   }
 }
 
+/** The vaults' files as read, and the renames still to make once the start has worked. */
+export interface ReadVaultFiles {
+  readonly loaded: ReadonlyMap<string, LoadedVault>
+  /**
+   * Files an older emulator named as the vault was given (`vault-KV-Demo.json`), each to be renamed
+   * to the lower-case name the emulator saves to (renameVaultFiles), once nothing can refuse the
+   * start any more: a start refused (another vault's damaged file, a port in use) changes none.
+   */
+  readonly renames: ReadonlyArray<readonly [vault: string, from: string]>
+}
+
 /**
  * Reads and checks the files of these vaults in the state directory, before anything is opened:
  * the contents of each that has one. Throws a StateFileError naming every file that cannot be
  * loaded; the files are left as they are.
  */
-export const readVaultFiles = (
-  dir: string,
-  vaults: ReadonlyArray<string>,
-): ReadonlyMap<string, LoadedVault> => {
+export const readVaultFiles = (dir: string, vaults: ReadonlyArray<string>): ReadVaultFiles => {
   const loaded = new Map<string, LoadedVault>()
   const damaged: DamagedVaultFile[] = []
   const renames: Array<readonly [string, string]> = []
@@ -539,14 +547,17 @@ export const readVaultFiles = (
       if (renameFrom !== undefined) renames.push([vault, renameFrom])
     }
   }
-  // Renamed only when every file loaded: a start refused for another vault's file changes none.
-  if (damaged.length === 0)
-    for (const [vault, from] of renames) {
-      const refused = renamedToLowerCase(dir, vault, from)
-      if (refused !== undefined) damaged.push(refused)
-    }
   if (damaged.length > 0) throw new StateFileError(dir, damaged)
-  return loaded
+  return { loaded, renames }
+}
+
+/**
+ * Makes readVaultFiles' renames, once the start has worked. Throws a StateFileError naming each
+ * file that could not be renamed (left as it was).
+ */
+export const renameVaultFiles = (dir: string, renames: ReadVaultFiles["renames"]): void => {
+  const refused = renames.flatMap(([vault, from]) => renamedToLowerCase(dir, vault, from) ?? [])
+  if (refused.length > 0) throw new StateFileError(dir, refused)
 }
 
 /** Puts a vault's contents, as `readVaultFiles` read them, in its store. */

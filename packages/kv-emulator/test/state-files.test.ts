@@ -310,6 +310,24 @@ describe("a vault's file has no letter case, as the vault's name has none", () =
     expect(readdirSync(dir).sort()).toEqual([`vault-${VAULT.toUpperCase()}.json`, "vault-other.json"].sort())
   })
 
+  it("an older file is not renamed when the start fails later (a port in use)", async () => {
+    const { dir } = stateDir()
+    writeFileSync(join(dir, `vault-${VAULT.toUpperCase()}.json`), saved, { mode: 0o600 })
+    const holder = await start({ vaults: ["port-holder"], warn: () => {} })
+    try {
+      await expect(
+        start({
+          vaults: [{ name: VAULT, port: holder.vault("port-holder").port }],
+          stateDir: dir,
+          warn: () => {},
+        }),
+      ).rejects.toThrow(/EADDRINUSE/)
+    } finally {
+      await holder.stop()
+    }
+    expect(readdirSync(dir).filter((f) => f.endsWith(".json"))).toEqual([`vault-${VAULT.toUpperCase()}.json`])
+  })
+
   it("two files of one vault in different cases: refused at start, both named and left as they are", async () => {
     const { dir } = stateDir()
     const upper = join(dir, `vault-${VAULT.toUpperCase()}.json`)

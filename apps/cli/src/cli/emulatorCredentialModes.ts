@@ -5,6 +5,7 @@
  * and carries in `--json`. Nothing here is a secret beyond the emulator's own throwaway ones (its
  * client secret, its managed identity endpoint's header); the federated token is named by its file.
  */
+import { basename } from "node:path"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 
 /** One way to get a token from the emulator. */
@@ -152,7 +153,7 @@ export const modeTargetFields = (mode: EmulatorCredentialMode): string =>
  * extension (`emulator.env` -> `emulator.workload_identity.env`), or after a name without one.
  */
 export const modeFile = (path: string, id: EmulatorCredentialMode["id"]): string => {
-  const name = path.slice(path.lastIndexOf("/") + 1)
+  const name = basename(path)
   const dir = path.slice(0, path.length - name.length)
   const dot = name.lastIndexOf(".")
   return dot > 0 ? `${dir}${name.slice(0, dot)}.${id}${name.slice(dot)}` : `${path}.${id}`
