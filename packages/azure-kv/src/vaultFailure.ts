@@ -453,16 +453,17 @@ const mapFailure = (
             `no token for the vault (nothing was sent): the identity provider could not be reached or did not serve the tenant's OpenID configuration (as for a tenant it does not know: check AZURE_TENANT_ID): ${detail}`
           : `no token for the vault (nothing was sent): the identity provider could not be reached: ${detail}`,
       })
-    // In doctor's words where they name the refusal of an endpoint that answered (an
-    // AuthenticationError: Entra ID's first sentence with its AADSTS code, the managed identity
+    // In doctor's words where they name the refusal of an endpoint that answered (Entra ID's first
+    // sentence with its AADSTS code, which every refusal of Entra ID carries; the managed identity
     // endpoint's own words), with the endpoint's correlation id for a support request and the token
     // file's state; else the library's text as it is (a default chain's sources, each with its
-    // reason; a file that could not be read, which no endpoint judged).
+    // reason; a file that could not be read, which no endpoint judged). @azure/identity names
+    // Entra ID's refusals AuthenticationRequiredError or AuthenticationError, as it names a file it
+    // could not read: the name tells nothing apart.
     const explained = explainTokenFailure(error)
     const specific =
-      (error as { name?: unknown } | null)?.name === "AuthenticationError" &&
-      (explained.reason.startsWith("Entra ID") ||
-        explained.reason.startsWith("the managed identity endpoint refused"))
+      (explained.reason.startsWith("Entra ID") && /AADSTS\d+/.test(ownText)) ||
+      explained.reason.startsWith("the managed identity endpoint refused")
     const correlation = /Correlation ID: ([0-9a-f-]{36})/i.exec(ownText)?.[1]
     return new VaultForbidden({
       ...unsent,

@@ -182,7 +182,8 @@ describe("toVaultError", () => {
       new Error(
         "invalid_client: Error(s): 7000215 - Timestamp: 2026-12-04 01:27:40.471Z - Description: AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '1f19488b-ddf0-45f3-9c2f-a0433d839dbe'. - Correlation ID: 965170f2-631b-485b-bb96-ca20ceb36354 - Trace ID: 148222ba-9ead-4675-b112-4e92346b0efd",
       ),
-      { name: "AuthenticationError" },
+      // The name @azure/identity 4 gives a client secret Entra ID refused (seen against the emulator).
+      { name: "AuthenticationRequiredError" },
     )
     const mapped = toVaultError("getLatest", "read", sdk)
     expect(mapped).toMatchObject({ _tag: "VaultForbidden", refusal: "credential", unsent: true })
