@@ -1,8 +1,8 @@
 /**
  * `kvdeploy doctor`'s import probe (the built CLI): Key Vault refuses the probe's invalid content
- * with 400 once the caller may import, so only a 400 reads as permitted. Any other refusal (a 404
- * from something that is not Key Vault's import, answering at vault_url) fails the check, and
- * doctor does not say "ready to deploy", since a deploy's import would be refused the same way.
+ * with 400 and its error body once the caller may import, so only such a 400 reads as permitted. A
+ * 400 without Key Vault's error code (a proxy's page) fails the check, as does any other refusal (a
+ * 404 from something that is not Key Vault's import, answering at vault_url), and doctor does not say "ready to deploy", since a deploy's import would be refused the same way.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { json, runCli, startWorld, type World } from "./harness.js"
@@ -31,8 +31,42 @@ describe("doctor's import probe", () => {
     expect(importCheck(json<{ checks: Array<Check> }>(r).checks)).toEqual({
       check: "certificates/import",
       status: "pass",
-      detail: "permitted (the probe's invalid content was refused with 400; nothing was written)",
+      detail:
+        "permitted (the probe's invalid content was refused with 400 BadParameter; nothing was written)",
     })
+  })
+
+  it("a 400 without Key Vault's error body (a proxy's page): failed, the permission unknown, and not ready", async () => {
+    const fault = world.emulator.faults.add({
+      operation: "import",
+      vault: world.vault,
+      // One for the --json run, one for the text run.
+      times: 2,
+      action: {
+        kind: "rawAnswer",
+        status: 400,
+        body: "<html>400 Bad Request</html>",
+        contentType: "text/html",
+      },
+    })
+    try {
+      const target = world.targetFile("probe-400-html")
+      const r = await runCli(["doctor", "--config", target, "--json"], { env: world.env })
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      const check = importCheck(json<{ checks: Array<Check> }>(r).checks)
+      expect(check?.status).toBe("fail")
+      expect(check?.detail).toMatch(
+        /^the probe's import was refused with 400 but without Key Vault's error body \(no error code\), so it was not Key Vault that answered and the import permission is unknown: /,
+      )
+      expect(check?.fix).toMatch(
+        /^check that vault_url is the vault's URL and that what answers there is Key Vault/,
+      )
+      const text = await runCli(["doctor", "--config", target], { env: world.env })
+      expect(text.code).toBe(1)
+      expect(text.stdout).not.toContain("ready to deploy")
+    } finally {
+      world.emulator.faults.remove(fault)
+    }
   })
 
   it("a 404 for the import: failed, naming the status and what to check, and not ready", async () => {

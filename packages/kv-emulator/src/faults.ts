@@ -144,9 +144,10 @@ export type FaultAction =
    */
   | { readonly kind: "foreignDelete"; readonly when?: "before" | "after" }
   /**
-   * An identity endpoint's operations only: answer this text instead (`status` default 200, with
-   * `contentType` when given), as a proxy, a captive portal or a broken endpoint might: an HTML
-   * page, an empty body, JSON of another shape. The operation does not run.
+   * Answer this text instead (`status` default 200, with `contentType` when given), as a proxy, a
+   * captive portal, a broken endpoint or another service at the vault's URL might: an HTML page,
+   * an empty body, JSON of another shape, without Key Vault's error body or headers. The
+   * operation does not run. An identity endpoint's operation, or a vault's.
    */
   | {
       readonly kind: "rawAnswer"
@@ -383,8 +384,6 @@ export const validateRule = (rule: unknown): FaultRule => {
       `${String(action.kind)} action's when must be "before" or "after", not ${String(action.when)}`,
     )
   if (action.kind === "rawAnswer") {
-    if (!identity)
-      throw new Error("rawAnswer is an identity endpoint's fault (token, imdsToken, appServiceToken)")
     if (typeof action.body !== "string") throw new Error("rawAnswer action needs body: the text to answer")
     if (
       action.status !== undefined &&

@@ -350,6 +350,17 @@ export class VaultHandler {
             a.headers ?? {},
           )
           return fail(e)
+        } else if (a.kind === "rawAnswer") {
+          // Something else answering at the vault's URL (a proxy, a gateway, another service): its
+          // text as it is, without Key Vault's error body or headers. The operation does not run.
+          req.resume()
+          const text = Buffer.from(a.body, "utf8")
+          res.writeHead(a.status ?? 200, {
+            ...(a.contentType === undefined ? {} : { "Content-Type": a.contentType }),
+            "Content-Length": String(text.length),
+          })
+          res.end(text)
+          return finish({ status: a.status ?? 200 })
         } else if (a.kind === "throttle") {
           req.resume()
           return fail(KvError.throttled(a.retryAfterSeconds ?? 1))

@@ -151,6 +151,43 @@ describe("fault injection", () => {
     expect((await certificates.getCertificate("svc")).name).toBe("svc")
   })
 
+  it("answers a vault operation with raw text (rawAnswer), as another service at the vault's URL: no Key Vault error body, code or headers; the operation does not run", async () => {
+    const before = (await certificates.getCertificate("svc")).properties.version
+    emulator.faults.add({
+      operation: "import",
+      name: "svc",
+      action: { kind: "rawAnswer", body: "<html>Bad Request</html>", status: 400, contentType: "text/html" },
+    })
+    const e = await restError(
+      certificates.importCertificate("svc", new TextEncoder().encode("not a certificate"), { password: "" }),
+    )
+    expect(e.statusCode).toBe(400)
+    expect(e.code).toBeUndefined()
+    // The text itself, as a client reading the body sees it.
+    emulator.faults.add({
+      operation: "import",
+      name: "svc",
+      action: { kind: "rawAnswer", body: "<html>Bad Request</html>", status: 400, contentType: "text/html" },
+    })
+    const text = await raw(emulator, "faulty", "POST", "/certificates/svc/import?api-version=2025-07-01", {
+      token: emulator.issueToken(emulator.clientSecret.clientId),
+      body: { value: "bm90IGEgY2VydGlmaWNhdGU=" },
+    })
+    expect(text).toMatchObject({ status: 400, text: "<html>Bad Request</html>" })
+    expect(text.headers["content-type"]).toBe("text/html")
+    expect(text.headers["x-ms-keyvault-service-version"]).toBeUndefined()
+    // Key Vault's own refusal of the same content carries its error code.
+    const kv = await restError(
+      certificates.importCertificate("svc", new TextEncoder().encode("not a certificate"), { password: "" }),
+    )
+    expect(kv.statusCode).toBe(400)
+    expect(kv.code).toBe("BadParameter")
+    expect((await certificates.getCertificate("svc")).properties.version).toBe(before)
+    const logged = emulator.requests.entries({ vault: "faulty" }).filter((r) => r.operation === "import")
+    expect(logged.at(-3)).toMatchObject({ status: 400, fault: expect.stringMatching(/:rawAnswer$/) })
+    expect(logged.at(-3)?.errorCode).toBeUndefined()
+  })
+
   it("leaves fields out of an answer (omitFields), nested ones too; a rule without fields is refused", async () => {
     emulator.faults.add({
       operation: "getLatest",

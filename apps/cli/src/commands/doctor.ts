@@ -41,6 +41,14 @@ import {
 
 export const probeCertificateName = "kvdeploy-doctor-probe"
 
+/**
+ * Key Vault's error code of a refusal, or undefined when the answer carried none: the adapter
+ * gives the status's digits as the code then (`VaultRequestRejected.code`), as for a body that is
+ * not Key Vault's `{"error":{"code":…}}`.
+ */
+const keyVaultCode = (code: string, status: number): string | undefined =>
+  code === String(status) ? undefined : code
+
 export interface DoctorCheck {
   readonly check: string
   readonly status: "pass" | "fail" | "warn" | "skip"
@@ -374,13 +382,27 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
       } else if (
         probe._tag === "Failure" &&
         probe.failure._tag === "VaultRequestRejected" &&
-        probe.failure.status === 400
+        probe.failure.status === 400 &&
+        keyVaultCode(probe.failure.code, 400) !== undefined
       ) {
         yield* add({
           check: "certificates/import",
           status: "pass",
-          detail: "permitted (the probe's invalid content was refused with 400; nothing was written)",
+          detail: `permitted (the probe's invalid content was refused with 400 ${probe.failure.code}; nothing was written)`,
           fix: undefined,
+        })
+      } else if (
+        probe._tag === "Failure" &&
+        probe.failure._tag === "VaultRequestRejected" &&
+        probe.failure.status === 400
+      ) {
+        // A 400 without Key Vault's error body (`{"error":{"code":…}}`): a proxy, a gateway or another
+        // service refused the request, not Key Vault, so the identity's import permission is unknown.
+        yield* add({
+          check: "certificates/import",
+          status: "fail",
+          detail: `the probe's import was refused with 400 but without Key Vault's error body (no error code), so it was not Key Vault that answered and the import permission is unknown: ${probe.failure.detail}`,
+          fix: "check that vault_url is the vault's URL and that what answers there is Key Vault (not a proxy, gateway or another service on that host and port)",
         })
       } else if (probe._tag === "Failure" && probe.failure._tag === "VaultRequestRejected") {
         // Key Vault refuses the probe's invalid content with 400 once the caller is permitted: any
