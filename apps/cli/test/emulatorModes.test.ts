@@ -90,6 +90,11 @@ const expected: Record<string, { credential: RegExp; identity?: RegExp; token?: 
     identity: /via IMDS http:\/\/127\.0\.0\.1:\d+$/,
   },
   workload_identity: { credential: /^WorkloadIdentityCredential$/, identity: /token file \// },
+  managed_identity_aks_exchange: {
+    credential: /^WorkloadIdentityCredential \(the managed identity's AKS token exchange\)$/,
+    identity:
+      /via Entra ID token exchange at https:\/\/127\.0\.0\.1:\d+ \(workload identity's federated token\), token file \//,
+  },
   default: {
     credential: /^DefaultAzureCredential/,
     token: /from ManagedIdentityCredential \(the default chain's source that answered\)/,
@@ -127,6 +132,7 @@ describe("kvdeploy emulator: every credential mode it serves, from what it print
       expect.stringMatching(/^# managed_identity, system-assigned, through IMDS/),
       expect.stringMatching(/^# managed_identity, the user-assigned identity/),
       expect.stringMatching(/^# workload_identity \(AKS\)/),
+      expect.stringMatching(/^# managed_identity on AKS: the token exchange/),
       expect.stringMatching(/^# default \(DefaultAzureCredential\)/),
     ])
     const ids = Object.keys(expected).slice(1)

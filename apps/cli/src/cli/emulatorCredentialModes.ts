@@ -17,6 +17,7 @@ export interface EmulatorCredentialMode {
     | "managed_identity_imds"
     | "managed_identity_user_assigned"
     | "workload_identity"
+    | "managed_identity_aks_exchange"
     | "default"
   /** What it is, in a line. */
   readonly title: string
@@ -94,6 +95,22 @@ export const emulatorCredentialModes = (
       clientId: started.workloadIdentity.clientId,
       env: started.env.workloadIdentity,
       targetConfig: started.targetConfig(vault, certificateName, "workloadIdentity"),
+      tokenFile: started.workloadIdentity.tokenFile,
+    },
+    {
+      // On AKS, managed_identity with workload identity's variables: @azure/identity's
+      // ManagedIdentityCredential then makes the token exchange with the federated token file
+      // instead of asking an identity endpoint (the pod has none).
+      id: "managed_identity_aks_exchange",
+      title:
+        "managed_identity on AKS: the token exchange with workload identity's federated token file (no identity endpoint asked)",
+      credentialMode: "managed_identity",
+      clientId: started.workloadIdentity.clientId,
+      env: started.env.workloadIdentity,
+      targetConfig: {
+        ...started.targetConfig(vault, certificateName, "workloadIdentity"),
+        credential_mode: "managed_identity",
+      },
       tokenFile: started.workloadIdentity.tokenFile,
     },
     {

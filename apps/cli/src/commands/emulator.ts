@@ -317,7 +317,7 @@ export const emulator = Command.make(
               : [
                   "",
                   s.dim(
-                    "# Other credential modes (managed_identity: App Service, IMDS, user-assigned; workload_identity; default): kvdeploy emulator --all-modes",
+                    "# Other credential modes (managed_identity: App Service, IMDS, user-assigned, AKS token exchange; workload_identity; default): kvdeploy emulator --all-modes",
                   ),
                 ]),
           ])
@@ -332,7 +332,7 @@ export const emulator = Command.make(
   Command.withDescription(
     `Run the Key Vault + Entra ID emulator (HTTPS on loopback, the same wire protocol the Azure SDKs speak) in the foreground, and print the environment and target configuration that point kvdeploy at it. With --write-env and --write-config it also writes them to files, so another shell can \`source\` the environment. Ctrl+C or SIGTERM stops it, with exit 0.
 
-Trying each credential mode against the emulator: it also serves managed identity (App Service's endpoint, IMDS, a user-assigned identity), AKS workload identity (a federated token file in its work directory, 0600, renewed while it runs and removed at stop) and so the default chain. --all-modes prints a block for each: the \`unset\` and \`export\` lines, and the target's credential_mode (and managed_identity_client_id), or the same as flags; with --write-env/--write-config it writes each mode's files, the mode's id before the extension. --json always lists them under \`modes\`. Then, for example: \`. ./emulator.managed_identity_imds.env && kvdeploy doctor --config target.managed_identity_imds.json\`. docs/getting-started.md, "Trying each credential mode against the emulator", runs every mode.`,
+Trying each credential mode against the emulator: it also serves managed identity (App Service's endpoint, IMDS, a user-assigned identity), AKS workload identity (a federated token file in its work directory, 0600, renewed while it runs and removed at stop; managed_identity with the same variables makes AKS's token exchange with it) and so the default chain. --all-modes prints a block for each: the \`unset\` and \`export\` lines, and the target's credential_mode (and managed_identity_client_id), or the same as flags; with --write-env/--write-config it writes each mode's files, the mode's id before the extension. --json always lists them under \`modes\`. Then, for example: \`. ./emulator.managed_identity_imds.env && kvdeploy doctor --config target.managed_identity_imds.json\`. docs/getting-started.md, "Trying each credential mode against the emulator", runs every mode.`,
   ),
   Command.withShortDescription("Run the Key Vault emulator in the foreground"),
   Command.withExamples([
