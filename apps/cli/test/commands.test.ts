@@ -1781,18 +1781,48 @@ describe("validate, doctor, emulator", () => {
     expect(probes.map((e) => `${e.operation} ${e.status}`)).toEqual(["import 400", "import 403"])
   })
 
-  it("doctor with a role assigned at the certificate's scope: every check is made on that certificate, and passes", async () => {
+  it("doctor with a role assigned at the certificate's scope: every check is made on that certificate; secrets/get warns, naming the backing secret's scope, until the role is scoped to it too", async () => {
     const name = "doctor-scoped"
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
       0,
     )
     const before = world.emulator.state.versions(world.vault, name)?.length
-    world.emulator.rbac.scopeTo(world.env.AZURE_CLIENT_ID ?? "", [name])
-    try {
+    const id = world.env.AZURE_CLIENT_ID ?? ""
+    type Check = { check: string; status: string; detail: string; fix?: string }
+    const doctorChecks = async () => {
       const r = await runCli(["doctor", "--config", world.targetFile(name), "--json"], { env: world.env })
-      const checks = json<{ checks: Array<{ check: string; status: string; detail: string }> }>(r).checks
-      expect(r.code, JSON.stringify(checks)).toBe(0)
-      expect(checks.find((c) => c.check === "certificates/import")?.status).toBe("pass")
+      const report = json<{ warnings: number; checks: Array<Check> }>(r)
+      return { code: r.code, warnings: report.warnings, checks: report.checks }
+    }
+    // The certificate's scope alone: its backing secret (GET /secrets/NAME/VERSION, a rollback's
+    // read) is a secret object of its own, outside it.
+    world.emulator.rbac.scopeTo(id, [`certificates/${name}`])
+    try {
+      const certificateOnly = await doctorChecks()
+      expect(certificateOnly.code, JSON.stringify(certificateOnly.checks)).toBe(0)
+      for (const check of ["certificates/get", "certificates/import", "certificates/list"])
+        expect(certificateOnly.checks.find((c) => c.check === check)?.status, check).toBe("pass")
+      const secret = certificateOnly.checks.find((c) => c.check === "secrets/get")
+      expect(secret?.status).toBe("warn")
+      expect(secret?.detail).toContain("a rollback cannot read the previous PFX from the backing secret")
+      expect(secret?.fix).toContain(
+        "scoped to the certificate's backing secret (…/vaults/VAULT/secrets/NAME) or to the vault",
+      )
+      expect(certificateOnly.warnings).toBe(1)
+      const text = await runCli(["doctor", "--config", world.targetFile(name)], { env: world.env })
+      expect(text.stdout).toMatch(/warn\s+secrets\/get/)
+      expect(text.stdout).toContain("…/vaults/VAULT/secrets/NAME")
+
+      // The backing secret's scope added: every check passes.
+      world.emulator.rbac.scopeTo(id, [`certificates/${name}`, `secrets/${name}`])
+      const both = await doctorChecks()
+      expect(both.code, JSON.stringify(both.checks)).toBe(0)
+      expect(both.warnings).toBe(0)
+      expect(both.checks.find((c) => c.check === "secrets/get")).toMatchObject({
+        status: "pass",
+        detail: "the backing secret is readable (rollback can restore the previous PFX)",
+      })
+      expect(both.checks.find((c) => c.check === "certificates/import")?.status).toBe("pass")
       // A deploy under that scope works too, and another name is refused (the scope is real).
       expect(
         (await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code,
@@ -1804,7 +1834,7 @@ describe("validate, doctor, emulator", () => {
     } finally {
       world.emulator.rbac.reset()
     }
-    // The probe wrote nothing: the versions are the two deploys'.
+    // The probes wrote nothing: the versions are the two deploys'.
     expect(world.emulator.state.versions(world.vault, name)?.length).toBe((before ?? 0) + 1)
   })
 

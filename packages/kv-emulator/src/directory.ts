@@ -14,6 +14,7 @@ import {
   signJwt,
   verifyJwt,
 } from "./jwt.js"
+import { parseObjectScope, scopeKey, type VaultObject } from "./rbacScope.js"
 
 export const PERMISSIONS = [
   "certificates/get",
@@ -101,7 +102,7 @@ export class Directory {
   readonly federationKey: SigningKey = createSigningKey()
   readonly principals = new Map<string, Principal>()
   private readonly grants = new Map<string, Set<Permission>>()
-  /** Principals whose role assignment is scoped to some objects' names (lower case). */
+  /** Principals whose role assignment is scoped to some objects: `type/name` keys, lower case. */
   private readonly scopes = new Map<string, Set<string>>()
   private readonly verified = new Map<string, JwtClaims>()
 
@@ -160,21 +161,29 @@ export class Directory {
     this.grants.set(clientId.toLowerCase(), set)
   }
   /**
-   * Scopes a principal's role assignment to the objects of these names (as an assignment at
-   * `/certificates/NAME`, `/secrets/NAME`, `/keys/NAME` scope does): a request about another name, or
-   * about none (a vault-wide list), is refused.
+   * Scopes a principal's role assignment to these objects, each `certificates/NAME`,
+   * `secrets/NAME` or `keys/NAME` (as assignments at those resource paths are): a request about
+   * another object — the same name of another type included, such as a certificate's backing
+   * secret under a certificate scope — or about the vault (a list, a deleted certificate) is
+   * refused. Throws, naming the form, for any other scope (a bare name too); nothing is changed then.
    */
-  scopeTo(clientId: string, names: ReadonlyArray<string>): void {
-    this.scopes.set(clientId.toLowerCase(), new Set(names.map((n) => n.toLowerCase())))
+  scopeTo(clientId: string, scopes: ReadonlyArray<string>): void {
+    const keys = new Set(scopes.map((s) => scopeKey(parseObjectScope(s))))
+    this.scopes.set(clientId.toLowerCase(), keys)
+  }
+  /** The principal's object scopes (`type/name`), or undefined when it is assigned at the vault. */
+  scopesOf(clientId: string): ReadonlyArray<string> | undefined {
+    const scope = this.scopes.get(clientId.toLowerCase())
+    return scope === undefined ? undefined : [...scope]
   }
   resetPermissions(): void {
     this.grants.clear()
     this.scopes.clear()
   }
-  can(clientId: string, permission: Permission, objectName?: string): boolean {
+  /** Whether the principal may do `permission` on `object` (undefined: a request about the vault). */
+  can(clientId: string, permission: Permission, object: VaultObject | undefined): boolean {
     const scope = this.scopes.get(clientId.toLowerCase())
-    if (scope !== undefined && (objectName === undefined || !scope.has(objectName.toLowerCase())))
-      return false
+    if (scope !== undefined && (object === undefined || !scope.has(scopeKey(object)))) return false
     const g = this.grants.get(clientId.toLowerCase())
     return g ? g.has(permission) : true
   }

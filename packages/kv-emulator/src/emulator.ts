@@ -186,11 +186,17 @@ export interface RbacControl {
   readonly allow: (clientId: string, permissions: ReadonlyArray<Permission>) => void
   readonly permissionsOf: (clientId: string) => ReadonlyArray<Permission>
   /**
-   * Scopes a principal's permissions to the certificates (and their secrets and keys) of these
-   * names, as a role assignment at certificate scope does: requests about other names, and
-   * vault-wide lists, get 403.
+   * Scopes a principal's role assignment to these objects, as assignments at their resource paths
+   * (`/…/vaults/VAULT/certificates/NAME`, `…/secrets/NAME`, `…/keys/NAME`) are, in every vault:
+   * each scope is `"certificates/NAME"`, `"secrets/NAME"` or `"keys/NAME"`. A request about any
+   * other object gets 403 — the certificate's backing secret (`GET /secrets/NAME/VERSION`) and key
+   * included unless their own scopes are given — and so does a request about the vault (the
+   * certificate list, a deleted certificate: read, recover, purge, list). A bare name, an unknown
+   * type or a name Key Vault would refuse throws, naming the form (nothing is changed then).
    */
-  readonly scopeTo: (clientId: string, names: ReadonlyArray<string>) => void
+  readonly scopeTo: (clientId: string, scopes: ReadonlyArray<string>) => void
+  /** The principal's object scopes (`type/name`, lower case), or undefined when it is assigned at the vault. */
+  readonly scopesOf: (clientId: string) => ReadonlyArray<string> | undefined
   /** Every principal back to all permissions, vault-wide. */
   readonly reset: () => void
 }
@@ -695,7 +701,8 @@ const startServers = async (
       deny: (id, p) => directory.deny(id, p),
       allow: (id, p) => directory.allow(id, p),
       permissionsOf: (id) => directory.permissionsOf(id),
-      scopeTo: (id, names) => directory.scopeTo(id, names),
+      scopeTo: (id, scopes) => directory.scopeTo(id, scopes),
+      scopesOf: (id) => directory.scopesOf(id),
       reset: () => directory.resetPermissions(),
     },
     requests: {
@@ -849,12 +856,28 @@ const adminHandler =
           return sendJson(res, 200, {})
         }
         if (a === undefined) return bad("rbac/{clientId}")
+        const answer = () =>
+          sendJson(res, 200, {
+            clientId: a,
+            permissions: emulator.rbac.permissionsOf(a),
+            scopes: emulator.rbac.scopesOf(a) ?? null,
+          })
+        if (b === "scope") {
+          if (method !== "PUT") return bad("PUT /_emulator/rbac/{clientId}/scope takes the scopes")
+          const scopes = isRecord(body) ? body.scopes : undefined
+          if (!Array.isArray(scopes) || !scopes.every((s) => typeof s === "string"))
+            return bad(
+              'body.scopes: give a list of "certificates/NAME", "secrets/NAME" or "keys/NAME", e.g. {"scopes":["certificates/api","secrets/api"]}',
+            )
+          emulator.rbac.scopeTo(a, scopes)
+          return answer()
+        }
         const perms =
           isRecord(body) && Array.isArray(body.permissions) ? (body.permissions as Permission[]) : []
         if (method === "PUT") emulator.rbac.set(a, perms)
         else if (method === "POST" && b === "deny") emulator.rbac.deny(a, perms)
         else if (method === "POST" && b === "allow") emulator.rbac.allow(a, perms)
-        return sendJson(res, 200, { clientId: a, permissions: emulator.rbac.permissionsOf(a) })
+        return answer()
       }
       if (
         what === "vaults" &&

@@ -24,6 +24,7 @@ import {
 } from "./material.js"
 import { createSelfSigned } from "./pki.js"
 import { mergePolicy, type PolicyWire, parsePolicy } from "./policy.js"
+import { objectOf } from "./rbacScope.js"
 import type { RequestLog, RequestSummary } from "./requestLog.js"
 import {
   type CertEntry,
@@ -382,7 +383,9 @@ export class VaultHandler {
 
       // 4. RBAC.
       const [permission, action] = OPERATION_PERMISSION[r.operation]
-      if (!this.ctx.directory.can(who.clientId, permission, r.name)) {
+      // Judged on the object the request is about (a certificate, its backing secret, its key), or
+      // on the vault (a list, a deleted certificate): a role scoped to one object grants no other.
+      if (!this.ctx.directory.can(who.clientId, permission, objectOf(r.operation, r.name))) {
         req.resume()
         return fail(this.forbidden(who, verified.claims, action, r))
       }

@@ -196,3 +196,37 @@ export const restError = async (p: Promise<unknown>): Promise<SdkError> => {
   }
   throw new Error("expected the call to fail")
 }
+
+/** A request to the admin API (`/_emulator/*`, with the admin key): status and JSON answer. */
+export const admin = (
+  emulator: Emulator,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: unknown }> =>
+  new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body)
+    const req = https.request(
+      `${emulator.adminUrl}${path}`,
+      {
+        method,
+        ca: emulator.caPem,
+        headers: {
+          "x-kv-emulator-admin-key": emulator.adminKey,
+          ...(data !== undefined ? { "content-type": "application/json" } : {}),
+        },
+      },
+      (res) => {
+        let text = ""
+        res.on("data", (c: Buffer) => {
+          text += c.toString()
+        })
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, json: text.length > 0 ? JSON.parse(text) : undefined }),
+        )
+      },
+    )
+    req.on("error", reject)
+    if (data !== undefined) req.write(data)
+    req.end()
+  })

@@ -15,6 +15,7 @@ import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { type Emulator, start } from "../src/index.js"
 import {
+  admin,
   clientOptions,
   clients,
   errorOf,
@@ -356,6 +357,104 @@ describe("tokens and RBAC", () => {
     const e = await restError(secrets.getSecret("reader-view"))
     expect(e.statusCode).toBe(403)
     expect(e.message).toContain("Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'")
+  })
+})
+
+describe("RBAC scopes name the object type (certificates/NAME, secrets/NAME, keys/NAME)", () => {
+  const id = () => emulator.clientSecret.clientId
+  /** A GET of the certificate's key (no SDK here reads keys): the status. */
+  const keyStatus = async (name: string, version: string) =>
+    (await raw(emulator, "facts", "GET", `/keys/${name}/${version}?${API}`, { token })).status
+
+  it("a certificate scope does not grant its backing secret's read, a secret scope not the certificate's; both grant both", async () => {
+    const name = "scoped-api"
+    const version = versionOf(await certificates.importCertificate(name, pem, PEM))
+    emulator.rbac.scopeTo(id(), [`certificates/${name}`])
+    expect((await certificates.getCertificate(name)).name).toBe(name)
+    // The rollback's read: GET /secrets/NAME/VERSION, a secret object of its own.
+    const secretRead = await restError(secrets.getSecret(name, { version }))
+    expect(secretRead.statusCode).toBe(403)
+    expect(secretRead.code).toBe("Forbidden")
+    expect(secretRead.message).toContain("Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'")
+    expect(secretRead.message).toContain(`/vaults/facts/secrets/${name}'`)
+    expect(await keyStatus(name, version)).toBe(403)
+
+    emulator.rbac.scopeTo(id(), [`secrets/${name}`])
+    expect((await secrets.getSecret(name, { version })).properties.version).toBe(version)
+    const certificateRead = await restError(certificates.getCertificate(name))
+    expect(certificateRead.statusCode).toBe(403)
+    expect(certificateRead.message).toContain("Action: 'Microsoft.KeyVault/vaults/certificates/read'")
+    expect(certificateRead.message).toContain(`/vaults/facts/certificates/${name}'`)
+
+    emulator.rbac.scopeTo(id(), [`certificates/${name}`, `SECRETS/${name.toUpperCase()}`])
+    expect(emulator.rbac.scopesOf(id())).toEqual([`certificates/${name}`, `secrets/${name}`])
+    expect((await certificates.getCertificate(name)).name).toBe(name)
+    expect((await secrets.getSecret(name, { version })).properties.version).toBe(version)
+    expect(await keyStatus(name, version)).toBe(403)
+    emulator.rbac.scopeTo(id(), [`keys/${name}`])
+    expect(await keyStatus(name, version)).toBe(200)
+  })
+
+  it("another name, the certificate list and a deleted certificate are refused under an object scope (the vault's)", async () => {
+    const name = "scoped-deleted"
+    await certificates.importCertificate(name, pem, PEM)
+    await certificates.importCertificate("scoped-other", pem, PEM)
+    const scopes = [`certificates/${name}`, `secrets/${name}`, `keys/${name}`]
+    emulator.rbac.scopeTo(id(), scopes)
+    // The scope grants its certificate while it exists...
+    expect((await certificates.getCertificate(name)).name).toBe(name)
+    emulator.rbac.reset()
+    await (await certificates.beginDeleteCertificate(name, { intervalInMs: 10 })).pollUntilDone()
+    // ...and not once it is deleted: the deleted certificate is the vault's.
+    emulator.rbac.scopeTo(id(), scopes)
+    expect((await restError(certificates.getCertificate("scoped-other"))).statusCode).toBe(403)
+    const list = await raw(emulator, "facts", "GET", `/certificates?${API}`, { token })
+    expect(list.status).toBe(403)
+    const read = await restError(certificates.getDeletedCertificate(name))
+    expect(read.statusCode).toBe(403)
+    expect(read.message).toContain("Action: 'Microsoft.KeyVault/vaults/certificates/read'")
+    const recover = await restError(certificates.beginRecoverDeletedCertificate(name))
+    expect(recover.statusCode).toBe(403)
+    expect(recover.message).toContain("Action: 'Microsoft.KeyVault/vaults/certificates/recover/action'")
+    expect(emulator.state.isDeleted("facts", name)).toBe(true)
+    // At the vault (no object scope) the same principal reads it.
+    emulator.rbac.reset()
+    expect((await certificates.getDeletedCertificate(name)).name).toBe(name)
+  })
+
+  it("a scope that does not name its type, or names another, is refused with the form to use; nothing changes", () => {
+    const form = /"certificates\/NAME", "secrets\/NAME" or "keys\/NAME"/
+    for (const [scope, says] of [
+      ["api", 'rbac scope "api" names no object type'],
+      ["vaults/api", 'the object type "vaults" is not one of'],
+      ["certificate/api", 'the object type "certificate" is not one of'],
+      ["certificates/", 'rbac scope "certificates/": "" is not a Key Vault object name'],
+      ["secrets/api/0123", '"api/0123" is not a Key Vault object name'],
+      ["certificates/a b", '"a b" is not a Key Vault object name'],
+    ] as const) {
+      expect(() => emulator.rbac.scopeTo(id(), ["certificates/fine", scope]), scope).toThrow(says)
+      expect(() => emulator.rbac.scopeTo(id(), [scope]), scope).toThrow(form)
+    }
+    expect(emulator.rbac.scopesOf(id())).toBeUndefined()
+  })
+
+  it("is set over the admin API (PUT /_emulator/rbac/{clientId}/scope), a bad scope answered 400 with the form", async () => {
+    const name = "scoped-admin"
+    const version = versionOf(await certificates.importCertificate(name, pem, PEM))
+    const bad = await admin(emulator, "PUT", `/rbac/${id()}/scope`, { scopes: [name] })
+    expect(bad.status).toBe(400)
+    expect(errorOf(bad.json).message).toContain('use "certificates/NAME", "secrets/NAME" or "keys/NAME"')
+    const notAList = await admin(emulator, "PUT", `/rbac/${id()}/scope`, { scopes: `certificates/${name}` })
+    expect(notAList.status).toBe(400)
+    expect(errorOf(notAList.json).message).toContain("body.scopes")
+    expect(emulator.rbac.scopesOf(id())).toBeUndefined()
+    const set = await admin(emulator, "PUT", `/rbac/${id()}/scope`, { scopes: [`certificates/${name}`] })
+    expect(set.status).toBe(200)
+    expect(set.json).toMatchObject({ clientId: id(), scopes: [`certificates/${name}`] })
+    expect((await certificates.getCertificate(name)).name).toBe(name)
+    expect((await restError(secrets.getSecret(name, { version }))).statusCode).toBe(403)
+    expect((await admin(emulator, "DELETE", "/rbac")).status).toBe(200)
+    expect((await secrets.getSecret(name, { version })).name).toBe(name)
   })
 })
 
