@@ -204,6 +204,35 @@ describe("Vault over the emulator", () => {
   )
 
   it.live(
+    "a role scoped to the certificate alone: the backing secret's refusal advises the secret's scope (…/secrets/NAME); scoped to both, the secret is read",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          const id = emulator.clientSecret.clientId
+          const name = "scoped-secret-app"
+          const v = yield* importMaterial(name, yield* Effect.promise(() => makeMaterial(ca)))
+          emulator.rbac.scopeTo(id, [`certificates/${name}`])
+          expect((yield* vault.getLatest(name)).versionId).toBe(v.versionId)
+          const refused = yield* Effect.flip(vault.getVersionSecret(name, v.versionId))
+          expect(refused._tag).toBe("VaultForbidden")
+          if (refused._tag !== "VaultForbidden") return
+          expect(refused.refusal).toBe("permission")
+          expect(refused.permission).toBe("secrets/get")
+          expect(refused.message).toContain(
+            "scoped to the certificate's backing secret (…/vaults/VAULT/secrets/NAME) or to the vault",
+          )
+          // Key Vault's own words, kept: the resource refused is the secret, not the certificate.
+          expect(refused.message).toContain(`/vaults/${VAULT}/secrets/${name}'`)
+          expect(refused.message).not.toContain(`/certificates/${name}'`)
+          emulator.rbac.scopeTo(id, [`certificates/${name}`, `secrets/${name}`])
+          const secret = yield* vault.getVersionSecret(name, v.versionId)
+          expect(secret.pfx.length).toBeGreaterThan(0)
+        }).pipe(Effect.ensuring(Effect.sync(() => emulator.rbac.reset()))),
+      ),
+  )
+
+  it.live(
     "getDeleted and recoverDeleted; importing over a soft-deleted name is VaultConflictSoftDeleted",
     () =>
       run(

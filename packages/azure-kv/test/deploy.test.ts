@@ -340,6 +340,59 @@ describe("deploy contract against the emulator", () => {
       }),
   )
 
+  it.live(
+    "a role scoped to the certificate alone: the rollback's read of the backing secret is refused, and the advice names the secret's scope; with that scope too, the rollback restores",
+    () =>
+      Effect.gen(function* () {
+        const id = emulator.clientSecret.clientId
+        // The certificate's scope only (the test's own SDK calls, which disable the new version, are
+        // certificate operations on that name, so they pass too).
+        const refusedName = "cert-scoped-app"
+        const refusedTarget = targetFor(emulator, VAULT, refusedName)
+        expect((yield* deployTo(refusedTarget, yield* material())).outcome._tag).toBe("Succeeded")
+        emulator.rbac.scopeTo(id, [`certificates/${refusedName}`])
+        const [refused] = yield* deployWithVerifyMismatch(refusedTarget, refusedName, yield* material()).pipe(
+          Effect.ensuring(Effect.sync(() => emulator.rbac.reset())),
+        )
+        expect(refused.outcome._tag).toBe("RollbackFailed")
+        expect(refused.outcome.reason).toContain("previous key unavailable: grant secrets/get")
+        expect(refused.outcome.reason).toContain(
+          "lacks secrets/get on the backing secret, a secret object of its own: grant it scoped to …/vaults/VAULT/secrets/NAME or to the vault; a role scoped to the certificate alone does not cover it",
+        )
+        // The refusal the adapter read: Key Vault's 403 for the secret's resource, and the grant it advises.
+        const refusal = refused.requests.find((r) => r.operation === "getSecret")
+        expect(refusal?.errorCode).toBe("Forbidden")
+        expect(refusal?.path).toBe(`/secrets/${refusedName}/${versionsOf(refusedName)[0]?.version}`)
+        expect(ops(refused.requests.filter((r) => r.operation !== "updateProperties"))).toEqual([
+          "getLatest 200",
+          "import 200",
+          "getLatest 200",
+          "getSecret 403",
+        ])
+        expect(versionsOf(refusedName)).toHaveLength(2)
+
+        // The certificate's scope and its backing secret's: the same deploy rolls back from the secret.
+        const restoredName = "cert-and-secret-scoped-app"
+        const restoredTarget = targetFor(emulator, VAULT, restoredName)
+        const previous = yield* material()
+        expect((yield* deployTo(restoredTarget, previous)).outcome._tag).toBe("Succeeded")
+        emulator.rbac.scopeTo(id, [`certificates/${restoredName}`, `secrets/${restoredName}`])
+        const [restored] = yield* deployWithVerifyMismatch(
+          restoredTarget,
+          restoredName,
+          yield* material(),
+        ).pipe(Effect.ensuring(Effect.sync(() => emulator.rbac.reset())))
+        expect(restored.outcome._tag).toBe("RolledBack")
+        if (restored.outcome._tag !== "RolledBack") return
+        expect(restored.outcome.rollbackSource).toBe("backing-secret")
+        expect(versionsOf(restoredName)).toHaveLength(3)
+        expect(versionsOf(restoredName).at(-1)?.x5t).toBe(yield* Effect.promise(() => x5tOf(previous.leaf)))
+        expect(restored.requests.filter((r) => r.operation === "getSecret").map((r) => r.status)).toEqual([
+          200,
+        ])
+      }),
+  )
+
   /** Deploy `previous`, deny secrets/get, then deploy `next` (the same key) while its version is disabled before verify. */
   const reusedKeyRollback = (name: string, previous: CertificateMaterial, next: CertificateMaterial) =>
     Effect.gen(function* () {

@@ -4,7 +4,7 @@
  * import must not be told to grant another data action, and every role named must grant it.
  */
 import type { VaultOperation } from "@kvdeploy/core"
-import { OPERATION_PERMISSION, ROLES } from "@kvdeploy/kv-emulator"
+import { OPERATION_OBJECT_TYPE, OPERATION_PERMISSION, ROLES } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
 import { grantAdvice, requiredPermission } from "../src/permissions.js"
 
@@ -48,6 +48,19 @@ describe("grantAdvice", () => {
     for (const operation of ["listCertificates", "getDeleted", "recoverDeleted"] as const) {
       expect(grantAdvice(operation), operation).toContain("on the vault (data action")
       expect(grantAdvice(operation), operation).not.toContain("scoped to the certificate")
+    }
+  })
+
+  it("names the scope of the object the emulator judges each request on (its model of Azure's scope paths)", () => {
+    const scopeSaid = {
+      certificates: "scoped to the certificate (…/vaults/VAULT/certificates/NAME) or to the vault",
+      secrets: "scoped to the certificate's backing secret (…/vaults/VAULT/secrets/NAME) or to the vault",
+      vault: "on the vault (data action",
+    } as const
+    for (const operation of Object.keys(wireOperation) as Array<VaultOperation>) {
+      const judgedOn = OPERATION_OBJECT_TYPE[wireOperation[operation]]
+      if (judgedOn === "keys") throw new Error(`${operation}: kvdeploy reads no key`)
+      expect(grantAdvice(operation), operation).toContain(scopeSaid[judgedOn])
     }
   })
 

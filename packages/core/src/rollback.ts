@@ -143,7 +143,10 @@ const shortfallOf = (e: { readonly _tag: string; readonly refusal?: string | und
 
 /** The backing secret's shortfall in the rollback's details, where the error's own message says less. */
 const secretWhy: Partial<Record<SecretShortfall, string>> = {
-  permission: "forbidden (the identity lacks secrets/get)",
+  // The backing secret is a secret object of its own: an RBAC role scoped to the certificate does
+  // not cover it, which is the likeliest way to lack secrets/get while deploys work.
+  permission:
+    "forbidden (the identity lacks secrets/get on the backing secret, a secret object of its own: grant it scoped to …/vaults/VAULT/secrets/NAME or to the vault; a role scoped to the certificate alone does not cover it)",
   disabled:
     "the previous version is disabled, and Key Vault reads no disabled secret (enable it to allow a rollback from it)",
   "not-exportable": "the previous key is not exportable",
