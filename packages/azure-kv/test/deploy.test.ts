@@ -357,7 +357,7 @@ describe("deploy contract against the emulator", () => {
         expect(refused.outcome._tag).toBe("RollbackFailed")
         expect(refused.outcome.reason).toContain("previous key unavailable: grant secrets/get")
         expect(refused.outcome.reason).toContain(
-          "lacks secrets/get on the backing secret, a secret object of its own: grant it scoped to …/vaults/VAULT/secrets/NAME or to the vault; a role scoped to the certificate alone does not cover it",
+          "lacks secrets/get on the backing secret, a secret object of its own: grant it scoped to …/vaults/VAULT/secrets/NAME or to the vault; a role scoped to the certificate alone may not cover it",
         )
         // The refusal the adapter read: Key Vault's 403 for the secret's resource, and the grant it advises.
         const refusal = refused.requests.find((r) => r.operation === "getSecret")

@@ -146,7 +146,7 @@ const secretWhy: Partial<Record<SecretShortfall, string>> = {
   // The backing secret is a secret object of its own: an RBAC role scoped to the certificate does
   // not cover it, which is the likeliest way to lack secrets/get while deploys work.
   permission:
-    "forbidden (the identity lacks secrets/get on the backing secret, a secret object of its own: grant it scoped to …/vaults/VAULT/secrets/NAME or to the vault; a role scoped to the certificate alone does not cover it)",
+    "forbidden (the identity lacks secrets/get on the backing secret, a secret object of its own: grant it scoped to …/vaults/VAULT/secrets/NAME or to the vault; a role scoped to the certificate alone may not cover it)",
   disabled:
     "the previous version is disabled, and Key Vault reads no disabled secret (enable it to allow a rollback from it)",
   "not-exportable": "the previous key is not exportable",
