@@ -1460,6 +1460,8 @@ export const makeReconciler = (
         }
         let added = 0
         let changed = 0
+        // The attempts of changed deployments, begun for their old configuration: stopped below.
+        const replaced: Array<Fiber.Fiber<void>> = []
         for (const d of config.deployments) {
           const slot = slots.get(d.name)
           if (slot === undefined) {
@@ -1479,9 +1481,17 @@ export const makeReconciler = (
             slot.listed = undefined
             // Another target or identity: its first attempt without a token is told again.
             slot.noTokenTold = false
+            // Only a run in its attempt: one waiting for its permits reads the new configuration once it has them.
+            if (slot.phase === "attempting" && slot.fiber !== undefined) replaced.push(slot.fiber)
             changed++
           }
         }
+        // An attempt of the old configuration (its comparison read, its wait for an import permit) went
+        // on to import into the old target after the reload said the configuration was applied: a
+        // deployment moved away from a certificate or a vault was still written to it. Stopped where it
+        // can be, as a removed deployment's: an import or rollback already sent is waited for, and its
+        // outcome recorded for the configuration it was made for; the reload's pass starts them afresh.
+        yield* Effect.forEach(replaced, Fiber.interrupt, { concurrency: "unbounded", discard: true })
         agentMetrics.deployments(slots.size)
         yield* Effect.logInfo("configuration applied").pipe(
           Effect.annotateLogs({ deployments: slots.size, added, changed, removed: removed.length }),

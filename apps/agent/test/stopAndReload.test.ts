@@ -472,4 +472,48 @@ describe("stopping and reloading", () => {
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
   })
+
+  it("a reload that points a deployment at another certificate while its first read is in flight: nothing is written to the old one", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("moved.example.test")
+    const before = spec("moved", leaf)
+    const config = writeConfig(
+      work,
+      emulator,
+      [before],
+      { state_dir: work.path("state-moved") },
+      "moved.yaml",
+    )
+    // The comparison read of the old target is held: the run is the old configuration's, before its import.
+    const hold = emulator.faults.add({
+      operation: "getLatest",
+      vault: VAULT,
+      name: "moved-cert",
+      action: { kind: "hold" },
+    })
+    const a = start(config)
+    await requestHeld(emulator, hold)
+    writeConfig(
+      work,
+      emulator,
+      [{ ...before, certificate: "moved-elsewhere" }],
+      { state_dir: work.path("state-moved") },
+      "moved.yaml",
+    )
+    const from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor((l) => l.msg === "configuration applied", { from })
+    emulator.faults.release(hold)
+    await a.waitFor(
+      (l) => l.deployment === "moved" && l.certificate === "moved-elsewhere" && l.msg === "deploy: Succeeded",
+      { from },
+    )
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    // Before: the old configuration's run went on once its read was answered, and imported into the
+    // certificate the reload had moved the deployment away from.
+    expect(emulator.state.versions(VAULT, "moved-cert") ?? []).toHaveLength(0)
+    expect(a.lines.some((l) => l.certificate === "moved-cert" && /^deploy: /.test(l.msg))).toBe(false)
+    expect(emulator.state.versions(VAULT, "moved-elsewhere")).toHaveLength(1)
+  })
 })
