@@ -89,7 +89,14 @@ import {
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
 import { materialOf, readSource, type SourceBroken, sourceRoles, splitFix } from "./source.js"
-import { badRecordsText, keptText, readStateFile, refuseStateWrites, withoutState } from "./state.js"
+import {
+  badRecordsText,
+  keptText,
+  readStateFile,
+  refuseStateWrites,
+  stateFileRefusal,
+  withoutState,
+} from "./state.js"
 import { makeStateDir, stateDirPathProblem } from "./stateDirPath.js"
 import { version } from "./version.js"
 
@@ -250,7 +257,7 @@ const stateDirUsable = (dir: string): Effect.Effect<void, StateDirUnusable> =>
       if (problem !== undefined) return problem
       makeStateDir(dir)
       accessSync(dir, fsConstants.W_OK | fsConstants.X_OK)
-      return stateDirRefusal(dir)
+      return stateDirRefusal(dir) ?? stateFileRefusal(dir)
     },
     catch: (e) =>
       new StateDirUnusable({
@@ -365,6 +372,8 @@ const checkedPaths = (
       fix: "give agent.state_dir a directory the agent's user may reach and write",
     }
   }
+  // Its state file, when this user may not read it (the start stops rather than lose its records).
+  if (refused === undefined) refused = stateFileRefusal(stateDir)
   if (refused !== undefined)
     problems.push({ field: "agent.state_dir", message: refused.message, fix: refused.fix })
   return { problems, warnings: missing.warnings() }

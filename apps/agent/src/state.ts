@@ -250,6 +250,34 @@ export const readStateFile = (path: string): StateFileRead => {
   }
 }
 
+/**
+ * Why the agent may not start on the state directory `dir`'s state file, or undefined: a state.json
+ * its user may not read (EACCES, EPERM; root's after a `sudo` edit or restore). Its records are
+ * likely whole, and a chown gives them back; set aside like a damaged file, they were lost, and with
+ * them every hold (an outcome that needed a person was deployed again). Anything else (no file, a
+ * damaged one, a link) is the store's to judge.
+ */
+export const stateFileRefusal = (
+  dir: string,
+): { readonly message: string; readonly fix: string } | undefined => {
+  const path = join(dir, "state.json")
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== "EACCES" && code !== "EPERM") return undefined
+    const uid = process.geteuid?.()
+    const user = uid === undefined ? "the agent's user" : `uid ${uid}`
+    return {
+      message: `the state file ${shownPath(path)} may not be read by ${user} (${code}): the agent would start without its records, and deploy again what they hold for a person`,
+      fix: `chown ${uid ?? "AGENT_USER"} ${shownPath(path)} && chmod 0600 ${shownPath(path)} (its records are kept), or remove it to start without state`,
+    }
+  }
+  closeSync(fd)
+  return undefined
+}
+
 /** The records left out of a state file, in words (after "state file PATH "). */
 export const badRecordsText = (bad: ReadonlyArray<string>): string =>
   `has ${bad.length} record${bad.length === 1 ? "" : "s"} not in the agent's form (${bad.slice(0, 10).join("; ")}${bad.length > 10 ? `; and ${bad.length - 10} more` : ""})`

@@ -8,17 +8,23 @@ import {
   chownSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs"
 import { createServer } from "node:net"
-import { afterEach, describe, expect, it } from "vitest"
+import { join } from "node:path"
+import { afterEach, describe, expect, it, onTestFinished } from "vitest"
+import { stringify } from "yaml"
 import {
   type AgentProcess,
   agentSuite,
   baseEnv,
+  bin,
+  checkAsNobody,
   metricValue,
   requestHeld,
   startAgent,
@@ -223,6 +229,88 @@ describe("stopping and reloading", () => {
       ),
     ).toEqual(["planted"])
   })
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "a state file the agent's user may not read (root's, after a sudo edit): exit 1 naming it and the fix, the file left in place",
+    async () => {
+      const { emulator, pki } = suite
+      // A directory of its own that uid 65534 may reach: the agent runs as that user.
+      const dir = mkdtempSync(join("/dev/shm", "kvdeploy-agent-unreadable-state-"))
+      onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+      chmodSync(dir, 0o755)
+      const leaf = await pki.leaf("unread.example.test")
+      writeFileSync(join(dir, "unread.crt"), leaf.certPem, { mode: 0o644 })
+      writeFileSync(join(dir, "unread.key"), leaf.keyPem, { mode: 0o644 })
+      const stateDir = join(dir, "state")
+      mkdirSync(stateDir, { mode: 0o700 })
+      chownSync(stateDir, 65534, 65534)
+      // A held outcome, in a file root wrote back 0600 (sudo install, sudo cp -p of a backup).
+      const stateFile = join(stateDir, "state.json")
+      const text = `${JSON.stringify({
+        schema: "kvdeploy.agent-state/v1",
+        deployments: {
+          unread: {
+            outcome: "RollbackFailed",
+            at: "2026-01-01T00:00:00.000Z",
+            reason: "the rollback failed",
+            configFingerprint: "c".repeat(64),
+            held: true,
+          },
+        },
+      })}\n`
+      writeFileSync(stateFile, text, { mode: 0o600 })
+      const config = join(dir, "agent.yaml")
+      writeFileSync(
+        config,
+        stringify({
+          agent: { listen: "127.0.0.1:0", state_dir: stateDir },
+          deployments: [
+            {
+              name: "unread",
+              source: { cert: join(dir, "unread.crt"), key: join(dir, "unread.key") },
+              target: emulator.targetConfig(VAULT, "unread-cert", "clientSecret"),
+            },
+          ],
+        }),
+        { mode: 0o644 },
+      )
+      const a = startAgent(
+        config,
+        { ...baseEnv(), ...emulator.env.clientSecret },
+        { command: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, bin] },
+      )
+      started.push(a)
+      // Before: set aside as state.json.unreadable-TIME, and the agent started without its records.
+      const ended = await Promise.race([
+        a.exited,
+        a
+          .waitFor((l) => l.msg === "kvdeploy-agent started")
+          .then(
+            () => "started",
+            () => "exited",
+          ),
+      ])
+      expect(ended).toBe(1)
+      const failure = a.lines.find((l) => l.msg === "kvdeploy-agent cannot start")
+      expect(failure?.error).toBe(
+        `the state file ${stateFile} may not be read by uid 65534 (EACCES): the agent would start without its records, and deploy again what they hold for a person`,
+      )
+      expect(failure?.fix).toBe(
+        `chown 65534 ${stateFile} && chmod 0600 ${stateFile} (its records are kept), or remove it to start without state`,
+      )
+      expect(readdirSync(stateDir).filter((f) => f.startsWith("state.json"))).toEqual(["state.json"])
+      expect(readFileSync(stateFile, "utf8")).toBe(text)
+      expect(emulator.state.versions(VAULT, "unread-cert")).toBeUndefined()
+      // --check run as the agent's user says so too.
+      const checked = checkAsNobody(config)
+      expect(checked.status).toBe(2)
+      expect(JSON.parse(checked.stdout).problems).toContainEqual({
+        field: "agent.state_dir",
+        message: failure?.error,
+        fix: failure?.fix,
+      })
+    },
+  )
 
   it("a state file that cannot be written: a warning on stdout, and the exit after SIGTERM is 1", async () => {
     const { emulator, pki, work } = suite
