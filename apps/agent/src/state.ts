@@ -18,7 +18,7 @@ import * as Schema from "effect/Schema"
 import { configFingerprintOf } from "./config.js"
 
 export interface DeploymentRecord {
-  /** The outcome tag (DeployOutcome tags, or "SourceBroken", "Held"). */
+  /** The outcome tag (DeployOutcome tags, or "SourceBroken": RECORDED_OUTCOMES). */
   readonly outcome: string
   readonly at: string
   readonly reason: string
@@ -149,9 +149,26 @@ const RecordTime = Schema.String.check(
   Schema.makeFilter((s: string) => Number.isFinite(Date.parse(s)) || "is not a time (ISO 8601)"),
 )
 
+/**
+ * The outcomes the agent records (core's DeployOutcome tags, and SourceBroken). Another (a hand
+ * edit's typo, another program's word) was shown as the deployment's outcome on /metrics and on its
+ * held line, which no alert or dashboard knows.
+ */
+const RECORDED_OUTCOMES = [
+  "Succeeded",
+  "Skipped",
+  "Rejected",
+  "Failed",
+  "Unverified",
+  "Superseded",
+  "RolledBack",
+  "RollbackFailed",
+  "SourceBroken",
+] as const
+
 /** A record as the agent writes it: what a record of the file must be before anything of it is used. */
 const RecordFields = Schema.Struct({
-  outcome: Schema.String,
+  outcome: Schema.Literals(RECORDED_OUTCOMES),
   at: RecordTime,
   reason: Schema.String,
   configFingerprint: Schema.String,

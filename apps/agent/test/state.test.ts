@@ -134,6 +134,32 @@ describe("state store", () => {
     expect(warnings).toHaveLength(1)
   })
 
+  it("a record whose outcome is none the agent records is left out and named, its value not quoted", () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    const held = { ...record("2026-11-30T00:00:00.000Z", "RollbackFailed"), held: true }
+    writeFileSync(
+      join(dir, "state.json"),
+      JSON.stringify({
+        schema: "kvdeploy.agent-state/v1",
+        deployments: {
+          api: held,
+          // A hand edit: shown before as the deployment's outcome on /metrics and on its held line.
+          typo: { ...held, outcome: "RollbackFaild" },
+          pasted: { ...held, outcome: "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC" },
+        },
+      }),
+    )
+    const warnings: Array<string> = []
+    const store = openStateStore(dir, (line) => warnings.push(line))
+    expect(store.names()).toEqual(["api"])
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(
+      /has 2 records not in the agent's form \("typo": .*outcome.*; "pasted": .*outcome/,
+    )
+    expect(warnings[0]).not.toContain("RollbackFaild")
+    expect(warnings[0]).not.toContain("BEGIN")
+  })
+
   it("a state.json that is a directory is named as such (it said ENOTREG, which no manual explains)", () => {
     dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
     mkdirSync(join(dir, "state.json"))
