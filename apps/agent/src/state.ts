@@ -7,7 +7,17 @@
  * alone wait for the write after the pass, or at most `TIME_ONLY_MAX_AGE_MS` (60 s) when
  * the agent never goes quiet.
  */
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, renameSync } from "node:fs"
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+} from "node:fs"
 import { open, rename, unlink } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { shownPath } from "@kvdeploy/core"
@@ -323,6 +333,13 @@ export const openStateStore = (
   const now = options.now ?? Date.now
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const path = join(dir, "state.json")
+  // The temporary files of agents stopped mid-write (killed, the machine down): the agent holds the
+  // directory's lock by now, so no other writes one. Its state.json is the last write that completed.
+  for (const name of readdirSync(dir))
+    if (/^state\.json\.tmp-\d+$/.test(name))
+      try {
+        unlinkSync(join(dir, name))
+      } catch {}
   const records = new Map<string, DeploymentRecord>()
   /** Keep an unreadable state file beside the new one for a person to look at, instead of overwriting it. */
   const setAside = (): string => {
@@ -366,12 +383,19 @@ export const openStateStore = (
       return create()
     })
     try {
-      await handle.writeFile(`${JSON.stringify(body)}\n`)
-      await handle.sync()
-    } finally {
-      await handle.close()
+      try {
+        await handle.writeFile(`${JSON.stringify(body)}\n`)
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      await rename(tmp, path)
+    } catch (e) {
+      // A write cut short (ENOSPC, EDQUOT, EIO) or a rename refused: its temporary file was left for
+      // good (the next process has another id), holding what it got of the space that ran out.
+      await unlink(tmp).catch(() => {})
+      throw e
     }
-    await rename(tmp, path)
     failing = false
   }
   const flush = Effect.promise(() => {

@@ -160,6 +160,28 @@ describe("state store", () => {
     expect(warnings[0]).not.toContain("BEGIN")
   })
 
+  it("a write that fails leaves no temporary file, and those of agents stopped mid-write are removed at open", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    // An agent killed while it wrote (its process id is not this one's).
+    writeFileSync(join(dir, "state.json.tmp-4242"), '{"schema": "kvdeploy.agent-state/v1", "deploym')
+    const warnings: Array<string> = []
+    const store = openStateStore(dir, (line) => warnings.push(line))
+    expect(readdirSync(dir)).toEqual([])
+    // The rename fails (state.json became a directory that is not empty), as a write can fail half-way (ENOSPC).
+    mkdirSync(join(dir, "state.json"))
+    writeFileSync(join(dir, "state.json", "kept"), "")
+    store.set("api", record("2026-12-01T00:00:00.000Z"))
+    await Effect.runPromise(store.flush)
+    expect(store.writeFailing()).toBe(true)
+    expect(warnings[0]).toMatch(/^state file .* cannot be written: /)
+    // Before: state.json.tmp-PID stayed (a process after has another id), with what it held of the space.
+    expect(readdirSync(dir)).toEqual(["state.json"])
+    rmSync(join(dir, "state.json"), { recursive: true })
+    await Effect.runPromise(store.flush)
+    expect(store.writeFailing()).toBe(false)
+    expect(readdirSync(dir)).toEqual(["state.json"])
+  })
+
   it("a state.json that is a directory is named as such (it said ENOTREG, which no manual explains)", () => {
     dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
     mkdirSync(join(dir, "state.json"))
