@@ -132,9 +132,12 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           metrics.configLoaded(false, Date.now())
           yield* Effect.logError("the new configuration is invalid; keeping the running one").pipe(
             Effect.annotateLogs({
+              // The line alone names the file and what to do (a log search for errors finds only it).
+              config: config.path,
               problems: next.failure.problems.map((p) =>
                 withoutPem(`${p.field}: ${p.message} (fix: ${p.fix})`),
               ),
+              fix: `correct ${config.path} (kvdeploy-agent --config ${config.path} --check lists every problem), then send SIGHUP again; until then the agent runs the configuration it ran before (kvdeploy_agent_config_last_reload_successful is 0)`,
             }),
           )
           return

@@ -412,6 +412,12 @@ describe("stopping and reloading", () => {
     a.signal("SIGHUP")
     const invalid = await a.waitFor((l) => /the new configuration is invalid/.test(l.msg), { from })
     expect(JSON.stringify(invalid.problems)).toContain("fix:")
+    // The line names the file and what to do (it had neither: an error search found it alone).
+    const reloaded = work.path("reload.yaml")
+    expect(invalid.config).toBe(reloaded)
+    expect(invalid.fix).toBe(
+      `correct ${reloaded} (kvdeploy-agent --config ${reloaded} --check lists every problem), then send SIGHUP again; until then the agent runs the configuration it ran before (kvdeploy_agent_config_last_reload_successful is 0)`,
+    )
     // Before, it showed on the log alone: systemctl reload succeeds whatever the file holds.
     const after = (await a.http("/metrics")).body
     expect(metricValue(after, "kvdeploy_agent_config_last_reload_successful", {})).toBe(0)
