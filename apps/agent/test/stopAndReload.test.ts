@@ -610,4 +610,39 @@ describe("stopping and reloading", () => {
     expect(a.lines.some((l) => l.certificate === "moved-cert" && /^deploy: /.test(l.msg))).toBe(false)
     expect(emulator.state.versions(VAULT, "moved-elsewhere")).toHaveLength(1)
   })
+
+  it("a reload that points a deployment at another certificate while its import is sent: the import is waited for and recorded, then the new one deployed", async () => {
+    const { emulator, pki, work } = suite
+    const leaf = await pki.leaf("sent.example.test")
+    const before = spec("sent", leaf)
+    const settings = { state_dir: work.path("state-sent") }
+    const config = writeConfig(work, emulator, [before], settings, "sent.yaml")
+    const hold = emulator.faults.add({
+      operation: "import",
+      vault: VAULT,
+      name: "sent-cert",
+      action: { kind: "hold" },
+    })
+    const a = start(config)
+    await requestHeld(emulator, hold)
+    writeConfig(work, emulator, [{ ...before, certificate: "sent-elsewhere" }], settings, "sent.yaml")
+    const from = a.lines.length
+    a.signal("SIGHUP")
+    await a.waitFor((l) => l.msg === "SIGHUP: reloading the configuration", { from })
+    emulator.faults.release(hold)
+    await a.waitFor(
+      (l) => l.deployment === "sent" && l.certificate === "sent-elsewhere" && l.msg === "deploy: Succeeded",
+      { from },
+    )
+    // The import already sent ended, and was said, before the reload said it had applied the change
+    // (before: `configuration applied` came first, while the old configuration's import was still held).
+    const sent = a.lines.findIndex((l) => l.certificate === "sent-cert" && l.msg === "deploy: Succeeded")
+    const applied = a.lines.findIndex((l, i) => i >= from && l.msg === "configuration applied")
+    expect(sent).toBeGreaterThanOrEqual(0)
+    expect(applied).toBeGreaterThan(sent)
+    expect(emulator.state.versions(VAULT, "sent-cert")).toHaveLength(1)
+    expect(emulator.state.versions(VAULT, "sent-elsewhere")).toHaveLength(1)
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+  })
 })
