@@ -4,6 +4,8 @@
  * 400 without Key Vault's error code (a proxy's page) fails the check, as does any other refusal (a
  * 404 from something that is not Key Vault's import, answering at vault_url), and doctor does not say "ready to deploy", since a deploy's import would be refused the same way.
  */
+
+import type { FaultAction } from "@kvdeploy/kv-emulator"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { json, runCli, startWorld, type World } from "./harness.js"
 
@@ -36,28 +38,26 @@ describe("doctor's import probe", () => {
     })
   })
 
-  it("a 400 without Key Vault's error body (a proxy's page): failed, the permission unknown, and not ready", async () => {
+  /**
+   * doctor (--json, then text) with the emulator answering the probe's import with `action`: the
+   * import check fails with `detail` and the fix to check what answers at vault_url, and doctor does
+   * not say "ready to deploy".
+   */
+  const failsTheProbe = async (targetName: string, action: FaultAction, detail: RegExp) => {
     const fault = world.emulator.faults.add({
       operation: "import",
       vault: world.vault,
       // One for the --json run, one for the text run.
       times: 2,
-      action: {
-        kind: "rawAnswer",
-        status: 400,
-        body: "<html>400 Bad Request</html>",
-        contentType: "text/html",
-      },
+      action,
     })
     try {
-      const target = world.targetFile("probe-400-html")
+      const target = world.targetFile(targetName)
       const r = await runCli(["doctor", "--config", target, "--json"], { env: world.env })
       expect(r.code, r.stdout + r.stderr).toBe(1)
       const check = importCheck(json<{ checks: Array<Check> }>(r).checks)
       expect(check?.status).toBe("fail")
-      expect(check?.detail).toMatch(
-        /^the probe's import was refused with 400 but without Key Vault's error body \(no error code\), so it was not Key Vault that answered and the import permission is unknown: /,
-      )
+      expect(check?.detail).toMatch(detail)
       expect(check?.fix).toMatch(
         /^check that vault_url is the vault's URL and that what answers there is Key Vault/,
       )
@@ -67,33 +67,21 @@ describe("doctor's import probe", () => {
     } finally {
       world.emulator.faults.remove(fault)
     }
+  }
+
+  it("a 400 without Key Vault's error body (a proxy's page): failed, the permission unknown, and not ready", async () => {
+    await failsTheProbe(
+      "probe-400-html",
+      { kind: "rawAnswer", status: 400, body: "<html>400 Bad Request</html>", contentType: "text/html" },
+      /^the probe's import was refused with 400 but without Key Vault's error body \(no error code\), so it was not Key Vault that answered and the import permission is unknown: /,
+    )
   })
 
   it("a 404 for the import: failed, naming the status and what to check, and not ready", async () => {
-    const fault = world.emulator.faults.add({
-      operation: "import",
-      vault: world.vault,
-      // One for the --json run, one for the text run.
-      times: 2,
-      action: { kind: "status", status: 404 },
-    })
-    try {
-      const target = world.targetFile("probe-404")
-      const r = await runCli(["doctor", "--config", target, "--json"], { env: world.env })
-      expect(r.code, r.stdout + r.stderr).toBe(1)
-      const check = importCheck(json<{ checks: Array<Check> }>(r).checks)
-      expect(check?.status).toBe("fail")
-      expect(check?.detail).toMatch(
-        /^the probe's import was refused with 404, where Key Vault refuses invalid content with 400, so a deploy's import would fail too: /,
-      )
-      expect(check?.fix).toMatch(
-        /^check that vault_url is the vault's URL and that what answers there is Key Vault/,
-      )
-      const text = await runCli(["doctor", "--config", target], { env: world.env })
-      expect(text.code).toBe(1)
-      expect(text.stdout).not.toContain("ready to deploy")
-    } finally {
-      world.emulator.faults.remove(fault)
-    }
+    await failsTheProbe(
+      "probe-404",
+      { kind: "status", status: 404 },
+      /^the probe's import was refused with 404, where Key Vault refuses invalid content with 400, so a deploy's import would fail too: /,
+    )
   })
 })

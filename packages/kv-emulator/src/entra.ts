@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import { withFields } from "./answerFields.js"
 import type { Directory, Principal } from "./directory.js"
 import type { FaultController, IdentityOperationName } from "./faults.js"
-import { readBody, sendJson, sleep } from "./http.js"
+import { readBody, sendJson, sendRawAnswer, sleep } from "./http.js"
 import type { RequestLog } from "./requestLog.js"
 
 export interface EntraContext {
@@ -84,13 +84,7 @@ const identityFault = async (
   if (a.kind === "omitFields") return (body) => withFields(body, a.fields, {})
   if (a.kind === "setFields") return (body) => withFields(body, [], a.fields)
   if (a.kind === "rawAnswer") {
-    req.resume()
-    const text = Buffer.from(a.body, "utf8")
-    res.writeHead(a.status ?? 200, {
-      ...(a.contentType === undefined ? {} : { "Content-Type": a.contentType }),
-      "Content-Length": String(text.length),
-    })
-    res.end(text)
+    sendRawAnswer(req, res, a)
     return true
   }
   if (a.kind === "delay") await sleep(a.ms)

@@ -48,6 +48,26 @@ export const sendJson = (
   res.end(text)
 }
 
+/**
+ * A `rawAnswer` fault's answer: its text as it is (status default 200, its content type when it
+ * names one), with none of the endpoint's own body shape or headers. The request's body is drained.
+ */
+export const sendRawAnswer = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  answer: { readonly body: string; readonly status?: number; readonly contentType?: string },
+): number => {
+  req.resume()
+  const status = answer.status ?? 200
+  const text = Buffer.from(answer.body, "utf8")
+  res.writeHead(status, {
+    ...(answer.contentType === undefined ? {} : { "Content-Type": answer.contentType }),
+    "Content-Length": String(text.length),
+  })
+  res.end(text)
+  return status
+}
+
 export const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v)
 

@@ -10,7 +10,16 @@ import { loadPfxCodec, type PfxEncoding } from "./codec.js"
 import { type Directory, OPERATION_PERMISSION, type Principal } from "./directory.js"
 import { KvError } from "./errors.js"
 import type { FaultAction, FaultController, OperationName } from "./faults.js"
-import { BodyTooLarge, isRecord, parseJson, RawJson, readBody, sendJson, sleep } from "./http.js"
+import {
+  BodyTooLarge,
+  isRecord,
+  parseJson,
+  RawJson,
+  readBody,
+  sendJson,
+  sendRawAnswer,
+  sleep,
+} from "./http.js"
 import type { JwtClaims } from "./jwt.js"
 import {
   certificateFactsOf,
@@ -354,14 +363,7 @@ export class VaultHandler {
         } else if (a.kind === "rawAnswer") {
           // Something else answering at the vault's URL (a proxy, a gateway, another service): its
           // text as it is, without Key Vault's error body or headers. The operation does not run.
-          req.resume()
-          const text = Buffer.from(a.body, "utf8")
-          res.writeHead(a.status ?? 200, {
-            ...(a.contentType === undefined ? {} : { "Content-Type": a.contentType }),
-            "Content-Length": String(text.length),
-          })
-          res.end(text)
-          return finish({ status: a.status ?? 200 })
+          return finish({ status: sendRawAnswer(req, res, a) })
         } else if (a.kind === "throttle") {
           req.resume()
           return fail(KvError.throttled(a.retryAfterSeconds ?? 1))
