@@ -256,6 +256,7 @@ async function main() {
     const stubCodec = {
       inspect: (mat) => Effect.succeed(inspected[mat.leaf[0]]),
       encode: (mat) => Effect.succeed(mat.leaf),
+      encodePem: (mat) => Effect.succeed(mat.leaf),
       decode: () => Effect.die("unused"),
       // Like SyntheticCodec (and any codec that states a bound): preflight does not build the PFX.
       maxEncodedBytes: (mat) => mat.leaf.byteLength,

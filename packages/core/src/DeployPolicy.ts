@@ -16,6 +16,11 @@ export interface DeployPolicyShape {
    */
   readonly maxPfxBytes: number
   /**
+   * Largest PEM value Key Vault accepts, in bytes of PEM text: the backing secret holds the PEM
+   * text as is, and a secret value is at most 25 KB (25,600 characters). Default 25,600.
+   */
+  readonly maxPemBytes?: number
+  /**
    * When preflight decided the size rule without building the PFX (the codec
    * states a size bound): build it while the snapshot read is on its way
    * (default `true`: the build's CPU time overlaps the vault's answer, and is
@@ -27,11 +32,15 @@ export interface DeployPolicyShape {
   readonly buildPfxDuringSnapshot?: boolean
 }
 
+/** Key Vault's secret value limit in characters (25 KB), which a PEM import's text must fit. */
+export const MAX_PEM_BYTES = 25 * 1024
+
 export const DeployPolicy = Context.Reference<DeployPolicyShape>("@kvdeploy/core/DeployPolicy", {
   defaultValue: () => ({
     readRetryBase: "250 millis",
     readRetryFactor: 2,
     readRetries: 4,
     maxPfxBytes: ((25 * 1024) / 4) * 3,
+    maxPemBytes: 25 * 1024,
   }),
 })

@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { closest, distance } from "fastest-levenshtein"
+import { ContentTypeSetting } from "./contentType.js"
 import { holdsEncodedBase64, keyInField, looksLikeDerBase64, quotedValue, shownPath } from "./shownValues.js"
 import { isReservedTagKey, MAX_OPERATOR_TAGS, RESERVED_TAG_KEYS } from "./tags.js"
 
@@ -54,6 +55,8 @@ export const TargetConfig = Schema.Struct({
   managedIdentityClientId: Schema.optional(Schema.String),
   onSoftDeleted: OnSoftDeleted,
   pfxEncoding: PfxEncodingSetting,
+  /** The backing secret's content type an import writes: `keep` what the vault serves (default), `pkcs12` or `pem`. */
+  contentType: ContentTypeSetting,
   cloud: Cloud,
 })
 export type TargetConfig = typeof TargetConfig.Type
@@ -205,6 +208,7 @@ const allowedFields = new Set([
   "managed_identity_client_id",
   "on_soft_deleted",
   "pfx_encoding",
+  "content_type",
   "cloud",
 ])
 const allowedCloudFields = new Set(["vault_dns_suffix", "authority_host", "keyvault_resource", "name"])
@@ -1146,6 +1150,16 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
           "use modern (default) or legacy",
           problems,
         )
+  const contentType =
+    input.content_type === undefined
+      ? "keep"
+      : decodeField(
+          ContentTypeSetting,
+          "content_type",
+          input.content_type,
+          "use keep (default: the content type the vault serves now; PKCS#12 for a new certificate), pkcs12 or pem",
+          problems,
+        )
 
   if (
     problems.length > 0 ||
@@ -1153,7 +1167,8 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
     certificateName === undefined ||
     credentialMode === undefined ||
     onSoftDeleted === undefined ||
-    pfxEncoding === undefined
+    pfxEncoding === undefined ||
+    contentType === undefined
   ) {
     return Result.fail(new ConfigInvalid({ problems }))
   }
@@ -1166,6 +1181,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
     ...(managedIdentityClientId === undefined ? {} : { managedIdentityClientId }),
     onSoftDeleted,
     pfxEncoding,
+    contentType,
     cloud: url.cloud,
   }
   return Result.succeed(config)

@@ -2,6 +2,7 @@
  * The audit record: one per deploy, built from the outcome. It holds version
  * ids, thumbprints, tags, reasons and the decision trail; never key material.
  */
+import type { ImportedContentType } from "./contentType.js"
 import { isoTimeOf } from "./isoTime.js"
 import { type DeployOutcome, exitCodeOf } from "./outcome.js"
 
@@ -28,6 +29,8 @@ export interface AuditRecord {
   readonly adopted: boolean
   /** As the outcome's: set when the deploy recovered the soft-deleted certificate of its name. */
   readonly recovered?: "recovered" | "unknown"
+  /** As the outcome's: the content type the import wrote, what was served before, kept or changed. */
+  readonly contentType?: ImportedContentType
   readonly vaultCalls: number
   readonly durationMs: number
   readonly decisions: ReadonlyArray<string>
@@ -67,6 +70,7 @@ export const auditRecordOf = (outcome: DeployOutcome): AuditRecord => ({
       : undefined,
   adopted: outcome.adopted,
   ...(outcome.recovered === undefined ? {} : { recovered: outcome.recovered }),
+  ...(outcome.contentType === undefined ? {} : { contentType: outcome.contentType }),
   vaultCalls: outcome.vaultCalls,
   durationMs: outcome.timings.durationMs,
   decisions: outcome.decisions,

@@ -24,7 +24,14 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Result from "effect/Result"
 import { auditRecordOf } from "./audit.js"
-import { DeployPolicy } from "./DeployPolicy.js"
+import {
+  contentTypeDecision,
+  type ImportedContentType,
+  importContentTypeOf,
+  importedContentTypeOf,
+  PEM_CONTENT_TYPE,
+} from "./contentType.js"
+import { DeployPolicy, type DeployPolicyShape } from "./DeployPolicy.js"
 import { holdsNoCertificate, judgeExistingVersion } from "./judgeExisting.js"
 import type { InspectedMaterial } from "./material.js"
 import {
@@ -48,6 +55,7 @@ import {
   type VaultVersion,
 } from "./ports/Vault.js"
 import {
+  checkBuiltPem,
   checkBuiltPfx,
   materialWarnings,
   pfxOptionsOf,
@@ -86,6 +94,8 @@ interface RunState {
   snapshotNotFoundAtMs?: number | undefined
   /** Whether the snapshot found no certificate (whether or not the answer said when). */
   snapshotNotFound?: boolean
+  /** The content type of the import's secret, once the import's content is chosen. */
+  contentType?: ImportedContentType | undefined
 }
 
 const refOf = (v: VaultVersion): VersionRef => ({
@@ -168,11 +178,6 @@ const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | V
           : `the import was refused and no version was written (the soft-deleted certificate was recovered first and is served again): ${failure.message}`,
   }
 }
-
-const PEM_CONTENT_TYPE = "application/x-pem-file"
-/** The decision a deploy over a certificate whose secret is PEM notes: what its consumers read changes. */
-export const pemToPkcs12Note =
-  "content type: the vault serves this certificate's secret as PEM (application/x-pem-file); the import writes PKCS#12 (application/x-pkcs12), for this and every later version: a consumer that reads the secret as PEM must read PKCS#12 from now on"
 
 /**
  * How the fix of a refusal to take over a certificate kvdeploy does not manage says to adopt it, for
@@ -274,8 +279,8 @@ const previousKeyRefused = (
 /**
  * Step 4's checks of the version an import replaces, after idempotency and ownership (and again
  * after a recovery): a caller's previous key its rollback could not use is refused before
- * anything is written; a secret read as PEM until now, which the import's policy makes PKCS#12, is
- * noted.
+ * anything is written. (What the import does to the secret's content type is noted where its
+ * content is chosen: `importRequestFor`.)
  */
 const judgeReplaced = Effect.fnUntraced(function* (
   request: DeployRequest,
@@ -289,9 +294,66 @@ const judgeReplaced = Effect.fnUntraced(function* (
     const refused = previousKeyRefused(trail, served, judged, checks.deleted)
     if (refused !== undefined) return refused
   }
-  if (!checks.deleted && served.contentType === PEM_CONTENT_TYPE) trail.note(pemToPkcs12Note)
   return undefined
 })
+
+/** The content of an import, once built: the PFX (or why it cannot be), the PEM (or why not). */
+interface ImportContent {
+  pfx: Uint8Array | DeployProblem | undefined
+  pem: Uint8Array | DeployProblem | undefined
+}
+
+/**
+ * Step 5's content: the import request in the content type the target's content_type and the
+ * served version (`served`: the snapshot, or what a recovery brought back) call for, noted in the
+ * trail and the outcome; or, when its content cannot be imported (a PEM over Key Vault's 25 KB
+ * secret value limit, known only now for `keep`), a Rejected draft: nothing is written.
+ * `content` keeps what was built (preflight's PEM, the PFX built during the snapshot read).
+ */
+function* importRequestFor(
+  codec: PfxCodec["Service"],
+  policy: DeployPolicyShape,
+  request: DeployRequest,
+  trail: DeployTrail,
+  state: RunState,
+  served: VaultVersion | undefined,
+  content: ImportContent,
+  inspected: InspectedMaterial,
+  tags: Readonly<Record<string, string>>,
+): Effect.fn.Return<ImportRequest | Draft> {
+  const setting = request.target.contentType
+  const contentType = importContentTypeOf(setting, served?.contentType)
+  const chosen = importedContentTypeOf(contentType, served?.contentType)
+  state.contentType = chosen
+  // The common case (PKCS#12 over PKCS#12, or a first PKCS#12) is the outcome's field alone.
+  if (contentType === PEM_CONTENT_TYPE || chosen.change === "changed")
+    trail.note(contentTypeDecision(setting, chosen))
+  const common = { name: request.target.certificateName, tags, keyFacts: inspected.key, leaf: inspected.leaf }
+  if (contentType === PEM_CONTENT_TYPE) {
+    if (content.pem === undefined)
+      content.pem = checkBuiltPem(
+        yield* resultOf(codec.encodePem(request.material)),
+        policy.maxPemBytes,
+        "content_type: keep, and the vault serves the secret as PEM",
+      )
+    if (!(content.pem instanceof Uint8Array)) {
+      trail.note("content type: the PEM cannot be imported; nothing written")
+      return {
+        _tag: "Rejected",
+        problems: [content.pem],
+        reason: `the import was refused before anything was written: ${content.pem.field} ${content.pem.message}`,
+      }
+    }
+    return { ...common, pem: content.pem }
+  }
+  if (content.pfx === undefined)
+    content.pfx = checkBuiltPfx(
+      yield* resultOf(codec.encode(request.material, pfxOptionsOf(request))),
+      policy.maxPfxBytes,
+    )
+  if (!(content.pfx instanceof Uint8Array)) return rejectedBuild(content.pfx)
+  return { ...common, pfx: content.pfx, password: pfxPassword }
+}
 
 /** Step 5 when the name is held by a soft-deleted certificate: fail with the remedy, or recover and import. */
 const onSoftDeleted = Effect.fnUntraced(function* (
@@ -300,7 +362,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   state: RunState,
   newX5t: string,
   tags: Readonly<Record<string, string>>,
-  importRequest: ImportRequest,
+  importFor: (served: VaultVersion) => Effect.Effect<ImportRequest | Draft>,
 ): Effect.fn.Return<Draft | { readonly attempt: ImportResult }, never, Vault | PfxCodec> {
   const vault = yield* Vault
   const name = request.target.certificateName
@@ -386,6 +448,9 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     deleted: false,
   })
   if (replaced !== undefined) return replaced
+  // The content again for what the recovery brought back (content_type keep follows what it serves).
+  const importRequest = yield* importFor(restored)
+  if ("_tag" in importRequest) return importRequest
   const attempt: ImportResult = yield* trail
     .call("importVersion", vault.importVersion(importRequest))
     .pipe(Effect.result)
@@ -639,14 +704,16 @@ function* run(
   trail.warnings = materialWarnings(inspected, now)
   const newFacts = inspected.leaf
   const tags = forwardTags(request.target.tags, request.certificateId)
-  /** The PFX once built (by preflight, or below), or why it cannot be imported. */
+  /** The PFX once built (by preflight, or below), or why it cannot be imported; the PEM likewise. */
+  const content: ImportContent = { pfx: checked.pfx, pem: checked.pem }
   let pfx: Uint8Array | DeployProblem | undefined = checked.pfx
 
   // 2. Snapshot. When the PFX is still to be built and the read is still on its way once it
   // suspends, build the PFX meanwhile: its CPU time overlaps the wait instead of adding to it.
   trail.vaultCalls++
   let snapshot: ReadResult
-  if (pfx === undefined && policy.buildPfxDuringSnapshot !== false) {
+  // (A content_type: pem target's PEM was built by preflight: no PFX is built for it.)
+  if (pfx === undefined && content.pem === undefined && policy.buildPfxDuringSnapshot !== false) {
     const reading = yield* Effect.forkChild(resultOf(vault.getLatest(name)), startImmediately)
     let answered = reading.pollUnsafe()
     if (answered === undefined) {
@@ -662,6 +729,7 @@ function* run(
         yield* resultOf(codec.encode(request.material, pfxOptionsOf(request))),
         policy.maxPfxBytes,
       )
+      content.pfx = pfx
       trail.note("pfx: built while the snapshot read was on its way")
       if (!(pfx instanceof Uint8Array)) {
         yield* Fiber.interrupt(reading)
@@ -702,27 +770,29 @@ function* run(
     if (replaced !== undefined) return replaced
   }
 
-  // 5. Import (the PFX is built now if it was not yet: an import follows).
-  if (pfx === undefined) {
-    pfx = checkBuiltPfx(
-      yield* resultOf(codec.encode(request.material, pfxOptionsOf(request))),
-      policy.maxPfxBytes,
-    )
-  }
-  if (!(pfx instanceof Uint8Array)) return rejectedBuild(pfx)
-  const importRequest: ImportRequest = {
-    name,
-    pfx,
-    password: pfxPassword,
+  // 5. Import, in the content type the target and the snapshot call for (the PFX or the PEM is
+  // built now if it was not yet: an import follows).
+  const importRequest = yield* importRequestFor(
+    codec,
+    policy,
+    request,
+    trail,
+    state,
+    state.previous,
+    content,
+    inspected,
     tags,
-    keyFacts: inspected.key,
-    leaf: newFacts,
-  }
+  )
+  if ("_tag" in importRequest) return importRequest
   trail.vaultCalls++
   let attempt: ImportResult = yield* resultOf(vault.importVersion(importRequest))
   if (attempt._tag === "Failure") trail.unsent(attempt.failure)
   if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {
-    const handled = yield* onSoftDeleted(request, trail, state, newFacts.x5t, tags, importRequest)
+    const handled = yield* onSoftDeleted(request, trail, state, newFacts.x5t, tags, (served) =>
+      Effect.gen(function* () {
+        return yield* importRequestFor(codec, policy, request, trail, state, served, content, inspected, tags)
+      }),
+    )
     if (!("attempt" in handled)) return handled
     attempt = handled.attempt
   }
@@ -942,6 +1012,7 @@ export const deploy: (
       newX5t: state.inspected?.leaf.x5t,
       adopted: trail.adopted,
       ...(trail.recovered === undefined ? {} : { recovered: trail.recovered }),
+      ...(state.contentType === undefined ? {} : { contentType: state.contentType }),
       reason: draft.reason,
       vaultCalls: trail.vaultCalls,
       decisions: trail.decisions,

@@ -1,4 +1,5 @@
 export * from "./audit.js"
+export * from "./contentType.js"
 export * from "./DeployPolicy.js"
 export * from "./deploy.js"
 export * from "./fsErrors.js"
@@ -10,6 +11,7 @@ export * from "./ports/Metrics.js"
 export * from "./ports/PfxCodec.js"
 export * from "./ports/Vault.js"
 export {
+  checkBuiltPem,
   materialProblems,
   materialWarnings,
   type PreflightPassed,

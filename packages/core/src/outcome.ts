@@ -2,6 +2,7 @@
  * What a deploy reports: a tagged union of outcomes, each true of the vault
  * afterwards (invariant I3), and the CLI exit code for each.
  */
+import type { ImportedContentType } from "./contentType.js"
 import type { PostVerifyFailureReason, ValidateFailureReason } from "./ports/Metrics.js"
 
 /** A version as the deploy saw it. */
@@ -52,6 +53,13 @@ export interface OutcomeCommon {
    * was sent, its answer lost, and the certificate was not served yet). Absent otherwise.
    */
   readonly recovered?: "recovered" | "unknown"
+  /**
+   * The content type of the secret this deploy's import wrote (content_type), what the vault served
+   * before, and whether the import `kept` it, `changed` it (consumers read another format from now
+   * on) or it is `new`. Absent when the deploy sent no import (Rejected before, Skipped, a snapshot
+   * that failed). A rollback restores the content type served before.
+   */
+  readonly contentType?: ImportedContentType
   /** Human-readable reason for the outcome. */
   readonly reason: string
   /**

@@ -12,7 +12,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as Result from "effect/Result"
-import { DeployPolicy, type DeployPolicyShape } from "./DeployPolicy.js"
+import { DeployPolicy, type DeployPolicyShape, MAX_PEM_BYTES } from "./DeployPolicy.js"
 import type { InspectedMaterial } from "./material.js"
 import type { DeployProblem, DeployWarning } from "./outcome.js"
 import type { ValidateFailureReason } from "./ports/Metrics.js"
@@ -34,6 +34,8 @@ export interface PreflightPassed {
    * codec's size bound settled the 25 KB rule (build it with `pfxOptionsOf`).
    */
   readonly pfx: Uint8Array | undefined
+  /** The PEM text to import, when the target's content_type is `pem` (built and measured here). */
+  readonly pem?: Uint8Array | undefined
   readonly password: Redacted.Redacted<string>
 }
 export interface PreflightRejected {
@@ -212,6 +214,34 @@ export const checkBuiltPfx = (
       ? tooLarge(`makes a PFX of ${encoded.success.byteLength} bytes`, maxPfxBytes)
       : encoded.success
 
+/**
+ * The built PEM of an import, or why it cannot be imported (it could not be built, or its text is
+ * over Key Vault's 25 KB secret value limit). `why` says why the import is PEM (the target's
+ * content_type, or the served secret it keeps).
+ */
+export const checkBuiltPem = (
+  encoded: Result.Result<Uint8Array, PfxEncodeError>,
+  maxPemBytes: number | undefined,
+  why: string,
+): Uint8Array | DeployProblem => {
+  const limit = maxPemBytes ?? MAX_PEM_BYTES
+  return encoded._tag === "Failure"
+    ? {
+        field: "material",
+        message: `the PEM to import could not be built: ${encoded.failure.reason}`,
+        fix: "check the certificate and key",
+        reason: "material_invalid",
+      }
+    : encoded.success.byteLength > limit
+      ? {
+          field: "content_type",
+          message: `is pem (${why}), and the PEM of the leaf, its chain and its key is ${encoded.success.byteLength} bytes; Key Vault keeps it as the secret's value, at most ${limit} characters`,
+          fix: "shorten the chain (leave out the root CA, which clients already hold), or issue the certificate with fewer names or an EC key; or set content_type: pkcs12 if the secret's consumers read PKCS#12",
+          reason: "pfx_too_large",
+        }
+      : encoded.success
+}
+
 const tooLarge = (what: string, maxPfxBytes: number): DeployProblem => ({
   field: "material",
   message: `${what}; Key Vault accepts at most ${maxPfxBytes} (its backing secret holds the PFX as base64, at most 25,600 characters)`,
@@ -239,6 +269,21 @@ export const preflightInspected = (
   const inspected = inspectedResult.success
   materialProblems(inspected, now, problems)
   if (problems.length > 0) return { _tag: "Rejected", problems, inspected }
+  if (request.target.contentType === "pem") {
+    // A PEM import: its text is what Key Vault's 25 KB rule measures (no PFX is built).
+    return Effect.map(Effect.result(codec.encodePem(request.material)), (encoded) => {
+      const built = checkBuiltPem(encoded, policy.maxPemBytes, "content_type: pem")
+      return built instanceof Uint8Array
+        ? ({
+            _tag: "Passed",
+            inspected,
+            pfx: undefined,
+            pem: built,
+            password: pfxPassword,
+          } satisfies PreflightPassed)
+        : ({ _tag: "Rejected", problems: [built], inspected } satisfies PreflightRejected)
+    })
+  }
   const options = pfxOptionsOf(request)
   const bound = codec.maxEncodedBytes?.(request.material, options)
   if (bound !== undefined && bound <= policy.maxPfxBytes) {

@@ -5,11 +5,12 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
+import { PEM_CONTENT_TYPE, PKCS12_CONTENT_TYPE, type SecretContentType } from "./contentType.js"
 import type { CertificateMaterial, InspectedMaterial } from "./material.js"
 import type { RollbackSource, VersionRef } from "./outcome.js"
 import type { MaterialInvalid } from "./ports/PfxCodec.js"
 import { PfxCodec } from "./ports/PfxCodec.js"
-import { Vault, type VaultVersion } from "./ports/Vault.js"
+import { type ImportRequest, Vault, type VaultVersion } from "./ports/Vault.js"
 import { pfxPassword, transportPfxOptions } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
 import {
@@ -22,6 +23,14 @@ import {
 import type { DeployTrail } from "./trail.js"
 import { verifyLatest } from "./verify.js"
 import { byCreationLatestFirst, createdSince } from "./versions.js"
+
+/**
+ * The content type a rollback restores: the one the snapshot served, whatever the target's
+ * content_type (consumers read what was served before the deploy); PKCS#12 when the vault did not
+ * say.
+ */
+export const rollbackContentTypeOf = (previous: VaultVersion): SecretContentType =>
+  previous.contentType === PEM_CONTENT_TYPE ? PEM_CONTENT_TYPE : PKCS12_CONTENT_TYPE
 
 export type RollbackResult =
   | {
@@ -293,13 +302,18 @@ export const rollback = Effect.fnUntraced(function* (
     } satisfies RollbackResult
   }
   trail.note(`rollback: previous material from ${found.source}`)
-  const pfx = yield* codec
-    .encode(found.material, transportPfxOptions(request.target.pfxEncoding))
-    .pipe(Effect.result)
-  if (pfx._tag === "Failure") {
+  // Restored in the content type the snapshot served: a PEM secret stays PEM for its consumers.
+  const contentType = rollbackContentTypeOf(previous)
+  if (contentType === PEM_CONTENT_TYPE) trail.note("rollback: restoring the secret as PEM, as it was served")
+  const content = yield* (
+    contentType === PEM_CONTENT_TYPE
+      ? codec.encodePem(found.material)
+      : codec.encode(found.material, transportPfxOptions(request.target.pfxEncoding))
+  ).pipe(Effect.result)
+  if (content._tag === "Failure") {
     return {
       _tag: "AlsoFailed",
-      reason: `the previous PFX could not be built: ${pfx.failure.reason}`,
+      reason: `the previous ${contentType === PEM_CONTENT_TYPE ? "PEM" : "PFX"} could not be built: ${content.failure.reason}`,
       rollbackVersionId: undefined,
     } satisfies RollbackResult
   }
@@ -319,19 +333,12 @@ export const rollback = Effect.fnUntraced(function* (
     )
   }
   const tags = rollbackTags(Object.fromEntries(kept), request.certificateId, failed.versionId)
-  const imported = yield* trail
-    .call(
-      "importVersion",
-      vault.importVersion({
-        name,
-        pfx: pfx.success,
-        password: pfxPassword,
-        tags,
-        keyFacts: found.inspected.key,
-        leaf: found.inspected.leaf,
-      }),
-    )
-    .pipe(Effect.result)
+  const common = { name, tags, keyFacts: found.inspected.key, leaf: found.inspected.leaf }
+  const importRequest: ImportRequest =
+    contentType === PEM_CONTENT_TYPE
+      ? { ...common, pem: content.success }
+      : { ...common, pfx: content.success, password: pfxPassword }
+  const imported = yield* trail.call("importVersion", vault.importVersion(importRequest)).pipe(Effect.result)
   let version: VaultVersion
   let alsoOurs: ReadonlyArray<VaultVersion> = []
   if (imported._tag === "Success") {

@@ -63,6 +63,11 @@ const guardedCodec: (typeof PfxCodec)["Service"] = {
       if (!inspected.keyMatchesLeaf) mismatchedEncodes.push(inspected.leaf.x5t)
       return SyntheticCodec.encode(material, options)
     }),
+  encodePem: (material) =>
+    Effect.flatMap(Effect.orDie(SyntheticCodec.inspect(material)), (inspected) => {
+      if (!inspected.keyMatchesLeaf) mismatchedEncodes.push(inspected.leaf.x5t)
+      return SyntheticCodec.encodePem(material)
+    }),
 }
 const GuardedCodec = Layer.succeed(PfxCodec, guardedCodec)
 /** The same codec stating its size bound: preflight does not build the PFX, the deploy builds it later. */

@@ -92,6 +92,7 @@ const instrumented = (options: { readMs?: number; encodeMs?: number; bound?: "ex
     const decoratedCodec: (typeof PfxCodec)["Service"] = {
       inspect: codec.inspect,
       decode: codec.decode,
+      encodePem: codec.encodePem,
       encode: (material, o) =>
         Effect.andThen(
           at("encode:start"),

@@ -47,6 +47,7 @@ describe("the size rule at its limit", () => {
         const unbounded: (typeof PfxCodec)["Service"] = {
           inspect: SyntheticCodec.inspect,
           encode: SyntheticCodec.encode,
+          encodePem: SyntheticCodec.encodePem,
           decode: SyntheticCodec.decode,
         }
         const withLimit = (maxPfxBytes: number) =>

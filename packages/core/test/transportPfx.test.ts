@@ -106,7 +106,7 @@ describe("every PFX a deploy builds is asked for with transportPfxOptions", () =
           expectTag(result, "Succeeded")
           assert.deepStrictEqual(seen.encodes, [transport(encoding)])
           assert.strictEqual(seen.imports.length, 1)
-          assert.strictEqual(Redacted.value(seen.imports[0]!.password), "")
+          assert.strictEqual(Redacted.value(seen.imports[0]!.password!), "")
         }),
       ),
     )
@@ -120,7 +120,7 @@ describe("every PFX a deploy builds is asked for with transportPfxOptions", () =
           )
           expectTag(result, "Succeeded")
           assert.deepStrictEqual(seen.encodes, [transport(encoding)])
-          assert.strictEqual(Redacted.value(seen.imports[0]!.password), "")
+          assert.strictEqual(Redacted.value(seen.imports[0]!.password!), "")
         }),
       ),
     )
@@ -138,7 +138,7 @@ describe("every PFX a deploy builds is asked for with transportPfxOptions", () =
           // The forward PFX, then the previous material's.
           assert.deepStrictEqual(seen.encodes, [transport(encoding), transport(encoding)])
           assert.strictEqual(seen.imports.length, 2)
-          for (const r of seen.imports) assert.strictEqual(Redacted.value(r.password), "")
+          for (const r of seen.imports) assert.strictEqual(Redacted.value(r.password!), "")
           assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
         }),
       ),

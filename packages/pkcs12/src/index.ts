@@ -5,6 +5,7 @@
 export { MaterialInvalid, PfxDecodeError, PfxEncodeError } from "@kvdeploy/core"
 export { canonicalSerial, certificateFacts, nodeCertificate, x5tOf } from "./certificateFacts.js"
 export { decodePfx, decodePfxCertificates } from "./decodePfx.js"
+export { encodePem } from "./encodePem.js"
 export { defaultIterations, encodePfx, type Pkcs12EncodeOptions } from "./encodePfx.js"
 export { inspectMaterial } from "./inspect.js"
 export { keyUsageBits } from "./keyUsage.js"

@@ -2,6 +2,7 @@
 import { PfxCodec } from "@kvdeploy/core"
 import * as Layer from "effect/Layer"
 import { decodePfx } from "./decodePfx.js"
+import { encodePem } from "./encodePem.js"
 import { encodePfx } from "./encodePfx.js"
 import { inspectMaterial } from "./inspect.js"
 import { maxEncodedBytes } from "./sizeBound.js"
@@ -10,5 +11,6 @@ export const layer: Layer.Layer<PfxCodec> = Layer.succeed(PfxCodec, {
   inspect: inspectMaterial,
   maxEncodedBytes,
   encode: encodePfx,
+  encodePem,
   decode: decodePfx,
 })

@@ -38,6 +38,7 @@ const lazyPfxCodec: Layer.Layer<PfxCodec> = Layer.sync(PfxCodec, () => {
   return PfxCodec.of({
     inspect: (material) => Effect.flatMap(codec, (c) => c.inspect(material)),
     encode: (material, options) => Effect.flatMap(codec, (c) => c.encode(material, options)),
+    encodePem: (material) => Effect.flatMap(codec, (c) => c.encodePem(material)),
     decode: (bytes, password) => Effect.flatMap(codec, (c) => c.decode(bytes, password)),
   })
 })

@@ -30,7 +30,7 @@ export class MaterialInvalid extends Schema.TaggedError<MaterialInvalid>()("Mate
   }
 }
 
-/** A PFX could not be built. */
+/** A PFX (or the PEM of an import) could not be built. */
 export class PfxEncodeError extends Schema.TaggedError<PfxEncodeError>()("PfxEncodeError", {
   reason: Schema.String,
   cause: Schema.optional(Schema.Defect()),
@@ -82,6 +82,13 @@ export class PfxCodec extends Context.Service<
       material: CertificateMaterial,
       options: PfxEncodeOptions,
     ) => Effect.Effect<Uint8Array, PfxEncodeError>
+    /**
+     * Build the PEM text Key Vault's PEM import takes, in memory, as UTF-8 bytes: the leaf, then
+     * the chain in issuer order (leaf first), then the key as an unencrypted PKCS#8 `PRIVATE KEY`,
+     * `\n` line endings. Refuses (PfxEncodeError) to pair a key with a certificate it does not
+     * match, as `encode` does.
+     */
+    readonly encodePem: (material: CertificateMaterial) => Effect.Effect<Uint8Array, PfxEncodeError>
     /** Read a PFX: leaf (the certificate whose key is in the file), chain, key as PKCS#8. */
     readonly decode: (
       bytes: Uint8Array,

@@ -96,29 +96,59 @@ export interface ImportKeyFacts {
   readonly curve?: Curve | undefined
 }
 
-export interface ImportRequest {
+/** What every import states besides its content. */
+interface ImportCommon {
   readonly name: string
-  readonly pfx: Uint8Array
-  readonly password: Redacted.Redacted<string>
   readonly tags: Readonly<Record<string, string>>
   /** Whether the key may be exported through the backing secret (default true). */
   readonly exportable?: boolean
   /**
-   * The PFX's key type, size and curve, when the caller knows them (the deploy
+   * The key's type, size and curve, when the caller knows them (the deploy
    * program does, from preflight or the previous material's inspection). An
    * adapter that needs them for the import policy reads them from here and
-   * decodes the PFX only when they are absent. They must be the PFX's own.
+   * decodes the content only when they are absent. They must be the content's own.
    */
   readonly keyFacts?: ImportKeyFacts | undefined
   /**
-   * The PFX's leaf certificate as the caller read it: its DER and canonical
+   * The content's leaf certificate as the caller read it: its DER and canonical
    * serial (the deploy program states them from preflight). An adapter that
    * reads serials from the certificates the vault returns may take the serial
    * of one that is byte for byte this DER from here instead of parsing it
-   * again. They must be the PFX's own leaf's.
+   * again. They must be the content's own leaf's.
    */
   readonly leaf?: ImportLeaf | undefined
 }
+
+/**
+ * A PKCS#12 import: the backing secret is served as `application/x-pkcs12` (Key Vault
+ * re-protects the PFX with the blank password).
+ */
+export interface Pkcs12Import extends ImportCommon {
+  readonly pfx: Uint8Array
+  readonly password: Redacted.Redacted<string>
+  readonly pem?: never
+}
+
+/**
+ * A PEM import: the backing secret is served as `application/x-pem-file`. `pem` is the UTF-8 text
+ * of the leaf, its chain (leaf first) and the unencrypted PKCS#8 `PRIVATE KEY`, `\n` line endings
+ * (what Key Vault's PEM import takes); the adapter sends it as is, with the policy's content type
+ * PEM.
+ */
+export interface PemImport extends ImportCommon {
+  readonly pem: Uint8Array
+  readonly pfx?: never
+  readonly password?: never
+}
+
+/** A new version's content and what the import states: PKCS#12 (`pfx`) or PEM (`pem`). */
+export type ImportRequest = Pkcs12Import | PemImport
+
+/** The backing secret's content type an import request writes. */
+export const importContentTypeOfRequest = (
+  request: ImportRequest,
+): "application/x-pkcs12" | "application/x-pem-file" =>
+  request.pem !== undefined ? "application/x-pem-file" : "application/x-pkcs12"
 
 /** A certificate's pending operation, as Key Vault reports it. */
 export interface CertificateOperation {
@@ -348,7 +378,10 @@ export class Vault extends Context.Service<
     readonly listVersions: (
       name: string,
     ) => Effect.Effect<ReadonlyArray<VaultVersion>, VaultNotFound | VaultError>
-    /** Import a PFX as a new version; answers the version created. */
+    /**
+     * Import a PFX or PEM as a new version, with the policy's content type the request's (see
+     * `ImportRequest`); answers the version created.
+     */
     readonly importVersion: (
       request: ImportRequest,
     ) => Effect.Effect<VaultVersion, VaultConflictSoftDeleted | VaultError>

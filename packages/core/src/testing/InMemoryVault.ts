@@ -6,7 +6,10 @@
  * permission switch for `secrets/get`, and a count of every call.
  *
  * It reads imported PFX files with the PfxCodec it requires, so x5t and serial
- * come from the bytes actually imported.
+ * come from the bytes actually imported. A PEM import (`ImportRequest.pem`) is read
+ * as Key Vault reads one: CERTIFICATE blocks (the first is the leaf) and one
+ * unencrypted PKCS#8 PRIVATE KEY block, `\n` line endings, at most 25 KB of text;
+ * the version then serves its secret as PEM (`contentType`), as its later reads say.
  *
  * Like Key Vault (and the emulator), creation times are whole seconds (the
  * Clock truncated), version ids are opaque (not in creation order), and
@@ -52,6 +55,7 @@ import { PfxCodec } from "../ports/PfxCodec.js"
 import {
   type DeletedCertificate,
   type ImportRequest,
+  importContentTypeOfRequest,
   type ListedPage,
   Vault,
   VaultAmbiguous,
@@ -150,6 +154,8 @@ export interface CallRecord {
 
 export interface SeedOptions {
   readonly tags?: Readonly<Record<string, string>>
+  /** The backing secret's content type the seeded version serves (default PKCS#12). */
+  readonly contentType?: "application/x-pkcs12" | "application/x-pem-file"
   readonly exportable?: boolean
   readonly writer?: string
   readonly enabled?: boolean
@@ -219,7 +225,36 @@ const publicView = (v: StoredVersion): VaultVersion => ({
   tags: { ...v.tags },
   ...(v.cer === undefined ? {} : { cer: v.cer }),
   ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt }),
+  ...(v.contentType === undefined ? {} : { contentType: v.contentType }),
 })
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\n([A-Za-z0-9+/=\n]*?)-----END \1-----/g
+/** Key Vault's secret value limit (25 KB), which a PEM import's text must fit. */
+const MAX_PEM_CHARS = 25 * 1024
+
+/**
+ * Material of a PEM import, as Key Vault reads one, or why it refuses it: the certificates (the
+ * first is the leaf) and one unencrypted PKCS#8 key, `\n` line endings only (PKCS#1 and encrypted
+ * keys are refused).
+ */
+const pemImportMaterial = (pem: Uint8Array): CertificateMaterial | string => {
+  if (pem.byteLength > MAX_PEM_CHARS)
+    return `the PEM is ${pem.byteLength} characters; a secret value is at most ${MAX_PEM_CHARS}`
+  const text = new TextDecoder().decode(pem)
+  if (text.includes("\r")) return "the PEM has CR LF line endings"
+  const certs: Array<Uint8Array> = []
+  let key: Uint8Array | undefined
+  for (const m of text.matchAll(PEM_BLOCK)) {
+    const der = new Uint8Array(Buffer.from((m[2] ?? "").replace(/\n/g, ""), "base64"))
+    if (m[1] === "CERTIFICATE") certs.push(der)
+    else if (m[1] === "PRIVATE KEY" && key === undefined) key = der
+    else return `the PEM holds a ${m[1]} block, which Key Vault's PEM import does not take`
+  }
+  const [leaf, ...chain] = certs
+  if (leaf === undefined) return "the PEM holds no certificate"
+  if (key === undefined) return "the PEM holds no PKCS#8 private key"
+  return { leaf, chain, key: Redacted.make(key) }
+}
 
 const make = Effect.gen(function* () {
   const codec = yield* PfxCodec
@@ -294,6 +329,7 @@ const make = Effect.gen(function* () {
     exportable: boolean,
     enabled: boolean,
     alter?: AlterChange,
+    contentType: "application/x-pkcs12" | "application/x-pem-file" = "application/x-pkcs12",
   ) =>
     Effect.gen(function* () {
       const inspected = yield* codec.inspect(material).pipe(Effect.orDie)
@@ -312,6 +348,7 @@ const make = Effect.gen(function* () {
         exportable,
         writer,
         sequence,
+        contentType,
       }
       const c = certificates.get(name) ?? { versions: [], deleted: undefined }
       c.versions.push(version)
@@ -521,16 +558,30 @@ const make = Effect.gen(function* () {
               }),
             )
           }
-          const material = yield* codec.decode(request.pfx, request.password).pipe(
-            Effect.mapError(
-              (e) =>
-                new VaultRequestRejected({
-                  operation: "importVersion",
-                  code: "BadParameter",
-                  detail: `the PFX could not be read: ${e.reason}`,
-                }),
-            ),
-          )
+          const material =
+            request.pem !== undefined
+              ? yield* Effect.suspend(() => {
+                  const read = pemImportMaterial(request.pem)
+                  return typeof read === "string"
+                    ? Effect.fail(
+                        new VaultRequestRejected({
+                          operation: "importVersion",
+                          code: "BadParameter",
+                          detail: `the PEM could not be read: ${read}`,
+                        }),
+                      )
+                    : Effect.succeed(read)
+                })
+              : yield* codec.decode(request.pfx, request.password).pipe(
+                  Effect.mapError(
+                    (e) =>
+                      new VaultRequestRejected({
+                        operation: "importVersion",
+                        code: "BadParameter",
+                        detail: `the PFX could not be read: ${e.reason}`,
+                      }),
+                  ),
+                )
           const inspected = yield* codec.inspect(material).pipe(
             Effect.mapError(
               () =>
@@ -585,6 +636,7 @@ const make = Effect.gen(function* () {
             request.exportable ?? true,
             alter !== "disable",
             alter,
+            importContentTypeOfRequest(request),
           )
           return publicView(stored)
         }),
@@ -672,6 +724,8 @@ const make = Effect.gen(function* () {
         options.writer ?? "seed",
         options.exportable ?? true,
         options.enabled ?? true,
+        undefined,
+        options.contentType,
       ),
     softDelete: (name) => Effect.asVoid(softDelete(name)),
     foreignDeletes: () => foreignDeletes,

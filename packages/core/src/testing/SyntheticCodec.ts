@@ -395,10 +395,37 @@ export const encodeWithoutKey = (
   )
 }
 
+/** PEM armour of synthetic bytes (64-character lines, `\n` endings), as a real codec writes DER. */
+const pemBlock = (label: string, bytes: Uint8Array): string =>
+  `-----BEGIN ${label}-----\n${(b64(bytes).match(/.{1,64}/g) ?? []).join("\n")}\n-----END ${label}-----\n`
+
+/**
+ * The PEM of an import: the leaf, the chain (as given), the key as `PRIVATE KEY`; refuses a key
+ * that does not match the leaf, as `encode` does.
+ */
+const encodePem: (typeof PfxCodec)["Service"]["encodePem"] = (material) =>
+  Effect.suspend(() => {
+    const leaf = parseCertificate(material.leaf)
+    const key = parseKey(Redacted.value(material.key))
+    if (leaf === undefined)
+      return Effect.fail(new PfxEncodeError({ reason: "the leaf is not a certificate" }))
+    if (key === undefined) return Effect.fail(new PfxEncodeError({ reason: "the key is not a private key" }))
+    if (key.publicKeyId !== leaf.publicKeyId)
+      return Effect.fail(
+        new PfxEncodeError({ reason: "the key does not match the certificate; refusing to build the PEM" }),
+      )
+    const text =
+      pemBlock("CERTIFICATE", material.leaf) +
+      material.chain.map((c) => pemBlock("CERTIFICATE", c)).join("") +
+      pemBlock("PRIVATE KEY", Redacted.value(material.key))
+    return Effect.succeed(utf8.encode(text))
+  })
+
 export const SyntheticCodec = {
   inspect,
   encode,
+  encodePem,
   decode,
   maxEncodedBytes,
-  layer: Layer.succeed(PfxCodec, { inspect, encode, decode, maxEncodedBytes }),
+  layer: Layer.succeed(PfxCodec, { inspect, encode, encodePem, decode, maxEncodedBytes }),
 } as const

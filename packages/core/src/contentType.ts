@@ -1,0 +1,79 @@
+/**
+ * The content type of a certificate's backing secret: what Key Vault serves when a consumer reads
+ * the secret (an AKS Secrets Store CSI mount, nginx, an App Service). An import's policy sets it
+ * for that version and every later one, so a deploy chooses it: the target's `content_type`
+ * (`keep`, the default, imports in the content type the vault serves now).
+ */
+import * as Schema from "effect/Schema"
+
+export const PKCS12_CONTENT_TYPE = "application/x-pkcs12"
+export const PEM_CONTENT_TYPE = "application/x-pem-file"
+
+/** A backing secret's content type as Key Vault names it. */
+export type SecretContentType = typeof PKCS12_CONTENT_TYPE | typeof PEM_CONTENT_TYPE
+
+/** The target's `content_type`: `keep` what the vault serves (default), or always `pkcs12` or `pem`. */
+export const ContentTypeSetting = Schema.Literals(["keep", "pkcs12", "pem"])
+export type ContentTypeSetting = typeof ContentTypeSetting.Type
+
+/** The setting's words for a content type. */
+export const contentTypeWords = (contentType: SecretContentType): "PKCS#12" | "PEM" =>
+  contentType === PEM_CONTENT_TYPE ? "PEM" : "PKCS#12"
+
+/**
+ * The content type a deploy imports in: the one `setting` names, or for `keep` the one the vault
+ * serves now (`served`, the snapshot's policy), PKCS#12 when nothing is served or the vault did not
+ * say.
+ */
+export const importContentTypeOf = (
+  setting: ContentTypeSetting,
+  served: string | undefined,
+): SecretContentType =>
+  setting === "pem"
+    ? PEM_CONTENT_TYPE
+    : setting === "pkcs12"
+      ? PKCS12_CONTENT_TYPE
+      : served === PEM_CONTENT_TYPE
+        ? PEM_CONTENT_TYPE
+        : PKCS12_CONTENT_TYPE
+
+/**
+ * What an import does to the served content type: `kept` (the same one), `changed` (another one:
+ * consumers read another format from now on), or `new` (the vault served none, or did not say).
+ */
+export type ContentTypeChange = "kept" | "changed" | "new"
+
+/** Which content type a deploy imported, what it replaced, and whether it changed what consumers read. */
+export interface ImportedContentType {
+  readonly imported: SecretContentType
+  /** What the vault served before (the snapshot's policy); undefined when nothing, or the vault did not say. */
+  readonly served: string | undefined
+  readonly change: ContentTypeChange
+}
+
+export const importedContentTypeOf = (
+  imported: SecretContentType,
+  served: string | undefined,
+): ImportedContentType => ({
+  imported,
+  served,
+  change: served === undefined ? "new" : served === imported ? "kept" : "changed",
+})
+
+/** The decision a deploy over a certificate whose secret is PEM notes when it imports PKCS#12 (`content_type: pkcs12`). */
+export const pemToPkcs12Note =
+  "content type: the vault serves this certificate's secret as PEM (application/x-pem-file); the import writes PKCS#12 (application/x-pkcs12), for this and every later version: a consumer that reads the secret as PEM must read PKCS#12 from now on (content_type: keep, the default, keeps PEM)"
+
+/** The decision a deploy over a certificate whose secret is PKCS#12 notes when it imports PEM (`content_type: pem`). */
+export const pkcs12ToPemNote =
+  "content type: the vault serves this certificate's secret as PKCS#12 (application/x-pkcs12); the import writes PEM (application/x-pem-file), for this and every later version: a consumer that reads the secret as PKCS#12 must read PEM from now on (content_type: keep, the default, keeps PKCS#12)"
+
+/** The decision line of an import's content type: a change note, or the content type kept or chosen. */
+export const contentTypeDecision = (setting: ContentTypeSetting, imported: ImportedContentType): string =>
+  imported.change === "changed"
+    ? imported.imported === PKCS12_CONTENT_TYPE
+      ? pemToPkcs12Note
+      : pkcs12ToPemNote
+    : imported.change === "kept"
+      ? `content type: keeping ${contentTypeWords(imported.imported)} (${imported.imported}), as the vault serves it`
+      : `content type: ${contentTypeWords(imported.imported)} (${imported.imported})${setting === "keep" ? ", as nothing says otherwise (content_type: keep)" : ""}`
