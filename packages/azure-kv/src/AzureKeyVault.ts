@@ -29,6 +29,7 @@ import {
   type DeletedCertificate,
   type ImportKeyFacts,
   type ImportRequest,
+  importContentTypeOfRequest,
   type ListedCertificate,
   type ListedPage,
   Metrics,
@@ -60,6 +61,7 @@ import {
 } from "./certificateListPage.js"
 import { type SerialHexReader, serialHexReader, withSerialReadOnDemand } from "./certificateSerial.js"
 import {
+  type ImportContentType,
   importPolicyFor,
   importPolicyHeader,
   importPolicyInjection,
@@ -251,6 +253,16 @@ const pemBlocks = (pem: string, label: string): Uint8Array[] => {
   for (const m of pem.matchAll(re))
     out.push(new Uint8Array(Buffer.from((m[1] ?? "").replace(/\s+/g, ""), "base64")))
   return out
+}
+
+/** The material of a PEM import's text (certificates, the first the leaf; the PKCS#8 key), to read its key facts. */
+const materialOfPem = (pem: Uint8Array): Effect.Effect<CertificateMaterial, "unreadable"> => {
+  const text = Buffer.from(pem).toString("ascii")
+  const [leaf, ...chain] = pemBlocks(text, "CERTIFICATE")
+  const key = pemBlocks(text, "PRIVATE KEY")[0]
+  return leaf === undefined || key === undefined
+    ? Effect.fail("unreadable")
+    : Effect.succeed({ leaf, chain, key: Redacted.make(key) })
 }
 
 /** The CA list for the SDK's https agent: Node's roots plus the extra ones. */
@@ -453,7 +465,10 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const keyFactsOf = (request: ImportRequest) =>
     request.keyFacts !== undefined
       ? Effect.succeed<ImportKeyFacts | undefined>(request.keyFacts)
-      : codec.decode(request.pfx, request.password).pipe(
+      : (request.pem !== undefined
+          ? materialOfPem(request.pem)
+          : (codec.decode(request.pfx, request.password) as Effect.Effect<CertificateMaterial, unknown>)
+        ).pipe(
           Effect.flatMap((material) => codec.inspect(material)),
           Effect.map((inspected): ImportKeyFacts | undefined => inspected.key),
           // Without key facts the policy leaves kty/size/curve for Key Vault to read from the PFX.
@@ -543,11 +558,15 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
 
   /** The encoded policy header per key facts and exportability (a handful of distinct values). */
   const policyHeaders = new Map<string, string>()
-  const policyHeaderFor = (keyFacts: ImportKeyFacts | undefined, exportable: boolean): string => {
-    const key = `${keyFacts?.keyType}/${keyFacts?.keySize}/${keyFacts?.curve}/${exportable}`
+  const policyHeaderFor = (
+    keyFacts: ImportKeyFacts | undefined,
+    exportable: boolean,
+    contentType: ImportContentType,
+  ): string => {
+    const key = `${keyFacts?.keyType}/${keyFacts?.keySize}/${keyFacts?.curve}/${exportable}/${contentType}`
     let header = policyHeaders.get(key)
     if (header === undefined) {
-      const policy = importPolicyFor(keyFacts ?? { keyType: "RSA" }, exportable)
+      const policy = importPolicyFor(keyFacts ?? { keyType: "RSA" }, exportable, contentType)
       const wirePolicy =
         keyFacts === undefined
           ? { ...policy, key_props: { exportable: policy.key_props.exportable, reuse_key: false } }
@@ -562,20 +581,30 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     // The leaf's serial as the caller read it: the import's answer and the verify read carry the
     // same bytes, so neither parses them again (an OpenSSL parse on the deploy's path otherwise).
     if (request.leaf !== undefined) serialHexOf.remember(request.leaf.der, request.leaf.serialHex)
+    const contentType = importContentTypeOfRequest(request)
+    const headers = {
+      [importPolicyHeader]: policyHeaderFor(keyFacts, request.exportable ?? true, contentType),
+    }
     return countedAs(
       "importVersion",
       Effect.tryPromise({
         catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error, sdkRetries, timeout)),
         try: (abortSignal) =>
-          certificates.importCertificate(request.name, request.pfx, {
-            password: Redacted.value(request.password),
-            tags: { ...request.tags },
-            abortSignal,
-            requestOptions: {
-              timeout,
-              headers: { [importPolicyHeader]: policyHeaderFor(keyFacts, request.exportable ?? true) },
-            },
-          }),
+          request.pem !== undefined
+            ? // PEM: the SDK sends the text as is when the options' policy says PEM (it puts that policy
+              // on no wire: the pipeline policy writes the whole policy, its content type PEM).
+              certificates.importCertificate(request.name, request.pem, {
+                policy: { contentType },
+                tags: { ...request.tags },
+                abortSignal,
+                requestOptions: { timeout, headers },
+              })
+            : certificates.importCertificate(request.name, request.pfx, {
+                password: Redacted.value(request.password),
+                tags: { ...request.tags },
+                abortSignal,
+                requestOptions: { timeout, headers },
+              }),
       }),
       versionFromCertificate(request.name),
     )

@@ -33,7 +33,8 @@ export interface ImportPolicyWire {
     readonly crv?: Curve
     readonly reuse_key: false
   }
-  readonly secret_props: { readonly contentType: "application/x-pkcs12" }
+  /** The backing secret's content type: PKCS#12, or PEM for a PEM import (the SDK then sends the text as is). */
+  readonly secret_props: { readonly contentType: ImportContentType }
   /** Notify before expiry; never `AutoRenew` (an imported certificate has no issuer to renew from). */
   readonly lifetime_actions: ReadonlyArray<{
     readonly trigger: { readonly lifetime_percentage: number }
@@ -43,8 +44,15 @@ export interface ImportPolicyWire {
   readonly attributes: { readonly enabled: true }
 }
 
-/** The policy kvdeploy imports every version with. */
-export const importPolicyFor = (key: ImportKeyFacts, exportable: boolean): ImportPolicyWire => ({
+/** The content types of the secrets kvdeploy imports. */
+export type ImportContentType = "application/x-pkcs12" | "application/x-pem-file"
+
+/** The policy kvdeploy imports every version with (the backing secret PKCS#12 unless `contentType` says PEM). */
+export const importPolicyFor = (
+  key: ImportKeyFacts,
+  exportable: boolean,
+  contentType: ImportContentType = "application/x-pkcs12",
+): ImportPolicyWire => ({
   key_props: {
     exportable,
     kty: key.keyType,
@@ -52,7 +60,7 @@ export const importPolicyFor = (key: ImportKeyFacts, exportable: boolean): Impor
     ...(key.keyType === "EC" && key.curve !== undefined ? { crv: key.curve } : {}),
     reuse_key: false,
   },
-  secret_props: { contentType: "application/x-pkcs12" },
+  secret_props: { contentType },
   lifetime_actions: [{ trigger: { lifetime_percentage: 80 }, action: { action_type: "EmailContacts" } }],
   issuer: { name: "Unknown" },
   attributes: { enabled: true },

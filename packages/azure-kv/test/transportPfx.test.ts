@@ -11,7 +11,13 @@ import { spawnSync } from "node:child_process"
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
 import type { TokenCredential } from "@azure/core-auth"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { type ImportRequest, type PfxEncoding, transportIterations, Vault } from "@kvdeploy/core"
+import {
+  type ImportRequest,
+  type PfxEncoding,
+  type Pkcs12Import,
+  transportIterations,
+  Vault,
+} from "@kvdeploy/core"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -70,7 +76,7 @@ describe.skipIf(!opensslPresent && process.env.CI !== "true")("the import PFX on
           }).pipe(Effect.provide(worldLayer(emulator, target, credential)))
           expect(outcome._tag).toBe("Succeeded")
           expect(sent).toHaveLength(1)
-          const request = sent[0]!
+          const request = sent[0] as Pkcs12Import
           expect(Redacted.value(request.password)).toBe("")
 
           // These bytes are the import's value on the wire: the emulator's log has their hash.
