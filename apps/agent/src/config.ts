@@ -136,6 +136,12 @@ export const TargetSchema = Schema.Struct({
   managed_identity_client_id: Schema.optionalKey(Schema.String),
   on_soft_deleted: Schema.optionalKey(Schema.Literals(["fail", "recover"])),
   pfx_encoding: Schema.optionalKey(Schema.Literals(["modern", "legacy"])),
+  content_type: Schema.optionalKey(
+    Schema.Literals(["keep", "pkcs12", "pem"]).annotate({
+      description:
+        "Content type of the certificate's secret an import writes: keep (default: what the vault serves now, PKCS#12 for a new certificate), pkcs12, or pem (leaf, chain and PKCS#8 key as PEM text, for consumers such as a Secrets Store CSI mount or nginx that read the secret as PEM)",
+    }),
+  ),
   cloud: Schema.optionalKey(CloudSchema),
   certificate_id: Schema.optionalKey(
     Schema.String.annotate({

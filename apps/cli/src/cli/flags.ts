@@ -11,7 +11,7 @@ export const target = {
   config: Flag.String("config").pipe(
     Flag.withMetavar("FILE"),
     Flag.withDescription(
-      "Target configuration file (JSON with the certctl fields: vault_url, certificate_name, tags, credential_mode, managed_identity_client_id, on_soft_deleted, pfx_encoding, cloud). Flags given as well override its fields.",
+      "Target configuration file (JSON with the certctl fields: vault_url, certificate_name, tags, credential_mode, managed_identity_client_id, on_soft_deleted, pfx_encoding, content_type, cloud). Flags given as well override its fields.",
     ),
     Flag.optional,
   ),

@@ -253,6 +253,15 @@ export const outcomeLines = (
     lines.push(`  sha256      ${leaf.sha256}`)
     lines.push(`  ${expiryRow(leaf.notAfter, now, 12)}`)
   }
+  if (o.contentType !== undefined) {
+    const c = o.contentType
+    const words = c.imported === "application/x-pem-file" ? "PEM" : "PKCS#12"
+    lines.push(
+      c.change === "changed"
+        ? `  ${s.yellow("content")}     ${words} (${c.imported}), changed from ${c.served}: consumers of the secret read ${words} from now on`
+        : `  content     ${words} (${c.imported})${c.change === "kept" ? ", kept as the vault served it" : ""}`,
+    )
+  }
   if (o.adopted) lines.push(`  ${s.yellow("adopted a certificate kvdeploy did not manage before")}`)
   lines.push(...warningLines(o.warnings, s))
   if (o._tag === "Rejected") {

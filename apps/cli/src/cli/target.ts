@@ -35,6 +35,7 @@ export interface TargetOverrides {
   readonly tags?: ReadonlyArray<string>
   readonly onSoftDeleted?: Option.Option<string>
   readonly pfxEncoding?: Option.Option<string>
+  readonly contentType?: Option.Option<string>
 }
 
 const flagOfField: Readonly<Record<string, string>> = {
@@ -45,6 +46,7 @@ const flagOfField: Readonly<Record<string, string>> = {
   managed_identity_client_id: "--managed-identity-client-id",
   on_soft_deleted: "--on-soft-deleted",
   pfx_encoding: "--pfx-encoding",
+  content_type: "--content-type",
 }
 
 /** A key given twice in JSON text, as js-yaml reports it (with its line), or undefined. */
@@ -257,6 +259,7 @@ export const resolveTarget = (
     set("certificate_name", overrides.name)
     set("on_soft_deleted", overrides.onSoftDeleted)
     set("pfx_encoding", overrides.pfxEncoding)
+    set("content_type", overrides.contentType)
     /** Problems found before validation, and the fields they are about (validation's own words about those are dropped). */
     const early: Array<Problem> = []
     const reported = new Set<string>()

@@ -82,6 +82,13 @@ export const deployFlags = {
     ),
     Flag.optional,
   ),
+  contentType: Flag.String("content-type").pipe(
+    Flag.withMetavar("keep|pkcs12|pem"),
+    Flag.withDescription(
+      "Content type of the certificate's secret the import writes: keep (default: what the vault serves now, PKCS#12 for a new certificate), pkcs12, or pem (leaf, chain and PKCS#8 key as PEM text, for consumers that read the secret as PEM).",
+    ),
+    Flag.optional,
+  ),
   json: flags.json,
 }
 
@@ -156,6 +163,7 @@ export const targetAndMaterial = (
       readonly tag: ReadonlyArray<string>
       readonly onSoftDeleted: Option.Option<string>
       readonly pfxEncoding: Option.Option<string>
+      readonly contentType: Option.Option<string>
       readonly certificateId: Option.Option<string>
     },
   /** Problems of the command's own further flags (deploy's --previous-key), listed with the material flags'. */
@@ -168,6 +176,7 @@ export const targetAndMaterial = (
         tags: input.tag,
         onSoftDeleted: input.onSoftDeleted,
         pfxEncoding: input.pfxEncoding,
+        contentType: input.contentType,
       }),
     )
     // A failure that is not the input's (exit 1) stands alone.

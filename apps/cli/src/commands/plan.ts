@@ -6,14 +6,24 @@
  * that does not exist yet (it reads neither; doctor's probe finds them). It never writes.
  */
 import {
+  checkBuiltPem,
+  contentTypeWords,
+  DeployPolicy,
   type DeployWarning,
   forwardTags,
   holdsNoCertificate,
+  type ImportedContentType,
+  importContentTypeOf,
+  importedContentTypeOf,
   judgeExistingVersion,
   MANAGED_BY_TAG,
   materialWarnings,
+  PEM_CONTENT_TYPE,
+  PfxCodec,
+  PKCS12_CONTENT_TYPE,
   preflight,
   previousKeyFit,
+  type SecretContentType,
   type TargetConfig,
   Vault,
   type VaultVersion,
@@ -85,10 +95,16 @@ export interface PlanRecord {
   /** Why `previousKey` is not `matches`, when there is more to say. */
   readonly previousKeyReason?: string
   /**
-   * When the deploy would change what the certificate's secret holds: the vault serves it as PEM
-   * (`application/x-pem-file`) and the import writes PKCS#12, for every later version.
+   * The content type of the secret the import would write (content_type), what the vault serves
+   * now, and whether the import keeps it, changes it or it is new; absent when nothing is imported.
    */
-  readonly contentTypeChange?: { readonly from: string; readonly to: "application/x-pkcs12" }
+  readonly contentType?: ImportedContentType
+  /**
+   * When the deploy would change what the certificate's secret holds, for every later version: the
+   * vault serves it as PEM (`application/x-pem-file`) and the import writes PKCS#12
+   * (`content_type: pkcs12`), or the other way round (`content_type: pem`).
+   */
+  readonly contentTypeChange?: { readonly from: string; readonly to: SecretContentType }
   /** What preflight found that may break a client without stopping the deploy (as the deploy's outcome has them). */
   readonly warnings?: ReadonlyArray<DeployWarning>
 }
@@ -322,6 +338,28 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             writes: 0,
           }
         const imports = decision.action === "import" || decision.action === "recover-and-import"
+        // The content type the import would write, as deploy chooses it (content_type, and what the
+        // replaced version serves); a PEM kept (content_type keep) is measured as deploy measures it.
+        const contentType = imports
+          ? importedContentTypeOf(
+              importContentTypeOf(config.contentType, replaced?.contentType),
+              replaced?.contentType,
+            )
+          : undefined
+        if (contentType?.imported === PEM_CONTENT_TYPE && config.contentType !== "pem") {
+          const codec = yield* PfxCodec
+          const built = checkBuiltPem(
+            yield* Effect.result(codec.encodePem(material)),
+            (yield* DeployPolicy).maxPemBytes,
+            "content_type: keep, and the vault serves the secret as PEM",
+          )
+          if (!(built instanceof Uint8Array))
+            decision = {
+              action: "refuse",
+              reason: `${built.field} ${built.message}; deploy would refuse it after reading the vault and write nothing (fix: ${built.fix})`,
+              writes: 0,
+            }
+        }
         const warnings = materialWarnings(checked.inspected, yield* Clock.currentTimeMillis)
         return {
           target,
@@ -336,8 +374,11 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           reason: decision.reason,
           tags: decision.writes > 0 ? tags : undefined,
           writes: decision.writes,
-          ...(replaced?.contentType === "application/x-pem-file" && imports
-            ? { contentTypeChange: { from: replaced.contentType, to: "application/x-pkcs12" as const } }
+          ...(contentType === undefined || decision.action === "refuse" ? {} : { contentType }),
+          ...(contentType?.change === "changed" &&
+          contentType.served !== undefined &&
+          decision.action !== "refuse"
+            ? { contentTypeChange: { from: contentType.served, to: contentType.imported } }
             : {}),
           ...(warnings.length === 0 ? {} : { warnings }),
           ...(previous === undefined
@@ -383,11 +424,15 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           : [
               `  previous key ${previousKeyText(record.previousKey, record.current === undefined && record.softDeleted !== undefined)}`,
             ]),
-        ...(record.contentTypeChange === undefined
-          ? []
-          : [
-              `  ${s.yellow("content")}     the secret is PEM (${record.contentTypeChange.from}) now; the import writes PKCS#12 (${record.contentTypeChange.to}) for this and every later version: a consumer that reads it as PEM must read PKCS#12`,
-            ]),
+        ...(record.contentTypeChange !== undefined
+          ? [
+              `  ${s.yellow("content")}     the secret is ${contentTypeWords(record.contentTypeChange.from === PEM_CONTENT_TYPE ? PEM_CONTENT_TYPE : PKCS12_CONTENT_TYPE)} (${record.contentTypeChange.from}) now; the import writes ${contentTypeWords(record.contentTypeChange.to)} (${record.contentTypeChange.to}) for this and every later version: a consumer that reads it as ${contentTypeWords(record.contentTypeChange.from === PEM_CONTENT_TYPE ? PEM_CONTENT_TYPE : PKCS12_CONTENT_TYPE)} must read ${contentTypeWords(record.contentTypeChange.to)} (content_type: keep keeps what is served)`,
+            ]
+          : record.contentType !== undefined
+            ? [
+                `  content     ${contentTypeWords(record.contentType.imported)} (${record.contentType.imported})${record.contentType.change === "kept" ? ", as the vault serves it" : record.contentType.change === "new" ? ", a new secret" : ""}`,
+              ]
+            : []),
         ...warningLines(record.warnings, s),
         ...(record.tags === undefined
           ? []

@@ -45,7 +45,7 @@ export const validate = Command.make(
                     .map(([k, v]) => `${k}=${v}`)
                     .join(", ")
             }`,
-            `  on soft-deleted  ${t.onSoftDeleted}    pfx encoding  ${t.pfxEncoding}`,
+            `  on soft-deleted  ${t.onSoftDeleted}    pfx encoding  ${t.pfxEncoding}    content type  ${t.contentType}`,
             `  authority        ${t.cloud.authorityHost}    token resource  ${t.cloud.keyVaultResource}`,
           ])
         return
