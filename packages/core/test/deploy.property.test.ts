@@ -124,6 +124,8 @@ const arbScenario = fc.record({
       cert: fc.integer({ min: 0, max: pool.length - 1 }),
       managed: fc.boolean(),
       exportable: fc.boolean(),
+      /** The content type its secret is served as (the vault's policy after its import). */
+      pem: fc.boolean(),
       /** Mostly enabled; a disabled latest version is never left in place. */
       enabled: fc.oneof(
         { weight: 4, arbitrary: fc.constant(true) },
@@ -137,6 +139,7 @@ const arbScenario = fc.record({
   deployGapMs: fc.constantFrom(0, 0, 150, 700, 1000, 2500),
   softDeleted: fc.boolean(),
   onSoftDeleted: fc.constantFrom("fail", "recover"),
+  contentType: fc.constantFrom("keep", "pkcs12", "pem"),
   newCert: fc.oneof(
     { weight: 4, arbitrary: fc.constant("fresh") },
     { weight: 1, arbitrary: fc.constant("same-as-latest") },
@@ -209,6 +212,7 @@ const runScenario = (s: Scenario) =>
         tags: h.managed ? managedTags : { owner: "someone" },
         exportable: h.exportable,
         enabled: h.enabled,
+        contentType: h.pem ? "application/x-pem-file" : "application/x-pkcs12",
       })
     }
     const latestBefore = vault.latest(NAME)
@@ -277,7 +281,11 @@ const runScenario = (s: Scenario) =>
     const policy = yield* DeployPolicy
     const outcome: DeployOutcome = yield* runAdvancingClock(
       deploy(
-        request(material, { adopt: s.adopt, ...previousKey }, target({ on_soft_deleted: s.onSoftDeleted })),
+        request(
+          material,
+          { adopt: s.adopt, ...previousKey },
+          target({ on_soft_deleted: s.onSoftDeleted, content_type: s.contentType }),
+        ),
       ).pipe(
         Effect.provideService(PfxCodec, s.codecBound ? guardedCodecWithBound : guardedCodec),
         Effect.provideService(Vault, slowReads),
@@ -335,6 +343,8 @@ const runScenario = (s: Scenario) =>
         expect(latest?.serialHex, context).toBe(snapshot?.serialHex)
         expect(latest?.material.chain.map(hexOf), context).toEqual(snapshot?.material.chain.map(hexOf))
         expect(latest?.tags[ROLLBACK_OF_TAG], context).toBe(outcome.failedVersionId)
+        // Served as it was before the deploy: a PEM secret stays PEM, whatever content_type said.
+        expect(latest?.contentType, context).toBe(snapshot?.contentType)
         // The snapshot's operator tags (not the failed request's), plus the reserved tags.
         const snapshotTags = after.find((v) => v.versionId === outcome.previous?.versionId)?.tags ?? {}
         expect(withoutReserved(latest?.tags ?? {}), context).toEqual(withoutReserved(snapshotTags))

@@ -1,0 +1,306 @@
+/**
+ * content_type: a deploy imports in the content type the vault serves (keep, the default), so a
+ * secret its consumers read as PEM (a Secrets Store CSI mount, nginx) stays PEM; PKCS#12 for a
+ * first deploy; `pkcs12` / `pem` always that one, a change noted. The rollback restores the content
+ * type served before; a PEM over Key Vault's 25 KB secret limit writes nothing.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import {
+  DeployPolicy,
+  type ImportRequest,
+  PEM_CONTENT_TYPE,
+  PKCS12_CONTENT_TYPE,
+  pemToPkcs12Note,
+  pkcs12ToPemNote,
+  Vault,
+  validateTargetConfigSync,
+} from "../src/index.js"
+import type { CertificateMaterial } from "../src/material.js"
+import {
+  AuditRecords,
+  Fault,
+  InMemoryVaultHandle,
+  issue,
+  makeAuthority,
+  SyntheticCodec,
+} from "../src/testing/index.js"
+import { expectTag, fresh, managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
+
+const ca = makeAuthority("content-type")
+const oldCert = issue({ seed: "old", issuer: ca })
+const newCert = issue({ seed: "new", issuer: ca })
+
+type Served = typeof PEM_CONTENT_TYPE | typeof PKCS12_CONTENT_TYPE
+
+const seed = (material: CertificateMaterial, contentType?: Served) =>
+  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
+    vault.seed(NAME, material, {
+      tags: managedTags,
+      ...(contentType === undefined ? {} : { contentType }),
+    }),
+  )
+
+/** Run `eff` with every import request recorded (what reached the vault port). */
+const recordingImports = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const vault = yield* Vault
+    const imports: Array<ImportRequest> = []
+    const result = yield* eff.pipe(
+      Effect.provideService(Vault, {
+        ...vault,
+        importVersion: (r) => {
+          imports.push(r)
+          return vault.importVersion(r)
+        },
+      }),
+    )
+    return { result, imports }
+  })
+
+const kindOf = (r: ImportRequest | undefined) =>
+  r === undefined ? "none" : r.pem !== undefined ? "pem" : "pkcs12"
+
+const pemText = (r: ImportRequest | undefined) =>
+  r?.pem === undefined ? "" : new TextDecoder().decode(r.pem)
+
+describe("content_type keep (the default)", () => {
+  it.effect("over a secret served as PEM: imports PEM, the vault serves PEM after, no change noted", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+        const { result, imports } = yield* recordingImports(runDeploy(request(newCert.material)))
+        const o = expectTag(result, "Succeeded")
+        assert.deepStrictEqual(imports.map(kindOf), ["pem"])
+        const text = pemText(imports[0])
+        // Leaf, chain, then the key; \n line endings.
+        assert.match(
+          text,
+          /^-----BEGIN CERTIFICATE-----\n[\s\S]*-----BEGIN CERTIFICATE-----\n[\s\S]*-----BEGIN PRIVATE KEY-----\n[\s\S]*-----END PRIVATE KEY-----\n$/,
+        )
+        assert.notInclude(text, "\r")
+        assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
+        assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
+        assert.deepStrictEqual(o.contentType, {
+          imported: PEM_CONTENT_TYPE,
+          served: PEM_CONTENT_TYPE,
+          change: "kept",
+        })
+        assert.notInclude(o.decisions, pemToPkcs12Note)
+        assert.isTrue(o.decisions.some((d) => d.startsWith("content type: keeping PEM")))
+        const audit = (yield* AuditRecords).all()
+        assert.deepStrictEqual(audit.at(-1)?.contentType, o.contentType)
+      }),
+    ),
+  )
+
+  it.effect("over a secret served as PKCS#12: imports PKCS#12, kept", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seed(oldCert.material, PKCS12_CONTENT_TYPE)
+        const { result, imports } = yield* recordingImports(runDeploy(request(newCert.material)))
+        const o = expectTag(result, "Succeeded")
+        assert.deepStrictEqual(imports.map(kindOf), ["pkcs12"])
+        assert.strictEqual(vault.latest(NAME)?.contentType, PKCS12_CONTENT_TYPE)
+        assert.deepStrictEqual(o.contentType, {
+          imported: PKCS12_CONTENT_TYPE,
+          served: PKCS12_CONTENT_TYPE,
+          change: "kept",
+        })
+      }),
+    ),
+  )
+
+  it.effect("a first deploy imports PKCS#12", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const { result, imports } = yield* recordingImports(runDeploy(request(newCert.material)))
+        const o = expectTag(result, "Succeeded")
+        assert.deepStrictEqual(imports.map(kindOf), ["pkcs12"])
+        assert.strictEqual(vault.latest(NAME)?.contentType, PKCS12_CONTENT_TYPE)
+        assert.deepStrictEqual(o.contentType, {
+          imported: PKCS12_CONTENT_TYPE,
+          served: undefined,
+          change: "new",
+        })
+      }),
+    ),
+  )
+
+  it.effect("a Skipped deploy imports nothing and states no content type", () =>
+    fresh(
+      Effect.gen(function* () {
+        yield* seed(newCert.material, PEM_CONTENT_TYPE)
+        const { result, imports } = yield* recordingImports(runDeploy(request(newCert.material)))
+        const o = expectTag(result, "Skipped")
+        assert.lengthOf(imports, 0)
+        assert.isUndefined(o.contentType)
+      }),
+    ),
+  )
+})
+
+describe("content_type pkcs12 and pem", () => {
+  it.effect("pkcs12 over PEM: imports PKCS#12 and notes the change", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+        const { result, imports } = yield* recordingImports(
+          runDeploy(request(newCert.material, {}, target({ content_type: "pkcs12" }))),
+        )
+        const o = expectTag(result, "Succeeded")
+        assert.deepStrictEqual(imports.map(kindOf), ["pkcs12"])
+        assert.strictEqual(vault.latest(NAME)?.contentType, PKCS12_CONTENT_TYPE)
+        assert.include(o.decisions, pemToPkcs12Note)
+        assert.deepStrictEqual(o.contentType, {
+          imported: PKCS12_CONTENT_TYPE,
+          served: PEM_CONTENT_TYPE,
+          change: "changed",
+        })
+      }),
+    ),
+  )
+
+  it.effect("pem over PKCS#12: imports PEM and notes the change", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seed(oldCert.material, PKCS12_CONTENT_TYPE)
+        const { result, imports } = yield* recordingImports(
+          runDeploy(request(newCert.material, {}, target({ content_type: "pem" }))),
+        )
+        const o = expectTag(result, "Succeeded")
+        assert.deepStrictEqual(imports.map(kindOf), ["pem"])
+        assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
+        assert.include(o.decisions, pkcs12ToPemNote)
+        assert.deepStrictEqual(o.contentType, {
+          imported: PEM_CONTENT_TYPE,
+          served: PKCS12_CONTENT_TYPE,
+          change: "changed",
+        })
+      }),
+    ),
+  )
+
+  it.effect("pem on a first deploy imports PEM (and builds no PFX)", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const { result, imports } = yield* recordingImports(
+          runDeploy(request(newCert.material, {}, target({ content_type: "pem" }))),
+        )
+        const o = expectTag(result, "Succeeded")
+        assert.deepStrictEqual(imports.map(kindOf), ["pem"])
+        assert.notInclude(o.decisions, "pfx: built while the snapshot read was on its way")
+        assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
+      }),
+    ),
+  )
+
+  it("the field is validated: keep by default; another value is refused naming the field and the values", () => {
+    assert.strictEqual(target().contentType, "keep")
+    assert.strictEqual(target({ content_type: "pem" }).contentType, "pem")
+    const r = validateTargetConfigSync({
+      vault_url: "https://kv-test.vault.azure.net",
+      certificate_name: NAME,
+      content_type: "pfx",
+    })
+    assert.isTrue(Result.isFailure(r))
+    if (Result.isFailure(r)) {
+      const p = r.failure.problems.find((x) => x.field === "content_type")
+      assert.isDefined(p)
+      assert.match(p?.message ?? "", /invalid value/)
+      assert.match(p?.fix ?? "", /keep \(default.*\), pkcs12 or pem/)
+    }
+  })
+})
+
+describe("rollback restores the content type served before", () => {
+  it.effect("keep over PEM, the new version wrong: the previous material is restored as PEM", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const { result, imports } = yield* recordingImports(runDeploy(request(newCert.material)))
+        expectTag(result, "RolledBack")
+        assert.deepStrictEqual(imports.map(kindOf), ["pem", "pem"])
+        assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+        assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
+      }),
+    ),
+  )
+
+  it.effect("pkcs12 over PEM, the new version wrong: the rollback still restores PEM", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+        vault.script("importVersion", Fault.alter("other-serial"))
+        const { result, imports } = yield* recordingImports(
+          runDeploy(request(newCert.material, {}, target({ content_type: "pkcs12" }))),
+        )
+        const o = expectTag(result, "RolledBack")
+        assert.deepStrictEqual(imports.map(kindOf), ["pkcs12", "pem"])
+        assert.include(o.decisions, "rollback: restoring the secret as PEM, as it was served")
+        assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
+      }),
+    ),
+  )
+})
+
+describe("a PEM over Key Vault's 25 KB secret limit", () => {
+  const limitedTo = (maxPemBytes: number) =>
+    Effect.map(DeployPolicy, (policy) => ({ ...policy, maxPemBytes }))
+
+  it.effect(
+    "keep over PEM: Rejected after the snapshot, naming content_type and the size; nothing written",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+          const size = (yield* SyntheticCodec.encodePem(newCert.material)).byteLength
+          const policy = yield* limitedTo(size - 1)
+          const before = vault.versions(NAME).length
+          const { result, imports } = yield* recordingImports(
+            runDeploy(request(newCert.material)).pipe(Effect.provideService(DeployPolicy, policy)),
+          )
+          const o = expectTag(result, "Rejected")
+          assert.lengthOf(imports, 0)
+          assert.strictEqual(vault.versions(NAME).length, before)
+          assert.strictEqual(o.problems[0]?.field, "content_type")
+          assert.include(o.problems[0]?.message ?? "", `${size} bytes`)
+          assert.include(o.problems[0]?.message ?? "", `at most ${size - 1}`)
+          assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
+        }),
+      ),
+  )
+
+  it.effect("pem: Rejected by preflight, before any vault call", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seed(oldCert.material, PKCS12_CONTENT_TYPE)
+        const size = (yield* SyntheticCodec.encodePem(newCert.material)).byteLength
+        const policy = yield* limitedTo(size - 1)
+        vault.resetCalls()
+        const { result, imports } = yield* recordingImports(
+          runDeploy(request(newCert.material, {}, target({ content_type: "pem" }))).pipe(
+            Effect.provideService(DeployPolicy, policy),
+          ),
+        )
+        const o = expectTag(result, "Rejected")
+        assert.lengthOf(imports, 0)
+        assert.strictEqual(vault.calls().total, 0)
+        assert.strictEqual(o.problems[0]?.field, "content_type")
+        assert.strictEqual(o.problems[0]?.reason, "pfx_too_large")
+      }),
+    ),
+  )
+})
