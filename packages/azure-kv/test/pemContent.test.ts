@@ -1,0 +1,192 @@
+/**
+ * "PEM secrets stay PEM", end to end over the real SDKs against the emulator: a certificate whose
+ * secret is served as PEM (application/x-pem-file) gets a new PEM version (content_type keep, the
+ * default); the import request carries the PEM text and a policy whose content type is PEM; the
+ * backing secret read with @azure/keyvault-secrets is PEM with the leaf, the chain and the key,
+ * which OpenSSL reads; a rollback over PEM restores PEM.
+ */
+import { spawnSync } from "node:child_process"
+import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
+import type { TokenCredential } from "@azure/core-auth"
+import { CertificateClient } from "@azure/keyvault-certificates"
+import { SecretClient } from "@azure/keyvault-secrets"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import type { CertificateMaterial, DeployOutcome, TargetConfig } from "@kvdeploy/core"
+import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
+import { type Issuer, makeCa, makeMaterial, toPem, x5tOf } from "./support/pki.js"
+
+const VAULT = "pem"
+const PEM = "application/x-pem-file"
+const PKCS12 = "application/x-pkcs12"
+const opensslPresent = spawnSync("openssl", ["version"], { stdio: "ignore" }).status === 0
+
+let emulator: Emulator
+let ca: Issuer
+let credential: TokenCredential
+let certificates: CertificateClient
+let secrets: SecretClient
+
+beforeAll(async () => {
+  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  ca = await makeCa()
+  credential = await Effect.runPromise(credentialFor(emulator, targetFor(emulator, VAULT, "any")))
+  const options = { tlsOptions: { ca: emulator.caPem }, disableChallengeResourceVerification: true }
+  certificates = new CertificateClient(emulator.vault(VAULT).url, credential, options)
+  secrets = new SecretClient(emulator.vault(VAULT).url, credential, options)
+})
+afterAll(() => emulator?.stop())
+
+const material = () => Effect.promise(() => makeMaterial(ca))
+const versionsOf = (name: string) => emulator.state.versions(VAULT, name) ?? []
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex")
+
+/** A certificate another tool imported as PEM (key first, as Key Vault serves PEM), with kvdeploy's tags. */
+const importAsPem = (name: string, served: CertificateMaterial) =>
+  Effect.promise(() =>
+    certificates.importCertificate(
+      name,
+      new TextEncoder().encode(
+        [
+          toPem("PRIVATE KEY", Redacted.value(served.key)),
+          toPem("CERTIFICATE", served.leaf),
+          ...served.chain.map((c) => toPem("CERTIFICATE", c)),
+        ].join("\n"),
+      ),
+      {
+        policy: { contentType: PEM },
+        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": `id-${name}` },
+      },
+    ),
+  )
+
+const deployTo = (target: TargetConfig, next: CertificateMaterial) =>
+  Effect.gen(function* () {
+    const since = emulator.requests.mark()
+    const outcome: DeployOutcome = yield* deployOnce(target, next, `id-${target.certificateName}`).pipe(
+      fastReads,
+    )
+    const imports = emulator.requests
+      .entries({ vault: VAULT, since })
+      .filter((e) => !e.challenge && e.operation === "import")
+    return { outcome, imports }
+  }).pipe(Effect.provide(worldLayer(emulator, target, credential)))
+
+/** The PEM blocks of a secret value, in order. */
+const blocksOf = (text: string) =>
+  [...text.matchAll(/-----BEGIN ([A-Z ]+)-----\n[\s\S]*?-----END \1-----/g)].map((m) => ({
+    label: m[1],
+    pem: `${m[0]}\n`,
+  }))
+
+/** What a consumer reading the backing secret as PEM finds: leaf, chain and key, checked by OpenSSL. */
+const expectPemSecret = async (name: string, version: string, expected: CertificateMaterial) => {
+  const secret = await secrets.getSecret(name, { version })
+  expect(secret.properties.contentType).toBe(PEM)
+  const value = secret.value ?? ""
+  const blocks = blocksOf(value)
+  const certs = blocks.filter((b) => b.label === "CERTIFICATE")
+  const keys = blocks.filter((b) => b.label === "PRIVATE KEY")
+  expect(keys).toHaveLength(1)
+  expect(certs.map((b) => hex(new Uint8Array(new X509Certificate(b.pem).raw)))).toEqual(
+    [expected.leaf, ...expected.chain].map(hex),
+  )
+  if (opensslPresent || process.env.CI === "true") {
+    // OpenSSL reads the key (unencrypted PKCS#8) and the leaf out of the value itself.
+    const key = spawnSync("openssl", ["pkey", "-pubout"], { input: keys[0]?.pem ?? "" })
+    expect(key.status, key.stderr.toString()).toBe(0)
+    const leaf = spawnSync("openssl", ["x509", "-noout", "-pubkey"], { input: certs[0]?.pem ?? "" })
+    expect(leaf.status, leaf.stderr.toString()).toBe(0)
+    expect(key.stdout.toString()).toBe(leaf.stdout.toString())
+    const whole = spawnSync("openssl", ["pkey", "-noout"], { input: value })
+    expect(whole.status, whole.stderr.toString()).toBe(0)
+  }
+  expect(
+    createPublicKey(createPrivateKey(keys[0]?.pem ?? "")).equals(
+      new X509Certificate(expected.leaf).publicKey,
+    ),
+  ).toBe(true)
+}
+
+describe("PEM secrets stay PEM", () => {
+  it.live("a certificate served as PEM gets a new PEM version (content_type keep, the default)", () =>
+    Effect.gen(function* () {
+      const name = "pem-kept"
+      yield* importAsPem(name, yield* material())
+      expect(versionsOf(name).at(-1)?.contentType).toBe(PEM)
+      const target = targetFor(emulator, VAULT, name)
+      const next = yield* material()
+      const { outcome, imports } = yield* deployTo(target, next)
+      expect(outcome._tag, outcome.reason).toBe("Succeeded")
+      expect(outcome.contentType).toEqual({ imported: PEM, served: PEM, change: "kept" })
+
+      // On the wire: the PEM text as is, and the policy's content type PEM.
+      expect(imports).toHaveLength(1)
+      const wire = imports[0]?.request
+      expect(wire?.valueIsPem).toBe(true)
+      expect(wire?.passwordSent).not.toBe(true)
+      expect((wire?.policy as { secret_props?: { contentType?: string } }).secret_props?.contentType).toBe(
+        PEM,
+      )
+
+      const latest = versionsOf(name).at(-1)
+      expect(latest?.x5t).toBe(yield* Effect.promise(() => x5tOf(next.leaf)))
+      expect(latest?.contentType).toBe(PEM)
+      // Key Vault's own answers say PEM: the certificate's policy and the backing secret.
+      const policy = yield* Effect.promise(() => certificates.getCertificatePolicy(name))
+      expect(policy.contentType).toBe(PEM)
+      yield* Effect.promise(() => expectPemSecret(name, latest?.version ?? "", next))
+    }),
+  )
+
+  it.live(
+    "content_type pem on a first deploy writes a PEM secret; pkcs12 over it changes it back, noted",
+    () =>
+      Effect.gen(function* () {
+        const name = "pem-explicit"
+        const first = yield* material()
+        const pem = yield* deployTo(targetFor(emulator, VAULT, name, { content_type: "pem" }), first)
+        expect(pem.outcome._tag, pem.outcome.reason).toBe("Succeeded")
+        expect(pem.outcome.contentType).toEqual({ imported: PEM, served: undefined, change: "new" })
+        yield* Effect.promise(() => expectPemSecret(name, versionsOf(name).at(-1)?.version ?? "", first))
+
+        const back = yield* deployTo(
+          targetFor(emulator, VAULT, name, { content_type: "pkcs12" }),
+          yield* material(),
+        )
+        expect(back.outcome._tag, back.outcome.reason).toBe("Succeeded")
+        expect(back.outcome.contentType).toEqual({ imported: PKCS12, served: PEM, change: "changed" })
+        expect(back.outcome.decisions.join("\n")).toMatch(/the import writes PKCS#12/)
+        expect(back.imports[0]?.request?.valueIsPem).toBe(false)
+        expect(versionsOf(name).at(-1)?.contentType).toBe(PKCS12)
+      }),
+  )
+
+  it.live("a rollback over a PEM certificate restores it as PEM, chain and key included", () =>
+    Effect.gen(function* () {
+      const name = "pem-rollback"
+      const served = yield* material()
+      yield* importAsPem(name, served)
+      // The new version is disabled once written: verify finds ours wrong, and rolls back.
+      emulator.faults.add({ operation: "import", vault: VAULT, name, action: { kind: "disableAfterCommit" } })
+      const { outcome, imports } = yield* deployTo(targetFor(emulator, VAULT, name), yield* material())
+      expect(outcome._tag, outcome.reason).toBe("RolledBack")
+      if (outcome._tag !== "RolledBack") return
+      expect(outcome.rollbackSource).toBe("backing-secret")
+      expect(imports).toHaveLength(2)
+      for (const i of imports) {
+        expect(i.request?.valueIsPem).toBe(true)
+        expect(
+          (i.request?.policy as { secret_props?: { contentType?: string } }).secret_props?.contentType,
+        ).toBe(PEM)
+      }
+      const restored = versionsOf(name).at(-1)
+      expect(restored?.version).toBe(outcome.rollbackVersionId)
+      expect(restored?.x5t).toBe(yield* Effect.promise(() => x5tOf(served.leaf)))
+      expect(restored?.contentType).toBe(PEM)
+      yield* Effect.promise(() => expectPemSecret(name, restored?.version ?? "", served))
+    }),
+  )
+})
