@@ -1276,8 +1276,19 @@ export const validateAgentConfig = (
         source,
       })
     if (target !== undefined && source !== undefined) {
+      // content_type keep (the default) is left out, as before the field existed: a restart after
+      // an upgrade finds the fingerprints it wrote, and its held outcomes with them.
+      const { contentType, ...beforeContentType } = target
       const fingerprint = configFingerprintOf(
-        JSON.stringify(canonical({ source, target, certificateId, adopt, pickup })),
+        JSON.stringify(
+          canonical({
+            source,
+            target: contentType === "keep" ? beforeContentType : target,
+            certificateId,
+            adopt,
+            pickup,
+          }),
+        ),
       )
       deployments.push({ name, source, target, certificateId, adopt, pickup, fingerprint })
       deploymentsAt.push({ index: i, source, target, certificateId })
