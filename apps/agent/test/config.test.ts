@@ -55,6 +55,31 @@ deployments:
     ])
   })
 
+  it("takes a target's content_type (keep by default), refuses another value naming the field, and keeps the fingerprint of keep", () => {
+    const yaml = (contentType: string | undefined) => `
+deployments:
+  - name: pem-app
+    source: { cert: a.crt }
+    target:
+      vault_url: "https://my-vault.vault.azure.net"
+      certificate_name: pem-app${contentType === undefined ? "" : `\n      content_type: ${contentType}`}
+`
+    const parsed = (contentType: string | undefined) => {
+      const r = parseAgentConfig(yaml(contentType), "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})
+      if (r._tag === "Failure") throw new Error(r.failure.message)
+      return r.success.deployments[0]
+    }
+    expect(parsed(undefined)?.target.contentType).toBe("keep")
+    expect(parsed("pem")?.target.contentType).toBe("pem")
+    expect(parsed("pkcs12")?.target.contentType).toBe("pkcs12")
+    // keep said or left out is one configuration; pem is another (a change releases a held outcome).
+    expect(parsed("keep")?.fingerprint).toBe(parsed(undefined)?.fingerprint)
+    expect(parsed("pem")?.fingerprint).not.toBe(parsed(undefined)?.fingerprint)
+    const problems = problemsOf(yaml("pemm"))
+    expect(problems).toHaveLength(1)
+    expect(problems[0]).toMatch(/^deployments\[0\]\.target\.content_type: /)
+  })
+
   it("a password written where its variable's name belongs is refused without being shown", () => {
     const problems = problemsOf(`
 deployments:

@@ -79,7 +79,11 @@ const deployTo = async (
   material: CertificateMaterial,
   agentCodec: PfxCodec["Service"],
   vaultCodec: PfxCodec["Service"],
-  target: { readonly certificate_name: string; readonly pfx_encoding?: "modern" | "legacy" },
+  target: {
+    readonly certificate_name: string
+    readonly pfx_encoding?: "modern" | "legacy"
+    readonly content_type?: "keep" | "pkcs12" | "pem"
+  },
 ) => {
   const checked = validateTargetConfigSync({ vault_url: "https://kv-pool.vault.azure.net", ...target })
   if (checked._tag === "Failure") throw new Error(checked.failure.message)
@@ -305,6 +309,23 @@ describe("material workers", () => {
     expect(profile(imported)).not.toMatch(/AES|sha256/i)
     const decoded = await Effect.runPromise(decodePfx(imported, transportPfxOptions("legacy").password))
     expect(plain(decoded)).toEqual(plain(material))
+  })
+
+  it("a content_type: pem target: the agent's codec builds the PEM, and the deploy imports PEM, no PFX", async () => {
+    const { material, calls, vault, agentCodec } = await pooledPem("pem", "modern")
+    const outcome = await deployTo(material, agentCodec, vault.codec, {
+      certificate_name: "pooled-pem",
+      content_type: "pem",
+    })
+    expect(outcome._tag, outcome.reason).toBe("Succeeded")
+    expect(outcome.contentType).toEqual({
+      imported: "application/x-pem-file",
+      served: undefined,
+      change: "new",
+    })
+    // The worker's inspection; no PFX built or read on either side: the vault was sent PEM.
+    expect(calls).toEqual({ inspect: 0, encode: 0, decoded: [] })
+    expect(vault.calls.decoded).toHaveLength(0)
   })
 
   it("hand a source back to the main thread when its worker dies on the way", async () => {

@@ -650,6 +650,19 @@ const cases: ReadonlyArray<Case> = [
     never: ["is missing"],
   },
   {
+    name: "content_type misspelt in a target file: validate names the field and the values",
+    args: () => ["validate", target("c-content-type", { content_type: "pemm" })],
+    exit: 2,
+    says: ["content_type", 'invalid value ("pemm")', "did you mean pem?", "keep (default", "pkcs12 or pem"],
+  },
+  {
+    name: "--content-type with a value it does not take: refused before any vault call",
+    args: () => ["deploy", "--config", target("c-content-type-flag"), "--cert", "-", "--content-type", "pfx"],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["--content-type", 'invalid value ("pfx")', "pkcs12 or pem"],
+  },
+  {
     name: "unknown configuration field",
     args: () => ["validate", target("c-unknown", { vault_uri: "x" })],
     exit: 2,

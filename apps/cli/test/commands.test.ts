@@ -1342,39 +1342,74 @@ describe("outcomes and exit codes", () => {
     }
   })
 
-  it("a certificate whose secret is PEM: plan and deploy say the import makes it PKCS#12", async () => {
+  it("a certificate whose secret is PEM: keep (the default) imports PEM; --content-type pkcs12 changes it, as plan says", async () => {
     const name = "pem-secret"
     await importAsPem(name)
     expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.contentType).toBe(
       "application/x-pem-file",
     )
+    type Planned = {
+      action: string
+      contentType?: { imported: string; served?: string; change: string }
+      contentTypeChange?: { from: string; to: string }
+    }
     const renewal = await fx.leaf()
-    const planned = json<{ action: string; contentTypeChange?: { from: string; to: string } }>(
+    // keep: plan and deploy keep PEM, and say so.
+    const kept = json<Planned>(
       await runCli(["plan", ...deployArgs(name).slice(1)], { stdin: fx.bundle(renewal), env: world.env }),
+    )
+    expect(kept.action).toBe("import")
+    expect(kept.contentType).toEqual({
+      imported: "application/x-pem-file",
+      served: "application/x-pem-file",
+      change: "kept",
+    })
+    expect(kept.contentTypeChange).toBeUndefined()
+    const keptText = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-"], {
+      stdin: fx.bundle(renewal),
+      env: world.env,
+    })
+    expect(keptText.stdout).toMatch(/content +PEM \(application\/x-pem-file\), as the vault serves it/)
+    const keptDeploy = await runCli(deployArgs(name), { stdin: fx.bundle(renewal), env: world.env })
+    expect(keptDeploy.code, keptDeploy.stdout + keptDeploy.stderr).toBe(0)
+    expect(json<Outcome & { contentType?: unknown }>(keptDeploy).contentType).toEqual(kept.contentType)
+    expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.contentType).toBe(
+      "application/x-pem-file",
+    )
+
+    // pkcs12: plan says the secret turns PKCS#12; deploy does it and notes it.
+    const next = await fx.leaf()
+    const asPkcs12 = ["--content-type", "pkcs12"]
+    const planned = json<Planned>(
+      await runCli(["plan", ...deployArgs(name, asPkcs12).slice(1)], {
+        stdin: fx.bundle(next),
+        env: world.env,
+      }),
     )
     expect(planned.action).toBe("import")
     expect(planned.contentTypeChange).toEqual({ from: "application/x-pem-file", to: "application/x-pkcs12" })
-    const text = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-"], {
-      stdin: fx.bundle(renewal),
+    const text = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-", ...asPkcs12], {
+      stdin: fx.bundle(next),
       env: world.env,
     })
     expect(text.stdout).toMatch(
       /content +the secret is PEM \(application\/x-pem-file\) now; the import writes PKCS#12/,
     )
-    const r = await runCli(deployArgs(name), { stdin: fx.bundle(renewal), env: world.env })
+    const r = await runCli(deployArgs(name, asPkcs12), { stdin: fx.bundle(next), env: world.env })
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(json<Outcome & { decisions: string[] }>(r).decisions.join("\n")).toMatch(
       /content type: the vault serves this certificate's secret as PEM/,
     )
     expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.contentType).toBe("application/x-pkcs12")
-    // Once PKCS#12, plan says nothing more of it.
-    const again = json<{ contentTypeChange?: unknown }>(
+    // Once PKCS#12, plan (keep) says nothing changes.
+    const again = json<Planned>(
       await runCli(["plan", ...deployArgs(name).slice(1)], {
         stdin: fx.bundle(await fx.leaf()),
         env: world.env,
       }),
     )
     expect(again.contentTypeChange).toBeUndefined()
+    expect(again.contentType?.change).toBe("kept")
   })
 
   it("warnings: an expired intermediate, and a CA-issued leaf without its chain, deploy with a warning each", async () => {
@@ -1447,8 +1482,8 @@ describe("outcomes and exit codes", () => {
     expect(same.action).toBe("recover")
     expect(same.writes).toBe(1)
     expect(same.contentTypeChange).toBeUndefined()
-    // A renewal: recovered and imported over, turning the secret into PKCS#12.
-    const renewed = await plan(renewal, ["--previous-key", rightKey])
+    // A renewal: recovered and imported over, turning the secret into PKCS#12 (--content-type pkcs12).
+    const renewed = await plan(renewal, ["--previous-key", rightKey, "--content-type", "pkcs12"])
     expect(renewed.action).toBe("recover-and-import")
     expect(renewed.previousKey).toBe("matches")
     expect(renewed.contentTypeChange).toEqual({ from: "application/x-pem-file", to: "application/x-pkcs12" })
@@ -1482,10 +1517,13 @@ describe("outcomes and exit codes", () => {
       /cannot restore the version a recovery of the soft-deleted certificate would bring back/,
     )
     expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
-    const deployed = await runCli(deployArgs(name, [...recover, "--previous-key", rightKey]), {
-      stdin: fx.bundle(renewal),
-      env: world.env,
-    })
+    const deployed = await runCli(
+      deployArgs(name, [...recover, "--previous-key", rightKey, "--content-type", "pkcs12"]),
+      {
+        stdin: fx.bundle(renewal),
+        env: world.env,
+      },
+    )
     expect(deployed.code, deployed.stdout).toBe(0)
     const outcome = json<Outcome & { decisions: string[]; recovered?: string }>(deployed)
     expect(outcome.recovered).toBe("recovered")
