@@ -42,6 +42,9 @@ afterAll(() => emulator?.stop())
 const material = () => Effect.promise(() => makeMaterial(ca))
 const versionsOf = (name: string) => emulator.state.versions(VAULT, name) ?? []
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex")
+/** The content type of the policy an import request carried, as the emulator's request log kept it. */
+const policyContentType = (policy: unknown) =>
+  (policy as { secret_props?: { contentType?: string } } | undefined)?.secret_props?.contentType
 
 /** A certificate another tool imported as PEM (key first, as Key Vault serves PEM), with kvdeploy's tags. */
 const importAsPem = (name: string, served: CertificateMaterial) =>
@@ -127,9 +130,7 @@ describe("PEM secrets stay PEM", () => {
       const wire = imports[0]?.request
       expect(wire?.valueIsPem).toBe(true)
       expect(wire?.passwordSent).not.toBe(true)
-      expect((wire?.policy as { secret_props?: { contentType?: string } }).secret_props?.contentType).toBe(
-        PEM,
-      )
+      expect(policyContentType(wire?.policy)).toBe(PEM)
 
       const latest = versionsOf(name).at(-1)
       expect(latest?.x5t).toBe(yield* Effect.promise(() => x5tOf(next.leaf)))
@@ -178,9 +179,7 @@ describe("PEM secrets stay PEM", () => {
       expect(imports).toHaveLength(2)
       for (const i of imports) {
         expect(i.request?.valueIsPem).toBe(true)
-        expect(
-          (i.request?.policy as { secret_props?: { contentType?: string } }).secret_props?.contentType,
-        ).toBe(PEM)
+        expect(policyContentType(i.request?.policy)).toBe(PEM)
       }
       const restored = versionsOf(name).at(-1)
       expect(restored?.version).toBe(outcome.rollbackVersionId)
