@@ -324,7 +324,8 @@ function* importRequestFor(
   const setting = request.target.contentType
   const contentType = importContentTypeOf(setting, served?.contentType)
   const chosen = importedContentTypeOf(contentType, served?.contentType)
-  state.contentType = chosen
+  // The outcome states a content type only for content that goes to the vault.
+  state.contentType = undefined
   // The common case (PKCS#12 over PKCS#12, or a first PKCS#12) is the outcome's field alone.
   if (contentType === PEM_CONTENT_TYPE || chosen.change === "changed")
     trail.note(contentTypeDecision(setting, chosen))
@@ -344,6 +345,7 @@ function* importRequestFor(
         reason: `the import was refused before anything was written: ${content.pem.field} ${content.pem.message}`,
       }
     }
+    state.contentType = chosen
     return { ...common, pem: content.pem }
   }
   if (content.pfx === undefined)
@@ -352,6 +354,7 @@ function* importRequestFor(
       policy.maxPfxBytes,
     )
   if (!(content.pfx instanceof Uint8Array)) return rejectedBuild(content.pfx)
+  state.contentType = chosen
   return { ...common, pfx: content.pfx, password: pfxPassword }
 }
 

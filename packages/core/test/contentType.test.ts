@@ -277,6 +277,7 @@ describe("a PEM over Key Vault's 25 KB secret limit", () => {
           assert.strictEqual(o.problems[0]?.field, "content_type")
           assert.include(o.problems[0]?.message ?? "", `${size} bytes`)
           assert.include(o.problems[0]?.message ?? "", `at most ${size - 1}`)
+          assert.isUndefined(o.contentType)
           assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
         }),
       ),
