@@ -1,0 +1,31 @@
+/**
+ * @kvdeploy/core as another project installs it: `pnpm pack` (after the build) gives a package.json
+ * without workspace: or catalog: ranges, every file its exports and bin name, every package its
+ * built code imports declared, and effect as a peer dependency (one copy in the project:
+ * scripts/check-package.mjs says why). Build first: `pnpm -s run build`.
+ */
+import { execFileSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { assert, describe, it } from "@effect/vitest"
+
+const root = fileURLToPath(new URL("../../..", import.meta.url))
+const dir = fileURLToPath(new URL("..", import.meta.url))
+
+const problems = (): string => {
+  try {
+    execFileSync(process.execPath, ["scripts/check-package.mjs", dir], {
+      cwd: root,
+      encoding: "utf8",
+      stdio: "pipe",
+    })
+    return ""
+  } catch (error) {
+    return String((error as { stderr?: string }).stderr ?? error)
+  }
+}
+
+describe("packaging", () => {
+  it("packs into a tarball another project can install and import", { timeout: 120_000 }, () => {
+    assert.strictEqual(problems(), "")
+  })
+})
