@@ -1,7 +1,9 @@
 // Packs a library package as it would be published (`pnpm pack`) and checks
 // that another project can install and import it from the tarball:
 // - no `workspace:` or `catalog:` range is left in the packed package.json;
-// - every target of `exports`, `bin`, `main` and `types` is in the tarball;
+// - every target of `exports`, `bin`, `main` and `types` is in the tarball,
+//   and each `exports` entry with `import` has `default` too, so a CommonJS
+//   project can require() it (Node 22.12 and later load ES modules so);
 // - every package its built code imports (dist/**/*.js and *.d.ts) is a
 //   dependency or peer dependency (or a Node built-in);
 // - `effect` is a peer dependency, never a dependency: with it as a
@@ -86,6 +88,17 @@ export const checkPackage = (dir) => {
     for (const target of pointed) {
       const path = target.replace(/^\.\//, "")
       if (!files.has(path)) problems.push(`${name}: ${target} (named in package.json) is not in the tarball`)
+    }
+    for (const [subpath, entry] of Object.entries(manifest.exports ?? {})) {
+      if (
+        typeof entry === "object" &&
+        entry !== null &&
+        entry.import !== undefined &&
+        entry.default === undefined
+      )
+        problems.push(
+          `${name}: exports["${subpath}"] has "import" but no "default": require() of it fails (ERR_PACKAGE_PATH_NOT_EXPORTED) where Node loads ES modules with require (22.12 and later)`,
+        )
     }
     for (const dep of singleCopy) {
       if (manifest.dependencies?.[dep] !== undefined)
