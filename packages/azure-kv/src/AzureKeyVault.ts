@@ -289,6 +289,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const metrics = yield* Metrics
   const codec = yield* PfxCodec
   const timeout = options.requestTimeoutMs ?? 30_000
+  // A refused TLS certificate's advice names trustedCaPem instead of NODE_EXTRA_CA_CERTS when given.
+  const trusted = options.trustedCaPem !== undefined
   const maxConnections = options.maxConnections
   if (maxConnections !== undefined && !(Number.isSafeInteger(maxConnections) && maxConnections > 0))
     return yield* Effect.die(
@@ -406,7 +408,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       try: run,
       catch: (error) =>
         (kind === "read" ? answerFailure(operation, error) : undefined) ??
-        withoutSoftDeleted(toVaultError(operation, kind, error, sdkRetries, timeout)),
+        withoutSoftDeleted(toVaultError(operation, kind, error, sdkRetries, timeout, trusted)),
     })
 
   /**
@@ -588,7 +590,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     return countedAs(
       "importVersion",
       Effect.tryPromise({
-        catch: (error) => withoutNotFound(toVaultError("importVersion", "write", error, sdkRetries, timeout)),
+        catch: (error) =>
+          withoutNotFound(toVaultError("importVersion", "write", error, sdkRetries, timeout, trusted)),
         try: (abortSignal) =>
           request.pem !== undefined
             ? // PEM: the SDK sends the text as is when the options' policy says PEM (it puts that policy
@@ -795,7 +798,9 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
             catch: (error) =>
               answerFailure("listCertificates", error) ??
               withoutNotFound(
-                withoutSoftDeleted(toVaultError("listCertificates", "read", error, sdkRetries, timeout)),
+                withoutSoftDeleted(
+                  toVaultError("listCertificates", "read", error, sdkRetries, timeout, trusted),
+                ),
               ),
           }),
           identity,

@@ -310,6 +310,11 @@ export const toVaultError = (
   sdkRetries = true,
   /** The per-request timeout the client gives the SDK (ms): an aborted request names it. */
   timeoutMs?: number,
+  /**
+   * Whether the adapter was given `trustedCaPem`: its TLS context then holds Node's roots and those
+   * CAs, without NODE_EXTRA_CA_CERTS, and a refused TLS certificate's advice says so.
+   */
+  trustedCaPem = false,
 ): MappedVaultError => {
   // Built without stack traces: the error and its cause are made here, after the SDK's call failed,
   // so their stacks would show this mapping and not the failure (the SDK's own error, with its
@@ -318,7 +323,7 @@ export const toVaultError = (
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 0
   try {
-    return mapFailure(operation, kind, error, sdkRetries, timeoutMs)
+    return mapFailure(operation, kind, error, sdkRetries, timeoutMs, trustedCaPem)
   } finally {
     Error.stackTraceLimit = limit
   }
@@ -361,6 +366,7 @@ const mapFailure = (
   error: unknown,
   sdkRetries: boolean,
   timeoutMs: number | undefined,
+  trustedCaPem: boolean,
 ): MappedVaultError => {
   const cause = describeFailure(error)
   const detail = cause.message
@@ -583,7 +589,9 @@ const mapFailure = (
     return new VaultUnavailable({
       ...fields,
       tlsRefused: true,
-      detail: `the vault's TLS certificate was not accepted (${cause.code}), so nothing was sent: ${detail}. kvdeploy trusts Node's CA list and the CA file NODE_EXTRA_CA_CERTS names; a proxy or firewall that inspects TLS needs its CA there (or the system store, with NODE_OPTIONS=--use-system-ca)`,
+      detail: trustedCaPem
+        ? `the vault's TLS certificate was not accepted (${cause.code}), so nothing was sent: ${detail}. This client trusts Node's CA list and the CAs given as trustedCaPem (NODE_EXTRA_CA_CERTS and the system store are not read then); a proxy or firewall that inspects TLS needs its CA among trustedCaPem`
+        : `the vault's TLS certificate was not accepted (${cause.code}), so nothing was sent: ${detail}. kvdeploy trusts Node's CA list and the CA file NODE_EXTRA_CA_CERTS names; a proxy or firewall that inspects TLS needs its CA there (or the system store, with NODE_OPTIONS=--use-system-ca)`,
     })
   if (cause.code !== undefined && neverSentCodes.has(cause.code)) {
     return new VaultUnavailable({

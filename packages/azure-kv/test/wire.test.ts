@@ -884,6 +884,35 @@ describe("a vault whose TLS certificate this client does not accept", () => {
   )
 })
 
+describe("a vault whose TLS certificate the CAs given as trustedCaPem do not cover", () => {
+  it.live(
+    "names trustedCaPem as the place for the CA, not NODE_EXTRA_CA_CERTS (which the client does not read then)",
+    () =>
+      Effect.gen(function* () {
+        listener.log.length = 0
+        // Another CA than the listener's: a library caller's trustedCaPem that misses the proxy's CA.
+        const untrusting = AzureKeyVault.layer({
+          vaultUrl: listener.url,
+          credential: staticCredential,
+          customCloud: true,
+          trustedCaPem: toPem("CERTIFICATE", ca.der),
+          retry: { maxRetries: 2, retryDelayInMs: 5, maxRetryDelayInMs: 20 },
+        }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer)))
+        const error = yield* Effect.flatMap(Effect.service(Vault), (vault) =>
+          Effect.flip(vault.getLatest("untrusted")),
+        ).pipe(Effect.provide(untrusting))
+        expect(error._tag).toBe("VaultUnavailable")
+        if (error._tag !== "VaultUnavailable") return
+        expect(error.tlsRefused).toBe(true)
+        expect(error.message).toContain(
+          "This client trusts Node's CA list and the CAs given as trustedCaPem (NODE_EXTRA_CA_CERTS and the system store are not read then); a proxy or firewall that inspects TLS needs its CA among trustedCaPem",
+        )
+        expect(error.message).not.toContain("the CA file NODE_EXTRA_CA_CERTS names")
+        expect(listener.log).toEqual([])
+      }),
+  )
+})
+
 describe("a recovery that never becomes readable", () => {
   it.live("ends VaultAmbiguous after recoverTimeoutMs instead of polling for good", () =>
     Effect.gen(function* () {
