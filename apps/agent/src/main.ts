@@ -513,6 +513,13 @@ const checkedMaterial = (
         material: read.success,
         certificateId: d.certificateId,
       })
+      if (checked._tag === "Passed" && checked.pfxTooLarge !== undefined)
+        // content_type keep: a deploy is refused unless the vault serves the secret as PEM (then the PEM's own size counts).
+        problems.push({
+          field,
+          message: `${checked.pfxTooLarge.field}: ${checked.pfxTooLarge.message} (a deploy is refused unless the vault serves the secret as PEM: content_type keep imports PEM then)`,
+          fix: checked.pfxTooLarge.fix,
+        })
       if (checked._tag === "Rejected")
         for (const p of checked.problems) {
           // The name, the tags and the certificate id are the file's own fields, named there by the

@@ -377,3 +377,52 @@ describe("a vault in another tenant: the next step, for the credential in use", 
     expect(next).not.toContain("AZURE_IDENTITY_DISABLE_MULTITENANTAUTH")
   })
 })
+
+describe("the content line", () => {
+  const contentLine = (o: Record<string, unknown>) =>
+    outcomeLines(
+      {
+        target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
+        certificateId: "api",
+        previous: undefined,
+        newX5t: undefined,
+        adopted: false,
+        reason: "r",
+        vaultCalls: 5,
+        decisions: [],
+        timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
+        ...o,
+      } as unknown as DeployOutcome,
+      undefined,
+      plain as never,
+      0,
+      clientSecret,
+    ).find((l) => l.trimStart().startsWith("content")) ?? ""
+
+  it("after a rollback says what the rollback wrote again, not that consumers read the imported type from now on", () => {
+    const line = contentLine({
+      _tag: "RolledBack",
+      failedVersionId: "v2",
+      rollbackVersionId: "v3",
+      rollbackSource: "backing-secret",
+      contentType: {
+        imported: "application/x-pem-file",
+        served: "application/x-pkcs12",
+        change: "changed",
+        restored: "application/x-pkcs12",
+      },
+    })
+    expect(line).toBe(
+      "  content     PEM (application/x-pem-file) imported; the rollback wrote PKCS#12 (application/x-pkcs12) again, as the vault served it before",
+    )
+  })
+
+  it("a change that stands says consumers read the new type from now on", () => {
+    const line = contentLine({
+      _tag: "Succeeded",
+      versionId: "v2",
+      contentType: { imported: "application/x-pem-file", served: "application/x-pkcs12", change: "changed" },
+    })
+    expect(line).toContain("changed from application/x-pkcs12: consumers of the secret read PEM from now on")
+  })
+})

@@ -49,6 +49,11 @@ export interface ImportedContentType {
   /** What the vault served before (the snapshot's policy); undefined when nothing, or the vault did not say. */
   readonly served: string | undefined
   readonly change: ContentTypeChange
+  /**
+   * The content type a rollback wrote after the import, when one was written: the one the vault
+   * served before (what consumers read again), whatever was imported.
+   */
+  readonly restored?: SecretContentType | undefined
 }
 
 export const importedContentTypeOf = (

@@ -63,7 +63,7 @@ import {
   preflightInspected,
 } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
-import { type PreviousKeyFit, previousKeyFit, rollback } from "./rollback.js"
+import { type PreviousKeyFit, previousKeyFit, rollback, rollbackContentTypeOf } from "./rollback.js"
 import { unfitTagValue, withheldCertificateId } from "./TargetConfig.js"
 import {
   CERTIFICATE_ID_TAG,
@@ -199,6 +199,19 @@ const judgeExisting = (
   const judgement = judgeExistingVersion(previous, newX5t, tags, request.options?.adopt === true)
   if (judgement._tag === "InPlace") {
     trail.note("idempotency: already served with kvdeploy's tags; skipping")
+    // content_type pem or pkcs12 asks for another content type than the one served: nothing is
+    // imported for it alone, so it takes effect with the next new certificate. Said, not silent.
+    const setting = request.target.contentType
+    const asked = setting === "keep" ? undefined : importContentTypeOf(setting, previous.contentType)
+    if (asked !== undefined && previous.contentType !== undefined && previous.contentType !== asked)
+      trail.warnings = [
+        ...trail.warnings,
+        {
+          field: "content_type",
+          message: `is ${setting}, and the vault serves this certificate's secret as ${previous.contentType}: the certificate is already served, so nothing is written, and the secret becomes ${asked} with the next new certificate`,
+          fix: `nothing, if that can wait; else deploy the next certificate, or set content_type: keep to keep ${previous.contentType}`,
+        },
+      ]
     return {
       _tag: "Skipped",
       versionId: previous.versionId,
@@ -708,8 +721,8 @@ function* run(
   const newFacts = inspected.leaf
   const tags = forwardTags(request.target.tags, request.certificateId)
   /** The PFX once built (by preflight, or below), or why it cannot be imported; the PEM likewise. */
-  const content: ImportContent = { pfx: checked.pfx, pem: checked.pem }
-  let pfx: Uint8Array | DeployProblem | undefined = checked.pfx
+  const content: ImportContent = { pfx: checked.pfx ?? checked.pfxTooLarge, pem: checked.pem }
+  let pfx: Uint8Array | DeployProblem | undefined = content.pfx
 
   // 2. Snapshot. When the PFX is still to be built and the read is still on its way once it
   // suspends, build the PFX meanwhile: its CPU time overlaps the wait instead of adding to it.
@@ -953,6 +966,11 @@ function* notVerified(
 
   // 7. Rollback
   const restored = yield* rollback(trail, request, previous, imported)
+  // The content type of the secret the rollback wrote, when it wrote one: the outcome says what is served.
+  const rollbackWritten =
+    restored._tag === "Restored" || restored._tag === "Superseded" || restored.rollbackVersionId !== undefined
+  if (rollbackWritten && previous !== undefined && state.contentType !== undefined)
+    state.contentType = { ...state.contentType, restored: rollbackContentTypeOf(previous) }
   const wrong = `${imported.versionId} was wrong (${verdict.differences.join("; ")})`
   switch (restored._tag) {
     case "Restored":
@@ -1015,7 +1033,10 @@ export const deploy: (
       newX5t: state.inspected?.leaf.x5t,
       adopted: trail.adopted,
       ...(trail.recovered === undefined ? {} : { recovered: trail.recovered }),
-      ...(state.contentType === undefined ? {} : { contentType: state.contentType }),
+      // Failed: no version was written by this deploy, so no content type went to the vault.
+      ...(state.contentType === undefined || draft._tag === "Failed"
+        ? {}
+        : { contentType: state.contentType }),
       reason: draft.reason,
       vaultCalls: trail.vaultCalls,
       decisions: trail.decisions,

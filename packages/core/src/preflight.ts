@@ -36,6 +36,12 @@ export interface PreflightPassed {
   readonly pfx: Uint8Array | undefined
   /** The PEM text to import, when the target's content_type is `pem` (built and measured here). */
   readonly pem?: Uint8Array | undefined
+  /**
+   * With content_type `keep` (the default), the PFX is over Key Vault's limit: a PKCS#12 import is
+   * refused with this problem, while a PEM one (the vault serves PEM, known after the snapshot) is
+   * measured on its own. Nothing is written either way.
+   */
+  readonly pfxTooLarge?: DeployProblem | undefined
   readonly password: Redacted.Redacted<string>
 }
 export interface PreflightRejected {
@@ -291,12 +297,27 @@ export const preflightInspected = (
     return { _tag: "Passed", inspected, pfx: undefined, password: pfxPassword }
   }
   // No bound, or one over the limit (a bound may be conservative): build it and measure.
-  return Effect.map(Effect.result(codec.encode(request.material, options)), (encoded) => {
-    const built = checkBuiltPfx(encoded, policy.maxPfxBytes)
-    return built instanceof Uint8Array
-      ? ({ _tag: "Passed", inspected, pfx: built, password: pfxPassword } satisfies PreflightPassed)
-      : ({ _tag: "Rejected", problems: [built], inspected } satisfies PreflightRejected)
-  })
+  return Effect.flatMap(
+    Effect.result(codec.encode(request.material, options)),
+    (encoded): Effect.Effect<PreflightPassed | PreflightRejected> => {
+      const built = checkBuiltPfx(encoded, policy.maxPfxBytes)
+      if (built instanceof Uint8Array)
+        return Effect.succeed({ _tag: "Passed", inspected, pfx: built, password: pfxPassword })
+      const rejected: PreflightRejected = { _tag: "Rejected", problems: [built], inspected }
+      // content_type keep: whether a PFX is imported at all is known only from the snapshot (a
+      // vault serving PEM gets a PEM import, whose own size is what counts). When the PEM would not
+      // fit either, no content type can be imported: refused here, before any vault call.
+      if (request.target.contentType !== "keep" || built.reason !== "pfx_too_large")
+        return Effect.succeed(rejected)
+      return Effect.map(
+        Effect.result(codec.encodePem(request.material)),
+        (pem): PreflightPassed | PreflightRejected =>
+          checkBuiltPem(pem, policy.maxPemBytes, "content_type: keep") instanceof Uint8Array
+            ? { _tag: "Passed", inspected, pfx: undefined, pfxTooLarge: built, password: pfxPassword }
+            : rejected,
+      )
+    },
+  )
 }
 
 /**

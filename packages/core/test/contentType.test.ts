@@ -145,6 +145,32 @@ describe("content_type keep (the default)", () => {
 })
 
 describe("content_type pkcs12 and pem", () => {
+  it.effect(
+    "pem over PKCS#12 for the certificate already served: Skipped, writes nothing, and warns that it takes effect with the next certificate",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seed(newCert.material, PKCS12_CONTENT_TYPE)
+          const { result, imports } = yield* recordingImports(
+            runDeploy(request(newCert.material, {}, target({ content_type: "pem" }))),
+          )
+          const o = expectTag(result, "Skipped")
+          assert.lengthOf(imports, 0)
+          assert.strictEqual(vault.latest(NAME)?.contentType, PKCS12_CONTENT_TYPE)
+          const warning = o.warnings?.find((w) => w.field === "content_type")
+          assert.include(
+            warning?.message ?? "",
+            `is pem, and the vault serves this certificate's secret as ${PKCS12_CONTENT_TYPE}`,
+          )
+          assert.include(warning?.message ?? "", `becomes ${PEM_CONTENT_TYPE} with the next new certificate`)
+          // keep says nothing: it asks for what is served.
+          const kept = expectTag(yield* runDeploy(request(newCert.material)), "Skipped")
+          assert.isUndefined(kept.warnings?.find((w) => w.field === "content_type"))
+        }),
+      ),
+  )
+
   it.effect("pkcs12 over PEM: imports PKCS#12 and notes the change", () =>
     fresh(
       Effect.gen(function* () {
@@ -249,8 +275,34 @@ describe("rollback restores the content type served before", () => {
         assert.deepStrictEqual(imports.map(kindOf), ["pkcs12", "pem"])
         assert.include(o.decisions, "rollback: restoring the secret as PEM, as it was served")
         assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
+        // The outcome says what is served after the rollback, not only what was imported.
+        assert.deepStrictEqual(o.contentType, {
+          imported: PKCS12_CONTENT_TYPE,
+          served: PEM_CONTENT_TYPE,
+          change: "changed",
+          restored: PEM_CONTENT_TYPE,
+        })
       }),
     ),
+  )
+
+  it.effect(
+    "a definite import refusal (Failed): nothing was written, so the outcome states no content type",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seed(oldCert.material, PKCS12_CONTENT_TYPE)
+          vault.script("importVersion", Fault.fail("Rejected"))
+          const { result, imports } = yield* recordingImports(
+            runDeploy(request(newCert.material, {}, target({ content_type: "pem" }))),
+          )
+          const o = expectTag(result, "Failed")
+          assert.deepStrictEqual(imports.map(kindOf), ["pem"])
+          assert.isUndefined(o.contentType)
+          assert.strictEqual(vault.latest(NAME)?.contentType, PKCS12_CONTENT_TYPE)
+        }),
+      ),
   )
 })
 
@@ -300,6 +352,72 @@ describe("a PEM over Key Vault's 25 KB secret limit", () => {
         assert.lengthOf(imports, 0)
         assert.strictEqual(vault.calls().total, 0)
         assert.strictEqual(o.problems[0]?.field, "content_type")
+        assert.strictEqual(o.problems[0]?.reason, "pfx_too_large")
+      }),
+    ),
+  )
+})
+
+describe("a PFX over Key Vault's limit, with content_type keep", () => {
+  /** Every PFX is over this limit; the PEM limit stays Key Vault's. */
+  const pfxLimitedTo = (maxPfxBytes: number) =>
+    Effect.map(DeployPolicy, (policy) => ({ ...policy, maxPfxBytes }))
+
+  it.effect("over a secret served as PEM: the PEM is imported (its own size counts), Succeeded", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+        const policy = yield* pfxLimitedTo(16)
+        const { result, imports } = yield* recordingImports(
+          runDeploy(request(newCert.material)).pipe(Effect.provideService(DeployPolicy, policy)),
+        )
+        expectTag(result, "Succeeded")
+        assert.deepStrictEqual(imports.map(kindOf), ["pem"])
+        assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
+      }),
+    ),
+  )
+
+  it.effect(
+    "over a secret served as PKCS#12: Rejected after the snapshot with the PFX's size, nothing written",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seed(oldCert.material, PKCS12_CONTENT_TYPE)
+          const policy = yield* pfxLimitedTo(16)
+          const before = vault.versions(NAME).length
+          vault.resetCalls()
+          const { result, imports } = yield* recordingImports(
+            runDeploy(request(newCert.material)).pipe(Effect.provideService(DeployPolicy, policy)),
+          )
+          const o = expectTag(result, "Rejected")
+          assert.lengthOf(imports, 0)
+          assert.strictEqual(vault.calls().total, 1)
+          assert.strictEqual(vault.versions(NAME).length, before)
+          assert.strictEqual(o.problems[0]?.reason, "pfx_too_large")
+          assert.strictEqual(o.problems[0]?.field, "material")
+          assert.isUndefined(o.contentType)
+        }),
+      ),
+  )
+
+  it.effect("content_type pkcs12: Rejected by preflight, before any vault call", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+        const policy = yield* pfxLimitedTo(16)
+        vault.resetCalls()
+        const { result, imports } = yield* recordingImports(
+          runDeploy(request(newCert.material, {}, target({ content_type: "pkcs12" }))).pipe(
+            Effect.provideService(DeployPolicy, policy),
+          ),
+        )
+        const o = expectTag(result, "Rejected")
+        assert.lengthOf(imports, 0)
+        assert.strictEqual(vault.calls().total, 0)
         assert.strictEqual(o.problems[0]?.reason, "pfx_too_large")
       }),
     ),

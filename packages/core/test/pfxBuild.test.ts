@@ -30,7 +30,7 @@ import {
   SyntheticCodec,
   TestWorld,
 } from "../src/testing/index.js"
-import { fresh, managedTags, NAME, request, runDeploy } from "./fixtures.js"
+import { fresh, managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
 
 const ca = makeAuthority("pfx-build")
 const oldCert = issue({ seed: "old", issuer: ca })
@@ -277,7 +277,8 @@ describe("the 25 KB rule is decided before any vault call", () => {
           assert.isAbove(size, 19_200)
           assert.isAtMost(size, 25_600)
           assert.isAbove(Math.ceil(size / 3) * 4, 25_600) // its base64 does not fit a secret value
-          const o = yield* runDeploy(request(deepChain(depth)))
+          // content_type pkcs12: refused by preflight, before any vault call.
+          const o = yield* runDeploy(request(deepChain(depth), {}, target({ content_type: "pkcs12" })))
           expectTag(o, "Rejected")
           if (o._tag !== "Rejected") return
           assert.deepStrictEqual(
@@ -285,6 +286,17 @@ describe("the 25 KB rule is decided before any vault call", () => {
             ["pfx_too_large"],
           )
           assert.strictEqual(vault.calls().total, 0)
+          // content_type keep (the default): its PEM would fit, so the snapshot decides; the vault
+          // serves no PEM here (a first deploy), so PKCS#12 is refused after that one read.
+          const kept = yield* runDeploy(request(deepChain(depth)))
+          expectTag(kept, "Rejected")
+          if (kept._tag !== "Rejected") return
+          assert.deepStrictEqual(
+            kept.problems.map((p) => p.reason),
+            ["pfx_too_large"],
+          )
+          assert.strictEqual(vault.calls().total, 1)
+          assert.strictEqual(vault.versions(NAME).length, 0)
         }),
       ),
   )

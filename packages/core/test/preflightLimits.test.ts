@@ -7,7 +7,7 @@ import * as Effect from "effect/Effect"
 import { DeployPolicy, PfxCodec, preflight, transportPfxOptions } from "../src/index.js"
 import type { Curve } from "../src/material.js"
 import { issue, makeAuthority, SyntheticCodec, TestWorld } from "../src/testing/index.js"
-import { request } from "./fixtures.js"
+import { request, target } from "./fixtures.js"
 
 const ca = makeAuthority("preflight-limits")
 
@@ -50,21 +50,27 @@ describe("the size rule at its limit", () => {
           encodePem: SyntheticCodec.encodePem,
           decode: SyntheticCodec.decode,
         }
-        const withLimit = (maxPfxBytes: number) =>
-          preflight(req).pipe(
+        const withLimit = (maxPfxBytes: number, r = req) =>
+          preflight(r).pipe(
             Effect.provideService(PfxCodec, unbounded),
             Effect.provideService(DeployPolicy, { ...policy, maxPfxBytes }),
           )
         const fits = yield* withLimit(size)
         assert.strictEqual(fits._tag, "Passed")
         if (fits._tag === "Passed") assert.strictEqual(fits.pfx?.byteLength, size)
-        const over = yield* withLimit(size - 1)
+        // content_type pkcs12: only a PFX can be imported, refused here.
+        const over = yield* withLimit(size - 1, request(material, {}, target({ content_type: "pkcs12" })))
         assert.strictEqual(over._tag, "Rejected")
         if (over._tag === "Rejected")
           assert.deepStrictEqual(
             over.problems.map((p) => p.reason),
             ["pfx_too_large"],
           )
+        // content_type keep (the default): a vault serving PEM would get the PEM, which fits; the
+        // PFX's problem is kept for a PKCS#12 import, decided after the snapshot.
+        const kept = yield* withLimit(size - 1)
+        assert.strictEqual(kept._tag, "Passed")
+        if (kept._tag === "Passed") assert.strictEqual(kept.pfxTooLarge?.reason, "pfx_too_large")
       }).pipe(Effect.provide(TestWorld.layer)),
   )
 })

@@ -255,11 +255,15 @@ export const outcomeLines = (
   }
   if (o.contentType !== undefined) {
     const c = o.contentType
-    const words = c.imported === "application/x-pem-file" ? "PEM" : "PKCS#12"
+    const wordsOf = (t: string) => (t === "application/x-pem-file" ? "PEM" : "PKCS#12")
+    const words = wordsOf(c.imported)
     lines.push(
-      c.change === "changed"
-        ? `  ${s.yellow("content")}     ${words} (${c.imported}), changed from ${c.served}: consumers of the secret read ${words} from now on`
-        : `  content     ${words} (${c.imported})${c.change === "kept" ? ", kept as the vault served it" : ""}`,
+      c.restored !== undefined
+        ? // The rollback wrote the content type served before: that is what consumers read now.
+          `  content     ${words} (${c.imported}) imported; the rollback wrote ${wordsOf(c.restored)} (${c.restored}) again, as the vault served it before`
+        : c.change === "changed"
+          ? `  ${s.yellow("content")}     ${words} (${c.imported}), changed from ${c.served}: consumers of the secret read ${words} from now on`
+          : `  content     ${words} (${c.imported})${c.change === "kept" ? ", kept as the vault served it" : ""}`,
     )
   }
   if (o.adopted) lines.push(`  ${s.yellow("adopted a certificate kvdeploy did not manage before")}`)

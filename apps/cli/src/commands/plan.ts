@@ -359,6 +359,14 @@ export const plan = Command.make("plan", deployFlags, (input) =>
               reason: `${built.field} ${built.message}; deploy would refuse it after reading the vault and write nothing (fix: ${built.fix})`,
               writes: 0,
             }
+        } else if (contentType !== undefined && checked.pfxTooLarge !== undefined) {
+          // content_type keep, a PFX over the limit, and the vault does not serve PEM: a PKCS#12 import.
+          const tooLarge = checked.pfxTooLarge
+          decision = {
+            action: "refuse",
+            reason: `${tooLarge.field} ${tooLarge.message}; the vault does not serve this secret as PEM, so content_type keep imports PKCS#12: deploy would refuse it after reading the vault and write nothing (fix: ${tooLarge.fix})`,
+            writes: 0,
+          }
         }
         const warnings = materialWarnings(checked.inspected, yield* Clock.currentTimeMillis)
         return {
