@@ -5,6 +5,7 @@
  * mode whose variables are missing. What a library caller gets back, each time.
  */
 
+import { readFileSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import {
   AuditLog,
@@ -69,6 +70,22 @@ const pemOf = async (otherKey = false) => {
 const tls = () => ({ trustedCaPem: emulator.caPem })
 
 describe("docs/library.md", () => {
+  it("its example is the code this file runs, line for line (an edit of either fails here)", () => {
+    const here = readFileSync(new URL(import.meta.url), "utf8")
+    const copy = here.slice(
+      here.indexOf("\n", here.indexOf('// docs/library.md, "A deploy from your program", starts')) + 1,
+      here.indexOf("// docs/library.md ends"),
+    )
+    const doc = readFileSync(new URL("../../../docs/library.md", import.meta.url), "utf8")
+    const section = doc.slice(doc.indexOf("## A deploy from your program"))
+    const start = section.indexOf("```ts\n") + 6
+    const block = section.slice(start, section.indexOf("\n```", start) + 1)
+    // The doc's block after its imports (the test imports the same names from this package's sources).
+    const body = block.slice(block.indexOf("export const deployPem"))
+    expect(copy.trim().length).toBeGreaterThan(500)
+    expect(body).toBe(copy)
+  })
+
   it.live("deploys PEM text and answers the outcome, the audit record and the metrics", () =>
     Effect.gen(function* () {
       const pem = yield* Effect.promise(() => pemOf())

@@ -25,7 +25,9 @@ const problems = (): string => {
 }
 
 describe("packaging", () => {
-  it("packs into a tarball another project can install and import", { timeout: 120_000 }, () => {
+  it("packs into a tarball whose exports and bins exist, with its imports declared, no workspace ranges and effect as a peer (checks the built dist: build first)", {
+    timeout: 120_000,
+  }, () => {
     assert.strictEqual(problems(), "")
   })
 })
