@@ -4,30 +4,14 @@
  * built code imports declared, and effect as a peer dependency (one copy in the project:
  * scripts/check-package.mjs says why). Build first: `pnpm -s run build`.
  */
-import { execFileSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-
-const root = fileURLToPath(new URL("../../..", import.meta.url))
-const dir = fileURLToPath(new URL("..", import.meta.url))
-
-const problems = (): string => {
-  try {
-    execFileSync(process.execPath, ["scripts/check-package.mjs", dir], {
-      cwd: root,
-      encoding: "utf8",
-      stdio: "pipe",
-    })
-    return ""
-  } catch (error) {
-    return String((error as { stderr?: string }).stderr ?? error)
-  }
-}
+import { checkPackage } from "../../../scripts/check-package.mjs"
 
 describe("packaging", () => {
   it("packs into a tarball whose exports and bins exist, with its imports declared, no workspace ranges and effect as a peer (checks the built dist: build first)", {
     timeout: 120_000,
   }, () => {
-    assert.strictEqual(problems(), "")
+    assert.deepStrictEqual(checkPackage(fileURLToPath(new URL("..", import.meta.url))), [])
   })
 })

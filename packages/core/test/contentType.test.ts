@@ -171,47 +171,28 @@ describe("content_type pkcs12 and pem", () => {
       ),
   )
 
-  it.effect("pkcs12 over PEM: imports PKCS#12 and notes the change", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        yield* seed(oldCert.material, PEM_CONTENT_TYPE)
-        const { result, imports } = yield* recordingImports(
-          runDeploy(request(newCert.material, {}, target({ content_type: "pkcs12" }))),
-        )
-        const o = expectTag(result, "Succeeded")
-        assert.deepStrictEqual(imports.map(kindOf), ["pkcs12"])
-        assert.strictEqual(vault.latest(NAME)?.contentType, PKCS12_CONTENT_TYPE)
-        assert.include(o.decisions, pemToPkcs12Note)
-        assert.deepStrictEqual(o.contentType, {
-          imported: PKCS12_CONTENT_TYPE,
-          served: PEM_CONTENT_TYPE,
-          change: "changed",
-        })
-      }),
-    ),
-  )
-
-  it.effect("pem over PKCS#12: imports PEM and notes the change", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        yield* seed(oldCert.material, PKCS12_CONTENT_TYPE)
-        const { result, imports } = yield* recordingImports(
-          runDeploy(request(newCert.material, {}, target({ content_type: "pem" }))),
-        )
-        const o = expectTag(result, "Succeeded")
-        assert.deepStrictEqual(imports.map(kindOf), ["pem"])
-        assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
-        assert.include(o.decisions, pkcs12ToPemNote)
-        assert.deepStrictEqual(o.contentType, {
-          imported: PEM_CONTENT_TYPE,
-          served: PKCS12_CONTENT_TYPE,
-          change: "changed",
-        })
-      }),
-    ),
-  )
+  for (const [setting, served, imported, kind, note] of [
+    ["pkcs12", PEM_CONTENT_TYPE, PKCS12_CONTENT_TYPE, "pkcs12", pemToPkcs12Note],
+    ["pem", PKCS12_CONTENT_TYPE, PEM_CONTENT_TYPE, "pem", pkcs12ToPemNote],
+  ] as const)
+    it.effect(
+      `${setting} over ${kind === "pem" ? "PKCS#12" : "PEM"}: imports ${kind === "pem" ? "PEM" : "PKCS#12"} and notes the change`,
+      () =>
+        fresh(
+          Effect.gen(function* () {
+            const vault = yield* InMemoryVaultHandle
+            yield* seed(oldCert.material, served)
+            const { result, imports } = yield* recordingImports(
+              runDeploy(request(newCert.material, {}, target({ content_type: setting }))),
+            )
+            const o = expectTag(result, "Succeeded")
+            assert.deepStrictEqual(imports.map(kindOf), [kind])
+            assert.strictEqual(vault.latest(NAME)?.contentType, imported)
+            assert.include(o.decisions, note)
+            assert.deepStrictEqual(o.contentType, { imported, served, change: "changed" })
+          }),
+        ),
+    )
 
   it.effect("pem on a first deploy imports PEM (and builds no PFX)", () =>
     fresh(

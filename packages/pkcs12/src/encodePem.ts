@@ -11,8 +11,7 @@ import type { CertificateMaterial } from "@kvdeploy/core"
 import { MaterialInvalid, PfxEncodeError } from "@kvdeploy/core"
 import * as x509 from "@peculiar/x509"
 import * as Effect from "effect/Effect"
-import { nameOf } from "./certificateFacts.js"
-import { analyseMaterialNow } from "./inspect.js"
+import { analyseMaterialNow, keyPairRefusal } from "./inspect.js"
 
 const bufferOf = (bytes: Uint8Array): ArrayBuffer =>
   bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
@@ -31,16 +30,8 @@ export const encodePem = (material: CertificateMaterial): Effect.Effect<Uint8Arr
           cause: analysed,
         }),
       )
-    const keyPair = analysed.keyPair()
-    if (keyPair !== "match")
-      return Effect.fail(
-        new PfxEncodeError({
-          reason:
-            keyPair === "damaged"
-              ? `refusing to build the PEM: the private key is damaged (its public half is the leaf certificate "${nameOf(analysed.leaf, "subject")}"'s, but a signature made with its private half does not verify with it); supply an intact copy of the key the certificate was issued for`
-              : `refusing to build the PEM: the private key does not match the leaf certificate "${nameOf(analysed.leaf, "subject")}" (their public keys differ); supply the key the certificate was issued for`,
-        }),
-      )
+    const refused = keyPairRefusal(analysed, "the PEM")
+    if (refused !== undefined) return Effect.fail(refused)
     const certificates: Array<ArrayBuffer> = [bufferOf(analysed.leaf.der)]
     for (const indices of [analysed.order.ordered, analysed.order.unrelated])
       for (const i of indices) {

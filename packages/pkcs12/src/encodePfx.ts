@@ -18,8 +18,7 @@ import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { oid } from "./algorithms.js"
-import { nameOf } from "./certificateFacts.js"
-import { type AnalysedMaterial, analyseMaterialNow } from "./inspect.js"
+import { type AnalysedMaterial, analyseMaterialNow, keyPairRefusal } from "./inspect.js"
 import { publicRandom, secretKey } from "./nodeCrypto.js"
 import { encryptPbes1, encryptPbes2, type Pbes1Scheme } from "./passwordEncryption.js"
 import {
@@ -109,16 +108,8 @@ const buildAnalysed = (
   options: Pkcs12EncodeOptions,
   iterations: number,
 ): Effect.Effect<Uint8Array, PfxEncodeError> => {
-  const keyPair = analysed.keyPair()
-  if (keyPair !== "match")
-    return Effect.fail(
-      new PfxEncodeError({
-        reason:
-          keyPair === "damaged"
-            ? `refusing to build a PFX: the private key is damaged (its public half is the leaf certificate "${nameOf(analysed.leaf, "subject")}"'s, but a signature made with its private half does not verify with it); supply an intact copy of the key the certificate was issued for`
-            : `refusing to build a PFX: the private key does not match the leaf certificate "${nameOf(analysed.leaf, "subject")}" (their public keys differ); supply the key the certificate was issued for`,
-      }),
-    )
+  const refused = keyPairRefusal(analysed, "a PFX")
+  if (refused !== undefined) return Effect.fail(refused)
   try {
     // Leaf first, then the chain in issuer order, then the certificates that do not link to the leaf.
     const chain: Array<Uint8Array> = []

@@ -10,7 +10,7 @@ import type {
   InspectedMaterial,
   MaterialProblem,
 } from "@kvdeploy/core"
-import { MaterialInvalid } from "@kvdeploy/core"
+import { MaterialInvalid, PfxEncodeError } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import {
@@ -159,6 +159,22 @@ export const keyPairProblem = (keyPair: KeyPairCheck, leafSubject: string): Mate
         message: `does not match the leaf certificate "${leafSubject}" (their public keys differ)`,
         fix: "supply the private key the leaf certificate was issued for",
       }
+
+/**
+ * An encoder's refusal to build `what` ("a PFX", "the PEM") from material whose key is not the
+ * leaf's intact pair (I4), or undefined when it is.
+ */
+export const keyPairRefusal = (analysed: AnalysedMaterial, what: string): PfxEncodeError | undefined => {
+  const keyPair = analysed.keyPair()
+  if (keyPair === "match") return undefined
+  const subject = nameOf(analysed.leaf, "subject")
+  return new PfxEncodeError({
+    reason:
+      keyPair === "damaged"
+        ? `refusing to build ${what}: the private key is damaged (its public half is the leaf certificate "${subject}"'s, but a signature made with its private half does not verify with it); supply an intact copy of the key the certificate was issued for`
+        : `refusing to build ${what}: the private key does not match the leaf certificate "${subject}" (their public keys differ); supply the key the certificate was issued for`,
+  })
+}
 
 /**
  * The last analysis of each material object. Core's deploy program inspects

@@ -278,18 +278,21 @@ const b64 = (u: Uint8Array) => Buffer.from(u).toString("base64")
 const unb64 = (s: unknown): Uint8Array | undefined =>
   typeof s === "string" ? new Uint8Array(Buffer.from(s, "base64")) : undefined
 
+/** Why `what` ("the PFX", "the PEM") cannot be built from `material` (I4: a key that is not the leaf's), or undefined. */
+const encodeRefusal = (material: CertificateMaterial, what: string): PfxEncodeError | undefined => {
+  const leaf = parseCertificate(material.leaf)
+  const key = parseKey(Redacted.value(material.key))
+  if (leaf === undefined) return new PfxEncodeError({ reason: "the leaf is not a certificate" })
+  if (key === undefined) return new PfxEncodeError({ reason: "the key is not a private key" })
+  return key.publicKeyId !== leaf.publicKeyId
+    ? new PfxEncodeError({ reason: `the key does not match the certificate; refusing to build ${what}` })
+    : undefined
+}
+
 const encode: (typeof PfxCodec)["Service"]["encode"] = (material, options) =>
   Effect.suspend(() => {
-    const leaf = parseCertificate(material.leaf)
-    const key = parseKey(Redacted.value(material.key))
-    if (leaf === undefined)
-      return Effect.fail(new PfxEncodeError({ reason: "the leaf is not a certificate" }))
-    if (key === undefined) return Effect.fail(new PfxEncodeError({ reason: "the key is not a private key" }))
-    if (key.publicKeyId !== leaf.publicKeyId) {
-      return Effect.fail(
-        new PfxEncodeError({ reason: "the key does not match the certificate; refusing to build the PFX" }),
-      )
-    }
+    const refused = encodeRefusal(material, "the PFX")
+    if (refused !== undefined) return Effect.fail(refused)
     const payload = utf8.encode(
       JSON.stringify({
         leaf: b64(material.leaf),
@@ -405,15 +408,8 @@ const pemBlock = (label: string, bytes: Uint8Array): string =>
  */
 const encodePem: (typeof PfxCodec)["Service"]["encodePem"] = (material) =>
   Effect.suspend(() => {
-    const leaf = parseCertificate(material.leaf)
-    const key = parseKey(Redacted.value(material.key))
-    if (leaf === undefined)
-      return Effect.fail(new PfxEncodeError({ reason: "the leaf is not a certificate" }))
-    if (key === undefined) return Effect.fail(new PfxEncodeError({ reason: "the key is not a private key" }))
-    if (key.publicKeyId !== leaf.publicKeyId)
-      return Effect.fail(
-        new PfxEncodeError({ reason: "the key does not match the certificate; refusing to build the PEM" }),
-      )
+    const refused = encodeRefusal(material, "the PEM")
+    if (refused !== undefined) return Effect.fail(refused)
     const text =
       pemBlock("CERTIFICATE", material.leaf) +
       material.chain.map((c) => pemBlock("CERTIFICATE", c)).join("") +
