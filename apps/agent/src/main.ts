@@ -475,9 +475,10 @@ const checkedMaterial = (
   deployments: ReadonlyArray<DeploymentAt>,
   /** Problems already found: a deployment with one of its source is not read. */
   known: ReadonlyArray<ConfigProblem>,
-): Effect.Effect<Array<ConfigProblem>> =>
+): Effect.Effect<{ readonly problems: Array<ConfigProblem>; readonly warnings: Array<ConfigProblem> }> =>
   Effect.gen(function* () {
     const problems: Array<ConfigProblem> = []
+    const warnings: Array<ConfigProblem> = []
     const reads = new Map<string, Result.Result<CertificateMaterial, SourceBroken>>()
     for (const d of deployments) {
       const field = `deployments[${d.index}].source`
@@ -514,11 +515,12 @@ const checkedMaterial = (
         certificateId: d.certificateId,
       })
       if (checked._tag === "Passed" && checked.pfxTooLarge !== undefined)
-        // content_type keep: a deploy is refused unless the vault serves the secret as PEM (then the PEM's own size counts).
-        problems.push({
+        // content_type keep: a deploy is refused unless the vault serves the secret as PEM (then the
+        // PEM's own size counts, and it fits). Which it serves, --check does not ask: a warning.
+        warnings.push({
           field,
-          message: `${checked.pfxTooLarge.field}: ${checked.pfxTooLarge.message} (a deploy is refused unless the vault serves the secret as PEM: content_type keep imports PEM then)`,
-          fix: checked.pfxTooLarge.fix,
+          message: `${checked.pfxTooLarge.field}: ${checked.pfxTooLarge.message} (a deploy is refused unless the vault serves the secret as PEM: content_type keep imports PEM then, and the PEM fits)`,
+          fix: `${checked.pfxTooLarge.fix}; or set content_type: pem if the secret's consumers read PEM`,
         })
       if (checked._tag === "Rejected")
         for (const p of checked.problems) {
@@ -528,7 +530,7 @@ const checkedMaterial = (
           problems.push({ field, message: `${p.field}: ${p.message} (a deploy is refused)`, fix: p.fix })
         }
     }
-    return problems
+    return { problems, warnings }
   }).pipe(Effect.provide(Pkcs12.layer))
 
 /** The codes of a listen host name this host could not resolve (the start fails with them too). */
@@ -954,13 +956,14 @@ export const main = (argv: ReadonlyArray<string>): void => {
       ) =>
         Effect.gen(function* () {
           const paths = checkedPaths(sources, stateDir, known)
+          const material = yield* checkedMaterial(deployments, [...known, ...paths.problems])
           return {
             problems: [
               ...paths.problems,
-              ...(yield* checkedMaterial(deployments, [...known, ...paths.problems])),
+              ...material.problems,
               ...(listen === undefined ? [] : yield* listenProblems(listen.host, listen.port)),
             ],
-            warnings: paths.warnings,
+            warnings: [...paths.warnings, ...material.warnings],
           }
         })
       const config = yield* loadAgentConfig(path).pipe(

@@ -417,6 +417,18 @@ describe("the content line", () => {
     )
   })
 
+  it("after a failed rollback with no rollback version known, says to check what the vault serves", () => {
+    const line = contentLine({
+      _tag: "RollbackFailed",
+      failedVersionId: "v2",
+      rollbackVersionId: undefined,
+      contentType: { imported: "application/x-pem-file", served: "application/x-pkcs12", change: "changed" },
+    })
+    expect(line).toBe(
+      "  content     PEM (application/x-pem-file) imported, changed from application/x-pkcs12; the rollback failed: check which content type the vault serves now",
+    )
+  })
+
   it("a change that stands says consumers read the new type from now on", () => {
     const line = contentLine({
       _tag: "Succeeded",

@@ -51,7 +51,8 @@ export interface ImportedContentType {
   readonly change: ContentTypeChange
   /**
    * The content type a rollback wrote after the import, when one was written: the one the vault
-   * served before (what consumers read again), whatever was imported.
+   * served before, whatever was imported (what consumers read again, unless another writer's
+   * version is served after the rollback's).
    */
   readonly restored?: SecretContentType | undefined
 }

@@ -208,7 +208,7 @@ const judgeExisting = (
         ...trail.warnings,
         {
           field: "content_type",
-          message: `is ${setting}, and the vault serves this certificate's secret as ${previous.contentType}: the certificate is already served, so nothing is written, and the secret becomes ${asked} with the next new certificate`,
+          message: `is ${setting}, and the vault serves this certificate's secret as ${previous.contentType}: the certificate is already served, so no version is imported, and the secret becomes ${asked} with the next new certificate`,
           fix: `nothing, if that can wait; else deploy the next certificate, or set content_type: keep to keep ${previous.contentType}`,
         },
       ]
@@ -366,7 +366,18 @@ function* importRequestFor(
       yield* resultOf(codec.encode(request.material, pfxOptionsOf(request))),
       policy.maxPfxBytes,
     )
-  if (!(content.pfx instanceof Uint8Array)) return rejectedBuild(content.pfx)
+  if (!(content.pfx instanceof Uint8Array)) {
+    trail.note("content type: the PFX cannot be imported; nothing written")
+    return {
+      _tag: "Rejected",
+      problems: [content.pfx],
+      reason: `the import was refused before anything was written: ${content.pfx.field} ${content.pfx.message}${
+        setting === "keep" && content.pfx.reason === "pfx_too_large"
+          ? " (content_type keep imports PKCS#12: the vault serves no PEM for this name)"
+          : ""
+      }`,
+    }
+  }
   state.contentType = chosen
   return { ...common, pfx: content.pfx, password: pfxPassword }
 }
@@ -966,7 +977,8 @@ function* notVerified(
 
   // 7. Rollback
   const restored = yield* rollback(trail, request, previous, imported)
-  // The content type of the secret the rollback wrote, when it wrote one: the outcome says what is served.
+  // The content type of the secret the rollback wrote, when it wrote one (what it restored; another
+  // writer's version may be served after it, as in Superseded).
   const rollbackWritten =
     restored._tag === "Restored" || restored._tag === "Superseded" || restored.rollbackVersionId !== undefined
   if (rollbackWritten && previous !== undefined && state.contentType !== undefined)

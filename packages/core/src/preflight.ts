@@ -34,7 +34,10 @@ export interface PreflightPassed {
    * codec's size bound settled the 25 KB rule (build it with `pfxOptionsOf`).
    */
   readonly pfx: Uint8Array | undefined
-  /** The PEM text to import, when the target's content_type is `pem` (built and measured here). */
+  /**
+   * The PEM text to import, built and measured here: when the target's content_type is `pem`, and
+   * with `keep` when the PFX is over the limit (`pfxTooLarge`) and the PEM fits.
+   */
   readonly pem?: Uint8Array | undefined
   /**
    * With content_type `keep` (the default), the PFX is over Key Vault's limit: a PKCS#12 import is
@@ -311,10 +314,13 @@ export const preflightInspected = (
         return Effect.succeed(rejected)
       return Effect.map(
         Effect.result(codec.encodePem(request.material)),
-        (pem): PreflightPassed | PreflightRejected =>
-          checkBuiltPem(pem, policy.maxPemBytes, "content_type: keep") instanceof Uint8Array
-            ? { _tag: "Passed", inspected, pfx: undefined, pfxTooLarge: built, password: pfxPassword }
-            : rejected,
+        (encoded): PreflightPassed | PreflightRejected => {
+          const pem = checkBuiltPem(encoded, policy.maxPemBytes, "content_type: keep")
+          // The PEM is kept for the import, should the snapshot say the vault serves PEM.
+          return pem instanceof Uint8Array
+            ? { _tag: "Passed", inspected, pfx: undefined, pem, pfxTooLarge: built, password: pfxPassword }
+            : rejected
+        },
       )
     },
   )

@@ -11,6 +11,7 @@ import {
   DeployPolicy,
   type ImportRequest,
   PEM_CONTENT_TYPE,
+  PfxCodec,
   PKCS12_CONTENT_TYPE,
   pemToPkcs12Note,
   pkcs12ToPemNote,
@@ -400,6 +401,58 @@ describe("a PFX over Key Vault's limit, with content_type keep", () => {
         assert.lengthOf(imports, 0)
         assert.strictEqual(vault.calls().total, 0)
         assert.strictEqual(o.problems[0]?.reason, "pfx_too_large")
+      }),
+    ),
+  )
+})
+
+describe("a PFX over Key Vault's limit with content_type keep, over a soft-deleted PEM certificate", () => {
+  it.effect(
+    "on_soft_deleted recover: refused before the import is sent (PKCS#12, as nothing is served), with no recovery and the reason saying why",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+          yield* vault.softDelete(NAME)
+          const policy = yield* Effect.map(DeployPolicy, (p) => ({ ...p, maxPfxBytes: 16 }))
+          const { result, imports } = yield* recordingImports(
+            runDeploy(request(newCert.material, {}, target({ on_soft_deleted: "recover" }))).pipe(
+              Effect.provideService(DeployPolicy, policy),
+            ),
+          )
+          const o = expectTag(result, "Rejected")
+          assert.lengthOf(imports, 0)
+          assert.strictEqual(vault.calls().byOperation.recoverDeleted ?? 0, 0)
+          assert.match(
+            o.reason,
+            /^the import was refused before anything was written: material .*\(content_type keep imports PKCS#12: the vault serves no PEM for this name\)$/,
+          )
+        }),
+      ),
+  )
+})
+
+describe("the PEM preflight built for keep", () => {
+  it.effect("is the one imported: the PEM is encoded once per deploy", () =>
+    fresh(
+      Effect.gen(function* () {
+        yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+        const policy = yield* Effect.map(DeployPolicy, (p) => ({ ...p, maxPfxBytes: 16 }))
+        let encodes = 0
+        const codec = yield* PfxCodec
+        const o = yield* runDeploy(request(newCert.material)).pipe(
+          Effect.provideService(DeployPolicy, policy),
+          Effect.provideService(PfxCodec, {
+            ...codec,
+            encodePem: (m) => {
+              encodes++
+              return codec.encodePem(m)
+            },
+          }),
+        )
+        expectTag(o, "Succeeded")
+        assert.strictEqual(encodes, 1)
       }),
     ),
   )

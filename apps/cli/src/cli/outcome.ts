@@ -259,11 +259,14 @@ export const outcomeLines = (
     const words = wordsOf(c.imported)
     lines.push(
       c.restored !== undefined
-        ? // The rollback wrote the content type served before: that is what consumers read now.
+        ? // The rollback wrote the content type served before.
           `  content     ${words} (${c.imported}) imported; the rollback wrote ${wordsOf(c.restored)} (${c.restored}) again, as the vault served it before`
-        : c.change === "changed"
-          ? `  ${s.yellow("content")}     ${words} (${c.imported}), changed from ${c.served}: consumers of the secret read ${words} from now on`
-          : `  content     ${words} (${c.imported})${c.change === "kept" ? ", kept as the vault served it" : ""}`,
+        : o._tag === "RollbackFailed"
+          ? // No rollback version is known: whether one landed (an answer lost) is for a person to check.
+            `  content     ${words} (${c.imported}) imported${c.change === "changed" ? `, changed from ${c.served}` : ""}; the rollback failed: check which content type the vault serves now`
+          : c.change === "changed"
+            ? `  ${s.yellow("content")}     ${words} (${c.imported}), changed from ${c.served}: consumers of the secret read ${words} from now on`
+            : `  content     ${words} (${c.imported})${c.change === "kept" ? ", kept as the vault served it" : ""}`,
     )
   }
   if (o.adopted) lines.push(`  ${s.yellow("adopted a certificate kvdeploy did not manage before")}`)

@@ -359,8 +359,15 @@ export const plan = Command.make("plan", deployFlags, (input) =>
               reason: `${built.field} ${built.message}; deploy would refuse it after reading the vault and write nothing (fix: ${built.fix})`,
               writes: 0,
             }
-        } else if (contentType !== undefined && checked.pfxTooLarge !== undefined) {
-          // content_type keep, a PFX over the limit, and the vault does not serve PEM: a PKCS#12 import.
+        }
+        if (
+          decision.action !== "refuse" &&
+          imports &&
+          checked.pfxTooLarge !== undefined &&
+          latest?.contentType !== PEM_CONTENT_TYPE
+        ) {
+          // content_type keep, a PFX over the limit, and the vault serves no PEM now: deploy's first
+          // import is PKCS#12 and is refused before it is sent (so before any recovery it would meet).
           const tooLarge = checked.pfxTooLarge
           decision = {
             action: "refuse",
