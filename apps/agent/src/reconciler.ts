@@ -863,6 +863,8 @@ export const makeReconciler = (
                 newX5t: r.newX5t,
                 adopted: r.adopted,
                 ...(r.recovered === undefined ? {} : { recovered: r.recovered }),
+                // What the import wrote to the secret's content type (kept, changed, new; restored by a rollback).
+                ...(r.contentType === undefined ? {} : { contentType: r.contentType }),
                 vaultCalls: r.vaultCalls,
                 durationMs: r.durationMs,
                 decisions: r.decisions,
