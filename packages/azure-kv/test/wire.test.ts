@@ -856,20 +856,32 @@ describe("what an answer or a failure tells the deploy program (enabled, who ret
   )
 })
 
+/**
+ * A read of the listener, whose CA this client does not trust (as behind a TLS-inspecting proxy),
+ * with `trustedCaPem` when given: its error, with nothing reaching the listener.
+ */
+const untrustedRead = (trustedCaPem?: string) =>
+  Effect.gen(function* () {
+    listener.log.length = 0
+    const untrusting = AzureKeyVault.layer({
+      vaultUrl: listener.url,
+      credential: staticCredential,
+      customCloud: true,
+      ...(trustedCaPem === undefined ? {} : { trustedCaPem }),
+      retry: { maxRetries: 2, retryDelayInMs: 5, maxRetryDelayInMs: 20 },
+    }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer)))
+    const error = yield* Effect.flatMap(Effect.service(Vault), (vault) =>
+      Effect.flip(vault.getLatest("untrusted")),
+    ).pipe(Effect.provide(untrusting))
+    expect(listener.log).toEqual([])
+    return error
+  })
+
 describe("a vault whose TLS certificate this client does not accept", () => {
   it.live("is VaultUnavailable marked tlsRefused, sent nothing, and names the CA trust to fix", () =>
     Effect.gen(function* () {
-      listener.log.length = 0
-      // The listener's CA is not given (nor in NODE_EXTRA_CA_CERTS): as behind a TLS-inspecting proxy.
-      const untrusting = AzureKeyVault.layer({
-        vaultUrl: listener.url,
-        credential: staticCredential,
-        customCloud: true,
-        retry: { maxRetries: 2, retryDelayInMs: 5, maxRetryDelayInMs: 20 },
-      }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer)))
-      const error = yield* Effect.flatMap(Effect.service(Vault), (vault) =>
-        Effect.flip(vault.getLatest("untrusted")),
-      ).pipe(Effect.provide(untrusting))
+      // The listener's CA is not given (nor in NODE_EXTRA_CA_CERTS).
+      const error = yield* untrustedRead()
       expect(error._tag).toBe("VaultUnavailable")
       if (error._tag !== "VaultUnavailable") return
       expect(error.tlsRefused).toBe(true)
@@ -879,28 +891,15 @@ describe("a vault whose TLS certificate this client does not accept", () => {
       expect(error.message).toContain("NODE_EXTRA_CA_CERTS")
       // Not a transient failure: the deploy program does not retry it.
       expect(isRetriableRead(error)).toBe(false)
-      expect(listener.log).toEqual([])
     }),
   )
-})
 
-describe("a vault whose TLS certificate the CAs given as trustedCaPem do not cover", () => {
   it.live(
-    "names trustedCaPem as the place for the CA, not NODE_EXTRA_CA_CERTS (which the client does not read then)",
+    "with trustedCaPem: names trustedCaPem as the place for the CA, not NODE_EXTRA_CA_CERTS (which the client does not read then)",
     () =>
       Effect.gen(function* () {
-        listener.log.length = 0
         // Another CA than the listener's: a library caller's trustedCaPem that misses the proxy's CA.
-        const untrusting = AzureKeyVault.layer({
-          vaultUrl: listener.url,
-          credential: staticCredential,
-          customCloud: true,
-          trustedCaPem: toPem("CERTIFICATE", ca.der),
-          retry: { maxRetries: 2, retryDelayInMs: 5, maxRetryDelayInMs: 20 },
-        }).pipe(Layer.provideMerge(Layer.mergeAll(RecordingMetrics.layer, Pkcs12.layer)))
-        const error = yield* Effect.flatMap(Effect.service(Vault), (vault) =>
-          Effect.flip(vault.getLatest("untrusted")),
-        ).pipe(Effect.provide(untrusting))
+        const error = yield* untrustedRead(toPem("CERTIFICATE", ca.der))
         expect(error._tag).toBe("VaultUnavailable")
         if (error._tag !== "VaultUnavailable") return
         expect(error.tlsRefused).toBe(true)
@@ -908,7 +907,6 @@ describe("a vault whose TLS certificate the CAs given as trustedCaPem do not cov
           "This client trusts Node's CA list and the CAs given as trustedCaPem (NODE_EXTRA_CA_CERTS and the system store are not read then); a proxy or firewall that inspects TLS needs its CA among trustedCaPem",
         )
         expect(error.message).not.toContain("the CA file NODE_EXTRA_CA_CERTS names")
-        expect(listener.log).toEqual([])
       }),
   )
 })
