@@ -22,14 +22,17 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import { auditRecordOf } from "./audit.js"
 import {
   contentTypeDecision,
+  contentTypeWords,
   type ImportedContentType,
   importContentTypeOf,
   importedContentTypeOf,
   PEM_CONTENT_TYPE,
+  type SecretContentType,
 } from "./contentType.js"
 import { DeployPolicy, type DeployPolicyShape } from "./DeployPolicy.js"
 import { holdsNoCertificate, judgeExistingVersion } from "./judgeExisting.js"
@@ -46,6 +49,7 @@ import { AuditLog } from "./ports/AuditLog.js"
 import { Metrics } from "./ports/Metrics.js"
 import { PfxCodec } from "./ports/PfxCodec.js"
 import {
+  type DeletedCertificate,
   type ImportRequest,
   isRetriableRead,
   Vault,
@@ -96,6 +100,11 @@ interface RunState {
   snapshotNotFound?: boolean
   /** The content type of the import's secret, once the import's content is chosen. */
   contentType?: ImportedContentType | undefined
+  /**
+   * Why it is not known whether a soft-deleted certificate holds the name, when nothing is served,
+   * the PFX is over the limit (content_type keep) and the deleted certificate could not be read.
+   */
+  deletedUnread?: string | undefined
 }
 
 const refOf = (v: VaultVersion): VersionRef => ({
@@ -317,10 +326,56 @@ interface ImportContent {
 }
 
 /**
+ * The PFX of a content_type keep import that is over Key Vault's limit, while its PEM fits: the fix
+ * names content_type: pem too (the secret is then PEM, for this and every later version).
+ */
+const keepFix = (setting: string, problem: DeployProblem, content: ImportContent): DeployProblem =>
+  setting === "keep" && problem.reason === "pfx_too_large" && content.pem instanceof Uint8Array
+    ? {
+        ...problem,
+        fix: `set content_type: pem, if the secret's consumers can read PEM (its PEM fits Key Vault's limit; the secret is then PEM for this and every later version); or ${problem.fix}`,
+      }
+    : problem
+
+/**
+ * The content of an import in `contentType`, built now if it was not yet (and kept in `content`),
+ * or why it cannot be imported (a PFX over Key Vault's limit; a PEM over its 25 KB secret value
+ * limit, known only now for `keep`). `pemWhy` says why the import is PEM, for the PEM's refusal.
+ */
+function* contentOf(
+  codec: PfxCodec["Service"],
+  policy: DeployPolicyShape,
+  request: DeployRequest,
+  content: ImportContent,
+  contentType: SecretContentType,
+  pemWhy: string,
+): Effect.fn.Return<Uint8Array | DeployProblem> {
+  if (contentType === PEM_CONTENT_TYPE) {
+    if (content.pem === undefined)
+      content.pem = checkBuiltPem(
+        yield* resultOf(codec.encodePem(request.material)),
+        policy.maxPemBytes,
+        pemWhy,
+      )
+    return content.pem
+  }
+  if (content.pfx === undefined)
+    content.pfx = checkBuiltPfx(
+      yield* resultOf(codec.encode(request.material, pfxOptionsOf(request))),
+      policy.maxPfxBytes,
+    )
+  return content.pfx instanceof Uint8Array
+    ? content.pfx
+    : keepFix(request.target.contentType, content.pfx, content)
+}
+
+/**
  * Step 5's content: the import request in the content type the target's content_type and the
  * served version (`served`: the snapshot, or what a recovery brought back) call for, noted in the
  * trail and the outcome; or, when its content cannot be imported (a PEM over Key Vault's 25 KB
- * secret value limit, known only now for `keep`), a Rejected draft: nothing is written.
+ * secret value limit, known only now for `keep`; a PFX over its limit, with `keep` over a secret
+ * that is not PEM), a Rejected draft: no version is written (after this deploy's recovery, the
+ * reason says the recovered certificate is served again).
  * `content` keeps what was built (preflight's PEM, the PFX built during the snapshot read).
  */
 function* importRequestFor(
@@ -343,44 +398,81 @@ function* importRequestFor(
   if (contentType === PEM_CONTENT_TYPE || chosen.change === "changed")
     trail.note(contentTypeDecision(setting, chosen))
   const common = { name: request.target.certificateName, tags, keyFacts: inspected.key, leaf: inspected.leaf }
-  if (contentType === PEM_CONTENT_TYPE) {
-    if (content.pem === undefined)
-      content.pem = checkBuiltPem(
-        yield* resultOf(codec.encodePem(request.material)),
-        policy.maxPemBytes,
-        "content_type: keep, and the vault serves the secret as PEM",
-      )
-    if (!(content.pem instanceof Uint8Array)) {
-      trail.note("content type: the PEM cannot be imported; nothing written")
-      return {
-        _tag: "Rejected",
-        problems: [content.pem],
-        reason: `the import was refused before anything was written: ${content.pem.field} ${content.pem.message}`,
-      }
-    }
-    state.contentType = chosen
-    return { ...common, pem: content.pem }
-  }
-  if (content.pfx === undefined)
-    content.pfx = checkBuiltPfx(
-      yield* resultOf(codec.encode(request.material, pfxOptionsOf(request))),
-      policy.maxPfxBytes,
-    )
-  if (!(content.pfx instanceof Uint8Array)) {
-    trail.note("content type: the PFX cannot be imported; nothing written")
+  const recovered = trail.recovered === "recovered"
+  const built = yield* contentOf(
+    codec,
+    policy,
+    request,
+    content,
+    contentType,
+    recovered
+      ? "content_type: keep, and the recovered certificate serves its secret as PEM"
+      : "content_type: keep, and the vault serves the secret as PEM",
+  )
+  if (!(built instanceof Uint8Array)) {
+    const pem = contentType === PEM_CONTENT_TYPE
+    trail.note(`content type: the ${pem ? "PEM" : "PFX"} cannot be imported; nothing written`)
+    const keepsPkcs12 = !pem && setting === "keep" && built.reason === "pfx_too_large"
     return {
       _tag: "Rejected",
-      problems: [content.pfx],
-      reason: `the import was refused before anything was written: ${content.pfx.field} ${content.pfx.message}${
-        setting === "keep" && content.pfx.reason === "pfx_too_large"
-          ? " (content_type keep imports PKCS#12: the vault serves no PEM for this name)"
-          : ""
-      }`,
+      problems: [built],
+      reason: recovered
+        ? // The recovery changed the vault: the recovered certificate is served again, and stays.
+          `the soft-deleted certificate was recovered first and is served again as ${served?.versionId ?? "its latest version"}, its secret ${contentTypeWords(contentType)} (${contentType})${keepsPkcs12 ? ", which content_type keep keeps" : ""}; but the import was refused and no version was written: ${built.field} ${built.message}`
+        : `the import was refused before anything was written: ${built.field} ${built.message}${
+            keepsPkcs12
+              ? state.deletedUnread !== undefined
+                ? ` (content_type keep imports PKCS#12: the vault serves nothing under this name, and whether a soft-deleted certificate a recovery would serve as PEM holds it could not be read: ${state.deletedUnread})`
+                : " (content_type keep imports PKCS#12: the vault serves no PEM for this name)"
+              : ""
+          }`,
     }
   }
   state.contentType = chosen
-  return { ...common, pfx: content.pfx, password: pfxPassword }
+  return contentType === PEM_CONTENT_TYPE
+    ? { ...common, pem: built }
+    : { ...common, pfx: built, password: pfxPassword }
 }
+
+/** What `onSoftDeleted` is given besides the request: how to build the import, and what is known. */
+interface SoftDeletedPath {
+  /** The import request for what a recovery brought back (content_type keep follows what it serves). */
+  readonly importFor: (served: VaultVersion) => Effect.Effect<ImportRequest | Draft>
+  /**
+   * Why the content in `contentType` cannot be imported (built now if it was not yet), or nothing:
+   * judged on what a recovery would bring back, before recovering.
+   */
+  readonly contentProblem: (
+    contentType: SecretContentType,
+    pemWhy: string,
+  ) => Effect.Effect<DeployProblem | undefined>
+  /** The soft-deleted certificate, when the deploy read it already (a PFX over the limit, nothing served). */
+  readonly deleted?: DeletedCertificate | undefined
+}
+
+/** The soft-deleted path's means of building the import (a rare path: made only when it is taken). */
+const softDeletedPath = (
+  codec: PfxCodec["Service"],
+  policy: DeployPolicyShape,
+  request: DeployRequest,
+  trail: DeployTrail,
+  state: RunState,
+  content: ImportContent,
+  inspected: InspectedMaterial,
+  tags: Readonly<Record<string, string>>,
+  deleted?: DeletedCertificate,
+): SoftDeletedPath => ({
+  importFor: (served) =>
+    Effect.gen(function* () {
+      return yield* importRequestFor(codec, policy, request, trail, state, served, content, inspected, tags)
+    }),
+  contentProblem: (contentType, pemWhy) =>
+    Effect.gen(function* () {
+      const built = yield* contentOf(codec, policy, request, content, contentType, pemWhy)
+      return built instanceof Uint8Array ? undefined : built
+    }),
+  ...(deleted === undefined ? {} : { deleted }),
+})
 
 /** Step 5 when the name is held by a soft-deleted certificate: fail with the remedy, or recover and import. */
 const onSoftDeleted = Effect.fnUntraced(function* (
@@ -389,12 +481,16 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   state: RunState,
   newX5t: string,
   tags: Readonly<Record<string, string>>,
-  importFor: (served: VaultVersion) => Effect.Effect<ImportRequest | Draft>,
+  path: SoftDeletedPath,
 ): Effect.fn.Return<Draft | { readonly attempt: ImportResult }, never, Vault | PfxCodec> {
   const vault = yield* Vault
   const name = request.target.certificateName
+  const readDeleted =
+    path.deleted !== undefined
+      ? Effect.succeed(Option.some(path.deleted))
+      : trail.call("getDeleted", vault.getDeleted(name)).pipe(Effect.option)
   if (request.target.onSoftDeleted === "fail") {
-    const deleted = yield* trail.call("getDeleted", vault.getDeleted(name)).pipe(Effect.option)
+    const deleted = yield* readDeleted
     const when =
       deleted._tag === "Some"
         ? ` (deleted ${deleted.value.deletedAt?.toISOString() ?? "at a time the vault did not give"}${deleted.value.scheduledPurgeAt === undefined ? "" : `, purged after ${deleted.value.scheduledPurgeAt.toISOString()}`})`
@@ -410,12 +506,13 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   // Ownership is judged on what a recovery would bring back, before recovering: a certificate
   // kvdeploy would refuse stays deleted (recovering it only to refuse it would change the vault
   // for nothing). A vault that does not say goes on to the recovery, judged after it as before.
-  const deleted = yield* trail.call("getDeleted", vault.getDeleted(name)).pipe(Effect.option)
+  const deleted = yield* readDeleted
   const before = deleted._tag === "Some" ? deleted.value.latest : undefined
-  if (
-    before !== undefined &&
-    judgeExistingVersion(before, newX5t, tags, request.options?.adopt === true)._tag === "NotManaged"
-  ) {
+  const judgedOnBefore =
+    before === undefined
+      ? undefined
+      : judgeExistingVersion(before, newX5t, tags, request.options?.adopt === true)._tag
+  if (judgedOnBefore === "NotManaged") {
     trail.note("ownership: the soft-deleted certificate is not managed by kvdeploy; left deleted")
     const problem: DeployProblem = {
       field: "certificate_name",
@@ -427,12 +524,40 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   }
   // The caller's previous key, judged on the same version before recovering, for the same reason.
   // (A deleted version the vault returned without its certificate is judged after the recovery.)
-  const judgedBefore =
-    before?.cer !== undefined &&
-    judgeExistingVersion(before, newX5t, tags, request.options?.adopt === true)._tag !== "InPlace"
+  const judgedBefore = before?.cer !== undefined && judgedOnBefore !== "InPlace"
   if (judgedBefore) {
     const refused = yield* judgeReplaced(request, trail, before, { previousKey: true, deleted: true })
     if (refused !== undefined) return refused
+  }
+  // The import's content, judged on the content type the recovered certificate will serve (its
+  // policy's, which the deleted certificate's answer carries), before recovering, for the same
+  // reason: with content_type keep, a PFX over Key Vault's limit is refused over PKCS#12 and a PEM
+  // over it over PEM. Not when the recovery alone is the deploy (this certificate already), nor
+  // when the vault did not say the content type keep follows (judged after the recovery).
+  const setting = request.target.contentType
+  if (before !== undefined && judgedOnBefore !== "InPlace") {
+    if (setting === "keep" && before.contentType === undefined)
+      trail.note(
+        "content type: the soft-deleted certificate's answer does not say its content type; judged after the recovery",
+      )
+    else {
+      const contentType = importContentTypeOf(setting, before.contentType)
+      const problem = yield* path.contentProblem(
+        contentType,
+        "content_type: keep, and the soft-deleted certificate a recovery would bring back serves its secret as PEM",
+      )
+      if (problem !== undefined) {
+        const words = contentTypeWords(contentType)
+        trail.note(
+          `content type: the soft-deleted certificate serves its secret as ${words}; the ${contentType === PEM_CONTENT_TYPE ? "PEM" : "PFX"} cannot be imported; left deleted`,
+        )
+        return {
+          _tag: "Rejected",
+          problems: [problem],
+          reason: `${name} is soft-deleted, and a recovery would serve it again as ${before.versionId}, its secret ${words} (${contentType})${setting === "keep" ? ", which content_type keep keeps" : ""}; the import would be refused, so it was left deleted and nothing was written: ${problem.field} ${problem.message}`,
+        } satisfies Draft
+      }
+    }
   }
   trail.note("import: name held by a soft-deleted certificate; recovering")
   const recovered = yield* trail.call("recoverDeleted", vault.recoverDeleted(name)).pipe(Effect.result)
@@ -476,7 +601,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   })
   if (replaced !== undefined) return replaced
   // The content again for what the recovery brought back (content_type keep follows what it serves).
-  const importRequest = yield* importFor(restored)
+  const importRequest = yield* path.importFor(restored)
   if ("_tag" in importRequest) return importRequest
   const attempt: ImportResult = yield* trail
     .call("importVersion", vault.importVersion(importRequest))
@@ -799,29 +924,62 @@ function* run(
 
   // 5. Import, in the content type the target and the snapshot call for (the PFX or the PEM is
   // built now if it was not yet: an import follows).
-  const importRequest = yield* importRequestFor(
-    codec,
-    policy,
-    request,
-    trail,
-    state,
-    state.previous,
-    content,
-    inspected,
-    tags,
-  )
-  if ("_tag" in importRequest) return importRequest
-  trail.vaultCalls++
-  let attempt: ImportResult = yield* resultOf(vault.importVersion(importRequest))
-  if (attempt._tag === "Failure") trail.unsent(attempt.failure)
-  if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {
-    const handled = yield* onSoftDeleted(request, trail, state, newFacts.x5t, tags, (served) =>
-      Effect.gen(function* () {
-        return yield* importRequestFor(codec, policy, request, trail, state, served, content, inspected, tags)
-      }),
+  let attempt: ImportResult | undefined
+  if (state.previous === undefined && checked.pfxTooLarge !== undefined) {
+    // Nothing is served, and the PFX is over Key Vault's limit (content_type keep, whose PEM fits):
+    // keep imports PKCS#12, unless a soft-deleted certificate holds the name, which a recovery serves
+    // again, maybe as PEM. The PKCS#12 import cannot be sent to meet its 409: the deleted
+    // certificate is read instead, and its policy's content type decides, before any recovery.
+    const deleted = yield* trail.read("getDeleted", vault.getDeleted(name)).pipe(Effect.result)
+    if (deleted._tag === "Success") {
+      trail.note(
+        "snapshot: the name is held by a soft-deleted certificate (read, as the PFX is over the limit)",
+      )
+      const handled = yield* onSoftDeleted(
+        request,
+        trail,
+        state,
+        newFacts.x5t,
+        tags,
+        softDeletedPath(codec, policy, request, trail, state, content, inspected, tags, deleted.success),
+      )
+      if (!("attempt" in handled)) return handled
+      attempt = handled.attempt
+    } else if (deleted.failure._tag === "VaultNotFound") {
+      trail.note("snapshot: no soft-deleted certificate holds the name either")
+    } else {
+      trail.note(`snapshot: the soft-deleted certificate could not be read (${deleted.failure._tag})`)
+      state.deletedUnread = deleted.failure.message
+    }
+  }
+  if (attempt === undefined) {
+    const importRequest = yield* importRequestFor(
+      codec,
+      policy,
+      request,
+      trail,
+      state,
+      state.previous,
+      content,
+      inspected,
+      tags,
     )
-    if (!("attempt" in handled)) return handled
-    attempt = handled.attempt
+    if ("_tag" in importRequest) return importRequest
+    trail.vaultCalls++
+    attempt = yield* resultOf(vault.importVersion(importRequest))
+    if (attempt._tag === "Failure") trail.unsent(attempt.failure)
+    if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {
+      const handled = yield* onSoftDeleted(
+        request,
+        trail,
+        state,
+        newFacts.x5t,
+        tags,
+        softDeletedPath(codec, policy, request, trail, state, content, inspected, tags),
+      )
+      if (!("attempt" in handled)) return handled
+      attempt = handled.attempt
+    }
   }
 
   let imported: VaultVersion

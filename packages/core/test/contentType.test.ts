@@ -406,28 +406,201 @@ describe("a PFX over Key Vault's limit, with content_type keep", () => {
   )
 })
 
-describe("a PFX over Key Vault's limit with content_type keep, over a soft-deleted PEM certificate", () => {
+describe("content_type keep over a soft-deleted certificate: the deleted certificate's content type decides", () => {
+  /** Every PFX is over this limit; the PEM limit stays Key Vault's. */
+  const pfxLimitedTo = (maxPfxBytes: number) =>
+    Effect.map(DeployPolicy, (policy) => ({ ...policy, maxPfxBytes }))
+  const recover = () => request(newCert.material, {}, target({ on_soft_deleted: "recover" }))
+  /** A vault whose deleted certificate's answer does not say its content type (no policy in it). */
+  const deletedWithoutContentType = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      const vault = yield* Vault
+      return yield* eff.pipe(
+        Effect.provideService(Vault, {
+          ...vault,
+          getDeleted: (name) =>
+            Effect.map(vault.getDeleted(name), (d) => {
+              if (d.latest === undefined) return d
+              const { contentType: _, ...latest } = d.latest
+              return { ...d, latest }
+            }),
+        }),
+      )
+    })
+
   it.effect(
-    "on_soft_deleted recover: refused before the import is sent (PKCS#12, as nothing is served), with no recovery and the reason saying why",
+    "a PFX over the limit, deleted as PEM, on_soft_deleted recover: recovered, then PEM imported (its PEM fits), Succeeded",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const deletedVersion = yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+          yield* vault.softDelete(NAME)
+          const policy = yield* pfxLimitedTo(16)
+          const { result, imports } = yield* recordingImports(
+            runDeploy(recover()).pipe(Effect.provideService(DeployPolicy, policy)),
+          )
+          const o = expectTag(result, "Succeeded")
+          assert.strictEqual(o.recovered, "recovered")
+          assert.strictEqual(o.previous?.versionId, deletedVersion.versionId)
+          assert.deepStrictEqual(imports.map(kindOf), ["pem"])
+          assert.isFalse(vault.isSoftDeleted(NAME))
+          assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
+          assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
+          assert.deepStrictEqual(o.contentType, {
+            imported: PEM_CONTENT_TYPE,
+            served: PEM_CONTENT_TYPE,
+            change: "kept",
+          })
+          // One read of the deleted certificate, one recovery, one import: no PKCS#12 import was sent.
+          assert.strictEqual(vault.calls().byOperation.getDeleted, 1)
+          assert.strictEqual(vault.calls().byOperation.recoverDeleted, 1)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+        }),
+      ),
+  )
+
+  it.effect(
+    "a PFX over the limit, deleted as PKCS#12: refused before any recovery (left deleted, nothing written), the fix names content_type: pem",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const deletedVersion = yield* seed(oldCert.material, PKCS12_CONTENT_TYPE)
+          yield* vault.softDelete(NAME)
+          const policy = yield* pfxLimitedTo(16)
+          const { result, imports } = yield* recordingImports(
+            runDeploy(recover()).pipe(Effect.provideService(DeployPolicy, policy)),
+          )
+          const o = expectTag(result, "Rejected")
+          assert.lengthOf(imports, 0)
+          assert.strictEqual(vault.calls().byOperation.recoverDeleted ?? 0, 0)
+          assert.isTrue(vault.isSoftDeleted(NAME))
+          assert.lengthOf(vault.versions(NAME), 1)
+          assert.isUndefined(o.recovered)
+          assert.isUndefined(o.contentType)
+          assert.strictEqual(o.problems[0]?.reason, "pfx_too_large")
+          assert.match(
+            o.reason,
+            new RegExp(
+              `^${NAME} is soft-deleted, and a recovery would serve it again as ${deletedVersion.versionId}, its secret PKCS#12 \\(application/x-pkcs12\\), which content_type keep keeps; the import would be refused, so it was left deleted and nothing was written: material makes a PFX of \\d+ bytes`,
+            ),
+          )
+          assert.match(o.problems[0]?.fix ?? "", /^set content_type: pem, .*; or shorten the chain/)
+        }),
+      ),
+  )
+
+  it.effect(
+    "a PFX over the limit, deleted as PKCS#12, on_soft_deleted fail: Failed on the soft-deleted name, as with a PFX that fits",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seed(oldCert.material, PKCS12_CONTENT_TYPE)
+          yield* vault.softDelete(NAME)
+          const policy = yield* pfxLimitedTo(16)
+          const { result, imports } = yield* recordingImports(
+            runDeploy(request(newCert.material)).pipe(Effect.provideService(DeployPolicy, policy)),
+          )
+          const o = expectTag(result, "Failed")
+          assert.strictEqual(o.step, "soft-deleted")
+          assert.lengthOf(imports, 0)
+          assert.isTrue(vault.isSoftDeleted(NAME))
+          assert.match(o.reason, /is soft-deleted \(deleted .*\); set on_soft_deleted: recover/)
+        }),
+      ),
+  )
+
+  it.effect(
+    "a PFX over the limit and no soft-deleted certificate: refused as PKCS#12 (a first deploy) after reading that none holds the name",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const policy = yield* pfxLimitedTo(16)
+          const { result, imports } = yield* recordingImports(
+            runDeploy(recover()).pipe(Effect.provideService(DeployPolicy, policy)),
+          )
+          const o = expectTag(result, "Rejected")
+          assert.lengthOf(imports, 0)
+          assert.strictEqual(vault.calls().byOperation.getDeleted, 1)
+          assert.include(o.decisions, "snapshot: no soft-deleted certificate holds the name either")
+          assert.match(
+            o.reason,
+            /^the import was refused before anything was written: material .*\(content_type keep imports PKCS#12: the vault serves no PEM for this name\)$/,
+          )
+          assert.match(o.problems[0]?.fix ?? "", /^set content_type: pem, /)
+        }),
+      ),
+  )
+
+  it.effect(
+    "a PEM over 25 KB, deleted as PEM (its PFX fits): refused before any recovery, left deleted",
     () =>
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
           yield* seed(oldCert.material, PEM_CONTENT_TYPE)
           yield* vault.softDelete(NAME)
-          const policy = yield* Effect.map(DeployPolicy, (p) => ({ ...p, maxPfxBytes: 16 }))
+          const policy = yield* Effect.map(DeployPolicy, (p) => ({ ...p, maxPemBytes: 16 }))
           const { result, imports } = yield* recordingImports(
-            runDeploy(request(newCert.material, {}, target({ on_soft_deleted: "recover" }))).pipe(
-              Effect.provideService(DeployPolicy, policy),
-            ),
+            runDeploy(recover()).pipe(Effect.provideService(DeployPolicy, policy)),
           )
           const o = expectTag(result, "Rejected")
-          assert.lengthOf(imports, 0)
+          // The first import (PKCS#12, as nothing is served) met the soft-deleted name and wrote nothing.
+          assert.deepStrictEqual(imports.map(kindOf), ["pkcs12"])
           assert.strictEqual(vault.calls().byOperation.recoverDeleted ?? 0, 0)
+          assert.isTrue(vault.isSoftDeleted(NAME))
+          assert.lengthOf(vault.versions(NAME), 1)
+          assert.strictEqual(o.problems[0]?.field, "content_type")
           assert.match(
             o.reason,
-            /^the import was refused before anything was written: material .*\(content_type keep imports PKCS#12: the vault serves no PEM for this name\)$/,
+            /its secret PEM \(application\/x-pem-file\), which content_type keep keeps; .*left deleted/,
           )
+        }),
+      ),
+  )
+
+  it.effect.each([
+    { deletedAs: PEM_CONTENT_TYPE, expected: "Succeeded" },
+    { deletedAs: PKCS12_CONTENT_TYPE, expected: "Rejected" },
+  ] as const)(
+    "a PFX over the limit, the deleted certificate's answer without its content type ($deletedAs): recovered, then judged on what the recovered certificate serves ($expected)",
+    ({ deletedAs, expected }) =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const deletedVersion = yield* seed(oldCert.material, deletedAs)
+          yield* vault.softDelete(NAME)
+          const policy = yield* pfxLimitedTo(16)
+          const { result, imports } = yield* recordingImports(
+            deletedWithoutContentType(runDeploy(recover())).pipe(Effect.provideService(DeployPolicy, policy)),
+          )
+          assert.strictEqual(result.recovered, "recovered")
+          assert.isFalse(vault.isSoftDeleted(NAME))
+          if (expected === "Succeeded") {
+            const o = expectTag(result, "Succeeded")
+            assert.deepStrictEqual(imports.map(kindOf), ["pem"])
+            assert.deepStrictEqual(o.contentType, {
+              imported: PEM_CONTENT_TYPE,
+              served: PEM_CONTENT_TYPE,
+              change: "kept",
+            })
+          } else {
+            const o = expectTag(result, "Rejected")
+            assert.lengthOf(imports, 0)
+            assert.isUndefined(o.contentType)
+            // The recovery happened and is said; the recovered certificate is served.
+            assert.strictEqual(vault.latest(NAME)?.versionId, deletedVersion.versionId)
+            assert.match(
+              o.reason,
+              new RegExp(
+                `^the soft-deleted certificate was recovered first and is served again as ${deletedVersion.versionId}, its secret PKCS#12 \\(application/x-pkcs12\\), which content_type keep keeps; but the import was refused and no version was written: material makes a PFX`,
+              ),
+            )
+            assert.match(o.problems[0]?.fix ?? "", /^set content_type: pem, /)
+          }
         }),
       ),
   )
