@@ -516,11 +516,12 @@ const checkedMaterial = (
       })
       if (checked._tag === "Passed" && checked.pfxTooLarge !== undefined)
         // content_type keep: a deploy is refused unless the vault serves the secret as PEM (then the
-        // PEM's own size counts, and it fits). Which it serves, --check does not ask: a warning.
+        // PEM's own size counts, and it fits), or a soft-deleted certificate a recovery brings back
+        // does. Which it serves, --check does not ask: a warning. (The fix names content_type: pem.)
         warnings.push({
           field,
-          message: `${checked.pfxTooLarge.field}: ${checked.pfxTooLarge.message} (a deploy is refused unless the vault serves the secret as PEM: content_type keep imports PEM then, and the PEM fits)`,
-          fix: `${checked.pfxTooLarge.fix}; or set content_type: pem if the secret's consumers read PEM`,
+          message: `${checked.pfxTooLarge.field}: ${checked.pfxTooLarge.message} (a deploy is refused unless the vault serves the secret as PEM, or with on_soft_deleted: recover a soft-deleted certificate of the name does: content_type keep imports PEM then, and the PEM fits)`,
+          fix: checked.pfxTooLarge.fix,
         })
       if (checked._tag === "Rejected")
         for (const p of checked.problems) {

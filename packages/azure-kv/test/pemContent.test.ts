@@ -11,7 +11,7 @@ import type { TokenCredential } from "@azure/core-auth"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { SecretClient } from "@azure/keyvault-secrets"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import type { CertificateMaterial, DeployOutcome, TargetConfig } from "@kvdeploy/core"
+import { type CertificateMaterial, type DeployOutcome, DeployPolicy, type TargetConfig } from "@kvdeploy/core"
 import { type Emulator, start } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -65,17 +65,23 @@ const importAsPem = (name: string, served: CertificateMaterial) =>
     ),
   )
 
-const deployTo = (target: TargetConfig, next: CertificateMaterial) =>
+const deployTo = (target: TargetConfig, next: CertificateMaterial, maxPfxBytes?: number) =>
   Effect.gen(function* () {
     const since = emulator.requests.mark()
+    const policy = yield* DeployPolicy
     const outcome: DeployOutcome = yield* deployOnce(target, next, `id-${target.certificateName}`).pipe(
       fastReads,
+      Effect.provideService(DeployPolicy, maxPfxBytes === undefined ? policy : { ...policy, maxPfxBytes }),
     )
-    const imports = emulator.requests
-      .entries({ vault: VAULT, since })
-      .filter((e) => !e.challenge && e.operation === "import")
-    return { outcome, imports }
+    const requests = emulator.requests.entries({ vault: VAULT, since }).filter((e) => !e.challenge)
+    const imports = requests.filter((e) => e.operation === "import")
+    return { outcome, imports, operations: requests.map((e) => e.operation) }
   }).pipe(Effect.provide(worldLayer(emulator, target, credential)))
+
+const softDelete = (name: string) =>
+  Effect.promise(async () =>
+    (await certificates.beginDeleteCertificate(name, { intervalInMs: 20 })).pollUntilDone(),
+  )
 
 /** The PEM blocks of a secret value, in order. */
 const blocksOf = (text: string) =>
@@ -187,5 +193,50 @@ describe("PEM secrets stay PEM", () => {
       expect(restored?.contentType).toBe(PEM)
       yield* Effect.promise(() => expectPemSecret(name, restored?.version ?? "", served))
     }),
+  )
+
+  it.live(
+    "content_type keep over a soft-deleted certificate, its PFX over the limit: the deleted certificate's policy decides before any recovery (PEM: recovered and imported as PEM; PKCS#12: left deleted)",
+    () =>
+      Effect.gen(function* () {
+        // Every PFX is over this limit; the PEM limit stays Key Vault's (the PEM fits).
+        const maxPfxBytes = 16
+        // Deleted as PEM (another tool imported it as PEM): recovered, then a PEM import.
+        const pemName = "pem-deleted-keep"
+        yield* importAsPem(pemName, yield* material())
+        yield* softDelete(pemName)
+        const recover = { on_soft_deleted: "recover" }
+        const next = yield* material()
+        const pem = yield* deployTo(targetFor(emulator, VAULT, pemName, recover), next, maxPfxBytes)
+        expect(pem.outcome._tag, pem.outcome.reason).toBe("Succeeded")
+        expect(pem.outcome.recovered).toBe("recovered")
+        expect(pem.outcome.contentType).toEqual({ imported: PEM, served: PEM, change: "kept" })
+        expect(pem.outcome.decisions.join("\n")).not.toMatch(/does not say its content type/)
+        // The deleted certificate was read (its policy's content type said PEM) before the recovery.
+        expect(pem.operations.filter((o) => o !== "getLatest")).toEqual(["getDeleted", "recover", "import"])
+        expect(pem.imports).toHaveLength(1)
+        expect(pem.imports[0]?.request?.valueIsPem).toBe(true)
+        expect(policyContentType(pem.imports[0]?.request?.policy)).toBe(PEM)
+        expect(versionsOf(pemName).at(-1)?.contentType).toBe(PEM)
+        yield* Effect.promise(() => expectPemSecret(pemName, versionsOf(pemName).at(-1)?.version ?? "", next))
+
+        // Deleted as PKCS#12 (a first deploy of kvdeploy's): refused with nothing recovered.
+        const pfxName = "pkcs12-deleted-keep"
+        const first = yield* deployTo(targetFor(emulator, VAULT, pfxName), yield* material())
+        expect(first.outcome._tag, first.outcome.reason).toBe("Succeeded")
+        yield* softDelete(pfxName)
+        const refused = yield* deployTo(
+          targetFor(emulator, VAULT, pfxName, recover),
+          yield* material(),
+          maxPfxBytes,
+        )
+        expect(refused.outcome._tag, refused.outcome.reason).toBe("Rejected")
+        expect(refused.outcome.reason).toMatch(
+          /is soft-deleted, and a recovery would serve it again as .*, its secret PKCS#12 \(application\/x-pkcs12\), which content_type keep keeps; the import would be refused, so it was left deleted/,
+        )
+        expect(refused.operations).not.toContain("recover")
+        expect(refused.imports).toHaveLength(0)
+        expect(emulator.state.isDeleted(VAULT, pfxName)).toBe(true)
+      }),
   )
 })

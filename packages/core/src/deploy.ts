@@ -326,18 +326,6 @@ interface ImportContent {
 }
 
 /**
- * The PFX of a content_type keep import that is over Key Vault's limit, while its PEM fits: the fix
- * names content_type: pem too (the secret is then PEM, for this and every later version).
- */
-const keepFix = (setting: string, problem: DeployProblem, content: ImportContent): DeployProblem =>
-  setting === "keep" && problem.reason === "pfx_too_large" && content.pem instanceof Uint8Array
-    ? {
-        ...problem,
-        fix: `set content_type: pem, if the secret's consumers can read PEM (its PEM fits Key Vault's limit; the secret is then PEM for this and every later version); or ${problem.fix}`,
-      }
-    : problem
-
-/**
  * The content of an import in `contentType`, built now if it was not yet (and kept in `content`),
  * or why it cannot be imported (a PFX over Key Vault's limit; a PEM over its 25 KB secret value
  * limit, known only now for `keep`). `pemWhy` says why the import is PEM, for the PEM's refusal.
@@ -364,9 +352,7 @@ function* contentOf(
       yield* resultOf(codec.encode(request.material, pfxOptionsOf(request))),
       policy.maxPfxBytes,
     )
-  return content.pfx instanceof Uint8Array
-    ? content.pfx
-    : keepFix(request.target.contentType, content.pfx, content)
+  return content.pfx
 }
 
 /**

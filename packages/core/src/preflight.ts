@@ -316,9 +316,20 @@ export const preflightInspected = (
         Effect.result(codec.encodePem(request.material)),
         (encoded): PreflightPassed | PreflightRejected => {
           const pem = checkBuiltPem(encoded, policy.maxPemBytes, "content_type: keep")
-          // The PEM is kept for the import, should the snapshot say the vault serves PEM.
+          // The PEM is kept for the import, should the snapshot say the vault serves PEM. A PKCS#12
+          // import is refused with a fix that names content_type: pem too, as the PEM fits.
           return pem instanceof Uint8Array
-            ? { _tag: "Passed", inspected, pfx: undefined, pem, pfxTooLarge: built, password: pfxPassword }
+            ? {
+                _tag: "Passed",
+                inspected,
+                pfx: undefined,
+                pem,
+                pfxTooLarge: {
+                  ...built,
+                  fix: `set content_type: pem, if the secret's consumers can read PEM (its PEM fits Key Vault's limit; the secret is then PEM for this and every later version); or ${built.fix}`,
+                },
+                password: pfxPassword,
+              }
             : rejected
         },
       )

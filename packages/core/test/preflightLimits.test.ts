@@ -71,6 +71,9 @@ describe("the size rule at its limit", () => {
         const kept = yield* withLimit(size - 1)
         assert.strictEqual(kept._tag, "Passed")
         if (kept._tag === "Passed") assert.strictEqual(kept.pfxTooLarge?.reason, "pfx_too_large")
+        // Its fix names content_type: pem, as the PEM fits (then a smaller chain).
+        if (kept._tag === "Passed")
+          assert.match(kept.pfxTooLarge?.fix ?? "", /^set content_type: pem, .*; or shorten the chain/)
       }).pipe(Effect.provide(TestWorld.layer)),
   )
 })

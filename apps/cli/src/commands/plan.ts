@@ -338,40 +338,63 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             writes: 0,
           }
         const imports = decision.action === "import" || decision.action === "recover-and-import"
+        // The import replaces the soft-deleted certificate a recovery brings back (nothing is served).
+        const overDeleted =
+          latest === undefined && softDeleted !== undefined && config.onSoftDeleted === "recover"
+        // content_type keep over a soft-deleted certificate whose answer does not say its content type:
+        // deploy recovers it, then keeps what the recovered certificate serves (not known here).
+        const contentUnknown =
+          imports && overDeleted && config.contentType === "keep" && replaced?.contentType === undefined
+        if (contentUnknown)
+          decision = {
+            ...decision,
+            reason: `${decision.reason}; the soft-deleted certificate's answer does not say its content type, which content_type keep follows: deploy would judge it after the recovery${checked.pfxTooLarge === undefined ? "" : " (the PFX is over Key Vault's limit: a PEM import goes ahead, a PKCS#12 one is refused after the recovery, writing no version)"}`,
+          }
         // The content type the import would write, as deploy chooses it (content_type, and what the
         // replaced version serves); a PEM kept (content_type keep) is measured as deploy measures it.
-        const contentType = imports
-          ? importedContentTypeOf(
-              importContentTypeOf(config.contentType, replaced?.contentType),
-              replaced?.contentType,
-            )
-          : undefined
+        const contentType =
+          imports && !contentUnknown
+            ? importedContentTypeOf(
+                importContentTypeOf(config.contentType, replaced?.contentType),
+                replaced?.contentType,
+              )
+            : undefined
+        /** What deploy would do when the import's content cannot be imported. */
+        const refusedThen = overDeleted
+          ? "deploy would refuse it before recovering, leave the certificate deleted and write nothing"
+          : "deploy would refuse it after reading the vault and write nothing"
         if (contentType?.imported === PEM_CONTENT_TYPE && config.contentType !== "pem") {
           const codec = yield* PfxCodec
           const built = checkBuiltPem(
             yield* Effect.result(codec.encodePem(material)),
             (yield* DeployPolicy).maxPemBytes,
-            "content_type: keep, and the vault serves the secret as PEM",
+            overDeleted
+              ? "content_type: keep, and the soft-deleted certificate a recovery would bring back serves its secret as PEM"
+              : "content_type: keep, and the vault serves the secret as PEM",
           )
           if (!(built instanceof Uint8Array))
             decision = {
               action: "refuse",
-              reason: `${built.field} ${built.message}; deploy would refuse it after reading the vault and write nothing (fix: ${built.fix})`,
+              reason: `${built.field} ${built.message}; ${refusedThen} (fix: ${built.fix})`,
               writes: 0,
             }
         }
         if (
           decision.action !== "refuse" &&
-          imports &&
-          checked.pfxTooLarge !== undefined &&
-          latest?.contentType !== PEM_CONTENT_TYPE
+          contentType !== undefined &&
+          contentType.imported !== PEM_CONTENT_TYPE &&
+          checked.pfxTooLarge !== undefined
         ) {
-          // content_type keep, a PFX over the limit, and the vault serves no PEM now: deploy's first
-          // import is PKCS#12 and is refused before it is sent (so before any recovery it would meet).
+          // content_type keep, a PFX over the limit, and neither the served certificate nor the
+          // soft-deleted one a recovery would bring back serves PEM: deploy's import is PKCS#12 and
+          // is refused before it is sent (and before any recovery).
           const tooLarge = checked.pfxTooLarge
+          const why = overDeleted
+            ? `the soft-deleted certificate a recovery would bring back serves its secret as PKCS#12, which content_type keep keeps: ${refusedThen}`
+            : `the vault does not serve this secret as PEM, so content_type keep imports PKCS#12: ${refusedThen}${softDeletedUnknown === undefined ? "" : ` (whether a soft-deleted certificate a recovery would serve as PEM holds the name could not be read: ${softDeletedUnknown})`}`
           decision = {
             action: "refuse",
-            reason: `${tooLarge.field} ${tooLarge.message}; the vault does not serve this secret as PEM, so content_type keep imports PKCS#12: deploy would refuse it after reading the vault and write nothing (fix: ${tooLarge.fix})`,
+            reason: `${tooLarge.field} ${tooLarge.message}; ${why} (fix: ${tooLarge.fix})`,
             writes: 0,
           }
         }
