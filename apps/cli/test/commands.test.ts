@@ -1454,6 +1454,91 @@ describe("outcomes and exit codes", () => {
     expect(clean.warnings).toBeUndefined()
   })
 
+  it("content_type keep, a PFX over Key Vault's limit whose PEM fits, over a soft-deleted certificate: plan and deploy follow its content type (PEM: recover and import PEM; PKCS#12: refuse, left deleted)", async () => {
+    // A chain long enough that the PFX is over 19,200 bytes while the PEM stays under 25,600.
+    const extra: Array<Awaited<ReturnType<typeof issue>>> = []
+    let issuer = fx.pki.intermediate
+    const leafOf = () => issue({ subject: "CN=api.example.test", issuer })
+    let leaf = await leafOf()
+    const materialOf = (l: typeof leaf) => ({
+      leaf: new Uint8Array(l.certificate.rawData),
+      chain: [...extra]
+        .reverse()
+        .map((c) => new Uint8Array(c.certificate.rawData))
+        .concat([fx.pki.intermediate, fx.pki.root].map((c) => new Uint8Array(c.certificate.rawData))),
+      key: Redacted.make(l.pkcs8),
+    })
+    const pfxSize = async (l: typeof leaf) =>
+      (
+        await Effect.runPromise(
+          encodePfx(materialOf(l), { encoding: "modern", password: Redacted.make(""), iterations: 1 }),
+        )
+      ).byteLength
+    // Whole certificates while one more fits, then names on the leaf, a few bytes at a time.
+    while ((await pfxSize(leaf)) <= 18_700) {
+      issuer = await issue({ subject: `CN=p${extra.length}`, ca: true, issuer })
+      extra.push(issuer)
+      leaf = await leafOf()
+    }
+    const names: Array<string> = []
+    while ((await pfxSize(leaf)) <= 19_200) {
+      names.push(`n${names.length}.example.test`)
+      leaf = await issue({ subject: "CN=api.example.test", issuer, dnsNames: names })
+    }
+    const bundle = (l: typeof leaf) =>
+      l.certPem +
+      [...extra]
+        .reverse()
+        .map((c) => c.certPem)
+        .join("") +
+      fx.chainPem +
+      l.keyPem
+    expect(bundle(leaf).length).toBeLessThan(25_400)
+    const recover = ["--on-soft-deleted", "recover"]
+    type Planned = { action: string; reason: string; contentType?: { imported: string; change: string } }
+    const plan = async (name: string) =>
+      json<Planned>(
+        await runCli(["plan", ...deployArgs(name, recover).slice(1)], {
+          stdin: bundle(leaf),
+          env: world.env,
+        }),
+      )
+
+    // Deleted as PEM: recovered, then imported as PEM.
+    await importAsPem("big-pem-deleted")
+    await softDelete("big-pem-deleted")
+    const mark = world.emulator.requests.mark()
+    const pemPlan = await plan("big-pem-deleted")
+    expect(pemPlan.action, pemPlan.reason).toBe("recover-and-import")
+    expect(pemPlan.contentType).toMatchObject({ imported: "application/x-pem-file", change: "kept" })
+    expect(world.writesSince(mark)).toBe(0)
+    const deployed = await runCli(deployArgs("big-pem-deleted", recover), {
+      stdin: bundle(leaf),
+      env: world.env,
+    })
+    expect(deployed.code, deployed.stdout).toBe(0)
+    const outcome = json<Outcome & { recovered?: string; contentType?: { imported: string } }>(deployed)
+    expect(outcome.recovered).toBe("recovered")
+    expect(outcome.contentType?.imported).toBe("application/x-pem-file")
+
+    // Deleted as PKCS#12 (kvdeploy's own first deploy): refused, left deleted, by plan and deploy.
+    await deployThenSoftDelete("big-pkcs12-deleted")
+    const pfxPlan = await plan("big-pkcs12-deleted")
+    expect(pfxPlan.action).toBe("refuse")
+    expect(pfxPlan.reason).toMatch(
+      /serves its secret as PKCS#12, which content_type keep keeps: deploy would refuse it before recovering, leave the certificate deleted and write nothing \(fix: set content_type: pem, /,
+    )
+    const refused = await runCli(deployArgs("big-pkcs12-deleted", recover), {
+      stdin: bundle(leaf),
+      env: world.env,
+    })
+    expect(refused.code, refused.stdout).toBe(2)
+    expect(json<Outcome>(refused).reason).toMatch(
+      /which content_type keep keeps; the import would be refused, so it was left deleted/,
+    )
+    expect(world.emulator.state.isDeleted(world.vault, "big-pkcs12-deleted")).toBe(true)
+  })
+
   it("a soft-deleted PEM certificate: plan and deploy judge the previous key and the content type on what a recovery brings back", async () => {
     const name = "pem-deleted"
     const served = await importAsPem(name)
