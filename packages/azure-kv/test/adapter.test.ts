@@ -167,6 +167,12 @@ describe("Vault over the emulator", () => {
           )
           const inspected = yield* codec.inspect(decoded)
           expect(inspected.keyMatchesLeaf).toBe(true)
+          // @azure/keyvault-secrets 4.12 reads at api-version 2026-04-01 (4.10: 7.6), the secret as it is held.
+          const read = emulator.requests.entries({ vault: VAULT, operation: "getSecret", status: 200 }).at(-1)
+          expect(read?.path).toBe(`/secrets/secret-app/${exported.versionId}`)
+          const query = new URLSearchParams(read?.query)
+          expect(query.get("api-version")).toBe("2026-04-01")
+          expect(query.has("outContentType")).toBe(false)
 
           const sealed = yield* importMaterial(
             "sealed-app",
