@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { closest, distance } from "fastest-levenshtein"
+import { Consumer, consumerLabels, consumerNames } from "./consumers.js"
 import { ContentTypeSetting } from "./contentType.js"
 import { holdsEncodedBase64, keyInField, looksLikeDerBase64, quotedValue, shownPath } from "./shownValues.js"
 import { isReservedTagKey, MAX_OPERATOR_TAGS, RESERVED_TAG_KEYS } from "./tags.js"
@@ -57,6 +58,11 @@ export const TargetConfig = Schema.Struct({
   pfxEncoding: PfxEncodingSetting,
   /** The backing secret's content type an import writes: `keep` what the vault serves (default), `pkcs12` or `pem`. */
   contentType: ContentTypeSetting,
+  /**
+   * The services that read the certificate from the vault (`front_door`, `application_gateway`,
+   * `app_service`): preflight refuses what they would not take. Absent when the target names none.
+   */
+  consumers: Schema.optional(Schema.Array(Consumer)),
   cloud: Cloud,
 })
 export type TargetConfig = typeof TargetConfig.Type
@@ -209,6 +215,7 @@ const allowedFields = new Set([
   "on_soft_deleted",
   "pfx_encoding",
   "content_type",
+  "consumers",
   "cloud",
 ])
 const allowedCloudFields = new Set(["vault_dns_suffix", "authority_host", "keyvault_resource", "name"])
@@ -1161,6 +1168,8 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
           problems,
         )
 
+  const consumers = validateConsumers(input.consumers, contentType, problems)
+
   if (
     problems.length > 0 ||
     url === undefined ||
@@ -1182,9 +1191,72 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
     onSoftDeleted,
     pfxEncoding,
     contentType,
+    ...(consumers === undefined || consumers.length === 0 ? {} : { consumers }),
     cloud: url.cloud,
   }
   return Result.succeed(config)
+}
+
+const consumerList = consumerNames.join(", ")
+
+/**
+ * The target's `consumers`: a list of known names, each once; undefined when left out or not
+ * valid (the problems say why). The three read PKCS#12 only, so `content_type: pem` with any of
+ * them is a problem too (`contentType`: the validated setting, undefined when it is not valid).
+ */
+const validateConsumers = (
+  value: unknown,
+  contentType: ContentTypeSetting | undefined,
+  problems: Array<ConfigProblem>,
+): ReadonlyArray<Consumer> | undefined => {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value)) {
+    problems.push(
+      problem(
+        "consumers",
+        "is not a list",
+        `write it as a list of the services that read this certificate from the vault, for example consumers: [front_door]; the names: ${consumerList}`,
+      ),
+    )
+    return undefined
+  }
+  const consumers: Array<Consumer> = []
+  let valid = true
+  value.forEach((name: unknown, i) => {
+    const field = `consumers[${i}]`
+    if (typeof name !== "string" || !(consumerNames as ReadonlyArray<string>).includes(name)) {
+      valid = false
+      problems.push(
+        problem(
+          field,
+          `is not a consumer kvdeploy knows (${quotedValue(name)})`,
+          `${didYouMean(name, consumerNames)}use one of ${consumerList}, or leave it out (an AKS Secrets Store CSI mount reads PKCS#12 and PEM alike: it needs no entry)`,
+        ),
+      )
+      return
+    }
+    const first = consumers.indexOf(name as Consumer)
+    if (first >= 0) {
+      valid = false
+      problems.push(
+        problem(field, `names ${name} again (consumers[${first}] names it)`, "give each consumer once"),
+      )
+      return
+    }
+    consumers.push(name as Consumer)
+  })
+  if (contentType === "pem") {
+    const named = consumers.map((c) => `${c} (${consumerLabels[c]})`)
+    if (named.length > 0)
+      problems.push(
+        problem(
+          "content_type",
+          `is pem, but ${named.join(", ")} ${named.length === 1 ? "reads" : "read"} the certificate's secret as PKCS#12 only: ${named.length === 1 ? "it" : "they"} could not read a PEM version`,
+          `set content_type: keep (it imports PKCS#12 for these consumers) or pkcs12, or remove ${consumers.join(", ")} from consumers if ${consumers.length === 1 ? "it does" : "they do"} not read this certificate`,
+        ),
+      )
+  }
+  return valid ? consumers : undefined
 }
 
 /**

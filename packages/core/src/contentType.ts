@@ -5,6 +5,7 @@
  * (`keep`, the default, imports in the content type the vault serves now).
  */
 import * as Schema from "effect/Schema"
+import { type Consumer, pkcs12OnlyConsumers } from "./consumers.js"
 
 export const PKCS12_CONTENT_TYPE = "application/x-pkcs12"
 export const PEM_CONTENT_TYPE = "application/x-pem-file"
@@ -23,17 +24,19 @@ export const contentTypeWords = (contentType: SecretContentType): "PKCS#12" | "P
 /**
  * The content type a deploy imports in: the one `setting` names, or for `keep` the one the vault
  * serves now (`served`, the snapshot's policy), PKCS#12 when nothing is served or the vault did not
- * say.
+ * say, and PKCS#12 whatever is served when the target names a consumer (`consumers`: they read
+ * PKCS#12 only; TargetConfig refuses `pem` with them).
  */
 export const importContentTypeOf = (
   setting: ContentTypeSetting,
   served: string | undefined,
+  consumers?: ReadonlyArray<Consumer> | undefined,
 ): SecretContentType =>
   setting === "pem"
     ? PEM_CONTENT_TYPE
     : setting === "pkcs12"
       ? PKCS12_CONTENT_TYPE
-      : served === PEM_CONTENT_TYPE
+      : served === PEM_CONTENT_TYPE && pkcs12OnlyConsumers(consumers).length === 0
         ? PEM_CONTENT_TYPE
         : PKCS12_CONTENT_TYPE
 
@@ -74,11 +77,27 @@ export const pemToPkcs12Note =
 export const pkcs12ToPemNote =
   "content type: the vault serves this certificate's secret as PKCS#12 (application/x-pkcs12); the import writes PEM (application/x-pem-file), for this and every later version: a consumer that reads the secret as PKCS#12 must read PEM from now on (content_type: keep, the default, keeps PKCS#12)"
 
-/** The decision line of an import's content type: a change note, or the content type kept or chosen. */
-export const contentTypeDecision = (setting: ContentTypeSetting, imported: ImportedContentType): string =>
+/**
+ * The decision a deploy over a certificate whose secret is PEM notes when it imports PKCS#12 with
+ * `content_type: keep` because the target names consumers that read PKCS#12 only.
+ */
+export const pemToPkcs12ForConsumersNote = (consumers: ReadonlyArray<Consumer>): string =>
+  `content type: the vault serves this certificate's secret as PEM (application/x-pem-file); the import writes PKCS#12 (application/x-pkcs12), for this and every later version, as consumers ${consumers.join(", ")} read PKCS#12 only (content_type: keep keeps PEM only for a target that names no consumer): a consumer that reads the secret as PEM must read PKCS#12 from now on`
+
+/**
+ * The decision line of an import's content type: a change note, or the content type kept or chosen.
+ * `consumers`: the target's (a PEM secret becomes PKCS#12 for them with `keep`).
+ */
+export const contentTypeDecision = (
+  setting: ContentTypeSetting,
+  imported: ImportedContentType,
+  consumers?: ReadonlyArray<Consumer> | undefined,
+): string =>
   imported.change === "changed"
     ? imported.imported === PKCS12_CONTENT_TYPE
-      ? pemToPkcs12Note
+      ? setting === "keep" && pkcs12OnlyConsumers(consumers).length > 0
+        ? pemToPkcs12ForConsumersNote(pkcs12OnlyConsumers(consumers))
+        : pemToPkcs12Note
       : pkcs12ToPemNote
     : imported.change === "kept"
       ? `content type: keeping ${contentTypeWords(imported.imported)} (${imported.imported}), as the vault serves it`

@@ -376,13 +376,13 @@ function* importRequestFor(
   tags: Readonly<Record<string, string>>,
 ): Effect.fn.Return<ImportRequest | Draft> {
   const setting = request.target.contentType
-  const contentType = importContentTypeOf(setting, served?.contentType)
+  const contentType = importContentTypeOf(setting, served?.contentType, request.target.consumers)
   const chosen = importedContentTypeOf(contentType, served?.contentType)
   // The outcome states a content type only for content that goes to the vault.
   state.contentType = undefined
   // The common case (PKCS#12 over PKCS#12, or a first PKCS#12) is the outcome's field alone.
   if (contentType === PEM_CONTENT_TYPE || chosen.change === "changed")
-    trail.note(contentTypeDecision(setting, chosen))
+    trail.note(contentTypeDecision(setting, chosen, request.target.consumers))
   const common = { name: request.target.certificateName, tags, keyFacts: inspected.key, leaf: inspected.leaf }
   const recovered = trail.recovered === "recovered"
   const built = yield* contentOf(
@@ -839,7 +839,10 @@ function* run(
   if (checked._tag === "Rejected") return preflightRejected(trail, checked.problems)
   trail.note("preflight: passed")
   const inspected = checked.inspected
-  trail.warnings = materialWarnings(inspected, now)
+  trail.warnings =
+    checked.warnings === undefined
+      ? materialWarnings(inspected, now)
+      : [...materialWarnings(inspected, now), ...checked.warnings]
   const newFacts = inspected.leaf
   const tags = forwardTags(request.target.tags, request.certificateId)
   /** The PFX once built (by preflight, or below), or why it cannot be imported; the PEM likewise. */

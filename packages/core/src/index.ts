@@ -1,4 +1,5 @@
 export * from "./audit.js"
+export * from "./consumers.js"
 export * from "./contentType.js"
 export * from "./DeployPolicy.js"
 export * from "./deploy.js"

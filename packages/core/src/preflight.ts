@@ -12,6 +12,12 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as Result from "effect/Result"
+import {
+  APPLICATION_GATEWAY_MAX_CERTIFICATE_BYTES,
+  consumerProblems,
+  consumerWarnings,
+  pkcs12OnlyConsumers,
+} from "./consumers.js"
 import { DeployPolicy, type DeployPolicyShape, MAX_PEM_BYTES } from "./DeployPolicy.js"
 import type { InspectedMaterial } from "./material.js"
 import type { DeployProblem, DeployWarning } from "./outcome.js"
@@ -45,6 +51,12 @@ export interface PreflightPassed {
    * measured on its own. Nothing is written either way.
    */
   readonly pfxTooLarge?: DeployProblem | undefined
+  /**
+   * What the target's consumers' documentation is weaker about (`consumerWarnings`); absent when
+   * the target names no consumer or there is nothing to say. The material's own warnings are
+   * `materialWarnings`.
+   */
+  readonly warnings?: ReadonlyArray<DeployWarning> | undefined
   readonly password: Redacted.Redacted<string>
 }
 export interface PreflightRejected {
@@ -258,6 +270,19 @@ const tooLarge = (what: string, maxPfxBytes: number): DeployProblem => ({
   reason: "pfx_too_large",
 })
 
+/** Passed, with the consumers' warnings when there are any. */
+const passed = (
+  inspected: InspectedMaterial,
+  pfx: Uint8Array | undefined,
+  warnings: ReadonlyArray<DeployWarning>,
+): PreflightPassed => ({
+  _tag: "Passed",
+  inspected,
+  pfx,
+  ...(warnings.length === 0 ? {} : { warnings }),
+  password: pfxPassword,
+})
+
 /**
  * Step 1 over material already inspected (the deploy program's entry: plain
  * code, one effect only when the PFX has to be built to be measured).
@@ -277,6 +302,8 @@ export const preflightInspected = (
   }
   const inspected = inspectedResult.success
   materialProblems(inspected, now, problems)
+  const consumers = request.target.consumers
+  if (consumers !== undefined) problems.push(...consumerProblems(consumers, inspected))
   if (problems.length > 0) return { _tag: "Rejected", problems, inspected }
   if (request.target.contentType === "pem") {
     // A PEM import: its text is what Key Vault's 25 KB rule measures (no PFX is built).
@@ -295,9 +322,14 @@ export const preflightInspected = (
   }
   const options = pfxOptionsOf(request)
   const bound = codec.maxEncodedBytes?.(request.material, options)
-  if (bound !== undefined && bound <= policy.maxPfxBytes) {
+  // Application Gateway's 16 KB is judged on the PFX built, unless the bound settles it too.
+  const measureForGateway =
+    consumers?.includes("application_gateway") === true &&
+    (bound === undefined || bound > APPLICATION_GATEWAY_MAX_CERTIFICATE_BYTES)
+  if (bound !== undefined && bound <= policy.maxPfxBytes && !measureForGateway) {
     // Settled without building: the PFX can be at most `bound` bytes.
-    return { _tag: "Passed", inspected, pfx: undefined, password: pfxPassword }
+    if (consumers === undefined) return { _tag: "Passed", inspected, pfx: undefined, password: pfxPassword }
+    return passed(inspected, undefined, consumerWarnings(consumers, inspected, undefined))
   }
   // No bound, or one over the limit (a bound may be conservative): build it and measure.
   return Effect.flatMap(
@@ -305,8 +337,26 @@ export const preflightInspected = (
     (encoded): Effect.Effect<PreflightPassed | PreflightRejected> => {
       const built = checkBuiltPfx(encoded, policy.maxPfxBytes)
       if (built instanceof Uint8Array)
-        return Effect.succeed({ _tag: "Passed", inspected, pfx: built, password: pfxPassword })
+        return Effect.succeed(
+          consumers === undefined
+            ? { _tag: "Passed", inspected, pfx: built, password: pfxPassword }
+            : passed(inspected, built, consumerWarnings(consumers, inspected, built.byteLength)),
+        )
       const rejected: PreflightRejected = { _tag: "Rejected", problems: [built], inspected }
+      const needPkcs12 = pkcs12OnlyConsumers(consumers)
+      if (request.target.contentType === "keep" && built.reason === "pfx_too_large" && needPkcs12.length > 0)
+        // content_type keep imports PKCS#12 for these consumers whatever the vault serves: the PEM
+        // a vault serving PEM would otherwise get would not help.
+        return Effect.succeed({
+          _tag: "Rejected",
+          problems: [
+            {
+              ...built,
+              message: `${built.message}; content_type keep imports PKCS#12 whatever the vault serves, as consumers ${needPkcs12.join(", ")} read PKCS#12 only`,
+            },
+          ],
+          inspected,
+        } satisfies PreflightRejected)
       // content_type keep: whether a PFX is imported at all is known only from the snapshot (a
       // vault serving PEM gets a PEM import, whose own size is what counts). When the PEM would not
       // fit either, no content type can be imported: refused here, before any vault call.
