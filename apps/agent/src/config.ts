@@ -13,6 +13,7 @@ import { domainToASCII } from "node:url"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import {
   type ConfigProblem,
+  Consumer,
   certificateIdProblems,
   didYouMean,
   fsCodeInWords,
@@ -140,6 +141,12 @@ export const TargetSchema = Schema.Struct({
     Schema.Literals(["keep", "pkcs12", "pem"]).annotate({
       description:
         "Content type of the certificate's secret an import writes: keep (default: what the vault serves now, PKCS#12 for a new certificate), pkcs12, or pem (leaf, chain and PKCS#8 key as PEM text, for consumers such as a Secrets Store CSI mount or nginx that read the secret as PEM)",
+    }),
+  ),
+  consumers: Schema.optionalKey(
+    Schema.Array(Consumer).annotate({
+      description:
+        "The services that read this certificate from the vault: front_door, application_gateway, app_service (each once; default none). A deploy refuses a certificate one of them would not take before writing anything, and warns where its documentation is weaker; content_type keep imports PKCS#12 for them (pem is refused). An AKS Secrets Store CSI mount reads PKCS#12 and PEM alike: it needs no entry",
     }),
   ),
   cloud: Schema.optionalKey(CloudSchema),

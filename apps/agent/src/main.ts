@@ -523,6 +523,10 @@ const checkedMaterial = (
           message: `${checked.pfxTooLarge.field}: ${checked.pfxTooLarge.message} (a deploy is refused unless the vault serves the secret as PEM, or with on_soft_deleted: recover a soft-deleted certificate of the name does: content_type keep imports PEM then, and the PEM fits)`,
           fix: checked.pfxTooLarge.fix,
         })
+      if (checked._tag === "Passed")
+        // What the target's consumers' documentation is weaker about (a deploy goes on and says it too).
+        for (const w of checked.warnings ?? [])
+          warnings.push({ field, message: `${w.field}: ${w.message}`, fix: w.fix })
       if (checked._tag === "Rejected")
         for (const p of checked.problems) {
           // The name, the tags and the certificate id are the file's own fields, named there by the

@@ -80,6 +80,48 @@ deployments:
     expect(problems[0]).toMatch(/^deployments\[0\]\.target\.content_type: /)
   })
 
+  it("takes a target's consumers through core's validation, and a deployment without consumers keeps the fingerprint it had before the field", () => {
+    const yaml = (consumers: string | undefined) => `
+deployments:
+  - name: gateway-app
+    source: { cert: a.crt }
+    target:
+      vault_url: "https://my-vault.vault.azure.net"
+      certificate_name: gateway-app${consumers === undefined ? "" : `\n      consumers: ${consumers}`}
+`
+    const parsed = (consumers: string | undefined) => {
+      const r = parseAgentConfig(yaml(consumers), "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})
+      if (r._tag === "Failure") throw new Error(r.failure.message)
+      return r.success.deployments[0]
+    }
+    // Recorded with the agent before consumers existed: a held outcome survives the upgrade.
+    const before = "eb3062a62845845277480587fd37df1ea82a71cced32bd4e4c08f7fa8fdf736b"
+    expect(parsed(undefined)?.fingerprint).toBe(before)
+    expect(parsed("[]")?.fingerprint).toBe(before)
+    expect(parsed(undefined)?.target.consumers).toBeUndefined()
+    expect(parsed("[application_gateway, front_door]")?.target.consumers).toEqual([
+      "application_gateway",
+      "front_door",
+    ])
+    // Naming a consumer is another configuration (a change releases a held outcome).
+    expect(parsed("[front_door]")?.fingerprint).not.toBe(before)
+    expect(problemsOf(yaml("[front_dor, front_door, front_door]"))).toEqual([
+      'deployments[0].target.consumers[0]: is not a consumer kvdeploy knows ("front_dor")',
+      "deployments[0].target.consumers[2]: names front_door again (consumers[1] names it)",
+    ])
+    expect(problemsOf(yaml("front_door"))).toEqual(["deployments[0].target.consumers: is not a list"])
+    expect(
+      problemsOf(
+        yaml("[app_service]").replace(
+          "certificate_name: gateway-app",
+          "certificate_name: gateway-app\n      content_type: pem",
+        ),
+      ),
+    ).toEqual([
+      "deployments[0].target.content_type: is pem, but app_service (Azure App Service) reads the certificate's secret as PKCS#12 only: it could not read a PEM version",
+    ])
+  })
+
   it("a password written where its variable's name belongs is refused without being shown", () => {
     const problems = problemsOf(`
 deployments:

@@ -1221,6 +1221,8 @@ const validateConsumers = (
     return undefined
   }
   const consumers: Array<Consumer> = []
+  /** Where each name was first given (its index in the list as written). */
+  const firstAt = new Map<string, number>()
   let valid = true
   value.forEach((name: unknown, i) => {
     const field = `consumers[${i}]`
@@ -1235,14 +1237,15 @@ const validateConsumers = (
       )
       return
     }
-    const first = consumers.indexOf(name as Consumer)
-    if (first >= 0) {
+    const first = firstAt.get(name)
+    if (first !== undefined) {
       valid = false
       problems.push(
         problem(field, `names ${name} again (consumers[${first}] names it)`, "give each consumer once"),
       )
       return
     }
+    firstAt.set(name, i)
     consumers.push(name as Consumer)
   })
   if (contentType === "pem") {

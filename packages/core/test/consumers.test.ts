@@ -99,6 +99,11 @@ describe("consumers in the target", () => {
     assert.deepStrictEqual(problemsOf({ consumers: ["app_service", "front_door", "app_service"] }), [
       "consumers[2]: names app_service again (consumers[0] names it) (fix: give each consumer once)",
     ])
+    // Counted as written, an unknown name before it included.
+    assert.include(
+      problemsOf({ consumers: ["aks", "front_door", "front_door"] }),
+      "consumers[2]: names front_door again (consumers[1] names it) (fix: give each consumer once)",
+    )
   })
 
   it("refuses content_type pem with a consumer (they read PKCS#12 only), with the fix", () => {

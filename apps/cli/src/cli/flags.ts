@@ -11,7 +11,7 @@ export const target = {
   config: Flag.String("config").pipe(
     Flag.withMetavar("FILE"),
     Flag.withDescription(
-      "Target configuration file (JSON with the certctl fields: vault_url, certificate_name, tags, credential_mode, managed_identity_client_id, on_soft_deleted, pfx_encoding, content_type, cloud). Flags given as well override its fields.",
+      "Target configuration file (JSON with the certctl fields: vault_url, certificate_name, tags, credential_mode, managed_identity_client_id, on_soft_deleted, pfx_encoding, content_type, consumers, cloud). Flags given as well override its fields.",
     ),
     Flag.optional,
   ),
@@ -50,6 +50,15 @@ export const tags = Flag.String("tag").pipe(
   Flag.withMetavar("KEY=VALUE"),
   Flag.withDescription(
     "Operator tag to put on the new version (repeatable; at most 12; the keys certctl-managed-by, certctl-certificate-id and certctl-rollback-of are kvdeploy's own).",
+  ),
+  Flag.atLeast(0),
+)
+
+/** The target's consumers (deploy and plan): repeatable, or one comma list. */
+export const consumers = Flag.String("consumer").pipe(
+  Flag.withMetavar("NAME"),
+  Flag.withDescription(
+    "A service that reads this certificate from the vault: front_door, application_gateway or app_service (repeatable, or a comma list; replaces the target file's consumers). Preflight refuses a certificate it would not take, before anything is written, and warns where its documentation is weaker; content_type keep imports PKCS#12 for it.",
   ),
   Flag.atLeast(0),
 )

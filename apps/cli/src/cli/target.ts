@@ -36,6 +36,8 @@ export interface TargetOverrides {
   readonly onSoftDeleted?: Option.Option<string>
   readonly pfxEncoding?: Option.Option<string>
   readonly contentType?: Option.Option<string>
+  /** `--consumer` values (each may be a comma list): they replace the file's consumers. */
+  readonly consumers?: ReadonlyArray<string>
 }
 
 const flagOfField: Readonly<Record<string, string>> = {
@@ -47,6 +49,7 @@ const flagOfField: Readonly<Record<string, string>> = {
   on_soft_deleted: "--on-soft-deleted",
   pfx_encoding: "--pfx-encoding",
   content_type: "--content-type",
+  consumers: "--consumer",
 }
 
 /** A key given twice in JSON text, as js-yaml reports it (with its line), or undefined. */
@@ -260,6 +263,10 @@ export const resolveTarget = (
     set("on_soft_deleted", overrides.onSoftDeleted)
     set("pfx_encoding", overrides.pfxEncoding)
     set("content_type", overrides.contentType)
+    if (overrides.consumers !== undefined && overrides.consumers.length > 0) {
+      raw.consumers = overrides.consumers.flatMap((value) => value.split(",").map((name) => name.trim()))
+      fromFlag.add("consumers")
+    }
     /** Problems found before validation, and the fields they are about (validation's own words about those are dropped). */
     const early: Array<Problem> = []
     const reported = new Set<string>()
@@ -297,7 +304,8 @@ export const resolveTarget = (
     const problems = [...early]
     if (Result.isFailure(validated)) {
       for (const p of validated.failure.problems) {
-        const top = p.field.split(".")[0] ?? p.field
+        // A list's item (consumers[1]) is its field's.
+        const top = p.field.split(/[.[]/)[0] ?? p.field
         if (reported.has(top)) continue
         const flag = flagOfField[top]
         const tagKey =
@@ -308,7 +316,8 @@ export const resolveTarget = (
             : top === "tags" && p.field === "tags" && flagTags.size > 0 && !fromFlag.has("tags")
               ? `${configPath}: tags, with --tag`
               : fromFlag.has(top) && flag !== undefined
-                ? `${flag}${p.field.length > top.length ? ` ${p.field.slice(top.length + 1)}` : ""}`
+                ? // A list's item from a flag: the message quotes the value given.
+                  `${flag}${p.field.length > top.length && p.field[top.length] === "." ? ` ${p.field.slice(top.length + 1)}` : ""}`
                 : configPath === undefined
                   ? p.field
                   : `${configPath}: ${p.field}`

@@ -89,6 +89,7 @@ export const deployFlags = {
     ),
     Flag.optional,
   ),
+  consumer: flags.consumers,
   json: flags.json,
 }
 
@@ -164,6 +165,7 @@ export const targetAndMaterial = (
       readonly onSoftDeleted: Option.Option<string>
       readonly pfxEncoding: Option.Option<string>
       readonly contentType: Option.Option<string>
+      readonly consumer: ReadonlyArray<string>
       readonly certificateId: Option.Option<string>
     },
   /** Problems of the command's own further flags (deploy's --previous-key), listed with the material flags'. */
@@ -177,6 +179,7 @@ export const targetAndMaterial = (
         onSoftDeleted: input.onSoftDeleted,
         pfxEncoding: input.pfxEncoding,
         contentType: input.contentType,
+        consumers: input.consumer,
       }),
     )
     // A failure that is not the input's (exit 1) stands alone.
@@ -280,6 +283,7 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
             exitCode: code,
             ...outcome,
             ...(leaf === undefined ? {} : { certificate: leaf }),
+            ...(config.consumers === undefined ? {} : { consumers: config.consumers }),
           })
         else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now(), credential))
         // An interruption that waited for this deploy ends the command with this code, not 130.

@@ -6,6 +6,7 @@
  * that does not exist yet (it reads neither; doctor's probe finds them). It never writes.
  */
 import {
+  type Consumer,
   checkBuiltPem,
   contentTypeWords,
   DeployPolicy,
@@ -50,7 +51,12 @@ export type PlanAction =
   | "fail-operation-in-progress"
 
 export interface PlanRecord {
-  readonly target: { readonly vaultUrl: string; readonly certificateName: string }
+  readonly target: {
+    readonly vaultUrl: string
+    readonly certificateName: string
+    /** The services the target names as reading the certificate (absent when none). */
+    readonly consumers?: ReadonlyArray<Consumer>
+  }
   readonly preflight: { readonly passed: boolean; readonly problems: ReadonlyArray<Problem> }
   readonly current: VersionRecord | undefined
   readonly softDeleted:
@@ -203,7 +209,11 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           certificateId,
           options: { adopt: input.adopt },
         })
-        const target = { vaultUrl: config.vaultUrl, certificateName: config.certificateName }
+        const target = {
+          vaultUrl: config.vaultUrl,
+          certificateName: config.certificateName,
+          ...(config.consumers === undefined ? {} : { consumers: config.consumers }),
+        }
         if (checked._tag === "Rejected") {
           return {
             target,
@@ -355,7 +365,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         const contentType =
           imports && !contentUnknown
             ? importedContentTypeOf(
-                importContentTypeOf(config.contentType, replaced?.contentType),
+                importContentTypeOf(config.contentType, replaced?.contentType, config.consumers),
                 replaced?.contentType,
               )
             : undefined
@@ -398,7 +408,11 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             writes: 0,
           }
         }
-        const warnings = materialWarnings(checked.inspected, yield* Clock.currentTimeMillis)
+        // The material's, then the consumers' (as the deploy's outcome has them).
+        const warnings = [
+          ...materialWarnings(checked.inspected, yield* Clock.currentTimeMillis),
+          ...(checked.warnings ?? []),
+        ]
         return {
           target,
           preflight: { passed: true, problems: [] },
@@ -457,6 +471,11 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted !== undefined ? `(soft-deleted ${record.softDeleted.deletedAt ?? "at a time the vault does not give"})` : record.softDeletedUnknown !== undefined ? "(none; whether a soft-deleted one holds the name could not be read)" : "(none)") : `${record.current.versionId}  x5t ${x5tText(record.current.x5t)}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
         `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${expiryText(leaf.notAfter, now)}`}`,
         `  action      ${actionText}: ${record.reason}`,
+        ...(record.target.consumers === undefined
+          ? []
+          : [
+              `  consumers   ${record.target.consumers.join(", ")}: ${record.preflight.passed ? "preflight found nothing they would refuse" : "see the problems above"}; each picks up a new version only through the versionless secret id`,
+            ]),
         ...(record.previousKey === undefined
           ? []
           : [
@@ -464,7 +483,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             ]),
         ...(record.contentTypeChange !== undefined
           ? [
-              `  ${s.yellow("content")}     the secret is ${contentTypeWords(record.contentTypeChange.from === PEM_CONTENT_TYPE ? PEM_CONTENT_TYPE : PKCS12_CONTENT_TYPE)} (${record.contentTypeChange.from}) now; the import writes ${contentTypeWords(record.contentTypeChange.to)} (${record.contentTypeChange.to}) for this and every later version: a consumer that reads it as ${contentTypeWords(record.contentTypeChange.from === PEM_CONTENT_TYPE ? PEM_CONTENT_TYPE : PKCS12_CONTENT_TYPE)} must read ${contentTypeWords(record.contentTypeChange.to)} (content_type: keep keeps what is served)`,
+              `  ${s.yellow("content")}     the secret is ${contentTypeWords(record.contentTypeChange.from === PEM_CONTENT_TYPE ? PEM_CONTENT_TYPE : PKCS12_CONTENT_TYPE)} (${record.contentTypeChange.from}) now; the import writes ${contentTypeWords(record.contentTypeChange.to)} (${record.contentTypeChange.to}) for this and every later version: a consumer that reads it as ${contentTypeWords(record.contentTypeChange.from === PEM_CONTENT_TYPE ? PEM_CONTENT_TYPE : PKCS12_CONTENT_TYPE)} must read ${contentTypeWords(record.contentTypeChange.to)} (${config.consumers !== undefined && config.contentType === "keep" ? `content_type keep imports PKCS#12 for consumers ${config.consumers.join(", ")}, which read PKCS#12 only` : "content_type: keep keeps what is served"})`,
             ]
           : record.contentType !== undefined
             ? [

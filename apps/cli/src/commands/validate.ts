@@ -46,6 +46,7 @@ export const validate = Command.make(
                     .join(", ")
             }`,
             `  on soft-deleted  ${t.onSoftDeleted}    pfx encoding  ${t.pfxEncoding}    content type  ${t.contentType}`,
+            `  consumers        ${t.consumers === undefined ? "(none)" : t.consumers.join(", ")}${t.consumers !== undefined && t.contentType === "keep" ? "    (content type keep imports PKCS#12 for them)" : ""}`,
             `  authority        ${t.cloud.authorityHost}    token resource  ${t.cloud.keyVaultResource}`,
           ])
         return

@@ -1,0 +1,172 @@
+/**
+ * A target's consumers end to end, the built CLI against the emulator: a front_door target refuses
+ * an EC certificate before anything reaches the vault (exit 2, no import in the emulator's request
+ * log), deploy and plan take --consumer (repeatable or a comma list) with the file's validation,
+ * and validate shows them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Fixtures, makeFixtures } from "./fixtures.js"
+import { json, runCli, startWorld, type World } from "./harness.js"
+
+let world: World
+let fx: Fixtures
+
+beforeAll(async () => {
+  ;[world, fx] = await Promise.all([startWorld("kvdeploy-consumers"), makeFixtures()])
+})
+afterAll(async () => {
+  await world?.stop()
+})
+
+interface Outcome {
+  readonly _tag: string
+  readonly outcome: string
+  readonly consumers?: ReadonlyArray<string>
+  readonly problems?: ReadonlyArray<{ field: string; message: string; fix: string; reason: string }>
+  readonly warnings?: ReadonlyArray<{ field: string; message: string }>
+}
+
+const imports = (mark: number) =>
+  world.emulator.requests.count({ since: mark, vault: world.vault, operation: "import" })
+
+describe("consumers", () => {
+  it("deploy: a front_door target refuses an EC certificate, exit 2, and no import reaches the vault", async () => {
+    const name = "fd-ec"
+    const ec = await fx.leaf()
+    const mark = world.emulator.requests.mark()
+    const r = await runCli(
+      ["deploy", "--config", world.targetFile(name, { consumers: ["front_door"] }), "--cert", "-", "--json"],
+      { stdin: fx.bundle(ec), env: world.env },
+    )
+    expect(r.code, r.stderr).toBe(2)
+    const o = json<Outcome>(r)
+    expect(o.outcome).toBe("Rejected")
+    expect(o.consumers).toEqual(["front_door"])
+    expect(o.problems?.map((p) => [p.field, p.reason])).toEqual([["key", "unsupported_key"]])
+    expect(o.problems?.[0]?.message).toMatch(
+      /Azure Front Door \(consumers: front_door\) does not support certificates with EC keys/,
+    )
+    expect(imports(mark)).toBe(0)
+    expect(world.writesSince(mark)).toBe(0)
+    expect(world.emulator.state.versions(world.vault, name) ?? []).toEqual([])
+
+    // The text output says the same, and names the fix.
+    const text = await runCli(
+      ["deploy", "--config", world.targetFile(name), "--consumer", "front_door", "--cert", "-"],
+      { stdin: fx.bundle(ec), env: world.env },
+    )
+    expect(text.code).toBe(2)
+    expect(text.stdout + text.stderr).toContain("issue the certificate with an RSA key")
+    expect(imports(mark)).toBe(0)
+  })
+
+  it("deploy --consumer (a comma list): an RSA certificate deploys, app_service's and front_door's checks pass", async () => {
+    const name = "fd-rsa"
+    const rsa = await fx.leaf({ key: { kind: "RSA", bits: 2048 } })
+    const mark = world.emulator.requests.mark()
+    const r = await runCli(
+      [
+        "deploy",
+        "--config",
+        world.targetFile(name),
+        "--consumer",
+        "front_door,app_service",
+        "--cert",
+        "-",
+        "--json",
+      ],
+      { stdin: fx.bundle(rsa), env: world.env },
+    )
+    expect(r.code, r.stderr).toBe(0)
+    const o = json<Outcome>(r)
+    expect(o.outcome).toBe("Succeeded")
+    expect(o.consumers).toEqual(["front_door", "app_service"])
+    expect(o.warnings ?? []).toEqual([])
+    expect(imports(mark)).toBe(1)
+  })
+
+  it("plan: says deploy would refuse (exit 2), and warns as deploy does; --json carries the consumers", async () => {
+    const name = "plan-consumers"
+    const ec = await fx.leaf()
+    const mark = world.emulator.requests.mark()
+    const refused = await runCli(
+      ["plan", "--config", world.targetFile(name), "--consumer", "front_door", "--cert", "-", "--json"],
+      { stdin: fx.bundle(ec), env: world.env },
+    )
+    expect(refused.code, refused.stderr).toBe(2)
+    const record = json<{
+      action: string
+      target: { consumers?: ReadonlyArray<string> }
+      preflight: { problems: ReadonlyArray<{ field: string; message: string }> }
+    }>(refused)
+    expect(record.action).toBe("refuse")
+    expect(record.target.consumers).toEqual(["front_door"])
+    expect(record.preflight.problems.map((p) => p.field)).toEqual(["key"])
+    const warned = await runCli(
+      ["plan", "--config", world.targetFile(name), "--consumer", "app_service", "--cert", "-", "--json"],
+      { stdin: fx.bundle(ec), env: world.env },
+    )
+    expect(warned.code, warned.stderr).toBe(0)
+    const plan = json<{ action: string; warnings?: ReadonlyArray<{ field: string; message: string }> }>(
+      warned,
+    )
+    expect(plan.action).toBe("import")
+    expect(plan.warnings?.map((w) => w.field)).toEqual(["key"])
+    expect(plan.warnings?.[0]?.message).toMatch(/Azure App Service \(consumers: app_service\) works with ECC/)
+    expect(world.writesSince(mark)).toBe(0)
+  })
+
+  it("--consumer is validated as the file's field: an unknown name and a duplicate, exit 2, nothing sent", async () => {
+    const ec = await fx.leaf()
+    const mark = world.emulator.requests.mark()
+    const r = await runCli(
+      [
+        "deploy",
+        "--config",
+        world.targetFile("bad-consumer"),
+        "--consumer",
+        "front_dor",
+        "--consumer",
+        "app_service,app_service",
+        "--cert",
+        "-",
+      ],
+      { stdin: fx.bundle(ec), env: world.env },
+    )
+    expect(r.code).toBe(2)
+    const out = r.stdout + r.stderr
+    expect(out).toContain('--consumer: is not a consumer kvdeploy knows ("front_dor")')
+    expect(out).toContain("did you mean front_door?")
+    expect(out).toContain("--consumer: names app_service again")
+    expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
+    // content_type pem with a consumer: refused, with the fix.
+    const pem = await runCli(
+      [
+        "deploy",
+        "--config",
+        world.targetFile("pem-consumer", { content_type: "pem" }),
+        "--consumer",
+        "application_gateway",
+        "--cert",
+        "-",
+      ],
+      { stdin: fx.bundle(ec), env: world.env },
+    )
+    expect(pem.code).toBe(2)
+    expect(pem.stdout + pem.stderr).toMatch(/content_type: is pem, but application_gateway .* PKCS#12 only/)
+    expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
+  })
+
+  it("validate shows the consumers, in text and --json", async () => {
+    const file = world.targetFile("shown", { consumers: ["application_gateway", "front_door"] })
+    const text = await runCli(["validate", file])
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toMatch(/consumers +application_gateway, front_door/)
+    const record = json<{ valid: boolean; target: { consumers?: ReadonlyArray<string> } }>(
+      await runCli(["validate", file, "--json"]),
+    )
+    expect(record.target.consumers).toEqual(["application_gateway", "front_door"])
+    const none = await runCli(["validate", world.targetFile("none")])
+    expect(none.stdout).toMatch(/consumers +\(none\)/)
+  })
+})
