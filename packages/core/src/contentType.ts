@@ -6,6 +6,7 @@
  */
 import * as Schema from "effect/Schema"
 import { type Consumer, pkcs12OnlyConsumers } from "./consumers.js"
+import type { DeployWarning } from "./outcome.js"
 
 export const PKCS12_CONTENT_TYPE = "application/x-pkcs12"
 export const PEM_CONTENT_TYPE = "application/x-pem-file"
@@ -102,3 +103,34 @@ export const contentTypeDecision = (
     : imported.change === "kept"
       ? `content type: keeping ${contentTypeWords(imported.imported)} (${imported.imported}), as the vault serves it`
       : `content type: ${contentTypeWords(imported.imported)} (${imported.imported})${setting === "keep" ? ", as nothing says otherwise (content_type: keep)" : ""}`
+
+/**
+ * When a certificate already served is not imported again (Skipped), and the target asks for
+ * another content type than the one served (`content_type` pkcs12 or pem, or keep with consumers
+ * that read PKCS#12 only over a PEM secret): nothing is imported for the content type alone, so it
+ * takes effect with the next new certificate. Said, not silent; undefined when nothing differs.
+ */
+export const contentTypeWaiting = (
+  target: {
+    readonly contentType: ContentTypeSetting
+    readonly consumers?: ReadonlyArray<Consumer> | undefined
+  },
+  served: string | undefined,
+): DeployWarning | undefined => {
+  const setting = target.contentType
+  const consumers = pkcs12OnlyConsumers(target.consumers)
+  if (setting === "keep" && consumers.length === 0) return undefined
+  const asked = importContentTypeOf(setting, served, consumers)
+  if (served === undefined || served === asked) return undefined
+  return setting === "keep"
+    ? {
+        field: "consumers",
+        message: `names ${consumers.join(", ")}, which read PKCS#12 only, and the vault serves this certificate's secret as ${served}: the certificate is already served, so no version is imported, and the secret becomes ${asked} with the next new certificate (until then they cannot read it)`,
+        fix: `deploy the next certificate to write ${asked} now, or remove ${consumers.join(", ")} from consumers if they do not read this certificate`,
+      }
+    : {
+        field: "content_type",
+        message: `is ${setting}, and the vault serves this certificate's secret as ${served}: the certificate is already served, so no version is imported, and the secret becomes ${asked} with the next new certificate`,
+        fix: `nothing, if that can wait; else deploy the next certificate, or set content_type: keep to keep ${served}`,
+      }
+}

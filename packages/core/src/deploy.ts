@@ -27,6 +27,7 @@ import * as Result from "effect/Result"
 import { auditRecordOf } from "./audit.js"
 import {
   contentTypeDecision,
+  contentTypeWaiting,
   contentTypeWords,
   type ImportedContentType,
   importContentTypeOf,
@@ -210,17 +211,8 @@ const judgeExisting = (
     trail.note("idempotency: already served with kvdeploy's tags; skipping")
     // content_type pem or pkcs12 asks for another content type than the one served: nothing is
     // imported for it alone, so it takes effect with the next new certificate. Said, not silent.
-    const setting = request.target.contentType
-    const asked = setting === "keep" ? undefined : importContentTypeOf(setting, previous.contentType)
-    if (asked !== undefined && previous.contentType !== undefined && previous.contentType !== asked)
-      trail.warnings = [
-        ...trail.warnings,
-        {
-          field: "content_type",
-          message: `is ${setting}, and the vault serves this certificate's secret as ${previous.contentType}: the certificate is already served, so no version is imported, and the secret becomes ${asked} with the next new certificate`,
-          fix: `nothing, if that can wait; else deploy the next certificate, or set content_type: keep to keep ${previous.contentType}`,
-        },
-      ]
+    const waiting = contentTypeWaiting(request.target, previous.contentType)
+    if (waiting !== undefined) trail.warnings = [...trail.warnings, waiting]
     return {
       _tag: "Skipped",
       versionId: previous.versionId,

@@ -281,6 +281,30 @@ describe("content_type keep with a consumer: PKCS#12 whatever the vault serves",
     ),
   )
 
+  it.effect(
+    "the same certificate already served as PEM: Skipped, with a warning that PKCS#12 waits for the next certificate",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* vault.seed(NAME, rsa.material, { tags: managedTags, contentType: PEM_CONTENT_TYPE })
+          const { result, imports } = yield* recordingImports(
+            runDeploy(request(rsa.material, {}, withConsumers("app_service"))),
+          )
+          const o = expectTag(result, "Skipped")
+          assert.deepStrictEqual(imports, [])
+          assert.deepStrictEqual(
+            o.warnings?.map((w) => w.field),
+            ["consumers"],
+          )
+          assert.match(
+            o.warnings?.[0]?.message ?? "",
+            /names app_service, which read PKCS#12 only, and the vault serves this certificate's secret as application\/x-pem-file: .*becomes application\/x-pkcs12 with the next new certificate/,
+          )
+        }),
+      ),
+  )
+
   it.effect("a PFX over Key Vault's limit whose PEM fits is refused at preflight (PEM would not help)", () =>
     Effect.gen(function* () {
       const material = issue({ seed: "oversized", issuer: ca }).material

@@ -8,6 +8,7 @@
 import {
   type Consumer,
   checkBuiltPem,
+  contentTypeWaiting,
   contentTypeWords,
   DeployPolicy,
   type DeployWarning,
@@ -413,6 +414,10 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           ...materialWarnings(checked.inspected, yield* Clock.currentTimeMillis),
           ...(checked.warnings ?? []),
         ]
+        // Already served: the content type asked for waits for the next new certificate, as deploy warns.
+        const waiting =
+          decision.action === "skip" ? contentTypeWaiting(config, latest?.contentType) : undefined
+        if (waiting !== undefined) warnings.push(waiting)
         return {
           target,
           preflight: { passed: true, problems: [] },
