@@ -551,6 +551,54 @@ deployments:
     })
   })
 
+  it("judges the material for the target's consumers as a deploy would: front_door refuses an EC self-signed certificate (exit 2), app_service warns of it (exit 0)", () => {
+    inScratch((dir) => {
+      selfSigned(dir, "a")
+      chmodSync(join(dir, "a.key"), 0o600)
+      const config = join(dir, "consumers.yaml")
+      const write = (consumers: string) =>
+        writeFileSync(
+          config,
+          `agent: { state_dir: ${join(dir, "state")} }
+deployments:
+  - name: edge
+    source: { cert: ${join(dir, "a.crt")}, key: ${join(dir, "a.key")} }
+    target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: edge, consumers: ${consumers} }
+`,
+        )
+      write("[front_door]")
+      const refused = agent(["--config", config, "--check", "--json"])
+      expect(refused.status, refused.stdout + refused.stderr).toBe(2)
+      expect(JSON.parse(refused.stdout).problems).toEqual([
+        {
+          field: "deployments[0].source",
+          message: expect.stringMatching(
+            /^key: is EC P-256: Azure Front Door \(consumers: front_door\) does not support certificates with EC keys.* \(a deploy is refused\)$/,
+          ),
+          fix: expect.stringMatching(/^issue the certificate with an RSA key/),
+        },
+        {
+          field: "deployments[0].source",
+          message: expect.stringMatching(
+            /^leaf: is self-signed \(CN=a\.example\.test\): Azure Front Door \(consumers: front_door\) rejects self-signed certificates.* \(a deploy is refused\)$/,
+          ),
+          fix: expect.stringMatching(/^use a certificate issued by a CA on Microsoft's trusted CA list/),
+        },
+      ])
+      write("[app_service]")
+      const warned = agent(["--config", config, "--check", "--json"])
+      expect(warned.status, warned.stdout + warned.stderr).toBe(0)
+      expect(JSON.parse(warned.stdout).warnings.map((w: { message: string }) => w.message)).toEqual([
+        expect.stringMatching(
+          /^key: is EC P-256: Azure App Service \(consumers: app_service\) works with ECC/,
+        ),
+        expect.stringMatching(
+          /^leaf: is self-signed .*only an App Service Environment v3 takes private CAs$/,
+        ),
+      ])
+    })
+  })
+
   it("names a listen address that is no address of this host (the start failed with EADDRNOTAVAIL); loopback and the wildcard pass", () => {
     inScratch((dir) => {
       const withListen = (listen: string) => {
