@@ -209,8 +209,9 @@ const judgeExisting = (
   const judgement = judgeExistingVersion(previous, newX5t, tags, request.options?.adopt === true)
   if (judgement._tag === "InPlace") {
     trail.note("idempotency: already served with kvdeploy's tags; skipping")
-    // content_type pem or pkcs12 asks for another content type than the one served: nothing is
-    // imported for it alone, so it takes effect with the next new certificate. Said, not silent.
+    // content_type pem or pkcs12 (or keep with consumers that read PKCS#12 only) asks for another
+    // content type than the one served: nothing is imported for it alone, so it takes effect with
+    // the next new certificate. Said, not silent.
     const waiting = contentTypeWaiting(request.target, previous.contentType)
     if (waiting !== undefined) trail.warnings = [...trail.warnings, waiting]
     return {
