@@ -520,7 +520,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
         "content type: the soft-deleted certificate's answer does not say its content type; judged after the recovery",
       )
     else {
-      const contentType = importContentTypeOf(setting, before.contentType)
+      const contentType = importContentTypeOf(setting, before.contentType, request.target.consumers)
       const problem = yield* path.contentProblem(
         contentType,
         "content_type: keep, and the soft-deleted certificate a recovery would bring back serves its secret as PEM",

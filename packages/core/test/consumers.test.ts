@@ -336,7 +336,13 @@ describe("content_type keep with a consumer: PKCS#12 whatever the vault serves",
           refused.problems[0]?.message ?? "",
           /content_type keep imports PKCS#12 whatever the vault serves, as consumers front_door read PKCS#12 only/,
         )
+        // Front Door takes no EC key: the fix does not offer one (nor content_type: pem).
+        assert.notMatch(refused.problems[0]?.fix ?? "", /or an EC key|content_type: pem/)
+        assert.match(refused.problems[0]?.fix ?? "", /front_door takes no EC key/)
       }
+      const gateway = yield* over(withConsumers("application_gateway"))
+      assert.strictEqual(gateway._tag, "Rejected")
+      if (gateway._tag === "Rejected") assert.match(gateway.problems[0]?.fix ?? "", /or an EC key/)
     }).pipe(Effect.provide(TestWorld.layer)),
   )
 })

@@ -562,6 +562,34 @@ describe("content_type keep over a soft-deleted certificate: the deleted certifi
       ),
   )
 
+  it.effect(
+    "a PEM over 25 KB, deleted as PEM, for a consumer that reads PKCS#12 only: judged on PKCS#12 (it fits), recovered and imported as PKCS#12",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seed(oldCert.material, PEM_CONTENT_TYPE)
+          yield* vault.softDelete(NAME)
+          const policy = yield* Effect.map(DeployPolicy, (p) => ({ ...p, maxPemBytes: 16 }))
+          const { result, imports } = yield* recordingImports(
+            runDeploy(
+              request(
+                newCert.material,
+                {},
+                target({ on_soft_deleted: "recover", consumers: ["application_gateway"] }),
+              ),
+            ).pipe(Effect.provideService(DeployPolicy, policy)),
+          )
+          const o = expectTag(result, "Succeeded")
+          // The PEM's size does not matter: the consumer reads PKCS#12, which keep imports for it.
+          assert.deepStrictEqual(imports.map(kindOf), ["pkcs12", "pkcs12"])
+          assert.strictEqual(vault.calls().byOperation.recoverDeleted, 1)
+          assert.isFalse(vault.isSoftDeleted(NAME))
+          assert.strictEqual(o.contentType?.imported, PKCS12_CONTENT_TYPE)
+        }),
+      ),
+  )
+
   it.effect.each([
     { deletedAs: PEM_CONTENT_TYPE, expected: "Succeeded" },
     { deletedAs: PKCS12_CONTENT_TYPE, expected: "Rejected" },
