@@ -1496,17 +1496,35 @@ describe("outcomes and exit codes", () => {
     expect(bundle(leaf).length).toBeLessThan(25_400)
     const recover = ["--on-soft-deleted", "recover"]
     type Planned = { action: string; reason: string; contentType?: { imported: string; change: string } }
-    const plan = async (name: string) =>
+    const plan = async (name: string, extra: ReadonlyArray<string> = recover) =>
       json<Planned>(
-        await runCli(["plan", ...deployArgs(name, recover).slice(1)], {
+        await runCli(["plan", ...deployArgs(name, extra).slice(1)], {
           stdin: bundle(leaf),
           env: world.env,
         }),
       )
+    // on_soft_deleted fail (the default): plan and deploy agree, and a purge is never the remedy
+    // (it would make a first deploy, which imports PKCS#12, over the limit).
+    const failing = async (name: string, action: string, code: number, reason: RegExp) => {
+      const planned = await plan(name, [])
+      expect(planned.action, planned.reason).toBe(action)
+      expect(planned.reason).toMatch(reason)
+      expect(planned.reason).not.toMatch(/or purge it/)
+      const deployed = await runCli(deployArgs(name), { stdin: bundle(leaf), env: world.env })
+      expect(deployed.code, deployed.stdout).toBe(code)
+      expect(json<Outcome>(deployed).reason).toMatch(reason)
+      expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
+    }
 
-    // Deleted as PEM: recovered, then imported as PEM.
+    // Deleted as PEM: with fail, the recovery is the remedy; with recover, recovered, then imported as PEM.
     await importAsPem("big-pem-deleted")
     await softDelete("big-pem-deleted")
+    await failing(
+      "big-pem-deleted",
+      "fail-soft-deleted",
+      1,
+      /is soft-deleted.*a recovery would serve its secret as PEM, which this material fits; .*recover.*purging it would make (this )?a first deploy, which imports PKCS#12, over the limit/,
+    )
     const mark = world.emulator.requests.mark()
     const pemPlan = await plan("big-pem-deleted")
     expect(pemPlan.action, pemPlan.reason).toBe("recover-and-import")
@@ -1523,10 +1541,16 @@ describe("outcomes and exit codes", () => {
 
     // Deleted as PKCS#12 (kvdeploy's own first deploy): refused, left deleted, by plan and deploy.
     await deployThenSoftDelete("big-pkcs12-deleted")
+    await failing(
+      "big-pkcs12-deleted",
+      "refuse",
+      2,
+      /is soft-deleted.*neither a recovery \(its secret PKCS#12.*nor a purge \(a first deploy imports PKCS#12\) would let this material be imported/,
+    )
     const pfxPlan = await plan("big-pkcs12-deleted")
     expect(pfxPlan.action).toBe("refuse")
     expect(pfxPlan.reason).toMatch(
-      /serves its secret as PKCS#12, which content_type keep keeps: deploy would refuse it before recovering, leave the certificate deleted and write nothing \(fix: set content_type: pem, /,
+      /serves its secret as PKCS#12, which content_type keep keeps: deploy would refuse it before recovering, leave the certificate deleted and write nothing \(fix: shorten the chain.*; or set content_type: pem once /,
     )
     const refused = await runCli(deployArgs("big-pkcs12-deleted", recover), {
       stdin: bundle(leaf),

@@ -475,11 +475,44 @@ const onSoftDeleted = Effect.fnUntraced(function* (
         ? ` (deleted ${deleted.value.deletedAt?.toISOString() ?? "at a time the vault did not give"}${deleted.value.scheduledPurgeAt === undefined ? "" : `, purged after ${deleted.value.scheduledPurgeAt.toISOString()}`})`
         : ""
     trail.note("import: name held by a soft-deleted certificate; on_soft_deleted=fail")
+    if (path.deleted === undefined)
+      return {
+        _tag: "Failed",
+        step: "soft-deleted",
+        error: "VaultConflictSoftDeleted",
+        reason: `${name} is soft-deleted${when}; set on_soft_deleted: recover to recover it and deploy, or purge it first`,
+      } satisfies Draft
+    // The PFX is over the limit (content_type keep) and nothing is served: the deleted certificate was
+    // read instead of an import. Purging it makes this a first deploy, which imports PKCS#12, over the
+    // limit; a recovery helps only when the recovered certificate is served as PEM.
+    const served = path.deleted.latest?.contentType
+    if (served === undefined && request.target.contentType === "keep")
+      return {
+        _tag: "Failed",
+        step: "soft-deleted",
+        error: "VaultConflictSoftDeleted",
+        reason: `${name} is soft-deleted${when}, and its answer does not say the content type a recovery would serve; set on_soft_deleted: recover to recover it and deploy (the deploy judges the content type after the recovery: PEM is imported, PKCS#12 is refused as over the limit); purging it would make this a first deploy, which imports PKCS#12, over the limit`,
+      } satisfies Draft
+    const contentType = importContentTypeOf(request.target.contentType, served, request.target.consumers)
+    const problem = yield* path.contentProblem(
+      contentType,
+      "content_type: keep, and the soft-deleted certificate a recovery would bring back serves its secret as PEM",
+    )
+    if (problem !== undefined) {
+      trail.note(
+        `content type: the soft-deleted certificate serves its secret as ${contentTypeWords(contentType)}; the ${contentType === PEM_CONTENT_TYPE ? "PEM" : "PFX"} cannot be imported, recovered or not; nothing written`,
+      )
+      return {
+        _tag: "Rejected",
+        problems: [problem],
+        reason: `${name} is soft-deleted${when}, and neither a recovery (its secret ${contentTypeWords(contentType)}, ${contentType}${request.target.contentType === "keep" ? ", which content_type keep keeps" : ""}) nor a purge (a first deploy imports PKCS#12) would let this material be imported; nothing was written: ${problem.field} ${problem.message}`,
+      } satisfies Draft
+    }
     return {
       _tag: "Failed",
       step: "soft-deleted",
       error: "VaultConflictSoftDeleted",
-      reason: `${name} is soft-deleted${when}; set on_soft_deleted: recover to recover it and deploy, or purge it first`,
+      reason: `${name} is soft-deleted${when}, and a recovery would serve its secret as ${contentTypeWords(contentType)}, which this material fits; set on_soft_deleted: recover to recover it and deploy (purging it would make this a first deploy, which imports PKCS#12, over the limit)`,
     } satisfies Draft
   }
   // Ownership is judged on what a recovery would bring back, before recovering: a certificate

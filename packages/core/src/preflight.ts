@@ -373,7 +373,7 @@ export const preflightInspected = (
         (encoded): PreflightPassed | PreflightRejected => {
           const pem = checkBuiltPem(encoded, policy.maxPemBytes, "content_type: keep")
           // The PEM is kept for the import, should the snapshot say the vault serves PEM. A PKCS#12
-          // import is refused with a fix that names content_type: pem too, as the PEM fits.
+          // import is refused with a fix that names content_type: pem too, after the chain, as the PEM fits.
           return pem instanceof Uint8Array
             ? {
                 _tag: "Passed",
@@ -382,7 +382,8 @@ export const preflightInspected = (
                 pem,
                 pfxTooLarge: {
                   ...built,
-                  fix: `set content_type: pem, if the secret's consumers can read PEM (its PEM fits Key Vault's limit; the secret is then PEM for this and every later version); or ${built.fix}`,
+                  // The chain first: a secret served as PKCS#12 has consumers that read PKCS#12.
+                  fix: `${built.fix}; or set content_type: pem once the secret's consumers read PEM (its PEM fits Key Vault's limit; the secret is then PEM for this and every later version)`,
                 },
                 password: pfxPassword,
               }

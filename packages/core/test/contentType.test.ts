@@ -486,13 +486,16 @@ describe("content_type keep over a soft-deleted certificate: the deleted certifi
               `^${NAME} is soft-deleted, and a recovery would serve it again as ${deletedVersion.versionId}, its secret PKCS#12 \\(application/x-pkcs12\\), which content_type keep keeps; the import would be refused, so it was left deleted and nothing was written: material makes a PFX of \\d+ bytes`,
             ),
           )
-          assert.match(o.problems[0]?.fix ?? "", /^set content_type: pem, .*; or shorten the chain/)
+          assert.match(
+            o.problems[0]?.fix ?? "",
+            /^shorten the chain.*; or set content_type: pem once the secret.s consumers read PEM/,
+          )
         }),
       ),
   )
 
   it.effect(
-    "a PFX over the limit, deleted as PKCS#12, on_soft_deleted fail: Failed on the soft-deleted name, as with a PFX that fits",
+    "a PFX over the limit, deleted as PKCS#12, on_soft_deleted fail: Rejected, as neither a recovery nor a purge would let it be imported",
     () =>
       fresh(
         Effect.gen(function* () {
@@ -503,11 +506,51 @@ describe("content_type keep over a soft-deleted certificate: the deleted certifi
           const { result, imports } = yield* recordingImports(
             runDeploy(request(newCert.material)).pipe(Effect.provideService(DeployPolicy, policy)),
           )
+          const o = expectTag(result, "Rejected")
+          assert.lengthOf(imports, 0)
+          assert.strictEqual(vault.calls().byOperation.recoverDeleted ?? 0, 0)
+          assert.isTrue(vault.isSoftDeleted(NAME))
+          assert.strictEqual(o.problems[0]?.reason, "pfx_too_large")
+          assert.match(
+            o.reason,
+            /is soft-deleted \(deleted .*\), and neither a recovery \(its secret PKCS#12, application\/x-pkcs12, which content_type keep keeps\) nor a purge \(a first deploy imports PKCS#12\) would let this material be imported; nothing was written/,
+          )
+          // The remedy the default's Failed gave (recover, or purge) would not work: not offered.
+          assert.notMatch(o.reason, /set on_soft_deleted: recover|purge it first/)
+        }),
+      ),
+  )
+
+  it.effect.each([
+    {
+      deletedAs: PEM_CONTENT_TYPE,
+      reason:
+        /is soft-deleted \(deleted .*\), and a recovery would serve its secret as PEM, which this material fits; set on_soft_deleted: recover to recover it and deploy \(purging it would make this a first deploy, which imports PKCS#12, over the limit\)/,
+    },
+    {
+      deletedAs: undefined,
+      reason:
+        /is soft-deleted \(deleted .*\), and its answer does not say the content type a recovery would serve; set on_soft_deleted: recover .*purging it would make this a first deploy, which imports PKCS#12, over the limit/,
+    },
+  ])(
+    "a PFX over the limit, deleted as $deletedAs, on_soft_deleted fail: Failed on the soft-deleted name, offering the recovery only",
+    ({ deletedAs, reason }) =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seed(oldCert.material, deletedAs ?? PEM_CONTENT_TYPE)
+          yield* vault.softDelete(NAME)
+          const policy = yield* pfxLimitedTo(16)
+          const run = runDeploy(request(newCert.material)).pipe(Effect.provideService(DeployPolicy, policy))
+          const { result, imports } = yield* recordingImports(
+            deletedAs === undefined ? deletedWithoutContentType(run) : run,
+          )
           const o = expectTag(result, "Failed")
           assert.strictEqual(o.step, "soft-deleted")
           assert.lengthOf(imports, 0)
           assert.isTrue(vault.isSoftDeleted(NAME))
-          assert.match(o.reason, /is soft-deleted \(deleted .*\); set on_soft_deleted: recover/)
+          assert.match(o.reason, reason)
+          assert.notMatch(o.reason, /purge it first/)
         }),
       ),
   )
@@ -530,7 +573,7 @@ describe("content_type keep over a soft-deleted certificate: the deleted certifi
             o.reason,
             /^the import was refused before anything was written: material .*\(content_type keep imports PKCS#12: the vault serves no PEM for this name\)$/,
           )
-          assert.match(o.problems[0]?.fix ?? "", /^set content_type: pem, /)
+          assert.match(o.problems[0]?.fix ?? "", /^shorten the chain.*; or set content_type: pem once /)
         }),
       ),
   )
@@ -627,7 +670,7 @@ describe("content_type keep over a soft-deleted certificate: the deleted certifi
                 `^the soft-deleted certificate was recovered first and is served again as ${deletedVersion.versionId}, its secret PKCS#12 \\(application/x-pkcs12\\), which content_type keep keeps; but the import was refused and no version was written: material makes a PFX`,
               ),
             )
-            assert.match(o.problems[0]?.fix ?? "", /^set content_type: pem, /)
+            assert.match(o.problems[0]?.fix ?? "", /^shorten the chain.*; or set content_type: pem once /)
           }
         }),
       ),
