@@ -943,9 +943,17 @@ export class VaultHandler {
         "Operation get is not allowed on a disabled secret.",
         "SecretDisabled",
       )
-    if (outContentType !== undefined && v.contentType !== PFX_CONTENT_TYPE)
+    // The format it is held in is answered as held; PKCS#12 to PEM is the one documented conversion.
+    if (
+      outContentType !== undefined &&
+      outContentType !== v.contentType &&
+      v.contentType !== PFX_CONTENT_TYPE
+    )
       throw outContentTypeNotServed(outContentType, `a certificate whose secret is ${v.contentType}`)
-    const value = outContentType === PEM_CONTENT_TYPE ? this.pemValue(v) : await this.secretValue(v)
+    const value =
+      outContentType === PEM_CONTENT_TYPE && v.contentType === PFX_CONTENT_TYPE
+        ? this.pemValue(v)
+        : await this.secretValue(v)
     return {
       status: 200,
       body: {
@@ -1051,11 +1059,11 @@ export const outContentTypeOf = (params: URLSearchParams, apiVersion: string): s
       `The Key Vault emulator does not serve outContentType with api-version ${apiVersion}: the parameter exists from api-version 2025-07-01 (what Key Vault does with it on older versions is not documented). Send api-version 2025-07-01 or later, or leave outContentType out.`,
     )
   const wanted = raw.toLowerCase()
+  // Both are ContentType's known values (the SDK's KnownContentType; .NET's SecretContentType.Pkcs12
+  // "content is downloaded in pkcs12 (PFX) format"): PKCS#12 of a secret held as PKCS#12 is the
+  // secret as held, no conversion; getSecret refuses it on a secret held as PEM (no PEM-to-PFX).
   if (wanted === PEM_CONTENT_TYPE) return PEM_CONTENT_TYPE
-  if (wanted === PFX_CONTENT_TYPE)
-    throw KvError.badParameter(
-      `The Key Vault emulator does not serve outContentType=${PFX_CONTENT_TYPE}: Key Vault documents only the PFX to PEM conversion (outContentType=${PEM_CONTENT_TYPE}), not what it answers when asked for PKCS#12. Leave outContentType out to read the secret in the format it is held in.`,
-    )
+  if (wanted === PFX_CONTENT_TYPE) return PFX_CONTENT_TYPE
   throw KvError.badParameter(
     `The value of outContentType (${raw}) is not supported: Key Vault converts a certificate's PKCS#12 secret to PEM only (outContentType=${PEM_CONTENT_TYPE}). Leave outContentType out to read the secret as it is held.`,
   )

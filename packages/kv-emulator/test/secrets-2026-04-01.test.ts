@@ -128,10 +128,18 @@ describe("@azure/keyvault-secrets 4.12 (api-version 2026-04-01)", () => {
       policy: { contentType: PEM },
     })
     await certificates.importCertificate("held-as-pfx", await pfxOf(material), { password: "pw" })
+    // The format a certificate's secret is held in is answered as held (KnownContentType's values).
+    const asHeld = [
+      await secrets.getSecret("held-as-pfx", { outContentType: KnownContentType.PFX }),
+      await secrets.getSecret("held-as-pem", { outContentType: KnownContentType.PEM }),
+    ]
+    expect(asHeld.map((s) => s.properties.contentType)).toEqual([PFX, PEM])
+    expect(asHeld[0]?.value).toBe((await secrets.getSecret("held-as-pfx")).value)
+    expect(asHeld[1]?.value).toBe((await secrets.getSecret("held-as-pem")).value)
     const refusals = [
       await restError(secrets.getSecret("plain-pem", { outContentType: KnownContentType.PEM })),
-      await restError(secrets.getSecret("held-as-pem", { outContentType: KnownContentType.PEM })),
-      await restError(secrets.getSecret("held-as-pfx", { outContentType: KnownContentType.PFX })),
+      // PEM to PKCS#12 is not a conversion Key Vault documents ("only PFX to PEM").
+      await restError(secrets.getSecret("held-as-pem", { outContentType: KnownContentType.PFX })),
     ]
     for (const r of refusals) {
       expect(r.statusCode).toBe(400)
