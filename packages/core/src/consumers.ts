@@ -102,7 +102,8 @@ export const consumerWarnings = (
     warnings.push({
       field: "material",
       message: `makes a PFX of about ${pfxBytes} bytes: ${consumerShown("application_gateway")} takes SSL certificates of at most 16 KB (${APPLICATION_GATEWAY_MAX_CERTIFICATE_BYTES} bytes) and may refuse it (approximate: this is the size of the PFX kvdeploy sends; Key Vault exports its own, which Application Gateway reads)`,
-      fix: "shorten the chain (leave out the root CA, which clients already hold), or issue the certificate with fewer names or an EC key",
+      // No EC key offered: Application Gateway's documentation does not cover EC listener certificates.
+      fix: "shorten the chain (leave out the root CA, which clients already hold), or issue the certificate with fewer names",
     })
   if (consumers.includes("app_service")) {
     const appService = consumerShown("app_service")

@@ -353,10 +353,11 @@ export const preflightInspected = (
             {
               ...built,
               message: `${built.message}; content_type keep imports PKCS#12 whatever the vault serves, as consumers ${needPkcs12.join(", ")} read PKCS#12 only`,
-              // Front Door takes no EC key: the size fix does not offer one then.
-              ...(needPkcs12.includes("front_door")
+              // Front Door takes no EC key, and Application Gateway's docs say nothing of EC: the size
+              // fix does not offer one then.
+              ...(needPkcs12.includes("front_door") || needPkcs12.includes("application_gateway")
                 ? {
-                    fix: "shorten the chain (leave out the root CA, which clients already hold), or issue the certificate with fewer names (front_door takes no EC key)",
+                    fix: `shorten the chain (leave out the root CA, which clients already hold), or issue the certificate with fewer names (${needPkcs12.includes("front_door") ? "front_door takes no EC key" : "application_gateway's documentation does not cover EC keys"})`,
                   }
                 : {}),
             },

@@ -237,6 +237,8 @@ describe("warnings where a consumer's documentation is weaker (the deploy goes o
           w?.message ?? "",
           /Azure Application Gateway v2 \(consumers: application_gateway\) takes SSL certificates of at most 16 KB .*approximate/,
         )
+        // Its documentation does not cover EC listener certificates: no EC key is offered.
+        assert.notMatch(w?.fix ?? "", /EC key/)
         assert.deepStrictEqual(yield* warningsOf(rsa.material, "application_gateway"), [])
       }),
     ),
@@ -340,9 +342,13 @@ describe("content_type keep with a consumer: PKCS#12 whatever the vault serves",
         assert.notMatch(refused.problems[0]?.fix ?? "", /or an EC key|content_type: pem/)
         assert.match(refused.problems[0]?.fix ?? "", /front_door takes no EC key/)
       }
+      // Application Gateway's docs say nothing of EC keys: not offered either; App Service takes them.
       const gateway = yield* over(withConsumers("application_gateway"))
       assert.strictEqual(gateway._tag, "Rejected")
-      if (gateway._tag === "Rejected") assert.match(gateway.problems[0]?.fix ?? "", /or an EC key/)
+      if (gateway._tag === "Rejected") assert.notMatch(gateway.problems[0]?.fix ?? "", /or an EC key/)
+      const appService = yield* over(withConsumers("app_service"))
+      assert.strictEqual(appService._tag, "Rejected")
+      if (appService._tag === "Rejected") assert.match(appService.problems[0]?.fix ?? "", /or an EC key/)
     }).pipe(Effect.provide(TestWorld.layer)),
   )
 })
