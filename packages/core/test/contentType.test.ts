@@ -523,7 +523,7 @@ describe("content_type keep over a soft-deleted certificate: the deleted certifi
 
   it.effect.each([
     {
-      deletedAs: PEM_CONTENT_TYPE,
+      deletedAs: PEM_CONTENT_TYPE as Served | undefined,
       reason:
         /is soft-deleted \(deleted .*\), and a recovery would serve its secret as PEM, which this material fits; set on_soft_deleted: recover to recover it and deploy \(purging it would make this a first deploy, which imports PKCS#12, over the limit\)/,
     },
