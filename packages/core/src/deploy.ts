@@ -940,6 +940,16 @@ function* run(
   // 5. Import, in the content type the target and the snapshot call for (the PFX or the PEM is
   // built now if it was not yet: an import follows).
   let attempt: ImportResult | undefined
+  /** Step 5 over a soft-deleted name; `deleted` when it was read already (a PFX over the limit). */
+  const softDeleted = (deleted: DeletedCertificate | undefined) =>
+    onSoftDeleted(
+      request,
+      trail,
+      state,
+      newFacts.x5t,
+      tags,
+      softDeletedPath(codec, policy, request, trail, state, content, inspected, tags, deleted),
+    )
   if (state.previous === undefined && checked.pfxTooLarge !== undefined) {
     // Nothing is served, and the PFX is over Key Vault's limit (content_type keep, whose PEM fits):
     // keep imports PKCS#12, unless a soft-deleted certificate holds the name, which a recovery serves
@@ -950,14 +960,7 @@ function* run(
       trail.note(
         "snapshot: the name is held by a soft-deleted certificate (read, as the PFX is over the limit)",
       )
-      const handled = yield* onSoftDeleted(
-        request,
-        trail,
-        state,
-        newFacts.x5t,
-        tags,
-        softDeletedPath(codec, policy, request, trail, state, content, inspected, tags, deleted.success),
-      )
+      const handled = yield* softDeleted(deleted.success)
       if (!("attempt" in handled)) return handled
       attempt = handled.attempt
     } else if (deleted.failure._tag === "VaultNotFound") {
@@ -984,14 +987,7 @@ function* run(
     attempt = yield* resultOf(vault.importVersion(importRequest))
     if (attempt._tag === "Failure") trail.unsent(attempt.failure)
     if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {
-      const handled = yield* onSoftDeleted(
-        request,
-        trail,
-        state,
-        newFacts.x5t,
-        tags,
-        softDeletedPath(codec, policy, request, trail, state, content, inspected, tags),
-      )
+      const handled = yield* softDeleted(undefined)
       if (!("attempt" in handled)) return handled
       attempt = handled.attempt
     }
