@@ -11,14 +11,12 @@ import * as Result from "effect/Result"
 import {
   APPLICATION_GATEWAY_MAX_CERTIFICATE_BYTES,
   DeployPolicy,
-  type ImportRequest,
   PEM_CONTENT_TYPE,
   PfxCodec,
   PKCS12_CONTENT_TYPE,
   pemToPkcs12ForConsumersNote,
   preflight,
   transportPfxOptions,
-  Vault,
   validateTargetConfigSync,
 } from "../src/index.js"
 import type { CertificateMaterial } from "../src/material.js"
@@ -30,7 +28,16 @@ import {
   SyntheticCodec,
   TestWorld,
 } from "../src/testing/index.js"
-import { expectTag, fresh, managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
+import {
+  expectTag,
+  fresh,
+  managedTags,
+  NAME,
+  recordingImports,
+  request,
+  runDeploy,
+  target,
+} from "./fixtures.js"
 
 const ca = makeAuthority("consumers")
 const rsa = issue({ seed: "rsa", issuer: ca })
@@ -51,23 +58,6 @@ const problemsOf = (fields: Record<string, unknown>) => {
   })
   return Result.isFailure(r) ? r.failure.problems.map((p) => `${p.field}: ${p.message} (fix: ${p.fix})`) : []
 }
-
-/** Run `eff` with every import request recorded (what reached the vault port). */
-const recordingImports = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const vault = yield* Vault
-    const imports: Array<ImportRequest> = []
-    const result = yield* eff.pipe(
-      Effect.provideService(Vault, {
-        ...vault,
-        importVersion: (r) => {
-          imports.push(r)
-          return vault.importVersion(r)
-        },
-      }),
-    )
-    return { result, imports }
-  })
 
 const withConsumers = (...consumers: ReadonlyArray<string>) => target({ consumers })
 

@@ -27,7 +27,16 @@ import {
   makeAuthority,
   SyntheticCodec,
 } from "../src/testing/index.js"
-import { expectTag, fresh, managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
+import {
+  expectTag,
+  fresh,
+  managedTags,
+  NAME,
+  recordingImports,
+  request,
+  runDeploy,
+  target,
+} from "./fixtures.js"
 
 const ca = makeAuthority("content-type")
 const oldCert = issue({ seed: "old", issuer: ca })
@@ -42,23 +51,6 @@ const seed = (material: CertificateMaterial, contentType?: Served) =>
       ...(contentType === undefined ? {} : { contentType }),
     }),
   )
-
-/** Run `eff` with every import request recorded (what reached the vault port). */
-const recordingImports = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const vault = yield* Vault
-    const imports: Array<ImportRequest> = []
-    const result = yield* eff.pipe(
-      Effect.provideService(Vault, {
-        ...vault,
-        importVersion: (r) => {
-          imports.push(r)
-          return vault.importVersion(r)
-        },
-      }),
-    )
-    return { result, imports }
-  })
 
 const kindOf = (r: ImportRequest | undefined) =>
   r === undefined ? "none" : r.pem !== undefined ? "pem" : "pkcs12"

@@ -7,8 +7,10 @@ import {
   type DeployOutcome,
   type DeployRequest,
   deploy,
+  type ImportRequest,
   MANAGED_BY_TAG,
   type TargetConfig,
+  Vault,
   validateTargetConfigSync,
 } from "../src/index.js"
 import type { CertificateMaterial } from "../src/material.js"
@@ -56,3 +58,20 @@ export const toJson = (u: unknown): string =>
   JSON.stringify(u, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString("base64") : v))
 
 export { Effect }
+
+/** Run `eff` with every import request recorded (what reached the vault port). */
+export const recordingImports = <A, E, R>(eff: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const vault = yield* Vault
+    const imports: Array<ImportRequest> = []
+    const result = yield* eff.pipe(
+      Effect.provideService(Vault, {
+        ...vault,
+        importVersion: (r) => {
+          imports.push(r)
+          return vault.importVersion(r)
+        },
+      }),
+    )
+    return { result, imports }
+  })
