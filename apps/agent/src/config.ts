@@ -1286,11 +1286,14 @@ export const validateAgentConfig = (
       // content_type keep (the default) is left out, as before the field existed: a restart after
       // an upgrade finds the fingerprints it wrote, and its held outcomes with them.
       const { contentType, ...beforeContentType } = target
+      // consumers is a set: its order in the file is no other configuration (sorted here; a target
+      // without consumers has no key, so its fingerprint is the one written before they existed).
+      const unordered = target.consumers === undefined ? {} : { consumers: [...target.consumers].sort() }
       const fingerprint = configFingerprintOf(
         JSON.stringify(
           canonical({
             source,
-            target: contentType === "keep" ? beforeContentType : target,
+            target: { ...(contentType === "keep" ? beforeContentType : target), ...unordered },
             certificateId,
             adopt,
             pickup,

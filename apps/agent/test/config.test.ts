@@ -105,6 +105,18 @@ deployments:
     ])
     // Naming a consumer is another configuration (a change releases a held outcome).
     expect(parsed("[front_door]")?.fingerprint).not.toBe(before)
+    // consumers is a set: another order in the file is the same configuration (a held outcome stays
+    // held); the order written is kept in the target.
+    expect(parsed("[front_door, application_gateway, app_service]")?.fingerprint).toBe(
+      parsed("[app_service, application_gateway, front_door]")?.fingerprint,
+    )
+    expect(parsed("[front_door, application_gateway]")?.target.consumers).toEqual([
+      "front_door",
+      "application_gateway",
+    ])
+    expect(parsed("[front_door, application_gateway]")?.fingerprint).not.toBe(
+      parsed("[front_door]")?.fingerprint,
+    )
     expect(problemsOf(yaml("[front_dor, front_door, front_door]"))).toEqual([
       'deployments[0].target.consumers[0]: is not a consumer kvdeploy knows ("front_dor")',
       "deployments[0].target.consumers[2]: names front_door again (consumers[1] names it)",
