@@ -91,7 +91,12 @@ export const consumerWarnings = (
   )
     warnings.push({
       field: "chain",
-      message: `holds no certificate that issued the leaf (${leaf.issuer}): ${consumerShown("front_door")} expects a complete certificate chain with leaf and intermediate certificates`,
+      // No chain at all: this is the one warning of it (materialWarnings leaves its own out for
+      // front_door), so it says what that one says too.
+      message:
+        inspected.chain.length === 0
+          ? `none given, and the leaf is issued by ${leaf.issuer}: ${consumerShown("front_door")} expects a complete certificate chain with leaf and intermediate certificates (and a client that does not already hold that certificate cannot build a path to a root)`
+          : `holds no certificate that issued the leaf (${leaf.issuer}): ${consumerShown("front_door")} expects a complete certificate chain with leaf and intermediate certificates`,
       fix: "give the issuer's chain with the leaf (an ACME client's fullchain.pem, not cert.pem)",
     })
   if (

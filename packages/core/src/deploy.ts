@@ -867,8 +867,8 @@ function* run(
   const inspected = checked.inspected
   trail.warnings =
     checked.warnings === undefined
-      ? materialWarnings(inspected, now)
-      : [...materialWarnings(inspected, now), ...checked.warnings]
+      ? materialWarnings(inspected, now, request.target.consumers)
+      : [...materialWarnings(inspected, now, request.target.consumers), ...checked.warnings]
   const newFacts = inspected.leaf
   const tags = forwardTags(request.target.tags, request.certificateId)
   /** The PFX once built (by preflight, or below), or why it cannot be imported; the PEM likewise. */

@@ -14,6 +14,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Result from "effect/Result"
 import {
   APPLICATION_GATEWAY_MAX_CERTIFICATE_BYTES,
+  type Consumer,
   consumerProblems,
   consumerWarnings,
   pkcs12OnlyConsumers,
@@ -190,9 +191,13 @@ export const materialProblems = (
  * that does not hold that intermediate cannot build a path at all; the usual slip is an ACME
  * client's `cert.pem` where `fullchain.pem` belongs). Not problems: an expired cross-signed root
  * is kept in chains on purpose for old clients, and a leaf a trusted root issues directly needs no
- * chain.
+ * chain. `consumers`: the target's (with front_door, the missing chain is its consumer warning).
  */
-export const materialWarnings = (inspected: InspectedMaterial, now: number): Array<DeployWarning> => {
+export const materialWarnings = (
+  inspected: InspectedMaterial,
+  now: number,
+  consumers?: ReadonlyArray<Consumer> | undefined,
+): Array<DeployWarning> => {
   const warnings: Array<DeployWarning> = []
   inspected.chain.forEach((c, i) => {
     const outside =
@@ -210,7 +215,13 @@ export const materialWarnings = (inspected: InspectedMaterial, now: number): Arr
           : "give the chain your CA serves now (the issuer's current intermediate)",
       })
   })
-  if (inspected.chain.length === 0 && !inspected.leaf.selfSigned)
+  // With front_door named, consumerWarnings says it (one warning, naming Front Door's need, which
+  // preflight's warnings carry to the agent's --check as well).
+  if (
+    inspected.chain.length === 0 &&
+    !inspected.leaf.selfSigned &&
+    consumers?.includes("front_door") !== true
+  )
     warnings.push({
       field: "chain",
       message: `none given, and the leaf is issued by ${inspected.leaf.issuer}: a client that does not already hold that certificate cannot build a path to a root`,

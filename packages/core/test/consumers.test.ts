@@ -192,6 +192,41 @@ describe("warnings where a consumer's documentation is weaker (the deploy goes o
     ),
   )
 
+  it.effect("front_door with no chain at all: one warning of it, which names Front Door's need", () =>
+    fresh(
+      Effect.gen(function* () {
+        const bare = issue({ seed: "bare", issuer: ca, withChain: false }).material
+        const chainWarnings = (consumers: ReadonlyArray<string>) =>
+          Effect.map(runDeploy(request(bare, {}, withConsumers(...consumers))), (r) =>
+            // Succeeded, then Skipped (the same certificate): both carry the material's warnings.
+            (r.warnings ?? []).filter((w) => w.field === "chain"),
+          )
+        const [only, ...more] = yield* chainWarnings(["front_door"])
+        assert.deepStrictEqual(more, [])
+        assert.match(
+          only?.message ?? "",
+          /^none given, and the leaf is issued by .*: Azure Front Door \(consumers: front_door\) expects a complete certificate chain with leaf and intermediate certificates \(and a client that does not already hold that certificate cannot build a path to a root\)$/,
+        )
+        assert.match(only?.fix ?? "", /fullchain\.pem, not cert\.pem/)
+        // Without front_door: the material's own warning, as before.
+        const [plain, ...morePlain] = yield* chainWarnings(["app_service"])
+        assert.deepStrictEqual(morePlain, [])
+        assert.match(
+          plain?.message ?? "",
+          /^none given, and the leaf is issued by .*: a client that does not/,
+        )
+        // Plan's preflight carries it too (the agent's --check shows preflight's warnings only).
+        const checked = yield* preflight(request(bare, {}, withConsumers("front_door")))
+        assert.strictEqual(checked._tag, "Passed")
+        if (checked._tag === "Passed")
+          assert.deepStrictEqual(
+            checked.warnings?.map((w) => w.field),
+            ["chain"],
+          )
+      }),
+    ),
+  )
+
   it.effect("app_service with an EC key, and with a self-signed leaf", () =>
     fresh(
       Effect.gen(function* () {

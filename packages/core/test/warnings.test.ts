@@ -66,6 +66,12 @@ describe("materialWarnings", () => {
       materialWarnings(inspected(facts("CN=self", "CN=self", 0, now + day), []), now),
       [],
     )
+    // With front_door named, its consumer warning says it (one warning, naming Front Door).
+    assert.deepStrictEqual(materialWarnings(inspected(leaf, []), now, ["front_door"]), [])
+    assert.deepStrictEqual(
+      materialWarnings(inspected(leaf, []), now, ["app_service"]).map((w) => w.field),
+      ["chain"],
+    )
   })
 })
 
