@@ -1004,8 +1004,20 @@ const secretFieldFix = (key: string): string => {
   return "remove it; use credential_mode (managed identity, workload identity, or client_secret from the environment)"
 }
 
+/**
+ * How fixes name fields a caller gave another way than the target file: the CLI's flags
+ * (`fromFlags`, the raw field names a flag set: `consumers` from `--consumer`, `content_type` from
+ * `--content-type`). A fix then names the flag to change, not the file's field.
+ */
+export interface TargetConfigSources {
+  readonly fromFlags?: ReadonlySet<string> | undefined
+}
+
 /** Validate raw (JSON/YAML-decoded) target configuration; every problem is reported. */
-export const validateTargetConfigSync = (input: unknown): Result.Result<TargetConfig, ConfigInvalid> => {
+export const validateTargetConfigSync = (
+  input: unknown,
+  sources?: TargetConfigSources,
+): Result.Result<TargetConfig, ConfigInvalid> => {
   const problems: Array<ConfigProblem> = []
   if (!isRecord(input)) {
     return Result.fail(
@@ -1168,7 +1180,7 @@ export const validateTargetConfigSync = (input: unknown): Result.Result<TargetCo
           problems,
         )
 
-  const consumers = validateConsumers(input.consumers, contentType, problems)
+  const consumers = validateConsumers(input.consumers, contentType, problems, sources?.fromFlags)
 
   if (
     problems.length > 0 ||
@@ -1208,6 +1220,7 @@ const validateConsumers = (
   value: unknown,
   contentType: ContentTypeSetting | undefined,
   problems: Array<ConfigProblem>,
+  fromFlags: ReadonlySet<string> | undefined,
 ): ReadonlyArray<Consumer> | undefined => {
   if (value === undefined) return undefined
   if (!Array.isArray(value)) {
@@ -1255,7 +1268,7 @@ const validateConsumers = (
         problem(
           "content_type",
           `is pem, but ${named.join(", ")} ${named.length === 1 ? "reads" : "read"} the certificate's secret as PKCS#12 only: ${named.length === 1 ? "it" : "they"} could not read a PEM version`,
-          `set content_type: keep (it imports PKCS#12 for these consumers) or pkcs12, or remove ${consumers.join(", ")} from consumers if ${consumers.length === 1 ? "it does" : "they do"} not read this certificate`,
+          `${fromFlags?.has("content_type") === true ? "give --content-type keep" : "set content_type: keep"} (it imports PKCS#12 for these consumers) or pkcs12, or ${fromFlags?.has("consumers") === true ? `leave ${consumers.join(", ")} out of --consumer` : `remove ${consumers.join(", ")} from consumers`} if ${consumers.length === 1 ? "it does" : "they do"} not read this certificate`,
         ),
       )
   }

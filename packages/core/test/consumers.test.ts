@@ -113,6 +113,36 @@ describe("consumers in the target", () => {
   })
 })
 
+describe("a fix names the flag that gave a field", () => {
+  it("content_type pem with --consumer: the fix says to leave it out of --consumer (and --content-type when that gave pem)", () => {
+    const fixOf = (fromFlags: ReadonlySet<string> | undefined) => {
+      const r = validateTargetConfigSync(
+        {
+          vault_url: "https://kv-test.vault.azure.net",
+          certificate_name: NAME,
+          content_type: "pem",
+          consumers: ["application_gateway"],
+        },
+        { fromFlags },
+      )
+      return Result.isFailure(r) ? r.failure.problems.find((p) => p.field === "content_type")?.fix : undefined
+    }
+    assert.match(
+      fixOf(undefined) ?? "",
+      /^set content_type: keep .*, or remove application_gateway from consumers if it does/,
+    )
+    assert.match(
+      fixOf(new Set(["consumers"])) ?? "",
+      /^set content_type: keep .*, or leave application_gateway out of --consumer if it does not read this certificate$/,
+    )
+    assert.notMatch(fixOf(new Set(["consumers"])) ?? "", /from consumers/)
+    assert.match(
+      fixOf(new Set(["consumers", "content_type"])) ?? "",
+      /^give --content-type keep .*, or leave application_gateway out of --consumer/,
+    )
+  })
+})
+
 describe("preflight refuses what a consumer would not take; nothing is written", () => {
   it.effect("front_door with an EC key: Rejected (unsupported_key), no import", () =>
     fresh(

@@ -300,7 +300,8 @@ export const resolveTarget = (
       })
       reported.add("certificate_name")
     }
-    const validated = validateTargetConfigSync(raw)
+    // Fixes name the flags that gave a field (--consumer, --content-type), not the file's field.
+    const validated = validateTargetConfigSync(raw, { fromFlags: fromFlag })
     const problems = [...early]
     if (Result.isFailure(validated)) {
       for (const p of validated.failure.problems) {
