@@ -154,7 +154,64 @@ describe("consumers", () => {
     )
     expect(pem.code).toBe(2)
     expect(pem.stdout + pem.stderr).toMatch(/content_type: is pem, but application_gateway .* PKCS#12 only/)
+    // The consumer came from --consumer: the fix names the flag, not the file's field.
+    expect(pem.stdout + pem.stderr).toContain(
+      "leave application_gateway out of --consumer if it does not read this certificate",
+    )
+    expect(pem.stdout + pem.stderr).not.toContain("from consumers")
     expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
+  })
+
+  it("plan and deploy over a soft-deleted certificate that is this one, served as PEM: plan warns as deploy does; deploy is Skipped and states no content type", async () => {
+    const name = "recover-pem"
+    // Another tool imported it as PEM, with kvdeploy's tags; then it was deleted.
+    const served = await fx.leaf({ key: { kind: "RSA", bits: 2048 } })
+    await world
+      .sdk()
+      .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
+        policy: { contentType: "application/x-pem-file" },
+        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
+      })
+    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
+    const args = (command: string) => [
+      command,
+      "--config",
+      world.targetFile(name),
+      "--consumer",
+      "app_service",
+      "--on-soft-deleted",
+      "recover",
+      "--cert",
+      "-",
+      "--json",
+    ]
+    const mark = world.emulator.requests.mark()
+    const planned = await runCli(args("plan"), { stdin: fx.bundle(served), env: world.env })
+    expect(planned.code, planned.stderr).toBe(0)
+    const plan = json<{
+      action: string
+      contentType?: unknown
+      warnings?: ReadonlyArray<{ field: string; message: string; fix: string }>
+    }>(planned)
+    expect(plan.action).toBe("recover")
+    expect(plan.contentType).toBeUndefined()
+    expect(plan.warnings?.map((w) => w.field)).toEqual(["consumers"])
+    expect(plan.warnings?.[0]?.message).toMatch(
+      /^names app_service, which read PKCS#12 only, and the soft-deleted certificate a recovery brings back serves this certificate's secret as application\/x-pem-file: it is this certificate, so it is recovered and no version is imported/,
+    )
+    expect(world.writesSince(mark)).toBe(0)
+
+    const deployed = await runCli(args("deploy"), { stdin: fx.bundle(served), env: world.env })
+    expect(deployed.code, deployed.stderr).toBe(0)
+    const o = json<Outcome & { recovered?: string; contentType?: unknown }>(deployed)
+    expect(o.outcome).toBe("Skipped")
+    expect(o.recovered).toBe("recovered")
+    // The import sent before the recovery met the deleted certificate and wrote nothing.
+    expect(o.contentType).toBeUndefined()
+    expect(world.emulator.state.versions(world.vault, name)).toHaveLength(1)
+    // The same warning as plan's.
+    expect(o.warnings).toEqual(plan.warnings)
   })
 
   it("validate shows the consumers, in text and --json", async () => {

@@ -105,10 +105,21 @@ export const contentTypeDecision = (
       : `content type: ${contentTypeWords(imported.imported)} (${imported.imported})${setting === "keep" ? ", as nothing says otherwise (content_type: keep)" : ""}`
 
 /**
+ * How a fix says to write the content type asked for now, with the certificate already served: a
+ * deploy imports over a served version that lacks one of the target's tags (servesInPlace), so
+ * one more tag makes it write this certificate again as a new version, in the content type asked
+ * for. kvdeploy has no flag that forces an import.
+ */
+const writeNowAdvice = (asked: string): string =>
+  `add a tag to the target (\`--tag KEY=VALUE\`, or \`tags\` in the target file or the agent's deployment) and deploy again: a served version without one of the target's tags is imported over, so this certificate is written again as a new version, as ${asked} (the tag may be left out again afterwards); or deploy a certificate renewed by its CA`
+
+/**
  * When a certificate already served is not imported again (Skipped), and the target asks for
  * another content type than the one served (`content_type` pkcs12 or pem, or keep with consumers
  * that read PKCS#12 only over a PEM secret): nothing is imported for the content type alone, so it
- * takes effect with the next new certificate. Said, not silent; undefined when nothing differs.
+ * takes effect with the next new version. Said, not silent, with what writes it now; undefined
+ * when nothing differs. `recovered`: the served certificate is the one this deploy's recovery of a
+ * soft-deleted certificate brought back (on_soft_deleted: recover), or, for plan, would.
  */
 export const contentTypeWaiting = (
   target: {
@@ -116,21 +127,26 @@ export const contentTypeWaiting = (
     readonly consumers?: ReadonlyArray<Consumer> | undefined
   },
   served: string | undefined,
+  options?: { readonly recovered?: boolean | undefined },
 ): DeployWarning | undefined => {
   const setting = target.contentType
   const consumers = pkcs12OnlyConsumers(target.consumers)
   if (setting === "keep" && consumers.length === 0) return undefined
   const asked = importContentTypeOf(setting, served, consumers)
   if (served === undefined || served === asked) return undefined
+  const servedHow =
+    options?.recovered === true
+      ? `the soft-deleted certificate a recovery brings back serves this certificate's secret as ${served}: it is this certificate, so it is recovered and no version is imported`
+      : `the vault serves this certificate's secret as ${served}: the certificate is already served, so no version is imported`
   return setting === "keep"
     ? {
         field: "consumers",
-        message: `names ${consumers.join(", ")}, which read PKCS#12 only, and the vault serves this certificate's secret as ${served}: the certificate is already served, so no version is imported, and the secret becomes ${asked} with the next new certificate (until then they cannot read it)`,
-        fix: `deploy the next certificate to write ${asked} now, or remove ${consumers.join(", ")} from consumers if they do not read this certificate`,
+        message: `names ${consumers.join(", ")}, which read PKCS#12 only, and ${servedHow}; the secret becomes ${asked} with the next version a deploy writes (until then they cannot read it)`,
+        fix: `to write ${asked} now, ${writeNowAdvice(asked)}; or remove ${consumers.join(", ")} from consumers if they do not read this certificate`,
       }
     : {
         field: "content_type",
-        message: `is ${setting}, and the vault serves this certificate's secret as ${served}: the certificate is already served, so no version is imported, and the secret becomes ${asked} with the next new certificate`,
-        fix: `nothing, if that can wait; else deploy the next certificate, or set content_type: keep to keep ${served}`,
+        message: `is ${setting}, and ${servedHow}; the secret becomes ${asked} with the next version a deploy writes`,
+        fix: `nothing, if that can wait; else, to write ${asked} now, ${writeNowAdvice(asked)}; or set content_type: keep to keep ${served}`,
       }
 }

@@ -212,7 +212,9 @@ const judgeExisting = (
     // content_type pem or pkcs12 (or keep with consumers that read PKCS#12 only) asks for another
     // content type than the one served: nothing is imported for it alone, so it takes effect with
     // the next new certificate. Said, not silent.
-    const waiting = contentTypeWaiting(request.target, previous.contentType)
+    const waiting = contentTypeWaiting(request.target, previous.contentType, {
+      recovered: trail.recovered === "recovered",
+    })
     if (waiting !== undefined) trail.warnings = [...trail.warnings, waiting]
     return {
       _tag: "Skipped",
@@ -464,6 +466,10 @@ const onSoftDeleted = Effect.fnUntraced(function* (
 ): Effect.fn.Return<Draft | { readonly attempt: ImportResult }, never, Vault | PfxCodec> {
   const vault = yield* Vault
   const name = request.target.certificateName
+  // An import refused as soft-deleted (409) wrote nothing: the content type it was built in is no
+  // outcome's, unless an import after a recovery is built again (path.importFor sets it then). A
+  // recovery that brings back this certificate (Skipped) or a refusal here writes none.
+  state.contentType = undefined
   const readDeleted =
     path.deleted !== undefined
       ? Effect.succeed(Option.some(path.deleted))

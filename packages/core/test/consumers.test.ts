@@ -356,7 +356,70 @@ describe("content_type keep with a consumer: PKCS#12 whatever the vault serves",
           )
           assert.match(
             o.warnings?.[0]?.message ?? "",
-            /names app_service, which read PKCS#12 only, and the vault serves this certificate's secret as application\/x-pem-file: .*becomes application\/x-pkcs12 with the next new certificate/,
+            /names app_service, which read PKCS#12 only, and the vault serves this certificate's secret as application\/x-pem-file: .*becomes application\/x-pkcs12 with the next version a deploy writes/,
+          )
+          // The fix is one the operator can take now (no "deploy the next certificate"); and it works:
+          // a deploy with one more tag writes this certificate again, as PKCS#12.
+          const fix = o.warnings?.[0]?.fix ?? ""
+          assert.notMatch(fix, /deploy the next certificate/)
+          assert.match(
+            fix,
+            /^to write application\/x-pkcs12 now, add a tag to the target \(`--tag KEY=VALUE`, or `tags` in the target file or the agent's deployment\) and deploy again/,
+          )
+          const again = yield* recordingImports(
+            runDeploy(
+              request(
+                rsa.material,
+                {},
+                target({ consumers: ["app_service"], tags: { env: "test", rewrite: "1" } }),
+              ),
+            ),
+          )
+          const written = expectTag(again.result, "Succeeded")
+          assert.deepStrictEqual(
+            again.imports.map((r) => (r.pem !== undefined ? "pem" : "pkcs12")),
+            ["pkcs12"],
+          )
+          assert.strictEqual(vault.latest(NAME)?.x5t, rsa.x5t)
+          assert.strictEqual(vault.latest(NAME)?.contentType, PKCS12_CONTENT_TYPE)
+          assert.deepStrictEqual(written.contentType, {
+            imported: PKCS12_CONTENT_TYPE,
+            served: PEM_CONTENT_TYPE,
+            change: "changed",
+          })
+          // The tag may be left out again: the version written carries it, so the target is in place.
+          expectTag(yield* runDeploy(request(rsa.material, {}, withConsumers("app_service"))), "Skipped")
+        }),
+      ),
+  )
+
+  it.effect(
+    "the soft-deleted certificate a recovery brings back is this one, served as PEM: Skipped, states no content type, warns as for one served",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* vault.seed(NAME, rsa.material, { tags: managedTags, contentType: PEM_CONTENT_TYPE })
+          yield* vault.softDelete(NAME)
+          const { result, imports } = yield* recordingImports(
+            runDeploy(
+              request(rsa.material, {}, target({ consumers: ["app_service"], on_soft_deleted: "recover" })),
+            ),
+          )
+          const o = expectTag(result, "Skipped")
+          assert.strictEqual(o.recovered, "recovered")
+          // The PKCS#12 import sent first met the soft-deleted certificate (409): nothing was written.
+          assert.lengthOf(imports, 1)
+          assert.lengthOf(vault.versions(NAME), 1)
+          assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
+          assert.isUndefined(o.contentType)
+          assert.deepStrictEqual(
+            o.warnings?.map((w) => w.field),
+            ["consumers"],
+          )
+          assert.match(
+            o.warnings?.[0]?.message ?? "",
+            /^names app_service, which read PKCS#12 only, and the soft-deleted certificate a recovery brings back serves this certificate's secret as application\/x-pem-file: it is this certificate, so it is recovered and no version is imported; the secret becomes application\/x-pkcs12 with the next version a deploy writes/,
           )
         }),
       ),

@@ -156,10 +156,42 @@ describe("content_type pkcs12 and pem", () => {
             warning?.message ?? "",
             `is pem, and the vault serves this certificate's secret as ${PKCS12_CONTENT_TYPE}`,
           )
-          assert.include(warning?.message ?? "", `becomes ${PEM_CONTENT_TYPE} with the next new certificate`)
+          assert.include(
+            warning?.message ?? "",
+            `becomes ${PEM_CONTENT_TYPE} with the next version a deploy writes`,
+          )
           // keep says nothing: it asks for what is served.
           const kept = expectTag(yield* runDeploy(request(newCert.material)), "Skipped")
           assert.isUndefined(kept.warnings?.find((w) => w.field === "content_type"))
+        }),
+      ),
+  )
+
+  it.effect(
+    "pem, the soft-deleted certificate recovered is this one (PKCS#12): Skipped, states no content type (none was written), warns of the recovery",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seed(newCert.material, PKCS12_CONTENT_TYPE)
+          yield* vault.softDelete(NAME)
+          const { result, imports } = yield* recordingImports(
+            runDeploy(
+              request(newCert.material, {}, target({ content_type: "pem", on_soft_deleted: "recover" })),
+            ),
+          )
+          const o = expectTag(result, "Skipped")
+          assert.strictEqual(o.recovered, "recovered")
+          // The import sent first (in PEM) met the soft-deleted certificate (409) and wrote nothing.
+          assert.deepStrictEqual(imports.map(kindOf), ["pem"])
+          assert.lengthOf(vault.versions(NAME), 1)
+          assert.strictEqual(vault.latest(NAME)?.contentType, PKCS12_CONTENT_TYPE)
+          assert.isUndefined(o.contentType)
+          const warning = o.warnings?.find((w) => w.field === "content_type")
+          assert.match(
+            warning?.message ?? "",
+            /^is pem, and the soft-deleted certificate a recovery brings back serves this certificate's secret as application\/x-pkcs12: it is this certificate, so it is recovered and no version is imported/,
+          )
         }),
       ),
   )

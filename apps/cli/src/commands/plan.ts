@@ -431,12 +431,17 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         }
         // The material's, then the consumers' (as the deploy's outcome has them).
         const warnings = [
-          ...materialWarnings(checked.inspected, yield* Clock.currentTimeMillis),
+          ...materialWarnings(checked.inspected, yield* Clock.currentTimeMillis, config.consumers),
           ...(checked.warnings ?? []),
         ]
-        // Already served: the content type asked for waits for the next new certificate, as deploy warns.
+        // Already served, or brought back by a recovery as this certificate: the content type asked
+        // for waits for the next version a deploy writes, as deploy warns (the same warning).
         const waiting =
-          decision.action === "skip" ? contentTypeWaiting(config, latest?.contentType) : undefined
+          decision.action === "skip"
+            ? contentTypeWaiting(config, latest?.contentType)
+            : decision.action === "recover"
+              ? contentTypeWaiting(config, replaced?.contentType, { recovered: true })
+              : undefined
         if (waiting !== undefined) warnings.push(waiting)
         return {
           target,
