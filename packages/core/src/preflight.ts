@@ -269,7 +269,7 @@ export const checkBuiltPem = (
           field: "content_type",
           message: `is pem (${why}), and the PEM of the leaf, its chain and its key is ${encoded.success.byteLength} bytes; Key Vault keeps it as the secret's value, at most ${limit} characters`,
           fix: "shorten the chain (leave out the root CA, which clients already hold), or issue the certificate with fewer names or an EC key; or set content_type: pkcs12 if the secret's consumers read PKCS#12",
-          reason: "pfx_too_large",
+          reason: "pem_too_large",
         }
       : encoded.success
 }

@@ -335,6 +335,7 @@ describe("a PEM over Key Vault's 25 KB secret limit", () => {
           assert.strictEqual(o.problems[0]?.field, "content_type")
           assert.include(o.problems[0]?.message ?? "", `${size} bytes`)
           assert.include(o.problems[0]?.message ?? "", `at most ${size - 1}`)
+          assert.strictEqual(o.problems[0]?.reason, "pem_too_large")
           assert.isUndefined(o.contentType)
           assert.strictEqual(vault.latest(NAME)?.contentType, PEM_CONTENT_TYPE)
         }),
@@ -358,7 +359,8 @@ describe("a PEM over Key Vault's 25 KB secret limit", () => {
         assert.lengthOf(imports, 0)
         assert.strictEqual(vault.calls().total, 0)
         assert.strictEqual(o.problems[0]?.field, "content_type")
-        assert.strictEqual(o.problems[0]?.reason, "pfx_too_large")
+        // The PEM's own size refused it: counted as such, not as a PFX over the limit.
+        assert.strictEqual(o.problems[0]?.reason, "pem_too_large")
       }),
     ),
   )

@@ -31,6 +31,7 @@ export type ValidateFailureReason =
   | "certificate_name"
   | "tags"
   | "pfx_too_large"
+  | "pem_too_large"
   | "not_managed"
   | "previous_key"
 
