@@ -47,6 +47,22 @@ import {
 import { CERT_ID, managedTags, NAME, request, target, toJson } from "./fixtures.js"
 
 const RUNS = Number(process.env.KVDEPLOY_PROPERTY_RUNS ?? 1000)
+/**
+ * The seed every property in this file runs with: random unless KVDEPLOY_PROPERTY_SEED is set, and
+ * named in every coverage assertion's message (fast-check names it only when a property fails), so
+ * a run that misses an outcome can be replayed.
+ */
+const SEED = ((): number => {
+  const text = process.env.KVDEPLOY_PROPERTY_SEED
+  if (text === undefined || text === "") return (Date.now() ^ (Math.random() * 0x100000000)) | 0
+  const seed = Number(text)
+  if (!Number.isSafeInteger(seed))
+    throw new Error(
+      `KVDEPLOY_PROPERTY_SEED must be an integer (the seed a failing run printed), not ${JSON.stringify(text)}`,
+    )
+  return seed | 0
+})()
+const replay = `seed ${SEED}: rerun with KVDEPLOY_PROPERTY_SEED=${SEED} KVDEPLOY_PROPERTY_RUNS=${RUNS}`
 
 const ca = makeAuthority("prop")
 const pool = Array.from({ length: 5 }, (_, i) => issue({ seed: `pool-${i}`, issuer: ca }))
@@ -468,10 +484,13 @@ describe("deploy invariants (property)", () => {
           if (deletedRefused) refusedAfterDelete++
           if (deletedBeforeFirstRead) refusedFirstDeploy++
         }),
-        { numRuns: RUNS },
+        { numRuns: RUNS, seed: SEED },
       )
       // The generator reaches every outcome (so the invariants were checked on each).
-      expect([...seen.keys()].sort()).toEqual(
+      expect(
+        [...seen.keys()].sort(),
+        `${replay}; by outcome ${JSON.stringify(Object.fromEntries(seen))}`,
+      ).toEqual(
         [
           "Failed",
           "Rejected",
@@ -484,9 +503,9 @@ describe("deploy invariants (property)", () => {
         ].sort(),
       )
       // ... and the PFX was built while the snapshot read was on its way in some runs (the invariants held there too).
-      expect(overlaps).toBeGreaterThan(0)
+      expect(overlaps, replay).toBeGreaterThan(0)
       // ... and a lost import was proven refused by another writer's delete in some (the Failed check held there).
-      expect(refusedAfterDelete).toBeGreaterThan(0)
+      expect(refusedAfterDelete, replay).toBeGreaterThan(0)
       console.log(
         `property runs by outcome: ${JSON.stringify(Object.fromEntries(seen))}; PFX built during the snapshot read in ${overlaps}; a lost import proven refused by a delete in ${refusedAfterDelete}, by a delete before a first deploy's read in ${refusedFirstDeploy}`,
       )
@@ -516,11 +535,11 @@ describe("deploy invariants (property)", () => {
           if (lagAfterRecovery) lagged++
         },
       ),
-      { numRuns: Math.max(200, Math.floor(RUNS / 4)) },
+      { numRuns: Math.max(200, Math.floor(RUNS / 4)), seed: SEED },
     )
     // The lagging reads showed the delete the recovery undid, with the snapshot still latest, in
     // some runs: the case the conclusion must not be drawn in was reached.
-    expect(lagged, JSON.stringify(Object.fromEntries(seen))).toBeGreaterThan(0)
+    expect(lagged, `${replay}; outcomes ${JSON.stringify(Object.fromEntries(seen))}`).toBeGreaterThan(0)
     console.log(
       `lagging reads after a recovery: ${lagged} reached the deleted-certificate read with the snapshot latest; outcomes ${JSON.stringify(Object.fromEntries(seen))}`,
     )
@@ -549,10 +568,13 @@ describe("deploy invariants (property)", () => {
           seen.set(key, (seen.get(key) ?? 0) + 1)
         },
       ),
-      { numRuns: Math.max(300, Math.floor(RUNS / 2)) },
+      { numRuns: Math.max(300, Math.floor(RUNS / 2)), seed: SEED },
     )
     // Every branch of the oracle was taken, the recovered ones included.
-    expect([...seen.keys()].sort()).toEqual(
+    expect(
+      [...seen.keys()].sort(),
+      `${replay}; by branch ${JSON.stringify(Object.fromEntries(seen))}`,
+    ).toEqual(
       ["Failed", "Rejected", "Skipped", "Skipped (recovered)", "Succeeded", "Succeeded (recovered)"].sort(),
     )
   })
@@ -602,7 +624,7 @@ describe("preflight over random material (property)", () => {
         expect(outcome._tag).toBe(broken ? "Rejected" : "Succeeded")
         if (broken) expect(calls).toBe(0)
       }),
-      { numRuns: 300 },
+      { numRuns: 300, seed: SEED },
     )
   })
 })
