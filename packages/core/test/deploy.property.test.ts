@@ -465,6 +465,32 @@ const expectedWithoutFaults = (
 
 const noFaults = Object.fromEntries(operations.map(([op]) => [op, []])) as unknown as Scenario["faults"]
 
+/**
+ * Scenarios without faults or scripted races, a third of them a deploy of the certificate the vault
+ * serves (its versions still random: foreign, disabled, soft-deleted or not). Random scenarios alone
+ * reach "Skipped" in about 1 run in 55 and "Skipped (recovered)" in about 1 in 107 (measured over
+ * 2,000 seeds of 500 runs), so a 500-run property missed the recovered one in about 1 run in 105
+ * (0.9%; 6% at 300 runs). With the third, they come about 1 run in 13 and 1 in 25: a miss is
+ * about 2e-9 at 500 runs, 6e-6 at 300.
+ */
+const arbWithoutFaults: fc.Arbitrary<Scenario> = fc
+  .oneof(
+    { weight: 2, arbitrary: arbScenario },
+    {
+      weight: 1,
+      arbitrary: arbScenario
+        .filter((s) => s.history.length > 0)
+        .map((s) => ({ ...s, newCert: "same-as-latest" as const })),
+    },
+  )
+  .map((s) => ({
+    ...s,
+    deleteRace: "none" as const,
+    lagAtReconcile: false,
+    alterImport: undefined,
+    faults: noFaults,
+  }))
+
 describe("deploy invariants (property)", () => {
   it(
     `I1-I5 hold and the outcome is true of the vault, over ${RUNS} random histories and fault schedules`,
@@ -548,26 +574,17 @@ describe("deploy invariants (property)", () => {
   it("without faults, every deploy ends as the contract's steps say (recovered, skipped, refused or imported)", async () => {
     const seen = new Map<string, number>()
     await fc.assert(
-      fc.asyncProperty(
-        arbScenario.map((s) => ({
-          ...s,
-          deleteRace: "none" as const,
-          lagAtReconcile: false,
-          alterImport: undefined,
-          faults: noFaults,
-        })),
-        async (s) => {
-          const { outcome } = await Effect.runPromise(runScenario(s))
-          const expected = expectedWithoutFaults(s)
-          const context = `${outcome._tag}: ${outcome.reason}\n${outcome.decisions.join("\n")}`
-          expect({ tag: outcome._tag, recovered: outcome.recovered }, context).toEqual({
-            tag: expected.tag,
-            recovered: expected.recovered,
-          })
-          const key = `${expected.tag}${expected.recovered === undefined ? "" : " (recovered)"}`
-          seen.set(key, (seen.get(key) ?? 0) + 1)
-        },
-      ),
+      fc.asyncProperty(arbWithoutFaults, async (s) => {
+        const { outcome } = await Effect.runPromise(runScenario(s))
+        const expected = expectedWithoutFaults(s)
+        const context = `${outcome._tag}: ${outcome.reason}\n${outcome.decisions.join("\n")}`
+        expect({ tag: outcome._tag, recovered: outcome.recovered }, context).toEqual({
+          tag: expected.tag,
+          recovered: expected.recovered,
+        })
+        const key = `${expected.tag}${expected.recovered === undefined ? "" : " (recovered)"}`
+        seen.set(key, (seen.get(key) ?? 0) + 1)
+      }),
       { numRuns: Math.max(300, Math.floor(RUNS / 2)), seed: SEED },
     )
     // Every branch of the oracle was taken, the recovered ones included.
