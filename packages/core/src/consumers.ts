@@ -40,8 +40,16 @@ export const pkcs12OnlyConsumers = (
 /** Application Gateway v2's largest SSL certificate (its limits page: 16 KB). */
 export const APPLICATION_GATEWAY_MAX_CERTIFICATE_BYTES = 16 * 1024
 
+/**
+ * "remove X from consumers", naming both places a consumer is named: the target's `consumers`
+ * field (a file, an agent deployment) and the CLI's `--consumer` flag. Core does not know which
+ * one gave the list (only the configuration's own check does).
+ */
+export const removeConsumersAdvice = (consumers: ReadonlyArray<Consumer>): string =>
+  `remove ${consumers.join(", ")} from consumers (or leave ${consumers.length === 1 ? "it" : "them"} out of --consumer)`
+
 const removeIt = (consumer: Consumer): string =>
-  `or remove ${consumer} from consumers if ${consumerLabels[consumer]} does not read this certificate`
+  `or ${removeConsumersAdvice([consumer])} if ${consumerLabels[consumer]} does not read this certificate`
 
 /**
  * What a named consumer would refuse in `inspected` (its documentation says so): Front Door takes

@@ -5,7 +5,7 @@
  * (`keep`, the default, imports in the content type the vault serves now).
  */
 import * as Schema from "effect/Schema"
-import { type Consumer, pkcs12OnlyConsumers } from "./consumers.js"
+import { type Consumer, pkcs12OnlyConsumers, removeConsumersAdvice } from "./consumers.js"
 import type { DeployWarning } from "./outcome.js"
 
 export const PKCS12_CONTENT_TYPE = "application/x-pkcs12"
@@ -111,7 +111,7 @@ export const contentTypeDecision = (
  * for. kvdeploy has no flag that forces an import.
  */
 const writeNowAdvice = (asked: string): string =>
-  `add a tag to the target (\`--tag KEY=VALUE\`, or \`tags\` in the target file or the agent's deployment) and deploy again: a served version without one of the target's tags is imported over, so this certificate is written again as a new version, as ${asked} (the tag may be left out again afterwards); or deploy a certificate renewed by its CA`
+  `add a tag to the target, or change a tag's value (\`--tag KEY=VALUE\`, or \`tags\` in the target file or the agent's deployment) and deploy again: a served version without one of the target's tags is imported over, so this certificate is written again as a new version, as ${asked} (the tag may be left out again afterwards); or deploy a certificate renewed by its CA`
 
 /**
  * When a certificate already served is not imported again (Skipped), and the target asks for
@@ -142,11 +142,11 @@ export const contentTypeWaiting = (
     ? {
         field: "consumers",
         message: `names ${consumers.join(", ")}, which read PKCS#12 only, and ${servedHow}; the secret becomes ${asked} with the next version a deploy writes (until then they cannot read it)`,
-        fix: `to write ${asked} now, ${writeNowAdvice(asked)}; or remove ${consumers.join(", ")} from consumers if they do not read this certificate`,
+        fix: `to write ${asked} now, ${writeNowAdvice(asked)}; or ${removeConsumersAdvice(consumers)} if ${consumers.length === 1 ? "it does" : "they do"} not read this certificate`,
       }
     : {
         field: "content_type",
         message: `is ${setting}, and ${servedHow}; the secret becomes ${asked} with the next version a deploy writes`,
-        fix: `nothing, if that can wait; else, to write ${asked} now, ${writeNowAdvice(asked)}; or set content_type: keep to keep ${served}`,
+        fix: `nothing, if that can wait; else, to write ${asked} now, ${writeNowAdvice(asked)}; or set content_type: keep (\`--content-type keep\`) to keep ${served}`,
       }
 }

@@ -211,7 +211,7 @@ const judgeExisting = (
     trail.note("idempotency: already served with kvdeploy's tags; skipping")
     // content_type pem or pkcs12 (or keep with consumers that read PKCS#12 only) asks for another
     // content type than the one served: nothing is imported for it alone, so it takes effect with
-    // the next new certificate. Said, not silent.
+    // the next version a deploy writes. Said, not silent, with what writes one now.
     const waiting = contentTypeWaiting(request.target, previous.contentType, {
       recovered: trail.recovered === "recovered",
     })

@@ -159,7 +159,10 @@ describe("preflight refuses what a consumer would not take; nothing is written",
           o.problems[0]?.message ?? "",
           /is EC P-256: Azure Front Door \(consumers: front_door\) does not support certificates with EC keys/,
         )
-        assert.match(o.problems[0]?.fix ?? "", /RSA key .*or remove front_door from consumers/)
+        assert.match(
+          o.problems[0]?.fix ?? "",
+          /RSA key .*or remove front_door from consumers \(or leave it out of --consumer\) if Azure Front Door/,
+        )
         assert.deepStrictEqual(imports, [])
         assert.strictEqual((yield* InMemoryVaultHandle).latest(NAME), undefined)
         assert.deepStrictEqual(
@@ -364,7 +367,12 @@ describe("content_type keep with a consumer: PKCS#12 whatever the vault serves",
           assert.notMatch(fix, /deploy the next certificate/)
           assert.match(
             fix,
-            /^to write application\/x-pkcs12 now, add a tag to the target \(`--tag KEY=VALUE`, or `tags` in the target file or the agent's deployment\) and deploy again/,
+            /^to write application\/x-pkcs12 now, add a tag to the target, or change a tag's value \(`--tag KEY=VALUE`, or `tags` in the target file or the agent's deployment\) and deploy again/,
+          )
+          // Core does not know whether the list came from the file or --consumer: both are named.
+          assert.match(
+            fix,
+            /; or remove app_service from consumers \(or leave it out of --consumer\) if it does not read this certificate$/,
           )
           const again = yield* recordingImports(
             runDeploy(

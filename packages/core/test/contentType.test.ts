@@ -160,6 +160,11 @@ describe("content_type pkcs12 and pem", () => {
             warning?.message ?? "",
             `becomes ${PEM_CONTENT_TYPE} with the next version a deploy writes`,
           )
+          // The way back names the field and the CLI's flag (core does not know which gave it).
+          assert.match(
+            warning?.fix ?? "",
+            /; or set content_type: keep \(`--content-type keep`\) to keep application\/x-pkcs12$/,
+          )
           // keep says nothing: it asks for what is served.
           const kept = expectTag(yield* runDeploy(request(newCert.material)), "Skipped")
           assert.isUndefined(kept.warnings?.find((w) => w.field === "content_type"))
