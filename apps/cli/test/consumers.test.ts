@@ -214,6 +214,58 @@ describe("consumers", () => {
     expect(o.warnings).toEqual(plan.warnings)
   })
 
+  it("plan over a soft-deleted certificate that is this one, whose answer does not say its content type: says it is judged after the recovery", async () => {
+    const name = "recover-unsaid"
+    const served = await fx.leaf({ key: { kind: "RSA", bits: 2048 } })
+    await world
+      .sdk()
+      .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
+        policy: { contentType: "application/x-pem-file" },
+        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
+      })
+    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    const planArgs = (extra: ReadonlyArray<string>) => [
+      "plan",
+      "--config",
+      world.targetFile(name),
+      ...extra,
+      "--on-soft-deleted",
+      "recover",
+      "--cert",
+      "-",
+      "--json",
+    ]
+    // The deleted certificate's answer without its policy (so without the secret's content type).
+    const unsaid = world.emulator.faults.add({
+      operation: "getDeleted",
+      times: "always",
+      action: { kind: "omitFields", fields: ["policy"] },
+    })
+    try {
+      const mark = world.emulator.requests.mark()
+      for (const [extra, said] of [
+        [["--consumer", "app_service"], "the application/x-pkcs12 app_service reads"],
+        [["--content-type", "pkcs12"], "the application/x-pkcs12 content_type pkcs12 asks for"],
+      ] as const) {
+        const planned = await runCli(planArgs(extra), { stdin: fx.bundle(served), env: world.env })
+        expect(planned.code, planned.stderr).toBe(0)
+        const plan = json<{ action: string; reason: string; warnings?: ReadonlyArray<unknown> }>(planned)
+        expect(plan.action).toBe("recover")
+        expect(plan.warnings).toBeUndefined()
+        expect(plan.reason).toContain(
+          `the soft-deleted certificate's answer does not say its secret's content type: whether it is ${said} is known only after the recovery`,
+        )
+      }
+      // content_type keep without consumers asks for what is served: nothing to say.
+      const kept = await runCli(planArgs([]), { stdin: fx.bundle(served), env: world.env })
+      expect(kept.code, kept.stderr).toBe(0)
+      expect(json<{ reason: string }>(kept).reason).not.toContain("does not say its secret's content type")
+      expect(world.writesSince(mark)).toBe(0)
+    } finally {
+      world.emulator.faults.remove(unsaid)
+    }
+  })
+
   it("validate shows the consumers, in text and --json", async () => {
     const file = world.targetFile("shown", { consumers: ["application_gateway", "front_door"] })
     const text = await runCli(["validate", file])

@@ -443,6 +443,24 @@ export const plan = Command.make("plan", deployFlags, (input) =>
               ? contentTypeWaiting(config, replaced?.contentType, { recovered: true })
               : undefined
         if (waiting !== undefined) warnings.push(waiting)
+        else if (
+          decision.action === "recover" &&
+          replaced?.contentType === undefined &&
+          (config.contentType !== "keep" || (config.consumers ?? []).length > 0)
+        ) {
+          // The deleted certificate's answer does not say its secret's content type: whether the
+          // recovery brings back the one the target asks for is known once it is recovered, when
+          // deploy judges it (and warns, as the warning above would have).
+          const asked = importContentTypeOf(config.contentType, undefined, config.consumers)
+          const asker =
+            config.contentType === "keep"
+              ? `${(config.consumers ?? []).join(", ")} ${(config.consumers ?? []).length === 1 ? "reads" : "read"}`
+              : `content_type ${config.contentType} asks for`
+          decision = {
+            ...decision,
+            reason: `${decision.reason}; the soft-deleted certificate's answer does not say its secret's content type: whether it is the ${asked} ${asker} is known only after the recovery, and deploy would warn if it is not (no version is imported for the content type alone)`,
+          }
+        }
         return {
           target,
           preflight: { passed: true, problems: [] },
