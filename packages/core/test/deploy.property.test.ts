@@ -491,6 +491,79 @@ const arbWithoutFaults: fc.Arbitrary<Scenario> = fc
     faults: noFaults,
   }))
 
+/**
+ * A targeted scenario's faults: the random ones, at most one per operation, so the race or
+ * alteration it was made for is seldom drowned by others.
+ */
+const fewerFaults = (faults: Scenario["faults"]): Scenario["faults"] =>
+  Object.fromEntries(operations.map(([op]) => [op, faults[op].slice(0, 1)])) as unknown as Scenario["faults"]
+
+/**
+ * A random scenario turned into a deploy that imports over a version kvdeploy serves: the latest
+ * version managed, a certificate other than it, a caller key that is not refused, a soft-deleted
+ * name recovered. Everything else (history, timing, content type, codec, secrets permission) stays
+ * random.
+ */
+const importingOver = (s: Scenario): Scenario => {
+  const last = s.history.at(-1)
+  return {
+    ...s,
+    history: last === undefined ? s.history : [...s.history.slice(0, -1), { ...last, managed: true }],
+    onSoftDeleted: "recover",
+    newCert: s.newCert === "reused-key" ? "reused-key" : "fresh",
+    callerKey: s.callerKey === "wrong" ? "none" : s.callerKey,
+    faults: fewerFaults(s.faults),
+  }
+}
+const arbWithHistory = arbScenario.filter((s) => s.history.length > 0)
+
+/** The forward import stored altered over a served version: a rollback, and its outcomes. */
+const arbRollback: fc.Arbitrary<Scenario> = fc
+  .tuple(arbWithHistory, fc.constantFrom<AlterChange>("disable", "drop-tags", "other-x5t", "other-serial"))
+  .map(([s, change]) => ({
+    ...importingOver(s),
+    // Not soft-deleted (the refused import before a recovery would take the alteration), and the
+    // served version's secret readable, so a rollback can be built from it.
+    softDeleted: false,
+    secretsGet: true,
+    deleteRace: "none" as const,
+    lagAtReconcile: false,
+    alterImport: change,
+  }))
+
+/** The forward import's answer lost while another writer deletes the certificate it replaces. */
+const arbDeleteRace: fc.Arbitrary<Scenario> = fc
+  .tuple(arbWithHistory, fc.constantFrom("after-snapshot" as const, "before-reconcile" as const))
+  .map(([s, race]) => ({ ...importingOver(s), softDeleted: false, deleteRace: race }))
+
+/** A deploy of the certificate a kvdeploy version serves, enabled: left in place ("Skipped"). */
+const arbInPlace: fc.Arbitrary<Scenario> = arbWithHistory.map((s) => {
+  const last = s.history.at(-1)
+  return {
+    ...importingOver(s),
+    history:
+      last === undefined ? s.history : [...s.history.slice(0, -1), { ...last, managed: true, enabled: true }],
+    newCert: "same-as-latest" as const,
+  }
+})
+
+/**
+ * The first property's scenarios: random ones, and one in 19 each a rollback, a delete race and a
+ * deploy left in place, over a version kvdeploy serves (random in all else). Random scenarios alone
+ * reach "RolledBack" about 7.3 times in 1,000 runs and a lost import proven refused by a delete
+ * about 8.2 (measured over 250 seeds of 1,000 runs; fewest 1 and 1), so a 1,000-run property failed
+ * its coverage check in about 1 run in 1,100. With the targeted ones (1,386 seeds of 1,000 runs, no
+ * seed missing any outcome or branch): RolledBack about 21.3 (fewest 8), refused by a delete 23.2
+ * (fewest 8), Skipped 51.7 (fewest 30) and Superseded 18.4 (fewest 7, now the rarest), each count
+ * spread as a Poisson one (variance about the mean): a miss is about 1e-8 per run.
+ */
+const arbFirstProperty: fc.Arbitrary<Scenario> = fc.oneof(
+  { weight: 16, arbitrary: arbScenario },
+  { weight: 1, arbitrary: arbRollback },
+  { weight: 1, arbitrary: arbDeleteRace },
+  { weight: 1, arbitrary: arbInPlace },
+)
+
 describe("deploy invariants (property)", () => {
   it(
     `I1-I5 hold and the outcome is true of the vault, over ${RUNS} random histories and fault schedules`,
@@ -500,7 +573,7 @@ describe("deploy invariants (property)", () => {
       let refusedAfterDelete = 0
       let refusedFirstDeploy = 0
       await fc.assert(
-        fc.asyncProperty(arbScenario, async (s) => {
+        fc.asyncProperty(arbFirstProperty, async (s) => {
           const { outcome, overlapped, deletedRefused, deletedBeforeFirstRead } = await Effect.runPromise(
             runScenario(s),
           )
