@@ -29,6 +29,23 @@ interface Outcome {
 const imports = (mark: number) =>
   world.emulator.requests.count({ since: mark, vault: world.vault, operation: "import" })
 
+/**
+ * An RSA certificate another tool imported as PEM under `name`, with kvdeploy's tags, then
+ * soft-deleted: a recovery brings back this certificate, its secret PEM.
+ */
+const pemThenSoftDeleted = async (name: string) => {
+  const served = await fx.leaf({ key: { kind: "RSA", bits: 2048 } })
+  await world
+    .sdk()
+    .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
+      policy: { contentType: "application/x-pem-file" },
+      tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
+    })
+  await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+  expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
+  return served
+}
+
 describe("consumers", () => {
   it("deploy: a front_door target refuses an EC certificate, exit 2, and no import reaches the vault", async () => {
     const name = "fd-ec"
@@ -164,16 +181,7 @@ describe("consumers", () => {
 
   it("plan and deploy over a soft-deleted certificate that is this one, served as PEM: plan warns as deploy does; deploy is Skipped and states no content type", async () => {
     const name = "recover-pem"
-    // Another tool imported it as PEM, with kvdeploy's tags; then it was deleted.
-    const served = await fx.leaf({ key: { kind: "RSA", bits: 2048 } })
-    await world
-      .sdk()
-      .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
-        policy: { contentType: "application/x-pem-file" },
-        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
-      })
-    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
-    expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
+    const served = await pemThenSoftDeleted(name)
     const args = (command: string) => [
       command,
       "--config",
@@ -216,14 +224,7 @@ describe("consumers", () => {
 
   it("plan over a soft-deleted certificate that is this one, whose answer does not say its content type: says it is judged after the recovery", async () => {
     const name = "recover-unsaid"
-    const served = await fx.leaf({ key: { kind: "RSA", bits: 2048 } })
-    await world
-      .sdk()
-      .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
-        policy: { contentType: "application/x-pem-file" },
-        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
-      })
-    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    const served = await pemThenSoftDeleted(name)
     const planArgs = (extra: ReadonlyArray<string>) => [
       "plan",
       "--config",
