@@ -352,6 +352,13 @@ const sdkRetried = (cause: KeyVaultRequestFailure): boolean => {
   return (status >= 500 && status !== 501 && status !== 505) || status === 408
 }
 
+/** `text` ended as a sentence (Key Vault's messages end with a full stop; others may not). */
+const sentence = (text: string): string => (/[.!?]$/.test(text) ? text : `${text}.`)
+
+/** What to do about a 429 the SDK's retries did not get past: wait, run again, and if it recurs, load the vault less. */
+const throttleAdvice = (wait: string): string =>
+  `Wait ${wait} and run again; if it recurs, run fewer deploys against this vault at once (Key Vault's service limits throttle each vault on all its callers' requests together)`
+
 /** Characters of an identity endpoint's error text a failure keeps (its AADSTS code and description fit). */
 const identityTextLimit = 1_000
 
@@ -559,13 +566,18 @@ const mapFailure = (
         detail: `a certificate operation is in progress on this certificate (a create waiting for its CA, or for the merge of a signed CSR), and Key Vault takes no import while it is: let it complete, or delete it if nobody will (az keyvault certificate pending show / delete; the portal's "Certificate Operation"; a cancel only asks the issuer to stop, and the operation stays in progress until it does; deleting it may not cancel a CA's request), then deploy again: ${detail}`,
       })
     if (status === 429) {
+      // After the SDK's retries nothing retries it again (one retry loop): the operator does, so the
+      // detail says when (the last Retry-After) and what makes it recur (Key Vault's service limits
+      // count every caller's requests to the vault together, so concurrent deploys share them).
+      const seconds = cause.retryAfterMs === undefined ? undefined : Math.ceil(cause.retryAfterMs / 1000)
+      const wait = seconds === undefined ? undefined : `${seconds} s`
       return new VaultThrottled({
         ...sent,
         detail: !sdkRetries
-          ? `the vault throttled the request (the SDK's retries are off here: its caller waits and retries)${cause.retryAfterMs === undefined ? "" : `; it asks to wait ${Math.ceil(cause.retryAfterMs / 1000)} s`}: ${detail}`
-          : cause.retryAfterMs === undefined
-            ? `the vault throttled the request (without Retry-After, so the SDK did not retry it): ${detail}`
-            : `the vault throttled the request and it did not succeed within the SDK's retries: ${detail}`,
+          ? `the vault throttled the request (the SDK's retries are off here: its caller waits and retries)${wait === undefined ? "" : `; it asks to wait ${wait}`}: ${detail}`
+          : wait === undefined
+            ? `the vault throttled the request (without Retry-After, so the SDK did not retry it): ${sentence(detail)} ${throttleAdvice("a few seconds")}`
+            : `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to wait ${wait} (Retry-After): ${sentence(detail)} ${throttleAdvice(`${Math.max(1, seconds ?? 1)} s`)}`,
         ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
       })
     }

@@ -78,13 +78,28 @@ describe("toVaultError", () => {
           headers: { get: (h: string) => (h.toLowerCase() === "retry-after" ? "3" : undefined) },
         } as never,
       })
-    expect(toVaultError("importVersion", "write", throttled()).detail).toContain(
-      "did not succeed within the SDK's retries",
+    const sdk = toVaultError("importVersion", "write", throttled()).detail
+    expect(sdk).toContain("did not succeed within the SDK's retries")
+    // The operator retries it: when (the vault's last Retry-After), and what to do if it recurs.
+    expect(sdk).toContain("its last answer asked to wait 3 s (Retry-After): Too many requests.")
+    expect(sdk).toContain(
+      "Wait 3 s and run again; if it recurs, run fewer deploys against this vault at once (Key Vault's service limits throttle each vault on all its callers' requests together)",
     )
+    const unsaid = toVaultError(
+      "getLatest",
+      "read",
+      new RestError("Too many requests", { statusCode: 429, code: "Throttled" }),
+    ).detail
+    expect(unsaid).toContain(
+      "without Retry-After, so the SDK did not retry it): Too many requests. Wait a few seconds",
+    )
+    expect(unsaid).toContain("run fewer deploys against this vault at once")
     const agent = toVaultError("importVersion", "write", throttled(), false).detail
     expect(agent).not.toContain("within the SDK's retries")
     expect(agent).toContain("the SDK's retries are off here: its caller waits and retries")
     expect(agent).toContain("asks to wait 3 s")
+    // The agent waits and retries by itself: no advice to run again.
+    expect(agent).not.toContain("run again")
   })
 
   it("key text in an SDK's error message (a PEM block, a DER key in base64) is not shown in the mapped error", () => {
