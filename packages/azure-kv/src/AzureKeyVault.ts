@@ -53,12 +53,7 @@ import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import {
-  type CertificateListCall,
-  certificateListPolicy,
-  inListCall,
-  isContinuationOf,
-} from "./certificateListPage.js"
+import { certificateListPolicy, isContinuationOf } from "./certificateListPage.js"
 import { type SerialHexReader, serialHexReader, withSerialReadOnDemand } from "./certificateSerial.js"
 import {
   type ImportContentType,
@@ -70,7 +65,8 @@ import {
 } from "./importPolicy.js"
 import { latestNotFound } from "./notFoundPolicy.js"
 import { connectionsOf, VaultConnections } from "./VaultConnections.js"
-import { toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailure.js"
+import { inVaultCall, type VaultCall, vaultCall, vaultCallPolicy } from "./vaultCall.js"
+import { type MappedVaultError, toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailure.js"
 
 /** Key Vault's largest page (and its default): one list request answers at most 25 certificates. */
 export const CERTIFICATE_LIST_PAGE_SIZE = 25
@@ -86,6 +82,17 @@ export const MAX_LISTED_VERSIONS = 50_000
  * next links are each new but lead to empty pages (a proxy's, a faulty service's) ends here.
  */
 export const MAX_LISTED_VERSION_PAGES = MAX_LISTED_VERSIONS / CERTIFICATE_LIST_PAGE_SIZE
+
+/** A read's failure in a few words, as core's errors say it (the recovery's read, after the vault accepted it). */
+const readFailureWords: Readonly<Record<MappedVaultError["_tag"], string>> = {
+  VaultNotFound: "not found",
+  VaultForbidden: "forbidden",
+  VaultThrottled: "throttled",
+  VaultConflictSoftDeleted: "the name is held by a soft-deleted certificate",
+  VaultAmbiguous: "outcome unknown",
+  VaultUnavailable: "unavailable",
+  VaultRequestRejected: "refused",
+}
 
 export interface AzureKeyVaultOptions {
   /** `https://<name>.vault.azure.net` (or the custom cloud's URL); scheme, host and port only. */
@@ -366,6 +373,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     additionalPolicies: [
       { policy: agentOutOfLogs, position: "perCall" },
       { policy: importPolicyInjection, position: "perCall" },
+      { policy: vaultCallPolicy, position: "perCall" },
       { policy: certificateListPolicy, position: "perCall" },
       { policy: latestNotFound, position: "perCall" },
       { policy: nonIdempotentImport, position: "perRetry" },
@@ -515,34 +523,38 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const listVersions = (name: string) =>
     countedAs(
       "listVersions",
-      call("listVersions", "read", async (abortSignal) => {
-        const out: CertificateProperties[] = []
-        const seen = new Set<string>()
-        let pages = 0
-        for await (const page of certificates
-          .listPropertiesOfCertificateVersions(name, { ...requestOptions, abortSignal })
-          .byPage()) {
-          // Key Vault lists each version once, on pages its nextLinks chain to an end. A next page
-          // that leads back, or on and on to empty pages (a proxy's or a faulty service's), would be
-          // followed for good.
-          if (++pages > MAX_LISTED_VERSION_PAGES)
-            return new Unusable(
-              `it did not end after ${MAX_LISTED_VERSION_PAGES} pages (${out.length} versions listed)`,
-            )
-          for (const properties of page) {
-            const id = properties.version ?? ""
-            if (id !== "" && seen.has(id))
+      // In a port call's context: the SDK sends the pages after the first with no options, and the
+      // context gives them the call's abort signal and timeout (vaultCall.ts).
+      call("listVersions", "read", (abortSignal) =>
+        inVaultCall(vaultCall(abortSignal, timeout), async () => {
+          const out: CertificateProperties[] = []
+          const seen = new Set<string>()
+          let pages = 0
+          for await (const page of certificates
+            .listPropertiesOfCertificateVersions(name, { ...requestOptions, abortSignal })
+            .byPage()) {
+            // Key Vault lists each version once, on pages its nextLinks chain to an end. A next page
+            // that leads back, or on and on to empty pages (a proxy's or a faulty service's), would be
+            // followed for good.
+            if (++pages > MAX_LISTED_VERSION_PAGES)
               return new Unusable(
-                `it lists version ${id} twice (a next-page link leads back to an earlier page)`,
+                `it did not end after ${MAX_LISTED_VERSION_PAGES} pages (${out.length} versions listed)`,
               )
-            if (out.length >= MAX_LISTED_VERSIONS)
-              return new Unusable(`it did not end after ${MAX_LISTED_VERSIONS} versions`)
-            seen.add(id)
-            out.push(properties)
+            for (const properties of page) {
+              const id = properties.version ?? ""
+              if (id !== "" && seen.has(id))
+                return new Unusable(
+                  `it lists version ${id} twice (a next-page link leads back to an earlier page)`,
+                )
+              if (out.length >= MAX_LISTED_VERSIONS)
+                return new Unusable(`it did not end after ${MAX_LISTED_VERSIONS} versions`)
+              seen.add(id)
+              out.push(properties)
+            }
           }
-        }
-        return out
-      }),
+          return out
+        }),
+      ),
       (all) => {
         if (all instanceof Unusable) return all
         const versions: Array<VaultVersion> = []
@@ -700,16 +712,53 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   })
 
   const recoverTimeoutMs = options.recoverTimeoutMs ?? 300_000
+  /**
+   * A recovery's failure after the vault accepted its POST. The SDK's recover poller then reads the
+   * certificate until it is served, and throws whatever that read fails with (but a 404): a 429, a
+   * refused connection or a refusal of the read says nothing of the recovery, which has taken effect
+   * or is under way. Mapped as the write's failure it read "did not take effect" (a throttled
+   * recovery), and the deploy reported the certificate not recovered while the vault served it. So
+   * it is ambiguous, with the read's failure as the read's (named), and the deploy program reads
+   * what the vault serves.
+   */
+  const afterAcceptedRecovery = (status: number, error: unknown): VaultAmbiguous => {
+    const read = toVaultError("recoverDeleted", "read", error, sdkRetries, timeout, trusted)
+    return new VaultAmbiguous({
+      operation: "recoverDeleted",
+      detail: `the vault accepted the recovery (it answered ${status}), so it has taken effect or is under way, but reading the recovered certificate then failed (${readFailureWords[read._tag]}: ${read.detail})`,
+      ...(read.cause === undefined ? {} : { cause: read.cause }),
+      ...(read.timedOutAfterMs === undefined ? {} : { timedOutAfterMs: read.timedOutAfterMs }),
+    })
+  }
   const recoverDeleted = (name: string) =>
     countedAs(
       "recoverDeleted",
-      call("recoverDeleted", "write", async (abortSignal) => {
-        const poller = await certificates.beginRecoverDeletedCertificate(name, {
-          ...requestOptions,
-          abortSignal,
-          intervalInMs: options.recoverPollIntervalMs ?? 2000,
+      Effect.suspend(() => {
+        // The call's context notes whether the vault accepted the recover POST (vaultCall.ts).
+        let context: VaultCall | undefined
+        return Effect.tryPromise({
+          try: (abortSignal) => {
+            context = vaultCall(abortSignal, timeout)
+            return inVaultCall(context, async () => {
+              const poller = await certificates.beginRecoverDeletedCertificate(name, {
+                ...requestOptions,
+                abortSignal,
+                intervalInMs: options.recoverPollIntervalMs ?? 2000,
+              })
+              return poller.pollUntilDone({ abortSignal })
+            })
+          },
+          catch: (error) => {
+            const mapped = withoutSoftDeleted(
+              toVaultError("recoverDeleted", "write", error, sdkRetries, timeout, trusted),
+            )
+            // Ambiguous already (the recovery's own answer unreadable, a read that timed out): as is.
+            const accepted = context?.recoveryAccepted
+            return accepted === undefined || mapped._tag === "VaultAmbiguous"
+              ? mapped
+              : afterAcceptedRecovery(accepted, error)
+          },
         })
-        return poller.pollUntilDone({ abortSignal })
       }).pipe(
         // The poller reads until the certificate is served, with no end of its own: a recovery that
         // never becomes readable would hold the deploy (and an agent's pass) for good.
@@ -762,8 +811,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
           "listCertificates",
           Effect.tryPromise({
             try: (abortSignal) => {
-              const context: CertificateListCall = { abortSignal, timeout, page: undefined, open: true }
-              return inListCall(context, async () => {
+              const context = vaultCall(abortSignal, timeout)
+              return inVaultCall(context, async () => {
                 const pages = certificates.listPropertiesOfCertificates(listOptions(abortSignal)).byPage({
                   ...(continuation === undefined ? {} : { continuationToken: continuation }),
                   maxPageSize: CERTIFICATE_LIST_PAGE_SIZE,
@@ -790,7 +839,6 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
                     ...(unusable.length === 0 ? {} : { unusable }),
                   } satisfies ListedPage
                 } finally {
-                  context.open = false
                   await pages.return?.(undefined)
                 }
               })

@@ -7,33 +7,17 @@
  * `@azure/keyvault-certificates` 4.10.3 the pages it yields carry no
  * `continuationToken`: `mapPagedAsyncIterable` maps each page with
  * `page.map(...)`, which drops the property the generic pager set on the raw
- * array. And a page fetched from a continuation goes out with no options at
- * all (`client.pathUnchecked(nextLink).get()`): no abort signal, no timeout.
+ * array. (A page fetched from a continuation also goes out with no options at
+ * all; the call's context gives it the call's abort signal and timeout, see
+ * vaultCall.ts.)
  *
- * So a list call runs in an async context (`AsyncLocalStorage`) that a
- * per-call pipeline policy reads: for the vault's certificate list
- * (`GET /certificates`) it sets the call's abort signal and timeout when the
- * request has none, and reads `nextLink` from the page the SDK returns. The
- * policy runs before the SDK's retries, so it sees the answer that counts.
+ * So a list call runs in a port call's context (vaultCall.ts), and a per-call
+ * pipeline policy reads `nextLink` from the vault's certificate list page
+ * (`GET /certificates`) the SDK returns, for that call. The policy runs before
+ * the SDK's retries, so it sees the answer that counts.
  */
-import { AsyncLocalStorage } from "node:async_hooks"
 import type { PipelinePolicy, PipelineRequest } from "@azure/core-rest-pipeline"
-
-/** What one listCertificates call hands to the pipeline, and what it reads back. */
-export interface CertificateListCall {
-  readonly abortSignal: AbortSignal
-  readonly timeout: number
-  /** Set by the policy when a page came back: its `nextLink`, `undefined` on the last page. */
-  page: { readonly nextLink: string | undefined } | undefined
-  /** False once the call is over: a context that outlives it (a continuation run inside it) is ignored. */
-  open: boolean
-}
-
-const listCalls = new AsyncLocalStorage<CertificateListCall>()
-
-/** Run `fetchPage` with `call` as its list context. */
-export const inListCall = <A>(call: CertificateListCall, fetchPage: () => Promise<A>): Promise<A> =>
-  listCalls.run(call, fetchPage)
+import { currentVaultCall } from "./vaultCall.js"
 
 export const certificateListPolicyName = "kvdeployCertificateListPage"
 
@@ -50,14 +34,12 @@ const nextLinkOf = (bodyText: string | undefined | null): string | undefined => 
   return typeof body.nextLink === "string" && body.nextLink !== "" ? body.nextLink : undefined
 }
 
-/** The per-call policy: the list call's signal and timeout on its request, and the page's nextLink for it. */
+/** The per-call policy: a certificate list page's nextLink, for the call it belongs to. */
 export const certificateListPolicy: PipelinePolicy = {
   name: certificateListPolicyName,
   async sendRequest(request, next) {
-    const call = listCalls.getStore()
-    if (call === undefined || !call.open || !isCertificateList(request)) return next(request)
-    if (request.abortSignal === undefined) request.abortSignal = call.abortSignal
-    if (request.timeout === 0) request.timeout = call.timeout
+    const call = currentVaultCall()
+    if (call === undefined || !isCertificateList(request)) return next(request)
     const response = await next(request)
     if (response.status === 200) call.page = { nextLink: nextLinkOf(response.bodyAsText) }
     return response

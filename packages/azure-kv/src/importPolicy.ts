@@ -81,6 +81,10 @@ const isImport = (request: PipelineRequest): boolean =>
 
 const recoverPath = /\/deletedcertificates\/[^/?#]+\/recover(?:[?#]|$)/
 
+/** A recovery of a deleted certificate: POST to `…/deletedcertificates/{name}/recover`. */
+export const isRecoverRequest = (request: PipelineRequest): boolean =>
+  request.method === "POST" && recoverPath.test(request.url)
+
 /**
  * A write whose second sending does not repeat the first's answer: an import (each accepted
  * one adds a version) or a recovery (once it took effect, the name is no longer deleted and a

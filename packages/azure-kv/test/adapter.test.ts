@@ -423,6 +423,76 @@ describe("what the operator reads: metrics, soft-deleted facts, conflicts", () =
   )
 
   it.live(
+    "a recovery the vault accepted whose read-back then fails (throttled, refused) may have taken effect: VaultAmbiguous, not a definite failure",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          const cases = [
+            // Through the SDK's retries (Retry-After 0): once a VaultThrottled, "did not take effect".
+            ["throttled", { kind: "throttle", retryAfterSeconds: 0 }],
+            // A refusal of the read (a proxy's, say): once a VaultRequestRejected.
+            ["refused", { kind: "status", status: 400, code: "BadParameter", message: "refused by a proxy" }],
+          ] as const
+          for (const [words, action] of cases) {
+            const name = `accepted-recover-${words}-app`
+            yield* importMaterial(name, yield* Effect.promise(() => makeMaterial(ca)))
+            yield* softDelete(name)
+            // The SDK's poller reads the certificate first (404), sends the recovery, then reads it
+            // until it is served: every read after the recovery fails.
+            const id = emulator.faults.add({
+              operation: "getLatest",
+              vault: VAULT,
+              name,
+              skip: 1,
+              times: "always",
+              action,
+            })
+            const mark = emulator.requests.mark()
+            const error = yield* Effect.flip(vault.recoverDeleted(name)).pipe(
+              Effect.ensuring(Effect.sync(() => emulator.faults.remove(id))),
+            )
+            expect(error._tag, words).toBe("VaultAmbiguous")
+            expect(error.message).toContain("the vault accepted the recovery (it answered 200)")
+            expect(error.message).toContain(`reading the recovered certificate then failed (${words}: `)
+            expect(
+              emulator.requests
+                .entries({ vault: VAULT, since: mark })
+                .filter((r) => r.operation === "recover")
+                .map((r) => r.status),
+            ).toEqual([200])
+            expect(emulator.state.isDeleted(VAULT, name)).toBe(false)
+          }
+        }),
+      ),
+  )
+
+  it.live(
+    "a recovery the vault did not accept (the recover request throttled) stays a definite failure",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          const name = "throttled-recover-app"
+          yield* importMaterial(name, yield* Effect.promise(() => makeMaterial(ca)))
+          yield* softDelete(name)
+          const id = emulator.faults.add({
+            operation: "recover",
+            vault: VAULT,
+            name,
+            times: "always",
+            action: { kind: "throttle", retryAfterSeconds: 0 },
+          })
+          const error = yield* Effect.flip(vault.recoverDeleted(name)).pipe(
+            Effect.ensuring(Effect.sync(() => emulator.faults.remove(id))),
+          )
+          expect(error._tag).toBe("VaultThrottled")
+          expect(emulator.state.isDeleted(VAULT, name)).toBe(true)
+        }),
+      ),
+  )
+
+  it.live(
     "a name held by a plain secret: the import is refused as a conflict, not as soft-deleted (nothing to recover)",
     () =>
       run(
@@ -435,6 +505,76 @@ describe("what the operator reads: metrics, soft-deleted facts, conflicts", () =
           if (error._tag === "VaultRequestRejected") expect(error.code).toBe("Conflict")
           expect(error.message).toContain("There is already a secret with the name")
         }),
+      ),
+  )
+})
+
+describe("a later page and a 429 that outlasts the SDK's retries", () => {
+  it.live(
+    "a version list's later page is sent with the adapter's request timeout (the SDK sends it with none)",
+    () =>
+      Effect.gen(function* () {
+        const name = "many-versions-app"
+        // 27 versions: two pages of Key Vault's 25.
+        for (let i = 0; i < 27; i++) yield* Effect.promise(() => emulator.state.foreignImport(VAULT, name))
+        const vault = yield* Vault
+        // The first page answers, the second is held far past the timeout: only the adapter ends it.
+        const holdMs = 20_000
+        const id = emulator.faults.add({
+          operation: "versions",
+          vault: VAULT,
+          name,
+          skip: 1,
+          action: { kind: "hold", timeoutMs: holdMs },
+        })
+        const started = Date.now()
+        const error = yield* Effect.flip(vault.listVersions(name)).pipe(
+          Effect.ensuring(Effect.sync(() => emulator.faults.remove(id))),
+        )
+        const elapsed = Date.now() - started
+        expect(error._tag).toBe("VaultUnavailable")
+        expect(error.operation).toBe("listVersions")
+        expect(error.message).toContain("no answer within 0.3 s, the per-request timeout")
+        // Ended by the 0.3 s timeout, not by the hold's end (a behaviour check, not a benchmark).
+        expect(elapsed).toBeLessThan(holdMs / 2)
+      }).pipe(
+        Effect.provide(
+          worldLayer(emulator, target, credential, { requestTimeoutMs: 300, retry: { maxRetries: 0 } }),
+        ),
+      ),
+  )
+
+  it.live(
+    "a 429 after the SDK's retries says the Retry-After the vault last gave and what to do: wait, run again, fewer deploys at once",
+    () =>
+      Effect.gen(function* () {
+        const vault = yield* Vault
+        const name = "throttled-read-app"
+        const id = emulator.faults.add({
+          operation: "getLatest",
+          vault: VAULT,
+          name,
+          times: "always",
+          action: { kind: "throttle", retryAfterSeconds: 1 },
+        })
+        const error = yield* Effect.flip(vault.getLatest(name)).pipe(
+          Effect.ensuring(Effect.sync(() => emulator.faults.remove(id))),
+        )
+        expect(error._tag).toBe("VaultThrottled")
+        if (error._tag !== "VaultThrottled") return
+        expect(error.retryAfterMs).toBe(1000)
+        expect(error.message).toContain("its last answer asked to wait 1 s (Retry-After)")
+        expect(error.message).toContain(
+          "Wait 1 s and run again; if it recurs, run fewer deploys against this vault at once (Key Vault's service limits throttle each vault",
+        )
+        // Key Vault's own words are kept.
+        expect(error.message).toContain("too many requests were received")
+      }).pipe(
+        Effect.provide(
+          worldLayer(emulator, target, credential, {
+            retry: { maxRetries: 1, retryDelayInMs: 10, maxRetryDelayInMs: 2_000 },
+          }),
+        ),
       ),
   )
 })

@@ -804,4 +804,91 @@ describe("deploy contract against the emulator", () => {
       expect(versionsOf(name).at(-1)?.x5t).toBe(yield* Effect.promise(() => x5tOf(m2.leaf)))
     }),
   )
+
+  /** A name kvdeploy deployed once, then soft-deleted (by another tool). */
+  const deployedThenDeleted = (name: string) =>
+    Effect.gen(function* () {
+      expect((yield* deployTo(targetFor(emulator, VAULT, name), yield* material())).outcome._tag).toBe(
+        "Succeeded",
+      )
+      yield* Effect.promise(async () =>
+        (await sdk.beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone(),
+      )
+    })
+
+  it.live(
+    "a recovery the vault accepted whose read-back is throttled (or whose connection drops) is read back, not reported as not recovered: recovered, then deployed",
+    () =>
+      Effect.gen(function* () {
+        const cases = [
+          ["throttled", { kind: "throttle", retryAfterSeconds: 0 }, 429],
+          ["dropped", { kind: "drop" }, 0],
+        ] as const
+        for (const [words, action, status] of cases) {
+          const name = `accepted-recovery-${words}`
+          yield* deployedThenDeleted(name)
+          // The reads of the SDK's recover poller after the recovery was accepted fail through the
+          // SDK's 3 retries (the first read, before the recovery, answers 404); the deploy's own
+          // read afterwards is answered.
+          emulator.faults.add({ operation: "getLatest", vault: VAULT, name, skip: 2, times: 4, action })
+          const m2 = yield* material()
+          const result = yield* deployTo(targetFor(emulator, VAULT, name, { on_soft_deleted: "recover" }), m2)
+          expect(result.outcome._tag, `${words}: ${result.outcome.reason}`).toBe("Succeeded")
+          expect(result.outcome.recovered).toBe("recovered")
+          expect(ops(result.requests)).toEqual([
+            "getLatest 404",
+            "import 409",
+            "getDeleted 200",
+            "getLatest 404",
+            "recover 200",
+            ...Array.from({ length: 4 }, () => `getLatest ${status}`),
+            // The deploy program reads what the vault serves: the recovered certificate.
+            "getLatest 200",
+            "import 200",
+            "getLatest 200",
+          ])
+          expect(emulator.state.isDeleted(VAULT, name)).toBe(false)
+          expect(versionsOf(name).at(-1)?.x5t).toBe(yield* Effect.promise(() => x5tOf(m2.leaf)))
+        }
+      }),
+  )
+
+  it.live(
+    'a recovery the vault accepted, then every read throttled: Failed as not known to be served, never "could not be recovered"',
+    () =>
+      Effect.gen(function* () {
+        const name = "accepted-recovery-unread"
+        yield* deployedThenDeleted(name)
+        const id = emulator.faults.add({
+          operation: "getLatest",
+          vault: VAULT,
+          name,
+          skip: 2,
+          times: "always",
+          action: { kind: "throttle", retryAfterSeconds: 0 },
+        })
+        const result = yield* deployTo(
+          targetFor(emulator, VAULT, name, { on_soft_deleted: "recover" }),
+          yield* material(),
+        ).pipe(Effect.ensuring(Effect.sync(() => emulator.faults.remove(id))))
+        const outcome = result.outcome
+        // No version was written (true of the vault); the recovery is not denied.
+        expect(outcome._tag, outcome.reason).toBe("Failed")
+        expect(outcome.recovered).toBe("unknown")
+        expect(outcome.reason).not.toContain("could not be recovered")
+        expect(outcome.reason).toContain("the outcome of its recovery is unknown")
+        expect(outcome.reason).toContain("the vault accepted the recovery (it answered 200)")
+        expect(outcome.reason).toContain("no version was written")
+        expect(ops(result.requests).filter((r) => !r.startsWith("getLatest"))).toEqual([
+          "import 409",
+          "getDeleted 200",
+          "recover 200",
+        ])
+        // The vault: recovered, and no version added.
+        expect(emulator.state.isDeleted(VAULT, name)).toBe(false)
+        expect(versionsOf(name)).toHaveLength(1)
+        // Not reported as serving nothing: the recovered certificate is served.
+        expect(result.recorder.count("certificateNotServed")).toBe(0)
+      }),
+  )
 })

@@ -948,6 +948,47 @@ describe("a recovery that never becomes readable", () => {
   )
 })
 
+describe("a recovery the vault accepted, then its read-back fails", () => {
+  it.live(
+    "the vault then refuses connections (through the SDK's retries): VaultAmbiguous naming the read's failure, not VaultUnavailable \"nothing was sent\"",
+    () =>
+      Effect.gen(function* () {
+        // A listener of its own, closed once it has answered the recovery: the poller's reads
+        // after it meet a refused connection, which for a write alone would mean nothing was sent.
+        const vault = yield* Effect.promise(async () => startListener(await loopbackTls()))
+        const material = yield* Effect.promise(() => makeMaterial(ca, "P-256"))
+        const recovered = yield* Effect.promise(() => bundle("accepted", "v1", material, {}))
+        vault.answer = (req, res) => {
+          if (req.method !== "POST")
+            return keyVaultError(
+              res,
+              404,
+              "CertificateNotFound",
+              "A certificate with (name/id) accepted was not found",
+            )
+          res.writeHead(200, { "content-type": "application/json; charset=utf-8", connection: "close" })
+          res.end(JSON.stringify(recovered), () => void vault.close())
+        }
+        const { error, recorder } = yield* Effect.gen(function* () {
+          const port = yield* Vault
+          return {
+            error: yield* Effect.flip(port.recoverDeleted("accepted")),
+            recorder: yield* MetricsRecorder,
+          }
+        }).pipe(
+          (e) => run(e, { vaultUrl: vault.url, trustedCaPem: vault.ca, recoverPollIntervalMs: 20 }),
+          Effect.ensuring(Effect.promise(() => vault.close())),
+        )
+        expect(vault.log.filter((r) => r.authorized && r.method === "POST")).toHaveLength(1)
+        expect(error._tag).toBe("VaultAmbiguous")
+        expect(error.message).toContain(
+          "recovering the soft-deleted certificate: outcome unknown: the vault accepted the recovery (it answered 200), so it has taken effect or is under way, but reading the recovered certificate then failed (unavailable: the vault could not be reached (ECONNREFUSED)",
+        )
+        expect(recorder.count("vaultRequest", "recoverDeleted:ambiguous")).toBe(1)
+      }),
+  )
+})
+
 describe("imports, backing secrets and soft-deleted names: what the operator is told", () => {
   /** The error of an import of `name` the vault answers with `status`, `code`, `message` (and `innerCode`). */
   const importError = (
