@@ -498,6 +498,55 @@ describe("versions created in one second", () => {
   })
 })
 
+describe("a vault TLS certificate this machine does not trust", () => {
+  it("every command names the CA trust as the fix, not the vault's DNS or network (the vault answered)", async () => {
+    const name = "untrusted-tls"
+    const leaf = await fx.leaf()
+    // The emulator's CA is trusted through NODE_EXTRA_CA_CERTS alone: without it, its TLS
+    // certificate is refused, as a TLS-inspecting proxy's is.
+    const { NODE_EXTRA_CA_CERTS: _trusted, ...env } = world.env
+    type Problem = { field: string; message: string; fix: string }
+    const mark = world.emulator.requests.mark()
+    for (const args of [
+      ["show"],
+      ["versions"],
+      ["list"],
+      ["verify", "--cert", "-"],
+      ["plan", "--cert", "-"],
+    ]) {
+      const [command = "", ...rest] = args
+      const r = await runCli([command, "--config", world.targetFile(name), ...rest, "--json"], {
+        env,
+        stdin: fx.bundle(leaf),
+      })
+      expect(r.code, `${command}: ${r.stdout}${r.stderr}`).toBe(1)
+      const error = json<{ error: { title: string; problems: Array<Problem> } }>(r).error
+      expect(error.title, command).toContain("TLS certificate was not accepted")
+      expect(error.problems, command).toEqual([
+        {
+          field: "vault",
+          message: "this machine did not accept the vault's TLS certificate (VaultUnavailable)",
+          fix: expect.stringContaining("NODE_EXTRA_CA_CERTS=/path/to/proxy-ca.pem"),
+        },
+      ])
+      expect(error.problems[0]?.fix, command).toContain("--use-system-ca")
+      expect(error.problems[0]?.fix, command).not.toContain("DNS")
+    }
+    // Deploy's next step says the same, from the same words.
+    const deployed = await runCli(["deploy", "--config", world.targetFile(name), "--cert", "-"], {
+      env,
+      stdin: fx.bundle(leaf),
+    })
+    expect(deployed.code, deployed.stdout).toBe(1)
+    const shown = json<{ error: { problems: Array<Problem> } }>(
+      await runCli(["show", "--config", world.targetFile(name), "--json"], { env }),
+    ).error.problems[0]
+    expect(deployed.stdout.split("\n")).toContain(`  next        ${shown?.fix}`)
+    // Nothing reached the vault: each TLS handshake was refused.
+    expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
+  })
+})
+
 describe("a certificate that does not exist", () => {
   it("show and versions both say so, exit 1 (Key Vault lists its versions as empty, not 404)", async () => {
     for (const command of ["show", "versions"]) {

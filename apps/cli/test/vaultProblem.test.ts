@@ -5,7 +5,7 @@
  */
 import { VaultForbidden, VaultUnavailable } from "@kvdeploy/core"
 import { describe, expect, it } from "vitest"
-import { type CredentialInUse, vaultProblem } from "../src/cli/vault.js"
+import { type CredentialInUse, tlsRefusedFix, vaultProblem } from "../src/cli/vault.js"
 
 const clientSecret: CredentialInUse = {
   mode: "client_secret",
@@ -146,5 +146,28 @@ describe("a VaultForbidden as a CLI problem", () => {
     )
     expect(p.fix).toContain("networking rules")
     expect(p.fix).not.toContain("grant")
+  })
+})
+
+describe("a VaultUnavailable as a CLI problem", () => {
+  it("a TLS certificate this machine did not accept: the CA trust, as deploy's next step says, not DNS or network", () => {
+    const p = vaultProblem(
+      "getLatest",
+      new VaultUnavailable({ operation: "getLatest", detail: "not accepted", tlsRefused: true }),
+      clientSecret,
+    ).problems[0]
+    expect(p?.field).toBe("vault")
+    expect(p?.message).toBe("this machine did not accept the vault's TLS certificate (VaultUnavailable)")
+    expect(p?.fix).toBe(tlsRefusedFix)
+    expect(p?.fix).toContain("NODE_EXTRA_CA_CERTS")
+    expect(p?.fix).not.toContain("DNS")
+    // A vault that did not answer at all: its URL, DNS and network, as before.
+    const unreached = vaultProblem(
+      "getLatest",
+      new VaultUnavailable({ operation: "getLatest", detail: "ECONNREFUSED" }),
+      clientSecret,
+    ).problems[0]
+    expect(unreached?.message).toBe("no answer from the vault (VaultUnavailable)")
+    expect(unreached?.fix).toContain("DNS")
   })
 })

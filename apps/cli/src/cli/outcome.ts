@@ -2,7 +2,7 @@
 import { X509Certificate } from "node:crypto"
 import { type DeployOutcome, exitCodeOf } from "@kvdeploy/core"
 import type { Style } from "./terminal.js"
-import { type CredentialInUse, forbiddenFix } from "./vault.js"
+import { type CredentialInUse, forbiddenFix, tlsRefusedFix } from "./vault.js"
 import { expiryRow } from "./versions.js"
 
 /** Facts of the certificate being deployed, read with node:crypto (no key involved). */
@@ -154,8 +154,7 @@ const nextAfterFailure = (
   if (o.error === "VaultForbidden" && o.refusal !== undefined && o.refusal !== "permission")
     return `${forbiddenFix(o.refusal, credential)}; then deploy again`
   // The client refused the vault's TLS certificate: trust or the URL is to fix, not a retry.
-  if (o.error === "VaultUnavailable" && o.tlsRefused === true)
-    return "this machine did not accept the vault's TLS certificate (the reason names why): behind a proxy or firewall that inspects TLS, trust its CA (NODE_EXTRA_CA_CERTS=/path/to/proxy-ca.pem, or NODE_OPTIONS=--use-system-ca for the system store); a name that does not match means the vault URL is not the vault's; retrying as is fails the same way"
+  if (o.error === "VaultUnavailable" && o.tlsRefused === true) return tlsRefusedFix
   // No token because the identity provider did not answer (a VaultUnavailable that was never sent).
   if (o.error === "VaultUnavailable" && o.unsent === true)
     return "the identity provider did not give a token (unavailable, throttling or unreachable), so nothing reached the vault: deploy again later; `kvdeploy doctor` checks the credential and its endpoint"

@@ -213,6 +213,8 @@ interface TaggedVaultError {
   readonly permission?: string | undefined
   /** True when the request never reached the vault (no token could be had for it). */
   readonly unsent?: boolean | undefined
+  /** A VaultUnavailable's: this client did not accept the vault's TLS certificate. */
+  readonly tlsRefused?: boolean | undefined
   readonly refusal?:
     | "permission"
     | "token"
@@ -320,6 +322,16 @@ export const forbiddenFix = (refusal: TaggedVaultError["refusal"], credential: C
               ? credentialFix(credential)
               : "grant the identity the permission (run `kvdeploy doctor` to see which data actions work); check the vault firewall allows this network"
 
+/** A vault TLS certificate this machine did not accept (a VaultUnavailable's `tlsRefused`), in words. */
+export const tlsRefusedWords = "this machine did not accept the vault's TLS certificate"
+
+/**
+ * What to do about a vault TLS certificate this machine did not accept, for every command (deploy's
+ * next step, the read commands' problem): the vault answered, so its DNS and network are not in
+ * question; the CA trust or the vault URL is to fix, and a retry fails the same way.
+ */
+export const tlsRefusedFix = `${tlsRefusedWords} (the reason names why): behind a proxy or firewall that inspects TLS, trust its CA (NODE_EXTRA_CA_CERTS=/path/to/proxy-ca.pem, or NODE_OPTIONS=--use-system-ca for the system store); a name that does not match means the vault URL is not the vault's; retrying as is fails the same way`
+
 /** What happened, in a few words, before the error's tag (which scripts may match). */
 const errorWords: Readonly<Record<string, string>> = {
   VaultForbidden: "refused",
@@ -354,6 +366,8 @@ export const vaultProblem = (
   // No token because the identity provider (or the host's managed identity endpoint) did not answer:
   // nothing reached the vault, so the vault's URL and DNS are not what to check.
   const noToken = error._tag === "VaultUnavailable" && error.unsent === true
+  // The vault answered with a TLS certificate this machine refused: its trust, not its network.
+  const tlsRefused = error._tag === "VaultUnavailable" && error.tlsRefused === true
   // The error's message starts with the operation in words, which the title says once.
   // Named for the operation that failed, which may be another than the command's main one.
   const failed =
@@ -372,10 +386,12 @@ export const vaultProblem = (
           (error.refusal === "credential" || (error.unsent === true && error.refusal !== "resource")))
           ? "credential"
           : "vault",
-      message: `${errorWords[error._tag] ?? "failed"} (${error._tag}${error.permission === undefined ? "" : `; needs ${error.permission}`})`,
+      message: `${tlsRefused ? tlsRefusedWords : (errorWords[error._tag] ?? "failed")} (${error._tag}${error.permission === undefined ? "" : `; needs ${error.permission}`})`,
       fix: noToken
         ? "the identity provider could not be reached or is failing, so nothing was sent to the vault: check network access to it (its authority host; for managed_identity, the host's identity endpoint, which only Azure hosts with a managed identity have) and retry; `kvdeploy doctor` checks the credential"
-        : (fixes[error._tag] ?? "run `kvdeploy doctor` for this vault"),
+        : tlsRefused
+          ? tlsRefusedFix
+          : (fixes[error._tag] ?? "run `kvdeploy doctor` for this vault"),
     },
   ])
 }
