@@ -549,13 +549,23 @@ describe("a vault TLS certificate this machine does not trust", () => {
 
 describe("a certificate that does not exist", () => {
   it("show and versions both say so, exit 1 (Key Vault lists its versions as empty, not 404)", async () => {
+    type Problems = { error: { title: string; problems: Array<{ field: string }> } }
     for (const command of ["show", "versions"]) {
-      const r = await runCli([command, "--config", world.targetFile("never-existed"), "--json"], {
+      const target = world.targetFile("never-existed")
+      const r = await runCli([command, "--config", target, "--json"], {
         env: world.env,
       })
       expect(r.code, `${command}: ${r.stdout}`).toBe(1)
-      expect(json<{ error: { title: string } }>(r).error.title).toContain("never-existed")
+      expect(json<Problems>(r).error.title).toContain("never-existed")
       expect(r.stdout).toContain("does not exist")
+      // The name came from the target file: its field is named, as the file's other fields are.
+      expect(json<Problems>(r).error.problems.map((p) => p.field)).toEqual([`${target}: certificate_name`])
+      // Given with --name (over the file's): the flag.
+      const flagged = await runCli([command, "--config", target, "--name", "never-named", "--json"], {
+        env: world.env,
+      })
+      expect(flagged.code, `${command}: ${flagged.stdout}`).toBe(1)
+      expect(json<Problems>(flagged).error.problems.map((p) => p.field)).toEqual(["--name"])
     }
   })
 
@@ -599,12 +609,14 @@ describe("a certificate that does not exist", () => {
     const name = "show-deleted"
     await deployThenSoftDelete(name)
     for (const command of ["show", "versions"]) {
-      const r = await runCli([command, "--config", world.targetFile(name), "--json"], { env: world.env })
+      const target = world.targetFile(name)
+      const r = await runCli([command, "--config", target, "--json"], { env: world.env })
       expect(r.code, `${command}: ${r.stdout}`).toBe(1)
-      const error = json<{ error: { title: string; problems: Array<{ message: string; fix: string }> } }>(
-        r,
-      ).error
+      const error = json<{
+        error: { title: string; problems: Array<{ field: string; message: string; fix: string }> }
+      }>(r).error
       expect(error.title).toBe(`${name} is soft-deleted in ${world.emulator.vault(world.vault).url}`)
+      expect(error.problems[0]?.field).toBe(`${target}: certificate_name`)
       expect(error.problems[0]?.message).toMatch(/was deleted \d{4}-\d\d-\d\dT.* and is purged after \d{4}-/)
       expect(error.problems[0]?.fix).toContain("--on-soft-deleted recover")
       expect(r.stdout).not.toContain("does not exist")

@@ -242,7 +242,18 @@ export const resolveTarget = (
   flags: TargetFlags,
   overrides: TargetOverrides,
   options: { readonly requireName: boolean } = { requireName: true },
-): Effect.Effect<{ readonly config: TargetConfig; readonly raw: Record<string, unknown> }, CliProblem> =>
+): Effect.Effect<
+  {
+    readonly config: TargetConfig
+    readonly raw: Record<string, unknown>
+    /**
+     * Where the certificate name came from, as a problem's field names it: `--name`, or the target
+     * file's `certificate_name` (as its other fields are named).
+     */
+    readonly nameField: string
+  },
+  CliProblem
+> =>
   Effect.gen(function* () {
     const configPath = Option.getOrUndefined(flags.config)
     const raw: Record<string, unknown> =
@@ -358,5 +369,9 @@ export const resolveTarget = (
           )
     }
     if (placeholderName) delete raw.certificate_name
-    return { config: validated.success, raw }
+    const nameField =
+      configPath === undefined || fromFlag.has("certificate_name")
+        ? "--name"
+        : `${configPath}: certificate_name`
+    return { config: validated.success, raw, nameField }
   })

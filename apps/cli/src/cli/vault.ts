@@ -399,13 +399,14 @@ export const vaultProblem = (
 /**
  * The problem for a name held by a soft-deleted certificate: its dates and the way back (a deploy
  * would fail on it, not create it). Fails as reading the deleted certificate fails (404: none).
+ * `nameField` names where the name came from (resolveTarget's: `--name`, or the target file's field).
  */
-export const softDeletedCertificate = (vault: Vault["Service"], target: TargetConfig) =>
+export const softDeletedCertificate = (vault: Vault["Service"], target: TargetConfig, nameField: string) =>
   vault.getDeleted(target.certificateName).pipe(
     Effect.map((deleted) =>
       failure(`${target.certificateName} is soft-deleted in ${target.vaultUrl}`, [
         {
-          field: "--name",
+          field: nameField,
           message: `${target.certificateName} was deleted ${deleted.deletedAt?.toISOString() ?? "(the vault does not say when)"}${deleted.scheduledPurgeAt === undefined ? "" : ` and is purged after ${deleted.scheduledPurgeAt.toISOString()}`}; the vault serves nothing under this name until it is recovered`,
           fix: "deploy with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover it and deploy, or recover it (`az keyvault certificate recover`); a deploy without it fails on this name",
         },
@@ -423,13 +424,15 @@ export const absentCertificate = (
   vault: Vault["Service"],
   target: TargetConfig,
   fix: string,
+  /** Where the name came from (resolveTarget's `nameField`). */
+  nameField: string,
 ): Effect.Effect<CliProblem> =>
-  softDeletedCertificate(vault, target).pipe(
+  softDeletedCertificate(vault, target, nameField).pipe(
     Effect.catch((e) =>
       Effect.succeed(
         failure(`${target.certificateName} does not exist in ${target.vaultUrl}`, [
           {
-            field: "--name",
+            field: nameField,
             // Not found, or not allowed to look: nothing more to say. Anything else is said.
             message:
               e._tag === "VaultNotFound" || e._tag === "VaultForbidden"

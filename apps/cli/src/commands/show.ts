@@ -13,13 +13,18 @@ export const show = Command.make(
   { ...flags.target, name: flags.certificateName, json: flags.json },
   (input) =>
     Effect.gen(function* () {
-      const { config } = yield* resolveTarget(input, { name: input.name })
+      const { config, nameField } = yield* resolveTarget(input, { name: input.name })
       const credential = yield* credentialInUse(config)
       const latest = yield* useVault(config, (vault) =>
         step(`reading ${config.certificateName}`, vault.getLatest(config.certificateName)).pipe(
           Effect.catchTag("VaultNotFound", () =>
             Effect.flip(
-              absentCertificate(vault, config, "check the name with `kvdeploy list`, or deploy it first"),
+              absentCertificate(
+                vault,
+                config,
+                "check the name with `kvdeploy list`, or deploy it first",
+                nameField,
+              ),
             ),
           ),
           Effect.mapError((e) =>

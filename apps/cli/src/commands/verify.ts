@@ -213,6 +213,7 @@ export const verify = Command.make(
             ? yield* readPfxLeaf(pfxFlags(pfx, input.pfxPasswordEnv), pfx)
             : yield* usageOne("--cert", "is missing", "give --cert FILE or --pfx FILE")
       const config = target?._tag === "Success" ? target.success.config : undefined
+      const nameField = target?._tag === "Success" ? target.success.nameField : "--name"
       const checks: Array<Check> = []
       if (config !== undefined) {
         const target = config
@@ -224,7 +225,7 @@ export const verify = Command.make(
             // A name that holds no certificate may be held by a soft-deleted one: said as show and
             // versions say it, with the way back (not being allowed to read it: "does not exist").
             Effect.catchTag("VaultNotFound", () =>
-              softDeletedCertificate(vault, target).pipe(
+              softDeletedCertificate(vault, target, nameField).pipe(
                 Effect.map((problem) => [undefined, problem.problems[0]] as const),
                 Effect.orElseSucceed(() => [undefined, undefined] as const),
               ),

@@ -37,10 +37,12 @@ export const versions = Command.make(
         if (typeof n !== "number") return yield* usageOne(n.field, n.message, n.fix)
         limit = n
       }
-      const { config } = yield* resolveTarget(input, { name: input.name })
+      const { config, nameField } = yield* resolveTarget(input, { name: input.name })
       const credential = yield* credentialInUse(config)
       const [all, latestId] = yield* useVault(config, (vault) => {
-        const missing = Effect.flip(absentCertificate(vault, config, "check the name with `kvdeploy list`"))
+        const missing = Effect.flip(
+          absentCertificate(vault, config, "check the name with `kvdeploy list`", nameField),
+        )
         return step(
           `listing versions of ${config.certificateName}`,
           Effect.all([
