@@ -148,7 +148,8 @@ describe("docs/getting-started.md", () => {
 
 describe("docs/cron-and-certbot.md", () => {
   it("the wrapper, the certbot deploy hook and the cron line run as shown, under cron's PATH", async () => {
-    const files = fileBlocks(readFileSync(join(docsDir, "cron-and-certbot.md"), "utf8"))
+    const page = readFileSync(join(docsDir, "cron-and-certbot.md"), "utf8")
+    const files = fileBlocks(page)
     const wrapperPath = "/usr/local/bin/kvdeploy"
     const hookPath = "/etc/letsencrypt/renewal-hooks/deploy/kvdeploy"
     expect([...files.keys()].sort()).toEqual(["/etc/cron.d/kvdeploy", hookPath, wrapperPath].sort())
@@ -173,7 +174,18 @@ describe("docs/cron-and-certbot.md", () => {
       for (const text of [wrapper, hook]) expect(text).not.toMatch(/(^|[\s"'=])\/(etc|opt|var|usr\/local)\//m)
       install(join(scratch, "bin", "kvdeploy"), wrapper, 0o755)
       const hookFile = join(scratch, "letsencrypt", "renewal-hooks", "deploy", "kvdeploy")
-      install(hookFile, hook, 0o755)
+      // The hook is installed by the page's own line, from the file the page says to save it as
+      // (certbot made the hooks directory).
+      const installLine = moved(
+        page.split("\n").find((l) => l.startsWith("install ") && l.includes(" /etc/letsencrypt/")) ?? "",
+      )
+      expect(installLine).toBe(`install -m 0755 kvdeploy-hook ${hookFile}`)
+      expect(page).toContain("Save the script above as `kvdeploy-hook` in the current directory")
+      install(join(scratch, "kvdeploy-hook"), hook, 0o644)
+      mkdirSync(dirname(hookFile), { recursive: true })
+      const installed = await collected("/bin/sh", ["-c", installLine], { cwd: scratch }, 10_000)
+      expect(installed, installed.out).toEqual({ code: 0, out: "" })
+      expect(statSync(hookFile).mode & 0o777).toBe(0o755)
       // The target file (no secret in it) and the environment file (root-only, NAME=value lines).
       const name = "www.example.test"
       install(
