@@ -216,7 +216,7 @@ describe("vault answers without the facts a version is reported with", () => {
 
 describe("the adapter's reads of answers without their facts", () => {
   it.live(
-    "a certificate whose create is pending (disabled, without cer and x5t) is read as such by every read, not as malformed",
+    "a certificate whose create is pending (disabled, without cer and x5t) is read as such by every read that answers it, not as malformed; the list leaves it out",
     () =>
       Effect.gen(function* () {
         const name = "pending-shape-app"
@@ -245,7 +245,9 @@ describe("the adapter's reads of answers without their facts", () => {
         expect(answer.latest.cer).toBeUndefined()
         expect(answer.versions).toHaveLength(1)
         expect(answer.versions[0]).toMatchObject({ enabled: false, x5t: "" })
-        expect(answer.entry).toMatchObject({ enabled: false, x5t: "" })
+        // Not on the list: Key Vault lists a certificate not completely provisioned only with
+        // includePending=true, which the adapter does not ask (a reader reads it on its own, as above).
+        expect(answer.entry).toBeUndefined()
         // The same answer with the version enabled is no pending create: malformed.
         emulator.faults.add({
           operation: "getLatest",

@@ -442,7 +442,8 @@ export class VaultHandler {
           // A link no answer gave before, to an empty page past the list's end (its answer, under the
           // same rule, makes up the next).
           this.endlessPages++
-          const skip = Buffer.from(`offset:${ENDLESS_OFFSET + this.endlessPages}`).toString("base64url")
+          // A marker past every key of the list ("~" sorts after the characters of names and versions).
+          const skip = skiptokenOf(listScope(r.operation, r.name), `~endless-${this.endlessPages}`)
           replaced = {
             nextLink: `${origin}${path}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${skip}&maxresults=${MAX_RESULTS}`,
           }
@@ -639,45 +640,75 @@ export class VaultHandler {
         if (waiting && p)
           return page(
             origin,
-            `/certificates/${waiting.name}/versions`,
-            [p],
-            (op) => ({
-              ...renderPendingItem(origin, waiting, op),
-              id: `${origin}/certificates/${waiting.name}/${op.pendingVersion}`,
-            }),
+            {
+              path: `/certificates/${waiting.name}/versions`,
+              scope: listScope("versions", name),
+              items: [p],
+              keyOf: (op) => op.pendingVersion,
+              render: (op) => ({
+                ...renderPendingItem(origin, waiting, op),
+                id: `${origin}/certificates/${waiting.name}/${op.pendingVersion}`,
+              }),
+            },
             params,
             apiVersion,
           )
         // A name that never held a certificate lists no versions (200, as Key Vault answers; the
         // SDK's recorded "list certificate versions, non-existing" test); a soft-deleted one 404s.
         if (store.holder(name) === "none")
-          return page(origin, `/certificates/${name}/versions`, [], () => ({}), params, apiVersion)
+          return page(
+            origin,
+            {
+              path: `/certificates/${name}/versions`,
+              scope: listScope("versions", name),
+              items: [],
+              keyOf: () => "",
+              render: () => ({}),
+            },
+            params,
+            apiVersion,
+          )
         const e = store.mustActive(name)
         const items = [...e.versions].sort((x, y) => (x.version < y.version ? -1 : 1))
         return page(
           origin,
-          `/certificates/${e.name}/versions`,
-          items,
-          (v) => renderItem(origin, e, v, days, true),
-          params,
-          apiVersion,
-        )
-      }
-      case "list":
-        return page(
-          origin,
-          "/certificates",
-          listedEntries(store),
-          (e) => {
-            // A certificate whose first create has not completed is listed too, disabled, without x5t.
-            const p = firstCreateOf(e)
-            return p !== undefined
-              ? renderPendingItem(origin, e, p)
-              : renderItem(origin, e, store.latest(e), days, false)
+          {
+            path: `/certificates/${e.name}/versions`,
+            scope: listScope("versions", name),
+            items,
+            keyOf: (v) => v.version,
+            render: (v) => renderItem(origin, e, v, days, true),
           },
           params,
           apiVersion,
         )
+      }
+      case "list": {
+        // A certificate whose first create has not completed (no certificate yet) is listed only
+        // with `includePending=true`: "Specifies whether to include certificates which are not
+        // completely provisioned" (REST docs, Get Certificates); disabled, without x5t. The next
+        // link keeps the parameter, so every page answers the same list.
+        const includePending = includePendingOf(params)
+        const entries = listedEntries(store)
+        return page(
+          origin,
+          {
+            path: "/certificates",
+            scope: listScope("list", undefined),
+            items: includePending ? entries : entries.filter((e) => firstCreateOf(e) === undefined),
+            keyOf: (e) => e.name.toLowerCase(),
+            render: (e) => {
+              const p = firstCreateOf(e)
+              return p !== undefined
+                ? renderPendingItem(origin, e, p)
+                : renderItem(origin, e, store.latest(e), days, false)
+            },
+            ...(includePending ? { keep: "&includePending=true" } : {}),
+          },
+          params,
+          apiVersion,
+        )
+      }
       case "updateProperties": {
         const e = store.mustActive(name)
         const v = store.version(e, r.version ?? "")
@@ -730,14 +761,18 @@ export class VaultHandler {
           .sort((x, y) => (x.name.toLowerCase() < y.name.toLowerCase() ? -1 : 1))
         return page(
           origin,
-          "/deletedcertificates",
-          entries,
-          (e) => ({
-            recoveryId: `${origin}/deletedcertificates/${e.name}`,
-            deletedDate: e.deleted?.deletedDate,
-            scheduledPurgeDate: e.deleted?.scheduledPurgeDate,
-            ...renderItem(origin, e, store.latest(e), days, false),
-          }),
+          {
+            path: "/deletedcertificates",
+            scope: listScope("listDeleted", undefined),
+            items: entries,
+            keyOf: (e) => e.name.toLowerCase(),
+            render: (e) => ({
+              recoveryId: `${origin}/deletedcertificates/${e.name}`,
+              deletedDate: e.deleted?.deletedDate,
+              scheduledPurgeDate: e.deleted?.scheduledPurgeDate,
+              ...renderItem(origin, e, store.latest(e), days, false),
+            }),
+          },
           params,
           apiVersion,
         )
@@ -1096,8 +1131,6 @@ const renderOperation = (origin: string, e: CertEntry) => {
 }
 
 const MAX_RESULTS = 25
-/** Where the `endlessList` fault's made-up pages start: past the end of any list the emulator holds. */
-const ENDLESS_OFFSET = 1_000_000_000
 
 /**
  * The certificates the list shows (not deleted, with a version or a first create's), in Key
@@ -1128,15 +1161,86 @@ const listedEntries = (store: VaultStore): ReadonlyArray<CertEntry> => {
   return entries
 }
 
-/** One page of `items` (only its items are rendered) and the link to the next. */
-const page = <T>(
-  origin: string,
-  path: string,
-  items: ReadonlyArray<T>,
-  render: (item: T) => unknown,
-  params: URLSearchParams,
-  apiVersion: string,
-): Outcome => {
+/**
+ * The marker scope of a list: what every key marker of its `$skiptoken` starts with, so that a
+ * token of one list (another certificate's versions, the deleted certificates) is refused by another.
+ * Of a list operation (`LIST_OPERATIONS`): any other is taken for `versions`.
+ */
+const listScope = (operation: OperationName, name: string | undefined): string =>
+  operation === "list"
+    ? "certificate/"
+    : operation === "listDeleted"
+      ? "deletedcertificate/"
+      : `certificate/${(name ?? "").toLowerCase()}/`
+
+/**
+ * A `$skiptoken` as Key Vault's are in the SDK's recordings: base64 of
+ * `{"NextMarker":"2!<n>!<base64 marker>","TargetLocation":0}`, the marker naming the last item
+ * answered (`000076!certificate/NAME!…`, the name upper-cased). Here the marker is
+ * `<6-digit length>!<scope><key>!`, the key the item's sort key in its list; what follows the
+ * name in Key Vault's (`!000028!9999-12-31T23:59:59.9999999Z!`) is left out.
+ */
+const skiptokenOf = (scope: string, key: string): string => {
+  // The object type as recorded (`certificate/`), the rest upper-cased.
+  const slash = scope.indexOf("/") + 1
+  const id = `${scope.slice(0, slash)}${`${scope.slice(slash)}${key}`.toUpperCase()}`
+  const marker = Buffer.from(`${String(id.length).padStart(6, "0")}!${id}!`).toString("base64url")
+  return Buffer.from(
+    JSON.stringify({ NextMarker: `2!${marker.length}!${marker}`, TargetLocation: 0 }),
+  ).toString("base64url")
+}
+
+/** The sort key a `$skiptoken` names, if it is one of the list of `scope`; else undefined. */
+const keyOfSkiptoken = (token: string, scope: string): string | undefined => {
+  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(token)) return undefined
+  let outer: unknown
+  try {
+    outer = JSON.parse(Buffer.from(token, "base64url").toString("utf8"))
+  } catch {
+    return undefined
+  }
+  if (!isRecord(outer) || typeof outer.NextMarker !== "string") return undefined
+  const m = /^2!(\d+)!([A-Za-z0-9_-]+)$/.exec(outer.NextMarker)
+  if (m === null || Number(m[1]) !== m[2]?.length) return undefined
+  const inner = /^(\d{6})!([^!]+)!$/.exec(Buffer.from(m[2], "base64url").toString("utf8"))
+  if (inner === null || Number(inner[1]) !== inner[2]?.length) return undefined
+  const id = inner[2].toLowerCase()
+  if (!id.startsWith(scope)) return undefined
+  const key = id.slice(scope.length)
+  return key === "" || key.includes("/") ? undefined : key
+}
+
+/** The list's `includePending` query parameter: false when absent; a value other than true or false is 400. */
+const includePendingOf = (params: URLSearchParams): boolean => {
+  const raw = params.get("includePending")
+  if (raw === null || raw === "") return false
+  const value = raw.toLowerCase()
+  if (value !== "true" && value !== "false")
+    throw KvError.badParameter(`The value of includePending (${raw}) is not valid: it must be true or false.`)
+  return value === "true"
+}
+
+/** A list the emulator pages: its items in order of `keyOf`, each key unique. */
+interface Paged<T> {
+  /** The list's path, for the next link. */
+  readonly path: string
+  /** Its markers' scope (`listScope`). */
+  readonly scope: string
+  readonly items: ReadonlyArray<T>
+  /** The item's sort key (lower case): the items are in ascending order of it. */
+  readonly keyOf: (item: T) => string
+  readonly render: (item: T) => unknown
+  /** Query parameters the next link keeps (`&name=value`). */
+  readonly keep?: string
+}
+
+/**
+ * One page of a list (only its items are rendered) and the link to the next. The link's
+ * `$skiptoken` names the last item answered, and the next page starts after that key in the list
+ * as it is then: an item added or removed between two pages neither repeats nor hides another
+ * (an offset would: Key Vault pages by marker).
+ */
+const page = <T>(origin: string, list: Paged<T>, params: URLSearchParams, apiVersion: string): Outcome => {
   const raw = params.get("maxresults")
   let max = MAX_RESULTS
   if (raw !== null && raw !== "") {
@@ -1147,24 +1251,30 @@ const page = <T>(
       )
     max = n
   }
+  const { items, keyOf } = list
   const token = params.get("$skiptoken")
-  let offset = 0
+  let start = 0
   if (token !== null) {
-    const decoded = Number(
-      Buffer.from(token, "base64url")
-        .toString("utf8")
-        .replace(/^offset:/, ""),
-    )
-    if (!Number.isInteger(decoded) || decoded < 0) throw KvError.badParameter("The $skiptoken is invalid.")
-    offset = decoded
+    const after = keyOfSkiptoken(token, list.scope)
+    if (after === undefined)
+      throw KvError.badParameter(
+        "The value of $skiptoken is not a page marker of this list: pass the nextLink of the previous page unchanged, or no $skiptoken for the first page.",
+      )
+    // The first item after the marker's key (the items are in ascending key order).
+    let hi = items.length
+    while (start < hi) {
+      const mid = (start + hi) >>> 1
+      if (keyOf(items[mid] as T) <= after) start = mid + 1
+      else hi = mid
+    }
   }
-  const slice = items.slice(offset, offset + max).map(render)
-  const next = offset + max
+  const shown = items.slice(start, start + max)
+  const last = shown.at(-1)
   const nextLink =
-    next < items.length
-      ? `${origin}${path}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${Buffer.from(`offset:${next}`).toString("base64url")}&maxresults=${max}`
+    start + max < items.length && last !== undefined
+      ? `${origin}${list.path}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${skiptokenOf(list.scope, keyOf(last))}&maxresults=${max}${list.keep ?? ""}`
       : null
-  return { status: 200, body: { value: slice, nextLink } }
+  return { status: 200, body: { value: shown.map(list.render), nextLink } }
 }
 
 const defaultCode = (status: number): string =>

@@ -3,7 +3,8 @@
  * page's bytes are exactly `{"value":[...],"nextLink":...}` with the items of
  * the full list (built here from the GET bundles of each certificate or
  * version) in Key Vault's order, the `nextLink` of every page but the last an
- * absolute URL with api-version, an offset `$skiptoken` and `maxresults`, and
+ * absolute URL with api-version, a `$skiptoken` naming the page's last item
+ * (list-markers.test.ts) and `maxresults`, and
  * `null` on the last. The pages' concatenation is the full list.
  */
 import type { CertificateClient } from "@azure/keyvault-certificates"
@@ -83,7 +84,13 @@ const pagesFrom = async (first: string) => {
   return pages
 }
 
-const skiptoken = (offset: number) => Buffer.from(`offset:${offset}`).toString("base64url")
+/** A `$skiptoken` naming `marker` (`certificate/NAME`), in the form of Key Vault's recorded tokens. */
+const skiptoken = (marker: string) => {
+  const m = Buffer.from(`${String(marker.length).padStart(6, "0")}!${marker}!`).toString("base64url")
+  return Buffer.from(JSON.stringify({ NextMarker: `2!${m.length}!${m}`, TargetLocation: 0 })).toString(
+    "base64url",
+  )
+}
 
 describe("list paging on the wire", () => {
   it("each page of the certificate list is the full list's slice, byte for byte, with nextLink as before", async () => {
@@ -104,7 +111,7 @@ describe("list paging on the wire", () => {
         const next = (i + 1) * size
         const nextLink =
           next < full.length
-            ? `${origin}/certificates?api-version=${API}&$skiptoken=${skiptoken(next)}&maxresults=${size}`
+            ? `${origin}/certificates?api-version=${API}&$skiptoken=${skiptoken(`certificate/${order[next - 1]?.toUpperCase()}`)}&maxresults=${size}`
             : null
         expect(page.text).toBe(JSON.stringify({ value: full.slice(i * size, next), nextLink }))
       })
@@ -118,9 +125,13 @@ describe("list paging on the wire", () => {
   })
 
   it("a skiptoken past the end answers an empty last page; a bad one or a bad maxresults is 400", async () => {
-    const past = await get(`/certificates?api-version=${API}&$skiptoken=${skiptoken(1000)}&maxresults=5`)
+    const past = await get(
+      `/certificates?api-version=${API}&$skiptoken=${skiptoken("certificate/ZZZ-PAST-THE-END")}&maxresults=5`,
+    )
     expect(past.text).toBe(JSON.stringify({ value: [], nextLink: null }))
-    const bad = await get(`/certificates?api-version=${API}&$skiptoken=${skiptoken(-1)}`)
+    const bad = await get(
+      `/certificates?api-version=${API}&$skiptoken=${Buffer.from("offset:1").toString("base64url")}`,
+    )
     expect(bad.status).toBe(400)
     expect(errorOf(bad.json).code).toBe("BadParameter")
     const tooMany = await get(`/certificates?api-version=${API}&maxresults=26`)
@@ -150,7 +161,8 @@ describe("list paging on the wire", () => {
     const versions = emulator.state.versions(VAULT, MULTI) ?? []
     expect(versions.length).toBe(3)
     const full: unknown[] = []
-    for (const v of [...versions].sort((a, b) => (a.version < b.version ? -1 : 1))) {
+    const sorted = [...versions].sort((a, b) => (a.version < b.version ? -1 : 1))
+    for (const v of sorted) {
       const res = await get(`/certificates/${MULTI}/${v.version}?api-version=${API}`)
       const bundle = res.json as Bundle
       full.push(itemOf(bundle, bundle.id))
@@ -159,7 +171,7 @@ describe("list paging on the wire", () => {
     expect(pages.map((p) => p.text)).toEqual([
       JSON.stringify({
         value: full.slice(0, 2),
-        nextLink: `${origin}/certificates/${MULTI}/versions?api-version=${API}&$skiptoken=${skiptoken(2)}&maxresults=2`,
+        nextLink: `${origin}/certificates/${MULTI}/versions?api-version=${API}&$skiptoken=${skiptoken(`certificate/${MULTI.toUpperCase()}/${sorted[1]?.version.toUpperCase()}`)}&maxresults=2`,
       }),
       JSON.stringify({ value: full.slice(2), nextLink: null }),
     ])
