@@ -40,6 +40,7 @@ import {
   NAME,
   request,
   runDeploy,
+  seedManaged,
   target,
   toJson,
 } from "./fixtures.js"
@@ -49,12 +50,6 @@ const oldCert = issue({ seed: "old", issuer: ca })
 const newCert = issue({ seed: "new", issuer: ca })
 /** A renewal that reuses the old certificate's key. */
 const renewedSameKey = issue({ seed: "renewed", issuer: ca, key: oldCert.key })
-
-/** The vault already serves `oldCert`, deployed by kvdeploy (not counted as a call). */
-const seedManaged = (material = oldCert.material, options: { exportable?: boolean } = {}) =>
-  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
-    vault.seed(NAME, material, { tags: managedTags, ...options }),
-  )
 
 describe("Succeeded", () => {
   it.effect("first deploy: one version imported and proved, in 3 vault calls", () =>
@@ -78,7 +73,7 @@ describe("Succeeded", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        const old = yield* seedManaged()
+        const old = yield* seedManaged(oldCert.material)
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
         assert.strictEqual(vault.calls().total, 3)
         assert.deepStrictEqual(o.previous, {
@@ -148,7 +143,7 @@ describe("Succeeded", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("getLatest", Fault.pass, Fault.fail("Throttled"), Fault.fail("Unavailable"))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
         assert.strictEqual(vault.calls().byOperation.getLatest, 4)
@@ -163,7 +158,7 @@ describe("Succeeded", () => {
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("getLatest", Fault.pass, Fault.staleRead, Fault.staleRead)
           expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
           assert.strictEqual(vault.calls().byOperation.getLatest, 4)
@@ -175,7 +170,7 @@ describe("Succeeded", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.afterWrite)
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
         assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 2, importVersion: 1, listVersions: 1 })
@@ -192,7 +187,7 @@ describe("Succeeded", () => {
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
           yield* seedManaged(issue({ seed: "older", issuer: ca }).material)
-          const snapshot = yield* seedManaged()
+          const snapshot = yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.afterWrite)
           const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
           const ours = vault.latest(NAME)
@@ -213,7 +208,7 @@ describe("Succeeded", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        const old = yield* seedManaged()
+        const old = yield* seedManaged(oldCert.material)
         yield* vault.softDelete(NAME)
         const o = expectTag(
           yield* runDeploy(request(newCert.material, {}, target({ on_soft_deleted: "recover" }))),
@@ -463,7 +458,7 @@ describe("Failed (the vault is unchanged)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("getLatest", ...Fault.repeat(5, Fault.fail("Throttled")))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
         assert.strictEqual(o.error, "VaultThrottled")
@@ -477,7 +472,7 @@ describe("Failed (the vault is unchanged)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.fail("Rejected"))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
         assert.strictEqual(o.step, "import")
@@ -494,7 +489,7 @@ describe("Failed (the vault is unchanged)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.fail("Ambiguous"))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
         assert.strictEqual(o.step, "reconcile")
@@ -508,7 +503,7 @@ describe("Failed (the vault is unchanged)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         yield* vault.softDelete(NAME)
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
         assert.strictEqual(o.step, "soft-deleted")
@@ -551,7 +546,7 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         yield* vault.softDelete(NAME)
         // The first import is refused (soft-deleted); the second, after the recovery, meets another delete.
         vault.script("importVersion", Fault.pass, Fault.foreignDelete("before"))
@@ -569,7 +564,7 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        const old = yield* seedManaged()
+        const old = yield* seedManaged(oldCert.material)
         yield* vault.softDelete(NAME)
         vault.script("recoverDeleted", Fault.afterWrite)
         const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Succeeded")
@@ -587,7 +582,7 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           yield* vault.softDelete(NAME)
           vault.script("recoverDeleted", Fault.fail("Ambiguous"))
           const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
@@ -608,7 +603,7 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           yield* vault.softDelete(NAME)
           vault.script("recoverDeleted", Fault.afterWrite)
           vault.script("getLatest", Fault.pass, Fault.fail("UnavailableRetried"))
@@ -625,7 +620,7 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         yield* vault.softDelete(NAME)
         vault.script("importVersion", Fault.pass, Fault.fail("Rejected"))
         const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
@@ -735,7 +730,7 @@ describe("one retry loop: reads the adapter already retried are not retried agai
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("getLatest", ...Fault.repeat(5, Fault.fail("UnavailableRetried")))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
         assert.strictEqual(o.step, "snapshot")
@@ -748,7 +743,7 @@ describe("one retry loop: reads the adapter already retried are not retried agai
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("getLatest", Fault.pass, ...Fault.repeat(5, Fault.fail("UnavailableRetried")))
         expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
         assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 2, importVersion: 1 })
@@ -760,7 +755,7 @@ describe("one retry loop: reads the adapter already retried are not retried agai
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("getLatest", Fault.fail("Unavailable"), Fault.pass)
         expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
         assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 3, importVersion: 1 })
@@ -811,7 +806,7 @@ describe("Failed: soft-deleted name that cannot be recovered", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         yield* vault.softDelete(NAME)
         vault.script("recoverDeleted", Fault.fail("Forbidden"))
         const o = expectTag(
@@ -831,7 +826,7 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("getLatest", Fault.pass, ...Array.from({ length: 5 }, () => Fault.fail("Unavailable")))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
         assert.strictEqual(o.versionId, vault.latest(NAME)?.versionId)
@@ -845,7 +840,7 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        const old = yield* seedManaged()
+        const old = yield* seedManaged(oldCert.material)
         vault.script("getLatest", Fault.pass, ...Array.from({ length: 5 }, () => Fault.staleRead))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
         assert.match(o.reason, new RegExp(`still serves the older ${old.versionId}`))
@@ -859,7 +854,7 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.afterWrite)
         vault.script("listVersions", ...Array.from({ length: 5 }, () => Fault.fail("Unavailable")))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
@@ -875,7 +870,7 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.fail("Ambiguous"))
         vault.script("listVersions", Fault.fail("NotFound"))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
@@ -906,7 +901,7 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          const old = yield* seedManaged()
+          const old = yield* seedManaged(oldCert.material)
           // The snapshot is read, then the certificate is deleted; the import is refused, its answer lost.
           vault.script("getLatest", Fault.foreignDelete("after"))
           vault.script("importVersion", Fault.fail("Ambiguous"))
@@ -935,7 +930,7 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("getLatest", Fault.foreignDelete("after"))
           vault.script("importVersion", Fault.fail("Ambiguous"))
           const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
@@ -958,7 +953,7 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.afterWrite)
           vault.script("listVersions", Fault.foreignDelete("before"))
           const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
@@ -994,7 +989,7 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
       const held =
         options.latest === "this"
           ? yield* vault.seed(NAME, newCert.material, { tags: managedTags })
-          : yield* seedManaged()
+          : yield* seedManaged(oldCert.material)
       yield* vault.softDelete(NAME)
       yield* TestClock.adjust(gap)
       vault.script("importVersion", Fault.fail("Ambiguous"))
@@ -1149,7 +1144,7 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          const old = yield* seedManaged()
+          const old = yield* seedManaged(oldCert.material)
           yield* vault.softDelete(NAME)
           vault.script("importVersion", Fault.pass, Fault.fail("Ambiguous"))
           vault.script("listVersions", Fault.foreignDelete("before"))
@@ -1177,7 +1172,7 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          const old = yield* seedManaged()
+          const old = yield* seedManaged(oldCert.material)
           yield* vault.softDelete(NAME)
           // The first import is refused (409), the recovery runs, the second import lands and its
           // answer is lost; the version list and the deleted certificate still show the delete.
@@ -1210,7 +1205,7 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
   const deletedBeforeTheDeploy = (gap: Duration.Input) =>
     Effect.gen(function* () {
       const vault = yield* InMemoryVaultHandle
-      const old = yield* seedManaged()
+      const old = yield* seedManaged(oldCert.material)
       yield* Effect.orDie((yield* Vault).getLatest(NAME))
       yield* vault.softDelete(NAME)
       yield* TestClock.adjust(gap)
@@ -1265,7 +1260,7 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("getLatest", Fault.foreignDelete("after"))
         vault.script("importVersion", Fault.fail("Ambiguous"))
         vault.script("getDeleted", Fault.fail("Forbidden"))
@@ -1328,7 +1323,7 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         const foreign = issue({ seed: "foreign", issuer: ca })
         vault.script("getLatest", Fault.pass, Fault.foreignImport(foreign.material))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Superseded")
@@ -1351,7 +1346,7 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
     Effect.gen(function* () {
       const vault = yield* InMemoryVaultHandle
       const port = yield* Vault
-      yield* seedManaged()
+      yield* seedManaged(oldCert.material)
       const foreign = issue({ seed: "foreign", issuer: ca })
       vault.script("importVersion", Fault.foreignImport(foreign.material, { owner: "x" }))
       let reads = 0
@@ -1409,7 +1404,7 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
           const metrics = yield* MetricsRecorder
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.alter("drop-tags"))
           const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
           assert.strictEqual(o.rollbackSource, "backing-secret")
@@ -1440,7 +1435,7 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
           const metrics = yield* MetricsRecorder
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.alter(change))
           const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
           assert.strictEqual(metrics.count("postVerifyFailure", "mismatch"), 1)
@@ -1454,7 +1449,7 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.setSecretsGet(false)
         vault.script("importVersion", Fault.alter("disable"))
         const o = expectTag(
@@ -1474,7 +1469,7 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.setSecretsGet(false)
         vault.script("importVersion", Fault.alter("drop-tags"))
         const o = expectTag(yield* runDeploy(request(renewedSameKey.material)), "RolledBack")
@@ -1492,7 +1487,7 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.setSecretsGet(false)
           vault.script("importVersion", Fault.alter("drop-tags"))
           const otherCa = makeAuthority("other")
@@ -1600,7 +1595,7 @@ describe("Superseded during the rollback", () => {
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
         const metrics = yield* MetricsRecorder
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         const foreign = issue({ seed: "foreign-rb", issuer: ca })
         vault.script("importVersion", Fault.alter("drop-tags"))
         vault.script("getLatest", Fault.pass, Fault.pass, Fault.foreignImport(foreign.material))
@@ -1665,7 +1660,7 @@ describe("RollbackFailed (needs a person)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.setSecretsGet(false)
         vault.script("importVersion", Fault.alter("drop-tags"))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
@@ -1682,7 +1677,7 @@ describe("RollbackFailed (needs a person)", () => {
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.alter("drop-tags"))
           vault.script("getVersionSecret", Fault.fail("UnavailableRetried"))
           const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
@@ -1787,7 +1782,7 @@ describe("RollbackFailed (needs a person)", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.alter("drop-tags"))
         vault.script("getLatest", Fault.pass, Fault.pass, ...Fault.repeat(5, Fault.fail("Unavailable")))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
@@ -1803,7 +1798,7 @@ describe("RollbackFailed (needs a person)", () => {
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
         const metrics = yield* MetricsRecorder
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.alter("drop-tags"), Fault.fail("Unavailable"))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
         assert.match(o.reason, /rollback import failed/)
@@ -1820,7 +1815,7 @@ describe("audit, metrics and redaction", () => {
         const vault = yield* InMemoryVaultHandle
         const audit = yield* AuditRecords
         const metrics = yield* MetricsRecorder
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.alter("drop-tags"))
         const outcomes = [
           yield* runDeploy(request(newCert.material)),
@@ -1902,7 +1897,7 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.fail("Ambiguous"))
           // Another deployment imports the same certificate while our import's answer is lost.
           vault.script(
@@ -1925,7 +1920,7 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           // The new version is served without its tags (a mismatch), and the rollback's import is lost.
           vault.script("importVersion", Fault.alter("drop-tags"), Fault.fail("Ambiguous"))
           vault.script("listVersions", Fault.foreignImport(oldCert.material, managedTags))
@@ -1942,7 +1937,7 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           // Our import lands (its answer lost); the same deployment's duplicate lands after it, without
           // the operator tag: both are candidates, and the vault serves the duplicate, which is wrong.
           vault.script("importVersion", Fault.afterWrite)
@@ -1967,7 +1962,7 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           // The new version is served without its tags (a mismatch); the rollback lands with its
           // answer lost; a duplicate of the rollback (same certificate, certctl-rollback-of the failed
           // version, without the operator tag) lands after it: both are candidates, and the vault

@@ -14,7 +14,7 @@ import {
   validateTargetConfigSync,
 } from "../src/index.js"
 import type { CertificateMaterial } from "../src/material.js"
-import { runAdvancingClock, TestWorld } from "../src/testing/index.js"
+import { InMemoryVaultHandle, runAdvancingClock, TestWorld } from "../src/testing/index.js"
 
 export const NAME = "api-prod"
 export const CERT_ID = "cert-123"
@@ -38,6 +38,12 @@ export const request = (
 
 /** Tags a version deployed by kvdeploy carries. */
 export const managedTags = { env: "test", [MANAGED_BY_TAG]: "certctl", [CERTIFICATE_ID_TAG]: CERT_ID }
+
+/** The vault serves `material` under NAME, deployed by kvdeploy (a seed: not counted as a call). */
+export const seedManaged = (material: CertificateMaterial, options: { readonly exportable?: boolean } = {}) =>
+  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
+    vault.seed(NAME, material, { tags: managedTags, ...options }),
+  )
 
 /** The outcome, as its tag's type; fails the test (with the reason) when it has another tag. */
 export const expectTag = <T extends DeployOutcome["_tag"]>(

@@ -6,24 +6,19 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { Fault, InMemoryVaultHandle, issue, makeAuthority } from "../src/testing/index.js"
-import { expectTag, fresh, managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
+import { expectTag, fresh, NAME, request, runDeploy, seedManaged, target } from "./fixtures.js"
 
 const ca = makeAuthority("outcome-wording")
 const oldCert = issue({ seed: "old", issuer: ca })
 const newCert = issue({ seed: "new", issuer: ca })
 const recover = target({ on_soft_deleted: "recover" })
 
-const seedManaged = (material = oldCert.material) =>
-  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
-    vault.seed(NAME, material, { tags: managedTags }),
-  )
-
 describe("an import the vault refuses", () => {
   it.effect("with no recovery before it: nothing changed", () =>
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.fail("Rejected"))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
         assert.match(o.reason, /^the import was refused and nothing changed: /)
@@ -37,7 +32,7 @@ describe("an import the vault refuses", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         yield* vault.softDelete(NAME)
         // The first import meets the soft-deleted name (409); the one after the recovery is refused.
         vault.script("importVersion", Fault.pass, Fault.fail("Rejected"))
@@ -90,7 +85,7 @@ describe("adopted", () => {
     it.effect(`not claimed over a version kvdeploy manages (adopt ${adopt})`, () =>
       fresh(
         Effect.gen(function* () {
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           const o = expectTag(yield* runDeploy(request(newCert.material, { adopt })), "Succeeded")
           assert.notStrictEqual(o.adopted, true)
           assert.isFalse(o.decisions.some((d) => d.startsWith("ownership: adopting")))

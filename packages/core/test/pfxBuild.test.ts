@@ -30,7 +30,7 @@ import {
   SyntheticCodec,
   TestWorld,
 } from "../src/testing/index.js"
-import { fresh, managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
+import { fresh, NAME, request, runDeploy, seedManaged, target } from "./fixtures.js"
 
 const ca = makeAuthority("pfx-build")
 const oldCert = issue({ seed: "old", issuer: ca })
@@ -38,11 +38,6 @@ const newCert = issue({ seed: "new", issuer: ca })
 
 const policyWith = (overrides: Partial<DeployPolicyShape>) =>
   Effect.map(Effect.service(DeployPolicy), (p): DeployPolicyShape => ({ ...p, ...overrides }))
-
-const seedManaged = (material: CertificateMaterial) =>
-  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
-    vault.seed(NAME, material, { tags: managedTags }),
-  )
 
 /** A leaf under a chain of `depth` intermediates (each certificate a real link the codec verifies). */
 const deepChain = (depth: number) => {

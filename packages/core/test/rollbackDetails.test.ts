@@ -17,22 +17,13 @@ import {
   VaultForbidden,
   type VersionSecret,
 } from "../src/index.js"
-import type { CertificateMaterial } from "../src/material.js"
 import { type AlterChange, Fault, InMemoryVaultHandle, issue, makeAuthority } from "../src/testing/index.js"
-import { expectTag, fresh, managedTags, NAME, request, runDeploy } from "./fixtures.js"
+import { expectTag, fresh, managedTags, NAME, request, runDeploy, seedManaged } from "./fixtures.js"
 
 const ca = makeAuthority("rollback-details")
 const oldCert = issue({ seed: "old", issuer: ca })
 const newCert = issue({ seed: "new", issuer: ca })
 const otherCert = issue({ seed: "other", issuer: ca })
-
-const seedManaged = (
-  material: CertificateMaterial = oldCert.material,
-  options: { exportable?: boolean } = {},
-) =>
-  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
-    vault.seed(NAME, material, { tags: managedTags, ...options }),
-  )
 
 /** The deploy's decisions made by its rollback, in order. */
 const rollbackNotes = (o: DeployOutcome): ReadonlyArray<string> =>
@@ -63,7 +54,7 @@ describe("the verify's differences, named in the outcome", () => {
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.alter(change))
           const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
           const expected = difference({ x5t: newCert.x5t, serialHex: newCert.serialHex })
@@ -81,7 +72,7 @@ describe("the rollback's decisions", () => {
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.alter("drop-tags"))
           const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
           assert.deepStrictEqual(rollbackNotes(o), [
@@ -132,7 +123,7 @@ describe("where the previous material comes from", () => {
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.setSecretsGet(false)
           vault.script("importVersion", Fault.alter("drop-tags"))
           const unrelated = makeAuthority("unrelated-ca")
@@ -178,7 +169,7 @@ describe("where the previous material comes from", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.setSecretsGet(false)
         vault.script("importVersion", Fault.alter("drop-tags"))
         const o = expectTag(
@@ -199,7 +190,7 @@ describe("where the previous material comes from", () => {
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
         const codec = yield* PfxCodec
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.alter("drop-tags"))
         const pfx = yield* codec.encode(otherCert.material, { encoding: "modern", password: blank })
         const o = expectTag(
@@ -229,7 +220,7 @@ describe("where the previous material comes from", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.alter("drop-tags"))
         const o = expectTag(
           yield* withBackingSecret(garbage, runDeploy(request(newCert.material))),
@@ -249,7 +240,7 @@ describe("where the previous material comes from", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.alter("drop-tags"))
         const renewed = issue({ seed: "renewed", issuer: ca, key: oldCert.key })
         const o = expectTag(
@@ -268,7 +259,7 @@ describe("the advice of a rollback that found no previous material", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.setSecretsGet(false)
         vault.script("importVersion", Fault.alter("drop-tags"))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
@@ -307,7 +298,7 @@ describe("the advice of a rollback that found no previous material", () => {
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.alter("drop-tags"))
           const forbidden = new VaultForbidden({
             operation: "getVersionSecret",
@@ -330,7 +321,7 @@ describe("a rollback import whose answer was lost", () => {
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged()
+        yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.alter("drop-tags"), Fault.afterWrite)
         const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
         const latest = vault.latest(NAME)
@@ -352,7 +343,7 @@ describe("a rollback import whose answer was lost", () => {
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged()
+          yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.alter("drop-tags"), Fault.afterWrite)
           vault.script("listVersions", ...Fault.repeat(5, Fault.fail("Unavailable")))
           const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")

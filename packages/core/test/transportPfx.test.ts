@@ -19,20 +19,14 @@ import {
   transportPfxOptions,
   Vault,
 } from "../src/index.js"
-import type { CertificateMaterial } from "../src/material.js"
 import { Fault, InMemoryVaultHandle, issue, makeAuthority } from "../src/testing/index.js"
-import { fresh, managedTags, NAME, request, runDeploy, target } from "./fixtures.js"
+import { fresh, NAME, request, runDeploy, seedManaged, target } from "./fixtures.js"
 
 const ca = makeAuthority("transport-pfx")
 const oldCert = issue({ seed: "old", issuer: ca })
 const newCert = issue({ seed: "new", issuer: ca })
 /** A renewal that reuses the old certificate's key (rollback from the reused key). */
 const renewedSameKey = issue({ seed: "renewed", issuer: ca, key: oldCert.key })
-
-const seedManaged = (material: CertificateMaterial) =>
-  Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
-    vault.seed(NAME, material, { tags: managedTags }),
-  )
 
 interface Recorded {
   /** The options of every encode call, password revealed (it is blank; never a secret here). */
