@@ -330,7 +330,7 @@ export const tlsRefusedWords = "this machine did not accept the vault's TLS cert
  * next step, the read commands' problem): the vault answered, so its DNS and network are not in
  * question; the CA trust or the vault URL is to fix, and a retry fails the same way.
  */
-export const tlsRefusedFix = `${tlsRefusedWords} (the reason names why): behind a proxy or firewall that inspects TLS, trust its CA (NODE_EXTRA_CA_CERTS=/path/to/proxy-ca.pem, or NODE_OPTIONS=--use-system-ca for the system store); a name that does not match means the vault URL is not the vault's; retrying as is fails the same way`
+export const tlsRefusedFix = `${tlsRefusedWords} (the error above names why: an unknown CA, an expired certificate, a name that does not match): behind a proxy or firewall that inspects TLS, trust its CA (NODE_EXTRA_CA_CERTS=/path/to/proxy-ca.pem, or NODE_OPTIONS=--use-system-ca for the system store); a name that does not match means the vault URL is not the vault's; retrying as is fails the same way`
 
 /** What happened, in a few words, before the error's tag (which scripts may match). */
 const errorWords: Readonly<Record<string, string>> = {
