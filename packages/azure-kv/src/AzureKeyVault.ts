@@ -758,21 +758,21 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
               ? mapped
               : afterAcceptedRecovery(accepted, error)
           },
-        })
-      }).pipe(
-        // The poller reads until the certificate is served, with no end of its own: a recovery that
-        // never becomes readable would hold the deploy (and an agent's pass) for good.
-        Effect.timeoutOrElse({
-          duration: recoverTimeoutMs,
-          orElse: () =>
-            Effect.fail(
-              new VaultAmbiguous({
-                operation: "recoverDeleted",
-                detail: `the recovery may have been sent, but the certificate was not served within ${recoverTimeoutMs / 1000} s`,
-              }),
-            ),
-        }),
-      ),
+        }).pipe(
+          // The poller reads until the certificate is served, with no end of its own: a recovery that
+          // never becomes readable would hold the deploy (and an agent's pass) for good.
+          Effect.timeoutOrElse({
+            duration: recoverTimeoutMs,
+            orElse: () =>
+              Effect.fail(
+                new VaultAmbiguous({
+                  operation: "recoverDeleted",
+                  detail: `${context?.recoveryAccepted === undefined ? "the recovery may have been sent" : `the vault accepted the recovery (it answered ${context.recoveryAccepted})`}, but the certificate was not served within ${recoverTimeoutMs / 1000} s`,
+                }),
+              ),
+          }),
+        )
+      }),
       versionFromCertificate(name),
     )
 

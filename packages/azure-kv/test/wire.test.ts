@@ -934,7 +934,7 @@ describe("a recovery that never becomes readable", () => {
       )
       expect(error._tag).toBe("VaultAmbiguous")
       expect(error.message).toBe(
-        "recovering the soft-deleted certificate: outcome unknown: the recovery may have been sent, but the certificate was not served within 1.5 s",
+        "recovering the soft-deleted certificate: outcome unknown: the vault accepted the recovery (it answered 200), but the certificate was not served within 1.5 s",
       )
       expect(recorder.count("vaultRequest", "recoverDeleted:ambiguous")).toBe(1)
       // One recovery sent, and the poller read the certificate more than once before the end ...
