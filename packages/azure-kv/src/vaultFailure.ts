@@ -577,7 +577,9 @@ const mapFailure = (
           ? `the vault throttled the request (the SDK's retries are off here: its caller waits and retries)${wait === undefined ? "" : `; it asks to wait ${wait}`}: ${detail}`
           : wait === undefined
             ? `the vault throttled the request (without Retry-After, so the SDK did not retry it): ${sentence(detail)} ${throttleAdvice("a few seconds")}`
-            : `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to wait ${wait} (Retry-After): ${sentence(detail)} ${throttleAdvice(`${Math.max(1, seconds ?? 1)} s`)}`,
+            : seconds === 0
+              ? `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to retry at once (Retry-After: 0): ${sentence(detail)} ${throttleAdvice("a second")}`
+              : `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to wait ${wait} (Retry-After): ${sentence(detail)} ${throttleAdvice(wait)}`,
         ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
       })
     }

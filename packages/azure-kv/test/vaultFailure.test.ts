@@ -85,6 +85,22 @@ describe("toVaultError", () => {
     expect(sdk).toContain(
       "Wait 3 s and run again; if it recurs, run fewer deploys against this vault at once (Key Vault's service limits throttle each vault on all its callers' requests together)",
     )
+    // Retry-After 0: "at once", not "wait 0 s", and the advice still waits a moment before the run.
+    const atOnce = toVaultError(
+      "importVersion",
+      "write",
+      new RestError("Too many requests.", {
+        statusCode: 429,
+        code: "Throttled",
+        response: {
+          status: 429,
+          headers: { get: (h: string) => (h.toLowerCase() === "retry-after" ? "0" : undefined) },
+        } as never,
+      }),
+    ).detail
+    expect(atOnce).toContain("its last answer asked to retry at once (Retry-After: 0): Too many requests.")
+    expect(atOnce).toContain("Wait a second and run again")
+    expect(atOnce).not.toContain("0 s")
     const unsaid = toVaultError(
       "getLatest",
       "read",
