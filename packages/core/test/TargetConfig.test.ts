@@ -6,6 +6,7 @@ import * as Result from "effect/Result"
 import fc from "fast-check"
 import {
   type ConfigProblem,
+  certificateIdProblems,
   knownClouds,
   shownCloud,
   validateTargetConfig,
@@ -1077,5 +1078,52 @@ describe("tag limits", () => {
       problemsOf({ ...base, tags: { [`${key}k`]: value, k: `${value}v` } }).map((p) => p.message),
       ["tag key is 257 characters long", "tag value is 257 characters long"],
     )
+  })
+})
+
+/**
+ * Limits and rules whose problems name the limit: a mutation run (Stryker) showed that the suite
+ * passed with each of these checks removed or its message swapped for another's.
+ */
+describe("limits named in their problems", () => {
+  it("certificate_name: 127 characters fit; 128 are refused for their length, not their characters", () => {
+    assert.strictEqual(ok({ ...base, certificate_name: "a".repeat(127) }).certificateName, "a".repeat(127))
+    assert.deepStrictEqual(
+      problemsOf({ ...base, certificate_name: "a".repeat(128) }).map((p) => [p.field, p.message, p.fix]),
+      [
+        [
+          "certificate_name",
+          "is 128 characters long; Key Vault allows at most 127",
+          "use 1-127 characters of A-Z, a-z, 0-9 and '-'",
+        ],
+      ],
+    )
+  })
+
+  it("vault_url: http, or another scheme than https, is refused, naming the scheme", () => {
+    const said = (url: string) =>
+      problemsOf({ ...base, vault_url: url }).map((p) => [p.field, p.message, p.fix])
+    assert.deepStrictEqual(said("http://my-vault.vault.azure.net"), [
+      ["vault_url", "uses http; Key Vault is served over https only", "use https://"],
+    ])
+    assert.deepStrictEqual(said("ftp://my-vault.vault.azure.net"), [
+      ["vault_url", 'uses the scheme "ftp"', "use https://"],
+    ])
+  })
+
+  it("a certificate id of 1-256 characters fits; an empty one or a longer one is refused for its length", () => {
+    assert.deepStrictEqual(certificateIdProblems("c", "certificateId"), [])
+    assert.deepStrictEqual(certificateIdProblems("c".repeat(256), "certificateId"), [])
+    for (const id of ["", "c".repeat(257)])
+      assert.deepStrictEqual(
+        certificateIdProblems(id, "certificateId").map((p) => [p.field, p.message, p.fix]),
+        [
+          [
+            "certificateId",
+            `is ${id.length} characters long; it becomes the certctl-certificate-id tag value`,
+            "use an id of 1-256 characters",
+          ],
+        ],
+      )
   })
 })
