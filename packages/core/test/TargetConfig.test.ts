@@ -1126,4 +1126,23 @@ describe("limits named in their problems", () => {
         ],
       )
   })
+
+  it("a custom cloud's authority_host or keyvault_resource with a query, fragment or credentials is refused", () => {
+    const cloud = {
+      vault_dns_suffix: "vault.local.azurestack.external",
+      authority_host: "https://login.local.azurestack.external",
+      keyvault_resource: "https://vault.local.azurestack.external",
+    }
+    const stack = { ...base, vault_url: "https://kv1.vault.local.azurestack.external" }
+    for (const [field, value] of [
+      ["authority_host", "https://user:pw@login.local.azurestack.external"],
+      ["authority_host", "https://login.local.azurestack.external/?tenant=x"],
+      ["keyvault_resource", "https://vault.local.azurestack.external/#frag"],
+    ] as const)
+      assert.deepStrictEqual(
+        problemsOf({ ...stack, cloud: { ...cloud, [field]: value } }).map((p) => [p.field, p.message, p.fix]),
+        [[`cloud.${field}`, "has a query, fragment or credentials", "use scheme, host and port only"]],
+        value,
+      )
+  })
 })
