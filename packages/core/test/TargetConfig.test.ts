@@ -1146,3 +1146,68 @@ describe("limits named in their problems", () => {
       )
   })
 })
+
+describe("rules a mutation run found unchecked", () => {
+  it("vault_url and certificate_name: a missing one 'is missing', one of another type 'is not a string'", () => {
+    const { vault_url: _url, ...noUrl } = base
+    const { certificate_name: _name, ...noName } = base
+    assert.strictEqual(problemsOf(noUrl).find((p) => p.field === "vault_url")?.message, "is missing")
+    assert.strictEqual(
+      problemsOf({ ...base, vault_url: 443 }).find((p) => p.field === "vault_url")?.message,
+      "is not a string",
+    )
+    assert.strictEqual(problemsOf(noName).find((p) => p.field === "certificate_name")?.message, "is missing")
+    assert.strictEqual(
+      problemsOf({ ...base, certificate_name: ["api"] }).find((p) => p.field === "certificate_name")?.message,
+      "is not a string",
+    )
+  })
+
+  it("a field with 'key' inside its name (not last) is an unknown field, not refused as a secret", () => {
+    const problems = problemsOf({ ...base, keyvault_name: "my-vault" })
+    assert.deepStrictEqual(
+      problems.map((p) => p.field),
+      ["keyvault_name"],
+    )
+    assert.strictEqual(problems[0]?.message, "is not a known field")
+    assert.notMatch(problems[0]?.message ?? "", /secret/)
+    // Last, it names a key: refused as one.
+    assert.match(problemsOf({ ...base, ssh_key: "x" })[0]?.message ?? "", /secret/)
+  })
+
+  it("managed_identity_client_id: a GUID in upper case is taken in lower case; text around a GUID is refused", () => {
+    const id = "AAAAAAAA-2222-3333-4444-BBBBBBBBBBBB"
+    assert.strictEqual(
+      ok({ ...base, credential_mode: "managed_identity", managed_identity_client_id: id })
+        .managedIdentityClientId,
+      id.toLowerCase(),
+    )
+    for (const wrapped of [`x${id}`, `${id}x`, ` ${id}`])
+      assert.deepStrictEqual(
+        fieldsOf({ ...base, credential_mode: "managed_identity", managed_identity_client_id: wrapped }),
+        ["managed_identity_client_id"],
+        wrapped,
+      )
+  })
+
+  it("a host that only starts like a loopback address is no loopback vault: a custom cloud's suffix still applies", () => {
+    const cloud = {
+      vault_dns_suffix: "vault.emulator",
+      authority_host: "https://127.0.0.1:8444",
+      keyvault_resource: "https://vault.emulator",
+    }
+    assert.strictEqual(
+      ok({ ...base, vault_url: "https://127.0.0.1:8443", cloud }).vaultUrl,
+      "https://127.0.0.1:8443",
+    )
+    for (const host of ["127.0.0.1.nip.io", "127.0.0.1.vault.example"]) {
+      const problems = problemsOf({ ...base, vault_url: `https://${host}:8443`, cloud })
+      assert.deepStrictEqual(
+        problems.map((p) => p.field),
+        ["vault_url"],
+        host,
+      )
+      assert.match(problems[0]?.message ?? "", /vault_dns_suffix|not a vault/, host)
+    }
+  })
+})
