@@ -349,9 +349,27 @@ export interface Deployment {
   readonly certificateId: string
   readonly adopt: boolean
   readonly pickup: Pickup | undefined
-  /** Stable digest of everything above; a change means "reconsider held outcomes". */
+  /**
+   * Stable digest of what the deployment writes (source, target, certificate id, adopt; not
+   * `pickup`, which only watches a consumer): a change means "reconsider held outcomes".
+   */
   readonly fingerprint: string
+  /**
+   * For a deployment with a pickup check, the fingerprint earlier agents wrote to the state file
+   * (pickup included): a record carrying it is this deployment's, so an upgrade releases no held
+   * outcome. Records written since carry `fingerprint`.
+   */
+  readonly formerFingerprint?: string
 }
+
+/** Whether a state record's configuration fingerprint is `d`'s (its own, or the one written before pickup left it). */
+export const isDeploymentOf = (
+  configFingerprint: string | undefined,
+  d: Pick<Deployment, "fingerprint" | "formerFingerprint">,
+): boolean =>
+  configFingerprint !== undefined &&
+  (configFingerprint === d.fingerprint ||
+    (d.formerFingerprint !== undefined && configFingerprint === d.formerFingerprint))
 
 export interface AgentSettings {
   readonly reconcileIntervalMs: number
@@ -1289,18 +1307,30 @@ export const validateAgentConfig = (
       // consumers is a set: its order in the file is no other configuration (sorted here; a target
       // without consumers has no key, so its fingerprint is the one written before they existed).
       const unordered = target.consumers === undefined ? {} : { consumers: [...target.consumers].sort() }
-      const fingerprint = configFingerprintOf(
-        JSON.stringify(
-          canonical({
-            source,
-            target: { ...(contentType === "keep" ? beforeContentType : target), ...unordered },
-            certificateId,
-            adopt,
-            pickup,
-          }),
-        ),
-      )
-      deployments.push({ name, source, target, certificateId, adopt, pickup, fingerprint })
+      // What the deployment writes, and nothing it only watches: pickup is left out, so adding or
+      // changing a pickup check releases no held outcome (the source would be deployed again, over
+      // another writer's newer version after a Superseded). A deployment without pickup has the
+      // fingerprint it always had (JSON.stringify leaves an undefined pickup out).
+      const written = {
+        source,
+        target: { ...(contentType === "keep" ? beforeContentType : target), ...unordered },
+        certificateId,
+        adopt,
+      }
+      const fingerprint = configFingerprintOf(JSON.stringify(canonical(written)))
+      deployments.push({
+        name,
+        source,
+        target,
+        certificateId,
+        adopt,
+        pickup,
+        fingerprint,
+        // The one earlier agents wrote, pickup included: their records are still this deployment's.
+        ...(pickup === undefined
+          ? {}
+          : { formerFingerprint: configFingerprintOf(JSON.stringify(canonical({ ...written, pickup }))) }),
+      })
       deploymentsAt.push({ index: i, source, target, certificateId })
     }
   })

@@ -52,7 +52,13 @@ import * as Result from "effect/Result"
 import type { AgentMetrics } from "./agentMetrics.js"
 import { backoffSchedule, retryAfterFirstFailure } from "./backoff.js"
 import { type ImportReservation, makeVaultBudgetUnsafe, type VaultBudget } from "./budget.js"
-import type { AgentConfig, AgentSettings, Deployment } from "./config.js"
+import {
+  type AgentConfig,
+  type AgentSettings,
+  type Deployment,
+  isDeploymentOf,
+  type Pickup,
+} from "./config.js"
 import { exposedGc, exposedMajorGc, makeIdleRelease } from "./idleRelease.js"
 import { MaterialWorkers } from "./materialPool.js"
 import { makePermits, type Permits } from "./permits.js"
@@ -189,13 +195,13 @@ export interface Reconciler {
  */
 export const recordedFacts = (
   record: DeploymentRecord | undefined,
-  configFingerprint: string,
+  deployment: Pick<Deployment, "fingerprint" | "formerFingerprint">,
   sourceFingerprint: string,
 ): SourceFacts | undefined => {
   if (
     record === undefined ||
     (record.outcome !== "Succeeded" && record.outcome !== "Skipped") ||
-    record.configFingerprint !== configFingerprint ||
+    !isDeploymentOf(record.configFingerprint, deployment) ||
     record.sourceFingerprint !== sourceFingerprint ||
     // The state file is read without a schema: anything but text (a hand-edited null) is not a fact.
     typeof record.x5t !== "string" ||
@@ -206,6 +212,12 @@ export const recordedFacts = (
   if (Number.isNaN(notAfter.getTime())) return undefined
   return { fingerprint: sourceFingerprint, x5t: record.x5t, notAfter, notAfterText: record.notAfter }
 }
+
+/** Whether two pickup checks are the same endpoint and SNI name (a reload compares them). */
+const samePickup = (a: Pickup | undefined, b: Pickup | undefined): boolean =>
+  a === undefined || b === undefined
+    ? a === b
+    : a.host === b.host && a.port === b.port && a.servername === b.servername
 
 /**
  * The fix a held line repeats: the one recorded with the refusal; for a held Rejected recorded by an
@@ -377,7 +389,7 @@ export const makeReconciler = (
      */
     const keepServed = (d: Deployment, previous: DeploymentRecord) => {
       const served = slots.get(d.name)?.servedNotAfter
-      if (served === undefined || previous.configFingerprint !== d.fingerprint) return
+      if (served === undefined || !isDeploymentOf(previous.configFingerprint, d)) return
       if (served === null) {
         if (previous.servedNotAfter === undefined) return
         const { servedNotAfter: _dropped, ...kept } = previous
@@ -409,7 +421,7 @@ export const makeReconciler = (
       if (
         fields.keepsHeld === true &&
         previous?.held === true &&
-        previous.configFingerprint === d.fingerprint
+        isDeploymentOf(previous.configFingerprint, d)
       )
         return keepServed(d, previous)
       const at = isoAt(fields.atMs)
@@ -419,7 +431,8 @@ export const makeReconciler = (
       const servedNotAfter =
         served === null
           ? undefined
-          : (served ?? (previous?.configFingerprint === d.fingerprint ? previous.servedNotAfter : undefined))
+          : (served ??
+            (isDeploymentOf(previous?.configFingerprint, d) ? previous?.servedNotAfter : undefined))
       state.set(d.name, {
         outcome: fields.outcome,
         at,
@@ -513,7 +526,7 @@ export const makeReconciler = (
           bytes._tag === "Success" &&
           !(d.source._tag === "Pfx" && d.source.passwordEnv !== undefined)
         ) {
-          const recorded = recordedFacts(state.get(d.name), d.fingerprint, bytes.success.fingerprint)
+          const recorded = recordedFacts(state.get(d.name), d, bytes.success.fingerprint)
           if (recorded !== undefined) {
             slot.facts = recorded
             agentMetrics.expiry(d.name, recorded.notAfter)
@@ -632,7 +645,7 @@ export const makeReconciler = (
             const versionId =
               read?.versionId ??
               (previous !== undefined &&
-              previous.configFingerprint === d.fingerprint &&
+              isDeploymentOf(previous.configFingerprint, d) &&
               previous.x5t === facts.x5t &&
               (previous.outcome === "Succeeded" || previous.outcome === "Skipped")
                 ? previous.versionId
@@ -724,7 +737,7 @@ export const makeReconciler = (
         if (
           previous?.held === true &&
           previous.sourceFingerprint === facts.fingerprint &&
-          previous.configFingerprint === d.fingerprint
+          isDeploymentOf(previous.configFingerprint, d)
         ) {
           yield* log(
             d,
@@ -994,7 +1007,7 @@ export const makeReconciler = (
                 const recorded = state.get(d.name)
                 const inPlace =
                   recorded !== undefined &&
-                  recorded.configFingerprint === d.fingerprint &&
+                  isDeploymentOf(recorded.configFingerprint, d) &&
                   bytes._tag === "Success" &&
                   recorded.sourceFingerprint === bytes.success.fingerprint &&
                   (recorded.outcome === "Succeeded" || recorded.outcome === "Skipped" || recorded.held)
@@ -1416,7 +1429,7 @@ export const makeReconciler = (
       (d) => {
         const served = state.get(d.name)
         return served?.servedNotAfter === undefined ||
-          served.configFingerprint !== d.fingerprint ||
+          !isDeploymentOf(served.configFingerprint, d) ||
           !Number.isFinite(Date.parse(served.servedNotAfter))
           ? Effect.void
           : metricsFor(d).certificateExpiry(
@@ -1469,7 +1482,12 @@ export const makeReconciler = (
           if (slot === undefined) {
             addSlot(d)
             added++
-          } else if (slot.deployment.fingerprint !== d.fingerprint) {
+          } else if (
+            slot.deployment.fingerprint !== d.fingerprint ||
+            // A pickup check added, changed or taken out: not in the fingerprint (it writes nothing),
+            // but the attempts from now on check the new one.
+            !samePickup(slot.deployment.pickup, d.pickup)
+          ) {
             // A pickup check taken out: its last answer would stay served (and an alert on it firing).
             if (d.pickup === undefined && slot.deployment.pickup !== undefined)
               agentMetrics.pickup(d.name, undefined)

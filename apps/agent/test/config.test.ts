@@ -10,6 +10,7 @@ import { dump } from "js-yaml"
 import { afterAll, describe, expect, it } from "vitest"
 import {
   changedSettings,
+  isDeploymentOf,
   jsonSchema,
   loadAgentConfig,
   parseAgentConfig,
@@ -574,16 +575,45 @@ deployments:
     return r.success.deployments.map((d) => [d.name, d.fingerprint])
   }
 
-  it("gives a deployment the fingerprint earlier versions wrote to the state file", () => {
+  it("gives a deployment the fingerprint earlier versions wrote to the state file, or knows it as its former one", () => {
     // Written by the agent of commit 30f0c76 for this configuration: a restart after an upgrade
-    // must find its deployments' outcomes held, not reconsider all of them.
+    // must find its deployments' outcomes held, not reconsider all of them. api and portal have a
+    // pickup check, which that agent fingerprinted: their fingerprints now leave it out, and the
+    // written ones are their former fingerprints (a record carrying one is still theirs).
     const written = [
       ["api", "222b0c82ade7286b3ad59c1e159b6f32d8e4f35dd42fe900e5fdd234410d34fb"],
       ["portal", "9252c2f366d8785eea971c8122a58cc88668f1ac997608253db1ebcdb480f3ec"],
       ["emu", "0216f54a8f4ceb6dff3ae2bfec9c3bca0b595bdce480da25160b10e63d082231"],
     ]
-    expect(fingerprintsOf(JSON.stringify(fingerprinted))).toEqual(written)
-    expect(fingerprintsOf(dump(fingerprinted))).toEqual(written)
+    for (const text of [JSON.stringify(fingerprinted), dump(fingerprinted)]) {
+      const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", hostEnv)
+      if (r._tag === "Failure") throw new Error(r.failure.message)
+      expect(r.success.deployments.map((d) => [d.name, d.formerFingerprint ?? d.fingerprint])).toEqual(
+        written,
+      )
+      for (const d of r.success.deployments)
+        expect(isDeploymentOf(written.find(([n]) => n === d.name)?.[1], d)).toBe(true)
+    }
+    // emu has no pickup: the very fingerprint it had, and no former one.
+    expect(fingerprintsOf(JSON.stringify(fingerprinted))[2]).toEqual(written[2])
+  })
+
+  it("leaves a deployment's pickup check out of its fingerprint: adding or changing one is the same deployment", () => {
+    const withPickup = (pickup: Record<string, unknown> | undefined) =>
+      JSON.stringify({
+        deployments: fingerprinted.deployments.map((d) => {
+          const { pickup: _dropped, ...rest } = d as typeof d & { pickup?: unknown }
+          return pickup === undefined ? rest : { ...rest, pickup }
+        }),
+      })
+    const none = fingerprintsOf(withPickup(undefined))
+    // Without pickup: the fingerprints the written ones above are (emu's unchanged by this rule).
+    expect(none[2]?.[1]).toBe("0216f54a8f4ceb6dff3ae2bfec9c3bca0b595bdce480da25160b10e63d082231")
+    expect(fingerprintsOf(withPickup({ host: "consumer.example.com" }))).toEqual(none)
+    expect(
+      fingerprintsOf(withPickup({ host: "10.0.0.7", port: 8443, servername: "api.example.com" })),
+    ).toEqual(none)
+    expect(fingerprintsOf(JSON.stringify(fingerprinted))).toEqual(none)
   })
 
   it("gives sets of tag keys their own order, whatever characters the keys hold", () => {

@@ -3,11 +3,13 @@
  * emulator: a refusal to take over a certificate kvdeploy does not manage and
  * a rollback that failed are held (the same source with the same
  * configuration is not deployed again; a pass logs `held`), a change of the
- * deployment's configuration deploys again; an Unverified deploy is retried
+ * deployment's configuration deploys again (not a pickup check added or
+ * changed: it writes nothing); an Unverified deploy is retried
  * with backoff (the retry's comparison finds the import in place).
  */
 import { readFileSync, writeFileSync } from "node:fs"
 import { notManagedFix } from "@kvdeploy/core"
+import { closedPort } from "@kvdeploy/core/test"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
 import {
@@ -187,6 +189,51 @@ describe("outcomes that need a person are held", () => {
     const served = e.state.versions("kv-rollback-failed", "rf")
     expect(served).toHaveLength(1)
     expect(served?.[0]?.x5t).toBe(leaf.x5t)
+  })
+
+  it("adding or changing only a pickup check keeps a held outcome held: the source is not deployed again", async () => {
+    const vault = "kv-held-pickup"
+    const { e, w, leaf, deployment } = await setUp(vault, "hp")
+    // As above: a first deploy whose import is disabled after it lands ends RollbackFailed. Armed for a
+    // second import too, so a deploy again would end the same way instead of hiding behind a Succeeded.
+    e.faults.add({ operation: "import", vault, name: "hp", times: 2, action: { kind: "disableAfterCommit" } })
+    const a = world.run(writeConfig(w, e, [deployment]), e)
+    expect((await nextDecision(a, "hp", 0)).msg).toBe("deploy: RollbackFailed")
+
+    // A pickup check added: it watches a consumer and writes nothing, so the deployment is the same one.
+    const port = await closedPort()
+    writeConfig(w, e, [{ ...deployment, pickup: { host: "127.0.0.1", port } }])
+    let from = a.lines.length
+    a.signal("SIGHUP")
+    expect((await a.waitFor((l) => l.msg === "configuration applied", { from })).changed).toBe(1)
+    expect((await nextDecision(a, "hp", from)).msg).toMatch(
+      /^held: the last deploy of this source ended RollbackFailed/,
+    )
+    // And changed (another port, an SNI name): still held.
+    writeConfig(w, e, [
+      { ...deployment, pickup: { host: "127.0.0.1", port: port + 1, servername: "hp.example.test" } },
+    ])
+    from = a.lines.length
+    a.signal("SIGHUP")
+    expect((await nextDecision(a, "hp", from)).msg).toMatch(
+      /^held: the last deploy of this source ended RollbackFailed/,
+    )
+    expect(deploys(a, "hp")).toHaveLength(1)
+    expect(importsOf(e, vault)).toHaveLength(1)
+    const versions = e.state.versions(vault, "hp")
+    expect(versions).toHaveLength(1)
+    expect(versions?.[0]?.x5t).toBe(leaf.x5t)
+    // A held outcome is not served, so there is nothing for a consumer to pick up: no check ran.
+    expect(a.lines.some((l) => l.deployment === "hp" && l.msg.startsWith("pickup:"))).toBe(false)
+
+    // Still held after a restart (the state file's record is this deployment's).
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    const restarted = world.run(w.path("agent.yaml"), e)
+    expect((await nextDecision(restarted, "hp", 0)).msg).toMatch(
+      /^held: the last deploy of this source ended RollbackFailed/,
+    )
+    expect(importsOf(e, vault)).toHaveLength(1)
   })
 
   it("an Unverified deploy is not held: it is retried with backoff, and the retry finds the import in place", async () => {

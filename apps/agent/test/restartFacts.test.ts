@@ -184,28 +184,35 @@ describe("recordedFacts", () => {
     lastSuccessAt: undefined,
     held: false,
   }
+  const cfg = { fingerprint: "cfg" }
   it("answers the recorded facts only for an in-place record of this configuration and these bytes", () => {
-    expect(recordedFacts(record, "cfg", "src")).toEqual({
+    expect(recordedFacts(record, cfg, "src")).toEqual({
       fingerprint: "src",
       x5t: "thumb",
       notAfter: new Date("2027-01-01T00:00:00.000Z"),
       notAfterText: "2027-01-01T00:00:00.000Z",
     })
-    expect(recordedFacts({ ...record, outcome: "Succeeded" }, "cfg", "src")?.x5t).toBe("thumb")
-    expect(recordedFacts(undefined, "cfg", "src")).toBeUndefined()
+    expect(recordedFacts({ ...record, outcome: "Succeeded" }, cfg, "src")?.x5t).toBe("thumb")
+    expect(recordedFacts(undefined, cfg, "src")).toBeUndefined()
     for (const outcome of ["Failed", "SourceBroken", "RolledBack", "Superseded", "Held", "Unverified"])
-      expect(recordedFacts({ ...record, outcome }, "cfg", "src")).toBeUndefined()
-    expect(recordedFacts(record, "other", "src")).toBeUndefined()
-    expect(recordedFacts(record, "cfg", "other")).toBeUndefined()
-    expect(recordedFacts({ ...record, x5t: undefined }, "cfg", "src")).toBeUndefined()
-    expect(recordedFacts({ ...record, notAfter: undefined }, "cfg", "src")).toBeUndefined()
-    expect(recordedFacts({ ...record, notAfter: "not a date" }, "cfg", "src")).toBeUndefined()
+      expect(recordedFacts({ ...record, outcome }, cfg, "src")).toBeUndefined()
+    expect(recordedFacts(record, { fingerprint: "other" }, "src")).toBeUndefined()
+    expect(recordedFacts(record, cfg, "other")).toBeUndefined()
+    expect(recordedFacts({ ...record, x5t: undefined }, cfg, "src")).toBeUndefined()
+    expect(recordedFacts({ ...record, notAfter: undefined }, cfg, "src")).toBeUndefined()
+    expect(recordedFacts({ ...record, notAfter: "not a date" }, cfg, "src")).toBeUndefined()
     // A hand-edited state file's nulls (the file is read without a schema).
+    expect(recordedFacts({ ...record, x5t: null } as unknown as DeploymentRecord, cfg, "src")).toBeUndefined()
     expect(
-      recordedFacts({ ...record, x5t: null } as unknown as DeploymentRecord, "cfg", "src"),
+      recordedFacts({ ...record, notAfter: null } as unknown as DeploymentRecord, cfg, "src"),
     ).toBeUndefined()
-    expect(
-      recordedFacts({ ...record, notAfter: null } as unknown as DeploymentRecord, "cfg", "src"),
-    ).toBeUndefined()
+  })
+
+  it("answers them for a record an earlier agent wrote with the fingerprint that included pickup", () => {
+    // A deployment with a pickup check: earlier agents put pickup in its fingerprint.
+    const withPickup = { fingerprint: "cfg-now", formerFingerprint: "cfg" }
+    expect(recordedFacts(record, withPickup, "src")?.x5t).toBe("thumb")
+    expect(recordedFacts({ ...record, configFingerprint: "cfg-now" }, withPickup, "src")?.x5t).toBe("thumb")
+    expect(recordedFacts({ ...record, configFingerprint: "another" }, withPickup, "src")).toBeUndefined()
   })
 })
