@@ -167,6 +167,13 @@ interface Work {
   inPlace?: "list" | "read"
 }
 
+/** A consumer's pickup check an attempt left to run once its permits are given back. */
+interface PickupDue {
+  readonly deployment: Deployment
+  /** The thumbprint the vault serves for it: the source's. */
+  readonly x5t: string
+}
+
 /** A list entry older than this is not used: the deployment reads its certificate instead. */
 const listedMaxAgeMs = 30_000
 
@@ -493,14 +500,19 @@ export const makeReconciler = (
             ),
           )
 
-    /** One reconcile of one deployment. Fails (to be retried) when it did not reach its goal. */
+    /**
+     * One reconcile of one deployment. Fails (to be retried) when it did not reach its goal. Answers
+     * the thumbprint the consumer's pickup check is to find when the vault serves the source (found
+     * in place or deployed) and the deployment has a check: the caller runs it once the attempt's
+     * permits are given back.
+     */
     const attempt = (
       slot: Slot,
       lane: VaultLane,
       seen: Result.Result<SourceBytes | SourceUnchanged, SourceBroken>,
       reserved: ImportReservation | undefined,
       work: Work,
-    ): Effect.Effect<void, AttemptFailed, Metrics | PfxCodec> =>
+    ): Effect.Effect<string | undefined, AttemptFailed, Metrics | PfxCodec> =>
       Effect.gen(function* () {
         const d = slot.deployment
         const startedAt = yield* Clock.currentTimeMillis
@@ -671,7 +683,7 @@ export const makeReconciler = (
                 x5t: facts.x5t,
                 via: read === undefined ? "list" : "read",
               })
-            yield* pickupCheck(d, facts.x5t)
+            return d.pickup === undefined ? undefined : facts.x5t
           })
         // 2. Compare with the vault. A fresh entry of this pass's list of the vault that shows the source
         // in place (the rule a read uses, core's servesInPlace) settles it without a request; anything
@@ -944,11 +956,8 @@ export const makeReconciler = (
             )
         const success = outcome._tag === "Succeeded" || outcome._tag === "Skipped"
         const held = isHeld(outcome)
-        if (success) {
-          yield* pickupCheck(d, facts.x5t)
-          return
-        }
-        if (held) return
+        if (success) return d.pickup === undefined ? undefined : facts.x5t
+        if (held) return undefined
         return yield* new AttemptFailed({
           outcome: outcome._tag,
           reason: outcome.reason,
@@ -990,91 +999,122 @@ export const makeReconciler = (
           const lane = yield* laneFor(slot.deployment.target.vaultUrl)
           // The vault's lane first: a deployment holds nothing else (and little memory) while it waits
           // for it, so a fleet triggered at once keeps only a few deployments per vault in progress.
-          /** One attempt, its lines saying what started it. */
+          /**
+           * One attempt, its lines saying what started it. The pickup check of a certificate found in
+           * place or deployed runs after the attempt gives its permits back (a consumer that does not
+           * answer holds no other vault's deploys for its timeout); the attempt's accounting (its
+           * phase, readiness, its pass) waits for it, so a pass is over once its checks are. The
+           * slot stays "attempting" through the check: a trigger meanwhile runs it again after, and a
+           * reload that changes it or a shutdown interrupts the check with the run.
+           */
           const onceAs = (trigger: string) =>
-            lane.slots.withPermit(
-              Effect.gen(function* () {
-                const d = slot.deployment
-                // Read the source first (cheap): it tells whether a deploy is likely, and so whether to
-                // wait for an import permit now, before holding a global permit. Files found exactly as
-                // the last whole read stamped them are not read again (one stat each).
-                const stamp = slot.stamp
-                const bytes: Result.Result<SourceBytes | SourceUnchanged, SourceBroken> =
-                  stamp !== undefined && unchangedSince(stamp, Date.now())
-                    ? Result.succeed({ fingerprint: stamp.fingerprint, files: undefined, stamp })
-                    : yield* readSource(d.source).pipe(Effect.result)
-                slot.stamp = bytes._tag === "Success" ? bytes.success.stamp : undefined
-                const recorded = state.get(d.name)
-                const inPlace =
-                  recorded !== undefined &&
-                  isDeploymentOf(recorded.configFingerprint, d) &&
-                  bytes._tag === "Success" &&
-                  recorded.sourceFingerprint === bytes.success.fingerprint &&
-                  (recorded.outcome === "Succeeded" || recorded.outcome === "Skipped" || recorded.held)
-                const likelyDeploy = bytes._tag === "Success" && !inPlace
-                const run = (reservation: ImportReservation | undefined) =>
-                  Effect.andThen(
-                    lane.budget.awaitGate,
-                    global.withPermit(
-                      Effect.suspend(() => {
-                        let begun = false
-                        // Whether the attempt parsed or deployed (the in-pass collections are for those).
-                        const work: Work = { heavy: false }
-                        // The pass this attempt answers for (taken when it begins).
-                        let pass: Pass | undefined
-                        return Effect.suspend(() => {
-                          // A reload changed the deployment while this one waited for its permits: the
-                          // source read above is the old configuration's. Read again for the new one.
-                          if (slot.deployment !== d) {
-                            slot.again = true
-                            return Effect.void
-                          }
-                          if (slot.generation === generation) slot.phase = "attempting"
-                          begun = true
-                          slot.touchedSeq = ++attemptSeq
-                          slot.inAttempt = true
-                          pass = slot.pass
-                          slot.pass = undefined
-                          idle.begin()
-                          return Effect.annotateLogs(
-                            attempt(slot, lane, bytes, reservation, work),
-                            "trigger",
-                            trigger,
-                          )
-                        }).pipe(
-                          Effect.ensuring(
-                            Effect.andThen(
-                              Effect.sync(() => {
-                                if (begun) {
-                                  slot.touchedSeq = ++attemptSeq
-                                  slot.inAttempt = false
-                                  idle.end(!work.heavy)
-                                }
-                                if (slot.generation === generation) slot.phase = "waiting"
-                              }),
-                              Effect.andThen(
-                                markAttempted(slot),
-                                Effect.suspend(() =>
-                                  pass === undefined ? Effect.void : passDone(pass, work),
+            Effect.suspend(() => {
+              // Set once the attempt held its permits (the accounting below is for such an attempt only).
+              let entered = false
+              // Whether the attempt parsed or deployed (the in-pass collections are for those).
+              const work: Work = { heavy: false }
+              // The pass this attempt answers for (taken when it begins).
+              let pass: Pass | undefined
+              return lane.slots
+                .withPermit(
+                  Effect.gen(function* () {
+                    const d = slot.deployment
+                    // Read the source first (cheap): it tells whether a deploy is likely, and so whether to
+                    // wait for an import permit now, before holding a global permit. Files found exactly as
+                    // the last whole read stamped them are not read again (one stat each).
+                    const stamp = slot.stamp
+                    const bytes: Result.Result<SourceBytes | SourceUnchanged, SourceBroken> =
+                      stamp !== undefined && unchangedSince(stamp, Date.now())
+                        ? Result.succeed({ fingerprint: stamp.fingerprint, files: undefined, stamp })
+                        : yield* readSource(d.source).pipe(Effect.result)
+                    slot.stamp = bytes._tag === "Success" ? bytes.success.stamp : undefined
+                    const recorded = state.get(d.name)
+                    const inPlace =
+                      recorded !== undefined &&
+                      isDeploymentOf(recorded.configFingerprint, d) &&
+                      bytes._tag === "Success" &&
+                      recorded.sourceFingerprint === bytes.success.fingerprint &&
+                      (recorded.outcome === "Succeeded" || recorded.outcome === "Skipped" || recorded.held)
+                    const likelyDeploy = bytes._tag === "Success" && !inPlace
+                    const run = (
+                      reservation: ImportReservation | undefined,
+                    ): Effect.Effect<PickupDue | undefined, AttemptFailed, Metrics | PfxCodec> =>
+                      Effect.andThen(
+                        lane.budget.awaitGate,
+                        global.withPermit(
+                          Effect.suspend(() => {
+                            let begun = false
+                            return Effect.suspend(() => {
+                              entered = true
+                              // A reload changed the deployment while this one waited for its permits: the
+                              // source read above is the old configuration's. Read again for the new one.
+                              if (slot.deployment !== d) {
+                                slot.again = true
+                                return Effect.succeed(undefined)
+                              }
+                              if (slot.generation === generation) slot.phase = "attempting"
+                              begun = true
+                              slot.touchedSeq = ++attemptSeq
+                              slot.inAttempt = true
+                              pass = slot.pass
+                              slot.pass = undefined
+                              idle.begin()
+                              return Effect.annotateLogs(
+                                Effect.map(attempt(slot, lane, bytes, reservation, work), (x5t) =>
+                                  x5t === undefined ? undefined : { deployment: d, x5t },
                                 ),
+                                "trigger",
+                                trigger,
+                              )
+                            }).pipe(
+                              Effect.ensuring(
+                                Effect.sync(() => {
+                                  if (begun) {
+                                    slot.touchedSeq = ++attemptSeq
+                                    slot.inAttempt = false
+                                    idle.end(!work.heavy)
+                                  }
+                                }),
                               ),
-                            ),
-                          ),
-                        )
-                      }),
-                    ),
-                  )
-                // No import permit to hold (the likely case of a pass that changes nothing): run as is.
-                if (!likelyDeploy) return yield* run(undefined)
-                // The wait for the permit can be interrupted (a reload, shutdown); a permit taken is given back
-                // when no import used it.
-                return yield* Effect.acquireUseRelease(
-                  Effect.interruptible(lane.budget.reserveImport),
-                  run,
-                  (reservation) => lane.budget.releaseUnused(reservation),
+                            )
+                          }),
+                        ),
+                      )
+                    // No import permit to hold (the likely case of a pass that changes nothing): run as is.
+                    if (!likelyDeploy) return yield* run(undefined)
+                    // The wait for the permit can be interrupted (a reload, shutdown); a permit taken is given back
+                    // when no import used it.
+                    return yield* Effect.acquireUseRelease(
+                      Effect.interruptible(lane.budget.reserveImport),
+                      run,
+                      (reservation) => lane.budget.releaseUnused(reservation),
+                    )
+                  }),
                 )
-              }),
-            )
+                .pipe(
+                  // Every permit given back: the consumer's check.
+                  Effect.flatMap((due) =>
+                    due === undefined
+                      ? Effect.void
+                      : Effect.annotateLogs(pickupCheck(due.deployment, due.x5t), "trigger", trigger),
+                  ),
+                  Effect.ensuring(
+                    Effect.suspend(() =>
+                      entered
+                        ? Effect.andThen(
+                            Effect.sync(() => {
+                              if (slot.generation === generation) slot.phase = "waiting"
+                            }),
+                            Effect.andThen(
+                              markAttempted(slot),
+                              Effect.suspend(() => (pass === undefined ? Effect.void : passDone(pass, work))),
+                            ),
+                          )
+                        : Effect.void,
+                    ),
+                  ),
+                )
+            })
           // The run's lines say what started it (a trigger during the run starts the next one).
           yield* Effect.catch(onceAs(cause ?? "start"), (first) =>
             Effect.andThen(

@@ -1,8 +1,9 @@
 /**
  * The consumer pickup check on its own (docs/agent.md, "pickup"): the certificate a TLS endpoint
  * presents for the configured SNI name, and a clear 0 with the reason when it presents none in
- * time or cannot be reached. The check runs inside the pass's permits, so an endpoint that never
- * answers must end it by the timeout, not hold the pass.
+ * time or cannot be reached. The check holds its deployment's run and pass until it answers (no
+ * permit: test/pickupPermits.test.ts), so an endpoint that never answers must end it by the
+ * timeout, not hold the pass.
  */
 import { createServer as createTcpServer, type Server } from "node:net"
 import { createSecureContext, createServer } from "node:tls"
