@@ -5,6 +5,7 @@
  * certificate is served, not whether a client would trust it.
  */
 import { createHash } from "node:crypto"
+import { isIP } from "node:net"
 import { connect } from "node:tls"
 import * as Effect from "effect/Effect"
 import type { Pickup } from "./config.js"
@@ -15,11 +16,33 @@ export interface PickupResult {
   readonly detail: string
 }
 
+/**
+ * The SNI name sent for `servername` (the configured one, or the host): none for an IP address, as
+ * SNI carries DNS names only (RFC 6066); Node would send the address and warn (DEP0123).
+ */
+const sniOf = (servername: string): string | undefined => (isIP(servername) === 0 ? servername : undefined)
+
+/**
+ * The check, ended by `timeoutMs` at the latest: the socket's own timeout is an idle one (an
+ * endpoint that sends a byte now and then would keep it open), so the whole check has a deadline too.
+ */
 export const checkPickup = (
   pickup: Pickup,
   expectedX5t: string,
   timeoutMs = 5000,
 ): Effect.Effect<PickupResult> =>
+  Effect.timeoutOrElse(handshake(pickup, expectedX5t, timeoutMs), {
+    duration: timeoutMs,
+    orElse: () => Effect.succeed(noHandshake(timeoutMs)),
+  })
+
+const noHandshake = (timeoutMs: number): PickupResult => ({
+  ok: false,
+  served: undefined,
+  detail: `no TLS handshake within ${timeoutMs} ms`,
+})
+
+const handshake = (pickup: Pickup, expectedX5t: string, timeoutMs: number): Effect.Effect<PickupResult> =>
   Effect.callback<PickupResult>((resume) => {
     let done = false
     const finish = (r: PickupResult) => {
@@ -28,10 +51,11 @@ export const checkPickup = (
       socket.destroy()
       resume(Effect.succeed(r))
     }
+    const sni = sniOf(pickup.servername)
     const socket = connect({
       host: pickup.host,
       port: pickup.port,
-      servername: pickup.servername,
+      ...(sni === undefined ? {} : { servername: sni }),
       rejectUnauthorized: false,
       timeout: timeoutMs,
     })
@@ -50,9 +74,7 @@ export const checkPickup = (
             : `serves another certificate (x5t ${served})`,
       })
     })
-    socket.once("timeout", () =>
-      finish({ ok: false, served: undefined, detail: `no TLS handshake within ${timeoutMs} ms` }),
-    )
+    socket.once("timeout", () => finish(noHandshake(timeoutMs)))
     socket.once("error", (e: NodeJS.ErrnoException) =>
       finish({ ok: false, served: undefined, detail: `cannot connect: ${e.code ?? e.message}` }),
     )

@@ -77,3 +77,51 @@ describe("checkPickup", () => {
     expect(result).toEqual({ ok: false, served: undefined, detail: "cannot connect: ECONNREFUSED" })
   })
 })
+
+describe("checkPickup: what it sends and how long it waits", () => {
+  it("an IP address as the SNI name sends no SNI (RFC 6066 allows DNS names only); a DNS name is sent", async () => {
+    const names: Array<string> = []
+    const port = await listening(
+      createServer(
+        {
+          cert: other.certPem,
+          key: other.keyPem,
+          SNICallback: (name, done) => {
+            names.push(name)
+            done(null, undefined)
+          },
+        },
+        (socket) => socket.end(),
+      ),
+    )
+    for (const servername of ["127.0.0.1", "::1"]) {
+      const result = await Effect.runPromise(checkPickup({ host: "127.0.0.1", port, servername }, served.x5t))
+      expect(result.served, servername).toBe(other.x5t)
+    }
+    expect(names).toEqual([])
+    await Effect.runPromise(
+      checkPickup({ host: "127.0.0.1", port, servername: "served.example.test" }, served.x5t),
+    )
+    expect(names).toEqual(["served.example.test"])
+  })
+
+  // The socket's timeout is an idle one: bytes now and then keep resetting it. Without the check's own
+  // deadline this test would fail by vitest's timeout.
+  it("an endpoint that trickles bytes and never completes the handshake still ends the check by the timeout", async () => {
+    const timers: Array<NodeJS.Timeout> = []
+    const trickling = createTcpServer((socket) => {
+      socket.on("error", () => {})
+      // A TLS record header, then one byte every 100 ms: never a whole ServerHello.
+      socket.write(Buffer.from([0x16, 0x03, 0x03, 0x40, 0x00]))
+      const timer = setInterval(() => socket.write(Buffer.from([0x02])), 100)
+      timers.push(timer)
+      socket.on("close", () => clearInterval(timer))
+    })
+    const port = await listening(trickling)
+    const result = await Effect.runPromise(
+      checkPickup({ host: "127.0.0.1", port, servername: "served.example.test" }, served.x5t, 400),
+    )
+    for (const t of timers) clearInterval(t)
+    expect(result).toEqual({ ok: false, served: undefined, detail: "no TLS handshake within 400 ms" })
+  }, 15_000)
+})
