@@ -5,6 +5,16 @@
  * read it after a quiet period (debounce), so a writer that writes
  * certificate and key one after the other causes one reconcile.
  *
+ * A source path that is a symbolic link (or leads through links) reads a file
+ * in another directory: every link followed and the file it resolves to are
+ * watched too, each in the directory that really holds it (sourceLinks.ts),
+ * so `/etc/ssl/api/cert.pem -> /var/lib/acme/api/cert.pem` whose target an
+ * ACME client replaces by a rename is seen. Each triggered deployment's paths
+ * are resolved again before it runs (a link re-pointed to another directory
+ * moves the watch there), and every path at each `watch` call (every interval
+ * pass). Watches are per directory, shared by every deployment that needs
+ * one, and a chain of links costs at most MAX_WATCHED_LINKS + 2 of them.
+ *
  * Two layouts change files without an event for their names:
  * - Kubernetes' secret and configMap volumes: the files are symlinks into a
  *   `..data` symlink, which kubelet swaps atomically (`..data_tmp` renamed
@@ -15,9 +25,12 @@
  *   event for a name that is not a source file, and each `watch` call (every
  *   interval pass), checks the directory is still the one watched, and
  *   watches the new one (triggering its deployments) when it is not.
+ *
+ * A directory that cannot be watched (gone, or the system's watches spent) is
+ * left to the interval pass, and said once in the log (again only after it was
+ * watched since).
  */
 import { type FSWatcher, statSync, watch } from "node:fs"
-import { basename, dirname } from "node:path"
 import { shownPath } from "@kvdeploy/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -26,11 +39,16 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { Deployment } from "./config.js"
 import { sourcePaths } from "./source.js"
+import { MAX_WATCHED_LINKS, sourceEntries, type WatchedEntry } from "./sourceLinks.js"
 
 export interface Watcher {
   /** Watch the directories of these deployments (replaces the previous set). */
-  readonly watch: (deployments: ReadonlyArray<Deployment>) => Effect.Effect<void>
+  readonly watch: (deployments: ReadonlyArray<Pick<Deployment, "name" | "source">>) => Effect.Effect<void>
+  /** The directories watched now (what `watch` and the events since made of the deployments' paths). */
+  readonly watched: () => ReadonlyArray<string>
 }
+
+const entryKey = (e: WatchedEntry) => `${e.directory}\0${e.name}`
 
 export const makeWatcher = (
   debounceMs: number,
@@ -41,10 +59,18 @@ export const makeWatcher = (
     /** Directories gone from under their watch, looked for until they are back. */
     const awaitingDirectories = yield* FiberMap.make<string>()
     const context = yield* Effect.context<never>()
+    /** deployment name -> its source paths (as configured) */
+    let pathsOf = new Map<string, ReadonlyArray<string>>()
+    /** deployment name -> the entries its paths resolved to when last looked at */
+    let entriesOf = new Map<string, ReadonlyArray<WatchedEntry>>()
     /** directory -> file name -> deployment names */
     let index = new Map<string, Map<string, Set<string>>>()
     /** directory -> its watch, and the directory's identity (device and inode) when the watch began */
     const watchers = new Map<string, { readonly watcher: FSWatcher; readonly identity: string }>()
+    /** Directories said in the log to be unwatchable (until watched again). */
+    const saidUnwatchable = new Set<string>()
+    /** Paths said in the log to have more links than are watched. */
+    const saidPastBound = new Set<string>()
     const identityOf = (dir: string): string | undefined => {
       try {
         const s = statSync(dir)
@@ -53,12 +79,53 @@ export const makeWatcher = (
         return undefined
       }
     }
+    const addEntries = (name: string, entries: ReadonlyArray<WatchedEntry>) => {
+      for (const { directory, name: file } of entries) {
+        let files = index.get(directory)
+        if (files === undefined) {
+          files = new Map<string, Set<string>>()
+          index.set(directory, files)
+        }
+        const names = files.get(file)
+        if (names === undefined) files.set(file, new Set([name]))
+        else names.add(name)
+      }
+    }
+    const removeEntries = (name: string, entries: ReadonlyArray<WatchedEntry>) => {
+      for (const { directory, name: file } of entries) {
+        const files = index.get(directory)
+        const names = files?.get(file)
+        if (files === undefined || names === undefined) continue
+        names.delete(name)
+        if (names.size === 0) files.delete(file)
+        if (files.size === 0) index.delete(directory)
+      }
+    }
+    /** The entries of a deployment's paths now, and the paths whose links go past the bound. */
+    const resolveEntries = (paths: ReadonlyArray<string>, directories: Set<string> = new Set()) => {
+      const entries: Array<WatchedEntry> = []
+      const seen = new Set<string>()
+      const pastBound: Array<string> = []
+      for (const path of paths) {
+        const found = sourceEntries(path, directories)
+        if (found.linksPastBound) pastBound.push(path)
+        for (const e of found.entries) {
+          if (seen.has(entryKey(e))) continue
+          seen.add(entryKey(e))
+          entries.push(e)
+        }
+      }
+      return { entries, pastBound }
+    }
     const fire = (name: string) => {
       Effect.runForkWith(context)(
         FiberMap.run(
           debounced,
           name,
-          Effect.andThen(Effect.sleep(Duration.millis(debounceMs)), onChange(name)),
+          Effect.sleep(Duration.millis(debounceMs)).pipe(
+            Effect.andThen(Effect.uninterruptible(resolveAgain(name))),
+            Effect.andThen(onChange(name)),
+          ),
         ),
       )
     }
@@ -79,21 +146,83 @@ export const makeWatcher = (
           if (watchers.get(dir)?.watcher === w) watchers.delete(dir)
         })
         watchers.set(dir, { watcher: w, identity })
+        saidUnwatchable.delete(dir)
         return undefined
       } catch (e) {
         return e
       }
     }
+    /**
+     * Bring the watches of `dirs` in line with the index: closed when no entry needs the directory,
+     * opened when one does and it is not watched (or the directory there is not the one watched).
+     */
+    const settle = (dirs: Iterable<string>): Effect.Effect<void> =>
+      Effect.gen(function* () {
+        for (const dir of dirs) {
+          const watched = watchers.get(dir)
+          if (!index.has(dir)) {
+            if (watched !== undefined) {
+              watched.watcher.close()
+              watchers.delete(dir)
+            }
+            saidUnwatchable.delete(dir)
+            continue
+          }
+          // Still the directory the watch began on: nothing to do. Replaced or new: watch it now.
+          if (watched !== undefined && watched.identity === identityOf(dir)) continue
+          const failed = open(dir)
+          if (failed === undefined || saidUnwatchable.has(dir)) continue
+          saidUnwatchable.add(dir)
+          yield* Effect.logWarning("cannot watch a source directory; the interval still reconciles it").pipe(
+            Effect.annotateLogs({
+              directory: shownPath(dir),
+              error: (failed as NodeJS.ErrnoException).code ?? String(failed),
+            }),
+          )
+        }
+      })
+    const sayPastBound = (paths: ReadonlyArray<string>): Effect.Effect<void> =>
+      Effect.forEach(
+        paths.filter((p) => !saidPastBound.has(p)),
+        (path) => {
+          saidPastBound.add(path)
+          return Effect.logWarning(
+            `a source path leads through more than ${MAX_WATCHED_LINKS} symbolic links; changes past them are seen by the interval pass only`,
+          ).pipe(Effect.annotateLogs({ path: shownPath(path) }))
+        },
+        { discard: true },
+      )
+    /** Resolve a deployment's paths again (before it runs): a link re-pointed moves its watch. */
+    const resolveAgain = (name: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const paths = pathsOf.get(name)
+        if (paths === undefined) return Effect.void
+        const { entries, pastBound } = resolveEntries(paths)
+        const old = entriesOf.get(name) ?? []
+        const dirs = new Set(entries.map((e) => e.directory))
+        if (
+          old.length !== entries.length ||
+          old.some((e, i) => entryKey(e) !== entryKey(entries[i] as WatchedEntry))
+        ) {
+          removeEntries(name, old)
+          addEntries(name, entries)
+          entriesOf.set(name, entries)
+          for (const e of old) dirs.add(e.directory)
+        }
+        return Effect.andThen(settle(dirs), sayPastBound(pastBound))
+      })
     /** Is `dir` still the directory its watch began on? If not, watch the one there now and trigger its deployments. */
     const recheck = (dir: string): void => {
       const watched = watchers.get(dir)
       const now = identityOf(dir)
       if (watched !== undefined && watched.identity === now) return
       if (now === undefined) {
-        // Gone (being replaced): look for the new one every second for two minutes (after that,
-        // each interval pass looks), then watch it and trigger its deployments.
+        // Gone (being replaced, or a link's target moved away): its deployments run (their paths
+        // resolved again), and the directory is looked for every second for two minutes (after
+        // that, each interval pass looks), then watched and its deployments triggered.
         watched?.watcher.close()
         watchers.delete(dir)
+        fireAll(dir)
         Effect.runForkWith(context)(
           FiberMap.run(
             awaitingDirectories,
@@ -122,8 +251,9 @@ export const makeWatcher = (
         fireAll(dir)
         return
       }
-      // Editors and atomic writers touch temporary names too; only the configured names count,
-      // and names starting with ".." (Kubernetes' ..data symlink swap changes every file at once).
+      // Editors and atomic writers touch temporary names too; only the configured names count (and
+      // the links they lead through, and their targets), and names starting with ".." (Kubernetes'
+      // ..data symlink swap changes every file at once).
       const names = files.get(file)
       if (names !== undefined) for (const n of names) fire(n)
       else if (file.startsWith("..")) fireAll(dir)
@@ -137,44 +267,28 @@ export const makeWatcher = (
     return {
       watch: (deployments) =>
         Effect.gen(function* () {
-          const next = new Map<string, Map<string, Set<string>>>()
+          const nextPaths = new Map<string, ReadonlyArray<string>>()
+          const nextEntries = new Map<string, ReadonlyArray<WatchedEntry>>()
+          const pastBound: Array<string> = []
+          index = new Map()
+          // The directories on the way found once for every path of this pass.
+          const directories = new Set<string>()
           for (const d of deployments) {
-            for (const path of sourcePaths(d.source)) {
-              const dir = dirname(path)
-              let files = next.get(dir)
-              if (files === undefined) {
-                files = new Map<string, Set<string>>()
-                next.set(dir, files)
-              }
-              const file = basename(path)
-              const names = files.get(file)
-              if (names === undefined) files.set(file, new Set([d.name]))
-              else names.add(d.name)
-            }
+            const paths = sourcePaths(d.source)
+            const resolved = resolveEntries(paths, directories)
+            nextPaths.set(d.name, paths)
+            nextEntries.set(d.name, resolved.entries)
+            addEntries(d.name, resolved.entries)
+            pastBound.push(...resolved.pastBound)
           }
-          index = next
-          for (const [dir, w] of watchers) {
-            if (!next.has(dir)) {
-              w.watcher.close()
-              watchers.delete(dir)
-            }
-          }
-          for (const dir of next.keys()) {
-            const watched = watchers.get(dir)
-            // Still the directory the watch began on: nothing to do. Replaced or new: watch it now.
-            if (watched !== undefined && watched.identity === identityOf(dir)) continue
-            const failed = open(dir)
-            if (failed !== undefined) {
-              yield* Effect.logWarning(
-                "cannot watch a source directory; the interval still reconciles it",
-              ).pipe(
-                Effect.annotateLogs({
-                  directory: shownPath(dir),
-                  error: (failed as NodeJS.ErrnoException).code ?? String(failed),
-                }),
-              )
-            }
-          }
+          pathsOf = nextPaths
+          entriesOf = nextEntries
+          const stillPastBound = new Set(pastBound)
+          for (const path of saidPastBound) if (!stillPastBound.has(path)) saidPastBound.delete(path)
+          for (const dir of saidUnwatchable) if (!index.has(dir)) saidUnwatchable.delete(dir)
+          yield* settle(new Set([...watchers.keys(), ...index.keys()]))
+          yield* sayPastBound(pastBound)
         }),
+      watched: () => [...watchers.keys()],
     }
   })

@@ -2,10 +2,11 @@
  * The built agent reacting to its source files, against the emulator: a
  * change of its files restarts a deployment waiting in backoff at once (not
  * at the end of the backoff), and a deployment added by SIGHUP, reading a
- * directory no deployment read before, is watched like the others. The
- * interval is an hour, so only the watch can start these reconciles.
+ * directory no deployment read before, is watched like the others, and so
+ * is the directory a source link leads to (and the one it is re-pointed to).
+ * The interval is an hour, so only the watch can start these reconciles.
  */
-import { mkdirSync, renameSync, writeFileSync } from "node:fs"
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { oneSourceConfig, perTestWorld, whileImporting, writeConfig } from "./harness.js"
@@ -126,6 +127,54 @@ describe("file changes", () => {
     const deployed = await a.waitFor(succeeded("moved"), { from, timeoutMs: 10_000 })
     expect(deployed.trigger).toBe("file change")
     expect(e.state.versions("kv-hup-interval-watch", "moved")?.at(-1)?.x5t).toBe(renewal.x5t)
+  })
+
+  it("source files that are links into another directory: a target replaced there, and a link re-pointed elsewhere, are each deployed", async () => {
+    const { e, w, p } = await setUp("kv-link-targets")
+    // /etc/ssl/api/cert.pem -> /var/lib/acme/api/cert.pem: the ACME client replaces its files by a
+    // rename in its own directory, and nothing changes in the directory the configuration names.
+    const [etc, acme, moved] = [w.path("etc"), w.path("acme"), w.path("acme-moved")]
+    for (const dir of [etc, acme, moved]) mkdirSync(dir, { mode: 0o700 })
+    const first = await p.leaf("link.example.test")
+    writeAtomically(join(acme, "cert.pem"), first.certPem)
+    writeAtomically(join(acme, "key.pem"), first.keyPem)
+    symlinkSync(join(acme, "cert.pem"), join(etc, "cert.pem"))
+    symlinkSync(join(acme, "key.pem"), join(etc, "key.pem"))
+    const link = {
+      name: "link",
+      vault: "kv-link-targets",
+      certificate: "link",
+      source: { cert: join(etc, "cert.pem"), key: join(etc, "key.pem") },
+    }
+    const a = world.run(writeConfig(w, e, [link]), e)
+    await a.waitFor(succeeded("link"))
+    const served = () => e.state.versions("kv-link-targets", "link")?.at(-1)?.x5t
+
+    // Renewed in the ACME client's directory: key first, then the certificate.
+    const renewal = await p.leaf("link.example.test")
+    let from = a.lines.length
+    writeAtomically(join(acme, "key.pem"), renewal.keyPem)
+    writeAtomically(join(acme, "cert.pem"), renewal.certPem)
+    await expect.poll(served, { timeout: 10_000 }).toBe(renewal.x5t)
+    const deployed = await a.waitFor(succeeded("link"), { from })
+    expect(deployed.trigger).toBe("file change")
+
+    // The links re-pointed at another directory (ln -s + mv -T): deployed, and that directory is
+    // the one watched from then on.
+    const elsewhere = await p.leaf("link.example.test")
+    writeAtomically(join(moved, "cert.pem"), elsewhere.certPem)
+    writeAtomically(join(moved, "key.pem"), elsewhere.keyPem)
+    for (const file of ["key.pem", "cert.pem"]) {
+      symlinkSync(join(moved, file), join(etc, `.${file}.link`))
+      renameSync(join(etc, `.${file}.link`), join(etc, file))
+    }
+    await expect.poll(served, { timeout: 10_000 }).toBe(elsewhere.x5t)
+    const again = await p.leaf("link.example.test")
+    from = a.lines.length
+    writeAtomically(join(moved, "key.pem"), again.keyPem)
+    writeAtomically(join(moved, "cert.pem"), again.certPem)
+    await expect.poll(served, { timeout: 10_000 }).toBe(again.x5t)
+    expect((await a.waitFor(succeeded("link"), { from })).trigger).toBe("file change")
   })
 
   it("a run's lines carry what started it; a file change during the run starts the next one", async () => {
