@@ -1,8 +1,9 @@
 /**
  * The directory watcher on its own (real directories, real watches): a source path that is a
- * symbolic link into another directory, a chain of links, a link re-pointed elsewhere, a link's
- * target directory removed, and a directory that cannot be watched. Each test waits for the
- * deployment to be triggered (no time is asserted): nothing here triggers it but the watch.
+ * symbolic link into another directory, a chain of links, a link re-pointed elsewhere, a source
+ * directory that is a swapped link, a link's target directory removed, and a directory that cannot
+ * be watched. Each test waits for the deployment to be triggered (no time is asserted): nothing
+ * here triggers it but the watch.
  */
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -141,6 +142,24 @@ describe("watching source links", () => {
     await w.triggeredAgain("api", after)
     // The old target's directory is no longer watched.
     expect(new Set(w.watcher.watched())).toEqual(new Set([etc, b]))
+  })
+
+  it("a source directory that is a link swapped to another directory: the swap is seen, and the new directory watched", async () => {
+    const root = scratch()
+    const [v1, v2] = [join(root, "v1"), join(root, "v2")]
+    mkdirSync(v1)
+    mkdirSync(v2)
+    replace(join(v1, "cert.pem"), "one")
+    replace(join(v2, "cert.pem"), "two")
+    symlinkSync("v1", join(root, "live"))
+    const w = await startWatcher()
+    await w.watch([pem("api", join(root, "live", "cert.pem"))])
+
+    repoint(join(root, "live"), "v2")
+    await w.triggeredAgain("api", 0)
+    const after = w.count("api")
+    replace(join(v2, "cert.pem"), "three")
+    await w.triggeredAgain("api", after)
   })
 
   it("a link's target directory removed and made again: the deployment runs each time, and the new directory is watched", async () => {
