@@ -26,9 +26,10 @@
  *   interval pass), checks the directory is still the one watched, and
  *   watches the new one (triggering its deployments) when it is not.
  *
- * A directory that cannot be watched (gone, or the system's watches spent) is
- * left to the interval pass, and said once in the log (again only after it was
- * watched since).
+ * A directory that does not exist is watched for by its name in the directory
+ * that would hold it. One that cannot be watched (the system's watches spent,
+ * a loop of links) is left to the interval pass, and said once in the log
+ * (again only after it was watched since).
  */
 import { type FSWatcher, statSync, watch } from "node:fs"
 import { shownPath } from "@kvdeploy/core"
@@ -137,8 +138,13 @@ export const makeWatcher = (
     const open = (dir: string): unknown => {
       watchers.get(dir)?.watcher.close()
       watchers.delete(dir)
-      const identity = identityOf(dir)
-      if (identity === undefined) return Object.assign(new Error("no such directory"), { code: "ENOENT" })
+      let identity: string
+      try {
+        const s = statSync(dir)
+        identity = `${s.dev}:${s.ino}`
+      } catch (e) {
+        return e
+      }
       try {
         const w = watch(dir, { persistent: false }, (_event, file) => onEvent(dir, file))
         w.on("error", () => {
@@ -172,6 +178,9 @@ export const makeWatcher = (
           if (watched !== undefined && watched.identity === identityOf(dir)) continue
           const failed = open(dir)
           if (failed === undefined || saidUnwatchable.has(dir)) continue
+          // Missing: its name is watched in the directory that would hold it (sourceEntries), and
+          // the deployment's run says the file is missing.
+          if ((failed as NodeJS.ErrnoException).code === "ENOENT") continue
           saidUnwatchable.add(dir)
           yield* Effect.logWarning("cannot watch a source directory; the interval still reconciles it").pipe(
             Effect.annotateLogs({

@@ -1,8 +1,8 @@
 /**
  * The directory watcher on its own (real directories, real watches): a source path that is a
  * symbolic link into another directory, a chain of links, a link re-pointed elsewhere, a source
- * directory that is a swapped link, a link's target directory removed, and a directory that cannot
- * be watched. Each test waits for the deployment to be triggered (no time is asserted): nothing
+ * directory that is a swapped link, a link's target directory removed, a directory not made yet,
+ * and one that cannot be watched. Each test waits for the deployment to be triggered (no time is asserted): nothing
  * here triggers it but the watch.
  */
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
@@ -186,23 +186,34 @@ describe("watching source links", () => {
     await w.triggeredAgain("api", before)
   })
 
-  it("a directory that cannot be watched is said once in the log, and its creation is still seen", async () => {
+  it("a source directory not made yet is watched for in its parent: its creation triggers the deployment, without a warning", async () => {
     const root = scratch()
     const missing = join(root, "later")
     const w = await startWatcher()
     const deployments = [pem("api", join(missing, "cert.pem"))]
-    // Two interval passes: one warning.
+    // Two interval passes.
+    await w.watch(deployments)
+    await w.watch(deployments)
+    expect(w.logs.filter((l) => l.level === "warn")).toEqual([])
+    mkdirSync(missing)
+    replace(join(missing, "cert.pem"), "one")
+    await w.triggeredAgain("api", 0)
+  })
+
+  it("a directory that cannot be watched is said once in the log, with its error, however many passes", async () => {
+    const root = scratch()
+    // A source directory that is a loop of links: it cannot be opened, let alone watched.
+    symlinkSync(join(root, "loop"), join(root, "loop"))
+    const w = await startWatcher()
+    const deployments = [pem("api", join(root, "loop", "cert.pem"))]
+    await w.watch(deployments)
     await w.watch(deployments)
     await w.watch(deployments)
     const warnings = w.logs.filter(
       (l) => l.msg === "cannot watch a source directory; the interval still reconciles it",
     )
     expect(warnings).toHaveLength(1)
-    expect(warnings[0]).toMatchObject({ level: "warn", directory: missing, error: "ENOENT" })
-    // The directory made: the deployment runs, without waiting for the interval.
-    mkdirSync(missing)
-    replace(join(missing, "cert.pem"), "one")
-    await w.triggeredAgain("api", 0)
+    expect(warnings[0]).toMatchObject({ level: "warn", directory: join(root, "loop"), error: "ELOOP" })
   })
 
   it(`a chain of more than ${MAX_WATCHED_LINKS} links costs at most ${MAX_WATCHED_LINKS + 2} watches, and is said once in the log`, async () => {
