@@ -81,7 +81,7 @@ export const missingSources = (limit: number) => {
         fix:
           from.missing === path
             ? `${link === undefined ? "if the path is mistyped, correct it" : `if the path or the link is wrong, correct the path or point the link at the file (ln -sfn FILE ${shownPath(path)})`} (ls ${shownPath(dir)} shows what is there); if the file is not written yet (a certificate not issued yet), nothing to do: the agent watches ${shownPath(dir)} and deploys it once the file appears`
-            : `a missing directory is likelier a mistyped path: compare it with what ${shownPath(from.existing)} holds (ls ${shownPath(from.existing)}) and correct it; if it is not made yet (a certificate not issued yet), nothing to do: the agent deploys it once the file appears (its retries and every interval pass look again; a directory made after the start is watched from the next interval pass)`,
+            : `a missing directory is likelier a mistyped path: compare it with what ${shownPath(from.existing)} holds (ls ${shownPath(from.existing)}) and correct it; if it is not made yet (a certificate not issued yet), nothing to do: the agent deploys it once the file appears (the watch sees the directory made, and its retries and every interval pass look again)`,
       })
     },
     warnings: (): Array<ConfigProblem> =>

@@ -174,7 +174,7 @@ deployments:
       const notWrittenYet = (watched: string) =>
         `if the file is not written yet (a certificate not issued yet), nothing to do: the agent watches ${watched} and deploys it once the file appears`
       const typoLikelier = (existing: string) =>
-        `a missing directory is likelier a mistyped path: compare it with what ${existing} holds (ls ${existing}) and correct it; if it is not made yet (a certificate not issued yet), nothing to do: the agent deploys it once the file appears (its retries and every interval pass look again; a directory made after the start is watched from the next interval pass)`
+        `a missing directory is likelier a mistyped path: compare it with what ${existing} holds (ls ${existing}) and correct it; if it is not made yet (a certificate not issued yet), nothing to do: the agent deploys it once the file appears (the watch sees the directory made, and its retries and every interval pass look again)`
       expect(document.warnings).toEqual([
         {
           field: "deployments[0].source.cert",
