@@ -4,8 +4,8 @@ import type { TokenCredential } from "@azure/core-auth"
 import {
   ClientSecretCredential,
   CredentialUnavailableError,
-  DefaultAzureCredential,
   ManagedIdentityCredential,
+  type ManagedIdentityCredentialClientIdOptions,
   WorkloadIdentityCredential,
 } from "@azure/identity"
 import { shownPath } from "@kvdeploy/core"
@@ -20,6 +20,7 @@ import {
   CredentialVariableMalformed,
   CredentialVariableMissing,
 } from "./CredentialUnavailable.js"
+import { chainSelection, defaultChain, ManagedIdentityTokenExchange } from "./defaultChain.js"
 import {
   environmentProblems,
   federatedTokenExpired,
@@ -55,12 +56,27 @@ export interface CredentialIdentity {
   /** Where the token comes from: authority host, managed identity endpoint or token file. */
   readonly endpoint?: string
   readonly tokenFile?: string
+  /**
+   * For `default`, when the chain's managed identity asks a managed identity endpoint for a
+   * user-assigned identity: what names it (`managed_identity_client_id`, or `AZURE_CLIENT_ID`,
+   * which @azure/identity's chain takes for the managed identity's too). Undefined for the
+   * system-assigned identity, the AKS token exchange, another mode, or a chain without it.
+   */
+  readonly managedIdentityClientIdFrom?: "managed_identity_client_id" | "AZURE_CLIENT_ID"
 }
 
 export interface ResolvedCredential {
   readonly credential: TokenCredential
   readonly identity: CredentialIdentity
 }
+
+/** A variable as @azure/identity reads it: set when not empty (spaces alone included). */
+const sdkEnv = (name: string) =>
+  Config.option(Config.String(name)).pipe(
+    Effect.map(Option.filter((v) => v !== "")),
+    Effect.map(Option.getOrUndefined),
+    Effect.orElseSucceed(() => undefined),
+  )
 
 const optionalEnv = (name: string) =>
   Config.option(Config.String(name)).pipe(
@@ -108,7 +124,7 @@ const tokenExchangeEndpoint = (authorityHost: string): string =>
  * needing all of its variables: Service Fabric, App Service, Machine Learning, Cloud Shell, Azure
  * Arc (or its agent's file), else IMDS.
  */
-const managedIdentityEndpoint = Effect.gen(function* () {
+export const managedIdentityEndpoint = Effect.gen(function* () {
   const set = (o: Option.Option<string>) => Option.isSome(o)
   const identityEndpoint = yield* optionalEnv("IDENTITY_ENDPOINT")
   const identityHeader = yield* optionalEnv("IDENTITY_HEADER")
@@ -302,17 +318,57 @@ export const namingVaultTenant = (
  * throw is the environment's problem, named with its fix, never a crash. The SDK's messages name
  * the value it refused (a tenant id, a credential name), never a secret.
  */
-const construct = <T>(mode: CredentialMode, fix: string, build: () => T) =>
+const construct = <T>(mode: CredentialMode, fix: string | ((refusal: string) => string), build: () => T) =>
   Effect.try({
     try: build,
-    catch: (error) =>
-      new CredentialUnavailable({
+    catch: (error) => {
+      const refusal = error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error)
+      return new CredentialUnavailable({
         mode,
-        reason: `@azure/identity refused the settings: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`,
-        fix,
+        reason: `@azure/identity refused the settings: ${refusal}`,
+        fix: typeof fix === "string" ? fix : fix(refusal),
         missing: [],
-      }),
+      })
+    },
   })
+
+/**
+ * The fix for ManagedIdentityCredential's refusal of a client id (`refusal`, its message): Cloud
+ * Shell and Service Fabric pick the identity themselves and refuse any client id, whatever it is;
+ * elsewhere the client id is checked.
+ */
+const managedIdentityClientIdFix = (refusal: string): string =>
+  /not supported for CloudShell|not supported by the Service Fabric/i.test(refusal)
+    ? `Remove managed_identity_client_id: ${/CloudShell/i.test(refusal) ? "Cloud Shell" : "Service Fabric"} picks the managed identity itself (Service Fabric by the cluster's resource configuration) and refuses a client id`
+    : "Check managed_identity_client_id (the user-assigned identity's client id, a GUID)"
+
+/**
+ * The credential that makes AKS workload identity's token exchange in place of a managed identity
+ * (`managed_identity` mode, and the default chain's managed identity): a WorkloadIdentityCredential
+ * at the target's cloud (`authority`: its authority host, TLS options and pipeline), asking as
+ * ManagedIdentityCredential's own exchange asks (asManagedIdentityExchange), whose failures name
+ * the token file's state (namingTokenFileState). ManagedIdentityCredential would make this exchange
+ * through a WorkloadIdentityCredential of its own, built without the options it was given:
+ * AZURE_AUTHORITY_HOST's authority (the workload identity webhook sets it; else the public
+ * cloud's), Node's CAs only, none of these pipeline policies.
+ */
+const tokenExchangeCredential = (
+  exchange: { readonly tenantId: string; readonly clientId: string; readonly tokenFile: string },
+  authority: ConstructorParameters<typeof WorkloadIdentityCredential>[0],
+): TokenCredential =>
+  namingTokenFileState(
+    exchange.tokenFile,
+    asManagedIdentityExchange(
+      new WorkloadIdentityCredential({
+        ...authority,
+        tenantId: exchange.tenantId,
+        clientId: exchange.clientId,
+        tokenFilePath: exchange.tokenFile,
+        // As ManagedIdentityCredential's exchange does.
+        disableInstanceDiscovery: true,
+      }),
+    ),
+  )
 
 /** The environment's first problem for `mode`, as the error `makeCredential` fails with. */
 const checkEnvironment = Effect.fn("Credentials.checkEnvironment")(function* (
@@ -371,7 +427,7 @@ export const forKeyVaultScope = (keyVaultResource: string, credential: TokenCred
 export const makeCredential = Effect.fn("Credentials.makeCredential")(function* (
   settings: CredentialSettings,
 ) {
-  const resolved = yield* resolveCredential(settings)
+  const resolved: ResolvedCredential = yield* resolveCredential(settings)
   return settings.keyVaultResource === undefined
     ? resolved
     : ({
@@ -487,7 +543,7 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
     }
     case "managed_identity": {
       const clientId = settings.managedIdentityClientId
-      const clientIdFix = "Check managed_identity_client_id (the user-assigned identity's client id, a GUID)"
+      const clientIdFix = managedIdentityClientIdFix("")
       const exchange = yield* managedIdentityTokenExchange(clientId)
       if (exchange !== undefined) {
         // The exchange reads workload identity's variables: judged as that mode judges them (a
@@ -504,26 +560,12 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
             fix: malformed.fix,
           })
         yield* readableTokenFile("managed_identity", exchange.tokenFile)
-        // ManagedIdentityCredential would make this exchange through a WorkloadIdentityCredential of
-        // its own, built without the options it was given: AZURE_AUTHORITY_HOST's authority (the
-        // workload identity webhook sets it; else the public cloud's), Node's CAs only, none of these
-        // pipeline policies. The same exchange here goes to the target's cloud, with its CAs and
-        // policies, and asks as that one does (asManagedIdentityExchange).
-        const credential = yield* construct(
-          "managed_identity",
-          `${tenantFix}; ${clientIdFix}`,
-          () =>
-            new WorkloadIdentityCredential({
-              tenantId: exchange.tenantId,
-              clientId: exchange.clientId,
-              tokenFilePath: exchange.tokenFile,
-              ...authority,
-              // As ManagedIdentityCredential's exchange does.
-              disableInstanceDiscovery: true,
-            }),
+        // The same exchange as ManagedIdentityCredential's, at the target's cloud (tokenExchangeCredential).
+        const credential = yield* construct("managed_identity", `${tenantFix}; ${clientIdFix}`, () =>
+          tokenExchangeCredential(exchange, authority),
         )
         return {
-          credential: namingTokenFileState(exchange.tokenFile, asManagedIdentityExchange(credential)),
+          credential,
           identity: {
             mode: "managed_identity",
             source: `WorkloadIdentityCredential (${clientId === undefined ? "" : "user-assigned, "}the managed identity's AKS token exchange)`,
@@ -535,7 +577,7 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
         } satisfies ResolvedCredential
       }
       const endpoint = yield* managedIdentityEndpoint
-      const credential = yield* construct("managed_identity", clientIdFix, () =>
+      const credential = yield* construct("managed_identity", managedIdentityClientIdFix, () =>
         clientId === undefined
           ? new ManagedIdentityCredential({ ...pipeline, ...tls })
           : new ManagedIdentityCredential({ clientId, ...pipeline, ...tls }),
@@ -557,6 +599,36 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
       const tenantId = yield* optionalEnv("AZURE_TENANT_ID")
       const clientId = settings.managedIdentityClientId
       const allowed = allowedTenantsOption(yield* additionallyAllowedTenants)
+      const selection = yield* sdkEnv("AZURE_TOKEN_CREDENTIALS")
+      const environmentClientId = yield* sdkEnv("AZURE_CLIENT_ID")
+      const tokenFile = yield* sdkEnv("AZURE_FEDERATED_TOKEN_FILE")
+      // The chain's managed identity makes AKS workload identity's token exchange where the SDK's
+      // would (its rule: managedIdentityTokenExchange), here at the target's cloud; elsewhere it is
+      // ManagedIdentityCredential as the SDK's chain builds it: user-assigned by the configured
+      // client id, else by AZURE_CLIENT_ID (the SDK's rule, whatever else that variable is for).
+      const exchange = yield* managedIdentityTokenExchange(clientId)
+      const managedClientId = clientId ?? environmentClientId
+      const options = {
+        ...authority,
+        ...allowed,
+        ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
+        ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
+      }
+      const managedIdentity = (probe: boolean): TokenCredential => {
+        if (exchange !== undefined)
+          return new ManagedIdentityTokenExchange(tokenExchangeCredential(exchange, authority))
+        // As createDefaultManagedIdentityCredential: the chain's options, its IMDS retries, and an
+        // IMDS probe unless AZURE_TOKEN_CREDENTIALS keeps the managed identity alone.
+        const managedOptions: ManagedIdentityCredentialClientIdOptions & {
+          readonly sendProbeRequest: boolean
+        } = {
+          ...options,
+          ...(managedClientId === undefined ? {} : { clientId: managedClientId }),
+          retryOptions: { maxRetries: 5, retryDelayInMs: 800 },
+          sendProbeRequest: probe,
+        }
+        return new ManagedIdentityCredential(managedOptions)
+      }
       const credential = yield* construct(
         "default",
         `${tenantFix}; and AZURE_TOKEN_CREDENTIALS, when set: "prod", "dev" or one credential's name (EnvironmentCredential, WorkloadIdentityCredential, ManagedIdentityCredential, AzureCliCredential, ...)`,
@@ -565,24 +637,47 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
             Option.getOrUndefined(tenantId),
             forConfiguredTenant(
               Option.getOrUndefined(tenantId),
-              new DefaultAzureCredential({
-                ...authority,
-                ...allowed,
-                ...(clientId === undefined ? {} : { managedIdentityClientId: clientId }),
-                ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
-              }),
+              defaultChain({ selection, options, environmentClientId, tokenFile, managedIdentity }),
             ),
           ),
       )
+      const kept = chainSelection(selection) ?? []
+      const managedFrom =
+        kept.includes("ManagedIdentityCredential") && exchange === undefined && managedClientId !== undefined
+          ? clientId !== undefined
+            ? ("managed_identity_client_id" as const)
+            : ("AZURE_CLIENT_ID" as const)
+          : undefined
+      const sources = [
+        kept.includes("EnvironmentCredential") ? "environment" : undefined,
+        kept.includes("WorkloadIdentityCredential") ? "workload identity" : undefined,
+        kept.includes("ManagedIdentityCredential")
+          ? exchange !== undefined
+            ? "managed identity by AKS workload identity's token exchange"
+            : managedFrom === undefined
+              ? "managed identity (system-assigned)"
+              : `managed identity (user-assigned by ${managedFrom})`
+          : undefined,
+        kept.some(
+          (name) =>
+            !["EnvironmentCredential", "WorkloadIdentityCredential", "ManagedIdentityCredential"].includes(
+              name,
+            ),
+        )
+          ? kept.length === 1
+            ? kept[0]
+            : "developer tools"
+          : undefined,
+      ].filter((x) => x !== undefined)
       return {
         credential,
         identity: {
           mode: "default",
-          source:
-            "DefaultAzureCredential (environment, workload identity, managed identity, developer tools)",
+          source: `DefaultAzureCredential's chain${selection === undefined || selection.trim() === "" ? "" : " as AZURE_TOKEN_CREDENTIALS selects it"} (${sources.join(", ")}), each source at the target's cloud`,
           ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
           ...(clientId === undefined ? {} : { clientId }),
           endpoint: settings.authorityHost,
+          ...(managedFrom === undefined ? {} : { managedIdentityClientIdFrom: managedFrom }),
         },
       } satisfies ResolvedCredential
     }

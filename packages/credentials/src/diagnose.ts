@@ -10,11 +10,13 @@ import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { type ChainSourceFailure, inChainOrder, shownSdkLine } from "./chainReport.js"
-import { type CredentialIdentity, makeCredential } from "./credential.js"
+import { type CredentialIdentity, makeCredential, managedIdentityEndpoint } from "./credential.js"
+import { chainSelection, defaultChainSources } from "./defaultChain.js"
 import {
   federatedTokenExpired,
   federatedTokenFileDefect,
   federatedTokenFileProblem,
+  managedIdentityTokenExchange,
   projectedTokenPath,
   readFederatedTokenTimes,
   shownClientId,
@@ -58,18 +60,47 @@ const env = (name: string) =>
     Effect.orElseSucceed(() => undefined),
   )
 
-/** The sources DefaultAzureCredential tries, in its order, and whether this environment configures each. */
-const defaultChainChecks = Effect.gen(function* () {
+/** A variable as @azure/identity reads it: set when not empty (spaces alone included). */
+const sdkEnv = (name: string) =>
+  Config.option(Config.String(name)).pipe(
+    Effect.map(Option.filter((v) => v !== "")),
+    Effect.map(Option.getOrUndefined),
+    Effect.orElseSucceed(() => undefined),
+  )
+
+/**
+ * The default chain's sources, in its order, and what each will do in this environment, by the rules
+ * makeCredential builds the chain by (defaultChain.ts): the sources AZURE_TOKEN_CREDENTIALS keeps
+ * (chainSelection), the client id of the workload identity and of the managed identity (the
+ * configured one, else AZURE_CLIENT_ID), the managed identity's AKS token exchange
+ * (managedIdentityTokenExchange) and otherwise the endpoint MSAL picks (managedIdentityEndpoint).
+ * Pre-checks only: the token request that follows is the judge.
+ */
+const defaultChainChecks = Effect.fn("Credentials.defaultChainChecks")(function* (
+  settings: CredentialSettings,
+) {
   const tenant = yield* env("AZURE_TENANT_ID")
   const client = yield* env("AZURE_CLIENT_ID")
   const secret = yield* env("AZURE_CLIENT_SECRET")
   const certificatePath = yield* env("AZURE_CLIENT_CERTIFICATE_PATH")
   const tokenFile = yield* env("AZURE_FEDERATED_TOKEN_FILE")
-  const identityEndpoint = yield* env("IDENTITY_ENDPOINT")
-  const identityHeader = yield* env("IDENTITY_HEADER")
-  const msiEndpoint = yield* env("MSI_ENDPOINT")
-  const imds = yield* env("AZURE_POD_IDENTITY_AUTHORITY_HOST")
+  const kept = chainSelection(yield* sdkEnv("AZURE_TOKEN_CREDENTIALS"))
+  if (kept === undefined)
+    return [
+      {
+        name: "default chain",
+        status: "failed",
+        detail:
+          "AZURE_TOKEN_CREDENTIALS names no source of the chain (its value is not shown here), so no chain is built",
+        fix: `Set AZURE_TOKEN_CREDENTIALS to "prod", "dev" or one source's name (${defaultChainSources.join(", ")}), or unset it`,
+      },
+    ] satisfies ReadonlyArray<CredentialCheck>
   const checks: CredentialCheck[] = []
+  const leftOut = (name: string): CredentialCheck => ({
+    name,
+    status: "skipped",
+    detail: "left out of the chain by AZURE_TOKEN_CREDENTIALS",
+  })
   const missingOf = (pairs: ReadonlyArray<readonly [string, string | undefined]>) =>
     pairs.filter(([, v]) => v === undefined).map(([k]) => k)
 
@@ -79,25 +110,31 @@ const defaultChainChecks = Effect.gen(function* () {
   ])
   const environmentSecret = secret !== undefined || certificatePath !== undefined
   checks.push(
-    environmentMissing.length === 0 && environmentSecret
-      ? {
-          name: "default: 1 environment",
-          status: "ok",
-          detail: `EnvironmentCredential will be used (tenant ${shownTenantId(tenant ?? "")}, client ${shownClientId(client ?? "")}, ${secret !== undefined ? "client secret" : "client certificate"})`,
-        }
-      : {
-          name: "default: 1 environment",
-          status: "skipped",
-          detail: `not configured (missing ${[...environmentMissing, ...(environmentSecret ? [] : ["AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"])].join(", ")})`,
-        },
+    !kept.includes("EnvironmentCredential")
+      ? leftOut("default: 1 environment")
+      : environmentMissing.length === 0 && environmentSecret
+        ? {
+            name: "default: 1 environment",
+            status: "ok",
+            detail: `EnvironmentCredential will be used (tenant ${shownTenantId(tenant ?? "")}, client ${shownClientId(client ?? "")}, ${secret !== undefined ? "client secret" : "client certificate"})`,
+          }
+        : {
+            name: "default: 1 environment",
+            status: "skipped",
+            detail: `not configured (missing ${[...environmentMissing, ...(environmentSecret ? [] : ["AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"])].join(", ")})`,
+          },
   )
 
+  // The chain gives its workload identity the configured client id too, else AZURE_CLIENT_ID.
+  const workloadClient = settings.managedIdentityClientId ?? client
   const workloadMissing = missingOf([
     ["AZURE_TENANT_ID", tenant],
-    ["AZURE_CLIENT_ID", client],
+    [settings.managedIdentityClientId === undefined ? "AZURE_CLIENT_ID" : "a client id", workloadClient],
     ["AZURE_FEDERATED_TOKEN_FILE", tokenFile],
   ])
-  if (workloadMissing.length > 0) {
+  if (!kept.includes("WorkloadIdentityCredential")) {
+    checks.push(leftOut("default: 2 workload identity"))
+  } else if (workloadMissing.length > 0) {
     checks.push({
       name: "default: 2 workload identity",
       status: "skipped",
@@ -105,7 +142,7 @@ const defaultChainChecks = Effect.gen(function* () {
     })
   } else {
     // One stat and a bounded read: a directory, an empty file or one too large to be a token
-    // fails as an unreadable one does (DefaultAzureCredential would report it as it reads it).
+    // fails as an unreadable one does (the chain would report it as it reads it).
     const problem = yield* Effect.sync(() => federatedTokenFileProblem(tokenFile as string))
     const defect =
       problem === undefined || problem.kind === "unreadable"
@@ -116,7 +153,7 @@ const defaultChainChecks = Effect.gen(function* () {
         ? {
             name: "default: 2 workload identity",
             status: "ok",
-            detail: `federated token file ${shownPath(tokenFile ?? "")} is readable (client ${shownClientId(client ?? "")})`,
+            detail: `federated token file ${shownPath(tokenFile ?? "")} is readable (client ${shownClientId(workloadClient ?? "")}), exchanged at ${settings.authorityHost}`,
           }
         : defect === undefined
           ? {
@@ -134,22 +171,68 @@ const defaultChainChecks = Effect.gen(function* () {
     )
   }
 
-  const miEndpoint =
-    identityEndpoint !== undefined
-      ? `App Service endpoint ${identityEndpoint}${identityHeader === undefined ? " (IDENTITY_HEADER missing)" : ""}`
-      : msiEndpoint !== undefined
-        ? `MSI endpoint ${msiEndpoint}`
-        : imds !== undefined
-          ? `IMDS ${imds}`
-          : "IMDS http://169.254.169.254 (reachable only on an Azure VM, VMSS, AKS node or with a managed identity)"
-  checks.push({ name: "default: 3 managed identity", status: "ok", detail: `would ask ${miEndpoint}` })
-  checks.push({
-    name: "default: 4 developer tools",
-    status: "skipped",
-    detail: "Visual Studio Code, Azure CLI, Azure PowerShell and azd are tried last (local development only)",
-  })
+  if (!kept.includes("ManagedIdentityCredential")) {
+    checks.push(leftOut("default: 3 managed identity"))
+  } else {
+    const exchange = yield* managedIdentityTokenExchange(settings.managedIdentityClientId)
+    if (exchange !== undefined) {
+      checks.push({
+        name: "default: 3 managed identity",
+        status: "ok",
+        detail: `would make AKS workload identity's token exchange at ${settings.authorityHost} (the target's cloud), not ask a managed identity endpoint: client ${shownClientId(exchange.clientId)}, tenant ${shownTenantId(exchange.tenantId)}, token file ${shownPath(exchange.tokenFile)}`,
+      })
+    } else {
+      const endpoint = yield* managedIdentityEndpoint
+      const identity =
+        settings.managedIdentityClientId !== undefined
+          ? `the user-assigned identity ${shownClientId(settings.managedIdentityClientId)} (the configured client id)`
+          : client !== undefined
+            ? `the user-assigned identity ${shownClientId(client)} that AZURE_CLIENT_ID names (@azure/identity's chain takes AZURE_CLIENT_ID for its managed identity too; without it, the system-assigned identity)`
+            : "the system-assigned identity"
+      checks.push({
+        name: "default: 3 managed identity",
+        status: "ok",
+        detail: `would ask ${endpoint}${endpoint === "IMDS http://169.254.169.254" ? " (reachable only on an Azure VM, VMSS, AKS node or with a managed identity)" : ""} for ${identity}`,
+      })
+    }
+  }
+  const tools = kept.filter(
+    (name) =>
+      !["EnvironmentCredential", "WorkloadIdentityCredential", "ManagedIdentityCredential"].includes(name),
+  )
+  checks.push(
+    tools.length === 0
+      ? leftOut("default: 4 developer tools")
+      : {
+          name: "default: 4 developer tools",
+          status: "skipped",
+          detail: `${tools.join(", ")} ${tools.length === 1 ? "is" : "are"} tried last (local development only)`,
+        },
+  )
   return checks
 })
+
+/**
+ * The fix for one default chain source that gave no token (chainSourceDetail's line), when kvdeploy
+ * knows one: the chain's managed identity refused with "Identity not found" because AZURE_CLIENT_ID
+ * (or the configured client id) made it ask for a user-assigned identity this host does not have.
+ * Undefined otherwise: the source's own words are its detail.
+ */
+export const chainSourceFix = (
+  source: ChainSourceFailure,
+  identity: Pick<CredentialIdentity, "managedIdentityClientIdFrom">,
+): string | undefined => {
+  if (source.credential !== "ManagedIdentityCredential" || !/identity not found/i.test(source.reason))
+    return undefined
+  switch (identity.managedIdentityClientIdFrom) {
+    case "AZURE_CLIENT_ID":
+      return "The chain's managed identity asked for the user-assigned identity AZURE_CLIENT_ID names (@azure/identity's chain takes that variable for its managed identity too), and this host has no identity of that client id: unless AZURE_CLIENT_ID is meant to name a user-assigned identity of this host, unset it (a service principal's client id left in the environment, say) for the system-assigned identity, or name the user-assigned identity with credential_mode: managed_identity and managed_identity_client_id"
+    case "managed_identity_client_id":
+      return "The endpoint knows no identity of the configured client id on this host: give the client id of a user-assigned identity assigned to this host, or none for the system-assigned identity"
+    default:
+      return "The endpoint knows no system-assigned identity on this host: enable it, or name a user-assigned identity assigned to this host with credential_mode: managed_identity and managed_identity_client_id"
+  }
+}
 
 const identityLine = (identity: CredentialIdentity): string =>
   [
@@ -199,14 +282,17 @@ export const chainNotBuiltDetail = ({ credential, reason }: ChainSourceFailure):
 export const chainSourceChecks = (
   sources: ReadonlyArray<ChainSourceFailure> | undefined,
   notBuilt: ReadonlyArray<ChainSourceFailure> | undefined = undefined,
+  identity: Pick<CredentialIdentity, "managedIdentityClientIdFrom"> = {},
 ): ReadonlyArray<CredentialCheck> =>
-  inChainOrder(sources ?? [], notBuilt ?? []).map(
-    ({ source, tried }): CredentialCheck => ({
+  inChainOrder(sources ?? [], notBuilt ?? []).map(({ source, tried }): CredentialCheck => {
+    const fix = tried ? chainSourceFix(source, identity) : undefined
+    return {
       name: "default chain source",
       status: tried ? "failed" : "skipped",
       detail: tried ? chainSourceDetail(source) : chainNotBuiltDetail(source),
-    }),
-  )
+      ...(fix === undefined ? {} : { fix }),
+    }
+  })
 
 /**
  * The federated token a workload identity exchanges with Entra ID, judged by its own claims
@@ -321,7 +407,7 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
     status: "ok",
     detail: `credential_mode ${settings.mode}; authority ${settings.authorityHost}${settings.disableInstanceDiscovery === true ? " (custom cloud: instance discovery off)" : ""}; Key Vault resource ${resource}${settings.managedIdentityClientId === undefined ? "" : `; user-assigned identity ${settings.managedIdentityClientId}`}`,
   })
-  if (settings.mode === "default") checks.push(...(yield* defaultChainChecks))
+  if (settings.mode === "default") checks.push(...(yield* defaultChainChecks(settings)))
 
   const built = yield* makeCredential(settings).pipe(Effect.result)
   if (built._tag === "Failure") {
@@ -351,7 +437,8 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       detail: `${e.reason}${sdk === undefined || e.chainSources !== undefined ? "" : ` (${sdk})`}`,
       fix: e.fix,
     })
-    checks.push(...chainSourceChecks(e.chainSources, e.chainNotBuilt))
+    const identity: CredentialIdentity = resolved.identity
+    checks.push(...chainSourceChecks(e.chainSources, e.chainNotBuilt, identity))
     if (tokenFileUse !== undefined) checks.push(federatedTokenUseCheck(tokenFileUse, false, Date.now()))
     return {
       mode: settings.mode,

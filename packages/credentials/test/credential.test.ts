@@ -3,7 +3,6 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { TokenCredential } from "@azure/core-auth"
 import { describe, expect, it } from "@effect/vitest"
-import { withProcessEnv } from "@kvdeploy/core/test"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -69,12 +68,14 @@ describe("makeCredential", () => {
         expect(error.fix).toContain("AZURE_TENANT_ID")
         expect(error.reason).toMatch(/tenant/i)
         expect(error.message).not.toContain("s3cret-value")
-        // The default chain reads AZURE_TOKEN_CREDENTIALS from the process environment itself.
-        const chain = yield* withProcessEnv(
+        // The default chain reads AZURE_TOKEN_CREDENTIALS through Effect's ConfigProvider, as doctor's
+        // checks do (kvdeploy builds the chain), and refuses a value DefaultAzureCredential refuses.
+        const chain = yield* failureOf(
+          { mode: "default", ...publicCloud },
           { AZURE_TOKEN_CREDENTIALS: "bogus-credential" },
-          failureOf({ mode: "default", ...publicCloud }, {}),
         )
         expect(chain._tag).toBe("CredentialUnavailable")
+        expect(chain.reason).toContain("Invalid value for AZURE_TOKEN_CREDENTIALS")
         expect(chain.fix).toContain("AZURE_TOKEN_CREDENTIALS")
       }),
   )

@@ -111,7 +111,8 @@ describe("doctor, the whole default chain in a workload identity pod whose feder
         (c) => /^(\w+Credential|unnamed): /.exec(c.detail)?.[1] ?? c.detail.split(" ")[0],
       )
       // Environment (its message names it), workload identity (Entra ID's refusal through MSAL: named by
-      // nothing), managed identity (its AKS token exchange; its message names it), Visual Studio Code
+      // nothing), managed identity (its AKS token exchange, at the target's cloud too, refused alike;
+      // named by its own error line in the SDK's log), Visual Studio Code
       // (its message names only the editor, and it logs no error line), then the command-line tools,
       // each named by its own error line in the SDK's log. The broker, which the SDK could not build
       // either (kvdeploy does not ship its plugin), has no line: it could never be otherwise.
@@ -126,6 +127,9 @@ describe("doctor, the whole default chain in a workload identity pod whose feder
         "AzureDeveloperCliCredential",
       ])
       expect(sources[1]?.detail).toMatch(/^unnamed: invalid_client: .*AADSTS700024/)
+      // The managed identity's exchange went to the target's authority (the emulator), not to
+      // another cloud's (DefaultAzureCredential's own exchange gets no answer there).
+      expect(sources[2]?.detail).toMatch(/^ManagedIdentityCredential: invalid_client: .*AADSTS700024/)
       expect(sources[4]?.detail).toMatch(/^AzureCliCredential: Azure CLI could not be found/)
       const text = formatDiagnosis(diagnosis).join("\n")
       for (const part of token.split(".")) expect(text).not.toContain(part)
