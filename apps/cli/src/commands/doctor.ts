@@ -226,13 +226,15 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
           source,
           status: tried ? ("fail" as const) : ("skip" as const),
           detail: tried ? credentials.chainSourceDetail(source) : credentials.chainNotBuiltDetail(source),
+          // A managed identity AZURE_CLIENT_ID made user-assigned, refused as unknown: what to do.
+          fix: tried ? credentials.chainSourceFix(source, identity) : undefined,
         }))
-      for (const { source, status, detail } of chainLines)
+      for (const { source, status, detail, fix } of chainLines)
         yield* add({
           check: "chain source",
           status,
           detail,
-          fix: undefined,
+          fix,
           credential: source.credential ?? null,
         })
       yield* federatedToken(false)
