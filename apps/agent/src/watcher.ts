@@ -32,13 +32,14 @@
  * (again only after it was watched since).
  */
 import { type FSWatcher, statSync, watch } from "node:fs"
+import { basename, dirname } from "node:path"
 import { shownPath } from "@kvdeploy/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import type { Deployment } from "./config.js"
+import type { Deployment, Source } from "./config.js"
 import { sourcePaths } from "./source.js"
 import { MAX_WATCHED_LINKS, sourceEntries, type WatchedEntry } from "./sourceLinks.js"
 
@@ -51,6 +52,18 @@ export interface Watcher {
 
 const entryKey = (e: WatchedEntry) => `${e.directory}\0${e.name}`
 
+/** The entries of paths that lead through no link: each path's own name in its own directory. */
+const plainEntries = (paths: ReadonlyArray<string>): ReadonlyArray<WatchedEntry> =>
+  paths.map((path) => ({ directory: dirname(path), name: basename(path) }))
+
+/** Whether `entries` are `paths`' plain entries (no link on the way, each path written as it resolves). */
+const isPlain = (paths: ReadonlyArray<string>, entries: ReadonlyArray<WatchedEntry>): boolean =>
+  entries.length === paths.length &&
+  entries.every((e, i) => {
+    const path = paths[i] as string
+    return e.directory === dirname(path) && e.name === basename(path)
+  })
+
 export const makeWatcher = (
   debounceMs: number,
   onChange: (name: string) => Effect.Effect<void>,
@@ -60,10 +73,18 @@ export const makeWatcher = (
     /** Directories gone from under their watch, looked for until they are back. */
     const awaitingDirectories = yield* FiberMap.make<string>()
     const context = yield* Effect.context<never>()
-    /** deployment name -> its source paths (as configured) */
-    let pathsOf = new Map<string, ReadonlyArray<string>>()
-    /** deployment name -> the entries its paths resolved to when last looked at */
-    let entriesOf = new Map<string, ReadonlyArray<WatchedEntry>>()
+    /** deployment name -> its source (its paths as configured: sourcePaths) */
+    let sourceOf = new Map<string, Source>()
+    /**
+     * deployment name -> the entries its paths resolved to when last looked at, for a deployment
+     * whose paths lead through links; one whose paths do not (most) is not kept here: its entries
+     * are its paths' own (plainEntries). 10,000 such deployments keep no entry objects (about 5 MB).
+     */
+    let linkedEntriesOf = new Map<string, ReadonlyArray<WatchedEntry>>()
+    const entriesOf = (name: string): ReadonlyArray<WatchedEntry> => {
+      const source = sourceOf.get(name)
+      return linkedEntriesOf.get(name) ?? (source === undefined ? [] : plainEntries(sourcePaths(source)))
+    }
     /** directory -> file name -> deployment names */
     let index = new Map<string, Map<string, Set<string>>>()
     /** directory -> its watch, and the directory's identity (device and inode) when the watch began */
@@ -204,10 +225,11 @@ export const makeWatcher = (
     /** Resolve a deployment's paths again (before it runs): a link re-pointed moves its watch. */
     const resolveAgain = (name: string): Effect.Effect<void> =>
       Effect.suspend(() => {
-        const paths = pathsOf.get(name)
-        if (paths === undefined) return Effect.void
+        const source = sourceOf.get(name)
+        if (source === undefined) return Effect.void
+        const paths = sourcePaths(source)
         const { entries, pastBound } = resolveEntries(paths)
-        const old = entriesOf.get(name) ?? []
+        const old = entriesOf(name)
         const dirs = new Set(entries.map((e) => e.directory))
         if (
           old.length !== entries.length ||
@@ -215,7 +237,8 @@ export const makeWatcher = (
         ) {
           removeEntries(name, old)
           addEntries(name, entries)
-          entriesOf.set(name, entries)
+          if (isPlain(paths, entries)) linkedEntriesOf.delete(name)
+          else linkedEntriesOf.set(name, entries)
           for (const e of old) dirs.add(e.directory)
         }
         return Effect.andThen(settle(dirs), sayPastBound(pastBound))
@@ -276,7 +299,7 @@ export const makeWatcher = (
     return {
       watch: (deployments) =>
         Effect.gen(function* () {
-          const nextPaths = new Map<string, ReadonlyArray<string>>()
+          const nextSources = new Map<string, Source>()
           const nextEntries = new Map<string, ReadonlyArray<WatchedEntry>>()
           const pastBound: Array<string> = []
           index = new Map()
@@ -285,13 +308,13 @@ export const makeWatcher = (
           for (const d of deployments) {
             const paths = sourcePaths(d.source)
             const resolved = resolveEntries(paths, directories)
-            nextPaths.set(d.name, paths)
-            nextEntries.set(d.name, resolved.entries)
+            nextSources.set(d.name, d.source)
+            if (!isPlain(paths, resolved.entries)) nextEntries.set(d.name, resolved.entries)
             addEntries(d.name, resolved.entries)
             pastBound.push(...resolved.pastBound)
           }
-          pathsOf = nextPaths
-          entriesOf = nextEntries
+          sourceOf = nextSources
+          linkedEntriesOf = nextEntries
           const stillPastBound = new Set(pastBound)
           for (const path of saidPastBound) if (!stillPastBound.has(path)) saidPastBound.delete(path)
           for (const dir of saidUnwatchable) if (!index.has(dir)) saidUnwatchable.delete(dir)
