@@ -584,6 +584,33 @@ describe("validate, doctor, emulator", () => {
     )
   })
 
+  it("doctor, credential_mode default with a service principal's AZURE_CLIENT_ID left in the environment: the chain's managed identity is user-assigned by it, and its Identity not found says to unset it (1)", async () => {
+    type Check = { check: string; status: string; detail: string; fix?: string; credential?: string | null }
+    const target = world.targetFile("doctor-default-leftover-client", { credential_mode: "default" })
+    const { AZURE_CLIENT_SECRET: _secret, AZURE_TENANT_ID: _tenant, ...leftover } = world.env
+    const r = await runCli(["doctor", "--config", target, "--json"], {
+      env: {
+        ...leftover,
+        // A client id the host's identity endpoint does not know (the service principal's).
+        AZURE_CLIENT_ID: "11111111-2222-3333-4444-555555555555",
+        AZURE_TOKEN_CREDENTIALS: "ManagedIdentityCredential",
+        AZURE_POD_IDENTITY_AUTHORITY_HOST: world.emulator.managedIdentity.imdsHost,
+      },
+    })
+    expect(r.code, r.stdout).toBe(1)
+    const checks = json<{ checks: Array<Check> }>(r).checks
+    expect(checks.find((c) => c.check === "credential")?.detail).toContain(
+      "managed identity (user-assigned by AZURE_CLIENT_ID)",
+    )
+    const source = checks.find(
+      (c) => c.check === "chain source" && c.credential === "ManagedIdentityCredential",
+    )
+    expect(source?.status).toBe("fail")
+    expect(source?.detail).toMatch(/Identity not found/)
+    expect(source?.fix).toMatch(/unset it/)
+    expect(source?.fix).toContain("AZURE_CLIENT_ID")
+  })
+
   it("doctor, managed_identity with a client id the endpoint does not know: the endpoint's refusal in its words, not 'no credential source' (1)", async () => {
     type Check = { check: string; status: string; detail: string; fix?: string }
     const target = world.targetFile("doctor-mi-unknown", {
