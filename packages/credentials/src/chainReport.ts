@@ -27,10 +27,12 @@
  * => getToken() => Skipping createDefaultWorkloadIdentityCredential, reason: <the constructor's
  * error>") and gives no token. `chainNotBuilt` names those from that line.
  */
+
 import { AzureLogger, type AzureLogLevel, createClientLogger, getLogLevel, setLogLevel } from "@azure/logger"
 import { withoutKeyText } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Semaphore from "effect/Semaphore"
+import { defaultChainSources } from "./defaultChain.js"
 
 const levels: ReadonlyArray<AzureLogLevel> = ["error", "warning", "info", "verbose"]
 
@@ -163,19 +165,11 @@ export interface ChainSourceFailure {
 
 /**
  * DefaultAzureCredential's sources in the order its chain tries them (@azure/identity 4: the
- * production sources, then the developer tools, then the sign-in broker). A test reads the
- * installed SDK's chain and fails when this no longer matches it.
+ * production sources, then the developer tools, then the sign-in broker): the chain kvdeploy builds
+ * (defaultChainSources), and the broker the SDK's own chain ends with. A test reads the installed
+ * SDK's chain and fails when this no longer matches it.
  */
-export const defaultChainOrder: ReadonlyArray<string> = [
-  "EnvironmentCredential",
-  "WorkloadIdentityCredential",
-  "ManagedIdentityCredential",
-  "VisualStudioCodeCredential",
-  "AzureCliCredential",
-  "AzurePowerShellCredential",
-  "AzureDeveloperCliCredential",
-  "BrokerCredential",
-]
+export const defaultChainOrder: ReadonlyArray<string> = [...defaultChainSources, "BrokerCredential"]
 
 /** A default chain's source that gave no token, and whether the SDK built (and so tried) it. */
 export interface ChainSourceLine {

@@ -18,6 +18,7 @@ import {
   shownSdkLine,
   withChainReport,
 } from "../src/chainReport.js"
+import { chainSelection, defaultChainSources } from "../src/defaultChain.js"
 
 // The logger @azure/identity writes to (its namespace), and the line its chain writes on success.
 const identity = createClientLogger("identity")
@@ -262,23 +263,42 @@ describe("inChainOrder", () => {
   })
 
   it("knows the installed SDK's chain: DefaultAzureCredential's sources in its own order", () => {
-    // The SDK keeps its sources in a private field; each is the credential it built, or a stand-in
-    // naming the factory that could not build it (createDefaultWorkloadIdentityCredential). When the
-    // SDK changes its chain, this fails: update defaultChainOrder.
-    const restore = changeProcessEnv({ AZURE_TOKEN_CREDENTIALS: undefined })
-    try {
-      const chain = new DefaultAzureCredential() as unknown as {
-        readonly _sources?: ReadonlyArray<{ readonly credentialName?: string }>
-      }
-      const names = (chain._sources ?? []).map((s) =>
-        typeof s.credentialName === "string"
-          ? s.credentialName.replace(/^createDefault/, "")
-          : (s as object).constructor.name,
-      )
-      // In any case, as inChainOrder compares: a stand-in's factory spells AzurePowershell.
-      expect(names.map((n) => n.toLowerCase())).toEqual(defaultChainOrder.map((n) => n.toLowerCase()))
-    } finally {
-      restore()
-    }
+    // When the SDK changes its chain, this fails: update defaultChainSources (defaultChain.ts).
+    expect(sdkChainNames(undefined)).toEqual(defaultChainOrder.map((n) => n.toLowerCase()))
+  })
+
+  it("the chain credential_mode default builds keeps what the SDK's keeps, for every value of AZURE_TOKEN_CREDENTIALS", () => {
+    // defaultChain.ts copies the SDK's selection to give every source the target's cloud: an SDK
+    // whose selection changes fails this (the sign-in broker apart: kvdeploy ships no plugin for it).
+    for (const selection of [undefined, "prod", "dev", " Dev ", ...defaultChainSources])
+      expect(
+        (chainSelection(selection) ?? []).map((n) => n.toLowerCase()),
+        String(selection),
+      ).toEqual(sdkChainNames(selection).filter((n) => n !== "brokercredential"))
   })
 })
+
+/**
+ * The sources the installed SDK's DefaultAzureCredential holds, built with AZURE_TOKEN_CREDENTIALS
+ * set to `selection` (unset for undefined), in lower case as inChainOrder compares them (a stand-in's
+ * factory spells AzurePowershell). The SDK keeps its sources in a private field; each is the
+ * credential it built, or a stand-in naming the factory that could not build it
+ * (createDefaultWorkloadIdentityCredential).
+ */
+const sdkChainNames = (selection: string | undefined): ReadonlyArray<string> => {
+  const restore = changeProcessEnv({ AZURE_TOKEN_CREDENTIALS: selection })
+  try {
+    const chain = new DefaultAzureCredential() as unknown as {
+      readonly _sources?: ReadonlyArray<{ readonly credentialName?: string }>
+    }
+    expect(Array.isArray(chain._sources), "DefaultAzureCredential keeps its sources in _sources").toBe(true)
+    return (chain._sources ?? []).map((s) =>
+      (typeof s.credentialName === "string"
+        ? s.credentialName.replace(/^createDefault/, "")
+        : (s as object).constructor.name
+      ).toLowerCase(),
+    )
+  } finally {
+    restore()
+  }
+}

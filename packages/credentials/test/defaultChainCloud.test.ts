@@ -9,6 +9,7 @@
  */
 import { DefaultAzureCredential } from "@azure/identity"
 import { describe, expect, it } from "@effect/vitest"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import * as Effect from "effect/Effect"
 import { invalidSelectionMessage } from "../src/defaultChain.js"
 import {
@@ -146,27 +147,16 @@ describe("doctor, default chain: what each source will do, as the chain does it"
 describe("AZURE_TOKEN_CREDENTIALS", () => {
   it("a value DefaultAzureCredential refuses is refused in its words", () => {
     const refusal = (() => {
+      const restore = changeProcessEnv({ AZURE_TOKEN_CREDENTIALS: "bogus" })
       try {
-        withProcessEnvSync({ AZURE_TOKEN_CREDENTIALS: "bogus" }, () => new DefaultAzureCredential())
+        new DefaultAzureCredential()
       } catch (error) {
         return error instanceof Error ? error.message : String(error)
+      } finally {
+        restore()
       }
       return undefined
     })()
     expect(refusal).toBe(invalidSelectionMessage("bogus"))
   })
 })
-
-/** Run `f` with `vars` set in process.env, and put them back after. */
-const withProcessEnvSync = <A>(vars: Record<string, string>, f: () => A): A => {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]))
-  Object.assign(process.env, vars)
-  try {
-    return f()
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k]
-      else process.env[k] = v
-    }
-  }
-}
