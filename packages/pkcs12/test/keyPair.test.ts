@@ -141,3 +141,30 @@ describe("a damaged private key", () => {
     expect((await Effect.runPromise(inspectMaterial(material))).keyMatchesLeaf).toBe(true)
   })
 })
+
+describe("a key file whose stated public half is another key's", () => {
+  it("is refused as not the leaf's key, though its private half signs for the leaf (OpenSSL compares the stated half)", async () => {
+    const material = await makeMaterial(await generateKey("P-256"), 1, authorities)
+    const other = generateKeyPairSync("ec", { namedCurve: "P-256" })
+    // The PKCS#8 of a P-256 key ends with its public point (65 bytes, uncompressed): put another key's there.
+    const pkcs8 = Buffer.from(Redacted.value(material.key))
+    const ownPoint = Buffer.from(
+      createPublicKey(createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" }))
+        .export({ format: "der", type: "spki" })
+        .subarray(-65),
+    )
+    expect(pkcs8.subarray(-65).equals(ownPoint)).toBe(true)
+    other.publicKey
+      .export({ format: "der", type: "spki" })
+      .subarray(-65)
+      .copy(pkcs8, pkcs8.length - 65)
+    const stated = { ...material, key: Redacted.make(new Uint8Array(pkcs8)) }
+    const inspected = await Effect.runPromise(inspectMaterial(stated))
+    expect(inspected.keyMatchesLeaf).toBe(false)
+    expect(inspected.problems.find((p) => p.field === "key")?.message).toMatch(
+      /does not match the leaf certificate/,
+    )
+    const refused = await Effect.runPromise(Effect.flip(encodePfx(stated, { encoding: "modern", password })))
+    expect(refused.reason).toMatch(/does not match|refusing to build/)
+  })
+})
