@@ -1433,8 +1433,27 @@ export const makeReconciler = (
         })
       })
 
-    const addSlot = (d: Deployment) => {
+    /**
+     * The deployment's state record, with the fingerprint the deployment has now when an agent
+     * before wrote it with the one that included `pickup` (formerFingerprint): from then on every
+     * match (a hold above all) holds by the fingerprint that leaves pickup out, so a pickup check
+     * changed after the upgrade keeps a hold, as it does for a record written since.
+     */
+    const adoptedRecord = (d: Deployment) => {
       const recorded = state.get(d.name)
+      if (
+        recorded === undefined ||
+        d.formerFingerprint === undefined ||
+        recorded.configFingerprint !== d.formerFingerprint
+      )
+        return recorded
+      const adopted = { ...recorded, configFingerprint: d.fingerprint }
+      state.set(d.name, adopted)
+      return adopted
+    }
+
+    const addSlot = (d: Deployment) => {
+      const recorded = adoptedRecord(d)
       unattempted++
       slots.set(d.name, {
         deployment: d,

@@ -8,10 +8,12 @@
  * with backoff (the retry's comparison finds the import in place).
  */
 import { readFileSync, writeFileSync } from "node:fs"
+import { dirname } from "node:path"
 import { notManagedFix } from "@kvdeploy/core"
 import { closedPort } from "@kvdeploy/core/test"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import { describe, expect, it } from "vitest"
+import { parseAgentConfig } from "../src/config.js"
 import {
   type AgentProcess,
   type LogLine,
@@ -234,6 +236,47 @@ describe("outcomes that need a person are held", () => {
       /^held: the last deploy of this source ended RollbackFailed/,
     )
     expect(importsOf(e, vault)).toHaveLength(1)
+  })
+
+  it("a held outcome an agent before recorded with pickup in the fingerprint stays held after the upgrade, also once pickup changes", async () => {
+    const vault = "kv-held-upgrade"
+    const { e, w, leaf, deployment } = await setUp(vault, "hu")
+    e.faults.add({ operation: "import", vault, name: "hu", times: 2, action: { kind: "disableAfterCommit" } })
+    const port = await closedPort()
+    const withPickup = { ...deployment, pickup: { host: "127.0.0.1", port } }
+    const config = writeConfig(w, e, [withPickup])
+    const a = world.run(config, e)
+    expect((await nextDecision(a, "hu", 0)).msg).toBe("deploy: RollbackFailed")
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    // The record as an agent before wrote it: the fingerprint that included pickup.
+    const parsed = parseAgentConfig(readFileSync(config, "utf8"), config, dirname(config), process.env)
+    if (parsed._tag === "Failure") throw new Error(parsed.failure.message)
+    const hu = parsed.success.deployments.find((d) => d.name === "hu")
+    expect(hu?.formerFingerprint).toBeDefined()
+    const stateFile = w.path("state/state.json")
+    const saved = JSON.parse(readFileSync(stateFile, "utf8"))
+    expect(saved.deployments.hu.configFingerprint).toBe(hu?.fingerprint)
+    saved.deployments.hu.configFingerprint = hu?.formerFingerprint
+    writeFileSync(stateFile, JSON.stringify(saved))
+
+    const upgraded = world.run(config, e)
+    expect((await nextDecision(upgraded, "hu", 0)).msg).toMatch(
+      /^held: the last deploy of this source ended RollbackFailed/,
+    )
+    // The pickup check changed after the upgrade: the record is this deployment's still.
+    writeConfig(w, e, [{ ...withPickup, pickup: { host: "127.0.0.1", port: port + 1 } }])
+    const from = upgraded.lines.length
+    upgraded.signal("SIGHUP")
+    expect((await nextDecision(upgraded, "hu", from)).msg).toMatch(
+      /^held: the last deploy of this source ended RollbackFailed/,
+    )
+    expect(importsOf(e, vault)).toHaveLength(1)
+    expect(e.state.versions(vault, "hu")?.map((v) => v.x5t)).toEqual([leaf.x5t])
+    upgraded.signal("SIGTERM")
+    expect(await upgraded.exited).toBe(0)
+    // Written back with the fingerprint that leaves pickup out.
+    expect(JSON.parse(readFileSync(stateFile, "utf8")).deployments.hu.configFingerprint).toBe(hu?.fingerprint)
   })
 
   it("an Unverified deploy is not held: it is retried with backoff, and the retry finds the import in place", async () => {
