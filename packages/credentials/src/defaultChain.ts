@@ -11,10 +11,12 @@
  *
  * The chain is the SDK's ChainedTokenCredential, so it fails as DefaultAzureCredential fails (an
  * AggregateAuthenticationError of the sources' CredentialUnavailableErrors, or "Failed to retrieve
- * a valid token"), and logs as it does: the source that answered by its class name (the chain's
- * managed identity is named ManagedIdentityCredential, as the SDK's is), and a source whose
- * constructor threw by the SDK's own stand-in line (`Skipping <factory>, reason: <error>`), which
- * chainReport.ts reads for doctor. The sign-in broker (BrokerCredential, last in the SDK's chain)
+ * a valid token"), and writes the lines doctor reads (chainReport.ts) as it does: the source that
+ * answered by its class name (the chain's managed identity is named ManagedIdentityCredential, as
+ * the SDK's is), and a source whose constructor threw by the SDK's own stand-in line (`Skipping
+ * <factory>, reason: <error>`). Two warnings the SDK's chain logs while it is built (a source it
+ * could not build; a value of AZURE_TOKEN_CREDENTIALS it refuses, which kvdeploy reports as its
+ * own error) are not written. The sign-in broker (BrokerCredential, last in the SDK's chain)
  * is left out: @azure/identity does not export it, and without the @azure/identity-broker plugin,
  * which kvdeploy does not ship, the SDK's chain could not build it either.
  */
@@ -177,9 +179,10 @@ const networkFailure = (error: unknown): boolean => {
 /**
  * The chain's managed identity where it makes AKS workload identity's token exchange (`exchange`:
  * a WorkloadIdentityCredential at the target's cloud). It fails as ManagedIdentityCredential does:
- * Entra ID's refusal (MSAL's AuthenticationRequiredError) as it is, any other failure as a
- * CredentialUnavailableError naming itself with the exchange's error as its cause, so the chain
- * goes on to its next source; and logs the failure in its words. Its class is named
+ * an AuthenticationRequiredError as it is, any other failure (Entra ID's refusal, an
+ * AuthenticationError, among them) as a CredentialUnavailableError naming itself with the
+ * exchange's error as its cause, so the chain goes on to its next source; and logs the failure in
+ * its words. Its class is named
  * ManagedIdentityCredential: the chain logs the class name of the source that answered, and doctor
  * reads it there.
  */
