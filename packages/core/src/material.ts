@@ -38,6 +38,11 @@ export interface CertificateFacts {
   readonly curve?: Curve
   /** True when subject == issuer and the signature verifies with the certificate's own key. */
   readonly selfSigned: boolean
+  /**
+   * The key type of the algorithm the certificate is signed with (its issuer's key type: ECDSA is
+   * EC's, RSA PKCS#1 v1.5 and PSS are RSA's); absent for any other algorithm.
+   */
+  readonly signatureKeyType?: KeyType
   readonly der: Uint8Array
 }
 

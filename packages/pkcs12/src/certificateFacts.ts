@@ -15,7 +15,7 @@
  */
 import "reflect-metadata"
 import { hash, type KeyObject, X509Certificate } from "node:crypto"
-import type { CertificateFacts, MaterialProblem } from "@kvdeploy/core"
+import type { CertificateFacts, KeyType, MaterialProblem } from "@kvdeploy/core"
 import { MaterialInvalid } from "@kvdeploy/core"
 import * as x509 from "@peculiar/x509"
 import * as Effect from "effect/Effect"
@@ -267,6 +267,39 @@ export const namedIssuer = (parent: ParsedCertificate, child: ParsedCertificate)
 
 export const isSelfSigned = (c: ParsedCertificate): boolean => c.selfSigned()
 
+/**
+ * The key type a signature algorithm belongs to, by its object identifier: ECDSA (1.2.840.10045.4.*)
+ * is EC's, RSA PKCS#1 v1.5 and RSASSA-PSS (1.2.840.113549.1.1.*) are RSA's; undefined for others.
+ */
+const signatureKeyTypeOfOid = (oid: string): KeyType | undefined =>
+  oid.startsWith("1.2.840.10045.4.") ? "EC" : oid.startsWith("1.2.840.113549.1.1.") ? "RSA" : undefined
+
+/** @peculiar/x509's name of a signature algorithm, as a key type (its WebCrypto names). */
+const signatureKeyTypeOfName = (name: string | undefined): KeyType | undefined =>
+  name === "ECDSA" ? "EC" : name === "RSASSA-PKCS1-v1_5" || name === "RSA-PSS" ? "RSA" : undefined
+
+/**
+ * The key type of the algorithm `c` is signed with (its issuer's key type): node:crypto's
+ * `signatureAlgorithmOid` where the running Node.js has it (24 does; older releases lack it), else
+ * @peculiar/x509's reading of the same field.
+ */
+export const signatureKeyTypeOf = (c: ParsedCertificate): KeyType | undefined => {
+  const oid = (c.node as { readonly signatureAlgorithmOid?: unknown }).signatureAlgorithmOid
+  if (typeof oid === "string") return signatureKeyTypeOfOid(oid)
+  try {
+    // Its type names the WebCrypto `Algorithm` of the DOM's library, which this build does not load.
+    const algorithm = c.x509()?.signatureAlgorithm as { readonly name?: unknown } | undefined
+    return signatureKeyTypeOfName(typeof algorithm?.name === "string" ? algorithm.name : undefined)
+  } catch {
+    return undefined
+  }
+}
+
+const signatureKeyTypeField = (c: ParsedCertificate): { readonly signatureKeyType?: KeyType } => {
+  const signatureKeyType = signatureKeyTypeOf(c)
+  return signatureKeyType === undefined ? {} : { signatureKeyType }
+}
+
 /** The subject or issuer as text (RFC 4514 style), for messages. */
 export const nameOf = (c: ParsedCertificate | undefined, which: "subject" | "issuer"): string =>
   c?.description()?.[which] ?? c?.node[which]?.replaceAll("\n", ", ") ?? "?"
@@ -438,6 +471,7 @@ export const factsNow = (c: ParsedCertificate, field: string): FactsOutcome => {
       ...(key.keySize === undefined ? {} : { keySize: key.keySize }),
       ...(key.curve === undefined ? {} : { curve: key.curve }),
       selfSigned: isSelfSigned(c),
+      ...signatureKeyTypeField(c),
       // A copy: the parsed certificate's bytes stay private to the analysis that checked them.
       der: c.der.slice(),
     },

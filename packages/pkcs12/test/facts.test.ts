@@ -12,7 +12,7 @@ import * as x509 from "@peculiar/x509"
 import * as Effect from "effect/Effect"
 import fc from "fast-check"
 import { beforeAll } from "vitest"
-import { rfc4514Name, sanList } from "../src/certificateFacts.js"
+import { parseCertificateNow, rfc4514Name, sanList, signatureKeyTypeOf } from "../src/certificateFacts.js"
 import { certificateFacts } from "../src/index.js"
 import { issue as issueWithSerial } from "../src/testing/index.js"
 import { generateKey, issue, type TestKey } from "./fixtures.js"
@@ -190,5 +190,49 @@ describe("certificateFacts on a damaged public key", () => {
         ),
       },
     ])
+  })
+})
+
+describe("signatureKeyType: the key type of the algorithm a certificate is signed with", () => {
+  const leafUnder = async (issuerSpec: "P-256" | "RSA-2048", leafSpec: "P-256" | "RSA-2048") => {
+    const issuerKey = await generateKey(issuerSpec)
+    const issuer = { name: `CN=${issuerSpec} CA`, key: issuerKey }
+    return issue({ subject: `CN=${leafSpec} leaf`, key: await generateKey(leafSpec), issuer, ca: false })
+  }
+  const factsOfDer = (der: Uint8Array) => Effect.runPromise(certificateFacts(der))
+
+  it("is the issuer's key type, whatever the certificate's own key", async () => {
+    for (const [issuerSpec, leafSpec, expected] of [
+      ["P-256", "RSA-2048", "EC"],
+      ["RSA-2048", "P-256", "RSA"],
+      ["RSA-2048", "RSA-2048", "RSA"],
+      ["P-256", "P-256", "EC"],
+    ] as const) {
+      const facts = await factsOfDer(await leafUnder(issuerSpec, leafSpec))
+      expect([issuerSpec, leafSpec, facts.keyType, facts.signatureKeyType]).toStrictEqual([
+        issuerSpec,
+        leafSpec,
+        leafSpec === "P-256" ? "EC" : "RSA",
+        expected,
+      ])
+    }
+  })
+
+  it("is read from @peculiar/x509 alike where node:crypto does not name the algorithm", async () => {
+    for (const [issuerSpec, expected] of [
+      ["P-256", "EC"],
+      ["RSA-2048", "RSA"],
+    ] as const) {
+      const outcome = parseCertificateNow(await leafUnder(issuerSpec, "RSA-2048"), "leaf")
+      if (outcome._tag !== "Parsed") throw new Error(outcome.problem.message)
+      const node = outcome.parsed.node
+      expect(signatureKeyTypeOf(outcome.parsed)).toBe(expected)
+      // An older Node.js's X509Certificate, without signatureAlgorithmOid.
+      const older = new Proxy(node, {
+        get: (target, property) =>
+          property === "signatureAlgorithmOid" ? undefined : Reflect.get(target, property, target),
+      })
+      expect(signatureKeyTypeOf({ ...outcome.parsed, node: older })).toBe(expected)
+    }
   })
 })
