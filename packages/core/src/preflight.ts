@@ -182,6 +182,17 @@ export const materialProblems = (
       reason: "unsupported_key",
     })
   }
+  // Key Vault takes an imported certificate's key type from its signature algorithm, and refuses an
+  // RSA key under an ECDSA signature as an EC key of the wrong size: 400 KeySizeNotSupported,
+  // "Unsupported key size (2048). Supported sizes are [256, 384, 521]".
+  if (leaf.keyType === "RSA" && leaf.signatureKeyType === "EC") {
+    problems.push({
+      field: "leaf",
+      message: `has an RSA key but is signed with ECDSA (its issuer, ${leaf.issuer}, has an EC key): Key Vault refuses such a certificate ("Unsupported key size (${leaf.keySize ?? "?"}). Supported sizes are [256, 384, 521]")`,
+      fix: "have the certificate issued for an EC key (P-256 or P-384) by this issuer, or for the RSA key by an issuer with an RSA key",
+      reason: "unsupported_key",
+    })
+  }
 }
 
 /**

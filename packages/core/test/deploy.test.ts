@@ -314,6 +314,33 @@ describe("Rejected (preflight: no vault I/O, every problem listed)", () => {
       ),
   )
 
+  it.effect(
+    "an RSA leaf signed by an EC issuer (Key Vault's KeySizeNotSupported), an EC leaf or an RSA issuer passing",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const ecCa = makeAuthority("ec-ca", "CN=EC CA", { keyType: "EC" })
+          const rsaUnderEc = issue({ seed: "rsa-under-ec", issuer: ecCa, keyType: "RSA", keySize: 3072 })
+          const o = expectTag(yield* runDeploy(request(rsaUnderEc.material)), "Rejected")
+          assert.deepStrictEqual(
+            o.problems.map((p) => [p.field, p.reason]),
+            [["leaf", "unsupported_key"]],
+          )
+          const problem = o.problems[0]
+          assert.include(problem?.message, "signed with ECDSA")
+          assert.include(problem?.message, "CN=EC CA")
+          assert.include(problem?.message, "Unsupported key size (3072)")
+          assert.include(problem?.fix, "EC key")
+          assert.strictEqual(vault.calls().total, 0)
+          // The same EC issuer's EC leaf, and an RSA issuer's RSA leaf, deploy.
+          const ecUnderEc = issue({ seed: "ec-under-ec", issuer: ecCa, keyType: "EC" })
+          expectTag(yield* runDeploy(request(ecUnderEc.material)), "Succeeded")
+          expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+        }),
+      ),
+  )
+
   it.effect("a chain with an unrelated certificate", () =>
     fresh(
       Effect.gen(function* () {

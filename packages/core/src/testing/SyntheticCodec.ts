@@ -50,6 +50,8 @@ export interface SyntheticTbs {
   readonly keyType: KeyType
   readonly keySize?: number
   readonly curve?: Curve
+  /** The key type the certificate is signed with (its issuer's); absent: not stated. */
+  readonly signatureKeyType?: KeyType
   readonly sans: ReadonlyArray<string>
 }
 
@@ -143,6 +145,7 @@ export const parseCertificate = (der: Uint8Array): SyntheticCert | undefined => 
     keyType,
     ...(typeof o.keySize === "number" ? { keySize: o.keySize } : {}),
     ...(typeof o.curve === "string" ? { curve: o.curve as Curve } : {}),
+    ...(isKeyType(o.signatureKeyType) ? { signatureKeyType: o.signatureKeyType } : {}),
     sans: o.sans.filter((x): x is string => typeof x === "string"),
     signature,
   }
@@ -185,6 +188,7 @@ const factsOf = (der: Uint8Array, c: SyntheticCert): CertificateFacts => ({
   ...(c.keySize === undefined ? {} : { keySize: c.keySize }),
   ...(c.curve === undefined ? {} : { curve: c.curve }),
   selfSigned: c.subject === c.issuer && c.issuerKeyId === c.publicKeyId && signTbs(tbsOf(c)) === c.signature,
+  ...(c.signatureKeyType === undefined ? {} : { signatureKeyType: c.signatureKeyType }),
   der,
 })
 

@@ -42,8 +42,12 @@ export interface SyntheticAuthority {
 const DAY = 86_400_000
 
 /** A self-signed CA. */
-export const makeAuthority = (seed: string, name = `CN=Synthetic CA ${seed}`): SyntheticAuthority => {
-  const key = makeKey(`ca:${seed}`)
+export const makeAuthority = (
+  seed: string,
+  name = `CN=Synthetic CA ${seed}`,
+  spec: KeySpec = {},
+): SyntheticAuthority => {
+  const key = makeKey(`ca:${seed}`, spec)
   const certificate = encodeCertificate({
     serialHex: hex(`ca-serial:${seed}`).slice(0, 16).replace(/^0+/, "") || "1",
     subject: name,
@@ -54,6 +58,8 @@ export const makeAuthority = (seed: string, name = `CN=Synthetic CA ${seed}`): S
     issuerKeyId: key.body.publicKeyId,
     keyType: key.body.keyType,
     ...(key.body.keySize === undefined ? {} : { keySize: key.body.keySize }),
+    ...(key.body.curve === undefined ? {} : { curve: key.body.curve }),
+    signatureKeyType: key.body.keyType,
     sans: [],
   })
   return { name, key, certificate }
@@ -98,6 +104,7 @@ export const issue = (spec: LeafSpec): IssuedMaterial => {
     keyType: key.body.keyType,
     ...(key.body.keySize === undefined ? {} : { keySize: key.body.keySize }),
     ...(key.body.curve === undefined ? {} : { curve: key.body.curve }),
+    signatureKeyType: issuer.key.body.keyType,
     sans: [`DNS:${spec.seed}.example.test`],
   })
   return {
