@@ -25,12 +25,14 @@ import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
 const VAULT = "ports"
 let emulator: Emulator
 let ca: Issuer
+let rsaCa: Issuer
 let credential: TokenCredential
 let target: TargetConfig
 
 beforeAll(async () => {
   emulator = await start({ vaults: [VAULT], warn: () => {} })
   ca = await makeCa()
+  rsaCa = await makeCa("CN=kvdeploy azure-kv Test RSA CA", "RSA-2048")
   target = targetFor(emulator, VAULT, "any")
   credential = await Effect.runPromise(credentialFor(emulator, target))
 })
@@ -66,7 +68,7 @@ describe("Vault over the emulator", () => {
         const vault = yield* Vault
         const materials = [
           yield* Effect.promise(() => makeMaterial(ca)),
-          yield* Effect.promise(() => makeMaterial(ca, "RSA-2048")),
+          yield* Effect.promise(() => makeMaterial(rsaCa, "RSA-2048")),
         ]
         const imported: Array<VaultVersion> = []
         for (const m of materials) imported.push(yield* importMaterial("versions-app", m))
@@ -106,7 +108,7 @@ describe("Vault over the emulator", () => {
         const vault = yield* Vault
         const codec = yield* PfxCodec
         const stated = yield* Effect.promise(() => makeMaterial(ca))
-        const plain = yield* Effect.promise(() => makeMaterial(ca, "RSA-2048"))
+        const plain = yield* Effect.promise(() => makeMaterial(rsaCa, "RSA-2048"))
         const facts = yield* codec.inspect(stated)
         const imported = yield* importMaterial("leaf-app", stated, true, {
           keyFacts: facts.key,

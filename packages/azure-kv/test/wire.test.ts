@@ -30,10 +30,12 @@ import { type Issuer, loopbackTls, makeCa, makeMaterial, toPem, x5tOf } from "./
 
 let listener: Listener
 let ca: Issuer
+let rsaCa: Issuer
 
 beforeAll(async () => {
   listener = await startListener(await loopbackTls())
   ca = await makeCa()
+  rsaCa = await makeCa("CN=kvdeploy azure-kv Test RSA CA", "RSA-2048")
 })
 afterAll(async () => {
   await listener.close()
@@ -158,7 +160,7 @@ describe("import policy on the wire", () => {
   it.live("RSA 2048, not exportable: kty RSA, key_size 2048, exportable false", () =>
     Effect.gen(function* () {
       listener.log.length = 0
-      const material = yield* Effect.promise(() => makeMaterial(ca, "RSA-2048"))
+      const material = yield* Effect.promise(() => makeMaterial(rsaCa, "RSA-2048"))
       const reply = yield* Effect.promise(() => bundle("wire-rsa", "v1", material, {}))
       listener.answer = (_req, res) => json(res, 200, reply)
       yield* run(

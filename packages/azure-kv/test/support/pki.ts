@@ -20,8 +20,15 @@ export interface Issuer extends SigningIssuer {
   readonly der: Uint8Array
 }
 
-export const makeCa = async (name = "CN=kvdeploy azure-kv Test CA"): Promise<Issuer> => {
-  const key = await generateKey("P-256")
+/**
+ * A CA with a P-256 key unless told. An RSA leaf needs an RSA CA: Key Vault refuses an RSA key under
+ * an ECDSA signature (400 KeySizeNotSupported), and so do kvdeploy's preflight and the emulator.
+ */
+export const makeCa = async (
+  name = "CN=kvdeploy azure-kv Test CA",
+  spec: KeySpec = "P-256",
+): Promise<Issuer> => {
+  const key = await generateKey(spec)
   return { name, key, der: await issue({ subject: name, key, ca: true }) }
 }
 
