@@ -1875,7 +1875,7 @@ describe("inputs kvdeploy accepts and normalises", () => {
   })
   it.concurrent("PKCS#1 RSA key is accepted and normalised to PKCS#8", async () => {
     const r = await runCli(["deploy", "--config", world.targetFile("n-pkcs1"), "--cert", "-", "--json"], {
-      stdin: rsa2048.certPem + fx.chainPem + traditionalKeyPem(rsa2048.keyPem),
+      stdin: rsa2048.certPem + fx.chainOf(rsa2048) + traditionalKeyPem(rsa2048.keyPem),
       env: world.env,
     })
     expect(traditionalKeyPem(rsa2048.keyPem)).toContain("BEGIN RSA PRIVATE KEY")

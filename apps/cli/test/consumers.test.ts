@@ -37,7 +37,7 @@ const pemThenSoftDeleted = async (name: string) => {
   const served = await fx.leaf({ key: { kind: "RSA", bits: 2048 } })
   await world
     .sdk()
-    .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
+    .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainOf(served)), {
       policy: { contentType: "application/x-pem-file" },
       tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
     })

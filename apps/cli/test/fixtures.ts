@@ -2,21 +2,32 @@
 import { type DemoPki, type Issued, makePki } from "../src/cli/throwawayPki.js"
 
 export interface Fixtures {
+  /** The EC CAs: every EC leaf's issuers. */
   readonly pki: DemoPki
+  /** The EC CAs' chain (intermediate, root). */
   readonly chainPem: string
+  /** The chain of the CAs that issued `leaf` (RSA CAs for an RSA leaf). */
+  readonly chainOf: (leaf: Issued) => string
   /** leaf + chain + key in one PEM bundle, for `--cert -`. */
   readonly bundle: (leaf: Issued) => string
+  /** A leaf, issued by CAs of its own key type (Key Vault refuses an RSA leaf an EC CA signed). */
   readonly leaf: (options?: Parameters<DemoPki["leaf"]>[1]) => Promise<Issued>
 }
 
 export const makeFixtures = async (): Promise<Fixtures> => {
-  const pki = await makePki("kvdeploy test")
+  const [pki, rsaPki] = await Promise.all([
+    makePki("kvdeploy test"),
+    makePki("kvdeploy test RSA", { kind: "RSA", bits: 2048 }),
+  ])
   const chainPem = pki.intermediate.certPem + pki.root.certPem
+  const rsaChainPem = rsaPki.intermediate.certPem + rsaPki.root.certPem
+  const chainOf = (leaf: Issued) => (leaf.spec.kind === "RSA" ? rsaChainPem : chainPem)
   return {
     pki,
     chainPem,
-    bundle: (leaf) => leaf.certPem + chainPem + leaf.keyPem,
-    leaf: (options) => pki.leaf("CN=api.example.test", options),
+    chainOf,
+    bundle: (leaf) => leaf.certPem + chainOf(leaf) + leaf.keyPem,
+    leaf: (options) => (options?.key?.kind === "RSA" ? rsaPki : pki).leaf("CN=api.example.test", options),
   }
 }
 

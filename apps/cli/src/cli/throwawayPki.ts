@@ -97,9 +97,18 @@ export interface DemoPki {
   readonly leaf: (subject: string, options?: Omit<IssueOptions, "subject" | "issuer">) => Promise<Issued>
 }
 
-export const makePki = async (name = "kvdeploy throwaway"): Promise<DemoPki> => {
-  const root = await issue({ subject: `CN=${name} root CA`, ca: true })
-  const intermediate = await issue({ subject: `CN=${name} intermediate CA`, ca: true, issuer: root })
+/**
+ * A root and an intermediate CA, with EC P-256 keys unless `key` says otherwise. An RSA leaf needs
+ * CAs with RSA keys: Key Vault refuses an RSA certificate signed with ECDSA, and so does kvdeploy.
+ */
+export const makePki = async (name = "kvdeploy throwaway", key?: KeySpec): Promise<DemoPki> => {
+  const root = await issue({ subject: `CN=${name} root CA`, ca: true, ...(key === undefined ? {} : { key }) })
+  const intermediate = await issue({
+    subject: `CN=${name} intermediate CA`,
+    ca: true,
+    issuer: root,
+    ...(key === undefined ? {} : { key }),
+  })
   return {
     root,
     intermediate,
