@@ -22,7 +22,6 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import { auditRecordOf } from "./audit.js"
 import {
@@ -470,12 +469,12 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   // outcome's, unless an import after a recovery is built again (path.importFor sets it then). A
   // recovery that brings back this certificate (Skipped) or a refusal here writes none.
   state.contentType = undefined
-  const readDeleted =
+  const readDeleted: Effect.Effect<Result.Result<DeletedCertificate, VaultNotFound | VaultError>> =
     path.deleted !== undefined
-      ? Effect.succeed(Option.some(path.deleted))
-      : trail.call("getDeleted", vault.getDeleted(name)).pipe(Effect.option)
+      ? Effect.succeed(Result.succeed(path.deleted))
+      : trail.call("getDeleted", vault.getDeleted(name)).pipe(Effect.result)
   if (request.target.onSoftDeleted === "fail") {
-    const deleted = yield* readDeleted
+    const deleted = Result.getSuccess(yield* readDeleted)
     const when =
       deleted._tag === "Some"
         ? ` (deleted ${deleted.value.deletedAt?.toISOString() ?? "at a time the vault did not give"}${deleted.value.scheduledPurgeAt === undefined ? "" : `, purged after ${deleted.value.scheduledPurgeAt.toISOString()}`})`
@@ -523,9 +522,40 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   }
   // Ownership is judged on what a recovery would bring back, before recovering: a certificate
   // kvdeploy would refuse stays deleted (recovering it only to refuse it would change the vault
-  // for nothing). A vault that does not say goes on to the recovery, judged after it as before.
-  const deleted = yield* readDeleted
+  // for nothing, and un-delete another tool's certificate). When the deleted certificate cannot be
+  // read (a refused getDeleted, an outage) or its answer does not say which version it holds,
+  // whose it is is unknown: without adopt it is not recovered (Failed, saying why and the fix);
+  // with adopt ownership does not matter, so it is recovered and judged after the recovery.
+  const readResult = yield* readDeleted
+  const deleted = Result.getSuccess(readResult)
   const before = deleted._tag === "Some" ? deleted.value.latest : undefined
+  if (before === undefined && request.options?.adopt !== true) {
+    const unread = readResult._tag === "Failure" ? readResult.failure : undefined
+    trail.note(
+      `ownership: the soft-deleted certificate's owner could not be read${unread === undefined ? "" : ` (${unread._tag})`}; left deleted`,
+    )
+    const why =
+      unread === undefined
+        ? "the vault's answer for the deleted certificate did not say which version it holds"
+        : unread._tag === "VaultNotFound"
+          ? "the vault then found no deleted certificate of the name (it may be being recovered or purged by someone else)"
+          : `the deleted certificate could not be read (${unread.message})`
+    const fix =
+      unread === undefined || unread._tag === "VaultNotFound"
+        ? "deploy again"
+        : unread._tag === "VaultForbidden" && (unread.refusal === undefined || unread.refusal === "permission")
+          ? "grant the identity the read of deleted certificates (certificates/get granted on the vault: a role scoped to the certificate does not cover its deleted certificate), then deploy again"
+          : unread._tag === "VaultForbidden"
+            ? "fix the vault access the read was refused for (`kvdeploy doctor` shows which), then deploy again"
+            : "deploy again once the vault answers"
+    return {
+      _tag: "Failed",
+      step: "soft-deleted",
+      error: unread?._tag ?? "VaultConflictSoftDeleted",
+      ...(unread === undefined ? {} : failureFacts(unread)),
+      reason: `${name} is soft-deleted, and whether kvdeploy wrote it is unknown: ${why}; it was left deleted and nothing was written, as recovering a certificate kvdeploy does not manage would change another tool's certificate. To fix: ${fix}; or deploy with adopt to recover it whoever wrote it; or purge it`,
+    } satisfies Draft
+  }
   const judgedOnBefore =
     before === undefined
       ? undefined
@@ -822,6 +852,8 @@ const reconcile = Effect.fnUntraced(function* (
   const match = candidates[0]
   if (match === undefined) {
     trail.note("reconcile: no new version in the version list")
+    // Nothing of this deploy's is there, so nothing was taken over either (as reconcileDeleted says).
+    trail.adopted = false
     return {
       _tag: "Failed",
       step: "reconcile",

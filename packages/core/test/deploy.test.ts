@@ -526,6 +526,24 @@ describe("Failed (the vault is unchanged)", () => {
     ),
   )
 
+  it.effect("import with adopt: ambiguous, and the version list shows it did not take effect: nothing adopted", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
+        vault.script("importVersion", Fault.fail("Ambiguous"))
+        const o = expectTag(yield* runDeploy(request(newCert.material, { adopt: true })), "Failed")
+        assert.strictEqual(o.step, "reconcile")
+        // The certificate is still the other tool's, untouched: the outcome and its audit record say
+        // nothing was taken over.
+        assert.strictEqual(vault.latest(NAME)?.tags[MANAGED_BY_TAG], undefined)
+        assert.strictEqual(vault.versions(NAME).length, 1)
+        assert.isFalse(o.adopted, o.reason)
+        assert.isFalse((yield* AuditRecords).all().at(-1)?.adopted)
+      }),
+    ),
+  )
+
   it.effect("soft-deleted name with on_soft_deleted=fail: says how to fix it", () =>
     fresh(
       Effect.gen(function* () {
@@ -544,6 +562,44 @@ describe("Failed (the vault is unchanged)", () => {
 
 describe("soft-deleted names: ownership before recovery, and what a recovery changed", () => {
   const recover = target({ on_soft_deleted: "recover" })
+
+  for (const refused of ["Forbidden", "Unavailable"] as const)
+    it.effect(
+      `the soft-deleted certificate's owner cannot be read (getDeleted ${refused}): left deleted, Failed saying why and the fix`,
+      () =>
+        fresh(
+          Effect.gen(function* () {
+            const vault = yield* InMemoryVaultHandle
+            yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
+            yield* vault.softDelete(NAME)
+            vault.script("getDeleted", Fault.fail(refused))
+            const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+            assert.strictEqual(o.step, "soft-deleted")
+            assert.strictEqual(o.error, refused === "Forbidden" ? "VaultForbidden" : "VaultUnavailable")
+            // Another tool's certificate is not un-deleted on a guess.
+            assert.isTrue(vault.isSoftDeleted(NAME))
+            assert.strictEqual(o.recovered, undefined)
+            assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 1, importVersion: 1, getDeleted: 1 })
+            assert.include(o.reason, "whether kvdeploy wrote it is unknown")
+            assert.include(o.reason, "it was left deleted and nothing was written")
+            assert.include(
+              o.reason,
+              refused === "Forbidden"
+                ? "grant the identity the read of deleted certificates"
+                : "deploy again once the vault answers",
+            )
+            assert.include(o.reason, "or deploy with adopt to recover it whoever wrote it")
+            // With adopt, whose it is does not matter: recovered, judged after the recovery, taken over.
+            vault.script("getDeleted", Fault.fail(refused))
+            const adopted = expectTag(
+              yield* runDeploy(request(newCert.material, { adopt: true }, recover)),
+              "Succeeded",
+            )
+            assert.strictEqual(adopted.recovered, "recovered")
+            assert.isTrue(adopted.adopted)
+          }),
+        ),
+    )
 
   it.effect("a soft-deleted certificate kvdeploy did not write is left deleted: Rejected, no recovery", () =>
     fresh(
@@ -697,17 +753,21 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
       ),
   )
 
-  // When the vault does not say what a recovery brings back, or says it without the certificate, the
-  // caller's previous key is judged after the recovery (as ownership is), on the version recovered.
+  // When the vault does not say what a recovery brings back (then only with adopt is it recovered),
+  // or says it without the certificate, the caller's previous key is judged after the recovery (as
+  // ownership is), on the version recovered.
   const unjudgedBefore: ReadonlyArray<{
     readonly name: string
+    readonly adopt?: boolean
     readonly arrange: (
       vault: (typeof InMemoryVaultHandle)["Service"],
       port: (typeof Vault)["Service"],
     ) => (typeof Vault)["Service"]
   }> = [
     {
-      name: "a vault that does not say what a recovery brings back",
+      // Without adopt it is not recovered at all (whose it is is unknown: tested above).
+      name: "with adopt, a vault that does not say what a recovery brings back",
+      adopt: true,
       arrange: (vault, port) => {
         vault.script("getDeleted", Fault.fail("Unavailable"))
         return port
@@ -736,7 +796,11 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
           const port = c.arrange(vault, yield* Vault)
           const o = expectTag(
             yield* runDeploy(
-              request(newCert.material, { previousKey: Redacted.make(makeKey("unrelated").bytes) }, recover),
+              request(
+                newCert.material,
+                { previousKey: Redacted.make(makeKey("unrelated").bytes), ...(c.adopt ? { adopt: true } : {}) },
+                recover,
+              ),
             ).pipe(Effect.provideService(Vault, port)),
             "Rejected",
           )
