@@ -77,7 +77,7 @@ import {
   ROLLBACK_OF_TAG,
 } from "./tags.js"
 import { DeployTrail, retryAfter } from "./trail.js"
-import { type Expected, judgeLatest, type Verdict, verifyAfterFirst } from "./verify.js"
+import { confirmSuperseded, type Expected, judgeLatest, type Verdict, verifyAfterFirst } from "./verify.js"
 import { byCreationLatestFirst, createdSince } from "./versions.js"
 
 /** An outcome before the common fields are filled in. */
@@ -1081,42 +1081,6 @@ function* run(
   return yield* notVerified(request, trail, state, verdict, imported, alsoOurs, reconciledUncertain)
 }
 
-/**
- * Another writer's version from our own second is latest. Key Vault's whole seconds do not order
- * the two, and a lagging read can show either without the other: read again until two reads in a
- * row answer the same version (at most three more), and judge that one. Reads that keep disagreeing
- * establish nothing (Unverified); a read that fails leaves the first verdict.
- */
-function* confirmSuperseded(
-  trail: DeployTrail,
-  name: string,
-  expected: Expected,
-  first: Extract<Verdict, { readonly _tag: "Superseded" }>,
-): Effect.fn.Return<Verdict, never, Vault> {
-  const vault = yield* Vault
-  let last = first.latest
-  for (let i = 0; i < 3; i++) {
-    trail.vaultCalls++
-    const again = yield* Effect.result(vault.getLatest(name))
-    if (again._tag === "Failure") {
-      trail.unsent(again.failure)
-      return first
-    }
-    if (again.success.versionId === last.versionId) {
-      const judged = judgeLatest(again.success, expected)
-      if (judged._tag === "StaleAnswer") return first
-      if (judged._tag !== "Superseded")
-        trail.note("verify: two more reads serve ours, not the other writer's")
-      return judged
-    }
-    last = again.success
-  }
-  return {
-    _tag: "Unreadable",
-    detail: `reads of the latest version keep disagreeing (another writer's ${first.latest.versionId} from our second, then ${last.versionId})`,
-  }
-}
-
 /** Step 6 when the verdict is not Verified, and step 7: what a deploy reports then (rare paths). */
 function* notVerified(
   request: DeployRequest,
@@ -1187,7 +1151,8 @@ function* notVerified(
   // The content type of the secret the rollback wrote, when it wrote one (what it restored; another
   // writer's version may be served after it, as in Superseded).
   const rollbackWritten =
-    restored._tag === "Restored" || restored._tag === "Superseded" || restored.rollbackVersionId !== undefined
+    restored._tag === "Restored" ||
+    (restored._tag === "Superseded" ? restored.version !== undefined : restored.rollbackVersionId !== undefined)
   if (rollbackWritten && previous !== undefined && state.contentType !== undefined)
     state.contentType = { ...state.contentType, restored: rollbackContentTypeOf(previous) }
   const wrong = `${imported.versionId} was wrong (${verdict.differences.join("; ")})`
@@ -1204,9 +1169,19 @@ function* notVerified(
       }
     case "Superseded":
       state.servedNotAfter = restored.latest.expiresAt
-      // The rollback was written, then overtaken by another writer before it could be verified:
-      // neither restored nor failed, so no rollback outcome is counted (the forward version's
+      // Another writer's version was latest just before the rollback's import: nothing was written
+      // over it (Key Vault has no conditional import; that last read narrows the window only).
+      // Neither restored nor failed, so no rollback outcome is counted (the forward version's
       // mismatch is, above).
+      if (restored.version === undefined)
+        return {
+          _tag: "Superseded",
+          versionId: imported.versionId,
+          supersededBy: refOf(restored.latest),
+          reason: `${wrong}; another writer's ${restored.latest.versionId} became latest before the rollback was written, so the previous certificate was not restored over it`,
+        }
+      // The rollback was written, then overtaken by another writer before it could be verified:
+      // counted as above.
       return {
         _tag: "Superseded",
         versionId: imported.versionId,

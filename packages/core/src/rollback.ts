@@ -21,7 +21,7 @@ import {
   withoutReserved,
 } from "./tags.js"
 import type { DeployTrail } from "./trail.js"
-import { verifyLatest } from "./verify.js"
+import { confirmSuperseded, type Expected, judgeLatest, verifyLatest } from "./verify.js"
 import { byCreationLatestFirst, createdSince } from "./versions.js"
 
 /**
@@ -40,7 +40,15 @@ export type RollbackResult =
       readonly previousNotAfter: Date
     }
   | { readonly _tag: "AlsoFailed"; readonly reason: string; readonly rollbackVersionId: string | undefined }
-  | { readonly _tag: "Superseded"; readonly version: VaultVersion; readonly latest: VaultVersion }
+  /**
+   * Another writer's version is latest: found just before the rollback's import (`version`
+   * undefined: nothing was written, so as not to clobber it), or after it (`version`: the rollback).
+   */
+  | {
+      readonly _tag: "Superseded"
+      readonly version: VaultVersion | undefined
+      readonly latest: VaultVersion
+    }
 
 interface PreviousMaterial {
   readonly material: CertificateMaterial
@@ -275,6 +283,60 @@ const findPreviousMaterial = (
     return { why, secret: shortfall } satisfies NoPreviousMaterial
   })
 
+/**
+ * The latest read again just before the rollback's import. Key Vault has no conditional import (no
+ * If-Match on a certificate's import), so the import would put the previous certificate over any
+ * version another writer imported since the verify read: that read is the last the rollback can
+ * make, and it narrows the window (to its own round trip and the material's build) without closing
+ * it. Latest is our failed version, or a version older than it (a lagging read: the verify saw ours
+ * latest): go on (undefined). Another writer's version from the failed version's second is
+ * confirmed as the verify confirms one (a lagging read can show it without ours); one that stands,
+ * or one from a later second, is `Superseded` with nothing written. A read that fails, or reads
+ * that keep disagreeing, write nothing either: the rollback cannot tell it would clobber nothing.
+ */
+function* latestBeforeImport(
+  trail: DeployTrail,
+  name: string,
+  previous: VaultVersion,
+  failed: VaultVersion,
+): Effect.fn.Return<RollbackResult | undefined, never, Vault> {
+  const vault = yield* Vault
+  const read = yield* trail.read("getLatest", vault.getLatest(name)).pipe(Effect.result)
+  if (read._tag === "Failure") {
+    trail.note(`rollback: the latest could not be read again before the import (${read.failure._tag}); not written`)
+    return {
+      _tag: "AlsoFailed",
+      reason: `the latest version could not be read again just before the rollback's import, so no rollback was written (it could have put the previous certificate over another writer's newer version): ${read.failure.message}`,
+      rollbackVersionId: undefined,
+    }
+  }
+  // Judged as the failed version's verify judged it: only whether it is ours, older, or newer matters.
+  const expected: Expected = {
+    version: failed,
+    x5t: failed.x5t,
+    serialHex: failed.serialHex,
+    tags: {},
+    olderVersionIds: [previous.versionId],
+  }
+  let verdict = judgeLatest(read.success, expected)
+  if (verdict._tag === "Superseded" && verdict.latest.createdAt.getTime() === failed.createdAt.getTime())
+    verdict = yield* confirmSuperseded(trail, name, expected, verdict, "rollback")
+  switch (verdict._tag) {
+    case "Superseded":
+      trail.note(`rollback: another writer's ${verdict.latest.versionId} is latest; not written`)
+      return { _tag: "Superseded", version: undefined, latest: verdict.latest }
+    case "Unreadable":
+      trail.note("rollback: the latest could not be established before the import; not written")
+      return {
+        _tag: "AlsoFailed",
+        reason: `the latest version could not be established just before the rollback's import, so no rollback was written (it could have put the previous certificate over another writer's newer version): ${verdict.detail}`,
+        rollbackVersionId: undefined,
+      }
+    default:
+      return undefined
+  }
+}
+
 export const rollback = Effect.fnUntraced(function* (
   trail: DeployTrail,
   request: DeployRequest,
@@ -338,6 +400,9 @@ export const rollback = Effect.fnUntraced(function* (
     contentType === PEM_CONTENT_TYPE
       ? { ...common, pem: content.success }
       : { ...common, pfx: content.success, password: pfxPassword }
+  // The last read before the import: another writer's newer version is not written over.
+  const overtaken = yield* latestBeforeImport(trail, name, previous, failed)
+  if (overtaken !== undefined) return overtaken
   const imported = yield* trail.call("importVersion", vault.importVersion(importRequest)).pipe(Effect.result)
   let version: VaultVersion
   let alsoOurs: ReadonlyArray<VaultVersion> = []
@@ -381,14 +446,18 @@ export const rollback = Effect.fnUntraced(function* (
     } satisfies RollbackResult
   }
   trail.note(`rollback: imported ${version.versionId}`)
-  const verdict = yield* verifyLatest(trail, name, {
+  const expected: Expected = {
     version,
     alsoOurs,
     x5t: previous.x5t,
     serialHex: previous.serialHex,
     tags,
     olderVersionIds: [previous.versionId, failed.versionId],
-  })
+  }
+  let verdict = yield* verifyLatest(trail, name, expected)
+  // Another writer's version from the rollback's own second: confirmed as the forward verify does.
+  if (verdict._tag === "Superseded" && verdict.latest.createdAt.getTime() === version.createdAt.getTime())
+    verdict = yield* confirmSuperseded(trail, name, expected, verdict, "rollback")
   if (verdict._tag === "Verified" || verdict._tag === "Mismatch") version = verdict.latest
   switch (verdict._tag) {
     case "Verified":

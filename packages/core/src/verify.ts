@@ -162,3 +162,47 @@ export const verifyAfterFirst = (
       ),
     ).pipe(Effect.catch(toVerdict))
   })
+
+/**
+ * Another writer's version from our own second is latest (after the forward import, or the
+ * rollback's). Key Vault's whole seconds do not order the two, and a lagging read can show either
+ * without the other: read again until two reads in a row answer the same version (at most three
+ * more), and judge that one. Reads that keep disagreeing, or that settle on a version older than
+ * ours after showing the other writer's, establish nothing (Unreadable); a read that fails leaves
+ * the first verdict. `step` names the trail's notes ("verify", "rollback").
+ */
+export function* confirmSuperseded(
+  trail: DeployTrail,
+  name: string,
+  expected: Expected,
+  first: Extract<Verdict, { readonly _tag: "Superseded" }>,
+  step = "verify",
+): Effect.fn.Return<Verdict, never, Vault> {
+  const vault = yield* Vault
+  let last = first.latest
+  for (let i = 0; i < 3; i++) {
+    trail.vaultCalls++
+    const again = yield* Effect.result(vault.getLatest(name))
+    if (again._tag === "Failure") {
+      trail.unsent(again.failure)
+      return first
+    }
+    if (again.success.versionId === last.versionId) {
+      const judged = judgeLatest(again.success, expected)
+      // Two reads agree on a version older than ours, after one showed the other writer's: a
+      // lagging pair, which confirms neither that writer's version nor ours.
+      if (judged._tag === "StaleAnswer")
+        return {
+          _tag: "Unreadable",
+          detail: `reads of the latest version disagree (another writer's ${first.latest.versionId} from our second, then the older ${last.versionId} twice)`,
+        }
+      if (judged._tag !== "Superseded") trail.note(`${step}: two more reads serve ours, not the other writer's`)
+      return judged
+    }
+    last = again.success
+  }
+  return {
+    _tag: "Unreadable",
+    detail: `reads of the latest version keep disagreeing (another writer's ${first.latest.versionId} from our second, then ${last.versionId})`,
+  }
+}

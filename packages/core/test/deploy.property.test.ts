@@ -692,7 +692,8 @@ describe("deploy invariants (property)", () => {
       ["Succeeded", 3],
       ["Succeeded", 3],
       ["Skipped", 1],
-      ["RolledBack", 6], // 3 + getVersionSecret + rollback import + rollback verify
+      // 3 + getVersionSecret + the latest read again before the rollback import + rollback import + rollback verify
+      ["RolledBack", 7],
     ])
   })
 })

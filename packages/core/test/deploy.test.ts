@@ -1487,9 +1487,47 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
   )
 })
 
+describe("Superseded only when confirmed: reads that settle on an older version", () => {
+  it.effect(
+    "a read shows another writer's version of our second, then two agree on the snapshot: Unverified, not Superseded",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          const snapshot = yield* seedManaged(oldCert.material)
+          const foreign = issue({ seed: "foreign", issuer: ca })
+          vault.script("importVersion", Fault.foreignImport(foreign.material, { owner: "x" }))
+          let reads = 0
+          // The verify's first read shows the other writer's version; the next two come from a replica
+          // that has neither it nor ours.
+          const lagging: (typeof Vault)["Service"] = {
+            ...port,
+            getLatest: (name) => {
+              const n = ++reads
+              const other = vault.versions(NAME).find((v) => v.writer === "foreign")
+              return n === 2 && other !== undefined
+                ? Effect.succeed({ ...other, tags: { ...other.tags } })
+                : n === 3 || n === 4
+                  ? Effect.succeed({ ...snapshot, tags: { ...snapshot.tags } })
+                  : port.getLatest(name)
+            },
+          }
+          const o = yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, lagging))
+          // The vault serves ours: "another writer's version is newer than ours" would be false.
+          assert.strictEqual(vault.latest(NAME)?.writer, "deploy")
+          assert.strictEqual(o._tag, "Unverified", o.reason)
+          assert.include(o.reason, "twice")
+          assert.strictEqual(reads, 4)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+        }),
+      ),
+  )
+})
+
 describe("RolledBack (ours but wrong: previous material restored)", () => {
   it.effect(
-    "from the previous version's backing secret; tagged certctl-rollback-of; +2 calls and a verify",
+    "from the previous version's backing secret; tagged certctl-rollback-of; +3 calls (the latest read again, the secret, the import) and a verify",
     () =>
       fresh(
         Effect.gen(function* () {
@@ -1505,8 +1543,9 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
           assert.strictEqual(latest?.tags[ROLLBACK_OF_TAG], o.failedVersionId)
           // The restored version keeps the chain.
           assert.strictEqual(latest?.material.chain.length, 1)
+          // The snapshot, the verify, the read just before the rollback's import, the rollback's verify.
           assert.deepStrictEqual(vault.calls().byOperation, {
-            getLatest: 3,
+            getLatest: 4,
             importVersion: 2,
             getVersionSecret: 1,
           })
@@ -1689,7 +1728,8 @@ describe("Superseded during the rollback", () => {
         yield* seedManaged(oldCert.material)
         const foreign = issue({ seed: "foreign-rb", issuer: ca })
         vault.script("importVersion", Fault.alter("drop-tags"))
-        vault.script("getLatest", Fault.pass, Fault.pass, Fault.foreignImport(foreign.material))
+        // Snapshot, verify, the read just before the rollback's import, then the rollback's verify.
+        vault.script("getLatest", Fault.pass, Fault.pass, Fault.pass, Fault.foreignImport(foreign.material))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Superseded")
         assert.strictEqual(vault.latest(NAME)?.x5t, foreign.x5t)
         // versionId is the forward import (the new certificate's x5t); the rollback is named apart.
@@ -1708,6 +1748,93 @@ describe("Superseded during the rollback", () => {
         assert.strictEqual(record?.rollbackVersionId, o.rollbackVersionId)
       }),
     ),
+  )
+
+  it.effect(
+    "another writer imports after the verify read, before the rollback's import: Superseded, nothing written over it",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const metrics = yield* MetricsRecorder
+          yield* seedManaged(oldCert.material)
+          const foreign = issue({ seed: "foreign", issuer: ca })
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          // The other writer lands while the rollback reads the previous version's backing secret.
+          vault.script("getVersionSecret", Fault.foreignImport(foreign.material))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Superseded")
+          // Not clobbered: the other writer's version is still latest, and no rollback was imported.
+          assert.strictEqual(vault.latest(NAME)?.writer, "foreign")
+          assert.strictEqual(o.supersededBy.versionId, vault.latest(NAME)?.versionId)
+          assert.isUndefined(o.rollbackVersionId)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+          assert.isUndefined(vault.versions(NAME).find((v) => v.tags[ROLLBACK_OF_TAG] !== undefined))
+          assert.match(o.reason, /became latest before the rollback was written/)
+          // From the failed version's own second: confirmed by a second read that agrees (snapshot,
+          // verify, the read before the import, one more).
+          assert.strictEqual(vault.calls().byOperation.getLatest, 4)
+          assert.strictEqual(metrics.count("rollback", "also_failed"), 0)
+          assert.strictEqual(metrics.count("rollback", "restored"), 0)
+          // Nothing of the rollback's content type was written.
+          assert.isUndefined(o.contentType?.restored)
+          const record = (yield* AuditRecords).all().at(-1)
+          assert.isUndefined(record?.rollbackVersionId)
+        }),
+      ),
+  )
+
+  it.effect(
+    "the latest cannot be read just before the rollback's import: RollbackFailed, nothing written",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          vault.script("getLatest", Fault.pass, Fault.pass, Fault.fail("Forbidden"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+          assert.match(o.reason, /could not be read again just before the rollback's import/)
+          assert.isUndefined(o.rollbackVersionId)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+        }),
+      ),
+  )
+
+  it.effect(
+    "the rollback's verify: a lagging read shows another writer's version of its second without it: read again, RolledBack",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          yield* seedManaged(oldCert.material)
+          const foreign = issue({ seed: "foreign", issuer: ca })
+          // The other writer imports just before our rollback's import, in the same second (ours is latest).
+          vault.script("importVersion", Fault.alter("drop-tags"), Fault.foreignImport(foreign.material))
+          let lagged = false
+          // Once, a replica that has the other writer's version and not our rollback answers.
+          const lagging: (typeof Vault)["Service"] = {
+            ...port,
+            getLatest: (name) =>
+              Effect.suspend(() => {
+                const versions = vault.versions(NAME)
+                const other = versions.find((v) => v.writer === "foreign")
+                const rollbackWritten = versions.some((v) => v.tags[ROLLBACK_OF_TAG] !== undefined)
+                if (lagged || other === undefined || !rollbackWritten) return port.getLatest(name)
+                lagged = true
+                return Effect.succeed({ ...other, tags: { ...other.tags } })
+              }),
+          }
+          const o = yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, lagging))
+          assert.isTrue(lagged)
+          const served = vault.latest(NAME)
+          assert.strictEqual(served?.writer, "deploy")
+          assert.strictEqual(served?.x5t, oldCert.x5t)
+          assert.strictEqual(o._tag, "RolledBack", o.reason)
+          assert.strictEqual(expectTag(o, "RolledBack").rollbackVersionId, served?.versionId)
+          assert.include(o.decisions, "rollback: two more reads serve ours, not the other writer's")
+        }),
+      ),
   )
 })
 
@@ -1875,7 +2002,14 @@ describe("RollbackFailed (needs a person)", () => {
         const vault = yield* InMemoryVaultHandle
         yield* seedManaged(oldCert.material)
         vault.script("importVersion", Fault.alter("drop-tags"))
-        vault.script("getLatest", Fault.pass, Fault.pass, ...Fault.repeat(5, Fault.fail("Unavailable")))
+        // Snapshot, verify and the read before the rollback's import answer; the rollback's verify does not.
+        vault.script(
+          "getLatest",
+          Fault.pass,
+          Fault.pass,
+          Fault.pass,
+          ...Fault.repeat(5, Fault.fail("Unavailable")),
+        )
         const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
         assert.match(o.reason, /rollback could not be verified/)
         assert.strictEqual(o.rollbackVersionId, vault.latest(NAME)?.versionId)
