@@ -543,7 +543,8 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     const fix =
       unread === undefined || unread._tag === "VaultNotFound"
         ? "deploy again"
-        : unread._tag === "VaultForbidden" && (unread.refusal === undefined || unread.refusal === "permission")
+        : unread._tag === "VaultForbidden" &&
+            (unread.refusal === undefined || unread.refusal === "permission")
           ? "grant the identity the read of deleted certificates (certificates/get granted on the vault: a role scoped to the certificate does not cover its deleted certificate), then deploy again"
           : unread._tag === "VaultForbidden"
             ? "fix the vault access the read was refused for (`kvdeploy doctor` shows which), then deploy again"
@@ -1152,7 +1153,9 @@ function* notVerified(
   // writer's version may be served after it, as in Superseded).
   const rollbackWritten =
     restored._tag === "Restored" ||
-    (restored._tag === "Superseded" ? restored.version !== undefined : restored.rollbackVersionId !== undefined)
+    (restored._tag === "Superseded"
+      ? restored.version !== undefined
+      : restored.rollbackVersionId !== undefined)
   if (rollbackWritten && previous !== undefined && state.contentType !== undefined)
     state.contentType = { ...state.contentType, restored: rollbackContentTypeOf(previous) }
   const wrong = `${imported.versionId} was wrong (${verdict.differences.join("; ")})`

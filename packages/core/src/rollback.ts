@@ -303,7 +303,9 @@ function* latestBeforeImport(
   const vault = yield* Vault
   const read = yield* trail.read("getLatest", vault.getLatest(name)).pipe(Effect.result)
   if (read._tag === "Failure") {
-    trail.note(`rollback: the latest could not be read again before the import (${read.failure._tag}); not written`)
+    trail.note(
+      `rollback: the latest could not be read again before the import (${read.failure._tag}); not written`,
+    )
     return {
       _tag: "AlsoFailed",
       reason: `the latest version could not be read again just before the rollback's import, so no rollback was written (it could have put the previous certificate over another writer's newer version): ${read.failure.message}`,

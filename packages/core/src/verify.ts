@@ -196,7 +196,8 @@ export function* confirmSuperseded(
           _tag: "Unreadable",
           detail: `reads of the latest version disagree (another writer's ${first.latest.versionId} from our second, then the older ${last.versionId} twice)`,
         }
-      if (judged._tag !== "Superseded") trail.note(`${step}: two more reads serve ours, not the other writer's`)
+      if (judged._tag !== "Superseded")
+        trail.note(`${step}: two more reads serve ours, not the other writer's`)
       return judged
     }
     last = again.success

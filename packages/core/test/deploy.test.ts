@@ -526,22 +526,24 @@ describe("Failed (the vault is unchanged)", () => {
     ),
   )
 
-  it.effect("import with adopt: ambiguous, and the version list shows it did not take effect: nothing adopted", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
-        vault.script("importVersion", Fault.fail("Ambiguous"))
-        const o = expectTag(yield* runDeploy(request(newCert.material, { adopt: true })), "Failed")
-        assert.strictEqual(o.step, "reconcile")
-        // The certificate is still the other tool's, untouched: the outcome and its audit record say
-        // nothing was taken over.
-        assert.strictEqual(vault.latest(NAME)?.tags[MANAGED_BY_TAG], undefined)
-        assert.strictEqual(vault.versions(NAME).length, 1)
-        assert.isFalse(o.adopted, o.reason)
-        assert.isFalse((yield* AuditRecords).all().at(-1)?.adopted)
-      }),
-    ),
+  it.effect(
+    "import with adopt: ambiguous, and the version list shows it did not take effect: nothing adopted",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          const o = expectTag(yield* runDeploy(request(newCert.material, { adopt: true })), "Failed")
+          assert.strictEqual(o.step, "reconcile")
+          // The certificate is still the other tool's, untouched: the outcome and its audit record say
+          // nothing was taken over.
+          assert.strictEqual(vault.latest(NAME)?.tags[MANAGED_BY_TAG], undefined)
+          assert.strictEqual(vault.versions(NAME).length, 1)
+          assert.isFalse(o.adopted, o.reason)
+          assert.isFalse((yield* AuditRecords).all().at(-1)?.adopted)
+        }),
+      ),
   )
 
   it.effect("soft-deleted name with on_soft_deleted=fail: says how to fix it", () =>
@@ -579,7 +581,11 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
             // Another tool's certificate is not un-deleted on a guess.
             assert.isTrue(vault.isSoftDeleted(NAME))
             assert.strictEqual(o.recovered, undefined)
-            assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 1, importVersion: 1, getDeleted: 1 })
+            assert.deepStrictEqual(vault.calls().byOperation, {
+              getLatest: 1,
+              importVersion: 1,
+              getDeleted: 1,
+            })
             assert.include(o.reason, "whether kvdeploy wrote it is unknown")
             assert.include(o.reason, "it was left deleted and nothing was written")
             assert.include(
@@ -798,7 +804,10 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
             yield* runDeploy(
               request(
                 newCert.material,
-                { previousKey: Redacted.make(makeKey("unrelated").bytes), ...(c.adopt ? { adopt: true } : {}) },
+                {
+                  previousKey: Redacted.make(makeKey("unrelated").bytes),
+                  ...(c.adopt ? { adopt: true } : {}),
+                },
                 recover,
               ),
             ).pipe(Effect.provideService(Vault, port)),
