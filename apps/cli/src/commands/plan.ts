@@ -259,7 +259,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           if (softDeletedUnknown !== undefined)
             decision = {
               ...decision,
-              reason: `${decision.reason}; whether a soft-deleted certificate holds the name could not be read (${softDeletedUnknown}): if one does, deploy would ${config.onSoftDeleted === "recover" ? "recover it first" : "fail without writing"}`,
+              reason: `${decision.reason}; whether a soft-deleted certificate holds the name could not be read (${softDeletedUnknown}): if one does, deploy would ${config.onSoftDeleted !== "recover" ? "fail without writing" : input.adopt ? "recover it first" : "read it again, and leave it deleted and fail without writing if it still cannot tell whose it is"}`,
             }
           if (deleted !== undefined) {
             softDeleted = {
