@@ -311,6 +311,9 @@ describe("deploy contract against the emulator", () => {
         "import 200",
         "getLatest 200",
         "getSecret 200",
+        // The latest read again just before the rollback's import: another writer's newer version
+        // would not be written over.
+        "getLatest 200",
         "import 200",
         "getLatest 200",
       ])
