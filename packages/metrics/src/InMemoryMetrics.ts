@@ -57,6 +57,7 @@ const make = Effect.sync(() => {
       }),
     vaultRequest: (operation, status) => add(C.vaultRequests.name, { operation, status }),
     vaultThrottled: () => add(C.vaultThrottled.name, {}),
+    vaultHttpRequest: (operation, status) => add(C.vaultHttpRequests.name, { operation, status }),
     certificateExpiry: (certificate, notAfter) =>
       Effect.sync(() => {
         values.set(

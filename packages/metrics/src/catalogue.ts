@@ -60,7 +60,20 @@ export const deployDurationBuckets: ReadonlyArray<number> = [0.05, 0.1, 0.25, 0.
 export const vaultRequests = {
   name: "kvdeploy_vault_requests_total",
   type: "counter",
-  help: "Key Vault requests made by deploys, by port operation and status (ok or the error kind).",
+  help: "Key Vault port calls, one per call whatever the SDK retried, by port operation and status (ok or the error kind).",
+  labels: ["operation", "status"],
+} as const satisfies SeriesSpec
+
+/**
+ * Every HTTP request the Vault adapter's SDK clients send to Key Vault, one per attempt: what the
+ * vault counts against its per-vault limits (10 s windows). `kvdeploy_vault_requests_total` keeps
+ * counting port calls, one per call whatever the SDK retried, so dashboards built on it are
+ * unchanged.
+ */
+export const vaultHttpRequests = {
+  name: "kvdeploy_vault_http_requests_total",
+  type: "counter",
+  help: "HTTP requests sent to Key Vault, one per attempt (SDK retries, the challenge's first 401, later list pages, poller reads), by operation (read from method and path) and status (HTTP code, its class, or no_response).",
   labels: ["operation", "status"],
 } as const satisfies SeriesSpec
 
@@ -86,6 +99,7 @@ export const catalogue: ReadonlyArray<SeriesSpec> = [
   idempotentSkips,
   deployDuration,
   vaultRequests,
+  vaultHttpRequests,
   vaultThrottled,
   certificateExpiry,
 ]

@@ -84,6 +84,7 @@ const make = (options: PrometheusOptions = {}) =>
     const skips = deferredCounter(registry, C.idempotentSkips)
     const requests = deferredCounter(registry, C.vaultRequests)
     const throttled = deferredCounter(registry, C.vaultThrottled)
+    const httpRequests = deferredCounter(registry, C.vaultHttpRequests)
     const duration = new Histogram({
       name: C.deployDuration.name,
       help: C.deployDuration.help,
@@ -131,6 +132,8 @@ const make = (options: PrometheusOptions = {}) =>
       vaultRequest: (operation, status) =>
         Effect.sync(() => requests(`${operation} ${status}`, () => ({ operation, status }))),
       vaultThrottled: () => Effect.sync(() => throttled("", noLabels)),
+      vaultHttpRequest: (operation, status) =>
+        Effect.sync(() => httpRequests(`${operation} ${status}`, () => ({ operation, status }))),
       certificateExpiry: (certificate, notAfter) =>
         Effect.sync(() => {
           const seconds = Math.floor(notAfter.getTime() / 1000)

@@ -13,6 +13,7 @@ describe("catalogue", () => {
         ["certctl_deploy_idempotent_skip_total", "counter", ["target_type"]],
         ["kvdeploy_deploy_duration_seconds", "histogram", []],
         ["kvdeploy_vault_requests_total", "counter", ["operation", "status"]],
+        ["kvdeploy_vault_http_requests_total", "counter", ["operation", "status"]],
         ["kvdeploy_vault_throttled_total", "counter", []],
         ["kvdeploy_certificate_expiry_timestamp_seconds", "gauge", ["vault_url", "certificate_name"]],
       ],

@@ -104,6 +104,50 @@ describe("Prometheus adapter", () => {
     }),
   )
 
+  it.effect(
+    "kvdeploy_vault_http_requests_total counts each HTTP attempt by operation and status, next to the per-call series, and promtool accepts it",
+    () =>
+      Effect.gen(function* () {
+        const metrics = yield* Metrics
+        // One port call (an import throttled twice, after the challenge): four HTTP requests.
+        yield* metrics.vaultHttpRequest("importVersion", "401")
+        yield* metrics.vaultHttpRequest("importVersion", "429")
+        yield* metrics.vaultHttpRequest("importVersion", "429")
+        yield* metrics.vaultHttpRequest("importVersion", "200")
+        yield* metrics.vaultHttpRequest("getLatest", "no_response")
+        yield* metrics.vaultRequest("importVersion", "ok")
+        const text = yield* Effect.flatMap(Effect.service(PrometheusExposition), (p) => p.text)
+        const v = samples(text)
+        assert.strictEqual(
+          v.get('kvdeploy_vault_http_requests_total{operation="importVersion",status="401"}'),
+          1,
+        )
+        assert.strictEqual(
+          v.get('kvdeploy_vault_http_requests_total{operation="importVersion",status="429"}'),
+          2,
+        )
+        assert.strictEqual(
+          v.get('kvdeploy_vault_http_requests_total{operation="importVersion",status="200"}'),
+          1,
+        )
+        assert.strictEqual(
+          v.get('kvdeploy_vault_http_requests_total{operation="getLatest",status="no_response"}'),
+          1,
+        )
+        assert.strictEqual(v.get('kvdeploy_vault_requests_total{operation="importVersion",status="ok"}'), 1)
+        if (!promtool) {
+          if (inCi) assert.fail("promtool is required in CI")
+          return
+        }
+        const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" })
+        assert.strictEqual(
+          r.status,
+          0,
+          `promtool check metrics failed:\n${r.stdout}\n${r.stderr}\n---\n${text}`,
+        )
+      }).pipe(Effect.provide(prometheusLayer)),
+  )
+
   it.effect("counts every increment between scrapes, and shows a series only once it was incremented", () =>
     Effect.gen(function* () {
       const metrics = yield* Metrics

@@ -2,7 +2,7 @@
  * The Metrics port: one method per series of the catalogue (see
  * `@kvdeploy/metrics` for names, help texts and labels). The deploy program
  * records the deploy series at every outcome; Vault adapters record the
- * request and throttle series. Metrics adapters decide how to keep the numbers.
+ * request, HTTP request and throttle series. Metrics adapters decide how to keep the numbers.
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -56,6 +56,61 @@ export type VaultRequestStatus =
   | "no_private_key"
   | "malformed"
 
+/**
+ * `operation` label of `kvdeploy_vault_http_requests_total`: what an HTTP request to Key Vault is,
+ * read from its method and path (`GET /certificates/{n}/` is `getLatest`, `GET
+ * /certificates/{n}/pending` is `getOperation`, a version list's later page is `listVersions`),
+ * named as the port operation that sends it; `other` for any request that is none of them. Never a
+ * certificate name or a URL.
+ */
+export type VaultHttpOperation = VaultOperation | "other"
+
+/**
+ * `status` label of `kvdeploy_vault_http_requests_total`: the HTTP status code for the codes Key
+ * Vault answers (`VAULT_HTTP_STATUS_CODES`), the class (`2xx` ... `5xx`) of any other code,
+ * `no_response` when no answer came (a refused or reset connection, a timeout, an abort), and
+ * `other` for a status outside 100-599.
+ */
+export type VaultHttpStatus =
+  | "200"
+  | "201"
+  | "202"
+  | "204"
+  | "400"
+  | "401"
+  | "403"
+  | "404"
+  | "408"
+  | "409"
+  | "429"
+  | "500"
+  | "502"
+  | "503"
+  | "504"
+  | "1xx"
+  | "2xx"
+  | "3xx"
+  | "4xx"
+  | "5xx"
+  | "no_response"
+  | "other"
+
+/** The status codes `kvdeploy_vault_http_requests_total` names one by one (any other is counted by its class). */
+export const VAULT_HTTP_STATUS_CODES: ReadonlyArray<number> = [
+  200, 201, 202, 204, 400, 401, 403, 404, 408, 409, 429, 500, 502, 503, 504,
+]
+
+const namedStatusCodes: ReadonlySet<number> = new Set(VAULT_HTTP_STATUS_CODES)
+
+/** The `status` label of one HTTP attempt: its status code (`undefined`: no answer came). */
+export const vaultHttpStatusOf = (status: number | undefined): VaultHttpStatus => {
+  if (status === undefined) return "no_response"
+  if (namedStatusCodes.has(status)) return String(status) as VaultHttpStatus
+  if (Number.isInteger(status) && status >= 100 && status <= 599)
+    return `${Math.floor(status / 100)}xx` as VaultHttpStatus
+  return "other"
+}
+
 export interface CertificateRef {
   readonly vaultUrl: string
   readonly certificateName: string
@@ -74,6 +129,12 @@ export class Metrics extends Context.Service<
     readonly vaultRequest: (operation: VaultOperation, status: VaultRequestStatus) => Effect.Effect<void>
     /** Recorded by Vault adapters for every 429. */
     readonly vaultThrottled: () => Effect.Effect<void>
+    /**
+     * Recorded by Vault adapters for every HTTP request they send to the vault: each of the SDK's
+     * retries, the challenge's first (401) request, a list's later pages and a poller's reads, so
+     * the count is what the vault counts against its limits.
+     */
+    readonly vaultHttpRequest: (operation: VaultHttpOperation, status: VaultHttpStatus) => Effect.Effect<void>
     /** The notAfter of the certificate the vault serves for this target. */
     readonly certificateExpiry: (certificate: CertificateRef, notAfter: Date) => Effect.Effect<void>
     /**
@@ -93,6 +154,7 @@ export class Metrics extends Context.Service<
     deployDuration: () => Effect.void,
     vaultRequest: () => Effect.void,
     vaultThrottled: () => Effect.void,
+    vaultHttpRequest: () => Effect.void,
     certificateExpiry: () => Effect.void,
     certificateNotServed: () => Effect.void,
   })

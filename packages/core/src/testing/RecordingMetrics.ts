@@ -16,6 +16,7 @@ export type MetricEvent =
   | { readonly series: "deployDuration"; readonly label: ""; readonly value: number }
   | { readonly series: "vaultRequest"; readonly label: string }
   | { readonly series: "vaultThrottled"; readonly label: "" }
+  | { readonly series: "vaultHttpRequest"; readonly label: string }
   | { readonly series: "certificateExpiry"; readonly label: string; readonly value: number }
   | { readonly series: "certificateNotServed"; readonly label: string }
 
@@ -41,6 +42,8 @@ const make = Effect.sync(() => {
     deployDuration: (seconds) => push({ series: "deployDuration", label: "", value: seconds }),
     vaultRequest: (operation, status) => push({ series: "vaultRequest", label: `${operation}:${status}` }),
     vaultThrottled: () => push({ series: "vaultThrottled", label: "" }),
+    vaultHttpRequest: (operation, status) =>
+      push({ series: "vaultHttpRequest", label: `${operation}:${status}` }),
     certificateExpiry: (c, notAfter) =>
       push({
         series: "certificateExpiry",
