@@ -4,10 +4,12 @@
  *
  * One Key Vault request per port call (the recover poller aside), so a deploy
  * costs three round trips and an unchanged certificate one. Every call is
- * counted in `kvdeploy_vault_requests_total{operation,status}` and every 429
- * the vault sends (including those the SDK retries) in
+ * counted in `kvdeploy_vault_requests_total{operation,status}`, every HTTP
+ * request the SDKs send (each retry, the challenge's 401, later pages, poller
+ * reads) in `kvdeploy_vault_http_requests_total{operation,status}`, and every
+ * 429 the vault sends (including those the SDK retries) in
  * `kvdeploy_vault_throttled_total`; this adapter is the only recorder of
- * those two series (core's deploy program no longer records them).
+ * those three series (core's deploy program does not record them).
  */
 import { hash } from "node:crypto"
 import { Agent } from "node:https"
@@ -39,6 +41,8 @@ import {
   Vault,
   VaultAmbiguous,
   type VaultError,
+  type VaultHttpOperation,
+  type VaultHttpStatus,
   VaultMalformedAnswer,
   VaultNoPrivateKey,
   type VaultOperation,
@@ -55,6 +59,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { certificateListPolicy, isContinuationOf } from "./certificateListPage.js"
 import { type SerialHexReader, serialHexReader, withSerialReadOnDemand } from "./certificateSerial.js"
+import { httpRequestObserver } from "./httpRequests.js"
 import {
   type ImportContentType,
   importPolicyFor,
@@ -142,9 +147,9 @@ export interface AzureKeyVaultOptions {
    */
   readonly recoverTimeoutMs?: number | undefined
   /**
-   * Record `kvdeploy_vault_requests_total` per call and `kvdeploy_vault_throttled_total`
-   * per 429 through the Metrics port (default true). This adapter is the only
-   * recorder of those two series (core's deploy program records the deploy
+   * Record `kvdeploy_vault_requests_total` per call, `kvdeploy_vault_http_requests_total` per
+   * HTTP request and `kvdeploy_vault_throttled_total` per 429 through the Metrics port (default
+   * true). This adapter is the only recorder of those three series (core's deploy program records the deploy
    * series and counts calls only for its outcome), so `false` leaves them
    * empty: only for a composition that counts requests some other way.
    */
@@ -327,6 +332,9 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const onThrottled = () => {
     if (recording) Effect.runFork(metrics.vaultThrottled())
   }
+  const onHttpRequest = (operation: VaultHttpOperation, status: VaultHttpStatus) => {
+    if (recording) Effect.runFork(metrics.vaultHttpRequest(operation, status))
+  }
   // Behind a proxy from the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY) the SDK's proxy
   // policy must choose the agent: it leaves a request alone when an agent is already set, so an
   // agent of ours would send every request around the proxy. The SDK's proxy agent then owns the
@@ -378,6 +386,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       { policy: latestNotFound, position: "perCall" },
       { policy: nonIdempotentImport, position: "perRetry" },
       { policy: throttleObserver(onThrottled), position: "perRetry" },
+      // Last: the innermost per-retry policy, it sees each attempt's answer as the vault sent it.
+      { policy: httpRequestObserver(onHttpRequest), position: "perRetry" },
     ],
   } satisfies CertificateClientOptions)
   const secrets = new SecretClient(options.vaultUrl, options.credential, {
@@ -385,6 +395,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     additionalPolicies: [
       { policy: agentOutOfLogs, position: "perCall" },
       { policy: throttleObserver(onThrottled), position: "perRetry" },
+      { policy: httpRequestObserver(onHttpRequest), position: "perRetry" },
     ],
   } satisfies SecretClientOptions)
 
