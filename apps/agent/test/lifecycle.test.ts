@@ -149,6 +149,19 @@ describe("lifecycle of one deployment", () => {
     const closed = await a.waitFor((l) => l.msg === "idle: vault connections closed after the pass")
     expect(closed.connections).toBeGreaterThanOrEqual(1)
 
+    // Every HTTP request the vault received from the agent is in kvdeploy_vault_http_requests_total
+    // (the emulator's request log is the ground truth): each deploy's requests, the challenges' 401s.
+    const quiet = (await a.http("/metrics")).body
+    const httpSeries = [...quiet.matchAll(/^kvdeploy_vault_http_requests_total\{([^}]*)\} (\S+)$/gm)]
+    const httpTotal = httpSeries.reduce((sum, m) => sum + Number(m[2]), 0)
+    expect(httpTotal).toBe(emulator.requests.count({ vault: VAULT }))
+    expect(
+      metricValue(quiet, "kvdeploy_vault_http_requests_total", { operation: "importVersion", status: "200" }),
+    ).toBe(3)
+    expect(
+      metricValue(quiet, "kvdeploy_vault_http_requests_total", { status: "401" }),
+    ).toBeGreaterThanOrEqual(1)
+
     a.signal("SIGTERM")
     expect(await a.exited).toBe(0)
   })

@@ -226,6 +226,7 @@ describe("deploy lifecycle", () => {
     const file = join(dirname(world.targetFile(name)), "kvdeploy-lifecycle.prom")
     // Under a umask of 077 too: node_exporter, a user of its own, must be able to read the file.
     const umask = process.umask(0o077)
+    const since = world.emulator.requests.mark()
     const r = await runCli(deployArgs(name, ["--metrics-file", file]), {
       stdin: fx.bundle(v1leaf),
       env: world.env,
@@ -239,6 +240,19 @@ describe("deploy lifecycle", () => {
       `certctl_deploy_attempts_total{target_type="azure_kv",result="skipped",${target}} 1`,
     )
     expect(text).toContain(`kvdeploy_vault_requests_total{operation="getLatest",status="ok",${target}} 1`)
+    // Per HTTP attempt: a new process's client meets the challenge (401) before the read (200).
+    expect(text).toContain(
+      `kvdeploy_vault_http_requests_total{operation="getLatest",status="401",${target}} 1`,
+    )
+    expect(text).toContain(
+      `kvdeploy_vault_http_requests_total{operation="getLatest",status="200",${target}} 1`,
+    )
+    // As many as the vault received (its request log is the ground truth).
+    const httpTotal = [...text.matchAll(/^kvdeploy_vault_http_requests_total\{[^}]*\} (\S+)$/gm)].reduce(
+      (sum, m) => sum + Number(m[1]),
+      0,
+    )
+    expect(httpTotal).toBe(world.emulator.requests.count({ since, vault: world.vault }))
     expect(text).not.toMatch(/PRIVATE KEY|AZURE_CLIENT_SECRET/)
     const promtool = spawn("promtool", ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] })
     const checked = await new Promise<number | null>((resolve) => {
