@@ -2,7 +2,7 @@
  * core's `Vault` port over `@azure/keyvault-certificates` and
  * `@azure/keyvault-secrets`.
  *
- * One Key Vault request per port call (the recover poller aside), so a deploy
+ * One Key Vault request per port call (the SDK's pollers aside), so a deploy
  * costs three round trips and an unchanged certificate one. Every call is
  * counted in `kvdeploy_vault_requests_total{operation,status}`, every HTTP
  * request the SDKs send (each retry, the challenge's 401, later pages, poller
@@ -865,7 +865,14 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
           identity,
         )
 
-  /** One read of the pending operation (the SDK's poller, polled once and dropped); none: a 404. */
+  /**
+   * The pending operation (the SDK's poller, polled once and dropped); none: a 404. The poller reads
+   * the latest certificate before the pending operation (and again when the operation is over), so
+   * this is 2 or 3 requests (`kvdeploy_vault_http_requests_total` shows them), and a failed read of
+   * the certificate fails it: `@azure/keyvault-certificates` 4.10.3 has no public call that reads
+   * only `GET /certificates/{n}/pending` (its `resumeFrom` takes the poller's serialized state, an
+   * undocumented shape, and still reads the certificate once the operation is over).
+   */
   const getOperation = (name: string): Effect.Effect<CertificateOperation | undefined, VaultError> =>
     countedAs(
       "getOperation",
