@@ -6,7 +6,8 @@
  *
  *   kvdeploy-emulator [--vault NAME[:PORT]]... [--host 127.0.0.1] [--bind ADDR]
  *                     [--entra-port N] [--mi-port N] [--state-dir DIR] [--ca-out FILE]
- *                     [--no-throttle] [--pfx-workers N] [--json]
+ *                     [--no-throttle] [--pfx-workers N]
+ *                     [--import-content-type detect|required] [--json]
  *
  * Exit status: 0 after SIGINT/SIGTERM (everything stopped), 2 for a bad command
  * line (a --state-dir that is no directory it can write in, or that holds a vault
@@ -19,7 +20,7 @@ import { StateDirError, StateFileError } from "./persistence.js"
 
 const usage = `usage: kvdeploy-emulator [--vault NAME[:PORT]]... [--host HOST] [--bind ADDR] [--entra-port N]
                          [--mi-port N] [--state-dir DIR] [--ca-out FILE] [--no-throttle]
-                         [--pfx-workers N] [--json]`
+                         [--pfx-workers N] [--import-content-type detect|required] [--json]`
 
 /**
  * A start the emulator refuses, before any server opens: its message names what to fix, exit status 2.
@@ -44,6 +45,14 @@ const count = (flag: string, value: string): number => {
   return Number(value)
 }
 
+const importContentType = (value: string): "detect" | "required" => {
+  if (value !== "detect" && value !== "required")
+    throw new UsageError(
+      `--import-content-type needs detect (PEM recognised by its content) or required (Key Vault's rule: the policy's secret_props.contentType says the format), got "${value}"`,
+    )
+  return value
+}
+
 const parse = () => {
   try {
     return parseArgs({
@@ -57,6 +66,7 @@ const parse = () => {
         "ca-out": { type: "string" },
         "no-throttle": { type: "boolean" },
         "pfx-workers": { type: "string" },
+        "import-content-type": { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -89,6 +99,9 @@ const main = async (): Promise<void> => {
     ...(values["no-throttle"] === true ? { throttling: false as const } : {}),
     ...(values["pfx-workers"] !== undefined
       ? { pfxWorkers: count("--pfx-workers", values["pfx-workers"]) }
+      : {}),
+    ...(values["import-content-type"] !== undefined
+      ? { importContentType: importContentType(values["import-content-type"]) }
       : {}),
   }
   const emulator = await start(options).catch((e: unknown) => {

@@ -23,6 +23,7 @@ import {
   validateRule,
 } from "./faults.js"
 import { isRecord, parseJson, readBody, sendJson } from "./http.js"
+import type { ImportContentTypeMode } from "./material.js"
 import {
   ensureStateDir,
   type LoadedVault,
@@ -93,6 +94,18 @@ export interface EmulatorOptions {
   readonly keyvaultResource?: string
   /** PKCS#12 profile of backing secrets. Default "legacy" (3DES / SHA-1 MAC, readable everywhere). */
   readonly secretEncoding?: PfxEncoding
+  /**
+   * How an import's format is decided. `"detect"` (default, as /work/shared/KEYVAULT.md asks): PEM
+   * text is recognised by its content (`-----BEGIN`) whatever the policy says, and a policy
+   * without `secret_props.contentType` is taken. `"required"`, as Key Vault answers (it infers
+   * nothing): the value is read as the policy's `secret_props.contentType` says (no policy:
+   * base64 PKCS#12), so PEM text sent without `application/x-pem-file` is refused as unreadable
+   * PKCS#12, and a policy without `secret_props.contentType` is 400 BadParameter "Property policy
+   * has invalid value" (Azure/azure-sdk-for-go#21780, Azure/azure-sdk-for-net#11669 and #13043,
+   * Azure/azure-sdk-for-js#12309). Use "required" to prove a client states the content type on
+   * every import.
+   */
+  readonly importContentType?: ImportContentTypeMode
   /**
    * Reuse the decoded material when a PFX import re-sends bytes (and password) seen
    * before (a retry, a rollback): skips the PKCS#12 key derivations. Default true.
@@ -337,6 +350,11 @@ export const start = async (options: EmulatorOptions = {}): Promise<Emulator> =>
     )
   // A state directory that cannot hold the state is refused before anything is opened or made
   // (it used to pass when it was a file, and the first save then crashed the process).
+  const contentTypeMode = options.importContentType
+  if (contentTypeMode !== undefined && contentTypeMode !== "detect" && contentTypeMode !== "required")
+    throw new Error(
+      `importContentType must be "detect" (PEM recognised by its content, the default) or "required" (Key Vault's rule: the policy's secret_props.contentType says the format); got ${JSON.stringify(contentTypeMode)}`,
+    )
   if (options.stateDir !== undefined) ensureStateDir(options.stateDir)
   // So is a vault's file there that cannot be loaded (cut short, not JSON, not a vault's state,
   // unreadable): it used to fail the start with JSON.parse's SyntaxError, which quotes the file's
@@ -525,6 +543,7 @@ const startServers = async (
       tokenClockSkewSeconds: options.tokenClockSkewSeconds ?? 300,
       secretEncoding: options.secretEncoding ?? "legacy",
       pfxDecodeCache: options.pfxDecodeCache ?? true,
+      importContentType: options.importContentType ?? "detect",
       materialReader: pool,
       admin: (req, res) => admin(req, res),
     })

@@ -57,7 +57,12 @@ export const IDENTITY_FAULT_KINDS = [
 ] as const
 
 export type FaultAction =
-  /** Answer this status and Key Vault error body without performing the operation. */
+  /**
+   * Answer this status and Key Vault error body without performing the operation. A vault
+   * operation's 429 carries `Retry-After: 1`, as Key Vault's always carry one, unless `headers`
+   * gives `Retry-After` (or `retry-after-ms`, `x-ms-retry-after-ms`) itself; a 429 without one
+   * (a proxy's) is a `rawAnswer`.
+   */
   | {
       readonly kind: "status"
       readonly status: number
@@ -68,7 +73,11 @@ export type FaultAction =
       /** Wait this long first (a slow refusal: the client waits, then fails). */
       readonly afterMs?: number
     }
-  /** Answer 429 Throttled with Retry-After (seconds, default 1) without performing the operation. */
+  /**
+   * Answer 429 Throttled with Retry-After (whole seconds from 0 to 3600, default 1) without
+   * performing the operation. The Azure SDKs' throttling retry waits that long and tries again
+   * (0: at once).
+   */
   | { readonly kind: "throttle"; readonly retryAfterSeconds?: number }
   /** Wait, then perform the operation normally. */
   | { readonly kind: "delay"; readonly ms: number }
@@ -124,6 +133,14 @@ export type FaultAction =
    * page leads to another.
    */
   | { readonly kind: "endlessList" }
+  /**
+   * A list operation's only (`list`, `versions`, `listDeleted`): answer at most `items` entries
+   * (0 to 24; 0: an empty page) of the page the list would answer, with a `nextLink` to the rest,
+   * as Key Vault may (Azure/azure-sdk-for-go#10711: `{"value":[],"nextLink":"…"}` on a first
+   * page). Nothing is lost or repeated: the next page starts after the last entry answered. A list
+   * still ends; with `items: 0` and `times: "always"` it never does.
+   */
+  | { readonly kind: "shortPage"; readonly items: number }
   /**
    * Another writer imports a new self-signed version of the same certificate
    * (`before` this request runs, default, or `after` it committed but before the answer).
@@ -292,6 +309,27 @@ export class FaultController {
 const isRec = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v)
 
+/** Key Vault's largest list page (`maxresults` 25). */
+const MAX_PAGE_ITEMS = 25
+
+/** The longest Retry-After a `throttle` fault sends (an hour; Key Vault's windows are 10 s). */
+export const MAX_RETRY_AFTER_SECONDS = 3600
+
+/** The headers a throttling answer's wait is read from by the Azure SDKs (core-rest-pipeline's throttling retry). */
+const RETRY_AFTER_HEADERS = ["retry-after", "retry-after-ms", "x-ms-retry-after-ms"]
+
+/**
+ * The headers of a `status` fault's answer: a 429 gets `Retry-After: 1` unless the rule gives a
+ * wait itself, as Key Vault never answers 429 without one.
+ */
+export const statusFaultHeaders = (
+  status: number,
+  headers: Readonly<Record<string, string>> | undefined,
+): Readonly<Record<string, string>> =>
+  status === 429 && !Object.keys(headers ?? {}).some((h) => RETRY_AFTER_HEADERS.includes(h.toLowerCase()))
+    ? { "Retry-After": "1", ...headers }
+    : (headers ?? {})
+
 export const validateRule = (rule: unknown): FaultRule => {
   if (!isRec(rule)) throw new Error("fault rule must be an object")
   const op = rule.operation
@@ -310,9 +348,22 @@ export const validateRule = (rule: unknown): FaultRule => {
         `an identity endpoint's fault is one of ${IDENTITY_FAULT_KINDS.join(", ")}, not ${String(action.kind)}`,
       )
   }
-  if (action.kind === "endlessList" && !LIST_OPERATIONS.includes(op as OperationName))
+  if (
+    (action.kind === "endlessList" || action.kind === "shortPage") &&
+    !LIST_OPERATIONS.includes(op as OperationName)
+  )
     throw new Error(
-      `endlessList is a list operation's fault (${LIST_OPERATIONS.join(", ")}), not ${String(op)}'s`,
+      `${action.kind} is a list operation's fault (${LIST_OPERATIONS.join(", ")}), not ${String(op)}'s`,
+    )
+  if (
+    action.kind === "shortPage" &&
+    (typeof action.items !== "number" ||
+      !Number.isInteger(action.items) ||
+      action.items < 0 ||
+      action.items >= MAX_PAGE_ITEMS)
+  )
+    throw new Error(
+      `shortPage action needs items: a whole number from 0 (an empty page) to ${MAX_PAGE_ITEMS - 1}, the entries the page answers, not ${JSON.stringify(action.items)}`,
     )
   const kinds = [
     "status",
@@ -328,6 +379,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "omitFields",
     "setFields",
     "endlessList",
+    "shortPage",
     "foreignImport",
     "foreignDelete",
     "rawAnswer",
@@ -344,6 +396,25 @@ export const validateRule = (rule: unknown): FaultRule => {
     (typeof action.afterMs !== "number" || !(action.afterMs >= 0) || action.afterMs > 2_147_483_647)
   )
     throw new Error("status action's afterMs must be a number of milliseconds from 0 to 2147483647")
+  if (
+    action.kind === "throttle" &&
+    action.retryAfterSeconds !== undefined &&
+    (typeof action.retryAfterSeconds !== "number" ||
+      !Number.isInteger(action.retryAfterSeconds) ||
+      action.retryAfterSeconds < 0 ||
+      action.retryAfterSeconds > MAX_RETRY_AFTER_SECONDS)
+  )
+    throw new Error(
+      `throttle action's retryAfterSeconds must be a whole number of seconds from 0 to ${MAX_RETRY_AFTER_SECONDS} (what Retry-After says; leave it out for 1), not ${JSON.stringify(action.retryAfterSeconds)}`,
+    )
+  if (
+    action.kind === "status" &&
+    action.headers !== undefined &&
+    (!isRec(action.headers) || !Object.values(action.headers).every((v) => typeof v === "string"))
+  )
+    throw new Error(
+      'status action\'s headers must be an object of header names and text values, such as {"Retry-After": "5"}',
+    )
   if (
     action.kind === "omitFields" &&
     (!Array.isArray(action.fields) ||

@@ -37,6 +37,7 @@ export type {
 export { start } from "./emulator.js"
 export type { ActiveFault, FaultAction, FaultRule, IdentityOperationName, OperationName } from "./faults.js"
 export { OPERATIONS } from "./faults.js"
+export type { ImportContentTypeMode } from "./material.js"
 export { type DamagedVaultFile, StateDirError, StateFileError } from "./persistence.js"
 export type { ObjectType } from "./rbacScope.js"
 export { OBJECT_TYPES, OPERATION_OBJECT_TYPE } from "./rbacScope.js"

@@ -12,6 +12,8 @@ import { KvError } from "./errors.js"
 export const PEM_CONTENT_TYPE = "application/x-pem-file"
 export const PFX_CONTENT_TYPE = "application/x-pkcs12"
 export type SecretContentType = typeof PEM_CONTENT_TYPE | typeof PFX_CONTENT_TYPE
+/** How an import's format is decided: by its content (`detect`), or only by the stated content type (`required`, Key Vault's). */
+export type ImportContentTypeMode = "detect" | "required"
 
 export interface ImportedMaterial extends Material {
   readonly detectedContentType: SecretContentType
@@ -21,7 +23,7 @@ export interface ImportedMaterial extends Material {
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g
 
-const badPem = () =>
+export const badPem = () =>
   KvError.badParameter(
     "The specified PEM X.509 certificate content is in an unexpected format. Please check if certificate is in valid PEM format.",
   )
@@ -266,7 +268,7 @@ export interface ReadMaterial extends ImportedMaterial {
   readonly keyFacts: KeyFacts | undefined
 }
 
-const unreadablePfx = () =>
+export const unreadablePfx = () =>
   KvError.badParameter(
     "The specified PKCS#12 X.509 certificate content can not be read. Please check if certificate is in valid PKCS#12 format.",
   )

@@ -170,3 +170,17 @@ export const createSelfSigned = async (req: SelfSignedRequest): Promise<Generate
 }
 
 export const isKeyObject = (k: unknown): k is KeyObject => k instanceof KeyObject
+
+/** ecdsa-with-SHA1, -SHA224, -SHA256, -SHA384, -SHA512 (RFC 5758, RFC 3279): 1.2.840.10045.4.* */
+const ECDSA_SIGNATURE_OID = /^1\.2\.840\.10045\.4(\.|$)/
+
+/**
+ * Whether a certificate (DER) is signed with ECDSA: read by node:crypto where it tells
+ * (`signatureAlgorithmOid`, Node 24.9 and later), else by @peculiar/x509. Throws when the
+ * certificate cannot be parsed.
+ */
+export const signedWithEcdsa = (der: Uint8Array, parsed?: { readonly signatureAlgorithmOid?: unknown }) => {
+  const oid = parsed?.signatureAlgorithmOid
+  if (typeof oid === "string") return ECDSA_SIGNATURE_OID.test(oid)
+  return (new x509.X509Certificate(der).signatureAlgorithm as { readonly name?: string }).name === "ECDSA"
+}

@@ -9,7 +9,7 @@ import { withFields } from "./answerFields.js"
 import { loadPfxCodec, type PfxEncoding } from "./codec.js"
 import { type Directory, OPERATION_PERMISSION, type Principal } from "./directory.js"
 import { KvError } from "./errors.js"
-import type { FaultAction, FaultController, OperationName } from "./faults.js"
+import { type FaultAction, type FaultController, type OperationName, statusFaultHeaders } from "./faults.js"
 import {
   BodyTooLarge,
   isRecord,
@@ -22,7 +22,11 @@ import {
 } from "./http.js"
 import type { JwtClaims } from "./jwt.js"
 import {
+  badPem,
   certificateFactsOf,
+  certOf,
+  type ImportContentTypeMode,
+  isPemValue,
   keyFactsOf,
   type MaterialReader,
   orderChain,
@@ -30,8 +34,9 @@ import {
   PFX_CONTENT_TYPE,
   pemSecret,
   readImportValue,
+  unreadablePfx,
 } from "./material.js"
-import { createSelfSigned } from "./pki.js"
+import { createSelfSigned, signedWithEcdsa } from "./pki.js"
 import { mergePolicy, type PolicyWire, parsePolicy } from "./policy.js"
 import { objectOf } from "./rbacScope.js"
 import type { RequestLog, RequestSummary } from "./requestLog.js"
@@ -83,6 +88,8 @@ export interface VaultContext {
   readonly secretEncoding: PfxEncoding
   /** Reuse the decoded material of a PFX import whose exact bytes and password were seen before. */
   readonly pfxDecodeCache: boolean
+  /** How an import's format is decided (EmulatorOptions.importContentType). */
+  readonly importContentType: ImportContentTypeMode
   /** Reads import values off the event loop (the PFX worker pool); undefined: in this thread. */
   readonly materialReader?: MaterialReader | undefined
   readonly admin: (req: IncomingMessage, res: ServerResponse, vault: string) => Promise<void>
@@ -344,6 +351,7 @@ export class VaultHandler {
       // 2. Fault injection (scripted by tests).
       const injected = this.ctx.faults.take(this.ctx.name, r.operation, r.name)
       let after: FaultAction | undefined
+      let shortPage: number | undefined
       if (injected) {
         fault = `${injected.id}:${injected.action.kind}`
         const a = injected.action
@@ -362,13 +370,15 @@ export class VaultHandler {
             a.code ?? defaultCode(a.status),
             a.message ?? "Injected fault.",
             a.innerCode,
-            a.headers ?? {},
+            statusFaultHeaders(a.status, a.headers),
           )
           return fail(e)
         } else if (a.kind === "rawAnswer") {
           // Something else answering at the vault's URL (a proxy, a gateway, another service): its
           // text as it is, without Key Vault's error body or headers. The operation does not run.
           return finish({ status: sendRawAnswer(req, res, a) })
+        } else if (a.kind === "shortPage") {
+          shortPage = a.items
         } else if (a.kind === "throttle") {
           req.resume()
           return fail(KvError.throttled(a.retryAfterSeconds ?? 1))
@@ -416,7 +426,7 @@ export class VaultHandler {
       const origin = `https://${req.headers.host ?? "127.0.0.1"}`
       let outcome: Outcome
       try {
-        outcome = await this.execute(r, origin, body, params, apiVersion)
+        outcome = await this.execute(r, origin, body, params, apiVersion, shortPage)
       } catch (e) {
         if (!(e instanceof KvError)) throw e
         if (after?.kind === "dropAnswer") {
@@ -578,6 +588,8 @@ export class VaultHandler {
     body: unknown,
     params: URLSearchParams,
     apiVersion: string,
+    /** A `shortPage` fault's item count: a list's page answers at most this many. */
+    shortPage?: number,
   ): Promise<Outcome> {
     const store = this.ctx.store
     const days = this.ctx.recoverableDays
@@ -652,6 +664,7 @@ export class VaultHandler {
             },
             params,
             apiVersion,
+            shortPage,
           )
         // A name that never held a certificate lists no versions (200, as Key Vault answers; the
         // SDK's recorded "list certificate versions, non-existing" test); a soft-deleted one 404s.
@@ -667,6 +680,7 @@ export class VaultHandler {
             },
             params,
             apiVersion,
+            shortPage,
           )
         const e = store.mustActive(name)
         const items = [...e.versions].sort((x, y) => (x.version < y.version ? -1 : 1))
@@ -681,6 +695,7 @@ export class VaultHandler {
           },
           params,
           apiVersion,
+          shortPage,
         )
       }
       case "list": {
@@ -707,6 +722,7 @@ export class VaultHandler {
           },
           params,
           apiVersion,
+          shortPage,
         )
       }
       case "updateProperties": {
@@ -775,6 +791,7 @@ export class VaultHandler {
           },
           params,
           apiVersion,
+          shortPage,
         )
       }
       case "recover": {
@@ -827,6 +844,8 @@ export class VaultHandler {
       }
     }
     const preserve = body.preserveCertOrder === true
+    const stated = policy?.secret_props?.contentType
+    if (this.ctx.importContentType === "required") checkStatedFormat(value, policy, stated)
     const material = await readImportValue(value, typeof pwd === "string" ? pwd : undefined, {
       cache: this.ctx.pfxDecodeCache,
       reader: this.ctx.materialReader,
@@ -834,15 +853,20 @@ export class VaultHandler {
     if (certificateFactsOf(material.leaf).exp * 1000 < Date.now())
       throw KvError.badParameter("X509 Certificate is already expired")
     const keyFacts = keyFactsOf(material.key)
+    // An RSA key in a certificate signed with ECDSA (an RSA leaf an EC CA issued): Key Vault takes the
+    // signature's key type for the key's and refuses the RSA modulus as an EC key size
+    // (MicrosoftDocs/azure-docs#115129, #88477).
+    if (keyFacts.kty === "RSA" && signedWithEcdsa(material.leaf, certOf(material.leaf)))
+      throw KvError.badParameter(
+        `Unsupported key size (${keyFacts.keySize ?? 0}). Supported sizes are [256, 384, 521]`,
+        { code: "KeySizeNotSupported" },
+      )
     const declaredKty = policy?.key_props?.kty
     if (declaredKty !== undefined && !declaredKty.startsWith(keyFacts.kty))
       throw KvError.badParameter(
         `The key type in the policy (${declaredKty}) does not match the key type of the imported certificate (${keyFacts.kty}).`,
       )
-    const contentType =
-      policy?.secret_props?.contentType !== undefined
-        ? contentTypeOf(policy.secret_props.contentType)
-        : material.detectedContentType
+    const contentType = stated !== undefined ? contentTypeOf(stated) : material.detectedContentType
     const certs = preserve
       ? [...material.sentOrder]
       : [material.leaf, ...orderChain(material.leaf, material.chain)]
@@ -1162,6 +1186,25 @@ const listedEntries = (store: VaultStore): ReadonlyArray<CertEntry> => {
 }
 
 /**
+ * Key Vault's rule for an import's format (`importContentType: "required"`): it infers nothing from
+ * the value. A policy without `secret_props.contentType` is refused as Key Vault refuses it, with
+ * its message as sent (trailing CRLF included: Azure/azure-sdk-for-go#21780,
+ * Azure/azure-sdk-for-net#11669); the value is then read as the stated type says (no policy:
+ * base64 PKCS#12), so PEM text not stated as `application/x-pem-file` is unreadable PKCS#12, and a
+ * value stated as PEM that is not PEM text is unreadable PEM.
+ */
+const checkStatedFormat = (
+  value: string,
+  policy: PolicyWire | undefined,
+  stated: string | undefined,
+): void => {
+  if (policy !== undefined && stated === undefined)
+    throw KvError.badParameter("Property policy has invalid value\r\n")
+  const pem = isPemValue(value)
+  if (stated === PEM_CONTENT_TYPE ? !pem : pem) throw stated === PEM_CONTENT_TYPE ? badPem() : unreadablePfx()
+}
+
+/**
  * The marker scope of a list: what every key marker of its `$skiptoken` starts with, so that a
  * token of one list (another certificate's versions, the deleted certificates) is refused by another.
  * Of a list operation (`LIST_OPERATIONS`): any other is taken for `versions`.
@@ -1220,6 +1263,12 @@ const includePendingOf = (params: URLSearchParams): boolean => {
   return value === "true"
 }
 
+/**
+ * A marker key that sorts before every key of a list (names are `[0-9a-z-]`, versions hex): the
+ * next link of a first page a `shortPage` fault left empty.
+ */
+const BEFORE_EVERY_KEY = "*"
+
 /** A list the emulator pages: its items in order of `keyOf`, each key unique. */
 interface Paged<T> {
   /** The list's path, for the next link. */
@@ -1240,7 +1289,14 @@ interface Paged<T> {
  * as it is then: an item added or removed between two pages neither repeats nor hides another
  * (an offset would: Key Vault pages by marker).
  */
-const page = <T>(origin: string, list: Paged<T>, params: URLSearchParams, apiVersion: string): Outcome => {
+const page = <T>(
+  origin: string,
+  list: Paged<T>,
+  params: URLSearchParams,
+  apiVersion: string,
+  /** At most this many items on this page (a `shortPage` fault), the next link going on from there. */
+  shortPage?: number,
+): Outcome => {
   const raw = params.get("maxresults")
   let max = MAX_RESULTS
   if (raw !== null && raw !== "") {
@@ -1268,11 +1324,15 @@ const page = <T>(origin: string, list: Paged<T>, params: URLSearchParams, apiVer
       else hi = mid
     }
   }
-  const shown = items.slice(start, start + max)
-  const last = shown.at(-1)
+  const count = shortPage === undefined ? max : Math.min(max, shortPage)
+  const shown = items.slice(start, start + count)
+  // The marker names the last item answered; a page a `shortPage` fault emptied names the item
+  // before it (or a key before every key, on the first page), so the next page starts where it would have.
+  const last = shown.at(-1) ?? (start > 0 ? items[start - 1] : undefined)
+  const marker = last === undefined ? BEFORE_EVERY_KEY : keyOf(last)
   const nextLink =
-    start + max < items.length && last !== undefined
-      ? `${origin}${list.path}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${skiptokenOf(list.scope, keyOf(last))}&maxresults=${max}${list.keep ?? ""}`
+    start + count < items.length
+      ? `${origin}${list.path}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${skiptokenOf(list.scope, marker)}&maxresults=${max}${list.keep ?? ""}`
       : null
   return { status: 200, body: { value: shown.map(list.render), nextLink } }
 }

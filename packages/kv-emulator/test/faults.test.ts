@@ -63,6 +63,52 @@ describe("fault injection", () => {
     expect(seen[0]?.errorCode).toBe("Throttled")
   })
 
+  it("a status fault's 429 carries Retry-After as Key Vault's always do: the SDK waits and retries", async () => {
+    emulator.faults.add({ operation: "getLatest", action: { kind: "status", status: 429 } })
+    const mark = emulator.requests.mark()
+    const t0 = Date.now()
+    expect((await certificates.getCertificate("svc")).name).toBe("svc")
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900)
+    const seen = emulator.requests
+      .entries({ since: mark, operation: "getLatest" })
+      .filter((e) => !e.challenge)
+    expect(seen.map((e) => e.status)).toEqual([429, 200])
+    // On the wire: Retry-After 1 by default; a rule's own wait is kept as it is.
+    const token = emulator.issueToken(emulator.clientSecret.clientId)
+    emulator.faults.add({ operation: "getLatest", action: { kind: "status", status: 429 } })
+    const plain = await raw(emulator, "faulty", "GET", "/certificates/svc/?api-version=2025-07-01", { token })
+    expect([plain.status, plain.headers["retry-after"], errorOf(plain.json).code]).toEqual([
+      429,
+      "1",
+      "Throttled",
+    ])
+    emulator.faults.add({
+      operation: "getLatest",
+      action: { kind: "status", status: 429, headers: { "retry-after-ms": "250" } },
+    })
+    const own = await raw(emulator, "faulty", "GET", "/certificates/svc/?api-version=2025-07-01", { token })
+    expect([own.headers["retry-after"], own.headers["retry-after-ms"]]).toEqual([undefined, "250"])
+  })
+
+  it("a throttle fault's Retry-After is whole seconds from 0 to 3600; 0 is retried by the SDK at once", async () => {
+    emulator.faults.add({ operation: "getLatest", action: { kind: "throttle", retryAfterSeconds: 0 } })
+    const mark = emulator.requests.mark()
+    expect((await certificates.getCertificate("svc")).name).toBe("svc")
+    expect(
+      emulator.requests
+        .entries({ since: mark, operation: "getLatest" })
+        .filter((e) => !e.challenge)
+        .map((e) => e.status),
+    ).toEqual([429, 200])
+    for (const retryAfterSeconds of [-1, 0.5, 3601, "1"])
+      expect(() =>
+        emulator.faults.add({
+          operation: "getLatest",
+          action: { kind: "throttle", retryAfterSeconds } as never,
+        }),
+      ).toThrow(/throttle action's retryAfterSeconds must be a whole number of seconds from 0 to 3600/)
+  })
+
   it("fails N times then succeeds (500s are retried by the SDK)", async () => {
     emulator.faults.failTimes("getVersion", 2, 500)
     const v = emulator.state.versions("faulty", "svc")?.[0]?.version ?? ""

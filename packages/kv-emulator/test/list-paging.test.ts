@@ -177,3 +177,85 @@ describe("list paging on the wire", () => {
     ])
   })
 })
+
+describe("short and empty pages (shortPage fault), as Key Vault may answer them (Azure/azure-sdk-for-go#10711)", () => {
+  const namesOf = (pages: ReadonlyArray<{ body: { value: unknown[] } }>) =>
+    pages.flatMap((p) => p.body.value.map((v) => (v as { id: string }).id.split("/").at(-1)))
+
+  it("an empty first page keeps its nextLink, short pages follow, and the pages together are the whole list", async () => {
+    const whole = namesOf(await pagesFrom(`/certificates?api-version=${API}`))
+    expect(whole.length).toBeGreaterThan(25)
+    emulator.faults.add({ operation: "list", vault: VAULT, action: { kind: "shortPage", items: 0 } })
+    emulator.faults.add({
+      operation: "list",
+      vault: VAULT,
+      times: 2,
+      action: { kind: "shortPage", items: 3 },
+    })
+    try {
+      const pages = await pagesFrom(`/certificates?api-version=${API}`)
+      expect(pages[0]?.body).toEqual({ value: [], nextLink: expect.stringContaining("$skiptoken=") })
+      expect(pages[0]?.body.nextLink).toContain("&maxresults=25")
+      expect(pages.slice(1, 3).map((p) => p.body.value.length)).toEqual([3, 3])
+      // Then full pages again, and the list ends: nothing lost, nothing repeated.
+      expect(pages[3]?.body.value.length).toBe(25)
+      expect(pages.at(-1)?.body.nextLink).toBeNull()
+      expect(namesOf(pages)).toEqual(whole)
+    } finally {
+      emulator.faults.clear()
+    }
+  })
+
+  it("the SDK lists every certificate and version through short and empty pages", async () => {
+    const listed = async () => {
+      const names: string[] = []
+      for await (const p of certificates.listPropertiesOfCertificates()) names.push(p.name ?? "")
+      return names
+    }
+    const whole = await listed()
+    emulator.faults.add({
+      operation: "list",
+      vault: VAULT,
+      times: "always",
+      action: { kind: "shortPage", items: 4 },
+    })
+    emulator.faults.add({
+      operation: "versions",
+      vault: VAULT,
+      name: MULTI,
+      times: "always",
+      action: { kind: "shortPage", items: 1 },
+    })
+    try {
+      const mark = emulator.requests.mark()
+      expect(await listed()).toEqual(whole)
+      const pages = emulator.requests.entries({ since: mark, operation: "list" }).filter((e) => !e.challenge)
+      expect(pages.length).toBe(Math.ceil(whole.length / 4))
+      const versions: string[] = []
+      for await (const v of certificates.listPropertiesOfCertificateVersions(MULTI))
+        versions.push(v.version ?? "")
+      expect(versions.sort()).toEqual(
+        (emulator.state.versions(VAULT, MULTI) ?? []).map((v) => v.version).sort(),
+      )
+    } finally {
+      emulator.faults.clear()
+    }
+  })
+
+  it("a short page of an empty list is its only page; a shortPage rule is refused off a list or out of range", async () => {
+    emulator.faults.add({ operation: "versions", vault: VAULT, action: { kind: "shortPage", items: 0 } })
+    try {
+      const none = await get(`/certificates/never-there/versions?api-version=${API}`)
+      expect(none.text).toBe(JSON.stringify({ value: [], nextLink: null }))
+    } finally {
+      emulator.faults.clear()
+    }
+    expect(() =>
+      emulator.faults.add({ operation: "getLatest", action: { kind: "shortPage", items: 1 } }),
+    ).toThrow(/shortPage is a list operation's fault \(list, versions, listDeleted\), not getLatest's/)
+    for (const items of [-1, 25, 1.5, "3"])
+      expect(() =>
+        emulator.faults.add({ operation: "list", action: { kind: "shortPage", items } as never }),
+      ).toThrow(/shortPage action needs items: a whole number from 0 \(an empty page\) to 24/)
+  })
+})

@@ -9,6 +9,7 @@ import * as x509 from "@peculiar/x509"
 import fc from "fast-check"
 import { beforeAll, describe, expect, it } from "vitest"
 import { keyUsageBits } from "../src/material.js"
+import { signedWithEcdsa } from "../src/pki.js"
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
 
@@ -81,5 +82,39 @@ describe("keyUsageBits", () => {
       }),
       { numRuns: 60 },
     )
+  })
+})
+
+describe("signedWithEcdsa", () => {
+  it("tells an ECDSA signature from an RSA one, by node:crypto's OID and by @peculiar/x509 where node:crypto does not tell", async () => {
+    const ecdsaSigned = await selfSigned([])
+    const rsa = {
+      name: "RSASSA-PKCS1-v1_5",
+      modulusLength: 2048,
+      publicExponent: new Uint8Array([1, 0, 1]),
+      hash: "SHA-256",
+    }
+    const rsaKeys = (await webcrypto.subtle.generateKey(rsa, true, [
+      "sign",
+      "verify",
+    ])) as webcrypto.CryptoKeyPair
+    const rsaSigned = new Uint8Array(
+      (
+        await x509.X509CertificateGenerator.createSelfSigned({
+          serialNumber: "02",
+          name: "CN=rsa signed",
+          notBefore: new Date(Date.now() - 60_000),
+          notAfter: new Date(Date.now() + 86_400_000),
+          signingAlgorithm: rsa,
+          keys: rsaKeys,
+        })
+      ).rawData,
+    )
+    // Node 22 has no signatureAlgorithmOid: the @peculiar/x509 reading (no parsed certificate given).
+    expect([signedWithEcdsa(ecdsaSigned), signedWithEcdsa(rsaSigned)]).toEqual([true, false])
+    expect([
+      signedWithEcdsa(ecdsaSigned, { signatureAlgorithmOid: "1.2.840.10045.4.3.2" }),
+      signedWithEcdsa(rsaSigned, { signatureAlgorithmOid: "1.2.840.113549.1.1.11" }),
+    ]).toEqual([true, false])
   })
 })

@@ -19,12 +19,23 @@ export interface TestMaterial {
   readonly keyPem: string
 }
 
-/** A leaf signed by an intermediate signed by a root (all RSA 2048; `keyAlg: "EC"`: a P-256 leaf, `"RSA-1024"`: a key Key Vault refuses). */
+/**
+ * A leaf signed by an intermediate signed by a root (all RSA 2048; `keyAlg: "EC"`: a P-256 leaf,
+ * `"RSA-1024"`: a key Key Vault refuses; `caKeyAlg: "EC"`: P-256 root and intermediate, so the
+ * leaf is signed with ECDSA).
+ */
 export const makeMaterial = async (
-  options: { cn?: string; notAfter?: Date; notBefore?: Date; keyAlg?: "RSA" | "EC" | "RSA-1024" } = {},
+  options: {
+    cn?: string
+    notAfter?: Date
+    notBefore?: Date
+    keyAlg?: "RSA" | "EC" | "RSA-1024"
+    caKeyAlg?: "RSA" | "EC"
+  } = {},
 ): Promise<TestMaterial> => {
-  const rootKey = await generateKey("RSA-2048")
-  const interKey = await generateKey("RSA-2048")
+  const caKey = options.caKeyAlg === "EC" ? "P-256" : "RSA-2048"
+  const rootKey = await generateKey(caKey)
+  const interKey = await generateKey(caKey)
   const leafKey = await generateKey(
     options.keyAlg === "EC" ? "P-256" : options.keyAlg === "RSA-1024" ? "RSA-1024" : "RSA-2048",
   )
