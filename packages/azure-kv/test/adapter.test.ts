@@ -16,10 +16,10 @@ import {
   type VaultVersion,
 } from "@kvdeploy/core"
 import { MetricsRecorder } from "@kvdeploy/core/test"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import type { Emulator } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { credentialFor, targetFor, worldLayer } from "./support/emulator.js"
+import { credentialFor, startEmulator, targetFor, worldLayer } from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
 
 const VAULT = "ports"
@@ -30,7 +30,7 @@ let credential: TokenCredential
 let target: TargetConfig
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  emulator = await startEmulator({ vaults: [VAULT] })
   ca = await makeCa()
   rsaCa = await makeCa("CN=kvdeploy azure-kv Test RSA CA", "RSA-2048")
   target = targetFor(emulator, VAULT, "any")

@@ -9,10 +9,17 @@ import { createPrivateKey } from "node:crypto"
 import { afterAll, beforeAll, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, DeployOutcome } from "@kvdeploy/core"
 import { AuditRecords, pickWeighted, seededRandom } from "@kvdeploy/core/test"
-import { type CertificateVersionState, type Emulator, type FaultRule, start } from "@kvdeploy/kv-emulator"
+import type { CertificateVersionState, Emulator, FaultRule } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
+import {
+  credentialFor,
+  deployOnce,
+  fastReads,
+  startEmulator,
+  targetFor,
+  worldLayer,
+} from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
 
 const VAULT = "chaos"
@@ -28,7 +35,7 @@ const LOST_IMPORT_DELETED = "deleted by another writer after the snapshot, the i
 let emulator: Emulator
 let ca: Issuer
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT], propagationMs: PROPAGATION_MS, warn: () => {} })
+  emulator = await startEmulator({ vaults: [VAULT], propagationMs: PROPAGATION_MS })
   ca = await makeCa()
 })
 afterAll(() => emulator?.stop())

@@ -7,7 +7,7 @@
 import type { TokenCredential } from "@azure/core-auth"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { PfxCodec, type TargetConfig, Vault } from "@kvdeploy/core"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import type { Emulator } from "@kvdeploy/kv-emulator"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
@@ -15,7 +15,7 @@ import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { makeWithConnections, VaultConnections } from "../src/index.js"
-import { credentialFor, targetFor, worldLayer } from "./support/emulator.js"
+import { credentialFor, startEmulator, targetFor, worldLayer } from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
 import { withSdkLog } from "./support/sdkLog.js"
 
@@ -26,7 +26,7 @@ let credential: TokenCredential
 let target: TargetConfig
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  emulator = await startEmulator({ vaults: [VAULT] })
   ca = await makeCa()
   target = targetFor(emulator, VAULT, "any")
   credential = await Effect.runPromise(credentialFor(emulator, target))

@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type DeployOutcome, Vault } from "@kvdeploy/core"
 import { withIdentityEnvironment } from "@kvdeploy/core/test"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
-import { type AuthMode, type Emulator, start } from "@kvdeploy/kv-emulator"
+import type { AuthMode, Emulator } from "@kvdeploy/kv-emulator"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
-import { deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
+import { deployOnce, fastReads, startEmulator, targetFor, worldLayer } from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
 
 const VAULT = "cross-tenant"
@@ -24,7 +24,7 @@ let emulator: Emulator
 let ca: Issuer
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [{ name: VAULT, tenantId: VAULT_TENANT }], warn: () => {} })
+  emulator = await startEmulator({ vaults: [{ name: VAULT, tenantId: VAULT_TENANT }] })
   ca = await makeCa()
 })
 afterAll(() => emulator?.stop())

@@ -10,9 +10,16 @@ import { SecretClient } from "@azure/keyvault-secrets"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, DeployOutcome, TargetConfig } from "@kvdeploy/core"
 import { AuditRecords, MetricsRecorder } from "@kvdeploy/core/test"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import type { Emulator } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
-import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
+import {
+  credentialFor,
+  deployOnce,
+  fastReads,
+  startEmulator,
+  targetFor,
+  worldLayer,
+} from "./support/emulator.js"
 import { type Issuer, issue, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
 
 const VAULT = "contract"
@@ -22,7 +29,7 @@ let credential: TokenCredential
 let sdk: CertificateClient
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  emulator = await startEmulator({ vaults: [VAULT] })
   ca = await makeCa()
   const target = targetFor(emulator, VAULT, "any")
   credential = await Effect.runPromise(credentialFor(emulator, target))

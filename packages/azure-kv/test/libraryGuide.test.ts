@@ -17,11 +17,12 @@ import {
 } from "@kvdeploy/core"
 import { withProcessEnv } from "@kvdeploy/core/test"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import type { Emulator } from "@kvdeploy/kv-emulator"
 import { PrometheusExposition, layer as prometheus } from "@kvdeploy/metrics/prometheus"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import { ConfigProvider, Effect, Layer } from "effect"
 import * as AzureKeyVault from "../src/index.js"
+import { startEmulator } from "./support/emulator.js"
 import { generateKey, type Issuer, makeCa, makeMaterial, toPem } from "./support/pki.js"
 
 // docs/library.md, "A deploy from your program", starts
@@ -57,7 +58,7 @@ let emulator: Emulator
 let ca: Issuer
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  emulator = await startEmulator({ vaults: [VAULT] })
   ca = await makeCa()
 })
 afterAll(() => emulator?.stop())

@@ -17,11 +17,11 @@ import {
   type VaultError,
 } from "@kvdeploy/core"
 import { MetricsRecorder } from "@kvdeploy/core/test"
-import { type Emulator, type FaultAction, start } from "@kvdeploy/kv-emulator"
+import type { Emulator, FaultAction } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as AzureKeyVault from "../src/index.js"
-import { credentialFor, targetFor, worldLayer } from "./support/emulator.js"
+import { credentialFor, startEmulator, targetFor, worldLayer } from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
 
 const LISTED = "listed"
@@ -45,7 +45,7 @@ const sdkFor = (vault: string) =>
   })
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [LISTED, EMPTY, UPDATED], warn: () => {} })
+  emulator = await startEmulator({ vaults: [LISTED, EMPTY, UPDATED] })
   ca = await makeCa()
   for (const vault of [LISTED, EMPTY, UPDATED]) targets.set(vault, targetFor(emulator, vault, "any"))
   credential = await Effect.runPromise(credentialFor(emulator, targets.get(LISTED) as TargetConfig))

@@ -15,10 +15,17 @@ import {
   Vault,
 } from "@kvdeploy/core"
 import { MetricsRecorder } from "@kvdeploy/core/test"
-import { type Emulator, type FaultRule, start } from "@kvdeploy/kv-emulator"
+import type { Emulator, FaultRule } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import { MAX_LISTED_VERSION_PAGES } from "../src/AzureKeyVault.js"
-import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
+import {
+  credentialFor,
+  deployOnce,
+  fastReads,
+  startEmulator,
+  targetFor,
+  worldLayer,
+} from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
 
 const VAULT = "answers"
@@ -27,7 +34,7 @@ let ca: Issuer
 let credential: TokenCredential
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  emulator = await startEmulator({ vaults: [VAULT] })
   ca = await makeCa()
   credential = await Effect.runPromise(credentialFor(emulator, targetFor(emulator, VAULT, "any")))
 })

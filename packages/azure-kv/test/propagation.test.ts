@@ -8,9 +8,16 @@ import type { TokenCredential } from "@azure/core-auth"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, DeployOutcome, TargetConfig } from "@kvdeploy/core"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import type { Emulator } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
-import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
+import {
+  credentialFor,
+  deployOnce,
+  fastReads,
+  startEmulator,
+  targetFor,
+  worldLayer,
+} from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
 
 const VAULT = "settling"
@@ -22,7 +29,7 @@ let credential: TokenCredential
 let sdk: CertificateClient
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT], propagationMs: SETTLE_MS, warn: () => {} })
+  emulator = await startEmulator({ vaults: [VAULT], propagationMs: SETTLE_MS })
   ca = await makeCa()
   credential = await Effect.runPromise(credentialFor(emulator, targetFor(emulator, VAULT, "any")))
   sdk = new CertificateClient(emulator.vault(VAULT).url, credential, {

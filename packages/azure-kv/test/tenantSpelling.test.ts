@@ -17,10 +17,17 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import type { DeployOutcome } from "@kvdeploy/core"
 import { withIdentityEnvironment } from "@kvdeploy/core/test"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
-import { type AuthMode, type Emulator, start } from "@kvdeploy/kv-emulator"
+import type { AuthMode, Emulator } from "@kvdeploy/kv-emulator"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
-import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
+import {
+  credentialFor,
+  deployOnce,
+  fastReads,
+  startEmulator,
+  targetFor,
+  worldLayer,
+} from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
 
 const VAULT = "tenants"
@@ -31,7 +38,7 @@ let emulator: Emulator
 let ca: Issuer
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT, { name: OTHER, tenantId: OTHER_TENANT }], warn: () => {} })
+  emulator = await startEmulator({ vaults: [VAULT, { name: OTHER, tenantId: OTHER_TENANT }] })
   ca = await makeCa()
 })
 afterAll(() => emulator?.stop())

@@ -18,10 +18,17 @@ import {
   transportIterations,
   Vault,
 } from "@kvdeploy/core"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import type { Emulator } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { credentialFor, deployOnce, fastReads, targetFor, worldLayer } from "./support/emulator.js"
+import {
+  credentialFor,
+  deployOnce,
+  fastReads,
+  startEmulator,
+  targetFor,
+  worldLayer,
+} from "./support/emulator.js"
 import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
 
 const VAULT = "transport"
@@ -34,7 +41,7 @@ let ca: Issuer
 let credential: TokenCredential
 
 beforeAll(async () => {
-  emulator = await start({ vaults: [VAULT], warn: () => {} })
+  emulator = await startEmulator({ vaults: [VAULT] })
   ca = await makeCa()
   credential = await Effect.runPromise(credentialFor(emulator, targetFor(emulator, VAULT, "any")))
 })

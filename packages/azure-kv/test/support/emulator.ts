@@ -15,13 +15,22 @@ import {
 } from "@kvdeploy/core"
 import { InMemoryAuditLog, RecordingMetrics } from "@kvdeploy/core/test"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
-import type { AuthMode, Emulator } from "@kvdeploy/kv-emulator"
+import { type AuthMode, type Emulator, type EmulatorOptions, start } from "@kvdeploy/kv-emulator"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Result from "effect/Result"
 import * as AzureKeyVault from "../../src/index.js"
+
+/**
+ * The emulator these tests run against: quiet, and answering an import as Key Vault does, which
+ * infers no content type (`importContentType: "required"`: PEM text not stated as
+ * application/x-pem-file, or a policy without secret_props.contentType, is refused). Every import
+ * path of the adapter is so proven to state its content type on the wire.
+ */
+export const startEmulator = (options: EmulatorOptions = {}): Promise<Emulator> =>
+  start({ warn: () => {}, importContentType: "required", ...options })
 
 export const targetFor = (
   emulator: Emulator,
