@@ -1264,10 +1264,11 @@ const includePendingOf = (params: URLSearchParams): boolean => {
 }
 
 /**
- * A marker key that sorts before every key of a list (names are `[0-9a-z-]`, versions hex): the
- * next link of a first page a `shortPage` fault left empty.
+ * A character that sorts before every character of a list's keys (names are `[0-9a-z-]`, versions
+ * hex): a marker key with it appended falls where the key without it does. The next link of a page
+ * a `shortPage` fault left empty.
  */
-const BEFORE_EVERY_KEY = "*"
+const NO_KEY = "*"
 
 /** A list the emulator pages: its items in order of `keyOf`, each key unique. */
 interface Paged<T> {
@@ -1310,26 +1311,30 @@ const page = <T>(
   const { items, keyOf } = list
   const token = params.get("$skiptoken")
   let start = 0
+  let after: string | undefined
   if (token !== null) {
-    const after = keyOfSkiptoken(token, list.scope)
+    after = keyOfSkiptoken(token, list.scope)
     if (after === undefined)
       throw KvError.badParameter(
         "The value of $skiptoken is not a page marker of this list: pass the nextLink of the previous page unchanged, or no $skiptoken for the first page.",
       )
     // The first item after the marker's key (the items are in ascending key order).
     let hi = items.length
+    const key = after
     while (start < hi) {
       const mid = (start + hi) >>> 1
-      if (keyOf(items[mid] as T) <= after) start = mid + 1
+      if (keyOf(items[mid] as T) <= key) start = mid + 1
       else hi = mid
     }
   }
   const count = shortPage === undefined ? max : Math.min(max, shortPage)
   const shown = items.slice(start, start + count)
-  // The marker names the last item answered; a page a `shortPage` fault emptied names the item
-  // before it (or a key before every key, on the first page), so the next page starts where it would have.
-  const last = shown.at(-1) ?? (start > 0 ? items[start - 1] : undefined)
-  const marker = last === undefined ? BEFORE_EVERY_KEY : keyOf(last)
+  // The marker names the last item answered. A page a `shortPage` fault emptied names the marker it
+  // was asked with, one NO_KEY longer (a key before every key, on the first page): the next page
+  // starts where this one did, and each empty page's link is new, as Key Vault's markers move on
+  // over what a page did not answer (the same link twice is a loop to a client).
+  const last = shown.at(-1)
+  const marker = last === undefined ? `${after ?? ""}${NO_KEY}` : keyOf(last)
   const nextLink =
     start + count < items.length
       ? `${origin}${list.path}?api-version=${encodeURIComponent(apiVersion)}&$skiptoken=${skiptokenOf(list.scope, marker)}&maxresults=${max}${list.keep ?? ""}`
