@@ -177,6 +177,9 @@ interface PickupDue {
 /** A list entry older than this is not used: the deployment reads its certificate instead. */
 const listedMaxAgeMs = 30_000
 
+/** Entries on a full page of the certificate list (the adapter asks for Key Vault's most, 25). */
+const LIST_PAGE_ENTRIES = 25
+
 interface VaultLane {
   readonly budget: VaultBudget
   readonly slots: Permits
@@ -1239,7 +1242,8 @@ export const makeReconciler = (
     /**
      * List the vault's certificates for `group` (its deployments in this pass) and give each
      * deployment its entry. Stops once the pages read reach half the group (the vault holds many
-     * more certificates than the agent deploys to it: reads would cost less). A failed page ends
+     * more certificates than the agent deploys to it, or answers short pages: reads would cost
+     * less; the budget counts requests, whatever a page holds). A failed page ends
      * the list; entries already read are used, the rest read their own.
      */
     const listVault = (
@@ -1266,6 +1270,8 @@ export const makeReconciler = (
         let continuation: string | undefined
         let pages = 0
         let found = 0
+        // Every entry the pages answered (any writer's): fewer than 25 a page means short pages.
+        let entries = 0
         do {
           const askedAt = attemptSeq
           const page = yield* Effect.result(lane.budget.spend("other", list(continuation)))
@@ -1319,6 +1325,7 @@ export const makeReconciler = (
                 fix: "Key Vault sends these facts: check what stands between the agent and the vault (a proxy, an API gateway)",
               }),
             )
+          entries += page.success.certificates.length + (page.success.unusable?.length ?? 0)
           const atMs = yield* Clock.currentTimeMillis
           for (const entry of page.success.certificates) {
             const slotsOf = wanted.get(entry.name.toLowerCase())
@@ -1339,10 +1346,23 @@ export const makeReconciler = (
           }
           continuation = page.success.continuation
         } while (continuation !== undefined && pages < maxPages)
+        // Stopped at the page budget, which counts requests (a page costs one, as a read does), not
+        // entries: a vault that answers short or empty pages (Key Vault may: Azure/azure-sdk-for-go#10711)
+        // reaches it sooner. Either way the deployments not listed read their own certificate.
         if (continuation !== undefined)
           yield* Effect.logInfo(
-            "vault list stopped early: it holds many more certificates than are deployed to it",
-          ).pipe(Effect.annotateLogs({ vault: d.target.vaultUrl, pages, found, deployments: group.length }))
+            entries < pages * LIST_PAGE_ENTRIES
+              ? "vault list stopped early: the vault answered short pages, and more would cost more requests than the deployments not listed reading their own certificate"
+              : "vault list stopped early: it holds many more certificates than are deployed to it; the deployments not listed read their own certificate",
+          ).pipe(
+            Effect.annotateLogs({
+              vault: d.target.vaultUrl,
+              pages,
+              entries,
+              found,
+              deployments: group.length,
+            }),
+          )
       })
 
     const triggerAll = (reason: string) =>

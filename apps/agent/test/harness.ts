@@ -8,7 +8,11 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { CertificateClient, type CertificateClientOptions } from "@azure/keyvault-certificates"
+import {
+  CertificateClient,
+  type CertificateClientOptions,
+  type ImportCertificateOptions,
+} from "@azure/keyvault-certificates"
 import { type Emulator, type EmulatorOptions, start } from "@kvdeploy/kv-emulator"
 import { afterAll, afterEach, beforeAll, expect } from "vitest"
 import { stringify } from "yaml"
@@ -81,8 +85,13 @@ export const workdir = (): Workdir => {
   }
 }
 
+/**
+ * The emulator the agent's tests run against: no throttling, quiet, and answering an import as Key
+ * Vault does, which infers no content type (`importContentType: "required"`): every import the
+ * agent makes is so proven to state its content type.
+ */
 export const startEmulator = (options: EmulatorOptions = {}): Promise<Emulator> =>
-  start({ throttling: false, warn: () => {}, ...options })
+  start({ throttling: false, warn: () => {}, importContentType: "required", ...options })
 
 /** What a test file of one agent against one emulator shares: set before its tests, stopped after them. */
 export interface AgentSuite {
@@ -410,3 +419,15 @@ export const sdkFor = (e: Emulator, vault: string, options: CertificateClientOpt
     },
     { tlsOptions: { ca: e.caPem }, disableChallengeResourceVerification: true, ...options },
   )
+
+/**
+ * The options of a bare SDK `importCertificate` of PEM bytes that Key Vault takes (another tool's
+ * import): `policy` makes the SDK send the PEM text, and `certificatePolicy`, which the SDK's
+ * serializer reads (4.9.0-4.10.3 drop `policy` from the body), states its content type on the wire.
+ */
+export const pemImportOptions = (options: ImportCertificateOptions = {}): ImportCertificateOptions =>
+  ({
+    ...options,
+    policy: { contentType: "application/x-pem-file" },
+    certificatePolicy: { secretProperties: { contentType: "application/x-pem-file" } },
+  }) as ImportCertificateOptions

@@ -22,11 +22,12 @@ const VAULT = "agent-list"
 const MOVED_FROM = "agent-list-a"
 const MOVED_TO = "agent-list-b"
 const OWN = "agent-list-own"
+const SHORT = "agent-list-short"
 /** More than one page of 25, at least the default vault_list_min_deployments (25). */
 const N = 30
 const PAGES = Math.ceil(N / 25)
 
-const suite = agentSuite([VAULT, MOVED_FROM, MOVED_TO, OWN])
+const suite = agentSuite([VAULT, MOVED_FROM, MOVED_TO, OWN, SHORT])
 
 /** How often the emulator's fault `id` matched a request so far. */
 
@@ -38,9 +39,9 @@ const decision = (a: AgentProcess, deployment: string, from: number): Promise<Lo
   )
 
 /** The vault's requests since `mark` (token challenges apart), counted by operation and status. */
-const requestsSince = (mark: number): Record<string, number> => {
+const requestsSince = (mark: number, vault = VAULT): Record<string, number> => {
   const counts: Record<string, number> = {}
-  for (const e of suite.emulator.requests.entries({ since: mark, vault: VAULT })) {
+  for (const e of suite.emulator.requests.entries({ since: mark, vault })) {
     if (e.challenge) continue
     const key = `${e.operation} ${e.status}`
     counts[key] = (counts[key] ?? 0) + 1
@@ -201,6 +202,99 @@ describe("a pass over a vault with many deployments lists it", () => {
     })
     expect(restarted).toMatchObject({ inPlace: N, inPlaceFromList: 0, listPages: 0 })
     expect(requestsSince(mark)).toEqual({ "getLatest 200": N })
+  })
+
+  it("short and empty pages (Key Vault may answer them): listed to the end within the page budget, else each unlisted deployment reads its own certificate", async () => {
+    const { emulator, pki, work } = suite
+    const leaves = await Promise.all(Array.from({ length: N }, (_, i) => pki.leaf(`short-${i}.example.test`)))
+    const deployments = leaves.map((leaf, i) => ({
+      name: `short-${i}`,
+      vault: SHORT,
+      certificate: `short-${i}-cert`,
+      source: {
+        cert: work.write(`short-${i}.crt`, leaf.certPem),
+        key: work.write(`short-${i}.key`, leaf.keyPem),
+      },
+    }))
+    // Its own state directory: an earlier test's agent may run on until the file ends (its lock).
+    const config = writeConfig(
+      work,
+      emulator,
+      deployments,
+      { state_dir: work.path("state-short") },
+      "agent-short.yaml",
+    )
+    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    suite.agent = a
+    const passOver = (reason: string, from: number): Promise<LogLine> =>
+      a.waitFor((l) => l.msg === "pass over" && l.reason === reason, { from, timeoutMs: 60_000 })
+    await passOver("start", 0)
+    for (let i = 0; i < N; i++)
+      expect(emulator.state.versions(SHORT, `short-${i}-cert`)?.at(-1)?.x5t).toBe(leaves[i]?.x5t)
+
+    // Full pages: 2 requests confirm all 30 (the fleet-scale count, unchanged).
+    let mark = emulator.requests.mark()
+    let from = a.lines.length
+    a.signal("SIGHUP")
+    expect(await passOver("reload", from)).toMatchObject({ inPlaceFromList: N, listPages: PAGES })
+    expect(requestsSince(mark, SHORT)).toEqual({ "list 200": PAGES })
+
+    // An empty first page, then pages of 4: 1 + 8 pages, within the budget (15, half the group).
+    let faults = [
+      emulator.faults.add({
+        operation: "list",
+        vault: SHORT,
+        times: 1,
+        action: { kind: "shortPage", items: 0 },
+      }),
+      emulator.faults.add({
+        operation: "list",
+        vault: SHORT,
+        times: "always",
+        action: { kind: "shortPage", items: 4 },
+      }),
+    ]
+    mark = emulator.requests.mark()
+    from = a.lines.length
+    a.signal("SIGHUP")
+    expect(await passOver("reload", from)).toMatchObject({
+      inPlace: N,
+      inPlaceFromList: N,
+      listPages: 1 + Math.ceil(N / 4),
+    })
+    expect(requestsSince(mark, SHORT)).toEqual({ "list 200": 1 + Math.ceil(N / 4) })
+    for (const id of faults) emulator.faults.remove(id)
+
+    // Empty pages that go on: the list stops at its budget; no deployment is taken as listed, none is
+    // deployed for want of an entry: each reads its own certificate and finds it in place. The log says
+    // the pages were short (not that the vault holds many more certificates).
+    faults = [
+      emulator.faults.add({
+        operation: "list",
+        vault: SHORT,
+        times: "always",
+        action: { kind: "shortPage", items: 0 },
+      }),
+    ]
+    mark = emulator.requests.mark()
+    from = a.lines.length
+    a.signal("SIGHUP")
+    const budget = Math.ceil(N / 2)
+    expect(await passOver("reload", from)).toMatchObject({
+      inPlace: N,
+      inPlaceFromList: 0,
+      other: 0,
+      listPages: budget,
+    })
+    expect(requestsSince(mark, SHORT)).toEqual({ "list 200": budget, "getLatest 200": N })
+    const stopped = a.lines.slice(from).find((l) => l.msg.startsWith("vault list stopped early"))
+    expect(stopped?.msg).toContain("the vault answered short pages")
+    expect(stopped).toMatchObject({ pages: budget, entries: 0, found: 0, deployments: N })
+    expect(a.lines.slice(from).some((l) => l.msg.startsWith("deploy:"))).toBe(false)
+    for (const id of faults) emulator.faults.remove(id)
+
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
   })
 
   it("drops a list entry for a deployment a reload moved to another vault meanwhile", async () => {

@@ -4,7 +4,7 @@
  * the deploy's log line says what the import wrote.
  */
 import { describe, expect, it } from "vitest"
-import { agentSuite, baseEnv, sdkFor, startAgent, writeConfig } from "./harness.js"
+import { agentSuite, baseEnv, pemImportOptions, sdkFor, startAgent, writeConfig } from "./harness.js"
 
 const VAULT = "agent-pem"
 const suite = agentSuite([VAULT])
@@ -18,7 +18,7 @@ describe("a certificate served as PEM", () => {
     await sdkFor(emulator, VAULT).importCertificate(
       "pem-cert",
       new TextEncoder().encode(`${served.keyPem}\n${served.certPem}`),
-      { policy: { contentType: PEM }, tags: { "certctl-managed-by": "certctl" } },
+      pemImportOptions({ tags: { "certctl-managed-by": "certctl" } }),
     )
     expect(emulator.state.versions(VAULT, "pem-cert")?.at(-1)?.contentType).toBe(PEM)
 
