@@ -7,7 +7,7 @@ import { ClientSecretCredential } from "@azure/identity"
 import { SecretClient } from "@azure/keyvault-secrets"
 import { afterAll, beforeAll, expect } from "vitest"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
-import { runCli, startWorld, type World } from "./harness.js"
+import { pemImportOptions, runCli, startWorld, type World } from "./harness.js"
 
 export let world: World
 export let fx: Fixtures
@@ -54,12 +54,13 @@ export const softDelete = async (name: string) => {
  */
 export const importAsPem = async (name: string) => {
   const served = await fx.leaf()
-  await world
-    .sdk()
-    .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem), {
-      policy: { contentType: "application/x-pem-file" },
+  await world.sdk().importCertificate(
+    name,
+    new TextEncoder().encode(served.keyPem + served.certPem + fx.chainPem),
+    pemImportOptions({
       tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
-    })
+    }),
+  )
   return served
 }
 

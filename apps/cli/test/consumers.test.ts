@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
-import { json, runCli, startWorld, type World } from "./harness.js"
+import { json, pemImportOptions, runCli, startWorld, type World } from "./harness.js"
 
 let world: World
 let fx: Fixtures
@@ -35,12 +35,13 @@ const imports = (mark: number) =>
  */
 const pemThenSoftDeleted = async (name: string) => {
   const served = await fx.leaf({ key: { kind: "RSA", bits: 2048 } })
-  await world
-    .sdk()
-    .importCertificate(name, new TextEncoder().encode(served.keyPem + served.certPem + fx.chainOf(served)), {
-      policy: { contentType: "application/x-pem-file" },
+  await world.sdk().importCertificate(
+    name,
+    new TextEncoder().encode(served.keyPem + served.certPem + fx.chainOf(served)),
+    pemImportOptions({
       tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
-    })
+    }),
+  )
   await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
   expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
   return served

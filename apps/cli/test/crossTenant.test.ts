@@ -5,10 +5,10 @@
  * AZURE_ADDITIONALLY_ALLOWED_TENANTS), not to check a client secret that is fine. With the tenant
  * allowed, the same command deploys.
  */
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import type { Emulator } from "@kvdeploy/kv-emulator"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
-import { json, runCli, startWorld, type World } from "./harness.js"
+import { json, runCli, startEmulator, startWorld, type World } from "./harness.js"
 
 const VAULT = "cli-other-tenant"
 // With letters: the upper-case case below needs them.
@@ -20,11 +20,7 @@ let fx: Fixtures
 beforeAll(async () => {
   // The world's temporary files; the vault is another emulator's, of another tenant.
   world = await startWorld("cli-home-tenant")
-  emulator = await start({
-    vaults: [{ name: VAULT, tenantId: VAULT_TENANT }],
-    throttling: false,
-    warn: () => {},
-  })
+  emulator = await startEmulator({ vaults: [{ name: VAULT, tenantId: VAULT_TENANT }] })
   fx = await makeFixtures()
 }, 60_000)
 afterAll(async () => {

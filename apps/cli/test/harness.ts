@@ -9,8 +9,8 @@ import { dirname, join } from "node:path"
 import { getCACertificates, setDefaultCACertificates } from "node:tls"
 import { fileURLToPath } from "node:url"
 import { ClientSecretCredential } from "@azure/identity"
-import { CertificateClient } from "@azure/keyvault-certificates"
-import { type Emulator, start } from "@kvdeploy/kv-emulator"
+import { CertificateClient, type ImportCertificateOptions } from "@azure/keyvault-certificates"
+import { type Emulator, type EmulatorOptions, start } from "@kvdeploy/kv-emulator"
 
 export const cliRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
 export const bin = join(cliRoot, "dist", "bin.js")
@@ -87,8 +87,16 @@ export interface World {
   readonly stop: () => Promise<void>
 }
 
+/**
+ * The emulator the CLI's tests run against: no throttling, quiet, and answering an import as Key
+ * Vault does, which infers no content type (`importContentType: "required"`): every import the CLI
+ * makes is so proven to state its content type.
+ */
+export const startEmulator = (options: EmulatorOptions = {}): Promise<Emulator> =>
+  start({ throttling: false, warn: () => {}, importContentType: "required", ...options })
+
 export const startWorld = async (vault = "kvdeploy-e2e"): Promise<World> => {
-  const emulator = await start({ vaults: [vault], throttling: false, warn: () => {} })
+  const emulator = await startEmulator({ vaults: [vault] })
   // This test process talks to the emulator directly too (to delete a certificate): trust its CA here.
   setDefaultCACertificates([...getCACertificates("default"), emulator.caPem])
   const dir = mkdtempSync(join("/dev/shm", "kvdeploy-cli-test-"))
@@ -139,3 +147,15 @@ export const json = <T = Record<string, unknown>>(r: CliResult): T => {
     throw new Error(`stdout is not JSON (exit ${r.code}):\n${r.stdout}\n--- stderr ---\n${r.stderr}`)
   }
 }
+
+/**
+ * The options of a bare SDK `importCertificate` of PEM bytes that Key Vault takes (another tool's
+ * import): `policy` makes the SDK send the PEM text, and `certificatePolicy`, which the SDK's
+ * serializer reads (4.9.0-4.10.3 drop `policy` from the body), states its content type on the wire.
+ */
+export const pemImportOptions = (options: ImportCertificateOptions = {}): ImportCertificateOptions =>
+  ({
+    ...options,
+    policy: { contentType: "application/x-pem-file" },
+    certificatePolicy: { secretProperties: { contentType: "application/x-pem-file" } },
+  }) as ImportCertificateOptions
