@@ -825,6 +825,39 @@ describe("plan", () => {
     expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
   })
 
+  it("a deleted certificate whose answer does not say which version it holds: plan says deploy would fail without writing, as deploy does", async () => {
+    const name = "plan-unsaid-deleted"
+    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
+      0,
+    )
+    await softDelete(name)
+    const fault = world.emulator.faults.add({
+      operation: "getDeleted",
+      name,
+      times: "always",
+      action: { kind: "omitFields", fields: ["attributes.created"] },
+    })
+    try {
+      const leaf = await fx.leaf()
+      const planned = await runCli(
+        ["plan", "--config", world.targetFile(name), "--cert", "-", "--on-soft-deleted", "recover", "--json"],
+        { stdin: fx.bundle(leaf), env: world.env },
+      )
+      const plan = json<{ action: string; writes: number; reason: string }>(planned)
+      expect([plan.action, plan.writes]).toEqual(["fail-soft-deleted", 0])
+      expect(plan.reason).toContain("whether kvdeploy wrote it is unknown")
+      expect(plan.reason).toContain("--adopt")
+      const deployed = await runCli(deployArgs(name, ["--on-soft-deleted", "recover"]), {
+        stdin: fx.bundle(leaf),
+        env: world.env,
+      })
+      expect(deployed.code, deployed.stdout + deployed.stderr).toBe(1)
+      expect(world.emulator.state.isDeleted(world.vault, name)).toBe(true)
+    } finally {
+      world.emulator.faults.remove(fault)
+    }
+  })
+
   it("reads a key from a pipe (a FIFO, as `<(…)` gives) once: the input check before it only looks at files", async () => {
     const leaf = await fx.leaf()
     const cert = world.file("fifo-leaf.pem", leaf.certPem + fx.chainPem)

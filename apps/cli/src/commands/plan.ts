@@ -280,43 +280,50 @@ export const plan = Command.make("plan", deployFlags, (input) =>
                     reason: `${config.certificateName} is soft-deleted and was not written by kvdeploy; deploy would leave it deleted (use --adopt to recover it and take it over)`,
                     writes: 0,
                   }
-                : config.onSoftDeleted === "recover" && judged === "InPlace"
+                : config.onSoftDeleted === "recover" && deleted.latest === undefined && input.adopt !== true
                   ? {
-                      action: "recover",
-                      reason: `${config.certificateName} is soft-deleted, and is this certificate with kvdeploy's tags: deploy would recover it and write no version`,
-                      writes: 1,
+                      // As the deploy does: whose it is cannot be told, so it is not recovered.
+                      action: "fail-soft-deleted",
+                      reason: `${config.certificateName} is soft-deleted, and the vault's answer for it does not say which version it holds, so whether kvdeploy wrote it is unknown: deploy would leave it deleted and fail without writing (deploy again; use --adopt to recover it whoever wrote it, or purge it)`,
+                      writes: 0,
                     }
-                  : config.onSoftDeleted === "recover"
+                  : config.onSoftDeleted === "recover" && judged === "InPlace"
                     ? {
-                        action: "recover-and-import",
-                        reason: `${config.certificateName} is soft-deleted; deploy would recover it, then import a new version over ${deleted.latest?.versionId ?? "it"} and verify`,
-                        writes: 2,
+                        action: "recover",
+                        reason: `${config.certificateName} is soft-deleted, and is this certificate with kvdeploy's tags: deploy would recover it and write no version`,
+                        writes: 1,
                       }
-                    : checked.pfxTooLarge === undefined
+                    : config.onSoftDeleted === "recover"
                       ? {
-                          action: "fail-soft-deleted",
-                          reason: `${config.certificateName} is soft-deleted; deploy would fail without writing (use --on-soft-deleted recover, or purge it)`,
-                          writes: 0,
+                          action: "recover-and-import",
+                          reason: `${config.certificateName} is soft-deleted; deploy would recover it, then import a new version over ${deleted.latest?.versionId ?? "it"} and verify`,
+                          writes: 2,
                         }
-                      : // The PFX is over the limit (content_type keep): a purge makes a first deploy, which
-                        // imports PKCS#12; only a recovery of a certificate served as PEM helps, as deploy says.
-                        deleted.latest?.contentType === PEM_CONTENT_TYPE
+                      : checked.pfxTooLarge === undefined
                         ? {
                             action: "fail-soft-deleted",
-                            reason: `${config.certificateName} is soft-deleted, and a recovery would serve its secret as PEM, which this material fits; deploy would fail without writing (use --on-soft-deleted recover; purging it would make a first deploy, which imports PKCS#12, over the limit)`,
+                            reason: `${config.certificateName} is soft-deleted; deploy would fail without writing (use --on-soft-deleted recover, or purge it)`,
                             writes: 0,
                           }
-                        : deleted.latest?.contentType === undefined
+                        : // The PFX is over the limit (content_type keep): a purge makes a first deploy, which
+                          // imports PKCS#12; only a recovery of a certificate served as PEM helps, as deploy says.
+                          deleted.latest?.contentType === PEM_CONTENT_TYPE
                           ? {
                               action: "fail-soft-deleted",
-                              reason: `${config.certificateName} is soft-deleted, and its answer does not say the content type a recovery would serve; deploy would fail without writing (use --on-soft-deleted recover: deploy judges the content type after the recovery; purging it would make a first deploy, which imports PKCS#12, over the limit)`,
+                              reason: `${config.certificateName} is soft-deleted, and a recovery would serve its secret as PEM, which this material fits; deploy would fail without writing (use --on-soft-deleted recover; purging it would make a first deploy, which imports PKCS#12, over the limit)`,
                               writes: 0,
                             }
-                          : {
-                              action: "refuse",
-                              reason: `${config.certificateName} is soft-deleted, and neither a recovery (its secret PKCS#12, which content_type keep keeps) nor a purge (a first deploy imports PKCS#12) would let this material be imported: ${checked.pfxTooLarge.message}; deploy would write nothing`,
-                              writes: 0,
-                            }
+                          : deleted.latest?.contentType === undefined
+                            ? {
+                                action: "fail-soft-deleted",
+                                reason: `${config.certificateName} is soft-deleted, and its answer does not say the content type a recovery would serve; deploy would fail without writing (use --on-soft-deleted recover: deploy judges the content type after the recovery; purging it would make a first deploy, which imports PKCS#12, over the limit)`,
+                                writes: 0,
+                              }
+                            : {
+                                action: "refuse",
+                                reason: `${config.certificateName} is soft-deleted, and neither a recovery (its secret PKCS#12, which content_type keep keeps) nor a purge (a first deploy imports PKCS#12) would let this material be imported: ${checked.pfxTooLarge.message}; deploy would write nothing`,
+                                writes: 0,
+                              }
           }
         }
         // An operation in progress on the certificate (a create waiting for its CA, or for a merge):
