@@ -1148,7 +1148,10 @@ function* notVerified(
   }
 
   // 7. Rollback
-  const restored = yield* rollback(trail, request, previous, imported)
+  // Every candidate of the reconciliation is this deploy's, not another writer's: the one served
+  // (`imported`) and the others, `ourImport` included when it is not the one served.
+  const alsoFailed = [ourImport, ...alsoOurs].filter((v) => v.versionId !== imported.versionId)
+  const restored = yield* rollback(trail, request, previous, imported, alsoFailed)
   // The content type of the secret the rollback wrote, when it wrote one (what it restored; another
   // writer's version may be served after it, as in Superseded).
   const rollbackWritten =

@@ -299,6 +299,7 @@ function* latestBeforeImport(
   name: string,
   previous: VaultVersion,
   failed: VaultVersion,
+  alsoFailed: ReadonlyArray<VaultVersion>,
 ): Effect.fn.Return<RollbackResult | undefined, never, Vault> {
   const vault = yield* Vault
   const read = yield* trail.read("getLatest", vault.getLatest(name)).pipe(Effect.result)
@@ -315,6 +316,8 @@ function* latestBeforeImport(
   // Judged as the failed version's verify judged it: only whether it is ours, older, or newer matters.
   const expected: Expected = {
     version: failed,
+    // A reconciliation's other candidates for the failed import are this deploy's too, not another writer's.
+    alsoOurs: alsoFailed,
     x5t: failed.x5t,
     serialHex: failed.serialHex,
     tags: {},
@@ -344,6 +347,8 @@ export const rollback = Effect.fnUntraced(function* (
   request: DeployRequest,
   previous: VaultVersion | undefined,
   failed: VaultVersion,
+  /** Other versions a reconciliation found that can equally be the failed import (its `alsoOurs`). */
+  alsoFailed: ReadonlyArray<VaultVersion> = [],
 ) {
   const vault = yield* Vault
   const codec = yield* PfxCodec
@@ -403,7 +408,7 @@ export const rollback = Effect.fnUntraced(function* (
       ? { ...common, pem: content.success }
       : { ...common, pfx: content.success, password: pfxPassword }
   // The last read before the import: another writer's newer version is not written over.
-  const overtaken = yield* latestBeforeImport(trail, name, previous, failed)
+  const overtaken = yield* latestBeforeImport(trail, name, previous, failed, alsoFailed)
   if (overtaken !== undefined) return overtaken
   const imported = yield* trail.call("importVersion", vault.importVersion(importRequest)).pipe(Effect.result)
   let version: VaultVersion
@@ -454,7 +459,7 @@ export const rollback = Effect.fnUntraced(function* (
     x5t: previous.x5t,
     serialHex: previous.serialHex,
     tags,
-    olderVersionIds: [previous.versionId, failed.versionId],
+    olderVersionIds: [previous.versionId, failed.versionId, ...alsoFailed.map((v) => v.versionId)],
   }
   let verdict = yield* verifyLatest(trail, name, expected)
   // Another writer's version from the rollback's own second: confirmed as the forward verify does.

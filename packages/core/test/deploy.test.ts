@@ -2191,6 +2191,61 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
   )
 
   it.effect(
+    "two versions read as ours, the one served wrong, and the rollback's last read lagging on the other: still ours, RolledBack",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          yield* seedManaged(oldCert.material)
+          // As above: our import (its answer lost) and the same deployment's duplicate are both
+          // candidates, and the duplicate is served, wrong.
+          vault.script("importVersion", Fault.afterWrite)
+          vault.script(
+            "listVersions",
+            Fault.foreignImport(newCert.material, {
+              [MANAGED_BY_TAG]: "certctl",
+              [CERTIFICATE_ID_TAG]: CERT_ID,
+            }),
+          )
+          // Once the rollback has read the previous version's secret, reads lag and show our own
+          // first candidate until the rollback's import.
+          let secretRead = false
+          let lagged = 0
+          const lagging: (typeof Vault)["Service"] = {
+            ...port,
+            getVersionSecret: (...args) =>
+              Effect.tap(port.getVersionSecret(...args), () =>
+                Effect.sync(() => {
+                  secretRead = true
+                }),
+              ),
+            importVersion: (r) =>
+              Effect.suspend(() => {
+                secretRead = false
+                return port.importVersion(r)
+              }),
+            getLatest: (name) =>
+              Effect.suspend(() => {
+                const first = vault.versions(NAME).find((v) => v.writer === "deploy" && v.x5t === newCert.x5t)
+                if (!secretRead || first === undefined) return port.getLatest(name)
+                lagged++
+                return Effect.succeed({ ...first, tags: { ...first.tags } })
+              }),
+          }
+          const o = yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, lagging))
+          assert.isAbove(lagged, 0)
+          assert.strictEqual(o._tag, "RolledBack", o.reason)
+          assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+          assert.strictEqual(
+            vault.latest(NAME)?.tags[ROLLBACK_OF_TAG],
+            expectTag(o, "RolledBack").failedVersionId,
+          )
+        }),
+      ),
+  )
+
+  it.effect(
     "two versions read as our rollback, and the one served is wrong: the rollback version named is the one served",
     () =>
       fresh(
