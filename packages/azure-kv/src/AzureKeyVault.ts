@@ -69,6 +69,7 @@ import {
   throttleObserver,
 } from "./importPolicy.js"
 import { latestNotFound } from "./notFoundPolicy.js"
+import { defaultMaxRetryAfterMs, retryAfterCap } from "./retryAfterCap.js"
 import { connectionsOf, VaultConnections } from "./VaultConnections.js"
 import { inVaultCall, type VaultCall, vaultCall, vaultCallPolicy } from "./vaultCall.js"
 import { type MappedVaultError, toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailure.js"
@@ -135,6 +136,11 @@ export interface AzureKeyVaultOptions {
         readonly maxRetries?: number | undefined
         readonly retryDelayInMs?: number | undefined
         readonly maxRetryDelayInMs?: number | undefined
+        /**
+         * The longest Retry-After the SDK waits on before a retry (default 60 s; see
+         * retryAfterCap.ts): a 429 asking for longer fails at once, saying the wait it asked for.
+         */
+        readonly maxRetryAfterInMs?: number | undefined
       }
     | undefined
   /** How often the recover poller checks that a recovered certificate is readable (default 2 s). */
@@ -376,6 +382,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
         }),
     userAgentOptions: { userAgentPrefix: "kvdeploy" },
   }
+  // Outermost of the per-retry policies: the retry policy reads the wait it leaves on an answer.
+  const capRetryAfter = retryAfterCap(options.retry?.maxRetryAfterInMs ?? defaultMaxRetryAfterMs)
   const certificates = new CertificateClient(options.vaultUrl, options.credential, {
     ...common,
     additionalPolicies: [
@@ -384,6 +392,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       { policy: vaultCallPolicy, position: "perCall" },
       { policy: certificateListPolicy, position: "perCall" },
       { policy: latestNotFound, position: "perCall" },
+      { policy: capRetryAfter, position: "perRetry" },
       { policy: nonIdempotentImport, position: "perRetry" },
       { policy: throttleObserver(onThrottled), position: "perRetry" },
       // Last: the innermost per-retry policy, it sees each attempt's answer as the vault sent it.
@@ -394,6 +403,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     ...common,
     additionalPolicies: [
       { policy: agentOutOfLogs, position: "perCall" },
+      { policy: capRetryAfter, position: "perRetry" },
       { policy: throttleObserver(onThrottled), position: "perRetry" },
       { policy: httpRequestObserver(onHttpRequest), position: "perRetry" },
     ],

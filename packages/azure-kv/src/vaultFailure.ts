@@ -34,6 +34,7 @@ import { explainTokenFailure } from "@kvdeploy/credentials/tokenFailure"
 import { ImportOutcomeUnknown, neverSentCodes, tlsRefusedCodes } from "./importPolicy.js"
 import { LatestNotFound } from "./notFoundPolicy.js"
 import { grantAdvice, requiredPermission } from "./permissions.js"
+import { overCapHeader } from "./retryAfterCap.js"
 
 /**
  * The SDK's message as a failure keeps it. An answer the SDK could not parse (PARSE_ERROR) has its
@@ -61,6 +62,11 @@ export class KeyVaultRequestFailure extends Error {
   readonly innerCode: string | undefined
   readonly requestId: string | undefined
   readonly retryAfterMs: number | undefined
+  /**
+   * The answer asked for a wait beyond what the SDK is let wait (retryAfterCap.ts): a 429 was
+   * then not retried, and `retryAfterMs` is the wait it asked for.
+   */
+  readonly retryAfterOverCap: boolean
   /** The answer's `Date` header (the vault's clock, whole seconds), in epoch milliseconds. */
   readonly answeredAtMs: number | undefined
   /** The tenant a 401's challenge (`WWW-Authenticate`) names: the vault's. */
@@ -75,6 +81,7 @@ export class KeyVaultRequestFailure extends Error {
     readonly innerCode?: string | undefined
     readonly requestId?: string | undefined
     readonly retryAfterMs?: number | undefined
+    readonly retryAfterOverCap?: boolean | undefined
     readonly answeredAtMs?: number | undefined
     readonly challengeTenant?: string | undefined
     readonly tokenTenant?: string | undefined
@@ -86,6 +93,7 @@ export class KeyVaultRequestFailure extends Error {
     this.innerCode = fields.innerCode
     this.requestId = fields.requestId
     this.retryAfterMs = fields.retryAfterMs
+    this.retryAfterOverCap = fields.retryAfterOverCap === true
     this.answeredAtMs = fields.answeredAtMs
     this.challengeTenant = fields.challengeTenant
     this.tokenTenant = fields.tokenTenant
@@ -129,6 +137,7 @@ const retryAfterMsOf = (
 ): number | undefined => {
   if (headers === undefined) return undefined
   for (const [name, factor] of [
+    [overCapHeader, 1],
     ["retry-after-ms", 1],
     ["x-ms-retry-after-ms", 1],
     ["retry-after", 1000],
@@ -226,6 +235,7 @@ export const describeFailure = (error: unknown): KeyVaultRequestFailure => {
       innerCode: innerCodeOf(error.details, response?.bodyAsText ?? undefined),
       requestId: response?.headers.get("x-ms-request-id"),
       retryAfterMs: retryAfterMsOf(response?.headers),
+      retryAfterOverCap: response?.headers.get(overCapHeader) !== undefined,
       answeredAtMs: answeredAtMsOf(response?.headers),
       ...(error.statusCode === 401
         ? {
@@ -348,6 +358,9 @@ const sdkRetriedCodes: ReadonlySet<string> = new Set([
 const sdkRetried = (cause: KeyVaultRequestFailure): boolean => {
   const status = cause.statusCode
   if (status === undefined) return cause.code !== undefined && sdkRetriedCodes.has(cause.code)
+  // A 429 whose wait was over the bound (retryAfterCap.ts) was not sent again, and must not be by
+  // the deploy program's quick read retries either: the vault asked for the wait. A 503's was
+  // retried on the SDK's backoff.
   if (cause.retryAfterMs !== undefined && (status === 429 || status === 503)) return true
   return (status >= 500 && status !== 501 && status !== 505) || status === 408
 }
@@ -573,13 +586,15 @@ const mapFailure = (
       const wait = seconds === undefined ? undefined : `${seconds} s`
       return new VaultThrottled({
         ...sent,
-        detail: !sdkRetries
-          ? `the vault throttled the request (the SDK's retries are off here: its caller waits and retries)${wait === undefined ? "" : `; it asks to wait ${wait}`}: ${detail}`
-          : wait === undefined
-            ? `the vault throttled the request (without Retry-After, so the SDK did not retry it): ${sentence(detail)} ${throttleAdvice("a few seconds")}`
-            : seconds === 0
-              ? `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to retry at once (Retry-After: 0): ${sentence(detail)} ${throttleAdvice("a second")}`
-              : `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to wait ${wait} (Retry-After): ${sentence(detail)} ${throttleAdvice(wait)}`,
+        detail: cause.retryAfterOverCap
+          ? `the vault throttled the request and asked to wait ${wait} (Retry-After), longer than kvdeploy lets one request wait, so it was not retried: ${sentence(detail)} ${throttleAdvice(wait ?? "a while")}`
+          : !sdkRetries
+            ? `the vault throttled the request (the SDK's retries are off here: its caller waits and retries)${wait === undefined ? "" : `; it asks to wait ${wait}`}: ${detail}`
+            : wait === undefined
+              ? `the vault throttled the request (without Retry-After, so the SDK did not retry it): ${sentence(detail)} ${throttleAdvice("a few seconds")}`
+              : seconds === 0
+                ? `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to retry at once (Retry-After: 0): ${sentence(detail)} ${throttleAdvice("a second")}`
+                : `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to wait ${wait} (Retry-After): ${sentence(detail)} ${throttleAdvice(wait)}`,
         ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
       })
     }

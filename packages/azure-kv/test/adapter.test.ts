@@ -546,6 +546,80 @@ describe("a later page and a 429 that outlasts the SDK's retries", () => {
       ),
   )
 
+  /** A read answered `status` with `Retry-After: seconds` every time: the error, the requests sent, the time taken. */
+  const readAnswered = (name: string, status: 429 | 503, seconds: number) =>
+    Effect.gen(function* () {
+      const vault = yield* Vault
+      const id = emulator.faults.add({
+        operation: "getLatest",
+        vault: VAULT,
+        name,
+        times: "always",
+        action: { kind: "status", status, headers: { "Retry-After": String(seconds) } },
+      })
+      const since = emulator.requests.mark()
+      const started = performance.now()
+      const error = yield* Effect.flip(vault.getLatest(name)).pipe(
+        Effect.ensuring(Effect.sync(() => emulator.faults.remove(id))),
+      )
+      const requests = emulator.requests
+        .entries({ vault: VAULT, since })
+        .filter((e) => !e.challenge && e.operation === "getLatest").length
+      return { error, requests, ms: performance.now() - started }
+    })
+
+  it.live(
+    "a Retry-After beyond the bound (an hour): a 429 fails at once, not retried, saying the wait it asked for; a 503 is retried on backoff",
+    () =>
+      Effect.gen(function* () {
+        const throttled = yield* readAnswered("hour-429-app", 429, 3600)
+        expect(throttled.error._tag).toBe("VaultThrottled")
+        if (throttled.error._tag !== "VaultThrottled") return
+        expect(throttled.requests).toBe(1)
+        expect(throttled.ms).toBeLessThan(30_000)
+        expect(throttled.error.retryAfterMs).toBe(3_600_000)
+        expect(throttled.error.message).toContain(
+          "asked to wait 3600 s (Retry-After), longer than kvdeploy lets one request wait, so it was not retried",
+        )
+        expect(throttled.error.message).toContain("Wait 3600 s and run again")
+        // Marked as retried: the deploy program's quick read retries leave it too (the vault asked for an hour).
+        expect(throttled.error.retried).toBe(true)
+        const unavailable = yield* readAnswered("hour-503-app", 503, 3600)
+        expect(unavailable.error._tag).toBe("VaultUnavailable")
+        expect(unavailable.requests).toBe(3)
+        expect(unavailable.ms).toBeLessThan(30_000)
+      }).pipe(
+        Effect.provide(
+          worldLayer(emulator, target, credential, {
+            retry: { maxRetries: 2, retryDelayInMs: 10, maxRetryDelayInMs: 100 },
+          }),
+        ),
+      ),
+  )
+
+  it.live(
+    "maxRetryAfterInMs sets the bound: a 1 s Retry-After over a 500 ms bound is not waited on, one within 2 s is",
+    () =>
+      Effect.gen(function* () {
+        const over = yield* readAnswered("bound-low-app", 429, 1).pipe(
+          Effect.provide(
+            worldLayer(emulator, target, credential, {
+              retry: { maxRetries: 1, retryDelayInMs: 10, maxRetryAfterInMs: 500 },
+            }),
+          ),
+        )
+        expect([over.error._tag, over.requests]).toEqual(["VaultThrottled", 1])
+        const within = yield* readAnswered("bound-high-app", 429, 1).pipe(
+          Effect.provide(
+            worldLayer(emulator, target, credential, {
+              retry: { maxRetries: 1, retryDelayInMs: 10, maxRetryAfterInMs: 2_000 },
+            }),
+          ),
+        )
+        expect([within.error._tag, within.requests]).toEqual(["VaultThrottled", 2])
+      }),
+  )
+
   it.live(
     "a 429 after the SDK's retries says the Retry-After the vault last gave and what to do: wait, run again, fewer deploys at once",
     () =>
