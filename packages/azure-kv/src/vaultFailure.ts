@@ -66,7 +66,7 @@ export class KeyVaultRequestFailure extends Error {
    * The answer asked for a wait beyond what the SDK is let wait (retryAfterCap.ts): a 429 was
    * then not retried, and `retryAfterMs` is the wait it asked for.
    */
-  readonly retryAfterOverCap: boolean
+  readonly retryAfterOverCap: true | undefined
   /** The answer's `Date` header (the vault's clock, whole seconds), in epoch milliseconds. */
   readonly answeredAtMs: number | undefined
   /** The tenant a 401's challenge (`WWW-Authenticate`) names: the vault's. */
@@ -93,7 +93,7 @@ export class KeyVaultRequestFailure extends Error {
     this.innerCode = fields.innerCode
     this.requestId = fields.requestId
     this.retryAfterMs = fields.retryAfterMs
-    this.retryAfterOverCap = fields.retryAfterOverCap === true
+    this.retryAfterOverCap = fields.retryAfterOverCap === true ? true : undefined
     this.answeredAtMs = fields.answeredAtMs
     this.challengeTenant = fields.challengeTenant
     this.tokenTenant = fields.tokenTenant
@@ -235,7 +235,7 @@ export const describeFailure = (error: unknown): KeyVaultRequestFailure => {
       innerCode: innerCodeOf(error.details, response?.bodyAsText ?? undefined),
       requestId: response?.headers.get("x-ms-request-id"),
       retryAfterMs: retryAfterMsOf(response?.headers),
-      retryAfterOverCap: response?.headers.get(overCapHeader) !== undefined,
+      ...(response?.headers.get(overCapHeader) === undefined ? {} : { retryAfterOverCap: true }),
       answeredAtMs: answeredAtMsOf(response?.headers),
       ...(error.statusCode === 401
         ? {
@@ -586,15 +586,16 @@ const mapFailure = (
       const wait = seconds === undefined ? undefined : `${seconds} s`
       return new VaultThrottled({
         ...sent,
-        detail: cause.retryAfterOverCap
-          ? `the vault throttled the request and asked to wait ${wait} (Retry-After), longer than kvdeploy lets one request wait, so it was not retried: ${sentence(detail)} ${throttleAdvice(wait ?? "a while")}`
-          : !sdkRetries
-            ? `the vault throttled the request (the SDK's retries are off here: its caller waits and retries)${wait === undefined ? "" : `; it asks to wait ${wait}`}: ${detail}`
-            : wait === undefined
-              ? `the vault throttled the request (without Retry-After, so the SDK did not retry it): ${sentence(detail)} ${throttleAdvice("a few seconds")}`
-              : seconds === 0
-                ? `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to retry at once (Retry-After: 0): ${sentence(detail)} ${throttleAdvice("a second")}`
-                : `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to wait ${wait} (Retry-After): ${sentence(detail)} ${throttleAdvice(wait)}`,
+        detail:
+          cause.retryAfterOverCap && sdkRetries
+            ? `the vault throttled the request and asked to wait ${wait} (Retry-After), longer than kvdeploy lets one request wait, so it was not retried: ${sentence(detail)} ${throttleAdvice(wait ?? "a while")}`
+            : !sdkRetries
+              ? `the vault throttled the request (the SDK's retries are off here: its caller waits and retries)${wait === undefined ? "" : `; it asks to wait ${wait}`}: ${detail}`
+              : wait === undefined
+                ? `the vault throttled the request (without Retry-After, so the SDK did not retry it): ${sentence(detail)} ${throttleAdvice("a few seconds")}`
+                : seconds === 0
+                  ? `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to retry at once (Retry-After: 0): ${sentence(detail)} ${throttleAdvice("a second")}`
+                  : `the vault throttled the request and it did not succeed within the SDK's retries; its last answer asked to wait ${wait} (Retry-After): ${sentence(detail)} ${throttleAdvice(wait)}`,
         ...(cause.retryAfterMs === undefined ? {} : { retryAfterMs: cause.retryAfterMs }),
       })
     }
