@@ -27,8 +27,17 @@ const retryAfterHeaders = [
   ["retry-after", 1000],
 ] as const
 
-/** The wait an answer asks for, in milliseconds, read as the SDK's throttling strategy reads it. */
-const askedWaitMs = (headers: { get(name: string): string | undefined }): number | undefined => {
+/**
+ * The wait an answer asks for, in milliseconds, read as the SDK's throttling strategy reads it
+ * (an empty header is none; only Retry-After may be a date). A wait this policy took off the
+ * answer (`overCapHeader`) is the one it asked for.
+ */
+export const retryAfterMsOf = (
+  headers: { get(name: string): string | undefined } | undefined,
+): number | undefined => {
+  if (headers === undefined) return undefined
+  const overCap = Number(headers.get(overCapHeader) ?? Number.NaN)
+  if (Number.isFinite(overCap)) return overCap
   for (const [name, factor] of retryAfterHeaders) {
     const raw = headers.get(name)
     if (raw === undefined || raw.trim() === "") continue
@@ -46,7 +55,7 @@ export const retryAfterCap = (maxMs: number): PipelinePolicy => ({
   async sendRequest(request, next) {
     const response = await next(request)
     if (response.status !== 429 && response.status !== 503) return response
-    const asked = askedWaitMs(response.headers)
+    const asked = retryAfterMsOf(response.headers)
     if (asked === undefined || asked <= maxMs) return response
     for (const [name] of retryAfterHeaders) response.headers.delete(name)
     response.headers.set(overCapHeader, String(Math.ceil(asked)))

@@ -34,7 +34,7 @@ import { explainTokenFailure } from "@kvdeploy/credentials/tokenFailure"
 import { ImportOutcomeUnknown, neverSentCodes, tlsRefusedCodes } from "./importPolicy.js"
 import { LatestNotFound } from "./notFoundPolicy.js"
 import { grantAdvice, requiredPermission } from "./permissions.js"
-import { overCapHeader } from "./retryAfterCap.js"
+import { overCapHeader, retryAfterMsOf } from "./retryAfterCap.js"
 
 /**
  * The SDK's message as a failure keeps it. An answer the SDK could not parse (PARSE_ERROR) has its
@@ -130,26 +130,6 @@ const innerCodeOf = (details: unknown, bodyText: string | undefined): string | u
   } catch {
     return undefined
   }
-}
-
-const retryAfterMsOf = (
-  headers: { get(name: string): string | undefined } | undefined,
-): number | undefined => {
-  if (headers === undefined) return undefined
-  for (const [name, factor] of [
-    [overCapHeader, 1],
-    ["retry-after-ms", 1],
-    ["x-ms-retry-after-ms", 1],
-    ["retry-after", 1000],
-  ] as const) {
-    const raw = headers.get(name)
-    if (raw === undefined) continue
-    const n = Number(raw)
-    if (Number.isFinite(n)) return n * factor
-    const date = Date.parse(raw)
-    if (Number.isFinite(date)) return Math.max(0, date - Date.now())
-  }
-  return undefined
 }
 
 /** When the vault answered, by its `Date` header (an HTTP date: whole seconds), or undefined. */
