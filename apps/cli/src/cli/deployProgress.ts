@@ -12,6 +12,7 @@ const stepOf = {
   // Short, the point first: a line longer than the terminal is cut.
   snapshot: "reading the version served now",
   verify: "verifying that the new version is served",
+  rollbackCheck: "rolling back: checking that no newer version came in meanwhile",
   rollbackVerify: "verifying that the restored version is served",
   import: "importing the new version",
   rollbackImport: "rolling back: importing the previous certificate",
@@ -26,12 +27,18 @@ const stepOf = {
 export const withStepProgress = (vault: Vault["Service"], name: string): Vault["Service"] => {
   let imported = false
   let restoring = false
+  // After the import, a read of the previous version's PFX is the rollback's: its next read of the
+  // latest, before its own import, checks that no other writer's version came in meanwhile.
+  let rollingBack = false
   const say = <A, E>(which: keyof typeof stepOf, call: Effect.Effect<A, E>): Effect.Effect<A, E> =>
     step(`${name}: ${stepOf[which]}`, call)
   return Vault.of({
     ...vault,
     getLatest: (n) =>
-      say(restoring ? "rollbackVerify" : imported ? "verify" : "snapshot", vault.getLatest(n)),
+      say(
+        restoring ? "rollbackVerify" : rollingBack ? "rollbackCheck" : imported ? "verify" : "snapshot",
+        vault.getLatest(n),
+      ),
     getVersion: (n, v) => say("version", vault.getVersion(n, v)),
     listVersions: (n) => say("versions", vault.listVersions(n)),
     importVersion: (request) =>
@@ -52,7 +59,14 @@ export const withStepProgress = (vault: Vault["Service"], name: string): Vault["
           ),
         )
       }),
-    getVersionSecret: (n, v) => say("secret", vault.getVersionSecret(n, v)),
+    getVersionSecret: (n, v) =>
+      say("secret", vault.getVersionSecret(n, v)).pipe(
+        Effect.ensuring(
+          Effect.sync(() => {
+            if (imported) rollingBack = true
+          }),
+        ),
+      ),
     getDeleted: (n) => say("deleted", vault.getDeleted(n)),
     recoverDeleted: (n) => say("recover", vault.recoverDeleted(n)),
   })
