@@ -1,0 +1,351 @@
+/**
+ * The rollback's last read before its import, and the confirmation of another writer's version
+ * (forward verify and rollback verify), in what an operator reads: the outcome, what was written,
+ * the decisions and the vault calls. Each case here was left unchecked by the suite: a mutation run
+ * (Stryker) changed the code it covers and the suite still passed.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { TestClock } from "effect/testing"
+import {
+  CERTIFICATE_ID_TAG,
+  MANAGED_BY_TAG,
+  PKCS12_CONTENT_TYPE,
+  ROLLBACK_OF_TAG,
+  Vault,
+  VaultForbidden,
+  type VaultVersion,
+} from "../src/index.js"
+import {
+  Fault,
+  InMemoryVaultHandle,
+  issue,
+  MetricsRecorder,
+  makeAuthority,
+  type StoredVersion,
+} from "../src/testing/index.js"
+import { CERT_ID, expectTag, fresh, NAME, request, runDeploy, seedManaged } from "./fixtures.js"
+
+const ca = makeAuthority("rollback-last-read")
+const oldCert = issue({ seed: "old", issuer: ca })
+const newCert = issue({ seed: "new", issuer: ca })
+const foreign = issue({ seed: "foreign", issuer: ca })
+
+/** A copy of a stored version, as the port answers it. */
+const asAnswer = (v: VaultVersion): VaultVersion => ({ ...v, tags: { ...v.tags } })
+
+/**
+ * The Vault port with its n-th `getLatest` (counted from 1) answered by `lag(n, versions)` when that
+ * gives a version (a replica that lags), else by the vault.
+ */
+const lagging = (
+  lag: (n: number, versions: ReadonlyArray<StoredVersion>) => VaultVersion | undefined,
+): Effect.Effect<(typeof Vault)["Service"], never, Vault | InMemoryVaultHandle> =>
+  Effect.gen(function* () {
+    const vault = yield* InMemoryVaultHandle
+    const port = yield* Vault
+    let reads = 0
+    return {
+      ...port,
+      getLatest: (name: string) =>
+        Effect.suspend(() => {
+          const answer = lag(++reads, vault.versions(NAME))
+          return answer === undefined ? port.getLatest(name) : Effect.succeed(asAnswer(answer))
+        }),
+    }
+  })
+
+/** The deploy's import of the new certificate (the failed version, in these tests). */
+const failedOf = (versions: ReadonlyArray<StoredVersion>) =>
+  versions.find((v) => v.writer === "deploy" && v.x5t === newCert.x5t)
+
+describe("the rollback's last read before its import", () => {
+  it.effect("it cannot be made: RollbackFailed, nothing written, and the decisions say why", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        vault.script("getLatest", Fault.pass, Fault.pass, Fault.fail("Forbidden"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+        assert.isUndefined(o.rollbackVersionId)
+        assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+        assert.include(
+          o.decisions,
+          "rollback: the latest could not be read again before the import (VaultForbidden); not written",
+        )
+        // Nothing of the rollback's content type was written.
+        assert.strictEqual(o.contentType?.imported, PKCS12_CONTENT_TYPE)
+        assert.isUndefined(o.contentType?.restored)
+      }),
+    ),
+  )
+
+  it.effect(
+    "it lags on the snapshot (older than the failed version, not another writer's): the rollback is written, RolledBack",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const snapshot = yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          // Snapshot (1), verify (2); the read before the rollback's import (3) and the next (4) come
+          // from a replica that has neither the failed version nor the rollback.
+          const port = yield* lagging((n) => (n === 3 || n === 4 ? snapshot : undefined))
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
+            "RolledBack",
+          )
+          const served = vault.latest(NAME)
+          assert.strictEqual(served?.x5t, oldCert.x5t)
+          assert.strictEqual(served?.tags[ROLLBACK_OF_TAG], o.failedVersionId)
+          assert.strictEqual(o.rollbackVersionId, served?.versionId)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 2)
+        }),
+      ),
+  )
+
+  it.effect(
+    "another writer's version of the failed version's second, confirmed: the decisions say so, and not that reads serve ours",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          // The other writer lands while the rollback reads the previous version's backing secret.
+          vault.script("getVersionSecret", Fault.foreignImport(foreign.material))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Superseded")
+          const other = vault.latest(NAME)
+          assert.strictEqual(other?.writer, "foreign")
+          assert.include(o.decisions, `rollback: another writer's ${other?.versionId} is latest; not written`)
+          assert.notInclude(o.decisions, "rollback: two more reads serve ours, not the other writer's")
+        }),
+      ),
+  )
+
+  it.effect(
+    "another writer's version of the failed version's second, then reads that keep disagreeing: RollbackFailed, nothing written",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const metrics = yield* MetricsRecorder
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          vault.script("getVersionSecret", Fault.foreignImport(foreign.material))
+          // The read before the rollback's import (3) shows the other writer's version; the reads
+          // confirming it alternate with a replica still serving the failed version (4, 6).
+          const port = yield* lagging((n, versions) => (n === 4 || n === 6 ? failedOf(versions) : undefined))
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
+            "RollbackFailed",
+          )
+          assert.match(o.reason, /could not be established just before the rollback's import/)
+          assert.match(o.reason, /keep disagreeing/)
+          assert.isUndefined(o.rollbackVersionId)
+          // Not written over the other writer's version, which the vault serves.
+          assert.strictEqual(vault.latest(NAME)?.writer, "foreign")
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+          assert.isUndefined(vault.versions(NAME).find((v) => v.tags[ROLLBACK_OF_TAG] !== undefined))
+          assert.include(
+            o.decisions,
+            "rollback: the latest could not be established before the import; not written",
+          )
+          assert.strictEqual(metrics.count("rollback", "also_failed"), 1)
+        }),
+      ),
+  )
+
+  it.effect(
+    "another writer's version of a later second needs no confirming: Superseded on one read, whatever a replica shows next",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          vault.script("getVersionSecret", Fault.foreignImport(foreign.material))
+          const flapping = yield* lagging((n, versions) =>
+            n === 4 || n === 6 ? failedOf(versions) : undefined,
+          )
+          // The other writer's version lands two seconds after the failed import.
+          const port: (typeof Vault)["Service"] = {
+            ...flapping,
+            getVersionSecret: (...args) =>
+              Effect.andThen(TestClock.adjust("2 seconds"), flapping.getVersionSecret(...args)),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
+            "Superseded",
+          )
+          const other = vault.latest(NAME)
+          assert.strictEqual(other?.writer, "foreign")
+          assert.strictEqual(o.supersededBy.versionId, other?.versionId)
+          assert.isUndefined(o.rollbackVersionId)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+          // Snapshot, verify, the read before the rollback's import: no more.
+          assert.strictEqual(vault.calls().byOperation.getLatest, 3)
+        }),
+      ),
+  )
+})
+
+describe("the rollback's verify", () => {
+  it.effect(
+    "another writer's version of a later second than the rollback: Superseded on one read, whatever a replica shows next",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          // Snapshot, verify, the read before the rollback's import; the other writer lands just
+          // before the rollback's verify reads, two seconds after the rollback.
+          vault.script("getLatest", Fault.pass, Fault.pass, Fault.pass, Fault.foreignImport(foreign.material))
+          const rollbackOf = (versions: ReadonlyArray<StoredVersion>) =>
+            versions.find((v) => v.tags[ROLLBACK_OF_TAG] !== undefined)
+          const flapping = yield* lagging((n, versions) =>
+            n === 5 || n === 7 ? rollbackOf(versions) : undefined,
+          )
+          let imports = 0
+          const port: (typeof Vault)["Service"] = {
+            ...flapping,
+            importVersion: (r) =>
+              Effect.tap(flapping.importVersion(r), () =>
+                ++imports === 2 ? TestClock.adjust("2 seconds") : Effect.void,
+              ),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
+            "Superseded",
+          )
+          const rolledBack = rollbackOf(vault.versions(NAME))
+          assert.isDefined(rolledBack)
+          assert.strictEqual(o.rollbackVersionId, rolledBack?.versionId)
+          assert.strictEqual(o.supersededBy.versionId, vault.latest(NAME)?.versionId)
+          assert.strictEqual(vault.latest(NAME)?.writer, "foreign")
+          assert.strictEqual(vault.calls().byOperation.getLatest, 4)
+          // The rollback was written: the outcome says the content type it restored.
+          assert.strictEqual(o.contentType?.restored, PKCS12_CONTENT_TYPE)
+        }),
+      ),
+  )
+
+  it.effect(
+    "a reconciliation's other candidate for the failed import, served by a lagging replica: older than the rollback, RolledBack",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          // Our import (its answer lost) and the same deployment's duplicate are both candidates; the
+          // duplicate (without the operator's tags) is served, wrong.
+          vault.script("importVersion", Fault.afterWrite)
+          vault.script(
+            "listVersions",
+            Fault.foreignImport(newCert.material, {
+              [MANAGED_BY_TAG]: "certctl",
+              [CERTIFICATE_ID_TAG]: CERT_ID,
+            }),
+          )
+          // After the rollback's import, two reads come from a replica serving our first candidate.
+          let afterRollback = 0
+          const port = yield* lagging((_n, versions) => {
+            if (!versions.some((v) => v.tags[ROLLBACK_OF_TAG] !== undefined)) return undefined
+            return ++afterRollback <= 2 ? failedOf(versions) : undefined
+          })
+          const o = yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port))
+          assert.strictEqual(afterRollback, 3)
+          assert.strictEqual(o._tag, "RolledBack", o.reason)
+          const served = vault.latest(NAME)
+          assert.strictEqual(served?.x5t, oldCert.x5t)
+          assert.strictEqual(expectTag(o, "RolledBack").rollbackVersionId, served?.versionId)
+        }),
+      ),
+  )
+})
+
+describe("the forward verify", () => {
+  it.effect(
+    "another writer's version of a later second than ours: Superseded on one read, whatever a replica shows next",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          // The other writer lands just before the verify reads, two seconds after our import.
+          vault.script("getLatest", Fault.pass, Fault.foreignImport(foreign.material))
+          const flapping = yield* lagging((n, versions) =>
+            n === 3 || n === 5 ? failedOf(versions) : undefined,
+          )
+          const port: (typeof Vault)["Service"] = {
+            ...flapping,
+            importVersion: (r) => Effect.tap(flapping.importVersion(r), () => TestClock.adjust("2 seconds")),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
+            "Superseded",
+          )
+          assert.strictEqual(o.versionId, failedOf(vault.versions(NAME))?.versionId)
+          assert.strictEqual(o.supersededBy.versionId, vault.latest(NAME)?.versionId)
+          assert.strictEqual(vault.calls().byOperation.getLatest, 2)
+        }),
+      ),
+  )
+
+  it.effect("a confirming read that was never sent (no token) is not counted among the vault calls", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        // Another writer's version of our second is latest at the verify; the read confirming it
+        // gets no token.
+        vault.script("getLatest", Fault.pass, Fault.foreignImport(foreign.material))
+        const base = yield* lagging(() => undefined)
+        let reads = 0
+        const port: (typeof Vault)["Service"] = {
+          ...base,
+          getLatest: (name) =>
+            ++reads === 3
+              ? Effect.fail(
+                  new VaultForbidden({
+                    operation: "getLatest",
+                    detail: "no token",
+                    unsent: true,
+                    refusal: "token",
+                  }),
+                )
+              : base.getLatest(name),
+        }
+        const o = expectTag(
+          yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
+          "Superseded",
+        )
+        assert.strictEqual(reads, 3)
+        // Snapshot, import, verify: the vault received three calls, and the outcome says three.
+        assert.strictEqual(vault.calls().total, 3)
+        assert.strictEqual(o.vaultCalls, 3)
+      }),
+    ),
+  )
+})
+
+describe("the content type an outcome says a rollback restored", () => {
+  it.effect(
+    "the rollback was written and is wrong too: RollbackFailed names it and the content type it restored",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"), Fault.alter("drop-tags"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+          assert.match(o.reason, /rollback version is also wrong/)
+          assert.strictEqual(o.rollbackVersionId, vault.latest(NAME)?.versionId)
+          assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+          assert.strictEqual(o.contentType?.restored, PKCS12_CONTENT_TYPE)
+        }),
+      ),
+  )
+})
