@@ -1,0 +1,91 @@
+/**
+ * What an operator reads off the reconciler (its state records, its log lines, its series, when it
+ * retries), checked in process over core's in-memory vault with the real codec: behaviour that
+ * mutants of reconciler.ts changed while every other test still passed.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Fault, Vault } from "@kvdeploy/core"
+import { InMemoryVault, InMemoryVaultHandle, RecordingMetrics } from "@kvdeploy/core/test"
+import * as Pkcs12 from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import { afterAll, describe, expect, it } from "vitest"
+import { makeAgentMetrics } from "../src/agentMetrics.js"
+import type { AgentConfig } from "../src/config.js"
+import { makeReconciler } from "../src/reconciler.js"
+import { openStateStore } from "../src/state.js"
+import { configIn, oneVault } from "./inProcess.js"
+import { type Issued, makePki } from "./pki.js"
+
+const dir = mkdtempSync(join(tmpdir(), "kvdeploy-reconciler-mutants-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const VAULT = "https://mutants.vault.azure.net"
+
+/** A log line as Effect's JSON logger writes it. */
+interface Line {
+  readonly message: unknown
+  readonly level: string
+  readonly annotations: Record<string, unknown>
+}
+
+/**
+ * A reconciler of one deployment `name` (its own directory, files and state) over an in-memory vault
+ * decoding with the real codec; its log lines collected in `lines`.
+ */
+const setUp = async (name: string, agent: Record<string, unknown> = {}) => {
+  const sub = mkdtempSync(join(dir, "case-"))
+  const pki = await makePki()
+  const write = (leaf: Issued) => {
+    writeFileSync(join(sub, `${name}.crt`), leaf.certPem)
+    writeFileSync(join(sub, `${name}.key`), leaf.keyPem, { mode: 0o600 })
+  }
+  const config: AgentConfig = configIn(sub, {
+    agent: {
+      listen: "127.0.0.1:0",
+      state_dir: join(sub, "state"),
+      vault_list_min_deployments: 0,
+      ...agent,
+    },
+    deployments: [
+      {
+        name,
+        source: { cert: join(sub, `${name}.crt`), key: join(sub, `${name}.key`) },
+        target: { vault_url: VAULT, certificate_name: name },
+      },
+    ],
+  })
+  const { vault, handle } = await Effect.runPromise(
+    Effect.gen(function* () {
+      return { vault: yield* Vault, handle: yield* InMemoryVaultHandle }
+    }).pipe(Effect.provide(InMemoryVault.layer.pipe(Layer.provide(Pkcs12.layer)))),
+  )
+  const lines: Array<Line> = []
+  const logger = Logger.make((options) => {
+    lines.push(JSON.parse(Logger.formatJson.log(options)))
+  })
+  const state = openStateStore(join(sub, "state"), () => {})
+  const agentMetrics = makeAgentMetrics()
+  const reconciler = await Effect.runPromise(
+    makeReconciler(config, state, agentMetrics).pipe(
+      Effect.provide(Layer.mergeAll(oneVault(vault), Pkcs12.layer, RecordingMetrics.layer, Logger.layer([logger]))),
+    ),
+  )
+  return { pki, write, vault, handle, lines, state, agentMetrics, reconciler, sub }
+}
+
+describe("a deploy's state record", () => {
+  it("names the version the deploy wrote (Succeeded), as the vault serves it", async () => {
+    const w = await setUp("sv", { backoff_base_seconds: 60, backoff_max_seconds: 60 })
+    const leaf = await w.pki.leaf("sv.example.test")
+    w.write(leaf)
+    await Effect.runPromise(w.reconciler.triggerAll("start"))
+    await expect.poll(() => w.state.get("sv")?.outcome, { timeout: 20_000, interval: 20 }).toBe("Succeeded")
+    const served = w.handle.latest("sv")
+    expect(served?.x5t).toBe(leaf.x5t)
+    expect(w.state.get("sv")?.versionId).toBe(served?.versionId)
+    await Effect.runPromise(w.reconciler.shutdown)
+  }, 30_000)
+})
