@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Fault, Vault } from "@kvdeploy/core"
-import { InMemoryVault, InMemoryVaultHandle, RecordingMetrics } from "@kvdeploy/core/test"
+import { Vault } from "@kvdeploy/core"
+import { Fault, InMemoryVault, InMemoryVaultHandle, RecordingMetrics } from "@kvdeploy/core/test"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -86,6 +86,43 @@ describe("a deploy's state record", () => {
     const served = w.handle.latest("sv")
     expect(served?.x5t).toBe(leaf.x5t)
     expect(w.state.get("sv")?.versionId).toBe(served?.versionId)
+    await Effect.runPromise(w.reconciler.shutdown)
+  }, 30_000)
+
+  it("of a Superseded deploy names its own version (another writer's came after), and holds it", async () => {
+    const w = await setUp("ss", { backoff_base_seconds: 60, backoff_max_seconds: 60 })
+    const leaf = await w.pki.leaf("ss.example.test")
+    w.write(leaf)
+    // Another writer imports its certificate just before the deploy's verify read: the comparison's
+    // read passes, the deploy uses it as its snapshot, imports, and its verify finds the other version.
+    const other = await w.pki.leaf("other.example.test")
+    const parsed = await Effect.runPromise(Pkcs12.parsePem(other.certPem + other.keyPem))
+    const [otherLeaf] = parsed.certificates
+    if (otherLeaf === undefined || parsed.key === undefined) throw new Error("no material")
+    w.handle.script(
+      "getLatest",
+      Fault.pass,
+      Fault.foreignImport({ leaf: otherLeaf, chain: [], key: parsed.key }),
+    )
+    await Effect.runPromise(w.reconciler.triggerAll("start"))
+    await expect.poll(() => w.state.get("ss")?.outcome, { timeout: 20_000, interval: 20 }).toBe("Superseded")
+    const ours = w.handle.versions("ss").find((v) => v.x5t === leaf.x5t)
+    expect(w.handle.latest("ss")?.x5t).toBe(other.x5t)
+    expect(w.state.get("ss")).toMatchObject({ held: true, versionId: ours?.versionId, x5t: leaf.x5t })
+    await Effect.runPromise(w.reconciler.shutdown)
+  }, 30_000)
+
+  it("of an Unverified deploy names the version it imported, not held (retried)", async () => {
+    const w = await setUp("uv", { backoff_base_seconds: 60, backoff_max_seconds: 60 })
+    const leaf = await w.pki.leaf("uv.example.test")
+    w.write(leaf)
+    // The comparison's read passes (nothing served); the verify read after the import is refused.
+    w.handle.script("getLatest", Fault.pass, Fault.fail("Forbidden"))
+    await Effect.runPromise(w.reconciler.triggerAll("start"))
+    await expect.poll(() => w.state.get("uv")?.outcome, { timeout: 20_000, interval: 20 }).toBe("Unverified")
+    const imported = w.handle.latest("uv")
+    expect(imported?.x5t).toBe(leaf.x5t)
+    expect(w.state.get("uv")).toMatchObject({ held: false, versionId: imported?.versionId })
     await Effect.runPromise(w.reconciler.shutdown)
   }, 30_000)
 })
