@@ -126,3 +126,56 @@ describe("a deploy's state record", () => {
     await Effect.runPromise(w.reconciler.shutdown)
   }, 30_000)
 })
+
+/** `ms` of real time: retries here are a second apart (backoff_base_seconds 1). */
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const quick = { backoff_base_seconds: 1, backoff_max_seconds: 1 }
+
+describe("retries", () => {
+  it("a held outcome is not retried with backoff: one held decision, no read of the vault after it", async () => {
+    const w = await setUp("hd", quick)
+    const leaf = await w.pki.leaf("hd.example.test")
+    w.write(leaf)
+    const other = await w.pki.leaf("other.example.test")
+    const parsed = await Effect.runPromise(Pkcs12.parsePem(other.certPem + other.keyPem))
+    const [otherLeaf] = parsed.certificates
+    if (otherLeaf === undefined || parsed.key === undefined) throw new Error("no material")
+    w.handle.script(
+      "getLatest",
+      Fault.pass,
+      Fault.foreignImport({ leaf: otherLeaf, chain: [], key: parsed.key }),
+    )
+    await Effect.runPromise(w.reconciler.triggerAll("start"))
+    await expect.poll(() => w.state.get("hd")?.outcome, { timeout: 20_000, interval: 20 }).toBe("Superseded")
+    const reads = w.handle.calls().byOperation.getLatest
+    await sleep(3000)
+    expect(w.handle.calls().byOperation.getLatest).toBe(reads)
+    expect(w.lines.filter((l) => String(l.message).startsWith("held:"))).toEqual([])
+    // The next pass says it is held, once.
+    await Effect.runPromise(w.reconciler.triggerAll("interval"))
+    await expect
+      .poll(() => w.lines.filter((l) => String(l.message).startsWith("held:")).length, {
+        timeout: 10_000,
+        interval: 20,
+      })
+      .toBe(1)
+    expect(w.state.get("hd")).toMatchObject({ outcome: "Superseded", held: true })
+    await Effect.runPromise(w.reconciler.shutdown)
+  }, 30_000)
+
+  it("a deployment whose retry succeeded is compared again by the next interval pass", async () => {
+    const w = await setUp("rt", quick)
+    w.write(await w.pki.leaf("rt.example.test"))
+    // The first comparison's read fails: retried with backoff, and the retry deploys.
+    w.handle.script("getLatest", Fault.fail("Unavailable"))
+    await Effect.runPromise(w.reconciler.triggerAll("start"))
+    await expect.poll(() => w.state.get("rt")?.outcome, { timeout: 20_000, interval: 20 }).toBe("Succeeded")
+    await expect
+      .poll(() => w.lines.some((l) => l.message === "pass over"), { timeout: 10_000, interval: 20 })
+      .toBe(true)
+    // The retries are over: an interval pass compares it again (the vault serves it: Skipped).
+    await Effect.runPromise(w.reconciler.triggerAll("interval"))
+    await expect.poll(() => w.state.get("rt")?.outcome, { timeout: 10_000, interval: 20 }).toBe("Skipped")
+    await Effect.runPromise(w.reconciler.shutdown)
+  }, 30_000)
+})
