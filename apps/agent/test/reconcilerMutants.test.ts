@@ -6,8 +6,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Vault } from "@kvdeploy/core"
-import { Fault, InMemoryVault, InMemoryVaultHandle, RecordingMetrics } from "@kvdeploy/core/test"
+import { Metrics, Vault } from "@kvdeploy/core"
+import {
+  Fault,
+  InMemoryVault,
+  InMemoryVaultHandle,
+  MetricsRecorder,
+  RecordingMetrics,
+} from "@kvdeploy/core/test"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -57,10 +63,19 @@ const setUp = async (name: string, agent: Record<string, unknown> = {}) => {
       },
     ],
   })
-  const { vault, handle } = await Effect.runPromise(
+  const { vault, handle, metrics, recorder } = await Effect.runPromise(
     Effect.gen(function* () {
-      return { vault: yield* Vault, handle: yield* InMemoryVaultHandle }
-    }).pipe(Effect.provide(InMemoryVault.layer.pipe(Layer.provide(Pkcs12.layer)))),
+      return {
+        vault: yield* Vault,
+        handle: yield* InMemoryVaultHandle,
+        metrics: yield* Metrics,
+        recorder: yield* MetricsRecorder,
+      }
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(InMemoryVault.layer.pipe(Layer.provide(Pkcs12.layer)), RecordingMetrics.layer),
+      ),
+    ),
   )
   const lines: Array<Line> = []
   const logger = Logger.make((options) => {
@@ -70,10 +85,20 @@ const setUp = async (name: string, agent: Record<string, unknown> = {}) => {
   const agentMetrics = makeAgentMetrics()
   const reconciler = await Effect.runPromise(
     makeReconciler(config, state, agentMetrics).pipe(
-      Effect.provide(Layer.mergeAll(oneVault(vault), Pkcs12.layer, RecordingMetrics.layer, Logger.layer([logger]))),
+      Effect.provide(
+        Layer.mergeAll(oneVault(vault), Pkcs12.layer, Layer.succeed(Metrics)(metrics), Logger.layer([logger])),
+      ),
     ),
   )
-  return { pki, write, vault, handle, lines, state, agentMetrics, reconciler, sub }
+  return { pki, write, vault, handle, recorder, lines, state, agentMetrics, reconciler, sub }
+}
+
+/** Another writer's certificate material (for the in-memory vault's foreign import). */
+const foreignMaterial = async (leaf: Issued) => {
+  const parsed = await Effect.runPromise(Pkcs12.parsePem(leaf.certPem + leaf.keyPem))
+  const [der] = parsed.certificates
+  if (der === undefined || parsed.key === undefined) throw new Error("no material")
+  return { leaf: der, chain: [], key: parsed.key }
 }
 
 describe("a deploy's state record", () => {
@@ -96,14 +121,7 @@ describe("a deploy's state record", () => {
     // Another writer imports its certificate just before the deploy's verify read: the comparison's
     // read passes, the deploy uses it as its snapshot, imports, and its verify finds the other version.
     const other = await w.pki.leaf("other.example.test")
-    const parsed = await Effect.runPromise(Pkcs12.parsePem(other.certPem + other.keyPem))
-    const [otherLeaf] = parsed.certificates
-    if (otherLeaf === undefined || parsed.key === undefined) throw new Error("no material")
-    w.handle.script(
-      "getLatest",
-      Fault.pass,
-      Fault.foreignImport({ leaf: otherLeaf, chain: [], key: parsed.key }),
-    )
+    w.handle.script("getLatest", Fault.pass, Fault.foreignImport(await foreignMaterial(other)))
     await Effect.runPromise(w.reconciler.triggerAll("start"))
     await expect.poll(() => w.state.get("ss")?.outcome, { timeout: 20_000, interval: 20 }).toBe("Superseded")
     const ours = w.handle.versions("ss").find((v) => v.x5t === leaf.x5t)
@@ -137,14 +155,7 @@ describe("retries", () => {
     const leaf = await w.pki.leaf("hd.example.test")
     w.write(leaf)
     const other = await w.pki.leaf("other.example.test")
-    const parsed = await Effect.runPromise(Pkcs12.parsePem(other.certPem + other.keyPem))
-    const [otherLeaf] = parsed.certificates
-    if (otherLeaf === undefined || parsed.key === undefined) throw new Error("no material")
-    w.handle.script(
-      "getLatest",
-      Fault.pass,
-      Fault.foreignImport({ leaf: otherLeaf, chain: [], key: parsed.key }),
-    )
+    w.handle.script("getLatest", Fault.pass, Fault.foreignImport(await foreignMaterial(other)))
     await Effect.runPromise(w.reconciler.triggerAll("start"))
     await expect.poll(() => w.state.get("hd")?.outcome, { timeout: 20_000, interval: 20 }).toBe("Superseded")
     const reads = w.handle.calls().byOperation.getLatest
@@ -176,6 +187,29 @@ describe("retries", () => {
     // The retries are over: an interval pass compares it again (the vault serves it: Skipped).
     await Effect.runPromise(w.reconciler.triggerAll("interval"))
     await expect.poll(() => w.state.get("rt")?.outcome, { timeout: 10_000, interval: 20 }).toBe("Skipped")
+    await Effect.runPromise(w.reconciler.shutdown)
+  }, 30_000)
+})
+
+describe("a held deployment's expiry series", () => {
+  it("is removed for its own certificate when the vault serves nothing under the name any more", async () => {
+    const w = await setUp("hx", { backoff_base_seconds: 60, backoff_max_seconds: 60 })
+    w.write(await w.pki.leaf("hx.example.test"))
+    const other = await w.pki.leaf("other.example.test")
+    w.handle.script("getLatest", Fault.pass, Fault.foreignImport(await foreignMaterial(other)))
+    await Effect.runPromise(w.reconciler.triggerAll("start"))
+    await expect.poll(() => w.state.get("hx")?.outcome, { timeout: 20_000, interval: 20 }).toBe("Superseded")
+    // The certificate is deleted since: the held pass's read finds nothing.
+    await Effect.runPromise(w.handle.softDelete("hx"))
+    await Effect.runPromise(w.reconciler.triggerAll("interval"))
+    await expect
+      .poll(() => w.lines.filter((l) => String(l.message).startsWith("held:")).length, {
+        timeout: 10_000,
+        interval: 20,
+      })
+      .toBe(1)
+    expect(w.recorder.count("certificateNotServed", `${VAULT}/hx`)).toBe(1)
+    expect(w.recorder.count("certificateNotServed")).toBe(1)
     await Effect.runPromise(w.reconciler.shutdown)
   }, 30_000)
 })
