@@ -213,3 +213,17 @@ describe("a held deployment's expiry series", () => {
     await Effect.runPromise(w.reconciler.shutdown)
   }, 30_000)
 })
+
+describe("a trigger of a name no deployment has", () => {
+  // The watcher's debounced file change of a deployment a reload removed meanwhile (runtime.ts
+  // watches the new deployments only after apply): nothing to run, and nothing may fail.
+  it("does nothing", async () => {
+    const w = await setUp("kept", { backoff_base_seconds: 60, backoff_max_seconds: 60 })
+    w.write(await w.pki.leaf("kept.example.test"))
+    await Effect.runPromise(w.reconciler.trigger("removed", "file change"))
+    await Effect.runPromise(w.reconciler.trigger("removed", "interval"))
+    expect(w.handle.calls().total).toBe(0)
+    expect(w.state.get("removed")).toBeUndefined()
+    await Effect.runPromise(w.reconciler.shutdown)
+  }, 30_000)
+})
