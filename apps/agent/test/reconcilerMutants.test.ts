@@ -227,3 +227,16 @@ describe("a trigger of a name no deployment has", () => {
     await Effect.runPromise(w.reconciler.shutdown)
   }, 30_000)
 })
+
+describe("a trigger after shutdown", () => {
+  it("starts nothing: no read of the source's vault once the reconciler stopped", async () => {
+    const w = await setUp("late", { backoff_base_seconds: 60, backoff_max_seconds: 60 })
+    w.write(await w.pki.leaf("late.example.test"))
+    await Effect.runPromise(w.reconciler.shutdown)
+    await Effect.runPromise(w.reconciler.trigger("late", "file change"))
+    await Effect.runPromise(w.reconciler.triggerAll("interval"))
+    await sleep(500)
+    expect(w.handle.calls().total).toBe(0)
+    expect(w.state.get("late")).toBeUndefined()
+  }, 30_000)
+})
