@@ -86,7 +86,12 @@ const setUp = async (name: string, agent: Record<string, unknown> = {}) => {
   const reconciler = await Effect.runPromise(
     makeReconciler(config, state, agentMetrics).pipe(
       Effect.provide(
-        Layer.mergeAll(oneVault(vault), Pkcs12.layer, Layer.succeed(Metrics)(metrics), Logger.layer([logger])),
+        Layer.mergeAll(
+          oneVault(vault),
+          Pkcs12.layer,
+          Layer.succeed(Metrics)(metrics),
+          Logger.layer([logger]),
+        ),
       ),
     ),
   )
