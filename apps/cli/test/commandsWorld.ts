@@ -3,9 +3,15 @@
  * emulator and fixtures (vitest runs each test file in its own module graph, so each file's
  * `world` and `fx` are its own), and the helpers below act on them.
  */
+import { X509Certificate } from "node:crypto"
 import { ClientSecretCredential } from "@azure/identity"
 import { SecretClient } from "@azure/keyvault-secrets"
+import { forwardTags } from "@kvdeploy/core"
+import { encodePfx } from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, expect } from "vitest"
+import type { Issued } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
 import { pemImportOptions, runCli, startWorld, type World } from "./harness.js"
 
@@ -61,6 +67,26 @@ export const importAsPem = async (name: string) => {
       tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
     }),
   )
+  return served
+}
+
+/**
+ * A version as kvdeploy's deploy leaves it, imported by the test's SDK client instead of a `deploy`
+ * run (setup, not what a test checks): the leaf, its chain and key as PKCS#12, with the tags
+ * kvdeploy sets on a forward import. Returns the leaf.
+ */
+export const importAsKvdeploy = async (name: string, leaf?: Issued) => {
+  const served = leaf ?? (await fx.leaf())
+  const chain = (
+    fx.chainOf(served).match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+  ).map((pem) => new Uint8Array(new X509Certificate(pem).raw))
+  const pfx = await Effect.runPromise(
+    encodePfx(
+      { leaf: new Uint8Array(served.certificate.rawData), chain, key: Redacted.make(served.pkcs8) },
+      { encoding: "modern", password: Redacted.make(""), iterations: 1 },
+    ),
+  )
+  await world.sdk().importCertificate(name, pfx, { password: "", tags: forwardTags({}, name) })
   return served
 }
 
