@@ -11,8 +11,9 @@ import { createServer, type Server } from "node:tls"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import {
   deployArgs,
-  deployThenSoftDelete,
   fx,
+  importAsKvdeploy,
+  importThenSoftDelete,
   type Outcome,
   softDelete,
   useCommandsWorld,
@@ -399,9 +400,7 @@ describe("deploy lifecycle", () => {
 describe("a certificate operation in progress in the vault", () => {
   it("a renewal waiting for its CA: deploy fails at the import with the remedy, nothing written (1); a create that never completed: show and plan say it holds no certificate", async () => {
     const name = "renewal-in-progress"
-    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
-      0,
-    )
+    await importAsKvdeploy(name)
     await world
       .sdk()
       .beginCreateCertificate(name, { issuerName: "Unknown", subject: "CN=renewal.example.test" })
@@ -621,7 +620,7 @@ describe("a certificate that does not exist", () => {
 
   it("show and versions on a soft-deleted name: named as soft-deleted with the way back, not as absent (1)", async () => {
     const name = "show-deleted"
-    await deployThenSoftDelete(name)
+    await importThenSoftDelete(name)
     for (const command of ["show", "versions"]) {
       const target = world.targetFile(name)
       const r = await runCli([command, "--config", target, "--json"], { env: world.env })
@@ -666,8 +665,7 @@ describe("a certificate that does not exist", () => {
 
   it("verify on a soft-deleted name: no (1), named as soft-deleted with the way back, as show says it", async () => {
     const name = "verify-deleted"
-    const leaf = await fx.leaf()
-    expect((await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })).code).toBe(0)
+    const leaf = await importAsKvdeploy(name)
     await softDelete(name)
     const shown = json<{ error: { problems: Array<{ message: string; fix: string }> } }>(
       await runCli(["show", "--config", world.targetFile(name), "--json"], { env: world.env }),
@@ -704,7 +702,7 @@ describe("a certificate that does not exist", () => {
 describe("plan", () => {
   it("a name whose soft-deleted state cannot be read: plan says it could not tell, instead of a plain first deploy", async () => {
     const name = "plan-deleted-unread"
-    await deployThenSoftDelete(name)
+    await importThenSoftDelete(name)
     const fault = world.emulator.faults.add({
       operation: "getDeleted",
       name,
@@ -776,9 +774,7 @@ describe("plan", () => {
 
   it("a soft-deleted certificate kvdeploy did not write: plan says deploy would leave it deleted (unless --adopt)", async () => {
     const name = "plan-foreign-deleted"
-    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
-      0,
-    )
+    await importAsKvdeploy(name)
     const client = world.sdk()
     const latest = await client.getCertificate(name)
     // Another writer's certificate: kvdeploy's tags gone.
@@ -827,9 +823,7 @@ describe("plan", () => {
 
   it("a deleted certificate whose answer does not say which version it holds: plan says deploy would fail without writing, as deploy does", async () => {
     const name = "plan-unsaid-deleted"
-    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
-      0,
-    )
+    await importAsKvdeploy(name)
     await softDelete(name)
     const fault = world.emulator.faults.add({
       operation: "getDeleted",

@@ -13,7 +13,7 @@ import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, expect } from "vitest"
 import type { Issued } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
-import { pemImportOptions, runCli, startWorld, type World } from "./harness.js"
+import { pemImportOptions, startWorld, type World } from "./harness.js"
 
 export let world: World
 export let fx: Fixtures
@@ -103,8 +103,8 @@ export const setPlainSecret = async (name: string) => {
   }).setSecret(name, "not a certificate")
 }
 
-/** Deploy a fresh certificate under `name`, then soft-delete it. */
-export const deployThenSoftDelete = async (name: string) => {
-  expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(0)
+/** A fresh certificate under `name` as kvdeploy's deploy leaves it ({@link importAsKvdeploy}), then soft-deleted. */
+export const importThenSoftDelete = async (name: string) => {
+  await importAsKvdeploy(name)
   await softDelete(name)
 }

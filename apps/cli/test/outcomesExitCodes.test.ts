@@ -12,9 +12,10 @@ import { describe, expect, it } from "vitest"
 import { issue } from "../src/cli/throwawayPki.js"
 import {
   deployArgs,
-  deployThenSoftDelete,
   fx,
+  importAsKvdeploy,
   importAsPem,
+  importThenSoftDelete,
   type Outcome,
   setPlainSecret,
   softDelete,
@@ -64,7 +65,7 @@ describe("outcomes and exit codes", () => {
 
   it("Failed (exit 1) on a soft-deleted name; --on-soft-deleted recover deploys", async () => {
     const name = "soft-deleted"
-    await deployThenSoftDelete(name)
+    await importThenSoftDelete(name)
     const v2 = await fx.leaf()
     // The plan says so first (exit 1), writing nothing.
     const mark = world.emulator.requests.mark()
@@ -99,9 +100,7 @@ describe("outcomes and exit codes", () => {
 
   it("Failed (exit 1): deleted by another writer after the snapshot, the import's answer lost; the next step recovers", async () => {
     const name = "deleted-during-deploy"
-    expect((await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })).code).toBe(
-      0,
-    )
+    await importAsKvdeploy(name)
     const served = world.emulator.state.versions(world.vault, name)?.at(-1)?.version
     // The snapshot is read, then someone deletes the certificate; the vault refuses the import, and
     // the connection drops before its answer.
@@ -189,7 +188,7 @@ describe("outcomes and exit codes", () => {
 
   it("a recovered certificate whose import is then refused: exit 1, and the output says it was recovered", async () => {
     const name = "recovered-refused"
-    await deployThenSoftDelete(name)
+    await importThenSoftDelete(name)
     // The first import answers 409 (soft-deleted); the one after the recovery is refused.
     const id = world.emulator.faults.add({
       operation: "import",
@@ -682,8 +681,8 @@ describe("outcomes and exit codes", () => {
     expect(outcome.recovered).toBe("recovered")
     expect(outcome.contentType?.imported).toBe("application/x-pem-file")
 
-    // Deleted as PKCS#12 (kvdeploy's own first deploy): refused, left deleted, by plan and deploy.
-    await deployThenSoftDelete("big-pkcs12-deleted")
+    // Deleted as PKCS#12 (as kvdeploy's own first deploy imports it): refused, left deleted, by plan and deploy.
+    await importThenSoftDelete("big-pkcs12-deleted")
     await failing(
       "big-pkcs12-deleted",
       "refuse",
