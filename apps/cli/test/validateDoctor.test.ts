@@ -1,6 +1,5 @@
 // validate; doctor against the vault (permissions, the state of the target's certificate); the emulator
-// command. Split by subject so that the files run side by side: list.test.ts, credentialModes.test.ts,
-// doctorToken.test.ts.
+// command. Split by subject so that the files run side by side: list.test.ts and credentialModes.test.ts.
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import * as https from "node:https"
 import { dirname, join } from "node:path"
