@@ -36,6 +36,7 @@ import {
   CERT_ID,
   expectTag,
   fresh,
+  lostImportAndItsDuplicate,
   managedTags,
   NAME,
   request,
@@ -2172,16 +2173,7 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
           yield* seedManaged(oldCert.material)
-          // Our import lands (its answer lost); the same deployment's duplicate lands after it, without
-          // the operator tag: both are candidates, and the vault serves the duplicate, which is wrong.
-          vault.script("importVersion", Fault.afterWrite)
-          vault.script(
-            "listVersions",
-            Fault.foreignImport(newCert.material, {
-              [MANAGED_BY_TAG]: "certctl",
-              [CERTIFICATE_ID_TAG]: CERT_ID,
-            }),
-          )
+          yield* lostImportAndItsDuplicate(newCert.material)
           const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
           const served = vault.versions(NAME).find((v) => v.writer === "foreign")
           assert.strictEqual(o.failedVersionId, served?.versionId)
@@ -2198,16 +2190,7 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
           const vault = yield* InMemoryVaultHandle
           const port = yield* Vault
           yield* seedManaged(oldCert.material)
-          // As above: our import (its answer lost) and the same deployment's duplicate are both
-          // candidates, and the duplicate is served, wrong.
-          vault.script("importVersion", Fault.afterWrite)
-          vault.script(
-            "listVersions",
-            Fault.foreignImport(newCert.material, {
-              [MANAGED_BY_TAG]: "certctl",
-              [CERTIFICATE_ID_TAG]: CERT_ID,
-            }),
-          )
+          yield* lostImportAndItsDuplicate(newCert.material)
           // Once the rollback has read the previous version's secret, reads lag and show our own
           // first candidate until the rollback's import.
           let secretRead = false

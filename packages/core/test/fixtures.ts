@@ -14,7 +14,7 @@ import {
   validateTargetConfigSync,
 } from "../src/index.js"
 import type { CertificateMaterial } from "../src/material.js"
-import { InMemoryVaultHandle, runAdvancingClock, TestWorld } from "../src/testing/index.js"
+import { Fault, InMemoryVaultHandle, runAdvancingClock, TestWorld } from "../src/testing/index.js"
 
 export const NAME = "api-prod"
 export const CERT_ID = "cert-123"
@@ -44,6 +44,20 @@ export const seedManaged = (material: CertificateMaterial, options: { readonly e
   Effect.flatMap(Effect.service(InMemoryVaultHandle), (vault) =>
     vault.seed(NAME, material, { tags: managedTags, ...options }),
   )
+
+/**
+ * The deploy's import of `material` lands with its answer lost, and the same deployment's duplicate
+ * lands after it (kvdeploy's reserved tags, not the operator's): both are the reconciliation's
+ * candidates, and the vault serves the duplicate, which the verify finds wrong.
+ */
+export const lostImportAndItsDuplicate = (material: CertificateMaterial) =>
+  Effect.map(Effect.service(InMemoryVaultHandle), (vault) => {
+    vault.script("importVersion", Fault.afterWrite)
+    vault.script(
+      "listVersions",
+      Fault.foreignImport(material, { [MANAGED_BY_TAG]: "certctl", [CERTIFICATE_ID_TAG]: CERT_ID }),
+    )
+  })
 
 /** The outcome, as its tag's type; fails the test (with the reason) when it has another tag. */
 export const expectTag = <T extends DeployOutcome["_tag"]>(

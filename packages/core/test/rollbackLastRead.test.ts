@@ -8,8 +8,6 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { TestClock } from "effect/testing"
 import {
-  CERTIFICATE_ID_TAG,
-  MANAGED_BY_TAG,
   PKCS12_CONTENT_TYPE,
   ROLLBACK_OF_TAG,
   Vault,
@@ -24,7 +22,15 @@ import {
   makeAuthority,
   type StoredVersion,
 } from "../src/testing/index.js"
-import { CERT_ID, expectTag, fresh, NAME, request, runDeploy, seedManaged } from "./fixtures.js"
+import {
+  expectTag,
+  fresh,
+  lostImportAndItsDuplicate,
+  NAME,
+  request,
+  runDeploy,
+  seedManaged,
+} from "./fixtures.js"
 
 const ca = makeAuthority("rollback-last-read")
 const oldCert = issue({ seed: "old", issuer: ca })
@@ -239,16 +245,7 @@ describe("the rollback's verify", () => {
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
           yield* seedManaged(oldCert.material)
-          // Our import (its answer lost) and the same deployment's duplicate are both candidates; the
-          // duplicate (without the operator's tags) is served, wrong.
-          vault.script("importVersion", Fault.afterWrite)
-          vault.script(
-            "listVersions",
-            Fault.foreignImport(newCert.material, {
-              [MANAGED_BY_TAG]: "certctl",
-              [CERTIFICATE_ID_TAG]: CERT_ID,
-            }),
-          )
+          yield* lostImportAndItsDuplicate(newCert.material)
           // After the rollback's import, two reads come from a replica serving our first candidate.
           let afterRollback = 0
           const port = yield* lagging((_n, versions) => {
