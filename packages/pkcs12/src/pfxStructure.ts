@@ -107,7 +107,7 @@ export const encryptedContent = (encryption: Algorithm, ciphertext: Uint8Array):
 export const authenticatedSafe = (contents: Array<pkijs.ContentInfo>): Uint8Array =>
   der(new pkijs.AuthenticatedSafe({ safeContents: contents }).toSchema())
 
-/** PFX version 3: the authenticated safe as `data`, and its MacData (digest, salt, iterations). */
+/** PFX version 3: the authenticated safe as `data`, and its MacData (digest, salt, iterations unless 1). */
 export const pfx = (
   authSafe: Uint8Array,
   digestOid: string,
@@ -125,7 +125,9 @@ export const pfx = (
           digest: octets(mac),
         }),
         macSalt: octets(macSalt),
-        iterations,
+        // `iterations INTEGER DEFAULT 1`: DER leaves a default out (as OpenSSL's -nomaciter does);
+        // written out, Python cryptography reads the file only through a BER fallback, with a warning.
+        ...(iterations === 1 ? {} : { iterations }),
       }),
     }).toSchema(),
   )

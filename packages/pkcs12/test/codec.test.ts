@@ -602,28 +602,30 @@ describe("BER input (as Windows and some Java versions write)", () => {
   )
 
   it.effect(
-    "a MacData without an iteration count is one iteration (RFC 7292's DEFAULT 1; OpenSSL leaves 1 out)",
+    "a MacData without an iteration count is one iteration (RFC 7292's DEFAULT 1; OpenSSL leaves 1 out, and so does kvdeploy), and one with 1 written out is read too",
     () =>
       Effect.gen(function* () {
         const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
         for (const encoding of ["modern", "legacy"] as const) {
-          const pfx = pkijs.PFX.fromBER(
-            Uint8Array.from(yield* encodePfx(material, { encoding, password, iterations: 1 })),
-          )
+          const withoutCount = Uint8Array.from(yield* encodePfx(material, { encoding, password, iterations: 1 }))
+          const pfx = pkijs.PFX.fromBER(withoutCount)
           const macData = pfx.macData
           if (macData === undefined) throw new Error("no MAC")
-          expect(macData.iterations).toBe(1)
-          // The same MAC (computed with one iteration), its count left out as `openssl pkcs12 -nomaciter` writes it.
-          pfx.macData = new pkijs.MacData({ mac: macData.mac, macSalt: macData.macSalt })
-          const withoutCount = new Uint8Array(pfx.toSchema().toBER(false))
-          expect(pkijs.PFX.fromBER(withoutCount).macData?.iterations).toBeUndefined()
-          const back = yield* decodePfx(withoutCount, password)
-          expect(hex(back.leaf)).toBe(hex(material.leaf))
-          expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
-          // Still checked: one iteration under another password is not accepted.
-          expect((yield* Effect.flip(decodePfx(withoutCount, Redacted.make("wrong")))).reason).toBe(
-            "wrong-password",
-          )
+          // DER leaves the default out, as `openssl pkcs12 -nomaciter` writes it.
+          expect(macData.iterations).toBeUndefined()
+          // The same MAC (computed with one iteration), its count written out as BER writers may.
+          pfx.macData = new pkijs.MacData({ mac: macData.mac, macSalt: macData.macSalt, iterations: 1 })
+          const withCount = new Uint8Array(pfx.toSchema().toBER(false))
+          expect(pkijs.PFX.fromBER(withCount).macData?.iterations).toBe(1)
+          for (const bytes of [withoutCount, withCount]) {
+            const back = yield* decodePfx(bytes, password)
+            expect(hex(back.leaf)).toBe(hex(material.leaf))
+            expect(back.chain.map(hex)).toEqual(material.chain.map(hex))
+            // Still checked: one iteration under another password is not accepted.
+            expect((yield* Effect.flip(decodePfx(bytes, Redacted.make("wrong")))).reason).toBe(
+              "wrong-password",
+            )
+          }
         }
       }),
   )
