@@ -607,7 +607,9 @@ describe("BER input (as Windows and some Java versions write)", () => {
       Effect.gen(function* () {
         const material = yield* Effect.promise(() => makeMaterial(ec, 2, authorities))
         for (const encoding of ["modern", "legacy"] as const) {
-          const withoutCount = Uint8Array.from(yield* encodePfx(material, { encoding, password, iterations: 1 }))
+          const withoutCount = Uint8Array.from(
+            yield* encodePfx(material, { encoding, password, iterations: 1 }),
+          )
           const pfx = pkijs.PFX.fromBER(withoutCount)
           const macData = pfx.macData
           if (macData === undefined) throw new Error("no MAC")

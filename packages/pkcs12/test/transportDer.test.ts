@@ -47,9 +47,13 @@ describe.runIf(shouldRun("python") && shouldRun("openssl"))("the transport PFX i
     expect(r.stdout.toString().trim().split("\n")).toEqual([`ok ${leafSha} 2`, `ok ${leafSha} 2`])
     for (const [i, pfx] of pfxs.entries()) {
       // OpenSSL's view: MAC iteration 1 (the absent field's default).
-      const info = await run("openssl", ["pkcs12", "-info", "-noout", "-passin", "pass:", ...(i === 1 ? ["-legacy"] : [])], {
-        input: pfx,
-      })
+      const info = await run(
+        "openssl",
+        ["pkcs12", "-info", "-noout", "-passin", "pass:", ...(i === 1 ? ["-legacy"] : [])],
+        {
+          input: pfx,
+        },
+      )
       expect(info.code, info.stderr).toBe(0)
       expect(info.stderr).toMatch(/MAC: sha(256|1), Iteration 1\b/)
       const back = await Effect.runPromise(decodePfx(pfx, Redacted.make("")))
