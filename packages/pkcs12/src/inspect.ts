@@ -26,6 +26,7 @@ import {
   bytesEqual,
   checkKeyPair,
   describeKey,
+  hasExplicitCurveParameters,
   type KeyPairCheck,
   keyFacts,
   keyProblems,
@@ -277,6 +278,12 @@ export const inspectMaterial = (
         fix: "use an RSA (2048, 3072, 4096) or EC (P-256, P-384, P-521, P-256K) key",
       })
     if (keyPair !== "match") problems.push(keyPairProblem(keyPair, leaf.facts.subject))
+    if (hasExplicitCurveParameters(analysed.leaf.publicKey))
+      problems.push({
+        field: "leaf",
+        message: `its EC key (${key.curve ?? "an unnamed curve"}) is written with explicit curve parameters, not the curve's name: RFC 5480 forbids them in certificates, and TLS clients such as Go's and rustls refuse such a certificate`,
+        fix: "have the certificate issued again from a key that names its curve (openssl ec -in key.pem -param_enc named_curve -out named.pem, then a new CSR from named.pem)",
+      })
     if (!keyVaultAccepts(key))
       problems.push({
         field: "key",

@@ -6,7 +6,9 @@
  */
 import { createPublicKey, type KeyObject, sign, verify } from "node:crypto"
 import type { Curve, KeyType } from "@kvdeploy/core"
+import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
+import * as pkijs from "pkijs"
 import { loadPrivateKey } from "./nodeCrypto.js"
 
 export interface KeyFacts {
@@ -96,10 +98,60 @@ export const keyVaultAccepts = (facts: KeyFacts | undefined): boolean =>
 export const publicKeysEqual = (a: KeyObject, b: KeyObject): boolean => {
   if (a.asymmetricKeyType !== b.asymmetricKeyType) return false
   try {
-    return bytesEqual(spkiOf(a), spkiOf(b))
+    return bytesEqual(spkiOf(a), spkiOf(b)) || (a.asymmetricKeyType === "ec" && sameEcPoint(a, b))
   } catch {
     return false
   }
+}
+
+/**
+ * Whether two EC public keys are the same point on the same named curve, however their bytes write
+ * it: a compressed point (`openssl ec -conv_form compressed`) or explicit curve parameters
+ * (`-param_enc explicit`) in one and the usual form in the other. OpenSSL's own pair check
+ * (`EVP_PKEY_eq`, as a TLS server or `openssl pkcs12 -export` runs it) compares the group and the
+ * point, not the bytes. node:crypto's JWK export names the curve and gives the point's coordinates;
+ * it throws for a curve that has no JWK name (then they are not judged equal).
+ */
+const sameEcPoint = (a: KeyObject, b: KeyObject): boolean => {
+  try {
+    const ja = a.export({ format: "jwk" })
+    const jb = b.export({ format: "jwk" })
+    return ja.crv !== undefined && ja.crv === jb.crv && ja.x === jb.x && ja.y === jb.y
+  } catch {
+    return false
+  }
+}
+
+const explicitByKey = new WeakMap<KeyObject, boolean>()
+const NAMED_CURVE_SPKI_MAX_BYTES = 158
+
+/**
+ * Whether an EC public key's SubjectPublicKeyInfo gives its curve as explicit parameters
+ * (`-param_enc explicit`) instead of a named curve's identifier (RFC 5480 2.1.1: `specifiedCurve`
+ * MUST NOT be used). pkijs's PublicKeyInfo reads the algorithm's parameters; remembered per key.
+ */
+export const hasExplicitCurveParameters = (publicKey: KeyObject): boolean => {
+  if (publicKey.asymmetricKeyType !== "ec") return false
+  const known = explicitByKey.get(publicKey)
+  if (known !== undefined) return known
+  let explicit = false
+  try {
+    const spki = spkiOf(publicKey)
+    // Without a parse (~40 us warm, a sixth of an EC inspect) for the usual case: a named-curve SPKI
+    // of the curves Key Vault takes is at most 158 bytes (P-521, uncompressed point), and explicit
+    // parameters make the shortest of them (secp256k1, compressed) 246. Smaller curves are refused
+    // for their curve anyway.
+    if (spki.length <= NAMED_CURVE_SPKI_MAX_BYTES) {
+      explicitByKey.set(publicKey, false)
+      return false
+    }
+    const params = pkijs.PublicKeyInfo.fromBER(Uint8Array.from(spki)).algorithm.algorithmParams
+    explicit = params !== undefined && !(params instanceof asn1js.ObjectIdentifier)
+  } catch {
+    explicit = false
+  }
+  explicitByKey.set(publicKey, explicit)
+  return explicit
 }
 
 /** A public key's SubjectPublicKeyInfo DER, remembered per key object (a leaf's is compared again). */
