@@ -32,6 +32,7 @@ import {
   keyProblems,
   keyVaultAccepts,
   loadPkcs8SharedNow,
+  publicKeysEqual,
   publicOfNow,
 } from "./privateKey.js"
 
@@ -64,13 +65,25 @@ export const orderChain = (
   const problems: Array<MaterialProblem> = []
   const reported = new Set<number>()
   let current = leaf
+  const goesOn = (candidate: ParsedCertificate, index: number): boolean => {
+    for (const j of remaining) {
+      const above = others[j]
+      if (j !== index && above !== undefined && issued(above, candidate)) return true
+    }
+    return false
+  }
   // With no certificate left to link, the outcome is the same whether or not `current` is
   // self-signed: its signature is not verified for nothing (a PFX of a leaf alone).
   while (remaining.size > 0 && !isSelfSigned(current)) {
+    // Of the certificates that issued `current` (two when the file holds an intermediate and a
+    // cross-signed copy of it: the same name and key, other issuers), the first that can go on: a
+    // root, or one whose own issuer is in the file. Else the first, and the gap above it is reported.
     let next: number | undefined
     for (const i of remaining) {
       const candidate = others[i]
-      if (candidate !== undefined && issued(candidate, current)) {
+      if (candidate === undefined || !issued(candidate, current)) continue
+      next ??= i
+      if (isSelfSigned(candidate) || goesOn(candidate, i)) {
         next = i
         break
       }
@@ -105,6 +118,26 @@ export const orderChain = (
   for (const i of remaining) {
     if (reported.has(i)) continue
     const c = others[i]
+    // A copy of a certificate of the path (its name and key), issued by another CA: cross-signed.
+    const twin =
+      c === undefined
+        ? undefined
+        : ordered
+            .map((j) => others[j])
+            .find(
+              (o) =>
+                o !== undefined &&
+                o.node.subject === c.node.subject &&
+                publicKeysEqual(o.publicKey, c.publicKey),
+            )
+    if (twin !== undefined) {
+      problems.push({
+        field: fieldOf(i),
+        message: `is another certificate of "${nameOf(c, "subject")}" (the same name and key), issued by "${nameOf(c, "issuer")}": a cross-signed copy the chain does not use (it goes on through the one issued by "${nameOf(twin, "issuer")}")`,
+        fix: "remove it from the chain file; the chain is the path through the other copy",
+      })
+      continue
+    }
     problems.push({
       field: fieldOf(i),
       message: `("${nameOf(c, "subject")}") is not part of the leaf's chain`,
