@@ -436,6 +436,12 @@ export type FactsOutcome =
   | { readonly _tag: "Facts"; readonly facts: CertificateFacts }
   | { readonly _tag: "Problem"; readonly problem: MaterialProblem }
 
+/** The modulus size to suggest for a plain RSA key in place of an RSA-PSS one: its own when Key Vault takes it. */
+const rsaPssBits = (key: KeyObject): number => {
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0
+  return [2048, 3072, 4096].includes(bits) ? bits : 2048
+}
+
 /** `factsOf`, synchronous (inspect reads the facts of every certificate). */
 export const factsNow = (c: ParsedCertificate, field: string): FactsOutcome => {
   const key = keyFacts(c.publicKey)
@@ -445,7 +451,12 @@ export const factsNow = (c: ParsedCertificate, field: string): FactsOutcome => {
       problem: {
         field,
         message: `has an ${describeKey(c.publicKey)} key; only RSA and EC certificates are supported`,
-        fix: "use a certificate with an RSA or EC key",
+        // An RSA-PSS key (`openssl genpkey -algorithm RSA-PSS`) reads as RSA to its owner: its fix
+        // names the plain RSA key to generate (the certificate may still be signed with PSS).
+        fix:
+          c.publicKey.asymmetricKeyType === "rsa-pss"
+            ? `use a certificate issued for a plain RSA key, not an RSA-PSS one (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:${rsaPssBits(c.publicKey)}); its issuer may still sign it with RSA-PSS`
+            : "use a certificate with an RSA or EC key",
       },
     }
   const described = c.description()

@@ -31,6 +31,10 @@ export const describeKey = (key: KeyObject): string => {
       return "Ed25519"
     case "ed448":
       return "Ed448"
+    case "x25519":
+      return "X25519"
+    case "x448":
+      return "X448"
     default:
       return key.asymmetricKeyType ?? "unknown"
   }

@@ -97,3 +97,78 @@ describe.runIf(shouldRun("openssl"))("EC key files in the other forms OpenSSL wr
     expect(JSON.stringify(inspected.problems)).not.toMatch(/BEGIN|PRIVATE/)
   }, 60_000)
 })
+
+describe.runIf(shouldRun("openssl"))(
+  "leaf keys kvdeploy does not take, in words that lead to the fix",
+  () => {
+    /** A self-signed certificate OpenSSL writes for the PEM key on stdin, DER. */
+    const selfSigned = async (keyPem: string): Promise<Uint8Array> =>
+      new Uint8Array(
+        mustSucceed(
+          "openssl req -x509",
+          await run(
+            "bash",
+            [
+              "-c",
+              "exec openssl req -x509 -new -key <(cat) -subj /CN=refused.example.test -days 2 -outform DER",
+            ],
+            { input: keyPem },
+          ),
+        ).stdout,
+      )
+    const refusal = async (keyPem: string) => {
+      const leaf = await selfSigned(keyPem)
+      const key = (await Effect.runPromise(parsePem(keyPem))).key
+      if (key === undefined) throw new Error("no key parsed")
+      const failed = await Effect.runPromise(Effect.flip(inspectMaterial({ leaf, chain: [], key })))
+      const shown = JSON.stringify(failed.problems)
+      expect(shown).not.toMatch(/BEGIN|PRIVATE KEY/)
+      return failed.problems
+    }
+
+    it("an RSA-PSS key (openssl genpkey -algorithm RSA-PSS): the fix names a plain RSA key", async () => {
+      const pem = mustSucceed(
+        "openssl genpkey",
+        await run("openssl", ["genpkey", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048"]),
+      ).stdout.toString("utf8")
+      expect(await refusal(pem)).toEqual([
+        {
+          field: "leaf",
+          message: expect.stringMatching(/has an RSA-PSS 2048 key/),
+          fix: expect.stringMatching(/openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048/),
+        },
+      ])
+    }, 60_000)
+
+    it("an X25519 key is named as OpenSSL names it", async () => {
+      const caPem = mustSucceed(
+        "openssl genpkey",
+        await run("openssl", ["genpkey", "-algorithm", "ED25519"]),
+      ).stdout.toString("utf8")
+      const xPem = mustSucceed(
+        "openssl genpkey",
+        await run("openssl", ["genpkey", "-algorithm", "X25519"]),
+      ).stdout.toString("utf8")
+      // A key agreement key cannot sign its own certificate: an Ed25519 CA issues it (-force_pubkey).
+      const leaf = new Uint8Array(
+        mustSucceed(
+          "openssl x509 -force_pubkey",
+          await run(
+            "bash",
+            [
+              "-c",
+              'ca=$(cat <&3); exec openssl x509 -new -subj /CN=x25519.example.test -force_pubkey <(openssl pkey -pubout <<<"$XPEM") -key <(cat <<<"$ca") -days 2 -outform DER',
+            ],
+            { fd3: caPem, env: { XPEM: xPem } },
+          ),
+        ).stdout,
+      )
+      const key = (await Effect.runPromise(parsePem(xPem))).key
+      if (key === undefined) throw new Error("no key parsed")
+      const failed = await Effect.runPromise(Effect.flip(inspectMaterial({ leaf, chain: [], key })))
+      expect(failed.problems).toEqual([
+        { field: "leaf", message: expect.stringMatching(/has an X25519 key/), fix: expect.any(String) },
+      ])
+    }, 60_000)
+  },
+)
