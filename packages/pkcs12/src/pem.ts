@@ -145,6 +145,20 @@ const looksLikePem = (bytes: Uint8Array): boolean => {
   return head.includes("-----BEGIN ")
 }
 
+/**
+ * Text that starts with a UTF-16 byte order mark (what Windows PowerShell 5.1's `Out-File` and `>`
+ * write), decoded; `undefined` for other bytes (DER starts with 0x30, UTF-8 text is read as it is).
+ */
+const utf16Text = (bytes: Uint8Array): string | undefined => {
+  const encoding =
+    bytes[0] === 0xff && bytes[1] === 0xfe
+      ? "utf-16le"
+      : bytes[0] === 0xfe && bytes[1] === 0xff
+        ? "utf-16be"
+        : undefined
+  return encoding === undefined ? undefined : new TextDecoder(encoding).decode(bytes)
+}
+
 /** Whether DER bytes read as a PFX's outer structure (pkijs's PFX schema): a PFX given where PEM goes. */
 const isPfx = (bytes: Uint8Array): boolean => {
   try {
@@ -198,8 +212,10 @@ export const parsePem = (
   // (the effects inside open no span and log nothing).
   Effect.useSpan("pkcs12.parsePem", () =>
     Effect.gen(function* () {
-      if (typeof input !== "string" && !looksLikePem(input)) return yield* parseDer(input)
-      const text = typeof input === "string" ? input : Buffer.from(input).toString("utf8")
+      const utf16 = typeof input === "string" ? undefined : utf16Text(input)
+      if (typeof input !== "string" && utf16 === undefined && !looksLikePem(input))
+        return yield* parseDer(input)
+      const text = typeof input === "string" ? input : (utf16 ?? Buffer.from(input).toString("utf8"))
       const certificates: Array<Uint8Array> = []
       const problems: Array<MaterialProblem> = []
       let key: Uint8Array | undefined

@@ -172,3 +172,26 @@ describe.runIf(shouldRun("openssl"))(
     }, 60_000)
   },
 )
+
+describe("PEM text as Windows PowerShell 5.1 writes it (Out-File, `>`: UTF-16 with a byte order mark)", () => {
+  it("is read as the same certificates and key, in UTF-16LE and UTF-16BE", async () => {
+    const key = await generateKey("P-256")
+    const [, int1] = authorities.issuers
+    if (int1 === undefined) throw new Error("fixtures")
+    const leaf = await issue({ subject: "CN=utf16.example.test", key, issuer: int1, ca: false })
+    const text = (
+      toPem("CERTIFICATE", leaf) +
+      toPem("CERTIFICATE", authorities.certificates[1] ?? new Uint8Array()) +
+      toPem("PRIVATE KEY", key.pkcs8)
+    ).replaceAll("\n", "\r\n")
+    const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, "utf16le")])
+    const be = Buffer.from(le.subarray(2)).swap16()
+    for (const bytes of [le, Buffer.concat([Buffer.from([0xfe, 0xff]), be])]) {
+      const parsed = await Effect.runPromise(parsePem(new Uint8Array(bytes)))
+      expect(parsed.certificates.map(hex)).toEqual(
+        [leaf, authorities.certificates[1] ?? new Uint8Array()].map(hex),
+      )
+      expect(parsed.key && hex(Redacted.value(parsed.key))).toBe(hex(key.pkcs8))
+    }
+  })
+})
