@@ -7,6 +7,7 @@
 import { X509Certificate } from "node:crypto"
 import type { MaterialProblem } from "@kvdeploy/core"
 import { MaterialInvalid } from "@kvdeploy/core"
+import * as x509 from "@peculiar/x509"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -76,6 +77,15 @@ export function* pemBlocks(text: string): Generator<FoundBlock> {
 const CERTIFICATE_LABELS = new Set(["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"])
 const KEY_LABELS = new Set(["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"])
 const IGNORED_LABELS = new Set(["EC PARAMETERS"])
+/** A certificate bundle as PKCS#7 SignedData (a .p7b, as issuers and Windows hand a chain over). */
+const PKCS7_LABELS = new Set(["PKCS7", "CMS"])
+
+const unreadablePkcs7 = (field: string): MaterialProblem =>
+  problem(
+    field,
+    "is a PKCS#7 bundle (.p7b) without a readable certificate",
+    "check the bundle, or convert it to PEM certificates: openssl pkcs7 -print_certs -in chain.p7b -out chain.pem (add -inform DER for a binary file)",
+  )
 
 const decodeBase64Body = (body: string): Uint8Array | undefined => {
   // Drop RFC 1421 headers (Proc-Type, DEK-Info) and keep the base64 lines.
@@ -129,6 +139,29 @@ const leadingCertificate = (bytes: Uint8Array): LeadingCertificate | undefined =
   }
 }
 
+/**
+ * The certificates of a PKCS#7 SignedData (pkijs's ContentInfo says it is one; @peculiar/x509's
+ * X509Certificates reads its certificates), each read again as `leadingCertificate` reads a
+ * certificate block; `undefined` when the bytes are not such a bundle or a certificate in it is not
+ * readable. An empty bundle is an empty array.
+ */
+const pkcs7Certificates = (bytes: Uint8Array): Array<LeadingCertificate> | undefined => {
+  try {
+    if (pkijs.ContentInfo.fromBER(Uint8Array.from(bytes)).contentType !== pkijs.ContentInfo.SIGNED_DATA)
+      return undefined
+    const found: Array<LeadingCertificate> = []
+    for (const c of new x509.X509Certificates(Uint8Array.from(bytes))) {
+      const der = new Uint8Array(c.rawData)
+      const cert = leadingCertificate(der)
+      if (cert === undefined || cert.der.length !== der.length) return undefined
+      found.push(cert)
+    }
+    return found
+  } catch {
+    return undefined
+  }
+}
+
 /** A private copy of the certificate for the caller, with node:crypto's parse remembered for its inspect. */
 const handedOut = (found: LeadingCertificate): Uint8Array => {
   const der = Uint8Array.from(found.der)
@@ -175,6 +208,11 @@ const parseDer = (bytes: Uint8Array): Effect.Effect<ParsedPem, MaterialInvalid> 
     if (cert !== undefined && cert.der.length === bytes.length) return { certificates: [handedOut(cert)] }
     const key = yield* Effect.result(derKeyToPkcs8(bytes))
     if (key._tag === "Success") return { certificates: [], key: Redacted.make(key.success) }
+    const bundle = pkcs7Certificates(bytes)
+    if (bundle !== undefined)
+      return bundle.length > 0
+        ? { certificates: bundle.map(handedOut) }
+        : yield* Effect.fail(new MaterialInvalid({ problems: [unreadablePkcs7("input")] }))
     if (isPfx(bytes))
       return yield* Effect.fail(
         new MaterialInvalid({
@@ -254,6 +292,13 @@ export const parsePem = (
           } else {
             certificates.push(handedOut(found))
           }
+          continue
+        }
+        if (PKCS7_LABELS.has(label)) {
+          const bytes = decodeBase64Body(body)
+          const bundle = bytes === undefined ? undefined : pkcs7Certificates(bytes)
+          if (bundle === undefined || bundle.length === 0) problems.push(unreadablePkcs7(field))
+          else for (const found of bundle) certificates.push(handedOut(found))
           continue
         }
         if (KEY_LABELS.has(label)) {

@@ -195,3 +195,47 @@ describe("PEM text as Windows PowerShell 5.1 writes it (Out-File, `>`: UTF-16 wi
     }
   })
 })
+
+describe.runIf(shouldRun("openssl"))("a chain an issuer hands over as PKCS#7 (.p7b), PEM or DER", () => {
+  it("is read as its certificates, exactly as OpenSSL's crl2pkcs7 put them in, and orders as the chain", async () => {
+    const key = await generateKey("P-256")
+    const [, int1] = authorities.issuers
+    const [root, int1Cert] = authorities.certificates
+    if (int1 === undefined || root === undefined || int1Cert === undefined) throw new Error("fixtures")
+    const leaf = await issue({ subject: "CN=p7b.example.test", key, issuer: int1, ca: false })
+    const chainPem = toPem("CERTIFICATE", root) + toPem("CERTIFICATE", int1Cert)
+    for (const outform of ["PEM", "DER"] as const) {
+      const p7b = mustSucceed(
+        "openssl crl2pkcs7",
+        await run("bash", ["-c", `exec openssl crl2pkcs7 -nocrl -certfile <(cat) -outform ${outform}`], {
+          input: chainPem,
+        }),
+      ).stdout
+      if (outform === "PEM") expect(p7b.toString("utf8")).toMatch(/-----BEGIN PKCS7-----/)
+      const parsed = await Effect.runPromise(
+        parsePem(outform === "PEM" ? p7b.toString("utf8") : new Uint8Array(p7b)),
+      )
+      expect(parsed.certificates.map(hex).sort()).toEqual([root, int1Cert].map(hex).sort())
+      const inspected = await Effect.runPromise(
+        inspectMaterial({ leaf, chain: parsed.certificates, key: Redacted.make(key.pkcs8) }),
+      )
+      expect(inspected.problems).toEqual([])
+      expect(inspected.chain.map((c) => hex(c.der))).toEqual([int1Cert, root].map(hex))
+    }
+  }, 60_000)
+
+  it("one without certificates is refused with the command that converts a .p7b", async () => {
+    const empty = mustSucceed(
+      "openssl crl2pkcs7",
+      await run("openssl", ["crl2pkcs7", "-nocrl"], { input: "" }),
+    ).stdout.toString("utf8")
+    const failed = await Effect.runPromise(Effect.flip(parsePem(empty)))
+    expect(failed.problems).toEqual([
+      {
+        field: "block 1 (PKCS7)",
+        message: expect.stringMatching(/PKCS#7/),
+        fix: expect.stringMatching(/openssl pkcs7 -print_certs/),
+      },
+    ])
+  }, 60_000)
+})
