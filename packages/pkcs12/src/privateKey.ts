@@ -4,7 +4,7 @@
  * KeyObject does the parsing, so every curve OpenSSL knows (secp256k1
  * included, which WebCrypto lacks) works.
  */
-import { createPublicKey, type KeyObject, sign, verify } from "node:crypto"
+import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto"
 import type { Curve, KeyType } from "@kvdeploy/core"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
@@ -248,10 +248,46 @@ export const loadPkcs8Now = (der: Uint8Array): KeyObject | undefined => {
  */
 const loadedKeys = new WeakMap<Uint8Array, { readonly key: KeyObject; readonly pkcs8: Uint8Array }>()
 
-const handedOut = (key: KeyObject): Uint8Array => {
-  const pkcs8 = new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
+const handedOut = (loaded: KeyObject): Uint8Array => {
+  let key = loaded
+  let pkcs8 = new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
+  const usual = usualEcForm(key, pkcs8)
+  if (usual !== undefined) {
+    key = usual
+    pkcs8 = new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
+  }
   loadedKeys.set(pkcs8, { key, pkcs8: pkcs8.slice() })
   return pkcs8
+}
+
+/**
+ * The PKCS#8 length OpenSSL writes for an EC key of each curve Key Vault takes in the usual form:
+ * the curve named, the public point uncompressed, the private scalar padded to the order's length.
+ */
+const USUAL_EC_PKCS8_BYTES: Readonly<Record<string, number>> = {
+  prime256v1: 138,
+  secp384r1: 185,
+  secp521r1: 241,
+  secp256k1: 135,
+}
+
+/**
+ * An EC key of a curve Key Vault takes, written in another form (`openssl ec -conv_form compressed`,
+ * `-param_enc explicit`, no public key), re-expressed in the usual one through node:crypto's JWK
+ * (the curve's name and the point's coordinates); `undefined` when it already is in it (its PKCS#8
+ * has the usual form's length: the others are shorter or, with explicit parameters, longer) or
+ * cannot be. Those forms are the same key, but RFC 5480 asks readers to support the uncompressed
+ * point only, and explicit parameters not at all, so the PFX an import sends holds the usual form.
+ */
+const usualEcForm = (key: KeyObject, pkcs8: Uint8Array): KeyObject | undefined => {
+  if (key.asymmetricKeyType !== "ec") return undefined
+  const usualBytes = USUAL_EC_PKCS8_BYTES[key.asymmetricKeyDetails?.namedCurve ?? ""]
+  if (usualBytes === undefined || pkcs8.length === usualBytes) return undefined
+  try {
+    return createPrivateKey({ key: key.export({ format: "jwk" }), format: "jwk" })
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -281,10 +317,11 @@ export const pemKeyToPkcs8 = (
 ): Effect.Effect<{ readonly pkcs8: Uint8Array; readonly key: KeyObject }, KeyProblem> =>
   Effect.try({
     try: () => {
-      const key = loadPrivateKey(
+      const loaded = loadPrivateKey(
         passphrase === undefined ? { key: pem, format: "pem" } : { key: pem, format: "pem", passphrase },
       )
-      return { key, pkcs8: handedOut(key) }
+      const pkcs8 = handedOut(loaded)
+      return { key: loadedKeys.get(pkcs8)?.key ?? loaded, pkcs8 }
     },
     catch: (error): KeyProblem => {
       const code = nodeErrorCode(error)

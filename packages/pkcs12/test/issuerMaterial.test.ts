@@ -10,7 +10,15 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { beforeAll, describe, expect, it } from "vitest"
 import { encodePfx, inspectMaterial, parsePem } from "../src/index.js"
-import { generateKey, hex, issue, makeAuthorities, type TestAuthorities, toPem } from "./fixtures.js"
+import {
+  canonicalPkcs8,
+  generateKey,
+  hex,
+  issue,
+  makeAuthorities,
+  type TestAuthorities,
+  toPem,
+} from "./fixtures.js"
 import { mustSucceed, opensslExport, opensslRead, run, shouldRun } from "./tools.js"
 
 let authorities: TestAuthorities
@@ -238,4 +246,38 @@ describe.runIf(shouldRun("openssl"))("a chain an issuer hands over as PKCS#7 (.p
       },
     ])
   }, 60_000)
+})
+
+describe.runIf(shouldRun("openssl"))("the key kvdeploy imports, from an EC key file in another form", () => {
+  it("is the key in its usual form (named curve, uncompressed point), in parsePem's answer and in the PFX", async () => {
+    for (const curve of ["P-256", "P-384", "P-521", "secp256k1"] as const) {
+      const ec = generateKeyPairSync("ec", { namedCurve: curve }).privateKey
+      const usual = ec.export({ type: "pkcs8", format: "der" })
+      for (const args of [
+        ["-conv_form", "compressed"],
+        ["-param_enc", "explicit"],
+        ["-conv_form", "compressed", "-param_enc", "explicit"],
+      ]) {
+        const where = `${curve} ${args.join(" ")}`
+        const rewritten = await opensslEc(ec.export({ type: "sec1", format: "pem" }).toString(), args)
+        const key = (await Effect.runPromise(parsePem(rewritten))).key
+        expect(key && hex(Redacted.value(key)), where).toBe(hex(usual))
+      }
+    }
+    // And in the PFX OpenSSL reads back.
+    const leafKey = await generateKey("P-256")
+    const leaf = await issue({ subject: "CN=usual-form.example.test", key: leafKey, ca: false })
+    const compressed = await opensslEc(toPem("PRIVATE KEY", leafKey.pkcs8), ["-conv_form", "compressed"])
+    const key = (await Effect.runPromise(parsePem(compressed))).key
+    if (key === undefined) throw new Error("no key parsed")
+    const pfx = await Effect.runPromise(
+      encodePfx({ leaf, chain: [], key }, { encoding: "modern", password: Redacted.make("") }),
+    )
+    const read = await opensslRead(pfx, "", false)
+    const keyDer =
+      read.keyPem === undefined
+        ? ""
+        : hex(Buffer.from(read.keyPem.replace(/-----[^-]+-----|\s/g, ""), "base64"))
+    expect(keyDer).toBe(hex(canonicalPkcs8(leafKey.pkcs8)))
+  }, 120_000)
 })
