@@ -118,7 +118,8 @@ export const orderChain = (
   for (const i of remaining) {
     if (reported.has(i)) continue
     const c = others[i]
-    // A copy of a certificate of the path (its name and key), issued by another CA: cross-signed.
+    // A copy of a certificate of the path (its name and key) by another issuer: cross-signed, or the
+    // self-signed form of a root the path reaches cross-signed.
     const twin =
       c === undefined
         ? undefined
@@ -133,7 +134,7 @@ export const orderChain = (
     if (twin !== undefined) {
       problems.push({
         field: fieldOf(i),
-        message: `is another certificate of "${nameOf(c, "subject")}" (the same name and key), issued by "${nameOf(c, "issuer")}": a cross-signed copy the chain does not use (it goes on through the one issued by "${nameOf(twin, "issuer")}")`,
+        message: `is another certificate of "${nameOf(c, "subject")}" (the same name and key), ${c !== undefined && isSelfSigned(c) ? "self-signed" : `issued by "${nameOf(c, "issuer")}"`}: a copy the chain does not use (it goes on through the one issued by "${nameOf(twin, "issuer")}")`,
         fix: "remove it from the chain file; the chain is the path through the other copy",
       })
       continue
