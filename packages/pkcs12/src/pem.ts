@@ -192,6 +192,14 @@ const utf16Text = (bytes: Uint8Array): string | undefined => {
   return encoding === undefined ? undefined : new TextDecoder(encoding).decode(bytes)
 }
 
+/**
+ * A material file's bytes as the text `parsePem` reads in them: UTF-16 with a byte order mark
+ * decoded, anything else as UTF-8. For a caller's own look at the text (is a key block encrypted,
+ * is it PEM at all) before it parses.
+ */
+export const materialText = (bytes: Uint8Array): string =>
+  utf16Text(bytes) ?? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8")
+
 /** Whether DER bytes read as a PFX's outer structure (pkijs's PFX schema): a PFX given where PEM goes. */
 const isPfx = (bytes: Uint8Array): boolean => {
   try {

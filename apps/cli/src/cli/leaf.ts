@@ -111,7 +111,7 @@ const judgedLeaf = (field: string, material: CertificateMaterial) =>
 export const readLeaf = (flag: string, source: string): Effect.Effect<LeafCertificate, CliProblem> =>
   Effect.gen(function* () {
     const bytes = yield* readSource(flag, source)
-    const { parsePem } = yield* Effect.promise(() => import("@kvdeploy/pkcs12"))
+    const { parsePem, materialText } = yield* Effect.promise(() => import("@kvdeploy/pkcs12"))
     const parsed = yield* Effect.result(parsePem(bytes))
     let certificates: ReadonlyArray<Uint8Array> = []
     let key: Redacted.Redacted<Uint8Array> | undefined
@@ -125,7 +125,7 @@ export const readLeaf = (flag: string, source: string): Effect.Effect<LeafCertif
         return yield* usage("the certificate cannot be read", withSource(flag, source, problems))
       // Only key blocks were refused: read the certificates without them.
       keyInFile = "unreadable"
-      const text = Buffer.from(bytes).toString("utf8")
+      const text = materialText(bytes)
       const withoutKeys = text.replace(/-----BEGIN ([A-Z ]*PRIVATE KEY)-----[\s\S]*?-----END \1-----/g, "")
       const again = yield* Effect.result(parsePem(withoutKeys))
       if (again._tag === "Failure")

@@ -204,7 +204,7 @@ export const withSource = (
 /** Read PEM material. */
 const fromPem = (flags: MaterialFlags) =>
   Effect.gen(function* () {
-    const { parsePem, decodePfx } = yield* Effect.promise(loadPkcs12)
+    const { parsePem, decodePfx, materialText } = yield* Effect.promise(loadPkcs12)
     const certSource = Option.getOrUndefined(flags.cert)
     if (certSource === undefined) {
       return yield* usageOne("--cert", "is missing", "give --cert FILE (PEM) with --key FILE, or --pfx FILE")
@@ -263,7 +263,7 @@ const fromPem = (flags: MaterialFlags) =>
       | { key?: Redacted.Redacted<Uint8Array>; certificates: ReadonlyArray<Uint8Array> }
       | undefined
     if (keySource !== undefined && keyBytes !== undefined) {
-      const encrypted = Buffer.from(keyBytes).toString("latin1").includes("ENCRYPTED")
+      const encrypted = materialText(keyBytes).includes("ENCRYPTED")
       if (encrypted && passphrase === undefined) {
         if (interactive() && keySource !== "-") {
           passphrase = yield* askSecret(`Passphrase for ${keySource}`)
@@ -493,7 +493,7 @@ const decodedPfx = <A>(
             return usageOne(field, "holds no certificate", "export the PFX with its certificate")
           default:
             // PEM text given as a PFX (a certificate, a bundle or a key): named for what it is, with the flags that take it.
-            return pemMarker.test(Buffer.from(bytes.subarray(0, 4096)).toString("latin1"))
+            return pemMarker.test(pkcs12.materialText(bytes.subarray(0, 8192)))
               ? usageOne(
                   field,
                   "is PEM text, not a PKCS#12 (PFX) file",

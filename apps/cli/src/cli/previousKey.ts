@@ -78,9 +78,9 @@ export const readPreviousKey = (
 ) =>
   Effect.gen(function* () {
     const field = `${FLAG} ${sourceName(source)}`
-    const { parsePem } = yield* Effect.promise(() => import("@kvdeploy/pkcs12"))
+    const { parsePem, materialText } = yield* Effect.promise(() => import("@kvdeploy/pkcs12"))
     const bytes = yield* readSource(FLAG, source)
-    const encrypted = Buffer.from(bytes).toString("latin1").includes("ENCRYPTED")
+    const encrypted = materialText(bytes).includes("ENCRYPTED")
     const named = Option.isSome(passphrases.own)
       ? ([PASSPHRASE_FLAG, passphrases.own.value] as const)
       : Option.isSome(passphrases.key)
