@@ -16,7 +16,7 @@ import {
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
-import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
+import { type CliProblem, ExitCode, type Problem, usage, usageOne } from "./problems.js"
 import { fsErrorFix, readInput } from "./sources.js"
 import { credentialVariableProblems } from "./vault.js"
 
@@ -229,6 +229,29 @@ export const parseTagFlags = (
   }
   return { tags, problems }
 }
+
+/**
+ * The target, resolved as `resolveTarget` does, after a command's own flags were judged: their
+ * problems (`list --expiring-within 3x`, `versions --limit x`) and the target's are listed in one
+ * usage error, not the flag's alone until the next run finds the target's. Without flag problems,
+ * `resolveTarget`'s answer as it is; a failure that is not the input's (exit 1) stands alone.
+ */
+export const resolveTargetAfterFlags = (
+  flagProblems: ReadonlyArray<Problem>,
+  flags: TargetFlags,
+  overrides: TargetOverrides,
+  options: { readonly requireName: boolean } = { requireName: true },
+): ReturnType<typeof resolveTarget> =>
+  Effect.gen(function* () {
+    if (flagProblems.length === 0) return yield* resolveTarget(flags, overrides, options)
+    const target = yield* Effect.result(resolveTarget(flags, overrides, options))
+    if (target._tag === "Failure" && target.failure.exitCode !== ExitCode.usage) return yield* target.failure
+    const problems = [...flagProblems, ...(target._tag === "Failure" ? target.failure.problems : [])]
+    const [only] = problems
+    return yield* problems.length === 1 && only !== undefined
+      ? usage(`${only.field}: ${only.message}`, problems)
+      : usage(`the input has ${problems.length} problems`, problems)
+  })
 
 /**
  * Build the raw configuration (file fields, overridden by flags) and the

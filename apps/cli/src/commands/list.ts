@@ -7,8 +7,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { parseDuration } from "../cli/duration.js"
 import * as flags from "../cli/flags.js"
-import { ExitCode, ExitWith, usageOne, wholeNumberFlag } from "../cli/problems.js"
-import { resolveTarget } from "../cli/target.js"
+import { ExitCode, ExitWith, type Problem, wholeNumberFlag } from "../cli/problems.js"
+import { resolveTargetAfterFlags } from "../cli/target.js"
 import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { credentialInUse, useVault, vaultProblem } from "../cli/vault.js"
 import { expiryText } from "../cli/versions.js"
@@ -56,16 +56,17 @@ export const list = Command.make(
   },
   (input) =>
     Effect.gen(function* () {
+      // Every problem of the input in one usage error: these flags' and the target's.
+      const problems: Array<Problem> = []
       let withinMs: number | undefined
       if (Option.isSome(input.expiringWithin)) {
         withinMs = parseDuration(input.expiringWithin.value)
-        if (withinMs === undefined) {
-          return yield* usageOne(
-            "--expiring-within",
-            `${JSON.stringify(input.expiringWithin.value)} is not a duration`,
-            "write a number and a unit: 30d, 12h, 2w",
-          )
-        }
+        if (withinMs === undefined)
+          problems.push({
+            field: "--expiring-within",
+            message: `${JSON.stringify(input.expiringWithin.value)} is not a duration`,
+            fix: "write a number and a unit: 30d, 12h, 2w",
+          })
       }
       let maxPages = DEFAULT_LIST_MAX_PAGES
       if (Option.isSome(input.maxPages)) {
@@ -76,10 +77,10 @@ export const list = Command.make(
           `a number of pages from 1 to ${MOST_LIST_PAGES}`,
           `write a whole number such as ${DEFAULT_LIST_MAX_PAGES} (each page holds up to 25 certificates)`,
         )
-        if (typeof n !== "number") return yield* usageOne(n.field, n.message, n.fix)
-        maxPages = n
+        if (typeof n === "number") maxPages = n
+        else problems.push(n)
       }
-      const { config } = yield* resolveTarget(input, {}, { requireName: false })
+      const { config } = yield* resolveTargetAfterFlags(problems, input, {}, { requireName: false })
       const credential = yield* credentialInUse(config)
       /** What an entry the vault answered without its facts is, in an operator's words. */
       const unusableText = (u: UnusableListEntry) =>

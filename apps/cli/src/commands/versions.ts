@@ -5,8 +5,8 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as flags from "../cli/flags.js"
-import { usageOne, wholeNumberFlag } from "../cli/problems.js"
-import { resolveTarget } from "../cli/target.js"
+import { type Problem, wholeNumberFlag } from "../cli/problems.js"
+import { resolveTargetAfterFlags } from "../cli/target.js"
 import { printJson, printLines, step, styleOut } from "../cli/terminal.js"
 import { absentCertificate, credentialInUse, useVault, vaultProblem } from "../cli/vault.js"
 import { newestFirst, versionLines, versionRecord } from "../cli/versions.js"
@@ -25,6 +25,8 @@ export const versions = Command.make(
   },
   (input) =>
     Effect.gen(function* () {
+      // Every problem of the input in one usage error: --limit's and the target's.
+      const problems: Array<Problem> = []
       let limit: number | undefined
       if (Option.isSome(input.limit)) {
         const n = wholeNumberFlag(
@@ -34,10 +36,10 @@ export const versions = Command.make(
           "a number of versions to show (1 or more)",
           "give a whole number of 1 or more, or leave --limit out for every version",
         )
-        if (typeof n !== "number") return yield* usageOne(n.field, n.message, n.fix)
-        limit = n
+        if (typeof n === "number") limit = n
+        else problems.push(n)
       }
-      const { config, nameField } = yield* resolveTarget(input, { name: input.name })
+      const { config, nameField } = yield* resolveTargetAfterFlags(problems, input, { name: input.name })
       const credential = yield* credentialInUse(config)
       const [all, latestId] = yield* useVault(config, (vault) => {
         const missing = Effect.flip(

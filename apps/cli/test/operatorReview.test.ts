@@ -1,0 +1,60 @@
+/**
+ * An operator's slips that an earlier run did not catch: each gets every problem of its input in
+ * one run, naming the field and the fix. Parse-level runs of the built kvdeploy: no vault is
+ * contacted (none is given, or the input is refused before one would be).
+ */
+import { describe, expect, it } from "vitest"
+import { json, runCli } from "./harness.js"
+
+interface ErrorDocument {
+  readonly error: {
+    readonly title: string
+    readonly exitCode: number
+    readonly problems: ReadonlyArray<{
+      readonly field: string
+      readonly message: string
+      readonly fix: string
+    }>
+  }
+}
+
+const fieldsOf = (doc: ErrorDocument) => doc.error.problems.map((p) => p.field)
+
+describe("a command's own flags and the target, in one run", () => {
+  it("list names a bad --expiring-within, a bad --max-pages and a missing --vault-url together", async () => {
+    const r = await runCli(["list", "--expiring-within", "30x", "--max-pages", "0", "--json"])
+    expect(r.code).toBe(2)
+    const doc = json<ErrorDocument>(r)
+    expect(doc.error.exitCode).toBe(2)
+    expect(fieldsOf(doc)).toEqual(["--expiring-within", "--max-pages", "--vault-url"])
+    expect(r.stderr).toContain("--vault-url: is missing")
+    expect(r.stderr).toContain('--expiring-within: "30x" is not a duration')
+  })
+
+  it("versions names a bad --limit and the target's problems together", async () => {
+    const r = await runCli(["versions", "--limit", "x", "--name", "api_prod", "--json"])
+    expect(r.code).toBe(2)
+    const doc = json<ErrorDocument>(r)
+    expect(fieldsOf(doc)).toEqual(["--limit", "--vault-url", "--name"])
+    expect(doc.error.problems.find((p) => p.field === "--name")?.message).toContain(
+      "only letters, digits and hyphens",
+    )
+  })
+
+  it("a flag's problem alone is still its own title", async () => {
+    const r = await runCli([
+      "versions",
+      "--limit",
+      "0",
+      "--vault-url",
+      "https://my-vault.vault.azure.net",
+      "--name",
+      "api",
+      "--json",
+    ])
+    expect(r.code).toBe(2)
+    const doc = json<ErrorDocument>(r)
+    expect(fieldsOf(doc)).toEqual(["--limit"])
+    expect(doc.error.title).toBe('--limit: "0" is not a number of versions to show (1 or more)')
+  })
+})
