@@ -58,3 +58,34 @@ describe("a command's own flags and the target, in one run", () => {
     expect(doc.error.title).toBe('--limit: "0" is not a number of versions to show (1 or more)')
   })
 })
+
+describe("a flag given twice", () => {
+  it("says to give it once, in the text and in the --json document", async () => {
+    const r = await runCli([
+      "plan",
+      "--vault-url",
+      "https://my-vault.vault.azure.net",
+      "--name",
+      "api",
+      "--cert",
+      "leaf.pem",
+      "--cert",
+      "other.pem",
+      "--json",
+    ])
+    expect(r.code).toBe(2)
+    const doc = json<ErrorDocument>(r)
+    expect(doc.error.problems).toEqual([
+      expect.objectContaining({ field: "--cert", fix: "give --cert once" }),
+    ])
+    expect(r.stderr).toContain("fix: give --cert once")
+  })
+
+  it("--chain twice: once, with the chain's certificates in one file", async () => {
+    const r = await runCli(["deploy", "--chain", "a.pem", "--chain", "b.pem", "--json"])
+    expect(r.code).toBe(2)
+    expect(json<ErrorDocument>(r).error.problems[0]?.fix).toBe(
+      "give --chain once, with the chain's certificates in one file",
+    )
+  })
+})

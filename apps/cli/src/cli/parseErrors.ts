@@ -163,6 +163,11 @@ export const slipFix = (e: ParseError, helpDoc: HelpDoc, argv: ReadonlyArray<str
     !flags.has("config")
   )
     return `${command} takes the file as its argument, without --config: ${command} FILE`
+  // A flag given twice (refineParseErrors says so): which one to keep is the operator's to say.
+  if (e._tag === "InvalidValue" && /^given \d+ times$/.test(e.value)) {
+    const flag = `--${e.option.replace(/^-+/, "")}`
+    return `give ${flag} once${flag === "--chain" ? ", with the chain's certificates in one file" : ""}`
+  }
   // Not when --config is given already: the argument is then something else.
   if (
     e._tag === "UnexpectedArgument" &&
