@@ -3,6 +3,9 @@
  * one run, naming the field and the fix. Parse-level runs of the built kvdeploy: no vault is
  * contacted (none is given, or the input is refused before one would be).
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { json, runCli } from "./harness.js"
 
@@ -87,5 +90,31 @@ describe("a flag given twice", () => {
     expect(json<ErrorDocument>(r).error.problems[0]?.fix).toBe(
       "give --chain once, with the chain's certificates in one file",
     )
+  })
+})
+
+describe("an empty target file", () => {
+  it("is said to be empty, by validate and by a command's --config, with what to write", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
+    try {
+      const empty = join(dir, "target.json")
+      writeFileSync(empty, "\n")
+      const validated = await runCli(["validate", empty, "--json"])
+      expect(validated.code).toBe(2)
+      const report = json<{ valid: boolean; problems: ReadonlyArray<{ message: string; fix: string }> }>(
+        validated,
+      )
+      expect(report.valid).toBe(false)
+      expect(report.problems[0]?.message).toBe(`${empty} is empty`)
+      expect(report.problems[0]?.fix).toContain('"vault_url"')
+      const shown = await runCli(["show", "--config", empty, "--json"])
+      expect(shown.code).toBe(2)
+      expect(json<ErrorDocument>(shown).error.problems).toEqual([
+        expect.objectContaining({ field: "--config", message: `${empty} is empty` }),
+      ])
+      expect(shown.stderr).not.toContain("Unexpected end of JSON input")
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

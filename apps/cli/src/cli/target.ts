@@ -153,6 +153,14 @@ export const readConfigFile = (
     const text = Buffer.from(read.bytes)
       .toString("utf8")
       .replace(/^\uFEFF/, "")
+    // An empty file (a `>` that truncated it, a copy that failed) is said to be empty, not "not valid
+    // JSON: Unexpected end of JSON input".
+    if (text.trim() === "")
+      return yield* usageOne(
+        field,
+        `${shownPath(path)} is empty`,
+        'write the target as one JSON object: { "vault_url": "https://NAME.vault.azure.net", "certificate_name": "NAME" } (`kvdeploy emulator --write-config FILE` writes one for the emulator)',
+      )
     const parsed = yield* Effect.try({
       try: (): unknown => JSON.parse(text),
       catch: (e) => e as Error,
