@@ -270,7 +270,7 @@ describe("deploy lifecycle", () => {
     })
     expect(refused.code).toBe(2)
     expect(refused.stdout + refused.stderr).toContain(
-      "--metrics-file: /nonexistent/dir/k.prom: its directory cannot be written (ENOENT)",
+      "--metrics-file: /nonexistent/dir/k.prom: its directory /nonexistent/dir does not exist",
     )
     expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
   })

@@ -118,3 +118,42 @@ describe("an empty target file", () => {
     }
   })
 })
+
+describe("deploy --metrics-file that cannot be written", () => {
+  const deployWith = (metricsFile: string) => [
+    "deploy",
+    "--vault-url",
+    "https://my-vault.vault.azure.net",
+    "--name",
+    "api",
+    "--cert",
+    "-",
+    "--metrics-file",
+    metricsFile,
+    "--json",
+  ]
+  const metricsProblem = async (metricsFile: string) => {
+    const r = await runCli(deployWith(metricsFile))
+    expect(r.code).toBe(2)
+    return json<ErrorDocument>(r).error.problems.find((p) => p.field === "--metrics-file")
+  }
+
+  it("names a directory that does not exist, in words, with the fix", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
+    try {
+      const problem = await metricsProblem(join(dir, "textfile", "kvdeploy-api.prom"))
+      expect(problem?.message).toBe(
+        `${join(dir, "textfile", "kvdeploy-api.prom")}: its directory ${join(dir, "textfile")} does not exist`,
+      )
+      expect(problem?.fix).toContain("create it (mkdir -p)")
+      expect(problem?.message).not.toContain("ENOENT")
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("an empty value is said to be empty", async () => {
+    const problem = await metricsProblem("")
+    expect(problem?.message).toBe("is empty")
+  })
+})

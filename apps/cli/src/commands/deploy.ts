@@ -108,21 +108,43 @@ const metricsFileProblems = (file: string): ReadonlyArray<Problem> => {
     { field: "--metrics-file", message: `${shownPath(file)}: ${message}`, fix },
   ]
   if (file === "" || file === "-")
-    return problem(
-      "is not a file path",
-      "give the path of the file to write, such as /var/lib/node_exporter/textfile/kvdeploy-api.prom",
-    )
+    return [
+      {
+        field: "--metrics-file",
+        message: file === "" ? "is empty" : "- is not a file path (the metrics are written to a file)",
+        fix: "give the path of the file to write, such as /var/lib/node_exporter/textfile/kvdeploy-api.prom",
+      },
+    ]
   try {
     if (statSync(file).isDirectory())
       return problem("is a directory", "give the path of a file in it, such as DIR/kvdeploy-NAME.prom")
   } catch {}
+  const directory = dirname(resolve(file))
   try {
-    accessSync(dirname(resolve(file)), fsConstants.W_OK | fsConstants.X_OK)
+    accessSync(directory, fsConstants.W_OK | fsConstants.X_OK)
   } catch (e) {
-    return problem(
-      `its directory cannot be written (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
-      "give a file in an existing directory this user may write (node_exporter's textfile directory)",
-    )
+    const code = (e as NodeJS.ErrnoException).code
+    const why =
+      code === "EROFS"
+        ? "a read-only file system"
+        : code === "EACCES" || code === "EPERM"
+          ? "permission denied"
+          : (code ?? String(e))
+    // Said in words: "(ENOENT)" alone left the operator to decode it.
+    return code === "ENOENT"
+      ? problem(
+          `its directory ${shownPath(directory)} does not exist`,
+          "create it (mkdir -p), or give a file in node_exporter's textfile directory (--collector.textfile.directory)",
+        )
+      : code === "ENOTDIR"
+        ? problem(
+            `a part of its directory ${shownPath(directory)} is a file, not a directory`,
+            "give a file in an existing directory this user may write (node_exporter's textfile directory)",
+          )
+        : problem(
+            `its directory ${shownPath(directory)} cannot be written by this user (${why})`,
+            "give a file in a directory this user may write (node_exporter's textfile directory), or run kvdeploy as a user that may write it",
+          )
   }
   return []
 }
