@@ -157,3 +157,24 @@ describe("deploy --metrics-file that cannot be written", () => {
     expect(problem?.message).toBe("is empty")
   })
 })
+
+describe("emulator --vault given a URL or a name with other characters", () => {
+  it.each([
+    ["https://my-vault.vault.azure.net", " (it is a URL or host name, not a vault's name)"],
+    ["bad name!", ""],
+    ["my/vault", ""],
+  ])("%s: the name is refused as a name, not as a URL", async (vault, more) => {
+    // Refused before it starts; were it to start, the kill at the time limit fails the test.
+    const r = await runCli(["emulator", "--vault", vault, "--json"], { timeoutMs: 20_000 })
+    expect(r.code).toBe(2)
+    const [problem, ...others] = json<ErrorDocument>(r).error.problems
+    expect(others).toEqual([])
+    expect(problem?.field).toBe("--vault")
+    expect(problem?.message).toBe(
+      `vault name ${JSON.stringify(vault)} is invalid: it may contain only letters, digits and hyphens${more}`,
+    )
+    expect(problem?.fix).toContain(
+      "give the vault's name alone (my-vault for https://my-vault.vault.azure.net)",
+    )
+  })
+})

@@ -106,16 +106,29 @@ export const emulator = Command.make(
             vault_url: `https://${name}.vault.azure.net`,
             certificate_name: input.certificateName,
           })
-          if (Result.isFailure(checked))
-            for (const p of checked.failure.problems)
-              if (p.field === "vault_url")
-                named.push({
-                  field: "--vault",
-                  message: p.message,
-                  fix: "give a Key Vault name: 3-24 letters, digits and single hyphens, starting with a letter",
-                })
-              else if (p.field === "certificate_name" && !named.some((n) => n.field === "--certificate-name"))
-                named.push({ field: "--certificate-name", message: p.message, fix: p.fix })
+          const problems = Result.isFailure(checked) ? checked.failure.problems : []
+          // A name with other characters makes a URL that is not one, or one with a path: core's
+          // words about that URL ("is not a URL", "has a path") are not about the name given.
+          if (!/^[A-Za-z0-9-]*$/.test(name))
+            named.push({
+              field: "--vault",
+              message: `vault name ${quotedValue(name)} is invalid: it may contain only letters, digits and hyphens${/^[a-z]+:\/\/|\.vault\./i.test(name) ? " (it is a URL or host name, not a vault's name)" : ""}`,
+              fix: "give the vault's name alone (my-vault for https://my-vault.vault.azure.net): 3-24 letters, digits and single hyphens, starting with a letter",
+            })
+          else
+            for (const p of problems.filter((p) => p.field === "vault_url"))
+              named.push({
+                field: "--vault",
+                message: p.message,
+                fix: "give a Key Vault name: 3-24 letters, digits and single hyphens, starting with a letter",
+              })
+          const certificateName = problems.find((p) => p.field === "certificate_name")
+          if (certificateName !== undefined && !named.some((n) => n.field === "--certificate-name"))
+            named.push({
+              field: "--certificate-name",
+              message: certificateName.message,
+              fix: certificateName.fix,
+            })
         }
         // Vault names are host names: case-insensitive, each one vault (the emulator refuses a repeat).
         const seen = new Set<string>()
