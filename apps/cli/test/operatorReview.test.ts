@@ -3,7 +3,7 @@
  * one run, naming the field and the fix. Parse-level runs of the built kvdeploy: no vault is
  * contacted (none is given, or the input is refused before one would be).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -176,5 +176,41 @@ describe("emulator --vault given a URL or a name with other characters", () => {
     expect(problem?.fix).toContain(
       "give the vault's name alone (my-vault for https://my-vault.vault.azure.net)",
     )
+  })
+})
+
+describe("a material flag given a directory or an empty file", () => {
+  it("names the file to give in its place, not 'check the path' or 'check the file'", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
+    try {
+      const live = join(dir, "live", "www.example.com")
+      mkdirSync(live, { recursive: true })
+      const emptyKey = join(dir, "privkey.pem")
+      writeFileSync(emptyKey, "")
+      const r = await runCli([
+        "deploy",
+        "--vault-url",
+        "https://my-vault.vault.azure.net",
+        "--name",
+        "api",
+        "--cert",
+        live,
+        "--key",
+        emptyKey,
+        "--json",
+      ])
+      expect(r.code).toBe(2)
+      const problems = json<ErrorDocument>(r).error.problems
+      expect(problems.find((p) => p.field === "--cert")).toEqual({
+        field: "--cert",
+        message: `${live}: is a directory`,
+        fix: `give the certificate file in it, not the directory (certbot's live directory: --cert ${join(live, "fullchain.pem")} --key ${join(live, "privkey.pem")})`,
+      })
+      const key = problems.find((p) => p.field === "--key")
+      expect(key?.message).toBe(`${emptyKey} is empty`)
+      expect(key?.fix).toContain("give the file that holds the private key")
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -4,6 +4,7 @@
  */
 import { constants, createReadStream } from "node:fs"
 import { access, open, stat } from "node:fs/promises"
+import { join } from "node:path"
 import type { Readable } from "node:stream"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { type BoundedRead, fsErrorReason, readAtMost, shownPath } from "@kvdeploy/core"
@@ -34,6 +35,28 @@ export const fsErrorFix = (error: unknown, otherwise: string): string =>
   deniedByPermissions(error)
     ? "make the file readable by the user kvdeploy runs as (check its permissions and those of its directories: ls -l), or run kvdeploy as a user that may read it"
     : otherwise
+
+/**
+ * The fix for a material flag given a directory (`--cert /etc/letsencrypt/live/NAME`): the file in
+ * it that the flag takes, named as an ACME client's live directory names it.
+ */
+export const directoryFix = (flag: string, directory: string): string => {
+  const inIt = (file: string) => shownPath(join(directory, file))
+  switch (flag) {
+    case "--cert":
+      return `give the certificate file in it, not the directory (certbot's live directory: --cert ${inIt("fullchain.pem")} --key ${inIt("privkey.pem")})`
+    case "--key":
+      return `give the private key file in it, not the directory (certbot's live directory: --key ${inIt("privkey.pem")})`
+    case "--chain":
+      return `give the chain file in it, not the directory (certbot's live directory: --chain ${inIt("chain.pem")}, or --cert ${inIt("fullchain.pem")} alone)`
+    default:
+      return `give the file in it, not the directory: ${flag} DIR/FILE`
+  }
+}
+
+/** The fix for an empty material file: it holds nothing to read, so no path or permission fix helps. */
+export const emptyFileFix = (flag: string): string =>
+  `give the file that holds the ${flag === "--pfx" ? "PKCS#12 (PFX)" : flag === "--key" || flag === "--previous-key" ? "private key (PEM or DER)" : "certificates (PEM or DER)"}: this one holds nothing (a copy or a renewal that stopped part-way leaves such a file)`
 
 /** Maximum input size: PEM bundles, PFX files and target files are small; refuse anything absurd. */
 export const maxInputBytes = 1024 * 1024
@@ -82,7 +105,13 @@ export const readSource = (
     if (looksLikePastedText(source)) return yield* pastedText(flag)
     const read = yield* readInput(() => createReadStream(source)).pipe(
       Effect.mapError((e) =>
-        usageOne(flag, `${shownPath(source)}: ${fsErrorReason(e)}`, fsErrorFix(e, "check the path")),
+        usageOne(
+          flag,
+          `${shownPath(source)}: ${fsErrorReason(e)}`,
+          (e as NodeJS.ErrnoException | undefined)?.code === "EISDIR"
+            ? directoryFix(flag, source)
+            : fsErrorFix(e, "check the path"),
+        ),
       ),
     )
     if (read.over)
@@ -92,7 +121,7 @@ export const readSource = (
         "give a PEM or PFX file of at most 1 MiB",
       )
     if (read.bytes.byteLength === 0)
-      return yield* usageOne(flag, `${shownPath(source)} is empty`, "check the file")
+      return yield* usageOne(flag, `${shownPath(source)} is empty`, emptyFileFix(flag))
     return read.bytes
   })
 
@@ -118,7 +147,8 @@ export const sourceFileProblems = (flag: string, source: string): Effect.Effect<
     if (looksLikePastedText(source)) return pastedText(flag).problems
     try {
       const stats = await stat(source)
-      if (stats.isDirectory()) return problem(`${shownPath(source)}: is a directory`, "check the path")
+      if (stats.isDirectory())
+        return problem(`${shownPath(source)}: is a directory`, directoryFix(flag, source))
       if (!stats.isFile()) return []
       if (stats.size > maxInputBytes)
         return problem(
@@ -130,7 +160,7 @@ export const sourceFileProblems = (flag: string, source: string): Effect.Effect<
       // say 0 and hold more, and an empty file found only when the material is read was reported
       // alone, on a later run than the other problems.
       if (stats.size === 0 && (await holdsNothing(source)))
-        return problem(`${shownPath(source)} is empty`, "check the file")
+        return problem(`${shownPath(source)} is empty`, emptyFileFix(flag))
       return []
     } catch (e) {
       return problem(`${shownPath(source)}: ${fsErrorReason(e)}`, fsErrorFix(e, "check the path"))
