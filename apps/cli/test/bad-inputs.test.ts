@@ -1401,7 +1401,7 @@ const cases: ReadonlyArray<Case> = [
       ),
     ],
     exit: 2,
-    says: [/a key is given twice \(line 4\)/],
+    says: [/the key "vault_url" is given twice \(line 4, column \d+\)/],
   },
   {
     name: "versions --limit 0 or -1: refused (0 showed every version, -1 none)",

@@ -214,3 +214,25 @@ describe("a material flag given a directory or an empty file", () => {
     }
   })
 })
+
+describe("a target file with a key given twice", () => {
+  it("names the key, where a one-line file's line alone would not find it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
+    try {
+      const file = join(dir, "target.json")
+      // As `jq -c` writes it: one line.
+      writeFileSync(
+        file,
+        '{"vault_url":"https://kv-prod.vault.azure.net","certificate_name":"www","tags":{"env":"a"},"certificate_name":"api"}\n',
+      )
+      const r = await runCli(["validate", file, "--json"])
+      expect(r.code).toBe(2)
+      const report = json<{ problems: ReadonlyArray<{ message: string; fix: string }> }>(r)
+      expect(report.problems.map((p) => p.message)).toEqual([
+        `${file}: the key "certificate_name" is given twice (line 1, column 93)`,
+      ])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

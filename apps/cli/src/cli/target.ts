@@ -60,8 +60,15 @@ const duplicateKey = async (text: string): Promise<string | undefined> => {
     return undefined
   } catch (e) {
     // Only the duplicate is judged here: JSON.parse has read the text already.
-    if (e instanceof YAMLException && /duplicated mapping key/.test(e.reason))
-      return e.mark === undefined ? "a key is given twice" : `a key is given twice (line ${e.mark.line + 1})`
+    if (e instanceof YAMLException && /duplicated mapping key/.test(e.reason)) {
+      if (e.mark === undefined) return "a key is given twice"
+      // js-yaml marks the second one's first character, after its quote: the key named (a file written
+      // on one line, as `jq -c` writes it, is all line 1), unless it reads as a secret (quotedValue).
+      const key = /^"?((?:[^"\\]|\\.)*)"/.exec(text.slice(e.mark.position))?.[1]
+      const shown = key === undefined ? undefined : quotedValue(JSON.parse(`"${key}"`) as string)
+      const named = shown?.startsWith('"') === true ? `the key ${shown}` : "a key"
+      return `${named} is given twice (line ${e.mark.line + 1}, column ${e.mark.column + 1})`
+    }
     return undefined
   }
 }
