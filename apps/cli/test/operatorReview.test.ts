@@ -236,3 +236,24 @@ describe("a target file with a key given twice", () => {
     }
   })
 })
+
+describe("a command's flags without a command", () => {
+  it("`kvdeploy --config target.json`: says the command is missing, not that target.json is an unknown command", async () => {
+    const r = await runCli(["--config", "target.json", "--json"])
+    expect(r.code).toBe(2)
+    const doc = json<ErrorDocument>(r)
+    expect(fieldsOf(doc)).toEqual(["--config", "--json"])
+    expect(doc.error.problems[0]).toEqual({
+      field: "--config",
+      message: "--config is given without a command: kvdeploy's flags go after a command's name",
+      fix: "name the command first: kvdeploy COMMAND --config target.json (`kvdeploy --help` lists the commands)",
+    })
+    expect(r.stderr).not.toContain("Unknown subcommand")
+  })
+
+  it("a mistyped command is still named as one", async () => {
+    const r = await runCli(["deplyo", "--json"])
+    expect(r.code).toBe(2)
+    expect(json<ErrorDocument>(r).error.title).toBe('Unknown subcommand "deplyo" for "kvdeploy"')
+  })
+})

@@ -55,19 +55,23 @@ interface MisplacedFlag {
 export const flagsBeforeCommand = (
   argv: ReadonlyArray<string>,
   commands: ReadonlySet<string>,
-): { readonly command: string; readonly flags: ReadonlyArray<MisplacedFlag> } | undefined => {
+): { readonly command: string | undefined; readonly flags: ReadonlyArray<MisplacedFlag> } | undefined => {
   const at = argv.findIndex((a) => commands.has(a))
   const command = argv[at]
-  if (at <= 0 || command === undefined) return undefined
+  // No command on the line, and a flag first (`kvdeploy --config target.json`): the flags are a
+  // command's, and the parser read the first value as the command ("Unknown subcommand target.json").
+  const noCommand = at < 0 && argv[0]?.startsWith("-") === true
+  if (!noCommand && (at <= 0 || command === undefined)) return undefined
+  const end = noCommand ? argv.length : at
   const flags: Array<MisplacedFlag> = []
-  for (let i = 0; i < at; i++) {
+  for (let i = 0; i < end; i++) {
     const arg = argv[i] ?? ""
     if (!arg.startsWith("-")) continue
     const flag = arg.split("=")[0] ?? arg
     if (ownFlags.has(flag)) continue
     const next = argv[i + 1]
     const inline = arg.includes("=") ? arg.slice(flag.length + 1) : undefined
-    const value = inline ?? (i + 1 < at && next !== undefined && !next.startsWith("-") ? next : undefined)
+    const value = inline ?? (i + 1 < end && next !== undefined && !next.startsWith("-") ? next : undefined)
     flags.push({ flag, typed: value === undefined ? flag : `${flag} ${shownFlagValue(flag, value)}`, value })
   }
   return flags.length === 0 ? undefined : { command, flags }
@@ -76,18 +80,23 @@ export const flagsBeforeCommand = (
 /** A command's flag given before the command's name: said so, with where it goes. */
 export class FlagBeforeCommand extends CliError.UnrecognizedOption {
   readonly misplaced: MisplacedFlag
-  readonly commandName: string
-  constructor(misplaced: MisplacedFlag, commandName: string) {
+  /** The command named after the flag; undefined when the line names none (`kvdeploy --json`). */
+  readonly commandName: string | undefined
+  constructor(misplaced: MisplacedFlag, commandName: string | undefined) {
     super({ option: misplaced.flag, command: ["kvdeploy"], suggestions: [] })
     this.misplaced = misplaced
     this.commandName = commandName
   }
   override get message(): string {
-    return `${this.misplaced.flag} is given before the command name "${this.commandName}": a command's flags go after its name`
+    return this.commandName === undefined
+      ? `${this.misplaced.flag} is given without a command: kvdeploy's flags go after a command's name`
+      : `${this.misplaced.flag} is given before the command name "${this.commandName}": a command's flags go after its name`
   }
   /** What to do, in place of the pointer to --help. */
   get fix(): string {
-    return `put it after the command: kvdeploy ${this.commandName} ${this.misplaced.typed}`
+    return this.commandName === undefined
+      ? `name the command first: kvdeploy COMMAND ${this.misplaced.typed} (\`kvdeploy --help\` lists the commands)`
+      : `put it after the command: kvdeploy ${this.commandName} ${this.misplaced.typed}`
   }
 }
 
