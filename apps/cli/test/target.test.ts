@@ -84,7 +84,6 @@ describe("readConfigFile: a target file written in YAML", () => {
       "[1, 2",
       "just some words",
       "vault_url = 'x'\nname = 'y'\n",
-      "",
     ]) {
       const problem = await readText(text)
       expect(problem?.message, text).toMatch(/is not valid JSON: /)
