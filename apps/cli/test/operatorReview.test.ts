@@ -257,3 +257,32 @@ describe("a command's flags without a command", () => {
     expect(json<ErrorDocument>(r).error.title).toBe('Unknown subcommand "deplyo" for "kvdeploy"')
   })
 })
+
+describe("a credential variable set to nothing", () => {
+  it("is said to be empty, not 'not set' (env shows it set)", async () => {
+    const r = await runCli(
+      [
+        "show",
+        "--vault-url",
+        "https://my-vault.vault.azure.net",
+        "--name",
+        "api",
+        "--credential-mode",
+        "client_secret",
+        "--json",
+      ],
+      {
+        env: {
+          AZURE_TENANT_ID: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+          AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000001",
+          AZURE_CLIENT_SECRET: "",
+        },
+      },
+    )
+    expect(r.code).toBe(2)
+    const problems = json<ErrorDocument>(r).error.problems
+    expect(problems.map((p) => [p.field, p.message])).toEqual([
+      ["AZURE_CLIENT_SECRET", "is set but empty (credential_mode client_secret needs its value)"],
+    ])
+  })
+})

@@ -66,7 +66,12 @@ const variableProblems = (
   problem.kind === "missing"
     ? problem.variables.map((variable) => ({
         field: variable,
-        message: `is not set (credential_mode ${target.credentialMode} needs it)`,
+        // Set to nothing (`AZURE_CLIENT_SECRET=` in an environment file) reads as not set to the
+        // credential; "is not set" sent the operator to a variable `env` shows as set.
+        message:
+          process.env[variable] === ""
+            ? `is set but empty (credential_mode ${target.credentialMode} needs its value)`
+            : `is not set (credential_mode ${target.credentialMode} needs it)`,
         fix: problem.fix,
       }))
     : problem.variables.map((variable) => ({
