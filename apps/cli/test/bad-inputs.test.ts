@@ -1105,13 +1105,13 @@ const cases: ReadonlyArray<Case> = [
     env: () => ({ AZURE_CLIENT_SECRET: "" }),
     exit: 2,
     says: [
-      "AZURE_CLIENT_SECRET: is not set (credential_mode client_secret needs it)",
+      "AZURE_CLIENT_SECRET: is set but empty (credential_mode client_secret needs its value)",
       "/nonexistent/kvdeploy-corpus.pem: no such file",
-      "credential_mode client_secret: AZURE_CLIENT_SECRET not set; the certificate flags: 1 problem",
+      "credential_mode client_secret: AZURE_CLIENT_SECRET empty; the certificate flags: 1 problem",
     ],
   },
   {
-    name: "a malformed --tag and AZURE_CLIENT_SECRET not set: both listed in one run (the tag hid the variable)",
+    name: "a malformed --tag and AZURE_CLIENT_SECRET empty: both listed in one run (the tag hid the variable)",
     args: () => [
       "deploy",
       "--config",
@@ -1127,18 +1127,18 @@ const cases: ReadonlyArray<Case> = [
     exit: 2,
     says: [
       '--tag: "x" is not KEY=VALUE',
-      "AZURE_CLIENT_SECRET: is not set (credential_mode client_secret needs it)",
-      "the target is invalid (1 problem); credential_mode client_secret: AZURE_CLIENT_SECRET not set",
+      "AZURE_CLIENT_SECRET: is set but empty (credential_mode client_secret needs its value)",
+      "the target is invalid (1 problem); credential_mode client_secret: AZURE_CLIENT_SECRET empty",
     ],
   },
   {
-    name: "show with an unknown target field and AZURE_CLIENT_SECRET not set: both listed in one run (also when the file's name holds credential_mode)",
+    name: "show with an unknown target field and AZURE_CLIENT_SECRET empty: both listed in one run (also when the file's name holds credential_mode)",
     args: () => ["show", "--config", target("credential_mode-env-field", { vault_uri: "typo" })],
     env: () => ({ AZURE_CLIENT_SECRET: "" }),
     exit: 2,
     says: [
       "vault_uri: is not a known field",
-      "AZURE_CLIENT_SECRET: is not set (credential_mode client_secret needs it)",
+      "AZURE_CLIENT_SECRET: is set but empty (credential_mode client_secret needs its value)",
     ],
   },
   {
@@ -1475,7 +1475,7 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
-    name: "a malformed AZURE_TENANT_ID, AZURE_CLIENT_SECRET not set and a certificate file that cannot be read: all listed in one run",
+    name: "a malformed AZURE_TENANT_ID, AZURE_CLIENT_SECRET empty and a certificate file that cannot be read: all listed in one run",
     args: () => [
       "plan",
       "--config",
@@ -1493,7 +1493,7 @@ const cases: ReadonlyArray<Case> = [
       '"field": "AZURE_TENANT_ID"',
       "AZURE_TENANT_ID is not a tenant id (a GUID or a domain name); its value (14 characters) is not shown",
       "/nonexistent/kvdeploy-corpus.pem: no such file",
-      "credential_mode client_secret: AZURE_CLIENT_SECRET not set, AZURE_TENANT_ID malformed; the certificate flags: 1 problem",
+      "credential_mode client_secret: AZURE_CLIENT_SECRET empty, AZURE_TENANT_ID malformed; the certificate flags: 1 problem",
     ],
   },
   {

@@ -99,6 +99,9 @@ export const credentialVariableProblems = (
       managedIdentityClientId: target.managedIdentityClientId,
     })
     const missing = found.filter((p) => p.kind === "missing").flatMap((p) => p.variables)
+    // Set to nothing is named so (variableProblems), here as there.
+    const empty = missing.filter((v) => process.env[v] === "")
+    const unset = missing.filter((v) => process.env[v] !== "")
     // One variable's value is malformed; several together cannot work (HTTPS_PROXY without NO_PROXY
     // for the managed identity endpoint: NO_PROXY unset was called malformed).
     // A federated token that expired is no malformed variable: the file it names holds an old token.
@@ -110,7 +113,8 @@ export const credentialVariableProblems = (
       .flatMap((p) => p.variables)
     const together = found.filter((p) => p.kind === "malformed" && p.variables.length > 1)
     const parts = [
-      ...(missing.length > 0 ? [`${missing.join(", ")} not set`] : []),
+      ...(unset.length > 0 ? [`${unset.join(", ")} not set`] : []),
+      ...(empty.length > 0 ? [`${empty.join(", ")} empty`] : []),
       ...(malformed.length > 0 ? [`${malformed.join(", ")} malformed`] : []),
       ...expired.map((v) => `the federated token in ${v} expired`),
       ...together.map((p) => `${p.variables.join(" and ")} cannot work together`),
