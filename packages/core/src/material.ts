@@ -43,6 +43,11 @@ export interface CertificateFacts {
    * EC's, RSA PKCS#1 v1.5 and PSS are RSA's); absent for any other algorithm.
    */
   readonly signatureKeyType?: KeyType
+  /**
+   * True when it is a CA certificate made to issue others: basicConstraints cA TRUE and keyCertSign
+   * in its key usage. Read for an inspected leaf only (absent on the chain's facts).
+   */
+  readonly issuesCertificates?: boolean
   readonly der: Uint8Array
 }
 

@@ -226,6 +226,15 @@ export const materialWarnings = (
           : "give the chain your CA serves now (the issuer's current intermediate)",
       })
   })
+  // A CA's own certificate and key where the server's belong (files mixed up, or a CA exported as
+  // a PFX): Key Vault imports it, and a service that issues certificates may keep its CA there on
+  // purpose, so it is said, not refused.
+  if (inspected.leaf.issuesCertificates === true)
+    warnings.push({
+      field: "leaf",
+      message: `is a CA certificate (${inspected.leaf.subject}: basicConstraints CA:TRUE, key usage keyCertSign), made to issue certificates, not to be served: the key given with it is that CA's private key, which this deploy puts in the vault, and TLS clients may refuse a CA certificate as a server's`,
+      fix: "give the server certificate the CA issued and its key (an ACME client's fullchain.pem and privkey.pem), unless a service that issues certificates reads this CA from the vault",
+    })
   // With front_door named, consumerWarnings says it (one warning, naming Front Door's need, which
   // preflight's warnings carry to the agent's --check as well).
   if (

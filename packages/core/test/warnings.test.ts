@@ -73,6 +73,28 @@ describe("materialWarnings", () => {
       ["chain"],
     )
   })
+
+  it("a leaf that is a CA made to issue certificates: its key is that CA's, said with the fix", () => {
+    const caLeaf = {
+      ...facts("CN=Issuing CA", "CN=Root", now - day, now + 900 * day),
+      issuesCertificates: true,
+    }
+    const root = facts("CN=Root", "CN=Root", now - day, now + 3650 * day)
+    const [only, ...more] = materialWarnings(inspected(caLeaf, [root]), now)
+    assert.strictEqual(only?.field, "leaf")
+    assert.match(
+      only?.message ?? "",
+      /^is a CA certificate \(CN=Issuing CA: basicConstraints CA:TRUE, key usage keyCertSign\)/,
+    )
+    assert.match(only?.message ?? "", /the key given with it is that CA's private key/)
+    assert.match(only?.fix ?? "", /give the server certificate the CA issued and its key/)
+    assert.deepStrictEqual(more, [])
+    // Without the fact (an ordinary leaf, or a codec that does not read it), no such warning.
+    assert.deepStrictEqual(
+      materialWarnings(inspected({ ...caLeaf, issuesCertificates: false }, [root]), now),
+      [],
+    )
+  })
 })
 
 describe("a deploy's warnings", () => {

@@ -22,6 +22,7 @@ import {
   type ParsedCertificate,
   parseCertificateSharedNow,
 } from "./certificateFacts.js"
+import { issuesCertificatesNow } from "./keyUsage.js"
 import {
   bytesEqual,
   checkKeyPair,
@@ -326,7 +327,11 @@ export const inspectMaterial = (
       })
     problems.push(...analysed.order.problems)
     return Effect.succeed<InspectedMaterial>({
-      leaf: leaf.facts,
+      // A CA's certificate given as the leaf (its key with it) is a warning of the preflight's; the
+      // key usage is read only when node:crypto says the leaf is a CA.
+      leaf: issuesCertificatesNow(analysed.leaf.der, analysed.leaf.node.ca)
+        ? { ...leaf.facts, issuesCertificates: true }
+        : leaf.facts,
       chain,
       key,
       keyMatchesLeaf: keyPair === "match",

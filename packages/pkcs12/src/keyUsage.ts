@@ -68,6 +68,25 @@ const read = (der: Uint8Array): number | undefined => {
   return undefined
 }
 
+/** keyCertSign in `KeyUsageFlags`. */
+const KEY_CERT_SIGN = 32
+
+/**
+ * Whether a certificate node:crypto says is a CA (basicConstraints cA TRUE) has keyCertSign in its
+ * key usage: made to issue certificates. A CA without a key usage extension (what `openssl req
+ * -x509` makes by default for a self-signed server certificate) is not judged one; nor is a
+ * certificate whose extension cannot be read. The key usage is parsed only for a CA.
+ */
+export const issuesCertificatesNow = (der: Uint8Array, ca: boolean): boolean => {
+  if (!ca) return false
+  try {
+    const bits = read(der)
+    return bits !== undefined && (bits & KEY_CERT_SIGN) !== 0
+  } catch {
+    return false
+  }
+}
+
 /**
  * Key usage bits of a DER certificate as @peculiar/x509's `KeyUsageFlags`
  * (bit n of the BIT STRING is `1 << n`: digitalSignature 1, nonRepudiation 2,
