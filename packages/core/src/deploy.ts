@@ -62,6 +62,7 @@ import {
   checkBuiltPem,
   checkBuiltPfx,
   materialWarnings,
+  olderThanServed,
   pfxOptionsOf,
   pfxPassword,
   preflightInspected,
@@ -974,6 +975,8 @@ function* run(
       deleted: false,
     })
     if (replaced !== undefined) return replaced
+    const older = olderThanServed(state.previous, inspected.leaf)
+    if (older !== undefined) trail.warnings = [...trail.warnings, older]
   }
 
   // 5. Import, in the content type the target and the snapshot call for (the PFX or the PEM is

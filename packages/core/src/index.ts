@@ -15,6 +15,7 @@ export {
   checkBuiltPem,
   materialProblems,
   materialWarnings,
+  olderThanServed,
   type PreflightPassed,
   type PreflightRejected,
   preflight,

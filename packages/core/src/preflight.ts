@@ -20,7 +20,7 @@ import {
   pkcs12OnlyConsumers,
 } from "./consumers.js"
 import { DeployPolicy, type DeployPolicyShape, MAX_PEM_BYTES } from "./DeployPolicy.js"
-import type { InspectedMaterial } from "./material.js"
+import type { CertificateFacts, InspectedMaterial } from "./material.js"
 import type { DeployProblem, DeployWarning } from "./outcome.js"
 import type { ValidateFailureReason } from "./ports/Metrics.js"
 import {
@@ -30,6 +30,7 @@ import {
   type PfxEncodeOptions,
   type PfxEncoding,
 } from "./ports/PfxCodec.js"
+import type { VaultVersion } from "./ports/Vault.js"
 import type { DeployRequest } from "./request.js"
 import { certificateIdProblems, certificateNameProblems, tagProblems } from "./TargetConfig.js"
 
@@ -249,6 +250,23 @@ export const materialWarnings = (
     })
   return warnings
 }
+
+/**
+ * The certificate about to be imported expires before the one the vault serves: an older one in
+ * place of a newer one (a stale file, renewals deployed out of order, another writer's newer
+ * certificate). Said, not refused: putting an older certificate back on purpose is a deploy too.
+ * `undefined` when the served version states no expiry or is this certificate.
+ */
+export const olderThanServed = (served: VaultVersion, leaf: CertificateFacts): DeployWarning | undefined =>
+  served.expiresAt !== undefined &&
+  served.x5t !== leaf.x5t &&
+  leaf.notAfter.getTime() < served.expiresAt.getTime()
+    ? {
+        field: "leaf",
+        message: `expires at ${leaf.notAfter.toISOString()}, before the certificate the vault serves (${served.versionId}, expiring at ${served.expiresAt.toISOString()}): an older certificate replaces a newer one`,
+        fix: "check that this is the certificate you meant to deploy (a stale file, or another writer's newer certificate); if it is not, deploy the newer one again",
+      }
+    : undefined
 
 /** The built PFX, or why it cannot be imported (it could not be built, or it is over the size limit). */
 export const checkBuiltPfx = (

@@ -117,4 +117,39 @@ describe("a deploy's warnings", () => {
       }),
     ),
   )
+
+  it.effect(
+    "a certificate that expires before the served one is imported with a warning; one that does not, without",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const farOff = new Date(4_102_444_800_000 - 2 * day)
+          const sooner = new Date(4_102_444_800_000 - 200 * day)
+          const served = expectTag(
+            yield* runDeploy(request(issue({ seed: "served-later", issuer: ca, notAfter: farOff }).material)),
+            "Succeeded",
+          )
+          assert.isFalse("warnings" in served)
+          const older = expectTag(
+            yield* runDeploy(request(issue({ seed: "older", issuer: ca, notAfter: sooner }).material)),
+            "Succeeded",
+          )
+          assert.deepStrictEqual(
+            older.warnings?.map((w) => w.field),
+            ["leaf"],
+          )
+          assert.strictEqual(
+            older.warnings?.[0]?.message,
+            `expires at ${sooner.toISOString()}, before the certificate the vault serves (${served.versionId}, expiring at ${farOff.toISOString()}): an older certificate replaces a newer one`,
+          )
+          assert.match(older.warnings?.[0]?.fix ?? "", /deploy the newer one again/)
+          // The newer one deployed again over the older: nothing to say.
+          const newer = expectTag(
+            yield* runDeploy(request(issue({ seed: "newer", issuer: ca, notAfter: farOff }).material)),
+            "Succeeded",
+          )
+          assert.isFalse("warnings" in newer)
+        }),
+      ),
+  )
 })

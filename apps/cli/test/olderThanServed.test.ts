@@ -1,0 +1,68 @@
+/**
+ * A certificate that expires before the one the vault serves (a stale file, renewals out of order):
+ * `plan` and `deploy` say so as a warning, and deploy still imports it (an older certificate put
+ * back on purpose is a deploy too).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import type { Issued } from "../src/cli/throwawayPki.js"
+import { type Fixtures, makeFixtures } from "./fixtures.js"
+import { json, runCli, startWorld, type World } from "./harness.js"
+
+let world: World
+let fx: Fixtures
+let later: Issued
+let sooner: Issued
+let latest: Issued
+
+beforeAll(async () => {
+  ;[world, fx] = await Promise.all([startWorld("kvdeploy-older"), makeFixtures()])
+  ;[later, sooner, latest] = await Promise.all([
+    fx.leaf({ notAfterDays: 200 }),
+    fx.leaf({ notAfterDays: 60 }),
+    fx.leaf({ notAfterDays: 300 }),
+  ])
+}, 60_000)
+afterAll(() => world?.stop())
+
+interface Warning {
+  readonly field: string
+  readonly message: string
+  readonly fix: string
+}
+const olderWarnings = (doc: { warnings?: ReadonlyArray<Warning> }) =>
+  (doc.warnings ?? []).filter((w) => w.message.includes("an older certificate replaces a newer one"))
+
+describe("a certificate older than the one served", () => {
+  it("plan and deploy warn, deploy imports it; the newer one again is not warned about", async () => {
+    const target = world.targetFile("older")
+    const run = (command: string, leaf: Issued, ...more: ReadonlyArray<string>) =>
+      runCli([command, "--config", target, "--cert", "-", ...more], {
+        stdin: fx.bundle(leaf),
+        env: world.env,
+      })
+
+    const first = await run("deploy", later, "--json")
+    expect(first.code, first.stdout + first.stderr).toBe(0)
+    const servedId = json<{ versionId: string }>(first).versionId
+
+    const planned = await run("plan", sooner, "--json")
+    expect(planned.code, planned.stdout + planned.stderr).toBe(0)
+    const plan = json<{ action: string; warnings?: ReadonlyArray<Warning> }>(planned)
+    expect(plan.action).toBe("import")
+    const [warning, ...more] = olderWarnings(plan)
+    expect(more).toEqual([])
+    expect(warning?.field).toBe("leaf")
+    expect(warning?.message).toContain(`before the certificate the vault serves (${servedId}`)
+    expect(warning?.fix).toContain("deploy the newer one again")
+
+    const deployed = await run("deploy", sooner)
+    expect(deployed.code, deployed.stdout + deployed.stderr).toBe(0)
+    expect(deployed.stdout + deployed.stderr).toMatch(
+      /warning.*leaf.*an older certificate replaces a newer one/,
+    )
+
+    const again = await run("deploy", latest, "--json")
+    expect(again.code, again.stdout + again.stderr).toBe(0)
+    expect(olderWarnings(json<{ warnings?: ReadonlyArray<Warning> }>(again))).toEqual([])
+  })
+})
