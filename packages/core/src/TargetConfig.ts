@@ -386,6 +386,30 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         ),
       )
     }
+    // `--tag "env = prod"`, or a key typed with a space: kvdeploy sends a tag as written, so the tag
+    // would be "env " = " prod", which a search for env=prod does not find.
+    if (!unfitTagValue(key) && key !== key.trim())
+      out.push(
+        key.trim().length === 0
+          ? problem(
+              `${field}.${keyInField(key)}`,
+              "tag key is only spaces",
+              "use a short name such as env or owner",
+            )
+          : problem(
+              `${field}.${keyInField(key)}`,
+              `tag key ${JSON.stringify(key)} has spaces at its start or end, which would be part of the key as sent`,
+              `write it without them: ${JSON.stringify(key.trim())} (with --tag, no spaces around =)`,
+            ),
+      )
+    if (!unfitTagValue(value) && value !== value.trim())
+      out.push(
+        problem(
+          `${field}.${keyInField(key)}`,
+          "tag value has spaces at its start or end, which would be part of the value as sent (it is not shown here)",
+          "write it without them (with --tag, no spaces around =)",
+        ),
+      )
     if (key === "__proto__") {
       out.push(
         problem(

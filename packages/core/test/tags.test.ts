@@ -123,3 +123,28 @@ describe("tags that would show a secret", () => {
     ).toEqual([])
   })
 })
+
+describe("tags with spaces around a key or value", () => {
+  it("refuses them, naming the key and its fix; spaces inside are fine", () => {
+    const problems = tagProblems({ "env ": " prod", owner: "team payments", "   ": "x", note: "two words " })
+    expect(problems.map((p) => [p.field, p.message, p.fix])).toEqual([
+      [
+        "tags.env ",
+        'tag key "env " has spaces at its start or end, which would be part of the key as sent',
+        'write it without them: "env" (with --tag, no spaces around =)',
+      ],
+      [
+        "tags.env ",
+        "tag value has spaces at its start or end, which would be part of the value as sent (it is not shown here)",
+        "write it without them (with --tag, no spaces around =)",
+      ],
+      ["tags.   ", "tag key is only spaces", "use a short name such as env or owner"],
+      [
+        "tags.note",
+        "tag value has spaces at its start or end, which would be part of the value as sent (it is not shown here)",
+        "write it without them (with --tag, no spaces around =)",
+      ],
+    ])
+    expect(tagProblems({ env: "prod", "cost center": "team payments" })).toEqual([])
+  })
+})
