@@ -418,6 +418,29 @@ describe("a broken source", () => {
   }, 60_000)
 })
 
+describe("a source whose files cannot be read", () => {
+  it("is recorded SourceBroken with no fingerprint, said once, and nothing sent to the vault", async () => {
+    const w = await setUp("mf")
+    const leaf = await w.pki.leaf("mf.example.test")
+    w.write(leaf)
+    const { reconciler, state, agentMetrics } = await w.start()
+    await Effect.runPromise(reconciler.triggerAll("start"))
+    await expect.poll(() => state.get("mf")?.outcome, poll).toBe("Succeeded")
+    const calls = w.handle.calls().total
+    rmSync(join(w.sub, "mf.crt"))
+    await Effect.runPromise(reconciler.trigger("mf", "file change"))
+    await expect.poll(() => state.get("mf")?.outcome, poll).toBe("SourceBroken")
+    expect(state.get("mf")).toMatchObject({ sourceFingerprint: undefined, x5t: undefined, held: false })
+    expect(said(w.lines, "source broken")).toHaveLength(1)
+    expect(said(w.lines, "source broken")[0]?.annotations.problems).toEqual([
+      expect.stringContaining("mf.crt"),
+    ])
+    expect(await series(agentMetrics, "kvdeploy_agent_source_broken", "mf")).toBe(1)
+    expect(w.handle.calls().total).toBe(calls)
+    await Effect.runPromise(reconciler.shutdown)
+  }, 60_000)
+})
+
 describe("the line that no token could be had for the vault", () => {
   it("is said once for a run of such attempts, and again after another outcome ended the run", async () => {
     const w = await setUp("nt")
