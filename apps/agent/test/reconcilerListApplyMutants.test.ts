@@ -356,6 +356,8 @@ describe("a vault's list stopped at its page budget", () => {
       annotations: { vault: VAULT, pages: 1, entries: 2, found: 1, deployments: 2 },
     })
     expect(w.control.listed).toBe(1)
+    // The pass's line counts the page read.
+    expect(said(w.lines, "pass over")[0]?.annotations.listPages).toBe(1)
     await w.run(reconciler.shutdown)
   }, 60_000)
 
