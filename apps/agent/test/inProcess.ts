@@ -80,3 +80,10 @@ export const quickRetries = (dir: string) => ({
   backoff_base_seconds: 1,
   backoff_max_seconds: 1,
 })
+
+/** A log line as Effect's JSON logger writes it. */
+export interface Line {
+  readonly message: unknown
+  readonly level: string
+  readonly annotations: Record<string, unknown>
+}

@@ -21,19 +21,12 @@ import { makeAgentMetrics } from "../src/agentMetrics.js"
 import type { AgentConfig } from "../src/config.js"
 import { makeReconciler } from "../src/reconciler.js"
 import { openStateStore, type StateStore } from "../src/state.js"
-import { configIn, oneVault } from "./inProcess.js"
+import { configIn, type Line, oneVault } from "./inProcess.js"
 import { makePki } from "./pki.js"
 
 const dir = mkdtempSync(join(tmpdir(), "kvdeploy-list-apply-mutants-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const VAULT = "https://listapply.vault.azure.net"
-
-/** A log line as Effect's JSON logger writes it. */
-interface Line {
-  readonly message: unknown
-  readonly level: string
-  readonly annotations: Record<string, unknown>
-}
 
 /** A deployment of the test's one source: its name, its certificate's, and further fields (a pickup check). */
 interface Spec {

@@ -23,19 +23,12 @@ import { makeAgentMetrics } from "../src/agentMetrics.js"
 import type { AgentConfig } from "../src/config.js"
 import { makeReconciler } from "../src/reconciler.js"
 import { openStateStore } from "../src/state.js"
-import { configIn, oneVault } from "./inProcess.js"
+import { configIn, type Line, oneVault } from "./inProcess.js"
 import { type Issued, makePki } from "./pki.js"
 
 const dir = mkdtempSync(join(tmpdir(), "kvdeploy-reconciler-mutants-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const VAULT = "https://mutants.vault.azure.net"
-
-/** A log line as Effect's JSON logger writes it. */
-interface Line {
-  readonly message: unknown
-  readonly level: string
-  readonly annotations: Record<string, unknown>
-}
 
 /**
  * A reconciler of one deployment `name` (its own directory, files and state) over an in-memory vault

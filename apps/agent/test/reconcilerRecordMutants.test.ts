@@ -24,7 +24,7 @@ import type { AgentConfig } from "../src/config.js"
 import { makeReconciler } from "../src/reconciler.js"
 import { openStateStore, type StateStore } from "../src/state.js"
 import type { Vaults } from "../src/vaults.js"
-import { configIn, oneVault } from "./inProcess.js"
+import { configIn, type Line, oneVault } from "./inProcess.js"
 import { type Issued, makePki } from "./pki.js"
 
 const dir = mkdtempSync(join(tmpdir(), "kvdeploy-record-mutants-"))
@@ -34,13 +34,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 const VAULT = "https://records.vault.azure.net"
-
-/** A log line as Effect's JSON logger writes it. */
-interface Line {
-  readonly message: unknown
-  readonly level: string
-  readonly annotations: Record<string, unknown>
-}
 
 /** Whether the next `getLatest` of the wrapped vault fails for want of a token (nothing sent). */
 interface Switches {
