@@ -3,8 +3,15 @@
  * for tests that drive passes, restarts and lists step by step.
  */
 import { join } from "node:path"
-import type { Vault } from "@kvdeploy/core"
-import { TestWorld } from "@kvdeploy/core/test"
+import { Metrics, Vault } from "@kvdeploy/core"
+import {
+  InMemoryVault,
+  InMemoryVaultHandle,
+  MetricsRecorder,
+  RecordingMetrics,
+  TestWorld,
+} from "@kvdeploy/core/test"
+import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -86,4 +93,49 @@ export interface Line {
   readonly message: unknown
   readonly level: string
   readonly annotations: Record<string, unknown>
+}
+
+/** A logger that keeps each line as Effect's JSON logger writes it, in `lines`. */
+export const jsonLogger = () => {
+  const lines: Array<Line> = []
+  const logger = Logger.make((options) => {
+    lines.push(JSON.parse(Logger.formatJson.log(options)))
+  })
+  return { lines, logger }
+}
+
+/** Core's in-memory vault decoding with the real codec (its handle), and metrics that record. */
+export const inMemoryVault = () =>
+  Effect.runPromise(
+    Effect.gen(function* () {
+      return {
+        vault: yield* Vault,
+        handle: yield* InMemoryVaultHandle,
+        metrics: yield* Metrics,
+        recorder: yield* MetricsRecorder,
+      }
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(InMemoryVault.layer.pipe(Layer.provide(Pkcs12.layer)), RecordingMetrics.layer),
+      ),
+    ),
+  )
+
+/** The reconciler for `config` over `vaults` with the real codec, `metrics`, logging to `logger`. */
+export const codecReconciler = async (
+  config: AgentConfig,
+  state: StateStore,
+  vaults: Layer.Layer<Vaults>,
+  metrics: Metrics["Service"],
+  logger: ReturnType<typeof jsonLogger>["logger"],
+) => {
+  const agentMetrics = makeAgentMetrics()
+  const reconciler = await Effect.runPromise(
+    makeReconciler(config, state, agentMetrics).pipe(
+      Effect.provide(
+        Layer.mergeAll(vaults, Pkcs12.layer, Layer.succeed(Metrics)(metrics), Logger.layer([logger])),
+      ),
+    ),
+  )
+  return { reconciler, agentMetrics }
 }

@@ -8,20 +8,17 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type ListedPage, Metrics, Vault, type VaultError, VaultForbidden } from "@kvdeploy/core"
-import { Fault, InMemoryVault, InMemoryVaultHandle, RecordingMetrics } from "@kvdeploy/core/test"
-import * as Pkcs12 from "@kvdeploy/pkcs12"
+import { type ListedPage, type Vault, type VaultError, VaultForbidden } from "@kvdeploy/core"
+import { Fault } from "@kvdeploy/core/test"
 import { generateKey, issue } from "@kvdeploy/pkcs12/testing"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import { afterAll, describe, expect, it } from "vitest"
-import { makeAgentMetrics } from "../src/agentMetrics.js"
+import type { makeAgentMetrics } from "../src/agentMetrics.js"
 import type { AgentConfig } from "../src/config.js"
-import { makeReconciler } from "../src/reconciler.js"
 import { openStateStore, type StateStore } from "../src/state.js"
-import { configIn, type Line, oneVault } from "./inProcess.js"
+import { codecReconciler, configIn, inMemoryVault, jsonLogger, type Line, oneVault } from "./inProcess.js"
 import { makePki } from "./pki.js"
 
 const dir = mkdtempSync(join(tmpdir(), "kvdeploy-list-apply-mutants-"))
@@ -63,15 +60,7 @@ const setUp = async (agent: Record<string, unknown> = {}) => {
         ...s.extra,
       })),
     })
-  const { vault, handle, metrics } = await Effect.runPromise(
-    Effect.gen(function* () {
-      return { vault: yield* Vault, handle: yield* InMemoryVaultHandle, metrics: yield* Metrics }
-    }).pipe(
-      Effect.provide(
-        Layer.mergeAll(InMemoryVault.layer.pipe(Layer.provide(Pkcs12.layer)), RecordingMetrics.layer),
-      ),
-    ),
-  )
+  const { vault, handle, metrics } = await inMemoryVault()
   const control: {
     list: ((continuation: string | undefined) => Effect.Effect<ListedPage, VaultError>) | undefined
     listed: number
@@ -122,31 +111,13 @@ const setUp = async (agent: Record<string, unknown> = {}) => {
         return list === undefined ? vault.listCertificates!(continuation) : list(continuation)
       }),
   }
-  const lines: Array<Line> = []
-  const logger = Logger.make((o) => {
-    lines.push(JSON.parse(Logger.formatJson.log(o)))
-  })
+  const { lines, logger } = jsonLogger()
   const run = <A>(effect: Effect.Effect<A>) =>
     Effect.runPromise(effect.pipe(Effect.provide(Logger.layer([logger]))))
   const start = async (
     config: AgentConfig,
     state: StateStore = openStateStore(join(sub, "state"), () => {}),
-  ) => {
-    const agentMetrics = makeAgentMetrics()
-    const reconciler = await Effect.runPromise(
-      makeReconciler(config, state, agentMetrics).pipe(
-        Effect.provide(
-          Layer.mergeAll(
-            oneVault(wrapped),
-            Pkcs12.layer,
-            Layer.succeed(Metrics)(metrics),
-            Logger.layer([logger]),
-          ),
-        ),
-      ),
-    )
-    return { reconciler, state, agentMetrics }
-  }
+  ) => ({ ...(await codecReconciler(config, state, oneVault(wrapped), metrics, logger)), state })
   return { pki, leaf, handle, control, lines, run, start, configOf, sub }
 }
 

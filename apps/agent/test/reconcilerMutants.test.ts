@@ -6,24 +6,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Metrics, Vault } from "@kvdeploy/core"
-import {
-  Fault,
-  InMemoryVault,
-  InMemoryVaultHandle,
-  MetricsRecorder,
-  RecordingMetrics,
-} from "@kvdeploy/core/test"
+import { Fault } from "@kvdeploy/core/test"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
 import { afterAll, describe, expect, it } from "vitest"
-import { makeAgentMetrics } from "../src/agentMetrics.js"
 import type { AgentConfig } from "../src/config.js"
-import { makeReconciler } from "../src/reconciler.js"
 import { openStateStore } from "../src/state.js"
-import { configIn, type Line, oneVault } from "./inProcess.js"
+import { codecReconciler, configIn, inMemoryVault, jsonLogger, oneVault } from "./inProcess.js"
 import { type Issued, makePki } from "./pki.js"
 
 const dir = mkdtempSync(join(tmpdir(), "kvdeploy-reconciler-mutants-"))
@@ -56,38 +45,10 @@ const setUp = async (name: string, agent: Record<string, unknown> = {}) => {
       },
     ],
   })
-  const { vault, handle, metrics, recorder } = await Effect.runPromise(
-    Effect.gen(function* () {
-      return {
-        vault: yield* Vault,
-        handle: yield* InMemoryVaultHandle,
-        metrics: yield* Metrics,
-        recorder: yield* MetricsRecorder,
-      }
-    }).pipe(
-      Effect.provide(
-        Layer.mergeAll(InMemoryVault.layer.pipe(Layer.provide(Pkcs12.layer)), RecordingMetrics.layer),
-      ),
-    ),
-  )
-  const lines: Array<Line> = []
-  const logger = Logger.make((options) => {
-    lines.push(JSON.parse(Logger.formatJson.log(options)))
-  })
+  const { vault, handle, metrics, recorder } = await inMemoryVault()
+  const { lines, logger } = jsonLogger()
   const state = openStateStore(join(sub, "state"), () => {})
-  const agentMetrics = makeAgentMetrics()
-  const reconciler = await Effect.runPromise(
-    makeReconciler(config, state, agentMetrics).pipe(
-      Effect.provide(
-        Layer.mergeAll(
-          oneVault(vault),
-          Pkcs12.layer,
-          Layer.succeed(Metrics)(metrics),
-          Logger.layer([logger]),
-        ),
-      ),
-    ),
-  )
+  const { reconciler, agentMetrics } = await codecReconciler(config, state, oneVault(vault), metrics, logger)
   return { pki, write, vault, handle, recorder, lines, state, agentMetrics, reconciler, sub }
 }
 

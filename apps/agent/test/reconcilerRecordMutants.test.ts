@@ -10,21 +10,19 @@ import type { Server } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createServer } from "node:tls"
-import { Metrics, Vault, VaultForbidden } from "@kvdeploy/core"
-import { Fault, InMemoryVault, InMemoryVaultHandle, RecordingMetrics } from "@kvdeploy/core/test"
-import * as Pkcs12 from "@kvdeploy/pkcs12"
+import { type Vault, VaultForbidden } from "@kvdeploy/core"
+import { Fault } from "@kvdeploy/core/test"
 import { generateKey, issue } from "@kvdeploy/pkcs12/testing"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import { afterAll, describe, expect, it } from "vitest"
-import { makeAgentMetrics } from "../src/agentMetrics.js"
+import type { makeAgentMetrics } from "../src/agentMetrics.js"
 import type { AgentConfig } from "../src/config.js"
-import { makeReconciler } from "../src/reconciler.js"
 import { openStateStore, type StateStore } from "../src/state.js"
 import type { Vaults } from "../src/vaults.js"
-import { configIn, type Line, oneVault } from "./inProcess.js"
+import { codecReconciler, configIn, inMemoryVault, jsonLogger, type Line, oneVault } from "./inProcess.js"
 import { type Issued, makePki } from "./pki.js"
 
 const dir = mkdtempSync(join(tmpdir(), "kvdeploy-record-mutants-"))
@@ -81,15 +79,7 @@ const setUp = async (
       ],
     })
   const config = configOf(options.deployment)
-  const { vault, handle, metrics } = await Effect.runPromise(
-    Effect.gen(function* () {
-      return { vault: yield* Vault, handle: yield* InMemoryVaultHandle, metrics: yield* Metrics }
-    }).pipe(
-      Effect.provide(
-        Layer.mergeAll(InMemoryVault.layer.pipe(Layer.provide(Pkcs12.layer)), RecordingMetrics.layer),
-      ),
-    ),
-  )
+  const { vault, handle, metrics } = await inMemoryVault()
   const switches: Switches = { noToken: false }
   const wrapped: Vault["Service"] = {
     ...vault,
@@ -105,26 +95,11 @@ const setUp = async (
           )
         : vault.getLatest(certificate),
   }
-  const lines: Array<Line> = []
-  const logger = Logger.make((o) => {
-    lines.push(JSON.parse(Logger.formatJson.log(o)))
+  const { lines, logger } = jsonLogger()
+  const start = async (state: StateStore = openStateStore(join(sub, "state"), () => {})) => ({
+    ...(await codecReconciler(config, state, options.vaults ?? oneVault(wrapped), metrics, logger)),
+    state,
   })
-  const start = async (state: StateStore = openStateStore(join(sub, "state"), () => {})) => {
-    const agentMetrics = makeAgentMetrics()
-    const reconciler = await Effect.runPromise(
-      makeReconciler(config, state, agentMetrics).pipe(
-        Effect.provide(
-          Layer.mergeAll(
-            options.vaults ?? oneVault(wrapped),
-            Pkcs12.layer,
-            Layer.succeed(Metrics)(metrics),
-            Logger.layer([logger]),
-          ),
-        ),
-      ),
-    )
-    return { reconciler, state, agentMetrics }
-  }
   /** `effect` (a reload's apply) run with the test's logger. */
   const run = <A>(effect: Effect.Effect<A>) =>
     Effect.runPromise(effect.pipe(Effect.provide(Logger.layer([logger]))))
