@@ -907,8 +907,11 @@ function* run(
   const inspected = checked.inspected
   trail.warnings =
     checked.warnings === undefined
-      ? materialWarnings(inspected, now, request.target.consumers)
-      : [...materialWarnings(inspected, now, request.target.consumers), ...checked.warnings]
+      ? materialWarnings(inspected, now, request.target.consumers, request.material.chain.length)
+      : [
+          ...materialWarnings(inspected, now, request.target.consumers, request.material.chain.length),
+          ...checked.warnings,
+        ]
   const newFacts = inspected.leaf
   const tags = forwardTags(request.target.tags, request.certificateId)
   /** The PFX once built (by preflight, or below), or why it cannot be imported; the PEM likewise. */

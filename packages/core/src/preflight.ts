@@ -209,6 +209,8 @@ export const materialWarnings = (
   inspected: InspectedMaterial,
   now: number,
   consumers?: ReadonlyArray<Consumer> | undefined,
+  /** How many chain certificates the material held before the codec dropped copies of the leaf. */
+  chainGiven = 0,
 ): Array<DeployWarning> => {
   const warnings: Array<DeployWarning> = []
   inspected.chain.forEach((c, i) => {
@@ -245,7 +247,8 @@ export const materialWarnings = (
   )
     warnings.push({
       field: "chain",
-      message: `none given, and the leaf is issued by ${inspected.leaf.issuer}: a client that does not already hold that certificate cannot build a path to a root`,
+      // A chain file holding the leaf again (`--chain cert.pem`) is dropped as a copy: not "none given".
+      message: `${chainGiven > 0 ? "holds only the leaf itself (each certificate given as the chain is a copy of the leaf)" : "none given"}, and the leaf is issued by ${inspected.leaf.issuer}: a client that does not already hold that certificate cannot build a path to a root`,
       fix: "give the issuer's chain with the leaf (an ACME client's fullchain.pem, not cert.pem), unless a root your clients trust issues the leaf directly",
     })
   return warnings

@@ -66,6 +66,13 @@ describe("materialWarnings", () => {
       materialWarnings(inspected(facts("CN=self", "CN=self", 0, now + day), []), now),
       [],
     )
+    // A chain given that held only copies of the leaf (dropped by the codec) is said so, not "none given".
+    const [copy] = materialWarnings(inspected(leaf, []), now, undefined, 1)
+    assert.strictEqual(copy?.field, "chain")
+    assert.match(
+      copy?.message ?? "",
+      /^holds only the leaf itself \(each certificate given as the chain is a copy of the leaf\), and the leaf is issued by CN=Intermediate/,
+    )
     // With front_door named, its consumer warning says it (one warning, naming Front Door).
     assert.deepStrictEqual(materialWarnings(inspected(leaf, []), now, ["front_door"]), [])
     assert.deepStrictEqual(

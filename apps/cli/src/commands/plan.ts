@@ -439,7 +439,12 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         }
         // The material's, then the consumers' (as the deploy's outcome has them).
         const warnings = [
-          ...materialWarnings(checked.inspected, yield* Clock.currentTimeMillis, config.consumers),
+          ...materialWarnings(
+            checked.inspected,
+            yield* Clock.currentTimeMillis,
+            config.consumers,
+            material.chain.length,
+          ),
           ...(checked.warnings ?? []),
         ]
         // Already served, or brought back by a recovery as this certificate: the content type asked

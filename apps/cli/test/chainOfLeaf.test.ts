@@ -1,0 +1,60 @@
+/**
+ * `--chain` given the leaf's own file (`--chain cert.pem` where `chain.pem` belongs): the copy of the
+ * leaf is dropped, and the warning says the chain held only the leaf, not that none was given.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import type { Issued } from "../src/cli/throwawayPki.js"
+import { type Fixtures, makeFixtures } from "./fixtures.js"
+import { json, runCli, startWorld, type World } from "./harness.js"
+
+let world: World
+let fx: Fixtures
+let leaf: Issued
+
+beforeAll(async () => {
+  ;[world, fx] = await Promise.all([startWorld("kvdeploy-chain-of-leaf"), makeFixtures()])
+  leaf = await fx.leaf()
+}, 60_000)
+afterAll(() => world?.stop())
+
+interface Warning {
+  readonly field: string
+  readonly message: string
+}
+
+describe("--chain given the leaf's own file", () => {
+  it("plan and deploy say the chain holds only the leaf; without --chain, none given", async () => {
+    const certFile = world.file("cert.pem", leaf.certPem)
+    const keyFile = world.file("privkey.pem", leaf.keyPem)
+    const args = (command: string, ...more: ReadonlyArray<string>) => [
+      command,
+      "--config",
+      world.targetFile("chain-of-leaf"),
+      "--cert",
+      certFile,
+      "--key",
+      keyFile,
+      ...more,
+    ]
+    const chainWarning = (doc: { warnings?: ReadonlyArray<Warning> }) =>
+      (doc.warnings ?? []).filter((w) => w.field === "chain").map((w) => w.message)
+
+    const planned = await runCli(args("plan", "--chain", certFile, "--json"), { env: world.env })
+    expect(planned.code, planned.stdout + planned.stderr).toBe(0)
+    const [message, ...more] = chainWarning(json(planned))
+    expect(more).toEqual([])
+    expect(message).toMatch(
+      /^holds only the leaf itself \(each certificate given as the chain is a copy of the leaf\), and the leaf is issued by /,
+    )
+
+    const deployed = await runCli(args("deploy", "--chain", certFile, "--json"), { env: world.env })
+    expect(deployed.code, deployed.stdout + deployed.stderr).toBe(0)
+    expect(chainWarning(json(deployed))).toEqual([message])
+
+    const withoutChain = await runCli(args("plan", "--json"), { env: world.env })
+    expect(withoutChain.code, withoutChain.stdout + withoutChain.stderr).toBe(0)
+    expect(chainWarning(json(withoutChain))).toEqual([
+      expect.stringMatching(/^none given, and the leaf is issued by /),
+    ])
+  })
+})
