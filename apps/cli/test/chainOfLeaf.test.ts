@@ -10,10 +10,12 @@ import { json, runCli, startWorld, type World } from "./harness.js"
 let world: World
 let fx: Fixtures
 let leaf: Issued
+/** An RSA leaf: front_door refuses EC keys. */
+let rsaLeaf: Issued
 
 beforeAll(async () => {
   ;[world, fx] = await Promise.all([startWorld("kvdeploy-chain-of-leaf"), makeFixtures()])
-  leaf = await fx.leaf()
+  ;[leaf, rsaLeaf] = await Promise.all([fx.leaf(), fx.leaf({ key: { kind: "RSA", bits: 2048 } })])
 }, 60_000)
 afterAll(() => world?.stop())
 
@@ -55,6 +57,34 @@ describe("--chain given the leaf's own file", () => {
     expect(withoutChain.code, withoutChain.stdout + withoutChain.stderr).toBe(0)
     expect(chainWarning(json(withoutChain))).toEqual([
       expect.stringMatching(/^none given, and the leaf is issued by /),
+    ])
+  })
+
+  it("with front_door among the consumers, its one chain warning says the same", async () => {
+    const certFile = world.file("fd-cert.pem", rsaLeaf.certPem)
+    const planned = await runCli(
+      [
+        "plan",
+        "--config",
+        world.targetFile("chain-of-leaf-fd", { consumers: ["front_door"] }),
+        "--cert",
+        certFile,
+        "--chain",
+        certFile,
+        "--key",
+        world.file("fd-privkey.pem", rsaLeaf.keyPem),
+        "--json",
+      ],
+      { env: world.env },
+    )
+    expect(planned.code, planned.stdout + planned.stderr).toBe(0)
+    const chain = (json<{ warnings?: ReadonlyArray<Warning> }>(planned).warnings ?? []).filter(
+      (w) => w.field === "chain",
+    )
+    expect(chain.map((w) => w.message)).toEqual([
+      expect.stringMatching(
+        /^holds only the leaf itself \(each certificate given as the chain is a copy of the leaf\), and the leaf is issued by .*: Azure Front Door/,
+      ),
     ])
   })
 })

@@ -88,6 +88,8 @@ export const consumerWarnings = (
   consumers: ReadonlyArray<Consumer> | undefined,
   inspected: InspectedMaterial,
   pfxBytes: number | undefined,
+  /** How many chain certificates the material held before the codec dropped copies of the leaf. */
+  chainGiven = 0,
 ): Array<DeployWarning> => {
   const warnings: Array<DeployWarning> = []
   if (consumers === undefined) return warnings
@@ -103,7 +105,7 @@ export const consumerWarnings = (
       // front_door), so it says what that one says too.
       message:
         inspected.chain.length === 0
-          ? `none given, and the leaf is issued by ${leaf.issuer}: ${consumerShown("front_door")} expects a complete certificate chain with leaf and intermediate certificates (and a client that does not already hold that certificate cannot build a path to a root)`
+          ? `${chainGiven > 0 ? "holds only the leaf itself (each certificate given as the chain is a copy of the leaf)" : "none given"}, and the leaf is issued by ${leaf.issuer}: ${consumerShown("front_door")} expects a complete certificate chain with leaf and intermediate certificates (and a client that does not already hold that certificate cannot build a path to a root)`
           : `holds no certificate that issued the leaf (${leaf.issuer}): ${consumerShown("front_door")} expects a complete certificate chain with leaf and intermediate certificates`,
       fix: "give the issuer's chain with the leaf (an ACME client's fullchain.pem, not cert.pem)",
     })

@@ -381,7 +381,11 @@ export const preflightInspected = (
   if (bound !== undefined && bound <= policy.maxPfxBytes && !measureForGateway) {
     // Settled without building: the PFX can be at most `bound` bytes.
     if (consumers === undefined) return { _tag: "Passed", inspected, pfx: undefined, password: pfxPassword }
-    return passed(inspected, undefined, consumerWarnings(consumers, inspected, undefined))
+    return passed(
+      inspected,
+      undefined,
+      consumerWarnings(consumers, inspected, undefined, request.material.chain.length),
+    )
   }
   // No bound, or one over the limit (a bound may be conservative): build it and measure.
   return Effect.flatMap(
@@ -392,7 +396,11 @@ export const preflightInspected = (
         return Effect.succeed(
           consumers === undefined
             ? { _tag: "Passed", inspected, pfx: built, password: pfxPassword }
-            : passed(inspected, built, consumerWarnings(consumers, inspected, built.byteLength)),
+            : passed(
+                inspected,
+                built,
+                consumerWarnings(consumers, inspected, built.byteLength, request.material.chain.length),
+              ),
         )
       const rejected: PreflightRejected = { _tag: "Rejected", problems: [built], inspected }
       const needPkcs12 = pkcs12OnlyConsumers(consumers)
