@@ -41,7 +41,14 @@ import {
   spendIterationsNow,
 } from "./passwordEncryption.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
-import { bytesEqual, keyProblems, loadPkcs8Now, publicKeysEqual, publicOfNow } from "./privateKey.js"
+import {
+  bytesEqual,
+  inUsualForm,
+  keyProblems,
+  loadPkcs8Now,
+  publicKeysEqual,
+  publicOfNow,
+} from "./privateKey.js"
 import { parseBer, readBagsFromBer, type SafeBag } from "./safeBags.js"
 import { noStackTrace } from "./spans.js"
 
@@ -70,6 +77,16 @@ interface FoundKey {
   readonly key: KeyObject
   readonly localKeyId: Uint8Array | undefined
 }
+/**
+ * A key found in a bag, with the PKCS#8 the decoded material carries: an EC key written in another
+ * form (a compressed point, explicit curve parameters) in the usual one, as from a PEM file.
+ */
+const keyEntry = (key: KeyObject, localKeyId: Uint8Array | undefined): FoundKey => {
+  const exported = new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
+  const usual = inUsualForm(key, exported)
+  return usual === undefined ? { key, pkcs8: exported, localKeyId } : { ...usual, localKeyId }
+}
+
 interface FoundCertificate {
   readonly der: Uint8Array
   readonly localKeyId: Uint8Array | undefined
@@ -162,21 +179,13 @@ const collectBags = (
           : fromPbe(decrypted, "private key")
       const key = decrypted._tag === "Key" ? decrypted.key : loadPkcs8Now(decrypted.plain)
       if (key === undefined) return unreadableKeyAfterDecryption(passwordChecked)
-      keys.push({
-        pkcs8: new Uint8Array(key.export({ type: "pkcs8", format: "der" })),
-        key,
-        localKeyId: bag.localKeyId,
-      })
+      keys.push(keyEntry(key, bag.localKeyId))
     } else if (bag._tag === "Key") {
       const der = new Uint8Array(bag.value.toSchema().toBER(false))
       const key = loadPkcs8Now(der)
       if (key === undefined)
         return refuse("malformed", `the PFX's unencrypted key bag is unreadable; ${MALFORMED_FIX}`)
-      keys.push({
-        pkcs8: new Uint8Array(key.export({ type: "pkcs8", format: "der" })),
-        key,
-        localKeyId: bag.localKeyId,
-      })
+      keys.push(keyEntry(key, bag.localKeyId))
     } else if (bag._tag === "Certificate") {
       certificates.push({ der: bag.der, localKeyId: bag.localKeyId })
     } else if (bag._tag === "Nested") {

@@ -28,6 +28,7 @@ import {
   checkKeyPair,
   describeKey,
   hasExplicitCurveParameters,
+  inUsualForm,
   type KeyPairCheck,
   keyFacts,
   keyProblems,
@@ -161,7 +162,10 @@ export interface AnalysedMaterial {
   readonly chain: ReadonlyArray<ParsedCertificate>
   readonly order: OrderedChain
   readonly key: KeyObject
+  /** The PKCS#8 an encoder writes: the caller's, or the same key in the usual form (`inUsualForm`). */
   readonly pkcs8: Uint8Array
+  /** The caller's PKCS#8 when it is not `pkcs8` (an EC key in another form), to tell it unchanged. */
+  readonly given?: Uint8Array
   /**
    * The key to the leaf: its pair, another key, or a damaged pair (`checkKeyPair`, run on the first
    * call and remembered: a PFX decoded by a reader that never asks, as the emulator's, signs nothing).
@@ -227,7 +231,7 @@ const stillDescribes = (analysed: AnalysedMaterial, material: CertificateMateria
     const der = material.chain[i]
     return der !== undefined && bytesEqual(c.der, der)
   }) &&
-  bytesEqual(analysed.pkcs8, Redacted.value(material.key))
+  bytesEqual(analysed.given ?? analysed.pkcs8, Redacted.value(material.key))
 
 /** Remember an analysis made elsewhere (decodePfx's) for the material object it returns. */
 export const rememberAnalysis = (material: CertificateMaterial, analysed: AnalysedMaterial): void => {
@@ -249,11 +253,14 @@ const analyseNow = (material: CertificateMaterial): AnalysedMaterial | MaterialI
     else chain.push(c.parsed)
   }
   const original = Redacted.value(material.key)
-  const pkcs8 = original.slice()
-  const key = loadPkcs8SharedNow(original, pkcs8)
-  if (key === undefined) problems.push({ field: "key", ...keyProblems.unreadablePkcs8 })
-  if (leaf._tag === "Problem" || key === undefined || problems.length > 0)
+  const given = original.slice()
+  const loaded = loadPkcs8SharedNow(original, given)
+  if (loaded === undefined) problems.push({ field: "key", ...keyProblems.unreadablePkcs8 })
+  if (leaf._tag === "Problem" || loaded === undefined || problems.length > 0)
     return new MaterialInvalid({ problems })
+  // The checks below run on the key an encoder writes: the usual form when the caller's is another.
+  const usual = inUsualForm(loaded, given)
+  const key = usual?.key ?? loaded
   const publicKey = publicOfNow(key)
   if (publicKey === undefined)
     return new MaterialInvalid({ problems: [{ field: "key", ...keyProblems.noPublicKey }] })
@@ -262,7 +269,7 @@ const analyseNow = (material: CertificateMaterial): AnalysedMaterial | MaterialI
     chain,
     order: orderChain(leaf.parsed, chain),
     key,
-    pkcs8,
+    ...(usual === undefined ? { pkcs8: given } : { pkcs8: usual.pkcs8, given }),
     keyPair: keyPairOf(key, publicKey, leaf.parsed.publicKey),
   }
 }

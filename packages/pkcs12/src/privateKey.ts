@@ -249,45 +249,61 @@ export const loadPkcs8Now = (der: Uint8Array): KeyObject | undefined => {
 const loadedKeys = new WeakMap<Uint8Array, { readonly key: KeyObject; readonly pkcs8: Uint8Array }>()
 
 const handedOut = (loaded: KeyObject): Uint8Array => {
-  let key = loaded
-  let pkcs8 = new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
-  const usual = usualEcForm(key, pkcs8)
-  if (usual !== undefined) {
-    key = usual
-    pkcs8 = new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
-  }
+  const exported = new Uint8Array(loaded.export({ type: "pkcs8", format: "der" }))
+  const { key, pkcs8 } = inUsualForm(loaded, exported) ?? { key: loaded, pkcs8: exported }
   loadedKeys.set(pkcs8, { key, pkcs8: pkcs8.slice() })
   return pkcs8
 }
 
 /**
- * The PKCS#8 length OpenSSL writes for an EC key of each curve Key Vault takes in the usual form:
- * the curve named, the public point uncompressed, the private scalar padded to the order's length.
+ * The usual form's PKCS#8 for an EC key of each curve Key Vault takes, as OpenSSL writes it: the
+ * curve named, the private scalar padded to the order's length, and last the public point
+ * uncompressed (`04`, then both coordinates): its length in all, and the point's length.
  */
-const USUAL_EC_PKCS8_BYTES: Readonly<Record<string, number>> = {
-  prime256v1: 138,
-  secp384r1: 185,
-  secp521r1: 241,
-  secp256k1: 135,
+const USUAL_EC_PKCS8: Readonly<Record<string, { readonly bytes: number; readonly point: number }>> = {
+  prime256v1: { bytes: 138, point: 65 },
+  secp384r1: { bytes: 185, point: 97 },
+  secp521r1: { bytes: 241, point: 133 },
+  secp256k1: { bytes: 135, point: 65 },
 }
 
 /**
- * An EC key of a curve Key Vault takes, written in another form (`openssl ec -conv_form compressed`,
- * `-param_enc explicit`, no public key), re-expressed in the usual one through node:crypto's JWK
- * (the curve's name and the point's coordinates); `undefined` when it already is in it (its PKCS#8
- * has the usual form's length: the others are shorter or, with explicit parameters, longer) or
- * cannot be. Those forms are the same key, but RFC 5480 asks readers to support the uncompressed
- * point only, and explicit parameters not at all, so the PFX an import sends holds the usual form.
+ * An EC key of a curve Key Vault takes, written in another form (`openssl ec -conv_form compressed`
+ * or `hybrid`, `-param_enc explicit`, no public key), re-expressed in the usual one through
+ * node:crypto's JWK (the curve's name and the point's coordinates); `undefined` when it already is
+ * in it or cannot be. In the usual form the PKCS#8 has the usual length and its last bytes are the
+ * point, uncompressed (`04`); the others are shorter, or longer (explicit parameters), or have the
+ * usual length with another first byte of the point (hybrid, `06`/`07`). A key that has the usual
+ * length only by other means (attributes) is re-expressed too, which changes nothing but its bytes.
+ * Those forms are the same key, but RFC 5480 asks readers to take the uncompressed point only, and
+ * explicit parameters not at all, so the PFX an import sends holds the usual form.
  */
 const usualEcForm = (key: KeyObject, pkcs8: Uint8Array): KeyObject | undefined => {
   if (key.asymmetricKeyType !== "ec") return undefined
-  const usualBytes = USUAL_EC_PKCS8_BYTES[key.asymmetricKeyDetails?.namedCurve ?? ""]
-  if (usualBytes === undefined || pkcs8.length === usualBytes) return undefined
+  const usual = USUAL_EC_PKCS8[key.asymmetricKeyDetails?.namedCurve ?? ""]
+  if (usual === undefined || (pkcs8.length === usual.bytes && pkcs8[usual.bytes - usual.point] === 0x04))
+    return undefined
   try {
     return createPrivateKey({ key: key.export({ format: "jwk" }), format: "jwk" })
   } catch {
     return undefined
   }
+}
+
+/**
+ * `key` (loaded from `pkcs8`) re-expressed in the usual form with its PKCS#8, when it is an EC key
+ * written in another form (see `usualEcForm`); `undefined` when it already is in it, or is no EC key.
+ * Every path that hands a key to an encoder goes through this (parsePem, a DER key, a decoded PFX,
+ * the PKCS#8 a library caller gives), so the PFX or PEM kvdeploy writes holds the usual form.
+ */
+export const inUsualForm = (
+  key: KeyObject,
+  pkcs8: Uint8Array,
+): { readonly key: KeyObject; readonly pkcs8: Uint8Array } | undefined => {
+  const usual = usualEcForm(key, pkcs8)
+  return usual === undefined
+    ? undefined
+    : { key: usual, pkcs8: new Uint8Array(usual.export({ type: "pkcs8", format: "der" })) }
 }
 
 /**

@@ -9,7 +9,7 @@ import { generateKeyPairSync } from "node:crypto"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { beforeAll, describe, expect, it } from "vitest"
-import { encodePfx, inspectMaterial, parsePem } from "../src/index.js"
+import { decodePfx, encodePem, encodePfx, inspectMaterial, parsePem } from "../src/index.js"
 import {
   canonicalPkcs8,
   generateKey,
@@ -255,6 +255,8 @@ describe.runIf(shouldRun("openssl"))("the key kvdeploy imports, from an EC key f
       const usual = ec.export({ type: "pkcs8", format: "der" })
       for (const args of [
         ["-conv_form", "compressed"],
+        // The point written `06`/`07` then both coordinates: as long as the usual form.
+        ["-conv_form", "hybrid"],
         ["-param_enc", "explicit"],
         ["-conv_form", "compressed", "-param_enc", "explicit"],
       ]) {
@@ -279,5 +281,60 @@ describe.runIf(shouldRun("openssl"))("the key kvdeploy imports, from an EC key f
         ? ""
         : hex(Buffer.from(read.keyPem.replace(/-----[^-]+-----|\s/g, ""), "base64"))
     expect(keyDer).toBe(hex(canonicalPkcs8(leafKey.pkcs8)))
+  }, 120_000)
+})
+
+describe.runIf(shouldRun("openssl"))("an EC key in another form given as a PFX or as PKCS#8 bytes", () => {
+  /** The key of the PFX OpenSSL reads back, as node:crypto re-encodes it. */
+  const keyReadBack = async (pfx: Uint8Array): Promise<string> => {
+    const read = await opensslRead(pfx, "", false)
+    if (read.keyPem === undefined) throw new Error("OpenSSL read no key")
+    return hex(Buffer.from(read.keyPem.replace(/-----[^-]+-----|\s/g, ""), "base64"))
+  }
+
+  it("goes into the PFX and the PEM kvdeploy writes in the usual form, checked as the leaf's pair", async () => {
+    const leafKey = await generateKey("P-256")
+    const leaf = await issue({ subject: "CN=usual-form-pfx.example.test", key: leafKey, ca: false })
+    const usual = hex(canonicalPkcs8(leafKey.pkcs8))
+    for (const args of [
+      ["-conv_form", "compressed"],
+      ["-conv_form", "hybrid"],
+      ["-param_enc", "explicit"],
+    ]) {
+      const rewrittenPem = await opensslEc(toPem("PRIVATE KEY", leafKey.pkcs8), args)
+      // The same key as PKCS#8 DER in the other form, as a library caller may hold it.
+      const pkcs8 = new Uint8Array(
+        mustSucceed(
+          "openssl pkcs8",
+          await run("openssl", ["pkcs8", "-topk8", "-nocrypt", "-outform", "DER"], { input: rewrittenPem }),
+        ).stdout,
+      )
+      expect(hex(pkcs8), `${args.join(" ")}: the PKCS#8 is in the other form`).not.toBe(usual)
+
+      // A library caller's PKCS#8 bytes: inspected as the leaf's pair, written in the usual form.
+      const given = { leaf, chain: [], key: Redacted.make(pkcs8) }
+      expect((await Effect.runPromise(inspectMaterial(given))).keyMatchesLeaf).toBe(true)
+      const pfx = await Effect.runPromise(
+        encodePfx(given, { encoding: "modern", password: Redacted.make("") }),
+      )
+      expect(await keyReadBack(pfx), `${args.join(" ")}: library PFX`).toBe(usual)
+      const pem = Buffer.from(await Effect.runPromise(encodePem(given))).toString("utf8")
+      const pemKey = /-----BEGIN PRIVATE KEY-----[^-]+-----END PRIVATE KEY-----/.exec(pem)?.[0] ?? ""
+      expect(
+        hex(Buffer.from(pemKey.replace(/-----[^-]+-----|\s/g, ""), "base64")),
+        `${args.join(" ")}: PEM`,
+      ).toBe(usual)
+      // The caller's bytes are left as they were.
+      expect(hex(Redacted.value(given.key))).toBe(hex(pkcs8))
+
+      // A PFX OpenSSL built with the key in that form: decoded to the usual form, and so re-encoded.
+      const fromOpenssl = await opensslExport(toPem("CERTIFICATE", leaf), rewrittenPem, "pw", false)
+      const decoded = await Effect.runPromise(decodePfx(fromOpenssl, Redacted.make("pw")))
+      expect(hex(Redacted.value(decoded.key)), `${args.join(" ")}: decoded`).toBe(usual)
+      const again = await Effect.runPromise(
+        encodePfx(decoded, { encoding: "modern", password: Redacted.make("") }),
+      )
+      expect(await keyReadBack(again), `${args.join(" ")}: PFX from a PFX`).toBe(usual)
+    }
   }, 120_000)
 })
