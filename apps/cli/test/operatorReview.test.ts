@@ -256,6 +256,24 @@ describe("a command's flags without a command", () => {
     expect(r.code).toBe(2)
     expect(json<ErrorDocument>(r).error.title).toBe('Unknown subcommand "deplyo" for "kvdeploy"')
   })
+
+  it("a mistyped command after a flag (`kvdeploy --json deplyo`) is named as one, not read as the flag's value", async () => {
+    const r = await runCli(["--json", "deplyo"])
+    expect(r.code).toBe(2)
+    const doc = json<ErrorDocument>(r)
+    expect(doc.error.problems).toEqual([
+      {
+        field: "--json",
+        message: "--json is given without a command: kvdeploy's flags go after a command's name",
+        fix: "name the command first: kvdeploy COMMAND --json (`kvdeploy --help` lists the commands)",
+      },
+      {
+        field: "(command)",
+        message: 'Unknown subcommand "deplyo" for "kvdeploy"',
+        fix: "did you mean deploy? see `kvdeploy --help` for the flags and examples",
+      },
+    ])
+  })
 })
 
 describe("a credential variable set to nothing", () => {

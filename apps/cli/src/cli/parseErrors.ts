@@ -108,7 +108,18 @@ export const refineParseErrors = (
   // The parser's errors about flags given before the command's name (an unrecognized flag, or its
   // value read as an unknown command) are replaced by one that says so.
   const misplacedFlags = new Set(misplaced?.flags.map((f) => f.flag))
-  const misplacedValues = new Set(misplaced?.flags.map((f) => f.value))
+  // With no command on the line, a word the parser takes for a mistyped command (it suggests one,
+  // `kvdeploy --json deplyo`) is that, not the value of the flag before it: its error is kept, and
+  // the flag is shown without it.
+  const mistyped = new Set(
+    misplaced === undefined || misplaced.command !== undefined
+      ? []
+      : parsed.flatMap((e) => (e._tag === "UnknownSubcommand" && e.suggestions.length > 0 ? [e.subcommand] : [])),
+  )
+  const flagsBefore = (misplaced?.flags ?? []).map((f) =>
+    f.value !== undefined && mistyped.has(f.value) ? { flag: f.flag, typed: f.flag, value: undefined } : f,
+  )
+  const misplacedValues = new Set(flagsBefore.map((f) => f.value))
   // A value read as the command kept the parser from reaching the real one: the flags after it
   // were judged as kvdeploy's own, and are the command's.
   const valueReadAsCommand = parsed.some(
@@ -120,8 +131,7 @@ export const refineParseErrors = (
       !(e._tag === "UnrecognizedOption" && valueReadAsCommand && (e.command?.length ?? 1) <= 1) &&
       !(e._tag === "UnknownSubcommand" && misplacedValues.has(e.subcommand)),
   )
-  const before =
-    misplaced === undefined ? [] : misplaced.flags.map((f) => new FlagBeforeCommand(f, misplaced.command))
+  const before = flagsBefore.map((f) => new FlagBeforeCommand(f, misplaced?.command))
   // The flags after a mistyped command are that command's: the unknown command says it all.
   const mistypedCommand = errors.some((e) => e._tag === "UnknownSubcommand")
   const flags = helpDoc.flags.map((f) => f.name)
