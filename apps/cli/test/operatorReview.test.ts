@@ -237,6 +237,35 @@ describe("a target file with a key given twice", () => {
   })
 })
 
+describe("tags with spaces at their start or end", () => {
+  it("the fix names --tag's form for a --tag flag only, not for a tag of the target file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
+    try {
+      const file = join(dir, "target.json")
+      writeFileSync(
+        file,
+        '{"vault_url":"https://kv-prod.vault.azure.net","certificate_name":"www","tags":{"env ":"prod"}}\n',
+      )
+      const r = await runCli(["plan", "--config", file, "--tag", "owner =payments", "--cert", "-", "--json"])
+      expect(r.code).toBe(2)
+      expect(json<ErrorDocument>(r).error.problems).toEqual([
+        {
+          field: `${file}: tags.env `,
+          message: 'tag key "env " has spaces at its start or end, which would be part of the key as sent',
+          fix: 'write it without them: "env"',
+        },
+        {
+          field: "--tag owner ",
+          message: 'tag key "owner " has spaces at its start or end, which would be part of the key as sent',
+          fix: 'write it without them: "owner" (with --tag, no spaces around =)',
+        },
+      ])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe("a command's flags without a command", () => {
   it("`kvdeploy --config target.json`: says the command is missing, not that target.json is an unknown command", async () => {
     const r = await runCli(["--config", "target.json", "--json"])

@@ -336,8 +336,17 @@ export const certificateIdProblems = (id: string, field: string): Array<ConfigPr
     : []),
 ]
 
-export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tags"): Array<ConfigProblem> => {
+/**
+ * The problems of operator tags. `fromFlag` says which keys a `--tag` flag gave: their fixes for
+ * spaces name the flag's form; a file's or a library caller's tags get the plain fix.
+ */
+export const tagProblems = (
+  tags: Readonly<Record<string, string>>,
+  field = "tags",
+  fromFlag: ReadonlySet<string> = new Set(),
+): Array<ConfigProblem> => {
   const out: Array<ConfigProblem> = []
+  const withTag = (key: string) => (fromFlag.has(key) ? " (with --tag, no spaces around =)" : "")
   const keys = Object.keys(tags)
   if (keys.length > MAX_OPERATOR_TAGS) {
     out.push(
@@ -399,7 +408,7 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
           : problem(
               `${field}.${keyInField(key)}`,
               `tag key ${JSON.stringify(key)} has spaces at its start or end, which would be part of the key as sent`,
-              `write it without them: ${JSON.stringify(key.trim())} (with --tag, no spaces around =)`,
+              `write it without them: ${JSON.stringify(key.trim())}${withTag(key)}`,
             ),
       )
     if (!unfitTagValue(value) && value !== value.trim())
@@ -407,7 +416,7 @@ export const tagProblems = (tags: Readonly<Record<string, string>>, field = "tag
         problem(
           `${field}.${keyInField(key)}`,
           "tag value has spaces at its start or end, which would be part of the value as sent (it is not shown here)",
-          "write it without them (with --tag, no spaces around =)",
+          `write it without them${withTag(key)}`,
         ),
       )
     if (key === "__proto__") {
@@ -1035,6 +1044,8 @@ const secretFieldFix = (key: string): string => {
  */
 export interface TargetConfigSources {
   readonly fromFlags?: ReadonlySet<string> | undefined
+  /** The tag keys `--tag` flags gave (their fixes name the flag's form). */
+  readonly tagsFromFlags?: ReadonlySet<string> | undefined
 }
 
 /** Validate raw (JSON/YAML-decoded) target configuration; every problem is reported. */
@@ -1132,7 +1143,7 @@ export const validateTargetConfigSync = (
         if (typeof v === "string") stringTags[k] = v
         else problems.push(problem(`tags.${keyInField(k)}`, "tag value is not a string", "quote the value"))
       }
-      problems.push(...tagProblems(stringTags))
+      problems.push(...tagProblems(stringTags, "tags", sources?.tagsFromFlags))
       tags = stringTags
     }
   }

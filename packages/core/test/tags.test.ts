@@ -126,24 +126,27 @@ describe("tags that would show a secret", () => {
 
 describe("tags with spaces around a key or value", () => {
   it("refuses them, naming the key and its fix; spaces inside are fine", () => {
-    const problems = tagProblems({ "env ": " prod", owner: "team payments", "   ": "x", note: "two words " })
-    expect(problems.map((p) => [p.field, p.message, p.fix])).toEqual([
+    const tags = { "env ": " prod", owner: "team payments", "   ": "x", note: "two words " }
+    const valueFix = "write it without them"
+    const spacedValue =
+      "tag value has spaces at its start or end, which would be part of the value as sent (it is not shown here)"
+    // From a file, an agent's configuration or a library caller: the plain fix.
+    expect(tagProblems(tags).map((p) => [p.field, p.message, p.fix])).toEqual([
       [
         "tags.env ",
         'tag key "env " has spaces at its start or end, which would be part of the key as sent',
-        'write it without them: "env" (with --tag, no spaces around =)',
+        'write it without them: "env"',
       ],
-      [
-        "tags.env ",
-        "tag value has spaces at its start or end, which would be part of the value as sent (it is not shown here)",
-        "write it without them (with --tag, no spaces around =)",
-      ],
+      ["tags.env ", spacedValue, valueFix],
       ["tags.   ", "tag key is only spaces", "use a short name such as env or owner"],
-      [
-        "tags.note",
-        "tag value has spaces at its start or end, which would be part of the value as sent (it is not shown here)",
-        "write it without them (with --tag, no spaces around =)",
-      ],
+      ["tags.note", spacedValue, valueFix],
+    ])
+    // The keys a --tag flag gave: the fix names the flag's form.
+    expect(tagProblems(tags, "tags", new Set(["env "])).map((p) => p.fix)).toEqual([
+      'write it without them: "env" (with --tag, no spaces around =)',
+      "write it without them (with --tag, no spaces around =)",
+      "use a short name such as env or owner",
+      valueFix,
     ])
     expect(tagProblems({ env: "prod", "cost center": "team payments" })).toEqual([])
   })

@@ -350,7 +350,7 @@ export const resolveTarget = (
       reported.add("certificate_name")
     }
     // Fixes name the flags that gave a field (--consumer, --content-type), not the file's field.
-    const validated = validateTargetConfigSync(raw, { fromFlags: fromFlag })
+    const validated = validateTargetConfigSync(raw, { fromFlags: fromFlag, tagsFromFlags: flagTags })
     const problems = [...early]
     if (Result.isFailure(validated)) {
       for (const p of validated.failure.problems) {
