@@ -321,6 +321,7 @@ describe("a held outcome followed by a new source", () => {
     expect(state.get("hs")?.x5t).toBe(renewed.x5t)
     expect(state.get("hs")?.sourceFingerprint).not.toBe(held?.sourceFingerprint)
     expect(state.get("hs")?.fix).toContain("adopt: true")
+    await Effect.runPromise(reconciler.shutdown)
   }, 60_000)
 })
 
@@ -537,5 +538,6 @@ describe("the pickup check", () => {
     await expect.poll(() => said(again.lines, "pass over").length, poll).toBe(2)
     expect(said(again.lines, "pickup:")).toHaveLength(1)
     expect(await series(agentMetrics, "kvdeploy_agent_pickup_ok", "pr")).toBe(undefined)
+    await Effect.runPromise(reconciler.shutdown)
   }, 60_000)
 })
