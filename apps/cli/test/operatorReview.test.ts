@@ -3,10 +3,11 @@
  * one run, naming the field and the fix. Parse-level runs of the built kvdeploy: no vault is
  * contacted (none is given, or the input is refused before one would be).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
+import { switchFlags } from "../src/cli/parseErrors.js"
 import { json, runCli } from "./harness.js"
 
 interface ErrorDocument {
@@ -284,6 +285,33 @@ describe("a command's flags without a command", () => {
     const r = await runCli(["deplyo", "--json"])
     expect(r.code).toBe(2)
     expect(json<ErrorDocument>(r).error.title).toBe('Unknown subcommand "deplyo" for "kvdeploy"')
+  })
+
+  it("a value near a command's name (`kvdeploy --name shop`) stays the flag's value in the fix", async () => {
+    const r = await runCli(["--name", "shop", "--json"])
+    expect(r.code).toBe(2)
+    const doc = json<ErrorDocument>(r)
+    expect(fieldsOf(doc)).toEqual(["--name", "--json"])
+    expect(doc.error.problems[0]?.fix).toBe(
+      "name the command first: kvdeploy COMMAND --name shop (`kvdeploy --help` lists the commands)",
+    )
+    expect(r.stderr).not.toContain("Unknown subcommand")
+  })
+
+  it("the flags taken as taking no value are those the help pages show without one", () => {
+    const pages = JSON.parse(readFileSync(join(import.meta.dirname, "../dist/help.json"), "utf8")) as Record<
+      string,
+      { readonly plain: string }
+    >
+    const shown = new Set<string>()
+    for (const { plain } of Object.values(pages)) {
+      const flags = plain.split("\nFLAGS\n")[1]?.split("\nGLOBAL FLAGS")[0] ?? ""
+      for (const line of flags.split("\n")) {
+        const flag = /^ {2}(--[a-z][a-z-]*)( \S+)?\s{2,}/.exec(line)
+        if (flag?.[1] !== undefined && flag[2] === undefined) shown.add(flag[1])
+      }
+    }
+    expect([...shown].sort()).toEqual([...switchFlags].sort())
   })
 
   it("a mistyped command after a flag (`kvdeploy --json deplyo`) is named as one, not read as the flag's value", async () => {

@@ -23,6 +23,13 @@ const flagsLike = (option: string, flags: ReadonlyArray<string>): Array<string> 
     .map((f) => `--${f}`)
 }
 
+/**
+ * The commands' flags that take no value (`Flag.Boolean`): a word after one is not its value
+ * (`kvdeploy --json deplyo` is a flag, then a mistyped command). test/operatorReview.test.ts
+ * checks this list against the flags the help pages show without a value.
+ */
+export const switchFlags: ReadonlySet<string> = new Set(["--json", "--adopt", "--managed", "--all-modes"])
+
 /** The flags kvdeploy itself takes before a command's name (the command framework's own). */
 const ownFlags: ReadonlySet<string> = new Set(["--help", "-h", "--version", "--completions", "--log-level"])
 
@@ -71,7 +78,11 @@ export const flagsBeforeCommand = (
     if (ownFlags.has(flag)) continue
     const next = argv[i + 1]
     const inline = arg.includes("=") ? arg.slice(flag.length + 1) : undefined
-    const value = inline ?? (i + 1 < end && next !== undefined && !next.startsWith("-") ? next : undefined)
+    const value =
+      inline ??
+      (!switchFlags.has(flag) && i + 1 < end && next !== undefined && !next.startsWith("-")
+        ? next
+        : undefined)
     flags.push({ flag, typed: value === undefined ? flag : `${flag} ${shownFlagValue(flag, value)}`, value })
   }
   return flags.length === 0 ? undefined : { command, flags }
@@ -108,18 +119,7 @@ export const refineParseErrors = (
   // The parser's errors about flags given before the command's name (an unrecognized flag, or its
   // value read as an unknown command) are replaced by one that says so.
   const misplacedFlags = new Set(misplaced?.flags.map((f) => f.flag))
-  // With no command on the line, a word the parser takes for a mistyped command (it suggests one,
-  // `kvdeploy --json deplyo`) is that, not the value of the flag before it: its error is kept, and
-  // the flag is shown without it.
-  const mistyped = new Set(
-    misplaced === undefined || misplaced.command !== undefined
-      ? []
-      : parsed.flatMap((e) => (e._tag === "UnknownSubcommand" && e.suggestions.length > 0 ? [e.subcommand] : [])),
-  )
-  const flagsBefore = (misplaced?.flags ?? []).map((f) =>
-    f.value !== undefined && mistyped.has(f.value) ? { flag: f.flag, typed: f.flag, value: undefined } : f,
-  )
-  const misplacedValues = new Set(flagsBefore.map((f) => f.value))
+  const misplacedValues = new Set(misplaced?.flags.map((f) => f.value))
   // A value read as the command kept the parser from reaching the real one: the flags after it
   // were judged as kvdeploy's own, and are the command's.
   const valueReadAsCommand = parsed.some(
@@ -131,7 +131,8 @@ export const refineParseErrors = (
       !(e._tag === "UnrecognizedOption" && valueReadAsCommand && (e.command?.length ?? 1) <= 1) &&
       !(e._tag === "UnknownSubcommand" && misplacedValues.has(e.subcommand)),
   )
-  const before = flagsBefore.map((f) => new FlagBeforeCommand(f, misplaced?.command))
+  const before =
+    misplaced === undefined ? [] : misplaced.flags.map((f) => new FlagBeforeCommand(f, misplaced.command))
   // The flags after a mistyped command are that command's: the unknown command says it all.
   const mistypedCommand = errors.some((e) => e._tag === "UnknownSubcommand")
   const flags = helpDoc.flags.map((f) => f.name)
