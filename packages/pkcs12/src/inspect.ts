@@ -27,8 +27,8 @@ import {
   bytesEqual,
   checkKeyPair,
   describeKey,
+  ecFormToWrite,
   hasExplicitCurveParameters,
-  inUsualForm,
   type KeyPairCheck,
   keyFacts,
   keyProblems,
@@ -162,7 +162,7 @@ export interface AnalysedMaterial {
   readonly chain: ReadonlyArray<ParsedCertificate>
   readonly order: OrderedChain
   readonly key: KeyObject
-  /** The PKCS#8 an encoder writes: the caller's, or the same key in the usual form (`inUsualForm`). */
+  /** The PKCS#8 an encoder writes: the caller's, or the same key in the usual form (`ecFormToWrite`). */
   readonly pkcs8: Uint8Array
   /** The caller's PKCS#8 when it is not `pkcs8` (an EC key in another form), to tell it unchanged. */
   readonly given?: Uint8Array
@@ -259,7 +259,7 @@ const analyseNow = (material: CertificateMaterial): AnalysedMaterial | MaterialI
   if (leaf._tag === "Problem" || loaded === undefined || problems.length > 0)
     return new MaterialInvalid({ problems })
   // The checks below run on the key an encoder writes: the usual form when the caller's is another.
-  const usual = inUsualForm(loaded, given)
+  const usual = ecFormToWrite(original, given, loaded)
   const key = usual?.key ?? loaded
   const publicKey = publicOfNow(key)
   if (publicKey === undefined)

@@ -271,10 +271,10 @@ const USUAL_EC_PKCS8: Readonly<Record<string, { readonly bytes: number; readonly
  * An EC key of a curve Key Vault takes, written in another form (`openssl ec -conv_form compressed`
  * or `hybrid`, `-param_enc explicit`, no public key), re-expressed in the usual one through
  * node:crypto's JWK (the curve's name and the point's coordinates); `undefined` when it already is
- * in it or cannot be. In the usual form the PKCS#8 has the usual length and its last bytes are the
- * point, uncompressed (`04`); the others are shorter, or longer (explicit parameters), or have the
- * usual length with another first byte of the point (hybrid, `06`/`07`). A key that has the usual
- * length only by other means (attributes) is re-expressed too, which changes nothing but its bytes.
+ * in it or cannot be. `pkcs8` is node:crypto's export of `key` (no attributes): in the usual form it
+ * has the usual length and its last bytes are the point, uncompressed (`04`); the others are
+ * shorter, or longer (explicit parameters), or have the usual length with another first byte of the
+ * point (hybrid, `06`/`07`).
  * Those forms are the same key, but RFC 5480 asks readers to take the uncompressed point only, and
  * explicit parameters not at all, so the PFX an import sends holds the usual form.
  */
@@ -304,6 +304,24 @@ export const inUsualForm = (
   return usual === undefined
     ? undefined
     : { key: usual, pkcs8: new Uint8Array(usual.export({ type: "pkcs8", format: "der" })) }
+}
+
+/**
+ * What an encoder writes for an EC key `loaded` from a caller's PKCS#8 (`original`, copied as
+ * `given`), when not `given` itself: the usual form, judged on node:crypto's own export of the key,
+ * not on the caller's bytes (those may carry attributes, or leave the public point out, and still
+ * have the usual form's length and an `04` where its point starts). `undefined` for a key that is no
+ * EC key, for bytes parsePem handed out (the usual form already), and when `given` is what it writes.
+ */
+export const ecFormToWrite = (
+  original: Uint8Array,
+  given: Uint8Array,
+  loaded: KeyObject,
+): { readonly key: KeyObject; readonly pkcs8: Uint8Array } | undefined => {
+  if (loaded.asymmetricKeyType !== "ec" || loadedKeys.get(original)?.key === loaded) return undefined
+  const exported = new Uint8Array(loaded.export({ type: "pkcs8", format: "der" }))
+  const written = inUsualForm(loaded, exported) ?? { key: loaded, pkcs8: exported }
+  return bytesEqual(written.pkcs8, given) ? undefined : written
 }
 
 /**

@@ -5,9 +5,11 @@
  * so kvdeploy takes it too; a leaf certificate whose key is written with explicit curve parameters
  * is refused naming them. Keys reach OpenSSL through pipes only.
  */
-import { generateKeyPairSync } from "node:crypto"
+import { createPrivateKey, generateKeyPairSync } from "node:crypto"
+import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import * as pkijs from "pkijs"
 import { beforeAll, describe, expect, it } from "vitest"
 import { decodePfx, encodePem, encodePfx, inspectMaterial, parsePem } from "../src/index.js"
 import {
@@ -291,6 +293,43 @@ describe.runIf(shouldRun("openssl"))("an EC key in another form given as a PFX o
     if (read.keyPem === undefined) throw new Error("OpenSSL read no key")
     return hex(Buffer.from(read.keyPem.replace(/-----[^-]+-----|\s/g, ""), "base64"))
   }
+
+  it("a caller's PKCS#8 with the usual form's length but no public point (an attribute in its place) goes in the usual form", async () => {
+    const leafKey = await generateKey("P-256")
+    const leaf = await issue({ subject: "CN=usual-form-attr.example.test", key: leafKey, ca: false })
+    const usual = canonicalPkcs8(leafKey.pkcs8)
+    // The same private scalar in an ECPrivateKey without the public point, and an attribute sized
+    // so that the PKCS#8 has the usual form's 138 bytes and 04 where the usual form's point starts.
+    const info = pkijs.PrivateKeyInfo.fromBER(usual)
+    const d = createPrivateKey({ key: Buffer.from(usual), format: "der", type: "pkcs8" }).export({
+      format: "jwk",
+    }).d
+    const scalar = new asn1js.OctetString({ valueHex: Buffer.from(d ?? "", "base64url") })
+    const crafted = new Uint8Array(
+      new pkijs.PrivateKeyInfo({
+        version: 0,
+        privateKeyAlgorithm: info.privateKeyAlgorithm,
+        privateKey: new asn1js.OctetString({
+          valueHex: new pkijs.ECPrivateKey({ version: 1, privateKey: scalar }).toSchema().toBER(false),
+        }),
+        attributes: [
+          new pkijs.Attribute({
+            type: "1.2.3.4.5",
+            values: [new asn1js.OctetString({ valueHex: new Uint8Array(56).fill(0x41) })],
+          }),
+        ],
+      })
+        .toSchema()
+        .toBER(false),
+    )
+    expect([crafted.length, crafted[138 - 65]]).toEqual([138, 0x04])
+
+    const given = { leaf, chain: [], key: Redacted.make(crafted) }
+    expect((await Effect.runPromise(inspectMaterial(given))).keyMatchesLeaf).toBe(true)
+    const pfx = await Effect.runPromise(encodePfx(given, { encoding: "modern", password: Redacted.make("") }))
+    expect(await keyReadBack(pfx)).toBe(hex(usual))
+    expect(hex(Redacted.value(given.key))).toBe(hex(crafted))
+  }, 60_000)
 
   it("goes into the PFX and the PEM kvdeploy writes in the usual form, checked as the leaf's pair", async () => {
     const leafKey = await generateKey("P-256")
