@@ -5,11 +5,14 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { describe, expect, it } from "vitest"
 import { fx, importAsKvdeploy, useCommandsWorld, world } from "./commandsWorld.js"
-import { json, runCli } from "./harness.js"
+import { json, runCli, startWorld } from "./harness.js"
 
 useCommandsWorld()
 
-describe("list", () => {
+// The two tests run side by side: the second waits (seconds) for a certificate to expire, and the
+// first's runs fill that wait. The second lists a vault of its own, so neither sees the other's
+// certificates, faults or denied permissions.
+describe("list", { concurrent: true }, () => {
   it("list: every page of the vault (25 a page), as another client lists it; a denied list fails (1) in words with the grant", async () => {
     const names = async () => {
       const out: Array<string> = []
@@ -225,7 +228,11 @@ describe("list", () => {
     )
   })
 
-  it("list --expiring-within keeps a certificate that has already expired, and says so", async () => {
+  it("list --expiring-within keeps a certificate that has already expired, and says so", async ({
+    onTestFinished,
+  }) => {
+    const world = await startWorld("kvdeploy-list-expired")
+    onTestFinished(() => world.stop())
     // Key Vault refuses to import an expired certificate, so this one is imported seconds before it
     // expires, by the test's own SDK client (the CLI's start-up could outlast its validity), with
     // everything else done first: the other certificate imported, the client holding its token.
