@@ -917,7 +917,9 @@ describe("plan", () => {
   })
 })
 
-describe("verify --endpoint", () => {
+// Its tests run side by side, each against a TLS server of its own: the polling test spends most of
+// its time waiting between looks, which the others' runs fill.
+describe("verify --endpoint", { concurrent: true }, () => {
   let server: Server
   let port = 0
   let served = ""
