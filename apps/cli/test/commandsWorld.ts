@@ -1,7 +1,8 @@
 /**
  * The world the command test files share: a file that calls useCommandsWorld() gets its own
- * emulator and fixtures (vitest runs each test file in its own module graph, so each file's
- * `world` and `fx` are its own), and the helpers below act on them.
+ * emulator and fixtures, and the helpers below act on them. A worker runs its files one after
+ * another and shares this module among them (vitest.config.ts: isolate: false): each file's
+ * beforeAll sets `world` and `fx` anew before its tests, and its afterAll stops its emulator.
  */
 import { X509Certificate } from "node:crypto"
 import { ClientSecretCredential } from "@azure/identity"
