@@ -80,6 +80,41 @@ export const configIn = (
   return parsed.success
 }
 
+/** A deployment of a test's one source: its name, its certificate's, and further fields (a pickup check). */
+export interface SourceSpec {
+  readonly name: string
+  readonly certificate?: string
+  readonly extra?: Record<string, unknown>
+}
+
+/**
+ * Deployments of the one source in `dir` (`s.crt`, `s.key`) to `vault`, each certificate named as
+ * its spec says, with the agent's state in `dir`/state, no list required before passes, retries a
+ * minute apart, and `agent`'s settings over those.
+ */
+export const oneSourceConfig = (
+  dir: string,
+  vault: string,
+  specs: ReadonlyArray<SourceSpec>,
+  agent: Record<string, unknown> = {},
+): AgentConfig =>
+  configIn(dir, {
+    agent: {
+      listen: "127.0.0.1:0",
+      state_dir: join(dir, "state"),
+      vault_list_min_deployments: 0,
+      backoff_base_seconds: 60,
+      backoff_max_seconds: 60,
+      ...agent,
+    },
+    deployments: specs.map((s) => ({
+      name: s.name,
+      source: { cert: join(dir, "s.crt"), key: join(dir, "s.key") },
+      target: { vault_url: vault, certificate_name: s.certificate ?? s.name },
+      ...s.extra,
+    })),
+  })
+
 /** Agent settings for a reconciler restarted over `dir`/state: retries a second apart. */
 export const quickRetries = (dir: string) => ({
   listen: "127.0.0.1:0",

@@ -18,19 +18,20 @@ import { afterAll, describe, expect, it } from "vitest"
 import type { makeAgentMetrics } from "../src/agentMetrics.js"
 import type { AgentConfig } from "../src/config.js"
 import { openStateStore, type StateStore } from "../src/state.js"
-import { codecReconciler, configIn, inMemoryVault, jsonLogger, type Line, oneVault } from "./inProcess.js"
+import {
+  codecReconciler,
+  inMemoryVault,
+  jsonLogger,
+  type Line,
+  oneSourceConfig,
+  oneVault,
+  type SourceSpec,
+} from "./inProcess.js"
 import { makePki } from "./pki.js"
 
 const dir = mkdtempSync(join(tmpdir(), "kvdeploy-list-apply-mutants-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const VAULT = "https://listapply.vault.azure.net"
-
-/** A deployment of the test's one source: its name, its certificate's, and further fields (a pickup check). */
-interface Spec {
-  readonly name: string
-  readonly certificate?: string
-  readonly extra?: Record<string, unknown>
-}
 
 /**
  * Reconcilers over one in-memory vault decoding with the real codec, of deployments of one source
@@ -43,23 +44,8 @@ const setUp = async (agent: Record<string, unknown> = {}) => {
   const leaf = await pki.leaf("list-apply.example.test")
   writeFileSync(join(sub, "s.crt"), leaf.certPem)
   writeFileSync(join(sub, "s.key"), leaf.keyPem, { mode: 0o600 })
-  const configOf = (specs: ReadonlyArray<Spec>): AgentConfig =>
-    configIn(sub, {
-      agent: {
-        listen: "127.0.0.1:0",
-        state_dir: join(sub, "state"),
-        vault_list_min_deployments: 0,
-        backoff_base_seconds: 60,
-        backoff_max_seconds: 60,
-        ...agent,
-      },
-      deployments: specs.map((s) => ({
-        name: s.name,
-        source: { cert: join(sub, "s.crt"), key: join(sub, "s.key") },
-        target: { vault_url: VAULT, certificate_name: s.certificate ?? s.name },
-        ...s.extra,
-      })),
-    })
+  const configOf = (specs: ReadonlyArray<SourceSpec>): AgentConfig =>
+    oneSourceConfig(sub, VAULT, specs, agent)
   const { vault, handle, metrics } = await inMemoryVault()
   const control: {
     list: ((continuation: string | undefined) => Effect.Effect<ListedPage, VaultError>) | undefined
@@ -149,7 +135,7 @@ const series = async (
 }
 
 const listing = { vault_list_min_deployments: 1 }
-const three: ReadonlyArray<Spec> = [{ name: "a" }, { name: "b" }, { name: "c" }]
+const three: ReadonlyArray<SourceSpec> = [{ name: "a" }, { name: "b" }, { name: "c" }]
 
 describe("a vault's list refused", () => {
   it("for want of the permission: said with the grant to make, not asked again until a reload", async () => {
