@@ -43,11 +43,11 @@ import {
 import { bmpPassword, KdfPurpose, pkcs12Kdf } from "./pkcs12Kdf.js"
 import {
   bytesEqual,
-  inUsualForm,
   keyProblems,
   loadPkcs8Now,
   publicKeysEqual,
   publicOfNow,
+  writtenForm,
 } from "./privateKey.js"
 import { parseBer, readBagsFromBer, type SafeBag } from "./safeBags.js"
 import { noStackTrace } from "./spans.js"
@@ -79,13 +79,12 @@ interface FoundKey {
 }
 /**
  * A key found in a bag, with the PKCS#8 the decoded material carries: an EC key written in another
- * form (a compressed point, explicit curve parameters) in the usual one, as from a PEM file.
+ * form (a compressed or hybrid point, explicit curve parameters) in the usual one, as from a PEM file.
  */
-const keyEntry = (key: KeyObject, localKeyId: Uint8Array | undefined): FoundKey => {
-  const exported = new Uint8Array(key.export({ type: "pkcs8", format: "der" }))
-  const usual = inUsualForm(key, exported)
-  return usual === undefined ? { key, pkcs8: exported, localKeyId } : { ...usual, localKeyId }
-}
+const keyEntry = (key: KeyObject, localKeyId: Uint8Array | undefined): FoundKey => ({
+  ...writtenForm(key),
+  localKeyId,
+})
 
 interface FoundCertificate {
   readonly der: Uint8Array

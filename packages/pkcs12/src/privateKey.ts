@@ -249,8 +249,7 @@ export const loadPkcs8Now = (der: Uint8Array): KeyObject | undefined => {
 const loadedKeys = new WeakMap<Uint8Array, { readonly key: KeyObject; readonly pkcs8: Uint8Array }>()
 
 const handedOut = (loaded: KeyObject): Uint8Array => {
-  const exported = new Uint8Array(loaded.export({ type: "pkcs8", format: "der" }))
-  const { key, pkcs8 } = inUsualForm(loaded, exported) ?? { key: loaded, pkcs8: exported }
+  const { key, pkcs8 } = writtenForm(loaded)
   loadedKeys.set(pkcs8, { key, pkcs8: pkcs8.slice() })
   return pkcs8
 }
@@ -296,7 +295,7 @@ const usualEcForm = (key: KeyObject, pkcs8: Uint8Array): KeyObject | undefined =
  * Every path that hands a key to an encoder goes through this (parsePem, a DER key, a decoded PFX,
  * the PKCS#8 a library caller gives), so the PFX or PEM kvdeploy writes holds the usual form.
  */
-export const inUsualForm = (
+const inUsualForm = (
   key: KeyObject,
   pkcs8: Uint8Array,
 ): { readonly key: KeyObject; readonly pkcs8: Uint8Array } | undefined => {
@@ -304,6 +303,15 @@ export const inUsualForm = (
   return usual === undefined
     ? undefined
     : { key: usual, pkcs8: new Uint8Array(usual.export({ type: "pkcs8", format: "der" })) }
+}
+
+/**
+ * The key and the PKCS#8 kvdeploy hands on for `loaded` (parsePem, a decoded PFX, a caller's key):
+ * node:crypto's export of it, an EC key in another form re-expressed in the usual one first.
+ */
+export const writtenForm = (loaded: KeyObject): { readonly key: KeyObject; readonly pkcs8: Uint8Array } => {
+  const exported = new Uint8Array(loaded.export({ type: "pkcs8", format: "der" }))
+  return inUsualForm(loaded, exported) ?? { key: loaded, pkcs8: exported }
 }
 
 /**
@@ -319,8 +327,7 @@ export const ecFormToWrite = (
   loaded: KeyObject,
 ): { readonly key: KeyObject; readonly pkcs8: Uint8Array } | undefined => {
   if (loaded.asymmetricKeyType !== "ec" || loadedKeys.get(original)?.key === loaded) return undefined
-  const exported = new Uint8Array(loaded.export({ type: "pkcs8", format: "der" }))
-  const written = inUsualForm(loaded, exported) ?? { key: loaded, pkcs8: exported }
+  const written = writtenForm(loaded)
   return bytesEqual(written.pkcs8, given) ? undefined : written
 }
 
