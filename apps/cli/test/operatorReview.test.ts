@@ -6,9 +6,13 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { describe, expect, it } from "vitest"
+import { afterAll, describe, expect, it } from "vitest"
 import { switchFlags } from "../src/cli/parseErrors.js"
 import { json, runCli } from "./harness.js"
+
+/** Each test's files in a directory of its own under this one, removed after the file's tests. */
+const root = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
+afterAll(() => rmSync(root, { recursive: true, force: true }))
 
 interface ErrorDocument {
   readonly error: {
@@ -96,27 +100,23 @@ describe("a flag given twice", () => {
 
 describe("an empty target file", () => {
   it("is said to be empty, by validate and by a command's --config, with what to write", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
-    try {
-      const empty = join(dir, "target.json")
-      writeFileSync(empty, "\n")
-      const validated = await runCli(["validate", empty, "--json"])
-      expect(validated.code).toBe(2)
-      const report = json<{ valid: boolean; problems: ReadonlyArray<{ message: string; fix: string }> }>(
-        validated,
-      )
-      expect(report.valid).toBe(false)
-      expect(report.problems[0]?.message).toBe(`${empty} is empty`)
-      expect(report.problems[0]?.fix).toContain('"vault_url"')
-      const shown = await runCli(["show", "--config", empty, "--json"])
-      expect(shown.code).toBe(2)
-      expect(json<ErrorDocument>(shown).error.problems).toEqual([
-        expect.objectContaining({ field: "--config", message: `${empty} is empty` }),
-      ])
-      expect(shown.stderr).not.toContain("Unexpected end of JSON input")
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    const dir = mkdtempSync(join(root, "case-"))
+    const empty = join(dir, "target.json")
+    writeFileSync(empty, "\n")
+    const validated = await runCli(["validate", empty, "--json"])
+    expect(validated.code).toBe(2)
+    const report = json<{ valid: boolean; problems: ReadonlyArray<{ message: string; fix: string }> }>(
+      validated,
+    )
+    expect(report.valid).toBe(false)
+    expect(report.problems[0]?.message).toBe(`${empty} is empty`)
+    expect(report.problems[0]?.fix).toContain('"vault_url"')
+    const shown = await runCli(["show", "--config", empty, "--json"])
+    expect(shown.code).toBe(2)
+    expect(json<ErrorDocument>(shown).error.problems).toEqual([
+      expect.objectContaining({ field: "--config", message: `${empty} is empty` }),
+    ])
+    expect(shown.stderr).not.toContain("Unexpected end of JSON input")
   })
 })
 
@@ -140,17 +140,13 @@ describe("deploy --metrics-file that cannot be written", () => {
   }
 
   it("names a directory that does not exist, in words, with the fix", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
-    try {
-      const problem = await metricsProblem(join(dir, "textfile", "kvdeploy-api.prom"))
-      expect(problem?.message).toBe(
-        `${join(dir, "textfile", "kvdeploy-api.prom")}: its directory ${join(dir, "textfile")} does not exist`,
-      )
-      expect(problem?.fix).toContain("create it (mkdir -p)")
-      expect(problem?.message).not.toContain("ENOENT")
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    const dir = mkdtempSync(join(root, "case-"))
+    const problem = await metricsProblem(join(dir, "textfile", "kvdeploy-api.prom"))
+    expect(problem?.message).toBe(
+      `${join(dir, "textfile", "kvdeploy-api.prom")}: its directory ${join(dir, "textfile")} does not exist`,
+    )
+    expect(problem?.fix).toContain("create it (mkdir -p)")
+    expect(problem?.message).not.toContain("ENOENT")
   })
 
   it("an empty value is said to be empty", async () => {
@@ -182,88 +178,76 @@ describe("emulator --vault given a URL or a name with other characters", () => {
 
 describe("a material flag given a directory or an empty file", () => {
   it("names the file to give in its place, not 'check the path' or 'check the file'", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
-    try {
-      const live = join(dir, "live", "www.example.com")
-      mkdirSync(live, { recursive: true })
-      const emptyKey = join(dir, "privkey.pem")
-      writeFileSync(emptyKey, "")
-      const r = await runCli([
-        "deploy",
-        "--vault-url",
-        "https://my-vault.vault.azure.net",
-        "--name",
-        "api",
-        "--cert",
-        live,
-        "--key",
-        emptyKey,
-        "--json",
-      ])
-      expect(r.code).toBe(2)
-      const problems = json<ErrorDocument>(r).error.problems
-      expect(problems.find((p) => p.field === "--cert")).toEqual({
-        field: "--cert",
-        message: `${live}: is a directory`,
-        fix: `give the certificate file in it, not the directory (certbot's live directory: --cert ${join(live, "fullchain.pem")} --key ${join(live, "privkey.pem")})`,
-      })
-      const key = problems.find((p) => p.field === "--key")
-      expect(key?.message).toBe(`${emptyKey} is empty`)
-      expect(key?.fix).toContain("give the file that holds the private key")
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    const dir = mkdtempSync(join(root, "case-"))
+    const live = join(dir, "live", "www.example.com")
+    mkdirSync(live, { recursive: true })
+    const emptyKey = join(dir, "privkey.pem")
+    writeFileSync(emptyKey, "")
+    const r = await runCli([
+      "deploy",
+      "--vault-url",
+      "https://my-vault.vault.azure.net",
+      "--name",
+      "api",
+      "--cert",
+      live,
+      "--key",
+      emptyKey,
+      "--json",
+    ])
+    expect(r.code).toBe(2)
+    const problems = json<ErrorDocument>(r).error.problems
+    expect(problems.find((p) => p.field === "--cert")).toEqual({
+      field: "--cert",
+      message: `${live}: is a directory`,
+      fix: `give the certificate file in it, not the directory (certbot's live directory: --cert ${join(live, "fullchain.pem")} --key ${join(live, "privkey.pem")})`,
+    })
+    const key = problems.find((p) => p.field === "--key")
+    expect(key?.message).toBe(`${emptyKey} is empty`)
+    expect(key?.fix).toContain("give the file that holds the private key")
   })
 })
 
 describe("a target file with a key given twice", () => {
   it("names the key, where a one-line file's line alone would not find it", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
-    try {
-      const file = join(dir, "target.json")
-      // As `jq -c` writes it: one line.
-      writeFileSync(
-        file,
-        '{"vault_url":"https://kv-prod.vault.azure.net","certificate_name":"www","tags":{"env":"a"},"certificate_name":"api"}\n',
-      )
-      const r = await runCli(["validate", file, "--json"])
-      expect(r.code).toBe(2)
-      const report = json<{ problems: ReadonlyArray<{ message: string; fix: string }> }>(r)
-      expect(report.problems.map((p) => p.message)).toEqual([
-        `${file}: the key "certificate_name" is given twice (line 1, column 93)`,
-      ])
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    const dir = mkdtempSync(join(root, "case-"))
+    const file = join(dir, "target.json")
+    // As `jq -c` writes it: one line.
+    writeFileSync(
+      file,
+      '{"vault_url":"https://kv-prod.vault.azure.net","certificate_name":"www","tags":{"env":"a"},"certificate_name":"api"}\n',
+    )
+    const r = await runCli(["validate", file, "--json"])
+    expect(r.code).toBe(2)
+    const report = json<{ problems: ReadonlyArray<{ message: string; fix: string }> }>(r)
+    expect(report.problems.map((p) => p.message)).toEqual([
+      `${file}: the key "certificate_name" is given twice (line 1, column 93)`,
+    ])
   })
 })
 
 describe("tags with spaces at their start or end", () => {
   it("the fix names --tag's form for a --tag flag only, not for a tag of the target file", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
-    try {
-      const file = join(dir, "target.json")
-      writeFileSync(
-        file,
-        '{"vault_url":"https://kv-prod.vault.azure.net","certificate_name":"www","tags":{"env ":"prod"}}\n',
-      )
-      const r = await runCli(["plan", "--config", file, "--tag", "owner =payments", "--cert", "-", "--json"])
-      expect(r.code).toBe(2)
-      expect(json<ErrorDocument>(r).error.problems).toEqual([
-        {
-          field: `${file}: tags.env `,
-          message: 'tag key "env " has spaces at its start or end, which would be part of the key as sent',
-          fix: 'write it without them: "env"',
-        },
-        {
-          field: "--tag owner ",
-          message: 'tag key "owner " has spaces at its start or end, which would be part of the key as sent',
-          fix: 'write it without them: "owner" (with --tag, no spaces around =)',
-        },
-      ])
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    const dir = mkdtempSync(join(root, "case-"))
+    const file = join(dir, "target.json")
+    writeFileSync(
+      file,
+      '{"vault_url":"https://kv-prod.vault.azure.net","certificate_name":"www","tags":{"env ":"prod"}}\n',
+    )
+    const r = await runCli(["plan", "--config", file, "--tag", "owner =payments", "--cert", "-", "--json"])
+    expect(r.code).toBe(2)
+    expect(json<ErrorDocument>(r).error.problems).toEqual([
+      {
+        field: `${file}: tags.env `,
+        message: 'tag key "env " has spaces at its start or end, which would be part of the key as sent',
+        fix: 'write it without them: "env"',
+      },
+      {
+        field: "--tag owner ",
+        message: 'tag key "owner " has spaces at its start or end, which would be part of the key as sent',
+        fix: 'write it without them: "owner" (with --tag, no spaces around =)',
+      },
+    ])
   })
 })
 
