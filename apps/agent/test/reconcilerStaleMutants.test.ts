@@ -137,6 +137,21 @@ const firstDeployedAgain = async (
   expect(said(w.lines, "in place:")).toEqual([])
 }
 
+/**
+ * After the first pass: an interval pass whose list asks for the vault's page (its second), the
+ * answer held until the returned latch opens.
+ */
+const pageHeld = async (
+  w: Awaited<ReturnType<typeof setUp>>,
+  reconciler: Awaited<ReturnType<Awaited<ReturnType<typeof setUp>>["start"]>>["reconciler"],
+) => {
+  const page = latch()
+  w.control.pageGate = page.promise
+  await w.run(reconciler.triggerAll("interval"))
+  await expect.poll(() => w.control.asked, poll).toBe(2)
+  return page
+}
+
 describe("a vault's list page answered after the deployment it lists had an attempt", () => {
   it("running since before the page was asked: not used; the next attempt reads what the attempt wrote", async () => {
     const w = await setUp()
@@ -169,10 +184,7 @@ describe("a vault's list page answered after the deployment it lists had an atte
     await w.run(reconciler.triggerAll("start"))
     await expect.poll(() => passes(w.lines), poll).toBe(1)
     // An interval pass asks for the page (the vault serving the first certificate); the answer is slow.
-    const page = latch()
-    w.control.pageGate = page.promise
-    await w.run(reconciler.triggerAll("interval"))
-    await expect.poll(() => w.control.asked, poll).toBe(2)
+    const page = await pageHeld(w, reconciler)
     // Meanwhile the source changes and is deployed (that attempt ends the pass), then the change is undone.
     w.write(w.second)
     await w.run(reconciler.trigger("a", "file change"))
@@ -211,10 +223,7 @@ describe("a vault's list page answered after a reload", () => {
     await w.run(reconciler.triggerAll("start"))
     await expect.poll(() => passes(w.lines), poll).toBe(1)
     // The page (every certificate in place) is on its way when the reload moves a and removes b.
-    const page = latch()
-    w.control.pageGate = page.promise
-    await w.run(reconciler.triggerAll("interval"))
-    await expect.poll(() => w.control.asked, poll).toBe(2)
+    const page = await pageHeld(w, reconciler)
     await w.run(reconciler.apply(w.configOf([{ name: "a", certificate: "moved" }, { name: "c" }])))
     expect(said(w.lines, "configuration applied")[0]?.annotations).toMatchObject({ changed: 1, removed: 1 })
     w.control.pageGate = undefined
