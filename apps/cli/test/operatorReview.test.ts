@@ -282,6 +282,17 @@ describe("a command's flags without a command", () => {
     expect(r.stderr).not.toContain("Unknown subcommand")
   })
 
+  it("a flag whose value is missing before a command's name (`kvdeploy --name deploy`): the fix gives it a placeholder", async () => {
+    const r = await runCli(["--name", "deploy", "--json"])
+    expect(r.code).toBe(2)
+    const doc = json<ErrorDocument>(r)
+    expect(doc.error.problems[0]).toEqual({
+      field: "--name",
+      message: '--name is given before the command name "deploy": a command\'s flags go after its name',
+      fix: "put it after the command: kvdeploy deploy --name VALUE",
+    })
+  })
+
   it("the flags taken as taking no value are those the help pages show without one", () => {
     const pages = JSON.parse(readFileSync(join(import.meta.dirname, "../dist/help.json"), "utf8")) as Record<
       string,

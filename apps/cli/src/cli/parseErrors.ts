@@ -48,7 +48,10 @@ const shownFlagValue = (flag: string, value: string): string =>
 interface MisplacedFlag {
   /** The flag as typed, without an inline value: `--config`. */
   readonly flag: string
-  /** The flag and its value as the fix shows it: `--config target.json`, `--json` (see shownFlagValue). */
+  /**
+   * The flag and its value as the fix shows it: `--config target.json`, `--json` (see
+   * shownFlagValue); `--name VALUE` for a flag given no value.
+   */
   readonly typed: string
   /** The value that followed it, as typed (matched against the parser's errors, never shown). */
   readonly value: string | undefined
@@ -83,7 +86,11 @@ export const flagsBeforeCommand = (
       (!switchFlags.has(flag) && i + 1 < end && next !== undefined && !next.startsWith("-")
         ? next
         : undefined)
-    flags.push({ flag, typed: value === undefined ? flag : `${flag} ${shownFlagValue(flag, value)}`, value })
+    // A flag that takes a value and was given none here (`kvdeploy --name deploy`: the word after it
+    // is the command) is shown with a placeholder, so the fix, followed, is a whole command line.
+    const shown =
+      value !== undefined ? shownFlagValue(flag, value) : switchFlags.has(flag) ? undefined : "VALUE"
+    flags.push({ flag, typed: shown === undefined ? flag : `${flag} ${shown}`, value })
   }
   return flags.length === 0 ? undefined : { command, flags }
 }
