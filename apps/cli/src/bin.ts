@@ -2,13 +2,14 @@
 //
 // Help is static, so the build renders it once per command (dist/help.json,
 // with and without colours) and `kvdeploy [COMMAND] --help` prints it without
-// loading the command tree. Everything else turns on Node's on-disk compile
+// loading the command tree; so does `kvdeploy --version`. Everything else turns on Node's on-disk compile
 // cache (bytecode of kvdeploy's own bundle; no data) in a directory of the
 // user's own, and loads the CLI.
 import { lstatSync, mkdirSync, readFileSync } from "node:fs"
 import * as nodeModule from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { version } from "./version.js"
 
 const argv = process.argv.slice(2)
 
@@ -46,6 +47,22 @@ const cachedHelp = (): string | undefined => {
 }
 
 /**
+ * `kvdeploy --version` (or `-v`), alone or with `--json`: the framework's answer (main.ts's
+ * presenter: `kvdeploy VERSION`, or `{name, version, node}`), printed from the version the bundle
+ * inlines without loading the command tree. `KVDEPLOY_NO_HELP_CACHE=1` asks the framework instead
+ * (a test checks both give the same).
+ */
+const quickVersion = (): string | undefined => {
+  if (process.env.KVDEPLOY_NO_HELP_CACHE !== undefined) return undefined
+  const rest = argv.filter((a) => a !== "--json")
+  if (rest.length !== 1 || argv.length - rest.length > 1) return undefined
+  if (rest[0] !== "--version" && rest[0] !== "-v") return undefined
+  return rest.length < argv.length
+    ? `${JSON.stringify({ name: "kvdeploy", version, node: process.version }, null, 2)}\n`
+    : `kvdeploy ${version}\n`
+}
+
+/**
  * Where the compile cache may live: `<tmpdir>/kvdeploy-compile-cache-<uid>`, created with mode
  * 0700, and used only while it is a directory (not a link) that this account owns and no other can
  * write. Node loads the bytecode it finds there, so a directory another local account made first
@@ -78,8 +95,9 @@ const unsupportedNode = (): string | undefined => {
     : undefined
 }
 
-const help = cachedHelp()
-const unsupported = help === undefined ? unsupportedNode() : undefined
+// Help and the version are answered without loading the command tree (and on any Node.js).
+const quick = cachedHelp() ?? quickVersion()
+const unsupported = quick === undefined ? unsupportedNode() : undefined
 if (unsupported !== undefined) {
   // With --json, stdout still carries one JSON document.
   if (argv.includes("--json"))
@@ -88,8 +106,8 @@ if (unsupported !== undefined) {
     )
   process.stderr.write(`error: ${unsupported}`)
   process.exitCode = 2
-} else if (help !== undefined) {
-  process.stdout.write(help)
+} else if (quick !== undefined) {
+  process.stdout.write(quick)
 } else if (process.env.KVDEPLOY_RENDER_HELP === "1") {
   // Build step (scripts/bundle.mjs): every command's help, plain and coloured, as JSON.
   const { helpPages } = await import("./main.js")
