@@ -318,13 +318,62 @@ describe("deploy contract against the emulator", () => {
         "import 200",
         "getLatest 200",
         "getSecret 200",
-        // The latest read again just before the rollback's import: another writer's newer version
-        // would not be written over.
+        // The latest read again, and the versions listed, just before the rollback's import:
+        // another writer's version (newer than ours, or from between the snapshot and ours) would
+        // not be written over.
         "getLatest 200",
+        "versions 200",
         "import 200",
         "getLatest 200",
       ])
     }),
+  )
+
+  it.live(
+    "another writer's import between the snapshot and ours, ours wrong: not rolled back over it, RollbackFailed naming it",
+    () =>
+      Effect.gen(function* () {
+        const name = "foreign-between-app"
+        const target = targetFor(emulator, VAULT, name)
+        expect((yield* deployTo(target, yield* material())).outcome._tag).toBe("Succeeded")
+        // Another writer imports as soon as the snapshot is answered; the deploy's import is then
+        // disabled as it commits, so the verify finds it wrong.
+        emulator.faults.add({
+          operation: "getLatest",
+          vault: VAULT,
+          name,
+          times: 1,
+          action: { kind: "foreignImport", when: "after", tags: { owner: "ops" } },
+        })
+        emulator.faults.add({
+          operation: "import",
+          vault: VAULT,
+          name,
+          times: 1,
+          action: { kind: "disableAfterCommit" },
+        })
+        const result = yield* deployTo(target, yield* material())
+        const versions = versionsOf(name)
+        // The first deploy's, the other writer's, the failed one: no rollback over the other writer's.
+        expect(versions).toHaveLength(3)
+        const other = versions[1]
+        expect(other?.foreign).toBe(true)
+        expect(result.outcome._tag).toBe("RollbackFailed")
+        if (result.outcome._tag !== "RollbackFailed") return
+        expect(result.outcome.failedVersionId).toBe(versions[2]?.version)
+        expect(result.outcome.rollbackVersionId).toBeUndefined()
+        expect(result.outcome.reason).toContain(
+          `another writer imported a version after the snapshot (${versions[0]?.version}) was read: ${other?.version}`,
+        )
+        expect(ops(result.requests)).toEqual([
+          "getLatest 200",
+          "import 200",
+          "getLatest 200",
+          "getSecret 200",
+          "getLatest 200",
+          "versions 200",
+        ])
+      }),
   )
 
   it.live(

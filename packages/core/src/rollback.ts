@@ -14,6 +14,7 @@ import { type ImportRequest, Vault, type VaultVersion } from "./ports/Vault.js"
 import { pfxPassword, transportPfxOptions } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
 import {
+  CERTIFICATE_ID_TAG,
   isManagedByKvdeploy,
   MAX_OPERATOR_TAGS,
   ROLLBACK_OF_TAG,
@@ -284,12 +285,90 @@ const findPreviousMaterial = (
   })
 
 /**
- * The latest read again just before the rollback's import. Key Vault has no conditional import (no
+ * Versions another writer imported since the snapshot: listed, neither the snapshot nor this
+ * deploy's (the failed version, a reconciliation's other candidates), and created after the
+ * snapshot. The rollback would put the snapshot's certificate over them: one imported before the
+ * failed version is one the verify could not see (ours was newer); one imported after it came after
+ * the latest was read again. Key Vault keeps whole seconds, so a version from the snapshot's own
+ * second may be older or newer than it: it is taken for older only when it is this certificate's
+ * own earlier history (kvdeploy's tags with this certificate id, as deploys and skips within one
+ * second leave them, or the version the snapshot rolled back); any other could be newer, and the
+ * rollback cannot tell it would clobber nothing.
+ */
+const importedSinceSnapshot = (
+  versions: ReadonlyArray<VaultVersion>,
+  previous: VaultVersion,
+  failed: VaultVersion,
+  alsoFailed: ReadonlyArray<VaultVersion>,
+  certificateId: string,
+): Array<VaultVersion> => {
+  const ours = new Set([previous.versionId, failed.versionId, ...alsoFailed.map((v) => v.versionId)])
+  const snapshotSecond = previous.createdAt.getTime()
+  const earlierHistory = (v: VaultVersion) =>
+    previous.tags[ROLLBACK_OF_TAG] === v.versionId ||
+    (isManagedByKvdeploy(v.tags) && v.tags[CERTIFICATE_ID_TAG] === certificateId)
+  return byCreationLatestFirst(
+    versions.filter(
+      (v) =>
+        !ours.has(v.versionId) &&
+        (v.createdAt.getTime() > snapshotSecond ||
+          (v.createdAt.getTime() === snapshotSecond && !earlierHistory(v))),
+    ),
+  )
+}
+
+/**
+ * The versions listed just before the rollback's import (after the latest was read again): when
+ * another writer imported one after the snapshot, nothing is written (undefined: go on). A list
+ * that cannot be read writes nothing either: the rollback cannot tell it would undo no other
+ * writer's version.
+ */
+function* othersSinceSnapshot(
+  trail: DeployTrail,
+  request: DeployRequest,
+  previous: VaultVersion,
+  failed: VaultVersion,
+  alsoFailed: ReadonlyArray<VaultVersion>,
+): Effect.fn.Return<RollbackResult | undefined, never, Vault> {
+  const name = request.target.certificateName
+  const certificateId = request.certificateId
+  const vault = yield* Vault
+  const listed = yield* trail.read("listVersions", vault.listVersions(name)).pipe(Effect.result)
+  if (listed._tag === "Failure") {
+    trail.note(
+      `rollback: the versions could not be listed before the import (${listed.failure._tag}); not written`,
+    )
+    return {
+      _tag: "AlsoFailed",
+      reason: `the certificate's versions could not be listed just before the rollback's import, so no rollback was written (it could have put the previous certificate over a version another writer imported since the snapshot): ${listed.failure.message}`,
+      rollbackVersionId: undefined,
+    }
+  }
+  const others = importedSinceSnapshot(listed.success, previous, failed, alsoFailed, certificateId)
+  if (others.length === 0) return undefined
+  const named = others
+    .slice(0, 3)
+    .map((v) => `${v.versionId} (created ${v.createdAt.toISOString()})`)
+    .join(", ")
+  const more = others.length > 3 ? ` and ${others.length - 3} more` : ""
+  trail.note(
+    `rollback: another writer imported ${others.map((v) => v.versionId).join(", ")} since the snapshot; not written`,
+  )
+  return {
+    _tag: "AlsoFailed",
+    reason: `another writer imported ${others.length === 1 ? "a version" : "versions"} after the snapshot (${previous.versionId}) was read: ${named}${more}; restoring the snapshot's certificate would put it over ${others.length === 1 ? "that newer write" : "those newer writes"}, so no rollback was written: decide which certificate the vault should serve (\`kvdeploy versions\` lists them) and deploy it`,
+    rollbackVersionId: undefined,
+  }
+}
+
+/**
+ * The latest read again before the rollback's import. Key Vault has no conditional import (no
  * If-Match on a certificate's import), so the import would put the previous certificate over any
- * version another writer imported since the verify read: that read is the last the rollback can
- * make, and it narrows the window (to its own round trip and the material's build) without closing
- * it. Latest is our failed version, or a version older than it (a lagging read: the verify saw ours
- * latest): go on (undefined). Another writer's version from the failed version's second is
+ * version another writer imported since the verify read: this read and the version list after it
+ * are the last the rollback can make, and they narrow the window (to their round trips and the
+ * material's build) without closing it. Latest is our failed version, or a version older than it (a
+ * lagging read: the verify saw ours latest): go on (undefined; the list then looks for another
+ * writer's version from before ours). Another writer's version from the failed version's second is
  * confirmed as the verify confirms one (a lagging read can show it without ours); one that stands,
  * or one from a later second, is `Superseded` with nothing written. A read that fails, or reads
  * that keep disagreeing, write nothing either: the rollback cannot tell it would clobber nothing.
@@ -407,9 +486,12 @@ export const rollback = Effect.fnUntraced(function* (
     contentType === PEM_CONTENT_TYPE
       ? { ...common, pem: content.success }
       : { ...common, pfx: content.success, password: pfxPassword }
-  // The last read before the import: another writer's newer version is not written over.
+  // Another writer's version newer than the failed one is not written over (Superseded), nor, read
+  // last, one from between the snapshot and the failed import, which the verify could not see.
   const overtaken = yield* latestBeforeImport(trail, name, previous, failed, alsoFailed)
   if (overtaken !== undefined) return overtaken
+  const undone = yield* othersSinceSnapshot(trail, request, previous, failed, alsoFailed)
+  if (undone !== undefined) return undone
   const imported = yield* trail.call("importVersion", vault.importVersion(importRequest)).pipe(Effect.result)
   let version: VaultVersion
   let alsoOurs: ReadonlyArray<VaultVersion> = []

@@ -692,8 +692,9 @@ describe("deploy invariants (property)", () => {
       ["Succeeded", 3],
       ["Succeeded", 3],
       ["Skipped", 1],
-      // 3 + getVersionSecret + the latest read again before the rollback import + rollback import + rollback verify
-      ["RolledBack", 7],
+      // 3 + getVersionSecret + the latest read again and the version list before the rollback
+      // import + rollback import + rollback verify
+      ["RolledBack", 8],
     ])
   })
 })

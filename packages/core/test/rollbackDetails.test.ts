@@ -345,7 +345,8 @@ describe("a rollback import whose answer was lost", () => {
           const vault = yield* InMemoryVaultHandle
           yield* seedManaged(oldCert.material)
           vault.script("importVersion", Fault.alter("drop-tags"), Fault.afterWrite)
-          vault.script("listVersions", ...Fault.repeat(5, Fault.fail("Unavailable")))
+          // The list read before the rollback's import passes; the reconciliation's lists fail.
+          vault.script("listVersions", Fault.pass, ...Fault.repeat(5, Fault.fail("Unavailable")))
           const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
           assert.match(o.reason, /rollback import outcome unknown and the versions could not be listed/)
           assert.isUndefined(o.rollbackVersionId)

@@ -5,6 +5,7 @@
  * (Stryker) changed the code it covers and the suite still passed.
  */
 import { assert, describe, it } from "@effect/vitest"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { TestClock } from "effect/testing"
 import {
@@ -26,6 +27,7 @@ import {
   expectTag,
   fresh,
   lostImportAndItsDuplicate,
+  managedTags,
   NAME,
   request,
   runDeploy,
@@ -195,6 +197,148 @@ describe("the rollback's last read before its import", () => {
         }),
       ),
   )
+})
+
+describe("another writer's version from between the snapshot and the failed import", () => {
+  /**
+   * The Vault port whose first import lands after another writer's import of `foreign`: the other
+   * writer `after` the snapshot (in its second with "0 seconds"), the deploy's import a second later.
+   */
+  const foreignBeforeOurImport = (after: Duration.Input = "2 seconds") =>
+    Effect.gen(function* () {
+      const vault = yield* InMemoryVaultHandle
+      const port = yield* Vault
+      let imports = 0
+      return {
+        ...port,
+        importVersion: (req: Parameters<(typeof Vault)["Service"]["importVersion"]>[0]) =>
+          ++imports > 1
+            ? port.importVersion(req)
+            : Effect.gen(function* () {
+                yield* TestClock.adjust(after)
+                yield* vault.seed(NAME, foreign.material, { writer: "foreign", tags: { owner: "ops" } })
+                yield* TestClock.adjust("1 second")
+                return yield* port.importVersion(req)
+              }),
+      } satisfies (typeof Vault)["Service"]
+    })
+
+  it.effect("the verify finds ours wrong: no rollback over it, RollbackFailed naming it", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const metrics = yield* MetricsRecorder
+        const snapshot = yield* seedManaged(oldCert.material)
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const port = yield* foreignBeforeOurImport()
+        const o = expectTag(
+          yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
+          "RollbackFailed",
+        )
+        const other = vault.versions(NAME).find((v) => v.writer === "foreign")
+        assert.isDefined(other)
+        // The snapshot's certificate was not put back over the other writer's: the vault serves ours
+        // (the failed version, newer than it), and no rollback version exists.
+        assert.strictEqual(vault.latest(NAME)?.versionId, o.failedVersionId)
+        assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+        assert.isUndefined(vault.versions(NAME).find((v) => v.tags[ROLLBACK_OF_TAG] !== undefined))
+        assert.isUndefined(o.rollbackVersionId)
+        assert.include(
+          o.reason,
+          `another writer imported a version after the snapshot (${snapshot.versionId}) was read: ${other?.versionId}`,
+        )
+        assert.include(o.reason, "so no rollback was written")
+        assert.include(
+          o.decisions,
+          `rollback: another writer imported ${other?.versionId} since the snapshot; not written`,
+        )
+        assert.strictEqual(metrics.count("rollback", "also_failed"), 1)
+      }),
+    ),
+  )
+
+  it.effect(
+    "the versions cannot be listed before the rollback's import: RollbackFailed, nothing written",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          vault.script("listVersions", ...Fault.repeat(10, Fault.fail("Forbidden")))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+          assert.match(
+            o.reason,
+            /versions could not be listed just before the rollback's import, so no rollback was written/,
+          )
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+          assert.isUndefined(vault.versions(NAME).find((v) => v.tags[ROLLBACK_OF_TAG] !== undefined))
+          assert.include(
+            o.decisions,
+            "rollback: the versions could not be listed before the import (VaultForbidden); not written",
+          )
+        }),
+      ),
+  )
+
+  it.effect(
+    "another writer's version from the snapshot's own second could be newer: RollbackFailed, nothing written",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          const port = yield* foreignBeforeOurImport("0 seconds")
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
+            "RollbackFailed",
+          )
+          const other = vault.versions(NAME).find((v) => v.writer === "foreign")
+          assert.strictEqual(other?.createdAt.getTime(), vault.versions(NAME)[0]?.createdAt.getTime())
+          assert.include(o.reason, `was read: ${other?.versionId}`)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+        }),
+      ),
+  )
+
+  for (const [what, seedEarlier] of [
+    [
+      "this certificate's earlier deploy (kvdeploy's tags, this certificate id)",
+      (vault: (typeof InMemoryVaultHandle)["Service"]) =>
+        Effect.gen(function* () {
+          yield* vault.seed(NAME, foreign.material, { tags: managedTags })
+          return yield* vault.seed(NAME, oldCert.material, { tags: managedTags })
+        }),
+    ],
+    [
+      "the version the snapshot rolled back (another writer's)",
+      (vault: (typeof InMemoryVaultHandle)["Service"]) =>
+        Effect.gen(function* () {
+          const undone = yield* vault.seed(NAME, foreign.material, {
+            writer: "foreign",
+            tags: { owner: "ops" },
+          })
+          return yield* vault.seed(NAME, oldCert.material, {
+            tags: { ...managedTags, [ROLLBACK_OF_TAG]: undone.versionId },
+          })
+        }),
+    ],
+  ] as const)
+    it.effect(`a version of the snapshot's own second that is ${what} is taken for older: RolledBack`, () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const snapshot = yield* seedEarlier(vault)
+          assert.strictEqual(vault.versions(NAME)[0]?.createdAt.getTime(), snapshot.createdAt.getTime())
+          yield* TestClock.adjust("3 seconds")
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
+          assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+          assert.strictEqual(vault.latest(NAME)?.tags[ROLLBACK_OF_TAG], o.failedVersionId)
+        }),
+      ),
+    )
 })
 
 describe("the rollback's verify", () => {
