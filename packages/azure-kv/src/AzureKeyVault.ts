@@ -652,6 +652,39 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       : Effect.flatMap(keyFactsOf(request), (keyFacts) => importWith(request, keyFacts))
 
   const noPrivateKey = (detail: string) => new VaultNoPrivateKey({ operation: "getVersionSecret", detail })
+  /**
+   * A backing secret that holds a private key but no certificate the key belongs to. Key Vault
+   * imports no such pair (it checks the key against the certificates), so it is an answer Key Vault
+   * does not send: malformed, and never "no private key" (the key is there, so it was exportable),
+   * which the rollback and doctor would repeat as "not exportable". PFX and PEM alike.
+   */
+  const keyOfNoCertificate = (form: "PEM" | "PFX", name: string, versionId: string, held = "") =>
+    new VaultMalformedAnswer({
+      operation: "getVersionSecret",
+      detail: `the ${form} backing secret of ${name}/${versionId} holds a private key but no certificate it belongs to${held}, so the version cannot be restored from it (the key is there: it is not a key that cannot be exported). Key Vault imports no such pair, so a proxy or service between this machine and the vault may have changed the answer: restore the version from a copy of its certificate and key, or keep its key (key history: kvdeploy deploy --previous-key)`,
+    })
+  /**
+   * The material of a PEM backing secret: the leaf is the certificate the key belongs to, as the
+   * codec's PFX decode takes it (Key Vault serves the order an import with preserveCertOrder sent,
+   * so a CA can come first); the others are the chain, which the codec orders when it builds. The
+   * codec's inspection judges each pairing (its key/certificate check, the one its decode and
+   * encode make), the first certificate first: the usual leaf, whose analysis the build then
+   * reuses. `undefined`: the key belongs to none of them.
+   */
+  const pemMaterialByKey = Effect.fnUntraced(function* (
+    certificates: ReadonlyArray<Uint8Array>,
+    key: Redacted.Redacted<Uint8Array>,
+  ) {
+    for (const [i, leaf] of certificates.entries()) {
+      const material: CertificateMaterial = {
+        leaf,
+        chain: certificates.filter((_, j) => j !== i),
+        key,
+      }
+      if ((yield* codec.inspect(material)).keyMatchesLeaf) return material
+    }
+    return undefined
+  })
 
   const getVersionSecret = Effect.fnUntraced(function* (name: string, versionId: string) {
     return yield* Effect.gen(function* () {
@@ -681,16 +714,29 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       let pfx: Uint8Array
       if (pem) {
         const certs = pemBlocks(value, "CERTIFICATE")
-        const keys = pemBlocks(value, "PRIVATE KEY")
-        const leaf = certs[0]
-        const key = keys[0]
+        const key = pemBlocks(value, "PRIVATE KEY")[0]
         if (key === undefined)
           return yield* noPrivateKey(
             `the PEM backing secret of ${name}/${versionId} has no PKCS#8 private key (the key is not exportable)`,
           )
-        if (leaf === undefined)
-          return yield* noPrivateKey(`the PEM backing secret of ${name}/${versionId} has no certificate`)
-        const material: CertificateMaterial = { leaf, chain: certs.slice(1), key: Redacted.make(key) }
+        const material = yield* pemMaterialByKey(certs, Redacted.make(key)).pipe(
+          Effect.mapError(
+            (e) =>
+              new VaultMalformedAnswer({
+                operation: "getVersionSecret",
+                detail: `the PEM backing secret of ${name}/${versionId} cannot be read: ${e.message}`,
+              }),
+          ),
+        )
+        if (material === undefined)
+          return yield* keyOfNoCertificate(
+            "PEM",
+            name,
+            versionId,
+            certs.length === 0
+              ? " (it holds no certificate)"
+              : ` (${certs.length === 1 ? "1 certificate" : `${certs.length} certificates`}, none of them the key's)`,
+          )
         pfx = yield* codec
           .encode(material, { encoding: "modern", password: blank })
           .pipe(
@@ -704,11 +750,13 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
           .decode(pfx, blank)
           .pipe(
             Effect.mapError((e) =>
-              noPrivateKey(
-                e.reason === "no-key"
-                  ? `the backing secret of ${name}/${versionId} holds no private key (the key is not exportable)`
-                  : `the backing secret of ${name}/${versionId} cannot be read as a PFX (${e.reason})`,
-              ),
+              e.reason === "no-certificate"
+                ? keyOfNoCertificate("PFX", name, versionId)
+                : noPrivateKey(
+                    e.reason === "no-key"
+                      ? `the backing secret of ${name}/${versionId} holds no private key (the key is not exportable)`
+                      : `the backing secret of ${name}/${versionId} cannot be read as a PFX (${e.reason})`,
+                  ),
             ),
           )
       }

@@ -1,0 +1,281 @@
+/**
+ * A PEM backing secret whose leaf is not its first certificate, over the real SDKs against the
+ * emulator. Key Vault keeps the order an import sent when it was imported with
+ * `preserveCertOrder: true`, so a CA can come first; the leaf is the certificate the private key
+ * belongs to, as a PFX's is. A secret whose key belongs to none of its certificates is not a key
+ * that cannot be exported: it is said for what it is, as the same PFX is.
+ */
+import { spawnSync } from "node:child_process"
+import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { TokenCredential } from "@azure/core-auth"
+import type { PipelinePolicy } from "@azure/core-rest-pipeline"
+import { CertificateClient } from "@azure/keyvault-certificates"
+import { SecretClient } from "@azure/keyvault-secrets"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { type CertificateMaterial, type DeployOutcome, type TargetConfig, Vault } from "@kvdeploy/core"
+import type { Emulator } from "@kvdeploy/kv-emulator"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import {
+  credentialFor,
+  deployOnce,
+  fastReads,
+  startEmulator,
+  targetFor,
+  worldLayer,
+} from "./support/emulator.js"
+import { generateKey, type Issuer, issue, makeCa, makeMaterial, toPem, x5tOf } from "./support/pki.js"
+
+const VAULT = "pemleaf"
+const PEM = "application/x-pem-file"
+const opensslPresent = spawnSync("openssl", ["version"], { stdio: "ignore" }).status === 0
+
+let emulator: Emulator
+let root: Issuer
+let credential: TokenCredential
+let secrets: SecretClient
+let orderKeeping: CertificateClient
+
+/**
+ * Another tool's PEM import with `preserveCertOrder: true` and a PEM policy: the SDK (4.9.0-4.10.3)
+ * puts neither on the wire, so this per-call policy writes them into the request's body.
+ */
+const preserveCertOrder: PipelinePolicy = {
+  name: "preserveCertOrder",
+  sendRequest(request, next) {
+    if (request.method === "POST" && /\/import/.test(request.url) && typeof request.body === "string") {
+      const body = JSON.parse(request.body)
+      body.policy = {
+        key_props: { exportable: true, kty: "EC", crv: "P-256", reuse_key: false },
+        secret_props: { contentType: PEM },
+      }
+      body.preserveCertOrder = true
+      request.body = JSON.stringify(body)
+    }
+    return next(request)
+  },
+}
+
+beforeAll(async () => {
+  emulator = await startEmulator({ vaults: [VAULT] })
+  root = await makeCa("CN=kvdeploy pemleaf Root CA")
+  credential = await Effect.runPromise(credentialFor(emulator, targetFor(emulator, VAULT, "any")))
+  const options = { tlsOptions: { ca: emulator.caPem }, disableChallengeResourceVerification: true }
+  secrets = new SecretClient(emulator.vault(VAULT).url, credential, options)
+  orderKeeping = new CertificateClient(emulator.vault(VAULT).url, credential, {
+    ...options,
+    additionalPolicies: [{ policy: preserveCertOrder, position: "perCall" }],
+  })
+})
+afterAll(() => emulator?.stop())
+
+const versionsOf = (name: string) => emulator.state.versions(VAULT, name) ?? []
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex")
+const certificatesOf = (text: string) =>
+  [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) =>
+    hex(new Uint8Array(new X509Certificate(m[0]).raw)),
+  )
+
+/** A leaf under an intermediate under `root`: chain leaf-first (intermediate, root). */
+const issuedUnderIntermediate = (): Effect.Effect<CertificateMaterial> =>
+  Effect.promise(async () => {
+    const intermediateKey = await generateKey("P-256")
+    const intermediateName = "CN=kvdeploy pemleaf Intermediate CA"
+    const intermediate = await issue({
+      subject: intermediateName,
+      key: intermediateKey,
+      issuer: root,
+      ca: true,
+    })
+    const key = await generateKey("P-256")
+    const leaf = await issue({
+      subject: "CN=app.example.test",
+      key,
+      issuer: { name: intermediateName, key: intermediateKey },
+      ca: false,
+      sans: [{ type: "dns", value: "app.example.test" }],
+    })
+    return { leaf, chain: [intermediate, root.der], key: Redacted.make(key.pkcs8) }
+  })
+
+/** Imported by another tool as PEM, root first and the leaf last, its order kept, with kvdeploy's tags. */
+const importRootFirst = (name: string, served: CertificateMaterial) =>
+  Effect.promise(() =>
+    orderKeeping.importCertificate(
+      name,
+      new TextEncoder().encode(
+        [
+          ...[...served.chain].reverse().map((c) => toPem("CERTIFICATE", c)),
+          toPem("CERTIFICATE", served.leaf),
+          toPem("PRIVATE KEY", Redacted.value(served.key)),
+        ].join(""),
+      ),
+      {
+        policy: { contentType: PEM },
+        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": `id-${name}` },
+      },
+    ),
+  )
+
+const deployTo = (target: TargetConfig, next: CertificateMaterial) =>
+  Effect.gen(function* () {
+    const outcome: DeployOutcome = yield* deployOnce(target, next, `id-${target.certificateName}`).pipe(
+      fastReads,
+    )
+    return outcome
+  }).pipe(Effect.provide(worldLayer(emulator, target, credential)))
+
+/** The backing secret of `name`'s latest version through a fresh adapter: its failure. */
+const secretFailure = (name: string) =>
+  Effect.gen(function* () {
+    const vault = yield* Vault
+    const latest = yield* vault.getLatest(name)
+    return yield* Effect.flip(vault.getVersionSecret(name, latest.versionId))
+  }).pipe(Effect.provide(worldLayer(emulator, targetFor(emulator, VAULT, name), credential)))
+
+/** The new version is disabled once written: verify finds it wrong, and the deploy rolls back. */
+const failNextImport = (name: string) =>
+  emulator.faults.add({
+    operation: "import",
+    vault: VAULT,
+    name,
+    times: 1,
+    action: { kind: "disableAfterCommit" },
+  })
+
+describe("a PEM backing secret whose leaf is not first", () => {
+  it.live(
+    "root first, leaf last (preserveCertOrder): the rollback restores the previous leaf with its chain, as PEM",
+    () =>
+      Effect.gen(function* () {
+        const name = "pem-root-first"
+        const served = yield* issuedUnderIntermediate()
+        yield* importRootFirst(name, served)
+        const previous = versionsOf(name).at(-1)
+        expect(previous?.contentType).toBe(PEM)
+        // The vault serves the order it was given: the root first, the leaf last.
+        const before = yield* Effect.promise(() =>
+          secrets.getSecret(name, { version: previous?.version ?? "" }),
+        )
+        expect(certificatesOf(before.value ?? "")).toEqual(
+          [root.der, served.chain[0], served.leaf].map((c) => hex(c ?? new Uint8Array())),
+        )
+
+        failNextImport(name)
+        const outcome = yield* deployTo(targetFor(emulator, VAULT, name), yield* issuedUnderIntermediate())
+        expect(outcome._tag, outcome.reason).toBe("RolledBack")
+        if (outcome._tag !== "RolledBack") return
+        expect(outcome.rollbackSource).toBe("backing-secret")
+
+        const restored = versionsOf(name).at(-1)
+        expect(restored?.version).toBe(outcome.rollbackVersionId)
+        expect(restored?.x5t).toBe(yield* Effect.promise(() => x5tOf(served.leaf)))
+        expect(restored?.contentType).toBe(PEM)
+        // Its backing secret: the previous leaf, then its chain in issuer order, and the key.
+        const secret = yield* Effect.promise(() =>
+          secrets.getSecret(name, { version: restored?.version ?? "" }),
+        )
+        expect(secret.properties.contentType).toBe(PEM)
+        expect(certificatesOf(secret.value ?? "")).toEqual([served.leaf, ...served.chain].map(hex))
+        const key = /-----BEGIN PRIVATE KEY-----[\s\S]*?-----END PRIVATE KEY-----/.exec(
+          secret.value ?? "",
+        )?.[0]
+        expect(
+          createPublicKey(createPrivateKey(key ?? "")).equals(new X509Certificate(served.leaf).publicKey),
+        ).toBe(true)
+      }),
+  )
+
+  it.live(
+    "a PEM secret whose key belongs to none of its certificates is said for what it is, not 'not exportable'",
+    () =>
+      Effect.gen(function* () {
+        const name = "pem-key-of-none"
+        const ca = yield* Effect.promise(() => makeCa())
+        const served = yield* Effect.promise(() => makeMaterial(ca))
+        yield* importRootFirst(name, served)
+        // An answer changed on its way (Key Vault imports no such pair): another key's PEM block.
+        const stranger = yield* Effect.promise(() => makeMaterial(ca))
+        const value = [
+          toPem("CERTIFICATE", ca.der),
+          toPem("CERTIFICATE", served.leaf),
+          toPem("PRIVATE KEY", Redacted.value(stranger.key)),
+        ].join("")
+        emulator.faults.add({
+          operation: "getSecret",
+          vault: VAULT,
+          name,
+          times: "always",
+          action: { kind: "setFields", fields: { value } },
+        })
+        const failure = yield* secretFailure(name)
+        expect(failure._tag).toBe("VaultMalformedAnswer")
+        expect(failure.message).not.toMatch(/not exportable|holds no private key/)
+        expect(failure.message).toMatch(
+          /the PEM backing secret of pem-key-of-none\/\S+ holds a private key but no certificate it belongs to \(2 certificates, none of them the key's\)/,
+        )
+        expect(failure.message).toMatch(/keep its key \(key history: kvdeploy deploy --previous-key\)/)
+
+        // A rollback over it: RollbackFailed, with the same words, never "not exportable".
+        failNextImport(name)
+        const outcome = yield* deployTo(
+          targetFor(emulator, VAULT, name),
+          yield* Effect.promise(() => makeMaterial(ca)),
+        )
+        emulator.faults.clear()
+        expect(outcome._tag, outcome.reason).toBe("RollbackFailed")
+        // The failed import is the one version the deploy added: no rollback was written.
+        expect(versionsOf(name)).toHaveLength(2)
+        expect(outcome.reason).not.toMatch(/not exportable/)
+        expect(outcome.reason).toMatch(/holds a private key but no certificate it belongs to/)
+      }),
+  )
+
+  it.live.skipIf(!opensslPresent && process.env.CI !== "true")(
+    "a PFX backing secret whose key belongs to none of its certificates is said in the same words",
+    () =>
+      Effect.gen(function* () {
+        const name = "pfx-key-of-none"
+        const ca = yield* Effect.promise(() => makeCa())
+        const served = yield* Effect.promise(() => makeMaterial(ca))
+        const first = yield* deployTo(targetFor(emulator, VAULT, name), served)
+        expect(first._tag, first.reason).toBe("Succeeded")
+        // No encoder of the project pairs a key with a certificate it does not match (I4): OpenSSL
+        // writes the key's PFX with another key's certificate as an extra certificate. The key goes
+        // on its standard input (-nocerts keeps its key); only the certificate is a file.
+        const stranger = yield* Effect.promise(() => makeMaterial(ca))
+        const dir = mkdtempSync(join(tmpdir(), "pemleaf-"))
+        let pfx: Buffer
+        try {
+          writeFileSync(join(dir, "cert.pem"), toPem("CERTIFICATE", served.leaf))
+          const made = spawnSync(
+            "openssl",
+            ["pkcs12", "-export", "-nocerts", "-certfile", join(dir, "cert.pem"), "-passout", "pass:"],
+            { input: toPem("PRIVATE KEY", Redacted.value(stranger.key)) },
+          )
+          expect(made.status, made.stderr.toString()).toBe(0)
+          pfx = made.stdout
+        } finally {
+          rmSync(dir, { recursive: true, force: true })
+        }
+        emulator.faults.add({
+          operation: "getSecret",
+          vault: VAULT,
+          name,
+          times: "always",
+          action: { kind: "setFields", fields: { value: pfx.toString("base64") } },
+        })
+        const failure = yield* secretFailure(name)
+        emulator.faults.clear()
+        expect(failure._tag).toBe("VaultMalformedAnswer")
+        expect(failure.message).not.toMatch(/not exportable|holds no private key/)
+        expect(failure.message).toMatch(
+          /the PFX backing secret of pfx-key-of-none\/\S+ holds a private key but no certificate it belongs to/,
+        )
+        expect(failure.message).toMatch(/keep its key \(key history: kvdeploy deploy --previous-key\)/)
+      }),
+  )
+})
