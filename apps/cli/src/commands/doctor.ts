@@ -516,6 +516,15 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
             "permitted, but the backing secret holds no private key (not exportable): rollback needs key history",
           fix: "import with an exportable key (kvdeploy does), or keep the previous key",
         })
+      } else if (secret.failure._tag === "VaultMalformedAnswer") {
+        // Read, but not material a rollback can restore (a key that belongs to none of the secret's
+        // certificates, say): the message says what it holds; a retry gets the same answer.
+        yield* add({
+          check: "secrets/get",
+          status: "warn",
+          detail: secret.failure.message,
+          fix: "a rollback to this version cannot use its backing secret: keep its key (kvdeploy deploy --previous-key), and find what between this machine and the vault changes Key Vault's answers (a proxy, or a service at vault_url that is not Key Vault); retrying gets the same answer",
+        })
       } else if (secret.failure._tag === "VaultForbidden") {
         const refusal = secret.failure.refusal
         yield* add({

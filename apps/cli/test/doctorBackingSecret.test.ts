@@ -1,0 +1,134 @@
+/**
+ * `kvdeploy doctor`'s secrets/get check (the built CLI) over a PEM backing secret: one whose leaf
+ * is not its first certificate (another tool imported it with `preserveCertOrder: true`, root
+ * first) is readable and restorable, not "not exportable"; one whose key belongs to none of its
+ * certificates is said for what it is, with what to do instead of "retry".
+ */
+
+import type { PipelinePolicy } from "@azure/core-rest-pipeline"
+import { ClientSecretCredential } from "@azure/identity"
+import { CertificateClient } from "@azure/keyvault-certificates"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Fixtures, makeFixtures } from "./fixtures.js"
+import { json, runCli, startWorld, type World } from "./harness.js"
+
+const PEM = "application/x-pem-file"
+
+let world: World
+let fx: Fixtures
+let orderKeeping: CertificateClient
+
+/**
+ * Another tool's PEM import with `preserveCertOrder: true`: the SDK (4.9.0-4.10.3) puts neither it
+ * nor the policy on the wire, so this per-call policy writes them into the request's body.
+ */
+const preserveCertOrder: PipelinePolicy = {
+  name: "preserveCertOrder",
+  sendRequest(request, next) {
+    if (request.method === "POST" && /\/import/.test(request.url) && typeof request.body === "string") {
+      const body = JSON.parse(request.body)
+      body.policy = {
+        key_props: { exportable: true, kty: "EC", crv: "P-256", reuse_key: false },
+        secret_props: { contentType: PEM },
+      }
+      body.preserveCertOrder = true
+      request.body = JSON.stringify(body)
+    }
+    return next(request)
+  },
+}
+
+beforeAll(async () => {
+  ;[world, fx] = await Promise.all([startWorld("cli-doctor-secret"), makeFixtures()])
+  const env = world.emulator.env.clientSecret
+  orderKeeping = new CertificateClient(
+    world.emulator.vault(world.vault).url,
+    new ClientSecretCredential(
+      env.AZURE_TENANT_ID ?? "",
+      env.AZURE_CLIENT_ID ?? "",
+      env.AZURE_CLIENT_SECRET ?? "",
+      {
+        authorityHost: world.emulator.authorityHost,
+        disableInstanceDiscovery: true,
+      },
+    ),
+    {
+      disableChallengeResourceVerification: true,
+      additionalPolicies: [{ policy: preserveCertOrder, position: "perCall" }],
+    },
+  )
+}, 60_000)
+afterAll(async () => {
+  await world?.stop()
+})
+
+interface Check {
+  readonly check: string
+  readonly status: string
+  readonly detail: string
+  readonly fix?: string
+}
+
+/** Imported as PEM root first, the leaf after its chain, the order kept, with kvdeploy's tags. */
+const importRootFirst = async (name: string) => {
+  const leaf = await fx.leaf()
+  const text = fx.pki.root.certPem + fx.pki.intermediate.certPem + leaf.certPem + leaf.keyPem
+  await orderKeeping.importCertificate(name, new TextEncoder().encode(text), {
+    policy: { contentType: PEM },
+    tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": `id-${name}` },
+  })
+  return leaf
+}
+
+const secretsCheck = async (name: string) => {
+  const r = await runCli(["doctor", "--config", world.targetFile(name), "--json"], { env: world.env })
+  const check = json<{ checks: Array<Check> }>(r).checks.find((c) => c.check === "secrets/get")
+  return { code: r.code, check }
+}
+
+describe("doctor's secrets/get over a PEM backing secret", () => {
+  it("root first, the leaf last (preserveCertOrder): readable, a rollback can restore it; not 'not exportable'", async () => {
+    const name = "doctor-root-first"
+    await importRootFirst(name)
+    const served = world.emulator.state.versions(world.vault, name)?.at(-1)
+    expect(served?.contentType).toBe(PEM)
+    const { code, check } = await secretsCheck(name)
+    expect(code).toBe(0)
+    expect(check).toEqual({
+      check: "secrets/get",
+      status: "pass",
+      detail: "the backing secret is readable (rollback can restore the previous PFX)",
+    })
+  })
+
+  it("a key that belongs to none of its certificates: warned for what it holds, with what to do", async () => {
+    const name = "doctor-key-of-none"
+    await importRootFirst(name)
+    // An answer changed on its way (Key Vault imports no such pair): another leaf's key.
+    const stranger = await fx.leaf()
+    const value = fx.pki.root.certPem + fx.pki.intermediate.certPem + stranger.keyPem
+    const fault = world.emulator.faults.add({
+      operation: "getSecret",
+      vault: world.vault,
+      name,
+      times: "always",
+      action: { kind: "setFields", fields: { value } },
+    })
+    try {
+      const { code, check } = await secretsCheck(name)
+      // A warning: a deploy works; a rollback to this version cannot use its secret.
+      expect(code).toBe(0)
+      expect(check?.status).toBe("warn")
+      expect(check?.detail).not.toMatch(/not exportable|holds no private key/)
+      expect(check?.detail).toMatch(
+        /the PEM backing secret of doctor-key-of-none\/\S+ holds a private key but no certificate it belongs to \(2 certificates, none of them the key's\)/,
+      )
+      expect(check?.fix).toMatch(
+        /^a rollback to this version cannot use its backing secret: keep its key \(kvdeploy deploy --previous-key\)/,
+      )
+      expect(check?.fix).not.toMatch(/^retry/)
+    } finally {
+      world.emulator.faults.remove(fault)
+    }
+  })
+})
