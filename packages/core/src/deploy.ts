@@ -645,8 +645,10 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   trail.note(`recovered: ${restored.versionId}`)
   const early = judgeExisting(request, trail, restored, newX5t, tags)
   if (early !== undefined) return early
+  // Judged again when the recovery brought back another version than the one judged before it
+  // (another writer's import as soon as it took effect, say).
   const replaced = yield* judgeReplaced(request, trail, restored, {
-    previousKey: !judgedBefore,
+    previousKey: !judgedBefore || restored.versionId !== before?.versionId,
     deleted: false,
   })
   if (replaced !== undefined) return replaced

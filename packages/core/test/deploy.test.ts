@@ -826,6 +826,44 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
     )
 })
 
+describe("a recovery that brings back another version than the one judged before it", () => {
+  const other = issue({ seed: "recovered-other", issuer: ca })
+  const recover = target({ on_soft_deleted: "recover" })
+  it.effect("the caller's previous key is judged again, on the version recovered: Rejected", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        yield* vault.softDelete(NAME)
+        // Another writer (kvdeploy's tags) imports as soon as the recovery took effect: the recovery's
+        // read serves its version, not the one the deleted certificate's answer named.
+        const port = yield* Vault
+        const racing: (typeof Vault)["Service"] = {
+          ...port,
+          recoverDeleted: (name) =>
+            port
+              .recoverDeleted(name)
+              .pipe(
+                Effect.andThen(vault.seed(NAME, other.material, { tags: managedTags })),
+                Effect.andThen(port.getLatest(name)),
+              ),
+        }
+        const o = expectTag(
+          yield* runDeploy(request(newCert.material, { previousKey: oldCert.material.key }, recover)).pipe(
+            Effect.provideService(Vault, racing),
+          ),
+          "Rejected",
+        )
+        assert.strictEqual(o.problems[0]?.field, "previousKey")
+        assert.match(o.reason, /cannot restore the version the vault serves now/)
+        assert.strictEqual(o.recovered, "recovered")
+        assert.strictEqual(vault.latest(NAME)?.x5t, other.x5t)
+        assert.strictEqual(vault.calls().byOperation.importVersion, 1) // the first, refused with 409
+      }),
+    ),
+  )
+})
+
 describe("one retry loop: reads the adapter already retried are not retried again", () => {
   it.effect("the snapshot read unavailable after the adapter's retries: Failed at once, 1 read", () =>
     fresh(
