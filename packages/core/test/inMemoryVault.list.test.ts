@@ -262,3 +262,36 @@ describe("InMemoryVault StaleRead on the version list and the deleted certificat
       ),
   )
 })
+
+describe("InMemoryVault listVersions answers as Key Vault", () => {
+  it.effect(
+    "a name that never held a certificate lists no versions (200, not 404); a soft-deleted one is not found; a recovered one lists its versions",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          const recorder = yield* MetricsRecorder
+          const tagsOf = (e: Effect.Effect<unknown, { readonly _tag: string }>) =>
+            Effect.match(e, { onFailure: (f) => f._tag, onSuccess: () => "ok" })
+          // Key Vault's (and the emulator's) answer for a name with no certificate: an empty page.
+          assert.deepStrictEqual(yield* port.listVersions("never-held"), [])
+          assert.deepStrictEqual(vault.callLog().at(-1), { operation: "listVersions", outcome: "ok" })
+          assert.strictEqual(recorder.count("vaultRequest", "listVersions:ok"), 1)
+          // Its latest is still not found: only the list answers empty.
+          assert.strictEqual(yield* tagsOf(port.getLatest("never-held")), "VaultNotFound")
+          const [first] = yield* seedNamed(["held"])
+          yield* vault.softDelete("held")
+          assert.strictEqual(yield* tagsOf(port.listVersions("held")), "VaultNotFound")
+          yield* port.recoverDeleted("held")
+          assert.deepStrictEqual(
+            (yield* port.listVersions("held")).map((v) => v.versionId),
+            [first?.versionId],
+          )
+          // A scripted NotFound is still a 404, for tests that need one.
+          vault.script("listVersions", Fault.fail("NotFound"))
+          assert.strictEqual(yield* tagsOf(port.listVersions("never-held")), "VaultNotFound")
+        }),
+      ),
+  )
+})

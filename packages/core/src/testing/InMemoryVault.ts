@@ -14,7 +14,9 @@
  * Like Key Vault (and the emulator), creation times are whole seconds (the
  * Clock truncated), version ids are opaque (not in creation order), and
  * `listVersions` answers in version-id order, not creation order: versions
- * created within one second cannot be ordered by anything a client sees.
+ * created within one second cannot be ordered by anything a client sees. A name
+ * that never held a certificate lists no versions (an empty list, not
+ * `VaultNotFound`); a soft-deleted certificate's list is `VaultNotFound`.
  *
  * Faults are scripted per operation and consumed one per call:
  * - `Fail`: a definite error before anything happens (NotFound, Forbidden,
@@ -524,6 +526,11 @@ const make = Effect.gen(function* () {
     listVersions: (name) =>
       call("listVersions", name, (_alter, stale) => {
         const stored = certificates.get(name)
+        // A name that holds no certificate, never having held one, lists no versions: 200 with an
+        // empty list, as Key Vault answers (the SDK's recorded "list certificate versions,
+        // non-existing") and the emulator does; only a soft-deleted certificate's list is not found.
+        if (stored === undefined || (stored.deleted === undefined && stored.versions.length === 0))
+          return Effect.succeed<ReadonlyArray<VaultVersion>>([])
         // A replica lagging behind the last delete lists the versions; behind the last recovery, none.
         const c =
           stale && stored?.deleted !== undefined && stored.versions.length > 0
