@@ -649,6 +649,66 @@ describe("deploy invariants (property)", () => {
     )
   })
 
+  it("a first deploy whose import's answer is lost: Failed at the reconcile step when it wrote nothing (step 5's not found), never Unverified", async () => {
+    const seen = new Map<string, number>()
+    await fc.assert(
+      fc.asyncProperty(
+        fc.tuple(arbScenario, fc.boolean()).map(([s, foreign]): Scenario & { readonly foreign: boolean } => ({
+          ...s,
+          // A name that never held a certificate: the snapshot reads not found, the version list
+          // answers as Key Vault does (empty, 200), or lists another writer's import made meanwhile.
+          history: [],
+          softDeleted: false,
+          newCert: "fresh",
+          callerKey: "none",
+          deleteRace: "none",
+          lagAtReconcile: false,
+          alterImport: undefined,
+          foreign,
+          faults: {
+            ...noFaults,
+            importVersion: [s.importLost === "after-write" ? Fault.afterWrite : Fault.fail("Ambiguous")],
+            listVersions: foreign ? [Fault.foreignImport(foreignPool[0]!.material, { owner: "other" })] : [],
+          },
+        })),
+        async (s) => {
+          // The invariants are checked in runScenario.
+          const { outcome } = await Effect.runPromise(runScenario(s))
+          const context = `${outcome._tag}: ${outcome.reason}\n${outcome.decisions.join("\n")}`
+          expect(outcome.previous, context).toBeUndefined()
+          if (s.importLost === "without-effect") {
+            // The list was read and holds nothing of this deploy's: the vault is unchanged by it (exit 1).
+            expect(outcome._tag, context).toBe("Failed")
+            if (outcome._tag === "Failed") {
+              expect(outcome.step, context).toBe("reconcile")
+              expect(outcome.error, context).toBe("VaultAmbiguous")
+            }
+            expect(outcome.decisions, context).toContain("reconcile: no new version in the version list")
+            expect(exitCodeOf(outcome), context).toBe(1)
+          } else if (!s.foreign) {
+            // Found in the list and verified.
+            expect(outcome._tag, context).toBe("Succeeded")
+          } else {
+            // Another writer's later import is latest: not written over (with no snapshot to bound
+            // the list, the version found may not be provably this deploy's: Unverified, not Superseded).
+            expect(["Superseded", "Unverified"], context).toContain(outcome._tag)
+          }
+          const key = `${s.importLost}${s.foreign ? " + foreign" : ""}: ${s.importLost === "after-write" && s.foreign ? "not rolled over" : outcome._tag}`
+          seen.set(key, (seen.get(key) ?? 0) + 1)
+        },
+      ),
+      { numRuns: Math.max(100, Math.floor(RUNS / 10)), seed: SEED },
+    )
+    expect([...seen.keys()].sort(), `${replay}; by case ${JSON.stringify(Object.fromEntries(seen))}`).toEqual(
+      [
+        "after-write + foreign: not rolled over",
+        "after-write: Succeeded",
+        "without-effect + foreign: Failed",
+        "without-effect: Failed",
+      ].sort(),
+    )
+  })
+
   it("without faults, every deploy ends as the contract's steps say (recovered, skipped, refused or imported)", async () => {
     const seen = new Map<string, number>()
     await fc.assert(
