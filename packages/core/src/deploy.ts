@@ -99,6 +99,11 @@ interface RunState {
   snapshotNotFoundAtMs?: number | undefined
   /** Whether the snapshot found no certificate (whether or not the answer said when). */
   snapshotNotFound?: boolean
+  /**
+   * Whether the reconcile's version list was read and listed no version at all (Key Vault's answer
+   * for a name that holds no certificate): nothing is served under the name.
+   */
+  reconcileListedNone?: boolean
   /** The content type of the import's secret, once the import's content is chosen. */
   contentType?: ImportedContentType | undefined
   /**
@@ -856,6 +861,7 @@ const reconcile = Effect.fnUntraced(function* (
   const match = candidates[0]
   if (match === undefined) {
     trail.note("reconcile: no new version in the version list")
+    state.reconcileListedNone = listed.success.length === 0
     // Nothing of this deploy's is there, so nothing was taken over either (as reconcileDeleted says).
     trail.adopted = false
     return {
@@ -1269,12 +1275,15 @@ export const deploy: (
     // a refused import the vault serves what the snapshot read (or a recovery brought back), and
     // nothing when the snapshot read none or the certificate is deleted (a soft-deleted name met,
     // whatever then failed; an import refused as deleted; a lost import found to have met a deleted
-    // certificate). The series an earlier run left no longer tells the truth then.
+    // certificate), or when a lost import's version list listed no version at all (a first deploy
+    // whose import did not take effect, as a refused one). The series an earlier run left no longer
+    // tells the truth then.
     const failed = outcome._tag === "Failed" && trail.recovered !== "unknown" ? outcome : undefined
     const servesNothing =
       failed !== undefined &&
       (failed.step === "soft-deleted" ||
-        (failed.step === "reconcile" && failed.error === "VaultConflictSoftDeleted") ||
+        (failed.step === "reconcile" &&
+          (failed.error === "VaultConflictSoftDeleted" || state.reconcileListedNone === true)) ||
         (failed.step === "import" &&
           (failed.error === "VaultConflictSoftDeleted" ||
             failed.code === "ObjectIsBeingDeleted" ||

@@ -426,10 +426,16 @@ const runScenario = (s: Scenario) =>
       context,
     ).toEqual([[outcome._tag, exitCodeOf(outcome)]])
     expect(metrics.count("deployAttempt"), context).toBe(1)
+    // The expiry series is removed only when the vault serves nothing under the name, unless the
+    // vault said so falsely (a scripted 404, "NotFound" in the call log, for a name that holds one).
+    const notServed = metrics.count("certificateNotServed")
+    const false404 = vault.callLog().some((r) => r.outcome === "NotFound")
+    if (notServed > 0 && !false404) expect(vault.latest(NAME), context).toBeUndefined()
     expect(metrics.count("deployAttempt", resultLabelOf(outcome._tag)), context).toBe(1)
     expect(outcome.vaultCalls, context).toBe(vault.calls().total)
     return {
       outcome,
+      notServed,
       overlapped: outcome.decisions.includes("pfx: built while the snapshot read was on its way"),
       // A lost import into a certificate another writer deleted, proven to have written nothing.
       deletedRefused: outcome.decisions.some((d) => d.startsWith("reconcile: soft-deleted while it served")),
@@ -673,9 +679,11 @@ describe("deploy invariants (property)", () => {
         })),
         async (s) => {
           // The invariants are checked in runScenario.
-          const { outcome } = await Effect.runPromise(runScenario(s))
+          const { outcome, notServed } = await Effect.runPromise(runScenario(s))
           const context = `${outcome._tag}: ${outcome.reason}\n${outcome.decisions.join("\n")}`
           expect(outcome.previous, context).toBeUndefined()
+          // Nothing served when nothing was written and no one else wrote: the expiry series removed.
+          expect(notServed, context).toBe(s.importLost === "without-effect" && !s.foreign ? 1 : 0)
           if (s.importLost === "without-effect") {
             // The list was read and holds nothing of this deploy's: the vault is unchanged by it (exit 1).
             expect(outcome._tag, context).toBe("Failed")

@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import { type DeployOutcome, exitCodeOf, withheldCertificateId } from "../src/index.js"
 import {
   AuditRecords,
+  type FailKind,
   Fault,
   InMemoryVaultHandle,
   issue,
@@ -255,6 +256,74 @@ describe("a vault that serves nothing", () => {
               setup(vault)
               expectTag(yield* runDeploy(request(newCert.material)), "Failed")
               assert.strictEqual(metrics.count("certificateNotServed"), 0)
+            }),
+          )
+        }
+      }),
+  )
+})
+
+describe("a first deploy that writes nothing", () => {
+  it.effect(
+    "an import refused, or lost and then not in the version list Key Vault answers empty: both end Failed, and both remove the expiry series (nothing is served)",
+    () =>
+      Effect.gen(function* () {
+        const scenarios: ReadonlyArray<readonly [string, "import" | "reconcile", FailKind]> = [
+          ["import refused", "import", "Forbidden"],
+          ["import's answer lost, the list empty", "reconcile", "Ambiguous"],
+        ]
+        for (const [label, step, kind] of scenarios) {
+          yield* fresh(
+            Effect.gen(function* () {
+              const vault = yield* InMemoryVaultHandle
+              const metrics = yield* MetricsRecorder
+              vault.script("importVersion", Fault.fail(kind))
+              const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+              assert.strictEqual(o.step, step, label)
+              assert.strictEqual(exitCodeOf(o), 1, label)
+              // True of the vault: nothing under the name, and the list was read (empty) for a lost answer.
+              assert.deepStrictEqual(vault.versions(NAME), [], label)
+              assert.strictEqual(
+                vault.calls().byOperation.listVersions,
+                step === "reconcile" ? 1 : undefined,
+                label,
+              )
+              assert.strictEqual(metrics.count("certificateExpiry"), 0, label)
+              assert.deepStrictEqual(
+                metrics.events().filter((e) => e.series === "certificateNotServed"),
+                [{ series: "certificateNotServed", label: `${target().vaultUrl}/${NAME}` }],
+                label,
+              )
+            }),
+          )
+        }
+      }),
+  )
+
+  it.effect(
+    "a lost import whose version list shows a version (another writer's, or the one served before) removes nothing: the vault serves it",
+    () =>
+      Effect.gen(function* () {
+        const scenarios: ReadonlyArray<
+          readonly [string, (vault: VaultHandle) => Effect.Effect<unknown, never, InMemoryVaultHandle>]
+        > = [
+          [
+            "another writer's import before the list",
+            (v) => Effect.sync(() => v.script("listVersions", Fault.foreignImport(foreignCert.material))),
+          ],
+          ["a version served before the deploy", () => seedManaged(oldCert.material)],
+        ]
+        for (const [label, setup] of scenarios) {
+          yield* fresh(
+            Effect.gen(function* () {
+              const vault = yield* InMemoryVaultHandle
+              const metrics = yield* MetricsRecorder
+              yield* setup(vault)
+              vault.script("importVersion", Fault.fail("Ambiguous"))
+              const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+              assert.strictEqual(o.step, "reconcile", label)
+              assert.isDefined(vault.latest(NAME), label)
+              assert.strictEqual(metrics.count("certificateNotServed"), 0, label)
             }),
           )
         }
