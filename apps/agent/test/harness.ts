@@ -339,17 +339,23 @@ export const oneDeploymentConfig = async (
 }
 
 /**
- * Resolves 0.3 s after the emulator answered the vault's first certificate read (its request log
- * has a request once it is answered): a deploy's import, begun right after that read, is then
- * under way, waiting for a delay fault.
+ * Resolves once a deploy's import has reached the emulator and waits in the `delay` fault the test
+ * put on the vault's imports: the fault counts a hit when the request arrives, before the delay.
+ * (Waiting a fixed time after the snapshot read instead let a slow machine send the signal before
+ * the import, and the test then saw no import to overlap.)
  */
 export const whileImporting = async (emulator: Emulator, vault: string): Promise<void> => {
+  const delays = () =>
+    emulator.faults
+      .list()
+      .filter((f) => f.operation === "import" && f.vault === vault && f.action.kind === "delay")
+  if (delays().length === 0)
+    throw new Error(`whileImporting: no delay fault on ${vault}'s imports to wait in`)
   const deadline = Date.now() + 20_000
-  while (emulator.requests.count({ vault, operation: "getLatest" }) === 0) {
-    if (Date.now() > deadline) throw new Error(`no deployment read ${vault} within 20 s`)
+  while (!delays().some((f) => f.hits > 0)) {
+    if (Date.now() > deadline) throw new Error(`no import reached ${vault} within 20 s`)
     await new Promise((r) => setTimeout(r, 20))
   }
-  await new Promise((r) => setTimeout(r, 300))
 }
 
 /** The metric's value from a Prometheus text page, or undefined. */
