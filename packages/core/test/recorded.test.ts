@@ -21,6 +21,16 @@ import { expectTag, fresh, NAME, request, runDeploy, seedManaged, target } from 
 /** The in-memory vault a scenario scripts. */
 type VaultHandle = (typeof InMemoryVaultHandle)["Service"]
 
+/** The run recorded the certificate as not served, once, and no expiry. */
+const assertOnlyNotServed = (metrics: (typeof MetricsRecorder)["Service"], label: string) => {
+  assert.strictEqual(metrics.count("certificateExpiry"), 0, label)
+  assert.deepStrictEqual(
+    metrics.events().filter((e) => e.series === "certificateNotServed"),
+    [{ series: "certificateNotServed", label: `${target().vaultUrl}/${NAME}` }],
+    label,
+  )
+}
+
 const ca = makeAuthority("recorded")
 const oldCert = issue({ seed: "rec-old", issuer: ca, notAfter: new Date(Date.UTC(2090, 0, 1)) })
 /** Another writer's certificate, with an expiry of its own. */
@@ -228,12 +238,7 @@ describe("a vault that serves nothing", () => {
               )
               assert.include(["soft-deleted", "import", "reconcile"], o.step, label)
               assert.isUndefined(vault.latest(NAME), label)
-              assert.strictEqual(metrics.count("certificateExpiry"), 0, label)
-              assert.deepStrictEqual(
-                metrics.events().filter((e) => e.series === "certificateNotServed"),
-                [{ series: "certificateNotServed", label: `${target().vaultUrl}/${NAME}` }],
-                label,
-              )
+              assertOnlyNotServed(metrics, label)
             }),
           )
         }
@@ -288,12 +293,7 @@ describe("a first deploy that writes nothing", () => {
                 step === "reconcile" ? 1 : undefined,
                 label,
               )
-              assert.strictEqual(metrics.count("certificateExpiry"), 0, label)
-              assert.deepStrictEqual(
-                metrics.events().filter((e) => e.series === "certificateNotServed"),
-                [{ series: "certificateNotServed", label: `${target().vaultUrl}/${NAME}` }],
-                label,
-              )
+              assertOnlyNotServed(metrics, label)
             }),
           )
         }
