@@ -54,8 +54,15 @@ const mallocSettings = {
 }
 
 describe("deployment files", () => {
-  const analyze = spawnSync("systemd-analyze", ["--version"], { encoding: "utf8" })
-  it.skipIf(analyze.error !== undefined)("the systemd unit passes systemd-analyze verify", () => {
+  // Skipped locally without systemd-analyze; with CI=true (.ci/run installs systemd) it runs and fails.
+  const analyzeSkipped =
+    spawnSync("systemd-analyze", ["--version"], { encoding: "utf8" }).error !== undefined &&
+    process.env.CI !== "true"
+  if (analyzeSkipped)
+    console.warn(
+      "\n!!! SKIPPING systemd-analyze verify of the unit: systemd-analyze is not installed (it fails instead when CI=true)\n",
+    )
+  it.skipIf(analyzeSkipped)("the systemd unit passes systemd-analyze verify", () => {
     const dir = mkdtempSync(join("/dev/shm", "kvdeploy-agent-unit-"))
     try {
       // verify checks that ExecStart's program exists: point it at the built agent for the check.
@@ -67,6 +74,10 @@ describe("deployment files", () => {
       const r = spawnSync("systemd-analyze", ["verify", join(dir, "kvdeploy-agent.service")], {
         encoding: "utf8",
       })
+      expect(
+        r.error,
+        "systemd-analyze is missing (Debian's systemd package); .ci/run installs it",
+      ).toBeUndefined()
       expect(r.status, r.stdout + r.stderr).toBe(0)
       expect(r.stderr).not.toMatch(/kvdeploy-agent\.service:\d+:/)
     } finally {
