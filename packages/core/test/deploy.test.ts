@@ -2207,6 +2207,48 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
       ),
   )
 
+  // The rollback's own reconciliation: a version tagged as the rollback of the failed version is
+  // ours only with the previous certificate's x5t and kvdeploy's managed-by tag.
+  for (const [decoy, material, withManagedBy] of [
+    ["another certificate tagged as the rollback of the failed version", () => newCert.material, true],
+    [
+      "the previous certificate tagged as the rollback, without kvdeploy's managed-by tag",
+      () => oldCert.material,
+      false,
+    ],
+  ] as const)
+    it.effect(`a rollback whose answer was lost: ${decoy} is not our rollback`, () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          // The new version is served without its tags (a mismatch), and the rollback's import is lost.
+          vault.script("importVersion", Fault.alter("drop-tags"), Fault.fail("Ambiguous"))
+          vault.script(
+            "listVersions",
+            Fault.foreignImport(material(), (versions) => ({
+              ...(withManagedBy ? { [MANAGED_BY_TAG]: "certctl" } : {}),
+              [CERTIFICATE_ID_TAG]: CERT_ID,
+              [ROLLBACK_OF_TAG]: versions.find(
+                (v) => v.writer === "deploy" && v.tags[MANAGED_BY_TAG] === undefined,
+              )?.versionId as string,
+            })),
+          )
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+          // The decoy is in the vault, served, and named as the rollback of the failed version.
+          const failed = vault
+            .versions(NAME)
+            .find((v) => v.writer === "deploy" && v.tags[MANAGED_BY_TAG] === undefined)
+          const foreign = vault.versions(NAME).find((v) => v.writer === "foreign")
+          assert.isDefined(failed)
+          assert.strictEqual(foreign?.tags[ROLLBACK_OF_TAG], failed?.versionId)
+          assert.strictEqual(vault.latest(NAME)?.versionId, foreign?.versionId)
+          assert.match(o.reason, /the rollback import did not take effect/)
+          assert.isUndefined(o.rollbackVersionId)
+        }),
+      ),
+    )
+
   it.effect(
     "two versions read as ours, and the one served is wrong: the failed version named is the one served",
     () =>
