@@ -2191,6 +2191,29 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
   )
 
   it.effect(
+    "a version of the same certificate with our certificate id but without kvdeploy's managed-by tag is not ours: Failed",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.fail("Ambiguous"))
+          // Another writer copies the certificate id, not the managed-by tag, while our import's answer is lost.
+          vault.script(
+            "listVersions",
+            Fault.foreignImport(newCert.material, { [CERTIFICATE_ID_TAG]: CERT_ID }),
+          )
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
+          assert.strictEqual(o.step, "reconcile")
+          const foreign = vault.versions(NAME).find((v) => v.writer === "foreign")
+          assert.strictEqual(foreign?.x5t, newCert.x5t)
+          assert.strictEqual(vault.latest(NAME)?.versionId, foreign?.versionId)
+          assert.strictEqual(vault.versions(NAME).length, 2)
+        }),
+      ),
+  )
+
+  it.effect(
     "a rollback whose answer was lost: the old certificate re-imported by another deploy (no certctl-rollback-of) is not our rollback",
     () =>
       fresh(
