@@ -3,6 +3,7 @@
  * SDKs and the real pkcs12 codec: what each answers, and what the emulator's
  * RBAC refusals become.
  */
+import { spawnSync } from "node:child_process"
 import type { TokenCredential } from "@azure/core-auth"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { SecretClient } from "@azure/keyvault-secrets"
@@ -23,6 +24,9 @@ import { credentialFor, startEmulator, targetFor, worldLayer } from "./support/e
 import { type Issuer, makeCa, makeMaterial, x5tOf } from "./support/pki.js"
 
 const VAULT = "ports"
+const opensslPresent = spawnSync("openssl", ["version"], { stdio: "ignore" }).status === 0
+if (!opensslPresent && process.env.CI !== "true")
+  console.warn("\n!!! SKIPPING the certificate-only PFX backing secret: openssl is not installed\n")
 let emulator: Emulator
 let ca: Issuer
 let rsaCa: Issuer
@@ -187,6 +191,56 @@ describe("Vault over the emulator", () => {
         }),
       ),
   )
+
+  // Key Vault serves a non-exportable key's PKCS#12 backing secret as a PFX holding only the
+  // certificates; the emulator serves PEM certificates instead (a known deviation), so the test
+  // above reaches the PEM path only. Here the emulator's answer carries such a PFX (OpenSSL's
+  // -nokeys, blank password), as Key Vault's would.
+  describe.skipIf(!opensslPresent && process.env.CI !== "true")("a backing secret that is a PFX", () => {
+    it.live(
+      "holding only the certificates (a non-exportable key, as Key Vault serves it): VaultNoPrivateKey, saying the key is not exportable",
+      () =>
+        run(
+          Effect.gen(function* () {
+            const vault = yield* Vault
+            const m = yield* Effect.promise(() => makeMaterial(ca))
+            const sealed = yield* importMaterial("sealed-pfx-app", m, false)
+            const pem = [m.leaf, ...m.chain]
+              .map(
+                (der) =>
+                  `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString("base64")}\n-----END CERTIFICATE-----\n`,
+              )
+              .join("")
+            const made = spawnSync("openssl", ["pkcs12", "-export", "-nokeys", "-passout", "pass:"], {
+              input: pem,
+            })
+            expect(made.status, made.stderr?.toString()).toBe(0)
+            const certsOnly = new Uint8Array(made.stdout)
+            // The PFX does hold the certificates and no key: the codec reads it as no-key.
+            const codec = yield* PfxCodec
+            expect((yield* Effect.flip(codec.decode(certsOnly, Redacted.make("")))).reason).toBe("no-key")
+            emulator.faults.add({
+              operation: "getSecret",
+              vault: VAULT,
+              name: "sealed-pfx-app",
+              times: 1,
+              action: {
+                kind: "setFields",
+                fields: {
+                  value: Buffer.from(certsOnly).toString("base64"),
+                  contentType: "application/x-pkcs12",
+                },
+              },
+            })
+            const error = yield* Effect.flip(vault.getVersionSecret("sealed-pfx-app", sealed.versionId))
+            expect(error._tag).toBe("VaultNoPrivateKey")
+            expect(error.message).toContain(
+              `the backing secret of sealed-pfx-app/${sealed.versionId} holds no private key (the key is not exportable)`,
+            )
+          }),
+        ),
+    )
+  })
 
   it.live(
     "RBAC refusals name what to grant: import needs Key Vault Certificates Officer, the backing secret secrets/get",
