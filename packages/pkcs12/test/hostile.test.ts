@@ -153,6 +153,24 @@ describe("hostile input ends in a tagged error", () => {
     }
   })
 
+  it("a PFX of another version than 3 is unsupported, naming the version, though it holds the same bags", async () => {
+    // The single-byte property below cannot tell: a decoder that ignored the version would give
+    // back the same material, which it accepts.
+    for (const version of [1, 2, 4]) {
+      const pfx = pkijs.PFX.fromBER(Uint8Array.from(valid.modern))
+      pfx.version = version
+      const r = await decodeResult(new Uint8Array(pfx.toSchema().toBER(false)))
+      expect(r._tag === "Failure" ? r.failure.reason : "decoded").toBe("unsupported")
+      if (r._tag === "Failure")
+        expect(r.failure.detail).toBe(`PFX version ${version} is not supported (only 3)`)
+    }
+    // The same rewrite with version 3 decodes: only the version was refused.
+    const three = pkijs.PFX.fromBER(Uint8Array.from(valid.modern))
+    three.version = 3
+    const same = await decodeResult(new Uint8Array(three.toSchema().toBER(false)))
+    expect(same._tag === "Success" ? hex(same.success.leaf) : same.failure.detail).toBe(hex(material.leaf))
+  })
+
   it("an absurd MAC iteration count is refused without running it", async () => {
     const withIterations = (n: number) => {
       const pfx = pkijs.PFX.fromBER(Uint8Array.from(valid.modern))
