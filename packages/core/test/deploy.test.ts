@@ -989,6 +989,44 @@ describe("Unverified (imported, cannot be read back: no rollback)", () => {
     ),
   )
 
+  // A 404 to the verify's read is read again as a stale answer is (a replica that has not seen the
+  // import yet), on the first read and on a later one alike; a 404 to the end says why.
+  for (const [when, faults, reads] of [
+    ["on its first read", [Fault.fail("NotFound")], 3],
+    ["after a stale read", [Fault.staleRead, Fault.fail("NotFound")], 4],
+  ] as const)
+    it.effect(`a verify read answered 404 ${when} is read again: Succeeded once the import shows`, () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("getLatest", Fault.pass, ...faults)
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+          assert.strictEqual(o.versionId, vault.latest(NAME)?.versionId)
+          assert.deepStrictEqual(vault.calls().byOperation, { getLatest: reads, importVersion: 1 })
+        }),
+      ),
+    )
+
+  it.effect(
+    "every verify read answered 404: Unverified, saying the certificate may have been deleted since",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("getLatest", Fault.pass, ...Array.from({ length: 5 }, () => Fault.fail("NotFound")))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+          assert.include(
+            o.reason,
+            "the vault says the certificate does not exist: it may have been deleted since the import",
+          )
+          assert.strictEqual(vault.versions(NAME).length, 2)
+          assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 6, importVersion: 1 })
+        }),
+      ),
+  )
+
   it.effect("an ambiguous import whose outcome cannot be established", () =>
     fresh(
       Effect.gen(function* () {
