@@ -28,10 +28,11 @@ afterEach(() => {
   for (const dir of roots.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 
+// `--completions bash` loads the command tree and exits 0 (--help and --version are answered without it).
 describe.skipIf(uid < 0)("the compile cache", () => {
   it("is written to the user's own directory, created with mode 0700", async () => {
     const tmp = freshTmp()
-    const r = await runCli(["--version"], { env: { TMPDIR: tmp } })
+    const r = await runCli(["--completions", "bash"], { env: { TMPDIR: tmp } })
     expect(r.code).toBe(0)
     const own = join(tmp, `kvdeploy-compile-cache-${uid}`)
     expect(statSync(own).mode & 0o777).toBe(0o700)
@@ -45,7 +46,7 @@ describe.skipIf(uid < 0)("the compile cache", () => {
     const own = join(tmp, `kvdeploy-compile-cache-${uid}`)
     mkdirSync(own)
     chmodSync(own, 0o777)
-    const r = await runCli(["--version"], { env: { TMPDIR: tmp } })
+    const r = await runCli(["--completions", "bash"], { env: { TMPDIR: tmp } })
     expect(r.code).toBe(0)
     expect(readdirSync(own)).toEqual([])
 
@@ -53,7 +54,7 @@ describe.skipIf(uid < 0)("the compile cache", () => {
     const target = join(other, "elsewhere")
     mkdirSync(target, { mode: 0o700 })
     symlinkSync(target, join(other, `kvdeploy-compile-cache-${uid}`))
-    const linked = await runCli(["--version"], { env: { TMPDIR: other } })
+    const linked = await runCli(["--completions", "bash"], { env: { TMPDIR: other } })
     expect(linked.code).toBe(0)
     expect(readdirSync(target)).toEqual([])
   })
@@ -61,7 +62,7 @@ describe.skipIf(uid < 0)("the compile cache", () => {
   it("leaves NODE_COMPILE_CACHE, when set, to Node", async () => {
     const tmp = freshTmp()
     const chosen = join(tmp, "chosen")
-    const r = await runCli(["--version"], { env: { TMPDIR: tmp, NODE_COMPILE_CACHE: chosen } })
+    const r = await runCli(["--completions", "bash"], { env: { TMPDIR: tmp, NODE_COMPILE_CACHE: chosen } })
     expect(r.code).toBe(0)
     expect(readdirSync(chosen, { recursive: true }).length).toBeGreaterThan(0)
     expect(existsSync(join(tmp, `kvdeploy-compile-cache-${uid}`))).toBe(false)

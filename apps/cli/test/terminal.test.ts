@@ -149,6 +149,7 @@ describe.skipIf(!hasScript)("on a terminal", () => {
       "verifying that the new version is served",
       "rolling back: reading the previous version's PFX",
       "rolling back: checking that no newer version came in meanwhile",
+      "rolling back: listing the versions since the snapshot",
       "rolling back: importing the previous certificate",
       "verifying that the restored version is served",
     ])

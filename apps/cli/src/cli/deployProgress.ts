@@ -13,6 +13,7 @@ const stepOf = {
   snapshot: "reading the version served now",
   verify: "verifying that the new version is served",
   rollbackCheck: "rolling back: checking that no newer version came in meanwhile",
+  rollbackList: "rolling back: listing the versions since the snapshot",
   rollbackVerify: "verifying that the restored version is served",
   import: "importing the new version",
   rollbackImport: "rolling back: importing the previous certificate",
@@ -40,7 +41,9 @@ export const withStepProgress = (vault: Vault["Service"], name: string): Vault["
         vault.getLatest(n),
       ),
     getVersion: (n, v) => say("version", vault.getVersion(n, v)),
-    listVersions: (n) => say("versions", vault.listVersions(n)),
+    // Before the rollback's import the list looks for another writer's version; after an import, it
+    // looks for what the import wrote.
+    listVersions: (n) => say(rollingBack && !restoring ? "rollbackList" : "versions", vault.listVersions(n)),
     importVersion: (request) =>
       Effect.suspend(() => {
         restoring = request.tags[ROLLBACK_OF_TAG] !== undefined
