@@ -25,6 +25,12 @@ let other: Issued
 let stranger: Issued
 const name = "verify-leaf"
 const hasOpenssl = spawnSync("openssl", ["version"]).status === 0
+// The OpenSSL checks are skipped locally without openssl; with CI=true (.ci/run installs it) they run, and fail.
+const opensslSkipped = !hasOpenssl && process.env.CI !== "true"
+if (opensslSkipped)
+  console.warn(
+    "\n!!! SKIPPING verify's OpenSSL checks: openssl is not installed (they fail instead when CI=true)\n",
+  )
 
 const x5tOf = (c: Issued) =>
   createHash("sha1").update(new Uint8Array(c.certificate.rawData)).digest("base64url")
@@ -47,6 +53,7 @@ interface ErrorDocument {
  * password, as OpenSSL exports it (its path).
  */
 const opensslPfx = (name: string, certificatesPem: string, keyPem?: string): string => {
+  if (!hasOpenssl) throw new Error("openssl is missing (Debian's openssl package); .ci/run installs it")
   const pfx = world.file(`${name}.pfx`, "")
   const made = spawnSync(
     "openssl",
@@ -268,7 +275,7 @@ describe("verify of a file whose private key deploy refuses: refused as deploy r
     expect(json<Verdict>(alone)).toMatchObject({ serves: false, x5t: x5tOf(other) })
   })
 
-  it.skipIf(!hasOpenssl)(
+  it.skipIf(opensslSkipped)(
     "a PFX with a damaged key (OpenSSL exports it; deploy refuses it): exit 2 with plan's message",
     async () => {
       const pfx = opensslPfx("damaged", served.certPem + fx.chainPem, damagedKeyPem(served.keyPem))
@@ -282,7 +289,7 @@ describe("verify of a file whose private key deploy refuses: refused as deploy r
     },
   )
 
-  it.skipIf(!hasOpenssl)(
+  it.skipIf(opensslSkipped)(
     "a PFX exported with its issuer's key (OpenSSL takes the intermediate as the key's certificate): deploy, plan and verify refuse it as the issuer's key, exit 2",
     async () => {
       const pfx = opensslPfx("issuer", served.certPem + fx.chainPem, fx.pki.intermediate.keyPem)
@@ -329,7 +336,7 @@ describe("verify --pfx: the PFX that was deployed, read as deploy reads it", () 
     expect(json<Verdict>(no)).toMatchObject({ serves: false, x5t: x5tOf(other) })
   })
 
-  it.skipIf(!hasOpenssl)(
+  it.skipIf(opensslSkipped)(
     "a PFX without a private key (openssl pkcs12 -export -nokeys): verify takes the certificate that issued none of the others; deploy still refuses it",
     async () => {
       /** A certificate-only PFX of these PEM certificates, with the empty password, as OpenSSL writes it. */
