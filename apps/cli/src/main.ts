@@ -96,7 +96,6 @@ const wantsJson = (argv: ReadonlyArray<string>): boolean => argv.includes("--jso
 
 const renderProblem = (error: CliProblem, json: boolean): Effect.Effect<void> =>
   Effect.gen(function* () {
-    yield* clearProgress
     const title = withoutPem(error.title)
     const problems = error.problems.map((p) => ({
       field: withoutPem(p.field),
@@ -296,6 +295,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
           ? completionsJson(completionsShell)
           : Command.runWith(kvdeploy, { version })(argv).pipe(Effect.provide(cliConfig))
   const program = command.pipe(
+    // A command that ends without printing leaves no progress note behind (a print erases it).
+    Effect.tap(() => clearProgress),
     Effect.catchCause((cause) => {
       const failure = Cause.findErrorOption(cause)
       if (failure._tag === "Some") {
@@ -344,10 +345,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
         }
       }
       if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
-      return clearProgress.pipe(
-        Effect.andThen(
-          printErr(`${styleErr().red("internal error")}: ${withoutKeyText(Cause.pretty(cause))}`),
-        ),
+      return printErr(`${styleErr().red("internal error")}: ${withoutKeyText(Cause.pretty(cause))}`).pipe(
         Effect.andThen(
           printErr(
             "This is a bug in kvdeploy; please report it with the command you ran (no key material is in this message).",

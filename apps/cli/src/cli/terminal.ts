@@ -53,16 +53,44 @@ export const styleOut = (): Style => (colourWanted(process.stdout) ? coloured : 
 /** Style for stderr. */
 export const styleErr = (): Style => (colourWanted(process.stderr) ? coloured : uncoloured)
 
+/** Whether the progress line holds a note (one not yet erased). */
+let progressShown = false
+
+/** Erase the progress line's note, if one is shown (synchronously: before the next write). */
+const eraseProgress = (): void => {
+  if (!progressShown) return
+  progressShown = false
+  process.stderr.write("\r\u001b[2K")
+}
+
+/** A one-line progress note on stderr, rewritten in place; only on a TTY, and never with `--json`. */
+export const progress = (text: string): Effect.Effect<void> =>
+  Effect.sync(() => {
+    if (output.json || process.stderr.isTTY !== true || env.TERM === "dumb") return
+    progressShown = true
+    const columns = process.stderr.columns
+    const width = columns === undefined || columns < 20 ? 80 : columns
+    process.stderr.write(`\r\u001b[2K${styleErr().dim(text.slice(0, Math.max(10, width - 1)))}`)
+  })
+
+/**
+ * Erase the progress line. Every print below does it first, so a command need not: this is for
+ * what is not printed here (a prompt, an exit that prints nothing).
+ */
+export const clearProgress: Effect.Effect<void> = Effect.sync(eraseProgress)
+
 /**
  * Write `text` and wait until the stream has handed it to the system: the process exits right
  * after the command (runMain), and a pipe takes 64 KiB at a time, so output not yet written when
  * it exits would be cut off (a long --json document was). A failed write (a reader that went
- * away) ends the wait as well.
+ * away) ends the wait as well. A progress note is erased first: on a terminal, stdout and stderr
+ * share the line, and the answer's first line was printed after the note's text (show, versions).
  */
 const written = (stream: NodeJS.WriteStream, text: string): Effect.Effect<void> =>
   text === ""
-    ? Effect.void
+    ? Effect.sync(eraseProgress)
     : Effect.callback<void>((resume) => {
+        eraseProgress()
         stream.write(text, () => resume(Effect.void))
       })
 
@@ -87,24 +115,6 @@ const jsonReplacer = (_key: string, value: unknown): unknown => {
   if (value instanceof Uint8Array) return undefined
   return value
 }
-
-let progressShown = false
-
-/** A one-line progress note on stderr, rewritten in place; only on a TTY, and never with `--json`. */
-export const progress = (text: string): Effect.Effect<void> =>
-  Effect.sync(() => {
-    if (output.json || process.stderr.isTTY !== true || env.TERM === "dumb") return
-    progressShown = true
-    const columns = process.stderr.columns
-    const width = columns === undefined || columns < 20 ? 80 : columns
-    process.stderr.write(`\r\u001b[2K${styleErr().dim(text.slice(0, Math.max(10, width - 1)))}`)
-  })
-
-export const clearProgress: Effect.Effect<void> = Effect.sync(() => {
-  if (!progressShown) return
-  progressShown = false
-  process.stderr.write("\r\u001b[2K")
-})
 
 /** Wrap a step with a progress note. */
 export const step = <A, E, R>(text: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>

@@ -22,7 +22,7 @@ import * as Result from "effect/Result"
 import * as flags from "../cli/flags.js"
 import { newVersionOf } from "../cli/outcome.js"
 import { ExitCode, ExitWith, failure } from "../cli/problems.js"
-import { clearProgress, printJson, printLine, printLines, progress, styleOut } from "../cli/terminal.js"
+import { printJson, printLine, printLines, progress, styleOut } from "../cli/terminal.js"
 import { credentialFor, deployServices } from "../cli/vault.js"
 import { newestFirst, versionLines, versionRecord } from "../cli/versions.js"
 
@@ -118,7 +118,6 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
             concurrency: "unbounded",
           })
           outcomes.push({ step: title, expected, outcome })
-          yield* clearProgress
           const ok = outcome._tag === expected
           const tag = ok
             ? expected === "RolledBack"
@@ -210,7 +209,6 @@ export const demo = Command.make("demo", { json: flags.json }, ({ json }) =>
         return yield* p.text
       }).pipe(Effect.provideContext(metrics))
       const writes = emulator.requests.count({ vault: "kvdeploy-demo", operation: "import" })
-      yield* clearProgress
       const ok = outcomes.every((o) => o.outcome._tag === o.expected)
       if (json) {
         yield* printJson({

@@ -36,15 +36,7 @@ import {
 } from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem, reportedExit, usage } from "../cli/problems.js"
 import { resolveTarget, type TargetFlags } from "../cli/target.js"
-import {
-  clearProgress,
-  printErr,
-  printJson,
-  printLines,
-  progress,
-  styleErr,
-  styleOut,
-} from "../cli/terminal.js"
+import { printErr, printJson, printLines, progress, styleErr, styleOut } from "../cli/terminal.js"
 import { credentialInUse, credentialVariableProblems, withDeployServices } from "../cli/vault.js"
 
 export const deployFlags = {
@@ -295,7 +287,6 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
     /** The outcome as core reports it, printed (inside the part an interruption waits for). */
     const report = (outcome: DeployOutcome) =>
       Effect.gen(function* () {
-        yield* clearProgress
         const code = exitCodeOf(outcome)
         // With what the text shows beside it: the outcome's name and exit code as plain fields
         // (scripts need not know `_tag`), and the certificate deployed.
@@ -342,12 +333,8 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
             }).pipe(Effect.provideService(Vault, guarded), Effect.flatMap(report)),
           withStepProgress(vault, config.certificateName),
           {
-            onInterruptedAfterWrite: clearProgress.pipe(
-              Effect.andThen(
-                printErr(
-                  `${styleErr().yellow("interrupted")}: a write to ${config.certificateName} was sent; the deploy finishes first (verify, and a rollback when the vault serves something wrong), reports its outcome, then stops`,
-                ),
-              ),
+            onInterruptedAfterWrite: printErr(
+              `${styleErr().yellow("interrupted")}: a write to ${config.certificateName} was sent; the deploy finishes first (verify, and a rollback when the vault serves something wrong), reports its outcome, then stops`,
             ),
           },
         ),

@@ -30,7 +30,7 @@ import * as flags from "../cli/flags.js"
 import { rejectedFix } from "../cli/outcome.js"
 import { ExitCode, ExitWith } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
-import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
+import { printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import {
   type CredentialInUse,
   credentialInUse,
@@ -556,7 +556,6 @@ export const doctor = Command.make(
       const { config, raw } = yield* resolveTarget(input, { name: input.name }, { requireName: false })
       const name = typeof raw.certificate_name === "string" ? config.certificateName : undefined
       const checks = yield* runChecks(config, name, raw.cloud)
-      yield* clearProgress
       const ok = checks.every((c) => c.status !== "fail")
       // A warning does not fail the check (a deploy works), but says what will not: a rollback
       // without secrets/get, a list. The last line counts them, so "ready" is never read alone.

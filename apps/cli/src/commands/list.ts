@@ -9,7 +9,7 @@ import { parseDuration } from "../cli/duration.js"
 import * as flags from "../cli/flags.js"
 import { ExitCode, ExitWith, type Problem, wholeNumberFlag } from "../cli/problems.js"
 import { resolveTargetAfterFlags } from "../cli/target.js"
-import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
+import { printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { credentialInUse, useVault, vaultProblem } from "../cli/vault.js"
 import { expiryText } from "../cli/versions.js"
 
@@ -135,7 +135,6 @@ export const list = Command.make(
           return { out, unusable, pages, incomplete: false }
         }).pipe(Effect.mapError((e) => vaultProblem("listCertificates", e, credential))),
       )
-      yield* clearProgress
       const now = Date.now()
       const selected = all
         .filter((c) => !input.managedOnly || c.managedByKvdeploy)

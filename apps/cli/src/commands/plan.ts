@@ -38,7 +38,7 @@ import * as Option from "effect/Option"
 import { leafSummary, warningLines } from "../cli/outcome.js"
 import { previousKeyOptions } from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
-import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
+import { printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { credentialInUse, vaultProblem, withDeployServices } from "../cli/vault.js"
 import { expiryText, type VersionRecord, versionRecord, x5tText } from "../cli/versions.js"
 import { deployFlags, deployInputs } from "./deploy.js"
@@ -514,7 +514,6 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         } satisfies PlanRecord
       }),
     )
-    yield* clearProgress
     if (input.json) {
       const leaf = leafSummary(material.leaf)
       yield* printJson({ ...record, ...(leaf === undefined ? {} : { newCertificate: leaf }) })

@@ -19,7 +19,7 @@ import { leafOf, readLeaf, readPfxLeaf } from "../cli/leaf.js"
 import { type MaterialFlags, materialFlagProblems } from "../cli/material.js"
 import { ExitCode, ExitWith, type Problem, usage, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
-import { clearProgress, printJson, printLines, progress, styleOut } from "../cli/terminal.js"
+import { printJson, printLines, progress, styleOut } from "../cli/terminal.js"
 import { credentialInUse, softDeletedCertificate, useVault, vaultProblem } from "../cli/vault.js"
 
 /** The material flags of a PFX alone (verify has no --chain, --key or --key-passphrase-env). */
@@ -304,7 +304,6 @@ export const verify = Command.make(
         )
         checks.push(last)
       }
-      yield* clearProgress
       const serves = checks.every((c) => c.serves)
       if (input.json) yield* printJson({ serves, x5t: leaf.x5t, subject: leaf.subject, checks })
       else {
