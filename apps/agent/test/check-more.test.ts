@@ -350,10 +350,10 @@ deployments:
       expect(odd.status, odd.stderr).toBe(0)
       const document = JSON.parse(odd.stdout)
       // The id in upper case is given to the credential in lower case (the same tenant, as Key Vault's
-      // challenge names it): no warning for it.
+      // challenge names it): no warning for it. The domain name allows nothing: not listed, warned of.
       expect(document.allowedTenants).toEqual({
         modes: ["workload_identity"],
-        tenants: [upper.toLowerCase(), "contoso.onmicrosoft.com"],
+        tenants: [upper.toLowerCase()],
       })
       expect(tenantWarnings(odd.stdout)).toEqual([
         {

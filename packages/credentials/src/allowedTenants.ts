@@ -12,8 +12,11 @@
  * entry, text for text and letter case included (processMultiTenantRequest's localeCompare). A Key
  * Vault challenge names its tenant by its id in lower case: an id given in upper case (as the
  * portal's copy button and some tools write it) is the same tenant, and is given to the SDK in
- * lower case so that it matches; a tenant's domain name allows nothing. `managed_identity` does not
- * read it: a managed identity gets tokens of its own tenant only.
+ * lower case so that it matches. A tenant's domain name (`contoso.onmicrosoft.com`) allows nothing:
+ * the SDK checks no entry of the list (only `*` means anything to it), so it takes the name without
+ * complaint and compares it, as text, with the id the challenge names, which it never equals. Such
+ * an entry is warned of, and never shown as allowed. `managed_identity` does not read it: a managed
+ * identity gets tokens of its own tenant only.
  */
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
@@ -104,8 +107,8 @@ const parseTenantList = (raw: string | undefined): AllowedTenants => {
       if (isGuid(tenant)) continue
       if (shown === tenant)
         warnings.push({
-          reason: `${variable} names ${shown}, which is not a tenant id (a GUID): Key Vault's challenge names a tenant by its id, and @azure/identity compares the two as text, so a domain name or other name allows nothing`,
-          fix: "Give the tenant's id (a GUID; `az account tenant list`, or the vault's tenant as a deploy's refusal names it)",
+          reason: `${variable} names ${shown}, which is not a tenant id (a GUID), so it allows nothing: Key Vault's challenge names a tenant by its id, and @azure/identity compares each entry with it as text (a domain name never matches)`,
+          fix: `Replace ${shown} with the tenant's id (a GUID; \`az account tenant list\`, or the vault's tenant as a deploy's refusal names it)`,
         })
       else
         warnings.push({
@@ -117,25 +120,38 @@ const parseTenantList = (raw: string | undefined): AllowedTenants => {
 }
 
 /**
- * The tenants the credential may get tokens for besides its own, as shown: `*`, or each entry as a
- * tenant id is shown (one that is none by its length); none while AZURE_IDENTITY_DISABLE_MULTITENANTAUTH
- * is set, whatever the list says (allowedTenantsInWords says the same).
+ * The entries a vault's challenge can match: the tenant ids. Anything else in the list (a domain
+ * name) is given to the credential too, but allows nothing, and is warned of instead.
+ */
+const tenantIds = (allowed: AllowedTenants): ReadonlyArray<string> => allowed.tenants.filter(isGuid)
+
+/**
+ * The tenants the credential may get tokens for besides its own, as shown: `*`, or the tenant ids
+ * in the list (an entry that is no tenant id allows nothing, and is not one of them); none while
+ * AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set, whatever the list says (allowedTenantsInWords says
+ * the same).
  */
 export const shownAllowedTenants = (allowed: AllowedTenants): ReadonlyArray<string> | "*" =>
-  allowed.multiTenantDisabled === true ? [] : allowed.any ? "*" : allowed.tenants.map(shownTenantId)
+  allowed.multiTenantDisabled === true ? [] : allowed.any ? "*" : tenantIds(allowed)
 
 /**
  * What a credential may get tokens for besides its own tenant (`ownTenant`, when known), in words:
- * any tenant, the list, or none (the variable unset, or holding no tenant).
+ * any tenant, the tenant ids in the list, or none (the variable unset, holding no tenant, or
+ * naming no tenant id: a domain name allows nothing).
  */
 export const allowedTenantsInWords = (allowed: AllowedTenants, ownTenant?: string): string => {
   const own = ownTenant === undefined ? "its own tenant" : `its own tenant (${shownTenantId(ownTenant)})`
   if (allowed.multiTenantDisabled === true)
     return `none: tokens of ${own} only, whatever a vault's challenge names (${disabling} is set)`
   if (allowed.any) return `any tenant (* in ${variable}), besides ${own}`
-  if (allowed.tenants.length > 0)
-    return `${allowed.tenants.map(shownTenantId).join(", ")} (${variable}), besides ${own}`
-  return `none: tokens of ${own} only (${variable} ${allowed.set ? "holds no tenant" : "is not set"})`
+  const ids = tenantIds(allowed)
+  if (ids.length > 0) return `${ids.join(", ")} (${variable}), besides ${own}`
+  const why = !allowed.set
+    ? "is not set"
+    : allowed.tenants.length === 0
+      ? "holds no tenant"
+      : "names no tenant id"
+  return `none: tokens of ${own} only (${variable} ${why})`
 }
 
 /**

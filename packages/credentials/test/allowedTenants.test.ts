@@ -53,11 +53,20 @@ describe("parseAllowedTenants", () => {
     )
     expect(upper.tenants).toEqual([tenant, tenant])
     expect(upper.warnings).toEqual([])
-    expect(parseAllowedTenants("contoso.onmicrosoft.com").warnings).toEqual([
+    const domain = parseAllowedTenants("contoso.onmicrosoft.com")
+    expect(domain.warnings).toEqual([
       expect.objectContaining({
         reason: expect.stringContaining("names contoso.onmicrosoft.com, which is not a tenant id"),
+        fix: expect.stringMatching(/^Replace contoso.onmicrosoft.com with the tenant's id/),
       }),
     ])
+    // It allows nothing (@azure/identity compares it with the challenge's tenant id as text): not
+    // shown as allowed, in a list or in words.
+    expect(shownAllowedTenants(domain)).toEqual([])
+    expect(allowedTenantsInWords(domain)).toBe(
+      "none: tokens of its own tenant only (AZURE_ADDITIONALLY_ALLOWED_TENANTS names no tenant id)",
+    )
+    expect(shownAllowedTenants(parseAllowedTenants(`${tenant};contoso.onmicrosoft.com`))).toEqual([tenant])
     // Something pasted that is no tenant: named by its length, never shown.
     const pasted = "Zx8Q~very.secret-value_pasted into the wrong variable"
     const wrong = parseAllowedTenants(pasted)

@@ -62,8 +62,9 @@ export interface DoctorCheck {
   readonly credential?: string | null
   /**
    * On the `allowed tenants` check of a mode that reads AZURE_ADDITIONALLY_ALLOWED_TENANTS: the
-   * tenants besides its own the credential may get tokens for, as it was given them (`*`: any; an
-   * empty list: none).
+   * tenant ids besides its own the credential may get tokens for (`*`: any; an empty list: none). An
+   * entry that is no tenant id (a domain name) allows nothing and is not listed: the check is then
+   * a warning that names it.
    */
   readonly tenants?: ReadonlyArray<string> | "*"
 }
@@ -172,15 +173,18 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
     // the modes that read AZURE_ADDITIONALLY_ALLOWED_TENANTS; for managed_identity, only when it is set.
     const allowed = yield* credentials.allowedTenantsFromEnvironment
     if (credentials.readsAllowedTenants(identity.mode)) {
+      // One verdict: a value that allows less than it seems to is a warning that says what it
+      // allows, not a pass beside it (a domain name was shown as allowed, then warned of).
+      const inWords = credentials.allowedTenantsInWords(allowed, identity.tenantId)
+      const warned = allowed.warnings
       yield* add({
         check: "allowed tenants",
-        status: "pass",
-        detail: credentials.allowedTenantsInWords(allowed, identity.tenantId),
-        fix: undefined,
+        status: warned.length === 0 ? "pass" : "warn",
+        detail:
+          warned.length === 0 ? inWords : `${warned.map((w) => w.reason).join("; ")}. Allowed: ${inWords}`,
+        fix: warned.length === 0 ? undefined : warned.map((w) => w.fix).join("; "),
         tenants: credentials.shownAllowedTenants(allowed),
       })
-      for (const w of allowed.warnings)
-        yield* add({ check: "allowed tenants", status: "warn", detail: w.reason, fix: w.fix })
     } else if (allowed.set)
       yield* add({
         check: "allowed tenants",
