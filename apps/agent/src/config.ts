@@ -35,6 +35,7 @@ import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import * as SchemaIssue from "effect/SchemaIssue"
 import { CORE_SCHEMA, loadAll, mergeTag, YAMLException } from "js-yaml"
+import { type ConfigPathOrigin, unreadableConfigFix } from "./configPath.js"
 
 /**
  * Whether a path the configuration gives holds certificate or key text instead: PEM markers or a
@@ -1801,8 +1802,12 @@ const readConfigText = (path: string): Effect.Effect<string, unknown> =>
     ),
   )
 
-export const loadAgentConfig = (path: string): Effect.Effect<AgentConfig, AgentConfigInvalid> =>
-  Effect.map(loadAgentConfigUnless(path, undefined), (loaded) => loaded as AgentConfig)
+/** Read and validate the configuration at `path`; `origin`, where the path came from, shapes the fix of a file that cannot be read. */
+export const loadAgentConfig = (
+  path: string,
+  origin?: ConfigPathOrigin,
+): Effect.Effect<AgentConfig, AgentConfigInvalid> =>
+  Effect.map(loadAgentConfigUnless(path, undefined, origin), (loaded) => loaded as AgentConfig)
 
 /**
  * Read the configuration file; answer "unchanged" when its text is the one
@@ -1812,6 +1817,7 @@ export const loadAgentConfig = (path: string): Effect.Effect<AgentConfig, AgentC
 export const loadAgentConfigUnless = (
   path: string,
   textSha256: string | undefined,
+  origin?: ConfigPathOrigin,
 ): Effect.Effect<AgentConfig | "unchanged", AgentConfigInvalid> =>
   Effect.gen(function* () {
     if (path.trim() === "")
@@ -1835,7 +1841,7 @@ export const loadAgentConfigUnless = (
               problem(
                 "(file)",
                 `cannot be read: ${typeof (e as NodeJS.ErrnoException).code === "string" ? readErrorText((e as NodeJS.ErrnoException).code as string) : String(e)}`,
-                "check the path given with --config and its permissions",
+                unreadableConfigFix(absolute, origin),
               ),
             ],
           }),

@@ -6,8 +6,15 @@
  * that starts with "-" is not taken for the value). Uses nothing newer than the oldest Node.js it
  * refuses.
  */
-export const configPathOf = (argv: ReadonlyArray<string>, parsed?: string): string => {
-  if (parsed !== undefined) return parsed
+export const configPathOf = (argv: ReadonlyArray<string>, parsed?: string): string =>
+  located(argv, parsed).path
+
+/** The configuration's path, and where it came from. */
+const located = (
+  argv: ReadonlyArray<string>,
+  parsed: string | undefined,
+): { readonly path: string; readonly origin: ConfigPathOrigin } => {
+  if (parsed !== undefined) return { path: parsed, origin: "flag" }
   let given: string | undefined
   argv.forEach((arg, i) => {
     const next = argv[i + 1]
@@ -16,7 +23,34 @@ export const configPathOf = (argv: ReadonlyArray<string>, parsed?: string): stri
     } else if (arg.startsWith("--config=")) given = arg.slice("--config=".length)
     else if (arg.startsWith("-c") && !arg.startsWith("--") && arg.length > 2) given = arg.slice(2)
   })
-  return given ?? process.env.KVDEPLOY_AGENT_CONFIG ?? "/etc/kvdeploy/agent.yaml"
+  if (given !== undefined) return { path: given, origin: "flag" }
+  const variable = process.env.KVDEPLOY_AGENT_CONFIG
+  if (variable !== undefined) return { path: variable, origin: "variable" }
+  return { path: "/etc/kvdeploy/agent.yaml", origin: "default" }
+}
+
+/** Where the configuration's path came from: `--config`, $KVDEPLOY_AGENT_CONFIG, or the default. */
+export type ConfigPathOrigin = "flag" | "variable" | "default"
+
+/** Where configPathOf took the path from (a fix for a file that cannot be read names it). */
+export const configPathOrigin = (argv: ReadonlyArray<string>, parsed?: string): ConfigPathOrigin =>
+  located(argv, parsed).origin
+
+/**
+ * What to do about a configuration file that cannot be read, by where its path came from: the fix
+ * said "the path given with --config" to an agent given none.
+ */
+export const unreadableConfigFix = (path: string, origin: ConfigPathOrigin | undefined): string => {
+  switch (origin) {
+    case "flag":
+      return `check the path given with --config (${path}) and its permissions`
+    case "variable":
+      return `check the path $KVDEPLOY_AGENT_CONFIG holds (${path}; no --config was given, so the agent read that variable) and its permissions; or give the file with --config FILE`
+    case "default":
+      return `no --config was given and $KVDEPLOY_AGENT_CONFIG is not set, so the agent read the default ${path}: put the configuration there, or give its path with --config FILE (or $KVDEPLOY_AGENT_CONFIG); if it is there, check its permissions`
+    default:
+      return `check that ${path} is there and its permissions (the agent read it at start)`
+  }
 }
 
 /**

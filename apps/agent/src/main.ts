@@ -71,7 +71,7 @@ import {
   pathHoldsText,
   type SourceAt,
 } from "./config.js"
-import { configFlagCount, configPathOf } from "./configPath.js"
+import { configFlagCount, configPathOf, configPathOrigin } from "./configPath.js"
 import { handleHangups, rememberHangup } from "./hangup.js"
 import { routes } from "./http.js"
 import * as Logging from "./logging.js"
@@ -971,7 +971,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
             warnings: [...paths.warnings, ...material.warnings],
           }
         })
-      const config = yield* loadAgentConfig(path).pipe(
+      const config = yield* loadAgentConfig(path, configPathOrigin(argv, args.values.config)).pipe(
         // An invalid file's valid parts are looked at too, in the same --check run.
         Effect.catchTag("AgentConfigInvalid", (e) => {
           if (check) checked.warnings = checkWarnings(e.path, e.checkable?.stateDir, e.problems)
