@@ -30,6 +30,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import {
   type CertificateMaterial,
   type ConfigProblem,
+  didYouMean,
   holdsEncodedBase64,
   looksLikeKeyText,
   preflight,
@@ -828,6 +829,9 @@ Signals: SIGTERM/SIGINT finish the deploys in flight (within shutdown_grace_seco
 HTTP (default 127.0.0.1:9464): /metrics, /healthz, /readyz. Documentation: docs/agent.md.
 `
 
+/** The options the command line takes, as an unknown one's did-you-mean names them. */
+const agentOptions = ["--config", "--check", "--json", "--print-schema", "--version", "--help"]
+
 export const main = (argv: ReadonlyArray<string>): void => {
   let args: ReturnType<
     typeof parseArgs<{
@@ -857,15 +861,21 @@ export const main = (argv: ReadonlyArray<string>): void => {
   } catch (e) {
     // An unknown option quoted back may be key text pasted on the command line.
     const message = withoutKeyText((e as Error).message)
+    // An option near a known one (`--chek`): the known one, as kvdeploy's own CLI suggests (only a
+    // known option's name is printed, never what was typed).
+    const unknownOption = /^Unknown option '(--?[^'=\s]+)/.exec((e as Error).message)?.[1]
+    const suggestion = didYouMean(unknownOption, agentOptions)
     if (argv.includes("--json"))
       process.stdout.write(
         refusedJson(shownConfigPath(configPathOf(argv)), {
           field: "(command line)",
           message,
-          fix: "see kvdeploy-agent --help",
+          fix: `${suggestion}see kvdeploy-agent --help`,
         }),
       )
-    process.stderr.write(`kvdeploy-agent: ${message}\n\n${usage}`)
+    process.stderr.write(
+      `kvdeploy-agent: ${message}\n${suggestion === "" ? "" : `  ${suggestion.trimEnd()}\n`}\n${usage}`,
+    )
     process.exitCode = 2
     return
   }
