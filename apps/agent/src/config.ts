@@ -179,6 +179,20 @@ export const PickupSchema = Schema.Struct({
 
 /** A deployment's name as the schema takes it (and as messages may quote it). */
 const deploymentNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+/** deploymentNamePattern in words (the fix for a name it refuses). */
+const deploymentNameRule =
+  "1 to 128 characters: letters, digits, '.', '_' and '-', the first a letter or digit"
+
+/** What in a (non-empty) name deploymentNamePattern refuses: its length, its first character, or the characters it does not take. */
+const deploymentNameFault = (name: string): string => {
+  const shown = (c: string) =>
+    c === " " ? "a space" : c === "\t" ? "a tab" : JSON.stringify(c).replace(/^"|"$/g, "'")
+  if (name.length > 128) return `is ${name.length} characters long: at most 128`
+  const refused = [...new Set([...name].filter((c) => !/[A-Za-z0-9._-]/.test(c)))]
+  if (refused.length > 0)
+    return `holds ${refused.map(shown).join(", ")}, which a deployment name does not take`
+  return `starts with ${shown(name.charAt(0))}: the first character is a letter or digit`
+}
 
 export const DeploymentSchema = Schema.Struct({
   name: Schema.String.check(Schema.isPattern(deploymentNamePattern)).annotate({
@@ -1074,11 +1088,24 @@ export const validateAgentConfig = (
       // One problem a field: a value the schema refuses twice (.inf: not finite, not an integer) is listed once.
       if (problems.some((p) => p.field === field) || schemaTargetProblems.some((p) => p.field === field))
         continue
-      const found = problem(
-        field,
-        schemaMessage(issue.message, valueAt(input, issuePath)),
-        schemaFix(issue.path as ReadonlyArray<PropertyKey>, issue.message),
-      )
+      const value = valueAt(input, issuePath)
+      // A deployment name: what is wrong with it, and the form, from the pattern's own rule.
+      const badName =
+        /^deployments\[\d+\]\.name$/.test(field) &&
+        typeof value === "string" &&
+        value !== "" &&
+        /^Expected a string matching the RegExp /.test(issue.message)
+      const found = badName
+        ? problem(
+            field,
+            deploymentNameFault(value),
+            `give a name of ${deploymentNameRule} (it names the deployment in logs, metrics and the state file)`,
+          )
+        : problem(
+            field,
+            schemaMessage(issue.message, value),
+            schemaFix(issue.path as ReadonlyArray<PropertyKey>, issue.message),
+          )
       // A target field core's validation below also refuses is reported once, in core's words.
       if (/^deployments\[\d+\]\.target(\.|$)/.test(field)) schemaTargetProblems.push(found)
       else problems.push(found)

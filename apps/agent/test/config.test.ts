@@ -50,7 +50,7 @@ deployments:
 `)
     expect(problems).toEqual([
       "agent.concurrency: Expected a finite number",
-      "deployments[0].name: is not of the form this field takes (see the fix)",
+      "deployments[0].name: holds a space, '!', which a deployment name does not take",
       "deployments[1].name: is a number, not text: quote it",
       "deployments[2].source.pfx_password_env: is empty",
     ])
