@@ -25,10 +25,10 @@ if (major < 22 || (major === 22 && minor < 10)) {
   // `--check --json` still prints one JSON document.
   if (process.argv.includes("--json"))
     process.stdout.write(
-      `${JSON.stringify({ path: configPathOf(process.argv.slice(2)), valid: false, problems: [{ field: "node", message: `is ${process.version}`, fix: "run kvdeploy-agent with Node.js 22.10 or later" }], warnings: [] }, null, 2)}\n`,
+      `${JSON.stringify({ path: configPathOf(process.argv.slice(2)), valid: false, problems: [{ field: "node", message: `is ${process.version}`, fix: "run kvdeploy-agent with Node.js 22.10 or later (in kvdeploy's repository, `bash scripts/dev setup` installs Node.js 24 there), or use the single executable" }], warnings: [] }, null, 2)}\n`,
     )
   process.stderr.write(
-    `kvdeploy-agent: needs Node.js 22.10 or later, and this is ${process.version}: run it with a newer node (the project's README installs one), or use the single executable, which carries its own\n`,
+    `kvdeploy-agent: needs Node.js 22.10 or later, and this is ${process.version}: run it with a newer node (in kvdeploy's repository, \`bash scripts/dev setup\` installs Node.js 24 there), or use the single executable, which carries its own\n`,
   )
   process.exitCode = 2
 } else {

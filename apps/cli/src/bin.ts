@@ -91,7 +91,7 @@ const privateCacheDirectory = (): string | undefined => {
 const unsupportedNode = (): string | undefined => {
   const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
   return major < 22 || (major === 22 && minor < 10)
-    ? `kvdeploy needs Node.js 22.10 or later, and this is ${process.version}: run it with a newer node (the project's README installs one)\n`
+    ? `kvdeploy needs Node.js 22.10 or later, and this is ${process.version}: run it with a newer node (in kvdeploy's repository, \`bash scripts/dev setup\` installs Node.js 24 there)\n`
     : undefined
 }
 
@@ -102,7 +102,7 @@ if (unsupported !== undefined) {
   // With --json, stdout still carries one JSON document.
   if (argv.includes("--json"))
     process.stdout.write(
-      `${JSON.stringify({ error: { title: unsupported.trim(), exitCode: 2, problems: [{ field: "node", message: `is ${process.version}`, fix: "run kvdeploy with Node.js 22.10 or later" }] } }, null, 2)}\n`,
+      `${JSON.stringify({ error: { title: unsupported.trim(), exitCode: 2, problems: [{ field: "node", message: `is ${process.version}`, fix: "run kvdeploy with Node.js 22.10 or later (in kvdeploy's repository, `bash scripts/dev setup` installs Node.js 24 there)" }] } }, null, 2)}\n`,
     )
   process.stderr.write(`error: ${unsupported}`)
   process.exitCode = 2
