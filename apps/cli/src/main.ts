@@ -85,8 +85,10 @@ export const kvdeploy = Command.make("kvdeploy").pipe(
     },
     { command: "kvdeploy versions --config target.json", description: "Version history, newest first" },
     {
-      command: "kvdeploy --completions bash > /etc/bash_completion.d/kvdeploy",
-      description: "Install shell completion",
+      // As docs/getting-started.md installs it: bash-completion's directory of the user's own, no root needed.
+      command:
+        "mkdir -p ~/.local/share/bash-completion/completions && kvdeploy --completions bash > ~/.local/share/bash-completion/completions/kvdeploy",
+      description: "Install bash completion for your user",
     },
   ]),
   Command.withSubcommands(subcommands),
