@@ -84,6 +84,11 @@ export interface World {
   readonly writesSince: (mark: number, name?: string) => number
   /** The test's own SDK client for the vault (another actor changing it). */
   readonly sdk: () => CertificateClient
+  /**
+   * The same emulator, files and stop, for another of the vaults `startWorld` was given: a test
+   * that counts a vault's requests or writes since a mark has one to itself, beside other tests.
+   */
+  readonly inVault: (vault: string) => World
   readonly stop: () => Promise<void>
 }
 
@@ -95,8 +100,12 @@ export interface World {
 export const startEmulator = (options: EmulatorOptions = {}): Promise<Emulator> =>
   start({ throttling: false, warn: () => {}, importContentType: "required", ...options })
 
-export const startWorld = async (vault = "kvdeploy-e2e"): Promise<World> => {
-  const emulator = await startEmulator({ vaults: [vault] })
+/** The emulator's first vault is `vault`; `moreVaults` are served beside it (see {@link World.inVault}). */
+export const startWorld = async (
+  vault = "kvdeploy-e2e",
+  moreVaults: ReadonlyArray<string> = [],
+): Promise<World> => {
+  const emulator = await startEmulator({ vaults: [vault, ...moreVaults] })
   // This test process talks to the emulator directly too (to delete a certificate): trust its CA here.
   setDefaultCACertificates([...getCACertificates("default"), emulator.caPem])
   const dir = mkdtempSync(join("/dev/shm", "kvdeploy-cli-test-"))
@@ -106,7 +115,11 @@ export const startWorld = async (vault = "kvdeploy-e2e"): Promise<World> => {
     writeFileSync(path, content, { mode: 0o600 })
     return path
   }
-  return {
+  const stop = async () => {
+    rmSync(dir, { recursive: true, force: true })
+    await emulator.stop()
+  }
+  const inVault = (vault: string): World => ({
     emulator,
     vault,
     env: emulator.env.clientSecret,
@@ -132,11 +145,14 @@ export const startWorld = async (vault = "kvdeploy-e2e"): Promise<World> => {
         ),
         { disableChallengeResourceVerification: true },
       ),
-    stop: async () => {
-      rmSync(dir, { recursive: true, force: true })
-      await emulator.stop()
+    inVault: (other) => {
+      // A vault the emulator does not serve would throw only at the first request.
+      emulator.vault(other)
+      return inVault(other)
     },
-  }
+    stop,
+  })
+  return inVault(vault)
 }
 
 /** Parse the JSON a `--json` run printed; fails the test when stdout is not exactly one JSON document. */
