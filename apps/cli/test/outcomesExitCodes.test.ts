@@ -13,21 +13,36 @@ import { issue } from "../src/cli/throwawayPki.js"
 import {
   deployArgs,
   fx,
-  importAsKvdeploy,
-  importAsPem,
-  importThenSoftDelete,
+  inOwnVault,
   type Outcome,
-  setPlainSecret,
-  softDelete,
   useCommandsWorld,
   world,
 } from "./commandsWorld.js"
 import { json, runCli } from "./harness.js"
 
-useCommandsWorld()
+useCommandsWorld([
+  "outcomes-1",
+  "outcomes-2",
+  "outcomes-3",
+  "outcomes-4",
+  "outcomes-5",
+  "outcomes-6",
+  "outcomes-7",
+  "outcomes-8",
+  "outcomes-9",
+  "outcomes-10",
+  "outcomes-11",
+  "outcomes-12",
+  "outcomes-13",
+  "outcomes-14",
+  "outcomes-15",
+])
 
-describe("outcomes and exit codes", () => {
+// The tests run side by side, each on a vault of its own (its writes since a mark are its own);
+// the two that take permissions from the client, which every vault shares, run alone after them.
+describe("outcomes and exit codes", { concurrent: true }, () => {
   it("Rejected (exit 2): a certificate kvdeploy does not manage, until --adopt", async () => {
+    const { world, deployArgs } = inOwnVault("outcomes-1")
     const name = "adopt-me"
     await world.emulator.state.foreignImport(world.vault, name)
     const leaf = await fx.leaf()
@@ -49,6 +64,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("Failed (exit 1): the vault refuses the import; nothing changed", async () => {
+    const { world, deployArgs } = inOwnVault("outcomes-2")
     const name = "refused-import"
     const id = world.emulator.faults.add({
       operation: "import",
@@ -64,6 +80,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("Failed (exit 1) on a soft-deleted name; --on-soft-deleted recover deploys", async () => {
+    const { world, deployArgs, importThenSoftDelete } = inOwnVault("outcomes-3")
     const name = "soft-deleted"
     await importThenSoftDelete(name)
     const v2 = await fx.leaf()
@@ -99,6 +116,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("Failed (exit 1): deleted by another writer after the snapshot, the import's answer lost; the next step recovers", async () => {
+    const { world, deployArgs, importAsKvdeploy } = inOwnVault("outcomes-4")
     const name = "deleted-during-deploy"
     await importAsKvdeploy(name)
     const served = world.emulator.state.versions(world.vault, name)?.at(-1)?.version
@@ -120,7 +138,7 @@ describe("outcomes and exit codes", () => {
     world.emulator.faults.remove(drops)
     expect(failed.code, failed.stdout).toBe(1)
     const imports = world.emulator.requests
-      .entries({ since: mark, operation: "import" })
+      .entries({ since: mark, vault: world.vault, operation: "import" })
       .filter((e) => !e.challenge)
     expect(imports.map((e) => [e.dropped, e.errorCode])).toEqual([[true, "Conflict"]])
     expect(failed.stdout).toContain(`while its latest version was still ${served}`)
@@ -141,6 +159,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("Failed (exit 1) on a name a plain secret holds: the next step names the secret, not a retry or the version list", async () => {
+    const { world, deployArgs, setPlainSecret } = inOwnVault("outcomes-5")
     const name = "held-by-secret"
     await setPlainSecret(name)
     // plan reads no secret (it would fetch its value): it says import, and that it did not look.
@@ -168,25 +187,8 @@ describe("outcomes and exit codes", () => {
     expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
   })
 
-  it("Failed (exit 1) on a denied import: the next step is the grant, not a retry", async () => {
-    const name = "import-denied"
-    world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/import"])
-    const r = await runCli(
-      deployArgs(name).filter((a) => a !== "--json"),
-      {
-        stdin: fx.bundle(await fx.leaf()),
-        env: world.env,
-      },
-    )
-    world.emulator.rbac.reset()
-    expect(r.code, r.stdout).toBe(1)
-    expect(r.stdout).toMatch(/next {8}grant what the reason names/)
-    expect(r.stdout).toContain("certificates/import")
-    expect(r.stdout).not.toContain("retried as is")
-    expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
-  })
-
   it("a recovered certificate whose import is then refused: exit 1, and the output says it was recovered", async () => {
+    const { world, deployArgs, importThenSoftDelete } = inOwnVault("outcomes-6")
     const name = "recovered-refused"
     await importThenSoftDelete(name)
     // The first import answers 409 (soft-deleted); the one after the recovery is refused.
@@ -211,6 +213,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("Superseded (exit 5): another writer imports right after ours; not clobbered", async () => {
+    const { world, deployArgs } = inOwnVault("outcomes-7")
     const name = "superseded"
     const id = world.emulator.faults.add({
       operation: "import",
@@ -225,6 +228,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("Unverified (exit 4): the vault cannot be read back after the import", async () => {
+    const { world, deployArgs } = inOwnVault("outcomes-8")
     const name = "unverified"
     const id = world.emulator.faults.add({
       operation: "getLatest",
@@ -241,6 +245,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("RolledBack (exit 3): the new version is disabled between import and verify; the previous one is restored", async () => {
+    const { world, deployArgs } = inOwnVault("outcomes-9")
     const name = "rolled-back"
     const v1 = await fx.leaf()
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(v1), env: world.env })).code).toBe(0)
@@ -284,6 +289,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("Ctrl+C before the import stops the deploy (130, nothing written); SIGTERM after it waits for the rollback and reports it (3)", async () => {
+    const { world, deployArgs } = inOwnVault("outcomes-10")
     /** Wait until fault `id` has held a request, send `signal` to the deploy, and release the request 0.3 s later. */
     const signalWhenHeld = (id: string, signal: NodeJS.Signals) => (child: ChildProcess) => {
       const deadline = Date.now() + 60_000
@@ -373,6 +379,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("SIGUSR1 during a deploy does not open Node's inspector: ignored with a line on stderr, and the deploy goes on", async () => {
+    const { world, deployArgs } = inOwnVault("outcomes-11")
     const name = "sigusr1-ignored"
     const before = await listening(9229)
     const held = world.emulator.faults.add({
@@ -408,83 +415,8 @@ describe("outcomes and exit codes", () => {
     if (!before) expect(openWhileHeld).toBe(false)
   })
 
-  it("--previous-key: without secrets/get, the operator's kept key restores the previous version (exit 3); without it, RollbackFailed (exit 4)", async () => {
-    const client = world.env.AZURE_CLIENT_ID ?? ""
-    const deployWrong = async (name: string, extra: ReadonlyArray<string> = []) => {
-      // The version each deploy imports is disabled right after: its verify sees it wrong.
-      world.emulator.faults.add({ operation: "import", name, action: { kind: "disableAfterCommit" } })
-      return runCli(deployArgs(name, extra), { stdin: fx.bundle(await fx.leaf()), env: world.env })
-    }
-    const v1 = await fx.leaf()
-    for (const name of ["previous-key-none", "previous-key"])
-      expect((await runCli(deployArgs(name), { stdin: fx.bundle(v1), env: world.env })).code).toBe(0)
-    // plan says whether the key is the served certificate's, before any rollback needs it.
-    const planned = async (key: string) => {
-      const p = json<{ previousKey: string; action: string }>(
-        await runCli(
-          ["plan", ...deployArgs("previous-key").slice(1), "--previous-key", world.file("k.key", key)],
-          {
-            stdin: fx.bundle(await fx.leaf()),
-            env: world.env,
-          },
-        ),
-      )
-      return [p.previousKey, p.action]
-    }
-    const otherKey = (await fx.leaf()).keyPem
-    expect(await planned(v1.keyPem)).toEqual(["matches", "import"])
-    expect(await planned(otherKey)).toEqual(["does-not-match", "refuse"])
-    // Deploy refuses that key as plan said, before it writes: its rollback could not use it.
-    const before = world.emulator.state.versions(world.vault, "previous-key")?.length
-    const refused = await runCli(
-      deployArgs("previous-key", ["--previous-key", world.file("other.key", otherKey)]),
-      {
-        stdin: fx.bundle(await fx.leaf()),
-        env: world.env,
-      },
-    )
-    expect(refused.code, refused.stdout + refused.stderr).toBe(2)
-    const ro = json<Outcome & { problems: Array<{ field: string; fix: string }> }>(refused)
-    expect(ro._tag).toBe("Rejected")
-    expect(ro.problems.map((p) => p.field)).toEqual(["previousKey"])
-    expect(ro.problems[0]?.fix).toMatch(/give the key of the version the vault serves now/)
-    // The text names the flag.
-    const shown = await runCli(
-      [
-        "deploy",
-        "--config",
-        world.targetFile("previous-key"),
-        "--cert",
-        "-",
-        "--previous-key",
-        world.file("other.key", otherKey),
-      ],
-      { stdin: fx.bundle(await fx.leaf()), env: world.env },
-    )
-    expect(shown.code).toBe(2)
-    expect(shown.stdout).toMatch(/--previous-key: cannot restore the version the vault serves now/)
-    expect(world.emulator.state.versions(world.vault, "previous-key")?.length).toBe(before)
-    world.emulator.rbac.deny(client, ["secrets/get"])
-    try {
-      const none = await deployWrong("previous-key-none")
-      expect(none.code, none.stdout).toBe(4)
-      expect(json<Outcome>(none).reason).toMatch(
-        /previous key unavailable: grant secrets\/get or keep key history/,
-      )
-      const r = await deployWrong("previous-key", ["--previous-key", world.file("v1.key", v1.keyPem)])
-      expect(r.code, r.stdout + r.stderr).toBe(3)
-      expect(json<Outcome & { rollbackSource: string }>(r).rollbackSource).toBe("caller-key")
-      const versions = world.emulator.state.versions(world.vault, "previous-key") ?? []
-      // The previous certificate again, with its chain (the new material's, which issues it).
-      expect(versions.at(-1)?.x5t).toBe(versions[0]?.x5t)
-      expect(versions.at(-1)?.certificates.length).toBe(versions[0]?.certificates.length)
-      expect(versions[0]?.certificates.length).toBeGreaterThan(1)
-    } finally {
-      world.emulator.rbac.reset()
-    }
-  })
-
   it("a certificate whose secret is PEM: keep (the default) imports PEM; --content-type pkcs12 changes it, as plan says", async () => {
+    const { world, deployArgs, importAsPem } = inOwnVault("outcomes-12")
     const name = "pem-secret"
     await importAsPem(name)
     expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.contentType).toBe(
@@ -555,6 +487,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("warnings: an expired intermediate, and a CA-issued leaf without its chain, deploy with a warning each", async () => {
+    const { world, deployArgs } = inOwnVault("outcomes-13")
     const name = "chain-warnings"
     const oldIntermediate = await issue({
       subject: "CN=retired intermediate CA",
@@ -597,6 +530,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("content_type keep, a PFX over Key Vault's limit whose PEM fits, over a soft-deleted certificate: plan and deploy follow its content type (PEM: recover and import PEM; PKCS#12: refuse, left deleted)", async () => {
+    const { world, deployArgs, softDelete, importAsPem, importThenSoftDelete } = inOwnVault("outcomes-14")
     // A chain long enough that the PFX is over 19,200 bytes while the PEM stays under 25,600.
     const extra: Array<Awaited<ReturnType<typeof issue>>> = []
     let issuer = fx.pki.intermediate
@@ -706,6 +640,7 @@ describe("outcomes and exit codes", () => {
   })
 
   it("a soft-deleted PEM certificate: plan and deploy judge the previous key and the content type on what a recovery brings back", async () => {
+    const { world, deployArgs, softDelete, importAsPem } = inOwnVault("outcomes-15")
     const name = "pem-deleted"
     const served = await importAsPem(name)
     await softDelete(name)
@@ -809,5 +744,103 @@ describe("outcomes and exit codes", () => {
       v1?.versionId,
     ])
     expect(d.metrics).toContain('certctl_deploy_rollback_total{target_type="azure_kv",outcome="restored"} 1')
+  })
+
+  it("Failed (exit 1) on a denied import: the next step is the grant, not a retry", {
+    concurrent: false,
+  }, async () => {
+    const name = "import-denied"
+    world.emulator.rbac.deny(world.env.AZURE_CLIENT_ID ?? "", ["certificates/import"])
+    const r = await runCli(
+      deployArgs(name).filter((a) => a !== "--json"),
+      {
+        stdin: fx.bundle(await fx.leaf()),
+        env: world.env,
+      },
+    )
+    world.emulator.rbac.reset()
+    expect(r.code, r.stdout).toBe(1)
+    expect(r.stdout).toMatch(/next {8}grant what the reason names/)
+    expect(r.stdout).toContain("certificates/import")
+    expect(r.stdout).not.toContain("retried as is")
+    expect(world.emulator.state.versions(world.vault, name)).toBeUndefined()
+  })
+
+  it("--previous-key: without secrets/get, the operator's kept key restores the previous version (exit 3); without it, RollbackFailed (exit 4)", {
+    concurrent: false,
+  }, async () => {
+    const client = world.env.AZURE_CLIENT_ID ?? ""
+    const deployWrong = async (name: string, extra: ReadonlyArray<string> = []) => {
+      // The version each deploy imports is disabled right after: its verify sees it wrong.
+      world.emulator.faults.add({ operation: "import", name, action: { kind: "disableAfterCommit" } })
+      return runCli(deployArgs(name, extra), { stdin: fx.bundle(await fx.leaf()), env: world.env })
+    }
+    const v1 = await fx.leaf()
+    for (const name of ["previous-key-none", "previous-key"])
+      expect((await runCli(deployArgs(name), { stdin: fx.bundle(v1), env: world.env })).code).toBe(0)
+    // plan says whether the key is the served certificate's, before any rollback needs it.
+    const planned = async (key: string) => {
+      const p = json<{ previousKey: string; action: string }>(
+        await runCli(
+          ["plan", ...deployArgs("previous-key").slice(1), "--previous-key", world.file("k.key", key)],
+          {
+            stdin: fx.bundle(await fx.leaf()),
+            env: world.env,
+          },
+        ),
+      )
+      return [p.previousKey, p.action]
+    }
+    const otherKey = (await fx.leaf()).keyPem
+    expect(await planned(v1.keyPem)).toEqual(["matches", "import"])
+    expect(await planned(otherKey)).toEqual(["does-not-match", "refuse"])
+    // Deploy refuses that key as plan said, before it writes: its rollback could not use it.
+    const before = world.emulator.state.versions(world.vault, "previous-key")?.length
+    const refused = await runCli(
+      deployArgs("previous-key", ["--previous-key", world.file("other.key", otherKey)]),
+      {
+        stdin: fx.bundle(await fx.leaf()),
+        env: world.env,
+      },
+    )
+    expect(refused.code, refused.stdout + refused.stderr).toBe(2)
+    const ro = json<Outcome & { problems: Array<{ field: string; fix: string }> }>(refused)
+    expect(ro._tag).toBe("Rejected")
+    expect(ro.problems.map((p) => p.field)).toEqual(["previousKey"])
+    expect(ro.problems[0]?.fix).toMatch(/give the key of the version the vault serves now/)
+    // The text names the flag.
+    const shown = await runCli(
+      [
+        "deploy",
+        "--config",
+        world.targetFile("previous-key"),
+        "--cert",
+        "-",
+        "--previous-key",
+        world.file("other.key", otherKey),
+      ],
+      { stdin: fx.bundle(await fx.leaf()), env: world.env },
+    )
+    expect(shown.code).toBe(2)
+    expect(shown.stdout).toMatch(/--previous-key: cannot restore the version the vault serves now/)
+    expect(world.emulator.state.versions(world.vault, "previous-key")?.length).toBe(before)
+    world.emulator.rbac.deny(client, ["secrets/get"])
+    try {
+      const none = await deployWrong("previous-key-none")
+      expect(none.code, none.stdout).toBe(4)
+      expect(json<Outcome>(none).reason).toMatch(
+        /previous key unavailable: grant secrets\/get or keep key history/,
+      )
+      const r = await deployWrong("previous-key", ["--previous-key", world.file("v1.key", v1.keyPem)])
+      expect(r.code, r.stdout + r.stderr).toBe(3)
+      expect(json<Outcome & { rollbackSource: string }>(r).rollbackSource).toBe("caller-key")
+      const versions = world.emulator.state.versions(world.vault, "previous-key") ?? []
+      // The previous certificate again, with its chain (the new material's, which issues it).
+      expect(versions.at(-1)?.x5t).toBe(versions[0]?.x5t)
+      expect(versions.at(-1)?.certificates.length).toBe(versions[0]?.certificates.length)
+      expect(versions[0]?.certificates.length).toBeGreaterThan(1)
+    } finally {
+      world.emulator.rbac.reset()
+    }
   })
 })
