@@ -249,13 +249,14 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     const name = "rolled-back"
     const v1 = await fx.leaf()
     expect((await runCli(deployArgs(name), { stdin: fx.bundle(v1), env: world.env })).code).toBe(0)
-    // The verify read (the second getLatest of the next deploy) waits 3 s; meanwhile another actor disables the new version.
+    // The verify read (the second getLatest of the next deploy) is held until another actor has
+    // disabled the new version (it waited a fixed 3 s for it before).
     const id = world.emulator.faults.add({
       operation: "getLatest",
       name,
       skip: 1,
       times: 1,
-      action: { kind: "delay", ms: 3000 },
+      action: { kind: "hold", timeoutMs: 60_000 },
     })
     const mark = world.emulator.requests.mark()
     const v2 = await fx.leaf()
@@ -270,6 +271,7 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     }
     const imported = world.emulator.state.versions(world.vault, name)?.at(-1)
     await world.sdk().updateCertificateProperties(name, imported?.version ?? "", { enabled: false })
+    world.emulator.faults.release(id)
     const r = await running
     world.emulator.faults.remove(id)
     expect(r.code, r.stdout + r.stderr).toBe(3)
