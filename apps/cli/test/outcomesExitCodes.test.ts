@@ -10,14 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { describe, expect, it } from "vitest"
 import { issue } from "../src/cli/throwawayPki.js"
-import {
-  deployArgs,
-  fx,
-  inOwnVault,
-  type Outcome,
-  useCommandsWorld,
-  world,
-} from "./commandsWorld.js"
+import { deployArgs, fx, inOwnVault, type Outcome, useCommandsWorld, world } from "./commandsWorld.js"
 import { json, runCli } from "./harness.js"
 
 useCommandsWorld([
