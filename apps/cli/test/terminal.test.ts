@@ -155,8 +155,8 @@ describe.skipIf(scriptSkipped)("on a terminal", () => {
       "importing the new version",
       "verifying that the new version is served",
       "rolling back: reading the previous version's PFX",
-      "rolling back: checking that no newer version came in meanwhile",
       "rolling back: listing the versions since the snapshot",
+      "rolling back: checking that no newer version came in meanwhile",
       "rolling back: importing the previous certificate",
       "verifying that the restored version is served",
     ])

@@ -318,11 +318,11 @@ describe("deploy contract against the emulator", () => {
         "import 200",
         "getLatest 200",
         "getSecret 200",
-        // The latest read again, and the versions listed, just before the rollback's import:
+        // The versions listed, and the latest read again, just before the rollback's import:
         // another writer's version (newer than ours, or from between the snapshot and ours) would
         // not be written over.
-        "getLatest 200",
         "versions 200",
+        "getLatest 200",
         "import 200",
         "getLatest 200",
       ])
@@ -370,8 +370,8 @@ describe("deploy contract against the emulator", () => {
           "import 200",
           "getLatest 200",
           "getSecret 200",
-          "getLatest 200",
           "versions 200",
+          "getLatest 200",
         ])
       }),
   )

@@ -288,12 +288,13 @@ const findPreviousMaterial = (
  * Versions another writer imported since the snapshot: listed, neither the snapshot nor this
  * deploy's (the failed version, a reconciliation's other candidates), and created after the
  * snapshot. The rollback would put the snapshot's certificate over them: one imported before the
- * failed version is one the verify could not see (ours was newer); one imported after it came after
- * the latest was read again. Key Vault keeps whole seconds, so a version from the snapshot's own
- * second may be older or newer than it: it is taken for older only when it is this certificate's
- * own earlier history (kvdeploy's tags with this certificate id, as deploys and skips within one
- * second leave them, or the version the snapshot rolled back); any other could be newer, and the
- * rollback cannot tell it would clobber nothing.
+ * failed version is one the verify could not see (ours was newer). Not counted: kvdeploy's versions
+ * of this certificate id that hold the snapshot's certificate or the failed one (another deployer
+ * of the same certificate, its own rollback: restoring the snapshot over them undoes no one's
+ * intent). Key Vault keeps whole seconds, so a version from the snapshot's own second may be older
+ * or newer than it: it is taken for older when it is this certificate's own earlier history
+ * (kvdeploy's tags with this certificate id, as deploys and skips within one second leave them, or
+ * the version the snapshot rolled back); any other could be newer, and counts.
  */
 const importedSinceSnapshot = (
   versions: ReadonlyArray<VaultVersion>,
@@ -304,13 +305,15 @@ const importedSinceSnapshot = (
 ): Array<VaultVersion> => {
   const ours = new Set([previous.versionId, failed.versionId, ...alsoFailed.map((v) => v.versionId)])
   const snapshotSecond = previous.createdAt.getTime()
+  const thisCertificate = (v: VaultVersion) =>
+    isManagedByKvdeploy(v.tags) && v.tags[CERTIFICATE_ID_TAG] === certificateId
   const earlierHistory = (v: VaultVersion) =>
-    previous.tags[ROLLBACK_OF_TAG] === v.versionId ||
-    (isManagedByKvdeploy(v.tags) && v.tags[CERTIFICATE_ID_TAG] === certificateId)
+    previous.tags[ROLLBACK_OF_TAG] === v.versionId || thisCertificate(v)
   return byCreationLatestFirst(
     versions.filter(
       (v) =>
         !ours.has(v.versionId) &&
+        !(thisCertificate(v) && (v.x5t === previous.x5t || v.x5t === failed.x5t)) &&
         (v.createdAt.getTime() > snapshotSecond ||
           (v.createdAt.getTime() === snapshotSecond && !earlierHistory(v))),
     ),
@@ -318,10 +321,9 @@ const importedSinceSnapshot = (
 }
 
 /**
- * The versions listed just before the rollback's import (after the latest was read again): when
- * another writer imported one after the snapshot, nothing is written (undefined: go on). A list
- * that cannot be read writes nothing either: the rollback cannot tell it would undo no other
- * writer's version.
+ * The versions listed before the rollback's import: another writer's since the snapshot (none: an
+ * empty array), or, when the list cannot be read, the rollback's end with nothing written (it
+ * cannot tell it would undo no other writer's version).
  */
 function* othersSinceSnapshot(
   trail: DeployTrail,
@@ -329,23 +331,44 @@ function* othersSinceSnapshot(
   previous: VaultVersion,
   failed: VaultVersion,
   alsoFailed: ReadonlyArray<VaultVersion>,
-): Effect.fn.Return<RollbackResult | undefined, never, Vault> {
-  const name = request.target.certificateName
-  const certificateId = request.certificateId
+): Effect.fn.Return<ReadonlyArray<VaultVersion> | RollbackResult, never, Vault> {
   const vault = yield* Vault
-  const listed = yield* trail.read("listVersions", vault.listVersions(name)).pipe(Effect.result)
-  if (listed._tag === "Failure") {
-    trail.note(
-      `rollback: the versions could not be listed before the import (${listed.failure._tag}); not written`,
-    )
-    return {
-      _tag: "AlsoFailed",
-      reason: `the certificate's versions could not be listed just before the rollback's import, so no rollback was written (it could have put the previous certificate over a version another writer imported since the snapshot): ${listed.failure.message}`,
-      rollbackVersionId: undefined,
-    }
+  const listed = yield* trail
+    .read("listVersions", vault.listVersions(request.target.certificateName))
+    .pipe(Effect.result)
+  if (listed._tag === "Success")
+    return importedSinceSnapshot(listed.success, previous, failed, alsoFailed, request.certificateId)
+  trail.note(
+    `rollback: the versions could not be listed before the import (${listed.failure._tag}); not written`,
+  )
+  return {
+    _tag: "AlsoFailed",
+    reason: `the certificate's versions could not be listed just before the rollback's import, so no rollback was written (it could have put the previous certificate over a version another writer imported since the snapshot): ${listed.failure.message}`,
+    rollbackVersionId: undefined,
   }
-  const others = importedSinceSnapshot(listed.success, previous, failed, alsoFailed, certificateId)
-  if (others.length === 0) return undefined
+}
+
+/**
+ * What the versions another writer imported since the snapshot (listed before the latest was read
+ * again, which let the rollback go on) make of it: none, go on (undefined). One from a later second
+ * than the failed version is newer than ours, so the latest is not ours whatever that read showed
+ * (a lagging replica): `Superseded`, nothing written. Any other (from before ours, which the verify
+ * could not see, or from our second): nothing written, `RollbackFailed` naming them.
+ */
+const judgeOthersSinceSnapshot = (
+  trail: DeployTrail,
+  others: ReadonlyArray<VaultVersion>,
+  previous: VaultVersion,
+  failed: VaultVersion,
+): RollbackResult | undefined => {
+  const first = others[0]
+  if (first === undefined) return undefined
+  if (first.createdAt.getTime() > failed.createdAt.getTime()) {
+    trail.note(
+      `rollback: the versions list another writer's ${first.versionId}, newer than ours; not written`,
+    )
+    return { _tag: "Superseded", version: undefined, latest: first }
+  }
   const named = others
     .slice(0, 3)
     .map((v) => `${v.versionId} (created ${v.createdAt.toISOString()})`)
@@ -364,11 +387,10 @@ function* othersSinceSnapshot(
 /**
  * The latest read again before the rollback's import. Key Vault has no conditional import (no
  * If-Match on a certificate's import), so the import would put the previous certificate over any
- * version another writer imported since the verify read: this read and the version list after it
- * are the last the rollback can make, and they narrow the window (to their round trips and the
- * material's build) without closing it. Latest is our failed version, or a version older than it (a
- * lagging read: the verify saw ours latest): go on (undefined; the list then looks for another
- * writer's version from before ours). Another writer's version from the failed version's second is
+ * version another writer imported since the verify read: this read, after the version list, is the
+ * last the rollback can make, and it narrows the window (to its own round trip) without closing it.
+ * Latest is our failed version, or a version older than it (a lagging read: the verify saw ours
+ * latest): go on (undefined; what the list showed is judged then). Another writer's version from the failed version's second is
  * confirmed as the verify confirms one (a lagging read can show it without ours); one that stands,
  * or one from a later second, is `Superseded` with nothing written. A read that fails, or reads
  * that keep disagreeing, write nothing either: the rollback cannot tell it would clobber nothing.
@@ -486,11 +508,14 @@ export const rollback = Effect.fnUntraced(function* (
     contentType === PEM_CONTENT_TYPE
       ? { ...common, pem: content.success }
       : { ...common, pfx: content.success, password: pfxPassword }
-  // Another writer's version newer than the failed one is not written over (Superseded), nor, read
-  // last, one from between the snapshot and the failed import, which the verify could not see.
+  // The versions listed, then the latest read again (the last read before the import): another
+  // writer's version newer than the failed one is not written over (Superseded), nor one from
+  // between the snapshot and the failed import, which the verify could not see.
+  const others = yield* othersSinceSnapshot(trail, request, previous, failed, alsoFailed)
+  if ("_tag" in others) return others
   const overtaken = yield* latestBeforeImport(trail, name, previous, failed, alsoFailed)
   if (overtaken !== undefined) return overtaken
-  const undone = yield* othersSinceSnapshot(trail, request, previous, failed, alsoFailed)
+  const undone = judgeOthersSinceSnapshot(trail, others, previous, failed)
   if (undone !== undefined) return undone
   const imported = yield* trail.call("importVersion", vault.importVersion(importRequest)).pipe(Effect.result)
   let version: VaultVersion

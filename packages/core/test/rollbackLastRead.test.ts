@@ -302,6 +302,105 @@ describe("another writer's version from between the snapshot and the failed impo
       ),
   )
 
+  it.effect(
+    "another deployer of this certificate imported it and rolled it back meanwhile (kvdeploy's tags, the same two certificates): not counted, RolledBack",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          yield* seedManaged(oldCert.material)
+          let imports = 0
+          const racing: (typeof Vault)["Service"] = {
+            ...port,
+            importVersion: (req) =>
+              ++imports > 1
+                ? port.importVersion(req)
+                : Effect.gen(function* () {
+                    yield* TestClock.adjust("2 seconds")
+                    const theirs = yield* vault.seed(NAME, newCert.material, { tags: managedTags })
+                    yield* TestClock.adjust("1 second")
+                    yield* vault.seed(NAME, oldCert.material, {
+                      tags: { ...managedTags, [ROLLBACK_OF_TAG]: theirs.versionId },
+                    })
+                    yield* TestClock.adjust("1 second")
+                    return yield* port.importVersion(req)
+                  }),
+          }
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, racing)),
+            "RolledBack",
+          )
+          assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t)
+          assert.strictEqual(vault.latest(NAME)?.tags[ROLLBACK_OF_TAG], o.failedVersionId)
+        }),
+      ),
+  )
+
+  it.effect(
+    "the list shows another writer's version newer than ours while the latest read lags on ours: Superseded, nothing written",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          // The other writer lands two seconds after the failed import, during the secret's read.
+          vault.script("getVersionSecret", Fault.foreignImport(foreign.material))
+          const base = yield* lagging((n, versions) => (n === 3 ? failedOf(versions) : undefined))
+          const port: (typeof Vault)["Service"] = {
+            ...base,
+            getVersionSecret: (...args) =>
+              Effect.andThen(TestClock.adjust("2 seconds"), base.getVersionSecret(...args)),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
+            "Superseded",
+          )
+          const other = vault.latest(NAME)
+          assert.strictEqual(other?.writer, "foreign")
+          assert.strictEqual(o.supersededBy.versionId, other?.versionId)
+          assert.isUndefined(o.rollbackVersionId)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+          assert.include(
+            o.decisions,
+            `rollback: the versions list another writer's ${other?.versionId}, newer than ours; not written`,
+          )
+        }),
+      ),
+  )
+
+  it.effect(
+    "another writer lands after the list is read: the latest read after it, the last before the import, sees it: Superseded",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          const racing: (typeof Vault)["Service"] = {
+            ...port,
+            listVersions: (name) =>
+              Effect.gen(function* () {
+                const listed = yield* port.listVersions(name)
+                yield* TestClock.adjust("2 seconds")
+                yield* vault.seed(NAME, foreign.material, { writer: "foreign", tags: { owner: "ops" } })
+                return listed
+              }),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, racing)),
+            "Superseded",
+          )
+          assert.strictEqual(vault.latest(NAME)?.writer, "foreign")
+          assert.strictEqual(o.supersededBy.versionId, vault.latest(NAME)?.versionId)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+        }),
+      ),
+  )
+
   for (const [what, seedEarlier] of [
     [
       "this certificate's earlier deploy (kvdeploy's tags, this certificate id)",
