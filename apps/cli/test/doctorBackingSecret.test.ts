@@ -124,7 +124,7 @@ describe("doctor's secrets/get over a PEM backing secret", () => {
         /the PEM backing secret of doctor-key-of-none\/\S+ holds a private key but no certificate it belongs to \(2 certificates, none of them the key's\)/,
       )
       expect(check?.fix).toMatch(
-        /^a rollback to this version cannot use its backing secret: keep its key \(kvdeploy deploy --previous-key\)/,
+        /^a rollback to this version cannot use its backing secret as the vault answered it: keep its key \(kvdeploy deploy --previous-key\)/,
       )
       expect(check?.fix).not.toMatch(/^retry/)
     } finally {

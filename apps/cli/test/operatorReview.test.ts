@@ -293,6 +293,14 @@ describe("a command's flags without a command", () => {
     })
   })
 
+  it("an empty inline value (`kvdeploy --config= show`) gets the placeholder too", async () => {
+    const r = await runCli(["--config=", "show", "--json"])
+    expect(r.code).toBe(2)
+    expect(json<ErrorDocument>(r).error.problems[0]?.fix).toBe(
+      "put it after the command: kvdeploy show --config VALUE",
+    )
+  })
+
   it("the flags taken as taking no value are those the help pages show without one", () => {
     const pages = JSON.parse(readFileSync(join(import.meta.dirname, "../dist/help.json"), "utf8")) as Record<
       string,

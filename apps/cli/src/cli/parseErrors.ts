@@ -88,8 +88,13 @@ export const flagsBeforeCommand = (
         : undefined)
     // A flag that takes a value and was given none here (`kvdeploy --name deploy`: the word after it
     // is the command) is shown with a placeholder, so the fix, followed, is a whole command line.
+    // (`--config=`, an empty inline value, is given none either.)
     const shown =
-      value !== undefined ? shownFlagValue(flag, value) : switchFlags.has(flag) ? undefined : "VALUE"
+      value !== undefined && value !== ""
+        ? shownFlagValue(flag, value)
+        : switchFlags.has(flag)
+          ? undefined
+          : "VALUE"
     flags.push({ flag, typed: shown === undefined ? flag : `${flag} ${shown}`, value })
   }
   return flags.length === 0 ? undefined : { command, flags }

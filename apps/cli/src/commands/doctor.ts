@@ -522,12 +522,12 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
         })
       } else if (secret.failure._tag === "VaultMalformedAnswer") {
         // Read, but not material a rollback can restore (a key that belongs to none of the secret's
-        // certificates, say): the message says what it holds; a retry gets the same answer.
+        // certificates, or an answer garbled on its way): the message says what it holds.
         yield* add({
           check: "secrets/get",
           status: "warn",
           detail: secret.failure.message,
-          fix: "a rollback to this version cannot use its backing secret: keep its key (kvdeploy deploy --previous-key), and find what between this machine and the vault changes Key Vault's answers (a proxy, or a service at vault_url that is not Key Vault); retrying gets the same answer",
+          fix: "a rollback to this version cannot use its backing secret as the vault answered it: keep its key (kvdeploy deploy --previous-key); if `kvdeploy doctor` gets the same answer again, find what between this machine and the vault changes Key Vault's answers (a proxy, or a service at vault_url that is not Key Vault)",
         })
       } else if (secret.failure._tag === "VaultForbidden") {
         const refusal = secret.failure.refusal
