@@ -6,7 +6,7 @@
  * as a warning, what is allowed and how to fix the value. Against the emulator, with the built CLI.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { json, runCli, startWorld, type World } from "./harness.js"
+import { type DoctorCheck, json, runCli, startWorld, type World } from "./harness.js"
 
 let world: World
 const TENANT_ID = "11111111-2222-3333-4444-5555555555ab"
@@ -18,13 +18,7 @@ afterAll(async () => {
   await world?.stop()
 })
 
-interface Check {
-  readonly check: string
-  readonly status: string
-  readonly detail: string
-  readonly fix?: string
-  readonly tenants?: ReadonlyArray<string> | "*"
-}
+type Check = DoctorCheck
 
 const doctor = async (value: string, asJson: boolean) =>
   runCli(["doctor", "--config", world.targetFile("allowed-verdict"), ...(asJson ? ["--json"] : [])], {

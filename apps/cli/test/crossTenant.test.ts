@@ -8,7 +8,7 @@
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
-import { json, runCli, startEmulator, startWorld, type World } from "./harness.js"
+import { type DoctorCheck, json, runCli, startEmulator, startWorld, type World } from "./harness.js"
 
 const VAULT = "cli-other-tenant"
 // With letters: the upper-case case below needs them.
@@ -31,12 +31,7 @@ afterAll(async () => {
 const targetFile = (name: string) =>
   world.file(`${name}.json`, JSON.stringify(emulator.targetConfig(VAULT, name, "clientSecret")))
 
-interface Check {
-  readonly check: string
-  readonly status: string
-  readonly detail: string
-  readonly fix?: string
-}
+type Check = DoctorCheck
 
 describe("a vault in another tenant than the credential's", () => {
   it("deploy: Failed (1), the reason names both tenants and the fix, the next step is not the secret; nothing written", async () => {

@@ -10,7 +10,7 @@ import { ClientSecretCredential } from "@azure/identity"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
-import { json, runCli, startWorld, type World } from "./harness.js"
+import { type DoctorCheck, json, runCli, startWorld, type World } from "./harness.js"
 
 const PEM = "application/x-pem-file"
 
@@ -62,12 +62,7 @@ afterAll(async () => {
   await world?.stop()
 })
 
-interface Check {
-  readonly check: string
-  readonly status: string
-  readonly detail: string
-  readonly fix?: string
-}
+type Check = DoctorCheck
 
 /** Imported as PEM root first, the leaf after its chain, the order kept, with kvdeploy's tags. */
 const importRootFirst = async (name: string) => {

@@ -7,7 +7,7 @@
 
 import type { FaultAction } from "@kvdeploy/kv-emulator"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { json, runCli, startWorld, type World } from "./harness.js"
+import { type DoctorCheck, json, runCli, startWorld, type World } from "./harness.js"
 
 let world: World
 beforeAll(async () => {
@@ -17,12 +17,7 @@ afterAll(async () => {
   await world?.stop()
 })
 
-interface Check {
-  readonly check: string
-  readonly status: string
-  readonly detail: string
-  readonly fix?: string
-}
+type Check = DoctorCheck
 
 const importCheck = (checks: ReadonlyArray<Check>) => checks.find((c) => c.check === "certificates/import")
 

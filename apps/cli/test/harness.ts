@@ -175,3 +175,13 @@ export const pemImportOptions = (options: ImportCertificateOptions = {}): Import
     policy: { contentType: "application/x-pem-file" },
     certificatePolicy: { secretProperties: { contentType: "application/x-pem-file" } },
   }) as ImportCertificateOptions
+
+/** One check of `kvdeploy doctor --json`'s `checks`. */
+export interface DoctorCheck {
+  readonly check: string
+  readonly status: string
+  readonly detail: string
+  readonly fix?: string
+  /** The allowed-tenants check's tenant ids ("*": any). */
+  readonly tenants?: ReadonlyArray<string> | "*"
+}

@@ -4,12 +4,10 @@
  * text. Runs the built binary under `script` (a pseudo-terminal); skipped where `script` is not
  * installed. (show and versions left "reading …" in front of their first line.)
  */
-import { spawn, spawnSync } from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
-import { baseEnv, bin, runCli, startWorld, type World } from "./harness.js"
-
-const hasScript = spawnSync("script", ["--version"]).status === 0
+import { runCli, startWorld, type World } from "./harness.js"
+import { onTerminal, requireScript, scriptSkipped } from "./pty.js"
 
 let world: World
 let fx: Fixtures
@@ -17,7 +15,8 @@ let cert = ""
 const name = "tty-cleared"
 
 beforeAll(async () => {
-  if (!hasScript) return
+  if (scriptSkipped) return
+  requireScript()
   ;[world, fx] = await Promise.all([startWorld("kvdeploy-tty-cleared"), makeFixtures()])
   cert = world.file(`${name}.pem`, fx.bundle(await fx.leaf()))
   const deployed = await runCli(["deploy", "--config", world.targetFile(name), "--cert", cert], {
@@ -28,29 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await world?.stop()
 })
-
-/** Everything kvdeploy wrote to a pseudo-terminal (stdout and stderr both), with colours on. */
-const onTerminal = (args: ReadonlyArray<string>) =>
-  new Promise<{ code: number | null; screen: string }>((resolve) => {
-    const environment: Record<string, string> = { ...baseEnv(), ...world.env, TERM: "xterm-256color" }
-    delete environment.NO_COLOR
-    const quoted = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`
-    const command = [process.execPath, bin, ...args].map(quoted).join(" ")
-    const child = spawn("script", ["-qec", command, "/dev/null"], {
-      env: environment,
-      stdio: ["pipe", "pipe", "pipe"],
-    })
-    let screen = ""
-    child.stdout.on("data", (c: Buffer) => {
-      screen += c.toString()
-    })
-    child.stdin.end()
-    const kill = setTimeout(() => child.kill("SIGKILL"), 60_000)
-    child.on("close", (code) => {
-      clearTimeout(kill)
-      resolve({ code, screen })
-    })
-  })
 
 /** A progress note as the CLI draws it: to the line's start, the line erased, the text dim. */
 const esc = "\u001b"
@@ -63,7 +39,7 @@ const afterEachNote = (screen: string) =>
     next: screen.slice((m.index ?? 0) + m[0].length, (m.index ?? 0) + m[0].length + 40),
   }))
 
-describe.skipIf(!hasScript)("the progress line on a terminal", () => {
+describe.skipIf(scriptSkipped)("the progress line on a terminal", () => {
   for (const command of ["show", "versions", "list", "doctor", "plan", "verify"] as const) {
     it(`${command}: is erased before the answer is printed`, async () => {
       const args = {
@@ -74,7 +50,7 @@ describe.skipIf(!hasScript)("the progress line on a terminal", () => {
         plan: ["plan", "--config", world.targetFile(name), "--cert", cert],
         verify: ["verify", "--config", world.targetFile(name), "--cert", cert],
       }[command]
-      const r = await onTerminal(args)
+      const r = await onTerminal(args, "", world.env, true)
       expect(r.code, JSON.stringify(r.screen)).toBe(0)
       const notes = afterEachNote(r.screen)
       // The command showed progress (else there would be nothing to erase, and nothing to test).
@@ -87,7 +63,7 @@ describe.skipIf(!hasScript)("the progress line on a terminal", () => {
   }
 
   it("show: the answer's first line starts with the certificate's name, after the erase", async () => {
-    const r = await onTerminal(["show", "--config", world.targetFile(name)])
+    const r = await onTerminal(["show", "--config", world.targetFile(name)], "", world.env, true)
     expect(r.code, JSON.stringify(r.screen)).toBe(0)
     expect(r.screen).toContain(`\u001b[2mreading ${name}…\u001b[22m\r\u001b[2K\u001b[1m${name}\u001b[22m`)
   })

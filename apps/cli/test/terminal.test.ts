@@ -1,9 +1,3 @@
-/**
- * On a terminal: the PFX password is asked for (nothing echoed, not even its length), the
- * result is coloured unless NO_COLOR is set. Runs the built binary under
- * `script` (a pseudo-terminal); skipped where `script` is not installed.
- */
-import { spawn, spawnSync } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
@@ -11,15 +5,8 @@ import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { encryptedKeyPem } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
-import { baseEnv, bin, startWorld, type World } from "./harness.js"
-
-const hasScript = spawnSync("script", ["--version"]).status === 0
-// Skipped locally without script(1); with CI=true (.ci/run installs bsdutils) the tests run, and fail.
-const scriptSkipped = !hasScript && process.env.CI !== "true"
-if (scriptSkipped)
-  console.warn(
-    "\n!!! SKIPPING the terminal tests: script(1) is not installed (they fail instead when CI=true)\n",
-  )
+import { startWorld, type World } from "./harness.js"
+import { onTerminal, requireScript, scriptSkipped } from "./pty.js"
 
 let world: World
 let fx: Fixtures
@@ -35,7 +22,7 @@ const der = (pem: string, label: string) =>
 
 beforeAll(async () => {
   if (scriptSkipped) return
-  if (!hasScript) throw new Error("script(1) is missing (Debian's bsdutils); .ci/run installs it")
+  requireScript()
   ;[world, fx] = await Promise.all([startWorld("kvdeploy-tty"), makeFixtures()])
   const leaf = await fx.leaf()
   const pfx = await Effect.runPromise(
@@ -53,50 +40,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await world?.stop()
 })
-
-/**
- * Run kvdeploy under a pseudo-terminal and type `typed` once the prompt is on
- * the screen (typed earlier, the terminal itself would still echo it). With
- * `stdoutTo`, stdout goes to that file (`kvdeploy … > out.json`) and stderr
- * stays on the terminal.
- */
-const onTerminal = (
-  args: ReadonlyArray<string>,
-  typed: string,
-  env: Record<string, string>,
-  colour: boolean,
-  stdoutTo?: string,
-) =>
-  new Promise<{ code: number | null; screen: string }>((resolve) => {
-    const environment: Record<string, string> = { ...baseEnv(), ...env }
-    environment.TERM = "xterm-256color"
-    if (colour) delete environment.NO_COLOR
-    const quoted = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`
-    const command = [process.execPath, bin, ...args]
-      .map(quoted)
-      .concat(stdoutTo === undefined ? [] : [`> ${quoted(stdoutTo)}`])
-      .join(" ")
-    const child = spawn("script", ["-qec", command, "/dev/null"], {
-      env: environment,
-      stdio: ["pipe", "pipe", "pipe"],
-    })
-    let screen = ""
-    child.stdout.on("data", (c: Buffer) => {
-      screen += c.toString()
-    })
-    let hasTyped = false
-    child.stdout.on("data", () => {
-      if (!hasTyped && /Password for|Passphrase for/.test(screen)) {
-        hasTyped = true
-        setTimeout(() => child.stdin.write(typed), 200)
-      }
-    })
-    const kill = setTimeout(() => child.kill("SIGKILL"), 60_000)
-    child.on("close", (code) => {
-      clearTimeout(kill)
-      resolve({ code, screen })
-    })
-  })
 
 describe.skipIf(scriptSkipped)("on a terminal", () => {
   it("asks for the PFX password (not echoed) and deploys with it; colours on without NO_COLOR", async () => {

@@ -63,6 +63,13 @@ const lagging = (
     }
   })
 
+/** `port` with the rollback's read of the previous version's secret two seconds after the failed import. */
+const secretReadLater = (port: (typeof Vault)["Service"]): (typeof Vault)["Service"] => ({
+  ...port,
+  getVersionSecret: (...args) =>
+    Effect.andThen(TestClock.adjust("2 seconds"), port.getVersionSecret(...args)),
+})
+
 /** The deploy's import of the new certificate (the failed version, in these tests). */
 const failedOf = (versions: ReadonlyArray<StoredVersion>) =>
   versions.find((v) => v.writer === "deploy" && v.x5t === newCert.x5t)
@@ -178,11 +185,7 @@ describe("the rollback's last read before its import", () => {
             n === 4 || n === 6 ? failedOf(versions) : undefined,
           )
           // The other writer's version lands two seconds after the failed import.
-          const port: (typeof Vault)["Service"] = {
-            ...flapping,
-            getVersionSecret: (...args) =>
-              Effect.andThen(TestClock.adjust("2 seconds"), flapping.getVersionSecret(...args)),
-          }
+          const port = secretReadLater(flapping)
           const o = expectTag(
             yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
             "Superseded",
@@ -200,11 +203,10 @@ describe("the rollback's last read before its import", () => {
 })
 
 describe("another writer's version from between the snapshot and the failed import", () => {
-  /**
-   * The Vault port whose first import lands after another writer's import of `foreign`: the other
-   * writer `after` the snapshot (in its second with "0 seconds"), the deploy's import a second later.
-   */
-  const foreignBeforeOurImport = (after: Duration.Input = "2 seconds") =>
+  /** The Vault port whose first import runs `meanwhile` first (other writers between the snapshot and it). */
+  const beforeOurImport = (
+    meanwhile: (vault: (typeof InMemoryVaultHandle)["Service"]) => Effect.Effect<unknown>,
+  ) =>
     Effect.gen(function* () {
       const vault = yield* InMemoryVaultHandle
       const port = yield* Vault
@@ -212,16 +214,22 @@ describe("another writer's version from between the snapshot and the failed impo
       return {
         ...port,
         importVersion: (req: Parameters<(typeof Vault)["Service"]["importVersion"]>[0]) =>
-          ++imports > 1
-            ? port.importVersion(req)
-            : Effect.gen(function* () {
-                yield* TestClock.adjust(after)
-                yield* vault.seed(NAME, foreign.material, { writer: "foreign", tags: { owner: "ops" } })
-                yield* TestClock.adjust("1 second")
-                return yield* port.importVersion(req)
-              }),
+          ++imports > 1 ? port.importVersion(req) : Effect.andThen(meanwhile(vault), port.importVersion(req)),
       } satisfies (typeof Vault)["Service"]
     })
+
+  /**
+   * Another writer's import of `foreign` before the deploy's: `after` the snapshot (in its second
+   * with "0 seconds"), the deploy's import a second later.
+   */
+  const foreignBeforeOurImport = (after: Duration.Input = "2 seconds") =>
+    beforeOurImport((vault) =>
+      Effect.gen(function* () {
+        yield* TestClock.adjust(after)
+        yield* vault.seed(NAME, foreign.material, { writer: "foreign", tags: { owner: "ops" } })
+        yield* TestClock.adjust("1 second")
+      }),
+    )
 
   it.effect("the verify finds ours wrong: no rollback over it, RollbackFailed naming it", () =>
     fresh(
@@ -308,25 +316,18 @@ describe("another writer's version from between the snapshot and the failed impo
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          const port = yield* Vault
           yield* seedManaged(oldCert.material)
-          let imports = 0
-          const racing: (typeof Vault)["Service"] = {
-            ...port,
-            importVersion: (req) =>
-              ++imports > 1
-                ? port.importVersion(req)
-                : Effect.gen(function* () {
-                    yield* TestClock.adjust("2 seconds")
-                    const theirs = yield* vault.seed(NAME, newCert.material, { tags: managedTags })
-                    yield* TestClock.adjust("1 second")
-                    yield* vault.seed(NAME, oldCert.material, {
-                      tags: { ...managedTags, [ROLLBACK_OF_TAG]: theirs.versionId },
-                    })
-                    yield* TestClock.adjust("1 second")
-                    return yield* port.importVersion(req)
-                  }),
-          }
+          const racing = yield* beforeOurImport((v) =>
+            Effect.gen(function* () {
+              yield* TestClock.adjust("2 seconds")
+              const theirs = yield* v.seed(NAME, newCert.material, { tags: managedTags })
+              yield* TestClock.adjust("1 second")
+              yield* v.seed(NAME, oldCert.material, {
+                tags: { ...managedTags, [ROLLBACK_OF_TAG]: theirs.versionId },
+              })
+              yield* TestClock.adjust("1 second")
+            }),
+          )
           vault.script("importVersion", Fault.alter("drop-tags"))
           const o = expectTag(
             yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, racing)),
@@ -348,12 +349,9 @@ describe("another writer's version from between the snapshot and the failed impo
           vault.script("importVersion", Fault.alter("drop-tags"))
           // The other writer lands two seconds after the failed import, during the secret's read.
           vault.script("getVersionSecret", Fault.foreignImport(foreign.material))
-          const base = yield* lagging((n, versions) => (n === 3 ? failedOf(versions) : undefined))
-          const port: (typeof Vault)["Service"] = {
-            ...base,
-            getVersionSecret: (...args) =>
-              Effect.andThen(TestClock.adjust("2 seconds"), base.getVersionSecret(...args)),
-          }
+          const port = secretReadLater(
+            yield* lagging((n, versions) => (n === 3 ? failedOf(versions) : undefined)),
+          )
           const o = expectTag(
             yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
             "Superseded",
