@@ -5,33 +5,12 @@
 // chunks that only the handlers needing them import. @peculiar/x509 and its
 // ASN.1 packages are bundled too (reflect-metadata first, in import order): loaded
 // from node_modules, resolving their hundred-odd CommonJS files cost a deploy
-// about 90 ms of CPU, a third of its start. prom-client stays external.
+// about 90 ms of CPU, a sixth of the whole run. prom-client stays external.
 import { spawnSync } from "node:child_process"
 import { chmodSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { build } from "esbuild"
-
-// Node 24's node:http has lazy getters (WebSocket, CloseEvent, MessageEvent) that load its bundled
-// undici. An ES module import of a builtin builds a facade that reads every export, so
-// `import * as http from "node:http"` (the Azure SDKs' HTTP client) loads undici, about 25 ms of a
-// deploy's start, though nothing uses it. These builtins are taken with require() instead (the
-// banner's createRequire), which reads no getter.
-const builtinsByRequire = {
-  name: "builtins-by-require",
-  setup(b) {
-    const filter = /^(node:)?https?$/
-    b.onResolve({ filter }, (args) =>
-      args.kind === "require-call"
-        ? { path: args.path, external: true }
-        : { path: args.path.replace(/^node:/, ""), namespace: "builtin-by-require" },
-    )
-    b.onLoad({ filter: /.*/, namespace: "builtin-by-require" }, (args) => ({
-      contents: `module.exports = require("node:${args.path}")`,
-      loader: "js",
-    }))
-  },
-}
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 rmSync(join(root, "dist"), { recursive: true, force: true })
@@ -55,7 +34,6 @@ const result = await build({
   minifyWhitespace: true,
   minifySyntax: true,
   metafile: true,
-  plugins: [builtinsByRequire],
   logLevel: "warning",
 })
 // dist/bin.js is the executable (shebang); dist/kvdeploy lets `PATH=apps/cli/dist:$PATH` find it by name.
