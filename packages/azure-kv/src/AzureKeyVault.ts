@@ -36,6 +36,8 @@ import {
   type ListedPage,
   Metrics,
   PfxCodec,
+  type PfxDecodeError,
+  type PfxEncodeError,
   type TargetConfig,
   type UnusableListEntry,
   Vault,
@@ -664,6 +666,37 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       detail: `the ${form} backing secret of ${name}/${versionId} holds a private key but no certificate it belongs to${held}, so the version cannot be restored from it (the key is there: it is not a key that cannot be exported). Key Vault imports no such pair, so a proxy or service between this machine and the vault may have changed the answer: restore the version from a copy of its certificate and key, or keep its key (key history: kvdeploy deploy --previous-key)`,
     })
   /**
+   * A backing secret that holds a key but cannot be restored from, for another reason than a key
+   * of no certificate: never "no private key" either (the rollback and doctor would say "not
+   * exportable", and an exportable key is what kvdeploy imports). Key Vault re-protects every
+   * backing secret with a blank password, so a PFX that does not open with it, or that is no PFX,
+   * is not an answer Key Vault sends; one that uses what the codec does not read is kvdeploy's
+   * limit, said as such.
+   */
+  const unrestorable = (
+    form: "PEM" | "PFX",
+    name: string,
+    versionId: string,
+    failure: PfxDecodeError | PfxEncodeError,
+  ) => {
+    const restore =
+      "restore the version from a copy of its certificate and key, or keep its key (key history: kvdeploy deploy --previous-key)"
+    const changed = `Key Vault serves no such backing secret, so a proxy or service between this machine and the vault may have changed the answer: ${restore}`
+    const what =
+      failure._tag === "PfxEncodeError"
+        ? `cannot be made into a PFX (${failure.reason}), so the version cannot be restored from it: ${restore}`
+        : failure.reason === "wrong-password"
+          ? `does not open with the blank password Key Vault re-protects backing secrets with (${failure.detail}), so the version cannot be restored from it. ${changed}`
+          : failure.reason === "unsupported"
+            ? `uses what kvdeploy's PFX reader does not support (${failure.detail}), so the version cannot be restored from it: ${restore}`
+            : `cannot be read as a PFX (${failure.detail}), so the version cannot be restored from it. ${changed}`
+    return new VaultMalformedAnswer({
+      operation: "getVersionSecret",
+      detail: `the ${form} backing secret of ${name}/${versionId} ${what}`,
+      ...(failure.cause === undefined ? {} : { cause: failure.cause }),
+    })
+  }
+  /**
    * The material of a PEM backing secret: the leaf is the certificate the key belongs to, as the
    * codec's PFX decode takes it (Key Vault serves the order an import with preserveCertOrder sent,
    * so a CA can come first); the others are the chain, which the codec orders when it builds. The
@@ -739,11 +772,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
           )
         pfx = yield* codec
           .encode(material, { encoding: "modern", password: blank })
-          .pipe(
-            Effect.mapError((e) =>
-              noPrivateKey(`the PEM backing secret cannot be made into a PFX: ${e.reason}`),
-            ),
-          )
+          .pipe(Effect.mapError((e) => unrestorable("PEM", name, versionId, e)))
       } else {
         pfx = new Uint8Array(Buffer.from(value, "base64"))
         yield* codec
@@ -752,11 +781,11 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
             Effect.mapError((e) =>
               e.reason === "no-certificate"
                 ? keyOfNoCertificate("PFX", name, versionId)
-                : noPrivateKey(
-                    e.reason === "no-key"
-                      ? `the backing secret of ${name}/${versionId} holds no private key (the key is not exportable)`
-                      : `the backing secret of ${name}/${versionId} cannot be read as a PFX (${e.reason})`,
-                  ),
+                : e.reason === "no-key"
+                  ? noPrivateKey(
+                      `the backing secret of ${name}/${versionId} holds no private key (the key is not exportable)`,
+                    )
+                  : unrestorable("PFX", name, versionId, e),
             ),
           )
       }

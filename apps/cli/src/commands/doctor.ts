@@ -522,12 +522,13 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
         })
       } else if (secret.failure._tag === "VaultMalformedAnswer") {
         // Read, but not material a rollback can restore (a key that belongs to none of the secret's
-        // certificates, or an answer garbled on its way): the message says what it holds.
+        // certificates, a PFX that does not open with the blank password or is none, one the codec
+        // does not read, or an answer garbled on its way): the message says what it holds.
         yield* add({
           check: "secrets/get",
           status: "warn",
           detail: secret.failure.message,
-          fix: "a rollback to this version cannot use its backing secret as the vault answered it: keep its key (kvdeploy deploy --previous-key); if `kvdeploy doctor` gets the same answer again, find what between this machine and the vault changes Key Vault's answers (a proxy, or a service at vault_url that is not Key Vault)",
+          fix: "a rollback to this version cannot use its backing secret as the vault answered it: keep its key (kvdeploy deploy --previous-key). Unless the detail names what kvdeploy's PFX reader does not support, Key Vault sends no such answer: if `kvdeploy doctor` gets it again, find what between this machine and the vault changes Key Vault's answers (a proxy, or a service at vault_url that is not Key Vault)",
         })
       } else if (secret.failure._tag === "VaultForbidden") {
         const refusal = secret.failure.refusal
