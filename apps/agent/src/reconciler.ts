@@ -177,6 +177,23 @@ interface PickupDue {
 /** A list entry older than this is not used: the deployment reads its certificate instead. */
 const listedMaxAgeMs = 30_000
 
+/**
+ * How old the attempt's read of the latest version may be when the deploy starts and still be its
+ * snapshot (counted from when the read finished). The deploy checks the vault against its snapshot
+ * (the ownership of what is served, the version a rollback restores, the versions an ambiguous import
+ * looks among): a read from before a long wait (the import permit, a parse queued on the material
+ * workers) would miss another writer's version imported meanwhile. 1 s keeps the read in the common
+ * case (read, parse, deploy back to back); an older one is not passed, and the deploy reads its own.
+ */
+const snapshotMaxAgeMs = 1000
+
+/**
+ * `read` (finished at `readAtMs`, by the Clock) as the deploy's snapshot when it is at most
+ * `snapshotMaxAgeMs` old now; otherwise undefined: the deploy reads its own.
+ */
+const freshSnapshot = <A>(read: A, readAtMs: number): Effect.Effect<A | undefined> =>
+  Effect.map(Clock.currentTimeMillis, (now) => (now - readAtMs <= snapshotMaxAgeMs ? read : undefined))
+
 /** Entries on a full page of the certificate list (the adapter asks for Key Vault's most, 25). */
 const LIST_PAGE_ENTRIES = 25
 
@@ -701,6 +718,8 @@ export const makeReconciler = (
           return yield* inPlace(undefined)
         }
         const latest = yield* Effect.exit(spend("other", vault.getLatest(d.target.certificateName)))
+        // When the read finished: the deploy gets it as its snapshot only while it is fresh (freshSnapshot).
+        const latestReadAtMs = yield* Clock.currentTimeMillis
         // The deploy program's own idempotency rule (core's servesInPlace): in place means a deploy would be Skipped.
         if (Exit.isSuccess(latest) && servesInPlace(latest.value, facts.x5t, expectedTags)) {
           work.inPlace = "read"
@@ -783,7 +802,7 @@ export const makeReconciler = (
           agentMetrics.lastOutcome(d.name, previous.outcome)
           return
         }
-        // 4. Deploy (core's state machine), with the snapshot just read.
+        // 4. Deploy (core's state machine), with the snapshot just read while it is fresh.
         work.heavy = true
         // The deploy sets the expiry series itself (a rollback sets the restored certificate's):
         // the next pass that finds the source in place must set it again.
@@ -846,15 +865,18 @@ export const makeReconciler = (
           })
         const material = parsed.material
         /**
-         * The deploy (core's state machine) on the import permit `importPermit`, with the snapshot
-         * `primedLatest` when it is still one. Interruptible until its first write (core's
+         * The deploy (core's state machine) on the import permit `importPermit`, with the read
+         * `latest` as its snapshot when it is still one when the deploy starts (freshSnapshot: at
+         * most `snapshotMaxAgeMs` old, whatever held it up: the permit's wait, a parse on a busy
+         * material worker). Interruptible until its first write (core's
          * `interruptibleUntilWritten`: the deploy runs in a fiber of its own, its forked snapshot read
          * included, which an interruption before the import stops); from the import on it runs to its
          * end, rollback included, and its outcome is recorded.
          */
-        const deployOn = (importPermit: ImportReservation, primedLatest: typeof latest | undefined) => {
+        const deployOn = (importPermit: ImportReservation) => {
           let committed = false
-          let primed: typeof latest | undefined = primedLatest
+          // Set when the deploy starts (below), taken by its first read of the latest version.
+          let primed: typeof latest | undefined
           const commit = (kind: InFlight) =>
             Effect.sync(() => {
               inFlight.set(d.name, committed && kind === "committed" ? "rolling-back" : kind)
@@ -907,7 +929,8 @@ export const makeReconciler = (
                   : { warnings: r.warnings.map((w) => `${w.field}: ${w.message}`) }),
               }),
           })
-          return Effect.suspend(() => {
+          return Effect.flatMap(freshSnapshot(latest, latestReadAtMs), (snapshot) => {
+            primed = snapshot
             inFlight.set(d.name, "deploying")
             return interruptibleUntilWritten(
               (guarded) =>
@@ -948,14 +971,13 @@ export const makeReconciler = (
         // The import permit: reserved before this deploy took its global permit (the likely case), or
         // now, given back when no import used it (a deploy refused, skipped, failed or stopped before
         // its import). Its wait can be interrupted (a reload, shutdown).
+        // Either way the deploy reads its own snapshot when the one read above is no longer fresh.
         const outcome: DeployOutcome = yield* reserved !== undefined
-          ? deployOn(reserved, latest)
+          ? deployOn(reserved)
           : Effect.acquireUseRelease(
-              Effect.interruptible(Effect.timed(lane.budget.reserveImport)),
-              // A snapshot read long before the import is not a snapshot any more: let the deploy read its own.
-              ([waited, reservation]) =>
-                deployOn(reservation, Duration.toMillis(waited) > 1000 ? undefined : latest),
-              ([, reservation]) => lane.budget.releaseUnused(reservation),
+              Effect.interruptible(lane.budget.reserveImport),
+              deployOn,
+              (reservation) => lane.budget.releaseUnused(reservation),
             )
         const success = outcome._tag === "Succeeded" || outcome._tag === "Skipped"
         const held = isHeld(outcome)
