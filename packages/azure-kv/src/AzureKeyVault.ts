@@ -38,6 +38,7 @@ import {
   PfxCodec,
   type PfxDecodeError,
   type PfxEncodeError,
+  type RecoveredCertificate,
   type TargetConfig,
   type UnusableListEntry,
   Vault,
@@ -828,6 +829,22 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       ...(read.timedOutAfterMs === undefined ? {} : { timedOutAfterMs: read.timedOutAfterMs }),
     })
   }
+  /**
+   * The recovered certificate as the port reports it, with whether this call sent the recovery. The
+   * SDK's recover poller reads the certificate first and, when the vault serves it already (another
+   * writer recovered it since getDeleted read it), completes with that read and sends no recover
+   * POST; otherwise it completes only after the vault accepted the POST. So a success with no
+   * recover POST answered is one with none sent.
+   */
+  const recoveredFrom =
+    (name: string) =>
+    (answer: {
+      readonly certificate: KeyVaultCertificate
+      readonly accepted: number | undefined
+    }): RecoveredCertificate | Unusable => {
+      const version = versionFromCertificate(name)(answer.certificate)
+      return version instanceof Unusable ? version : { version, sent: answer.accepted !== undefined }
+    }
   const recoverDeleted = (name: string) =>
     countedAs(
       "recoverDeleted",
@@ -836,14 +853,16 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
         let context: VaultCall | undefined
         return Effect.tryPromise({
           try: (abortSignal) => {
-            context = vaultCall(abortSignal, timeout)
-            return inVaultCall(context, async () => {
+            const call = vaultCall(abortSignal, timeout)
+            context = call
+            return inVaultCall(call, async () => {
               const poller = await certificates.beginRecoverDeletedCertificate(name, {
                 ...requestOptions,
                 abortSignal,
                 intervalInMs: options.recoverPollIntervalMs ?? 2000,
               })
-              return poller.pollUntilDone({ abortSignal })
+              const certificate = await poller.pollUntilDone({ abortSignal })
+              return { certificate, accepted: call.recoveryAccepted }
             })
           },
           catch: (error) => {
@@ -871,7 +890,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
           }),
         )
       }),
-      versionFromCertificate(name),
+      recoveredFrom(name),
     )
 
   const vaultOrigin = new URL(options.vaultUrl).origin

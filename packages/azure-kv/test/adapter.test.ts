@@ -315,10 +315,39 @@ describe("Vault over the emulator", () => {
           expect(deleted.recoveryId).toContain("/deletedcertificates/gone-app")
           expect(deleted.deletedAt).toBeInstanceOf(Date)
           const recovered = yield* vault.recoverDeleted("gone-app")
-          expect(recovered.versionId).toBe(v.versionId)
+          expect(recovered.version.versionId).toBe(v.versionId)
+          // The vault accepted this call's recover POST.
+          expect(recovered.sent).toBe(true)
           expect(emulator.state.isDeleted(VAULT, "gone-app")).toBe(false)
           const notDeleted = yield* Effect.flip(vault.getDeleted("gone-app"))
           expect(notDeleted._tag).toBe("VaultNotFound")
+        }),
+      ),
+  )
+
+  it.live(
+    "recoverDeleted of a certificate another writer recovered first answers it with no recovery sent (the SDK's poller reads first)",
+    () =>
+      run(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          const name = "raced-recover-app"
+          const v = yield* importMaterial(name, yield* Effect.promise(() => makeMaterial(ca)))
+          const other = new CertificateClient(emulator.vault(VAULT).url, credential, {
+            tlsOptions: { ca: emulator.caPem },
+            disableChallengeResourceVerification: true,
+          })
+          yield* Effect.promise(async () => {
+            await (await other.beginDeleteCertificate(name, { intervalInMs: 20 })).pollUntilDone()
+            await (await other.beginRecoverDeletedCertificate(name, { intervalInMs: 20 })).pollUntilDone()
+          })
+          const since = emulator.requests.mark()
+          const recovered = yield* vault.recoverDeleted(name)
+          expect(recovered.version.versionId).toBe(v.versionId)
+          expect(recovered.sent).toBe(false)
+          const sent = emulator.requests.entries({ vault: VAULT, since }).filter((e) => !e.challenge)
+          expect(sent.map((e) => `${e.operation} ${e.status}`)).toEqual(["getLatest 200"])
+          expect((yield* MetricsRecorder).count("vaultRequest", "recoverDeleted:ok")).toBe(1)
         }),
       ),
   )

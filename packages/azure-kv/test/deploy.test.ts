@@ -8,7 +8,7 @@ import type { TokenCredential } from "@azure/core-auth"
 import { CertificateClient } from "@azure/keyvault-certificates"
 import { SecretClient } from "@azure/keyvault-secrets"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import type { CertificateMaterial, DeployOutcome, TargetConfig } from "@kvdeploy/core"
+import { type CertificateMaterial, type DeployOutcome, type TargetConfig, Vault } from "@kvdeploy/core"
 import { AuditRecords, MetricsRecorder } from "@kvdeploy/core/test"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import * as Effect from "effect/Effect"
@@ -909,6 +909,65 @@ describe("deploy contract against the emulator", () => {
           expect(emulator.state.isDeleted(VAULT, name)).toBe(false)
           expect(versionsOf(name).at(-1)?.x5t).toBe(yield* Effect.promise(() => x5tOf(m2.leaf)))
         }
+      }),
+  )
+
+  it.live(
+    "a certificate another writer recovers between the deploy's read of it and its recovery: no recovery sent, deployed over, and the outcome says another writer recovered it",
+    () =>
+      Effect.gen(function* () {
+        const name = "recovered-by-another"
+        yield* deployedThenDeleted(name)
+        const since = emulator.requests.mark()
+        // Where the other writer's requests end and the adapter's recovery begins.
+        let adapterFrom: number | undefined
+        const target = targetFor(emulator, VAULT, name, { on_soft_deleted: "recover" })
+        const m2 = yield* material()
+        const outcome = yield* Effect.gen(function* () {
+          const port = yield* Vault
+          // Another writer (its own SDK client) recovers the certificate and waits until it is
+          // served; then the adapter's recovery runs, as it would after losing that race.
+          const racing = Vault.of({
+            ...port,
+            recoverDeleted: (n) =>
+              Effect.promise(async () => {
+                const other = new CertificateClient(emulator.vault(VAULT).url, credential, {
+                  tlsOptions: { ca: emulator.caPem },
+                  disableChallengeResourceVerification: true,
+                })
+                await (await other.beginRecoverDeletedCertificate(n, { intervalInMs: 20 })).pollUntilDone()
+                adapterFrom = emulator.requests.mark()
+              }).pipe(Effect.andThen(port.recoverDeleted(n))),
+          })
+          const deployed = yield* deployOnce(target, m2, `id-${name}`).pipe(
+            fastReads,
+            Effect.provideService(Vault, racing),
+          )
+          // The audit record says the same.
+          expect((yield* AuditRecords).all().at(-1)?.recovered).toBe("by-another")
+          return deployed
+        }).pipe(Effect.provide(worldLayer(emulator, target, credential)))
+        expect(outcome._tag, outcome.reason).toBe("Succeeded")
+        expect(outcome.recovered).toBe("by-another")
+        expect(outcome.decisions.some((d) => d.includes("no recovery sent"))).toBe(true)
+        // The vault: the other writer's recovery is the only one; the adapter's poller read the
+        // certificate, found it served, and sent no recover POST.
+        const entries = emulator.requests.entries({ vault: VAULT, since }).filter((e) => !e.challenge)
+        expect(
+          entries.filter((e) => e.operation === "recover").map((e) => e.seq < (adapterFrom ?? 0)),
+        ).toEqual([true])
+        expect(
+          ops(
+            emulator.requests.entries({ vault: VAULT, since: adapterFrom ?? 0 }).filter((e) => !e.challenge),
+          ),
+        ).toEqual([
+          // The SDK's recover poller reads the certificate first: served, so it sends no recovery.
+          "getLatest 200",
+          "import 200",
+          "getLatest 200",
+        ])
+        expect(emulator.state.isDeleted(VAULT, name)).toBe(false)
+        expect(versionsOf(name).at(-1)?.x5t).toBe(yield* Effect.promise(() => x5tOf(m2.leaf)))
       }),
   )
 

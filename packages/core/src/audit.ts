@@ -4,7 +4,7 @@
  */
 import type { ImportedContentType } from "./contentType.js"
 import { isoTimeOf } from "./isoTime.js"
-import { type DeployOutcome, exitCodeOf } from "./outcome.js"
+import { type DeployOutcome, exitCodeOf, type Recovered } from "./outcome.js"
 
 export interface AuditRecord {
   readonly schema: "kvdeploy.audit/v1"
@@ -27,8 +27,11 @@ export interface AuditRecord {
   readonly versionId: string | undefined
   readonly rollbackVersionId: string | undefined
   readonly adopted: boolean
-  /** As the outcome's: set when the deploy recovered the soft-deleted certificate of its name. */
-  readonly recovered?: "recovered" | "unknown"
+  /**
+   * As the outcome's: set when the deploy recovered the soft-deleted certificate of its name
+   * ("recovered", "unknown"), or found it recovered by another writer first ("by-another").
+   */
+  readonly recovered?: Recovered
   /** As the outcome's: the content type the import wrote, what was served before, kept or changed. */
   readonly contentType?: ImportedContentType
   readonly vaultCalls: number

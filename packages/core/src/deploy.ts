@@ -174,23 +174,44 @@ const snapshotFailed = (trail: DeployTrail, failure: VaultError): Draft => {
   }
 }
 
+type CameBack = "recovered" | "by-another"
+
+/** Who recovered the soft-deleted certificate, when another writer did: this deploy sent no recovery. */
+const byAnotherWords =
+  "another writer recovered the soft-deleted certificate before this deploy's recovery was sent, so this deploy sent none"
+
+/**
+ * A reason's words for a certificate that came back before the import (this deploy's recovery, or
+ * another writer's) and is served again (`as`: as which version, and what it serves).
+ */
+const servedAgainWords = (back: CameBack, as = ""): string =>
+  back === "recovered"
+    ? `the soft-deleted certificate was recovered first and is served again${as}`
+    : `${byAnotherWords}; it is served again${as}`
+
+/** Whether the certificate came back from soft-deleted during this deploy, by its recovery or another writer's. */
+const cameBack = (trail: DeployTrail): CameBack | undefined =>
+  trail.recovered === "recovered" || trail.recovered === "by-another" ? trail.recovered : undefined
+
 const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | VaultError): Draft => {
   trail.note(`import: ${failure._tag}`)
-  // After this deploy's recovery, a refusal that names a delete means someone deleted it again.
+  // After a recovery (this deploy's or another writer's), a refusal that names a delete means
+  // someone deleted it again.
   const deletedAgain =
     failure._tag === "VaultConflictSoftDeleted" ||
     (failure._tag === "VaultRequestRejected" && failure.code === "ObjectIsBeingDeleted")
+  const back = cameBack(trail)
   return {
     _tag: "Failed",
     step: "import",
     error: failure._tag,
     ...failureFacts(failure),
     reason:
-      trail.recovered !== "recovered"
+      back === undefined
         ? `the import was refused and nothing changed: ${failure.message}`
         : deletedAgain
-          ? `the import was refused and no version was written (the soft-deleted certificate was recovered first, then deleted again before the import): ${failure.message}`
-          : `the import was refused and no version was written (the soft-deleted certificate was recovered first and is served again): ${failure.message}`,
+          ? `the import was refused and no version was written (${back === "recovered" ? "the soft-deleted certificate was recovered first, then deleted again before the import" : `${byAnotherWords}; it was then deleted again before the import`}): ${failure.message}`
+          : `the import was refused and no version was written (${servedAgainWords(back)}): ${failure.message}`,
   }
 }
 
@@ -227,7 +248,9 @@ const judgeExisting = (
       reason:
         trail.recovered === "recovered"
           ? "the recovered certificate is this certificate: the vault serves it again, no version was written"
-          : "the vault already serves this certificate",
+          : trail.recovered === "by-another"
+            ? `${byAnotherWords}; the recovered certificate is this certificate: the vault serves it again, no version was written`
+            : "the vault already serves this certificate",
     }
   }
   if (judgement._tag === "NotManaged") {
@@ -384,14 +407,14 @@ function* importRequestFor(
   if (contentType === PEM_CONTENT_TYPE || chosen.change === "changed")
     trail.note(contentTypeDecision(setting, chosen, request.target.consumers))
   const common = { name: request.target.certificateName, tags, keyFacts: inspected.key, leaf: inspected.leaf }
-  const recovered = trail.recovered === "recovered"
+  const recovered = cameBack(trail)
   const built = yield* contentOf(
     codec,
     policy,
     request,
     content,
     contentType,
-    recovered
+    recovered !== undefined
       ? "content_type: keep, and the recovered certificate serves its secret as PEM"
       : "content_type: keep, and the vault serves the secret as PEM",
   )
@@ -402,16 +425,18 @@ function* importRequestFor(
     return {
       _tag: "Rejected",
       problems: [built],
-      reason: recovered
-        ? // The recovery changed the vault: the recovered certificate is served again, and stays.
-          `the soft-deleted certificate was recovered first and is served again as ${served?.versionId ?? "its latest version"}, its secret ${contentTypeWords(contentType)} (${contentType})${keepsPkcs12 ? ", which content_type keep keeps" : ""}; but the import was refused and no version was written: ${built.field} ${built.message}`
-        : `the import was refused before anything was written: ${built.field} ${built.message}${
-            keepsPkcs12
-              ? state.deletedUnread !== undefined
-                ? ` (content_type keep imports PKCS#12: the vault serves nothing under this name, and whether a soft-deleted certificate a recovery would serve as PEM holds it could not be read: ${state.deletedUnread})`
-                : " (content_type keep imports PKCS#12: the vault serves no PEM for this name)"
-              : ""
-          }`,
+      reason:
+        recovered !== undefined
+          ? // The recovery (this deploy's or another writer's) changed the vault: the recovered
+            // certificate is served again, and stays.
+            `${servedAgainWords(recovered, ` as ${served?.versionId ?? "its latest version"}, its secret ${contentTypeWords(contentType)} (${contentType})${keepsPkcs12 ? ", which content_type keep keeps" : ""}`)}; but the import was refused and no version was written: ${built.field} ${built.message}`
+          : `the import was refused before anything was written: ${built.field} ${built.message}${
+              keepsPkcs12
+                ? state.deletedUnread !== undefined
+                  ? ` (content_type keep imports PKCS#12: the vault serves nothing under this name, and whether a soft-deleted certificate a recovery would serve as PEM holds it could not be read: ${state.deletedUnread})`
+                  : " (content_type keep imports PKCS#12: the vault serves no PEM for this name)"
+                : ""
+            }`,
     }
   }
   state.contentType = chosen
@@ -617,8 +642,13 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   trail.note("import: name held by a soft-deleted certificate; recovering")
   const recovered = yield* trail.call("recoverDeleted", vault.recoverDeleted(name)).pipe(Effect.result)
   let restored: VaultVersion
-  if (recovered._tag === "Success") restored = recovered.success
-  else if (recovered.failure._tag !== "VaultAmbiguous") {
+  // Whether this deploy's recovery was sent: none when the vault served the certificate already
+  // (another writer recovered it since getDeleted read it), as Key Vault's SDK reads it first.
+  let sent = true
+  if (recovered._tag === "Success") {
+    restored = recovered.success.version
+    sent = recovered.success.sent
+  } else if (recovered.failure._tag !== "VaultAmbiguous") {
     return {
       _tag: "Failed",
       step: "soft-deleted",
@@ -645,9 +675,15 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     }
     restored = latest.success
   }
-  trail.recovered = "recovered"
+  // Either way the certificate was just recovered: what follows (ownership, the import, the reads
+  // lagging behind a recovery) is the same; only who recovered it differs, and the outcome says so.
+  trail.recovered = sent ? "recovered" : "by-another"
   state.previous = restored
-  trail.note(`recovered: ${restored.versionId}`)
+  trail.note(
+    sent
+      ? `recovered: ${restored.versionId}`
+      : `recover: served already as ${restored.versionId} (another writer recovered it first); no recovery sent`,
+  )
   const early = judgeExisting(request, trail, restored, newX5t, tags)
   if (early !== undefined) return early
   // Judged again when the recovery brought back another version than the one judged before it
@@ -780,9 +816,11 @@ const reconcileDeleted = Effect.fnUntraced(function* (
               : ""
           : latest?.versionId !== previous.versionId
             ? ""
-            : trail.recovered !== undefined
-              ? " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
-              : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"
+            : trail.recovered === "by-another"
+              ? " (another writer recovered it before the import, and a read lagging behind that recovery would show the same)"
+              : trail.recovered !== undefined
+                ? " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
+                : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"
   let why: string
   if (deleted !== undefined)
     why = `it is soft-deleted (deleted ${deletedAtMs === undefined ? "at a time the vault did not give" : isoOf(deletedAtMs)}${unproven}), ${

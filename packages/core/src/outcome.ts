@@ -37,6 +37,16 @@ export interface DeployTimings {
   readonly durationMs: number
 }
 
+/**
+ * What became of the soft-deleted certificate of the deploy's name (`on_soft_deleted: recover`):
+ * - "recovered": the deploy's recovery was sent and it is served again, whatever the outcome;
+ * - "by-another": another writer recovered it after the deploy read it as soft-deleted and before
+ *   the deploy's recovery was sent, so the deploy sent none (Key Vault's SDK reads the certificate
+ *   before it recovers one); the vault serves it again, and the deploy went on over what it serves;
+ * - "unknown": the recovery was sent, its answer lost, and the certificate was not served yet.
+ */
+export type Recovered = "recovered" | "by-another" | "unknown"
+
 /** Fields every outcome carries. */
 export interface OutcomeCommon {
   readonly target: { readonly vaultUrl: string; readonly certificateName: string }
@@ -48,11 +58,10 @@ export interface OutcomeCommon {
   /** True when the deploy took over a certificate kvdeploy did not manage (`adopt`). */
   readonly adopted: boolean
   /**
-   * Set when the deploy recovered the soft-deleted certificate of its name (`on_soft_deleted:
-   * recover`): "recovered" (it is served again, whatever the outcome), or "unknown" (the recovery
-   * was sent, its answer lost, and the certificate was not served yet). Absent otherwise.
+   * Set when the deploy met the soft-deleted certificate of its name and went to recover it
+   * (`on_soft_deleted: recover`): see `Recovered`. Absent otherwise.
    */
-  readonly recovered?: "recovered" | "unknown"
+  readonly recovered?: Recovered
   /**
    * The content type of the secret this deploy's import wrote (content_type), what the vault served
    * before, and whether the import `kept` it, `changed` it (consumers read another format from now

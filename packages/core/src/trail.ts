@@ -6,7 +6,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { DeployPolicy } from "./DeployPolicy.js"
-import type { DeployWarning } from "./outcome.js"
+import type { DeployWarning, Recovered } from "./outcome.js"
 import type { PostVerifyFailureReason, RollbackOutcome } from "./ports/Metrics.js"
 import { isRetriableRead, type VaultOperation, wasUnsent } from "./ports/Vault.js"
 
@@ -21,8 +21,11 @@ export class DeployTrail {
   adopting = false
   /** Whether the deploy took over a certificate kvdeploy did not manage: an import that may have landed, while adopting. */
   adopted = false
-  /** Whether the deploy recovered the soft-deleted certificate of its name (`on_soft_deleted: recover`). */
-  recovered: "recovered" | "unknown" | undefined = undefined
+  /**
+   * Whether the deploy recovered the soft-deleted certificate of its name (`on_soft_deleted:
+   * recover`), or found it recovered by another writer before its own recovery was sent.
+   */
+  recovered: Recovered | undefined = undefined
 
   note(decision: string): void {
     this.decisions.push(decision)

@@ -841,12 +841,12 @@ describe("a recovery that brings back another version than the one judged before
         const racing: (typeof Vault)["Service"] = {
           ...port,
           recoverDeleted: (name) =>
-            port
-              .recoverDeleted(name)
-              .pipe(
-                Effect.andThen(vault.seed(NAME, other.material, { tags: managedTags })),
-                Effect.andThen(port.getLatest(name)),
+            port.recoverDeleted(name).pipe(
+              Effect.tap(() => vault.seed(NAME, other.material, { tags: managedTags })),
+              Effect.flatMap((recovered) =>
+                Effect.map(port.getLatest(name), (version) => ({ ...recovered, version })),
               ),
+            ),
         }
         const o = expectTag(
           yield* runDeploy(request(newCert.material, { previousKey: oldCert.material.key }, recover)).pipe(
@@ -861,6 +861,162 @@ describe("a recovery that brings back another version than the one judged before
         assert.strictEqual(vault.calls().byOperation.importVersion, 1) // the first, refused with 409
       }),
     ),
+  )
+})
+
+describe("another writer recovers the soft-deleted certificate before this deploy's recovery is sent", () => {
+  // Key Vault's SDK reads the certificate before it recovers one: served already, it sends no
+  // recovery. The deploy goes on over what is served, and does not say it recovered it.
+  const recover = target({ on_soft_deleted: "recover" })
+  const byAnother =
+    "another writer recovered the soft-deleted certificate before this deploy's recovery was sent"
+
+  it.effect(
+    "deployed over what is served; the outcome says another writer recovered it, not this deploy",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          vault.script("recoverDeleted", Fault.foreignRecover)
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Succeeded")
+          assert.strictEqual(o.recovered, "by-another")
+          assert.strictEqual(o.previous?.versionId, old.versionId)
+          assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
+          assert.include(
+            o.decisions,
+            `recover: served already as ${old.versionId} (another writer recovered it first); no recovery sent`,
+          )
+          assert.notInclude(o.decisions, `recovered: ${old.versionId}`)
+          // The audit record (which the agent logs) says the same.
+          assert.strictEqual((yield* AuditRecords).all().at(-1)?.recovered, "by-another")
+        }),
+      ),
+  )
+
+  it.effect(
+    "the certificate another writer recovered is this certificate: Skipped, saying who recovered it",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const same = yield* seedManaged(newCert.material)
+          yield* vault.softDelete(NAME)
+          vault.script("recoverDeleted", Fault.foreignRecover)
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Skipped")
+          assert.strictEqual(o.recovered, "by-another")
+          assert.strictEqual(o.versionId, same.versionId)
+          assert.include(o.reason, byAnother)
+          assert.include(o.reason, "this deploy sent none")
+          assert.include(o.reason, "the vault serves it again, no version was written")
+        }),
+      ),
+  )
+
+  it.effect(
+    "an import refused after another writer's recovery: Failed, not saying this deploy recovered it",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          vault.script("recoverDeleted", Fault.foreignRecover)
+          vault.script("importVersion", Fault.pass, Fault.fail("Rejected"))
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+          assert.strictEqual(o.recovered, "by-another")
+          assert.include(o.reason, `${byAnother}, so this deploy sent none; it is served again`)
+          assert.notInclude(o.reason, "was recovered first")
+          assert.notMatch(o.reason, /nothing changed/)
+          assert.isFalse(vault.isSoftDeleted(NAME))
+        }),
+      ),
+  )
+
+  it.effect("recovered by another writer, then deleted again before the import: Failed, saying so", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        yield* vault.softDelete(NAME)
+        vault.script("recoverDeleted", Fault.foreignRecover)
+        vault.script("importVersion", Fault.pass, Fault.foreignDelete("before"))
+        const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+        assert.strictEqual(o.recovered, "by-another")
+        assert.strictEqual(o.error, "VaultConflictSoftDeleted")
+        assert.include(
+          o.reason,
+          `${byAnother}, so this deploy sent none; it was then deleted again before the import`,
+        )
+        assert.notInclude(o.reason, "was recovered first")
+        assert.isTrue(vault.isSoftDeleted(NAME))
+      }),
+    ),
+  )
+
+  it.effect(
+    "what the other writer serves after its recovery is judged: another tool's certificate is refused",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          const foreign = issue({ seed: "recovered-then-foreign", issuer: ca })
+          const port = yield* Vault
+          // The other writer recovers it and imports a certificate of its own, before this deploy's
+          // recovery is sent.
+          const racing: (typeof Vault)["Service"] = {
+            ...port,
+            recoverDeleted: (name) =>
+              Effect.sync(() => vault.recover(name)).pipe(
+                Effect.andThen(vault.seed(name, foreign.material, { tags: { owner: "someone-else" } })),
+                Effect.andThen(port.recoverDeleted(name)),
+              ),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material, {}, recover)).pipe(
+              Effect.provideService(Vault, racing),
+            ),
+            "Rejected",
+          )
+          assert.strictEqual(o.recovered, "by-another")
+          assert.strictEqual(o.problems[0]?.reason, "not_managed")
+          assert.strictEqual(vault.latest(NAME)?.x5t, foreign.x5t)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1) // the first, refused with 409
+        }),
+      ),
+  )
+
+  it.effect(
+    "an import that landed after another writer's recovery, then reads lagging behind that recovery: Unverified, not Failed",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          vault.script("recoverDeleted", Fault.foreignRecover)
+          // The second import lands and its answer is lost; the version list and the deleted
+          // certificate still show the delete the other writer's recovery undid.
+          vault.script("importVersion", Fault.pass, Fault.afterWrite)
+          vault.script("getDeleted", Fault.pass, Fault.staleRead)
+          vault.script("listVersions", Fault.staleRead)
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Unverified")
+          assert.strictEqual(o.recovered, "by-another")
+          assert.include(o.reason, `its latest version then was ${old.versionId}`)
+          assert.include(o.reason, "another writer recovered it before the import")
+          assert.notInclude(o.reason, "wrote nothing")
+          assert.deepStrictEqual(
+            vault
+              .versions(NAME)
+              .filter((v) => v.writer === "deploy")
+              .map((v) => v.x5t),
+            [newCert.x5t],
+          )
+        }),
+      ),
   )
 })
 

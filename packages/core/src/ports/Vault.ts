@@ -81,6 +81,18 @@ export interface DeletedCertificate {
   readonly latest?: VaultVersion
 }
 
+/**
+ * What a recovery answered: the certificate's latest version once it is served, and whether this
+ * call sent the recovery. Key Vault's SDK reads the certificate before it recovers one, and sends
+ * no recovery when the vault serves it already (another writer recovered it since it was read as
+ * soft-deleted): the version is then what the vault serves, and `sent` is false.
+ */
+export interface RecoveredCertificate {
+  readonly version: VaultVersion
+  /** True when this call sent the recovery and the vault accepted it; false when it sent none. */
+  readonly sent: boolean
+}
+
 /** The previous material of a version, read from its backing secret. */
 export interface VersionSecret {
   /** PFX bytes as the vault keeps them. */
@@ -391,8 +403,12 @@ export class Vault extends Context.Service<
       versionId: string,
     ) => Effect.Effect<VersionSecret, VaultNotFound | VaultNoPrivateKey | VaultError>
     readonly getDeleted: (name: string) => Effect.Effect<DeletedCertificate, VaultNotFound | VaultError>
-    /** Recover a soft-deleted certificate; answers its latest version once recovered. */
-    readonly recoverDeleted: (name: string) => Effect.Effect<VaultVersion, VaultNotFound | VaultError>
+    /**
+     * Recover a soft-deleted certificate; answers its latest version once it is served, and whether
+     * this call sent the recovery (none when the vault served the certificate already: another
+     * writer recovered it first).
+     */
+    readonly recoverDeleted: (name: string) => Effect.Effect<RecoveredCertificate, VaultNotFound | VaultError>
     /**
      * One page of the vault's (not soft-deleted) certificates: the first page
      * for `undefined`, else the page `continuation` points at. Optional: the

@@ -35,7 +35,15 @@
  * - `ForeignDelete`: another writer soft-deletes the certificate, `before` this call (default)
  *   or `after` it succeeded (its answer is still given); nothing happens to a name that holds no
  *   certificate, or one already deleted;
+ * - `ForeignRecover`: another writer recovers the soft-deleted certificate just before this call
+ *   (nothing happens to a name that is not soft-deleted). A `recoverDeleted` after it finds the
+ *   certificate served and sends no recovery, as Key Vault's SDK does;
  * - `Pass`: no fault for this call (to target the Nth call).
+ *
+ * `recoverDeleted` behaves as the azure-kv adapter over Key Vault's SDK: the SDK reads the
+ * certificate first, so a name the vault serves (not soft-deleted) answers its latest version with
+ * `sent: false` (no recovery was sent); a name that is neither served nor soft-deleted is
+ * `VaultNotFound`.
  *
  * `listCertificates` answers pages of 25 (the latest version of each
  * certificate that is not soft-deleted, by name, case-insensitively, as Key
@@ -59,6 +67,7 @@ import {
   type ImportRequest,
   importContentTypeOfRequest,
   type ListedPage,
+  type RecoveredCertificate,
   Vault,
   VaultAmbiguous,
   VaultConflictSoftDeleted,
@@ -102,6 +111,7 @@ export type Fault =
   | { readonly _tag: "Alter"; readonly change: AlterChange }
   | { readonly _tag: "StaleRead" }
   | { readonly _tag: "ForeignDelete"; readonly when: "before" | "after" }
+  | { readonly _tag: "ForeignRecover" }
 
 /**
  * The tags of a foreign import: fixed, or made from the name's versions at the time of the call
@@ -124,6 +134,8 @@ export const Fault = {
   staleRead: { _tag: "StaleRead" } as Fault,
   /** Another writer soft-deletes the certificate, before this call (default) or after it ran. */
   foreignDelete: (when: "before" | "after" = "before"): Fault => ({ _tag: "ForeignDelete", when }),
+  /** Another writer recovers the soft-deleted certificate just before this call. */
+  foreignRecover: { _tag: "ForeignRecover" } as Fault,
 }
 
 /** A version as the in-memory vault keeps it. */
@@ -185,6 +197,8 @@ export class InMemoryVaultHandle extends Context.Service<
       options?: SeedOptions,
     ) => Effect.Effect<StoredVersion>
     readonly softDelete: (name: string) => Effect.Effect<void>
+    /** Recover a soft-deleted certificate as another writer (not counted as a call); nothing for one not deleted. */
+    readonly recover: (name: string) => void
     /** How many scripted `ForeignDelete` faults deleted a certificate (one that found none did nothing). */
     readonly foreignDeletes: () => number
     /** Queue faults for the next calls of an operation, one per call. */
@@ -283,6 +297,16 @@ const make = Effect.gen(function* () {
         return true
       }),
     )
+  /** Recover a soft-deleted certificate (this deploy's recovery, or another writer's). */
+  const recover = (c: StoredCertificate) => {
+    c.recoveredFrom = c.deleted
+    c.deleted = undefined
+  }
+  /** Another writer's recovery: nothing for a name that is not soft-deleted. */
+  const foreignRecover = (name: string) => {
+    const c = certificates.get(name)
+    if (c?.deleted !== undefined) recover(c)
+  }
   const foreignDelete = (name: string): Effect.Effect<void> =>
     Effect.map(softDelete(name), (deleted) => {
       if (deleted) foreignDeletes++
@@ -404,6 +428,7 @@ const make = Effect.gen(function* () {
       }
       if (fault?._tag === "ForeignDelete" && fault.when === "before" && name !== undefined)
         yield* foreignDelete(name)
+      if (fault?._tag === "ForeignRecover" && name !== undefined) foreignRecover(name)
       if (fault?._tag === "Fail") {
         record(fault.kind)
         return yield* Effect.fail(makeError(operation, fault.kind))
@@ -702,12 +727,15 @@ const make = Effect.gen(function* () {
     recoverDeleted: (name) =>
       call("recoverDeleted", name, () => {
         const c = certificates.get(name)
-        if (c?.deleted === undefined)
+        // Key Vault's SDK reads the certificate first: one the vault serves already (another writer
+        // recovered it) is answered as it is, and no recovery is sent.
+        const sent = c?.deleted !== undefined
+        if (c?.deleted !== undefined) recover(c)
+        const v = latestOf(name)
+        if (v === undefined)
           return Effect.fail(notFound("recoverDeleted", `Deleted Certificate not found: ${name}`))
-        c.recoveredFrom = c.deleted
-        c.deleted = undefined
-        const v = observe(name, latestOf(name))
-        return v === undefined ? Effect.fail(notFound("recoverDeleted", name)) : Effect.succeed(publicView(v))
+        observe(name, v)
+        return Effect.succeed<RecoveredCertificate>({ version: publicView(v), sent })
       }),
     listCertificates: (continuation) =>
       call("listCertificates", undefined, () => listPage(continuation)).pipe(
@@ -735,6 +763,7 @@ const make = Effect.gen(function* () {
         options.contentType,
       ),
     softDelete: (name) => Effect.asVoid(softDelete(name)),
+    recover: foreignRecover,
     foreignDeletes: () => foreignDeletes,
     script: (operation, ...more) => {
       const queue = faults.get(operation) ?? []
