@@ -180,6 +180,36 @@ describe("a Failed deploy's next step", () => {
     )
   })
 
+  it("recovered by another writer before kvdeploy's recovery was sent: never says kvdeploy recovered it", () => {
+    const lines = (fields: Record<string, unknown>) => linesOf({ recovered: "by-another", ...fields })
+    const recoveredLine = (fields: Record<string, unknown>) =>
+      lines(fields).find((l) => l.trimStart().startsWith("recovered")) ?? ""
+    for (const fields of [
+      { _tag: "Succeeded", versionId: "v2" },
+      { _tag: "Skipped", versionId: "v1" },
+      { _tag: "Failed", step: "import", error: "VaultForbidden" },
+    ])
+      expect(recoveredLine(fields), fields._tag).toBe(
+        "  recovered   by another writer, before kvdeploy's recovery was sent: the vault served the certificate already, so kvdeploy sent no recovery (on_soft_deleted: recover)",
+      )
+    const meaning = (fields: Record<string, unknown>) =>
+      lines({ _tag: "Failed", step: "import", ...fields })[1]
+    expect(meaning({ error: "VaultForbidden" })).toBe(
+      "  no version was written; another writer recovered the soft-deleted certificate before kvdeploy's recovery was sent; kvdeploy sent no recovery: the vault serves it again",
+    )
+    expect(meaning({ error: "VaultConflictSoftDeleted" })).toBe(
+      "  no version was written; another writer recovered the soft-deleted certificate before kvdeploy's recovery was sent; kvdeploy sent no recovery; it was then deleted again before the import",
+    )
+    // Nowhere does the text say kvdeploy recovered it.
+    for (const fields of [
+      { _tag: "Skipped", versionId: "v1" },
+      { _tag: "Failed", step: "import", error: "VaultForbidden" },
+    ])
+      expect(lines(fields).join("\n"), fields._tag).not.toContain(
+        "the soft-deleted certificate was recovered",
+      )
+  })
+
   it("a lost import into a certificate deleted meanwhile: kvdeploy's conclusion, and what a retry does", () => {
     const next =
       linesOf({ _tag: "Failed", step: "reconcile", error: "VaultConflictSoftDeleted" }).find((l) =>

@@ -29,6 +29,7 @@ useCommandsWorld([
   "outcomes-13",
   "outcomes-14",
   "outcomes-15",
+  "outcomes-16",
 ])
 
 // The tests run side by side, each on a vault of its own (its writes since a mark are its own);
@@ -203,6 +204,75 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     const asJson = await runCli(deployArgs(name), { stdin: fx.bundle(await fx.leaf()), env: world.env })
     expect(json<Outcome>(asJson)._tag).toBe("Succeeded")
     expect(json<Outcome & { recovered?: string }>(asJson).recovered).toBeUndefined()
+  })
+
+  it("a certificate another writer recovers just before kvdeploy's recovery: kvdeploy sends none, and says so (text and --json)", async () => {
+    const { world, deployArgs, importThenSoftDelete, softDelete } = inOwnVault("outcomes-16")
+    const name = "recovered-by-another"
+    /**
+     * Deploy with --on-soft-deleted recover, another writer recovering the certificate between the
+     * deploy's read of the deleted certificate and its recovery: the deploy's second read of the
+     * certificate (the SDK's recover poller's first, the snapshot's being the first) is held until
+     * the other writer's recovery is done. Answers the run, and the recoveries the vault was sent.
+     */
+    const racedDeploy = async (args: ReadonlyArray<string>) => {
+      const held = world.emulator.faults.add({
+        operation: "getLatest",
+        vault: world.vault,
+        name,
+        skip: 1,
+        times: 1,
+        action: { kind: "hold", timeoutMs: 20_000 },
+      })
+      const mark = world.emulator.requests.mark()
+      let otherRecovered = false
+      const r = await runCli(args, {
+        stdin: fx.bundle(await fx.leaf()),
+        env: world.env,
+        started: () => {
+          const deadline = Date.now() + 60_000
+          const poll = setInterval(() => {
+            const hits = world.emulator.faults.list().find((f) => f.id === held)?.hits ?? 0
+            if (hits === 0 && Date.now() < deadline) return
+            clearInterval(poll)
+            void (async () => {
+              await (
+                await world.sdk().beginRecoverDeletedCertificate(name, { intervalInMs: 50 })
+              ).pollUntilDone()
+              otherRecovered = true
+            })().finally(() => world.emulator.faults.release(held))
+          }, 25)
+        },
+      })
+      world.emulator.faults.remove(held)
+      const recoveries = world.emulator.requests
+        .entries({ vault: world.vault, since: mark, operation: "recover" })
+        .map((e) => e.status)
+      return { r, otherRecovered, recoveries }
+    }
+    await importThenSoftDelete(name)
+    const asJson = await racedDeploy(deployArgs(name, ["--on-soft-deleted", "recover"]))
+    expect(asJson.r.code, asJson.r.stdout + asJson.r.stderr).toBe(0)
+    expect(asJson.otherRecovered).toBe(true)
+    // One recovery reached the vault, the other writer's (its certificate was deleted, so its
+    // poller sent it): kvdeploy's poller found the certificate served and sent none.
+    expect(asJson.recoveries).toEqual([200])
+    const outcome = json<Outcome & { recovered?: string }>(asJson.r)
+    expect(outcome._tag).toBe("Succeeded")
+    expect(outcome.recovered).toBe("by-another")
+    expect(world.emulator.state.isDeleted(world.vault, name)).toBe(false)
+
+    await softDelete(name)
+    const text = await racedDeploy(
+      deployArgs(name, ["--on-soft-deleted", "recover"]).filter((a) => a !== "--json"),
+    )
+    expect(text.r.code, text.r.stdout + text.r.stderr).toBe(0)
+    expect(text.otherRecovered).toBe(true)
+    expect(text.recoveries).toEqual([200])
+    expect(text.r.stdout).toMatch(
+      /recovered {3}by another writer, before kvdeploy's recovery was sent: the vault served the certificate already, so kvdeploy sent no recovery/,
+    )
+    expect(text.r.stdout).not.toContain("the soft-deleted certificate was recovered")
   })
 
   it("Superseded (exit 5): another writer imports right after ours; not clobbered", async () => {

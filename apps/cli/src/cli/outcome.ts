@@ -70,8 +70,16 @@ export const warningLines = (
   ])
 
 /**
+ * Who recovered the soft-deleted certificate when another writer did, before kvdeploy's recovery
+ * was sent (Key Vault's SDK reads the certificate first and sends none for one already served).
+ */
+const byAnotherWords =
+  "another writer recovered the soft-deleted certificate before kvdeploy's recovery was sent; kvdeploy sent no recovery"
+
+/**
  * The outcome's meaning. A deploy that recovered the soft-deleted certificate of its name
- * changed the vault even when it wrote no version: "nothing was written" would not be true.
+ * changed the vault even when it wrote no version: "nothing was written" would not be true. One
+ * that found it recovered by another writer changed nothing, and does not claim the recovery.
  */
 const meaningOf = (o: DeployOutcome): string => {
   // An import whose answer was lost and that the version list did not show: it may still land.
@@ -83,15 +91,28 @@ const meaningOf = (o: DeployOutcome): string => {
   if (o.recovered === undefined || (o._tag !== "Skipped" && o._tag !== "Rejected" && o._tag !== "Failed"))
     return meaning[o._tag]
   // Recovered, then refused as deleted (or being deleted) again: someone deleted it after the recovery.
-  if (
-    o.recovered === "recovered" &&
-    o._tag === "Failed" &&
-    (o.error === "VaultConflictSoftDeleted" || o.code === "ObjectIsBeingDeleted")
-  )
-    return "no version was written; the soft-deleted certificate was recovered, then deleted again before the import"
-  return o.recovered === "recovered"
-    ? "no version was written, but the soft-deleted certificate was recovered: the vault serves it again"
-    : "no version was written; the soft-deleted certificate's recovery was sent and may still complete"
+  const deletedAgain =
+    o._tag === "Failed" && (o.error === "VaultConflictSoftDeleted" || o.code === "ObjectIsBeingDeleted")
+  switch (o.recovered) {
+    case "recovered":
+      return deletedAgain
+        ? "no version was written; the soft-deleted certificate was recovered, then deleted again before the import"
+        : "no version was written, but the soft-deleted certificate was recovered: the vault serves it again"
+    case "by-another":
+      return deletedAgain
+        ? `no version was written; ${byAnotherWords}; it was then deleted again before the import`
+        : `no version was written; ${byAnotherWords}: the vault serves it again`
+    case "unknown":
+      return "no version was written; the soft-deleted certificate's recovery was sent and may still complete"
+  }
+}
+
+/** The `recovered` line: what became of the soft-deleted certificate (on_soft_deleted: recover). */
+const recoveredText: { readonly [K in NonNullable<DeployOutcome["recovered"]>]: string } = {
+  recovered: "the soft-deleted certificate was recovered (on_soft_deleted: recover)",
+  "by-another":
+    "by another writer, before kvdeploy's recovery was sent: the vault served the certificate already, so kvdeploy sent no recovery (on_soft_deleted: recover)",
+  unknown: "the recovery was sent; its outcome is unknown",
 }
 
 /** What to do next, for outcomes that need someone. */
@@ -232,10 +253,7 @@ export const outcomeLines = (
   lines.push(
     `  new         ${newVersion ?? (o._tag === "Unverified" ? "(unknown: the import may have taken effect)" : "(no version written)")}${o.newX5t === undefined ? "" : `  x5t ${o.newX5t}`}`,
   )
-  if (o.recovered !== undefined)
-    lines.push(
-      `  recovered   ${o.recovered === "recovered" ? "the soft-deleted certificate was recovered (on_soft_deleted: recover)" : "the recovery was sent; its outcome is unknown"}`,
-    )
+  if (o.recovered !== undefined) lines.push(`  recovered   ${recoveredText[o.recovered]}`)
   if (o._tag === "RolledBack")
     lines.push(
       `  rollback    ${o.rollbackVersionId} (from ${o.rollbackSource}), tagged certctl-rollback-of=${o.failedVersionId}`,
