@@ -724,8 +724,9 @@ const isoOf = (ms: number): string => new Date(ms).toISOString()
  * deleted), and an import that committed became the certificate's latest version; so a certificate
  * that was deleted during this deploy while its latest version was still the snapshot was deleted
  * before the import could commit, and the import wrote nothing (Failed). That takes the reads after
- * the 404 to show the vault as it is. Not claimed after this deploy's own recovery (a read that
- * lags behind it would show the delete it undid), nor for a delete stamped more than CLOCK_SKEW_MS
+ * the 404 to show the vault as it is. Not claimed after this deploy's own recovery, or another
+ * writer's that its recovery found done (a read that lags behind it would show the delete it
+ * undid), nor for a delete stamped more than CLOCK_SKEW_MS
  * before the deploy began (an older delete that a recovery undid, shown by a lagging read, would
  * look the same). Not guarded: another writer's delete within CLOCK_SKEW_MS before the deploy or
  * during it, and recovery before the import, the recovery shown late to the reads after the 404
