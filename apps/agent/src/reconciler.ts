@@ -185,14 +185,15 @@ const listedMaxAgeMs = 30_000
  * workers) would miss another writer's version imported meanwhile. 1 s keeps the read in the common
  * case (read, parse, deploy back to back); an older one is not passed, and the deploy reads its own.
  */
-const snapshotMaxAgeMs = 1000
+const snapshotMaxAgeNanos = 1_000_000_000n
 
 /**
- * `read` (finished at `readAtMs`, by the Clock) as the deploy's snapshot when it is at most
- * `snapshotMaxAgeMs` old now; otherwise undefined: the deploy reads its own.
+ * `read` (finished at `readAtNanos`, by the Clock's monotonic time: a system clock set back during
+ * a long wait does not make an old read look fresh) as the deploy's snapshot when it is at most
+ * `snapshotMaxAgeNanos` old now; otherwise undefined: the deploy reads its own.
  */
-const freshSnapshot = <A>(read: A, readAtMs: number): Effect.Effect<A | undefined> =>
-  Effect.map(Clock.currentTimeMillis, (now) => (now - readAtMs <= snapshotMaxAgeMs ? read : undefined))
+const freshSnapshot = <A>(read: A, readAtNanos: bigint): Effect.Effect<A | undefined> =>
+  Effect.map(Clock.monotonicTimeNanos, (now) => (now - readAtNanos <= snapshotMaxAgeNanos ? read : undefined))
 
 /** Entries on a full page of the certificate list (the adapter asks for Key Vault's most, 25). */
 const LIST_PAGE_ENTRIES = 25
@@ -719,7 +720,7 @@ export const makeReconciler = (
         }
         const latest = yield* Effect.exit(spend("other", vault.getLatest(d.target.certificateName)))
         // When the read finished: the deploy gets it as its snapshot only while it is fresh (freshSnapshot).
-        const latestReadAtMs = yield* Clock.currentTimeMillis
+        const latestReadAtNanos = yield* Clock.monotonicTimeNanos
         // The deploy program's own idempotency rule (core's servesInPlace): in place means a deploy would be Skipped.
         if (Exit.isSuccess(latest) && servesInPlace(latest.value, facts.x5t, expectedTags)) {
           work.inPlace = "read"
@@ -867,7 +868,7 @@ export const makeReconciler = (
         /**
          * The deploy (core's state machine) on the import permit `importPermit`, with the read
          * `latest` as its snapshot when it is still one when the deploy starts (freshSnapshot: at
-         * most `snapshotMaxAgeMs` old, whatever held it up: the permit's wait, a parse on a busy
+         * most `snapshotMaxAgeNanos` old, whatever held it up: the permit's wait, a parse on a busy
          * material worker). Interruptible until its first write (core's
          * `interruptibleUntilWritten`: the deploy runs in a fiber of its own, its forked snapshot read
          * included, which an interruption before the import stops); from the import on it runs to its
@@ -929,7 +930,7 @@ export const makeReconciler = (
                   : { warnings: r.warnings.map((w) => `${w.field}: ${w.message}`) }),
               }),
           })
-          return Effect.flatMap(freshSnapshot(latest, latestReadAtMs), (snapshot) => {
+          return Effect.flatMap(freshSnapshot(latest, latestReadAtNanos), (snapshot) => {
             primed = snapshot
             inFlight.set(d.name, "deploying")
             return interruptibleUntilWritten(

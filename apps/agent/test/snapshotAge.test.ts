@@ -13,6 +13,7 @@ import { Metrics } from "@kvdeploy/core"
 import { Fault } from "@kvdeploy/core/test"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import { generateKey, issue } from "@kvdeploy/pkcs12/testing"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -170,6 +171,21 @@ describe("the snapshot a deploy on a permit reserved before its attempt gets", (
     }
     expect(await deployAfter(1000)).toEqual(["getLatest", "importVersion", "getLatest"])
     expect(await deployAfter(1001)).toEqual(["getLatest", "getLatest", "importVersion", "getLatest"])
+  }, 30_000)
+
+  it("is read again after 2 s of waiting though the system clock was set back 5 s meanwhile (the age is monotonic)", async () => {
+    const w = await afterUnreadVault()
+    // By the wall clock the read is then 3 s in the future, which a wall-clock age takes for fresh.
+    w.stallNextParse(
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.andThen(TestClock.setTime(now - 5_000), TestClock.adjust("2 seconds")),
+      ),
+    )
+    await Effect.runPromise(w.reconciler.trigger("a", "reload"))
+    await expect.poll(() => w.state.get("a")?.outcome, poll).toBe("Succeeded")
+    expect(w.stalls).toEqual([1])
+    expect(w.operations()).toEqual(["getLatest", "getLatest", "importVersion", "getLatest"])
+    await stop(w)
   }, 30_000)
 })
 
