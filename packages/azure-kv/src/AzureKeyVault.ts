@@ -683,14 +683,18 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     const restore =
       "restore the version from a copy of its certificate and key, or keep its key (key history: kvdeploy deploy --previous-key)"
     const changed = `Key Vault serves no such backing secret, so a proxy or service between this machine and the vault may have changed the answer: ${restore}`
+    // The codec says "<what it found>; <what to do with your file>": only the first half applies to a
+    // secret the vault holds (re-exporting a file is not the operator's to do here).
+    const found = (failure._tag === "PfxEncodeError" ? failure.reason : failure.detail).split("; ")[0]
     const what =
       failure._tag === "PfxEncodeError"
-        ? `cannot be made into a PFX (${failure.reason}), so the version cannot be restored from it: ${restore}`
+        ? // An encode fails on a pair Key Vault refuses at import: not an answer it sends either.
+          `cannot be made into a PFX (${found}), so the version cannot be restored from it. ${changed}`
         : failure.reason === "wrong-password"
-          ? `does not open with the blank password Key Vault re-protects backing secrets with (${failure.detail}), so the version cannot be restored from it. ${changed}`
+          ? `does not open with the blank password Key Vault re-protects backing secrets with (${found}), so the version cannot be restored from it. ${changed}`
           : failure.reason === "unsupported"
-            ? `uses what kvdeploy's PFX reader does not support (${failure.detail}), so the version cannot be restored from it: ${restore}`
-            : `cannot be read as a PFX (${failure.detail}), so the version cannot be restored from it. ${changed}`
+            ? `uses what kvdeploy's PFX reader does not support (${found}), so the version cannot be restored from it: ${restore}`
+            : `cannot be read as a PFX (${found}), so the version cannot be restored from it. ${changed}`
     return new VaultMalformedAnswer({
       operation: "getVersionSecret",
       detail: `the ${form} backing secret of ${name}/${versionId} ${what}`,

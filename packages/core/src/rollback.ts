@@ -138,8 +138,9 @@ const provablyPrevious = (
  * Why the backing secret gave no previous material, for the advice a failed rollback gives:
  * the permission is missing; the vault refused the request itself (the token, its firewall, no
  * token at all); the previous version is disabled; its key was not exportable; the vault could
- * not be read (an outage, an answer lost or unreadable: no grant would help); or it was read but
- * held no usable previous material.
+ * not be read (an outage, an answer lost: no grant would help); or it was read but held no usable
+ * previous material (an answer the adapter could not use: no PFX, one that does not open, a key of
+ * none of its certificates).
  */
 type SecretShortfall = "permission" | "access" | "disabled" | "not-exportable" | "unreadable" | "unusable"
 
@@ -157,7 +158,11 @@ const shortfallOf = (e: { readonly _tag: string; readonly refusal?: string | und
         : "access"
     : e._tag === "VaultNoPrivateKey"
       ? "not-exportable"
-      : "unreadable"
+      : // An answer that was read but holds nothing restorable (a PFX that does not open with the
+        // blank password, no PFX, a key of none of its certificates): not one that "could not be read".
+        e._tag === "VaultMalformedAnswer"
+        ? "unusable"
+        : "unreadable"
 
 /** The backing secret's shortfall in the rollback's details, where the error's own message says less. */
 const secretWhy: Partial<Record<SecretShortfall, string>> = {
