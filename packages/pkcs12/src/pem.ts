@@ -5,6 +5,8 @@
  */
 
 import { X509Certificate } from "node:crypto"
+// @peculiar/x509 needs the Reflect metadata API before its module runs (its decorators).
+import "reflect-metadata"
 import type { MaterialProblem } from "@kvdeploy/core"
 import { MaterialInvalid } from "@kvdeploy/core"
 import * as x509 from "@peculiar/x509"

@@ -3,6 +3,8 @@
  * intermediate and leaf certificates with fresh keys. Nothing is written to
  * disk; keys leave this module only as PEM strings for the caller to pipe.
  */
+// @peculiar/x509 needs the Reflect metadata API before its module runs (its decorators).
+import "reflect-metadata"
 import { createPrivateKey, type webcrypto } from "node:crypto"
 import {
   generateKey,
