@@ -11,6 +11,7 @@ import * as Redacted from "effect/Redacted"
 import { TestClock } from "effect/testing"
 import {
   CERTIFICATE_ID_TAG,
+  type CertificateMaterial,
   DeployPolicy,
   exitCodeOf,
   type ImportRequest,
@@ -870,6 +871,15 @@ describe("another writer recovers the soft-deleted certificate before this deplo
   const recover = target({ on_soft_deleted: "recover" })
   const byAnother =
     "another writer recovered the soft-deleted certificate before this deploy's recovery was sent"
+  /** `material` deployed by kvdeploy, soft-deleted, and recovered by another writer just before this deploy's recovery. */
+  const recoveredByAnother = (material: CertificateMaterial) =>
+    Effect.gen(function* () {
+      const vault = yield* InMemoryVaultHandle
+      const served = yield* seedManaged(material)
+      yield* vault.softDelete(NAME)
+      vault.script("recoverDeleted", Fault.foreignRecover)
+      return served
+    })
 
   it.effect(
     "deployed over what is served; the outcome says another writer recovered it, not this deploy",
@@ -877,9 +887,7 @@ describe("another writer recovers the soft-deleted certificate before this deplo
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          const old = yield* seedManaged(oldCert.material)
-          yield* vault.softDelete(NAME)
-          vault.script("recoverDeleted", Fault.foreignRecover)
+          const old = yield* recoveredByAnother(oldCert.material)
           const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Succeeded")
           assert.strictEqual(o.recovered, "by-another")
           assert.strictEqual(o.previous?.versionId, old.versionId)
@@ -900,10 +908,7 @@ describe("another writer recovers the soft-deleted certificate before this deplo
     () =>
       fresh(
         Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          const same = yield* seedManaged(newCert.material)
-          yield* vault.softDelete(NAME)
-          vault.script("recoverDeleted", Fault.foreignRecover)
+          const same = yield* recoveredByAnother(newCert.material)
           const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Skipped")
           assert.strictEqual(o.recovered, "by-another")
           assert.strictEqual(o.versionId, same.versionId)
@@ -920,9 +925,7 @@ describe("another writer recovers the soft-deleted certificate before this deplo
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* seedManaged(oldCert.material)
-          yield* vault.softDelete(NAME)
-          vault.script("recoverDeleted", Fault.foreignRecover)
+          yield* recoveredByAnother(oldCert.material)
           vault.script("importVersion", Fault.pass, Fault.fail("Rejected"))
           const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
           assert.strictEqual(o.recovered, "by-another")
@@ -938,9 +941,7 @@ describe("another writer recovers the soft-deleted certificate before this deplo
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
-        yield* seedManaged(oldCert.material)
-        yield* vault.softDelete(NAME)
-        vault.script("recoverDeleted", Fault.foreignRecover)
+        yield* recoveredByAnother(oldCert.material)
         vault.script("importVersion", Fault.pass, Fault.foreignDelete("before"))
         const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
         assert.strictEqual(o.recovered, "by-another")
@@ -995,9 +996,7 @@ describe("another writer recovers the soft-deleted certificate before this deplo
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          const old = yield* seedManaged(oldCert.material)
-          yield* vault.softDelete(NAME)
-          vault.script("recoverDeleted", Fault.foreignRecover)
+          const old = yield* recoveredByAnother(oldCert.material)
           // The second import lands and its answer is lost; the version list and the deleted
           // certificate still show the delete the other writer's recovery undid.
           vault.script("importVersion", Fault.pass, Fault.afterWrite)
