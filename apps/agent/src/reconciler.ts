@@ -22,7 +22,7 @@
  * the latest version's x5t, enabled flag and tags. A deployment whose entry
  * shows its source in place (core's servesInPlace, the rule a read uses) is
  * done without a read of its own; anything else (absent, different, a list
- * that failed or stopped early, an entry older than `listedMaxAgeMs`) is read
+ * that failed or stopped early, an entry older than `listedMaxAgeNanos`) is read
  * and decided as before. The list only ever confirms: it never starts a deploy.
  */
 import {
@@ -121,7 +121,12 @@ interface Slot {
    * the deployment it was listed for: a reload may have moved this one to another vault since).
    */
   listed:
-    | { readonly entry: ListedCertificate; readonly atMs: number; readonly deployment: Deployment }
+    | {
+        readonly entry: ListedCertificate
+        /** When the page came, by the Clock's monotonic time (a system clock set back makes no old page fresh). */
+        readonly atNanos: bigint
+        readonly deployment: Deployment
+      }
     | undefined
   /** `attemptSeq` when this deployment's last attempt began or ended. */
   touchedSeq: number
@@ -174,8 +179,8 @@ interface PickupDue {
   readonly x5t: string
 }
 
-/** A list entry older than this is not used: the deployment reads its certificate instead. */
-const listedMaxAgeMs = 30_000
+/** A list entry older than this (30 s) is not used: the deployment reads its certificate instead. */
+const listedMaxAgeNanos = 30_000_000_000n
 
 /**
  * How old the attempt's read of the latest version may be when the deploy starts and still be its
@@ -537,6 +542,7 @@ export const makeReconciler = (
       Effect.gen(function* () {
         const d = slot.deployment
         const startedAt = yield* Clock.currentTimeMillis
+        const startedAtNanos = yield* Clock.monotonicTimeNanos
         // This attempt's list entry, used once.
         const listed = slot.listed
         slot.listed = undefined
@@ -712,7 +718,7 @@ export const makeReconciler = (
         if (
           listed !== undefined &&
           listed.deployment === d &&
-          startedAt - listed.atMs <= listedMaxAgeMs &&
+          startedAtNanos - listed.atNanos <= listedMaxAgeNanos &&
           servesInPlace(listed.entry, facts.x5t, expectedTags)
         ) {
           work.inPlace = "list"
@@ -1349,7 +1355,7 @@ export const makeReconciler = (
               }),
             )
           entries += page.success.certificates.length + (page.success.unusable?.length ?? 0)
-          const atMs = yield* Clock.currentTimeMillis
+          const atNanos = yield* Clock.monotonicTimeNanos
           for (const entry of page.success.certificates) {
             const slotsOf = wanted.get(entry.name.toLowerCase())
             if (slotsOf === undefined) continue
@@ -1363,7 +1369,7 @@ export const makeReconciler = (
                 slot.touchedSeq > askedAt
               )
                 continue
-              slot.listed = { entry, atMs, deployment }
+              slot.listed = { entry, atNanos, deployment }
               found++
             }
           }

@@ -58,18 +58,22 @@ const inPlace = (d: Deployment): ListedCertificate => ({
   tags: forwardTags(d.target.tags, d.certificateId),
 })
 
-/** A clock `shift` milliseconds ahead of the real one (sleeps are the real clock's). */
+/**
+ * A clock `shiftMs` milliseconds ahead of the real one (its wall time and its monotonic time alike),
+ * its wall time `wallOnlyMs` more (a system clock set back or forward); sleeps are the real clock's.
+ */
 const shiftedClock = () => {
   const real = Effect.runSync(Clock.clockWith(Effect.succeed))
-  const state = { shiftMs: 0 }
-  const now = () => real.currentTimeMillisUnsafe() + state.shiftMs
+  const state = { shiftMs: 0, wallOnlyMs: 0 }
+  const now = () => real.currentTimeMillisUnsafe() + state.shiftMs + state.wallOnlyMs
+  const monotonic = () => real.monotonicTimeNanosUnsafe() + BigInt(state.shiftMs) * 1_000_000n
   const clock: Clock.Clock = {
     currentTimeMillisUnsafe: now,
     currentTimeMillis: Effect.sync(now),
     currentTimeNanosUnsafe: () => BigInt(now()) * 1_000_000n,
     currentTimeNanos: Effect.sync(() => BigInt(now()) * 1_000_000n),
-    monotonicTimeNanosUnsafe: () => real.monotonicTimeNanosUnsafe(),
-    monotonicTimeNanos: real.monotonicTimeNanos,
+    monotonicTimeNanosUnsafe: monotonic,
+    monotonicTimeNanos: Effect.sync(monotonic),
     sleep: (duration) => real.sleep(duration),
   }
   return { clock, state }
@@ -143,6 +147,29 @@ describe("a pass that lists the vault", () => {
           if (continuation === undefined)
             return { certificates: [inPlace(d0), inPlace(d1)], continuation: "2" }
           state.shiftMs += 31_000
+          return { certificates: [inPlace(d2)], continuation: undefined }
+        }),
+    } as unknown as Vault["Service"]
+    const { pass } = await start(config, vault, clock)
+    expect((await pass()).listed).toBe(1)
+    expect(reads.sort()).toEqual(["c0", "c1"])
+  })
+
+  it("measures the entry's age by the monotonic clock: 31 s old, though the system clock was set back 60 s meanwhile", async () => {
+    const config = configOf(3, join(dir, "age-set-back-state"))
+    const [d0, d1, d2] = config.deployments as [Deployment, Deployment, Deployment]
+    const { reads, getLatest } = readsOf(config)
+    const { clock, state } = shiftedClock()
+    const vault = {
+      getLatest,
+      // As above, and the system clock is set back 60 s between the pages: by the wall clock, d0's and
+      // d1's entries are then from 29 s in the future, which a wall-clock age takes for fresh.
+      listCertificates: (continuation: string | undefined) =>
+        Effect.sync(() => {
+          if (continuation === undefined)
+            return { certificates: [inPlace(d0), inPlace(d1)], continuation: "2" }
+          state.shiftMs += 31_000
+          state.wallOnlyMs -= 60_000
           return { certificates: [inPlace(d2)], continuation: undefined }
         }),
     } as unknown as Vault["Service"]
