@@ -29,7 +29,8 @@ export interface AuditRecord {
   readonly adopted: boolean
   /**
    * As the outcome's: set when the deploy recovered the soft-deleted certificate of its name
-   * ("recovered", "unknown"), or found it recovered by another writer first ("by-another").
+   * ("recovered", "unknown"), or found the certificate served already when it went to recover it,
+   * so it sent no recovery ("already-served").
    */
   readonly recovered?: Recovered
   /** As the outcome's: the content type the import wrote, what was served before, kept or changed. */

@@ -174,29 +174,33 @@ const snapshotFailed = (trail: DeployTrail, failure: VaultError): Draft => {
   }
 }
 
-type CameBack = "recovered" | "by-another"
-
-/** Who recovered the soft-deleted certificate, when another writer did: this deploy sent no recovery. */
-const byAnotherWords =
-  "another writer recovered the soft-deleted certificate before this deploy's recovery was sent, so this deploy sent none"
+type CameBack = "recovered" | "already-served"
 
 /**
- * A reason's words for a certificate that came back before the import (this deploy's recovery, or
- * another writer's) and is served again (`as`: as which version, and what it serves).
+ * Why this deploy sent no recovery, when the vault served the certificate already as it went to
+ * recover it: what that proves is only that it was served then, not who brought it there.
  */
-const servedAgainWords = (back: CameBack, as = ""): string =>
+const alreadyServedWords = (trail: DeployTrail): string =>
+  `the vault served the certificate already when this deploy went to recover it (another writer recovered it, or the name holds a certificate made since), so this deploy sent no recovery${trail.servedOtherThanDeleted ? "; it serves another version than the deleted one" : ""}`
+
+/**
+ * A reason's words for a certificate that is served again before the import (this deploy's
+ * recovery), or was served already when the deploy went to recover it (`as`: as which version, and
+ * what it serves).
+ */
+const servedAgainWords = (trail: DeployTrail, back: CameBack, as = ""): string =>
   back === "recovered"
     ? `the soft-deleted certificate was recovered first and is served again${as}`
-    : `${byAnotherWords}; it is served again${as}`
+    : `${alreadyServedWords(trail)}; it is served${as}`
 
-/** Whether the certificate came back from soft-deleted during this deploy, by its recovery or another writer's. */
+/** Whether the certificate is served again during this deploy, by its recovery or found served already. */
 const cameBack = (trail: DeployTrail): CameBack | undefined =>
-  trail.recovered === "recovered" || trail.recovered === "by-another" ? trail.recovered : undefined
+  trail.recovered === "recovered" || trail.recovered === "already-served" ? trail.recovered : undefined
 
 const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | VaultError): Draft => {
   trail.note(`import: ${failure._tag}`)
-  // After a recovery (this deploy's or another writer's), a refusal that names a delete means
-  // someone deleted it again.
+  // After a recovery (this deploy's, or one found served already), a refusal that names a delete
+  // means someone deleted it again.
   const deletedAgain =
     failure._tag === "VaultConflictSoftDeleted" ||
     (failure._tag === "VaultRequestRejected" && failure.code === "ObjectIsBeingDeleted")
@@ -210,8 +214,8 @@ const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | V
       back === undefined
         ? `the import was refused and nothing changed: ${failure.message}`
         : deletedAgain
-          ? `the import was refused and no version was written (${back === "recovered" ? "the soft-deleted certificate was recovered first, then deleted again before the import" : `${byAnotherWords}; it was then deleted again before the import`}): ${failure.message}`
-          : `the import was refused and no version was written (${servedAgainWords(back)}): ${failure.message}`,
+          ? `the import was refused and no version was written (${back === "recovered" ? "the soft-deleted certificate was recovered first, then deleted again before the import" : `${alreadyServedWords(trail)}; it was then deleted before the import`}): ${failure.message}`
+          : `the import was refused and no version was written (${servedAgainWords(trail, back)}): ${failure.message}`,
   }
 }
 
@@ -248,8 +252,8 @@ const judgeExisting = (
       reason:
         trail.recovered === "recovered"
           ? "the recovered certificate is this certificate: the vault serves it again, no version was written"
-          : trail.recovered === "by-another"
-            ? `${byAnotherWords}; the recovered certificate is this certificate: the vault serves it again, no version was written`
+          : trail.recovered === "already-served"
+            ? `${alreadyServedWords(trail)}; the served certificate is this certificate, no version was written`
             : "the vault already serves this certificate",
     }
   }
@@ -427,9 +431,9 @@ function* importRequestFor(
       problems: [built],
       reason:
         recovered !== undefined
-          ? // The recovery (this deploy's or another writer's) changed the vault: the recovered
+          ? // The recovery (this deploy's, or one found served already) changed the vault: the
             // certificate is served again, and stays.
-            `${servedAgainWords(recovered, ` as ${served?.versionId ?? "its latest version"}, its secret ${contentTypeWords(contentType)} (${contentType})${keepsPkcs12 ? ", which content_type keep keeps" : ""}`)}; but the import was refused and no version was written: ${built.field} ${built.message}`
+            `${servedAgainWords(trail, recovered, ` as ${served?.versionId ?? "its latest version"}, its secret ${contentTypeWords(contentType)} (${contentType})${keepsPkcs12 ? ", which content_type keep keeps" : ""}`)}; but the import was refused and no version was written: ${built.field} ${built.message}`
           : `the import was refused before anything was written: ${built.field} ${built.message}${
               keepsPkcs12
                 ? state.deletedUnread !== undefined
@@ -643,11 +647,33 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   const recovered = yield* trail.call("recoverDeleted", vault.recoverDeleted(name)).pipe(Effect.result)
   let restored: VaultVersion
   // Whether this deploy's recovery was sent: none when the vault served the certificate already
-  // (another writer recovered it since getDeleted read it), as Key Vault's SDK reads it first.
+  // (recovered by someone since getDeleted read it, or a certificate made since), as Key Vault's
+  // SDK reads it first.
   let sent = true
   if (recovered._tag === "Success") {
     restored = recovered.success.version
     sent = recovered.success.sent
+  } else if (recovered.failure._tag === "VaultNotFound") {
+    // No deleted certificate of the name any more: someone else recovered it (the SDK's first read
+    // came before the recovery showed, so its recover POST found nothing to recover) or purged it.
+    // What is served decides, as when the vault served it already.
+    trail.note("recover: no deleted certificate of the name found; reading the latest")
+    const latest = yield* trail.read("getLatest", vault.getLatest(name)).pipe(Effect.result)
+    if (latest._tag === "Failure") {
+      const served =
+        latest.failure._tag === "VaultNotFound"
+          ? "it is not served either"
+          : `whether it is served could not be read (${latest.failure.message})`
+      return {
+        _tag: "Failed",
+        step: "soft-deleted",
+        error: recovered.failure._tag,
+        ...failureFacts(recovered.failure),
+        reason: `${name} was soft-deleted, and the vault found no deleted certificate of the name when this deploy went to recover it, so someone else recovered or purged it meanwhile (a recovery may take a few seconds to show); ${served}; nothing was written: deploy again`,
+      } satisfies Draft
+    }
+    restored = latest.success
+    sent = false
   } else if (recovered.failure._tag !== "VaultAmbiguous") {
     return {
       _tag: "Failed",
@@ -675,14 +701,18 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     }
     restored = latest.success
   }
-  // Either way the certificate was just recovered: what follows (ownership, the import, the reads
-  // lagging behind a recovery) is the same; only who recovered it differs, and the outcome says so.
-  trail.recovered = sent ? "recovered" : "by-another"
+  // Either way the certificate is served again: what follows (ownership, the import, the reads
+  // lagging behind a recovery) is the same, judged on what is served; only whether this deploy's
+  // recovery was sent differs, and the outcome says so.
+  trail.recovered = sent ? "recovered" : "already-served"
+  // Another version than the deleted certificate's latest (when its read said which): not what
+  // a recovery of it would have brought back.
+  trail.servedOtherThanDeleted = !sent && before !== undefined && restored.versionId !== before.versionId
   state.previous = restored
   trail.note(
     sent
       ? `recovered: ${restored.versionId}`
-      : `recover: served already as ${restored.versionId} (another writer recovered it first); no recovery sent`,
+      : `recover: served already as ${restored.versionId}${trail.servedOtherThanDeleted ? " (not the deleted version)" : ""}; no recovery sent`,
   )
   const early = judgeExisting(request, trail, restored, newX5t, tags)
   if (early !== undefined) return early
@@ -817,8 +847,8 @@ const reconcileDeleted = Effect.fnUntraced(function* (
               : ""
           : latest?.versionId !== previous.versionId
             ? ""
-            : trail.recovered === "by-another"
-              ? " (another writer recovered it before the import, and a read lagging behind that recovery would show the same)"
+            : trail.recovered === "already-served"
+              ? " (the vault served it already when this deploy went to recover it, before the import, and a read lagging behind that recovery would show the same)"
               : trail.recovered !== undefined
                 ? " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
                 : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"

@@ -40,12 +40,13 @@ export interface DeployTimings {
 /**
  * What became of the soft-deleted certificate of the deploy's name (`on_soft_deleted: recover`):
  * - "recovered": the deploy's recovery was sent and it is served again, whatever the outcome;
- * - "by-another": another writer recovered it after the deploy read it as soft-deleted and before
- *   the deploy's recovery was sent, so the deploy sent none (Key Vault's SDK reads the certificate
- *   before it recovers one); the vault serves it again, and the deploy went on over what it serves;
+ * - "already-served": the vault served the certificate already when the deploy went to recover it
+ *   (another writer recovered it, or the name holds a certificate made since), so the deploy sent no
+ *   recovery (Key Vault's SDK reads the certificate before it recovers one; a recovery that found
+ *   no deleted certificate is read the same way); the deploy went on over what the vault serves;
  * - "unknown": the recovery was sent, its answer lost, and the certificate was not served yet.
  */
-export type Recovered = "recovered" | "by-another" | "unknown"
+export type Recovered = "recovered" | "already-served" | "unknown"
 
 /** Fields every outcome carries. */
 export interface OutcomeCommon {

@@ -23,9 +23,14 @@ export class DeployTrail {
   adopted = false
   /**
    * Whether the deploy recovered the soft-deleted certificate of its name (`on_soft_deleted:
-   * recover`), or found it recovered by another writer before its own recovery was sent.
+   * recover`), or found the certificate served already when it went to recover it (no recovery sent).
    */
   recovered: Recovered | undefined = undefined
+  /**
+   * With `recovered` "already-served": whether the vault served another version than the deleted
+   * certificate's latest (false when the deleted certificate's read did not say which it held).
+   */
+  servedOtherThanDeleted = false
 
   note(decision: string): void {
     this.decisions.push(decision)

@@ -865,12 +865,12 @@ describe("a recovery that brings back another version than the one judged before
   )
 })
 
-describe("another writer recovers the soft-deleted certificate before this deploy's recovery is sent", () => {
+describe("the vault serves the certificate already when this deploy goes to recover it (another writer recovers it first)", () => {
   // Key Vault's SDK reads the certificate before it recovers one: served already, it sends no
-  // recovery. The deploy goes on over what is served, and does not say it recovered it.
+  // recovery. The deploy goes on over what is served, and does not say it recovered it, nor who did.
   const recover = target({ on_soft_deleted: "recover" })
-  const byAnother =
-    "another writer recovered the soft-deleted certificate before this deploy's recovery was sent"
+  const alreadyServed =
+    "the vault served the certificate already when this deploy went to recover it (another writer recovered it, or the name holds a certificate made since), so this deploy sent no recovery"
   /** `material` deployed by kvdeploy, soft-deleted, and recovered by another writer just before this deploy's recovery. */
   const recoveredByAnother = (material: CertificateMaterial) =>
     Effect.gen(function* () {
@@ -882,45 +882,41 @@ describe("another writer recovers the soft-deleted certificate before this deplo
     })
 
   it.effect(
-    "deployed over what is served; the outcome says another writer recovered it, not this deploy",
+    "deployed over what is served; the outcome says it was served already, not that this deploy recovered it",
     () =>
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
           const old = yield* recoveredByAnother(oldCert.material)
           const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Succeeded")
-          assert.strictEqual(o.recovered, "by-another")
+          assert.strictEqual(o.recovered, "already-served")
           assert.strictEqual(o.previous?.versionId, old.versionId)
           assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
-          assert.include(
-            o.decisions,
-            `recover: served already as ${old.versionId} (another writer recovered it first); no recovery sent`,
-          )
+          assert.include(o.decisions, `recover: served already as ${old.versionId}; no recovery sent`)
           assert.notInclude(o.decisions, `recovered: ${old.versionId}`)
           // The audit record (which the agent logs) says the same.
-          assert.strictEqual((yield* AuditRecords).all().at(-1)?.recovered, "by-another")
+          assert.strictEqual((yield* AuditRecords).all().at(-1)?.recovered, "already-served")
         }),
       ),
   )
 
-  it.effect(
-    "the certificate another writer recovered is this certificate: Skipped, saying who recovered it",
-    () =>
-      fresh(
-        Effect.gen(function* () {
-          const same = yield* recoveredByAnother(newCert.material)
-          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Skipped")
-          assert.strictEqual(o.recovered, "by-another")
-          assert.strictEqual(o.versionId, same.versionId)
-          assert.include(o.reason, byAnother)
-          assert.include(o.reason, "this deploy sent none")
-          assert.include(o.reason, "the vault serves it again, no version was written")
-        }),
-      ),
+  it.effect("the certificate served already is this certificate: Skipped, saying no recovery was sent", () =>
+    fresh(
+      Effect.gen(function* () {
+        const same = yield* recoveredByAnother(newCert.material)
+        const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Skipped")
+        assert.strictEqual(o.recovered, "already-served")
+        assert.strictEqual(o.versionId, same.versionId)
+        assert.strictEqual(
+          o.reason,
+          `${alreadyServed}; the served certificate is this certificate, no version was written`,
+        )
+      }),
+    ),
   )
 
   it.effect(
-    "an import refused after another writer's recovery: Failed, not saying this deploy recovered it",
+    "an import refused after the certificate was found served already: Failed, not saying this deploy recovered it",
     () =>
       fresh(
         Effect.gen(function* () {
@@ -928,8 +924,8 @@ describe("another writer recovers the soft-deleted certificate before this deplo
           yield* recoveredByAnother(oldCert.material)
           vault.script("importVersion", Fault.pass, Fault.fail("Rejected"))
           const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
-          assert.strictEqual(o.recovered, "by-another")
-          assert.include(o.reason, `${byAnother}, so this deploy sent none; it is served again`)
+          assert.strictEqual(o.recovered, "already-served")
+          assert.include(o.reason, `${alreadyServed}; it is served)`)
           assert.notInclude(o.reason, "was recovered first")
           assert.notMatch(o.reason, /nothing changed/)
           assert.isFalse(vault.isSoftDeleted(NAME))
@@ -937,19 +933,16 @@ describe("another writer recovers the soft-deleted certificate before this deplo
       ),
   )
 
-  it.effect("recovered by another writer, then deleted again before the import: Failed, saying so", () =>
+  it.effect("served already, then deleted before the import: Failed, saying so", () =>
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
         yield* recoveredByAnother(oldCert.material)
         vault.script("importVersion", Fault.pass, Fault.foreignDelete("before"))
         const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
-        assert.strictEqual(o.recovered, "by-another")
+        assert.strictEqual(o.recovered, "already-served")
         assert.strictEqual(o.error, "VaultConflictSoftDeleted")
-        assert.include(
-          o.reason,
-          `${byAnother}, so this deploy sent none; it was then deleted again before the import`,
-        )
+        assert.include(o.reason, `${alreadyServed}; it was then deleted before the import`)
         assert.notInclude(o.reason, "was recovered first")
         assert.isTrue(vault.isSoftDeleted(NAME))
       }),
@@ -982,8 +975,12 @@ describe("another writer recovers the soft-deleted certificate before this deplo
             ),
             "Rejected",
           )
-          assert.strictEqual(o.recovered, "by-another")
+          assert.strictEqual(o.recovered, "already-served")
           assert.strictEqual(o.problems[0]?.reason, "not_managed")
+          assert.include(
+            o.decisions,
+            `recover: served already as ${vault.latest(NAME)?.versionId} (not the deleted version); no recovery sent`,
+          )
           assert.strictEqual(vault.latest(NAME)?.x5t, foreign.x5t)
           assert.strictEqual(vault.calls().byOperation.importVersion, 1) // the first, refused with 409
         }),
@@ -1003,9 +1000,12 @@ describe("another writer recovers the soft-deleted certificate before this deplo
           vault.script("getDeleted", Fault.pass, Fault.staleRead)
           vault.script("listVersions", Fault.staleRead)
           const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Unverified")
-          assert.strictEqual(o.recovered, "by-another")
+          assert.strictEqual(o.recovered, "already-served")
           assert.include(o.reason, `its latest version then was ${old.versionId}`)
-          assert.include(o.reason, "another writer recovered it before the import")
+          assert.include(
+            o.reason,
+            "the vault served it already when this deploy went to recover it, before the import",
+          )
           assert.notInclude(o.reason, "wrote nothing")
           assert.deepStrictEqual(
             vault
@@ -1014,6 +1014,102 @@ describe("another writer recovers the soft-deleted certificate before this deplo
               .map((v) => v.x5t),
             [newCert.x5t],
           )
+        }),
+      ),
+  )
+
+  it.effect(
+    "the name serves another version than the deleted one (a certificate made since): the reason says so",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const deleted = yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          const port = yield* Vault
+          // Someone recovers it and deploys this certificate as a new version, before this deploy's
+          // recovery is sent: the vault serves this certificate, not the deleted version.
+          const racing: (typeof Vault)["Service"] = {
+            ...port,
+            recoverDeleted: (name) =>
+              Effect.sync(() => vault.recover(name)).pipe(
+                Effect.andThen(vault.seed(name, newCert.material, { tags: managedTags })),
+                Effect.andThen(port.recoverDeleted(name)),
+              ),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material, {}, recover)).pipe(
+              Effect.provideService(Vault, racing),
+            ),
+            "Skipped",
+          )
+          assert.strictEqual(o.recovered, "already-served")
+          assert.notStrictEqual(o.versionId, deleted.versionId)
+          assert.strictEqual(
+            o.reason,
+            `${alreadyServed}; it serves another version than the deleted one; the served certificate is this certificate, no version was written`,
+          )
+        }),
+      ),
+  )
+
+  it.effect(
+    "the recovery finds no deleted certificate (another writer's recovery not shown to its first read), and the vault then serves it: deployed over it, no recovery claimed",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          const port = yield* Vault
+          // As over Key Vault: the SDK's first read came before another writer's recovery showed, so
+          // it sent the recover POST, which found nothing deleted (404); the recovery shows next.
+          vault.script("recoverDeleted", Fault.fail("NotFound"))
+          const racing: (typeof Vault)["Service"] = {
+            ...port,
+            recoverDeleted: (name) =>
+              Effect.sync(() => vault.recover(name)).pipe(Effect.andThen(port.recoverDeleted(name))),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material, {}, recover)).pipe(
+              Effect.provideService(Vault, racing),
+            ),
+            "Succeeded",
+          )
+          assert.strictEqual(o.recovered, "already-served")
+          assert.strictEqual(o.previous?.versionId, old.versionId)
+          assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
+          assert.includeMembers([...o.decisions], [
+            "recover: no deleted certificate of the name found; reading the latest",
+            `recover: served already as ${old.versionId}; no recovery sent`,
+          ])
+          assert.strictEqual((yield* AuditRecords).all().at(-1)?.recovered, "already-served")
+        }),
+      ),
+  )
+
+  it.effect(
+    "the recovery finds no deleted certificate and the vault serves none (recovered or purged by someone else meanwhile): Failed saying so, not 'could not be recovered'",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          vault.script("recoverDeleted", Fault.fail("NotFound"))
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+          assert.strictEqual(o.step, "soft-deleted")
+          assert.strictEqual(o.error, "VaultNotFound")
+          assert.strictEqual(exitCodeOf(o), 1)
+          assert.isUndefined(o.recovered)
+          assert.strictEqual(
+            o.reason,
+            `${NAME} was soft-deleted, and the vault found no deleted certificate of the name when this deploy went to recover it, so someone else recovered or purged it meanwhile (a recovery may take a few seconds to show); it is not served either; nothing was written: deploy again`,
+          )
+          assert.notInclude(o.reason, "could not be recovered")
+          // Nothing written: the first import (refused as soft-deleted) is the only one.
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+          assert.isTrue(vault.isSoftDeleted(NAME))
         }),
       ),
   )

@@ -1,7 +1,7 @@
 /**
  * The in-memory vault's `recoverDeleted` answers as the azure-kv adapter over Key Vault's SDK:
  * the SDK reads the certificate before it recovers one, so a certificate the vault serves already
- * (another writer recovered it) is answered with no recovery sent.
+ * (another writer recovered it, or a certificate made since) is answered with no recovery sent.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"

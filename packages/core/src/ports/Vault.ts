@@ -85,7 +85,8 @@ export interface DeletedCertificate {
  * What a recovery answered: the certificate's latest version once it is served, and whether this
  * call sent the recovery. Key Vault's SDK reads the certificate before it recovers one, and sends
  * no recovery when the vault serves it already (another writer recovered it since it was read as
- * soft-deleted): the version is then what the vault serves, and `sent` is false.
+ * soft-deleted, or the name holds a certificate made since; who brought it there is not known): the
+ * version is then what the vault serves, and `sent` is false.
  */
 export interface RecoveredCertificate {
   readonly version: VaultVersion
