@@ -836,7 +836,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   /**
    * The recovered certificate as the port reports it, with whether this call sent the recovery. The
    * SDK's recover poller reads the certificate first and, when the vault serves it already (another
-   * writer recovered it since getDeleted read it), completes with that read and sends no recover
+   * writer recovered it since getDeleted read it, or a certificate made since holds the name),
+   * completes with that read and sends no recover
    * POST; otherwise it completes only after the vault accepted the POST. So a success with no
    * recover POST answered is one with none sent.
    */

@@ -913,10 +913,10 @@ describe("deploy contract against the emulator", () => {
   )
 
   it.live(
-    "a certificate another writer recovers between the deploy's read of it and its recovery: no recovery sent, deployed over, and the outcome says another writer recovered it",
+    "a certificate another writer recovers between the deploy's read of it and its recovery: no recovery sent, deployed over, and the outcome says it was served already",
     () =>
       Effect.gen(function* () {
-        const name = "recovered-by-another"
+        const name = "recovered-already-served"
         yield* deployedThenDeleted(name)
         const since = emulator.requests.mark()
         // Where the other writer's requests end and the adapter's recovery begins.
@@ -944,11 +944,11 @@ describe("deploy contract against the emulator", () => {
             Effect.provideService(Vault, racing),
           )
           // The audit record says the same.
-          expect((yield* AuditRecords).all().at(-1)?.recovered).toBe("by-another")
+          expect((yield* AuditRecords).all().at(-1)?.recovered).toBe("already-served")
           return deployed
         }).pipe(Effect.provide(worldLayer(emulator, target, credential)))
         expect(outcome._tag, outcome.reason).toBe("Succeeded")
-        expect(outcome.recovered).toBe("by-another")
+        expect(outcome.recovered).toBe("already-served")
         expect(outcome.decisions.some((d) => d.includes("no recovery sent"))).toBe(true)
         // The vault: the other writer's recovery is the only one; the adapter's poller read the
         // certificate, found it served, and sent no recover POST.
