@@ -180,8 +180,8 @@ describe("a Failed deploy's next step", () => {
     )
   })
 
-  it("recovered by another writer before kvdeploy's recovery was sent: never says kvdeploy recovered it", () => {
-    const lines = (fields: Record<string, unknown>) => linesOf({ recovered: "by-another", ...fields })
+  it("served already when kvdeploy went to recover it: never says kvdeploy recovered it, nor who did", () => {
+    const lines = (fields: Record<string, unknown>) => linesOf({ recovered: "already-served", ...fields })
     const recoveredLine = (fields: Record<string, unknown>) =>
       lines(fields).find((l) => l.trimStart().startsWith("recovered")) ?? ""
     for (const fields of [
@@ -190,15 +190,15 @@ describe("a Failed deploy's next step", () => {
       { _tag: "Failed", step: "import", error: "VaultForbidden" },
     ])
       expect(recoveredLine(fields), fields._tag).toBe(
-        "  recovered   by another writer, before kvdeploy's recovery was sent: the vault served the certificate already, so kvdeploy sent no recovery (on_soft_deleted: recover)",
+        "  recovered   none sent, as the vault served the certificate already when kvdeploy went to recover it: another writer recovered it, or the name holds a certificate made since (on_soft_deleted: recover)",
       )
     const meaning = (fields: Record<string, unknown>) =>
       lines({ _tag: "Failed", step: "import", ...fields })[1]
     expect(meaning({ error: "VaultForbidden" })).toBe(
-      "  no version was written; another writer recovered the soft-deleted certificate before kvdeploy's recovery was sent; kvdeploy sent no recovery: the vault serves it again",
+      "  no version was written; the vault served the certificate already when kvdeploy went to recover it (another writer recovered it, or the name holds a certificate made since), so kvdeploy sent no recovery: the vault serves it",
     )
     expect(meaning({ error: "VaultConflictSoftDeleted" })).toBe(
-      "  no version was written; another writer recovered the soft-deleted certificate before kvdeploy's recovery was sent; kvdeploy sent no recovery; it was then deleted again before the import",
+      "  no version was written; the vault served the certificate already when kvdeploy went to recover it (another writer recovered it, or the name holds a certificate made since), so kvdeploy sent no recovery; it was then deleted before the import",
     )
     // Nowhere does the text say kvdeploy recovered it.
     for (const fields of [
@@ -208,6 +208,19 @@ describe("a Failed deploy's next step", () => {
       expect(lines(fields).join("\n"), fields._tag).not.toContain(
         "the soft-deleted certificate was recovered",
       )
+  })
+
+  it("no deleted certificate found when the deploy read or recovered it: deploy again, not 'check the vault URL'", () => {
+    const next = (fields: Record<string, unknown>) =>
+      linesOf({ _tag: "Failed", error: "VaultNotFound", ...fields }).find((l) =>
+        l.trimStart().startsWith("next"),
+      ) ?? ""
+    const raced = next({ step: "soft-deleted" })
+    expect(raced).toContain("recovered or purged by someone else while this deploy ran")
+    expect(raced).toContain("deploy again")
+    expect(raced).not.toContain("vault URL")
+    // A certificate not found elsewhere keeps its advice.
+    expect(next({ step: "snapshot" })).toContain("check the vault URL")
   })
 
   it("a lost import into a certificate deleted meanwhile: kvdeploy's conclusion, and what a retry does", () => {

@@ -206,9 +206,9 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     expect(json<Outcome & { recovered?: string }>(asJson).recovered).toBeUndefined()
   })
 
-  it("a certificate another writer recovers just before kvdeploy's recovery: kvdeploy sends none, and says so (text and --json)", async () => {
+  it("a certificate another writer recovers just before kvdeploy's recovery: kvdeploy sends none, and says it was served already (text and --json)", async () => {
     const { world, deployArgs, importThenSoftDelete, softDelete } = inOwnVault("outcomes-16")
-    const name = "recovered-by-another"
+    const name = "recovered-already-served"
     /**
      * Deploy with --on-soft-deleted recover, another writer recovering the certificate between the
      * deploy's read of the deleted certificate and its recovery: the deploy's second read of the
@@ -259,7 +259,7 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     expect(asJson.recoveries).toEqual([200])
     const outcome = json<Outcome & { recovered?: string }>(asJson.r)
     expect(outcome._tag).toBe("Succeeded")
-    expect(outcome.recovered).toBe("by-another")
+    expect(outcome.recovered).toBe("already-served")
     expect(world.emulator.state.isDeleted(world.vault, name)).toBe(false)
 
     await softDelete(name)
@@ -270,7 +270,7 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     expect(text.otherRecovered).toBe(true)
     expect(text.recoveries).toEqual([200])
     expect(text.r.stdout).toMatch(
-      /recovered {3}by another writer, before kvdeploy's recovery was sent: the vault served the certificate already, so kvdeploy sent no recovery/,
+      /recovered {3}none sent, as the vault served the certificate already when kvdeploy went to recover it: another writer recovered it, or the name holds a certificate made since/,
     )
     expect(text.r.stdout).not.toContain("the soft-deleted certificate was recovered")
   })

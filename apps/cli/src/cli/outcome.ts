@@ -70,16 +70,17 @@ export const warningLines = (
   ])
 
 /**
- * Who recovered the soft-deleted certificate when another writer did, before kvdeploy's recovery
- * was sent (Key Vault's SDK reads the certificate first and sends none for one already served).
+ * Why kvdeploy sent no recovery: the vault served the certificate already when it went to recover it
+ * (Key Vault's SDK reads the certificate first and sends none for one served). Who brought it there
+ * is not known: another writer's recovery, or a certificate made since under the name.
  */
-const byAnotherWords =
-  "another writer recovered the soft-deleted certificate before kvdeploy's recovery was sent; kvdeploy sent no recovery"
+const alreadyServedWords =
+  "the vault served the certificate already when kvdeploy went to recover it (another writer recovered it, or the name holds a certificate made since), so kvdeploy sent no recovery"
 
 /**
  * The outcome's meaning. A deploy that recovered the soft-deleted certificate of its name
  * changed the vault even when it wrote no version: "nothing was written" would not be true. One
- * that found it recovered by another writer changed nothing, and does not claim the recovery.
+ * that found the certificate served already changed nothing, and does not claim a recovery.
  */
 const meaningOf = (o: DeployOutcome): string => {
   // An import whose answer was lost and that the version list did not show: it may still land.
@@ -98,10 +99,10 @@ const meaningOf = (o: DeployOutcome): string => {
       return deletedAgain
         ? "no version was written; the soft-deleted certificate was recovered, then deleted again before the import"
         : "no version was written, but the soft-deleted certificate was recovered: the vault serves it again"
-    case "by-another":
+    case "already-served":
       return deletedAgain
-        ? `no version was written; ${byAnotherWords}; it was then deleted again before the import`
-        : `no version was written; ${byAnotherWords}: the vault serves it again`
+        ? `no version was written; ${alreadyServedWords}; it was then deleted before the import`
+        : `no version was written; ${alreadyServedWords}: the vault serves it`
     case "unknown":
       return "no version was written; the soft-deleted certificate's recovery was sent and may still complete"
   }
@@ -110,8 +111,8 @@ const meaningOf = (o: DeployOutcome): string => {
 /** The `recovered` line: what became of the soft-deleted certificate (on_soft_deleted: recover). */
 const recoveredText: { readonly [K in NonNullable<DeployOutcome["recovered"]>]: string } = {
   recovered: "the soft-deleted certificate was recovered (on_soft_deleted: recover)",
-  "by-another":
-    "by another writer, before kvdeploy's recovery was sent: the vault served the certificate already, so kvdeploy sent no recovery (on_soft_deleted: recover)",
+  "already-served":
+    "none sent, as the vault served the certificate already when kvdeploy went to recover it: another writer recovered it, or the name holds a certificate made since (on_soft_deleted: recover)",
   unknown: "the recovery was sent; its outcome is unknown",
 }
 
@@ -165,6 +166,10 @@ const nextAfterFailure = (
   // The answer to the import was lost and the version list did not show it: it may still appear.
   if (o.error === "VaultAmbiguous" && o.step === "reconcile")
     return "deploy again: it is skipped if the import did land, or imports once; `kvdeploy versions` shows what the vault holds"
+  // The deleted certificate was gone when the deploy read or recovered it: someone else recovered
+  // or purged it meanwhile, not a wrong vault URL or name (the name was found soft-deleted).
+  if (o.error === "VaultNotFound" && o.step === "soft-deleted")
+    return "the soft-deleted certificate was recovered or purged by someone else while this deploy ran (a recovery may take a few seconds to show): deploy again; `kvdeploy show` shows whether the vault serves it"
   // The import's answer was lost, and the certificate was deleted meanwhile (core concluded nothing
   // was written): a deploy that already recovers deleted certificates recovers it next time.
   if (o.error === "VaultConflictSoftDeleted" && o.step === "reconcile")
