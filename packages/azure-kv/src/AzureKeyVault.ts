@@ -34,6 +34,7 @@ import {
   importContentTypeOfRequest,
   type ListedCertificate,
   type ListedPage,
+  type MaterialInvalid,
   Metrics,
   PfxCodec,
   type PfxDecodeError,
@@ -284,6 +285,35 @@ const materialOfPem = (pem: Uint8Array): Effect.Effect<CertificateMaterial, "unr
   return leaf === undefined || key === undefined
     ? Effect.fail("unreadable")
     : Effect.succeed({ leaf, chain, key: Redacted.make(key) })
+}
+
+/**
+ * What the codec found in material it could not read, without its fixes (they are for a file of
+ * one's own, not for a secret the vault holds): each problem's field and finding.
+ */
+const foundIn = (problems: MaterialInvalid["problems"]): string =>
+  problems.map((p) => `${p.field}: ${p.message}`).join("; ")
+
+/** The problems of a codec failure caused by material it could not read (MaterialInvalid), if it was. */
+const problemsOf = (cause: unknown): MaterialInvalid["problems"] | undefined =>
+  typeof cause === "object" && cause !== null && (cause as { _tag?: unknown })._tag === "MaterialInvalid"
+    ? (cause as MaterialInvalid).problems
+    : undefined
+
+/**
+ * A codec refusal's finding without its advice: the codec says "<what it found>; <what to do with
+ * your file>", so the text before its first "; " outside parentheses (a finding may hold a
+ * parenthesised "; ", as "(… or DER; check it …)").
+ */
+const beforeAdvice = (said: string): string => {
+  let depth = 0
+  for (let i = 0; i < said.length; i++) {
+    const c = said[i]
+    if (c === "(") depth++
+    else if (c === ")") depth = Math.max(0, depth - 1)
+    else if (depth === 0 && c === ";" && said[i + 1] === " ") return said.slice(0, i)
+  }
+  return said
 }
 
 /** The CA list for the SDK's https agent: Node's roots plus the extra ones. */
@@ -655,6 +685,11 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       : Effect.flatMap(keyFactsOf(request), (keyFacts) => importWith(request, keyFacts))
 
   const noPrivateKey = (detail: string) => new VaultNoPrivateKey({ operation: "getVersionSecret", detail })
+  /** What to do about a backing secret that was read but cannot be restored from. */
+  const restoreOrKeep =
+    "restore the version from a copy of its certificate and key, or keep its key (key history: kvdeploy deploy --previous-key)"
+  /** Said of a backing secret Key Vault does not serve (it re-protects and checks every one it holds). */
+  const notServed = `Key Vault serves no such backing secret, so a proxy or service between this machine and the vault may have changed the answer: ${restoreOrKeep}`
   /**
    * A backing secret that holds a private key but no certificate the key belongs to. Key Vault
    * imports no such pair (it checks the key against the certificates), so it is an answer Key Vault
@@ -664,7 +699,8 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const keyOfNoCertificate = (form: "PEM" | "PFX", name: string, versionId: string, held = "") =>
     new VaultMalformedAnswer({
       operation: "getVersionSecret",
-      detail: `the ${form} backing secret of ${name}/${versionId} holds a private key but no certificate it belongs to${held}, so the version cannot be restored from it (the key is there: it is not a key that cannot be exported). Key Vault imports no such pair, so a proxy or service between this machine and the vault may have changed the answer: restore the version from a copy of its certificate and key, or keep its key (key history: kvdeploy deploy --previous-key)`,
+      detail: `the ${form} backing secret of ${name}/${versionId} holds a private key but no certificate it belongs to${held}, so the version cannot be restored from it (the key is there: it is not a key that cannot be exported). Key Vault imports no such pair, so a proxy or service between this machine and the vault may have changed the answer: ${restoreOrKeep}`,
+      unrestorable: true,
     })
   /**
    * A backing secret that holds a key but cannot be restored from, for another reason than a key
@@ -680,24 +716,27 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     versionId: string,
     failure: PfxDecodeError | PfxEncodeError,
   ) => {
-    const restore =
-      "restore the version from a copy of its certificate and key, or keep its key (key history: kvdeploy deploy --previous-key)"
-    const changed = `Key Vault serves no such backing secret, so a proxy or service between this machine and the vault may have changed the answer: ${restore}`
     // The codec says "<what it found>; <what to do with your file>": only the first half applies to a
-    // secret the vault holds (re-exporting a file is not the operator's to do here).
-    const found = (failure._tag === "PfxEncodeError" ? failure.reason : failure.detail).split("; ")[0]
+    // secret the vault holds (re-exporting a file is not the operator's to do here). Unreadable
+    // material comes with its problems, whose fields and findings are said without their fixes.
+    const invalid = failure._tag === "PfxEncodeError" ? problemsOf(failure.cause) : undefined
+    const found =
+      invalid !== undefined
+        ? `unreadable material: ${foundIn(invalid)}`
+        : beforeAdvice(failure._tag === "PfxEncodeError" ? failure.reason : failure.detail)
     const what =
       failure._tag === "PfxEncodeError"
         ? // An encode fails on a pair Key Vault refuses at import: not an answer it sends either.
-          `cannot be made into a PFX (${found}), so the version cannot be restored from it. ${changed}`
+          `cannot be made into a PFX (${found}), so the version cannot be restored from it. ${notServed}`
         : failure.reason === "wrong-password"
-          ? `does not open with the blank password Key Vault re-protects backing secrets with (${found}), so the version cannot be restored from it. ${changed}`
+          ? `does not open with the blank password Key Vault re-protects backing secrets with (${found}), so the version cannot be restored from it. ${notServed}`
           : failure.reason === "unsupported"
-            ? `uses what kvdeploy's PFX reader does not support (${found}), so the version cannot be restored from it: ${restore}`
-            : `cannot be read as a PFX (${found}), so the version cannot be restored from it. ${changed}`
+            ? `uses what kvdeploy's PFX reader does not support (${found}), so the version cannot be restored from it: ${restoreOrKeep}`
+            : `cannot be read as a PFX (${found}), so the version cannot be restored from it. ${notServed}`
     return new VaultMalformedAnswer({
       operation: "getVersionSecret",
       detail: `the ${form} backing secret of ${name}/${versionId} ${what}`,
+      unrestorable: true,
       ...(failure.cause === undefined ? {} : { cause: failure.cause }),
     })
   }
@@ -739,14 +778,14 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
           ),
         )
       const pem = value.includes("-----BEGIN")
+      // Its value was read, and holds nothing to restore from: unrestorable, not unread.
       if (secret.properties.contentType === "application/x-pem-file" && !pem)
         return yield* Effect.fail(
-          unusable(
-            "getVersionSecret",
-            new Unusable(
-              `the backing secret of ${name}/${versionId} says it is PEM (application/x-pem-file), but its value holds no PEM block`,
-            ),
-          ),
+          new VaultMalformedAnswer({
+            operation: "getVersionSecret",
+            detail: `the backing secret of ${name}/${versionId} says it is PEM (application/x-pem-file), but its value holds no PEM block, so the version cannot be restored from it. ${notServed}`,
+            unrestorable: true,
+          }),
         )
       const blank = Redacted.make("")
       let pfx: Uint8Array
@@ -760,9 +799,11 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
         const material = yield* pemMaterialByKey(certs, Redacted.make(key)).pipe(
           Effect.mapError(
             (e) =>
+              // The codec's fixes are for a file of one's own (supply the key as PKCS#8 …): left out.
               new VaultMalformedAnswer({
                 operation: "getVersionSecret",
-                detail: `the PEM backing secret of ${name}/${versionId} cannot be read: ${e.message}`,
+                detail: `the PEM backing secret of ${name}/${versionId} cannot be read (${foundIn(e.problems)}), so the version cannot be restored from it. ${notServed}`,
+                unrestorable: true,
               }),
           ),
         )

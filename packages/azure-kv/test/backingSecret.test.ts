@@ -29,9 +29,11 @@ import {
   type TargetConfig,
   Vault,
 } from "@kvdeploy/core"
+import { RecordingMetrics } from "@kvdeploy/core/test"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import {
   credentialFor,
@@ -39,6 +41,7 @@ import {
   fastReads,
   startEmulator,
   targetFor,
+  vaultLayer,
   worldLayer,
 } from "./support/emulator.js"
 import { generateKey, type Issuer, issue, makeCa, makeMaterial, toPem, x5tOf } from "./support/pki.js"
@@ -245,6 +248,10 @@ describe("a PEM backing secret whose leaf is not first", () => {
         expect(versionsOf(name)).toHaveLength(2)
         expect(outcome.reason).not.toMatch(/not exportable/)
         expect(outcome.reason).toMatch(/holds a private key but no certificate it belongs to/)
+        // It was read: the advice for a secret that held nothing restorable.
+        expect(outcome.reason).toMatch(
+          /previous key unavailable: the backing secret held no usable previous material; keep key history \(/,
+        )
       }),
   )
 
@@ -309,8 +316,12 @@ const servedAs = (name: string, value: (served: CertificateMaterial) => Effect.E
     })
   })
 
-/** A rollback over the backing secret: RollbackFailed with `words`, never "not exportable". */
-const rollbackSays = (name: string, words: RegExp) =>
+/**
+ * A rollback over the backing secret: RollbackFailed with `words`, never "not exportable", and the
+ * advice for a secret that was read but held nothing restorable (`unusable`), or for one that could
+ * not be read (`unreadable`).
+ */
+const rollbackSays = (name: string, words: RegExp, advice: "unusable" | "unreadable" = "unusable") =>
   Effect.gen(function* () {
     failNextImport(name)
     const outcome = yield* deployTo(
@@ -322,10 +333,18 @@ const rollbackSays = (name: string, words: RegExp) =>
     expect(versionsOf(name)).toHaveLength(2)
     expect(outcome.reason).not.toMatch(/not exportable/)
     expect(outcome.reason).toMatch(words)
-    // It was read: the advice is the one for a secret that held nothing restorable, not for a read that failed.
-    expect(outcome.reason).toMatch(
-      /previous key unavailable: the backing secret held no usable previous material; keep key history \(/,
-    )
+    if (advice === "unusable")
+      // It was read: the advice is the one for a secret that held nothing restorable, not for a read that failed.
+      expect(outcome.reason).toMatch(
+        /previous key unavailable: the backing secret held no usable previous material; keep key history \(/,
+      )
+    else {
+      // Nothing of it was read: the advice is the one for a read that failed, never "held no usable".
+      expect(outcome.reason).toMatch(
+        /previous key unavailable: the previous version's backing secret could not be read, and not for a refused permission \(why, in brackets\): restore the previous certificate by hand, or keep key history \(/,
+      )
+      expect(outcome.reason).not.toMatch(/held no usable previous material/)
+    }
   })
 
 const notNoKey = (failure: { readonly _tag: string; readonly message: string }) => {
@@ -410,6 +429,110 @@ describe("a PFX backing secret that cannot be restored from", () => {
         // Not an answer changed on its way: nothing is said of a proxy.
         expect(failure.message).not.toMatch(/proxy/)
         yield* rollbackSays(name, /uses what kvdeploy's PFX reader does not support/)
+      }).pipe(Effect.ensuring(Effect.sync(() => emulator.faults.clear()))),
+  )
+})
+
+describe("a backing secret read, or not read", () => {
+  it.live(
+    "a PEM secret whose key block is no key: what the codec found, without its fixes; held nothing usable",
+    () =>
+      Effect.gen(function* () {
+        const name = "pem-key-garbled"
+        yield* servedAs(name, (served) =>
+          Effect.succeed(
+            [
+              toPem("CERTIFICATE", served.leaf),
+              toPem("PRIVATE KEY", new TextEncoder().encode("no PKCS#8 key in here")),
+            ].join(""),
+          ),
+        )
+        const failure = yield* secretFailure(name)
+        notNoKey(failure)
+        expect(failure.message).toMatch(
+          /the PEM backing secret of pem-key-garbled\/\S+ cannot be read \(key: [^()]+\), so the version cannot be restored from it\. Key Vault serves no such backing secret, so a proxy or service between this machine and the vault may have changed the answer: restore the version from a copy of its certificate and key, or keep its key/,
+        )
+        // The codec's advice for a key file of one's own is left out.
+        expect(failure.message).not.toMatch(/supply the key|PKCS#8 DER|openssl pkcs8/)
+        yield* rollbackSays(name, /the PEM backing secret of pem-key-garbled\/\S+ cannot be read \(key: /)
+      }).pipe(Effect.ensuring(Effect.sync(() => emulator.faults.clear()))),
+  )
+
+  it.live(
+    "an answer the SDK fails on (an id that is no text): nothing was read, so the rollback says it could not be read",
+    () =>
+      Effect.gen(function* () {
+        const name = "secret-sdk-fails"
+        const first = yield* deployTo(
+          targetFor(emulator, VAULT, name),
+          yield* Effect.promise(() => makeMaterial(root)),
+        )
+        expect(first._tag, first.reason).toBe("Succeeded")
+        emulator.faults.add({
+          operation: "getSecret",
+          vault: VAULT,
+          name,
+          times: "always",
+          action: { kind: "setFields", fields: { id: 42 } },
+        })
+        const failure = yield* secretFailure(name)
+        expect(failure._tag).toBe("VaultMalformedAnswer")
+        expect(failure.message).toMatch(/the SDK failed on it \(/)
+        expect("unrestorable" in failure && failure.unrestorable).not.toBe(true)
+        yield* rollbackSays(name, /the SDK failed on it \(/, "unreadable")
+      }).pipe(Effect.ensuring(Effect.sync(() => emulator.faults.clear()))),
+  )
+})
+
+describe("the codec's findings, without its advice", () => {
+  it.live(
+    "a PEM secret the codec refuses to make into a PFX for unreadable material: each problem's finding, not its fix (whose '; ' is in parentheses)",
+    () =>
+      Effect.gen(function* () {
+        const name = "pem-encode-refused"
+        yield* servedAs(name, (served) =>
+          Effect.succeed(
+            [toPem("CERTIFICATE", served.leaf), toPem("PRIVATE KEY", Redacted.value(served.key))].join(""),
+          ),
+        )
+        const codec = yield* PfxCodec.pipe(Effect.provide(Pkcs12.layer))
+        // The codec's own refusal of material whose leaf is no certificate: its fix holds
+        // "(… or DER; check it with openssl …)".
+        const refusal = yield* Effect.flip(
+          codec.encode(
+            {
+              leaf: new TextEncoder().encode("no certificate"),
+              chain: [],
+              key: Redacted.make(new Uint8Array()),
+            },
+            { encoding: "modern", password: Redacted.make("") },
+          ),
+        )
+        expect(refusal.reason).toMatch(
+          /unreadable material: leaf: is not a readable X\.509 certificate \(.*; /,
+        )
+        // The vault's adapter with that codec, refusing this secret's PFX so (the PEM inspects well).
+        const failure = yield* Effect.gen(function* () {
+          const vault = yield* Vault
+          const latest = yield* vault.getLatest(name)
+          return yield* Effect.flip(vault.getVersionSecret(name, latest.versionId))
+        }).pipe(
+          Effect.provide(
+            vaultLayer(emulator, targetFor(emulator, VAULT, name), credential).pipe(
+              Layer.provide(
+                Layer.mergeAll(
+                  RecordingMetrics.layer,
+                  Layer.succeed(PfxCodec, { ...codec, encode: () => Effect.fail(refusal) }),
+                ),
+              ),
+            ),
+          ),
+        )
+        notNoKey(failure)
+        expect(failure.message).toMatch(
+          /the PEM backing secret of pem-encode-refused\/\S+ cannot be made into a PFX \(unreadable material: leaf: is not a readable X\.509 certificate[^()]*\), so the version cannot be restored from it\. Key Vault serves no such backing secret/,
+        )
+        expect(failure.message).not.toMatch(/supply the certificate|or DER/)
       }).pipe(Effect.ensuring(Effect.sync(() => emulator.faults.clear()))),
   )
 })

@@ -138,9 +138,9 @@ const provablyPrevious = (
  * Why the backing secret gave no previous material, for the advice a failed rollback gives:
  * the permission is missing; the vault refused the request itself (the token, its firewall, no
  * token at all); the previous version is disabled; its key was not exportable; the vault could
- * not be read (an outage, an answer lost: no grant would help); or it was read but held no usable
- * previous material (an answer the adapter could not use: no PFX, one that does not open, a key of
- * none of its certificates).
+ * not be read (an outage, an answer lost or one the adapter failed on: no grant would help); or it
+ * was read but held no usable previous material (a VaultMalformedAnswer marked `unrestorable`: no
+ * PFX, one that does not open, a key of none of its certificates).
  */
 type SecretShortfall = "permission" | "access" | "disabled" | "not-exportable" | "unreadable" | "unusable"
 
@@ -149,7 +149,11 @@ interface NoPreviousMaterial {
   readonly secret: SecretShortfall
 }
 
-const shortfallOf = (e: { readonly _tag: string; readonly refusal?: string | undefined }): SecretShortfall =>
+const shortfallOf = (e: {
+  readonly _tag: string
+  readonly refusal?: string | undefined
+  readonly unrestorable?: boolean | undefined
+}): SecretShortfall =>
   e._tag === "VaultForbidden"
     ? e.refusal === undefined || e.refusal === "permission"
       ? "permission"
@@ -158,9 +162,10 @@ const shortfallOf = (e: { readonly _tag: string; readonly refusal?: string | und
         : "access"
     : e._tag === "VaultNoPrivateKey"
       ? "not-exportable"
-      : // An answer that was read but holds nothing restorable (a PFX that does not open with the
-        // blank password, no PFX, a key of none of its certificates): not one that "could not be read".
-        e._tag === "VaultMalformedAnswer"
+      : // A secret that was read but holds nothing restorable (a PFX that does not open with the
+        // blank password, no PFX, a key of none of its certificates): not one that "could not be
+        // read". Any other malformed answer (the SDK failed on it, it lacked the value) read nothing.
+        e._tag === "VaultMalformedAnswer" && e.unrestorable === true
         ? "unusable"
         : "unreadable"
 

@@ -15,6 +15,7 @@ import {
   Vault,
   type VaultError,
   VaultForbidden,
+  VaultMalformedAnswer,
   type VersionSecret,
 } from "../src/index.js"
 import { type AlterChange, Fault, InMemoryVaultHandle, issue, makeAuthority } from "../src/testing/index.js"
@@ -310,6 +311,49 @@ describe("the advice of a rollback that found no previous material", () => {
             "RollbackFailed",
           )
           assert.include(o.reason, `previous key unavailable: ${advice}`)
+          assert.strictEqual(vault.versions(NAME).length, 2)
+        }),
+      ),
+    )
+})
+
+describe("a backing secret's malformed answer: held nothing usable, or not read", () => {
+  const cases: ReadonlyArray<readonly [boolean | undefined, string, string]> = [
+    // The adapter read the secret's value, and it holds nothing to restore from.
+    [true, "the backing secret held no usable previous material; keep key history", "could not be read"],
+    // Nothing of the secret was read (the SDK failed on the answer, it lacked the value).
+    [
+      undefined,
+      "the previous version's backing secret could not be read, and not for a refused permission (why, in brackets): restore the previous certificate by hand, or keep key history",
+      "held no usable previous material",
+    ],
+    [
+      false,
+      "the previous version's backing secret could not be read, and not for a refused permission (why, in brackets): restore the previous certificate by hand, or keep key history",
+      "held no usable previous material",
+    ],
+  ]
+  for (const [unrestorable, advice, notSaid] of cases)
+    it.effect(`unrestorable ${unrestorable ?? "not set"}: ${advice.slice(0, 40)}…`, () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          const malformed = new VaultMalformedAnswer({
+            operation: "getVersionSecret",
+            detail: "what the adapter found",
+            ...(unrestorable === undefined ? {} : { unrestorable }),
+          })
+          const o = expectTag(
+            yield* withBackingSecret(Effect.fail(malformed), runDeploy(request(newCert.material))),
+            "RollbackFailed",
+          )
+          assert.include(
+            o.reason,
+            `previous key unavailable: ${advice} (backing-secret: reading a version's secret: the vault's answer cannot be used: what the adapter found;`,
+          )
+          assert.notInclude(o.reason, notSaid)
           assert.strictEqual(vault.versions(NAME).length, 2)
         }),
       ),

@@ -345,10 +345,17 @@ export class VaultRequestRejected extends Schema.TaggedError<VaultRequestRejecte
  * so a proxy or another service in between is the likely source. A read changed nothing; the
  * answer is not retried (it would come the same way), and nothing is concluded from it.
  */
-export class VaultMalformedAnswer extends Schema.TaggedError<VaultMalformedAnswer>()(
-  "VaultMalformedAnswer",
-  errorFields,
-) {
+export class VaultMalformedAnswer extends Schema.TaggedError<VaultMalformedAnswer>()("VaultMalformedAnswer", {
+  ...errorFields,
+  /**
+   * True when a backing secret's value was read, but what it holds cannot be restored from (no
+   * PFX, one that does not open with the blank password, a key of none of its certificates, a
+   * PEM that cannot be made into a PFX): the rollback then says the secret held no usable
+   * previous material. Unset when nothing of the secret was read (an answer the SDK failed on,
+   * one without a value): the rollback says it could not be read.
+   */
+  unrestorable: Schema.optional(Schema.Boolean),
+}) {
   override get message(): string {
     return `${operationInWords(this.operation)}: the vault's answer cannot be used: ${this.detail}`
   }
