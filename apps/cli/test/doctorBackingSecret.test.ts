@@ -126,4 +126,30 @@ describe("doctor's secrets/get over a PEM backing secret", () => {
       world.emulator.faults.remove(fault)
     }
   })
+
+  it("an answer the SDK fails on (an id that is no text): warned, saying so, with the same fix", async () => {
+    const name = "doctor-sdk-fails"
+    await importRootFirst(name)
+    const fault = world.emulator.faults.add({
+      operation: "getSecret",
+      vault: world.vault,
+      name,
+      times: "always",
+      action: { kind: "setFields", fields: { id: 42 } },
+    })
+    try {
+      const { code, check } = await secretsCheck(name)
+      expect(code).toBe(0)
+      expect(check?.status).toBe("warn")
+      expect(check?.detail).toMatch(/the SDK failed on it \(/)
+      expect(check?.detail).not.toMatch(
+        /not exportable|holds no private key|so the version cannot be restored/,
+      )
+      expect(check?.fix).toMatch(
+        /^a rollback to this version cannot use its backing secret as the vault answered it: keep its key \(kvdeploy deploy --previous-key\)\. Unless the detail names what kvdeploy's PFX reader does not support, Key Vault sends no such answer/,
+      )
+    } finally {
+      world.emulator.faults.remove(fault)
+    }
+  })
 })

@@ -338,6 +338,12 @@ describe("the adapter's reads of answers without their facts", () => {
           const { answer, recorder } = yield* withVault(name, (vault) => Effect.flip(read(vault)))
           expect(answer._tag, `${operation} ${JSON.stringify(action)}`).toBe("VaultMalformedAnswer")
           expect(answer.message, `${operation} ${JSON.stringify(action)}`).toContain(named)
+          // Nothing of it was read (a backing secret without its value too): never "unrestorable",
+          // which a rollback would repeat as "held no usable previous material".
+          expect(
+            (answer as { readonly unrestorable?: boolean }).unrestorable,
+            `${operation} ${JSON.stringify(action)}`,
+          ).toBeUndefined()
           expect(
             emulator.requests
               .entries({ vault: VAULT, since })
@@ -371,6 +377,8 @@ describe("the adapter's reads of answers without their facts", () => {
         )
         expect(answer._tag).toBe("VaultMalformedAnswer")
         expect(answer.message).toContain("holds no PEM block")
+        // Its value was read: a rollback says it held nothing usable, not that it could not be read.
+        expect((answer as { readonly unrestorable?: boolean }).unrestorable).toBe(true)
       }),
   )
 

@@ -521,9 +521,11 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
           fix: "import with an exportable key (kvdeploy does), or keep the previous key",
         })
       } else if (secret.failure._tag === "VaultMalformedAnswer") {
-        // Read, but not material a rollback can restore (a key that belongs to none of the secret's
-        // certificates, a PFX that does not open with the blank password or is none, one the codec
-        // does not read, or an answer garbled on its way): the message says what it holds.
+        // Read, but not material a rollback can restore (`unrestorable`: a key that belongs to none
+        // of the secret's certificates, a PFX that does not open with the blank password or is none,
+        // one the codec does not read), or nothing read (an answer the SDK failed on, one without a
+        // value): the message says which. The fix holds for both: a rollback cannot use the secret
+        // as answered, and only what the PFX reader does not support is an answer Key Vault sends.
         yield* add({
           check: "secrets/get",
           status: "warn",
