@@ -768,13 +768,17 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
       const secret = yield* call("getVersionSecret", "read", (abortSignal) =>
         secrets.getSecret(name, { version: versionId, ...requestOptions, abortSignal }),
       )
-      const value = secret.value ?? ""
-      // A backing secret always has a value; one without is not "no private key", it is no answer.
+      // The SDK passes the answer's `value` through as it came: a proxy's answer may hold a number.
+      const raw: unknown = secret.value
+      const value = typeof raw === "string" ? raw : ""
+      // A backing secret always has a text value; one without is not "no private key", it is no answer.
       if (value === "")
         return yield* Effect.fail(
           unusable(
             "getVersionSecret",
-            new Unusable(`the backing secret of ${name}/${versionId} has no value`),
+            new Unusable(
+              `the backing secret of ${name}/${versionId} has no ${raw === undefined || raw === null || raw === "" ? "value" : `text value (its value is a ${typeof raw})`}`,
+            ),
           ),
         )
       const pem = value.includes("-----BEGIN")

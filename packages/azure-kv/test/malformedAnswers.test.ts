@@ -331,6 +331,13 @@ describe("the adapter's reads of answers without their facts", () => {
             "has no value",
             (v) => Effect.flatMap(v.getLatest(name), (l) => v.getVersionSecret(name, l.versionId)),
           ],
+          // A value that is no text (a number): a malformed answer, not a crash of the call.
+          [
+            "getSecret",
+            set({ value: 42 }),
+            "has no text value (its value is a number)",
+            (v) => Effect.flatMap(v.getLatest(name), (l) => v.getVersionSecret(name, l.versionId)),
+          ],
         ]
         for (const [operation, action, named, read] of cases) {
           emulator.faults.add({ operation, vault: VAULT, action } as FaultRule)
