@@ -1079,10 +1079,13 @@ describe("the vault serves the certificate already when this deploy goes to reco
           assert.strictEqual(o.recovered, "already-served")
           assert.strictEqual(o.previous?.versionId, old.versionId)
           assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
-          assert.includeMembers([...o.decisions], [
-            "recover: no deleted certificate of the name found; reading the latest",
-            `recover: served already as ${old.versionId}; no recovery sent`,
-          ])
+          assert.includeMembers(
+            [...o.decisions],
+            [
+              "recover: no deleted certificate of the name found; reading the latest",
+              `recover: served already as ${old.versionId}; no recovery sent`,
+            ],
+          )
           assert.strictEqual((yield* AuditRecords).all().at(-1)?.recovered, "already-served")
         }),
       ),
