@@ -190,15 +190,15 @@ describe("a Failed deploy's next step", () => {
       { _tag: "Failed", step: "import", error: "VaultForbidden" },
     ])
       expect(recoveredLine(fields), fields._tag).toBe(
-        "  recovered   none sent, as the vault served the certificate already when kvdeploy went to recover it: another writer recovered it, or the name holds a certificate made since (on_soft_deleted: recover)",
+        "  recovered   none by kvdeploy: the vault served the certificate again without its recovery (another writer recovered it, or the name holds a certificate made since; on_soft_deleted: recover)",
       )
     const meaning = (fields: Record<string, unknown>) =>
       lines({ _tag: "Failed", step: "import", ...fields })[1]
     expect(meaning({ error: "VaultForbidden" })).toBe(
-      "  no version was written; the vault served the certificate already when kvdeploy went to recover it (another writer recovered it, or the name holds a certificate made since), so kvdeploy sent no recovery: the vault serves it",
+      "  no version was written; the vault served the certificate again without kvdeploy's recovery (another writer recovered it, or the name holds a certificate made since), so kvdeploy recovered nothing: the vault serves it",
     )
     expect(meaning({ error: "VaultConflictSoftDeleted" })).toBe(
-      "  no version was written; the vault served the certificate already when kvdeploy went to recover it (another writer recovered it, or the name holds a certificate made since), so kvdeploy sent no recovery; it was then deleted before the import",
+      "  no version was written; the vault served the certificate again without kvdeploy's recovery (another writer recovered it, or the name holds a certificate made since), so kvdeploy recovered nothing; it was then deleted before the import",
     )
     // Nowhere does the text say kvdeploy recovered it.
     for (const fields of [

@@ -270,7 +270,7 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     expect(text.otherRecovered).toBe(true)
     expect(text.recoveries).toEqual([200])
     expect(text.r.stdout).toMatch(
-      /recovered {3}none sent, as the vault served the certificate already when kvdeploy went to recover it: another writer recovered it, or the name holds a certificate made since/,
+      /recovered {3}none by kvdeploy: the vault served the certificate again without its recovery \(another writer recovered it, or the name holds a certificate made since; on_soft_deleted: recover\)/,
     )
     expect(text.r.stdout).not.toContain("the soft-deleted certificate was recovered")
   })

@@ -181,7 +181,11 @@ type CameBack = "recovered" | "already-served"
  * recover it: what that proves is only that it was served then, not who brought it there.
  */
 const alreadyServedWords = (trail: DeployTrail): string =>
-  `the vault served the certificate already when this deploy went to recover it (another writer recovered it, or the name holds a certificate made since), so this deploy sent no recovery${trail.servedOtherThanDeleted ? "; it serves another version than the deleted one" : ""}`
+  `${
+    trail.recoveryFoundNone
+      ? "this deploy's recovery found no deleted certificate of the name and the vault serves it again (another writer recovered it, its recovery not shown yet when this deploy read the certificate, or the name holds a certificate made since), so this deploy recovered nothing"
+      : "the vault served the certificate already when this deploy went to recover it (another writer recovered it, or the name holds a certificate made since), so this deploy sent no recovery"
+  }${trail.servedOtherThanDeleted ? "; it serves another version than the deleted one" : ""}`
 
 /**
  * A reason's words for a certificate that is served again before the import (this deploy's
@@ -664,16 +668,19 @@ const onSoftDeleted = Effect.fnUntraced(function* (
         latest.failure._tag === "VaultNotFound"
           ? "it is not served either"
           : `whether it is served could not be read (${latest.failure.message})`
+      // A read that failed otherwise (refused, unavailable) is the failure to act on: its own advice.
+      const failure = latest.failure._tag === "VaultNotFound" ? recovered.failure : latest.failure
       return {
         _tag: "Failed",
         step: "soft-deleted",
-        error: recovered.failure._tag,
-        ...failureFacts(recovered.failure),
+        error: failure._tag,
+        ...failureFacts(failure),
         reason: `${name} was soft-deleted, and the vault found no deleted certificate of the name when this deploy went to recover it, so someone else recovered or purged it meanwhile (a recovery may take a few seconds to show); ${served}; nothing was written: deploy again`,
       } satisfies Draft
     }
     restored = latest.success
     sent = false
+    trail.recoveryFoundNone = true
   } else if (recovered.failure._tag !== "VaultAmbiguous") {
     return {
       _tag: "Failed",
@@ -712,7 +719,9 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   trail.note(
     sent
       ? `recovered: ${restored.versionId}`
-      : `recover: served already as ${restored.versionId}${trail.servedOtherThanDeleted ? " (not the deleted version)" : ""}; no recovery sent`,
+      : trail.recoveryFoundNone
+        ? `recover: found no deleted certificate; served as ${restored.versionId}${trail.servedOtherThanDeleted ? " (not the deleted version)" : ""}; recovered nothing`
+        : `recover: served already as ${restored.versionId}${trail.servedOtherThanDeleted ? " (not the deleted version)" : ""}; no recovery sent`,
   )
   const early = judgeExisting(request, trail, restored, newX5t, tags)
   if (early !== undefined) return early

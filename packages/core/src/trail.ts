@@ -31,6 +31,12 @@ export class DeployTrail {
    * certificate's latest (false when the deleted certificate's read did not say which it held).
    */
   servedOtherThanDeleted = false
+  /**
+   * With `recovered` "already-served": whether this deploy's recovery was sent and found no deleted
+   * certificate (404: another writer's recovery not shown yet when the SDK read the certificate, or
+   * a purge), rather than not sent at all (the certificate served when the SDK read it).
+   */
+  recoveryFoundNone = false
 
   note(decision: string): void {
     this.decisions.push(decision)

@@ -1083,10 +1083,63 @@ describe("the vault serves the certificate already when this deploy goes to reco
             [...o.decisions],
             [
               "recover: no deleted certificate of the name found; reading the latest",
-              `recover: served already as ${old.versionId}; no recovery sent`,
+              `recover: found no deleted certificate; served as ${old.versionId}; recovered nothing`,
             ],
           )
+          // Its recovery was sent (and found nothing): never "no recovery sent".
+          assert.isFalse(o.decisions.some((d) => d.includes("no recovery sent")))
           assert.strictEqual((yield* AuditRecords).all().at(-1)?.recovered, "already-served")
+        }),
+      ),
+  )
+
+  it.effect(
+    "the recovery finds no deleted certificate and the vault then serves this very certificate: Skipped, saying its recovery found none, not that it sent none",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(newCert.material)
+          yield* vault.softDelete(NAME)
+          const port = yield* Vault
+          vault.script("recoverDeleted", Fault.fail("NotFound"))
+          const racing: (typeof Vault)["Service"] = {
+            ...port,
+            recoverDeleted: (name) =>
+              Effect.sync(() => vault.recover(name)).pipe(Effect.andThen(port.recoverDeleted(name))),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material, {}, recover)).pipe(
+              Effect.provideService(Vault, racing),
+            ),
+            "Skipped",
+          )
+          assert.strictEqual(o.recovered, "already-served")
+          assert.include(
+            o.reason,
+            "this deploy's recovery found no deleted certificate of the name and the vault serves it again",
+          )
+          assert.include(o.reason, "so this deploy recovered nothing")
+          assert.notInclude(o.reason, "sent no recovery")
+        }),
+      ),
+  )
+
+  it.effect(
+    "the recovery finds no deleted certificate and the read after it is refused: Failed with the read's error, whose advice applies",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          vault.script("recoverDeleted", Fault.fail("NotFound"))
+          // The snapshot read answers as usual (not found: soft-deleted); the one after the recovery is refused.
+          vault.script("getLatest", Fault.pass, Fault.fail("Forbidden"))
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+          assert.strictEqual(o.step, "soft-deleted")
+          assert.strictEqual(o.error, "VaultForbidden")
+          assert.include(o.reason, "whether it is served could not be read")
         }),
       ),
   )

@@ -70,12 +70,13 @@ export const warningLines = (
   ])
 
 /**
- * Why kvdeploy sent no recovery: the vault served the certificate already when it went to recover it
- * (Key Vault's SDK reads the certificate first and sends none for one served). Who brought it there
- * is not known: another writer's recovery, or a certificate made since under the name.
+ * Why kvdeploy recovered nothing: the vault served the certificate again without its recovery (Key
+ * Vault's SDK reads the certificate first and sends none for one served; or the recovery it sent
+ * found no deleted certificate, another writer's recovery not shown yet). Who brought it there is
+ * not known: another writer's recovery, or a certificate made since under the name.
  */
 const alreadyServedWords =
-  "the vault served the certificate already when kvdeploy went to recover it (another writer recovered it, or the name holds a certificate made since), so kvdeploy sent no recovery"
+  "the vault served the certificate again without kvdeploy's recovery (another writer recovered it, or the name holds a certificate made since), so kvdeploy recovered nothing"
 
 /**
  * The outcome's meaning. A deploy that recovered the soft-deleted certificate of its name
@@ -112,7 +113,7 @@ const meaningOf = (o: DeployOutcome): string => {
 const recoveredText: { readonly [K in NonNullable<DeployOutcome["recovered"]>]: string } = {
   recovered: "the soft-deleted certificate was recovered (on_soft_deleted: recover)",
   "already-served":
-    "none sent, as the vault served the certificate already when kvdeploy went to recover it: another writer recovered it, or the name holds a certificate made since (on_soft_deleted: recover)",
+    "none by kvdeploy: the vault served the certificate again without its recovery (another writer recovered it, or the name holds a certificate made since; on_soft_deleted: recover)",
   unknown: "the recovery was sent; its outcome is unknown",
 }
 
