@@ -351,8 +351,9 @@ export class VaultMalformedAnswer extends Schema.TaggedError<VaultMalformedAnswe
    * True when a backing secret's value was read, but what it holds cannot be restored from (no
    * PFX, one that does not open with the blank password, a key of none of its certificates, a
    * PEM that cannot be made into a PFX): the rollback then says the secret held no usable
-   * previous material. Unset when nothing of the secret was read (an answer the SDK failed on,
-   * one without a value): the rollback says it could not be read.
+   * previous material. Unset when no value of the secret was read (an answer the SDK failed on,
+   * one without a value or whose value is no text, as no answer of Key Vault's is): the rollback
+   * says it could not be read.
    */
   unrestorable: Schema.optional(Schema.Boolean),
 }) {
