@@ -133,50 +133,36 @@ const readsOf = (config: AgentConfig) => {
 }
 
 describe("a pass that lists the vault", () => {
-  it("does not use an entry listed more than 30 s before the deployment's turn: that deployment reads its own", async () => {
-    const config = configOf(3, join(dir, "age-state"))
-    const [d0, d1, d2] = config.deployments as [Deployment, Deployment, Deployment]
-    const { reads, getLatest } = readsOf(config)
-    const { clock, state } = shiftedClock()
-    const vault = {
-      getLatest,
-      // Page 1 shows d0 and d1 in place; page 2 (d2) comes 31 s later by the clock: d0's and d1's
-      // entries are older than 30 s when their turn comes (after the whole list), d2's is fresh.
-      listCertificates: (continuation: string | undefined) =>
-        Effect.sync(() => {
-          if (continuation === undefined)
-            return { certificates: [inPlace(d0), inPlace(d1)], continuation: "2" }
-          state.shiftMs += 31_000
-          return { certificates: [inPlace(d2)], continuation: undefined }
-        }),
-    } as unknown as Vault["Service"]
-    const { pass } = await start(config, vault, clock)
-    expect((await pass()).listed).toBe(1)
-    expect(reads.sort()).toEqual(["c0", "c1"])
-  })
-
-  it("measures the entry's age by the monotonic clock: 31 s old, though the system clock was set back 60 s meanwhile", async () => {
-    const config = configOf(3, join(dir, "age-set-back-state"))
-    const [d0, d1, d2] = config.deployments as [Deployment, Deployment, Deployment]
-    const { reads, getLatest } = readsOf(config)
-    const { clock, state } = shiftedClock()
-    const vault = {
-      getLatest,
-      // As above, and the system clock is set back 60 s between the pages: by the wall clock, d0's and
-      // d1's entries are then from 29 s in the future, which a wall-clock age takes for fresh.
-      listCertificates: (continuation: string | undefined) =>
-        Effect.sync(() => {
-          if (continuation === undefined)
-            return { certificates: [inPlace(d0), inPlace(d1)], continuation: "2" }
-          state.shiftMs += 31_000
-          state.wallOnlyMs -= 60_000
-          return { certificates: [inPlace(d2)], continuation: undefined }
-        }),
-    } as unknown as Vault["Service"]
-    const { pass } = await start(config, vault, clock)
-    expect((await pass()).listed).toBe(1)
-    expect(reads.sort()).toEqual(["c0", "c1"])
-  })
+  // Page 1 shows d0 and d1 in place; page 2 (d2) comes 31 s later by the clock (its monotonic time):
+  // d0's and d1's entries are older than 30 s when their turn comes (after the whole list), d2's is
+  // fresh. With the system clock also set back 60 s between the pages, d0's and d1's entries are
+  // from 29 s in the future by the wall clock, which a wall-clock age would take for fresh.
+  it.each([
+    ["", 0],
+    [", though the system clock was set back 60 s meanwhile (the age is monotonic)", -60_000],
+  ])(
+    "does not use an entry listed more than 30 s before the deployment's turn%s: that deployment reads its own",
+    async (_, wallOnlyMs) => {
+      const config = configOf(3, join(dir, `age-state${wallOnlyMs}`))
+      const [d0, d1, d2] = config.deployments as [Deployment, Deployment, Deployment]
+      const { reads, getLatest } = readsOf(config)
+      const { clock, state } = shiftedClock()
+      const vault = {
+        getLatest,
+        listCertificates: (continuation: string | undefined) =>
+          Effect.sync(() => {
+            if (continuation === undefined)
+              return { certificates: [inPlace(d0), inPlace(d1)], continuation: "2" }
+            state.shiftMs += 31_000
+            state.wallOnlyMs += wallOnlyMs
+            return { certificates: [inPlace(d2)], continuation: undefined }
+          }),
+      } as unknown as Vault["Service"]
+      const { pass } = await start(config, vault, clock)
+      expect((await pass()).listed).toBe(1)
+      expect(reads.sort()).toEqual(["c0", "c1"])
+    },
+  )
 
   it("stops the list once its pages reach half the deployments it covers; the others read their own", async () => {
     const config = configOf(4, join(dir, "half-state"))

@@ -871,6 +871,22 @@ describe("the vault serves the certificate already when this deploy goes to reco
   const recover = target({ on_soft_deleted: "recover" })
   const alreadyServed =
     "the vault served the certificate already when this deploy went to recover it (another writer recovered it, or the name holds a certificate made since), so this deploy sent no recovery"
+  /**
+   * The port, with another writer's recovery of the name (then `after`, that writer's next step)
+   * just before each of this deploy's recoveries.
+   */
+  const othersRecoveryFirst = (
+    port: (typeof Vault)["Service"],
+    vault: (typeof InMemoryVaultHandle)["Service"],
+    after: (name: string) => Effect.Effect<unknown> = () => Effect.void,
+  ): (typeof Vault)["Service"] => ({
+    ...port,
+    recoverDeleted: (name) =>
+      Effect.sync(() => vault.recover(name)).pipe(
+        Effect.andThen(after(name)),
+        Effect.andThen(port.recoverDeleted(name)),
+      ),
+  })
   /** `material` deployed by kvdeploy, soft-deleted, and recovered by another writer just before this deploy's recovery. */
   const recoveredByAnother = (material: CertificateMaterial) =>
     Effect.gen(function* () {
@@ -961,14 +977,9 @@ describe("the vault serves the certificate already when this deploy goes to reco
           const port = yield* Vault
           // The other writer recovers it and imports a certificate of its own, before this deploy's
           // recovery is sent.
-          const racing: (typeof Vault)["Service"] = {
-            ...port,
-            recoverDeleted: (name) =>
-              Effect.sync(() => vault.recover(name)).pipe(
-                Effect.andThen(vault.seed(name, foreign.material, { tags: { owner: "someone-else" } })),
-                Effect.andThen(port.recoverDeleted(name)),
-              ),
-          }
+          const racing = othersRecoveryFirst(port, vault, (name) =>
+            vault.seed(name, foreign.material, { tags: { owner: "someone-else" } }),
+          )
           const o = expectTag(
             yield* runDeploy(request(newCert.material, {}, recover)).pipe(
               Effect.provideService(Vault, racing),
@@ -1029,14 +1040,9 @@ describe("the vault serves the certificate already when this deploy goes to reco
           const port = yield* Vault
           // Someone recovers it and deploys this certificate as a new version, before this deploy's
           // recovery is sent: the vault serves this certificate, not the deleted version.
-          const racing: (typeof Vault)["Service"] = {
-            ...port,
-            recoverDeleted: (name) =>
-              Effect.sync(() => vault.recover(name)).pipe(
-                Effect.andThen(vault.seed(name, newCert.material, { tags: managedTags })),
-                Effect.andThen(port.recoverDeleted(name)),
-              ),
-          }
+          const racing = othersRecoveryFirst(port, vault, (name) =>
+            vault.seed(name, newCert.material, { tags: managedTags }),
+          )
           const o = expectTag(
             yield* runDeploy(request(newCert.material, {}, recover)).pipe(
               Effect.provideService(Vault, racing),
@@ -1065,11 +1071,7 @@ describe("the vault serves the certificate already when this deploy goes to reco
           // As over Key Vault: the SDK's first read came before another writer's recovery showed, so
           // it sent the recover POST, which found nothing deleted (404); the recovery shows next.
           vault.script("recoverDeleted", Fault.fail("NotFound"))
-          const racing: (typeof Vault)["Service"] = {
-            ...port,
-            recoverDeleted: (name) =>
-              Effect.sync(() => vault.recover(name)).pipe(Effect.andThen(port.recoverDeleted(name))),
-          }
+          const racing = othersRecoveryFirst(port, vault)
           const o = expectTag(
             yield* runDeploy(request(newCert.material, {}, recover)).pipe(
               Effect.provideService(Vault, racing),
@@ -1103,11 +1105,7 @@ describe("the vault serves the certificate already when this deploy goes to reco
           yield* vault.softDelete(NAME)
           const port = yield* Vault
           vault.script("recoverDeleted", Fault.fail("NotFound"))
-          const racing: (typeof Vault)["Service"] = {
-            ...port,
-            recoverDeleted: (name) =>
-              Effect.sync(() => vault.recover(name)).pipe(Effect.andThen(port.recoverDeleted(name))),
-          }
+          const racing = othersRecoveryFirst(port, vault)
           const o = expectTag(
             yield* runDeploy(request(newCert.material, {}, recover)).pipe(
               Effect.provideService(Vault, racing),
