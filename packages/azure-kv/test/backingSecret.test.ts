@@ -302,7 +302,11 @@ describe("a PEM backing secret whose leaf is not first", () => {
 })
 
 /** `name` deployed once, its backing secret then answered as `value` (base64) on every read. */
-const servedAs = (name: string, value: (served: CertificateMaterial) => Effect.Effect<string>) =>
+/** `name` deployed once, its backing secret's answer then carrying `fields` on every read. */
+const answeredWith = (
+  name: string,
+  fields: (served: CertificateMaterial) => Effect.Effect<Record<string, unknown>>,
+) =>
   Effect.gen(function* () {
     const served = yield* Effect.promise(() => makeMaterial(root))
     const first = yield* deployTo(targetFor(emulator, VAULT, name), served)
@@ -312,9 +316,13 @@ const servedAs = (name: string, value: (served: CertificateMaterial) => Effect.E
       vault: VAULT,
       name,
       times: "always",
-      action: { kind: "setFields", fields: { value: yield* value(served) } },
+      action: { kind: "setFields", fields: yield* fields(served) },
     })
   })
+
+/** `name` deployed once, its backing secret then answered as `value` on every read. */
+const servedAs = (name: string, value: (served: CertificateMaterial) => Effect.Effect<string>) =>
+  answeredWith(name, (served) => Effect.map(value(served), (v) => ({ value: v })))
 
 /**
  * A rollback over the backing secret: RollbackFailed with `words`, never "not exportable", and the
@@ -463,18 +471,7 @@ describe("a backing secret read, or not read", () => {
     () =>
       Effect.gen(function* () {
         const name = "secret-sdk-fails"
-        const first = yield* deployTo(
-          targetFor(emulator, VAULT, name),
-          yield* Effect.promise(() => makeMaterial(root)),
-        )
-        expect(first._tag, first.reason).toBe("Succeeded")
-        emulator.faults.add({
-          operation: "getSecret",
-          vault: VAULT,
-          name,
-          times: "always",
-          action: { kind: "setFields", fields: { id: 42 } },
-        })
+        yield* answeredWith(name, () => Effect.succeed({ id: 42 }))
         const failure = yield* secretFailure(name)
         expect(failure._tag).toBe("VaultMalformedAnswer")
         expect(failure.message).toMatch(/the SDK failed on it \(/)

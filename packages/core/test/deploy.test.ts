@@ -887,6 +887,23 @@ describe("the vault serves the certificate already when this deploy goes to reco
         Effect.andThen(port.recoverDeleted(name)),
       ),
   })
+  /**
+   * `served` deployed by kvdeploy and soft-deleted, then newCert deployed with recover, as over Key
+   * Vault when another writer's recovery had not shown to the SDK's first read: the SDK sent the
+   * recover POST, which found nothing deleted (404); the other recovery shows next.
+   */
+  const afterRecovery404 = (served: CertificateMaterial) =>
+    Effect.gen(function* () {
+      const vault = yield* InMemoryVaultHandle
+      const old = yield* seedManaged(served)
+      yield* vault.softDelete(NAME)
+      const port = yield* Vault
+      vault.script("recoverDeleted", Fault.fail("NotFound"))
+      const outcome = yield* runDeploy(request(newCert.material, {}, recover)).pipe(
+        Effect.provideService(Vault, othersRecoveryFirst(port, vault)),
+      )
+      return { old, outcome }
+    })
   /** `material` deployed by kvdeploy, soft-deleted, and recovered by another writer just before this deploy's recovery. */
   const recoveredByAnother = (material: CertificateMaterial) =>
     Effect.gen(function* () {
@@ -1065,19 +1082,8 @@ describe("the vault serves the certificate already when this deploy goes to reco
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          const old = yield* seedManaged(oldCert.material)
-          yield* vault.softDelete(NAME)
-          const port = yield* Vault
-          // As over Key Vault: the SDK's first read came before another writer's recovery showed, so
-          // it sent the recover POST, which found nothing deleted (404); the recovery shows next.
-          vault.script("recoverDeleted", Fault.fail("NotFound"))
-          const racing = othersRecoveryFirst(port, vault)
-          const o = expectTag(
-            yield* runDeploy(request(newCert.material, {}, recover)).pipe(
-              Effect.provideService(Vault, racing),
-            ),
-            "Succeeded",
-          )
+          const { old, outcome } = yield* afterRecovery404(oldCert.material)
+          const o = expectTag(outcome, "Succeeded")
           assert.strictEqual(o.recovered, "already-served")
           assert.strictEqual(o.previous?.versionId, old.versionId)
           assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
@@ -1100,18 +1106,7 @@ describe("the vault serves the certificate already when this deploy goes to reco
     () =>
       fresh(
         Effect.gen(function* () {
-          const vault = yield* InMemoryVaultHandle
-          yield* seedManaged(newCert.material)
-          yield* vault.softDelete(NAME)
-          const port = yield* Vault
-          vault.script("recoverDeleted", Fault.fail("NotFound"))
-          const racing = othersRecoveryFirst(port, vault)
-          const o = expectTag(
-            yield* runDeploy(request(newCert.material, {}, recover)).pipe(
-              Effect.provideService(Vault, racing),
-            ),
-            "Skipped",
-          )
+          const o = expectTag((yield* afterRecovery404(newCert.material)).outcome, "Skipped")
           assert.strictEqual(o.recovered, "already-served")
           assert.include(
             o.reason,
