@@ -144,7 +144,8 @@ interface Slot {
 /** A pass over every deployment, until each one's first attempt of it is over. */
 interface Pass {
   readonly reason: string
-  readonly startedAtMs: number
+  /** On the monotonic clock: a pass's duration is not moved by a wall clock set back or forward. */
+  readonly startedAtNanos: bigint
   remaining: number
   readonly deployments: number
   /** Found in place: from a list entry, and from a read of its own. */
@@ -670,7 +671,7 @@ export const makeReconciler = (
             const finishedAt = yield* Clock.currentTimeMillis
             yield* metrics.deployAttempt("skipped")
             yield* metrics.idempotentSkip()
-            yield* metrics.deployDuration((finishedAt - startedAt) / 1000)
+            yield* metrics.deployDuration(Number((yield* Clock.monotonicTimeNanos) - startedAtNanos) / 1e9)
             if (slot.expiryRecorded !== facts) {
               yield* metricsFor(d).certificateExpiry(
                 { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
@@ -1216,7 +1217,7 @@ export const makeReconciler = (
      * removed, left to its backoff, or taken by the next pass before its attempt: `superseded`).
      */
     const passDone = (pass: Pass, work: Work | undefined, superseded = false): Effect.Effect<void> =>
-      Effect.suspend(() => {
+      Clock.clockWith((clock) => {
         if (work?.inPlace === "list") pass.listedInPlace++
         else if (work?.inPlace === "read") pass.readInPlace++
         if (superseded) pass.superseded++
@@ -1224,8 +1225,8 @@ export const makeReconciler = (
         if (pass.remaining !== 0) return Effect.void
         // The pass held off the idle release (below): now it may run.
         idle.end(true)
-        const endedAt = Date.now()
-        const durationMs = endedAt - pass.startedAtMs
+        const endedAt = clock.currentTimeMillisUnsafe()
+        const durationMs = Number((clock.monotonicTimeNanosUnsafe() - pass.startedAtNanos) / 1_000_000n)
         // A pass the next one overtook did not get through its deployments (a vault holding them back
         // longer than an interval): it is not an ended pass, for the log or the last-pass gauges, so
         // that the alert on passes that stopped ending can fire.
@@ -1395,14 +1396,14 @@ export const makeReconciler = (
       })
 
     const triggerAll = (reason: string) =>
-      Effect.suspend(() => {
+      Clock.clockWith((clock) => {
         if (stopping) return Effect.void
         // A reload (SIGHUP) tries refused lists again: a grant may have been made since.
         if (reason === "reload") listRefused.clear()
         const all = [...slots.values()]
         const pass: Pass = {
           reason,
-          startedAtMs: Date.now(),
+          startedAtNanos: clock.monotonicTimeNanosUnsafe(),
           remaining: all.length,
           deployments: all.length,
           listedInPlace: 0,

@@ -81,21 +81,27 @@ const shiftedClock = () => {
 
 interface Started {
   readonly reconciler: Reconciler
-  /** The reason and the deployments found in place from a list, of each pass over so far. */
-  readonly passes: Array<{ readonly reason: string; readonly listed: number }>
+  /** The reason, the deployments found in place from a list and the duration, of each pass over so far. */
+  readonly passes: Array<PassOver>
   /** Run a pass over every deployment and wait for its end. */
-  readonly pass: () => Promise<{ readonly reason: string; readonly listed: number }>
+  readonly pass: () => Promise<PassOver>
+}
+
+interface PassOver {
+  readonly reason: string
+  readonly listed: number
+  readonly durationMs: number
 }
 
 /** The reconciler for `config` over `vault`, logging nothing; shut down after the test. */
 const start = async (config: AgentConfig, vault: Vault["Service"], clock?: Clock.Clock): Promise<Started> => {
   const state = openStateStore(config.settings.stateDir, () => {})
   const metrics = makeAgentMetrics()
-  const passes: Array<{ reason: string; listed: number }> = []
+  const passes: Array<PassOver> = []
   const counted = {
     ...metrics,
     passOver: (reason: string, endedAtMs: number, durationMs: number, listed: number) => {
-      passes.push({ reason, listed })
+      passes.push({ reason, listed, durationMs })
       metrics.passOver(reason, endedAtMs, durationMs, listed)
     },
   }
@@ -113,7 +119,7 @@ const start = async (config: AgentConfig, vault: Vault["Service"], clock?: Clock
       const before = passes.length
       Effect.runFork(reconciler.triggerAll("interval"))
       await expect.poll(() => passes.length, { timeout: 20_000, interval: 20 }).toBe(before + 1)
-      return passes[before] as { reason: string; listed: number }
+      return passes[before] as PassOver
     },
   }
 }
@@ -163,6 +169,31 @@ describe("a pass that lists the vault", () => {
       expect(reads.sort()).toEqual(["c0", "c1"])
     },
   )
+
+  // A deployment's read answers 5 s later by the clock, and the system clock is set back an hour
+  // meanwhile: the pass lasted 5 s (its duration is monotonic), not minus an hour.
+  it("measures a pass's duration on the monotonic clock, whatever the system clock did meanwhile", async () => {
+    const config = configOf(2, join(dir, "duration-state"))
+    const [d0] = config.deployments as [Deployment, Deployment]
+    const { reads, getLatest } = readsOf(config)
+    const { clock, state } = shiftedClock()
+    const vault = {
+      getLatest: (name: string) =>
+        Effect.suspend(() => {
+          if (reads.length === 0) {
+            state.shiftMs += 5_000
+            state.wallOnlyMs -= 3_600_000
+          }
+          return getLatest(name)
+        }),
+      listCertificates: () => Effect.succeed({ certificates: [inPlace(d0)], continuation: "2" }),
+    } as unknown as Vault["Service"]
+    const { pass } = await start(config, vault, clock)
+    const over = await pass()
+    expect(reads).toHaveLength(1)
+    expect(over.durationMs).toBeGreaterThanOrEqual(5_000)
+    expect(over.durationMs).toBeLessThan(3_600_000)
+  })
 
   it("stops the list once its pages reach half the deployments it covers; the others read their own", async () => {
     const config = configOf(4, join(dir, "half-state"))

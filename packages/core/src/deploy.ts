@@ -1311,10 +1311,14 @@ export const deploy: (
     const context = yield* Effect.context<Vault | PfxCodec | Metrics | AuditLog>()
     const clock = Context.get(context, Clock.Clock)
     const startedAtMs = clock.currentTimeMillisUnsafe()
+    // The duration is measured on the monotonic clock: a wall clock set back or forward during the
+    // deploy (NTP, an operator) moves the times, not the duration.
+    const startedAtNanos = clock.monotonicTimeNanosUnsafe()
     const trail = new DeployTrail()
     const state: RunState = { previous: undefined, inspected: undefined, servedNotAfter: undefined }
     const draft = yield* run(context, request, trail, state, startedAtMs)
     const finishedAtMs = clock.currentTimeMillisUnsafe()
+    const tookNanos = clock.monotonicTimeNanosUnsafe() - startedAtNanos
     // The common fields, then the draft's (its reason again, in place): each draft is its outcome
     // without the common fields, so this is the outcome (TS cannot check a spread over a union).
     const outcome = {
@@ -1333,7 +1337,7 @@ export const deploy: (
       vaultCalls: trail.vaultCalls,
       decisions: trail.decisions,
       ...(trail.warnings.length === 0 ? {} : { warnings: trail.warnings }),
-      timings: { startedAtMs, finishedAtMs, durationMs: finishedAtMs - startedAtMs },
+      timings: { startedAtMs, finishedAtMs, durationMs: Number(tookNanos / 1_000_000n) },
       ...(draft as object),
     } satisfies OutcomeCommon as OutcomeCommon as DeployOutcome
 
@@ -1348,7 +1352,7 @@ export const deploy: (
     if (outcome._tag === "Unverified") yield* metrics.postVerifyFailure("unreadable")
     else if (trail.postVerifyFailure !== undefined) yield* metrics.postVerifyFailure(trail.postVerifyFailure)
     if (trail.rollbackOutcome !== undefined) yield* metrics.rollback(trail.rollbackOutcome)
-    yield* metrics.deployDuration(outcome.timings.durationMs / 1000)
+    yield* metrics.deployDuration(Number(tookNanos) / 1e9)
     // What the vault serves at the end, when the run knows it. A Failed deploy wrote nothing: after
     // a refused import the vault serves what the snapshot read (or a recovery brought back), and
     // nothing when the snapshot read none or the certificate is deleted (a soft-deleted name met,

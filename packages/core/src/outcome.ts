@@ -32,8 +32,10 @@ export interface DeployWarning {
 }
 
 export interface DeployTimings {
+  /** Wall-clock times (Unix ms), for records and logs. */
   readonly startedAtMs: number
   readonly finishedAtMs: number
+  /** Measured on the monotonic clock (whole ms): not the difference of the two times when the wall clock moved. */
   readonly durationMs: number
 }
 

@@ -4,8 +4,10 @@
  */
 import { generateKeyPairSync } from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import { type DeployOutcome, exitCodeOf, withheldCertificateId } from "../src/index.js"
+import { TestClock } from "effect/testing"
+import { type DeployOutcome, exitCodeOf, Vault, withheldCertificateId } from "../src/index.js"
 import {
   AuditRecords,
   type FailKind,
@@ -98,6 +100,36 @@ describe("metrics per outcome", () => {
         assert.deepStrictEqual(durations, [o.timings.durationMs / 1000])
       }),
     ),
+  )
+
+  it.effect(
+    "the duration is measured on the monotonic clock: a wall clock set back meanwhile does not shorten it",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          // The snapshot read takes 3 s, then the wall clock is set back an hour (NTP, an operator).
+          const setBack = Effect.gen(function* () {
+            yield* Effect.sleep("3 seconds")
+            yield* TestClock.setTime((yield* Clock.currentTimeMillis) - 3_600_000)
+          })
+          const metrics = yield* MetricsRecorder
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(
+              Effect.provideService(Vault, {
+                ...vault,
+                getLatest: (name) => Effect.andThen(setBack, vault.getLatest(name)),
+              }),
+            ),
+            "Succeeded",
+          )
+          assert.isBelow(o.timings.finishedAtMs, o.timings.startedAtMs, "the wall clock was set back")
+          assert.isAtLeast(o.timings.durationMs, 3000)
+          assert.isBelow(o.timings.durationMs, 3_600_000)
+          const durations = metrics.events().flatMap((e) => (e.series === "deployDuration" ? [e.value] : []))
+          assert.deepStrictEqual(durations, [o.timings.durationMs / 1000])
+        }),
+      ),
   )
 
   it.effect("the expiry gauge is set when the vault serves a known certificate: Skipped sets it too", () =>
