@@ -15,14 +15,23 @@ import * as CliConfig from "effect/cli/CliConfig"
 import * as CliError from "effect/cli/CliError"
 import * as CliOutput from "effect/cli/CliOutput"
 import * as Command from "effect/cli/Command"
+import * as CommandSpec from "effect/cli/CommandSpec"
 import * as Completions from "effect/cli/Completions"
 import * as GlobalFlag from "effect/cli/GlobalFlag"
 import type { HelpDoc } from "effect/cli/HelpDoc"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
-import { FlagBeforeCommand, flagsBeforeCommand, refineParseErrors, slipFix } from "./cli/parseErrors.js"
+import {
+  type CommandFlags,
+  commandFlagsOf,
+  FlagBeforeCommand,
+  flagsBeforeCommand,
+  refineParseErrors,
+  slipFix,
+} from "./cli/parseErrors.js"
 import {
   CliProblem,
   ExitCode,
@@ -173,7 +182,7 @@ const presenter = CliOutput.layerPresenter({
           shownParseErrors = refineParseErrors(
             event.errors,
             event.helpDoc,
-            flagsBeforeCommand(presentedArgv, subcommandNames),
+            flagsBeforeCommand(presentedArgv, subcommandFlags()),
           )
           process.stderr.write(`${withoutPem(formatter.formatErrors(shownParseErrors))}\n`)
           // An error that knows its fix says it; the others point at the command's help.
@@ -186,6 +195,20 @@ const presenter = CliOutput.layerPresenter({
       }
     }),
 })
+
+/**
+ * Each command's own flags, as its parser takes them (the framework's CommandSpec; kvdeploy's
+ * global flags left out): for a usage error about flags given before a command's name.
+ */
+export const subcommandFlags = (): ReadonlyMap<string, CommandFlags> =>
+  new Map(
+    subcommands.map((c) => [
+      c.name,
+      commandFlagsOf(
+        Option.getOrThrow(CommandSpec.resolve(kvdeploy, ["kvdeploy", c.name], { builtIns: [] })),
+      ),
+    ]),
+  )
 
 /** The flag, argument or command a parse error is about, as the operator typed it. */
 const fieldOfParseError = (e: Record<string, unknown>): string => {

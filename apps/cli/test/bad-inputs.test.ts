@@ -1612,6 +1612,26 @@ const cases: ReadonlyArray<Case> = [
     never: ["Did you mean", "Unrecognized flag"],
   },
   {
+    name: "a mistyped flag before the command name: said the command takes no such flag, with the near one, not sent after the name as it is",
+    args: () => ["--jsno", "show", "--config", target("c-jsno-first")],
+    exit: 2,
+    says: [
+      '--jsno is given before the command name "show", and show takes no such flag',
+      "fix: did you mean --json? see `kvdeploy show --help` for its flags, and put them after the command's name",
+    ],
+    never: ["kvdeploy show --jsno", "Unrecognized flag"],
+  },
+  {
+    name: "another command's flag before the command name (deploy's --adopt before show): the command takes no such flag",
+    args: () => ["--adopt", "show", "--config", target("c-adopt-first")],
+    exit: 2,
+    says: [
+      '--adopt is given before the command name "show", and show takes no such flag',
+      "fix: see `kvdeploy show --help` for its flags, and put them after the command's name",
+    ],
+    never: ["kvdeploy show --adopt", "did you mean"],
+  },
+  {
     name: "a flag with its value before the command name: said so, not read as an unknown command",
     args: () => ["--name", "c-name-first", "versions", "--config", target("c-name-first")],
     exit: 2,

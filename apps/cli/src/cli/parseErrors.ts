@@ -7,8 +7,9 @@
  * "Unrecognized flag: --json … Did you mean this? --json" (or, for a flag with a value, an unknown
  * command named after the value).
  */
-import { looksLikeKeyText, shownSecretVariable } from "@kvdeploy/core"
+import { didYouMean, looksLikeKeyText, shownSecretVariable } from "@kvdeploy/core"
 import * as CliError from "effect/cli/CliError"
+import type * as CommandSpec from "effect/cli/CommandSpec"
 import type { HelpDoc } from "effect/cli/HelpDoc"
 
 type ParseError = CliError.NonShowHelpErrors
@@ -24,11 +25,22 @@ const flagsLike = (option: string, flags: ReadonlyArray<string>): Array<string> 
 }
 
 /**
- * The commands' flags that take no value (`Flag.Boolean`): a word after one is not its value
- * (`kvdeploy --json deplyo` is a flag, then a mistyped command). test/operatorReview.test.ts
- * checks this list against the flags the help pages show without a value.
+ * A command's flags as typed (`--json`, and each alias: `-j`), each with whether it takes a value.
+ * A flag that takes none (`Flag.Boolean`) is not followed by its value: `kvdeploy --json deplyo`
+ * is a flag, then a mistyped command.
  */
-export const switchFlags: ReadonlySet<string> = new Set(["--json", "--adopt", "--managed", "--all-modes"])
+export type CommandFlags = ReadonlyMap<string, { readonly takesValue: boolean }>
+
+/** The flags of a command's spec (the framework's CommandSpec: what its parser takes), as typed. */
+export const commandFlagsOf = (spec: CommandSpec.Spec): CommandFlags =>
+  new Map(
+    spec.flags.flatMap((f) =>
+      [f.name, ...f.aliases].map((name) => [
+        name.length === 1 ? `-${name}` : `--${name}`,
+        { takesValue: f.type._tag !== "Boolean" || f.optionalValue !== undefined },
+      ]),
+    ),
+  )
 
 /** The flags kvdeploy itself takes before a command's name (the command framework's own). */
 const ownFlags: ReadonlySet<string> = new Set(["--help", "-h", "--version", "--completions", "--log-level"])
@@ -49,6 +61,13 @@ interface MisplacedFlag {
   /** The flag as typed, without an inline value: `--config`. */
   readonly flag: string
   /**
+   * Whether the command named after it takes it (true when the line names none): a flag it does not
+   * take (`kvdeploy --jsno show`) is not sent after the command's name as if that were the fix.
+   */
+  readonly known: boolean
+  /** For a flag the command does not take: the near one it may stand for ("did you mean --json? "), or "". */
+  readonly nearest: string
+  /**
    * The flag and its value as the fix shows it: `--config target.json`, `--json` (see
    * shownFlagValue); `--name VALUE` for a flag given no value.
    */
@@ -64,7 +83,7 @@ interface MisplacedFlag {
  */
 export const flagsBeforeCommand = (
   argv: ReadonlyArray<string>,
-  commands: ReadonlySet<string>,
+  commands: ReadonlyMap<string, CommandFlags>,
 ): { readonly command: string | undefined; readonly flags: ReadonlyArray<MisplacedFlag> } | undefined => {
   const at = argv.findIndex((a) => commands.has(a))
   const command = argv[at]
@@ -73,6 +92,11 @@ export const flagsBeforeCommand = (
   const noCommand = at < 0 && argv[0]?.startsWith("-") === true
   if (!noCommand && (at <= 0 || command === undefined)) return undefined
   const end = noCommand ? argv.length : at
+  // The flags of the command named (of any command, when the line names none).
+  const taken: CommandFlags =
+    command !== undefined
+      ? (commands.get(command) ?? new Map())
+      : new Map([...commands.values()].flatMap((flags) => [...flags]))
   const flags: Array<MisplacedFlag> = []
   for (let i = 0; i < end; i++) {
     const arg = argv[i] ?? ""
@@ -81,21 +105,29 @@ export const flagsBeforeCommand = (
     if (ownFlags.has(flag)) continue
     const next = argv[i + 1]
     const inline = arg.includes("=") ? arg.slice(flag.length + 1) : undefined
+    const takes = taken.get(flag)
+    // A flag no command takes: a word after it before the command's name is taken for its value.
+    const takesValue = takes?.takesValue ?? true
     const value =
-      inline ??
-      (!switchFlags.has(flag) && i + 1 < end && next !== undefined && !next.startsWith("-")
-        ? next
-        : undefined)
+      inline ?? (takesValue && i + 1 < end && next !== undefined && !next.startsWith("-") ? next : undefined)
     // A flag that takes a value and was given none here (`kvdeploy --name deploy`: the word after it
     // is the command) is shown with a placeholder, so the fix, followed, is a whole command line.
     // (`--config=`, an empty inline value, is given none either.)
     const shown =
-      value !== undefined && value !== ""
-        ? shownFlagValue(flag, value)
-        : switchFlags.has(flag)
-          ? undefined
-          : "VALUE"
-    flags.push({ flag, typed: shown === undefined ? flag : `${flag} ${shown}`, value })
+      value !== undefined && value !== "" ? shownFlagValue(flag, value) : takesValue ? "VALUE" : undefined
+    const known = takes !== undefined || command === undefined
+    flags.push({
+      flag,
+      typed: shown === undefined ? flag : `${flag} ${shown}`,
+      value,
+      known,
+      nearest: known
+        ? ""
+        : didYouMean(
+            flag,
+            [...taken.keys()].filter((f) => f.startsWith("--")),
+          ),
+    })
   }
   return flags.length === 0 ? undefined : { command, flags }
 }
@@ -111,15 +143,19 @@ export class FlagBeforeCommand extends CliError.UnrecognizedOption {
     this.commandName = commandName
   }
   override get message(): string {
-    return this.commandName === undefined
-      ? `${this.misplaced.flag} is given without a command: kvdeploy's flags go after a command's name`
-      : `${this.misplaced.flag} is given before the command name "${this.commandName}": a command's flags go after its name`
+    if (this.commandName === undefined)
+      return `${this.misplaced.flag} is given without a command: kvdeploy's flags go after a command's name`
+    return this.misplaced.known
+      ? `${this.misplaced.flag} is given before the command name "${this.commandName}": a command's flags go after its name`
+      : `${this.misplaced.flag} is given before the command name "${this.commandName}", and ${this.commandName} takes no such flag`
   }
   /** What to do, in place of the pointer to --help. */
   get fix(): string {
-    return this.commandName === undefined
-      ? `name the command first: kvdeploy COMMAND ${this.misplaced.typed} (\`kvdeploy --help\` lists the commands)`
-      : `put it after the command: kvdeploy ${this.commandName} ${this.misplaced.typed}`
+    if (this.commandName === undefined)
+      return `name the command first: kvdeploy COMMAND ${this.misplaced.typed} (\`kvdeploy --help\` lists the commands)`
+    return this.misplaced.known
+      ? `put it after the command: kvdeploy ${this.commandName} ${this.misplaced.typed}`
+      : `${this.misplaced.nearest}see \`kvdeploy ${this.commandName} --help\` for its flags, and put them after the command's name`
   }
 }
 
