@@ -892,7 +892,11 @@ const validateCloudBlock = (
     problems.push(
       problem(
         "cloud.vault_dns_suffix",
-        "is missing",
+        suffixRaw === undefined
+          ? "is missing"
+          : typeof suffixRaw === "string"
+            ? "is empty"
+            : "is not a string",
         "set the DNS suffix of vault hosts, for example vault.local.azurestack.external",
       ),
     )

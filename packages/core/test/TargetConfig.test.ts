@@ -168,6 +168,21 @@ describe("vault_url", () => {
       }).sort(),
       ["cloud.authority_host", "cloud.client_secret", "cloud.keyvault_resource", "cloud.vault_dns_suffix"],
     )
+    // A suffix given but of the wrong type or empty is not said to be missing.
+    const suffixSaid = (cloud: Record<string, unknown>) =>
+      problemsOf({
+        ...base,
+        cloud: {
+          authority_host: "https://login.example.test",
+          keyvault_resource: "https://vault.example.test",
+          ...cloud,
+        },
+      })
+        .filter((p) => p.field === "cloud.vault_dns_suffix")
+        .map((p) => p.message)
+    assert.deepStrictEqual(suffixSaid({ vault_dns_suffix: 5 }), ["is not a string"])
+    assert.deepStrictEqual(suffixSaid({ vault_dns_suffix: "" }), ["is empty"])
+    assert.deepStrictEqual(suffixSaid({}), ["is missing"])
   })
 })
 
