@@ -56,12 +56,17 @@ describe("a VaultForbidden as a CLI problem", () => {
       new VaultForbidden({ operation: "getLatest", detail: "no token", refusal: "credential", unsent: true }),
     )
     expect(refused.field).toBe("credential")
+    // Its words do not say the vault refused or did not answer: nothing reached it.
+    expect(refused.message).toBe("no token could be had, so nothing reached the vault (VaultForbidden)")
     const outage = vaultProblem(
       "getLatest",
       new VaultUnavailable({ operation: "getLatest", detail: "no token", unsent: true }),
       clientSecret,
     ).problems[0]
     expect(outage?.field).toBe("credential")
+    expect(outage?.message).toBe(
+      "no token: the identity provider did not answer, so nothing reached the vault (VaultUnavailable)",
+    )
     // The identity library refused the vault's tenant before any request: the credential's too.
     expect(
       problemOf(

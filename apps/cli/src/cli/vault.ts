@@ -385,17 +385,23 @@ export const vaultProblem = (
       : operation
   const named = `${vaultOperationWords[failed]}: `
   const detail = error.message.startsWith(named) ? error.message.slice(named.length) : error.message
+  // No token (the credential refused or unavailable, the identity provider failing): what to
+  // look at is the credential, not the vault, which nothing reached.
+  const credentialRefused =
+    error._tag === "VaultForbidden" &&
+    (error.refusal === "credential" || (error.unsent === true && error.refusal !== "resource"))
+  // What happened, in words that do not blame the vault when nothing reached it.
+  const words = tlsRefused
+    ? tlsRefusedWords
+    : noToken
+      ? "no token: the identity provider did not answer, so nothing reached the vault"
+      : credentialRefused && error.refusal === "credential"
+        ? noTokenWords
+        : (errorWords[error._tag] ?? "failed")
   return failure(`${vaultOperationWords[failed]} failed: ${detail}`, [
     {
-      // No token (the credential refused or unavailable, the identity provider failing): what to
-      // look at is the credential, not the vault, which nothing reached.
-      field:
-        noToken ||
-        (error._tag === "VaultForbidden" &&
-          (error.refusal === "credential" || (error.unsent === true && error.refusal !== "resource")))
-          ? "credential"
-          : "vault",
-      message: `${tlsRefused ? tlsRefusedWords : (errorWords[error._tag] ?? "failed")} (${error._tag}${error.permission === undefined ? "" : `; needs ${error.permission}`})`,
+      field: noToken || credentialRefused ? "credential" : "vault",
+      message: `${words} (${error._tag}${error.permission === undefined ? "" : `; needs ${error.permission}`})`,
       fix: noToken
         ? "the identity provider could not be reached or is failing, so nothing was sent to the vault: check network access to it (its authority host; for managed_identity, the host's identity endpoint, which only Azure hosts with a managed identity have) and retry; `kvdeploy doctor` checks the credential"
         : tlsRefused
