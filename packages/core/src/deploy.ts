@@ -62,10 +62,10 @@ import {
   checkBuiltPem,
   checkBuiltPfx,
   materialWarnings,
-  olderThanServed,
   pfxOptionsOf,
   pfxPassword,
   preflightInspected,
+  servedVersionWarning,
 } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
 import { type PreviousKeyFit, previousKeyFit, rollback, rollbackContentTypeOf } from "./rollback.js"
@@ -1064,8 +1064,8 @@ function* run(
       deleted: false,
     })
     if (replaced !== undefined) return replaced
-    const older = olderThanServed(state.previous, inspected.leaf)
-    if (older !== undefined) trail.warnings = [...trail.warnings, older]
+    const served = servedVersionWarning(state.previous, inspected.leaf)
+    if (served !== undefined) trail.warnings = [...trail.warnings, served]
   }
 
   // 5. Import, in the content type the target and the snapshot call for (the PFX or the PEM is

@@ -19,6 +19,7 @@ export {
   type PreflightPassed,
   type PreflightRejected,
   preflight,
+  servedVersionWarning,
   transportIterations,
   transportPfxOptions,
 } from "./preflight.js"

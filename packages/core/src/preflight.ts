@@ -271,6 +271,28 @@ export const olderThanServed = (served: VaultVersion, leaf: CertificateFacts): D
       }
     : undefined
 
+/**
+ * The vault's latest version holds this very certificate but is disabled (so a deploy imports it
+ * again, enabled, rather than skipping it): said, since a version is often disabled on purpose.
+ */
+export const disabledSameServed = (
+  served: VaultVersion,
+  leaf: CertificateFacts,
+): DeployWarning | undefined =>
+  !served.enabled && served.x5t === leaf.x5t
+    ? {
+        field: "leaf",
+        message: `is the certificate of the vault's latest version (${served.versionId}), which is disabled: it is imported again as a new, enabled version, which the vault then serves`,
+        fix: "if that version was disabled on purpose (a compromised key, a withdrawn certificate), stop deploying this certificate (remove it from the job or the agent's sources) and deploy a new one; if not, nothing to do",
+      }
+    : undefined
+
+/** What a deploy that imports over `served` says about it (deploy and plan alike), if anything. */
+export const servedVersionWarning = (
+  served: VaultVersion,
+  leaf: CertificateFacts,
+): DeployWarning | undefined => olderThanServed(served, leaf) ?? disabledSameServed(served, leaf)
+
 /** The built PFX, or why it cannot be imported (it could not be built, or it is over the size limit). */
 export const checkBuiltPfx = (
   encoded: Result.Result<Uint8Array, PfxEncodeError>,

@@ -268,6 +268,17 @@ describe("Skipped only when the served version is enabled", () => {
           assert.strictEqual(vault.latest(NAME)?.versionId, o.versionId)
           assert.strictEqual(vault.latest(NAME)?.enabled, true)
           assert.strictEqual(vault.versions(NAME).length, 2)
+          // Said, since a version is often disabled on purpose (a compromised key).
+          assert.deepStrictEqual(
+            o.warnings?.map((w) => [w.field, w.message]),
+            [
+              [
+                "leaf",
+                `is the certificate of the vault's latest version (${old.versionId}), which is disabled: it is imported again as a new, enabled version, which the vault then serves`,
+              ],
+            ],
+          )
+          assert.include(o.warnings?.[0]?.fix ?? "", "stop deploying this certificate")
         }),
       ),
   )

@@ -20,13 +20,13 @@ import {
   judgeExistingVersion,
   MANAGED_BY_TAG,
   materialWarnings,
-  olderThanServed,
   PEM_CONTENT_TYPE,
   PfxCodec,
   PKCS12_CONTENT_TYPE,
   preflight,
   previousKeyFit,
   type SecretContentType,
+  servedVersionWarning,
   type TargetConfig,
   Vault,
   type VaultVersion,
@@ -455,10 +455,11 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             : decision.action === "recover"
               ? contentTypeWaiting(config, replaced?.contentType, { recovered: true })
               : undefined
-        // An import over a served certificate that expires later: said, as deploy says it.
+        // An import over a served certificate that expires later, or over this one disabled: said, as
+        // deploy says it.
         const older =
           latest !== undefined && decision.writes > 0 && decision.action !== "refuse"
-            ? olderThanServed(latest, checked.inspected.leaf)
+            ? servedVersionWarning(latest, checked.inspected.leaf)
             : undefined
         if (older !== undefined) warnings.push(older)
         if (waiting !== undefined) warnings.push(waiting)
