@@ -300,22 +300,6 @@ const problemsOf = (cause: unknown): MaterialInvalid["problems"] | undefined =>
     ? (cause as MaterialInvalid).problems
     : undefined
 
-/**
- * A codec refusal's finding without its advice: the codec says "<what it found>; <what to do with
- * your file>", so the text before its first "; " outside parentheses (a finding may hold a
- * parenthesised "; ", as "(… or DER; check it …)").
- */
-const beforeAdvice = (said: string): string => {
-  let depth = 0
-  for (let i = 0; i < said.length; i++) {
-    const c = said[i]
-    if (c === "(") depth++
-    else if (c === ")") depth = Math.max(0, depth - 1)
-    else if (depth === 0 && c === ";" && said[i + 1] === " ") return said.slice(0, i)
-  }
-  return said
-}
-
 /** The CA list for the SDK's https agent: Node's roots plus the extra ones. */
 const caList = (extra: string | ReadonlyArray<string>): string[] => [
   ...rootCertificates,
@@ -716,14 +700,11 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     versionId: string,
     failure: PfxDecodeError | PfxEncodeError,
   ) => {
-    // The codec says "<what it found>; <what to do with your file>": only the first half applies to a
-    // secret the vault holds (re-exporting a file is not the operator's to do here). Unreadable
-    // material comes with its problems, whose fields and findings are said without their fixes.
+    // The codec's finding, without its fix: the fix is for a file of one's own (re-export it, check
+    // it with openssl), not for a secret the vault holds. Unreadable material comes with its
+    // problems, whose fields and findings are said without their fixes.
     const invalid = failure._tag === "PfxEncodeError" ? problemsOf(failure.cause) : undefined
-    const found =
-      invalid !== undefined
-        ? `unreadable material: ${foundIn(invalid)}`
-        : beforeAdvice(failure._tag === "PfxEncodeError" ? failure.reason : failure.detail)
+    const found = invalid !== undefined ? `unreadable material: ${foundIn(invalid)}` : failure.finding
     const what =
       failure._tag === "PfxEncodeError"
         ? // An encode fails on a pair Key Vault refuses at import: not an answer it sends either.

@@ -301,7 +301,7 @@ export const checkBuiltPfx = (
   encoded._tag === "Failure"
     ? {
         field: "material",
-        message: `a PFX could not be built: ${encoded.failure.reason}`,
+        message: `a PFX could not be built: ${encoded.failure.message}`,
         fix: "check the certificate and key",
         reason: "material_invalid",
       }
@@ -323,7 +323,7 @@ export const checkBuiltPem = (
   return encoded._tag === "Failure"
     ? {
         field: "material",
-        message: `the PEM to import could not be built: ${encoded.failure.reason}`,
+        message: `the PEM to import could not be built: ${encoded.failure.message}`,
         fix: "check the certificate and key",
         reason: "material_invalid",
       }

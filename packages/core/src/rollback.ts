@@ -493,7 +493,7 @@ export const rollback = Effect.fnUntraced(function* (
   if (content._tag === "Failure") {
     return {
       _tag: "AlsoFailed",
-      reason: `the previous ${contentType === PEM_CONTENT_TYPE ? "PEM" : "PFX"} could not be built: ${content.failure.reason}`,
+      reason: `the previous ${contentType === PEM_CONTENT_TYPE ? "PEM" : "PFX"} could not be built: ${content.failure.message}`,
       rollbackVersionId: undefined,
     } satisfies RollbackResult
   }

@@ -54,21 +54,32 @@ import { noStackTrace } from "./spans.js"
 
 type Reason = PfxDecodeError["reason"]
 
-const refuse = (reason: Reason, detail: string, cause?: unknown): PfxDecodeError =>
-  new PfxDecodeError(cause === undefined ? { reason, detail } : { reason, detail, cause })
-
-const fromPbe = (failure: PbeFailure, what: string) =>
+/**
+ * A refusal: `finding` is what was found, never advice; `fix` what to do with a file of one's own
+ * (`undefined`: the codec has no advice). Kept apart, so a reader for whom the advice does not
+ * apply (a backing secret the vault holds) says the finding alone.
+ */
+const refuse = (reason: Reason, finding: string, fix: string | undefined, cause?: unknown): PfxDecodeError =>
   new PfxDecodeError({
-    reason: failure.kind === "wrong-password" ? "wrong-password" : failure.kind,
-    detail:
-      failure.kind === "wrong-password"
-        ? `the ${what} could not be decrypted: the password is wrong; check it with openssl pkcs12 -info -noout -in file.pfx`
-        : failure.kind === "unsupported"
-          ? `the ${what} could not be decrypted: ${failure.detail}; re-export the PFX with AES-256 (openssl pkcs12 -export) or 3DES (-legacy)`
-          : `the ${what} could not be decrypted: ${failure.detail}; ${MALFORMED_FIX}`,
+    reason,
+    finding,
+    ...(fix === undefined ? {} : { fix }),
+    ...(cause === undefined ? {} : { cause }),
   })
 
 const MALFORMED_FIX = "check that the file is a complete PKCS#12 (openssl pkcs12 -info -noout -in file.pfx)"
+const CHECK_PASSWORD = "check it with openssl pkcs12 -info -noout -in file.pfx"
+/** A cipher or key derivation the codec does not read; an iteration count over the limit has its own fix. */
+const UNSUPPORTED_CIPHER_FIX = "re-export the PFX with AES-256 (openssl pkcs12 -export) or 3DES (-legacy)"
+
+const fromPbe = (failure: PbeFailure, what: string) =>
+  failure.kind === "wrong-password"
+    ? refuse("wrong-password", `the ${what} could not be decrypted: the password is wrong`, CHECK_PASSWORD)
+    : refuse(
+        failure.kind,
+        `the ${what} could not be decrypted: ${failure.finding}`,
+        failure.fix ?? (failure.kind === "unsupported" ? UNSUPPORTED_CIPHER_FIX : MALFORMED_FIX),
+      )
 
 const copyOf = (view: ArrayBuffer | Uint8Array): Uint8Array => Uint8Array.from(new Uint8Array(view))
 
@@ -104,16 +115,18 @@ const verifyMac = (
   if (hashName === undefined)
     return refuse(
       "unsupported",
-      `the PFX's integrity MAC uses algorithm ${algorithm}, which is not supported (SHA-1, SHA-2 MACs are); re-export it with -macalg sha256`,
+      `the PFX's integrity MAC uses algorithm ${algorithm}, which is not supported (SHA-1, SHA-2 MACs are)`,
+      "re-export it with -macalg sha256",
     )
   const iterations = mac.iterations ?? 1
   if (iterations > maxIterations)
     return refuse(
       "unsupported",
-      `the PFX's MAC iteration count ${Number.isFinite(iterations) ? iterations : "(more than 2^53)"} exceeds the limit of ${maxIterations}; re-export it with fewer iterations`,
+      `the PFX's MAC iteration count ${Number.isFinite(iterations) ? iterations : "(more than 2^53)"} exceeds the limit of ${maxIterations}`,
+      "re-export it with fewer iterations",
     )
   if (!Number.isSafeInteger(iterations) || iterations < 1)
-    return refuse("malformed", `the PFX's MAC iteration count is invalid; ${MALFORMED_FIX}`)
+    return refuse("malformed", "the PFX's MAC iteration count is invalid", MALFORMED_FIX)
   const salt = mac.salt.valueBlock.valueHexView
   const expected = mac.digest.valueBlock.valueHexView
   const candidates = password === "" ? [bmpPassword(""), new Uint8Array(0)] : [bmpPassword(password)]
@@ -126,7 +139,8 @@ const verifyMac = (
   }
   return refuse(
     "wrong-password",
-    "the PFX's integrity check failed: the password is wrong, or the file was altered; check the password (openssl pkcs12 -info -noout -in file.pfx)",
+    "the PFX's integrity check failed: the password is wrong, or the file was altered",
+    "check the password (openssl pkcs12 -info -noout -in file.pfx)",
   )
 }
 
@@ -138,13 +152,10 @@ const unreadableKeyAfterDecryption = (passwordChecked: boolean) =>
   passwordChecked
     ? refuse(
         "malformed",
-        `the private key bag decrypted with the password the PFX's integrity MAC confirmed, but holds no readable key: the key bag is damaged; ${MALFORMED_FIX}`,
+        "the private key bag decrypted with the password the PFX's integrity MAC confirmed, but holds no readable key: the key bag is damaged",
+        MALFORMED_FIX,
       )
-    : new PfxDecodeError({
-        reason: "wrong-password",
-        detail:
-          "the private key decrypted to garbage: the password is wrong; check it with openssl pkcs12 -info -noout -in file.pfx",
-      })
+    : refuse("wrong-password", "the private key decrypted to garbage: the password is wrong", CHECK_PASSWORD)
 
 /**
  * Decrypt and load the keys of `bags` and collect their certificates; the refusal that stops it, if
@@ -173,7 +184,8 @@ const collectBags = (
         return decrypted.kind === "wrong-password" && passwordChecked
           ? refuse(
               "malformed",
-              `the private key bag could not be decrypted with the password the PFX's integrity MAC confirmed: the key bag is damaged, or was encrypted with another password; ${MALFORMED_FIX}`,
+              "the private key bag could not be decrypted with the password the PFX's integrity MAC confirmed: the key bag is damaged, or was encrypted with another password",
+              MALFORMED_FIX,
             )
           : fromPbe(decrypted, "private key")
       const key = decrypted._tag === "Key" ? decrypted.key : loadPkcs8Now(decrypted.plain)
@@ -183,12 +195,12 @@ const collectBags = (
       const der = new Uint8Array(bag.value.toSchema().toBER(false))
       const key = loadPkcs8Now(der)
       if (key === undefined)
-        return refuse("malformed", `the PFX's unencrypted key bag is unreadable; ${MALFORMED_FIX}`)
+        return refuse("malformed", "the PFX's unencrypted key bag is unreadable", MALFORMED_FIX)
       keys.push(keyEntry(key, bag.localKeyId))
     } else if (bag._tag === "Certificate") {
       certificates.push({ der: bag.der, localKeyId: bag.localKeyId })
     } else if (bag._tag === "Nested") {
-      if (depth >= 4) return refuse("malformed", `the PFX nests safe contents too deeply; ${MALFORMED_FIX}`)
+      if (depth >= 4) return refuse("malformed", "the PFX nests safe contents too deeply", MALFORMED_FIX)
       const refused = collectBags(bag.bags, password, keys, certificates, depth + 1, budget, passwordChecked)
       if (refused !== undefined) return refused
     }
@@ -201,7 +213,7 @@ const parseSafeContents = (bytes: Uint8Array): ReadonlyArray<SafeBag> | PfxDecod
   try {
     return readBagsFromBer(bytes)
   } catch (cause) {
-    return refuse("malformed", `a safe contents block of the PFX is unreadable; ${MALFORMED_FIX}`, cause)
+    return refuse("malformed", "a safe contents block of the PFX is unreadable", MALFORMED_FIX, cause)
   }
 }
 
@@ -225,25 +237,26 @@ const bagsOf = (
     try {
       encrypted = readEncryptedData(inner)
     } catch (cause) {
-      return refuse("malformed", `an encrypted block of the PFX is unreadable; ${MALFORMED_FIX}`, cause)
+      return refuse("malformed", "an encrypted block of the PFX is unreadable", MALFORMED_FIX, cause)
     }
     const plain = decryptWithPasswordNow(encrypted.algorithm, encrypted.ciphertext, password, budget)
     if (plain instanceof PbeFailure) return fromPbe(plain, "certificate block")
     const bags = parseSafeContents(plain)
     if (bags instanceof PfxDecodeError && !passwordChecked)
-      return new PfxDecodeError({
-        reason: "wrong-password",
-        detail:
-          "the certificate block decrypted to garbage: the password is wrong (this PFX has no integrity MAC to tell a wrong password from a damaged file); check it with openssl pkcs12 -info -noout -in file.pfx",
-      })
+      return refuse(
+        "wrong-password",
+        "the certificate block decrypted to garbage: the password is wrong (this PFX has no integrity MAC to tell a wrong password from a damaged file)",
+        CHECK_PASSWORD,
+      )
     return bags
   }
   if (info.contentType === oid.envelopedData)
     return refuse(
       "unsupported",
-      "the PFX encrypts its contents to a public key (enveloped data); export it with password encryption",
+      "the PFX encrypts its contents to a public key (enveloped data)",
+      "export it with password encryption",
     )
-  return refuse("malformed", `the PFX holds an unknown content type ${info.contentType}; ${MALFORMED_FIX}`)
+  return refuse("malformed", `the PFX holds an unknown content type ${info.contentType}`, MALFORMED_FIX)
 }
 
 /** What a PFX holds, its integrity checked and its blocks decrypted: the keys and the certificates. */
@@ -260,7 +273,8 @@ const contentsNow = (
   if (bytes.length > maxPfxBytes)
     return refuse(
       "too-large",
-      `the PFX is ${bytes.length} bytes; kvdeploy reads at most ${maxPfxBytes} (Key Vault accepts 25 KB): check that this is the right file`,
+      `the PFX is ${bytes.length} bytes; kvdeploy reads at most ${maxPfxBytes} (Key Vault accepts 25 KB)`,
+      "check that this is the right file",
     )
   const pw = Redacted.value(password)
   let pfx: PfxOuter
@@ -270,17 +284,19 @@ const contentsNow = (
     // authenticated safe and the safe contents are parsed below.
     pfx = readPfx(parseBer(bytes))
   } catch (cause) {
-    return refuse("malformed", `the input is not a PKCS#12/PFX file; ${MALFORMED_FIX}`, cause)
+    return refuse("malformed", "the input is not a PKCS#12/PFX file", MALFORMED_FIX, cause)
   }
-  if (pfx.version !== 3) return refuse("unsupported", `PFX version ${pfx.version} is not supported (only 3)`)
+  if (pfx.version !== 3)
+    return refuse("unsupported", `PFX version ${pfx.version} is not supported (only 3)`, undefined)
   if (pfx.contentType === oid.signedData)
     return refuse(
       "unsupported",
-      "the PFX uses public-key integrity (a signed authenticated safe); export it with password integrity",
+      "the PFX uses public-key integrity (a signed authenticated safe)",
+      "export it with password integrity",
     )
   const content = pfx.content
   if (pfx.contentType !== oid.data || !(content instanceof asn1js.OctetString))
-    return refuse("malformed", `the PFX's authenticated safe is not a data content; ${MALFORMED_FIX}`)
+    return refuse("malformed", "the PFX's authenticated safe is not a data content", MALFORMED_FIX)
   // asn1js's value of the OCTET STRING is a new array (of the concatenated pieces when constructed).
   const authSafeBytes = new Uint8Array(content.getValue())
   const budget = newKdfBudget()
@@ -290,7 +306,7 @@ const contentsNow = (
   try {
     infos = readAuthenticatedSafe(parseBer(authSafeBytes))
   } catch (cause) {
-    return refuse("malformed", `the PFX's authenticated safe is unreadable; ${MALFORMED_FIX}`, cause)
+    return refuse("malformed", "the PFX's authenticated safe is unreadable", MALFORMED_FIX, cause)
   }
   const keys: Array<FoundKey> = []
   const certificates: Array<FoundCertificate> = []
@@ -310,14 +326,15 @@ const parsedCertificatesNow = (
   if (certificates.length === 0)
     return refuse(
       "no-certificate",
-      "the PFX holds no certificate; export it with the certificate and its chain",
+      "the PFX holds no certificate",
+      "export it with the certificate and its chain",
     )
   const parsed: Array<ParsedCertificate> = []
   for (const [i, c] of certificates.entries()) {
     const outcome = parseCertificateSharedNow(c.der, `certificate ${i + 1}`)
     if (outcome._tag === "Problem") {
       const p = outcome.problem
-      return refuse("malformed", `${p.field} of the PFX ${p.message}; ${p.fix}`)
+      return refuse("malformed", `${p.field} of the PFX ${p.message}`, p.fix)
     }
     parsed.push(outcome.parsed)
   }
@@ -335,17 +352,15 @@ const decodeNow = (
   if (keys.length === 0)
     return refuse(
       "no-key",
-      "the PFX holds no private key; export it together with the key (openssl pkcs12 -export -inkey key.pem -in cert.pem)",
+      "the PFX holds no private key",
+      "export it together with the key (openssl pkcs12 -export -inkey key.pem -in cert.pem)",
     )
   const parsed = parsedCertificatesNow(certificates)
   if (parsed instanceof PfxDecodeError) return parsed
   for (const key of keys) {
     const publicKey = publicOfNow(key.key)
     if (publicKey === undefined)
-      return new PfxDecodeError({
-        reason: "malformed",
-        detail: `the PFX's private key: ${keyProblems.noPublicKey.message}`,
-      })
+      return refuse("malformed", `the PFX's private key: ${keyProblems.noPublicKey.message}`, undefined)
     const matches: Array<number> = parsed.flatMap((c, i) =>
       publicKeysEqual(c.publicKey, publicKey) ? [i] : [],
     )
@@ -385,7 +400,8 @@ const decodeNow = (
   }
   return refuse(
     "no-certificate",
-    "no certificate in the PFX matches its private key; export the PFX with the certificate that was issued for the key",
+    "no certificate in the PFX matches its private key",
+    "export the PFX with the certificate that was issued for the key",
   )
 }
 

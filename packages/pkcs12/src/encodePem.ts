@@ -8,10 +8,10 @@
  */
 import "reflect-metadata"
 import type { CertificateMaterial } from "@kvdeploy/core"
-import { MaterialInvalid, PfxEncodeError } from "@kvdeploy/core"
+import { MaterialInvalid, type PfxEncodeError } from "@kvdeploy/core"
 import * as x509 from "@peculiar/x509"
 import * as Effect from "effect/Effect"
-import { analyseMaterialNow, keyPairRefusal } from "./inspect.js"
+import { analyseMaterialNow, keyPairRefusal, unreadableRefusal } from "./inspect.js"
 
 const bufferOf = (bytes: Uint8Array): ArrayBuffer =>
   bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
@@ -23,13 +23,7 @@ const bufferOf = (bytes: Uint8Array): ArrayBuffer =>
 export const encodePem = (material: CertificateMaterial): Effect.Effect<Uint8Array, PfxEncodeError> =>
   Effect.useSpan("pkcs12.encodePem", (): Effect.Effect<Uint8Array, PfxEncodeError> => {
     const analysed = analyseMaterialNow(material)
-    if (analysed instanceof MaterialInvalid)
-      return Effect.fail(
-        new PfxEncodeError({
-          reason: `cannot build the PEM from unreadable material: ${analysed.message}`,
-          cause: analysed,
-        }),
-      )
+    if (analysed instanceof MaterialInvalid) return Effect.fail(unreadableRefusal(analysed, "the PEM"))
     const refused = keyPairRefusal(analysed, "the PEM")
     if (refused !== undefined) return Effect.fail(refused)
     const certificates: Array<ArrayBuffer> = [bufferOf(analysed.leaf.der)]

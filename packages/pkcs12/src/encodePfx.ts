@@ -18,7 +18,7 @@ import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { oid } from "./algorithms.js"
-import { type AnalysedMaterial, analyseMaterialNow, keyPairRefusal } from "./inspect.js"
+import { type AnalysedMaterial, analyseMaterialNow, keyPairRefusal, unreadableRefusal } from "./inspect.js"
 import { publicRandom, secretKey } from "./nodeCrypto.js"
 import { encryptPbes1, encryptPbes2, type Pbes1Scheme } from "./passwordEncryption.js"
 import {
@@ -136,7 +136,7 @@ const buildAnalysed = (
   } catch (cause) {
     return Effect.fail(
       new PfxEncodeError({
-        reason: `building the ${options.encoding} PFX failed: ${cause instanceof Error ? cause.message : "unknown error"}`,
+        finding: `building the ${options.encoding} PFX failed: ${cause instanceof Error ? cause.message : "unknown error"}`,
         cause,
       }),
     )
@@ -164,15 +164,10 @@ export const encodePfx = (
     { attributes: { encoding: options.encoding } },
     (): Effect.Effect<Uint8Array, PfxEncodeError> => {
       const problem = invalidIterations(iterations)
-      if (problem !== undefined) return Effect.fail(new PfxEncodeError({ reason: problem }))
+      if (problem !== undefined) return Effect.fail(new PfxEncodeError({ finding: problem }))
       const analysed = analyseMaterialNow(material)
       return analysed instanceof MaterialInvalid
-        ? Effect.fail(
-            new PfxEncodeError({
-              reason: `cannot build a PFX from unreadable material: ${analysed.message}`,
-              cause: analysed,
-            }),
-          )
+        ? Effect.fail(unreadableRefusal(analysed, "a PFX"))
         : buildAnalysed(analysed, options, iterations)
     },
   )

@@ -201,6 +201,18 @@ export const keyPairProblem = (keyPair: KeyPairCheck, leafSubject: string): Mate
       }
 
 /**
+ * An encoder's refusal to build `what` ("a PFX", "the PEM") from material it could not read: each
+ * problem's field and finding in the finding, each field's fix in the fix (the problems are the
+ * cause).
+ */
+export const unreadableRefusal = (invalid: MaterialInvalid, what: string): PfxEncodeError =>
+  new PfxEncodeError({
+    finding: `cannot build ${what} from unreadable material: ${invalid.problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`,
+    fix: invalid.problems.map((p) => `${p.field}: ${p.fix}`).join("; "),
+    cause: invalid,
+  })
+
+/**
  * An encoder's refusal to build `what` ("a PFX", "the PEM") from material whose key is not the
  * leaf's intact pair (I4), or undefined when it is.
  */
@@ -208,12 +220,15 @@ export const keyPairRefusal = (analysed: AnalysedMaterial, what: string): PfxEnc
   const keyPair = analysed.keyPair()
   if (keyPair === "match") return undefined
   const subject = nameOf(analysed.leaf, "subject")
-  return new PfxEncodeError({
-    reason:
-      keyPair === "damaged"
-        ? `refusing to build ${what}: the private key is damaged (its public half is the leaf certificate "${subject}"'s, but a signature made with its private half does not verify with it); supply an intact copy of the key the certificate was issued for`
-        : `refusing to build ${what}: the private key does not match the leaf certificate "${subject}" (their public keys differ); supply the key the certificate was issued for`,
-  })
+  return keyPair === "damaged"
+    ? new PfxEncodeError({
+        finding: `refusing to build ${what}: the private key is damaged (its public half is the leaf certificate "${subject}"'s, but a signature made with its private half does not verify with it)`,
+        fix: "supply an intact copy of the key the certificate was issued for",
+      })
+    : new PfxEncodeError({
+        finding: `refusing to build ${what}: the private key does not match the leaf certificate "${subject}" (their public keys differ)`,
+        fix: "supply the key the certificate was issued for",
+      })
 }
 
 /**

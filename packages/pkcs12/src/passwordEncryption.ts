@@ -38,10 +38,15 @@ import {
 } from "./pfxStructure.js"
 import { bmpPassword, KdfPurpose, pkcs12Kdf, utf8Password } from "./pkcs12Kdf.js"
 
-/** Why a password-encrypted blob could not be decrypted. Internal: callers map it to their own tagged error. */
+/**
+ * Why a password-encrypted blob could not be decrypted: what was found, and, when this step knows
+ * a better one than its caller's, what to do with the file. Internal: callers map it to their own
+ * tagged error.
+ */
 export class PbeFailure extends Data.TaggedError("PbeFailure")<{
   readonly kind: "unsupported" | "wrong-password" | "malformed"
-  readonly detail: string
+  readonly finding: string
+  readonly fix?: string
 }> {}
 
 export interface Encrypted {
@@ -172,10 +177,13 @@ export const encryptPbes1 = (
   return { algorithm: algorithm(algorithmId, pkcs12PbeParameters(salt, iterations)), ciphertext }
 }
 
-const malformed = (detail: string) => new PbeFailure({ kind: "malformed", detail })
-const unsupported = (detail: string) => new PbeFailure({ kind: "unsupported", detail })
+const malformed = (finding: string) => new PbeFailure({ kind: "malformed", finding })
+const unsupported = (finding: string, fix?: string) =>
+  new PbeFailure(fix === undefined ? { kind: "unsupported", finding } : { kind: "unsupported", finding, fix })
 const wrongPassword = () =>
-  new PbeFailure({ kind: "wrong-password", detail: "decryption failed: the password is wrong" })
+  new PbeFailure({ kind: "wrong-password", finding: "decryption failed: the password is wrong" })
+/** An iteration count over the limit is fixed by fewer iterations, not by another cipher. */
+const FEWER_ITERATIONS = "re-export the PFX with fewer iterations"
 
 /** KDF iterations one decode may still spend (see `maxTotalIterations`). */
 export interface KdfBudget {
@@ -195,17 +203,17 @@ export const spendIterationsNow = (
 ): number | PbeFailure => {
   if (typeof n === "number" && n > maxIterations)
     return unsupported(
-      `the iteration count ${Number.isFinite(n) ? n : "(more than 2^53)"} exceeds the limit of ${maxIterations}; re-export the PFX with fewer`,
+      `the iteration count ${Number.isFinite(n) ? n : "(more than 2^53)"} exceeds the limit of ${maxIterations}`,
+      FEWER_ITERATIONS,
     )
   if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1)
     return malformed("the iteration count is not a positive integer")
   if (n > maxIterations)
-    return unsupported(
-      `the iteration count ${n} exceeds the limit of ${maxIterations}; re-export the PFX with fewer`,
-    )
+    return unsupported(`the iteration count ${n} exceeds the limit of ${maxIterations}`, FEWER_ITERATIONS)
   if (n * derivations > budget.remaining)
     return unsupported(
-      `the PFX asks for more than ${maxTotalIterations} key-derivation iterations in all; re-export it with fewer items or iterations`,
+      `the PFX asks for more than ${maxTotalIterations} key-derivation iterations in all`,
+      "re-export it with fewer items or iterations",
     )
   budget.remaining -= n * derivations
   return n

@@ -139,7 +139,7 @@ describe("encodePfx / decodePfx", () => {
         encodePfx({ ...material, key: Redacted.make(other.pkcs8) }, { encoding: "modern", password }),
       )
       expect(error._tag).toBe("PfxEncodeError")
-      expect(error.reason).toMatch(/does not match the leaf/)
+      expect(error.finding).toMatch(/does not match the leaf/)
     }),
   )
 
@@ -424,7 +424,7 @@ describe("one analysis per material object (inspect then encode, decode then ins
       expect(replacement.length).toBe(key.length)
       key.set(replacement)
       const error = yield* Effect.flip(encodePfx(own, { encoding: "modern", password }))
-      expect(error.reason).toMatch(mismatch)
+      expect(error.finding).toMatch(mismatch)
       const again = yield* inspectMaterial(own)
       expect(again.keyMatchesLeaf).toBe(false)
     }),
@@ -441,12 +441,12 @@ describe("one analysis per material object (inspect then encode, decode then ins
       // Same subject and length, different key: only the bytes tell them apart.
       if (otherLeaf.length === own.leaf.length) {
         own.leaf.set(otherLeaf)
-        expect((yield* Effect.flip(encodePfx(own, { encoding: "legacy", password }))).reason).toMatch(
+        expect((yield* Effect.flip(encodePfx(own, { encoding: "legacy", password }))).finding).toMatch(
           mismatch,
         )
       } else {
         const swapped = { ...own, leaf: otherLeaf }
-        expect((yield* Effect.flip(encodePfx(swapped, { encoding: "legacy", password }))).reason).toMatch(
+        expect((yield* Effect.flip(encodePfx(swapped, { encoding: "legacy", password }))).finding).toMatch(
           mismatch,
         )
       }
@@ -500,7 +500,7 @@ describe("one analysis per material object (inspect then encode, decode then ins
       expect(inspected.problems).toEqual([])
       // The caller owns the returned key bytes: replacing them makes encode check again and refuse.
       Redacted.value(decoded.key).set(canonicalPkcs8(other.pkcs8))
-      expect((yield* Effect.flip(encodePfx(decoded, { encoding: "modern", password }))).reason).toMatch(
+      expect((yield* Effect.flip(encodePfx(decoded, { encoding: "modern", password }))).finding).toMatch(
         mismatch,
       )
     }),

@@ -73,7 +73,7 @@ describe.runIf(shouldRun("openssl"))("encodePem, read by OpenSSL", () => {
     const mismatched: CertificateMaterial = { ...material, key: Redacted.make(other.pkcs8) }
     const failed = await Effect.runPromise(Effect.flip(encodePem(mismatched)))
     expect(failed._tag).toBe("PfxEncodeError")
-    expect(failed.reason).toMatch(/refusing to build the PEM: the private key does not match the leaf/)
-    expect(failed.reason).not.toContain(Buffer.from(other.pkcs8).toString("base64").slice(0, 24))
+    expect(failed.finding).toMatch(/refusing to build the PEM: the private key does not match the leaf/)
+    expect(failed.message).not.toContain(Buffer.from(other.pkcs8).toString("base64").slice(0, 24))
   })
 })

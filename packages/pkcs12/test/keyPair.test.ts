@@ -72,7 +72,7 @@ describe("a damaged private key", () => {
     expect(keyProblems[0]?.message).not.toContain("public keys differ")
     expect(keyProblems[0]?.fix).toContain("openssl pkey -check")
     const refused = await Effect.runPromise(Effect.flip(encodePfx(damaged, { encoding: "modern", password })))
-    expect(refused.reason).toContain("the private key is damaged")
+    expect(refused.finding).toContain("the private key is damaged")
     // The check left nothing behind for the next key OpenSSL loads.
     const good = await Effect.runPromise(inspectMaterial(material))
     expect(good.keyMatchesLeaf).toBe(true)
@@ -165,6 +165,6 @@ describe("a key file whose stated public half is another key's", () => {
       /does not match the leaf certificate/,
     )
     const refused = await Effect.runPromise(Effect.flip(encodePfx(stated, { encoding: "modern", password })))
-    expect(refused.reason).toMatch(/does not match|refusing to build/)
+    expect(refused.finding).toMatch(/does not match|refusing to build/)
   })
 })

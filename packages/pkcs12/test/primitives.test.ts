@@ -211,7 +211,7 @@ describe("KDF work budget", () => {
     // Spend the rest at the per-KDF limit, then one more is refused.
     while (budget.remaining >= maxIterations) expect(spend(maxIterations, 1)._tag).toBe("Success")
     const over = spend(maxIterations, 1)
-    expect(over._tag === "Failure" ? over.failure.detail : "spent").toMatch(
+    expect(over._tag === "Failure" ? over.failure.finding : "spent").toMatch(
       /key-derivation iterations in all/,
     )
   })

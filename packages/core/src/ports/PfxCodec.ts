@@ -30,17 +30,35 @@ export class MaterialInvalid extends Schema.TaggedError<MaterialInvalid>()("Mate
   }
 }
 
-/** A PFX (or the PEM of an import) could not be built. */
+/**
+ * A codec refusal's words, kept apart: `finding` is what the codec found (never advice), `fix` what
+ * to do about it with a file of one's own (re-export it, check it with openssl), when the codec has
+ * advice. The text shown for an operator's own file (`message`) is the finding, then "; " and the
+ * fix; a reader for whom the fix does not apply (a backing secret the vault holds is not the
+ * operator's file) takes `finding` alone.
+ */
+const refusalWords = {
+  finding: Schema.String,
+  fix: Schema.optional(Schema.String),
+}
+
+const said = (refusal: { readonly finding: string; readonly fix?: string | undefined }): string =>
+  refusal.fix === undefined ? refusal.finding : `${refusal.finding}; ${refusal.fix}`
+
+/** A PFX (or the PEM of an import) could not be built. `message`: the finding, then the fix. */
 export class PfxEncodeError extends Schema.TaggedError<PfxEncodeError>()("PfxEncodeError", {
-  reason: Schema.String,
+  ...refusalWords,
   cause: Schema.optional(Schema.Defect()),
 }) {
   override get message(): string {
-    return this.reason
+    return said(this)
   }
 }
 
-/** A PFX could not be read: wrong password, altered MAC, malformed, unsupported algorithm. */
+/**
+ * A PFX could not be read: wrong password, altered MAC, malformed, unsupported algorithm. `reason`
+ * is the kind; `message` (and `detail`, the same text) the finding, then the fix.
+ */
 export class PfxDecodeError extends Schema.TaggedError<PfxDecodeError>()("PfxDecodeError", {
   reason: Schema.Literals([
     "wrong-password",
@@ -50,11 +68,15 @@ export class PfxDecodeError extends Schema.TaggedError<PfxDecodeError>()("PfxDec
     "no-certificate",
     "too-large",
   ]),
-  detail: Schema.String,
+  ...refusalWords,
   cause: Schema.optional(Schema.Defect()),
 }) {
   override get message(): string {
-    return this.detail
+    return said(this)
+  }
+  /** The whole text for an operator's own file, as `message`: the finding, then the fix. */
+  get detail(): string {
+    return said(this)
   }
 }
 

@@ -286,10 +286,13 @@ const unb64 = (s: unknown): Uint8Array | undefined =>
 const encodeRefusal = (material: CertificateMaterial, what: string): PfxEncodeError | undefined => {
   const leaf = parseCertificate(material.leaf)
   const key = parseKey(Redacted.value(material.key))
-  if (leaf === undefined) return new PfxEncodeError({ reason: "the leaf is not a certificate" })
-  if (key === undefined) return new PfxEncodeError({ reason: "the key is not a private key" })
+  if (leaf === undefined) return new PfxEncodeError({ finding: "the leaf is not a certificate" })
+  if (key === undefined) return new PfxEncodeError({ finding: "the key is not a private key" })
   return key.publicKeyId !== leaf.publicKeyId
-    ? new PfxEncodeError({ reason: `the key does not match the certificate; refusing to build ${what}` })
+    ? new PfxEncodeError({
+        finding: `refusing to build ${what}: the key does not match the certificate`,
+        fix: "supply the key the certificate was issued for",
+      })
     : undefined
 }
 
@@ -352,7 +355,9 @@ const decode: (typeof PfxCodec)["Service"]["decode"] = (bytes, password) =>
     const tag = unb64(o?.tag)
     const data = unb64(o?.data)
     if (salt === undefined || iv === undefined || tag === undefined || data === undefined) {
-      return Effect.fail(new PfxDecodeError({ reason: "malformed", detail: "not a synthetic PFX container" }))
+      return Effect.fail(
+        new PfxDecodeError({ reason: "malformed", finding: "not a synthetic PFX container" }),
+      )
     }
     let plain: Buffer
     try {
@@ -361,7 +366,7 @@ const decode: (typeof PfxCodec)["Service"]["decode"] = (bytes, password) =>
       plain = Buffer.concat([decipher.update(data), decipher.final()])
     } catch {
       return Effect.fail(
-        new PfxDecodeError({ reason: "wrong-password", detail: "the password does not open the PFX" }),
+        new PfxDecodeError({ reason: "wrong-password", finding: "the password does not open the PFX" }),
       )
     }
     const inner: unknown = JSON.parse(plain.toString("utf8"))
@@ -373,10 +378,20 @@ const decode: (typeof PfxCodec)["Service"]["decode"] = (bytes, password) =>
       : []
     if (leaf === undefined)
       return Effect.fail(
-        new PfxDecodeError({ reason: "no-certificate", detail: "the PFX holds no certificate" }),
+        new PfxDecodeError({
+          reason: "no-certificate",
+          finding: "the PFX holds no certificate",
+          fix: "export it with the certificate and its chain",
+        }),
       )
     if (key === undefined)
-      return Effect.fail(new PfxDecodeError({ reason: "no-key", detail: "the PFX holds no private key" }))
+      return Effect.fail(
+        new PfxDecodeError({
+          reason: "no-key",
+          finding: "the PFX holds no private key",
+          fix: "export it together with the key",
+        }),
+      )
     return Effect.succeed({ leaf, chain, key: Redacted.make(key) })
   })
 
