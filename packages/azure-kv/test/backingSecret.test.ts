@@ -483,7 +483,7 @@ describe("a backing secret read, or not read", () => {
 
 describe("the codec's findings, without its advice", () => {
   it.live(
-    "a PEM secret the codec refuses to make into a PFX for unreadable material: each problem's finding, not its fix (whose '; ' is in parentheses)",
+    "a PEM secret the codec refuses to make into a PFX for unreadable material: each problem's finding, not its fix",
     () =>
       Effect.gen(function* () {
         const name = "pem-encode-refused"
@@ -493,8 +493,8 @@ describe("the codec's findings, without its advice", () => {
           ),
         )
         const codec = yield* PfxCodec.pipe(Effect.provide(Pkcs12.layer))
-        // The codec's own refusal of material whose leaf is no certificate: its fix holds
-        // "(… or DER; check it with openssl …)".
+        // The codec's own refusal of material whose leaf is no certificate: its fix says
+        // "… or DER; check it with openssl …".
         const refusal = yield* Effect.flip(
           codec.encode(
             {
@@ -505,9 +505,10 @@ describe("the codec's findings, without its advice", () => {
             { encoding: "modern", password: Redacted.make("") },
           ),
         )
-        expect(refusal.reason).toMatch(
-          /unreadable material: leaf: is not a readable X\.509 certificate \(.*; /,
+        expect(refusal.finding).toMatch(
+          /unreadable material: leaf: is not a readable X\.509 certificate; key: /,
         )
+        expect(refusal.fix).toMatch(/^leaf: supply the certificate as PEM .* or DER; check it with openssl/)
         // The vault's adapter with that codec, refusing this secret's PFX so (the PEM inspects well).
         const failure = yield* Effect.gen(function* () {
           const vault = yield* Vault
@@ -530,6 +531,29 @@ describe("the codec's findings, without its advice", () => {
           /the PEM backing secret of pem-encode-refused\/\S+ cannot be made into a PFX \(unreadable material: leaf: is not a readable X\.509 certificate[^()]*\), so the version cannot be restored from it\. Key Vault serves no such backing secret/,
         )
         expect(failure.message).not.toMatch(/supply the certificate|or DER/)
+      }).pipe(Effect.ensuring(Effect.sync(() => emulator.faults.clear()))),
+  )
+
+  it.live(
+    "a PFX backing secret over the size the codec reads: the whole finding, the limit included, without the fix",
+    () =>
+      Effect.gen(function* () {
+        const name = "pfx-too-large"
+        // One byte over the codec's limit (1 MiB): refused for its size before anything is parsed.
+        const size = 1024 * 1024 + 1
+        yield* servedAs(name, () => Effect.succeed(Buffer.alloc(size, 0x30).toString("base64")))
+        const failure = yield* secretFailure(name)
+        notNoKey(failure)
+        // The codec's finding holds a "; " of its own ("…bytes; kvdeploy reads at most …"): all of
+        // it is said, and the fix for a file of one's own ("check that this is the right file") is not.
+        expect(failure.message).toMatch(
+          /the PFX backing secret of pfx-too-large\/\S+ cannot be read as a PFX \(the PFX is 1048577 bytes; kvdeploy reads at most 1048576 \(Key Vault accepts 25 KB\)\), so the version cannot be restored from it\. Key Vault serves no such backing secret/,
+        )
+        expect(failure.message).not.toMatch(/right file/)
+        yield* rollbackSays(
+          name,
+          /\(the PFX is 1048577 bytes; kvdeploy reads at most 1048576 \(Key Vault accepts 25 KB\)\)/,
+        )
       }).pipe(Effect.ensuring(Effect.sync(() => emulator.faults.clear()))),
   )
 })
