@@ -635,6 +635,22 @@ const cases: ReadonlyArray<Case> = [
     never: ["PRIVATE KEY"],
   },
   {
+    name: "a file that is no PFX given as --pfx: the codec's finding, then its fix once (not inside the finding)",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-garbage-pfx"),
+      "--pfx",
+      world.file("garbage.pfx", "garbage-not-a-pfx-0123456789"),
+    ],
+    exit: 2,
+    says: [
+      /--pfx \S*garbage\.pfx: cannot be read: the input is not a PKCS#12\/PFX file\n/,
+      "fix: check that the file is a complete PKCS#12 (openssl pkcs12 -info -noout -in file.pfx)",
+    ],
+    never: ["PKCS#12/PFX file; check"],
+  },
+  {
     name: "the key in the --chain file, no --key: the chain is named, not a missing key",
     args: () => [
       "deploy",

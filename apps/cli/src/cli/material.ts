@@ -499,10 +499,11 @@ const decodedPfx = <A>(
                   "is PEM text, not a PKCS#12 (PFX) file",
                   "give it with --cert FILE in place of --pfx (a PEM bundle may hold the chain and the key too; else name them with --chain FILE and --key FILE)",
                 )
-              : usageOne(
+              : // The codec's finding, and its fix when it has one (a cipher to export with, an iteration count).
+                usageOne(
                   field,
-                  `cannot be read: ${e.detail}`,
-                  "check it with `openssl pkcs12 -info -nokeys -in FILE`",
+                  `cannot be read: ${e.finding}`,
+                  e.fix ?? "check it with `openssl pkcs12 -info -nokeys -in FILE`",
                 )
         }
       }),
