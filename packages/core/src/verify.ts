@@ -168,8 +168,7 @@ export const verifyAfterFirst = (
  * rollback's). Key Vault's whole seconds do not order the two, and a lagging read can show either
  * without the other: read again until two reads in a row answer the same version (at most three
  * more), and judge that one. Reads that keep disagreeing, or that settle on a version older than
- * ours after showing the other writer's, establish nothing (Unreadable); a read that fails leaves
- * the first verdict. `step` names the trail's notes ("verify", "rollback").
+ * ours after showing the other writer's, establish nothing (Unreadable), nor does a read that fails. `step` names the trail's notes ("verify", "rollback").
  */
 export function* confirmSuperseded(
   trail: DeployTrail,
@@ -185,7 +184,13 @@ export function* confirmSuperseded(
     const again = yield* Effect.result(vault.getLatest(name))
     if (again._tag === "Failure") {
       trail.unsent(again.failure)
-      return first
+      // One read of a same-second version proves nothing (a lagging replica shows the same), so a
+      // failed read leaves it unconfirmed: Unreadable, not the first verdict. A rollback would
+      // otherwise report Superseded over our own wrong version, which nobody then looks at.
+      return {
+        _tag: "Unreadable",
+        detail: `one read showed another writer's ${first.latest.versionId} from our second as latest, and the read to confirm it failed (${again.failure.message})`,
+      }
     }
     if (again.success.versionId === last.versionId) {
       const judged = judgeLatest(again.success, expected)

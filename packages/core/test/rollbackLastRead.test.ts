@@ -173,6 +173,29 @@ describe("the rollback's last read before its import", () => {
   )
 
   it.effect(
+    "another writer's version of the failed version's second, and the read to confirm it fails: RollbackFailed, not Superseded, nothing written",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          vault.script("getVersionSecret", Fault.foreignImport(foreign.material))
+          // Snapshot (1), verify (2), the read before the rollback's import (3, the other writer's
+          // version), and the read confirming it (4) fails: one read of a same-second version proves
+          // nothing (a lagging replica shows the same), so our wrong version may be what is served.
+          vault.script("getLatest", Fault.pass, Fault.pass, Fault.pass, Fault.fail("Unavailable"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+          assert.match(o.reason, /could not be established just before the rollback's import/)
+          assert.match(o.reason, /the read to confirm it failed/)
+          assert.isUndefined(o.rollbackVersionId)
+          assert.strictEqual(vault.calls().byOperation.importVersion, 1)
+          assert.strictEqual(vault.calls().byOperation.getLatest, 4)
+        }),
+      ),
+  )
+
+  it.effect(
     "another writer's version of a later second needs no confirming: Superseded on one read, whatever a replica shows next",
     () =>
       fresh(
@@ -532,7 +555,7 @@ describe("the forward verify", () => {
       ),
   )
 
-  it.effect("a confirming read that was never sent (no token) is not counted among the vault calls", () =>
+  it.effect("a confirming read that was never sent (no token): Unverified, and not counted among the vault calls", () =>
     fresh(
       Effect.gen(function* () {
         const vault = yield* InMemoryVaultHandle
@@ -558,8 +581,10 @@ describe("the forward verify", () => {
         }
         const o = expectTag(
           yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
-          "Superseded",
+          "Unverified",
         )
+        // One read of another writer's version from our second, unconfirmed: not Superseded.
+        assert.match(o.reason, /the read to confirm it failed/)
         assert.strictEqual(reads, 3)
         // Snapshot, import, verify: the vault received three calls, and the outcome says three.
         assert.strictEqual(vault.calls().total, 3)
