@@ -146,6 +146,26 @@ describe("docs/getting-started.md", () => {
   })
 })
 
+describe("docs/getting-started.md's wait for the emulator", () => {
+  it("ends, printing the emulator's log, when the emulator stopped without writing its files", async () => {
+    const page = readFileSync(join(docsDir, "getting-started.md"), "utf8")
+    const loop = /^until \[ -s emulator\.env \];[\s\S]*?^done$/m.exec(page)?.[0]
+    expect(loop).toBeDefined()
+    const scratch = mkdtempSync(join("/dev/shm", "kvdeploy-docs-wait-"))
+    try {
+      writeFileSync(join(scratch, "emulator.log"), "listen EADDRINUSE: address already in use\n")
+      // An emulator that failed at once: its process is gone, and it wrote no emulator.env.
+      const script = `set -euo pipefail\nsh -c 'exit 1' & EMULATOR_PID=$!\nwait "$EMULATOR_PID" || true\n${loop}\necho "::waited"`
+      const result = await collected("bash", ["-c", script], { cwd: scratch, env: baseEnv() }, 20_000)
+      expect(result.code, result.out).toBe(0)
+      expect(result.out).toContain("EADDRINUSE")
+      expect(result.out).toContain("::waited")
+    } finally {
+      rmSync(scratch, { recursive: true, force: true })
+    }
+  })
+})
+
 describe("docs/cron-and-certbot.md", () => {
   it("the wrapper, the certbot deploy hook and the cron line run as shown, under cron's PATH", async () => {
     const page = readFileSync(join(docsDir, "cron-and-certbot.md"), "utf8")
@@ -235,6 +255,12 @@ describe("docs/cron-and-certbot.md", () => {
       const version = await run(join(scratch, "bin", "kvdeploy"), ["--version"])
       expect(version, version.out).toMatchObject({ code: 0 })
       expect(version.out).toMatch(/^kvdeploy \d/)
+      // The page's check names that Node.js (`--version` itself prints under any).
+      const versionJson = await run(join(scratch, "bin", "kvdeploy"), ["--version", "--json"])
+      expect(versionJson, versionJson.out).toMatchObject({ code: 0 })
+      const node = (JSON.parse(versionJson.out) as { node: string }).node
+      expect(Number(/^v(\d+)\./.exec(node)?.[1])).toBeGreaterThanOrEqual(22)
+      expect(page).toContain("kvdeploy --version --json   # works under cron's PATH")
 
       // cert.pem alone: deployed, with the chain warning; the same leaf with its chain is then Skipped.
       const first = await issue()
