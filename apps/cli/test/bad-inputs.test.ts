@@ -79,6 +79,17 @@ interface Case {
   readonly once?: RegExp
   /** Text the error must not contain (noise the parser would add, or key text made before the run). */
   readonly never?: ReadonlyArray<string> | (() => ReadonlyArray<string>)
+  /** Checks after the run (what it left in place). */
+  readonly after?: () => void
+}
+
+/** The files cases wrote by name, for their checks after the run. */
+const written = new Map<string, string>()
+/** `world.file`, remembered by name. */
+const fileOf = (name: string, content: string): string => {
+  const path = world.file(name, content)
+  written.set(name, path)
+  return path
 }
 
 /** A line of base64 from the middle of each fixture key: none may appear in any output. */
@@ -1243,6 +1254,45 @@ const cases: ReadonlyArray<Case> = [
     says: ["--write-env: /nonexistent/kvdeploy-corpus/emulator.env: no such file", "a directory that exists"],
   },
   {
+    name: "emulator --write-config over a target of a real vault: refused (exit 2), the file left as it was",
+    args: () => [
+      "emulator",
+      "--write-config",
+      fileOf(
+        "real-target.json",
+        `${JSON.stringify({ vault_url: "https://prod-vault.vault.azure.net", certificate_name: "www" })}\n`,
+      ),
+      "--json",
+    ],
+    exit: 2,
+    says: [
+      '"field": "--write-config"',
+      "exists, and no kvdeploy emulator wrote it (its vault_url is no emulator's",
+      "give the path of a new file",
+    ],
+    after: () => {
+      const text = readFileSync(written.get("real-target.json") ?? "", "utf8")
+      expect(text).toContain("https://prod-vault.vault.azure.net")
+    },
+  },
+  {
+    name: "emulator --write-env over an environment file of the operator's own: refused, its content not shown",
+    args: () => [
+      "emulator",
+      "--write-env",
+      fileOf("own.env", "export MY_TOKEN=s3cr3t-value-of-mine\n"),
+      "--json",
+    ],
+    exit: 2,
+    says: ['"field": "--write-env"', "it is not the environment file an emulator writes"],
+    never: ["s3cr3t-value-of-mine", "MY_TOKEN"],
+    after: () => {
+      expect(readFileSync(written.get("own.env") ?? "", "utf8")).toBe(
+        "export MY_TOKEN=s3cr3t-value-of-mine\n",
+      )
+    },
+  },
+  {
     name: "emulator with a --state-dir that is a file: refused at start (exit 2), naming --state-dir with the fix",
     args: () => ["emulator", "--state-dir", pemFile("state-dir-file", "not a directory\n"), "--json"],
     exit: 2,
@@ -1741,6 +1791,7 @@ describe("bad inputs: each its own clear error, exit code, and no write", () => 
       for (const body of keyBodies()) expect(text).not.toContain(body)
       expect(text).not.toContain("internal error")
       expect(text).not.toContain("hunter2")
+      c.after?.()
     })
   }
 })

@@ -350,15 +350,29 @@ describe("validate, doctor, emulator", () => {
     first.child.kill("SIGTERM")
     expect(await first.exited, first.stderr()).toBe(0)
     expect(first.stderr()).toContain("kv-emulator stopped")
-    // --write-env over a file that exists (readable by others): it holds the client secret, so it is
-    // left readable by its owner only, as a new one is.
+    // --write-env over a file an earlier emulator wrote (before its files had their marker line),
+    // readable by others: it holds the client secret, so it is left readable by its owner only, as a
+    // new one is.
     const envFile = join(dirname(world.file("emulator-mode.marker", "")), "emulator-mode.env")
-    writeFileSync(envFile, "old\n", { mode: 0o644 })
+    writeFileSync(
+      envFile,
+      "export NODE_EXTRA_CA_CERTS=/tmp/kv-emulator-old/kv-emulator-ca.pem\nexport AZURE_CLIENT_SECRET=old\n",
+      {
+        mode: 0o644,
+      },
+    )
     chmodSync(envFile, 0o644)
     const second = await started(["--write-env", envFile])
     expect(statSync(envFile).mode & 0o777).toBe(0o600)
     expect(readFileSync(envFile, "utf8")).toContain("export AZURE_CLIENT_SECRET=")
+    expect(readFileSync(envFile, "utf8")).toMatch(/^# kvdeploy emulator: /)
     second.child.kill("SIGINT")
     expect(await second.exited, second.stderr()).toBe(0)
+    // Its own file, with the marker line, is written over again by the next run (a new secret).
+    const secondText = readFileSync(envFile, "utf8")
+    const third = await started(["--write-env", envFile])
+    expect(readFileSync(envFile, "utf8")).not.toBe(secondText)
+    third.child.kill("SIGINT")
+    expect(await third.exited, third.stderr()).toBe(0)
   })
 })

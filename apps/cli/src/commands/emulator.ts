@@ -5,7 +5,7 @@
  * --all-modes, the environment and target fields of every other credential mode
  * it serves (emulatorCredentialModes.ts; always in --json). Ctrl+C stops it.
  */
-import { open, writeFile } from "node:fs/promises"
+import { open, readFile, writeFile } from "node:fs/promises"
 import { fsErrorReason, quotedValue, shownPath, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
@@ -27,6 +27,31 @@ import { printErr, printJson, printLines, styleOut } from "../cli/terminal.js"
 
 /** A path `.` reads as a file, not a name it looks for on PATH. */
 const sourceable = (path: string): string => (path.includes("/") ? path : `./${path}`)
+
+/** The first line of every environment file kvdeploy emulator writes. */
+const emulatorEnvMarker = "# kvdeploy emulator:"
+
+/**
+ * Whether `text`, a file's content, is one kvdeploy emulator wrote: a target file whose vault_url is
+ * on this machine's loopback (no Azure vault is), or an environment file that starts with its marker
+ * or (written before the marker) holds nothing but its export lines, the emulator's CA among them.
+ */
+const writtenByEmulator = (kind: "config" | "env", text: string): boolean => {
+  if (kind === "env")
+    return (
+      text.startsWith(emulatorEnvMarker) ||
+      (/^export NODE_EXTRA_CA_CERTS=\S*kv-emulator-/m.test(text) &&
+        text.split("\n").every((line) => line === "" || line.startsWith("export ")))
+    )
+  try {
+    const url = (JSON.parse(text) as { readonly vault_url?: unknown }).vault_url
+    if (typeof url !== "string") return false
+    const host = new URL(url).hostname
+    return host === "127.0.0.1" || host === "localhost" || host === "[::1]"
+  } catch {
+    return false
+  }
+}
 
 export const emulator = Command.make(
   "emulator",
@@ -61,13 +86,15 @@ export const emulator = Command.make(
     writeEnv: Flag.String("write-env").pipe(
       Flag.withMetavar("FILE"),
       Flag.withDescription(
-        "Also write the environment as `export` lines to FILE (for `source FILE`). It holds the emulator's client secret.",
+        "Also write the environment as `export` lines to FILE (for `source FILE`). It holds the emulator's client secret. An existing FILE is written over only when a kvdeploy emulator wrote it (or it is empty); any other is refused (exit 2).",
       ),
       Flag.optional,
     ),
     writeConfig: Flag.String("write-config").pipe(
       Flag.withMetavar("FILE"),
-      Flag.withDescription("Also write the target configuration to FILE (JSON)."),
+      Flag.withDescription(
+        "Also write the target configuration to FILE (JSON). An existing FILE is written over only when it is a target of a vault on this machine's loopback, as an emulator writes (or it is empty): a target of a real vault is refused (exit 2).",
+      ),
       Flag.optional,
     ),
     allModes: Flag.Boolean("all-modes").pipe(
@@ -218,6 +245,37 @@ export const emulator = Command.make(
                   ? { configFile: modeFile(input.writeConfig.value, mode.id) }
                   : {}),
               }
+        /**
+         * Refuse a file that exists and that no kvdeploy emulator wrote (a target of a real vault, an
+         * environment file of the operator's own): a run writes its files over those of an earlier
+         * run (or an empty file), never over others. Checked for every file before any is written.
+         * Its content is never shown (an environment file may hold a secret).
+         */
+        const refuseForeign = (flag: string, path: string, kind: "config" | "env") =>
+          Effect.flatMap(
+            Effect.promise(() => readFile(path, "utf8").catch(() => undefined)),
+            (text) =>
+              text === undefined || text.trim() === "" || writtenByEmulator(kind, text)
+                ? Effect.void
+                : Effect.fail(
+                    usage(`${flag}: ${path}: exists, and no kvdeploy emulator wrote it`, [
+                      {
+                        field: flag,
+                        message: `${path} exists, and no kvdeploy emulator wrote it (${kind === "config" ? "its vault_url is no emulator's, on this machine's loopback" : "it is not the environment file an emulator writes"}): it is not written over`,
+                        fix: "give the path of a new file (or of one an earlier kvdeploy emulator wrote), or move that file away first",
+                      },
+                    ]),
+                  ),
+          )
+        if (Option.isSome(input.writeConfig))
+          yield* refuseForeign("--write-config", input.writeConfig.value, "config")
+        if (Option.isSome(input.writeEnv)) yield* refuseForeign("--write-env", input.writeEnv.value, "env")
+        for (const mode of others) {
+          const files = filesOf(mode)
+          if (files.configFile !== undefined)
+            yield* refuseForeign("--write-config", files.configFile, "config")
+          if (files.envFile !== undefined) yield* refuseForeign("--write-env", files.envFile, "env")
+        }
         /** Write one of the files asked for, or say which flag's path cannot be written, and why. */
         const writeTo = (flag: string, path: string, text: string, mode?: number) =>
           Effect.tryPromise({
@@ -258,12 +316,17 @@ export const emulator = Command.make(
             yield* writeTo(
               "--write-env",
               file,
-              `# kvdeploy emulator: ${mode.title}\n# target: ${modeTargetFields(mode)}\n${modeShellLines(mode).join("\n")}\n`,
+              `${emulatorEnvMarker} ${mode.title}\n# target: ${modeTargetFields(mode)}\n${modeShellLines(mode).join("\n")}\n`,
               0o600,
             )
         }
         if (Option.isSome(input.writeEnv))
-          yield* writeTo("--write-env", input.writeEnv.value, `${envText.join("\n")}\n`, 0o600)
+          yield* writeTo(
+            "--write-env",
+            input.writeEnv.value,
+            `${emulatorEnvMarker} client_secret (each run writes this file again)\n${envText.join("\n")}\n`,
+            0o600,
+          )
         if (input.json) {
           yield* printJson({
             vaults: started.vaults,
