@@ -555,42 +555,44 @@ describe("the forward verify", () => {
       ),
   )
 
-  it.effect("a confirming read that was never sent (no token): Unverified, and not counted among the vault calls", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        yield* seedManaged(oldCert.material)
-        // Another writer's version of our second is latest at the verify; the read confirming it
-        // gets no token.
-        vault.script("getLatest", Fault.pass, Fault.foreignImport(foreign.material))
-        const base = yield* lagging(() => undefined)
-        let reads = 0
-        const port: (typeof Vault)["Service"] = {
-          ...base,
-          getLatest: (name) =>
-            ++reads === 3
-              ? Effect.fail(
-                  new VaultForbidden({
-                    operation: "getLatest",
-                    detail: "no token",
-                    unsent: true,
-                    refusal: "token",
-                  }),
-                )
-              : base.getLatest(name),
-        }
-        const o = expectTag(
-          yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
-          "Unverified",
-        )
-        // One read of another writer's version from our second, unconfirmed: not Superseded.
-        assert.match(o.reason, /the read to confirm it failed/)
-        assert.strictEqual(reads, 3)
-        // Snapshot, import, verify: the vault received three calls, and the outcome says three.
-        assert.strictEqual(vault.calls().total, 3)
-        assert.strictEqual(o.vaultCalls, 3)
-      }),
-    ),
+  it.effect(
+    "a confirming read that was never sent (no token): Unverified, and not counted among the vault calls",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          // Another writer's version of our second is latest at the verify; the read confirming it
+          // gets no token.
+          vault.script("getLatest", Fault.pass, Fault.foreignImport(foreign.material))
+          const base = yield* lagging(() => undefined)
+          let reads = 0
+          const port: (typeof Vault)["Service"] = {
+            ...base,
+            getLatest: (name) =>
+              ++reads === 3
+                ? Effect.fail(
+                    new VaultForbidden({
+                      operation: "getLatest",
+                      detail: "no token",
+                      unsent: true,
+                      refusal: "token",
+                    }),
+                  )
+                : base.getLatest(name),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, port)),
+            "Unverified",
+          )
+          // One read of another writer's version from our second, unconfirmed: not Superseded.
+          assert.match(o.reason, /the read to confirm it failed/)
+          assert.strictEqual(reads, 3)
+          // Snapshot, import, verify: the vault received three calls, and the outcome says three.
+          assert.strictEqual(vault.calls().total, 3)
+          assert.strictEqual(o.vaultCalls, 3)
+        }),
+      ),
   )
 })
 
