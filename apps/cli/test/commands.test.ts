@@ -262,6 +262,22 @@ describe("deploy lifecycle", () => {
       promtool.stdin.end(text)
     })
     if (checked !== null || process.env.CI === "true") expect(checked).toBe(0)
+    // A run refused on its input (no client secret: exit 2, nothing sent) replaces the file too, its
+    // attempt counted as rejected, so the last success does not stay in place.
+    const { AZURE_CLIENT_SECRET: _secret, ...noSecret } = world.env
+    const beforeRefused = world.emulator.requests.mark()
+    const noCredential = await runCli(deployArgs(name, ["--metrics-file", file]), {
+      stdin: fx.bundle(v1leaf),
+      env: noSecret,
+    })
+    expect(noCredential.code, noCredential.stdout).toBe(2)
+    expect(noCredential.stdout).toContain("AZURE_CLIENT_SECRET")
+    expect(world.emulator.requests.entries({ since: beforeRefused, vault: world.vault })).toEqual([])
+    const refusedText = readFileSync(file, "utf8")
+    expect(refusedText).toContain(
+      `certctl_deploy_attempts_total{target_type="azure_kv",result="rejected",${target}} 1`,
+    )
+    expect(refusedText).not.toContain('result="skipped"')
     // A file it cannot write is an input problem, before anything reaches the vault.
     const mark = world.emulator.requests.mark()
     const refused = await runCli(deployArgs(name, ["--metrics-file", "/nonexistent/dir/k.prom"]), {

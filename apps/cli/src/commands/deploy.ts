@@ -14,6 +14,7 @@ import {
   type DeployOutcome,
   exitCodeOf,
   interruptibleUntilWritten,
+  Metrics,
   deploy as runDeploy,
   shownPath,
   Vault,
@@ -23,6 +24,7 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import { withStepProgress } from "../cli/deployProgress.js"
 import * as flags from "../cli/flags.js"
 import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
@@ -93,6 +95,41 @@ const metricsFile = Flag.String("metrics-file").pipe(
   ),
   Flag.optional,
 )
+
+/**
+ * The metrics file of a run refused on its input before any vault call: `certctl_deploy_attempts_total
+ * {result="rejected"}` 1, labelled with the target when its fields could be read (else without
+ * them). A file that cannot be written is a warning, as after a deploy.
+ */
+const rejectedRunMetrics = (
+  file: string,
+  input: TargetFlags & Parameters<typeof targetOverrides>[0],
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const target = yield* Effect.result(resolveTarget(input, targetOverrides(input)))
+    const prometheus = yield* Effect.promise(() => import("@kvdeploy/metrics/prometheus"))
+    const context = yield* Layer.build(
+      prometheus.layerWith(
+        target._tag === "Success"
+          ? {
+              defaultLabels: {
+                vault_url: target.success.config.vaultUrl,
+                certificate_name: target.success.config.certificateName,
+              },
+            }
+          : {},
+      ),
+    )
+    const text = yield* Effect.gen(function* () {
+      yield* (yield* Metrics).deployAttempt("rejected")
+      return yield* (yield* prometheus.PrometheusExposition).text
+    }).pipe(Effect.provideContext(context))
+    const written = writeMetricsFile(file, text)
+    if (written !== undefined)
+      yield* printErr(
+        `${styleErr().yellow("warning")}: --metrics-file ${shownPath(file)} was not written (${written}); the run's problems are below`,
+      )
+  }).pipe(Effect.orDie)
 
 /** Why `--metrics-file` cannot be written: its directory must exist and be writable, and it must not be a directory. */
 const metricsFileProblems = (file: string): ReadonlyArray<Problem> => {
@@ -171,6 +208,23 @@ const writeMetricsFile = (file: string, text: string): string | undefined => {
  * is empty or too large). The material itself is read and parsed only when there is none of
  * those (no password prompt before that).
  */
+/** The target fields deploy's flags give (over the target file's). */
+const targetOverrides = (input: {
+  readonly name: Option.Option<string>
+  readonly tag: ReadonlyArray<string>
+  readonly onSoftDeleted: Option.Option<string>
+  readonly pfxEncoding: Option.Option<string>
+  readonly contentType: Option.Option<string>
+  readonly consumer: ReadonlyArray<string>
+}) => ({
+  name: input.name,
+  tags: input.tag,
+  onSoftDeleted: input.onSoftDeleted,
+  pfxEncoding: input.pfxEncoding,
+  contentType: input.contentType,
+  consumers: input.consumer,
+})
+
 export const targetAndMaterial = (
   input: TargetFlags &
     MaterialFlags & {
@@ -186,16 +240,7 @@ export const targetAndMaterial = (
   moreFileProblems: Effect.Effect<ReadonlyArray<Problem>> = Effect.succeed([]),
 ) =>
   Effect.gen(function* () {
-    const target = yield* Effect.result(
-      resolveTarget(input, {
-        name: input.name,
-        tags: input.tag,
-        onSoftDeleted: input.onSoftDeleted,
-        pfxEncoding: input.pfxEncoding,
-        contentType: input.contentType,
-        consumers: input.consumer,
-      }),
-    )
+    const target = yield* Effect.result(resolveTarget(input, targetOverrides(input)))
     // A failure that is not the input's (exit 1) stands alone.
     if (target._tag === "Failure" && target.failure.exitCode !== ExitCode.usage) return yield* target.failure
     const { problems: environment, summary: environmentSummary } =
@@ -264,10 +309,21 @@ export const deployInputs = (
 
 export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (input) =>
   Effect.gen(function* () {
-    const { config, material, previous } = yield* deployInputs(
-      input,
-      Option.match(input.metricsFile, { onNone: () => [], onSome: metricsFileProblems }),
-    )
+    const metricsProblems = Option.match(input.metricsFile, { onNone: () => [], onSome: metricsFileProblems })
+    const inputs = yield* Effect.result(deployInputs(input, metricsProblems))
+    if (inputs._tag === "Failure") {
+      // A run that stops on its input (exit 2, nothing sent) replaces the metrics file too, with its
+      // attempt counted as rejected: the file is the last run's, and the alert on rejected runs fires
+      // instead of the last success staying in place (until the file's age alert, days later).
+      if (
+        Option.isSome(input.metricsFile) &&
+        metricsProblems.length === 0 &&
+        inputs.failure.exitCode === ExitCode.usage
+      )
+        yield* rejectedRunMetrics(input.metricsFile.value, input)
+      return yield* inputs.failure
+    }
+    const { config, material, previous } = inputs.success
     // With --metrics-file: this run's metrics, on a registry of their own, labelled with the target.
     const prometheus = Option.isSome(input.metricsFile)
       ? yield* Effect.promise(() => import("@kvdeploy/metrics/prometheus"))
