@@ -44,6 +44,7 @@ const commands = [
   "",
   "deploy",
   "plan",
+  "restore",
   "show",
   "versions",
   "list",

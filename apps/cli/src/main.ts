@@ -59,6 +59,7 @@ import { doctor } from "./commands/doctor.js"
 import { emulator } from "./commands/emulator.js"
 import { list } from "./commands/list.js"
 import { plan } from "./commands/plan.js"
+import { restore } from "./commands/restore.js"
 import { show } from "./commands/show.js"
 import { validate } from "./commands/validate.js"
 import { verify } from "./commands/verify.js"
@@ -72,7 +73,19 @@ import { version } from "./version.js"
  */
 const cliConfig = CliConfig.layer({ builtIns: GlobalFlag.BuiltIns.filter((f) => f !== GlobalFlag.Wizard) })
 
-const subcommands = [deploy, plan, show, versions, list, verify, validate, doctor, emulator, demo] as const
+const subcommands = [
+  deploy,
+  plan,
+  restore,
+  show,
+  versions,
+  list,
+  verify,
+  validate,
+  doctor,
+  emulator,
+  demo,
+] as const
 const subcommandNames: ReadonlySet<string> = new Set(subcommands.map((c) => c.name))
 
 export const kvdeploy = Command.make("kvdeploy").pipe(

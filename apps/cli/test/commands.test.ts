@@ -28,6 +28,7 @@ useCommandsWorld()
 const commandNames = [
   "deploy",
   "plan",
+  "restore",
   "show",
   "versions",
   "list",

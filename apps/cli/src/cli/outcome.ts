@@ -126,7 +126,7 @@ const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
   RolledBack:
     "the new certificate was not served as imported; `kvdeploy versions` shows the failed version and the rollback",
   RollbackFailed:
-    "a person must look: `kvdeploy show` and `kvdeploy versions` show what the vault serves now",
+    "a person must look: `kvdeploy show` and `kvdeploy versions` show what the vault serves now; `kvdeploy restore --from-version VERSION` puts a version's certificate back",
   Unverified: "a person must look: `kvdeploy verify --cert …` once the vault can be read again",
   Superseded:
     "another writer imported a newer version: `kvdeploy versions` shows who; decide before deploying again",

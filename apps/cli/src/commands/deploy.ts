@@ -10,13 +10,17 @@ import {
 } from "node:fs"
 import { dirname, resolve } from "node:path"
 import {
+  type AuditLog,
   certificateIdProblems,
   type DeployOutcome,
+  type DeployRequest,
   exitCodeOf,
   interruptibleUntilWritten,
   Metrics,
+  type PfxCodec,
   deploy as runDeploy,
   shownPath,
+  type TargetConfig,
   Vault,
 } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
@@ -307,6 +311,57 @@ export const deployInputs = (
     return { config, material, previous }
   })
 
+/**
+ * A deploy's outcome printed as deploy prints it: with --json its record, with `outcome` and
+ * `exitCode` as plain fields (scripts need not know `_tag`) and the certificate deployed; else its
+ * lines. Answers the exit code, which an interruption that waited for the deploy ends with.
+ */
+export const printOutcome = (
+  outcome: DeployOutcome,
+  shown: {
+    readonly config: TargetConfig
+    readonly leaf: ReturnType<typeof leafSummary>
+    readonly credential: Effect.Success<ReturnType<typeof credentialInUse>>
+    readonly json: boolean
+  },
+): Effect.Effect<number> =>
+  Effect.gen(function* () {
+    const code = exitCodeOf(outcome)
+    const { config, leaf } = shown
+    if (shown.json)
+      yield* printJson({
+        outcome: outcome._tag,
+        exitCode: code,
+        ...outcome,
+        ...(leaf === undefined ? {} : { certificate: leaf }),
+        ...(config.consumers === undefined ? {} : { consumers: config.consumers }),
+      })
+    else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now(), shown.credential))
+    reportedExit.exitCode = code
+    return code
+  })
+
+/**
+ * Core's deploy of `request`, with the deploy services in place: Ctrl+C or SIGTERM stops it before
+ * its import; after it, the deploy finishes (verify, rollback) and `report` runs first (a version
+ * written and left unproven needs a person). Answers what `report` answers (the exit code).
+ */
+export const deployReported = (
+  request: DeployRequest,
+  report: (outcome: DeployOutcome) => Effect.Effect<number>,
+): Effect.Effect<number, never, Vault | PfxCodec | Metrics | AuditLog> =>
+  Effect.flatMap(Effect.service(Vault), (vault) =>
+    interruptibleUntilWritten(
+      (guarded) => runDeploy(request).pipe(Effect.provideService(Vault, guarded), Effect.flatMap(report)),
+      withStepProgress(vault, request.target.certificateName),
+      {
+        onInterruptedAfterWrite: printErr(
+          `${styleErr().yellow("interrupted")}: a write to ${request.target.certificateName} was sent; the deploy finishes first (verify, and a rollback when the vault serves something wrong), reports its outcome, then stops`,
+        ),
+      },
+    ),
+  )
+
 export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (input) =>
   Effect.gen(function* () {
     const metricsProblems = Option.match(input.metricsFile, { onNone: () => [], onSome: metricsFileProblems })
@@ -343,20 +398,7 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
     /** The outcome as core reports it, printed (inside the part an interruption waits for). */
     const report = (outcome: DeployOutcome) =>
       Effect.gen(function* () {
-        const code = exitCodeOf(outcome)
-        // With what the text shows beside it: the outcome's name and exit code as plain fields
-        // (scripts need not know `_tag`), and the certificate deployed.
-        if (input.json)
-          yield* printJson({
-            outcome: outcome._tag,
-            exitCode: code,
-            ...outcome,
-            ...(leaf === undefined ? {} : { certificate: leaf }),
-            ...(config.consumers === undefined ? {} : { consumers: config.consumers }),
-          })
-        else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now(), credential))
-        // An interruption that waited for this deploy ends the command with this code, not 130.
-        reportedExit.exitCode = code
+        const code = yield* printOutcome(outcome, { config, leaf, credential, json: input.json })
         if (Option.isSome(input.metricsFile) && prometheus !== undefined && metricsContext !== undefined) {
           const text = yield* Effect.flatMap(
             Effect.service(prometheus.PrometheusExposition),
@@ -375,25 +417,17 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
     // rollback) and reports first: a version written and left unproven needs a person.
     const code = yield* withDeployServices(
       config,
-      Effect.flatMap(Effect.service(Vault), (vault) =>
-        interruptibleUntilWritten(
-          (guarded) =>
-            runDeploy({
-              target: config,
-              material,
-              certificateId: Option.getOrElse(input.certificateId, () => config.certificateName),
-              options: {
-                adopt: input.adopt,
-                ...(previous === undefined ? {} : previousKeyOptions(previous, material.chain)),
-              },
-            }).pipe(Effect.provideService(Vault, guarded), Effect.flatMap(report)),
-          withStepProgress(vault, config.certificateName),
-          {
-            onInterruptedAfterWrite: printErr(
-              `${styleErr().yellow("interrupted")}: a write to ${config.certificateName} was sent; the deploy finishes first (verify, and a rollback when the vault serves something wrong), reports its outcome, then stops`,
-            ),
+      deployReported(
+        {
+          target: config,
+          material,
+          certificateId: Option.getOrElse(input.certificateId, () => config.certificateName),
+          options: {
+            adopt: input.adopt,
+            ...(previous === undefined ? {} : previousKeyOptions(previous, material.chain)),
           },
-        ),
+        },
+        report,
       ),
       metricsContext === undefined ? {} : { metrics: Layer.succeedContext(metricsContext) },
     )

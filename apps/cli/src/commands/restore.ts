@@ -1,0 +1,116 @@
+/**
+ * `kvdeploy restore`: put an earlier version's certificate back, as a new version, by deploying the
+ * material of that version's backing secret (the PFX Key Vault keeps, chain and key included): the
+ * way back after a RollbackFailed, or from any wrong certificate, without the key touching a disk.
+ */
+import { CERTIFICATE_ID_TAG, PfxCodec, quotedValue, Vault } from "@kvdeploy/core"
+import * as Command from "effect/cli/Command"
+import * as Flag from "effect/cli/Flag"
+import * as Effect from "effect/Effect"
+import * as flags from "../cli/flags.js"
+import { leafSummary } from "../cli/outcome.js"
+import { ExitWith, failure, usageOne } from "../cli/problems.js"
+import { resolveTarget } from "../cli/target.js"
+import { progress } from "../cli/terminal.js"
+import { credentialInUse, vaultProblem, withDeployServices } from "../cli/vault.js"
+import { deployFlags, deployReported, printOutcome } from "./deploy.js"
+
+/** A Key Vault version id: 32 hexadecimal digits. */
+const versionIdPattern = /^[0-9a-f]{32}$/i
+
+export const restore = Command.make(
+  "restore",
+  {
+    ...flags.target,
+    name: flags.certificateName,
+    fromVersion: Flag.String("from-version").pipe(
+      Flag.withMetavar("VERSION"),
+      Flag.withDescription(
+        "The version whose certificate to put back (its id, as `kvdeploy versions` lists them).",
+      ),
+    ),
+    adopt: deployFlags.adopt,
+    json: flags.json,
+  },
+  (input) =>
+    Effect.gen(function* () {
+      const versionId = input.fromVersion.trim()
+      const { config } = yield* resolveTarget(input, { name: input.name })
+      if (!versionIdPattern.test(versionId))
+        return yield* usageOne(
+          "--from-version",
+          `${quotedValue(input.fromVersion)} is not a version id (32 hexadecimal digits)`,
+          "give a version id as `kvdeploy versions` lists them",
+        )
+      const name = config.certificateName
+      const credential = yield* credentialInUse(config)
+      yield* progress(`restoring ${name} from its version ${versionId}…`)
+      const code = yield* withDeployServices(
+        config,
+        Effect.gen(function* () {
+          const vault = yield* Vault
+          const codec = yield* PfxCodec
+          const version = yield* vault.getVersion(name, versionId).pipe(
+            Effect.catchTag("VaultNotFound", () =>
+              Effect.fail(
+                usageOne(
+                  "--from-version",
+                  `${name} has no version ${versionId} in ${config.vaultUrl}`,
+                  "`kvdeploy versions` lists its versions",
+                ),
+              ),
+            ),
+            Effect.mapError((e) =>
+              "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getVersion", e, credential),
+            ),
+          )
+          const secret = yield* vault
+            .getVersionSecret(name, versionId)
+            .pipe(Effect.mapError((e) => vaultProblem("getVersionSecret", e, credential)))
+          const material = yield* codec.decode(secret.pfx, secret.password).pipe(
+            Effect.mapError((e) =>
+              failure(`the backing secret of ${name}/${versionId} cannot be read`, [
+                {
+                  field: "--from-version",
+                  message: `the backing secret of ${versionId} cannot be read as a certificate and its key: ${e.finding}`,
+                  fix: "restore another version (`kvdeploy versions`), or deploy the certificate and key from their files with `kvdeploy deploy`",
+                },
+              ]),
+            ),
+          )
+          // Deployed as an ordinary deploy (preflight, snapshot, skip when it is served already,
+          // ownership, import, verify, rollback), under the certificate id the version carries.
+          return yield* deployReported(
+            {
+              target: config,
+              material,
+              certificateId: version.tags[CERTIFICATE_ID_TAG] ?? name,
+              options: { adopt: input.adopt },
+            },
+            (outcome) =>
+              printOutcome(outcome, {
+                config,
+                leaf: leafSummary(material.leaf),
+                credential,
+                json: input.json,
+              }),
+          )
+        }),
+      )
+      if (code !== 0) return yield* new ExitWith({ exitCode: code })
+    }).pipe(Effect.scoped),
+).pipe(
+  Command.withDescription(
+    `Put an earlier version's certificate back: read that version's backing secret (the PFX Key Vault keeps, with its chain and private key; needs certificates/get and secrets/get, and the version enabled) and deploy it as a new version, as deploy does (preflight, snapshot, skipped when the vault serves it already, ownership, import, verify, rollback). The key stays in memory. The way back after a RollbackFailed or any wrong certificate: \`kvdeploy versions\` lists the versions.
+
+Exit codes: as deploy's: 0 Succeeded or Skipped, 1 Failed (or the version's secret could not be read), 2 usage error or Rejected (an expired certificate is refused), 3 RolledBack, 4 RollbackFailed or Unverified, 5 Superseded.`,
+  ),
+  Command.withShortDescription("Put an earlier version's certificate back, as a new version"),
+  Command.withExamples([
+    {
+      command: "kvdeploy restore --config target.json --from-version 0123456789abcdef0123456789abcdef",
+      description: "Serve that version's certificate again",
+    },
+    { command: "kvdeploy versions --config target.json", description: "The versions to choose from" },
+  ]),
+)

@@ -1,0 +1,93 @@
+/**
+ * `kvdeploy restore --from-version V`: an earlier version's certificate put back as a new version,
+ * from that version's backing secret, through the real SDKs against the emulator; what it refuses,
+ * with nothing written (the emulator's request log).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import type { Issued } from "../src/cli/throwawayPki.js"
+import { type Fixtures, makeFixtures } from "./fixtures.js"
+import { json, runCli, startWorld, type World } from "./harness.js"
+
+let world: World
+let fx: Fixtures
+let first: Issued
+let second: Issued
+
+beforeAll(async () => {
+  ;[world, fx] = await Promise.all([startWorld("kvdeploy-restore"), makeFixtures()])
+  ;[first, second] = await Promise.all([fx.leaf(), fx.leaf()])
+}, 60_000)
+afterAll(() => world?.stop())
+
+interface Outcome {
+  readonly outcome: string
+  readonly exitCode: number
+  readonly versionId?: string
+  readonly newX5t?: string
+  readonly previous?: { readonly versionId: string; readonly x5t: string }
+}
+
+const deployed = async (name: string, leaf: Issued): Promise<Outcome> => {
+  const r = await runCli(["deploy", "--config", world.targetFile(name), "--cert", "-", "--json"], {
+    stdin: fx.bundle(leaf),
+    env: world.env,
+  })
+  expect(r.code, r.stdout + r.stderr).toBe(0)
+  return json<Outcome>(r)
+}
+
+const restore = (name: string, version: string) =>
+  runCli(["restore", "--config", world.targetFile(name), "--from-version", version, "--json"], {
+    env: world.env,
+  })
+
+describe("kvdeploy restore", () => {
+  it("puts an earlier version's certificate back as a new version, proven served; a second time it is Skipped", async () => {
+    const name = "r-back"
+    const v1 = await deployed(name, first)
+    const v2 = await deployed(name, second)
+    expect(v2.previous?.versionId).toBe(v1.versionId)
+
+    const r = await restore(name, v1.versionId ?? "")
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const o = json<Outcome>(r)
+    expect(o.outcome).toBe("Succeeded")
+    // A new version, over the one served, holding the first certificate.
+    expect(o.versionId).not.toBe(v1.versionId)
+    expect(o.previous?.versionId).toBe(v2.versionId)
+    expect(o.newX5t).toBe(v1.newX5t)
+    const shown = await runCli(["show", "--config", world.targetFile(name), "--json"], { env: world.env })
+    const latest = json<{ latest: { versionId: string; x5t: string; certificateId?: string } }>(shown).latest
+    expect(latest.versionId).toBe(o.versionId)
+    expect(latest.x5t).toBe(v1.newX5t)
+    const versions = []
+    for await (const v of world.sdk().listPropertiesOfCertificateVersions(name)) versions.push(v)
+    expect(versions).toHaveLength(3)
+    // The key went through memory only: nothing of it in the output.
+    expect(r.stdout + r.stderr).not.toContain("PRIVATE KEY")
+
+    const mark = world.emulator.requests.mark()
+    const again = await restore(name, v1.versionId ?? "")
+    expect(again.code, again.stdout + again.stderr).toBe(0)
+    expect(json<Outcome>(again).outcome).toBe("Skipped")
+    expect(world.writesSince(mark, name)).toBe(0)
+  })
+
+  it("refuses a --from-version that is no version id, or no version of the certificate: exit 2, nothing written", async () => {
+    const name = "r-refused"
+    await deployed(name, first)
+    const mark = world.emulator.requests.mark()
+    const notAnId = await restore(name, "latest")
+    expect(notAnId.code).toBe(2)
+    expect(notAnId.stdout).toContain('"field": "--from-version"')
+    expect(notAnId.stdout).toContain("is not a version id (32 hexadecimal digits)")
+    // Refused before any request.
+    expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
+
+    const missing = await restore(name, "0123456789abcdef0123456789abcdef")
+    expect(missing.code).toBe(2)
+    expect(missing.stdout).toContain(`${name} has no version 0123456789abcdef0123456789abcdef`)
+    expect(missing.stdout).toContain("`kvdeploy versions` lists its versions")
+    expect(world.writesSince(mark, name)).toBe(0)
+  })
+})
