@@ -5,6 +5,7 @@
  * accepts and normalises (PKCS#1 and SEC1 keys, encrypted keys with their
  * passphrase, a bundle in reverse order) are deployed for real.
  */
+import { spawnSync } from "node:child_process"
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { holdsEncodedBase64 } from "@kvdeploy/core"
@@ -28,6 +29,29 @@ let strangerCa: Issued
 let strangerLeaf: Issued
 let mark = 0
 let pfx: Uint8Array
+
+/**
+ * A PFX, unencrypted, holding `keyPem`'s key and only `certificatePem` (another key's certificate)
+ * beside it, as Python's `cryptography` writes it (an independent writer; kvdeploy's codec refuses
+ * to build one). The key goes to Python on its standard input, never to a file.
+ */
+const pythonPfxKeyWithOthersCertificate = (keyPem: string, certificatePem: string): Uint8Array => {
+  const script = [
+    "import sys",
+    "from cryptography import x509",
+    "from cryptography.hazmat.primitives.serialization import NoEncryption, load_pem_private_key, pkcs12",
+    "key_pem, cert_pem = sys.stdin.buffer.read().split(b'\\0')",
+    "key = load_pem_private_key(key_pem, None)",
+    "cert = x509.load_pem_x509_certificate(cert_pem)",
+    "sys.stdout.buffer.write(pkcs12.serialize_key_and_certificates(None, key, None, [cert], NoEncryption()))",
+  ].join("\n")
+  const made = spawnSync("python3", ["-c", script], { input: `${keyPem}\0${certificatePem}` })
+  if (made.status !== 0)
+    throw new Error(
+      `python3 cryptography could not write the PFX (.ci/run installs python3-cryptography): ${made.stderr}`,
+    )
+  return new Uint8Array(made.stdout)
+}
 
 /** DER of the first PEM block with this label. */
 const derOf = (pem: string, label: string) =>
@@ -644,6 +668,22 @@ const cases: ReadonlyArray<Case> = [
       "give it with --cert FILE in place of --pfx",
     ],
     never: ["PRIVATE KEY"],
+  },
+  {
+    name: "a PFX whose certificate is not its key's (written by Python's cryptography): said so, not that it holds none",
+    args: () => [
+      "deploy",
+      "--config",
+      target("c-pfx-other-cert"),
+      "--pfx",
+      world.file("other-cert.pfx", pythonPfxKeyWithOthersCertificate(good.keyPem, other.certPem)),
+    ],
+    exit: 2,
+    says: [
+      /--pfx \S*other-cert\.pfx: no certificate in it matches its private key/,
+      "fix: export the PFX with the certificate that was issued for the key",
+    ],
+    never: ["holds no certificate"],
   },
   {
     name: "a file that is no PFX given as --pfx: the codec's finding, then its fix once (not inside the finding)",

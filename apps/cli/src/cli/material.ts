@@ -490,7 +490,12 @@ const decodedPfx = <A>(
           case "no-key":
             return usageOne(field, "holds no private key", "export the PFX with its private key")
           case "no-certificate":
-            return usageOne(field, "holds no certificate", "export the PFX with its certificate")
+            // None at all, or none that matches the key: the codec says which.
+            return usageOne(
+              field,
+              e.finding.replace(/^the PFX /, "").replace(/ in the PFX /, " in it "),
+              e.fix ?? "export the PFX with its certificate",
+            )
           default:
             // PEM text given as a PFX (a certificate, a bundle or a key): named for what it is, with the flags that take it.
             return pemMarker.test(pkcs12.materialText(bytes.subarray(0, 8192)))
