@@ -37,7 +37,10 @@
  *   certificate, or one already deleted;
  * - `ForeignRecover`: another writer recovers the soft-deleted certificate just before this call
  *   (nothing happens to a name that is not soft-deleted). A `recoverDeleted` after it finds the
- *   certificate served and sends no recovery, as Key Vault's SDK does;
+ *   certificate served and sends no recovery, as Key Vault's SDK does. With `unshown`, the call is
+ *   then answered `VaultNotFound` without running, as Key Vault answers a recover POST whose SDK
+ *   read came before that recovery showed (no deleted certificate left to recover); logged as
+ *   `NotFoundAfterForeignRecover`, not `NotFound`: it is no false 404;
  * - `Pass`: no fault for this call (to target the Nth call).
  *
  * `recoverDeleted` behaves as the azure-kv adapter over Key Vault's SDK: the SDK reads the
@@ -111,7 +114,7 @@ export type Fault =
   | { readonly _tag: "Alter"; readonly change: AlterChange }
   | { readonly _tag: "StaleRead" }
   | { readonly _tag: "ForeignDelete"; readonly when: "before" | "after" }
-  | { readonly _tag: "ForeignRecover" }
+  | { readonly _tag: "ForeignRecover"; readonly unshown?: true }
 
 /**
  * The tags of a foreign import: fixed, or made from the name's versions at the time of the call
@@ -136,6 +139,11 @@ export const Fault = {
   foreignDelete: (when: "before" | "after" = "before"): Fault => ({ _tag: "ForeignDelete", when }),
   /** Another writer recovers the soft-deleted certificate just before this call. */
   foreignRecover: { _tag: "ForeignRecover" } as Fault,
+  /**
+   * Another writer recovers the soft-deleted certificate just before this call, which is answered
+   * `VaultNotFound` without running (a recover POST sent before that recovery showed to the SDK).
+   */
+  foreignRecoverUnshown: { _tag: "ForeignRecover", unshown: true } as Fault,
 }
 
 /** A version as the in-memory vault keeps it. */
@@ -201,6 +209,12 @@ export class InMemoryVaultHandle extends Context.Service<
     readonly recover: (name: string) => void
     /** How many scripted `ForeignDelete` faults deleted a certificate (one that found none did nothing). */
     readonly foreignDeletes: () => number
+    /**
+     * How many recoveries took effect: `byPort`, by `recoverDeleted` calls through the Vault port
+     * (one that found the certificate soft-deleted, whatever its caller was then answered);
+     * `foreign`, by `ForeignRecover` faults and `recover` (one that found none deleted did nothing).
+     */
+    readonly recoveries: () => { readonly byPort: number; readonly foreign: number }
     /** Queue faults for the next calls of an operation, one per call. */
     readonly script: (operation: VaultOperation, ...faults: ReadonlyArray<Fault>) => void
     /** Faults still queued. */
@@ -278,6 +292,8 @@ const make = Effect.gen(function* () {
   const faults = new Map<VaultOperation, Array<Fault>>()
   /** How many `ForeignDelete` faults deleted a certificate. */
   let foreignDeletes = 0
+  /** How many recoveries took effect, by the Vault port's `recoverDeleted` and by another writer. */
+  const recoveries = { byPort: 0, foreign: 0 }
   /**
    * Soft-delete a certificate (as another writer's delete): nothing for a name without one, or
    * deleted already. True when it deleted one.
@@ -305,7 +321,10 @@ const make = Effect.gen(function* () {
   /** Another writer's recovery: nothing for a name that is not soft-deleted. */
   const foreignRecover = (name: string) => {
     const c = certificates.get(name)
-    if (c?.deleted !== undefined) recover(c)
+    if (c?.deleted !== undefined) {
+      recover(c)
+      recoveries.foreign++
+    }
   }
   const foreignDelete = (name: string): Effect.Effect<void> =>
     Effect.map(softDelete(name), (deleted) => {
@@ -428,7 +447,15 @@ const make = Effect.gen(function* () {
       }
       if (fault?._tag === "ForeignDelete" && fault.when === "before" && name !== undefined)
         yield* foreignDelete(name)
-      if (fault?._tag === "ForeignRecover" && name !== undefined) foreignRecover(name)
+      if (fault?._tag === "ForeignRecover" && name !== undefined) {
+        foreignRecover(name)
+        if (fault.unshown === true) {
+          record("NotFoundAfterForeignRecover")
+          return yield* Effect.fail(
+            notFound(operation, `Deleted Certificate not found: ${name} (recovered by another writer)`),
+          )
+        }
+      }
       if (fault?._tag === "Fail") {
         record(fault.kind)
         return yield* Effect.fail(makeError(operation, fault.kind))
@@ -730,7 +757,10 @@ const make = Effect.gen(function* () {
         // Key Vault's SDK reads the certificate first: one the vault serves already (another writer
         // recovered it) is answered as it is, and no recovery is sent.
         const sent = c?.deleted !== undefined
-        if (c?.deleted !== undefined) recover(c)
+        if (c?.deleted !== undefined) {
+          recover(c)
+          recoveries.byPort++
+        }
         const v = latestOf(name)
         if (v === undefined)
           return Effect.fail(notFound("recoverDeleted", `Deleted Certificate not found: ${name}`))
@@ -765,6 +795,7 @@ const make = Effect.gen(function* () {
     softDelete: (name) => Effect.asVoid(softDelete(name)),
     recover: foreignRecover,
     foreignDeletes: () => foreignDeletes,
+    recoveries: () => ({ ...recoveries }),
     script: (operation, ...more) => {
       const queue = faults.get(operation) ?? []
       queue.push(...more)
