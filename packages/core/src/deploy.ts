@@ -111,6 +111,13 @@ interface RunState {
    * the PFX is over the limit (content_type keep) and the deleted certificate could not be read.
    */
   deletedUnread?: string | undefined
+  /**
+   * Whether the vault answered, after the name was met soft-deleted, that it holds no deleted
+   * certificate of it any more (the deleted certificate's read, or the recovery, answered 404):
+   * another writer recovered or purged it meanwhile, and a read of the latest may not show a
+   * recovery yet, so whether anything is served is not known.
+   */
+  deletedGone?: boolean
 }
 
 const refOf = (v: VaultVersion): VersionRef => ({
@@ -513,7 +520,9 @@ const onSoftDeleted = Effect.fnUntraced(function* (
       ? Effect.succeed(Result.succeed(path.deleted))
       : trail.call("getDeleted", vault.getDeleted(name)).pipe(Effect.result)
   if (request.target.onSoftDeleted === "fail") {
-    const deleted = Result.getSuccess(yield* readDeleted)
+    const read = yield* readDeleted
+    if (read._tag === "Failure" && read.failure._tag === "VaultNotFound") state.deletedGone = true
+    const deleted = Result.getSuccess(read)
     const when =
       deleted._tag === "Some"
         ? ` (deleted ${deleted.value.deletedAt?.toISOString() ?? "at a time the vault did not give"}${deleted.value.scheduledPurgeAt === undefined ? "" : `, purged after ${deleted.value.scheduledPurgeAt.toISOString()}`})`
@@ -566,6 +575,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   // whose it is is unknown: without adopt it is not recovered (Failed, saying why and the fix);
   // with adopt ownership does not matter, so it is recovered and judged after the recovery.
   const readResult = yield* readDeleted
+  if (readResult._tag === "Failure" && readResult.failure._tag === "VaultNotFound") state.deletedGone = true
   const deleted = Result.getSuccess(readResult)
   const before = deleted._tag === "Some" ? deleted.value.latest : undefined
   if (before === undefined && request.options?.adopt !== true) {
@@ -662,6 +672,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     // came before the recovery showed, so its recover POST found nothing to recover) or purged it.
     // What is served decides, as when the vault served it already.
     trail.note("recover: no deleted certificate of the name found; reading the latest")
+    state.deletedGone = true
     const latest = yield* trail.read("getLatest", vault.getLatest(name)).pipe(Effect.result)
     if (latest._tag === "Failure") {
       const served =
@@ -1359,11 +1370,12 @@ export const deploy: (
     // whatever then failed; an import refused as deleted; a lost import found to have met a deleted
     // certificate), or when a lost import's version list listed no version at all (a first deploy
     // whose import did not take effect, as a refused one). The series an earlier run left no longer
-    // tells the truth then.
+    // tells the truth then. Not when the vault then said the deleted certificate was gone (another
+    // writer recovered or purged it; a recovery may not show to a read yet): that is not known.
     const failed = outcome._tag === "Failed" && trail.recovered !== "unknown" ? outcome : undefined
     const servesNothing =
       failed !== undefined &&
-      (failed.step === "soft-deleted" ||
+      ((failed.step === "soft-deleted" && state.deletedGone !== true) ||
         (failed.step === "reconcile" &&
           (failed.error === "VaultConflictSoftDeleted" || state.reconcileListedNone === true)) ||
         (failed.step === "import" &&

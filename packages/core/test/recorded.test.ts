@@ -278,6 +278,60 @@ describe("a vault that serves nothing", () => {
   )
 
   it.effect(
+    "a soft-deleted name that another writer recovers during the deploy, the vault then saying its deleted certificate is gone: Failed, and nothing removed (it may be, and here is, served)",
+    () =>
+      Effect.gen(function* () {
+        const scenarios: ReadonlyArray<
+          readonly [string, (vault: VaultHandle) => void, Record<string, unknown>]
+        > = [
+          // The deleted certificate's read finds none: whose it was is not known, it is left.
+          [
+            "deleted certificate's read 404",
+            (v) => v.script("getDeleted", Fault.foreignRecover),
+            { on_soft_deleted: "recover" },
+          ],
+          ["on_soft_deleted: fail, its read 404", (v) => v.script("getDeleted", Fault.foreignRecover), {}],
+          // The recover POST finds none, and the read after it is refused.
+          [
+            "recovery 404, the read after it refused",
+            (v) => {
+              v.script("recoverDeleted", Fault.foreignRecoverUnshown)
+              v.script("getLatest", Fault.pass, Fault.fail("Forbidden"))
+            },
+            { on_soft_deleted: "recover" },
+          ],
+          // The recover POST finds none, and the read after it lags behind the other's recovery.
+          [
+            "recovery 404, the read after it lagging",
+            (v) => {
+              v.script("recoverDeleted", Fault.foreignRecoverUnshown)
+              v.script("getLatest", Fault.pass, Fault.staleRead)
+            },
+            { on_soft_deleted: "recover" },
+          ],
+        ]
+        for (const [label, setup, targetFields] of scenarios) {
+          yield* fresh(
+            Effect.gen(function* () {
+              const vault = yield* InMemoryVaultHandle
+              const metrics = yield* MetricsRecorder
+              yield* seedManaged(oldCert.material)
+              yield* vault.softDelete(NAME)
+              setup(vault)
+              const o = expectTag(
+                yield* runDeploy(request(newCert.material, {}, target(targetFields))),
+                "Failed",
+              )
+              assert.strictEqual(o.step, "soft-deleted", label)
+              assert.isDefined(vault.latest(NAME), label)
+              assert.strictEqual(metrics.count("certificateNotServed"), 0, label)
+            }),
+          )
+        }
+      }),
+  )
+
+  it.effect(
     "a read that fails, or a refused import over a served version, removes nothing (the vault may serve, or serves, a version)",
     () =>
       Effect.gen(function* () {
