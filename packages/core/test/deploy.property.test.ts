@@ -5,6 +5,10 @@
  * be true of the in-memory vault (I3). Without faults, the outcome must also be
  * the one the contract's steps give for the scenario (a deploy that gives up
  * truthfully where it must not, such as a recovery never tried, fails there).
+ * Another writer's recovery of a soft-deleted certificate is among the faults,
+ * and what a deploy's `recovered` claims is checked against the recoveries the
+ * vault made (this deploy's or another writer's) and the answer its recover
+ * call got.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -97,7 +101,7 @@ const World = Layer.mergeAll(
   InMemoryAuditLog.layer,
 )
 
-const arbFaultFor = (write: boolean): fc.Arbitrary<Fault> =>
+const arbFaultFor = (operation: VaultOperation, write: boolean): fc.Arbitrary<Fault> =>
   fc.oneof(
     { weight: 6, arbitrary: arbFault({ write }) },
     {
@@ -118,6 +122,15 @@ const arbFaultFor = (write: boolean): fc.Arbitrary<Fault> =>
         .constantFrom("before" as const, "after" as const)
         .map((when) => Fault.foreignDelete(when)),
     },
+    {
+      // Another writer recovers the soft-deleted certificate just before the call; a recovery of
+      // this deploy's may then be answered 404, as a recover POST sent before that recovery showed.
+      weight: 1,
+      arbitrary:
+        operation === "recoverDeleted"
+          ? fc.constantFrom(Fault.foreignRecover, Fault.foreignRecoverUnshown)
+          : fc.constant(Fault.foreignRecover),
+    },
   )
 
 const operations: ReadonlyArray<[VaultOperation, boolean]> = [
@@ -128,6 +141,30 @@ const operations: ReadonlyArray<[VaultOperation, boolean]> = [
   ["getDeleted", false],
   ["recoverDeleted", true],
 ]
+
+/**
+ * Where another writer's recovery of the soft-deleted certificate comes, in a scenario made for it
+ * (`arbForeignRecovery`; "none" in the others, whose random faults may still bring one):
+ * - "snapshot": before the snapshot read (the deploy finds the certificate served);
+ * - "import": before the first import (the snapshot read 404: the import lands over what the other
+ *   writer recovered, unjudged, as Key Vault takes imports unconditionally);
+ * - "getDeleted": before the deleted certificate's read (404: whose it was is not known);
+ * - "recover": before this deploy's recovery, whose SDK finds the certificate served and sends none;
+ * - "recover-unshown": the same, the recover POST sent before that recovery showed: 404;
+ * - "after-404": this deploy's recover POST answered 404 with nothing recovered yet, the other
+ *   writer's recovery shown to the read after it;
+ * - "404-none": the recover POST answered 404 and nothing is served after it (no recovery at all).
+ */
+const foreignRecoveryPoints = [
+  "snapshot",
+  "import",
+  "getDeleted",
+  "recover",
+  "recover-unshown",
+  "after-404",
+  "404-none",
+] as const
+type ForeignRecovery = "none" | (typeof foreignRecoveryPoints)[number]
 
 /** Time before a write: mostly within the same second (Key Vault keeps whole seconds), sometimes a later one. */
 const arbGapMs = fc.constantFrom(0, 0, 150, 700, 1000)
@@ -206,9 +243,10 @@ const arbScenario = fc.record({
       arbitrary: fc.constantFrom<AlterChange>("disable", "drop-tags", "other-x5t", "other-serial"),
     },
   ),
+  foreignRecovery: fc.constant<ForeignRecovery>("none"),
   faults: fc.record(
     Object.fromEntries(
-      operations.map(([op, write]) => [op, fc.array(arbFaultFor(write), { maxLength: 6 })]),
+      operations.map(([op, write]) => [op, fc.array(arbFaultFor(op, write), { maxLength: 6 })]),
     ) as Record<VaultOperation, fc.Arbitrary<Array<Fault>>>,
   ),
 })
@@ -273,6 +311,32 @@ const runScenario = (s: Scenario) =>
       vault.script("listVersions", Fault.staleRead)
       vault.script("getDeleted", ...first, Fault.staleRead)
     } else if (s.alterImport !== undefined) vault.script("importVersion", Fault.alter(s.alterImport))
+    switch (s.foreignRecovery) {
+      case "none":
+        break
+      case "snapshot":
+        vault.script("getLatest", Fault.foreignRecover)
+        break
+      case "import":
+        vault.script("importVersion", Fault.foreignRecover)
+        break
+      case "getDeleted":
+        vault.script("getDeleted", Fault.foreignRecover)
+        break
+      case "recover":
+        vault.script("recoverDeleted", Fault.foreignRecover)
+        break
+      case "recover-unshown":
+        vault.script("recoverDeleted", Fault.foreignRecoverUnshown)
+        break
+      case "after-404":
+        vault.script("recoverDeleted", Fault.fail("NotFound"))
+        vault.script("getLatest", Fault.pass, Fault.foreignRecover)
+        break
+      case "404-none":
+        vault.script("recoverDeleted", Fault.fail("NotFound"))
+        break
+    }
     for (const [op] of operations) vault.script(op, ...s.faults[op])
     const before = new Map(
       vault.versions(NAME).map((v) => [v.versionId, { enabled: v.enabled, tags: toJson(v.tags) }]),
@@ -407,12 +471,86 @@ const runScenario = (s: Scenario) =>
       expect(outcome.recovered, context).toBeUndefined()
     // A soft-deleted name is recovered only with on_soft_deleted: recover, and a deploy that wrote
     // a version to it recovered it.
+    // (Unless another writer recovered it: an import that meets it served then lands, unjudged.)
+    const recoveries = vault.recoveries()
     if (s.softDeleted && s.history.length > 0) {
-      if (s.onSoftDeleted === "fail") {
+      if (s.onSoftDeleted === "fail" && recoveries.foreign === 0) {
         expect(ours.length, context).toBe(0)
         expect(vault.isSoftDeleted(NAME), context).toBe(true)
       }
       if (ours.length > 0 && !deletedByOther) expect(vault.isSoftDeleted(NAME), context).toBe(false)
+    }
+    // Recovery (deploy.ts, onSoftDeleted). A recovery is sent at most once (never retried), only with
+    // on_soft_deleted: recover; `recovered` says what its answer proved:
+    const log = vault.callLog()
+    const recoverAt = log.findIndex((r) => r.operation === "recoverDeleted")
+    const recoverCalls = log.filter((r) => r.operation === "recoverDeleted")
+    const recoverAnswer = recoverCalls[0]?.outcome
+    const answered404 = recoverAnswer === "NotFound" || recoverAnswer === "NotFoundAfterForeignRecover"
+    const said = `${outcome.reason}\n${outcome.decisions.join("\n")}`
+    const recoveryContext = `${context}\nrecover answered ${recoverAnswer ?? "(not called)"}; recoveries ${JSON.stringify(recoveries)}`
+    expect(recoverCalls.length, recoveryContext).toBeLessThanOrEqual(1)
+    if (s.onSoftDeleted === "fail") expect(recoverCalls.length, recoveryContext).toBe(0)
+    // ... a recover POST answered 404 (no deleted certificate left) is followed by a read of what is
+    // served, which decides (served: gone on over it; not: Failed), before anything else is judged;
+    if (answered404) {
+      expect(log[recoverAt + 1]?.operation, recoveryContext).toBe("getLatest")
+      if (outcome.recovered === undefined) {
+        expect(outcome._tag, recoveryContext).toBe("Failed")
+        if (outcome._tag === "Failed") expect(outcome.step, recoveryContext).toBe("soft-deleted")
+      }
+    }
+    switch (outcome.recovered) {
+      case undefined:
+        // ... a deploy that reports no recovery recovered nothing;
+        expect(recoveries.byPort, recoveryContext).toBe(0)
+        expect(
+          outcome.decisions.some((d) => d.startsWith("recovered: ")),
+          recoveryContext,
+        ).toBe(false)
+        break
+      case "recovered":
+        // ... "recovered": this deploy's one recovery was sent and not answered "served already" nor
+        // 404: answered, the vault recovered the certificate on it; its answer lost, the certificate
+        // was served at the read after it, by that recovery or by another writer's (which the
+        // deploy cannot tell apart: it reads what is served, and says its recovery was sent);
+        expect(recoverCalls.length, recoveryContext).toBe(1)
+        expect(["ok", "AmbiguousAfterWrite", "Ambiguous"], recoveryContext).toContain(recoverAnswer)
+        if (recoverAnswer === "ok") expect(recoveries.byPort, recoveryContext).toBe(1)
+        else expect(recoveries.byPort + recoveries.foreign, recoveryContext).toBeGreaterThan(0)
+        expect(
+          outcome.decisions.some((d) => d.startsWith("recovered: ")),
+          recoveryContext,
+        ).toBe(true)
+        expect(said, recoveryContext).not.toMatch(/no recovery sent|sent no recovery|recovered nothing/)
+        break
+      case "already-served":
+        // ... "already-served": this deploy recovered nothing (here only another writer's recovery
+        // serves a deleted name again); its recovery answered the certificate served (not sent:
+        // the SDK read it first) or 404, and the outcome says which;
+        expect(recoverCalls.length, recoveryContext).toBe(1)
+        expect(recoveries.byPort, recoveryContext).toBe(0)
+        expect(recoveries.foreign, recoveryContext).toBeGreaterThan(0)
+        expect(recoverAnswer === "ok" || answered404, recoveryContext).toBe(true)
+        expect(
+          outcome.decisions.some((d) => d.startsWith("recovered: ")),
+          recoveryContext,
+        ).toBe(false)
+        if (answered404) {
+          expect(said, recoveryContext).not.toMatch(/no recovery sent|sent no recovery/)
+          expect(said, recoveryContext).toMatch(/recovered nothing/)
+        } else {
+          expect(said, recoveryContext).not.toMatch(/recovered nothing|found no deleted certificate/)
+          expect(said, recoveryContext).toMatch(/no recovery sent/)
+        }
+        break
+      case "unknown":
+        // ... "unknown": the recovery's answer was lost and the certificate was not served after it:
+        // Failed, nothing written.
+        expect(["Ambiguous", "AmbiguousAfterWrite"], recoveryContext).toContain(recoverAnswer)
+        expect(outcome._tag, recoveryContext).toBe("Failed")
+        expect(ours.length, recoveryContext).toBe(0)
+        break
     }
     // I4: no PFX was ever requested for a key that does not match its certificate.
     expect(mismatchedEncodes, context).toEqual([])
@@ -559,6 +697,19 @@ const arbInPlace: fc.Arbitrary<Scenario> = arbWithHistory.map((s) => {
 })
 
 /**
+ * Another writer's recovery before the snapshot read, with the reconcile's reads lagging behind it
+ * (the version list not found, the deleted certificate the one it undid): the case deploy.ts's
+ * reconcile names as not guarded ("recovery before the import, the recovery shown late to the
+ * reads after the 404"), where a lost import that landed is taken for one that wrote nothing.
+ * No property generates it (the first deploy's snapshot read has no earlier read to lag behind).
+ */
+const unguardedLateRecovery = (s: Scenario): boolean =>
+  (s.foreignRecovery === "snapshot" || s.faults.getLatest.some((f) => f._tag === "ForeignRecover")) &&
+  (s.lagAtReconcile ||
+    s.faults.listVersions.some((f) => f._tag === "StaleRead") ||
+    s.faults.getDeleted.some((f) => f._tag === "StaleRead"))
+
+/**
  * The first property's scenarios: random ones, and one in 19 each a rollback, a delete race and a
  * deploy left in place, over a version kvdeploy serves (random in all else). Random scenarios alone
  * reach "RolledBack" about 7.3 times in 1,000 runs and a lost import proven refused by a delete
@@ -568,12 +719,84 @@ const arbInPlace: fc.Arbitrary<Scenario> = arbWithHistory.map((s) => {
  * (fewest 8), Skipped 51.7 (fewest 30) and Superseded 18.4 (fewest 7, now the rarest), each count
  * spread as a Poisson one (variance about the mean): a miss is about 1e-8 per run.
  */
-const arbFirstProperty: fc.Arbitrary<Scenario> = fc.oneof(
-  { weight: 16, arbitrary: arbScenario },
-  { weight: 1, arbitrary: arbRollback },
-  { weight: 1, arbitrary: arbDeleteRace },
-  { weight: 1, arbitrary: arbInPlace },
-)
+const arbFirstProperty: fc.Arbitrary<Scenario> = fc
+  .oneof(
+    { weight: 16, arbitrary: arbScenario },
+    { weight: 1, arbitrary: arbRollback },
+    { weight: 1, arbitrary: arbDeleteRace },
+    { weight: 1, arbitrary: arbInPlace },
+  )
+  .filter((s) => !unguardedLateRecovery(s))
+
+/**
+ * A soft-deleted name whose certificate another writer recovers at one point of the deploy
+ * (`foreignRecovery`), over a version kvdeploy wrote (as `importingOver`; adopt random), with
+ * on_soft_deleted mostly recover, a third of the runs a deploy of the certificate it serves; two
+ * in three runs without any other fault (`quiet`: the outcome is then the one
+ * `expectedWithForeignRecovery` gives), the others with at most one random fault per operation.
+ */
+const arbForeignRecovery: fc.Arbitrary<Scenario & { readonly quiet: boolean }> = fc
+  .record({
+    s: arbWithHistory,
+    point: fc.constantFrom(...foreignRecoveryPoints),
+    onSoftDeleted: fc.constantFrom("recover", "recover", "recover", "fail"),
+    sameCert: fc.oneof(
+      { weight: 2, arbitrary: fc.constant(false) },
+      { weight: 1, arbitrary: fc.constant(true) },
+    ),
+    quiet: fc.oneof(
+      { weight: 2, arbitrary: fc.constant(true) },
+      { weight: 1, arbitrary: fc.constant(false) },
+    ),
+  })
+  .map(({ s, point, onSoftDeleted, sameCert, quiet }) => {
+    const over = importingOver(s)
+    return {
+      ...over,
+      softDeleted: true,
+      onSoftDeleted,
+      newCert: sameCert ? ("same-as-latest" as const) : over.newCert,
+      deleteRace: "none" as const,
+      lagAtReconcile: false,
+      alterImport: undefined,
+      foreignRecovery: point,
+      faults: quiet ? noFaults : over.faults,
+      quiet,
+    }
+  })
+  .filter((s) => !unguardedLateRecovery(s))
+
+/**
+ * What a deploy of `arbForeignRecovery` without other faults must end in: the contract's steps
+ * (`expectedWithoutFaults`) with the other writer's recovery in place of this deploy's. Served
+ * again before the snapshot, it is a deploy over a served version; before the first import, the
+ * import lands (the snapshot read 404: a first deploy). Met by this deploy's recovery (served
+ * already, or its recover POST answered 404 and the read after it finds it served), it goes on
+ * over what is served: the outcome this deploy's recovery would have had, `already-served`. A
+ * 404 with nothing served after it: Failed. The deleted certificate's read answered 404: whose
+ * it was is not known, so without adopt it is left (Failed); with adopt it goes on over what is
+ * served, judged after (the caller's key included).
+ */
+const expectedWithForeignRecovery = (
+  s: Scenario,
+): { readonly tag: DeployOutcome["_tag"]; readonly recovered?: "recovered" | "already-served" } => {
+  if (s.newCert === "wrong-key") return { tag: "Rejected" }
+  if (s.foreignRecovery === "snapshot") return expectedWithoutFaults({ ...s, softDeleted: false })
+  if (s.foreignRecovery === "import") return { tag: "Succeeded" }
+  const base = expectedWithoutFaults(s)
+  if (s.onSoftDeleted === "fail") return base
+  switch (s.foreignRecovery) {
+    case "getDeleted": {
+      if (!s.adopt) return { tag: "Failed" }
+      const adopted = expectedWithoutFaults({ ...s, softDeleted: false, adopt: true })
+      return { tag: adopted.tag, recovered: "already-served" }
+    }
+    case "404-none":
+      return base.recovered === undefined ? base : { tag: "Failed" }
+    default:
+      return base.recovered === undefined ? base : { tag: base.tag, recovered: "already-served" }
+  }
+}
 
 describe("deploy invariants (property)", () => {
   it(
@@ -637,7 +860,8 @@ describe("deploy invariants (property)", () => {
             deleteRace: "none" as const,
             lagAtReconcile: true,
             alterImport: undefined,
-          })),
+          }))
+          .filter((s) => !unguardedLateRecovery(s)),
         async (s) => {
           // The invariants are checked in runScenario: a Failed deploy wrote nothing.
           const { outcome, lagAfterRecovery } = await Effect.runPromise(runScenario(s))
@@ -715,6 +939,45 @@ describe("deploy invariants (property)", () => {
         "without-effect: Failed",
       ].sort(),
     )
+  })
+
+  it("another writer's recovery of the soft-deleted certificate, at each point of the deploy: the invariants hold, and without other faults the outcome is the contract's", async () => {
+    const seen = new Map<string, number>()
+    await fc.assert(
+      fc.asyncProperty(arbForeignRecovery, async (s) => {
+        // The invariants, the recovery ones included, are checked in runScenario.
+        const { outcome } = await Effect.runPromise(runScenario(s))
+        const context = `${outcome._tag}: ${outcome.reason}\n${outcome.decisions.join("\n")}`
+        if (s.quiet) {
+          const expected = expectedWithForeignRecovery(s)
+          expect({ tag: outcome._tag, recovered: outcome.recovered }, context).toEqual({
+            tag: expected.tag,
+            recovered: expected.recovered,
+          })
+        }
+        const key = `${s.foreignRecovery}/${s.onSoftDeleted}: ${outcome._tag}${outcome.recovered === undefined ? "" : ` (${outcome.recovered})`}`
+        seen.set(key, (seen.get(key) ?? 0) + 1)
+      }),
+      { numRuns: Math.max(400, Math.floor(RUNS / 2)), seed: SEED },
+    )
+    // Each point of the race was reached with the outcome it is there to test.
+    expect(
+      [
+        "snapshot/recover: Succeeded",
+        "import/recover: Succeeded",
+        "import/fail: Succeeded",
+        "getDeleted/recover: Failed",
+        "getDeleted/recover: Succeeded (already-served)",
+        "getDeleted/fail: Failed",
+        "recover/recover: Succeeded (already-served)",
+        "recover/recover: Skipped (already-served)",
+        "recover-unshown/recover: Succeeded (already-served)",
+        "after-404/recover: Succeeded (already-served)",
+        "404-none/recover: Failed",
+      ].filter((k) => !seen.has(k)),
+      `${replay}; by case ${JSON.stringify(Object.fromEntries(seen))}`,
+    ).toEqual([])
+    console.log(`another writer's recovery, by case: ${JSON.stringify(Object.fromEntries(seen))}`)
   })
 
   it("without faults, every deploy ends as the contract's steps say (recovered, skipped, refused or imported)", async () => {

@@ -53,4 +53,32 @@ describe("InMemoryVault recoverDeleted", () => {
         }),
       ),
   )
+
+  it.effect(
+    "recovered by another writer, the recover POST sent before that showed (foreignRecoverUnshown): 404, and the recovery counted as the other writer's",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          const seeded = yield* vault.seed("app", cert.material)
+          yield* vault.softDelete("app")
+          vault.script("recoverDeleted", Fault.foreignRecoverUnshown)
+          const answer = yield* Effect.flip(port.recoverDeleted("app"))
+          assert.strictEqual(answer._tag, "VaultNotFound")
+          assert.strictEqual(vault.latest("app")?.versionId, seeded.versionId)
+          assert.deepStrictEqual(vault.recoveries(), { byPort: 0, foreign: 1 })
+          // Logged apart from a scripted (false) 404.
+          assert.deepStrictEqual(
+            vault.callLog().map((c) => c.outcome),
+            ["NotFoundAfterForeignRecover"],
+          )
+          // The port's own recovery is counted as the port's; one of a name served recovers nothing.
+          yield* vault.softDelete("app")
+          assert.isTrue((yield* port.recoverDeleted("app")).sent)
+          assert.isFalse((yield* port.recoverDeleted("app")).sent)
+          assert.deepStrictEqual(vault.recoveries(), { byPort: 1, foreign: 1 })
+        }),
+      ),
+  )
 })
