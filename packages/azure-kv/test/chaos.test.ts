@@ -6,6 +6,7 @@
  * KVDEPLOY_CHAOS_DEPLOYS to change its length.
  */
 import { createPrivateKey } from "node:crypto"
+import { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, expect, it } from "@effect/vitest"
 import type { CertificateMaterial, DeployOutcome } from "@kvdeploy/core"
 import { AuditRecords, pickWeighted, seededRandom } from "@kvdeploy/core/test"
@@ -40,7 +41,17 @@ beforeAll(async () => {
 })
 afterAll(() => emulator?.stop())
 
-type Chaos = { readonly label: string; readonly rules: ReadonlyArray<Omit<FaultRule, "vault" | "name">> }
+type Chaos = {
+  readonly label: string
+  readonly rules: ReadonlyArray<Omit<FaultRule, "vault" | "name">>
+  /**
+   * Before the deploy, another writer soft-deletes the name when it is served (the delete shown),
+   * and the deploy's target says on_soft_deleted: recover. With `recovered`, such a deploy must
+   * report that the certificate was served already, in these words (its recovery found it served:
+   * "no recovery sent"; its recover POST answered 404: "recovered nothing").
+   */
+  readonly softDeleteFirst?: { readonly recovered?: "no recovery sent" | "recovered nothing" }
+}
 
 const chaosMenu: ReadonlyArray<readonly [number, Chaos]> = [
   [30, { label: "none", rules: [] }],
@@ -241,6 +252,58 @@ const chaosMenu: ReadonlyArray<readonly [number, Chaos]> = [
       rules: [{ operation: "import", action: { kind: "foreignDelete", when: "after" } }],
     },
   ],
+  // A name soft-deleted before the deploy (on_soft_deleted: recover), which another writer recovers
+  // during it. Its recovery shows after PROPAGATION_MS: until then the name is neither served nor
+  // deleted, so a recover POST finds no deleted certificate (404) and a read does not serve it.
+  [
+    2,
+    {
+      // Shown by the time the adapter's SDK reads the certificate before recovering: none sent.
+      label: "soft-deleted, recovered by another writer, shown before this deploy's recovery",
+      rules: [
+        { operation: "getDeleted", action: { kind: "foreignRecover", when: "after" } },
+        { operation: "getLatest", skip: 1, action: { kind: "delay", ms: PROPAGATION_MS + 100 } },
+      ],
+      softDeleteFirst: { recovered: "no recovery sent" },
+    },
+  ],
+  [
+    2,
+    {
+      // Not shown to the SDK's read, shown by the time its recover POST runs (404) and the read after.
+      label: "soft-deleted, recovered by another writer, shown after this deploy's recovery read",
+      rules: [
+        { operation: "getDeleted", action: { kind: "foreignRecover", when: "after" } },
+        { operation: "recover", action: { kind: "delay", ms: PROPAGATION_MS + 100 } },
+      ],
+      softDeleteFirst: { recovered: "recovered nothing" },
+    },
+  ],
+  [
+    2,
+    {
+      // Just before this deploy's recover POST, not shown to the read after its 404.
+      label: "soft-deleted, recovered by another writer just before this deploy's recover POST",
+      rules: [{ operation: "recover", action: { kind: "foreignRecover" } }],
+      softDeleteFirst: {},
+    },
+  ],
+  [
+    2,
+    {
+      label: "soft-deleted, recovered by another writer before the deleted certificate's read",
+      rules: [{ operation: "getDeleted", action: { kind: "foreignRecover" } }],
+      softDeleteFirst: {},
+    },
+  ],
+  [
+    1,
+    {
+      label: "soft-deleted, recovered by another writer before the snapshot",
+      rules: [{ operation: "getLatest", action: { kind: "foreignRecover" } }],
+      softDeleteFirst: {},
+    },
+  ],
 ]
 
 /**
@@ -275,8 +338,15 @@ it.live(
       const random = seededRandom(SEED)
       const target0 = targetFor(emulator, VAULT, NAMES[0] ?? "alpha")
       const credential = yield* credentialFor(emulator, target0)
+      /** Another writer's own SDK client. */
+      const otherWriter = new CertificateClient(emulator.vault(VAULT).url, credential, {
+        tlsOptions: { ca: emulator.caPem },
+        disableChallengeResourceVerification: true,
+      })
       const lastMaterial = new Map<string, CertificateMaterial>()
       const tally = new Map<string, number>()
+      /** Deploys that met a soft-deleted name and went to recover it, by fault and `recovered`. */
+      const recoveries = new Map<string, number>()
       const failures: string[] = []
       const reached = (tag: string) => [...tally.keys()].some((k) => k.endsWith(` -> ${tag}`))
 
@@ -286,12 +356,7 @@ it.live(
         const deployOne = (i: number, pick: () => Chaos, reuseChance: number) =>
           Effect.gen(function* () {
             const name = NAMES[Math.floor(random() * NAMES.length)] ?? "alpha"
-            const target = targetFor(
-              emulator,
-              VAULT,
-              name,
-              random() < 0.5 ? { on_soft_deleted: "recover" } : {},
-            )
+            const recover = random() < 0.5
             const reuse = lastMaterial.get(name)
             const material: CertificateMaterial =
               reuse !== undefined && random() < reuseChance
@@ -299,6 +364,19 @@ it.live(
                 : yield* Effect.promise(() => makeMaterial(ca))
             const newX5t = yield* Effect.promise(() => x5tOf(material.leaf))
             const chaos = pick()
+            const target = targetFor(
+              emulator,
+              VAULT,
+              name,
+              recover || chaos.softDeleteFirst !== undefined ? { on_soft_deleted: "recover" } : {},
+            )
+            // Another writer's delete before the deploy, waited for until it shows.
+            const deletedFirst =
+              chaos.softDeleteFirst !== undefined && emulator.state.versions(VAULT, name) !== undefined
+            if (deletedFirst)
+              yield* Effect.promise(async () =>
+                (await otherWriter.beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone(),
+              )
             for (const rule of chaos.rules) emulator.faults.add({ ...rule, vault: VAULT, name })
             const before = snapshot(name)
             const since = emulator.requests.mark()
@@ -426,6 +504,39 @@ it.live(
                   fail("RollbackFailed names a failed version this deploy did not add")
                 break
             }
+            // Recovery: what `recovered` claims, against this deploy's recover POSTs (another writer's
+            // recovery, a fault's, is no request of the log): "recovered", one answered 200;
+            // "already-served", none, and another writer's recovery fired (no other writer here
+            // makes a certificate in a deleted name); a POST answered 404 was sent, so never "no
+            // recovery sent".
+            const recoverPosts = sent.filter((e) => e.operation === "recover")
+            const recovered200 = recoverPosts.filter((e) => e.status === 200).length
+            const recoveredByOther = sent.some((e) => e.fault?.endsWith(":foreignRecover") === true)
+            const said = `${outcome.reason} ${outcome.decisions.join(" ")}`
+            if (outcome.recovered !== undefined) {
+              const k = `${chaos.label} -> ${outcome._tag} (${outcome.recovered})`
+              recoveries.set(k, (recoveries.get(k) ?? 0) + 1)
+            }
+            if (recovered200 > 1) fail(`recovery: ${recovered200} recover POSTs answered 200`)
+            if (outcome.recovered === "recovered" && recovered200 !== 1)
+              fail(`recovery: "recovered" with ${recovered200} recover POSTs answered 200`)
+            if (outcome.recovered === "already-served" && (recovered200 !== 0 || !recoveredByOther))
+              fail(
+                `recovery: "already-served" with ${recovered200} recover POSTs answered 200, another writer's recovery ${recoveredByOther ? "fired" : "not fired"}`,
+              )
+            if (outcome.recovered === undefined && recovered200 !== 0)
+              fail("recovery: a recover POST answered 200, and the outcome reports no recovery")
+            if (recoverPosts.some((e) => e.status === 404) && /no recovery sent|sent no recovery/.test(said))
+              fail("recovery: a recover POST answered 404, and the outcome says none was sent")
+            const expectedWords = chaos.softDeleteFirst?.recovered
+            if (
+              deletedFirst &&
+              expectedWords !== undefined &&
+              (outcome.recovered !== "already-served" || !said.includes(expectedWords))
+            )
+              fail(
+                `recovery: recovered by another writer, shown when this deploy recovered it: not "already-served" saying "${expectedWords}"`,
+              )
             // Another writer's delete, and what the deploy says of it. Deleted after our import committed:
             // the verify finds no certificate, and the outcome says it may have been deleted since. Deleted
             // before a request of a served certificate: the delete has not shown yet, and the import is
@@ -522,6 +633,12 @@ it.live(
           .sort()
           .map(([k, n]) => `${String(n).padStart(4)}  ${k}`)
           .join("\n"),
+      )
+      console.log(
+        `recoveries:\n${[...recoveries.entries()]
+          .sort()
+          .map(([k, n]) => `${String(n).padStart(4)}  ${k}`)
+          .join("\n")}`,
       )
       expect(failures).toEqual([])
       const outcomes = new Set([...tally.keys()].map((k) => k.split(" -> ")[1]))

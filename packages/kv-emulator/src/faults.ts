@@ -161,6 +161,13 @@ export type FaultAction =
    */
   | { readonly kind: "foreignDelete"; readonly when?: "before" | "after" }
   /**
+   * Another writer recovers the soft-deleted certificate (as `POST /deletedcertificates/{name}/recover`
+   * does; it shows after the emulator's `propagationMs`), `before` this request runs (default) or
+   * `after` it committed but before the answer. Nothing happens when the name holds no deleted
+   * certificate then (one still being deleted included).
+   */
+  | { readonly kind: "foreignRecover"; readonly when?: "before" | "after" }
+  /**
    * Answer this text instead (`status` default 200, with `contentType` when given), as a proxy, a
    * captive portal, a broken endpoint or another service at the vault's URL might: an HTML page,
    * an empty body, JSON of another shape, without Key Vault's error body or headers. The
@@ -382,6 +389,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "shortPage",
     "foreignImport",
     "foreignDelete",
+    "foreignRecover",
     "rawAnswer",
   ]
   if (!kinds.includes(String(action.kind))) throw new Error(`unknown action kind ${String(action.kind)}`)
@@ -446,7 +454,9 @@ export const validateRule = (rule: unknown): FaultRule => {
   )
     throw new Error("hold action's timeoutMs must be a number of milliseconds from 0 to 2147483647")
   if (
-    (action.kind === "foreignImport" || action.kind === "foreignDelete") &&
+    (action.kind === "foreignImport" ||
+      action.kind === "foreignDelete" ||
+      action.kind === "foreignRecover") &&
     action.when !== undefined &&
     action.when !== "before" &&
     action.when !== "after"

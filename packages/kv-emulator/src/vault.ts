@@ -386,6 +386,8 @@ export class VaultHandler {
           if (r.name !== undefined) await this.foreignWrite(r.name, a)
         } else if (a.kind === "foreignDelete" && (a.when ?? "before") === "before") {
           if (r.name !== undefined) this.foreignDelete(r.name)
+        } else if (a.kind === "foreignRecover" && (a.when ?? "before") === "before") {
+          if (r.name !== undefined) this.foreignRecover(r.name)
         } else after = a
       }
 
@@ -444,6 +446,7 @@ export class VaultHandler {
         if (after.kind === "delayAfterCommit") await sleep(after.ms)
         if (after.kind === "foreignImport" && r.name !== undefined) await this.foreignWrite(r.name, after)
         if (after.kind === "foreignDelete" && r.name !== undefined) this.foreignDelete(r.name)
+        if (after.kind === "foreignRecover" && r.name !== undefined) this.foreignRecover(r.name)
         if (after.kind === "disableAfterCommit" && r.name !== undefined) this.disableLatest(r.name)
         if (after.kind === "garbleAnswer") garbled = true
         if (after.kind === "omitFields") omitted = after.fields
@@ -551,6 +554,11 @@ export class VaultHandler {
   /** Another writer deletes `name`, when it holds an active certificate (fault injection). */
   private foreignDelete(name: string): void {
     if (this.ctx.store.active(name) !== undefined) this.ctx.store.delete(name)
+  }
+
+  /** Another writer recovers `name`, when it holds a deleted certificate (fault injection). */
+  private foreignRecover(name: string): void {
+    if (this.ctx.store.deletedEntry(name) !== undefined) this.ctx.store.recover(name)
   }
 
   /** Another writer imports a fresh self-signed version of `name` (fault injection). */

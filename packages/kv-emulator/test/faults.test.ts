@@ -393,6 +393,51 @@ describe("fault injection", () => {
     ).toThrow(/when must be "before" or "after"/)
   })
 
+  it("lets another writer recover a soft-deleted certificate before a request or after it committed", async () => {
+    await certificates.importCertificate("back-before", Buffer.from(pemBundle(material)), PEM)
+    emulator.faults.add({ operation: "getLatest", name: "back-before", action: { kind: "foreignDelete" } })
+    await restError(certificates.getCertificate("back-before"))
+    expect(emulator.state.isDeleted("faulty", "back-before")).toBe(true)
+    // Before: the read that carries it finds the certificate served again.
+    emulator.faults.add({ operation: "getLatest", name: "back-before", action: { kind: "foreignRecover" } })
+    const served = await certificates.getCertificate("back-before")
+    expect(served.properties.version).toBeDefined()
+    expect(emulator.state.isDeleted("faulty", "back-before")).toBe(false)
+    // After: the deleted certificate's read is answered, then it is recovered.
+    emulator.faults.add({ operation: "getLatest", name: "back-before", action: { kind: "foreignDelete" } })
+    await restError(certificates.getCertificate("back-before"))
+    emulator.faults.add({
+      operation: "getDeleted",
+      name: "back-before",
+      action: { kind: "foreignRecover", when: "after" },
+    })
+    expect((await certificates.getDeletedCertificate("back-before")).name).toBe("back-before")
+    expect(emulator.state.isDeleted("faulty", "back-before")).toBe(false)
+    // A recover POST after another writer's recovery finds no deleted certificate.
+    emulator.faults.add({ operation: "getLatest", name: "back-before", action: { kind: "foreignDelete" } })
+    await restError(certificates.getCertificate("back-before"))
+    emulator.faults.add({ operation: "recover", name: "back-before", action: { kind: "foreignRecover" } })
+    const mark = emulator.requests.mark()
+    await restError(certificates.beginRecoverDeletedCertificate("back-before"))
+    expect(
+      emulator.requests
+        .entries({ since: mark, challenge: false, operation: "recover" })
+        .map((e) => [e.status, e.fault]),
+    ).toEqual([[404, expect.stringMatching(/foreignRecover$/)]])
+    expect(emulator.state.isDeleted("faulty", "back-before")).toBe(false)
+    // Nothing deleted: the request runs as usual.
+    emulator.faults.add({ operation: "getLatest", name: "back-before", action: { kind: "foreignRecover" } })
+    expect((await certificates.getCertificate("back-before")).properties.version).toBe(
+      served.properties.version,
+    )
+    expect(() =>
+      emulator.faults.add({
+        operation: "getLatest",
+        action: { kind: "foreignRecover", when: "soon" as "after" },
+      }),
+    ).toThrow(/when must be "before" or "after"/)
+  })
+
   it("delays, and matches by vault and name only", async () => {
     emulator.faults.add({
       operation: "getLatest",
