@@ -201,7 +201,8 @@ describe("a restarted agent's own series", () => {
     const first = await runOnce(serving, (r) => r?.outcome === "Skipped", own)
     expect(first.record?.servedNotAfter).toBe(leaf.notAfter.toISOString())
     // Deleted by someone since: the read finds nothing, the import meets the soft-deleted name
-    // (on_soft_deleted: fail), and nothing is written.
+    // (on_soft_deleted: fail), whose deleted certificate is read, and nothing is written. (A read of
+    // it answered 404 would say someone recovered or purged it since: then nothing is removed.)
     const deleted = {
       getLatest: () =>
         Effect.fail(new VaultNotFound({ operation: "getLatest", detail: "deleted in this test" })),
@@ -209,8 +210,7 @@ describe("a restarted agent's own series", () => {
         Effect.fail(
           new VaultConflictSoftDeleted({ operation: "importVersion", detail: "deleted in this test" }),
         ),
-      getDeleted: () =>
-        Effect.fail(new VaultNotFound({ operation: "getDeleted", detail: "not told in this test" })),
+      getDeleted: () => Effect.succeed({ name: "m", recoveryId: `${VAULT}/deletedcertificates/m` }),
     } as unknown as Vault["Service"]
     const gone = await runOnce(deleted, (r) => r?.outcome === "Failed", own)
     // The restart showed the recorded value first (from the state), then the deploy removed it.
