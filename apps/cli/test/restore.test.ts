@@ -73,6 +73,40 @@ describe("kvdeploy restore", () => {
     expect(world.writesSince(mark, name)).toBe(0)
   })
 
+  it("a disabled version is refused before its secret is read, with the way to enable it; nothing written", async () => {
+    const name = "r-disabled"
+    const v1 = await deployed(name, first)
+    await deployed(name, second)
+    await world.sdk().updateCertificateProperties(name, v1.versionId ?? "", { enabled: false })
+    const mark = world.emulator.requests.mark()
+    const r = await restore(name, v1.versionId ?? "")
+    expect(r.code, r.stdout + r.stderr).toBe(2)
+    expect(r.stdout).toContain(
+      `version ${v1.versionId} is disabled, and Key Vault reads no disabled version's secret`,
+    )
+    expect(r.stdout).toContain("az keyvault certificate set-attributes")
+    // The version was read; its secret was not, and nothing was written.
+    const paths = world.emulator.requests.entries({ since: mark, vault: world.vault }).map((e) => e.path)
+    expect(paths.some((p) => p.startsWith("/secrets/"))).toBe(false)
+    expect(world.writesSince(mark, name)).toBe(0)
+  })
+
+  it("a version whose certificate id tag a deploy would refuse is restored under the certificate's name, and the restore's own reads are said", async () => {
+    const name = "r-bad-id"
+    const v1 = await deployed(name, first)
+    await deployed(name, second)
+    await world.sdk().updateCertificateProperties(name, v1.versionId ?? "", {
+      tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": "-----BEGIN PRIVATE KEY-----" },
+    })
+    const r = await restore(name, v1.versionId ?? "")
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const o = json<Outcome & { certificateId: string; restoredFrom: unknown }>(r)
+    expect(o.outcome).toBe("Succeeded")
+    expect(o.certificateId).toBe(name)
+    expect(o.restoredFrom).toEqual({ versionId: v1.versionId, vaultCalls: 2 })
+    expect(r.stdout + r.stderr).not.toContain("PRIVATE KEY")
+  })
+
   it("refuses a --from-version that is no version id, or no version of the certificate: exit 2, nothing written", async () => {
     const name = "r-refused"
     await deployed(name, first)

@@ -323,20 +323,31 @@ export const printOutcome = (
     readonly leaf: ReturnType<typeof leafSummary>
     readonly credential: Effect.Success<ReturnType<typeof credentialInUse>>
     readonly json: boolean
+    /** restore's: the version its material came from, and the vault calls that read it (not the deploy's). */
+    readonly restoredFrom?: { readonly versionId: string; readonly vaultCalls: number }
   },
 ): Effect.Effect<number> =>
   Effect.gen(function* () {
     const code = exitCodeOf(outcome)
-    const { config, leaf } = shown
+    const { config, leaf, restoredFrom } = shown
     if (shown.json)
       yield* printJson({
         outcome: outcome._tag,
         exitCode: code,
+        ...(restoredFrom === undefined ? {} : { restoredFrom }),
         ...outcome,
         ...(leaf === undefined ? {} : { certificate: leaf }),
         ...(config.consumers === undefined ? {} : { consumers: config.consumers }),
       })
-    else yield* printLines(outcomeLines(outcome, leaf, styleOut(), Date.now(), shown.credential))
+    else
+      yield* printLines([
+        ...(restoredFrom === undefined
+          ? []
+          : [
+              `restoring from version ${restoredFrom.versionId} (read with its backing secret: ${restoredFrom.vaultCalls} vault calls before the deploy's below)`,
+            ]),
+        ...outcomeLines(outcome, leaf, styleOut(), Date.now(), shown.credential),
+      ])
     reportedExit.exitCode = code
     return code
   })

@@ -3,13 +3,13 @@
  * material of that version's backing secret (the PFX Key Vault keeps, chain and key included): the
  * way back after a RollbackFailed, or from any wrong certificate, without the key touching a disk.
  */
-import { CERTIFICATE_ID_TAG, PfxCodec, quotedValue, Vault } from "@kvdeploy/core"
+import { CERTIFICATE_ID_TAG, certificateIdProblems, PfxCodec, quotedValue, Vault } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as flags from "../cli/flags.js"
 import { leafSummary } from "../cli/outcome.js"
-import { ExitWith, failure, usageOne } from "../cli/problems.js"
+import { ExitWith, failure, usage, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { progress } from "../cli/terminal.js"
 import { credentialInUse, vaultProblem, withDeployServices } from "../cli/vault.js"
@@ -64,9 +64,36 @@ export const restore = Command.make(
               "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getVersion", e, credential),
             ),
           )
-          const secret = yield* vault
-            .getVersionSecret(name, versionId)
-            .pipe(Effect.mapError((e) => vaultProblem("getVersionSecret", e, credential)))
+          // What a deploy of that version's certificate would refuse, or Key Vault would not read, is
+          // said before its secret is read.
+          const refused = (message: string, fix: string) =>
+            Effect.fail(usage(`--from-version: ${message}`, [{ field: "--from-version", message, fix }]))
+          if (!version.enabled)
+            return yield* refused(
+              `version ${versionId} is disabled, and Key Vault reads no disabled version's secret`,
+              `enable it first (\`az keyvault certificate set-attributes --vault-name VAULT --name ${name} --version ${versionId} --enabled true\`; the vault then serves it only if it is the latest), or restore another version (\`kvdeploy versions\`)`,
+            )
+          if (version.expiresAt !== undefined && version.expiresAt.getTime() <= Date.now())
+            return yield* refused(
+              `the certificate of version ${versionId} expired at ${version.expiresAt.toISOString()}, and a deploy refuses an expired certificate`,
+              "restore a later version (`kvdeploy versions`), or deploy a renewed certificate with `kvdeploy deploy`",
+            )
+          const secret = yield* vault.getVersionSecret(name, versionId).pipe(
+            Effect.catchTag("VaultNoPrivateKey", () =>
+              Effect.fail(
+                failure(`the private key of ${name}/${versionId} cannot be read`, [
+                  {
+                    field: "--from-version",
+                    message: `the backing secret of version ${versionId} holds no private key (its key is not exportable), so its certificate cannot be put back from the vault`,
+                    fix: "restore another version (`kvdeploy versions`), or deploy the certificate and key from their files with `kvdeploy deploy`",
+                  },
+                ]),
+              ),
+            ),
+            Effect.mapError((e) =>
+              "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getVersionSecret", e, credential),
+            ),
+          )
           const material = yield* codec.decode(secret.pfx, secret.password).pipe(
             Effect.mapError((e) =>
               failure(`the backing secret of ${name}/${versionId} cannot be read`, [
@@ -79,20 +106,23 @@ export const restore = Command.make(
             ),
           )
           // Deployed as an ordinary deploy (preflight, snapshot, skip when it is served already,
-          // ownership, import, verify, rollback), under the certificate id the version carries.
+          // ownership, import, verify, rollback), under the certificate id the version carries (the
+          // certificate's name when it carries none, or one a deploy would refuse).
+          const tagged = version.tags[CERTIFICATE_ID_TAG]
+          const certificateId =
+            tagged !== undefined && certificateIdProblems(tagged, CERTIFICATE_ID_TAG).length === 0
+              ? tagged
+              : name
           return yield* deployReported(
-            {
-              target: config,
-              material,
-              certificateId: version.tags[CERTIFICATE_ID_TAG] ?? name,
-              options: { adopt: input.adopt },
-            },
+            { target: config, material, certificateId, options: { adopt: input.adopt } },
             (outcome) =>
               printOutcome(outcome, {
                 config,
                 leaf: leafSummary(material.leaf),
                 credential,
                 json: input.json,
+                // The restore's own reads (the version, its backing secret) come before the deploy's.
+                restoredFrom: { versionId, vaultCalls: 2 },
               }),
           )
         }),
