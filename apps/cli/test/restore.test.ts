@@ -125,3 +125,26 @@ describe("kvdeploy restore", () => {
     expect(world.writesSince(mark, name)).toBe(0)
   })
 })
+
+describe("a disabled latest version holding the certificate deployed", () => {
+  it("plan and deploy both warn that a deploy enables it again, with what to do if it was disabled on purpose", async () => {
+    const name = "r-disabled-latest"
+    const v1 = await deployed(name, first)
+    await world.sdk().updateCertificateProperties(name, v1.versionId ?? "", { enabled: false })
+    const words = `is the certificate of the vault's latest version (${v1.versionId}), which is disabled: a deploy imports it again`
+    const planned = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-", "--json"], {
+      stdin: fx.bundle(first),
+      env: world.env,
+    })
+    expect(planned.code, planned.stdout + planned.stderr).toBe(0)
+    expect(planned.stdout).toContain(words)
+    const again = await runCli(["deploy", "--config", world.targetFile(name), "--cert", "-", "--json"], {
+      stdin: fx.bundle(first),
+      env: world.env,
+    })
+    expect(again.code, again.stdout + again.stderr).toBe(0)
+    expect(json<Outcome>(again).outcome).toBe("Succeeded")
+    expect(again.stdout).toContain(words)
+    expect(again.stdout).toContain("disable the new version too")
+  })
+})

@@ -282,8 +282,8 @@ export const disabledSameServed = (
   !served.enabled && served.x5t === leaf.x5t
     ? {
         field: "leaf",
-        message: `is the certificate of the vault's latest version (${served.versionId}), which is disabled: it is imported again as a new, enabled version, which the vault then serves`,
-        fix: "if that version was disabled on purpose (a compromised key, a withdrawn certificate), stop deploying this certificate (remove it from the job or the agent's sources) and deploy a new one; if not, nothing to do",
+        message: `is the certificate of the vault's latest version (${served.versionId}), which is disabled: a deploy imports it again as a new, enabled version, which the vault serves`,
+        fix: "if that version was disabled on purpose (a compromised key, a withdrawn certificate), disable the new version too, stop deploying this certificate (remove it from the job or the agent's sources) and deploy a new one; if not, nothing to do",
       }
     : undefined
 

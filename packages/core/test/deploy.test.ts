@@ -274,7 +274,7 @@ describe("Skipped only when the served version is enabled", () => {
             [
               [
                 "leaf",
-                `is the certificate of the vault's latest version (${old.versionId}), which is disabled: it is imported again as a new, enabled version, which the vault then serves`,
+                `is the certificate of the vault's latest version (${old.versionId}), which is disabled: a deploy imports it again as a new, enabled version, which the vault serves`,
               ],
             ],
           )
