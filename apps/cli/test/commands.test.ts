@@ -279,6 +279,15 @@ describe("deploy lifecycle", () => {
       `certctl_deploy_attempts_total{target_type="azure_kv",result="rejected",${target}} 1`,
     )
     expect(refusedText).not.toContain('result="skipped"')
+    // A target file that cannot be read: the series would carry no target, so the file is left as
+    // it is, with a warning; given --vault-url and --name, those label it.
+    const unlabelled = await runCli(
+      ["deploy", "--config", `${file}.missing.json`, "--cert", "-", "--json", "--metrics-file", file],
+      { stdin: fx.bundle(v1leaf), env: world.env },
+    )
+    expect(unlabelled.code).toBe(2)
+    expect(unlabelled.stderr).toContain("was not written: the target could not be read to label its series")
+    expect(readFileSync(file, "utf8")).toBe(refusedText)
     // A file it cannot write is an input problem, before anything reaches the vault.
     const mark = world.emulator.requests.mark()
     const refused = await runCli(deployArgs(name, ["--metrics-file", "/nonexistent/dir/k.prom"]), {

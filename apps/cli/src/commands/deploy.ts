@@ -102,8 +102,10 @@ const metricsFile = Flag.String("metrics-file").pipe(
 
 /**
  * The metrics file of a run refused on its input before any vault call: `certctl_deploy_attempts_total
- * {result="rejected"}` 1, labelled with the target when its fields could be read (else without
- * them). A file that cannot be written is a warning, as after a deploy.
+ * {result="rejected"}` 1, labelled with the target (its fields as read, else `--vault-url` and
+ * `--name` as given). Every series carries those labels, so that the files of several certificates
+ * hold no series twice: when neither gives both, the file is not written, and a warning says so. A
+ * file that cannot be written is a warning, as after a deploy.
  */
 const rejectedRunMetrics = (
   file: string,
@@ -111,19 +113,21 @@ const rejectedRunMetrics = (
 ): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function* () {
     const target = yield* Effect.result(resolveTarget(input, targetOverrides(input)))
+    const labels =
+      target._tag === "Success"
+        ? {
+            vault_url: target.success.config.vaultUrl,
+            certificate_name: target.success.config.certificateName,
+          }
+        : Option.isSome(input.vaultUrl) && Option.isSome(input.name)
+          ? { vault_url: input.vaultUrl.value, certificate_name: input.name.value }
+          : undefined
+    if (labels === undefined)
+      return yield* printErr(
+        `${styleErr().yellow("warning")}: --metrics-file ${shownPath(file)} was not written: the target could not be read to label its series (give --vault-url and --name, or fix the target file); the file still holds an earlier run's`,
+      )
     const prometheus = yield* Effect.promise(() => import("@kvdeploy/metrics/prometheus"))
-    const context = yield* Layer.build(
-      prometheus.layerWith(
-        target._tag === "Success"
-          ? {
-              defaultLabels: {
-                vault_url: target.success.config.vaultUrl,
-                certificate_name: target.success.config.certificateName,
-              },
-            }
-          : {},
-      ),
-    )
+    const context = yield* Layer.build(prometheus.layerWith({ defaultLabels: labels }))
     const text = yield* Effect.gen(function* () {
       yield* (yield* Metrics).deployAttempt("rejected")
       return yield* (yield* prometheus.PrometheusExposition).text
