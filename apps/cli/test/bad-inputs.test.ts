@@ -1316,6 +1316,38 @@ const cases: ReadonlyArray<Case> = [
     },
   },
   {
+    name: "emulator --all-modes over foreign files: every one named in one refusal, before the emulator starts",
+    args: () => {
+      const env = fileOf("all.env", "export MINE=1\n")
+      // A file of the operator's own where --all-modes would write a mode's environment.
+      const modeEnv = env.replace(/\.env$/, ".workload_identity.env")
+      writeFileSync(modeEnv, "export THEIRS=1\n", { mode: 0o600 })
+      written.set("all.workload_identity.env", modeEnv)
+      return [
+        "emulator",
+        "--all-modes",
+        "--write-config",
+        fileOf("all-target.json", `${JSON.stringify({ vault_url: "https://prod-vault.vault.azure.net" })}\n`),
+        "--write-env",
+        env,
+        "--json",
+      ]
+    },
+    exit: 2,
+    says: [
+      "3 flags are invalid",
+      "all-target.json exists, and no kvdeploy emulator wrote it",
+      "all.env exists, and no kvdeploy emulator wrote it",
+      "all.workload_identity.env exists, and no kvdeploy emulator wrote it",
+    ],
+    // Refused before it started: it printed no environment.
+    never: ["NODE_EXTRA_CA_CERTS", "kv-emulator listening"],
+    after: () => {
+      // The mode file beside it, which the test made foreign too, is left as it was.
+      expect(readFileSync(written.get("all.workload_identity.env") ?? "", "utf8")).toBe("export THEIRS=1\n")
+    },
+  },
+  {
     name: "emulator --write-env over an environment file of the operator's own: refused, its content not shown",
     args: () => [
       "emulator",

@@ -8,17 +8,21 @@
 import { basename } from "node:path"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 
+/** The ids of the credential modes the emulator serves, client_secret first (known before it starts). */
+export const emulatorModeIds = [
+  "client_secret",
+  "managed_identity_app_service",
+  "managed_identity_imds",
+  "managed_identity_user_assigned",
+  "workload_identity",
+  "managed_identity_aks_exchange",
+  "default",
+] as const
+
 /** One way to get a token from the emulator. */
 export interface EmulatorCredentialMode {
   /** Names the mode in `--json` and in the files written for it (`emulator.<id>.env`). */
-  readonly id:
-    | "client_secret"
-    | "managed_identity_app_service"
-    | "managed_identity_imds"
-    | "managed_identity_user_assigned"
-    | "workload_identity"
-    | "managed_identity_aks_exchange"
-    | "default"
+  readonly id: (typeof emulatorModeIds)[number]
   /** What it is, in a line. */
   readonly title: string
   /** The target's credential_mode. */

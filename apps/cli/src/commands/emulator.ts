@@ -15,6 +15,7 @@ import * as Result from "effect/Result"
 import {
   type EmulatorCredentialMode,
   emulatorCredentialModes,
+  emulatorModeIds,
   exportLines,
   modeFile,
   modeShellLines,
@@ -172,7 +173,35 @@ export const emulator = Command.make(
           }
           seen.add(key)
         }
-        const problems = [...ports, ...named]
+        // A file to write that exists and that no kvdeploy emulator wrote (a target of a real vault, an
+        // environment file of the operator's own) is refused, each one, before the emulator starts: a
+        // run writes its files over those of an earlier run (or an empty file), never over others.
+        // Their content is never shown (an environment file may hold a secret).
+        const foreign: Array<Problem> = []
+        const refuseForeign = (flag: string, path: string, kind: "config" | "env") =>
+          Effect.map(
+            Effect.promise(() => readFile(path, "utf8").catch(() => undefined)),
+            (text) => {
+              if (text === undefined || text.trim() === "" || writtenByEmulator(kind, text)) return
+              foreign.push({
+                field: flag,
+                message: `${path} exists, and no kvdeploy emulator wrote it (${kind === "config" ? "its vault_url is no emulator's, on this machine's loopback" : "it is not the environment file an emulator writes"}): it is not written over`,
+                fix: "give the path of a new file (or of one an earlier kvdeploy emulator wrote), or move that file away first",
+              })
+            },
+          )
+        for (const [flag, given, kind] of [
+          ["--write-config", input.writeConfig, "config"],
+          ["--write-env", input.writeEnv, "env"],
+        ] as const) {
+          if (Option.isNone(given)) continue
+          yield* refuseForeign(flag, given.value, kind)
+          // With --all-modes, each other mode's file beside it.
+          if (input.allModes)
+            for (const id of emulatorModeIds)
+              if (id !== "client_secret") yield* refuseForeign(flag, modeFile(given.value, id), kind)
+        }
+        const problems = [...ports, ...named, ...foreign]
         if (problems.length > 0)
           return yield* usage(
             problems.length === 1
@@ -245,37 +274,6 @@ export const emulator = Command.make(
                   ? { configFile: modeFile(input.writeConfig.value, mode.id) }
                   : {}),
               }
-        /**
-         * Refuse a file that exists and that no kvdeploy emulator wrote (a target of a real vault, an
-         * environment file of the operator's own): a run writes its files over those of an earlier
-         * run (or an empty file), never over others. Checked for every file before any is written.
-         * Its content is never shown (an environment file may hold a secret).
-         */
-        const refuseForeign = (flag: string, path: string, kind: "config" | "env") =>
-          Effect.flatMap(
-            Effect.promise(() => readFile(path, "utf8").catch(() => undefined)),
-            (text) =>
-              text === undefined || text.trim() === "" || writtenByEmulator(kind, text)
-                ? Effect.void
-                : Effect.fail(
-                    usage(`${flag}: ${path}: exists, and no kvdeploy emulator wrote it`, [
-                      {
-                        field: flag,
-                        message: `${path} exists, and no kvdeploy emulator wrote it (${kind === "config" ? "its vault_url is no emulator's, on this machine's loopback" : "it is not the environment file an emulator writes"}): it is not written over`,
-                        fix: "give the path of a new file (or of one an earlier kvdeploy emulator wrote), or move that file away first",
-                      },
-                    ]),
-                  ),
-          )
-        if (Option.isSome(input.writeConfig))
-          yield* refuseForeign("--write-config", input.writeConfig.value, "config")
-        if (Option.isSome(input.writeEnv)) yield* refuseForeign("--write-env", input.writeEnv.value, "env")
-        for (const mode of others) {
-          const files = filesOf(mode)
-          if (files.configFile !== undefined)
-            yield* refuseForeign("--write-config", files.configFile, "config")
-          if (files.envFile !== undefined) yield* refuseForeign("--write-env", files.envFile, "env")
-        }
         /** Write one of the files asked for, or say which flag's path cannot be written, and why. */
         const writeTo = (flag: string, path: string, text: string, mode?: number) =>
           Effect.tryPromise({
