@@ -109,7 +109,7 @@ const metricsFile = Flag.String("metrics-file").pipe(
  */
 const rejectedRunMetrics = (
   file: string,
-  input: TargetFlags & Parameters<typeof targetOverrides>[0],
+  input: TargetFlags & TargetFieldFlags,
 ): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function* () {
     const target = yield* Effect.result(resolveTarget(input, targetOverrides(input)))
@@ -208,23 +208,18 @@ const writeMetricsFile = (file: string, text: string): string | undefined => {
   }
 }
 
-/**
- * The target (config file, then flags) and the certificate material, read alike by `deploy` and
- * `plan`. Every problem found before the material is parsed is listed in one usage error: the
- * target's, the environment variables its credential mode needs and lacks or holds malformed, and the material
- * flags' (flags that cannot go together, a password variable not set, a file that cannot be read,
- * is empty or too large). The material itself is read and parsed only when there is none of
- * those (no password prompt before that).
- */
-/** The target fields deploy's flags give (over the target file's). */
-const targetOverrides = (input: {
+/** The flags of deploy (and plan) that give target fields over the target file's. */
+interface TargetFieldFlags {
   readonly name: Option.Option<string>
   readonly tag: ReadonlyArray<string>
   readonly onSoftDeleted: Option.Option<string>
   readonly pfxEncoding: Option.Option<string>
   readonly contentType: Option.Option<string>
   readonly consumer: ReadonlyArray<string>
-}) => ({
+}
+
+/** The target fields those flags give. */
+const targetOverrides = (input: TargetFieldFlags) => ({
   name: input.name,
   tags: input.tag,
   onSoftDeleted: input.onSoftDeleted,
@@ -233,15 +228,18 @@ const targetOverrides = (input: {
   consumers: input.consumer,
 })
 
+/**
+ * The target (config file, then flags) and the certificate material, read alike by `deploy` and
+ * `plan`. Every problem found before the material is parsed is listed in one usage error: the
+ * target's, the environment variables its credential mode needs and lacks or holds malformed, and the material
+ * flags' (flags that cannot go together, a password variable not set, a file that cannot be read,
+ * is empty or too large). The material itself is read and parsed only when there is none of
+ * those (no password prompt before that).
+ */
 export const targetAndMaterial = (
   input: TargetFlags &
-    MaterialFlags & {
-      readonly name: Option.Option<string>
-      readonly tag: ReadonlyArray<string>
-      readonly onSoftDeleted: Option.Option<string>
-      readonly pfxEncoding: Option.Option<string>
-      readonly contentType: Option.Option<string>
-      readonly consumer: ReadonlyArray<string>
+    MaterialFlags &
+    TargetFieldFlags & {
       readonly certificateId: Option.Option<string>
     },
   /** Problems of the command's own further flags (deploy's --previous-key), listed with the material flags'. */
