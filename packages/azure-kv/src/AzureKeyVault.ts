@@ -76,7 +76,13 @@ import { latestNotFound } from "./notFoundPolicy.js"
 import { defaultMaxRetryAfterMs, retryAfterCap } from "./retryAfterCap.js"
 import { connectionsOf, VaultConnections } from "./VaultConnections.js"
 import { inVaultCall, type VaultCall, vaultCall, vaultCallPolicy } from "./vaultCall.js"
-import { type MappedVaultError, toVaultError, withoutNotFound, withoutSoftDeleted } from "./vaultFailure.js"
+import {
+  answeredAtMsOf,
+  type MappedVaultError,
+  toVaultError,
+  withoutNotFound,
+  withoutSoftDeleted,
+} from "./vaultFailure.js"
 
 /** Key Vault's largest page (and its default): one list request answers at most 25 certificates. */
 export const CERTIFICATE_LIST_PAGE_SIZE = 25
@@ -535,14 +541,29 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   // The port's calls are plain effects: no span and no stack capture per call (what
   // Effect.fn adds), as core's deploy program does on its common path. Wrap a deploy in
   // Effect.withSpan to trace it.
-  const getLatest = (name: string) =>
-    countedAs(
+  const getLatest = (name: string) => {
+    // When the vault answered (its Date header): core compares a delete's stamp with it, by the
+    // vault's own clock.
+    let answeredAtMs: number | undefined
+    return countedAs(
       "getLatest",
       call("getLatest", "read", (abortSignal) =>
-        certificates.getCertificate(name, { ...requestOptions, abortSignal }),
+        certificates.getCertificate(name, {
+          ...requestOptions,
+          abortSignal,
+          onResponse: (response) => {
+            answeredAtMs = answeredAtMsOf(response.headers)
+          },
+        }),
       ),
-      versionFromCertificate(name),
+      (certificate) => {
+        const version = versionFromCertificate(name)(certificate)
+        return version instanceof Unusable || answeredAtMs === undefined
+          ? version
+          : { ...version, answeredAtMs }
+      },
     )
+  }
 
   const getVersion = (name: string, versionId: string) =>
     countedAs(

@@ -133,7 +133,7 @@ const innerCodeOf = (details: unknown, bodyText: string | undefined): string | u
 }
 
 /** When the vault answered, by its `Date` header (an HTTP date: whole seconds), or undefined. */
-const answeredAtMsOf = (
+export const answeredAtMsOf = (
   headers: { get(name: string): string | undefined } | undefined,
 ): number | undefined => {
   const raw = headers?.get("date")

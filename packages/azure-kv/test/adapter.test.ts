@@ -76,8 +76,12 @@ describe("Vault over the emulator", () => {
         ]
         const imported: Array<VaultVersion> = []
         for (const m of materials) imported.push(yield* importMaterial("versions-app", m))
+        const before = Date.now()
         const latest = yield* vault.getLatest("versions-app")
         expect(latest.versionId).toBe(imported[1]?.versionId)
+        // When the vault answered, by its clock (the Date header, whole seconds): the emulator's is this machine's.
+        expect(latest.answeredAtMs).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000)
+        expect(latest.answeredAtMs).toBeLessThanOrEqual(Date.now())
         expect(latest.x5t).toBe(yield* Effect.promise(() => x5tOf(materials[1]?.leaf ?? new Uint8Array())))
         expect(latest.serialHex).toMatch(/^[0-9a-f]+$/)
         expect(latest.tags).toEqual({ t: "versions-app" })

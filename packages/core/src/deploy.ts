@@ -754,8 +754,9 @@ const onSoftDeleted = Effect.fnUntraced(function* (
 
 /**
  * How far before the deploy's start (by this machine's clock) the vault's clock may stamp a delete
- * that is still taken for one during the deploy: Key Vault's tokens already need the two clocks
- * within minutes of each other.
+ * that is still taken for one during the deploy, when the snapshot read gave no time of its own
+ * (an adapter that does not say it): Key Vault's tokens already need the two clocks within minutes
+ * of each other.
  */
 const CLOCK_SKEW_MS = 5 * 60_000
 
@@ -776,11 +777,13 @@ const isoOf = (ms: number): string => new Date(ms).toISOString()
  * before the import could commit, and the import wrote nothing (Failed). That takes the reads after
  * the 404 to show the vault as it is. Not claimed after this deploy's own recovery, or another
  * writer's that its recovery found done (a read that lags behind it would show the delete it
- * undid), nor for a delete stamped more than CLOCK_SKEW_MS
- * before the deploy began (an older delete that a recovery undid, shown by a lagging read, would
- * look the same). Not guarded: another writer's delete within CLOCK_SKEW_MS before the deploy or
- * during it, and recovery before the import, the recovery shown late to the reads after the 404
- * (a snapshot read from before the delete sees the certificate served too). A first deploy (the
+ * undid), nor for a delete the vault stamped before its answer to the snapshot read (its Date
+ * header, `answeredAtMs`; the same second counts as after): the snapshot saw the certificate
+ * served, so such a delete was undone before it, and a lagging read shows it (without that time,
+ * the deploy's start by this machine's clock less CLOCK_SKEW_MS stands in). Not guarded: another
+ * writer's delete during the deploy and recovery before the import, the recovery shown late to
+ * the reads after the 404, and a delete and a recovery both within the second of the snapshot's
+ * answer. A first deploy (the
  * snapshot found nothing) draws the same conclusion from a delete the vault stamped at least
  * FIRST_READ_MARGIN_MS before its answer to the snapshot read, both by the vault's clock (when the
  * adapter gives both times), when the deleted certificate's latest version is given and holds
@@ -824,7 +827,7 @@ const reconcileDeleted = Effect.fnUntraced(function* (
     previous !== undefined &&
     latest?.versionId === previous.versionId &&
     trail.recovered === undefined &&
-    deletedAtMs >= startedAtMs - CLOCK_SKEW_MS
+    deletedAtMs >= (previous.answeredAtMs ?? startedAtMs - CLOCK_SKEW_MS)
   ) {
     trail.note(`reconcile: soft-deleted while it served ${previous.versionId}; the import wrote nothing`)
     return wroteNothing(
@@ -871,7 +874,9 @@ const reconcileDeleted = Effect.fnUntraced(function* (
               ? " (the vault served it already when this deploy went to recover it, before the import, and a read lagging behind that recovery would show the same)"
               : trail.recovered !== undefined
                 ? " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
-                : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"
+                : previous.answeredAtMs !== undefined
+                  ? ` (deleted before the vault answered this deploy's first read, at ${isoOf(previous.answeredAtMs)} by its own clock, which found it served: a read lagging behind a later recovery would show the same)`
+                  : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"
   let why: string
   if (deleted !== undefined)
     why = `it is soft-deleted (deleted ${deletedAtMs === undefined ? "at a time the vault did not give" : isoOf(deletedAtMs)}${unproven}), ${

@@ -29,6 +29,12 @@ export interface VaultVersion {
    * read of the latest version does). An import sets the policy of every later version.
    */
   readonly contentType?: string
+  /**
+   * When the vault answered the read that gave this version, by its own clock (its Date header,
+   * whole seconds), when the adapter knows it: a read of the latest version says it. A deploy
+   * compares the vault's other stamps (a delete's) with it, not with this machine's clock.
+   */
+  readonly answeredAtMs?: number
 }
 
 /**

@@ -566,7 +566,11 @@ const make = Effect.gen(function* () {
                 }),
               ),
             )
-          : Effect.succeed(publicView(v))
+          : Effect.map(Clock.currentTimeMillis, (now) => ({
+              ...publicView(v),
+              // Its Date header: the vault's clock, whole seconds.
+              answeredAtMs: wholeSecond(now).getTime(),
+            }))
       }),
     getVersion: (name, versionId) =>
       call("getVersion", name, () => {
