@@ -6,7 +6,7 @@
  * passphrase, a bundle in reverse order) are deployed for real.
  */
 import { spawnSync } from "node:child_process"
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { holdsEncodedBase64 } from "@kvdeploy/core"
 import { encodePfx } from "@kvdeploy/pkcs12"
@@ -541,7 +541,7 @@ const cases: ReadonlyArray<Case> = [
     args: () => ["emulator", "--vault", "bad_vault!", "--certificate-name", "bad_name!"],
     exit: 2,
     says: [
-      "2 flags are invalid",
+      "2 problems with the flags",
       '--vault: vault name "bad_vault!" is invalid',
       "--certificate-name: may contain only",
     ],
@@ -1273,7 +1273,7 @@ const cases: ReadonlyArray<Case> = [
     says: [
       '--port: "99999" is not a TCP port',
       '--entra-port: "70000" is not a TCP port',
-      "2 flags are invalid",
+      "2 problems with the flags",
     ],
   },
   {
@@ -1330,19 +1330,30 @@ const cases: ReadonlyArray<Case> = [
         fileOf("all-target.json", `${JSON.stringify({ vault_url: "https://prod-vault.vault.azure.net" })}\n`),
         "--write-env",
         env,
+        // A state directory it would make on start: left unmade.
+        "--state-dir",
+        env.replace(/all\.env$/, "never-made-state"),
         "--json",
       ]
     },
     exit: 2,
     says: [
-      "3 flags are invalid",
+      "3 problems with the flags",
       "all-target.json exists, and no kvdeploy emulator wrote it",
       "all.env exists, and no kvdeploy emulator wrote it",
       "all.workload_identity.env exists, and no kvdeploy emulator wrote it",
     ],
-    // Refused before it started: it printed no environment.
-    never: ["NODE_EXTRA_CA_CERTS", "kv-emulator listening"],
+    // Refused before it started: it printed no environment, and made no state directory.
+    never: ["NODE_EXTRA_CA_CERTS", "running; Ctrl+C"],
     after: () => {
+      expect(
+        existsSync(
+          (written.get("all.workload_identity.env") ?? "").replace(
+            /all\.workload_identity\.env$/,
+            "never-made-state",
+          ),
+        ),
+      ).toBe(false)
       // The mode file beside it, which the test made foreign too, is left as it was.
       expect(readFileSync(written.get("all.workload_identity.env") ?? "", "utf8")).toBe("export THEIRS=1\n")
     },

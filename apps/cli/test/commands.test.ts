@@ -288,6 +288,22 @@ describe("deploy lifecycle", () => {
     expect(unlabelled.code).toBe(2)
     expect(unlabelled.stderr).toContain("was not written: the target could not be read to label its series")
     expect(readFileSync(file, "utf8")).toBe(refusedText)
+    // Given --vault-url and --name, they label it, written as a deploy writes them (lower case, no
+    // trailing slash).
+    const flagged = await runCli(
+      [
+        "deploy",
+        "--config",
+        `${file}.missing.json`,
+        "--vault-url",
+        "https://MyVault.vault.azure.net/",
+      ].concat(["--name", "api", "--cert", "-", "--json", "--metrics-file", file]),
+      { stdin: fx.bundle(v1leaf), env: world.env },
+    )
+    expect(flagged.code).toBe(2)
+    expect(readFileSync(file, "utf8")).toContain(
+      'certctl_deploy_attempts_total{target_type="azure_kv",result="rejected",vault_url="https://myvault.vault.azure.net",certificate_name="api"} 1',
+    )
     // A file it cannot write is an input problem, before anything reaches the vault.
     const mark = world.emulator.requests.mark()
     const refused = await runCli(deployArgs(name, ["--metrics-file", "/nonexistent/dir/k.prom"]), {

@@ -239,7 +239,7 @@ describe("the old line of an outcome without a previous version", () => {
     const old = (fields: Record<string, unknown>) =>
       linesOf(fields).find((l) => l.trimStart().startsWith("old")) ?? ""
     expect(old({ _tag: "Rejected", problems: [], vaultCalls: 0 })).toBe(
-      "  old         (not read: the material was refused before any vault call)",
+      "  old         (not read: the material was refused before the deploy's first vault call)",
     )
     expect(old({ _tag: "Failed", step: "snapshot", error: "VaultUnavailable", vaultCalls: 2 })).toBe(
       "  old         (unknown: the served version could not be read)",

@@ -3,6 +3,7 @@
  * from that version's backing secret, through the real SDKs against the emulator; what it refuses,
  * with nothing written (the emulator's request log).
  */
+import { X509Certificate } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { Issued } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
@@ -70,6 +71,26 @@ describe("kvdeploy restore", () => {
     const again = await restore(name, v1.versionId ?? "")
     expect(again.code, again.stdout + again.stderr).toBe(0)
     expect(json<Outcome>(again).outcome).toBe("Skipped")
+    expect(world.writesSince(mark, name)).toBe(0)
+  })
+
+  it("a version whose certificate has expired is refused before its secret is read; nothing written", async () => {
+    const name = "r-expired"
+    // Valid for a few seconds: deployed while valid, expired by the time it is restored.
+    const shortLived = await fx.leaf({ notAfterDays: 3 / 86_400 })
+    const v1 = await deployed(name, shortLived)
+    await deployed(name, second)
+    const expiry = new X509Certificate(shortLived.certPem).validTo
+    await expect
+      .poll(() => Date.now() > Date.parse(expiry) + 1000, { timeout: 10_000, interval: 200 })
+      .toBe(true)
+    const mark = world.emulator.requests.mark()
+    const r = await restore(name, v1.versionId ?? "")
+    expect(r.code, r.stdout + r.stderr).toBe(2)
+    expect(r.stdout).toContain(`the certificate of version ${v1.versionId} expired at`)
+    expect(r.stdout).toContain("restore a later version")
+    const paths = world.emulator.requests.entries({ since: mark, vault: world.vault }).map((e) => e.path)
+    expect(paths.some((p) => p.startsWith("/secrets/"))).toBe(false)
     expect(world.writesSince(mark, name)).toBe(0)
   })
 

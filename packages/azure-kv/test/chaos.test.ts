@@ -347,6 +347,9 @@ it.live(
       const tally = new Map<string, number>()
       /** Deploys that met a soft-deleted name and went to recover it, by fault and `recovered`. */
       const recoveries = new Map<string, number>()
+      /** Whether a deploy of the staged recovery `label` ended "already-served" (its words checked). */
+      const stagedRecoveryReached = (label: string) =>
+        [...recoveries.keys()].some((k) => k.startsWith(`${label} -> `) && k.endsWith("(already-served)"))
       const failures: string[] = []
       const reached = (tag: string) => [...tally.keys()].some((k) => k.endsWith(` -> ${tag}`))
 
@@ -616,6 +619,12 @@ it.live(
           if (chaos === undefined) throw new Error(`no fault labelled ${label} in the menu`)
           for (let n = 0; n < 40 && !reached(tag); n++) yield* deployOne(extra++, () => chaos, reuseChance)
         }
+        // The staged recoveries by another writer whose words are checked: each reached at least once
+        // (ended "already-served"), whatever the draw, so those checks cannot pass by not running.
+        for (const [, chaos] of chaosMenu)
+          if (chaos.softDeleteFirst?.recovered !== undefined)
+            for (let n = 0; n < 20 && !stagedRecoveryReached(chaos.label); n++)
+              yield* deployOne(extra++, () => chaos, 0)
         if (extra > DEPLOYS) console.log(`${extra - DEPLOYS} more deploys to reach every outcome`)
       })
 
@@ -641,6 +650,9 @@ it.live(
           .join("\n")}`,
       )
       expect(failures).toEqual([])
+      for (const [, chaos] of chaosMenu)
+        if (chaos.softDeleteFirst?.recovered !== undefined)
+          expect(stagedRecoveryReached(chaos.label), `reached: ${chaos.label}`).toBe(true)
       const outcomes = new Set([...tally.keys()].map((k) => k.split(" -> ")[1]))
       // The run exercised the outcomes that faults can produce without a mismatch.
       for (const [tag] of outcomeMakers) expect(outcomes).toContain(tag)

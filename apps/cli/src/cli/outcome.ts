@@ -208,7 +208,7 @@ const noPreviousText = (o: DeployOutcome): string =>
   o._tag === "Failed" && o.step === "snapshot"
     ? "(unknown: the served version could not be read)"
     : o._tag === "Rejected" && o.vaultCalls === 0
-      ? "(not read: the material was refused before any vault call)"
+      ? "(not read: the material was refused before the deploy's first vault call)"
       : (o._tag === "Failed" && (o.step === "soft-deleted" || o.error === "VaultConflictSoftDeleted")) ||
           // Refused after reading the vault with nothing served, for what a recovery would bring back
           // (not kvdeploy's, or a previous key that does not match): a soft-deleted name.

@@ -112,16 +112,20 @@ const rejectedRunMetrics = (
   input: TargetFlags & TargetFieldFlags,
 ): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const target = yield* Effect.result(resolveTarget(input, targetOverrides(input)))
+    // The target as read; else the flags' fields alone (a target file that cannot be read), checked
+    // and written as a deploy writes them, so that the labels are those of the run's other files.
+    const read = yield* Effect.result(resolveTarget(input, targetOverrides(input)))
+    const target =
+      read._tag === "Success" || Option.isNone(input.config)
+        ? read
+        : yield* Effect.result(resolveTarget({ ...input, config: Option.none() }, targetOverrides(input)))
     const labels =
       target._tag === "Success"
         ? {
             vault_url: target.success.config.vaultUrl,
             certificate_name: target.success.config.certificateName,
           }
-        : Option.isSome(input.vaultUrl) && Option.isSome(input.name)
-          ? { vault_url: input.vaultUrl.value, certificate_name: input.name.value }
-          : undefined
+        : undefined
     if (labels === undefined)
       return yield* printErr(
         `${styleErr().yellow("warning")}: --metrics-file ${shownPath(file)} was not written: the target could not be read to label its series (give --vault-url and --name, or fix the target file); the file still holds an earlier run's`,

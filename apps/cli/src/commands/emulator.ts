@@ -180,8 +180,21 @@ export const emulator = Command.make(
         const foreign: Array<Problem> = []
         const refuseForeign = (flag: string, path: string, kind: "config" | "env") =>
           Effect.map(
-            Effect.promise(() => readFile(path, "utf8").catch(() => undefined)),
+            Effect.promise(() =>
+              readFile(path, "utf8").catch((e: unknown) =>
+                (e as { code?: unknown }).code === "ENOENT" ? undefined : { unreadable: fsErrorReason(e) },
+              ),
+            ),
             (text) => {
+              if (typeof text === "object") {
+                // A file that is there but cannot be read cannot be told to be an emulator's.
+                foreign.push({
+                  field: flag,
+                  message: `${path} exists and cannot be read (${text.unreadable}), so whether a kvdeploy emulator wrote it cannot be told: it is not written over`,
+                  fix: "give the path of a new file, or move that file away first",
+                })
+                return
+              }
               if (text === undefined || text.trim() === "" || writtenByEmulator(kind, text)) return
               foreign.push({
                 field: flag,
@@ -206,7 +219,7 @@ export const emulator = Command.make(
           return yield* usage(
             problems.length === 1
               ? `${problems[0]?.field}: ${problems[0]?.message}`
-              : `${problems.length} flags are invalid`,
+              : `${problems.length} problems with the flags`,
             problems,
           )
         const kv = yield* Effect.promise(() => import("@kvdeploy/kv-emulator"))

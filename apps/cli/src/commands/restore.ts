@@ -11,7 +11,7 @@ import * as flags from "../cli/flags.js"
 import { leafSummary } from "../cli/outcome.js"
 import { ExitWith, failure, usage, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
-import { progress } from "../cli/terminal.js"
+import { printErr, progress, styleErr } from "../cli/terminal.js"
 import { credentialInUse, vaultProblem, withDeployServices } from "../cli/vault.js"
 import { deployFlags, deployReported, printOutcome } from "./deploy.js"
 
@@ -34,7 +34,8 @@ export const restore = Command.make(
   },
   (input) =>
     Effect.gen(function* () {
-      const versionId = input.fromVersion.trim()
+      // As `kvdeploy versions` lists them: lower case.
+      const versionId = input.fromVersion.trim().toLowerCase()
       const { config } = yield* resolveTarget(input, { name: input.name })
       if (!versionIdPattern.test(versionId))
         return yield* usageOne(
@@ -109,10 +110,13 @@ export const restore = Command.make(
           // ownership, import, verify, rollback), under the certificate id the version carries (the
           // certificate's name when it carries none, or one a deploy would refuse).
           const tagged = version.tags[CERTIFICATE_ID_TAG]
-          const certificateId =
-            tagged !== undefined && certificateIdProblems(tagged, CERTIFICATE_ID_TAG).length === 0
-              ? tagged
-              : name
+          const taggedRefused =
+            tagged !== undefined && certificateIdProblems(tagged, CERTIFICATE_ID_TAG).length > 0
+          const certificateId = tagged !== undefined && !taggedRefused ? tagged : name
+          if (taggedRefused)
+            yield* printErr(
+              `${styleErr().yellow("warning")}: version ${versionId}'s ${CERTIFICATE_ID_TAG} tag is not a certificate id a deploy takes (not shown): restored under the certificate's name, ${name}`,
+            )
           return yield* deployReported(
             { target: config, material, certificateId, options: { adopt: input.adopt } },
             (outcome) =>
