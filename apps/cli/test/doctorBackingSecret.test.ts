@@ -5,58 +5,20 @@
  * certificates is said for what it is, with what to do instead of "retry".
  */
 
-import type { PipelinePolicy } from "@azure/core-rest-pipeline"
-import { ClientSecretCredential } from "@azure/identity"
-import { CertificateClient } from "@azure/keyvault-certificates"
+import type { CertificateClient } from "@azure/keyvault-certificates"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
 import { type DoctorCheck, json, runCli, startWorld, type World } from "./harness.js"
-
-const PEM = "application/x-pem-file"
+import { otherToolClient, PEM } from "./otherTool.js"
 
 let world: World
 let fx: Fixtures
 let orderKeeping: CertificateClient
 
-/**
- * Another tool's PEM import with `preserveCertOrder: true`: the SDK (4.9.0-4.10.3) puts neither it
- * nor the policy on the wire, so this per-call policy writes them into the request's body.
- */
-const preserveCertOrder: PipelinePolicy = {
-  name: "preserveCertOrder",
-  sendRequest(request, next) {
-    if (request.method === "POST" && /\/import/.test(request.url) && typeof request.body === "string") {
-      const body = JSON.parse(request.body)
-      body.policy = {
-        key_props: { exportable: true, kty: "EC", crv: "P-256", reuse_key: false },
-        secret_props: { contentType: PEM },
-      }
-      body.preserveCertOrder = true
-      request.body = JSON.stringify(body)
-    }
-    return next(request)
-  },
-}
-
 beforeAll(async () => {
   ;[world, fx] = await Promise.all([startWorld("cli-doctor-secret"), makeFixtures()])
-  const env = world.emulator.env.clientSecret
-  orderKeeping = new CertificateClient(
-    world.emulator.vault(world.vault).url,
-    new ClientSecretCredential(
-      env.AZURE_TENANT_ID ?? "",
-      env.AZURE_CLIENT_ID ?? "",
-      env.AZURE_CLIENT_SECRET ?? "",
-      {
-        authorityHost: world.emulator.authorityHost,
-        disableInstanceDiscovery: true,
-      },
-    ),
-    {
-      disableChallengeResourceVerification: true,
-      additionalPolicies: [{ policy: preserveCertOrder, position: "perCall" }],
-    },
-  )
+  // Another tool's PEM import with `preserveCertOrder: true`.
+  orderKeeping = otherToolClient(world, { exportable: true, preserveCertOrder: true })
 }, 60_000)
 afterAll(async () => {
   await world?.stop()

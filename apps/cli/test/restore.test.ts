@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { Issued } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
 import { json, runCli, startWorld, type World } from "./harness.js"
+import { otherToolClient, PEM } from "./otherTool.js"
 
 let world: World
 let fx: Fixtures
@@ -91,6 +92,27 @@ describe("kvdeploy restore", () => {
     expect(r.stdout).toContain("restore a later version")
     const paths = world.emulator.requests.entries({ since: mark, vault: world.vault }).map((e) => e.path)
     expect(paths.some((p) => p.startsWith("/secrets/"))).toBe(false)
+    expect(world.writesSince(mark, name)).toBe(0)
+  })
+
+  it("a version whose key is not exportable (another tool's import) is named, with the way instead; nothing written", async () => {
+    const name = "r-not-exportable"
+    const sealed = otherToolClient(world, { exportable: false, preserveCertOrder: false })
+    const imported = await sealed.importCertificate(
+      name,
+      new TextEncoder().encode(first.certPem + fx.chainPem + first.keyPem),
+      {
+        policy: { contentType: PEM },
+        tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
+      },
+    )
+    await deployed(name, second)
+    const mark = world.emulator.requests.mark()
+    const r = await restore(name, imported.properties.version ?? "")
+    expect(r.code, r.stdout + r.stderr).toBe(1)
+    expect(r.stdout).toContain('"field": "--from-version"')
+    expect(r.stdout).toContain("holds no private key (its key is not exportable)")
+    expect(r.stdout).toContain("deploy the certificate and key from their files with `kvdeploy deploy`")
     expect(world.writesSince(mark, name)).toBe(0)
   })
 
