@@ -743,6 +743,9 @@ const arbInPlace: fc.Arbitrary<Scenario> = arbWithHistory.map((s) => {
  * No property generates it (the first deploy's snapshot read has no earlier read to lag behind).
  */
 const unguardedLateRecovery = (s: Scenario): boolean =>
+  // Only a name soft-deleted before the deploy can be recovered before its snapshot read (nothing
+  // deletes it earlier in a run).
+  s.softDeleted &&
   (s.foreignRecovery === "snapshot" || s.faults.getLatest.some((f) => f._tag === "ForeignRecover")) &&
   (s.lagAtReconcile ||
     s.faults.listVersions.some((f) => f._tag === "StaleRead") ||
