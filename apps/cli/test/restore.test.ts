@@ -116,6 +116,26 @@ describe("kvdeploy restore", () => {
     expect(world.writesSince(mark, name)).toBe(0)
   })
 
+  it("a version whose certificate is not yet valid (another tool's import) is refused before its secret is read", async () => {
+    const name = "r-not-yet-valid"
+    const future = await fx.leaf({ notBeforeDays: 5, notAfterDays: 90 })
+    const imported = await otherToolClient(world, {
+      exportable: true,
+      preserveCertOrder: false,
+    }).importCertificate(name, new TextEncoder().encode(future.certPem + fx.chainPem + future.keyPem), {
+      policy: { contentType: PEM },
+      tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name },
+    })
+    await deployed(name, second)
+    const mark = world.emulator.requests.mark()
+    const r = await restore(name, imported.properties.version ?? "")
+    expect(r.code, r.stdout + r.stderr).toBe(2)
+    expect(r.stdout).toContain(`the certificate of version ${imported.properties.version} is not valid until`)
+    const paths = world.emulator.requests.entries({ since: mark, vault: world.vault }).map((e) => e.path)
+    expect(paths.some((p) => p.startsWith("/secrets/"))).toBe(false)
+    expect(world.writesSince(mark, name)).toBe(0)
+  })
+
   it("a disabled version is refused before its secret is read, with the way to enable it; nothing written", async () => {
     const name = "r-disabled"
     const v1 = await deployed(name, first)

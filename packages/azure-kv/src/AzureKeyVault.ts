@@ -245,6 +245,7 @@ const versionFromProperties = (
     tags: { ...(properties.tags ?? {}) },
     ...(withCer === undefined ? {} : { cer: withCer }),
     ...(properties.expiresOn === undefined ? {} : { expiresAt: properties.expiresOn }),
+    ...(properties.notBefore === undefined ? {} : { notBefore: properties.notBefore }),
     ...(contentType === undefined ? {} : { contentType }),
   }
   // The serial is read from the certificate when first asked for: a caller that compares only

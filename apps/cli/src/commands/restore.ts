@@ -79,6 +79,11 @@ export const restore = Command.make(
               `the certificate of version ${versionId} expired at ${version.expiresAt.toISOString()}, and a deploy refuses an expired certificate`,
               "restore a later version (`kvdeploy versions`), or deploy a renewed certificate with `kvdeploy deploy`",
             )
+          if (version.notBefore !== undefined && version.notBefore.getTime() > Date.now())
+            return yield* refused(
+              `the certificate of version ${versionId} is not valid until ${version.notBefore.toISOString()}, and a deploy refuses a certificate not yet valid`,
+              "restore another version (`kvdeploy versions`), or restore this one once it is valid",
+            )
           const secret = yield* vault.getVersionSecret(name, versionId).pipe(
             Effect.catchTag("VaultNoPrivateKey", () =>
               Effect.fail(

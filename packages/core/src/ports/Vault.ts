@@ -23,6 +23,8 @@ export interface VaultVersion {
   readonly cer?: Uint8Array
   /** The leaf's notAfter, when the vault returned it. */
   readonly expiresAt?: Date
+  /** The leaf's notBefore, when the vault returned it. */
+  readonly notBefore?: Date
   /**
    * The content type of the certificate's backing secret, as the certificate's policy says
    * (`application/x-pkcs12` or `application/x-pem-file`), when the vault returned the policy (a

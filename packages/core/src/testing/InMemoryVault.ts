@@ -255,6 +255,7 @@ const publicView = (v: StoredVersion): VaultVersion => ({
   tags: { ...v.tags },
   ...(v.cer === undefined ? {} : { cer: v.cer }),
   ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt }),
+  ...(v.notBefore === undefined ? {} : { notBefore: v.notBefore }),
   ...(v.contentType === undefined ? {} : { contentType: v.contentType }),
 })
 
@@ -389,6 +390,7 @@ const make = Effect.gen(function* () {
         tags: { ...tags },
         cer: inspected.leaf.der,
         expiresAt: inspected.leaf.notAfter,
+        notBefore: inspected.leaf.notBefore,
         material,
         exportable,
         writer,
