@@ -65,6 +65,12 @@ describe("kvdeploy restore", () => {
     const versions = []
     for await (const v of world.sdk().listPropertiesOfCertificateVersions(name)) versions.push(v)
     expect(versions).toHaveLength(3)
+    // It names the version it replaced, as a rollback's version does (`kvdeploy versions` shows it).
+    expect(versions.find((v) => v.version === o.versionId)?.tags?.["certctl-rollback-of"]).toBe(v2.versionId)
+    const listed = await runCli(["versions", "--config", world.targetFile(name), "--json"], {
+      env: world.env,
+    })
+    expect(listed.stdout).toContain(`"rollbackOf": "${v2.versionId}"`)
     // The key went through memory only: nothing of it in the output.
     expect(r.stdout + r.stderr).not.toContain("PRIVATE KEY")
 

@@ -2773,3 +2773,79 @@ describe("reconcile among decoys: a version is ours only by its x5t, certificate
       ),
   )
 })
+
+describe("rollbackOfServed (a restore names the version it replaces)", () => {
+  it.effect(
+    "the imported version is tagged certctl-rollback-of=<the version served>, and proved with it",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const served = yield* seedManaged(newCert.material)
+          const o = expectTag(
+            yield* runDeploy(request(oldCert.material, { rollbackOfServed: true })),
+            "Succeeded",
+          )
+          const latest = vault.latest(NAME)
+          assert.strictEqual(latest?.versionId, o.versionId)
+          assert.deepStrictEqual(latest?.tags, { ...managedTags, [ROLLBACK_OF_TAG]: served.versionId })
+          // The version replaced keeps its own tags.
+          assert.deepStrictEqual(
+            vault.versions(NAME).find((v) => v.versionId === served.versionId)?.tags,
+            managedTags,
+          )
+          assert.strictEqual(o.vaultCalls, 3)
+        }),
+      ),
+  )
+
+  it.effect("the certificate served already: Skipped, nothing written (the tag does not stop the skip)", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        expectTag(yield* runDeploy(request(oldCert.material, { rollbackOfServed: true })), "Skipped")
+        assert.strictEqual(vault.versions(NAME).length, 1)
+        assert.strictEqual(vault.calls().total, 1)
+      }),
+    ),
+  )
+
+  it.effect("nothing served: no certctl-rollback-of tag", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        expectTag(yield* runDeploy(request(oldCert.material, { rollbackOfServed: true })), "Succeeded")
+        assert.deepStrictEqual(vault.latest(NAME)?.tags, managedTags)
+      }),
+    ),
+  )
+
+  it.effect("an import whose answer was lost is found by the reconcile with the tag on it", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        const served = yield* seedManaged(newCert.material)
+        vault.script("importVersion", Fault.afterWrite)
+        const o = expectTag(
+          yield* runDeploy(request(oldCert.material, { rollbackOfServed: true })),
+          "Succeeded",
+        )
+        assert.strictEqual(vault.versions(NAME).length, 2)
+        assert.strictEqual(vault.latest(NAME)?.versionId, o.versionId)
+        assert.strictEqual(vault.latest(NAME)?.tags[ROLLBACK_OF_TAG], served.versionId)
+      }),
+    ),
+  )
+
+  it.effect("without the option a deploy sets no certctl-rollback-of tag", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(newCert.material)
+        expectTag(yield* runDeploy(request(oldCert.material)), "Succeeded")
+        assert.deepStrictEqual(vault.latest(NAME)?.tags, managedTags)
+      }),
+    ),
+  )
+})

@@ -123,7 +123,13 @@ export const restore = Command.make(
               `${styleErr().yellow("warning")}: version ${versionId}'s ${CERTIFICATE_ID_TAG} tag is not a certificate id a deploy takes (not shown): restored under the certificate's name, ${name}`,
             )
           return yield* deployReported(
-            { target: config, material, certificateId, options: { adopt: input.adopt } },
+            {
+              target: config,
+              material,
+              certificateId,
+              // The version it replaces is named on it, as on a rollback's.
+              options: { adopt: input.adopt, rollbackOfServed: true },
+            },
             (outcome) =>
               printOutcome(outcome, {
                 config,
@@ -140,7 +146,7 @@ export const restore = Command.make(
     }).pipe(Effect.scoped),
 ).pipe(
   Command.withDescription(
-    `Put an earlier version's certificate back: read that version's backing secret (the PFX Key Vault keeps, with its chain and private key; needs certificates/get and secrets/get, and the version enabled) and deploy it as a new version, as deploy does (preflight, snapshot, skipped when the vault serves it already, ownership, import, verify, rollback). The key stays in memory. The way back after a RollbackFailed or any wrong certificate: \`kvdeploy versions\` lists the versions.
+    `Put an earlier version's certificate back: read that version's backing secret (the PFX Key Vault keeps, with its chain and private key; needs certificates/get and secrets/get, and the version enabled) and deploy it as a new version tagged certctl-rollback-of=<the version served before>, as deploy does (preflight, snapshot, skipped when the vault serves it already, ownership, import, verify, rollback). The key stays in memory. The way back after a RollbackFailed or any wrong certificate: \`kvdeploy versions\` lists the versions.
 
 Exit codes: as deploy's: 0 Succeeded or Skipped, 1 Failed (or the version's secret could not be read), 2 usage error or Rejected (an expired certificate is refused), 3 RolledBack, 4 RollbackFailed or Unverified, 5 Superseded.`,
   ),
