@@ -1070,14 +1070,22 @@ export const make = (
 ): Effect.Effect<Vault["Service"], never, Metrics | PfxCodec> =>
   Effect.map(makeWithConnections(options), (handle) => handle.vault)
 
-/** The Vault port for one vault over the Azure SDKs, and its VaultConnections. */
+/**
+ * The Vault port for one vault over the Azure SDKs, and its VaultConnections. When the layer's scope
+ * closes (an `Effect.provide` of it ends), its connections are retired: the idle keep-alive sockets
+ * are closed, and one still carrying a request is closed when the request is over. A program that
+ * deploys again and again builds the layer once (`Layer.build` in a long-lived scope, or a
+ * `ManagedRuntime`) and keeps its connections.
+ */
 export const layer = (
   options: AzureKeyVaultOptions,
 ): Layer.Layer<Vault | VaultConnections, never, Metrics | PfxCodec> =>
   Layer.effectContext(
-    Effect.map(makeWithConnections(options), (handle) =>
-      Context.make(Vault, handle.vault).pipe(Context.add(VaultConnections, handle.connections)),
-    ),
+    Effect.gen(function* () {
+      const handle = yield* makeWithConnections(options)
+      yield* Effect.addFinalizer(() => handle.connections.retire)
+      return Context.make(Vault, handle.vault).pipe(Context.add(VaultConnections, handle.connections))
+    }),
   )
 
 /** Options of `layerConfig`: everything but what the target configuration decides. */

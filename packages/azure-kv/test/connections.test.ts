@@ -85,6 +85,20 @@ describe("VaultConnections over the emulator", () => {
       }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
   )
 
+  it.live("the layer's scope closing closes its idle sockets and keeps none alive after", () =>
+    Effect.gen(function* () {
+      const used = yield* Effect.gen(function* () {
+        const vault = yield* Vault
+        const connections = yield* VaultConnections
+        yield* vault.getLatest("layer-scope").pipe(Effect.ignore)
+        // One idle keep-alive socket while the layer is in use.
+        expect((yield* settled).idle).toBe(1)
+        return connections
+      }).pipe(Effect.provide(worldLayer(emulator, target, credential)))
+      expect(yield* used.count).toEqual({ active: 0, idle: 0 })
+    }),
+  )
+
   it.live("a request in flight keeps its socket and completes; only the idle ones are closed", () =>
     Effect.gen(function* () {
       const vault = yield* Vault
