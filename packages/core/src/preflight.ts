@@ -32,6 +32,7 @@ import {
 } from "./ports/PfxCodec.js"
 import type { VaultVersion } from "./ports/Vault.js"
 import type { DeployRequest } from "./request.js"
+import { spanText } from "./spanText.js"
 import { certificateIdProblems, certificateNameProblems, tagProblems } from "./TargetConfig.js"
 
 export interface PreflightPassed {
@@ -197,7 +198,8 @@ export const materialProblems = (
 }
 
 /**
- * What may break a client without stopping a deploy (Key Vault imports either): a certificate of
+ * What may break a client without stopping a deploy (Key Vault imports either): a leaf with less
+ * than a tenth of its validity left (a stale file, or a renewal that did not run), a certificate of
  * the chain outside its validity window (a client that builds its path from the chain served may
  * refuse the leaf), and a CA-issued leaf given without the certificate that issued it (a client
  * that does not hold that intermediate cannot build a path at all; the usual slip is an ACME
@@ -213,6 +215,15 @@ export const materialWarnings = (
   chainGiven = 0,
 ): Array<DeployWarning> => {
   const warnings: Array<DeployWarning> = []
+  // The leaf near its end (an expired one is refused): a stale file, or a renewal that has not run.
+  const { notBefore, notAfter } = inspected.leaf
+  const left = notAfter.getTime() - now
+  if (left * 10 < notAfter.getTime() - notBefore.getTime())
+    warnings.push({
+      field: "leaf",
+      message: `expires at ${notAfter.toISOString()}, in ${spanText(left)}: less than a tenth of its validity is left, and clients refuse it once it expires`,
+      fix: "deploy a renewed certificate before then (check that the file is the latest your issuer gave, and that its renewal runs: ACME clients renew with a third of the validity left)",
+    })
   inspected.chain.forEach((c, i) => {
     const outside =
       now >= c.notAfter.getTime()

@@ -34,6 +34,43 @@ const inspected = (leaf: CertificateFacts, chain: ReadonlyArray<CertificateFacts
 const leaf = facts("CN=api", "CN=Intermediate", now - day, now + 90 * day)
 
 describe("materialWarnings", () => {
+  it("a leaf with less than a tenth of its validity left, and none with more", () => {
+    const chain = [facts("CN=Intermediate", "CN=Root", now - 400 * day, now + 400 * day)]
+    // 90 days of validity, 8 left: the warning, with the expiry and the time left.
+    const [late, ...more] = materialWarnings(
+      inspected(facts("CN=api", "CN=Intermediate", now - 82 * day, now + 8 * day), chain),
+      now,
+    )
+    assert.strictEqual(late?.field, "leaf")
+    assert.match(
+      late?.message ?? "",
+      /^expires at 2026-12-09T00:00:00.000Z, in 8 d: less than a tenth of its validity is left/,
+    )
+    assert.match(late?.fix ?? "", /deploy a renewed certificate before then/)
+    assert.deepStrictEqual(more, [])
+    // Minutes left of a day's certificate: said in minutes.
+    assert.match(
+      materialWarnings(
+        inspected(facts("CN=api", "CN=Intermediate", now - day + 45 * 60_000, now + 45 * 60_000), chain),
+        now,
+      )[0]?.message ?? "",
+      /, in 45 min: /,
+    )
+    // A short-lived certificate fresh from its issuer (a day's validity, all of it left), and a
+    // 90-day one with 10 days left, are not warned about.
+    assert.deepStrictEqual(
+      materialWarnings(inspected(facts("CN=api", "CN=Intermediate", now, now + day), chain), now),
+      [],
+    )
+    assert.deepStrictEqual(
+      materialWarnings(
+        inspected(facts("CN=api", "CN=Intermediate", now - 80 * day, now + 10 * day), chain),
+        now,
+      ),
+      [],
+    )
+  })
+
   it("a chain certificate outside its validity window, and none else", () => {
     const warnings = materialWarnings(
       inspected(leaf, [
@@ -63,7 +100,7 @@ describe("materialWarnings", () => {
     assert.match(only?.fix ?? "", /fullchain\.pem, not cert\.pem/)
     assert.deepStrictEqual(more, [])
     assert.deepStrictEqual(
-      materialWarnings(inspected(facts("CN=self", "CN=self", 0, now + day), []), now),
+      materialWarnings(inspected(facts("CN=self", "CN=self", now - day, now + 90 * day), []), now),
       [],
     )
     // A chain given that held only copies of the leaf (dropped by the codec) is said so, not "none given".

@@ -4,6 +4,7 @@ import {
   holdsNoCertificate,
   isManagedByKvdeploy,
   ROLLBACK_OF_TAG,
+  spanText,
   unfitTagValue,
   type VaultVersion,
 } from "@kvdeploy/core"
@@ -62,17 +63,7 @@ export const versionRecord = (v: VaultVersion, latest: boolean): VersionRecord =
   }
 }
 
-const day = 86_400_000
-
-/** "in 89 days", "expired 3 days ago". */
-/** A span, rounded down, in days from 2 days on, else in hours, else in minutes: "in 0 d" says too little. */
-const spanText = (ms: number): string =>
-  ms >= 2 * day
-    ? `${Math.floor(ms / day)} d`
-    : ms >= 3_600_000
-      ? `${Math.floor(ms / 3_600_000)} h`
-      : `${Math.floor(ms / 60_000)} min`
-
+/** "expires 2027-03-01 (in 89 d)", "expired 2026-11-28 (3 d ago)". */
 export const expiryText = (expiresAt: string | undefined, now: number): string => {
   if (expiresAt === undefined) return "expiry unknown"
   const ms = Date.parse(expiresAt) - now
