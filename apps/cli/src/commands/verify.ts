@@ -8,6 +8,7 @@
  */
 import { isIP } from "node:net"
 import { connect } from "node:tls"
+import { spanText } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -70,6 +71,30 @@ const peerLeaf = (host: string, port: number, sni: string | undefined, timeoutMs
     socket.once("timeout", () => done({ error: "timed out" }))
     socket.once("error", (e) => done({ error: e.message }))
   })
+
+/** A certificate served but outside its validity window, which clients refuse. */
+const validityWarnings = (
+  notAfter: Date,
+  notBefore: Date | undefined,
+  now: number,
+): Array<{ readonly field: string; readonly message: string; readonly fix: string }> =>
+  now >= notAfter.getTime()
+    ? [
+        {
+          field: "certificate",
+          message: `expired at ${notAfter.toISOString()} (${spanText(now - notAfter.getTime())} ago): it is served, and clients refuse it`,
+          fix: "deploy a renewed certificate (`kvdeploy deploy`), then verify that one",
+        },
+      ]
+    : notBefore !== undefined && now < notBefore.getTime()
+      ? [
+          {
+            field: "certificate",
+            message: `is not valid until ${notBefore.toISOString()} (in ${spanText(notBefore.getTime() - now)}): it is served, and clients refuse it until then`,
+            fix: "deploy a certificate valid now (`kvdeploy restore` puts an earlier version back), or wait",
+          },
+        ]
+      : []
 
 export const verify = Command.make(
   "verify",
@@ -215,6 +240,8 @@ export const verify = Command.make(
       const config = target?._tag === "Success" ? target.success.config : undefined
       const nameField = target?._tag === "Success" ? target.success.nameField : "--name"
       const checks: Array<Check> = []
+      /** The served version's start of validity (the file's leaf carries its end). */
+      let servedNotBefore: Date | undefined
       if (config !== undefined) {
         const target = config
         yield* progress(`reading ${target.certificateName}…`)
@@ -236,6 +263,7 @@ export const verify = Command.make(
             "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e, credential),
           ),
         )
+        servedNotBefore = latest?.notBefore
         checks.push({
           check: "vault",
           where: `${target.vaultUrl} ${target.certificateName}`,
@@ -305,7 +333,9 @@ export const verify = Command.make(
         checks.push(last)
       }
       const serves = checks.every((c) => c.serves)
-      if (input.json) yield* printJson({ serves, x5t: leaf.x5t, subject: leaf.subject, checks })
+      // Served, and refused by clients all the same: a certificate outside its validity window.
+      const warnings = serves ? validityWarnings(leaf.notAfter, servedNotBefore, Date.now()) : []
+      if (input.json) yield* printJson({ serves, x5t: leaf.x5t, subject: leaf.subject, checks, warnings })
       else {
         const s = styleOut()
         yield* printLines([
@@ -314,13 +344,17 @@ export const verify = Command.make(
             `  ${c.serves ? s.green("✓") : s.red("✗")} ${c.check.padEnd(8)} ${c.where}: ${c.detail}`,
             ...(c.fix === undefined ? [] : [`             fix: ${c.fix}`]),
           ]),
+          ...warnings.flatMap((w) => [
+            `  ${s.yellow("warning")} ${w.field}: ${w.message}`,
+            `             fix: ${w.fix}`,
+          ]),
         ])
       }
       if (!serves) return yield* new ExitWith({ exitCode: ExitCode.failed })
     }),
 ).pipe(
   Command.withDescription(
-    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches, or of one without a key (openssl pkcs12 -export -nokeys) the one that issued none of the others (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). A private key in the file is judged as deploy judges it: one deploy refuses (an issuer's key, a key that matches none of the certificates, a damaged one) is refused in deploy's words, exit 2. With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout; the SNI sent is --servername or the host, none for an IP address (--timeout and --servername apply to --endpoint alone: without it they are a usage error). Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error or a file deploy would refuse for its key.",
+    "Answer whether the vault serves this certificate: the latest version's x5t (SHA-1 thumbprint) equals the file's, and the version is enabled. The certificate is the leaf deploy would import: of a --cert bundle, the certificate its private key matches, or without a key the one that issued none of the others (two such certificates are refused, named); of a --pfx, the certificate its key matches, or of one without a key (openssl pkcs12 -export -nokeys) the one that issued none of the others (password as for deploy: the variable named by --pfx-password-env, or a prompt on a terminal). A private key in the file is judged as deploy judges it: one deploy refuses (an issuer's key, a key that matches none of the certificates, a damaged one) is refused in deploy's words, exit 2. With --endpoint HOST:PORT, also whether a TLS endpoint presents it (e.g. an App Gateway after it picked up the new version), polling until --timeout; the SNI sent is --servername or the host, none for an IP address (--timeout and --servername apply to --endpoint alone: without it they are a usage error). A certificate served outside its validity window (expired, or not yet valid) is a warning (`warnings` in --json): clients refuse it. Needs certificates/get. Exit 0 yes, 1 no or the vault cannot be read (with --json, an error document for the latter), 2 usage error or a file deploy would refuse for its key.",
   ),
   Command.withShortDescription("Does the vault (and an endpoint) serve this certificate?"),
   Command.withExamples([
