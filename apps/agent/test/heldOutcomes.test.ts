@@ -74,7 +74,7 @@ describe("outcomes that need a person are held", () => {
     // The way out is named on the refusal and on every held pass: adopt: true.
     // In the agent's words: the deployment's setting and the reload, not the CLI's flag.
     expect(refused.fix).toBe(
-      "set `adopt: true` in this deployment's target and send the agent SIGHUP to take it over, which the outcome and the audit record note; or choose another certificate_name",
+      "find out who wrote the latest version first (`kvdeploy versions` shows each version's tags): another tool may renew it and expect it served; to take it over (this certificate is then served in its place, and the outcome and the audit record note the takeover), set `adopt: true` in this deployment's target and send the agent SIGHUP; or choose another certificate_name",
     )
 
     // A pass with the same source and configuration: held, not deployed (nor refused) again.

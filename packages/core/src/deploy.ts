@@ -237,7 +237,7 @@ const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | V
 export const adoptAdvice = "deploy with adopt (`--adopt`; `adopt: true` in an agent deployment's target)"
 
 /** The fix of a refusal to overwrite a certificate kvdeploy does not manage (a takeover). */
-export const notManagedFix = `${adoptAdvice} to take it over, which the outcome and the audit record note; or choose another certificate_name`
+export const notManagedFix = `find out who wrote the latest version first (\`kvdeploy versions\` shows each version's tags): another tool may renew it and expect it served; to take it over (this certificate is then served in its place, and the outcome and the audit record note the takeover), ${adoptAdvice}; or choose another certificate_name`
 
 /** Steps 3-4, idempotency and ownership, against the snapshot (again after a recovery). */
 const judgeExisting = (
@@ -282,7 +282,7 @@ const judgeExisting = (
         }
       : {
           field: "certificate_name",
-          message: `${name} exists in the vault without ${MANAGED_BY_TAG}=certctl; kvdeploy does not overwrite certificates it does not manage`,
+          message: `${name}'s latest version (${previous.versionId}) carries no ${MANAGED_BY_TAG}=certctl: another tool or person wrote it (or kvdeploy never managed this name), and kvdeploy does not overwrite certificates it does not manage`,
           fix: notManagedFix,
           reason: "not_managed",
         }

@@ -410,13 +410,18 @@ describe("Rejected (preflight: no vault I/O, every problem listed)", () => {
       fresh(
         Effect.gen(function* () {
           const vault = yield* InMemoryVaultHandle
-          yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
+          const theirs = yield* vault.seed(NAME, oldCert.material, { tags: { owner: "someone-else" } })
           const o = expectTag(yield* runDeploy(request(newCert.material)), "Rejected")
           assert.deepStrictEqual(
             o.problems.map((p) => p.reason),
             ["not_managed"],
           )
-          assert.match(o.problems[0]?.fix ?? "", /adopt/)
+          // The version is named, and a takeover is not offered before finding out whose it is.
+          assert.include(o.problems[0]?.message ?? "", `latest version (${theirs.versionId}) carries no`)
+          assert.match(
+            o.problems[0]?.fix ?? "",
+            /^find out who wrote the latest version first .*to take it over .*adopt/,
+          )
           assert.strictEqual(vault.versions(NAME).length, 1)
           assert.strictEqual(vault.calls().total, 1)
         }),

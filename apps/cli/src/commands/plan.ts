@@ -147,7 +147,7 @@ const decide = (
       action: "refuse",
       reason: holdsNoCertificate(current)
         ? `${config.certificateName} exists without ${MANAGED_BY_TAG}=certctl, and its latest version holds no certificate yet (a create was started on it in the vault and has not completed: \`az keyvault certificate pending show\`); deploy would refuse it`
-        : `${config.certificateName} exists without ${MANAGED_BY_TAG}=certctl; deploy would refuse it (use --adopt to take it over)`,
+        : `${config.certificateName}'s latest version (${current.versionId}) carries no ${MANAGED_BY_TAG}=certctl (another tool or person wrote it); deploy would refuse it (--adopt takes it over: find out who wrote it first)`,
       writes: 0,
     }
   }
