@@ -11,7 +11,7 @@
  * `kvdeploy_vault_throttled_total`; this adapter is the only recorder of
  * those three series (core's deploy program does not record them).
  */
-import { hash } from "node:crypto"
+import { hash, X509Certificate } from "node:crypto"
 import { Agent } from "node:https"
 import { createSecureContext, rootCertificates } from "node:tls"
 import type { TokenCredential } from "@azure/core-auth"
@@ -308,6 +308,30 @@ const problemsOf = (cause: unknown): MaterialInvalid["problems"] | undefined =>
     : undefined
 
 /** The CA list for the SDK's https agent: Node's roots plus the extra ones. */
+/**
+ * Why `trustedCaPem` cannot be trusted as given, or undefined: each entry must be PEM text holding
+ * at least one certificate, and every certificate block must read as one (Node's TLS context
+ * silently skips text that is none, so a wrong value surfaced only as a refused connection later).
+ * The value is not repeated: a key pasted by mistake must not reach an error.
+ */
+const trustedCaProblem = (extra: string | ReadonlyArray<string>): string | undefined => {
+  const entries: ReadonlyArray<unknown> = typeof extra === "string" ? [extra] : extra
+  for (const [i, entry] of entries.entries()) {
+    const which = typeof extra === "string" ? "" : `[${i}]`
+    if (typeof entry !== "string") return `${which} is not a string of PEM text`
+    const blocks = entry.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []
+    if (blocks.length === 0) return `${which} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`
+    for (const [j, block] of blocks.entries()) {
+      try {
+        new X509Certificate(block)
+      } catch {
+        return `${which} holds a certificate block (number ${j + 1}) that does not read as a certificate`
+      }
+    }
+  }
+  return undefined
+}
+
 const caList = (extra: string | ReadonlyArray<string>): string[] => [
   ...rootCertificates,
   ...(typeof extra === "string" ? [extra] : extra),
@@ -333,6 +357,13 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
   const timeout = options.requestTimeoutMs ?? 30_000
   // A refused TLS certificate's advice names trustedCaPem instead of NODE_EXTRA_CA_CERTS when given.
   const trusted = options.trustedCaPem !== undefined
+  const caProblem = options.trustedCaPem === undefined ? undefined : trustedCaProblem(options.trustedCaPem)
+  if (caProblem !== undefined)
+    return yield* Effect.die(
+      new TypeError(
+        `AzureKeyVaultOptions.trustedCaPem${caProblem}; give the CA certificates to trust as PEM text (the emulator's caPem, a private cloud's CA file read as text), or leave it out for Node's default roots`,
+      ),
+    )
   const maxConnections = options.maxConnections
   if (maxConnections !== undefined && !(Number.isSafeInteger(maxConnections) && maxConnections > 0))
     return yield* Effect.die(

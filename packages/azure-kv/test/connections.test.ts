@@ -184,6 +184,48 @@ describe("VaultConnections over the emulator", () => {
       }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
   )
 
+  it.live.each([
+    ["nope", /trustedCaPem holds no PEM certificate/],
+    [
+      ["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"],
+      /trustedCaPem\[0\] holds a certificate block \(number 1\) that does not read/,
+    ],
+    [[42], /trustedCaPem\[0\] is not a string of PEM text/],
+  ] as const)(
+    "trustedCaPem %j is refused with an error naming the option when the adapter is made",
+    ([bad, why]) =>
+      Effect.gen(function* () {
+        const exit = yield* Effect.exit(
+          makeWithConnections({
+            vaultUrl: target.vaultUrl,
+            credential,
+            trustedCaPem: bad as unknown as ReadonlyArray<string>,
+          }),
+        )
+        expect(exit._tag).toBe("Failure")
+        const message = String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))
+        expect(message).toMatch(why)
+        expect(message).toContain("give the CA certificates to trust as PEM text")
+        // The value given is not repeated.
+        expect(message).not.toContain("AAAA")
+      }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
+  )
+
+  it.live(
+    "trustedCaPem as an array (the emulator's CA, twice): the adapter is made and reads through it",
+    () =>
+      Effect.gen(function* () {
+        const handle = yield* makeWithConnections({
+          vaultUrl: target.vaultUrl,
+          credential,
+          customCloud: true,
+          trustedCaPem: [emulator.caPem, emulator.caPem],
+        })
+        const read = yield* Effect.result(handle.vault.getLatest("no-such-name"))
+        expect(read._tag === "Failure" && read.failure._tag).toBe("VaultNotFound")
+      }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
+  )
+
   it.live(
     "the SDKs' request log shows no bearer token and no PFX of a request in flight or waiting for a socket",
     () =>
