@@ -260,6 +260,20 @@ export const parsePem = (
   // (the effects inside open no span and log nothing).
   Effect.useSpan("pkcs12.parsePem", () =>
     Effect.gen(function* () {
+      // A JavaScript caller's value of another type (undefined, a number, an object): a typed
+      // refusal naming the input, not a TypeError from the first byte read.
+      if (typeof input !== "string" && !(input instanceof Uint8Array))
+        return yield* Effect.fail(
+          new MaterialInvalid({
+            problems: [
+              problem(
+                "input",
+                `is ${input === null ? "null" : typeof input}, not PEM text or DER bytes`,
+                "pass the PEM text as a string, or the file's bytes as a Uint8Array (a Buffer is one)",
+              ),
+            ],
+          }),
+        )
       const utf16 = typeof input === "string" ? undefined : utf16Text(input)
       if (typeof input !== "string" && utf16 === undefined && !looksLikePem(input))
         return yield* parseDer(input)

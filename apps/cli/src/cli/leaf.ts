@@ -6,14 +6,7 @@ import { createHash, X509Certificate } from "node:crypto"
 import type { CertificateMaterial } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
-import {
-  issuedBy,
-  keyProblems,
-  type MaterialFlags,
-  pemMaterial,
-  readPfxCertificates,
-  withSource,
-} from "./material.js"
+import { keyProblems, type MaterialFlags, pemMaterial, readPfxCertificates, withSource } from "./material.js"
 import { type CliProblem, usage, usageOne } from "./problems.js"
 import { readSource, sourceName } from "./sources.js"
 
@@ -36,50 +29,33 @@ export const leafOf = (der: Uint8Array): LeafCertificate => {
   }
 }
 
-/** A certificate of the file, read by node:crypto. */
-interface Candidate {
-  readonly der: Uint8Array
-  readonly node: X509Certificate
-}
-
-/** Whether `parent` is named as `child`'s issuer and its key verifies `child`'s signature (as the chain order of a deploy asks). */
-const issued = (parent: Candidate, child: Candidate): boolean => issuedBy(parent.node, child.node)
-
-const described = (c: Candidate): string =>
-  `${JSON.stringify(c.node.subject.replace(/\n/g, ", "))} (x5t ${createHash("sha1").update(c.der).digest("base64url")})`
-
 /** Whether the file held a private key verify could not read, for the message when no leaf can be chosen. */
 type KeyInFile = "none" | "unreadable"
 
 /**
- * The leaf of the file's certificates when its key did not name one: the certificate that issued
- * none of the others (the end of the chain). Copies of one certificate count once. Two or more such
- * certificates (a leaf with a CA that did not issue it, two leaves) are refused, naming them.
+ * The leaf of the file's certificates when its key did not name one: @kvdeploy/pkcs12's
+ * `chooseLeaf` without a key (the certificate that issued none of the others; copies of one
+ * certificate count once), the rule a library caller's bundle is read by. Two or more such
+ * certificates (a leaf with a CA that did not issue it, two leaves) are refused, naming them, as a
+ * problem of `field` with the CLI's fix.
  */
 const chainEnd = (
   field: string,
-  certificates: ReadonlyArray<Candidate>,
+  certificates: ReadonlyArray<Uint8Array>,
   key: KeyInFile,
-): Effect.Effect<Uint8Array, CliProblem> => {
-  const distinct = certificates.filter(
-    (c, i) => certificates.findIndex((d) => Buffer.compare(d.der, c.der) === 0) === i,
-  )
-  const ends = distinct.filter((c) => !distinct.some((other) => other !== c && issued(c, other)))
-  const [only] = ends
-  if (ends.length === 1 && only !== undefined) return Effect.succeed(only.der)
-  const named = (ends.length > 0 ? ends : distinct).map(described).join(", ")
-  const why =
-    key === "unreadable" ? "; its private key cannot be read here (encrypted?), so it cannot say which" : ""
-  return Effect.fail(
-    usageOne(
+): Effect.Effect<Uint8Array, CliProblem> =>
+  Effect.gen(function* () {
+    const { chooseLeaf } = yield* Effect.promise(() => import("@kvdeploy/pkcs12"))
+    const chosen = yield* Effect.result(chooseLeaf(certificates))
+    if (chosen._tag === "Success") return chosen.success.leaf
+    const why =
+      key === "unreadable" ? "; its private key cannot be read here (encrypted?), so it cannot say which" : ""
+    return yield* usageOne(
       field,
-      ends.length > 0
-        ? `holds ${ends.length} certificates that could each be the leaf (none of them issued another certificate of the file): ${named}${why}`
-        : `holds certificates that each issued another of the file, so none is the leaf: ${named}${why}`,
+      `${chosen.failure.problems.map((p) => p.message).join("; ")}${why}`,
       "give --cert a file of the leaf alone or with the CAs that issued it (its PEM blocks copied out of this file), the bundle that was deployed with its private key, or the deployed PFX with --pfx FILE",
-    ),
-  )
-}
+    )
+  })
 
 /**
  * The leaf of material read as deploy reads it, once its private key is judged as deploy's
@@ -138,10 +114,9 @@ export const readLeaf = (flag: string, source: string): Effect.Effect<LeafCertif
     const field = `${flag} ${sourceName(source)}`
     if (certificates.length === 0)
       return yield* usageOne(field, "holds no certificate", "give the leaf certificate as PEM")
-    const read: Array<Candidate> = []
     for (const [i, der] of certificates.entries()) {
       try {
-        read.push({ der, node: new X509Certificate(der) })
+        new X509Certificate(der)
       } catch {
         return yield* usageOne(
           field,
@@ -158,7 +133,7 @@ export const readLeaf = (flag: string, source: string): Effect.Effect<LeafCertif
         field,
         yield* pemMaterial({ cert: { source, certificates, key }, chain: undefined, key: undefined }),
       )
-    return leafOf(yield* chainEnd(field, read, keyInFile))
+    return leafOf(yield* chainEnd(field, certificates, keyInFile))
   })
 
 /**
@@ -172,6 +147,5 @@ export const readPfxLeaf = (flags: MaterialFlags, source: string) =>
     const read = yield* readPfxCertificates(flags, source)
     if ("material" in read) return yield* judgedLeaf(`--pfx ${sourceName(source)}`, read.material)
     // Each certificate was read by the PFX's decoder already.
-    const candidates = read.certificates.map((der) => ({ der, node: new X509Certificate(der) }))
-    return leafOf(yield* chainEnd(`--pfx ${sourceName(source)}`, candidates, "none"))
+    return leafOf(yield* chainEnd(`--pfx ${sourceName(source)}`, read.certificates, "none"))
   })

@@ -1,0 +1,220 @@
+/**
+ * chooseLeaf and materialFromPem: the leaf of a bundle in any order (parsePem keeps the file's
+ * order), the rule docs/library.md's example relies on; and parsePem's answer to a value that is
+ * neither text nor bytes (a JavaScript caller's undefined or number).
+ */
+import { readFileSync } from "node:fs"
+import { describe, expect, it } from "@effect/vitest"
+import { deploy, MaterialInvalid, validateTargetConfig } from "@kvdeploy/core"
+import { InMemoryAuditLog, InMemoryVault, InMemoryVaultHandle, RecordingMetrics } from "@kvdeploy/core/test"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { beforeAll } from "vitest"
+import * as Pkcs12 from "../src/index.js"
+import { chooseLeaf, materialFromPem, parsePem, x5tOf } from "../src/index.js"
+import { generateKey, hex, issue, type TestKey, toPem } from "./fixtures.js"
+
+interface Pki {
+  readonly rootKey: TestKey
+  readonly root: Uint8Array
+  readonly intermediate: Uint8Array
+  readonly leafKey: TestKey
+  readonly leaf: Uint8Array
+}
+let pki: Pki
+beforeAll(async () => {
+  const rootKey = await generateKey("P-256")
+  const intKey = await generateKey("P-256")
+  const leafKey = await generateKey("P-256")
+  const rootName = "CN=Root"
+  const intName = "CN=Intermediate"
+  const root = await issue({ subject: rootName, key: rootKey, ca: true })
+  const intermediate = await issue({
+    subject: intName,
+    key: intKey,
+    issuer: { name: rootName, key: rootKey },
+    ca: true,
+  })
+  const leaf = await issue({
+    subject: "CN=app.example.test",
+    key: leafKey,
+    issuer: { name: intName, key: intKey },
+    ca: false,
+    sans: [{ type: "dns", value: "app.example.test" }],
+  })
+  pki = { rootKey, root, intermediate, leafKey, leaf }
+})
+
+const pem = (...blocks: ReadonlyArray<"L" | "I" | "R" | "K">): string =>
+  blocks
+    .map((b) =>
+      b === "K"
+        ? toPem("PRIVATE KEY", pki.leafKey.pkcs8)
+        : toPem("CERTIFICATE", b === "L" ? pki.leaf : b === "I" ? pki.intermediate : pki.root),
+    )
+    .join("")
+
+const problemsOf = (e: MaterialInvalid) => e.problems.map((p) => ({ field: p.field, message: p.message }))
+
+describe("chooseLeaf", () => {
+  it.effect("with a key: the certificate the key belongs to, wherever it sits in the bundle", () =>
+    Effect.gen(function* () {
+      for (const order of [
+        ["K", "R", "I", "L"],
+        ["R", "L", "I", "K"],
+        ["L", "I", "R", "K"],
+        ["I", "K", "L"],
+      ] as const) {
+        const parsed = yield* parsePem(pem(...order))
+        const chosen = yield* chooseLeaf(parsed.certificates, parsed.key)
+        expect(hex(chosen.leaf), order.join(" ")).toBe(hex(pki.leaf))
+        expect(chosen.chain).toHaveLength(parsed.certificates.length - 1)
+        expect(chosen.chain.map(hex)).not.toContain(hex(pki.leaf))
+      }
+    }),
+  )
+
+  it.effect("without a key: the certificate that issued none of the others (cat ca.pem leaf.pem)", () =>
+    Effect.gen(function* () {
+      const parsed = yield* parsePem(pem("R", "I", "L"))
+      const chosen = yield* chooseLeaf(parsed.certificates)
+      expect(hex(chosen.leaf)).toBe(hex(pki.leaf))
+      expect(chosen.chain.map(hex)).toEqual([hex(pki.root), hex(pki.intermediate)])
+    }),
+  )
+
+  it.effect("without a key, two certificates neither of which issued the other: refused, naming both", () =>
+    Effect.gen(function* () {
+      const error = yield* chooseLeaf([pki.root, pki.leaf]).pipe(Effect.flip)
+      expect(error).toBeInstanceOf(MaterialInvalid)
+      const [p] = error.problems
+      expect(p?.field).toBe("certificates")
+      expect(p?.message).toContain("could each be the leaf")
+      expect(p?.message).toContain('"CN=Root"')
+      expect(p?.message).toContain(`x5t ${x5tOf(pki.leaf)}`)
+    }),
+  )
+
+  it.effect("an issuer's key beside its chain: refused as an issuer's key, not deployed as the leaf", () =>
+    Effect.gen(function* () {
+      const error = yield* chooseLeaf(
+        [pki.root, pki.intermediate, pki.leaf],
+        Redacted.make(pki.rootKey.pkcs8),
+      ).pipe(Effect.flip)
+      expect(problemsOf(error)).toEqual([
+        { field: "key", message: expect.stringContaining("an issuer's key, not the leaf's") },
+      ])
+      expect(error.problems[0]?.fix).toContain("leaf's own private key")
+    }),
+  )
+
+  it.effect("a key of none of them: the end of the chain is the leaf, so a deploy's refusal names it", () =>
+    Effect.gen(function* () {
+      const other = yield* Effect.promise(() => generateKey("P-256"))
+      const chosen = yield* chooseLeaf([pki.root, pki.leaf, pki.intermediate], Redacted.make(other.pkcs8))
+      expect(hex(chosen.leaf)).toBe(hex(pki.leaf))
+    }),
+  )
+
+  it.effect("values of other types from a JavaScript caller: MaterialInvalid naming them, no TypeError", () =>
+    Effect.gen(function* () {
+      const call = (certificates: unknown, key?: unknown) =>
+        chooseLeaf(certificates as Array<Uint8Array>, key as Redacted.Redacted<Uint8Array>).pipe(
+          Effect.flip,
+          Effect.map((e) => e.problems.map((p) => p.field)),
+        )
+      expect(yield* call(undefined)).toEqual(["certificates"])
+      expect(yield* call([pki.leaf, "-----BEGIN CERTIFICATE-----"])).toEqual(["certificates[1]"])
+      expect(yield* call([pki.leaf], pki.leafKey.pkcs8)).toEqual(["key"])
+      expect(yield* call([])).toEqual(["certificates"])
+    }),
+  )
+})
+
+describe("materialFromPem", () => {
+  it.effect("a bundle without a key, or without a certificate: MaterialInvalid saying which", () =>
+    Effect.gen(function* () {
+      const noKey = yield* materialFromPem(yield* parsePem(pem("L", "I"))).pipe(Effect.flip)
+      expect(noKey.problems.map((p) => p.field)).toEqual(["key"])
+      const noCert = yield* materialFromPem(yield* parsePem(pem("K"))).pipe(Effect.flip)
+      expect(noCert.problems).toEqual([
+        expect.objectContaining({ field: "pem", message: "holds no certificate, only a private key" }),
+      ])
+    }),
+  )
+
+  // docs/library.md's example reads its material with this line; here it runs over a bundle whose CA
+  // comes first, with this package's codec and core's in-memory vault in place of Key Vault.
+  const docLine = "const material = yield* Pkcs12.materialFromPem(yield* Pkcs12.parsePem(pemText))"
+
+  it("docs/library.md's example reads the material with materialFromPem, not the first certificate", () => {
+    const doc = readFileSync(new URL("../../../docs/library.md", import.meta.url), "utf8")
+    const example = doc.slice(doc.indexOf("## A deploy from your program"), doc.indexOf("What it gives back"))
+    expect(example).toContain(docLine)
+    expect(example).toContain("deploy({ target, material, certificateId })")
+    expect(example).not.toContain("pem.certificates")
+  })
+
+  // Live: the certificates are valid now, which the test clock (at 1970) is not.
+  it.live(
+    "the example's deploy of a bundle with the CA first (cat root.pem int.pem leaf.pem key.pem): Succeeded",
+    () =>
+      Effect.gen(function* () {
+        const target = yield* validateTargetConfig({
+          vault_url: "https://my-vault.vault.azure.net",
+          certificate_name: "api-prod",
+        })
+        const pemText = pem("R", "I", "L", "K")
+        // The doc's line, as written there.
+        const material = yield* Pkcs12.materialFromPem(yield* Pkcs12.parsePem(pemText))
+        const outcome = yield* deploy({ target, material, certificateId: "api-prod-2026" })
+        expect(outcome._tag === "Rejected" ? outcome.problems : []).toEqual([])
+        expect(outcome._tag).toBe("Succeeded")
+        expect(outcome.newX5t).toBe(x5tOf(pki.leaf))
+        const vault = yield* InMemoryVaultHandle
+        expect(vault.versions("api-prod").map((v) => hex(v.material.leaf))).toEqual([hex(pki.leaf)])
+        // What the example did before (its first certificate as the leaf): the CA, refused.
+        const [first, ...rest] = (yield* Pkcs12.parsePem(pemText)).certificates
+        const before = yield* deploy({
+          target: { ...target, certificateName: "api-before" },
+          material: { leaf: first ?? new Uint8Array(), chain: rest, key: material.key },
+          certificateId: "api-before-1",
+        })
+        expect(before._tag === "Rejected" ? before.problems : before._tag).toContainEqual(
+          expect.objectContaining({
+            field: "key",
+            reason: "key_mismatch",
+            message: expect.stringContaining("CN=Root"),
+          }),
+        )
+        expect(vault.versions("api-before")).toEqual([])
+      }).pipe(
+        Effect.provide(
+          Layer.mergeAll(
+            InMemoryVault.layer.pipe(Layer.provideMerge(Pkcs12.layer)),
+            RecordingMetrics.layer,
+            InMemoryAuditLog.layer,
+          ),
+        ),
+      ),
+  )
+})
+
+describe("parsePem of a value that is neither text nor bytes", () => {
+  it.effect("undefined, a number, null, an object: MaterialInvalid naming the input, no TypeError", () =>
+    Effect.gen(function* () {
+      for (const input of [undefined, 42, null, { pem: "x" }]) {
+        const error = yield* parsePem(input as unknown as string).pipe(Effect.flip)
+        expect(error).toBeInstanceOf(MaterialInvalid)
+        expect(error.problems).toEqual([
+          expect.objectContaining({
+            field: "input",
+            message: `is ${input === null ? "null" : typeof input}, not PEM text or DER bytes`,
+            fix: expect.stringContaining("as a string"),
+          }),
+        ])
+      }
+    }),
+  )
+})
