@@ -68,6 +68,7 @@ import {
   servedVersionWarning,
 } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
+import { requestShapeProblems } from "./requestShape.js"
 import { type PreviousKeyFit, previousKeyFit, rollback, rollbackContentTypeOf } from "./rollback.js"
 import { unfitTagValue, withheldCertificateId } from "./TargetConfig.js"
 import {
@@ -1318,6 +1319,15 @@ function* notVerified(
   }
 }
 
+/** The outcome's target: the request's, or, of a request without a TargetConfig, what of it is text. */
+const shownTarget = (target: unknown): OutcomeCommon["target"] => {
+  const t = (typeof target === "object" && target !== null ? target : {}) as Record<string, unknown>
+  return {
+    vaultUrl: typeof t.vaultUrl === "string" ? t.vaultUrl : "(not given)",
+    certificateName: typeof t.certificateName === "string" ? t.certificateName : "(not given)",
+  }
+}
+
 /**
  * Deploy one certificate to one vault target. Never fails: every way it can
  * end is a `DeployOutcome`, recorded in metrics and in one audit record.
@@ -1336,15 +1346,27 @@ export const deploy: (
     const startedAtNanos = clock.monotonicTimeNanosUnsafe()
     const trail = new DeployTrail()
     const state: RunState = { previous: undefined, inspected: undefined, servedNotAfter: undefined }
-    const draft = yield* run(context, request, trail, state, startedAtMs)
+    // A request whose fields are not of their types (a JavaScript caller's): Rejected, naming them.
+    const malformed = requestShapeProblems(request)
+    const draft =
+      malformed === undefined
+        ? yield* run(context, request, trail, state, startedAtMs)
+        : preflightRejected(trail, malformed)
     const finishedAtMs = clock.currentTimeMillisUnsafe()
     const tookNanos = clock.monotonicTimeNanosUnsafe() - startedAtNanos
     // The common fields, then the draft's (its reason again, in place): each draft is its outcome
     // without the common fields, so this is the outcome (TS cannot check a spread over a union).
     const outcome = {
-      target: { vaultUrl: request.target.vaultUrl, certificateName: request.target.certificateName },
-      // A pasted key as the id is refused by preflight and not repeated here (outcomes are logged).
-      certificateId: unfitTagValue(request.certificateId) ? withheldCertificateId : request.certificateId,
+      target:
+        malformed === undefined
+          ? { vaultUrl: request.target.vaultUrl, certificateName: request.target.certificateName }
+          : shownTarget(request?.target),
+      // A pasted key as the id is refused by preflight and not repeated here (outcomes are logged),
+      // nor is an id that is not a string.
+      certificateId:
+        typeof request?.certificateId !== "string" || unfitTagValue(request.certificateId)
+          ? withheldCertificateId
+          : request.certificateId,
       previous: state.previous === undefined ? undefined : refOf(state.previous),
       newX5t: state.inspected?.leaf.x5t,
       adopted: trail.adopted,

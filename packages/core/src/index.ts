@@ -25,6 +25,7 @@ export {
 } from "./preflight.js"
 export * from "./readAtMost.js"
 export * from "./request.js"
+export { requestShapeProblems } from "./requestShape.js"
 export { type PreviousKeyFit, previousKeyFit } from "./rollback.js"
 export * from "./shownValues.js"
 export * from "./spanText.js"

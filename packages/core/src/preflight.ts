@@ -32,6 +32,7 @@ import {
 } from "./ports/PfxCodec.js"
 import type { VaultVersion } from "./ports/Vault.js"
 import type { DeployRequest } from "./request.js"
+import { requestShapeProblems } from "./requestShape.js"
 import { spanText } from "./spanText.js"
 import { certificateIdProblems, certificateNameProblems, tagProblems } from "./TargetConfig.js"
 
@@ -496,6 +497,13 @@ export const preflight = (
   request: DeployRequest,
 ): Effect.Effect<PreflightPassed | PreflightRejected, never, PfxCodec> =>
   Effect.flatMap(Effect.context<PfxCodec>(), (context) => {
+    const malformed = requestShapeProblems(request)
+    if (malformed !== undefined)
+      return Effect.succeed<PreflightRejected>({
+        _tag: "Rejected",
+        problems: malformed,
+        inspected: undefined,
+      })
     const codec = Context.get(context, PfxCodec)
     return Effect.flatMap(Effect.result(codec.inspect(request.material)), (inspected) => {
       const checked = preflightInspected(
