@@ -20,9 +20,11 @@ export interface AuditRecord {
   readonly previousX5t: string | undefined
   readonly newX5t: string | undefined
   /**
-   * The version the vault serves as this deploy's: the one it created (Succeeded, Superseded; for
-   * Unverified, the one it imported when that is proven, else undefined) or, for Skipped, the one
-   * already in place; undefined otherwise.
+   * The version this deploy is about: the one it created (Succeeded, Superseded; for Unverified,
+   * the one it imported when that is proven, else undefined), for Skipped the one already in place,
+   * and for RolledBack and RollbackFailed the version it imported that failed verification (the
+   * outcome's `failedVersionId`; `rollbackVersionId` is the rollback's). Undefined for Rejected and
+   * Failed (no version was added).
    */
   readonly versionId: string | undefined
   readonly rollbackVersionId: string | undefined

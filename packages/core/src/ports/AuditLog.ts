@@ -14,7 +14,11 @@ export class AuditLog extends Context.Service<
     readonly record: (record: AuditRecord) => Effect.Effect<void>
   }
 >()("@kvdeploy/core/AuditLog") {
-  /** Writes each record as one structured log line (`Effect.logInfo` with annotations). */
+  /**
+   * Writes each record as one log entry: `Effect.logInfo("kvdeploy deploy decision")` with the
+   * record as JSON in its `audit` annotation. Effect's default logger prints the entry over three
+   * lines; a one-line logger (`Logger.consoleJson`, `Logger.consoleLogFmt`) prints it on one.
+   */
   static readonly layerLogger: Layer.Layer<AuditLog> = Layer.succeed(AuditLog, {
     record: (record) =>
       Effect.logInfo("kvdeploy deploy decision").pipe(Effect.annotateLogs({ audit: JSON.stringify(record) })),
