@@ -98,7 +98,9 @@ const keyProblem = (
       field,
       key instanceof Uint8Array
         ? "is bare bytes, not a Redacted value (a key given bare shows in any log or error that prints the request)"
-        : `is ${typeOf(key)}, not a Redacted value holding the private key (or it is one made by another copy of effect, which this one cannot read)`,
+        : isObject(key)
+          ? `is ${typeOf(key)}, not a Redacted value holding the private key (or a Redacted made by another copy of effect, which this one cannot read)`
+          : `is ${typeOf(key)}, not a Redacted value holding the private key`,
       "wrap the key's PKCS#8 bytes with Redacted.make (from the one copy of effect your program and kvdeploy share), or pass the key @kvdeploy/pkcs12's parsePem answers",
       reason,
     )
