@@ -7,14 +7,7 @@
 
 import { readFileSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import {
-  AuditLog,
-  auditRecordOf,
-  deploy,
-  exitCodeOf,
-  MaterialInvalid,
-  validateTargetConfig,
-} from "@kvdeploy/core"
+import { AuditLog, auditRecordOf, deploy, exitCodeOf, validateTargetConfig } from "@kvdeploy/core"
 import { withProcessEnv } from "@kvdeploy/core/test"
 import { credentialSettingsFromTarget, makeCredential } from "@kvdeploy/credentials"
 import type { Emulator } from "@kvdeploy/kv-emulator"
@@ -34,19 +27,14 @@ export const deployPem = (
 ) =>
   Effect.gen(function* () {
     const target = yield* validateTargetConfig(rawTarget)
-    const pem = yield* Pkcs12.parsePem(pemText)
-    const [leaf, ...chain] = pem.certificates
-    const key = pem.key
-    if (leaf === undefined || key === undefined)
-      return yield* new MaterialInvalid({
-        problems: [{ field: "pem", message: "needs a certificate and its private key", fix: "give both" }],
-      })
+    // The leaf is the certificate the private key belongs to, wherever it sits in the text.
+    const material = yield* Pkcs12.materialFromPem(yield* Pkcs12.parsePem(pemText))
     const { credential } = yield* makeCredential(credentialSettingsFromTarget(target, tls))
     const layers = AzureKeyVault.layerConfig(target, credential, tls).pipe(
       Layer.provideMerge(Layer.mergeAll(Pkcs12.layer, prometheus, AuditLog.layerLogger)),
     )
     return yield* Effect.gen(function* () {
-      const outcome = yield* deploy({ target, material: { leaf, chain, key }, certificateId })
+      const outcome = yield* deploy({ target, material, certificateId })
       const metrics = yield* Effect.flatMap(Effect.service(PrometheusExposition), (p) => p.text)
       return { outcome, audit: auditRecordOf(outcome), exitCode: exitCodeOf(outcome), metrics }
     }).pipe(Effect.provide(layers))
@@ -131,6 +119,21 @@ describe("docs/library.md", () => {
         const keyBody = pem.split("-----BEGIN PRIVATE KEY-----")[1]!.trim().split("\n")[0]!
         expect(JSON.stringify(result)).not.toContain(keyBody)
       }),
+  )
+
+  it.live("a bundle with its CA first (cat ca.pem leaf.pem key.pem): the leaf is deployed, Succeeded", () =>
+    Effect.gen(function* () {
+      const m = yield* Effect.promise(() => makeMaterial(ca))
+      const pem =
+        toPem("CERTIFICATE", ca.der) + toPem("CERTIFICATE", m.leaf) + toPem("PRIVATE KEY", m.testKey.pkcs8)
+      const result = yield* withProcessEnv(
+        { ...emulator.env.clientSecret },
+        deployPem(emulator.targetConfig(VAULT, "api-ca-first", "clientSecret"), pem, "api-ca-first-1", tls()),
+      )
+      expect(result.outcome._tag === "Rejected" ? result.outcome.problems : []).toEqual([])
+      expect(result.outcome._tag).toBe("Succeeded")
+      expect(emulator.state.versions(VAULT, "api-ca-first")).toHaveLength(1)
+    }),
   )
 
   it.live("variables the credential mode needs are missing: a tagged error naming them", () =>
