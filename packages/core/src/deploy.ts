@@ -248,7 +248,7 @@ const judgeExisting = (
   newX5t: string,
   tags: Readonly<Record<string, string>>,
 ): Draft | undefined => {
-  const judgement = judgeExistingVersion(previous, newX5t, tags, request.options?.adopt === true)
+  const judgement = judgeExistingVersion(previous, newX5t, tags, request.options)
   if (judgement._tag === "InPlace") {
     trail.note("idempotency: already served with kvdeploy's tags; skipping")
     // content_type pem or pkcs12 (or keep with consumers that read PKCS#12 only) asks for another
@@ -608,9 +608,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
     } satisfies Draft
   }
   const judgedOnBefore =
-    before === undefined
-      ? undefined
-      : judgeExistingVersion(before, newX5t, tags, request.options?.adopt === true)._tag
+    before === undefined ? undefined : judgeExistingVersion(before, newX5t, tags, request.options)._tag
   if (judgedOnBefore === "NotManaged") {
     trail.note("ownership: the soft-deleted certificate is not managed by kvdeploy; left deleted")
     const problem: DeployProblem = {

@@ -5,6 +5,7 @@
  * they cannot drift from what a deploy would do.
  */
 import type { VaultVersion } from "./ports/Vault.js"
+import type { DeployOptions } from "./request.js"
 import { hasTags, isManagedByKvdeploy } from "./tags.js"
 
 export type ExistingVersionJudgement =
@@ -41,14 +42,20 @@ export const servesInPlace = (
 export const holdsNoCertificate = (version: Pick<VaultVersion, "x5t" | "cer">): boolean =>
   version.x5t === "" && version.cer === undefined
 
-/** What a deploy of the certificate `newX5t` with `tags` does about `current`, the version served now. */
+/**
+ * What a deploy of the certificate `newX5t` with `tags` does about `current`, the version served now.
+ * `options` are the request's (`adopt`, `force`), or whether to adopt alone. With `force` a version
+ * served in place is replaced all the same (it may hold the leaf with another chain or content
+ * type); ownership is judged as always.
+ */
 export const judgeExistingVersion = (
   current: VaultVersion,
   newX5t: string,
   tags: Readonly<Record<string, string>>,
-  adopt: boolean,
+  options: boolean | Pick<DeployOptions, "adopt" | "force"> | undefined,
 ): ExistingVersionJudgement => {
-  if (servesInPlace(current, newX5t, tags)) return inPlace
+  const { adopt, force } = typeof options === "boolean" ? { adopt: options, force: false } : (options ?? {})
+  if (force !== true && servesInPlace(current, newX5t, tags)) return inPlace
   if (isManagedByKvdeploy(current.tags)) return replace
-  return adopt ? adoptAndReplace : notManaged
+  return adopt === true ? adoptAndReplace : notManaged
 }

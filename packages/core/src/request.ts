@@ -7,6 +7,13 @@ export interface DeployOptions {
   /** Take over a certificate that exists without `certctl-managed-by=certctl` (the adoption is recorded). */
   readonly adopt?: boolean
   /**
+   * Import even when the vault serves this certificate already (its leaf, enabled, with kvdeploy's
+   * tags and every tag the request gives): the served version may hold it with another chain,
+   * content type or tags, which idempotency does not compare. Ownership, verify and rollback as
+   * always: a certificate kvdeploy does not manage is still refused without `adopt`.
+   */
+  readonly force?: boolean
+  /**
    * The private key of the certificate the vault serves now, kept by the caller
    * (key history). Used for a rollback only when it provably matches the
    * previous certificate; lets a rollback work without `secrets/get`.
