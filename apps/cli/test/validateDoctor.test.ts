@@ -122,6 +122,10 @@ describe("validate, doctor, emulator", () => {
       const secret = certificateOnly.checks.find((c) => c.check === "secrets/get")
       expect(secret?.status).toBe("warn")
       expect(secret?.detail).toContain("a rollback cannot read the previous PFX from the backing secret")
+      // restore reads a version's backing secret too.
+      expect(secret?.detail).toContain(
+        "`kvdeploy restore` cannot read any version's (it needs secrets/get too)",
+      )
       expect(secret?.fix).toContain(
         "scoped to the certificate's backing secret (…/vaults/VAULT/secrets/NAME) or to the vault",
       )

@@ -493,7 +493,8 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
           fix: "retry `kvdeploy doctor`",
         })
       }
-      // secrets/get: the backing secret of the latest version (rollback restores the previous PFX from it).
+      // secrets/get: the backing secret of the latest version (rollback restores the previous PFX
+      // from it; `kvdeploy restore` reads a version's from it).
       yield* progress("secrets/get…")
       const secret = yield* vault
         .getVersionSecret(name ?? probeCertificateName, latestVersion ?? "0")
@@ -540,7 +541,7 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
           detail:
             refusal === "disabled"
               ? "the latest version is disabled, so its backing secret cannot be read (whether secrets/get is granted is not known): a rollback to it cannot read its PFX"
-              : "forbidden: a rollback cannot read the previous PFX from the backing secret",
+              : "forbidden: a rollback cannot read the previous PFX from the backing secret, and `kvdeploy restore` cannot read any version's (it needs secrets/get too)",
           fix: yield* Effect.promise(() => fixFor("getVersionSecret", refusal, credential)),
         })
       } else {
