@@ -4,10 +4,16 @@
  * with nothing written (the emulator's request log).
  */
 import { X509Certificate } from "node:crypto"
+import { ClientSecretCredential } from "@azure/identity"
+import { SecretClient } from "@azure/keyvault-secrets"
+import { decodePfxCertificates } from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { fromVersionOf } from "../src/cli/fromVersion.js"
 import type { Issued } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
-import { json, runCli, startWorld, type World } from "./harness.js"
+import { type CliResult, json, runCli, startWorld, type World } from "./harness.js"
 import { otherToolClient, PEM } from "./otherTool.js"
 
 let world: World
@@ -38,10 +44,44 @@ const deployed = async (name: string, leaf: Issued): Promise<Outcome> => {
   return json<Outcome>(r)
 }
 
-const restore = (name: string, version: string) =>
-  runCli(["restore", "--config", world.targetFile(name), "--from-version", version, "--json"], {
+const restore = (name: string, version: string, more: ReadonlyArray<string> = ["--json"]) =>
+  runCli(["restore", "--config", world.targetFile(name), "--from-version", version, ...more], {
     env: world.env,
   })
+
+/**
+ * The certificates (DER) of a version's backing secret, as the SDK's SecretClient reads it (the
+ * PKCS#12 Key Vault keeps, blank password): the leaf and the chain it holds. Its key is not read.
+ */
+const backingCertificates = async (name: string, version: string): Promise<ReadonlyArray<Uint8Array>> => {
+  const secrets = new SecretClient(
+    world.emulator.vault(world.vault).url,
+    new ClientSecretCredential(
+      world.env.AZURE_TENANT_ID ?? "",
+      world.env.AZURE_CLIENT_ID ?? "",
+      world.env.AZURE_CLIENT_SECRET ?? "",
+      { authorityHost: world.emulator.authorityHost, disableInstanceDiscovery: true },
+    ),
+    { disableChallengeResourceVerification: true },
+  )
+  const secret = await secrets.getSecret(name, { version })
+  expect(secret.properties.contentType).toBe("application/x-pkcs12")
+  return Effect.runPromise(
+    decodePfxCertificates(new Uint8Array(Buffer.from(secret.value ?? "", "base64")), Redacted.make("")),
+  )
+}
+
+/** The messages of a refusal's problems, as --json prints them. */
+const problemOf = (r: CliResult) =>
+  json<{ error: { problems: ReadonlyArray<{ message: string }> } }>(r)
+    .error.problems.map((p) => p.message)
+    .join("\n")
+
+const derOf = (pem: string): ReadonlyArray<string> =>
+  (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) =>
+    Buffer.from(new X509Certificate(c).raw).toString("hex"),
+  )
+const hexOf = (ders: ReadonlyArray<Uint8Array>) => ders.map((d) => Buffer.from(d).toString("hex"))
 
 describe("kvdeploy restore", () => {
   it("puts an earlier version's certificate back as a new version, proven served; a second time it is Skipped", async () => {
@@ -169,10 +209,20 @@ describe("kvdeploy restore", () => {
     })
     const r = await restore(name, v1.versionId ?? "")
     expect(r.code, r.stdout + r.stderr).toBe(0)
-    const o = json<Outcome & { certificateId: string; restoredFrom: unknown }>(r)
+    const o = json<
+      Outcome & {
+        certificateId: string
+        restoredFrom: unknown
+        warnings?: ReadonlyArray<{ field: string; message: string; fix: string }>
+      }
+    >(r)
     expect(o.outcome).toBe("Succeeded")
     expect(o.certificateId).toBe(name)
     expect(o.restoredFrom).toEqual({ versionId: v1.versionId, vaultCalls: 2 })
+    // Said on stderr, and in the JSON's warnings (a script reads the JSON alone).
+    const words = `version ${v1.versionId}'s certctl-certificate-id tag is not a certificate id a deploy takes (not shown): restored under the certificate's name, ${name}`
+    expect(r.stderr).toContain(words)
+    expect(o.warnings?.find((w) => w.message === words)?.field).toBe("--from-version")
     expect(r.stdout + r.stderr).not.toContain("PRIVATE KEY")
   })
 
@@ -183,7 +233,7 @@ describe("kvdeploy restore", () => {
     const notAnId = await restore(name, "latest")
     expect(notAnId.code).toBe(2)
     expect(notAnId.stdout).toContain('"field": "--from-version"')
-    expect(notAnId.stdout).toContain("is not a version id (32 hexadecimal digits)")
+    expect(problemOf(notAnId)).toContain('"latest" is neither a version id (32 hexadecimal digits)')
     // Refused before any request.
     expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
 
@@ -215,5 +265,235 @@ describe("a disabled latest version holding the certificate deployed", () => {
     expect(json<Outcome>(again).outcome).toBe("Succeeded")
     expect(again.stdout).toContain(words)
     expect(again.stdout).toContain("disable the new version too")
+  })
+})
+
+describe("restore and deploy --force: the served version holds the same leaf with another chain", () => {
+  it("restore of the version with the chain is Skipped, saying so and naming --force; with --force, a new version whose backing secret holds the chain", async () => {
+    const name = "r-force"
+    // The leaf with its chain, then the same leaf alone (no chain given), with a tag so that it is
+    // imported rather than skipped: the vault serves the leaf without its chain.
+    const withChain = await deployed(name, first)
+    const leafAlone = await runCli(
+      ["deploy", "--config", world.targetFile(name), "--cert", "-", "--tag", "chain=none", "--json"],
+      { stdin: first.certPem + first.keyPem, env: world.env },
+    )
+    expect(leafAlone.code, leafAlone.stdout + leafAlone.stderr).toBe(0)
+    const served = json<Outcome>(leafAlone)
+    expect(served.outcome).toBe("Succeeded")
+    const chain = derOf(fx.chainOf(first))
+    expect(chain.length).toBeGreaterThan(0)
+    expect(hexOf(await backingCertificates(name, withChain.versionId ?? ""))).toEqual([
+      ...derOf(first.certPem),
+      ...chain,
+    ])
+    expect(hexOf(await backingCertificates(name, served.versionId ?? ""))).toEqual(derOf(first.certPem))
+
+    // Skipped: the served version holds this leaf with every tag asked. Said, with the way on.
+    const mark = world.emulator.requests.mark()
+    const skipped = await restore(name, withChain.versionId ?? "")
+    expect(skipped.code, skipped.stdout + skipped.stderr).toBe(0)
+    const o = json<Outcome & { next?: string }>(skipped)
+    expect(o.outcome).toBe("Skipped")
+    expect(o.versionId).toBe(served.versionId)
+    expect(o.next).toContain(`the served version ${served.versionId} holds this leaf`)
+    expect(o.next).toContain(
+      "if its chain, content type or tags differ from this certificate's, --force imports it anyway",
+    )
+    const text = await restore(name, withChain.versionId ?? "", [])
+    expect(text.code, text.stdout + text.stderr).toBe(0)
+    expect(text.stdout).toMatch(/next {8}the served version [0-9a-f]{32} holds this leaf/)
+    expect(text.stdout).toContain("--force imports it anyway")
+    expect(world.writesSince(mark, name)).toBe(0)
+
+    const forced = await restore(name, withChain.versionId ?? "", ["--force", "--json"])
+    expect(forced.code, forced.stdout + forced.stderr).toBe(0)
+    const f = json<Outcome & { next?: string }>(forced)
+    expect(f.outcome).toBe("Succeeded")
+    expect(f.previous?.versionId).toBe(served.versionId)
+    expect(f.newX5t).toBe(withChain.newX5t)
+    expect(f.next).toBeUndefined()
+    // The new version, served, holds the leaf and its chain, as the version restored from did.
+    expect(hexOf(await backingCertificates(name, f.versionId ?? ""))).toEqual([
+      ...derOf(first.certPem),
+      ...chain,
+    ])
+    const latest = await world.sdk().getCertificate(name)
+    expect(latest.properties.version).toBe(f.versionId)
+    expect(latest.properties.tags?.["certctl-rollback-of"]).toBe(served.versionId)
+    expect(forced.stdout + forced.stderr).not.toContain("PRIVATE KEY")
+  })
+
+  it("deploy: Skipped says --force; plan --force says it would import; deploy --force writes a new version", async () => {
+    const name = "r-force-deploy"
+    const v1 = await deployed(name, first)
+    const deployArgs = (more: ReadonlyArray<string>) =>
+      runCli(["deploy", "--config", world.targetFile(name), "--cert", "-", "--json", ...more], {
+        stdin: fx.bundle(first),
+        env: world.env,
+      })
+    const planArgs = (more: ReadonlyArray<string>) =>
+      runCli(["plan", "--config", world.targetFile(name), "--cert", "-", "--json", ...more], {
+        stdin: fx.bundle(first),
+        env: world.env,
+      })
+    const again = await deployArgs([])
+    expect(again.code, again.stdout + again.stderr).toBe(0)
+    const skipped = json<Outcome & { next?: string }>(again)
+    expect(skipped.outcome).toBe("Skipped")
+    expect(skipped.next).toContain("--force imports it anyway")
+
+    const planned = json<{ action: string; reason: string; writes: number }>(await planArgs([]))
+    expect(planned.action).toBe("skip")
+    expect(planned.reason).toContain("--force would import it anyway")
+    const mark = world.emulator.requests.mark()
+    const forcedPlan = json<{ action: string; reason: string; writes: number }>(await planArgs(["--force"]))
+    expect(forcedPlan).toMatchObject({ action: "import", writes: 1 })
+    expect(forcedPlan.reason).toContain("--force imports it all the same")
+    expect(world.writesSince(mark, name)).toBe(0)
+
+    const forced = await deployArgs(["--force"])
+    expect(forced.code, forced.stdout + forced.stderr).toBe(0)
+    const f = json<Outcome>(forced)
+    expect(f.outcome).toBe("Succeeded")
+    expect(f.previous?.versionId).toBe(v1.versionId)
+    expect(f.versionId).not.toBe(v1.versionId)
+    expect(f.newX5t).toBe(v1.newX5t)
+  })
+})
+
+describe("restore: what the version carries, and how it is named", () => {
+  it("the restored version carries the version's own operator tags, not the target's", async () => {
+    const name = "r-tags"
+    const tagged = async (leaf: Issued, env: string) => {
+      const r = await runCli(
+        ["deploy", "--config", world.targetFile(name), "--cert", "-", "--tag", `env=${env}`, "--json"],
+        { stdin: fx.bundle(leaf), env: world.env },
+      )
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+      return json<Outcome>(r)
+    }
+    const v1 = await tagged(first, "a")
+    await tagged(second, "b")
+    // The target file asks another tag: a restore puts back the version's own.
+    const r = await runCli(
+      [
+        "restore",
+        "--config",
+        world.targetFile(name, { tags: { env: "from-target", team: "web" } }),
+        "--from-version",
+        v1.versionId ?? "",
+        "--json",
+      ],
+      { env: world.env },
+    )
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const o = json<Outcome>(r)
+    expect(o.outcome).toBe("Succeeded")
+    const restored = await world.sdk().getCertificateVersion(name, o.versionId ?? "")
+    expect(restored.properties.tags).toEqual({
+      env: "a",
+      "certctl-managed-by": "certctl",
+      "certctl-certificate-id": name,
+      "certctl-rollback-of": expect.stringMatching(/^[0-9a-f]{32}$/),
+    })
+  })
+
+  it("takes a version's id URL (as az prints it) or its path, of this certificate; refuses one of another certificate or vault, naming both", async () => {
+    const name = "r-url"
+    const v1 = await deployed(name, first)
+    await deployed(name, second)
+    const vaultUrl = world.emulator.vault(world.vault).url
+    const url = `${vaultUrl}/certificates/${name}/${v1.versionId}`
+    expect(url.length).toBeGreaterThan(64)
+    const byUrl = await restore(name, url)
+    expect(byUrl.code, byUrl.stdout + byUrl.stderr).toBe(0)
+    const o = json<Outcome & { restoredFrom: { versionId: string } }>(byUrl)
+    expect(o.outcome).toBe("Succeeded")
+    expect(o.restoredFrom.versionId).toBe(v1.versionId)
+    const byPath = await restore(name, `/certificates/${name}/${(v1.versionId ?? "").toUpperCase()}`)
+    expect(byPath.code, byPath.stdout + byPath.stderr).toBe(0)
+    expect(json<Outcome & { restoredFrom: { versionId: string } }>(byPath).restoredFrom.versionId).toBe(
+      v1.versionId,
+    )
+
+    const mark = world.emulator.requests.mark()
+    const otherName = await restore(name, `${vaultUrl}/certificates/r-other/${v1.versionId}`)
+    expect(otherName.code).toBe(2)
+    expect(otherName.stdout).toContain('"field": "--from-version"')
+    expect(problemOf(otherName)).toContain(
+      `is a version of the certificate "r-other", not of the target's certificate (${name})`,
+    )
+    const otherVault = await restore(
+      name,
+      `https://other.vault.azure.net/certificates/r-other/${v1.versionId}`,
+    )
+    expect(otherVault.code).toBe(2)
+    expect(problemOf(otherVault)).toContain(
+      `is a version of the certificate "r-other" in the vault "https://other.vault.azure.net", not of the target's certificate and vault (${name} in ${vaultUrl})`,
+    )
+    const noVersion = await restore(name, `${vaultUrl}/certificates/${name}`)
+    expect(noVersion.code).toBe(2)
+    expect(noVersion.stdout).toContain("names a certificate, not one of its versions")
+    // A long value is described, in a sentence.
+    const long = await restore(name, "x".repeat(81))
+    expect(long.code).toBe(2)
+    expect(long.stdout).toContain(
+      "the value given (a string of 81 characters, not shown) is neither a version id (32 hexadecimal digits) nor the id of a version of",
+    )
+    expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
+  })
+
+  it("a soft-deleted certificate is named so, with the way to recover it; a name with no certificate is said to have none: nothing written", async () => {
+    const name = "r-soft-deleted"
+    const v1 = await deployed(name, first)
+    await (await world.sdk().beginDeleteCertificate(name, { intervalInMs: 50 })).pollUntilDone()
+    const mark = world.emulator.requests.mark()
+    const r = await restore(name, v1.versionId ?? "")
+    expect(r.code, r.stdout + r.stderr).toBe(1)
+    expect(r.stdout).toContain(`${name} is soft-deleted in`)
+    expect(r.stdout).toContain("recover it first (`az keyvault certificate recover")
+    expect(r.stdout).not.toContain("has no version")
+    const text = await restore(name, v1.versionId ?? "", [])
+    expect(text.stderr + text.stdout).toContain(`${name} is soft-deleted in`)
+
+    const none = await restore("r-never-deployed", v1.versionId ?? "")
+    expect(none.code, none.stdout + none.stderr).toBe(1)
+    expect(none.stdout).toContain("r-never-deployed does not exist in")
+    expect(none.stdout).toContain("no certificate named r-never-deployed")
+    expect(none.stdout).not.toContain("has no version")
+    expect(world.writesSince(mark)).toBe(0)
+  })
+})
+
+describe("fromVersionOf (--from-version's value)", () => {
+  const vault = "https://my-vault.vault.azure.net"
+  const id = "0123456789abcdef0123456789abcdef"
+  it("a version id, its id URL (any case, a trailing slash, a query) or its path", () => {
+    for (const given of [
+      id,
+      ` ${id.toUpperCase()} `,
+      `${vault}/certificates/api-prod/${id}`,
+      `HTTPS://MY-VAULT.vault.azure.net:443/certificates/API-PROD/${id}/?api-version=7.5`,
+      `/certificates/api-prod/${id}`,
+      `certificates/api-prod/${id}`,
+    ])
+      expect(fromVersionOf(given, "api-prod", `${vault}/`), given).toEqual({
+        _tag: "VersionId",
+        versionId: id,
+      })
+  })
+  it("refuses what names no version of this certificate in this vault", () => {
+    for (const given of [
+      "latest",
+      `${vault}/certificates/api-prod`,
+      `${vault}/secrets/api-prod/${id}`,
+      `${vault}/certificates/api-prod/${id}/extra`,
+      `${vault}/certificates/api-prod/not-a-version`,
+      `${vault}/certificates/other/${id}`,
+      `https://other.vault.azure.net/certificates/api-prod/${id}`,
+      "https://",
+    ])
+      expect(fromVersionOf(given, "api-prod", vault)._tag, given).toBe("Refused")
   })
 })

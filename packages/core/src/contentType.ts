@@ -108,10 +108,10 @@ export const contentTypeDecision = (
  * How a fix says to write the content type asked for now, with the certificate already served: a
  * deploy imports over a served version that lacks one of the target's tags (servesInPlace), so
  * one more tag makes it write this certificate again as a new version, in the content type asked
- * for. kvdeploy has no flag that forces an import.
+ * for. The CLI's `--force` (DeployOptions.force) imports it without one; the agent has none.
  */
 const writeNowAdvice = (asked: string): string =>
-  `add a tag to the target, or change a tag's value (\`--tag KEY=VALUE\`, or \`tags\` in the target file or the agent's deployment) and deploy again: a served version without one of the target's tags is imported over, so this certificate is written again as a new version, as ${asked} (the tag may be left out again afterwards); or deploy a certificate renewed by its CA`
+  `add a tag to the target, or change a tag's value (\`--tag KEY=VALUE\`, or \`tags\` in the target file or the agent's deployment) and deploy again: a served version without one of the target's tags is imported over, so this certificate is written again as a new version, as ${asked} (the tag may be left out again afterwards); or, with \`kvdeploy deploy\`, deploy again with \`--force\`, which imports the certificate served already; or deploy a certificate renewed by its CA`
 
 /**
  * When a certificate already served is not imported again (Skipped), and the target asks for

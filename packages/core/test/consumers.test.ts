@@ -369,6 +369,8 @@ describe("content_type keep with a consumer: PKCS#12 whatever the vault serves",
             fix,
             /^to write application\/x-pkcs12 now, add a tag to the target, or change a tag's value \(`--tag KEY=VALUE`, or `tags` in the target file or the agent's deployment\) and deploy again/,
           )
+          // The CLI's way too: --force imports the certificate served already.
+          assert.include(fix, "deploy again with `--force`, which imports the certificate served already")
           // Core does not know whether the list came from the file or --consumer: both are named.
           assert.match(
             fix,

@@ -133,6 +133,16 @@ const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
 }
 
 /**
+ * What a Skipped outcome leaves to do, when the served certificate is not served as wanted: the
+ * skip compares the leaf (x5t) and kvdeploy's tags only, so the served version may hold this leaf
+ * with another chain, content type or tags. For the text's `next` line and the JSON's `next`.
+ */
+export const skippedNext = (o: DeployOutcome): string | undefined =>
+  o._tag === "Skipped"
+    ? `the served version ${o.versionId} holds this leaf (x5t ${o.previous?.x5t ?? o.newX5t ?? "unknown"}) with kvdeploy's tags; its chain and its secret's content type are not compared: if its chain, content type or tags differ from this certificate's, --force imports it anyway, as a new version`
+    : undefined
+
+/**
  * What to do when Key Vault refused a request itself (a VaultRequestRejected), by its code: for an
  * import (`isImport`), the 409s that refuse every import of the name have their own remedies. Also
  * doctor's, for its import probe's 409.
@@ -310,7 +320,7 @@ export const outcomeLines = (
       : o._tag === "Unverified" && o.versionId === undefined
         ? // No version is known to be this deploy's: the vault may have been read (a list answering 404).
           "a person must look: `kvdeploy versions` shows what the vault holds; deploy again: it is skipped if the import did land, or imports once, and says so if the certificate is soft-deleted"
-        : next[o._tag]
+        : (skippedNext(o) ?? next[o._tag])
   if (todo !== undefined) lines.push(`  next        ${todo}`)
   lines.push(`  ${s.dim(`steps: ${o.decisions.join(" → ")}`)}`)
   return lines

@@ -416,14 +416,20 @@ export const vaultProblem = (
  * would fail on it, not create it). Fails as reading the deleted certificate fails (404: none).
  * `nameField` names where the name came from (resolveTarget's: `--name`, or the target file's field).
  */
-export const softDeletedCertificate = (vault: Vault["Service"], target: TargetConfig, nameField: string) =>
+export const softDeletedCertificate = (
+  vault: Vault["Service"],
+  target: TargetConfig,
+  nameField: string,
+  /** What to do about it, for a command that is not a deploy (restore's: recover it first). */
+  fix = "deploy with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover it and deploy, or recover it (`az keyvault certificate recover`); a deploy without it fails on this name",
+) =>
   vault.getDeleted(target.certificateName).pipe(
     Effect.map((deleted) =>
       failure(`${target.certificateName} is soft-deleted in ${target.vaultUrl}`, [
         {
           field: nameField,
           message: `${target.certificateName} was deleted ${deleted.deletedAt?.toISOString() ?? "(the vault does not say when)"}${deleted.scheduledPurgeAt === undefined ? "" : ` and is purged after ${deleted.scheduledPurgeAt.toISOString()}`}; the vault serves nothing under this name until it is recovered`,
-          fix: "deploy with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover it and deploy, or recover it (`az keyvault certificate recover`); a deploy without it fails on this name",
+          fix,
         },
       ]),
     ),
@@ -441,8 +447,10 @@ export const absentCertificate = (
   fix: string,
   /** Where the name came from (resolveTarget's `nameField`). */
   nameField: string,
+  /** The fix when a soft-deleted certificate holds the name (softDeletedCertificate's by default). */
+  softDeletedFix?: string,
 ): Effect.Effect<CliProblem> =>
-  softDeletedCertificate(vault, target, nameField).pipe(
+  softDeletedCertificate(vault, target, nameField, softDeletedFix).pipe(
     Effect.catch((e) =>
       Effect.succeed(
         failure(`${target.certificateName} does not exist in ${target.vaultUrl}`, [

@@ -14,6 +14,7 @@ import {
   certificateIdProblems,
   type DeployOutcome,
   type DeployRequest,
+  type DeployWarning,
   exitCodeOf,
   interruptibleUntilWritten,
   Metrics,
@@ -32,7 +33,7 @@ import type * as Scope from "effect/Scope"
 import { withStepProgress } from "../cli/deployProgress.js"
 import * as flags from "../cli/flags.js"
 import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
-import { leafSummary, outcomeLines } from "../cli/outcome.js"
+import { leafSummary, outcomeLines, skippedNext } from "../cli/outcome.js"
 import {
   previousKeyFlag,
   previousKeyOptions,
@@ -60,6 +61,12 @@ export const deployFlags = {
   adopt: Flag.Boolean("adopt").pipe(
     Flag.withDescription(
       "Take over a certificate that exists without certctl-managed-by=certctl (recorded in the outcome).",
+    ),
+    Flag.withDefault(false),
+  ),
+  force: Flag.Boolean("force").pipe(
+    Flag.withDescription(
+      "Import even when the vault serves this certificate already (the same leaf, with kvdeploy's tags): its chain, content type or tags may differ, which the skip does not compare. Ownership (--adopt), verify and rollback as always.",
     ),
     Flag.withDefault(false),
   ),
@@ -331,19 +338,28 @@ export const printOutcome = (
     readonly json: boolean
     /** restore's: the version its material came from, and the vault calls that read it (not the deploy's). */
     readonly restoredFrom?: { readonly versionId: string; readonly vaultCalls: number }
+    /**
+     * The command's own warnings (restore's, about the version it read), put before the outcome's in
+     * the JSON's `warnings`; the text has them on stderr, said when they were found.
+     */
+    readonly warnings?: ReadonlyArray<DeployWarning>
   },
 ): Effect.Effect<number> =>
   Effect.gen(function* () {
     const code = exitCodeOf(outcome)
     const { config, leaf, restoredFrom } = shown
+    const skipped = skippedNext(outcome)
+    const warnings = [...(shown.warnings ?? []), ...(outcome.warnings ?? [])]
     if (shown.json)
       yield* printJson({
         outcome: outcome._tag,
         exitCode: code,
         ...(restoredFrom === undefined ? {} : { restoredFrom }),
         ...outcome,
+        ...(warnings.length === 0 ? {} : { warnings }),
         ...(leaf === undefined ? {} : { certificate: leaf }),
         ...(config.consumers === undefined ? {} : { consumers: config.consumers }),
+        ...(skipped === undefined ? {} : { next: skipped }),
       })
     else
       yield* printLines([
@@ -441,6 +457,7 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
           certificateId: Option.getOrElse(input.certificateId, () => config.certificateName),
           options: {
             adopt: input.adopt,
+            force: input.force,
             ...(previous === undefined ? {} : previousKeyOptions(previous, material.chain)),
           },
         },

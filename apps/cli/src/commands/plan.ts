@@ -122,7 +122,7 @@ const decide = (
   current: VaultVersion | undefined,
   newX5t: string,
   tags: Record<string, string>,
-  adopt: boolean,
+  options: { readonly adopt: boolean; readonly force: boolean },
 ): { action: PlanAction; reason: string; writes: number } => {
   if (current === undefined) {
     // Key Vault refuses the import (409) when a key or a secret holds the name. Plan reads neither:
@@ -134,11 +134,11 @@ const decide = (
     }
   }
   // The deploy program's own decision (steps 3-4), so plan says what deploy would do.
-  const judgement = judgeExistingVersion(current, newX5t, tags, adopt)
+  const judgement = judgeExistingVersion(current, newX5t, tags, options)
   if (judgement._tag === "InPlace") {
     return {
       action: "skip",
-      reason: `the vault already serves this certificate (${current.versionId}) with kvdeploy's tags`,
+      reason: `the vault already serves this certificate (${current.versionId}) with kvdeploy's tags; its chain and content type are not compared: --force would import it anyway`,
       writes: 0,
     }
   }
@@ -160,6 +160,13 @@ const decide = (
         ? [`without the requested value of tag${tagKeys.length === 1 ? "" : "s"} ${tagKeys.join(", ")}`]
         : []),
     ].join(", and ")
+    // Served in place: imported only because --force asks it.
+    if (why === "")
+      return {
+        action: "import",
+        reason: `the vault serves this certificate (${current.versionId}) with kvdeploy's tags, and --force imports it all the same: deploy would import the same certificate again as a new version, with the chain given (and the content type and tags the target asks), then verify`,
+        writes: 1,
+      }
     return {
       action: "import",
       reason: `the vault serves this certificate (${current.versionId}), but ${why}: deploy would ${judgement.adopting ? "adopt it and " : ""}import the same certificate again as a new version${tagKeys.length > 0 ? " that carries them" : ""}${current.enabled ? "" : ", enabled"}, then verify`,
@@ -242,7 +249,10 @@ export const plan = Command.make("plan", deployFlags, (input) =>
         const tags = forwardTags(config.tags, certificateId)
         let softDeleted: PlanRecord["softDeleted"]
         let softDeletedUnknown: string | undefined
-        let decision = decide(config, latest, checked.inspected.leaf.x5t, tags, input.adopt)
+        let decision = decide(config, latest, checked.inspected.leaf.x5t, tags, {
+          adopt: input.adopt,
+          force: input.force,
+        })
         /** The version an import would replace: the served one, or the one a recovery would bring back. */
         let replaced = latest
         if (latest === undefined) {
@@ -272,7 +282,10 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             const judged =
               deleted.latest === undefined
                 ? undefined
-                : judgeExistingVersion(deleted.latest, checked.inspected.leaf.x5t, tags, input.adopt)._tag
+                : judgeExistingVersion(deleted.latest, checked.inspected.leaf.x5t, tags, {
+                    adopt: input.adopt,
+                    force: input.force,
+                  })._tag
             if (config.onSoftDeleted === "recover") replaced = deleted.latest
             decision =
               config.onSoftDeleted === "recover" && judged === "NotManaged"

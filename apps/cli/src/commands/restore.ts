@@ -3,20 +3,67 @@
  * material of that version's backing secret (the PFX Key Vault keeps, chain and key included): the
  * way back after a RollbackFailed, or from any wrong certificate, without the key touching a disk.
  */
-import { CERTIFICATE_ID_TAG, certificateIdProblems, PfxCodec, quotedValue, Vault } from "@kvdeploy/core"
+import {
+  CERTIFICATE_ID_TAG,
+  certificateIdProblems,
+  type DeployWarning,
+  MAX_OPERATOR_TAGS,
+  PfxCodec,
+  tagProblems,
+  unfitTagValue,
+  Vault,
+  withoutReserved,
+} from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as flags from "../cli/flags.js"
+import { fromVersionOf } from "../cli/fromVersion.js"
 import { leafSummary } from "../cli/outcome.js"
 import { ExitWith, failure, usage, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { printErr, progress, styleErr } from "../cli/terminal.js"
-import { credentialInUse, vaultProblem, withDeployServices } from "../cli/vault.js"
+import { absentCertificate, credentialInUse, vaultProblem, withDeployServices } from "../cli/vault.js"
 import { deployFlags, deployReported, printOutcome } from "./deploy.js"
 
-/** A Key Vault version id: 32 hexadecimal digits. */
-const versionIdPattern = /^[0-9a-f]{32}$/i
+/**
+ * The operator tags the restored version carries: the source version's (reserved keys excluded),
+ * as a rollback's version carries the previous version's, sorted by key; those a deploy would
+ * refuse (a key or value that reads as key material, a key with spaces around it), and those over
+ * the number that fit beside kvdeploy's, are left out, and said.
+ */
+const carriedTags = (
+  versionId: string,
+  versionTags: Readonly<Record<string, string>>,
+): { readonly tags: Record<string, string>; readonly warnings: ReadonlyArray<DeployWarning> } => {
+  const entries = Object.entries(withoutReserved(versionTags)).sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  )
+  const fit = entries.filter(([k, v]) => tagProblems({ [k]: v }).length === 0)
+  const unfit = entries.filter(([k, v]) => tagProblems({ [k]: v }).length > 0).map(([k]) => k)
+  const kept = fit.slice(0, MAX_OPERATOR_TAGS)
+  const over = fit.slice(MAX_OPERATOR_TAGS).map(([k]) => k)
+  // A key that may be key material is counted, never shown.
+  const named = (keys: ReadonlyArray<string>) => {
+    const shown = keys.filter((k) => !unfitTagValue(k) && k.length <= 256)
+    const hidden = keys.length - shown.length
+    return [...shown, ...(hidden === 0 ? [] : [`${hidden} not shown`])].join(", ")
+  }
+  const warnings: Array<DeployWarning> = []
+  if (unfit.length > 0)
+    warnings.push({
+      field: "--from-version",
+      message: `version ${versionId} carries ${unfit.length === 1 ? "a tag" : `${unfit.length} tags`} a deploy does not take (${named(unfit)}): the restored version does not carry ${unfit.length === 1 ? "it" : "them"}`,
+      fix: "set the tag on the restored version yourself if it is needed (`az keyvault certificate set-attributes --tags`), with a key and value a deploy takes",
+    })
+  if (over.length > 0)
+    warnings.push({
+      field: "--from-version",
+      message: `version ${versionId} carries more operator tags than fit beside kvdeploy's (${MAX_OPERATOR_TAGS}): the restored version does not carry ${named(over)}`,
+      fix: "nothing, if those tags are not needed; Key Vault allows 15 tags a version, and kvdeploy sets up to 3 of them",
+    })
+  return { tags: Object.fromEntries(kept), warnings }
+}
 
 export const restore = Command.make(
   "restore",
@@ -26,23 +73,19 @@ export const restore = Command.make(
     fromVersion: Flag.String("from-version").pipe(
       Flag.withMetavar("VERSION"),
       Flag.withDescription(
-        "The version whose certificate to put back (its id, as `kvdeploy versions` lists them).",
+        "The version whose certificate to put back: its id, as `kvdeploy versions` lists them, or its id URL as az prints it (https://VAULT.vault.azure.net/certificates/NAME/VERSION, of this certificate).",
       ),
     ),
     adopt: deployFlags.adopt,
+    force: deployFlags.force,
     json: flags.json,
   },
   (input) =>
     Effect.gen(function* () {
-      // As `kvdeploy versions` lists them: lower case.
-      const versionId = input.fromVersion.trim().toLowerCase()
-      const { config } = yield* resolveTarget(input, { name: input.name })
-      if (!versionIdPattern.test(versionId))
-        return yield* usageOne(
-          "--from-version",
-          `${quotedValue(input.fromVersion)} is not a version id (32 hexadecimal digits)`,
-          "give a version id as `kvdeploy versions` lists them",
-        )
+      const { config, nameField } = yield* resolveTarget(input, { name: input.name })
+      const from = fromVersionOf(input.fromVersion, config.certificateName, config.vaultUrl)
+      if (from._tag === "Refused") return yield* usageOne("--from-version", from.message, from.fix)
+      const versionId = from.versionId
       const name = config.certificateName
       const credential = yield* credentialInUse(config)
       yield* progress(`restoring ${name} from its version ${versionId}…`)
@@ -52,13 +95,32 @@ export const restore = Command.make(
           const vault = yield* Vault
           const codec = yield* PfxCodec
           const version = yield* vault.getVersion(name, versionId).pipe(
+            // Key Vault answers 404 alike for a version the certificate does not have, a name that
+            // holds no certificate and one a soft-deleted certificate holds: its latest tells which.
             Effect.catchTag("VaultNotFound", () =>
-              Effect.fail(
-                usageOne(
-                  "--from-version",
-                  `${name} has no version ${versionId} in ${config.vaultUrl}`,
-                  "`kvdeploy versions` lists its versions",
-                ),
+              vault.getLatest(name).pipe(
+                Effect.matchEffect({
+                  onSuccess: () =>
+                    Effect.fail(
+                      usageOne(
+                        "--from-version",
+                        `${name} has no version ${versionId} in ${config.vaultUrl}`,
+                        "`kvdeploy versions` lists its versions",
+                      ),
+                    ),
+                  onFailure: (e) =>
+                    e._tag === "VaultNotFound"
+                      ? Effect.flip(
+                          absentCertificate(
+                            vault,
+                            config,
+                            "check the name with `kvdeploy list`: a restore puts back a version of a certificate the vault holds",
+                            nameField,
+                            `recover it first (\`az keyvault certificate recover --vault-name VAULT --name ${name}\`): its versions come back with it (\`kvdeploy versions\` lists them), and the restore can read them`,
+                          ),
+                        )
+                      : Effect.fail(vaultProblem("getLatest", e, credential)),
+                }),
               ),
             ),
             Effect.mapError((e) =>
@@ -118,17 +180,29 @@ export const restore = Command.make(
           const taggedRefused =
             tagged !== undefined && certificateIdProblems(tagged, CERTIFICATE_ID_TAG).length > 0
           const certificateId = tagged !== undefined && !taggedRefused ? tagged : name
-          if (taggedRefused)
-            yield* printErr(
-              `${styleErr().yellow("warning")}: version ${versionId}'s ${CERTIFICATE_ID_TAG} tag is not a certificate id a deploy takes (not shown): restored under the certificate's name, ${name}`,
-            )
+          // The version's operator tags come back with its certificate, as a rollback's do.
+          const carried = carriedTags(versionId, version.tags)
+          const warnings: ReadonlyArray<DeployWarning> = [
+            ...(taggedRefused
+              ? [
+                  {
+                    field: "--from-version",
+                    message: `version ${versionId}'s ${CERTIFICATE_ID_TAG} tag is not a certificate id a deploy takes (not shown): restored under the certificate's name, ${name}`,
+                    fix: `nothing, if the certificate's name will do as its id; else deploy the certificate with \`kvdeploy deploy --certificate-id ID\``,
+                  },
+                ]
+              : []),
+            ...carried.warnings,
+          ]
+          // Said on stderr when found (the text's), and in the JSON's `warnings`.
+          for (const w of warnings) yield* printErr(`${styleErr().yellow("warning")}: ${w.message}`)
           return yield* deployReported(
             {
-              target: config,
+              target: { ...config, tags: carried.tags },
               material,
               certificateId,
               // The version it replaces is named on it, as on a rollback's.
-              options: { adopt: input.adopt, rollbackOfServed: true },
+              options: { adopt: input.adopt, force: input.force, rollbackOfServed: true },
             },
             (outcome) =>
               printOutcome(outcome, {
@@ -138,6 +212,7 @@ export const restore = Command.make(
                 json: input.json,
                 // The restore's own reads (the version, its backing secret) come before the deploy's.
                 restoredFrom: { versionId, vaultCalls: 2 },
+                warnings,
               }),
           )
         }),
@@ -146,7 +221,7 @@ export const restore = Command.make(
     }).pipe(Effect.scoped),
 ).pipe(
   Command.withDescription(
-    `Put an earlier version's certificate back: read that version's backing secret (the PFX Key Vault keeps, with its chain and private key; needs certificates/get and secrets/get, and the version enabled) and deploy it as a new version tagged certctl-rollback-of=<the version served before>, as deploy does (preflight, snapshot, skipped when the vault serves it already, ownership, import, verify, rollback). The key stays in memory. The way back after a RollbackFailed or any wrong certificate: \`kvdeploy versions\` lists the versions.
+    `Put an earlier version's certificate back: read that version's backing secret (the PFX Key Vault keeps, with its chain and private key; needs certificates/get and secrets/get, and the version enabled) and deploy it as a new version tagged certctl-rollback-of=<the version served before>, carrying that version's own operator tags (not the target's; reserved keys excluded), as a rollback's version carries the previous one's, as deploy does (preflight, snapshot, skipped when the vault serves it already, ownership, import, verify, rollback). Skipped compares the leaf and the tags only: when the served version holds the same leaf with another chain or content type, --force imports it anyway. The key stays in memory. The way back after a RollbackFailed or any wrong certificate: \`kvdeploy versions\` lists the versions.
 
 Exit codes: as deploy's: 0 Succeeded or Skipped, 1 Failed (or the version's secret could not be read), 2 usage error or Rejected (an expired certificate is refused), 3 RolledBack, 4 RollbackFailed or Unverified, 5 Superseded.`,
   ),
