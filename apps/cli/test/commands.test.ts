@@ -279,6 +279,20 @@ describe("deploy lifecycle", () => {
       `certctl_deploy_attempts_total{target_type="azure_kv",result="rejected",${target}} 1`,
     )
     expect(refusedText).not.toContain('result="skipped"')
+    // Its samples, as docs/keyvault-target.md says: the rejected attempt, the throttle counter at 0
+    // and the duration histogram empty (no deploy ran); the other families have no sample.
+    const samples = refusedText.split("\n").filter((l) => l !== "" && !l.startsWith("#"))
+    expect([...new Set(samples.map((l) => l.replace(/[{ ].*$/, "")))]).toEqual([
+      "certctl_deploy_attempts_total",
+      "kvdeploy_vault_throttled_total",
+      "kvdeploy_deploy_duration_seconds_bucket",
+      "kvdeploy_deploy_duration_seconds_sum",
+      "kvdeploy_deploy_duration_seconds_count",
+    ])
+    expect(samples.filter((l) => l.startsWith("certctl_deploy_attempts_total"))).toHaveLength(1)
+    expect(
+      samples.filter((l) => !l.startsWith("certctl_deploy_attempts_total")).every((l) => l.endsWith(" 0")),
+    ).toBe(true)
     // A target file that cannot be read: the series would carry no target, so the file is left as
     // it is, with a warning; given --vault-url and --name, those label it.
     const unlabelled = await runCli(
