@@ -471,7 +471,7 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
   Command.withDescription(
     `Deploy a certificate and its key to a Key Vault certificate as a new version, safely:
 preflight (key matches leaf, chain order and signatures, validity, key type, name, tags, size; nothing written on failure),
-snapshot (what the vault serves now), idempotency (skip when already served), ownership (refuse certificates kvdeploy does not manage unless --adopt),
+snapshot (what the vault serves now), idempotency (skip when already served: the leaf and the tags compared, not the chain or content type; --force imports it anyway), ownership (refuse certificates kvdeploy does not manage unless --adopt),
 import (a PKCS#12 built in memory), verify (the vault serves exactly that version), rollback (previous material re-imported, tagged certctl-rollback-of) when it does not.
 
 Material: --cert/--chain/--key PEM files, or --pfx (password from the variable named by --pfx-password-env, or a prompt on a terminal; never a flag value). '-' reads standard input.
