@@ -399,6 +399,46 @@ describe("restore: what the version carries, and how it is named", () => {
     })
   })
 
+  it("a tag a deploy would refuse, and tags over the 12 that fit beside kvdeploy's, are left out and said (stderr and JSON)", async () => {
+    const name = "r-tags-left-out"
+    const v1 = await deployed(name, first)
+    const v2 = await deployed(name, second)
+    const reserved = { "certctl-managed-by": "certctl", "certctl-certificate-id": name }
+    const twelve = Object.fromEntries(
+      Array.from({ length: 12 }, (_, i) => [`t${String(i).padStart(2, "0")}`, "x"]),
+    )
+    type Warned = Outcome & { warnings?: ReadonlyArray<{ field: string; message: string }> }
+    const restoredTags = async (o: Warned) =>
+      (await world.sdk().getCertificateVersion(name, o.versionId ?? "")).properties.tags ?? {}
+    // Key Vault's 15 tags: kvdeploy's 2, 12 that fit, and one whose value reads as key text.
+    await world.sdk().updateCertificateProperties(name, v1.versionId ?? "", {
+      tags: { ...reserved, ...twelve, pasted: "-----BEGIN PRIVATE KEY-----" },
+    })
+    const r1 = await restore(name, v1.versionId ?? "")
+    expect(r1.code, r1.stdout + r1.stderr).toBe(0)
+    const o1 = json<Warned>(r1)
+    expect(o1.outcome).toBe("Succeeded")
+    const unfit = `version ${v1.versionId} carries a tag a deploy does not take (pasted): the restored version does not carry it`
+    expect(o1.warnings?.map((w) => w.message)).toContain(unfit)
+    expect(r1.stderr).toContain(unfit)
+    expect(await restoredTags(o1)).toMatchObject(twelve)
+    expect(await restoredTags(o1)).not.toHaveProperty("pasted")
+    expect(r1.stdout + r1.stderr).not.toContain("PRIVATE KEY")
+    // 13 that fit: the 13th by key order is left out.
+    await world.sdk().updateCertificateProperties(name, v2.versionId ?? "", {
+      tags: { ...reserved, ...twelve, t12: "x" },
+    })
+    const r2 = await restore(name, v2.versionId ?? "")
+    expect(r2.code, r2.stdout + r2.stderr).toBe(0)
+    const o2 = json<Warned>(r2)
+    expect(o2.outcome).toBe("Succeeded")
+    expect(o2.warnings?.map((w) => w.message)).toContain(
+      `version ${v2.versionId} carries more operator tags than fit beside kvdeploy's (12): the restored version does not carry t12`,
+    )
+    expect(await restoredTags(o2)).toMatchObject(twelve)
+    expect(await restoredTags(o2)).not.toHaveProperty("t12")
+  })
+
   it("takes a version's id URL (as az prints it) or its path, of this certificate; refuses one of another certificate or vault, naming both", async () => {
     const name = "r-url"
     const v1 = await deployed(name, first)
