@@ -7,10 +7,12 @@ import {
   type DeployOutcome,
   type DeployRequest,
   deploy,
+  forwardTags,
   type ImportRequest,
   MANAGED_BY_TAG,
   type TargetConfig,
   Vault,
+  type VaultVersion,
   validateTargetConfigSync,
 } from "../src/index.js"
 import type { CertificateMaterial } from "../src/material.js"
@@ -37,6 +39,20 @@ export const request = (
 ): DeployRequest => ({ target: config, material, certificateId: CERT_ID, options })
 
 /** Tags a version deployed by kvdeploy carries. */
+/** The forwarded tags of a request for certificate id "api-prod" with operator tag team=edge (judgement tests). */
+export const judgedTags = forwardTags({ team: "edge" }, "api-prod")
+
+/** A served version holding the leaf of x5t "same" with `judgedTags`, overridden by `over` (judgement tests). */
+export const judgedVersion = (over: Partial<VaultVersion>): VaultVersion => ({
+  versionId: "v1",
+  x5t: "same",
+  serialHex: "01",
+  enabled: true,
+  createdAt: new Date(0),
+  tags: judgedTags,
+  ...over,
+})
+
 export const managedTags = { env: "test", [MANAGED_BY_TAG]: "certctl", [CERTIFICATE_ID_TAG]: CERT_ID }
 
 /** The vault serves `material` under NAME, deployed by kvdeploy (a seed: not counted as a call). */

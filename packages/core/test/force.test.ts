@@ -5,25 +5,27 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { exitCodeOf, forwardTags, judgeExistingVersion, type VaultVersion } from "../src/index.js"
+import { exitCodeOf, judgeExistingVersion } from "../src/index.js"
 import { InMemoryVaultHandle, issue, makeAuthority } from "../src/testing/index.js"
-import { expectTag, fresh, managedTags, NAME, request, runDeploy, seedManaged } from "./fixtures.js"
+import {
+  expectTag,
+  fresh,
+  judgedTags,
+  judgedVersion,
+  managedTags,
+  NAME,
+  request,
+  runDeploy,
+  seedManaged,
+} from "./fixtures.js"
 
 const ca = makeAuthority("force")
 const cert = issue({ seed: "force", issuer: ca })
 /** The same leaf and key, without the chain (a deploy that was given no --chain). */
 const leafAlone = { ...cert.material, chain: [] }
 
-const tags = forwardTags({ team: "edge" }, "api-prod")
-const version = (over: Partial<VaultVersion>): VaultVersion => ({
-  versionId: "v1",
-  x5t: "same",
-  serialHex: "01",
-  enabled: true,
-  createdAt: new Date(0),
-  tags,
-  ...over,
-})
+const tags = judgedTags
+const version = judgedVersion
 
 describe("judgeExistingVersion with force", () => {
   it("a version served in place is replaced; without force (or with adopt alone) it is in place", () => {

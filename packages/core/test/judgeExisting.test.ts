@@ -1,22 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import {
-  forwardTags,
-  judgeExistingVersion,
-  MANAGED_BY_TAG,
-  servesInPlace,
-  type VaultVersion,
-} from "../src/index.js"
+import { judgeExistingVersion, MANAGED_BY_TAG, servesInPlace } from "../src/index.js"
+import { judgedTags, judgedVersion } from "./fixtures.js"
 
-const tags = forwardTags({ team: "edge" }, "api-prod")
-const version = (over: Partial<VaultVersion>): VaultVersion => ({
-  versionId: "v1",
-  x5t: "same",
-  serialHex: "01",
-  enabled: true,
-  createdAt: new Date(0),
-  tags,
-  ...over,
-})
+const tags = judgedTags
+const version = judgedVersion
 
 describe("judgeExistingVersion (steps 3-4)", () => {
   it("the same certificate, enabled, with every forwarded tag is in place, adopt or not", () => {
