@@ -8,10 +8,10 @@
  * identity endpoint is followed.
  */
 
-import { shownPath, withoutKeyText } from "@kvdeploy/core"
+import { shownPath } from "@kvdeploy/core"
 import {
   federatedTokenTimes,
-  messageWithoutTokenFileState,
+  shownIdentityMessage,
   type TokenRequestEnded,
   tokenFileStateOf,
 } from "@kvdeploy/credentials"
@@ -138,11 +138,12 @@ export const makeIdentityHealth = (logLine: (line: IdentityLine) => void, now: (
     authority_host: t.labels.authority_host,
     ...(t.labels.key_vault_resource === "" ? {} : { key_vault_resource: t.labels.key_vault_resource }),
   })
-  // An identity library's message may echo a request's body (a certificate, a client assertion).
+  // An identity library's message may echo a request's body (a client secret, a certificate, a client
+  // assertion) or a token: shown without them (shownIdentityMessage), before the cut.
   // The federated token file's state the credential put after the library's text is kept whole,
   // after the cut, unless the line names the file's expiry itself (`withFileState` false).
   const reason = (error: unknown, withFileState: boolean) => {
-    const own = withoutKeyText(messageWithoutTokenFileState(error)).slice(0, 1_000)
+    const own = shownIdentityMessage(error).slice(0, 1_000)
     const state = withFileState ? tokenFileStateOf(error) : undefined
     return state === undefined ? own : `${own} [${state}]`
   }

@@ -23,7 +23,8 @@ import {
   identityProviderOutage,
   isTokenRequestTimedOut,
   KEY_VAULT_SCOPE_REFUSED,
-  messageWithoutTokenFileState,
+  shownIdentityMessage,
+  shownIdentityText,
   tenantMismatchFix,
   tenantNotAllowed,
   tenantNotAllowedReason,
@@ -225,11 +226,13 @@ export const describeFailure = (error: unknown): KeyVaultRequestFailure => {
         : {}),
     })
   }
+  // Anything else is no answer of the vault's: a credential's failure (whose message may quote an
+  // identity endpoint's answer, and in it a secret or a token) or a network error.
   if (error instanceof Error) {
     const code = stringOrUndefined((error as Error & { code?: unknown }).code)
-    return new KeyVaultRequestFailure({ name: error.name, message: error.message, code })
+    return new KeyVaultRequestFailure({ name: error.name, message: shownIdentityText(error.message), code })
   }
-  return new KeyVaultRequestFailure({ name: "Error", message: String(error) })
+  return new KeyVaultRequestFailure({ name: "Error", message: shownIdentityText(String(error)) })
 }
 
 const credentialErrorNames: ReadonlySet<string> = new Set([
@@ -426,7 +429,7 @@ const mapFailure = (
     const detail =
       fileState === undefined
         ? shortIdentityText(cause.message)
-        : `${shortIdentityText(withoutKeyText(messageWithoutTokenFileState(error)))} [${fileState}]`
+        : `${shortIdentityText(shownIdentityMessage(error))} [${fileState}]`
     const broken = brokenTokenAnswer(error)
     if (broken !== undefined)
       return new VaultUnavailable({
@@ -449,7 +452,7 @@ const mapFailure = (
     // @azure/identity reports an identity provider or managed identity endpoint it could not reach
     // as CredentialUnavailableError (MSAL's network_error, a refused connection, an unknown host),
     // with no status: the network's problem for now, not the credential's.
-    const ownText = withoutKeyText(messageWithoutTokenFileState(error))
+    const ownText = shownIdentityMessage(error)
     if (authorityStatus === undefined && unreachableAuthority.test(ownText))
       return new VaultUnavailable({
         ...unsent,

@@ -284,6 +284,88 @@ const hexGap = String.raw`(?:\s|\\{1,8}[rn]){0,16}`
 const colonHexRun = new RegExp(`(?:[0-9A-Fa-f]{2}:${hexGap}){29,}[0-9A-Fa-f]{2}`, "g")
 
 /**
+ * A JWT or JWE in its compact form (a bearer token, a federated token, a client assertion): base64url
+ * segments joined by dots, the first a JSON object's (`{"` is `eyJ`; `{ "` is `eyA`, `{` and a line
+ * break `ew`). Judged by that header (tokenHeader), so host names and dotted ids stay.
+ */
+const tokenRun = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){1,4}/g
+
+/** Whether a base64url segment is a JSON object's start: `{`, maybe spaces, then `"`. */
+const tokenHeader = (segment: string): boolean =>
+  /^\{\s*"/.test(Buffer.from(segment.slice(0, 16), "base64url").toString("latin1"))
+
+/** What a message shows in place of a token (a JWT, an assertion, a token field's value). */
+export const hiddenToken = "[a token, not shown]"
+
+/**
+ * `text` without JWT-shaped tokens (see tokenRun): an access token, a federated token or a client
+ * assertion an identity endpoint's answer echoes is replaced by "[a token, not shown]".
+ */
+export const withoutTokens = (text: string): string =>
+  text.replace(tokenRun, (run) => (tokenHeader(run.slice(0, run.indexOf("."))) ? hiddenToken : run))
+
+/**
+ * The form and JSON fields of a token request or answer that carry a secret or a token: what a
+ * gateway that echoes the request (`client_secret=…&grant_type=…`) or an answer that is not read as
+ * a token (`{"access_token":"…"}`) puts in an identity library's message.
+ */
+const secretFieldNames = "client_secret|client_assertion|access_token|refresh_token|id_token|assertion"
+/** `name=value` (a form, a query string), the value up to the next `&`, space, quote or markup. */
+const secretFormField = new RegExp(`(?<![A-Za-z0-9_])(${secretFieldNames})=[^&\\s"'<>]*`, "gi")
+/** `"name": "value"` in JSON, or in JSON in JSON (`\"name\": \"value\"`): quotes escaped alike. */
+const secretJsonField = new RegExp(
+  String.raw`(\\{0,8}")(${secretFieldNames})\1(\s*:\s*)\1(?:(?!\1)[^\r\n])*\1`,
+  "gi",
+)
+
+const hiddenFieldValue = (name: string): string =>
+  name.toLowerCase() === "client_secret" ? "[a secret, not shown]" : hiddenToken
+
+/**
+ * `text` with the values of the token request's and answer's secret fields (client_secret,
+ * client_assertion, assertion, access_token, refresh_token, id_token) replaced, as a form's or a
+ * query string's `name=value` and as JSON's `"name": "value"`: the field's name stays, so the text
+ * still says what was sent or answered.
+ */
+export const withoutSecretFields = (text: string): string =>
+  text
+    .replace(secretFormField, (_, name: string) => `${name}=${hiddenFieldValue(name)}`)
+    .replace(
+      secretJsonField,
+      (_, quote: string, name: string, colon: string) =>
+        `${quote}${name}${quote}${colon}${quote}${hiddenFieldValue(name)}${quote}`,
+    )
+
+/** The shortest secret value withoutSecretValues looks for: a shorter one would match ordinary words. */
+const shortestSecretValue = 8
+
+/**
+ * `text` without the secret values the process knows (a client secret, an identity header, a
+ * federated token), wherever they stand in it: as they are, URL-encoded (a form's body) and
+ * JSON-escaped. Each is replaced by its `label` in brackets ("[the value of AZURE_CLIENT_SECRET, not
+ * shown]"). Values shorter than 8 characters are not looked for (they would match ordinary words).
+ */
+export const withoutSecretValues = (
+  text: string,
+  secrets: ReadonlyArray<{ readonly value: string; readonly label: string }>,
+): string => {
+  let shown = text
+  for (const { value, label } of secrets) {
+    const trimmed = value.trim()
+    if (trimmed.length < shortestSecretValue) continue
+    const forms = new Set([
+      trimmed,
+      encodeURIComponent(trimmed),
+      encodeURIComponent(trimmed).replace(/%20/g, "+"),
+      JSON.stringify(trimmed).slice(1, -1),
+    ])
+    for (const form of [...forms].sort((a, b) => b.length - a.length))
+      shown = shown.split(form).join(`[${label}, not shown]`)
+  }
+  return shown
+}
+
+/**
  * `text` without PEM blocks, without long base64 runs (64 or more characters that read as encoded
  * bytes) and without long hex (60 or more digits in one run, or 30 or more colon-joined bytes, as
  * `openssl pkey -text` prints a private value): what a message from elsewhere (an SDK's error, an
@@ -291,10 +373,13 @@ const colonHexRun = new RegExp(`(?:[0-9A-Fa-f]{2}:${hexGap}){29,}[0-9A-Fa-f]{2}`
  * is not shown. Ids, SHA-1 thumbprints, version ids and URLs are shorter or read as words and stay
  * (a SHA-256 thumbprint, 64 hex digits or 32 bytes, does not: it is a private scalar's length). DER in base64url or in JSON with escaped slashes is
  * recognised by its structure only (names with hyphens and underscores do not read as DER); other
- * base64url (a JWK's private value) is not.
+ * base64url (a JWK's private value) is not, but a JWT or JWE is, by its JSON header (withoutTokens),
+ * and so are the values of a token request's or answer's secret fields (withoutSecretFields).
+ * Secret values only the process knows (a client secret) are removed by withoutSecretValues, which
+ * credentials' shownIdentityText applies with the environment's.
  */
 export const withoutKeyText = (text: string): string =>
-  withoutPem(text)
+  withoutPem(withoutTokens(withoutSecretFields(text)))
     .replace(base64EscapedRun, (run) =>
       /\\\//.test(run) && holdsDerBase64(run.replace(/\\+\//g, "/")) ? hiddenRun(run) : run,
     )

@@ -14,6 +14,9 @@ import {
   shownPath,
   unfitTagValue,
   withoutKeyText,
+  withoutSecretFields,
+  withoutSecretValues,
+  withoutTokens,
 } from "../src/index.js"
 
 const ecKey = () =>
@@ -301,5 +304,97 @@ describe("what messages show", () => {
       "MyCompany-Payments-Frontend-Api2026-WestEurope-Blue-Green-Renewal-V2-Identity-Backend-Door",
     ]
     for (const value of kept) expect(withoutKeyText(`refused: ${value}`)).toBe(`refused: ${value}`)
+  })
+})
+
+describe("identity secrets in a message", () => {
+  const seg = (s: string) => Buffer.from(s).toString("base64url")
+  const jwt = `${seg('{"alg":"RS256","kid":"k1","typ":"JWT"}')}.${seg(
+    JSON.stringify({ aud: "https://vault.azure.net", oid: randomUUID(), exp: 1999999999 }),
+  )}.${Buffer.from(randomUUID() + randomUUID()).toString("base64url")}`
+
+  it("withoutKeyText removes JWT-shaped tokens (also a JWE, a spaced header, one without its signature), and names them", () => {
+    const spaced = `${seg('{ "alg": "none" }')}.${seg('{"sub":"system:serviceaccount:ns:sa"}')}.`
+    const jwe = `${seg('{"alg":"RSA-OAEP","enc":"A256GCM"}')}.${seg("k".repeat(40))}.${seg("iv-iv-iv-iv")}.${seg("c".repeat(60))}.${seg("tag-tag")}`
+    for (const token of [jwt, spaced, jwe, `${jwt.split(".").slice(0, 2).join(".")}.`]) {
+      for (const text of [
+        `<html>token ${token}</html>`,
+        `Description: failed for ${token} - Correlation ID: Not Available`,
+        `Bearer ${token}`,
+      ]) {
+        const shown = withoutKeyText(text)
+        expect(shown).toContain("[a token, not shown]")
+        for (const part of token.split(".").filter((p) => p.length > 4)) expect(shown).not.toContain(part)
+      }
+    }
+    expect(withoutTokens(`a ${jwt} b`)).toBe("a [a token, not shown] b")
+  })
+
+  it("withoutKeyText removes the values of a token request's and answer's secret fields, form and JSON, keeping their names", () => {
+    const form =
+      "client_id=8a1f&client_secret=Q~abc.DEF_123-xyz%7E&grant_type=client_credentials&scope=https%3A%2F%2Fvault.azure.net%2F.default"
+    expect(withoutKeyText(`could not process ${form}`)).toBe(
+      "could not process client_id=8a1f&client_secret=[a secret, not shown]&grant_type=client_credentials&scope=https%3A%2F%2Fvault.azure.net%2F.default",
+    )
+    expect(
+      withoutSecretFields(
+        "client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer&client_assertion=opaque123&x=1",
+      ),
+    ).toBe(
+      "client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer&client_assertion=[a token, not shown]&x=1",
+    )
+    const answer = {
+      access_token: "opaque-access",
+      refresh_token: "opaque-refresh",
+      expires_on: "1999999999",
+    }
+    expect(withoutKeyText(JSON.stringify(answer))).toBe(
+      '{"access_token":"[a token, not shown]","refresh_token":"[a token, not shown]","expires_on":"1999999999"}',
+    )
+    // JSON in JSON (an answer quoted in an error's JSON), and spaces around the colon.
+    const nested = withoutKeyText(JSON.stringify({ error_description: JSON.stringify(answer) }))
+    expect(nested).not.toContain("opaque-")
+    expect(nested).toContain('\\"access_token\\":\\"[a token, not shown]\\"')
+    expect(withoutSecretFields('{ "Assertion" : "opaque-assertion" }')).toBe(
+      '{ "Assertion" : "[a token, not shown]" }',
+    )
+  })
+
+  it("withoutSecretValues removes a known secret anywhere, as it is, URL-encoded or JSON-escaped, named by its label", () => {
+    const secret = 'Q~a b+c/d"e.F_123'
+    const label = "the value of AZURE_CLIENT_SECRET"
+    for (const text of [
+      `x${secret}y`,
+      `client_secret=${encodeURIComponent(secret)}&grant_type=client_credentials`,
+      `client_secret=${encodeURIComponent(secret).replace(/%20/g, "+")}`,
+      JSON.stringify({ said: `echo ${secret}` }),
+    ]) {
+      const shown = withoutSecretValues(text, [{ value: secret, label }])
+      expect(shown).toContain("[the value of AZURE_CLIENT_SECRET, not shown]")
+      expect(shown).not.toContain("a b+c")
+      expect(shown).not.toContain(encodeURIComponent(secret))
+    }
+    expect(
+      withoutSecretValues("in the middle:XsecretValue1X.", [
+        { value: "secretValue1", label: "the value of MSI_SECRET" },
+      ]),
+    ).toBe("in the middle:X[the value of MSI_SECRET, not shown]X.")
+    // Too short to look for: ordinary words would match.
+    expect(withoutSecretValues("the header h", [{ value: "h", label: "the value of IDENTITY_HEADER" }])).toBe(
+      "the header h",
+    )
+  })
+
+  it("leaves an identity error's useful text as it is", () => {
+    for (const text of [
+      "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID. Trace ID: 0b4f6c0e-1c1e-4a53-9b0f-1d2e3f405060 Correlation ID: 6f1e7a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+      "ManagedIdentityCredential: Authentication failed. Message client_error: Error(s): Not Available - Timestamp: Not Available - Description: Identity not found",
+      "client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer&grant_type=client_credentials",
+      "getaddrinfo ENOTFOUND login.microsoftonline.com; see https://aka.ms/msal.js.errors#network_error",
+      "host ewallet-prod-server.examples.com, eyes.example.com, eyJ alone, every.day.example",
+      'Headers: {"content-type":"text/html","date":"Sat, 05 Dec 2026 14:23:50 GMT"}',
+      "the access_token field was missing; client_secret is required",
+    ])
+      expect(withoutKeyText(text)).toBe(text)
   })
 })

@@ -29,10 +29,10 @@
  */
 
 import { AzureLogger, type AzureLogLevel, createClientLogger, getLogLevel, setLogLevel } from "@azure/logger"
-import { withoutKeyText } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import * as Semaphore from "effect/Semaphore"
 import { defaultChainSources } from "./defaultChain.js"
+import { shownIdentityText } from "./tokenErrors.js"
 
 const levels: ReadonlyArray<AzureLogLevel> = ["error", "warning", "info", "verbose"]
 
@@ -270,10 +270,11 @@ export const chainNotBuilt = (heard: ReadonlyArray<HeardSkip>): ReadonlyArray<Ch
     .filter((s) => s.credential === undefined || !neverBuilt.has(s.credential))
 
 /**
- * The first line of an identity library's message as kvdeploy shows it: without key text (an
- * answer may echo a request's body: a certificate, a client assertion), cut at `max` characters.
+ * The first line of an identity library's message as kvdeploy shows it: without secrets or key
+ * text (an answer may echo a request's body: a client secret, a certificate, a client assertion;
+ * see shownIdentityText), cut at `max` characters.
  */
 export const shownSdkLine = (text: string, max: number): string => {
-  const line = withoutKeyText((text.split("\n").find((l) => l.trim() !== "") ?? "").trim())
+  const line = shownIdentityText((text.split("\n").find((l) => l.trim() !== "") ?? "").trim())
   return line.length > max ? `${line.slice(0, max)}…` : line
 }

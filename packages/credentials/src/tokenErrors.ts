@@ -1,9 +1,11 @@
 /**
  * What a token error says about the identity provider, read from the data @azure/identity and
  * MSAL attach to it. One rule for `doctor`'s explanation (probe.ts) and the Vault adapter's
- * mapping (@kvdeploy/azure-kv), so the two never disagree. Imports nothing: the adapter loads it
- * without @azure/identity.
+ * mapping (@kvdeploy/azure-kv), so the two never disagree. Imports no identity library: the adapter
+ * loads it without @azure/identity.
  */
+import { closeSync, openSync, readSync } from "node:fs"
+import { withoutKeyText, withoutSecretValues } from "@kvdeploy/core"
 
 /**
  * EnvironmentCredential (alone, or the first source of DefaultAzureCredential) turns every failure
@@ -312,3 +314,71 @@ export const messageWithoutTokenFileState = (error: unknown): string =>
 
 /** The federated token file's state noteTokenFileState put after an error's message, if any. */
 export const tokenFileStateOf = (error: unknown): string | undefined => tokenFileStateKept(error)?.state
+
+/**
+ * The environment variables whose values are secrets an identity endpoint may echo back in an error
+ * (a gateway that quotes the token request's form, an App Service endpoint that quotes its header).
+ */
+const secretVariables = [
+  "AZURE_CLIENT_SECRET",
+  "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+  "AZURE_PASSWORD",
+  "IDENTITY_HEADER",
+  "MSI_SECRET",
+] as const
+
+/** The most of the federated token file read to know its token (a service account token is a few KiB). */
+const tokenFileReadLimit = 64 * 1024
+
+/** The federated token file's content as it is now (the kubelet renews it), or undefined. */
+const federatedTokenNow = (path: string): string | undefined => {
+  let fd: number | undefined
+  try {
+    fd = openSync(path, "r")
+    const buffer = Buffer.alloc(tokenFileReadLimit)
+    const read = readSync(fd, buffer, 0, buffer.length, 0)
+    return buffer.subarray(0, read).toString("utf8")
+  } catch {
+    return undefined
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
+/**
+ * The secret values this process gives its identity library, each with how a message names it in
+ * its place: the AZURE_CLIENT_SECRET (and certificate password, password) value, the managed identity
+ * endpoint's header secret (IDENTITY_HEADER, MSI_SECRET), and the federated token file's content.
+ * Read when an error is shown, as the environment and the file are then.
+ */
+export const knownIdentitySecrets = (
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ReadonlyArray<{ readonly value: string; readonly label: string }> => {
+  const secrets: Array<{ readonly value: string; readonly label: string }> = []
+  for (const name of secretVariables) {
+    const value = env[name]
+    if (value !== undefined && value !== "") secrets.push({ value, label: `the value of ${name}` })
+  }
+  const tokenFile = env.AZURE_FEDERATED_TOKEN_FILE
+  const token = tokenFile === undefined || tokenFile === "" ? undefined : federatedTokenNow(tokenFile)
+  if (token !== undefined) secrets.push({ value: token, label: "the federated token" })
+  return secrets
+}
+
+/**
+ * An identity library's error text (or a part of it) as kvdeploy shows it, on every path (the CLI's
+ * and the library's vault errors, the agent's log lines and state file, doctor): without the secret
+ * values the process knows (knownIdentitySecrets), the secret fields of a token request or answer
+ * (`client_secret=…`, `"access_token": "…"`), JWT-shaped tokens, and key text (withoutKeyText).
+ * What was taken out is named in its place ("[a token, not shown]"); the rest (the error code, the
+ * endpoint's description, a correlation id) stays. Applied before any cut, so no cut leaves part of
+ * a secret that no longer reads as one.
+ */
+export const shownIdentityText = (
+  text: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string => withoutKeyText(withoutSecretValues(text, knownIdentitySecrets(env)))
+
+/** An identity library's error message (without the token file's state) as kvdeploy shows it (shownIdentityText). */
+export const shownIdentityMessage = (error: unknown): string =>
+  shownIdentityText(messageWithoutTokenFileState(error))

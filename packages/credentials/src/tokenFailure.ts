@@ -1,16 +1,16 @@
 /**
  * Why a token request failed, in words an operator can act on, and the fix: what `doctor`'s token
  * check says, and what a vault request that got no token says (azure-kv), so the two agree. Read
- * from the identity library's error by its own words; no secret is in them, and key text an answer
- * may echo is left out. Loads no identity library (its own subpath export).
+ * from the identity library's error by its own words; the secrets and key text an answer may echo
+ * are left out (shownIdentityText). Loads no identity library (its own subpath export).
  */
-import { withoutKeyText } from "@kvdeploy/core"
 import type { CredentialMode } from "./settings.js"
 import {
   brokenTokenAnswer,
   identityProviderOutage,
   isTokenRequestTimedOut,
   messageWithoutTokenFileState,
+  shownIdentityText,
   tenantMismatchFix,
   tenantNotAllowed,
   tenantNotAllowedReason,
@@ -41,7 +41,7 @@ export const explainTokenFailure = (
     !explained.reason.startsWith("Entra ID") ||
     explained.reason.includes(`AADSTS${said[1]}`)
     ? explained
-    : { ...explained, reason: `${explained.reason} (Entra ID: ${withoutKeyText(said[0]).slice(0, 300)})` }
+    : { ...explained, reason: `${explained.reason} (Entra ID: ${shownIdentityText(said[0]).slice(0, 300)})` }
 }
 
 const explainBare = (error: unknown, mode?: CredentialMode): { reason: string; fix: string } => {
@@ -150,7 +150,7 @@ const explainBare = (error: unknown, mode?: CredentialMode): { reason: string; f
   // A managed identity endpoint that answered and refused (an identity it does not know, a wrong
   // IDENTITY_HEADER): not "no credential source", and the endpoint's own words say which.
   if (/ManagedIdentityCredential: Authentication failed/i.test(text)) {
-    const said = withoutKeyText(
+    const said = shownIdentityText(
       (/Description: (.*?)(?: - Correlation ID|$)/.exec(text)?.[1] ?? text.split("\n")[0] ?? "").trim(),
     ).slice(0, 300)
     return {
