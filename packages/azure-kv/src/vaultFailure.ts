@@ -355,6 +355,10 @@ const sentence = (text: string): string => (/[.!?]$/.test(text) ? text : `${text
 const throttleAdvice = (wait: string): string =>
   `Wait ${wait} and run again; if it recurs, run fewer deploys against this vault at once (Key Vault's service limits throttle each vault on all its callers' requests together)`
 
+/** What to check when the vault's host name does not resolve (a VaultUnavailable's `hostNotFound`). */
+export const hostNotFoundFix =
+  "check vault_url: the vault's name in it, and its suffix (the vault's cloud's: .vault.azure.net in Azure's public cloud), then this machine's DNS; `kvdeploy doctor` checks the vault's reachability"
+
 /** Characters of an identity endpoint's error text a failure keeps (its AADSTS code and description fit). */
 const identityTextLimit = 1_000
 
@@ -605,6 +609,14 @@ const mapFailure = (
       detail: trustedCaPem
         ? `the vault's TLS certificate was not accepted (${cause.code}), so nothing was sent: ${detail}. This client trusts Node's CA list and the CAs given as trustedCaPem (NODE_EXTRA_CA_CERTS and the system store are not read then); a proxy or firewall that inspects TLS needs its CA among trustedCaPem`
         : `the vault's TLS certificate was not accepted (${cause.code}), so nothing was sent: ${detail}. kvdeploy trusts Node's CA list and the CA file NODE_EXTRA_CA_CERTS names; a proxy or firewall that inspects TLS needs its CA there (or the system store, with NODE_OPTIONS=--use-system-ca)`,
+    })
+  // The vault's host name does not resolve: most often vault_url names no vault (a mistyped vault
+  // name, another cloud's vault suffix); the report names the field and what to check.
+  if (cause.code === "ENOTFOUND")
+    return new VaultUnavailable({
+      ...sent,
+      hostNotFound: true,
+      detail: `the vault's host name was not found (${detail}), so nothing was sent: ${hostNotFoundFix}`,
     })
   if (cause.code !== undefined && neverSentCodes.has(cause.code)) {
     return new VaultUnavailable({

@@ -158,6 +158,34 @@ describe("toVaultError", () => {
     for (const code of [501, 505]) expect(retried(status(code)), `${code}`).toBe(false)
   })
 
+  it("a vault host name that does not resolve names vault_url and what to check; other unreachable hosts do not", () => {
+    const unresolved = Object.assign(
+      new RestError("getaddrinfo ENOTFOUND my-vualt.vault.azure.net", { code: "ENOTFOUND" }),
+      { code: "ENOTFOUND" },
+    )
+    for (const [operation, kind] of [
+      ["getLatest", "read"],
+      ["importVersion", "write"],
+    ] as const) {
+      const mapped = toVaultError(operation, kind, unresolved)
+      // Nothing was sent: not an import that may have taken effect.
+      expect(mapped._tag).toBe("VaultUnavailable")
+      expect(mapped._tag === "VaultUnavailable" && mapped.hostNotFound).toBe(true)
+      expect(mapped.detail).toBe(
+        "the vault's host name was not found (getaddrinfo ENOTFOUND my-vualt.vault.azure.net), so nothing was sent: check vault_url: the vault's name in it, and its suffix (the vault's cloud's: .vault.azure.net in Azure's public cloud), then this machine's DNS; `kvdeploy doctor` checks the vault's reachability",
+      )
+    }
+    const refused = toVaultError(
+      "getLatest",
+      "read",
+      Object.assign(new RestError("connect ECONNREFUSED 10.0.0.4:443", { code: "ECONNREFUSED" }), {
+        code: "ECONNREFUSED",
+      }),
+    )
+    expect(refused._tag === "VaultUnavailable" && refused.hostNotFound).toBeFalsy()
+    expect(refused.detail).toContain("the vault could not be reached (ECONNREFUSED)")
+  })
+
   it("a success whose answer cannot be parsed: a write may have taken effect, a read failed; the body is not shown", () => {
     const garbled = () =>
       new RestError(

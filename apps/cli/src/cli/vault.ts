@@ -224,6 +224,8 @@ interface TaggedVaultError {
   readonly unsent?: boolean | undefined
   /** A VaultUnavailable's: this client did not accept the vault's TLS certificate. */
   readonly tlsRefused?: boolean | undefined
+  /** A VaultUnavailable's: the vault's host name did not resolve (ENOTFOUND). */
+  readonly hostNotFound?: boolean | undefined
   readonly refusal?:
     | "permission"
     | "token"
@@ -341,6 +343,13 @@ export const tlsRefusedWords = "this machine did not accept the vault's TLS cert
  */
 export const tlsRefusedFix = `${tlsRefusedWords} (the error above names why: an unknown CA, an expired certificate, a name that does not match): behind a proxy or firewall that inspects TLS, trust its CA (NODE_EXTRA_CA_CERTS=/path/to/proxy-ca.pem, or NODE_OPTIONS=--use-system-ca for the system store); a name that does not match means the vault URL is not the vault's; retrying as is fails the same way`
 
+/**
+ * What to check when the vault's host name does not resolve: the vault URL names no vault this
+ * machine can find (a mistyped vault name, another cloud's vault suffix), or its DNS does not know it.
+ */
+export const hostNotFoundFix =
+  "check the vault's name in vault_url (--vault-url) for a typo, that it ends with the vault's cloud's vault suffix (.vault.azure.net in Azure's public cloud; a custom cloud's cloud.vault_dns_suffix), and this machine's DNS (a vault behind a private endpoint needs its privatelink zone); `kvdeploy doctor` checks the vault's reachability"
+
 /** What happened, in a few words, before the error's tag (which scripts may match). */
 const errorWords: Readonly<Record<string, string>> = {
   VaultForbidden: "refused",
@@ -377,6 +386,8 @@ export const vaultProblem = (
   const noToken = error._tag === "VaultUnavailable" && error.unsent === true
   // The vault answered with a TLS certificate this machine refused: its trust, not its network.
   const tlsRefused = error._tag === "VaultUnavailable" && error.tlsRefused === true
+  // The vault's host name did not resolve: the vault URL is the field to look at.
+  const hostNotFound = error._tag === "VaultUnavailable" && error.hostNotFound === true
   // The error's message starts with the operation in words, which the title says once.
   // Named for the operation that failed, which may be another than the command's main one.
   const failed =
@@ -393,20 +404,24 @@ export const vaultProblem = (
   // What happened, in words that do not blame the vault when nothing reached it.
   const words = tlsRefused
     ? tlsRefusedWords
-    : noToken
-      ? "no token: the identity provider did not answer, so nothing reached the vault"
-      : credentialRefused && error.refusal === "credential"
-        ? noTokenWords
-        : (errorWords[error._tag] ?? "failed")
+    : hostNotFound
+      ? "the vault's host name was not found, so nothing was sent"
+      : noToken
+        ? "no token: the identity provider did not answer, so nothing reached the vault"
+        : credentialRefused && error.refusal === "credential"
+          ? noTokenWords
+          : (errorWords[error._tag] ?? "failed")
   return failure(`${vaultOperationWords[failed]} failed: ${detail}`, [
     {
-      field: noToken || credentialRefused ? "credential" : "vault",
+      field: noToken || credentialRefused ? "credential" : hostNotFound ? "vault_url" : "vault",
       message: `${words} (${error._tag}${error.permission === undefined ? "" : `; needs ${error.permission}`})`,
       fix: noToken
         ? "the identity provider could not be reached or is failing, so nothing was sent to the vault: check network access to it (its authority host; for managed_identity, the host's identity endpoint, which only Azure hosts with a managed identity have) and retry; `kvdeploy doctor` checks the credential"
         : tlsRefused
           ? tlsRefusedFix
-          : (fixes[error._tag] ?? "run `kvdeploy doctor` for this vault"),
+          : hostNotFound
+            ? hostNotFoundFix
+            : (fixes[error._tag] ?? "run `kvdeploy doctor` for this vault"),
     },
   ])
 }

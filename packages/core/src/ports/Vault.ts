@@ -324,6 +324,11 @@ export class VaultUnavailable extends Schema.TaggedError<VaultUnavailable>()("Va
    * match; an expired certificate): nothing was sent, and retrying as is fails the same way.
    */
   tlsRefused: Schema.optional(Schema.Boolean),
+  /**
+   * True when the vault's host name did not resolve (ENOTFOUND): nothing was sent, and the vault URL
+   * is the likely fix (a mistyped vault name, another cloud's vault suffix), or this machine's DNS.
+   */
+  hostNotFound: Schema.optional(Schema.Boolean),
 }) {
   override get message(): string {
     return `${operationInWords(this.operation)}: unavailable: ${this.detail}`
