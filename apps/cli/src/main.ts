@@ -196,6 +196,7 @@ const presenter = CliOutput.layerPresenter({
             event.errors,
             event.helpDoc,
             flagsBeforeCommand(presentedArgv, subcommandFlags()),
+            { argv: presentedArgv, commands: subcommandNames },
           )
           process.stderr.write(`${withoutPem(formatter.formatErrors(shownParseErrors))}\n`)
           // An error that knows its fix says it; the others point at the command's help.

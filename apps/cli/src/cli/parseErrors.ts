@@ -7,6 +7,7 @@
  * "Unrecognized flag: --json … Did you mean this? --json" (or, for a flag with a value, an unknown
  * command named after the value).
  */
+import { existsSync } from "node:fs"
 import { didYouMean, looksLikeKeyText, shownSecretVariable } from "@kvdeploy/core"
 import * as CliError from "effect/cli/CliError"
 import type * as CommandSpec from "effect/cli/CommandSpec"
@@ -159,10 +160,64 @@ export class FlagBeforeCommand extends CliError.UnrecognizedOption {
   }
 }
 
+/**
+ * Whether a stray argument may be repeated in a usage error: it names a kvdeploy command, or a file
+ * or directory that exists (and reads as no key text). Anything else may be a secret typed where
+ * its flag or variable belongs (`--pfx-password-env PFXPW "correct horse"`), and is not shown.
+ */
+const harmlessArgument = (value: string, commands: ReadonlySet<string>): boolean =>
+  commands.has(value) || (!looksLikeKeyText(value) && existsSync(value))
+
+/**
+ * The parser's "Unexpected positional argument", with each argument shown only when it is harmless
+ * (harmlessArgument); any other is named by its position on the command line (`argument 7`, as the
+ * words after `kvdeploy` are counted), never quoted, with the fix. Its `arguments` (what a problem's
+ * field names) are the shown forms too.
+ */
+export class UnexpectedArgumentNotShown extends CliError.UnexpectedArgument {
+  /** Each argument as a message shows it: quoted, or `argument 7 (not shown: it may be a secret)`. */
+  readonly shown: ReadonlyArray<string>
+  /** The positions of the arguments not shown (`argument 7`); empty when every one was shown. */
+  readonly hidden: ReadonlyArray<string>
+  constructor(typed: ReadonlyArray<string>, argv: ReadonlyArray<string>, commands: ReadonlySet<string>) {
+    // Where each stands: of the places a value stands, its last ones (a stray value follows the
+    // flags it was meant for; an earlier place may be a flag's value), in order.
+    const places = new Map<string, Array<number>>()
+    for (const value of new Set(typed)) {
+      const count = typed.filter((t) => t === value).length
+      const at = argv.flatMap((a, i) => (a === value ? [i] : []))
+      places.set(value, at.slice(Math.max(0, at.length - count)))
+    }
+    const entries = typed.map((value) => {
+      if (harmlessArgument(value, commands))
+        return { field: value, shown: JSON.stringify(value), hidden: false }
+      const at = places.get(value)?.shift() ?? -1
+      const position = at < 0 ? "an argument" : `argument ${at + 1}`
+      return { field: position, shown: `${position} (not shown: it may be a secret)`, hidden: true }
+    })
+    super({ arguments: entries.map((e) => e.field) })
+    this.shown = entries.map((e) => e.shown)
+    this.hidden = entries.filter((e) => e.hidden).map((e) => e.field)
+  }
+  override get message(): string {
+    return `Unexpected positional ${this.shown.length === 1 ? "argument" : "arguments"}: ${this.shown.join(", ")}`
+  }
+  /** What to do about the arguments not shown; undefined when every one was shown. */
+  get fix(): string | undefined {
+    if (this.hidden.length === 0) return undefined
+    return `${this.hidden.join(" and ")} ${this.hidden.length === 1 ? "is" : "are"} taken by no flag: a value goes right after its flag (--flag VALUE or --flag=VALUE), so check the words before it; quote a path with spaces ("my cert.pem"); a secret is never given on the command line, but in the environment variable a -env flag names (--pfx-password-env PFXPW)`
+  }
+}
+
 export const refineParseErrors = (
   parsed: ReadonlyArray<ParseError>,
   helpDoc: HelpDoc,
   misplaced?: ReturnType<typeof flagsBeforeCommand>,
+  /** The command line and kvdeploy's command names: a stray argument is shown only when harmless. */
+  line: { readonly argv: ReadonlyArray<string>; readonly commands: ReadonlySet<string> } = {
+    argv: [],
+    commands: new Set(),
+  },
 ): ReadonlyArray<ParseError> => {
   // The parser's errors about flags given before the command's name (an unrecognized flag, or its
   // value read as an unknown command) are replaced by one that says so.
@@ -186,6 +241,8 @@ export const refineParseErrors = (
   const flags = helpDoc.flags.map((f) => f.name)
   return [...before, ...errors].flatMap((e): Array<ParseError> => {
     if (e instanceof FlagBeforeCommand) return [e]
+    if (e._tag === "UnexpectedArgument" && !(e instanceof UnexpectedArgumentNotShown))
+      return [new UnexpectedArgumentNotShown(e.arguments, line.argv, line.commands)]
     if (e._tag === "UnrecognizedOption") {
       if (mistypedCommand) return []
       if (e.suggestions.length > 0) return [e]
@@ -246,5 +303,7 @@ export const slipFix = (e: ParseError, helpDoc: HelpDoc, argv: ReadonlyArray<str
     if (argument !== undefined && /\.(json|ya?ml)$/i.test(argument))
       return `give the target file with --config, in place of the bare argument: --config ${shownFlagValue("--config", argument)}`
   }
+  // A stray argument not shown (it may be a secret): where a value goes.
+  if (e instanceof UnexpectedArgumentNotShown) return e.fix
   return undefined
 }

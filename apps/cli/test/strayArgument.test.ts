@@ -1,0 +1,74 @@
+/**
+ * A stray command-line argument (one no flag takes) is repeated in the usage error only when it is
+ * harmless to show: a kvdeploy command's name, or a file that exists. Anything else may be a secret
+ * typed where its flag or variable belongs, and is named by its position, with the fix.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { json, runCli } from "./harness.js"
+
+const dir = mkdtempSync(join("/dev/shm", "kvdeploy-stray-argument-"))
+const pfx = join(dir, "c.pfx")
+writeFileSync(pfx, "not read: the command line is refused first")
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+interface UsageError {
+  readonly error: {
+    readonly title: string
+    readonly exitCode: number
+    readonly problems: ReadonlyArray<{
+      readonly field: string
+      readonly message: string
+      readonly fix: string
+    }>
+  }
+}
+
+describe("a stray command-line argument", () => {
+  const line = ["deploy", "--config", join(dir, "t.json"), "--pfx", pfx, "--pfx-password-env", "PFXPW"]
+
+  it("a passphrase typed after its variable's flag is not repeated: named by its position, with where a value goes (2)", async () => {
+    const human = await runCli([...line, "correct horse"])
+    expect(human.code).toBe(2)
+    expect(human.stdout + human.stderr).not.toContain("correct horse")
+    expect(human.stderr).toContain(
+      "Unexpected positional argument: argument 8 (not shown: it may be a secret)",
+    )
+    expect(human.stderr).toContain(
+      'fix: argument 8 is taken by no flag: a value goes right after its flag (--flag VALUE or --flag=VALUE), so check the words before it; quote a path with spaces ("my cert.pem")',
+    )
+
+    const r = await runCli([...line, "correct horse", "--json"])
+    expect(r.code).toBe(2)
+    expect(r.stdout + r.stderr).not.toContain("correct horse")
+    const { error } = json<UsageError>(r)
+    expect(error.exitCode).toBe(2)
+    expect(error.problems).toEqual([
+      {
+        field: "argument 8",
+        message: "Unexpected positional argument: argument 8 (not shown: it may be a secret)",
+        fix: expect.stringContaining("argument 8 is taken by no flag"),
+      },
+    ])
+  })
+
+  it("two stray words: each named by its own position (2)", async () => {
+    const r = await runCli([...line, "hunter2secret", "--json", "hunter2secret"])
+    expect(r.stdout + r.stderr).not.toContain("hunter2secret")
+    const { error } = json<UsageError>(r)
+    expect(error.problems[0]?.message).toBe(
+      "Unexpected positional arguments: argument 8 (not shown: it may be a secret), argument 10 (not shown: it may be a secret)",
+    )
+    expect(error.problems[0]?.fix).toContain("argument 8 and argument 10 are taken by no flag")
+  })
+
+  it("a command's name and a file that exists are harmless, and shown as typed (2)", async () => {
+    const r = await runCli([...line, pfx, "versions", "--json"])
+    expect(r.code).toBe(2)
+    const { error } = json<UsageError>(r)
+    expect(error.problems[0]?.field).toBe(pfx)
+    expect(error.problems[0]?.message).toBe(`Unexpected positional arguments: "${pfx}", "versions"`)
+    expect(error.problems[0]?.fix).not.toContain("taken by no flag")
+  })
+})
