@@ -5,7 +5,7 @@
  * stays `Redacted` inside the deploy), and a `Redacted` value would print as
  * `<redacted>` anyway.
  */
-import { withoutKeyText } from "@kvdeploy/core"
+import { shownIdentityText } from "@kvdeploy/credentials/tokenErrors"
 import * as Cause from "effect/Cause"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -82,8 +82,9 @@ export const jsonLineLogger = (
     for (const [k, v] of Object.entries(fiber.getRef(References.CurrentLogAnnotations))) {
       if (v !== undefined) entry[k] = plain(v)
     }
-    // A cause's text may quote what a library was given (a file's bytes, an answer's body).
-    if (cause.reasons.length > 0) entry.cause = withoutKeyText(Cause.pretty(cause))
+    // A cause's text may quote what a library was given (a file's bytes, an answer's body, a token
+    // request's secret): shown as identity error text is (shownIdentityText).
+    if (cause.reasons.length > 0) entry.cause = shownIdentityText(Cause.pretty(cause))
     write(`${JSON.stringify(entry)}\n`)
     if (logLevel === "Fatal") flush?.()
   })

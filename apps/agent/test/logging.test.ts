@@ -33,6 +33,29 @@ describe("jsonLineLogger", () => {
     expect(entry.cause).toContain("[PEM text, not shown]")
     for (let i = 0; i + 24 <= der.length; i += 12) expect(entry.cause).not.toContain(der.slice(i, i + 24))
   })
+
+  it("writes a cause without the client secret a token request's error may quote", () => {
+    const lines: Array<string> = []
+    const secret = "Zq8~agent.log-secret_value"
+    const saved = process.env.AZURE_CLIENT_SECRET
+    process.env.AZURE_CLIENT_SECRET = secret
+    try {
+      Effect.runSync(
+        Effect.logError(
+          "a failure",
+          Cause.fail(new Error(`gateway refused: secret ${secret} in the form`)),
+        ).pipe(Effect.provide(Logger.layer([jsonLineLogger((t) => lines.push(t))]))),
+      )
+    } finally {
+      if (saved === undefined) delete process.env.AZURE_CLIENT_SECRET
+      else process.env.AZURE_CLIENT_SECRET = saved
+    }
+    const entry = JSON.parse(lines.join("")) as { cause: string }
+    expect(entry.cause).toContain(
+      "gateway refused: secret [the value of AZURE_CLIENT_SECRET, not shown] in the form",
+    )
+    expect(entry.cause).not.toContain(secret)
+  })
 })
 
 describe("tickBatchedSink", () => {
