@@ -105,12 +105,6 @@ describe("kvdeploy restore", () => {
     const versions = []
     for await (const v of world.sdk().listPropertiesOfCertificateVersions(name)) versions.push(v)
     expect(versions).toHaveLength(3)
-    // It names the version it replaced, as a rollback's version does (`kvdeploy versions` shows it).
-    expect(versions.find((v) => v.version === o.versionId)?.tags?.["certctl-rollback-of"]).toBe(v2.versionId)
-    const listed = await runCli(["versions", "--config", world.targetFile(name), "--json"], {
-      env: world.env,
-    })
-    expect(listed.stdout).toContain(`"rollbackOf": "${v2.versionId}"`)
     // The key went through memory only: nothing of it in the output.
     expect(r.stdout + r.stderr).not.toContain("PRIVATE KEY")
 
@@ -320,7 +314,8 @@ describe("restore and deploy --force: the served version holds the same leaf wit
     ])
     const latest = await world.sdk().getCertificate(name)
     expect(latest.properties.version).toBe(f.versionId)
-    expect(latest.properties.tags?.["certctl-rollback-of"]).toBe(served.versionId)
+    // A restore is no rollback: no certctl-rollback-of (core's reconcile and rollback read that tag).
+    expect(latest.properties.tags?.["certctl-rollback-of"]).toBeUndefined()
     expect(forced.stdout + forced.stderr).not.toContain("PRIVATE KEY")
   })
 
@@ -395,7 +390,6 @@ describe("restore: what the version carries, and how it is named", () => {
       env: "a",
       "certctl-managed-by": "certctl",
       "certctl-certificate-id": name,
-      "certctl-rollback-of": expect.stringMatching(/^[0-9a-f]{32}$/),
     })
   })
 

@@ -1014,7 +1014,7 @@ function* run(
           ...checked.warnings,
         ]
   const newFacts = inspected.leaf
-  let tags = forwardTags(request.target.tags, request.certificateId)
+  const tags = forwardTags(request.target.tags, request.certificateId)
   /** The PFX once built (by preflight, or below), or why it cannot be imported; the PEM likewise. */
   const content: ImportContent = { pfx: checked.pfx ?? checked.pfxTooLarge, pem: checked.pem }
   let pfx: Uint8Array | DeployProblem | undefined = content.pfx
@@ -1081,10 +1081,6 @@ function* run(
     if (replaced !== undefined) return replaced
     const served = servedVersionWarning(state.previous, inspected.leaf)
     if (served !== undefined) trail.warnings = [...trail.warnings, served]
-    // A restore names the version it replaces, as a rollback does; the judgements above compared the
-    // served version with the forward tags, which it can carry (a skip), and this one it cannot.
-    if (request.options?.rollbackOfServed === true)
-      tags = { ...tags, [ROLLBACK_OF_TAG]: state.previous.versionId }
   }
 
   // 5. Import, in the content type the target and the snapshot call for (the PFX or the PEM is

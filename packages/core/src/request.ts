@@ -21,12 +21,6 @@ export interface DeployOptions {
   readonly previousKey?: Redacted.Redacted<Uint8Array>
   /** The previous certificate's chain (DER), used with `previousKey`. */
   readonly previousChain?: ReadonlyArray<Uint8Array>
-  /**
-   * Tag the imported version `certctl-rollback-of=<the version served before it>`, as a rollback's
-   * version is: for a deploy that puts an earlier certificate back over one judged wrong
-   * (`kvdeploy restore`). No such tag when no version was served. A `Skipped` deploy writes nothing.
-   */
-  readonly rollbackOfServed?: boolean
 }
 
 export interface DeployRequest {

@@ -186,7 +186,7 @@ export const requestShapeProblems = (request: DeployRequest): Array<DeployProble
         shape(
           "options",
           `is ${typeOf(options)}, not an object`,
-          "leave options out, or pass { adopt?, previousKey?, previousChain?, rollbackOfServed? }",
+          "leave options out, or pass { adopt?, force?, previousKey?, previousChain? }",
           "material_invalid",
         ),
       )

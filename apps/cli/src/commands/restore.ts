@@ -201,8 +201,7 @@ export const restore = Command.make(
               target: { ...config, tags: carried.tags },
               material,
               certificateId,
-              // The version it replaces is named on it, as on a rollback's.
-              options: { adopt: input.adopt, force: input.force, rollbackOfServed: true },
+              options: { adopt: input.adopt, force: input.force },
             },
             (outcome) =>
               printOutcome(outcome, {
@@ -221,7 +220,7 @@ export const restore = Command.make(
     }).pipe(Effect.scoped),
 ).pipe(
   Command.withDescription(
-    `Put an earlier version's certificate back: read that version's backing secret (the PFX Key Vault keeps, with its chain and private key; needs certificates/get and secrets/get, and the version enabled) and deploy it as deploy does (preflight, snapshot, skipped when the vault serves it already, ownership, import, verify, rollback), as a new version tagged certctl-rollback-of=<the version served before> that carries that version's own operator tags (reserved keys excluded; not the target's), as a rollback's version carries the previous one's. Skipped compares the leaf and the tags only: when the served version holds the same leaf with another chain or content type, --force imports it anyway. The key stays in memory. The way back after a RollbackFailed or any wrong certificate: \`kvdeploy versions\` lists the versions.
+    `Put an earlier version's certificate back: read that version's backing secret (the PFX Key Vault keeps, with its chain and private key; needs certificates/get and secrets/get, and the version enabled) and deploy it as deploy does (preflight, snapshot, skipped when the vault serves it already, ownership, import, verify, rollback), as a new version that carries that version's own operator tags (reserved keys excluded; not the target's), as a rollback's version carries the previous one's. Skipped compares the leaf and the tags only: when the served version holds the same leaf with another chain or content type, --force imports it anyway. The key stays in memory. The way back after a RollbackFailed or any wrong certificate: \`kvdeploy versions\` lists the versions.
 
 Exit codes: as deploy's: 0 Succeeded or Skipped, 1 Failed (or the version's secret could not be read), 2 usage error or Rejected (an expired certificate is refused), 3 RolledBack, 4 RollbackFailed or Unverified, 5 Superseded.`,
   ),
