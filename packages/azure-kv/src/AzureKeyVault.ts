@@ -307,7 +307,6 @@ const problemsOf = (cause: unknown): MaterialInvalid["problems"] | undefined =>
     ? (cause as MaterialInvalid).problems
     : undefined
 
-/** The CA list for the SDK's https agent: Node's roots plus the extra ones. */
 /**
  * Why `trustedCaPem` cannot be trusted as given, or undefined: each entry must be PEM text holding
  * at least one certificate, and every certificate block must read as one (Node's TLS context
@@ -332,6 +331,7 @@ const trustedCaProblem = (extra: string | ReadonlyArray<string>): string | undef
   return undefined
 }
 
+/** The CA list for the SDK's https agent: Node's roots plus the extra ones. */
 const caList = (extra: string | ReadonlyArray<string>): string[] => [
   ...rootCertificates,
   ...(typeof extra === "string" ? [extra] : extra),

@@ -101,7 +101,8 @@ export const chooseLeaf = (
     const split = (chosen: ParsedCertificate): LeafAndChain => {
       // The caller's array of the chosen certificate: the first whose bytes are the leaf's.
       const leaf = certificates.find((der) => bytesEqual(der, chosen.der)) ?? chosen.der
-      return { leaf, chain: certificates.filter((der) => der !== leaf) }
+      // Copies of the leaf are no chain certificates (they count once, as the leaf).
+      return { leaf, chain: certificates.filter((der) => !bytesEqual(der, leaf)) }
     }
     if (key !== undefined) {
       const owner = ownerOf(distinct, key)

@@ -75,6 +75,17 @@ describe("chooseLeaf", () => {
     }),
   )
 
+  it.effect("a copy of the leaf in the bundle is no chain certificate", () =>
+    Effect.gen(function* () {
+      for (const key of [true, false]) {
+        const parsed = yield* parsePem(pem("L", "I", "L", ...(key ? (["K"] as const) : [])))
+        const chosen = yield* chooseLeaf(parsed.certificates, key ? parsed.key : undefined)
+        expect(hex(chosen.leaf)).toBe(hex(pki.leaf))
+        expect(chosen.chain.map(hex), `with key: ${key}`).toEqual([hex(pki.intermediate)])
+      }
+    }),
+  )
+
   it.effect("without a key: the certificate that issued none of the others (cat ca.pem leaf.pem)", () =>
     Effect.gen(function* () {
       const parsed = yield* parsePem(pem("R", "I", "L"))

@@ -14,6 +14,7 @@ export interface LeafCertificate {
   readonly der: Uint8Array
   readonly x5t: string
   readonly subject: string
+  readonly notBefore: Date
   readonly notAfter: Date
   readonly serialHex: string
 }
@@ -24,6 +25,7 @@ export const leafOf = (der: Uint8Array): LeafCertificate => {
     der,
     x5t: createHash("sha1").update(der).digest("base64url"),
     subject: cert.subject.replace(/\n/g, ", "),
+    notBefore: new Date(cert.validFrom),
     notAfter: new Date(cert.validTo),
     serialHex: cert.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, ""),
   }

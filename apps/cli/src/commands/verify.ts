@@ -75,7 +75,7 @@ const peerLeaf = (host: string, port: number, sni: string | undefined, timeoutMs
 /** A certificate served but outside its validity window, which clients refuse. */
 const validityWarnings = (
   notAfter: Date,
-  notBefore: Date | undefined,
+  notBefore: Date,
   now: number,
 ): Array<{ readonly field: string; readonly message: string; readonly fix: string }> =>
   now >= notAfter.getTime()
@@ -86,7 +86,7 @@ const validityWarnings = (
           fix: "deploy a renewed certificate (`kvdeploy deploy`), then verify that one",
         },
       ]
-    : notBefore !== undefined && now < notBefore.getTime()
+    : now < notBefore.getTime()
       ? [
           {
             field: "certificate",
@@ -240,8 +240,6 @@ export const verify = Command.make(
       const config = target?._tag === "Success" ? target.success.config : undefined
       const nameField = target?._tag === "Success" ? target.success.nameField : "--name"
       const checks: Array<Check> = []
-      /** The served version's start of validity (the file's leaf carries its end). */
-      let servedNotBefore: Date | undefined
       if (config !== undefined) {
         const target = config
         yield* progress(`reading ${target.certificateName}…`)
@@ -263,7 +261,6 @@ export const verify = Command.make(
             "_tag" in e && e._tag === "CliProblem" ? e : vaultProblem("getLatest", e, credential),
           ),
         )
-        servedNotBefore = latest?.notBefore
         checks.push({
           check: "vault",
           where: `${target.vaultUrl} ${target.certificateName}`,
@@ -334,7 +331,7 @@ export const verify = Command.make(
       }
       const serves = checks.every((c) => c.serves)
       // Served, and refused by clients all the same: a certificate outside its validity window.
-      const warnings = serves ? validityWarnings(leaf.notAfter, servedNotBefore, Date.now()) : []
+      const warnings = serves ? validityWarnings(leaf.notAfter, leaf.notBefore, Date.now()) : []
       if (input.json) yield* printJson({ serves, x5t: leaf.x5t, subject: leaf.subject, checks, warnings })
       else {
         const s = styleOut()
