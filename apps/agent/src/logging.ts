@@ -89,8 +89,43 @@ export const jsonLineLogger = (
     if (logLevel === "Fatal") flush?.()
   })
 
+const levels: Readonly<Record<string, "Debug" | "Info" | "Warn" | "Error">> = {
+  debug: "Debug",
+  info: "Info",
+  warn: "Warn",
+  warning: "Warn",
+  error: "Error",
+}
+
+/**
+ * The least level written: `KVDEPLOY_AGENT_LOG_LEVEL` (debug, info, warn, error), info without it.
+ * `debug` adds the lines an operator rarely needs (each retry of a read that keeps failing, the
+ * vault connections closed after a pass). Another value is said on the first line, and ignored.
+ */
+export const minimumLevelOf = (
+  value: string | undefined,
+): { readonly level: "Debug" | "Info" | "Warn" | "Error"; readonly unknown?: string } => {
+  if (value === undefined || value.trim() === "") return { level: "Info" }
+  const level = levels[value.trim().toLowerCase()]
+  return level === undefined ? { level: "Info", unknown: value } : { level }
+}
+
 /** The agent's logger: JSON lines on stdout, written once per tick (see `tickBatchedSink`). */
 export const layer = Layer.suspend(() => {
   const sink = tickBatchedSink()
-  return Logger.layer([jsonLineLogger(sink.write, sink.flush)])
+  const minimum = minimumLevelOf(process.env.KVDEPLOY_AGENT_LOG_LEVEL)
+  if (minimum.unknown !== undefined)
+    sink.write(
+      `${JSON.stringify({
+        time: new Date().toISOString(),
+        level: "warn",
+        msg: "KVDEPLOY_AGENT_LOG_LEVEL is not a log level: logging at info",
+        value: minimum.unknown.slice(0, 40),
+        fix: "set KVDEPLOY_AGENT_LOG_LEVEL to debug, info, warn or error, or unset it",
+      })}\n`,
+    )
+  return Layer.merge(
+    Logger.layer([jsonLineLogger(sink.write, sink.flush)]),
+    Layer.succeed(References.MinimumLogLevel)(minimum.level),
+  )
 })

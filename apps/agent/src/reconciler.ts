@@ -74,6 +74,7 @@ import {
   unchangedSince,
 } from "./source.js"
 import type { DeploymentRecord, StateStore } from "./state.js"
+import { vaultReadFix } from "./vaultReadFix.js"
 import { type VaultAccessUnavailable, Vaults } from "./vaults.js"
 
 /** Outcomes after which the agent does not deploy the same source again: they need a person. */
@@ -139,6 +140,12 @@ interface Slot {
    * say nothing more (the identity's own lines follow that outage: identityHealth.ts).
    */
   noTokenTold: boolean
+  /**
+   * Its reads of the vault fail (not for want of a token), since `sinceMs`, `failures` of them: the
+   * first one's line said so, the next ones are debug lines, and the first read that succeeds says
+   * the vault is readable again. Not ended by other outcomes (a broken source meanwhile).
+   */
+  unread: { readonly sinceMs: number; failures: number } | undefined
 }
 
 /** A pass over every deployment, until each one's first attempt of it is over. */
@@ -355,10 +362,12 @@ export const makeReconciler = (
       // clients' idle keep-alive connections are closed (tens of KB each, hundreds after a pass).
       before: Effect.andThen(
         state.flush,
+        // A debug line: a memory detail with nothing to do about it, and it followed every burst of
+        // retries too (KVDEPLOY_AGENT_LOG_LEVEL=debug shows it).
         Effect.flatMap(vaults.releaseIdleConnections, (closed) =>
           closed === 0
             ? Effect.void
-            : Effect.logInfo("idle: vault connections closed after the pass").pipe(
+            : Effect.logDebug("idle: vault connections closed after the pass").pipe(
                 Effect.annotateLogs({ connections: closed }),
               ),
         ),
@@ -501,6 +510,21 @@ export const makeReconciler = (
         success: false,
         atMs,
         keepsHeld: true,
+      })
+
+    /** Said once when a read of `d`'s vault succeeds after a run of failed ones (`slot.unread`). */
+    const readableAgain = (d: Deployment, slot: Slot) =>
+      Effect.suspend(() => {
+        const run = slot.unread
+        if (run === undefined || slot.deployment !== d) return Effect.void
+        slot.unread = undefined
+        return Effect.flatMap(Clock.currentTimeMillis, (nowMs) =>
+          log(d, "vault readable again", "info", {
+            failedReads: run.failures,
+            since: isoAt(run.sinceMs),
+            outageSeconds: Math.round((nowMs - run.sinceMs) / 1000),
+          }),
+        )
       })
 
     const pickupCheck = (d: Deployment, x5t: string) =>
@@ -668,6 +692,8 @@ export const makeReconciler = (
         /** In place: a deploy would be Skipped. `read` is the version a read of its own answered. */
         const inPlace = (read: { readonly versionId: string } | undefined) =>
           Effect.gen(function* () {
+            // A list or a read answered: a run of failed reads is over.
+            yield* readableAgain(d, slot)
             const finishedAt = yield* Clock.currentTimeMillis
             yield* metrics.deployAttempt("skipped")
             yield* metrics.idempotentSkip()
@@ -744,27 +770,34 @@ export const makeReconciler = (
             // An attempt of a configuration a reload replaced neither reads nor sets the new one's.
             const current = slot.deployment === d
             const toldAlready = noToken && current && slot.noTokenTold
-            recordUnread(d, facts, e.message, yield* Clock.currentTimeMillis)
+            const failedAtMs = yield* Clock.currentTimeMillis
+            recordUnread(d, facts, e.message, failedAtMs)
             if (current) slot.noTokenTold = noToken
-            // Said once for a run of attempts that get no token; the identity's lines say the rest.
-            if (!toldAlready)
-              yield* log(
-                d,
-                noToken
-                  ? "no token for the vault: retrying with backoff"
-                  : "cannot read the vault: retrying with backoff",
-                "warn",
-                {
-                  error: e._tag,
-                  operation: e.operation,
-                  reason: e.message,
-                  ...("timedOutAfterMs" in e && e.timedOutAfterMs !== undefined
-                    ? {
-                        fix: `the vault answered nothing within agent.request_timeout_seconds (${e.timedOutAfterMs / 1000} s): check the network path to the vault (a proxy, a firewall, DNS), or raise request_timeout_seconds`,
-                      }
-                    : {}),
-                },
+            const fields = { error: e._tag, operation: e.operation, reason: e.message }
+            if (noToken) {
+              // Said once for a run of attempts that get no token; the identity's lines say the rest.
+              if (!toldAlready) yield* log(d, "no token for the vault: retrying with backoff", "warn", fields)
+            } else if (current && slot.unread !== undefined) {
+              // Said once for a run of failed reads (1,000 deployments in an outage: 1,000 lines, not
+              // 20,000 an hour); each retry's failure is a debug line, and counted in the metrics.
+              slot.unread.failures++
+              yield* Effect.logDebug("cannot read the vault: still failing, retrying with backoff").pipe(
+                Effect.annotateLogs({
+                  deployment: d.name,
+                  vault: d.target.vaultUrl,
+                  certificate: d.target.certificateName,
+                  ...fields,
+                  failedReads: slot.unread.failures,
+                  since: isoAt(slot.unread.sinceMs),
+                }),
               )
+            } else {
+              if (current) slot.unread = { sinceMs: failedAtMs, failures: 1 }
+              yield* log(d, "cannot read the vault: retrying with backoff", "warn", {
+                ...fields,
+                fix: vaultReadFix(e, d.target.vaultUrl),
+              })
+            }
             return yield* new AttemptFailed({
               outcome: "Failed",
               reason: e.message,
@@ -774,6 +807,7 @@ export const makeReconciler = (
         }
         // Read (or not found): a token was had, whatever comes next (held, the source changed meanwhile).
         slot.noTokenTold = false
+        yield* readableAgain(d, slot)
         // 3. They differ. Held? (an outcome that needs a person, for this very source and configuration)
         const previous = state.get(d.name)
         if (
@@ -1525,6 +1559,7 @@ export const makeReconciler = (
         inAttempt: false,
         pass: undefined,
         noTokenTold: false,
+        unread: undefined,
       })
       if (recorded?.lastSuccessAt !== undefined)
         agentMetrics.lastSuccess(d.name, Date.parse(recorded.lastSuccessAt))
@@ -1608,8 +1643,9 @@ export const makeReconciler = (
             slot.servedNotAfter = undefined
             slot.expectedTags = undefined
             slot.listed = undefined
-            // Another target or identity: its first attempt without a token is told again.
+            // Another target or identity: its first attempt without a token, or that cannot read, is told again.
             slot.noTokenTold = false
+            slot.unread = undefined
             // Only a run in its attempt: one waiting for its permits reads the new configuration once it has them.
             if (slot.phase === "attempting" && slot.fiber !== undefined) replaced.push(slot.fiber)
             changed++

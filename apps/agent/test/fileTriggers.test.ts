@@ -235,6 +235,7 @@ describe("file changes", () => {
       times: 1,
       action: { kind: "status", status: 403, afterMs: 3000 },
     })
+    // Debug lines too: the retry's failed read is one (`cannot read the vault: still failing`).
     const a = world.run(
       writeConfig(
         w,
@@ -250,6 +251,7 @@ describe("file changes", () => {
         { backoff_base_seconds: 2, backoff_max_seconds: 60 },
       ),
       e,
+      { KVDEPLOY_AGENT_LOG_LEVEL: "debug" },
     )
     await a.waitFor((l) => l.deployment === "rt" && /^cannot read the vault/.test(l.msg))
     // The retry begins 1.6-2.4 s later and waits 3 s for its read: 3 s after the failure it is waiting.

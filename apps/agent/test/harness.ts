@@ -404,9 +404,9 @@ export const perTestWorld = () => {
       work = workdir()
       return { e: emulator, w: work, p: await pki() }
     },
-    /** The agent on `config`, with the emulator's client-secret environment; killed after the test. */
-    run: (config: string, e: Emulator) => {
-      const a = startAgent(config, { ...baseEnv(), ...e.env.clientSecret })
+    /** The agent on `config`, with the emulator's client-secret environment (and `env`); killed after the test. */
+    run: (config: string, e: Emulator, env: Readonly<Record<string, string>> = {}) => {
+      const a = startAgent(config, { ...baseEnv(), ...e.env.clientSecret, ...env })
       agents.push(a)
       return a
     },

@@ -95,7 +95,8 @@ describe("interval passes", () => {
         afterMs: 3000,
       },
     })
-    const a = world.run(config, e)
+    // Debug lines too: after the first, each failed read is one (`cannot read the vault: still failing`).
+    const a = world.run(config, e, { KVDEPLOY_AGENT_LOG_LEVEL: "debug" })
     const failed = (l: LogLine) => l.deployment === "s" && /^cannot read the vault/.test(l.msg)
     await a.waitFor(failed)
     await a.waitFor(failed, { from: a.lines.length })

@@ -31,7 +31,12 @@ describe("lifecycle of one deployment", () => {
         source: { cert: work.path("api.crt"), key: work.path("api.key") },
       },
     ])
-    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    // Debug lines too: the idle release below is one.
+    const a = startAgent(config, {
+      ...baseEnv(),
+      ...emulator.env.clientSecret,
+      KVDEPLOY_AGENT_LOG_LEVEL: "debug",
+    })
     suite.agent = a
     // No material workers by default.
     expect((await a.waitFor((l) => l.msg === "kvdeploy-agent started")).materialWorkers).toBe(0)

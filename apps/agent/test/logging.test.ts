@@ -12,7 +12,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import { describe, expect, it } from "vitest"
-import { jsonLineLogger, tickBatchedSink } from "../src/logging.js"
+import { jsonLineLogger, minimumLevelOf, tickBatchedSink } from "../src/logging.js"
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -172,5 +172,17 @@ describe("the agent's logger at exit", () => {
     expect(r.status).toBe(1)
     expect(r.stderr).toContain("boom")
     expect(indexes(text)).toEqual(all(5_000))
+  })
+})
+
+describe("KVDEPLOY_AGENT_LOG_LEVEL", () => {
+  it("sets the least level written (info without it); another value is named and ignored", () => {
+    expect(minimumLevelOf(undefined)).toEqual({ level: "Info" })
+    expect(minimumLevelOf("")).toEqual({ level: "Info" })
+    expect(minimumLevelOf("debug")).toEqual({ level: "Debug" })
+    expect(minimumLevelOf(" DEBUG ")).toEqual({ level: "Debug" })
+    expect(minimumLevelOf("warning")).toEqual({ level: "Warn" })
+    expect(minimumLevelOf("error")).toEqual({ level: "Error" })
+    expect(minimumLevelOf("verbose")).toEqual({ level: "Info", unknown: "verbose" })
   })
 })

@@ -34,7 +34,12 @@ describe("a pass held back by its vault's import window", () => {
       // 3 s quiet time (a release between windows, as before this fix, would have its chance).
       { vault_imports_per_window: 2, vault_window_seconds: 6 },
     )
-    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret })
+    // Debug lines too: the idle release is one.
+    const a = startAgent(config, {
+      ...baseEnv(),
+      ...emulator.env.clientSecret,
+      KVDEPLOY_AGENT_LOG_LEVEL: "debug",
+    })
     suite.agent = a
     const over = await a.waitFor((l) => l.msg === "pass over" && l.reason === "start", { timeoutMs: 60_000 })
     expect(over).toMatchObject({ deployments: N, other: N })

@@ -143,7 +143,7 @@ describe("vaults that throttle, fail and recover", () => {
     expect(e.state.versions("kv-silent", "silent")).toBeUndefined()
   })
 
-  it("retries with backoff while the vault fails, and deploys once it recovers", async () => {
+  it("retries with backoff while the vault fails, says so once per deployment with a fix, and says when the vault is readable again", async () => {
     const { e, w, p } = await world.setUp(["kv-flaky"])
     const fault = e.faults.add({
       operation: "*",
@@ -151,16 +151,83 @@ describe("vaults that throttle, fail and recover", () => {
       times: "always",
       action: { kind: "status", status: 503, code: "ServiceUnavailable" },
     })
-    const a = world.run(writeConfig(w, e, [await deploymentOf(w, p, "kv-flaky", "flaky")]), e)
+    const a = world.run(
+      writeConfig(w, e, [await deploymentOf(w, p, "kv-flaky", "flaky")], {
+        backoff_base_seconds: 1,
+        backoff_max_seconds: 2,
+      }),
+      e,
+    )
     const failing = (l: { deployment?: unknown; msg: string }) =>
       l.deployment === "flaky" && /^cannot read the vault/.test(l.msg)
     const firstFailure = await a.waitFor(failing)
-    await a.waitFor((l) => failing(l) && l !== firstFailure)
+    expect(firstFailure.level).toBe("warn")
+    expect(String(firstFailure.fix)).toMatch(
+      /^the vault answered 503, a problem on the vault's side: the agent retries/,
+    )
+    expect(String(firstFailure.fix)).toContain("Azure's status")
+    // Several failed reads (the SDK retries a 503 itself: each read is several requests), each counted.
+    const failedReads = async () =>
+      metricValue((await a.http("/metrics")).body, "kvdeploy_vault_requests_total", {
+        operation: "getLatest",
+        status: "unavailable",
+      }) ?? 0
+    await expect.poll(failedReads, { timeout: 60_000, interval: 500 }).toBeGreaterThanOrEqual(3)
     await expect.poll(async () => (await a.http("/readyz")).status, { timeout: 10_000 }).toBe(200)
     expect(e.state.versions("kv-flaky", "flaky")).toBeUndefined()
+    const counted = await failedReads()
     e.faults.remove(fault)
+    const again = await a.waitFor((l) => l.deployment === "flaky" && l.msg === "vault readable again", {
+      timeoutMs: 30_000,
+    })
+    expect(again.level).toBe("info")
+    expect(again.failedReads).toBeGreaterThanOrEqual(counted)
+    // The first failure's time (taken as it failed, just before its line was written).
+    expect(Date.parse(String(again.since))).toBeLessThanOrEqual(Date.parse(String(firstFailure.time)))
+    expect(Date.parse(String(again.since))).toBeGreaterThan(Date.parse(String(firstFailure.time)) - 1000)
     await a.waitFor(succeeded("flaky"), { timeoutMs: 30_000 })
     expect(e.state.versions("kv-flaky", "flaky")).toHaveLength(1)
+    // One line for the whole outage, and no idle line after each burst of retries.
+    expect(a.lines.filter(failing)).toEqual([firstFailure])
+    expect(a.lines.filter((l) => l.msg.startsWith("idle:"))).toEqual([])
+  })
+
+  it("shows each failed read as a debug line with KVDEPLOY_AGENT_LOG_LEVEL=debug; a refused connection's fix names vault_url", async () => {
+    const { e, w, p } = await world.setUp(["kv-gone"])
+    const deployment = await deploymentOf(w, p, "kv-gone", "gone")
+    // The vault's URL on a port nothing listens on: the connection is refused.
+    const { createServer } = await import("node:net")
+    const closedPort = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, "127.0.0.1", () => {
+        const port = (server.address() as { port: number }).port
+        server.close(() => resolve(port))
+      })
+    })
+    const config = writeConfig(
+      w,
+      e,
+      [{ ...deployment, target: { vault_url: `https://127.0.0.1:${closedPort}` } }],
+      { backoff_base_seconds: 1, backoff_max_seconds: 1 },
+    )
+    const a = world.run(config, e, { KVDEPLOY_AGENT_LOG_LEVEL: "debug" })
+    const first = await a.waitFor(
+      (l) => l.deployment === "gone" && l.msg === "cannot read the vault: retrying with backoff",
+    )
+    expect(String(first.reason)).toContain("ECONNREFUSED")
+    expect(String(first.fix)).toMatch(
+      /^the vault could not be reached \(ECONNREFUSED\): check target\.vault_url/,
+    )
+    const quiet = await a.waitFor(
+      (l) =>
+        l.deployment === "gone" && l.msg === "cannot read the vault: still failing, retrying with backoff",
+      { timeoutMs: 30_000 },
+    )
+    expect(quiet.level).toBe("debug")
+    expect(quiet.trigger).toBe("retry")
+    expect(quiet.failedReads).toBe(2)
+    // The first failure's time (taken as it failed, just before its line was written).
+    expect(Date.parse(String(quiet.since))).toBeLessThanOrEqual(Date.parse(String(first.time)))
+    expect(Date.parse(String(quiet.since))).toBeGreaterThan(Date.parse(String(first.time)) - 1000)
   })
 
   it("recover_timeout_seconds ends a recovery Key Vault never serves; the next attempt deploys over the recovered certificate", async () => {
