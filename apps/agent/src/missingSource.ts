@@ -1,5 +1,6 @@
 /**
- * For `--check`: a source file that does not exist, as a warning. The agent runs with it (a
+ * For `--check`: a source file that does not exist, as a warning (and its fix, which the running
+ * agent's `source broken` line gives too: `explainMissing`). The agent runs with it (a
  * certificate not issued yet is picked up once its file is written), but a mistyped path looks the
  * same to the running agent: `source broken … does not exist` on every retry, and nothing deployed.
  * The warning names the path and, when its directory is missing too (a mistyped path is likelier
@@ -13,7 +14,7 @@ import { dirname } from "node:path"
 import { type ConfigProblem, shownPath } from "@kvdeploy/core"
 
 /** Where a missing path stops existing: the first missing entry on its way, and the directory above it that exists. */
-interface MissingFrom {
+export interface MissingFrom {
   /** The first entry on the way that does not exist (the path itself when its directory exists). */
   readonly missing: string
   /** The directory holding `missing`, which exists. */
@@ -41,12 +42,14 @@ const linkTarget = (path: string): string | undefined => {
 }
 
 /**
- * The warnings of the source paths that do not exist, one per path. `warn` is called with each path
- * a stat answered ENOENT for; `warnings` gives them, the first `limit` of them listed and the rest counted.
+ * What a missing path is, and what to do about it: said by `--check` (`missingSources`) and by the
+ * running agent's `source broken` line alike. `rest` follows the path (`PATH does not exist, …`).
+ * `walked` keeps the directories walked (one walk per directory for 10,000 deployments).
  */
-export const missingSources = (limit: number) => {
-  /** directory -> the first missing directory on its way and the one above it (undefined: the directory exists). */
-  const walked = new Map<string, MissingFrom | undefined>()
+export const explainMissing = (
+  path: string,
+  walked: Map<string, MissingFrom | undefined> = new Map(),
+): { readonly rest: string; readonly fix: string } => {
   const missingFromDir = (dir: string): MissingFrom | undefined => {
     if (walked.has(dir)) return walked.get(dir)
     let found: MissingFrom | undefined
@@ -57,6 +60,29 @@ export const missingSources = (limit: number) => {
     walked.set(dir, found)
     return found
   }
+  const dir = dirname(path)
+  const from = missingFromDir(dir) ?? { missing: path, existing: dir }
+  const link = linkTarget(from.missing)
+  const rest =
+    from.missing === path
+      ? link === undefined
+        ? "does not exist"
+        : `is a symbolic link to ${shownPath(link)}, which does not exist`
+      : `does not exist, nor does the directory ${shownPath(from.missing)}${from.missing === dir ? "" : " on its way"}${link === undefined ? "" : `, a symbolic link to ${shownPath(link)}, which does not exist`} (${shownPath(from.existing)} exists)`
+  const fix =
+    from.missing === path
+      ? `${link === undefined ? "if the path is mistyped, correct it" : `if the path or the link is wrong, correct the path or point the link at the file (ln -sfn FILE ${shownPath(path)})`} (ls ${shownPath(dir)} shows what is there); if the file is not written yet (a certificate not issued yet), nothing to do: the agent watches ${shownPath(dir)} and deploys it once the file appears`
+      : `a missing directory is likelier a mistyped path: compare it with what ${shownPath(from.existing)} holds (ls ${shownPath(from.existing)}) and correct it; if it is not made yet (a certificate not issued yet), nothing to do: the agent deploys it once the file appears (the watch sees the directory made, and its retries and every interval pass look again)`
+  return { rest, fix }
+}
+
+/**
+ * The warnings of the source paths that do not exist, one per path. `warn` is called with each path
+ * a stat answered ENOENT for; `warnings` gives them, the first `limit` of them listed and the rest counted.
+ */
+export const missingSources = (limit: number) => {
+  /** directory -> the first missing directory on its way and the one above it (undefined: the directory exists). */
+  const walked = new Map<string, MissingFrom | undefined>()
   const listed: Array<ConfigProblem> = []
   let unlisted = 0
   return {
@@ -65,23 +91,12 @@ export const missingSources = (limit: number) => {
         unlisted++
         return
       }
-      const dir = dirname(path)
-      const from = missingFromDir(dir) ?? { missing: path, existing: dir }
-      const link = linkTarget(from.missing)
-      const where =
-        from.missing === path
-          ? link === undefined
-            ? `${shownPath(path)} does not exist`
-            : `${shownPath(path)} is a symbolic link to ${shownPath(link)}, which does not exist`
-          : `${shownPath(path)} does not exist, nor does the directory ${shownPath(from.missing)}${from.missing === dir ? "" : " on its way"}${link === undefined ? "" : `, a symbolic link to ${shownPath(link)}, which does not exist`} (${shownPath(from.existing)} exists)`
+      const { rest, fix } = explainMissing(path, walked)
       const deployment = name === undefined ? "the deployment" : `deployment "${name}"`
       listed.push({
         field,
-        message: `${where}: the running agent reports ${deployment} as source broken (kvdeploy_agent_source_broken 1) and deploys nothing for it until the file exists`,
-        fix:
-          from.missing === path
-            ? `${link === undefined ? "if the path is mistyped, correct it" : `if the path or the link is wrong, correct the path or point the link at the file (ln -sfn FILE ${shownPath(path)})`} (ls ${shownPath(dir)} shows what is there); if the file is not written yet (a certificate not issued yet), nothing to do: the agent watches ${shownPath(dir)} and deploys it once the file appears`
-            : `a missing directory is likelier a mistyped path: compare it with what ${shownPath(from.existing)} holds (ls ${shownPath(from.existing)}) and correct it; if it is not made yet (a certificate not issued yet), nothing to do: the agent deploys it once the file appears (the watch sees the directory made, and its retries and every interval pass look again)`,
+        message: `${shownPath(path)} ${rest}: the running agent reports ${deployment} as source broken (kvdeploy_agent_source_broken 1) and deploys nothing for it until the file exists`,
+        fix,
       })
     },
     warnings: (): Array<ConfigProblem> =>

@@ -21,6 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import type { Source } from "./config.js"
+import { explainMissing } from "./missingSource.js"
 import {
   readRefusal,
   type UntrustedPath,
@@ -171,8 +172,9 @@ export const sourcePaths = (source: Source): ReadonlyArray<string> =>
 const errnoText = (e: unknown, path: string): string => {
   const code = (e as NodeJS.ErrnoException | undefined)?.code
   const refused = code === "EACCES" ? readRefusal(path) : undefined
-  return code === "ENOENT"
-    ? "does not exist"
+  const missing = code === "ENOENT" ? explainMissing(path) : undefined
+  return missing !== undefined
+    ? `${missing.rest}${FIX_MARK}${missing.fix}`
     : code === "EACCES"
       ? refused === undefined
         ? "is not readable (permission denied)"

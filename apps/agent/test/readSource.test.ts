@@ -142,7 +142,7 @@ describe("readSource", () => {
     )
     expect(failed.problems).toEqual([
       `cert ${d} is not a regular file (a directory, FIFO or device): point the source at the certificate file itself`,
-      `key ${join(d, "missing.key")} does not exist`,
+      `key ${join(d, "missing.key")} does not exist; fix: if the path is mistyped, correct it (ls ${d} shows what is there); if the file is not written yet (a certificate not issued yet), nothing to do: the agent watches ${d} and deploys it once the file appears`,
     ])
   })
 
@@ -162,7 +162,9 @@ describe("readSource", () => {
       ),
     )
     expect(failed._tag).toBe("SourceBroken")
-    expect(failed.problems).toEqual([`chain ${join(d, "chain.pem")} does not exist`])
+    expect(failed.problems).toEqual([
+      `chain ${join(d, "chain.pem")} does not exist; fix: if the path is mistyped, correct it (ls ${d} shows what is there); if the file is not written yet (a certificate not issued yet), nothing to do: the agent watches ${d} and deploys it once the file appears`,
+    ])
   })
 
   describe("who may change the files (ssh's StrictModes: only root and the agent's user)", () => {
