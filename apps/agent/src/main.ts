@@ -800,8 +800,11 @@ const printProblems = (error: AgentConfigInvalid) =>
  * `--check --json`'s document for a command line refused before the file was read: the same fields
  * as every other verdict (`warnings` empty: the file was not judged).
  */
-const refusedJson = (path: string, problem: ConfigProblem): string =>
-  `${JSON.stringify({ path, valid: false, problems: [problem], warnings: [] }, null, 2)}\n`
+const refusedJson = (path: string, problem: ConfigProblem): string => {
+  // Absolute, as every other verdict gives it (text that is no path is shown as shownConfigPath words it).
+  const shown = shownConfigPath(path)
+  return `${JSON.stringify({ path: shown === path && path !== "" ? resolve(path) : shown, valid: false, problems: [problem], warnings: [] }, null, 2)}\n`
+}
 
 /** `--check`'s warnings, after its verdict (nothing when there are none). */
 const printWarnings = (path: string, warnings: ReadonlyArray<ConfigProblem>) =>
@@ -867,7 +870,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
     const suggestion = didYouMean(unknownOption, agentOptions)
     if (argv.includes("--json"))
       process.stdout.write(
-        refusedJson(shownConfigPath(configPathOf(argv)), {
+        refusedJson(configPathOf(argv), {
           field: "(command line)",
           message,
           fix: `${suggestion}see kvdeploy-agent --help`,
@@ -886,8 +889,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       message: "is given more than once",
       fix: "give the configuration file once (one agent reads one file; run one agent per file)",
     }
-    if (argv.includes("--json"))
-      process.stdout.write(refusedJson(shownConfigPath(configPathOf(argv)), problem))
+    if (argv.includes("--json")) process.stdout.write(refusedJson(configPathOf(argv), problem))
     process.stderr.write(`kvdeploy-agent: --config ${problem.message}\n  fix: ${problem.fix}\n`)
     process.exitCode = 2
     return
@@ -902,7 +904,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       fix: "run kvdeploy-agent --config FILE --check [--json] alone to check the configuration",
     }
     if (args.values.json === true)
-      process.stdout.write(refusedJson(shownConfigPath(configPathOf(argv, args.values.config)), problem))
+      process.stdout.write(refusedJson(configPathOf(argv, args.values.config), problem))
     process.stderr.write(`kvdeploy-agent: ${problem.message}\n  fix: ${problem.fix}\n`)
     process.exitCode = 2
     return
@@ -942,7 +944,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       message: "holds certificate or key text instead of the configuration file's path; it is not shown here",
       fix: "give the path of the agent's configuration file (YAML or JSON); certificates and keys go in files named by each deployment's source",
     }
-    if (json) process.stdout.write(refusedJson(shownConfigPath(path), problem))
+    if (json) process.stdout.write(refusedJson(path, problem))
     process.stderr.write(`kvdeploy-agent: ${problem.field} ${problem.message}\n  fix: ${problem.fix}\n`)
     process.exitCode = 2
     return
