@@ -757,8 +757,24 @@ const unknownKeyFix = (path: ReadonlyArray<PropertyKey>): string => {
  * value; for a key the schema does not expect there, the key it is likely a typo of and the keys
  * known there. The document itself (an empty path) gets the pointer.
  */
-const schemaFix = (path: ReadonlyArray<PropertyKey>, message: string): string => {
+const schemaFix = (path: ReadonlyArray<PropertyKey>, message: string, value?: unknown): string => {
   if (path.length > 0 && /excess|unexpected/i.test(message)) return unknownKeyFix(path)
+  if (path.length === 1 && path[0] === "deployments") {
+    if (message === "Missing key")
+      return "add deployments: the list of certificates the agent keeps deployed, each with name, source and target (examples/agent.yaml has one); see docs/agent.md (configuration reference)"
+    if (value === null)
+      return "deployments: has no value (a key with nothing after it is YAML's null): list the deployments under it, each `- name: …` with its source and target, indented below it; see docs/agent.md (configuration reference)"
+  }
+  if (path.length === 0) return documentFix(value)
+  // YAML 1.2 (the agent's reader) takes yes, no, on, off as text: only true and false are booleans.
+  if (
+    message === "Expected boolean" &&
+    typeof value === "string" &&
+    yaml11Booleans.has(value.toLowerCase())
+  ) {
+    const description = describedAt(AgentConfigSchema.ast, path)
+    return `write ${/^(y|yes|on|true)$/i.test(value) ? "true" : "false"}: YAML 1.2, which the agent reads, takes ${value} as text, not a boolean (only true and false are)${description === undefined ? "" : ` (${description})`}; see docs/agent.md (configuration reference)`
+  }
   if (message === "Missing key" && path.at(-1) === "source" && path.length === 3)
     return "give the certificate's files: cert and key (PEM, with chain when the chain is a file of its own), or pfx and pfx_password_env; see docs/agent.md (configuration reference)"
   const description = path.length === 0 ? undefined : describedAt(AgentConfigSchema.ast, path)
@@ -766,6 +782,41 @@ const schemaFix = (path: ReadonlyArray<PropertyKey>, message: string): string =>
     ? "see schema/agent-config.schema.json or docs/agent.md"
     : `${description}; see docs/agent.md (configuration reference)`
 }
+
+/**
+ * Core's fix of a target problem, or a more specific one: a tag whose value is YAML's null (`env:`,
+ * `env: ~`, `env: null`) is told to take a value or go, since quoting it would store the text "null".
+ */
+const targetFix = (p: ConfigProblem, rawTarget: Record<string, unknown>): string => {
+  const tag = /^tags\.(.+)$/.exec(p.field)?.[1]
+  const tags = rawTarget.tags
+  if (
+    tag !== undefined &&
+    typeof tags === "object" &&
+    tags !== null &&
+    Object.entries(tags).some(([k, v]) => v === null && keyInField(k) === tag)
+  )
+    return "give the tag a value (tags: { env: prod }) or remove it: a key with nothing after it, ~ or null is YAML's null, no value (quoted, it would be the text null)"
+  return p.fix
+}
+
+/** YAML 1.1's booleans other than true and false, which YAML 1.2 reads as text (and the text true/false, quoted). */
+const yaml11Booleans: ReadonlySet<string> = new Set(["y", "n", "yes", "no", "on", "off", "true", "false"])
+
+/** Text that is a PEM file's (a certificate, a key): the configuration's path names such a file. */
+const looksLikePem = (value: unknown): boolean =>
+  typeof value === "string" && /-----BEGIN [A-Z0-9 ]+-----/.test(value)
+
+/** The problem of a document that is no mapping: a PEM file given as the configuration, or another kind of file. */
+const documentMessage = (message: string, value: unknown): string =>
+  looksLikePem(value)
+    ? "is a PEM file (a certificate or a key), not the agent's configuration; its content is not shown"
+    : message
+
+const documentFix = (value: unknown): string =>
+  looksLikePem(value)
+    ? "give --config (or KVDEPLOY_AGENT_CONFIG) the agent's configuration file, a YAML mapping with agent: and deployments:; certificates and keys are named by each deployment's source (cert, chain, key or pfx)"
+    : "the configuration is a YAML mapping with agent: and deployments: (examples/agent.yaml has one); see schema/agent-config.schema.json or docs/agent.md"
 
 interface SourceForm {
   readonly form: string
@@ -1103,8 +1154,10 @@ export const validateAgentConfig = (
           )
         : problem(
             field,
-            schemaMessage(issue.message, value),
-            schemaFix(issue.path as ReadonlyArray<PropertyKey>, issue.message),
+            issuePath.length === 0
+              ? documentMessage(issue.message, value)
+              : schemaMessage(issue.message, value),
+            schemaFix(issue.path as ReadonlyArray<PropertyKey>, issue.message, value),
           )
       // A target field core's validation below also refuses is reported once, in core's words.
       if (/^deployments\[\d+\]\.target(\.|$)/.test(field)) schemaTargetProblems.push(found)
@@ -1184,7 +1237,8 @@ export const validateAgentConfig = (
       let certificate: TargetConfig | undefined
       let credentialMode: string | undefined
       if (Result.isFailure(checked)) {
-        for (const p of checked.failure.problems) problems.push({ ...p, field: `${at}.target.${p.field}` })
+        for (const p of checked.failure.problems)
+          problems.push({ ...p, field: `${at}.target.${p.field}`, fix: targetFix(p, rawTarget) })
         const located = validateTargetConfigSync({
           vault_url: rawTarget.vault_url,
           certificate_name: rawTarget.certificate_name,
