@@ -800,6 +800,16 @@ const targetFix = (p: ConfigProblem, rawTarget: Record<string, unknown>): string
   return p.fix
 }
 
+/**
+ * A valid configuration with no deployment (`deployments: []`): the agent runs, and deploys nothing.
+ * A warning of `--check` and of the start, since an agent that does nothing looks like one that works.
+ */
+export const noDeploymentsWarning: ConfigProblem = {
+  field: "deployments",
+  message: "is an empty list: the agent runs and deploys nothing",
+  fix: "list the certificates to deploy under deployments: (each with name, source and target; examples/agent.yaml has one), then send SIGHUP or restart the agent; if none is meant yet, nothing to do",
+}
+
 /** YAML 1.1's booleans other than true and false, which YAML 1.2 reads as text (and the text true/false, quoted). */
 const yaml11Booleans: ReadonlySet<string> = new Set(["y", "n", "yes", "no", "on", "off", "true", "false"])
 

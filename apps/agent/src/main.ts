@@ -69,6 +69,7 @@ import {
   listedProblems,
   loadAgentConfig,
   MAX_LISTED_PROBLEMS,
+  noDeploymentsWarning,
   pathHoldsText,
   type SourceAt,
 } from "./config.js"
@@ -1035,6 +1036,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
           process.env.AZURE_IDENTITY_DISABLE_MULTITENANTAUTH,
         )
         checked.warnings = [
+          ...(config.deployments.length === 0 ? [noDeploymentsWarning] : []),
           ...checkWarnings(config.path, config.settings.stateDir, found),
           ...disk.warnings,
           ...tenants.warnings,

@@ -13,7 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
 import { type AgentMetrics, makeAgentMetrics } from "./agentMetrics.js"
-import { type AgentConfig, changedSettings, loadAgentConfigUnless } from "./config.js"
+import { type AgentConfig, changedSettings, loadAgentConfigUnless, noDeploymentsWarning } from "./config.js"
 import { handleHangups } from "./hangup.js"
 import { MaterialWorkers } from "./materialPool.js"
 import { configFileUntrusted } from "./pathTrust.js"
@@ -105,6 +105,10 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           materialWorkers,
         }),
       )
+      if (initial.deployments.length === 0)
+        yield* Effect.logWarning(`${noDeploymentsWarning.field} ${noDeploymentsWarning.message}`).pipe(
+          Effect.annotateLogs({ config: initial.path, fix: noDeploymentsWarning.fix }),
+        )
       // State is written at most every 5 seconds when an outcome changed, after each pass (the idle
       // release) and at shutdown.
       yield* Effect.forkScoped(Effect.repeat(state.flushChanges, Schedule.spaced("5 seconds")))
