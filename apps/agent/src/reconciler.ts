@@ -776,7 +776,12 @@ export const makeReconciler = (
             const fields = { error: e._tag, operation: e.operation, reason: e.message }
             if (noToken) {
               // Said once for a run of attempts that get no token; the identity's lines say the rest.
-              if (!toldAlready) yield* log(d, "no token for the vault: retrying with backoff", "warn", fields)
+              if (!toldAlready)
+                yield* log(d, "no token for the vault: retrying with backoff", "warn", {
+                  ...fields,
+                  // A timeout's fix names the setting, as before (the identity's lines say the rest).
+                  ...(e.timedOutAfterMs === undefined ? {} : { fix: vaultReadFix(e, d.target.vaultUrl) }),
+                })
             } else if (current && slot.unread !== undefined) {
               // Said once for a run of failed reads (1,000 deployments in an outage: 1,000 lines, not
               // 20,000 an hour); each retry's failure is a debug line, and counted in the metrics.
