@@ -292,7 +292,7 @@ describe("restore and deploy --force: the served version holds the same leaf wit
     expect(o.versionId).toBe(served.versionId)
     expect(o.next).toContain(`the served version ${served.versionId} holds this leaf`)
     expect(o.next).toContain(
-      "if its chain, content type or tags differ from this certificate's, --force imports it anyway",
+      "if its chain or content type differ from this version's, --force imports it anyway",
     )
     const text = await restore(name, withChain.versionId ?? "", [])
     expect(text.code, text.stdout + text.stderr).toBe(0)
@@ -319,7 +319,7 @@ describe("restore and deploy --force: the served version holds the same leaf wit
     expect(forced.stdout + forced.stderr).not.toContain("PRIVATE KEY")
   })
 
-  it("deploy: Skipped says --force; plan --force says it would import; deploy --force writes a new version", async () => {
+  it("deploy: an ordinary Skipped says nothing of --force (cron runs); plan says it; plan --force says it would import; deploy --force writes a new version", async () => {
     const name = "r-force-deploy"
     const v1 = await deployed(name, first)
     const deployArgs = (more: ReadonlyArray<string>) =>
@@ -336,7 +336,8 @@ describe("restore and deploy --force: the served version holds the same leaf wit
     expect(again.code, again.stdout + again.stderr).toBe(0)
     const skipped = json<Outcome & { next?: string }>(again)
     expect(skipped.outcome).toBe("Skipped")
-    expect(skipped.next).toContain("--force imports it anyway")
+    expect(skipped.next).toBeUndefined()
+    expect(again.stdout + again.stderr).not.toContain("--force")
 
     const planned = json<{ action: string; reason: string; writes: number }>(await planArgs([]))
     expect(planned.action).toBe("skip")
@@ -412,7 +413,7 @@ describe("restore: what the version carries, and how it is named", () => {
     expect(r1.code, r1.stdout + r1.stderr).toBe(0)
     const o1 = json<Warned>(r1)
     expect(o1.outcome).toBe("Succeeded")
-    const unfit = `version ${v1.versionId} carries a tag a deploy does not take (pasted): the restored version does not carry it`
+    const unfit = `version ${v1.versionId} carries a tag a deploy does not take (pasted): a new version this restore writes does not carry it`
     expect(o1.warnings?.map((w) => w.message)).toContain(unfit)
     expect(r1.stderr).toContain(unfit)
     expect(await restoredTags(o1)).toMatchObject(twelve)
@@ -427,7 +428,7 @@ describe("restore: what the version carries, and how it is named", () => {
     const o2 = json<Warned>(r2)
     expect(o2.outcome).toBe("Succeeded")
     expect(o2.warnings?.map((w) => w.message)).toContain(
-      `version ${v2.versionId} carries more operator tags than fit beside kvdeploy's (12): the restored version does not carry t12`,
+      `version ${v2.versionId} carries more operator tags than fit beside kvdeploy's (12): a new version this restore writes does not carry t12`,
     )
     expect(await restoredTags(o2)).toMatchObject(twelve)
     expect(await restoredTags(o2)).not.toHaveProperty("t12")
@@ -529,5 +530,12 @@ describe("fromVersionOf (--from-version's value)", () => {
       "https://",
     ])
       expect(fromVersionOf(given, "api-prod", vault)._tag, given).toBe("Refused")
+  })
+  it("refuses a URL with a user name or password without repeating it", () => {
+    const given = `https://admin:hunter2secret@my-vault.vault.azure.net/certificates/api-prod/${id}`
+    const refused = fromVersionOf(given, "api-prod", vault)
+    expect(refused._tag).toBe("Refused")
+    expect(JSON.stringify(refused)).not.toContain("hunter2secret")
+    expect(refused._tag === "Refused" && refused.message).toContain("carries a user name or password")
   })
 })

@@ -63,6 +63,18 @@ describe("a stray command-line argument", () => {
     expect(error.problems[0]?.fix).toContain("argument 8 and argument 10 are taken by no flag")
   })
 
+  it("a file name by its look and a small number are harmless too; the target-file hint still names a bare target file (2)", async () => {
+    const r = await runCli(["versions", "--config", join(dir, "t.json"), "5", "--json"])
+    expect(json<UsageError>(r).error.problems[0]?.message).toBe('Unexpected positional argument: "5"')
+    const bare = await runCli(["deploy", "missing-target.yaml", "--json"])
+    expect(bare.code).toBe(2)
+    const problem = json<UsageError>(bare).error.problems.find((p) => p.field === "missing-target.yaml")
+    expect(problem?.fix).toContain("give the target file with --config, in place of the bare argument")
+    // A secret with a dot in it is no file name: hidden.
+    const dotted = await runCli([...line, "s3cr3t.v4lue", "--json"])
+    expect(dotted.stdout + dotted.stderr).not.toContain("s3cr3t.v4lue")
+  })
+
   it("a command's name and a file that exists are harmless, and shown as typed (2)", async () => {
     const r = await runCli([...line, pfx, "versions", "--json"])
     expect(r.code).toBe(2)

@@ -6,7 +6,7 @@
  * it is never kept. `cause` is a `KeyVaultRequestFailure` with the status,
  * codes, request id and the SDK's message only, without key text (see shownMessage).
  */
-import { isRestError } from "@azure/core-rest-pipeline"
+import { getDefaultProxySettings, isRestError } from "@azure/core-rest-pipeline"
 import {
   VaultAmbiguous,
   VaultConflictSoftDeleted,
@@ -355,6 +355,23 @@ const sentence = (text: string): string => (/[.!?]$/.test(text) ? text : `${text
 const throttleAdvice = (wait: string): string =>
   `Wait ${wait} and run again; if it recurs, run fewer deploys against this vault at once (Key Vault's service limits throttle each vault on all its callers' requests together)`
 
+/**
+ * The host name of the proxy the SDK sends through (from HTTPS_PROXY, HTTP_PROXY or ALL_PROXY), when
+ * the name a DNS failure names (`getaddrinfo ENOTFOUND NAME`) is that proxy's, or names none.
+ */
+const unresolvedProxyHost = (detail: string): string | undefined => {
+  let host: string | undefined
+  try {
+    const settings = getDefaultProxySettings()
+    host = settings === undefined ? undefined : new URL(settings.host).hostname.toLowerCase()
+  } catch {
+    return undefined
+  }
+  if (host === undefined || host === "") return undefined
+  const missing = /ENOTFOUND\s+([^\s,;:)]+)/.exec(detail)?.[1]?.toLowerCase()
+  return missing === undefined || missing === host ? host : undefined
+}
+
 /** What to check when the vault's host name does not resolve (a VaultUnavailable's `hostNotFound`). */
 export const hostNotFoundFix =
   "check vault_url: the vault's name in it, and its suffix (the vault's cloud's: .vault.azure.net in Azure's public cloud), then this machine's DNS; `kvdeploy doctor` checks the vault's reachability"
@@ -609,6 +626,14 @@ const mapFailure = (
       detail: trustedCaPem
         ? `the vault's TLS certificate was not accepted (${cause.code}), so nothing was sent: ${detail}. This client trusts Node's CA list and the CAs given as trustedCaPem (NODE_EXTRA_CA_CERTS and the system store are not read then); a proxy or firewall that inspects TLS needs its CA among trustedCaPem`
         : `the vault's TLS certificate was not accepted (${cause.code}), so nothing was sent: ${detail}. kvdeploy trusts Node's CA list and the CA file NODE_EXTRA_CA_CERTS names; a proxy or firewall that inspects TLS needs its CA there (or the system store, with NODE_OPTIONS=--use-system-ca)`,
+    })
+  // Behind a proxy from the environment the name that did not resolve may be the proxy's: said so,
+  // and not blamed on vault_url.
+  const proxy = cause.code === "ENOTFOUND" ? unresolvedProxyHost(detail) : undefined
+  if (proxy !== undefined)
+    return new VaultUnavailable({
+      ...sent,
+      detail: `the proxy's host name ${proxy} (from HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) was not found (${detail}), so nothing was sent: check the proxy variable's host name, or this machine's DNS`,
     })
   // The vault's host name does not resolve: most often vault_url names no vault (a mistyped vault
   // name, another cloud's vault suffix); the report names the field and what to check.

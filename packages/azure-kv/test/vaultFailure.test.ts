@@ -175,6 +175,29 @@ describe("toVaultError", () => {
         "the vault's host name was not found (getaddrinfo ENOTFOUND my-vualt.vault.azure.net), so nothing was sent: check vault_url: the vault's name in it, and its suffix (the vault's cloud's: .vault.azure.net in Azure's public cloud), then this machine's DNS; `kvdeploy doctor` checks the vault's reachability",
       )
     }
+    // Behind a proxy from the environment whose own name does not resolve: the proxy is named, not vault_url.
+    const saved = process.env.HTTPS_PROXY
+    process.env.HTTPS_PROXY = "http://No-Such-Proxy.invalid:3128"
+    try {
+      const viaProxy = toVaultError(
+        "getLatest",
+        "read",
+        Object.assign(new RestError("getaddrinfo ENOTFOUND no-such-proxy.invalid", { code: "ENOTFOUND" }), {
+          code: "ENOTFOUND",
+        }),
+      )
+      expect(viaProxy._tag === "VaultUnavailable" && viaProxy.hostNotFound).toBeFalsy()
+      expect(viaProxy.detail).toBe(
+        "the proxy's host name no-such-proxy.invalid (from HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) was not found (getaddrinfo ENOTFOUND no-such-proxy.invalid), so nothing was sent: check the proxy variable's host name, or this machine's DNS",
+      )
+      // The vault's own name not resolving (a proxy that resolves names by itself answers no such
+      // error; one that does not forward them leaves it to this machine) is still vault_url's.
+      const vaultName = toVaultError("getLatest", "read", unresolved)
+      expect(vaultName._tag === "VaultUnavailable" && vaultName.hostNotFound).toBe(true)
+    } finally {
+      if (saved === undefined) delete process.env.HTTPS_PROXY
+      else process.env.HTTPS_PROXY = saved
+    }
     const refused = toVaultError(
       "getLatest",
       "read",

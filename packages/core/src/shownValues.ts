@@ -246,8 +246,12 @@ export const withoutPem = (text: string): string => text.replace(pemText, "[PEM 
 
 /** The same DER in base64url (`-` and `_` for `+` and `/`): runs that hold one of the two. */
 const base64UrlRun = /[A-Za-z0-9_-]{64,}/g
-/** The same DER in base64 inside JSON text whose slashes are escaped (`\/`, `\\\/` in JSON in JSON). */
-const base64EscapedRun = /(?:[A-Za-z0-9+]|\\+\/){64,}={0,2}/g
+/**
+ * The same DER in base64 inside JSON text whose slashes are escaped (`\/`, `\\\/` in JSON in JSON,
+ * up to four levels deep: 15 backslashes). The bound keeps the scan linear: with `\\+` a long run of
+ * backslashes and no slash was retried from every position (a 100 KB page took seconds).
+ */
+const base64EscapedRun = /(?:[A-Za-z0-9+]|\\{1,15}\/){64,}={0,2}/g
 
 /**
  * Whether DER in base64 starts at one of the first "M"s of `run`: the DER may follow a word it was

@@ -51,6 +51,12 @@ export const fromVersionOf = (given: string, certificateName: string, vaultUrl: 
       `${subjectOf(given)} is neither a version id (32 hexadecimal digits) nor the id of a version of ${certificateName} (${idForm})`,
       fix,
     )
+  // A URL with a user name or password is not repeated (the password would be), nor taken.
+  if (isUrl && /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value))
+    return refused(
+      "the URL given (not shown: it carries a user name or password) is not a version's id",
+      `give the version id alone, as \`kvdeploy versions\` lists them, or its id without credentials (${idForm})`,
+    )
   const origin = isUrl ? originOf(value) : undefined
   const named = (text: string) => subjectOf(text, isUrl ? "URL" : "path")
   if (isUrl && origin === undefined)

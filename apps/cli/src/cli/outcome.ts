@@ -133,13 +133,14 @@ const next: { readonly [K in DeployOutcome["_tag"]]: string | undefined } = {
 }
 
 /**
- * What a Skipped outcome leaves to do, when the served certificate is not served as wanted: the
+ * What a Skipped restore leaves to do, when the served certificate is not served as wanted: the
  * skip compares the leaf (x5t) and kvdeploy's tags only, so the served version may hold this leaf
- * with another chain, content type or tags. For the text's `next` line and the JSON's `next`.
+ * with another chain or content type. For restore's `next` line and JSON `next` only: on an
+ * ordinary deploy (a cron job's daily Skipped) it would invite --force into every run.
  */
 export const skippedNext = (o: DeployOutcome): string | undefined =>
   o._tag === "Skipped"
-    ? `the served version ${o.versionId} holds this leaf (x5t ${o.previous?.x5t ?? o.newX5t ?? "unknown"}) with kvdeploy's tags; its chain and its secret's content type are not compared: if its chain, content type or tags differ from this certificate's, --force imports it anyway, as a new version`
+    ? `the served version ${o.versionId} holds this leaf (x5t ${o.previous?.x5t ?? o.newX5t ?? "unknown"}) with kvdeploy's tags; its chain and its secret's content type are not compared: if its chain or content type differ from this version's, --force imports it anyway, as a new version`
     : undefined
 
 /**
@@ -320,7 +321,7 @@ export const outcomeLines = (
       : o._tag === "Unverified" && o.versionId === undefined
         ? // No version is known to be this deploy's: the vault may have been read (a list answering 404).
           "a person must look: `kvdeploy versions` shows what the vault holds; deploy again: it is skipped if the import did land, or imports once, and says so if the certificate is soft-deleted"
-        : (skippedNext(o) ?? next[o._tag])
+        : next[o._tag]
   if (todo !== undefined) lines.push(`  next        ${todo}`)
   lines.push(`  ${s.dim(`steps: ${o.decisions.join(" → ")}`)}`)
   return lines

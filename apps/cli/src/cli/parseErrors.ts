@@ -161,12 +161,22 @@ export class FlagBeforeCommand extends CliError.UnrecognizedOption {
 }
 
 /**
- * Whether a stray argument may be repeated in a usage error: it names a kvdeploy command, or a file
- * or directory that exists (and reads as no key text). Anything else may be a secret typed where
- * its flag or variable belongs (`--pfx-password-env PFXPW "correct horse"`), and is not shown.
+ * A file name a secret does not look like: a short path of plain characters ending in the extension
+ * of a file kvdeploy reads (a target file, a certificate, a key, a PFX), such as `target.yaml`.
+ */
+const fileNameLike = /^[\w./-]{1,120}\.(?:json|ya?ml|pem|crt|cer|der|key|pfx|p12)$/i
+
+/**
+ * Whether a stray argument may be repeated in a usage error: it names a kvdeploy command, a file or
+ * directory that exists (and reads as no key text), a file name by its look (`target.yaml`, which
+ * the target-file hint names), or a small number. Anything else may be a secret typed where its
+ * flag or variable belongs (`--pfx-password-env PFXPW "correct horse"`), and is not shown.
  */
 const harmlessArgument = (value: string, commands: ReadonlySet<string>): boolean =>
-  commands.has(value) || (!looksLikeKeyText(value) && existsSync(value))
+  commands.has(value) ||
+  /^\d{1,4}$/.test(value) ||
+  fileNameLike.test(value) ||
+  (!looksLikeKeyText(value) && existsSync(value))
 
 /**
  * The parser's "Unexpected positional argument", with each argument shown only when it is harmless

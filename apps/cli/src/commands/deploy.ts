@@ -348,7 +348,8 @@ export const printOutcome = (
   Effect.gen(function* () {
     const code = exitCodeOf(outcome)
     const { config, leaf, restoredFrom } = shown
-    const skipped = skippedNext(outcome)
+    // A restore's Skipped says what --force would do; an ordinary deploy's says nothing more.
+    const skipped = restoredFrom === undefined ? undefined : skippedNext(outcome)
     const warnings = [...(shown.warnings ?? []), ...(outcome.warnings ?? [])]
     if (shown.json)
       yield* printJson({
@@ -361,15 +362,19 @@ export const printOutcome = (
         ...(config.consumers === undefined ? {} : { consumers: config.consumers }),
         ...(skipped === undefined ? {} : { next: skipped }),
       })
-    else
+    else {
+      const lines = outcomeLines(outcome, leaf, styleOut(), Date.now(), shown.credential)
+      // Before the last line (the steps), where the outcome's own `next` goes.
+      if (skipped !== undefined) lines.splice(lines.length - 1, 0, `  next        ${skipped}`)
       yield* printLines([
         ...(restoredFrom === undefined
           ? []
           : [
               `restoring from version ${restoredFrom.versionId} (read with its backing secret: ${restoredFrom.vaultCalls} vault calls before the deploy's below)`,
             ]),
-        ...outcomeLines(outcome, leaf, styleOut(), Date.now(), shown.credential),
+        ...lines,
       ])
+    }
     reportedExit.exitCode = code
     return code
   })

@@ -53,13 +53,13 @@ const carriedTags = (
   if (unfit.length > 0)
     warnings.push({
       field: "--from-version",
-      message: `version ${versionId} carries ${unfit.length === 1 ? "a tag" : `${unfit.length} tags`} a deploy does not take (${named(unfit)}): the restored version does not carry ${unfit.length === 1 ? "it" : "them"}`,
-      fix: "set the tag on the restored version yourself if it is needed (`az keyvault certificate set-attributes --tags`), with a key and value a deploy takes",
+      message: `version ${versionId} carries ${unfit.length === 1 ? "a tag" : `${unfit.length} tags`} a deploy does not take (${named(unfit)}): a new version this restore writes does not carry ${unfit.length === 1 ? "it" : "them"}`,
+      fix: "set the tag on the new version yourself if it is needed (`az keyvault certificate set-attributes --tags`), with a key and value a deploy takes",
     })
   if (over.length > 0)
     warnings.push({
       field: "--from-version",
-      message: `version ${versionId} carries more operator tags than fit beside kvdeploy's (${MAX_OPERATOR_TAGS}): the restored version does not carry ${named(over)}`,
+      message: `version ${versionId} carries more operator tags than fit beside kvdeploy's (${MAX_OPERATOR_TAGS}): a new version this restore writes does not carry ${named(over)}`,
       fix: "nothing, if those tags are not needed; Key Vault allows 15 tags a version, and kvdeploy sets up to 3 of them",
     })
   return { tags: Object.fromEntries(kept), warnings }
