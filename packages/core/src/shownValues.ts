@@ -357,17 +357,42 @@ export const withoutSecretValues = (
   for (const { value, label } of secrets) {
     const trimmed = value.trim()
     if (trimmed.length < shortestSecretValue) continue
-    const forms = new Set([
-      trimmed,
-      encodeURIComponent(trimmed),
-      encodeURIComponent(trimmed).replace(/%20/g, "+"),
-      JSON.stringify(trimmed).slice(1, -1),
-    ])
-    for (const form of [...forms].sort((a, b) => b.length - a.length))
-      shown = shown.split(form).join(`[${label}, not shown]`)
+    shown = shown.replace(secretValuePattern(trimmed), `[${label}, not shown]`)
   }
   return shown
 }
+
+/** Hex digits of a percent-encoding in either case (`%7E`, `%7e`). */
+const eitherCaseHex = (byte: number): string =>
+  byte
+    .toString(16)
+    .padStart(2, "0")
+    .replace(/[a-f]/g, (h) => `[${h}${h.toUpperCase()}]`)
+
+/**
+ * A known secret value as a pattern that finds it written as it is, percent-encoded character by
+ * character (any of them, in either case: `~` as `%7E`, `+` as `%2b`), form-encoded (a space as `+`,
+ * or a `+` decoded to a space) or JSON-escaped (`\"`, `\\`, `\/`). Each character has a fixed set of
+ * alternatives that start differently, so the scan stays linear.
+ */
+const secretValuePattern = (secret: string): RegExp =>
+  new RegExp(
+    [...secret]
+      .map((c) => {
+        const alternatives = [
+          c.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"),
+          [...new TextEncoder().encode(c)].map((b) => `%${eitherCaseHex(b)}`).join(""),
+        ]
+        if (c === " ") alternatives.push("\\+")
+        if (c === "+") alternatives.push(" ")
+        if (c === "/") alternatives.push("\\\\\\/")
+        if (c === '"') alternatives.push('\\\\"')
+        if (c === "\\") alternatives.push("\\\\\\\\")
+        return `(?:${alternatives.join("|")})`
+      })
+      .join(""),
+    "g",
+  )
 
 /**
  * `text` without PEM blocks, without long base64 runs (64 or more characters that read as encoded

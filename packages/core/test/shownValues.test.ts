@@ -368,6 +368,11 @@ describe("identity secrets in a message", () => {
       `client_secret=${encodeURIComponent(secret)}&grant_type=client_credentials`,
       `client_secret=${encodeURIComponent(secret).replace(/%20/g, "+")}`,
       JSON.stringify({ said: `echo ${secret}` }),
+      // Other encoders: ~ as %7E, lowercase percent codes, slashes escaped in JSON, a form decoded.
+      `echo=${encodeURIComponent(secret).replace(/~/g, "%7E")}`,
+      `echo=${encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (p) => p.toLowerCase())}`,
+      JSON.stringify({ said: secret }).replace(/\//g, "\\/"),
+      `decoded: ${secret.replace(/\+/g, " ")}`,
     ]) {
       const shown = withoutSecretValues(text, [{ value: secret, label }])
       expect(shown).toContain("[the value of AZURE_CLIENT_SECRET, not shown]")
