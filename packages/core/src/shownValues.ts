@@ -314,8 +314,15 @@ export const withoutTokens = (text: string): string =>
  * a token (`{"access_token":"…"}`) puts in an identity library's message.
  */
 const secretFieldNames = "client_secret|client_assertion|access_token|refresh_token|id_token|assertion"
-/** `name=value` (a form, a query string), the value up to the next `&`, space, quote or markup. */
-const secretFormField = new RegExp(`(?<![A-Za-z0-9_])(${secretFieldNames})=[^&\\s"'<>]*`, "gi")
+/**
+ * `name=value` (a form, a query string), the value up to the next `&`, space, quote or markup; a
+ * value already replaced by a placeholder ("[the value of AZURE_CLIENT_SECRET, not shown]") is left
+ * as it is.
+ */
+const secretFormField = new RegExp(
+  `(?<![A-Za-z0-9_])(${secretFieldNames})=(?!\\[[^\\]]{1,80}, not shown\\])[^&\\s"'<>]*`,
+  "gi",
+)
 /** `"name": "value"` in JSON, or in JSON in JSON (`\"name\": \"value\"`): quotes escaped alike. */
 const secretJsonField = new RegExp(
   String.raw`(\\{0,8}")(${secretFieldNames})\1(\s*:\s*)\1(?:(?!\1)[^\r\n])*\1`,

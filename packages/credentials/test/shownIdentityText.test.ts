@@ -27,6 +27,10 @@ describe("shownIdentityText", () => {
     expect(shown).toBe(
       "AADSTS900144: bad request: echo secret=[the value of AZURE_CLIENT_SECRET, not shown]; header [the value of IDENTITY_HEADER, not shown]; raw [the value of AZURE_CLIENT_SECRET, not shown]",
     )
+    // In a form field the known value's own placeholder stands whole (the field rule leaves it be).
+    expect(
+      shownIdentityText(`echo client_secret=${encodeURIComponent(clientSecret)}&grant_type=x`, env),
+    ).toBe("echo client_secret=[the value of AZURE_CLIENT_SECRET, not shown]&grant_type=x")
     // An empty variable is no secret to look for.
     expect(knownIdentitySecrets(env).map((s) => s.label)).toEqual([
       "the value of AZURE_CLIENT_SECRET",
