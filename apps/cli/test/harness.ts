@@ -177,6 +177,19 @@ export const pemImportOptions = (options: ImportCertificateOptions = {}): Import
   }) as ImportCertificateOptions
 
 /** One check of `kvdeploy doctor --json`'s `checks`. */
+/** The error document a command prints on stdout with --json when it fails. */
+export interface ErrorDocument {
+  readonly error: {
+    readonly title: string
+    readonly exitCode: number
+    readonly problems: ReadonlyArray<{
+      readonly field: string
+      readonly message: string
+      readonly fix: string
+    }>
+  }
+}
+
 export interface DoctorCheck {
   readonly check: string
   readonly status: string

@@ -8,23 +8,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { subcommandFlags } from "../src/main.js"
-import { json, runCli } from "./harness.js"
+import { type ErrorDocument, json, runCli } from "./harness.js"
 
 /** Each test's files in a directory of its own under this one, removed after the file's tests. */
 const root = mkdtempSync(join(tmpdir(), "kvdeploy-operator-review-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
-
-interface ErrorDocument {
-  readonly error: {
-    readonly title: string
-    readonly exitCode: number
-    readonly problems: ReadonlyArray<{
-      readonly field: string
-      readonly message: string
-      readonly fix: string
-    }>
-  }
-}
 
 const fieldsOf = (doc: ErrorDocument) => doc.error.problems.map((p) => p.field)
 

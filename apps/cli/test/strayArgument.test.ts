@@ -6,24 +6,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { json, runCli } from "./harness.js"
+import { type ErrorDocument, json, runCli } from "./harness.js"
 
 const dir = mkdtempSync(join("/dev/shm", "kvdeploy-stray-argument-"))
 const pfx = join(dir, "c.pfx")
 writeFileSync(pfx, "not read: the command line is refused first")
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-interface UsageError {
-  readonly error: {
-    readonly title: string
-    readonly exitCode: number
-    readonly problems: ReadonlyArray<{
-      readonly field: string
-      readonly message: string
-      readonly fix: string
-    }>
-  }
-}
 
 describe("a stray command-line argument", () => {
   const line = ["deploy", "--config", join(dir, "t.json"), "--pfx", pfx, "--pfx-password-env", "PFXPW"]
@@ -42,7 +30,7 @@ describe("a stray command-line argument", () => {
     const r = await runCli([...line, "correct horse", "--json"])
     expect(r.code).toBe(2)
     expect(r.stdout + r.stderr).not.toContain("correct horse")
-    const { error } = json<UsageError>(r)
+    const { error } = json<ErrorDocument>(r)
     expect(error.exitCode).toBe(2)
     expect(error.problems).toEqual([
       {
@@ -56,7 +44,7 @@ describe("a stray command-line argument", () => {
   it("two stray words: each named by its own position (2)", async () => {
     const r = await runCli([...line, "hunter2secret", "--json", "hunter2secret"])
     expect(r.stdout + r.stderr).not.toContain("hunter2secret")
-    const { error } = json<UsageError>(r)
+    const { error } = json<ErrorDocument>(r)
     expect(error.problems[0]?.message).toBe(
       "Unexpected positional arguments: argument 8 (not shown: it may be a secret), argument 10 (not shown: it may be a secret)",
     )
@@ -65,10 +53,10 @@ describe("a stray command-line argument", () => {
 
   it("a file name by its look and a small number are harmless too; the target-file hint still names a bare target file (2)", async () => {
     const r = await runCli(["versions", "--config", join(dir, "t.json"), "5", "--json"])
-    expect(json<UsageError>(r).error.problems[0]?.message).toBe('Unexpected positional argument: "5"')
+    expect(json<ErrorDocument>(r).error.problems[0]?.message).toBe('Unexpected positional argument: "5"')
     const bare = await runCli(["deploy", "missing-target.yaml", "--json"])
     expect(bare.code).toBe(2)
-    const problem = json<UsageError>(bare).error.problems.find((p) => p.field === "missing-target.yaml")
+    const problem = json<ErrorDocument>(bare).error.problems.find((p) => p.field === "missing-target.yaml")
     expect(problem?.fix).toContain("give the target file with --config, in place of the bare argument")
     // A secret with a dot in it is no file name: hidden.
     const dotted = await runCli([...line, "s3cr3t.v4lue", "--json"])
@@ -78,7 +66,7 @@ describe("a stray command-line argument", () => {
   it("a command's name and a file that exists are harmless, and shown as typed (2)", async () => {
     const r = await runCli([...line, pfx, "versions", "--json"])
     expect(r.code).toBe(2)
-    const { error } = json<UsageError>(r)
+    const { error } = json<ErrorDocument>(r)
     expect(error.problems[0]?.field).toBe(pfx)
     expect(error.problems[0]?.message).toBe(`Unexpected positional arguments: "${pfx}", "versions"`)
     expect(error.problems[0]?.fix).not.toContain("taken by no flag")
