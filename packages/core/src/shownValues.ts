@@ -364,10 +364,27 @@ export const withoutSecretValues = (
   for (const { value, label } of secrets) {
     const trimmed = value.trim()
     if (trimmed.length < shortestSecretValue) continue
-    shown = shown.replace(secretValuePattern(trimmed), `[${label}, not shown]`)
+    const placeholder = `[${label}, not shown]`
+    if (trimmed.length <= longestPatternedSecret) {
+      shown = shown.replace(secretValuePattern(trimmed), placeholder)
+      continue
+    }
+    // A long value (a federated token's contents) as the usual encoders write it: a pattern of
+    // each of its characters would be too large for a RegExp.
+    const forms = new Set([
+      trimmed,
+      encodeURIComponent(trimmed),
+      encodeURIComponent(trimmed).replace(/%20/g, "+"),
+      JSON.stringify(trimmed).slice(1, -1),
+    ])
+    for (const form of [...forms].sort((a, b) => b.length - a.length))
+      shown = shown.split(form).join(placeholder)
   }
   return shown
 }
+
+/** The longest secret value looked for by a pattern of its characters (secretValuePattern). */
+const longestPatternedSecret = 256
 
 /** Hex digits of a percent-encoding in either case (`%7E`, `%7e`). */
 const eitherCaseHex = (byte: number): string =>

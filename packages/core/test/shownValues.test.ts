@@ -384,6 +384,12 @@ describe("identity secrets in a message", () => {
         { value: "secretValue1", label: "the value of MSI_SECRET" },
       ]),
     ).toBe("in the middle:X[the value of MSI_SECRET, not shown]X.")
+    // A long value (a federated token's contents), raw, URL-encoded or JSON-escaped.
+    const long = `tok/${"a+b~".repeat(300)}`
+    for (const text of [`x${long}y`, `t=${encodeURIComponent(long)}`, JSON.stringify({ t: long })])
+      expect(withoutSecretValues(text, [{ value: long, label: "the federated token" }])).toContain(
+        "[the federated token, not shown]",
+      )
     // Too short to look for: ordinary words would match.
     expect(withoutSecretValues("the header h", [{ value: "h", label: "the value of IDENTITY_HEADER" }])).toBe(
       "the header h",
