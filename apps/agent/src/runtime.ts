@@ -22,6 +22,13 @@ import { openStateStore } from "./state.js"
 import { Vaults } from "./vaults.js"
 import { makeWatcher } from "./watcher.js"
 
+/** The start's and each reload's warning for a configuration that lists no deployment (valid, and deploys nothing). */
+const warnIfNoDeployments = (config: Pick<AgentConfig, "deployments" | "path">) =>
+  config.deployments.length === 0
+    ? Effect.logWarning(`${noDeploymentsWarning.field} ${noDeploymentsWarning.message}`).pipe(
+        Effect.annotateLogs({ config: config.path, fix: noDeploymentsWarning.fix }),
+      )
+    : Effect.void
 export class AgentRuntime extends Context.Service<
   AgentRuntime,
   {
@@ -105,10 +112,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
           materialWorkers,
         }),
       )
-      if (initial.deployments.length === 0)
-        yield* Effect.logWarning(`${noDeploymentsWarning.field} ${noDeploymentsWarning.message}`).pipe(
-          Effect.annotateLogs({ config: initial.path, fix: noDeploymentsWarning.fix }),
-        )
+      yield* warnIfNoDeployments(initial)
       // State is written at most every 5 seconds when an outcome changed, after each pass (the idle
       // release) and at shutdown.
       yield* Effect.forkScoped(Effect.repeat(state.flushChanges, Schedule.spaced("5 seconds")))
@@ -162,6 +166,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
             "agent settings changed; they take effect at the next restart (deployments are reloaded now)",
           ).pipe(Effect.annotateLogs({ settings: changed }))
         yield* logEnvironmentProblems(loaded)
+        yield* warnIfNoDeployments(loaded)
         yield* reconciler.apply({ ...loaded, settings: config.settings })
         // The reconciler keeps its own Deployment objects for the deployments that did not change:
         // hold those, not the reloaded copies (10,000 deployments: a second copy of about 10 MB).

@@ -1,8 +1,8 @@
 /**
  * `deployments: []` is valid (an agent set up before its first certificate), but an agent that
- * deploys nothing looks like one that works: `--check` and the start warn of it.
+ * deploys nothing looks like one that works: `--check`, the start and a reload warn of it.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
@@ -50,5 +50,20 @@ describe("a configuration without deployments", () => {
     )
     expect(line).toMatchObject({ level: "warn", config: path, fix: warning.fix })
     expect(a.lines.find((l) => l.msg === "kvdeploy-agent started")?.deployments).toBe(0)
+  })
+
+  it("a reload to a configuration that still lists none warns again", async () => {
+    const path = configWithoutDeployments()
+    const a = startAgent(path, baseEnv())
+    started.push(a)
+    const isWarning = (l: { readonly msg?: unknown }): boolean =>
+      l.msg === "deployments is an empty list: the agent runs and deploys nothing"
+    await a.waitFor(isWarning)
+    const from = a.lines.length
+    // Another text (a comment), so the reload applies it rather than finding it unchanged.
+    writeFileSync(path, `# reloaded\n${readFileSync(path, "utf8")}`)
+    a.signal("SIGHUP")
+    const again = await a.waitFor(isWarning, { from })
+    expect(again).toMatchObject({ level: "warn", config: path, fix: warning.fix })
   })
 })
