@@ -29,7 +29,7 @@ beforeAll(async () => {
 afterAll(async () => world?.stop())
 
 const namesVaultUrlAndFix = (text: string) => {
-  expect(text).toContain("check vault_url")
+  expect(text).toContain("check the vault's name in vault_url for a typo")
   expect(text).toContain("ENOTFOUND kvdeploy-no-such-vualt.vault.invalid")
   expect(text).toContain("nothing was sent")
   expect(text).toMatch(/the vault's name.*suffix.*DNS.*`kvdeploy doctor`/s)

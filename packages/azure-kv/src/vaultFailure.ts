@@ -8,6 +8,7 @@
  */
 import { getDefaultProxySettings, isRestError } from "@azure/core-rest-pipeline"
 import {
+  hostNotFoundFix,
   VaultAmbiguous,
   VaultConflictSoftDeleted,
   VaultForbidden,
@@ -371,10 +372,6 @@ const unresolvedProxyHost = (detail: string): string | undefined => {
   const missing = /ENOTFOUND\s+([^\s,;:)]+)/.exec(detail)?.[1]?.toLowerCase()
   return missing === undefined || missing === host ? host : undefined
 }
-
-/** What to check when the vault's host name does not resolve (a VaultUnavailable's `hostNotFound`). */
-export const hostNotFoundFix =
-  "check vault_url: the vault's name in it, and its suffix (the vault's cloud's: .vault.azure.net in Azure's public cloud), then this machine's DNS; `kvdeploy doctor` checks the vault's reachability"
 
 /** Characters of an identity endpoint's error text a failure keeps (its AADSTS code and description fit). */
 const identityTextLimit = 1_000

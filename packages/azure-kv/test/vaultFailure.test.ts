@@ -172,7 +172,7 @@ describe("toVaultError", () => {
       expect(mapped._tag).toBe("VaultUnavailable")
       expect(mapped._tag === "VaultUnavailable" && mapped.hostNotFound).toBe(true)
       expect(mapped.detail).toBe(
-        "the vault's host name was not found (getaddrinfo ENOTFOUND my-vualt.vault.azure.net), so nothing was sent: check vault_url: the vault's name in it, and its suffix (the vault's cloud's: .vault.azure.net in Azure's public cloud), then this machine's DNS; `kvdeploy doctor` checks the vault's reachability",
+        "the vault's host name was not found (getaddrinfo ENOTFOUND my-vualt.vault.azure.net), so nothing was sent: check the vault's name in vault_url for a typo, that it ends with the vault's cloud's vault suffix (.vault.azure.net in Azure's public cloud; a custom cloud's cloud.vault_dns_suffix), and this machine's DNS (a vault behind a private endpoint needs its privatelink zone); `kvdeploy doctor` checks the vault's reachability",
       )
     }
     // Behind a proxy from the environment whose own name does not resolve: the proxy is named, not vault_url.

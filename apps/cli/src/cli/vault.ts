@@ -8,6 +8,7 @@
 import type { TokenCredential } from "@azure/core-auth"
 import {
   AuditLog,
+  hostNotFoundFix,
   Metrics,
   PfxCodec,
   type TargetConfig,
@@ -342,13 +343,6 @@ export const tlsRefusedWords = "this machine did not accept the vault's TLS cert
  * question; the CA trust or the vault URL is to fix, and a retry fails the same way.
  */
 export const tlsRefusedFix = `${tlsRefusedWords} (the error above names why: an unknown CA, an expired certificate, a name that does not match): behind a proxy or firewall that inspects TLS, trust its CA (NODE_EXTRA_CA_CERTS=/path/to/proxy-ca.pem, or NODE_OPTIONS=--use-system-ca for the system store); a name that does not match means the vault URL is not the vault's; retrying as is fails the same way`
-
-/**
- * What to check when the vault's host name does not resolve: the vault URL names no vault this
- * machine can find (a mistyped vault name, another cloud's vault suffix), or its DNS does not know it.
- */
-export const hostNotFoundFix =
-  "check the vault's name in vault_url (--vault-url) for a typo, that it ends with the vault's cloud's vault suffix (.vault.azure.net in Azure's public cloud; a custom cloud's cloud.vault_dns_suffix), and this machine's DNS (a vault behind a private endpoint needs its privatelink zone); `kvdeploy doctor` checks the vault's reachability"
 
 /** What happened, in a few words, before the error's tag (which scripts may match). */
 const errorWords: Readonly<Record<string, string>> = {

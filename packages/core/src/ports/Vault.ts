@@ -315,6 +315,14 @@ export class VaultAmbiguous extends Schema.TaggedError<VaultAmbiguous>()("VaultA
   }
 }
 
+/**
+ * What to check when the vault's host name does not resolve (a VaultUnavailable's `hostNotFound`):
+ * the vault URL names no vault this machine can find (a mistyped vault name, another cloud's vault
+ * suffix), or its DNS does not know it. Said alike by the adapter's message and the CLI's fix.
+ */
+export const hostNotFoundFix =
+  "check the vault's name in vault_url for a typo, that it ends with the vault's cloud's vault suffix (.vault.azure.net in Azure's public cloud; a custom cloud's cloud.vault_dns_suffix), and this machine's DNS (a vault behind a private endpoint needs its privatelink zone); `kvdeploy doctor` checks the vault's reachability"
+
 /** The vault could not be reached or answered 5xx before the request was processed. Nothing changed. */
 export class VaultUnavailable extends Schema.TaggedError<VaultUnavailable>()("VaultUnavailable", {
   ...errorFields,
