@@ -337,32 +337,32 @@ const x5tOf = (der: Uint8Array): string => createHash("sha1").update(der).digest
 const loadPkcs12 = () => import("@kvdeploy/pkcs12")
 
 /**
- * The certificate whose public key is the key's, with its parse (used for its facts); "damaged"
- * when that certificate's public key is the key's own but a signature made with the key does not
- * verify with it (the codec's `checkKeyPair`): a key file whose private half was damaged states an
- * intact public half, which is all `checkPrivateKey` compares.
+ * The certificate whose public key is the key's (pkcs12's `keyOwner`, the rule preflight and the
+ * CLI use), with its parse (used for its facts); "damaged" when that certificate's public key is the
+ * key's own but a signature made with the key does not verify with it (the codec's `checkKeyPair`):
+ * a key file whose private half was damaged states an intact public half, which is all the owner's
+ * comparison reads.
  */
 const leafForKey = (
   certificates: ReadonlyArray<Uint8Array>,
   key: Redacted.Redacted<Uint8Array>,
-  checkKeyPair: typeof import("@kvdeploy/pkcs12")["checkKeyPair"],
+  { keyOwner, checkKeyPair }: Pick<typeof import("@kvdeploy/pkcs12"), "keyOwner" | "checkKeyPair">,
 ): { readonly der: Uint8Array; readonly x509: X509Certificate } | "damaged" | undefined => {
-  let privateKey: ReturnType<typeof createPrivateKey>
+  const der = keyOwner(certificates, key)
+  if (der === undefined) return undefined
   try {
-    privateKey = createPrivateKey({ key: Buffer.from(Redacted.value(key)), format: "der", type: "pkcs8" })
+    const privateKey = createPrivateKey({
+      key: Buffer.from(Redacted.value(key)),
+      format: "der",
+      type: "pkcs8",
+    })
+    const x509 = new X509Certificate(der)
+    return checkKeyPair(privateKey, createPublicKey(privateKey), x509.publicKey) === "damaged"
+      ? "damaged"
+      : { der, x509 }
   } catch {
     return undefined
   }
-  for (const der of certificates) {
-    try {
-      const x509 = new X509Certificate(der)
-      if (x509.checkPrivateKey(privateKey))
-        return checkKeyPair(privateKey, createPublicKey(privateKey), x509.publicKey) === "damaged"
-          ? "damaged"
-          : { der, x509 }
-    } catch {}
-  }
-  return undefined
 }
 
 /**
@@ -409,7 +409,8 @@ export const materialOf = (
   deployWith?: PfxCodec["Service"],
 ): Effect.Effect<{ readonly material: CertificateMaterial; readonly facts: SourceFacts }, SourceBroken> =>
   Effect.gen(function* () {
-    const { parsePem, decodePfx, checkKeyPair } = yield* Effect.promise(loadPkcs12)
+    const pkcs12 = yield* Effect.promise(loadPkcs12)
+    const { parsePem, decodePfx } = pkcs12
     let certificates: Array<Uint8Array> = []
     let key: Redacted.Redacted<Uint8Array> | undefined
     const problems: Array<string> = []
@@ -493,7 +494,7 @@ export const materialOf = (
           },
         }
     }
-    const found = leafForKey(certificates, key, checkKeyPair)
+    const found = leafForKey(certificates, key, pkcs12)
     // Where the key and the certificates were read, as every other problem of a source names its file.
     const keyFile =
       source._tag === "Pfx" ? undefined : (keyHolders.find((f) => f.role === "key") ?? keyHolders[0])

@@ -10,7 +10,7 @@ export { defaultIterations, encodePfx, type Pkcs12EncodeOptions } from "./encode
 export { inspectMaterial } from "./inspect.js"
 export { keyUsageBits } from "./keyUsage.js"
 export { layer } from "./layer.js"
-export { chooseLeaf, type LeafAndChain, materialFromPem } from "./leaf.js"
+export { chooseLeaf, issuedOneOf, keyOwner, type LeafAndChain, materialFromPem } from "./leaf.js"
 export { materialText, type ParsedPem, type ParsePemOptions, parsePem } from "./pem.js"
 export { checkKeyPair, type KeyPairCheck } from "./privateKey.js"
 export { maxEncodedBytes } from "./sizeBound.js"

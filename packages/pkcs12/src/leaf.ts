@@ -48,6 +48,48 @@ const ownerOf = (
 
 const isRedacted = (value: unknown): value is Redacted.Redacted<unknown> => Redacted.isRedacted(value)
 
+/** The readable certificates of `certificates` with the caller's arrays (an unreadable one is left out). */
+const readable = (
+  certificates: ReadonlyArray<Uint8Array>,
+): Array<{ readonly der: Uint8Array; readonly parsed: ParsedCertificate }> =>
+  certificates.flatMap((der) => {
+    const outcome = parseCertificateSharedNow(der, "certificate")
+    return outcome._tag === "Parsed" ? [{ der, parsed: outcome.parsed }] : []
+  })
+
+/**
+ * The certificate of `certificates` (DER) the PKCS#8 `key` belongs to, their public halves compared
+ * as preflight compares them (an EC point however either writes it): the caller's array, or
+ * undefined when the key belongs to none of them or cannot be read. `chooseLeaf`'s first rule, for
+ * callers that name the files themselves (the CLI's --cert/--chain/--key, the agent's sources).
+ */
+export const keyOwner = (
+  certificates: ReadonlyArray<Uint8Array>,
+  key: Redacted.Redacted<Uint8Array>,
+): Uint8Array | undefined => {
+  const all = readable(certificates)
+  const owner = ownerOf(
+    all.map((c) => c.parsed),
+    key,
+  )
+  return owner === undefined ? undefined : all.find((c) => c.parsed === owner)?.der
+}
+
+/**
+ * A certificate of `certificates` that `parent` issued (named as its issuer, signature verified by
+ * `parent`'s key), copies of `parent` aside: the caller's array, or undefined when `parent` issued
+ * none of them or cannot be read. A key that belongs to such a `parent` is an issuer's key.
+ */
+export const issuedOneOf = (
+  parent: Uint8Array,
+  certificates: ReadonlyArray<Uint8Array>,
+): Uint8Array | undefined => {
+  const [issuer] = readable([parent])
+  if (issuer === undefined) return undefined
+  return readable(certificates).find((c) => !bytesEqual(c.der, parent) && issued(issuer.parsed, c.parsed))
+    ?.der
+}
+
 /**
  * The leaf of `certificates` (DER, any order) and the rest:
  * - with `key`: the certificate the key belongs to, wherever it sits. The key of a certificate that

@@ -12,7 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { beforeAll } from "vitest"
 import * as Pkcs12 from "../src/index.js"
-import { chooseLeaf, materialFromPem, parsePem, x5tOf } from "../src/index.js"
+import { chooseLeaf, issuedOneOf, keyOwner, materialFromPem, parsePem, x5tOf } from "../src/index.js"
 import { generateKey, hex, issue, type TestKey, toPem } from "./fixtures.js"
 
 interface Pki {
@@ -141,6 +141,30 @@ describe("chooseLeaf", () => {
       expect(yield* call([])).toEqual(["certificates"])
     }),
   )
+})
+
+describe("keyOwner and issuedOneOf (the CLI's and the agent's leaf rule)", () => {
+  it("keyOwner: the caller's array of the certificate the key belongs to, wherever it sits; none: undefined", () => {
+    const leafCopy = pki.leaf.slice()
+    const key = Redacted.make(pki.leafKey.pkcs8)
+    expect(keyOwner([pki.root, pki.intermediate, leafCopy], key)).toBe(leafCopy)
+    expect(keyOwner([leafCopy, pki.root], key)).toBe(leafCopy)
+    // The root's key owns the root, not the leaf.
+    expect(keyOwner([pki.leaf, pki.intermediate, pki.root], Redacted.make(pki.rootKey.pkcs8))).toBe(pki.root)
+    expect(keyOwner([pki.root, pki.intermediate], key)).toBeUndefined()
+    // An unreadable certificate is passed over; an unreadable key owns nothing.
+    expect(keyOwner([Uint8Array.of(48, 3, 2, 1, 0), pki.leaf], key)).toBe(pki.leaf)
+    expect(keyOwner([pki.leaf], Redacted.make(Uint8Array.of(1, 2, 3)))).toBeUndefined()
+  })
+
+  it("issuedOneOf: a certificate the parent issued, copies of the parent aside", () => {
+    expect(issuedOneOf(pki.intermediate, [pki.root, pki.leaf])).toBe(pki.leaf)
+    expect(issuedOneOf(pki.root, [pki.leaf, pki.intermediate])).toBe(pki.intermediate)
+    // A self-signed root is named as its own issuer: its copy is not a certificate it issued.
+    expect(issuedOneOf(pki.root, [pki.root.slice(), pki.leaf])).toBeUndefined()
+    expect(issuedOneOf(pki.leaf, [pki.root, pki.intermediate])).toBeUndefined()
+    expect(issuedOneOf(Uint8Array.of(1, 2), [pki.leaf])).toBeUndefined()
+  })
 })
 
 describe("materialFromPem", () => {

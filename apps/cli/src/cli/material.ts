@@ -4,7 +4,7 @@
  * environment variable named by a flag, or an interactive prompt on a
  * terminal; never from a flag value. Key bytes stay `Redacted` and in memory.
  */
-import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
+import { createPrivateKey, createPublicKey } from "node:crypto"
 import {
   type CertificateMaterial,
   type DeployProblem,
@@ -33,55 +33,6 @@ export interface MaterialFlags {
 }
 
 const loadPkcs12 = () => import("@kvdeploy/pkcs12")
-
-/** The certificate whose public key is the key's, when one is (deploy's leaf; `verify` picks it alike). */
-export const leafForKey = (
-  certificates: ReadonlyArray<Uint8Array>,
-  key: Redacted.Redacted<Uint8Array>,
-): Uint8Array | undefined => {
-  try {
-    const privateKey = createPrivateKey({
-      key: Buffer.from(Redacted.value(key)),
-      format: "der",
-      type: "pkcs8",
-    })
-    return certificates.find((der) => {
-      try {
-        return new X509Certificate(der).checkPrivateKey(privateKey)
-      } catch {
-        return false
-      }
-    })
-  } catch {
-    return undefined
-  }
-}
-
-/** Whether `parent` is named as `child`'s issuer and its key verifies `child`'s signature (the link a chain's order checks). */
-export const issuedBy = (parent: X509Certificate, child: X509Certificate): boolean => {
-  try {
-    return child.checkIssued(parent) && child.verify(parent.publicKey)
-  } catch {
-    return false
-  }
-}
-
-/** A certificate of `certificates` (other than `parent` itself) that `parent` issued, if any. */
-const issuedOneOf = (parent: Uint8Array, certificates: ReadonlyArray<Uint8Array>): Uint8Array | undefined => {
-  try {
-    const issuer = new X509Certificate(parent)
-    return certificates.find((c) => {
-      if (c === parent || Buffer.compare(c, parent) === 0) return false
-      try {
-        return issuedBy(issuer, new X509Certificate(c))
-      } catch {
-        return false
-      }
-    })
-  } catch {
-    return undefined
-  }
-}
 
 /** A certificate's subject as a message names it (a certificate is no secret). */
 const subjectOf = (der: Uint8Array): string => JSON.stringify(leafSummary(der)?.subject ?? "(unreadable)")
@@ -309,6 +260,7 @@ export const pemMaterial = (files: {
 }): Effect.Effect<CertificateMaterial, CliProblem> =>
   Effect.gen(function* () {
     const { cert: certParsed, chain: chainParsed, key: keyParsed } = files
+    const { keyOwner, issuedOneOf } = yield* Effect.promise(loadPkcs12)
     const certSource = certParsed.source
     const chainSource = chainParsed?.source
     const keySource = keyParsed?.source
@@ -358,9 +310,9 @@ export const pemMaterial = (files: {
     // sits in that bundle; without a match the first certificate of --cert stays the leaf and
     // preflight reports the mismatch. A key that belongs to a certificate of --chain is the wrong
     // key (or the files are swapped): said so, rather than deploying the issuer as the leaf.
-    const matching = leafForKey(own, key)
+    const matching = keyOwner(own, key)
     if (matching === undefined && chainSource !== undefined) {
-      const issuer = leafForKey(issuers, key)
+      const issuer = keyOwner(issuers, key)
       if (issuer !== undefined)
         return yield* usageOne(
           keyField,
@@ -428,16 +380,17 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
  * the key's certificate, so preflight would refuse a broken chain and tell the operator to remove
  * the real leaf. Refused as the PEM files' issuer's key is.
  */
-const refuseIssuerKey = (material: CertificateMaterial, pfxSource: string) => {
-  const issued = issuedOneOf(material.leaf, material.chain)
-  return issued === undefined
-    ? Effect.void
-    : usageOne(
-        `--pfx ${sourceName(pfxSource)}`,
-        `holds the private key of ${subjectOf(material.leaf)}, which issued ${subjectOf(issued)} in the same file: an issuer's key, not the leaf's`,
-        "export the PFX with the leaf's own private key (the key its certificate was issued for)",
-      )
-}
+const refuseIssuerKey = (material: CertificateMaterial, pfxSource: string) =>
+  Effect.flatMap(Effect.promise(loadPkcs12), ({ issuedOneOf }) => {
+    const issued = issuedOneOf(material.leaf, material.chain)
+    return issued === undefined
+      ? Effect.void
+      : usageOne(
+          `--pfx ${sourceName(pfxSource)}`,
+          `holds the private key of ${subjectOf(material.leaf)}, which issued ${subjectOf(issued)} in the same file: an issuer's key, not the leaf's`,
+          "export the PFX with the leaf's own private key (the key its certificate was issued for)",
+        )
+  })
 
 /**
  * Read the PFX of `pfxSource` with its password (from the variable named by --pfx-password-env, a
