@@ -290,9 +290,18 @@ const colonHexRun = new RegExp(`(?:[0-9A-Fa-f]{2}:${hexGap}){29,}[0-9A-Fa-f]{2}`
 /**
  * A JWT or JWE in its compact form (a bearer token, a federated token, a client assertion): base64url
  * segments joined by dots, the first a JSON object's (`{"` is `eyJ`; `{ "` is `eyA`, `{` and a line
- * break `ew`). Judged by that header (tokenHeader), so host names and dotted ids stay.
+ * break `ew`). Judged by that header (tokenHeader), so host names and dotted ids stay. Its first
+ * line only: a page or a log that breaks long lines may wrap a token (tokenLine).
  */
-const tokenRun = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){1,4}/g
+const tokenRun = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){0,4}/g
+/**
+ * A wrapped token's next line: a line break, indentation, then base64url and dots to the line's end.
+ * A line with anything else on it is not joined ("Trace ID: …" after a token stays whole); a
+ * token's last line that ends in markup is then shown, a piece of its signature without the rest.
+ */
+const tokenLine = /\r?\n[ \t]*([A-Za-z0-9_.-]+)[ \t]*(?=\r?\n|$)/y
+/** A line shorter than this ends a token (a wrapped token's lines but its last are as long as the page's). */
+const wrappedLineLength = 16
 
 /** Whether a base64url segment is a JSON object's start: `{`, maybe spaces, then `"`. */
 const tokenHeader = (segment: string): boolean =>
@@ -303,10 +312,38 @@ export const hiddenToken = "[a token, not shown]"
 
 /**
  * `text` without JWT-shaped tokens (see tokenRun): an access token, a federated token or a client
- * assertion an identity endpoint's answer echoes is replaced by "[a token, not shown]".
+ * assertion an identity endpoint's answer echoes is replaced by "[a token, not shown]", also when
+ * the text wraps it across lines (its lines joined: a JSON header, and a dot between segments). The
+ * scan never goes back over a run it judged, so the time is linear in the text.
  */
-export const withoutTokens = (text: string): string =>
-  text.replace(tokenRun, (run) => (tokenHeader(run.slice(0, run.indexOf("."))) ? hiddenToken : run))
+export const withoutTokens = (text: string): string => {
+  let shown = ""
+  let kept = 0
+  tokenRun.lastIndex = 0
+  for (let found = tokenRun.exec(text); found !== null; found = tokenRun.exec(text)) {
+    const first = found[0]
+    const firstDot = first.indexOf(".")
+    if (!tokenHeader(firstDot < 0 ? first : first.slice(0, firstDot))) continue
+    let joined = first
+    let line = first
+    let end = found.index + first.length
+    while (line.length >= wrappedLineLength) {
+      tokenLine.lastIndex = end
+      const next = tokenLine.exec(text)
+      if (next === null) break
+      line = next[1] ?? ""
+      joined += line
+      end = tokenLine.lastIndex
+    }
+    if (joined.includes(".")) {
+      shown += text.slice(kept, found.index) + hiddenToken
+      kept = end
+    }
+    // Past the lines judged: a run without a dot has none in any of its later lines either.
+    tokenRun.lastIndex = end
+  }
+  return shown + text.slice(kept)
+}
 
 /**
  * The form and JSON fields of a token request or answer that carry a secret or a token: what a

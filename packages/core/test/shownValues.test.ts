@@ -330,6 +330,43 @@ describe("identity secrets in a message", () => {
     expect(withoutTokens(`a ${jwt} b`)).toBe("a [a token, not shown] b")
   })
 
+  it("withoutTokens removes a token wrapped across lines (a page or a log that breaks long lines), and keeps the lines around it", () => {
+    // A header long enough to be cut before its first dot, as an identity provider's is (kid, x5t).
+    const longHeader = seg(JSON.stringify({ alg: "RS256", kid: randomUUID(), x5t: randomUUID(), typ: "JWT" }))
+    const long = `${longHeader}.${jwt.split(".")[1]}.${jwt.split(".")[2]}`
+    for (const token of [jwt, long]) {
+      for (const width of [20, 64, 76]) {
+        for (const [breakWith, indent] of [
+          ["\n", ""],
+          ["\r\n", "    "],
+        ] as const) {
+          const wrapped = (token.match(new RegExp(`.{1,${width}}`, "g")) ?? []).join(`${breakWith}${indent}`)
+          const text = `AADSTS50000: the assertion${breakWith}${indent}${wrapped}${breakWith}Trace ID: 7f3a${breakWith}Done`
+          const shown = withoutTokens(text)
+          expect(shown, `width ${width}`).toBe(
+            `AADSTS50000: the assertion${breakWith}${indent}[a token, not shown]${breakWith}Trace ID: 7f3a${breakWith}Done`,
+          )
+          expect(withoutKeyText(text)).not.toContain(token.slice(width, width + 20))
+        }
+      }
+    }
+    // Lines of base64url that begin with no JSON header, or hold no dot, are no token.
+    const plain = `${seg("not a json header at all, only text")}\n${seg("x".repeat(30))}`
+    expect(withoutTokens(plain)).toBe(plain)
+    const dotless = `${longHeader}\n${seg("y".repeat(30))}\nend`
+    expect(withoutTokens(dotless)).toBe(dotless)
+    // A token on the line after a long base64url line that is none is still found.
+    const afterRun = `${seg("z".repeat(40))}\n${jwt}`
+    expect(withoutTokens(afterRun)).toBe(`${seg("z".repeat(40))}\n[a token, not shown]`)
+  })
+
+  it("withoutTokens leaves many header-like lines without a dot whole (each judged once)", () => {
+    // Each line starts like a token's header and is long enough to be wrapped; none holds a dot.
+    const lines = Array.from({ length: 2_000 }, () => seg('{"alg":"none","pad":"xxxxxxxx"}'))
+    const text = lines.join("\n")
+    expect(withoutTokens(text)).toBe(text)
+  })
+
   it("withoutKeyText removes the values of a token request's and answer's secret fields, form and JSON, keeping their names", () => {
     const form =
       "client_id=8a1f&client_secret=Q~abc.DEF_123-xyz%7E&grant_type=client_credentials&scope=https%3A%2F%2Fvault.azure.net%2F.default"
