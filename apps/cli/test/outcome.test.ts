@@ -1,7 +1,7 @@
 /** The text of a Failed deploy: its next step follows what failed, read from the adapter's reason. */
 import { type DeployOutcome, VaultForbidden, VaultRequestRejected, VaultUnavailable } from "@kvdeploy/core"
 import { describe, expect, it } from "vitest"
-import { outcomeLines } from "../src/cli/outcome.js"
+import { nextStep, outcomeLines } from "../src/cli/outcome.js"
 import type { CredentialInUse } from "../src/cli/vault.js"
 import { expiryText } from "../src/cli/versions.js"
 
@@ -323,6 +323,46 @@ describe("the certificate rows", () => {
     const at = lines.indexOf("  given       the certificate this deploy was given:")
     expect(at).toBeGreaterThan(0)
     expect(lines[at + 1]).toBe("  subject     CN=new.example.test")
+  })
+})
+
+describe("a rollback over another writer's import", () => {
+  const rolledBack = (overwritten?: ReadonlyArray<{ versionId: string; x5t: string }>) =>
+    ({
+      _tag: "RolledBack",
+      target: { vaultUrl: "https://kv.vault.azure.net", certificateName: "api" },
+      certificateId: "api",
+      previous: { versionId: "v1", x5t: "old" },
+      failedVersionId: "v2",
+      rollbackVersionId: "v4",
+      rollbackSource: "backing-secret",
+      ...(overwritten === undefined ? {} : { overwritten }),
+      newX5t: "new",
+      adopted: false,
+      reason: "v2 was wrong",
+      vaultCalls: 9,
+      decisions: [],
+      timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
+    }) as unknown as DeployOutcome
+
+  it("names the version now under the previous certificate, and the next step puts it back", () => {
+    const o = rolledBack([{ versionId: "v3", x5t: "theirs" }])
+    const lines = outcomeLines(o, undefined, plain as never, 0, clientSecret)
+    expect(lines).toContain(
+      "  overwritten v3  x5t theirs: another writer's, imported while the rollback's import was in flight, no longer served",
+    )
+    const next = nextStep(o, clientSecret)
+    expect(next).toContain("kvdeploy restore --from-version v3")
+    expect(lines).toContain(`  next        ${next}`)
+  })
+
+  it("without one: no overwritten line, and the usual next step", () => {
+    const o = rolledBack()
+    const lines = outcomeLines(o, undefined, plain as never, 0, clientSecret)
+    expect(lines.some((l) => l.trimStart().startsWith("overwritten"))).toBe(false)
+    expect(nextStep(o, clientSecret)).toContain(
+      "`kvdeploy versions` shows the failed version and the rollback",
+    )
   })
 })
 

@@ -334,19 +334,40 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     }
     const imported = world.emulator.state.versions(world.vault, name)?.at(-1)
     await world.sdk().updateCertificateProperties(name, imported?.version ?? "", { enabled: false })
+    // Another writer imports just as the rollback's import arrives (after the rollback's last list
+    // and read): the previous certificate then stands over it, and the outcome names it.
+    const during = world.emulator.faults.add({
+      operation: "import",
+      name,
+      times: 1,
+      action: { kind: "foreignImport", when: "before" },
+    })
     world.emulator.faults.release(id)
     const r = await running
     world.emulator.faults.remove(id)
+    world.emulator.faults.remove(during)
     expect(r.code, r.stdout + r.stderr).toBe(3)
-    const o = json<Outcome & { failedVersionId: string; rollbackVersionId: string; rollbackSource: string }>(
-      r,
-    )
+    const o = json<
+      Outcome & {
+        failedVersionId: string
+        rollbackVersionId: string
+        rollbackSource: string
+        overwritten?: ReadonlyArray<{ versionId: string }>
+        next?: string
+      }
+    >(r)
     expect(o._tag).toBe("RolledBack")
     expect(o.failedVersionId).toBe(imported?.version)
     const versions = world.emulator.state.versions(world.vault, name) ?? []
     const latest = versions.at(-1)
     expect(latest?.x5t).toBe(versions[0]?.x5t)
     expect(latest?.tags?.["certctl-rollback-of"]).toBe(imported?.version)
+    const foreign = versions.at(-2)
+    expect(foreign?.tags?.["certctl-managed-by"]).toBeUndefined()
+    expect(o.overwritten?.map((v) => v.versionId)).toEqual([foreign?.version])
+    expect(o.reason).toContain(`over another writer's ${foreign?.version}`)
+    // The JSON carries the step the text's `next` line gives.
+    expect(o.next).toContain(`kvdeploy restore --from-version ${foreign?.version}`)
     const history = await runCli(["versions", "--config", world.targetFile(name)], { env: world.env })
     expect(history.stdout).toContain(`rollback of ${(imported?.version ?? "").slice(0, 12)}`)
     // Creation times say their zone, as show's ISO times do.

@@ -325,6 +325,9 @@ describe("deploy contract against the emulator", () => {
         "getLatest 200",
         "import 200",
         "getLatest 200",
+        // Listed again after the rollback's verify: another writer's import while the rollback's
+        // import was in flight would be named (it would now be under the previous certificate).
+        "versions 200",
       ])
     }),
   )

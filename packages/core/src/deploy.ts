@@ -121,6 +121,24 @@ interface RunState {
   deletedGone?: boolean
 }
 
+/**
+ * What a RolledBack's reason adds about other writers' imports during the rollback's import: the
+ * versions now under the previous certificate (named, with what to do), or that this could not be
+ * checked; nothing when the list showed none.
+ */
+const overwrittenText = (overwritten: ReadonlyArray<VaultVersion> | undefined): string => {
+  if (overwritten === undefined)
+    return "; the versions could not be listed afterwards, so another writer's import while the rollback's import was in flight is not ruled out (`kvdeploy versions` lists them)"
+  if (overwritten.length === 0) return ""
+  const named = overwritten
+    .slice(0, 3)
+    .map((v) => `${v.versionId} (created ${v.createdAt.toISOString()})`)
+    .join(", ")
+  const more = overwritten.length > 3 ? ` and ${overwritten.length - 3} more` : ""
+  const one = overwritten.length === 1
+  return `, over another writer's ${named}${more}, imported while the rollback's import was in flight (Key Vault has no conditional import): ${one ? "that newer write is" : "those newer writes are"} no longer served; decide which certificate the vault should serve (\`kvdeploy versions\` lists them) and deploy it`
+}
+
 const refOf = (v: VaultVersion): VersionRef => ({
   versionId: v.versionId,
   x5t: v.x5t,
@@ -1278,7 +1296,10 @@ function* notVerified(
         failedVersionId: imported.versionId,
         rollbackVersionId: restored.version.versionId,
         rollbackSource: restored.source,
-        reason: `${wrong}; the previous certificate is served again as ${restored.version.versionId}`,
+        ...(restored.overwritten !== undefined && restored.overwritten.length > 0
+          ? { overwritten: restored.overwritten.map(refOf) }
+          : {}),
+        reason: `${wrong}; the previous certificate is served again as ${restored.version.versionId}${overwrittenText(restored.overwritten)}`,
       }
     case "Superseded":
       state.servedNotAfter = restored.latest.expiresAt

@@ -149,6 +149,13 @@ export interface RolledBack extends OutcomeCommon {
   readonly failedVersionId: string
   readonly rollbackVersionId: string
   readonly rollbackSource: RollbackSource
+  /**
+   * Another writer's versions imported while the rollback's import was in flight (listed after the
+   * rollback, not before its import): the previous certificate is now served over them, and the
+   * reason says so and what to do. Absent when there were none (or they could not be listed: the
+   * reason says that too).
+   */
+  readonly overwritten?: ReadonlyArray<VersionRef>
 }
 /** The new version was wrong and the previous material could not be restored (or not verified). */
 export interface RollbackFailed extends OutcomeCommon {

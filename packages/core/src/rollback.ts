@@ -39,6 +39,13 @@ export type RollbackResult =
       readonly version: VaultVersion
       readonly source: RollbackSource
       readonly previousNotAfter: Date
+      /**
+       * Another writer's versions listed after the rollback was verified that the version list
+       * just before its import did not show: imported while the rollback's import was in flight,
+       * so the previous certificate now stands over them (Key Vault has no conditional import).
+       * Empty when there are none; `undefined` when the versions could not be listed to find out.
+       */
+      readonly overwritten: ReadonlyArray<VaultVersion> | undefined
     }
   | { readonly _tag: "AlsoFailed"; readonly reason: string; readonly rollbackVersionId: string | undefined }
   /**
@@ -359,6 +366,44 @@ function* othersSinceSnapshot(
 }
 
 /**
+ * After a verified rollback: another writer's versions the list before the rollback's import did
+ * not show (it showed none, or no rollback was written), imported while the import was in flight
+ * and now under the previous certificate (importedSinceSnapshot's rule, this rollback's versions
+ * counted as ours). One list request, on the rollback's path only. `undefined` when the list
+ * cannot be read: the rollback stands, and the outcome says this was not checked.
+ */
+function* overwrittenInFlight(
+  trail: DeployTrail,
+  request: DeployRequest,
+  previous: VaultVersion,
+  failed: VaultVersion,
+  alsoFailed: ReadonlyArray<VaultVersion>,
+  rollback: VaultVersion,
+  alsoOurs: ReadonlyArray<VaultVersion>,
+): Effect.fn.Return<ReadonlyArray<VaultVersion> | undefined, never, Vault> {
+  const vault = yield* Vault
+  const listed = yield* trail
+    .read("listVersions", vault.listVersions(request.target.certificateName))
+    .pipe(Effect.result)
+  if (listed._tag === "Failure") {
+    trail.note(
+      `rollback: the versions could not be listed after it (${listed.failure._tag}); another writer's import during it not ruled out`,
+    )
+    return undefined
+  }
+  const ours = [...alsoFailed, rollback, ...alsoOurs]
+  // One created in a later second than the rollback came after its verify: served over it, not under.
+  const others = importedSinceSnapshot(listed.success, previous, failed, ours, request.certificateId).filter(
+    (v) => v.createdAt.getTime() <= rollback.createdAt.getTime(),
+  )
+  if (others.length > 0)
+    trail.note(
+      `rollback: another writer imported ${others.map((v) => v.versionId).join(", ")} while the rollback's import was in flight`,
+    )
+  return others
+}
+
+/**
  * What the versions another writer imported since the snapshot (listed before the latest was read
  * again, which let the rollback go on) make of it: none, go on (undefined). One from a later second
  * than the failed version is newer than ours, so the latest is not ours whatever that read showed
@@ -584,14 +629,25 @@ export const rollback = Effect.fnUntraced(function* (
     verdict = yield* confirmSuperseded(trail, name, expected, verdict, "rollback")
   if (verdict._tag === "Verified" || verdict._tag === "Mismatch") version = verdict.latest
   switch (verdict._tag) {
-    case "Verified":
+    case "Verified": {
       trail.note("rollback: verified")
+      const overwritten = yield* overwrittenInFlight(
+        trail,
+        request,
+        previous,
+        failed,
+        alsoFailed,
+        version,
+        alsoOurs,
+      )
       return {
         _tag: "Restored",
         version,
         source: found.source,
         previousNotAfter: found.inspected.leaf.notAfter,
+        overwritten,
       } satisfies RollbackResult
+    }
     case "Superseded":
       trail.note(`rollback: superseded by ${verdict.latest.versionId}`)
       return { _tag: "Superseded", version, latest: verdict.latest } satisfies RollbackResult

@@ -461,6 +461,17 @@ const runScenario = (s: Scenario) =>
           context,
         ).toBe(true)
         expect(latest?.enabled, context).toBe(true)
+        // Another writer's versions imported after the failed one and before the rollback (while its
+        // import was in flight) are named, unless the reason says they could not be listed.
+        const failedSequence = after.find((v) => v.versionId === outcome.failedVersionId)?.sequence ?? 0
+        const under = after
+          .filter(
+            (v) =>
+              v.writer === "foreign" && v.sequence > failedSequence && v.sequence < (latest?.sequence ?? 0),
+          )
+          .map((v) => v.versionId)
+        if (!outcome.reason.includes("not ruled out"))
+          expect((outcome.overwritten ?? []).map((v) => v.versionId).sort(), context).toEqual(under.sort())
         break
       }
       case "Superseded": {
@@ -1088,8 +1099,8 @@ describe("deploy invariants (property)", () => {
       ["Succeeded", 3],
       ["Skipped", 1],
       // 3 + getVersionSecret + the latest read again and the version list before the rollback
-      // import + rollback import + rollback verify
-      ["RolledBack", 8],
+      // import + rollback import + rollback verify + the version list after it
+      ["RolledBack", 9],
     ])
   })
 })

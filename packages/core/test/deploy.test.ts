@@ -1978,7 +1978,7 @@ describe("Superseded only when confirmed: reads that settle on an older version"
 
 describe("RolledBack (ours but wrong: previous material restored)", () => {
   it.effect(
-    "from the previous version's backing secret; tagged certctl-rollback-of; +4 calls (the latest read again, the version list, the secret, the import) and a verify",
+    "from the previous version's backing secret; tagged certctl-rollback-of; +4 calls (the latest read again, the version list, the secret, the import), a verify and the version list after it",
     () =>
       fresh(
         Effect.gen(function* () {
@@ -1996,10 +1996,11 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
           assert.strictEqual(latest?.material.chain.length, 1)
           // The snapshot, the verify, the read just before the rollback's import, the rollback's
           // verify; the version list before the rollback's import (another writer's version since the
-          // snapshot would not be written over).
+          // snapshot would not be written over) and after its verify (one imported while it was in
+          // flight would be named).
           assert.deepStrictEqual(vault.calls().byOperation, {
             getLatest: 4,
-            listVersions: 1,
+            listVersions: 2,
             importVersion: 2,
             getVersionSecret: 1,
           })
@@ -2008,6 +2009,66 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
           assert.strictEqual(metrics.count("postVerifyFailure", "mismatch"), 1)
         }),
       ),
+  )
+
+  it.effect(
+    "another writer's import while the rollback's import is in flight: RolledBack names the version now under the previous certificate",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          // The forward import is served without kvdeploy's tags (wrong: rolled back); just before the
+          // rollback's import lands (after its last list and read), another writer imports.
+          const foreign = issue({ seed: "foreign", issuer: ca })
+          vault.script(
+            "importVersion",
+            Fault.alter("drop-tags"),
+            Fault.foreignImport(foreign.material, { owner: "x" }),
+          )
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
+          const buried = vault.versions(NAME).find((v) => v.writer === "foreign")
+          assert.isDefined(buried)
+          assert.strictEqual(vault.latest(NAME)?.versionId, o.rollbackVersionId)
+          assert.deepStrictEqual(
+            o.overwritten?.map((v) => v.versionId),
+            [buried?.versionId],
+          )
+          assert.include(o.reason, `over another writer's ${buried?.versionId}`)
+          assert.include(o.reason, "no longer served; decide which certificate the vault should serve")
+          assert.strictEqual(exitCodeOf(o), 3)
+        }),
+      ),
+  )
+
+  it.effect(
+    "the version list after the rollback cannot be read: RolledBack, and the reason says what was not checked",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          vault.script("listVersions", Fault.pass, Fault.fail("Forbidden"))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
+          assert.strictEqual(vault.latest(NAME)?.versionId, o.rollbackVersionId)
+          assert.isUndefined(o.overwritten)
+          assert.include(o.reason, "not ruled out")
+        }),
+      ),
+  )
+
+  it.effect("no other writer during the rollback: no overwritten versions, the reason as before", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
+        assert.isUndefined(o.overwritten)
+        assert.match(o.reason, /the previous certificate is served again as [0-9a-f]{32}$/)
+      }),
+    ),
   )
 
   for (const [change, what] of [

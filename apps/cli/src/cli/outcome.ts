@@ -248,6 +248,19 @@ export const newVersionOf = (o: DeployOutcome): string | undefined => {
   }
 }
 
+/** What to do next after `o` (the text's `next` line, the JSON's `next`); undefined when nothing. */
+export const nextStep = (o: DeployOutcome, credential: CredentialInUse): string | undefined => {
+  if (o._tag === "Failed") return nextAfterFailure(o, credential)
+  if (o._tag === "Unverified" && o.versionId === undefined)
+    // No version is known to be this deploy's: the vault may have been read (a list answering 404).
+    return "a person must look: `kvdeploy versions` shows what the vault holds; deploy again: it is skipped if the import did land, or imports once, and says so if the certificate is soft-deleted"
+  if (o._tag === "RolledBack" && o.overwritten !== undefined) {
+    const [first] = o.overwritten
+    return `a person must decide which certificate the vault should serve: another writer's newer version is now under the rollback; \`kvdeploy versions\` shows them, and \`kvdeploy restore --from-version ${first?.versionId ?? "VERSION"}\` puts that version's certificate back`
+  }
+  return next[o._tag]
+}
+
 export const outcomeLines = (
   o: DeployOutcome,
   leaf: LeafSummary | undefined,
@@ -274,6 +287,10 @@ export const outcomeLines = (
   if (o._tag === "RolledBack")
     lines.push(
       `  rollback    ${o.rollbackVersionId} (from ${o.rollbackSource}), tagged certctl-rollback-of=${o.failedVersionId}`,
+    )
+  if (o._tag === "RolledBack" && o.overwritten !== undefined)
+    lines.push(
+      `  ${s.yellow("overwritten")} ${o.overwritten.map((v) => `${v.versionId}  x5t ${v.x5t}`).join("; ")}: another writer's, imported while the rollback's import was in flight, no longer served`,
     )
   if (o._tag === "RollbackFailed") lines.push(`  rollback    ${o.rollbackVersionId ?? "(not written)"}`)
   if (o._tag === "Superseded" && o.rollbackVersionId !== undefined)
@@ -315,13 +332,7 @@ export const outcomeLines = (
   }
   if (o._tag === "Failed")
     lines.push(`  failed at   ${o.step}${o.error === undefined ? "" : ` (${o.error})`}`)
-  const todo =
-    o._tag === "Failed"
-      ? nextAfterFailure(o, credential)
-      : o._tag === "Unverified" && o.versionId === undefined
-        ? // No version is known to be this deploy's: the vault may have been read (a list answering 404).
-          "a person must look: `kvdeploy versions` shows what the vault holds; deploy again: it is skipped if the import did land, or imports once, and says so if the certificate is soft-deleted"
-        : next[o._tag]
+  const todo = nextStep(o, credential)
   if (todo !== undefined) lines.push(`  next        ${todo}`)
   lines.push(`  ${s.dim(`steps: ${o.decisions.join(" → ")}`)}`)
   return lines

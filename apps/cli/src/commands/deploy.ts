@@ -33,7 +33,7 @@ import type * as Scope from "effect/Scope"
 import { withStepProgress } from "../cli/deployProgress.js"
 import * as flags from "../cli/flags.js"
 import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
-import { leafSummary, outcomeLines, skippedNext } from "../cli/outcome.js"
+import { leafSummary, nextStep, outcomeLines, skippedNext } from "../cli/outcome.js"
 import {
   previousKeyFlag,
   previousKeyOptions,
@@ -350,6 +350,8 @@ export const printOutcome = (
     const { config, leaf, restoredFrom } = shown
     // A restore's Skipped says what --force would do; an ordinary deploy's says nothing more.
     const skipped = restoredFrom === undefined ? undefined : skippedNext(outcome)
+    // The JSON's `next`: the outcome's own step, or a restore's Skipped's (they never meet).
+    const todo = skipped ?? nextStep(outcome, shown.credential)
     const warnings = [...(shown.warnings ?? []), ...(outcome.warnings ?? [])]
     if (shown.json)
       yield* printJson({
@@ -360,7 +362,7 @@ export const printOutcome = (
         ...(warnings.length === 0 ? {} : { warnings }),
         ...(leaf === undefined ? {} : { certificate: leaf }),
         ...(config.consumers === undefined ? {} : { consumers: config.consumers }),
-        ...(skipped === undefined ? {} : { next: skipped }),
+        ...(todo === undefined ? {} : { next: todo }),
       })
     else {
       const lines = outcomeLines(outcome, leaf, styleOut(), Date.now(), shown.credential)
