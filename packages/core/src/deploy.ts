@@ -139,6 +139,10 @@ const overwrittenText = (overwritten: ReadonlyArray<VaultVersion> | undefined): 
   return `, over another writer's ${named}${more}, imported while the rollback's import was in flight (Key Vault has no conditional import): ${one ? "that newer write is" : "those newer writes are"} no longer served; decide which certificate the vault should serve (\`kvdeploy versions\` lists them) and deploy it`
 }
 
+/** What a Superseded reason adds when the other writer's newer version is disabled. */
+const disabledLatestText =
+  "; it is disabled, so a client that reads the certificate's latest version gets none until it is enabled or another version is imported"
+
 const refOf = (v: VaultVersion): VersionRef => ({
   versionId: v.versionId,
   x5t: v.x5t,
@@ -1196,12 +1200,21 @@ function* run(
   if (verdict._tag === "Superseded" && verdict.latest.createdAt.getTime() === imported.createdAt.getTime())
     verdict = yield* confirmSuperseded(trail, name, expected, verdict)
   if (verdict._tag === "Verified") {
-    trail.note("verify: latest is the new version")
+    const served = verdict.latest.versionId
+    // After a reconciliation that found several candidates, the one the vault serves is ours.
+    if (served === imported.versionId || alsoOurs.some((v) => v.versionId === served)) {
+      trail.note("verify: latest is the new version")
+      return {
+        _tag: "Succeeded",
+        versionId: served,
+        reason: "the vault serves the new version",
+      } satisfies Draft
+    }
+    trail.note(`verify: latest is ${served}, another writer's import of this certificate with these tags`)
     return {
       _tag: "Succeeded",
-      // After a reconciliation that found several candidates, the one the vault serves is ours.
-      versionId: verdict.latest.versionId,
-      reason: "the vault serves the new version",
+      versionId: served,
+      reason: `the vault serves this certificate: another writer (another kvdeploy deploying the same certificate) imported it again as ${served} after ${imported.versionId}, with the same tags, so ${served} is served and ${imported.versionId} stays below it, identical`,
     } satisfies Draft
   }
   return yield* notVerified(request, trail, state, verdict, imported, alsoOurs, reconciledUncertain)
@@ -1265,7 +1278,7 @@ function* notVerified(
         _tag: "Superseded",
         versionId: imported.versionId,
         supersededBy: refOf(verdict.latest),
-        reason: `another writer's version ${verdict.latest.versionId} is newer than ours; not rolled over`,
+        reason: `another writer's version ${verdict.latest.versionId} is newer than ours; not rolled over${verdict.latest.enabled ? "" : disabledLatestText}`,
       }
     case "Mismatch":
       trail.postVerifyFailure = "mismatch"

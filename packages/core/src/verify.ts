@@ -75,7 +75,13 @@ export const judgeLatest = (latest: VaultVersion, expected: Expected): Verdict |
   // Known to predate ours: a stale read or a lost write.
   if (expected.olderVersionIds.includes(latest.versionId)) return { _tag: "StaleAnswer", latest }
   // Latest is the most recently created version: one created in our second or later is newer.
-  if (latest.createdAt.getTime() >= ours.createdAt.getTime()) return { _tag: "Superseded", latest }
+  if (latest.createdAt.getTime() >= ours.createdAt.getTime()) {
+    // Another writer's import of this very certificate with every tag ours carries (a second agent or
+    // CI job deploying the same files at once): the vault serves what this deploy set out to serve,
+    // so nothing was superseded and nothing is to decide.
+    const same = judgeOurs(latest, expected)
+    return same._tag === "Verified" ? same : { _tag: "Superseded", latest }
+  }
   return { _tag: "StaleAnswer", latest }
 }
 

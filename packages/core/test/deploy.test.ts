@@ -1879,6 +1879,83 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
     ),
   )
 
+  it.effect(
+    "another writer imports this same certificate with the same tags after ours (a second deployer of the same files): Succeeded, naming the served version",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("getLatest", Fault.pass, Fault.foreignImport(newCert.material, managedTags))
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "Succeeded")
+          const served = vault.latest(NAME)
+          const mine = vault.versions(NAME).find((v) => v.writer === "deploy")
+          assert.strictEqual(served?.writer, "foreign")
+          assert.strictEqual(o.versionId, served?.versionId)
+          assert.include(o.reason, `imported it again as ${served?.versionId} after ${mine?.versionId}`)
+          assert.strictEqual(exitCodeOf(o), 0)
+          // Nothing rolled back, nothing more written.
+          assert.strictEqual(vault.versions(NAME).length, 3)
+        }),
+      ),
+  )
+
+  it.effect(
+    "another writer's newer version is disabled: Superseded, and the reason says a client gets none",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          yield* seedManaged(oldCert.material)
+          const foreign = issue({ seed: "foreign", issuer: ca })
+          let reads = 0
+          // Just before the verify's read, another writer imports a version and disables it.
+          const disabling: (typeof Vault)["Service"] = {
+            ...port,
+            getLatest: (name) =>
+              ++reads === 2
+                ? Effect.andThen(
+                    vault.seed(NAME, foreign.material, {
+                      writer: "foreign",
+                      enabled: false,
+                      tags: { owner: "x" },
+                    }),
+                    port.getLatest(name),
+                  )
+                : port.getLatest(name),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, disabling)),
+            "Superseded",
+          )
+          assert.strictEqual(o.supersededBy.x5t, foreign.x5t)
+          assert.include(
+            o.reason,
+            "it is disabled, so a client that reads the certificate's latest version gets none",
+          )
+          assert.strictEqual(exitCodeOf(o), 5)
+        }),
+      ),
+  )
+
+  it.effect("the same certificate from another writer with other tags is still Superseded", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        vault.script(
+          "getLatest",
+          Fault.pass,
+          Fault.foreignImport(newCert.material, { ...managedTags, [CERTIFICATE_ID_TAG]: "another-id" }),
+        )
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Superseded")
+        assert.strictEqual(o.supersededBy.x5t, newCert.x5t)
+        assert.strictEqual(exitCodeOf(o), 5)
+      }),
+    ),
+  )
+
   /**
    * Another writer imports just before ours, in the same second (ours is latest), and the reads of
    * the latest for which `foreignOn(n)` holds (n counts from 1) answer the other writer's version,
