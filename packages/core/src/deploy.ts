@@ -69,7 +69,13 @@ import {
 } from "./preflight.js"
 import type { DeployRequest } from "./request.js"
 import { requestShapeProblems } from "./requestShape.js"
-import { type PreviousKeyFit, previousKeyFit, rollback, rollbackContentTypeOf } from "./rollback.js"
+import {
+  namedVersions,
+  type PreviousKeyFit,
+  previousKeyFit,
+  rollback,
+  rollbackContentTypeOf,
+} from "./rollback.js"
 import { unfitTagValue, withheldCertificateId } from "./TargetConfig.js"
 import {
   CERTIFICATE_ID_TAG,
@@ -130,13 +136,8 @@ const overwrittenText = (overwritten: ReadonlyArray<VaultVersion> | undefined): 
   if (overwritten === undefined)
     return "; the versions could not be listed afterwards, so another writer's import while the rollback's import was in flight is not ruled out (`kvdeploy versions` lists them)"
   if (overwritten.length === 0) return ""
-  const named = overwritten
-    .slice(0, 3)
-    .map((v) => `${v.versionId} (created ${v.createdAt.toISOString()})`)
-    .join(", ")
-  const more = overwritten.length > 3 ? ` and ${overwritten.length - 3} more` : ""
   const one = overwritten.length === 1
-  return `, over another writer's ${named}${more}, imported while the rollback's import was in flight (Key Vault has no conditional import): ${one ? "that newer write is" : "those newer writes are"} no longer served; decide which certificate the vault should serve (\`kvdeploy versions\` lists them) and deploy it`
+  return `, over another writer's ${namedVersions(overwritten)}, imported while the rollback's import was in flight (Key Vault has no conditional import): ${one ? "that newer write is" : "those newer writes are"} no longer served; decide which certificate the vault should serve (\`kvdeploy versions\` lists them) and deploy it`
 }
 
 /** What a Superseded reason adds when the other writer's newer version is disabled. */

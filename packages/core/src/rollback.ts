@@ -365,6 +365,13 @@ function* othersSinceSnapshot(
   }
 }
 
+/** Up to three versions named with their creation times, and how many more: what a reason lists. */
+export const namedVersions = (versions: ReadonlyArray<VaultVersion>): string =>
+  `${versions
+    .slice(0, 3)
+    .map((v) => `${v.versionId} (created ${v.createdAt.toISOString()})`)
+    .join(", ")}${versions.length > 3 ? ` and ${versions.length - 3} more` : ""}`
+
 /**
  * After a verified rollback: another writer's versions the list before the rollback's import did
  * not show (it showed none, or no rollback was written), imported while the import was in flight
@@ -424,17 +431,13 @@ const judgeOthersSinceSnapshot = (
     )
     return { _tag: "Superseded", version: undefined, latest: first }
   }
-  const named = others
-    .slice(0, 3)
-    .map((v) => `${v.versionId} (created ${v.createdAt.toISOString()})`)
-    .join(", ")
-  const more = others.length > 3 ? ` and ${others.length - 3} more` : ""
+  const named = namedVersions(others)
   trail.note(
     `rollback: another writer imported ${others.map((v) => v.versionId).join(", ")} since the snapshot; not written`,
   )
   return {
     _tag: "AlsoFailed",
-    reason: `another writer imported ${others.length === 1 ? "a version" : "versions"} after the snapshot (${previous.versionId}) was read: ${named}${more}; restoring the snapshot's certificate would put it over ${others.length === 1 ? "that newer write" : "those newer writes"}, so no rollback was written: decide which certificate the vault should serve (\`kvdeploy versions\` lists them) and deploy it`,
+    reason: `another writer imported ${others.length === 1 ? "a version" : "versions"} after the snapshot (${previous.versionId}) was read: ${named}; restoring the snapshot's certificate would put it over ${others.length === 1 ? "that newer write" : "those newer writes"}, so no rollback was written: decide which certificate the vault should serve (\`kvdeploy versions\` lists them) and deploy it`,
     rollbackVersionId: undefined,
   }
 }
