@@ -100,6 +100,23 @@ const cases: ReadonlyArray<readonly [string, DeployRequest, ReadonlyArray<string
     "Redacted.make",
   ],
   [
+    "options.previousChain PEM text",
+    loose({
+      ...request(good),
+      options: { previousChain: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" },
+    }),
+    ["options.previousChain"],
+    "[]",
+  ],
+  [
+    "options.previousChain [1]",
+    loose({ ...request(good), options: { previousChain: [1] } }),
+    ["options.previousChain[0]"],
+    "Uint8Array",
+  ],
+  ["options a string", loose({ ...request(good), options: "force" }), ["options"], "leave options out"],
+  ["the request null", null as unknown as DeployRequest, ["request"], "{ target, material, certificateId }"],
+  [
     "several at once",
     loose({
       target: target(),
