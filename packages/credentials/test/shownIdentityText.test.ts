@@ -38,6 +38,27 @@ describe("shownIdentityText", () => {
     ])
   })
 
+  it("hides the value of every secret variable the identity library reads, each named by its variable", () => {
+    const env = {
+      AZURE_CLIENT_SECRET: "client-secret-0001",
+      AZURE_CLIENT_CERTIFICATE_PASSWORD: "pfx pass-0002",
+      AZURE_PASSWORD: String.raw`user\pass"0003`,
+      IDENTITY_HEADER: "identity-header-0004",
+      MSI_SECRET: "msi-secret-0005",
+    }
+    const names = Object.keys(env) as ReadonlyArray<keyof typeof env>
+    // As they are, and quoted in a JSON answer (a quote and a backslash escaped there).
+    const raw = shownIdentityText(names.map((n) => `${n}: ${env[n]}`).join("; "), env)
+    expect(raw).toBe(names.map((n) => `${n}: [the value of ${n}, not shown]`).join("; "))
+    const quoted = shownIdentityText(JSON.stringify({ echoed: names.map((n) => env[n]) }), env)
+    expect(quoted).toBe(JSON.stringify({ echoed: names.map((n) => `[the value of ${n}, not shown]`) }))
+    for (const n of names) {
+      expect(raw).not.toContain(env[n].slice(0, 6))
+      expect(quoted).not.toContain(env[n].slice(0, 6))
+    }
+    expect(knownIdentitySecrets(env).map((s) => s.label)).toEqual(names.map((n) => `the value of ${n}`))
+  })
+
   it("names the federated token file's content as the file holds it when the error is shown (a token that is no JWT too)", () => {
     const dir = mkdtempSync(join(tmpdir(), "kvdeploy-shown-identity-"))
     try {
