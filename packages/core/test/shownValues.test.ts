@@ -433,6 +433,44 @@ describe("identity secrets in a message", () => {
     )
   })
 
+  it("withoutSecretValues finds a known secret with a backslash where JSON escapes it", () => {
+    const secret = String.raw`CONTOSO\svc-deploy7`
+    const label = "the value of AZURE_PASSWORD"
+    const text = JSON.stringify({ error_description: `login failed for ${secret}` })
+    expect(text).toContain(String.raw`CONTOSO\\svc`)
+    expect(withoutSecretValues(text, [{ value: secret, label }])).toBe(
+      '{"error_description":"login failed for [the value of AZURE_PASSWORD, not shown]"}',
+    )
+  })
+
+  it("withoutSecretValues finds a long value (a federated token's contents) form-encoded and JSON-escaped where the encodings differ (a quote, a backslash, a space)", () => {
+    const long = `tok "a\\b" ${"c+d~".repeat(80)}`
+    expect(long.length).toBeGreaterThan(256)
+    const secrets = [{ value: long, label: "the federated token" }]
+    const formEncoded = encodeURIComponent(long).replace(/%20/g, "+")
+    expect(formEncoded).not.toBe(encodeURIComponent(long))
+    expect(withoutSecretValues(`t=${formEncoded}&x=1`, secrets)).toBe(
+      "t=[the federated token, not shown]&x=1",
+    )
+    const json = JSON.stringify({ t: long })
+    expect(json).not.toContain(long)
+    expect(withoutSecretValues(json, secrets)).toBe('{"t":"[the federated token, not shown]"}')
+  })
+
+  it("withoutSecretFields takes a form field's name in any case (CLIENT_SECRET=, Client_Assertion=)", () => {
+    expect(withoutSecretFields("CLIENT_SECRET=Q~abc.DEF_123&Client_Assertion=opaque123&grant_type=x")).toBe(
+      "CLIENT_SECRET=[a secret, not shown]&Client_Assertion=[a token, not shown]&grant_type=x",
+    )
+  })
+
+  it("withoutTokens removes a token whose header starts with { and a line break (base64url ew…)", () => {
+    const header = seg('{\n  "alg": "RS256",\n  "typ": "JWT"\n}')
+    expect(header.startsWith("ew")).toBe(true)
+    const token = `${header}.${jwt.split(".")[1]}.${jwt.split(".")[2]}`
+    expect(withoutTokens(`Bearer ${token} refused`)).toBe("Bearer [a token, not shown] refused")
+    expect(withoutKeyText(`Bearer ${token} refused`)).toBe("Bearer [a token, not shown] refused")
+  })
+
   it("leaves an identity error's useful text as it is", () => {
     for (const text of [
       "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID. Trace ID: 0b4f6c0e-1c1e-4a53-9b0f-1d2e3f405060 Correlation ID: 6f1e7a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
