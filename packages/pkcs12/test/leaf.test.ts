@@ -143,6 +143,38 @@ describe("chooseLeaf", () => {
   )
 })
 
+describe("chooseLeaf: a key that settles nothing, a key that is no bytes", () => {
+  it.effect(
+    "two chain ends and a key of neither: the first certificate is the leaf (preflight then names it), not a refusal of the bundle",
+    () =>
+      Effect.gen(function* () {
+        const other = yield* Effect.promise(() => generateKey("P-256"))
+        const key = Redacted.make(other.pkcs8)
+        // The root did not issue the leaf (the intermediate did, and is not given): two ends.
+        const leafFirst = yield* chooseLeaf([pki.leaf, pki.root], key)
+        expect(hex(leafFirst.leaf)).toBe(hex(pki.leaf))
+        expect(leafFirst.chain.map(hex)).toEqual([hex(pki.root)])
+        const rootFirst = yield* chooseLeaf([pki.root, pki.leaf], key)
+        expect(hex(rootFirst.leaf)).toBe(hex(pki.root))
+        expect(rootFirst.chain.map(hex)).toEqual([hex(pki.leaf)])
+      }),
+  )
+
+  it.effect(
+    "a Redacted string (PEM body text, not PKCS#8 bytes) as the key: MaterialInvalid naming the key, the text not repeated",
+    () =>
+      Effect.gen(function* () {
+        const text = Buffer.from(pki.leafKey.pkcs8).toString("base64")
+        const error = yield* chooseLeaf(
+          [pki.root, pki.intermediate, pki.leaf],
+          Redacted.make(text) as unknown as Redacted.Redacted<Uint8Array>,
+        ).pipe(Effect.flip)
+        expect(problemsOf(error)).toEqual([{ field: "key", message: "is not a Redacted PKCS#8 key" }])
+        expect(JSON.stringify(error.problems)).not.toContain(text.slice(0, 24))
+      }),
+  )
+})
+
 describe("keyOwner and issuedOneOf (the CLI's and the agent's leaf rule)", () => {
   it("keyOwner: the caller's array of the certificate the key belongs to, wherever it sits; none: undefined", () => {
     const leafCopy = pki.leaf.slice()
