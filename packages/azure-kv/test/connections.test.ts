@@ -4,6 +4,7 @@
  * a later request opens a new one, and a request in flight keeps its socket;
  * the SDKs' request log leaves the agent (its sockets and queue) out.
  */
+import { rootCertificates } from "node:tls"
 import type { TokenCredential } from "@azure/core-auth"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { PfxCodec, type TargetConfig, Vault } from "@kvdeploy/core"
@@ -208,6 +209,34 @@ describe("VaultConnections over the emulator", () => {
         expect(message).toContain("give the CA certificates to trust as PEM text")
         // The value given is not repeated.
         expect(message).not.toContain("AAAA")
+      }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
+  )
+
+  it.live(
+    "trustedCaPem whose first entry is a good CA and a later one is not: refused naming the later entry",
+    () =>
+      Effect.gen(function* () {
+        // A good first entry (one of Node's own roots) does not vouch for the next.
+        for (const [second, why] of [
+          ["nope", /trustedCaPem\[1\] holds no PEM certificate/],
+          [
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+            /trustedCaPem\[1\] holds a certificate block \(number 1\) that does not read/,
+          ],
+        ] as const) {
+          const exit = yield* Effect.exit(
+            makeWithConnections({
+              vaultUrl: target.vaultUrl,
+              credential,
+              trustedCaPem: [rootCertificates[0] ?? "", second],
+            }),
+          )
+          expect(exit._tag).toBe("Failure")
+          const message = String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))
+          expect(message).toMatch(why)
+          expect(message).toContain("give the CA certificates to trust as PEM text")
+          expect(message).not.toContain("AAAA")
+        }
       }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
   )
 

@@ -209,6 +209,26 @@ describe("toVaultError", () => {
     expect(refused.detail).toContain("the vault could not be reached (ECONNREFUSED)")
   })
 
+  it("behind a proxy from the environment, a DNS failure that names no host is the proxy's: the proxy is named, not vault_url", () => {
+    const saved = process.env.HTTPS_PROXY
+    process.env.HTTPS_PROXY = "http://No-Such-Proxy.invalid:3128"
+    try {
+      const mapped = toVaultError(
+        "getLatest",
+        "read",
+        Object.assign(new RestError("getaddrinfo ENOTFOUND", { code: "ENOTFOUND" }), { code: "ENOTFOUND" }),
+      )
+      expect(mapped._tag).toBe("VaultUnavailable")
+      expect(mapped._tag === "VaultUnavailable" && mapped.hostNotFound).toBeFalsy()
+      expect(mapped.detail).toBe(
+        "the proxy's host name no-such-proxy.invalid (from HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) was not found (getaddrinfo ENOTFOUND), so nothing was sent: check the proxy variable's host name, or this machine's DNS",
+      )
+    } finally {
+      if (saved === undefined) delete process.env.HTTPS_PROXY
+      else process.env.HTTPS_PROXY = saved
+    }
+  })
+
   it("a success whose answer cannot be parsed: a write may have taken effect, a read failed; the body is not shown", () => {
     const garbled = () =>
       new RestError(
