@@ -5,6 +5,7 @@
  * status), a timeout (request_timeout_seconds), a refusal of the identity (the grant).
  */
 import { toVaultError } from "@kvdeploy/azure-kv"
+import { VaultMalformedAnswer } from "@kvdeploy/core"
 import { describe, expect, it } from "vitest"
 import { vaultReadFix } from "../src/vaultReadFix.js"
 
@@ -55,6 +56,118 @@ describe("the fix of a failed vault read", () => {
   it("a refusal of the identity: the permission, the firewall", () => {
     expect(fixOf(restError(403, "Forbidden"))).toMatch(/^grant the identity /)
     expect(fixOf(restError(429, "Throttled"))).toMatch(/^the vault throttles requests/)
+  })
+
+  it("each refusal of the vault's (the network, a disabled version, the token, the tenant, the resource, a grant) has its own fix", () => {
+    const refused = (
+      statusCode: number,
+      code: string,
+      message: string,
+      headers: Record<string, string> = {},
+    ) =>
+      Object.assign(new Error(message), {
+        name: "RestError",
+        statusCode,
+        code,
+        response: { status: statusCode, headers: { get: (h: string) => headers[h.toLowerCase()] } },
+      })
+    const vaultTenant = "11111111-2222-3333-4444-555555555555"
+    const tokenTenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+    const challenge = {
+      "www-authenticate": `Bearer authorization="https://login.windows.net/${vaultTenant}", resource="https://vault.azure.net"`,
+    }
+    const firewall = "the vault's firewall refused this host's address (the reason says which)"
+    const cases: ReadonlyArray<readonly [string, unknown, string]> = [
+      [
+        "a firewall",
+        refused(
+          403,
+          "ForbiddenByFirewall",
+          "Client address is not authorized and caller is not a trusted service.",
+        ),
+        firewall,
+      ],
+      [
+        "a private link only",
+        refused(
+          403,
+          "ForbiddenByConnection",
+          "Connection is not an approved private link and caller was ignored because bypass is not set to 'AzureServices' and PublicNetworkAccess is set to 'Disabled'.",
+        ),
+        firewall,
+      ],
+      [
+        "a disabled version",
+        refused(403, "Forbidden", "Operation get is not allowed on a disabled certificate."),
+        "the certificate's latest version is disabled, and Key Vault reads no disabled version",
+      ],
+      [
+        "a token of another audience",
+        refused(
+          401,
+          "Unauthorized",
+          "AKV10022: Invalid audience. Expected https://vault.azure.net, found: https://management.azure.com.",
+          challenge,
+        ),
+        "the vault refused the identity's token (no grant helps)",
+      ],
+      [
+        "a token of another tenant",
+        refused(
+          401,
+          "Unauthorized",
+          `AKV10032: Invalid issuer. Expected one of https://sts.windows.net/${vaultTenant}/, found https://sts.windows.net/${tokenTenant}/.`,
+          challenge,
+        ),
+        "the vault refused the identity's token (no grant helps)",
+      ],
+      [
+        "a token asked for another resource",
+        Object.assign(
+          new Error("the vault asked for a token for https://vault.example.org, not https://vault.azure.net"),
+          {
+            name: "CredentialUnavailableError",
+            code: "KeyVaultScopeRefused",
+          },
+        ),
+        "the vault asked for a token for another resource than the target's cloud.keyvault_resource",
+      ],
+      [
+        "no grant",
+        refused(403, "Forbidden", "Caller is not authorized to perform action on resource."),
+        "grant the identity certificates/get on the vault",
+      ],
+    ]
+    const expected = ["network", "network", "disabled", "token", "tenant", "resource", "permission"]
+    cases.forEach(([what, error, fix], i) => {
+      const mapped = toVaultError("getLatest", "read", error, true)
+      expect(mapped._tag === "VaultForbidden" ? mapped.refusal : mapped._tag, what).toBe(expected[i])
+      expect(vaultReadFix(mapped, url).slice(0, fix.length), what).toBe(fix)
+    })
+  })
+
+  it("an answer that is not Key Vault's (a proxy's) and a read the vault refused: their own fixes", () => {
+    const malformed = new VaultMalformedAnswer({
+      operation: "getLatest",
+      detail: "the answer names no version id",
+    })
+    expect(vaultReadFix(malformed, url)).toBe(
+      `something other than Key Vault answered (a proxy or gateway in between is the likely one): check target.vault_url (${url}) and HTTPS_PROXY and NO_PROXY in the agent's environment`,
+    )
+    const rejected = toVaultError(
+      "getLatest",
+      "read",
+      Object.assign(new Error("The request URI contains an invalid name: a_b."), {
+        name: "RestError",
+        statusCode: 400,
+        code: "BadParameter",
+      }),
+      true,
+    )
+    expect(rejected._tag).toBe("VaultRequestRejected")
+    expect(vaultReadFix(rejected, url)).toBe(
+      "the vault refused the read (400): check target.vault_url and target.certificate_name",
+    )
   })
 
   it("every class has a fix of its own", () => {
