@@ -63,6 +63,34 @@ describe("a stray command-line argument", () => {
     expect(dotted.stdout + dotted.stderr).not.toContain("s3cr3t.v4lue")
   })
 
+  it("a long number (a numeric passphrase) and a name with a space that ends in .pem are not shown (2)", async () => {
+    const r = await runCli([
+      "deploy",
+      "--pfx-password-env",
+      "PFXPW",
+      "12345678",
+      "correct horse.pem",
+      "--json",
+    ])
+    expect(r.code).toBe(2)
+    expect(r.stdout + r.stderr).not.toContain("12345678")
+    expect(r.stdout + r.stderr).not.toContain("correct horse")
+    expect(json<ErrorDocument>(r).error.problems[0]?.message).toBe(
+      "Unexpected positional arguments: argument 4 (not shown: it may be a secret), argument 5 (not shown: it may be a secret)",
+    )
+  })
+
+  it("a stray word that was also a flag's value is named by its last place, the stray one (2)", async () => {
+    // PFXPW is the flag's value at argument 3 and the stray word at argument 4.
+    const r = await runCli(["deploy", "--pfx-password-env", "PFXPW", "PFXPW", "--json"])
+    expect(r.code).toBe(2)
+    const { error } = json<ErrorDocument>(r)
+    expect(error.problems[0]?.field).toBe("argument 4")
+    expect(error.problems[0]?.message).toBe(
+      "Unexpected positional argument: argument 4 (not shown: it may be a secret)",
+    )
+  })
+
   it("a command's name and a file that exists are harmless, and shown as typed (2)", async () => {
     const r = await runCli([...line, pfx, "versions", "--json"])
     expect(r.code).toBe(2)
