@@ -3,7 +3,7 @@
  * from that version's backing secret, through the real SDKs against the emulator; what it refuses,
  * with nothing written (the emulator's request log).
  */
-import { X509Certificate } from "node:crypto"
+import { generateKeyPairSync, X509Certificate } from "node:crypto"
 import { ClientSecretCredential } from "@azure/identity"
 import { SecretClient } from "@azure/keyvault-secrets"
 import { decodePfxCertificates } from "@kvdeploy/pkcs12"
@@ -432,6 +432,50 @@ describe("restore: what the version carries, and how it is named", () => {
     )
     expect(await restoredTags(o2)).toMatchObject(twelve)
     expect(await restoredTags(o2)).not.toHaveProperty("t12")
+  })
+
+  it("a tag key that reads as key text is counted, never shown; the tags left out over the 12 go by key order, not the vault's", async () => {
+    const name = "r-tags-key-order"
+    const v1 = await deployed(name, first)
+    const v2 = await deployed(name, second)
+    const reserved = { "certctl-managed-by": "certctl", "certctl-certificate-id": name }
+    type Warned = Outcome & { warnings?: ReadonlyArray<{ field: string; message: string }> }
+    const restoredTags = async (o: Warned) =>
+      (await world.sdk().getCertificateVersion(name, o.versionId ?? "")).properties.tags ?? {}
+    // A key's PKCS#8 in base64 (184 characters) pasted as a tag's key.
+    const keyText = generateKeyPairSync("ec", { namedCurve: "P-256" })
+      .privateKey.export({ format: "der", type: "pkcs8" })
+      .toString("base64")
+    await world.sdk().updateCertificateProperties(name, v1.versionId ?? "", {
+      tags: { ...reserved, team: "edge", [keyText]: "x" },
+    })
+    const r1 = await restore(name, v1.versionId ?? "")
+    expect(r1.code, r1.stdout + r1.stderr).toBe(0)
+    const o1 = json<Warned>(r1)
+    expect(o1.outcome).toBe("Succeeded")
+    const unfit = `version ${v1.versionId} carries a tag a deploy does not take (1 not shown): a new version this restore writes does not carry it`
+    expect(o1.warnings?.map((w) => w.message)).toContain(unfit)
+    expect(r1.stderr).toContain(unfit)
+    // The private scalar's part of the text (every P-256 PKCS#8 starts alike) is nowhere.
+    expect(r1.stdout + r1.stderr).not.toContain(keyText.slice(60, 100))
+    expect(await restoredTags(o1)).toMatchObject({ team: "edge" })
+    expect(await restoredTags(o1)).not.toHaveProperty(keyText)
+    // 13 that fit, a00 set last (the vault answers its tags in the order they were set): by key
+    // order t11 is the 13th, left out, and a00 is carried.
+    const twelve = Object.fromEntries(
+      Array.from({ length: 12 }, (_, i) => [`t${String(i).padStart(2, "0")}`, "x"]),
+    )
+    await world.sdk().updateCertificateProperties(name, v2.versionId ?? "", {
+      tags: { ...reserved, ...twelve, a00: "x" },
+    })
+    const r2 = await restore(name, v2.versionId ?? "")
+    expect(r2.code, r2.stdout + r2.stderr).toBe(0)
+    const o2 = json<Warned>(r2)
+    expect(o2.warnings?.map((w) => w.message)).toContain(
+      `version ${v2.versionId} carries more operator tags than fit beside kvdeploy's (12): a new version this restore writes does not carry t11`,
+    )
+    expect(await restoredTags(o2)).toHaveProperty("a00")
+    expect(await restoredTags(o2)).not.toHaveProperty("t11")
   })
 
   it("takes a version's id URL (as az prints it) or its path, of this certificate; refuses one of another certificate or vault, naming both", async () => {
