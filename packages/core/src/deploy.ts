@@ -1208,7 +1208,12 @@ function* run(
       return {
         _tag: "Succeeded",
         versionId: served,
-        reason: "the vault serves the new version",
+        reason:
+          attempt._tag === "Success"
+            ? "the vault serves the new version"
+            : // Found by its certificate and tags after the import's answer was lost: an identical
+              // import by another deployer of this certificate id would be found the same way.
+              `the vault serves the new version: ${served}, found in the version list after the import's answer was lost (this deploy's import, or an identical one by another deployer of this certificate)`,
       } satisfies Draft
     }
     trail.note(`verify: latest is ${served}, another writer's import of this certificate with these tags`)

@@ -178,6 +178,11 @@ describe("Succeeded", () => {
         assert.deepStrictEqual(vault.calls().byOperation, { getLatest: 2, importVersion: 1, listVersions: 1 })
         assert.strictEqual(vault.versions(NAME).length, 2)
         assert.strictEqual(vault.latest(NAME)?.versionId, o.versionId)
+        // Found by its certificate and tags: the record does not claim more than that shows.
+        assert.include(
+          o.reason,
+          `${o.versionId}, found in the version list after the import's answer was lost (this deploy's import, or an identical one by another deployer of this certificate)`,
+        )
       }),
     ),
   )
