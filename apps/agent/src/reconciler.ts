@@ -40,6 +40,7 @@ import {
   servesInPlace,
   type TargetConfig,
   Vault,
+  type VaultVersion,
   wasUnsent,
 } from "@kvdeploy/core"
 import * as Clock from "effect/Clock"
@@ -146,6 +147,23 @@ interface Slot {
    * the vault is readable again. Not ended by other outcomes (a broken source meanwhile).
    */
   unread: { readonly sinceMs: number; failures: number } | undefined
+  /**
+   * The version this deployment last deployed or found serving its source, in this process (for
+   * the configuration `slot.deployment`): kept through attempts that decide nothing (a read that
+   * failed, a broken source), which overwrite the state record. Its creation time when a read or
+   * the deploy's own requests said it. See `OwnVersion` and `anotherWritersVersion`.
+   */
+  own: OwnVersion | undefined
+}
+
+/**
+ * The version a deployment last deployed or found in place (its id unknown when only a list entry
+ * confirmed it), with the source certificate it serves and, when known, when the vault created it.
+ */
+interface OwnVersion {
+  readonly versionId: string | undefined
+  readonly x5t: string
+  readonly createdAtMs: number | undefined
 }
 
 /** A pass over every deployment, until each one's first attempt of it is over. */
@@ -295,6 +313,42 @@ const outcomeVersionId = (o: DeployOutcome): string | undefined =>
       ? o.rollbackVersionId
       : undefined
 
+/**
+ * The start of the reason of a hold on another writer's version met between passes (a Superseded
+ * recorded by the agent, not by a deploy): its held lines say so in their own words.
+ */
+const ANOTHER_WRITER = "another writer wrote version "
+
+/** What to do about such a hold (the record's `fix`, repeated on each held line). */
+export const anotherWriterFix =
+  "keep one writer per certificate: stop the other agent or take the certificate out of its deployments, and deploy by hand only what the agent's source holds (`kvdeploy versions` shows each version's tags and creation time). The hold ends when this deployment's source changes (its new certificate is deployed once), when the vault serves the source again, or with a change of the deployment's source or target configuration (SIGHUP); to put this source back now over the other writer's version, stop the agent, remove this deployment's entry from state.json and start it"
+
+/** Whether a held record is a hold on another writer's version met between passes (above). */
+const isAnotherWritersHold = (record: DeploymentRecord): boolean =>
+  record.outcome === "Superseded" && record.reason.startsWith(ANOTHER_WRITER)
+
+/**
+ * The version the vault serves (`served`), when another writer wrote it after `own`, the version
+ * this deployment last deployed or found in place for the source certificate `sourceX5t`: a
+ * version other than its own that does not hold the source certificate. Undefined when there is no
+ * such evidence: no own version known, the source changed since (its renewal is deployed as
+ * before), the vault serves the source certificate (whoever wrote it), or serves the agent's own
+ * version (disabled, its tags changed), or a version created before the agent's own (a lagging
+ * replica answering an earlier version: not another writer's, and deployed over as before).
+ */
+export const anotherWritersVersion = (
+  own: OwnVersion | undefined,
+  served: { readonly versionId: string; readonly x5t: string; readonly createdAt: Date },
+  sourceX5t: string,
+): boolean =>
+  own !== undefined &&
+  own.x5t === sourceX5t &&
+  served.x5t !== sourceX5t &&
+  served.versionId !== own.versionId &&
+  // Key Vault keeps creation times in whole seconds: a version of the same second that is not ours
+  // is the later one (the latest is the last created), as the deploy's verify judges it.
+  (own.createdAtMs === undefined || served.createdAt.getTime() >= own.createdAtMs)
+
 export const makeReconciler = (
   initial: AgentConfig,
   state: StateStore,
@@ -439,6 +493,28 @@ export const makeReconciler = (
         state.set(d.name, kept)
       } else if (previous.servedNotAfter !== served)
         state.set(d.name, { ...previous, servedNotAfter: served })
+    }
+
+    /**
+     * The version `d` last deployed or found in place: the slot's (this process's, with its creation
+     * time when known), else the state record's (Succeeded or Skipped, this configuration).
+     */
+    const ownVersionOf = (slot: Slot, d: Deployment): OwnVersion | undefined => {
+      if (slot.deployment !== d) return undefined
+      if (slot.own !== undefined) return slot.own
+      const r = state.get(d.name)
+      if (
+        r === undefined ||
+        (r.outcome !== "Succeeded" && r.outcome !== "Skipped") ||
+        !isDeploymentOf(r.configFingerprint, d) ||
+        typeof r.x5t !== "string"
+      )
+        return undefined
+      return {
+        versionId: typeof r.versionId === "string" ? r.versionId : undefined,
+        x5t: r.x5t,
+        createdAtMs: undefined,
+      }
     }
 
     const record = (
@@ -690,7 +766,7 @@ export const makeReconciler = (
           slot.expectedTags = { deployment: d, tags: forwardTags(d.target.tags, d.certificateId) }
         const expectedTags = slot.expectedTags.tags
         /** In place: a deploy would be Skipped. `read` is the version a read of its own answered. */
-        const inPlace = (read: { readonly versionId: string } | undefined) =>
+        const inPlace = (read: { readonly versionId: string; readonly createdAt: Date } | undefined) =>
           Effect.gen(function* () {
             // A list or a read answered: a run of failed reads is over.
             yield* readableAgain(d, slot)
@@ -716,6 +792,15 @@ export const makeReconciler = (
               (previous.outcome === "Succeeded" || previous.outcome === "Skipped")
                 ? previous.versionId
                 : undefined)
+            // The version found serving the source is this deployment's own from now on (another
+            // writer's version met later is judged against it: anotherWritersVersion).
+            if (slot.deployment === d)
+              slot.own =
+                read !== undefined
+                  ? { versionId: read.versionId, x5t: facts.x5t, createdAtMs: read.createdAt.getTime() }
+                  : slot.own !== undefined && slot.own.x5t === facts.x5t && slot.own.versionId === versionId
+                    ? slot.own
+                    : { versionId, x5t: facts.x5t, createdAtMs: undefined }
             record(d, {
               outcome: "Skipped",
               reason: "the vault serves the source certificate",
@@ -822,7 +907,9 @@ export const makeReconciler = (
         ) {
           yield* log(
             d,
-            `held: the last deploy of this source ended ${previous.outcome}; change the source or the configuration to deploy again`,
+            isAnotherWritersHold(previous)
+              ? "held: another writer's version is served, written after this agent's (Superseded); keep one writer per certificate, or change the source or the configuration to deploy again"
+              : `held: the last deploy of this source ended ${previous.outcome}; change the source or the configuration to deploy again`,
             "warn",
             {
               outcome: previous.outcome,
@@ -910,7 +997,58 @@ export const makeReconciler = (
             reason: "the source could not be read again",
             retryAfterMs: undefined,
           })
+        // 4a. Another writer's version, written since this deployment last deployed or found its source
+        // in place (another agent, a person's deploy or restore), and not the source certificate: held
+        // as after a Superseded deploy, nothing imported. Judged once the files are known to be the ones
+        // compared (a renewal landing meanwhile is deployed, as before), the source parsed and checked.
+        const own = ownVersionOf(slot, d)
+        if (Exit.isSuccess(latest) && anotherWritersVersion(own, latest.value, facts.x5t)) {
+          const served = latest.value
+          const ownText = own?.versionId === undefined ? "" : ` ${own.versionId}`
+          const reason = `${ANOTHER_WRITER}${served.versionId} (x5t ${served.x5t}) after this agent's version${ownText} of the source certificate (another agent, a person's deploy or restore): not imported over it`
+          // The expiry series says what the vault serves: the other writer's version.
+          if (served.expiresAt !== undefined)
+            yield* metricsFor(d).certificateExpiry(
+              { vaultUrl: d.target.vaultUrl, certificateName: d.target.certificateName },
+              served.expiresAt,
+            )
+          slot.expiryRecorded = undefined
+          yield* metrics.deployAttempt("superseded")
+          yield* metrics.deployDuration(Number((yield* Clock.monotonicTimeNanos) - startedAtNanos) / 1e9)
+          record(d, {
+            outcome: "Superseded",
+            reason,
+            sourceFingerprint: facts.fingerprint,
+            x5t: facts.x5t,
+            versionId: own?.versionId,
+            notAfter: facts.notAfterText,
+            held: true,
+            fix: anotherWriterFix,
+            success: false,
+            atMs: yield* Clock.currentTimeMillis,
+          })
+          yield* log(
+            d,
+            "superseded: another writer's version is served, written after this agent's; held, nothing imported",
+            "warn",
+            {
+              outcome: "Superseded",
+              reason,
+              servedVersionId: served.versionId,
+              servedX5t: served.x5t,
+              ...(own?.versionId === undefined ? {} : { ownVersionId: own.versionId }),
+              newX5t: facts.x5t,
+              fix: anotherWriterFix,
+            },
+          )
+          return undefined
+        }
         const material = parsed.material
+        // When the vault created each version the deploy's requests answered (its import, its reads):
+        // the creation time of the version it leaves in place, for `slot.own`.
+        const createdAtOf = new Map<string, number>()
+        const noteCreated = <E>(read: Effect.Effect<VaultVersion, E>) =>
+          Effect.tap(read, (v) => Effect.sync(() => createdAtOf.set(v.versionId, v.createdAt.getTime())))
         /**
          * The deploy (core's state machine) on the import permit `importPermit`, with the read
          * `latest` as its snapshot when it is still one when the deploy starts (freshSnapshot: at
@@ -934,14 +1072,14 @@ export const makeReconciler = (
               Effect.suspend(() => {
                 const p = primed
                 primed = undefined
-                return p === undefined ? spend("other", vault.getLatest(name)) : p
+                return noteCreated(p === undefined ? spend("other", vault.getLatest(name)) : p)
               }),
-            getVersion: (name, v) => spend("other", vault.getVersion(name, v)),
+            getVersion: (name, v) => noteCreated(spend("other", vault.getVersion(name, v))),
             listVersions: (name) => spend("other", vault.listVersions(name)),
             importVersion: (request) =>
               Effect.andThen(
                 commit("committed"),
-                lane.budget.spendReserved(importPermit, vault.importVersion(request)),
+                noteCreated(lane.budget.spendReserved(importPermit, vault.importVersion(request))),
               ),
             getVersionSecret: (name, v) =>
               Effect.andThen(commit("rolling-back"), spend("other", vault.getVersionSecret(name, v))),
@@ -1027,6 +1165,16 @@ export const makeReconciler = (
               (reservation) => lane.budget.releaseUnused(reservation),
             )
         const success = outcome._tag === "Succeeded" || outcome._tag === "Skipped"
+        // The version it leaves serving the source is this deployment's own; after any other outcome
+        // its state record says what it knows (none, as before this deploy).
+        if (slot.deployment === d)
+          slot.own = success
+            ? {
+                versionId: outcome.versionId,
+                x5t: facts.x5t,
+                createdAtMs: createdAtOf.get(outcome.versionId),
+              }
+            : undefined
         const held = isHeld(outcome)
         if (success) return d.pickup === undefined ? undefined : facts.x5t
         if (held) return undefined
@@ -1565,6 +1713,7 @@ export const makeReconciler = (
         pass: undefined,
         noTokenTold: false,
         unread: undefined,
+        own: undefined,
       })
       if (recorded?.lastSuccessAt !== undefined)
         agentMetrics.lastSuccess(d.name, Date.parse(recorded.lastSuccessAt))
@@ -1651,6 +1800,8 @@ export const makeReconciler = (
             // Another target or identity: its first attempt without a token, or that cannot read, is told again.
             slot.noTokenTold = false
             slot.unread = undefined
+            // Another configuration of what is written: the version the old one wrote is not its own.
+            slot.own = undefined
             // Only a run in its attempt: one waiting for its permits reads the new configuration once it has them.
             if (slot.phase === "attempting" && slot.fiber !== undefined) replaced.push(slot.fiber)
             changed++
