@@ -52,7 +52,7 @@ const requestsSince = (mark: number, vault = VAULT): Record<string, number> => {
 const name = (i: number) => `site-${i}`
 
 describe("a pass over a vault with many deployments lists it", () => {
-  it("confirms what is in place from the list, deploys what another writer replaced, and reads each one when the list is refused", async () => {
+  it("confirms what is in place from the list, holds on what another writer replaced, and reads each one when the list is refused", async () => {
     const { emulator, pki, work } = suite
     const leaves = await Promise.all(Array.from({ length: N }, (_, i) => pki.leaf(`${name(i)}.example.test`)))
     leaves.forEach((leaf, i) => {
@@ -115,7 +115,7 @@ describe("a pass over a vault with many deployments lists it", () => {
     ).toBe(1)
 
     // Another kvdeploy writer replaces one certificate: the list does not confirm it, so that deployment
-    // reads it (the read is the deploy's snapshot), imports its source and verifies; the others stay listed.
+    // reads it and holds on the other writer's version (Superseded, nothing imported); the others stay listed.
     const replaced = 7
     const foreign = await emulator.state.foreignImport(VAULT, `${name(replaced)}-cert`, {
       "certctl-managed-by": "certctl",
@@ -126,11 +126,18 @@ describe("a pass over a vault with many deployments lists it", () => {
     a.signal("SIGHUP")
     const oneChanged = await passOver("reload", from)
     expect(oneChanged).toMatchObject({ inPlace: N - 1, inPlaceFromList: N - 1, other: 1, listPages: PAGES })
-    expect(requestsSince(mark)).toEqual({ "list 200": PAGES, "getLatest 200": 2, "import 200": 1 })
-    expect(emulator.state.versions(VAULT, `${name(replaced)}-cert`)?.at(-1)?.x5t).toBe(leaves[replaced]?.x5t)
+    expect(requestsSince(mark)).toEqual({ "list 200": PAGES, "getLatest 200": 1 })
     expect(
-      a.lines.slice(from).some((l) => l.deployment === name(replaced) && l.msg === "deploy: Succeeded"),
+      a.lines.slice(from).some((l) => l.deployment === name(replaced) && l.msg.startsWith("superseded: ")),
     ).toBe(true)
+    // Its source renewed ends the hold: deployed over the other writer's version.
+    const renewal = await pki.leaf(`${name(replaced)}.example.test`)
+    leaves[replaced] = renewal
+    from = a.lines.length
+    work.write(`${name(replaced)}.key`, renewal.keyPem)
+    work.write(`${name(replaced)}.crt`, renewal.certPem)
+    await a.waitFor((l) => l.deployment === name(replaced) && l.msg === "deploy: Succeeded", { from })
+    expect(emulator.state.versions(VAULT, `${name(replaced)}-cert`)?.at(-1)?.x5t).toBe(leaves[replaced]?.x5t)
 
     // The list refused (403): every deployment reads its own certificate, and the warning says what to grant.
     const refusal = emulator.faults.add({
