@@ -320,23 +320,23 @@ const outcomeVersionId = (o: DeployOutcome): string | undefined =>
 const ANOTHER_WRITER = "another writer wrote version "
 
 /** What to do about such a hold (the record's `fix`, repeated on each held line). */
-export const anotherWriterFix =
-  "keep one writer per certificate: stop the other agent or take the certificate out of its deployments, and deploy by hand only what the agent's source holds (`kvdeploy versions` shows each version's tags and creation time). The hold ends when this deployment's source changes (its new certificate is deployed once), when the vault serves the source again, or with a change of the deployment's source or target configuration (SIGHUP); to put this source back now over the other writer's version, stop the agent, remove this deployment's entry from state.json and start it"
+const anotherWriterFix =
+  "keep one writer per certificate: stop the other agent or take the certificate out of its deployments, and deploy by hand only what the agent's source holds (`kvdeploy versions` shows each version's tags and creation time). The hold ends when this deployment's source certificate is renewed (the new one is deployed once), when the vault serves the source again, or with a change of the deployment's source or target configuration (SIGHUP); to put this source back now over the other writer's version, stop the agent, remove this deployment's entry from state.json and start it"
 
 /** Whether a held record is a hold on another writer's version met between passes (above). */
 const isAnotherWritersHold = (record: DeploymentRecord): boolean =>
   record.outcome === "Superseded" && record.reason.startsWith(ANOTHER_WRITER)
 
 /**
- * The version the vault serves (`served`), when another writer wrote it after `own`, the version
+ * Whether another writer wrote the version the vault serves (`served`) after `own`, the version
  * this deployment last deployed or found in place for the source certificate `sourceX5t`: a
- * version other than its own that does not hold the source certificate. Undefined when there is no
+ * version other than its own that does not hold the source certificate. False when there is no
  * such evidence: no own version known, the source changed since (its renewal is deployed as
  * before), the vault serves the source certificate (whoever wrote it), or serves the agent's own
  * version (disabled, its tags changed), or a version created before the agent's own (a lagging
  * replica answering an earlier version: not another writer's, and deployed over as before).
  */
-export const anotherWritersVersion = (
+const anotherWritersVersion = (
   own: OwnVersion | undefined,
   served: { readonly versionId: string; readonly x5t: string; readonly createdAt: Date },
   sourceX5t: string,

@@ -30,7 +30,7 @@ import type { Issued } from "./pki.js"
 const world = perTestWorld()
 /** The fix a hold on another writer's version names (its start: one writer per certificate). */
 const oneWriter = expect.stringMatching(
-  /^keep one writer per certificate: .*The hold ends when this deployment's source changes/,
+  /^keep one writer per certificate: .*The hold ends when this deployment's source certificate is renewed/,
 )
 const VAULT = "kv-writers"
 const CERT = "shared"
