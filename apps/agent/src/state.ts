@@ -50,8 +50,9 @@ export interface DeploymentRecord {
    */
   readonly servedNotAfter?: string | undefined
   /**
-   * The fix of a held Rejected outcome (the deploy's problems'), which the held lines repeat.
-   * Absent in files of agents before it, and for other outcomes.
+   * The fix of a held Rejected outcome (the deploy's problems'), or of a Superseded hold on another
+   * writer's version met between passes, which the held lines repeat. Absent in files of agents
+   * before it, and for other outcomes.
    */
   readonly fix?: string | undefined
 }
