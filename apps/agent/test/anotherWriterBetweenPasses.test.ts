@@ -114,13 +114,14 @@ describe("another writer's version written between the agent's passes", () => {
     const a = agentOn(w, e, "a", writePair(w, "a", await p.leaf("a.example.test")))
     const aFirst = await a.waitFor(deployed("Succeeded"))
     const leafB = await p.leaf("b.example.test")
+    // A's lines from here on: its pass may meet B's version before this test sees B's deploy line.
+    const fromA = a.lines.length
     const b = agentOn(w, e, "b", writePair(w, "b", leafB))
     // No record of its own (a first pass, or a state lost): deployed as before, over A's version.
     const bFirst = await b.waitFor(deployed("Succeeded"))
     expect(versionOf(bFirst.previousVersionId)).toBe(versionOf(aFirst.versionId))
-    const fromA = a.lines.length
     const fromB = b.lines.length
-    await passes(a, fromA, 3)
+    await passes(a, a.lines.length, 3)
     await passes(b, fromB, 3)
 
     // One version each, and no more: A holds on B's, B finds its own in place.
