@@ -4,7 +4,8 @@
  * holds as after a `Superseded` deploy (its log, state record and outcome series say Superseded),
  * and imports nothing over it. docs/agent.md (step 4 and Limits) says so. Two agents with different
  * sources for one certificate so write one version each, then one holds; a renewal of a source is
- * deployed once, and the other agent then holds. What stays as before: a deployment with no record
+ * deployed once, and the other agent then holds. A version written while the agent was stopped is
+ * held at its restart (from the state record). What stays as before: a deployment with no record
  * deploys; a version of the source certificate by another writer is in place; a read that answers
  * the agent's own earlier version (a lagging replica) is deployed over.
  */
@@ -230,6 +231,34 @@ describe("another writer's version written between the agent's passes", () => {
     expect(deployLines(a, from)).toHaveLength(1)
     expect(served(e).at(-1)?.x5t).toBe(leaf3.x5t)
     expect(await lastOutcome(a, "Skipped")).toBe(1)
+  })
+})
+
+describe("another writer's version written while the agent was stopped", () => {
+  it("is held at the restart, from the state record's version (Superseded, nothing imported)", async () => {
+    const { e, w, p } = await world.setUp([VAULT])
+    const leaf = await p.leaf("restart.example.test")
+    const files = writePair(w, "restart", leaf)
+    const a = agentOn(w, e, "a", files, 3600)
+    const first = await a.waitFor(deployed("Succeeded"))
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    expect(stateRecord(w, "state-a")).toMatchObject({
+      outcome: "Succeeded",
+      versionId: versionOf(first.versionId),
+    })
+    const byHand = await handDeploy(w, e, await p.leaf("restart.example.test"), "hand")
+    const again = agentOn(w, e, "a", files, 3600)
+    const held = await again.waitFor(
+      (l) => l.deployment === CERT && (l.msg.startsWith("deploy: ") || l.msg.startsWith("superseded: ")),
+    )
+    expect(held).toMatchObject({
+      msg: "superseded: another writer's version is served, written after this agent's; held, nothing imported",
+      servedVersionId: byHand,
+      ownVersionId: versionOf(first.versionId),
+    })
+    expect(served(e).at(-1)?.version).toBe(byHand)
+    expect(await lastOutcome(again, "Superseded")).toBe(1)
   })
 })
 
