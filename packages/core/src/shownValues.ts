@@ -293,15 +293,25 @@ const colonHexRun = new RegExp(`(?:[0-9A-Fa-f]{2}:${hexGap}){29,}[0-9A-Fa-f]{2}`
  * break `ew`). Judged by that header (tokenHeader), so host names and dotted ids stay. Its first
  * line only: a page or a log that breaks long lines may wrap a token (tokenLine).
  */
-const tokenRun = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){0,4}/g
+const tokenRun = /(?<![A-Za-z0-9_-])e[wy][A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){0,4}/g
 /**
  * A wrapped token's next line: a line break, indentation, then base64url and dots to the line's end.
  * A line with anything else on it is not joined ("Trace ID: …" after a token stays whole); a
  * token's last line that ends in markup is then shown, a piece of its signature without the rest.
  */
 const tokenLine = /\r?\n[ \t]*([A-Za-z0-9_.-]+)[ \t]*(?=\r?\n|$)/y
-/** A line shorter than this ends a token (a wrapped token's lines but its last are as long as the page's). */
+/**
+ * A joined line shorter than this ends a token: a wrapped token's lines but its last are as long as
+ * the page's. (Its first piece may be short: the token can start near the end of a line.)
+ */
 const wrappedLineLength = 16
+/** A token with two dots and this much after the last is whole (an HS256 signature is 43 characters). */
+const wholeSignatureLength = 43
+
+const tokenIsWhole = (joined: string): boolean => {
+  const last = joined.lastIndexOf(".")
+  return last > joined.indexOf(".") && joined.length - last - 1 >= wholeSignatureLength
+}
 
 /** Whether a base64url segment is a JSON object's start: `{`, maybe spaces, then `"`. */
 const tokenHeader = (segment: string): boolean =>
@@ -325,9 +335,10 @@ export const withoutTokens = (text: string): string => {
     const firstDot = first.indexOf(".")
     if (!tokenHeader(firstDot < 0 ? first : first.slice(0, firstDot))) continue
     let joined = first
-    let line = first
     let end = found.index + first.length
-    while (line.length >= wrappedLineLength) {
+    // A token whole on its first line is not wrapped (a line of a GUID or a host after it stays
+    // shown). Otherwise its next line is always tried, a later one only after a full-width line.
+    for (let line = ""; !tokenIsWhole(first) && (line === "" || line.length >= wrappedLineLength); ) {
       tokenLine.lastIndex = end
       const next = tokenLine.exec(text)
       if (next === null) break

@@ -350,6 +350,18 @@ describe("identity secrets in a message", () => {
         }
       }
     }
+    // A token that starts near a line's end: its first piece is short (a few characters of its
+    // header), and a break may fall anywhere, in the payload's start too.
+    for (const firstPiece of [3, 5, 10, longHeader.length + 3]) {
+      const wrapped = `${long.slice(0, firstPiece)}\n${(long.slice(firstPiece).match(/.{1,76}/g) ?? []).join("\n")}`
+      expect(withoutTokens(`token: ${wrapped}\nTrace ID: 7f3a`), `first piece ${firstPiece}`).toBe(
+        "token: [a token, not shown]\nTrace ID: 7f3a",
+      )
+    }
+    // A token whole on one line is not joined to a next line of base64url and dots (a GUID, a host).
+    expect(withoutTokens(`${jwt}\nlogin.microsoftonline.com\n7f3a9c1e-2b4d-4e5f-8a6b-1c2d3e4f5a6b`)).toBe(
+      "[a token, not shown]\nlogin.microsoftonline.com\n7f3a9c1e-2b4d-4e5f-8a6b-1c2d3e4f5a6b",
+    )
     // Lines of base64url that begin with no JSON header, or hold no dot, are no token.
     const plain = `${seg("not a json header at all, only text")}\n${seg("x".repeat(30))}`
     expect(withoutTokens(plain)).toBe(plain)
@@ -365,6 +377,11 @@ describe("identity secrets in a message", () => {
     const lines = Array.from({ length: 2_000 }, () => seg('{"alg":"none","pad":"xxxxxxxx"}'))
     const text = lines.join("\n")
     expect(withoutTokens(text)).toBe(text)
+    // One run of 8 MB that starts like a header: judged, not a RangeError of the pattern's engine
+    // (a bounded repetition there overflowed the stack from about 6 MB).
+    const run = `eyJ${"A".repeat(8_000_000)}`
+    expect(withoutTokens(run)).toBe(run)
+    expect(withoutTokens(`${run}.b`)).toBe("[a token, not shown]")
   })
 
   it("withoutKeyText removes the values of a token request's and answer's secret fields, form and JSON, keeping their names", () => {
