@@ -349,7 +349,7 @@ describe("a rollback over another writer's import", () => {
     const o = rolledBack([{ versionId: "v3", x5t: "theirs" }])
     const lines = outcomeLines(o, undefined, plain as never, 0, clientSecret)
     expect(lines).toContain(
-      "  overwritten v3  x5t theirs: another writer's, imported while the rollback's import was in flight, no longer served",
+      "  overwritten v3  x5t theirs: another writer's, imported after the snapshot, under the rollback now",
     )
     const next = nextStep(o, clientSecret)
     expect(next).toContain("kvdeploy restore --from-version v3")

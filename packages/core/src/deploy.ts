@@ -128,16 +128,16 @@ interface RunState {
 }
 
 /**
- * What a RolledBack's reason adds about other writers' imports during the rollback's import: the
- * versions now under the previous certificate (named, with what to do), or that this could not be
- * checked; nothing when the list showed none.
+ * What a RolledBack's reason adds about other writers' versions the rollback stands over (imported
+ * while its import was in flight, or another deployer's copy of the new certificate): named, with
+ * what to do, or that this could not be checked; nothing when the list showed none.
  */
 const overwrittenText = (overwritten: ReadonlyArray<VaultVersion> | undefined): string => {
   if (overwritten === undefined)
     return "; the versions could not be listed afterwards, so another writer's import while the rollback's import was in flight is not ruled out (`kvdeploy versions` lists them)"
   if (overwritten.length === 0) return ""
   const one = overwritten.length === 1
-  return `, over another writer's ${namedVersions(overwritten)}, imported while the rollback's import was in flight (Key Vault has no conditional import): ${one ? "that newer write is" : "those newer writes are"} no longer served; decide which certificate the vault should serve (\`kvdeploy versions\` lists them) and deploy it`
+  return `, over another writer's ${namedVersions(overwritten)}, imported after the snapshot (Key Vault has no conditional import): ${one ? "that write is" : "those writes are"} no longer served; decide which certificate the vault should serve (\`kvdeploy versions\` lists them) and deploy it`
 }
 
 /** What a Superseded reason adds when the other writer's newer version is disabled. */
@@ -1189,6 +1189,7 @@ function* run(
     serialHex: newFacts.serialHex,
     tags,
     olderVersionIds: previous === undefined ? [] : [previous.versionId],
+    ...(state.contentType === undefined ? {} : { identicalContentType: state.contentType.imported }),
   }
   trail.vaultCalls++
   const firstRead: ReadResult = yield* resultOf(vault.getLatest(name))
@@ -1220,7 +1221,7 @@ function* run(
     return {
       _tag: "Succeeded",
       versionId: served,
-      reason: `the vault serves this certificate: another writer (another kvdeploy deploying the same certificate) imported it again as ${served} after ${imported.versionId}, with the same tags, so ${served} is served and ${imported.versionId} stays below it, identical`,
+      reason: `the vault serves this certificate: another writer (another kvdeploy deploying the same certificate) imported it again as ${served} after ${imported.versionId}, with the same tags and content type, so ${served} is served and ${imported.versionId} stays below it (the chain of ${served} is not compared: \`kvdeploy show\` lists it)`,
     } satisfies Draft
   }
   return yield* notVerified(request, trail, state, verdict, imported, alsoOurs, reconciledUncertain)

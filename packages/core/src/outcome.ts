@@ -150,10 +150,10 @@ export interface RolledBack extends OutcomeCommon {
   readonly rollbackVersionId: string
   readonly rollbackSource: RollbackSource
   /**
-   * Another writer's versions imported while the rollback's import was in flight (listed after the
-   * rollback, not before its import): the previous certificate is now served over them, and the
-   * reason says so and what to do. Absent when there were none (or they could not be listed: the
-   * reason says that too).
+   * Other writers' versions the rollback now stands over, listed after it: imported while its import
+   * was in flight (Key Vault has no conditional import), or another deployer's copy of the new
+   * certificate imported since the snapshot. The reason names them and says what to do. Absent when
+   * there were none (or they could not be listed: the reason says that too).
    */
   readonly overwritten?: ReadonlyArray<VersionRef>
 }

@@ -319,18 +319,30 @@ const importedSinceSnapshot = (
   failed: VaultVersion,
   alsoFailed: ReadonlyArray<VaultVersion>,
   certificateId: string,
+  /**
+   * After the rollback (overwrittenInFlight): another deployer's version of the failed certificate
+   * counts too (the rollback now stands over it: that deployer's intent is undone).
+   */
+  failedCopiesCount = false,
 ): Array<VaultVersion> => {
   const ours = new Set([previous.versionId, failed.versionId, ...alsoFailed.map((v) => v.versionId)])
   const snapshotSecond = previous.createdAt.getTime()
   const thisCertificate = (v: VaultVersion) =>
     isManagedByKvdeploy(v.tags) && v.tags[CERTIFICATE_ID_TAG] === certificateId
+  // Versions a listed rollback names: rolled back, so history (an earlier deploy's failed import).
+  const rolledBack = new Set(versions.flatMap((v) => v.tags[ROLLBACK_OF_TAG] ?? []))
   const earlierHistory = (v: VaultVersion) =>
-    previous.tags[ROLLBACK_OF_TAG] === v.versionId || thisCertificate(v)
+    previous.tags[ROLLBACK_OF_TAG] === v.versionId ||
+    rolledBack.has(v.versionId) ||
+    // After the rollback, a copy of the failed certificate with this id from the snapshot's second
+    // that no rollback names is taken for another deployer's (a deploy's own earlier import of it
+    // would have been served, and the snapshot found it, unless it was rolled back).
+    (thisCertificate(v) && !(failedCopiesCount && v.x5t === failed.x5t))
   return byCreationLatestFirst(
     versions.filter(
       (v) =>
         !ours.has(v.versionId) &&
-        !(thisCertificate(v) && (v.x5t === previous.x5t || v.x5t === failed.x5t)) &&
+        !(thisCertificate(v) && (v.x5t === previous.x5t || (!failedCopiesCount && v.x5t === failed.x5t))) &&
         (v.createdAt.getTime() > snapshotSecond ||
           (v.createdAt.getTime() === snapshotSecond && !earlierHistory(v))),
     ),
@@ -373,13 +385,15 @@ export const namedVersions = (versions: ReadonlyArray<VaultVersion>): string =>
     .join(", ")}${versions.length > 3 ? ` and ${versions.length - 3} more` : ""}`
 
 /**
- * After a verified rollback: another writer's versions the list before the rollback's import did
- * not show (it showed none, or no rollback was written), imported while the import was in flight
- * and now under the previous certificate (importedSinceSnapshot's rule, this rollback's versions
- * counted as ours). One list request, on the rollback's path only. `undefined` when the list
- * cannot be read: the rollback stands, and the outcome says this was not checked.
+ * After a verified rollback: the versions of other writers it now stands over. Those the list before
+ * its import did not show (imported while the import was in flight: Key Vault has no conditional
+ * import), and another deployer's copies of the failed certificate since the snapshot (that list
+ * leaves them to the rollback, which restores the snapshot over them): importedSinceSnapshot's
+ * rule with those copies counted, this rollback's versions counted as ours, none created after it.
+ * One list request, on the rollback's path only. `undefined` when the list cannot be read: the
+ * rollback stands, and the outcome says this was not checked.
  */
-function* overwrittenInFlight(
+function* overwrittenByRollback(
   trail: DeployTrail,
   request: DeployRequest,
   previous: VaultVersion,
@@ -400,13 +414,16 @@ function* overwrittenInFlight(
   }
   const ours = [...alsoFailed, rollback, ...alsoOurs]
   // One created in a later second than the rollback came after its verify: served over it, not under.
-  const others = importedSinceSnapshot(listed.success, previous, failed, ours, request.certificateId).filter(
-    (v) => v.createdAt.getTime() <= rollback.createdAt.getTime(),
-  )
+  const others = importedSinceSnapshot(
+    listed.success,
+    previous,
+    failed,
+    ours,
+    request.certificateId,
+    true,
+  ).filter((v) => v.createdAt.getTime() <= rollback.createdAt.getTime())
   if (others.length > 0)
-    trail.note(
-      `rollback: another writer imported ${others.map((v) => v.versionId).join(", ")} while the rollback's import was in flight`,
-    )
+    trail.note(`rollback: it stands over another writer's ${others.map((v) => v.versionId).join(", ")}`)
   return others
 }
 
@@ -634,7 +651,7 @@ export const rollback = Effect.fnUntraced(function* (
   switch (verdict._tag) {
     case "Verified": {
       trail.note("rollback: verified")
-      const overwritten = yield* overwrittenInFlight(
+      const overwritten = yield* overwrittenByRollback(
         trail,
         request,
         previous,

@@ -36,6 +36,14 @@ export interface Expected {
   readonly tags: Readonly<Record<string, string>>
   /** Versions known to predate ours (the snapshot, or the failed version before a rollback). */
   readonly olderVersionIds: ReadonlyArray<string>
+  /**
+   * The forward verify's only: the content type of the secret the import wrote. A newer version
+   * from another writer that holds this certificate, enabled, with exactly these tags and this
+   * content type (another kvdeploy deploying the same files at once) is then judged as ours
+   * (`Verified`): the vault serves what the deploy set out to serve. Absent (the rollback's reads):
+   * every newer version of another writer's is `Superseded`, so a rollback never writes over one.
+   */
+  readonly identicalContentType?: string
 }
 
 export type Verdict =
@@ -67,6 +75,24 @@ const judgeOurs = (latest: VaultVersion, expected: Expected): Verdict => {
   return { _tag: "Mismatch", latest, differences }
 }
 
+/**
+ * Another writer's version that is this deploy's import in all the vault says of it (see
+ * `Expected.identicalContentType`): this certificate and serial, enabled, exactly the tags (none
+ * more), the content type. The chain is not compared (a read of the latest does not carry it).
+ */
+const identicalToOurs = (latest: VaultVersion, expected: Expected): boolean => {
+  if (expected.identicalContentType === undefined) return false
+  const keys = Object.keys(latest.tags)
+  return (
+    latest.x5t === expected.x5t &&
+    latest.serialHex === expected.serialHex &&
+    latest.enabled &&
+    latest.contentType === expected.identicalContentType &&
+    keys.length === Object.keys(expected.tags).length &&
+    keys.every((k) => expected.tags[k] === latest.tags[k])
+  )
+}
+
 /** Judge one answer of `getLatest` (plain code: no effect is built when the answer settles it). */
 export const judgeLatest = (latest: VaultVersion, expected: Expected): Verdict | StaleAnswer => {
   const ours = expected.version
@@ -75,13 +101,8 @@ export const judgeLatest = (latest: VaultVersion, expected: Expected): Verdict |
   // Known to predate ours: a stale read or a lost write.
   if (expected.olderVersionIds.includes(latest.versionId)) return { _tag: "StaleAnswer", latest }
   // Latest is the most recently created version: one created in our second or later is newer.
-  if (latest.createdAt.getTime() >= ours.createdAt.getTime()) {
-    // Another writer's import of this very certificate with every tag ours carries (a second agent or
-    // CI job deploying the same files at once): the vault serves what this deploy set out to serve,
-    // so nothing was superseded and nothing is to decide.
-    const same = judgeOurs(latest, expected)
-    return same._tag === "Verified" ? same : { _tag: "Superseded", latest }
-  }
+  if (latest.createdAt.getTime() >= ours.createdAt.getTime())
+    return identicalToOurs(latest, expected) ? { _tag: "Verified", latest } : { _tag: "Superseded", latest }
   return { _tag: "StaleAnswer", latest }
 }
 
@@ -208,7 +229,11 @@ export function* confirmSuperseded(
           detail: `reads of the latest version disagree (another writer's ${first.latest.versionId} from our second, then the older ${last.versionId} twice)`,
         }
       if (judged._tag !== "Superseded")
-        trail.note(`${step}: two more reads serve ours, not the other writer's`)
+        trail.note(
+          judged._tag === "Verified" && judged.latest.versionId === first.latest.versionId
+            ? `${step}: two more reads serve the other writer's ${last.versionId}, identical to ours`
+            : `${step}: two more reads serve ours, not the other writer's`,
+        )
       return judged
     }
     last = again.success

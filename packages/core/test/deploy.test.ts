@@ -1944,6 +1944,40 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
       ),
   )
 
+  for (const [label, tags, contentType] of [
+    ["one operator tag more", { ...managedTags, owner: "team-b" }, undefined],
+    ["served as PEM while this deploy writes PKCS#12", managedTags, "application/x-pem-file"],
+  ] as const)
+    it.effect(`the same certificate from another writer, ${label}: Superseded, not taken as ours`, () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          yield* seedManaged(oldCert.material)
+          let reads = 0
+          const racing: (typeof Vault)["Service"] = {
+            ...port,
+            getLatest: (name) =>
+              ++reads === 2
+                ? Effect.andThen(
+                    vault.seed(NAME, newCert.material, {
+                      writer: "foreign",
+                      tags,
+                      ...(contentType === undefined ? {} : { contentType }),
+                    }),
+                    port.getLatest(name),
+                  )
+                : port.getLatest(name),
+          }
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, racing)),
+            "Superseded",
+          )
+          assert.strictEqual(o.supersededBy.x5t, newCert.x5t)
+        }),
+      ),
+    )
+
   it.effect("the same certificate from another writer with other tags is still Superseded", () =>
     fresh(
       Effect.gen(function* () {
@@ -2122,6 +2156,54 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
         }),
       ),
   )
+
+  it.effect(
+    "a second deployer's import of the same certificate lands while the rollback's import is in flight: named as overwritten",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script(
+            "importVersion",
+            Fault.alter("drop-tags"),
+            Fault.foreignImport(newCert.material, managedTags),
+          )
+          const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
+          const buried = vault.versions(NAME).find((v) => v.writer === "foreign")
+          assert.strictEqual(buried?.x5t, newCert.x5t)
+          assert.deepStrictEqual(
+            o.overwritten?.map((v) => v.versionId),
+            [buried?.versionId],
+          )
+        }),
+      ),
+  )
+
+  for (const [label, tags] of [
+    ["another kvdeploy with this certificate id", managedTags],
+    ["another tool, without kvdeploy's tags", { owner: "someone-else" }],
+  ] as const)
+    it.effect(
+      `another writer's import of the new certificate just before the rollback's last read (${label}): Superseded, nothing written over it`,
+      () =>
+        fresh(
+          Effect.gen(function* () {
+            const vault = yield* InMemoryVaultHandle
+            yield* seedManaged(oldCert.material)
+            vault.script("importVersion", Fault.alter("drop-tags"))
+            // After the rollback's version list, just before its last read of the latest.
+            vault.script("getLatest", Fault.pass, Fault.pass, Fault.foreignImport(newCert.material, tags))
+            const o = expectTag(yield* runDeploy(request(newCert.material)), "Superseded")
+            assert.strictEqual(vault.latest(NAME)?.writer, "foreign")
+            assert.strictEqual(
+              vault.versions(NAME).filter((v) => v.tags[ROLLBACK_OF_TAG] !== undefined).length,
+              0,
+            )
+            assert.isUndefined(o.rollbackVersionId)
+          }),
+        ),
+    )
 
   it.effect(
     "the version list after the rollback cannot be read: RolledBack, and the reason says what was not checked",

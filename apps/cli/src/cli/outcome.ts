@@ -256,7 +256,7 @@ export const nextStep = (o: DeployOutcome, credential: CredentialInUse): string 
     return "a person must look: `kvdeploy versions` shows what the vault holds; deploy again: it is skipped if the import did land, or imports once, and says so if the certificate is soft-deleted"
   if (o._tag === "RolledBack" && o.overwritten !== undefined) {
     const [first] = o.overwritten
-    return `a person must decide which certificate the vault should serve: another writer's newer version is now under the rollback; \`kvdeploy versions\` shows them, and \`kvdeploy restore --from-version ${first?.versionId ?? "VERSION"}\` puts that version's certificate back`
+    return `a person must decide which certificate the vault should serve: another writer's version is now under the rollback; \`kvdeploy versions\` shows them, and \`kvdeploy restore --from-version ${first?.versionId ?? "VERSION"}\` puts that version's certificate back`
   }
   return next[o._tag]
 }
@@ -290,7 +290,7 @@ export const outcomeLines = (
     )
   if (o._tag === "RolledBack" && o.overwritten !== undefined)
     lines.push(
-      `  ${s.yellow("overwritten")} ${o.overwritten.map((v) => `${v.versionId}  x5t ${v.x5t}`).join("; ")}: another writer's, imported while the rollback's import was in flight, no longer served`,
+      `  ${s.yellow("overwritten")} ${o.overwritten.map((v) => `${v.versionId}  x5t ${v.x5t}`).join("; ")}: another writer's, imported after the snapshot, under the rollback now`,
     )
   if (o._tag === "RollbackFailed") lines.push(`  rollback    ${o.rollbackVersionId ?? "(not written)"}`)
   if (o._tag === "Superseded" && o.rollbackVersionId !== undefined)
