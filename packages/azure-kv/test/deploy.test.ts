@@ -324,10 +324,10 @@ describe("deploy contract against the emulator", () => {
         "versions 200",
         "getLatest 200",
         "import 200",
-        "getLatest 200",
-        // Listed again after the rollback's verify: another writer's import while the rollback's
-        // import was in flight would be named (it would now be under the previous certificate).
+        // Listed again after the rollback's import, before its verify (which stays the last read):
+        // another writer's import while the rollback's import was in flight would be named.
         "versions 200",
+        "getLatest 200",
       ])
     }),
   )

@@ -5,6 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
+import type * as Result from "effect/Result"
 import { PEM_CONTENT_TYPE, PKCS12_CONTENT_TYPE, type SecretContentType } from "./contentType.js"
 import type { CertificateMaterial, InspectedMaterial } from "./material.js"
 import type { RollbackSource, VersionRef } from "./outcome.js"
@@ -393,19 +394,16 @@ export const namedVersions = (versions: ReadonlyArray<VaultVersion>): string =>
  * One list request, on the rollback's path only. `undefined` when the list cannot be read: the
  * rollback stands, and the outcome says this was not checked.
  */
-function* overwrittenByRollback(
+const overwrittenByRollback = (
   trail: DeployTrail,
+  listed: Result.Result<ReadonlyArray<VaultVersion>, { readonly _tag: string }>,
   request: DeployRequest,
   previous: VaultVersion,
   failed: VaultVersion,
   alsoFailed: ReadonlyArray<VaultVersion>,
   rollback: VaultVersion,
   alsoOurs: ReadonlyArray<VaultVersion>,
-): Effect.fn.Return<ReadonlyArray<VaultVersion> | undefined, never, Vault> {
-  const vault = yield* Vault
-  const listed = yield* trail
-    .read("listVersions", vault.listVersions(request.target.certificateName))
-    .pipe(Effect.result)
+): ReadonlyArray<VaultVersion> | undefined => {
   if (listed._tag === "Failure") {
     trail.note(
       `rollback: the versions could not be listed after it (${listed.failure._tag}); another writer's import during it not ruled out`,
@@ -413,7 +411,7 @@ function* overwrittenByRollback(
     return undefined
   }
   const ours = [...alsoFailed, rollback, ...alsoOurs]
-  // One created in a later second than the rollback came after its verify: served over it, not under.
+  // Listed before the verify that found the rollback latest: none of them is newer than it.
   const others = importedSinceSnapshot(
     listed.success,
     previous,
@@ -643,6 +641,12 @@ export const rollback = Effect.fnUntraced(function* (
     tags,
     olderVersionIds: [previous.versionId, failed.versionId, ...alsoFailed.map((v) => v.versionId)],
   }
+  // Listed before the verify (not after it), so the verify stays the last read: a version listed
+  // here is under the rollback exactly when the verify finds the rollback latest (the latest is the
+  // last created), and a write after the list is judged by the verify as any other.
+  const listedAfter = yield* trail
+    .read("listVersions", vault.listVersions(request.target.certificateName))
+    .pipe(Effect.result)
   let verdict = yield* verifyLatest(trail, name, expected)
   // Another writer's version from the rollback's own second: confirmed as the forward verify does.
   if (verdict._tag === "Superseded" && verdict.latest.createdAt.getTime() === version.createdAt.getTime())
@@ -651,8 +655,9 @@ export const rollback = Effect.fnUntraced(function* (
   switch (verdict._tag) {
     case "Verified": {
       trail.note("rollback: verified")
-      const overwritten = yield* overwrittenByRollback(
+      const overwritten = overwrittenByRollback(
         trail,
+        listedAfter,
         request,
         previous,
         failed,

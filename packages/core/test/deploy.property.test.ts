@@ -1099,7 +1099,7 @@ describe("deploy invariants (property)", () => {
       ["Succeeded", 3],
       ["Skipped", 1],
       // 3 + getVersionSecret + the latest read again and the version list before the rollback
-      // import + rollback import + rollback verify + the version list after it
+      // import + rollback import + the version list after it + rollback verify
       ["RolledBack", 9],
     ])
   })

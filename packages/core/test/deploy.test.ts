@@ -2094,7 +2094,7 @@ describe("Superseded only when confirmed: reads that settle on an older version"
 
 describe("RolledBack (ours but wrong: previous material restored)", () => {
   it.effect(
-    "from the previous version's backing secret; tagged certctl-rollback-of; +4 calls (the latest read again, the version list, the secret, the import), a verify and the version list after it",
+    "from the previous version's backing secret; tagged certctl-rollback-of; +4 calls (the latest read again, the version list, the secret, the import), the version list again and a verify",
     () =>
       fresh(
         Effect.gen(function* () {
@@ -2112,8 +2112,8 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
           assert.strictEqual(latest?.material.chain.length, 1)
           // The snapshot, the verify, the read just before the rollback's import, the rollback's
           // verify; the version list before the rollback's import (another writer's version since the
-          // snapshot would not be written over) and after its verify (one imported while it was in
-          // flight would be named).
+          // snapshot would not be written over) and after it, before its verify (one imported while
+          // it was in flight would be named).
           assert.deepStrictEqual(vault.calls().byOperation, {
             getLatest: 4,
             listVersions: 2,
