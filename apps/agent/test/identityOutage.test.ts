@@ -10,7 +10,9 @@ import { noTokenMessage, recoveredMessage } from "../src/identityHealth.js"
 import { baseEnv, metricValue, startAgent, startEmulator, workdir, writeConfig } from "./harness.js"
 import { makePki } from "./pki.js"
 
-describe("an identity endpoint that fails", () => {
+// Side by side: each test has its own emulator, work directory and agent, and spends most of its time
+// waiting on the agent's clocks (the second one's token request runs out its 30 s limit).
+describe("an identity endpoint that fails", { concurrent: true }, () => {
   it("is told as no token for the vault, counted as identity_unavailable, and the deploy goes through once it is back", async () => {
     const vault = "identity-outage"
     const emulator = await startEmulator({ vaults: [vault] })
