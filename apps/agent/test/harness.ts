@@ -410,6 +410,35 @@ export const perTestWorld = () => {
       agents.push(a)
       return a
     },
+    /**
+     * `setUp` and `run` for one test of its own, for tests that run side by side (`concurrent`): its
+     * emulator, work directory and agents are stopped and removed when that test finishes (the
+     * `onTestFinished` of its context, which vitest keeps per test, where an afterEach is the file's).
+     */
+    own: (test: { readonly onTestFinished: (fn: () => Promise<void>) => void }) => {
+      let ownEmulator: Emulator | undefined
+      let ownWork: Workdir | undefined
+      const ownAgents: Array<AgentProcess> = []
+      test.onTestFinished(async () => {
+        for (const a of ownAgents.splice(0)) a.kill()
+        ownWork?.remove()
+        await ownEmulator?.stop()
+      })
+      return {
+        pki,
+        setUp: async (vaults: NonNullable<EmulatorOptions["vaults"]>, options: EmulatorOptions = {}) => {
+          if (ownEmulator !== undefined) throw new Error("own(): one setUp per test")
+          ownEmulator = await startEmulator({ ...options, vaults })
+          ownWork = workdir()
+          return { e: ownEmulator, w: ownWork, p: await pki() }
+        },
+        run: (config: string, e: Emulator, env: Readonly<Record<string, string>> = {}) => {
+          const a = startAgent(config, { ...baseEnv(), ...e.env.clientSecret, ...env })
+          ownAgents.push(a)
+          return a
+        },
+      }
+    },
   }
 }
 

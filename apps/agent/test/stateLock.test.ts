@@ -9,13 +9,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync } fro
 import { describe, expect, it } from "vitest"
 import { type LogLine, perTestWorld, writeConfig } from "./harness.js"
 
-const world = perTestWorld()
+const files = perTestWorld()
+type World = ReturnType<typeof files.own>
 
 const timeOf = (line: LogLine | undefined): number => Date.parse(String(line?.time))
 const waiting = (l: LogLine) => /^the state directory is locked by another agent/.test(l.msg)
 
 /** A first agent holding the state directory, its one deployment deployed. */
-const firstAgent = async (vault: string) => {
+const firstAgent = async (world: World, vault: string) => {
   const { e, w, p } = await world.setUp([vault])
   const leaf = await p.leaf("lock.example.test")
   w.write("l.crt", leaf.certPem)
@@ -33,9 +34,14 @@ const firstAgent = async (vault: string) => {
   return { e, w, first, second: () => world.run(config("second.yaml"), e) }
 }
 
-describe("the state directory's lock", () => {
-  it("a second agent on the same state_dir waits, deploys nothing, and starts once the first stops", async () => {
-    const { e, w, first, second: startSecond } = await firstAgent("kv-lock")
+// Side by side: each test has an emulator, work directory and agents of its own (files.own), and
+// most of their time is spent waiting on the agents' clocks (a stale lock is taken over after 30 s).
+describe("the state directory's lock", { concurrent: true }, () => {
+  it("a second agent on the same state_dir waits, deploys nothing, and starts once the first stops", async ({
+    onTestFinished,
+  }) => {
+    const world = files.own({ onTestFinished })
+    const { e, w, first, second: startSecond } = await firstAgent(world, "kv-lock")
     const second = startSecond()
     await second.waitFor(waiting)
     // A reload sent to the waiting agent (it used to kill it, then it was ignored): its file, changed
@@ -79,8 +85,9 @@ describe("the state directory's lock", () => {
     expect(existsSync(w.path("state/agent.lock"))).toBe(false)
   })
 
-  it("a waiting agent stops at once on SIGTERM, having started nothing", async () => {
-    const { first, second: startSecond } = await firstAgent("kv-lock-stop")
+  it("a waiting agent stops at once on SIGTERM, having started nothing", async ({ onTestFinished }) => {
+    const world = files.own({ onTestFinished })
+    const { first, second: startSecond } = await firstAgent(world, "kv-lock-stop")
     const second = startSecond()
     await second.waitFor(waiting)
     const sent = Date.now()
@@ -94,8 +101,11 @@ describe("the state directory's lock", () => {
   })
 
   // That it then writes no state is stateRefused.test.ts's (here no write was pending when it stopped).
-  it("an agent that loses its lock stops with exit 1, naming the cause and the fix", async () => {
-    const { w, first } = await firstAgent("kv-lock-lost")
+  it("an agent that loses its lock stops with exit 1, naming the cause and the fix", async ({
+    onTestFinished,
+  }) => {
+    const world = files.own({ onTestFinished })
+    const { w, first } = await firstAgent(world, "kv-lock-lost")
     const statePath = w.path("state/state.json")
     await expect.poll(() => existsSync(statePath), { timeout: 10_000 }).toBe(true)
     const before = { text: readFileSync(statePath, "utf8"), mtimeMs: statSync(statePath).mtimeMs }
@@ -108,7 +118,10 @@ describe("the state directory's lock", () => {
     expect({ text: readFileSync(statePath, "utf8"), mtimeMs: statSync(statePath).mtimeMs }).toEqual(before)
   })
 
-  it("a lock dated ahead that nobody refreshes (a killed agent's, then the clock set back) is taken over after 30 s unchanged", async () => {
+  it("a lock dated ahead that nobody refreshes (a killed agent's, then the clock set back) is taken over after 30 s unchanged", async ({
+    onTestFinished,
+  }) => {
+    const world = files.own({ onTestFinished })
     const { e, w, p } = await world.setUp(["kv-lock-ahead"])
     const leaf = await p.leaf("ahead.example.test")
     const deployment = {
