@@ -17,11 +17,8 @@ const token = `${seg('{"alg":"RS256","typ":"JWT"}')}.${seg(
 
 let world: World
 let server: Server
-let answer: { status: number; contentType: string; body: string } = {
-  status: 200,
-  contentType: "application/json",
-  body: "{}",
-}
+/** What the managed identity endpoint answers at /msi/<n>/token: the nth (one endpoint per answer, so runs overlap). */
+const answers: Array<{ status: number; contentType: string; body: string }> = []
 let certFile = ""
 let keyFile = ""
 
@@ -31,7 +28,12 @@ beforeAll(async () => {
   const leaf = await fixtures.leaf()
   certFile = world.file("leaf.pem", leaf.certPem + fixtures.chainOf(leaf))
   keyFile = world.file("leaf.key", leaf.keyPem)
-  server = createServer((_req, res) => {
+  server = createServer((req, res) => {
+    const answer = answers[Number(/^\/msi\/(\d+)\/token/.exec(req.url ?? "")?.[1] ?? -1)]
+    if (answer === undefined) {
+      res.writeHead(404).end()
+      return
+    }
     res.writeHead(answer.status, { "content-type": answer.contentType })
     res.end(answer.body)
   })
@@ -42,7 +44,10 @@ afterAll(async () => {
   await world?.stop()
 })
 
-describe("identity endpoint answers that quote a secret or a token", () => {
+// Side by side: the first test's fault is on the emulator's Entra ID, which the second (a managed
+// identity endpoint of its own) never asks; the SDK's retries of the second's answers are waited out
+// at once rather than one run after another.
+describe("identity endpoint answers that quote a secret or a token", { concurrent: true }, () => {
   it("a gateway echoing the token request's form: deploy --json and versions name the error, not AZURE_CLIENT_SECRET's value (1)", async () => {
     const secret = world.env.AZURE_CLIENT_SECRET ?? ""
     expect(secret.length).toBeGreaterThan(8)
@@ -61,12 +66,13 @@ describe("identity endpoint answers that quote a secret or a token", () => {
       })
       try {
         const target = world.targetFile("echoed-form")
-        for (const args of [
+        const argsOf = [
           ["deploy", "--config", target, "--cert", certFile, "--key", keyFile, "--json"],
           ["versions", "--config", target],
           ["versions", "--config", target, "--json"],
-        ]) {
-          const r = await runCli(args, { env: world.env })
+        ]
+        const results = await Promise.all(argsOf.map((args) => runCli(args, { env: world.env })))
+        for (const r of results) {
           const out = r.stdout + r.stderr
           expect(r.code, out).not.toBe(0)
           expect(out).not.toContain(secret)
@@ -84,13 +90,15 @@ describe("identity endpoint answers that quote a secret or a token", () => {
 
   it("a managed identity endpoint whose answer quotes a token and its header: versions and doctor show no part of them (1)", async () => {
     const address = server.address() as { port: number }
-    const env = {
+    const identityHeader = "an-identity-header-secret"
+    const envOf = (n: number) => ({
       NODE_EXTRA_CA_CERTS: world.env.NODE_EXTRA_CA_CERTS ?? "",
-      IDENTITY_ENDPOINT: `http://127.0.0.1:${address.port}/msi/token`,
-      IDENTITY_HEADER: "an-identity-header-secret",
-    }
+      IDENTITY_ENDPOINT: `http://127.0.0.1:${address.port}/msi/${n}/token`,
+      IDENTITY_HEADER: identityHeader,
+    })
+    const env = { IDENTITY_HEADER: identityHeader }
     const target = world.targetFile("mi-token", { credential_mode: "managed_identity" })
-    for (const next of [
+    const cases = [
       // A page where a token answer belongs, quoting the token and the identity header.
       {
         status: 200,
@@ -106,25 +114,33 @@ describe("identity endpoint answers that quote a secret or a token", () => {
           error_description: `failed for ${token} (${env.IDENTITY_HEADER}); "access_token": "opaque-value-1234"`,
         }),
       },
-    ]) {
-      answer = { status: next.status, contentType: next.contentType, body: next.body }
-      for (const args of [
-        ["versions", "--config", target],
-        ["versions", "--config", target, "--json"],
-        ["doctor", "--config", target],
-      ]) {
-        const r = await runCli(args, { env })
-        const out = r.stdout + r.stderr
-        expect(r.code, out).not.toBe(0)
-        for (const part of token.split(".")) expect(out).not.toContain(part)
-        expect(out).not.toContain(env.IDENTITY_HEADER)
-        expect(out).not.toContain("opaque-value-1234")
-      }
-      // The answer is still quoted: what was taken out is named in its place.
-      const versions = await runCli(["versions", "--config", target], { env })
-      const out = versions.stdout + versions.stderr
-      expect(out).toContain("[a token, not shown]")
-      expect(out).toContain("[the value of IDENTITY_HEADER, not shown]")
-    }
+    ]
+    // Each answer at an endpoint of its own, its runs side by side (each waits out the SDK's retries).
+    await Promise.all(
+      cases.map(async (next) => {
+        const n = answers.push({ status: next.status, contentType: next.contentType, body: next.body }) - 1
+        const [runs, versions] = await Promise.all([
+          Promise.all(
+            [
+              ["versions", "--config", target],
+              ["versions", "--config", target, "--json"],
+              ["doctor", "--config", target],
+            ].map((args) => runCli(args, { env: envOf(n) })),
+          ),
+          runCli(["versions", "--config", target], { env: envOf(n) }),
+        ])
+        for (const r of runs) {
+          const out = r.stdout + r.stderr
+          expect(r.code, out).not.toBe(0)
+          for (const part of token.split(".")) expect(out).not.toContain(part)
+          expect(out).not.toContain(env.IDENTITY_HEADER)
+          expect(out).not.toContain("opaque-value-1234")
+        }
+        // The answer is still quoted: what was taken out is named in its place.
+        const out = versions.stdout + versions.stderr
+        expect(out).toContain("[a token, not shown]")
+        expect(out).toContain("[the value of IDENTITY_HEADER, not shown]")
+      }),
+    )
   }, 180_000)
 })
