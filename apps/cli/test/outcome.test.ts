@@ -356,6 +356,13 @@ describe("a rollback over another writer's import", () => {
     expect(lines).toContain(`  next        ${next}`)
   })
 
+  it("not checked (the versions could not be listed): said on the overwritten line", () => {
+    const o = { ...rolledBack(), overwrittenUnchecked: true } as unknown as DeployOutcome
+    expect(outcomeLines(o, undefined, plain as never, 0, clientSecret)).toContain(
+      "  overwritten not checked: the versions could not be listed after the rollback's import (`kvdeploy versions` lists them)",
+    )
+  })
+
   it("without one: no overwritten line, and the usual next step", () => {
     const o = rolledBack()
     const lines = outcomeLines(o, undefined, plain as never, 0, clientSecret)

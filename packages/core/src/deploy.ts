@@ -1316,9 +1316,11 @@ function* notVerified(
         failedVersionId: imported.versionId,
         rollbackVersionId: restored.version.versionId,
         rollbackSource: restored.source,
-        ...(restored.overwritten !== undefined && restored.overwritten.length > 0
-          ? { overwritten: restored.overwritten.map(refOf) }
-          : {}),
+        ...(restored.overwritten === undefined
+          ? { overwrittenUnchecked: true }
+          : restored.overwritten.length > 0
+            ? { overwritten: restored.overwritten.map(refOf) }
+            : {}),
         reason: `${wrong}; the previous certificate is served again as ${restored.version.versionId}${overwrittenText(restored.overwritten)}`,
       }
     case "Superseded":

@@ -156,6 +156,11 @@ export interface RolledBack extends OutcomeCommon {
    * there were none (or they could not be listed: the reason says that too).
    */
   readonly overwritten?: ReadonlyArray<VersionRef>
+  /**
+   * True when the versions could not be listed after the rollback's import: whether it stands over
+   * another writer's version is not known (the reason says so). Absent when they were listed.
+   */
+  readonly overwrittenUnchecked?: true
 }
 /** The new version was wrong and the previous material could not be restored (or not verified). */
 export interface RollbackFailed extends OutcomeCommon {

@@ -2217,6 +2217,7 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
           const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
           assert.strictEqual(vault.latest(NAME)?.versionId, o.rollbackVersionId)
           assert.isUndefined(o.overwritten)
+          assert.strictEqual(o.overwrittenUnchecked, true)
           assert.include(o.reason, "not ruled out")
         }),
       ),
@@ -2230,6 +2231,7 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
         vault.script("importVersion", Fault.alter("drop-tags"))
         const o = expectTag(yield* runDeploy(request(newCert.material)), "RolledBack")
         assert.isUndefined(o.overwritten)
+        assert.isUndefined(o.overwrittenUnchecked)
         assert.match(o.reason, /the previous certificate is served again as [0-9a-f]{32}$/)
       }),
     ),

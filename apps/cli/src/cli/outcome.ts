@@ -292,6 +292,10 @@ export const outcomeLines = (
     lines.push(
       `  ${s.yellow("overwritten")} ${o.overwritten.map((v) => `${v.versionId}  x5t ${v.x5t}`).join("; ")}: another writer's, imported after the snapshot, under the rollback now`,
     )
+  if (o._tag === "RolledBack" && o.overwrittenUnchecked === true)
+    lines.push(
+      `  ${s.yellow("overwritten")} not checked: the versions could not be listed after the rollback's import (\`kvdeploy versions\` lists them)`,
+    )
   if (o._tag === "RollbackFailed") lines.push(`  rollback    ${o.rollbackVersionId ?? "(not written)"}`)
   if (o._tag === "Superseded" && o.rollbackVersionId !== undefined)
     lines.push(`  rollback    ${o.rollbackVersionId}, tagged certctl-rollback-of=${o.versionId}`)
