@@ -1865,6 +1865,19 @@ describe("Unverified: an ambiguous import that cannot be told from a version alr
   )
 })
 
+/** `port` with another writer's import (`seed`) made just before the deploy's second read of the latest (its verify's). */
+const seededBeforeVerify = (
+  port: (typeof Vault)["Service"],
+  seed: () => Effect.Effect<unknown>,
+): (typeof Vault)["Service"] => {
+  let reads = 0
+  return {
+    ...port,
+    getLatest: (name) =>
+      ++reads === 2 ? Effect.andThen(seed(), port.getLatest(name)) : port.getLatest(name),
+  }
+}
+
 describe("Superseded (a newer foreign write is not clobbered)", () => {
   it.effect("another writer imports between our import and our verify", () =>
     fresh(
@@ -1914,22 +1927,10 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
           const port = yield* Vault
           yield* seedManaged(oldCert.material)
           const foreign = issue({ seed: "foreign", issuer: ca })
-          let reads = 0
-          // Just before the verify's read, another writer imports a version and disables it.
-          const disabling: (typeof Vault)["Service"] = {
-            ...port,
-            getLatest: (name) =>
-              ++reads === 2
-                ? Effect.andThen(
-                    vault.seed(NAME, foreign.material, {
-                      writer: "foreign",
-                      enabled: false,
-                      tags: { owner: "x" },
-                    }),
-                    port.getLatest(name),
-                  )
-                : port.getLatest(name),
-          }
+          // Just before the verify's read, another writer imports a version, disabled.
+          const disabling = seededBeforeVerify(port, () =>
+            vault.seed(NAME, foreign.material, { writer: "foreign", enabled: false, tags: { owner: "x" } }),
+          )
           const o = expectTag(
             yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, disabling)),
             "Superseded",
@@ -1954,21 +1955,13 @@ describe("Superseded (a newer foreign write is not clobbered)", () => {
           const vault = yield* InMemoryVaultHandle
           const port = yield* Vault
           yield* seedManaged(oldCert.material)
-          let reads = 0
-          const racing: (typeof Vault)["Service"] = {
-            ...port,
-            getLatest: (name) =>
-              ++reads === 2
-                ? Effect.andThen(
-                    vault.seed(NAME, newCert.material, {
-                      writer: "foreign",
-                      tags,
-                      ...(contentType === undefined ? {} : { contentType }),
-                    }),
-                    port.getLatest(name),
-                  )
-                : port.getLatest(name),
-          }
+          const racing = seededBeforeVerify(port, () =>
+            vault.seed(NAME, newCert.material, {
+              writer: "foreign",
+              tags,
+              ...(contentType === undefined ? {} : { contentType }),
+            }),
+          )
           const o = expectTag(
             yield* runDeploy(request(newCert.material)).pipe(Effect.provideService(Vault, racing)),
             "Superseded",
