@@ -343,6 +343,8 @@ const anotherWritersVersion = (
 ): boolean =>
   own !== undefined &&
   own.x5t === sourceX5t &&
+  // A version with no certificate (a create pending): core's deploy says what to do about it.
+  served.x5t !== "" &&
   served.x5t !== sourceX5t &&
   served.versionId !== own.versionId &&
   // Key Vault keeps creation times in whole seconds: a version of the same second that is not ours
@@ -505,7 +507,8 @@ export const makeReconciler = (
       const r = state.get(d.name)
       if (
         r === undefined ||
-        (r.outcome !== "Succeeded" && r.outcome !== "Skipped") ||
+        // A hold on another writer's version keeps the agent's own (a restart during it holds on).
+        (r.outcome !== "Succeeded" && r.outcome !== "Skipped" && !isAnotherWritersHold(r)) ||
         !isDeploymentOf(r.configFingerprint, d) ||
         typeof r.x5t !== "string"
       )
@@ -903,7 +906,11 @@ export const makeReconciler = (
         if (
           previous?.held === true &&
           previous.sourceFingerprint === facts.fingerprint &&
-          isDeploymentOf(previous.configFingerprint, d)
+          isDeploymentOf(previous.configFingerprint, d) &&
+          // A hold on another writer's version ends when the vault serves the source certificate
+          // again, whatever its tags (a person's plain `kvdeploy deploy` of it): deployed with this
+          // deployment's tags from here, as any version of the source that is not in place.
+          !(isAnotherWritersHold(previous) && Exit.isSuccess(latest) && latest.value.x5t === facts.x5t)
         ) {
           yield* log(
             d,
@@ -1005,7 +1012,7 @@ export const makeReconciler = (
         if (Exit.isSuccess(latest) && anotherWritersVersion(own, latest.value, facts.x5t)) {
           const served = latest.value
           const ownText = own?.versionId === undefined ? "" : ` ${own.versionId}`
-          const reason = `${ANOTHER_WRITER}${served.versionId} (x5t ${served.x5t}) after this agent's version${ownText} of the source certificate (another agent, a person's deploy or restore): not imported over it`
+          const reason = `${ANOTHER_WRITER}${served.versionId} (x5t ${served.x5t}) after this agent's version${ownText} of the source certificate (another agent, a person's deploy or restore): not imported over it${served.enabled ? "" : "; it is disabled, so a client that reads the certificate's latest version gets none until it is enabled or another version is imported"}`
           // The expiry series says what the vault serves: the other writer's version.
           if (served.expiresAt !== undefined)
             yield* metricsFor(d).certificateExpiry(

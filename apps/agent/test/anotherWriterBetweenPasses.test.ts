@@ -259,6 +259,48 @@ describe("another writer's version written while the agent was stopped", () => {
     })
     expect(served(e).at(-1)?.version).toBe(byHand)
     expect(await lastOutcome(again, "Superseded")).toBe(1)
+
+    // Restarted during the hold, its source file rewritten with the same certificate (other bytes):
+    // the record of the hold keeps the agent's version, so it holds again, nothing imported.
+    again.signal("SIGTERM")
+    expect(await again.exited).toBe(0)
+    w.write("restart.crt", `${leaf.certPem}\n`)
+    const third = agentOn(w, e, "a", files, 3600)
+    const heldAgain = await third.waitFor(
+      (l) => l.deployment === CERT && (l.msg.startsWith("deploy: ") || l.msg.startsWith("superseded: ")),
+    )
+    expect(heldAgain).toMatchObject({ servedVersionId: byHand, ownVersionId: versionOf(first.versionId) })
+    expect(served(e)).toHaveLength(2)
+  })
+})
+
+describe("a hold on another writer's version ends when the vault serves the source again", () => {
+  it("put back by a person's plain deploy, without the deployment's tags: the hold ends, and the source is deployed with them", async () => {
+    const { e, w, p } = await world.setUp([VAULT])
+    const leaf = await p.leaf("tags.example.test")
+    const files = writePair(w, "tags", leaf)
+    const a = world.run(
+      writeConfig(
+        w,
+        e,
+        [{ name: CERT, vault: VAULT, certificate: CERT, source: files, target: { tags: { env: "prod" } } }],
+        { reconcile_interval_seconds: 1, state_dir: w.path("state-a") },
+        "agent-a.yaml",
+      ),
+      e,
+    )
+    await a.waitFor(deployed("Succeeded"))
+    let from = a.lines.length
+    await handDeploy(w, e, await p.leaf("tags.example.test"), "hand")
+    await a.waitFor((l) => l.deployment === CERT && l.msg.startsWith("superseded: "), { from })
+    // The person puts the source back with a plain deploy (no env tag).
+    from = a.lines.length
+    await handDeploy(w, e, leaf, "back")
+    const redeployed = await a.waitFor(deployed("Succeeded"), { from })
+    expect(redeployed.newX5t).toBe(leaf.x5t)
+    await passes(a, a.lines.indexOf(redeployed), 2)
+    expect(a.lines.slice(a.lines.indexOf(redeployed)).filter((l) => l.msg.startsWith("held"))).toEqual([])
+    expect(served(e).at(-1)).toMatchObject({ x5t: leaf.x5t, tags: expect.objectContaining({ env: "prod" }) })
   })
 })
 
