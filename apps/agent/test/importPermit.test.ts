@@ -77,14 +77,17 @@ const fakeVault = () => {
     vault,
     events,
     imports: () => events.filter((e) => e.startsWith("import ")),
-    /** Another writer's version, without kvdeploy's tags, becomes the served one. */
+    /**
+     * Another tool's copy of the served certificate, without kvdeploy's tags, becomes the served one
+     * (not in place, so a deploy runs; another certificate would be held on before any deploy).
+     */
     foreign: (name: string) =>
       byName.set(name, [
         ...(byName.get(name) ?? []),
         {
           versionId: `foreign${++n}`,
-          x5t: "another-writers",
-          serialHex: "99",
+          x5t: byName.get(name)?.at(-1)?.x5t ?? "another-writers",
+          serialHex: byName.get(name)?.at(-1)?.serialHex ?? "99",
           enabled: true,
           createdAt: new Date(Date.now() + n * 1000),
           tags: {},

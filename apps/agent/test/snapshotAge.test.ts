@@ -190,12 +190,18 @@ describe("the snapshot a deploy on a permit reserved before its attempt gets", (
 })
 
 describe("the snapshot a deploy that waited for its import permit gets", () => {
-  /** A deployment deployed, then the vault serving another writer's certificate; calls reset. */
+  /**
+   * A deployment deployed, then the vault serving another tool's copy of the same certificate,
+   * without kvdeploy's tags (not in place, so a deploy runs; not another certificate, which the
+   * agent would hold on before any deploy); calls reset. The deploy refuses to take it over.
+   */
   const deployedThenForeign = async (agent: Record<string, unknown>) => {
     const w = await setUp(agent)
     await Effect.runPromise(w.reconciler.triggerAll("start"))
     await expect.poll(() => w.state.get("a")?.outcome, poll).toBe("Succeeded")
-    await Effect.runPromise(w.handle.seed("a", await foreignMaterial(), { writer: "other" }))
+    const own = w.handle.versions("a").at(-1)
+    if (own === undefined) throw new Error("the deploy wrote no version")
+    await Effect.runPromise(w.handle.seed("a", own.material, { writer: "other" }))
     w.handle.resetCalls()
     return w
   }

@@ -101,6 +101,7 @@ describe.skipIf(scriptSkipped)("on a terminal", () => {
       "rolling back: listing the versions since the snapshot",
       "rolling back: checking that no newer version came in meanwhile",
       "rolling back: importing the previous certificate",
+      "rolling back: listing the versions again",
       "verifying that the restored version is served",
     ])
   })

@@ -15,6 +15,7 @@ const stepOf = {
   rollbackCheck: "rolling back: checking that no newer version came in meanwhile",
   rollbackList: "rolling back: listing the versions since the snapshot",
   rollbackVerify: "verifying that the restored version is served",
+  rollbackOthers: "rolling back: listing the versions again",
   import: "importing the new version",
   rollbackImport: "rolling back: importing the previous certificate",
   versions: "reading the versions (to find what the import wrote)",
@@ -28,6 +29,9 @@ const stepOf = {
 export const withStepProgress = (vault: Vault["Service"], name: string): Vault["Service"] => {
   let imported = false
   let restoring = false
+  // The rollback's import answered: the list that follows looks for another writer's import made
+  // while it was in flight (after an answer lost, it looks for what the import wrote).
+  let restored = false
   // After the import, a read of the previous version's PFX is the rollback's: its next read of the
   // latest, before its own import, checks that no other writer's version came in meanwhile.
   let rollingBack = false
@@ -43,7 +47,11 @@ export const withStepProgress = (vault: Vault["Service"], name: string): Vault["
     getVersion: (n, v) => say("version", vault.getVersion(n, v)),
     // Before the rollback's import the list looks for another writer's version; after an import, it
     // looks for what the import wrote.
-    listVersions: (n) => say(rollingBack && !restoring ? "rollbackList" : "versions", vault.listVersions(n)),
+    listVersions: (n) =>
+      say(
+        restored ? "rollbackOthers" : rollingBack && !restoring ? "rollbackList" : "versions",
+        vault.listVersions(n),
+      ),
     importVersion: (request) =>
       Effect.suspend(() => {
         restoring = request.tags[ROLLBACK_OF_TAG] !== undefined
@@ -53,6 +61,7 @@ export const withStepProgress = (vault: Vault["Service"], name: string): Vault["
           Effect.tap(() =>
             Effect.sync(() => {
               imported = true
+              if (restoring) restored = true
             }),
           ),
           Effect.tapError((e) =>
