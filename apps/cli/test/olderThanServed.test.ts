@@ -64,5 +64,17 @@ describe("a certificate older than the one served", () => {
     const again = await run("deploy", latest, "--json")
     expect(again.code, again.stdout + again.stderr).toBe(0)
     expect(olderWarnings(json<{ warnings?: ReadonlyArray<Warning> }>(again))).toEqual([])
+
+    // A restore of the first version puts an older certificate back on purpose: its fix says how to
+    // check the version, not "a stale file".
+    const restored = await runCli(["restore", "--config", target, "--from-version", servedId, "--json"], {
+      env: world.env,
+    })
+    expect(restored.code, restored.stdout + restored.stderr).toBe(0)
+    const [restoreWarning, ...others] = olderWarnings(json<{ warnings?: ReadonlyArray<Warning> }>(restored))
+    expect(others).toEqual([])
+    expect(restoreWarning?.fix).toBe(
+      `nothing, if version ${servedId} holds the certificate you meant to put back (\`kvdeploy versions\` lists each version's expiry); if not, restore or deploy the newer one`,
+    )
   })
 })

@@ -13,6 +13,7 @@ export * from "./ports/PfxCodec.js"
 export * from "./ports/Vault.js"
 export {
   checkBuiltPem,
+  isOlderThanServed,
   materialProblems,
   materialWarnings,
   olderThanServed,

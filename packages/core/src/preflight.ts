@@ -272,13 +272,20 @@ export const materialWarnings = (
  * certificate). Said, not refused: putting an older certificate back on purpose is a deploy too.
  * `undefined` when the served version states no expiry or is this certificate.
  */
+/** How `olderThanServed`'s warning ends (`isOlderThanServed` knows it by that). */
+const olderThanServedWords = "an older certificate replaces a newer one"
+
+/** Whether `warning` is `olderThanServed`'s (a caller that puts an older certificate back on purpose words its fix). */
+export const isOlderThanServed = (warning: DeployWarning): boolean =>
+  warning.field === "leaf" && warning.message.endsWith(olderThanServedWords)
+
 export const olderThanServed = (served: VaultVersion, leaf: CertificateFacts): DeployWarning | undefined =>
   served.expiresAt !== undefined &&
   served.x5t !== leaf.x5t &&
   leaf.notAfter.getTime() < served.expiresAt.getTime()
     ? {
         field: "leaf",
-        message: `expires at ${leaf.notAfter.toISOString()}, before the certificate the vault serves (${served.versionId}, expiring at ${served.expiresAt.toISOString()}): an older certificate replaces a newer one`,
+        message: `expires at ${leaf.notAfter.toISOString()}, before the certificate the vault serves (${served.versionId}, expiring at ${served.expiresAt.toISOString()}): ${olderThanServedWords}`,
         fix: "check that this is the certificate you meant to deploy (a stale file, or another writer's newer certificate); if it is not, deploy the newer one again",
       }
     : undefined

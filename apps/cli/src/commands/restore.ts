@@ -6,7 +6,9 @@
 import {
   CERTIFICATE_ID_TAG,
   certificateIdProblems,
+  type DeployOutcome,
   type DeployWarning,
+  isOlderThanServed,
   MAX_OPERATOR_TAGS,
   PfxCodec,
   tagProblems,
@@ -25,6 +27,26 @@ import { resolveTarget } from "../cli/target.js"
 import { printErr, progress, styleErr } from "../cli/terminal.js"
 import { absentCertificate, credentialInUse, vaultProblem, withDeployServices } from "../cli/vault.js"
 import { deployFlags, deployReported, printOutcome } from "./deploy.js"
+
+/**
+ * The outcome as a restore words it: an older certificate put back is what a restore of an older
+ * version does, so the warning's fix (written for a deploy: "a stale file?") says how to check the
+ * version instead.
+ */
+const restoreWorded = (outcome: DeployOutcome, versionId: string): DeployOutcome =>
+  outcome.warnings === undefined
+    ? outcome
+    : {
+        ...outcome,
+        warnings: outcome.warnings.map((w) =>
+          isOlderThanServed(w)
+            ? {
+                ...w,
+                fix: `nothing, if version ${versionId} holds the certificate you meant to put back (\`kvdeploy versions\` lists each version's expiry); if not, restore or deploy the newer one`,
+              }
+            : w,
+        ),
+      }
 
 /**
  * The operator tags the restored version carries: the source version's (reserved keys excluded),
@@ -204,7 +226,7 @@ export const restore = Command.make(
               options: { adopt: input.adopt, force: input.force },
             },
             (outcome) =>
-              printOutcome(outcome, {
+              printOutcome(restoreWorded(outcome, versionId), {
                 config,
                 leaf: leafSummary(material.leaf),
                 credential,
