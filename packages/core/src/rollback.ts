@@ -41,10 +41,9 @@ export type RollbackResult =
       readonly source: RollbackSource
       readonly previousNotAfter: Date
       /**
-       * Another writer's versions listed after the rollback was verified that the version list
-       * just before its import did not show: imported while the rollback's import was in flight,
-       * so the previous certificate now stands over them (Key Vault has no conditional import).
-       * Empty when there are none; `undefined` when the versions could not be listed to find out.
+       * Other writers' versions the rollback now stands over (overwrittenByRollback: listed after
+       * its import, before its verify found it latest). Empty when there are none; `undefined` when
+       * the versions could not be listed to find out.
        */
       readonly overwritten: ReadonlyArray<VaultVersion> | undefined
     }
@@ -321,7 +320,7 @@ const importedSinceSnapshot = (
   alsoFailed: ReadonlyArray<VaultVersion>,
   certificateId: string,
   /**
-   * After the rollback (overwrittenInFlight): another deployer's version of the failed certificate
+   * After the rollback (overwrittenByRollback): another deployer's version of the failed certificate
    * counts too (the rollback now stands over it: that deployer's intent is undone).
    */
   failedCopiesCount = false,
