@@ -185,6 +185,22 @@ describe("VaultConnections over the emulator", () => {
       }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
   )
 
+  /**
+   * Making the adapter with `trustedCaPem` fails with an error that matches `why`, says what to give,
+   * and does not repeat the value given.
+   */
+  const refusedTrustedCa = (trustedCaPem: ReadonlyArray<string>, why: RegExp) =>
+    Effect.gen(function* () {
+      const exit = yield* Effect.exit(
+        makeWithConnections({ vaultUrl: target.vaultUrl, credential, trustedCaPem }),
+      )
+      expect(exit._tag).toBe("Failure")
+      const message = String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))
+      expect(message).toMatch(why)
+      expect(message).toContain("give the CA certificates to trust as PEM text")
+      expect(message).not.toContain("AAAA")
+    })
+
   it.live.each([
     ["nope", /trustedCaPem holds no PEM certificate/],
     [
@@ -195,21 +211,9 @@ describe("VaultConnections over the emulator", () => {
   ] as const)(
     "trustedCaPem %j is refused with an error naming the option when the adapter is made",
     ([bad, why]) =>
-      Effect.gen(function* () {
-        const exit = yield* Effect.exit(
-          makeWithConnections({
-            vaultUrl: target.vaultUrl,
-            credential,
-            trustedCaPem: bad as unknown as ReadonlyArray<string>,
-          }),
-        )
-        expect(exit._tag).toBe("Failure")
-        const message = String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))
-        expect(message).toMatch(why)
-        expect(message).toContain("give the CA certificates to trust as PEM text")
-        // The value given is not repeated.
-        expect(message).not.toContain("AAAA")
-      }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
+      refusedTrustedCa(bad as unknown as ReadonlyArray<string>, why).pipe(
+        Effect.provide(worldLayer(emulator, target, credential)),
+      ),
   )
 
   it.live(
@@ -224,18 +228,7 @@ describe("VaultConnections over the emulator", () => {
             /trustedCaPem\[1\] holds a certificate block \(number 1\) that does not read/,
           ],
         ] as const) {
-          const exit = yield* Effect.exit(
-            makeWithConnections({
-              vaultUrl: target.vaultUrl,
-              credential,
-              trustedCaPem: [rootCertificates[0] ?? "", second],
-            }),
-          )
-          expect(exit._tag).toBe("Failure")
-          const message = String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))
-          expect(message).toMatch(why)
-          expect(message).toContain("give the CA certificates to trust as PEM text")
-          expect(message).not.toContain("AAAA")
+          yield* refusedTrustedCa([rootCertificates[0] ?? "", second], why)
         }
       }).pipe(Effect.provide(worldLayer(emulator, target, credential))),
   )
