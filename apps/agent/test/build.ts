@@ -1,12 +1,13 @@
 // Vitest global setup: bundle the agent so the end-to-end tests run the binary
-// as built from the current sources (`node dist/bin.js`).
+// as built from the current sources (`node dist/bin.js`). --if-changed: a bundle turbo's build
+// just made from the same files is kept (scripts/bundle-stamp.mjs).
 import { spawnSync } from "node:child_process"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 export default function setup(): void {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..")
-  const r = spawnSync(process.execPath, [join(root, "scripts", "bundle.mjs")], {
+  const r = spawnSync(process.execPath, [join(root, "scripts", "bundle.mjs"), "--if-changed"], {
     cwd: root,
     encoding: "utf8",
   })

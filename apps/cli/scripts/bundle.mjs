@@ -11,8 +11,14 @@ import { chmodSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { build } from "esbuild"
+import { bundleIsCurrent, writeBundleStamp } from "../../../scripts/bundle-stamp.mjs"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+// --if-changed (the tests' global setup): keep dist/ when it was bundled from exactly the files on disk.
+if (process.argv.includes("--if-changed") && bundleIsCurrent(root, {})) {
+  console.log("kvdeploy bundle is current (dist/.bundle-inputs.json)")
+  process.exit(0)
+}
 rmSync(join(root, "dist"), { recursive: true, force: true })
 const result = await build({
   absWorkingDir: root,
@@ -63,6 +69,11 @@ if (rendered.status !== 0) throw new Error(`rendering the help pages failed: ${r
 const pages = JSON.parse(rendered.stdout)
 for (const c of commands) if (!pages[c]?.plain) throw new Error(`no help rendered for "${c}"`)
 writeFileSync(join(root, "dist", "help.json"), `${JSON.stringify(pages)}\n`)
+writeBundleStamp(root, {
+  metafiles: [result.metafile],
+  options: {},
+  extra: [fileURLToPath(import.meta.url), join(root, "dist", "help.json")],
+})
 const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith(".js"))
 const total = outputs.reduce((n, [, o]) => n + o.bytes, 0)
 console.log(
