@@ -575,10 +575,20 @@ export const makeReconciler = (
 
     /**
      * Failed before the vault could be read (no vault access, no token, a read that failed): no
-     * decision about the source, so a held outcome of this configuration stays recorded.
+     * decision about the source, so a held outcome of this configuration stays recorded, and so
+     * does an Unverified deploy of this source (its retry learnt nothing about the version it
+     * imported, which is still unproven, not undone: the record keeps that version and the series
+     * keeps saying Unverified).
      */
-    const recordUnread = (d: Deployment, facts: SourceFacts, reason: string, atMs: number) =>
-      record(d, {
+    const recordUnread = (d: Deployment, facts: SourceFacts, reason: string, atMs: number) => {
+      const previous = state.get(d.name)
+      if (
+        previous?.outcome === "Unverified" &&
+        previous.sourceFingerprint === facts.fingerprint &&
+        isDeploymentOf(previous.configFingerprint, d)
+      )
+        return keepServed(d, previous)
+      return record(d, {
         outcome: "Failed",
         reason,
         sourceFingerprint: facts.fingerprint,
@@ -590,6 +600,7 @@ export const makeReconciler = (
         atMs,
         keepsHeld: true,
       })
+    }
 
     /** Said once when a read of `d`'s vault succeeds after a run of failed ones (`slot.unread`). */
     const readableAgain = (d: Deployment, slot: Slot) =>

@@ -302,6 +302,41 @@ describe("outcomes that need a person are held", () => {
     expect(deploys(a, "uv")).toHaveLength(1)
   })
 
+  it("an Unverified deploy stays Unverified, with the version it imported, while its retries cannot read the vault", async () => {
+    const { e, w, deployment } = await setUp("kv-unverified-unread", "uu")
+    // The comparison's read passes (a first deploy); every read after it is refused: the verify (so
+    // the deploy ends Unverified) and every retry's comparison.
+    e.faults.add({
+      operation: "getLatest",
+      vault: "kv-unverified-unread",
+      name: "uu",
+      skip: 1,
+      times: "always",
+      action: { kind: "status", status: 403, code: "Forbidden", message: "refused in this test" },
+    })
+    const a = world.run(writeConfig(w, e, [deployment]), e)
+    const unverified = await nextDecision(a, "uu", 0)
+    expect(unverified.msg).toBe("deploy: Unverified")
+    const imported = e.state.versions("kv-unverified-unread", "uu")?.map((v) => v.version)
+    expect(imported).toHaveLength(1)
+    // The retry's read fails: nothing new is known about the vault, so what was imported is still unproven.
+    await a.waitFor((l) => l.deployment === "uu" && l.msg.startsWith("cannot read the vault"), {
+      from: a.lines.indexOf(unverified) + 1,
+    })
+    const page = (await a.http("/metrics")).body
+    expect(
+      metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "uu", outcome: "Unverified" }),
+    ).toBe(1)
+    expect(
+      metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "uu", outcome: "Failed" }),
+    ).toBeUndefined()
+    a.signal("SIGTERM")
+    expect(await a.exited).toBe(0)
+    const saved = JSON.parse(readFileSync(w.path("state/state.json"), "utf8")).deployments.uu
+    expect(saved).toMatchObject({ outcome: "Unverified", versionId: imported?.[0], held: false })
+    expect(importsOf(e, "kv-unverified-unread")).toHaveLength(1)
+  })
+
   it("a held outcome stays held through a vault read that failed and a source broken for a while", async () => {
     const { e, w, p, leaf, deployment } = await setUp("kv-held-transient", "ht")
     await e.state.foreignImport("kv-held-transient", "ht")
