@@ -1337,7 +1337,7 @@ function* notVerified(
           reason: `${wrong}; another writer's ${restored.latest.versionId} became latest before the rollback was written, so the previous certificate was not restored over it`,
         }
       // The rollback was written, then overtaken by another writer before it could be verified:
-      // counted as above.
+      // no rollback outcome counted either (neither restored nor failed; the mismatch is).
       return {
         _tag: "Superseded",
         versionId: imported.versionId,
