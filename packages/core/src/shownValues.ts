@@ -441,11 +441,20 @@ const eitherCaseHex = (byte: number): string =>
     .padStart(2, "0")
     .replace(/[a-f]/g, (h) => `[${h}${h.toUpperCase()}]`)
 
+/** Hex digits of a JSON `\\u` escape of a UTF-16 code unit in either case (`\\u00e9`, `\\u002B`). */
+const eitherCaseHex4 = (unit: number): string =>
+  unit
+    .toString(16)
+    .padStart(4, "0")
+    .replace(/[a-f]/g, (h) => `[${h}${h.toUpperCase()}]`)
+
 /**
  * A known secret value as a pattern that finds it written as it is, percent-encoded character by
  * character (any of them, in either case: `~` as `%7E`, `+` as `%2b`), form-encoded (a space as `+`,
- * or a `+` decoded to a space) or JSON-escaped (`\"`, `\\`, `\/`). Each character has a fixed set of
- * alternatives that start differently, so the scan stays linear.
+ * or a `+` decoded to a space) or JSON-escaped (`\"`, `\\`, `\/`, or any character as `\\u` escapes
+ * of its UTF-16 code units, as Python's `ensure_ascii` writes a non-ASCII one and .NET's default
+ * encoder `+`, `&` and `'`). Each character has a fixed set of alternatives that part within their
+ * first two characters, so the scan stays linear.
  */
 const secretValuePattern = (secret: string): RegExp =>
   new RegExp(
@@ -454,6 +463,7 @@ const secretValuePattern = (secret: string): RegExp =>
         const alternatives = [
           c.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"),
           [...new TextEncoder().encode(c)].map((b) => `%${eitherCaseHex(b)}`).join(""),
+          Array.from({ length: c.length }, (_, i) => `\\\\u${eitherCaseHex4(c.charCodeAt(i))}`).join(""),
         ]
         if (c === " ") alternatives.push("\\+")
         if (c === "+") alternatives.push(" ")

@@ -460,6 +460,33 @@ describe("identity secrets in a message", () => {
     )
   })
 
+  it("withoutSecretValues finds a known secret whose characters JSON writes as \\u escapes (Python's ensure_ascii, .NET's default encoder)", () => {
+    const secret = "Zx8Q~p@ss w0rd+/&=\u00e9!'end\u{1F511}"
+    const label = "the value of AZURE_CLIENT_SECRET"
+    // The secret's JSON string with `chars` as \\u escapes (a character beyond the BMP as its two halves).
+    const escapeAll = (chars: RegExp, hex: (h: string) => string) => {
+      const value = JSON.stringify(secret)
+        .slice(1, -1)
+        .replace(chars, (c) =>
+          Array.from(
+            { length: c.length },
+            (_, i) => `\\u${hex(c.charCodeAt(i).toString(16).padStart(4, "0"))}`,
+          ).join(""),
+        )
+      return `{"echo":"${value}"}`
+    }
+    const python = escapeAll(/[^\x00-\x7f]/gu, (h) => h)
+    const dotnet = escapeAll(/[+&'<>]|[^\x00-\x7f]/gu, (h) => h.toUpperCase())
+    // Every character escaped, as some writers do for all but letters and digits.
+    const everything = escapeAll(/[^A-Za-z0-9]/gu, (h) => h)
+    for (const text of [python, dotnet, everything]) {
+      expect(text).not.toContain("p@ss w0rd+/&=\u00e9")
+      expect(withoutSecretValues(text, [{ value: secret, label }])).toBe(
+        '{"echo":"[the value of AZURE_CLIENT_SECRET, not shown]"}',
+      )
+    }
+  })
+
   it("withoutSecretValues finds a long value (a federated token's contents) form-encoded and JSON-escaped where the encodings differ (a quote, a backslash, a space)", () => {
     const long = `tok "a\\b" ${"c+d~".repeat(80)}`
     expect(long.length).toBeGreaterThan(256)
