@@ -476,7 +476,7 @@ describe("identity secrets in a message", () => {
       return `{"echo":"${value}"}`
     }
     const python = escapeAll(/[\u0080-\u{10ffff}]/gu, (h) => h)
-    const dotnet = escapeAll(/[+&'<>]|[^\x00-\x7f]/gu, (h) => h.toUpperCase())
+    const dotnet = escapeAll(/[+&'<>]|[\u0080-\u{10ffff}]/gu, (h) => h.toUpperCase())
     // Every character escaped, as some writers do for all but letters and digits.
     const everything = escapeAll(/[^A-Za-z0-9]/gu, (h) => h)
     for (const text of [python, dotnet, everything]) {
