@@ -1105,32 +1105,44 @@ export const makeReconciler = (
             recoverDeleted: (name) =>
               Effect.andThen(commit("committed"), spend("other", vault.recoverDeleted(name))),
           }
+          // The deploy's audit record, said once its outcome is recorded (below): a held outcome is
+          // written to the state file first, so an agent killed right after the line keeps the hold.
+          let audited: AuditRecord | undefined
           const audit = AuditLog.of({
             record: (r: AuditRecord) =>
-              log(d, `deploy: ${r.outcome}`, r.exitCode === 0 ? "info" : "warn", {
-                outcome: r.outcome,
-                reason: r.reason,
-                previousVersionId: r.previousVersionId,
-                versionId: r.versionId,
-                rollbackVersionId: r.rollbackVersionId,
-                newX5t: r.newX5t,
-                adopted: r.adopted,
-                ...(r.recovered === undefined ? {} : { recovered: r.recovered }),
-                // What the import wrote to the secret's content type (kept, changed, new; restored by a rollback).
-                ...(r.contentType === undefined ? {} : { contentType: r.contentType }),
-                vaultCalls: r.vaultCalls,
-                durationMs: r.durationMs,
-                decisions: r.decisions,
-                ...(r.problems.length > 0
-                  ? {
-                      problems: r.problems.map((p) => `${p.field}: ${p.message}`),
-                      fix: problemsFix(r.problems),
-                    }
-                  : {}),
-                ...(r.warnings === undefined
-                  ? {}
-                  : { warnings: r.warnings.map((w) => `${w.field}: ${w.message}`) }),
+              Effect.sync(() => {
+                audited = r
               }),
+          })
+          const sayAudited = Effect.suspend(() => {
+            const r = audited
+            audited = undefined
+            return r === undefined
+              ? Effect.void
+              : log(d, `deploy: ${r.outcome}`, r.exitCode === 0 ? "info" : "warn", {
+                  outcome: r.outcome,
+                  reason: r.reason,
+                  previousVersionId: r.previousVersionId,
+                  versionId: r.versionId,
+                  rollbackVersionId: r.rollbackVersionId,
+                  newX5t: r.newX5t,
+                  adopted: r.adopted,
+                  ...(r.recovered === undefined ? {} : { recovered: r.recovered }),
+                  // What the import wrote to the secret's content type (kept, changed, new; restored by a rollback).
+                  ...(r.contentType === undefined ? {} : { contentType: r.contentType }),
+                  vaultCalls: r.vaultCalls,
+                  durationMs: r.durationMs,
+                  decisions: r.decisions,
+                  ...(r.problems.length > 0
+                    ? {
+                        problems: r.problems.map((p) => `${p.field}: ${p.message}`),
+                        fix: problemsFix(r.problems),
+                      }
+                    : {}),
+                  ...(r.warnings === undefined
+                    ? {}
+                    : { warnings: r.warnings.map((w) => `${w.field}: ${w.message}`) }),
+                })
           })
           return Effect.flatMap(freshSnapshot(latest, latestReadAtNanos), (snapshot) => {
             primed = snapshot
@@ -1148,7 +1160,7 @@ export const makeReconciler = (
                   Effect.provideService(AuditLog, audit),
                   // Recorded in the deploy's own fiber: a deploy finished during shutdown is in the state file.
                   Effect.tap((outcome) =>
-                    Effect.map(Clock.currentTimeMillis, (finishedAt) =>
+                    Effect.flatMap(Clock.currentTimeMillis, (finishedAt) => {
                       record(d, {
                         outcome: outcome._tag,
                         reason: outcome.reason,
@@ -1163,9 +1175,14 @@ export const makeReconciler = (
                           : {}),
                         success: outcome._tag === "Succeeded" || outcome._tag === "Skipped",
                         atMs: finishedAt,
-                      }),
-                    ),
+                      })
+                      // A hold is written at once, not with the next periodic write: an agent killed
+                      // before that would deploy the rolled-back source again after its restart, or
+                      // take a RollbackFailed's version for its own.
+                      return isHeld(outcome) ? state.flush : Effect.void
+                    }),
                   ),
+                  Effect.ensuring(sayAudited),
                 ),
               decorated,
             )

@@ -7,7 +7,7 @@
  * changed: it writes nothing); an Unverified deploy is retried
  * with backoff (the retry's comparison finds the import in place).
  */
-import { readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname } from "node:path"
 import { notManagedFix } from "@kvdeploy/core"
 import { closedPort } from "@kvdeploy/core/test"
@@ -191,6 +191,42 @@ describe("outcomes that need a person are held", () => {
     const served = e.state.versions("kv-rollback-failed", "rf")
     expect(served).toHaveLength(1)
     expect(served?.[0]?.x5t).toBe(leaf.x5t)
+  })
+
+  it("a hold is in the state file by the time its deploy line is written: an agent killed right after it holds once restarted", async () => {
+    const { e, w, deployment } = await setUp("kv-held-killed", "hk")
+    e.faults.add({
+      operation: "import",
+      vault: "kv-held-killed",
+      name: "hk",
+      times: 1,
+      action: { kind: "disableAfterCommit" },
+    })
+    const a = world.run(writeConfig(w, e, [deployment]), e)
+    expect((await nextDecision(a, "hk", 0)).msg).toBe("deploy: RollbackFailed")
+    // Killed at once: no shutdown write, no periodic write (the state file is written at most every 5 s).
+    a.kill()
+    await a.exited
+    expect(JSON.parse(readFileSync(w.path("state/state.json"), "utf8")).deployments.hk).toMatchObject({
+      outcome: "RollbackFailed",
+      held: true,
+    })
+    // Restarted on the killed agent's state file, in a state directory of its own: a restart in the
+    // same one waits up to 30 s for the killed agent's lock (stateLock.test.ts).
+    mkdirSync(w.path("state-after"), { mode: 0o700 })
+    copyFileSync(w.path("state/state.json"), w.path("state-after/state.json"))
+    chmodSync(w.path("state-after/state.json"), 0o600)
+    const restarted = world.run(
+      writeConfig(w, e, [deployment], { state_dir: w.path("state-after") }, "after.yaml"),
+      e,
+    )
+    const decision = await nextDecision(restarted, "hk", 0)
+    expect(decision.msg).toMatch(/^held: the last deploy of this source ended RollbackFailed/)
+    const page = (await restarted.http("/metrics")).body
+    expect(
+      metricValue(page, "kvdeploy_agent_last_outcome", { deployment: "hk", outcome: "RollbackFailed" }),
+    ).toBe(1)
+    expect(importsOf(e, "kv-held-killed")).toHaveLength(1)
   })
 
   it("adding or changing only a pickup check keeps a held outcome held: the source is not deployed again", async () => {
