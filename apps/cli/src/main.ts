@@ -401,7 +401,8 @@ export const main = (argv: ReadonlyArray<string>): void => {
       const interrupted = Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
       if (interrupted && reportedExit.exitCode !== undefined) return onExit(reportedExit.exitCode)
       if (interrupted && stoppedBySignal.isSuccess) return onExit(ExitCode.ok)
-      if (interrupted) reportInterrupted(json, argv[0] === "deploy")
+      if (interrupted)
+        reportInterrupted(json, argv[0] === "deploy" || argv[0] === "restore" ? argv[0] : undefined)
       return Runtime.defaultTeardown(exit, onExit)
     },
   })
@@ -413,10 +414,11 @@ export const main = (argv: ReadonlyArray<string>): void => {
  * the last run's for this one's); else a line on stderr. Written synchronously (stdout and stderr
  * to files, pipes and terminals are on Linux), as the process exits right after.
  */
-const reportInterrupted = (json: boolean, deploying: boolean): void => {
+const reportInterrupted = (json: boolean, writer: "deploy" | "restore" | undefined): void => {
   const problem = {
     field: "(command)",
-    message: `the command was stopped (Ctrl+C or SIGTERM) before it finished${deploying ? "; a deploy is stopped this way only before its first write, so it wrote nothing" : ""}`,
+    // A restore is a deploy of an earlier version's material (deployReported): the same rule.
+    message: `the command was stopped (Ctrl+C or SIGTERM) before it finished${writer === undefined ? "" : `; a ${writer} is stopped this way only before its first write, so it wrote nothing`}`,
     fix: "run the command again; `kvdeploy show` says what the vault serves now",
   }
   Effect.runSync(clearProgress)

@@ -115,6 +115,39 @@ describe("kvdeploy restore", () => {
     expect(world.writesSince(mark, name)).toBe(0)
   })
 
+  it("Ctrl+C before its import stops a restore: exit 130, saying it wrote nothing", async () => {
+    const name = "restore-interrupted"
+    const older = await deployed(name, first)
+    await deployed(name, second)
+    // The restore's read of what the vault serves is held, and Ctrl+C comes while it waits.
+    const held = world.emulator.faults.add({
+      operation: "getLatest",
+      name,
+      times: 1,
+      action: { kind: "hold", timeoutMs: 20_000 },
+    })
+    const mark = world.emulator.requests.mark()
+    const stopped = await runCli(
+      ["restore", "--config", world.targetFile(name), "--from-version", older.versionId ?? "", "--json"],
+      {
+        env: world.env,
+        started: (child) => {
+          const poll = setInterval(() => {
+            if ((world.emulator.faults.list().find((f) => f.id === held)?.hits ?? 0) === 0) return
+            clearInterval(poll)
+            child.kill("SIGINT")
+            setTimeout(() => world.emulator.faults.release(held), 300)
+          }, 25)
+        },
+      },
+    )
+    expect(stopped.code, stopped.stderr).toBe(130)
+    expect(problemOf(stopped)).toContain(
+      "a restore is stopped this way only before its first write, so it wrote nothing",
+    )
+    expect(world.writesSince(mark, name)).toBe(0)
+  })
+
   it("a version whose certificate has expired is refused before its secret is read; nothing written", async () => {
     const name = "r-expired"
     // Valid for a few seconds: deployed while valid, expired by the time it is restored.
