@@ -28,6 +28,7 @@ import {
   withoutKeyText,
 } from "@kvdeploy/core"
 import { type CredentialMode, credentialEnvironmentProblems, credentialModes } from "@kvdeploy/credentials"
+import { knownIdentitySecrets } from "@kvdeploy/credentials/tokenErrors"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
@@ -1241,7 +1242,8 @@ export const validateAgentConfig = (
       if (rawTarget.adopt === true) adopt = true
       delete rawTarget.certificate_id
       delete rawTarget.adopt
-      const checked = validateTargetConfigSync(rawTarget)
+      // A tag value holding the identity's secret (AZURE_CLIENT_SECRET, say) is refused without being shown.
+      const checked = validateTargetConfigSync(rawTarget, { knownSecrets: knownIdentitySecrets(env) })
       // The certificate a target deploys to and its credential mode, judged on their own fields even
       // when another field of the target is wrong: its other problems do not hide these.
       let certificate: TargetConfig | undefined

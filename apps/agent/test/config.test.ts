@@ -393,6 +393,27 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     ])
   })
 
+  it("a tag value holding the identity's secret from the environment is refused without being shown", () => {
+    const secret = "Zx8Q~abcdefghijklmnop.42"
+    const yaml = `deployments:
+  - name: api
+    source: { cert: api.crt, key: api.key }
+    target:
+      vault_url: https://kv-prod.vault.azure.net
+      certificate_name: api
+      credential_mode: client_secret
+      tags: { env: production, note: "${secret}" }
+`
+    const env = { AZURE_TENANT_ID: hostEnv.AZURE_TENANT_ID, AZURE_CLIENT_ID: hostEnv.AZURE_CLIENT_ID }
+    const problems = problemsOf(yaml, { ...env, AZURE_CLIENT_SECRET: secret })
+    expect(problems).toEqual([
+      "deployments[0].target.tags.note: tag value holds the value of AZURE_CLIENT_SECRET (not shown); tags are shown to every reader of the vault's certificate metadata",
+    ])
+    expect(problems.join("\n")).not.toContain("abcdefghijklmnop")
+    // Another secret in the environment: the tag is an ordinary value.
+    expect(problemsOf(yaml, { ...env, AZURE_CLIENT_SECRET: "another-secret-value" })).toEqual([])
+  })
+
   it("reads merge keys as YAML says: the merged keys, a key beside the merge winning, the same deployments as written out", () => {
     const parsed = (yaml: string) => {
       const r = parseAgentConfig(yaml, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})

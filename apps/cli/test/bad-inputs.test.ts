@@ -243,6 +243,14 @@ const cases: ReadonlyArray<Case> = [
     never: ["occurrences"],
   },
   {
+    name: "a --tag whose value is the identity's client secret: refused without showing it (exit 2)",
+    args: () => [...deploy("c-tag-secret"), "--tag", `note=${world.env.AZURE_CLIENT_SECRET}`],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["tag value holds the value of AZURE_CLIENT_SECRET (not shown)", "keep secrets out of tags"],
+    never: () => [world.env.AZURE_CLIENT_SECRET ?? "(no secret)"],
+  },
+  {
     name: "two different keys: one in the --cert bundle, another with --key",
     args: () => [
       "deploy",

@@ -9,7 +9,14 @@ import * as Schema from "effect/Schema"
 import { closest, distance } from "fastest-levenshtein"
 import { Consumer, consumerLabels, consumerNames } from "./consumers.js"
 import { ContentTypeSetting } from "./contentType.js"
-import { holdsEncodedBase64, keyInField, looksLikeDerBase64, quotedValue, shownPath } from "./shownValues.js"
+import {
+  holdsEncodedBase64,
+  keyInField,
+  looksLikeDerBase64,
+  quotedValue,
+  shownPath,
+  withoutSecretValues,
+} from "./shownValues.js"
 import { isReservedTagKey, MAX_OPERATOR_TAGS, RESERVED_TAG_KEYS } from "./tags.js"
 
 // ---------------------------------------------------------------------------
@@ -339,11 +346,14 @@ export const certificateIdProblems = (id: string, field: string): Array<ConfigPr
 /**
  * The problems of operator tags. `fromFlag` says which keys a `--tag` flag gave: their fixes for
  * spaces name the flag's form; a file's or a library caller's tags get the plain fix.
+ * `knownSecrets`: secret values the process holds (its identity's, as credentials'
+ * knownIdentitySecrets gives them): a tag value that holds one is refused without being shown.
  */
 export const tagProblems = (
   tags: Readonly<Record<string, string>>,
   field = "tags",
   fromFlag: ReadonlySet<string> = new Set(),
+  knownSecrets: ReadonlyArray<KnownSecret> = [],
 ): Array<ConfigProblem> => {
   const out: Array<ConfigProblem> = []
   const withTag = (key: string) => (fromFlag.has(key) ? " (with --tag, no spaces around =)" : "")
@@ -437,6 +447,16 @@ export const tagProblems = (
           `${field}.${keyInField(key)}`,
           "is a tag key that names a secret; tags are shown to every reader of the vault's certificate metadata",
           "keep secrets out of tags (kvdeploy reads passwords from environment variables only); rename the tag if it holds none",
+        ),
+      )
+    }
+    const held = knownSecrets.find((secret) => withoutSecretValues(value, [secret]) !== value)
+    if (held !== undefined) {
+      out.push(
+        problem(
+          `${field}.${keyInField(key)}`,
+          `tag value holds ${held.label} (not shown); tags are shown to every reader of the vault's certificate metadata`,
+          "keep secrets out of tags: give the tag another value or remove it",
         ),
       )
     }
@@ -1046,10 +1066,18 @@ const secretFieldFix = (key: string): string => {
  * (`fromFlags`, the raw field names a flag set: `consumers` from `--consumer`, `content_type` from
  * `--content-type`). A fix then names the flag to change, not the file's field.
  */
+/** A secret value the process holds, and how a message names it in its place. */
+export interface KnownSecret {
+  readonly value: string
+  readonly label: string
+}
+
 export interface TargetConfigSources {
   readonly fromFlags?: ReadonlySet<string> | undefined
   /** The tag keys `--tag` flags gave (their fixes name the flag's form). */
   readonly tagsFromFlags?: ReadonlySet<string> | undefined
+  /** Secret values the process holds: a tag value holding one is refused, unshown (tagProblems). */
+  readonly knownSecrets?: ReadonlyArray<KnownSecret> | undefined
 }
 
 /** Validate raw (JSON/YAML-decoded) target configuration; every problem is reported. */
@@ -1147,7 +1175,7 @@ export const validateTargetConfigSync = (
         if (typeof v === "string") stringTags[k] = v
         else problems.push(problem(`tags.${keyInField(k)}`, "tag value is not a string", "quote the value"))
       }
-      problems.push(...tagProblems(stringTags, "tags", sources?.tagsFromFlags))
+      problems.push(...tagProblems(stringTags, "tags", sources?.tagsFromFlags, sources?.knownSecrets))
       tags = stringTags
     }
   }

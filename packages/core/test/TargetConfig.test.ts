@@ -1043,6 +1043,24 @@ describe("secrets in configuration", () => {
     }
   })
 
+  it("a tag value holding a secret the process holds is refused without being shown; a library caller's validation knows none", () => {
+    const secret = "Zx8Q~abcdefghijklmnop.42"
+    const knownSecrets = [{ value: secret, label: "the value of AZURE_CLIENT_SECRET" }]
+    const tags = { note: secret, wrapped: `id=${encodeURIComponent(secret)};`, env: "prod" }
+    const r = validateTargetConfigSync({ ...base, tags }, { knownSecrets })
+    const problems = Result.isFailure(r) ? r.failure.problems : []
+    assert.deepStrictEqual(
+      problems.map((p) => [p.field, p.message]),
+      ["note", "wrapped"].map((key) => [
+        `tags.${key}`,
+        "tag value holds the value of AZURE_CLIENT_SECRET (not shown); tags are shown to every reader of the vault's certificate metadata",
+      ]),
+    )
+    assert.match(problems[0]?.fix ?? "", /^keep secrets out of tags/)
+    assert.notInclude(JSON.stringify(Result.isFailure(r) ? r.failure : r), "abcdefghijklmnop")
+    assert.deepStrictEqual(ok({ ...base, tags }).tags, tags)
+  })
+
   it("a secret-looking field inside cloud is refused as a secret too", () => {
     const cloud = {
       vault_dns_suffix: "vault.local.azurestack.external",

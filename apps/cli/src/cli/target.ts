@@ -13,6 +13,7 @@ import {
   type TargetConfig,
   validateTargetConfigSync,
 } from "@kvdeploy/core"
+import { knownIdentitySecrets } from "@kvdeploy/credentials/tokenErrors"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
@@ -350,7 +351,12 @@ export const resolveTarget = (
       reported.add("certificate_name")
     }
     // Fixes name the flags that gave a field (--consumer, --content-type), not the file's field.
-    const validated = validateTargetConfigSync(raw, { fromFlags: fromFlag, tagsFromFlags: flagTags })
+    // A tag value holding the identity's secret (AZURE_CLIENT_SECRET, say) is refused without being shown.
+    const validated = validateTargetConfigSync(raw, {
+      fromFlags: fromFlag,
+      tagsFromFlags: flagTags,
+      knownSecrets: knownIdentitySecrets(process.env),
+    })
     const problems = [...early]
     if (Result.isFailure(validated)) {
       for (const p of validated.failure.problems) {
