@@ -473,6 +473,16 @@ export const tagProblems = (
   return out
 }
 
+/** A vault's name in Azure's private DNS zone for Key Vault private endpoints (NAME.privatelink.vaultcore.<cloud>). */
+const privateLinkHost = /^([^.]+)\.privatelink\.vaultcore\.(azure\.net|usgovcloudapi\.net|azure\.cn)$/
+
+/** The vault DNS suffix of each cloud's private DNS zone. */
+const privateLinkVaultSuffix: Readonly<Record<string, string>> = {
+  "azure.net": "vault.azure.net",
+  "usgovcloudapi.net": "vault.usgovcloudapi.net",
+  "azure.cn": "vault.azure.cn",
+}
+
 interface VaultUrlResult {
   readonly vaultUrl: string
   readonly vaultName: string
@@ -570,24 +580,31 @@ const validateVaultUrl = (
     const match = candidates.find((c) => hostname.endsWith(`.${c.vaultDnsSuffix}`))
     if (match === undefined) {
       if (cloudSaid && custom === undefined) return undefined
+      const privateLink = custom === undefined ? privateLinkHost.exec(hostname) : null
       problems.push(
-        custom === undefined
+        privateLink !== null
           ? problem(
               field,
-              `host ${quotedValue(hostname)} is not a Key Vault host of the public (.vault.azure.net), US Government (.vault.usgovcloudapi.net) or China (.vault.azure.cn) cloud`,
-              "fix the host, or for Azure Stack, a private cloud or the emulator declare cloud: { vault_dns_suffix, authority_host, keyvault_resource }",
+              `host ${quotedValue(hostname)} is a private endpoint's name in Azure's private DNS zone, not the vault's`,
+              `use the vault's own name, https://${privateLink[1]}.${privateLinkVaultSuffix[privateLink[2] as string]}: where the private DNS zone is linked, it resolves to the private endpoint (the Key Vault SDK and the sign-in checks need the vault's own name)`,
             )
-          : known !== undefined
+          : custom === undefined
             ? problem(
                 field,
-                `host ${quotedValue(hostname)} is no vault of ${cloudLabels[known.name]} (.${known.vaultDnsSuffix}), whose endpoints the cloud block gives`,
-                `make vault_url and the cloud block one cloud's: a vault of ${cloudLabels[known.name]} is https://NAME.${known.vaultDnsSuffix}; for a vault in another known cloud remove the cloud block (vault_url's suffix selects its cloud)`,
+                `host ${quotedValue(hostname)} is not a Key Vault host of the public (.vault.azure.net), US Government (.vault.usgovcloudapi.net) or China (.vault.azure.cn) cloud`,
+                "fix the host, or for Azure Stack, a private cloud or the emulator declare cloud: { vault_dns_suffix, authority_host, keyvault_resource }",
               )
-            : problem(
-                field,
-                `host ${quotedValue(hostname)} does not end with the custom cloud's vault_dns_suffix .${custom.vaultDnsSuffix}`,
-                "make vault_url and cloud.vault_dns_suffix agree",
-              ),
+            : known !== undefined
+              ? problem(
+                  field,
+                  `host ${quotedValue(hostname)} is no vault of ${cloudLabels[known.name]} (.${known.vaultDnsSuffix}), whose endpoints the cloud block gives`,
+                  `make vault_url and the cloud block one cloud's: a vault of ${cloudLabels[known.name]} is https://NAME.${known.vaultDnsSuffix}; for a vault in another known cloud remove the cloud block (vault_url's suffix selects its cloud)`,
+                )
+              : problem(
+                  field,
+                  `host ${quotedValue(hostname)} does not end with the custom cloud's vault_dns_suffix .${custom.vaultDnsSuffix}`,
+                  "make vault_url and cloud.vault_dns_suffix agree",
+                ),
       )
       return undefined
     }

@@ -27,6 +27,30 @@ const ok = (input: unknown) => {
 const fieldsOf = (input: unknown) => problemsOf(input).map((p) => p.field)
 
 describe("vault_url", () => {
+  it("a private endpoint's name (NAME.privatelink.vaultcore.…) is told to use the vault's own name, of its cloud", () => {
+    for (const [zone, suffix] of [
+      ["azure.net", "vault.azure.net"],
+      ["usgovcloudapi.net", "vault.usgovcloudapi.net"],
+      ["azure.cn", "vault.azure.cn"],
+    ]) {
+      const problems = problemsOf({ ...base, vault_url: `https://My-Vault.privatelink.vaultcore.${zone}/` })
+      assert.deepStrictEqual(
+        problems.map((p) => p.field),
+        ["vault_url"],
+      )
+      assert.include(problems[0]?.message ?? "", "a private endpoint's name in Azure's private DNS zone")
+      assert.match(
+        problems[0]?.fix ?? "",
+        new RegExp(`^use the vault's own name, https://my-vault\\.${suffix.replace(/\./g, "\\.")}:`),
+      )
+    }
+    // Another host is told as before.
+    assert.include(
+      problemsOf({ ...base, vault_url: "https://my-vault.example.com" })[0]?.fix ?? "",
+      "declare cloud:",
+    )
+  })
+
   it("accepts the three clouds and derives the authority host and Key Vault resource", () => {
     const pub = ok(base)
     assert.strictEqual(pub.vaultUrl, "https://my-vault.vault.azure.net")
