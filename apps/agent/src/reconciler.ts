@@ -37,6 +37,7 @@ import {
   Metrics,
   notManagedFix,
   PfxCodec,
+  ROLLBACK_OF_TAG,
   servesInPlace,
   type TargetConfig,
   Vault,
@@ -1078,6 +1079,16 @@ export const makeReconciler = (
          */
         const deployOn = (importPermit: ImportReservation) => {
           let committed = false
+          // The rollback's first call (its read of the previous version's PFX, or its import) is said
+          // at once: an agent killed during a rollback leaves this line, where the deploy's own line
+          // would only come at its end.
+          let rollbackSaid = false
+          const rollingBack = (fields: Record<string, unknown>) =>
+            Effect.suspend(() => {
+              if (rollbackSaid) return Effect.void
+              rollbackSaid = true
+              return log(d, "rolling back: the verify did not prove the import", "warn", fields)
+            })
           // Set when the deploy starts (below), taken by its first read of the latest version.
           let primed: typeof latest | undefined
           const commit = (kind: InFlight) =>
@@ -1094,13 +1105,22 @@ export const makeReconciler = (
               }),
             getVersion: (name, v) => noteCreated(spend("other", vault.getVersion(name, v))),
             listVersions: (name) => spend("other", vault.listVersions(name)),
-            importVersion: (request) =>
-              Effect.andThen(
-                commit("committed"),
+            importVersion: (request) => {
+              // A rollback's import names the version it rolls back.
+              const failed = request.tags[ROLLBACK_OF_TAG]
+              return Effect.andThen(
+                Effect.andThen(
+                  commit("committed"),
+                  failed === undefined ? Effect.void : rollingBack({ failedVersionId: failed }),
+                ),
                 noteCreated(lane.budget.spendReserved(importPermit, vault.importVersion(request))),
-              ),
+              )
+            },
             getVersionSecret: (name, v) =>
-              Effect.andThen(commit("rolling-back"), spend("other", vault.getVersionSecret(name, v))),
+              Effect.andThen(
+                Effect.andThen(commit("rolling-back"), rollingBack({ previousVersionId: v })),
+                spend("other", vault.getVersionSecret(name, v)),
+              ),
             getDeleted: (name) => spend("other", vault.getDeleted(name)),
             recoverDeleted: (name) =>
               Effect.andThen(commit("committed"), spend("other", vault.recoverDeleted(name))),

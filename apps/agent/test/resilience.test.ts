@@ -468,6 +468,13 @@ describe("signals and restarts", () => {
     e.faults.release(verifyHold)
     // The rollback has started: its read of the previous version's backing secret is being held.
     await requestHeld(e, secretHold)
+    // Said before that read: an agent killed now leaves this line (the deploy's own comes at its end).
+    const rollingBack = await a.waitFor(
+      (l) => l.deployment === "rb" && l.msg === "rolling back: the verify did not prove the import",
+      { from },
+    )
+    expect(rollingBack.level).toBe("warn")
+    expect(rollingBack.previousVersionId).toBe(previousVersion?.version)
     const marked = a.lines.length
     a.signal("SIGTERM")
     // Past the grace period (0.2 s), the agent says it waits for the rollback; then it may go on.
