@@ -1196,10 +1196,12 @@ export const makeReconciler = (
                         success: outcome._tag === "Succeeded" || outcome._tag === "Skipped",
                         atMs: finishedAt,
                       })
-                      // A hold is written at once, not with the next periodic write: an agent killed
-                      // before that would deploy the rolled-back source again after its restart, or
-                      // take a RollbackFailed's version for its own.
-                      return isHeld(outcome) ? state.flush : Effect.void
+                      // A hold after a write is written at once, not with the next periodic write: an
+                      // agent killed before that would deploy the rolled-back source again after its
+                      // restart, or take a RollbackFailed's version for its own. (A refused takeover
+                      // is found again by the restarted agent's first deploy: hundreds of them at a
+                      // first start are left to the periodic write, not a write each.)
+                      return HOLDING.has(outcome._tag) ? state.flush : Effect.void
                     }),
                   ),
                   Effect.ensuring(sayAudited),
