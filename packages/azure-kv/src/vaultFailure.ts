@@ -490,7 +490,8 @@ const mapFailure = (
     const explained = explainTokenFailure(error)
     const specific =
       (explained.reason.startsWith("Entra ID") && /AADSTS\d+/.test(ownText)) ||
-      explained.reason.startsWith("the managed identity endpoint refused")
+      explained.reason.startsWith("the managed identity endpoint refused") ||
+      explained.reason.startsWith("the managed identity endpoint answered")
     const correlation = /Correlation ID: ([0-9a-f-]{36})/i.exec(ownText)?.[1]
     return new VaultForbidden({
       ...unsent,

@@ -319,6 +319,19 @@ describe("toVaultError", () => {
     )
   })
 
+  it("a managed identity endpoint's HTTP error without an error of its own: its status, not a refusal in a client error's words", () => {
+    // msal-node's message for such an answer (a proxy's 404 in front of IMDS) ends with its headers.
+    const sdk = Object.assign(
+      new Error(
+        'ManagedIdentityCredential: Authentication failed. Message client_error: Error(s): Not Available - Timestamp: Not Available - Description: A client error occured.\nHttp status code: 404\nHttp status message: Unknown\nHeaders: {"content-length":"0"} - Correlation ID: Not Available - Trace ID: Not Available',
+      ),
+      { name: "CredentialUnavailableError" },
+    )
+    expect(toVaultError("getLatest", "read", sdk).detail).toBe(
+      "no token for the vault (nothing was sent to the vault): the managed identity endpoint answered HTTP 404 without an error of its own (no managed identity endpoint's answer: a proxy or gateway may have answered in its place)",
+    )
+  })
+
   describe("a vault in another tenant than the credential's", () => {
     const vaultTenant = "11111111-2222-3333-4444-555555555555"
     const tokenTenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"

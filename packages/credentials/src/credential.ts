@@ -57,10 +57,11 @@ export interface CredentialIdentity {
   readonly endpoint?: string
   readonly tokenFile?: string
   /**
-   * For `default`, when the chain's managed identity asks a managed identity endpoint for a
-   * user-assigned identity: what names it (`managed_identity_client_id`, or `AZURE_CLIENT_ID`,
-   * which @azure/identity's chain takes for the managed identity's too). Undefined for the
-   * system-assigned identity, the AKS token exchange, another mode, or a chain without it.
+   * When the managed identity (`managed_identity`'s, or the `default` chain's) asks a managed
+   * identity endpoint for a user-assigned identity: what names it (`managed_identity_client_id`, or
+   * `AZURE_CLIENT_ID`, which @azure/identity's chain takes for the managed identity's too).
+   * Undefined for the system-assigned identity, the AKS token exchange, another mode, or a chain
+   * without a managed identity.
    */
   readonly managedIdentityClientIdFrom?: "managed_identity_client_id" | "AZURE_CLIENT_ID"
 }
@@ -590,7 +591,9 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
             clientId === undefined
               ? "ManagedIdentityCredential (system-assigned)"
               : "ManagedIdentityCredential (user-assigned)",
-          ...(clientId === undefined ? {} : { clientId }),
+          ...(clientId === undefined
+            ? {}
+            : { clientId, managedIdentityClientIdFrom: "managed_identity_client_id" }),
           endpoint,
         },
       } satisfies ResolvedCredential

@@ -33,6 +33,7 @@ import {
   tokenProblems,
 } from "./probe.js"
 import type { CredentialMode, CredentialSettings } from "./settings.js"
+import { identityNotFoundFix, unrecognisedTokenFailure } from "./tokenFailure.js"
 import { withTokenTimeLimit } from "./tokenRequests.js"
 
 export type CheckStatus = "ok" | "missing" | "failed" | "warning" | "skipped"
@@ -214,8 +215,8 @@ const defaultChainChecks = Effect.fn("Credentials.defaultChainChecks")(function*
 
 /**
  * The fix for one default chain source that gave no token (chainSourceDetail's line), when kvdeploy
- * knows one: the chain's managed identity refused with "Identity not found" because AZURE_CLIENT_ID
- * (or the configured client id) made it ask for a user-assigned identity this host does not have.
+ * knows one: the chain's managed identity refused with "Identity not found" (identityNotFoundFix:
+ * by what named the client id it asked for, or none for the system-assigned identity).
  * Undefined otherwise: the source's own words are its detail.
  */
 export const chainSourceFix = (
@@ -224,14 +225,7 @@ export const chainSourceFix = (
 ): string | undefined => {
   if (source.credential !== "ManagedIdentityCredential" || !/identity not found/i.test(source.reason))
     return undefined
-  switch (identity.managedIdentityClientIdFrom) {
-    case "AZURE_CLIENT_ID":
-      return "The chain's managed identity asked for the user-assigned identity AZURE_CLIENT_ID names (@azure/identity's chain takes that variable for its managed identity too), and this host has no identity of that client id: unless AZURE_CLIENT_ID is meant to name a user-assigned identity of this host, unset it (a service principal's client id left in the environment, say) for the system-assigned identity, or name the user-assigned identity with credential_mode: managed_identity and managed_identity_client_id"
-    case "managed_identity_client_id":
-      return "The endpoint knows no identity of the configured client id on this host: give the client id of a user-assigned identity assigned to this host, or none for the system-assigned identity"
-    default:
-      return "The endpoint knows no system-assigned identity on this host: enable it, or name a user-assigned identity assigned to this host with credential_mode: managed_identity and managed_identity_client_id"
-  }
+  return identityNotFoundFix(identity.managedIdentityClientIdFrom, "default")
 }
 
 const identityLine = (identity: CredentialIdentity): string =>
@@ -434,7 +428,8 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       name: "token",
       status: "failed",
       // A chain's first line says only that the chain failed: its sources follow, one check each.
-      detail: `${e.reason}${sdk === undefined || e.chainSources !== undefined ? "" : ` (${sdk})`}`,
+      // An unrecognised failure's reason carries the library's words already (explainTokenFailure).
+      detail: `${e.reason}${sdk === undefined || e.chainSources !== undefined || e.reason.startsWith(`${unrecognisedTokenFailure}: `) ? "" : ` (${sdk})`}`,
       fix: e.fix,
     })
     const identity: CredentialIdentity = resolved.identity

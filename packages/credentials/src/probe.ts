@@ -167,7 +167,7 @@ export const probeToken = Effect.fn("Credentials.probeToken")(function* (
         return new TokenRequestFailed({
           mode: resolved.identity.mode,
           source: resolved.identity.source,
-          ...explainTokenFailure(error, resolved.identity.mode),
+          ...explainTokenFailure(error, resolved.identity.mode, resolved.identity),
           ...(chainSources.length === 0 ? {} : { chainSources }),
           ...(notBuilt.length === 0 ? {} : { chainNotBuilt: notBuilt }),
           cause: error,

@@ -27,12 +27,65 @@ const unavailableFix: Record<CredentialMode, string> = {
     "Run where a managed identity is assigned, set AZURE_* variables, or sign in with `az login` for local development",
 }
 
+/**
+ * What the credential that failed was asked for, beyond its mode, when the caller knows it (doctor,
+ * the token probe): what named the managed identity's client id (CredentialIdentity's
+ * managedIdentityClientIdFrom; none for the system-assigned identity).
+ */
+export interface TokenFailureContext {
+  readonly managedIdentityClientIdFrom?: "managed_identity_client_id" | "AZURE_CLIENT_ID" | undefined
+}
+
+/**
+ * The fix for a managed identity endpoint's "Identity not found", by what asked it for which
+ * identity: the user-assigned identity AZURE_CLIENT_ID named (the default chain takes that variable
+ * for its managed identity too), the one managed_identity_client_id named, or the system-assigned
+ * identity when no client id was given. One rule for the token check and the chain's source lines.
+ */
+export const identityNotFoundFix = (
+  from: TokenFailureContext["managedIdentityClientIdFrom"],
+  mode: CredentialMode | undefined,
+): string => {
+  switch (from) {
+    case "AZURE_CLIENT_ID":
+      return "The chain's managed identity asked for the user-assigned identity AZURE_CLIENT_ID names (@azure/identity's chain takes that variable for its managed identity too), and this host has no identity of that client id: unless AZURE_CLIENT_ID is meant to name a user-assigned identity of this host, unset it (a service principal's client id left in the environment, say) for the system-assigned identity, or name the user-assigned identity with credential_mode: managed_identity and managed_identity_client_id"
+    case "managed_identity_client_id":
+      return "The endpoint knows no identity of the configured client id (managed_identity_client_id) on this host: set it to the client id of a user-assigned identity assigned to this VM, App Service or pod (az vm identity show, az webapp identity show), or leave it out for the system-assigned identity"
+    default:
+      return `The endpoint knows no system-assigned identity on this host (no client id was asked for): enable the host's system-assigned identity (az vm identity assign, az webapp identity assign), or name a user-assigned identity assigned to this host with ${mode === "managed_identity" ? "" : "credential_mode: managed_identity and "}managed_identity_client_id`
+  }
+}
+
+/**
+ * An identity library's message in words kvdeploy shows: without secrets, tokens or key text
+ * (shownIdentityText), without the SDK's troubleshooting link and the HTTP answer's headers MSAL
+ * appends, on one line, cut at `max` characters. For a failure no rule names, so the operator reads
+ * what failed (a file that could not be read, a gateway's page) where no reason of kvdeploy's is.
+ */
+export const shownFailureText = (text: string, max = 400): string => {
+  const words = shownIdentityText(
+    text
+      .replace(/\s*To troubleshoot, visit https:\/\/aka\.ms\/\S+?\.(?=\s|$)/g, "")
+      .replace(/\n?Headers: \{[^\n]*?\}(?= - Correlation ID|\n|$)/g, "")
+      .replace(/(?:Error\(s\)|(?<= - )(?:Timestamp|Correlation ID|Trace ID)): Not Available(?: - )?/g, "")
+      .replace(/ - (?=\s|$)/g, " "),
+  )
+    .replace(/\s+/g, " ")
+    .replace(/,$/, "")
+    .trim()
+  return words.length > max ? `${words.slice(0, max)}…` : words
+}
+
+/** The reason of a failure no rule names; the library's own words follow it (shownFailureText). */
+export const unrecognisedTokenFailure = "the token request failed"
+
 /** Why a token request failed, in words an operator can act on (the fix for the credential mode when it is known). */
 export const explainTokenFailure = (
   error: unknown,
   mode?: CredentialMode,
+  context: TokenFailureContext | undefined = undefined,
 ): { reason: string; fix: string } => {
-  const explained = explainBare(error, mode)
+  const explained = explainBare(error, mode, context)
   // Entra ID's own first sentence beside kvdeploy's words: its AADSTS code tells apart what one
   // reason covers (a federated credential's issuer or its subject, a secret expired or wrong).
   const text = messageWithoutTokenFileState(error)
@@ -44,7 +97,11 @@ export const explainTokenFailure = (
     : { ...explained, reason: `${explained.reason} (Entra ID: ${shownIdentityText(said[0]).slice(0, 300)})` }
 }
 
-const explainBare = (error: unknown, mode?: CredentialMode): { reason: string; fix: string } => {
+const explainBare = (
+  error: unknown,
+  mode: CredentialMode | undefined,
+  context: TokenFailureContext | undefined,
+): { reason: string; fix: string } => {
   const name = error instanceof Error ? error.name : ""
   // Judged by the library's own words: the token file's state put after them (credential.ts) names
   // the file, which would read as Entra ID's refusal of a federated token.
@@ -112,6 +169,17 @@ const explainBare = (error: unknown, mode?: CredentialMode): { reason: string; f
     fix: "Check the federated identity credential's issuer and subject match the service account, and the token is fresh",
   }
   if (/AADSTS7000215|AADSTS7000222/i.test(text)) return secretRefused
+  // A service principal's certificate signs a client assertion too: refused by EnvironmentCredential
+  // (AZURE_CLIENT_CERTIFICATE_PATH, under default) or ClientCertificateCredential, it is the
+  // certificate that was refused, not a federated token (which only the workload identity sends).
+  if (
+    /^(?:EnvironmentCredential|ClientCertificateCredential)\b/.test(text) &&
+    /AADSTS700027\b|AADSTS700023\b|AADSTS50012\b|assertion/i.test(text)
+  )
+    return {
+      reason: "Entra ID refused the service principal's client certificate (its signed client assertion)",
+      fix: "Check the certificate in AZURE_CLIENT_CERTIFICATE_PATH is one uploaded to AZURE_CLIENT_ID's app registration (Certificates & secrets) and not expired there, and that the file holds that certificate's own private key",
+    }
   if (/AADSTS700024\b/i.test(text))
     return {
       reason: "Entra ID refused the federated token as expired or not valid yet (AADSTS700024)",
@@ -150,14 +218,26 @@ const explainBare = (error: unknown, mode?: CredentialMode): { reason: string; f
   // A managed identity endpoint that answered and refused (an identity it does not know, a wrong
   // IDENTITY_HEADER): not "no credential source", and the endpoint's own words say which.
   if (/ManagedIdentityCredential: Authentication failed/i.test(text)) {
+    // The endpoint's own words are its description: MSAL adds, for an answer with no error of its
+    // own (no JSON body), the HTTP status and the answer's headers after it, and a header's name there
+    // is no refusal of the identity header.
+    const description = (
+      /Description: (.*?)(?:\nHttp status code:| - Correlation ID|$)/s.exec(text)?.[1] ?? ""
+    ).trim()
+    const status = /Http status code: (\d{3})/.exec(text)?.[1]
+    if (status !== undefined && /^A (?:client|server) error occur/i.test(description))
+      return {
+        reason: `the managed identity endpoint answered HTTP ${status} without an error of its own (no managed identity endpoint's answer: a proxy or gateway may have answered in its place)`,
+        fix: "Check what answers at this host's managed identity endpoint (doctor's identity line names it): HTTPS_PROXY or HTTP_PROXY without NO_PROXY for its address sends the request to a proxy, and outside Azure (or in a container without the host's network) nothing of Azure answers there; the identity itself was not judged",
+      }
     const said = shownIdentityText(
-      (/Description: (.*?)(?: - Correlation ID|$)/.exec(text)?.[1] ?? text.split("\n")[0] ?? "").trim(),
+      description === "" ? (text.split("\n")[0] ?? "").trim() : description,
     ).slice(0, 300)
     return {
       reason: `the managed identity endpoint refused the token request: ${said}`,
-      fix: /identity not found/i.test(text)
-        ? "The endpoint knows no identity of that client id on this host: set managed_identity_client_id to the client id of a user-assigned identity assigned to this VM, App Service or pod (az vm identity show, az webapp identity show), or leave it out for the system-assigned identity"
-        : /header/i.test(text)
+      fix: /identity not found/i.test(description)
+        ? identityNotFoundFix(context?.managedIdentityClientIdFrom, mode)
+        : /identity[-_ ]?header|MSI_SECRET|secret header/i.test(description)
           ? "The endpoint refused its identity header: IDENTITY_HEADER must be the value the platform set for this process (App Service, Container Apps, Functions), not a copy from elsewhere"
           : "Check the managed identity assigned to this host and the client id kvdeploy asks for (managed_identity_client_id), in the endpoint's words above",
     }
@@ -174,8 +254,11 @@ const explainBare = (error: unknown, mode?: CredentialMode): { reason: string; f
       fix: "Check the managed identity endpoint",
     }
   }
+  // No rule of kvdeploy's names it: the library's own words are the reason (a certificate file that
+  // could not be read or holds no certificate, a gateway's page), without secrets or tokens.
+  const said = shownFailureText(text)
   return {
-    reason: "the token request failed",
-    fix: "Run `kvdeploy doctor` for details and check the identity's configuration",
+    reason: said === "" ? unrecognisedTokenFailure : `${unrecognisedTokenFailure}: ${said}`,
+    fix: "Check what the error names (a file a variable points at, the credential's variables, what answers at the identity endpoint) for the credential in use",
   }
 }

@@ -449,10 +449,12 @@ describe("explainTokenFailure", () => {
         ),
         { name: "CredentialUnavailableError" },
       )
-    const unknown = explainTokenFailure(refused("Identity not found"), "managed_identity")
+    const unknown = explainTokenFailure(refused("Identity not found"), "managed_identity", {
+      managedIdentityClientIdFrom: "managed_identity_client_id",
+    })
     expect(unknown.reason).toBe("the managed identity endpoint refused the token request: Identity not found")
     expect(unknown.fix).toMatch(
-      /^The endpoint knows no identity of that client id on this host: set managed_identity_client_id/,
+      /^The endpoint knows no identity of the configured client id \(managed_identity_client_id\) on this host: set it/,
     )
     const header = explainTokenFailure(refused("X-IDENTITY-HEADER is missing or wrong"), "default")
     expect(header.reason).toBe(

@@ -1,0 +1,141 @@
+/**
+ * explainTokenFailure's words for failures whose text misled a rule: an identity endpoint's HTTP
+ * answer without an error of its own (MSAL appends the answer's headers), a system-assigned
+ * identity the endpoint does not know, a service principal's certificate refused, and failures no
+ * rule names (their own words shown, without secrets). The messages are the libraries' own, as
+ * @azure/identity gave them against the emulator.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { chainSourceFix } from "../src/diagnose.js"
+import { explainTokenFailure, identityNotFoundFix } from "../src/tokenFailure.js"
+
+const failure = (name: string, message: string) => Object.assign(new Error(message), { name })
+const managedIdentity = (rest: string) =>
+  failure("CredentialUnavailableError", `ManagedIdentityCredential: Authentication failed. ${rest}`)
+
+describe("a managed identity endpoint's refusal", () => {
+  const emptyAnswer = (status: number) =>
+    managedIdentity(
+      `Message client_error: Error(s): Not Available - Timestamp: Not Available - Description: A client error occured.\nHttp status code: ${status}\nHttp status message: Unknown\nHeaders: {"content-type":"text/plain","content-length":"0","server":"egress-proxy"} - Correlation ID: Not Available - Trace ID: Not Available`,
+    )
+
+  it("an HTTP error without an error of its own (a proxy's 404) is no identity header problem, and says its status", () => {
+    for (const mode of ["managed_identity", "default", undefined] as const) {
+      const explained = explainTokenFailure(emptyAnswer(404), mode)
+      expect(explained.fix).not.toMatch(/IDENTITY_HEADER must be/)
+      expect(explained.fix).toMatch(/NO_PROXY/)
+      expect(explained.reason).toMatch(/answered HTTP 404 without an error of its own/)
+    }
+  })
+
+  it("App Service's refusal of its identity header keeps the IDENTITY_HEADER fix", () => {
+    const header = managedIdentity(
+      "Message : Error(s): Not Available - Timestamp: Not Available - Description: Unauthorized request: X-IDENTITY-HEADER is missing or wrong. - Correlation ID: Not Available - Trace ID: Not Available",
+    )
+    expect(explainTokenFailure(header, "managed_identity").fix).toMatch(/IDENTITY_HEADER must be the value/)
+  })
+
+  const notFound = managedIdentity(
+    "Message invalid_request: Error(s): Not Available - Timestamp: Not Available - Description: Identity not found - Correlation ID: Not Available - Trace ID: Not Available",
+  )
+
+  it("Identity not found for the system-assigned identity says so, not a client id nobody gave", () => {
+    const explained = explainTokenFailure(notFound, "managed_identity", {})
+    expect(explained.reason).toBe(
+      "the managed identity endpoint refused the token request: Identity not found",
+    )
+    expect(explained.fix).not.toMatch(/of that client id|configured client id/)
+    expect(explained.fix).toMatch(/^The endpoint knows no system-assigned identity on this host/)
+    expect(explained.fix).not.toMatch(/credential_mode: managed_identity and/)
+  })
+
+  it("Identity not found for a configured user-assigned identity names managed_identity_client_id", () => {
+    expect(
+      explainTokenFailure(notFound, "managed_identity", {
+        managedIdentityClientIdFrom: "managed_identity_client_id",
+      }).fix,
+    ).toMatch(/^The endpoint knows no identity of the configured client id \(managed_identity_client_id\)/)
+  })
+
+  it("the token check and the chain's source line say the same fix (one rule)", () => {
+    for (const from of [undefined, "AZURE_CLIENT_ID", "managed_identity_client_id"] as const) {
+      const identity = from === undefined ? {} : { managedIdentityClientIdFrom: from }
+      const source = { credential: "ManagedIdentityCredential", reason: notFound.message }
+      expect(chainSourceFix(source, identity)).toBe(identityNotFoundFix(from, "default"))
+      expect(explainTokenFailure(notFound, "default", identity).fix).toBe(
+        identityNotFoundFix(from, "default"),
+      )
+    }
+  })
+})
+
+describe("a service principal's certificate refused", () => {
+  const certificate = failure(
+    "AuthenticationError",
+    "EnvironmentCredential authentication failed. To troubleshoot, visit https://aka.ms/azsdk/js/identity/environmentcredential/troubleshoot. Status code: 400\nMore details:\ninvalid_client: Error(s): 700027 - Timestamp: 2026-12-05 20:06:22.795Z - Description: AADSTS700027: Client assertion failed signature validation. - Correlation ID: fc53f822-9f9d-49e2-b66f-88b4ff8d3758 - Trace ID: e447cfd5-f391-4773-8547-00ba4089ca18,",
+  )
+
+  it("EnvironmentCredential's AADSTS700027 under default is the certificate's refusal, not a federated token's", () => {
+    const explained = explainTokenFailure(certificate, "default")
+    expect(explained.reason).not.toMatch(/federated token/)
+    expect(explained.reason).toMatch(/^Entra ID refused the service principal's client certificate/)
+    expect(explained.reason).toMatch(/AADSTS700027/)
+    expect(explained.fix).toMatch(/AZURE_CLIENT_CERTIFICATE_PATH/)
+  })
+
+  it("a workload identity's AADSTS700027 stays the federated token's", () => {
+    const federated = failure(
+      "AuthenticationError",
+      "WorkloadIdentityCredential: Authentication failed. invalid_client: AADSTS700027: Client assertion failed signature validation.",
+    )
+    expect(explainTokenFailure(federated, "workload_identity").reason).toMatch(
+      /^Entra ID refused the federated token/,
+    )
+  })
+})
+
+describe("a failure no rule names", () => {
+  const environment = (details: string) =>
+    failure(
+      "AuthenticationError",
+      `EnvironmentCredential authentication failed. To troubleshoot, visit https://aka.ms/azsdk/js/identity/environmentcredential/troubleshoot. Status code: 400\nMore details:\n${details},`,
+    )
+
+  it("keeps the library's words (a missing certificate file, a key-only PEM, a gateway's page) and does not send doctor's reader to doctor", () => {
+    const cases = [
+      [
+        environment("ENOENT: no such file or directory, open '/etc/kvdeploy/sp.pem'"),
+        /ENOENT: no such file or directory, open '\/etc\/kvdeploy\/sp\.pem'/,
+      ],
+      [
+        environment("The file at the specified path does not contain a PEM-encoded certificate."),
+        /does not contain a PEM-encoded certificate/,
+      ],
+      [
+        failure(
+          "AuthenticationRequiredError",
+          'client_error: Error(s): Not Available - Timestamp: Not Available - Description: A client error occured.\nHttp status code: 400\nHttp status message: <html><body>Bad Request</body></html>\nHeaders: {"content-type":"text/html","content-length":"37"} - Correlation ID: Not Available - Trace ID: Not Available',
+        ),
+        /Http status code: 400 Http status message: <html><body>Bad Request<\/body><\/html>/,
+      ],
+    ] as const
+    for (const [error, words] of cases) {
+      const explained = explainTokenFailure(error, "default")
+      expect(explained.reason).toMatch(/^the token request failed: /)
+      expect(explained.reason).toMatch(words)
+      expect(explained.fix).not.toMatch(/kvdeploy doctor/)
+      // MSAL's boilerplate is left out: the link, the answer's headers, what was not available.
+      expect(explained.reason).not.toMatch(/aka\.ms|Headers:|Not Available/)
+    }
+  })
+
+  it("shows no token or key text the library's words carry", () => {
+    const jwt = `eyJhbGciOiJSUzI1NiJ9.${Buffer.from('{"aud":"x"}').toString("base64url")}.c2lnbmF0dXJlLXNpZ25hdHVyZQ`
+    const pem =
+      "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgAAAAAAAAAAAAAAAA\n-----END PRIVATE KEY-----"
+    const explained = explainTokenFailure(environment(`gateway said: ${jwt} for ${pem}`), "default")
+    expect(explained.reason).toMatch(/^the token request failed: /)
+    expect(explained.reason).not.toContain("c2lnbmF0dXJl")
+    expect(explained.reason).not.toContain("MIGHAgEA")
+  })
+})
