@@ -672,11 +672,26 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
             : "developer tools"
           : undefined,
       ].filter((x) => x !== undefined)
+      // The developer tools get a token from the tool's own sign-in, in the cloud the tool has active
+      // (az cloud set, azd config's cloud.name, Connect-AzAccount -Environment): only the authority
+      // host of the others is the target's.
+      const tools = kept.some(
+        (name) =>
+          !["EnvironmentCredential", "WorkloadIdentityCredential", "ManagedIdentityCredential"].includes(
+            name,
+          ),
+      )
+      const clouds =
+        sources.length === 1 && tools
+          ? "in the tool's own active cloud (az cloud set, azd's cloud.name, Connect-AzAccount -Environment), not set by the target"
+          : tools
+            ? "each source at the target's cloud but the developer tools, which use the tool's own active cloud"
+            : "each source at the target's cloud"
       return {
         credential,
         identity: {
           mode: "default",
-          source: `DefaultAzureCredential's chain${selection === undefined || selection.trim() === "" ? "" : " as AZURE_TOKEN_CREDENTIALS selects it"} (${sources.join(", ")}), each source at the target's cloud`,
+          source: `DefaultAzureCredential's chain${selection === undefined || selection.trim() === "" ? "" : " as AZURE_TOKEN_CREDENTIALS selects it"} (${sources.join(", ")}), ${clouds}`,
           ...(Option.isSome(tenantId) ? { tenantId: tenantId.value } : {}),
           ...(clientId === undefined ? {} : { clientId }),
           endpoint: settings.authorityHost,

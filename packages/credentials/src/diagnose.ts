@@ -5,7 +5,7 @@
  * endpoint, a refused secret), with the fix. Nothing here keeps or prints a
  * token or a secret: only the token's claims that name the identity.
  */
-import { fsCodeInWords, shownPath } from "@kvdeploy/core"
+import { fsCodeInWords, knownClouds, shownPath } from "@kvdeploy/core"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -13,6 +13,7 @@ import { type ChainSourceFailure, inChainOrder, shownSdkLine } from "./chainRepo
 import { type CredentialIdentity, makeCredential, managedIdentityEndpoint } from "./credential.js"
 import { chainSelection, defaultChainSources } from "./defaultChain.js"
 import {
+  environmentCredentialVariables,
   federatedTokenExpired,
   federatedTokenFileDefect,
   federatedTokenFileProblem,
@@ -213,19 +214,78 @@ const defaultChainChecks = Effect.fn("Credentials.defaultChainChecks")(function*
   return checks
 })
 
+/** What a default chain source's fix may depend on besides the identity: the target's cloud and the environment. */
+export interface ChainSourceContext {
+  /** The target's authority host (its cloud's), which the chain's Entra ID sources ask. */
+  readonly authorityHost?: string | undefined
+  /** A variable's value as set (undefined when unset); process.env by default. */
+  readonly lookup?: (name: string) => string | undefined
+}
+
+/** The developer tools of the default chain, each with how it is told its cloud (az's, azd's, PowerShell's names). */
+const toolCloud: Readonly<Record<string, (cloud: string | undefined) => string>> = {
+  AzureCliCredential: (cloud) =>
+    cloud === undefined
+      ? "register the target's cloud with the Azure CLI (az cloud register) and select it (az cloud set), then az login"
+      : `az cloud set --name ${cloud}, then az login`,
+  AzureDeveloperCliCredential: (cloud) =>
+    cloud === undefined
+      ? "set azd's cloud to the target's (azd config set cloud.name), then azd auth login"
+      : `azd config set cloud.name ${cloud}, then azd auth login`,
+  AzurePowerShellCredential: (cloud) =>
+    cloud === undefined
+      ? "sign in to the target's cloud (Connect-AzAccount -Environment with the cloud registered by Add-AzEnvironment)"
+      : `Connect-AzAccount -Environment ${cloud}`,
+  VisualStudioCodeCredential: () =>
+    "set Visual Studio Code's Azure cloud (the azure.cloud setting) to the target's, and sign in again",
+}
+
+/** The Azure CLI's name of a known cloud's authority host (azd and Az PowerShell take the same), or undefined for the public or a custom cloud. */
+const toolCloudName = (authorityHost: string | undefined): string | undefined => {
+  const host = authorityHost?.replace(/\/+$/, "").toLowerCase()
+  const cloud = knownClouds.find((c) => c.authorityHost.toLowerCase() === host)?.name
+  return cloud === "AzureUSGovernment"
+    ? "AzureUSGovernment"
+    : cloud === "AzureChina"
+      ? "AzureChinaCloud"
+      : undefined
+}
+
 /**
  * The fix for one default chain source that gave no token (chainSourceDetail's line), when kvdeploy
- * knows one: the chain's managed identity refused with "Identity not found" (identityNotFoundFix:
- * by what named the client id it asked for, or none for the system-assigned identity).
+ * knows one:
+ * - the chain's managed identity refused with "Identity not found" (identityNotFoundFix: by what
+ *   named the client id it asked for, or none for the system-assigned identity);
+ * - its environment source unavailable while a secret, certificate or user of its variables is set:
+ *   the ones it lacks, by @azure/identity's rule (environmentCredentialVariables);
+ * - a developer tool (Azure CLI, azd, Azure PowerShell, VS Code) whose token request Entra ID refused
+ *   with AADSTS500011 (no such resource in the tenant) for a target outside the public cloud: the
+ *   tool asks its own active cloud, not the target's; the fix is that tool's cloud setting.
  * Undefined otherwise: the source's own words are its detail.
  */
 export const chainSourceFix = (
   source: ChainSourceFailure,
   identity: Pick<CredentialIdentity, "managedIdentityClientIdFrom">,
+  context: ChainSourceContext = {},
 ): string | undefined => {
-  if (source.credential !== "ManagedIdentityCredential" || !/identity not found/i.test(source.reason))
-    return undefined
-  return identityNotFoundFix(identity.managedIdentityClientIdFrom, "default")
+  if (source.credential === "ManagedIdentityCredential" && /identity not found/i.test(source.reason))
+    return identityNotFoundFix(identity.managedIdentityClientIdFrom, "default")
+  if (source.credential === "EnvironmentCredential" && /\bunavailable\b/i.test(source.reason)) {
+    const { set, missing } = environmentCredentialVariables(context.lookup ?? ((name) => process.env[name]))
+    // A secret, certificate or user set says a service principal is meant; AZURE_TENANT_ID and
+    // AZURE_CLIENT_ID alone are also the workload identity's and the managed identity's.
+    const meant = set.some((name) => name !== "AZURE_TENANT_ID" && name !== "AZURE_CLIENT_ID")
+    return !meant || missing.length === 0
+      ? undefined
+      : `EnvironmentCredential needs ${missing.join(", ")} beside ${set.join(", ")}, which ${set.length === 1 ? "is" : "are"} set: set ${missing.length === 1 ? "it" : "them"} for the service principal (${missing.includes("AZURE_TENANT_ID") ? "AZURE_TENANT_ID: its directory (tenant) id" : "its client id and a secret or certificate"}), or unset ${set.join(" and ")} when no service principal is meant`
+  }
+  const tool = source.credential === undefined ? undefined : toolCloud[source.credential]
+  if (tool !== undefined && /AADSTS500011\b/.test(source.reason)) {
+    const host = context.authorityHost?.replace(/\/+$/, "").toLowerCase()
+    if (host === undefined || host === "https://login.microsoftonline.com") return undefined
+    return `${source.credential} asks for a token in the tool's own active cloud, not the target's (${context.authorityHost}), and Entra ID there knows no such Key Vault resource: ${tool(toolCloudName(context.authorityHost))}`
+  }
+  return undefined
 }
 
 const identityLine = (identity: CredentialIdentity): string =>
@@ -277,9 +337,10 @@ export const chainSourceChecks = (
   sources: ReadonlyArray<ChainSourceFailure> | undefined,
   notBuilt: ReadonlyArray<ChainSourceFailure> | undefined = undefined,
   identity: Pick<CredentialIdentity, "managedIdentityClientIdFrom"> = {},
+  context: ChainSourceContext = {},
 ): ReadonlyArray<CredentialCheck> =>
   inChainOrder(sources ?? [], notBuilt ?? []).map(({ source, tried }): CredentialCheck => {
-    const fix = tried ? chainSourceFix(source, identity) : undefined
+    const fix = tried ? chainSourceFix(source, identity, context) : undefined
     return {
       name: "default chain source",
       status: tried ? "failed" : "skipped",
@@ -433,7 +494,11 @@ export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (s
       fix: e.fix,
     })
     const identity: CredentialIdentity = resolved.identity
-    checks.push(...chainSourceChecks(e.chainSources, e.chainNotBuilt, identity))
+    checks.push(
+      ...chainSourceChecks(e.chainSources, e.chainNotBuilt, identity, {
+        authorityHost: settings.authorityHost,
+      }),
+    )
     if (tokenFileUse !== undefined) checks.push(federatedTokenUseCheck(tokenFileUse, false, Date.now()))
     return {
       mode: settings.mode,

@@ -93,6 +93,36 @@ export const environmentVariablesOf = (mode: CredentialMode): ReadonlyArray<stri
   ]),
 ]
 
+/**
+ * The variables @azure/identity's EnvironmentCredential reads, by its rule (set when not empty,
+ * spaces alone included): those `set`, and those it still needs (`missing`) to build a service
+ * principal from them: AZURE_TENANT_ID, AZURE_CLIENT_ID, and AZURE_CLIENT_SECRET or
+ * AZURE_CLIENT_CERTIFICATE_PATH (or AZURE_USERNAME with AZURE_PASSWORD). Names only, never values.
+ */
+export const environmentCredentialVariables = (
+  lookup: (name: string) => string | undefined,
+): { readonly set: ReadonlyArray<string>; readonly missing: ReadonlyArray<string> } => {
+  const isSet = (name: string) => (lookup(name) ?? "") !== ""
+  const names = [
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_USERNAME",
+    "AZURE_PASSWORD",
+  ]
+  const set = names.filter(isSet)
+  const secret =
+    isSet("AZURE_CLIENT_SECRET") ||
+    isSet("AZURE_CLIENT_CERTIFICATE_PATH") ||
+    (isSet("AZURE_USERNAME") && isSet("AZURE_PASSWORD"))
+  const missing = [
+    ...["AZURE_TENANT_ID", "AZURE_CLIENT_ID"].filter((name) => !isSet(name)),
+    ...(secret ? [] : ["AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"]),
+  ]
+  return { set, missing }
+}
+
 /** Whether NO_PROXY exempts `host` from the proxy, as the Azure SDKs match it (`.example.com`: the domain and below; else the host exactly). */
 const exemptFromProxy = (host: string, noProxy: string | undefined): boolean =>
   (noProxy ?? "")

@@ -231,7 +231,10 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
           status: tried ? ("fail" as const) : ("skip" as const),
           detail: tried ? credentials.chainSourceDetail(source) : credentials.chainNotBuiltDetail(source),
           // A managed identity AZURE_CLIENT_ID made user-assigned, refused as unknown: what to do.
-          fix: tried ? credentials.chainSourceFix(source, identity) : undefined,
+          // The environment source's missing variables; a developer tool asking its own cloud.
+          fix: tried
+            ? credentials.chainSourceFix(source, identity, { authorityHost: settings.authorityHost })
+            : undefined,
         }))
       for (const { source, status, detail, fix } of chainLines)
         yield* add({
