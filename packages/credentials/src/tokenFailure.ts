@@ -50,7 +50,7 @@ export const identityNotFoundFix = (
     case "AZURE_CLIENT_ID":
       return "The chain's managed identity asked for the user-assigned identity AZURE_CLIENT_ID names (@azure/identity's chain takes that variable for its managed identity too), and this host has no identity of that client id: unless AZURE_CLIENT_ID is meant to name a user-assigned identity of this host, unset it (a service principal's client id left in the environment, say) for the system-assigned identity, or name the user-assigned identity with credential_mode: managed_identity and managed_identity_client_id"
     case "managed_identity_client_id":
-      return "The endpoint knows no identity of the configured client id (managed_identity_client_id) on this host: set it to the client id of a user-assigned identity assigned to this VM, App Service or pod (az vm identity show, az webapp identity show), or leave it out for the system-assigned identity"
+      return "The endpoint knows no identity of the configured client id on this host: set managed_identity_client_id to the client id of a user-assigned identity assigned to this VM, App Service or pod (az vm identity show, az webapp identity show), or leave it out for the system-assigned identity"
     default:
       return `The endpoint knows no system-assigned identity on this host (no client id was asked for): enable the host's system-assigned identity (az vm identity assign, az webapp identity assign), or name a user-assigned identity assigned to this host with ${mode === "managed_identity" ? "" : "credential_mode: managed_identity and "}managed_identity_client_id`
   }

@@ -454,7 +454,7 @@ describe("explainTokenFailure", () => {
     })
     expect(unknown.reason).toBe("the managed identity endpoint refused the token request: Identity not found")
     expect(unknown.fix).toMatch(
-      /^The endpoint knows no identity of the configured client id \(managed_identity_client_id\) on this host: set it/,
+      /^The endpoint knows no identity of the configured client id on this host: set managed_identity_client_id/,
     )
     const header = explainTokenFailure(refused("X-IDENTITY-HEADER is missing or wrong"), "default")
     expect(header.reason).toBe(

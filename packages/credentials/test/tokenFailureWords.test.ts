@@ -54,7 +54,9 @@ describe("a managed identity endpoint's refusal", () => {
       explainTokenFailure(notFound, "managed_identity", {
         managedIdentityClientIdFrom: "managed_identity_client_id",
       }).fix,
-    ).toMatch(/^The endpoint knows no identity of the configured client id \(managed_identity_client_id\)/)
+    ).toMatch(
+      /^The endpoint knows no identity of the configured client id on this host: set managed_identity_client_id/,
+    )
   })
 
   it("the token check and the chain's source line say the same fix (one rule)", () => {
