@@ -27,7 +27,12 @@ import {
   validateTargetConfigSync,
   withoutKeyText,
 } from "@kvdeploy/core"
-import { type CredentialMode, credentialEnvironmentProblems, credentialModes } from "@kvdeploy/credentials"
+import {
+  type CredentialMode,
+  credentialEnvironmentProblems,
+  credentialModes,
+  missingVariablesInWords,
+} from "@kvdeploy/credentials"
 import { knownIdentitySecrets } from "@kvdeploy/credentials/tokenErrors"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -1461,7 +1466,8 @@ export const validateAgentConfig = (
         environmentProblems.push(
           problem(
             at,
-            `${mode} (used by ${deploymentsOf(count)}) needs ${p.variables.join(", ")}, not set in the agent's environment`,
+            // Set to nothing or to spaces alone is said so (credentials' rule, as the CLI says it).
+            `${mode} (used by ${deploymentsOf(count)}) needs ${missingVariablesInWords(p.variables, (name) => env[name])} in the agent's environment`,
             p.fix,
           ),
         )

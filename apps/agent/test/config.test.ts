@@ -934,10 +934,17 @@ deployments:
       return (r.success.environmentProblems ?? []).map((p) => `${p.field}: ${p.message}`)
     }
     const ids = { AZURE_TENANT_ID: "t", AZURE_CLIENT_ID: "00000000-0000-0000-0000-00000000000c" }
+    // Spaces alone count as unset, and are said so: `env` shows the variable as set.
     expect(environmentOf({ ...ids, AZURE_CLIENT_SECRET: "  " })).toEqual([
-      "deployments[1].target.credential_mode: client_secret (used by 2 deployments) needs AZURE_CLIENT_SECRET, not set in the agent's environment",
+      "deployments[1].target.credential_mode: client_secret (used by 2 deployments) needs AZURE_CLIENT_SECRET, set to spaces or line breaks only in the agent's environment",
       "deployments[3].target.credential_mode: workload_identity (used by 1 deployment) needs AZURE_FEDERATED_TOKEN_FILE, not set in the agent's environment",
     ])
+    expect(environmentOf({ ...ids, AZURE_CLIENT_SECRET: "" })[0]).toBe(
+      "deployments[1].target.credential_mode: client_secret (used by 2 deployments) needs AZURE_CLIENT_SECRET, set but empty in the agent's environment",
+    )
+    expect(environmentOf({ AZURE_TENANT_ID: "\n", AZURE_FEDERATED_TOKEN_FILE: "/t" })[0]).toBe(
+      "deployments[1].target.credential_mode: client_secret (used by 2 deployments) needs AZURE_TENANT_ID (set to spaces or line breaks only), AZURE_CLIENT_ID (not set), AZURE_CLIENT_SECRET (not set) in the agent's environment",
+    )
     expect(environmentOf(hostEnv)).toEqual([])
     // A value the credential would refuse is a problem too, named, never quoted; one shared by every
     // mode (the proxy the SDKs use) is named once.

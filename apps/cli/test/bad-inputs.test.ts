@@ -1218,6 +1218,16 @@ const cases: ReadonlyArray<Case> = [
     ],
   },
   {
+    name: "AZURE_CLIENT_SECRET of spaces alone: said to be blank, not unset (env shows it as set)",
+    args: () => ["show", "--config", target("c-env-blank")],
+    env: () => ({ AZURE_CLIENT_SECRET: "   " }),
+    exit: 2,
+    says: [
+      "AZURE_CLIENT_SECRET: is set to spaces or line breaks only (credential_mode client_secret needs its value)",
+      "credential_mode client_secret: AZURE_CLIENT_SECRET blank (spaces or line breaks only)",
+    ],
+  },
+  {
     name: "a key pasted as the value of --key: refused by flag, never shown",
     args: () => [
       "deploy",

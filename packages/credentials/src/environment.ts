@@ -93,6 +93,33 @@ export const environmentVariablesOf = (mode: CredentialMode): ReadonlyArray<stri
   ]),
 ]
 
+/** How a variable a mode needs is missing: kvdeploy reads a value of spaces or line breaks alone as unset. */
+export type MissingVariableState = "not set" | "set but empty" | "set to spaces or line breaks only"
+
+/**
+ * How a variable that counts as missing (credentialEnvironmentProblems' `missing`) is missing, in
+ * words, from its value as set: not set, set to nothing (`AZURE_CLIENT_SECRET=` in an environment
+ * file), or set to spaces or line breaks alone. One rule for the CLI's problems and the agent's
+ * `--check`, so neither calls a variable `env` shows as set "not set".
+ */
+export const missingVariableState = (value: string | undefined): MissingVariableState =>
+  value === undefined ? "not set" : value === "" ? "set but empty" : "set to spaces or line breaks only"
+
+/**
+ * Missing variables with how each is missing (missingVariableState), for one line: `A, B, not set`
+ * when all are missing alike, else `A (not set), B (set to spaces or line breaks only)`.
+ */
+export const missingVariablesInWords = (
+  variables: ReadonlyArray<string>,
+  lookup: (name: string) => string | undefined,
+): string => {
+  const states = variables.map((name) => [name, missingVariableState(lookup(name))] as const)
+  const first = states[0]?.[1]
+  return states.every(([, state]) => state === first)
+    ? `${variables.join(", ")}, ${first ?? "not set"}`
+    : states.map(([name, state]) => `${name} (${state})`).join(", ")
+}
+
 /**
  * The variables @azure/identity's EnvironmentCredential reads, by its rule (set when not empty,
  * spaces alone included): those `set`, and those it still needs (`missing`) to build a service

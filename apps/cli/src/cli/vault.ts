@@ -16,6 +16,7 @@ import {
   type VaultOperation,
   vaultOperationWords,
 } from "@kvdeploy/core"
+import type { MissingVariableState } from "@kvdeploy/credentials/environment"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type CliProblem, failure, type Problem, usage } from "./problems.js"
@@ -63,18 +64,19 @@ const variableProblems = (
     | { readonly kind: "missing" }
     | { readonly kind: "malformed"; readonly reason: string }
   ),
+  stateOf: (variable: string) => MissingVariableState,
 ): Array<Problem> =>
   problem.kind === "missing"
-    ? problem.variables.map((variable) => ({
-        field: variable,
-        // Set to nothing (`AZURE_CLIENT_SECRET=` in an environment file) reads as not set to the
-        // credential; "is not set" sent the operator to a variable `env` shows as set.
-        message:
-          process.env[variable] === ""
-            ? `is set but empty (credential_mode ${target.credentialMode} needs its value)`
-            : `is not set (credential_mode ${target.credentialMode} needs it)`,
-        fix: problem.fix,
-      }))
+    ? problem.variables.map((variable) => {
+        // Set to nothing (`AZURE_CLIENT_SECRET=` in an environment file), or to spaces alone, reads
+        // as not set to the credential; "is not set" sent the operator to a variable `env` shows as set.
+        const state = stateOf(variable)
+        return {
+          field: variable,
+          message: `is ${state} (credential_mode ${target.credentialMode} needs ${state === "not set" ? "it" : "its value"})`,
+          fix: problem.fix,
+        }
+      })
     : problem.variables.map((variable) => ({
         field: variable,
         message: `cannot work with credential_mode ${target.credentialMode}: ${problem.reason}`,
@@ -100,9 +102,11 @@ export const credentialVariableProblems = (
       managedIdentityClientId: target.managedIdentityClientId,
     })
     const missing = found.filter((p) => p.kind === "missing").flatMap((p) => p.variables)
-    // Set to nothing is named so (variableProblems), here as there.
-    const empty = missing.filter((v) => process.env[v] === "")
-    const unset = missing.filter((v) => process.env[v] !== "")
+    // Set to nothing, or to spaces alone, is named so (variableProblems), here as there.
+    const stateOf = (v: string) => environment.missingVariableState(process.env[v])
+    const empty = missing.filter((v) => stateOf(v) === "set but empty")
+    const blank = missing.filter((v) => stateOf(v) === "set to spaces or line breaks only")
+    const unset = missing.filter((v) => stateOf(v) === "not set")
     // One variable's value is malformed; several together cannot work (HTTPS_PROXY without NO_PROXY
     // for the managed identity endpoint: NO_PROXY unset was called malformed).
     // A federated token that expired is no malformed variable: the file it names holds an old token.
@@ -116,12 +120,13 @@ export const credentialVariableProblems = (
     const parts = [
       ...(unset.length > 0 ? [`${unset.join(", ")} not set`] : []),
       ...(empty.length > 0 ? [`${empty.join(", ")} empty`] : []),
+      ...(blank.length > 0 ? [`${blank.join(", ")} blank (spaces or line breaks only)`] : []),
       ...(malformed.length > 0 ? [`${malformed.join(", ")} malformed`] : []),
       ...expired.map((v) => `the federated token in ${v} expired`),
       ...together.map((p) => `${p.variables.join(" and ")} cannot work together`),
     ]
     return {
-      problems: found.flatMap((p) => variableProblems(target, p)),
+      problems: found.flatMap((p) => variableProblems(target, p, stateOf)),
       summary: parts.length > 0 ? `credential_mode ${target.credentialMode}: ${parts.join(", ")}` : undefined,
     }
   })
@@ -153,16 +158,25 @@ export const credentialFor = (target: TargetConfig, trustedCaPem?: string) =>
         // @azure/identity refuses) stays a failure (exit 1).
         switch (e._tag) {
           case "CredentialVariableMissing":
-            return usage(title, variableProblems(target, { kind: "missing", ...e }))
+            return usage(
+              title,
+              variableProblems(target, { kind: "missing", ...e }, (v) =>
+                credentials.missingVariableState(process.env[v]),
+              ),
+            )
           case "CredentialVariableMalformed":
             return usage(
               title,
-              variableProblems(target, {
-                kind: "malformed",
-                variables: [e.variable],
-                reason: e.reason,
-                fix: e.fix,
-              }),
+              variableProblems(
+                target,
+                {
+                  kind: "malformed",
+                  variables: [e.variable],
+                  reason: e.reason,
+                  fix: e.fix,
+                },
+                credentials.missingVariableState,
+              ),
             )
           default:
             return failure(title, [{ field: "credential_mode", message: e.reason, fix: e.fix }])
