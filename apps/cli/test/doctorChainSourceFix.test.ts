@@ -80,3 +80,15 @@ describe("doctor, default chain: fixes by what the source was given", () => {
     expect(token?.fix).not.toMatch(/kvdeploy doctor/)
   })
 })
+
+describe("doctor: AZURE_AUTHORITY_HOST of another cloud than the target's", () => {
+  it("the identity line notes that it is not used and the target's authority is", async () => {
+    const checks = await doctor(target("public-authority", "https://myvault.vault.azure.net"), {
+      AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
+      AZURE_AUTHORITY_HOST: "https://login.microsoftonline.us",
+    })
+    expect(checks.find((c) => c.check === "identity")?.detail).toMatch(
+      /; AZURE_AUTHORITY_HOST \(https:\/\/login\.microsoftonline\.us\) is not used: kvdeploy gives the credential the target's cloud's authority \(https:\/\/login\.microsoftonline\.com\)$/,
+    )
+  })
+})

@@ -13,6 +13,7 @@ import { type ChainSourceFailure, inChainOrder, shownSdkLine } from "./chainRepo
 import { type CredentialIdentity, makeCredential, managedIdentityEndpoint } from "./credential.js"
 import { chainSelection, defaultChainSources } from "./defaultChain.js"
 import {
+  authorityHostVariableNote,
   environmentCredentialVariables,
   federatedTokenExpired,
   federatedTokenFileDefect,
@@ -457,10 +458,14 @@ export const federatedTokenUseCheck = (
 export const diagnoseCredential = Effect.fn("Credentials.diagnose")(function* (settings: CredentialSettings) {
   const checks: CredentialCheck[] = []
   const resource = settings.keyVaultResource ?? "https://vault.azure.net"
+  const authorityNote = authorityHostVariableNote(
+    settings.authorityHost,
+    yield* sdkEnv("AZURE_AUTHORITY_HOST"),
+  )
   checks.push({
     name: "configuration",
     status: "ok",
-    detail: `credential_mode ${settings.mode}; authority ${settings.authorityHost}${settings.disableInstanceDiscovery === true ? " (custom cloud: instance discovery off)" : ""}; Key Vault resource ${resource}${settings.managedIdentityClientId === undefined ? "" : `; user-assigned identity ${settings.managedIdentityClientId}`}`,
+    detail: `credential_mode ${settings.mode}; authority ${settings.authorityHost}${settings.disableInstanceDiscovery === true ? " (custom cloud: instance discovery off)" : ""}; Key Vault resource ${resource}${settings.managedIdentityClientId === undefined ? "" : `; user-assigned identity ${settings.managedIdentityClientId}`}${authorityNote === undefined ? "" : `; ${authorityNote}`}`,
   })
   if (settings.mode === "default") checks.push(...(yield* defaultChainChecks(settings)))
 

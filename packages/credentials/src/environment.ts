@@ -106,6 +106,29 @@ export const missingVariableState = (value: string | undefined): MissingVariable
   value === undefined ? "not set" : value === "" ? "set but empty" : "set to spaces or line breaks only"
 
 /**
+ * What doctor notes when AZURE_AUTHORITY_HOST (`value`, as set) names another authority than the
+ * target's cloud's (`authorityHost`): kvdeploy gives every credential the target's authority, so
+ * the variable (which the AKS workload identity webhook sets, and which @azure/identity reads only
+ * when it is given none) is not used. Undefined when it is unset, blank, or the same authority (a
+ * trailing slash and letter case aside). A value that is no http(s) URL is not shown.
+ */
+export const authorityHostVariableNote = (
+  authorityHost: string,
+  value: string | undefined,
+): string | undefined => {
+  const given = value?.trim() ?? ""
+  if (given === "") return undefined
+  const origin = (url: string) => {
+    const parsed = URL.parse(url)
+    return parsed === null || !["http:", "https:"].includes(parsed.protocol) ? undefined : parsed.origin
+  }
+  const target = origin(authorityHost) ?? authorityHost.replace(/\/+$/, "").toLowerCase()
+  const set = origin(given)
+  if (set === target) return undefined
+  return `AZURE_AUTHORITY_HOST (${set ?? `not a URL: ${given.length} characters, not shown`}) is not used: kvdeploy gives the credential the target's cloud's authority (${target})`
+}
+
+/**
  * Missing variables with how each is missing (missingVariableState), for one line: `A, B, not set`
  * when all are missing alike, else `A (not set), B (set to spaces or line breaks only)`.
  */

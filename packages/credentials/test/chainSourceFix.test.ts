@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { makeCredential } from "../src/credential.js"
 import { chainSourceFix } from "../src/diagnose.js"
+import { authorityHostVariableNote } from "../src/environment.js"
 import { withEnvironment } from "./identityEnvironment.js"
 
 const environmentUnavailable = {
@@ -128,4 +129,23 @@ describe("the default chain's credential line: which cloud each source asks", ()
       expect(yield* sourceWith("prod")).toMatch(/\), each source at the target's cloud$/)
     }),
   )
+})
+
+describe("authorityHostVariableNote: AZURE_AUTHORITY_HOST beside the target's cloud", () => {
+  it("another cloud's authority is named as not used, the target's given", () => {
+    expect(
+      authorityHostVariableNote("https://login.microsoftonline.com", "https://login.microsoftonline.us/"),
+    ).toBe(
+      "AZURE_AUTHORITY_HOST (https://login.microsoftonline.us) is not used: kvdeploy gives the credential the target's cloud's authority (https://login.microsoftonline.com)",
+    )
+  })
+  it("nothing when unset, blank, or the same authority (letter case and a trailing slash aside)", () => {
+    for (const value of [undefined, "", "  ", "https://LOGIN.microsoftonline.com/"])
+      expect(authorityHostVariableNote("https://login.microsoftonline.com", value)).toBeUndefined()
+  })
+  it("a value that is no URL is not shown", () => {
+    const note = authorityHostVariableNote("https://login.microsoftonline.com", "Zx8Q~pasted-secret")
+    expect(note).toMatch(/^AZURE_AUTHORITY_HOST \(not a URL: 18 characters, not shown\) is not used/)
+    expect(note).not.toContain("pasted")
+  })
 })

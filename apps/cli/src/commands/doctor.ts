@@ -145,11 +145,15 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
     // What a refusal's fix depends on: the mode, and for managed_identity the AKS token exchange.
     const credential = yield* credentialInUse(target)
     yield* add({ check: "credential", status: "pass", detail: identity.source, fix: undefined })
+    const authorityNote = credentials.authorityHostVariableNote(
+      settings.authorityHost,
+      process.env.AZURE_AUTHORITY_HOST,
+    )
     yield* add({
       check: "identity",
       status: "pass",
       detail:
-        [
+        ([
           identity.tenantId === undefined
             ? undefined
             : `tenant ${credentials.shownTenantId(identity.tenantId)}`,
@@ -166,7 +170,9 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
           identity.tokenFile === undefined ? undefined : `token file ${shownPath(identity.tokenFile)}`,
         ]
           .filter((x) => x !== undefined)
-          .join(", ") || "(from the environment)",
+          .join(", ") || "(from the environment)") +
+        // Another cloud's authority in AZURE_AUTHORITY_HOST: the target's wins, said so.
+        (authorityNote === undefined ? "" : `; ${authorityNote}`),
       fix: undefined,
     })
     // The tenants besides its own the credential may get tokens for (a vault in another tenant), in
