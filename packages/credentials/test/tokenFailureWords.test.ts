@@ -6,6 +6,7 @@
  * @azure/identity gave them against the emulator.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { changeProcessEnv } from "@kvdeploy/core/test"
 import { chainSourceFix } from "../src/diagnose.js"
 import { explainTokenFailure, identityNotFoundFix } from "../src/tokenFailure.js"
 
@@ -128,6 +129,23 @@ describe("a failure no rule names", () => {
       expect(explained.fix).not.toMatch(/kvdeploy doctor/)
       // MSAL's boilerplate is left out: the link, the answer's headers, what was not available.
       expect(explained.reason).not.toMatch(/aka\.ms|Headers:|Not Available/)
+    }
+  })
+
+  it("shows no client secret the library's words echo, in any of its encodings", () => {
+    const secret = "Zx8Q~p@ss w0rd+/end-0123456789"
+    const restore = changeProcessEnv({ AZURE_CLIENT_SECRET: secret })
+    try {
+      const explained = explainTokenFailure(
+        environment(`gateway echoed client_secret=${encodeURIComponent(secret)} and ${secret}`),
+        "default",
+      )
+      expect(explained.reason).toMatch(/^the token request failed: /)
+      expect(explained.reason).not.toContain(secret)
+      expect(explained.reason).not.toContain(encodeURIComponent(secret))
+      expect(explained.reason).not.toContain("p@ss")
+    } finally {
+      restore()
     }
   })
 
