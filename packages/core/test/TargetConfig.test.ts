@@ -32,7 +32,7 @@ describe("vault_url", () => {
       ["azure.net", "vault.azure.net"],
       ["usgovcloudapi.net", "vault.usgovcloudapi.net"],
       ["azure.cn", "vault.azure.cn"],
-    ]) {
+    ] as const) {
       const problems = problemsOf({ ...base, vault_url: `https://My-Vault.privatelink.vaultcore.${zone}/` })
       assert.deepStrictEqual(
         problems.map((p) => p.field),
