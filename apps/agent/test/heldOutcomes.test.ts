@@ -56,6 +56,13 @@ const deploys = (a: AgentProcess, deployment: string): Array<LogLine> =>
 const importsOf = (e: Emulator, vault: string) =>
   e.requests.entries({ vault, operation: "import" }).filter((r) => !r.challenge)
 
+/**
+ * The next `times` imports of `name` land, then their new version is disabled: verify finds it
+ * wrong, and a first deploy, with no previous version to roll back to, ends RollbackFailed.
+ */
+const disabledOnImport = (e: Emulator, vault: string, name: string, times = 1) =>
+  e.faults.add({ operation: "import", vault, name, times, action: { kind: "disableAfterCommit" } })
+
 /** Another writer's certificate `name` (without certctl-managed-by), and the agent's refusal to take it over. */
 const refusedTakeover = async (vault: string, name: string) => {
   const { e, w, deployment } = await setUp(vault, name)
@@ -171,13 +178,7 @@ describe("outcomes that need a person are held", () => {
     const { e, w, leaf, deployment } = await setUp("kv-rollback-failed", "rf")
     // The import lands, then the new version is disabled: verify finds it wrong, and a first deploy has
     // no previous version to roll back to.
-    e.faults.add({
-      operation: "import",
-      vault: "kv-rollback-failed",
-      name: "rf",
-      times: 1,
-      action: { kind: "disableAfterCommit" },
-    })
+    disabledOnImport(e, "kv-rollback-failed", "rf")
     const a = world.run(writeConfig(w, e, [deployment]), e)
     expect((await nextDecision(a, "rf", 0)).msg).toBe("deploy: RollbackFailed")
 
@@ -195,13 +196,7 @@ describe("outcomes that need a person are held", () => {
 
   it("a hold is in the state file by the time its deploy line is written: an agent killed right after it holds once restarted", async () => {
     const { e, w, deployment } = await setUp("kv-held-killed", "hk")
-    e.faults.add({
-      operation: "import",
-      vault: "kv-held-killed",
-      name: "hk",
-      times: 1,
-      action: { kind: "disableAfterCommit" },
-    })
+    disabledOnImport(e, "kv-held-killed", "hk")
     const a = world.run(writeConfig(w, e, [deployment]), e)
     expect((await nextDecision(a, "hk", 0)).msg).toBe("deploy: RollbackFailed")
     // Killed at once: no shutdown write, no periodic write (the state file is written at most every 5 s).
@@ -234,7 +229,7 @@ describe("outcomes that need a person are held", () => {
     const { e, w, leaf, deployment } = await setUp(vault, "hp")
     // As above: a first deploy whose import is disabled after it lands ends RollbackFailed. Armed for a
     // second import too, so a deploy again would end the same way instead of hiding behind a Succeeded.
-    e.faults.add({ operation: "import", vault, name: "hp", times: 2, action: { kind: "disableAfterCommit" } })
+    disabledOnImport(e, vault, "hp", 2)
     const a = world.run(writeConfig(w, e, [deployment]), e)
     expect((await nextDecision(a, "hp", 0)).msg).toBe("deploy: RollbackFailed")
 
@@ -277,7 +272,7 @@ describe("outcomes that need a person are held", () => {
   it("a held outcome an agent before recorded with pickup in the fingerprint stays held after the upgrade, also once pickup changes", async () => {
     const vault = "kv-held-upgrade"
     const { e, w, leaf, deployment } = await setUp(vault, "hu")
-    e.faults.add({ operation: "import", vault, name: "hu", times: 2, action: { kind: "disableAfterCommit" } })
+    disabledOnImport(e, vault, "hu", 2)
     const port = await closedPort()
     const withPickup = { ...deployment, pickup: { host: "127.0.0.1", port } }
     const config = writeConfig(w, e, [withPickup])
@@ -420,7 +415,7 @@ describe("outcomes that need a person are held", () => {
     expect((await nextDecision(a, "mr", 0)).msg).toBe("deploy: Succeeded")
 
     // The renewal's import lands and is then disabled (verify finds it wrong); the rollback's import waits.
-    e.faults.add({ operation: "import", vault, name: "mr", times: 1, action: { kind: "disableAfterCommit" } })
+    disabledOnImport(e, vault, "mr")
     const hold = e.faults.add({ operation: "import", vault, name: "mr", times: 1, action: { kind: "hold" } })
     const renewed = await p.leaf("mr.example.test")
     const from = a.lines.length
