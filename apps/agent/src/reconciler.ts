@@ -1808,6 +1808,10 @@ export const makeReconciler = (
       Effect.gen(function* () {
         const next = new Map(config.deployments.map((d) => [d.name, d]))
         const removed = [...slots.keys()].filter((name) => !next.has(name))
+        // The attempts of removed deployments: stopped all at once below. One by one, the removed
+        // deployments not yet reached went on sending imports while the reload waited for one
+        // already sent.
+        const stopped: Array<Fiber.Fiber<unknown, unknown>> = []
         for (const name of removed) {
           const slot = slots.get(name)
           // Counted as attempted now: interrupting its attempt below runs markAttempted again,
@@ -1823,11 +1827,15 @@ export const makeReconciler = (
           agentMetrics.forget(name)
           if (slot?.fiber !== undefined) {
             // Tracked until it ends: a shutdown meanwhile waits for it as for any deploy in flight.
-            const fiber = slot.fiber
-            detached.add(fiber)
-            yield* Fiber.interrupt(fiber).pipe(Effect.ensuring(Effect.sync(() => detached.delete(fiber))))
+            detached.add(slot.fiber)
+            stopped.push(slot.fiber)
           }
         }
+        yield* Effect.forEach(
+          stopped,
+          (fiber) => Fiber.interrupt(fiber).pipe(Effect.ensuring(Effect.sync(() => detached.delete(fiber)))),
+          { concurrency: "unbounded", discard: true },
+        )
         let added = 0
         let changed = 0
         // The attempts of changed deployments, begun for their old configuration: stopped below.

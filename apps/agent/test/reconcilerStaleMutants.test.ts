@@ -4,7 +4,8 @@
  * a removed deployment's import: checked in process over core's in-memory vault with the real codec.
  * The tests kill mutants of reconciler.ts (listVault's stale-page guard, addSlot's count, apply's
  * count and its tracking of a removed deployment's attempt, markAttempted's guard) that every other
- * test let pass; one shows a page is still used when no attempt came near it.
+ * test let pass; one shows a page is still used when no attempt came near it. A reload that removes
+ * deployments stops all their attempts at once.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -319,5 +320,37 @@ describe("a shutdown while a reload waits for a removed deployment's import", ()
     await stopping
     expect(said(w.lines, "grace period over")).toEqual([])
     expect(importedWhenStopped).toBe(w.first.x5t)
+  }, 60_000)
+})
+
+describe("a reload that removes deployments", () => {
+  it("stops them all at once: one waiting for its read sends no import while the reload waits for another's import in flight", async () => {
+    const w = await setUp({ vault_list_min_deployments: 0, shutdown_grace_seconds: 60 })
+    const { reconciler } = await w.start(w.configOf([{ name: "a" }, { name: "sent" }, { name: "reading" }]))
+    const importing = latch()
+    const reading = latch()
+    w.control.importGates.set("sent", importing.promise)
+    w.control.readGates.set("reading", reading.promise)
+    await w.run(reconciler.triggerAll("start"))
+    await expect.poll(() => w.handle.latest("a")?.x5t, poll).toBe(w.first.x5t)
+    await expect.poll(() => w.control.imports, poll).toContain("sent")
+    await expect.poll(() => w.control.reading, poll).toContain("reading")
+    // The reload removes both: it waits for "sent"'s import, which was sent; "reading" sent nothing.
+    const applied = w.run(reconciler.apply(w.configOf([{ name: "a" }])))
+    await expect.poll(() => reconciler.deployments().map((d) => d.name), poll).toEqual(["a"])
+    // "reading"'s read answers while the reload still waits for "sent": a removed deployment stopped
+    // only after "sent" would import now. Nothing signals that it does not: given a second, one that
+    // was not stopped has sent its import.
+    w.control.readGates.delete("reading")
+    reading.open()
+    const deadline = Date.now() + 1_000
+    while (Date.now() < deadline && !w.control.imports.includes("reading"))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    importing.open()
+    await applied
+    expect(w.control.imports).not.toContain("reading")
+    expect(w.handle.latest("reading")).toBeUndefined()
+    expect(w.handle.latest("sent")?.x5t).toBe(w.first.x5t)
+    await w.run(reconciler.shutdown)
   }, 60_000)
 })
