@@ -10,8 +10,10 @@
  * vault request spends from its vault's budget (imports and other requests
  * separately, sliding windows, a gate closed by Retry-After). A deployment
  * waits for its vault's lane, its import permit (when a deploy is likely) and
- * its vault's gate *before* it takes a global permit, so a throttled or slow
- * vault holds only its own lane and never stalls the others.
+ * its vault's gate *before* it takes a global permit, so a throttled vault
+ * holds only its own lane. A slow vault holds a global permit per request in
+ * flight, up to its lane: slow vaults whose lanes add up to `concurrency`
+ * take every global permit (docs/agent.md says so).
  *
  * Interruption: before the import a deploy can be interrupted (nothing was
  * written); from the import on it runs to its end, rollback included.
