@@ -194,15 +194,15 @@ export const startAgent = (
   child.stderr?.on("data", (chunk: Buffer) => {
     err += chunk.toString("utf8")
   })
+  // Set before the waiters look: one waiting for a line the exited agent never wrote fails at once,
+  // saying it exited, instead of at its timeout.
+  let exitedFlag = false
   const exited = new Promise<number>((resolve) => {
     child.on("close", (code, signal) => {
+      exitedFlag = true
       for (const w of waiters) w()
       resolve(code ?? (signal === null ? -1 : 128))
     })
-  })
-  let exitedFlag = false
-  void exited.then(() => {
-    exitedFlag = true
   })
   const waitFor: AgentProcess["waitFor"] = (predicate, o = {}) =>
     new Promise((resolve, reject) => {
