@@ -1616,13 +1616,23 @@ const readErrorText = (code: string): string =>
     ? "it is larger than 64 MiB (a configuration of 10,000 deployments is about 3 MB)"
     : fsCodeInWords(code)
 
-/** Aliases (`*name`) a configuration may hold: anchors for shared values are fine, a chain of them is an alias bomb. */
-const maxAliases = 100
+/**
+ * Aliases (`*name`) a configuration may hold: two per deployment of the largest configuration the
+ * agent is sized for (10,000 deployments, each naming a shared target and, say, its tags). A chain
+ * of aliases (an alias bomb) is refused by what it expands to (expandedValueLimit), not by this count.
+ */
+const maxAliases = 20_000
+
+/**
+ * Keys merges may copy in one load (js-yaml's maxTotalMergeKeys, 10,000 by default: a 5,000-deployment
+ * file merging a two-key target into each was refused): twenty per deployment of 10,000.
+ */
+const maxTotalMergeKeys = 200_000
 
 /**
  * The YAML 1.2 core schema with merge keys (`<<`). A merge copies the merged mapping's keys into
- * the mapping that names it; js-yaml bounds the keys copied in one load (maxTotalMergeKeys, 10,000
- * by default), and the aliases it takes count towards maxAliases.
+ * the mapping that names it; js-yaml bounds the keys copied in one load (maxTotalMergeKeys), and the
+ * aliases it takes count towards maxAliases.
  */
 const yamlSchema = CORE_SCHEMA.withTags(mergeTag)
 
@@ -1661,7 +1671,7 @@ const aliasProblem = (value: unknown, limit: number): "cycle" | "expands" | unde
 }
 
 const yamlFixes: ReadonlyArray<readonly [RegExp, string]> = [
-  [/maxAliases/, `write the values out, or use at most ${maxAliases} aliases`],
+  [/maxAliases/, `write the values out, or use at most ${maxAliases.toLocaleString("en-US")} aliases`],
   [/unidentified alias/, "define the anchor (&name) before the alias (*name) that uses it"],
   [
     /unknown .*tag|explicit tag/,
@@ -1673,7 +1683,10 @@ const yamlFixes: ReadonlyArray<readonly [RegExp, string]> = [
     /cannot merge mappings/,
     "a merge key (<<) takes a mapping, an alias of one (<<: *name) or a list of them (<<: [*a, *b])",
   ],
-  [/maxTotalMergeKeys|merge keys/i, "write the values out: merge keys (<<) copy at most 10,000 keys in all"],
+  [
+    /maxTotalMergeKeys|merge keys/i,
+    `write the values out: merge keys (<<) copy at most ${maxTotalMergeKeys.toLocaleString("en-US")} keys in all`,
+  ],
   [
     /abnormal merge sequence size/,
     "merge at most 100 mappings in one list (<<: [*a, *b]), or write the values out",
@@ -1786,7 +1799,8 @@ const readAgentDocument = (text: string, path: string): Result.Result<unknown, A
   const json = readJsonDocument(text)
   let documents: Array<unknown>
   try {
-    documents = json !== undefined ? [json.value] : loadAll(text, { maxAliases, schema: yamlSchema })
+    documents =
+      json !== undefined ? [json.value] : loadAll(text, { maxAliases, maxTotalMergeKeys, schema: yamlSchema })
   } catch (e) {
     // js-yaml names what it stopped at whole (an unknown tag, an alias): key text written there is
     // not repeated.

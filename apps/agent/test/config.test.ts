@@ -382,13 +382,13 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
       expect(problemsOf(cyclic), cyclic).toEqual([
         "(yaml) aliases: an alias stands inside the value its anchor names (a value that contains itself)",
       ])
-    // More than 100 aliases: refused while loading, with the line of the 101st.
-    const many = Array.from({ length: 101 }, (_, i) => `k${i}: *vault`).join("\n")
+    // More than 20,000 aliases: refused while loading, with the line of the 20,001st.
+    const many = Array.from({ length: 20_001 }, (_, i) => `k${i}: *vault`).join("\n")
     expect(fullProblems(`${shared}${many}\n`)).toEqual([
       {
-        field: "(yaml) line 103", // `shared` starts with a blank line; k100, the 101st alias, is on line 103
+        field: "(yaml) line 20003", // `shared` starts with a blank line; the 20,001st alias is on line 20,003
         message: expect.stringMatching(/alias/i),
-        fix: "write the values out, or use at most 100 aliases",
+        fix: "write the values out, or use at most 20,000 aliases",
       },
     ])
   })
@@ -412,6 +412,25 @@ shared: &vault { vault_url: "https://kv-prod.vault.azure.net/" }
     expect(problems.join("\n")).not.toContain("abcdefghijklmnop")
     // Another secret in the environment: the tag is an ordinary value.
     expect(problemsOf(yaml, { ...env, AZURE_CLIENT_SECRET: "another-secret-value" })).toEqual([])
+  })
+
+  it("a fleet of 5,000 deployments sharing one anchored target (an alias and a merge each) is read", () => {
+    const fleet = [
+      "x-prod: &prod { vault_url: https://kv-prod.vault.azure.net, tags: { env: production, team: web } }",
+      "deployments:",
+      ...Array.from(
+        { length: 5_000 },
+        (_, i) =>
+          `  - { name: d${i}, source: { cert: d${i}.crt, key: d${i}.key }, target: { <<: *prod, certificate_name: d${i} } }`,
+      ),
+    ].join("\n")
+    const r = parseAgentConfig(`${fleet}\n`, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})
+    if (r._tag === "Failure") throw new Error(r.failure.message)
+    expect(r.success.deployments).toHaveLength(5_000)
+    expect(r.success.deployments[4_999]?.target).toMatchObject({
+      certificateName: "d4999",
+      tags: { env: "production", team: "web" },
+    })
   })
 
   it("reads merge keys as YAML says: the merged keys, a key beside the merge winning, the same deployments as written out", () => {
@@ -533,14 +552,14 @@ deployments:
         fix: "merge at most 100 mappings in one list (<<: [*a, *b]), or write the values out",
       },
     ])
-    // Merges copy at most 10,000 keys in one file: 101 keys merged 100 times are refused.
-    const wide = `w: &w { ${Array.from({ length: 101 }, (_, i) => `k${i}: ${i}`).join(", ")} }`
-    const merges = Array.from({ length: 100 }, (_, i) => `m${i}: { <<: *w }`).join("\n")
+    // Merges copy at most 200,000 keys in one file: 1,001 keys merged 200 times are refused.
+    const wide = `w: &w { ${Array.from({ length: 1_001 }, (_, i) => `k${i}: ${i}`).join(", ")} }`
+    const merges = Array.from({ length: 200 }, (_, i) => `m${i}: { <<: *w }`).join("\n")
     expect(fullProblems(`${wide}\n${merges}\n`)).toEqual([
       {
         field: expect.stringMatching(/^\(yaml\) line \d+$/),
         message: expect.stringMatching(/maxTotalMergeKeys/),
-        fix: "write the values out: merge keys (<<) copy at most 10,000 keys in all",
+        fix: "write the values out: merge keys (<<) copy at most 200,000 keys in all",
       },
     ])
   })
