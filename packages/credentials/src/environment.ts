@@ -168,7 +168,14 @@ export const environmentCredentialVariables = (
     (isSet("AZURE_USERNAME") && isSet("AZURE_PASSWORD"))
   const missing = [
     ...["AZURE_TENANT_ID", "AZURE_CLIENT_ID"].filter((name) => !isSet(name)),
-    ...(secret ? [] : ["AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"]),
+    // A user name set: its password is what is missing (a user login, not a service principal's secret).
+    ...(secret
+      ? []
+      : isSet("AZURE_USERNAME")
+        ? ["AZURE_PASSWORD"]
+        : isSet("AZURE_PASSWORD")
+          ? ["AZURE_USERNAME"]
+          : ["AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"]),
   ]
   return { set, missing }
 }

@@ -35,15 +35,13 @@ describe("chainSourceFix: the environment source", () => {
     expect(fix).not.toContain("s3cr3t-value")
   })
 
-  it("names the tenant, the client id and a secret or certificate beside a user name alone", () => {
+  it("names the tenant, the client id and the password beside a user name alone (a user login, not a secret)", () => {
     const fix = chainSourceFix(
       environmentUnavailable,
       {},
       { lookup: lookupOf({ AZURE_USERNAME: "u@example.com" }) },
     )
-    expect(fix).toMatch(
-      /needs AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH beside AZURE_USERNAME/,
-    )
+    expect(fix).toMatch(/needs AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_PASSWORD beside AZURE_USERNAME/)
   })
 
   it("says nothing when no service principal is meant (nothing set, or the tenant and client id a workload identity uses)", () => {
