@@ -63,18 +63,24 @@ export const identityNotFoundFix = (
  * what failed (a file that could not be read, a gateway's page) where no reason of kvdeploy's is.
  */
 export const shownFailureText = (text: string, max = 400): string => {
-  const words = shownIdentityText(
-    text
-      .replace(/\s*To troubleshoot, visit https:\/\/aka\.ms\/\S+?\.(?=\s|$)/g, "")
-      .replace(/\n?Headers: \{[^\n]*?\}(?= - Correlation ID|\n|$)/g, "")
-      .replace(/(?:Error\(s\)|(?<= - )(?:Timestamp|Correlation ID|Trace ID)): Not Available(?: - )?/g, "")
-      .replace(/ - (?=\s|$)/g, " "),
-  )
+  const cleaned = text
+    .replace(/\s*To troubleshoot, visit https:\/\/aka\.ms\/\S+?\.(?=\s|$)/g, "")
+    .replace(/\n?Headers: \{[^\n]*?\}(?= - Correlation ID|\n|$)/g, "")
+    .replace(/(?:Error\(s\)|(?<= - )(?:Timestamp|Correlation ID|Trace ID)): Not Available(?: - )?/g, "")
+    .replace(/ - (?=\s|$)/g, " ")
+  const shown = shownIdentityText(cleaned)
+  // A known secret a page broke across lines is whole again once they are glued: when gluing
+  // them shows more to hide, the glued text is the one shown (its lines run together).
+  const glued = shownIdentityText(cleaned.replace(/[ \t]*\r?\n[ \t]*/g, ""))
+  const words = (hiddenCount(glued) > hiddenCount(shown) ? glued : shown)
     .replace(/\s+/g, " ")
     .replace(/,$/, "")
     .trim()
   return words.length > max ? `${words.slice(0, max)}…` : words
 }
+
+/** How many values a text shown by shownIdentityText had hidden (its "[…, not shown]" placeholders). */
+const hiddenCount = (text: string): number => text.match(/\[[^\]\n]*, not shown\]/g)?.length ?? 0
 
 /** The reason of a failure no rule names; the library's own words follow it (shownFailureText). */
 export const unrecognisedTokenFailure = "the token request failed"

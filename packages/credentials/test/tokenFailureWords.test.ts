@@ -149,6 +149,24 @@ describe("a failure no rule names", () => {
     }
   })
 
+  it("shows no client secret the library's words break across a line (a page that wraps), with or without indentation", () => {
+    const secret = "Zx8Q~abcdefghijklmnop0123456789"
+    const restore = changeProcessEnv({ AZURE_CLIENT_SECRET: secret })
+    try {
+      for (const broken of [
+        `${secret.slice(0, 15)}\n${secret.slice(15)}`,
+        `${secret.slice(0, 9)}\r\n    ${secret.slice(9)}`,
+      ]) {
+        const explained = explainTokenFailure(environment(`gateway echoed ${broken}`), "default")
+        expect(explained.reason).toMatch(/^the token request failed: /)
+        expect(explained.reason).toContain("[the value of AZURE_CLIENT_SECRET, not shown]")
+        expect(explained.reason.replace(/\s/g, "")).not.toContain(secret.slice(0, 9))
+      }
+    } finally {
+      restore()
+    }
+  })
+
   it("shows no token or key text the library's words carry", () => {
     const jwt = `eyJhbGciOiJSUzI1NiJ9.${Buffer.from('{"aud":"x"}').toString("base64url")}.c2lnbmF0dXJlLXNpZ25hdHVyZQ`
     const pem =
