@@ -251,6 +251,13 @@ const cases: ReadonlyArray<Case> = [
     never: () => [world.env.AZURE_CLIENT_SECRET ?? "(no secret)"],
   },
   {
+    name: "validate: a target file's tag whose value is the identity's client secret is refused without showing it (exit 2)",
+    args: () => ["validate", target("c-validate-tag-secret", { tags: { env: world.env.AZURE_CLIENT_SECRET } })],
+    exit: 2,
+    says: ["tags.env: tag value holds the value of AZURE_CLIENT_SECRET (not shown)"],
+    never: () => [world.env.AZURE_CLIENT_SECRET ?? "(no secret)"],
+  },
+  {
     name: "two different keys: one in the --cert bundle, another with --key",
     args: () => [
       "deploy",

@@ -16,6 +16,7 @@ import {
   Vault,
   withoutReserved,
 } from "@kvdeploy/core"
+import { knownIdentitySecrets } from "@kvdeploy/credentials/tokenErrors"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
@@ -61,8 +62,12 @@ const carriedTags = (
   const entries = Object.entries(withoutReserved(versionTags)).sort(([a], [b]) =>
     a < b ? -1 : a > b ? 1 : 0,
   )
-  const fit = entries.filter(([k, v]) => tagProblems({ [k]: v }).length === 0)
-  const unfit = entries.filter(([k, v]) => tagProblems({ [k]: v }).length > 0).map(([k]) => k)
+  // A value holding the identity's secret is no tag to write again either (left out, its key said).
+  const secrets = knownIdentitySecrets(process.env)
+  const fits = ([k, v]: readonly [string, string]) =>
+    tagProblems({ [k]: v }, "tags", new Set(), secrets).length === 0
+  const fit = entries.filter(fits)
+  const unfit = entries.filter((entry) => !fits(entry)).map(([k]) => k)
   const kept = fit.slice(0, MAX_OPERATOR_TAGS)
   const over = fit.slice(MAX_OPERATOR_TAGS).map(([k]) => k)
   // A key that may be key material is counted, never shown.

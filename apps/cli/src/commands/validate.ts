@@ -1,5 +1,6 @@
 /** `kvdeploy validate FILE`: core's target validation on a configuration file, every problem listed. */
 import { shownCloud, validateTargetConfigSync } from "@kvdeploy/core"
+import { knownIdentitySecrets } from "@kvdeploy/credentials/tokenErrors"
 import * as Argument from "effect/cli/Argument"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
@@ -26,7 +27,8 @@ export const validate = Command.make(
       const result =
         read._tag === "Failure"
           ? Result.fail({ problems: read.failure.problems })
-          : validateTargetConfigSync(read.success)
+          : // A tag value holding the identity's secret is refused without being shown, as deploy refuses it.
+            validateTargetConfigSync(read.success, { knownSecrets: knownIdentitySecrets(process.env) })
       const raw = read._tag === "Success" ? read.success : {}
       const s = styleOut()
       if (Result.isSuccess(result)) {
