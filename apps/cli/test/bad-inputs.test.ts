@@ -252,7 +252,10 @@ const cases: ReadonlyArray<Case> = [
   },
   {
     name: "validate: a target file's tag whose value is the identity's client secret is refused without showing it (exit 2)",
-    args: () => ["validate", target("c-validate-tag-secret", { tags: { env: world.env.AZURE_CLIENT_SECRET } })],
+    args: () => [
+      "validate",
+      target("c-validate-tag-secret", { tags: { env: world.env.AZURE_CLIENT_SECRET } }),
+    ],
     exit: 2,
     says: ["tags.env: tag value holds the value of AZURE_CLIENT_SECRET (not shown)"],
     never: () => [world.env.AZURE_CLIENT_SECRET ?? "(no secret)"],

@@ -467,6 +467,27 @@ describe("restore: what the version carries, and how it is named", () => {
     expect(await restoredTags(o2)).not.toHaveProperty("t12")
   })
 
+  it("a tag whose value holds the identity's secret is left out and its key said, the value never shown", async () => {
+    const name = "r-tag-secret"
+    const v1 = await deployed(name, first)
+    await deployed(name, second)
+    const secret = world.env.AZURE_CLIENT_SECRET ?? ""
+    expect(secret.length).toBeGreaterThan(8)
+    await world.sdk().updateCertificateProperties(name, v1.versionId ?? "", {
+      tags: { "certctl-managed-by": "certctl", "certctl-certificate-id": name, env: "prod", note: secret },
+    })
+    const r = await restore(name, v1.versionId ?? "")
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(r.stderr).toContain(
+      `version ${v1.versionId} carries a tag a deploy does not take (note): a new version this restore writes does not carry it`,
+    )
+    expect(r.stdout + r.stderr).not.toContain(secret)
+    const o = json<Outcome>(r)
+    const tags = (await world.sdk().getCertificateVersion(name, o.versionId ?? "")).properties.tags ?? {}
+    expect(tags).toMatchObject({ env: "prod" })
+    expect(tags).not.toHaveProperty("note")
+  })
+
   it("a tag key that reads as key text is counted, never shown; the tags left out over the 12 go by key order, not the vault's", async () => {
     const name = "r-tags-key-order"
     const v1 = await deployed(name, first)
