@@ -15,13 +15,13 @@
 import { chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { build } from "esbuild"
+import { build, version as esbuildVersion } from "esbuild"
 import { bundleIsCurrent, clearBundleStamp, writeBundleStamp } from "../../../scripts/bundle-stamp.mjs"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const sea = process.argv.includes("--sea")
 // What decides dist/bin.js besides its input files.
-const stampOptions = { fromDist: process.env.KVDEPLOY_BUNDLE_FROM_DIST === "1" }
+const stampOptions = { fromDist: process.env.KVDEPLOY_BUNDLE_FROM_DIST === "1", esbuildVersion }
 // --if-changed (the tests' global setup): keep dist/ when it was bundled from exactly the files on disk.
 if (!sea && process.argv.includes("--if-changed") && bundleIsCurrent(root, stampOptions)) {
   console.log("kvdeploy-agent bundle is current (dist/.bundle-inputs.json)")
@@ -95,7 +95,12 @@ const outputs = await Promise.all([
 if (!sea) {
   chmodSync(join(root, "dist", "bin.js"), 0o755)
   symlinkSync("bin.js", join(root, "dist", "kvdeploy-agent"))
-  writeBundleStamp(root, { metafiles, options: stampOptions, extra: [fileURLToPath(import.meta.url)] })
+  writeBundleStamp(root, {
+    metafiles,
+    options: stampOptions,
+    extra: [fileURLToPath(import.meta.url)],
+    startedMs: started,
+  })
 }
 console.log(
   `kvdeploy-agent bundled: ${outputs.map((out) => `${out?.[0]} ${Math.round((out?.[1].bytes ?? 0) / 1024)} KiB`).join(", ")} in ${Date.now() - started} ms`,

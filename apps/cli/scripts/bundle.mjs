@@ -10,16 +10,17 @@ import { spawnSync } from "node:child_process"
 import { chmodSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { build } from "esbuild"
+import { build, version as esbuildVersion } from "esbuild"
 import { bundleIsCurrent, writeBundleStamp } from "../../../scripts/bundle-stamp.mjs"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 // --if-changed (the tests' global setup): keep dist/ when it was bundled from exactly the files on disk.
-if (process.argv.includes("--if-changed") && bundleIsCurrent(root, {})) {
+if (process.argv.includes("--if-changed") && bundleIsCurrent(root, { esbuildVersion })) {
   console.log("kvdeploy bundle is current (dist/.bundle-inputs.json)")
   process.exit(0)
 }
 rmSync(join(root, "dist"), { recursive: true, force: true })
+const startedMs = Date.now()
 const result = await build({
   absWorkingDir: root,
   entryPoints: { bin: "src/bin.ts" },
@@ -71,7 +72,8 @@ for (const c of commands) if (!pages[c]?.plain) throw new Error(`no help rendere
 writeFileSync(join(root, "dist", "help.json"), `${JSON.stringify(pages)}\n`)
 writeBundleStamp(root, {
   metafiles: [result.metafile],
-  options: {},
+  options: { esbuildVersion },
+  startedMs,
   extra: [fileURLToPath(import.meta.url), join(root, "dist", "help.json")],
 })
 const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith(".js"))
