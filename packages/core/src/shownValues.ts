@@ -413,12 +413,14 @@ export const withoutSecretValues = (
     const trimmed = value.trim()
     if (trimmed.length < shortestSecretValue) continue
     const placeholder = `[${label}, not shown]`
-    if (trimmed.length <= longestPatternedSecret) {
+    if (trimmed.length <= longestPatternedSecret && backslashesIn(trimmed) <= mostPatternedBackslashes) {
       shown = shown.replace(secretValuePattern(trimmed), placeholder)
       continue
     }
     // A long value (a federated token's contents) as the usual encoders write it: a pattern of
-    // each of its characters would be too large for a RegExp.
+    // each of its characters would be too large for a RegExp. So is a value with many backslashes:
+    // each is `\` or, JSON-escaped, `\\`, and a run of backslashes in the text can be read either way
+    // at each one (2^n ways to try for n of them).
     const forms = new Set([
       trimmed,
       encodeURIComponent(trimmed),
@@ -433,6 +435,11 @@ export const withoutSecretValues = (
 
 /** The longest secret value looked for by a pattern of its characters (secretValuePattern). */
 const longestPatternedSecret = 256
+
+/** The most backslashes a secret value looked for by a pattern of its characters may hold. */
+const mostPatternedBackslashes = 8
+
+const backslashesIn = (value: string): number => value.split("\\").length - 1
 
 /** Hex digits of a percent-encoding in either case (`%7E`, `%7e`). */
 const eitherCaseHex = (byte: number): string =>
@@ -454,7 +461,8 @@ const eitherCaseHex4 = (unit: number): string =>
  * or a `+` decoded to a space) or JSON-escaped (`\"`, `\\`, `\/`, or any character as `\\u` escapes
  * of its UTF-16 code units, as Python's `ensure_ascii` writes a non-ASCII one and .NET's default
  * encoder `+`, `&` and `'`). Each character has a fixed set of alternatives that part within their
- * first two characters, so the scan stays linear.
+ * first two characters, but for a backslash (`\` as it is, `\\` escaped): a value with more than
+ * mostPatternedBackslashes of them is looked for in its usual forms instead (withoutSecretValues).
  */
 const secretValuePattern = (secret: string): RegExp =>
   new RegExp(

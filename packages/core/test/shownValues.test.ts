@@ -487,6 +487,20 @@ describe("identity secrets in a message", () => {
     }
   })
 
+  it("withoutSecretValues finds a secret with a run of backslashes in a text of backslashes, as it is and JSON-escaped, without trying each way to read them", () => {
+    // 30 backslashes: read one by one, each as itself or as JSON's escape, 2^30 ways to try.
+    const secret = `pre${"\\".repeat(30)}post`
+    const label = "the value of AZURE_CLIENT_SECRET"
+    const noise = "\\".repeat(200)
+    for (const text of [
+      `${noise}${secret}${noise}`,
+      `${noise}${JSON.stringify(secret).slice(1, -1)}${noise}`,
+      // Not the secret: 60 backslashes, then no "post".
+      `${noise}pre${"\\".repeat(60)}x`,
+    ])
+      expect(withoutSecretValues(text, [{ value: secret, label }]).includes("pre\\")).toBe(text.endsWith("x"))
+  })
+
   it("withoutSecretValues finds a long value (a federated token's contents) form-encoded and JSON-escaped where the encodings differ (a quote, a backslash, a space)", () => {
     const long = `tok "a\\b" ${"c+d~".repeat(80)}`
     expect(long.length).toBeGreaterThan(256)
