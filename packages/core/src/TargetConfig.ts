@@ -473,15 +473,15 @@ export const tagProblems = (
   return out
 }
 
-/** A vault's name in Azure's private DNS zone for Key Vault private endpoints (NAME.privatelink.vaultcore.<cloud>). */
-const privateLinkHost = /^([^.]+)\.privatelink\.vaultcore\.(azure\.net|usgovcloudapi\.net|azure\.cn)$/
-
-/** The vault DNS suffix of each cloud's private DNS zone. */
-const privateLinkVaultSuffix: Readonly<Record<string, string>> = {
-  "azure.net": "vault.azure.net",
-  "usgovcloudapi.net": "vault.usgovcloudapi.net",
-  "azure.cn": "vault.azure.cn",
-}
+/**
+ * A vault's name in Azure's private DNS zone for Key Vault private endpoints: NAME.privatelink.vaultcore.<D>,
+ * the vault's own name being NAME.vault.<D> (D: each known cloud's vault DNS suffix after "vault.").
+ */
+const privateLinkHost = new RegExp(
+  `^([^.]+)\\.privatelink\\.vaultcore\\.(${knownClouds
+    .map((c) => c.vaultDnsSuffix.replace(/^vault\./, "").replace(/\./g, "\\."))
+    .join("|")})$`,
+)
 
 interface VaultUrlResult {
   readonly vaultUrl: string
@@ -586,7 +586,7 @@ const validateVaultUrl = (
           ? problem(
               field,
               `host ${quotedValue(hostname)} is a private endpoint's name in Azure's private DNS zone, not the vault's`,
-              `use the vault's own name, https://${privateLink[1]}.${privateLinkVaultSuffix[privateLink[2] as string]}: where the private DNS zone is linked, it resolves to the private endpoint (the Key Vault SDK and the sign-in checks need the vault's own name)`,
+              `use the vault's own name, https://${privateLink[1]}.vault.${privateLink[2]}: where the private DNS zone is linked, it resolves to the private endpoint (the Key Vault SDK and the sign-in checks need the vault's own name)`,
             )
           : custom === undefined
             ? problem(

@@ -241,9 +241,13 @@ const toolCloud: Readonly<Record<string, (cloud: string | undefined) => string>>
     "set Visual Studio Code's Azure cloud (the azure.cloud setting) to the target's, and sign in again",
 }
 
+/** An authority host as compared: without a trailing slash, in lower case. */
+const comparedHost = (authorityHost: string | undefined): string | undefined =>
+  authorityHost?.replace(/\/+$/, "").toLowerCase()
+
 /** The Azure CLI's name of a known cloud's authority host (azd and Az PowerShell take the same), or undefined for the public or a custom cloud. */
 const toolCloudName = (authorityHost: string | undefined): string | undefined => {
-  const host = authorityHost?.replace(/\/+$/, "").toLowerCase()
+  const host = comparedHost(authorityHost)
   const cloud = knownClouds.find((c) => c.authorityHost.toLowerCase() === host)?.name
   return cloud === "AzureUSGovernment"
     ? "AzureUSGovernment"
@@ -282,7 +286,7 @@ export const chainSourceFix = (
   }
   const tool = source.credential === undefined ? undefined : toolCloud[source.credential]
   if (tool !== undefined && /AADSTS500011\b/.test(source.reason)) {
-    const host = context.authorityHost?.replace(/\/+$/, "").toLowerCase()
+    const host = comparedHost(context.authorityHost)
     if (host === undefined || host === "https://login.microsoftonline.com") return undefined
     return `${source.credential} asks for a token in the tool's own active cloud, not the target's (${context.authorityHost}), and Entra ID there knows no such Key Vault resource: ${tool(toolCloudName(context.authorityHost))}`
   }
