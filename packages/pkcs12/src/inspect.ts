@@ -36,6 +36,8 @@ import {
   loadPkcs8SharedNow,
   publicKeysEqual,
   publicOfNow,
+  rsaInconsistencyWords,
+  rsaKeyInconsistency,
 } from "./privateKey.js"
 
 export interface OrderedChain {
@@ -186,9 +188,20 @@ export const keyPairOf = (
   }
 }
 
-/** The problem of a key that is not the leaf's pair, in the operator's words. */
-export const keyPairProblem = (keyPair: KeyPairCheck, leafSubject: string): MaterialProblem =>
-  keyPair === "damaged"
+/** The problem of a key that is not the leaf's pair, in the operator's words (`key`: the private key, to name a wrong RSA number). */
+export const keyPairProblem = (
+  keyPair: KeyPairCheck,
+  leafSubject: string,
+  key?: KeyObject,
+): MaterialProblem => {
+  if (keyPair !== "damaged")
+    return {
+      field: "key",
+      message: `does not match the leaf certificate "${leafSubject}" (their public keys differ)`,
+      fix: "supply the private key the leaf certificate was issued for",
+    }
+  const wrong = key === undefined ? "" : rsaInconsistencyWords(key)
+  return wrong === ""
     ? {
         field: "key",
         message: `is damaged: its public half is the leaf certificate's ("${leafSubject}"), but a signature made with its private half does not verify with it, so a TLS handshake with this key would fail`,
@@ -196,9 +209,13 @@ export const keyPairProblem = (keyPair: KeyPairCheck, leafSubject: string): Mate
       }
     : {
         field: "key",
-        message: `does not match the leaf certificate "${leafSubject}" (their public keys differ)`,
-        fix: "supply the private key the leaf certificate was issued for",
+        message: `is damaged: its public half is the leaf certificate's ("${leafSubject}"), but ${wrong}, so \`openssl pkey -check\` calls it invalid and other readers of the PFX (Python's cryptography) refuse it`,
+        fix:
+          key !== undefined && rsaKeyInconsistency(key) === "multi-prime"
+            ? "use a two-prime RSA key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048) and a certificate issued for it"
+            : "the key file is damaged: re-export it from where it was made, or supply the key the certificate was issued for (`openssl pkey -check -noout -in KEY` checks a key file)",
       }
+}
 
 /**
  * An encoder's refusal to build `what` ("a PFX", "the PEM") from material it could not read: each
@@ -220,9 +237,13 @@ export const keyPairRefusal = (analysed: AnalysedMaterial, what: string): PfxEnc
   const keyPair = analysed.keyPair()
   if (keyPair === "match") return undefined
   const subject = nameOf(analysed.leaf, "subject")
+  const wrong = rsaInconsistencyWords(analysed.key)
   return keyPair === "damaged"
     ? new PfxEncodeError({
-        finding: `refusing to build ${what}: the private key is damaged (its public half is the leaf certificate "${subject}"'s, but a signature made with its private half does not verify with it)`,
+        finding:
+          wrong === ""
+            ? `refusing to build ${what}: the private key is damaged (its public half is the leaf certificate "${subject}"'s, but a signature made with its private half does not verify with it)`
+            : `refusing to build ${what}: the private key is damaged (its public half is the leaf certificate "${subject}"'s, but ${wrong})`,
         fix: "supply an intact copy of the key the certificate was issued for",
       })
     : new PfxEncodeError({
@@ -334,7 +355,7 @@ export const inspectMaterial = (
         message: `is an ${describeKey(analysed.key)} key, which Key Vault does not accept`,
         fix: "use an RSA (2048, 3072, 4096) or EC (P-256, P-384, P-521, P-256K) key",
       })
-    if (keyPair !== "match") problems.push(keyPairProblem(keyPair, leaf.facts.subject))
+    if (keyPair !== "match") problems.push(keyPairProblem(keyPair, leaf.facts.subject, analysed.key))
     if (hasExplicitCurveParameters(analysed.leaf.publicKey))
       problems.push({
         field: "leaf",

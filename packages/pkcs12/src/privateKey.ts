@@ -197,12 +197,86 @@ export const checkKeyPair = (
   // EdDSA; X25519) is refused for its type, and judged on its public half here.
   const type = privateKey.asymmetricKeyType
   if (type !== "rsa" && type !== "ec") return "match"
+  // OpenSSL signs with the CRT numbers and, when that signature does not verify, again with the
+  // private exponent; it never uses the exponent when the CRT numbers are right. A key with one
+  // wrong number can therefore sign well and still be refused by `openssl pkey -check` and by
+  // other readers of the PFX (Python's cryptography): its numbers are checked against each other.
+  if (type === "rsa" && rsaKeyInconsistency(privateKey) !== undefined) return "damaged"
   try {
     return verify("sha256", possessionChallenge, leafPublic, sign("sha256", possessionChallenge, privateKey))
       ? "match"
       : "damaged"
   } catch {
     return "damaged"
+  }
+}
+
+/**
+ * Which number of an RSA private key does not agree with the others, in the words of its JWK field
+ * (RFC 7518 6.3.2: `d` the private exponent, `dp`/`dq` the CRT exponents, `qi` the CRT coefficient,
+ * `p`/`q` the primes), or `undefined` when they agree: p*q = n; e*d = 1 mod (p-1) and mod (q-1);
+ * dp = d mod (p-1); dq = d mod (q-1); q*qi = 1 mod p. The numbers come from node:crypto's JWK export
+ * (BigInt arithmetic on them, tens of microseconds for RSA-2048) and are never shown. A key of more
+ * than two primes (`openssl genpkey -pkeyopt rsa_keygen_primes:3`), whose JWK export holds only the
+ * first two, is `multi-prime`. Remembered per key object.
+ */
+export type RsaInconsistency = "p, q" | "d" | "dp" | "dq" | "qi" | "multi-prime"
+
+const rsaChecked = new WeakMap<KeyObject, RsaInconsistency | null>()
+
+export const rsaKeyInconsistency = (privateKey: KeyObject): RsaInconsistency | undefined => {
+  if (privateKey.asymmetricKeyType !== "rsa" || privateKey.type !== "private") return undefined
+  const known = rsaChecked.get(privateKey)
+  if (known !== undefined) return known ?? undefined
+  const found = readRsaInconsistency(privateKey)
+  rsaChecked.set(privateKey, found ?? null)
+  return found
+}
+
+const bigOf = (b64url: string | undefined): bigint | undefined =>
+  b64url === undefined || b64url === ""
+    ? undefined
+    : BigInt(`0x${Buffer.from(b64url, "base64url").toString("hex")}`)
+
+const readRsaInconsistency = (privateKey: KeyObject): RsaInconsistency | undefined => {
+  let jwk: Record<string, unknown>
+  try {
+    jwk = privateKey.export({ format: "jwk" }) as Record<string, unknown>
+  } catch {
+    // No JWK of this key: the signature check judges it alone.
+    return undefined
+  }
+  const field = (name: string) => bigOf(typeof jwk[name] === "string" ? (jwk[name] as string) : undefined)
+  const [n, e, d, p, q, dp, dq, qi] = ["n", "e", "d", "p", "q", "dp", "dq", "qi"].map(field)
+  if (n === undefined || e === undefined || d === undefined) return "d"
+  if (p === undefined || q === undefined || p < 2n || q < 2n) return "p, q"
+  if (p * q !== n) return n % p === 0n && n % q === 0n && n % (p * q) === 0n ? "multi-prime" : "p, q"
+  const p1 = p - 1n
+  const q1 = q - 1n
+  if ((e * d) % p1 !== 1n % p1 || (e * d) % q1 !== 1n % q1) return "d"
+  if (dp === undefined || dp !== d % p1) return "dp"
+  if (dq === undefined || dq !== d % q1) return "dq"
+  if (qi === undefined || (q * qi) % p !== 1n) return "qi"
+  return undefined
+}
+
+/** What a damaged RSA key's wrong number is, for a problem's message; `""` when none was found. */
+export const rsaInconsistencyWords = (privateKey: KeyObject): string => {
+  switch (rsaKeyInconsistency(privateKey)) {
+    case undefined:
+      return ""
+    case "multi-prime":
+      return "it is an RSA key of more than two primes (multi-prime), which kvdeploy does not take"
+    case "p, q":
+      return "its primes (p, q) do not multiply to its modulus"
+    case "d":
+      return "its private exponent (d) does not invert its public exponent"
+    case "dp":
+      return "its CRT exponent dp is not d mod (p-1)"
+    case "dq":
+      return "its CRT exponent dq is not d mod (q-1)"
+    case "qi":
+      return "its CRT coefficient qi is not the inverse of q mod p"
   }
 }
 

@@ -10,8 +10,9 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { beforeAll, describe, expect, it } from "vitest"
 import { encodePfx, inspectMaterial, parsePem } from "../src/index.js"
-import { checkKeyPair } from "../src/privateKey.js"
+import { checkKeyPair, rsaKeyInconsistency } from "../src/privateKey.js"
 import { generateKey, makeAuthorities, makeMaterial, type TestAuthorities, toPem } from "./fixtures.js"
+import { mustSucceed, run, shouldRun } from "./tools.js"
 
 let authorities: TestAuthorities
 beforeAll(async () => {
@@ -97,12 +98,78 @@ describe("a damaged private key", () => {
     expect(twice.keyMatchesLeaf).toBe(false)
     expect(twice.problems.find((p) => p.field === "key")?.message).toContain("is damaged")
     // OpenSSL signs with the CRT numbers and falls back to the private exponent when the result does
-    // not verify: a key with only its exponent damaged still makes good signatures (a TLS server
-    // using it works), and is taken for the pair.
+    // not verify: a key with only its exponent damaged still makes good signatures, but
+    // `openssl pkey -check` calls it invalid and Python's cryptography refuses it (and the PFX made
+    // of it). Its numbers are checked against each other, and the wrong one named.
     const once = await inspectPem(rsaPem(jwk, { d: bigOf(jwk.d) + 2n }))
-    expect(once.keyMatchesLeaf).toBe(true)
-    expect(once.problems).toEqual([])
+    expect(once.keyMatchesLeaf).toBe(false)
+    expect(once.problems.find((p) => p.field === "key")?.message).toContain("private exponent (d)")
   })
+
+  it("an RSA key with one wrong number (d, dp, dq or qi; n and e intact): refused by inspect and encode, naming the number, showing no key material", async () => {
+    const material = await makeMaterial(await generateKey("RSA-2048"), 1, authorities)
+    const leafPem = toPem("CERTIFICATE", material.leaf)
+    const jwk = jwkOf(material)
+    const cases = [
+      ["d", "private exponent (d)"],
+      ["dp", "dp is not d mod (p-1)"],
+      ["dq", "dq is not d mod (q-1)"],
+      ["qi", "qi is not the inverse of q mod p"],
+    ] as const
+    for (const [field, words] of cases) {
+      const parsed = await Effect.runPromise(
+        parsePem(leafPem + rsaPem(jwk, { [field]: bigOf(jwk[field]) ^ 0x10n })),
+      )
+      const damaged: CertificateMaterial = {
+        leaf: parsed.certificates[0] ?? new Uint8Array(),
+        chain: [],
+        key: parsed.key ?? Redacted.make(new Uint8Array()),
+      }
+      const inspected = await Effect.runPromise(inspectMaterial(damaged))
+      expect(inspected.keyMatchesLeaf, field).toBe(false)
+      const problem = inspected.problems.find((p) => p.field === "key")
+      expect(problem?.message, field).toContain(words)
+      expect(problem?.fix, field).toContain("re-export it")
+      const refused = await Effect.runPromise(
+        Effect.flip(encodePfx(damaged, { encoding: "modern", password })),
+      )
+      expect(refused.finding, field).toContain(words)
+      // No number of the key in the words: the hex or base64url of any of them.
+      const said = JSON.stringify([problem, refused.finding, refused.fix])
+      for (const name of ["n", "d", "p", "q", "dp", "dq", "qi"]) {
+        const value = bigOf(jwk[name])
+        expect(said).not.toContain(value.toString(16).slice(0, 16))
+        expect(said).not.toContain((jwk[name] ?? "").slice(0, 16))
+      }
+    }
+    // The intact key still passes.
+    const good = await Effect.runPromise(inspectMaterial(material))
+    expect(good.keyMatchesLeaf).toBe(true)
+    expect(good.problems).toEqual([])
+  })
+
+  it.runIf(shouldRun("openssl"))(
+    "a multi-prime RSA key (node exports two of its primes): refused, named multi-prime, not taken as the pair",
+    async () => {
+      const made = mustSucceed(
+        "openssl genpkey (3 primes)",
+        await run("openssl", [
+          "genpkey",
+          "-algorithm",
+          "RSA",
+          "-pkeyopt",
+          "rsa_keygen_bits:2048",
+          "-pkeyopt",
+          "rsa_keygen_primes:3",
+        ]),
+      )
+      const key = createPrivateKey(made.stdout)
+      expect(rsaKeyInconsistency(key)).toBe("multi-prime")
+      expect(checkKeyPair(key, createPublicKey(key), createPublicKey(key))).toBe("damaged")
+      const two = generateKeyPairSync("rsa", { modulusLength: 2048 })
+      expect(rsaKeyInconsistency(two.privateKey)).toBeUndefined()
+    },
+  )
 
   it("checkKeyPair: the pair, another key of the same type, another type", () => {
     const a = generateKeyPairSync("ec", { namedCurve: "P-256" })
