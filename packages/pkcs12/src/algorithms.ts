@@ -20,6 +20,7 @@ export const oid = {
 
   pbes2: "1.2.840.113549.1.5.13",
   pbkdf2: "1.2.840.113549.1.5.12",
+  scrypt: "1.3.6.1.4.1.11591.4.11",
   pbeSha1Rc2_128: "1.2.840.113549.1.12.1.5",
   pbeSha1Rc2_40: "1.2.840.113549.1.12.1.6",
   pbeSha1TripleDes: "1.2.840.113549.1.12.1.3",
@@ -113,3 +114,32 @@ export const maxTotalIterations = 4_000_000
 
 /** The largest PFX kvdeploy reads (Key Vault's own limit is 25 KB). */
 export const maxPfxBytes = 1024 * 1024
+
+/**
+ * The highest scrypt cost N*r*p kvdeploy lets OpenSSL run when reading an encrypted key file:
+ * 1,048,576, eight times what `openssl pkcs8 -topk8 -scrypt` writes (N 16384, r 8, p 1). Work grows
+ * with N*r*p; OpenSSL bounds the memory (128*N*r bytes, 32 MiB) but not the time (p).
+ */
+export const maxScryptCost = 1_048_576
+
+/**
+ * Password-based encryptions of a PKCS#8 key that Node's OpenSSL 3 does not decrypt (they live in its
+ * legacy provider, which Node does not load), by OID: named in the refusal of a key file using one.
+ * The PKCS#12 PBE-SHA1-3DES schemes and PBES2 with AES or 3DES are read and are not listed.
+ */
+export const unreadKeyEncryptions: Readonly<Record<string, string>> = {
+  "1.2.840.113549.1.12.1.1": "PBE-SHA1-RC4-128",
+  "1.2.840.113549.1.12.1.2": "PBE-SHA1-RC4-40",
+  [oid.pbeSha1Rc2_128]: "PBE-SHA1-RC2-128",
+  [oid.pbeSha1Rc2_40]: "PBE-SHA1-RC2-40",
+  "1.2.840.113549.1.5.1": "PBE-MD2-DES",
+  "1.2.840.113549.1.5.3": "PBE-MD5-DES",
+  "1.2.840.113549.1.5.4": "PBE-MD2-RC2-64",
+  "1.2.840.113549.1.5.6": "PBE-MD5-RC2-64",
+  "1.2.840.113549.1.5.10": "PBE-SHA1-DES",
+  "1.2.840.113549.1.5.11": "PBE-SHA1-RC2-64",
+  // PBES2's encryption schemes.
+  "1.3.14.3.2.7": "PBES2 with DES-CBC",
+  "1.2.840.113549.3.2": "PBES2 with RC2-CBC",
+  "1.2.840.113549.3.9": "PBES2 with RC5-CBC",
+}

@@ -13,17 +13,21 @@ import * as Effect from "effect/Effect"
 import * as forgeModule from "node-forge"
 import {
   maxIterations,
+  maxScryptCost,
   maxTotalIterations,
   oid,
   pbes1ByOid,
   pbes2CipherByOid,
   prfByOid,
+  unreadKeyEncryptions,
 } from "./algorithms.js"
 import {
   type AlgorithmReference,
+  builtOnce,
   integerValue,
   type Pbes2Parts,
   type Pbkdf2Parts,
+  partsOf,
   readPbes2Params,
   readPbkdf2Params,
 } from "./decodeStructure.js"
@@ -461,3 +465,90 @@ export const decryptPrivateKeyInfo = (
   budget: KdfBudget,
 ): Effect.Effect<Decrypted, PbeFailure> =>
   asEffect(() => decryptPrivateKeyInfoNow(algorithm, ciphertext, encryptedPrivateKeyInfo, password, budget))
+
+// scrypt-params ::= SEQUENCE { salt OCTET STRING, costParameter INTEGER, blockSize INTEGER,
+// parallelizationParameter INTEGER, keyLength INTEGER OPTIONAL } (RFC 7914 7.1).
+const scryptParamsSchema = builtOnce(
+  () =>
+    new asn1js.Sequence({
+      value: [
+        new asn1js.OctetString({ name: "salt" }),
+        new asn1js.Integer({ name: "n" }),
+        new asn1js.Integer({ name: "r" }),
+        new asn1js.Integer({ name: "p" }),
+        new asn1js.Integer({ name: "keyLength", optional: true }),
+      ],
+    }),
+)
+
+/** What the parameters of an encrypted PKCS#8 key (EncryptedPrivateKeyInfo) say before OpenSSL decrypts it. */
+export interface KeyEncryptionCheck {
+  /** Why it must not be decrypted: a KDF cost over kvdeploy's limits, or unreadable cost parameters. */
+  readonly refused?: PbeFailure
+  /** The encryption's name when it is one Node's OpenSSL does not decrypt (`unreadKeyEncryptions`). */
+  readonly unread?: string
+}
+
+/**
+ * The checks run on an encrypted key file's algorithm before it is handed to OpenSSL, which bounds
+ * neither PBKDF2's iterations nor scrypt's time, and runs synchronously (a signal cannot stop it):
+ * PBKDF2 and the PBES1 schemes by the PFX's rule (`spendIterationsNow`: at most `maxIterations`),
+ * scrypt at most `maxScryptCost` for N*r*p. Algorithms it does not know are left to OpenSSL.
+ */
+export const checkKeyEncryption = (algorithm: AlgorithmReference): KeyEncryptionCheck => {
+  const unread = unreadKeyEncryptions[algorithm.algorithmId]
+  const named = unread === undefined ? {} : { unread }
+  if (algorithm.algorithmId === oid.pbes2) {
+    let params: Pbes2Parts
+    try {
+      params = readPbes2Params(algorithm.algorithmParams)
+    } catch {
+      return { refused: malformed("the PBES2 parameters are malformed") }
+    }
+    const scheme = unreadKeyEncryptions[params.encryptionScheme.algorithmId]
+    const schemeNamed = scheme === undefined ? {} : { unread: scheme }
+    const kdf = params.keyDerivationFunc
+    if (kdf.algorithmId === oid.pbkdf2) {
+      let iterations: number
+      try {
+        iterations = readPbkdf2Params(kdf.algorithmParams).iterationCount
+      } catch {
+        return { refused: malformed("the PBKDF2 parameters are malformed") }
+      }
+      const spent = spendIterationsNow(iterations, 1, newKdfBudget())
+      return spent instanceof PbeFailure ? { refused: spent } : schemeNamed
+    }
+    if (kdf.algorithmId === oid.scrypt) {
+      let parts: Record<string, unknown>
+      try {
+        parts = partsOf(kdf.algorithmParams, scryptParamsSchema(), "scrypt-params")
+      } catch {
+        return { refused: malformed("the scrypt parameters are malformed") }
+      }
+      const [n, r, p] = [parts.n, parts.r, parts.p].map((b) =>
+        b instanceof asn1js.Integer ? b.toBigInt() : -1n,
+      ) as [bigint, bigint, bigint]
+      if (n < 2n || r < 1n || p < 1n)
+        return { refused: malformed("the scrypt parameters are not positive integers") }
+      if (n * r * p > BigInt(maxScryptCost))
+        return {
+          refused: unsupported(
+            `the scrypt cost N*r*p (N ${n}, r ${r}, p ${p}) exceeds the limit of ${maxScryptCost}`,
+          ),
+        }
+      return schemeNamed
+    }
+    return schemeNamed
+  }
+  if (pbes1ByOid[algorithm.algorithmId] !== undefined || unread !== undefined) {
+    const params = algorithm.algorithmParams as asn1js.AsnType
+    const checked =
+      params instanceof asn1js.BaseBlock ? asn1js.compareSchema(params, params, pbes1ParamsSchema) : undefined
+    const count: unknown = checked?.verified === true ? checked.result.iterations : undefined
+    if (!(count instanceof asn1js.Integer))
+      return { refused: malformed("the PBES1 parameters are malformed"), ...named }
+    const spent = spendIterationsNow(integerValue(count), 1, newKdfBudget())
+    return spent instanceof PbeFailure ? { refused: spent, ...named } : named
+  }
+  return named
+}

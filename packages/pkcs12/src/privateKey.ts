@@ -9,7 +9,10 @@ import type { Curve, KeyType } from "@kvdeploy/core"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as pkijs from "pkijs"
+import { readShroudedKeyBag } from "./decodeStructure.js"
 import { loadPrivateKey } from "./nodeCrypto.js"
+import { checkKeyEncryption, type KeyEncryptionCheck } from "./passwordEncryption.js"
+import { parseBer } from "./safeBags.js"
 
 export interface KeyFacts {
   readonly keyType: KeyType
@@ -430,6 +433,62 @@ export const pemKeyToPkcs8 = (
   pem: string,
   passphrase: string | undefined,
 ): Effect.Effect<{ readonly pkcs8: Uint8Array; readonly key: KeyObject }, KeyProblem> =>
+  Effect.suspend(() => {
+    const encryption = encryptedKeyParameters(pem)
+    return encryption.refused !== undefined
+      ? Effect.fail(encryption.refused)
+      : loadPemKey(pem, passphrase, encryption.unread)
+  })
+
+/** The passphrase's variable, for a fix: kvdeploy's flags that name it. */
+const PASSPHRASE_VARIABLE =
+  "the variable --key-passphrase-env names (for --previous-key, --previous-key-passphrase-env's, else --key-passphrase-env's)"
+
+/** Re-encrypting a key file kvdeploy refuses for its encryption. */
+const REENCRYPT =
+  "openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 600000 -in key.pem -out key-aes.pem (add -provider legacy -provider default to read a legacy cipher)"
+
+/**
+ * An `ENCRYPTED PRIVATE KEY` block's encryption, read (asn1js/pkijs, as a PFX's key bag is) and
+ * checked before OpenSSL decrypts it: a KDF cost over the limits is refused here, since OpenSSL
+ * bounds neither and its synchronous run cannot be stopped by a signal. Other blocks, and a body
+ * that does not read, are left to OpenSSL (which says what is wrong with them).
+ */
+const encryptedKeyParameters = (pem: string): { readonly refused?: KeyProblem; readonly unread?: string } => {
+  const body = /-----BEGIN ENCRYPTED PRIVATE KEY-----([\s\S]*?)-----END ENCRYPTED PRIVATE KEY-----/.exec(pem)?.[1]
+  if (body === undefined) return {}
+  let checked: KeyEncryptionCheck
+  try {
+    const der = new Uint8Array(Buffer.from(body.replace(/\s+/g, ""), "base64"))
+    checked = checkKeyEncryption(readShroudedKeyBag(parseBer(der)).encryptionAlgorithm)
+  } catch {
+    // Not an EncryptedPrivateKeyInfo to asn1js: not handed to OpenSSL either, whose reading of it
+    // would be unchecked.
+    return {
+      refused: {
+        message: "the encrypted private key block is not a readable EncryptedPrivateKeyInfo",
+        fix: "check that the key PEM is complete and not altered (openssl pkey -in key.pem -noout)",
+      },
+    }
+  }
+  const refused = checked.refused
+  if (refused === undefined) return checked.unread === undefined ? {} : { unread: checked.unread }
+  return {
+    refused: {
+      message: `the private key's encryption is refused before decrypting it: ${refused.finding}`,
+      fix:
+        refused.kind === "malformed"
+          ? "check that the key PEM is complete and not altered (openssl pkey -in key.pem -noout)"
+          : `re-encrypt the key with a cost OpenSSL's defaults use: ${REENCRYPT}; or supply it unencrypted`,
+    },
+  }
+}
+
+const loadPemKey = (
+  pem: string,
+  passphrase: string | undefined,
+  unread: string | undefined,
+): Effect.Effect<{ readonly pkcs8: Uint8Array; readonly key: KeyObject }, KeyProblem> =>
   Effect.try({
     try: () => {
       const loaded = loadPrivateKey(
@@ -457,10 +516,16 @@ export const pemKeyToPkcs8 = (
           message: `the passphrase is ${Buffer.byteLength(passphrase, "utf8")} bytes; OpenSSL reads a key's passphrase of at most 1,024 bytes`,
           fix: "re-encrypt the key with a shorter passphrase (openssl pkcs8 -topk8 -v2 aes-256-cbc), or supply it unencrypted through a file only kvdeploy reads",
         }
+      // An encryption Node's OpenSSL lacks fails the same way whatever the passphrase: named.
+      if (unread !== undefined && /unsupported|decrypt/i.test(text))
+        return {
+          message: `the private key is encrypted with ${unread}, a legacy encryption kvdeploy does not read`,
+          fix: `re-encrypt it with PBES2/AES: ${REENCRYPT}; or supply it unencrypted`,
+        }
       if (/bad decrypt|maybe wrong password|decrypt/i.test(text))
         return {
           message: "the private key could not be decrypted: the passphrase is wrong",
-          fix: "check the passphrase the key was encrypted with",
+          fix: `check the passphrase the key was encrypted with, in ${PASSPHRASE_VARIABLE}`,
         }
       // OpenSSL's decoders answer "unsupported" both for an encryption they lack and for a key block
       // they cannot decode at all (cut short, altered): only an encrypted key is about its encryption.
@@ -470,7 +535,7 @@ export const pemKeyToPkcs8 = (
         return {
           message:
             "the private key could not be decrypted and read: the passphrase is wrong, or the key uses an encryption this system does not support",
-          fix: "check the passphrase; if it is right, re-encrypt the key with PBES2/AES (openssl pkcs8 -topk8 -v2 aes-256-cbc) or supply it unencrypted",
+          fix: `check the passphrase, in ${PASSPHRASE_VARIABLE}; if it is right, re-encrypt the key with PBES2/AES (${REENCRYPT}) or supply it unencrypted`,
         }
       if (/unsupported/i.test(text))
         return {
