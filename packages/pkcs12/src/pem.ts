@@ -76,6 +76,99 @@ export function* pemBlocks(text: string): Generator<FoundBlock> {
   }
 }
 
+/**
+ * Where a block begun at or after `from` starts, or -1: the first "-----BEGIN" that is not a whole
+ * BEGIN line with a label PEM does not know (`-----BEGIN Certificate-----`, a stray marker's problem).
+ */
+const cutBeginAfter = (text: string, from: number): number => {
+  for (let i = text.indexOf("-----BEGIN", from); i >= 0; i = text.indexOf("-----BEGIN", i + 1)) {
+    // A line's first 200 characters (a label is short): no search to the end of a long line per BEGIN.
+    const line = (text.slice(i, i + 200).split("\n")[0] ?? "").trimEnd()
+    if (/^-----BEGIN [^\r\n]*-----$/.test(line) && !/^-----BEGIN [A-Z0-9 ]+-----$/.test(line)) continue
+    return i
+  }
+  return -1
+}
+
+/**
+ * A line that reads as a PEM BEGIN or END line to a person: dashes (or dash-like characters), the
+ * word, a label. The counts are bounded, so a line of a million dashes costs a scan, not a search
+ * from each of them.
+ */
+const MARKER = /[-\u2010-\u2015\u2212]{2,8}[ \t]{0,4}(BEGIN|END)\b[^\r\n]*/gi
+
+/**
+ * The problems of BEGIN and END lines outside the blocks found (`spans`): a well-formed line whose
+ * label is not upper case, a damaged line, an END line without its BEGIN. A well-formed BEGIN line
+ * (left unended) is the cut-short problem's, as is all from `cut` on. Listed in text order, by line.
+ */
+const strayMarkers = (
+  text: string,
+  spans: ReadonlyArray<readonly [number, number]>,
+  cut: number,
+): Array<MaterialProblem> => {
+  const found: Array<MaterialProblem> = []
+  let span = 0
+  let skipEnd: string | undefined
+  // Lines counted on from the last marker's (one pass over the text, however many markers).
+  let counted = 0
+  let lines = 1
+  const lineOf = (at: number): number => {
+    for (let i = text.indexOf("\n", counted); i >= 0 && i < at; i = text.indexOf("\n", i + 1)) {
+      lines++
+      counted = i + 1
+    }
+    return lines
+  }
+  MARKER.lastIndex = 0
+  for (let m = MARKER.exec(text); m !== null; m = MARKER.exec(text)) {
+    const at = m.index
+    while (span < spans.length && (spans[span]?.[1] ?? 0) <= at) span++
+    const inside = span < spans.length && (spans[span]?.[0] ?? Number.POSITIVE_INFINITY) <= at
+    // From a cut-short BEGIN line on, the text is that block's (its partial END line too).
+    if (inside || (cut >= 0 && at >= cut)) continue
+    const line = m[0].trimEnd()
+    const begin = (m[1] ?? "").toUpperCase() === "BEGIN"
+    if (begin && /^-----BEGIN [A-Z0-9 ]+-----$/.test(line)) continue
+    const field = `line ${lineOf(at)}`
+    const shown = JSON.stringify(line.slice(0, 80))
+    const wellFormed = /^-----(BEGIN|END) ([^-\r\n]+)-----$/.exec(line)
+    if (!begin && skipEnd !== undefined && (skipEnd === "" || wellFormed?.[2] === skipEnd)) {
+      skipEnd = undefined
+      continue
+    }
+    if (wellFormed !== null && wellFormed[1] === "BEGIN") {
+      skipEnd = wellFormed[2]
+      found.push(
+        problem(
+          field,
+          `${shown} names a label PEM does not know (labels are upper case: CERTIFICATE, PRIVATE KEY), so its block is not read`,
+          `write the line as -----BEGIN ${(wellFormed[2] ?? "").toUpperCase()}----- (and its END line to match)`,
+        ),
+      )
+    } else if (begin) {
+      // Its END line is this problem's too ("": whatever label it has).
+      skipEnd = ""
+      found.push(
+        problem(
+          field,
+          `${shown} is a damaged BEGIN line (a PEM line is -----BEGIN LABEL----- with five ASCII hyphens each side and an upper-case label), so its block is not read`,
+          "repair the line, or take the file again from its source (an editor or a copy from a web page may have changed its hyphens)",
+        ),
+      )
+    } else {
+      found.push(
+        problem(
+          field,
+          `${shown} is an END line without its BEGIN line (the BEGIN line is missing or damaged), so its block is not read`,
+          "repair the block's -----BEGIN LABEL----- line, or remove the leftover END line",
+        ),
+      )
+    }
+  }
+  return found
+}
+
 const CERTIFICATE_LABELS = new Set(["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"])
 const KEY_LABELS = new Set(["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"])
 const IGNORED_LABELS = new Set(["EC PARAMETERS"])
@@ -284,9 +377,11 @@ export const parsePem = (
       let keyBlocks = 0
       let blocks = 0
       let afterLast = 0
+      const spans: Array<readonly [number, number]> = []
       for (const match of pemBlocks(text)) {
         blocks++
         afterLast = match.endIndex
+        spans.push([match.index, match.endIndex])
         const label = match.label
         const end = match.endLabel
         const body = match.body
@@ -354,11 +449,15 @@ export const parsePem = (
       const tail = text.slice(afterLast).trimEnd()
       const lastLine = tail.slice(tail.lastIndexOf("\n") + 1).trim()
       const cut =
-        text.indexOf("-----BEGIN", afterLast) >= 0
-          ? text.indexOf("-----BEGIN", afterLast)
+        cutBeginAfter(text, afterLast) >= 0
+          ? cutBeginAfter(text, afterLast)
           : lastLine !== "" && "-----BEGIN".startsWith(lastLine)
             ? afterLast + tail.lastIndexOf(lastLine)
             : -1
+      // BEGIN and END lines outside every block found: a label PEM does not know (`Certificate`), a
+      // damaged line (an em dash for a hyphen), an END whose BEGIN is gone. Each drops its block
+      // silently otherwise, or is taken for a file still being written.
+      problems.push(...strayMarkers(text, spans, cut))
       if (cut >= 0) {
         blocks++
         const label = /^-----BEGIN ([A-Z0-9 ]+)-----/.exec(text.slice(cut, cut + 80))?.[1]
@@ -370,7 +469,7 @@ export const parsePem = (
           ),
         )
       }
-      if (blocks === 0)
+      if (blocks === 0 && problems.length === 0)
         problems.push(
           problem(
             "input",

@@ -451,11 +451,13 @@ const REENCRYPT =
 /**
  * An `ENCRYPTED PRIVATE KEY` block's encryption, read (asn1js/pkijs, as a PFX's key bag is) and
  * checked before OpenSSL decrypts it: a KDF cost over the limits is refused here, since OpenSSL
- * bounds neither and its synchronous run cannot be stopped by a signal. Other blocks, and a body
- * that does not read, are left to OpenSSL (which says what is wrong with them).
+ * bounds neither and its synchronous run cannot be stopped by a signal. Other blocks are left to
+ * OpenSSL; a body asn1js does not read as an EncryptedPrivateKeyInfo is refused, not handed on.
  */
 const encryptedKeyParameters = (pem: string): { readonly refused?: KeyProblem; readonly unread?: string } => {
-  const body = /-----BEGIN ENCRYPTED PRIVATE KEY-----([\s\S]*?)-----END ENCRYPTED PRIVATE KEY-----/.exec(pem)?.[1]
+  const body = /-----BEGIN ENCRYPTED PRIVATE KEY-----([\s\S]*?)-----END ENCRYPTED PRIVATE KEY-----/.exec(
+    pem,
+  )?.[1]
   if (body === undefined) return {}
   let checked: KeyEncryptionCheck
   try {

@@ -403,3 +403,71 @@ describe("a wrong passphrase whose garbage passes the cipher's padding check", (
     }),
   )
 })
+
+describe("BEGIN and END lines outside every block", () => {
+  it.effect(
+    "a label that is not upper case (-----BEGIN Certificate-----), last or between blocks: named for its label, not as cut short, never dropped silently",
+    () =>
+      Effect.gen(function* () {
+        const [root, int1] = certs()
+        if (root === undefined || int1 === undefined) throw new Error("fixtures")
+        const lower = toPem("CERTIFICATE", root).replace(/CERTIFICATE/g, "Certificate")
+        const good = toPem("CERTIFICATE", int1)
+        for (const text of [good + lower, lower + good, good + lower + good]) {
+          const error = yield* Effect.flip(parsePem(text))
+          expect(error.problems).toHaveLength(1)
+          const p = error.problems[0]
+          expect(p?.field).toMatch(/^line \d+$/)
+          expect(p?.message).toContain(
+            '"-----BEGIN Certificate-----" names a label PEM does not know (labels are upper case',
+          )
+          expect(p?.message).not.toContain("cut short")
+          expect(p?.fix).toContain("-----BEGIN CERTIFICATE-----")
+        }
+        // The line is the BEGIN line's: after the good block's lines.
+        const after = yield* Effect.flip(parsePem(good + lower))
+        expect(after.problems[0]?.field).toBe(`line ${good.split("\n").length}`)
+      }),
+  )
+
+  it.effect(
+    "a BEGIN line with an em dash: a damaged BEGIN line, its block not read; a leftover END line is named",
+    () =>
+      Effect.gen(function* () {
+        const [root, int1] = certs()
+        if (root === undefined || int1 === undefined) throw new Error("fixtures")
+        const good = toPem("CERTIFICATE", int1)
+        const damaged = toPem("CERTIFICATE", root).replace("-----BEGIN", "\u2014----BEGIN")
+        const error = yield* Effect.flip(parsePem(good + damaged))
+        expect(error.problems.map((p) => p.message)).toEqual([
+          expect.stringContaining("is a damaged BEGIN line"),
+        ])
+        expect(error.problems[0]?.fix).toContain("repair the line")
+        const leftover = yield* Effect.flip(parsePem(`${good}-----END CERTIFICATE-----\n`))
+        expect(leftover.problems.map((p) => [p.field, p.message])).toEqual([
+          [
+            `line ${good.split("\n").length}`,
+            expect.stringContaining("is an END line without its BEGIN line"),
+          ],
+        ])
+      }),
+  )
+})
+
+describe("stray markers in hostile text", () => {
+  it.effect(
+    "1 MiB of dashes, of lowercase BEGIN lines on one line, or of END lines: each refused, the problems capped",
+    () =>
+      Effect.gen(function* () {
+        for (const text of [
+          "-".repeat(1024 * 1024),
+          "-----BEGIN a-----".repeat(60_000),
+          "-----END CERTIFICATE-----\n".repeat(40_000),
+        ]) {
+          const error = yield* Effect.flip(parsePem(text))
+          expect(error.problems.length).toBeGreaterThan(0)
+          expect(error.problems.length).toBeLessThanOrEqual(21)
+        }
+      }),
+  )
+})
