@@ -39,6 +39,7 @@ import {
   rsaInconsistencyWords,
   rsaKeyInconsistency,
 } from "./privateKey.js"
+import { capProblems } from "./problemList.js"
 
 export interface OrderedChain {
   /** Indices into the input, leaf's issuer first. */
@@ -369,6 +370,10 @@ export const inspectMaterial = (
         fix: "use an RSA (2048, 3072, 4096) or EC (P-256, P-384, P-521, P-256K) key",
       })
     problems.push(...analysed.order.problems)
+    // Hundreds of certificates that do not link gave a problem each (600: 120 KB of a plan's output).
+    capProblems(problems, (omitted) =>
+      omitted.every((p) => p.field.startsWith("chain")) ? "chain" : "material",
+    )
     return Effect.succeed<InspectedMaterial>({
       // A CA's certificate given as the leaf (its key with it) is a warning of the preflight's; the
       // key usage is read only when node:crypto says the leaf is a CA.

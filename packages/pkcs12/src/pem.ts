@@ -17,6 +17,7 @@ import * as pkijs from "pkijs"
 import { recentlyParsed, rememberParse } from "./certificateFacts.js"
 import { readPfx } from "./decodeStructure.js"
 import { derKeyToPkcs8, pemKeyToPkcs8 } from "./privateKey.js"
+import { capProblems } from "./problemList.js"
 import { parseBer } from "./safeBags.js"
 
 export interface ParsedPem {
@@ -30,9 +31,6 @@ export interface ParsePemOptions {
   /** Passphrase of an encrypted private key (PKCS#8 `ENCRYPTED PRIVATE KEY` or legacy `Proc-Type: 4,ENCRYPTED`). */
   readonly passphrase?: Redacted.Redacted<string>
 }
-
-/** At most this many problems are listed for one input; the rest are counted. */
-const MAX_LISTED_PROBLEMS = 20
 
 const BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/g
 const END = /-----END ([A-Z0-9 ]+)-----/g
@@ -477,18 +475,8 @@ export const parsePem = (
             "supply PEM text with -----BEGIN CERTIFICATE----- blocks (or DER bytes)",
           ),
         )
-      if (problems.length > MAX_LISTED_PROBLEMS) {
-        const more = problems.length - MAX_LISTED_PROBLEMS
-        problems.length = MAX_LISTED_PROBLEMS
-        // Text made of thousands of stray blocks gave a problem each: megabytes in one log line.
-        problems.push(
-          problem(
-            "input",
-            `has ${more} more problems, not listed`,
-            "fix the ones listed; the input is probably not the right file",
-          ),
-        )
-      }
+      // Text made of thousands of stray blocks gave a problem each: megabytes in one log line.
+      capProblems(problems, () => "input")
       if (problems.length > 0) return yield* Effect.fail(new MaterialInvalid({ problems }))
       return key === undefined ? { certificates } : { certificates, key: Redacted.make(key) }
     }),
