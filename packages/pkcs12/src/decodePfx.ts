@@ -20,7 +20,7 @@ import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { digestByOid, hashSizes, maxIterations, maxPfxBytes, oid } from "./algorithms.js"
-import { type ParsedCertificate, parseCertificateSharedNow } from "./certificateFacts.js"
+import { nameOf, type ParsedCertificate, parseCertificateSharedNow } from "./certificateFacts.js"
 import {
   type ContentInfoParts,
   type EncryptedDataParts,
@@ -341,6 +341,31 @@ const parsedCertificatesNow = (
   return parsed
 }
 
+/**
+ * The refusal of a PFX that holds more than one private key (copies of one key count once), as a PEM
+ * bundle with a second key block is refused: the first key that matched a certificate was taken and
+ * the other dropped unsaid, so with a CA's key first the CA became the leaf. Each key is named by
+ * the certificate it belongs to, never by its bytes.
+ */
+const moreThanOneKey = (
+  publicKeys: ReadonlyArray<KeyObject>,
+  parsed: ReadonlyArray<ParsedCertificate>,
+): PfxDecodeError | undefined => {
+  const distinct = publicKeys.filter((k, i) => publicKeys.findIndex((o) => publicKeysEqual(o, k)) === i)
+  if (distinct.length < 2) return undefined
+  const named = distinct.map((k) => {
+    const owner = parsed.find((c) => publicKeysEqual(c.publicKey, k))
+    return owner === undefined
+      ? "one of no certificate in the file"
+      : `that of ${JSON.stringify(nameOf(owner, "subject"))}`
+  })
+  return refuse(
+    "unsupported",
+    `the PFX holds ${distinct.length} private keys (${named.join("; ")}); kvdeploy takes one, the leaf's, and does not guess which`,
+    "export the PFX with the leaf's private key alone (openssl pkcs12 -export -inkey leaf-key.pem -in leaf.pem -certfile chain.pem)",
+  )
+}
+
 /** The whole decode, synchronous: the material, or the refusal. */
 const decodeNow = (
   bytes: Uint8Array,
@@ -357,10 +382,18 @@ const decodeNow = (
     )
   const parsed = parsedCertificatesNow(certificates)
   if (parsed instanceof PfxDecodeError) return parsed
+  const publicKeys: Array<KeyObject> = []
   for (const key of keys) {
     const publicKey = publicOfNow(key.key)
     if (publicKey === undefined)
       return refuse("malformed", `the PFX's private key: ${keyProblems.noPublicKey.message}`, undefined)
+    publicKeys.push(publicKey)
+  }
+  const twoKeys = moreThanOneKey(publicKeys, parsed)
+  if (twoKeys !== undefined) return twoKeys
+  for (const [k, key] of keys.entries()) {
+    const publicKey = publicKeys[k]
+    if (publicKey === undefined) continue
     const matches: Array<number> = parsed.flatMap((c, i) =>
       publicKeysEqual(c.publicKey, publicKey) ? [i] : [],
     )

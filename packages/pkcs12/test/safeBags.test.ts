@@ -4,6 +4,8 @@
  * files are built bag by bag with pkijs, unencrypted and without a MAC (both
  * of which decodePfx reads), to reach each kind of bag the reader handles.
  */
+
+import { webcrypto } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import type { CertificateMaterial } from "@kvdeploy/core"
 import * as asn1js from "asn1js"
@@ -20,14 +22,17 @@ import {
   issue,
   makeAuthorities,
   makeMaterial,
+  type TestAuthorities,
   type TestKey,
 } from "./fixtures.js"
 
 let material: CertificateMaterial
 let leafKey: TestKey
+let authorities: TestAuthorities
 beforeAll(async () => {
   leafKey = await generateKey("P-256")
-  material = await makeMaterial(leafKey, 2, await makeAuthorities())
+  authorities = await makeAuthorities()
+  material = await makeMaterial(leafKey, 2, authorities)
 })
 
 const octets = (bytes: Uint8Array | ArrayBuffer) => new asn1js.OctetString({ valueHex: bytes })
@@ -175,5 +180,39 @@ describe("safe bags", () => {
         expect(back.chain.map(hex)).toEqual([hex(material.leaf)])
       }
     }),
+  )
+})
+
+describe("a PFX with two private keys", () => {
+  it.effect(
+    "the leaf's key and its issuer's, in either order: refused naming both certificates, never taking the CA for the leaf",
+    () =>
+      Effect.gen(function* () {
+        const issuerAt = authorities.certificates.findIndex(
+          (c) => hex(c) === hex(material.chain[0] ?? new Uint8Array()),
+        )
+        const issuer = authorities.issuers[issuerAt]
+        if (issuer === undefined) throw new Error("fixtures")
+        const caKey = keyBag(
+          new Uint8Array(
+            yield* Effect.promise(() => webcrypto.subtle.exportKey("pkcs8", issuer.key.pair.privateKey)),
+          ),
+        )
+        for (const keys of [
+          [caKey, key()],
+          [key(), caKey],
+        ]) {
+          const error = yield* Effect.flip(decode(pfxOf([...certificates(), ...keys])))
+          expect(error.reason).toBe("unsupported")
+          expect(error.detail).toMatch(/^the PFX holds 2 private keys \(/)
+          expect(error.detail).toContain(/CN=([^,]+)/.exec(issuer.name)?.[1] ?? "?")
+          expect(error.detail).not.toContain("one of no certificate")
+          expect(error.detail).toContain("does not guess which")
+          expect(error.fix).toContain("openssl pkcs12 -export -inkey")
+        }
+        // The same key twice is one key: read as before.
+        const back = yield* decode(pfxOf([...certificates(), key(), key()]))
+        expect(hex(back.leaf)).toBe(hex(material.leaf))
+      }),
   )
 })
