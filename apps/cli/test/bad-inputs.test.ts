@@ -6,6 +6,7 @@
  * passphrase, a bundle in reverse order) are deployed for real.
  */
 import { spawnSync } from "node:child_process"
+import { createPrivateKey } from "node:crypto"
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { holdsEncodedBase64 } from "@kvdeploy/core"
@@ -89,6 +90,27 @@ beforeAll(async () => {
 afterAll(async () => {
   await world?.stop()
 })
+
+/** `keyPem` (RSA) with one private number changed, n and e kept: node:crypto's JWK in and out. */
+const rsaKeyWithWrong = (keyPem: string, field: "d" | "qi"): string => {
+  const jwk = createPrivateKey(keyPem).export({ format: "jwk" }) as Record<string, string>
+  const changed = BigInt(`0x${Buffer.from(jwk[field] ?? "", "base64url").toString("hex")}`) ^ 0x10n
+  let hex = changed.toString(16)
+  if (hex.length % 2 === 1) hex = `0${hex}`
+  return createPrivateKey({
+    key: { ...jwk, [field]: Buffer.from(hex, "hex").toString("base64url") },
+    format: "jwk",
+  })
+    .export({ type: "pkcs8", format: "pem" })
+    .toString()
+}
+
+/** `keyPem` encrypted by `openssl pkcs8 -topk8` with `options`, passphrase "pw". */
+const openSslEncrypted = (keyPem: string, options: ReadonlyArray<string>): string => {
+  const made = spawnSync("openssl", ["pkcs8", "-topk8", ...options, "-passout", "pass:pw"], { input: keyPem })
+  if (made.status !== 0) throw new Error(`openssl pkcs8: ${made.stderr.toString()}`)
+  return made.stdout.toString()
+}
 
 interface Case {
   readonly name: string
@@ -1458,6 +1480,48 @@ const cases: ReadonlyArray<Case> = [
     stdin: () => fx.bundle(good),
     exit: 2,
     says: ['"field": "--bogus"', "see `kvdeploy deploy --help`"],
+  },
+  {
+    name: "an RSA key whose private exponent d alone is wrong (n, e intact; OpenSSL still signs with it): refused naming d, exit 2",
+    args: () => deploy("c-rsa-wrong-d"),
+    stdin: () => `${rsa2048.certPem}${fx.chainPem}${rsaKeyWithWrong(rsa2048.keyPem, "d")}`,
+    exit: 2,
+    says: ["is damaged", "its private exponent (d) does not invert its public exponent", "re-export it"],
+  },
+  {
+    name: "an RSA key whose CRT coefficient qi is wrong: refused naming qi, exit 2",
+    args: () => deploy("c-rsa-wrong-qi"),
+    stdin: () => `${rsa2048.certPem}${fx.chainPem}${rsaKeyWithWrong(rsa2048.keyPem, "qi")}`,
+    exit: 2,
+    says: ["is damaged", "qi is not the inverse of q mod p"],
+  },
+  {
+    name: "an encrypted --key of 3,000,000 PBKDF2 iterations: refused before decrypting, naming --key, the count and the fix",
+    args: () => [
+      ...deploy("c-key-iterations"),
+      "--key",
+      world.file("key-3m.pem", openSslEncrypted(good.keyPem, ["-v2", "aes-256-cbc", "-iter", "3000000"])),
+      "--key-passphrase-env",
+      "KEY_PASS",
+    ],
+    stdin: () => good.certPem,
+    env: () => ({ KEY_PASS: "pw" }),
+    exit: 2,
+    says: ["--key ", "the iteration count 3000000 exceeds the limit of 1000000", "-iter 600000"],
+  },
+  {
+    name: "an encrypted --key with a wrong passphrase: the fix names --key-passphrase-env",
+    args: () => [
+      ...deploy("c-key-wrong-pass"),
+      "--key",
+      world.file("key-wrong-pass.pem", encryptedKeyPem(good.keyPem, "right")),
+      "--key-passphrase-env",
+      "KEY_PASS",
+    ],
+    stdin: () => good.certPem,
+    env: () => ({ KEY_PASS: "wrong" }),
+    exit: 2,
+    says: ["the passphrase is wrong", "the variable --key-passphrase-env names"],
   },
   {
     name: "truncated PEM key: said to be cut short or altered, not an unsupported encryption",
