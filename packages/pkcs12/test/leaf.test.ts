@@ -285,3 +285,34 @@ describe("parsePem of a value that is neither text nor bytes", () => {
     }),
   )
 })
+
+describe("a bundle of many certificates of one name", () => {
+  it.effect(
+    "50 certificates named CN=same, each naming CN=same as its issuer: refused as too many pairs to check, not thousands of signature checks",
+    () =>
+      Effect.gen(function* () {
+        // Signed by a CN=same key none of them holds: every pair links by name, none by signature,
+        // so each of the 2,450 pairs was a signature check (600 such certificates: 25 s).
+        const key = yield* Effect.promise(() => generateKey("P-256"))
+        const outside = yield* Effect.promise(() => generateKey("P-256"))
+        const same = yield* Effect.promise(() =>
+          Promise.all(
+            Array.from({ length: 50 }, () =>
+              issue({ subject: "CN=same", key, issuer: { name: "CN=same", key: outside }, ca: true }),
+            ),
+          ),
+        )
+        const refused = yield* Effect.flip(chooseLeaf(same))
+        expect(refused.problems).toHaveLength(1)
+        expect(refused.problems[0]?.field).toBe("certificates")
+        expect(refused.problems[0]?.message).toContain(
+          "holds 50 certificates whose names link too many pairs to check",
+        )
+        expect(refused.problems[0]?.fix).toContain("give the leaf with its own chain only")
+        // A few of them are judged as before: none issued another, so each could be the leaf.
+        const few = yield* Effect.flip(chooseLeaf(same.slice(0, 5)))
+        expect(few.problems[0]?.message).toContain("holds 5 certificates that could each be the leaf")
+      }),
+    60_000,
+  )
+})
