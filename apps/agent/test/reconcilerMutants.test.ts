@@ -158,6 +158,11 @@ describe("a held deployment's expiry series", () => {
     w.handle.script("getLatest", Fault.pass, Fault.foreignImport(await foreignMaterial(other)))
     await Effect.runPromise(w.reconciler.triggerAll("start"))
     await expect.poll(() => w.state.get("hx")?.outcome, { timeout: 20_000, interval: 20 }).toBe("Superseded")
+    // The start pass is over (a held outcome is recorded, then written, then said): a trigger while
+    // it runs would be part of it.
+    await expect
+      .poll(() => w.lines.some((l) => l.message === "pass over"), { timeout: 10_000, interval: 20 })
+      .toBe(true)
     // The certificate is deleted since: the held pass's read finds nothing.
     await Effect.runPromise(w.handle.softDelete("hx"))
     await Effect.runPromise(w.reconciler.triggerAll("interval"))

@@ -201,6 +201,9 @@ const superseded = async (
   const started = await w.start()
   await Effect.runPromise(started.reconciler.triggerAll("start"))
   await expect.poll(() => started.state.get(name)?.outcome, poll).toBe("Superseded")
+  // The start pass is over (a held outcome is recorded, then written, then said): a trigger while
+  // it runs would be part of it.
+  await expect.poll(() => said(w.lines, "pass over").length, poll).toBe(1)
   return started
 }
 
