@@ -150,13 +150,14 @@ describe("kvdeploy restore", () => {
 
   it("a version whose certificate has expired is refused before its secret is read; nothing written", async () => {
     const name = "r-expired"
-    // Valid for a few seconds: deployed while valid, expired by the time it is restored.
-    const shortLived = await fx.leaf({ notAfterDays: 3 / 86_400 })
+    // Valid for a few seconds: deployed while valid, expired by the time it is restored. 10 s: a
+    // fresh-clone CI run on a loaded machine took more than 3 s to deploy it, which then expired first.
+    const shortLived = await fx.leaf({ notAfterDays: 10 / 86_400 })
     const v1 = await deployed(name, shortLived)
     await deployed(name, second)
     const expiry = new X509Certificate(shortLived.certPem).validTo
     await expect
-      .poll(() => Date.now() > Date.parse(expiry) + 1000, { timeout: 10_000, interval: 200 })
+      .poll(() => Date.now() > Date.parse(expiry) + 1000, { timeout: 20_000, interval: 200 })
       .toBe(true)
     const mark = world.emulator.requests.mark()
     const r = await restore(name, v1.versionId ?? "")
