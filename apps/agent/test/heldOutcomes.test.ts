@@ -63,6 +63,17 @@ const importsOf = (e: Emulator, vault: string) =>
 const disabledOnImport = (e: Emulator, vault: string, name: string, times = 1) =>
   e.faults.add({ operation: "import", vault, name, times, action: { kind: "disableAfterCommit" } })
 
+/** The first read of `name` passes (a first deploy's comparison); the next `times` are refused (403). */
+const refusedAfterFirstRead = (e: Emulator, vault: string, name: string, times: number | "always") =>
+  e.faults.add({
+    operation: "getLatest",
+    vault,
+    name,
+    skip: 1,
+    times,
+    action: { kind: "status", status: 403, code: "Forbidden", message: "refused in this test" },
+  })
+
 /** Another writer's certificate `name` (without certctl-managed-by), and the agent's refusal to take it over. */
 const refusedTakeover = async (vault: string, name: string) => {
   const { e, w, deployment } = await setUp(vault, name)
@@ -314,14 +325,7 @@ describe("outcomes that need a person are held", () => {
     const { e, w, deployment } = await setUp("kv-unverified", "uv")
     // The comparison's read passes (404: a first deploy); the verify read after the import is refused,
     // so the import cannot be proven.
-    e.faults.add({
-      operation: "getLatest",
-      vault: "kv-unverified",
-      name: "uv",
-      skip: 1,
-      times: 1,
-      action: { kind: "status", status: 403, code: "Forbidden", message: "refused in this test" },
-    })
+    refusedAfterFirstRead(e, "kv-unverified", "uv", 1)
     // A retry only ever comes from the backoff here (interval one hour, no file change, no signal).
     const a = world.run(writeConfig(w, e, [deployment]), e)
     const unverified = await nextDecision(a, "uv", 0)
@@ -337,14 +341,7 @@ describe("outcomes that need a person are held", () => {
     const { e, w, deployment } = await setUp("kv-unverified-unread", "uu")
     // The comparison's read passes (a first deploy); every read after it is refused: the verify (so
     // the deploy ends Unverified) and every retry's comparison.
-    e.faults.add({
-      operation: "getLatest",
-      vault: "kv-unverified-unread",
-      name: "uu",
-      skip: 1,
-      times: "always",
-      action: { kind: "status", status: 403, code: "Forbidden", message: "refused in this test" },
-    })
+    refusedAfterFirstRead(e, "kv-unverified-unread", "uu", "always")
     const a = world.run(writeConfig(w, e, [deployment]), e)
     const unverified = await nextDecision(a, "uu", 0)
     expect(unverified.msg).toBe("deploy: Unverified")
