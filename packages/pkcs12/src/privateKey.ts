@@ -12,6 +12,7 @@ import * as pkijs from "pkijs"
 import { readShroudedKeyBag } from "./decodeStructure.js"
 import { loadPrivateKey } from "./nodeCrypto.js"
 import { checkKeyEncryption, type KeyEncryptionCheck } from "./passwordEncryption.js"
+import { pemBlocks } from "./pemBlocks.js"
 import { parseBer } from "./safeBags.js"
 
 export interface KeyFacts {
@@ -455,9 +456,12 @@ const REENCRYPT =
  * OpenSSL; a body asn1js does not read as an EncryptedPrivateKeyInfo is refused, not handed on.
  */
 const encryptedKeyParameters = (pem: string): { readonly refused?: KeyProblem; readonly unread?: string } => {
-  const body = /-----BEGIN ENCRYPTED PRIVATE KEY-----([\s\S]*?)-----END ENCRYPTED PRIVATE KEY-----/.exec(
-    pem,
-  )?.[1]
+  let body: string | undefined
+  for (const block of pemBlocks(pem))
+    if (block.label === "ENCRYPTED PRIVATE KEY") {
+      body = block.body
+      break
+    }
   if (body === undefined) return {}
   let checked: KeyEncryptionCheck
   try {
