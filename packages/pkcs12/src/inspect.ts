@@ -202,6 +202,13 @@ export const keyPairProblem = (
       fix: "supply the private key the leaf certificate was issued for",
     }
   const wrong = key === undefined ? "" : rsaInconsistencyWords(key)
+  // A key of more than two primes is whole (openssl pkey -check takes it): a kind kvdeploy does not take.
+  if (key !== undefined && rsaKeyInconsistency(key) === "multi-prime")
+    return {
+      field: "key",
+      message: `is ${wrong.replace(/^it is /, "")}: its public half is the leaf certificate's ("${leafSubject}"), but other readers of the PFX (Python's cryptography) refuse such a key`,
+      fix: "use a two-prime RSA key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048) and a certificate issued for it",
+    }
   return wrong === ""
     ? {
         field: "key",
@@ -211,10 +218,7 @@ export const keyPairProblem = (
     : {
         field: "key",
         message: `is damaged: its public half is the leaf certificate's ("${leafSubject}"), but ${wrong}, so \`openssl pkey -check\` calls it invalid and other readers of the PFX (Python's cryptography) refuse it`,
-        fix:
-          key !== undefined && rsaKeyInconsistency(key) === "multi-prime"
-            ? "use a two-prime RSA key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048) and a certificate issued for it"
-            : "the key file is damaged: re-export it from where it was made, or supply the key the certificate was issued for (`openssl pkey -check -noout -in KEY` checks a key file)",
+        fix: "the key file is damaged: re-export it from where it was made, or supply the key the certificate was issued for (`openssl pkey -check -noout -in KEY` checks a key file)",
       }
 }
 
@@ -239,6 +243,11 @@ export const keyPairRefusal = (analysed: AnalysedMaterial, what: string): PfxEnc
   if (keyPair === "match") return undefined
   const subject = nameOf(analysed.leaf, "subject")
   const wrong = rsaInconsistencyWords(analysed.key)
+  if (keyPair === "damaged" && rsaKeyInconsistency(analysed.key) === "multi-prime")
+    return new PfxEncodeError({
+      finding: `refusing to build ${what}: the private key is ${wrong.replace(/^it is /, "")}`,
+      fix: "use a two-prime RSA key and a certificate issued for it",
+    })
   return keyPair === "damaged"
     ? new PfxEncodeError({
         finding:

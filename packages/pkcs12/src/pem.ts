@@ -50,11 +50,27 @@ const cutBeginAfter = (text: string, from: number): number => {
 }
 
 /**
- * A line that reads as a PEM BEGIN or END line to a person: dashes (or dash-like characters), the
- * word, a label. The counts are bounded, so a line of a million dashes costs a scan, not a search
- * from each of them.
+ * A line that may read as a PEM BEGIN or END line to a person: at the start of a line (after
+ * spaces), dashes or dash-like characters, the word, the rest of the line. Only exactly five ASCII
+ * hyphens or a run holding a dash-like character count (isMarker): `xn--end-…` in a name, or a
+ * `---- BEGIN of bundle ----` comment OpenSSL skips, is no marker. The counts are bounded, so a line
+ * of a million dashes costs a scan, not a search from each of them.
  */
-const MARKER = /[-\u2010-\u2015\u2212]{2,8}[ \t]{0,4}(BEGIN|END)\b[^\r\n]*/gi
+const MARKER = /^[ \t]*([-\u2010-\u2015\u2212]{2,8})[ \t]{0,4}(BEGIN|END)\b[^\r\n]*/gim
+
+const isMarker = (dashes: string): boolean => dashes === "-----" || /[\u2010-\u2015\u2212]/.test(dashes)
+
+/**
+ * A marker line as a message shows it: its dashes, word and label up to its closing dashes, or no
+ * text at all when it has none (a one-line PEM with its body after a damaged BEGIN: key text).
+ */
+const shownMarker = (line: string): string => {
+  const marker =
+    /^[-\u2010-\u2015\u2212]{2,8}[ \t]{0,4}(?:BEGIN|END)(?:[ \t]+[A-Za-z0-9 ]{1,40}?)?[ \t]*[-\u2010-\u2015\u2212]{2,8}/i.exec(
+      line,
+    )?.[0]
+  return marker === undefined ? "the line (its text not shown)" : JSON.stringify(marker)
+}
 
 /**
  * The problems of BEGIN and END lines outside the blocks found (`spans`): a well-formed line whose
@@ -85,12 +101,12 @@ const strayMarkers = (
     while (span < spans.length && (spans[span]?.[1] ?? 0) <= at) span++
     const inside = span < spans.length && (spans[span]?.[0] ?? Number.POSITIVE_INFINITY) <= at
     // From a cut-short BEGIN line on, the text is that block's (its partial END line too).
-    if (inside || (cut >= 0 && at >= cut)) continue
-    const line = m[0].trimEnd()
-    const begin = (m[1] ?? "").toUpperCase() === "BEGIN"
+    if (inside || (cut >= 0 && at >= cut) || !isMarker(m[1] ?? "")) continue
+    const line = m[0].trim()
+    const begin = (m[2] ?? "").toUpperCase() === "BEGIN"
     if (begin && /^-----BEGIN [A-Z0-9 ]+-----$/.test(line)) continue
     const field = `line ${lineOf(at)}`
-    const shown = JSON.stringify(line.slice(0, 80))
+    const shown = shownMarker(line)
     const wellFormed = /^-----(BEGIN|END) ([^-\r\n]+)-----$/.exec(line)
     if (!begin && skipEnd !== undefined && (skipEnd === "" || wellFormed?.[2] === skipEnd)) {
       skipEnd = undefined

@@ -9,7 +9,7 @@ import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { beforeAll, describe, expect, it } from "vitest"
-import { encodePfx, inspectMaterial, parsePem } from "../src/index.js"
+import { encodePfx, inspectMaterial, materialFromPem, parsePem } from "../src/index.js"
 import { checkKeyPair, rsaKeyInconsistency } from "../src/privateKey.js"
 import { generateKey, makeAuthorities, makeMaterial, type TestAuthorities, toPem } from "./fixtures.js"
 import { mustSucceed, run, shouldRun } from "./tools.js"
@@ -166,6 +166,28 @@ describe("a damaged private key", () => {
       const key = createPrivateKey(made.stdout)
       expect(rsaKeyInconsistency(key)).toBe("multi-prime")
       expect(checkKeyPair(key, createPublicKey(key), createPublicKey(key))).toBe("damaged")
+      // Its certificate and key inspected: refused as a kind kvdeploy does not take, not as damaged
+      // (openssl pkey -check takes the key).
+      const cert = mustSucceed(
+        "openssl req -x509 (3-prime key)",
+        await run(
+          "bash",
+          ["-c", "exec openssl req -x509 -key <(cat <&3) -subj /CN=mp.example.test -days 2"],
+          {
+            fd3: made.stdout,
+          },
+        ),
+      )
+      const inspected = await Effect.runPromise(
+        parsePem(`${cert.stdout}${made.stdout}`).pipe(
+          Effect.flatMap(materialFromPem),
+          Effect.flatMap(inspectMaterial),
+        ),
+      )
+      const said = inspected.problems.find((p) => p.field === "key")
+      expect(said?.message).toMatch(/^is an RSA key of more than two primes \(multi-prime\)/)
+      expect(said?.message).not.toMatch(/damaged|pkey -check/)
+      expect(said?.fix).toContain("two-prime RSA key")
       const two = generateKeyPairSync("rsa", { modulusLength: 2048 })
       expect(rsaKeyInconsistency(two.privateKey)).toBeUndefined()
     },

@@ -454,6 +454,50 @@ describe("BEGIN and END lines outside every block", () => {
   )
 })
 
+describe("text that is no marker line, and a marker line's text", () => {
+  it.effect(
+    "a name with --end or --begin in it (an IDN's xn--end-…) and ---- comment lines around the blocks are read as OpenSSL reads them",
+    () =>
+      Effect.gen(function* () {
+        const [root, int1] = certs()
+        if (root === undefined || int1 === undefined) throw new Error("fixtures")
+        const idn = [
+          "Bag Attributes",
+          "    friendlyName: xn--end-dma.example",
+          "subject=CN = xn--end-dma.example, O = xn--begin-x.example",
+          "issuer=CN = xn--end-ca.example",
+          toPem("CERTIFICATE", int1),
+        ].join("\n")
+        const commented = `---- BEGIN of bundle for leaf.example ----\n${toPem("CERTIFICATE", int1)}${toPem("CERTIFICATE", root)}---- END of bundle ----\n`
+        for (const text of [idn, commented]) {
+          const parsed = yield* parsePem(text)
+          expect(parsed.certificates.length).toBeGreaterThan(0)
+        }
+      }),
+  )
+
+  it.effect(
+    "a damaged BEGIN line with a key's body on the same line (a one-line PEM) is named without its text",
+    () =>
+      Effect.gen(function* () {
+        const sec1 = ec.export({ type: "sec1", format: "pem" }).toString()
+        const body = sec1
+          .split("\n")
+          .filter((l) => l !== "" && !l.startsWith("-----"))
+          .join("")
+        for (const line of [
+          `\u2014\u2014BEGIN EC PRIVATE KEY\u2014\u2014${body}-----END EC PRIVATE KEY-----`,
+          `\u2014----BEGIN EC PRIVATE KEY ${body}`,
+        ]) {
+          const error = yield* Effect.flip(parsePem(`${line}\n`))
+          const said = JSON.stringify(error.problems)
+          expect(said).toContain("is a damaged BEGIN line")
+          for (let i = 0; i + 12 <= body.length; i += 6) expect(said).not.toContain(body.slice(i, i + 12))
+        }
+      }),
+  )
+})
+
 describe("stray markers in hostile text", () => {
   it.effect(
     "1 MiB of dashes, of lowercase BEGIN lines on one line, or of END lines: each refused, the problems capped",
