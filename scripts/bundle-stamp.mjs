@@ -4,7 +4,7 @@
 // longer matches the files on disk, so a test run right after `turbo run build` (CI, `bash
 // scripts/dev test`) does not bundle each app a second time, while a test run after an edit of
 // any source the bundle holds still tests the edited code.
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { join, relative } from "node:path"
 
 const stampFile = (root) => join(root, "dist", ".bundle-inputs.json")
@@ -18,7 +18,9 @@ const configFiles = (root) => {
   return [
     join(root, "tsconfig.json"),
     join(root, "package.json"),
-    ...readdirSync(packages).map((name) => join(packages, name, "package.json")),
+    ...readdirSync(packages)
+      .map((name) => join(packages, name, "package.json"))
+      .filter((file) => existsSync(file)),
   ]
 }
 
