@@ -362,7 +362,7 @@ const moreThanOneKey = (
   return refuse(
     "unsupported",
     `the PFX holds ${distinct.length} private keys (${named.join("; ")}); kvdeploy takes one, the leaf's, and does not guess which`,
-    "export the PFX with the leaf's private key alone (openssl pkcs12 -export -inkey leaf-key.pem -in leaf.pem -certfile chain.pem)",
+    "export the PFX with the leaf's private key alone (openssl pkcs12 -export -inkey leaf-key.pem -in leaf.pem -certfile chain.pem; from a Java keystore of several entries, keytool -importkeystore -srcalias ALIAS -destkeystore leaf.p12 -deststoretype PKCS12 takes one)",
   )
 }
 

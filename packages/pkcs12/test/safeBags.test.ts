@@ -209,6 +209,8 @@ describe("a PFX with two private keys", () => {
           expect(error.detail).not.toContain("one of no certificate")
           expect(error.detail).toContain("does not guess which")
           expect(error.fix).toContain("openssl pkcs12 -export -inkey")
+          // A Java keystore of several entries (keytool writes one key per entry): its one-entry export.
+          expect(error.fix).toContain("keytool -importkeystore -srcalias ALIAS")
         }
         // The same key twice is one key: read as before.
         const back = yield* decode(pfxOf([...certificates(), key(), key()]))
