@@ -1,0 +1,114 @@
+// Runs every workspace package's tests (`vitest run`) in two lanes at once, each lane one package
+// after another, and prints each package's output as one block when it ends, so the log reads
+// package by package. Exits 1 when a package's tests failed (every package runs all the same).
+//
+// Why two lanes: run one after another, the packages keep two cores busy only part of the time.
+// The agent's tests wait on timers (a 30 s lock staleness, token limits, backoffs) and several of
+// the libraries' suites on their emulator, so one package at a time left about a third of the
+// machine idle. Lane 1 holds the agent, then the CLI (the two longest suites); lane 2 the libraries,
+// the ones that use the processor most first (they run beside the agent's waits), the waiting ones
+// last (beside the CLI). Measured on the two-core machine: see the changeset of this file.
+//
+//   node scripts/test-lanes.mjs                  every package
+//   node scripts/test-lanes.mjs agent pkcs12     these packages only (names or folders)
+//   KVDEPLOY_TEST_LANES=1 node scripts/...        one lane: every package one after another
+import { spawn } from "node:child_process"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+
+const root = new URL("..", import.meta.url).pathname
+
+/** The lanes' order; a package not named here goes to the end of lane 2. */
+const lanes = [
+  ["apps/agent", "apps/cli"],
+  [
+    "packages/pkcs12",
+    "packages/core",
+    "packages/kv-emulator",
+    "packages/metrics",
+    "packages/azure-kv",
+    "packages/credentials",
+  ],
+]
+
+const withTests = []
+for (const group of ["packages", "apps", "tooling"]) {
+  const dir = join(root, group)
+  if (!existsSync(dir)) continue
+  for (const name of readdirSync(dir).sort()) {
+    const manifest = join(dir, name, "package.json")
+    if (!existsSync(manifest)) continue
+    const scripts = JSON.parse(readFileSync(manifest, "utf8")).scripts ?? {}
+    if (typeof scripts.test === "string") withTests.push(`${group}/${name}`)
+  }
+}
+
+const asked = process.argv.slice(2)
+const unknown = asked.filter((a) => !withTests.some((p) => p === a || p.endsWith(`/${a}`)))
+if (unknown.length > 0) {
+  console.error(
+    `test-lanes: no package with tests named ${unknown.join(", ")}: name one of ${withTests.map((p) => p.split("/")[1]).join(", ")}`,
+  )
+  process.exit(2)
+}
+const chosen = withTests.filter(
+  (p) => asked.length === 0 || asked.some((a) => p === a || p.endsWith(`/${a}`)),
+)
+const placed = lanes.map((lane) => lane.filter((p) => chosen.includes(p)))
+placed[1].push(...chosen.filter((p) => !lanes.flat().includes(p)))
+const oneLane = process.env.KVDEPLOY_TEST_LANES === "1"
+const plan = (oneLane ? [placed.flat()] : placed).filter((lane) => lane.length > 0)
+
+const started = Date.now()
+const seconds = (ms) => `${Math.round(ms / 1000)} s`
+const children = new Set()
+const failed = []
+
+const runPackage = (dir) =>
+  new Promise((resolve) => {
+    const t0 = Date.now()
+    console.log(`[tests] ${dir}: started (at ${seconds(t0 - started)})`)
+    const child = spawn("pnpm", ["run", "--silent", "test"], {
+      cwd: join(root, dir),
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+    children.add(child)
+    const output = []
+    child.stdout.on("data", (c) => output.push(c))
+    child.stderr.on("data", (c) => output.push(c))
+    const done = (code, signal) => {
+      children.delete(child)
+      const verdict =
+        code === 0 ? "passed" : signal !== null ? `stopped by ${signal}` : `FAILED (exit ${code})`
+      if (code !== 0) failed.push(dir)
+      const text = Buffer.concat(output).toString("utf8").trimEnd()
+      process.stdout.write(
+        `\n──── ${dir}: ${verdict} in ${seconds(Date.now() - t0)} ────\n${text}\n──── end of ${dir} ────\n\n`,
+      )
+      resolve()
+    }
+    child.on("error", (error) => {
+      output.push(Buffer.from(`could not start pnpm: ${error.message}\n`))
+      done(1, null)
+    })
+    child.on("close", done)
+  })
+
+for (const signal of ["SIGINT", "SIGTERM"])
+  process.on(signal, () => {
+    for (const child of children) child.kill(signal)
+    process.exitCode = 130
+  })
+
+console.log(
+  `[tests] ${plan.length === 1 ? "one lane" : `${plan.length} lanes at once`}: ${plan.map((lane) => lane.join(" -> ")).join(" | ")}`,
+)
+await Promise.all(
+  plan.map(async (lane) => {
+    for (const dir of lane) await runPackage(dir)
+  }),
+)
+console.log(
+  `[tests] ${chosen.length - failed.length} of ${chosen.length} packages passed in ${seconds(Date.now() - started)}${failed.length > 0 ? `; failed: ${failed.join(", ")}` : ""}`,
+)
+if (failed.length > 0) process.exitCode = 1
