@@ -167,6 +167,32 @@ describe("a Failed deploy's next step", () => {
     )
   })
 
+  it("a recovery whose answer was lost, then served again: neither claims the recovery nor says it may still complete", () => {
+    const lines = (fields: Record<string, unknown>) => linesOf({ recovered: "unknown", ...fields })
+    const served =
+      "  no version was written; the soft-deleted certificate's recovery was sent and its answer lost, and the vault serves the certificate again (this recovery or another writer's brought it back)"
+    expect(lines({ _tag: "Skipped", versionId: "v1" })[1]).toBe(served)
+    expect(lines({ _tag: "Failed", step: "import", error: "VaultForbidden" })[1]).toBe(served)
+    expect(lines({ _tag: "Failed", step: "import", error: "VaultConflictSoftDeleted" })[1]).toBe(
+      "  no version was written; the soft-deleted certificate's recovery was sent and its answer lost; the certificate was served again, then deleted before the import",
+    )
+    // Not served yet: the deploy stopped at the recovery.
+    expect(lines({ _tag: "Failed", step: "soft-deleted", error: "VaultAmbiguous" })[1]).toBe(
+      "  no version was written; the soft-deleted certificate's recovery was sent and may still complete",
+    )
+    // A failure after it was served again is that failure's to advise on, not the recovery's.
+    const next = (fields: Record<string, unknown>) =>
+      lines({ _tag: "Failed", ...fields }).find((l) => l.trimStart().startsWith("next")) ?? ""
+    expect(next({ step: "import", error: "VaultForbidden" })).not.toContain("serves the certificate again")
+    for (const tag of ["Succeeded", "Skipped"])
+      expect(
+        lines({ _tag: tag, versionId: "v2" }).find((l) => l.trimStart().startsWith("recovered")),
+        tag,
+      ).toBe(
+        "  recovered   the recovery was sent and its answer lost: whether it recovered the certificate is not known (on_soft_deleted: recover)",
+      )
+  })
+
   it("recovered, then refused as deleted again: does not say the vault serves it", () => {
     const meaning = (fields: Record<string, unknown>) =>
       linesOf({ _tag: "Failed", step: "import", recovered: "recovered", ...fields })[1]

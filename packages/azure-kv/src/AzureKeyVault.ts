@@ -907,6 +907,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
     const read = toVaultError("recoverDeleted", "read", error, sdkRetries, timeout, trusted)
     return new VaultAmbiguous({
       operation: "recoverDeleted",
+      accepted: true,
       detail: `the vault accepted the recovery (it answered ${status}), so it has taken effect or is under way, but reading the recovered certificate then failed (${readFailureWords[read._tag]}: ${read.detail})`,
       ...(read.cause === undefined ? {} : { cause: read.cause }),
       ...(read.timedOutAfterMs === undefined ? {} : { timedOutAfterMs: read.timedOutAfterMs }),
@@ -953,11 +954,19 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
             const mapped = withoutSoftDeleted(
               toVaultError("recoverDeleted", "write", error, sdkRetries, timeout, trusted),
             )
-            // Ambiguous already (the recovery's own answer unreadable, a read that timed out): as is.
+            // Ambiguous already (the recovery's own answer lost, a read that timed out): as is, but
+            // for saying so when the vault did answer the recovery 2xx (the reads after it failed).
             const accepted = context?.recoveryAccepted
-            return accepted === undefined || mapped._tag === "VaultAmbiguous"
-              ? mapped
-              : afterAcceptedRecovery(accepted, error)
+            if (accepted === undefined) return mapped
+            if (mapped._tag !== "VaultAmbiguous") return afterAcceptedRecovery(accepted, error)
+            return new VaultAmbiguous({
+              operation: mapped.operation,
+              detail: mapped.detail,
+              ...(mapped.cause === undefined ? {} : { cause: mapped.cause }),
+              ...(mapped.retried === undefined ? {} : { retried: mapped.retried }),
+              ...(mapped.timedOutAfterMs === undefined ? {} : { timedOutAfterMs: mapped.timedOutAfterMs }),
+              accepted: true,
+            })
           },
         }).pipe(
           // The poller reads until the certificate is served, with no end of its own: a recovery that
@@ -968,6 +977,7 @@ export const makeWithConnections = Effect.fn("AzureKeyVault.makeWithConnections"
               Effect.fail(
                 new VaultAmbiguous({
                   operation: "recoverDeleted",
+                  ...(context?.recoveryAccepted === undefined ? {} : { accepted: true }),
                   detail: `${context?.recoveryAccepted === undefined ? "the recovery may have been sent" : `the vault accepted the recovery (it answered ${context.recoveryAccepted})`}, but the certificate was not served within ${recoverTimeoutMs / 1000} s`,
                 }),
               ),

@@ -509,7 +509,8 @@ it.live(
                 break
             }
             // Recovery: what `recovered` claims, against this deploy's recover POSTs (another writer's
-            // recovery, a fault's, is no request of the log): "recovered", one answered 200;
+            // recovery, a fault's, is no request of the log): "recovered", one answered 200 (and its
+            // answer received: one whose answer was lost is "unknown", another writer's may have come first);
             // "already-served", none, and another writer's recovery fired (no other writer here
             // makes a certificate in a deleted name); a POST answered 404 was sent, so never "no
             // recovery sent".
@@ -528,6 +529,12 @@ it.live(
               fail(
                 `recovery: "already-served" with ${recovered200} recover POSTs answered 200, another writer's recovery ${recoveredByOther ? "fired" : "not fired"}`,
               )
+            // "unknown": a recover POST was sent and its answer lost; the words claim no recovery.
+            if (outcome.recovered === "unknown") {
+              if (recoverPosts.length === 0) fail('recovery: "unknown" without a recover POST')
+              if (/\brecovered: |was recovered first|this deploy recovered it/.test(said))
+                fail('recovery: "unknown", and the outcome claims this deploy recovered it')
+            }
             if (outcome.recovered === undefined && recovered200 !== 0)
               fail("recovery: a recover POST answered 200, and the outcome reports no recovery")
             if (recoverPosts.some((e) => e.status === 404) && /no recovery sent|sent no recovery/.test(said))

@@ -225,8 +225,17 @@ const alreadyServedWords = (trail: DeployTrail): string =>
  */
 const servedAgainWords = (trail: DeployTrail, back: CameBack, as = ""): string =>
   back === "recovered"
-    ? `the soft-deleted certificate was recovered first and is served again${as}`
+    ? trail.recoveryAnswerLost
+      ? `${lostRecoveryWords}, and the soft-deleted certificate is served again${as}`
+      : `the soft-deleted certificate was recovered first and is served again${as}`
     : `${alreadyServedWords(trail)}; it is served${as}`
+
+/**
+ * Who recovered the certificate, when this deploy's recovery was sent and its answer lost: not
+ * known (another writer's recovery may have come first, and this one then found nothing).
+ */
+const lostRecoveryWords =
+  "this deploy's recovery was sent and its answer lost (whether it or another writer's recovery brought the certificate back is not known)"
 
 /** Whether the certificate is served again during this deploy, by its recovery or found served already. */
 const cameBack = (trail: DeployTrail): CameBack | undefined =>
@@ -249,7 +258,7 @@ const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | V
       back === undefined
         ? `the import was refused and nothing changed: ${failure.message}`
         : deletedAgain
-          ? `the import was refused and no version was written (${back === "recovered" ? "the soft-deleted certificate was recovered first, then deleted again before the import" : `${alreadyServedWords(trail)}; it was then deleted before the import`}): ${failure.message}`
+          ? `the import was refused and no version was written (${back === "recovered" ? (trail.recoveryAnswerLost ? `${lostRecoveryWords}; the certificate was served again, then deleted before the import` : "the soft-deleted certificate was recovered first, then deleted again before the import") : `${alreadyServedWords(trail)}; it was then deleted before the import`}): ${failure.message}`
           : `the import was refused and no version was written (${servedAgainWords(trail, back)}): ${failure.message}`,
   }
 }
@@ -286,7 +295,9 @@ const judgeExisting = (
       versionId: previous.versionId,
       reason:
         trail.recovered === "recovered"
-          ? "the recovered certificate is this certificate: the vault serves it again, no version was written"
+          ? trail.recoveryAnswerLost
+            ? `${lostRecoveryWords}; the certificate the vault serves again is this certificate, no version was written`
+            : "the recovered certificate is this certificate: the vault serves it again, no version was written"
           : trail.recovered === "already-served"
             ? `${alreadyServedWords(trail)}; the served certificate is this certificate, no version was written`
             : "the vault already serves this certificate",
@@ -740,6 +751,8 @@ const onSoftDeleted = Effect.fnUntraced(function* (
       } satisfies Draft
     }
     restored = latest.success
+    // The vault answered the POST itself (only the reads after it failed): the recovery was this one.
+    trail.recoveryAnswerLost = recovered.failure.accepted !== true
   }
   // Either way the certificate is served again: what follows (ownership, the import, the reads
   // lagging behind a recovery) is the same, judged on what is served; only whether this deploy's
@@ -751,7 +764,9 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   state.previous = restored
   trail.note(
     sent
-      ? `recovered: ${restored.versionId}`
+      ? trail.recoveryAnswerLost
+        ? `recover: answer lost; served again as ${restored.versionId} (this recovery or another writer's)`
+        : `recovered: ${restored.versionId}`
       : trail.recoveryFoundNone
         ? `recover: found no deleted certificate; served as ${restored.versionId}${trail.servedOtherThanDeleted ? " (not the deleted version)" : ""}; recovered nothing`
         : `recover: served already as ${restored.versionId}${trail.servedOtherThanDeleted ? " (not the deleted version)" : ""}; no recovery sent`,
@@ -895,7 +910,9 @@ const reconcileDeleted = Effect.fnUntraced(function* (
             : trail.recovered === "already-served"
               ? " (the vault served it already when this deploy went to recover it, before the import, and a read lagging behind that recovery would show the same)"
               : trail.recovered !== undefined
-                ? " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
+                ? trail.recoveryAnswerLost
+                  ? " (it was served again before the import, after this deploy's recovery whose answer was lost, and a read lagging behind that recovery would show the same)"
+                  : " (this deploy recovered it before the import, and a read lagging behind that recovery would show the same)"
                 : previous.answeredAtMs !== undefined
                   ? ` (deleted before the vault answered this deploy's first read, at ${isoOf(previous.answeredAtMs)} by its own clock, which found it served: a read lagging behind a later recovery would show the same)`
                   : " (deleted before this deploy began, and a read lagging behind a later recovery would show the same)"
@@ -1407,7 +1424,13 @@ export const deploy: (
       previous: state.previous === undefined ? undefined : refOf(state.previous),
       newX5t: state.inspected?.leaf.x5t,
       adopted: trail.adopted,
-      ...(trail.recovered === undefined ? {} : { recovered: trail.recovered }),
+      // A recovery whose answer was lost recovered the certificate only if no other writer's came first.
+      ...(trail.recovered === undefined
+        ? {}
+        : {
+            recovered:
+              trail.recovered === "recovered" && trail.recoveryAnswerLost ? "unknown" : trail.recovered,
+          }),
       // Failed: no version was written by this deploy, so no content type went to the vault.
       ...(state.contentType === undefined || draft._tag === "Failed"
         ? {}

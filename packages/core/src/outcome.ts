@@ -46,7 +46,10 @@ export interface DeployTimings {
  *   (another writer recovered it, or the name holds a certificate made since), so the deploy sent no
  *   recovery (Key Vault's SDK reads the certificate before it recovers one; a recovery that found
  *   no deleted certificate is read the same way); the deploy went on over what the vault serves;
- * - "unknown": the recovery was sent, its answer lost, and the certificate was not served yet.
+ * - "unknown": the recovery was sent and its answer lost, so whether it recovered the certificate
+ *   is not known: either the certificate was not served yet (a Failed outcome at the
+ *   `soft-deleted` step), or the vault served it again, by this recovery or by another writer's
+ *   that came first (this one then found nothing), and the deploy went on over what it serves.
  */
 export type Recovered = "recovered" | "already-served" | "unknown"
 

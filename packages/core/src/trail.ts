@@ -37,6 +37,14 @@ export class DeployTrail {
    * a purge), rather than not sent at all (the certificate served when the SDK read it).
    */
   recoveryFoundNone = false
+  /**
+   * With `recovered` "recovered": whether this deploy's recovery was sent and its answer lost (not
+   * the POST's 2xx followed by a failed read: `VaultAmbiguous.accepted`), and the vault then served
+   * the certificate again. This recovery or another writer's brought it back
+   * (a recovery that found none is answered 404, and that answer was lost too), so the outcome says
+   * "unknown" and the words do not claim the recovery; what follows goes on as after a recovery.
+   */
+  recoveryAnswerLost = false
 
   note(decision: string): void {
     this.decisions.push(decision)

@@ -672,20 +672,29 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
     ),
   )
 
-  it.effect("a recovery whose answer was lost is read back: recovered, then deployed over", () =>
-    fresh(
-      Effect.gen(function* () {
-        const vault = yield* InMemoryVaultHandle
-        const old = yield* seedManaged(oldCert.material)
-        yield* vault.softDelete(NAME)
-        vault.script("recoverDeleted", Fault.afterWrite)
-        const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Succeeded")
-        assert.strictEqual(o.recovered, "recovered")
-        assert.strictEqual(o.previous?.versionId, old.versionId)
-        assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
-        assert.strictEqual(vault.calls().byOperation.recoverDeleted, 1)
-      }),
-    ),
+  it.effect(
+    "a recovery whose answer was lost is read back: served again, deployed over, its recovery not claimed",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged(oldCert.material)
+          yield* vault.softDelete(NAME)
+          vault.script("recoverDeleted", Fault.afterWrite)
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Succeeded")
+          // Another writer's recovery coming first would look the same (this one then found nothing).
+          assert.strictEqual(o.recovered, "unknown")
+          assert.isTrue(
+            o.decisions.includes(
+              `recover: answer lost; served again as ${old.versionId} (this recovery or another writer's)`,
+            ),
+          )
+          assert.isFalse(o.decisions.some((d) => d.startsWith("recovered: ")))
+          assert.strictEqual(o.previous?.versionId, old.versionId)
+          assert.strictEqual(vault.latest(NAME)?.x5t, newCert.x5t)
+          assert.strictEqual(vault.calls().byOperation.recoverDeleted, 1)
+        }),
+      ),
   )
 
   it.effect(

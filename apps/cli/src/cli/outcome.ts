@@ -105,7 +105,12 @@ const meaningOf = (o: DeployOutcome): string => {
         ? `no version was written; ${alreadyServedWords}; it was then deleted before the import`
         : `no version was written; ${alreadyServedWords}: the vault serves it`
     case "unknown":
-      return "no version was written; the soft-deleted certificate's recovery was sent and may still complete"
+      // Not served yet (the deploy stopped there), or served again by this recovery or another writer's.
+      return o._tag === "Failed" && o.step === "soft-deleted"
+        ? "no version was written; the soft-deleted certificate's recovery was sent and may still complete"
+        : deletedAgain
+          ? "no version was written; the soft-deleted certificate's recovery was sent and its answer lost; the certificate was served again, then deleted before the import"
+          : "no version was written; the soft-deleted certificate's recovery was sent and its answer lost, and the vault serves the certificate again (this recovery or another writer's brought it back)"
   }
 }
 
@@ -114,7 +119,8 @@ const recoveredText: { readonly [K in NonNullable<DeployOutcome["recovered"]>]: 
   recovered: "the soft-deleted certificate was recovered (on_soft_deleted: recover)",
   "already-served":
     "none by kvdeploy: the vault served the certificate again without its recovery (another writer recovered it, or the name holds a certificate made since; on_soft_deleted: recover)",
-  unknown: "the recovery was sent; its outcome is unknown",
+  unknown:
+    "the recovery was sent and its answer lost: whether it recovered the certificate is not known (on_soft_deleted: recover)",
 }
 
 /** What to do next, for outcomes that need someone. */
@@ -173,7 +179,7 @@ const nextAfterFailure = (
   credential: CredentialInUse,
 ): string => {
   // The outcome of a recovery is not known (core's words are for every caller): what to check here.
-  if (o.recovered === "unknown")
+  if (o.recovered === "unknown" && o.step === "soft-deleted")
     return "check whether Key Vault serves the certificate again (`kvdeploy show`), then deploy again; the recovery is not sent twice"
   // The answer to the import was lost and the version list did not show it: it may still appear.
   if (o.error === "VaultAmbiguous" && o.step === "reconcile")

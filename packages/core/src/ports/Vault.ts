@@ -309,7 +309,15 @@ export class VaultConflictSoftDeleted extends Schema.TaggedError<VaultConflictSo
 }
 
 /** The request may have taken effect (timeout, connection reset, 5xx after the body was sent). */
-export class VaultAmbiguous extends Schema.TaggedError<VaultAmbiguous>()("VaultAmbiguous", errorFields) {
+export class VaultAmbiguous extends Schema.TaggedError<VaultAmbiguous>()("VaultAmbiguous", {
+  ...errorFields,
+  /**
+   * True when the vault answered the write itself 2xx (it took effect or is under way) and only
+   * what followed is unknown (a recovery's reads of the recovered certificate, say). Absent when
+   * the write's own answer was lost: it may not have taken effect, or another's may have come first.
+   */
+  accepted: Schema.optional(Schema.Boolean),
+}) {
   override get message(): string {
     return `${operationInWords(this.operation)}: outcome unknown: ${this.detail}`
   }
