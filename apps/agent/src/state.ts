@@ -1,7 +1,7 @@
 /**
  * The state directory: the last outcome per deployment (outcome, version id,
  * thumbprint, source fingerprint, times), never key material. Written
- * atomically (temporary file, fsync, rename) at most every 5 seconds when an
+ * atomically (temporary file, fsync, rename, directory fsync) at most every 5 seconds when an
  * outcome changed, after each pass and at shutdown, so a restart knows what is already in place and what is held
  * (an outcome that needs a person is not retried for the same source). Changes of times
  * alone wait for the write after the pass, or at most `TIME_ONLY_MAX_AGE_MS` (60 s) when
@@ -325,6 +325,25 @@ export const refuseStateWrites = (why: string): void => {
   writesRefused = why
 }
 
+/**
+ * Make a rename in `directory` durable: the file's own fsync keeps its bytes, not the directory
+ * entry the rename changed, so after a power loss the directory could still name the file before
+ * it (a hold recorded in it lost: a rolled-back certificate deployed again). A file system that
+ * cannot sync a directory (EINVAL, ENOTSUP, EISDIR on some network and FUSE mounts) is left as it
+ * is: the rename itself took place.
+ */
+const syncDirectory = async (directory: string): Promise<void> => {
+  const handle = await open(directory, constants.O_RDONLY | constants.O_DIRECTORY)
+  try {
+    await handle.sync()
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== "EINVAL" && code !== "ENOTSUP" && code !== "EISDIR") throw e
+  } finally {
+    await handle.close()
+  }
+}
+
 /** Open (or create) the state directory; a corrupt state file is set aside, not fatal. */
 export const openStateStore = (
   dir: string,
@@ -397,6 +416,7 @@ export const openStateStore = (
       await unlink(tmp).catch(() => {})
       throw e
     }
+    await syncDirectory(dirname(path))
     failing = false
   }
   const flush = Effect.promise(() => {
