@@ -270,7 +270,9 @@ export const materialWarnings = (
  * The certificate about to be imported expires before the one the vault serves: an older one in
  * place of a newer one (a stale file, renewals deployed out of order, another writer's newer
  * certificate). Said, not refused: putting an older certificate back on purpose is a deploy too.
- * `undefined` when the served version states no expiry or is this certificate.
+ * `undefined` when the served version states no expiry or is this certificate, and when this one
+ * was issued after it (a later notBefore): a renewal with a shorter lifetime than the served
+ * certificate's (CAs shorten their certificates' lifetimes) is not an older certificate.
  */
 /** How `olderThanServed`'s warning ends (`isOlderThanServed` knows it by that). */
 const olderThanServedWords = "an older certificate replaces a newer one"
@@ -282,7 +284,8 @@ export const isOlderThanServed = (warning: DeployWarning): boolean =>
 export const olderThanServed = (served: VaultVersion, leaf: CertificateFacts): DeployWarning | undefined =>
   served.expiresAt !== undefined &&
   served.x5t !== leaf.x5t &&
-  leaf.notAfter.getTime() < served.expiresAt.getTime()
+  leaf.notAfter.getTime() < served.expiresAt.getTime() &&
+  (served.notBefore === undefined || leaf.notBefore.getTime() <= served.notBefore.getTime())
     ? {
         field: "leaf",
         message: `expires at ${leaf.notAfter.toISOString()}, before the certificate the vault serves (${served.versionId}, expiring at ${served.expiresAt.toISOString()}): ${olderThanServedWords}`,

@@ -196,4 +196,58 @@ describe("a deploy's warnings", () => {
         }),
       ),
   )
+
+  it.effect(
+    "a renewal issued after the served certificate, with a shorter lifetime, is not called older; one issued no later is",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const issuedAt = new Date(-100 * day)
+          const served = expectTag(
+            yield* runDeploy(
+              request(
+                issue({
+                  seed: "long",
+                  issuer: ca,
+                  notBefore: issuedAt,
+                  notAfter: new Date(issuedAt.getTime() + 398 * day),
+                }).material,
+              ),
+            ),
+            "Succeeded",
+          )
+          assert.isFalse("warnings" in served)
+          // Issued 30 days later for 200 days: it expires before the served one, and is the newer.
+          const renewal = expectTag(
+            yield* runDeploy(
+              request(
+                issue({
+                  seed: "shorter",
+                  issuer: ca,
+                  notBefore: new Date(issuedAt.getTime() + 30 * day),
+                  notAfter: new Date(issuedAt.getTime() + 230 * day),
+                }).material,
+              ),
+            ),
+            "Succeeded",
+          )
+          assert.isFalse("warnings" in renewal)
+          // Issued with the served one (the same notBefore) and expiring sooner: older, said so.
+          const older = expectTag(
+            yield* runDeploy(
+              request(
+                issue({
+                  seed: "same-day",
+                  issuer: ca,
+                  notBefore: new Date(issuedAt.getTime() + 30 * day),
+                  notAfter: new Date(issuedAt.getTime() + 200 * day),
+                }).material,
+              ),
+            ),
+            "Succeeded",
+          )
+          assert.match(older.warnings?.[0]?.message ?? "", /an older certificate replaces a newer one$/)
+        }),
+      ),
+  )
 })
