@@ -298,7 +298,7 @@ export class MaterialPool {
     for (const s of this.slots)
       if (s !== undefined && (best === undefined || s.pending.size < best.pending.size)) best = s
     if (best !== undefined && best.pending.size === 0) return best
-    const now = Date.now()
+    const now = performance.now()
     for (let i = 0; i < this.slots.length; i++) {
       if (this.slots[i] !== undefined || now < (this.restartAt[i] ?? 0)) continue
       const spawned = this.spawn(i)
@@ -318,7 +318,7 @@ export class MaterialPool {
           ? new Worker(this.code.url, { name, execArgv: [], env: {} })
           : new Worker(getAsset(this.code.name, "utf8"), { name, eval: true, execArgv: [], env: {} })
     } catch (e) {
-      this.restartAt[index] = Date.now() + this.restartDelayMs
+      this.restartAt[index] = performance.now() + this.restartDelayMs
       this.options.onFailure?.({
         worker: name,
         reason: `cannot start (${errorKind(e)})`,
@@ -357,7 +357,7 @@ export class MaterialPool {
     this.slots[slot.index] = undefined
     const pending = [...slot.pending.values()]
     slot.pending.clear()
-    this.restartAt[slot.index] = Date.now() + this.restartDelayMs
+    this.restartAt[slot.index] = performance.now() + this.restartDelayMs
     this.options.onFailure?.({ worker: `kvdeploy-material-${slot.index}`, reason, pending: pending.length })
     void slot.worker.terminate()
     for (const done of pending) done(lost)

@@ -27,7 +27,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest"
 import { defaultMaterialWorkers, parseAgentConfig, type Source } from "../src/config.js"
 import { jsonLineLogger } from "../src/logging.js"
 import {
@@ -473,6 +473,23 @@ parentPort.on("message", (m) => {
     const restarted = quick.read(good("restart"), bytes, undefined, "modern")
     expect(quick.started).toBe(1)
     expect(await restarted).toEqual({ ok: "lost" })
+  })
+
+  it("count restartDelayMs on the monotonic clock: a wall clock set back does not hold a slot", async () => {
+    const bytes = await Effect.runPromise(readSource(good("restart")))
+    const pool = stubPool(1, exiting(), { restartDelayMs: 300, onFailure: () => undefined })
+    expect(await pool.read(good("restart"), bytes, undefined, "modern")).toEqual({ ok: "lost" })
+    // The wall clock goes back an hour (NTP stepping it, a VM restored), then the delay passes.
+    const now = Date.now
+    const setBack = vi.spyOn(Date, "now").mockImplementation(() => now() - 3_600_000)
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      const again = pool.read(good("restart"), bytes, undefined, "modern")
+      expect(pool.started).toBe(1)
+      expect(await again).toEqual({ ok: "lost" })
+    } finally {
+      setBack.mockRestore()
+    }
   })
 
   it("hand back only the request that could not be posted, not its worker's others", async () => {

@@ -1129,6 +1129,33 @@ describe("verify --endpoint", { concurrent: true }, () => {
       await new Promise<void>((resolve) => switching.close(() => resolve()))
     }
   })
+
+  it("--timeout is kept when the wall clock is set back while it polls", async () => {
+    const [served, other] = await Promise.all([fx.leaf(), fx.leaf()])
+    const fixed = createServer({ cert: served.certPem + fx.chainPem, key: served.keyPem })
+    await new Promise<void>((resolve) => fixed.listen(0, "127.0.0.1", resolve))
+    const at = `127.0.0.1:${(fixed.address() as { port: number }).port}`
+    // Loaded before kvdeploy: a second into the run, the wall clock (Date) goes back an hour, as
+    // NTP stepping a clock or a VM restored from a snapshot would set it.
+    const setBack = world.file(
+      "set-back.mjs",
+      "const now = Date.now; const start = now(); Date.now = () => { const t = now(); return t - start > 1000 ? t - 3_600_000 : t }\n",
+    )
+    try {
+      const no = await runCli(["verify", "--cert", "-", "--endpoint", at, "--timeout", "4s", "--json"], {
+        stdin: other.certPem,
+        env: { NODE_OPTIONS: `--import=${setBack}` },
+        // Before: the deadline moved back with the clock, and it polled for an hour (killed here).
+        timeoutMs: 40_000,
+      })
+      expect(no.code, no.stdout + no.stderr).toBe(1)
+      expect(json<{ checks: Array<{ detail: string }> }>(no).checks[0]?.detail).toMatch(
+        /^presents another certificate/,
+      )
+    } finally {
+      await new Promise<void>((resolve) => fixed.close(() => resolve()))
+    }
+  })
 })
 
 describe("emulator files", () => {

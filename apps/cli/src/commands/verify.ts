@@ -287,7 +287,9 @@ export const verify = Command.make(
         const sni = sniOf(servername)
         // What was sent, as the check names the endpoint: the SNI name, or none (and why).
         const where = `${endpoint.host}:${endpoint.port} (${sni === undefined ? `no SNI: ${servername} is an IP address` : `SNI ${sni}`})`
-        const deadline = Date.now() + timeoutMs
+        // Measured on the monotonic clock: a wall clock set back (NTP stepping it, a VM restored)
+        // would otherwise move the deadline with it, and the polling would go on that much longer.
+        const deadline = performance.now() + timeoutMs
         let attempt = 0
         const look = Effect.gen(function* () {
           attempt++
@@ -297,7 +299,7 @@ export const verify = Command.make(
               endpoint.host,
               endpoint.port,
               sni,
-              Math.max(1000, Math.min(10_000, deadline - Date.now())),
+              Math.max(1000, Math.min(10_000, deadline - performance.now())),
             ),
           )
           if (!("der" in got))
@@ -324,7 +326,7 @@ export const verify = Command.make(
         const last: Check = yield* look.pipe(
           Effect.repeat({
             schedule: Schedule.spaced("2 seconds"),
-            while: (c) => !c.serves && Date.now() + 2000 <= deadline,
+            while: (c) => !c.serves && performance.now() + 2000 <= deadline,
           }),
         )
         checks.push(last)
