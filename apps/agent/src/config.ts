@@ -221,7 +221,7 @@ export const maxRequestTimeoutSeconds = 2_147_483
  */
 const secondsBounds: Readonly<
   Record<
-    "reconcile_interval_seconds" | "request_timeout_seconds",
+    "reconcile_interval_seconds" | "request_timeout_seconds" | "backoff_base_seconds" | "backoff_max_seconds",
     {
       readonly min: number
       readonly tooSmall: string
@@ -245,6 +245,18 @@ const secondsBounds: Readonly<
       tooLarge: `longer than a timer can hold (${maxRequestTimeoutSeconds} s, about 24.8 days): every token request would time out at once`,
     },
     fix: `give the seconds a request to Key Vault may take, from 1 to ${maxRequestTimeoutSeconds} (default 30)`,
+  },
+  backoff_base_seconds: {
+    min: 0.1,
+    tooSmall:
+      "a deployment that fails (a source not valid yet, a vault that refuses it) would be retried many times a second at first, each retry a log line and a request to the vault",
+    fix: "give the first retry delay in seconds, at least 0.1 (default 2)",
+  },
+  backoff_max_seconds: {
+    min: 1,
+    tooSmall:
+      "a deployment that keeps failing would be retried many times a second, each retry a log line and a request to the vault",
+    fix: "give the largest retry delay in seconds, at least 1 and at least backoff_base_seconds (default 300)",
   },
 }
 
@@ -291,10 +303,15 @@ export const AgentSettingsSchema = Schema.Struct({
   ),
   vault_window_seconds: Schema.optionalKey(positiveNumber("Key Vault's throttling window (default 10)")),
   backoff_base_seconds: Schema.optionalKey(
-    positiveNumber("First retry delay of a failed deployment (default 2)"),
+    Schema.Finite.check(Schema.isGreaterThanOrEqualTo(secondsBounds.backoff_base_seconds.min)).annotate({
+      description: "First retry delay of a failed deployment, at least 0.1 (default 2)",
+    }),
   ),
   backoff_max_seconds: Schema.optionalKey(
-    positiveNumber("Largest retry delay of a failed deployment, before the ±20% jitter (default 300)"),
+    Schema.Finite.check(Schema.isGreaterThanOrEqualTo(secondsBounds.backoff_max_seconds.min)).annotate({
+      description:
+        "Largest retry delay of a failed deployment, before the ±20% jitter, at least 1 (default 300)",
+    }),
   ),
   request_timeout_seconds: Schema.optionalKey(
     Schema.Finite.check(

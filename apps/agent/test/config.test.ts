@@ -1369,6 +1369,23 @@ deployments:
         fix: timeoutFix,
       },
     ])
+    // Retries a microsecond apart: over a thousand log lines a second for a source not valid yet.
+    expect(settings({ backoff_base_seconds: 0.000001, backoff_max_seconds: 0.000001 })).toEqual([
+      {
+        field: "agent.backoff_base_seconds",
+        message:
+          "is 0.000001: a deployment that fails (a source not valid yet, a vault that refuses it) would be retried many times a second at first, each retry a log line and a request to the vault",
+        fix: "give the first retry delay in seconds, at least 0.1 (default 2)",
+      },
+      {
+        field: "agent.backoff_max_seconds",
+        message:
+          "is 0.000001: a deployment that keeps failing would be retried many times a second, each retry a log line and a request to the vault",
+        fix: "give the largest retry delay in seconds, at least 1 and at least backoff_base_seconds (default 300)",
+      },
+    ])
+    // The least each takes (the tests' agents retry 0.2 s apart at first).
+    expect(settings({ backoff_base_seconds: 0.1, backoff_max_seconds: 1 })).toEqual([])
     // Past what a timer holds, Node fires it at once: every token request would time out.
     expect(settings({ request_timeout_seconds: 3_000_000 })).toEqual([
       {
