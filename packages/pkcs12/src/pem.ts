@@ -127,7 +127,9 @@ const strayMarkers = (
       found.push(
         problem(
           field,
-          `${shown} is a damaged BEGIN line (a PEM line is -----BEGIN LABEL----- with five ASCII hyphens each side and an upper-case label), so its block is not read`,
+          // The marker last in the parenthesis: words after it read as a PEM block's body to the
+          // front ends' withoutPem, which hid the rest of the message.
+          `${shown} is a damaged BEGIN line (a PEM line is five ASCII hyphens, BEGIN, a space, an upper-case label and five hyphens: -----BEGIN LABEL-----), so its block is not read`,
           "repair the line, or take the file again from its source (an editor or a copy from a web page may have changed its hyphens)",
         ),
       )
