@@ -65,6 +65,15 @@ export const splitFix = (problem: string): { readonly message: string; readonly 
     : { message: problem.slice(0, at), fix: problem.slice(at + FIX_MARK.length) }
 }
 
+/** The start of the parser's fix for a PEM key whose encryption cost it refuses before decrypting. */
+const REFUSED_COST_FIX = "re-encrypt the key with a cost"
+/** The start of that refusal's message, before what it found. */
+const REFUSED_ENCRYPTION = /^the private key's encryption is refused before decrypting it: /
+
+/** An encrypted PEM key's problem (`why`: what else was found, with its leading space, or ""). */
+const encryptedPemKey = (why: string): string =>
+  `the private key is encrypted${why}, and the agent reads PEM keys without a passphrase${FIX_MARK}decrypt it to a file only the agent can read (openssl pkey -in key.pem -out key-plain.pem; add -provider legacy -provider default to read a legacy cipher), or give the certificate as a PFX with pfx_password_env`
+
 /** The files of a source, read. */
 export interface SourceBytes {
   readonly fingerprint: string
@@ -346,8 +355,15 @@ const loadPkcs12 = () => import("@kvdeploy/pkcs12")
 const leafForKey = (
   certificates: ReadonlyArray<Uint8Array>,
   key: Redacted.Redacted<Uint8Array>,
-  { keyOwner, checkKeyPair }: Pick<typeof import("@kvdeploy/pkcs12"), "keyOwner" | "checkKeyPair">,
-): { readonly der: Uint8Array; readonly x509: X509Certificate } | "damaged" | undefined => {
+  {
+    keyOwner,
+    checkKeyPair,
+    rsaInconsistencyWords,
+  }: Pick<typeof import("@kvdeploy/pkcs12"), "keyOwner" | "checkKeyPair" | "rsaInconsistencyWords">,
+):
+  | { readonly der: Uint8Array; readonly x509: X509Certificate }
+  | { readonly damaged: string }
+  | undefined => {
   const der = keyOwner(certificates, key)
   if (der === undefined) return undefined
   try {
@@ -357,8 +373,9 @@ const leafForKey = (
       type: "pkcs8",
     })
     const x509 = new X509Certificate(der)
+    // An RSA key's wrong number (which OpenSSL still signs with) is named, as the CLI's preflight names it.
     return checkKeyPair(privateKey, createPublicKey(privateKey), x509.publicKey) === "damaged"
-      ? "damaged"
+      ? { damaged: rsaInconsistencyWords(privateKey) }
       : { der, x509 }
   } catch {
     return undefined
@@ -425,7 +442,7 @@ export const materialOf = (
           problems.push(
             e.reason === "wrong-password"
               ? `pfx ${shownPath(file.path)}: the password${source.passwordEnv === undefined ? " (none given)" : ` in ${shownSecretVariable(source.passwordEnv) ?? "the variable pfx_password_env names"}`} does not open it (or the file is incomplete)${password !== password.trim() ? "; the variable's value has spaces or a line break around it, which are part of the password as given: set it without them if they are not" : ""}`
-              : `pfx ${shownPath(file.path)}: ${e.detail}`,
+              : `pfx ${shownPath(file.path)}: ${e.fix === undefined ? e.finding : `${e.finding}${FIX_MARK}${e.fix}`}`,
           )
         } else {
           certificates = [decoded.success.leaf, ...decoded.success.chain]
@@ -439,11 +456,15 @@ export const materialOf = (
           for (const p of parsed.failure.problems)
             problems.push(
               `${file.role} ${shownPath(file.path)}: ${
-                // The agent takes no passphrase for a PEM key: say what it can read instead.
+                // The agent takes no passphrase for a PEM key: say what it can read instead. A key
+                // whose encryption cost is refused is encrypted too: re-encrypting it, the parser's
+                // fix for a caller with a passphrase, would leave a key the agent cannot read.
                 /encrypted and no passphrase was given/.test(p.message)
-                  ? "the private key is encrypted, and the agent reads PEM keys without a passphrase: decrypt it to a file only the agent can read (openssl pkey -in key.pem -out key-plain.pem), or give the certificate as a PFX with pfx_password_env"
-                  : // The parser's field names the block ("block 3 (CERTIFICATE)") in a file of several.
-                    `${p.field === "input" ? "" : `${p.field} `}${p.message}${FIX_MARK}${p.fix}`
+                  ? encryptedPemKey("")
+                  : p.fix.startsWith(REFUSED_COST_FIX)
+                    ? encryptedPemKey(` (${p.message.replace(REFUSED_ENCRYPTION, "")})`)
+                    : // The parser's field names the block ("block 3 (CERTIFICATE)") in a file of several.
+                      `${p.field === "input" ? "" : `${p.field} `}${p.message}${FIX_MARK}${p.fix}`
               }`,
             )
           continue
@@ -506,10 +527,12 @@ export const materialOf = (
       source._tag === "Pfx"
         ? "its certificates"
         : `the certificates of cert ${shownPath(source.cert)}${source.chain === undefined ? "" : ` and chain ${shownPath(source.chain)}`}`
-    if (found === "damaged")
+    if (found !== undefined && "damaged" in found)
       return yield* new SourceBroken({
         problems: [
-          `${keyAt} is damaged: its public half is the certificate's, but a signature made with its private half does not verify with it, so a TLS handshake with it would fail (\`openssl pkey -check -noout -in KEY\` checks a key file); supply an intact copy of the key`,
+          found.damaged === ""
+            ? `${keyAt} is damaged: its public half is the certificate's, but a signature made with its private half does not verify with it, so a TLS handshake with it would fail (\`openssl pkey -check -noout -in KEY\` checks a key file); supply an intact copy of the key`
+            : `${keyAt} is damaged: its public half is the certificate's, but ${found.damaged}, so \`openssl pkey -check\` calls it invalid and other readers of the PFX (Python's cryptography) refuse it${FIX_MARK}re-export the key from where it was made, or supply the key the certificate was issued for (\`openssl pkey -check -noout -in KEY\` checks a key file)`,
         ],
       })
     if (found === undefined)

@@ -75,7 +75,7 @@ describe("materialOf", () => {
     expect(got).toEqual({
       problems: [
         expect.stringMatching(
-          /^key \S*enc\.key: the private key is encrypted, and the agent reads PEM keys without a passphrase: .* pfx_password_env$/,
+          /^key \S*enc\.key: the private key is encrypted, and the agent reads PEM keys without a passphrase; fix: decrypt it .* pfx_password_env$/,
         ),
       ],
     })
