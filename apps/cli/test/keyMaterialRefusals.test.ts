@@ -142,6 +142,37 @@ describe("encrypted key material kvdeploy refuses, through the CLI", () => {
     printsNoKey(r)
   })
 
+  it("a --previous-key with a wrong passphrase: the fix names the one variable kvdeploy read it from (--key-passphrase-env's when --previous-key-passphrase-env is not given); nothing written", async () => {
+    const mark = world.emulator.requests.mark()
+    const r = await runCli(
+      [
+        "deploy",
+        "--config",
+        world.targetFile("wrong-previous-pass"),
+        "--cert",
+        world.file("leaf.crt", leafCert),
+        "--key",
+        world.file("leaf.key", leafKey),
+        "--key-passphrase-env",
+        "KEY_PASS",
+        "--previous-key",
+        world.file("previous.pem", encrypted(["-v2", "aes-256-cbc"])),
+        "--json",
+      ],
+      { env: { ...world.env, KEY_PASS: "not-pw" } },
+    )
+    expect(r.code, r.stdout + r.stderr).toBe(2)
+    expect(problemsOf(r)).toEqual([
+      {
+        field: expect.stringMatching(/^--previous-key \S+previous\.pem: block 1 \(ENCRYPTED PRIVATE KEY\)$/),
+        message: "the private key could not be decrypted: the passphrase is wrong",
+        fix: "check the passphrase in the variable --key-passphrase-env names: it must be the one the key was encrypted with",
+      },
+    ])
+    expect(world.writesSince(mark)).toBe(0)
+    printsNoKey(r)
+  })
+
   it("a PFX of two private keys (a Java keystore of two entries): refused naming both, with keytool's one-entry export; nothing written", async () => {
     const store = join(dirname(world.file("marker", "")), "two.p12")
     for (const alias of ["a", "b"])

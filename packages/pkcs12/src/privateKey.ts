@@ -441,10 +441,6 @@ export const pemKeyToPkcs8 = (
       : loadPemKey(pem, passphrase, encryption.unread)
   })
 
-/** The passphrase's variable, for a fix: kvdeploy's flags that name it. */
-const PASSPHRASE_VARIABLE =
-  "the variable --key-passphrase-env names (for --previous-key, --previous-key-passphrase-env's, else --key-passphrase-env's)"
-
 /** Re-encrypting a key file kvdeploy refuses for its encryption. */
 const REENCRYPT =
   "openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 600000 -in key.pem -out key-aes.pem (add -provider legacy -provider default to read a legacy cipher)"
@@ -531,7 +527,9 @@ const loadPemKey = (
       if (/bad decrypt|maybe wrong password|decrypt/i.test(text))
         return {
           message: "the private key could not be decrypted: the passphrase is wrong",
-          fix: `check the passphrase the key was encrypted with, in ${PASSPHRASE_VARIABLE}`,
+          // No front end's flag: a library caller gave the passphrase itself; the CLI, which knows
+          // the variable (or the prompt) it came from, says so after "check the passphrase".
+          fix: "check the passphrase: it must be the one the key was encrypted with",
         }
       // OpenSSL's decoders answer "unsupported" both for an encryption they lack and for a key block
       // they cannot decode at all (cut short, altered): only an encrypted key is about its encryption.
@@ -541,7 +539,7 @@ const loadPemKey = (
         return {
           message:
             "the private key could not be decrypted and read: the passphrase is wrong, or the key uses an encryption this system does not support",
-          fix: `check the passphrase, in ${PASSPHRASE_VARIABLE}; if it is right, re-encrypt the key with PBES2/AES (${REENCRYPT}) or supply it unencrypted`,
+          fix: `check the passphrase; if it is right, re-encrypt the key with PBES2/AES (${REENCRYPT}) or supply it unencrypted`,
         }
       if (/unsupported/i.test(text))
         return {

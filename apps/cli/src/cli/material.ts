@@ -152,6 +152,21 @@ export const withSource = (
     fix: p.fix,
   }))
 
+/**
+ * `problems` of a key read with a passphrase, a wrong passphrase's fix naming where kvdeploy read
+ * it (`from`: "in the variable --key-passphrase-env names", "typed at the prompt"): the parser's fix
+ * names no flag, since a library caller gives the passphrase itself.
+ */
+export const passphraseFrom = <P extends { readonly message: string; readonly fix: string }>(
+  problems: ReadonlyArray<P>,
+  from: string,
+): Array<P> =>
+  problems.map((p) =>
+    /the passphrase is wrong/.test(p.message) && p.fix.startsWith("check the passphrase")
+      ? { ...p, fix: `check the passphrase ${from}${p.fix.slice("check the passphrase".length)}` }
+      : p,
+  )
+
 /** Read PEM material. */
 const fromPem = (flags: MaterialFlags) =>
   Effect.gen(function* () {
@@ -193,7 +208,12 @@ const fromPem = (flags: MaterialFlags) =>
                       fix: "give it with --pfx FILE (its password from --pfx-password-env VAR), in place of --cert, --chain and --key",
                     },
                   ]
-                : withSource(flag, source, e.problems)),
+                : passphraseFrom(
+                    withSource(flag, source, e.problems),
+                    Option.isSome(flags.keyPassphraseEnv)
+                      ? "in the variable --key-passphrase-env names"
+                      : "typed at the prompt",
+                  )),
             )
             return undefined
           }),

@@ -13,7 +13,14 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
-import { askSecret, envVariableProblem, interactive, secretFromEnv, withSource } from "./material.js"
+import {
+  askSecret,
+  envVariableProblem,
+  interactive,
+  passphraseFrom,
+  secretFromEnv,
+  withSource,
+} from "./material.js"
 import { type Problem, usage, usageOne } from "./problems.js"
 import { readSource, sourceFileProblems, sourceName } from "./sources.js"
 
@@ -100,7 +107,15 @@ export const readPreviousKey = (
         ? yield* secretFromEnv(named[0], named[1])
         : yield* askSecret(`Passphrase for ${source} (the previous key)`)
     const parsed = yield* parsePem(bytes, passphrase === undefined ? {} : { passphrase }).pipe(
-      Effect.mapError((e) => usage(`${field} cannot be read`, withSource(FLAG, source, e.problems))),
+      Effect.mapError((e) =>
+        usage(
+          `${field} cannot be read`,
+          passphraseFrom(
+            withSource(FLAG, source, e.problems),
+            named === undefined ? "typed at the prompt" : `in the variable ${named[0]} names`,
+          ),
+        ),
+      ),
     )
     if (parsed.key === undefined)
       return yield* usageOne(
