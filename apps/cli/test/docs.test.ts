@@ -110,6 +110,12 @@ describe("docs/getting-started.md", () => {
       expect(result.out).toMatch(/^Succeeded/m)
       expect(result.out).toMatch(/^Skipped/m)
       expect(result.out).toContain("exit code 1: the vault serves another certificate")
+      // The key under a legacy cipher is refused (exit 2) with the re-encryption the page then runs.
+      expect(result.out).toContain(
+        "the private key is encrypted with PBE-MD5-DES, a legacy encryption kvdeploy does not read",
+      )
+      expect(result.out).toContain("openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 600000")
+      expect(result.out).toContain("exit code 2")
       expect(result.out).toMatch(/ready to deploy/)
       expect(result.out).toMatch(/2 versions, newest first/)
       // Every other credential mode, each through its own endpoint (section 10).
