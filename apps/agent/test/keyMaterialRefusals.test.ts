@@ -15,6 +15,7 @@ import { chmodSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { agent, inScratch, opensslIn } from "./checkFixtures.js"
+import { agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
 
 /** `keyPem` (RSA) with its private exponent d changed, every other number kept: node:crypto's JWK in and out. */
 const withWrongD = (keyPem: string): string => {
@@ -32,6 +33,63 @@ const withWrongD = (keyPem: string): string => {
   )
 }
 
+/** The key files `makeMaterial` writes (none of their lines may be printed or logged). */
+const KEY_FILES = ["leaf.key", "pbes1.key", "scrypt.key", "des3.key", "wrong-d.key"]
+
+/**
+ * In `dir`: leaf.crt (RSA 2048, self-signed) and leaf.key; the key encrypted under PBE-MD5-DES
+ * (pbes1.key), under scrypt N*r*p 2,097,152 (scrypt.key) and as a traditional DES-EDE3 PEM
+ * (des3.key), passphrase "pw"; the key with a wrong d (wrong-d.key); a keytool keystore of two key
+ * entries (two.p12, password "pwpwpw"); the certificate followed by stray marker lines (stray.crt).
+ */
+const makeMaterial = (dir: string): void => {
+  const openssl = opensslIn(dir)
+  openssl(
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.crt"].concat([
+      "-subj",
+      "/CN=app.example.test",
+      "-days",
+      "30",
+    ]),
+  )
+  const reencrypt = (out: string, options: ReadonlyArray<string>) =>
+    openssl(["pkcs8", "-topk8", "-in", "leaf.key", "-out", out, "-passout", "pass:pw", ...options])
+  reencrypt("pbes1.key", ["-v1", "PBE-MD5-DES", "-provider", "legacy", "-provider", "default"])
+  // N*r*p = 2,097,152: twice the limit.
+  reencrypt("scrypt.key", ["-scrypt", "-scrypt_N", "16384", "-scrypt_r", "8", "-scrypt_p", "16"])
+  openssl(["rsa", "-des3", "-traditional", "-in", "leaf.key", "-out", "des3.key", "-passout", "pass:pw"])
+  const leafKey = readFileSync(join(dir, "leaf.key"), "utf8")
+  writeFileSync(join(dir, "wrong-d.key"), withWrongD(leafKey))
+  for (const alias of ["a", "b"]) {
+    const made = spawnSync("keytool", [
+      "-genkeypair",
+      "-keystore",
+      join(dir, "two.p12"),
+      "-storetype",
+      "PKCS12",
+      "-storepass",
+      "pwpwpw",
+      "-alias",
+      alias,
+      "-keyalg",
+      "EC",
+      "-groupname",
+      "secp256r1",
+      "-dname",
+      `CN=${alias}.example.test`,
+      "-validity",
+      "30",
+    ])
+    if (made.status !== 0) throw new Error(`keytool: ${made.stderr}`)
+  }
+  // The certificate ends on line 19; a damaged BEGIN line (20), its END line (21), then 21 leftovers.
+  writeFileSync(
+    join(dir, "stray.crt"),
+    `${readFileSync(join(dir, "leaf.crt"), "utf8")}-----Begin Certificate-----\n${"-----END CERTIFICATE-----\n".repeat(22)}`,
+  )
+  for (const f of [...KEY_FILES, "two.p12"]) chmodSync(join(dir, f), 0o600)
+}
+
 const ENCRYPTED = {
   message: "the private key is encrypted, and the agent reads PEM keys without a passphrase",
   fix: "decrypt it to a file only the agent can read (openssl pkey -in key.pem -out key-plain.pem; add -provider legacy -provider default to read a legacy cipher), or give the certificate as a PFX with pfx_password_env",
@@ -40,52 +98,8 @@ const ENCRYPTED = {
 describe("key material the agent refuses, in --check --json", () => {
   it("encrypted PEM keys (PBES1, scrypt over the limit, DES-EDE3), a two-key PFX, stray PEM lines past the cap, an RSA key with a wrong d: each named with its fix, no key printed (exit 2)", () => {
     inScratch((dir) => {
-      const openssl = opensslIn(dir)
-      openssl(
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.crt"].concat([
-          "-subj",
-          "/CN=app.example.test",
-          "-days",
-          "30",
-        ]),
-      )
-      const reencrypt = (out: string, options: ReadonlyArray<string>) =>
-        openssl(["pkcs8", "-topk8", "-in", "leaf.key", "-out", out, "-passout", "pass:pw", ...options])
-      reencrypt("pbes1.key", ["-v1", "PBE-MD5-DES", "-provider", "legacy", "-provider", "default"])
-      // N*r*p = 2,097,152: twice the limit.
-      reencrypt("scrypt.key", ["-scrypt", "-scrypt_N", "16384", "-scrypt_r", "8", "-scrypt_p", "16"])
-      openssl(["rsa", "-des3", "-traditional", "-in", "leaf.key", "-out", "des3.key", "-passout", "pass:pw"])
-      const leafKey = readFileSync(join(dir, "leaf.key"), "utf8")
-      writeFileSync(join(dir, "wrong-d.key"), withWrongD(leafKey))
-      for (const alias of ["a", "b"]) {
-        const made = spawnSync("keytool", [
-          "-genkeypair",
-          "-keystore",
-          join(dir, "two.p12"),
-          "-storetype",
-          "PKCS12",
-          "-storepass",
-          "pwpwpw",
-          "-alias",
-          alias,
-          "-keyalg",
-          "EC",
-          "-groupname",
-          "secp256r1",
-          "-dname",
-          `CN=${alias}.example.test`,
-          "-validity",
-          "30",
-        ])
-        if (made.status !== 0) throw new Error(`keytool: ${made.stderr}`)
-      }
-      // The certificate ends on line 19; a damaged BEGIN line (20), its END line (21), then 21 leftovers.
-      writeFileSync(
-        join(dir, "stray.crt"),
-        `${readFileSync(join(dir, "leaf.crt"), "utf8")}-----Begin Certificate-----\n${"-----END CERTIFICATE-----\n".repeat(22)}`,
-      )
-      const keyFiles = ["leaf.key", "pbes1.key", "scrypt.key", "des3.key", "wrong-d.key"]
-      for (const f of [...keyFiles, "two.p12"]) chmodSync(join(dir, f), 0o600)
+      makeMaterial(dir)
+      const keyFiles = KEY_FILES
       const at = (f: string) => join(dir, f)
       const target = (n: string) => `{ vault_url: "https://kv-prod.vault.azure.net", certificate_name: ${n} }`
       const pem = (name: string, cert: string, key: string) =>
@@ -174,4 +188,60 @@ describe("key material the agent refuses, in --check --json", () => {
           if (line.length >= 16 && !line.startsWith("-----")) expect(printed).not.toContain(line)
     })
   })
+})
+
+const VAULT = "agent-key-refusals"
+const suite = agentSuite([VAULT])
+
+describe("key material the running agent refuses", () => {
+  it("a scrypt key over the limit, a two-key PFX, an RSA key with a wrong d, stray PEM lines: each a source broken line with its fix, nothing written to the vault, no key logged", async () => {
+    const { emulator, work } = suite
+    makeMaterial(work.dir)
+    const pem = (name: string, cert: string, key: string) => ({
+      name,
+      vault: VAULT,
+      certificate: `${name}-cert`,
+      source: { cert: work.path(cert), key: work.path(key) },
+    })
+    const config = writeConfig(work, emulator, [
+      pem("scrypt", "leaf.crt", "scrypt.key"),
+      {
+        name: "twokeys",
+        vault: VAULT,
+        certificate: "twokeys-cert",
+        source: { pfx: work.path("two.p12"), pfx_password_env: "TWO_PASS" },
+      },
+      pem("wrongd", "leaf.crt", "wrong-d.key"),
+      pem("stray", "stray.crt", "leaf.key"),
+    ])
+    const mark = emulator.requests.mark()
+    const a = startAgent(config, { ...baseEnv(), ...emulator.env.clientSecret, TWO_PASS: "pwpwpw" })
+    suite.agent = a
+    const brokenLine = async (name: string) =>
+      JSON.stringify(await a.waitFor((l) => l.deployment === name && /^source broken/.test(l.msg)))
+    const said = {
+      scrypt: await brokenLine("scrypt"),
+      twokeys: await brokenLine("twokeys"),
+      wrongd: await brokenLine("wrongd"),
+      stray: await brokenLine("stray"),
+    }
+    expect(said.scrypt).toContain(
+      "the private key is encrypted (the scrypt cost N*r*p (N 16384, r 8, p 16) exceeds the limit of 1048576), and the agent reads PEM keys without a passphrase; fix: decrypt it to a file only the agent can read (openssl pkey -in key.pem -out key-plain.pem",
+    )
+    expect(said.scrypt).not.toContain("re-encrypt")
+    expect(said.twokeys).toContain("the PFX holds 2 private keys")
+    expect(said.twokeys).toContain("keytool -importkeystore -srcalias ALIAS")
+    expect(said.wrongd).toContain("its private exponent (d) does not invert its public exponent")
+    expect(said.stray).toContain("is a damaged BEGIN line")
+    expect(said.stray).toContain("has 2 more problems, not listed")
+    const writes = emulator.requests
+      .entries({ since: mark, vault: VAULT })
+      .filter((e) => e.method !== "GET" && !e.challenge)
+    expect(writes).toEqual([])
+    const logged = a.lines.map((l) => JSON.stringify(l)).join("\n") + a.stderr()
+    expect(logged).not.toContain("pwpwpw")
+    for (const f of KEY_FILES)
+      for (const line of readFileSync(work.path(f), "utf8").split("\n"))
+        if (line.length >= 16 && !line.startsWith("-----")) expect(logged).not.toContain(line)
+  }, 60_000)
 })
