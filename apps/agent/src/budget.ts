@@ -6,8 +6,10 @@
  * some point before that): however requests are spread, no window ever sees
  * more than the budget. A 429 closes the vault's gate for its Retry-After;
  * every request to that vault waits for the gate, requests to other vaults do
- * not.
+ * not. When the gate reopens, the requests that waited go back gradually (see
+ * `Ramp`), not all at once.
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Semaphore from "effect/Semaphore"
@@ -40,9 +42,12 @@ export interface VaultBudget {
   ) => Effect.Effect<A, E, R>
   /** Give back a reservation no import used. */
   readonly releaseUnused: (reservation: ImportReservation) => Effect.Effect<void>
-  /** Wait until the vault's gate is open (no Retry-After pending). */
+  /**
+   * Wait until the vault's gate is open (no Retry-After pending) and, while it reopens, until a
+   * request may go (see `Ramp`).
+   */
   readonly awaitGate: Effect.Effect<void>
-  /** Close the gate for `ms` (a 429's Retry-After). */
+  /** Close the gate for `ms` (a 429's Retry-After); it reopens gradually (see `Ramp`). */
   readonly closeGate: (ms: number) => Effect.Effect<void>
   /** Milliseconds until the gate opens (0 when open). */
   readonly gateRemainingMs: Effect.Effect<number>
@@ -68,27 +73,97 @@ const monotonicMillis: Effect.Effect<number> = Effect.map(Clock.monotonicTimeNan
   Number(nanos / 1_000_000n),
 )
 
+/**
+ * How a vault's gate reopens. A Retry-After says when the vault takes a request again, not how
+ * many: Key Vault's window frees as its oldest requests leave it, often a few at a time, so the
+ * requests that waited, all sent when the gate reopened, met 429s again (and closed the gate again
+ * for everyone). Instead, as Key Vault's guidance asks (back off, then resume gradually), a 429
+ * gives the gate a ramp: when the gate reopens, one request goes (a probe); each answer without a
+ * 429 lets another go and one more with it, so the requests in flight double with each round trip
+ * (TCP's slow start). A 429 closes the gate again with a new ramp: a vault that still throttles
+ * when the gate reopens meets one request, not all of them. The ramp ends (the gate is wholly open)
+ * when an answer finds no request waiting for a place. A request interrupted before its answer gives
+ * its place back. The places are a semaphore resized to the allowance. This ramps the requests in
+ * flight, not their pace, so it needs no guess of the vault's real limit; it costs a vault that
+ * throttled a few round trips before all its waiting requests are in flight again. A vault never
+ * throttled has no ramp.
+ */
+interface Ramp {
+  /** Requests the ramp lets be in flight: `allowance` places. */
+  readonly places: Semaphore.Semaphore
+  allowance: number
+  /** Requests waiting for a place. */
+  waiting: number
+}
+
 /** Make a vault's budget (synchronously, so that a map of budgets can be filled without a race). */
 export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): VaultBudget => {
   const imports = Semaphore.makeUnsafe(limits.importsPerWindow)
   const others = Semaphore.makeUnsafe(limits.readsPerWindow)
   let gateUntil = 0
+  let ramp: Ramp | undefined
   const gateRemainingMs = Effect.map(monotonicMillis, (now) => Math.max(0, gateUntil - now))
-  // A gate never closed (or seen open since it was last closed) is open: no clock read. Every
-  // request passes here twice (before its global permit and before it is sent).
-  const awaitGate: Effect.Effect<void> = Effect.suspend(() =>
-    gateUntil === 0
-      ? Effect.void
-      : Effect.flatMap(gateRemainingMs, (ms) => {
-          if (ms > 0) return Effect.andThen(Effect.sleep(ms), awaitGate)
-          gateUntil = 0
-          return Effect.void
-        }),
+  /**
+   * Wait for the gate, then for a place on its ramp; the ramp the request goes under (undefined: the
+   * gate is wholly open). Only the waits are interruptible (by the caller's `restore`): a place taken
+   * is always settled (`rampAnswered`). A gate never closed (or seen wholly open since it was last
+   * closed) is open: no clock read. Every request passes here twice (before its global permit and
+   * before it is sent).
+   */
+  const passGate = (
+    restore: <A>(wait: Effect.Effect<A>) => Effect.Effect<A>,
+  ): Effect.Effect<Ramp | undefined> =>
+    Effect.suspend(() =>
+      gateUntil === 0 && ramp === undefined
+        ? Effect.succeed(undefined)
+        : Effect.flatMap(gateRemainingMs, (ms) => {
+            if (ms > 0) return Effect.andThen(restore(Effect.sleep(ms)), passGate(restore))
+            gateUntil = 0
+            const r = ramp
+            if (r === undefined) return Effect.succeed(undefined)
+            r.waiting++
+            return Effect.flatMap(
+              Effect.ensuring(
+                restore(r.places.take(1)),
+                Effect.sync(() => {
+                  r.waiting--
+                }),
+              ),
+              // A 429 closed the gate again while this waited (and woke the old ramp's waiters): wait again.
+              () => (ramp === r ? Effect.succeed(r) : passGate(restore)),
+            )
+          }),
+    )
+  /** A request that went under ramp `r` ended (`answered`: the vault answered it, without a 429). */
+  const rampAnswered = (r: Ramp | undefined, answered: boolean): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (r === undefined || ramp !== r) return Effect.void
+      if (!answered) return Effect.asVoid(r.places.release(1))
+      r.allowance++
+      // Every request that came was let go, and one more could be: the gate is wholly open again.
+      if (r.waiting === 0) {
+        ramp = undefined
+        return Effect.void
+      }
+      return Effect.andThen(r.places.resize(r.allowance), Effect.asVoid(r.places.release(1)))
+    })
+  // Before a deployment takes a global permit: a place is waited for, not kept (its requests wait
+  // for their own), so that a deployment does not take a global permit while its vault's ramp is full.
+  const awaitGate: Effect.Effect<void> = Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(passGate(restore), (r) =>
+      r === undefined || ramp !== r ? Effect.void : Effect.asVoid(r.places.release(1)),
+    ),
   )
   const closeGate = (ms: number) =>
-    Effect.map(monotonicMillis, (now) => {
-      gateUntil = Math.max(gateUntil, now + ms)
-    })
+    Effect.flatMap(monotonicMillis, (now) =>
+      Effect.suspend(() => {
+        gateUntil = Math.max(gateUntil, now + ms)
+        const old = ramp
+        ramp = { places: Semaphore.makeUnsafe(1), allowance: 1, waiting: 0 }
+        // Whoever waits on the old ramp wakes, finds it replaced, and waits for the gate again.
+        return old === undefined ? Effect.void : old.places.resize(Number.MAX_SAFE_INTEGER)
+      }),
+    )
   /**
    * Permits to give back one window after their request finished: a queue of
    * due times per semaphore (in order: the monotonic clock never goes back) and one
@@ -138,36 +213,43 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
     other: { semaphore: others, releaseLater: releaser(others) },
   } as const
   /**
-   * Run a request (made interruptible by the caller's `restore`) on a permit already taken, in an
-   * uninterruptible region; the permit goes back a window after it finished (at once after a 429).
+   * Run a request on a permit already taken, once the gate lets it go, in an uninterruptible region
+   * (the waits and the request made interruptible by the caller's `restore`); the permit goes back a
+   * window after it finished (at once after a 429).
    */
   const settle = <A, E extends { readonly _tag: string }, R>(
     kind: RequestKind,
-    sent: Effect.Effect<A, E, R>,
+    request: Effect.Effect<A, E, R>,
+    restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
   ): Effect.Effect<A, E, R> =>
-    Effect.flatMap(Effect.exit(sent), (exit) => {
-      if (exit._tag === "Failure") {
-        const failure = exit.cause.reasons.find((r) => r._tag === "Fail")
-        const retryAfter = failure?._tag === "Fail" ? retryAfterOf(failure.error) : undefined
-        if (retryAfter !== undefined)
-          // A throttled request does not count towards the window: close the gate, give the permit back now.
-          return Effect.andThen(Effect.andThen(closeGate(retryAfter), lanes[kind].semaphore.release(1)), exit)
-      }
-      return Effect.andThen(lanes[kind].releaseLater, exit)
-    })
+    Effect.flatMap(passGate(restore), (r) =>
+      Effect.flatMap(Effect.exit(restore(request)), (exit) => {
+        if (exit._tag === "Failure") {
+          const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+          const retryAfter = failure?._tag === "Fail" ? retryAfterOf(failure.error) : undefined
+          if (retryAfter !== undefined)
+            // A throttled request does not count towards the window: close the gate (with a new
+            // ramp), give the permit back now.
+            return Effect.andThen(
+              Effect.andThen(closeGate(retryAfter), lanes[kind].semaphore.release(1)),
+              exit,
+            )
+        }
+        // Interrupted (a reload, shutdown) before its answer: it tells nothing of the vault.
+        const answered = exit._tag === "Success" || !Cause.hasInterruptsOnly(exit.cause)
+        return Effect.andThen(Effect.andThen(rampAnswered(r, answered), lanes[kind].releaseLater), exit)
+      }),
+    )
   const onPermit = <A, E extends { readonly _tag: string }, R>(
     kind: RequestKind,
     request: Effect.Effect<A, E, R>,
-  ) => Effect.uninterruptibleMask((restore) => settle(kind, restore(Effect.andThen(awaitGate, request))))
+  ) => Effect.uninterruptibleMask((restore) => settle(kind, request, restore))
   const spend = <A, E extends { readonly _tag: string }, R>(
     kind: RequestKind,
     request: Effect.Effect<A, E, R>,
   ) =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.andThen(
-        restore(lanes[kind].semaphore.take(1)),
-        settle(kind, restore(Effect.andThen(awaitGate, request))),
-      ),
+      Effect.andThen(restore(lanes[kind].semaphore.take(1)), settle(kind, request, restore)),
     )
   const reserveImport = Effect.map(imports.take(1), (): ImportReservation => ({ state: "reserved" }))
   const spendReserved = <A, E extends { readonly _tag: string }, R>(

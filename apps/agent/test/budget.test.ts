@@ -151,4 +151,109 @@ describe("VaultBudget", () => {
       expect(outcome.gate._tag, "the gate opens after its Retry-After").toBe("Some")
     }),
   )
+
+  /**
+   * A vault whose window takes fewer requests than the budget (a limit lower than the agent's, or
+   * other clients of the vault): Key Vault's sliding window as the emulator keeps it, counting each
+   * request at its arrival and answering one over the limit with a 429 whose Retry-After (whole
+   * seconds) ends when the window's oldest request leaves it. Each answer takes 100 ms.
+   */
+  const windowedVault = (limit: number, windowMs: number) => {
+    const stamps: Array<number> = []
+    const arrivals: Array<{ readonly at: number; readonly status: 200 | 429; readonly reopening: boolean }> =
+      []
+    let closed = false
+    const request = Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      while (stamps.length > 0 && (stamps[0] as number) <= now - windowMs) stamps.shift()
+      const reopening = closed && now > 0
+      closed = false
+      if (stamps.length >= limit) {
+        arrivals.push({ at: now, status: 429, reopening })
+        const retryAfterMs = Math.ceil(((stamps[0] as number) + windowMs - now) / 1000) * 1000
+        yield* Effect.sleep(100)
+        // Its answer closes the agent's gate (the budget sees the 429).
+        closed = true
+        return yield* new VaultThrottled({ operation: "importVersion", detail: "429", retryAfterMs })
+      }
+      stamps.push(now)
+      arrivals.push({ at: now, status: 200, reopening })
+      yield* Effect.sleep(100)
+    })
+    return { request, arrivals }
+  }
+
+  it.effect(
+    "a gate that reopens lets one request go first, then more as they are answered without a 429",
+    () =>
+      Effect.gen(function* () {
+        const budget = yield* makeVaultBudget("https://kv.example", {
+          importsPerWindow: 20,
+          readsPerWindow: 20,
+          windowMs: 10_000,
+        })
+        // The vault takes two a window: the first two at 0, two more when they leave its window.
+        const vault = windowedVault(2, 10_000)
+        // Twelve deployments' imports at once, each sent again (through the gate) after its 429.
+        const fiber = yield* Effect.forkChild(
+          Effect.forEach(
+            Array.from({ length: 12 }, (_, i) => i),
+            () =>
+              budget
+                .spend("import", vault.request)
+                .pipe(Effect.retry({ while: (e) => e._tag === "VaultThrottled", times: 100 })),
+            { concurrency: "unbounded" },
+          ),
+        )
+        yield* TestClock.adjust(300_000)
+        yield* Fiber.join(fiber)
+        const arrivals = vault.arrivals
+        expect(arrivals.filter((a) => a.status === 200)).toHaveLength(12)
+        // The first burst (before any 429) is the budget's: all twelve at 0, two taken, ten throttled.
+        expect(arrivals.filter((a) => a.at === 0)).toHaveLength(12)
+        // Each reopening (the first request after a 429 closed the gate) goes alone.
+        const reopenings = arrivals.filter((a) => a.reopening)
+        expect(reopenings.length).toBeGreaterThan(0)
+        for (const r of reopenings)
+          expect(
+            arrivals.filter((a) => a.at === r.at),
+            `requests sent when the gate reopened at ${r.at} ms`,
+          ).toHaveLength(1)
+        // And the requests go back gradually: at any arrival, the requests in flight (each answered
+        // 100 ms after it arrived) are at most one more than the answers without a 429 since the last
+        // reopening (one more place per such answer).
+        let reopenedAt = 0
+        for (const a of arrivals.filter((x) => x.at > 0)) {
+          if (a.reopening) reopenedAt = a.at
+          const inFlight = arrivals.filter((x) => x.at <= a.at && x.at + 100 > a.at).length
+          const answered = arrivals.filter(
+            (x) => x.status === 200 && x.at >= reopenedAt && x.at + 100 <= a.at,
+          ).length
+          expect(inFlight, `requests in flight at ${a.at} ms`).toBeLessThanOrEqual(1 + answered)
+        }
+      }),
+  )
+
+  it.effect("a request interrupted while the gate reopens gives its place back to the next", () =>
+    Effect.gen(function* () {
+      const budget = yield* makeVaultBudget("https://kv.example", limits)
+      yield* budget.closeGate(1000)
+      // The first request after the reopening never answers (until it is interrupted: a reload).
+      const probe = yield* Effect.forkChild(budget.spend("other", Effect.never))
+      yield* TestClock.adjust(0)
+      const next = yield* Effect.forkChild(budget.spend("other", Clock.currentTimeMillis))
+      const deployment = yield* Effect.forkChild(budget.awaitGate)
+      yield* TestClock.adjust(5000)
+      // The gate reopened at 1000, but its one place is the unanswered request's.
+      expect(next.pollUnsafe(), "a request waiting for its place").toBeUndefined()
+      expect(deployment.pollUnsafe(), "a deployment waiting for a place").toBeUndefined()
+      // A waiter is interrupted too (shutdown): it leaves nothing behind.
+      const leaving = yield* Effect.forkChild(budget.spend("other", Effect.void))
+      yield* TestClock.adjust(0)
+      yield* Fiber.interrupt(leaving)
+      yield* Fiber.interrupt(probe)
+      expect(yield* Fiber.join(next)).toBe(5000)
+      yield* Fiber.join(deployment)
+    }),
+  )
 })
