@@ -47,8 +47,11 @@ export interface VaultBudget {
    * request may go (see `Ramp`).
    */
   readonly awaitGate: Effect.Effect<void>
-  /** Close the gate for `ms` (a 429's Retry-After); it reopens gradually (see `Ramp`). */
-  readonly closeGate: (ms: number) => Effect.Effect<void>
+  /**
+   * Close the gate for `ms` (a 429's Retry-After); when it reopens, requests of `kind` (the kind
+   * throttled; every kind when not given) go back gradually (see `Ramp`).
+   */
+  readonly closeGate: (ms: number, kind?: RequestKind) => Effect.Effect<void>
   /** Milliseconds until the gate opens (0 when open). */
   readonly gateRemainingMs: Effect.Effect<number>
 }
@@ -80,13 +83,14 @@ const monotonicMillis: Effect.Effect<number> = Effect.map(Clock.monotonicTimeNan
  * for everyone). Instead, as Key Vault's guidance asks (back off, then resume gradually), a 429
  * gives the gate a ramp: when the gate reopens, one request goes (a probe); each answer without a
  * 429 lets another go and one more with it, so the requests in flight double with each round trip
- * (TCP's slow start). A 429 closes the gate again with a new ramp: a vault that still throttles
- * when the gate reopens meets one request, not all of them. The ramp ends (the gate is wholly open)
- * when an answer finds no request waiting for a place. A request interrupted before its answer gives
- * its place back. The places are a semaphore resized to the allowance. This ramps the requests in
- * flight, not their pace, so it needs no guess of the vault's real limit; it costs a vault that
- * throttled a few round trips before all its waiting requests are in flight again. A vault never
- * throttled has no ramp.
+ * (TCP's slow start). The ramp is the throttled kind's (imports or other requests: each has a
+ * window of its own at Key Vault); the other kind goes once the gate is open. A 429 closes the gate
+ * again with a new ramp: a vault that still throttles when the gate reopens meets one request, not
+ * all of them. The ramp ends (the gate is wholly open) when an answer finds no request waiting for a
+ * place. A request interrupted before its answer gives its place back. The places are a semaphore
+ * resized to the allowance. This ramps the requests in flight, not their pace, so it needs no guess
+ * of the vault's real limit; it costs a vault that throttled a few round trips before all its
+ * waiting requests are in flight again. A vault never throttled has no ramp.
  */
 interface Ramp {
   /** Requests the ramp lets be in flight: `allowance` places. */
@@ -101,25 +105,28 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
   const imports = Semaphore.makeUnsafe(limits.importsPerWindow)
   const others = Semaphore.makeUnsafe(limits.readsPerWindow)
   let gateUntil = 0
-  let ramp: Ramp | undefined
+  // A ramp per kind: Key Vault counts imports and other requests in windows of their own, so only
+  // the answers of the kind a 429 answered tell whether that window takes requests again.
+  const ramps: Record<RequestKind, Ramp | undefined> = { import: undefined, other: undefined }
   const gateRemainingMs = Effect.map(monotonicMillis, (now) => Math.max(0, gateUntil - now))
   /**
-   * Wait for the gate, then for a place on its ramp; the ramp the request goes under (undefined: the
-   * gate is wholly open). Only the waits are interruptible (by the caller's `restore`): a place taken
-   * is always settled (`rampAnswered`). A gate never closed (or seen wholly open since it was last
-   * closed) is open: no clock read. Every request passes here twice (before its global permit and
-   * before it is sent).
+   * Wait for the gate, then for a place on the ramp of the request's kind; the ramp it goes under
+   * (undefined: the gate is wholly open to it). Only the waits are interruptible (by the caller's
+   * `restore`): a place taken is always settled (`rampAnswered`). A gate never closed (or seen wholly
+   * open since it was last closed) is open: no clock read. Every request passes here twice (before
+   * its global permit and before it is sent).
    */
   const passGate = (
+    kind: RequestKind,
     restore: <A>(wait: Effect.Effect<A>) => Effect.Effect<A>,
   ): Effect.Effect<Ramp | undefined> =>
     Effect.suspend(() =>
-      gateUntil === 0 && ramp === undefined
+      gateUntil === 0 && ramps[kind] === undefined
         ? Effect.succeed(undefined)
         : Effect.flatMap(gateRemainingMs, (ms) => {
-            if (ms > 0) return Effect.andThen(restore(Effect.sleep(ms)), passGate(restore))
+            if (ms > 0) return Effect.andThen(restore(Effect.sleep(ms)), passGate(kind, restore))
             gateUntil = 0
-            const r = ramp
+            const r = ramps[kind]
             if (r === undefined) return Effect.succeed(undefined)
             r.waiting++
             return Effect.flatMap(
@@ -130,38 +137,47 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
                 }),
               ),
               // A 429 closed the gate again while this waited (and woke the old ramp's waiters): wait again.
-              () => (ramp === r ? Effect.succeed(r) : passGate(restore)),
+              () => (ramps[kind] === r ? Effect.succeed(r) : passGate(kind, restore)),
             )
           }),
     )
   /** A request that went under ramp `r` ended (`answered`: the vault answered it, without a 429). */
-  const rampAnswered = (r: Ramp | undefined, answered: boolean): Effect.Effect<void> =>
+  const rampAnswered = (kind: RequestKind, r: Ramp | undefined, answered: boolean): Effect.Effect<void> =>
     Effect.suspend(() => {
-      if (r === undefined || ramp !== r) return Effect.void
+      if (r === undefined || ramps[kind] !== r) return Effect.void
       if (!answered) return Effect.asVoid(r.places.release(1))
       r.allowance++
       // Every request that came was let go, and one more could be: the gate is wholly open again.
       if (r.waiting === 0) {
-        ramp = undefined
+        ramps[kind] = undefined
         return Effect.void
       }
       return Effect.andThen(r.places.resize(r.allowance), Effect.asVoid(r.places.release(1)))
     })
-  // Before a deployment takes a global permit: a place is waited for, not kept (its requests wait
-  // for their own), so that a deployment does not take a global permit while its vault's ramp is full.
-  const awaitGate: Effect.Effect<void> = Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(passGate(restore), (r) =>
-      r === undefined || ramp !== r ? Effect.void : Effect.asVoid(r.places.release(1)),
-    ),
-  )
-  const closeGate = (ms: number) =>
+  const awaitPlace = (kind: RequestKind): Effect.Effect<void> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(passGate(kind, restore), (r) =>
+        r === undefined || ramps[kind] !== r ? Effect.void : Effect.asVoid(r.places.release(1)),
+      ),
+    )
+  // Before a deployment takes a global permit: a place on each ramp is waited for, not kept (its
+  // requests wait for their own), so that a deployment does not take a global permit while its
+  // vault's ramp is full.
+  const awaitGate: Effect.Effect<void> = Effect.andThen(awaitPlace("import"), awaitPlace("other"))
+  const closeGate = (ms: number, kind?: RequestKind) =>
     Effect.flatMap(monotonicMillis, (now) =>
       Effect.suspend(() => {
         gateUntil = Math.max(gateUntil, now + ms)
-        const old = ramp
-        ramp = { places: Semaphore.makeUnsafe(1), allowance: 1, waiting: 0 }
-        // Whoever waits on the old ramp wakes, finds it replaced, and waits for the gate again.
-        return old === undefined ? Effect.void : old.places.resize(Number.MAX_SAFE_INTEGER)
+        return Effect.forEach(
+          kind === undefined ? (["import", "other"] as const) : [kind],
+          (k) => {
+            const old = ramps[k]
+            ramps[k] = { places: Semaphore.makeUnsafe(1), allowance: 1, waiting: 0 }
+            // Whoever waits on the old ramp wakes, finds it replaced, and waits for the gate again.
+            return old === undefined ? Effect.void : old.places.resize(Number.MAX_SAFE_INTEGER)
+          },
+          { discard: true },
+        )
       }),
     )
   /**
@@ -222,7 +238,7 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
     request: Effect.Effect<A, E, R>,
     restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
   ): Effect.Effect<A, E, R> =>
-    Effect.flatMap(passGate(restore), (r) =>
+    Effect.flatMap(passGate(kind, restore), (r) =>
       Effect.flatMap(Effect.exit(restore(request)), (exit) => {
         if (exit._tag === "Failure") {
           const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
@@ -231,13 +247,13 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
             // A throttled request does not count towards the window: close the gate (with a new
             // ramp), give the permit back now.
             return Effect.andThen(
-              Effect.andThen(closeGate(retryAfter), lanes[kind].semaphore.release(1)),
+              Effect.andThen(closeGate(retryAfter, kind), lanes[kind].semaphore.release(1)),
               exit,
             )
         }
         // Interrupted (a reload, shutdown) before its answer: it tells nothing of the vault.
         const answered = exit._tag === "Success" || !Cause.hasInterruptsOnly(exit.cause)
-        return Effect.andThen(Effect.andThen(rampAnswered(r, answered), lanes[kind].releaseLater), exit)
+        return Effect.andThen(Effect.andThen(rampAnswered(kind, r, answered), lanes[kind].releaseLater), exit)
       }),
     )
   const onPermit = <A, E extends { readonly _tag: string }, R>(

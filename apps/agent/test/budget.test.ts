@@ -258,4 +258,26 @@ describe("VaultBudget", () => {
       yield* Fiber.join(deployment)
     }),
   )
+
+  it.effect("a 429 to an import ramps the imports when the gate reopens; other requests go at once", () =>
+    Effect.gen(function* () {
+      const budget = yield* makeVaultBudget("https://kv.example", limits)
+      yield* budget.closeGate(1000, "import")
+      // The import sent when the gate reopens is not answered yet.
+      const probe = yield* Effect.forkChild(budget.spend("import", Effect.never))
+      const nextImport = yield* Effect.forkChild(budget.spend("import", Clock.currentTimeMillis))
+      const reads = yield* Effect.forkChild(
+        Effect.all(
+          [0, 1, 2].map(() => budget.spend("other", Clock.currentTimeMillis)),
+          { concurrency: "unbounded" },
+        ),
+      )
+      yield* TestClock.adjust(1000)
+      // The reads went as the gate opened: their window is not the one that throttled.
+      expect(yield* Fiber.join(reads)).toEqual([1000, 1000, 1000])
+      expect(nextImport.pollUnsafe(), "an import waiting for the first one's answer").toBeUndefined()
+      yield* Fiber.interrupt(probe)
+      expect(yield* Fiber.join(nextImport)).toBe(1000)
+    }),
+  )
 })
