@@ -9,10 +9,10 @@
  * that fixes it, and no line of any key is printed. The material is made by openssl, keytool and
  * node:crypto in a scratch directory, removed after.
  */
-import { spawnSync } from "node:child_process"
 import { createPrivateKey } from "node:crypto"
 import { chmodSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { keytoolStoreOfTwoKeys } from "@kvdeploy/pkcs12/testing"
 import { describe, expect, it } from "vitest"
 import { agent, inScratch, opensslIn } from "./checkFixtures.js"
 import { agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
@@ -60,28 +60,7 @@ const makeMaterial = (dir: string): void => {
   openssl(["rsa", "-des3", "-traditional", "-in", "leaf.key", "-out", "des3.key", "-passout", "pass:pw"])
   const leafKey = readFileSync(join(dir, "leaf.key"), "utf8")
   writeFileSync(join(dir, "wrong-d.key"), withWrongD(leafKey))
-  for (const alias of ["a", "b"]) {
-    const made = spawnSync("keytool", [
-      "-genkeypair",
-      "-keystore",
-      join(dir, "two.p12"),
-      "-storetype",
-      "PKCS12",
-      "-storepass",
-      "pwpwpw",
-      "-alias",
-      alias,
-      "-keyalg",
-      "EC",
-      "-groupname",
-      "secp256r1",
-      "-dname",
-      `CN=${alias}.example.test`,
-      "-validity",
-      "30",
-    ])
-    if (made.status !== 0) throw new Error(`keytool: ${made.stderr}`)
-  }
+  keytoolStoreOfTwoKeys(join(dir, "two.p12"), "pwpwpw")
   // The certificate ends on line 19; a damaged BEGIN line (20), its END line (21), then 21 leftovers.
   writeFileSync(
     join(dir, "stray.crt"),

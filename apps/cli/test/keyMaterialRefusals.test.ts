@@ -10,6 +10,7 @@
 import { spawnSync } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
+import { keytoolStoreOfTwoKeys } from "@kvdeploy/pkcs12/testing"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type ErrorDocument, json, runCli, startWorld, type World } from "./harness.js"
 
@@ -175,26 +176,7 @@ describe("encrypted key material kvdeploy refuses, through the CLI", () => {
 
   it("a PFX of two private keys (a Java keystore of two entries): refused naming both, with keytool's one-entry export; nothing written", async () => {
     const store = join(dirname(world.file("marker", "")), "two.p12")
-    for (const alias of ["a", "b"])
-      tool("keytool", [
-        "-genkeypair",
-        "-keystore",
-        store,
-        "-storetype",
-        "PKCS12",
-        "-storepass",
-        "pwpwpw",
-        "-alias",
-        alias,
-        "-keyalg",
-        "EC",
-        "-groupname",
-        "secp256r1",
-        "-dname",
-        `CN=${alias}.example.test`,
-        "-validity",
-        "30",
-      ])
+    keytoolStoreOfTwoKeys(store, "pwpwpw")
     const mark = world.emulator.requests.mark()
     const r = await runCli(
       [

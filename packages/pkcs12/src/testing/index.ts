@@ -6,6 +6,7 @@
  * caller keeps composing the chain shape it needs.
  */
 import "reflect-metadata"
+import { spawnSync } from "node:child_process"
 import { webcrypto } from "node:crypto"
 import * as x509 from "@peculiar/x509"
 
@@ -117,4 +118,34 @@ export const issue = async (options: IssueOptions): Promise<Uint8Array> => {
 export const toPem = (label: string, der: Uint8Array): string => {
   const b64 = Buffer.from(der).toString("base64")
   return `-----BEGIN ${label}-----\n${(b64.match(/.{1,64}/g) ?? []).join("\n")}\n-----END ${label}-----\n`
+}
+
+/**
+ * Write at `path` a PKCS#12 keystore that Java's keytool makes with two private-key entries
+ * (aliases a and b, EC P-256, store password `password`): the PFX of two keys kvdeploy refuses.
+ * Needs keytool on the PATH; throws with its error otherwise.
+ */
+export const keytoolStoreOfTwoKeys = (path: string, password: string): void => {
+  for (const alias of ["a", "b"]) {
+    const made = spawnSync("keytool", [
+      "-genkeypair",
+      "-keystore",
+      path,
+      "-storetype",
+      "PKCS12",
+      "-storepass",
+      password,
+      "-alias",
+      alias,
+      "-keyalg",
+      "EC",
+      "-groupname",
+      "secp256r1",
+      "-dname",
+      `CN=${alias}.example.test`,
+      "-validity",
+      "30",
+    ])
+    if (made.status !== 0) throw new Error(`keytool -genkeypair: ${made.error?.message ?? made.stderr}`)
+  }
 }
