@@ -202,7 +202,7 @@ export const materialProblems = (
  * What may break a client without stopping a deploy (Key Vault imports either): a leaf with less
  * than a tenth of its validity left (a stale file, or a renewal that did not run), a certificate of
  * the chain outside its validity window (a client that builds its path from the chain served may
- * refuse the leaf), and a CA-issued leaf given without the certificate that issued it (a client
+ * refuse the leaf), the leaf's issuer expiring before the leaf, and a CA-issued leaf given without the certificate that issued it (a client
  * that does not hold that intermediate cannot build a path at all; the usual slip is an ACME
  * client's `cert.pem` where `fullchain.pem` belongs). Not problems: an expired cross-signed root
  * is kept in chains on purpose for old clients, and a leaf a trusted root issues directly needs no
@@ -241,6 +241,24 @@ export const materialWarnings = (
           : "give the chain your CA serves now (the issuer's current intermediate)",
       })
   })
+  // The leaf's issuer (chain[0]; an expired or not-yet-valid one is said above) expiring before the
+  // leaf: from then on a client that builds its path from the chain served refuses the leaf, and an
+  // alert on the leaf's expiry comes too late. The usual cause is a chain file kept from before the
+  // CA re-issued its intermediate with a later end. Higher certificates are left alone: a
+  // cross-signed root that ends before the leaf is kept on purpose for old clients.
+  const issuer = inspected.chain[0]
+  if (
+    issuer !== undefined &&
+    !issuer.selfSigned &&
+    now >= issuer.notBefore.getTime() &&
+    now < issuer.notAfter.getTime() &&
+    issuer.notAfter.getTime() < notAfter.getTime()
+  )
+    warnings.push({
+      field: "chain[0]",
+      message: `${issuer.subject}, the leaf's issuer, expires at ${issuer.notAfter.toISOString()}, in ${spanText(issuer.notAfter.getTime() - now)}, before the leaf (${notAfter.toISOString()}): from then on a client that builds its path from the chain served refuses the leaf, whose own expiry is later`,
+      fix: "give the chain your CA serves now (its current copy of the issuer's certificate), or deploy a certificate renewed before then",
+    })
   // A CA's own certificate and key where the server's belong (files mixed up, or a CA exported as
   // a PFX): Key Vault imports it, and a service that issues certificates may keep its CA there on
   // purpose, so it is said, not refused.

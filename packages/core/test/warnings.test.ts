@@ -88,7 +88,45 @@ describe("materialWarnings", () => {
     assert.match(warnings[1]?.message ?? "", /^CN=Root is not valid before 2026-12-02/)
     assert.match(warnings[1]?.fix ?? "", /leave it out if clients do not need it/)
     assert.deepStrictEqual(
-      materialWarnings(inspected(leaf, [facts("CN=Intermediate", "CN=Root", now - day, now + day)]), now),
+      materialWarnings(
+        inspected(leaf, [facts("CN=Intermediate", "CN=Root", now - day, now + 400 * day)]),
+        now,
+      ),
+      [],
+    )
+  })
+
+  it("the leaf's issuer expiring before the leaf; not a cross-signed certificate above it, nor a root", () => {
+    // A chain file kept from before the CA re-issued its intermediate: it ends in 5 days, the leaf in 90.
+    const [only, ...more] = materialWarnings(
+      inspected(leaf, [facts("CN=Intermediate", "CN=Root", now - 400 * day, now + 5 * day)]),
+      now,
+    )
+    assert.strictEqual(only?.field, "chain[0]")
+    assert.strictEqual(
+      only?.message,
+      "CN=Intermediate, the leaf's issuer, expires at 2026-12-06T00:00:00.000Z, in 5 d, before the leaf (2027-03-01T00:00:00.000Z): from then on a client that builds its path from the chain served refuses the leaf, whose own expiry is later",
+    )
+    assert.match(only?.fix ?? "", /the chain your CA serves now/)
+    assert.deepStrictEqual(more, [])
+    // Above the issuer: a cross-signed root ending before the leaf (kept for old clients), and a
+    // root whose certificate ends before it: nothing to say.
+    assert.deepStrictEqual(
+      materialWarnings(
+        inspected(leaf, [
+          facts("CN=Intermediate", "CN=Root", now - day, now + 400 * day),
+          facts("CN=Root", "CN=Old Root", now - 400 * day, now + 5 * day),
+        ]),
+        now,
+      ),
+      [],
+    )
+    const selfIssued = facts("CN=Root CA", "CN=Root CA", now - 400 * day, now + 5 * day)
+    assert.deepStrictEqual(
+      materialWarnings(
+        inspected(facts("CN=api", "CN=Root CA", now - day, now + 90 * day), [selfIssued]),
+        now,
+      ),
       [],
     )
   })
