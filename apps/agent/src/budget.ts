@@ -238,23 +238,29 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
     request: Effect.Effect<A, E, R>,
     restore: <AX, EX, RX>(effect: Effect.Effect<AX, EX, RX>) => Effect.Effect<AX, EX, RX>,
   ): Effect.Effect<A, E, R> =>
-    Effect.flatMap(passGate(kind, restore), (r) =>
-      Effect.flatMap(Effect.exit(restore(request)), (exit) => {
-        if (exit._tag === "Failure") {
-          const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-          const retryAfter = failure?._tag === "Fail" ? retryAfterOf(failure.error) : undefined
-          if (retryAfter !== undefined)
-            // A throttled request does not count towards the window: close the gate (with a new
-            // ramp), give the permit back now.
-            return Effect.andThen(
-              Effect.andThen(closeGate(retryAfter, kind), lanes[kind].semaphore.release(1)),
-              exit,
-            )
-        }
-        // Interrupted (a reload, shutdown) before its answer: it tells nothing of the vault.
-        const answered = exit._tag === "Success" || !Cause.hasInterruptsOnly(exit.cause)
-        return Effect.andThen(Effect.andThen(rampAnswered(kind, r, answered), lanes[kind].releaseLater), exit)
-      }),
+    Effect.flatMap(
+      // Interrupted at the gate (nothing sent): the permit goes back at once.
+      Effect.onInterrupt(passGate(kind, restore), () => lanes[kind].semaphore.release(1)),
+      (r) =>
+        Effect.flatMap(Effect.exit(restore(request)), (exit) => {
+          if (exit._tag === "Failure") {
+            const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+            const retryAfter = failure?._tag === "Fail" ? retryAfterOf(failure.error) : undefined
+            if (retryAfter !== undefined)
+              // A throttled request does not count towards the window: close the gate (with a new
+              // ramp), give the permit back now.
+              return Effect.andThen(
+                Effect.andThen(closeGate(retryAfter, kind), lanes[kind].semaphore.release(1)),
+                exit,
+              )
+          }
+          // Interrupted (a reload, shutdown) before its answer: it tells nothing of the vault.
+          const answered = exit._tag === "Success" || !Cause.hasInterruptsOnly(exit.cause)
+          return Effect.andThen(
+            Effect.andThen(rampAnswered(kind, r, answered), lanes[kind].releaseLater),
+            exit,
+          )
+        }),
     )
   const onPermit = <A, E extends { readonly _tag: string }, R>(
     kind: RequestKind,

@@ -280,4 +280,32 @@ describe("VaultBudget", () => {
       expect(yield* Fiber.join(nextImport)).toBe(1000)
     }),
   )
+
+  it.effect("a request interrupted while it waits at a closed gate gives its window permit back", () =>
+    Effect.gen(function* () {
+      const budget = yield* makeVaultBudget("https://kv.example", {
+        importsPerWindow: 1,
+        readsPerWindow: 1,
+        windowMs: 10_000,
+      })
+      yield* budget.closeGate(1000)
+      // Took the one read permit, then waits for the gate: a reload interrupts it.
+      const waiter = yield* Effect.forkChild(budget.spend("other", Effect.void))
+      yield* TestClock.adjust(10)
+      yield* Fiber.interrupt(waiter)
+      const next = yield* Effect.forkChild(budget.spend("other", Clock.currentTimeMillis))
+      yield* TestClock.adjust(60_000)
+      expect(next.pollUnsafe(), "the next read ran on the permit given back").toBeDefined()
+      // A reserved import interrupted at the gate gives its permit back too.
+      yield* budget.closeGate(1000)
+      const reservation = yield* budget.reserveImport
+      const importing = yield* Effect.forkChild(budget.spendReserved(reservation, Effect.void))
+      yield* TestClock.adjust(10)
+      yield* Fiber.interrupt(importing)
+      yield* budget.releaseUnused(reservation)
+      const nextImport = yield* Effect.forkChild(budget.spend("import", Clock.currentTimeMillis))
+      yield* TestClock.adjust(60_000)
+      expect(nextImport.pollUnsafe(), "the next import ran on the permit given back").toBeDefined()
+    }),
+  )
 })
