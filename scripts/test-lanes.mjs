@@ -1,6 +1,7 @@
 // Runs every workspace package's tests (`vitest run`) in two lanes at once, each lane one package
 // after another, and prints each package's output as one block when it ends, so the log reads
-// package by package. Exits 1 when a package's tests failed (every package runs all the same).
+// package by package. Exits 1 when a package's tests failed (every package runs all the same);
+// a SIGINT or SIGTERM stops the packages running, starts no more, and exits 130 or 143.
 //
 // Why two lanes: run one after another, the packages keep two cores busy only part of the time.
 // The agent's tests wait on timers (a 30 s lock staleness, token limits, backoffs) and several of
@@ -63,6 +64,9 @@ const started = Date.now()
 const seconds = (ms) => `${Math.round(ms / 1000)} s`
 const children = new Set()
 const failed = []
+/** The signal that stopped the run (Ctrl-C, a CI cancel): no package starts after it. */
+let stoppedBy
+const notRun = []
 
 const runPackage = (dir) =>
   new Promise((resolve) => {
@@ -96,8 +100,8 @@ const runPackage = (dir) =>
 
 for (const signal of ["SIGINT", "SIGTERM"])
   process.on(signal, () => {
+    stoppedBy ??= signal
     for (const child of children) child.kill(signal)
-    process.exitCode = 130
   })
 
 console.log(
@@ -105,10 +109,16 @@ console.log(
 )
 await Promise.all(
   plan.map(async (lane) => {
-    for (const dir of lane) await runPackage(dir)
+    for (const dir of lane) {
+      if (stoppedBy !== undefined) notRun.push(dir)
+      else await runPackage(dir)
+    }
   }),
 )
 console.log(
-  `[tests] ${chosen.length - failed.length} of ${chosen.length} packages passed in ${seconds(Date.now() - started)}${failed.length > 0 ? `; failed: ${failed.join(", ")}` : ""}`,
+  `[tests] ${chosen.length - failed.length - notRun.length} of ${chosen.length} packages passed in ${seconds(Date.now() - started)}${failed.length > 0 ? `; failed: ${failed.join(", ")}` : ""}`,
 )
-if (failed.length > 0) process.exitCode = 1
+if (notRun.length > 0) console.log(`[tests] stopped by ${stoppedBy}; not run: ${notRun.join(", ")}`)
+// A stopped run ends as the signal would have ended it (130 for SIGINT, 143 for SIGTERM).
+if (stoppedBy !== undefined) process.exitCode = stoppedBy === "SIGINT" ? 130 : 143
+else if (failed.length > 0) process.exitCode = 1
