@@ -427,7 +427,7 @@ export const materialOf = (
 ): Effect.Effect<{ readonly material: CertificateMaterial; readonly facts: SourceFacts }, SourceBroken> =>
   Effect.gen(function* () {
     const pkcs12 = yield* Effect.promise(loadPkcs12)
-    const { parsePem, decodePfx } = pkcs12
+    const { parsePem, decodePfx, OPENSSL_CANNOT_READ_EITHER } = pkcs12
     let certificates: Array<Uint8Array> = []
     let key: Redacted.Redacted<Uint8Array> | undefined
     const problems: Array<string> = []
@@ -461,10 +461,12 @@ export const materialOf = (
                 // fix for a caller with a passphrase, would leave a key the agent cannot read.
                 /encrypted and no passphrase was given/.test(p.message)
                   ? encryptedPemKey("")
-                  : p.fix.startsWith(REFUSED_COST_FIX)
-                    ? encryptedPemKey(` (${p.message.replace(REFUSED_ENCRYPTION, "")})`)
-                    : // The parser's field names the block ("block 3 (CERTIFICATE)") in a file of several.
-                      `${p.field === "input" ? "" : `${p.field} `}${p.message}${FIX_MARK}${p.fix}`
+                  : p.fix.startsWith(OPENSSL_CANNOT_READ_EITHER)
+                    ? `${p.message.replace(REFUSED_ENCRYPTION, "the private key is encrypted, and refused before decrypting it: ")}, and the agent reads PEM keys without a passphrase${FIX_MARK}${OPENSSL_CANNOT_READ_EITHER} (its scrypt memory limit): decrypt it with the tool that encrypted it to a file only the agent can read, or give the certificate as a PFX with pfx_password_env`
+                    : p.fix.startsWith(REFUSED_COST_FIX)
+                      ? encryptedPemKey(` (${p.message.replace(REFUSED_ENCRYPTION, "")})`)
+                      : // The parser's field names the block ("block 3 (CERTIFICATE)") in a file of several.
+                        `${p.field === "input" ? "" : `${p.field} `}${p.message}${FIX_MARK}${p.fix}`
               }`,
             )
           continue

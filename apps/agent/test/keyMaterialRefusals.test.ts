@@ -34,7 +34,7 @@ const withWrongD = (keyPem: string): string => {
 }
 
 /** The key files `makeMaterial` writes (none of their lines may be printed or logged). */
-const KEY_FILES = ["leaf.key", "pbes1.key", "scrypt.key", "des3.key", "wrong-d.key"]
+const KEY_FILES = ["leaf.key", "pbes1.key", "scrypt.key", "scrypt-mem.key", "des3.key", "wrong-d.key"]
 
 /**
  * In `dir`: leaf.crt (RSA 2048, self-signed) and leaf.key; the key encrypted under PBE-MD5-DES
@@ -57,6 +57,21 @@ const makeMaterial = (dir: string): void => {
   reencrypt("pbes1.key", ["-v1", "PBE-MD5-DES", "-provider", "legacy", "-provider", "default"])
   // N*r*p = 2,097,152: twice the limit.
   reencrypt("scrypt.key", ["-scrypt", "-scrypt_N", "16384", "-scrypt_r", "8", "-scrypt_p", "16"])
+  // The same with r 32 (one byte of its DER: the INTEGER keeps its length): 128*N*r is 64 MiB, more
+  // scrypt memory than OpenSSL allows, so no openssl command can decrypt it (scrypt-mem.key).
+  const der = Buffer.from(
+    readFileSync(join(dir, "scrypt.key"), "utf8")
+      .replace(/-----[A-Z ]+-----/g, "")
+      .replace(/\s+/g, ""),
+    "base64",
+  )
+  const r8 = der.indexOf(Buffer.from([0x02, 0x02, 0x40, 0x00, 0x02, 0x01, 0x08, 0x02, 0x01, 0x10]))
+  if (r8 < 0) throw new Error("scrypt.key: its N, r and p were not found")
+  der[r8 + 6] = 0x20
+  writeFileSync(
+    join(dir, "scrypt-mem.key"),
+    `-----BEGIN ENCRYPTED PRIVATE KEY-----\n${der.toString("base64")}\n-----END ENCRYPTED PRIVATE KEY-----\n`,
+  )
   openssl(["rsa", "-des3", "-traditional", "-in", "leaf.key", "-out", "des3.key", "-passout", "pass:pw"])
   const leafKey = readFileSync(join(dir, "leaf.key"), "utf8")
   writeFileSync(join(dir, "wrong-d.key"), withWrongD(leafKey))
@@ -95,6 +110,7 @@ describe("key material the agent refuses, in --check --json", () => {
           `  - { name: twokeys, source: { pfx: ${at("two.p12")}, pfx_password_env: TWO_PASS }, target: ${target("twokeys")} }`,
           pem("stray", "stray.crt", "leaf.key"),
           pem("wrongd", "leaf.crt", "wrong-d.key"),
+          pem("scryptmem", "leaf.crt", "scrypt-mem.key"),
           "",
         ].join("\n"),
       )
@@ -117,6 +133,14 @@ describe("key material the agent refuses, in --check --json", () => {
           field: "deployments[1].source",
           message: `key ${at("scrypt.key")}: the private key is encrypted (the scrypt cost N*r*p (N 16384, r 8, p 16) exceeds the limit of 1048576), and the agent reads PEM keys without a passphrase`,
           fix: ENCRYPTED.fix,
+        },
+      ])
+      // Over OpenSSL's scrypt memory too: not "openssl pkey", which cannot decrypt it either.
+      expect(of(6)).toEqual([
+        {
+          field: "deployments[6].source",
+          message: `key ${at("scrypt-mem.key")}: the private key is encrypted, and refused before decrypting it: the scrypt cost N*r*p (N 16384, r 32, p 16) exceeds the limit of 1048576, and the agent reads PEM keys without a passphrase`,
+          fix: "OpenSSL cannot decrypt it either (its scrypt memory limit): decrypt it with the tool that encrypted it to a file only the agent can read, or give the certificate as a PFX with pfx_password_env",
         },
       ])
       expect(of(2)).toEqual([
@@ -159,7 +183,7 @@ describe("key material the agent refuses, in --check --json", () => {
           fix: "re-export the key from where it was made, or supply the key the certificate was issued for (`openssl pkey -check -noout -in KEY` checks a key file)",
         },
       ])
-      expect(problems).toHaveLength(1 + 1 + 1 + 1 + 21 + 1)
+      expect(problems).toHaveLength(1 + 1 + 1 + 1 + 21 + 1 + 1)
       const printed = r.stdout + r.stderr
       expect(printed).not.toContain("pwpwpw")
       for (const f of keyFiles)

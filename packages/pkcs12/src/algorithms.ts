@@ -123,6 +123,15 @@ export const maxPfxBytes = 1024 * 1024
 export const maxScryptCost = 1_048_576
 
 /**
+ * The scrypt memory OpenSSL allows by default (32 MiB; scrypt takes 128*N*r bytes): a key needing
+ * more is refused by OpenSSL too, so the fix of such a key cannot be an openssl command that reads it.
+ */
+export const opensslScryptMemoryLimit = 32 * 1024 * 1024
+
+/** How the fix of a key OpenSSL cannot decrypt either begins (callers with their own advice know it by that). */
+export const OPENSSL_CANNOT_READ_EITHER = "OpenSSL cannot decrypt it either"
+
+/**
  * Password-based encryptions of a PKCS#8 key that Node's OpenSSL 3 does not decrypt (they live in its
  * legacy provider, which Node does not load), by OID: named in the refusal of a key file using one.
  * The PKCS#12 PBE-SHA1-3DES schemes and PBES2 with AES or 3DES are read and are not listed.

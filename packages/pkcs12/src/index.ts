@@ -3,6 +3,7 @@
  * chain ordering and PKCS#12 encode/decode, all in memory.
  */
 export { MaterialInvalid, PfxDecodeError, PfxEncodeError } from "@kvdeploy/core"
+export { OPENSSL_CANNOT_READ_EITHER } from "./algorithms.js"
 export { canonicalSerial, certificateFacts, nodeCertificate, x5tOf } from "./certificateFacts.js"
 export { decodePfx, decodePfxCertificates } from "./decodePfx.js"
 export { encodePem } from "./encodePem.js"

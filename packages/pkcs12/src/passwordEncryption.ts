@@ -15,7 +15,9 @@ import {
   maxIterations,
   maxScryptCost,
   maxTotalIterations,
+  OPENSSL_CANNOT_READ_EITHER,
   oid,
+  opensslScryptMemoryLimit,
   pbes1ByOid,
   pbes2CipherByOid,
   prfByOid,
@@ -530,12 +532,18 @@ export const checkKeyEncryption = (algorithm: AlgorithmReference): KeyEncryption
       ) as [bigint, bigint, bigint]
       if (n < 2n || r < 1n || p < 1n)
         return { refused: malformed("the scrypt parameters are not positive integers") }
-      if (n * r * p > BigInt(maxScryptCost))
+      if (n * r * p > BigInt(maxScryptCost)) {
+        const memory = 128n * n * r
         return {
           refused: unsupported(
             `the scrypt cost N*r*p (N ${n}, r ${r}, p ${p}) exceeds the limit of ${maxScryptCost}`,
+            // Re-encrypting with openssl reads the key first, and OpenSSL refuses that memory too.
+            memory > BigInt(opensslScryptMemoryLimit)
+              ? `${OPENSSL_CANNOT_READ_EITHER} (scrypt needs 128*N*r bytes, ${memory / 1_048_576n} MiB here, over OpenSSL's ${opensslScryptMemoryLimit / 1_048_576} MiB): decrypt it with the tool that encrypted it, or export the certificate and key from that tool as a PFX; then supply the key unencrypted, or re-encrypted with PBES2/AES (openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 600000 -in key-plain.pem -out key-aes.pem)`
+              : undefined,
           ),
         }
+      }
       return schemeNamed
     }
     return schemeNamed

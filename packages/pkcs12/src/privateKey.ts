@@ -9,6 +9,7 @@ import type { Curve, KeyType } from "@kvdeploy/core"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as pkijs from "pkijs"
+import { OPENSSL_CANNOT_READ_EITHER } from "./algorithms.js"
 import { readShroudedKeyBag } from "./decodeStructure.js"
 import { loadPrivateKey } from "./nodeCrypto.js"
 import { checkKeyEncryption, type KeyEncryptionCheck } from "./passwordEncryption.js"
@@ -481,7 +482,10 @@ const encryptedKeyParameters = (pem: string): { readonly refused?: KeyProblem; r
       fix:
         refused.kind === "malformed"
           ? "check that the key PEM is complete and not altered (openssl pkey -in key.pem -noout)"
-          : `re-encrypt the key with a cost OpenSSL's defaults use: ${REENCRYPT}; or supply it unencrypted`,
+          : // The PFX reader's fix of an iteration count (re-export the PFX) is not a key file's.
+            refused.fix?.startsWith(OPENSSL_CANNOT_READ_EITHER) === true
+            ? refused.fix
+            : `re-encrypt the key with a cost OpenSSL's defaults use: ${REENCRYPT}; or supply it unencrypted`,
     },
   }
 }
