@@ -231,8 +231,9 @@ describe("VaultBudget", () => {
           ).length
           expect(inFlight, `requests in flight at ${a.at} ms`).toBeLessThanOrEqual(1 + answered)
         }
-        // Sent all at once at each reopening, 8 + 6 + 4 + 2 = 20 requests met a 429 after the first burst.
-        expect(arrivals.filter((x) => x.at > 0 && x.status === 429).length).toBeLessThan(20)
+        // Sent all at once at each reopening, 8 + 6 + 4 + 2 = 20 requests met a 429 after the first
+        // burst; ramped, 11 do (docs/agent.md gives both).
+        expect(arrivals.filter((x) => x.at > 0 && x.status === 429).length).toBeLessThanOrEqual(11)
       }),
   )
 
