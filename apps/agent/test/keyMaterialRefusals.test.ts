@@ -34,7 +34,15 @@ const withWrongD = (keyPem: string): string => {
 }
 
 /** The key files `makeMaterial` writes (none of their lines may be printed or logged). */
-const KEY_FILES = ["leaf.key", "pbes1.key", "scrypt.key", "scrypt-mem.key", "des3.key", "wrong-d.key"]
+const KEY_FILES = [
+  "leaf.key",
+  "pbes1.key",
+  "scrypt.key",
+  "scrypt-mem.key",
+  "des3.key",
+  "wrong-d.key",
+  "two-keys.pem",
+]
 
 /**
  * In `dir`: leaf.crt (RSA 2048, self-signed) and leaf.key; the key encrypted under PBE-MD5-DES
@@ -76,6 +84,18 @@ const makeMaterial = (dir: string): void => {
   const leafKey = readFileSync(join(dir, "leaf.key"), "utf8")
   writeFileSync(join(dir, "wrong-d.key"), withWrongD(leafKey))
   keytoolStoreOfTwoKeys(join(dir, "two.p12"), "pwpwpw")
+  // Its two keys as PEM (two-keys.pem), only for the checks that no line of them is printed or logged.
+  openssl([
+    "pkcs12",
+    "-in",
+    "two.p12",
+    "-nocerts",
+    "-nodes",
+    "-passin",
+    "pass:pwpwpw",
+    "-out",
+    "two-keys.pem",
+  ])
   // The certificate ends on line 19; a damaged BEGIN line (20), its END line (21), then 21 leftovers.
   writeFileSync(
     join(dir, "stray.crt"),

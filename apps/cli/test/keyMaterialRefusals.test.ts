@@ -177,6 +177,8 @@ describe("encrypted key material kvdeploy refuses, through the CLI", () => {
   it("a PFX of two private keys (a Java keystore of two entries): refused naming both, with keytool's one-entry export; nothing written", async () => {
     const store = join(dirname(world.file("marker", "")), "two.p12")
     keytoolStoreOfTwoKeys(store, "pwpwpw")
+    // Its two keys, for printsNoKey's check that no line of them is printed.
+    keyTexts.push(openssl(["pkcs12", "-in", store, "-nocerts", "-nodes", "-passin", "pass:pwpwpw"]))
     const mark = world.emulator.requests.mark()
     const r = await runCli(
       [
