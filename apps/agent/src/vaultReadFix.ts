@@ -57,11 +57,15 @@ export const vaultReadFix = (e: VaultReadFailure, vaultUrl: string): string => {
         ? "the vault's firewall refused this host's address (the reason says which): add it to the vault's networking rules, or reach the vault through its private endpoint"
         : e.refusal === "disabled"
           ? "the certificate's latest version is disabled, and Key Vault reads no disabled version: enable it, or import a new version"
-          : e.refusal === "token" || e.refusal === "tenant"
+          : e.refusal === "tenant"
             ? "the vault refused the identity's token (no grant helps): check that the identity is in the vault's tenant and that the vault is in the target's cloud (`kvdeploy doctor` shows the token's tenant)"
-            : e.refusal === "resource"
-              ? "the vault asked for a token for another resource than the target's cloud.keyvault_resource (the reason names both): check target.vault_url, or set cloud.keyvault_resource to the resource the vault names"
-              : `grant the identity ${e.permission === undefined ? "the permission the reason names" : e.permission} on the vault (a role such as Key Vault Certificates Officer, or an access policy); \`kvdeploy doctor\` shows which data actions work`
+            : e.refusal === "token"
+              ? // A token this host still holds valid can be expired for the vault when the host's
+                // clock was set back after it was obtained: the identity libraries judge it by it.
+                "the vault refused the identity's token (no grant helps): check that the identity is in the vault's tenant, that the vault is in the target's cloud, and that this host's clock is right (a clock set back keeps an expired token in use: restart the agent once it is right); `kvdeploy doctor` shows the token's tenant and checks its times against this host's clock"
+              : e.refusal === "resource"
+                ? "the vault asked for a token for another resource than the target's cloud.keyvault_resource (the reason names both): check target.vault_url, or set cloud.keyvault_resource to the resource the vault names"
+                : `grant the identity ${e.permission === undefined ? "the permission the reason names" : e.permission} on the vault (a role such as Key Vault Certificates Officer, or an access policy); \`kvdeploy doctor\` shows which data actions work`
     case "VaultMalformedAnswer":
       return `something other than Key Vault answered (a proxy or gateway in between is the likely one): check target.vault_url (${vaultUrl}) and HTTPS_PROXY and NO_PROXY in the agent's environment`
     case "VaultRequestRejected":

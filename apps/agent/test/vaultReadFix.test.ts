@@ -109,7 +109,7 @@ describe("the fix of a failed vault read", () => {
           "AKV10022: Invalid audience. Expected https://vault.azure.net, found: https://management.azure.com.",
           challenge,
         ),
-        "the vault refused the identity's token (no grant helps)",
+        "the vault refused the identity's token (no grant helps): check that the identity is in the vault's tenant, that the vault is in the target's cloud, and that this host's clock is right",
       ],
       [
         "a token of another tenant",

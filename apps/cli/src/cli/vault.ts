@@ -329,8 +329,8 @@ const tenantFix = (credential: CredentialInUse): string =>
  */
 const tokenFix = (credential: CredentialInUse): string =>
   credential.mode === "managed_identity" && !credential.tokenExchange
-    ? "the vault refused the token itself (no permission would help): a managed identity's token is of the tenant the identity is in, which no setting here changes: check that the identity (managed_identity_client_id, or the host's system-assigned one) is in the vault's tenant and that the vault is in the target's cloud; `kvdeploy doctor` shows the token's tenant"
-    : "the vault refused the token itself (no permission would help): check the credential's tenant (AZURE_TENANT_ID) and that the vault is in the target's cloud; `kvdeploy doctor` shows the token's tenant"
+    ? "the vault refused the token itself (no permission would help): a managed identity's token is of the tenant the identity is in, which no setting here changes: check that the identity (managed_identity_client_id, or the host's system-assigned one) is in the vault's tenant, that the vault is in the target's cloud, and that this host's clock is right; `kvdeploy doctor` shows the token's tenant and checks its times against this host's clock"
+    : "the vault refused the token itself (no permission would help): check the credential's tenant (AZURE_TENANT_ID), that the vault is in the target's cloud, and that this host's clock is right; `kvdeploy doctor` shows the token's tenant and checks its times against this host's clock"
 
 /** What to do about a VaultForbidden, by what was refused and the credential in use. */
 export const forbiddenFix = (refusal: TaggedVaultError["refusal"], credential: CredentialInUse): string =>
