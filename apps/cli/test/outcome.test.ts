@@ -403,13 +403,14 @@ describe("expiryText: how long until (or since) a certificate's expiry", () => {
   const now = Date.parse("2026-12-01T12:00:00Z")
   const at = (ms: number) => new Date(now + ms).toISOString()
   const hour = 3_600_000
-  it("days from 2 days on, hours below, minutes below an hour, each rounded down", () => {
+  it("days from 2 days on, hours below, minutes below an hour, seconds below a minute, each rounded down", () => {
     expect(expiryText(at(90 * 24 * hour), now)).toBe("expires 2027-03-01 (in 90 d)")
     expect(expiryText(at(48 * hour), now)).toBe("expires 2026-12-03 (in 2 d)")
     expect(expiryText(at(47 * hour + 59 * 60_000), now)).toBe("expires 2026-12-03 (in 47 h)")
     expect(expiryText(at(5 * hour + 30 * 60_000), now)).toBe("expires 2026-12-01 (in 5 h)")
     expect(expiryText(at(59 * 60_000 + 59_000), now)).toBe("expires 2026-12-01 (in 59 min)")
-    expect(expiryText(at(30_000), now)).toBe("expires 2026-12-01 (in 0 min)")
+    expect(expiryText(at(30_000), now)).toBe("expires 2026-12-01 (in 30 s)")
+    expect(expiryText(at(-45_000), now)).toBe("expired 2026-12-01 (45 s ago)")
     expect(expiryText(at(-3 * hour), now)).toBe("expired 2026-12-01 (3 h ago)")
     expect(expiryText(at(-10 * 24 * hour), now)).toBe("expired 2026-11-21 (10 d ago)")
     expect(expiryText(undefined, now)).toBe("expiry unknown")
