@@ -12,7 +12,7 @@
 import { createPrivateKey } from "node:crypto"
 import { chmodSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { keytoolStoreOfTwoKeys } from "@kvdeploy/pkcs12/testing"
+import { keytoolStoreOfTwoKeys, scryptKeyOverOpensslMemory } from "@kvdeploy/pkcs12/testing"
 import { describe, expect, it } from "vitest"
 import { agent, inScratch, opensslIn } from "./checkFixtures.js"
 import { agentSuite, baseEnv, startAgent, writeConfig } from "./harness.js"
@@ -65,20 +65,10 @@ const makeMaterial = (dir: string): void => {
   reencrypt("pbes1.key", ["-v1", "PBE-MD5-DES", "-provider", "legacy", "-provider", "default"])
   // N*r*p = 2,097,152: twice the limit.
   reencrypt("scrypt.key", ["-scrypt", "-scrypt_N", "16384", "-scrypt_r", "8", "-scrypt_p", "16"])
-  // The same with r 32 (one byte of its DER: the INTEGER keeps its length): 128*N*r is 64 MiB, more
-  // scrypt memory than OpenSSL allows, so no openssl command can decrypt it (scrypt-mem.key).
-  const der = Buffer.from(
-    readFileSync(join(dir, "scrypt.key"), "utf8")
-      .replace(/-----[A-Z ]+-----/g, "")
-      .replace(/\s+/g, ""),
-    "base64",
-  )
-  const r8 = der.indexOf(Buffer.from([0x02, 0x02, 0x40, 0x00, 0x02, 0x01, 0x08, 0x02, 0x01, 0x10]))
-  if (r8 < 0) throw new Error("scrypt.key: its N, r and p were not found")
-  der[r8 + 6] = 0x20
+  // The same with r 32: more scrypt memory than OpenSSL allows, so no openssl command can decrypt it.
   writeFileSync(
     join(dir, "scrypt-mem.key"),
-    `-----BEGIN ENCRYPTED PRIVATE KEY-----\n${der.toString("base64")}\n-----END ENCRYPTED PRIVATE KEY-----\n`,
+    scryptKeyOverOpensslMemory(readFileSync(join(dir, "scrypt.key"), "utf8")),
   )
   openssl(["rsa", "-des3", "-traditional", "-in", "leaf.key", "-out", "des3.key", "-passout", "pass:pw"])
   const leafKey = readFileSync(join(dir, "leaf.key"), "utf8")

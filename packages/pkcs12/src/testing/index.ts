@@ -149,3 +149,18 @@ export const keytoolStoreOfTwoKeys = (path: string, password: string): void => {
     if (made.status !== 0) throw new Error(`keytool -genkeypair: ${made.error?.message ?? made.stderr}`)
   }
 }
+
+/**
+ * `pem`, an `ENCRYPTED PRIVATE KEY` that `openssl pkcs8 -topk8 -scrypt -scrypt_N 16384 -scrypt_r 8
+ * -scrypt_p 16` wrote, with r 32 in place of 8: one byte of its DER, since the INTEGER keeps its
+ * length. Its scrypt then needs 128*N*r = 64 MiB, more than OpenSSL allows (32 MiB), which no
+ * openssl command writes or reads. Throws when `pem` does not hold those parameters.
+ */
+export const scryptKeyOverOpensslMemory = (pem: string): string => {
+  const der = Buffer.from(pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64")
+  // N 16384, r 8, p 16, as DER INTEGERs one after another.
+  const at = der.indexOf(Buffer.from([0x02, 0x02, 0x40, 0x00, 0x02, 0x01, 0x08, 0x02, 0x01, 0x10]))
+  if (at < 0) throw new Error("the key's scrypt parameters are not N 16384, r 8, p 16")
+  der[at + 6] = 0x20
+  return `-----BEGIN ENCRYPTED PRIVATE KEY-----\n${der.toString("base64")}\n-----END ENCRYPTED PRIVATE KEY-----\n`
+}
