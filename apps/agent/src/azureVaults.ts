@@ -3,6 +3,14 @@
  * and identity, one credential per identity, shared by the deployments that
  * name them, and let go once a reload leaves no deployment naming them (their
  * connections closed as their last requests end).
+ *
+ * A token the vault refuses (the token itself: VaultForbidden `token`) is let go of: the identity's
+ * credential and clients are made anew, so the next request asks for a new token. The identity
+ * libraries and the SDK's challenge policy judge a held token's expiry by this host's clock, the
+ * vault by Azure's: after the host's clock is set back, a token expired for the vault is still
+ * valid for them, and without this the agent sent it, refused, until the host's clock caught up.
+ * Not for a managed identity: MSAL keeps its token in one cache for the whole process, which
+ * @azure/identity gives no way past, so the agent says to restart instead.
  */
 import type { TokenCredential } from "@azure/core-auth"
 import * as AzureKv from "@kvdeploy/azure-kv"
@@ -14,6 +22,7 @@ import {
   shareTokenRequests,
   tokenRequestTimeLimitFor,
 } from "@kvdeploy/credentials"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { AgentConfig } from "./config.js"
@@ -36,6 +45,20 @@ const keysOf = (target: TargetConfig) => {
   return { settings, identity, client, vault: `${client} ${target.cloud.name}` }
 }
 
+/**
+ * At most one renewal of an identity's tokens in this time: a refusal a new token does not cure (a
+ * token for another audience, say) makes one token request and one new connection per vault a
+ * minute, not one per failed request.
+ */
+export const tokenRenewalIntervalNanos = 60_000_000_000n
+
+/** The vault refused the token itself (no grant helps): a VaultForbidden whose refusal is `token`. */
+const tokenRefused = (e: unknown): boolean =>
+  typeof e === "object" &&
+  e !== null &&
+  (e as { readonly _tag?: unknown })._tag === "VaultForbidden" &&
+  (e as { readonly refusal?: unknown }).refusal === "token"
+
 /** Vaults over the Azure SDKs: one client per vault and identity, one credential per identity. */
 export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Metrics | PfxCodec> =>
   Layer.effect(Vaults)(
@@ -47,6 +70,11 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
       // The client keys the last reload named (none before the first reload: every key is named).
       let namedClients: ReadonlySet<string> | undefined
       const credentials = memoByKey<TokenCredential, VaultAccessUnavailable>()
+      // Each identity's renewals of its tokens (see tokenRefused): how many, and the last one's time.
+      const renewals = new Map<string, { count: number; atNanos: bigint }>()
+      const renewalsOf = (identity: string) => renewals.get(identity)?.count ?? 0
+      // The vault each vault key answers (one per vault, URL, identity and cloud), made once.
+      const facades = new Map<string, Vault["Service"]>()
       const identityHealth = makeIdentityHealth((line) =>
         Effect.runForkWith(context)(
           (line.level === "info" ? Effect.logInfo(line.msg) : Effect.logWarning(line.msg)).pipe(
@@ -57,6 +85,107 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
       // The vault of each vault URL and identity, as an effect made once: deployments of a vault
       // share it (10,000 deployments made 10,000 copies of the same effect at start-up, ~0.1 s).
       const vaultOf = new Map<string, Effect.Effect<Vault["Service"], VaultAccessUnavailable>>()
+      /**
+       * Let go of `identity`'s tokens: its credential and its clients are forgotten (the clients'
+       * connections closed as their requests end), so the next request of each of its vaults makes
+       * them anew and asks for a new token. At most once per tokenRenewalIntervalNanos.
+       */
+      const renewTokens = (identity: string, settings: ReturnType<typeof keysOf>["settings"]) =>
+        Effect.flatMap(Clock.monotonicTimeNanos, (now) => {
+          const last = renewals.get(identity)
+          if (last !== undefined && now - last.atNanos < tokenRenewalIntervalNanos) return Effect.void
+          const fields = {
+            credential_mode: settings.mode,
+            managed_identity_client_id: settings.managedIdentityClientId ?? "",
+            authority_host: settings.authorityHost,
+          }
+          // @azure/identity asks MSAL for a managed identity's token with no way to pass its cache
+          // by, and MSAL keeps it in one cache for the whole process: new clients get the same token.
+          if (settings.mode === "managed_identity") {
+            renewals.set(identity, { count: last?.count ?? 0, atNanos: now })
+            return Effect.logWarning(
+              "the vault refused the managed identity's token, which this host still holds as valid (a clock set back after the token was had is one cause); the identity library keeps a managed identity's token for the whole process, so no new token is asked for",
+            ).pipe(
+              Effect.annotateLogs({
+                ...fields,
+                fix: "check this host's clock (`kvdeploy doctor` checks the token's times against it) and restart the agent once it is right; if the clock is right, check that the identity is in the vault's tenant",
+              }),
+            )
+          }
+          renewals.set(identity, { count: (last?.count ?? 0) + 1, atNanos: now })
+          credentials.retain((key) => key !== identity)
+          const gone: Array<AzureKv.AzureKeyVaultHandle> = []
+          for (const [handle, key] of handles)
+            if (key.endsWith(` ${identity}`)) {
+              handles.delete(handle)
+              gone.push(handle)
+            }
+          clients.retain((key) => !key.endsWith(` ${identity}`))
+          return Effect.andThen(
+            Effect.logWarning(
+              "the vault refused a token this host still holds as valid (a clock set back after the token was had is one cause): the agent lets go of the identity's tokens and asks for a new token",
+            ).pipe(
+              Effect.annotateLogs({
+                ...fields,
+                fix: "nothing, if the next requests succeed; if refusals go on with new tokens, check that the identity is in the vault's tenant and this host's clock (`kvdeploy doctor` checks the token's times against it)",
+              }),
+            ),
+            Effect.forEach(gone, (h) => h.connections.retire, { discard: true }),
+          )
+        })
+      /**
+       * The vault of `keys` whose every call goes to the client its identity has now: the one made
+       * first, until a refused token has the identity's clients made anew (then `rebuild`, once).
+       */
+      const renewing = (
+        keys: ReturnType<typeof keysOf>,
+        first: Vault["Service"],
+        rebuild: Effect.Effect<Vault["Service"], VaultAccessUnavailable>,
+      ): Vault["Service"] => {
+        let held = first
+        let heldRenewals = renewalsOf(keys.identity)
+        const current = Effect.suspend(() => {
+          const renewed = renewalsOf(keys.identity)
+          if (renewed === heldRenewals) return Effect.succeed(held)
+          // A client that cannot be made now (its credential cannot be made) leaves the one held in
+          // use until the next renewal.
+          return rebuild.pipe(
+            Effect.orElseSucceed(() => held),
+            Effect.map((vault) => {
+              held = vault
+              heldRenewals = renewed
+              return vault
+            }),
+          )
+        })
+        const via = <A, E>(use: (vault: Vault["Service"]) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+          current.pipe(
+            Effect.flatMap(use),
+            Effect.tapError((e) =>
+              tokenRefused(e) ? renewTokens(keys.identity, keys.settings) : Effect.void,
+            ),
+          )
+        const { listCertificates, getOperation } = first
+        return {
+          getLatest: (name) => via((v) => v.getLatest(name)),
+          getVersion: (name, versionId) => via((v) => v.getVersion(name, versionId)),
+          listVersions: (...args) => via((v) => v.listVersions(...args)),
+          importVersion: (...args) => via((v) => v.importVersion(...args)),
+          getVersionSecret: (...args) => via((v) => v.getVersionSecret(...args)),
+          getDeleted: (name) => via((v) => v.getDeleted(name)),
+          recoverDeleted: (name) => via((v) => v.recoverDeleted(name)),
+          // A client made anew is the same adapter's, with the same optional calls as the first.
+          ...(listCertificates === undefined
+            ? {}
+            : {
+                listCertificates: (continuation) =>
+                  via((v) => (v.listCertificates as typeof listCertificates)(continuation)),
+              }),
+          ...(getOperation === undefined
+            ? {}
+            : { getOperation: (name) => via((v) => (v.getOperation as typeof getOperation)(name)) }),
+        }
+      }
       const forTarget = (target: TargetConfig) => {
         const keys = keysOf(target)
         const known = vaultOf.get(keys.vault)
@@ -110,7 +239,7 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
             ),
           ),
         )
-        return clients(
+        const vault = clients(
           keys.client,
           Effect.flatMap(credential, (tokenCredential) =>
             AzureKv.makeWithConnections({
@@ -139,11 +268,21 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
             ),
           ),
         ).pipe(Effect.map((handle): Vault["Service"] => handle.vault))
+        return Effect.suspend(() => {
+          const known = facades.get(keys.vault)
+          if (known !== undefined) return Effect.succeed(known)
+          return Effect.map(vault, (first) => {
+            const made = facades.get(keys.vault) ?? renewing(keys, first, vault)
+            facades.set(keys.vault, made)
+            return made
+          })
+        })
       }
       /** Forget the client of `clientKey` (and its vaults), so that the next request builds one anew. */
       const forget = (clientKey: string) => {
         clients.retain((key) => key !== clientKey)
         for (const key of [...vaultOf.keys()]) if (key.startsWith(`${clientKey} `)) vaultOf.delete(key)
+        for (const key of [...facades.keys()]) if (key.startsWith(`${clientKey} `)) facades.delete(key)
       }
       const releaseIdleConnections = Effect.suspend(() =>
         Effect.forEach(handles.keys(), (h) => h.connections.releaseIdle, { concurrency: "unbounded" }),
@@ -156,9 +295,11 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
           const identities = new Set(named.map((k) => k.identity))
           namedClients = clientKeys
           for (const key of [...vaultOf.keys()]) if (!vaultKeys.has(key)) vaultOf.delete(key)
+          for (const key of [...facades.keys()]) if (!vaultKeys.has(key)) facades.delete(key)
           clients.retain((key) => clientKeys.has(key))
           credentials.retain((key) => identities.has(key))
           identityHealth.retain((key) => identities.has(key))
+          for (const key of [...renewals.keys()]) if (!identities.has(key)) renewals.delete(key)
           // Let go: a deploy of a configuration the reload replaced may still be using one, so its
           // connections are closed as their requests end (retire), not only the idle ones now.
           const gone: Array<AzureKv.AzureKeyVaultHandle> = []

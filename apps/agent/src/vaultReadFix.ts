@@ -62,7 +62,8 @@ export const vaultReadFix = (e: VaultReadFailure, vaultUrl: string): string => {
             : e.refusal === "token"
               ? // A token this host still holds valid can be expired for the vault when the host's
                 // clock was set back after it was obtained: the identity libraries judge it by it.
-                "the vault refused the identity's token (no grant helps): check that the identity is in the vault's tenant, that the vault is in the target's cloud, and that this host's clock is right (a clock set back keeps an expired token in use: restart the agent once it is right); `kvdeploy doctor` shows the token's tenant and checks its times against this host's clock"
+                // The agent asks for a new token then (azureVaults.ts), except for a managed identity.
+                "the vault refused the identity's token (no grant helps): check that the identity is in the vault's tenant, that the vault is in the target's cloud, and that this host's clock is right (the agent asks for a new token at most once a minute, but a managed identity's token is kept until the agent restarts: restart it once the clock is right); `kvdeploy doctor` shows the token's tenant and checks its times against this host's clock"
               : e.refusal === "resource"
                 ? "the vault asked for a token for another resource than the target's cloud.keyvault_resource (the reason names both): check target.vault_url, or set cloud.keyvault_resource to the resource the vault names"
                 : `grant the identity ${e.permission === undefined ? "the permission the reason names" : e.permission} on the vault (a role such as Key Vault Certificates Officer, or an access policy); \`kvdeploy doctor\` shows which data actions work`

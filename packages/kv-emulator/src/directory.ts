@@ -105,6 +105,17 @@ export class Directory {
   /** Principals whose role assignment is scoped to some objects: `type/name` keys, lower case. */
   private readonly scopes = new Map<string, Set<string>>()
   private readonly verified = new Map<string, JwtClaims>()
+  /**
+   * Seconds the clock tokens are issued and judged by runs ahead of this host's (negative: behind):
+   * Entra ID's, the managed identity endpoints' and the vaults'. A test moves it to stand for a
+   * client whose own clock was set back after it got its tokens (see `Emulator.setTokenClockOffset`).
+   */
+  tokenClockOffsetSeconds = 0
+
+  /** Now, in epoch seconds, by the clock tokens are issued and judged by. */
+  tokenNowSeconds(): number {
+    return Math.floor(Date.now() / 1000) + this.tokenClockOffsetSeconds
+  }
 
   constructor(
     readonly tenantId: string,
@@ -194,7 +205,7 @@ export class Directory {
   }
 
   issueAccessToken(p: Principal, options: AccessTokenOptions): { token: string; expiresOn: number } {
-    const now = options.issuedAt ?? Math.floor(Date.now() / 1000)
+    const now = options.issuedAt ?? this.tokenNowSeconds()
     const tid = options.tenantId ?? this.tenantId
     const exp = now + (options.lifetimeSeconds ?? this.tokenLifetimeSeconds)
     const claims: JwtClaims = {

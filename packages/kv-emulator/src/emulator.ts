@@ -312,6 +312,13 @@ export interface Emulator {
     subject?: string,
     options?: { readonly lifetimeSeconds?: number; readonly issuedAt?: number },
   ) => string
+  /**
+   * Moves the clock Entra ID, the managed identity endpoints and the vaults issue and judge access
+   * tokens by to `seconds` ahead of this host's (negative: behind; 0, the default, is this host's).
+   * Ahead stands for a client whose clock was set back after it got its tokens: a token it still
+   * holds as valid has expired for the vault, and a new one is valid for its full lifetime.
+   */
+  readonly setTokenClockOffset: (seconds: number) => void
   readonly stop: () => Promise<void>
 }
 
@@ -750,6 +757,11 @@ const startServers = async (
           s.changed()
         }
       },
+    },
+    setTokenClockOffset: (seconds) => {
+      if (!Number.isSafeInteger(seconds))
+        throw new TypeError(`setTokenClockOffset: whole seconds, got ${seconds}`)
+      directory.tokenClockOffsetSeconds = seconds
     },
     issueToken: (clientId, o = {}) => {
       const p: Principal | undefined = directory.principal(clientId)

@@ -339,7 +339,7 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
     }
     principal = p.clientId
     const { token, expiresOn } = d.issueAccessToken(p, { resource, tenantId: tenant })
-    const lifetime = expiresOn - Math.floor(Date.now() / 1000)
+    const lifetime = expiresOn - d.tokenNowSeconds()
     return sendJson(
       res,
       200,
@@ -449,7 +449,7 @@ const handleManagedIdentity = async (
     if (!p) return sendJson(res, 400, { error: "invalid_request", error_description: "Identity not found" })
     principal = p.clientId
     const { token, expiresOn } = d.issueAccessToken(p, { resource, tenantId: ctx.tenantId })
-    const now = Math.floor(Date.now() / 1000)
+    const now = d.tokenNowSeconds()
     return sendJson(
       res,
       200,

@@ -477,7 +477,8 @@ export class VaultHandler {
     const v = this.ctx.directory.verifyAccessToken(token)
     if (!v.ok) return v
     const c = v.claims
-    const now = nowSeconds()
+    // Judged by the token clock (the one Entra ID issued it by), as Key Vault judges it by Azure's.
+    const now = this.ctx.directory.tokenNowSeconds()
     const resource = this.ctx.keyvaultResource
     if (c.aud !== resource && c.aud !== this.audienceWithSlash)
       return {

@@ -50,3 +50,30 @@ describe("short-lived tokens", () => {
     ).toEqual([200, 200])
   })
 })
+
+describe("the token clock moved ahead (setTokenClockOffset)", () => {
+  it("refuses a token issued before the move as expired, and issues new ones by the moved clock", async () => {
+    const before = emulator.issueToken(emulator.clientSecret.clientId, { lifetimeSeconds: 3600 })
+    try {
+      expect(
+        (await raw(emulator, "short", "GET", "/certificates?api-version=7.6", { token: before })).status,
+      ).toBe(200)
+      emulator.setTokenClockOffset(7200)
+      const refused = await raw(emulator, "short", "GET", "/certificates?api-version=7.6", { token: before })
+      expect(refused.status).toBe(401)
+      expect(refused.text).toContain("the token has expired")
+      // Issued now, by the moved clock: valid for its lifetime from there.
+      const after = emulator.issueToken(emulator.clientSecret.clientId, { lifetimeSeconds: 3600 })
+      const claims = JSON.parse(Buffer.from(after.split(".")[1] ?? "", "base64url").toString()) as {
+        iat: number
+      }
+      expect(claims.iat - Math.floor(Date.now() / 1000)).toBeGreaterThanOrEqual(7199)
+      expect(
+        (await raw(emulator, "short", "GET", "/certificates?api-version=7.6", { token: after })).status,
+      ).toBe(200)
+      expect(() => emulator.setTokenClockOffset(1.5)).toThrow(/whole seconds/)
+    } finally {
+      emulator.setTokenClockOffset(0)
+    }
+  })
+})
