@@ -44,9 +44,11 @@ export interface VaultBudget {
   readonly releaseUnused: (reservation: ImportReservation) => Effect.Effect<void>
   /**
    * Wait until the vault's gate is open (no Retry-After pending) and, while it reopens, until a
-   * request may go (see `Ramp`).
+   * request may go (see `Ramp`): an import and a read for a deployment that is likely to import
+   * (`likelyImport`), a read only for one whose certificate is likely in place already (a
+   * comparison does not wait behind the imports' ramp).
    */
-  readonly awaitGate: Effect.Effect<void>
+  readonly awaitGate: (likelyImport: boolean) => Effect.Effect<void>
   /**
    * Close the gate for `ms` (a 429's Retry-After); when it reopens, requests of `kind` (the kind
    * throttled; every kind when not given) go back gradually (see `Ramp`).
@@ -160,10 +162,13 @@ export const makeVaultBudgetUnsafe = (vaultUrl: string, limits: BudgetLimits): V
         r === undefined || ramps[kind] !== r ? Effect.void : Effect.asVoid(r.places.release(1)),
       ),
     )
-  // Before a deployment takes a global permit: a place on each ramp is waited for, not kept (its
-  // requests wait for their own), so that a deployment does not take a global permit while its
-  // vault's ramp is full.
-  const awaitGate: Effect.Effect<void> = Effect.andThen(awaitPlace("import"), awaitPlace("other"))
+  // Before a deployment takes a global permit: a place on each ramp it is likely to use is waited
+  // for, not kept (its requests wait for their own), so that a deployment does not take a global
+  // permit while its vault's ramp is full.
+  const awaitReads = awaitPlace("other")
+  const awaitImportAndReads = Effect.andThen(awaitPlace("import"), awaitReads)
+  const awaitGate = (likelyImport: boolean): Effect.Effect<void> =>
+    likelyImport ? awaitImportAndReads : awaitReads
   const closeGate = (ms: number, kind?: RequestKind) =>
     Effect.flatMap(monotonicMillis, (now) =>
       Effect.suspend(() => {

@@ -1319,7 +1319,7 @@ export const makeReconciler = (
                       reservation: ImportReservation | undefined,
                     ): Effect.Effect<PickupDue | undefined, AttemptFailed, Metrics | PfxCodec> =>
                       Effect.andThen(
-                        lane.budget.awaitGate,
+                        lane.budget.awaitGate(likelyDeploy),
                         global.withPermit(
                           Effect.suspend(() => {
                             let begun = false

@@ -144,7 +144,7 @@ describe("VaultBudget", () => {
         )
         offsetMs = -60_000
         const read = yield* Effect.timeoutOption(budget.spend("other", Effect.succeed("read")), "10 seconds")
-        const gate = yield* Effect.timeoutOption(budget.awaitGate, "10 seconds")
+        const gate = yield* Effect.timeoutOption(budget.awaitGate(true), "10 seconds")
         return { read, gate }
       }).pipe(Effect.provideService(Clock.Clock, setBack))
       expect(outcome.read._tag, "the permit is back one window after its request").toBe("Some")
@@ -245,7 +245,7 @@ describe("VaultBudget", () => {
       const probe = yield* Effect.forkChild(budget.spend("other", Effect.never))
       yield* TestClock.adjust(0)
       const next = yield* Effect.forkChild(budget.spend("other", Clock.currentTimeMillis))
-      const deployment = yield* Effect.forkChild(budget.awaitGate)
+      const deployment = yield* Effect.forkChild(budget.awaitGate(true))
       yield* TestClock.adjust(5000)
       // The gate reopened at 1000, but its one place is the unanswered request's.
       expect(next.pollUnsafe(), "a request waiting for its place").toBeUndefined()
@@ -280,6 +280,30 @@ describe("VaultBudget", () => {
       yield* Fiber.interrupt(probe)
       expect(yield* Fiber.join(nextImport)).toBe(1000)
     }),
+  )
+
+  it.effect(
+    "while the imports ramp, a deployment likely in place passes the gate; one likely to import waits for an import place",
+    () =>
+      Effect.gen(function* () {
+        const budget = yield* makeVaultBudget("https://kv.example", limits)
+        yield* budget.closeGate(1000, "import")
+        // The import sent when the gate reopens is not answered yet: the imports' one place is its.
+        const probe = yield* Effect.forkChild(budget.spend("import", Effect.never))
+        const comparison = yield* Effect.forkChild(
+          Effect.andThen(budget.awaitGate(false), Clock.currentTimeMillis),
+        )
+        const deploy = yield* Effect.forkChild(
+          Effect.andThen(budget.awaitGate(true), Clock.currentTimeMillis),
+        )
+        yield* TestClock.adjust(1000)
+        expect(comparison.pollUnsafe(), "a likely comparison through the gate as it reopened").toBeDefined()
+        expect(yield* Fiber.join(comparison)).toBe(1000)
+        yield* TestClock.adjust(4000)
+        expect(deploy.pollUnsafe(), "a likely import waiting for the first import's answer").toBeUndefined()
+        yield* Fiber.interrupt(probe)
+        expect(yield* Fiber.join(deploy)).toBe(5000)
+      }),
   )
 
   it.effect("a request interrupted while it waits at a closed gate gives its window permit back", () =>
