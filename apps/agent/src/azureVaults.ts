@@ -127,7 +127,11 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
             ).pipe(
               Effect.annotateLogs({
                 ...fields,
-                fix: "nothing, if the next requests succeed; if refusals go on with new tokens, check that the identity is in the vault's tenant and this host's clock (`kvdeploy doctor` checks the token's times against it)",
+                fix: `nothing, if the next requests succeed; if refusals go on with new tokens, check that the identity is in the vault's tenant and this host's clock (\`kvdeploy doctor\` checks the token's times against it)${
+                  settings.mode === "default"
+                    ? "; where the chain answers with the host's managed identity, its token is kept for the whole process: restart the agent once the clock is right"
+                    : ""
+                }`,
               }),
             ),
             Effect.forEach(gone, (h) => h.connections.retire, { discard: true }),
