@@ -609,6 +609,13 @@ const mapFailure = (
       )
     if (status >= 500) return ambiguousOrUnavailable(`the vault answered ${status}: ${detail}`)
     if (status === 408) return ambiguousOrUnavailable(`the vault timed out the request (408): ${detail}`)
+    if (status === 400 && operation === "importVersion" && /\bexpired\b/i.test(cause.message))
+      return new VaultRequestRejected({
+        ...fields,
+        status,
+        code: cause.innerCode ?? cause.code ?? String(status),
+        detail: `${detail} (${expiredByTheVaultsClock(cause.answeredAtMs, Date.now())})`,
+      })
     return new VaultRequestRejected({
       ...fields,
       status,
@@ -656,6 +663,24 @@ const mapFailure = (
       timeoutMs === undefined ? {} : { timedOutAfterMs: timeoutMs },
     )
   return ambiguousOrUnavailable(`the request failed (${cause.code ?? cause.name}): ${detail}`)
+}
+
+/**
+ * What a vault's refusal of an import as expired means: kvdeploy's preflight found the certificate
+ * valid by this host's clock before sending it, so the vault's clock is past its end and this
+ * host's is not. With the answer's Date header (`answeredAtMs`), how far behind this host is.
+ */
+export const expiredByTheVaultsClock = (answeredAtMs: number | undefined, nowMs: number): string => {
+  const checked =
+    "kvdeploy found the certificate unexpired by this host's clock before sending it, and the vault's clock says it has expired"
+  if (answeredAtMs === undefined)
+    return `${checked}: this host's clock is likely behind the vault's (or the certificate ran out in between): check this host's clock (timedatectl, or w32tm on Windows) and deploy a renewed certificate`
+  // The Date header has whole seconds: within a second is no clock difference.
+  const aheadSeconds = Math.round((answeredAtMs - nowMs) / 1000)
+  const dated = `the vault's answer is dated ${new Date(answeredAtMs).toISOString()}`
+  return aheadSeconds > 1
+    ? `${checked}: ${dated}, ${aheadSeconds} s ahead of this host's clock: set this host's clock right (timedatectl, or w32tm on Windows) and deploy a renewed certificate`
+    : `${checked}: ${dated}, within a second of this host's clock, so the certificate ran out between the check and the import: deploy a renewed certificate`
 }
 
 /** For calls whose port type has no soft-deleted conflict: such a 409 is a definite refusal. */

@@ -421,3 +421,45 @@ describe("toVaultError", () => {
     expect(Error.stackTraceLimit).toBe(before)
   })
 })
+
+describe("an import the vault refuses as expired", () => {
+  const refusedAsExpired = (headers: Record<string, string>) =>
+    toVaultError(
+      "importVersion",
+      "write",
+      new RestError("X509 Certificate is already expired", {
+        statusCode: 400,
+        code: "BadParameter",
+        response: {
+          status: 400,
+          headers: createHttpHeaders(headers),
+          request: createPipelineRequest({ url: "https://v.vault.kvdeploy.test/certificates/a/import" }),
+        },
+      }),
+    )
+  it("names this host's clock, and by how much it is behind when the vault's answer is dated", () => {
+    const now = Date.now()
+    const ahead = refusedAsExpired({ date: new Date(now + 3_600_000).toUTCString() })
+    expect(ahead._tag).toBe("VaultRequestRejected")
+    expect(ahead.detail).toContain("X509 Certificate is already expired")
+    expect(ahead.detail).toMatch(/, 3[56]\d\d s ahead of this host's clock: set this host's clock right/)
+    const undated = refusedAsExpired({})
+    expect(undated.detail).toContain("this host's clock is likely behind the vault's")
+    const same = refusedAsExpired({ date: new Date(now).toUTCString() })
+    expect(same.detail).toContain("the certificate ran out between the check and the import")
+  })
+  it("says nothing of clocks for another refusal of an import, or an expiry word in a read's refusal", () => {
+    const other = toVaultError(
+      "importVersion",
+      "write",
+      new RestError("Property x5c has invalid value", { statusCode: 400, code: "BadParameter" }),
+    )
+    expect(other.detail).not.toContain("clock")
+    const read = toVaultError(
+      "getLatest",
+      "read",
+      new RestError("expired", { statusCode: 400, code: "BadParameter" }),
+    )
+    expect(read.detail).not.toContain("clock")
+  })
+})
