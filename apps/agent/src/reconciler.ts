@@ -267,12 +267,22 @@ export const recordedFacts = (
     record.sourceFingerprint !== sourceFingerprint ||
     // The state file is read without a schema: anything but text (a hand-edited null) is not a fact.
     typeof record.x5t !== "string" ||
-    typeof record.notAfter !== "string"
+    typeof record.notAfter !== "string" ||
+    // Written by an agent before the chain's expiry was recorded: the bytes are parsed once again.
+    typeof record.earliestNotAfter !== "string"
   )
     return undefined
   const notAfter = new Date(record.notAfter)
-  if (Number.isNaN(notAfter.getTime())) return undefined
-  return { fingerprint: sourceFingerprint, x5t: record.x5t, notAfter, notAfterText: record.notAfter }
+  const earliestNotAfter = new Date(record.earliestNotAfter)
+  if (Number.isNaN(notAfter.getTime()) || Number.isNaN(earliestNotAfter.getTime())) return undefined
+  return {
+    fingerprint: sourceFingerprint,
+    x5t: record.x5t,
+    notAfter,
+    notAfterText: record.notAfter,
+    earliestNotAfter,
+    earliestNotAfterText: record.earliestNotAfter,
+  }
 }
 
 /** Whether two pickup checks are the same endpoint and SNI name (a reload compares them). */
@@ -567,6 +577,7 @@ export const makeReconciler = (
         x5t: fields.x5t,
         versionId: fields.versionId,
         notAfter: fields.notAfter,
+        ...(fields.earliestNotAfter === undefined ? {} : { earliestNotAfter: fields.earliestNotAfter }),
         lastSuccessAt: fields.success ? at : previous?.lastSuccessAt,
         held: fields.held,
         ...(servedNotAfter === undefined ? {} : { servedNotAfter }),
@@ -598,6 +609,7 @@ export const makeReconciler = (
         x5t: facts.x5t,
         versionId: undefined,
         notAfter: facts.notAfterText,
+        earliestNotAfter: facts.earliestNotAfterText,
         held: false,
         success: false,
         atMs,
@@ -686,7 +698,7 @@ export const makeReconciler = (
           const recorded = recordedFacts(state.get(d.name), d, bytes.success.fingerprint)
           if (recorded !== undefined) {
             slot.facts = recorded
-            agentMetrics.expiry(d.name, recorded.notAfter)
+            agentMetrics.expiry(d.name, recorded.earliestNotAfter)
           }
         }
         // 1. The source (read and fingerprinted by the caller); parsed and checked only when it changed.
@@ -717,7 +729,7 @@ export const makeReconciler = (
           else {
             parsed = checked.success
             slot.facts = checked.success.facts
-            agentMetrics.expiry(d.name, checked.success.facts.notAfter)
+            agentMetrics.expiry(d.name, checked.success.facts.earliestNotAfter)
           }
         }
         /** The source cannot be used: recorded, logged and retried; nothing sent to the vault. */
@@ -825,6 +837,7 @@ export const makeReconciler = (
               x5t: facts.x5t,
               versionId,
               notAfter: facts.notAfterText,
+              earliestNotAfter: facts.earliestNotAfterText,
               held: false,
               success: true,
               atMs: finishedAt,
@@ -994,10 +1007,11 @@ export const makeReconciler = (
           if (again._tag === "Failure") return yield* sourceIsBroken(again.failure, whole.fingerprint)
           if (
             again.success.facts.x5t !== facts.x5t ||
-            again.success.facts.notAfterText !== facts.notAfterText
+            again.success.facts.notAfterText !== facts.notAfterText ||
+            again.success.facts.earliestNotAfterText !== facts.earliestNotAfterText
           ) {
             slot.facts = again.success.facts
-            agentMetrics.expiry(d.name, again.success.facts.notAfter)
+            agentMetrics.expiry(d.name, again.success.facts.earliestNotAfter)
             yield* log(
               d,
               "the source's certificate is not the recorded one: nothing sent to the vault; comparing again",
@@ -1043,6 +1057,7 @@ export const makeReconciler = (
             x5t: facts.x5t,
             versionId: own?.versionId,
             notAfter: facts.notAfterText,
+            earliestNotAfter: facts.earliestNotAfterText,
             held: true,
             fix: anotherWriterFix,
             success: false,
@@ -1190,6 +1205,7 @@ export const makeReconciler = (
                         x5t: facts.x5t,
                         versionId: outcomeVersionId(outcome),
                         notAfter: facts.notAfterText,
+                        earliestNotAfter: facts.earliestNotAfterText,
                         held: isHeld(outcome),
                         // A held refusal's fix (a takeover: adopt; a create in progress: its operation).
                         ...(outcome._tag === "Rejected" && isHeld(outcome)

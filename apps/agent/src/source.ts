@@ -37,9 +37,37 @@ export interface SourceFacts {
   readonly fingerprint: string
   /** base64url SHA-1 of the leaf DER, as Key Vault reports `x5t`. */
   readonly x5t: string
+  /** The leaf's notAfter. */
   readonly notAfter: Date
   /** `notAfter` as ISO 8601 text (the state file's form), made once per source. */
   readonly notAfterText: string
+  /**
+   * When what a deploy of the source serves stops working by expiry: the earliest notAfter of the
+   * leaf and of the chain certificate that issued it (@kvdeploy/pkcs12's `servedExpiry`: a stale
+   * intermediate that expires before the leaf breaks the served chain then). The value of
+   * `kvdeploy_agent_certificate_expiry_timestamp_seconds`.
+   */
+  readonly earliestNotAfter: Date
+  /** `earliestNotAfter` as ISO 8601 text (the state file's form). */
+  readonly earliestNotAfterText: string
+}
+
+/** The facts of parsed material whose leaf expires at `notAfter`. */
+const factsOf = (
+  fingerprint: string,
+  material: CertificateMaterial,
+  notAfter: Date,
+  pkcs12: Pick<typeof import("@kvdeploy/pkcs12"), "servedExpiry">,
+): SourceFacts => {
+  const earliestNotAfter = pkcs12.servedExpiry(material.leaf, material.chain)?.notAfter ?? notAfter
+  return {
+    fingerprint,
+    x5t: x5tOf(material.leaf),
+    notAfter,
+    notAfterText: notAfter.toISOString(),
+    earliestNotAfter,
+    earliestNotAfterText: earliestNotAfter.toISOString(),
+  }
 }
 
 /** The source cannot be used now; `problems` say why (never with key bytes). */
@@ -509,12 +537,7 @@ export const materialOf = (
       if (checked !== undefined)
         return {
           material: checked.material,
-          facts: {
-            fingerprint: bytes.fingerprint,
-            x5t: x5tOf(checked.material.leaf),
-            notAfter: checked.notAfter,
-            notAfterText: checked.notAfter.toISOString(),
-          },
+          facts: factsOf(bytes.fingerprint, checked.material, checked.notAfter, pkcs12),
         }
     }
     const found = leafForKey(certificates, key, pkcs12)
@@ -545,12 +568,5 @@ export const materialOf = (
       })
     const { der: leaf, x509 } = found
     const material: CertificateMaterial = { leaf, chain: certificates.filter((c) => c !== leaf), key }
-    const notAfter = new Date(x509.validTo)
-    const facts: SourceFacts = {
-      fingerprint: bytes.fingerprint,
-      x5t: x5tOf(leaf),
-      notAfter,
-      notAfterText: notAfter.toISOString(),
-    }
-    return { material, facts }
+    return { material, facts: factsOf(bytes.fingerprint, material, new Date(x509.validTo), pkcs12) }
   })

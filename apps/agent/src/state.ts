@@ -38,7 +38,14 @@ export interface DeploymentRecord {
   readonly sourceFingerprint: string | undefined
   readonly x5t: string | undefined
   readonly versionId: string | undefined
+  /** The leaf's notAfter. */
   readonly notAfter: string | undefined
+  /**
+   * The earliest notAfter of the source's leaf and chain certificates (the value of
+   * `kvdeploy_agent_certificate_expiry_timestamp_seconds`), with `notAfter`. Absent in files of
+   * agents before it (a restart then parses the source again) and when no source was parsed.
+   */
+  readonly earliestNotAfter?: string | undefined
   /** Last time the vault was seen serving this source (Succeeded or Skipped). */
   readonly lastSuccessAt: string | undefined
   /** True when this outcome needs a person: not retried until the source or the configuration changes. */
@@ -103,6 +110,7 @@ const sameBut = (a: DeploymentRecord, b: DeploymentRecord): boolean =>
   a.x5t === b.x5t &&
   a.versionId === b.versionId &&
   a.notAfter === b.notAfter &&
+  a.earliestNotAfter === b.earliestNotAfter &&
   a.held === b.held &&
   a.servedNotAfter === b.servedNotAfter &&
   a.fix === b.fix
@@ -187,6 +195,7 @@ const RecordFields = Schema.Struct({
   x5t: Schema.optional(Schema.String),
   versionId: Schema.optional(Schema.String),
   notAfter: Schema.optional(RecordTime),
+  earliestNotAfter: Schema.optional(RecordTime),
   lastSuccessAt: Schema.optional(RecordTime),
   held: Schema.Boolean,
   servedNotAfter: Schema.optional(RecordTime),
@@ -215,6 +224,7 @@ const recordOf = (value: unknown): DeploymentRecord | string => {
     x5t: r.x5t,
     versionId: r.versionId,
     notAfter: r.notAfter,
+    ...(r.earliestNotAfter === undefined ? {} : { earliestNotAfter: r.earliestNotAfter }),
     lastSuccessAt: r.lastSuccessAt,
     held: r.held,
     ...(r.servedNotAfter === undefined ? {} : { servedNotAfter: r.servedNotAfter }),

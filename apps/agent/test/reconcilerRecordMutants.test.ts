@@ -164,6 +164,8 @@ describe("a vault that could not be read, after a deploy", () => {
       x5t: leaf.x5t,
       versionId: undefined,
       notAfter: succeeded?.notAfter,
+      // No chain: the leaf's.
+      earliestNotAfter: leaf.notAfter.toISOString(),
       lastSuccessAt: succeeded?.lastSuccessAt,
       held: false,
       servedNotAfter: leaf.notAfter.toISOString(),

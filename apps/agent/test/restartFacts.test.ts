@@ -181,6 +181,7 @@ describe("recordedFacts", () => {
     x5t: "thumb",
     versionId: "v1",
     notAfter: "2027-01-01T00:00:00.000Z",
+    earliestNotAfter: "2026-12-24T00:00:00.000Z",
     lastSuccessAt: undefined,
     held: false,
   }
@@ -191,6 +192,8 @@ describe("recordedFacts", () => {
       x5t: "thumb",
       notAfter: new Date("2027-01-01T00:00:00.000Z"),
       notAfterText: "2027-01-01T00:00:00.000Z",
+      earliestNotAfter: new Date("2026-12-24T00:00:00.000Z"),
+      earliestNotAfterText: "2026-12-24T00:00:00.000Z",
     })
     expect(recordedFacts({ ...record, outcome: "Succeeded" }, cfg, "src")?.x5t).toBe("thumb")
     expect(recordedFacts(undefined, cfg, "src")).toBeUndefined()
@@ -201,6 +204,9 @@ describe("recordedFacts", () => {
     expect(recordedFacts({ ...record, x5t: undefined }, cfg, "src")).toBeUndefined()
     expect(recordedFacts({ ...record, notAfter: undefined }, cfg, "src")).toBeUndefined()
     expect(recordedFacts({ ...record, notAfter: "not a date" }, cfg, "src")).toBeUndefined()
+    // Written by an agent before the chain's expiry was recorded: parsed again, not taken as the leaf's.
+    expect(recordedFacts({ ...record, earliestNotAfter: undefined }, cfg, "src")).toBeUndefined()
+    expect(recordedFacts({ ...record, earliestNotAfter: "not a date" }, cfg, "src")).toBeUndefined()
     // A hand-edited state file's nulls (the file is read without a schema).
     expect(recordedFacts({ ...record, x5t: null } as unknown as DeploymentRecord, cfg, "src")).toBeUndefined()
     expect(

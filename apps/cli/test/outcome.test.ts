@@ -341,7 +341,12 @@ describe("the certificate rows", () => {
         decisions: [],
         timings: { startedAtMs: 0, finishedAtMs: 1, durationMs: 1 },
       } as unknown as DeployOutcome,
-      { subject: "CN=new.example.test", notAfter: "2027-01-01T00:00:00.000Z", sha256: "ab" },
+      {
+        subject: "CN=new.example.test",
+        notAfter: "2027-01-01T00:00:00.000Z",
+        sha256: "ab",
+        earliestNotAfter: "2027-01-01T00:00:00.000Z",
+      },
       plain as never,
       Date.parse("2026-12-01T00:00:00Z"),
       clientSecret,

@@ -1,29 +1,70 @@
 /** Rendering a deploy outcome: one screen for a person, the outcome record for `--json`. */
 import { X509Certificate } from "node:crypto"
 import { type DeployOutcome, exitCodeOf } from "@kvdeploy/core"
+import type { ServedExpiry } from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
 import type { Style } from "./terminal.js"
 import { type CredentialInUse, forbiddenFix, tlsRefusedFix } from "./vault.js"
-import { expiryRow } from "./versions.js"
+import { expiryRow, expiryText } from "./versions.js"
 
 /** Facts of the certificate being deployed, read with node:crypto (no key involved). */
 export interface LeafSummary {
   readonly subject: string
+  /** The leaf's notAfter. */
   readonly notAfter: string
   readonly sha256: string
+  /**
+   * The earliest notAfter of the leaf and its issuer's certificate in the chain deployed with it:
+   * what is served breaks then (the agent's `kvdeploy_agent_certificate_expiry_timestamp_seconds`
+   * says the same).
+   */
+  readonly earliestNotAfter: string
+  /** The subject of the leaf's issuer, when its certificate in the chain expires before the leaf. */
+  readonly expiresFirst?: string
 }
 
-export const leafSummary = (der: Uint8Array): LeafSummary | undefined => {
+/**
+ * The leaf's facts, with `served` (@kvdeploy/pkcs12's `servedExpiry` of the leaf and the chain
+ * deployed with it) for when what is served stops working; without it, the leaf's notAfter.
+ */
+export const leafSummary = (der: Uint8Array, served?: ServedExpiry): LeafSummary | undefined => {
   try {
     const cert = new X509Certificate(der)
+    const notAfter = new Date(cert.validTo).toISOString()
     return {
       subject: cert.subject.replace(/\n/g, ", "),
-      notAfter: new Date(cert.validTo).toISOString(),
+      notAfter,
       sha256: cert.fingerprint256.replace(/:/g, "").toLowerCase(),
+      earliestNotAfter: served?.notAfter.toISOString() ?? notAfter,
+      ...(served?.issuerFirst === undefined ? {} : { expiresFirst: served.issuerFirst.subject }),
     }
   } catch {
     return undefined
   }
 }
+
+/** `leafSummary` of material about to be deployed, with when what it serves stops working. */
+export const deployedSummary = (material: {
+  readonly leaf: Uint8Array
+  readonly chain: ReadonlyArray<Uint8Array>
+}): Effect.Effect<LeafSummary | undefined> =>
+  Effect.map(
+    Effect.promise(() => import("@kvdeploy/pkcs12")),
+    ({ servedExpiry }) => leafSummary(material.leaf, servedExpiry(material.leaf, material.chain)),
+  )
+
+/** When the leaf's issuer in the chain expires before the leaf: which, and the leaf's own date; else "". */
+const expiresFirstWords = (leaf: LeafSummary): string =>
+  leaf.expiresFirst === undefined
+    ? ""
+    : `: the leaf's issuer in the chain, ${leaf.expiresFirst}, expires first (the leaf ${leaf.notAfter.slice(0, 10)}), and what is served breaks then`
+
+/**
+ * The expiry words of a certificate deployed: the earliest of leaf and chain ("expires 2027-01-05
+ * (in 30 d)"), and when a chain certificate is that one, which, and the leaf's own date.
+ */
+export const deployedExpiryText = (leaf: LeafSummary, now: number): string =>
+  `${expiryText(leaf.earliestNotAfter, now)}${expiresFirstWords(leaf)}`
 
 const headline = (o: DeployOutcome, s: Style): string => {
   switch (o._tag) {
@@ -312,7 +353,7 @@ export const outcomeLines = (
     lines.push(`  given       the certificate this deploy was given:`)
     lines.push(`  subject     ${leaf.subject}`)
     lines.push(`  sha256      ${leaf.sha256}`)
-    lines.push(`  ${expiryRow(leaf.notAfter, now, 12)}`)
+    lines.push(`  ${expiryRow(leaf.earliestNotAfter, now, 12)}${expiresFirstWords(leaf)}`)
   }
   if (o.contentType !== undefined) {
     const c = o.contentType

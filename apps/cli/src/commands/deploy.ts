@@ -33,7 +33,7 @@ import type * as Scope from "effect/Scope"
 import { withStepProgress } from "../cli/deployProgress.js"
 import * as flags from "../cli/flags.js"
 import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
-import { leafSummary, nextStep, outcomeLines, skippedNext } from "../cli/outcome.js"
+import { deployedSummary, type leafSummary, nextStep, outcomeLines, skippedNext } from "../cli/outcome.js"
 import {
   previousKeyFlag,
   previousKeyOptions,
@@ -432,7 +432,7 @@ export const deploy = Command.make("deploy", { ...deployFlags, metricsFile }, (i
             }),
           )
     yield* progress(`deploying ${config.certificateName} to ${config.vaultUrl}…`)
-    const leaf = leafSummary(material.leaf)
+    const leaf = yield* deployedSummary(material)
     // What a refusal's next step depends on: the mode, and for managed_identity the AKS token exchange.
     const credential = yield* credentialInUse(config)
     /** The outcome as core reports it, printed (inside the part an interruption waits for). */

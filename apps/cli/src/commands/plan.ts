@@ -35,7 +35,7 @@ import * as Clock from "effect/Clock"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { leafSummary, warningLines } from "../cli/outcome.js"
+import { deployedExpiryText, deployedSummary, warningLines } from "../cli/outcome.js"
 import { previousKeyOptions } from "../cli/previousKey.js"
 import { ExitCode, ExitWith, type Problem } from "../cli/problems.js"
 import { printJson, printLines, progress, styleOut } from "../cli/terminal.js"
@@ -529,12 +529,12 @@ export const plan = Command.make("plan", deployFlags, (input) =>
       }),
     )
     if (input.json) {
-      const leaf = leafSummary(material.leaf)
+      const leaf = yield* deployedSummary(material)
       yield* printJson({ ...record, ...(leaf === undefined ? {} : { newCertificate: leaf }) })
     } else {
       const s = styleOut()
       const now = Date.now()
-      const leaf = leafSummary(material.leaf)
+      const leaf = yield* deployedSummary(material)
       const actionText =
         record.action === "import" || record.action === "recover-and-import" || record.action === "recover"
           ? s.green(record.action)
@@ -549,7 +549,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           `      fix: ${p.fix}`,
         ]),
         `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted !== undefined ? `(soft-deleted ${record.softDeleted.deletedAt ?? "at a time the vault does not give"})` : record.softDeletedUnknown !== undefined ? "(none; whether a soft-deleted one holds the name could not be read)" : "(none)") : `${record.current.versionId}  x5t ${x5tText(record.current.x5t)}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
-        `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${expiryText(leaf.notAfter, now)}`}`,
+        `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${deployedExpiryText(leaf, now)}`}`,
         `  action      ${actionText}: ${record.reason}`,
         ...(record.target.consumers === undefined
           ? []

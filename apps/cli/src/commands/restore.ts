@@ -22,7 +22,7 @@ import * as Flag from "effect/cli/Flag"
 import * as Effect from "effect/Effect"
 import * as flags from "../cli/flags.js"
 import { fromVersionOf } from "../cli/fromVersion.js"
-import { leafSummary } from "../cli/outcome.js"
+import { deployedSummary } from "../cli/outcome.js"
 import { ExitWith, failure, usage, usageOne } from "../cli/problems.js"
 import { resolveTarget } from "../cli/target.js"
 import { printErr, progress, styleErr } from "../cli/terminal.js"
@@ -223,6 +223,7 @@ export const restore = Command.make(
           ]
           // Said on stderr when found (the text's), and in the JSON's `warnings`.
           for (const w of warnings) yield* printErr(`${styleErr().yellow("warning")}: ${w.message}`)
+          const leaf = yield* deployedSummary(material)
           return yield* deployReported(
             {
               target: { ...config, tags: carried.tags },
@@ -233,7 +234,7 @@ export const restore = Command.make(
             (outcome) =>
               printOutcome(restoreWorded(outcome, versionId), {
                 config,
-                leaf: leafSummary(material.leaf),
+                leaf,
                 credential,
                 json: input.json,
                 // The restore's own reads (the version, its backing secret) come before the deploy's.
