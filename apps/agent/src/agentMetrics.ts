@@ -1,7 +1,7 @@
 /**
  * The agent's own series, next to the catalogue that core records
  * (@kvdeploy/metrics/prometheus): per deployment the last success time, the
- * last outcome, the expiry of the source's certificates (the earliest of leaf and chain), source health and the
+ * last outcome, the expiry of the source's certificate (the earliest of the leaf and its issuer in the chain), source health and the
  * consumer pickup check; readiness and the fleet size.
  */
 import { Gauge, Registry } from "prom-client"
@@ -124,7 +124,7 @@ export const makeAgentMetrics = (): AgentMetrics => {
   })
   const expiry = byDeployment(
     "kvdeploy_agent_certificate_expiry_timestamp_seconds",
-    "Earliest notAfter (Unix time) of the deployment's source certificates: the leaf and each chain certificate deployed with it (a chain certificate that expires first breaks what the vault serves then).",
+    "Earliest notAfter (Unix time) of the deployment's source leaf and of the intermediate in its chain that issued it (an intermediate that expires first breaks what the vault serves then).",
   )
   const broken = byDeployment(
     "kvdeploy_agent_source_broken",
