@@ -206,6 +206,8 @@ describe("deploy lifecycle", () => {
       subject: "CN=api.example.test",
       notAfter: new Date(v1leaf.certificate.notAfter).toISOString(),
       sha256: createHash("sha256").update(Buffer.from(v1leaf.certificate.rawData)).digest("hex"),
+      // The chain's intermediate outlives the leaf: the leaf's, and no expiresFirst.
+      earliestNotAfter: new Date(v1leaf.certificate.notAfter).toISOString(),
     })
     v1x5t = o.newX5t ?? ""
     v1version = o.versionId ?? ""
