@@ -168,7 +168,7 @@ export const passphraseFrom = <P extends { readonly message: string; readonly fi
   )
 
 /** Read PEM material. */
-const fromPem = (flags: MaterialFlags) =>
+const fromPem = (flags: MaterialFlags, ask: boolean) =>
   Effect.gen(function* () {
     const { parsePem, decodePfx, materialText } = yield* Effect.promise(loadPkcs12)
     const certSource = Option.getOrUndefined(flags.cert)
@@ -233,10 +233,13 @@ const fromPem = (flags: MaterialFlags) =>
     let keyParsed:
       | { key?: Redacted.Redacted<Uint8Array>; certificates: ReadonlyArray<Uint8Array> }
       | undefined
+    let keyNotAsked = false
     if (keySource !== undefined && keyBytes !== undefined) {
       const encrypted = materialText(keyBytes).includes("ENCRYPTED")
       if (encrypted && passphrase === undefined) {
-        if (interactive() && keySource !== "-") {
+        if (interactive() && keySource !== "-" && !ask) {
+          keyNotAsked = true
+        } else if (interactive() && keySource !== "-") {
           passphrase = yield* askSecret(`Passphrase for ${keySource}`)
         } else {
           problems.push({
@@ -250,6 +253,7 @@ const fromPem = (flags: MaterialFlags) =>
         keyParsed = yield* parse("--key", keySource, keyBytes, passphrase)
     }
     if (problems.length > 0) return yield* usage("the certificate material cannot be read", problems)
+    if (keyNotAsked) return yield* secretNotAsked
     return yield* pemMaterial({
       cert: { source: certSource, ...(certParsed ?? { certificates: [] }) },
       chain:
@@ -375,7 +379,7 @@ export const keyProblems = (material: CertificateMaterial): Effect.Effect<Readon
   })
 
 /** Read a PFX. */
-const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
+const fromPfx = (flags: MaterialFlags, pfxSource: string, ask: boolean) =>
   Effect.gen(function* () {
     for (const [flag, value] of [
       ["--cert", flags.cert],
@@ -390,8 +394,11 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string) =>
         )
       }
     }
-    return yield* decodedPfx(flags, pfxSource, (pkcs12, bytes, password) =>
-      pkcs12.decodePfx(bytes, password),
+    return yield* decodedPfx(
+      flags,
+      pfxSource,
+      (pkcs12, bytes, password) => pkcs12.decodePfx(bytes, password),
+      ask,
     ).pipe(Effect.tap((material) => refuseIssuerKey(material, pfxSource)))
   })
 
@@ -425,8 +432,12 @@ const decodedPfx = <A>(
     bytes: Uint8Array,
     password: Redacted.Redacted<string>,
   ) => Effect.Effect<A, PfxDecodeError>,
+  /** false: fail with `secretNotAsked` where a terminal would be asked for the password. */
+  ask = true,
 ) =>
   Effect.gen(function* () {
+    if (Option.isNone(flags.pfxPasswordEnv) && interactive() && pfxSource !== "-" && !ask)
+      return yield* secretNotAsked
     const bytes = yield* readSource("--pfx", pfxSource)
     const pkcs12 = yield* Effect.promise(loadPkcs12)
     let password: Redacted.Redacted<string>
@@ -518,11 +529,25 @@ export const readPfxCertificates = (
     ),
   ).pipe(Effect.tap((read) => ("material" in read ? refuseIssuerKey(read.material, pfxSource) : Effect.void)))
 
-/** The material named by the flags; exactly one of PEM or PFX. */
+/**
+ * A read left undone because it would ask for a passphrase or password on the terminal, in a run
+ * that fails anyway: no problem is known of it (none listed).
+ */
+export const secretNotAsked: CliProblem = usage(
+  "not read: a passphrase or password would be asked on the terminal, in a run that fails anyway",
+  [],
+)
+
+/**
+ * The material named by the flags; exactly one of PEM or PFX. With `ask` false nothing is asked
+ * on a terminal: an encrypted key or a PFX whose secret a terminal would be asked for fails with
+ * `secretNotAsked` (the problems of the other files still listed).
+ */
 export const readMaterial = (
   flags: MaterialFlags,
+  options: { readonly ask: boolean } = { ask: true },
 ): Effect.Effect<CertificateMaterial, CliProblem, Prompt.Environment> =>
-  Option.isSome(flags.pfx) ? fromPfx(flags, flags.pfx.value) : fromPem(flags)
+  Option.isSome(flags.pfx) ? fromPfx(flags, flags.pfx.value, options.ask) : fromPem(flags, options.ask)
 
 /**
  * Every problem of the material flags that can be found without parsing: flags that cannot go

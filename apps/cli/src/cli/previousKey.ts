@@ -10,6 +10,7 @@
  * `--key-passphrase-env`'s variable, else a prompt on a terminal.
  */
 import * as Flag from "effect/cli/Flag"
+import type * as Prompt from "effect/cli/Prompt"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
@@ -19,9 +20,10 @@ import {
   interactive,
   passphraseFrom,
   secretFromEnv,
+  secretNotAsked,
   withSource,
 } from "./material.js"
-import { type Problem, usage, usageOne } from "./problems.js"
+import { type CliProblem, type Problem, usage, usageOne } from "./problems.js"
 import { readSource, sourceFileProblems, sourceName } from "./sources.js"
 
 const FLAG = "--previous-key"
@@ -77,12 +79,15 @@ export interface PreviousKey {
 /**
  * Read and parse the previous key. An encrypted one is decrypted with the passphrase in
  * `--previous-key-passphrase-env`'s variable, else in `--key-passphrase-env`'s (one passphrase for
- * both keys), else one asked for on a terminal.
+ * both keys), else one asked for on a terminal. With `ask` false (a run that fails anyway) nothing
+ * is asked: an encrypted key whose passphrase a terminal would be asked for fails with
+ * `secretNotAsked`, no problem of it known.
  */
 export const readPreviousKey = (
   source: string,
   passphrases: { readonly own: Option.Option<string>; readonly key: Option.Option<string> },
-) =>
+  options: { readonly ask: boolean } = { ask: true },
+): Effect.Effect<PreviousKey, CliProblem, Prompt.Environment> =>
   Effect.gen(function* () {
     const field = `${FLAG} ${sourceName(source)}`
     const { parsePem, materialText } = yield* Effect.promise(() => import("@kvdeploy/pkcs12"))
@@ -101,6 +106,7 @@ export const readPreviousKey = (
           ? "name the variable that holds its passphrase with --previous-key-passphrase-env VAR, or decrypt it with `openssl pkey`"
           : "name the variable that holds its passphrase with --previous-key-passphrase-env VAR (or run on a terminal to be asked), or decrypt it with `openssl pkey`",
       )
+    if (encrypted && named === undefined && !options.ask) return yield* secretNotAsked
     const passphrase = !encrypted
       ? undefined
       : named !== undefined

@@ -32,7 +32,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { withStepProgress } from "../cli/deployProgress.js"
 import * as flags from "../cli/flags.js"
-import { type MaterialFlags, materialFlagProblems, readMaterial } from "../cli/material.js"
+import { type MaterialFlags, materialFlagProblems, readMaterial, secretNotAsked } from "../cli/material.js"
 import { deployedSummary, type leafSummary, nextStep, outcomeLines, skippedNext } from "../cli/outcome.js"
 import {
   previousKeyFlag,
@@ -240,14 +240,14 @@ const targetOverrides = (input: TargetFieldFlags) => ({
 })
 
 /**
- * The target (config file, then flags) and the certificate material, read alike by `deploy` and
- * `plan`. Every problem found before the material is parsed is listed in one usage error: the
+ * The target (config file, then flags), checked alike for `deploy` and `plan` before any input file
+ * is parsed. Every problem found before the material is parsed is listed in one usage error: the
  * target's, the environment variables its credential mode needs and lacks or holds malformed, and the material
  * flags' (flags that cannot go together, a password variable not set, a file that cannot be read,
- * is empty or too large). The material itself is read and parsed only when there is none of
- * those (no password prompt before that).
+ * is empty or too large). The files are read and parsed (`deployInputs`) only when there is none
+ * of those (no password prompt before that).
  */
-export const targetAndMaterial = (
+export const checkedTarget = (
   input: TargetFlags &
     MaterialFlags &
     TargetFieldFlags & {
@@ -290,17 +290,24 @@ export const targetAndMaterial = (
             ].join("; ")
       return yield* usage(title, problems)
     }
-    const { config } = target.success
-    const material = yield* readMaterial(input)
-    return { config, material }
+    return target.success.config
   })
+
+/** The flags whose files `readMaterial` reads, and those of `readPreviousKey`. */
+const MATERIAL_FLAGS = ["--cert", "--chain", "--key", "--key-passphrase-env", "--pfx", "--pfx-password-env"]
+const PREVIOUS_KEY_FLAGS = ["--previous-key", "--previous-key-passphrase-env"]
 
 /**
  * Deploy's and plan's inputs, read the same way (so that a plan accepts exactly the inputs its
  * deploy would): the target, the material, and the previous key when `--previous-key` names one.
+ * Every input that cannot be read is listed in one usage error (exit 2, nothing sent to the
+ * vault), each with its flag and fix, not one per run: the material and the previous key are both
+ * parsed whatever the other's fate, and also when the flags' checks (`checkedTarget`) found
+ * problems, each input whose own flags they found none in. Nobody is asked for a passphrase or a
+ * password in a run that fails anyway: an input that would need one is then left unread.
  */
 export const deployInputs = (
-  input: Parameters<typeof targetAndMaterial>[0] & {
+  input: Parameters<typeof checkedTarget>[0] & {
     readonly previousKey: Option.Option<string>
     readonly previousKeyPassphraseEnv: Option.Option<string>
   },
@@ -308,20 +315,57 @@ export const deployInputs = (
   moreProblems: ReadonlyArray<Problem> = [],
 ) =>
   Effect.gen(function* () {
-    const { config, material } = yield* targetAndMaterial(
-      input,
-      Effect.map(previousKeyProblems(input.previousKey, input.previousKeyPassphraseEnv), (found) => [
-        ...found,
-        ...moreProblems,
-      ]),
+    const checked = yield* Effect.result(
+      checkedTarget(
+        input,
+        Effect.map(previousKeyProblems(input.previousKey, input.previousKeyPassphraseEnv), (found) => [
+          ...found,
+          ...moreProblems,
+        ]),
+      ),
     )
-    const previous = Option.isSome(input.previousKey)
-      ? yield* readPreviousKey(input.previousKey.value, {
-          own: input.previousKeyPassphraseEnv,
-          key: input.keyPassphraseEnv,
-        })
-      : undefined
-    return { config, material, previous }
+    // A failure that is not the input's (exit 1) stands alone.
+    if (checked._tag === "Failure" && checked.failure.exitCode !== ExitCode.usage)
+      return yield* checked.failure
+    // An input not read in a run that fails already: one whose own flags have problems, and one
+    // read from stdin (a terminal's would wait for typing).
+    const flagged = (flags: ReadonlyArray<string>, sources: ReadonlyArray<Option.Option<string>>) =>
+      checked._tag === "Failure" &&
+      (checked.failure.problems.some((p) => flags.includes(p.field)) ||
+        sources.some((source) => Option.contains(source, "-")))
+    const material = flagged(MATERIAL_FLAGS, [input.cert, input.chain, input.key, input.pfx])
+      ? undefined
+      : yield* Effect.result(readMaterial(input, { ask: checked._tag === "Success" }))
+    const previous =
+      Option.isNone(input.previousKey) || flagged(PREVIOUS_KEY_FLAGS, [input.previousKey])
+        ? undefined
+        : yield* Effect.result(
+            readPreviousKey(
+              input.previousKey.value,
+              { own: input.previousKeyPassphraseEnv, key: input.keyPassphraseEnv },
+              { ask: checked._tag === "Success" && material?._tag === "Success" },
+            ),
+          )
+    const failures = [checked, material, previous].flatMap((r) =>
+      r?._tag === "Failure" && r.failure !== secretNotAsked ? [r.failure] : [],
+    )
+    const [first] = failures
+    // The first failure decides the exit code, as when reading stopped there: one that is not the
+    // input's (exit 1: a file that could not be read for another reason) stands alone, and after a
+    // usage problem only the other usage problems are listed with it.
+    if (first !== undefined && first.exitCode !== ExitCode.usage) return yield* first
+    const listed = failures.filter((f) => f.exitCode === ExitCode.usage)
+    if (first !== undefined)
+      return yield* listed.length === 1
+        ? first
+        : usage(
+            listed.map((f) => f.title).join("; "),
+            listed.flatMap((f) => f.problems),
+          )
+    // Left unread only in a run that fails (a failure above).
+    if (checked._tag === "Failure" || material?._tag !== "Success" || previous?._tag === "Failure")
+      return yield* checked._tag === "Failure" ? checked.failure : secretNotAsked
+    return { config: checked.success, material: material.success, previous: previous?.success }
   })
 
 /**
