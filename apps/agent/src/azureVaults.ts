@@ -14,7 +14,14 @@
  */
 import type { TokenCredential } from "@azure/core-auth"
 import * as AzureKv from "@kvdeploy/azure-kv"
-import type { Metrics, PfxCodec, TargetConfig, Vault } from "@kvdeploy/core"
+import {
+  type Metrics,
+  type PfxCodec,
+  type TargetConfig,
+  type Vault,
+  VaultForbidden,
+  type VaultOperation,
+} from "@kvdeploy/core"
 import {
   credentialSettingsFromTarget,
   identityRequestMarginMs,
@@ -75,6 +82,9 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
       const renewalsOf = (identity: string) => renewals.get(identity)?.count ?? 0
       // The vault each vault key answers (one per vault, URL, identity and cloud), made once.
       const facades = new Map<string, Vault["Service"]>()
+      // The identities whose token MSAL keeps for the whole process (a managed identity that asks
+      // the host's endpoint, not AKS's token exchange), set as their credential is made.
+      const processWideTokens = new Set<string>()
       const identityHealth = makeIdentityHealth((line) =>
         Effect.runForkWith(context)(
           (line.level === "info" ? Effect.logInfo(line.msg) : Effect.logWarning(line.msg)).pipe(
@@ -99,9 +109,10 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
             managed_identity_client_id: settings.managedIdentityClientId ?? "",
             authority_host: settings.authorityHost,
           }
-          // @azure/identity asks MSAL for a managed identity's token with no way to pass its cache
-          // by, and MSAL keeps it in one cache for the whole process: new clients get the same token.
-          if (settings.mode === "managed_identity") {
+          // @azure/identity asks MSAL for a managed identity's token from the host's endpoint with no
+          // way to pass its cache by, and MSAL keeps it in one cache for the whole process: new
+          // clients get the same token. (AKS's token exchange is a credential of its own, renewed.)
+          if (processWideTokens.has(identity)) {
             renewals.set(identity, { count: last?.count ?? 0, atNanos: now })
             return Effect.logWarning(
               "the vault refused the managed identity's token, which this host still holds as valid (a clock set back after the token was had is one cause); the identity library keeps a managed identity's token for the whole process, so no new token is asked for",
@@ -144,26 +155,40 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
       const renewing = (
         keys: ReturnType<typeof keysOf>,
         first: Vault["Service"],
+        /** The identity's renewals when `first` began to be made (one since: made with old tokens). */
+        firstRenewals: number,
         rebuild: Effect.Effect<Vault["Service"], VaultAccessUnavailable>,
       ): Vault["Service"] => {
         let held = first
-        let heldRenewals = renewalsOf(keys.identity)
-        const current = Effect.suspend(() => {
-          const renewed = renewalsOf(keys.identity)
-          if (renewed === heldRenewals) return Effect.succeed(held)
-          // A client that cannot be made now (its credential cannot be made) leaves the one held in
-          // use until the next renewal.
-          return rebuild.pipe(
-            Effect.orElseSucceed(() => held),
-            Effect.map((vault) => {
-              held = vault
-              heldRenewals = renewed
-              return vault
-            }),
-          )
-        })
-        const via = <A, E>(use: (vault: Vault["Service"]) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
-          current.pipe(
+        let heldRenewals = firstRenewals
+        const current = (operation: VaultOperation) =>
+          Effect.suspend(() => {
+            const renewed = renewalsOf(keys.identity)
+            if (renewed === heldRenewals) return Effect.succeed(held)
+            return rebuild.pipe(
+              Effect.map((vault) => {
+                held = vault
+                heldRenewals = renewed
+                return vault
+              }),
+              // A client that cannot be made now (its credential cannot be made: a token file gone)
+              // fails the call with why, as a first one does; the next call tries again.
+              Effect.mapError(
+                (e) =>
+                  new VaultForbidden({
+                    operation,
+                    refusal: "credential",
+                    unsent: true,
+                    detail: `no token for the vault (nothing was sent to the vault): ${e.reason} (fix: ${e.fix})`,
+                  }),
+              ),
+            )
+          })
+        const via = <A, E>(
+          operation: VaultOperation,
+          use: (vault: Vault["Service"]) => Effect.Effect<A, E>,
+        ): Effect.Effect<A, E | VaultForbidden> =>
+          current(operation).pipe(
             Effect.flatMap(use),
             Effect.tapError((e) =>
               tokenRefused(e) ? renewTokens(keys.identity, keys.settings) : Effect.void,
@@ -171,23 +196,28 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
           )
         const { listCertificates, getOperation } = first
         return {
-          getLatest: (name) => via((v) => v.getLatest(name)),
-          getVersion: (name, versionId) => via((v) => v.getVersion(name, versionId)),
-          listVersions: (...args) => via((v) => v.listVersions(...args)),
-          importVersion: (...args) => via((v) => v.importVersion(...args)),
-          getVersionSecret: (...args) => via((v) => v.getVersionSecret(...args)),
-          getDeleted: (name) => via((v) => v.getDeleted(name)),
-          recoverDeleted: (name) => via((v) => v.recoverDeleted(name)),
+          getLatest: (name) => via("getLatest", (v) => v.getLatest(name)),
+          getVersion: (name, versionId) => via("getVersion", (v) => v.getVersion(name, versionId)),
+          listVersions: (...args) => via("listVersions", (v) => v.listVersions(...args)),
+          importVersion: (...args) => via("importVersion", (v) => v.importVersion(...args)),
+          getVersionSecret: (...args) => via("getVersionSecret", (v) => v.getVersionSecret(...args)),
+          getDeleted: (name) => via("getDeleted", (v) => v.getDeleted(name)),
+          recoverDeleted: (name) => via("recoverDeleted", (v) => v.recoverDeleted(name)),
           // A client made anew is the same adapter's, with the same optional calls as the first.
           ...(listCertificates === undefined
             ? {}
             : {
                 listCertificates: (continuation) =>
-                  via((v) => (v.listCertificates as typeof listCertificates)(continuation)),
+                  via("listCertificates", (v) =>
+                    (v.listCertificates as typeof listCertificates)(continuation),
+                  ),
               }),
           ...(getOperation === undefined
             ? {}
-            : { getOperation: (name) => via((v) => (v.getOperation as typeof getOperation)(name)) }),
+            : {
+                getOperation: (name) =>
+                  via("getOperation", (v) => (v.getOperation as typeof getOperation)(name)),
+              }),
         }
       }
       const forTarget = (target: TargetConfig) => {
@@ -213,8 +243,11 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
           }).pipe(
             // A fleet's first requests all ask for a token at once: one token request for them,
             // with that limit.
-            Effect.map((c) =>
-              shareTokenRequests(c.credential, {
+            Effect.map((c) => {
+              if (keys.settings.mode === "managed_identity" && c.identity.tokenFile === undefined)
+                processWideTokens.add(keys.identity)
+              else processWideTokens.delete(keys.identity)
+              return shareTokenRequests(c.credential, {
                 timeoutMs: tokenLimitMs,
                 setting: "agent.request_timeout_seconds",
                 // A failure answers every deployment of the identity for 5 s: with no token held, at
@@ -232,8 +265,8 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
                   },
                   { tokenFile: c.identity.tokenFile, endpoint: c.identity.endpoint },
                 ),
-              }),
-            ),
+              })
+            }),
             Effect.mapError(
               (e) =>
                 new VaultAccessUnavailable({
@@ -245,38 +278,46 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
         )
         const vault = clients(
           keys.client,
-          Effect.flatMap(credential, (tokenCredential) =>
-            AzureKv.makeWithConnections({
-              vaultUrl: target.vaultUrl,
-              credential: tokenCredential,
-              customCloud: target.cloud.name === "Custom",
-              requestTimeoutMs: config.settings.requestTimeoutMs,
-              recoverTimeoutMs: config.settings.recoverTimeoutMs,
-              // As many connections as this vault's deployments in progress (each makes one request
-              // at a time), and one for a pass's list pages (read outside the lane's slots); without
-              // a bound, bursts opened twice as many, ~100 KB of TLS buffers each.
-              maxConnections: config.settings.vaultConcurrency + 1,
-              retry: { maxRetries: 0 },
-            }).pipe(
-              Effect.tap((handle) =>
-                // Made for a key the last reload no longer names (a deploy of a configuration it
-                // replaced, still running): retired at once, and not remembered for later requests.
-                namedClients === undefined || namedClients.has(keys.client)
-                  ? Effect.sync(() => void handles.set(handle, keys.client))
-                  : Effect.andThen(
-                      Effect.sync(() => forget(keys.client)),
-                      Effect.asVoid(handle.connections.retire),
-                    ),
+          Effect.suspend(() => {
+            // A renewal of the identity's tokens while this client is made leaves it with the old
+            // credential: it serves the request it is made for, but is not kept (nor is its socket).
+            const renewalsBefore = renewalsOf(keys.identity)
+            return Effect.flatMap(credential, (tokenCredential) =>
+              AzureKv.makeWithConnections({
+                vaultUrl: target.vaultUrl,
+                credential: tokenCredential,
+                customCloud: target.cloud.name === "Custom",
+                requestTimeoutMs: config.settings.requestTimeoutMs,
+                recoverTimeoutMs: config.settings.recoverTimeoutMs,
+                // As many connections as this vault's deployments in progress (each makes one request
+                // at a time), and one for a pass's list pages (read outside the lane's slots); without
+                // a bound, bursts opened twice as many, ~100 KB of TLS buffers each.
+                maxConnections: config.settings.vaultConcurrency + 1,
+                retry: { maxRetries: 0 },
+              }).pipe(
+                Effect.tap((handle) =>
+                  renewalsOf(keys.identity) !== renewalsBefore
+                    ? Effect.asVoid(handle.connections.retire)
+                    : // Made for a key the last reload no longer names (a deploy of a configuration it
+                      // replaced, still running): retired at once, and not remembered for later requests.
+                      namedClients === undefined || namedClients.has(keys.client)
+                      ? Effect.sync(() => void handles.set(handle, keys.client))
+                      : Effect.andThen(
+                          Effect.sync(() => forget(keys.client)),
+                          Effect.asVoid(handle.connections.retire),
+                        ),
+                ),
+                Effect.provideContext(context),
               ),
-              Effect.provideContext(context),
-            ),
-          ),
+            )
+          }),
         ).pipe(Effect.map((handle): Vault["Service"] => handle.vault))
         return Effect.suspend(() => {
           const known = facades.get(keys.vault)
           if (known !== undefined) return Effect.succeed(known)
+          const renewalsBefore = renewalsOf(keys.identity)
           return Effect.map(vault, (first) => {
-            const made = facades.get(keys.vault) ?? renewing(keys, first, vault)
+            const made = facades.get(keys.vault) ?? renewing(keys, first, renewalsBefore, vault)
             facades.set(keys.vault, made)
             return made
           })
@@ -304,6 +345,7 @@ export const azureVaults = (config: AgentConfig): Layer.Layer<Vaults, never, Met
           credentials.retain((key) => identities.has(key))
           identityHealth.retain((key) => identities.has(key))
           for (const key of [...renewals.keys()]) if (!identities.has(key)) renewals.delete(key)
+          for (const key of [...processWideTokens]) if (!identities.has(key)) processWideTokens.delete(key)
           // Let go: a deploy of a configuration the reload replaced may still be using one, so its
           // connections are closed as their requests end (retire), not only the idle ones now.
           const gone: Array<AzureKv.AzureKeyVaultHandle> = []

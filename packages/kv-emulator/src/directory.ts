@@ -318,7 +318,8 @@ export class Directory {
         code: "invalid_client",
         description: `AADSTS700212: No matching federated identity record found for presented assertion audience '${String(aud)}'.`,
       }
-    const now = Math.floor(Date.now() / 1000)
+    // Entra ID judges the assertion by its own clock, the one it issues tokens by.
+    const now = this.tokenNowSeconds()
     const exp = decoded.claims.exp
     if (typeof exp !== "number" || exp < now)
       return {

@@ -130,6 +130,25 @@ describe("workload identity", () => {
     await expect(bad2.getToken(scope)).rejects.toThrow(/AADSTS700213/)
   })
 
+  it("judges an assertion's expiry by the token clock (setTokenClockOffset), as it issues tokens", async () => {
+    const assertion = emulator.issueFederatedToken(undefined, { lifetimeSeconds: 600 })
+    const credential = () =>
+      new ClientAssertionCredential(
+        emulator.tenantId,
+        emulator.workloadIdentity.clientId,
+        async () => assertion,
+        credentialOptions(emulator),
+      )
+    try {
+      emulator.setTokenClockOffset(7200)
+      await expect(credential().getToken(scope)).rejects.toThrow(/AADSTS700024/)
+      emulator.setTokenClockOffset(0)
+      expect((await credential().getToken(scope)).token).toBeTruthy()
+    } finally {
+      emulator.setTokenClockOffset(0)
+    }
+  })
+
   it("reads a rotated token file (a fresh federated token) on a new credential", async () => {
     const file = join(emulator.caFile, "..", "rotated-token")
     writeFileSync(file, emulator.issueFederatedToken(), { mode: 0o600 })
