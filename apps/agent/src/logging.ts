@@ -106,7 +106,9 @@ export const minimumLevelOf = (
   value: string | undefined,
 ): { readonly level: "Debug" | "Info" | "Warn" | "Error"; readonly unknown?: string } => {
   if (value === undefined || value.trim() === "") return { level: "Info" }
-  const level = levels[value.trim().toLowerCase()]
+  const name = value.trim().toLowerCase()
+  // Own keys only: a value such as "constructor" is not a level.
+  const level = Object.hasOwn(levels, name) ? levels[name] : undefined
   return level === undefined ? { level: "Info", unknown: value } : { level }
 }
 

@@ -76,6 +76,7 @@ import {
 import { configFlagCount, configPathOf, configPathOrigin } from "./configPath.js"
 import { handleHangups, rememberHangup } from "./hangup.js"
 import { routes } from "./http.js"
+import { INTERNAL_ERROR_EXIT, internalErrorFix, internalErrorMessage, isDefectOnly } from "./internalError.js"
 import * as Logging from "./logging.js"
 import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
 import { missingSources } from "./missingSource.js"
@@ -1119,6 +1120,19 @@ export const main = (argv: ReadonlyArray<string>): void => {
               e instanceof StateDirLockLost ? "kvdeploy-agent stopped" : "kvdeploy-agent cannot start",
             ).pipe(Effect.annotateLogs({ ...startFailure(e, listenOf) })),
     ),
+    // An unexpected throw (a bug) at start or in --check is said, never a silent exit: a line on
+    // stderr or the --check --json document, or the start's error log line; then exit 70.
+    Effect.tapCause((cause) => {
+      if (!isDefectOnly(cause)) return Effect.void
+      const problem = { field: "(internal)", message: internalErrorMessage(cause), fix: internalErrorFix }
+      return check
+        ? json
+          ? printJson({ path: resolve(path), valid: false, problems: [problem], warnings: [] })
+          : written(process.stderr, `kvdeploy-agent: ${problem.message}\n  fix: ${problem.fix}\n`)
+        : Effect.logError("kvdeploy-agent stopped by an internal error", cause).pipe(
+            Effect.annotateLogs({ error: problem.message, fix: problem.fix }),
+          )
+    }),
     Effect.provide(Logging.layer),
   )
   NodeRuntime.runMain(program, {
@@ -1127,6 +1141,7 @@ export const main = (argv: ReadonlyArray<string>): void => {
       // Stopped: 0, or 1 when the grace period ended with deploys in flight (their outcome is unknown).
       if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause))
         return onExit(deploysUnfinishedAtShutdown() || stateUnwrittenAtExit() ? 1 : 0)
+      if (isDefectOnly(exit.cause)) return onExit(INTERNAL_ERROR_EXIT)
       const error = Cause.squash(exit.cause)
       onExit(error instanceof AgentConfigInvalid ? 2 : 1)
     },

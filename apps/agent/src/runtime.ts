@@ -15,6 +15,7 @@ import * as Semaphore from "effect/Semaphore"
 import { type AgentMetrics, makeAgentMetrics } from "./agentMetrics.js"
 import { type AgentConfig, changedSettings, loadAgentConfigUnless, noDeploymentsWarning } from "./config.js"
 import { handleHangups } from "./hangup.js"
+import { internalErrorFix, internalErrorMessage, isDefectOnly } from "./internalError.js"
 import { MaterialWorkers } from "./materialPool.js"
 import { configFileUntrusted } from "./pathTrust.js"
 import { makeReconciler, type Reconciler } from "./reconciler.js"
@@ -29,6 +30,31 @@ const warnIfNoDeployments = (config: Pick<AgentConfig, "deployments" | "path">) 
         Effect.annotateLogs({ config: config.path, fix: noDeploymentsWarning.fix }),
       )
     : Effect.void
+/**
+ * A SIGHUP's reload that cannot end silently: one that dies (a defect: a bug, not an invalid file,
+ * which the reload reports itself) is logged as an error naming the file and the fix, and
+ * `kvdeploy_agent_config_last_reload_successful` goes to 0. The running configuration is kept as far
+ * as the reload had not applied it yet. An interruption (the agent stopping) is not a failure.
+ */
+export const reloadOrSay = (
+  reload: Effect.Effect<void>,
+  metrics: Pick<AgentMetrics, "configLoaded">,
+  configPath: string,
+): Effect.Effect<void> =>
+  reload.pipe(
+    Effect.catchCause((cause) => {
+      if (!isDefectOnly(cause)) return Effect.failCause(cause)
+      metrics.configLoaded(false, Date.now())
+      return Effect.logError("the reload stopped on an internal error", cause).pipe(
+        Effect.annotateLogs({
+          config: configPath,
+          error: internalErrorMessage(cause),
+          fix: `${internalErrorFix}; the agent keeps running; restart it to run ${configPath} from the start (kvdeploy_agent_config_last_reload_successful is 0)`,
+        }),
+      )
+    }),
+  )
+
 export class AgentRuntime extends Context.Service<
   AgentRuntime,
   {
@@ -191,7 +217,7 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
       // finish in the other order and leave the older configuration running).
       const reloading = yield* Semaphore.make(1)
       const onHup = () => {
-        Effect.runForkWith(context)(reloading.withPermits(1)(reload))
+        Effect.runForkWith(context)(reloading.withPermits(1)(reloadOrSay(reload, metrics, config.path)))
       }
       // A SIGHUP that came while the agent started (after it read its configuration) reloads now.
       yield* Effect.acquireRelease(

@@ -35,6 +35,31 @@ describe("kvdeploy-agent --check", () => {
     expect(JSON.parse(empty.stdout).problems[0].message).toBe("is an empty path")
   })
 
+  it("a target field named like an Object method (constructor, __proto__) is an unknown field: exit 2 naming it, not a silent exit 1", () => {
+    inScratch((dir) => {
+      const config = join(dir, "methods.yaml")
+      writeFileSync(
+        config,
+        `deployments:
+  - { name: a, source: { cert: a.crt, key: a.key }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a, constructor: x } }
+  - { name: b, source: { cert: b.crt, key: b.key }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: b, __proto__: x, toString: y } }
+`,
+      )
+      const json = agent(["--config", config, "--check", "--json"])
+      expect(json.status).toBe(2)
+      const problems = (JSON.parse(json.stdout) as { problems: Array<{ field: string; message: string }> })
+        .problems
+      expect(problems.map((p) => [p.field, p.message])).toEqual([
+        ["deployments[0].target.constructor", "is not a known field"],
+        ["deployments[1].target.__proto__", "is not a known field"],
+        ["deployments[1].target.toString", "is not a known field"],
+      ])
+      const text = agent(["--config", config, "--check"])
+      expect(text.status).toBe(2)
+      expect(text.stderr).toContain("deployments[0].target.constructor: is not a known field")
+    })
+  })
+
   it("refuses source paths that are a directory or a device, and a state_dir that is a file; a missing source is fine", () => {
     inScratch((dir) => {
       const stateFile = join(dir, "state-file")

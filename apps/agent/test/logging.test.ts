@@ -184,5 +184,8 @@ describe("KVDEPLOY_AGENT_LOG_LEVEL", () => {
     expect(minimumLevelOf("warning")).toEqual({ level: "Warn" })
     expect(minimumLevelOf("error")).toEqual({ level: "Error" })
     expect(minimumLevelOf("verbose")).toEqual({ level: "Info", unknown: "verbose" })
+    // A name of Object.prototype is no level either (it was taken as one: a function).
+    expect(minimumLevelOf("constructor")).toEqual({ level: "Info", unknown: "constructor" })
+    expect(minimumLevelOf("toString")).toEqual({ level: "Info", unknown: "toString" })
   })
 })

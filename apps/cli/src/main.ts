@@ -292,7 +292,8 @@ const completionsAsJson = (
     else if (a.startsWith("--completions=") && shell === undefined) shell = a.slice("--completions=".length)
     else return undefined
   }
-  return shell === undefined ? undefined : completionShells[shell]
+  // Own keys only: `--completions constructor` names no shell.
+  return shell === undefined || !Object.hasOwn(completionShells, shell) ? undefined : completionShells[shell]
 }
 
 /** The completion script for `shell` as one JSON document (`--completions SHELL --json`). */

@@ -1126,7 +1126,8 @@ export const validateTargetConfigSync = (
           secretFieldFix(key),
         ),
       )
-    } else if (key in requestFields) {
+    } else if (Object.hasOwn(requestFields, key)) {
+      // Own keys only: `in` also finds Object.prototype's (constructor, toString, __proto__).
       problems.push(
         problem(
           keyInField(key),
@@ -1189,7 +1190,14 @@ export const validateTargetConfigSync = (
     } else {
       const stringTags: Record<string, string> = {}
       for (const [k, v] of Object.entries(input.tags)) {
-        if (typeof v === "string") stringTags[k] = v
+        // Defined, not assigned: an own "__proto__" key stays a key (tagProblems refuses it).
+        if (typeof v === "string")
+          Object.defineProperty(stringTags, k, {
+            value: v,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          })
         else problems.push(problem(`tags.${keyInField(k)}`, "tag value is not a string", "quote the value"))
       }
       problems.push(...tagProblems(stringTags, "tags", sources?.tagsFromFlags, sources?.knownSecrets))

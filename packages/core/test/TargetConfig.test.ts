@@ -981,6 +981,31 @@ describe("other fields", () => {
     assert.match(problems[1]?.fix ?? "", /kvdeploy deploy --adopt/)
   })
 
+  it("a field named like an Object method (constructor, toString, __proto__) is an unknown field, not a crash", () => {
+    for (const key of ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__"]) {
+      // As JSON.parse and the YAML reader make it: an own key, "__proto__" included.
+      const input = JSON.parse(`{"vault_url":"${base.vault_url}","certificate_name":"api","${key}":"x"}`)
+      const problems = problemsOf(input)
+      assert.deepStrictEqual(
+        problems.map((p) => [p.field, p.message]),
+        [[key, "is not a known field"]],
+        key,
+      )
+      assert.match(problems[0]?.fix ?? "", /remove it or fix its spelling/)
+    }
+  })
+
+  it("a tag named __proto__ is refused, not dropped on the way to the check", () => {
+    const input = JSON.parse(
+      `{"vault_url":"${base.vault_url}","certificate_name":"api","tags":{"__proto__":"x","env":"prod"}}`,
+    )
+    const problems = problemsOf(input)
+    assert.deepStrictEqual(
+      problems.map((p) => [p.field, p.message]),
+      [["tags.__proto__", "is a key JavaScript objects reserve; kvdeploy cannot carry it as a tag"]],
+    )
+  })
+
   it("collects every problem at once", () => {
     const problems = problemsOf({
       vault_url: "http://x.vault.azure.net/path",

@@ -284,7 +284,10 @@ export const chainSourceFix = (
       ? undefined
       : `EnvironmentCredential needs ${missing.join(", ")} beside ${set.join(", ")}, which ${set.length === 1 ? "is" : "are"} set: set ${missing.length === 1 ? "it" : "them"} for the service principal (${missing.includes("AZURE_TENANT_ID") ? "AZURE_TENANT_ID: its directory (tenant) id" : "its client id and a secret or certificate"}), or unset ${set.join(" and ")} when no service principal is meant`
   }
-  const tool = source.credential === undefined ? undefined : toolCloud[source.credential]
+  const tool =
+    source.credential === undefined || !Object.hasOwn(toolCloud, source.credential)
+      ? undefined
+      : toolCloud[source.credential]
   if (tool !== undefined && /AADSTS500011\b/.test(source.reason)) {
     const host = comparedHost(context.authorityHost)
     if (host === undefined || host === "https://login.microsoftonline.com") return undefined

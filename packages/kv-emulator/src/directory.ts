@@ -154,7 +154,7 @@ export class Directory {
   setPermissions(clientId: string, grants: ReadonlyArray<Permission | string>): void {
     const set = new Set<Permission>()
     for (const g of grants) {
-      const role = ROLES[g]
+      const role = Object.hasOwn(ROLES, g) ? ROLES[g] : undefined
       if (role) for (const p of role) set.add(p)
       else if ((PERMISSIONS as ReadonlyArray<string>).includes(g)) set.add(g as Permission)
       else throw new Error(`unknown permission or role: ${g}`)

@@ -367,7 +367,8 @@ export const rfc4514Name = (openssl: string | undefined): string | undefined => 
   const out: Array<string> = []
   for (const line of openssl.split("\n")) {
     const eq = line.indexOf("=")
-    const type = eq > 0 ? rfc4514Type[line.slice(0, eq)] : undefined
+    const name = eq > 0 ? line.slice(0, eq) : ""
+    const type = Object.hasOwn(rfc4514Type, name) ? rfc4514Type[name] : undefined
     const value = line.slice(eq + 1)
     if (type === undefined || value.includes("+") || !plainValue.test(value)) return undefined
     out.push(`${type}=${value}`)

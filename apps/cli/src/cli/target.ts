@@ -363,7 +363,7 @@ export const resolveTarget = (
         // A list's item (consumers[1]) is its field's.
         const top = p.field.split(/[.[]/)[0] ?? p.field
         if (reported.has(top)) continue
-        const flag = flagOfField[top]
+        const flag = Object.hasOwn(flagOfField, top) ? flagOfField[top] : undefined
         const tagKey =
           top === "tags" && p.field.startsWith("tags.") ? p.field.slice("tags.".length) : undefined
         const where =
