@@ -70,7 +70,7 @@ const positiveNumber = (description: string) =>
 /** `source.owner`: one more user whose files pass the agent's check of who may write them (pathTrust.ts). */
 const SourceOwnerSchema = Schema.Union([
   // A name, or a uid written as text (`owner: "65534"`: quoted, as YAML lets one write any value).
-  Schema.String.check(Schema.isPattern(/^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|[0-9]{1,10})$/)),
+  Schema.String.check(Schema.isPattern(/^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|[0-9]{1,10})$/u)),
   Schema.Finite.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)),
 ]).annotate({
   description:
@@ -93,7 +93,7 @@ export const PemSourceSchema = Schema.Struct({
 export const PfxSourceSchema = Schema.Struct({
   pfx: Schema.String.annotate({ description: "PKCS#12 file" }),
   pfx_password_env: Schema.optionalKey(
-    Schema.String.check(Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_]*$/)).annotate({
+    Schema.String.check(Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_]*$/u)).annotate({
       description: "Name of the environment variable that holds the PFX password (never the password itself)",
     }),
   ),
@@ -184,7 +184,7 @@ export const PickupSchema = Schema.Struct({
 }).annotate({ title: "Consumer pickup check" })
 
 /** A deployment's name as the schema takes it (and as messages may quote it). */
-const deploymentNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+const deploymentNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/u
 /** deploymentNamePattern in words (the fix for a name it refuses). */
 const deploymentNameRule =
   "1 to 128 characters: letters, digits, '.', '_' and '-', the first a letter or digit"

@@ -1536,4 +1536,38 @@ exit 2
     // Editors that read it accept the top-level x- keys the agent ignores, and nothing else unknown there.
     expect(jsonSchema()).toMatchObject({ patternProperties: { "^x-": {} }, additionalProperties: false })
   })
+
+  it("publishes the patterns the agent checks (deployment name, pfx_password_env, source.owner), so an editor refuses what the agent refuses", () => {
+    // Each property's patterns, wherever it sits in the schema (a source is PEM or PFX; owner a name or a number).
+    const patterns = new Map<string, Set<string>>()
+    const walk = (node: unknown, property: string | undefined): void => {
+      if (Array.isArray(node)) for (const item of node) walk(item, property)
+      else if (typeof node === "object" && node !== null) {
+        const record = node as Record<string, unknown>
+        if (property !== undefined && typeof record.pattern === "string")
+          patterns.set(property, (patterns.get(property) ?? new Set()).add(record.pattern))
+        for (const [key, value] of Object.entries(record))
+          if (key === "properties" && typeof value === "object" && value !== null)
+            for (const [name, child] of Object.entries(value)) walk(child, name)
+          else walk(value, property)
+      }
+    }
+    walk(jsonSchema(), undefined)
+    const only = (property: string) => {
+      const found = [...(patterns.get(property) ?? [])]
+      expect(found, property).toHaveLength(1)
+      return new RegExp(found[0] ?? "", "u")
+    }
+    const name = only("name")
+    const passwordEnv = only("pfx_password_env")
+    const owner = only("owner")
+    for (const pattern of [name, passwordEnv, owner]) expect(pattern.test("my api")).toBe(false)
+    expect(name.test("api-prod.v2")).toBe(true)
+    expect(name.test("-api")).toBe(false)
+    expect(passwordEnv.test("PFX_PASSWORD")).toBe(true)
+    expect(passwordEnv.test("1PASS")).toBe(false)
+    expect(owner.test("certbot")).toBe(true)
+    expect(owner.test("machine$")).toBe(true)
+    expect(owner.test("65534")).toBe(true)
+  })
 })
