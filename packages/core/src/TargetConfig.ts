@@ -631,10 +631,17 @@ const validateVaultUrl = (
   return { vaultUrl: `https://${hostname}${port === "" ? "" : `:${port}`}`, vaultName, cloud }
 }
 
+/**
+ * An https endpoint of a custom cloud. `originOnly`: scheme, host and port alone (the Key Vault
+ * resource, to which kvdeploy appends `/.default` for the token's scope: a path there made the
+ * scope `.../.default/.default`, which Entra ID answers with a token Key Vault refuses, 403).
+ * authority_host may have a path (Azure Stack's AD FS: `https://adfs.HOST/adfs`).
+ */
 const validateHttpsOrigin = (
   field: string,
   raw: unknown,
   problems: Array<ConfigProblem>,
+  originOnly = false,
 ): string | undefined => {
   if (typeof raw !== "string") {
     problems.push(problem(field, "is missing or not a string", "set it to an https URL"))
@@ -656,6 +663,23 @@ const validateHttpsOrigin = (
     return undefined
   }
   const path = url.pathname === "/" ? "" : url.pathname.replace(/\/$/, "")
+  if (originOnly && path !== "") {
+    const origin = quotedValue(url.origin)
+    problems.push(
+      /\/\.default$/i.test(path)
+        ? problem(
+            field,
+            "ends in /.default, the token scope's suffix: kvdeploy asks for the resource's /.default itself, so the scope would end in /.default/.default and Key Vault refuse the token (403)",
+            `drop /.default: kvdeploy adds it (write ${origin})`,
+          )
+        : problem(
+            field,
+            `has a path (${url.pathname.length} characters, not shown): a token's resource is scheme and host only (kvdeploy asks for RESOURCE/.default)`,
+            `write scheme and host only: ${origin}`,
+          ),
+    )
+    return undefined
+  }
   return `${url.origin}${path}`
 }
 
@@ -946,7 +970,7 @@ const validateCloudBlock = (
     }
   }
   const authorityHost = validateHttpsOrigin("cloud.authority_host", raw.authority_host, problems)
-  const keyVaultResource = validateHttpsOrigin("cloud.keyvault_resource", raw.keyvault_resource, problems)
+  const keyVaultResource = validateHttpsOrigin("cloud.keyvault_resource", raw.keyvault_resource, problems, true)
   if (named !== undefined && given !== undefined)
     nameAloneFixes(
       named,

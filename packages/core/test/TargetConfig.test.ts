@@ -236,12 +236,8 @@ describe("cloud: a custom block that mixes the known clouds", () => {
     )
   })
 
-  it("judges the token resource too, whatever its spelling (case, port 443, a trailing slash or path)", () => {
-    for (const keyvault_resource of [
-      "https://vault.usgovcloudapi.net",
-      "https://VAULT.usgovcloudapi.net:443/",
-      "https://vault.usgovcloudapi.net/some/path",
-    ]) {
+  it("judges the token resource too, whatever its spelling (case, port 443, a trailing slash)", () => {
+    for (const keyvault_resource of ["https://vault.usgovcloudapi.net", "https://VAULT.usgovcloudapi.net:443/"]) {
       const [p, ...rest] = problemsOf({ ...base, cloud: { ...publicCloud, keyvault_resource } })
       assert.strictEqual(rest.length, 0, keyvault_resource)
       assert.strictEqual(p?.field, "cloud", keyvault_resource)
@@ -249,9 +245,52 @@ describe("cloud: a custom block that mixes the known clouds", () => {
         p?.message ?? "",
         /keyvault_resource https:\/\/vault\.usgovcloudapi\.net is the US Government cloud's \(AzureUSGovernment\)/,
       )
-      // The operator's path is not echoed: the field is shown by the endpoint it was judged as.
-      assert.notInclude(p?.message ?? "", "some/path")
     }
+  })
+
+  it("refuses a keyvault_resource with a path: /.default told to go (kvdeploy adds it), another path not echoed", () => {
+    for (const keyvault_resource of [
+      "https://vault.azure.net/.default",
+      "https://vault.azure.net/.default/",
+      "https://vault.azure.net/.DEFAULT",
+    ]) {
+      const problems = problemsOf({ ...base, cloud: { ...publicCloud, keyvault_resource } })
+      assert.deepStrictEqual(
+        problems.map((p) => p.field),
+        ["cloud.keyvault_resource"],
+        keyvault_resource,
+      )
+      assert.match(problems[0]?.message ?? "", /\/\.default\/\.default/)
+      assert.strictEqual(problems[0]?.fix, 'drop /.default: kvdeploy adds it (write "https://vault.azure.net")')
+    }
+    const pathed = problemsOf({
+      ...base,
+      cloud: { ...publicCloud, keyvault_resource: "https://vault.usgovcloudapi.net/some/path" },
+    })
+    assert.deepStrictEqual(
+      pathed.map((p) => [p.field, p.fix]),
+      [["cloud.keyvault_resource", 'write scheme and host only: "https://vault.usgovcloudapi.net"']],
+    )
+    // The operator's path is not echoed (it may be anything pasted there).
+    assert.notInclude(JSON.stringify(pathed), "some/path")
+    assert.include(
+      problemsOf({ ...base, cloud: { ...publicCloud, keyvault_resource: "https://vault.azure.net/?x=1" } })[0]
+        ?.message ?? "",
+      "has a query",
+    )
+    // authority_host keeps its path (AD FS: https://adfs.HOST/adfs).
+    assert.strictEqual(
+      ok({
+        vault_url: "https://kv1.vault.local.azurestack.external",
+        certificate_name: "api",
+        cloud: {
+          vault_dns_suffix: "vault.local.azurestack.external",
+          authority_host: "https://adfs.local.azurestack.external/adfs",
+          keyvault_resource: "https://vault.local.azurestack.external",
+        },
+      }).cloud.authorityHost,
+      "https://adfs.local.azurestack.external/adfs",
+    )
   })
 
   it("points the fix to vault_url's cloud, and still checks vault_url against the block's suffix", () => {
@@ -465,10 +504,9 @@ describe("cloud: a block equal to a known cloud", () => {
     )
   })
 
-  it("a path or another port on an endpoint is no known cloud's: the block stays custom", () => {
+  it("a path on authority_host or another port on an endpoint is no known cloud's: the block stays custom", () => {
     const c = endpoints.AzurePublic
     for (const block of [
-      { ...c.block, keyvault_resource: "https://vault.azure.net/some/path" },
       { ...c.block, authority_host: "https://login.microsoftonline.com/my-tenant" },
       { ...c.block, authority_host: "https://login.microsoftonline.com:8443" },
     ]) {
