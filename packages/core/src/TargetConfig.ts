@@ -970,7 +970,12 @@ const validateCloudBlock = (
     }
   }
   const authorityHost = validateHttpsOrigin("cloud.authority_host", raw.authority_host, problems)
-  const keyVaultResource = validateHttpsOrigin("cloud.keyvault_resource", raw.keyvault_resource, problems, true)
+  const keyVaultResource = validateHttpsOrigin(
+    "cloud.keyvault_resource",
+    raw.keyvault_resource,
+    problems,
+    true,
+  )
   if (named !== undefined && given !== undefined)
     nameAloneFixes(
       named,

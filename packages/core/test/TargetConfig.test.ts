@@ -237,7 +237,10 @@ describe("cloud: a custom block that mixes the known clouds", () => {
   })
 
   it("judges the token resource too, whatever its spelling (case, port 443, a trailing slash)", () => {
-    for (const keyvault_resource of ["https://vault.usgovcloudapi.net", "https://VAULT.usgovcloudapi.net:443/"]) {
+    for (const keyvault_resource of [
+      "https://vault.usgovcloudapi.net",
+      "https://VAULT.usgovcloudapi.net:443/",
+    ]) {
       const [p, ...rest] = problemsOf({ ...base, cloud: { ...publicCloud, keyvault_resource } })
       assert.strictEqual(rest.length, 0, keyvault_resource)
       assert.strictEqual(p?.field, "cloud", keyvault_resource)
@@ -261,7 +264,10 @@ describe("cloud: a custom block that mixes the known clouds", () => {
         keyvault_resource,
       )
       assert.match(problems[0]?.message ?? "", /\/\.default\/\.default/)
-      assert.strictEqual(problems[0]?.fix, 'drop /.default: kvdeploy adds it (write "https://vault.azure.net")')
+      assert.strictEqual(
+        problems[0]?.fix,
+        'drop /.default: kvdeploy adds it (write "https://vault.azure.net")',
+      )
     }
     const pathed = problemsOf({
       ...base,
