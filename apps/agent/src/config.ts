@@ -1571,7 +1571,19 @@ export const validateAgentConfig = (
   const systemdState = env.STATE_DIRECTORY?.split(":")[0]?.trim()
   // A certificate or key pasted as the directory would be logged as the state file's path and made
   // into directories named after it.
-  const pastedStateDir = agent.state_dir !== undefined && pathHoldsText(agent.state_dir, resolve)
+  // An empty one named the configuration file's directory (resolved against it), and one of spaces
+  // a directory named by them: refused, as an empty source path is.
+  const emptyStateDir = agent.state_dir !== undefined && agent.state_dir.trim() === ""
+  if (emptyStateDir)
+    problems.push(
+      problem(
+        "agent.state_dir",
+        "is an empty path",
+        "give the path of a directory for the agent's state (e.g. /var/lib/kvdeploy-agent), or leave state_dir out for the default (systemd's StateDirectory=, else kvdeploy-agent-state next to the configuration file)",
+      ),
+    )
+  const pastedStateDir =
+    !emptyStateDir && agent.state_dir !== undefined && pathHoldsText(agent.state_dir, resolve)
   if (pastedStateDir)
     problems.push(
       problem(
@@ -1581,7 +1593,7 @@ export const validateAgentConfig = (
       ),
     )
   const stateDir =
-    (pastedStateDir ? undefined : agent.state_dir) ??
+    (pastedStateDir || emptyStateDir ? undefined : agent.state_dir) ??
     (systemdState !== undefined && systemdState !== "" ? systemdState : defaults.stateDir)
   if (problems.length > 0)
     return Result.fail(
@@ -1591,8 +1603,8 @@ export const validateAgentConfig = (
         checkable: {
           sources,
           deployments: deploymentsAt,
-          // A pasted state_dir is not looked at (the default in its place would be judged instead).
-          stateDir: pastedStateDir ? undefined : resolve(stateDir),
+          // A pasted or empty state_dir is not looked at (the default in its place would be judged instead).
+          stateDir: pastedStateDir || emptyStateDir ? undefined : resolve(stateDir),
           listen,
         },
       }),

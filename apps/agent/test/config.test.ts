@@ -892,6 +892,27 @@ deployments:
     ).toBe("/srv/state")
   })
 
+  it("refuses an empty or blank state_dir as an empty path (it named the file's directory, or a directory of spaces)", () => {
+    const yaml = `
+deployments:
+  - { name: a, source: { cert: c.pem }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`
+    for (const stateDir of ['""', '"   "', '"\\t"'])
+      expect(problemsOf(`agent: { state_dir: ${stateDir} }\n${yaml}`), stateDir).toEqual([
+        "agent.state_dir: is an empty path",
+      ])
+    const r = parseAgentConfig(
+      `agent: { state_dir: "" }\n${yaml}`,
+      "/etc/kvdeploy/agent.yaml",
+      "/etc/kvdeploy",
+      {},
+    )
+    if (r._tag === "Success") throw new Error("an empty state_dir was taken")
+    expect(r.failure.problems[0]?.fix).toContain("leave state_dir out for the default")
+    // The default is not judged in its place.
+    expect(r.failure.checkable?.stateDir).toBeUndefined()
+  })
+
   it("a deployment without a source says so as one without a target does, and names the files to give", () => {
     const r = parseAgentConfig(
       `deployments:
