@@ -341,6 +341,25 @@ export const certificateIdProblems = (id: string, field: string): Array<ConfigPr
         ),
       ]
     : []),
+  // As a tag value's: spaces around it would be part of the tag as sent.
+  ...(!unfitTagValue(id) && id.trim() !== "" && id !== id.trim()
+    ? [
+        problem(
+          field,
+          "has spaces at its start or end, which would be part of the certctl-certificate-id tag value as sent (it is not shown here)",
+          "write it without them",
+        ),
+      ]
+    : []),
+  ...(id.length > 0 && id.trim() === ""
+    ? [
+        problem(
+          field,
+          "is only spaces; it becomes the certctl-certificate-id tag value",
+          "use the certificate's id in the system that issued it, or leave it out",
+        ),
+      ]
+    : []),
 ]
 
 /**

@@ -1253,6 +1253,25 @@ describe("limits named in their problems", () => {
       )
   })
 
+  it("a certificate id with spaces around it is refused as a tag value with them is, without showing it", () => {
+    for (const id of [" api-2026", "api-2026 ", "  api 2026  "]) {
+      const problems = certificateIdProblems(id, "--certificate-id")
+      assert.deepStrictEqual(
+        problems.map((p) => [p.field, p.fix]),
+        [["--certificate-id", "write it without them"]],
+        JSON.stringify(id),
+      )
+      assert.match(problems[0]?.message ?? "", /spaces at its start or end/)
+      assert.notInclude(problems[0]?.message ?? "", "api")
+    }
+    assert.deepStrictEqual(
+      certificateIdProblems("   ", "certificate_id").map((p) => p.message),
+      ["is only spaces; it becomes the certctl-certificate-id tag value"],
+    )
+    // Spaces inside are part of an id.
+    assert.deepStrictEqual(certificateIdProblems("api 2026", "certificateId"), [])
+  })
+
   it("a custom cloud's authority_host or keyvault_resource with a query, fragment or credentials is refused", () => {
     const cloud = {
       vault_dns_suffix: "vault.local.azurestack.external",
