@@ -508,6 +508,42 @@ interface VaultUrlResult {
   readonly cloud: Cloud
 }
 
+/**
+ * What in vault_url's text the URL parser would silently mend (a control character or a space
+ * anywhere, a backslash, a scheme not followed by exactly `//`), or undefined. The text itself is
+ * not quoted: it may be anything pasted there.
+ */
+const vaultUrlAsWritten = (raw: string): { readonly message: string; readonly fix: string } | undefined => {
+  const example = "https://my-vault.vault.azure.net"
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+  const controlPattern = /[\u0000-\u001f\u007f-\u009f]/
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it strips
+  const inner = raw.replace(/^[\s\u0000-\u001f\u007f-\u009f]+|[\s\u0000-\u001f\u007f-\u009f]+$/gu, "")
+  const control = controlPattern.exec(raw)?.[0]
+  if (control !== undefined)
+    return {
+      message: `holds ${control === "\n" || control === "\r" ? "a line break" : control === "\t" ? "a tab" : "a control character"} (${controlPattern.test(inner) ? "inside it" : "around it"}), which a URL parser would drop without a word`,
+      fix: `write the vault's URL on one line, with nothing around it, for example ${example}`,
+    }
+  if (/\s/u.test(raw))
+    return {
+      message: `holds a space (${/\s/u.test(inner) ? "inside it" : "at its start or end"}); a vault URL has none`,
+      fix: `write the vault's URL without spaces, for example ${example}`,
+    }
+  if (raw.includes("\\"))
+    return {
+      message: "holds a backslash, which a URL parser reads as '/'",
+      fix: `write the vault's URL with forward slashes, for example ${example}`,
+    }
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):(.*)$/s.exec(raw)
+  if (scheme !== null && /^https?$/i.test(scheme[1] ?? "") && !/^\/\/[^/]/.test(scheme[2] ?? ""))
+    return {
+      message: `does not have exactly two slashes after ${scheme[1]?.toLowerCase()}: (a URL parser would skip or add them and read what follows as the host)`,
+      fix: `write https:// and the host, for example ${example}`,
+    }
+  return undefined
+}
+
 const validateVaultUrl = (
   raw: string,
   custom: Cloud | undefined,
@@ -523,9 +559,17 @@ const validateVaultUrl = (
     problems.push(problem(field, "is empty", `set it to your vault's URL, for example ${example}`))
     return undefined
   }
+  // The URL parser drops tabs and line breaks anywhere and spaces and control characters around
+  // the URL, reads a backslash as a slash and skips extra slashes after the scheme: each would
+  // turn a mistyped value into another host without a word. Refused before it parses.
+  const written = vaultUrlAsWritten(raw)
+  if (written !== undefined) {
+    problems.push(problem(field, written.message, written.fix))
+    return undefined
+  }
   let url: URL
   try {
-    url = new URL(raw.trim())
+    url = new URL(raw)
   } catch {
     problems.push(problem(field, "is not a URL", `use the vault's URL, for example ${example}`))
     return undefined

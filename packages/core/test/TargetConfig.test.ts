@@ -87,7 +87,7 @@ describe("vault_url", () => {
       ["https://my-vault.vault.azure.net/#x", /fragment/],
       ["https://user:pw@my-vault.vault.azure.net", /credentials/],
       ["https://my-vault.vault.azure.net:8443", /port 8443/],
-      ["not a url", /not a URL/],
+      ["not-a-url", /not a URL/],
       ["", /is empty/],
     ]
     for (const [url, message] of cases) {
@@ -97,6 +97,51 @@ describe("vault_url", () => {
         `${url}: ${JSON.stringify(problems)}`,
       )
     }
+  })
+
+  it("refuses what the URL parser would mend silently: control characters, spaces, a backslash, other than two slashes", () => {
+    const cases: Array<[string, string, string]> = [
+      ["https://my\nvault.vault.azure.net", "holds a line break (inside it)", "on one line"],
+      ["https://my-vault.vault.azure.net\n", "holds a line break (around it)", "on one line"],
+      ["https://my-vault.vault\t.azure.net", "holds a tab (inside it)", "on one line"],
+      ["\u0000https://my-vault.vault.azure.net", "holds a control character (around it)", "on one line"],
+      [" https://my-vault.vault.azure.net", "holds a space (at its start or end)", "without spaces"],
+      ["https://my-vault.vault.azure.net ", "holds a space (at its start or end)", "without spaces"],
+      ["https://my vault.vault.azure.net", "holds a space (inside it)", "without spaces"],
+      ["https:\\\\my-vault.vault.azure.net", "holds a backslash", "forward slashes"],
+      ["https:/\\my-vault.vault.azure.net", "holds a backslash", "forward slashes"],
+      [
+        "https:///my-vault.vault.azure.net",
+        "does not have exactly two slashes after https:",
+        "write https:// and the host",
+      ],
+      [
+        "https:/my-vault.vault.azure.net",
+        "does not have exactly two slashes after https:",
+        "write https:// and the host",
+      ],
+      [
+        "HTTPS:my-vault.vault.azure.net",
+        "does not have exactly two slashes after https:",
+        "write https:// and the host",
+      ],
+    ]
+    for (const [url, message, fix] of cases) {
+      const problems = problemsOf({ ...base, vault_url: url })
+      assert.deepStrictEqual(
+        problems.map((p) => p.field),
+        ["vault_url"],
+        JSON.stringify(url),
+      )
+      assert.include(problems[0]?.message ?? "", message, JSON.stringify(url))
+      assert.include(problems[0]?.fix ?? "", fix, JSON.stringify(url))
+      assert.include(problems[0]?.fix ?? "", "https://my-vault.vault.azure.net")
+    }
+    // Written plainly, the same vault is taken.
+    assert.strictEqual(
+      ok({ ...base, vault_url: "https://my-vault.vault.azure.net" }).vaultUrl,
+      "https://my-vault.vault.azure.net",
+    )
   })
 
   it("a vault URL whose path is a pasted key names the path by its length, not its text", () => {
