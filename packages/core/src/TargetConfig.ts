@@ -519,6 +519,9 @@ const vaultUrlAsWritten = (raw: string): { readonly message: string; readonly fi
   const controlPattern = /[\u0000-\u001f\u007f-\u009f]/
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it strips
   const inner = raw.replace(/^[\s\u0000-\u001f\u007f-\u009f]+|[\s\u0000-\u001f\u007f-\u009f]+$/gu, "")
+  // Text with no scheme (`my vault`) is no URL at all: the parser says so (what follows is for URLs).
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it drops
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(raw.replace(/[\s\u0000-\u001f\u007f-\u009f]/gu, ""))) return undefined
   const control = controlPattern.exec(raw)?.[0]
   if (control !== undefined)
     return {

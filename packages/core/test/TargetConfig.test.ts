@@ -87,6 +87,7 @@ describe("vault_url", () => {
       ["https://my-vault.vault.azure.net/#x", /fragment/],
       ["https://user:pw@my-vault.vault.azure.net", /credentials/],
       ["https://my-vault.vault.azure.net:8443", /port 8443/],
+      ["not a url", /not a URL/],
       ["not-a-url", /not a URL/],
       ["", /is empty/],
     ]
