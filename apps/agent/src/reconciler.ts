@@ -257,7 +257,7 @@ export interface Reconciler {
  */
 export const recordedFacts = (
   record: DeploymentRecord | undefined,
-  deployment: Pick<Deployment, "fingerprint" | "formerFingerprint">,
+  deployment: Pick<Deployment, "fingerprint" | "formerFingerprints">,
   sourceFingerprint: string,
 ): SourceFacts | undefined => {
   if (
@@ -1747,16 +1747,18 @@ export const makeReconciler = (
 
     /**
      * The deployment's state record, with the fingerprint the deployment has now when an agent
-     * before wrote it with the one that included `pickup` (formerFingerprint): from then on every
-     * match (a hold above all) holds by the fingerprint that leaves pickup out, so a pickup check
-     * changed after the upgrade keeps a hold, as it does for a record written since.
+     * before wrote it with another for the same configuration (formerFingerprints: `pickup`
+     * included, or the host's collation): from then on every match (a hold above all) holds by
+     * today's fingerprint, so a pickup check changed after the upgrade, or a restart under another
+     * locale, keeps a hold, as it does for a record written since.
      */
     const adoptedRecord = (d: Deployment) => {
       const recorded = state.get(d.name)
       if (
         recorded === undefined ||
-        d.formerFingerprint === undefined ||
-        recorded.configFingerprint !== d.formerFingerprint
+        d.formerFingerprints === undefined ||
+        recorded.configFingerprint === undefined ||
+        !d.formerFingerprints.includes(recorded.configFingerprint)
       )
         return recorded
       const adopted = { ...recorded, configFingerprint: d.fingerprint }

@@ -628,7 +628,7 @@ deployments:
     for (const text of [JSON.stringify(fingerprinted), dump(fingerprinted)]) {
       const r = parseAgentConfig(text, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", hostEnv)
       if (r._tag === "Failure") throw new Error(r.failure.message)
-      expect(r.success.deployments.map((d) => [d.name, d.formerFingerprint ?? d.fingerprint])).toEqual(
+      expect(r.success.deployments.map((d) => [d.name, d.formerFingerprints?.[0] ?? d.fingerprint])).toEqual(
         written,
       )
       for (const d of r.success.deployments)

@@ -28,14 +28,20 @@ const config = JSON.stringify({
 })
 
 const script = `
-import { parseAgentConfig } from ${JSON.stringify(join(agentRoot, "src", "config.ts"))}
+import { isDeploymentOf, parseAgentConfig } from ${JSON.stringify(join(agentRoot, "src", "config.ts"))}
 const r = parseAgentConfig(process.env.KVDEPLOY_TEST_CONFIG, "/etc/kvdeploy/agent.yaml", "/etc/kvdeploy", {})
 if (r._tag === "Failure") throw new Error(r.failure.message)
+const recorded = JSON.parse(process.env.KVDEPLOY_TEST_RECORDED)
 process.stdout.write(JSON.stringify({
   locale: new Intl.Collator().resolvedOptions().locale,
   fingerprints: r.success.deployments.map((d) => [d.name, d.fingerprint]),
+  former: r.success.deployments.map((d) => [d.name, d.formerFingerprints ?? []]),
+  recognised: recorded.map((f) => r.success.deployments.some((d) => isDeploymentOf(f, d))),
 }))
 `
+
+/** What the agent of commit 784a5fc (localeCompare in the host's locale) wrote under sv_SE.UTF-8. */
+const svOld = "b4dccc4efefd5eef8b441c7ae7fa4ed89787540a807dd1d3d6e0b4c78ae104d5"
 
 describe("configuration fingerprints", () => {
   let dir: string
@@ -72,19 +78,38 @@ describe("configuration fingerprints", () => {
         LANG: locale,
         LC_ALL: locale,
         KVDEPLOY_TEST_CONFIG: config,
+        KVDEPLOY_TEST_RECORDED: JSON.stringify([svOld, "0".repeat(64)]),
       },
       timeout: 30_000,
     })
     if (r.status !== 0) throw new Error(`the fingerprint script failed under ${locale}: ${r.stderr}`)
-    return JSON.parse(r.stdout) as { locale: string; fingerprints: Array<[string, string]> }
+    return JSON.parse(r.stdout) as {
+      locale: string
+      fingerprints: Array<[string, string]>
+      former: Array<[string, Array<string>]>
+      recognised: Array<boolean>
+    }
   }
 
   it("is the same under every locale, and what earlier versions wrote under an English or C locale", () => {
-    // Written by the agent of commit 784a5fc (localeCompare in the host's locale) under LANG=C.UTF-8 and en_US.UTF-8; under sv_SE.UTF-8 it wrote b4dccc4e...
+    // Written by the agent of commit 784a5fc (localeCompare in the host's locale) under LANG=C.UTF-8 and en_US.UTF-8 (under sv_SE.UTF-8 it wrote svOld, below).
     const written = [["nordic", "57ea86042ca8276943280c46193788f763ddff78ff250aa99120ce9fb89a60a5"]]
     const runs = ["C.UTF-8", "en_US.UTF-8", "sv_SE.UTF-8", "de_DE.UTF-8", "fi_FI.UTF-8"].map(underLocale)
     // The processes did run under different locales (else the check below proves nothing).
     expect(runs.map((r) => r.locale)).toEqual(["en-US", "en-US", "sv-SE", "de-DE", "fi-FI"])
     for (const run of runs) expect(run.fingerprints).toEqual(written)
+  }, 60_000)
+
+  it("recognises what earlier versions wrote under a locale that orders the keys otherwise: an upgrade under it keeps a hold", () => {
+    const sv = underLocale("sv_SE.UTF-8")
+    expect(sv.locale).toBe("sv-SE")
+    // The host's collation puts "ä" after "z": the fingerprint the agent of 784a5fc wrote there.
+    expect(sv.former).toEqual([["nordic", [svOld]]])
+    expect(sv.recognised).toEqual([true, false])
+    // Under an English locale the host's order is the fixed one: nothing former, and the Swedish
+    // host's record is not taken for this configuration.
+    const en = underLocale("en_US.UTF-8")
+    expect(en.former).toEqual([["nordic", []]])
+    expect(en.recognised).toEqual([false, false])
   }, 60_000)
 })

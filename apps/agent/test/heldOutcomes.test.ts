@@ -295,11 +295,11 @@ describe("outcomes that need a person are held", () => {
     const parsed = parseAgentConfig(readFileSync(config, "utf8"), config, dirname(config), process.env)
     if (parsed._tag === "Failure") throw new Error(parsed.failure.message)
     const hu = parsed.success.deployments.find((d) => d.name === "hu")
-    expect(hu?.formerFingerprint).toBeDefined()
+    expect(hu?.formerFingerprints?.[0]).toBeDefined()
     const stateFile = w.path("state/state.json")
     const saved = JSON.parse(readFileSync(stateFile, "utf8"))
     expect(saved.deployments.hu.configFingerprint).toBe(hu?.fingerprint)
-    saved.deployments.hu.configFingerprint = hu?.formerFingerprint
+    saved.deployments.hu.configFingerprint = hu?.formerFingerprints?.[0]
     writeFileSync(stateFile, JSON.stringify(saved))
 
     const upgraded = world.run(config, e)

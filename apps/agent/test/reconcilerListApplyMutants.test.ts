@@ -453,7 +453,7 @@ describe("a held outcome an earlier agent recorded (its fingerprint with the pic
     await expect.poll(() => before.state.get("h")?.outcome, poll).toBe("Superseded")
     await w.run(before.reconciler.shutdown)
     const [d] = first.deployments
-    const former = d?.formerFingerprint
+    const former = d?.formerFingerprints?.[0]
     expect(former).toBeDefined()
     expect(former).not.toBe(d?.fingerprint)
     const record = before.state.get("h")

@@ -216,7 +216,7 @@ describe("recordedFacts", () => {
 
   it("answers them for a record an earlier agent wrote with the fingerprint that included pickup", () => {
     // A deployment with a pickup check: earlier agents put pickup in its fingerprint.
-    const withPickup = { fingerprint: "cfg-now", formerFingerprint: "cfg" }
+    const withPickup = { fingerprint: "cfg-now", formerFingerprints: ["cfg"] }
     expect(recordedFacts(record, withPickup, "src")?.x5t).toBe("thumb")
     expect(recordedFacts({ ...record, configFingerprint: "cfg-now" }, withPickup, "src")?.x5t).toBe("thumb")
     expect(recordedFacts({ ...record, configFingerprint: "another" }, withPickup, "src")).toBeUndefined()
