@@ -408,8 +408,7 @@ export const isDeploymentOf = (
   d: Pick<Deployment, "fingerprint" | "formerFingerprints">,
 ): boolean =>
   configFingerprint !== undefined &&
-  (configFingerprint === d.fingerprint ||
-    (d.formerFingerprints !== undefined && d.formerFingerprints.includes(configFingerprint)))
+  (configFingerprint === d.fingerprint || d.formerFingerprints?.includes(configFingerprint) === true)
 
 export interface AgentSettings {
   readonly reconcileIntervalMs: number
@@ -607,6 +606,7 @@ const keyCollator = new Intl.Collator("en-US")
  * under a locale that orders keys otherwise carries the fingerprint of this order (formerFingerprints).
  */
 const hostCollator = new Intl.Collator()
+const hostOrderIsFixed = hostCollator.resolvedOptions().locale === keyCollator.resolvedOptions().locale
 
 /**
  * The order of an object's keys in a fingerprint: sorted with keyCollator, so that a restart
@@ -677,10 +677,11 @@ const formerFingerprintsOf = (
 ): ReadonlyArray<string> | undefined => {
   const variants = pickup === undefined ? [written] : [written, { ...written, pickup }]
   // The fixed collation's first: with pickup, the first is the one written with pickup included.
+  // A host whose collation is the fixed one (C, POSIX, en_*) wrote nothing else.
   const jsons = new Set<string>()
   for (const json of [
     ...variants.map(canonicalJson),
-    ...variants.map((v) => JSON.stringify(hostCanonical(v))),
+    ...(hostOrderIsFixed ? [] : variants.map((v) => JSON.stringify(hostCanonical(v)))),
   ])
     if (json !== current) jsons.add(json)
   return jsons.size === 0 ? undefined : [...jsons].map(configFingerprintOf)
