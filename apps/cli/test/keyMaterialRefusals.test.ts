@@ -206,6 +206,42 @@ describe("encrypted key material kvdeploy refuses, through the CLI", () => {
     printsNoKey(r)
   })
 
+  it("a certificate file whose BEGIN line is damaged (en dashes, U+2212, four hyphens before or after BEGIN), as plan's --cert FILE: the line named, not 'neither PEM text nor DER' nor 'cut short'; nothing written", async () => {
+    const begin = "-----BEGIN CERTIFICATE-----"
+    for (const [name, line] of [
+      ["en-dash", "\u2013\u2013\u2013\u2013\u2013BEGIN CERTIFICATE\u2013\u2013\u2013\u2013\u2013"],
+      ["minus", "\u2212\u2212\u2212\u2212\u2212BEGIN CERTIFICATE\u2212\u2212\u2212\u2212\u2212"],
+      ["four-before", "----BEGIN CERTIFICATE-----"],
+      ["four-after", "-----BEGIN CERTIFICATE----"],
+    ] as const) {
+      const cert = world.file(`damaged-${name}.pem`, leafCert.replace(begin, line))
+      const mark = world.emulator.requests.mark()
+      const r = await runCli(
+        [
+          "plan",
+          "--config",
+          world.targetFile(`damaged-${name}`),
+          "--cert",
+          cert,
+          "--key",
+          world.file("leaf.key", leafKey),
+          "--json",
+        ],
+        { env: world.env },
+      )
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      expect(problemsOf(r)).toEqual([
+        {
+          field: `--cert ${cert}: line 1`,
+          message: `${JSON.stringify(line)} is a damaged BEGIN line (a PEM line is five ASCII hyphens, BEGIN, a space, an upper-case label and five hyphens: -----BEGIN LABEL-----), so its block is not read`,
+          fix: "repair the line, or take the file again from its source (an editor or a copy from a web page may have changed its hyphens)",
+        },
+      ])
+      expect(world.writesSince(mark)).toBe(0)
+      printsNoKey(r)
+    }
+  })
+
   it("a PEM of stray BEGIN/END lines, 22 problems: a damaged BEGIN line and leftover END lines named by line, 20 listed and the rest counted; nothing written", async () => {
     const text = `${leafCert}${leafKey}-----Begin Certificate-----\n${"-----END CERTIFICATE-----\n".repeat(22)}`
     const mark = world.emulator.requests.mark()

@@ -36,15 +36,21 @@ export interface ParsePemOptions {
 export { type FoundBlock, pemBlocks } from "./pemBlocks.js"
 
 /**
- * Where a block begun at or after `from` starts, or -1: the first "-----BEGIN" that is not a whole
- * BEGIN line with a label PEM does not know (`-----BEGIN Certificate-----`, a stray marker's problem).
+ * Where a block begun at or after `from` starts, or -1: the first "-----BEGIN" whose line is a whole
+ * BEGIN line PEM reads (`-----BEGIN CERTIFICATE-----`, its END line missing), or whose line is the
+ * text's last (the file cut inside its BEGIN line). Any other line is a stray marker's problem: a
+ * label PEM does not know (`-----BEGIN Certificate-----`), or a damaged line with the block's body
+ * and END line after it (`-----BEGIN CERTIFICATE----`), which is no file still being written.
  */
 const cutBeginAfter = (text: string, from: number): number => {
   for (let i = text.indexOf("-----BEGIN", from); i >= 0; i = text.indexOf("-----BEGIN", i + 1)) {
     // A line's first 200 characters (a label is short): no search to the end of a long line per BEGIN.
     const line = (text.slice(i, i + 200).split("\n")[0] ?? "").trimEnd()
-    if (/^-----BEGIN [^\r\n]*-----$/.test(line) && !/^-----BEGIN [A-Z0-9 ]+-----$/.test(line)) continue
-    return i
+    if (/^-----BEGIN [A-Z0-9 ]+-----/.test(line)) return i
+    // Cut inside the BEGIN line: the text's last line, the start of one (`-----BEGIN CERTIFICATE---`).
+    const lineEnd = text.indexOf("\n", i)
+    const last = lineEnd < 0 || text.slice(lineEnd).trim() === ""
+    if (last && /^-----BEGIN(?: [A-Z0-9 ]*-{0,4})?$/.test(line)) return i
   }
   return -1
 }
@@ -52,13 +58,22 @@ const cutBeginAfter = (text: string, from: number): number => {
 /**
  * A line that may read as a PEM BEGIN or END line to a person: at the start of a line (after
  * spaces), dashes or dash-like characters, the word, the rest of the line. Only exactly five ASCII
- * hyphens or a run holding a dash-like character count (isMarker): `xn--end-…` in a name, or a
- * `---- BEGIN of bundle ----` comment OpenSSL skips, is no marker. The counts are bounded, so a line
- * of a million dashes costs a scan, not a search from each of them.
+ * hyphens, a run holding a dash-like character, or a PEM line short of hyphens (`----BEGIN
+ * CERTIFICATE-----`) count (isMarker): `xn--end-…` in a name, or a `---- BEGIN of bundle ----`
+ * comment OpenSSL skips, is no marker. The counts are bounded, so a line of a million dashes costs a
+ * scan, not a search from each of them.
  */
 const MARKER = /^[ \t]*([-\u2010-\u2015\u2212]{2,8})[ \t]{0,4}(BEGIN|END)\b[^\r\n]*/gim
 
-const isMarker = (dashes: string): boolean => dashes === "-----" || /[\u2010-\u2015\u2212]/.test(dashes)
+/**
+ * Whether a MARKER match (`dashes` its leading run, `line` the whole line) is a marker line: five
+ * hyphens, dash-like characters, or two to four hyphens written against an upper-case BEGIN or END
+ * line's words and closing dashes (a hyphen lost: no five-hyphen run is in it for PEM to find).
+ */
+const isMarker = (dashes: string, line: string): boolean =>
+  dashes === "-----" ||
+  /[\u2010-\u2015\u2212]/.test(dashes) ||
+  /^-{2,4}(?:BEGIN|END) [A-Z0-9 ]{1,40}[-\u2010-\u2015\u2212]{2,8}$/.test(line)
 
 /**
  * A marker line as a message shows it: its dashes, word and label up to its closing dashes, or no
@@ -81,8 +96,9 @@ const strayMarkers = (
   text: string,
   spans: ReadonlyArray<readonly [number, number]>,
   cut: number,
-): Array<MaterialProblem> => {
+): { readonly problems: Array<MaterialProblem>; readonly damagedEndAfterCut: boolean } => {
   const found: Array<MaterialProblem> = []
+  let damagedEndAfterCut = false
   let span = 0
   let skipEnd: string | undefined
   // Lines counted on from the last marker's (one pass over the text, however many markers).
@@ -100,10 +116,28 @@ const strayMarkers = (
     const at = m.index
     while (span < spans.length && (spans[span]?.[1] ?? 0) <= at) span++
     const inside = span < spans.length && (spans[span]?.[0] ?? Number.POSITIVE_INFINITY) <= at
-    // From a cut-short BEGIN line on, the text is that block's (its partial END line too).
-    if (inside || (cut >= 0 && at >= cut) || !isMarker(m[1] ?? "")) continue
     const line = m[0].trim()
+    if (inside || !isMarker(m[1] ?? "", line)) continue
     const begin = (m[2] ?? "").toUpperCase() === "BEGIN"
+    // From a cut-short BEGIN line on, the text is that block's (its partial END line too), unless the
+    // block has a damaged END line (`----END CERTIFICATE-----`): the first such line is named, and the
+    // block is not taken for a file still being written.
+    if (cut >= 0 && at >= cut) {
+      const lineEnd = text.indexOf("\n", at)
+      const last = lineEnd < 0 || text.slice(lineEnd).trim() === ""
+      if (begin || damagedEndAfterCut || /^-----END [A-Z0-9 ]+-----$/.test(line)) continue
+      // The file's last line, the start of an END line: the file cut inside it.
+      if (last && /^-{1,5}(?:END(?: [A-Z0-9 ]*-{0,4})?)?$/.test(line)) continue
+      damagedEndAfterCut = true
+      found.push(
+        problem(
+          `line ${lineOf(at)}`,
+          `${shownMarker(line)} is a damaged END line (a PEM line is five ASCII hyphens, END, a space, an upper-case label and five hyphens: -----END LABEL-----), so its block is not read`,
+          "repair the line, or take the file again from its source (an editor or a copy from a web page may have changed its hyphens)",
+        ),
+      )
+      continue
+    }
     if (begin && /^-----BEGIN [A-Z0-9 ]+-----$/.test(line)) continue
     const field = `line ${lineOf(at)}`
     const shown = shownMarker(line)
@@ -143,7 +177,7 @@ const strayMarkers = (
       )
     }
   }
-  return found
+  return { problems: found, damagedEndAfterCut }
 }
 
 const CERTIFICATE_LABELS = new Set(["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"])
@@ -243,11 +277,18 @@ const handedOut = (found: LeadingCertificate): Uint8Array => {
 
 const problem = (field: string, message: string, fix: string): MaterialProblem => ({ field, message, fix })
 
+/**
+ * Whether a file's bytes are PEM text: a BEGIN line, or a marker line a person would take for one
+ * (`–––––BEGIN CERTIFICATE–––––` in en dashes, `----BEGIN CERTIFICATE-----`), which parsePem names
+ * by its line; read as DER, such a file was only "neither PEM text nor a DER certificate".
+ */
 const looksLikePem = (bytes: Uint8Array): boolean => {
-  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 64 * 1024)).toString(
-    "latin1",
-  )
-  return head.includes("-----BEGIN ")
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 64 * 1024))
+  if (head.toString("latin1").includes("-----BEGIN ")) return true
+  // DER starts with a SEQUENCE (0x30): no text. Otherwise UTF-8, the dash-like characters' encoding.
+  if (head[0] === 0x30) return false
+  for (const m of head.toString("utf8").matchAll(MARKER)) if (isMarker(m[1] ?? "", m[0].trim())) return true
+  return false
 }
 
 /**
@@ -434,8 +475,9 @@ export const parsePem = (
       // BEGIN and END lines outside every block found: a label PEM does not know (`Certificate`), a
       // damaged line (an em dash for a hyphen), an END whose BEGIN is gone. Each drops its block
       // silently otherwise, or is taken for a file still being written.
-      problems.push(...strayMarkers(text, spans, cut))
-      if (cut >= 0) {
+      const stray = strayMarkers(text, spans, cut)
+      problems.push(...stray.problems)
+      if (cut >= 0 && !stray.damagedEndAfterCut) {
         blocks++
         const label = /^-----BEGIN ([A-Z0-9 ]+)-----/.exec(text.slice(cut, cut + 80))?.[1]
         problems.push(

@@ -454,6 +454,57 @@ describe("BEGIN and END lines outside every block", () => {
   )
 })
 
+describe("a damaged BEGIN or END line in a file's bytes (a Buffer, as the CLI and the agent read it)", () => {
+  it.effect(
+    "en dashes, U+2212 minus signs, four hyphens before or after BEGIN: the line named, not 'neither PEM text nor DER', not 'cut short'",
+    () =>
+      Effect.gen(function* () {
+        const [root] = certs()
+        if (root === undefined) throw new Error("fixtures")
+        const good = toPem("CERTIFICATE", root)
+        const begin = "-----BEGIN CERTIFICATE-----"
+        for (const line of [
+          "\u2013\u2013\u2013\u2013\u2013BEGIN CERTIFICATE\u2013\u2013\u2013\u2013\u2013",
+          "\u2212\u2212\u2212\u2212\u2212BEGIN CERTIFICATE\u2212\u2212\u2212\u2212\u2212",
+          "----BEGIN CERTIFICATE-----",
+          "-----BEGIN CERTIFICATE----",
+        ]) {
+          const text = good.replace(begin, line)
+          for (const input of [Buffer.from(text), text]) {
+            const error = yield* Effect.flip(parsePem(input))
+            expect(error.problems).toEqual([
+              {
+                field: "line 1",
+                message: expect.stringContaining(`${JSON.stringify(line)} is a damaged BEGIN line`),
+                fix: expect.stringContaining("repair the line"),
+              },
+            ])
+          }
+        }
+      }),
+  )
+
+  it.effect(
+    "an END line with four hyphens before END: named by its line, not taken for a file cut short; a file cut inside its END line still is",
+    () =>
+      Effect.gen(function* () {
+        const [root] = certs()
+        if (root === undefined) throw new Error("fixtures")
+        const good = toPem("CERTIFICATE", root)
+        const lines = good.trimEnd().split("\n").length
+        const damaged = good.replace("-----END CERTIFICATE-----", "----END CERTIFICATE-----")
+        const error = yield* Effect.flip(parsePem(Buffer.from(damaged)))
+        expect(error.problems.map((p) => [p.field, p.message])).toEqual([
+          [`line ${lines}`, expect.stringContaining('"----END CERTIFICATE-----" is a damaged END line')],
+        ])
+        const cut = yield* Effect.flip(
+          parsePem(Buffer.from(good.replace(/-----END CERTIFICATE-----\n$/, "-----END CERT"))),
+        )
+        expect(cut.problems.map((p) => p.message)).toEqual([expect.stringContaining("is cut short")])
+      }),
+  )
+})
+
 describe("text that is no marker line, and a marker line's text", () => {
   it.effect(
     "a name with --end or --begin in it (an IDN's xn--end-…) and ---- comment lines around the blocks are read as OpenSSL reads them",
