@@ -914,8 +914,27 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     try {
       const none = await deployWrong("previous-key-none")
       expect(none.code, none.stdout).toBe(4)
-      expect(json<Outcome>(none).reason).toMatch(
-        /previous key unavailable: grant secrets\/get or keep key history/,
+      const failed = json<Outcome & { next: string; previousUnavailable: string }>(none)
+      expect(failed.reason).toMatch(/previous key unavailable: grant secrets\/get or keep key history/)
+      // `kvdeploy restore` reads the same backing secret: next says to grant secrets/get first (then
+      // restore), or to deploy the previous files again, never restore alone (refused the same way).
+      expect(failed.previousUnavailable).toBe("permission")
+      const previous = failed.previous?.versionId ?? ""
+      expect(failed.next).toBe(
+        `a person must act: the vault serves the failed version. The identity lacks secrets/get on the backing secret, which \`kvdeploy restore\` reads too: grant secrets/get (scoped to …/vaults/VAULT/secrets/NAME or to the vault; \`kvdeploy doctor\` shows it), then \`kvdeploy restore --from-version ${previous}\`; or deploy the previous certificate's files again (\`kvdeploy deploy --cert … --key …\`)`,
+      )
+      world.emulator.faults.add({
+        operation: "import",
+        name: "previous-key-none",
+        action: { kind: "disableAfterCommit" },
+      })
+      const text = await runCli(deployArgs("previous-key-none").slice(0, -1), {
+        stdin: fx.bundle(await fx.leaf()),
+        env: world.env,
+      })
+      expect(text.code, text.stdout).toBe(4)
+      expect(text.stdout).toMatch(
+        /^ {2}next {8}a person must act: .*grant secrets\/get .*then `kvdeploy restore --from-version /m,
       )
       const r = await deployWrong("previous-key", ["--previous-key", world.file("v1.key", v1.keyPem)])
       expect(r.code, r.stdout + r.stderr).toBe(3)

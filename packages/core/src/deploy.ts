@@ -1368,6 +1368,9 @@ function* notVerified(
         _tag: "RollbackFailed",
         failedVersionId: imported.versionId,
         rollbackVersionId: restored.rollbackVersionId,
+        ...(restored.previousUnavailable === undefined
+          ? {}
+          : { previousUnavailable: restored.previousUnavailable }),
         reason: `${wrong}; rollback failed: ${restored.reason}`,
       }
   }

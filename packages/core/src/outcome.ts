@@ -165,11 +165,29 @@ export interface RolledBack extends OutcomeCommon {
    */
   readonly overwrittenUnchecked?: true
 }
+/**
+ * Why the previous version's backing secret gave no material for a rollback: secrets/get refused
+ * (`permission`), the vault's access refused otherwise (`access`), the version disabled, its key not
+ * exportable, the secret unreadable, or read with nothing restorable in it (`unusable`).
+ */
+export type PreviousMaterialShortfall =
+  | "permission"
+  | "access"
+  | "disabled"
+  | "not-exportable"
+  | "unreadable"
+  | "unusable"
+
 /** The new version was wrong and the previous material could not be restored (or not verified). */
 export interface RollbackFailed extends OutcomeCommon {
   readonly _tag: "RollbackFailed"
   readonly failedVersionId: string
   readonly rollbackVersionId: string | undefined
+  /**
+   * Why no previous material was found, when that is what failed the rollback: what a person does
+   * next depends on it (`kvdeploy restore` reads the same backing secret). Absent otherwise.
+   */
+  readonly previousUnavailable?: PreviousMaterialShortfall
 }
 
 /** Where the previous material used for a rollback came from. */

@@ -8,7 +8,7 @@ import type * as Redacted from "effect/Redacted"
 import type * as Result from "effect/Result"
 import { PEM_CONTENT_TYPE, PKCS12_CONTENT_TYPE, type SecretContentType } from "./contentType.js"
 import type { CertificateMaterial, InspectedMaterial } from "./material.js"
-import type { RollbackSource, VersionRef } from "./outcome.js"
+import type { PreviousMaterialShortfall, RollbackSource, VersionRef } from "./outcome.js"
 import type { MaterialInvalid } from "./ports/PfxCodec.js"
 import { PfxCodec } from "./ports/PfxCodec.js"
 import { type ImportRequest, Vault, type VaultVersion } from "./ports/Vault.js"
@@ -47,7 +47,13 @@ export type RollbackResult =
        */
       readonly overwritten: ReadonlyArray<VaultVersion> | undefined
     }
-  | { readonly _tag: "AlsoFailed"; readonly reason: string; readonly rollbackVersionId: string | undefined }
+  | {
+      readonly _tag: "AlsoFailed"
+      readonly reason: string
+      readonly rollbackVersionId: string | undefined
+      /** Why the backing secret gave no previous material, when that failed the rollback. */
+      readonly previousUnavailable?: PreviousMaterialShortfall
+    }
   /**
    * Another writer's version is latest: found just before the rollback's import (`version`
    * undefined: nothing was written, so as not to clobber it), or after it (`version`: the rollback).
@@ -149,7 +155,7 @@ const provablyPrevious = (
  * was read but held no usable previous material (a VaultMalformedAnswer marked `unrestorable`: no
  * PFX, one that does not open, a key of none of its certificates).
  */
-type SecretShortfall = "permission" | "access" | "disabled" | "not-exportable" | "unreadable" | "unusable"
+type SecretShortfall = PreviousMaterialShortfall
 
 interface NoPreviousMaterial {
   readonly why: ReadonlyArray<string>
@@ -541,6 +547,7 @@ export const rollback = Effect.fnUntraced(function* (
       _tag: "AlsoFailed",
       reason: `previous key unavailable: ${adviceFor[found.secret]} (${found.why.join("; ")})`,
       rollbackVersionId: undefined,
+      previousUnavailable: found.secret,
     } satisfies RollbackResult
   }
   trail.note(`rollback: previous material from ${found.source}`)

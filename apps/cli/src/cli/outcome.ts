@@ -305,7 +305,31 @@ export const nextStep = (o: DeployOutcome, credential: CredentialInUse): string 
     const [first] = o.overwritten
     return `a person must decide which certificate the vault should serve: another writer's version is now under the rollback; \`kvdeploy versions\` shows them, and \`kvdeploy restore --from-version ${first?.versionId ?? "VERSION"}\` puts that version's certificate back`
   }
+  if (o._tag === "RollbackFailed" && o.previousUnavailable !== undefined) {
+    const after = nextAfterNoPreviousMaterial[o.previousUnavailable]
+    if (after !== undefined) return after(o.previous?.versionId ?? "VERSION", o.target.certificateName)
+  }
   return next[o._tag]
+}
+
+/**
+ * A RollbackFailed's next step when the previous version's backing secret gave no material: `kvdeploy
+ * restore --from-version` reads that same secret, so recommending it alone sent a person into the
+ * same refusal ("forbidden (needs secrets/get)"). What makes a restore possible first, or the way
+ * around it: deploying the previous certificate's own files again (a new version of them).
+ */
+const nextAfterNoPreviousMaterial: Partial<
+  Record<
+    NonNullable<Extract<DeployOutcome, { _tag: "RollbackFailed" }>["previousUnavailable"]>,
+    (previous: string, name: string) => string
+  >
+> = {
+  permission: (previous) =>
+    `a person must act: the vault serves the failed version. The identity lacks secrets/get on the backing secret, which \`kvdeploy restore\` reads too: grant secrets/get (scoped to …/vaults/VAULT/secrets/NAME or to the vault; \`kvdeploy doctor\` shows it), then \`kvdeploy restore --from-version ${previous}\`; or deploy the previous certificate's files again (\`kvdeploy deploy --cert … --key …\`)`,
+  disabled: (previous, name) =>
+    `a person must act: the vault serves the failed version. The previous version ${previous} is disabled, and Key Vault reads no disabled secret, so \`kvdeploy restore\` cannot read it either: enable it (\`az keyvault certificate set-attributes --vault-name VAULT --name ${name} --version ${previous} --enabled true\`), then \`kvdeploy restore --from-version ${previous}\`; or deploy the previous certificate's files again (\`kvdeploy deploy --cert … --key …\`)`,
+  "not-exportable": () =>
+    "a person must act: the vault serves the failed version. The previous key is not exportable, so no restore from the vault can bring it back: deploy the previous certificate's files again (`kvdeploy deploy --cert … --key …`), or a new certificate",
 }
 
 export const outcomeLines = (
