@@ -163,8 +163,12 @@ describe("key material the agent refuses, in --check --json", () => {
       expect(of(3)).toEqual([
         {
           field: "deployments[3].source",
-          message: `pfx ${at("two.p12")}: the PFX holds 2 private keys (that of "CN=a.example.test"; that of "CN=b.example.test"); kvdeploy takes one, the leaf's, and does not guess which`,
-          fix: "export the PFX with the leaf's private key alone (openssl pkcs12 -export -inkey leaf-key.pem -in leaf.pem -certfile chain.pem; from a Java keystore of several entries, keytool -importkeystore -srcalias ALIAS -destkeystore leaf.p12 -deststoretype PKCS12 takes one)",
+          message: expect.stringMatching(
+            new RegExp(
+              `^pfx ${at("two.p12").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: the PFX holds 2 private keys \\(the entry "a": that of "CN=a\\.example\\.test", serial [0-9a-f]+, notAfter \\S+Z; the entry "b": that of "CN=b\\.example\\.test", serial [0-9a-f]+, notAfter \\S+Z\\); kvdeploy takes one, the leaf's, and does not guess which$`,
+            ),
+          ),
+          fix: 'export the PFX with the leaf\'s private key alone (openssl pkcs12 -export -inkey leaf-key.pem -in leaf.pem -certfile chain.pem; from a Java keystore of several entries, keytool -importkeystore -srcalias ALIAS -destkeystore leaf.p12 -deststoretype PKCS12 takes one; the aliases in this file are "a", "b", and keytool -list -v names each entry\'s certificate)',
         },
       ])
       const leftover = (line: number) => ({

@@ -8,6 +8,7 @@
  * and keytool in the test, on /dev/shm (the harness removes it).
  */
 import { spawnSync } from "node:child_process"
+import { X509Certificate } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { keytoolStoreOfTwoKeys } from "@kvdeploy/pkcs12/testing"
@@ -174,9 +175,9 @@ describe("encrypted key material kvdeploy refuses, through the CLI", () => {
     printsNoKey(r)
   })
 
-  it("a PFX of two private keys (a Java keystore of two entries): refused naming both, with keytool's one-entry export; nothing written", async () => {
+  it("a PFX of two private keys (a Java keystore of an old and a renewed entry of one subject): refused naming each by alias, serial and notAfter, with keytool's one-entry export and the aliases; nothing written", async () => {
     const store = join(dirname(world.file("marker", "")), "two.p12")
-    keytoolStoreOfTwoKeys(store, "pwpwpw")
+    keytoolStoreOfTwoKeys(store, "pwpwpw", { subject: "CN=api.example.test" })
     // Its two keys, for printsNoKey's check that no line of them is printed.
     keyTexts.push(openssl(["pkcs12", "-in", store, "-nocerts", "-nodes", "-passin", "pass:pwpwpw"]))
     const mark = world.emulator.requests.mark()
@@ -194,12 +195,24 @@ describe("encrypted key material kvdeploy refuses, through the CLI", () => {
       { env: { ...world.env, PFX_PASS: "pwpwpw" } },
     )
     expect(r.code, r.stdout + r.stderr).toBe(2)
+    // Each entry's serial and notAfter, as openssl reads the store's certificates.
+    const shown = openssl(["pkcs12", "-in", store, "-nokeys", "-passin", "pass:pwpwpw"])
+    const entries = [
+      ...shown.matchAll(
+        /friendlyName: (\w+)[\s\S]*?(-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----)/g,
+      ),
+    ]
+      .map(([, alias, pem]) => {
+        const cert = new X509Certificate(pem ?? "")
+        return `the entry "${alias}": that of "CN=api.example.test", serial ${cert.serialNumber.toLowerCase().replace(/^(00)+(?=.)/, "")}, notAfter ${new Date(cert.validTo).toISOString()}`
+      })
+      .sort()
+    expect(entries).toHaveLength(2)
     expect(problemsOf(r)).toEqual([
       {
         field: `--pfx ${store}`,
-        message:
-          'cannot be read: the PFX holds 2 private keys (that of "CN=a.example.test"; that of "CN=b.example.test"); kvdeploy takes one, the leaf\'s, and does not guess which',
-        fix: "export the PFX with the leaf's private key alone (openssl pkcs12 -export -inkey leaf-key.pem -in leaf.pem -certfile chain.pem; from a Java keystore of several entries, keytool -importkeystore -srcalias ALIAS -destkeystore leaf.p12 -deststoretype PKCS12 takes one)",
+        message: `cannot be read: the PFX holds 2 private keys (${entries.join("; ")}); kvdeploy takes one, the leaf's, and does not guess which`,
+        fix: 'export the PFX with the leaf\'s private key alone (openssl pkcs12 -export -inkey leaf-key.pem -in leaf.pem -certfile chain.pem; from a Java keystore of several entries, keytool -importkeystore -srcalias ALIAS -destkeystore leaf.p12 -deststoretype PKCS12 takes one; the aliases in this file are "a", "b", and keytool -list -v names each entry\'s certificate)',
       },
     ])
     expect(world.writesSince(mark)).toBe(0)

@@ -87,14 +87,20 @@ interface FoundKey {
   readonly pkcs8: Uint8Array
   readonly key: KeyObject
   readonly localKeyId: Uint8Array | undefined
+  /** Its bag's friendlyName (a Java keystore's alias), to name it by in a refusal. */
+  readonly friendlyName: string | undefined
 }
 /**
  * A key found in a bag, with the PKCS#8 the decoded material carries: an EC key written in another
  * form (a compressed or hybrid point, explicit curve parameters) in the usual one, as from a PEM file.
  */
-const keyEntry = (key: KeyObject, localKeyId: Uint8Array | undefined): FoundKey => ({
+const keyEntry = (
+  key: KeyObject,
+  bag: { readonly localKeyId: Uint8Array | undefined; readonly friendlyName: string | undefined },
+): FoundKey => ({
   ...writtenForm(key),
-  localKeyId,
+  localKeyId: bag.localKeyId,
+  friendlyName: bag.friendlyName,
 })
 
 interface FoundCertificate {
@@ -190,13 +196,13 @@ const collectBags = (
           : fromPbe(decrypted, "private key")
       const key = decrypted._tag === "Key" ? decrypted.key : loadPkcs8Now(decrypted.plain)
       if (key === undefined) return unreadableKeyAfterDecryption(passwordChecked)
-      keys.push(keyEntry(key, bag.localKeyId))
+      keys.push(keyEntry(key, bag))
     } else if (bag._tag === "Key") {
       const der = new Uint8Array(bag.value.toSchema().toBER(false))
       const key = loadPkcs8Now(der)
       if (key === undefined)
         return refuse("malformed", "the PFX's unencrypted key bag is unreadable", MALFORMED_FIX)
-      keys.push(keyEntry(key, bag.localKeyId))
+      keys.push(keyEntry(key, bag))
     } else if (bag._tag === "Certificate") {
       certificates.push({ der: bag.der, localKeyId: bag.localKeyId })
     } else if (bag._tag === "Nested") {
@@ -348,21 +354,36 @@ const parsedCertificatesNow = (
  * the certificate it belongs to, never by its bytes.
  */
 const moreThanOneKey = (
+  keys: ReadonlyArray<FoundKey>,
   publicKeys: ReadonlyArray<KeyObject>,
   parsed: ReadonlyArray<ParsedCertificate>,
 ): PfxDecodeError | undefined => {
-  const distinct = publicKeys.filter((k, i) => publicKeys.findIndex((o) => publicKeysEqual(o, k)) === i)
-  if (distinct.length < 2) return undefined
-  const named = distinct.map((k) => {
-    const owner = parsed.find((c) => publicKeysEqual(c.publicKey, k))
-    return owner === undefined
-      ? "one of no certificate in the file"
-      : `that of ${JSON.stringify(nameOf(owner, "subject"))}`
+  const firsts = publicKeys.flatMap((k, i) =>
+    publicKeys.findIndex((o) => publicKeysEqual(o, k)) === i ? [{ publicKey: k, index: i }] : [],
+  )
+  if (firsts.length < 2) return undefined
+  // Each entry by its alias (the bag's friendlyName: what keytool's -srcalias takes), and its
+  // certificate's subject, serial and notAfter: a keystore's old and renewed entries share a subject.
+  const aliases: Array<string> = []
+  const named = firsts.map(({ publicKey, index }) => {
+    const owner = parsed.find((c) => publicKeysEqual(c.publicKey, publicKey))
+    const alias = keys[index]?.friendlyName
+    if (alias !== undefined) aliases.push(JSON.stringify(alias))
+    const entry = alias === undefined ? "" : `the entry ${JSON.stringify(alias)}: `
+    if (owner === undefined) return `${entry}a key of no certificate in the file`
+    const description = owner.description()
+    const serial = description?.serialHex ?? owner.node.serialNumber.toLowerCase()
+    const notAfter = (description?.notAfter ?? new Date(owner.node.validTo)).toISOString()
+    return `${entry}that of ${JSON.stringify(nameOf(owner, "subject"))}, serial ${serial}, notAfter ${notAfter}`
   })
+  const srcalias =
+    aliases.length === 0
+      ? "keytool -importkeystore -srcalias ALIAS -destkeystore leaf.p12 -deststoretype PKCS12 takes one"
+      : `keytool -importkeystore -srcalias ALIAS -destkeystore leaf.p12 -deststoretype PKCS12 takes one; the aliases in this file are ${aliases.join(", ")}, and keytool -list -v names each entry's certificate`
   return refuse(
     "unsupported",
-    `the PFX holds ${distinct.length} private keys (${named.join("; ")}); kvdeploy takes one, the leaf's, and does not guess which`,
-    "export the PFX with the leaf's private key alone (openssl pkcs12 -export -inkey leaf-key.pem -in leaf.pem -certfile chain.pem; from a Java keystore of several entries, keytool -importkeystore -srcalias ALIAS -destkeystore leaf.p12 -deststoretype PKCS12 takes one)",
+    `the PFX holds ${firsts.length} private keys (${named.join("; ")}); kvdeploy takes one, the leaf's, and does not guess which`,
+    `export the PFX with the leaf's private key alone (openssl pkcs12 -export -inkey leaf-key.pem -in leaf.pem -certfile chain.pem; from a Java keystore of several entries, ${srcalias})`,
   )
 }
 
@@ -389,7 +410,7 @@ const decodeNow = (
       return refuse("malformed", `the PFX's private key: ${keyProblems.noPublicKey.message}`, undefined)
     publicKeys.push(publicKey)
   }
-  const twoKeys = moreThanOneKey(publicKeys, parsed)
+  const twoKeys = moreThanOneKey(keys, publicKeys, parsed)
   if (twoKeys !== undefined) return twoKeys
   for (const [k, key] of keys.entries()) {
     const publicKey = publicKeys[k]

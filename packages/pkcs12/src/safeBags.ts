@@ -38,11 +38,15 @@ export interface ShroudedKeyBag {
   /** The bag value's bytes as read (an EncryptedPrivateKeyInfo), for OpenSSL's decryption. */
   readonly encoded: Uint8Array
   readonly localKeyId: Uint8Array | undefined
+  /** The bag's friendlyName (a Java keystore's alias), when it has a readable one. */
+  readonly friendlyName: string | undefined
 }
 export interface KeyBag {
   readonly _tag: "Key"
   readonly value: pkijs.PrivateKeyInfo
   readonly localKeyId: Uint8Array | undefined
+  /** The bag's friendlyName (a Java keystore's alias), when it has a readable one. */
+  readonly friendlyName: string | undefined
 }
 export interface NestedBag {
   readonly _tag: "Nested"
@@ -115,6 +119,18 @@ const localKeyIdOf = (attributes: ReadonlyArray<AttributeParts>): Uint8Array | u
   return value instanceof asn1js.OctetString ? copyOf(value.valueBlock.valueHexView) : undefined
 }
 
+/**
+ * The friendlyName attribute's text (PKCS#9: a BMPString; a Java keystore writes the entry's alias
+ * there), or undefined: absent, empty or of another type. Only for naming an entry in a message, so
+ * an unusual one is left unread rather than refused; at most 64 characters of it.
+ */
+const friendlyNameOf = (attributes: ReadonlyArray<AttributeParts>): string | undefined => {
+  const value = attributes.find((a) => a.type === oid.friendlyName)?.values?.[0]
+  if (!(value instanceof asn1js.BmpString)) return undefined
+  const text = value.valueBlock.value.slice(0, 64)
+  return text === "" ? undefined : text
+}
+
 const readBag = (element: asn1js.AsnType): SafeBag => {
   const parts = verified(element, safeBagSchema(), "SafeBag")
   const idBlock = single(parts.bagId)
@@ -156,12 +172,14 @@ const readBag = (element: asn1js.AsnType): SafeBag => {
         value: readShroudedKeyBag(value),
         encoded: copyOf(value.valueBeforeDecodeView),
         localKeyId: localKeyIdOf(attributes),
+        friendlyName: friendlyNameOf(attributes),
       }
     case oid.keyBag:
       return {
         _tag: "Key",
         value: new pkijs.PrivateKeyInfo({ schema: value }),
         localKeyId: localKeyIdOf(attributes),
+        friendlyName: friendlyNameOf(attributes),
       }
     case oid.safeContentsBag:
       return { _tag: "Nested", bags: readBags(value) }

@@ -123,9 +123,15 @@ export const toPem = (label: string, der: Uint8Array): string => {
 /**
  * Write at `path` a PKCS#12 keystore that Java's keytool makes with two private-key entries
  * (aliases a and b, EC P-256, store password `password`): the PFX of two keys kvdeploy refuses.
- * Needs keytool on the PATH; throws with its error otherwise.
+ * Their subjects are CN=a.example.test and CN=b.example.test, or both `options.subject` (a store
+ * holding an old and a renewed entry of one name). Needs keytool on the PATH; throws with its error
+ * otherwise.
  */
-export const keytoolStoreOfTwoKeys = (path: string, password: string): void => {
+export const keytoolStoreOfTwoKeys = (
+  path: string,
+  password: string,
+  options: { readonly subject?: string } = {},
+): void => {
   for (const alias of ["a", "b"]) {
     const made = spawnSync("keytool", [
       "-genkeypair",
@@ -142,7 +148,7 @@ export const keytoolStoreOfTwoKeys = (path: string, password: string): void => {
       "-groupname",
       "secp256r1",
       "-dname",
-      `CN=${alias}.example.test`,
+      options.subject ?? `CN=${alias}.example.test`,
       "-validity",
       "30",
     ])
