@@ -429,6 +429,17 @@ describe("deploy lifecycle", () => {
     })
     expect(yes.code, yes.stderr).toBe(0)
     expect(yes.stdout).toMatch(/^yes/)
+    // --json names the served version in a field of its own, not only in the check's detail.
+    const served = json<{ latest: { versionId: string } }>(
+      await runCli(["show", "--config", world.targetFile(name), "--json"], { env: world.env }),
+    ).latest.versionId
+    const yesJson = json<{ checks: Array<{ check: string; servedVersionId?: string }> }>(
+      await runCli(["verify", "--config", world.targetFile(name), "--cert", "-", "--json"], {
+        stdin: v2.certPem,
+        env: world.env,
+      }),
+    )
+    expect(yesJson.checks[0]).toMatchObject({ check: "vault", servedVersionId: served })
     const no = await runCli(["verify", "--config", world.targetFile(name), "--cert", "-"], {
       stdin: fx.pki.root.certPem,
       env: world.env,

@@ -252,9 +252,12 @@ describe("list", { concurrent: true }, () => {
     await new Promise((r) => setTimeout(r, expiring.certificate.notAfter.getTime() + 1_000 - Date.now()))
 
     const args = ["list", "--config", world.targetFile("listing"), "--expiring-within", "1d"]
-    const listed = json<{ certificates: Array<{ name: string; expiresAt?: string }> }>(
-      await runCli([...args, "--json"], { env: world.env }),
-    )
+    const listed = json<{
+      certificates: Array<{ name: string; expiresAt?: string }>
+      expiringWithin?: { given: string; ms: number }
+    }>(await runCli([...args, "--json"], { env: world.env }))
+    // The window the text states ("expiring within 1d") is in the JSON too.
+    expect(listed.expiringWithin).toEqual({ given: "1d", ms: 86_400_000 })
     const expired = listed.certificates.find((c) => c.name === "list-expired")
     expect(expired, JSON.stringify(listed)).toBeDefined()
     expect(Date.parse(expired?.expiresAt ?? "")).toBeLessThan(Date.now())

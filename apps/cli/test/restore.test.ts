@@ -285,6 +285,17 @@ describe("a disabled latest version holding the certificate deployed", () => {
     })
     expect(planned.code, planned.stdout + planned.stderr).toBe(0)
     expect(planned.stdout).toContain(words)
+    // The text's `current` line says the served version is disabled, not only the warning below it.
+    const text = await runCli(["plan", "--config", world.targetFile(name), "--cert", "-"], {
+      stdin: fx.bundle(first),
+      env: world.env,
+    })
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `^ {2}current {5}${v1.versionId} .* disabled \\(its consumers cannot read it: Key Vault refuses a disabled version's secret\\)$`,
+        "m",
+      ),
+    )
     const again = await runCli(["deploy", "--config", world.targetFile(name), "--cert", "-", "--json"], {
       stdin: fx.bundle(first),
       env: world.env,

@@ -155,6 +155,16 @@ export const list = Command.make(
           complete: !incomplete,
           total: all.length,
           matched: selected.length,
+          // The window `matched` counts within, as the text's "expiring within 30d" states it: the
+          // flag's words and the milliseconds they mean (expired certificates match it too).
+          ...(withinMs === undefined
+            ? {}
+            : {
+                expiringWithin: {
+                  given: Option.getOrElse(input.expiringWithin, () => ""),
+                  ms: withinMs,
+                },
+              }),
           certificates: selected,
           ...(unusable.length === 0
             ? {}

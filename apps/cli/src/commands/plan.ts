@@ -548,7 +548,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
           `    ${s.bold(p.field)}: ${p.message}`,
           `      fix: ${p.fix}`,
         ]),
-        `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted !== undefined ? `(soft-deleted ${record.softDeleted.deletedAt ?? "at a time the vault does not give"})` : record.softDeletedUnknown !== undefined ? "(none; whether a soft-deleted one holds the name could not be read)" : "(none)") : `${record.current.versionId}  x5t ${x5tText(record.current.x5t)}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}`}`,
+        `  current     ${!record.preflight.passed ? "(not read: the preflight refused the material)" : record.current === undefined ? (record.softDeleted !== undefined ? `(soft-deleted ${record.softDeleted.deletedAt ?? "at a time the vault does not give"})` : record.softDeletedUnknown !== undefined ? "(none; whether a soft-deleted one holds the name could not be read)" : "(none)") : `${record.current.versionId}  x5t ${x5tText(record.current.x5t)}  ${record.current.managedByKvdeploy ? "kvdeploy" : "not kvdeploy"}  ${expiryText(record.current.expiresAt, now)}${record.current.enabled ? "" : "  disabled (its consumers cannot read it: Key Vault refuses a disabled version's secret)"}`}`,
         `  new         x5t ${record.newX5t ?? "?"}${leaf === undefined ? "" : `  ${leaf.subject}  ${deployedExpiryText(leaf, now)}`}`,
         `  action      ${actionText}: ${record.reason}`,
         ...(record.target.consumers === undefined

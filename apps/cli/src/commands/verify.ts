@@ -39,6 +39,8 @@ interface Check {
   readonly serves: boolean
   readonly detail: string
   readonly servedX5t: string | undefined
+  /** The vault check's: the version the vault serves (its latest), when there is one; its detail names it too. */
+  readonly servedVersionId?: string
   /** What to do, when the answer has a way forward (a soft-deleted name: its recovery). */
   readonly fix?: string
 }
@@ -266,6 +268,7 @@ export const verify = Command.make(
           where: `${target.vaultUrl} ${target.certificateName}`,
           serves: latest !== undefined && latest.x5t === leaf.x5t && latest.enabled,
           servedX5t: latest?.x5t,
+          ...(latest === undefined ? {} : { servedVersionId: latest.versionId }),
           ...(softDeleted === undefined ? {} : { fix: softDeleted.fix }),
           detail:
             softDeleted !== undefined
