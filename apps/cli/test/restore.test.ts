@@ -383,6 +383,18 @@ describe("restore and deploy --force: the served version holds the same leaf wit
     expect(skipped.outcome).toBe("Skipped")
     expect(skipped.next).toBeUndefined()
     expect(again.stdout + again.stderr).not.toContain("--force")
+    // The text says the chain was not compared (a certbot user who moves from cert.pem to
+    // fullchain.pem gets this Skipped), in the outcome's meaning: no `next` step, no --force.
+    const text = await runCli(["deploy", "--config", world.targetFile(name), "--cert", "-"], {
+      stdin: fx.bundle(first),
+      env: world.env,
+    })
+    expect(text.code, text.stdout + text.stderr).toBe(0)
+    expect(text.stdout).toContain(
+      "the vault already serves this leaf with kvdeploy's tags; nothing was written (the chain is not compared: a leaf served without the chain given is skipped too, and `kvdeploy plan` says what repairs it)",
+    )
+    expect(text.stdout).not.toMatch(/^ {2}next /m)
+    expect(text.stdout + text.stderr).not.toContain("--force")
 
     const planned = json<{ action: string; reason: string; writes: number }>(await planArgs([]))
     expect(planned.action).toBe("skip")

@@ -88,7 +88,10 @@ const headline = (o: DeployOutcome, s: Style): string => {
 
 const meaning: { readonly [K in DeployOutcome["_tag"]]: string } = {
   Succeeded: "the vault now serves the new version (verified)",
-  Skipped: "the vault already serves this certificate; nothing was written",
+  // The chain is not compared (it is in the backing secret, which the skip does not read): said here,
+  // in the outcome's meaning, not as a `next` step, which every daily Skipped of a cron job would carry.
+  Skipped:
+    "the vault already serves this leaf with kvdeploy's tags; nothing was written (the chain is not compared: a leaf served without the chain given is skipped too, and `kvdeploy plan` says what repairs it)",
   // Not "before anything was sent": a refusal may follow the vault's answers (ownership, a soft-deleted name).
   Rejected: "refused; nothing was written",
   Failed: "the vault is unchanged by this deploy",
