@@ -91,6 +91,14 @@ const makeMaterial = (dir: string): void => {
     join(dir, "stray.crt"),
     `${readFileSync(join(dir, "leaf.crt"), "utf8")}-----Begin Certificate-----\n${"-----END CERTIFICATE-----\n".repeat(22)}`,
   )
+  // A single certificate whose BEGIN line has en dashes for hyphens (a copy from a web page).
+  writeFileSync(
+    join(dir, "en-dash.crt"),
+    readFileSync(join(dir, "leaf.crt"), "utf8").replace(
+      "-----BEGIN CERTIFICATE-----",
+      "\u2013\u2013\u2013\u2013\u2013BEGIN CERTIFICATE\u2013\u2013\u2013\u2013\u2013",
+    ),
+  )
   for (const f of [...KEY_FILES, "two.p12"]) chmodSync(join(dir, f), 0o600)
 }
 
@@ -121,6 +129,7 @@ describe("key material the agent refuses, in --check --json", () => {
           pem("stray", "stray.crt", "leaf.key"),
           pem("wrongd", "leaf.crt", "wrong-d.key"),
           pem("scryptmem", "leaf.crt", "scrypt-mem.key"),
+          pem("endash", "en-dash.crt", "leaf.key"),
           "",
         ].join("\n"),
       )
@@ -197,7 +206,15 @@ describe("key material the agent refuses, in --check --json", () => {
           fix: "re-export the key from where it was made, or supply the key the certificate was issued for (`openssl pkey -check -noout -in KEY` checks a key file)",
         },
       ])
-      expect(problems).toHaveLength(1 + 1 + 1 + 1 + 21 + 1 + 1)
+      // Read from the file's bytes, the damaged line is named, not "neither PEM text nor DER".
+      expect(of(7)).toEqual([
+        {
+          field: "deployments[7].source",
+          message: `cert ${at("en-dash.crt")}: line 1 "\u2013\u2013\u2013\u2013\u2013BEGIN CERTIFICATE\u2013\u2013\u2013\u2013\u2013" is a damaged BEGIN line (a PEM line is five ASCII hyphens, BEGIN, a space, an upper-case label and five hyphens: -----BEGIN LABEL-----), so its block is not read`,
+          fix: "repair the line, or take the file again from its source (an editor or a copy from a web page may have changed its hyphens)",
+        },
+      ])
+      expect(problems).toHaveLength(1 + 1 + 1 + 1 + 21 + 1 + 1 + 1)
       const printed = r.stdout + r.stderr
       expect(printed).not.toContain("pwpwpw")
       for (const f of keyFiles)
