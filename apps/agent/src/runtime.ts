@@ -21,6 +21,7 @@ import { configFileUntrusted } from "./pathTrust.js"
 import { makeReconciler, type Reconciler } from "./reconciler.js"
 import { openStateStore } from "./state.js"
 import { Vaults } from "./vaults.js"
+import { version } from "./version.js"
 import { makeWatcher } from "./watcher.js"
 
 /** The start's and each reload's warning for a configuration that lists no deployment (valid, and deploys nothing). */
@@ -100,9 +101,13 @@ export const layer = (initial: AgentConfig): Layer.Layer<AgentRuntime, never, Va
       // rest, on stdout with the agent's logger. Logged at once, not forked: the write that fails
       // last is the one at shutdown, and a forked line could lose the race with the exit.
       const services = yield* Effect.context<never>()
-      const state = openStateStore(initial.settings.stateDir, (line) => {
-        Effect.runSyncWith(services)(Effect.logWarning(line))
-      })
+      const state = openStateStore(
+        initial.settings.stateDir,
+        (line) => {
+          Effect.runSyncWith(services)(Effect.logWarning(line))
+        },
+        { agentVersion: version, info: (line) => Effect.runSyncWith(services)(Effect.logInfo(line)) },
+      )
       metrics.stateWriteFailing(state.writeFailing)
       metrics.identities(vaults.identities)
       metrics.configLoaded(true, Date.now())

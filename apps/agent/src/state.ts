@@ -8,8 +8,10 @@
  * the agent never goes quiet.
  */
 import {
+  chmodSync,
   closeSync,
   constants,
+  copyFileSync,
   fstatSync,
   mkdirSync,
   openSync,
@@ -66,6 +68,8 @@ export interface DeploymentRecord {
 
 export interface StateFile {
   readonly schema: "kvdeploy.agent-state/v1"
+  /** The version of the agent that wrote it (absent in files of agents before the field). */
+  readonly agentVersion?: string
   readonly deployments: Record<string, DeploymentRecord>
 }
 
@@ -99,6 +103,14 @@ export const TIME_ONLY_MAX_AGE_MS = 60_000
 export interface StateStoreOptions {
   /** Wall-clock milliseconds (tests pass their own). */
   readonly now?: () => number
+  /**
+   * The running agent's version, written into the state file. A state file another version wrote
+   * (or one from before the field) is copied once, at start, to `state.json.before-<this version>`
+   * and `info` says so: an older agent may not take a newer one's records as its deployments' (and
+   * would then try again what was held for a person), so going back means putting that copy back.
+   */
+  readonly agentVersion?: string
+  readonly info?: (line: string) => void
 }
 
 /** The same record but for its times. */
@@ -249,6 +261,8 @@ export type StateFileRead =
       readonly records: ReadonlyMap<string, DeploymentRecord>
       /** The records left out, each as its name and its first problem (without its values). */
       readonly bad: ReadonlyArray<string>
+      /** The version of the agent that wrote it, when it says. */
+      readonly agentVersion: string | undefined
     }
   /** `why` reads after "state file PATH ". */
   | { readonly _tag: "Unusable"; readonly why: string }
@@ -257,7 +271,11 @@ export const readStateFile = (path: string): StateFileRead => {
   let text = ""
   try {
     text = readStateText(path)
-    const parsed = JSON.parse(text) as { readonly schema?: unknown; readonly deployments?: unknown }
+    const parsed = JSON.parse(text) as {
+      readonly schema?: unknown
+      readonly agentVersion?: unknown
+      readonly deployments?: unknown
+    }
     const deployments = parsed?.deployments
     if (
       parsed?.schema === "kvdeploy.agent-state/v1" &&
@@ -273,7 +291,9 @@ export const readStateFile = (path: string): StateFileRead => {
         // Fields this agent does not know (a newer agent's) are kept and written back.
         else records.set(name, { ...(value as object), ...record })
       }
-      return { _tag: "Read", records, bad }
+      const agentVersion =
+        typeof parsed.agentVersion === "string" ? parsed.agentVersion.slice(0, 64) : undefined
+      return { _tag: "Read", records, bad, agentVersion }
     }
     return {
       _tag: "Unusable",
@@ -354,6 +374,35 @@ const syncDirectory = async (directory: string): Promise<void> => {
   }
 }
 
+/**
+ * Copy the state file another agent version wrote (`wroteIt`, undefined: one from before versions
+ * were written) to `state.json.before-<running>`, once per version: the copy an operator puts back
+ * to go back to it. An existing copy is kept (the first start of this version made it); a copy
+ * that cannot be made is a warning, not a reason not to start.
+ */
+const keepForDowngrade = (
+  path: string,
+  wroteIt: string | undefined,
+  running: string,
+  warn: (line: string) => void,
+  info: (line: string) => void,
+): void => {
+  const copy = `${path}.before-${running.replace(/[^0-9A-Za-z.+-]/g, "_")}`
+  try {
+    copyFileSync(path, copy, constants.COPYFILE_EXCL)
+    chmodSync(copy, 0o600)
+    info(
+      `state file ${path} was written by ${wroteIt === undefined ? "an agent that did not record its version (an earlier one)" : `agent ${wroteIt}`}; kept as ${copy}: to go back to that version, stop the agent and copy it back to state.json (an older agent may not take this version's records as its deployments', and would try again what is held)`,
+    )
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== "EEXIST")
+      warn(
+        `state file ${path}: the copy for going back to the agent that wrote it could not be made (${code ?? String(e)}) at ${copy}`,
+      )
+  }
+}
+
 /** Open (or create) the state directory; a corrupt state file is set aside, not fatal. */
 export const openStateStore = (
   dir: string,
@@ -383,6 +432,12 @@ export const openStateStore = (
   }
   let keptFromSetAside = false
   const read = readStateFile(path)
+  if (
+    read._tag === "Read" &&
+    options.agentVersion !== undefined &&
+    read.agentVersion !== options.agentVersion
+  )
+    keepForDowngrade(path, read.agentVersion, options.agentVersion, warn, options.info ?? (() => {}))
   if (read._tag === "Read") {
     for (const [name, record] of read.records) records.set(name, record)
     if (read.bad.length > 0) {
@@ -401,7 +456,11 @@ export const openStateStore = (
   let failing = false
   const write = async () => {
     if (writesRefused !== undefined) throw new Error(`not written: ${writesRefused}`)
-    const body: StateFile = { schema: "kvdeploy.agent-state/v1", deployments: Object.fromEntries(records) }
+    const body: StateFile = {
+      schema: "kvdeploy.agent-state/v1",
+      ...(options.agentVersion === undefined ? {} : { agentVersion: options.agentVersion }),
+      deployments: Object.fromEntries(records),
+    }
     const tmp = `${path}.tmp-${process.pid}`
     // Made anew (O_EXCL) and never through a link (O_NOFOLLOW): a name planted in the directory is not
     // written through. One left by an agent that was killed with this process id is removed first.

@@ -53,6 +53,39 @@ describe("state store", () => {
     expect(readdirSync(dir).filter((f) => f.startsWith("state.json.unreadable-"))).toHaveLength(1)
   })
 
+  it("keeps the state file another agent version wrote as state.json.before-<version>, once, and writes its own version", async () => {
+    dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
+    const path = join(dir, "state.json")
+    // An earlier agent's file: no version recorded.
+    const earlier = `${JSON.stringify({ schema: "kvdeploy.agent-state/v1", deployments: { api: record("2026-11-01T00:00:00.000Z", "RolledBack") } })}\n`
+    writeFileSync(path, earlier)
+    const lines: Array<string> = []
+    const open = (agentVersion: string) =>
+      openStateStore(dir ?? "", (line) => lines.push(`warn ${line}`), {
+        agentVersion,
+        info: (line) => lines.push(`info ${line}`),
+      })
+    const upgraded = open("1.2.0")
+    const copy = join(dir, "state.json.before-1.2.0")
+    expect(readFileSync(copy, "utf8")).toBe(earlier)
+    expect(statSync(copy).mode & 0o777).toBe(0o600)
+    expect(lines).toEqual([
+      `info state file ${path} was written by an agent that did not record its version (an earlier one); kept as ${copy}: to go back to that version, stop the agent and copy it back to state.json (an older agent may not take this version's records as its deployments', and would try again what is held)`,
+    ])
+    upgraded.set("api", record("2026-12-01T00:00:00.000Z"))
+    await Effect.runPromise(upgraded.flush)
+    expect(JSON.parse(readFileSync(path, "utf8")).agentVersion).toBe("1.2.0")
+    // The same version started again: nothing copied, the first copy kept as it was.
+    lines.length = 0
+    open("1.2.0")
+    expect(lines).toEqual([])
+    expect(readFileSync(copy, "utf8")).toBe(earlier)
+    // A later version: its own copy, of the file 1.2.0 wrote.
+    open("1.3.0")
+    expect(JSON.parse(readFileSync(join(dir, "state.json.before-1.3.0"), "utf8")).agentVersion).toBe("1.2.0")
+    expect(lines[0]).toContain("was written by agent 1.2.0")
+  })
+
   it("never reads state.json through a symbolic link, nor writes through a planted temporary file", async () => {
     dir = mkdtempSync(join(tmpdir(), "kvdeploy-state-"))
     const stateDir = join(dir, "state")
