@@ -16,6 +16,7 @@ import {
   Consumer,
   certificateIdProblems,
   didYouMean,
+  environmentVariable,
   fsCodeInWords,
   holdsEncodedBase64,
   keyInField,
@@ -1376,7 +1377,7 @@ export const validateAgentConfig = (
         if (
           passwordEnv !== undefined &&
           /^[A-Za-z_][A-Za-z0-9_]*$/.test(passwordEnv) &&
-          env[passwordEnv] === undefined
+          environmentVariable(passwordEnv, env) === undefined
         )
           problems.push(
             shownSecretVariable(passwordEnv) !== undefined

@@ -28,6 +28,7 @@ import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
 import {
   type CertificateMaterial,
+  environmentVariable,
   type InspectedMaterial,
   PfxCodec,
   type PfxEncoding,
@@ -459,7 +460,9 @@ export const throughPool =
         pool.read(
           source,
           bytes,
-          source._tag === "Pfx" && source.passwordEnv !== undefined ? env[source.passwordEnv] : undefined,
+          source._tag === "Pfx" && source.passwordEnv !== undefined
+            ? environmentVariable(source.passwordEnv, env)
+            : undefined,
           encoding,
         ),
       ),

@@ -15,7 +15,13 @@
  */
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from "node:fs"
-import { type CertificateMaterial, type PfxCodec, shownPath, shownSecretVariable } from "@kvdeploy/core"
+import {
+  type CertificateMaterial,
+  environmentVariable,
+  type PfxCodec,
+  shownPath,
+  shownSecretVariable,
+} from "@kvdeploy/core"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -462,7 +468,8 @@ export const materialOf = (
     const keyHolders: Array<SourceBytes["files"][number]> = []
     if (source._tag === "Pfx") {
       const file = bytes.files[0]
-      const password = source.passwordEnv === undefined ? "" : (env[source.passwordEnv] ?? "")
+      const password =
+        source.passwordEnv === undefined ? "" : (environmentVariable(source.passwordEnv, env) ?? "")
       if (file !== undefined) {
         const decoded = yield* decodePfx(file.bytes, Redacted.make(password)).pipe(Effect.result)
         if (decoded._tag === "Failure") {

@@ -254,6 +254,34 @@ deployments:
     })
   })
 
+  it("a pfx_password_env named like an Object member (constructor, toString) is a variable not set, not an internal error", () => {
+    inScratch((dir) => {
+      selfSigned(dir, "a")
+      exportPfx(dir, "a", "right")
+      chmodSync(join(dir, "a.pfx"), 0o600)
+      const config = join(dir, "member.yaml")
+      const vault = `vault_url: "https://kv-prod.vault.azure.net"`
+      writeFileSync(
+        config,
+        `agent: { state_dir: ${join(dir, "state")} }
+deployments:
+  - { name: d1, source: { pfx: ${join(dir, "a.pfx")}, pfx_password_env: constructor }, target: { ${vault}, certificate_name: c1 } }
+  - { name: d2, source: { pfx: ${join(dir, "a.pfx")}, pfx_password_env: toString }, target: { ${vault}, certificate_name: c2 } }
+`,
+      )
+      const r = agent(["--config", config, "--check", "--json"], {})
+      expect(r.status, r.stdout + r.stderr).toBe(2)
+      expect(
+        (JSON.parse(r.stdout) as { problems: Array<{ field: string; message: string }> }).problems.map(
+          (p) => [p.field, p.message],
+        ),
+      ).toEqual([
+        ["deployments[0].source.pfx_password_env", expect.stringContaining("is not set")],
+        ["deployments[1].source.pfx_password_env", expect.stringContaining("is not set")],
+      ])
+    })
+  })
+
   it("names the environment's problems and the paths' in one run (the paths were checked only once the variables were set)", () => {
     inScratch((dir) => {
       const config = join(dir, "both.yaml")

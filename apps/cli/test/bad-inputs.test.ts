@@ -331,6 +331,19 @@ const cases: ReadonlyArray<Case> = [
     says: ["--previous-key-passphrase-env: applies only to --previous-key"],
   },
   {
+    name: "--previous-key-passphrase-env naming an Object member (constructor): not set, not a crash",
+    args: () => [
+      ...deploy("c-prev-pass-member"),
+      "--previous-key",
+      pemFile("enc-member.key", encryptedKeyPem(other.keyPem, "pw")),
+      "--previous-key-passphrase-env",
+      "constructor",
+    ],
+    stdin: () => fx.bundle(good),
+    exit: 2,
+    says: ["--previous-key-passphrase-env", "is not set"],
+  },
+  {
     name: "--previous-key-passphrase-env naming an unset variable",
     args: () => [
       ...deploy("c-prev-pass-unset"),

@@ -66,14 +66,19 @@ const cutBeginAfter = (text: string, from: number): number => {
 const MARKER = /^[ \t]*([-\u2010-\u2015\u2212]{2,8})[ \t]{0,4}(BEGIN|END)\b[^\r\n]*/gim
 
 /**
+ * A BEGIN or END line short of a hyphen or two before a label PEM files carry, with its closing
+ * dashes (a hyphen lost: no five-hyphen run is in it for PEM to find). Only those labels: a bundle's
+ * own banner lines (`--END OF CHAIN--`, `----BEGIN CHAIN----`) are comments OpenSSL skips.
+ */
+const SHORT_MARKER =
+  /^-{3,4}(?:BEGIN|END) (?:(?:TRUSTED |X509 |NEW )?CERTIFICATE(?: REQUEST)?|(?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY|(?:RSA )?PUBLIC KEY|PKCS7|CMS|X509 CRL|EC PARAMETERS|DH PARAMETERS)[-\u2010-\u2015\u2212]{3,6}$/
+
+/**
  * Whether a MARKER match (`dashes` its leading run, `line` the whole line) is a marker line: five
- * hyphens, dash-like characters, or two to four hyphens written against an upper-case BEGIN or END
- * line's words and closing dashes (a hyphen lost: no five-hyphen run is in it for PEM to find).
+ * hyphens, dash-like characters, or a known label's line short of hyphens (SHORT_MARKER).
  */
 const isMarker = (dashes: string, line: string): boolean =>
-  dashes === "-----" ||
-  /[\u2010-\u2015\u2212]/.test(dashes) ||
-  /^-{2,4}(?:BEGIN|END) [A-Z0-9 ]{1,40}[-\u2010-\u2015\u2212]{2,8}$/.test(line)
+  dashes === "-----" || /[\u2010-\u2015\u2212]/.test(dashes) || SHORT_MARKER.test(line)
 
 /**
  * A marker line as a message shows it: its dashes, word and label up to its closing dashes, or no

@@ -524,6 +524,18 @@ describe("text that is no marker line, and a marker line's text", () => {
           const parsed = yield* parsePem(text)
           expect(parsed.certificates.length).toBeGreaterThan(0)
         }
+        // A bundle's own banner lines, upper case and short of hyphens, with no PEM label: comments
+        // OpenSSL skips, from a file's bytes as from a string.
+        const pair = `${toPem("CERTIFICATE", int1)}${toPem("CERTIFICATE", root)}`
+        for (const text of [
+          `${pair}--END OF CHAIN--\n`,
+          `----BEGIN CHAIN----\n${pair}----END CHAIN----\n`,
+          `${toPem("CERTIFICATE", int1)}----END CERTIFICATE CHAIN----\n${toPem("CERTIFICATE", root)}`,
+        ])
+          for (const input of [Buffer.from(text), text]) {
+            const parsed = yield* parsePem(input)
+            expect(parsed.certificates).toHaveLength(2)
+          }
       }),
   )
 

@@ -8,6 +8,7 @@ import { createPrivateKey, createPublicKey } from "node:crypto"
 import {
   type CertificateMaterial,
   type DeployProblem,
+  environmentVariable,
   materialProblems,
   type PfxDecodeError,
   shownSecretVariable,
@@ -57,7 +58,7 @@ export const envVariableProblem = (flag: string, name: string): Problem | undefi
       ? "KEY_PASSPHRASE"
       : "PFX_PASSWORD"
   const valid = /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)
-  if (valid && process.env[name] !== undefined) return undefined
+  if (valid && environmentVariable(name) !== undefined) return undefined
   const shown = shownSecretVariable(name)
   // What was typed is not shown unless it reads as a variable's name: it may be the secret itself.
   const notShown = `(${name.length} characters, not shown: a variable's name is written in upper case, and this may be the secret itself)`
@@ -88,7 +89,7 @@ export const secretFromEnv = (
   Effect.suspend(() => {
     const problem = envVariableProblem(flag, name)
     if (problem !== undefined) return Effect.fail(usage(`${problem.field}: ${problem.message}`, [problem]))
-    return Effect.succeed(Redacted.make(process.env[name] ?? ""))
+    return Effect.succeed(Redacted.make(environmentVariable(name) ?? ""))
   })
 
 export const interactive = (): boolean => process.stdin.isTTY === true && process.stderr.isTTY === true
