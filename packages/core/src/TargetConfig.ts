@@ -533,6 +533,14 @@ const vaultUrlAsWritten = (raw: string): { readonly message: string; readonly fi
       message: `holds a space (${/\s/u.test(inner) ? "inside it" : "at its start or end"}); a vault URL has none`,
       fix: `write the vault's URL without spaces, for example ${example}`,
     }
+  // A soft hyphen, a zero-width space or joiner, a byte order mark: invisible, and dropped from a
+  // host name by the URL parser's IDNA mapping.
+  if (/\p{Cf}/u.test(raw))
+    return {
+      message:
+        "holds an invisible formatting character (a soft hyphen, a zero-width space or joiner), which a URL parser would drop without a word",
+      fix: `type the vault's URL again rather than paste it, for example ${example}`,
+    }
   if (raw.includes("\\"))
     return {
       message: "holds a backslash, which a URL parser reads as '/'",

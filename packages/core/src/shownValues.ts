@@ -165,7 +165,12 @@ export const quotedValue = (value: unknown): string =>
         !/[\r\n]|-----/.test(value) &&
         !looksLikeKeyText(value) &&
         !looksLikePemBodyLine(value)
-      ? JSON.stringify(value)
+      ? JSON.stringify(value).replace(
+          // What JSON leaves as it is but a terminal acts on: C1 controls, and the marks and
+          // overrides that reorder the text around them (U+202E shows what follows backwards).
+          /[\u0080-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+          (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+        )
       : `a string of ${value.length} characters, not shown`
 
 /**

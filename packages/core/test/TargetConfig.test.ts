@@ -109,6 +109,16 @@ describe("vault_url", () => {
       [" https://my-vault.vault.azure.net", "holds a space (at its start or end)", "without spaces"],
       ["https://my-vault.vault.azure.net ", "holds a space (at its start or end)", "without spaces"],
       ["https://my vault.vault.azure.net", "holds a space (inside it)", "without spaces"],
+      [
+        "https://my-\u00advault.vault.azure.net",
+        "holds an invisible formatting character",
+        "type the vault's URL again",
+      ],
+      [
+        "https://my-vault\u200b.vault.azure.net",
+        "holds an invisible formatting character",
+        "type the vault's URL again",
+      ],
       ["https:\\\\my-vault.vault.azure.net", "holds a backslash", "forward slashes"],
       ["https:/\\my-vault.vault.azure.net", "holds a backslash", "forward slashes"],
       [

@@ -171,6 +171,8 @@ describe("what messages show", () => {
     const scalarHex = ecKey().subarray(-32).toString("hex")
     expect(quotedValue(scalarHex)).toBe("a string of 64 characters, not shown")
     expect(quotedValue("api.example.com")).toBe('"api.example.com"')
+    // What a terminal would act on is escaped: a right-to-left override, a C1 control.
+    expect(quotedValue("a\u202eevil\u0085x")).toBe('"a\\u202eevil\\u0085x"')
     // Not a string: named by what it is ("object" was said of null).
     expect([null, 3, false, ["a"], { a: 1 }, undefined].map(quotedValue)).toEqual([
       "null",

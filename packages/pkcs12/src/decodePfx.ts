@@ -15,7 +15,7 @@
 import type { KeyObject } from "node:crypto"
 import { createHmac, timingSafeEqual } from "node:crypto"
 import type { CertificateMaterial } from "@kvdeploy/core"
-import { PfxDecodeError } from "@kvdeploy/core"
+import { PfxDecodeError, quotedValue } from "@kvdeploy/core"
 import * as asn1js from "asn1js"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -368,8 +368,8 @@ const moreThanOneKey = (
   const named = firsts.map(({ publicKey, index }) => {
     const owner = parsed.find((c) => publicKeysEqual(c.publicKey, publicKey))
     const alias = keys[index]?.friendlyName
-    if (alias !== undefined) aliases.push(JSON.stringify(alias))
-    const entry = alias === undefined ? "" : `the entry ${JSON.stringify(alias)}: `
+    if (alias !== undefined) aliases.push(quotedValue(alias))
+    const entry = alias === undefined ? "" : `the entry ${quotedValue(alias)}: `
     if (owner === undefined) return `${entry}a key of no certificate in the file`
     const description = owner.description()
     const serial = description?.serialHex ?? owner.node.serialNumber.toLowerCase()
