@@ -46,6 +46,7 @@ import {
   type VaultVersion,
   wasUnsent,
 } from "@kvdeploy/core"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -64,6 +65,7 @@ import {
   type Pickup,
 } from "./config.js"
 import { exposedGc, exposedMajorGc, makeIdleRelease } from "./idleRelease.js"
+import { internalErrorFix, internalErrorMessage } from "./internalError.js"
 import { MaterialWorkers } from "./materialPool.js"
 import { makePermits, type Permits } from "./permits.js"
 import { checkPickup } from "./pickup.js"
@@ -877,8 +879,8 @@ export const makeReconciler = (
         if (Exit.isFailure(latest)) {
           const error = latest.cause.reasons.find((r) => r._tag === "Fail")
           const e = error?._tag === "Fail" ? error.error : undefined
-          if (e === undefined)
-            return yield* Effect.die(new Error("the vault read ended without an error value"))
+          // A defect in the read (no failure of the vault's): the defect itself goes on, to be said.
+          if (e === undefined) return yield* Effect.die(Cause.squash(latest.cause))
           if (e._tag !== "VaultNotFound") {
             // No token (nothing was sent): the identity's problem, not the vault's.
             const noToken = e.unsent === true
@@ -1428,6 +1430,16 @@ export const makeReconciler = (
           )
         } while (slot.again && !stopping)
       }).pipe(
+        // A defect (a bug here or in a library) ends this run of the deployment: said, not swallowed
+        // by the forked fiber; the next pass or trigger starts it again.
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.failCause(cause)
+            : log(slot.deployment, "deployment stopped by an internal error", "error", {
+                reason: internalErrorMessage(cause),
+                fix: internalErrorFix,
+              }),
+        ),
         Effect.ensuring(
           Effect.sync(() => {
             if (slot.generation === generation) {

@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { Vault } from "@kvdeploy/core"
 import { Fault } from "@kvdeploy/core/test"
 import * as Pkcs12 from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
@@ -23,7 +24,12 @@ const VAULT = "https://mutants.vault.azure.net"
  * A reconciler of one deployment `name` (its own directory, files and state) over an in-memory vault
  * decoding with the real codec; its log lines collected in `lines`.
  */
-const setUp = async (name: string, agent: Record<string, unknown> = {}) => {
+const setUp = async (
+  name: string,
+  agent: Record<string, unknown> = {},
+  /** The vault the deployment is given, made from the in-memory one (default: that one). */
+  wrap: (vault: Vault["Service"]) => Vault["Service"] = (vault) => vault,
+) => {
   const sub = mkdtempSync(join(dir, "case-"))
   const pki = await makePki()
   const write = (leaf: Issued) => {
@@ -48,7 +54,13 @@ const setUp = async (name: string, agent: Record<string, unknown> = {}) => {
   const { vault, handle, metrics, recorder } = await inMemoryVault()
   const { lines, logger } = jsonLogger()
   const state = openStateStore(join(sub, "state"), () => {})
-  const { reconciler, agentMetrics } = await codecReconciler(config, state, oneVault(vault), metrics, logger)
+  const { reconciler, agentMetrics } = await codecReconciler(
+    config,
+    state,
+    oneVault(wrap(vault)),
+    metrics,
+    logger,
+  )
   return { pki, write, vault, handle, recorder, lines, state, agentMetrics, reconciler, sub }
 }
 
@@ -107,6 +119,33 @@ describe("a deploy's state record", () => {
 /** `ms` of real time: retries here are a second apart (backoff_base_seconds 1). */
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const quick = { backoff_base_seconds: 1, backoff_max_seconds: 1 }
+
+describe("a defect in a deployment's attempt", () => {
+  it("is said (an error line naming the deployment, without the defect's key text), and the next pass tries again", async () => {
+    let dying = true
+    const w = await setUp("df", quick, (vault) => ({
+      ...vault,
+      getLatest: (name) =>
+        dying
+          ? Effect.die(new Error("a library failed on -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n"))
+          : vault.getLatest(name),
+    }))
+    w.write(await w.pki.leaf("df.example.test"))
+    await Effect.runPromise(w.reconciler.triggerAll("start"))
+    const said = () => w.lines.filter((l) => l.message === "deployment stopped by an internal error")
+    await expect.poll(() => said().length, { timeout: 20_000, interval: 20 }).toBe(1)
+    expect(said()[0]?.level).toBe("ERROR")
+    expect(said()[0]?.annotations).toMatchObject({ deployment: "df", fix: expect.stringContaining("bug") })
+    expect(JSON.stringify(said())).not.toContain("MIIEvQIBADANBg")
+    // The defect's own first line (the read's, not a stand-in), its key text's line left out.
+    expect(String(said()[0]?.annotations.reason)).toMatch(/^internal error: a library failed on /)
+    // The next pass tries again, and goes through.
+    dying = false
+    await Effect.runPromise(w.reconciler.triggerAll("interval"))
+    await expect.poll(() => w.state.get("df")?.outcome, { timeout: 20_000, interval: 20 }).toBe("Succeeded")
+    await Effect.runPromise(w.reconciler.shutdown)
+  }, 30_000)
+})
 
 describe("retries", () => {
   it("a held outcome is not retried with backoff: one held decision, no read of the vault after it", async () => {
