@@ -3,6 +3,8 @@
  * fix: the material (--key) and the previous key (--previous-key) both invalid, or one of them
  * missing and the other invalid. Exit 2 as before, and no request reaches the vault.
  */
+import { spawnSync } from "node:child_process"
+import { rmSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { encryptedKeyPem, type Issued } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
@@ -81,6 +83,41 @@ describe("unreadable --key and --previous-key", () => {
         }
         expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
       })
+})
+
+describe("an input that may wait for good, in a run that fails anyway", () => {
+  it("a FIFO with no writer (--key, --previous-key) is not opened: exit 2 at once, the flags' problems listed", async () => {
+    const fifo = world.file("no-writer", "").replace(/no-writer$/, "no-writer.fifo")
+    const made = spawnSync("mkfifo", [fifo])
+    expect(made.status, String(made.stderr)).toBe(0)
+    try {
+      for (const keyFlags of [
+        ["--key", fifo],
+        ["--key", world.file("key.pem", cutKey(leaf.keyPem)), "--previous-key", fifo],
+      ]) {
+        const mark = world.emulator.requests.mark()
+        const r = await runCli(
+          [
+            "deploy",
+            "--config",
+            world.targetFile("fifo-inputs"),
+            "--name",
+            "bad_name!",
+            "--cert",
+            world.file("cert.pem", leaf.certPem + fx.chainOf(leaf)),
+            ...keyFlags,
+            "--json",
+          ],
+          { env: world.env, timeoutMs: 15_000 },
+        )
+        expect(r.code, r.stdout + r.stderr).toBe(2)
+        expect(json<ErrorDocument>(r).error.problems.map((p) => p.field)).toContain("--name")
+        expect(world.emulator.requests.entries({ since: mark, vault: world.vault })).toEqual([])
+      }
+    } finally {
+      rmSync(fifo, { force: true })
+    }
+  })
 })
 
 describe("on a terminal, in a run that fails anyway", () => {

@@ -678,8 +678,10 @@ export const expiredByTheVaultsClock = (answeredAtMs: number | undefined, nowMs:
   // The Date header has whole seconds: within a second is no clock difference.
   const aheadSeconds = Math.round((answeredAtMs - nowMs) / 1000)
   const dated = `the vault's answer is dated ${new Date(answeredAtMs).toISOString()}`
-  return aheadSeconds > 1
-    ? `${checked}: ${dated}, ${aheadSeconds} s ahead of this host's clock: set this host's clock right (timedatectl, or w32tm on Windows) and deploy a renewed certificate`
+  if (aheadSeconds > 1)
+    return `${checked}: ${dated}, ${aheadSeconds} s ahead of this host's clock: set this host's clock right (timedatectl, or w32tm on Windows) and deploy a renewed certificate`
+  return aheadSeconds < -1
+    ? `${checked}: ${dated}, ${-aheadSeconds} s behind this host's clock, so the clocks do not explain it: deploy a renewed certificate, and check the leaf's notAfter (openssl x509 -noout -enddate)`
     : `${checked}: ${dated}, within a second of this host's clock, so the certificate ran out between the check and the import: deploy a renewed certificate`
 }
 

@@ -446,7 +446,12 @@ describe("an import the vault refuses as expired", () => {
     const undated = refusedAsExpired({})
     expect(undated.detail).toContain("this host's clock is likely behind the vault's")
     const same = refusedAsExpired({ date: new Date(now).toUTCString() })
-    expect(same.detail).toContain("the certificate ran out between the check and the import")
+    expect(same.detail).toContain("within a second of this host's clock")
+    const behind = refusedAsExpired({ date: new Date(now - 300_000).toUTCString() })
+    expect(behind.detail).toMatch(
+      /, (299|300|301) s behind this host's clock, so the clocks do not explain it/,
+    )
+    expect(behind.detail).not.toContain("within a second")
   })
   it("says nothing of clocks for another refusal of an import, or an expiry word in a read's refusal", () => {
     const other = toVaultError(

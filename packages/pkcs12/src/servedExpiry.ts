@@ -19,8 +19,8 @@ const parsed = (der: Uint8Array): ParsedCertificate | undefined => {
 
 /**
  * The expiry of `leaf` served with `chain` (DER, any order): the leaf's notAfter, or an earlier one
- * of a chain certificate that issued the leaf (named as its issuer, signature verified) and is not
- * a self-signed root (a client checks the leaf against the root it trusts, not a copy served). A
+ * of the chain certificate that issued the leaf (named as its issuer, signature verified; of
+ * several, the one that lasts longest, as a client's path takes it) and is not a self-signed root (a client checks the leaf against the root it trusts, not a copy served). A
  * client that builds its path from the served chain refuses the leaf once that issuer expired.
  * Higher certificates are not counted: a cross-signed root that ends before the leaf (or has
  * ended) is kept in chains on purpose for old clients, and newer clients build a path without it,
@@ -34,13 +34,17 @@ export const servedExpiry = (
   const child = parsed(leaf)
   if (child === undefined) return undefined
   const leafNotAfter = new Date(child.node.validTo)
-  let first: { readonly subject: string; readonly notAfter: Date } | undefined
+  // Of several certificates that issued the leaf (an intermediate's old copy and its renewal, same
+  // key), a client builds its path with the one that lasts: the latest of them is the issuer's end.
+  let issuer: { readonly subject: string; readonly notAfter: Date } | undefined
   for (const der of chain) {
     const parent = parsed(der)
     if (parent === undefined || parent.selfSigned() || !issued(parent, child)) continue
     const notAfter = new Date(parent.node.validTo)
-    if (notAfter.getTime() < (first?.notAfter ?? leafNotAfter).getTime())
-      first = { subject: parent.node.subject.replace(/\n/g, ", "), notAfter }
+    if (issuer === undefined || notAfter.getTime() > issuer.notAfter.getTime())
+      issuer = { subject: parent.node.subject.replace(/\n/g, ", "), notAfter }
   }
-  return first === undefined ? { notAfter: leafNotAfter } : { notAfter: first.notAfter, issuerFirst: first }
+  return issuer === undefined || issuer.notAfter.getTime() >= leafNotAfter.getTime()
+    ? { notAfter: leafNotAfter }
+    : { notAfter: issuer.notAfter, issuerFirst: issuer }
 }

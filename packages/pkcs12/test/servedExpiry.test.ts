@@ -51,6 +51,25 @@ describe("servedExpiry", () => {
       })
   })
 
+  it("of two copies of the leaf's issuer (an old one and its renewal, one key), counts the one that lasts, as a client's path does", async () => {
+    const leafNotAfter = inDays(90)
+    const leaf = await leafIssuedBy(int(), leafNotAfter)
+    const shortEnd = inDays(40)
+    const copy = (notAfter: Date) =>
+      issue({ subject: int().name, key: keys.int, issuer: root(), ca: true, notAfter })
+    const [stale, renewed, short] = await Promise.all([copy(inDays(10)), copy(inDays(1000)), copy(shortEnd)])
+    for (const chain of [
+      [stale, renewed],
+      [renewed, stale],
+    ])
+      expect(servedExpiry(leaf, chain)).toEqual({ notAfter: leafNotAfter })
+    // Both ending before the leaf: the later one is when what is served breaks.
+    expect(servedExpiry(leaf, [stale, short])).toEqual({
+      notAfter: shortEnd,
+      issuerFirst: { subject: "CN=Served Expiry Intermediate", notAfter: shortEnd },
+    })
+  })
+
   it("is the leaf's notAfter with no chain, with an issuer that outlives the leaf, or a certificate that did not issue it", async () => {
     const leafNotAfter = inDays(90)
     const leaf = await leafIssuedBy(int(), leafNotAfter)

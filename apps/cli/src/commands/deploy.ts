@@ -306,6 +306,17 @@ const PREVIOUS_KEY_FLAGS = ["--previous-key", "--previous-key-passphrase-env"]
  * problems, each input whose own flags they found none in. Nobody is asked for a passphrase or a
  * password in a run that fails anyway: an input that would need one is then left unread.
  */
+/** An input path whose read may wait for good: stdin (`-`), or no regular file (a FIFO, a terminal). */
+const mayWait = (path: string): boolean => {
+  if (path === "-") return true
+  try {
+    return !statSync(path).isFile()
+  } catch {
+    // Missing or unreadable: its read fails at once, naming why.
+    return false
+  }
+}
+
 export const deployInputs = (
   input: Parameters<typeof checkedTarget>[0] & {
     readonly previousKey: Option.Option<string>
@@ -328,16 +339,29 @@ export const deployInputs = (
     if (checked._tag === "Failure" && checked.failure.exitCode !== ExitCode.usage)
       return yield* checked.failure
     // An input not read in a run that fails already: one whose own flags have problems, and one
-    // read from stdin (a terminal's would wait for typing).
-    const flagged = (flags: ReadonlyArray<string>, sources: ReadonlyArray<Option.Option<string>>) =>
-      checked._tag === "Failure" &&
-      (checked.failure.problems.some((p) => flags.includes(p.field)) ||
-        sources.some((source) => Option.contains(source, "-")))
-    const material = flagged(MATERIAL_FLAGS, [input.cert, input.chain, input.key, input.pfx])
+    // that may wait for good: stdin, or a path that is no regular file (a terminal's /dev/tty or
+    // /dev/stdin would wait for typing, a FIFO for a writer that may never come).
+    const flagged = (
+      failing: boolean,
+      flags: ReadonlyArray<string>,
+      sources: ReadonlyArray<Option.Option<string>>,
+    ) =>
+      failing &&
+      ((checked._tag === "Failure" && checked.failure.problems.some((p) => flags.includes(p.field))) ||
+        sources.some((source) => Option.isSome(source) && mayWait(source.value)))
+    const material = flagged(checked._tag === "Failure", MATERIAL_FLAGS, [
+      input.cert,
+      input.chain,
+      input.key,
+      input.pfx,
+    ])
       ? undefined
       : yield* Effect.result(readMaterial(input, { ask: checked._tag === "Success" }))
     const previous =
-      Option.isNone(input.previousKey) || flagged(PREVIOUS_KEY_FLAGS, [input.previousKey])
+      Option.isNone(input.previousKey) ||
+      flagged(checked._tag === "Failure" || material?._tag === "Failure", PREVIOUS_KEY_FLAGS, [
+        input.previousKey,
+      ])
         ? undefined
         : yield* Effect.result(
             readPreviousKey(
