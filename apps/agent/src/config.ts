@@ -676,13 +676,18 @@ const formerFingerprintsOf = (
   pickup: unknown,
   current: string,
 ): ReadonlyArray<string> | undefined => {
-  const variants = pickup === undefined ? [written] : [written, { ...written, pickup }]
-  // The fixed collation's first: with pickup, the first is the one written with pickup included.
-  // A host whose collation is the fixed one (C, POSIX, en_*) wrote nothing else.
+  const withPickup = pickup === undefined ? undefined : { ...written, pickup }
+  // The fixed collation's first (`current` is `written` in it): with pickup, the first is the one
+  // written with pickup included. A host whose collation is the fixed one (C, POSIX, en_*) wrote
+  // nothing else.
   const jsons = new Set<string>()
   for (const json of [
-    ...variants.map(canonicalJson),
-    ...(hostOrderIsFixed ? [] : variants.map((v) => JSON.stringify(hostCanonical(v)))),
+    ...(withPickup === undefined ? [] : [canonicalJson(withPickup)]),
+    ...(hostOrderIsFixed
+      ? []
+      : [written, ...(withPickup === undefined ? [] : [withPickup])].map((v) =>
+          JSON.stringify(hostCanonical(v)),
+        )),
   ])
     if (json !== current) jsons.add(json)
   return jsons.size === 0 ? undefined : [...jsons].map(configFingerprintOf)
