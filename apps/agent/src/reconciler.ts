@@ -70,6 +70,7 @@ import { MaterialWorkers } from "./materialPool.js"
 import { makePermits, type Permits } from "./permits.js"
 import { checkPickup } from "./pickup.js"
 import {
+  EARLIEST_NOT_AFTER_RULE,
   materialOf,
   readSource,
   type SourceBroken,
@@ -270,8 +271,10 @@ export const recordedFacts = (
     // The state file is read without a schema: anything but text (a hand-edited null) is not a fact.
     typeof record.x5t !== "string" ||
     typeof record.notAfter !== "string" ||
-    // Written by an agent before the chain's expiry was recorded: the bytes are parsed once again.
-    typeof record.earliestNotAfter !== "string"
+    // Written by an agent before the chain's expiry was recorded, or before it followed the issuer
+    // path (the leaf's issuer alone): the bytes are parsed once again.
+    typeof record.earliestNotAfter !== "string" ||
+    record.earliestNotAfterRule !== EARLIEST_NOT_AFTER_RULE
   )
     return undefined
   const notAfter = new Date(record.notAfter)
@@ -579,7 +582,9 @@ export const makeReconciler = (
         x5t: fields.x5t,
         versionId: fields.versionId,
         notAfter: fields.notAfter,
-        ...(fields.earliestNotAfter === undefined ? {} : { earliestNotAfter: fields.earliestNotAfter }),
+        ...(fields.earliestNotAfter === undefined
+          ? {}
+          : { earliestNotAfter: fields.earliestNotAfter, earliestNotAfterRule: EARLIEST_NOT_AFTER_RULE }),
         lastSuccessAt: fields.success ? at : previous?.lastSuccessAt,
         held: fields.held,
         ...(servedNotAfter === undefined ? {} : { servedNotAfter }),

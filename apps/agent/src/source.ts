@@ -49,14 +49,22 @@ export interface SourceFacts {
   readonly notAfterText: string
   /**
    * When what a deploy of the source serves stops working by expiry: the earliest notAfter of the
-   * leaf and of the chain certificate that issued it (@kvdeploy/pkcs12's `servedExpiry`: a stale
-   * intermediate that expires before the leaf breaks the served chain then). The value of
+   * leaf and of the chain certificates on its issuer path, up to a root (@kvdeploy/pkcs12's
+   * `servedExpiry`: a stale intermediate, or a policy CA above the issuing CA, that expires before
+   * the leaf breaks the served chain then). The value of
    * `kvdeploy_agent_certificate_expiry_timestamp_seconds`.
    */
   readonly earliestNotAfter: Date
   /** `earliestNotAfter` as ISO 8601 text (the state file's form). */
   readonly earliestNotAfterText: string
 }
+
+/**
+ * The rule `earliestNotAfter` was taken by, recorded beside it in the state file: a record of another
+ * rule (an agent before it counted the leaf's issuer alone, and wrote none) is not reused, and the
+ * source is parsed again.
+ */
+export const EARLIEST_NOT_AFTER_RULE = "issuer-path"
 
 /** The facts of parsed material whose leaf expires at `notAfter`. */
 const factsOf = (

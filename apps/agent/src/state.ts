@@ -48,6 +48,12 @@ export interface DeploymentRecord {
    * agents before it (a restart then parses the source again) and when no source was parsed.
    */
   readonly earliestNotAfter?: string | undefined
+  /**
+   * The rule `earliestNotAfter` was taken by (`issuer-path`: every certificate on the leaf's issuer
+   * path up to a root). Absent in files of agents before it, whose `earliestNotAfter` counted the
+   * leaf's issuer alone: a restart then parses the source again.
+   */
+  readonly earliestNotAfterRule?: string | undefined
   /** Last time the vault was seen serving this source (Succeeded or Skipped). */
   readonly lastSuccessAt: string | undefined
   /** True when this outcome needs a person: not retried until the source or the configuration changes. */
@@ -123,6 +129,7 @@ const sameBut = (a: DeploymentRecord, b: DeploymentRecord): boolean =>
   a.versionId === b.versionId &&
   a.notAfter === b.notAfter &&
   a.earliestNotAfter === b.earliestNotAfter &&
+  a.earliestNotAfterRule === b.earliestNotAfterRule &&
   a.held === b.held &&
   a.servedNotAfter === b.servedNotAfter &&
   a.fix === b.fix
@@ -208,6 +215,7 @@ const RecordFields = Schema.Struct({
   versionId: Schema.optional(Schema.String),
   notAfter: Schema.optional(RecordTime),
   earliestNotAfter: Schema.optional(RecordTime),
+  earliestNotAfterRule: Schema.optional(Schema.String),
   lastSuccessAt: Schema.optional(RecordTime),
   held: Schema.Boolean,
   servedNotAfter: Schema.optional(RecordTime),
@@ -237,6 +245,7 @@ const recordOf = (value: unknown): DeploymentRecord | string => {
     versionId: r.versionId,
     notAfter: r.notAfter,
     ...(r.earliestNotAfter === undefined ? {} : { earliestNotAfter: r.earliestNotAfter }),
+    ...(r.earliestNotAfterRule === undefined ? {} : { earliestNotAfterRule: r.earliestNotAfterRule }),
     lastSuccessAt: r.lastSuccessAt,
     held: r.held,
     ...(r.servedNotAfter === undefined ? {} : { servedNotAfter: r.servedNotAfter }),

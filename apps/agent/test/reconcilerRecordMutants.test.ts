@@ -166,6 +166,7 @@ describe("a vault that could not be read, after a deploy", () => {
       notAfter: succeeded?.notAfter,
       // No chain: the leaf's.
       earliestNotAfter: leaf.notAfter.toISOString(),
+      earliestNotAfterRule: "issuer-path",
       lastSuccessAt: succeeded?.lastSuccessAt,
       held: false,
       servedNotAfter: leaf.notAfter.toISOString(),

@@ -182,6 +182,7 @@ describe("recordedFacts", () => {
     versionId: "v1",
     notAfter: "2027-01-01T00:00:00.000Z",
     earliestNotAfter: "2026-12-24T00:00:00.000Z",
+    earliestNotAfterRule: "issuer-path",
     lastSuccessAt: undefined,
     held: false,
   }
@@ -207,6 +208,9 @@ describe("recordedFacts", () => {
     // Written by an agent before the chain's expiry was recorded: parsed again, not taken as the leaf's.
     expect(recordedFacts({ ...record, earliestNotAfter: undefined }, cfg, "src")).toBeUndefined()
     expect(recordedFacts({ ...record, earliestNotAfter: "not a date" }, cfg, "src")).toBeUndefined()
+    // Written by an agent that counted the leaf's issuer alone (no rule recorded), or by another rule.
+    expect(recordedFacts({ ...record, earliestNotAfterRule: undefined }, cfg, "src")).toBeUndefined()
+    expect(recordedFacts({ ...record, earliestNotAfterRule: "issuer" }, cfg, "src")).toBeUndefined()
     // A hand-edited state file's nulls (the file is read without a schema).
     expect(recordedFacts({ ...record, x5t: null } as unknown as DeploymentRecord, cfg, "src")).toBeUndefined()
     expect(

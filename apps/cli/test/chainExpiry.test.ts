@@ -74,4 +74,56 @@ describe("a chain certificate that expires before the leaf", () => {
       ),
     )
   })
+
+  it("is an intermediate above the leaf's issuer when that one expires first (root <- policy CA <- issuing CA <- leaf)", async () => {
+    const root = await issue({ subject: "CN=chain-expiry three-tier root", ca: true, notAfterDays: 20 })
+    const policy = await issue({
+      subject: "CN=chain-expiry policy CA",
+      issuer: root,
+      ca: true,
+      notAfterDays: 30,
+    })
+    const issuing = await issue({
+      subject: "CN=chain-expiry issuing CA",
+      issuer: policy,
+      ca: true,
+      notAfterDays: 400,
+    })
+    const leaf = await issue({
+      subject: "CN=api.example.test",
+      issuer: issuing,
+      notAfterDays: 90,
+      dnsNames: ["api.example.test"],
+    })
+    const args = (...more: ReadonlyArray<string>) => [
+      "plan",
+      "--config",
+      world.targetFile("chain-expiry-three-tier"),
+      "--cert",
+      world.file("cert3.pem", leaf.certPem),
+      "--chain",
+      // The root served along ends first of all: clients check against their own copy, so not counted.
+      world.file("chain3.pem", issuing.certPem + policy.certPem + root.certPem),
+      "--key",
+      world.file("privkey3.pem", leaf.keyPem),
+      ...more,
+    ]
+    const policyNotAfter = isoOf(policy.certPem)
+    const planned = await runCli(args(), { env: world.env })
+    expect(planned.code, planned.stdout + planned.stderr).toBe(0)
+    expect(planned.stdout.split("\n").find((l) => l.startsWith("  new "))).toMatch(
+      new RegExp(
+        `expires ${policyNotAfter.slice(0, 10)} \\(in \\d+ d\\): CN=chain-expiry policy CA, above the leaf's issuer in the chain, expires first \\(the leaf ${isoOf(leaf.certPem).slice(0, 10)}\\)`,
+      ),
+    )
+    const json3 = await runCli(args("--json"), { env: world.env })
+    expect(json3.code, json3.stdout + json3.stderr).toBe(0)
+    expect(json<{ newCertificate: Record<string, string> }>(json3).newCertificate).toEqual({
+      subject: "CN=api.example.test",
+      notAfter: isoOf(leaf.certPem),
+      sha256: expect.any(String),
+      earliestNotAfter: policyNotAfter,
+      expiresFirst: "CN=chain-expiry policy CA",
+    })
+  })
 })

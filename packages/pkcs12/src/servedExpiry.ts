@@ -1,15 +1,29 @@
 /**
  * When what is served with a leaf stops working by expiry: the earliest notAfter of the leaf and of
- * the certificate of its chain that issued it. One rule for the agent's
+ * the certificates of its chain on the leaf's issuer path, up to a root. One rule for the agent's
  * `kvdeploy_agent_certificate_expiry_timestamp_seconds` and the CLI's `expires` row.
  */
+import { createHash, type KeyObject, X509Certificate } from "node:crypto"
+import { rootCertificates } from "node:tls"
 import { issued, type ParsedCertificate, parseCertificateSharedNow } from "./certificateFacts.js"
 
 export interface ServedExpiry {
-  /** The earliest notAfter of the leaf and its issuer's certificate in the chain. */
+  /** The earliest notAfter of the leaf and the chain's certificates on its issuer path (roots not counted). */
   readonly notAfter: Date
-  /** The leaf's issuer, when its certificate in the chain expires before the leaf. */
-  readonly issuerFirst?: { readonly subject: string; readonly notAfter: Date }
+  /**
+   * The certificate of the path that expires first, when it expires before the leaf; `depth` 1 is
+   * the leaf's issuer, 2 the issuer's issuer, and so on.
+   */
+  readonly issuerFirst?: { readonly subject: string; readonly notAfter: Date; readonly depth: number }
+}
+
+export interface ServedExpiryOptions {
+  /**
+   * The roots clients trust (DER): a certificate of the chain with the name and key of one of them
+   * is that root cross-signed for older clients, and ends the path uncounted. Node's bundled Mozilla
+   * store (`tls.rootCertificates`) when not given.
+   */
+  readonly roots?: ReadonlyArray<Uint8Array>
 }
 
 const parsed = (der: Uint8Array): ParsedCertificate | undefined => {
@@ -17,34 +31,82 @@ const parsed = (der: Uint8Array): ParsedCertificate | undefined => {
   return outcome._tag === "Parsed" ? outcome.parsed : undefined
 }
 
+/** A root's identity as a client's path builder matches a trust anchor: its name and its key. */
+const anchorOf = (node: X509Certificate, publicKey: KeyObject): string =>
+  `${node.subject}\n${createHash("sha256")
+    .update(publicKey.export({ type: "spki", format: "der" }))
+    .digest("base64")}`
+
+const anchorOrUndefined = (node: () => X509Certificate): string | undefined => {
+  try {
+    const cert = node()
+    return anchorOf(cert, cert.publicKey)
+  } catch {
+    return undefined
+  }
+}
+
+let bundled: ReadonlySet<string> | undefined
+/** Node's bundled Mozilla roots, read on first use. */
+const bundledRoots = (): ReadonlySet<string> => {
+  bundled ??= new Set(
+    rootCertificates.flatMap((pem) => anchorOrUndefined(() => new X509Certificate(pem)) ?? []),
+  )
+  return bundled
+}
+
+const subjectText = (c: ParsedCertificate): string => c.node.subject.replace(/\n/g, ", ")
+
 /**
- * The expiry of `leaf` served with `chain` (DER, any order): the leaf's notAfter, or an earlier one
- * of the chain certificate that issued the leaf (named as its issuer, signature verified; of
- * several, the one that lasts longest, as a client's path takes it) and is not a self-signed root (a client checks the leaf against the root it trusts, not a copy served). A
- * client that builds its path from the served chain refuses the leaf once that issuer expired.
- * Higher certificates are not counted: a cross-signed root that ends before the leaf (or has
- * ended) is kept in chains on purpose for old clients, and newer clients build a path without it,
- * as the deploy's preflight judges (it warns about the leaf's issuer alone). Undefined when the
- * leaf cannot be read.
+ * The expiry of `leaf` served with `chain` (DER, any order, unrelated certificates ignored): the
+ * earliest notAfter of the leaf and of each certificate on its issuer path through the chain. From
+ * the leaf, each step takes the chain's certificate that issued the one before (named as its issuer,
+ * signature verified; of several copies, the one that lasts longest, as a client's path takes it),
+ * and the path ends, that certificate not counted, at a root: a self-signed certificate (a client
+ * checks against the root it trusts, not a copy served) or a cross-signed copy of a root (the name
+ * and key of a self-signed certificate of the chain or of `options.roots`: kept in chains for old
+ * clients, it may end before the leaf, or have ended, while newer clients stop at their own root).
+ * It ends too when no certificate of the chain issued the last one, or at a certificate already on
+ * the path (two CAs cross-signing each other). A client that builds its path from the served chain
+ * refuses the leaf once any certificate of that path expired. Undefined when the leaf cannot be read.
  */
 export const servedExpiry = (
   leaf: Uint8Array,
   chain: ReadonlyArray<Uint8Array>,
+  options: ServedExpiryOptions = {},
 ): ServedExpiry | undefined => {
   const child = parsed(leaf)
   if (child === undefined) return undefined
   const leafNotAfter = new Date(child.node.validTo)
-  // Of several certificates that issued the leaf (an intermediate's old copy and its renewal, same
-  // key), a client builds its path with the one that lasts: the latest of them is the issuer's end.
-  let issuer: { readonly subject: string; readonly notAfter: Date } | undefined
-  for (const der of chain) {
-    const parent = parsed(der)
-    if (parent === undefined || parent.selfSigned() || !issued(parent, child)) continue
-    const notAfter = new Date(parent.node.validTo)
-    if (issuer === undefined || notAfter.getTime() > issuer.notAfter.getTime())
-      issuer = { subject: parent.node.subject.replace(/\n/g, ", "), notAfter }
+  const certificates = chain.flatMap((der) => parsed(der) ?? [])
+  const chainRoots = new Set(
+    certificates.filter((c) => c.selfSigned()).map((c) => anchorOf(c.node, c.publicKey)),
+  )
+  const optionRoots =
+    options.roots === undefined
+      ? undefined
+      : new Set(options.roots.flatMap((der) => anchorOrUndefined(() => new X509Certificate(der)) ?? []))
+  const isRoot = (c: ParsedCertificate): boolean => {
+    if (c.selfSigned()) return true
+    const anchor = anchorOf(c.node, c.publicKey)
+    return chainRoots.has(anchor) || (optionRoots ?? bundledRoots()).has(anchor)
   }
-  return issuer === undefined || issuer.notAfter.getTime() >= leafNotAfter.getTime()
-    ? { notAfter: leafNotAfter }
-    : { notAfter: issuer.notAfter, issuerFirst: issuer }
+  const onPath = new Set<ParsedCertificate>([child])
+  let first: { readonly subject: string; readonly notAfter: Date; readonly depth: number } | undefined
+  let current = child
+  for (let depth = 1; ; depth++) {
+    const issuers = certificates.filter((c) => !onPath.has(c) && issued(c, current))
+    // Of several copies of the issuer (an old one and its renewal, same key), a client builds its
+    // path with the one that lasts; one of them a root ends the path there.
+    if (issuers.length === 0 || issuers.some(isRoot)) break
+    let next = issuers[0] as ParsedCertificate
+    for (const c of issuers)
+      if (new Date(c.node.validTo).getTime() > new Date(next.node.validTo).getTime()) next = c
+    const notAfter = new Date(next.node.validTo)
+    if (notAfter.getTime() < (first?.notAfter ?? leafNotAfter).getTime())
+      first = { subject: subjectText(next), notAfter, depth }
+    onPath.add(next)
+    current = next
+  }
+  return first === undefined ? { notAfter: leafNotAfter } : { notAfter: first.notAfter, issuerFirst: first }
 }

@@ -1,7 +1,8 @@
 /**
- * `servedExpiry`: when what is served with a leaf stops working by expiry. The leaf's issuer in
- * the chain counts when it expires first (a stale intermediate); a self-signed root served along
- * and a higher certificate (a cross-signed root kept for old clients, expired or not) do not.
+ * `servedExpiry`: when what is served with a leaf stops working by expiry. Every certificate of the
+ * chain on the leaf's issuer path counts when it expires first (a stale intermediate, a policy CA
+ * above the issuing CA); a root does not: a self-signed one served along, or a cross-signed copy of a
+ * root the chain or the trusted store holds (kept for old clients, expired or not).
  */
 import { beforeAll, describe, expect, it } from "vitest"
 import { servedExpiry } from "../src/index.js"
@@ -47,7 +48,7 @@ describe("servedExpiry", () => {
     ])
       expect(servedExpiry(leaf, chain)).toEqual({
         notAfter: intermediateNotAfter,
-        issuerFirst: { subject: "CN=Served Expiry Intermediate", notAfter: intermediateNotAfter },
+        issuerFirst: { subject: "CN=Served Expiry Intermediate", notAfter: intermediateNotAfter, depth: 1 },
       })
   })
 
@@ -66,7 +67,7 @@ describe("servedExpiry", () => {
     // Both ending before the leaf: the later one is when what is served breaks.
     expect(servedExpiry(leaf, [stale, short])).toEqual({
       notAfter: shortEnd,
-      issuerFirst: { subject: "CN=Served Expiry Intermediate", notAfter: shortEnd },
+      issuerFirst: { subject: "CN=Served Expiry Intermediate", notAfter: shortEnd, depth: 1 },
     })
   })
 
@@ -93,7 +94,61 @@ describe("servedExpiry", () => {
     expect(servedExpiry(leaf, [impostor])).toEqual({ notAfter: leafNotAfter })
   })
 
-  it("leaves out higher certificates (a cross-signed root, expired too) and a self-signed root that issued the leaf", async () => {
+  it("follows the issuer path: an intermediate above the leaf's issuer that expires first counts, naming it", async () => {
+    // root <- intermediate 1 <- intermediate 2 <- leaf, intermediate 1 ending first.
+    const i1 = { name: "CN=Served Expiry Policy CA", key: keys.oldRoot }
+    const i1NotAfter = inDays(20)
+    const policyCa = await issue({
+      subject: i1.name,
+      key: i1.key,
+      issuer: root(),
+      ca: true,
+      notAfter: i1NotAfter,
+    })
+    const issuingCa = await issue({
+      subject: int().name,
+      key: keys.int,
+      issuer: i1,
+      ca: true,
+      notAfter: inDays(400),
+    })
+    const rootCert = await issue({ subject: root().name, key: keys.root, ca: true, notAfter: inDays(3650) })
+    const leaf = await leafIssuedBy(int())
+    for (const chain of [
+      [issuingCa, policyCa],
+      [policyCa, issuingCa, rootCert],
+      [rootCert, policyCa, issuingCa],
+    ])
+      expect(servedExpiry(leaf, chain)).toEqual({
+        notAfter: i1NotAfter,
+        issuerFirst: { subject: "CN=Served Expiry Policy CA", notAfter: i1NotAfter, depth: 2 },
+      })
+    // Of two copies of intermediate 1, the one that lasts; the leaf's issuer ending first is named.
+    const policyCaRenewed = await issue({
+      subject: i1.name,
+      key: i1.key,
+      issuer: root(),
+      ca: true,
+      notAfter: inDays(900),
+    })
+    const leafNotAfter = inDays(90)
+    const leaf2 = await leafIssuedBy(int(), leafNotAfter)
+    expect(servedExpiry(leaf2, [policyCa, issuingCa, policyCaRenewed])).toEqual({ notAfter: leafNotAfter })
+    const shortEnd = inDays(10)
+    const shortIssuing = await issue({
+      subject: int().name,
+      key: keys.int,
+      issuer: i1,
+      ca: true,
+      notAfter: shortEnd,
+    })
+    expect(servedExpiry(leaf2, [policyCa, shortIssuing])).toEqual({
+      notAfter: shortEnd,
+      issuerFirst: { subject: "CN=Served Expiry Intermediate", notAfter: shortEnd, depth: 1 },
+    })
+  })
+
+  it("does not count a root: a self-signed one served along, or a cross-signed copy of a root the chain or the trusted store holds", async () => {
     const leafNotAfter = inDays(90)
     const leaf = await leafIssuedBy(int(), leafNotAfter)
     const intermediate = await issue({
@@ -104,19 +159,59 @@ describe("servedExpiry", () => {
       notAfter: inDays(400),
     })
     // The root cross-signed by an older root, ended yesterday: kept in the chain for old clients.
+    const yesterday = inDays(-1)
     const crossSignedRoot = await issue({
       subject: root().name,
       key: keys.root,
       issuer: { name: "CN=Served Expiry Old Root", key: keys.oldRoot },
       ca: true,
       notBefore: inDays(-400),
-      notAfter: inDays(-1),
+      notAfter: yesterday,
     })
-    expect(servedExpiry(leaf, [intermediate, crossSignedRoot])).toEqual({ notAfter: leafNotAfter })
+    const rootCert = await issue({ subject: root().name, key: keys.root, ca: true, notAfter: inDays(3650) })
+    // The self-signed root beside it says the cross-signed copy is that root's.
+    expect(servedExpiry(leaf, [intermediate, crossSignedRoot, rootCert])).toEqual({ notAfter: leafNotAfter })
+    // So does a trusted store holding that root (by default, Node's bundled Mozilla store).
+    expect(servedExpiry(leaf, [intermediate, crossSignedRoot], { roots: [rootCert] })).toEqual({
+      notAfter: leafNotAfter,
+    })
+    // Neither: nothing tells it from an intermediate, and a path through it ends with it.
+    expect(servedExpiry(leaf, [intermediate, crossSignedRoot], { roots: [] })).toEqual({
+      notAfter: yesterday,
+      issuerFirst: { subject: "CN=Served Expiry Root", notAfter: yesterday, depth: 2 },
+    })
     // A leaf a root issues directly, served with that root, which ends first: clients use their own copy.
     const shortRoot = await issue({ subject: root().name, key: keys.root, ca: true, notAfter: inDays(20) })
     const direct = await leafIssuedBy(root(), leafNotAfter)
     expect(servedExpiry(direct, [shortRoot])).toEqual({ notAfter: leafNotAfter })
+    // Higher up too: a short-lived self-signed root above a lasting intermediate is not counted.
+    expect(servedExpiry(leaf, [intermediate, shortRoot])).toEqual({ notAfter: leafNotAfter })
+  })
+
+  it("stops at a cycle (two CAs cross-signing each other) and ignores certificates off the path", async () => {
+    const a = { name: "CN=Served Expiry Cycle A", key: keys.int }
+    const b = { name: "CN=Served Expiry Cycle B", key: keys.oldRoot }
+    const [aEnd, bEnd] = [inDays(300), inDays(200)]
+    const aByB = await issue({ subject: a.name, key: a.key, issuer: b, ca: true, notAfter: aEnd })
+    const bByA = await issue({ subject: b.name, key: b.key, issuer: a, ca: true, notAfter: bEnd })
+    // Unrelated, expiring first: another CA's certificate nothing on the path was issued by.
+    const unrelated = await issue({
+      subject: "CN=Served Expiry Unrelated",
+      key: keys.root,
+      ca: true,
+      notAfter: inDays(5),
+    })
+    const leafNotAfter = inDays(400)
+    const leaf = await leafIssuedBy(a, leafNotAfter)
+    expect(servedExpiry(leaf, [bByA, unrelated, aByB], { roots: [] })).toEqual({
+      notAfter: bEnd,
+      issuerFirst: { subject: "CN=Served Expiry Cycle B", notAfter: bEnd, depth: 2 },
+    })
+    // The leaf in its own chain (a fullchain file that repeats it) is not its own issuer.
+    expect(servedExpiry(leaf, [leaf, aByB], { roots: [] })).toEqual({
+      notAfter: aEnd,
+      issuerFirst: { subject: "CN=Served Expiry Cycle A", notAfter: aEnd, depth: 1 },
+    })
   })
 
   it("is undefined for a leaf that cannot be read", () => {

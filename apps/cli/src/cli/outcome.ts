@@ -14,14 +14,17 @@ export interface LeafSummary {
   readonly notAfter: string
   readonly sha256: string
   /**
-   * The earliest notAfter of the leaf and its issuer's certificate in the chain deployed with it:
-   * what is served breaks then (the agent's `kvdeploy_agent_certificate_expiry_timestamp_seconds`
-   * says the same).
+   * The earliest notAfter of the leaf and the certificates on its issuer path in the chain deployed
+   * with it (roots not counted): what is served breaks then (the agent's
+   * `kvdeploy_agent_certificate_expiry_timestamp_seconds` says the same).
    */
   readonly earliestNotAfter: string
-  /** The subject of the leaf's issuer, when its certificate in the chain expires before the leaf. */
+  /** The subject of the certificate of that path that expires first, when it expires before the leaf. */
   readonly expiresFirst?: string
 }
+
+/** How far up the leaf's path `expiresFirst` is (1: the leaf's issuer), for the words alone (not in `--json`). */
+const expiresFirstDepths = new WeakMap<LeafSummary, number>()
 
 /**
  * The leaf's facts, with `served` (@kvdeploy/pkcs12's `servedExpiry` of the leaf and the chain
@@ -31,13 +34,15 @@ export const leafSummary = (der: Uint8Array, served?: ServedExpiry): LeafSummary
   try {
     const cert = new X509Certificate(der)
     const notAfter = new Date(cert.validTo).toISOString()
-    return {
+    const summary: LeafSummary = {
       subject: cert.subject.replace(/\n/g, ", "),
       notAfter,
       sha256: cert.fingerprint256.replace(/:/g, "").toLowerCase(),
       earliestNotAfter: served?.notAfter.toISOString() ?? notAfter,
       ...(served?.issuerFirst === undefined ? {} : { expiresFirst: served.issuerFirst.subject }),
     }
+    if (served?.issuerFirst !== undefined) expiresFirstDepths.set(summary, served.issuerFirst.depth)
+    return summary
   } catch {
     return undefined
   }
@@ -53,11 +58,11 @@ export const deployedSummary = (material: {
     ({ servedExpiry }) => leafSummary(material.leaf, servedExpiry(material.leaf, material.chain)),
   )
 
-/** When the leaf's issuer in the chain expires before the leaf: which, and the leaf's own date; else "". */
+/** When a certificate on the leaf's path in the chain expires before the leaf: which, and the leaf's own date; else "". */
 const expiresFirstWords = (leaf: LeafSummary): string =>
   leaf.expiresFirst === undefined
     ? ""
-    : `: the leaf's issuer in the chain, ${leaf.expiresFirst}, expires first (the leaf ${leaf.notAfter.slice(0, 10)}), and what is served breaks then`
+    : `: ${(expiresFirstDepths.get(leaf) ?? 1) > 1 ? `${leaf.expiresFirst}, above the leaf's issuer in the chain,` : `the leaf's issuer in the chain, ${leaf.expiresFirst},`} expires first (the leaf ${leaf.notAfter.slice(0, 10)}), and what is served breaks then`
 
 /**
  * The expiry words of a certificate deployed: the earliest of leaf and chain ("expires 2027-01-05
