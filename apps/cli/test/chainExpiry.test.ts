@@ -51,7 +51,7 @@ describe("a chain certificate that expires before the leaf", () => {
     const newRow = planned.stdout.split("\n").find((l) => l.startsWith("  new "))
     expect(newRow).toMatch(
       new RegExp(
-        `expires ${intermediateNotAfter.slice(0, 10)} \\(in \\d+ d\\): the leaf's issuer in the chain, CN=chain-expiry intermediate, expires first \\(the leaf ${isoOf(leaf.certPem).slice(0, 10)}\\)`,
+        `expires ${intermediateNotAfter.slice(0, 10)} UTC \\(in \\d+ d\\): the leaf's issuer in the chain, CN=chain-expiry intermediate, expires first \\(the leaf ${isoOf(leaf.certPem).slice(0, 10)} UTC\\)`,
       ),
     )
 
@@ -69,7 +69,7 @@ describe("a chain certificate that expires before the leaf", () => {
     expect(again.code, again.stdout + again.stderr).toBe(0)
     expect(again.stdout).toMatch(
       new RegExp(
-        `^ {2}expires +${intermediateNotAfter.slice(0, 10)} \\(in \\d+ d\\): the leaf's issuer in the chain, CN=chain-expiry intermediate, expires first`,
+        `^ {2}expires +${intermediateNotAfter.slice(0, 10)} UTC \\(in \\d+ d\\): the leaf's issuer in the chain, CN=chain-expiry intermediate, expires first`,
         "m",
       ),
     )
@@ -113,7 +113,7 @@ describe("a chain certificate that expires before the leaf", () => {
     expect(planned.code, planned.stdout + planned.stderr).toBe(0)
     expect(planned.stdout.split("\n").find((l) => l.startsWith("  new "))).toMatch(
       new RegExp(
-        `expires ${policyNotAfter.slice(0, 10)} \\(in \\d+ d\\): CN=chain-expiry policy CA, above the leaf's issuer in the chain, expires first \\(the leaf ${isoOf(leaf.certPem).slice(0, 10)}\\)`,
+        `expires ${policyNotAfter.slice(0, 10)} UTC \\(in \\d+ d\\): CN=chain-expiry policy CA, above the leaf's issuer in the chain, expires first \\(the leaf ${isoOf(leaf.certPem).slice(0, 10)} UTC\\)`,
       ),
     )
     const json3 = await runCli(args("--json"), { env: world.env })

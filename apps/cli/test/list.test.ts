@@ -264,6 +264,6 @@ describe("list", { concurrent: true }, () => {
     expect(listed.certificates.map((c) => c.name)).not.toContain("list-lasting")
     const text = await runCli(args, { env: world.env })
     expect(text.code, text.stderr).toBe(0)
-    expect(text.stdout).toMatch(/list-expired .*expired \d{4}-\d{2}-\d{2} \(\d+ (s|min) ago\)/)
+    expect(text.stdout).toMatch(/list-expired .*expired \d{4}-\d{2}-\d{2} UTC \(\d+ (s|min) ago\)/)
   })
 })

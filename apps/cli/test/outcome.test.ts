@@ -1,7 +1,8 @@
 /** The text of a Failed deploy: its next step follows what failed, read from the adapter's reason. */
 import { type DeployOutcome, VaultForbidden, VaultRequestRejected, VaultUnavailable } from "@kvdeploy/core"
 import { describe, expect, it } from "vitest"
-import { nextStep, outcomeLines } from "../src/cli/outcome.js"
+import { deployedExpiryText, leafSummary, nextStep, outcomeLines } from "../src/cli/outcome.js"
+import { issue } from "../src/cli/throwawayPki.js"
 import type { CredentialInUse } from "../src/cli/vault.js"
 import { expiryText } from "../src/cli/versions.js"
 
@@ -409,16 +410,32 @@ describe("expiryText: how long until (or since) a certificate's expiry", () => {
   const at = (ms: number) => new Date(now + ms).toISOString()
   const hour = 3_600_000
   it("days from 2 days on, hours below, minutes below an hour, seconds below a minute, each rounded down", () => {
-    expect(expiryText(at(90 * 24 * hour), now)).toBe("expires 2027-03-01 (in 90 d)")
-    expect(expiryText(at(48 * hour), now)).toBe("expires 2026-12-03 (in 2 d)")
-    expect(expiryText(at(47 * hour + 59 * 60_000), now)).toBe("expires 2026-12-03 (in 47 h)")
-    expect(expiryText(at(5 * hour + 30 * 60_000), now)).toBe("expires 2026-12-01 (in 5 h)")
-    expect(expiryText(at(59 * 60_000 + 59_000), now)).toBe("expires 2026-12-01 (in 59 min)")
-    expect(expiryText(at(30_000), now)).toBe("expires 2026-12-01 (in 30 s)")
-    expect(expiryText(at(-45_000), now)).toBe("expired 2026-12-01 (45 s ago)")
-    expect(expiryText(at(-3 * hour), now)).toBe("expired 2026-12-01 (3 h ago)")
-    expect(expiryText(at(-10 * 24 * hour), now)).toBe("expired 2026-11-21 (10 d ago)")
+    expect(expiryText(at(90 * 24 * hour), now)).toBe("expires 2027-03-01 UTC (in 90 d)")
+    expect(expiryText(at(48 * hour), now)).toBe("expires 2026-12-03 UTC (in 2 d)")
+    expect(expiryText(at(47 * hour + 59 * 60_000), now)).toBe("expires 2026-12-03 UTC (in 47 h)")
+    expect(expiryText(at(5 * hour + 30 * 60_000), now)).toBe("expires 2026-12-01 UTC (in 5 h)")
+    expect(expiryText(at(59 * 60_000 + 59_000), now)).toBe("expires 2026-12-01 UTC (in 59 min)")
+    expect(expiryText(at(30_000), now)).toBe("expires 2026-12-01 UTC (in 30 s)")
+    expect(expiryText(at(-45_000), now)).toBe("expired 2026-12-01 UTC (45 s ago)")
+    expect(expiryText(at(-3 * hour), now)).toBe("expired 2026-12-01 UTC (3 h ago)")
+    expect(expiryText(at(-10 * 24 * hour), now)).toBe("expired 2026-11-21 UTC (10 d ago)")
     expect(expiryText(undefined, now)).toBe("expiry unknown")
+  })
+
+  it("says the date is UTC's, also for an expiry given with another offset (the UTC date, not the offset's)", () => {
+    // 01:30 on 2 December at +03:00 is 22:30 on 1 December in UTC.
+    expect(expiryText("2026-12-02T01:30:00+03:00", now)).toBe("expires 2026-12-01 UTC (in 10 h)")
+  })
+
+  it("names the leaf's own UTC date when a chain certificate expires first", async () => {
+    const issued = await issue({ subject: "CN=leaf.example.test", notAfterDays: 30 })
+    const leaf = leafSummary(new Uint8Array(issued.certificate.rawData), {
+      notAfter: new Date("2026-12-20T23:30:00Z"),
+      issuerFirst: { subject: "CN=issuer", notAfter: new Date("2026-12-20T23:30:00Z"), depth: 1 },
+    })
+    expect(leaf && deployedExpiryText(leaf, now)).toMatch(
+      /^expires 2026-12-20 UTC \(in 19 d\): the leaf's issuer in the chain, CN=issuer, expires first \(the leaf \d{4}-\d\d-\d\d UTC\), and what is served breaks then$/,
+    )
   })
 })
 

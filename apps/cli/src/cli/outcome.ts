@@ -5,7 +5,7 @@ import type { ServedExpiry } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import type { Style } from "./terminal.js"
 import { type CredentialInUse, forbiddenFix, tlsRefusedFix } from "./vault.js"
-import { expiryRow, expiryText } from "./versions.js"
+import { expiryRow, expiryText, utcDateText } from "./versions.js"
 
 /** Facts of the certificate being deployed, read with node:crypto (no key involved). */
 export interface LeafSummary {
@@ -62,11 +62,11 @@ export const deployedSummary = (material: {
 const expiresFirstWords = (leaf: LeafSummary): string =>
   leaf.expiresFirst === undefined
     ? ""
-    : `: ${(expiresFirstDepths.get(leaf) ?? 1) > 1 ? `${leaf.expiresFirst}, above the leaf's issuer in the chain,` : `the leaf's issuer in the chain, ${leaf.expiresFirst},`} expires first (the leaf ${leaf.notAfter.slice(0, 10)}), and what is served breaks then`
+    : `: ${(expiresFirstDepths.get(leaf) ?? 1) > 1 ? `${leaf.expiresFirst}, above the leaf's issuer in the chain,` : `the leaf's issuer in the chain, ${leaf.expiresFirst},`} expires first (the leaf ${utcDateText(leaf.notAfter)}), and what is served breaks then`
 
 /**
  * The expiry words of a certificate deployed: the earliest of leaf and chain ("expires 2027-01-05
- * (in 30 d)"), and when a chain certificate is that one, which, and the leaf's own date.
+ * UTC (in 30 d)"), and when a chain certificate is that one, which, and the leaf's own date.
  */
 export const deployedExpiryText = (leaf: LeafSummary, now: number): string =>
   `${expiryText(leaf.earliestNotAfter, now)}${expiresFirstWords(leaf)}`

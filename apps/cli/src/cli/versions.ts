@@ -63,11 +63,17 @@ export const versionRecord = (v: VaultVersion, latest: boolean): VersionRecord =
   }
 }
 
-/** "expires 2027-03-01 (in 89 d)", "expired 2026-11-28 (3 d ago)". */
+/** The UTC date of an instant, said to be UTC's ("2027-03-01 UTC"); the text itself when it is no time. */
+export const utcDateText = (at: string): string => {
+  const ms = Date.parse(at)
+  return Number.isNaN(ms) ? at : `${new Date(ms).toISOString().slice(0, 10)} UTC`
+}
+
+/** "expires 2027-03-01 UTC (in 89 d)", "expired 2026-11-28 UTC (3 d ago)". */
 export const expiryText = (expiresAt: string | undefined, now: number): string => {
   if (expiresAt === undefined) return "expiry unknown"
   const ms = Date.parse(expiresAt) - now
-  const date = expiresAt.slice(0, 10)
+  const date = utcDateText(expiresAt)
   return ms < 0 ? `expired ${date} (${spanText(-ms)} ago)` : `expires ${date} (in ${spanText(ms)})`
 }
 
