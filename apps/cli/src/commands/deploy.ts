@@ -1,13 +1,5 @@
 /** `kvdeploy deploy`: the deploy program (snapshot, import, verify, rollback) for one certificate and target. */
-import {
-  accessSync,
-  chmodSync,
-  constants as fsConstants,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from "node:fs"
+import { accessSync, constants as fsConstants, statSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import {
   type AuditLog,
@@ -33,6 +25,7 @@ import type * as Scope from "effect/Scope"
 import { withStepProgress } from "../cli/deployProgress.js"
 import * as flags from "../cli/flags.js"
 import { type MaterialFlags, materialFlagProblems, readMaterial, secretNotAsked } from "../cli/material.js"
+import { writeMetricsFile } from "../cli/metricsFile.js"
 import { deployedSummary, type leafSummary, nextStep, outcomeLines, skippedNext } from "../cli/outcome.js"
 import {
   previousKeyFlag,
@@ -102,7 +95,7 @@ export const deployFlags = {
 const metricsFile = Flag.String("metrics-file").pipe(
   Flag.withMetavar("FILE"),
   Flag.withDescription(
-    "Write this run's Prometheus metrics to FILE (replaced atomically, mode 0644), labelled with the vault and certificate: for node_exporter's textfile collector (a FILE ending in .prom in its directory). The outcome stays the exit code; a file that cannot be written is a warning.",
+    "Write this run's Prometheus metrics to FILE (replaced atomically and fsynced, mode 0644), labelled with the vault and certificate: for node_exporter's textfile collector (a FILE ending in .prom in its directory). The outcome stays the exit code; a file that cannot be written is a warning.",
   ),
   Flag.optional,
 )
@@ -195,28 +188,6 @@ const metricsFileProblems = (file: string): ReadonlyArray<Problem> => {
           )
   }
   return []
-}
-
-/**
- * Replace `file` with `text` atomically: a temporary file in the same directory (mode 0644, made
- * anew), then renamed over it, so a collector never reads half a file. Undefined once written,
- * else why not.
- */
-const writeMetricsFile = (file: string, text: string): string | undefined => {
-  const temp = `${resolve(file)}.tmp-${process.pid}`
-  try {
-    writeFileSync(temp, text, { mode: 0o644, flag: "wx" })
-    // The mode asked at creation is masked by the umask (077 gives 0600, which node_exporter, a user
-    // of its own, cannot read): set it whole.
-    chmodSync(temp, 0o644)
-    renameSync(temp, file)
-    return undefined
-  } catch (e) {
-    try {
-      unlinkSync(temp)
-    } catch {}
-    return (e as NodeJS.ErrnoException).code ?? String(e)
-  }
 }
 
 /** The flags of deploy (and plan) that give target fields over the target file's. */
