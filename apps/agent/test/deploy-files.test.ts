@@ -5,6 +5,7 @@ import { join, resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import { parseAllDocuments } from "yaml"
 import { parseAgentConfig } from "../src/config.js"
+import { INTERNAL_ERROR_EXIT } from "../src/internalError.js"
 import { agentRoot, bin } from "./harness.js"
 
 const deploy = join(agentRoot, "deploy")
@@ -80,6 +81,20 @@ describe("deployment files", () => {
       ).toBeUndefined()
       expect(r.status, r.stdout + r.stderr).toBe(0)
       expect(r.stderr).not.toMatch(/kvdeploy-agent\.service:\d+:/)
+      // The restart settings are among what it parses: a value it cannot take, or a key in a section
+      // that does not hold it, is a line of its warnings (which systemd ignores, and this test refuses).
+      for (const [from, to] of [
+        ["StartLimitBurst=5", "StartLimitBurst=five"],
+        ["RestartPreventExitStatus=2", "RestartPreventExitStatus=2 EXIT_CONFIGURATION"],
+        ["StartLimitBurst=5", "StartLimitBurst=5\nRestartSteps=5"],
+      ] as const) {
+        expect(unit).toContain(from)
+        writeFileSync(join(dir, "kvdeploy-agent.service"), unit.replace(from, to))
+        const broken = spawnSync("systemd-analyze", ["verify", join(dir, "kvdeploy-agent.service")], {
+          encoding: "utf8",
+        })
+        expect(broken.stderr, to).toMatch(/kvdeploy-agent\.service:\d+: /)
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
@@ -162,6 +177,30 @@ describe("deployment files", () => {
     // A start-up failure that may pass (a lock, an address in use) is still restarted.
     expect(unit).toMatch(/^Restart=on-failure$/m)
     expect(prevented).not.toContain("1")
+  })
+
+  it("the systemd unit restarts an agent stopped by an internal error, a bounded number of times, not in a loop for ever", () => {
+    const unit = readFileSync(join(deploy, "systemd", "kvdeploy-agent.service"), "utf8")
+    const section = (name: string) => {
+      const from = unit.indexOf(`[${name}]`)
+      const to = unit.indexOf("\n[", from + 1)
+      return unit.slice(from, to === -1 ? undefined : to)
+    }
+    const value = (text: string, key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(text)?.[1]
+    const prevented = value(section("Service"), "RestartPreventExitStatus")?.split(/\s+/)
+    // Exit 70 (a defect at start, EX_SOFTWARE) may not recur: restarted, 5 s later.
+    expect(prevented).not.toContain(String(INTERNAL_ERROR_EXIT))
+    expect(value(section("Service"), "Restart")).toBe("on-failure")
+    expect(value(section("Service"), "RestartSec")).toBe("5s")
+    // But one that recurs at every start stops after a few tries (start-limit-hit) instead of
+    // restarting every 5 s for ever: the start limit is read from [Unit] (systemd 230 and later).
+    const interval = value(section("Unit"), "StartLimitIntervalSec")
+    const burst = Number(value(section("Unit"), "StartLimitBurst"))
+    expect(interval).toBe("10min")
+    expect(burst).toBe(5)
+    // The limit counts starts, so 5 starts 5 s apart fall within it; one crash a day does not.
+    expect(burst * 5).toBeLessThan(600)
+    expect(section("Service")).not.toMatch(/^StartLimit/m)
   })
 
   it("the systemd unit and the Dockerfile set the same glibc malloc settings", () => {
