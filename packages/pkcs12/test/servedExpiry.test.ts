@@ -218,3 +218,49 @@ describe("servedExpiry", () => {
     expect(servedExpiry(new Uint8Array([1, 2, 3]), [])).toBeUndefined()
   })
 })
+
+describe("the default roots: Node's bundled Mozilla store", () => {
+  it("takes a certificate with a bundled root's name and key as that root, cross-signed or not, and nothing else", async () => {
+    const { rootCertificates } = await import("node:tls")
+    const { X509Certificate } = await import("node:crypto")
+    const x509 = await import("@peculiar/x509")
+    const { isBundledRootCopy } = await import("../src/servedExpiry.js")
+    const pem = rootCertificates.find((p) => new X509Certificate(p).publicKey.asymmetricKeyType === "ec")
+    if (pem === undefined) throw new Error("no EC root in Node's bundled store")
+    const bundledRoot = new X509Certificate(pem)
+    expect(isBundledRootCopy(new Uint8Array(bundledRoot.raw))).toBe(true)
+    // The same name and key, signed by another CA (a cross-sign): the same root to a client that trusts it.
+    const rootKey = await crypto.subtle.importKey(
+      "spki",
+      bundledRoot.publicKey.export({ type: "spki", format: "der" }),
+      {
+        name: "ECDSA",
+        namedCurve:
+          bundledRoot.publicKey.asymmetricKeyDetails?.namedCurve === "secp384r1" ? "P-384" : "P-256",
+      },
+      true,
+      ["verify"],
+    )
+    const crossSign = (subject: string, publicKey: CryptoKey) =>
+      x509.X509CertificateGenerator.create({
+        serialNumber: "01",
+        subject,
+        issuer: "CN=Served Expiry Old Root",
+        notBefore: inDays(-1),
+        notAfter: inDays(30),
+        signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
+        publicKey,
+        signingKey: keys.oldRoot.pair.privateKey,
+        extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
+      })
+    const subject = new x509.X509Certificate(new Uint8Array(bundledRoot.raw)).subject
+    const crossSigned = await crossSign(subject, rootKey)
+    expect(isBundledRootCopy(new Uint8Array(crossSigned.rawData))).toBe(true)
+    // Its key under another name, or its name with another key: not that root.
+    const renamed = await crossSign("CN=Not A Bundled Root", rootKey)
+    expect(isBundledRootCopy(new Uint8Array(renamed.rawData))).toBe(false)
+    const rekeyed = await crossSign(subject, keys.int.pair.publicKey)
+    expect(isBundledRootCopy(new Uint8Array(rekeyed.rawData))).toBe(false)
+    expect(isBundledRootCopy(await issue({ subject: root().name, key: keys.root, ca: true }))).toBe(false)
+  })
+})
