@@ -241,7 +241,7 @@ describe("the default roots: Node's bundled Mozilla store", () => {
       true,
       ["verify"],
     )
-    const crossSign = (subject: string, publicKey: CryptoKey) =>
+    const crossSign = (subject: string, publicKey: TestKey["pair"]["publicKey"]) =>
       x509.X509CertificateGenerator.create({
         serialNumber: "01",
         subject,
