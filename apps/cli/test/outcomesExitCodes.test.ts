@@ -4,6 +4,9 @@
  * commands.test.ts so the two test workers share the load).
  */
 import type { ChildProcess } from "node:child_process"
+import { X509Certificate } from "node:crypto"
+import { readFileSync } from "node:fs"
+import { dirname, join } from "node:path"
 import { listening } from "@kvdeploy/core/test"
 import { encodePfx } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
@@ -30,6 +33,7 @@ useCommandsWorld([
   "outcomes-14",
   "outcomes-15",
   "outcomes-16",
+  "outcomes-17",
 ])
 
 // The tests run side by side, each on a vault of its own (its writes since a mark are its own);
@@ -55,6 +59,49 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     const adopted = await runCli(deployArgs(name, ["--adopt"]), { stdin: fx.bundle(leaf), env: world.env })
     expect(adopted.code, adopted.stdout).toBe(0)
     expect(json<Outcome & { adopted: boolean }>(adopted).adopted).toBe(true)
+  })
+
+  it("--metrics-file: a run that wrote nothing keeps the expiry series of the version still served (a lost import found not to have taken effect, a refused takeover)", async () => {
+    const { world, deployArgs } = inOwnVault("outcomes-17")
+    const name = "expiry-kept"
+    const file = join(dirname(world.targetFile(name)), "kvdeploy-expiry-kept.prom")
+    const target = `vault_url="${world.emulator.vault(world.vault).url}",certificate_name="${name}"`
+    /** The file's expiry series, in seconds, or undefined when it has none. */
+    const expiry = (): number | undefined => {
+      const series = `kvdeploy_certificate_expiry_timestamp_seconds{${target}} `
+      const line = readFileSync(file, "utf8")
+        .split("\n")
+        .find((l) => l.startsWith(series))
+      return line === undefined ? undefined : Number(line.slice(series.length))
+    }
+    const seconds = (d: Date) => d.getTime() / 1000
+    const deploy = (leaf: Awaited<ReturnType<typeof fx.leaf>>) =>
+      runCli(deployArgs(name, ["--metrics-file", file]), { stdin: fx.bundle(leaf), env: world.env })
+    const first = await fx.leaf({ notAfterDays: 100 })
+    const second = await fx.leaf({ notAfterDays: 200 })
+    const succeeded = await deploy(first)
+    expect(succeeded.code, succeeded.stdout).toBe(0)
+    expect(expiry()).toBe(seconds(first.certificate.notAfter))
+    // The import's connection drops before the vault commits it: the version list shows nothing
+    // created since the snapshot, so the first certificate is still served.
+    const drop = world.emulator.faults.add({ operation: "import", name, action: { kind: "drop" } })
+    const lost = await deploy(second)
+    world.emulator.faults.remove(drop)
+    expect(lost.code, lost.stdout).toBe(1)
+    expect(json<Outcome & { step: string }>(lost).step).toBe("reconcile")
+    expect(world.emulator.state.versions(world.vault, name)?.at(-1)?.x5t).toBe(
+      json<Outcome>(succeeded).newX5t,
+    )
+    expect(expiry()).toBe(seconds(first.certificate.notAfter))
+    // Another writer's version is served: the takeover is refused (exit 2), and that version's
+    // expiry, read by the snapshot, is the series'.
+    const foreign = await world.emulator.state.foreignImport(world.vault, name)
+    const foreignLeaf = new X509Certificate(Buffer.from(foreign.certificates[0] ?? new Uint8Array()))
+    const refused = await deploy(second)
+    expect(refused.code, refused.stdout).toBe(2)
+    expect(json<Outcome>(refused).problems?.map((p) => p.field)).toEqual(["certificate_name"])
+    expect(expiry()).toBe(seconds(new Date(foreignLeaf.validTo)))
+    expect(seconds(new Date(foreignLeaf.validTo))).not.toBe(seconds(first.certificate.notAfter))
   })
 
   it("Failed (exit 1): the vault refuses the import; nothing changed", async () => {

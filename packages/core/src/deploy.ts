@@ -111,6 +111,17 @@ interface RunState {
    * for a name that holds no certificate): nothing is served under the name.
    */
   reconcileListedNone?: boolean
+  /**
+   * Whether the reconcile's version list was read and showed the snapshot's version with no version
+   * created since (in its second or later): the import wrote nothing, and the snapshot's version is
+   * still the latest, so still served.
+   */
+  reconcileSnapshotLatest?: boolean
+  /**
+   * Whether the name was found held by a soft-deleted certificate (an import met it, or the deploy
+   * read it) and no recovery has brought a version back since: nothing is served under the name.
+   */
+  metDeleted?: boolean
   /** The content type of the import's secret, once the import's content is chosen. */
   contentType?: ImportedContentType | undefined
   /**
@@ -546,6 +557,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
 ): Effect.fn.Return<Draft | { readonly attempt: ImportResult }, never, Vault | PfxCodec> {
   const vault = yield* Vault
   const name = request.target.certificateName
+  state.metDeleted = true
   // An import refused as soft-deleted (409) wrote nothing: the content type it was built in is no
   // outcome's, unless an import after a recovery is built again (path.importFor sets it then). A
   // recovery that brings back this certificate (Skipped) or a refusal here writes none.
@@ -762,6 +774,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
   // a recovery of it would have brought back.
   trail.servedOtherThanDeleted = !sent && before !== undefined && restored.versionId !== before.versionId
   state.previous = restored
+  state.metDeleted = false
   trail.note(
     sent
       ? trail.recoveryAnswerLost
@@ -995,6 +1008,13 @@ const reconcile = Effect.fnUntraced(function* (
   if (match === undefined) {
     trail.note("reconcile: no new version in the version list")
     state.reconcileListedNone = listed.success.length === 0
+    // Nothing created since the snapshot's version, which the list shows: it is still the latest.
+    // (Another writer's version from its second or later may be the latest instead: not known.)
+    const snapshot = state.previous
+    state.reconcileSnapshotLatest =
+      snapshot !== undefined &&
+      listed.success.some((v) => v.versionId === snapshot.versionId) &&
+      createdSince(listed.success, snapshot).length === 0
     // Nothing of this deploy's is there, so nothing was taken over either (as reconcileDeleted says).
     trail.adopted = false
     return {
@@ -1459,29 +1479,44 @@ export const deploy: (
     if (trail.rollbackOutcome !== undefined) yield* metrics.rollback(trail.rollbackOutcome)
     yield* metrics.deployDuration(Number(tookNanos) / 1e9)
     // What the vault serves at the end, when the run knows it. A Failed deploy wrote nothing: after
-    // a refused import the vault serves what the snapshot read (or a recovery brought back), and
+    // a refused import, or a lost import whose version list shows the snapshot's version and none
+    // created since, the vault serves what the snapshot read (or a recovery brought back), and
     // nothing when the snapshot read none or the certificate is deleted (a soft-deleted name met,
     // whatever then failed; an import refused as deleted; a lost import found to have met a deleted
     // certificate), or when a lost import's version list listed no version at all (a first deploy
-    // whose import did not take effect, as a refused one). The series an earlier run left no longer
-    // tells the truth then. Not when the vault then said the deleted certificate was gone (another
-    // writer recovered or purged it; a recovery may not show to a read yet): that is not known.
+    // whose import did not take effect, as a refused one). A Rejected deploy wrote nothing either:
+    // after the vault was read, it serves what the snapshot read (or a recovery brought back), and
+    // nothing when the snapshot read none or a soft-deleted certificate holding the name was left
+    // deleted; refused before any read (preflight), the run does not know. The series an earlier
+    // run left no longer tells the truth then. Not when the vault then said the deleted certificate
+    // was gone (another writer recovered or purged it; a recovery may not show to a read yet): that
+    // is not known; nor when a lost import's list shows a version created since the snapshot's
+    // (another writer's may be the latest).
     const failed = outcome._tag === "Failed" && trail.recovered !== "unknown" ? outcome : undefined
+    const rejected = outcome._tag === "Rejected" && trail.recovered !== "unknown" ? outcome : undefined
     const servesNothing =
-      failed !== undefined &&
-      ((failed.step === "soft-deleted" && state.deletedGone !== true) ||
-        (failed.step === "reconcile" &&
-          (failed.error === "VaultConflictSoftDeleted" || state.reconcileListedNone === true)) ||
-        (failed.step === "import" &&
-          (failed.error === "VaultConflictSoftDeleted" ||
-            failed.code === "ObjectIsBeingDeleted" ||
-            (state.previous === undefined && state.snapshotNotFound === true))))
+      (failed !== undefined &&
+        ((failed.step === "soft-deleted" && state.deletedGone !== true) ||
+          (failed.step === "reconcile" &&
+            (failed.error === "VaultConflictSoftDeleted" || state.reconcileListedNone === true)) ||
+          (failed.step === "import" &&
+            (failed.error === "VaultConflictSoftDeleted" ||
+              failed.code === "ObjectIsBeingDeleted" ||
+              (state.previous === undefined && state.snapshotNotFound === true))))) ||
+      (rejected !== undefined &&
+        state.deletedGone !== true &&
+        (state.metDeleted === true || (state.previous === undefined && state.snapshotNotFound === true)))
+    const stillServed =
+      !servesNothing &&
+      (failed?.step === "import" ||
+        (failed?.step === "reconcile" && state.reconcileSnapshotLatest === true) ||
+        (rejected !== undefined && state.metDeleted !== true))
     const notAfter =
       outcome._tag === "Succeeded" || outcome._tag === "Skipped"
         ? state.inspected?.leaf.notAfter
         : outcome._tag === "RolledBack" || outcome._tag === "Superseded"
           ? state.servedNotAfter
-          : failed?.step === "import" && !servesNothing
+          : stillServed
             ? state.previous?.expiresAt
             : undefined
     if (servesNothing) yield* metrics.certificateNotServed(outcome.target)

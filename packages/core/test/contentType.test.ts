@@ -24,6 +24,7 @@ import {
   Fault,
   InMemoryVaultHandle,
   issue,
+  MetricsRecorder,
   makeAuthority,
   SyntheticCodec,
 } from "../src/testing/index.js"
@@ -600,6 +601,10 @@ describe("content_type keep over a soft-deleted certificate: the deleted certifi
           assert.lengthOf(imports, 0)
           assert.strictEqual(vault.calls().byOperation.getDeleted, 1)
           assert.include(o.decisions, "snapshot: no soft-deleted certificate holds the name either")
+          // Nothing is served under the name, and nothing was written: the expiry series removed.
+          const metrics = yield* MetricsRecorder
+          assert.strictEqual(metrics.count("certificateExpiry"), 0)
+          assert.strictEqual(metrics.count("certificateNotServed"), 1)
           assert.match(
             o.reason,
             /^the import was refused before anything was written: material .*\(content_type keep imports PKCS#12: the vault serves no PEM for this name\)$/,
@@ -627,6 +632,10 @@ describe("content_type keep over a soft-deleted certificate: the deleted certifi
           assert.strictEqual(vault.calls().byOperation.recoverDeleted ?? 0, 0)
           assert.isTrue(vault.isSoftDeleted(NAME))
           assert.lengthOf(vault.versions(NAME), 1)
+          // Left deleted: nothing is served, the expiry series removed.
+          const metrics = yield* MetricsRecorder
+          assert.strictEqual(metrics.count("certificateExpiry"), 0)
+          assert.strictEqual(metrics.count("certificateNotServed"), 1)
           assert.strictEqual(o.problems[0]?.field, "content_type")
           assert.match(
             o.reason,
@@ -693,8 +702,15 @@ describe("content_type keep over a soft-deleted certificate: the deleted certifi
             const o = expectTag(result, "Rejected")
             assert.lengthOf(imports, 0)
             assert.isUndefined(o.contentType)
-            // The recovery happened and is said; the recovered certificate is served.
+            // The recovery happened and is said; the recovered certificate is served, and its expiry
+            // is the series'.
             assert.strictEqual(vault.latest(NAME)?.versionId, deletedVersion.versionId)
+            const metrics = yield* MetricsRecorder
+            assert.deepStrictEqual(
+              metrics.events().flatMap((e) => (e.series === "certificateExpiry" ? [e.value] : [])),
+              [oldCert.notAfter.getTime() / 1000],
+            )
+            assert.strictEqual(metrics.count("certificateNotServed"), 0)
             assert.match(
               o.reason,
               new RegExp(

@@ -387,19 +387,40 @@ describe("a first deploy that writes nothing", () => {
   )
 
   it.effect(
-    "a lost import whose version list shows a version (another writer's, or the one served before) removes nothing: the vault serves it",
+    "a lost import whose version list shows a version (another writer's, or the one served before) removes nothing: the vault serves it; its expiry is set only when the run knows which version that is (the one the snapshot read, nothing created since)",
     () =>
       Effect.gen(function* () {
         const scenarios: ReadonlyArray<
-          readonly [string, (vault: VaultHandle) => Effect.Effect<unknown, never, InMemoryVaultHandle>]
+          readonly [
+            string,
+            (vault: VaultHandle) => Effect.Effect<unknown, never, InMemoryVaultHandle>,
+            ReadonlyArray<number>,
+          ]
         > = [
+          // A first deploy: the snapshot read nothing, so the run did not read the version served.
           [
             "another writer's import before the list",
             (v) => Effect.sync(() => v.script("listVersions", Fault.foreignImport(foreignCert.material))),
+            [],
           ],
-          ["a version served before the deploy", () => seedManaged(oldCert.material)],
+          // The list shows the snapshot's version and none created since: it is still served.
+          [
+            "a version served before the deploy",
+            () => seedManaged(oldCert.material),
+            [seconds(oldCert.notAfter)],
+          ],
+          // Another writer's version created since the snapshot's: which one is served is not known.
+          [
+            "a version served before the deploy, another writer's import before the list",
+            (v) =>
+              Effect.andThen(
+                seedManaged(oldCert.material),
+                Effect.sync(() => v.script("listVersions", Fault.foreignImport(foreignCert.material))),
+              ),
+            [],
+          ],
         ]
-        for (const [label, setup] of scenarios) {
+        for (const [label, setup, expiry] of scenarios) {
           yield* fresh(
             Effect.gen(function* () {
               const vault = yield* InMemoryVaultHandle
@@ -408,12 +429,101 @@ describe("a first deploy that writes nothing", () => {
               vault.script("importVersion", Fault.fail("Ambiguous"))
               const o = expectTag(yield* runDeploy(request(newCert.material)), "Failed")
               assert.strictEqual(o.step, "reconcile", label)
+              assert.strictEqual(o.error, "VaultAmbiguous", label)
               assert.isDefined(vault.latest(NAME), label)
+              assert.strictEqual(metrics.count("certificateNotServed"), 0, label)
+              assert.deepStrictEqual(
+                metrics.events().flatMap((e) => (e.series === "certificateExpiry" ? [e.value] : [])),
+                expiry,
+                label,
+              )
+              // True of the vault: what the series names is what it serves.
+              if (expiry.length > 0) assert.strictEqual(vault.latest(NAME)?.x5t, oldCert.x5t, label)
+            }),
+          )
+        }
+      }),
+  )
+})
+
+describe("a deploy refused after the snapshot (Rejected: nothing written)", () => {
+  it.effect(
+    "the version the snapshot read is still served: its expiry, whoever wrote it (not managed by kvdeploy, a previous key that is not its own)",
+    () =>
+      Effect.gen(function* () {
+        const scenarios: ReadonlyArray<
+          readonly [
+            string,
+            Effect.Effect<unknown, never, InMemoryVaultHandle>,
+            ReturnType<typeof request>,
+            typeof oldCert,
+            string,
+          ]
+        > = [
+          [
+            "another writer's certificate (not managed)",
+            Effect.flatMap(Effect.service(InMemoryVaultHandle), (v) =>
+              v.seed(NAME, foreignCert.material, { tags: { owner: "someone-else" } }),
+            ),
+            request(newCert.material),
+            foreignCert,
+            "not_managed",
+          ],
+          [
+            "a previous key that is not the served certificate's",
+            seedOld,
+            request(newCert.material, { previousKey: withWrongKey(oldCert).key }),
+            oldCert,
+            "previous_key",
+          ],
+        ]
+        for (const [label, setup, req, served, reason] of scenarios) {
+          yield* fresh(
+            Effect.gen(function* () {
+              const vault = yield* InMemoryVaultHandle
+              const metrics = yield* MetricsRecorder
+              yield* setup
+              const o = expectTag(yield* runDeploy(req), "Rejected")
+              assert.deepStrictEqual(
+                o.problems.map((p) => p.reason),
+                [reason],
+                label,
+              )
+              assert.strictEqual(vault.latest(NAME)?.x5t, served.x5t, label)
+              assert.deepStrictEqual(
+                metrics.events().filter((e) => e.series === "certificateExpiry"),
+                [{ series: "certificateExpiry", label: series, value: seconds(served.notAfter) }],
+                label,
+              )
               assert.strictEqual(metrics.count("certificateNotServed"), 0, label)
             }),
           )
         }
       }),
+  )
+
+  it.effect(
+    "a soft-deleted certificate of another writer's, left deleted: nothing is served, the series removed",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const metrics = yield* MetricsRecorder
+          yield* vault.seed(NAME, foreignCert.material, { tags: { owner: "someone-else" } })
+          yield* vault.softDelete(NAME)
+          const o = expectTag(
+            yield* runDeploy(request(newCert.material, {}, target({ on_soft_deleted: "recover" }))),
+            "Rejected",
+          )
+          assert.deepStrictEqual(
+            o.problems.map((p) => p.reason),
+            ["not_managed"],
+          )
+          assert.isTrue(vault.isSoftDeleted(NAME))
+          assert.isUndefined(vault.latest(NAME))
+          assertOnlyNotServed(metrics, "left deleted")
+        }),
+      ),
   )
 })
 
