@@ -1165,6 +1165,10 @@ export const makeReconciler = (
               ? Effect.void
               : log(d, `deploy: ${r.outcome}`, r.exitCode === 0 ? "info" : "warn", {
                   outcome: r.outcome,
+                  // A Failed deploy's vault error, as every vault error's line says it (and the CLI's --json).
+                  ...(r.step === undefined ? {} : { step: r.step }),
+                  ...(r.error === undefined ? {} : { error: r.error }),
+                  ...(r.operation === undefined ? {} : { operation: r.operation }),
                   reason: r.reason,
                   previousVersionId: r.previousVersionId,
                   versionId: r.versionId,

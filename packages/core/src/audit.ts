@@ -4,7 +4,7 @@
  */
 import type { ImportedContentType } from "./contentType.js"
 import { isoTimeOf } from "./isoTime.js"
-import { type DeployOutcome, exitCodeOf, type Recovered } from "./outcome.js"
+import { type DeployOutcome, exitCodeOf, type Failed, type Recovered } from "./outcome.js"
 
 export interface AuditRecord {
   readonly schema: "kvdeploy.audit/v1"
@@ -16,6 +16,12 @@ export interface AuditRecord {
   readonly outcome: DeployOutcome["_tag"]
   readonly exitCode: number
   readonly reason: string
+  /** As a Failed outcome's: the step that failed; absent for the other outcomes. */
+  readonly step?: Failed["step"]
+  /** As a Failed outcome's: the vault error's tag, when one caused it. */
+  readonly error?: string
+  /** As a Failed outcome's: the port operation that failed (`importVersion`, `getLatest`, …), when one did. */
+  readonly operation?: string
   readonly previousVersionId: string | undefined
   readonly previousX5t: string | undefined
   readonly newX5t: string | undefined
@@ -58,6 +64,13 @@ export const auditRecordOf = (outcome: DeployOutcome): AuditRecord => ({
   outcome: outcome._tag,
   exitCode: exitCodeOf(outcome),
   reason: outcome.reason,
+  ...(outcome._tag === "Failed"
+    ? {
+        step: outcome.step,
+        ...(outcome.error === undefined ? {} : { error: outcome.error }),
+        ...(outcome.operation === undefined ? {} : { operation: outcome.operation }),
+      }
+    : {}),
   previousVersionId: outcome.previous?.versionId,
   previousX5t: outcome.previous?.x5t,
   newX5t: outcome.newX5t,

@@ -188,17 +188,19 @@ const preflightRejected = (trail: DeployTrail, problems: ReadonlyArray<DeployPro
 }
 
 /**
- * What a Failed outcome carries of its error: the refusal a VaultForbidden states, whether the
+ * What a Failed outcome carries of its error: the port operation that failed, the refusal a VaultForbidden states, whether the
  * call was never sent (no token could be had for it), and whether the client refused the vault's
  * TLS certificate.
  */
 const failureFacts = (failure: {
   readonly _tag: string
+  readonly operation: string
   readonly refusal?: Failed["refusal"] | undefined
   readonly unsent?: boolean | undefined
   readonly code?: string | undefined
   readonly tlsRefused?: boolean | undefined
-}): Pick<Failed, "refusal" | "unsent" | "code" | "tlsRefused"> => ({
+}): Pick<Failed, "operation" | "refusal" | "unsent" | "code" | "tlsRefused"> => ({
+  operation: failure.operation,
   ...(failure._tag === "VaultForbidden" && failure.refusal !== undefined ? { refusal: failure.refusal } : {}),
   ...(failure.unsent === true ? { unsent: true } : {}),
   ...(failure._tag === "VaultUnavailable" && failure.tlsRefused === true ? { tlsRefused: true } : {}),
@@ -520,6 +522,8 @@ interface SoftDeletedPath {
   ) => Effect.Effect<DeployProblem | undefined>
   /** The soft-deleted certificate, when the deploy read it already (a PFX over the limit, nothing served). */
   readonly deleted?: DeletedCertificate | undefined
+  /** The port operation whose answer said the name is soft-deleted (the import's 409), when one did. */
+  readonly metBy?: string | undefined
 }
 
 /** The soft-deleted path's means of building the import (a rare path: made only when it is taken). */
@@ -557,6 +561,8 @@ const onSoftDeleted = Effect.fnUntraced(function* (
 ): Effect.fn.Return<Draft | { readonly attempt: ImportResult }, never, Vault | PfxCodec> {
   const vault = yield* Vault
   const name = request.target.certificateName
+  /** The operation that met the soft-deleted name, for a Failed outcome that names it as its error. */
+  const metBy = path.metBy === undefined ? {} : { operation: path.metBy }
   state.metDeleted = true
   // An import refused as soft-deleted (409) wrote nothing: the content type it was built in is no
   // outcome's, unless an import after a recovery is built again (path.importFor sets it then). A
@@ -580,6 +586,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
         _tag: "Failed",
         step: "soft-deleted",
         error: "VaultConflictSoftDeleted",
+        ...metBy,
         reason: `${name} is soft-deleted${when}; set on_soft_deleted: recover to recover it and deploy, or purge it first`,
       } satisfies Draft
     // The PFX is over the limit (content_type keep) and nothing is served: the deleted certificate was
@@ -649,7 +656,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
       _tag: "Failed",
       step: "soft-deleted",
       error: unread?._tag ?? "VaultConflictSoftDeleted",
-      ...(unread === undefined ? {} : failureFacts(unread)),
+      ...(unread === undefined ? metBy : failureFacts(unread)),
       reason: `${name} is soft-deleted, and whether kvdeploy wrote it is unknown: ${why}; it was left deleted and nothing was written, as recovering a certificate kvdeploy does not manage would change another tool's certificate. To fix: ${fix}; or deploy with adopt to recover it whoever wrote it; or purge it`,
     } satisfies Draft
   }
@@ -759,6 +766,7 @@ const onSoftDeleted = Effect.fnUntraced(function* (
         _tag: "Failed",
         step: "soft-deleted",
         error: recovered.failure._tag,
+        operation: recovered.failure.operation,
         reason: `${name} was soft-deleted and the outcome of its recovery is unknown (${recovered.failure.detail}); ${served}; no version was written: deploy again once Key Vault serves the certificate`,
       } satisfies Draft
     }
@@ -848,6 +856,8 @@ const reconcileDeleted = Effect.fnUntraced(function* (
   state: RunState,
   newX5t: string,
   startedAtMs: number,
+  /** The operation whose answer was lost (the import's). */
+  operation: string,
 ): Effect.fn.Return<Draft, never, Vault> {
   const vault = yield* Vault
   const name = request.target.certificateName
@@ -867,6 +877,7 @@ const reconcileDeleted = Effect.fnUntraced(function* (
       _tag: "Failed",
       step: "reconcile",
       error: "VaultConflictSoftDeleted",
+      operation,
       reason: `${why}, and Key Vault takes no import into a deleted certificate: the import, whose answer was lost, wrote nothing; ${remedy}`,
     } satisfies Draft
   }
@@ -963,7 +974,7 @@ const reconcile = Effect.fnUntraced(function* (
   trail: DeployTrail,
   state: RunState,
   newX5t: string,
-  failure: { readonly message: string },
+  failure: { readonly message: string; readonly operation: string },
   startedAtMs: number,
 ): Effect.fn.Return<Draft | Reconciled, never, Vault> {
   const vault = yield* Vault
@@ -975,7 +986,7 @@ const reconcile = Effect.fnUntraced(function* (
     // Key Vault lists a name with no certificate as empty (200): a 404 here says the name holds no
     // certificate now, and the soft-deleted certificate of the name, when there is one, tells more.
     if (listed.failure._tag === "VaultNotFound")
-      return yield* reconcileDeleted(request, trail, state, newX5t, startedAtMs)
+      return yield* reconcileDeleted(request, trail, state, newX5t, startedAtMs, failure.operation)
     return {
       _tag: "Unverified",
       versionId: undefined,
@@ -1021,6 +1032,7 @@ const reconcile = Effect.fnUntraced(function* (
       _tag: "Failed",
       step: "reconcile",
       error: "VaultAmbiguous",
+      operation: failure.operation,
       // True when the list was read; an import the vault was still working on when its answer was lost
       // (a client timeout) could still appear later, and the next deploy finds it (Skipped) or imports.
       reason: `the import had not taken effect when the version list was read: ${failure.message}; if the vault was still working on it when the answer was lost, it may yet appear: a later deploy of the same certificate skips it if it is there, or imports it`,
@@ -1146,16 +1158,15 @@ function* run(
   // 5. Import, in the content type the target and the snapshot call for (the PFX or the PEM is
   // built now if it was not yet: an import follows).
   let attempt: ImportResult | undefined
-  /** Step 5 over a soft-deleted name; `deleted` when it was read already (a PFX over the limit). */
-  const softDeleted = (deleted: DeletedCertificate | undefined) =>
-    onSoftDeleted(
-      request,
-      trail,
-      state,
-      newFacts.x5t,
-      tags,
-      softDeletedPath(codec, policy, request, trail, state, content, inspected, tags, deleted),
-    )
+  /**
+   * Step 5 over a soft-deleted name; `deleted` when it was read already (a PFX over the limit),
+   * `metBy` the operation whose answer said so (the import's 409).
+   */
+  const softDeleted = (deleted: DeletedCertificate | undefined, metBy?: string) =>
+    onSoftDeleted(request, trail, state, newFacts.x5t, tags, {
+      ...softDeletedPath(codec, policy, request, trail, state, content, inspected, tags, deleted),
+      metBy,
+    })
   if (state.previous === undefined && checked.pfxTooLarge !== undefined) {
     // Nothing is served, and the PFX is over Key Vault's limit (content_type keep, whose PEM fits):
     // keep imports PKCS#12, unless a soft-deleted certificate holds the name, which a recovery serves
@@ -1193,7 +1204,7 @@ function* run(
     attempt = yield* resultOf(vault.importVersion(importRequest))
     if (attempt._tag === "Failure") trail.unsent(attempt.failure)
     if (attempt._tag === "Failure" && attempt.failure._tag === "VaultConflictSoftDeleted") {
-      const handled = yield* softDeleted(undefined)
+      const handled = yield* softDeleted(undefined, attempt.failure.operation)
       if (!("attempt" in handled)) return handled
       attempt = handled.attempt
     }

@@ -111,6 +111,13 @@ export interface Failed extends OutcomeCommon {
   /** Tag of the vault error, when one caused it. */
   readonly error: string | undefined
   /**
+   * The port operation whose answer failed it (`getLatest`, `importVersion`, `listVersions`,
+   * `getDeleted`, `recoverDeleted`): for a lost import (`VaultAmbiguous`) and an import that met a
+   * soft-deleted name, `importVersion`. Absent when no call failed (a soft-deleted name the deploy
+   * read instead of importing).
+   */
+  readonly operation?: string
+  /**
    * What the vault (or the identity provider) refused, when the error is a VaultForbidden that says:
    * a permission to grant, the token, the network, the credential, a disabled version, or the
    * resource the vault asked a token for, or the tenant (the vault's is not the credential's). Each

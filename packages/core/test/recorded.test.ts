@@ -549,6 +549,98 @@ describe("the audit record", () => {
     ),
   )
 
+  it.effect(
+    "a Failed deploy: the step, the vault error's tag and the port operation that failed, as the outcome says them; the other outcomes none",
+    () =>
+      Effect.gen(function* () {
+        const scenarios: ReadonlyArray<
+          readonly [
+            string,
+            (vault: VaultHandle) => Effect.Effect<void>,
+            Record<string, unknown>,
+            {
+              readonly step: string | undefined
+              readonly error: string | undefined
+              readonly operation: string | undefined
+            },
+          ]
+        > = [
+          [
+            "the snapshot refused",
+            (v) => Effect.sync(() => v.script("getLatest", Fault.fail("Forbidden"))),
+            {},
+            { step: "snapshot", error: "VaultForbidden", operation: "getLatest" },
+          ],
+          [
+            "the import refused",
+            (v) => Effect.sync(() => v.script("importVersion", Fault.fail("Forbidden"))),
+            {},
+            { step: "import", error: "VaultForbidden", operation: "importVersion" },
+          ],
+          [
+            "the import throttled",
+            (v) => Effect.sync(() => v.script("importVersion", Fault.fail("Throttled"))),
+            {},
+            { step: "import", error: "VaultThrottled", operation: "importVersion" },
+          ],
+          [
+            "the import's answer lost, the list without it",
+            (v) => Effect.sync(() => v.script("importVersion", Fault.fail("Ambiguous"))),
+            {},
+            { step: "reconcile", error: "VaultAmbiguous", operation: "importVersion" },
+          ],
+          [
+            "a soft-deleted name (on_soft_deleted: fail)",
+            (v) => v.softDelete(NAME),
+            {},
+            { step: "soft-deleted", error: "VaultConflictSoftDeleted", operation: "importVersion" },
+          ],
+          [
+            "its recovery refused",
+            (v) =>
+              Effect.andThen(
+                v.softDelete(NAME),
+                Effect.sync(() => v.script("recoverDeleted", Fault.fail("Forbidden"))),
+              ),
+            { on_soft_deleted: "recover" },
+            { step: "soft-deleted", error: "VaultForbidden", operation: "recoverDeleted" },
+          ],
+        ]
+        for (const [label, setup, targetFields, expected] of scenarios) {
+          yield* fresh(
+            Effect.gen(function* () {
+              const vault = yield* InMemoryVaultHandle
+              yield* seedOld
+              yield* setup(vault)
+              const o = expectTag(
+                yield* runDeploy(request(newCert.material, {}, target(targetFields))),
+                "Failed",
+              )
+              assert.deepStrictEqual(
+                { step: o.step, error: o.error, operation: o.operation },
+                expected,
+                label,
+              )
+              const [record] = (yield* AuditRecords).all()
+              assert.deepStrictEqual(
+                { step: record?.step, error: record?.error, operation: record?.operation },
+                expected,
+                label,
+              )
+            }),
+          )
+        }
+        yield* fresh(
+          Effect.gen(function* () {
+            expectTag(yield* Effect.andThen(seedOld, deployNew), "Succeeded")
+            const [record] = (yield* AuditRecords).all()
+            assert.isDefined(record)
+            for (const key of ["step", "error", "operation"]) assert.notProperty(record, key)
+          }),
+        )
+      }),
+  )
+
   it.effect("a Rejected deploy: every problem with its field, message and fix", () =>
     fresh(
       Effect.gen(function* () {
