@@ -388,6 +388,18 @@ describe("a rollback over another writer's import", () => {
     expect(lines).toContain(`  next        ${next}`)
   })
 
+  it("a copy of the new certificate from the snapshot's second: said as possibly under the rollback, not as overwritten", () => {
+    const o = {
+      ...rolledBack(),
+      possiblyOverwritten: [{ versionId: "v0", x5t: "new" }],
+    } as unknown as DeployOutcome
+    const lines = outcomeLines(o, undefined, plain as never, 0, clientSecret)
+    expect(lines).toContain(
+      "  possibly overwritten v0  x5t new: a copy of the new certificate from the snapshot's second (an earlier deploy's, or another deployer's since the snapshot: Key Vault cannot order versions within a second)",
+    )
+    expect(lines.some((l) => l.trimStart().startsWith("overwritten"))).toBe(false)
+  })
+
   it("not checked (the versions could not be listed): said on the overwritten line", () => {
     const o = { ...rolledBack(), overwrittenUnchecked: true } as unknown as DeployOutcome
     expect(outcomeLines(o, undefined, plain as never, 0, clientSecret)).toContain(

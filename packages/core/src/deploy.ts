@@ -151,6 +151,16 @@ const overwrittenText = (overwritten: ReadonlyArray<VaultVersion> | undefined): 
   return `, over another writer's ${namedVersions(overwritten)}, imported after the snapshot (Key Vault has no conditional import): ${one ? "that write is" : "those writes are"} no longer served; decide which certificate the vault should serve (\`kvdeploy versions\` lists them) and deploy it`
 }
 
+/**
+ * What a RolledBack's reason adds about copies of the new certificate (this certificate id) from the
+ * snapshot's second that the rollback may stand over: Key Vault cannot order versions created
+ * within one second, so each is an earlier deploy's or another deployer's since the snapshot.
+ */
+const possiblyOverwrittenText = (possibly: ReadonlyArray<VaultVersion>): string =>
+  possibly.length === 0
+    ? ""
+    : `; it may stand over ${namedVersions(possibly)}, ${possibly.length === 1 ? "a copy" : "copies"} of the new certificate with this certificate id from the snapshot's second (Key Vault cannot order versions created within one second: an earlier deploy's, which the snapshot's version replaced, or another deployer's import since the snapshot); if another deployer imported it, that write is no longer served: decide which certificate the vault should serve (\`kvdeploy versions\` lists them)`
+
 /** What a Superseded reason adds when the other writer's newer version is disabled. */
 const disabledLatestText =
   "; it is disabled, so a client that reads the certificate's latest version gets none until it is enabled or another version is imported"
@@ -1369,7 +1379,10 @@ function* notVerified(
           : restored.overwritten.length > 0
             ? { overwritten: restored.overwritten.map(refOf) }
             : {}),
-        reason: `${wrong}; the previous certificate is served again as ${restored.version.versionId}${overwrittenText(restored.overwritten)}`,
+        ...(restored.possiblyOverwritten.length > 0
+          ? { possiblyOverwritten: restored.possiblyOverwritten.map(refOf) }
+          : {}),
+        reason: `${wrong}; the previous certificate is served again as ${restored.version.versionId}${overwrittenText(restored.overwritten)}${possiblyOverwrittenText(restored.possiblyOverwritten)}`,
       }
     case "Superseded":
       state.servedNotAfter = restored.latest.expiresAt

@@ -167,6 +167,13 @@ export interface RolledBack extends OutcomeCommon {
    */
   readonly overwritten?: ReadonlyArray<VersionRef>
   /**
+   * Copies of the new certificate with this certificate id from the snapshot's second, which the
+   * rollback may stand over: Key Vault cannot order versions created within one second, so each is
+   * an earlier deploy's (which the snapshot's version replaced) or another deployer's import since
+   * the snapshot. The reason names them. Absent when there were none.
+   */
+  readonly possiblyOverwritten?: ReadonlyArray<VersionRef>
+  /**
    * True when the versions could not be listed after the rollback's import: whether it stands over
    * another writer's version is not known (the reason says so). Absent when they were listed.
    */

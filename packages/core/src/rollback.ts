@@ -46,6 +46,14 @@ export type RollbackResult =
        * the versions could not be listed to find out.
        */
       readonly overwritten: ReadonlyArray<VaultVersion> | undefined
+      /**
+       * Copies of the failed certificate by this certificate id from the snapshot's second that the
+       * list before the rollback's import already showed: Key Vault cannot order versions created
+       * within one second, so each is an earlier deploy's (which another writer's version replaced
+       * before the snapshot) or another deployer's import since the snapshot, which the rollback
+       * now stands over. Not known which: said as possible. Empty when none.
+       */
+      readonly possiblyOverwritten: ReadonlyArray<VaultVersion>
     }
   | {
       readonly _tag: "AlsoFailed"
@@ -366,13 +374,20 @@ function* othersSinceSnapshot(
   previous: VaultVersion,
   failed: VaultVersion,
   alsoFailed: ReadonlyArray<VaultVersion>,
-): Effect.fn.Return<ReadonlyArray<VaultVersion> | RollbackResult, never, Vault> {
+): Effect.fn.Return<
+  { readonly others: ReadonlyArray<VaultVersion>; readonly shown: ReadonlySet<string> } | RollbackResult,
+  never,
+  Vault
+> {
   const vault = yield* Vault
   const listed = yield* trail
     .read("listVersions", vault.listVersions(request.target.certificateName))
     .pipe(Effect.result)
   if (listed._tag === "Success")
-    return importedSinceSnapshot(listed.success, previous, failed, alsoFailed, request.certificateId)
+    return {
+      others: importedSinceSnapshot(listed.success, previous, failed, alsoFailed, request.certificateId),
+      shown: new Set(listed.success.map((v) => v.versionId)),
+    }
   trail.note(
     `rollback: the versions could not be listed before the import (${listed.failure._tag}); not written`,
   )
@@ -408,7 +423,11 @@ const overwrittenByRollback = (
   alsoFailed: ReadonlyArray<VaultVersion>,
   rollback: VaultVersion,
   alsoOurs: ReadonlyArray<VaultVersion>,
-): ReadonlyArray<VaultVersion> | undefined => {
+  /** The version ids the list before the rollback's import showed. */
+  shownBefore: ReadonlySet<string>,
+):
+  | { readonly overwritten: ReadonlyArray<VaultVersion>; readonly possibly: ReadonlyArray<VaultVersion> }
+  | undefined => {
   if (listed._tag === "Failure") {
     trail.note(
       `rollback: the versions could not be listed after it (${listed.failure._tag}); another writer's import during it not ruled out`,
@@ -425,9 +444,24 @@ const overwrittenByRollback = (
     request.certificateId,
     true,
   ).filter((v) => v.createdAt.getTime() <= rollback.createdAt.getTime())
-  if (others.length > 0)
-    trail.note(`rollback: it stands over another writer's ${others.map((v) => v.versionId).join(", ")}`)
-  return others
+  // A copy of the failed certificate by this id from the snapshot's second that the list before the
+  // import already showed cannot be ordered against the snapshot: an earlier deploy's, which another
+  // writer's version (the snapshot's) replaced within that second, or another deployer's since.
+  const unordered = (v: VaultVersion) =>
+    shownBefore.has(v.versionId) &&
+    v.createdAt.getTime() === previous.createdAt.getTime() &&
+    v.x5t === failed.x5t &&
+    isManagedByKvdeploy(v.tags) &&
+    v.tags[CERTIFICATE_ID_TAG] === request.certificateId
+  const overwritten = others.filter((v) => !unordered(v))
+  const possibly = others.filter(unordered)
+  if (overwritten.length > 0)
+    trail.note(`rollback: it stands over another writer's ${overwritten.map((v) => v.versionId).join(", ")}`)
+  if (possibly.length > 0)
+    trail.note(
+      `rollback: it may stand over ${possibly.map((v) => v.versionId).join(", ")} (a copy of the new certificate from the snapshot's second: an earlier deploy's, or another deployer's since the snapshot)`,
+    )
+  return { overwritten, possibly }
 }
 
 /**
@@ -590,8 +624,9 @@ export const rollback = Effect.fnUntraced(function* (
   // The versions listed, then the latest read again (the last read before the import): another
   // writer's version newer than the failed one is not written over (Superseded), nor one from
   // between the snapshot and the failed import, which the verify could not see.
-  const others = yield* othersSinceSnapshot(trail, request, previous, failed, alsoFailed)
-  if ("_tag" in others) return others
+  const listedBefore = yield* othersSinceSnapshot(trail, request, previous, failed, alsoFailed)
+  if ("_tag" in listedBefore) return listedBefore
+  const { others, shown } = listedBefore
   const overtaken = yield* latestBeforeImport(trail, name, previous, failed, alsoFailed)
   if (overtaken !== undefined) return overtaken
   const undone = judgeOthersSinceSnapshot(trail, others, previous, failed)
@@ -670,13 +705,15 @@ export const rollback = Effect.fnUntraced(function* (
         alsoFailed,
         version,
         alsoOurs,
+        shown,
       )
       return {
         _tag: "Restored",
         version,
         source: found.source,
         previousNotAfter: found.inspected.leaf.notAfter,
-        overwritten,
+        overwritten: overwritten?.overwritten,
+        possiblyOverwritten: overwritten?.possibly ?? [],
       } satisfies RollbackResult
     }
     case "Superseded":

@@ -2225,6 +2225,33 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
       ),
   )
 
+  it.effect(
+    "an earlier deploy's copy of the new certificate from the snapshot's second, which another writer's version then replaced before the snapshot: not named as overwritten, said as possibly under the rollback",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          // An earlier deploy of newCert, then (in the same second) another writer's version, which
+          // the snapshot reads and this deploy adopts; Key Vault cannot order versions within a second.
+          yield* seedManaged(newCert.material)
+          const earlier = vault.latest(NAME)
+          const foreign = issue({ seed: "foreign", issuer: ca })
+          vault.script("getLatest", Fault.foreignImport(foreign.material, { owner: "x" }))
+          vault.script("importVersion", Fault.alter("disable"))
+          const o = expectTag(yield* runDeploy(request(newCert.material, { adopt: true })), "RolledBack")
+          assert.strictEqual(vault.latest(NAME)?.versionId, o.rollbackVersionId)
+          // It was there before the snapshot: the rollback did not undo it.
+          assert.isUndefined(o.overwritten)
+          assert.notInclude(o.reason, "over another writer's")
+          assert.deepStrictEqual(
+            o.possiblyOverwritten?.map((v) => v.versionId),
+            [earlier?.versionId],
+          )
+          assert.include(o.reason, `may stand over ${earlier?.versionId}`)
+        }),
+      ),
+  )
+
   it.effect("no other writer during the rollback: no overwritten versions, the reason as before", () =>
     fresh(
       Effect.gen(function* () {

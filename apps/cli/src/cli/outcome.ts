@@ -371,6 +371,10 @@ export const outcomeLines = (
     lines.push(
       `  ${s.yellow("overwritten")} ${o.overwritten.map((v) => `${v.versionId}  x5t ${v.x5t}`).join("; ")}: another writer's, imported after the snapshot, under the rollback now`,
     )
+  if (o._tag === "RolledBack" && o.possiblyOverwritten !== undefined)
+    lines.push(
+      `  ${s.yellow("possibly overwritten")} ${o.possiblyOverwritten.map((v) => `${v.versionId}  x5t ${v.x5t}`).join("; ")}: a copy of the new certificate from the snapshot's second (an earlier deploy's, or another deployer's since the snapshot: Key Vault cannot order versions within a second)`,
+    )
   if (o._tag === "RolledBack" && o.overwrittenUnchecked === true)
     lines.push(
       `  ${s.yellow("overwritten")} not checked: the versions could not be listed after the rollback's import (\`kvdeploy versions\` lists them)`,
