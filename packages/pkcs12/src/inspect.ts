@@ -41,6 +41,24 @@ import {
 } from "./privateKey.js"
 import { capProblems } from "./problemList.js"
 
+/** A certificate's subject, serial and validity (UTC), to name it in a refusal among others of its subject. */
+export const datesOf = (
+  c: ParsedCertificate,
+): {
+  readonly subject: string
+  readonly serial: string
+  readonly notBefore: Date
+  readonly notAfter: Date
+} => {
+  const description = c.description()
+  return {
+    subject: nameOf(c, "subject"),
+    serial: description?.serialHex ?? c.node.serialNumber.toLowerCase(),
+    notBefore: description?.notBefore ?? new Date(c.node.validFrom),
+    notAfter: description?.notAfter ?? new Date(c.node.validTo),
+  }
+}
+
 export interface OrderedChain {
   /** Indices into the input, leaf's issuer first. */
   readonly ordered: ReadonlyArray<number>
@@ -113,15 +131,59 @@ export const orderChain = (
     remaining.delete(next)
     current = found
   }
-  if (remaining.size > reported.size && !isSelfSigned(current)) {
+  // The path ending below a root is the usual case (roots are not sent): its issuer's absence is a
+  // gap only when a certificate left over links above it, i.e. chains up from a certificate named as
+  // that issuer whose key does not verify (reported above). A leftover that links nowhere (another
+  // CA, another leaf) is said on its own; a gap with it was a missing certificate that was not.
+  const above = new Set<number>()
+  for (let grew = true; grew; ) {
+    grew = false
+    for (const j of remaining) {
+      const c = others[j]
+      if (c === undefined || reported.has(j) || above.has(j)) continue
+      const linksAbove = [...reported, ...above].some((k) => {
+        const below = others[k]
+        return below !== undefined && issued(c, below)
+      })
+      if (linksAbove) {
+        above.add(j)
+        grew = true
+      }
+    }
+  }
+  if (above.size > 0 && !isSelfSigned(current)) {
     problems.push({
       field: "chain",
       message: `is broken after "${nameOf(current, "subject")}": the certificate of its issuer "${nameOf(current, "issuer")}" is missing`,
       fix: `add the certificate of "${nameOf(current, "issuer")}" to the chain, or remove the certificates above the gap`,
     })
   }
+  // Other certificates of the leaf's own key (a renewal that kept its key, old and new concatenated):
+  // which one to deploy is the operator's choice, not the first one's by its place in the file.
+  const sameKey = [...remaining].filter((i) => {
+    const c = others[i]
+    return !reported.has(i) && c !== undefined && publicKeysEqual(c.publicKey, leaf.publicKey)
+  })
+  if (sameKey.length > 0) {
+    const all = [
+      { where: "the leaf", ...datesOf(leaf) },
+      ...sameKey.map((i) => ({ where: fieldOf(i), ...datesOf(others[i] ?? leaf) })),
+    ]
+    const newest = all.reduce((a, b) =>
+      b.notBefore.getTime() > a.notBefore.getTime() ||
+      (b.notBefore.getTime() === a.notBefore.getTime() && b.notAfter.getTime() > a.notAfter.getTime())
+        ? b
+        : a,
+    )
+    const count = all.length === 2 ? "two" : String(all.length)
+    problems.push({
+      field: "leaf",
+      message: `is one of ${count} certificates for this key: ${all.map((c) => `${c.where} ("${c.subject}", serial ${c.serial}, notAfter ${c.notAfter.toISOString()})`).join(", ")}; kvdeploy deploys one and does not guess which`,
+      fix: `give only the one to deploy (the newest is serial ${newest.serial}, notAfter ${newest.notAfter.toISOString()}): remove the others from the file`,
+    })
+  }
   for (const i of remaining) {
-    if (reported.has(i)) continue
+    if (reported.has(i) || sameKey.includes(i)) continue
     const c = others[i]
     // A copy of a certificate of the path (its name and key) by another issuer: cross-signed, or the
     // self-signed form of a root the path reaches cross-signed.
