@@ -449,16 +449,28 @@ export const factsNow = (c: ParsedCertificate, field: string): FactsOutcome => {
   if (key === undefined)
     return {
       _tag: "Problem",
-      problem: {
-        field,
-        message: `has an ${describeKey(c.publicKey)} key; only RSA and EC certificates are supported`,
-        // An RSA-PSS key (`openssl genpkey -algorithm RSA-PSS`) reads as RSA to its owner: its fix
-        // names the plain RSA key to generate (the certificate may still be signed with PSS).
-        fix:
-          c.publicKey.asymmetricKeyType === "rsa-pss"
-            ? `use a certificate issued for a plain RSA key, not an RSA-PSS one (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:${rsaPssBits(c.publicKey)}); its issuer may still sign it with RSA-PSS`
-            : "use a certificate with an RSA or EC key",
-      },
+      // An RSA-PSS key (`openssl genpkey -algorithm RSA-PSS`) reads as RSA to its owner: its fix
+      // names the plain RSA key to generate (the certificate may still be signed with PSS).
+      problem:
+        c.publicKey.asymmetricKeyType === "rsa-pss"
+          ? {
+              field,
+              message: `has an ${describeKey(c.publicKey)} key; only RSA and EC certificates are supported`,
+              fix: `use a certificate issued for a plain RSA key, not an RSA-PSS one (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:${rsaPssBits(c.publicKey)}); its issuer may still sign it with RSA-PSS`,
+            }
+          : field === "leaf"
+            ? // Ed25519, Ed448, X25519, X448, DSA: the leaf's key is the one imported, and a
+              // certificate cannot change its key: a new key, and the certificate issued again.
+              {
+                field,
+                message: `has an ${describeKey(c.publicKey)} key, which Key Vault does not accept: its certificates take RSA and EC keys only`,
+                fix: "generate a new RSA or EC key and have the certificate issued again for it (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256, then a new CSR; certbot: --key-type ecdsa)",
+              }
+            : {
+                field,
+                message: `has an ${describeKey(c.publicKey)} key; only RSA and EC certificates are supported`,
+                fix: "use a certificate with an RSA or EC key",
+              },
     }
   const described = c.description()
   if (described === undefined)

@@ -150,6 +150,25 @@ describe.runIf(shouldRun("openssl"))(
       ])
     }, 60_000)
 
+    it("an Ed25519 or Ed448 key: Key Vault named as the one that does not take it, the fix a new RSA or EC key and a certificate issued again", async () => {
+      for (const [algorithm, named] of [
+        ["ED25519", "Ed25519"],
+        ["ED448", "Ed448"],
+      ] as const) {
+        const pem = mustSucceed(
+          "openssl genpkey",
+          await run("openssl", ["genpkey", "-algorithm", algorithm]),
+        ).stdout.toString("utf8")
+        expect(await refusal(pem)).toEqual([
+          {
+            field: "leaf",
+            message: `has an ${named} key, which Key Vault does not accept: its certificates take RSA and EC keys only`,
+            fix: "generate a new RSA or EC key and have the certificate issued again for it (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256, then a new CSR; certbot: --key-type ecdsa)",
+          },
+        ])
+      }
+    }, 60_000)
+
     it("an X25519 key is named as OpenSSL names it", async () => {
       const caPem = mustSucceed(
         "openssl genpkey",
@@ -177,7 +196,11 @@ describe.runIf(shouldRun("openssl"))(
       if (key === undefined) throw new Error("no key parsed")
       const failed = await Effect.runPromise(Effect.flip(inspectMaterial({ leaf, chain: [], key })))
       expect(failed.problems).toEqual([
-        { field: "leaf", message: expect.stringMatching(/has an X25519 key/), fix: expect.any(String) },
+        {
+          field: "leaf",
+          message: expect.stringMatching(/^has an X25519 key, which Key Vault does not accept/),
+          fix: expect.stringMatching(/^generate a new RSA or EC key/),
+        },
       ])
     }, 60_000)
   },
