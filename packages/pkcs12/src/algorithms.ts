@@ -17,6 +17,8 @@ export const oid = {
 
   friendlyName: "1.2.840.113549.1.9.20",
   localKeyId: "1.2.840.113549.1.9.21",
+  /** Oracle's trusted key usage: Java's keytool writes it on a trusted-certificate entry's bag. */
+  javaTrustedKeyUsage: "2.16.840.1.113894.746875.1.1",
 
   pbes2: "1.2.840.113549.1.5.13",
   pbkdf2: "1.2.840.113549.1.5.12",

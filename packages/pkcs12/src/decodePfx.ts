@@ -106,6 +106,10 @@ const keyEntry = (
 interface FoundCertificate {
   readonly der: Uint8Array
   readonly localKeyId: Uint8Array | undefined
+  /** Its bag's friendlyName (a Java keystore's alias), to name it by in a refusal. */
+  readonly friendlyName: string | undefined
+  /** A Java keystore's trusted-certificate entry (keytool -importcert), not a key entry's chain. */
+  readonly trusted: boolean
 }
 
 /** Check the PFX's integrity MAC over `authSafe`; the refusal, or `undefined` when it holds (or there is none). */
@@ -204,7 +208,12 @@ const collectBags = (
         return refuse("malformed", "the PFX's unencrypted key bag is unreadable", MALFORMED_FIX)
       keys.push(keyEntry(key, bag))
     } else if (bag._tag === "Certificate") {
-      certificates.push({ der: bag.der, localKeyId: bag.localKeyId })
+      certificates.push({
+        der: bag.der,
+        localKeyId: bag.localKeyId,
+        friendlyName: bag.friendlyName,
+        trusted: bag.trusted,
+      })
     } else if (bag._tag === "Nested") {
       if (depth >= 4) return refuse("malformed", "the PFX nests safe contents too deeply", MALFORMED_FIX)
       const refused = collectBags(bag.bags, password, keys, certificates, depth + 1, budget, passwordChecked)
@@ -387,6 +396,52 @@ const moreThanOneKey = (
   )
 }
 
+/** An alias as a keytool command takes it: bare when it needs no quoting, else quoted. */
+const aliasArgument = (alias: string): string =>
+  /^[A-Za-z0-9._@+-]+$/.test(alias) ? alias : quotedValue(alias)
+
+/**
+ * The refusal of a Java keystore's trusted-certificate entries (keytool -importcert: an mTLS client
+ * CA kept beside the server's key entry) that are not in the key entry's chain, or undefined. Such a
+ * certificate is no part of what the key entry serves, and dropping it unsaid would deploy something
+ * other than the file: the entries are named by alias (what keytool takes), never by a chain index.
+ */
+const trustedEntriesOffChain = (
+  offChain: ReadonlyArray<ParsedCertificate>,
+  certificates: ReadonlyArray<FoundCertificate>,
+  keyAlias: string | undefined,
+  leaf: ParsedCertificate,
+): PfxDecodeError | undefined => {
+  const entries = offChain.flatMap((c) => {
+    const bag = certificates.find((b) => b.trusted && bytesEqual(b.der, c.der))
+    return bag === undefined ? [] : [{ alias: bag.friendlyName, subject: nameOf(c, "subject") }]
+  })
+  if (entries.length === 0) return undefined
+  const named = entries.map((e) =>
+    e.alias === undefined
+      ? `(${JSON.stringify(e.subject)})`
+      : `${quotedValue(e.alias)} (${JSON.stringify(e.subject)})`,
+  )
+  const keyEntry =
+    keyAlias === undefined
+      ? `the key entry (${JSON.stringify(nameOf(leaf, "subject"))})`
+      : `the key entry ${quotedValue(keyAlias)}`
+  const deletes = entries
+    .map(
+      (e) =>
+        `keytool -delete -alias ${e.alias === undefined ? "ALIAS" : aliasArgument(e.alias)} -keystore FILE`,
+    )
+    .join("; ")
+  const unnamed = entries.some((e) => e.alias === undefined) ? ", keytool -list names the entries" : ""
+  return refuse(
+    "unsupported",
+    entries.length === 1
+      ? `the PFX holds the trusted-certificate entry ${named.join("")}, a certificate that is not in the chain of ${keyEntry}; kvdeploy neither deploys it in the chain nor drops it unsaid`
+      : `the PFX holds ${entries.length} trusted-certificate entries, ${named.join(", ")}, certificates that are not in the chain of ${keyEntry}; kvdeploy neither deploys them in the chain nor drops them unsaid`,
+    `delete ${entries.length === 1 ? "the entry" : "the entries"} from a copy of the keystore (${deletes}${unnamed}), or export the key entry alone (keytool -importkeystore -srcalias ${keyAlias === undefined ? "ALIAS" : aliasArgument(keyAlias)} -srckeystore FILE -destkeystore leaf.p12 -deststoretype PKCS12)`,
+  )
+}
+
 /** The whole decode, synchronous: the material, or the refusal. */
 const decodeNow = (
   bytes: Uint8Array,
@@ -428,6 +483,17 @@ const decodeNow = (
     if (leaf === undefined) continue
     const others = parsed.filter((_, i) => i !== leafIndex)
     const order = orderChain(leaf, others)
+    const offChain = order.unrelated.flatMap((i) => {
+      const c = others[i]
+      return c === undefined ? [] : [c]
+    })
+    const trusted = trustedEntriesOffChain(
+      offChain,
+      certificates,
+      key.friendlyName ?? certificates[leafIndex]?.friendlyName,
+      leaf,
+    )
+    if (trusted !== undefined) return trusted
     const chain = [...order.ordered, ...order.unrelated].flatMap((i) => {
       const c = others[i]
       return c === undefined ? [] : [c]

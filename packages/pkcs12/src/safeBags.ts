@@ -26,11 +26,15 @@ import {
   type ShroudedKeyParts,
 } from "./decodeStructure.js"
 
-/** A certificate bag of the X.509 type: its DER (the caller's copy) and localKeyID. */
+/** A certificate bag of the X.509 type: its DER (the caller's copy), localKeyID and alias. */
 export interface CertificateBag {
   readonly _tag: "Certificate"
   readonly der: Uint8Array
   readonly localKeyId: Uint8Array | undefined
+  /** The bag's friendlyName (a Java keystore's alias), when it has a readable one. */
+  readonly friendlyName: string | undefined
+  /** Whether it is a Java keystore's trusted-certificate entry (Oracle's trusted key usage attribute). */
+  readonly trusted: boolean
 }
 export interface ShroudedKeyBag {
   readonly _tag: "ShroudedKey"
@@ -157,6 +161,8 @@ const readBag = (element: asn1js.AsnType): SafeBag => {
           _tag: "Certificate",
           der: copyOf(certValue.getValue()),
           localKeyId: localKeyIdOf(attributes),
+          friendlyName: friendlyNameOf(attributes),
+          trusted: attributes.some((a) => a.type === oid.javaTrustedKeyUsage),
         }
       }
       if (certId === attributeCertificate && certValue instanceof asn1js.OctetString) {

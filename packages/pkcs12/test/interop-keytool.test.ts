@@ -18,6 +18,7 @@ import {
   canonicalPkcs8,
   generateKey,
   hex,
+  issue,
   type KeySpec,
   keySpecs,
   makeAuthorities,
@@ -26,6 +27,7 @@ import {
 } from "./fixtures.js"
 import {
   keytoolGenerate,
+  keytoolImportTrusted,
   keytoolList,
   keytoolRewrite,
   opensslExport,
@@ -133,4 +135,35 @@ describe.runIf(shouldRun("keytool"))("Java keytool", () => {
       }
     })
   }
+
+  it("a keystore's trusted-certificate entry (keytool -importcert -alias clientca beside the key entry web): refused by alias when off the chain, read as the chain when it is the root", async () => {
+    const authorities = await makeAuthorities()
+    // The key entry holds the leaf and its intermediate (the root is not sent).
+    const full = await makeMaterial(await generateKey("P-256"), 3, authorities, "CN=web.example.test")
+    const m = { ...full, chain: full.chain.slice(0, 1) }
+    const store = await Effect.runPromise(
+      encodePfx(m, { encoding: "modern", password: Redacted.make(PASSWORD), friendlyName: "web" }),
+    )
+    const clientCa = await issue({ subject: "CN=Client CA", key: await generateKey("P-256"), ca: true })
+    const withClientCa = await keytoolImportTrusted(
+      store,
+      PASSWORD,
+      "clientca",
+      toPem("CERTIFICATE", clientCa),
+    )
+    const refused = await Effect.runPromise(Effect.flip(decodePfx(withClientCa, Redacted.make(PASSWORD))))
+    expect(refused.reason).toBe("unsupported")
+    expect(refused.finding).toBe(
+      'the PFX holds the trusted-certificate entry "clientca" ("CN=Client CA"), a certificate that is not in the chain of the key entry "web"; kvdeploy neither deploys it in the chain nor drops it unsaid',
+    )
+    expect(refused.fix).toContain("keytool -delete -alias clientca -keystore FILE")
+    expect(refused.fix).toContain("keytool -importkeystore -srcalias web -srckeystore FILE")
+    // The chain's root as the trusted entry: it completes the chain, and the store deploys.
+    const root = authorities.certificates[0] ?? new Uint8Array()
+    const withRoot = await keytoolImportTrusted(store, PASSWORD, "rootca", toPem("CERTIFICATE", root))
+    const back = await decode(withRoot)
+    expect(hex(back.leaf)).toBe(hex(m.leaf))
+    expect(back.chain.map(hex)).toEqual(full.chain.map(hex))
+    expect((await Effect.runPromise(inspectMaterial(back))).problems).toEqual([])
+  }, 60_000)
 })

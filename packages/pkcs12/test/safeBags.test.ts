@@ -218,3 +218,64 @@ describe("a PFX with two private keys", () => {
       }),
   )
 })
+
+describe("a Java keystore's trusted-certificate entry (keytool -importcert beside the key entry)", () => {
+  // keytool writes a trusted entry as a certificate bag with its alias (friendlyName) and Oracle's
+  // trusted-key-usage attribute (2.16.840.1.113894.746875.1.1, anyExtendedKeyUsage for -importcert).
+  const named = (bag: pkijs.SafeBag, alias: string, attributes: Array<pkijs.Attribute> = []) =>
+    new pkijs.SafeBag({
+      bagId: bag.bagId,
+      bagValue: bag.bagValue,
+      bagAttributes: [
+        new pkijs.Attribute({ type: oid.friendlyName, values: [new asn1js.BmpString({ value: alias })] }),
+        ...attributes,
+      ],
+    })
+  const trusted = (der: Uint8Array, alias: string) =>
+    named(certBag(der), alias, [
+      new pkijs.Attribute({
+        type: "2.16.840.1.113894.746875.1.1",
+        values: [new asn1js.ObjectIdentifier({ value: "2.5.29.37.0" })],
+      }),
+    ])
+  const keyEntry = () => [named(certBag(material.leaf), "web"), named(key(), "web")]
+
+  it.effect(
+    "of a CA off the key entry's chain (an mTLS client CA): refused naming its alias and entry type, with keytool's delete and the key entry's export",
+    () =>
+      Effect.gen(function* () {
+        const clientCa = yield* Effect.promise(async () =>
+          issue({ subject: "CN=Client CA", key: await generateKey("P-256"), ca: true }),
+        )
+        const chain = material.chain.map((der) => certBag(der))
+        for (const bags of [
+          [...keyEntry(), ...chain, trusted(clientCa, "clientca")],
+          [trusted(clientCa, "clientca"), ...chain, ...keyEntry()],
+        ]) {
+          const error = yield* Effect.flip(decode(pfxOf(bags)))
+          expect(error.reason).toBe("unsupported")
+          expect(error.finding).toBe(
+            'the PFX holds the trusted-certificate entry "clientca" ("CN=Client CA"), a certificate that is not in the chain of the key entry "web"; kvdeploy neither deploys it in the chain nor drops it unsaid',
+          )
+          expect(error.fix).toBe(
+            "delete the entry from a copy of the keystore (keytool -delete -alias clientca -keystore FILE), or export the key entry alone (keytool -importkeystore -srcalias web -srckeystore FILE -destkeystore leaf.p12 -deststoretype PKCS12)",
+          )
+          expect(`${error.detail} ${error.fix}`).not.toMatch(/chain\[\d\]/)
+        }
+      }),
+  )
+
+  it.effect("of the chain's root (beside the key entry's chain, or in place of it): read as the chain", () =>
+    Effect.gen(function* () {
+      const root = material.chain[0] ?? new Uint8Array()
+      for (const bags of [
+        [...keyEntry(), certBag(root), trusted(root, "rootca")],
+        [...keyEntry(), trusted(root, "rootca")],
+      ]) {
+        const back = yield* decode(pfxOf(bags))
+        expect(hex(back.leaf)).toBe(hex(material.leaf))
+        expect(back.chain.map(hex)).toEqual([hex(root)])
+      }
+    }),
+  )
+})

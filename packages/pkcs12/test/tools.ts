@@ -257,6 +257,40 @@ export const keytoolList = (pfx: Uint8Array, password: string): Promise<KeytoolL
     return { entryType, chainSha256 }
   })
 
+/**
+ * `keytool -importcert -alias ALIAS` of `certificatePem` into a copy of the PFX (a trusted-certificate
+ * entry beside its key entry, as a Tomcat or Spring keystore keeps an mTLS client CA): the new store.
+ */
+export const keytoolImportTrusted = (
+  pfx: Uint8Array,
+  password: string,
+  alias: string,
+  certificatePem: string,
+): Promise<Uint8Array> =>
+  withShmFile(pfx, async (path) => {
+    mustSucceed(
+      "keytool -importcert",
+      await run(
+        "keytool",
+        [
+          ...fastJvm,
+          "-importcert",
+          "-noprompt",
+          "-alias",
+          alias,
+          "-storetype",
+          "PKCS12",
+          "-keystore",
+          path,
+          "-storepass:env",
+          "PFXPW",
+        ],
+        { input: certificatePem, env: { PFXPW: password } },
+      ),
+    )
+    return new Uint8Array(readFileSync(path))
+  })
+
 /** Let keytool re-write a PFX (read with Java, written with Java's encoder), in its default or legacy profile. */
 export const keytoolRewrite = (pfx: Uint8Array, password: string, legacy: boolean): Promise<Uint8Array> =>
   withShmFile(pfx, (src) =>
