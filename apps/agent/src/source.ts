@@ -437,10 +437,12 @@ const materialCheckedBy = (
   codec: PfxCodec["Service"],
   certificates: ReadonlyArray<Uint8Array>,
   key: Redacted.Redacted<Uint8Array>,
+  /** Where the material was read from (a PFX's advice is another export). */
+  from: CertificateMaterial["from"],
 ): Effect.Effect<{ readonly material: CertificateMaterial; readonly notAfter: Date } | undefined> => {
   const [leaf, ...chain] = certificates
   if (leaf === undefined) return Effect.succeed(undefined)
-  const material: CertificateMaterial = { leaf, chain, key }
+  const material: CertificateMaterial = { leaf, chain, key, ...(from === undefined ? {} : { from }) }
   // Any end but a success, a defect included, leaves the answer to `leafForKey`: a crash here
   // must not end the deployment's fiber without a SourceBroken (the old check caught everything).
   return Effect.map(Effect.exit(codec.inspect(material)), (exit) =>
@@ -547,8 +549,9 @@ export const materialOf = (
         )
     }
     if (problems.length > 0 || key === undefined) return yield* new SourceBroken({ problems })
+    const from = source._tag === "Pfx" ? "pfx" : undefined
     if (deployWith !== undefined) {
-      const checked = yield* materialCheckedBy(deployWith, certificates, key)
+      const checked = yield* materialCheckedBy(deployWith, certificates, key, from)
       if (checked !== undefined)
         return {
           material: checked.material,
@@ -582,6 +585,11 @@ export const materialOf = (
         ],
       })
     const { der: leaf, x509 } = found
-    const material: CertificateMaterial = { leaf, chain: certificates.filter((c) => c !== leaf), key }
+    const material: CertificateMaterial = {
+      leaf,
+      chain: certificates.filter((c) => c !== leaf),
+      key,
+      ...(from === undefined ? {} : { from }),
+    }
     return { material, facts: factsOf(bytes.fingerprint, material, new Date(x509.validTo), pkcs12) }
   })

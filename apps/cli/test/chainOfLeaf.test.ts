@@ -2,6 +2,9 @@
  * `--chain` given the leaf's own file (`--chain cert.pem` where `chain.pem` belongs): the copy of the
  * leaf is dropped, and the warning says the chain held only the leaf, not that none was given.
  */
+import { encodePfx } from "@kvdeploy/pkcs12"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { Issued } from "../src/cli/throwawayPki.js"
 import { type Fixtures, makeFixtures } from "./fixtures.js"
@@ -85,6 +88,43 @@ describe("--chain given the leaf's own file", () => {
       expect.stringMatching(
         /^holds only the leaf itself \(each certificate given as the chain is a copy of the leaf\), and the leaf is issued by .*: Azure Front Door/,
       ),
+    ])
+  })
+})
+
+describe("a PFX of the leaf alone (exported without its chain)", () => {
+  it("plan's chain warning tells to export the PFX again with the chain, not to take fullchain.pem", async () => {
+    const derOf = (pem: string) =>
+      new Uint8Array(Buffer.from(pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""), "base64"))
+    const pfx = await Effect.runPromise(
+      encodePfx(
+        { leaf: derOf(leaf.certPem), chain: [], key: Redacted.make(leaf.pkcs8) },
+        { encoding: "modern", password: Redacted.make("pfx pass") },
+      ),
+    )
+    const planned = await runCli(
+      [
+        "plan",
+        "--config",
+        world.targetFile("leaf-alone-pfx"),
+        "--pfx",
+        world.file("leaf-alone.pfx", pfx),
+        "--pfx-password-env",
+        "LEAF_PFX_PASS",
+        "--json",
+      ],
+      { env: { ...world.env, LEAF_PFX_PASS: "pfx pass" } },
+    )
+    expect(planned.code, planned.stdout + planned.stderr).toBe(0)
+    const chain = (
+      json<{ warnings?: ReadonlyArray<Warning & { fix: string }> }>(planned).warnings ?? []
+    ).filter((w) => w.field === "chain")
+    expect(chain).toEqual([
+      {
+        field: "chain",
+        message: expect.stringMatching(/^none given, and the leaf is issued by /),
+        fix: "export the PFX again with the issuer's chain in it (openssl pkcs12 -export -inkey key.pem -in cert.pem -certfile chain.pem, or the exporting tool's option to include the chain), unless a root your clients trust issues the leaf directly",
+      },
     ])
   })
 })

@@ -9,7 +9,7 @@
  * would ever be refused or warned of for it.
  */
 import * as Schema from "effect/Schema"
-import type { InspectedMaterial } from "./material.js"
+import { type CertificateMaterial, type InspectedMaterial, missingChainFix } from "./material.js"
 import type { DeployProblem, DeployWarning } from "./outcome.js"
 
 export const Consumer = Schema.Literals(["front_door", "application_gateway", "app_service"])
@@ -90,6 +90,8 @@ export const consumerWarnings = (
   pfxBytes: number | undefined,
   /** How many chain certificates the material held before the codec dropped copies of the leaf. */
   chainGiven = 0,
+  /** Where the material was read from (`CertificateMaterial.from`): a PFX's fix is another export. */
+  from?: CertificateMaterial["from"],
 ): Array<DeployWarning> => {
   const warnings: Array<DeployWarning> = []
   if (consumers === undefined) return warnings
@@ -107,7 +109,7 @@ export const consumerWarnings = (
         inspected.chain.length === 0
           ? `${chainGiven > 0 ? "holds only the leaf itself (each certificate given as the chain is a copy of the leaf)" : "none given"}, and the leaf is issued by ${leaf.issuer}: ${consumerShown("front_door")} expects a complete certificate chain with leaf and intermediate certificates (and a client that does not already hold that certificate cannot build a path to a root)`
           : `holds no certificate that issued the leaf (${leaf.issuer}): ${consumerShown("front_door")} expects a complete certificate chain with leaf and intermediate certificates`,
-      fix: "give the issuer's chain with the leaf (an ACME client's fullchain.pem, not cert.pem)",
+      fix: missingChainFix(from),
     })
   if (
     consumers.includes("application_gateway") &&

@@ -1090,9 +1090,21 @@ function* run(
   const inspected = checked.inspected
   trail.warnings =
     checked.warnings === undefined
-      ? materialWarnings(inspected, now, request.target.consumers, request.material.chain.length)
+      ? materialWarnings(
+          inspected,
+          now,
+          request.target.consumers,
+          request.material.chain.length,
+          request.material.from,
+        )
       : [
-          ...materialWarnings(inspected, now, request.target.consumers, request.material.chain.length),
+          ...materialWarnings(
+            inspected,
+            now,
+            request.target.consumers,
+            request.material.chain.length,
+            request.material.from,
+          ),
           ...checked.warnings,
         ]
   const newFacts = inspected.leaf

@@ -12,7 +12,18 @@ export interface CertificateMaterial {
   readonly chain: ReadonlyArray<Uint8Array>
   /** The leaf's private key as unencrypted PKCS#8 DER. */
   readonly key: Redacted.Redacted<Uint8Array>
+  /**
+   * Where it was read from, for advice on giving it again: "pfx" when a PKCS#12 file was decoded
+   * (its fix is to export it again, not to take another PEM file). Absent: PEM or DER files.
+   */
+  readonly from?: "pfx"
 }
+
+/** The fix of a leaf given without the certificate that issued it, for material read `from` there. */
+export const missingChainFix = (from: CertificateMaterial["from"]): string =>
+  from === "pfx"
+    ? "export the PFX again with the issuer's chain in it (openssl pkcs12 -export -inkey key.pem -in cert.pem -certfile chain.pem, or the exporting tool's option to include the chain)"
+    : "give the issuer's chain with the leaf (an ACME client's fullchain.pem, not cert.pem)"
 
 export type KeyType = "RSA" | "EC"
 export type Curve = "P-256" | "P-384" | "P-521" | "P-256K"

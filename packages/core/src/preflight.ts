@@ -20,7 +20,12 @@ import {
   pkcs12OnlyConsumers,
 } from "./consumers.js"
 import { DeployPolicy, type DeployPolicyShape, MAX_PEM_BYTES } from "./DeployPolicy.js"
-import type { CertificateFacts, InspectedMaterial } from "./material.js"
+import {
+  type CertificateFacts,
+  type CertificateMaterial,
+  type InspectedMaterial,
+  missingChainFix,
+} from "./material.js"
 import type { DeployProblem, DeployWarning } from "./outcome.js"
 import type { ValidateFailureReason } from "./ports/Metrics.js"
 import {
@@ -214,6 +219,8 @@ export const materialWarnings = (
   consumers?: ReadonlyArray<Consumer> | undefined,
   /** How many chain certificates the material held before the codec dropped copies of the leaf. */
   chainGiven = 0,
+  /** Where the material was read from (`CertificateMaterial.from`): a PFX's fix is another export. */
+  from?: CertificateMaterial["from"],
 ): Array<DeployWarning> => {
   const warnings: Array<DeployWarning> = []
   // The leaf near its end (an expired one is refused): a stale file, or a renewal that has not run.
@@ -279,7 +286,7 @@ export const materialWarnings = (
       field: "chain",
       // A chain file holding the leaf again (`--chain cert.pem`) is dropped as a copy: not "none given".
       message: `${chainGiven > 0 ? "holds only the leaf itself (each certificate given as the chain is a copy of the leaf)" : "none given"}, and the leaf is issued by ${inspected.leaf.issuer}: a client that does not already hold that certificate cannot build a path to a root`,
-      fix: "give the issuer's chain with the leaf (an ACME client's fullchain.pem, not cert.pem), unless a root your clients trust issues the leaf directly",
+      fix: `${missingChainFix(from)}, unless a root your clients trust issues the leaf directly`,
     })
   return warnings
 }
@@ -446,7 +453,7 @@ export const preflightInspected = (
     return passed(
       inspected,
       undefined,
-      consumerWarnings(consumers, inspected, undefined, request.material.chain.length),
+      consumerWarnings(consumers, inspected, undefined, request.material.chain.length, request.material.from),
     )
   }
   // No bound, or one over the limit (a bound may be conservative): build it and measure.
@@ -461,7 +468,13 @@ export const preflightInspected = (
             : passed(
                 inspected,
                 built,
-                consumerWarnings(consumers, inspected, built.byteLength, request.material.chain.length),
+                consumerWarnings(
+                  consumers,
+                  inspected,
+                  built.byteLength,
+                  request.material.chain.length,
+                  request.material.from,
+                ),
               ),
         )
       const rejected: PreflightRejected = { _tag: "Rejected", problems: [built], inspected }

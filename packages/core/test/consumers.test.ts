@@ -248,6 +248,19 @@ describe("warnings where a consumer's documentation is weaker (the deploy goes o
           plain?.message ?? "",
           /^none given, and the leaf is issued by .*: a client that does not/,
         )
+        // Material read from a PFX (decodePfx marks it): the fix is the PFX exported again with its
+        // chain, not an ACME client's fullchain.pem, with front_door and without.
+        for (const consumers of [["front_door"], ["app_service"]]) {
+          const [fromPfx] = yield* Effect.map(
+            runDeploy(request({ ...bare, from: "pfx" }, {}, withConsumers(...consumers))),
+            (r) => (r.warnings ?? []).filter((w) => w.field === "chain"),
+          )
+          assert.match(
+            fromPfx?.fix ?? "",
+            /^export the PFX again with the issuer's chain in it \(openssl pkcs12 -export /,
+          )
+          assert.notMatch(fromPfx?.fix ?? "", /fullchain/)
+        }
         // Plan's preflight carries it too (the agent's --check shows preflight's warnings only).
         const checked = yield* preflight(request(bare, {}, withConsumers("front_door")))
         assert.strictEqual(checked._tag, "Passed")

@@ -156,6 +156,16 @@ describe("materialWarnings", () => {
     )
   })
 
+  it("a CA-issued leaf read from a PFX without a chain: the fix exports the PFX again with it, not fullchain.pem", () => {
+    const [only, ...more] = materialWarnings(inspected(leaf, []), now, undefined, 0, "pfx")
+    assert.deepStrictEqual(more, [])
+    assert.match(only?.message ?? "", /^none given, and the leaf is issued by CN=Intermediate/)
+    assert.strictEqual(
+      only?.fix,
+      "export the PFX again with the issuer's chain in it (openssl pkcs12 -export -inkey key.pem -in cert.pem -certfile chain.pem, or the exporting tool's option to include the chain), unless a root your clients trust issues the leaf directly",
+    )
+  })
+
   it("a leaf that is a CA made to issue certificates: its key is that CA's, said with the fix", () => {
     const caLeaf = {
       ...facts("CN=Issuing CA", "CN=Root", now - day, now + 900 * day),

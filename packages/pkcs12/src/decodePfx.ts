@@ -505,6 +505,7 @@ const decodeNow = (
       leaf: leaf.der.slice(),
       chain: chain.map((c) => c.der.slice()),
       key: Redacted.make(key.pkcs8.slice()),
+      from: "pfx",
     }
     const analysed: AnalysedMaterial = {
       leaf,

@@ -457,6 +457,7 @@ export const plan = Command.make("plan", deployFlags, (input) =>
             yield* Clock.currentTimeMillis,
             config.consumers,
             material.chain.length,
+            material.from,
           ),
           ...(checked.warnings ?? []),
         ]
