@@ -420,6 +420,18 @@ export const parsePem = (
           continue
         }
         if (IGNORED_LABELS.has(label)) continue
+        // A base64 body holds no backslash: `\n` in it is a line break JSON-quoted (`jq .cert`
+        // without -r), which no reader of the block would name as such.
+        if (body.includes("\\n")) {
+          problems.push(
+            problem(
+              field,
+              "the PEM text holds literal \\n sequences (a backslash and an n) instead of line breaks: it was JSON-quoted",
+              "write it with jq -r (raw output), or decode the JSON string, so that the file holds real line breaks",
+            ),
+          )
+          continue
+        }
         if (CERTIFICATE_LABELS.has(label)) {
           const bytes = decodeBase64Body(body)
           const found = bytes === undefined ? undefined : leadingCertificate(bytes)

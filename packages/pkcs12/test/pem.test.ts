@@ -578,3 +578,33 @@ describe("stray markers in hostile text", () => {
       }),
   )
 })
+
+describe("PEM text that was JSON-quoted (jq without -r: literal \\n sequences for line breaks)", () => {
+  it.effect("each certificate and key block is named with the cause and jq -r as the fix", () =>
+    Effect.gen(function* () {
+      const [root] = certs()
+      if (root === undefined) throw new Error("fixtures")
+      const rsaPkcs1 = rsa.export({ type: "pkcs1", format: "pem" }).toString()
+      for (const [pem, label] of [
+        [toPem("CERTIFICATE", root), "CERTIFICATE"],
+        [toPem("PRIVATE KEY", pkcs8Of(ec)), "PRIVATE KEY"],
+        [rsaPkcs1, "RSA PRIVATE KEY"],
+      ] as const) {
+        // What `jq .cert` (not `jq -r .cert`) writes: the JSON string, quotes and \n escapes included.
+        const quoted = `${JSON.stringify(pem)}\n`
+        const error = yield* Effect.flip(parsePem(quoted))
+        expect(error.problems).toEqual([
+          {
+            field: `block 1 (${label})`,
+            message:
+              "the PEM text holds literal \\n sequences (a backslash and an n) instead of line breaks: it was JSON-quoted",
+            fix: "write it with jq -r (raw output), or decode the JSON string, so that the file holds real line breaks",
+          },
+        ])
+        // Nothing of the block's body in what is said.
+        const body = pem.split("\n")[1] ?? ""
+        expect(JSON.stringify(error.problems)).not.toContain(body.slice(0, 24))
+      }
+    }),
+  )
+})
