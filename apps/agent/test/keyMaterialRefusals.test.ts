@@ -9,6 +9,7 @@
  * that fixes it, and no line of any key is printed. The material is made by openssl, keytool and
  * node:crypto in a scratch directory, removed after.
  */
+import { spawnSync } from "node:child_process"
 import { createPrivateKey } from "node:crypto"
 import { chmodSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -218,6 +219,190 @@ describe("key material the agent refuses, in --check --json", () => {
       const printed = r.stdout + r.stderr
       expect(printed).not.toContain("pwpwpw")
       for (const f of keyFiles)
+        for (const line of readFileSync(at(f), "utf8").split("\n"))
+          if (line.length >= 16 && !line.startsWith("-----")) expect(printed).not.toContain(line)
+    })
+  })
+})
+
+/**
+ * In `dir`, as an issuer and the operator's tools leave them (interop-37): a root, an intermediate
+ * (int.crt) and an unrelated CA (other.crt); web.crt (EC P-256, key web.key) and an older
+ * certificate of the same key (web-old.crt); int-other.crt, the intermediate then the unrelated CA;
+ * two.crt, the old and the new certificate concatenated; ks.p12 (password "changeit"), openssl's
+ * export of web as the key entry "web" into which keytool imported the unrelated CA as the
+ * trusted entry "clientca"; ed.crt and ed.key, an Ed25519 leaf the intermediate issued; quoted.crt,
+ * web.crt as `jq .cert` writes it without -r.
+ */
+const makeInteropMaterial = (dir: string): void => {
+  const openssl = opensslIn(dir)
+  const ca = ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign"]
+  const selfSignedCa = (name: string, cn: string) =>
+    openssl(
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "30",
+      ].concat([
+        "-subj",
+        `/CN=${cn}`,
+        "-keyout",
+        `${name}.key`,
+        "-out",
+        `${name}.crt`,
+        ...ca.flatMap((e) => ["-addext", e]),
+      ]),
+    )
+  selfSignedCa("root", "Test Root")
+  selfSignedCa("other", "Unrelated CA")
+  writeFileSync(join(dir, "ca.ext"), `${ca.join("\n")}\n`)
+  const request = (name: string, cn: string, keyOptions: ReadonlyArray<string>) =>
+    openssl(["req", "-new", "-nodes", ...keyOptions, "-subj", `/CN=${cn}`, "-out", `${name}.csr`])
+  const sign = (csr: string, out: string, issuer: string, days: number, extfile?: string) =>
+    openssl(
+      ["x509", "-req", "-in", `${csr}.csr`, "-CA", `${issuer}.crt`, "-CAkey", `${issuer}.key`].concat([
+        "-days",
+        String(days),
+        "-out",
+        out,
+        ...(extfile === undefined ? [] : ["-extfile", extfile]),
+      ]),
+    )
+  request("int", "Test R11", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", "int.key"])
+  sign("int", "int.crt", "root", 30, "ca.ext")
+  request("web", "web.example.test", [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-keyout",
+    "web.key",
+  ])
+  sign("web", "web-old.crt", "int", 10)
+  sign("web", "web.crt", "int", 30)
+  const read = (f: string) => readFileSync(join(dir, f), "utf8")
+  writeFileSync(join(dir, "int-other.crt"), read("int.crt") + read("other.crt"))
+  writeFileSync(join(dir, "two.crt"), read("web-old.crt") + read("web.crt"))
+  openssl(["genpkey", "-algorithm", "ED25519", "-out", "ed.key"])
+  request("ed", "ed.example.test", ["-key", "ed.key"])
+  sign("ed", "ed.crt", "int", 30)
+  writeFileSync(join(dir, "quoted.crt"), `${JSON.stringify(read("web.crt"))}\n`)
+  openssl(
+    ["pkcs12", "-export", "-name", "web", "-inkey", "web.key", "-in", "web.crt"].concat([
+      "-certfile",
+      "int.crt",
+      "-passout",
+      "pass:changeit",
+      "-out",
+      "ks.p12",
+    ]),
+  )
+  const imported = spawnSync("keytool", [
+    "-importcert",
+    "-noprompt",
+    "-alias",
+    "clientca",
+    "-file",
+    join(dir, "other.crt"),
+    "-storetype",
+    "PKCS12",
+    "-keystore",
+    join(dir, "ks.p12"),
+    "-storepass",
+    "changeit",
+  ])
+  if (imported.status !== 0) throw new Error(`keytool -importcert: ${imported.stderr}`)
+  for (const f of ["root.key", "other.key", "int.key", "web.key", "ed.key", "ks.p12"])
+    chmodSync(join(dir, f), 0o600)
+}
+
+describe("material from the field the agent refuses, in --check --json (interop-37)", () => {
+  it("an unrelated CA beside the chain, a keytool trusted entry, two certificates for one key, an Ed25519 leaf, a JSON-quoted PEM: each said with its own fix, no false 'chain is broken' (exit 2)", () => {
+    inScratch((dir) => {
+      makeInteropMaterial(dir)
+      const at = (f: string) => join(dir, f)
+      const target = (n: string) => `{ vault_url: "https://kv-prod.vault.azure.net", certificate_name: ${n} }`
+      const config = at("interop.yaml")
+      writeFileSync(
+        config,
+        [
+          `agent: { state_dir: ${at("state")} }`,
+          "deployments:",
+          `  - { name: unrelated, source: { cert: ${at("web.crt")}, chain: ${at("int-other.crt")}, key: ${at("web.key")} }, target: ${target("unrelated")} }`,
+          `  - { name: trusted, source: { pfx: ${at("ks.p12")}, pfx_password_env: KS_PASS }, target: ${target("trusted")} }`,
+          `  - { name: twoleaves, source: { cert: ${at("two.crt")}, chain: ${at("int.crt")}, key: ${at("web.key")} }, target: ${target("twoleaves")} }`,
+          `  - { name: ed, source: { cert: ${at("ed.crt")}, chain: ${at("int.crt")}, key: ${at("ed.key")} }, target: ${target("ed")} }`,
+          `  - { name: quoted, source: { cert: ${at("quoted.crt")}, chain: ${at("int.crt")}, key: ${at("web.key")} }, target: ${target("quoted")} }`,
+          "",
+        ].join("\n"),
+      )
+      const r = agent(["--config", config, "--check", "--json"], { KS_PASS: "changeit" })
+      expect(r.status, r.stdout + r.stderr).toBe(2)
+      const problems = (
+        JSON.parse(r.stdout) as { problems: Array<{ field: string; message: string; fix: string }> }
+      ).problems
+      const of = (i: number) => problems.filter((p) => p.field === `deployments[${i}].source`)
+      expect(JSON.stringify(problems)).not.toMatch(/is broken after|above the gap/)
+      expect(of(0)).toEqual([
+        {
+          field: "deployments[0].source",
+          message: `chain[1]: ("CN=Unrelated CA") is not part of the leaf's chain (a deploy is refused)`,
+          fix: expect.stringMatching(/^remove it, or add the certificates that link it to the leaf/),
+        },
+      ])
+      expect(of(1)).toEqual([
+        {
+          field: "deployments[1].source",
+          message: `pfx ${at("ks.p12")}: the PFX holds the trusted-certificate entry "clientca" ("CN=Unrelated CA"), a certificate that is not in the chain of the key entry "web"; kvdeploy neither deploys it in the chain nor drops it unsaid`,
+          fix: "delete the entry from a copy of the keystore (keytool -delete -alias clientca -keystore FILE), or export the key entry alone (keytool -importkeystore -srcalias web -srckeystore FILE -destkeystore leaf.p12 -deststoretype PKCS12)",
+        },
+      ])
+      const serialAndNotAfter = (f: string) => {
+        const x = spawnSync("openssl", ["x509", "-in", at(f), "-noout", "-serial", "-enddate"], {
+          encoding: "utf8",
+        })
+        const serial = (/serial=([0-9A-F]+)/.exec(x.stdout)?.[1] ?? "")
+          .toLowerCase()
+          .replace(/^(00)+(?=..)/, "")
+        const notAfter = new Date(/notAfter=(.+)/.exec(x.stdout)?.[1] ?? "").toISOString()
+        return { serial, notAfter }
+      }
+      const [old, renewed] = [serialAndNotAfter("web-old.crt"), serialAndNotAfter("web.crt")]
+      expect(of(2)).toEqual([
+        {
+          field: "deployments[2].source",
+          message: expect.stringMatching(
+            /^leaf: is one of two certificates given for this key: .*; kvdeploy deploys one and does not guess which \(a deploy is refused\)$/,
+          ),
+          fix: expect.stringContaining(
+            `give only the one to deploy (the newest is serial ${renewed.serial}, notAfter ${renewed.notAfter})`,
+          ),
+        },
+      ])
+      for (const c of [old, renewed])
+        expect(of(2)[0]?.message).toContain(`serial ${c.serial}, notAfter ${c.notAfter}`)
+      expect(of(3)).toEqual([
+        {
+          field: "deployments[3].source",
+          message: expect.stringMatching(/Ed25519 key, which Key Vault does not accept/),
+          fix: expect.stringMatching(/generate a new RSA or EC key and have the certificate issued again/),
+        },
+      ])
+      expect(of(4)).toEqual([
+        {
+          field: "deployments[4].source",
+          message: `cert ${at("quoted.crt")}: block 1 (CERTIFICATE) holds literal \\n sequences (a backslash and an n) instead of line breaks: the PEM text was JSON-quoted`,
+          fix: "write it with jq -r (raw output), or decode the JSON string, so that the file holds real line breaks",
+        },
+      ])
+      const printed = r.stdout + r.stderr
+      for (const f of ["web.key", "ed.key"])
         for (const line of readFileSync(at(f), "utf8").split("\n"))
           if (line.length >= 16 && !line.startsWith("-----")) expect(printed).not.toContain(line)
     })

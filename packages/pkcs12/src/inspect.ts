@@ -165,10 +165,8 @@ export const orderChain = (
     return !reported.has(i) && c !== undefined && publicKeysEqual(c.publicKey, leaf.publicKey)
   })
   if (sameKey.length > 0) {
-    const all = [
-      { where: "the leaf", ...datesOf(leaf) },
-      ...sameKey.map((i) => ({ where: fieldOf(i), ...datesOf(others[i] ?? leaf) })),
-    ]
+    // Each by its serial and validity, not by a place in a list: a renewal keeps the subject.
+    const all = [datesOf(leaf), ...sameKey.map((i) => datesOf(others[i] ?? leaf))]
     const newest = all.reduce((a, b) =>
       b.notBefore.getTime() > a.notBefore.getTime() ||
       (b.notBefore.getTime() === a.notBefore.getTime() && b.notAfter.getTime() > a.notAfter.getTime())
@@ -178,7 +176,7 @@ export const orderChain = (
     const count = all.length === 2 ? "two" : String(all.length)
     problems.push({
       field: "leaf",
-      message: `is one of ${count} certificates for this key: ${all.map((c) => `${c.where} ("${c.subject}", serial ${c.serial}, notAfter ${c.notAfter.toISOString()})`).join(", ")}; kvdeploy deploys one and does not guess which`,
+      message: `is one of ${count} certificates given for this key: ${all.map((c) => `"${c.subject}" serial ${c.serial}, notAfter ${c.notAfter.toISOString()}`).join("; ")}; kvdeploy deploys one and does not guess which`,
       fix: `give only the one to deploy (the newest is serial ${newest.serial}, notAfter ${newest.notAfter.toISOString()}): remove the others from the file`,
     })
   }

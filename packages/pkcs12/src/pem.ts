@@ -426,7 +426,7 @@ export const parsePem = (
           problems.push(
             problem(
               field,
-              "the PEM text holds literal \\n sequences (a backslash and an n) instead of line breaks: it was JSON-quoted",
+              "holds literal \\n sequences (a backslash and an n) instead of line breaks: the PEM text was JSON-quoted",
               "write it with jq -r (raw output), or decode the JSON string, so that the file holds real line breaks",
             ),
           )

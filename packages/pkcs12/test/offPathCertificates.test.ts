@@ -134,7 +134,7 @@ describe("two certificates for the leaf's key (a renewal that kept its key, old 
         expect(inspected.problems).toHaveLength(1)
         const [problem] = inspected.problems
         expect(problem?.field).toBe("leaf")
-        expect(problem?.message).toMatch(/two certificates for this key/)
+        expect(problem?.message).toMatch(/^is one of two certificates given for this key: /)
         for (const f of [oldFacts, newFacts]) {
           expect(problem?.message).toContain(`serial ${f.serialHex}`)
           expect(problem?.message).toContain(`notAfter ${f.notAfter.toISOString()}`)

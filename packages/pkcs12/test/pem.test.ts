@@ -597,7 +597,7 @@ describe("PEM text that was JSON-quoted (jq without -r: literal \\n sequences fo
           {
             field: `block 1 (${label})`,
             message:
-              "the PEM text holds literal \\n sequences (a backslash and an n) instead of line breaks: it was JSON-quoted",
+              "holds literal \\n sequences (a backslash and an n) instead of line breaks: the PEM text was JSON-quoted",
             fix: "write it with jq -r (raw output), or decode the JSON string, so that the file holds real line breaks",
           },
         ])
