@@ -3,9 +3,10 @@
  * durably. The text goes to a temporary file in the same directory (a name the collector, which
  * reads `*.prom`, skips), which is fsynced, renamed over the file, and the directory fsynced: a
  * reader never sees half a file, and after a crash or a power loss the file is the old one or the
- * new one. Temporary files that a run killed mid-write left are removed by the next run.
+ * new one. Temporary files that a run killed mid-write left are removed by a later run once they are
+ * ten minutes old (by mtime: a live writer's file is never that old, whatever its process id).
  */
-import { spawn, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import {
   linkSync,
   mkdtempSync,
@@ -15,6 +16,7 @@ import {
   readSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs"
 import { tmpdir } from "node:os"
@@ -63,40 +65,42 @@ describe("writeMetricsFile", () => {
     expect(readdirSync(dir).sort()).toEqual(["held.prom.link", "kvdeploy-api.prom"])
   })
 
-  it("removes the temporary files of runs killed mid-write, not those of runs still writing, nor other files", async () => {
+  it("removes temporary files older than ten minutes, not younger ones of any name or process id, nor other files", () => {
     const file = join(dir, "kvdeploy-api.prom")
-    const sleeper = spawn("sleep", ["30"], { stdio: "ignore" })
-    try {
-      const crashed = `kvdeploy-api.prom.tmp-${deadPid()}`
-      const writing = `kvdeploy-api.prom.tmp-${sleeper.pid}`
-      // A half-written leftover, and names that only look alike.
-      writeFileSync(join(dir, crashed), "half_a_ser")
-      writeFileSync(join(dir, writing), "being_written")
-      for (const other of ["kvdeploy-other.prom.tmp-1", "kvdeploy-api.prom.tmp-x", "node.prom"])
-        writeFileSync(join(dir, other), "")
-      expect(writeMetricsFile(file, "series 1\n")).toBeUndefined()
-      expect(readdirSync(dir).sort()).toEqual(
-        [
-          "kvdeploy-api.prom",
-          "kvdeploy-api.prom.tmp-x",
-          "kvdeploy-other.prom.tmp-1",
-          writing,
-          "node.prom",
-        ].sort(),
-      )
-      // None of the temporary names is one the collector reads.
-      expect(readdirSync(dir).filter((n) => n.endsWith(".prom"))).toEqual(["kvdeploy-api.prom", "node.prom"])
-    } finally {
-      sleeper.kill()
+    const aged = (name: string, text: string, minutesAgo: number) => {
+      writeFileSync(join(dir, name), text)
+      const at = new Date(Date.now() - minutesAgo * 60_000)
+      utimesSync(join(dir, name), at, at)
     }
-  })
-
-  it("writes over a temporary file of its own process id that a killed run left (the id reused)", () => {
-    const file = join(dir, "kvdeploy-api.prom")
-    writeFileSync(join(dir, `kvdeploy-api.prom.tmp-${process.pid}`), "half")
+    // Leftovers of runs killed mid-write (this version's random names, an older version's pid names).
+    aged("kvdeploy-api.prom.tmp-0123456789abcdef", "half_a_ser", 11)
+    aged(`kvdeploy-api.prom.tmp-${deadPid()}`, "half_a_ser", 60)
+    // Runs still writing, whatever their process ids say: one of a process id that does not run
+    // here (a container's run, its pid in another namespace), one of this very process id (both
+    // pid 1), one of a random name.
+    const writing = [
+      `kvdeploy-api.prom.tmp-${deadPid()}`,
+      `kvdeploy-api.prom.tmp-${process.pid}`,
+      "kvdeploy-api.prom.tmp-fedcba9876543210",
+    ]
+    for (const name of writing) aged(name, "being_written", 9)
+    // Names that only look alike, old as they are.
+    for (const other of ["kvdeploy-other.prom.tmp-1", "kvdeploy-api.prom.tmp-x", "node.prom"])
+      aged(other, "", 60)
     expect(writeMetricsFile(file, "series 1\n")).toBeUndefined()
     expect(readFileSync(file, "utf8")).toBe("series 1\n")
-    expect(readdirSync(dir)).toEqual(["kvdeploy-api.prom"])
+    expect(readdirSync(dir).sort()).toEqual(
+      [
+        "kvdeploy-api.prom",
+        "kvdeploy-api.prom.tmp-x",
+        "kvdeploy-other.prom.tmp-1",
+        ...writing,
+        "node.prom",
+      ].sort(),
+    )
+    for (const name of writing) expect(readFileSync(join(dir, name), "utf8")).toBe("being_written")
+    // None of the temporary names is one the collector reads.
+    expect(readdirSync(dir).filter((n) => n.endsWith(".prom"))).toEqual(["kvdeploy-api.prom", "node.prom"])
   })
 })
 
@@ -140,6 +144,9 @@ describe("deploy --metrics-file, traced", () => {
       const temp = `${file}.tmp-`
       const opened = lines.findIndex((l) => l.startsWith("openat(") && l.includes(`"${temp}`))
       expect(opened, "the temporary file's open").toBeGreaterThanOrEqual(0)
+      // A name of random bytes, made anew: a run of the same process id in another PID namespace
+      // (two containers, each pid 1) neither writes into nor removes this run's file.
+      expect(lines[opened]).toMatch(/\.tmp-[0-9a-f]{16}", O_WRONLY\|O_CREAT\|O_EXCL/)
       const tempFd = /= (\d+)$/.exec(lines[opened] ?? "")?.[1]
       const renamed = lines.findIndex(
         (l) => /^rename(at2?)?\(/.test(l) && l.includes(temp) && l.includes(`"${file}"`),

@@ -1,9 +1,11 @@
 /** `deploy --metrics-file`: the run's metrics written for node_exporter's textfile collector. */
+import { randomBytes } from "node:crypto"
 import {
   closeSync,
   constants,
   fchmodSync,
   fsyncSync,
+  lstatSync,
   openSync,
   readdirSync,
   renameSync,
@@ -14,35 +16,37 @@ import { basename, dirname, join, resolve } from "node:path"
 
 const errorCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? String(e)
 
-/** Whether a process of this id runs (one another user owns included: EPERM says it exists). */
-const running = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return errorCode(e) === "EPERM"
-  }
-}
+/**
+ * How old a temporary file must be (by mtime) for a run to take it for a leftover: a run writes and
+ * renames its file within milliseconds, so one this old belongs to a run killed mid-write.
+ */
+export const LEFTOVER_AGE_MS = 10 * 60_000
+
+/** The suffix of a temporary file: random bytes (this version), or a process id (earlier ones). */
+const temporarySuffix = /^(?:[0-9a-f]{16}|[1-9]\d{0,9})$/
 
 /**
- * Remove the temporary files that runs killed mid-write left beside `file` (`<name>.tmp-<pid>`
- * of a process that no longer runs): the collector skips them (it reads `*.prom`), but they would
- * stay for good. A run still writing keeps its own; one that cannot be removed is left.
+ * Remove the temporary files that runs killed mid-write left beside `file` (`<name>.tmp-<suffix>`
+ * last modified more than ten minutes ago): the collector skips them (it reads `*.prom`), but they
+ * would stay for good. Age decides, not the process id in older names: runs in other PID namespaces
+ * (containers sharing the collector's directory) see neither each other's processes nor distinct
+ * ids, so a live writer's file is never taken for a leftover. One that cannot be removed is left.
  */
 const removeLeftovers = (file: string): void => {
+  const directory = dirname(file)
   const prefix = `${basename(file)}.tmp-`
   let names: ReadonlyArray<string>
   try {
-    names = readdirSync(dirname(file))
+    names = readdirSync(directory)
   } catch {
     return
   }
+  const now = Date.now()
   for (const name of names) {
-    if (!name.startsWith(prefix)) continue
-    const pid = name.slice(prefix.length)
-    if (!/^[1-9]\d{0,9}$/.test(pid) || (Number(pid) !== process.pid && running(Number(pid)))) continue
+    if (!name.startsWith(prefix) || !temporarySuffix.test(name.slice(prefix.length))) continue
     try {
-      unlinkSync(join(dirname(file), name))
+      const path = join(directory, name)
+      if (now - lstatSync(path).mtimeMs > LEFTOVER_AGE_MS) unlinkSync(path)
     } catch {}
   }
 }
@@ -63,14 +67,16 @@ const syncDirectory = (directory: string): void => {
 
 /**
  * Replace `file` with `text` atomically and durably: a temporary file in the same directory
- * (`<name>.tmp-<pid>`, made anew, never through a link, mode 0644), written whole and fsynced, then
- * renamed over `file`, and the directory fsynced. A collector never reads half a file, and after a
- * crash or a power loss `file` is the old text or the new one. Temporary files of runs killed
- * mid-write are removed first. Undefined once written, else why not (an error code).
+ * (`<name>.tmp-<16 random hex digits>`, made anew with O_EXCL, never through a link, mode 0644:
+ * no other run, whatever its process id or PID namespace, writes or removes it), written whole and
+ * fsynced, then renamed over `file`, and the directory fsynced. A collector never reads half a file,
+ * and after a crash or a power loss `file` is the old text or the new one. Temporary files of runs
+ * killed mid-write (older than ten minutes) are removed first. Undefined once written, else why not
+ * (an error code).
  */
 export const writeMetricsFile = (file: string, text: string): string | undefined => {
   const target = resolve(file)
-  const temp = `${target}.tmp-${process.pid}`
+  const temp = `${target}.tmp-${randomBytes(8).toString("hex")}`
   removeLeftovers(target)
   try {
     const fd = openSync(
