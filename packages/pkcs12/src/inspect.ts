@@ -23,6 +23,7 @@ import {
   parseCertificateSharedNow,
 } from "./certificateFacts.js"
 import { issuesCertificatesNow } from "./keyUsage.js"
+import { MAX_SIGNATURE_CHECKS } from "./leaf.js"
 import {
   bytesEqual,
   checkKeyPair,
@@ -70,7 +71,10 @@ export interface OrderedChain {
 /**
  * Order `others` from the leaf upwards: each next certificate is the one whose
  * subject is the current certificate's issuer and whose key verifies its
- * signature. Copies of the leaf and duplicates are dropped without a problem.
+ * signature. Copies of the leaf and duplicates are dropped without a problem. At most
+ * `MAX_SIGNATURE_CHECKS` signatures are checked (pairs whose names or key identifiers do not link are
+ * never checked): hundreds of certificates of one name, each named as every other's issuer, would
+ * take minutes; past the budget the chain is refused with one problem (field `chain`).
  */
 export const orderChain = (
   leaf: ParsedCertificate,
@@ -88,10 +92,27 @@ export const orderChain = (
   const problems: Array<MaterialProblem> = []
   const reported = new Set<number>()
   let current = leaf
+  // OpenSSL's name and key-identifier check first; each signature check after it is counted, and the
+  // chain refused once they are spent (`spent`): a chain of a few CAs checks a handful.
+  let checks = 0
+  let spent = false
+  const checkedIssued = (parent: ParsedCertificate, child: ParsedCertificate): boolean => {
+    if (spent) return false
+    try {
+      if (!child.node.checkIssued(parent.node)) return false
+    } catch {
+      return false
+    }
+    if (++checks > MAX_SIGNATURE_CHECKS) {
+      spent = true
+      return false
+    }
+    return issued(parent, child)
+  }
   const goesOn = (candidate: ParsedCertificate, index: number): boolean => {
     for (const j of remaining) {
       const above = others[j]
-      if (j !== index && above !== undefined && issued(above, candidate)) return true
+      if (j !== index && above !== undefined && checkedIssued(above, candidate)) return true
     }
     return false
   }
@@ -104,13 +125,14 @@ export const orderChain = (
     let next: number | undefined
     for (const i of remaining) {
       const candidate = others[i]
-      if (candidate === undefined || !issued(candidate, current)) continue
+      if (candidate === undefined || !checkedIssued(candidate, current)) continue
       next ??= i
       if (isSelfSigned(candidate) || goesOn(candidate, i)) {
         next = i
         break
       }
     }
+    if (spent) break
     if (next === undefined) {
       for (const i of remaining) {
         const candidate = others[i]
@@ -131,6 +153,18 @@ export const orderChain = (
     remaining.delete(next)
     current = found
   }
+  if (spent)
+    return {
+      ordered,
+      unrelated: [...remaining],
+      problems: [
+        {
+          field: "chain",
+          message: `holds ${others.length} certificates, too many of them named as each other's issuers to order (more than ${MAX_SIGNATURE_CHECKS} signature checks)`,
+          fix: "give the leaf's issuer path only: a chain holds the few CAs above the leaf, not every certificate of a name",
+        },
+      ],
+    }
   // The path ending below a root is the usual case (roots are not sent): its issuer's absence is a
   // gap only when a certificate left over links above it, i.e. chains up from a certificate named as
   // that issuer whose key does not verify (reported above). A leftover that links nowhere (another
@@ -143,7 +177,7 @@ export const orderChain = (
       if (c === undefined || reported.has(j) || above.has(j)) continue
       const linksAbove = [...reported, ...above].some((k) => {
         const below = others[k]
-        return below !== undefined && issued(c, below)
+        return below !== undefined && checkedIssued(c, below)
       })
       if (linksAbove) {
         above.add(j)

@@ -6,6 +6,7 @@
 import { createHash, type KeyObject, X509Certificate } from "node:crypto"
 import { rootCertificates } from "node:tls"
 import { issued, type ParsedCertificate, parseCertificateSharedNow } from "./certificateFacts.js"
+import { MAX_SIGNATURE_CHECKS } from "./leaf.js"
 
 export interface ServedExpiry {
   /** The earliest notAfter of the leaf and the chain's certificates on its issuer path (roots not counted). */
@@ -67,6 +68,15 @@ export const isBundledRootCopy = (der: Uint8Array): boolean => {
   return c !== undefined && inBundledRoots(anchorOf(c.node, c.publicKey), spkiOf(c.publicKey))
 }
 
+/** OpenSSL's check that `parent`'s name (and key identifier, when both carry one) matches `child`'s issuer. */
+const checkIssuedOrFalse = (child: ParsedCertificate, parent: ParsedCertificate): boolean => {
+  try {
+    return child.node.checkIssued(parent.node)
+  } catch {
+    return false
+  }
+}
+
 const subjectText = (c: ParsedCertificate): string => c.node.subject.replace(/\n/g, ", ")
 
 /**
@@ -79,8 +89,15 @@ const subjectText = (c: ParsedCertificate): string => c.node.subject.replace(/\n
  * and key of a self-signed certificate of the chain or of `options.roots`: kept in chains for old
  * clients, it may end before the leaf, or have ended, while newer clients stop at their own root).
  * It ends too when no certificate of the chain issued the last one, or at a certificate already on
- * the path (two CAs cross-signing each other). A client that builds its path from the served chain
- * refuses the leaf once any certificate of that path expired. Undefined when the leaf cannot be read.
+ * the path by name and key, whichever copy (two CAs cross-signing each other, an older copy of one
+ * left in the file). A client that builds its path from the served chain refuses the leaf once any
+ * certificate of that path expired. Undefined when the leaf cannot be read.
+ *
+ * Its cost is bounded: candidates are matched by name (and key identifiers) first, and at most `MAX_SIGNATURE_CHECKS`
+ * signatures are checked in all (a chain checks a handful; hundreds of certificates of one name, each
+ * named as every other's issuer, would check hundreds per step: minutes). Once they are spent the path
+ * ends where it got to: the answer is the earliest notAfter of the leaf and of the path found so far,
+ * the certificates above it not counted (the deploy's preflight refuses such a chain anyway).
  */
 export const servedExpiry = (
   leaf: Uint8Array,
@@ -106,11 +123,29 @@ export const servedExpiry = (
       (optionRoots === undefined ? inBundledRoots(anchor, spkiOf(c.publicKey)) : optionRoots.has(anchor))
     )
   }
-  const onPath = new Set<ParsedCertificate>([child])
+  // A certificate's identity as a path builder sees it (its name and key): a second copy of one on
+  // the path (an older one left in the file) is that certificate again, not a step further up.
+  const anchors = new Map<ParsedCertificate, string>()
+  const anchorOfParsed = (c: ParsedCertificate): string => {
+    let anchor = anchors.get(c)
+    if (anchor === undefined) {
+      anchor = anchorOf(c.node, c.publicKey)
+      anchors.set(c, anchor)
+    }
+    return anchor
+  }
+  const onPath = new Set<string>([anchorOfParsed(child)])
+  let checks = 0
   let first: { readonly subject: string; readonly notAfter: Date; readonly depth: number } | undefined
   let current = child
-  for (let depth = 1; ; depth++) {
-    const issuers = certificates.filter((c) => !onPath.has(c) && issued(c, current))
+  walk: for (let depth = 1; ; depth++) {
+    const issuers: Array<ParsedCertificate> = []
+    for (const c of certificates) {
+      // OpenSSL's name and key-identifier check first, and only then a signature check, counted.
+      if (!checkIssuedOrFalse(current, c) || onPath.has(anchorOfParsed(c))) continue
+      if (++checks > MAX_SIGNATURE_CHECKS) break walk
+      if (issued(c, current)) issuers.push(c)
+    }
     // Of several copies of the issuer (an old one and its renewal, same key), a client builds its
     // path with the one that lasts; one of them a root ends the path there.
     if (issuers.length === 0 || issuers.some(isRoot)) break
@@ -120,7 +155,7 @@ export const servedExpiry = (
     const notAfter = new Date(next.node.validTo)
     if (notAfter.getTime() < (first?.notAfter ?? leafNotAfter).getTime())
       first = { subject: subjectText(next), notAfter, depth }
-    onPath.add(next)
+    onPath.add(anchorOfParsed(next))
     current = next
   }
   return first === undefined ? { notAfter: leafNotAfter } : { notAfter: first.notAfter, issuerFirst: first }

@@ -4,8 +4,10 @@
  * above the issuing CA); a root does not: a self-signed one served along, or a cross-signed copy of a
  * root the chain or the trusted store holds (kept for old clients, expired or not).
  */
-import { beforeAll, describe, expect, it } from "vitest"
+import { X509Certificate } from "node:crypto"
+import { beforeAll, describe, expect, it, vi } from "vitest"
 import { servedExpiry } from "../src/index.js"
+import { MAX_SIGNATURE_CHECKS } from "../src/leaf.js"
 import { generateKey, type Issuer, issue, type TestKey } from "./fixtures.js"
 
 const day = 86_400_000
@@ -213,6 +215,63 @@ describe("servedExpiry", () => {
       issuerFirst: { subject: "CN=Served Expiry Cycle A", notAfter: aEnd, depth: 1 },
     })
   })
+
+  it("does not come back to a copy of a certificate already on the path (same name and key) up a cross-sign cycle", async () => {
+    const a = { name: "CN=Served Expiry Cycle A", key: keys.int }
+    const b = { name: "CN=Served Expiry Cycle B", key: keys.oldRoot }
+    const [aEnd, bEnd] = [inDays(300), inDays(200)]
+    const aByB = await issue({ subject: a.name, key: a.key, issuer: b, ca: true, notAfter: aEnd })
+    const bByA = await issue({ subject: b.name, key: b.key, issuer: a, ca: true, notAfter: bEnd })
+    // An older copy of A (its name and key, issued by B), expired yesterday, left in the chain file:
+    // the path leaf, A, B stops at B (its issuer, A, is on the path), whichever copy of A issued it.
+    const aByBOld = await issue({
+      subject: a.name,
+      key: a.key,
+      issuer: b,
+      ca: true,
+      notBefore: inDays(-400),
+      notAfter: inDays(-1),
+    })
+    const leaf = await leafIssuedBy(a, inDays(400))
+    const expected = {
+      notAfter: bEnd,
+      issuerFirst: { subject: "CN=Served Expiry Cycle B", notAfter: bEnd, depth: 2 },
+    }
+    expect(servedExpiry(leaf, [aByB, bByA, aByBOld], { roots: [] })).toEqual(expected)
+    expect(servedExpiry(leaf, [aByBOld, bByA, aByB], { roots: [] })).toEqual(expected)
+  })
+
+  it("checks at most MAX_SIGNATURE_CHECKS signatures: hundreds of certificates of one name, each issued by the next", async () => {
+    // 300 CAs of one name (a key rollover gone wrong), the i-th issued by the (i+1)-th, the last
+    // self-signed: every certificate is named as every other's issuer, so each step of the path
+    // would check all of them (45,000 signature checks, about 20 s at 600 certificates: minutes).
+    const n = 300
+    const name = "CN=Served Expiry Rollover"
+    const rolloverKeys = await Promise.all(Array.from({ length: n + 1 }, () => generateKey("P-256")))
+    const keyAt = (i: number) => rolloverKeys[Math.min(i, n)] as TestKey
+    const chain = await Promise.all(
+      Array.from({ length: n }, (_, k) =>
+        issue({
+          subject: name,
+          key: keyAt(k + 1),
+          issuer: { name, key: keyAt(k + 2) },
+          ca: true,
+          notAfter: inDays(800),
+        }),
+      ),
+    )
+    const leafNotAfter = inDays(90)
+    const leaf = await leafIssuedBy({ name, key: keyAt(1) }, leafNotAfter)
+    const verify = vi.spyOn(X509Certificate.prototype, "verify")
+    try {
+      // The budget spent, the path found so far counts: here the leaf's notAfter, every CA outliving it.
+      expect(servedExpiry(leaf, chain.reverse(), { roots: [] })).toEqual({ notAfter: leafNotAfter })
+      expect(verify.mock.calls.length).toBeGreaterThan(0)
+      expect(verify.mock.calls.length).toBeLessThanOrEqual(MAX_SIGNATURE_CHECKS + n)
+    } finally {
+      verify.mockRestore()
+    }
+  }, 60_000)
 
   it("is undefined for a leaf that cannot be read", () => {
     expect(servedExpiry(new Uint8Array([1, 2, 3]), [])).toBeUndefined()
