@@ -86,7 +86,7 @@ import {
 } from "./tags.js"
 import { DeployTrail, retryAfter } from "./trail.js"
 import { confirmSuperseded, type Expected, judgeLatest, type Verdict, verifyAfterFirst } from "./verify.js"
-import { byCreationLatestFirst, createdSince } from "./versions.js"
+import { byCreationLatestFirst, createdSince, VAULT_STAMP_MARGIN_MS } from "./versions.js"
 
 /** An outcome before the common fields are filled in. */
 type DraftOf<T extends DeployOutcome> = T extends DeployOutcome
@@ -833,7 +833,7 @@ const CLOCK_SKEW_MS = 5 * 60_000
  * must be stamped to be taken for one before that read: the two stamps are whole seconds from the
  * vault's own servers, so a second apart may be the same moment.
  */
-const FIRST_READ_MARGIN_MS = 2_000
+const FIRST_READ_MARGIN_MS = VAULT_STAMP_MARGIN_MS
 
 const isoOf = (ms: number): string => new Date(ms).toISOString()
 

@@ -24,7 +24,7 @@ import {
 } from "./tags.js"
 import type { DeployTrail } from "./trail.js"
 import { confirmSuperseded, type Expected, judgeLatest, verifyLatest } from "./verify.js"
-import { byCreationLatestFirst, createdSince } from "./versions.js"
+import { byCreationLatestFirst, createdSince, VAULT_STAMP_MARGIN_MS } from "./versions.js"
 
 /**
  * The content type a rollback restores: the one the snapshot served, whatever the target's
@@ -445,16 +445,22 @@ const overwrittenByRollback = (
     true,
   ).filter((v) => v.createdAt.getTime() <= rollback.createdAt.getTime())
   // A copy of the failed certificate by this id from the snapshot's second that the list before the
-  // import already showed cannot be ordered against the snapshot: an earlier deploy's, which another
-  // writer's version (the snapshot's) replaced within that second, or another deployer's since.
+  // import already showed cannot be ordered against the snapshot by creation times: an earlier
+  // deploy's, which another writer's version (the snapshot's) replaced within that second, or another
+  // deployer's since. When the vault answered the snapshot read well after that second (its Date
+  // header), the copy was created before that read, which found the snapshot's version latest: so
+  // before it, earlier history, not under the rollback at all.
   const unordered = (v: VaultVersion) =>
     shownBefore.has(v.versionId) &&
     v.createdAt.getTime() === previous.createdAt.getTime() &&
     v.x5t === failed.x5t &&
     isManagedByKvdeploy(v.tags) &&
     v.tags[CERTIFICATE_ID_TAG] === request.certificateId
+  const snapshotReadLater =
+    previous.answeredAtMs !== undefined &&
+    previous.answeredAtMs >= previous.createdAt.getTime() + VAULT_STAMP_MARGIN_MS
   const overwritten = others.filter((v) => !unordered(v))
-  const possibly = others.filter(unordered)
+  const possibly = snapshotReadLater ? [] : others.filter(unordered)
   if (overwritten.length > 0)
     trail.note(`rollback: it stands over another writer's ${overwritten.map((v) => v.versionId).join(", ")}`)
   if (possibly.length > 0)

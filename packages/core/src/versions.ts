@@ -1,6 +1,13 @@
 import type { VaultVersion } from "./ports/Vault.js"
 
 /**
+ * How far apart two of the vault's whole-second stamps (a version's creation, its answer's Date
+ * header) must be to be taken as one before the other: they come from the vault's own servers, so
+ * a second apart may be the same moment.
+ */
+export const VAULT_STAMP_MARGIN_MS = 2_000
+
+/**
  * Versions that may have been created after `since`: every version but
  * `since` itself whose creation time is not earlier than its own. Key Vault
  * keeps creation times in whole seconds and lists versions in no documented

@@ -2252,6 +2252,30 @@ describe("RolledBack (ours but wrong: previous material restored)", () => {
       ),
   )
 
+  it.effect(
+    "a copy of the new certificate from the snapshot's second, with the snapshot read answered seconds later: earlier history, neither overwritten nor possibly",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const port = yield* Vault
+          // The same two versions in one second, then the deploy a day later: its snapshot read was
+          // answered well after that second, and found the other writer's version latest, so the
+          // copy was created before it (a newer one would have been latest).
+          yield* seedManaged(newCert.material)
+          const foreign = issue({ seed: "foreign", issuer: ca })
+          vault.script("getLatest", Fault.foreignImport(foreign.material, { owner: "x" }))
+          yield* Effect.orDie(port.getLatest(NAME))
+          yield* TestClock.adjust("1 day")
+          vault.script("importVersion", Fault.alter("disable"))
+          const o = expectTag(yield* runDeploy(request(newCert.material, { adopt: true })), "RolledBack")
+          assert.isUndefined(o.overwritten)
+          assert.isUndefined(o.possiblyOverwritten)
+          assert.notInclude(o.reason, "may stand over")
+        }),
+      ),
+  )
+
   it.effect("no other writer during the rollback: no overwritten versions, the reason as before", () =>
     fresh(
       Effect.gen(function* () {
