@@ -7,16 +7,18 @@ import { spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { afterAll } from "vitest"
+import { inject } from "vitest"
 import { agentRoot, bin } from "./harness.js"
 
 export const example = join(agentRoot, "examples", "agent.yaml")
 /** The variables the example's deployments need: its PFX password, and workload identity's. */
-/** The projected service account token the workload identity webhook mounts (a file --check reads). */
-export const tokenDir = mkdtempSync(join(tmpdir(), "kvdeploy-check-token-"))
-afterAll(() => rmSync(tokenDir, { recursive: true, force: true }))
-export const tokenFile = join(tokenDir, "azure-identity-token")
-writeFileSync(tokenFile, "a federated token")
+/**
+ * The projected service account token the workload identity webhook mounts (a file --check reads):
+ * made by the global setup (test/build.ts) for the whole run and removed after it. A worker runs
+ * several files (isolate: false) and imports this module once for all of them: a file made here and
+ * removed after the first file's tests was gone for the next ones.
+ */
+export const tokenFile = inject("checkTokenFile")
 
 export const exampleEnv = {
   PORTAL_PFX_PASSWORD: "x",
