@@ -1,3 +1,5 @@
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { preset } from "@kvdeploy/vitest-config"
 import { defineConfig } from "vitest/config"
 
@@ -21,6 +23,18 @@ export default defineConfig({
     // backoff, interval passes), with the CPU idle. Measured on the 2-core machine, the whole
     // suite: 247 s with 2 workers, 177 s with 3, every test passing.
     maxWorkers: 3,
+    // Node's compile cache for the agents the tests start (hundreds of processes, each compiling
+    // the same 4 MB bundle and its material worker's): Node keys each entry on the file's content,
+    // so an edited bundle is compiled anew. Only Node reads it, not the agent; harness.ts's baseEnv
+    // and checkFixtures.ts's pass this one on.
+    env: {
+      NODE_COMPILE_CACHE: join(
+        dirname(fileURLToPath(import.meta.url)),
+        "node_modules",
+        ".cache",
+        "agent-test-compile-cache",
+      ),
+    },
     projects: [
       { extends: true, test: { name: "own-modules", include: ownModules, isolate: true } },
       { extends: true, test: { name: "shared", include, exclude: ownModules, isolate: false } },

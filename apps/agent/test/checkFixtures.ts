@@ -32,7 +32,14 @@ export const agent = (args: ReadonlyArray<string>, env: Record<string, string> =
     encoding: "utf8",
     timeout: 30_000,
     maxBuffer: 64 * 1024 * 1024,
-    env: { PATH: process.env.PATH ?? "", ...env },
+    // NODE_COMPILE_CACHE: Node's compile cache of the bundle (vitest.config.ts), nothing the agent reads.
+    env: {
+      PATH: process.env.PATH ?? "",
+      ...(process.env.NODE_COMPILE_CACHE === undefined
+        ? {}
+        : { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE }),
+      ...env,
+    },
   })
 
 /** Run `f` in a scratch directory of its own, removed afterwards. */
