@@ -4,11 +4,13 @@ import { preset } from "@kvdeploy/vitest-config"
 import { defineConfig } from "vitest/config"
 
 /**
- * The files that need a module registry of their own (isolate: true): each replaces a module with
+ * The files that need a module registry of their own (isolate: true): two replace a module with
  * vi.mock (node:fs/promises, @kvdeploy/pkcs12) that the code under test must import anew, which a
- * worker that already imported it for another file would not do.
+ * worker that already imported it for another file would not do; stateRefused.test.ts calls
+ * refuseStateWrites, which stops every state store of the process writing (src/state.ts's module
+ * state), and state.test.ts, run after it in the same worker, found its writes refused.
  */
-const ownModules = ["test/stateDurable.test.ts", "test/restartFacts.test.ts"]
+const ownModules = ["test/stateDurable.test.ts", "test/restartFacts.test.ts", "test/stateRefused.test.ts"]
 
 // The projects name their files: an include here would be added to each project's own.
 const { include, ...presetTest } = preset.test
