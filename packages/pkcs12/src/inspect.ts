@@ -192,6 +192,29 @@ export const orderChain = (
       fix: `add the certificate of "${nameOf(current, "issuer")}" to the chain, or remove the certificates above the gap`,
     })
   }
+  // The path stops below a certificate not given, and no certificate left over is named as its issuer:
+  // whether a CA left over is above it (an intermediate missing below it, review 37bc) or unrelated
+  // (interop-37) the file does not tell, as the missing certificate alone names its own issuer. Each
+  // CA left over that could be above says the issuer missing, in its own problem; one below the path
+  // (issued by the leaf or a certificate of the path, by name) or not a CA cannot be above it.
+  const gapOpen = above.size === 0 && !isSelfSigned(current)
+  const belowPath = new Set<number>()
+  if (gapOpen) {
+    const names = new Set([leaf.node.subject, ...ordered.map((j) => others[j]?.node.subject)])
+    for (let grew = true; grew; ) {
+      grew = false
+      for (const j of remaining) {
+        const c = others[j]
+        if (c === undefined || belowPath.has(j) || !names.has(c.node.issuer)) continue
+        belowPath.add(j)
+        names.add(c.node.subject)
+        grew = true
+      }
+    }
+  }
+  const missingIssuer = nameOf(current, "issuer")
+  const couldBeAbove = (i: number, c: ParsedCertificate | undefined): c is ParsedCertificate =>
+    gapOpen && c !== undefined && c.node.ca && !belowPath.has(i)
   // Other certificates of the leaf's own key (a renewal that kept its key, old and new concatenated):
   // which one to deploy is the operator's choice, not the first one's by its place in the file.
   const sameKey = [...remaining].filter((i) => {
@@ -235,6 +258,15 @@ export const orderChain = (
         field: fieldOf(i),
         message: `is another certificate of "${nameOf(c, "subject")}" (the same name and key), ${c !== undefined && isSelfSigned(c) ? "self-signed" : `issued by "${nameOf(c, "issuer")}"`}: a copy the chain does not use (it goes on through the one issued by "${nameOf(twin, "issuer")}")`,
         fix: "remove it from the chain file; the chain is the path through the other copy",
+      })
+      continue
+    }
+    if (couldBeAbove(i, c)) {
+      const subject = nameOf(c, "subject")
+      problems.push({
+        field: fieldOf(i),
+        message: `("${subject}") is not part of the leaf's chain: the path stops at "${nameOf(current, "subject")}", whose issuer "${missingIssuer}" is not given; if "${subject}" is above it, add "${missingIssuer}"`,
+        fix: `remove it; or, if it is above "${missingIssuer}", add the certificate of "${missingIssuer}" (and any between them) to the chain`,
       })
       continue
     }

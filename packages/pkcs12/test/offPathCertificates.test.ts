@@ -52,11 +52,13 @@ describe("a certificate off the leaf's path that ends at an intermediate", () =>
   it.effect("an unrelated CA beside leaf and intermediate: its own problem, no gap", () =>
     Effect.gen(function* () {
       const inspected = yield* inspectMaterial({ ...material, chain: [intermediate(), unrelatedCa] })
+      // Nothing in the file tells an unrelated CA from one above a missing intermediate: no gap is
+      // said, but its own problem names the issuer the path stops at, in case it is above it.
       expect(inspected.problems).toEqual([
         {
           field: "chain[1]",
-          message: `("CN=Unrelated CA") is not part of the leaf's chain`,
-          fix: "remove it, or add the certificates that link it to the leaf",
+          message: `("CN=Unrelated CA") is not part of the leaf's chain: the path stops at "CN=kvdeploy Test Intermediate 1, O=kvdeploy tests", whose issuer "CN=kvdeploy Test Root, O=kvdeploy tests" is not given; if "CN=Unrelated CA" is above it, add "CN=kvdeploy Test Root, O=kvdeploy tests"`,
+          fix: `remove it; or, if it is above "CN=kvdeploy Test Root, O=kvdeploy tests", add the certificate of "CN=kvdeploy Test Root, O=kvdeploy tests" (and any between them) to the chain`,
         },
       ])
       expect(JSON.stringify(inspected.problems)).not.toMatch(/broken|above the gap|is missing/)
@@ -66,7 +68,14 @@ describe("a certificate off the leaf's path that ends at an intermediate", () =>
   it.effect("a second leaf of the same intermediate: its own problem, no gap", () =>
     Effect.gen(function* () {
       const inspected = yield* inspectMaterial({ ...material, chain: [intermediate(), secondLeaf] })
-      expect(inspected.problems.map((p) => p.field)).toEqual(["chain[1]"])
+      // Not a CA, and issued by the path's intermediate: it cannot be above the path's end.
+      expect(inspected.problems).toEqual([
+        {
+          field: "chain[1]",
+          message: `("CN=other.example.test") is not part of the leaf's chain`,
+          fix: "remove it, or add the certificates that link it to the leaf",
+        },
+      ])
     }),
   )
 
@@ -92,6 +101,68 @@ describe("a certificate off the leaf's path that ends at an intermediate", () =>
         expect(inspected.problems.map((p) => p.field)).toEqual(["chain[1]", "chain", "chain[2]"])
         expect(inspected.problems[1]?.message).toMatch(/^is broken after "CN=kvdeploy Test Intermediate 2/)
       }),
+  )
+})
+
+describe("a missing intermediate with a CA given above it (review 37bc)", () => {
+  const int2Name = "CN=kvdeploy Test Intermediate 2, O=kvdeploy tests"
+  const int1Name = "CN=kvdeploy Test Intermediate 1, O=kvdeploy tests"
+  const rootName = "CN=kvdeploy Test Root, O=kvdeploy tests"
+
+  it.effect("leaf <- int2 <- int1 <- root, int1 missing: the root's problem names int1 to add", () =>
+    Effect.gen(function* () {
+      const deep = yield* Effect.promise(() => makeMaterial(leafKey, 4, authorities))
+      const [int2, , root] = deep.chain
+      const inspected = yield* inspectMaterial({
+        ...deep,
+        chain: [int2 ?? new Uint8Array(), root ?? new Uint8Array()],
+      })
+      expect(inspected.problems).toEqual([
+        {
+          field: "chain[1]",
+          message: `("${rootName}") is not part of the leaf's chain: the path stops at "${int2Name}", whose issuer "${int1Name}" is not given; if "${rootName}" is above it, add "${int1Name}"`,
+          fix: `remove it; or, if it is above "${int1Name}", add the certificate of "${int1Name}" (and any between them) to the chain`,
+        },
+      ])
+    }),
+  )
+
+  it.effect("leaf <- int2 <- int1 <- root, the leaf's own issuer int2 missing: int1 and root name it", () =>
+    Effect.gen(function* () {
+      const deep = yield* Effect.promise(() => makeMaterial(leafKey, 4, authorities))
+      const [, int1Cert, root] = deep.chain
+      const inspected = yield* inspectMaterial({
+        ...deep,
+        chain: [int1Cert ?? new Uint8Array(), root ?? new Uint8Array()],
+      })
+      expect(inspected.chain).toHaveLength(0)
+      expect(inspected.problems.map((p) => p.field)).toEqual(["chain[0]", "chain[1]"])
+      for (const [p, name] of [
+        [inspected.problems[0], int1Name],
+        [inspected.problems[1], rootName],
+      ] as const) {
+        expect(p?.message).toBe(
+          `("${name}") is not part of the leaf's chain: the path stops at "CN=app.example.test, O=kvdeploy tests", whose issuer "${int2Name}" is not given; if "${name}" is above it, add "${int2Name}"`,
+        )
+        expect(p?.fix).toContain(`add the certificate of "${int2Name}"`)
+      }
+    }),
+  )
+
+  it.effect("a CA issued by the path's intermediate (a sibling) is not said to be above it", () =>
+    Effect.gen(function* () {
+      const sibling = yield* Effect.promise(async () =>
+        issue({ subject: "CN=Sibling CA", key: await generateKey("P-256"), issuer: int1(), ca: true }),
+      )
+      const inspected = yield* inspectMaterial({ ...material, chain: [intermediate(), sibling] })
+      expect(inspected.problems).toEqual([
+        {
+          field: "chain[1]",
+          message: `("CN=Sibling CA") is not part of the leaf's chain`,
+          fix: "remove it, or add the certificates that link it to the leaf",
+        },
+      ])
+    }),
   )
 })
 
