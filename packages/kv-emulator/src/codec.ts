@@ -28,9 +28,12 @@ const codec: PfxCodecFunctions = {
     // through the promise queue (~0.1 ms of a ~3 ms decode). Were it ever to suspend,
     // runSyncExit would answer a defect rather than a decode failure: the decode then runs
     // again the asynchronous way, so the answer is the same.
-    let exit = Effect.runSyncExit(decodePfx(bytes, Redacted.make(password)))
+    // A Java keystore's trusted-certificate entry off the key entry's chain is kvdeploy's refusal,
+    // not Key Vault's: the vault imports such a file, and so does the emulator.
+    const decode = () => decodePfx(bytes, Redacted.make(password), { trustedOffChain: "keep" })
+    let exit = Effect.runSyncExit(decode())
     if (Exit.isFailure(exit) && !exit.cause.reasons.some((r) => r._tag === "Fail"))
-      exit = await Effect.runPromiseExit(decodePfx(bytes, Redacted.make(password)))
+      exit = await Effect.runPromiseExit(decode())
     if (Exit.isSuccess(exit)) {
       const m = exit.value
       return { leaf: m.leaf, chain: m.chain, key: Redacted.value(m.key) }

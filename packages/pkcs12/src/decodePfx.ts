@@ -442,10 +442,21 @@ const trustedEntriesOffChain = (
   )
 }
 
+/** How `decodePfx` reads a PFX for its caller. */
+export interface DecodePfxOptions {
+  /**
+   * A Java keystore's trusted-certificate entries that are not in the key entry's chain: `"refuse"`
+   * (the default: kvdeploy deploys neither them in the chain nor the file without them) or `"keep"`
+   * (they follow the chain, as Key Vault's import takes such a file: the emulator's reading).
+   */
+  readonly trustedOffChain?: "refuse" | "keep"
+}
+
 /** The whole decode, synchronous: the material, or the refusal. */
 const decodeNow = (
   bytes: Uint8Array,
   password: Redacted.Redacted<string>,
+  options: DecodePfxOptions,
 ): CertificateMaterial | PfxDecodeError => {
   const contents = contentsNow(bytes, password)
   if (contents instanceof PfxDecodeError) return contents
@@ -487,12 +498,15 @@ const decodeNow = (
       const c = others[i]
       return c === undefined ? [] : [c]
     })
-    const trusted = trustedEntriesOffChain(
-      offChain,
-      certificates,
-      key.friendlyName ?? certificates[leafIndex]?.friendlyName,
-      leaf,
-    )
+    const trusted =
+      options.trustedOffChain === "keep"
+        ? undefined
+        : trustedEntriesOffChain(
+            offChain,
+            certificates,
+            key.friendlyName ?? certificates[leafIndex]?.friendlyName,
+            leaf,
+          )
     if (trusted !== undefined) return trusted
     const chain = [...order.ordered, ...order.unrelated].flatMap((i) => {
       const c = others[i]
@@ -526,13 +540,17 @@ const decodeNow = (
   )
 }
 
-/** Read a PFX: leaf (the certificate whose key is in the file), chain leaf-first, key as PKCS#8. */
+/**
+ * Read a PFX: leaf (the certificate whose key is in the file), chain leaf-first, key as PKCS#8. A
+ * keytool trusted-certificate entry off the key entry's chain is refused unless `options` keep it.
+ */
 export const decodePfx = (
   bytes: Uint8Array,
   password: Redacted.Redacted<string>,
+  options: DecodePfxOptions = {},
 ): Effect.Effect<CertificateMaterial, PfxDecodeError> =>
   Effect.suspend(() => {
-    const decoded = decodeNow(bytes, password)
+    const decoded = decodeNow(bytes, password, options)
     return decoded instanceof PfxDecodeError ? Effect.fail(decoded) : Effect.succeed(decoded)
   }).pipe(Effect.withSpan("pkcs12.decodePfx", undefined, noStackTrace))
 

@@ -5,7 +5,7 @@
 export { MaterialInvalid, PfxDecodeError, PfxEncodeError } from "@kvdeploy/core"
 export { OPENSSL_CANNOT_READ_EITHER } from "./algorithms.js"
 export { canonicalSerial, certificateFacts, nodeCertificate, x5tOf } from "./certificateFacts.js"
-export { decodePfx, decodePfxCertificates } from "./decodePfx.js"
+export { type DecodePfxOptions, decodePfx, decodePfxCertificates } from "./decodePfx.js"
 export { encodePem } from "./encodePem.js"
 export { defaultIterations, encodePfx, type Pkcs12EncodeOptions } from "./encodePfx.js"
 export { inspectMaterial } from "./inspect.js"
