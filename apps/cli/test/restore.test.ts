@@ -273,6 +273,35 @@ describe("kvdeploy restore", () => {
   })
 })
 
+describe("restore of a version deployed without a chain (review 37bc)", () => {
+  it("its chain warning gives the chain's fix, not a PFX export the operator never made", async () => {
+    const name = "r-no-chain"
+    const alone = async (leaf: Issued): Promise<Outcome> => {
+      const r = await runCli(["deploy", "--config", world.targetFile(name), "--cert", "-", "--json"], {
+        stdin: leaf.certPem + leaf.keyPem,
+        env: world.env,
+      })
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+      return json<Outcome>(r)
+    }
+    const v1 = await alone(first)
+    await alone(second)
+    const r = await restore(name, v1.versionId ?? "")
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const chain = (
+      json<{ warnings?: ReadonlyArray<{ field: string; message: string; fix: string }> }>(r).warnings ?? []
+    ).filter((w) => w.field === "chain")
+    expect(chain).toEqual([
+      {
+        field: "chain",
+        message: expect.stringMatching(/^none given, and the leaf is issued by /),
+        fix: "give the issuer's chain with the leaf (an ACME client's fullchain.pem, not cert.pem), unless a root your clients trust issues the leaf directly",
+      },
+    ])
+    expect(r.stdout + r.stderr).not.toMatch(/PFX|-certfile/)
+  })
+})
+
 describe("a disabled latest version holding the certificate deployed", () => {
   it("plan and deploy both warn that a deploy enables it again, with what to do if it was disabled on purpose", async () => {
     const name = "r-disabled-latest"

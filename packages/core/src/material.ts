@@ -13,8 +13,10 @@ export interface CertificateMaterial {
   /** The leaf's private key as unencrypted PKCS#8 DER. */
   readonly key: Redacted.Redacted<Uint8Array>
   /**
-   * Where it was read from, for advice on giving it again: "pfx" when a PKCS#12 file was decoded
-   * (its fix is to export it again, not to take another PEM file). Absent: PEM or DER files.
+   * Where it was read from, for advice on giving it again: "pfx" when the operator's PKCS#12 file
+   * was decoded (--pfx, the agent's pfx source: its fix is to export it again, not to take another
+   * PEM file). Absent: PEM or DER files, and a vault's backing secret (restore, rollback), which the
+   * operator never held as a PFX.
    */
   readonly from?: "pfx"
 }

@@ -450,6 +450,12 @@ export interface DecodePfxOptions {
    * (they follow the chain, as Key Vault's import takes such a file: the emulator's reading).
    */
   readonly trustedOffChain?: "refuse" | "keep"
+  /**
+   * The operator's own PFX file (`--pfx`): the material says it came from one (`from: "pfx"`), so
+   * advice on giving it again is another export. Not set for a vault's backing secret (restore,
+   * rollback), which the operator never held as a file.
+   */
+  readonly operatorFile?: boolean
 }
 
 /** The whole decode, synchronous: the material, or the refusal. */
@@ -519,7 +525,7 @@ const decodeNow = (
       leaf: leaf.der.slice(),
       chain: chain.map((c) => c.der.slice()),
       key: Redacted.make(key.pkcs8.slice()),
-      from: "pfx",
+      ...(options.operatorFile === true ? { from: "pfx" as const } : {}),
     }
     const analysed: AnalysedMaterial = {
       leaf,

@@ -406,6 +406,19 @@ describe("inspectMaterial", () => {
       expect(inspected.problems).toEqual([])
     }).pipe(Effect.provide(layer)),
   )
+
+  it.effect(
+    "says the material came from a PFX only for the operator's file: not through the layer (a backing secret's restore or rollback)",
+    () =>
+      Effect.gen(function* () {
+        const codec = yield* PfxCodec
+        const material = yield* Effect.promise(() => makeMaterial(ec, 1, authorities))
+        const pfx = yield* codec.encode(material, { encoding: "modern", password })
+        expect((yield* codec.decode(pfx, password)).from).toBeUndefined()
+        expect((yield* decodePfx(pfx, password)).from).toBeUndefined()
+        expect((yield* decodePfx(pfx, password, { operatorFile: true })).from).toBe("pfx")
+      }).pipe(Effect.provide(layer)),
+  )
 })
 
 describe("one analysis per material object (inspect then encode, decode then inspect)", () => {

@@ -398,7 +398,7 @@ const fromPfx = (flags: MaterialFlags, pfxSource: string, ask: boolean) =>
     return yield* decodedPfx(
       flags,
       pfxSource,
-      (pkcs12, bytes, password) => pkcs12.decodePfx(bytes, password),
+      (pkcs12, bytes, password) => pkcs12.decodePfx(bytes, password, { operatorFile: true }),
       ask,
     ).pipe(Effect.tap((material) => refuseIssuerKey(material, pfxSource)))
   })
@@ -518,7 +518,7 @@ export const readPfxCertificates = (
   pfxSource: string,
 ): Effect.Effect<PfxRead, CliProblem, Prompt.Environment> =>
   decodedPfx(flags, pfxSource, (pkcs12, bytes, password) =>
-    pkcs12.decodePfx(bytes, password).pipe(
+    pkcs12.decodePfx(bytes, password, { operatorFile: true }).pipe(
       Effect.map((material): PfxRead => ({ material })),
       Effect.catch((e) =>
         e.reason === "no-key"
