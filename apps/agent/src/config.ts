@@ -6,7 +6,7 @@
  */
 import { execFile, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { createReadStream, existsSync } from "node:fs"
+import { closeSync, constants, createReadStream, existsSync, fstatSync, openSync } from "node:fs"
 import { isIP } from "node:net"
 import { dirname, resolve as resolvePath } from "node:path"
 import { domainToASCII } from "node:url"
@@ -1690,7 +1690,9 @@ export const validateAgentConfig = (
 const readErrorText = (code: string): string =>
   code === "EFBIG"
     ? "it is larger than 64 MiB (a configuration of 10,000 deployments is about 3 MB)"
-    : fsCodeInWords(code)
+    : code === "ENOTREG"
+      ? "it is not a regular file (a FIFO, socket or device)"
+      : fsCodeInWords(code)
 
 /**
  * Aliases (`*name`) a configuration may hold: two per deployment of the largest configuration the
@@ -1971,17 +1973,21 @@ const validateWithUserLookups = (
 const maxConfigBytes = 64 * 1024 * 1024
 
 /**
- * The configuration file's text, read to its end or refused past 64 MiB (core's readAtMost: a
- * device such as /dev/zero was read until the string could grow no more).
+ * The configuration file's text, read to its end or refused past 64 MiB (core's readAtMost: a file
+ * that says its size is 0, as those of /proc do, is read until its end or the bound; a device such
+ * as /dev/zero, refused now as no regular file, was read until the string could grow no more).
  */
 const readConfigText = (path: string): Effect.Effect<string, unknown> =>
-  readAtMost(
-    NodeStream.fromReadable<Uint8Array, unknown>({
-      evaluate: () => createReadStream(path),
-      onError: (e) => e,
-    }),
-    maxConfigBytes,
-  ).pipe(
+  Effect.try({ try: () => openRegularConfig(path), catch: (e) => e }).pipe(
+    Effect.flatMap((fd) =>
+      readAtMost(
+        NodeStream.fromReadable<Uint8Array, unknown>({
+          evaluate: () => createReadStream("", { fd }),
+          onError: (e) => e,
+        }),
+        maxConfigBytes,
+      ),
+    ),
     Effect.flatMap((read) =>
       read.over
         ? Effect.fail({ code: "EFBIG" })
@@ -1990,6 +1996,27 @@ const readConfigText = (path: string): Effect.Effect<string, unknown> =>
           ),
     ),
   )
+
+/**
+ * The configuration file opened, a regular file only (a directory as EISDIR, as a read of it says;
+ * anything else as ENOTREG). Opened non-blocking and judged by its own fstat: a FIFO with no writer
+ * blocked the open in one of libuv's threads for good, and Node's exit waits for that thread, so
+ * SIGTERM left the agent (and --check) alive until SIGKILL. A configuration is read again at each
+ * reload, which a pipe cannot give; a device (/dev/zero) holds no configuration either.
+ */
+const openRegularConfig = (path: string): number => {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  try {
+    const stats = fstatSync(fd)
+    if (stats.isFile()) return fd
+    throw Object.assign(new Error(`not a regular file: ${path}`), {
+      code: stats.isDirectory() ? "EISDIR" : "ENOTREG",
+    })
+  } catch (e) {
+    closeSync(fd)
+    throw e
+  }
+}
 
 /** Read and validate the configuration at `path`; `origin`, where the path came from, shapes the fix of a file that cannot be read. */
 export const loadAgentConfig = (
@@ -2030,7 +2057,9 @@ export const loadAgentConfigUnless = (
               problem(
                 "(file)",
                 `cannot be read: ${typeof (e as NodeJS.ErrnoException).code === "string" ? readErrorText((e as NodeJS.ErrnoException).code as string) : String(e)}`,
-                unreadableConfigFix(absolute, origin),
+                (e as NodeJS.ErrnoException).code === "ENOTREG"
+                  ? "give the configuration file itself, a regular file: the agent reads it again at each reload (SIGHUP), which a pipe cannot give, and a FIFO with no writer holds it for good"
+                  : unreadableConfigFix(absolute, origin),
               ),
             ],
           }),

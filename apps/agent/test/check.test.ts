@@ -21,18 +21,35 @@ import {
   workloadConfig,
   workloadIds,
 } from "./checkFixtures.js"
-import { checkAsNobody } from "./harness.js"
+import { bin, checkAsNobody } from "./harness.js"
 
 describe("kvdeploy-agent --check", () => {
-  it("refuses a configuration that never ends (/dev/zero) and an empty --config path, naming the fix", () => {
-    const zero = agent(["--config", "/dev/zero", "--check", "--json"])
-    expect(zero.status).toBe(2)
-    expect(JSON.parse(zero.stdout).problems[0].message).toBe(
-      "cannot be read: it is larger than 64 MiB (a configuration of 10,000 deployments is about 3 MB)",
-    )
+  it("refuses an empty --config path, naming the fix", () => {
     const empty = agent(["--config", "", "--check", "--json"])
     expect(empty.status).toBe(2)
     expect(JSON.parse(empty.stdout).problems[0].message).toBe("is an empty path")
+  })
+
+  it("refuses a configuration that is a FIFO (no writer: it waited for good) or a device, at once, naming the fix", () => {
+    inScratch((dir) => {
+      const fifo = join(dir, "agent.yaml.pipe")
+      execFileSync("mkfifo", [fifo])
+      for (const config of [fifo, "/dev/zero"]) {
+        const started = Date.now()
+        const r = spawnSync(process.execPath, [bin, "--config", config, "--check", "--json"], {
+          encoding: "utf8",
+          timeout: 15_000,
+          killSignal: "SIGKILL",
+        })
+        expect(r.status, `${config}: ${r.stdout}${r.stderr}`).toBe(2)
+        expect(Date.now() - started).toBeLessThan(10_000)
+        const problem = JSON.parse(r.stdout).problems[0]
+        expect(problem.message).toBe("cannot be read: it is not a regular file (a FIFO, socket or device)")
+        expect(problem.fix).toBe(
+          "give the configuration file itself, a regular file: the agent reads it again at each reload (SIGHUP), which a pipe cannot give, and a FIFO with no writer holds it for good",
+        )
+      }
+    })
   })
 
   it("a target field named like an Object method (constructor, __proto__) is an unknown field: exit 2 naming it, not a silent exit 1", () => {

@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from "node:child_process"
 import { createHash, generateKeyPairSync } from "node:crypto"
-import { existsSync, readFileSync, statSync } from "node:fs"
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -940,6 +940,42 @@ describe("plan", () => {
     writer.kill()
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(json<{ action: string }>(r).action).toBe("import")
+  })
+
+  it("SIGTERM ends a run waiting for the writer of a FIFO (--cert, --key, --config): 130 at once, not a process that lives on", async () => {
+    const leaf = await fx.leaf()
+    const cert = world.file("fifo-wait-leaf.pem", leaf.certPem + fx.chainPem)
+    const key = world.file("fifo-wait-leaf.key", leaf.keyPem)
+    const fifo = join(dirname(cert), "fifo-no-writer.pipe")
+    execFileSync("mkfifo", [fifo])
+    try {
+      for (const args of [
+        ["plan", "--config", world.targetFile("fifo-wait"), "--cert", fifo, "--key", key],
+        ["plan", "--config", world.targetFile("fifo-wait"), "--cert", cert, "--key", fifo],
+        ["plan", "--config", fifo, "--cert", cert, "--key", key],
+      ]) {
+        const startedAt = Date.now()
+        let signalledAt = 0
+        const r = await runCli(args, {
+          env: world.env,
+          timeoutMs: 20_000,
+          // The open of the FIFO waits for a writer that never comes; SIGTERM comes while it waits.
+          started: (child) =>
+            void setTimeout(() => {
+              signalledAt = Date.now()
+              child.kill("SIGTERM")
+            }, 2_000),
+        })
+        expect(r.code, `${args.join(" ")}: ${r.stdout}${r.stderr}`).toBe(130)
+        expect(r.stderr).toMatch(
+          /interrupted: the command was stopped \(Ctrl\+C or SIGTERM\) before it finished/,
+        )
+        expect(signalledAt).toBeGreaterThan(startedAt)
+        expect(Date.now() - signalledAt).toBeLessThan(5_000)
+      }
+    } finally {
+      rmSync(fifo, { force: true })
+    }
   })
 
   it("previews import, skip and refuse without writing", async () => {

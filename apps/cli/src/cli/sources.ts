@@ -2,10 +2,12 @@
  * Reading operator input: a file path, or `-` for standard input (once per
  * run). Contents stay in memory; nothing is written anywhere.
  */
-import { constants, createReadStream } from "node:fs"
+import { closeSync, constants, createReadStream, fstat, open as openCallback, type Stats } from "node:fs"
 import { access, open, stat } from "node:fs/promises"
+import { Socket } from "node:net"
 import { join } from "node:path"
 import type { Readable } from "node:stream"
+import { promisify } from "node:util"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { type BoundedRead, fsErrorReason, readAtMost, shownPath } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
@@ -20,6 +22,42 @@ let stdinTakenBy: string | undefined
  */
 export const readInput = (evaluate: () => Readable): Effect.Effect<BoundedRead, unknown> =>
   readAtMost(NodeStream.fromReadable<Uint8Array, unknown>({ evaluate, onError: (e) => e }), maxInputBytes)
+
+const openFd = promisify(openCallback)
+const fstatFd = promisify(fstat)
+
+/**
+ * A file read as `readInput` reads it, opened without waiting: a FIFO (`--cert <(…)`, a named pipe)
+ * is opened non-blocking and read as a socket, so that the wait for its writer is the event loop's,
+ * not a blocking `open` in one of libuv's threads. A FIFO with no writer would hold such a thread
+ * for good, and Node's exit waits for its threads: SIGTERM and Ctrl+C printed "interrupted" and the
+ * process lived on until SIGKILL. Anything else is read as before (a regular file from the
+ * descriptor opened, a directory or device by its path, whose errors say what it is).
+ */
+export const readPath = (path: string): Effect.Effect<BoundedRead, unknown> =>
+  Effect.acquireUseRelease(
+    Effect.tryPromise({
+      try: async (): Promise<Readable> => {
+        // A plain descriptor (not a FileHandle, which would close it again when collected): the
+        // stream made of it owns it and closes it.
+        const fd = await openFd(path, constants.O_RDONLY | constants.O_NONBLOCK)
+        let stats: Stats
+        try {
+          stats = await fstatFd(fd)
+        } catch (e) {
+          closeSync(fd)
+          throw e
+        }
+        if (stats.isFIFO() || stats.isSocket()) return new Socket({ fd, readable: true, writable: false })
+        if (stats.isFile()) return createReadStream("", { fd })
+        closeSync(fd)
+        return createReadStream(path)
+      },
+      catch: (e) => e,
+    }),
+    (stream) => readInput(() => stream),
+    (stream) => Effect.sync(() => stream.destroy()),
+  )
 
 /** Whether a file system error is a refusal by permissions (the file's, or a directory's above it). */
 const deniedByPermissions = (error: unknown): boolean => {
@@ -103,7 +141,7 @@ export const readSource = (
       return read.bytes
     }
     if (looksLikePastedText(source)) return yield* pastedText(flag)
-    const read = yield* readInput(() => createReadStream(source)).pipe(
+    const read = yield* readPath(source).pipe(
       Effect.mapError((e) =>
         usageOne(
           flag,

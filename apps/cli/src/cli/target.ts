@@ -4,7 +4,6 @@
  * where it came from (the flag, or the file and field). Usage problems exit 2
  * before any vault is contacted.
  */
-import { createReadStream } from "node:fs"
 import {
   CredentialMode,
   fsErrorReason,
@@ -18,7 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import { type CliProblem, ExitCode, type Problem, usage, usageOne } from "./problems.js"
-import { fsErrorFix, readInput } from "./sources.js"
+import { fsErrorFix, readPath } from "./sources.js"
 import { credentialVariableProblems } from "./vault.js"
 
 /** The credential modes a target may name. */
@@ -142,7 +141,7 @@ export const readConfigFile = (
   field = "--config",
 ): Effect.Effect<Record<string, unknown>, CliProblem> =>
   Effect.gen(function* () {
-    const read = yield* readInput(() => createReadStream(path)).pipe(
+    const read = yield* readPath(path).pipe(
       Effect.mapError((e) =>
         usageOne(
           field,
