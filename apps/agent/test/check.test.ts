@@ -331,6 +331,78 @@ deployments:
     })
   })
 
+  it.skipIf(process.geteuid?.() !== 0)(
+    "refuses a state_dir held by a directory another user owns or may write (they could move it away, held outcomes and all), at --check and at start",
+    () => {
+      inScratch((dir) => {
+        const config = join(dir, "state-parent.yaml")
+        const problemsFor = (stateDir: string, start = false) => {
+          writeFileSync(
+            config,
+            `agent: { state_dir: ${stateDir} }
+deployments:
+  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
+`,
+            { mode: 0o644 },
+          )
+          if (!start) {
+            const r = agent(["--config", config, "--check", "--json"])
+            return {
+              status: r.status,
+              problems: JSON.parse(r.stdout).problems as Array<Record<string, string>>,
+            }
+          }
+          const r = spawnSync(process.execPath, [bin, "--config", config], {
+            encoding: "utf8",
+            timeout: 15_000,
+            killSignal: "SIGKILL",
+            env: { PATH: process.env.PATH ?? "" },
+          })
+          return { status: r.status, output: r.stdout + r.stderr }
+        }
+        // A directory of another user's (nobody) holding the agent's own state directory.
+        const userdir = join(dir, "userdir")
+        mkdirSync(join(userdir, "st"), { recursive: true, mode: 0o700 })
+        chmodSync(userdir, 0o755)
+        chownSync(userdir, 65534, 65534)
+        expect(problemsFor(join(userdir, "st"))).toEqual({
+          status: 2,
+          problems: [
+            {
+              field: "agent.state_dir",
+              message: `the state directory ${join(userdir, "st")} is held by the directory ${userdir}, which is owned by uid 65534, neither root nor the agent's user (uid 0): that user could move the state directory away or put another in its place, and the agent would start without its records (held outcomes deployed again)`,
+              fix: `chown root ${userdir}, or give agent.state_dir a directory whose every directory on the way is owned by root or the agent's user and writable by no one else (such as /var/lib/kvdeploy-agent; the agent creates it, mode 0700)`,
+            },
+          ],
+        })
+        // Missing yet: the directory that would hold it is judged the same.
+        expect(problemsFor(join(userdir, "new", "st")).problems?.[0]?.message).toContain(
+          `is held by the directory ${userdir}, which is owned by uid 65534`,
+        )
+        // The agent's start refuses it too, naming the directory.
+        const started = problemsFor(join(userdir, "st"), true)
+        expect(started.status, started.output).not.toBe(0)
+        expect(started.output).toContain(`is held by the directory ${userdir}, which is owned by uid 65534`)
+        // A directory of root's that every user may write, without the sticky bit.
+        const open = join(dir, "open")
+        mkdirSync(join(open, "st"), { recursive: true, mode: 0o700 })
+        chmodSync(open, 0o777)
+        expect(problemsFor(join(open, "st")).problems).toEqual([
+          {
+            field: "agent.state_dir",
+            message: `the state directory ${join(open, "st")} is held by the directory ${open}, which is writable by every user (mode 0777, no sticky bit): any user who may write it could move the state directory away or put another in its place, and the agent would start without its records (held outcomes deployed again)`,
+            fix: `chmod o-w ${open}, or give agent.state_dir a directory whose every directory on the way is owned by root or the agent's user and writable by no one else (such as /var/lib/kvdeploy-agent; the agent creates it, mode 0700)`,
+          },
+        ])
+        // With the sticky bit (as /tmp): others may not rename the agent's directory in it.
+        const sticky = join(dir, "sticky")
+        mkdirSync(join(sticky, "st"), { recursive: true, mode: 0o700 })
+        chmodSync(sticky, 0o1777)
+        expect(problemsFor(join(sticky, "st")).status).toBe(0)
+      })
+    },
+  )
+
   it("names a state_dir the agent could not create or write, as its start would (it said valid, and the start failed)", () => {
     inScratch((dir) => {
       const stateProblem = (
