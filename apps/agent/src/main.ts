@@ -82,6 +82,7 @@ import { materialWorkersLayer, pooledCodecLayer } from "./materialPool.js"
 import { missingSources } from "./missingSource.js"
 import {
   configFileUntrusted,
+  keyReadableByOthers,
   type PathWalk,
   readRefusal,
   untrustedEntry,
@@ -355,6 +356,7 @@ const checkedPaths = (
   known: ReadonlyArray<ConfigProblem> = [],
 ): { readonly problems: Array<ConfigProblem>; readonly warnings: Array<ConfigProblem> } => {
   const problems: Array<ConfigProblem> = []
+  const readableKeys: Array<ConfigProblem> = []
   const missing = missingSources(MAX_LISTED_PROBLEMS)
   for (const { index: i, name, source } of sources) {
     for (const [role, path] of sourceRoles(source)) {
@@ -397,12 +399,23 @@ const checkedPaths = (
           message: `${shownPath(path)}: ${untrustedText(walk.untrusted)}`,
           fix: untrustedFix(walk.untrusted),
         })
+      // A key every user may read: a warning (the agent reads it all the same).
+      const readable =
+        walk?._tag === "Resolved" && (role === "key" || role === "pfx")
+          ? keyReadableByOthers(role, walk.real, walk.stats)
+          : undefined
+      if (readable !== undefined)
+        readableKeys.push({
+          field: `deployments[${i}].source.${role}`,
+          message: readable.why,
+          fix: readable.fix,
+        })
     }
   }
   // What the agent checks before its first pass, without creating anything: a state_dir that is a
   // file, another user's or open to others, or one it could not create or write (a read-only tree,
   // a path under a file, a link to nothing, a directory above it this user may not write).
-  if (stateDir === undefined) return { problems, warnings: missing.warnings() }
+  if (stateDir === undefined) return { problems, warnings: [...missing.warnings(), ...readableKeys] }
   let refused: ReturnType<typeof stateDirProblem>
   try {
     refused = stateDirProblem(stateDir, true)
@@ -416,7 +429,7 @@ const checkedPaths = (
   if (refused === undefined) refused = stateFileRefusal(stateDir)
   if (refused !== undefined)
     problems.push({ field: "agent.state_dir", message: refused.message, fix: refused.fix })
-  return { problems, warnings: missing.warnings() }
+  return { problems, warnings: [...missing.warnings(), ...readableKeys] }
 }
 
 /**
@@ -527,7 +540,7 @@ const checkedMaterial = (
       const key = JSON.stringify(d.source)
       let read = reads.get(key)
       if (read === undefined) {
-        read = yield* readSource(d.source).pipe(
+        read = yield* readSource(d.source, false).pipe(
           Effect.flatMap((bytes) => materialOf(d.source, bytes, process.env)),
           Effect.map((r) => r.material),
           Effect.result,

@@ -436,3 +436,34 @@ export const readRefusal = (path: string): { readonly why: string; readonly fix:
       : undefined
   }
 }
+
+/**
+ * Why every user of the host may read a private key file (a key source or a PFX, which holds the
+ * key), with the fix, or undefined: the file (`real`, the path the walk resolved, with its stats)
+ * is readable by others (o+r) and every directory on the way to it lets others through (o+x). A
+ * warning, not a refusal: the agent judges who may change a source (it would deploy their key),
+ * while a key others may read was already theirs to copy, and refusing it would stop deployments
+ * over a file the agent did not make. Group-readable is left alone: a group is how a key is shared
+ * with the services that serve it (Debian's ssl-cert, 0640 root:ssl-cert; the systemd unit runs
+ * the agent with SupplementaryGroups=ssl-cert), and the agent cannot tell which group is meant to.
+ */
+export const keyReadableByOthers = (
+  role: string,
+  real: string,
+  s: Stats,
+): { readonly why: string; readonly fix: string } | undefined => {
+  if (agentUid === undefined || (s.mode & 0o004) === 0) return undefined
+  for (let dir = dirname(real); ; dir = dirname(dir)) {
+    try {
+      if ((lstatSync(dir).mode & 0o001) === 0) return undefined
+    } catch {
+      return undefined
+    }
+    if (dirname(dir) === dir) break
+  }
+  const shown = shownPath(real)
+  return {
+    why: `the ${role === "pfx" ? "PFX file" : "private key file"} ${shown} is readable by every user (${mode(s)})${role === "pfx" ? ", and it holds the private key" : ""}: any local user can copy the key`,
+    fix: `chmod 600 ${shown}, or chmod 640 ${shown} with a group the agent's user is in (chgrp ssl-cert ${shown}: the systemd unit runs the agent with SupplementaryGroups=ssl-cert)`,
+  }
+}

@@ -29,6 +29,7 @@ import * as Result from "effect/Result"
 import type { Source } from "./config.js"
 import { explainMissing } from "./missingSource.js"
 import {
+  keyReadableByOthers,
   readRefusal,
   type UntrustedPath,
   untrustedFile,
@@ -239,8 +240,15 @@ const errnoText = (e: unknown, path: string): string => {
             : `cannot be read (${code ?? "error"})`
 }
 
+/** Key and PFX files warned of as readable by every user, by path: the file and mode warned of. */
+const readableWarned = new Map<string, string>()
+
 /** Read every file of the source and fingerprint them together. */
-export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBroken> =>
+export const readSource = (
+  source: Source,
+  /** Log a key every user may read (the running agent); --check lists it with its warnings instead. */
+  warnReadable = true,
+): Effect.Effect<SourceBytes, SourceBroken> =>
   Effect.gen(function* () {
     const roles: Array<{ role: "cert" | "chain" | "key" | "pfx"; path: string }> =
       source._tag === "Pfx"
@@ -257,10 +265,12 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
     const read = roles.map(({ role, path }) =>
       Result.try({
         try: () => {
-          const { bytes, stats } = readRegularFile(path, source.owner)
+          const { bytes, stats, real } = readRegularFile(path, source.owner)
           return {
             role,
             path,
+            readable: role === "key" || role === "pfx" ? keyReadableByOthers(role, real, stats) : undefined,
+            signature: `${stats.dev}:${stats.ino}:${stats.mode}`,
             bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
             stamp: stampOf(path, stats),
           }
@@ -274,6 +284,18 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
     const problems = read.flatMap((r) => (r._tag === "Failure" ? [r.failure] : []))
     if (problems.length > 0) return yield* new SourceBroken({ problems })
     const readOk = read.flatMap((r) => (r._tag === "Success" ? [r.success] : []))
+    // A key every user may read is used all the same, with a warning: once per file and mode, not
+    // at every read (a file read again is warned of again only once it changed).
+    for (const f of readOk) {
+      if (!warnReadable) continue
+      if (f.readable === undefined) {
+        readableWarned.delete(f.path)
+        continue
+      }
+      if (readableWarned.get(f.path) === f.signature) continue
+      readableWarned.set(f.path, f.signature)
+      yield* Effect.logWarning(f.readable.why).pipe(Effect.annotateLogs({ fix: f.readable.fix }))
+    }
     const hash = createHash("sha256")
     for (const f of readOk) {
       hash.update(`${f.role}\0${f.bytes.length}\0`)
@@ -299,7 +321,7 @@ export const readSource = (source: Source): Effect.Effect<SourceBytes, SourceBro
 const readRegularFile = (
   path: string,
   owner: number | undefined,
-): { readonly bytes: Buffer; readonly stats: Stats } => {
+): { readonly bytes: Buffer; readonly stats: Stats; readonly real: string } => {
   const walk = walkPath(path, owner)
   if (walk._tag === "Untrusted") throw new Untrusted(walk.untrusted)
   const fd = openSync(walk.real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW)
@@ -310,7 +332,7 @@ const readRegularFile = (
     const bad = untrustedFile(walk.real, stats, owner, walk.via)
     if (bad !== undefined) throw new Untrusted(bad)
     if (stats.size > MAX_SOURCE_BYTES) throw new TooLarge(stats.size)
-    return { bytes: readWhole(fd, stats.size), stats }
+    return { bytes: readWhole(fd, stats.size), stats, real: walk.real }
   } finally {
     closeSync(fd)
   }

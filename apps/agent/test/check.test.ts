@@ -190,6 +190,60 @@ deployments:
     })
   })
 
+  it("warns of a private key or PFX file every user may read (exit 0: a warning), not of one behind a directory others cannot enter, nor of a group-readable one", () => {
+    inScratch((dir) => {
+      chmodSync(dir, 0o755)
+      const open = join(dir, "open")
+      mkdirSync(open, { mode: 0o755 })
+      selfSigned(open, "ok")
+      exportPfx(open, "ok", "x")
+      chmodSync(join(open, "ok.key"), 0o644)
+      chmodSync(join(open, "ok.pfx"), 0o604)
+      // The same key, 0644, in a directory others cannot enter (certbot's archive/ is 0700).
+      const closed = join(dir, "closed")
+      mkdirSync(closed, { mode: 0o700 })
+      selfSigned(closed, "ok")
+      chmodSync(join(closed, "ok.key"), 0o644)
+      // Group-readable: how a key is shared with the web server (0640 root:ssl-cert).
+      const group = join(dir, "group")
+      mkdirSync(group, { mode: 0o755 })
+      selfSigned(group, "ok")
+      chmodSync(join(group, "ok.key"), 0o640)
+      const target = (name: string) =>
+        `{ vault_url: "https://kv-prod.vault.azure.net", certificate_name: ${name}, credential_mode: managed_identity }`
+      const config = join(dir, "readable.yaml")
+      writeFileSync(
+        config,
+        `deployments:
+  - { name: open, source: { cert: ${join(open, "ok.crt")}, key: ${join(open, "ok.key")} }, target: ${target("open")} }
+  - { name: pfx, source: { pfx: ${join(open, "ok.pfx")}, pfx_password_env: PORTAL_PFX_PASSWORD }, target: ${target("pfx")} }
+  - { name: closed, source: { cert: ${join(closed, "ok.crt")}, key: ${join(closed, "ok.key")} }, target: ${target("closed")} }
+  - { name: group, source: { cert: ${join(group, "ok.crt")}, key: ${join(group, "ok.key")} }, target: ${target("group")} }
+`,
+        { mode: 0o644 },
+      )
+      const json = agent(["--config", config, "--check", "--json"], { PORTAL_PFX_PASSWORD: "x" })
+      expect(json.status, json.stdout + json.stderr).toBe(0)
+      const document = JSON.parse(json.stdout) as {
+        warnings: Array<{ field: string; message: string; fix: string }>
+      }
+      const key = join(open, "ok.key")
+      const pfx = join(open, "ok.pfx")
+      expect(document.warnings).toEqual([
+        {
+          field: "deployments[0].source.key",
+          message: `the private key file ${key} is readable by every user (mode 0644): any local user can copy the key`,
+          fix: `chmod 600 ${key}, or chmod 640 ${key} with a group the agent's user is in (chgrp ssl-cert ${key}: the systemd unit runs the agent with SupplementaryGroups=ssl-cert)`,
+        },
+        {
+          field: "deployments[1].source.pfx",
+          message: `the PFX file ${pfx} is readable by every user (mode 0604), and it holds the private key: any local user can copy the key`,
+          fix: `chmod 600 ${pfx}, or chmod 640 ${pfx} with a group the agent's user is in (chgrp ssl-cert ${pfx}: the systemd unit runs the agent with SupplementaryGroups=ssl-cert)`,
+        },
+      ])
+    })
+  })
+
   it("warns of 10,000 deployments' missing sources in one missing directory: the first 1,000 paths listed, the rest counted (exit 0)", () => {
     inScratch((dir) => {
       const lines = ["deployments:"]

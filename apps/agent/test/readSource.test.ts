@@ -21,8 +21,10 @@ import {
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
 import { afterEach, describe, expect, it } from "vitest"
 import { readSource, type SourceStamp, unchangedSince } from "../src/source.js"
+import { jsonLogger } from "./inProcess.js"
 
 /** Every scratch directory of the running test (a test may make several), removed after it. */
 const dirs: Array<string> = []
@@ -37,6 +39,37 @@ const scratch = (): string => {
 }
 
 describe("readSource", () => {
+  it("warns once of a key file every user may read (it is read all the same), again after a chmod back and forth, never of a 0600 key", async () => {
+    const d = scratch()
+    chmodSync(d, 0o755)
+    const cert = join(d, "c.pem")
+    const key = join(d, "k.pem")
+    writeFileSync(cert, "CERT")
+    writeFileSync(key, "KEY", { mode: 0o644 })
+    chmodSync(key, 0o644)
+    const { lines, logger } = jsonLogger()
+    const read = () =>
+      Effect.runPromise(
+        readSource({ _tag: "Pem", cert, chain: undefined, key }).pipe(Effect.provide(Logger.layer([logger]))),
+      )
+    const warned = () => lines.filter((l) => String(l.message).includes("is readable by every user"))
+    const bytes = await read()
+    expect(bytes.files.map((f) => f.role)).toEqual(["cert", "key"])
+    await read()
+    expect(warned().map((l) => [l.message, l.annotations.fix])).toEqual([
+      [
+        `the private key file ${key} is readable by every user (mode 0644): any local user can copy the key`,
+        `chmod 600 ${key}, or chmod 640 ${key} with a group the agent's user is in (chgrp ssl-cert ${key}: the systemd unit runs the agent with SupplementaryGroups=ssl-cert)`,
+      ],
+    ])
+    chmodSync(key, 0o600)
+    await read()
+    expect(warned()).toHaveLength(1)
+    chmodSync(key, 0o644)
+    await read()
+    expect(warned()).toHaveLength(2)
+  })
+
   it("reads regular files and fingerprints them", async () => {
     const d = scratch()
     writeFileSync(join(d, "a.crt"), "certificate bytes")

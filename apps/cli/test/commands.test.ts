@@ -5,7 +5,17 @@
  */
 import { execFileSync, spawn } from "node:child_process"
 import { createHash, generateKeyPairSync } from "node:crypto"
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs"
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
+import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { createServer, type Server } from "node:tls"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -975,6 +985,39 @@ describe("plan", () => {
       }
     } finally {
       rmSync(fifo, { force: true })
+    }
+  })
+
+  it("warns on stderr of a --key every user may read (the plan runs all the same), not of a 0600 one nor through certbot's 0777 live/ link", async () => {
+    const leaf = await fx.leaf()
+    const open = mkdtempSync(join(tmpdir(), "kvdeploy-readable-"))
+    try {
+      chmodSync(open, 0o755)
+      const cert = join(open, "cert.pem")
+      writeFileSync(cert, leaf.certPem + fx.chainPem)
+      const key = join(open, "privkey1.pem")
+      writeFileSync(key, leaf.keyPem)
+      chmodSync(key, 0o644)
+      const link = join(open, "privkey.pem")
+      symlinkSync("privkey1.pem", link)
+      const plan = (keyPath: string) =>
+        runCli(
+          ["plan", "--config", world.targetFile("readable-key"), "--cert", cert, "--key", keyPath, "--json"],
+          {
+            env: world.env,
+          },
+        )
+      const readable = await plan(link)
+      expect(readable.code, readable.stdout + readable.stderr).toBe(0)
+      expect(readable.stderr).toContain(
+        `warning: --key ${key} is readable by every user (mode 0644): any local user can copy the key\n  fix: chmod 600 ${key}`,
+      )
+      chmodSync(key, 0o600)
+      const kept = await plan(link)
+      expect(kept.code, kept.stdout + kept.stderr).toBe(0)
+      expect(kept.stderr).not.toContain("readable by every user")
+    } finally {
+      rmSync(open, { recursive: true, force: true })
     }
   })
 

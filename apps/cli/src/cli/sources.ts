@@ -3,15 +3,16 @@
  * run). Contents stay in memory; nothing is written anywhere.
  */
 import { closeSync, constants, createReadStream, fstat, open as openCallback, type Stats } from "node:fs"
-import { access, open, stat } from "node:fs/promises"
+import { access, open, realpath, stat } from "node:fs/promises"
 import { Socket } from "node:net"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import type { Readable } from "node:stream"
 import { promisify } from "node:util"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { type BoundedRead, fsErrorReason, readAtMost, shownPath } from "@kvdeploy/core"
 import * as Effect from "effect/Effect"
 import { looksLikePastedText, type Problem, usageOne } from "./problems.js"
+import { printErr, styleErr } from "./terminal.js"
 
 let stdinTakenBy: string | undefined
 
@@ -160,8 +161,38 @@ export const readSource = (
       )
     if (read.bytes.byteLength === 0)
       return yield* usageOne(flag, `${shownPath(source)} is empty`, emptyFileFix(flag))
+    if (flag === "--key" || flag === "--previous-key" || flag === "--pfx") {
+      const readable = yield* Effect.promise(() => readableByEveryUser(source))
+      if (readable !== undefined)
+        yield* printErr(
+          `${styleErr().yellow("warning")}: ${flag} ${shownPath(readable.file)} is readable by every user (${readable.mode})${flag === "--pfx" ? ", and it holds the private key" : ""}: any local user can copy the key\n  fix: chmod 600 ${shownPath(readable.file)} (or 640 with a group of the users that need it)`,
+        )
+    }
     return read.bytes
   })
+
+/**
+ * The file a path leads to (links followed: certbot's live/ link is 0777, its archive/ file the one
+ * judged) and its mode, when every user may read it: o+r, and every directory on the way to it
+ * lets others through (o+x; certbot's archive/ is 0700). Undefined otherwise, and for anything but
+ * a regular file (a pipe, standard input). A warning only: the key is read all the same.
+ */
+const readableByEveryUser = async (
+  path: string,
+): Promise<{ readonly file: string; readonly mode: string } | undefined> => {
+  try {
+    const file = await realpath(path)
+    const stats = await stat(file)
+    if (!stats.isFile() || (stats.mode & 0o004) === 0) return undefined
+    for (let dir = dirname(file); ; dir = dirname(dir)) {
+      if (((await stat(dir)).mode & 0o001) === 0) return undefined
+      if (dirname(dir) === dir) break
+    }
+    return { file, mode: `mode ${(stats.mode & 0o7777).toString(8).padStart(4, "0")}` }
+  } catch {
+    return undefined
+  }
+}
 
 /** A flag whose value is certificate or key text, not a path: named, never quoted. */
 const pastedText = (flag: string) =>
