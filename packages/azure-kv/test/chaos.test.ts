@@ -540,7 +540,10 @@ it.live(
             if (recoverPosts.some((e) => e.status === 404) && /no recovery sent|sent no recovery/.test(said))
               fail("recovery: a recover POST answered 404, and the outcome says none was sent")
             const expectedWords = chaos.softDeleteFirst?.recovered
-            if (deletedFirst && expectedWords !== undefined) {
+            // A recover POST whose answer did not reach the client in time (its delay near the
+            // request limit, on a loaded machine: the emulator logs the 404 it sent) is "unknown",
+            // checked above: true words, and not a run whose staging held.
+            if (deletedFirst && expectedWords !== undefined && outcome.recovered !== "unknown") {
               // The true words follow what was sent: a recover POST (answered 404: "recovered
               // nothing") or none (the SDK's read before it showed the other writer's recovery: "no
               // recovery sent"). Each label's staging aims at one; on a loaded machine the read can
