@@ -5,7 +5,9 @@
  * --all-modes, the environment and target fields of every other credential mode
  * it serves (emulatorCredentialModes.ts; always in --json). Ctrl+C stops it.
  */
-import { open, readFile, writeFile } from "node:fs/promises"
+import { randomBytes } from "node:crypto"
+import { constants } from "node:fs"
+import { open, rename, unlink } from "node:fs/promises"
 import { fsErrorReason, quotedValue, shownPath, validateTargetConfigSync } from "@kvdeploy/core"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
@@ -31,6 +33,91 @@ const sourceable = (path: string): string => (path.includes("/") ? path : `./${p
 
 /** The first line of every environment file kvdeploy emulator writes. */
 const emulatorEnvMarker = "# kvdeploy emulator:"
+
+/** The most of an existing file read to tell whether an emulator wrote it (its files are a few KB). */
+const mostRead = 1024 * 1024
+
+/** What is at a path a file is to be written to: nothing, the text of a regular file, or why not to write there. */
+type Existing =
+  | undefined
+  | string
+  | { readonly refused: "link" | "not a file" | "unreadable"; readonly reason: string }
+
+/**
+ * What is at `path` now, read through one descriptor opened without following a symbolic link
+ * (O_NOFOLLOW: a link there is refused, never judged by what it points at) nor waiting on a FIFO
+ * (O_NONBLOCK); the file judged is the one opened (fstat: a regular file). A file larger than any an
+ * emulator writes is read only in part (it is then no emulator's).
+ */
+const existingAt = async (path: string): Promise<Existing> => {
+  let file: Awaited<ReturnType<typeof open>>
+  try {
+    file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === "ENOENT") return undefined
+    // O_NOFOLLOW on a link: ELOOP (Linux, macOS), EMLINK (FreeBSD).
+    if (code === "ELOOP" || code === "EMLINK") return { refused: "link", reason: "a symbolic link" }
+    return { refused: "unreadable", reason: fsErrorReason(e) }
+  }
+  try {
+    const stat = await file.stat()
+    if (!stat.isFile())
+      return {
+        refused: "not a file",
+        reason: stat.isDirectory()
+          ? "a directory"
+          : stat.isFIFO()
+            ? "a FIFO"
+            : stat.isSocket()
+              ? "a socket"
+              : stat.isCharacterDevice() || stat.isBlockDevice()
+                ? "a device"
+                : "not a regular file",
+      }
+    const bytes = Buffer.alloc(Math.min(stat.size, mostRead) + 1)
+    let got = 0
+    while (got < bytes.length) {
+      const { bytesRead } = await file.read(bytes, got, bytes.length - got, got)
+      if (bytesRead === 0) break
+      got += bytesRead
+    }
+    return bytes.subarray(0, Math.min(got, mostRead)).toString("utf8")
+  } catch (e) {
+    return { refused: "unreadable", reason: fsErrorReason(e) }
+  } finally {
+    await file.close()
+  }
+}
+
+/**
+ * Write `text` to `path` as a new file: a temporary file beside it with a name of its own, made anew
+ * (O_EXCL) and never through a link (O_NOFOLLOW), its mode set whole (the umask neither widens nor
+ * narrows it), written and fsynced, then renamed over `path`. Whatever is at `path` then (the file
+ * judged, or a link put there since) is replaced, never written through: another name of the old
+ * file (a hard link) keeps the old text.
+ */
+const writeAnew = async (path: string, text: string, mode: number): Promise<void> => {
+  const temp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`
+  const file = await open(
+    temp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mode,
+  )
+  try {
+    try {
+      await file.chmod(mode)
+      await file.writeFile(text)
+      await file.sync()
+    } finally {
+      await file.close()
+    }
+    await rename(temp, path)
+  } catch (e) {
+    await unlink(temp).catch(() => {})
+    throw e
+  }
+}
 
 /**
  * Whether `text`, a file's content, is one kvdeploy emulator wrote: a target file whose vault_url is
@@ -87,14 +174,14 @@ export const emulator = Command.make(
     writeEnv: Flag.String("write-env").pipe(
       Flag.withMetavar("FILE"),
       Flag.withDescription(
-        "Also write the environment as `export` lines to FILE (for `source FILE`). It holds the emulator's client secret. An existing FILE is written over only when a kvdeploy emulator wrote it (or it is empty); any other is refused (exit 2).",
+        "Also write the environment as `export` lines to FILE (for `source FILE`). It holds the emulator's client secret: mode 0600. An existing FILE is written over only when a kvdeploy emulator wrote it (or it is empty); any other, and a symbolic link at FILE, is refused (exit 2). The file is made anew and renamed over FILE, never written through a link.",
       ),
       Flag.optional,
     ),
     writeConfig: Flag.String("write-config").pipe(
       Flag.withMetavar("FILE"),
       Flag.withDescription(
-        "Also write the target configuration to FILE (JSON). An existing FILE is written over only when it is a target of a vault on this machine's loopback, as an emulator writes (or it is empty): a target of a real vault is refused (exit 2).",
+        "Also write the target configuration to FILE (JSON). An existing FILE is written over only when it is a target of a vault on this machine's loopback, as an emulator writes (or it is empty): a target of a real vault, and a symbolic link at FILE, is refused (exit 2). Mode 0644 (it holds no secret); made anew and renamed over FILE, never written through a link.",
       ),
       Flag.optional,
     ),
@@ -180,25 +267,37 @@ export const emulator = Command.make(
         const foreign: Array<Problem> = []
         const refuseForeign = (flag: string, path: string, kind: "config" | "env") =>
           Effect.map(
-            Effect.promise(() =>
-              readFile(path, "utf8").catch((e: unknown) =>
-                (e as { code?: unknown }).code === "ENOENT" ? undefined : { unreadable: fsErrorReason(e) },
-              ),
-            ),
+            Effect.promise(() => existingAt(path)),
             (text) => {
               if (typeof text === "object") {
-                // A file that is there but cannot be read cannot be told to be an emulator's.
-                foreign.push({
-                  field: flag,
-                  message: `${path} exists and cannot be read (${text.unreadable}), so whether a kvdeploy emulator wrote it cannot be told: it is not written over`,
-                  fix: "give the path of a new file, or move that file away first",
-                })
+                foreign.push(
+                  text.refused === "link"
+                    ? {
+                        // A link in a directory others may write (a planted one) would make it write
+                        // the secret wherever the link points: never followed, whatever it points at.
+                        field: flag,
+                        message: `${shownPath(path)} is a symbolic link: kvdeploy emulator does not write through one (it may point at a file of someone else's): it is not written over`,
+                        fix: `remove the link (rm ${shellQuote(path)}) and run it again, or give ${flag} the path of a new file in a directory only you can write to`,
+                      }
+                    : text.refused === "not a file"
+                      ? {
+                          field: flag,
+                          message: `${shownPath(path)} is not a regular file (${text.reason}): it is not written over`,
+                          fix: `give ${flag} the path of a new file (or of one an earlier kvdeploy emulator wrote)`,
+                        }
+                      : {
+                          // A file that is there but cannot be read cannot be told to be an emulator's.
+                          field: flag,
+                          message: `${shownPath(path)} exists and cannot be read (${text.reason}), so whether a kvdeploy emulator wrote it cannot be told: it is not written over`,
+                          fix: "give the path of a new file, or move that file away first",
+                        },
+                )
                 return
               }
               if (text === undefined || text.trim() === "" || writtenByEmulator(kind, text)) return
               foreign.push({
                 field: flag,
-                message: `${path} exists, and no kvdeploy emulator wrote it (${kind === "config" ? "its vault_url is no emulator's, on this machine's loopback" : "it is not the environment file an emulator writes"}): it is not written over`,
+                message: `${shownPath(path)} exists, and no kvdeploy emulator wrote it (${kind === "config" ? "its vault_url is no emulator's, on this machine's loopback" : "it is not the environment file an emulator writes"}): it is not written over`,
                 fix: "give the path of a new file (or of one an earlier kvdeploy emulator wrote), or move that file away first",
               })
             },
@@ -287,25 +386,20 @@ export const emulator = Command.make(
                   ? { configFile: modeFile(input.writeConfig.value, mode.id) }
                   : {}),
               }
-        /** Write one of the files asked for, or say which flag's path cannot be written, and why. */
-        const writeTo = (flag: string, path: string, text: string, mode?: number) =>
+        /**
+         * Write one of the files asked for (writeAnew: a new file renamed over the path, never written
+         * through a link), or say which flag's path cannot be written, and why. Modes are set whole:
+         * 0600 for an environment file (the client secret, the identity header), 0644 for a target
+         * file (no secret: vault URL, tenant and client ids, as a target kept in a repository).
+         */
+        const writeTo = (flag: string, path: string, text: string, mode: number) =>
           Effect.tryPromise({
-            try: async () => {
-              if (mode === undefined) return writeFile(path, text)
-              // An existing file keeps its mode on open: set it before the text goes in.
-              const file = await open(path, "w", mode)
-              try {
-                await file.chmod(mode)
-                await file.writeFile(text)
-              } finally {
-                await file.close()
-              }
-            },
+            try: () => writeAnew(path, text, mode),
             catch: (e) =>
-              usage(`${flag}: ${path}: ${fsErrorReason(e)}`, [
+              usage(`${flag}: ${shownPath(path)}: ${fsErrorReason(e)}`, [
                 {
                   field: flag,
-                  message: `${path}: ${fsErrorReason(e)}`,
+                  message: `${shownPath(path)}: ${fsErrorReason(e)}`,
                   fix: "give a file path in a directory that exists and that you can write to",
                 },
               ]),
@@ -315,11 +409,16 @@ export const emulator = Command.make(
         // for a stopped emulator; the client-secret one last, so that a script waiting for it finds
         // every other file written.
         if (Option.isSome(input.writeConfig))
-          yield* writeTo("--write-config", input.writeConfig.value, `${JSON.stringify(config, null, 2)}\n`)
+          yield* writeTo(
+            "--write-config",
+            input.writeConfig.value,
+            `${JSON.stringify(config, null, 2)}\n`,
+            0o644,
+          )
         for (const mode of others) {
           const file = filesOf(mode).configFile
           if (file !== undefined)
-            yield* writeTo("--write-config", file, `${JSON.stringify(mode.targetConfig, null, 2)}\n`)
+            yield* writeTo("--write-config", file, `${JSON.stringify(mode.targetConfig, null, 2)}\n`, 0o644)
         }
         for (const mode of others) {
           const file = filesOf(mode).envFile
