@@ -8,6 +8,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import {
+  chmodSync,
   existsSync,
   linkSync,
   lstatSync,
@@ -142,4 +143,13 @@ describe("kvdeploy emulator --write-env / --write-config never write through a p
     expect(statSync(join(dir, "t.json")).mode & 0o777).toBe(0o644)
     expect(statSync(join(dir, "e.env")).mode & 0o777).toBe(0o600)
   }, 120_000)
+
+  it("--state-dir its group may write (it would hold private keys): refused (exit 2), chmod 700 as the fix", async () => {
+    const dir = dirOf("state")
+    chmodSync(dir, 0o770)
+    const r = await runCli(["emulator", "--state-dir", dir, "--json"])
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.stdout + r.stderr).toContain(`--state-dir: ${dir}: is writable by group`)
+    expect(r.stdout + r.stderr).toContain(`"fix": "chmod 700 ${dir}"`)
+  }, 60_000)
 })

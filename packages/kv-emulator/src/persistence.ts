@@ -4,17 +4,21 @@
  * emulator warns on stderr when it is used. The emulator's own keys (CA, token
  * signing) are never written.
  */
-import { createPrivateKey } from "node:crypto"
+import { createPrivateKey, randomBytes } from "node:crypto"
 import {
-  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fsyncSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   renameSync,
   type Stats,
   statSync,
   unlinkSync,
-  writeFileSync,
+  writeSync,
 } from "node:fs"
 import { basename, join } from "node:path"
 import { fsErrorReason } from "@kvdeploy/core"
@@ -93,19 +97,59 @@ export class StateDirError extends Error {
     readonly path: string,
     /** Why it cannot be used ("is a file, not a directory", "permission denied"). */
     readonly reason: string,
-    options?: { readonly cause?: unknown },
+    options?: {
+      readonly cause?: unknown
+      /** What to do, where it is more than giving another path (a directory others may write: chmod 700). */
+      readonly fix?: string
+    },
   ) {
     super(
-      `stateDir ${path}: ${reason}; give a directory the emulator can write to, or a path where it can make one`,
+      `stateDir ${path}: ${reason}; ${options?.fix ?? "give a directory the emulator can write to, or a path where it can make one"}`,
       options,
     )
+    this.fix = options?.fix
   }
+  /** What to do, where it is more than giving another path (undefined: give a directory the emulator can write to). */
+  readonly fix: string | undefined
 }
 
 /**
- * Makes the state directory (0700) when it does not exist, and proves it is a directory the
- * emulator can write in (a file written and removed), so that a path that cannot hold the state
- * is refused at start instead of failing the first save. Throws a StateDirError.
+ * Why the state directory (an existing one) may not hold private keys: another user owns it, or
+ * group or other may write in it (a name planted there, or the directory's files replaced, would
+ * take or give them the keys), with the fix, as the agent refuses its state_dir. Undefined when it
+ * is this user's own and no one else may write it, or where there are no POSIX owners (Windows).
+ */
+const stateDirTrustRefusal = (
+  dir: string,
+  stat: Stats,
+): { readonly reason: string; readonly fix: string } | undefined => {
+  const uid = process.geteuid?.()
+  if (uid === undefined) return undefined
+  const ownDir = `give stateDir a directory of your own that no one else may write (mkdir -m 700 DIR), or a path where the emulator can make one (mode 0700)`
+  if (stat.uid !== uid)
+    return {
+      reason: `is owned by uid ${stat.uid}, not by the emulator's user (uid ${uid})`,
+      fix: `chown ${uid} ${dir} && chmod 700 ${dir} (its files are kept), or ${ownDir}`,
+    }
+  if ((stat.mode & 0o022) !== 0) {
+    const mode = (stat.mode & 0o7777).toString(8).padStart(4, "0")
+    return {
+      reason: `is writable by ${(stat.mode & 0o002) !== 0 ? "every user" : `group ${stat.gid}`} (mode ${mode})`,
+      // A sticky directory every user may write (/tmp) is shared: chmod would take it from the others.
+      fix:
+        (stat.mode & 0o1000) !== 0
+          ? `${ownDir}; do not chmod ${dir}, a directory others share`
+          : `chmod 700 ${dir}`,
+    }
+  }
+  return undefined
+}
+
+/**
+ * Makes the state directory (0700) when it does not exist, refuses one that another user owns or
+ * that group or other may write (stateDirTrustRefusal), and proves it is a directory the emulator
+ * can write in (a file written and removed), so that a path that cannot hold the state is refused
+ * at start instead of failing the first save. Throws a StateDirError.
  */
 export const ensureStateDir = (dir: string): void => {
   try {
@@ -117,9 +161,17 @@ export const ensureStateDir = (dir: string): void => {
     throw new StateDirError(dir, reason, { cause: e })
   }
   if (!isDirectory(dir)) throw new StateDirError(dir, "is a file, not a directory")
-  const probe = join(dir, `.kv-emulator-write-check-${process.pid}`)
+  const refused = stateDirTrustRefusal(dir, statSync(dir))
+  if (refused !== undefined) throw new StateDirError(dir, refused.reason, { fix: refused.fix })
+  const probe = join(dir, `.kv-emulator-write-check-${process.pid}-${randomBytes(6).toString("hex")}`)
   try {
-    writeFileSync(probe, "", { mode: 0o600 })
+    closeSync(
+      openSync(
+        probe,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      ),
+    )
   } catch (e) {
     throw new StateDirError(dir, `a file cannot be written in it (${fsErrorReason(e)})`, { cause: e })
   }
@@ -158,16 +210,34 @@ export const saveVault = (dir: string, store: VaultStore): void => {
     secrets: [...store.secrets.values()],
   }
   const file = vaultFile(dir, store.name)
-  const tmp = `${file}.tmp`
+  // A name of its own, made anew (O_EXCL) and never through a link (O_NOFOLLOW): a name planted in
+  // the directory is never written through (the keys would go to whoever planted it).
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`
+  let fd: number | undefined
   try {
-    writeFileSync(tmp, JSON.stringify(data), { mode: 0o600 })
-    chmodSync(tmp, 0o600)
+    fd = openSync(
+      tmp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    )
+    fchmodSync(fd, 0o600)
+    const bytes = Buffer.from(JSON.stringify(data), "utf8")
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at)
+    fsyncSync(fd)
+    closeSync(fd)
+    fd = undefined
     renameSync(tmp, file)
   } catch (e) {
-    // A part written (a full disk) holds private keys: not left behind.
-    try {
-      unlinkSync(tmp)
-    } catch {}
+    if (fd !== undefined)
+      try {
+        closeSync(fd)
+      } catch {}
+    // A part written (a full disk) holds private keys: not left behind. (Nothing of its own to
+    // remove when the open failed: EEXIST is another's name, never removed.)
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST")
+      try {
+        unlinkSync(tmp)
+      } catch {}
     throw e
   }
 }

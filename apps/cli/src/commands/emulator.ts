@@ -354,7 +354,10 @@ export const emulator = Command.make(
                       {
                         field: "--state-dir",
                         message: `${shownPath(e.cause.path)}: ${e.cause.reason}`,
-                        fix: "give a directory you can write to, or a path where one can be made (no file in its place or above it)",
+                        // Its own fix where there is more to it than another path (one others may write: chmod 700).
+                        fix:
+                          e.cause.fix?.replaceAll("stateDir", "--state-dir") ??
+                          "give a directory you can write to, or a path where one can be made (no file in its place or above it)",
                       },
                     ])
                   : failure("the emulator could not start", [
