@@ -7,7 +7,7 @@
  */
 import { spawnSync } from "node:child_process"
 import { createPrivateKey } from "node:crypto"
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { holdsEncodedBase64 } from "@kvdeploy/core"
 import { encodePfx } from "@kvdeploy/pkcs12"
@@ -2024,10 +2024,12 @@ describe("a file the user may not read", () => {
 
 describe("an emulator state directory the user may not write in", () => {
   it("is refused at start (exit 2), naming --state-dir: its contents could not have been kept", async () => {
-    // Root writes anywhere: then the CLI runs as nobody, and the directory is root's, read-only to others.
+    // Root writes anywhere: then the CLI runs as nobody, and the directory is nobody's (a directory of
+    // another user's is refused for that first), read-only to its owner too.
     const asRoot = process.getuid?.() === 0
     const dir = mkdtempSync(join("/dev/shm", "kvdeploy-cli-state-"))
     try {
+      if (asRoot) chownSync(dir, 65534, 65534)
       chmodSync(dir, 0o555)
       const r = await runCli(["emulator", "--state-dir", dir, "--json"], {
         ...(asRoot ? { user: { uid: 65534, gid: 65534 } } : {}),
@@ -2103,11 +2105,13 @@ describe("an emulator state directory holding a vault file it cannot load", () =
   })
 
   it("a file the user may not read: refused at start (exit 2), naming --state-dir and the file, permission denied", async () => {
-    // Root reads any file: then the CLI runs as nobody, in a directory it may write in.
+    // Root reads any file: then the CLI runs as nobody, in a directory of its own (0700; one others
+    // may write is refused for that first), the file root's.
     const asRoot = process.getuid?.() === 0
     const dir = mkdtempSync(join("/dev/shm", "kvdeploy-cli-state-"))
     try {
-      chmodSync(dir, 0o777)
+      if (asRoot) chownSync(dir, 65534, 65534)
+      chmodSync(dir, 0o700)
       const file = join(dir, "vault-kvdeploy-demo.json")
       writeFileSync(file, "{}", { mode: 0o600 })
       chmodSync(file, 0o000)
