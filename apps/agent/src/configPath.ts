@@ -6,6 +6,19 @@
  * that starts with "-" is not taken for the value). Uses nothing newer than the oldest Node.js it
  * refuses.
  */
+/**
+ * The path as a message shows it, what a terminal acts on escaped (core's shownPath does the same;
+ * not imported here, which runs before the Node.js version is known to be one core runs on).
+ */
+const shownPath = (path: string): string =>
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the controls are what it escapes
+  path.replace(/[\u0000-\u001f\u007f]|[\u0080-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const code = c.charCodeAt(0)
+    return code < 0x80
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`
+  })
+
 export const configPathOf = (argv: ReadonlyArray<string>, parsed?: string): string =>
   located(argv, parsed).path
 
@@ -43,13 +56,13 @@ export const configPathOrigin = (argv: ReadonlyArray<string>, parsed?: string): 
 export const unreadableConfigFix = (path: string, origin: ConfigPathOrigin | undefined): string => {
   switch (origin) {
     case "flag":
-      return `check the path given with --config (${path}) and its permissions`
+      return `check the path given with --config (${shownPath(path)}) and its permissions`
     case "variable":
-      return `check the path $KVDEPLOY_AGENT_CONFIG holds (${path}; no --config was given, so the agent read that variable) and its permissions; or give the file with --config FILE`
+      return `check the path $KVDEPLOY_AGENT_CONFIG holds (${shownPath(path)}; no --config was given, so the agent read that variable) and its permissions; or give the file with --config FILE`
     case "default":
-      return `no --config was given and $KVDEPLOY_AGENT_CONFIG is not set, so the agent read the default ${path}: put the configuration there, or give its path with --config FILE (or $KVDEPLOY_AGENT_CONFIG); if it is there, check its permissions`
+      return `no --config was given and $KVDEPLOY_AGENT_CONFIG is not set, so the agent read the default ${shownPath(path)}: put the configuration there, or give its path with --config FILE (or $KVDEPLOY_AGENT_CONFIG); if it is there, check its permissions`
     default:
-      return `check that ${path} is there and its permissions (the agent read it at start)`
+      return `check that ${shownPath(path)} is there and its permissions (the agent read it at start)`
   }
 }
 

@@ -869,7 +869,7 @@ const printWarnings = (path: string, warnings: ReadonlyArray<ConfigProblem>) =>
     : written(
         process.stderr,
         [
-          `kvdeploy-agent: the configuration ${path} has ${warnings.length} warning(s) (the agent runs all the same):\n`,
+          `kvdeploy-agent: the configuration ${shownPath(path)} has ${warnings.length} warning(s) (the agent runs all the same):\n`,
           ...shown(warnings).map((p) => `  ${p.field}: ${p.message}\n    fix: ${p.fix}\n`),
         ].join(""),
       )

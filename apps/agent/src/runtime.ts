@@ -4,7 +4,7 @@
  * starts the loop (start, interval, file changes, SIGHUP); releasing it stops
  * the loop and finishes the deploys in flight.
  */
-import { type Metrics, type PfxCodec, withoutPem } from "@kvdeploy/core"
+import { type Metrics, type PfxCodec, shownPath, withoutPem } from "@kvdeploy/core"
 import { PrometheusExposition } from "@kvdeploy/metrics/prometheus"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -50,7 +50,7 @@ export const reloadOrSay = (
         Effect.annotateLogs({
           config: configPath,
           error: internalErrorMessage(cause),
-          fix: `${internalErrorFix}; the agent keeps running; restart it to run ${configPath} from the start (kvdeploy_agent_config_last_reload_successful is 0)`,
+          fix: `${internalErrorFix}; the agent keeps running; restart it to run ${shownPath(configPath)} from the start (kvdeploy_agent_config_last_reload_successful is 0)`,
         }),
       )
     }),

@@ -401,13 +401,13 @@ const keepForDowngrade = (
     copyFileSync(path, copy, constants.COPYFILE_EXCL)
     chmodSync(copy, 0o600)
     info(
-      `state file ${path} was written by ${wroteIt === undefined ? "an agent that did not record its version (an earlier one)" : `agent ${wroteIt}`}; kept as ${copy}: to go back to that version, stop the agent and copy it back to state.json (an older agent may not take this version's records as its deployments', and would try again what is held)`,
+      `state file ${shownPath(path)} was written by ${wroteIt === undefined ? "an agent that did not record its version (an earlier one)" : `agent ${wroteIt}`}; kept as ${shownPath(copy)}: to go back to that version, stop the agent and copy it back to state.json (an older agent may not take this version's records as its deployments', and would try again what is held)`,
     )
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
     if (code !== "EEXIST")
       warn(
-        `state file ${path}: the copy for going back to the agent that wrote it could not be made (${code ?? String(e)}) at ${copy}`,
+        `state file ${shownPath(path)}: the copy for going back to the agent that wrote it could not be made (${code ?? String(e)}) at ${shownPath(copy)}`,
       )
   }
 }
@@ -453,9 +453,10 @@ export const openStateStore = (
       // The file is set aside below: the records kept are written anew at the next flush (a stop
       // before any record changed would otherwise leave no state file, and lose them).
       keptFromSetAside = true
-      warn(`state file ${path} ${badRecordsText(read.bad)}; ${setAside()}; ${keptText(read)}`)
+      warn(`state file ${shownPath(path)} ${badRecordsText(read.bad)}; ${setAside()}; ${keptText(read)}`)
     }
-  } else if (read._tag !== "Missing") warn(`state file ${path} ${read.why}; ${setAside()}; ${withoutState}`)
+  } else if (read._tag !== "Missing")
+    warn(`state file ${shownPath(path)} ${read.why}; ${setAside()}; ${withoutState}`)
   let dirty = keptFromSetAside
   // Changed in more than its times (see flushChanges).
   let changed = keptFromSetAside
@@ -508,7 +509,7 @@ export const openStateStore = (
       changed = true
       if (dirtySince === 0) dirtySince = now()
       warn(
-        `state file ${path} cannot be written: ${String((e as Error).message)}; fix: ${stateWriteFix((e as NodeJS.ErrnoException).code, dirname(path))}`,
+        `state file ${shownPath(path)} cannot be written: ${String((e as Error).message)}; fix: ${stateWriteFix((e as NodeJS.ErrnoException).code, dirname(path))}`,
       )
     })
     return writing

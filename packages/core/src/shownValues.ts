@@ -208,8 +208,27 @@ export const shownPath = (path: string): string => {
   if (looksLikeKeyText(path)) return `(${path.length} characters that look like key text, not shown)`
   const shown = path.replace(/\/\.(?=\/|$)/g, "")
   // "/." is the root.
-  return shown === "" && path !== "" ? "/" : shown
+  return withoutTerminalControls(shown === "" && path !== "" ? "/" : shown)
 }
+
+/**
+ * `text` with what a terminal acts on escaped: C0 controls and DEL as `\x1b` (ESC starts the
+ * sequences that set a window's title, clear the screen or move the cursor; CR and BEL too), C1
+ * controls (a one-character CSI, OSC) and the marks and overrides that reorder the text around them
+ * as `\u009b`, `\u202e`. A path (a symbolic link's target another user chose) reaches the operator's
+ * terminal in messages: shown so, it is read, never acted on.
+ */
+export const withoutTerminalControls = (text: string): string =>
+  text.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the controls are what it escapes
+    /[\u0000-\u001f\u007f]|[\u0080-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => {
+      const code = c.charCodeAt(0)
+      return code < 0x80
+        ? `\\x${code.toString(16).padStart(2, "0")}`
+        : `\\u${code.toString(16).padStart(4, "0")}`
+    },
+  )
 
 /**
  * A key of the input as a problem's field names it: as it is when it could be a key (at most 256

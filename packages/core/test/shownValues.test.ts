@@ -216,6 +216,29 @@ describe("what messages show", () => {
     expect(shownPath("")).toBe("")
   })
 
+  it("shownPath escapes what a terminal acts on: C0 and C1 controls, DEL, and the marks that reorder text", () => {
+    // An OSC sequence that sets the window title, a BEL, a clear-screen CSI, a carriage return.
+    expect(shownPath("/tmp/x\u001b]0;PWNED\u0007\u001b[2J/key.pem")).toBe(
+      "/tmp/x\\x1b]0;PWNED\\x07\\x1b[2J/key.pem",
+    )
+    expect(shownPath("/srv/a\u0000b\tc\u007f\u0008")).toBe("/srv/a\\x00b\\x09c\\x7f\\x08")
+    // A line break (CR, LF) is described by its length, as key text may hold one: not shown either.
+    expect(shownPath("/srv/a\rb")).toBe("(8 characters that look like key text, not shown)")
+    // C1: the one-byte CSI and OSC; the right-to-left override.
+    expect(shownPath("/srv/\u009b2J\u009d0;t\u009c/\u202ecod.pem")).toBe(
+      "/srv/\\u009b2J\\u009d0;t\\u009c/\\u202ecod.pem",
+    )
+    // Text outside the controls is kept (names in any script, spaces).
+    expect(shownPath("/srv/Zertifikate für Ünïcode/tls key.pem")).toBe(
+      "/srv/Zertifikate für Ünïcode/tls key.pem",
+    )
+    for (let c = 0; c < 0xa0; c++) {
+      const shown = shownPath(`/a${String.fromCharCode(c)}b`)
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: what is looked for
+      expect(shown, `U+${c.toString(16)}`).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/)
+    }
+  })
+
   it("withoutKeyText removes a response body's base64 (a PFX) from an SDK message, and keeps the rest", () => {
     const pfxLike = rsaKey().toString("base64")
     const message = `Error "SyntaxError: Unexpected token" occurred while parsing the response body - {"value":"${pfxLike}"} <!-- proxy -->. Request https://my-vault.vault.azure.net/secrets/api-prod/0123456789abcdef0123456789abcdef`

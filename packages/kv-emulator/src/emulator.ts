@@ -11,7 +11,7 @@ import * as https from "node:https"
 import type { AddressInfo } from "node:net"
 import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
-import { fsErrorReason } from "@kvdeploy/core"
+import { fsErrorReason, shownPath } from "@kvdeploy/core"
 import type { PfxEncoding } from "./codec.js"
 import { AZURE_AD_TOKEN_EXCHANGE, Directory, type Permission, type Principal } from "./directory.js"
 import { entraHandler, managedIdentityHandler } from "./entra.js"
@@ -476,7 +476,7 @@ const startServers = async (
 
   if (options.stateDir !== undefined)
     warn(
-      `kv-emulator: WARNING: state directory ${options.stateDir} holds the private keys of imported certificates (files 0600). Use it for demos only.`,
+      `kv-emulator: WARNING: state directory ${shownPath(options.stateDir)} holds the private keys of imported certificates (files 0600). Use it for demos only.`,
     )
   /** Vaults whose last save failed: warned once, until a save works again. */
   const unsaved = new Set<string>()
@@ -492,13 +492,13 @@ const startServers = async (
       if (!unsaved.has(store.name)) {
         unsaved.add(store.name)
         warn(
-          `kv-emulator: WARNING: vault ${store.name} could not be saved to ${vaultFile(dir, store.name)} (${fsErrorReason(e)}): its state is not being kept (it is served from memory and lost at stop); the emulator tries again at each change.`,
+          `kv-emulator: WARNING: vault ${store.name} could not be saved to ${shownPath(vaultFile(dir, store.name))} (${fsErrorReason(e)}): its state is not being kept (it is served from memory and lost at stop); the emulator tries again at each change.`,
         )
       }
       return
     }
     if (unsaved.delete(store.name))
-      warn(`kv-emulator: vault ${store.name} is saved to ${vaultFile(dir, store.name)} again.`)
+      warn(`kv-emulator: vault ${store.name} is saved to ${shownPath(vaultFile(dir, store.name))} again.`)
   }
   const saveTimers = new Map<string, NodeJS.Immediate>()
   const scheduleSave = (store: VaultStore) => {

@@ -21,7 +21,7 @@ import {
   writeSync,
 } from "node:fs"
 import { basename, join } from "node:path"
-import { fsErrorReason } from "@kvdeploy/core"
+import { fsErrorReason, shownPath } from "@kvdeploy/core"
 import { certOf, PEM_CONTENT_TYPE, PFX_CONTENT_TYPE } from "./material.js"
 import { type PolicyWire, parsePolicy } from "./policy.js"
 import type { CertEntry, CertVersion, SecretEntry, SecretVersion, Tags, VaultStore } from "./store.js"
@@ -104,7 +104,7 @@ export class StateDirError extends Error {
     },
   ) {
     super(
-      `stateDir ${path}: ${reason}; ${options?.fix ?? "give a directory the emulator can write to, or a path where it can make one"}`,
+      `stateDir ${shownPath(path)}: ${reason}; ${options?.fix ?? "give a directory the emulator can write to, or a path where it can make one"}`,
       options,
     )
     this.fix = options?.fix
@@ -129,7 +129,7 @@ const stateDirTrustRefusal = (
   if (stat.uid !== uid)
     return {
       reason: `is owned by uid ${stat.uid}, not by the emulator's user (uid ${uid})`,
-      fix: `chown ${uid} ${dir} && chmod 700 ${dir} (its files are kept), or ${ownDir}`,
+      fix: `chown ${uid} ${shownPath(dir)} && chmod 700 ${shownPath(dir)} (its files are kept), or ${ownDir}`,
     }
   if ((stat.mode & 0o022) !== 0) {
     const mode = (stat.mode & 0o7777).toString(8).padStart(4, "0")
@@ -138,8 +138,8 @@ const stateDirTrustRefusal = (
       // A sticky directory every user may write (/tmp) is shared: chmod would take it from the others.
       fix:
         (stat.mode & 0o1000) !== 0
-          ? `${ownDir}; do not chmod ${dir}, a directory others share`
-          : `chmod 700 ${dir}`,
+          ? `${ownDir}; do not chmod ${shownPath(dir)}, a directory others share`
+          : `chmod 700 ${shownPath(dir)}`,
     }
   }
   return undefined

@@ -203,7 +203,7 @@ export const readConfigFile = (
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
       return yield* usageOne(
         field,
-        `${path} is not a JSON object`,
+        `${shownPath(path)} is not a JSON object`,
         'write the target as { "vault_url": ..., "certificate_name": ... }',
       )
     }
@@ -343,7 +343,7 @@ export const resolveTarget = (
     if (placeholderName) raw.certificate_name = "kvdeploy-placeholder"
     if (options.requireName && raw.certificate_name === undefined) {
       early.push({
-        field: configPath === undefined ? "--name" : `${configPath}: certificate_name`,
+        field: configPath === undefined ? "--name" : `${shownPath(configPath)}: certificate_name`,
         message: "is missing",
         fix: "give --name NAME (1-127 of A-Z a-z 0-9 -), or certificate_name in the target file",
       })
@@ -369,13 +369,13 @@ export const resolveTarget = (
           tagKey !== undefined && flagTags.has(tagKey)
             ? `--tag ${tagKey}`
             : top === "tags" && p.field === "tags" && flagTags.size > 0 && !fromFlag.has("tags")
-              ? `${configPath}: tags, with --tag`
+              ? `${shownPath(String(configPath))}: tags, with --tag`
               : fromFlag.has(top) && flag !== undefined
                 ? // A list's item from a flag: the message quotes the value given.
                   `${flag}${p.field.length > top.length && p.field[top.length] === "." ? ` ${p.field.slice(top.length + 1)}` : ""}`
                 : configPath === undefined
                   ? p.field
-                  : `${configPath}: ${p.field}`
+                  : `${shownPath(configPath)}: ${p.field}`
         problems.push({ field: where, message: p.message, fix: p.fix })
       }
     }
@@ -415,6 +415,6 @@ export const resolveTarget = (
     const nameField =
       configPath === undefined || fromFlag.has("certificate_name")
         ? "--name"
-        : `${configPath}: certificate_name`
+        : `${shownPath(configPath)}: certificate_name`
     return { config: validated.success, raw, nameField }
   })

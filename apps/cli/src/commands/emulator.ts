@@ -480,7 +480,7 @@ export const emulator = Command.make(
             ]
           }
           yield* printLines([
-            `${s.bold("kv-emulator")} running; Ctrl+C stops it (its contents ${Option.isSome(input.stateDir) ? `are kept in ${input.stateDir.value}` : "are lost"}).`,
+            `${s.bold("kv-emulator")} running; Ctrl+C stops it (its contents ${Option.isSome(input.stateDir) ? `are kept in ${shownPath(input.stateDir.value)}` : "are lost"}).`,
             ...started.vaults.map((v) => `  vault ${v.name.padEnd(16)} ${v.url}`),
             `  entra ${"".padEnd(16)} ${started.authorityHost}`,
             `  admin ${"".padEnd(16)} ${started.adminUrl} (header x-kv-emulator-admin-key: ${started.adminKey}; faults, RBAC, request log)`,

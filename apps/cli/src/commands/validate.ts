@@ -1,5 +1,5 @@
 /** `kvdeploy validate FILE`: core's target validation on a configuration file, every problem listed. */
-import { shownCloud, validateTargetConfigSync } from "@kvdeploy/core"
+import { shownCloud, shownPath, validateTargetConfigSync } from "@kvdeploy/core"
 import { knownIdentitySecrets } from "@kvdeploy/credentials/tokenErrors"
 import * as Argument from "effect/cli/Argument"
 import * as Command from "effect/cli/Command"
@@ -36,7 +36,7 @@ export const validate = Command.make(
         if (json) yield* printJson({ file, valid: true, target: t, problems: [] })
         else
           yield* printLines([
-            `${s.green("valid")}  ${file}`,
+            `${s.green("valid")}  ${shownPath(file)}`,
             `  vault            ${t.vaultUrl} (${shownCloud(t.cloud, raw.cloud)})`,
             `  certificate      ${t.certificateName}`,
             `  credential mode  ${t.credentialMode}${t.managedIdentityClientId === undefined ? "" : ` (client id ${t.managedIdentityClientId})`}`,
@@ -61,7 +61,7 @@ export const validate = Command.make(
       if (json) yield* printJson({ file, valid: false, problems })
       else
         yield* printLines([
-          `${s.red("invalid")}  ${file}: ${problems.length} problem${problems.length === 1 ? "" : "s"}`,
+          `${s.red("invalid")}  ${shownPath(file)}: ${problems.length} problem${problems.length === 1 ? "" : "s"}`,
           ...problems.flatMap((p) => [`  ${s.bold(p.field)}: ${p.message}`, `    fix: ${p.fix}`]),
         ])
       return yield* new ExitWith({ exitCode: ExitCode.usage })
