@@ -65,19 +65,35 @@ describe("doctor, default chain: fixes by what the source was given", () => {
     expect(source?.fix).toMatch(/az cloud set --name AzureUSGovernment/)
   })
 
-  it("a certificate file that does not exist: the token check shows the library's words, and does not send doctor to itself", async () => {
+  it("a certificate file that holds no certificate: the token check shows the library's words, and does not send doctor to itself", async () => {
+    const notACertificate = join(dir, "not-a-certificate.pem")
+    writeFileSync(notACertificate, "not a certificate\n")
     const checks = await doctor(target("public-cert", "https://myvault.vault.azure.net"), {
+      AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
+      AZURE_TENANT_ID: "00000000-0000-0000-0000-000000000002",
+      AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000001",
+      AZURE_CLIENT_CERTIFICATE_PATH: notACertificate,
+    })
+    const token = checks.find((c) => c.check === "token")
+    expect(token?.status).toBe("fail")
+    expect(token?.detail).toMatch(
+      /the token request failed: .*The file at the specified path does not contain a PEM-encoded certificate/,
+    )
+    expect(token?.fix).not.toMatch(/kvdeploy doctor/)
+  })
+
+  it("a certificate file that does not exist: the credential check names it and AZURE_CLIENT_CERTIFICATE_PATH (a stat, before the library reads it)", async () => {
+    const checks = await doctor(target("public-cert-missing", "https://myvault.vault.azure.net"), {
       AZURE_TOKEN_CREDENTIALS: "EnvironmentCredential",
       AZURE_TENANT_ID: "00000000-0000-0000-0000-000000000002",
       AZURE_CLIENT_ID: "00000000-0000-0000-0000-000000000001",
       AZURE_CLIENT_CERTIFICATE_PATH: join(dir, "no-such-certificate.pem"),
     })
-    const token = checks.find((c) => c.check === "token")
-    expect(token?.status).toBe("fail")
-    expect(token?.detail).toMatch(
-      /the token request failed: .*ENOENT: no such file or directory, open '.*no-such-certificate\.pem'/,
+    const credential = checks.find((c) => c.check === "credential")
+    expect(credential?.status).toBe("fail")
+    expect(credential?.detail).toBe(
+      `the client certificate file ${join(dir, "no-such-certificate.pem")} (AZURE_CLIENT_CERTIFICATE_PATH) cannot be read: no such file or directory (ENOENT)`,
     )
-    expect(token?.fix).not.toMatch(/kvdeploy doctor/)
   })
 })
 

@@ -22,6 +22,9 @@ import {
 } from "./CredentialUnavailable.js"
 import { chainSelection, defaultChain, ManagedIdentityTokenExchange } from "./defaultChain.js"
 import {
+  clientCertificateFileProblem,
+  clientCertificateFileState,
+  environmentCertificatePath,
   environmentProblems,
   federatedTokenExpired,
   federatedTokenFileDefect,
@@ -599,6 +602,25 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
       } satisfies ResolvedCredential
     }
     case "default": {
+      // The chain's EnvironmentCredential reads a client certificate file whole with each token
+      // attempt: one that is no regular file of a certificate's size (/dev/zero) is refused first.
+      const sdkValues = new Map<string, string | undefined>()
+      for (const name of [
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+      ])
+        sdkValues.set(name, yield* sdkEnv(name))
+      const certificatePath = environmentCertificatePath((name) => sdkValues.get(name))
+      const certificateProblem =
+        certificatePath === undefined ? undefined : clientCertificateFileProblem(certificatePath)
+      if (certificatePath !== undefined && certificateProblem !== undefined)
+        return yield* new CredentialUnavailable({
+          mode: "default",
+          ...clientCertificateFileState(certificatePath, certificateProblem),
+          missing: [],
+        })
       const tenantId = yield* optionalEnv("AZURE_TENANT_ID")
       const clientId = settings.managedIdentityClientId
       const allowed = allowedTenantsOption(yield* additionallyAllowedTenants)

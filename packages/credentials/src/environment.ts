@@ -361,6 +361,19 @@ export const credentialEnvironmentProblems = (
         ...federatedTokenFileState(tokenFile, problem),
       })
   }
+  // The client certificate file the default chain's EnvironmentCredential reads whole with each token
+  // attempt: a device (/dev/zero), a directory or a file far larger than a certificate is named here
+  // (clientCertificateFileProblem), not met as "Invalid string length" after ~1 GB was read.
+  const certificatePath = mode === "default" ? environmentCertificatePath(lookup) : undefined
+  if (options.checkFiles === true && certificatePath !== undefined) {
+    const problem = clientCertificateFileProblem(certificatePath)
+    if (problem !== undefined)
+      problems.push({
+        kind: "malformed",
+        variables: ["AZURE_CLIENT_CERTIFICATE_PATH"],
+        ...clientCertificateFileState(certificatePath, problem),
+      })
+  }
   return problems
 }
 
@@ -693,3 +706,74 @@ export const environmentProblems = Effect.fn("Credentials.environmentProblems")(
   }
   return credentialEnvironmentProblems(mode, (name) => values.get(name), options)
 })
+
+/**
+ * The most a client certificate file (AZURE_CLIENT_CERTIFICATE_PATH) may hold: a PEM certificate,
+ * its chain and its key, or a PFX, are a few KB; 1 MiB leaves room for a long chain. @azure/identity
+ * reads the whole file with each token attempt: /dev/zero was read to V8's string limit (~1 GB, then
+ * "Invalid string length", the file not named).
+ */
+export const maxClientCertificateFileBytes = 1024 * 1024
+
+/** What is wrong with the client certificate file: from one stat, never a read (@azure/identity reads it). */
+export type ClientCertificateFileProblem = Exclude<FederatedTokenFileProblem, { readonly kind: "empty" }>
+
+/**
+ * What is wrong with the client certificate file at `path` (followed through links, as the SDK
+ * opens it), or undefined when it is a regular file of at most maxClientCertificateFileBytes.
+ */
+export const clientCertificateFileProblem = (path: string): ClientCertificateFileProblem | undefined => {
+  let stats: Stats
+  try {
+    stats = statSync(path)
+  } catch (e) {
+    return { kind: "unreadable", code: errorCode(e) }
+  }
+  if (!stats.isFile()) return { kind: "notAFile", what: kindOf(stats) }
+  if (stats.size > maxClientCertificateFileBytes) return { kind: "tooLarge", bytes: stats.size }
+  return undefined
+}
+
+/** The reason and fix for a client certificate file's problem. Names the file, never its content. */
+export const clientCertificateFileState = (
+  path: string,
+  problem: ClientCertificateFileProblem,
+): { readonly reason: string; readonly fix: string } => {
+  const file = `the client certificate file ${shownPath(path)} (AZURE_CLIENT_CERTIFICATE_PATH)`
+  const fix =
+    "Set AZURE_CLIENT_CERTIFICATE_PATH to the PEM or PFX file of the certificate uploaded to AZURE_CLIENT_ID's app registration (its certificate and private key, a few KB), or unset it"
+  switch (problem.kind) {
+    case "unreadable":
+      return {
+        reason: `${file} cannot be read: ${fsCodeInWords(problem.code)}`,
+        fix: `Check the path and that the file is readable by the user kvdeploy runs as; or ${fix.charAt(0).toLowerCase()}${fix.slice(1)}`,
+      }
+    case "notAFile":
+      return {
+        reason:
+          problem.what === "a directory"
+            ? `${file} is a directory, not a file`
+            : `${file} is not a regular file (it is ${problem.what})`,
+        fix,
+      }
+    case "tooLarge":
+      return {
+        reason: `${file} is too large to be a certificate and its key (${sizeInWords(problem.bytes)}; kvdeploy reads at most ${sizeInWords(maxClientCertificateFileBytes)})`,
+        fix,
+      }
+  }
+}
+
+/**
+ * The client certificate file @azure/identity's EnvironmentCredential reads (its rule, each variable
+ * set when not empty): AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_CERTIFICATE_PATH set, and
+ * no AZURE_CLIENT_SECRET (which it takes first). Undefined when it reads none.
+ */
+export const environmentCertificatePath = (
+  lookup: (name: string) => string | undefined,
+): string | undefined => {
+  const set = (name: string) => (lookup(name) ?? "") !== ""
+  return set("AZURE_TENANT_ID") && set("AZURE_CLIENT_ID") && !set("AZURE_CLIENT_SECRET")
+    ? lookup("AZURE_CLIENT_CERTIFICATE_PATH") || undefined
+    : undefined
+}
