@@ -15,6 +15,7 @@
  */
 import { copyFileSync } from "node:fs"
 import { parseArgs } from "node:util"
+import { shownPath } from "@kvdeploy/core"
 import { type EmulatorOptions, start, type VaultOptions } from "./emulator.js"
 import { StateDirError, StateFileError } from "./persistence.js"
 
@@ -116,7 +117,7 @@ const main = async (): Promise<void> => {
     // A state directory that cannot hold the state is a bad command line: said by its flag.
     if (e instanceof StateDirError)
       throw new Refused(
-        `--state-dir ${e.path}: ${e.reason}; give a directory it can write to, or a path where it can make one`,
+        `--state-dir ${shownPath(e.path)}: ${e.reason}; ${e.fix?.replaceAll("stateDir", "--state-dir") ?? "give a directory it can write to, or a path where it can make one"}`,
       )
     throw e
   })

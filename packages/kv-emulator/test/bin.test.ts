@@ -9,7 +9,7 @@
  * test command of scripts/dev builds first).
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -277,11 +277,13 @@ describe("kvdeploy-emulator bin", () => {
   })
 
   it("--state-dir holding a vault file the emulator may not read: refused by the flag, permission denied, with the fix, exit 2", async () => {
-    // Root reads any file: then the bin runs as nobody, in a directory nobody may write in.
+    // Root reads any file: then the bin runs as nobody, in a directory of nobody's (0700: one others
+    // may write, or of another user's, is refused for that first), the file root's.
     const asRoot = process.getuid?.() === 0
     const dir = mkdtempSync(join(tmpdir(), "kvemu-bin-state-"))
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
-    chmodSync(dir, 0o777)
+    if (asRoot) chownSync(dir, 65534, 65534)
+    chmodSync(dir, 0o700)
     const file = join(dir, "vault-locked.json")
     writeFileSync(file, "{}", { mode: 0o600 })
     chmodSync(file, 0o000)
