@@ -214,7 +214,7 @@ export const orderChain = (
   }
   const missingIssuer = nameOf(current, "issuer")
   const couldBeAbove = (i: number, c: ParsedCertificate | undefined): c is ParsedCertificate =>
-    gapOpen && c !== undefined && c.node.ca && !belowPath.has(i)
+    gapOpen && c?.node.ca === true && !belowPath.has(i)
   // Other certificates of the leaf's own key (a renewal that kept its key, old and new concatenated):
   // which one to deploy is the operator's choice, not the first one's by its place in the file.
   const sameKey = [...remaining].filter((i) => {
