@@ -1,6 +1,6 @@
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { preset } from "@kvdeploy/vitest-config"
+import { sharedModules } from "@kvdeploy/vitest-config"
 import { defineConfig } from "vitest/config"
 
 /**
@@ -12,13 +12,8 @@ import { defineConfig } from "vitest/config"
  */
 const ownModules = ["test/stateDurable.test.ts", "test/restartFacts.test.ts", "test/stateRefused.test.ts"]
 
-// The projects name their files: an include here would be added to each project's own.
-const { include, ...presetTest } = preset.test
-
-export default defineConfig({
-  ...preset,
-  test: {
-    ...presetTest,
+export default defineConfig(
+  sharedModules(ownModules, {
     globalSetup: ["test/build.ts"],
     // Three files at a time on two cores: many of these tests spend most of their time waiting on
     // the running agent's real clocks (a stale lock taken over after 30 s, an identity endpoint's
@@ -37,9 +32,5 @@ export default defineConfig({
         "agent-test-compile-cache",
       ),
     },
-    projects: [
-      { extends: true, test: { name: "own-modules", include: ownModules, isolate: true } },
-      { extends: true, test: { name: "shared", include, exclude: ownModules, isolate: false } },
-    ],
-  },
-})
+  }),
+)

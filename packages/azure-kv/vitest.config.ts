@@ -1,4 +1,4 @@
-import { preset } from "@kvdeploy/vitest-config"
+import { sharedModules } from "@kvdeploy/vitest-config"
 import { defineConfig } from "vitest/config"
 
 /**
@@ -13,19 +13,8 @@ const ownModules = [
   "test/vaultFailure.test.ts",
   "test/wire.test.ts",
 ]
-// The projects name their files: an include here would be added to each project's own.
-const { include, ...presetTest } = preset.test
 
 // isolate: false for the rest: a worker imports the Azure SDKs, the emulator and the package's
 // sources once for its files instead of once per file. Measured on the shared 2-core machine, the
 // whole suite: 82 s wall, 55 s CPU -> 53 s wall, 39 s CPU, 222 tests passing.
-export default defineConfig({
-  ...preset,
-  test: {
-    ...presetTest,
-    projects: [
-      { extends: true, test: { name: "own-modules", include: ownModules, isolate: true } },
-      { extends: true, test: { name: "shared", include, exclude: ownModules, isolate: false } },
-    ],
-  },
-})
+export default defineConfig(sharedModules(ownModules))

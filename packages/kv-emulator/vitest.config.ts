@@ -1,4 +1,4 @@
-import { preset } from "@kvdeploy/vitest-config"
+import { sharedModules } from "@kvdeploy/vitest-config"
 import { defineConfig } from "vitest/config"
 
 /**
@@ -7,19 +7,8 @@ import { defineConfig } from "vitest/config"
  * ran another identity file first answered identity-imds.test.ts from the other file's emulator.
  */
 const ownModules = ["test/identity-*.test.ts"]
-// The projects name their files: an include here would be added to each project's own.
-const { include, ...presetTest } = preset.test
 
 // isolate: false for the rest: a worker imports the emulator, the SDKs and the PKI code once for
 // its files instead of once per file. Measured on the shared 2-core machine, the whole suite:
 // 113 s wall, 61 s CPU with every file isolated -> 81 s wall, 50 s CPU, 198 tests passing.
-export default defineConfig({
-  ...preset,
-  test: {
-    ...presetTest,
-    projects: [
-      { extends: true, test: { name: "own-modules", include: ownModules, isolate: true } },
-      { extends: true, test: { name: "shared", include, exclude: ownModules, isolate: false } },
-    ],
-  },
-})
+export default defineConfig(sharedModules(ownModules))
