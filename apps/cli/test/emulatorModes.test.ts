@@ -7,22 +7,12 @@
  * --all-modes writes beside --write-env / --write-config.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, describe, expect, it } from "vitest"
-import { baseEnv, bin } from "./harness.js"
+import { describe, expect, it } from "vitest"
+import { baseEnv, bin, scratchWithChildren } from "./harness.js"
 
-const scratch = mkdtempSync(join("/dev/shm", "kvdeploy-emulator-modes-"))
-const running: Array<ChildProcess> = []
-afterAll(async () => {
-  for (const child of running) if (child.exitCode === null) child.kill("SIGTERM")
-  await Promise.all(
-    running.map((c) =>
-      c.exitCode === null ? new Promise((resolve) => c.once("close", resolve)) : Promise.resolve(),
-    ),
-  )
-  rmSync(scratch, { recursive: true, force: true })
-})
+const { scratch, running } = scratchWithChildren("kvdeploy-emulator-modes")
 
 /**
  * `kvdeploy emulator ARGS` in `cwd`, once `done(stdout)` says it has printed all it prints; fails

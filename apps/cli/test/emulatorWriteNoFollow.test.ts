@@ -6,7 +6,7 @@
  * directory) points at is left as it was. Modes are set whole whatever the umask: the environment
  * file (the client secret) 0600, the target file 0644.
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import {
   chmodSync,
   existsSync,
@@ -15,26 +15,15 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs"
 import { join } from "node:path"
-import { afterAll, describe, expect, it } from "vitest"
-import { baseEnv, bin, runCli } from "./harness.js"
+import { describe, expect, it } from "vitest"
+import { baseEnv, bin, runCli, scratchWithChildren } from "./harness.js"
 
-const scratch = mkdtempSync(join("/dev/shm", "kvdeploy-emulator-nofollow-"))
-const running: Array<ChildProcess> = []
-afterAll(async () => {
-  for (const child of running) if (child.exitCode === null) child.kill("SIGTERM")
-  await Promise.all(
-    running.map((c) =>
-      c.exitCode === null ? new Promise((resolve) => c.once("close", resolve)) : Promise.resolve(),
-    ),
-  )
-  rmSync(scratch, { recursive: true, force: true })
-})
+const { scratch, running } = scratchWithChildren("kvdeploy-emulator-nofollow")
 
 /** A directory of its own for one test. */
 const dirOf = (name: string) => mkdtempSync(join(scratch, `${name}-`))

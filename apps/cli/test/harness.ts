@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url"
 import { ClientSecretCredential } from "@azure/identity"
 import { CertificateClient, type ImportCertificateOptions } from "@azure/keyvault-certificates"
 import { type Emulator, type EmulatorOptions, start } from "@kvdeploy/kv-emulator"
+import { afterAll } from "vitest"
 
 export const cliRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
 export const bin = join(cliRoot, "dist", "bin.js")
@@ -197,4 +198,24 @@ export interface DoctorCheck {
   readonly fix?: string
   /** The allowed-tenants check's tenant ids ("*": any). */
   readonly tenants?: ReadonlyArray<string> | "*"
+}
+
+/**
+ * A scratch directory under /dev/shm (`prefix-XXXXXX`) and the list a test file puts the processes
+ * it starts in, both cleaned after the file: a process still running is stopped (SIGTERM) and
+ * awaited, then the directory removed.
+ */
+export const scratchWithChildren = (prefix: string) => {
+  const scratch = mkdtempSync(join("/dev/shm", `${prefix}-`))
+  const running: Array<ChildProcess> = []
+  afterAll(async () => {
+    for (const child of running) if (child.exitCode === null) child.kill("SIGTERM")
+    await Promise.all(
+      running.map((c) =>
+        c.exitCode === null ? new Promise((resolve) => c.once("close", resolve)) : Promise.resolve(),
+      ),
+    )
+    rmSync(scratch, { recursive: true, force: true })
+  })
+  return { scratch, running }
 }
