@@ -610,6 +610,7 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
         "AZURE_CLIENT_ID",
         "AZURE_CLIENT_SECRET",
         "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_TOKEN_CREDENTIALS",
       ])
         sdkValues.set(name, yield* sdkEnv(name))
       const certificatePath = environmentCertificatePath((name) => sdkValues.get(name))

@@ -767,13 +767,22 @@ export const clientCertificateFileState = (
 /**
  * The client certificate file @azure/identity's EnvironmentCredential reads (its rule, each variable
  * set when not empty): AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_CERTIFICATE_PATH set, and
- * no AZURE_CLIENT_SECRET (which it takes first). Undefined when it reads none.
+ * no AZURE_CLIENT_SECRET (which it takes first), with EnvironmentCredential in the chain
+ * AZURE_TOKEN_CREDENTIALS selects (unset, `prod` or its own name: defaultChain.ts's chainSelection,
+ * not imported here, which would load the identity library with the environment's check). Undefined
+ * when it reads none.
  */
 export const environmentCertificatePath = (
   lookup: (name: string) => string | undefined,
 ): string | undefined => {
   const set = (name: string) => (lookup(name) ?? "") !== ""
-  return set("AZURE_TENANT_ID") && set("AZURE_CLIENT_ID") && !set("AZURE_CLIENT_SECRET")
+  const selection = (lookup("AZURE_TOKEN_CREDENTIALS") ?? "").trim().toLowerCase()
+  const environmentSelected =
+    selection === "" || selection === "prod" || selection === "environmentcredential"
+  return environmentSelected &&
+    set("AZURE_TENANT_ID") &&
+    set("AZURE_CLIENT_ID") &&
+    !set("AZURE_CLIENT_SECRET")
     ? lookup("AZURE_CLIENT_CERTIFICATE_PATH") || undefined
     : undefined
 }

@@ -57,6 +57,16 @@ describe("AZURE_CLIENT_CERTIFICATE_PATH", () => {
         [],
       )
       expect(check({ AZURE_CLIENT_CERTIFICATE_PATH: "/dev/zero" })).toEqual([])
+      // Nor when AZURE_TOKEN_CREDENTIALS keeps EnvironmentCredential out of the chain (leftover
+      // variables on a host that selects its managed identity); it is read with "prod", or by name.
+      for (const selection of ["ManagedIdentityCredential", "dev", "AzureCliCredential"])
+        expect(
+          check({ ...ids, AZURE_TOKEN_CREDENTIALS: selection, AZURE_CLIENT_CERTIFICATE_PATH: "/dev/zero" }),
+        ).toEqual([])
+      for (const selection of ["prod", " environmentcredential ", ""])
+        expect(
+          check({ ...ids, AZURE_TOKEN_CREDENTIALS: selection, AZURE_CLIENT_CERTIFICATE_PATH: "/dev/zero" }),
+        ).toHaveLength(1)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
