@@ -254,10 +254,8 @@ const stateDirRefusal = (
  * symbolic link followed is judged as a source's are (pathTrust's walkPath: owned by root or the
  * agent's user, writable by no one else unless sticky, as /tmp). A directory of another user's, or
  * one every user may write, lets them rename the state directory away or put an older copy in its
- * place: the agent would start without its records, and deploy held outcomes again. One exception:
- * a directory group-writable by the agent's own primary group passes (Kubernetes' fsGroup volume
- * root, the shipped manifest's). systemd's StateDirectory= (/var/lib, /var/lib/private with
- * DynamicUser=) passes.
+ * place: the agent would start without its records, and deploy held outcomes again. systemd's
+ * StateDirectory= (/var/lib, /var/lib/private with DynamicUser=) passes.
  */
 const stateDirParentsRefusal = (
   dir: string,
@@ -266,9 +264,7 @@ const stateDirParentsRefusal = (
   while (!existsSync(at) && dirname(at) !== at) at = dirname(at)
   let walk: PathWalk
   try {
-    // The agent's own group may write a directory on the way: Kubernetes makes a volume's root
-    // group-writable by the fsGroup, which the shipped manifest sets to the agent's runAsGroup.
-    walk = walkPath(at, undefined, false, process.getegid?.())
+    walk = walkPath(at)
   } catch {
     // A path that cannot be walked: stateDirPathProblem, or the start's own error, says why.
     return undefined

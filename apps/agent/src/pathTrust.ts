@@ -106,8 +106,6 @@ const whyOthersMayWrite = (
   owner: number | undefined,
   /** The configuration file's rule (configFileUntrusted): a configMap volume's root on a read-only mount is excused its mode bits. */
   configurationRule = false,
-  /** A group whose write bit is fine (the state directory's rule: the agent's own primary group). */
-  trustedGroup?: number,
 ): { why: string; fix: string; anotherOwners?: boolean } | undefined => {
   if (agentUid === undefined) return undefined
   const shown = shownPath(path)
@@ -131,7 +129,7 @@ const whyOthersMayWrite = (
   if ((s.mode & 0o002) !== 0) {
     why = `is writable by every user (${mode(s)}${s.isDirectory() ? ", no sticky bit" : ""})`
     fix = (at) => `chmod o-w ${at}`
-  } else if ((s.mode & 0o020) !== 0 && s.gid !== 0 && s.gid !== trustedGroup) {
+  } else if ((s.mode & 0o020) !== 0 && s.gid !== 0) {
     why = `is writable by group ${s.gid} (${mode(s)})`
     fix = (at) => `chmod g-w ${at} (readable by the group is fine)`
   } else return undefined
@@ -180,8 +178,8 @@ interface Judgment {
  * and whether a read-only mount excused mode bits ("<owner>" or "<owner> ro").
  */
 const judged = new Map<string, Map<string, Judgment>>()
-const judgedKey = (owner: number | undefined, configurationRule: boolean, trustedGroup?: number): string =>
-  `${owner ?? ""}${configurationRule ? " ro" : ""}${trustedGroup === undefined ? "" : ` g${trustedGroup}`}`
+const judgedKey = (owner: number | undefined, configurationRule: boolean): string =>
+  `${owner ?? ""}${configurationRule ? " ro" : ""}`
 let judgedSince = 0
 const JUDGED_MS = 1000
 
@@ -191,9 +189,8 @@ const untrusted = (
   s: Stats,
   owner: number | undefined,
   configurationRule = false,
-  trustedGroup?: number,
 ): UntrustedPath | undefined => {
-  const found = whyOthersMayWrite(path, s, owner, configurationRule, trustedGroup)
+  const found = whyOthersMayWrite(path, s, owner, configurationRule)
   return found === undefined
     ? undefined
     : {
@@ -206,14 +203,8 @@ const untrusted = (
       }
 }
 
-const judge = (
-  path: string,
-  s: Stats,
-  owner: number | undefined,
-  configurationRule = false,
-  trustedGroup?: number,
-): Judgment => ({
-  bad: untrusted(path, s, owner, configurationRule, trustedGroup),
+const judge = (path: string, s: Stats, owner: number | undefined, configurationRule = false): Judgment => ({
+  bad: untrusted(path, s, owner, configurationRule),
   owners: owner !== undefined && s.uid === owner,
 })
 
@@ -259,12 +250,6 @@ export const walkPath = (
   sourceOwner?: number,
   /** The configuration file's rule: a configMap volume's root on a read-only mount is excused its mode bits (never another owner). */
   configurationRule = false,
-  /**
-   * The state directory's rule: a directory group-writable by this group (the agent's own primary
-   * group) passes. Kubernetes makes a volume's root group-writable by the pod's fsGroup, which the
-   * shipped manifest sets to the agent's runAsGroup.
-   */
-  trustedGroup?: number,
 ): PathWalk => {
   const owner = extraOwner(sourceOwner)
   const now = Date.now()
@@ -272,12 +257,12 @@ export const walkPath = (
     judged.clear()
     judgedSince = now
   }
-  let known = judged.get(judgedKey(owner, configurationRule, trustedGroup))
+  let known = judged.get(judgedKey(owner, configurationRule))
   if (known === undefined) {
     known = new Map()
-    judged.set(judgedKey(owner, configurationRule, trustedGroup), known)
+    judged.set(judgedKey(owner, configurationRule), known)
   }
-  const judgeHere = (at: string, s: Stats) => judge(at, s, owner, configurationRule, trustedGroup)
+  const judgeHere = (at: string, s: Stats) => judge(at, s, owner, configurationRule)
   const pending = componentsLastFirst(resolve(path))
   let dir = "/"
   let links = 0

@@ -453,31 +453,6 @@ deployments:
         mkdirSync(join(sticky, "st"), { recursive: true, mode: 0o700 })
         chmodSync(sticky, 0o1777)
         expect(problemsFor(join(sticky, "st")).status).toBe(0)
-        // Kubernetes' volume with fsGroup = runAsGroup (the shipped manifest): its root is root's,
-        // group-writable by the agent's own group (2775); the agent's state/ inside it passes. A
-        // group that is not the agent's own (primary) group still does not.
-        chmodSync(dir, 0o755)
-        const volume = join(dir, "volume")
-        mkdirSync(join(volume, "state"), { recursive: true, mode: 0o700 })
-        chownSync(volume, 0, 65534)
-        chmodSync(volume, 0o2775)
-        chownSync(join(volume, "state"), 65534, 65534)
-        writeFileSync(
-          config,
-          `agent: { state_dir: ${join(volume, "state")} }
-deployments:
-  - { name: a, source: { cert: ${join(dir, "later.crt")} }, target: { vault_url: "https://kv-prod.vault.azure.net", certificate_name: a } }
-`,
-          { mode: 0o644 },
-        )
-        const asNobody = checkAsNobody(config)
-        expect(asNobody.status, asNobody.stdout + asNobody.stderr).toBe(0)
-        chownSync(volume, 0, 65533)
-        const otherGroup = checkAsNobody(config)
-        expect(otherGroup.status).toBe(2)
-        expect(JSON.parse(otherGroup.stdout).problems[0].message).toContain(
-          `is held by the directory ${volume}, which is writable by group 65533 (mode 2775)`,
-        )
       })
     },
   )
