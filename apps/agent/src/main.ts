@@ -249,41 +249,6 @@ const stateDirRefusal = (
 }
 
 /**
- * Why a directory holding the state directory lets another user move it, or undefined: every
- * directory on the way to it (to the nearest one that exists, when it is missing yet) and every
- * symbolic link followed is judged as a source's are (pathTrust's walkPath: owned by root or the
- * agent's user, writable by no one else unless sticky, as /tmp). A directory of another user's, or
- * one every user may write, lets them rename the state directory away or put an older copy in its
- * place: the agent would start without its records, and deploy held outcomes again. systemd's
- * StateDirectory= (/var/lib, /var/lib/private with DynamicUser=) passes.
- */
-const stateDirParentsRefusal = (
-  dir: string,
-): { readonly message: string; readonly fix: string } | undefined => {
-  let at = resolve(dir)
-  while (!existsSync(at) && dirname(at) !== at) at = dirname(at)
-  let walk: PathWalk
-  try {
-    walk = walkPath(at)
-  } catch {
-    // A path that cannot be walked: stateDirPathProblem, or the start's own error, says why.
-    return undefined
-  }
-  if (walk._tag === "Resolved") return undefined
-  const u = walk.untrusted
-  const shown = shownPath(u.path)
-  const lasting =
-    "give agent.state_dir a directory whose every directory on the way is owned by root or the agent's user and writable by no one else (such as /var/lib/kvdeploy-agent; the agent creates it, mode 0700)"
-  return {
-    message: `the state directory ${shownPath(dir)} is held by the ${u.kind} ${shown}, which ${u.why}: ${u.anotherOwners === true ? "that user" : "any user who may write it"} could move the state directory away or put another in its place, and the agent would start without its records (held outcomes deployed again)`,
-    fix:
-      u.anotherOwners === true
-        ? `${u.kind === "symbolic link" ? "chown -h root" : "chown root"} ${shown}, or ${lasting}`
-        : `${u.fix}, or ${lasting}`,
-  }
-}
-
-/**
  * Create the state directory (0700) if it is missing and check this user can write in it and no
  * other user can (stateDirRefusal), before the first pass: a directory under a file, in a read-only
  * tree (systemd's ProtectSystem=strict outside the unit's StateDirectory=), of another user or
@@ -327,9 +292,7 @@ interface StateDirRefused {
  * a missing one that could not be created (stateDirPathProblem). Undefined when it can be used.
  */
 const stateDirProblem = (dir: string, checking = false): StateDirRefused | undefined =>
-  (existsSync(dir) ? stateDirRefusal(dir, checking) : undefined) ??
-  stateDirParentsRefusal(dir) ??
-  stateDirPathProblem(dir)
+  (existsSync(dir) ? stateDirRefusal(dir, checking) : undefined) ?? stateDirPathProblem(dir)
 
 /** A source file that cannot be read, as a problem: for a refusal by permissions, where and the fix. */
 const unreadable = (field: string, path: string, e: unknown): ConfigProblem => {
