@@ -115,9 +115,10 @@ export class StateDirError extends Error {
 
 /**
  * Why the state directory (an existing one) may not hold private keys: another user owns it, or
- * group or other may write in it (a name planted there, or the directory's files replaced, would
- * take or give them the keys), with the fix, as the agent refuses its state_dir. Undefined when it
- * is this user's own and no one else may write it, or where there are no POSIX owners (Windows).
+ * another group or every user may write in it (a name planted there, or the directory's files
+ * replaced, would take or give them the keys), with the fix, as the agent refuses its state_dir.
+ * Undefined when it is this user's own and no one else may write it (its own group may: a user's
+ * private group), or where there are no POSIX owners (Windows).
  */
 const stateDirTrustRefusal = (
   dir: string,
@@ -131,7 +132,11 @@ const stateDirTrustRefusal = (
       reason: `is owned by uid ${stat.uid}, not by the emulator's user (uid ${uid})`,
       fix: `chown ${uid} ${shownPath(dir)} && chmod 700 ${shownPath(dir)} (its files are kept), or ${ownDir}`,
     }
-  if ((stat.mode & 0o022) !== 0) {
+  // Group-writable by the emulator's own group passes: a user's private group (mkdir under umask
+  // 002, the default of Debian, Ubuntu and Fedora for such users) holds that user alone.
+  const writableByOthers =
+    (stat.mode & 0o002) !== 0 || ((stat.mode & 0o020) !== 0 && stat.gid !== process.getegid?.())
+  if (writableByOthers) {
     const mode = (stat.mode & 0o7777).toString(8).padStart(4, "0")
     return {
       reason: `is writable by ${(stat.mode & 0o002) !== 0 ? "every user" : `group ${stat.gid}`} (mode ${mode})`,

@@ -76,13 +76,24 @@ describe("kv-emulator's state directory", () => {
     expect(readdirSync(dir)).toEqual([])
   })
 
-  it("a state directory its group may write: refused at start, chmod 700 as the fix", async () => {
-    const dir = fresh("state-group")
-    chmodSync(dir, 0o770)
-    const e = await refusal(dir)
-    expect(e).toBeInstanceOf(StateDirError)
-    expect((e as StateDirError).reason).toMatch(/^is writable by group \d+ \(mode 0770\)$/)
-    expect((e as StateDirError).fix).toBe(`chmod 700 ${dir}`)
+  it.runIf(process.geteuid?.() === 0)(
+    "a state directory another group may write: refused at start, chmod 700 as the fix",
+    async () => {
+      const dir = fresh("state-group")
+      chownSync(dir, process.geteuid?.() ?? 0, 65534)
+      chmodSync(dir, 0o770)
+      const e = await refusal(dir)
+      expect(e).toBeInstanceOf(StateDirError)
+      expect((e as StateDirError).reason).toBe("is writable by group 65534 (mode 0770)")
+      expect((e as StateDirError).fix).toBe(`chmod 700 ${dir}`)
+    },
+  )
+
+  it("a state directory writable by the emulator's own group (mkdir under umask 002, a user's private group): used", async () => {
+    const dir = fresh("state-own-group")
+    chmodSync(dir, 0o775)
+    expect(statSync(dir).gid).toBe(process.getegid?.())
+    expect(await refusal(dir)).toBe("started")
   })
 
   it.runIf(process.geteuid?.() === 0)(

@@ -277,7 +277,7 @@ export const emulator = Command.make(
                         // the secret wherever the link points: never followed, whatever it points at.
                         field: flag,
                         message: `${shownPath(path)} is a symbolic link: kvdeploy emulator does not write through one (it may point at a file of someone else's): it is not written over`,
-                        fix: `remove the link (rm ${shellQuote(path)}) and run it again, or give ${flag} the path of a new file in a directory only you can write to`,
+                        fix: `give ${flag} the path of a new file in a directory only you can write to (a link of your own that you no longer need may be removed with rm ${shellQuote(path)}; never a system one such as /dev/stdout)`,
                       }
                     : text.refused === "not a file"
                       ? {
