@@ -126,6 +126,15 @@ describe("deployment files", () => {
     expect(at(pod, "metadata", "labels", "azure.workload.identity/use")).toBe("true")
     expect(at(pod, "spec", "serviceAccountName")).toBe(at(sa, "metadata", "name"))
     expect(at(deployment, "spec", "replicas")).toBe(1)
+    // The certificate's Secret volume: its key readable by the pod's fsGroup only (0440), so the
+    // agent's warning of a key every user may read does not fire at each start.
+    const podVolumes = at(pod, "spec", "volumes") as Array<Record<string, unknown>>
+    const secretVolumes = podVolumes.filter((v) => v.secret !== undefined)
+    expect(secretVolumes.length).toBeGreaterThan(0)
+    for (const v of secretVolumes) expect(at(v, "secret", "defaultMode")).toBe(0o440)
+    expect(at(pod, "spec", "securityContext", "fsGroup")).toBe(
+      at(pod, "spec", "securityContext", "runAsGroup"),
+    )
     expect(at(pod, "spec", "containers", 0, "readinessProbe", "httpGet", "path")).toBe("/readyz")
     expect(at(pod, "spec", "containers", 0, "livenessProbe", "httpGet", "path")).toBe("/healthz")
     const config = at(byKind("ConfigMap"), "data", "agent.yaml")
