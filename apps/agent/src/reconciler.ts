@@ -1165,7 +1165,8 @@ export const makeReconciler = (
               ? Effect.void
               : log(d, `deploy: ${r.outcome}`, r.exitCode === 0 ? "info" : "warn", {
                   outcome: r.outcome,
-                  // A Failed deploy's vault error, as every vault error's line says it (and the CLI's --json).
+                  // The call whose error ended a Failed deploy, or an Unverified or RollbackFailed one, as every
+                  // vault error's line says it (and the CLI's --json); none when no call ended it.
                   ...(r.step === undefined ? {} : { step: r.step }),
                   ...(r.error === undefined ? {} : { error: r.error }),
                   ...(r.operation === undefined ? {} : { operation: r.operation }),

@@ -92,4 +92,64 @@ describe("a deploy: Failed line", () => {
       "a `deploy: Failed` line adds the `step` that failed (`snapshot`, `import`, `reconcile`, `soft-deleted`), as `kvdeploy deploy --json` does",
     )
   })
+
+  it("an Unverified or RollbackFailed line a vault call ended carries that call's error, operation and step too; one no call ended none", async () => {
+    const vault = "kv-ended"
+    const { e, w, p } = await world.setUp([vault])
+    // The agent's own comparison reads the latest first; the verify's reads after the import are refused.
+    e.faults.add({
+      operation: "getLatest",
+      vault,
+      name: "unread",
+      skip: 1,
+      times: "always",
+      action: { kind: "status", status: 403, code: "Forbidden", message: "refused in this test" },
+    })
+    // Another writer's certificate, adopted: its import lands disabled (wrong), and the rollback's
+    // read of the previous version's backing secret is refused.
+    await e.state.foreignImport(vault, "unrestorable")
+    for (const name of ["unrestorable", "first-wrong"])
+      e.faults.add({ operation: "import", vault, name, times: 1, action: { kind: "disableAfterCommit" } })
+    e.faults.add({
+      operation: "getSecret",
+      vault,
+      name: "unrestorable",
+      times: "always",
+      action: { kind: "status", status: 403, code: "Forbidden", message: "refused in this test" },
+    })
+    const deployments = []
+    for (const name of ["unread", "unrestorable", "first-wrong"]) {
+      const leaf = await p.leaf(`${name}.example.test`)
+      deployments.push({
+        name,
+        vault,
+        certificate: name,
+        ...(name === "unrestorable" ? { target: { adopt: true } } : {}),
+        source: { cert: w.write(`${name}.crt`, leaf.certPem), key: w.write(`${name}.key`, leaf.keyPem) },
+      })
+    }
+    const a = world.run(writeConfig(w, e, deployments), e)
+    const lineOf = (name: string) =>
+      a.waitFor((l) => l.deployment === name && l.msg.startsWith("deploy:"), { timeoutMs: 45_000 })
+    const expected: Record<string, readonly [string, Partial<LogLine>]> = {
+      unread: ["deploy: Unverified", { error: "VaultForbidden", operation: "getLatest", step: "verify" }],
+      unrestorable: [
+        "deploy: RollbackFailed",
+        { error: "VaultForbidden", operation: "getVersionSecret", step: "rollback" },
+      ],
+      // A first deploy has nothing to restore: no call failed, so none is named.
+      "first-wrong": ["deploy: RollbackFailed", { error: undefined, operation: undefined, step: undefined }],
+    }
+    for (const [name, [msg, fields]] of Object.entries(expected)) {
+      const line = await lineOf(name)
+      expect(line.msg, JSON.stringify(line)).toBe(msg)
+      expect({ error: line.error, operation: line.operation, step: line.step }, name).toEqual(fields)
+    }
+    expect(a.lines.filter((l) => l.error === "VaultForbidden").map((l) => l.deployment)).toEqual(
+      expect.arrayContaining(["unread", "unrestorable"]),
+    )
+    expect(logs).toContain(
+      "an `Unverified` or `RollbackFailed` line whose outcome a call's error ended carries the same three",
+    )
+  })
 })

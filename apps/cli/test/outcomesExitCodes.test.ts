@@ -349,9 +349,32 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     })
     const leaf = await fx.leaf()
     const r = await runCli(deployArgs(name), { stdin: fx.bundle(leaf), env: world.env })
-    world.emulator.faults.remove(id)
     expect(r.code, r.stdout).toBe(4)
-    expect(json<Outcome>(r)._tag).toBe("Unverified")
+    const o = json<Outcome & { step?: string; error?: string; operation?: string }>(r)
+    expect(o._tag).toBe("Unverified")
+    // The read that failed, named as a Failed outcome names its call: jq's
+    // select(.error == "VaultForbidden") finds a lost read grant here too.
+    expect({ step: o.step, error: o.error, operation: o.operation }).toEqual({
+      step: "verify",
+      error: "VaultForbidden",
+      operation: "getLatest",
+    })
+    world.emulator.faults.remove(id)
+    // The text says it too (the same fault again: the snapshot's read passes, the verify's is refused).
+    const again = world.emulator.faults.add({
+      operation: "getLatest",
+      name,
+      skip: 1,
+      times: "always",
+      action: { kind: "status", status: 403, code: "Forbidden", message: "injected: read revoked" },
+    })
+    const text = await runCli(deployArgs(name).slice(0, -1), {
+      stdin: fx.bundle(await fx.leaf()),
+      env: world.env,
+    })
+    world.emulator.faults.remove(again)
+    expect(text.code, text.stdout).toBe(4)
+    expect(text.stdout).toMatch(/^ {2}failed at {3}verify \(VaultForbidden\)$/m)
   })
 
   it("RolledBack (exit 3): the new version is disabled between import and verify; the previous one is restored", async () => {
@@ -961,8 +984,22 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
     try {
       const none = await deployWrong("previous-key-none")
       expect(none.code, none.stdout).toBe(4)
-      const failed = json<Outcome & { next: string; previousUnavailable: string }>(none)
+      const failed = json<
+        Outcome & {
+          next: string
+          previousUnavailable: string
+          step?: string
+          error?: string
+          operation?: string
+        }
+      >(none)
       expect(failed.reason).toMatch(/previous key unavailable: grant secrets\/get or keep key history/)
+      // The backing secret's refused read, named as a Failed outcome names its call.
+      expect({ step: failed.step, error: failed.error, operation: failed.operation }).toEqual({
+        step: "rollback",
+        error: "VaultForbidden",
+        operation: "getVersionSecret",
+      })
       // `kvdeploy restore` reads the same backing secret: next says to grant secrets/get first (then
       // restore), or to deploy the previous files again, never restore alone (refused the same way).
       expect(failed.previousUnavailable).toBe("permission")
@@ -983,6 +1020,7 @@ describe("outcomes and exit codes", { concurrent: true }, () => {
       expect(text.stdout).toMatch(
         /^ {2}next {8}a person must act: .*grant secrets\/get .*then `kvdeploy restore --from-version /m,
       )
+      expect(text.stdout).toMatch(/^ {2}failed at {3}rollback \(VaultForbidden\)$/m)
       const r = await deployWrong("previous-key", ["--previous-key", world.file("v1.key", v1.keyPem)])
       expect(r.code, r.stdout + r.stderr).toBe(3)
       expect(json<Outcome & { rollbackSource: string }>(r).rollbackSource).toBe("caller-key")

@@ -4,7 +4,14 @@
  */
 import type { ImportedContentType } from "./contentType.js"
 import { isoTimeOf } from "./isoTime.js"
-import { type DeployOutcome, exitCodeOf, type Failed, type Recovered } from "./outcome.js"
+import {
+  type DeployOutcome,
+  exitCodeOf,
+  type Failed,
+  type Recovered,
+  type RollbackFailed,
+  type Unverified,
+} from "./outcome.js"
 
 export interface AuditRecord {
   readonly schema: "kvdeploy.audit/v1"
@@ -16,11 +23,14 @@ export interface AuditRecord {
   readonly outcome: DeployOutcome["_tag"]
   readonly exitCode: number
   readonly reason: string
-  /** As a Failed outcome's: the step that failed; absent for the other outcomes. */
-  readonly step?: Failed["step"]
-  /** As a Failed outcome's: the vault error's tag, when one caused it. */
+  /**
+   * As a Failed outcome's: the step that failed; as an Unverified or RollbackFailed outcome's, the
+   * step whose call ended it, when one did. Absent for the other outcomes.
+   */
+  readonly step?: Failed["step"] | NonNullable<Unverified["step"] | RollbackFailed["step"]>
+  /** As the outcome's: the error's tag, when one caused it (Failed, Unverified, RollbackFailed). */
   readonly error?: string
-  /** As a Failed outcome's: the port operation that failed (`importVersion`, `getLatest`, …), when one did. */
+  /** As the outcome's: the port operation that failed (`importVersion`, `getLatest`, …), when one did. */
   readonly operation?: string
   readonly previousVersionId: string | undefined
   readonly previousX5t: string | undefined
@@ -55,6 +65,15 @@ export interface AuditRecord {
   }>
 }
 
+/** An Unverified or RollbackFailed outcome's ending call, when one ended it (nothing otherwise). */
+const endedBy = (
+  outcome: Unverified | RollbackFailed,
+): Pick<AuditRecord, "step" | "error" | "operation"> => ({
+  ...(outcome.step === undefined ? {} : { step: outcome.step }),
+  ...(outcome.error === undefined ? {} : { error: outcome.error }),
+  ...(outcome.operation === undefined ? {} : { operation: outcome.operation }),
+})
+
 export const auditRecordOf = (outcome: DeployOutcome): AuditRecord => ({
   schema: "kvdeploy.audit/v1",
   at: isoTimeOf(outcome.timings.finishedAtMs),
@@ -70,7 +89,9 @@ export const auditRecordOf = (outcome: DeployOutcome): AuditRecord => ({
         ...(outcome.error === undefined ? {} : { error: outcome.error }),
         ...(outcome.operation === undefined ? {} : { operation: outcome.operation }),
       }
-    : {}),
+    : outcome._tag === "Unverified" || outcome._tag === "RollbackFailed"
+      ? endedBy(outcome)
+      : {}),
   previousVersionId: outcome.previous?.versionId,
   previousX5t: outcome.previous?.x5t,
   newX5t: outcome.newX5t,

@@ -85,7 +85,14 @@ import {
   ROLLBACK_OF_TAG,
 } from "./tags.js"
 import { DeployTrail, retryAfter } from "./trail.js"
-import { confirmSuperseded, type Expected, judgeLatest, type Verdict, verifyAfterFirst } from "./verify.js"
+import {
+  callFailureOf,
+  confirmSuperseded,
+  type Expected,
+  judgeLatest,
+  type Verdict,
+  verifyAfterFirst,
+} from "./verify.js"
 import { byCreationLatestFirst, createdSince, VAULT_STAMP_MARGIN_MS } from "./versions.js"
 
 /** An outcome before the common fields are filled in. */
@@ -968,6 +975,10 @@ const reconcileDeleted = Effect.fnUntraced(function* (
     _tag: "Unverified",
     versionId: undefined,
     postVerifyFailure: "unreadable",
+    // The soft-deleted certificate's read failed: the call that left it unknown.
+    ...(read._tag === "Failure" && read.failure._tag !== "VaultNotFound"
+      ? { step: "reconcile", ...callFailureOf(read.failure) }
+      : {}),
     reason: `the import may have taken effect, and the vault's version list says the certificate does not exist: ${why}`,
   } satisfies Draft
 })
@@ -1001,6 +1012,8 @@ const reconcile = Effect.fnUntraced(function* (
       _tag: "Unverified",
       versionId: undefined,
       postVerifyFailure: "unreadable",
+      step: "reconcile",
+      ...callFailureOf(listed.failure),
       reason: `the import may have taken effect and the vault could not be read to find out: ${listed.failure.message}`,
     } satisfies Draft
   }
@@ -1324,6 +1337,8 @@ function* notVerified(
         _tag: "Unverified",
         versionId: claimed,
         postVerifyFailure: "unreadable",
+        // The read that failed, when one did (not reads that disagreed, or a 404).
+        ...(verdict.failure === undefined ? {} : { step: "verify", ...verdict.failure }),
         reason: `${importedWas} but the vault could not be read back: ${verdict.detail}`,
       }
     case "Stale":
@@ -1427,6 +1442,7 @@ function* notVerified(
         ...(restored.previousUnavailable === undefined
           ? {}
           : { previousUnavailable: restored.previousUnavailable }),
+        ...(restored.failure === undefined ? {} : { step: "rollback", ...restored.failure }),
         reason: `${wrong}; rollback failed: ${restored.reason}`,
       }
   }

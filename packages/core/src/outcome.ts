@@ -137,8 +137,28 @@ export interface Failed extends OutcomeCommon {
    */
   readonly code?: string
 }
-/** Imported (or possibly imported), but the vault could not be read back: needs a person. */
-export interface Unverified extends OutcomeCommon {
+/**
+ * The call that ended an outcome other than Failed, when one did, named as a Failed outcome names
+ * its own (`step`, `error`, `operation`), so one filter (`select(.error == "VaultForbidden")`)
+ * finds every outcome a refused call ended. All three are absent when no call failed: reads that
+ * kept answering an older version, a rollback's version that was also wrong, a first deploy with
+ * nothing to restore.
+ */
+export interface EndedByError<Step extends string> {
+  /** The step whose call failed. */
+  readonly step?: Step
+  /** Tag of the error (`VaultForbidden`, `VaultThrottled`, `VaultAmbiguous`, `PfxEncodeError`, …). */
+  readonly error?: string
+  /** The port operation that failed (`getLatest`, `listVersions`, `getVersionSecret`, `importVersion`, `encode`, …). */
+  readonly operation?: string
+}
+
+/**
+ * Imported (or possibly imported), but the vault could not be read back: needs a person. When a
+ * call's error ended it, `step` is `reconcile` (the version list after an import whose answer was
+ * lost, or the soft-deleted certificate read then) or `verify` (the read of the latest).
+ */
+export interface Unverified extends OutcomeCommon, EndedByError<"reconcile" | "verify"> {
   readonly _tag: "Unverified"
   /** The imported version, when known. */
   readonly versionId: string | undefined
@@ -192,8 +212,13 @@ export type PreviousMaterialShortfall =
   | "unreadable"
   | "unusable"
 
-/** The new version was wrong and the previous material could not be restored (or not verified). */
-export interface RollbackFailed extends OutcomeCommon {
+/**
+ * The new version was wrong and the previous material could not be restored (or not verified).
+ * When a call's error ended the rollback (the backing secret's read or its decoding, the list or
+ * read before its import, the import, the read that verifies it, the encoding of the previous
+ * material), `step` is `rollback` and `error`, `operation` name it.
+ */
+export interface RollbackFailed extends OutcomeCommon, EndedByError<"rollback"> {
   readonly _tag: "RollbackFailed"
   readonly failedVersionId: string
   readonly rollbackVersionId: string | undefined

@@ -23,7 +23,14 @@ import {
   withoutReserved,
 } from "./tags.js"
 import type { DeployTrail } from "./trail.js"
-import { confirmSuperseded, type Expected, judgeLatest, verifyLatest } from "./verify.js"
+import {
+  type CallFailure,
+  callFailureOf,
+  confirmSuperseded,
+  type Expected,
+  judgeLatest,
+  verifyLatest,
+} from "./verify.js"
 import { byCreationLatestFirst, createdSince, VAULT_STAMP_MARGIN_MS } from "./versions.js"
 
 /**
@@ -61,6 +68,12 @@ export type RollbackResult =
       readonly rollbackVersionId: string | undefined
       /** Why the backing secret gave no previous material, when that failed the rollback. */
       readonly previousUnavailable?: PreviousMaterialShortfall
+      /**
+       * The call whose error ended the rollback (a vault call, the backing secret's decoding, the
+       * previous material's encoding), when one did; absent when none failed (another writer's
+       * version, a rollback version also wrong, nothing to restore).
+       */
+      readonly failure?: CallFailure
     }
   /**
    * Another writer's version is latest: found just before the rollback's import (`version`
@@ -168,6 +181,8 @@ type SecretShortfall = PreviousMaterialShortfall
 interface NoPreviousMaterial {
   readonly why: ReadonlyArray<string>
   readonly secret: SecretShortfall
+  /** The backing secret's read or decoding that failed, when one did. */
+  readonly failure?: CallFailure
 }
 
 const shortfallOf = (e: {
@@ -282,26 +297,32 @@ const findPreviousMaterial = (
           Effect.succeed({
             ok: false as const,
             shortfall: shortfallOf(e),
+            failure: callFailureOf(e),
             why: `backing-secret: ${secretWhy[shortfallOf(e)] ?? e.message}`,
           }),
         ),
       )
     let shortfall: SecretShortfall = "unusable"
+    let failure: CallFailure | undefined
     if (secret.ok) {
       const decoded = yield* codec.decode(secret.s.pfx, secret.s.password).pipe(
         Effect.map((m) => ({ ok: true as const, m })),
         Effect.catchTag("PfxDecodeError", (e) =>
-          Effect.succeed({ ok: false as const, why: `backing-secret: ${e.reason}` }),
+          Effect.succeed({ ok: false as const, why: `backing-secret: ${e.reason}`, tag: e._tag }),
         ),
       )
       if (decoded.ok) {
         const checked = yield* provablyPrevious(decoded.m, ref, "backing-secret")
         if ("material" in checked) return checked
         why.push(checked.why)
-      } else why.push(decoded.why)
+      } else {
+        why.push(decoded.why)
+        failure = { error: decoded.tag, operation: "decode" }
+      }
     } else {
       why.push(secret.why)
       shortfall = secret.shortfall
+      failure = secret.failure
     }
 
     // 3. The new key, when the key was reused and it matches the previous certificate.
@@ -312,7 +333,11 @@ const findPreviousMaterial = (
       if ("material" in checked) return checked
       why.push(checked.why)
     }
-    return { why, secret: shortfall } satisfies NoPreviousMaterial
+    return {
+      why,
+      secret: shortfall,
+      ...(failure === undefined ? {} : { failure }),
+    } satisfies NoPreviousMaterial
   })
 
 /**
@@ -395,6 +420,7 @@ function* othersSinceSnapshot(
     _tag: "AlsoFailed",
     reason: `the certificate's versions could not be listed just before the rollback's import, so no rollback was written (it could have put the previous certificate over a version another writer imported since the snapshot): ${listed.failure.message}`,
     rollbackVersionId: undefined,
+    failure: callFailureOf(listed.failure),
   }
 }
 
@@ -530,6 +556,7 @@ function* latestBeforeImport(
       _tag: "AlsoFailed",
       reason: `the latest version could not be read again just before the rollback's import, so no rollback was written (it could have put the previous certificate over another writer's newer version): ${read.failure.message}`,
       rollbackVersionId: undefined,
+      failure: callFailureOf(read.failure),
     }
   }
   // Judged as the failed version's verify judged it: only whether it is ours, older, or newer matters.
@@ -555,6 +582,7 @@ function* latestBeforeImport(
         _tag: "AlsoFailed",
         reason: `the latest version could not be established just before the rollback's import, so no rollback was written (it could have put the previous certificate over another writer's newer version): ${verdict.detail}`,
         rollbackVersionId: undefined,
+        ...(verdict.failure === undefined ? {} : { failure: verdict.failure }),
       }
     default:
       return undefined
@@ -588,6 +616,7 @@ export const rollback = Effect.fnUntraced(function* (
       reason: `previous key unavailable: ${adviceFor[found.secret]} (${found.why.join("; ")})`,
       rollbackVersionId: undefined,
       previousUnavailable: found.secret,
+      ...(found.failure === undefined ? {} : { failure: found.failure }),
     } satisfies RollbackResult
   }
   trail.note(`rollback: previous material from ${found.source}`)
@@ -604,6 +633,10 @@ export const rollback = Effect.fnUntraced(function* (
       _tag: "AlsoFailed",
       reason: `the previous ${contentType === PEM_CONTENT_TYPE ? "PEM" : "PFX"} could not be built: ${content.failure.message}`,
       rollbackVersionId: undefined,
+      failure: {
+        error: content.failure._tag,
+        operation: contentType === PEM_CONTENT_TYPE ? "encodePem" : "encode",
+      },
     } satisfies RollbackResult
   }
   // The restored version carries what the snapshot carried: its operator tags (not the failed
@@ -650,6 +683,7 @@ export const rollback = Effect.fnUntraced(function* (
         _tag: "AlsoFailed",
         reason: `rollback import outcome unknown and the versions could not be listed: ${listed.failure.message}`,
         rollbackVersionId: undefined,
+        failure: callFailureOf(listed.failure),
       } satisfies RollbackResult
     }
     // Created in the failed version's second or later; the list's order says nothing within a second.
@@ -667,6 +701,7 @@ export const rollback = Effect.fnUntraced(function* (
         _tag: "AlsoFailed",
         reason: `the rollback import did not take effect: ${imported.failure.message}`,
         rollbackVersionId: undefined,
+        failure: callFailureOf(imported.failure),
       } satisfies RollbackResult
     }
     version = match
@@ -677,6 +712,7 @@ export const rollback = Effect.fnUntraced(function* (
       _tag: "AlsoFailed",
       reason: `the rollback import failed: ${imported.failure.message}`,
       rollbackVersionId: undefined,
+      failure: callFailureOf(imported.failure),
     } satisfies RollbackResult
   }
   trail.note(`rollback: imported ${version.versionId}`)
@@ -730,6 +766,7 @@ export const rollback = Effect.fnUntraced(function* (
         _tag: "AlsoFailed",
         reason: `the rollback could not be verified: ${verdict.detail}`,
         rollbackVersionId: version.versionId,
+        ...(verdict.failure === undefined ? {} : { failure: verdict.failure }),
       } satisfies RollbackResult
     case "Stale":
       return {

@@ -48,10 +48,27 @@ export interface Expected {
 
 export type Verdict =
   | { readonly _tag: "Verified"; readonly latest: VaultVersion }
-  | { readonly _tag: "Unreadable"; readonly detail: string }
+  | {
+      readonly _tag: "Unreadable"
+      readonly detail: string
+      /** The read's error, when a read failed (not when reads disagreed, or answered 404). */
+      readonly failure?: CallFailure
+    }
   | { readonly _tag: "Stale"; readonly latest: VaultVersion }
   | { readonly _tag: "Superseded"; readonly latest: VaultVersion }
   | { readonly _tag: "Mismatch"; readonly latest: VaultVersion; readonly differences: ReadonlyArray<string> }
+
+/** A call's error as an outcome names it: its tag and the port operation that failed. */
+export interface CallFailure {
+  readonly error: string
+  readonly operation: string
+}
+
+/** The error's tag and operation, as an outcome's `error` and `operation`. */
+export const callFailureOf = (e: { readonly _tag: string; readonly operation: string }): CallFailure => ({
+  error: e._tag,
+  operation: e.operation,
+})
 
 /** The vault answered a version older than ours, or no version at all: read again. */
 export interface StaleAnswer {
@@ -125,7 +142,7 @@ const notFoundIsStale = <A, E extends { readonly _tag: string }>(
 const toVerdict = (e: StaleAnswer | VaultError): Effect.Effect<Verdict> =>
   Effect.succeed<Verdict>(
     e._tag !== "StaleAnswer"
-      ? { _tag: "Unreadable", detail: e.message }
+      ? { _tag: "Unreadable", detail: e.message, failure: callFailureOf(e) }
       : e.latest !== undefined
         ? { _tag: "Stale", latest: e.latest }
         : {
@@ -217,6 +234,7 @@ export function* confirmSuperseded(
       return {
         _tag: "Unreadable",
         detail: `one read showed another writer's ${first.latest.versionId} from our second as latest, and the read to confirm it failed (${again.failure.message})`,
+        failure: callFailureOf(again.failure),
       }
     }
     if (again.success.versionId === last.versionId) {

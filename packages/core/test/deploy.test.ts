@@ -1823,6 +1823,10 @@ describe("an ambiguous import into a certificate another writer deletes: the sof
         const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
         assert.include(o.reason, "the soft-deleted certificate could not be read to find out more")
         assert.strictEqual(o.versionId, undefined)
+        assert.deepStrictEqual(
+          { step: o.step, error: o.error, operation: o.operation },
+          { step: "reconcile", error: "VaultForbidden", operation: "getDeleted" },
+        )
       }),
     ),
   )

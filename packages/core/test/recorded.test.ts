@@ -641,6 +641,146 @@ describe("the audit record", () => {
       }),
   )
 
+  it.effect(
+    "an Unverified or RollbackFailed deploy that a vault call ended: its step, the error's tag and the port operation, as a Failed one says them; one no call ended, and the Superseded and RolledBack ones, none",
+    () =>
+      Effect.gen(function* () {
+        const none = { step: undefined, error: undefined, operation: undefined }
+        const scenarios: ReadonlyArray<
+          readonly [
+            string,
+            DeployOutcome["_tag"],
+            (vault: VaultHandle) => void,
+            {
+              readonly step: string | undefined
+              readonly error: string | undefined
+              readonly operation: string | undefined
+            },
+          ]
+        > = [
+          [
+            "the verify's read refused",
+            "Unverified",
+            (v) => v.script("getLatest", Fault.pass, Fault.fail("Forbidden")),
+            { step: "verify", error: "VaultForbidden", operation: "getLatest" },
+          ],
+          [
+            "the verify's reads throttled throughout",
+            "Unverified",
+            (v) => v.script("getLatest", Fault.pass, ...Fault.repeat(5, Fault.fail("Throttled"))),
+            { step: "verify", error: "VaultThrottled", operation: "getLatest" },
+          ],
+          [
+            "the import's answer lost, and the version list refused",
+            "Unverified",
+            (v) => {
+              v.script("importVersion", Fault.afterWrite)
+              v.script("listVersions", Fault.fail("Forbidden"))
+            },
+            { step: "reconcile", error: "VaultForbidden", operation: "listVersions" },
+          ],
+          [
+            "the vault keeps answering the previous version (no call failed)",
+            "Unverified",
+            (v) => v.script("getLatest", Fault.pass, ...Fault.repeat(5, Fault.staleRead)),
+            none,
+          ],
+          [
+            "the rollback's backing secret refused (secrets/get)",
+            "RollbackFailed",
+            (v) => {
+              v.setSecretsGet(false)
+              v.script("importVersion", Fault.alter("drop-tags"))
+            },
+            { step: "rollback", error: "VaultForbidden", operation: "getVersionSecret" },
+          ],
+          [
+            "the rollback's version list refused",
+            "RollbackFailed",
+            (v) => {
+              v.script("importVersion", Fault.alter("drop-tags"))
+              v.script("listVersions", Fault.fail("Forbidden"))
+            },
+            { step: "rollback", error: "VaultForbidden", operation: "listVersions" },
+          ],
+          [
+            "the rollback's import refused",
+            "RollbackFailed",
+            (v) => v.script("importVersion", Fault.alter("drop-tags"), Fault.fail("Forbidden")),
+            { step: "rollback", error: "VaultForbidden", operation: "importVersion" },
+          ],
+          [
+            "the rollback's import answer lost, and not in the list",
+            "RollbackFailed",
+            (v) => v.script("importVersion", Fault.alter("drop-tags"), Fault.fail("Ambiguous")),
+            { step: "rollback", error: "VaultAmbiguous", operation: "importVersion" },
+          ],
+          [
+            "the rollback's verify read refused",
+            "RollbackFailed",
+            (v) => {
+              v.script("importVersion", Fault.alter("drop-tags"))
+              // The snapshot, the forward verify (a mismatch), the read before the rollback's import.
+              v.script("getLatest", Fault.pass, Fault.pass, Fault.pass, Fault.fail("Forbidden"))
+            },
+            { step: "rollback", error: "VaultForbidden", operation: "getLatest" },
+          ],
+          [
+            "the rollback's version also wrong (no call failed)",
+            "RollbackFailed",
+            (v) => v.script("importVersion", Fault.alter("drop-tags"), Fault.alter("drop-tags")),
+            none,
+          ],
+          ["rolled back", "RolledBack", (v) => v.script("importVersion", Fault.alter("drop-tags")), none],
+          [
+            "rolled back, the versions not listed after it",
+            "RolledBack",
+            (v) => {
+              v.script("importVersion", Fault.alter("drop-tags"))
+              v.script("listVersions", Fault.pass, Fault.fail("Forbidden"))
+            },
+            none,
+          ],
+          [
+            "superseded",
+            "Superseded",
+            (v) => v.script("getLatest", Fault.pass, Fault.foreignImport(foreignCert.material)),
+            none,
+          ],
+        ]
+        for (const [label, tag, setup, expected] of scenarios) {
+          yield* fresh(
+            Effect.gen(function* () {
+              const vault = yield* InMemoryVaultHandle
+              yield* seedOld
+              setup(vault)
+              const o = yield* runDeploy(request(newCert.material))
+              assert.strictEqual(o._tag, tag, `${label}: ${o.reason}`)
+              const fields = o as {
+                readonly step?: string
+                readonly error?: string
+                readonly operation?: string
+              }
+              assert.deepStrictEqual(
+                { step: fields.step, error: fields.error, operation: fields.operation },
+                expected,
+                label,
+              )
+              const [record] = (yield* AuditRecords).all()
+              assert.isDefined(record)
+              assert.deepStrictEqual(
+                { step: record?.step, error: record?.error, operation: record?.operation },
+                expected,
+                label,
+              )
+              if (expected.error === undefined)
+                for (const key of ["step", "error", "operation"]) assert.notProperty(record, key, label)
+            }),
+          )
+        }
+      }),
+  )
+
   it.effect("a Rejected deploy: every problem with its field, message and fix", () =>
     fresh(
       Effect.gen(function* () {

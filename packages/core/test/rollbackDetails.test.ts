@@ -233,6 +233,11 @@ describe("where the previous material comes from", () => {
         )
         assert.notInclude(o.reason, "backing-secret: ;")
         assert.strictEqual(vault.versions(NAME).length, 2)
+        // The decode that failed, named as a vault call's error is (a line's `error`, `operation`).
+        assert.deepStrictEqual(
+          { step: o.step, error: o.error, operation: o.operation },
+          { step: "rollback", error: "PfxDecodeError", operation: "decode" },
+        )
       }),
     ),
   )

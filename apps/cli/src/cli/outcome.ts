@@ -417,7 +417,12 @@ export const outcomeLines = (
       lines.push(`      fix: ${p.fix}`)
     }
   }
-  if (o._tag === "Failed")
+  // The step whose call failed: a Failed deploy's, and an Unverified or RollbackFailed one's when a
+  // call's error ended it (none when no call failed: reads that disagreed, a rollback also wrong).
+  if (
+    o._tag === "Failed" ||
+    ((o._tag === "Unverified" || o._tag === "RollbackFailed") && o.step !== undefined)
+  )
     lines.push(`  failed at   ${o.step}${o.error === undefined ? "" : ` (${o.error})`}`)
   const todo = nextStep(o, credential)
   if (todo !== undefined) lines.push(`  next        ${todo}`)
