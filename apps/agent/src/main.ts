@@ -101,6 +101,7 @@ import {
   stateFileRefusal,
   withoutState,
 } from "./state.js"
+import { stateDirParentWarnings } from "./stateDirParents.js"
 import { makeStateDir, stateDirPathProblem } from "./stateDirPath.js"
 import { version } from "./version.js"
 
@@ -416,6 +417,10 @@ const checkWarnings = (
   } catch {
     return warnings
   }
+  // A directory on the way others may write: they could move the state directory away (a warning:
+  // the start runs with it, and says it once).
+  for (const w of stateDirParentWarnings(stateDir))
+    warnings.push({ field: "agent.state_dir", message: w.message, fix: w.fix })
   const stateFile = join(stateDir, "state.json")
   const read = readStateFile(stateFile)
   const unlessFixed = `edit or restore ${shownPath(stateFile)} if its records matter (a backup, the agent that wrote it), or leave it: the start sets it aside as state.json.unreadable-TIME`
@@ -1087,6 +1092,23 @@ export const main = (argv: ReadonlyArray<string>): void => {
       listenOf.listen = `${config.settings.listenHost}:${config.settings.listenPort}`
       yield* listenable(config.settings.listenHost, config.settings.listenPort)
       yield* stateDirUsable(config.settings.stateDir)
+      // A directory on the way to it that others may write: one warning each, at start only (a
+      // refusal would stop a pod whose volume a supplementary fsGroup may write, or an emptyDir).
+      const parentWarnings = yield* Effect.sync(() => stateDirParentWarnings(config.settings.stateDir))
+      yield* Effect.forEach(
+        parentWarnings,
+        (w) =>
+          Effect.logWarning(w.message).pipe(
+            Effect.annotateLogs({
+              directory: w.directory,
+              mode: w.mode,
+              owner: w.owner,
+              group: w.group,
+              fix: w.fix,
+            }),
+          ),
+        { discard: true },
+      )
       // One agent per state directory. A lock lost while running stops this agent (exit 1): its deploys
       // in flight finish, as on SIGTERM, and nothing new starts.
       const lost = Deferred.makeUnsafe<never, StateDirLockLost>()
