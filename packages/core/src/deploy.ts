@@ -835,13 +835,6 @@ const onSoftDeleted = Effect.fnUntraced(function* (
  */
 const CLOCK_SKEW_MS = 5 * 60_000
 
-/**
- * How far before the vault's answer to a first deploy's snapshot read (its Date header) a delete
- * must be stamped to be taken for one before that read: the two stamps are whole seconds from the
- * vault's own servers, so a second apart may be the same moment.
- */
-const FIRST_READ_MARGIN_MS = VAULT_STAMP_MARGIN_MS
-
 const isoOf = (ms: number): string => new Date(ms).toISOString()
 
 /**
@@ -860,7 +853,7 @@ const isoOf = (ms: number): string => new Date(ms).toISOString()
  * the reads after the 404, and a delete and a recovery both within the second of the snapshot's
  * answer. A first deploy (the
  * snapshot found nothing) draws the same conclusion from a delete the vault stamped at least
- * FIRST_READ_MARGIN_MS before its answer to the snapshot read, both by the vault's clock (when the
+ * VAULT_STAMP_MARGIN_MS before its answer to the snapshot read, both by the vault's clock (when the
  * adapter gives both times), when the deleted certificate's latest version is given and holds
  * another certificate; not guarded there either: another writer's recovery before the import,
  * shown late. Any other answer
@@ -913,7 +906,7 @@ const reconcileDeleted = Effect.fnUntraced(function* (
     )
   }
   // A first deploy: the snapshot read found nothing. A delete the vault stamped before its answer to
-  // that read (both by the vault's clock, in whole seconds; FIRST_READ_MARGIN_MS apart, for the
+  // that read (both by the vault's clock, in whole seconds; VAULT_STAMP_MARGIN_MS apart, for the
   // clocks of the vault's own servers) held the name when the import was sent. Drawn only when the
   // vault says which version was latest then and it is another certificate: a delete just after
   // this import landed would show this certificate there.
@@ -925,7 +918,7 @@ const reconcileDeleted = Effect.fnUntraced(function* (
     trail.recovered === undefined &&
     latest !== undefined &&
     latest.x5t !== newX5t &&
-    deletedAtMs <= snapshotAt - FIRST_READ_MARGIN_MS
+    deletedAtMs <= snapshotAt - VAULT_STAMP_MARGIN_MS
   ) {
     trail.note("reconcile: soft-deleted before the snapshot read found nothing; the import wrote nothing")
     return wroteNothing(
@@ -943,7 +936,7 @@ const reconcileDeleted = Effect.fnUntraced(function* (
         : previous === undefined
           ? snapshotAt === undefined
             ? " (the vault's answer to this deploy's first read gave no time to tell whether the delete came before it)"
-            : deletedAtMs > snapshotAt - FIRST_READ_MARGIN_MS
+            : deletedAtMs > snapshotAt - VAULT_STAMP_MARGIN_MS
               ? ` (not clearly before the vault answered this deploy's first read, at ${isoOf(snapshotAt)}: it may have come after the import)`
               : ""
           : latest?.versionId !== previous.versionId
