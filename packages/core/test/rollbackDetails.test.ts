@@ -11,6 +11,7 @@ import * as Redacted from "effect/Redacted"
 import {
   type DeployOutcome,
   PfxCodec,
+  PfxEncodeError,
   ROLLBACK_OF_TAG,
   Vault,
   type VaultError,
@@ -240,6 +241,40 @@ describe("where the previous material comes from", () => {
         )
       }),
     ),
+  )
+
+  it.effect(
+    "the previous material's PFX cannot be built: RollbackFailed naming the encode's error as a call's (step, error, operation)",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          yield* seedManaged(oldCert.material)
+          vault.script("importVersion", Fault.alter("drop-tags"))
+          const codec = yield* PfxCodec
+          const isPrevious = (leaf: Uint8Array) =>
+            Buffer.from(leaf).equals(Buffer.from(oldCert.material.leaf))
+          const o = expectTag(
+            yield* Effect.provideService(runDeploy(request(newCert.material)), PfxCodec, {
+              ...codec,
+              // The rollback's build of the previous certificate's PFX fails; the deploy's own passes.
+              encode: (material, options) =>
+                isPrevious(material.leaf)
+                  ? Effect.fail(new PfxEncodeError({ finding: "injected: the PFX could not be built" }))
+                  : codec.encode(material, options),
+            }),
+            "RollbackFailed",
+          )
+          assert.include(
+            o.reason,
+            "the previous PFX could not be built: injected: the PFX could not be built",
+          )
+          assert.deepStrictEqual(
+            { step: o.step, error: o.error, operation: o.operation },
+            { step: "rollback", error: "PfxEncodeError", operation: "encode" },
+          )
+        }),
+      ),
   )
 
   it.effect("a backing secret that is no PFX, and the key reused: restored from the reused key", () =>
