@@ -63,7 +63,8 @@ const judged = (
   stateDir: string,
   dir: string,
   s: Stats,
-  child: Stats,
+  /** The entry on the way in it (its owner: the agent's when it is missing yet, as the agent makes it). */
+  child: Pick<Stats, "uid">,
   ids: AgentIds,
 ): StateDirParentWarning | undefined => {
   const shown = shownPath(dir)
@@ -109,7 +110,8 @@ const judged = (
  * The directories on the way to `stateDir` (those holding each component, and those on the way to
  * each symbolic link's target) that a user other than root, the agent's user or its groups may
  * write, each once, nearest the root first. The state directory itself is main.ts's to judge. A
- * walk that cannot go on (a component missing or unreadable) judges what it reached.
+ * walk that cannot go on judges what it reached: for a component missing yet, the directory it
+ * would be made in.
  */
 export const stateDirParentWarnings = (
   stateDir: string,
@@ -129,7 +131,18 @@ export const stateDirParentWarnings = (
         continue
       }
       const full = join(dir, name)
-      const child = lstatSync(full)
+      let child: Stats
+      try {
+        child = lstatSync(full)
+      } catch (e) {
+        // Missing yet (--check before the first start): the directory the agent would make it in is
+        // judged as holding the agent's own entry.
+        if ((e as NodeJS.ErrnoException).code === "ENOENT" && !seen.has(dir)) {
+          const bad = judged(stateDir, dir, lstatSync(dir), { uid: ids.uid }, ids)
+          if (bad !== undefined) found.push(bad)
+        }
+        throw e
+      }
       if (!seen.has(dir)) {
         const bad = judged(stateDir, dir, lstatSync(dir), child, ids)
         if (bad !== undefined) {

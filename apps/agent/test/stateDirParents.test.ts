@@ -234,6 +234,18 @@ describe.skipIf(process.geteuid?.() !== 0)("the state directory's parents", { ti
     )
     expect(r.status, r.stdout + r.stderr).toBe(0)
     const warnings = JSON.parse(r.stdout).warnings as Array<Record<string, string>>
+    // Missing yet (a first start makes it): the directory it would be made in is judged.
+    const missing = spawnSync(
+      process.execPath,
+      [bin, "--config", configIn(dir, join(open, "new", "st")), "--check", "--json"],
+      { encoding: "utf8", env: { ...baseEnv(), ...azureEnv } },
+    )
+    expect(missing.status, missing.stdout + missing.stderr).toBe(0)
+    expect(
+      (JSON.parse(missing.stdout).warnings as Array<Record<string, string>>)
+        .filter((w) => w.field === "agent.state_dir")
+        .map((w) => w.message),
+    ).toEqual([expect.stringContaining(`is held by the directory ${open}, which is writable by every user`)])
     expect(warnings.filter((w) => w.field === "agent.state_dir")).toEqual([
       {
         field: "agent.state_dir",
