@@ -135,6 +135,20 @@ describe("a Failed deploy's next step", () => {
     expect(next).toContain("--on-soft-deleted recover")
     expect(next).not.toContain("retrying as is gets the same answer")
   })
+  it("the vault's Azure Policy refused the certificate: a certificate it allows or an exemption, not a grant, not a retry as is", () => {
+    const next = nextOf(
+      new VaultRequestRejected({
+        operation: "importVersion",
+        status: 403,
+        code: "RequestDisallowedByPolicy",
+        detail: "the vault's Azure Policy refused this certificate (policy assignment cert-max-validity) …",
+      }),
+    )
+    expect(next).toContain("the vault's Azure Policy refused the certificate")
+    expect(next).toContain("policy exemption")
+    expect(next).toContain("no grant helps")
+    expect(next).not.toMatch(/grant what|certificate operation is in progress/)
+  })
   it("a vault that did not answer: retry as is", () => {
     expect(
       nextOf(new VaultUnavailable({ operation: "importVersion", detail: "the vault answered 503" })),

@@ -8,6 +8,7 @@
  */
 import { getDefaultProxySettings, isRestError } from "@azure/core-rest-pipeline"
 import {
+  azurePolicyRefusalCode,
   hostNotFoundFix,
   VaultAmbiguous,
   VaultConflictSoftDeleted,
@@ -278,6 +279,114 @@ const isDisabledObject = (f: KeyVaultRequestFailure): boolean =>
   (f.innerCode !== undefined && disabledCodes.has(f.innerCode)) ||
   (f.code !== undefined && disabledCodes.has(f.code)) ||
   /not allowed on a disabled (secret|certificate|key)/i.test(f.message)
+
+/** What an Azure Policy refusal names: the assignment and the definition that refused the certificate. */
+interface PolicyRefusal {
+  /** Key Vault's own sentence ("Certificate 'NAME' was disallowed by policy."), when it said one. */
+  readonly said: string | undefined
+  /** The assignment's name and resource id, in words. */
+  readonly assignment: string | undefined
+  /** The command that shows the assignment, when its name and scope are known (from its id). */
+  readonly show: string | undefined
+  /** The definition's name (a built-in's is a GUID), or its id. */
+  readonly definition: string | undefined
+  /** The assignment judges lifetime action triggers (the built-in definition, or its name says so). */
+  readonly lifetimeActions: boolean
+}
+
+/** The built-in "Certificates should have the specified lifetime action triggers" definition's name. */
+const LIFETIME_ACTION_DEFINITION = "12ef42cb-9903-4e39-9c26-422d29570417"
+
+const textOf = (value: unknown): string | undefined =>
+  typeof value === "string" && value.trim() !== "" ? value.trim() : undefined
+
+/** An Azure Policy identifier's (`{name, id}`) name and resource id, when they are text. */
+const identifierOf = (value: unknown): { readonly name?: string; readonly id?: string } => {
+  if (typeof value !== "object" || value === null) return {}
+  const { name, id } = value as { readonly name?: unknown; readonly id?: unknown }
+  const n = textOf(name)
+  const i = textOf(id)
+  return { ...(n === undefined ? {} : { name: n }), ...(i === undefined ? {} : { id: i }) }
+}
+
+/** Where an assignment's resource id says it is assigned: the id before its provider path. */
+const assignmentScope = (id: string): string | undefined => {
+  const at = id.toLowerCase().indexOf("/providers/microsoft.authorization/policyassignments/")
+  return at > 0 ? id.slice(0, at) : undefined
+}
+
+/**
+ * Key Vault's 403 when the vault's Azure Policy refused the certificate (a built-in certificate
+ * policy assigned with effect Deny): its error's message is itself JSON, `{"objectName", "message":
+ * "Certificate 'NAME' was disallowed by policy.", "policyIdentifiers": {"policyAssignment": {name,
+ * id}, "policyDefinition": {…}}}` (as an azure-cli maintainer quoted it, Azure/azure-cli#21626). Its
+ * codes (`Forbidden`, inner `ForbiddenByPolicy`) are an access policy's refusal's too: the message
+ * tells them apart. Undefined for any other answer.
+ */
+const azurePolicyRefusal = (f: KeyVaultRequestFailure): PolicyRefusal | undefined => {
+  if (f.statusCode !== 403) return undefined
+  const start = f.message.indexOf("{")
+  let parsed: unknown
+  if (start >= 0)
+    try {
+      parsed = JSON.parse(f.message.slice(start, f.message.lastIndexOf("}") + 1))
+    } catch {
+      parsed = undefined
+    }
+  const answer = (typeof parsed === "object" && parsed !== null ? parsed : {}) as {
+    readonly message?: unknown
+    readonly policyIdentifiers?: unknown
+  }
+  const identifiers =
+    typeof answer.policyIdentifiers === "object" && answer.policyIdentifiers !== null
+      ? (answer.policyIdentifiers as {
+          readonly policyAssignment?: unknown
+          readonly policyDefinition?: unknown
+        })
+      : undefined
+  if (identifiers === undefined && !/was disallowed by policy/i.test(f.message)) return undefined
+  const assigned = identifierOf(identifiers?.policyAssignment)
+  const defined = identifierOf(identifiers?.policyDefinition)
+  const scope = assigned.id === undefined ? undefined : assignmentScope(assigned.id)
+  const assignment =
+    assigned.name === undefined
+      ? assigned.id
+      : assigned.id === undefined
+        ? assigned.name
+        : `${assigned.name} (${assigned.id})`
+  const definition = defined.name ?? defined.id
+  return {
+    said: textOf(answer.message) ?? /[^.{}"]*was disallowed by policy\.?/i.exec(f.message)?.[0]?.trim(),
+    assignment,
+    show:
+      assigned.name === undefined
+        ? undefined
+        : `az policy assignment show --name ${assigned.name}${scope === undefined ? "" : ` --scope ${scope}`}`,
+    definition,
+    lifetimeActions:
+      definition?.toLowerCase().includes(LIFETIME_ACTION_DEFINITION) === true ||
+      /lifetime[\s_-]*action/i.test(`${assignment ?? ""} ${definition ?? ""}`),
+  }
+}
+
+/**
+ * A policy refusal's detail: what refused, that nothing was written and no grant helps, and what
+ * does. When the assignment judges lifetime action triggers, the policy it refused may be kvdeploy's
+ * own import policy, which no certificate changes.
+ */
+const policyRefusalDetail = (refusal: PolicyRefusal): string => {
+  const named = [
+    refusal.assignment === undefined ? undefined : `policy assignment ${refusal.assignment}`,
+    refusal.definition === undefined ? undefined : `definition ${refusal.definition}`,
+  ].filter((part) => part !== undefined)
+  const which = named.length === 0 ? "" : ` (${named.join(", ")})`
+  const fix = refusal.lifetimeActions
+    ? "the assignment judges lifetime action triggers, and the lifetime action it refused may be kvdeploy's import policy's own (an e-mail to the certificate contacts at 80 % of the lifetime, which kvdeploy sets on every import and no setting changes): ask for the assignment to allow it (a maximum lifetime percentage of at least 80) or for a policy exemption for this vault"
+    : "deploy a certificate that satisfies the assignment (its validity period, key type, RSA key size or curve, as the assignment's parameters say), or ask for a policy exemption for this vault or certificate"
+  return `the vault's Azure Policy refused this certificate${which}, so nothing was written; this is no missing permission and no role or access policy changes it: ${fix} (\`${refusal.show ?? "az policy assignment list --scope VAULT_RESOURCE_ID"}\` shows ${refusal.show === undefined ? "the assignments and their parameters" : "its parameters"}); a retry as is meets the same refusal${
+    refusal.said === undefined ? "" : `. Key Vault: ${refusal.said}`
+  }`
+}
 
 /**
  * Key Vault's 403s for the client's network, not its identity: the firewall refused the address
@@ -553,6 +662,16 @@ const mapFailure = (
           detail: `the version is disabled, and Key Vault reads no disabled version (the identity's permissions are not in question): enable it, or leave it: ${detail}`,
         })
       }
+      // The vault's Azure Policy refused the certificate: a definite refusal of this request's
+      // content, not a permission (a grant would not help), so not a VaultForbidden.
+      const policy = azurePolicyRefusal(cause)
+      if (policy !== undefined)
+        return new VaultRequestRejected({
+          ...fields,
+          status,
+          code: azurePolicyRefusalCode,
+          detail: policyRefusalDetail(policy),
+        })
       return new VaultForbidden({
         ...fields,
         permission: requiredPermission[operation].accessPolicy,

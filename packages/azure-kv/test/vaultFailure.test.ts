@@ -68,6 +68,40 @@ describe("toVaultError", () => {
     )
   })
 
+  it("a 403 is Azure Policy's refusal by its message, not by its codes: an access policy's ForbiddenByPolicy stays a missing permission", () => {
+    const refusal = (message: string) =>
+      toVaultError(
+        "importVersion",
+        "write",
+        new RestError(message, {
+          statusCode: 403,
+          code: "Forbidden",
+          response: {
+            status: 403,
+            headers: createHttpHeaders({}),
+            request: createPipelineRequest({ url: "https://v.vault.kvdeploy.test/certificates/a/import" }),
+            bodyAsText: JSON.stringify({
+              error: { code: "Forbidden", message, innererror: { code: "ForbiddenByPolicy" } },
+            }),
+          },
+        }),
+      )
+    const accessPolicy = refusal(
+      "The user, group or application 'appid=1;oid=2' does not have certificates import permission on key vault 'v;location=westeurope'.",
+    )
+    expect(accessPolicy._tag).toBe("VaultForbidden")
+    expect(accessPolicy._tag === "VaultForbidden" ? accessPolicy.refusal : undefined).toBe("permission")
+    // Only Key Vault's sentence, without the policy identifiers: still the policy's, named generally.
+    const bare = refusal("Certificate 'a' was disallowed by policy.")
+    expect(bare._tag).toBe("VaultRequestRejected")
+    expect(bare._tag === "VaultRequestRejected" ? [bare.status, bare.code] : []).toEqual([
+      403,
+      "RequestDisallowedByPolicy",
+    ])
+    expect(bare.detail).toContain("the vault's Azure Policy refused this certificate, so nothing was written")
+    expect(bare.detail).toContain("az policy assignment list")
+  })
+
   it("a 429 says who retries: the SDK's retries that ran out, or its caller when they are off (the agent)", () => {
     const throttled = () =>
       new RestError("Too many requests.", {

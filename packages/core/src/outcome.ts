@@ -133,7 +133,9 @@ export interface Failed extends OutcomeCommon {
   readonly tlsRefused?: true
   /**
    * Key Vault's error code when it refused the request itself (a VaultRequestRejected): `Conflict`
-   * for an import whose name a key or secret holds, `BadParameter`, and so on.
+   * for an import whose name a key or secret holds, `BadParameter`, and so on;
+   * `RequestDisallowedByPolicy` (`azurePolicyRefusalCode`) when the vault's Azure Policy refused
+   * the certificate.
    */
   readonly code?: string
 }

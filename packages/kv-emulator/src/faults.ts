@@ -179,6 +179,62 @@ export type FaultAction =
       readonly status?: number
       readonly contentType?: string
     }
+  /**
+   * An import's or create's only: the vault's Azure Policy refuses the certificate (a built-in
+   * certificate policy assigned with effect Deny: maximum validity, allowed key types or curves,
+   * minimum RSA key size, lifetime action triggers), as Key Vault answers it: 403, code
+   * `Forbidden`, inner code `ForbiddenByPolicy` (the one an access policy's refusal carries too),
+   * and a message that is itself JSON: `objectName`, "Certificate 'NAME' was disallowed by policy."
+   * and the `policyIdentifiers` of the assignment and definition that refused it. The operation
+   * does not run. Without `assignment` or `definition`, the emulator's own names (the definition:
+   * the built-in maximum validity period).
+   */
+  | {
+      readonly kind: "policyDenied"
+      readonly assignment?: PolicyIdentifier
+      readonly definition?: PolicyIdentifier
+    }
+
+/** An Azure Policy assignment's or definition's name and resource id, as a policy refusal names them. */
+export interface PolicyIdentifier {
+  readonly name?: string
+  readonly id?: string
+}
+
+/** The operations Azure Policy's certificate policies judge (a `policyDenied` fault's). */
+export const POLICY_OPERATIONS: ReadonlyArray<OperationName> = ["import", "create"]
+
+/** The built-in "Certificates should have the specified maximum validity period" definition. */
+const MAXIMUM_VALIDITY_DEFINITION = "0a075868-4c26-42ef-914c-5bc007359560"
+
+/**
+ * Key Vault's answer when Azure Policy refuses a certificate: its error's message, which is JSON
+ * (`objectName`, `message`, `policyIdentifiers`), as an azure-cli maintainer quoted one
+ * (Azure/azure-cli#21626).
+ */
+export const policyDeniedMessage = (
+  name: string,
+  action: { readonly assignment?: PolicyIdentifier; readonly definition?: PolicyIdentifier },
+): string => {
+  const assignmentName = action.assignment?.name ?? "kv-emulator-certificate-policy"
+  const definitionName = action.definition?.name ?? MAXIMUM_VALIDITY_DEFINITION
+  return JSON.stringify({
+    objectName: name,
+    message: `Certificate '${name}' was disallowed by policy.`,
+    policyIdentifiers: {
+      policyAssignment: {
+        name: assignmentName,
+        id:
+          action.assignment?.id ??
+          `/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Authorization/policyAssignments/${assignmentName}`,
+      },
+      policyDefinition: {
+        name: definitionName,
+        id: action.definition?.id ?? `/providers/Microsoft.Authorization/policyDefinitions/${definitionName}`,
+      },
+    },
+  })
+}
 
 export interface FaultRule {
   /** Operation name, or "*" for every vault operation (not the identity endpoints'). */
@@ -362,6 +418,23 @@ export const validateRule = (rule: unknown): FaultRule => {
     throw new Error(
       `${action.kind} is a list operation's fault (${LIST_OPERATIONS.join(", ")}), not ${String(op)}'s`,
     )
+  if (action.kind === "policyDenied") {
+    if (!POLICY_OPERATIONS.includes(op as OperationName))
+      throw new Error(
+        `policyDenied is a certificate write's fault (${POLICY_OPERATIONS.join(", ")}), not ${String(op)}'s`,
+      )
+    for (const field of ["assignment", "definition"] as const) {
+      const given = action[field]
+      if (
+        given !== undefined &&
+        (!isRec(given) ||
+          Object.entries(given).some(([k, v]) => (k !== "name" && k !== "id") || typeof v !== "string"))
+      )
+        throw new Error(
+          `policyDenied action's ${field} must be an object of name and id (text), such as {"name": "cert-max-validity", "id": "/subscriptions/…/providers/Microsoft.Authorization/policyAssignments/cert-max-validity"}`,
+        )
+    }
+  }
   if (
     action.kind === "shortPage" &&
     (typeof action.items !== "number" ||
@@ -391,6 +464,7 @@ export const validateRule = (rule: unknown): FaultRule => {
     "foreignDelete",
     "foreignRecover",
     "rawAnswer",
+    "policyDenied",
   ]
   if (!kinds.includes(String(action.kind))) throw new Error(`unknown action kind ${String(action.kind)}`)
   if (

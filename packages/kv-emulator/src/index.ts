@@ -35,7 +35,14 @@ export type {
   WorkloadIdentity,
 } from "./emulator.js"
 export { start } from "./emulator.js"
-export type { ActiveFault, FaultAction, FaultRule, IdentityOperationName, OperationName } from "./faults.js"
+export type {
+  ActiveFault,
+  FaultAction,
+  FaultRule,
+  IdentityOperationName,
+  OperationName,
+  PolicyIdentifier,
+} from "./faults.js"
 export { OPERATIONS } from "./faults.js"
 export type { ImportContentTypeMode } from "./material.js"
 export { type DamagedVaultFile, StateDirError, StateFileError } from "./persistence.js"

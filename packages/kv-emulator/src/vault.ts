@@ -9,7 +9,13 @@ import { withFields } from "./answerFields.js"
 import { loadPfxCodec, type PfxEncoding } from "./codec.js"
 import { type Directory, OPERATION_PERMISSION, type Principal } from "./directory.js"
 import { KvError } from "./errors.js"
-import { type FaultAction, type FaultController, type OperationName, statusFaultHeaders } from "./faults.js"
+import {
+  type FaultAction,
+  type FaultController,
+  type OperationName,
+  policyDeniedMessage,
+  statusFaultHeaders,
+} from "./faults.js"
 import {
   BodyTooLarge,
   isRecord,
@@ -373,6 +379,13 @@ export class VaultHandler {
             statusFaultHeaders(a.status, a.headers),
           )
           return fail(e)
+        } else if (a.kind === "policyDenied") {
+          // Azure Policy judges the certificate once the caller may write it; the fault answers
+          // before RBAC, as every status fault does.
+          req.resume()
+          return fail(
+            new KvError(403, "Forbidden", policyDeniedMessage(r.name ?? "", a), "ForbiddenByPolicy"),
+          )
         } else if (a.kind === "rawAnswer") {
           // Something else answering at the vault's URL (a proxy, a gateway, another service): its
           // text as it is, without Key Vault's error body or headers. The operation does not run.

@@ -133,6 +133,60 @@ describe("fault injection", () => {
     expect(emulator.state.versions("faulty", "svc")?.length).toBe(before)
   })
 
+  it("policyDenied answers Azure Policy's refusal as Key Vault does: 403 Forbidden, ForbiddenByPolicy, a JSON message naming the assignment; nothing written", async () => {
+    emulator.faults.add({
+      operation: "import",
+      name: "svc",
+      action: {
+        kind: "policyDenied",
+        assignment: {
+          name: "cert-lifetime",
+          id: "/subscriptions/s/providers/Microsoft.Authorization/policyAssignments/cert-lifetime",
+        },
+      },
+    })
+    const before = emulator.state.versions("faulty", "svc")?.length
+    const e = await restError(certificates.importCertificate("svc", Buffer.from(pemBundle(material)), PEM))
+    expect([e.statusCode, e.code]).toEqual([403, "Forbidden"])
+    expect(JSON.parse(e.message)).toEqual({
+      objectName: "svc",
+      message: "Certificate 'svc' was disallowed by policy.",
+      policyIdentifiers: {
+        policyAssignment: {
+          name: "cert-lifetime",
+          id: "/subscriptions/s/providers/Microsoft.Authorization/policyAssignments/cert-lifetime",
+        },
+        policyDefinition: {
+          name: "0a075868-4c26-42ef-914c-5bc007359560",
+          id: "/providers/Microsoft.Authorization/policyDefinitions/0a075868-4c26-42ef-914c-5bc007359560",
+        },
+      },
+    })
+    expect(emulator.state.versions("faulty", "svc")?.length).toBe(before)
+    // On the wire: the inner code an access policy's refusal carries too.
+    const token = emulator.issueToken(emulator.clientSecret.clientId)
+    emulator.faults.add({ operation: "import", name: "svc", action: { kind: "policyDenied" } })
+    const plain = await raw(emulator, "faulty", "POST", "/certificates/svc/import?api-version=2025-07-01", {
+      token,
+      body: { value: "x" },
+    })
+    expect([plain.status, errorOf(plain.json).code, errorOf(plain.json).innererror?.code]).toEqual([
+      403,
+      "Forbidden",
+      "ForbiddenByPolicy",
+    ])
+    // Azure Policy judges certificates as they are written: a read's rule is refused.
+    expect(() => emulator.faults.add({ operation: "getLatest", action: { kind: "policyDenied" } })).toThrow(
+      /policyDenied is a certificate write's fault \(import, create\)/,
+    )
+    expect(() =>
+      emulator.faults.add({
+        operation: "import",
+        action: { kind: "policyDenied", assignment: { name: 7 } } as never,
+      }),
+    ).toThrow(/assignment must be an object of name and id/)
+  })
+
   it("drops the connection after the import committed: the client sees an error, the version exists (ambiguous outcome)", async () => {
     const noRetry = new Client(emulator.vault("faulty").url, secretCredential(emulator), {
       ...clientOptions(emulator),

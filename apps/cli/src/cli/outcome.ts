@@ -1,6 +1,6 @@
 /** Rendering a deploy outcome: one screen for a person, the outcome record for `--json`. */
 import { X509Certificate } from "node:crypto"
-import { type DeployOutcome, exitCodeOf } from "@kvdeploy/core"
+import { azurePolicyRefusalCode, type DeployOutcome, exitCodeOf } from "@kvdeploy/core"
 import type { ServedExpiry } from "@kvdeploy/pkcs12"
 import * as Effect from "effect/Effect"
 import type { Style } from "./terminal.js"
@@ -204,6 +204,10 @@ export const skippedNext = (o: DeployOutcome): string | undefined =>
  * doctor's, for its import probe's 409.
  */
 export const rejectedFix = (code: string | undefined, isImport: boolean): string => {
+  // The vault's Azure Policy refused the certificate (a 403 the adapter told apart from a missing
+  // permission by its answer): no grant helps, and the same certificate is refused again.
+  if (code === azurePolicyRefusalCode)
+    return "the vault's Azure Policy refused the certificate (the reason names the assignment): nothing was written; deploy a certificate the assignment allows, or have the assignment changed or a policy exemption made for the vault; no grant helps, and retrying as is fails the same way"
   if (code === "ObjectIsBeingDeleted")
     return "the certificate was being deleted in the vault when the import came (a delete takes seconds): nothing was written; once deleted it is soft-deleted, so deploy again with --on-soft-deleted recover (on_soft_deleted: recover in the target file) to recover and deploy over it, or purge it first"
   // A certificate operation in progress (a create waiting for its CA, or for a merge) refuses

@@ -351,14 +351,30 @@ export class VaultUnavailable extends Schema.TaggedError<VaultUnavailable>()("Va
   }
 }
 
-/** 400 and other definite refusals (expired certificate, bad PFX, bad parameter). Nothing changed. */
+/**
+ * The `code` of a VaultRequestRejected when the vault's Azure Policy refused the certificate (a
+ * built-in certificate policy assigned with effect Deny: maximum validity, key types or curves,
+ * minimum RSA key size, lifetime action triggers). Key Vault answers it 403 `Forbidden` with the
+ * inner code `ForbiddenByPolicy` that an access policy's refusal of a missing permission carries
+ * too, so its own codes do not tell the two apart; this is the name Azure gives Azure Policy's
+ * refusals elsewhere (Resource Manager's `RequestDisallowedByPolicy`). No grant helps: a
+ * certificate the assignment allows, or a policy exemption, does.
+ */
+export const azurePolicyRefusalCode = "RequestDisallowedByPolicy"
+
+/**
+ * 400 and other definite refusals (expired certificate, bad PFX, bad parameter; a 409 that refuses
+ * every import of the name; the vault's Azure Policy refusing the certificate, 403 with code
+ * `azurePolicyRefusalCode`). Nothing changed.
+ */
 export class VaultRequestRejected extends Schema.TaggedError<VaultRequestRejected>()("VaultRequestRejected", {
   ...errorFields,
   code: Schema.String,
   /**
-   * The HTTP status the vault refused the request with (400, 409, …), when it answered one: a 409
-   * (the name is held by a key or secret, an operation is pending, a delete is under way) refuses
-   * every import of the name, where a 400 refused this request's content.
+   * The HTTP status the vault refused the request with (400, 403, 409, …), when it answered one: a
+   * 409 (the name is held by a key or secret, an operation is pending, a delete is under way)
+   * refuses every import of the name, where a 400 refused this request's content, and a 403 (code
+   * `azurePolicyRefusalCode`) this certificate by the vault's Azure Policy.
    */
   status: Schema.optional(Schema.Number),
 }) {
