@@ -20,7 +20,12 @@ let fx: Fixtures
 beforeAll(async () => {
   // The world's temporary files; the vault is another emulator's, of another tenant.
   world = await startWorld("cli-home-tenant")
-  emulator = await startEmulator({ vaults: [{ name: VAULT, tenantId: VAULT_TENANT }] })
+  // The application is multi-tenant, provisioned in the vault's tenant: allowing that tenant lets
+  // it get tokens there (the refusals below come from the credential, or from a token of its own tenant).
+  emulator = await startEmulator({
+    vaults: [{ name: VAULT, tenantId: VAULT_TENANT }],
+    appTenants: [VAULT_TENANT],
+  })
   fx = await makeFixtures()
 }, 60_000)
 afterAll(async () => {
@@ -91,6 +96,37 @@ describe("a vault in another tenant than the credential's", () => {
       stdin: fx.bundle(await fx.leaf()),
     })
     expect(json<{ outcome: string }>(r).outcome, r.stdout).toBe("Succeeded")
+  })
+
+  it("with the tenant allowed but the application not provisioned there (AADSTS700016): Failed (1), refusal tenant, the reason says to provision it, not to check AZURE_CLIENT_ID", async () => {
+    const env = { ...emulator.env.clientSecret, AZURE_ADDITIONALLY_ALLOWED_TENANTS: VAULT_TENANT }
+    emulator.tenancy.withdraw(emulator.clientSecret.clientId, VAULT_TENANT)
+    try {
+      const r = await runCli(["deploy", "--config", targetFile("unprovisioned"), "--cert", "-", "--json"], {
+        env,
+        stdin: fx.bundle(await fx.leaf()),
+      })
+      expect(r.code, r.stdout).toBe(1)
+      const outcome = json<{
+        outcome: string
+        refusal?: string
+        unsent?: boolean
+        next?: string
+        reason: string
+      }>(r)
+      expect(outcome.outcome).toBe("Failed")
+      expect(outcome.refusal).toBe("tenant")
+      expect(outcome.unsent).toBe(true)
+      expect(outcome.reason).toContain(
+        `Entra ID has no service principal of the application in tenant ${VAULT_TENANT}, the vault's`,
+      )
+      expect(outcome.reason).toContain(`provision the application in tenant ${VAULT_TENANT}`)
+      expect(outcome.reason).not.toContain("Check AZURE_CLIENT_ID")
+      expect(outcome.next).toContain("give it a service principal there")
+      expect(emulator.state.versions(VAULT, "unprovisioned")).toBeUndefined()
+    } finally {
+      emulator.tenancy.provision(emulator.clientSecret.clientId, VAULT_TENANT)
+    }
   })
 
   it("with the tenant allowed but AZURE_IDENTITY_DISABLE_MULTITENANTAUTH set: doctor says the list changes nothing, and the vault's refusal says to unset it (1)", async () => {

@@ -21,6 +21,9 @@ import {
   withoutKeyText,
 } from "@kvdeploy/core"
 import {
+  appNotInTenant,
+  appNotInTenantFix,
+  appNotInTenantReason,
   brokenTokenAnswer,
   identityProviderOutage,
   isTokenRequestTimedOut,
@@ -547,6 +550,21 @@ const mapFailure = (
         refusal: "tenant",
         detail: `no token for the vault (nothing was sent): ${tenantNotAllowedReason(tenants)}: ${tenantMismatchFix(tenants.vaultTenant)}`,
       })
+    // Entra ID has no service principal of the application in the vault's tenant, which the
+    // credential was allowed to ask (AADSTS700016 naming that tenant, not the credential's own):
+    // the application is to provision there, or an identity of that tenant to use, not a secret or
+    // a client id to check.
+    const elsewhere = appNotInTenant(error)
+    if (elsewhere !== undefined) {
+      const correlation = /Correlation ID: ([0-9a-f-]{36})/i.exec(shownIdentityMessage(error))?.[1]
+      return new VaultForbidden({
+        ...given,
+        refusal: "tenant",
+        detail: `no token for the vault (nothing was sent): ${appNotInTenantReason(elsewhere)}: ${appNotInTenantFix(elsewhere.vaultTenant)}${
+          correlation === undefined ? "" : ` (correlation id ${correlation})`
+        }`,
+      })
+    }
     const authorityStatus = tokenErrorStatus(error)
     // An identity endpoint's error page (a proxy's, a gateway's) comes whole in the library's
     // message: kept to its start, which names the error, so a report stays one readable line. The

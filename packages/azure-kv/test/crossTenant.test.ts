@@ -158,15 +158,47 @@ describe("a vault in another tenant than the credential's", () => {
     { name: "client_secret", mode: "clientSecret" },
     { name: "workload_identity", mode: "workloadIdentity" },
   ]
+  /** The client id of the application `mode` uses. */
+  const appOf = (mode: AuthMode): string =>
+    mode === "clientSecret" ? emulator.clientSecret.clientId : emulator.workloadIdentity.clientId
   for (const c of allowed)
-    it.live(`${c.name} with AZURE_ADDITIONALLY_ALLOWED_TENANTS naming the vault's tenant: deployed`, () =>
-      Effect.gen(function* () {
-        const { outcome, sent } = yield* deployWith(`allowed-${allowed.indexOf(c)}`, c.mode, {
-          // As an operator may write it: another tenant first, spaces around the separator.
-          AZURE_ADDITIONALLY_ALLOWED_TENANTS: `99999999-0000-0000-0000-000000000000 ; ${VAULT_TENANT}`,
-        })
-        expect(outcome._tag, outcome.reason).toBe("Succeeded")
-        expect(sent).toEqual(["getLatest 404", "import 200", "getLatest 200"])
-      }),
+    it.live(
+      `${c.name} with AZURE_ADDITIONALLY_ALLOWED_TENANTS naming the vault's tenant, the application provisioned there: deployed`,
+      () =>
+        Effect.gen(function* () {
+          // A multi-tenant application with a service principal in the vault's tenant.
+          emulator.tenancy.provision(appOf(c.mode), VAULT_TENANT)
+          const { outcome, sent } = yield* deployWith(`allowed-${allowed.indexOf(c)}`, c.mode, {
+            // As an operator may write it: another tenant first, spaces around the separator.
+            AZURE_ADDITIONALLY_ALLOWED_TENANTS: `99999999-0000-0000-0000-000000000000 ; ${VAULT_TENANT}`,
+          }).pipe(Effect.ensuring(Effect.sync(() => emulator.tenancy.withdraw(appOf(c.mode), VAULT_TENANT))))
+          expect(outcome._tag, outcome.reason).toBe("Succeeded")
+          expect(sent).toEqual(["getLatest 404", "import 200", "getLatest 200"])
+        }),
+    )
+
+  for (const c of allowed)
+    it.live(
+      `${c.name} with the vault's tenant allowed, the application not provisioned there (AADSTS700016): refusal "tenant", nothing sent, provision it or use an identity of that tenant`,
+      () =>
+        Effect.gen(function* () {
+          const { outcome, sent } = yield* deployWith(`unprovisioned-${allowed.indexOf(c)}`, c.mode, {
+            AZURE_ADDITIONALLY_ALLOWED_TENANTS: VAULT_TENANT,
+          })
+          expect(outcome._tag, outcome.reason).toBe("Failed")
+          if (outcome._tag !== "Failed") return
+          expect(outcome.refusal).toBe("tenant")
+          expect(outcome.unsent).toBe(true)
+          expect(outcome.reason).toContain(
+            `Entra ID has no service principal of the application in tenant ${VAULT_TENANT}, the vault's`,
+          )
+          expect(outcome.reason).toContain(
+            `the credential's own tenant is ${emulator.tenantId} (AZURE_TENANT_ID)`,
+          )
+          expect(outcome.reason).toContain(`provision the application in tenant ${VAULT_TENANT}`)
+          expect(outcome.reason).toContain(`AZURE_TENANT_ID=${VAULT_TENANT}`)
+          expect(outcome.reason).not.toContain("Check AZURE_CLIENT_ID")
+          expect(sent).toEqual([])
+        }),
     )
 })

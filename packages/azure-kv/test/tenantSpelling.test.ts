@@ -116,6 +116,9 @@ describe("a tenant written as its domain name or its id in upper case", () => {
     "default with the domain name and AZURE_ADDITIONALLY_ALLOWED_TENANTS: a vault of another tenant gets that tenant's token",
     () =>
       Effect.gen(function* () {
+        // A multi-tenant application with a service principal in the vault's tenant (Entra ID gives
+        // it no token of a tenant it is not provisioned in).
+        emulator.tenancy.provision(emulator.clientSecret.clientId, OTHER_TENANT)
         const target = targetFor(emulator, OTHER, "cross-tenant", { credential_mode: "default" })
         const variables: Record<string, string> = {
           ...emulator.env.clientSecret,
@@ -134,7 +137,11 @@ describe("a tenant written as its domain name or its id in upper case", () => {
           Effect.provide(worldLayer(emulator, target, resolved.credential)),
         )
         expect(outcome._tag, outcome.reason).toBe("Succeeded")
-      }),
+      }).pipe(
+        Effect.ensuring(
+          Effect.sync(() => emulator.tenancy.withdraw(emulator.clientSecret.clientId, OTHER_TENANT)),
+        ),
+      ),
   )
 
   it.live(

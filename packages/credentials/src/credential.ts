@@ -41,6 +41,7 @@ import { keyVaultScope } from "./probe.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
 import {
   KEY_VAULT_SCOPE_REFUSED,
+  noteCredentialTenant,
   noteTokenFileState,
   tenantMismatchFix,
   tenantNotAllowed,
@@ -300,7 +301,12 @@ export const namingVaultTenant = (
             return await credential.getToken(scopes, options)
           } catch (error) {
             const refused = tenantNotAllowed(error)
-            if (refused === undefined) throw error
+            if (refused === undefined) {
+              // The tenant this credential was given, on its error: a refusal in another tenant
+              // (AADSTS700016 in the vault's) is then told from one in its own (appNotInTenant).
+              noteCredentialTenant(error, credentialTenant)
+              throw error
+            }
             throw Object.assign(
               new CredentialUnavailableError(
                 `${tenantNotAllowedReason({ ...refused, credentialTenant })}: ${tenantMismatchFix(refused.vaultTenant)}`,

@@ -250,6 +250,95 @@ export const tenantMismatchFix = (vaultTenant: string): string =>
   }`
 
 /**
+ * The directory Entra ID's AADSTS700016 names: "Application with identifier '<client id>' was not
+ * found in the directory '<directory>'" (a tenant's id, its domain name, or its display name, as
+ * Entra ID writes it), when the text says one.
+ */
+export const appNotFoundDirectory = (text: string): string | undefined => {
+  const named = /AADSTS700016\b[^\r\n]*?was not found in the directory '([^'\r\n]*)'/i.exec(text)?.[1]?.trim()
+  return named === undefined || named === "" ? undefined : named
+}
+
+const tenantIdShape = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const domainShape = /^[a-z0-9-]+(?:\.[a-z0-9-]+)+$/i
+
+/**
+ * Whether `directory` (as Entra ID named it) is another tenant than `credentialTenant`: both tenant
+ * ids, or both domain names, that differ. A display name, or an id beside a domain name, may be the
+ * same tenant: not told.
+ */
+const isOtherTenant = (directory: string, credentialTenant: string): boolean => {
+  const sameShape =
+    (tenantIdShape.test(directory) && tenantIdShape.test(credentialTenant)) ||
+    (domainShape.test(directory) && domainShape.test(credentialTenant) && !tenantIdShape.test(directory))
+  return sameShape && directory.toLowerCase() !== credentialTenant.toLowerCase()
+}
+
+/**
+ * Where a credential notes its own tenant on a failed token request's error (noteCredentialTenant):
+ * under a registered symbol, so any copy of this module reads it; not enumerable.
+ */
+const credentialTenantKey: unique symbol = Symbol.for("@kvdeploy/credentials/credentialTenant")
+
+/**
+ * Note the tenant a credential was given (AZURE_TENANT_ID) on its failed token request's error, so
+ * a reader of the error can tell a refusal in another tenant (the vault's, which the challenge asked
+ * for) from one in the credential's own (appNotInTenant).
+ */
+export const noteCredentialTenant = (error: unknown, tenant: string): void => {
+  if (typeof error !== "object" || error === null || !Object.isExtensible(error)) return
+  Object.defineProperty(error, credentialTenantKey, {
+    value: tenant,
+    enumerable: false,
+    writable: true,
+    configurable: true,
+  })
+}
+
+/** The tenant noteCredentialTenant put on `error`, if any. */
+const notedCredentialTenant = (error: unknown): string | undefined => {
+  if (typeof error !== "object" || error === null) return undefined
+  const noted = (error as { [credentialTenantKey]?: unknown })[credentialTenantKey]
+  return typeof noted === "string" ? noted : undefined
+}
+
+/**
+ * Entra ID refused the token because the application has no service principal in the tenant asked
+ * (AADSTS700016), and that tenant is not the credential's own: the vault's, which Key Vault's
+ * challenge named and the credential was allowed to ask (AZURE_ADDITIONALLY_ALLOWED_TENANTS). The
+ * credential's tenant is the one noted on the error (noteCredentialTenant) or `credentialTenant`.
+ * Undefined when Entra ID named the credential's own tenant (a wrong client id or tenant), or a
+ * directory that cannot be told apart from it (a display name).
+ */
+export const appNotInTenant = (error: unknown, credentialTenant?: string): TenantMismatch | undefined => {
+  const e = error as { readonly name?: unknown; readonly errors?: unknown } | null
+  if (e === null || typeof e !== "object") return undefined
+  if (e.name === "AggregateAuthenticationError")
+    return Array.isArray(e.errors)
+      ? e.errors
+          .map((inner: unknown) => appNotInTenant(inner, notedCredentialTenant(error) ?? credentialTenant))
+          .find((found) => found !== undefined)
+      : undefined
+  const own = notedCredentialTenant(error) ?? credentialTenant
+  if (own === undefined) return undefined
+  const directory = appNotFoundDirectory(messageWithoutTokenFileState(error))
+  return directory !== undefined && isOtherTenant(directory, own)
+    ? { vaultTenant: directory, credentialTenant: own }
+    : undefined
+}
+
+/** Why no token could be had when the application has no service principal in the vault's tenant (appNotInTenant). */
+export const appNotInTenantReason = (mismatch: TenantMismatch): string =>
+  `Entra ID has no service principal of the application in tenant ${mismatch.vaultTenant}, the vault's, which the credential asked a token of (AADSTS700016: not found in that directory); the credential's own tenant is ${mismatch.credentialTenant ?? "another"} (AZURE_TENANT_ID): the application is not provisioned in the vault's tenant (a single-tenant app registration, or one no admin of that tenant has consented to)`
+
+/**
+ * What to do when the application has no service principal in the vault's tenant: provision it
+ * there, or take an identity of that tenant (tenantMismatchFix).
+ */
+export const appNotInTenantFix = (vaultTenant: string): string =>
+  `provision the application in tenant ${vaultTenant} (make its app registration multi-tenant and have an admin of that tenant consent to it, which creates its service principal there, then give that service principal its role on the vault), or ${tenantMismatchFix(vaultTenant)}`
+
+/**
  * AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set: read where and as @azure/identity reads it at each
  * token request (processMultiTenantRequest: process.env, any value but empty).
  */

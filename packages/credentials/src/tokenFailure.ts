@@ -6,6 +6,9 @@
  */
 import type { CredentialMode } from "./settings.js"
 import {
+  appNotInTenant,
+  appNotInTenantFix,
+  appNotInTenantReason,
   brokenTokenAnswer,
   identityProviderOutage,
   isTokenRequestTimedOut,
@@ -34,6 +37,12 @@ const unavailableFix: Record<CredentialMode, string> = {
  */
 export interface TokenFailureContext {
   readonly managedIdentityClientIdFrom?: "managed_identity_client_id" | "AZURE_CLIENT_ID" | undefined
+  /**
+   * The tenant the credential was given (AZURE_TENANT_ID), when known: an AADSTS700016 that names
+   * another directory is a refusal in the vault's tenant, not a wrong client id. A credential
+   * kvdeploy built notes it on its errors itself (noteCredentialTenant).
+   */
+  readonly tenantId?: string | undefined
 }
 
 /**
@@ -199,6 +208,12 @@ const explainBare = (
       fix: "Check AZURE_TENANT_ID (a tenant id or a verified domain of the directory the identity is in) and that the authority host is the vault's cloud's",
     }
   }
+  // The application has no service principal in the tenant asked, and that is not the credential's
+  // own but the vault's (its challenge named it, and the credential may ask it): no client id or
+  // tenant variable is wrong; the application is to provision there, or another identity to use.
+  const elsewhere = appNotInTenant(error, context?.tenantId)
+  if (elsewhere !== undefined)
+    return { reason: appNotInTenantReason(elsewhere), fix: appNotInTenantFix(elsewhere.vaultTenant) }
   if (/AADSTS700016|unauthorized_client|application.*not found/i.test(text)) {
     return {
       reason: "Entra ID does not know this client id in this tenant",

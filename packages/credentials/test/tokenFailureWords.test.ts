@@ -177,3 +177,45 @@ describe("a failure no rule names", () => {
     expect(explained.reason).not.toContain("MIGHAgEA")
   })
 })
+
+describe("Entra ID's AADSTS700016 (the application was not found in the directory asked)", () => {
+  const OWN = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+  const VAULTS = "11111111-2222-3333-4444-555555555555"
+  const notFoundIn = (directory: string) =>
+    failure(
+      "AuthenticationError",
+      `ClientSecretCredential authentication failed: unauthorized_client: AADSTS700016: Application with identifier 'c0ffee00-0000-0000-0000-000000000001' was not found in the directory '${directory}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant. Trace ID: 1 Correlation ID: 2 Timestamp: 2026-12-06 06:00:00Z`,
+    )
+
+  it("naming another tenant than the credential's: the application is not provisioned in that tenant (the vault's), not a wrong client id", () => {
+    const explained = explainTokenFailure(notFoundIn(VAULTS), "client_secret", { tenantId: OWN })
+    expect(explained.reason).toContain(
+      `Entra ID has no service principal of the application in tenant ${VAULTS}`,
+    )
+    expect(explained.reason).toContain(`the credential's own tenant is ${OWN} (AZURE_TENANT_ID)`)
+    expect(explained.fix).toContain(`provision the application in tenant ${VAULTS}`)
+    expect(explained.fix).toContain(`AZURE_TENANT_ID=${VAULTS}`)
+    expect(explained.fix).not.toContain("Check AZURE_CLIENT_ID")
+    // Its tenant in another letter case is the same tenant.
+    expect(explainTokenFailure(notFoundIn(OWN.toUpperCase()), "client_secret", { tenantId: OWN }).fix).toBe(
+      "Check AZURE_CLIENT_ID and AZURE_TENANT_ID",
+    )
+  })
+
+  it("naming the credential's own tenant, a display name, or with no tenant known: check the client id and tenant, as before", () => {
+    for (const [directory, tenantId] of [
+      [OWN, OWN],
+      ["Contoso", OWN],
+      ["contoso.onmicrosoft.com", OWN],
+      [VAULTS, undefined],
+    ] as const) {
+      const explained = explainTokenFailure(
+        notFoundIn(directory),
+        "client_secret",
+        tenantId === undefined ? undefined : { tenantId },
+      )
+      expect(explained.fix, directory).toBe("Check AZURE_CLIENT_ID and AZURE_TENANT_ID")
+      expect(explained.reason, directory).toContain("Entra ID does not know this client id in this tenant")
+    }
+  })
+})

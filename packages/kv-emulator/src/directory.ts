@@ -84,6 +84,12 @@ export interface Principal {
   readonly federated?: { readonly issuer: string; readonly subject: string; readonly audience: string }
   /** A fixed assertion string accepted as-is (a configured static federated token). */
   readonly staticAssertion?: string
+  /**
+   * The tenant the application is registered in (its home tenant; the directory's when not given).
+   * Entra ID gives an application tokens of a tenant only where it has a service principal: its
+   * home tenant, and the tenants a multi-tenant application is provisioned in (`provision`).
+   */
+  readonly homeTenant?: string
 }
 
 export interface AccessTokenOptions {
@@ -105,6 +111,8 @@ export class Directory {
   /** Principals whose role assignment is scoped to some objects: `type/name` keys, lower case. */
   private readonly scopes = new Map<string, Set<string>>()
   private readonly verified = new Map<string, JwtClaims>()
+  /** Tenants beyond its home tenant an application has a service principal in, by client id (lower case). */
+  private readonly provisioned = new Map<string, Set<string>>()
   /**
    * Seconds the clock tokens are issued and judged by runs ahead of this host's (negative: behind):
    * Entra ID's, the managed identity endpoints' and the vaults'. A test moves it to stand for a
@@ -138,6 +146,42 @@ export class Directory {
 
   principal(clientId: string): Principal | undefined {
     return this.principals.get(clientId.toLowerCase())
+  }
+
+  // ----- tenants -----
+  /** The tenant a principal is registered in. */
+  homeTenantOf(p: Principal): string {
+    return (p.homeTenant ?? this.tenantId).toLowerCase()
+  }
+  /**
+   * Provisions an application in another tenant (a multi-tenant app registration with a service
+   * principal there, as an admin's consent makes one): Entra ID then gives it tokens of that
+   * tenant too. Throws for a client id the directory does not know.
+   */
+  provision(clientId: string, tenantId: string): void {
+    if (this.principal(clientId) === undefined) throw new Error(`no principal with client id ${clientId}`)
+    const key = clientId.toLowerCase()
+    const tenants = this.provisioned.get(key) ?? new Set<string>()
+    tenants.add(tenantId.toLowerCase())
+    this.provisioned.set(key, tenants)
+  }
+  /** Removes an application's service principal from a tenant other than its home tenant. */
+  withdraw(clientId: string, tenantId: string): void {
+    this.provisioned.get(clientId.toLowerCase())?.delete(tenantId.toLowerCase())
+  }
+  /** The tenants a principal has a service principal in: its home tenant first. */
+  tenantsOf(clientId: string): ReadonlyArray<string> {
+    const p = this.principal(clientId)
+    if (p === undefined) return []
+    const home = this.homeTenantOf(p)
+    return [home, ...[...(this.provisioned.get(clientId.toLowerCase()) ?? [])].filter((t) => t !== home)]
+  }
+  /** Whether Entra ID gives `p` tokens of `tenantId` (lower case): its home tenant, or one it is provisioned in. */
+  isProvisionedIn(p: Principal, tenantId: string): boolean {
+    return (
+      this.homeTenantOf(p) === tenantId ||
+      this.provisioned.get(p.clientId.toLowerCase())?.has(tenantId) === true
+    )
   }
 
   systemAssigned(): Principal | undefined {

@@ -60,6 +60,15 @@ export interface EmulatorOptions {
   readonly tenantId?: string
   /** The domain name of the emulator's tenant, which Entra ID takes for its id. Default kvdeploy-emulator.onmicrosoft.com. */
   readonly tenantDomain?: string
+  /**
+   * Tenants besides the emulator's own (their home tenant) in which its applications, the client
+   * secret application and the workload identity, are provisioned as multi-tenant applications
+   * with a service principal: Entra ID gives them tokens of those tenants. Default none: a token of
+   * any other tenant (a vault's `tenantId`) is refused with AADSTS700016, as Entra ID refuses an
+   * application that has no service principal in the tenant asked. `tenancy.provision` adds one
+   * while the emulator runs. Managed identities get tokens of their own tenant only, whatever this says.
+   */
+  readonly appTenants?: ReadonlyArray<string>
   readonly entraPort?: number
   readonly managedIdentityPort?: number
   /** Throttling for every vault (per-vault options win). Default: Key Vault's limits; `false` turns it off. */
@@ -214,6 +223,20 @@ export interface RbacControl {
   readonly reset: () => void
 }
 
+/**
+ * Where the emulator's applications have a service principal: their home tenant (the emulator's),
+ * and the tenants a multi-tenant application is provisioned in. Entra ID's token endpoint gives an
+ * application tokens of those tenants only; any other answers AADSTS700016.
+ */
+export interface TenancyControl {
+  /** Provisions the application `clientId` in `tenantId` (its service principal there). Throws for an unknown client id. */
+  readonly provision: (clientId: string, tenantId: string) => void
+  /** Removes the application's service principal from `tenantId` (not its home tenant). */
+  readonly withdraw: (clientId: string, tenantId: string) => void
+  /** The tenants the principal has a service principal in, its home tenant first (lower case). */
+  readonly tenantsOf: (clientId: string) => ReadonlyArray<string>
+}
+
 export interface FaultControl {
   readonly add: (rule: FaultRule) => string
   /** Fails `operation` `times` times with `status`, then lets it succeed. */
@@ -297,6 +320,8 @@ export interface Emulator {
   readonly adminUrl: string
   readonly faults: FaultControl
   readonly rbac: RbacControl
+  /** Which tenants the applications are provisioned in (see `appTenants`). */
+  readonly tenancy: TenancyControl
   readonly requests: RequestLogControl
   readonly state: StateControl
   /** Signs an access token for a principal (e.g. an expired one, or one for another tenant). */
@@ -449,6 +474,10 @@ const startServers = async (
     federated: { issuer: directory.federationIssuer, subject, audience: AZURE_AD_TOKEN_EXCHANGE },
     staticAssertion,
   })
+  for (const tenant of options.appTenants ?? []) {
+    directory.provision(app.clientId, tenant)
+    directory.provision(workload.clientId, tenant)
+  }
   const system = directory.addPrincipal({ kind: "systemAssigned", displayName: "kvdeploy-host" })
   const user = directory.addPrincipal({ kind: "userAssigned", displayName: "kvdeploy-agent-identity" })
 
@@ -730,6 +759,11 @@ const startServers = async (
       scopeTo: (id, scopes) => directory.scopeTo(id, scopes),
       scopesOf: (id) => directory.scopesOf(id),
       reset: () => directory.resetPermissions(),
+    },
+    tenancy: {
+      provision: (id, tenant) => directory.provision(id, tenant),
+      withdraw: (id, tenant) => directory.withdraw(id, tenant),
+      tenantsOf: (id) => directory.tenantsOf(id),
     },
     requests: {
       entries: (f) => log.entries(f),

@@ -285,12 +285,15 @@ const handleEntra = async (ctx: EntraContext, req: IncomingMessage, res: ServerR
       )
     const clientId = form.get("client_id") ?? ""
     const p = d.principal(clientId)
-    if (!p || (p.kind !== "application" && p.kind !== "workload"))
+    // Entra ID knows an application in a tenant only where it has a service principal: its home
+    // tenant, or one a multi-tenant application is provisioned in. Anywhere else its answer is the
+    // one for a client id it has never seen.
+    if (!p || (p.kind !== "application" && p.kind !== "workload") || !d.isProvisionedIn(p, tenant))
       return aadError(
         res,
         400,
         "unauthorized_client",
-        `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${tenant}'.`,
+        `AADSTS700016: Application with identifier '${clientId}' was not found in the directory '${tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
         [700016],
       )
     const resource =

@@ -31,6 +31,7 @@ export type {
   RbacControl,
   RequestLogControl,
   StateControl,
+  TenancyControl,
   VaultOptions,
   WorkloadIdentity,
 } from "./emulator.js"

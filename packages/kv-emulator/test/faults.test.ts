@@ -737,7 +737,7 @@ describe("RBAC and tokens", () => {
     expect(ok.status).toBe(200)
   })
 
-  it("a vault in another tenant challenges with its tenant; the SDK refuses it unless additionallyAllowedTenants allows it", async () => {
+  it("a vault in another tenant challenges with its tenant; the SDK refuses it unless additionallyAllowedTenants allows it, and Entra ID then gives a token only to an application provisioned there", async () => {
     const other = emulator.vault("elsewhere")
     expect(other.tenantId).toBe("11111111-2222-3333-4444-555555555555")
     const { certificates: c } = clients(emulator, "elsewhere")
@@ -759,8 +759,75 @@ describe("RBAC and tokens", () => {
       },
     )
     const allowed = new Client(other.url, cred, clientOptions(emulator))
-    const nf = await restError(allowed.getCertificate("x"))
-    expect(nf.statusCode).toBe(404)
+    // Allowed by the SDK, but the application has no service principal in the vault's tenant.
+    const missing = await allowed.getCertificate("x").then(
+      () => undefined,
+      (err: unknown) => err,
+    )
+    expect(String(missing)).toContain(
+      `AADSTS700016: Application with identifier '${emulator.clientSecret.clientId}' was not found in the directory '11111111-2222-3333-4444-555555555555'.`,
+    )
+    expect(emulator.tenancy.tenantsOf(emulator.clientSecret.clientId)).toEqual([emulator.tenantId])
+    emulator.tenancy.provision(emulator.clientSecret.clientId, other.tenantId)
+    try {
+      expect(emulator.tenancy.tenantsOf(emulator.clientSecret.clientId)).toEqual([
+        emulator.tenantId,
+        other.tenantId,
+      ])
+      const nf = await restError(allowed.getCertificate("x"))
+      expect(nf.statusCode).toBe(404)
+    } finally {
+      emulator.tenancy.withdraw(emulator.clientSecret.clientId, other.tenantId)
+    }
+  })
+
+  it("Entra ID's token endpoint answers AADSTS700016 (unauthorized_client, 400) for an application in a tenant it has no service principal in", async () => {
+    const form = (tenant: string) =>
+      new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+        const body = new URLSearchParams({
+          grant_type: "client_credentials",
+          client_id: emulator.clientSecret.clientId,
+          client_secret: emulator.clientSecret.clientSecret,
+          scope: "https://vault.azure.net/.default",
+        }).toString()
+        const req = https.request(
+          new URL(`/${tenant}/oauth2/v2.0/token`, emulator.authorityHost),
+          {
+            method: "POST",
+            ca: emulator.caPem,
+            headers: {
+              "Content-Type": "application/x-www-form-urlencoded",
+              "Content-Length": Buffer.byteLength(body),
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = []
+            res.on("data", (c: Buffer) => chunks.push(c))
+            res.on("end", () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                json: JSON.parse(Buffer.concat(chunks).toString("utf8")),
+              }),
+            )
+          },
+        )
+        req.on("error", reject)
+        req.end(body)
+      })
+    const elsewhere = "11111111-2222-3333-4444-555555555555"
+    const refused = await form(elsewhere)
+    expect(refused.status).toBe(400)
+    expect(refused.json.error).toBe("unauthorized_client")
+    expect(refused.json.error_codes).toEqual([700016])
+    expect(refused.json.error_description).toBe(
+      `AADSTS700016: Application with identifier '${emulator.clientSecret.clientId}' was not found in the directory '${elsewhere}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
+    )
+    // Its home tenant, by its id or its domain name, gives it a token.
+    expect((await form(emulator.tenantId)).status).toBe(200)
+    expect((await form(emulator.tenantDomain)).status).toBe(200)
+    expect(() => emulator.tenancy.provision("00000000-0000-0000-0000-000000000001", elsewhere)).toThrow(
+      /no principal with client id/,
+    )
   })
 
   it("refuses an unsupported api-version", async () => {

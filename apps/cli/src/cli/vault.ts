@@ -316,7 +316,7 @@ const credentialFix = (credential: CredentialInUse): string => {
 const tenantFix = (credential: CredentialInUse): string =>
   credential.mode === "managed_identity"
     ? "the vault is in another tenant than the credential's (the reason names both), and a managed identity gets tokens of its own tenant only: use an identity of the vault's tenant; no grant and no other secret helps"
-    : `the vault is in another tenant than the credential's (the reason names both): use an identity of the vault's tenant, or, for a multi-tenant application with a service principal there, allow that tenant (AZURE_ADDITIONALLY_ALLOWED_TENANTS${
+    : `the vault is in another tenant than the credential's (the reason names both): use an identity of the vault's tenant, or, for a multi-tenant application, give it a service principal there (an admin of that tenant consents to it) and allow that tenant (AZURE_ADDITIONALLY_ALLOWED_TENANTS${
         credential.multiTenantAuthDisabled
           ? ", and unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, which is set here and keeps every token to the credential's own tenant"
           : ""
