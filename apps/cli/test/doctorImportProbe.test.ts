@@ -72,6 +72,37 @@ describe("doctor's import probe", () => {
     )
   })
 
+  it("the vault's Azure Policy refusing the probe (its import policy's lifetime action): failed, naming the policy, not a wrong vault_url, and not ready", async () => {
+    const fault = world.emulator.faults.add({
+      operation: "import",
+      vault: world.vault,
+      times: 2,
+      action: {
+        kind: "policyDenied",
+        assignment: { name: "cert-lifetime" },
+        definition: { name: "12ef42cb-9903-4e39-9c26-422d29570417" },
+      },
+    })
+    try {
+      const target = world.targetFile("probe-policy")
+      const r = await runCli(["doctor", "--config", target, "--json"], { env: world.env })
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      const check = importCheck(json<{ checks: Array<Check> }>(r).checks)
+      expect(check?.status, r.stdout).toBe("fail")
+      expect(check?.detail).toMatch(
+        /^the vault's Azure Policy refused the probe's import \(403 RequestDisallowedByPolicy\), so whether the identity may import is not known, and a deploy's import may be refused the same way: the vault's Azure Policy refused this certificate \(policy assignment cert-lifetime/,
+      )
+      expect(check?.detail).toContain("kvdeploy's import policy")
+      expect(check?.fix).toContain("the vault's Azure Policy refused the certificate")
+      expect(check?.fix).not.toMatch(/vault_url/)
+      const text = await runCli(["doctor", "--config", target], { env: world.env })
+      expect(text.code).toBe(1)
+      expect(text.stdout).not.toContain("ready to deploy")
+    } finally {
+      world.emulator.faults.remove(fault)
+    }
+  })
+
   it("a 404 for the import: failed, naming the status and what to check, and not ready", async () => {
     await failsTheProbe(
       "probe-404",

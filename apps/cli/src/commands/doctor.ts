@@ -12,6 +12,7 @@
  * version is created either way.
  */
 import {
+  azurePolicyRefusalCode,
   isManagedByKvdeploy,
   MANAGED_BY_TAG,
   MANAGED_BY_VALUE,
@@ -418,6 +419,20 @@ const runChecks = (target: TargetConfig, name: string | undefined, cloudBlock: u
           status: "fail",
           detail: `the probe's import was refused with 400 but without Key Vault's error body (no error code), so it was not Key Vault that answered and the import permission is unknown: ${probe.failure.detail}`,
           fix: "check that vault_url is the vault's URL and that what answers there is Key Vault (not a proxy, gateway or another service on that host and port)",
+        })
+      } else if (
+        probe._tag === "Failure" &&
+        probe.failure._tag === "VaultRequestRejected" &&
+        probe.failure.code === azurePolicyRefusalCode
+      ) {
+        // The vault's Azure Policy refused the probe (it carries kvdeploy's import policy, whose
+        // lifetime action a Deny assignment may refuse whatever the content): Key Vault answered,
+        // so vault_url is not in question, and a deploy's import may be refused the same way.
+        yield* add({
+          check: "certificates/import",
+          status: "fail",
+          detail: `the vault's Azure Policy refused the probe's import (403 ${azurePolicyRefusalCode}), so whether the identity may import is not known, and a deploy's import may be refused the same way: ${probe.failure.detail}`,
+          fix: rejectedFix(probe.failure.code, true),
         })
       } else if (probe._tag === "Failure" && probe.failure._tag === "VaultRequestRejected") {
         // Key Vault refuses the probe's invalid content with 400 once the caller is permitted: any
