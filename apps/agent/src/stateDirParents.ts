@@ -9,7 +9,9 @@
  * pod with a fix it cannot apply. Trusted: root, the agent's user, and the agent's groups (its
  * real, effective and supplementary groups) and root's group (gid 0), as for a source's
  * directories (pathTrust.ts). A directory others may write is fine when it is sticky and the entry
- * in it on the way is root's or the agent's (/tmp): only that entry's owner may rename it.
+ * in it on the way is root's or the agent's (/tmp): only that entry's owner may rename it. When a
+ * sticky directory's entry is another user's, that user (not every user) may rename it, and the fix
+ * is the entry's owner, never a chmod of the shared directory.
  */
 
 import { lstatSync, readlinkSync, type Stats } from "node:fs"
@@ -58,13 +60,26 @@ export const processIds = (): AgentIds | undefined => {
 const lasting =
   "or give agent.state_dir a directory whose every parent only root, the agent's user and its groups may write, such as /var/lib/kvdeploy-agent"
 
-/** Why others may rename `entry` (lstat `child`) in the directory `dir` (stat `s`), or undefined. */
+/** The entry on the way in a directory: its path, owner and kind (lstat, not followed). */
+interface Entry {
+  readonly path: string
+  readonly uid: number
+  readonly kind: "directory" | "link" | "other"
+}
+
+const entryOf = (path: string, s: Stats): Entry => ({
+  path,
+  uid: s.uid,
+  kind: s.isSymbolicLink() ? "link" : s.isDirectory() ? "directory" : "other",
+})
+
+/** Why others may rename `child` (the entry on the way) in the directory `dir` (stat `s`), or undefined. */
 const judged = (
   stateDir: string,
   dir: string,
   s: Stats,
-  /** The entry on the way in it (its owner: the agent's when it is missing yet, as the agent makes it). */
-  child: Pick<Stats, "uid">,
+  /** The entry on the way in it (when it is missing yet, the agent's directory, as the agent makes it). */
+  child: Entry,
   ids: AgentIds,
 ): StateDirParentWarning | undefined => {
   const shown = shownPath(dir)
@@ -87,17 +102,27 @@ const judged = (
   const everyone = (s.mode & 0o002) !== 0
   const group = (s.mode & 0o020) !== 0 && s.gid !== 0 && !ids.groups.has(s.gid)
   if (!everyone && !group) return undefined
-  // Sticky: only the entry's owner (or the directory's, or root) may rename it.
-  const sticky = (s.mode & STICKY) !== 0
-  if (sticky && (child.uid === 0 || child.uid === ids.uid)) return undefined
-  const stickyFix = sticky
-    ? ""
-    : ` (or chmod +t ${shown}: then no other user may rename the agent's directory in it)`
+  if ((s.mode & STICKY) !== 0) {
+    // Sticky: only the entry's owner (or the directory's, root's or the agent's here, or root) may
+    // rename it: not every user nor the group, and a chmod of a shared directory (/tmp) would break
+    // the host.
+    if (child.uid === 0 || child.uid === ids.uid) return undefined
+    // Another user's directory: the walk goes into it next and names it, by the same owner, with
+    // the same fix (chown root); said here too, it would be said twice. (The state directory
+    // itself is main.ts's to refuse.)
+    if (child.kind === "directory") return undefined
+    const entry = shownPath(child.path)
+    return said(
+      `is sticky (mode ${mode}: only an entry's owner, the directory's or root may rename the entry), and the entry on the way, ${child.kind === "link" ? "the symbolic link " : ""}${entry}, is uid ${child.uid}'s`,
+      "that user",
+      `chown ${child.kind === "link" ? "-h " : ""}root ${entry} (or to the agent's user, uid ${ids.uid})`,
+    )
+  }
   if (everyone)
     return said(
-      `is writable by every user (mode ${mode}${sticky ? `, sticky, but the entry on the way is uid ${child.uid}'s` : ", no sticky bit"})`,
+      `is writable by every user (mode ${mode}, no sticky bit)`,
       "any user",
-      `chmod o-w ${shown}${stickyFix}`,
+      `chmod o-w ${shown} (or chmod +t ${shown}: then no other user may rename the agent's directory in it)`,
     )
   return said(
     `is writable by group ${s.gid}, not one of the agent's (mode ${mode})`,
@@ -138,13 +163,19 @@ export const stateDirParentWarnings = (
         // Missing yet (--check before the first start): the directory the agent would make it in is
         // judged as holding the agent's own entry.
         if ((e as NodeJS.ErrnoException).code === "ENOENT" && !seen.has(dir)) {
-          const bad = judged(stateDir, dir, lstatSync(dir), { uid: ids.uid }, ids)
+          const bad = judged(
+            stateDir,
+            dir,
+            lstatSync(dir),
+            { path: full, uid: ids.uid, kind: "directory" },
+            ids,
+          )
           if (bad !== undefined) found.push(bad)
         }
         throw e
       }
       if (!seen.has(dir)) {
-        const bad = judged(stateDir, dir, lstatSync(dir), child, ids)
+        const bad = judged(stateDir, dir, lstatSync(dir), entryOf(full, child), ids)
         if (bad !== undefined) {
           seen.add(dir)
           found.push(bad)

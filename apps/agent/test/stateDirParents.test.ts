@@ -12,6 +12,7 @@ import { spawnSync } from "node:child_process"
 import {
   chmodSync,
   chownSync,
+  lchownSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -218,6 +219,57 @@ describe.skipIf(process.geteuid?.() !== 0)("the state directory's parents", { ti
     chmodSync(join(dir, "var"), 0o777)
     const open = await parentWarnings(config, ids, { STATE_DIRECTORY: join(varLib, unit.stateDirectory) })
     expect(open.map((l) => l.directory)).toEqual([join(dir, "var")])
+  })
+
+  it("a sticky directory (/tmp) whose entry on the way is another user's: no 'any user' and no chmod of the shared directory; a directory entry is named once, by its owner; a link entry names its owner and chown -h", () => {
+    const dir = scratch()
+    const stateWarnings = (stateDir: string) => {
+      const r = spawnSync(process.execPath, [bin, "--config", configIn(dir, stateDir), "--check", "--json"], {
+        encoding: "utf8",
+        env: { ...baseEnv(), ...azureEnv },
+      })
+      expect(r.status, r.stdout + r.stderr).toBe(0)
+      return (JSON.parse(r.stdout).warnings as Array<Record<string, string>>).filter(
+        (w) => w.field === "agent.state_dir",
+      )
+    }
+    const lasting =
+      "or give agent.state_dir a directory whose every parent only root, the agent's user and its groups may write, such as /var/lib/kvdeploy-agent"
+    for (const [name, mode, gid] of [
+      ["tmp", 0o1777, 0],
+      // Group-writable by a group not the agent's, and sticky.
+      ["shared", 0o1770, 65533],
+    ] as const) {
+      const sticky = dirOf(join(dir, name), 0, gid, mode)
+      // Another user's directory in it holds the state directory (/tmp/alice/state): only that user
+      // (or root) may rename it; its own warning says so, with chown root.
+      const alice = dirOf(join(sticky, "alice"), 65534, 65534, 0o755)
+      dirOf(join(alice, "st"), 0, 0, 0o700)
+      expect(stateWarnings(join(alice, "st"))).toEqual([
+        {
+          field: "agent.state_dir",
+          message: `the state directory ${join(alice, "st")} is held by the directory ${alice}, which is owned by uid 65534, neither root nor the agent's user (uid 0): that user could rename the state directory away or put another in its place, and the agent would start again without its records (held outcomes deployed again)`,
+          fix: `chown root ${alice} (or to the agent's user, uid 0), ${lasting}`,
+        },
+      ])
+      // Another user's symbolic link in it on the way to a directory only root may write.
+      const real = dirOf(join(dir, `${name}-real`), 0, 0, 0o755)
+      dirOf(join(real, "st"), 0, 0, 0o700)
+      const link = join(sticky, "link")
+      symlinkSync(real, link)
+      lchownSync(link, 65534, 65534)
+      const m = (mode & 0o7777).toString(8).padStart(4, "0")
+      expect(stateWarnings(join(link, "st"))).toEqual([
+        {
+          field: "agent.state_dir",
+          message: `the state directory ${join(link, "st")} is held by the directory ${sticky}, which is sticky (mode ${m}: only an entry's owner, the directory's or root may rename the entry), and the entry on the way, the symbolic link ${link}, is uid 65534's: that user could rename the state directory away or put another in its place, and the agent would start again without its records (held outcomes deployed again)`,
+          fix: `chown -h root ${link} (or to the agent's user, uid 0), ${lasting}`,
+        },
+      ])
+    }
+    expect(docs).toContain(
+      "a sticky directory's entry on the way that is another user's is named by that user",
+    )
   })
 
   it("--check lists the same warning (field agent.state_dir), and the configuration stays valid (exit 0)", () => {
