@@ -71,7 +71,8 @@ export type RollbackResult =
       /**
        * The call whose error ended the rollback (a vault call, the backing secret's decoding, the
        * previous material's encoding), when one did; absent when none failed (another writer's
-       * version, a rollback version also wrong, nothing to restore).
+       * version, a rollback version also wrong, nothing to restore) and when a read of the latest
+       * answered 404 (the certificate gone is a finding, as the verify's `Unreadable` says it).
        */
       readonly failure?: CallFailure
     }
@@ -538,6 +539,7 @@ const judgeOthersSinceSnapshot = (
  * confirmed as the verify confirms one (a lagging read can show it without ours); one that stands,
  * or one from a later second, is `Superseded` with nothing written. A read that fails, or reads
  * that keep disagreeing, write nothing either: the rollback cannot tell it would clobber nothing.
+ * A read's error is named as the outcome's, but not a 404 (the certificate gone is a finding).
  */
 function* latestBeforeImport(
   trail: DeployTrail,
@@ -556,7 +558,8 @@ function* latestBeforeImport(
       _tag: "AlsoFailed",
       reason: `the latest version could not be read again just before the rollback's import, so no rollback was written (it could have put the previous certificate over another writer's newer version): ${read.failure.message}`,
       rollbackVersionId: undefined,
-      failure: callFailureOf(read.failure),
+      // A 404 is a finding (the certificate is gone), not a call's error, as the verify's reads.
+      ...(read.failure._tag === "VaultNotFound" ? {} : { failure: callFailureOf(read.failure) }),
     }
   }
   // Judged as the failed version's verify judged it: only whether it is ours, older, or newer matters.

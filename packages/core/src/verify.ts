@@ -212,7 +212,9 @@ export const verifyAfterFirst = (
  * rollback's). Key Vault's whole seconds do not order the two, and a lagging read can show either
  * without the other: read again until two reads in a row answer the same version (at most three
  * more), and judge that one. Reads that keep disagreeing, or that settle on a version older than
- * ours after showing the other writer's, establish nothing (Unreadable), nor does a read that fails. `step` names the trail's notes ("verify", "rollback").
+ * ours after showing the other writer's, establish nothing (Unreadable), nor does a read that fails
+ * (naming its error, but not for a 404: the certificate gone is a finding, as in toVerdict). `step`
+ * names the trail's notes ("verify", "rollback").
  */
 export function* confirmSuperseded(
   trail: DeployTrail,
@@ -231,10 +233,11 @@ export function* confirmSuperseded(
       // One read of a same-second version proves nothing (a lagging replica shows the same), so a
       // failed read leaves it unconfirmed: Unreadable, not the first verdict. A rollback would
       // otherwise report Superseded over our own wrong version, which nobody then looks at.
+      // A 404 is a finding (the certificate is gone), not a call's error: no `failure`, as toVerdict.
       return {
         _tag: "Unreadable",
         detail: `one read showed another writer's ${first.latest.versionId} from our second as latest, and the read to confirm it failed (${again.failure.message})`,
-        failure: callFailureOf(again.failure),
+        ...(again.failure._tag === "VaultNotFound" ? {} : { failure: callFailureOf(again.failure) }),
       }
     }
     if (again.success.versionId === last.versionId) {

@@ -614,3 +614,77 @@ describe("the content type an outcome says a rollback restored", () => {
       ),
   )
 })
+
+describe("a read of the latest answered 404 names no error, wherever the deploy reads it", () => {
+  /** The outcome's ended-by error, as the CLI's --json and the audit record carry it. */
+  const endedBy = (o: { readonly step?: string; readonly error?: string; readonly operation?: string }) => ({
+    step: o.step,
+    error: o.error,
+    operation: o.operation,
+  })
+  const none = { step: undefined, error: undefined, operation: undefined }
+
+  it.effect("the verify's reads: every one 404 after the snapshot", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        vault.script("getLatest", Fault.pass, ...Fault.repeat(6, Fault.fail("NotFound")))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+        assert.deepStrictEqual(endedBy(o), none)
+      }),
+    ),
+  )
+
+  it.effect("the verify's read confirming another writer's version from our second", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        vault.script("getLatest", Fault.pass, Fault.foreignImport(foreign.material), Fault.fail("NotFound"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "Unverified")
+        assert.match(o.reason, /the read to confirm it failed \(.*not found/)
+        assert.deepStrictEqual(endedBy(o), none)
+      }),
+    ),
+  )
+
+  it.effect("the rollback's last read before its import", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        vault.script("getLatest", Fault.pass, Fault.pass, Fault.fail("NotFound"))
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+        assert.isUndefined(o.rollbackVersionId)
+        assert.include(
+          o.decisions,
+          "rollback: the latest could not be read again before the import (VaultNotFound); not written",
+        )
+        assert.match(o.reason, /could not be read again just before the rollback's import.*not found/)
+        assert.deepStrictEqual(endedBy(o), none)
+      }),
+    ),
+  )
+
+  it.effect("the rollback's verify: every read 404 after the rollback's import", () =>
+    fresh(
+      Effect.gen(function* () {
+        const vault = yield* InMemoryVaultHandle
+        yield* seedManaged(oldCert.material)
+        vault.script("importVersion", Fault.alter("drop-tags"))
+        vault.script(
+          "getLatest",
+          Fault.pass,
+          Fault.pass,
+          Fault.pass,
+          ...Fault.repeat(6, Fault.fail("NotFound")),
+        )
+        const o = expectTag(yield* runDeploy(request(newCert.material)), "RollbackFailed")
+        assert.isDefined(o.rollbackVersionId)
+        assert.deepStrictEqual(endedBy(o), none)
+      }),
+    ),
+  )
+})
