@@ -90,6 +90,7 @@ import {
   untrustedText,
   walkPath,
 } from "./pathTrust.js"
+import { MAX_LINKS, STICKY } from "./pathWalk.js"
 import { deploysUnfinishedAtShutdown, stateUnwrittenAtExit } from "./reconciler.js"
 import * as Runtime from "./runtime.js"
 import { materialOf, readSource, type SourceBroken, sourceRoles, splitFix } from "./source.js"
@@ -210,7 +211,7 @@ const stateDirRefusal = (
   const remake = (path: string) =>
     `remove ${shownPath(path)} to let the agent create it (mode 0700, its own; the records in it, held outcomes among them, are lost), or give agent.state_dir a directory of the agent's user (uid ${uid}) that no one else may write`
   let path = dir
-  for (let links = 0; links <= 40; links++) {
+  for (let links = 0; links <= MAX_LINKS; links++) {
     const s = lstatSync(path)
     if (!s.isSymbolicLink()) {
       const mode = (s.mode & 0o7777).toString(8).padStart(4, "0")
@@ -232,7 +233,7 @@ const stateDirRefusal = (
           message: `${named(path)} is writable by ${(s.mode & 0o002) !== 0 ? "every user" : `group ${s.gid}`} (mode ${mode})`,
           // A sticky directory open to every user (/tmp, /var/tmp) is shared: chmod would take it from the others.
           fix:
-            (s.mode & 0o1000) !== 0
+            (s.mode & STICKY) !== 0
               ? `give agent.state_dir a directory of the agent's own that lasts, such as /var/lib/kvdeploy-agent (the agent creates it, mode 0700), or leave state_dir out (systemd's StateDirectory=, else next to the configuration); do not chmod ${shownPath(path)}, a directory every user shares (and a name of the agent's inside it, another user could make first)`
               : `chmod 0700 ${shownPath(path)} (the agent creates it so)`,
         }
@@ -246,7 +247,10 @@ const stateDirRefusal = (
       }
     path = resolve(dirname(path), readlinkSync(path))
   }
-  return { message: `${named(dir)} is reached through more than 40 symbolic links`, fix: remake(dir) }
+  return {
+    message: `${named(dir)} is reached through more than ${MAX_LINKS} symbolic links`,
+    fix: remake(dir),
+  }
 }
 
 /**

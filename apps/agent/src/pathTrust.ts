@@ -24,15 +24,10 @@ import { accessSync, constants, lstatSync, readlinkSync, type Stats } from "node
 import { dirname, isAbsolute, join, resolve } from "node:path"
 import { shownPath } from "@kvdeploy/core"
 import { fileSystemWrites } from "./mounts.js"
+import { componentsLastFirst, MAX_LINKS, STICKY } from "./pathWalk.js"
 
 /** The agent's own user (undefined where there are no user ids). */
 const agentUid = process.geteuid?.()
-
-/** The sticky bit (S_ISVTX; not in Node's fs.constants). */
-const STICKY = 0o1000
-
-/** Symbolic links followed at most, as the kernel does (MAXSYMLINKS). */
-const MAX_LINKS = 40
 
 /** A user other than root and the agent's (and the source's owner) could change the file: nothing is read from it. */
 export interface UntrustedPath {
@@ -158,13 +153,6 @@ const whyOthersMayWrite = (
         fix: fix(shownPath(writes.writableAt)),
       }
 }
-
-/** A path's components but "" and ".", last first (a stack to pop from, as the kernel walks it). */
-const componentsLastFirst = (path: string): Array<string> =>
-  path
-    .split("/")
-    .filter((c) => c !== "" && c !== ".")
-    .reverse()
 
 /** A directory's judgment: why others could change it, and whether it is the source owner's. */
 interface Judgment {

@@ -14,6 +14,7 @@
  */
 import { lstatSync, readlinkSync } from "node:fs"
 import { basename, dirname, isAbsolute, join, resolve } from "node:path"
+import { componentsLastFirst } from "./pathWalk.js"
 
 /** One name in one directory: an event for it in that directory changes what the path reads. */
 export interface WatchedEntry {
@@ -33,12 +34,6 @@ export interface SourceEntries {
   /** The chain had more than MAX_WATCHED_LINKS links: what lies past them is not watched. */
   readonly linksPastBound: boolean
 }
-
-const componentsLastFirst = (path: string): Array<string> =>
-  path
-    .split("/")
-    .filter((c) => c !== "" && c !== ".")
-    .reverse()
 
 /**
  * The entries to watch for `path` (absolute, or relative to the working directory), deduplicated, the

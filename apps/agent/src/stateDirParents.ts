@@ -17,12 +17,7 @@
 import { lstatSync, readlinkSync, type Stats } from "node:fs"
 import { isAbsolute, join, resolve } from "node:path"
 import { shownPath } from "@kvdeploy/core"
-
-/** The sticky bit (S_ISVTX; not in Node's fs.constants). */
-const STICKY = 0o1000
-
-/** Symbolic links followed at most, as the kernel does (MAXSYMLINKS). */
-const MAX_LINKS = 40
+import { componentsLastFirst, MAX_LINKS, STICKY } from "./pathWalk.js"
 
 /** A directory holding the state directory (or a link on the way to it) that others may write. */
 export interface StateDirParentWarning {
@@ -195,10 +190,3 @@ export const stateDirParentWarnings = (
   }
   return found
 }
-
-/** A path's components but "" and ".", last first (a stack to pop from, as the kernel walks it). */
-const componentsLastFirst = (path: string): Array<string> =>
-  path
-    .split("/")
-    .filter((c) => c !== "" && c !== ".")
-    .reverse()
