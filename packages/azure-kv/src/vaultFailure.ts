@@ -10,6 +10,7 @@ import { getDefaultProxySettings, isRestError } from "@azure/core-rest-pipeline"
 import {
   azurePolicyRefusalCode,
   hostNotFoundFix,
+  shellQuote,
   VaultAmbiguous,
   VaultConflictSoftDeleted,
   VaultForbidden,
@@ -19,6 +20,7 @@ import {
   VaultThrottled,
   VaultUnavailable,
   withoutKeyText,
+  withoutTerminalControls,
 } from "@kvdeploy/core"
 import {
   appNotInTenant,
@@ -303,6 +305,35 @@ const LIFETIME_ACTION_DEFINITION = "12ef42cb-9903-4e39-9c26-422d29570417"
 const textOf = (value: unknown): string | undefined =>
   typeof value === "string" && value.trim() !== "" ? value.trim() : undefined
 
+/** The most of a policy refusal's name, id, definition or message its reason shows. */
+const POLICY_TEXT_LIMIT = 200
+
+/**
+ * A policy refusal's text as its reason shows it. The answer's message is JSON parsed again, so its
+ * `\n` and `\u001b` escapes are real controls by now, which the CLI would print as they are (a
+ * forged line, a terminal's escape sequence): on one line, controls escaped (withoutTerminalControls),
+ * without key text, and at most POLICY_TEXT_LIMIT characters.
+ */
+const shownPolicyText = (text: string): string => {
+  const shown = withoutTerminalControls(
+    withoutKeyText(text)
+      .replace(/\s*[\r\n]+\s*/g, " ")
+      .trim(),
+  )
+  return shown.length <= POLICY_TEXT_LIMIT ? shown : `${shown.slice(0, POLICY_TEXT_LIMIT - 1)}…`
+}
+
+/**
+ * `az policy assignment show` for the assignment `name` at `scope`, each quoted for a POSIX shell
+ * (shellQuote): names hold spaces, `$`, `;`, quotes, resource groups parentheses. Undefined when a
+ * value would not be shown whole and as it is (shownPolicyText changed it), or holds a backtick,
+ * which would end the command's quoting in the reason: the reason then names the general command.
+ */
+const showCommand = (name: string, scope: string | undefined): string | undefined =>
+  [name, scope ?? ""].some((value) => shownPolicyText(value) !== value.trim() || value.includes("`"))
+    ? undefined
+    : `az policy assignment show --name ${shellQuote(name)}${scope === undefined ? "" : ` --scope ${shellQuote(scope)}`}`
+
 /** An Azure Policy identifier's (`{name, id}`) name and resource id, when they are text. */
 const identifierOf = (value: unknown): { readonly name?: string; readonly id?: string } => {
   if (typeof value !== "object" || value === null) return {}
@@ -351,20 +382,16 @@ const azurePolicyRefusal = (f: KeyVaultRequestFailure): PolicyRefusal | undefine
   const assigned = identifierOf(identifiers?.policyAssignment)
   const defined = identifierOf(identifiers?.policyDefinition)
   const scope = assigned.id === undefined ? undefined : assignmentScope(assigned.id)
-  const assignment =
-    assigned.name === undefined
-      ? assigned.id
-      : assigned.id === undefined
-        ? assigned.name
-        : `${assigned.name} (${assigned.id})`
-  const definition = defined.name ?? defined.id
+  const name = assigned.name === undefined ? undefined : shownPolicyText(assigned.name)
+  const id = assigned.id === undefined ? undefined : shownPolicyText(assigned.id)
+  const assignment = name === undefined ? id : id === undefined ? name : `${name} (${id})`
+  const definedAs = defined.name ?? defined.id
+  const definition = definedAs === undefined ? undefined : shownPolicyText(definedAs)
+  const said = textOf(answer.message) ?? /[^.{}"]*was disallowed by policy\.?/i.exec(f.message)?.[0]?.trim()
   return {
-    said: textOf(answer.message) ?? /[^.{}"]*was disallowed by policy\.?/i.exec(f.message)?.[0]?.trim(),
+    said: said === undefined ? undefined : shownPolicyText(said),
     assignment,
-    show:
-      assigned.name === undefined
-        ? undefined
-        : `az policy assignment show --name ${assigned.name}${scope === undefined ? "" : ` --scope ${scope}`}`,
+    show: assigned.name === undefined ? undefined : showCommand(assigned.name, scope),
     definition,
     lifetimeActions:
       definition?.toLowerCase().includes(LIFETIME_ACTION_DEFINITION) === true ||

@@ -102,6 +102,93 @@ describe("toVaultError", () => {
     expect(bare.detail).toContain("az policy assignment list")
   })
 
+  const policyRefusal = (answer: unknown) => {
+    const message = JSON.stringify(answer)
+    return toVaultError(
+      "importVersion",
+      "write",
+      new RestError(message, {
+        statusCode: 403,
+        code: "Forbidden",
+        response: {
+          status: 403,
+          headers: createHttpHeaders({}),
+          request: createPipelineRequest({ url: "https://v.vault.kvdeploy.test/certificates/a/import" }),
+          bodyAsText: JSON.stringify({
+            error: { code: "Forbidden", message, innererror: { code: "ForbiddenByPolicy" } },
+          }),
+        },
+      }),
+    )
+  }
+
+  it("the az command of a policy refusal reads back as the assignment's name and scope when pasted into a shell", () => {
+    const assignments = "/providers/Microsoft.Authorization/policyAssignments/"
+    const scope = "/subscriptions/s/resourceGroups/rg(prod)"
+    const name = "Cert max validity; it's $HOME $(id)"
+    const mapped = policyRefusal({
+      objectName: "a",
+      message: "Certificate 'a' was disallowed by policy.",
+      policyIdentifiers: { policyAssignment: { name, id: `${scope}${assignments}x` } },
+    })
+    expect(mapped._tag).toBe("VaultRequestRejected")
+    const command = /`(az policy assignment show [^`]*)`/.exec(mapped.detail)?.[1]
+    expect(command).toBe(
+      `az policy assignment show --name 'Cert max validity; it'\\''s $HOME $(id)' --scope '/subscriptions/s/resourceGroups/rg(prod)'`,
+    )
+    // A backtick would end the command's quoting in the reason: the general command is shown.
+    const ticked = policyRefusal({
+      message: "Certificate 'a' was disallowed by policy.",
+      policyIdentifiers: { policyAssignment: { name: "a`b", id: `${scope}${assignments}x` } },
+    })
+    expect(ticked.detail).toContain("`az policy assignment list --scope VAULT_RESOURCE_ID`")
+    // A plain name and scope stay as they are.
+    const plain = policyRefusal({
+      message: "Certificate 'a' was disallowed by policy.",
+      policyIdentifiers: {
+        policyAssignment: { name: "cert-max", id: `/subscriptions/s${assignments}cert-max` },
+      },
+    })
+    expect(plain.detail).toContain("`az policy assignment show --name cert-max --scope /subscriptions/s`")
+  })
+
+  it("a policy refusal's names and message reach the reason on one line, without terminal controls, and cut short", () => {
+    const assignments = "/subscriptions/s/providers/Microsoft.Authorization/policyAssignments/"
+    const forged = policyRefusal({
+      objectName: "a",
+      message: "Certificate 'a' was disallowed by policy.\nFAKE: deploy Succeeded\u001b[2J",
+      policyIdentifiers: {
+        policyAssignment: {
+          name: "cert-max\nFAKE: deploy Succeeded\u001b]0;owned\u0007",
+          id: `${assignments}x\u001b[2J`,
+        },
+        policyDefinition: { name: "def\r\n\u009b31m" },
+      },
+    })
+    expect(forged._tag).toBe("VaultRequestRejected")
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the controls are what it looks for
+    expect(forged.detail).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/)
+    expect(forged.detail).toContain("cert-max FAKE: deploy Succeeded\\x1b]0;owned\\x07")
+    expect(forged.detail).toContain(
+      "Key Vault: Certificate 'a' was disallowed by policy. FAKE: deploy Succeeded\\x1b[2J",
+    )
+    // A name a terminal would act on makes no command to paste: the general one is shown.
+    expect(forged.detail).toContain("`az policy assignment list --scope VAULT_RESOURCE_ID`")
+    const long = policyRefusal({
+      message: `Certificate 'a' was disallowed by policy. ${"Q".repeat(200_000)}`,
+      policyIdentifiers: {
+        policyAssignment: { name: "Z".repeat(100_000), id: `${assignments}${"Z".repeat(100_000)}` },
+        policyDefinition: { name: "Y".repeat(100_000) },
+      },
+    })
+    expect(long._tag).toBe("VaultRequestRejected")
+    expect(long.detail.length).toBeLessThan(2_000)
+    expect(long.detail).toContain(`${"Z".repeat(199)}…`)
+    expect(long.detail).not.toContain("Z".repeat(201))
+    expect(long.detail).toContain(`${"Y".repeat(199)}…`)
+    expect(long.detail).toContain("`az policy assignment list --scope VAULT_RESOURCE_ID`")
+  })
+
   it("a 429 says who retries: the SDK's retries that ran out, or its caller when they are off (the agent)", () => {
     const throttled = () =>
       new RestError("Too many requests.", {

@@ -231,6 +231,13 @@ export const withoutTerminalControls = (text: string): string =>
   )
 
 /**
+ * A value as a POSIX shell reads it back, for a command a message tells the operator to paste: bare
+ * when it holds only characters no shell acts on, else in single quotes (a `'` in it as `'\''`).
+ */
+export const shellQuote = (v: string): string =>
+  /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`
+
+/**
  * A key of the input as a problem's field names it: as it is when it could be a key (at most 256
  * characters on one line, no PEM markers, not 64 or more base64 characters starting with the "M"
  * of a DER SEQUENCE, no DER in base64 anywhere in it, and no run of 64 or more base64 characters

@@ -6,6 +6,7 @@
  * client secret, its managed identity endpoint's header); the federated token is named by its file.
  */
 import { basename } from "node:path"
+import { shellQuote } from "@kvdeploy/core"
 import type { Emulator } from "@kvdeploy/kv-emulator"
 
 /** The ids of the credential modes the emulator serves, client_secret first (known before it starts). */
@@ -146,9 +147,8 @@ export const emulatorCredentialModes = (
   }))
 }
 
-/** A value as the shell reads it back: bare when it is safe, else in single quotes. */
-export const shellQuote = (v: string): string =>
-  /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`
+/** A value as the shell reads it back (core's, kept here for this module's importers). */
+export { shellQuote }
 
 /** The `export` lines of an environment. */
 export const exportLines = (env: Readonly<Record<string, string>>): Array<string> =>
