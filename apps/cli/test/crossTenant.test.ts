@@ -118,11 +118,17 @@ describe("a vault in another tenant than the credential's", () => {
       expect(outcome.refusal).toBe("tenant")
       expect(outcome.unsent).toBe(true)
       expect(outcome.reason).toContain(
-        `Entra ID has no service principal of the application in tenant ${VAULT_TENANT}, the vault's`,
+        `Entra ID found no application of this client id in tenant ${VAULT_TENANT}, the vault's`,
       )
+      expect(outcome.reason).toContain(
+        "either the application has no service principal in the vault's tenant",
+      )
+      expect(outcome.reason).toContain("or AZURE_CLIENT_ID is not the application's id")
       expect(outcome.reason).toContain(`provision the application in tenant ${VAULT_TENANT}`)
-      expect(outcome.reason).not.toContain("Check AZURE_CLIENT_ID")
+      expect(outcome.reason).not.toContain("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+      expect(outcome.reason).not.toContain("Check AZURE_CLIENT_ID and AZURE_TENANT_ID")
       expect(outcome.next).toContain("give it a service principal there")
+      expect(outcome.next).toContain("AZURE_CLIENT_ID may be wrong instead: check it")
       expect(emulator.state.versions(VAULT, "unprovisioned")).toBeUndefined()
     } finally {
       emulator.tenancy.provision(emulator.clientSecret.clientId, VAULT_TENANT)

@@ -577,10 +577,10 @@ const mapFailure = (
         refusal: "tenant",
         detail: `no token for the vault (nothing was sent): ${tenantNotAllowedReason(tenants)}: ${tenantMismatchFix(tenants.vaultTenant)}`,
       })
-    // Entra ID has no service principal of the application in the vault's tenant, which the
-    // credential was allowed to ask (AADSTS700016 naming that tenant, not the credential's own):
-    // the application is to provision there, or an identity of that tenant to use, not a secret or
-    // a client id to check.
+    // Entra ID found no application of the client id in the vault's tenant, which the credential
+    // was allowed to ask (AADSTS700016 to a request that went there, not to the credential's own):
+    // the application has no service principal there, or the client id is no application's; not a
+    // secret to check, nor a tenant to allow.
     const elsewhere = appNotInTenant(error)
     if (elsewhere !== undefined) {
       const correlation = /Correlation ID: ([0-9a-f-]{36})/i.exec(shownIdentityMessage(error))?.[1]

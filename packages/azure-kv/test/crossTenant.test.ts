@@ -189,16 +189,64 @@ describe("a vault in another tenant than the credential's", () => {
           if (outcome._tag !== "Failed") return
           expect(outcome.refusal).toBe("tenant")
           expect(outcome.unsent).toBe(true)
-          expect(outcome.reason).toContain(
-            `Entra ID has no service principal of the application in tenant ${VAULT_TENANT}, the vault's`,
+          expectNotFoundInVaultTenant(outcome.reason, emulator.tenantId)
+          expect(sent).toEqual([])
+        }),
+    )
+
+  it.live(
+    `AZURE_TENANT_ID the credential's domain name, the vault's tenant allowed, the application not provisioned there: refusal "tenant" (Entra ID names the vault's tenant by its id, which no text compares with a domain)`,
+    () =>
+      Effect.gen(function* () {
+        const { outcome, sent } = yield* deployWith("unprovisioned-domain", "clientSecret", {
+          AZURE_TENANT_ID: emulator.tenantDomain,
+          AZURE_ADDITIONALLY_ALLOWED_TENANTS: VAULT_TENANT,
+        })
+        expect(outcome._tag, outcome.reason).toBe("Failed")
+        if (outcome._tag !== "Failed") return
+        expect(outcome.refusal).toBe("tenant")
+        expect(outcome.unsent).toBe(true)
+        expectNotFoundInVaultTenant(outcome.reason, emulator.tenantDomain)
+        expect(sent).toEqual([])
+      }),
+  )
+
+  for (const allowedTenants of [VAULT_TENANT, "*"])
+    it.live(
+      `a mistyped AZURE_CLIENT_ID with ${allowedTenants} allowed: Entra ID answers AADSTS700016 in the vault's tenant, and the reason says the client id may be wrong as well as the application unprovisioned`,
+      () =>
+        Effect.gen(function* () {
+          const { outcome, sent } = yield* deployWith(
+            `mistyped-${allowedTenants === "*" ? "any" : "vault"}`,
+            "clientSecret",
+            {
+              AZURE_CLIENT_ID: "deadbeef-0000-0000-0000-000000000000",
+              AZURE_ADDITIONALLY_ALLOWED_TENANTS: allowedTenants,
+            },
           )
-          expect(outcome.reason).toContain(
-            `the credential's own tenant is ${emulator.tenantId} (AZURE_TENANT_ID)`,
-          )
-          expect(outcome.reason).toContain(`provision the application in tenant ${VAULT_TENANT}`)
-          expect(outcome.reason).toContain(`AZURE_TENANT_ID=${VAULT_TENANT}`)
-          expect(outcome.reason).not.toContain("Check AZURE_CLIENT_ID")
+          expect(outcome._tag, outcome.reason).toBe("Failed")
+          if (outcome._tag !== "Failed") return
+          expect(outcome.refusal).toBe("tenant")
+          expectNotFoundInVaultTenant(outcome.reason, emulator.tenantId)
           expect(sent).toEqual([])
         }),
     )
 })
+
+/**
+ * AADSTS700016 in the vault's tenant, which the credential asked (it was allowed): the reason names
+ * both tenants and both causes (no service principal there, or a client id that is no
+ * application's), and the fixes for each, without allowing the tenant again.
+ */
+const expectNotFoundInVaultTenant = (reason: string, own: string) => {
+  expect(reason).toContain(`in tenant ${VAULT_TENANT}, the vault's, which the credential asked a token of`)
+  expect(reason).toContain(`the credential's own tenant is ${own} (AZURE_TENANT_ID)`)
+  expect(reason).toContain("the application has no service principal in the vault's tenant")
+  expect(reason).toContain("or AZURE_CLIENT_ID is not the application's id")
+  expect(reason).toContain("check AZURE_CLIENT_ID")
+  expect(reason).toContain(`provision the application in tenant ${VAULT_TENANT}`)
+  expect(reason).toContain(`AZURE_TENANT_ID=${VAULT_TENANT}`)
+  // The request reached the vault's tenant: it is allowed already.
+  expect(reason).not.toContain("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+  expect(reason).not.toContain("Check AZURE_CLIENT_ID and AZURE_TENANT_ID")
+}

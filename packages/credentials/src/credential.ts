@@ -42,6 +42,7 @@ import { type CredentialMode, type CredentialSettings, credentialVariables } fro
 import {
   KEY_VAULT_SCOPE_REFUSED,
   noteCredentialTenant,
+  noteRequestedTenant,
   noteTokenFileState,
   tenantMismatchFix,
   tenantNotAllowed,
@@ -266,16 +267,30 @@ export const forConfiguredTenant = (
           const asked = options?.tenantId
           if (asked === undefined) return credential.getToken(scopes, options)
           const { tenantId: _challengeTenant, ...withoutTenant } = options ?? {}
+          // Each attempt notes the tenant it asked on its error (noteRequestedTenant): an id in
+          // upper case or a domain name compares with no tenant Entra ID names in its refusal.
+          const same = asked.toLowerCase() === tenantId.toLowerCase()
           if (isGuid(tenantId))
-            return credential.getToken(
-              scopes,
-              asked.toLowerCase() === tenantId.toLowerCase() ? withoutTenant : options,
-            )
+            try {
+              return await credential.getToken(scopes, same ? withoutTenant : options)
+            } catch (error) {
+              noteRequestedTenant(error, same ? undefined : asked, tenantId)
+              throw error
+            }
           try {
             return await credential.getToken(scopes, options)
           } catch (error) {
-            if (!refusedTenant(error)) throw error
-            return credential.getToken(scopes, withoutTenant)
+            if (!refusedTenant(error)) {
+              noteRequestedTenant(error, asked, tenantId)
+              throw error
+            }
+          }
+          // Asked again without the challenge's tenant: of the tenant configured.
+          try {
+            return await credential.getToken(scopes, withoutTenant)
+          } catch (error) {
+            noteRequestedTenant(error, undefined, tenantId)
+            throw error
           }
         },
       }
@@ -302,8 +317,10 @@ export const namingVaultTenant = (
           } catch (error) {
             const refused = tenantNotAllowed(error)
             if (refused === undefined) {
-              // The tenant this credential was given, on its error: a refusal in another tenant
+              // The tenant this credential was given, and the one its request asked (unless
+              // forConfiguredTenant's attempt noted it), on its error: a refusal in another tenant
               // (AADSTS700016 in the vault's) is then told from one in its own (appNotInTenant).
+              noteRequestedTenant(error, options?.tenantId, credentialTenant)
               noteCredentialTenant(error, credentialTenant)
               throw error
             }

@@ -238,12 +238,19 @@ export const tenantNotAllowed = (error: unknown): TenantMismatch | undefined => 
 }
 
 /**
+ * An identity of the vault's tenant, the first way out of every tenant mismatch: a service principal
+ * or workload identity registered there.
+ */
+const vaultTenantIdentityFix = (vaultTenant: string): string =>
+  `use an identity of the vault's tenant (a service principal or workload identity there: AZURE_TENANT_ID=${vaultTenant}; a managed identity gets tokens of its own tenant only)`
+
+/**
  * What to do when the vault's tenant is not the credential's, for the operator: an identity of the
  * vault's tenant, or, for a multi-tenant application that has a service principal there, that
  * tenant allowed. One text for the deploy's reason, the agent's log and doctor.
  */
 export const tenantMismatchFix = (vaultTenant: string): string =>
-  `use an identity of the vault's tenant (a service principal or workload identity there: AZURE_TENANT_ID=${vaultTenant}; a managed identity gets tokens of its own tenant only), or, if the application is multi-tenant and has a service principal in that tenant, allow it: AZURE_ADDITIONALLY_ALLOWED_TENANTS=${vaultTenant} (client_secret, workload_identity and default; several tenants separated by ";")${
+  `${vaultTenantIdentityFix(vaultTenant)}, or, if the application is multi-tenant and has a service principal in that tenant, allow it: AZURE_ADDITIONALLY_ALLOWED_TENANTS=${vaultTenant} (client_secret, workload_identity and default; several tenants separated by ";")${
     multiTenantAuthDisabled()
       ? "; in those three modes, also unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, which is set here: with it @azure/identity asks the credential's own tenant whatever the vault names, allowed or not"
       : ""
@@ -265,7 +272,8 @@ const domainShape = /^[a-z0-9-]+(?:\.[a-z0-9-]+)+$/i
 /**
  * Whether `directory` (as Entra ID named it) is another tenant than `credentialTenant`: both tenant
  * ids, or both domain names, that differ. A display name, or an id beside a domain name, may be the
- * same tenant: not told.
+ * same tenant: not told. Only for an error no kvdeploy credential noted the tenant it asked on
+ * (noteRequestedTenant), which says it whatever text names the directory.
  */
 const isOtherTenant = (directory: string, credentialTenant: string): boolean => {
   const sameShape =
@@ -281,19 +289,24 @@ const isOtherTenant = (directory: string, credentialTenant: string): boolean => 
 const credentialTenantKey: unique symbol = Symbol.for("@kvdeploy/credentials/credentialTenant")
 
 /**
+ * Where a credential notes the tenant its failed token request asked (noteRequestedTenant): the
+ * tenant's id as Key Vault's challenge named it, or `null` for the credential's own.
+ */
+const requestedTenantKey: unique symbol = Symbol.for("@kvdeploy/credentials/requestedTenant")
+
+/** Put `value` on `error` under `key`, not enumerable (JSON and util.inspect leave it out). */
+const noteOn = (error: unknown, key: symbol, value: string | null): void => {
+  if (typeof error !== "object" || error === null || !Object.isExtensible(error)) return
+  Object.defineProperty(error, key, { value, enumerable: false, writable: true, configurable: true })
+}
+
+/**
  * Note the tenant a credential was given (AZURE_TENANT_ID) on its failed token request's error, so
  * a reader of the error can tell a refusal in another tenant (the vault's, which the challenge asked
  * for) from one in the credential's own (appNotInTenant).
  */
-export const noteCredentialTenant = (error: unknown, tenant: string): void => {
-  if (typeof error !== "object" || error === null || !Object.isExtensible(error)) return
-  Object.defineProperty(error, credentialTenantKey, {
-    value: tenant,
-    enumerable: false,
-    writable: true,
-    configurable: true,
-  })
-}
+export const noteCredentialTenant = (error: unknown, tenant: string): void =>
+  noteOn(error, credentialTenantKey, tenant)
 
 /** The tenant noteCredentialTenant put on `error`, if any. */
 const notedCredentialTenant = (error: unknown): string | undefined => {
@@ -303,40 +316,91 @@ const notedCredentialTenant = (error: unknown): string | undefined => {
 }
 
 /**
- * Entra ID refused the token because the application has no service principal in the tenant asked
- * (AADSTS700016), and that tenant is not the credential's own: the vault's, which Key Vault's
- * challenge named and the credential was allowed to ask (AZURE_ADDITIONALLY_ALLOWED_TENANTS). The
- * credential's tenant is the one noted on the error (noteCredentialTenant) or `credentialTenant`.
- * Undefined when Entra ID named the credential's own tenant (a wrong client id or tenant), or a
- * directory that cannot be told apart from it (a display name).
+ * Note on a failed token request's error the tenant the request went to, where the attempt was
+ * made (forConfiguredTenant, namingVaultTenant): `asked`, the tenant given in the request's options
+ * (Key Vault's challenge's), unless it is none or the credential's own (`configured`, in any letter
+ * case), or AZURE_IDENTITY_DISABLE_MULTITENANTAUTH makes @azure/identity ask its own whatever is
+ * given: then the credential's own. The attempt nearest the request notes it; a later note leaves
+ * it. appNotInTenant reads it, whatever text Entra ID names the directory with (an id, a domain
+ * name, a display name such as "Default Directory").
  */
-export const appNotInTenant = (error: unknown, credentialTenant?: string): TenantMismatch | undefined => {
+export const noteRequestedTenant = (error: unknown, asked: string | undefined, configured: string): void => {
+  if (typeof error !== "object" || error === null || requestedTenantKey in error) return
+  noteOn(
+    error,
+    requestedTenantKey,
+    asked === undefined || asked.toLowerCase() === configured.toLowerCase() || multiTenantAuthDisabled()
+      ? null
+      : asked,
+  )
+}
+
+/** The tenant noteRequestedTenant put on `error`: an id, `null` for the credential's own, or undefined when none was noted. */
+const notedRequestedTenant = (error: unknown): string | null | undefined => {
+  if (typeof error !== "object" || error === null || !(requestedTenantKey in error)) return undefined
+  const noted = (error as { [requestedTenantKey]?: unknown })[requestedTenantKey]
+  return typeof noted === "string" ? noted : null
+}
+
+/**
+ * Entra ID answered AADSTS700016 (no application of this client id in the tenant asked) for a token
+ * request that went to another tenant than the credential's own: the vault's, which Key Vault's
+ * challenge named and the credential was allowed to ask (AZURE_ADDITIONALLY_ALLOWED_TENANTS). The
+ * application then has no service principal there, or the client id is no application's (Entra ID
+ * answers both alike). The tenant asked is the one noted on the error (noteRequestedTenant); the
+ * credential's is the one noted there too (noteCredentialTenant) or `credentialTenant`. Without a
+ * noted request, the directory Entra ID names is compared with the credential's tenant, when both
+ * are ids or both domain names. Undefined when the request went to the credential's own tenant (a
+ * wrong client id or tenant), or nothing tells.
+ */
+export const appNotInTenant = (error: unknown, credentialTenant?: string): TenantMismatch | undefined =>
+  appNotInRequestedTenant(error, credentialTenant, undefined)
+
+const appNotInRequestedTenant = (
+  error: unknown,
+  credentialTenant: string | undefined,
+  requestedTenant: string | null | undefined,
+): TenantMismatch | undefined => {
   const e = error as { readonly name?: unknown; readonly errors?: unknown } | null
   if (e === null || typeof e !== "object") return undefined
+  const own = notedCredentialTenant(error) ?? credentialTenant
+  // null (the credential's own tenant) is a note too: not replaced by the caller's.
+  const noted = notedRequestedTenant(error)
+  const requested = noted === undefined ? requestedTenant : noted
   if (e.name === "AggregateAuthenticationError")
     return Array.isArray(e.errors)
       ? e.errors
-          .map((inner: unknown) => appNotInTenant(inner, notedCredentialTenant(error) ?? credentialTenant))
+          .map((inner: unknown) => appNotInRequestedTenant(inner, own, requested))
           .find((found) => found !== undefined)
       : undefined
-  const own = notedCredentialTenant(error) ?? credentialTenant
   if (own === undefined) return undefined
-  const directory = appNotFoundDirectory(messageWithoutTokenFileState(error))
+  const text = messageWithoutTokenFileState(error)
+  if (!/\bAADSTS700016\b/.test(text)) return undefined
+  if (requested !== undefined)
+    return requested === null || requested.toLowerCase() === own.toLowerCase()
+      ? undefined
+      : { vaultTenant: requested, credentialTenant: own }
+  const directory = appNotFoundDirectory(text)
   return directory !== undefined && isOtherTenant(directory, own)
     ? { vaultTenant: directory, credentialTenant: own }
     : undefined
 }
 
-/** Why no token could be had when the application has no service principal in the vault's tenant (appNotInTenant). */
+/**
+ * Why no token could be had when Entra ID found no application of the client id in the vault's
+ * tenant, which the credential asked (appNotInTenant): both causes, as Entra ID's answer is the
+ * same for each.
+ */
 export const appNotInTenantReason = (mismatch: TenantMismatch): string =>
-  `Entra ID has no service principal of the application in tenant ${mismatch.vaultTenant}, the vault's, which the credential asked a token of (AADSTS700016: not found in that directory); the credential's own tenant is ${mismatch.credentialTenant ?? "another"} (AZURE_TENANT_ID): the application is not provisioned in the vault's tenant (a single-tenant app registration, or one no admin of that tenant has consented to)`
+  `Entra ID found no application of this client id in tenant ${mismatch.vaultTenant}, the vault's, which the credential asked a token of (AADSTS700016: not found in that directory); the credential's own tenant is ${mismatch.credentialTenant ?? "another"} (AZURE_TENANT_ID): either the application has no service principal in the vault's tenant (a single-tenant app registration, or one no admin of that tenant has consented to), or AZURE_CLIENT_ID is not the application's id (Entra ID answers the same for a client id no tenant knows)`
 
 /**
- * What to do when the application has no service principal in the vault's tenant: provision it
- * there, or take an identity of that tenant (tenantMismatchFix).
+ * What to do when Entra ID found no application of the client id in the vault's tenant: check the
+ * client id; if it is right, provision the application there, or take an identity of that tenant.
+ * Not "allow the tenant": the request reached it, so it is allowed already.
  */
 export const appNotInTenantFix = (vaultTenant: string): string =>
-  `provision the application in tenant ${vaultTenant} (make its app registration multi-tenant and have an admin of that tenant consent to it, which creates its service principal there, then give that service principal its role on the vault), or ${tenantMismatchFix(vaultTenant)}`
+  `check AZURE_CLIENT_ID (the application's client id, on its app registration's overview); if it is right, provision the application in tenant ${vaultTenant} (make its app registration multi-tenant and have an admin of that tenant consent to it, which creates its service principal there, then give that service principal its role on the vault), or ${vaultTenantIdentityFix(vaultTenant)}`
 
 /**
  * AZURE_IDENTITY_DISABLE_MULTITENANTAUTH is set: read where and as @azure/identity reads it at each

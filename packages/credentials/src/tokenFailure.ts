@@ -208,9 +208,10 @@ const explainBare = (
       fix: "Check AZURE_TENANT_ID (a tenant id or a verified domain of the directory the identity is in) and that the authority host is the vault's cloud's",
     }
   }
-  // The application has no service principal in the tenant asked, and that is not the credential's
-  // own but the vault's (its challenge named it, and the credential may ask it): no client id or
-  // tenant variable is wrong; the application is to provision there, or another identity to use.
+  // No application of the client id in the tenant the request asked, and that is not the
+  // credential's own but the vault's (its challenge named it, and the credential may ask it): the
+  // application has no service principal there, or the client id is no application's (Entra ID
+  // answers both alike); the tenant variable is right, and the tenant is allowed already.
   const elsewhere = appNotInTenant(error, context?.tenantId)
   if (elsewhere !== undefined)
     return { reason: appNotInTenantReason(elsewhere), fix: appNotInTenantFix(elsewhere.vaultTenant) }

@@ -5,8 +5,11 @@
  * rule names (their own words shown, without secrets). The messages are the libraries' own, as
  * @azure/identity gave them against the emulator.
  */
+
+import type { TokenCredential } from "@azure/core-auth"
 import { describe, expect, it } from "@effect/vitest"
 import { changeProcessEnv } from "@kvdeploy/core/test"
+import { forConfiguredTenant, namingVaultTenant } from "../src/credential.js"
 import { chainSourceFix } from "../src/diagnose.js"
 import { explainTokenFailure, identityNotFoundFix } from "../src/tokenFailure.js"
 
@@ -181,6 +184,24 @@ describe("a failure no rule names", () => {
 describe("Entra ID's AADSTS700016 (the application was not found in the directory asked)", () => {
   const OWN = "72f988bf-86f1-41af-91ab-2d7cd011db47"
   const VAULTS = "11111111-2222-3333-4444-555555555555"
+  /**
+   * AADSTS700016 in the vault's tenant: both causes (no service principal there, a client id that
+   * is no application's) and their fixes, without allowing the tenant the request reached already.
+   */
+  const expectNotFoundInVaultTenant = (explained: { reason: string; fix: string }, own: string) => {
+    expect(explained.reason).toContain(
+      `Entra ID found no application of this client id in tenant ${VAULTS}, the vault's, which the credential asked a token of`,
+    )
+    expect(explained.reason).toContain(`the credential's own tenant is ${own} (AZURE_TENANT_ID)`)
+    expect(explained.reason).toContain(
+      "either the application has no service principal in the vault's tenant",
+    )
+    expect(explained.reason).toContain("or AZURE_CLIENT_ID is not the application's id")
+    expect(explained.fix).toMatch(/^check AZURE_CLIENT_ID \(/)
+    expect(explained.fix).toContain(`provision the application in tenant ${VAULTS}`)
+    expect(explained.fix).toContain(`AZURE_TENANT_ID=${VAULTS}`)
+    expect(explained.fix).not.toContain("AZURE_ADDITIONALLY_ALLOWED_TENANTS")
+  }
   const notFoundIn = (directory: string) =>
     failure(
       "AuthenticationError",
@@ -189,17 +210,73 @@ describe("Entra ID's AADSTS700016 (the application was not found in the director
 
   it("naming another tenant than the credential's: the application is not provisioned in that tenant (the vault's), not a wrong client id", () => {
     const explained = explainTokenFailure(notFoundIn(VAULTS), "client_secret", { tenantId: OWN })
-    expect(explained.reason).toContain(
-      `Entra ID has no service principal of the application in tenant ${VAULTS}`,
-    )
-    expect(explained.reason).toContain(`the credential's own tenant is ${OWN} (AZURE_TENANT_ID)`)
-    expect(explained.fix).toContain(`provision the application in tenant ${VAULTS}`)
-    expect(explained.fix).toContain(`AZURE_TENANT_ID=${VAULTS}`)
-    expect(explained.fix).not.toContain("Check AZURE_CLIENT_ID")
+    expectNotFoundInVaultTenant(explained, OWN)
     // Its tenant in another letter case is the same tenant.
     expect(explainTokenFailure(notFoundIn(OWN.toUpperCase()), "client_secret", { tenantId: OWN }).fix).toBe(
       "Check AZURE_CLIENT_ID and AZURE_TENANT_ID",
     )
+  })
+
+  it("the tenant the request asked, noted by kvdeploy's credential, tells it whatever names the directory: a display name, an id beside a domain name", async () => {
+    for (const [directory, configured] of [
+      ["Default Directory", OWN],
+      [VAULTS, "contoso.onmicrosoft.com"],
+      ["Contoso", OWN.toUpperCase()],
+    ] as const) {
+      const refusal = notFoundIn(directory)
+      const sdk: TokenCredential = {
+        getToken: async () => {
+          throw refusal
+        },
+      }
+      const error = await namingVaultTenant(configured, forConfiguredTenant(configured, sdk))
+        .getToken("https://vault.azure.net/.default", { tenantId: VAULTS })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+      expect(error, directory).toBe(refusal)
+      expectNotFoundInVaultTenant(
+        explainTokenFailure(error, "client_secret", { tenantId: configured }),
+        configured,
+      )
+    }
+  })
+
+  it("a request kvdeploy's credential sent to its own tenant: check the client id and tenant, whatever directory Entra ID names", async () => {
+    const asked = async (configured: string, tenantId: string | undefined, refuseOthers: boolean) => {
+      const refusal = notFoundIn(VAULTS)
+      const sdk: TokenCredential = {
+        getToken: async (_scopes, options) => {
+          if (refuseOthers && options?.tenantId !== undefined && options.tenantId !== configured)
+            throw new Error(
+              `The current credential is not configured to acquire tokens for tenant ${options.tenantId}.`,
+            )
+          throw refusal
+        },
+      }
+      const error = await namingVaultTenant(configured, forConfiguredTenant(configured, sdk))
+        .getToken("s", tenantId === undefined ? undefined : { tenantId })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+      return explainTokenFailure(error, "client_secret", { tenantId: configured }).fix
+    }
+    // No tenant asked; the vault's own tenant in upper case; a domain name asked again without the
+    // vault's tenant, which the SDK refused: each request went to the credential's own tenant.
+    expect(await asked(OWN, undefined, false)).toBe("Check AZURE_CLIENT_ID and AZURE_TENANT_ID")
+    expect(await asked(OWN.toUpperCase(), OWN, false)).toBe("Check AZURE_CLIENT_ID and AZURE_TENANT_ID")
+    expect(await asked("contoso.onmicrosoft.com", OWN, true)).toBe(
+      "Check AZURE_CLIENT_ID and AZURE_TENANT_ID",
+    )
+    // With AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, @azure/identity asks its own tenant whatever is given.
+    const restore = changeProcessEnv({ AZURE_IDENTITY_DISABLE_MULTITENANTAUTH: "1" })
+    try {
+      expect(await asked(OWN, VAULTS, false)).toBe("Check AZURE_CLIENT_ID and AZURE_TENANT_ID")
+    } finally {
+      restore()
+    }
   })
 
   it("naming the credential's own tenant, a display name, or with no tenant known: check the client id and tenant, as before", () => {

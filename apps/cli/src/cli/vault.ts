@@ -320,7 +320,7 @@ const tenantFix = (credential: CredentialInUse): string =>
         credential.multiTenantAuthDisabled
           ? ", and unset AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, which is set here and keeps every token to the credential's own tenant"
           : ""
-      }); no grant and no other secret helps`
+      }); when the reason says Entra ID found no application of the client id in the vault's tenant, AZURE_CLIENT_ID may be wrong instead: check it; no grant and no other secret helps`
 
 /**
  * What to do about a token the vault refused itself (another tenant's, another cloud's), for the
