@@ -93,4 +93,34 @@ describe("an import the vault's Azure Policy refuses", () => {
         expect(outcome.reason).toContain("80 %")
       }),
   )
+
+  it.live(
+    "an assignment named with line breaks and terminal escapes reaches the deploy's reason on one line, escaped; a name with spaces gets a quoted az command",
+    () =>
+      Effect.gen(function* () {
+        const forged = yield* deployRefused("forged", {
+          kind: "policyDenied",
+          assignment: {
+            name: "cert-max\nFAKE: deploy Succeeded\u001b]0;owned\u0007\u001b[2J",
+            id: ASSIGNMENT_ID,
+          },
+        })
+        expect(forged.outcome._tag, forged.outcome.reason).toBe("Failed")
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: the controls are what it looks for
+        expect(forged.outcome.reason).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/)
+        expect(forged.outcome.reason).toContain(
+          "policy assignment cert-max FAKE: deploy Succeeded\\x1b]0;owned\\x07\\x1b[2J",
+        )
+        const spaced = yield* deployRefused("spaced", {
+          kind: "policyDenied",
+          assignment: {
+            name: "Cert max validity",
+            id: "/subscriptions/s/resourceGroups/rg(prod)/providers/Microsoft.Authorization/policyAssignments/x",
+          },
+        })
+        expect(spaced.outcome.reason).toContain(
+          "`az policy assignment show --name 'Cert max validity' --scope '/subscriptions/s/resourceGroups/rg(prod)'`",
+        )
+      }),
+  )
 })
