@@ -20,11 +20,13 @@ import { type Issuer, makeCa, makeMaterial } from "./support/pki.js"
 
 const VAULT = "cross-tenant"
 const VAULT_TENANT = "11111111-2222-3333-4444-555555555555"
+/** A vault in the emulator's own tenant, the credential's. */
+const SAME_TENANT_VAULT = "same-tenant"
 let emulator: Emulator
 let ca: Issuer
 
 beforeAll(async () => {
-  emulator = await startEmulator({ vaults: [{ name: VAULT, tenantId: VAULT_TENANT }] })
+  emulator = await startEmulator({ vaults: [{ name: VAULT, tenantId: VAULT_TENANT }, SAME_TENANT_VAULT] })
   ca = await makeCa()
 })
 afterAll(() => emulator?.stop())
@@ -35,11 +37,12 @@ const deployWith = (
   mode: AuthMode,
   extra: Readonly<Record<string, string>> = {},
   credentialMode?: string,
+  vault: string = VAULT,
 ) =>
   Effect.gen(function* () {
     const target = targetFor(
       emulator,
-      VAULT,
+      vault,
       name,
       credentialMode === undefined ? {} : { credential_mode: credentialMode },
       mode,
@@ -62,7 +65,7 @@ const deployWith = (
       ),
     )
     const sent = emulator.requests
-      .entries({ vault: VAULT, since })
+      .entries({ vault, since })
       .filter((e) => !e.challenge)
       .map((e) => `${e.operation} ${e.status}`)
     return { outcome, sent, target, credential: resolved.credential, variables }
@@ -231,6 +234,54 @@ describe("a vault in another tenant than the credential's", () => {
           expect(sent).toEqual([])
         }),
     )
+
+  it.live(
+    `default chain's managed identity (the AKS token exchange) with a mistyped AZURE_CLIENT_ID: the exchange asks its own tenant whatever the challenge names, so AADSTS700016 is a refused credential, not the vault's tenant`,
+    () =>
+      Effect.gen(function* () {
+        const { outcome, sent } = yield* deployWith(
+          "exchange-mistyped",
+          "workloadIdentity",
+          {
+            AZURE_TOKEN_CREDENTIALS: "ManagedIdentityCredential",
+            AZURE_CLIENT_ID: "deadbeef-0000-0000-0000-000000000000",
+          },
+          "default",
+        )
+        expect(outcome._tag, outcome.reason).toBe("Failed")
+        if (outcome._tag !== "Failed") return
+        expect(outcome.refusal).toBe("credential")
+        expect(outcome.reason).not.toContain(`no application of this client id in tenant ${VAULT_TENANT}`)
+        expect(outcome.reason).not.toContain(`provision the application in tenant ${VAULT_TENANT}`)
+        expect(outcome.reason).toContain("AADSTS700016")
+        expect(sent).toEqual([])
+      }),
+  )
+
+  it.live(
+    `AZURE_TENANT_ID the credential's domain name, the vault in that same tenant, any tenant allowed, a mistyped AZURE_CLIENT_ID: a refused credential, not "the tenants differ" (the vault's id asked is the domain's own tenant)`,
+    () =>
+      Effect.gen(function* () {
+        const { outcome, sent } = yield* deployWith(
+          "same-tenant-mistyped",
+          "clientSecret",
+          {
+            AZURE_TENANT_ID: emulator.tenantDomain,
+            AZURE_ADDITIONALLY_ALLOWED_TENANTS: "*",
+            AZURE_CLIENT_ID: "deadbeef-0000-0000-0000-000000000000",
+          },
+          undefined,
+          SAME_TENANT_VAULT,
+        )
+        expect(outcome._tag, outcome.reason).toBe("Failed")
+        if (outcome._tag !== "Failed") return
+        expect(outcome.refusal).toBe("credential")
+        expect(outcome.reason).not.toContain("the vault's, which the credential asked a token of")
+        // As before the tenant asked was noted: the credential's own tenant does not know the client id.
+        expect(outcome.reason).toContain("Entra ID does not know this client id in this tenant")
+        expect(sent).toEqual([])
+      }),
+  )
 })
 
 /**

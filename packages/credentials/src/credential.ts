@@ -20,7 +20,12 @@ import {
   CredentialVariableMalformed,
   CredentialVariableMissing,
 } from "./CredentialUnavailable.js"
-import { chainSelection, defaultChain, ManagedIdentityTokenExchange } from "./defaultChain.js"
+import {
+  chainSelection,
+  defaultChain,
+  ManagedIdentityTokenExchange,
+  OwnTenantManagedIdentity,
+} from "./defaultChain.js"
 import {
   clientCertificateFileProblem,
   clientCertificateFileState,
@@ -40,6 +45,7 @@ import { identityRequestMarginMs, withRequestTimeout } from "./identityRequestTi
 import { keyVaultScope } from "./probe.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
 import {
+  appNotFoundAnswer,
   KEY_VAULT_SCOPE_REFUSED,
   noteCredentialTenant,
   noteRequestedTenant,
@@ -253,7 +259,12 @@ const refusedTenant = (error: unknown): boolean =>
  *   may reach, with AZURE_ADDITIONALLY_ALLOWED_TENANTS, gets its token); only when the SDK refuses
  *   the challenge's tenant, before sending anything, is it asked again without it. The token then
  *   comes from the tenant configured, which Entra ID takes by its domain name, and the vault judges
- *   it (a token of another tenant gets Key Vault's 401, which says to check the tenant).
+ *   it (a token of another tenant gets Key Vault's 401, which says to check the tenant). When
+ *   Entra ID answers the first request AADSTS700016 (no application of the client id there), a
+ *   domain name gives no way to tell whether the challenge's tenant is its own: the tenant
+ *   configured is asked once more, and the refusal is the vault's tenant's only when it gives a
+ *   token (the client id is known at home); else it is noted as of the credential's own tenant,
+ *   a client id or tenant to check.
  * A tenant given as its id in lower case keeps the SDK's own check: the credential is unchanged.
  */
 export const forConfiguredTenant = (
@@ -281,7 +292,16 @@ export const forConfiguredTenant = (
             return await credential.getToken(scopes, options)
           } catch (error) {
             if (!refusedTenant(error)) {
-              noteRequestedTenant(error, asked, tenantId)
+              // The domain name's tenant may be the one whose id the challenge asked: Entra ID's
+              // AADSTS700016 there is the vault's tenant's only when the configured tenant knows
+              // the client id (asked without the challenge's tenant, it gives a token).
+              const another = appNotFoundAnswer(error)
+                ? await credential.getToken(scopes, withoutTenant).then(
+                    (token) => token !== null,
+                    () => false,
+                  )
+                : true
+              noteRequestedTenant(error, another ? asked : undefined, tenantId)
               throw error
             }
           }
@@ -676,7 +696,7 @@ const resolveCredential = Effect.fnUntraced(function* (settings: CredentialSetti
           retryOptions: { maxRetries: 5, retryDelayInMs: 800 },
           sendProbeRequest: probe,
         }
-        return new ManagedIdentityCredential(managedOptions)
+        return new OwnTenantManagedIdentity(managedOptions)
       }
       const credential = yield* construct(
         "default",

@@ -29,10 +29,12 @@ import {
   CredentialUnavailableError,
   type DefaultAzureCredentialClientIdOptions,
   EnvironmentCredential,
+  ManagedIdentityCredential,
   VisualStudioCodeCredential,
   WorkloadIdentityCredential,
 } from "@azure/identity"
 import { createClientLogger } from "@azure/logger"
+import { noteOwnTenantRequested } from "./tokenErrors.js"
 
 /** The chain's sources, in the order it tries them. */
 export const defaultChainSources = [
@@ -192,6 +194,9 @@ export class ManagedIdentityTokenExchange implements TokenCredential {
     try {
       return await this.exchange.getToken(scopes, options)
     } catch (error) {
+      // The exchange asks AZURE_TENANT_ID's tenant whatever the challenge names: its refusal
+      // (AADSTS700016 among them) is one in the credential's own tenant, not the vault's.
+      noteOwnTenantRequested(error)
       const message = error instanceof Error ? error.message : String(error)
       // ManagedIdentityCredential's own error line (formatError's words), which names the source of
       // an error that does not name itself (chainReport.ts): Entra ID's refusal, passed on as it is.
@@ -200,13 +205,33 @@ export class ManagedIdentityTokenExchange implements TokenCredential {
         `ERROR. Scopes: ${Array.isArray(scopes) ? scopes.join(", ") : scopes}. Error message: ${message}.`,
       )
       if (error instanceof Error && error.name === "AuthenticationRequiredError") throw error
-      throw new CredentialUnavailableError(
+      const unavailable = new CredentialUnavailableError(
         networkFailure(error)
           ? `ManagedIdentityCredential: Network unreachable. Message: ${message}`
           : `ManagedIdentityCredential: Authentication failed. Message ${message}`,
         { cause: error },
       )
+      noteOwnTenantRequested(unavailable)
+      throw unavailable
     }
   }
 }
 Object.defineProperty(ManagedIdentityTokenExchange, "name", { value: "ManagedIdentityCredential" })
+
+/**
+ * The chain's managed identity where it asks a managed identity endpoint (IMDS, App Service, ...):
+ * ManagedIdentityCredential itself, whose errors are noted as of the credential's own tenant
+ * (noteOwnTenantRequested): the endpoint knows no tenant, and the challenge's is never asked.
+ * Its class name stays ManagedIdentityCredential (the chain logs it; doctor reads it).
+ */
+export class OwnTenantManagedIdentity extends ManagedIdentityCredential {
+  override async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
+    try {
+      return await super.getToken(scopes, options)
+    } catch (error) {
+      noteOwnTenantRequested(error)
+      throw error
+    }
+  }
+}
+Object.defineProperty(OwnTenantManagedIdentity, "name", { value: "ManagedIdentityCredential" })

@@ -335,11 +335,35 @@ export const noteRequestedTenant = (error: unknown, asked: string | undefined, c
   )
 }
 
+/**
+ * Note on a failed token request's error that the request went to the credential's own tenant
+ * whatever tenant was asked: a source that ignores the requested tenant (managed identity's AKS
+ * token exchange, which asks AZURE_TENANT_ID's; a managed identity endpoint, which knows no tenant).
+ * Noted where the source throws, before the chain's note on its own error, which appNotInTenant
+ * reads only for inner errors that carry none.
+ */
+export const noteOwnTenantRequested = (error: unknown): void => {
+  if (typeof error !== "object" || error === null || requestedTenantKey in error) return
+  noteOn(error, requestedTenantKey, null)
+}
+
 /** The tenant noteRequestedTenant put on `error`: an id, `null` for the credential's own, or undefined when none was noted. */
 const notedRequestedTenant = (error: unknown): string | null | undefined => {
   if (typeof error !== "object" || error === null || !(requestedTenantKey in error)) return undefined
   const noted = (error as { [requestedTenantKey]?: unknown })[requestedTenantKey]
   return typeof noted === "string" ? noted : null
+}
+
+/**
+ * Entra ID answered AADSTS700016 (no application of this client id in the tenant asked) to a token
+ * request whose error is `error`, or one of a chain's sources' errors.
+ */
+export const appNotFoundAnswer = (error: unknown): boolean => {
+  const e = error as { readonly name?: unknown; readonly errors?: unknown } | null
+  if (e === null || typeof e !== "object") return false
+  if (e.name === "AggregateAuthenticationError" && Array.isArray(e.errors))
+    return e.errors.some((inner: unknown) => appNotFoundAnswer(inner))
+  return /\bAADSTS700016\b/.test(messageWithoutTokenFileState(error))
 }
 
 /**

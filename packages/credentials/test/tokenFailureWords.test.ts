@@ -224,8 +224,12 @@ describe("Entra ID's AADSTS700016 (the application was not found in the director
       ["Contoso", OWN.toUpperCase()],
     ] as const) {
       const refusal = notFoundIn(directory)
+      // The application is known in the credential's own tenant (asked without the vault's, as
+      // forConfiguredTenant asks a domain name's once more): a token; the vault's tenant refuses.
       const sdk: TokenCredential = {
-        getToken: async () => {
+        getToken: async (_scopes, options) => {
+          if (options?.tenantId === undefined)
+            return { token: "t", expiresOnTimestamp: Date.now() + 3_600_000 }
           throw refusal
         },
       }
@@ -268,6 +272,11 @@ describe("Entra ID's AADSTS700016 (the application was not found in the director
     expect(await asked(OWN, undefined, false)).toBe("Check AZURE_CLIENT_ID and AZURE_TENANT_ID")
     expect(await asked(OWN.toUpperCase(), OWN, false)).toBe("Check AZURE_CLIENT_ID and AZURE_TENANT_ID")
     expect(await asked("contoso.onmicrosoft.com", OWN, true)).toBe(
+      "Check AZURE_CLIENT_ID and AZURE_TENANT_ID",
+    )
+    // A domain name the vault's tenant id may be: its own tenant, asked once more, does not know the
+    // client id either (a mistyped AZURE_CLIENT_ID), so nothing says the tenants differ.
+    expect(await asked("contoso.onmicrosoft.com", VAULTS, false)).toBe(
       "Check AZURE_CLIENT_ID and AZURE_TENANT_ID",
     )
     // With AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, @azure/identity asks its own tenant whatever is given.
