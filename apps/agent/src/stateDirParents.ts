@@ -76,6 +76,12 @@ const judged = (
   /** The entry on the way in it (when it is missing yet, the agent's directory, as the agent makes it). */
   child: Entry,
   ids: AgentIds,
+  /**
+   * The walk judges `child`, a directory, next as the one holding the next component: there is one,
+   * and it is not `..` (which leaves the directory unjudged). Also when `child` is the last
+   * component (the state directory itself, main.ts's to judge).
+   */
+  judgedNext: boolean,
 ): StateDirParentWarning | undefined => {
   const shown = shownPath(dir)
   const mode = (s.mode & 0o7777).toString(8).padStart(4, "0")
@@ -102,10 +108,12 @@ const judged = (
     // rename it: not every user nor the group, and a chmod of a shared directory (/tmp) would break
     // the host.
     if (child.uid === 0 || child.uid === ids.uid) return undefined
-    // Another user's directory: the walk goes into it next and names it, by the same owner, with
-    // the same fix (chown root); said here too, it would be said twice. (The state directory
-    // itself is main.ts's to refuse.)
-    if (child.kind === "directory") return undefined
+    // Another user's directory the walk goes into next, to judge it holding the next component: it
+    // names it there, by the same owner, with the same fix (chown root); said here too, it would be
+    // said twice. (The state directory itself is main.ts's to refuse.) A directory the walk leaves
+    // by `..` is never judged: its owner may rename it and put a link in its place, so that its
+    // `..` resolves where they choose; it is named here.
+    if (child.kind === "directory" && judgedNext) return undefined
     const entry = shownPath(child.path)
     return said(
       `is sticky (mode ${mode}: only an entry's owner, the directory's or root may rename the entry), and the entry on the way, ${child.kind === "link" ? "the symbolic link " : ""}${entry}, is uid ${child.uid}'s`,
@@ -164,13 +172,14 @@ export const stateDirParentWarnings = (
             lstatSync(dir),
             { path: full, uid: ids.uid, kind: "directory" },
             ids,
+            true,
           )
           if (bad !== undefined) found.push(bad)
         }
         throw e
       }
       if (!seen.has(dir)) {
-        const bad = judged(stateDir, dir, lstatSync(dir), entryOf(full, child), ids)
+        const bad = judged(stateDir, dir, lstatSync(dir), entryOf(full, child), ids, pending.at(-1) !== "..")
         if (bad !== undefined) {
           seen.add(dir)
           found.push(bad)

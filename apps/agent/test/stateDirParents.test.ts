@@ -266,6 +266,20 @@ describe.skipIf(process.geteuid?.() !== 0)("the state directory's parents", { ti
           fix: `chown -h root ${link} (or to the agent's user, uid 0), ${lasting}`,
         },
       ])
+      // Another user's directory on the way that the walk leaves by `..` (a link to
+      // <sticky>/alice/../st): it is never judged as holding the next component, yet its owner may
+      // rename it and put a link in its place, making alice/.. resolve where they choose. The sticky
+      // directory's entry is named by its owner.
+      dirOf(join(sticky, "st"), 0, 0, 0o700)
+      const through = join(dir, `${name}-through`)
+      symlinkSync(`${alice}/../st`, through)
+      expect(stateWarnings(through)).toEqual([
+        {
+          field: "agent.state_dir",
+          message: `the state directory ${through} is held by the directory ${sticky}, which is sticky (mode ${m}: only an entry's owner, the directory's or root may rename the entry), and the entry on the way, ${alice}, is uid 65534's: that user could rename the state directory away or put another in its place, and the agent would start again without its records (held outcomes deployed again)`,
+          fix: `chown root ${alice} (or to the agent's user, uid 0), ${lasting}`,
+        },
+      ])
     }
     expect(docs).toContain(
       "a sticky directory's entry on the way that is another user's is named by that user",
