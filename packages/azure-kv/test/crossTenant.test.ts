@@ -259,6 +259,42 @@ describe("a vault in another tenant than the credential's", () => {
   )
 
   it.live(
+    `default chain's managed identity at its endpoint (App Service), which knows no tenant, answering AADSTS700016: a refused credential, not the vault's tenant`,
+    () =>
+      Effect.gen(function* () {
+        // The endpoint passes on Entra ID's refusal of an identity its tenant does not know.
+        emulator.faults.add({
+          operation: "appServiceToken",
+          action: {
+            kind: "rawAnswer",
+            status: 400,
+            contentType: "application/json",
+            body: JSON.stringify({
+              statusCode: 400,
+              message: `AADSTS700016: Application with identifier 'deadbeef-0000-0000-0000-000000000000' was not found in the directory '${emulator.tenantId}'.`,
+            }),
+          },
+        })
+        const { outcome, sent } = yield* deployWith(
+          "endpoint-unknown",
+          "managedIdentityAppService",
+          {
+            AZURE_TOKEN_CREDENTIALS: "ManagedIdentityCredential",
+            AZURE_TENANT_ID: emulator.tenantId,
+            AZURE_ADDITIONALLY_ALLOWED_TENANTS: "*",
+          },
+          "default",
+        )
+        expect(outcome._tag, outcome.reason).toBe("Failed")
+        if (outcome._tag !== "Failed") return
+        expect(outcome.reason).toContain("AADSTS700016")
+        expect(outcome.reason).not.toContain(`no application of this client id in tenant ${VAULT_TENANT}`)
+        expect(outcome.refusal).toBe("credential")
+        expect(sent).toEqual([])
+      }),
+  )
+
+  it.live(
     `AZURE_TENANT_ID the credential's domain name, the vault in that same tenant, any tenant allowed, a mistyped AZURE_CLIENT_ID: a refused credential, not "the tenants differ" (the vault's id asked is the domain's own tenant)`,
     () =>
       Effect.gen(function* () {
