@@ -262,8 +262,10 @@ describe("a vault in another tenant than the credential's", () => {
     `default chain's managed identity at its endpoint (App Service), which knows no tenant, answering AADSTS700016: a refused credential, not the vault's tenant`,
     () =>
       Effect.gen(function* () {
-        // The endpoint passes on Entra ID's refusal of an identity its tenant does not know.
-        emulator.faults.add({
+        // The endpoint passes on Entra ID's refusal of an identity its tenant does not know. A
+        // user-assigned identity by a client id no other case asks for: MSAL's managed identity
+        // token cache is shared by every credential in the process.
+        const fault = emulator.faults.add({
           operation: "appServiceToken",
           action: {
             kind: "rawAnswer",
@@ -281,10 +283,11 @@ describe("a vault in another tenant than the credential's", () => {
           {
             AZURE_TOKEN_CREDENTIALS: "ManagedIdentityCredential",
             AZURE_TENANT_ID: emulator.tenantId,
+            AZURE_CLIENT_ID: "deadbeef-0000-0000-0000-000000000000",
             AZURE_ADDITIONALLY_ALLOWED_TENANTS: "*",
           },
           "default",
-        )
+        ).pipe(Effect.ensuring(Effect.sync(() => emulator.faults.remove(fault))))
         expect(outcome._tag, outcome.reason).toBe("Failed")
         if (outcome._tag !== "Failed") return
         expect(outcome.reason).toContain("AADSTS700016")
