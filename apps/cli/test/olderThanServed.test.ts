@@ -16,10 +16,13 @@ let latest: Issued
 
 beforeAll(async () => {
   ;[world, fx] = await Promise.all([startWorld("kvdeploy-older"), makeFixtures()])
+  // Explicit, distinct start dates: each leaf takes "now" after generating its key, so with the
+  // default start `sooner` could start a second after `later`, and a later start makes it a
+  // renewal (no warning). A day earlier, it is an older certificate however long the keys take.
   ;[later, sooner, latest] = await Promise.all([
-    fx.leaf({ notAfterDays: 200 }),
-    fx.leaf({ notAfterDays: 60 }),
-    fx.leaf({ notAfterDays: 300 }),
+    fx.leaf({ notBeforeDays: -1, notAfterDays: 200 }),
+    fx.leaf({ notBeforeDays: -2, notAfterDays: 60 }),
+    fx.leaf({ notBeforeDays: -1, notAfterDays: 300 }),
   ])
 }, 60_000)
 afterAll(() => world?.stop())
