@@ -389,6 +389,10 @@ it.live(
             const outcome: DeployOutcome = yield* deployOnce(target, material, `chaos-${name}`, {
               adopt: true,
             })
+            // A request the client gave up on (its timeout, under a delay fault on a loaded machine)
+            // is logged when the emulator answers it, after the deploy ended: every one in the log
+            // (and its effect in the vault) before the checks read them.
+            yield* Effect.promise(() => emulator.requests.idle())
             emulator.faults.clear()
             const after = snapshot(name)
             const key = `${chaos.label} -> ${outcome._tag}`

@@ -259,6 +259,14 @@ export interface RequestLogControl {
   /** Sequence number of the latest entry: pass as `since` to count only later requests. */
   readonly mark: () => number
   readonly clear: () => void
+  /** Vault requests arrived and not yet answered (a fault's delay or hold keeps one in flight). */
+  readonly inFlight: () => number
+  /**
+   * Resolves once no vault request is in flight, so every one sent so far is in the log. A request
+   * is logged when answered: one whose client gave up first (a timeout under a delay fault) is
+   * logged after the client's call ends. Await this before checking what a call sent.
+   */
+  readonly idle: () => Promise<void>
 }
 
 export interface CertificateVersionState {
@@ -770,6 +778,8 @@ const startServers = async (
       count: (f) => log.count(f),
       mark: () => log.mark(),
       clear: () => log.clear(),
+      inFlight: () => log.inFlight(),
+      idle: () => log.idle(),
     },
     state: {
       versions: (vault, name, options) =>

@@ -63,7 +63,38 @@ export class RequestLog {
   private items: RequestLogEntry[] = []
   private head = 0
   private seq = 0
+  private active = 0
+  private idleWaiters: Array<() => void> = []
   constructor(private readonly limit = 100_000) {}
+
+  /**
+   * A request has arrived: in flight until `settle`. An entry is added when its answer is sent,
+   * after any delay a fault puts before it, so a request the client gave up on (its timeout, an
+   * abort) is logged later than the client's call ends: `idle` waits for it.
+   */
+  begin(): void {
+    this.active++
+  }
+
+  /** A request `begin` counted is over (logged, or its handling ended without an answer). */
+  settle(): void {
+    this.active = Math.max(0, this.active - 1)
+    if (this.active === 0) {
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const resolve of waiters) resolve()
+    }
+  }
+
+  /** Requests arrived and not yet over. */
+  inFlight(): number {
+    return this.active
+  }
+
+  /** Resolves once no request is in flight (at once when none is): every request sent so far is logged. */
+  idle(): Promise<void> {
+    return this.active === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
 
   nextSeq(): number {
     return ++this.seq

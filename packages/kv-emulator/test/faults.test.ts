@@ -506,6 +506,29 @@ describe("fault injection", () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(400)
   })
 
+  it("a delayed request whose client gave up is in flight until answered: requests.idle waits for its log entry", async () => {
+    emulator.faults.add({
+      operation: "getLatest",
+      vault: "faulty",
+      name: "svc",
+      action: { kind: "delay", ms: 400 },
+    })
+    const since = emulator.requests.mark()
+    const gaveUp = new AbortController()
+    setTimeout(() => gaveUp.abort(), 100)
+    await expect(certificates.getCertificate("svc", { abortSignal: gaveUp.signal })).rejects.toThrow()
+    // The client's call is over; the emulator is still in its delay, and has logged nothing yet.
+    expect(emulator.requests.inFlight()).toBe(1)
+    expect(emulator.requests.entries({ vault: "faulty", operation: "getLatest", since })).toEqual([])
+    await emulator.requests.idle()
+    expect(emulator.requests.inFlight()).toBe(0)
+    expect(emulator.requests.entries({ vault: "faulty", operation: "getLatest", since })).toEqual([
+      expect.objectContaining({ fault: expect.stringMatching(/:delay$/) }),
+    ])
+    // Nothing in flight: at once.
+    await emulator.requests.idle()
+  })
+
   it("holds a request until it is released, then performs it; an unreleased hold goes on after its timeout", async () => {
     const id = emulator.faults.add({
       operation: "getLatest",
