@@ -189,7 +189,7 @@ describe("a Failed deploy's next step", () => {
     expect(lines({ _tag: "Skipped", versionId: "v1" })[1]).toBe(served)
     expect(lines({ _tag: "Failed", step: "import", error: "VaultForbidden" })[1]).toBe(served)
     expect(lines({ _tag: "Failed", step: "import", error: "VaultConflictSoftDeleted" })[1]).toBe(
-      "  no version was written; the soft-deleted certificate's recovery was sent and its answer lost; the certificate was served again, then deleted before the import",
+      "  no version was written; the soft-deleted certificate's recovery was sent and its answer lost; a read after it showed the certificate served (brought back by that recovery or another writer's, or a lagging replica's answer), and the import found the name deleted",
     )
     // Not served yet: the deploy stopped at the recovery.
     expect(lines({ _tag: "Failed", step: "soft-deleted", error: "VaultAmbiguous" })[1]).toBe(

@@ -267,6 +267,14 @@ const servedAgainWords = (trail: DeployTrail, back: CameBack, as = ""): string =
 const lostRecoveryWords =
   "this deploy's recovery was sent and its answer lost (whether it or another writer's recovery brought the certificate back is not known)"
 
+/**
+ * A recovery whose answer was lost, a read after it that showed the certificate served, then an
+ * import that met the name deleted: the read may have been a lagging replica's (nothing recovered),
+ * so neither a recovery nor a delete after it is claimed.
+ */
+const lostAnswerThenDeletedWords =
+  "this deploy's recovery was sent and its answer lost; a read after it showed the certificate served (brought back by that recovery or another writer's, or a lagging replica's answer), and the import found the name deleted"
+
 /** Whether the certificate is served again during this deploy, by its recovery or found served already. */
 const cameBack = (trail: DeployTrail): CameBack | undefined =>
   trail.recovered === "recovered" || trail.recovered === "already-served" ? trail.recovered : undefined
@@ -288,7 +296,7 @@ const importRefused = (trail: DeployTrail, failure: VaultConflictSoftDeleted | V
       back === undefined
         ? `the import was refused and nothing changed: ${failure.message}`
         : deletedAgain
-          ? `the import was refused and no version was written (${back === "recovered" ? (trail.recoveryAnswerLost ? `${lostRecoveryWords}; the certificate was served again, then deleted before the import` : "the soft-deleted certificate was recovered first, then deleted again before the import") : `${alreadyServedWords(trail)}; it was then deleted before the import`}): ${failure.message}`
+          ? `the import was refused and no version was written (${back === "recovered" ? (trail.recoveryAnswerLost ? `${lostAnswerThenDeletedWords}` : "the soft-deleted certificate was recovered first, then deleted again before the import") : `${alreadyServedWords(trail)}; it was then deleted before the import`}): ${failure.message}`
           : `the import was refused and no version was written (${servedAgainWords(trail, back)}): ${failure.message}`,
   }
 }

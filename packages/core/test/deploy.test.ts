@@ -698,6 +698,37 @@ describe("soft-deleted names: ownership before recovery, and what a recovery cha
   )
 
   it.effect(
+    "deleted after the snapshot, its recovery's answer lost, a lagging read showing it served: Failed at the import, claiming no recovery nor a delete after one",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const vault = yield* InMemoryVaultHandle
+          const old = yield* seedManaged(oldCert.material)
+          // Another writer deletes it after the snapshot: the import meets the delete (409).
+          vault.script("importVersion", Fault.foreignDelete("before"))
+          vault.script("recoverDeleted", Fault.fail("Ambiguous"))
+          // The snapshot's read, then a replica still showing what it answered.
+          vault.script("getLatest", Fault.pass, Fault.staleRead)
+          const o = expectTag(yield* runDeploy(request(newCert.material, {}, recover)), "Failed")
+          assert.strictEqual(o.step, "import")
+          assert.strictEqual(o.recovered, "unknown")
+          assert.isTrue(vault.isSoftDeleted(NAME))
+          assert.strictEqual(vault.recoveries().byPort + vault.recoveries().foreign, 0)
+          assert.isTrue(
+            o.decisions.includes(
+              `recover: answer lost; served again as ${old.versionId} (this recovery or another writer's)`,
+            ),
+          )
+          assert.include(
+            o.reason,
+            "this deploy's recovery was sent and its answer lost; a read after it showed the certificate served (brought back by that recovery or another writer's, or a lagging replica's answer), and the import found the name deleted",
+          )
+          assert.notInclude(o.reason, "served again, then deleted")
+        }),
+      ),
+  )
+
+  it.effect(
     "a recovery whose answer was lost and that is not served: Failed, says it may still complete",
     () =>
       fresh(

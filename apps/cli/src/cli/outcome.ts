@@ -158,7 +158,7 @@ const meaningOf = (o: DeployOutcome): string => {
       return o._tag === "Failed" && o.step === "soft-deleted"
         ? "no version was written; the soft-deleted certificate's recovery was sent and may still complete"
         : deletedAgain
-          ? "no version was written; the soft-deleted certificate's recovery was sent and its answer lost; the certificate was served again, then deleted before the import"
+          ? "no version was written; the soft-deleted certificate's recovery was sent and its answer lost; a read after it showed the certificate served (brought back by that recovery or another writer's, or a lagging replica's answer), and the import found the name deleted"
           : "no version was written; the soft-deleted certificate's recovery was sent and its answer lost, and the vault serves the certificate again (this recovery or another writer's brought it back)"
   }
 }

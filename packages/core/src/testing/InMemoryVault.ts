@@ -172,6 +172,8 @@ interface StoredCertificate {
 export interface CallRecord {
   readonly operation: VaultOperation
   readonly outcome: string
+  /** A `StaleRead` of the latest answered other than what the vault served then (a lagging replica). */
+  readonly stale?: true
 }
 
 export interface SeedOptions {
@@ -430,11 +432,13 @@ const make = Effect.gen(function* () {
   const callRaw = <A, E>(
     operation: VaultOperation,
     name: string | undefined,
-    body: (alter: AlterChange | undefined, stale: boolean) => Effect.Effect<A, E>,
+    body: (alter: AlterChange | undefined, stale: boolean, lagged: () => void) => Effect.Effect<A, E>,
   ): Effect.Effect<A, E | ReturnType<typeof makeError>> =>
     Effect.gen(function* () {
       const fault = faults.get(operation)?.shift()
-      const record = (outcome: string) => log.push({ operation, outcome })
+      let lagging = false
+      const record = (outcome: string) =>
+        log.push({ operation, outcome, ...(lagging ? { stale: true } : {}) })
       // The foreign writer gets the same 409 we would while the name is soft-deleted.
       if (
         fault?._tag === "ForeignImport" &&
@@ -465,6 +469,9 @@ const make = Effect.gen(function* () {
       const result = yield* body(
         fault?._tag === "Alter" ? fault.change : undefined,
         fault?._tag === "StaleRead",
+        () => {
+          lagging = true
+        },
       ).pipe(
         Effect.tapError((e) => Effect.sync(() => record(String((e as { _tag?: string })._tag ?? "error")))),
       )
@@ -482,7 +489,7 @@ const make = Effect.gen(function* () {
   const call = <A, E extends { readonly _tag: string }>(
     operation: VaultOperation,
     name: string | undefined,
-    body: (alter: AlterChange | undefined, stale: boolean) => Effect.Effect<A, E>,
+    body: (alter: AlterChange | undefined, stale: boolean, lagged: () => void) => Effect.Effect<A, E>,
   ): Effect.Effect<A, E | ReturnType<typeof makeError>> =>
     Effect.flatMap(Effect.serviceOption(Metrics), (metrics) =>
       metrics._tag === "None"
@@ -555,8 +562,9 @@ const make = Effect.gen(function* () {
 
   const vault: (typeof Vault)["Service"] = {
     getLatest: (name) =>
-      call("getLatest", name, (_alter, stale) => {
+      call("getLatest", name, (_alter, stale, lagged) => {
         const v = stale ? laggingLatest(name) : observe(name, latestOf(name))
+        if (stale && v?.versionId !== latestOf(name)?.versionId) lagged()
         return v === undefined
           ? Effect.flatMap(Clock.currentTimeMillis, (now) =>
               Effect.fail(
